@@ -1,0 +1,55 @@
+# OreMap developer commands. The two a newcomer needs: `make demo` and `make test`.
+# Both install whatever is missing first (scripts/setup.sh, idempotent).
+
+SHELL := /bin/bash
+PYTHON := $(CURDIR)/.venv/bin/python
+VERSION := $(shell sed -n 's/^version=//p' metadata.txt)
+PROFILE := $(CURDIR)/.build/qgis-profile
+
+# Environment for qgis_process and for standalone QGIS Python (see README, "Environment").
+export QT_QPA_PLATFORM := offscreen
+export PROJ_DATA := /usr/share/proj
+export XDG_RUNTIME_DIR := /tmp/runtime-$(shell id -u)
+export PATH := $(CURDIR)/.venv/bin:$(PATH)
+export QGIS_PLUGINPATH := $(CURDIR)/.build/plugins
+export QGIS_CUSTOM_CONFIG_PATH := $(PROFILE)
+export PYTHONDONTWRITEBYTECODE := 1
+
+.PHONY: help setup test test-fast demo bench package deploy clean
+
+help:
+	@echo "make demo     install what is missing, run SAM and FCLS headless on the sample AVIRIS-NG tile"
+	@echo "make test     install what is missing, run every test"
+	@echo "make bench    speed and memory benchmarks (bench/)"
+	@echo "make package  dist/oremap-$(VERSION).zip for QGIS 'Install from ZIP'"
+	@echo "make deploy   copy the plugin into your QGIS profile"
+
+setup:
+	@bash scripts/setup.sh
+	@mkdir -p -m 0700 $(XDG_RUNTIME_DIR) .build/plugins
+	@ln -sfn ../.. .build/plugins/oremap
+	@grep -qs "^oremap=true" $(PROFILE)/profiles/default/QGIS/QGIS3.ini \
+	  || qgis_process plugins enable oremap >/dev/null 2>&1 || true
+
+test: setup
+	$(PYTHON) -m pytest -q -p no:cacheprovider test
+
+test-fast: setup
+	$(PYTHON) -m pytest -q -p no:cacheprovider -m "not slow" test
+
+demo: setup
+	@bash scripts/demo.sh
+
+bench: setup
+	$(PYTHON) bench/bench_fcls.py
+	$(PYTHON) bench/bench_memory.py
+
+package:
+	@/usr/bin/python3 scripts/package.py $(VERSION)
+
+deploy:
+	@/usr/bin/python3 scripts/package.py $(VERSION) --deploy
+
+clean:
+	rm -rf .build dist demo_output .qgis-settings
+	find . -name __pycache__ -prune -exec rm -rf {} +

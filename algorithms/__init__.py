@@ -1,0 +1,11 @@
+"""OreMap's Processing algorithms, one per module.
+
+``ALGORITHMS`` lists them explicitly as (module, class); the provider imports each
+on its own, so one that fails to import is reported and skipped instead of taking
+the whole provider down.
+"""
+
+ALGORITHMS = [
+    ("sam_classify", "SamClassify"),
+    ("unmix_fcls", "UnmixFcls"),
+]

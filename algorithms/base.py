@@ -1,0 +1,358 @@
+"""The one base class of every OreMap Processing algorithm.
+
+It holds what would otherwise repeat in each algorithm: parameter helpers, help
+text generated from (parameter, text) pairs, resolution of layers to files, the
+bridge from ``QgsProcessingFeedback`` to the core's feedback, output checks and
+styling, and the translation of core errors into a ``QgsProcessingException`` that
+names the parameter at fault and the fix.
+
+A subclass declares ``NAME``, ``DISPLAY_NAME``, ``GROUP``, ``HELP``, ``PARAM_HELP``
+(``{param_name: text}``), ``OUTPUT_HELP`` and ``REFERENCES``, implements
+``initAlgorithm`` with the helpers below and ``process(parameters, context, feedback)``
+which calls the core and returns the outputs dict.
+"""
+
+import os
+import re
+
+from qgis.core import (
+    QgsCoordinateTransform,
+    QgsProcessing,
+    QgsProcessingAlgorithm,
+    QgsProcessingException,
+    QgsProcessingParameterEnum,
+    QgsProcessingParameterFeatureSource,
+    QgsProcessingParameterField,
+    QgsProcessingParameterFile,
+    QgsProcessingParameterNumber,
+    QgsProcessingParameterRasterDestination,
+    QgsProcessingParameterRasterLayer,
+    QgsProcessingParameterString,
+    QgsProcessingParameterDefinition,
+    QgsWkbTypes,
+)
+from qgis.PyQt.QtCore import QCoreApplication
+
+from ..core.errors import Cancelled, OreMapError
+from ..core.feedback import Feedback
+from ..core.raster import check_output_path, memory_budget_mb
+from . import styles
+
+GROUPS = {
+    "hyperspectral": "Hyperspectral",
+    "abundance": "Abundance",
+    "sentinel2": "Sentinel-2",
+    "geochemistry": "Geochemistry",
+    "evaluation": "Evaluation",
+}
+
+LIBRARY_FILTER = "Spectral libraries (*.sli *.hdr *.esl *.csv *.txt);;All files (*.*)"
+
+
+class QgisFeedback(Feedback):
+    """Core feedback on top of a ``QgsProcessingFeedback``."""
+
+    def __init__(self, feedback):
+        self._fb = feedback
+
+    def progress(self, percent):
+        if self._fb is not None:
+            self._fb.setProgress(float(percent))
+
+    def is_canceled(self):
+        return self._fb is not None and self._fb.isCanceled()
+
+    def info(self, message):
+        if self._fb is not None:
+            self._fb.pushInfo(message)
+
+    def warning(self, message):
+        if self._fb is not None:
+            self._fb.pushWarning(message)
+
+
+def split_names(text):
+    """Names from a parameter string: separated by ';' or new lines if any, else by commas."""
+    if not text or not text.strip():
+        return []
+    parts = re.split(r"[;\n]", text) if re.search(r"[;\n]", text) else text.split(",")
+    return [p.strip() for p in parts if p.strip()]
+
+
+def parse_number_list(text):
+    """Numbers from a comma, semicolon or whitespace separated string."""
+    return [float(v) for v in re.split(r"[,;\s]+", text.strip()) if v]
+
+
+class OreMapAlgorithm(QgsProcessingAlgorithm):
+    NAME = ""
+    DISPLAY_NAME = ""
+    GROUP = "hyperspectral"
+    TAGS = ""
+    HELP = ""
+    PARAM_HELP = {}
+    OUTPUT_HELP = {}
+    REFERENCES = []
+
+    # core error key -> parameter name of this algorithm (filled in per run where it varies)
+    CORE_PARAMETERS = {
+        "raster": "INPUT",
+        "library": "LIBRARY",
+        "spectra": "SPECTRA",
+        "wavelengths": "WAVELENGTHS",
+        "scale": "SCALE",
+        "nodata": "NODATA",
+        "method": "METHOD",
+        "mode": "MODE",
+    }
+
+    def __init__(self):
+        super().__init__()
+        self._post_processors = []
+        self._endmember_parameter = "LIBRARY"
+
+    # -- identity ---------------------------------------------------------------------
+    def tr(self, text):
+        return QCoreApplication.translate("OreMap", text)
+
+    def createInstance(self):  # noqa: N802
+        return type(self)()
+
+    def name(self):
+        return self.NAME
+
+    def displayName(self):  # noqa: N802
+        return self.tr(self.DISPLAY_NAME)
+
+    def group(self):
+        return self.tr(GROUPS[self.GROUP])
+
+    def groupId(self):  # noqa: N802
+        return self.GROUP
+
+    def tags(self):
+        return [t.strip() for t in self.TAGS.split(",") if t.strip()]
+
+    def shortDescription(self):  # noqa: N802
+        return self.HELP.split("\n\n")[0]
+
+    # -- help ---------------------------------------------------------------------------
+    def shortHelpString(self):  # noqa: N802
+        """HTML help: what it does, each parameter, each output, references."""
+        html = [f"<p>{p}</p>" for p in self.tr(self.HELP).split("\n\n")]
+        inputs = [d for d in self.parameterDefinitions() if not d.isDestination()]
+        if inputs:
+            html.append("<h3>Parameters</h3><dl>")
+            for d in inputs:
+                html.append(f"<dt><b>{d.description()}</b> (<code>{d.name()}</code>)</dt>"
+                            f"<dd>{self.tr(self.PARAM_HELP.get(d.name(), ''))}</dd>")
+            html.append("</dl>")
+        outputs = [d for d in self.parameterDefinitions() if d.isDestination()]
+        if outputs:
+            html.append("<h3>Outputs</h3><dl>")
+            for d in outputs:
+                html.append(f"<dt><b>{d.description()}</b> (<code>{d.name()}</code>)</dt>"
+                            f"<dd>{self.tr(self.OUTPUT_HELP.get(d.name(), ''))}</dd>")
+            html.append("</dl>")
+        if self.REFERENCES:
+            html.append("<h3>References</h3><ul>")
+            html += [f"<li>{r}</li>" for r in self.REFERENCES]
+            html.append("</ul>")
+        return "\n".join(html)
+
+    def helpUrl(self):  # noqa: N802
+        return "https://github.com/oremap/oremap#algorithms"
+
+    # -- parameter helpers ------------------------------------------------------------------
+    def _add(self, parameter, advanced=False):
+        if advanced:
+            parameter.setFlags(parameter.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
+        self.addParameter(parameter)
+        return parameter
+
+    def add_raster_input(self, name="INPUT", label="Hyperspectral raster"):
+        return self._add(QgsProcessingParameterRasterLayer(name, self.tr(label)))
+
+    def add_library_parameters(self, optional=False):
+        self._add(QgsProcessingParameterFile(
+            "LIBRARY", self.tr("Spectral library (ENVI .sli or CSV)"),
+            behavior=QgsProcessingParameterFile.File, fileFilter=LIBRARY_FILTER, optional=optional))
+        self._add(QgsProcessingParameterString(
+            "SPECTRA", self.tr("Spectra to use (names separated by ';' or ','; empty = all)"),
+            optional=True, multiLine=False))
+
+    def add_endmember_points(self):
+        self._add(QgsProcessingParameterFeatureSource(
+            "POINTS", self.tr("Endmember points sampled from the raster"),
+            [QgsProcessing.TypeVectorPoint], optional=True))
+        self._add(QgsProcessingParameterField(
+            "NAME_FIELD", self.tr("Endmember name field"), parentLayerParameterName="POINTS", optional=True))
+
+    def add_band_parameters(self):
+        """Advanced: wavelengths when the raster has none, extra nodata, reflectance scale."""
+        self._add(QgsProcessingParameterString(
+            "WAVELENGTHS", self.tr("Band centre wavelengths in nm (only if the raster has none)"),
+            optional=True), advanced=True)
+        self._add(QgsProcessingParameterNumber(
+            "NODATA", self.tr("Additional nodata value"), QgsProcessingParameterNumber.Double,
+            optional=True), advanced=True)
+        self._add(QgsProcessingParameterNumber(
+            "SCALE", self.tr("Reflectance scale factor (0 = automatic)"), QgsProcessingParameterNumber.Double,
+            defaultValue=0.0, minValue=0.0), advanced=True)
+
+    def add_enum(self, name, label, options, default=0):
+        return self._add(QgsProcessingParameterEnum(name, self.tr(label), options=options, defaultValue=default))
+
+    def add_raster_output(self, name, label, optional=False):
+        return self._add(QgsProcessingParameterRasterDestination(
+            name, self.tr(label), optional=optional, createByDefault=not optional))
+
+    # -- resolving parameters --------------------------------------------------------------------
+    def raster_path(self, parameters, name, context):
+        layer = self.parameterAsRasterLayer(parameters, name, context)
+        if layer is None:
+            raise self.fail(name, "No raster was given or it could not be loaded.", "Choose a raster layer.")
+        if layer.providerType() != "gdal" or not os.path.exists(layer.source().split("|")[0]):
+            raise self.fail(name, f"'{layer.name()}' is not a raster file on disk.",
+                            "Save it as GeoTIFF first (Raster > Conversion > Translate).")
+        return layer.source().split("|")[0], layer
+
+    def band_parameters(self, parameters, context):
+        """Wavelength list (nm) or None, extra nodata or None, scale or None."""
+        text = self.parameterAsString(parameters, "WAVELENGTHS", context)
+        wavelengths = None
+        if text and text.strip():
+            from ..core.wavelengths import parse_wavelength_list
+
+            wavelengths = parse_wavelength_list(text)
+        nodata = parameters.get("NODATA")
+        nodata = None if nodata in (None, "") else self.parameterAsDouble(parameters, "NODATA", context)
+        scale = self.parameterAsDouble(parameters, "SCALE", context) or None
+        return wavelengths, nodata, scale
+
+    def library(self, parameters, context, feedback):
+        """The spectral library file, subset to the chosen names."""
+        from ..core.spectral_library import read_library
+
+        path = self.parameterAsFile(parameters, "LIBRARY", context)
+        lib = read_library(path)
+        names = split_names(self.parameterAsString(parameters, "SPECTRA", context))
+        if names:
+            lib = lib.subset(names)
+        feedback.info(f"Library '{os.path.basename(path)}': {len(lib.names)} spectra: "
+                      + ", ".join(lib.names[:12]) + (" ..." if len(lib.names) > 12 else ""))
+        return lib
+
+    def endmember_points(self, parameters, context, raster_layer):
+        """World coordinates (in the raster's CRS) and names of the endmember points, or None."""
+        source = self.parameterAsSource(parameters, "POINTS", context)
+        if source is None:
+            return None
+        field = self.parameterAsString(parameters, "NAME_FIELD", context)
+        if not field:
+            raise self.fail("NAME_FIELD", "Endmember points need a name field.",
+                            "Choose the field that holds each point's endmember name.")
+        transform = None
+        if source.sourceCrs().isValid() and raster_layer.crs().isValid() and source.sourceCrs() != raster_layer.crs():
+            transform = QgsCoordinateTransform(source.sourceCrs(), raster_layer.crs(), context.transformContext())
+        xs, ys, names = [], [], []
+        for feature in source.getFeatures():
+            geometry = feature.geometry()
+            if geometry.isNull() or geometry.isEmpty():
+                continue
+            if transform is not None:
+                geometry.transform(transform)
+            parts = geometry.asMultiPoint() if QgsWkbTypes.isMultiType(geometry.wkbType()) else [geometry.asPoint()]
+            for point in parts:
+                xs.append(point.x())
+                ys.append(point.y())
+                names.append(str(feature[field]).strip() if feature[field] is not None else "")
+        if not names:
+            raise self.fail("POINTS", "The endmember point layer has no points.", "Digitise at least two points.")
+        return xs, ys, names
+
+    def reference_spectra(self, parameters, context, feedback, raster, layer):
+        """Reference spectra from the library file or from endmember points (exactly one of them).
+
+        Returns ``(library, band_info, image_bands, (nodata, scale))`` for
+        :mod:`core.mapping`: ``band_info`` for library spectra, ``image_bands`` for
+        spectra sampled from the raster.
+        """
+        from ..core import mapping
+
+        wavelengths, nodata, scale = self.band_parameters(parameters, context)
+        points = self.endmember_points(parameters, context, layer)
+        has_library = bool(self.parameterAsFile(parameters, "LIBRARY", context))
+        if points is not None and has_library:
+            raise self.fail("POINTS", "Both a spectral library and endmember points were given.",
+                            "Use one of them and leave the other empty.")
+        if points is None and not has_library:
+            raise self.fail("LIBRARY", "No reference spectra were given.",
+                            "Choose a spectral library file, or a point layer with a name field.")
+        if points is not None:
+            self._endmember_parameter = "POINTS"
+            info = mapping.image_band_info(raster, wavelengths, required=False)
+            library, bands = mapping.sample_endmembers(raster, *points, band_info=info, nodata=nodata,
+                                                       scale=scale, feedback=feedback)
+            return library, None, bands, (nodata, scale)
+        self._endmember_parameter = "LIBRARY"
+        library = self.library(parameters, context, feedback)
+        return library, mapping.image_band_info(raster, wavelengths), None, (nodata, scale)
+
+    def output_path(self, parameters, name, context, feedback):
+        """The destination file of a raster output, checked to be writable; None if skipped."""
+        if parameters.get(name) is None and self.parameterDefinition(name).flags() & \
+                QgsProcessingParameterDefinition.FlagOptional:
+            return None
+        path = self.parameterAsOutputLayer(parameters, name, context)
+        if not path:
+            return None
+        if check_output_path(path, parameter=name):
+            feedback.warning(f"{self.parameterDefinition(name).description()}: replacing existing file {path}")
+        return path
+
+    def memory_mb(self):
+        try:
+            from processing.core.ProcessingConfig import ProcessingConfig
+
+            value = ProcessingConfig.getSetting("OREMAP_MEMORY_MB")
+        except Exception:  # noqa: BLE001 - outside the Processing framework
+            value = None
+        return memory_budget_mb(value)
+
+    # -- styling -------------------------------------------------------------------------------
+    def style_output(self, context, path, style):
+        """Write a .qml next to ``path`` and apply it when Processing loads the layer."""
+        qml = styles.write_style(path, style)
+        if qml and context.willLoadLayerOnCompletion(path):
+            processor = styles.StylePostProcessor(qml)
+            self._post_processors.append(processor)  # Processing does not keep a reference
+            context.layerToLoadOnCompletionDetails(path).setPostProcessor(processor)
+
+    # -- errors ----------------------------------------------------------------------------------
+    def fail(self, name, message, fix=""):
+        """A QgsProcessingException naming parameter ``name`` (its label and id)."""
+        definition = self.parameterDefinition(name) if name else None
+        label = f"{definition.description()} ({name}): " if definition is not None else ""
+        return QgsProcessingException(f"{label}{message} {fix}".strip())
+
+    def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
+        bridge = QgisFeedback(feedback)
+        try:
+            return self.process(parameters, context, bridge)
+        except Cancelled:
+            raise QgsProcessingException(self.tr("Cancelled: no output was written."))
+        except OreMapError as exc:
+            key = exc.parameter
+            if key == "endmembers":
+                key = self._endmember_parameter
+            name = self.CORE_PARAMETERS.get(key, key)
+            if name and self.parameterDefinition(name) is None:
+                name = None
+            raise self.fail(name, exc.message, exc.fix or "")
+        except MemoryError:
+            raise QgsProcessingException(
+                self.tr("Out of memory. Lower the memory budget in Processing > Options > Providers > OreMap."))
+
+    def process(self, parameters, context, feedback):
+        raise QgsProcessingException("This algorithm does not implement process().")

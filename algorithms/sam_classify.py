@@ -1,0 +1,89 @@
+"""oremap:sam_classify - Spectral Angle Mapper / Spectral Information Divergence."""
+
+from qgis.core import QgsProcessingParameterNumber
+
+from ..core import mapping
+from .base import OreMapAlgorithm
+
+METHODS = [("sam", "Spectral Angle Mapper (SAM)"), ("sid", "Spectral Information Divergence (SID)")]
+
+
+class SamClassify(OreMapAlgorithm):
+    NAME = "sam_classify"
+    DISPLAY_NAME = "Spectral Angle Mapper classification"
+    GROUP = "hyperspectral"
+    TAGS = "sam,sid,spectral angle,mineral map,classification,hyperspectral,usgs"
+    HELP = (
+        "Maps minerals by comparing every pixel spectrum with reference spectra and assigning the best "
+        "match. SAM measures the angle between spectra (insensitive to brightness, so shade and "
+        "illumination matter little); SID measures the divergence between spectra seen as distributions.\n\n"
+        "References come from a spectral library (resampled by wavelength to the image's bands, using "
+        "the band centres and FWHM in the raster's metadata, bad bands left out) or from points on the "
+        "raster (spectra of points with the same name are averaged). The raster is processed block by "
+        "block, so scenes larger than memory work.")
+    PARAM_HELP = {
+        "INPUT": "Hyperspectral reflectance raster (GeoTIFF, ENVI, ...) with band wavelengths in its metadata "
+                 "(or give them under the advanced wavelength parameter).",
+        "LIBRARY": "ENVI spectral library (.sli with .hdr) or CSV (a wavelength column in nm or micrometres, "
+                   "then one column per spectrum). Leave empty when using endmember points.",
+        "SPECTRA": "Names of the library spectra to use, e.g. 'Kaolinite CM9; Alunite GDS84'. A unique start "
+                   "of a name is enough and case does not matter. Empty: every spectrum of the library.",
+        "POINTS": "Instead of a library: point layer on the raster; each point's pixel spectrum becomes a "
+                  "reference, averaged over points with the same name.",
+        "NAME_FIELD": "Field of the point layer holding the class (mineral) name.",
+        "METHOD": "SAM (angle, radians) or SID (divergence).",
+        "THRESHOLD": "Largest angle in radians (SAM) or divergence (SID) still accepted; pixels whose best "
+                     "match is worse are unclassified (class 0). 0 = no limit. Typical SAM values: 0.05-0.15.",
+        "WAVELENGTHS": "Band centres in nm, comma separated, one per band; only needed when the raster "
+                       "carries no wavelength metadata.",
+        "NODATA": "A value to treat as nodata in addition to the raster's own nodata (any band equal to it "
+                  "masks the pixel). NaN is always nodata.",
+        "SCALE": "Divisor turning stored values into reflectance (10000 for 0-10000 integers). 0: from the "
+                 "raster's scale/offset metadata or ENVI 'reflectance scale factor', else guessed for integer "
+                 "rasters (logged). SAM itself does not depend on it; SID does not either.",
+    }
+    OUTPUT_HELP = {
+        "OUTPUT_CLASSES": "Class raster: 1..n = the reference spectra in order (names and colours in the layer "
+                          "style and the GeoTIFF colour table), 0 = unclassified, 255 = nodata.",
+        "OUTPUT_SCORE": "Best angle (radians) or divergence per pixel: low values are good matches.",
+    }
+    REFERENCES = [
+        "Kruse, F. A. et al. (1993). The Spectral Image Processing System (SIPS). Remote Sensing of "
+        "Environment 44, 145-163.",
+        "Chang, C.-I. (2000). An information-theoretic approach to spectral variability, similarity, and "
+        "discrimination for hyperspectral image analysis. IEEE Trans. Inf. Theory 46(5), 1927-1932.",
+        "Kokaly, R. F. et al. (2017). USGS Spectral Library Version 7. USGS Data Series 1035.",
+    ]
+
+    def initAlgorithm(self, config=None):  # noqa: N802
+        self.add_raster_input()
+        self.add_library_parameters(optional=True)
+        self.add_endmember_points()
+        self.add_enum("METHOD", "Method", [label for _, label in METHODS])
+        self._add(QgsProcessingParameterNumber(
+            "THRESHOLD", self.tr("Maximum angle (rad) or divergence; 0 = no limit"),
+            QgsProcessingParameterNumber.Double, defaultValue=0.0, minValue=0.0))
+        self.add_band_parameters()
+        self.add_raster_output("OUTPUT_CLASSES", "Class raster")
+        self.add_raster_output("OUTPUT_SCORE", "Best angle / divergence raster", optional=True)
+
+    def process(self, parameters, context, feedback):
+        raster, layer = self.raster_path(parameters, "INPUT", context)
+        references, band_info, image_bands, (nodata, scale) = self.reference_spectra(
+            parameters, context, feedback, raster, layer)
+        method = METHODS[self.parameterAsEnum(parameters, "METHOD", context)][0]
+        class_path = self.output_path(parameters, "OUTPUT_CLASSES", context, feedback)
+        score_path = self.output_path(parameters, "OUTPUT_SCORE", context, feedback)
+        stats = mapping.sam_map(
+            raster, references, class_path, score_path, method=method,
+            threshold=self.parameterAsDouble(parameters, "THRESHOLD", context) or None,
+            band_info=band_info, image_bands=image_bands, scale=scale, nodata=nodata,
+            memory_mb=self.memory_mb(), feedback=feedback)
+        for name, count in stats["class_counts"].items():
+            feedback.info(f"  {name}: {count} pixels")
+        self.style_output(context, class_path, {"kind": "classes", "legend": stats["legend"]})
+        results = {"OUTPUT_CLASSES": class_path, "VALID_PIXELS": stats["valid_pixels"]}
+        if score_path:
+            self.style_output(context, score_path, {"kind": "ramp", "ramp": "Viridis", "invert": True})
+            results["OUTPUT_SCORE"] = score_path
+        return results

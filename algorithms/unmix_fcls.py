@@ -1,0 +1,78 @@
+"""oremap:unmix_fcls - fully constrained linear spectral unmixing."""
+
+from ..core import mapping
+from .base import OreMapAlgorithm
+
+MODES = [
+    ("fcls", "Fully constrained: abundances >= 0 and summing exactly to 1"),
+    ("nn_closed", "Non-negative, then closed to sum 1 (scale-invariant, for shade or brightness differences)"),
+]
+
+
+class UnmixFcls(OreMapAlgorithm):
+    NAME = "unmix_fcls"
+    DISPLAY_NAME = "Fully constrained linear unmixing"
+    GROUP = "abundance"
+    TAGS = "fcls,unmixing,abundance,endmember,linear mixing,hyperspectral,nnls"
+    HELP = (
+        "Estimates, for every pixel, the fractions of a set of endmember spectra whose linear mixture best "
+        "reproduces the pixel spectrum (least squares), with the fractions non-negative and summing to one. "
+        "The solver is exact (an active-set method whose optimality conditions are checked) and works on "
+        "all pixels of a block at once.\n\n"
+        "Strict mode assumes the endmembers have the brightness of the image (same calibration, no shade). "
+        "When they do not (laboratory spectra against a shaded scene, say) use the non-negative-then-closed "
+        "mode: a non-negative fit with free scale, divided by its sum, which does not depend on brightness.\n\n"
+        "Endmembers come from a spectral library (resampled by wavelength to the image's bands) or from "
+        "named points on the raster.")
+    PARAM_HELP = {
+        "INPUT": "Hyperspectral reflectance raster with band wavelengths in its metadata (or under the "
+                 "advanced wavelength parameter when endmembers come from a library).",
+        "LIBRARY": "ENVI spectral library (.sli with .hdr) or CSV with the endmember spectra. Leave empty when "
+                   "using endmember points.",
+        "SPECTRA": "Names of the library spectra to use as endmembers (at least 2; ';' or ',' separated; "
+                   "a unique start of a name is enough). Empty: every spectrum of the library.",
+        "POINTS": "Instead of a library: points on the raster; the pixel spectra of points with the same "
+                  "name are averaged into one endmember.",
+        "NAME_FIELD": "Field of the point layer holding the endmember name.",
+        "MODE": "Strict fully constrained, or non-negative then closed (scale-invariant).",
+        "WAVELENGTHS": "Band centres in nm, comma separated, one per band; only needed when the raster "
+                       "carries no wavelength metadata.",
+        "NODATA": "A value to treat as nodata in addition to the raster's own nodata.",
+        "SCALE": "Divisor turning stored values into reflectance (10000 for 0-10000 integers). 0: from "
+                 "metadata, else guessed for integer rasters (logged). Strict mode needs reflectance on the "
+                 "same scale as the endmembers.",
+    }
+    OUTPUT_HELP = {
+        "OUTPUT": "Float32 raster: one abundance band per endmember (0-1, band names = endmember names) "
+                  "and a last band 'RMSE', the root-mean-square residual of the fit in reflectance units "
+                  "(high values point at missing endmembers).",
+    }
+    REFERENCES = [
+        "Heinz, D. C. and Chang, C.-I. (2001). Fully constrained least squares linear spectral mixture "
+        "analysis method for material quantification in hyperspectral imagery. IEEE TGRS 39(3), 529-545.",
+        "Lawson, C. L. and Hanson, R. J. (1974). Solving Least Squares Problems. Prentice-Hall.",
+        "Keshava, N. and Mustard, J. F. (2002). Spectral unmixing. IEEE Signal Processing Magazine 19(1), 44-57.",
+    ]
+
+    def initAlgorithm(self, config=None):  # noqa: N802
+        self.add_raster_input()
+        self.add_library_parameters(optional=True)
+        self.add_endmember_points()
+        self.add_enum("MODE", "Constraint", [label for _, label in MODES])
+        self.add_band_parameters()
+        self.add_raster_output("OUTPUT", "Abundances")
+
+    def process(self, parameters, context, feedback):
+        raster, layer = self.raster_path(parameters, "INPUT", context)
+        endmembers, band_info, image_bands, (nodata, scale) = self.reference_spectra(
+            parameters, context, feedback, raster, layer)
+        out_path = self.output_path(parameters, "OUTPUT", context, feedback)
+        stats = mapping.unmix_map(
+            raster, endmembers, out_path, mode=MODES[self.parameterAsEnum(parameters, "MODE", context)][0],
+            band_info=band_info, image_bands=image_bands, scale=scale, nodata=nodata,
+            memory_mb=self.memory_mb(), feedback=feedback)
+        for name, value in stats["mean_abundance"].items():
+            feedback.info(f"  mean abundance {name}: {value:.3f}")
+        feedback.info(f"  mean RMSE: {stats['mean_rmse']:.4g}")
+        self.style_output(context, out_path, {"kind": "ramp", "band": 1, "ramp": "Viridis", "min": 0.0, "max": 1.0})
+        return {"OUTPUT": out_path, "VALID_PIXELS": stats["valid_pixels"]}

@@ -1,0 +1,240 @@
+"""Whole-raster mineral mapping: SAM/SID classification and linear unmixing.
+
+These functions join the pieces (wavelength matching, the block engine, the
+per-pixel science) so that the Processing algorithms and plain Python scripts do
+the same thing::
+
+    from oremap.core import mapping, spectral_library
+    lib = spectral_library.read_library("minerals.sli").subset(["Kaolinite", "Alunite"])
+    mapping.sam_map("cube.tif", lib, "classes.tif", "angles.tif")
+"""
+
+import json
+
+import numpy as np
+
+from . import sam, unmixing
+from .colors import UNCLASSIFIED, class_colours, hex_colour
+from .errors import OreMapError
+from .feedback import ensure
+from .raster import OutputSpec, RasterSource, class_nodata, class_raster_dtype, run_pixelwise
+from .spectral_library import library_from_points
+from .wavelengths import BandInfo, band_info_from_raster
+
+SCORE_NODATA = -9999.0
+ABUNDANCE_NODATA = -9999.0
+
+
+def image_band_info(raster_path, wavelengths=None, fwhm=None, required=True):
+    """Band centres of a raster: from ``wavelengths`` (nm) when given, else its metadata.
+
+    Raises :class:`OreMapError` (parameter ``"wavelengths"``) when neither gives one
+    wavelength per band and ``required`` is True; returns None then otherwise.
+    """
+    import rasterio
+
+    with rasterio.open(raster_path) as ds:
+        count = ds.count
+        info = band_info_from_raster(ds)
+    if wavelengths is not None and len(wavelengths):
+        wavelengths = np.asarray(wavelengths, dtype=float)
+        if wavelengths.size != count:
+            raise OreMapError(f"{wavelengths.size} wavelengths were given for a raster of {count} bands.",
+                              "wavelengths", "Give exactly one wavelength per band, in nm.")
+        bad = info.bad if info is not None and info.n_bands == count else np.zeros(count, bool)
+        fwhm = None if fwhm is None else np.asarray(fwhm, dtype=float)
+        return BandInfo(centers=wavelengths, fwhm=fwhm, bad=bad)
+    if info is None and required:
+        raise OreMapError(
+            "The raster has no wavelength metadata, so library spectra cannot be matched to its bands.",
+            "wavelengths",
+            "Enter the band centre wavelengths (nm, comma separated) in the wavelength parameter, "
+            "or use endmembers sampled from the raster itself.")
+    return info
+
+
+def match_library(library, band_info, min_bands=2, feedback=None):
+    """Resample ``library`` to the image bands and choose the bands to compare on.
+
+    Returns
+    -------
+    bands : list of int
+        1-based image bands that are good (bad-band list) and covered by every spectrum.
+    references : ndarray (n_spectra, len(bands))
+    """
+    feedback = ensure(feedback)
+    library.check_unique_names()
+    resampled = library.resample(band_info)
+    covered = np.all(np.isfinite(resampled.spectra), axis=0)
+    usable = covered & ~np.asarray(band_info.bad, dtype=bool)
+    n_usable = int(usable.sum())
+    lo, hi = np.nanmin(library.wavelengths), np.nanmax(library.wavelengths)
+    if n_usable == 0:
+        raise OreMapError(
+            f"The library ({lo:.0f}-{hi:.0f} nm) does not overlap the image's good bands "
+            f"({band_info.centers.min():.0f}-{band_info.centers.max():.0f} nm).",
+            "library", "Use a library that covers the image's wavelength range, or check the wavelength units.")
+    if n_usable < min_bands:
+        raise OreMapError(
+            f"Only {n_usable} image bands are covered by the library, {min_bands} are needed.",
+            "library", "Use a library that covers more of the image's wavelength range.")
+    n_bad = int(np.asarray(band_info.bad, dtype=bool).sum())
+    feedback.info(f"Comparing on {n_usable} of {band_info.n_bands} bands "
+                  f"({n_bad} bad bands, {int((~covered).sum())} not covered by the library).")
+    bands = [int(i) + 1 for i in np.flatnonzero(usable)]
+    return bands, resampled.spectra[:, usable]
+
+
+def reference_matrix(raster_path, spectra, band_info=None, image_bands=None, min_bands=2, feedback=None):
+    """Reference spectra as a matrix on the image bands to compare on.
+
+    ``spectra`` sampled from the raster itself come with ``image_bands`` (the 1-based
+    bands they were read from) and are used as they are; library spectra are
+    resampled by wavelength to ``band_info`` (read from the raster when None).
+    Returns ``(bands, matrix (n_spectra, len(bands)))``.
+    """
+    if image_bands is not None:
+        spectra.check_unique_names()
+        return list(image_bands), np.asarray(spectra.spectra, dtype=float)
+    band_info = band_info or image_band_info(raster_path)
+    return match_library(spectra, band_info, min_bands=min_bands, feedback=feedback)
+
+
+def sample_endmembers(raster_path, xs, ys, names, band_info=None, nodata=None, scale=None, feedback=None):
+    """Endmember spectra averaged over points on the raster (same names averaged).
+
+    Bad bands (from ``band_info`` or the raster's metadata) are left out; the
+    reflectance scaling is the one the block engine applies to the same raster.
+    Returns ``(library, image_bands)``.
+    """
+    feedback = ensure(feedback)
+    if band_info is None:
+        band_info = image_band_info(raster_path, required=False)
+    with RasterSource(raster_path, nodata=nodata, scale=scale) as src:
+        gain, bias, count = src.gain, src.bias, src.dataset.count
+    if band_info is not None and band_info.n_bands == count:
+        bands = [int(i) + 1 for i in np.flatnonzero(~np.asarray(band_info.bad, dtype=bool))]
+    else:
+        bands = list(range(1, count + 1))
+    library = library_from_points(raster_path, list(zip(xs, ys)), names, scale=gain, offset=bias,
+                                  nodata=nodata, band_indexes=bands)
+    feedback.info(f"{len(names)} endmember points give {len(library.names)} endmembers: "
+                  + ", ".join(library.names))
+    return library, bands
+
+
+def _class_output(path, names, what):
+    n = len(names)
+    colours = class_colours(names)
+    colormap = {0: UNCLASSIFIED + (255,)}
+    colormap.update({i + 1: tuple(c) + (255,) for i, c in enumerate(colours)})
+    legend = [{"value": 0, "name": "Unclassified", "color": hex_colour(UNCLASSIFIED)}]
+    legend += [{"value": i + 1, "name": nm, "color": hex_colour(c)} for i, (nm, c) in enumerate(zip(names, colours))]
+    spec = OutputSpec(path=path, band_names=[what], dtype=class_raster_dtype(n), nodata=class_nodata(n),
+                      colormap=colormap, tags={"OREMAP_CLASSES": json.dumps(legend)})
+    return spec, legend
+
+
+def sam_map(raster_path, library, class_path, score_path=None, method="sam", threshold=None,
+            band_info=None, image_bands=None, scale=None, nodata=None, memory_mb=None, feedback=None):
+    """Classify a hyperspectral raster by SAM or SID against a spectral library.
+
+    Parameters
+    ----------
+    raster_path : str
+    library : SpectralLibrary
+        Reference spectra (any wavelength sampling: they are resampled to the image).
+    class_path : str
+        Output class raster: 1..n = library spectra in order, 0 = unclassified.
+    score_path : str, optional
+        Output raster of the best angle (radians) or divergence.
+    method : {"sam", "sid"}
+    threshold : float, optional
+        Largest accepted angle (radians) / divergence; worse pixels are unclassified.
+    band_info, image_bands :
+        See :func:`reference_matrix`.
+
+    Returns
+    -------
+    dict with ``legend`` (list of class dicts), ``class_counts`` and engine stats.
+    """
+    feedback = ensure(feedback)
+    bands, refs = reference_matrix(raster_path, library, band_info, image_bands, feedback=feedback)
+    label = "SAM class" if method == "sam" else "SID class"
+    class_spec, legend = _class_output(class_path, library.names, label)
+    outputs = [class_spec]
+    if score_path:
+        what = "spectral angle (rad)" if method == "sam" else "spectral information divergence"
+        outputs.append(OutputSpec(score_path, [what], "float32", SCORE_NODATA,
+                                  tags={"OREMAP_METHOD": method}))
+    counts = np.zeros(len(library.names) + 1, dtype=np.int64)
+
+    def per_block(pixels):
+        classes, score = sam.classify(pixels, refs, method=method, threshold=threshold)
+        counts[:] += np.bincount(classes, minlength=counts.size)
+        return (classes, score) if score_path else (classes,)
+
+    with RasterSource(raster_path, bands=bands, nodata=nodata, scale=scale, feedback=feedback) as src:
+        stats = run_pixelwise(src, outputs, per_block, memory_mb=memory_mb,
+                              work_bytes_per_pixel=8 * 3 * len(library.names), feedback=feedback)
+    stats["class_counts"] = {"Unclassified": int(counts[0]),
+                             **{n: int(c) for n, c in zip(library.names, counts[1:])}}
+    stats["bands_used"] = len(bands)
+    stats["legend"] = legend
+    return stats
+
+
+UNMIX_MODES = {
+    "fcls": "fully constrained (abundances >= 0, sum exactly 1)",
+    "nn_closed": "non-negative, then closed to sum 1 (scale-invariant)",
+}
+
+
+def unmix_map(raster_path, endmembers, out_path, mode="fcls", band_info=None, image_bands=None,
+              scale=None, nodata=None, memory_mb=None, feedback=None):
+    """Unmix every pixel into endmember abundances.
+
+    Parameters
+    ----------
+    endmembers : SpectralLibrary
+        Endmember spectra, see :func:`reference_matrix` for ``band_info`` and
+        ``image_bands``.
+    out_path : str
+        Output raster: one float32 abundance band per endmember (described by its
+        name) and a last band with the residual RMSE of the fit.
+    mode : {"fcls", "nn_closed"}
+
+    Returns
+    -------
+    dict with ``mean_abundance`` per endmember, ``mean_rmse`` and engine stats.
+    """
+    feedback = ensure(feedback)
+    if mode not in UNMIX_MODES:
+        raise OreMapError(f"Unknown unmixing mode '{mode}'.", "mode", f"Use one of {sorted(UNMIX_MODES)}.")
+    names = list(endmembers.names)
+    if len(names) < 2:
+        raise OreMapError(f"Unmixing needs at least 2 endmembers, {len(names)} given.", "endmembers",
+                          "Choose more spectra (or more named points).")
+    bands, E = reference_matrix(raster_path, endmembers, band_info, image_bands, min_bands=len(names),
+                                feedback=feedback)
+    unmixing.check_endmembers(E.T, names)
+    feedback.info(f"Unmixing with {len(names)} endmembers on {len(bands)} bands, mode: {UNMIX_MODES[mode]}.")
+    sums = np.zeros(len(names) + 1)
+
+    def per_block(pixels):
+        abundances, rmse = unmixing.unmix(pixels, E.T, mode=mode)
+        good = np.isfinite(abundances).all(axis=1)
+        sums[:-1] += abundances[good].sum(axis=0)
+        sums[-1] += rmse[good].sum()
+        return (np.column_stack([abundances, rmse]),)
+
+    out = OutputSpec(out_path, names + ["RMSE"], "float32", ABUNDANCE_NODATA,
+                     tags={"OREMAP_UNMIXING_MODE": mode, "OREMAP_ENDMEMBERS": json.dumps(names)})
+    with RasterSource(raster_path, bands=bands, nodata=nodata, scale=scale, feedback=feedback) as src:
+        stats = run_pixelwise(src, [out], per_block, memory_mb=memory_mb,
+                              work_bytes_per_pixel=8 * (4 * len(names) + 2 * len(bands)), feedback=feedback)
+    n = max(stats["valid_pixels"], 1)
+    stats["mean_abundance"] = {name: float(s / n) for name, s in zip(names, sums[:-1])}
+    stats["mean_rmse"] = float(sums[-1] / n)
+    stats["bands_used"] = len(bands)
+    return stats

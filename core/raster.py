@@ -1,0 +1,373 @@
+"""The raster block engine: stream a raster window by window under a memory budget.
+
+Every per-pixel algorithm in OreMap runs through :func:`run_pixelwise`: the source
+raster is read in full-width strips (or tiles, for very wide rasters) sized from a
+memory budget, invalid pixels are masked (source nodata, NaN/inf, an optional user
+nodata value), the valid pixels of each block are handed to a function as a plain
+``(n_pixels, n_bands)`` float32 matrix, and its results are scattered back into
+tiled, compressed GeoTIFFs that carry the source CRS, geotransform (rotation
+included), band descriptions and an explicit nodata value.
+
+Outputs are written to temporary files next to the destinations and moved into
+place only when every block succeeded; an error or a cancellation removes them, so
+nothing half-written is ever left behind.
+"""
+
+import os
+from dataclasses import dataclass, field
+
+import numpy as np
+import rasterio
+from rasterio.windows import Window
+
+from .errors import Cancelled, OreMapError
+from .feedback import ensure
+
+DEFAULT_MEMORY_MB = 512
+"""Memory budget of one algorithm run, unless the caller or ``OREMAP_MEMORY_MB`` says otherwise."""
+
+PARTIAL_SUFFIX = ".oremap-partial.tif"
+
+
+def memory_budget_mb(value=None):
+    """The memory budget in MB: ``value`` if given, else ``$OREMAP_MEMORY_MB``, else 512."""
+    if value:
+        return float(value)
+    env = os.environ.get("OREMAP_MEMORY_MB")
+    return float(env) if env else float(DEFAULT_MEMORY_MB)
+
+
+# --------------------------------------------------------------------------------------
+# Source
+# --------------------------------------------------------------------------------------
+class RasterSource:
+    """A raster opened for block reading, with its masking and reflectance scaling.
+
+    Parameters
+    ----------
+    path : str
+        Any GDAL-readable raster (GeoTIFF, ENVI, VRT, ...).
+    bands : sequence of int, optional
+        1-based indexes of the bands to read (e.g. the good bands); all by default.
+    nodata : float, optional
+        Extra nodata value given by the user, masked in addition to the source's own.
+    scale : float, optional
+        Reflectance scale factor: reflectance = raw / scale (10000 for 0-10000
+        integers). ``None`` or 0 picks it automatically, see :func:`detect_scale`.
+    """
+
+    def __init__(self, path, bands=None, nodata=None, scale=None, feedback=None):
+        feedback = ensure(feedback)
+        if not path or not os.path.exists(path):
+            raise OreMapError(f"Raster '{path}' does not exist.", "raster", "Choose an existing raster file.")
+        try:
+            self.dataset = rasterio.open(path)
+        except rasterio.errors.RasterioIOError as exc:
+            raise OreMapError(f"Cannot read raster '{path}': {exc}.", "raster",
+                              "Choose a raster GDAL can open (GeoTIFF, ENVI, ...).") from exc
+        ds = self.dataset
+        self.path = path
+        self.bands = list(range(1, ds.count + 1)) if bands is None else [int(b) for b in bands]
+        if not self.bands:
+            raise OreMapError("No bands left to read.", "raster", "Check the bad-band list.")
+        if min(self.bands) < 1 or max(self.bands) > ds.count:
+            raise OreMapError(f"Band indexes must lie within 1-{ds.count}.", "raster")
+        self.nodata_values = sorted({v for v in ds.nodatavals if v is not None}
+                                    | ({float(nodata)} if nodata is not None else set()))
+        self.gain, self.bias, how = detect_scale(ds, scale, self.bands)
+        if how:
+            feedback.info(how)
+
+    # geometry ----------------------------------------------------------------------
+    @property
+    def width(self):
+        return self.dataset.width
+
+    @property
+    def height(self):
+        return self.dataset.height
+
+    @property
+    def n_bands(self):
+        return len(self.bands)
+
+    @property
+    def crs(self):
+        return self.dataset.crs
+
+    @property
+    def transform(self):
+        return self.dataset.transform
+
+    def close(self):
+        self.dataset.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    # reading -----------------------------------------------------------------------
+    def read(self, window):
+        """Read one window.
+
+        Returns
+        -------
+        data : ndarray of float32, shape (rows, cols, n_bands)
+            Reflectance (scaled); undefined where ``valid`` is False.
+        valid : ndarray of bool, shape (rows, cols)
+            False where any band is nodata, NaN or infinite.
+        """
+        raw = self.dataset.read(self.bands, window=window)  # (bands, rows, cols), native dtype
+        invalid = np.zeros(raw.shape[1:], dtype=bool)
+        for value in self.nodata_values:
+            # Compare in the native type, so a huge nodata value never overflows a cast.
+            if np.issubdtype(raw.dtype, np.integer):
+                info = np.iinfo(raw.dtype)
+                if not (info.min <= value <= info.max) or value != int(value):
+                    continue
+            invalid |= np.any(raw == np.asarray(value).astype(raw.dtype), axis=0)
+        data = np.moveaxis(raw, 0, -1).astype(np.float32, copy=False)
+        if np.issubdtype(raw.dtype, np.floating):
+            invalid |= ~np.all(np.isfinite(data), axis=-1)
+        if self.gain != 1.0 or self.bias != 0.0:
+            data = data * np.float32(self.gain) + np.float32(self.bias)
+        return data, ~invalid
+
+    def read_pixels(self, rows, cols):
+        """Reflectance of individual pixels (0-based row/col arrays) -> (n, n_bands) float64 with
+        NaN for invalid pixels."""
+        rows = np.asarray(rows, dtype=int)
+        cols = np.asarray(cols, dtype=int)
+        out = np.full((rows.size, self.n_bands), np.nan)
+        for i, (r, c) in enumerate(zip(rows, cols)):
+            data, valid = self.read(Window(int(c), int(r), 1, 1))
+            if valid[0, 0]:
+                out[i] = data[0, 0]
+        return out
+
+
+def detect_scale(dataset, scale, bands):
+    """Find how raw values turn into reflectance: ``reflectance = raw * gain + bias``.
+
+    Order: a user ``scale`` (divisor) > GDAL's band scale/offset > the ENVI header's
+    ``reflectance scale factor`` > for integer rasters, a sample of the data: values
+    above 100 are taken as reflectance x 10000 (and logged). Returns ``(gain, bias,
+    message)``; message is empty when nothing needed saying.
+    """
+    if scale:
+        if scale < 0:
+            raise OreMapError("The reflectance scale factor must be positive.", "scale",
+                              "Use e.g. 10000 for reflectance stored as 0-10000, or 0 for automatic.")
+        return 1.0 / float(scale), 0.0, f"Reflectance = value / {scale:g} (user setting)."
+    gains = [dataset.scales[b - 1] for b in bands]
+    biases = [dataset.offsets[b - 1] for b in bands]
+    if any(g not in (None, 1.0) for g in gains) or any(o not in (None, 0.0) for o in biases):
+        if len(set(gains)) > 1 or len(set(biases)) > 1:
+            raise OreMapError("Bands have different scale/offset metadata; OreMap needs one for all bands.",
+                              "scale", "Set the reflectance scale factor explicitly.")
+        gain, bias = float(gains[0] or 1.0), float(biases[0] or 0.0)
+        return gain, bias, f"Reflectance = value x {gain:g} + {bias:g} (raster scale/offset metadata)."
+    envi = dataset.tags(ns="ENVI")
+    factor = envi.get("reflectance_scale_factor") or envi.get("reflectance scale factor")
+    if factor:
+        try:
+            factor = float(factor)
+        except ValueError:
+            factor = None
+        if factor and factor != 1.0:
+            return 1.0 / factor, 0.0, f"Reflectance = value / {factor:g} (ENVI reflectance scale factor)."
+    if np.issubdtype(np.dtype(dataset.dtypes[bands[0] - 1]), np.integer):
+        h = max(1, min(dataset.height, 64))
+        w = max(1, min(dataset.width, 64))
+        sample = dataset.read(bands[: min(len(bands), 32)], out_shape=(min(len(bands), 32), h, w))
+        nodata = {v for v in dataset.nodatavals if v is not None}
+        values = sample[~np.isin(sample, list(nodata))] if nodata else sample.ravel()
+        if values.size and np.percentile(values, 99) > 100:
+            return 1e-4, 0.0, ("Integer raster without scale metadata: reflectance taken as value / 10000. "
+                               "Set the reflectance scale factor if that is wrong.")
+    return 1.0, 0.0, ""
+
+
+# --------------------------------------------------------------------------------------
+# Outputs
+# --------------------------------------------------------------------------------------
+@dataclass
+class OutputSpec:
+    """One output raster of :func:`run_pixelwise`.
+
+    ``band_names`` gives the number of bands and their descriptions. ``colormap``
+    (``{value: (r, g, b)}`` or ``(r, g, b, a)``) is written as a GDAL colour table of
+    a single-band integer raster; ``band_tags`` and ``tags`` become GeoTIFF metadata.
+    """
+
+    path: str
+    band_names: list
+    dtype: str = "float32"
+    nodata: float = -9999.0
+    colormap: dict = None
+    band_tags: list = None
+    tags: dict = field(default_factory=dict)
+
+    @property
+    def count(self):
+        return len(self.band_names)
+
+
+def check_output_path(path, overwrite=True, parameter="output"):
+    """Raise :class:`OreMapError` unless ``path`` can be written.
+
+    Returns True when an existing file will be replaced (the caller says so in the log).
+    """
+    if not path:
+        raise OreMapError("No output file given.", parameter, "Choose where to save the output.")
+    folder = os.path.dirname(os.path.abspath(path)) or "."
+    if not os.path.isdir(folder):
+        raise OreMapError(f"Folder '{folder}' does not exist.", parameter, "Choose an existing folder.")
+    if not os.access(folder, os.W_OK):
+        raise OreMapError(f"Folder '{folder}' is not writable.", parameter,
+                          "Choose a folder you can write to.")
+    exists = os.path.exists(path)
+    if exists and not overwrite:
+        raise OreMapError(f"'{path}' already exists.", parameter, "Choose a new file name or allow overwriting.")
+    if exists and not os.access(path, os.W_OK):
+        raise OreMapError(f"'{path}' exists and cannot be replaced.", parameter, "Choose another file name.")
+    return exists
+
+
+def _creation_options(spec, width, height):
+    dtype = np.dtype(spec.dtype)
+    predictor = 3 if np.issubdtype(dtype, np.floating) else 2
+    if dtype.itemsize == 1:
+        predictor = 1
+    return dict(
+        driver="GTiff", width=width, height=height, count=spec.count, dtype=spec.dtype,
+        nodata=spec.nodata, tiled=True, blockxsize=256, blockysize=256, compress="deflate",
+        predictor=predictor, bigtiff="if_safer", num_threads="all_cpus",
+        interleave="pixel" if spec.count <= 8 else "band",
+    )
+
+
+def _open_output(spec, source, tmp_path):
+    profile = _creation_options(spec, source.width, source.height)
+    dst = rasterio.open(tmp_path, "w", crs=source.crs, transform=source.transform, **profile)
+    for i, name in enumerate(spec.band_names, start=1):
+        dst.set_band_description(i, str(name))
+        if spec.band_tags:
+            dst.update_tags(i, **{k: str(v) for k, v in spec.band_tags[i - 1].items()})
+    if spec.tags:
+        dst.update_tags(**{k: str(v) for k, v in spec.tags.items()})
+    if spec.colormap and spec.count == 1:
+        dst.write_colormap(1, {int(k): tuple(v) for k, v in spec.colormap.items()})
+    return dst
+
+
+def _remove_quietly(path):
+    for p in (path, path + ".aux.xml"):
+        try:
+            os.remove(p)
+        except OSError:
+            pass
+
+
+# --------------------------------------------------------------------------------------
+# Engine
+# --------------------------------------------------------------------------------------
+def block_windows(width, height, bytes_per_pixel, memory_mb):
+    """Split a width x height raster into windows that each need at most ``memory_mb``.
+
+    Full-width strips when one row fits the budget (rows a multiple of 256 when
+    possible, matching the output tiles), otherwise tiles of 256-column multiples.
+    """
+    budget = max(float(memory_mb), 1e-6) * 1024 * 1024
+    row_bytes = width * bytes_per_pixel
+    if row_bytes <= budget:
+        rows = int(budget // row_bytes)
+        if rows >= 256:
+            rows -= rows % 256
+        rows = max(1, min(rows, height))
+        return [Window(0, r, width, min(rows, height - r)) for r in range(0, height, rows)]
+    cols = int(budget // bytes_per_pixel)
+    if cols >= 256:
+        cols -= cols % 256
+    cols = max(1, cols)
+    return [Window(c, r, min(cols, width - c), 1) for r in range(height) for c in range(0, width, cols)]
+
+
+def run_pixelwise(source, outputs, func, memory_mb=None, work_bytes_per_pixel=0, feedback=None):
+    """Apply ``func`` to every valid pixel of ``source``, block by block.
+
+    Parameters
+    ----------
+    source : RasterSource
+    outputs : list of OutputSpec
+    func : callable
+        ``func(pixels)`` gets a float32 array ``(n_valid, n_bands)`` and returns one
+        array per output, each ``(n_valid, output.count)`` (or ``(n_valid,)`` for a
+        single band). Invalid pixels get each output's nodata value.
+    memory_mb : float, optional
+        Memory budget; see :func:`memory_budget_mb`.
+    work_bytes_per_pixel : int
+        What ``func`` itself allocates per pixel, so blocks are sized honestly.
+    feedback : Feedback, optional
+        Progress per block; cancellation removes every partial output.
+
+    Returns
+    -------
+    dict
+        ``{"valid_pixels": int, "blocks": int}``.
+    """
+    feedback = ensure(feedback)
+    memory_mb = memory_budget_mb(memory_mb)
+    in_bytes = source.n_bands * (np.dtype(source.dataset.dtypes[0]).itemsize + 2 * 4) + 1
+    out_bytes = sum(o.count * (np.dtype(o.dtype).itemsize + 8) for o in outputs)
+    per_pixel = in_bytes + out_bytes + int(work_bytes_per_pixel)
+    windows = block_windows(source.width, source.height, per_pixel, memory_mb)
+
+    tmp_paths = [o.path + PARTIAL_SUFFIX for o in outputs]
+    datasets = []
+    n_valid = 0
+    try:
+        for spec, tmp in zip(outputs, tmp_paths):
+            datasets.append(_open_output(spec, source, tmp))
+        for i, window in enumerate(windows):
+            feedback.check()
+            data, valid = source.read(window)
+            results = func(data[valid]) if valid.any() else None
+            if results is not None and not isinstance(results, (list, tuple)):
+                results = (results,)
+            for j, (spec, dst) in enumerate(zip(outputs, datasets)):
+                block = np.full((spec.count,) + valid.shape, spec.nodata, dtype=spec.dtype)
+                if results is not None:
+                    values = np.asarray(results[j]).reshape(int(valid.sum()), spec.count)
+                    block[:, valid] = values.T.astype(spec.dtype, copy=False)
+                dst.write(block, window=window)
+            n_valid += int(valid.sum())
+            feedback.progress(100.0 * (i + 1) / len(windows))
+        for dst in datasets:
+            dst.close()
+        if n_valid == 0:
+            raise OreMapError("Every pixel of the raster is nodata (or NaN).", "raster",
+                              "Check the raster and the nodata value.")
+        for spec, tmp in zip(outputs, tmp_paths):
+            _remove_quietly(spec.path + ".aux.xml")  # stale statistics of a replaced file
+            os.replace(tmp, spec.path)
+    except BaseException:
+        for dst in datasets:
+            dst.close()
+        for tmp in tmp_paths:
+            _remove_quietly(tmp)
+        raise
+    return {"valid_pixels": n_valid, "blocks": len(windows)}
+
+
+def class_raster_dtype(n_classes):
+    """Smallest unsigned type holding class codes 0..n and a nodata code above them."""
+    return "uint8" if n_classes < 255 else "uint16"
+
+
+def class_nodata(n_classes):
+    """Nodata code of a class raster: the largest value of its type."""
+    return 255 if n_classes < 255 else 65535
+

@@ -1,0 +1,998 @@
+"""Spectral libraries: reading, writing, selecting, resampling, sampling.
+
+A :class:`SpectralLibrary` holds named reflectance spectra on a common set of
+wavelengths in nanometres, NaN marking missing values. Libraries come from
+
+* ENVI spectral library files (``.sli``/``.esl`` with a ``.hdr``), such as the
+  USGS splib07 convolved libraries (:func:`read_library`);
+* CSV tables with a wavelength column and one column per spectrum;
+* pixels of a raster at given points (:func:`library_from_points`).
+
+They are written back with :func:`write_envi_library` and
+:func:`write_csv_library`.
+"""
+
+import csv
+import difflib
+import math
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .errors import OreMapError
+from .feedback import ensure
+from .wavelengths import band_info_from_raster, nanometres_per_unit, resample_spectra
+
+#: Record names (lower case, single spaces) of ENVI library rows that are not
+#: spectra: USGS error-bar rows and wavelength / bandpass records.
+AUXILIARY_PREFIXES = ("error bars", "wavelengths in", "resolution in", "bandpass")
+
+#: Values whose magnitude exceeds this are not reflectances; they are treated
+#: as missing. In the USGS splib07 AVIRIS-convolved library such values (for
+#: example -1.68e25, the -1.23e34 "deleted point" marker smeared by the
+#: convolution) occur in the "error bars" records, which are dropped anyway.
+ABSURD_MAGNITUDE = 1.0e20
+
+#: Value written for missing data by :func:`write_envi_library` (the USGS
+#: convention) and declared as the header's ``data ignore value``.
+ENVI_IGNORE_VALUE = -1.23e34
+
+# ENVI "data type" codes -> numpy type (byte order applied later).
+_ENVI_DTYPES = {1: "u1", 2: "i2", 3: "i4", 4: "f4", 5: "f8", 12: "u2", 13: "u4", 14: "i8", 15: "u8"}
+# Header fields kept as text rather than split into a list.
+_TEXT_FIELDS = ("description", "coordinate system string")
+
+
+@dataclass
+class SpectralLibrary:
+    """Named spectra on a common wavelength axis.
+
+    Parameters
+    ----------
+    names : list of str
+        One name per spectrum.
+    spectra : ndarray of shape (n_spectra, n_wavelengths)
+        Reflectance values, float64; NaN marks missing values.
+    wavelengths : ndarray of shape (n_wavelengths,)
+        Wavelengths in nanometres, increasing for libraries read from files;
+        band centres in band order after :meth:`resample`.
+    fwhm : ndarray of shape (n_wavelengths,), optional
+        Spectral resolution (nm) of each channel, ``None`` when unknown.
+    source : str
+        Where the spectra came from, for logs and reports.
+    n_dropped : int
+        Auxiliary records (error bars, wavelength and bandpass records)
+        dropped when reading the file.
+    wavelengths_known : bool
+        ``False`` when ``wavelengths`` are band numbers because the raster
+        the spectra were sampled from carries no wavelengths
+        (:func:`library_from_points`); such a library cannot be resampled.
+    n_points : ndarray of int of shape (n_spectra,), optional
+        Number of points averaged into each spectrum
+        (:func:`library_from_points`); ``None`` for file libraries.
+    """
+
+    names: list
+    spectra: np.ndarray
+    wavelengths: np.ndarray
+    fwhm: np.ndarray = None
+    source: str = ""
+    n_dropped: int = 0
+    wavelengths_known: bool = True
+    n_points: np.ndarray = None
+
+    def __post_init__(self):
+        self.names = [str(n) for n in self.names]
+        self.spectra = np.atleast_2d(np.asarray(self.spectra, dtype=np.float64))
+        self.wavelengths = np.asarray(self.wavelengths, dtype=np.float64).reshape(-1)
+        if self.fwhm is not None:
+            self.fwhm = np.asarray(self.fwhm, dtype=np.float64).reshape(-1)
+        if self.n_points is not None:
+            self.n_points = np.asarray(self.n_points, dtype=np.int64).reshape(-1)
+        n, m = self.spectra.shape
+        if len(self.names) != n or self.wavelengths.size != m:
+            raise OreMapError(
+                f"The library has {n} spectra of {m} values but {len(self.names)} names "
+                f"and {self.wavelengths.size} wavelengths.",
+                parameter="library",
+            )
+        if self.fwhm is not None and self.fwhm.size != m:
+            raise OreMapError(f"The library has {m} wavelengths but {self.fwhm.size} FWHM values.", parameter="library")
+
+    @property
+    def n_spectra(self):
+        """Number of spectra."""
+        return len(self.names)
+
+    # -- selection -----------------------------------------------------------
+
+    def _take(self, rows):
+        return SpectralLibrary(
+            names=[self.names[i] for i in rows],
+            spectra=self.spectra[rows].copy(),
+            wavelengths=self.wavelengths.copy(),
+            fwhm=None if self.fwhm is None else self.fwhm.copy(),
+            source=self.source,
+            n_dropped=self.n_dropped,
+            wavelengths_known=self.wavelengths_known,
+            n_points=None if self.n_points is None else self.n_points[rows].copy(),
+        )
+
+    def subset(self, names):
+        """Select spectra by name, in the order given.
+
+        Each requested name is matched, in this order, by: exact name; the
+        same name ignoring case and repeated spaces; a unique name starting
+        with it; a unique name containing it. The first rule with any match
+        decides, so ``"Kaolinite"`` is ambiguous when several names start
+        with it.
+
+        Parameters
+        ----------
+        names : str or list of str
+            Requested names.
+
+        Returns
+        -------
+        SpectralLibrary
+            The selected spectra.
+
+        Raises
+        ------
+        OreMapError
+            ``parameter="spectra"`` naming every unknown or ambiguous name,
+            with up to 5 close library names for each, or when two requested
+            names select the same spectrum.
+        """
+        if isinstance(names, str):
+            names = [names]
+        keys = [_name_key(n) for n in self.names]
+        rows, problems = [], []
+        for wanted in names:
+            found, candidates = self._match(str(wanted), keys)
+            if found is not None:
+                rows.append(found)
+            elif candidates:
+                shown = ", ".join(f"'{self.names[i]}'" for i in candidates[:5])
+                more = f" and {len(candidates) - 5} more" if len(candidates) > 5 else ""
+                problems.append(f"'{wanted}' matches {len(candidates)} spectra: {shown}{more}")
+            else:
+                close = _close_names(str(wanted), self.names, keys)
+                hint = f" (close: {', '.join(repr(c) for c in close)})" if close else ""
+                problems.append(f"'{wanted}' is not in the library{hint}")
+        if problems:
+            raise OreMapError(
+                "Cannot select spectra: " + "; ".join(problems) + ".",
+                parameter="spectra",
+                fix="Use names as listed in the library; a unique start of a name is enough.",
+            )
+        if not rows:
+            raise OreMapError("No spectra were requested.", parameter="spectra")
+        if len(set(rows)) != len(rows):
+            twice = sorted({self.names[i] for i in rows if rows.count(i) > 1})
+            raise OreMapError(
+                f"The same spectrum was requested more than once: {', '.join(repr(t) for t in twice)}.",
+                parameter="spectra",
+                fix="List each spectrum once.",
+            )
+        return self._take(rows)
+
+    def _match(self, wanted, keys):
+        """Row of ``wanted``, or ``(None, ambiguous rows)``, ``(None, [])`` if unknown."""
+        exact = [i for i, n in enumerate(self.names) if n == wanted]
+        if len(exact) == 1:
+            return exact[0], []
+        if len(exact) > 1:
+            return None, exact
+        key = _name_key(wanted)
+        if not key:
+            return None, []
+        for rule in (str.__eq__, str.startswith, str.__contains__):
+            hits = [i for i, k in enumerate(keys) if rule(k, key)]
+            if len(hits) == 1:
+                return hits[0], []
+            if hits:
+                return None, hits
+        return None, []
+
+    def check_unique_names(self):
+        """Raise if two spectra share a name.
+
+        Raises
+        ------
+        OreMapError
+            ``parameter="library"`` naming the duplicated names.
+        """
+        seen, dupes = set(), []
+        for name in self.names:
+            if name in seen and name not in dupes:
+                dupes.append(name)
+            seen.add(name)
+        if dupes:
+            shown = ", ".join(f"'{d}'" for d in dupes[:10])
+            more = f" and {len(dupes) - 10} more" if len(dupes) > 10 else ""
+            raise OreMapError(
+                f"The library has duplicate spectrum names: {shown}{more}.",
+                parameter="library",
+                fix="Rename the spectra so every name is unique.",
+            )
+
+    # -- resampling ----------------------------------------------------------
+
+    def resample(self, band_info):
+        """Resample the spectra to the bands of a sensor.
+
+        Parameters
+        ----------
+        band_info : BandInfo
+            Target bands. The library's own ``fwhm``, when known, is passed
+            as the source resolution (see
+            :func:`~core.wavelengths.resample_spectra`).
+
+        Returns
+        -------
+        SpectralLibrary
+            Spectra at ``band_info.centers`` with ``fwhm = band_info.fwhm``;
+            NaN for bands the library does not cover.
+
+        Raises
+        ------
+        OreMapError
+            ``parameter="wavelengths"`` when this library has band numbers
+            instead of wavelengths.
+        """
+        if not self.wavelengths_known:
+            raise OreMapError(
+                "The spectra have band numbers, not wavelengths, so they cannot be resampled.",
+                parameter="wavelengths",
+                fix="Sample the endmembers from a raster that has band wavelengths in its metadata.",
+            )
+        spectra = resample_spectra(self.spectra, self.wavelengths, band_info, src_fwhm=self.fwhm)
+        return SpectralLibrary(
+            names=list(self.names),
+            spectra=spectra,
+            wavelengths=band_info.centers.copy(),
+            fwhm=None if band_info.fwhm is None else band_info.fwhm.copy(),
+            source=f"{self.source}, resampled to {band_info.n_bands} bands",
+            n_dropped=self.n_dropped,
+            n_points=None if self.n_points is None else self.n_points.copy(),
+        )
+
+
+def _name_key(name):
+    """Name for loose matching: case-folded, runs of white space as one space."""
+    return " ".join(str(name).split()).casefold()
+
+
+def _close_names(wanted, names, keys, limit=5):
+    """Up to ``limit`` library names resembling ``wanted`` (best first)."""
+    key = _name_key(wanted)
+    if not key:
+        return []
+    scores = []
+    for name, k in zip(names, keys):
+        # Compare with the whole name and with its start, so a short query
+        # like "kaolinte" still finds "Kaolinite CM9 ...".
+        score = max(
+            difflib.SequenceMatcher(None, key, k).ratio(),
+            difflib.SequenceMatcher(None, key, k[: len(key)]).ratio(),
+        )
+        if score >= 0.6:
+            scores.append((-score, name))
+    return [name for _, name in sorted(scores)[:limit]]
+
+
+# ---------------------------------------------------------------------------
+# Reading
+# ---------------------------------------------------------------------------
+
+
+def read_library(path, feedback=None):
+    """Read a spectral library file.
+
+    Parameters
+    ----------
+    path : str or pathlib.Path
+        ``.sli``, ``.esl`` or ``.hdr``: ENVI spectral library (data file and
+        header side by side). ``.csv`` or ``.txt``: CSV table, see
+        :func:`read_csv_library`.
+    feedback : Feedback, optional
+        Receives a message about dropped auxiliary records and missing values.
+
+    Returns
+    -------
+    SpectralLibrary
+
+    Raises
+    ------
+    OreMapError
+        ``parameter="library"`` when the file is missing, of an unknown
+        format, or unreadable.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise OreMapError(
+            f"Spectral library '{path}' does not exist.",
+            parameter="library",
+            fix="Choose an existing .sli/.hdr (ENVI) or .csv library file.",
+        )
+    suffix = path.suffix.lower()
+    if suffix in (".sli", ".esl", ".hdr"):
+        return read_envi_library(path, feedback=feedback)
+    if suffix in (".csv", ".txt"):
+        return read_csv_library(path, feedback=feedback)
+    raise OreMapError(
+        f"Unknown spectral library format '{path.suffix}' ({path.name}).",
+        parameter="library",
+        fix="Use an ENVI spectral library (.sli with .hdr) or a CSV table (.csv).",
+    )
+
+
+def parse_envi_header(path):
+    """Parse an ENVI header file.
+
+    Parameters
+    ----------
+    path : str or pathlib.Path
+        The ``.hdr`` file.
+
+    Returns
+    -------
+    dict
+        Keys lower-cased with single spaces (``"wavelength units"``). Values
+        in braces are lists of stripped strings split on commas, possibly
+        over several lines, except ``description`` and ``coordinate system
+        string``, kept as text without the braces. Other values are stripped
+        strings.
+
+    Raises
+    ------
+    OreMapError
+        ``parameter="library"`` when the file does not start with ``ENVI``
+        or a brace is not closed.
+    """
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise OreMapError(f"Cannot read ENVI header '{path}': {exc}", parameter="library") from None
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        text = raw.decode("latin-1")
+    lines = text.splitlines()
+    if not lines or not lines[0].strip().upper().startswith("ENVI"):
+        raise OreMapError(
+            f"'{path.name}' is not an ENVI header (the first line must be 'ENVI').",
+            parameter="library",
+        )
+    header = {}
+    i = 1
+    while i < len(lines):
+        line = lines[i]
+        i += 1
+        if "=" not in line or line.lstrip().startswith(";"):
+            continue
+        key, value = line.split("=", 1)
+        key = " ".join(key.split()).lower()
+        value = value.strip()
+        if value.startswith("{"):
+            parts = [value]
+            depth = value.count("{") - value.count("}")
+            while depth > 0:
+                if i >= len(lines):
+                    raise OreMapError(
+                        f"ENVI header '{path.name}': the value of '{key}' has no closing brace.",
+                        parameter="library",
+                    )
+                parts.append(lines[i])
+                depth += lines[i].count("{") - lines[i].count("}")
+                i += 1
+            whole = "\n".join(parts)
+            inner = whole[whole.index("{") + 1 : whole.rindex("}")]
+            if key in _TEXT_FIELDS:
+                header[key] = inner.strip()
+            else:
+                items = [item.strip() for item in inner.split(",")]
+                header[key] = items if items != [""] else []
+        else:
+            header[key] = value
+    return header
+
+
+def _header_int(header, key, path, default=None):
+    value = header.get(key, default)
+    try:
+        return int(str(value).strip())
+    except (TypeError, ValueError):
+        raise OreMapError(
+            f"ENVI header '{path.name}' has no valid '{key}' (found {value!r}).", parameter="library"
+        ) from None
+
+
+def _header_floats(header, key, path):
+    value = header.get(key)
+    if value is None:
+        return None
+    items = value if isinstance(value, list) else [value]
+    try:
+        return np.array([float(v) for v in items if v != ""], dtype=np.float64)
+    except ValueError:
+        raise OreMapError(f"ENVI header '{path.name}': '{key}' holds non-numbers.", parameter="library") from None
+
+
+def _envi_paths(path):
+    """(header, data) paths of an ENVI library given either file."""
+    path = Path(path)
+    if path.suffix.lower() == ".hdr":
+        header = path
+        candidates = [path.with_suffix(s) for s in (".sli", ".esl", ".dat", "")]
+    else:
+        data = path
+        header_candidates = [path.with_suffix(".hdr"), Path(str(path) + ".hdr")]
+        header = next((h for h in header_candidates if h.is_file()), None)
+        if header is None:
+            raise OreMapError(
+                f"No ENVI header found for '{path.name}'.",
+                parameter="library",
+                fix=f"Put '{path.with_suffix('.hdr').name}' next to the library file.",
+            )
+        candidates = [data]
+    data = next((c for c in candidates if c.is_file() and c != header), None)
+    if data is None:
+        raise OreMapError(
+            f"No data file found for ENVI header '{path.name}'.",
+            parameter="library",
+            fix=f"Put '{path.with_suffix('.sli').name}' next to the header.",
+        )
+    return header, data
+
+
+def _read_envi_cube(header, data_path, header_path):
+    """Binary data as an array of shape (bands, lines, samples), native type."""
+    samples = _header_int(header, "samples", header_path)
+    lines = _header_int(header, "lines", header_path)
+    bands = _header_int(header, "bands", header_path, default=1)
+    code = _header_int(header, "data type", header_path)
+    if code not in _ENVI_DTYPES:
+        raise OreMapError(
+            f"ENVI data type {code} of '{header_path.name}' is not supported (complex or unknown).",
+            parameter="library",
+        )
+    order = ">" if _header_int(header, "byte order", header_path, default=0) == 1 else "<"
+    dtype = np.dtype(order + _ENVI_DTYPES[code])
+    offset = _header_int(header, "header offset", header_path, default=0)
+    count = samples * lines * bands
+    flat = np.fromfile(data_path, dtype=dtype, count=count, offset=offset)
+    if flat.size != count:
+        raise OreMapError(
+            f"'{data_path.name}' holds {flat.size} values but its header describes {count} "
+            f"({lines} lines x {samples} samples x {bands} bands).",
+            parameter="library",
+        )
+    interleave = str(header.get("interleave", "bsq")).strip().lower()
+    if interleave == "bsq":
+        return flat.reshape(bands, lines, samples)
+    if interleave == "bil":
+        return flat.reshape(lines, bands, samples).transpose(1, 0, 2)
+    if interleave == "bip":
+        return flat.reshape(lines, samples, bands).transpose(2, 0, 1)
+    raise OreMapError(f"Unknown ENVI interleave '{interleave}' in '{header_path.name}'.", parameter="library")
+
+
+def _is_auxiliary(name):
+    return _name_key(name).startswith(AUXILIARY_PREFIXES)
+
+
+def _units_from_record_name(name):
+    """Wavelength unit named in a record like 'Wavelengths in microns ...'."""
+    key = _name_key(name)
+    if "micro" in key:
+        return "um"
+    if "nano" in key:
+        return "nm"
+    return None
+
+
+def read_envi_library(path, feedback=None):
+    """Read an ENVI spectral library (``.sli``/``.esl`` + ``.hdr``).
+
+    One spectrum per line (``lines`` spectra of ``samples`` channels, one
+    band). ``data ignore value`` (to float32 precision), non-finite values
+    and magnitudes above :data:`ABSURD_MAGNITUDE` become NaN; values are then
+    divided by ``reflectance scale factor``. Wavelengths come from the
+    ``wavelength`` field in ``wavelength units`` (magnitude rule when
+    absent), else from a ``Wavelengths in ...`` record; FWHM from ``fwhm``,
+    else from a ``Resolution in ...``/``Bandpass ...`` record. Auxiliary
+    records (names starting with :data:`AUXILIARY_PREFIXES`) are dropped and
+    counted in ``n_dropped``. Runs of spaces inside names are collapsed to
+    one. Channels are sorted by wavelength.
+
+    Parameters
+    ----------
+    path : str or pathlib.Path
+        The data file or its ``.hdr``.
+    feedback : Feedback, optional
+        Told how many records were dropped and values set missing.
+
+    Returns
+    -------
+    SpectralLibrary
+    """
+    feedback = ensure(feedback)
+    header_path, data_path = _envi_paths(path)
+    header = parse_envi_header(header_path)
+    cube = _read_envi_cube(header, data_path, header_path)
+    if cube.shape[0] != 1:
+        raise OreMapError(
+            f"'{data_path.name}' has {cube.shape[0]} bands; an ENVI spectral library has one band "
+            "with one spectrum per line.",
+            parameter="library",
+            fix="Open it as a raster image instead, or export it as a spectral library.",
+        )
+    raw = cube[0]
+    spectra = raw.astype(np.float64)
+    missing = ~np.isfinite(spectra)
+    ignore = _header_floats(header, "data ignore value", header_path)
+    if ignore is not None and ignore.size:
+        if raw.dtype.kind == "f":
+            missing |= np.isclose(spectra, float(raw.dtype.type(ignore[0])), rtol=1e-6, atol=0.0)
+        else:
+            missing |= spectra == ignore[0]
+    absurd = (np.abs(np.where(missing, 0.0, spectra)) > ABSURD_MAGNITUDE) & ~missing
+    missing |= absurd
+    spectra[missing] = np.nan
+    scale = _header_floats(header, "reflectance scale factor", header_path)
+    if scale is not None and scale.size and scale[0] not in (0.0, 1.0):
+        spectra /= scale[0]
+
+    n_lines, n_channels = spectra.shape
+    names = header.get("spectra names") or []
+    if len(names) != n_lines:
+        if names:
+            feedback.warning(
+                f"{header_path.name}: {len(names)} spectra names for {n_lines} spectra; using numbers instead."
+            )
+        names = [f"Spectrum {i + 1}" for i in range(n_lines)]
+    # Collapse the fixed-width padding of USGS names ("Kaolinite CM9      BECKb AREF").
+    names = [" ".join(n.split()) or f"Spectrum {i + 1}" for i, n in enumerate(names)]
+
+    units = header.get("wavelength units")
+    if isinstance(units, list):
+        units = units[0] if units else None
+    wavelengths = _header_floats(header, "wavelength", header_path)
+    fwhm = _header_floats(header, "fwhm", header_path)
+    if wavelengths is None:
+        record = next((i for i, n in enumerate(names) if _name_key(n).startswith("wavelengths in")), None)
+        if record is None:
+            raise OreMapError(
+                f"ENVI library '{header_path.name}' has no wavelengths.",
+                parameter="library",
+                fix="Add a 'wavelength = {...}' list and 'wavelength units' to its header.",
+            )
+        wavelengths = spectra[record]
+        units = units or _units_from_record_name(names[record])
+    if fwhm is None:
+        record = next(
+            (i for i, n in enumerate(names) if _name_key(n).startswith(("resolution in", "bandpass"))), None
+        )
+        if record is not None:
+            fwhm = spectra[record]
+    if wavelengths.size != n_channels:
+        raise OreMapError(
+            f"ENVI library '{header_path.name}' has {wavelengths.size} wavelengths for {n_channels} channels.",
+            parameter="library",
+        )
+    factor = _factor_or_fail(wavelengths, units, header_path)
+    wavelengths = wavelengths * factor
+    # FWHM share the wavelength units.
+    if fwhm is not None:
+        fwhm = fwhm * factor if fwhm.size == n_channels and np.all(np.isfinite(fwhm)) else None
+
+    keep = np.array([not _is_auxiliary(n) for n in names], dtype=bool)
+    n_dropped = int((~keep).sum())
+    n_absurd = int(absurd[keep].sum())
+    spectra = spectra[keep]
+    names = [n for n, k in zip(names, keep) if k]
+    if n_dropped:
+        feedback.info(
+            f"{data_path.name}: dropped {n_dropped} auxiliary records (error bars, wavelength and "
+            f"bandpass records); {len(names)} spectra remain."
+        )
+    if n_absurd:
+        feedback.info(f"{data_path.name}: {n_absurd} values of magnitude above {ABSURD_MAGNITUDE:g} set to missing.")
+    wavelengths, spectra, fwhm = _sorted_channels(wavelengths, spectra, fwhm, data_path)
+    return SpectralLibrary(
+        names=names,
+        spectra=spectra,
+        wavelengths=wavelengths,
+        fwhm=fwhm,
+        source=str(data_path),
+        n_dropped=n_dropped,
+    )
+
+
+def _factor_or_fail(wavelengths, units, path):
+    """Nanometres per wavelength unit, as a library error when impossible."""
+    if not np.all(np.isfinite(wavelengths)):
+        raise OreMapError(f"Library '{Path(path).name}' has missing wavelength values.", parameter="library")
+    try:
+        return nanometres_per_unit(units, wavelengths)
+    except OreMapError as exc:
+        raise OreMapError(exc.message, parameter="library", fix=exc.fix) from None
+
+
+def _sorted_channels(wavelengths, spectra, fwhm, path):
+    """Order channels by increasing wavelength; repeated wavelengths are an error."""
+    order = np.argsort(wavelengths, kind="stable")
+    wavelengths = wavelengths[order]
+    if np.any(np.diff(wavelengths) == 0):
+        repeated = wavelengths[np.flatnonzero(np.diff(wavelengths) == 0)[0]]
+        raise OreMapError(
+            f"Library '{Path(path).name}' lists wavelength {repeated:g} nm more than once.",
+            parameter="library",
+        )
+    return wavelengths, spectra[:, order], None if fwhm is None else fwhm[order]
+
+
+# -- CSV --------------------------------------------------------------------
+
+_WAVELENGTH_WORDS = {
+    "wavelength", "wavelengths", "wl", "lambda", "λ", "nm", "um", "µm", "μm", "micron", "microns",
+    "micrometer", "micrometers", "micrometre", "micrometres", "nanometer", "nanometers", "nanometre",
+    "nanometres",
+}
+_NM_WORDS = {"nm", "nanometer", "nanometers", "nanometre", "nanometres"}
+_UM_WORDS = {"um", "µm", "μm", "micron", "microns", "micrometer", "micrometers", "micrometre", "micrometres"}
+
+
+def _header_words(cell):
+    return set(w for w in re.split(r"[^a-zµμλ]+", cell.casefold()) if w)
+
+
+def _csv_float(cell, decimal_comma):
+    text = cell.strip()
+    if decimal_comma:
+        text = text.replace(",", ".")
+    try:
+        value = float(text)
+    except ValueError:
+        return math.nan
+    return value
+
+
+def read_csv_library(path, feedback=None):
+    """Read a spectral library from a CSV table.
+
+    The first non-empty row holds the column names. The wavelength column is
+    the first whose name contains a word like ``wavelength``, ``wl``,
+    ``lambda``, ``nm``, ``um``/``µm`` or ``micron``, else the first column;
+    its units come from those words (``nm``/``nanometers`` or
+    ``um``/``microns``), else from magnitude (all below 30: micrometres).
+    Every other column is a spectrum named by its header. The delimiter is a
+    tab, semicolon or comma (first found in the header row); with a tab or
+    semicolon a decimal comma is accepted. Blank or non-numeric cells become
+    NaN; rows with a blank wavelength are skipped. Channels are sorted by
+    wavelength.
+
+    Parameters
+    ----------
+    path : str or pathlib.Path
+    feedback : Feedback, optional
+
+    Returns
+    -------
+    SpectralLibrary
+
+    Raises
+    ------
+    OreMapError
+        ``parameter="library"`` when there is no spectrum column, no data
+        row, or a wavelength cell is not a number.
+    """
+    path = Path(path)
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        text = raw.decode("latin-1")
+    lines = [line for line in text.splitlines() if line.strip()]
+    if not lines:
+        raise OreMapError(f"CSV library '{path.name}' is empty.", parameter="library")
+    delimiter = next((d for d in ("\t", ";", ",") if d in lines[0]), None)
+    if delimiter is None:
+        rows = [line.split() for line in lines]
+    else:
+        rows = list(csv.reader(lines, delimiter=delimiter))
+    head = [cell.strip() for cell in rows[0]]
+    wl_col = next((j for j, cell in enumerate(head) if _header_words(cell) & _WAVELENGTH_WORDS), 0)
+    spectrum_cols = [j for j in range(len(head)) if j != wl_col]
+    if not spectrum_cols:
+        raise OreMapError(
+            f"CSV library '{path.name}' has no spectrum columns.",
+            parameter="library",
+            fix="Put wavelengths in the first column and one spectrum per further column, named in the first row.",
+        )
+    words = _header_words(head[wl_col])
+    units = "nm" if words & _NM_WORDS else "um" if words & _UM_WORDS else None
+    decimal_comma = delimiter in ("\t", ";")
+
+    wavelengths, values = [], []
+    for line_no, row in enumerate(rows[1:], start=2):
+        cells = list(row) + [""] * (len(head) - len(row))
+        if len(cells) > len(head):
+            raise OreMapError(
+                f"CSV library '{path.name}', row {line_no}: {len(row)} cells for {len(head)} columns.",
+                parameter="library",
+            )
+        if not cells[wl_col].strip():
+            continue
+        wl = _csv_float(cells[wl_col], decimal_comma)
+        if not math.isfinite(wl):
+            raise OreMapError(
+                f"CSV library '{path.name}', row {line_no}: wavelength '{cells[wl_col]}' is not a number.",
+                parameter="library",
+            )
+        wavelengths.append(wl)
+        values.append([_csv_float(cells[j], decimal_comma) for j in spectrum_cols])
+    if not wavelengths:
+        raise OreMapError(f"CSV library '{path.name}' has no data rows.", parameter="library")
+    wavelengths = np.array(wavelengths)
+    wavelengths = wavelengths * _factor_or_fail(wavelengths, units, path)
+    spectra = np.array(values, dtype=np.float64).T
+    names = [head[j] or f"Spectrum {k + 1}" for k, j in enumerate(spectrum_cols)]
+    wavelengths, spectra, _ = _sorted_channels(wavelengths, spectra, None, path)
+    return SpectralLibrary(names=names, spectra=spectra, wavelengths=wavelengths, source=str(path))
+
+
+# ---------------------------------------------------------------------------
+# Writing
+# ---------------------------------------------------------------------------
+
+
+def _envi_safe(name):
+    """Name usable inside an ENVI list: commas become ';', braces parentheses."""
+    return str(name).replace(",", ";").replace("{", "(").replace("}", ")").replace("\n", " ")
+
+
+def _envi_list_text(items, per_line=6):
+    items = list(items)
+    rows = [", ".join(items[i : i + per_line]) for i in range(0, len(items), per_line)]
+    return "{\n " + ",\n ".join(rows) + "}"
+
+
+def write_envi_library(lib, path, gdal_readable=False):
+    """Write an ENVI spectral library: ``<name>.sli`` and ``<name>.hdr``.
+
+    Spectra are written as little-endian float32, one per line, missing
+    values as :data:`ENVI_IGNORE_VALUE` (declared as ``data ignore value``),
+    wavelengths and FWHM in nanometres with full precision. Commas and braces
+    in names, which ENVI lists cannot hold, become ``;`` and parentheses.
+
+    Parameters
+    ----------
+    lib : SpectralLibrary
+    path : str or pathlib.Path
+        Target; the data file gets the suffix ``.sli`` unless another
+        non-``.hdr`` suffix is given, the header replaces it with ``.hdr``.
+    gdal_readable : bool, default False
+        ``False`` writes ``file type = ENVI Spectral Library``, what ENVI and
+        other spectral tools expect. GDAL (3.6 at least) refuses that file
+        type; ``True`` writes ``ENVI Standard`` instead so GDAL/QGIS open the
+        file as a one-band raster of ``n_spectra`` lines.
+
+    Returns
+    -------
+    pathlib.Path
+        The data file written.
+    """
+    path = Path(path)
+    data_path = path.with_suffix(".sli") if path.suffix.lower() in ("", ".hdr") else path
+    header_path = data_path.with_suffix(".hdr")
+    values = np.where(np.isfinite(lib.spectra), lib.spectra, ENVI_IGNORE_VALUE).astype("<f4")
+    values.tofile(data_path)
+    n, m = lib.spectra.shape
+    fields = [
+        "ENVI",
+        f"description = {{OreMap spectral library. Source: {_envi_safe(lib.source)}}}",
+        f"samples = {m}",
+        f"lines = {n}",
+        "bands = 1",
+        "header offset = 0",
+        f"file type = {'ENVI Standard' if gdal_readable else 'ENVI Spectral Library'}",
+        "data type = 4",
+        "interleave = bsq",
+        "sensor type = Unknown",
+        "byte order = 0",
+        "wavelength units = Nanometers",
+        f"data ignore value = {ENVI_IGNORE_VALUE:.6e}",
+        f"spectra names = {_envi_list_text([_envi_safe(x) for x in lib.names], per_line=1)}",
+        f"wavelength = {_envi_list_text(repr(float(w)) for w in lib.wavelengths)}",
+    ]
+    if lib.fwhm is not None:
+        fields.append(f"fwhm = {_envi_list_text(repr(float(f)) for f in lib.fwhm)}")
+    header_path.write_text("\n".join(fields) + "\n", encoding="utf-8")
+    return data_path
+
+
+def write_csv_library(lib, path):
+    """Write a spectral library as CSV.
+
+    The first column, ``wavelength_nm``, holds the wavelengths in nanometres;
+    each further column one spectrum, named by the header. Values are written
+    with full precision, missing values as empty cells. FWHM is not stored.
+
+    Parameters
+    ----------
+    lib : SpectralLibrary
+    path : str or pathlib.Path
+
+    Returns
+    -------
+    pathlib.Path
+        The file written.
+    """
+    path = Path(path)
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["wavelength_nm"] + list(lib.names))
+        for j, wl in enumerate(lib.wavelengths):
+            cells = ["" if not np.isfinite(v) else repr(float(v)) for v in lib.spectra[:, j]]
+            writer.writerow([repr(float(wl))] + cells)
+    return path
+
+
+# ---------------------------------------------------------------------------
+# Sampling a raster
+# ---------------------------------------------------------------------------
+
+
+def _point_list(indexes, names, limit=5):
+    shown = ", ".join(f"point {i + 1} '{names[i]}'" for i in indexes[:limit])
+    more = f" and {len(indexes) - limit} more" if len(indexes) > limit else ""
+    return shown + more
+
+
+def library_from_points(
+    raster_path, xy, names, scale=1.0, offset=0.0, nodata=None, band_indexes=None, feedback=None
+):
+    """Build a library from raster pixels at points (image endmembers).
+
+    Parameters
+    ----------
+    raster_path : str or pathlib.Path
+        Raster readable by rasterio.
+    xy : array-like of shape (n_points, 2)
+        Point coordinates ``(x, y)`` in the raster's CRS. The pixel holding
+        each point is found with the inverse of the raster's affine transform,
+        so rotated and sheared grids are handled.
+    names : sequence of str
+        Endmember name of each point; points sharing a name are averaged
+        (NaN-aware, band by band).
+    scale, offset : float
+        Reflectance = raw value * ``scale`` + ``offset``.
+    nodata : float, optional
+        Raw value marking missing data; defaults to the raster's nodata.
+    band_indexes : sequence of int, optional
+        1-based bands to read; all by default.
+    feedback : Feedback, optional
+        Told about averaged names and partly missing pixels.
+
+    Returns
+    -------
+    SpectralLibrary
+        One spectrum per distinct name in order of first appearance, with
+        ``n_points`` the number of points averaged. Wavelengths and FWHM come
+        from :func:`~core.wavelengths.band_info_from_raster`; when the raster
+        has none, ``wavelengths`` holds the 1-based band numbers read and
+        ``wavelengths_known`` is ``False``.
+
+    Raises
+    ------
+    OreMapError
+        ``parameter="endmembers"`` for empty names, a count of names not
+        matching the points, points outside the raster, or points whose
+        pixel is nodata/NaN in every band read (points are numbered from 1
+        in the order given). ``parameter="raster"`` when the raster cannot be
+        opened or a band index is invalid.
+    """
+    import rasterio
+    from rasterio.windows import Window
+
+    feedback = ensure(feedback)
+    xy = np.asarray(xy, dtype=np.float64)
+    if xy.ndim != 2 or xy.shape[1] != 2:
+        raise OreMapError("Endmember points must be given as (x, y) pairs.", parameter="endmembers")
+    names = [str(n).strip() if n is not None else "" for n in names]
+    if len(names) != xy.shape[0]:
+        raise OreMapError(
+            f"{xy.shape[0]} endmember points but {len(names)} names.", parameter="endmembers"
+        )
+    if not names:
+        raise OreMapError("No endmember points were given.", parameter="endmembers")
+    unnamed = [i for i, n in enumerate(names) if not n]
+    if unnamed:
+        raise OreMapError(
+            f"{len(unnamed)} endmember points have no name: "
+            + ", ".join(f"point {i + 1}" for i in unnamed[:5])
+            + ".",
+            parameter="endmembers",
+            fix="Fill the name field of every endmember point.",
+        )
+
+    try:
+        ds = rasterio.open(raster_path)
+    except rasterio.errors.RasterioIOError as exc:
+        raise OreMapError(f"Cannot open raster '{raster_path}': {exc}", parameter="raster") from None
+    with ds:
+        bands = list(range(1, ds.count + 1)) if band_indexes is None else [int(b) for b in band_indexes]
+        if not bands or min(bands) < 1 or max(bands) > ds.count:
+            raise OreMapError(
+                f"Band indexes must be between 1 and {ds.count}.", parameter="raster"
+            )
+        a, b, c, d, e, f = tuple(~ds.transform)[:6]
+        cols = np.floor(a * xy[:, 0] + b * xy[:, 1] + c)
+        rows = np.floor(d * xy[:, 0] + e * xy[:, 1] + f)
+        outside = ~(np.isfinite(cols) & np.isfinite(rows))
+        outside |= (cols < 0) | (cols >= ds.width) | (rows < 0) | (rows >= ds.height)
+        if outside.any():
+            bad = list(np.flatnonzero(outside))
+            raise OreMapError(
+                f"{len(bad)} endmember points lie outside the raster: {_point_list(bad, names)}.",
+                parameter="endmembers",
+                fix="Move the points onto the image, and check they use the raster's CRS.",
+            )
+        raw = np.empty((xy.shape[0], len(bands)), dtype=np.float64)
+        for i, (col, row) in enumerate(zip(cols.astype(int), rows.astype(int))):
+            raw[i] = ds.read(bands, window=Window(col, row, 1, 1))[:, 0, 0]
+        nodata = ds.nodata if nodata is None else nodata
+        info = band_info_from_raster(ds)
+
+    missing = np.isnan(raw)
+    if nodata is not None and not np.isnan(nodata):
+        missing |= raw == nodata
+    empty = list(np.flatnonzero(missing.all(axis=1)))
+    if empty:
+        raise OreMapError(
+            f"{len(empty)} endmember points fall on nodata pixels: {_point_list(empty, names)}.",
+            parameter="endmembers",
+            fix="Move the points onto valid image pixels.",
+        )
+    partial = int(missing.any(axis=1).sum())
+    if partial:
+        feedback.warning(f"{partial} endmember points have missing values in some bands; those bands are NaN.")
+    reflectance = np.where(missing, np.nan, raw * scale + offset)
+
+    unique = list(dict.fromkeys(names))
+    spectra = np.empty((len(unique), len(bands)), dtype=np.float64)
+    counts = np.empty(len(unique), dtype=np.int64)
+    for k, name in enumerate(unique):
+        members = reflectance[[i for i, n in enumerate(names) if n == name]]
+        counts[k] = members.shape[0]
+        with np.errstate(invalid="ignore"):
+            finite = np.isfinite(members)
+            total = np.where(finite, members, 0.0).sum(axis=0)
+            spectra[k] = np.where(finite.any(axis=0), total / np.maximum(finite.sum(axis=0), 1), np.nan)
+    averaged = int((counts > 1).sum())
+    source = f"{raster_path}: {xy.shape[0]} points, {len(unique)} endmembers"
+    if averaged:
+        source += f" ({averaged} averaged over several points)"
+        feedback.info(f"Averaged points sharing a name into {averaged} endmembers.")
+
+    index = np.array(bands) - 1
+    if info is not None:
+        wavelengths, fwhm, known = info.centers[index], None if info.fwhm is None else info.fwhm[index], True
+    else:
+        wavelengths, fwhm, known = np.array(bands, dtype=np.float64), None, False
+        feedback.warning("The raster has no band wavelengths; endmember spectra are indexed by band number.")
+    return SpectralLibrary(
+        names=unique,
+        spectra=spectra,
+        wavelengths=wavelengths,
+        fwhm=fwhm,
+        source=source,
+        wavelengths_known=known,
+        n_points=counts,
+    )

@@ -1,0 +1,74 @@
+"""The ``oremap`` Processing provider."""
+
+import importlib
+import os
+import traceback
+
+from qgis.core import Qgis, QgsMessageLog, QgsProcessingProvider
+from qgis.PyQt.QtGui import QIcon
+
+from ..algorithms import ALGORITHMS
+from ..core.raster import DEFAULT_MEMORY_MB
+
+PLUGIN_DIR = os.path.dirname(os.path.dirname(__file__))
+MEMORY_SETTING = "OREMAP_MEMORY_MB"
+
+
+def _version():
+    with open(os.path.join(PLUGIN_DIR, "metadata.txt"), encoding="utf-8") as fh:
+        for line in fh:
+            if line.startswith("version="):
+                return line.split("=", 1)[1].strip()
+    return "0"
+
+
+class OreMapProvider(QgsProcessingProvider):
+    """Provider id ``oremap``; algorithms grouped by theme."""
+
+    def id(self):
+        return "oremap"
+
+    def name(self):
+        return "OreMap"
+
+    def longName(self):  # noqa: N802
+        return f"OreMap {_version()} - machine learning for mineral exploration"
+
+    def versionInfo(self):  # noqa: N802
+        return _version()
+
+    def icon(self):
+        return QIcon(os.path.join(PLUGIN_DIR, "icon.svg"))
+
+    def load(self):
+        """Register the provider's settings (Processing > Options > Providers > OreMap)."""
+        try:
+            from processing.core.ProcessingConfig import ProcessingConfig, Setting
+
+            ProcessingConfig.settingIcons[self.name()] = self.icon()
+            ProcessingConfig.addSetting(Setting(
+                self.name(), MEMORY_SETTING, "Memory budget of one algorithm run (MB)",
+                DEFAULT_MEMORY_MB, valuetype=Setting.INT))
+            ProcessingConfig.readSettings()
+        except ImportError:  # Processing plugin absent: defaults apply
+            pass
+        self.refreshAlgorithms()
+        return True
+
+    def unload(self):
+        try:
+            from processing.core.ProcessingConfig import ProcessingConfig
+
+            ProcessingConfig.removeSetting(MEMORY_SETTING)
+        except (ImportError, KeyError):
+            pass
+
+    def loadAlgorithms(self):  # noqa: N802
+        for module_name, class_name in ALGORITHMS:
+            try:
+                module = importlib.import_module(f"..algorithms.{module_name}", __package__)
+                self.addAlgorithm(getattr(module, class_name)())
+            except Exception:  # noqa: BLE001 - one broken algorithm must not hide the others
+                QgsMessageLog.logMessage(
+                    f"OreMap: algorithm '{module_name}' could not be loaded:\n{traceback.format_exc()}",
+                    "OreMap", Qgis.Critical)

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# make demo: OreMap headless with qgis_process on the bundled real AVIRIS-NG tile.
+# Runs SAM and fully constrained unmixing against a handful of USGS minerals and writes
+# styled outputs (.tif + .qml) and a short summary into demo_output/.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+OUT=demo_output
+DATA=test/data
+CUBE=$DATA/ang20150420t182808_corr_v1e_img_4200-4210_70-80.img
+LIB=$DATA/usgs_minerals.sli
+MINERALS="Kaolinite CM9;Alunite GDS84;Muscovite GDS107;Montmorillonite SWy-1;Calcite WS272;Goethite WS222;Hematite GDS27;Lawn_Grass GDS91"
+mkdir -p "$OUT"
+rm -f "$OUT"/*.tif "$OUT"/*.qml "$OUT"/*.json
+
+echo "OreMap demo: $(basename "$CUBE") (real AVIRIS-NG reflectance, 432 bands) vs USGS splib07 minerals"
+qgis_process --json run oremap:sam_classify -- \
+  INPUT="$CUBE" LIBRARY="$LIB" SPECTRA="$MINERALS" METHOD=0 THRESHOLD=0.25 \
+  OUTPUT_CLASSES="$OUT/sam_classes.tif" OUTPUT_SCORE="$OUT/sam_angle.tif" > "$OUT/sam_run.json"
+qgis_process --json run oremap:unmix_fcls -- \
+  INPUT="$CUBE" LIBRARY="$LIB" SPECTRA="$MINERALS" MODE=1 \
+  OUTPUT="$OUT/abundances_closed.tif" > "$OUT/unmix_closed_run.json"
+qgis_process --json run oremap:unmix_fcls -- \
+  INPUT="$CUBE" LIBRARY="$LIB" SPECTRA="$MINERALS" MODE=0 \
+  OUTPUT="$OUT/abundances_fcls.tif" > "$OUT/unmix_fcls_run.json"
+.venv/bin/python scripts/demo_summary.py "$OUT" | tee "$OUT/summary.txt"
+echo "Outputs in $OUT/ (open the .tif files in QGIS: each loads with its .qml style)."

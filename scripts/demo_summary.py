@@ -1,0 +1,38 @@
+"""Summarise the demo outputs as plain text (class shares, mean abundances, fit)."""
+
+import json
+import os
+import sys
+
+import numpy as np
+import rasterio
+
+
+def main(out):
+    lines = []
+    with rasterio.open(os.path.join(out, "sam_classes.tif")) as ds:
+        classes = ds.read(1)
+        legend = {c["value"]: c["name"] for c in json.loads(ds.tags()["OREMAP_CLASSES"])}
+        valid = classes != ds.nodata
+    with rasterio.open(os.path.join(out, "sam_angle.tif")) as ds:
+        angle = ds.read(1, masked=True)
+    lines.append(f"SAM: {valid.sum()} pixels, median best angle {np.ma.median(angle):.3f} rad")
+    values, counts = np.unique(classes[valid], return_counts=True)
+    for v, c in sorted(zip(values, counts), key=lambda t: -t[1]):
+        lines.append(f"  {legend[int(v)]:<34s} {100.0 * c / valid.sum():5.1f} %")
+    for name, title in (("abundances_fcls.tif", "FCLS, strict (sum = 1)"),
+                        ("abundances_closed.tif", "Non-negative then closed (scale-invariant)")):
+        with rasterio.open(os.path.join(out, name)) as ds:
+            data = ds.read(masked=True)
+            names = ds.descriptions
+        lines.append(f"{title}: mean abundance per endmember")
+        for band, label in zip(data[:-1], names[:-1]):
+            lines.append(f"  {label:<34s} {float(band.mean()):6.3f}")
+        total = data[:-1].sum(axis=0)
+        lines.append(f"  sum of abundances: min {float(total.min()):.6f}, max {float(total.max()):.6f}; "
+                     f"mean RMSE {float(data[-1].mean()):.4f}")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])

@@ -1,0 +1,74 @@
+#!/usr/bin/env python3
+"""Rebuild test/data from ../shared/data (real measurements, see test/data/SOURCES.md).
+
+Copies the two AVIRIS-NG tiles as delivered and writes ``usgs_minerals.sli``: a subset of
+the USGS splib07 library convolved to AVIRIS-1995 (Beckman-measured spectra, which cover
+the whole 0.4-2.5 um range), one spectrum per mineral or cover type.
+"""
+
+import importlib.util
+import os
+import shutil
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SHARED = os.environ.get("OREMAP_SHARED_DATA", os.path.join(ROOT, "..", "shared", "data"))
+OUT = os.path.join(ROOT, "test", "data")
+
+TILES = ["ang20150420t182808_corr_v1e_img_4200-4210_70-80", "ang20150422t163638_corr_v1e_img_4000-4010_550-560"]
+MINERALS = [
+    "Kaolinite CM9                 BECKb AREF",
+    "Dickite NMNH106242            BECKb AREF",
+    "Halloysite CM13               BECKb AREF",
+    "Alunite GDS84 Na03            BECKa AREF",
+    "Jarosite GDS99 K 200C Syn     BECKa AREF",
+    "Gypsum SU2202                 BECKa AREF",
+    "Muscovite GDS107              BECKa AREF",
+    "Illite IMt-1.a                BECKb AREF",
+    "Montmorillonite SWy-1         BECKb AREF",
+    "Nontronite SWa-1.a            BECKb AREF",
+    "Pyrophyllite PYS1A <850um     BECKa AREF",
+    "Buddingtonite GDS85 D-206     BECKb AREF",
+    "Chlorite SMR-13.a 104-150um   BECKa AREF",
+    "Epidote GDS26.a 75-200um      BECKb AREF",
+    "Calcite WS272                 BECKa AREF",
+    "Dolomite HS102.3B             BECKb AREF",
+    "Goethite WS222 Medium Gr.     BECKa AREF",
+    "Hematite GDS27                BECKa AREF",
+    "Chalcopyrite S26-36           BECKb AREF",
+    "Pyrite HS35.3                 BECKb AREF",
+    "Opal TM8896 (Hyalite)         BECKa AREF",
+    "Quartz GDS31 0-74um fr        BECKa AREF",
+    "Lawn_Grass GDS91 green        BECKa AREF",
+    "Grass_Golden_Dry GDS480      ASDFRa AREF",
+]
+
+
+def load_core():
+    spec = importlib.util.spec_from_file_location("oremap", os.path.join(ROOT, "__init__.py"),
+                                                  submodule_search_locations=[ROOT])
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["oremap"] = module
+    spec.loader.exec_module(module)
+    from oremap.core import spectral_library
+
+    return spectral_library
+
+
+def main():
+    spectral_library = load_core()
+    os.makedirs(OUT, exist_ok=True)
+    for tile in TILES:
+        for ext in (".img", ".hdr"):
+            shutil.copyfile(os.path.join(SHARED, "hyperspectral", tile + ext), os.path.join(OUT, tile + ext))
+    usgs = spectral_library.read_library(os.path.join(SHARED, "hyperspectral", "s07_AV95_envi.sli"))
+    wanted = [" ".join(m.split()) for m in MINERALS]
+    subset = usgs.subset(wanted)
+    subset.names = [" ".join(n.split()) for n in subset.names]
+    subset.source = "USGS splib07a convolved to AVIRIS-1995 (Kokaly et al. 2017), subset for OreMap tests"
+    spectral_library.write_envi_library(subset, os.path.join(OUT, "usgs_minerals.sli"))
+    print(f"{len(subset.names)} spectra, {subset.wavelengths.size} channels -> {OUT}/usgs_minerals.sli")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,119 @@
+"""Shared test fixtures.
+
+The repository root *is* the plugin folder, so it is imported as the package
+``oremap`` (the name QGIS gives it), whatever the checkout's folder is called.
+"""
+
+import importlib.util
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DATA = os.path.join(ROOT, "test", "data")
+
+
+def _import_plugin_package():
+    if "oremap" in sys.modules:
+        return sys.modules["oremap"]
+    spec = importlib.util.spec_from_file_location(
+        "oremap", os.path.join(ROOT, "__init__.py"), submodule_search_locations=[ROOT])
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["oremap"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+_import_plugin_package()
+
+AVIRIS_NG = os.path.join(DATA, "ang20150420t182808_corr_v1e_img_4200-4210_70-80.img")
+AVIRIS_NG_2 = os.path.join(DATA, "ang20150422t163638_corr_v1e_img_4000-4010_550-560.img")
+USGS_LIBRARY = os.path.join(DATA, "usgs_minerals.sli")
+
+
+_KEEP_ALIVE = []
+
+
+@pytest.fixture(scope="session")
+def processing_initialised(qgis_app):
+    from processing.core.Processing import Processing
+
+    Processing.initialize()
+    return True
+
+
+@pytest.fixture
+def processing_provider(processing_initialised):
+    """QGIS Processing initialised with the OreMap provider registered (registered again if a
+    test unloaded it)."""
+    from qgis.core import QgsApplication
+
+    from oremap.processing_provider.provider import OreMapProvider
+
+    registry = QgsApplication.processingRegistry()
+    provider = registry.providerById("oremap")
+    if provider is None:
+        provider = OreMapProvider()
+        registry.addProvider(provider)
+        _KEEP_ALIVE.append(provider)  # the registry does not keep the Python object alive
+    yield provider
+
+
+@pytest.fixture
+def run_alg(processing_provider):
+    """Run ``oremap:<name>`` through processing.run and return its results."""
+    import processing
+
+    def run(name, params):
+        return processing.run(f"oremap:{name}", params)
+
+    return run
+
+
+def qgis_env(tmp_root):
+    """Environment for a ``qgis_process`` subprocess that sees this checkout as plugin ``oremap``."""
+    plugins = os.path.join(ROOT, ".build", "plugins")
+    os.makedirs(plugins, exist_ok=True)
+    link = os.path.join(plugins, "oremap")
+    if not os.path.islink(link) and not os.path.exists(link):
+        os.symlink(os.path.join("..", ".."), link)
+    env = dict(os.environ)
+    runtime = os.path.join(str(tmp_root), "runtime")
+    os.makedirs(runtime, mode=0o700, exist_ok=True)
+    venv_bin = os.path.join(ROOT, ".venv", "bin")
+    env.update(
+        QT_QPA_PLATFORM="offscreen", PROJ_DATA="/usr/share/proj", XDG_RUNTIME_DIR=runtime,
+        QGIS_PLUGINPATH=plugins, QGIS_CUSTOM_CONFIG_PATH=os.path.join(str(tmp_root), "profile"),
+        PATH=venv_bin + os.pathsep + env.get("PATH", ""),
+    )
+    return env
+
+
+@pytest.fixture(scope="session")
+def qgis_process(tmp_path_factory):
+    """Call ``qgis_process`` with a throwaway profile where OreMap is enabled."""
+    exe = shutil.which("qgis_process")
+    if exe is None:
+        pytest.fail("qgis_process is not installed: run `make setup`.")
+    env = qgis_env(tmp_path_factory.mktemp("qgis"))
+    subprocess.run([exe, "plugins", "enable", "oremap"], env=env, check=True, capture_output=True, timeout=120)
+
+    def call(*args, check=True):
+        proc = subprocess.run([exe, *args], env=env, capture_output=True, text=True, timeout=300)
+        if check and proc.returncode != 0:
+            raise AssertionError(f"qgis_process {' '.join(args)} failed ({proc.returncode}):\n"
+                                 f"{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+        return proc
+
+    def run_json(algorithm, **params):
+        args = ["--json", "run", algorithm, "--"] + [f"{k}={v}" for k, v in params.items()]
+        proc = call(*args)
+        start = proc.stdout.index("{")
+        return json.loads(proc.stdout[start:])
+
+    call.run_json = run_json
+    return call

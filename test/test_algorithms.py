@@ -1,0 +1,175 @@
+"""oremap:sam_classify and oremap:unmix_fcls through processing.run on real data.
+
+The cube is a real AVIRIS-NG tile (432 bands, ENVI, rotated UTM grid); references are real
+USGS splib07 spectra. Expected values are computed here independently: the library is
+interpolated to the image bands with np.interp (the library, sampled every ~10 nm, is too
+coarse for the 5 nm AVIRIS-NG response, so the algorithm uses linear interpolation too), angles
+by the textbook formula, abundances by scipy's NNLS with a heavily weighted sum-to-one row.
+"""
+
+import json
+import os
+
+import numpy as np
+import pytest
+import rasterio
+from qgis.core import QgsFeature, QgsGeometry, QgsPointXY, QgsVectorLayer
+from scipy.optimize import nnls
+
+from conftest import AVIRIS_NG, USGS_LIBRARY
+from oremap.core.spectral_library import read_library
+from oremap.core.wavelengths import band_info_from_raster
+
+MINERALS = ["Kaolinite CM9", "Alunite GDS84", "Muscovite GDS107", "Calcite WS272", "Goethite WS222",
+            "Lawn_Grass GDS91"]
+
+
+def reference_matrix():
+    """Image cube (pixels x good bands) and library on those bands, computed independently."""
+    with rasterio.open(AVIRIS_NG) as ds:
+        cube = ds.read().reshape(ds.count, -1).T.astype(float)  # row-major pixels
+        info = band_info_from_raster(ds)
+    lib = read_library(USGS_LIBRARY).subset(MINERALS)
+    # good bands the library covers (its first channel is at 383 nm, above the first good band)
+    good = ~info.bad & (info.centers >= lib.wavelengths.min()) & (info.centers <= lib.wavelengths.max())
+    refs = np.array([np.interp(info.centers[good], lib.wavelengths, s) for s in lib.spectra])
+    return cube[:, good], refs, lib.names
+
+
+def fcls_reference(X, E, weight=1e4):
+    out = []
+    for x in X:
+        a, _ = nnls(np.vstack([E, weight * np.ones(E.shape[1])]), np.concatenate([x, [weight]]))
+        out.append(a)
+    return np.array(out)
+
+
+def test_sam_real_tile_matches_independent_angles(run_alg, tmp_path):
+    result = run_alg("sam_classify", {
+        "INPUT": AVIRIS_NG, "LIBRARY": USGS_LIBRARY, "SPECTRA": "; ".join(MINERALS), "METHOD": 0,
+        "THRESHOLD": 0.2, "OUTPUT_CLASSES": str(tmp_path / "classes.tif"),
+        "OUTPUT_SCORE": str(tmp_path / "angle.tif")})
+    X, refs, names = reference_matrix()
+    cos = (X @ refs.T) / np.linalg.norm(X, axis=1)[:, None] / np.linalg.norm(refs, axis=1)[None, :]
+    angles = np.arccos(np.clip(cos, -1, 1))
+    with rasterio.open(result["OUTPUT_SCORE"]) as ds:
+        got_angle = ds.read(1).ravel()
+    with rasterio.open(result["OUTPUT_CLASSES"]) as ds:
+        got_class = ds.read(1).ravel()
+        legend = json.loads(ds.tags()["OREMAP_CLASSES"])
+        assert ds.colormap(1)[0][:3] == (0, 0, 0)
+    np.testing.assert_allclose(got_angle, angles.min(axis=1), atol=2e-6)
+    expected = angles.argmin(axis=1) + 1
+    expected[angles.min(axis=1) > 0.2] = 0
+    assert np.array_equal(got_class, expected)
+    assert 0 < (expected == 0).sum() < 100  # the threshold bites on this tile, but not everywhere
+    assert [c["name"] for c in legend] == ["Unclassified"] + names
+    assert os.path.exists(str(tmp_path / "classes.qml"))
+    assert result["VALID_PIXELS"] == 100
+
+
+def test_unmix_real_tile_matches_reference_solver(run_alg, tmp_path):
+    result = run_alg("unmix_fcls", {
+        "INPUT": AVIRIS_NG, "LIBRARY": USGS_LIBRARY, "SPECTRA": ", ".join(MINERALS), "MODE": 0,
+        "OUTPUT": str(tmp_path / "abundances.tif")})
+    X, refs, names = reference_matrix()
+    expected = fcls_reference(X, refs.T)
+    with rasterio.open(result["OUTPUT"]) as ds:
+        got = ds.read().reshape(ds.count, -1).T
+        assert list(ds.descriptions) == names + ["RMSE"]
+        assert ds.dtypes[0] == "float32"
+        assert ds.crs.to_epsg() == 32612
+    np.testing.assert_allclose(got[:, :-1], expected, atol=2e-4)  # weighted-row reference is approximate
+    np.testing.assert_allclose(got[:, :-1].sum(axis=1), 1.0, atol=1e-5)
+    assert got[:, :-1].min() >= 0.0
+    rmse = np.sqrt(np.mean((X - got[:, :-1].astype(float) @ refs) ** 2, axis=1))
+    np.testing.assert_allclose(got[:, -1], rmse, rtol=1e-3, atol=1e-5)
+
+
+def test_closed_mode_is_scale_invariant_on_real_tile(run_alg, tmp_path):
+    base = {"LIBRARY": USGS_LIBRARY, "SPECTRA": "; ".join(MINERALS[:4]), "MODE": 1}
+    a = run_alg("unmix_fcls", dict(base, INPUT=AVIRIS_NG, OUTPUT=str(tmp_path / "a.tif")))
+    # the same cube, 40 % darker (shade), as a GeoTIFF carrying the wavelengths as band metadata
+    with rasterio.open(AVIRIS_NG) as src:
+        profile = dict(driver="GTiff", width=src.width, height=src.height, count=src.count, dtype="float32",
+                       crs=src.crs, transform=src.transform)
+        data = src.read() * 0.6
+        envi = src.tags(ns="ENVI")
+    dark = str(tmp_path / "dark.tif")
+    with rasterio.open(dark, "w", **profile) as dst:
+        dst.write(data.astype("float32"))
+        dst.update_tags(ns="ENVI", **envi)
+    b = run_alg("unmix_fcls", dict(base, INPUT=dark, OUTPUT=str(tmp_path / "b.tif")))
+    with rasterio.open(a["OUTPUT"]) as da, rasterio.open(b["OUTPUT"]) as db:
+        np.testing.assert_allclose(da.read()[:-1], db.read()[:-1], atol=1e-5)
+        np.testing.assert_allclose(db.read(5), 0.6 * da.read(5), rtol=1e-4, atol=1e-7)  # RMSE scales
+
+
+def pixel_centre(transform, row, col):
+    x, y = transform * (col + 0.5, row + 0.5)
+    return x, y
+
+
+def point_layer(points, crs="EPSG:32612"):
+    layer = QgsVectorLayer(f"Point?crs={crs}&field=mineral:string", "endmembers", "memory")
+    features = []
+    for name, (x, y) in points:
+        f = QgsFeature(layer.fields())
+        f.setGeometry(QgsGeometry.fromPointXY(QgsPointXY(x, y)))
+        f.setAttribute("mineral", name)
+        features.append(f)
+    layer.dataProvider().addFeatures(features)
+    return layer
+
+
+def test_endmembers_from_points_recover_pure_pixels(run_alg, tmp_path):
+    with rasterio.open(AVIRIS_NG) as ds:
+        transform = ds.transform  # rotated by 75 degrees
+        cube = ds.read()
+    pixels = {"bright": (1, 2), "dark": (7, 8), "mid": (4, 5)}
+    layer = point_layer([(name, pixel_centre(transform, *rc)) for name, rc in pixels.items()])
+    try:
+        unmix = run_alg("unmix_fcls", {"INPUT": AVIRIS_NG, "POINTS": layer, "NAME_FIELD": "mineral",
+                                       "MODE": 0, "OUTPUT": str(tmp_path / "ab.tif")})
+        sam = run_alg("sam_classify", {"INPUT": AVIRIS_NG, "POINTS": layer, "NAME_FIELD": "mineral",
+                                       "OUTPUT_CLASSES": str(tmp_path / "cl.tif"),
+                                       "OUTPUT_SCORE": str(tmp_path / "an.tif")})
+    finally:
+        del layer
+    with rasterio.open(unmix["OUTPUT"]) as ds:
+        ab = ds.read()
+        assert list(ds.descriptions) == ["bright", "dark", "mid", "RMSE"]
+    with rasterio.open(sam["OUTPUT_CLASSES"]) as ds:
+        classes = ds.read(1)
+    with rasterio.open(sam["OUTPUT_SCORE"]) as ds:
+        angle = ds.read(1)
+    for k, (r, c) in enumerate(pixels.values()):
+        expected = np.zeros(3)
+        expected[k] = 1.0
+        np.testing.assert_allclose(ab[:3, r, c], expected, atol=1e-5)
+        assert ab[3, r, c] == pytest.approx(0.0, abs=1e-6)
+        assert classes[r, c] == k + 1
+        assert angle[r, c] == pytest.approx(0.0, abs=2e-3)  # float32 arccos near 1
+    assert cube.shape[0] == 432
+
+
+def test_points_in_another_crs_are_reprojected(run_alg, tmp_path):
+    from qgis.core import QgsCoordinateReferenceSystem, QgsCoordinateTransform, QgsProject
+
+    with rasterio.open(AVIRIS_NG) as ds:
+        transform = ds.transform
+    to_wgs84 = QgsCoordinateTransform(QgsCoordinateReferenceSystem("EPSG:32612"),
+                                      QgsCoordinateReferenceSystem("EPSG:4326"), QgsProject.instance())
+    pts = []
+    for name, rc in {"a": (2, 2), "b": (8, 3)}.items():
+        p = to_wgs84.transform(QgsPointXY(*pixel_centre(transform, *rc)))
+        pts.append((name, (p.x(), p.y())))
+    layer = point_layer(pts, crs="EPSG:4326")
+    try:
+        res = run_alg("unmix_fcls", {"INPUT": AVIRIS_NG, "POINTS": layer, "NAME_FIELD": "mineral",
+                                     "OUTPUT": str(tmp_path / "ab.tif")})
+    finally:
+        del layer
+    with rasterio.open(res["OUTPUT"]) as ds:
+        ab = ds.read()
+    assert ab[0, 2, 2] == pytest.approx(1.0, abs=1e-5) and ab[1, 8, 3] == pytest.approx(1.0, abs=1e-5)

@@ -1,0 +1,61 @@
+"""The plugin loads (classFactory, initProcessing, initGui, unload) and its provider is complete."""
+
+from qgis.core import QgsApplication
+
+import oremap
+from oremap.algorithms import ALGORITHMS
+
+
+class FakeIface:
+    """The parts of QgisInterface the plugin uses."""
+
+    def __init__(self):
+        self.menu = []
+
+    def mainWindow(self):  # noqa: N802
+        return None
+
+    def addPluginToMenu(self, menu, action):  # noqa: N802
+        self.menu.append((menu, action.text()))
+
+    def removePluginMenu(self, menu, action):  # noqa: N802
+        self.menu.remove((menu, action.text()))
+
+
+def test_class_factory_init_and_unload(qgis_app):
+    registry = QgsApplication.processingRegistry()
+    existing = registry.providerById("oremap")
+    if existing is not None:  # registered by another test module
+        registry.removeProvider(existing)
+    iface = FakeIface()
+    plugin = oremap.classFactory(iface)
+    plugin.initProcessing()
+    plugin.initGui()
+    provider = registry.providerById("oremap")
+    assert provider is not None
+    assert sorted(a.name() for a in provider.algorithms()) == sorted(m for m, _ in ALGORITHMS)
+    assert ("&OreMap", "OreMap algorithms…") in iface.menu
+    assert len(iface.menu) == 3
+    plugin.unload()
+    assert registry.providerById("oremap") is None
+    assert iface.menu == []
+
+
+def test_every_algorithm_documents_every_parameter(processing_provider):
+    algorithms = processing_provider.algorithms()
+    assert len(algorithms) == len(ALGORITHMS)
+    for alg in algorithms:
+        help_html = alg.shortHelpString()
+        assert alg.group() in ("Hyperspectral", "Abundance", "Sentinel-2", "Geochemistry", "Evaluation")
+        assert "<h3>References</h3>" in help_html
+        for definition in alg.parameterDefinitions():
+            text = (alg.OUTPUT_HELP if definition.isDestination() else alg.PARAM_HELP).get(definition.name())
+            assert text and len(text) > 20, f"{alg.id()}: {definition.name()} has no help"
+            assert definition.description() in help_html
+
+
+def test_about_text_lists_algorithms(processing_provider):
+    from oremap.ui.actions import about_text
+
+    text = about_text(processing_provider)
+    assert "oremap:sam_classify" in text and "oremap:unmix_fcls" in text

@@ -1,0 +1,182 @@
+"""The block engine: many blocks equal one block bit for bit; nodata, CRS, transform carried."""
+
+import os
+
+import numpy as np
+import pytest
+import rasterio
+from affine import Affine
+
+from oremap.core.errors import Cancelled, OreMapError
+from oremap.core.feedback import Feedback
+from oremap.core.raster import (
+    OutputSpec,
+    RasterSource,
+    block_windows,
+    check_output_path,
+    run_pixelwise,
+)
+
+TRANSFORM = Affine.translation(724440.0, 4077192.0) * Affine.rotation(75.0) * Affine.scale(1.1, -1.1)
+
+
+def write_cube(path, data, nodata=None, dtype="float32", crs="EPSG:32612", transform=TRANSFORM, **tags):
+    bands, height, width = data.shape
+    with rasterio.open(path, "w", driver="GTiff", width=width, height=height, count=bands, dtype=dtype,
+                       crs=crs, transform=transform, nodata=nodata) as ds:
+        ds.write(data.astype(dtype))
+        if tags:
+            ds.update_tags(**tags)
+    return path
+
+
+@pytest.fixture
+def cube(tmp_path):
+    rng = np.random.default_rng(0)
+    data = rng.uniform(0.05, 0.6, size=(5, 37, 53)).astype(np.float32)
+    data[:, 3, 4] = -9999.0          # nodata pixel (all bands)
+    data[2, 10, 11] = -9999.0        # nodata in one band only
+    data[1, 20, 30] = np.nan         # NaN
+    return write_cube(str(tmp_path / "cube.tif"), data, nodata=-9999.0), data
+
+
+def features(pixels):
+    """A per-pixel function with two outputs: band sums and a class code."""
+    total = pixels.sum(axis=1)
+    return np.column_stack([total, pixels[:, 0] * pixels[:, 1]]), (total > 1.5).astype(np.uint8) + 1
+
+
+def run(src_path, tmp_path, tag, memory_mb, feedback=None):
+    outs = [OutputSpec(str(tmp_path / f"feat_{tag}.tif"), ["sum", "product"], "float32", -1.0),
+            OutputSpec(str(tmp_path / f"cls_{tag}.tif"), ["class"], "uint8", 255,
+                       colormap={1: (255, 0, 0), 2: (0, 0, 255)})]
+    with RasterSource(src_path) as src:
+        stats = run_pixelwise(src, outs, features, memory_mb=memory_mb, feedback=feedback)
+    return outs, stats
+
+
+def test_many_blocks_equal_one_block_bit_for_bit(cube, tmp_path):
+    path, data = cube
+    big, big_stats = run(path, tmp_path, "one", memory_mb=512)
+    small, small_stats = run(path, tmp_path, "many", memory_mb=0.002)  # a few hundred bytes per block
+    assert big_stats["blocks"] == 1
+    assert small_stats["blocks"] > 30
+    for a, b in zip(big, small):
+        with rasterio.open(a.path) as da, rasterio.open(b.path) as db:
+            assert np.array_equal(da.read(), db.read())
+    # known values and nodata where any band was nodata or NaN
+    with rasterio.open(big[0].path) as ds:
+        out = ds.read()
+        assert ds.nodata == -1.0
+        assert ds.descriptions == ("sum", "product")
+        assert ds.crs.to_epsg() == 32612
+        assert ds.transform.almost_equals(TRANSFORM)
+        assert ds.profile["tiled"] and ds.profile["compress"] == "deflate"
+    for r, c in [(3, 4), (10, 11), (20, 30)]:
+        assert np.all(out[:, r, c] == -1.0)
+    np.testing.assert_allclose(out[0, 0, 0], data[:, 0, 0].sum(), rtol=1e-6)
+    np.testing.assert_allclose(out[1, 7, 9], data[0, 7, 9] * data[1, 7, 9], rtol=1e-6)
+    assert big_stats["valid_pixels"] == 37 * 53 - 3
+    with rasterio.open(big[1].path) as ds:
+        assert ds.colormap(1)[2] == (0, 0, 255, 255)
+        assert ds.read(1)[3, 4] == 255
+
+
+def test_block_windows_cover_raster_once():
+    for width, height, bpp, mb in [(53, 37, 100, 0.002), (1000, 700, 4000, 1.0), (5000, 3, 10 ** 6, 1.0)]:
+        count = np.zeros((height, width), int)
+        for w in block_windows(width, height, bpp, mb):
+            count[w.row_off:w.row_off + w.height, w.col_off:w.col_off + w.width] += 1
+            assert w.width * w.height * bpp <= max(mb * 2 ** 20, bpp * 256) or w.height == 1
+        assert np.all(count == 1)
+
+
+def test_integer_reflectance_scaled(tmp_path):
+    data = np.array([[[1000, 2500]], [[5000, 0]]], dtype=np.uint16)  # 2 bands, 1 x 2 pixels
+    path = write_cube(str(tmp_path / "int.tif"), data, nodata=0, dtype="uint16")
+    with RasterSource(path) as src:  # automatic: integer values > 100 -> / 10000
+        values, valid = src.read(rasterio.windows.Window(0, 0, 2, 1))
+    np.testing.assert_allclose(values[0, 0], [0.1, 0.5])
+    assert valid.tolist() == [[True, False]]
+    with RasterSource(path, scale=5000) as src:
+        values, _ = src.read(rasterio.windows.Window(0, 0, 2, 1))
+    np.testing.assert_allclose(values[0, 0], [0.2, 1.0])
+
+
+def test_gdal_scale_offset_metadata(tmp_path):
+    data = np.array([[[100, 200]]], dtype=np.int16)
+    path = str(tmp_path / "scaled.tif")
+    with rasterio.open(path, "w", driver="GTiff", width=2, height=1, count=1, dtype="int16") as ds:
+        ds.write(data)
+        ds.scales = (0.001,)
+        ds.offsets = (0.05,)
+    with RasterSource(path) as src:
+        values, _ = src.read(rasterio.windows.Window(0, 0, 2, 1))
+    np.testing.assert_allclose(values[0, :, 0], [0.15, 0.25], rtol=1e-6)
+
+
+def test_user_nodata_and_huge_nodata_value(tmp_path):
+    data = np.full((2, 2, 2), 0.3, np.float32)
+    data[:, 0, 0] = -3.4e38       # float32 nodata near the type's limit
+    data[:, 1, 1] = 7.0           # user nodata
+    path = write_cube(str(tmp_path / "nd.tif"), data, nodata=-3.4e38)
+    with RasterSource(path, nodata=7.0) as src:
+        _, valid = src.read(rasterio.windows.Window(0, 0, 2, 2))
+    assert valid.tolist() == [[False, True], [True, False]]
+
+
+class CancelAfter(Feedback):
+    def __init__(self, n):
+        self.n = n
+        self.calls = 0
+
+    def is_canceled(self):
+        self.calls += 1
+        return self.calls > self.n
+
+
+def test_cancel_removes_partial_output_and_keeps_existing_file(cube, tmp_path):
+    path, _ = cube
+    existing = tmp_path / "feat_c.tif"
+    existing.write_bytes(b"previous result")
+    with pytest.raises(Cancelled):
+        run(path, tmp_path, "c", memory_mb=0.002, feedback=CancelAfter(3))
+    assert existing.read_bytes() == b"previous result"
+    assert not any(name.endswith(".oremap-partial.tif") for name in os.listdir(tmp_path))
+    assert not (tmp_path / "cls_c.tif").exists()
+
+
+def test_error_in_function_leaves_nothing(cube, tmp_path):
+    path, _ = cube
+
+    def broken(pixels):
+        raise ValueError("boom")
+
+    with RasterSource(path) as src, pytest.raises(ValueError):
+        run_pixelwise(src, [OutputSpec(str(tmp_path / "x.tif"), ["a"])], broken)
+    assert os.listdir(tmp_path) == ["cube.tif"]
+
+
+def test_all_nodata_raster_is_refused(tmp_path):
+    data = np.full((3, 4, 4), -9999.0, np.float32)
+    path = write_cube(str(tmp_path / "empty.tif"), data, nodata=-9999.0)
+    with RasterSource(path) as src, pytest.raises(OreMapError) as err:
+        run_pixelwise(src, [OutputSpec(str(tmp_path / "o.tif"), ["a"])], lambda p: p[:, 0])
+    assert err.value.parameter == "raster" and "nodata" in err.value.message
+    assert not (tmp_path / "o.tif").exists()
+
+
+def test_output_path_checks(tmp_path):
+    assert check_output_path(str(tmp_path / "new.tif")) is False
+    (tmp_path / "old.tif").write_text("x")
+    assert check_output_path(str(tmp_path / "old.tif")) is True
+    with pytest.raises(OreMapError):
+        check_output_path(str(tmp_path / "old.tif"), overwrite=False)
+    with pytest.raises(OreMapError) as err:
+        check_output_path(str(tmp_path / "missing" / "a.tif"))
+    assert "does not exist" in err.value.message
+    if os.getuid() != 0:  # root can write anywhere
+        ro = tmp_path / "ro"
+        ro.mkdir(mode=0o500)
+        with pytest.raises(OreMapError):
+            check_output_path(str(ro / "a.tif"))

@@ -1,0 +1,51 @@
+"""SAM and SID against hand-computed values."""
+
+import math
+
+import numpy as np
+import pytest
+
+from oremap.core import sam
+from oremap.core.errors import OreMapError
+
+
+def test_angles_hand_computed():
+    x = np.array([[1.0, 0.0], [1.0, 1.0], [3.0, 4.0], [0.6, 0.8]])
+    r = np.array([[1.0, 0.0], [4.0, 3.0]])
+    a = sam.spectral_angles(x, r)
+    assert a[0, 0] == 0.0
+    assert a[1, 0] == pytest.approx(math.pi / 4, abs=1e-12)
+    assert a[2, 1] == pytest.approx(math.acos(24 / 25), abs=1e-12)  # 0.283794...
+    assert a[2, 1] == pytest.approx(0.2837941092, abs=1e-9)
+    # brightness does not matter: [0.6, 0.8] is [3, 4] / 5
+    assert a[3, 1] == pytest.approx(a[2, 1], abs=1e-12)
+    assert sam.spectral_angles(np.array([[0.0, 1.0]]), np.array([[1.0, 0.0]]))[0, 0] == pytest.approx(math.pi / 2)
+
+
+def test_sid_hand_computed():
+    # p = [0.25, 0.75], q = [0.5, 0.5]: SID = sum (p - q)(ln p - ln q)
+    expected = -0.25 * math.log(0.5) + 0.25 * math.log(1.5)
+    d = sam.spectral_information_divergence(np.array([[1.0, 3.0]]), np.array([[1.0, 1.0], [2.0, 6.0]]))
+    assert d[0, 0] == pytest.approx(expected, abs=1e-12)
+    assert d[0, 0] == pytest.approx(0.2746530722, abs=1e-9)
+    assert d[0, 1] == pytest.approx(0.0, abs=1e-12)
+
+
+def test_classify_best_match_and_threshold():
+    refs = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
+    pixels = np.array([[0.9, 0.1, 0.0], [0.0, 0.2, 2.0], [1.0, 1.0, 1.0]])
+    classes, score = sam.classify(pixels, refs)
+    assert classes.tolist() == [1, 3, 1]  # the tie on the last pixel goes to the first reference
+    assert score[0] == pytest.approx(math.atan(0.1 / 0.9), abs=1e-6)
+    assert score[2] == pytest.approx(math.acos(1 / math.sqrt(3)), abs=1e-6)
+    classes, _ = sam.classify(pixels, refs, threshold=0.5)
+    assert classes.tolist() == [1, 3, 0]  # 0.955 rad > 0.5: unclassified
+    classes, _ = sam.classify(pixels, refs, method="sid")
+    assert classes.tolist()[:2] == [1, 3]
+    with pytest.raises(OreMapError):
+        sam.classify(pixels, refs, method="euclid")
+
+
+def test_zero_pixel_is_unclassified():
+    classes, score = sam.classify(np.zeros((1, 3)), np.eye(3))
+    assert classes.tolist() == [0] and np.isnan(score[0])

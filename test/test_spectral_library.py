@@ -1,0 +1,486 @@
+"""Known-answer tests for core.wavelengths and core.spectral_library."""
+
+import math
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+from rasterio.transform import Affine
+
+from core.errors import OreMapError
+from core.spectral_library import (
+    SpectralLibrary,
+    _read_envi_cube,
+    library_from_points,
+    parse_envi_header,
+    read_library,
+    write_csv_library,
+    write_envi_library,
+)
+from core.wavelengths import (
+    BandInfo,
+    band_info_from_raster,
+    band_tags,
+    parse_wavelength_list,
+    resample_spectra,
+    to_nanometres,
+)
+
+DATA = Path("/work/shared/data/hyperspectral")
+USGS = DATA / "s07_AV95_envi.sli"
+AVNG = DATA / "ang20150420t182808_corr_v1e_img_4200-4210_70-80.img"
+needs_usgs = pytest.mark.skipif(not USGS.is_file(), reason="USGS library not available")
+needs_avng = pytest.mark.skipif(not AVNG.is_file(), reason="AVIRIS-NG tile not available")
+
+SIGMA_PER_FWHM = 1.0 / (2.0 * math.sqrt(2.0 * math.log(2.0)))
+
+
+def _header_list(path, key):
+    """Numbers of ``key = {...}`` read from an ENVI header with a plain regex."""
+    text = Path(path).read_text()
+    body = re.search(rf"^{key}\s*=\s*\{{([^}}]*)\}}", text, re.M | re.S).group(1)
+    return [float(v) for v in body.split(",")]
+
+
+# ---------------------------------------------------------------------------
+# wavelengths: units and parsing
+# ---------------------------------------------------------------------------
+
+
+def test_to_nanometres_units_and_magnitude_rule():
+    assert to_nanometres([0.45, 2.5], "Micrometers").tolist() == [450.0, 2500.0]
+    assert to_nanometres([0.45], "µm").tolist() == [450.0]
+    assert to_nanometres([0.45], "microns").tolist() == [450.0]
+    assert to_nanometres([450.0], "Nanometers").tolist() == [450.0]
+    assert to_nanometres([450.0], "nm").tolist() == [450.0]
+    assert to_nanometres([0.45, 2.5]).tolist() == [450.0, 2500.0]  # all < 30: micrometres
+    assert to_nanometres([450.0, 2500.0], "Unknown").tolist() == [450.0, 2500.0]
+    with pytest.raises(OreMapError) as err:
+        to_nanometres([4000.0], "Wavenumber")
+    assert err.value.parameter == "wavelengths" and "wavenumber" in str(err.value).lower()
+    with pytest.raises(OreMapError):
+        to_nanometres([1.0], "furlongs")
+
+
+def test_parse_wavelength_list():
+    assert parse_wavelength_list("450, 550.5; 650").tolist() == [450.0, 550.5, 650.0]
+    assert parse_wavelength_list("450 550\t650").tolist() == [450.0, 550.0, 650.0]
+    assert parse_wavelength_list("400:430:10").tolist() == [400.0, 410.0, 420.0, 430.0]
+    assert parse_wavelength_list("400 : 425 : 10, 500").tolist() == [400.0, 410.0, 420.0, 500.0]
+    assert parse_wavelength_list("0.45, 0.55").tolist() == [450.0, 550.0]
+    for bad in ["", "450, abc", "550, 450", "450, 450", "500:400:10", "400:500:0"]:
+        with pytest.raises(OreMapError) as err:
+            parse_wavelength_list(bad)
+        assert err.value.parameter == "wavelengths"
+
+
+# ---------------------------------------------------------------------------
+# wavelengths: resampling against analytic answers
+# ---------------------------------------------------------------------------
+
+
+def _absorption(wl, depth, centre, sigma):
+    return 1.0 - depth * np.exp(-0.5 * ((wl - centre) / sigma) ** 2)
+
+
+def test_linear_spectrum_keeps_its_line_under_gaussian_response():
+    src = np.arange(350.0, 2501.0, 1.0)
+    spectra = np.vstack([0.1 + 2e-4 * src, 0.9 - 1e-4 * src])
+    dst = BandInfo(centers=[500.3, 1000.7, 1500.0, 2000.25], fwhm=[10.0, 25.0, 7.0, 40.0])
+    out = resample_spectra(spectra, src, dst)
+    expected = np.vstack([0.1 + 2e-4 * dst.centers, 0.9 - 1e-4 * dst.centers])
+    np.testing.assert_allclose(out, expected, rtol=0, atol=1e-10)
+
+
+def test_uneven_source_sampling_is_weighted_by_spacing():
+    # 0.25 nm steps below 1000 nm, 2 nm above: without spacing weights the
+    # dense side would pull a line down by about 5e-3.
+    src = np.concatenate([np.arange(900.0, 1000.0, 0.25), np.arange(1000.0, 1101.0, 2.0)])
+    centers = np.array([990.0, 1000.0, 1010.0])
+    out = resample_spectra(0.2 + 1e-3 * src, src, BandInfo(centers=centers, fwhm=[20.0, 20.0, 20.0]))
+    np.testing.assert_allclose(out, 0.2 + 1e-3 * centers, rtol=0, atol=1e-4)
+
+
+def test_gaussian_feature_matches_analytic_convolution():
+    depth, centre, sigma = 0.4, 2200.0, 8.0
+    fwhm = 12.0
+    src = np.arange(2000.0, 2400.0 + 0.5, 1.0)
+    values = _absorption(src, depth, centre, sigma)
+    centers = np.arange(2150.0, 2250.0, 7.3)
+    out = resample_spectra(values, src, BandInfo(centers=centers, fwhm=np.full(centers.size, fwhm)))
+    # Gaussian widths add in quadrature; the depth scales by sigma / width.
+    width = math.hypot(sigma, fwhm * SIGMA_PER_FWHM)
+    expected = _absorption(centers, depth * sigma / width, centre, width)
+    np.testing.assert_allclose(out, expected, rtol=0, atol=1e-4)
+    assert np.max(np.abs(out - expected)) < 1e-8  # in fact far better
+
+
+def test_source_resolution_is_taken_into_account():
+    # A source already blurred by its own 6 nm response, resampled to 15 nm,
+    # must equal the feature blurred by 15 nm in total.
+    depth, centre, sigma = 0.3, 1000.0, 5.0
+    src_fwhm, dst_fwhm = 6.0, 15.0
+    src = np.arange(800.0, 1200.5, 1.0)
+    s_src = math.hypot(sigma, src_fwhm * SIGMA_PER_FWHM)
+    values = _absorption(src, depth * sigma / s_src, centre, s_src)
+    centers = np.array([980.0, 995.5, 1000.0, 1012.0])
+    out = resample_spectra(
+        values, src, BandInfo(centers=centers, fwhm=np.full(4, dst_fwhm)), src_fwhm=np.full(src.size, src_fwhm)
+    )
+    s_dst = math.hypot(sigma, dst_fwhm * SIGMA_PER_FWHM)
+    np.testing.assert_allclose(out, _absorption(centers, depth * sigma / s_dst, centre, s_dst), atol=1e-6)
+
+
+def test_coarse_source_falls_back_to_exact_linear_interpolation():
+    rng = np.random.default_rng(3)
+    src = np.arange(400.0, 1001.0, 10.0)
+    spectra = rng.random((3, src.size))
+    centers = np.array([400.0, 405.5, 512.25, 730.0, 999.9, 1000.0])
+    out = resample_spectra(spectra, src, BandInfo(centers=centers, fwhm=np.full(centers.size, 5.0)))
+    expected = np.vstack([np.interp(centers, src, s) for s in spectra])
+    np.testing.assert_array_equal(out, expected)
+    # Unknown FWHM: linear interpolation too.
+    np.testing.assert_array_equal(resample_spectra(spectra, src, centers), expected)
+
+
+def test_bands_outside_the_source_are_nan():
+    src = np.arange(400.0, 1000.5, 1.0)
+    values = 0.5 + 0.0 * src
+    dst = BandInfo(centers=[390.0, 402.0, 700.0, 997.0, 1010.0], fwhm=[10.0, 10.0, 10.0, 10.0, 10.0])
+    out = resample_spectra(values, src, dst)
+    # 402 +- 5 and 997 +- 5 reach beyond the source: not covered.
+    assert np.isnan(out[[0, 1, 3, 4]]).all()
+    assert out[2] == pytest.approx(0.5, abs=1e-12)
+    linear = resample_spectra(values, src, [390.0, 400.0, 1000.0, 1000.5])
+    assert np.isnan(linear[[0, 3]]).all() and linear[1] == 0.5 and linear[2] == 0.5
+
+
+def test_missing_source_channels():
+    src = np.arange(400.0, 1000.5, 1.0)
+    values = np.full(src.size, 0.25)
+    values[(src >= 600) & (src <= 620)] = np.nan  # a 22 nm gap
+    values[src == 701] = np.nan  # a single missing channel
+    dst = BandInfo(centers=[560.0, 590.0, 610.0, 700.0], fwhm=[10.0, 30.0, 10.0, 10.0])
+    out = resample_spectra(values, src, dst)
+    assert out[0] == pytest.approx(0.25, abs=1e-12)  # away from the gap
+    assert np.isnan(out[1]) and np.isnan(out[2])  # the gap is wider than FWHM/2
+    assert out[3] == pytest.approx(0.25, abs=1e-12)  # renormalised over finite samples
+
+
+# ---------------------------------------------------------------------------
+# raster band metadata
+# ---------------------------------------------------------------------------
+
+
+@needs_avng
+def test_band_info_from_aviris_ng_envi_header():
+    info = band_info_from_raster(AVNG)
+    wl = _header_list(AVNG.with_suffix(".hdr"), "wavelength")
+    fwhm = _header_list(AVNG.with_suffix(".hdr"), "fwhm")
+    bbl = _header_list(AVNG.with_suffix(".hdr"), "bbl")
+    assert info.n_bands == 432 == len(wl)
+    assert info.centers[0] == wl[0] == 346.2995778
+    assert info.centers[-1] == wl[-1] == 2505.0363678
+    assert info.fwhm is not None and info.fwhm[0] == fwhm[0] and info.fwhm[-1] == fwhm[-1]
+    assert int(info.bad.sum()) == bbl.count(0.0) == 59
+    assert info.good.sum() == 432 - 59
+
+
+def _write_tif(path, n_bands, transform=None, tags=None, descriptions=None, data=None, nodata=None):
+    transform = transform or Affine.translation(0, 10) * Affine.scale(1, -1)
+    data = np.ones((n_bands, 4, 5), "float32") if data is None else data
+    with rasterio.open(
+        path, "w", driver="GTiff", width=data.shape[2], height=data.shape[1], count=n_bands,
+        dtype=data.dtype, crs="EPSG:32612", transform=transform, nodata=nodata,
+    ) as ds:
+        ds.write(data)
+        for b in range(n_bands):
+            if tags:
+                ds.update_tags(b + 1, **tags[b])
+            if descriptions:
+                ds.set_band_description(b + 1, descriptions[b])
+    return path
+
+
+def test_band_tags_round_trip_through_geotiff(tmp_path):
+    info = BandInfo(centers=[450.125, 550.0, 1650.3], fwhm=[10.5, 11.0, 20.25])
+    path = _write_tif(tmp_path / "tags.tif", 3, tags=band_tags(info))
+    back = band_info_from_raster(path)
+    np.testing.assert_array_equal(back.centers, info.centers)
+    np.testing.assert_array_equal(back.fwhm, info.fwhm)
+    assert not back.bad.any()
+
+
+def test_band_info_from_descriptions_imagery_and_none(tmp_path):
+    path = _write_tif(tmp_path / "desc.tif", 3, descriptions=["452.3 nm", "0.55 um", "Band 3 (650 nm)"])
+    np.testing.assert_allclose(band_info_from_raster(path).centers, [452.3, 550.0, 650.0])
+    path = _write_tif(tmp_path / "plain.tif", 2, descriptions=["0.45", "0.65"])
+    np.testing.assert_allclose(band_info_from_raster(path).centers, [450.0, 650.0])
+    assert band_info_from_raster(_write_tif(tmp_path / "none.tif", 2)) is None
+    assert band_info_from_raster(_write_tif(tmp_path / "num.tif", 2, descriptions=["1", "2"])) is None
+    path = tmp_path / "imagery.tif"
+    _write_tif(path, 2)
+    with rasterio.open(path, "r+") as ds:
+        ds.update_tags(1, ns="IMAGERY", CENTRAL_WAVELENGTH_UM="0.485", FWHM_UM="0.065")
+        ds.update_tags(2, ns="IMAGERY", CENTRAL_WAVELENGTH_UM="0.56", FWHM_UM="0.075")
+    info = band_info_from_raster(path)
+    np.testing.assert_allclose(info.centers, [485.0, 560.0])
+    np.testing.assert_allclose(info.fwhm, [65.0, 75.0])
+
+
+# ---------------------------------------------------------------------------
+# ENVI libraries
+# ---------------------------------------------------------------------------
+
+
+def _small_library():
+    rng = np.random.default_rng(0)
+    spectra = rng.random((3, 6)).astype(np.float32).astype(np.float64)
+    spectra[1, 2] = np.nan
+    return SpectralLibrary(
+        names=["Kaolinite KGa-1", "Alunite GDS84", "kaolinite wxl"],
+        spectra=spectra,
+        wavelengths=[2100.5, 2150.0, 2200.25, 2250.0, 2300.0, 2350.125],
+        fwhm=[10.0, 10.5, 11.0, 11.5, 12.0, 12.5],
+        source="test",
+    )
+
+
+def test_envi_round_trip(tmp_path):
+    lib = _small_library()
+    data = write_envi_library(lib, tmp_path / "lib.sli")
+    assert data.name == "lib.sli" and (tmp_path / "lib.hdr").is_file()
+    for path in (data, tmp_path / "lib.hdr"):
+        back = read_library(path)
+        assert back.names == lib.names
+        np.testing.assert_array_equal(back.spectra, lib.spectra)  # NaN in the same place
+        np.testing.assert_array_equal(back.wavelengths, lib.wavelengths)
+        np.testing.assert_array_equal(back.fwhm, lib.fwhm)
+        assert back.n_dropped == 0
+
+
+@pytest.mark.filterwarnings("ignore::rasterio.errors.NotGeoreferencedWarning")
+def test_envi_gdal_readable_variant(tmp_path):
+    lib = _small_library()
+    data = write_envi_library(lib, tmp_path / "gdal.sli", gdal_readable=True)
+    with rasterio.open(data) as ds:
+        assert (ds.count, ds.height, ds.width) == (1, 3, 6)
+        values = ds.read(1).astype(np.float64)
+    values[np.isclose(values, -1.23e34, rtol=1e-6)] = np.nan
+    np.testing.assert_array_equal(values, lib.spectra)
+    np.testing.assert_array_equal(read_library(data).spectra, lib.spectra)
+
+
+def test_envi_header_parser_and_binary_variants(tmp_path):
+    header = tmp_path / "odd.hdr"
+    header.write_text(
+        "ENVI\n"
+        "description = {\n  A library, with commas = and equals,\n  over lines}\n"
+        "Samples = 3\nlines   = 2\nbands = 1\nheader offset = 8\n"
+        "file type = ENVI Spectral Library\ndata type = 2\ninterleave = bil\nbyte order = 1\n"
+        "wavelength units = Micrometers\nreflectance scale factor = 10000\n"
+        "data ignore value = -9999\n"
+        "spectra names = {\n Quartz  GDS31 ,\n Wavelengths in microns test}\n"
+        "wavelength = { 0.5, 1.0,\n 1.5 }\n"
+    )
+    raw = np.array([[1000, -9999, 3000], [5000, 10000, 15000]], dtype=">i2")
+    (tmp_path / "odd.sli").write_bytes(b"\0" * 8 + raw.tobytes())
+    parsed = parse_envi_header(header)
+    assert parsed["description"].startswith("A library, with commas = and equals,")
+    assert parsed["samples"] == "3"
+    assert parsed["wavelength"] == ["0.5", "1.0", "1.5"]
+    assert parsed["spectra names"] == ["Quartz  GDS31", "Wavelengths in microns test"]
+    lib = read_library(tmp_path / "odd.sli")
+    assert lib.names == ["Quartz GDS31"] and lib.n_dropped == 1
+    np.testing.assert_array_equal(lib.wavelengths, [500.0, 1000.0, 1500.0])
+    np.testing.assert_array_equal(lib.spectra, [[0.1, np.nan, 0.3]])
+    # Interleaves of a two-band cube give the same (bands, lines, samples) array.
+    cube = np.arange(12, dtype="<f4").reshape(2, 2, 3)
+    base = {"samples": "3", "lines": "2", "bands": "2", "data type": "4"}
+    layouts = {"bsq": cube, "bil": cube.transpose(1, 0, 2), "bip": cube.transpose(1, 2, 0)}
+    for name, layout in layouts.items():
+        path = tmp_path / f"cube_{name}.dat"
+        layout.tofile(path)
+        got = _read_envi_cube(dict(base, interleave=name), path, path)
+        np.testing.assert_array_equal(got, cube)
+
+
+@needs_usgs
+def test_read_usgs_splib07_library():
+    lib = read_library(USGS)
+    names = [" ".join(n.split()) for n in parse_envi_header(USGS.with_suffix(".hdr"))["spectra names"]]
+    n_aux = sum(n.lower().startswith(("error bars", "wavelengths in", "resolution in")) for n in names)
+    assert len(names) == 3139 and n_aux == 682
+    assert lib.n_spectra == 3139 - 682 == 2457 and lib.n_dropped == 682
+    assert lib.spectra.shape == (2457, 224)
+    assert lib.wavelengths[0] == pytest.approx(383.15) and lib.wavelengths[-1] == pytest.approx(2508.2)
+    assert lib.fwhm[0] == pytest.approx(9.94)
+    assert "Kaolinite CM9 BECKb AREF" in lib.names
+    assert not any(n.lower().startswith("error bars") for n in lib.names)
+    # Missing values are NaN, everything else a plausible reflectance.
+    assert np.isnan(lib.spectra).sum() == 77599
+    assert np.nanmin(lib.spectra) >= 0.0 and np.nanmax(lib.spectra) < 1.5
+    acti = lib.spectra[lib.names.index("Actinolite HS116.1B ASDFRb AREF")]
+    assert np.isnan(acti[223]) and np.isfinite(acti[:223]).all()  # ASD stops at 2500 nm
+    lib.check_unique_names()
+
+
+# ---------------------------------------------------------------------------
+# CSV libraries
+# ---------------------------------------------------------------------------
+
+
+def test_csv_micrometres_and_nanometres_give_the_same_library(tmp_path):
+    (tmp_path / "um.csv").write_text(
+        "Wavelength (um),Kaolinite,Alunite\n0.45,0.5,0.6\n0.55,,0.7\n0.65,0.55,n/a\n"
+    )
+    (tmp_path / "nm.csv").write_text(
+        "nm;Kaolinite;Alunite\n650;0,55;\n450;0,5;0,6\n550;;0,7\n"  # unsorted, decimal commas
+    )
+    (tmp_path / "bare.txt").write_text("x\tKaolinite\tAlunite\n0.45\t0.5\t0.6\n0.55\t\t0.7\n0.65\t0.55\t\n")
+    libs = [read_library(tmp_path / name) for name in ("um.csv", "nm.csv", "bare.txt")]
+    expected = np.array([[0.5, np.nan, 0.55], [0.6, 0.7, np.nan]])
+    for lib in libs:
+        assert lib.names == ["Kaolinite", "Alunite"]
+        np.testing.assert_allclose(lib.wavelengths, [450.0, 550.0, 650.0])
+        np.testing.assert_array_equal(lib.spectra, expected)
+
+
+def test_csv_round_trip(tmp_path):
+    lib = _small_library()
+    back = read_library(write_csv_library(lib, tmp_path / "out.csv"))
+    assert back.names == lib.names
+    np.testing.assert_array_equal(back.spectra, lib.spectra)
+    np.testing.assert_array_equal(back.wavelengths, lib.wavelengths)
+
+
+def test_missing_or_unknown_library_file(tmp_path):
+    with pytest.raises(OreMapError) as err:
+        read_library(tmp_path / "nope.sli")
+    assert err.value.parameter == "library" and err.value.fix
+    (tmp_path / "lib.xyz").write_text("x")
+    with pytest.raises(OreMapError) as err:
+        read_library(tmp_path / "lib.xyz")
+    assert err.value.parameter == "library" and ".csv" in err.value.fix
+
+
+# ---------------------------------------------------------------------------
+# selecting spectra
+# ---------------------------------------------------------------------------
+
+
+def test_subset_matching_rules():
+    lib = _small_library()
+    assert lib.subset(["Alunite GDS84"]).names == ["Alunite GDS84"]  # exact
+    assert lib.subset(["KAOLINITE  kga-1"]).names == ["Kaolinite KGa-1"]  # case, spaces
+    assert lib.subset(["alun"]).names == ["Alunite GDS84"]  # unique prefix
+    assert lib.subset(["wxl", "Alunite"]).names == ["kaolinite wxl", "Alunite GDS84"]  # substring, order
+    sub = lib.subset(["Alunite"])
+    np.testing.assert_array_equal(sub.spectra, lib.spectra[[1]])
+    with pytest.raises(OreMapError) as err:
+        lib.subset(["Kaolinite"])  # two names start with it
+    assert err.value.parameter == "spectra" and "Kaolinite KGa-1" in str(err.value)
+    with pytest.raises(OreMapError) as err:
+        lib.subset(["Alunit GDS48"])
+    assert err.value.parameter == "spectra" and "'Alunite GDS84'" in str(err.value)
+    with pytest.raises(OreMapError):
+        lib.subset(["Alunite", "alun"])  # the same spectrum twice
+
+
+def test_duplicate_names_are_reported():
+    lib = SpectralLibrary(names=["A", "B", "A"], spectra=np.zeros((3, 2)), wavelengths=[500.0, 600.0])
+    with pytest.raises(OreMapError) as err:
+        lib.check_unique_names()
+    assert "'A'" in str(err.value) and "'B'" not in str(err.value)
+    with pytest.raises(OreMapError):
+        lib.subset(["A"])
+
+
+def test_resample_library_to_band_info():
+    src = np.arange(400.0, 1001.0, 1.0)
+    lib = SpectralLibrary(names=["line"], spectra=[0.2 + 1e-4 * src], wavelengths=src)
+    info = BandInfo(centers=[500.0, 800.0, 1200.0], fwhm=[10.0, 10.0, 10.0])
+    out = lib.resample(info)
+    np.testing.assert_allclose(out.spectra[0, :2], [0.25, 0.28], atol=1e-12)
+    assert np.isnan(out.spectra[0, 2])
+    np.testing.assert_array_equal(out.wavelengths, info.centers)
+    np.testing.assert_array_equal(out.fwhm, info.fwhm)
+
+
+# ---------------------------------------------------------------------------
+# endmembers from raster points
+# ---------------------------------------------------------------------------
+
+
+def _rotated_raster(path, nodata=None, with_wavelengths=True):
+    transform = Affine.translation(500000.0, 4100000.0) * Affine.rotation(30.0) * Affine.scale(2.0, -2.0)
+    bands, rows, cols = np.indices((3, 5, 6))
+    data = ((bands + 1) * 1000 + rows * 10 + cols).astype("int16")
+    if nodata is not None:
+        data[:, 4, 5] = nodata
+    info = BandInfo(centers=[450.0, 550.0, 650.0], fwhm=[20.0, 20.0, 20.0])
+    tags = band_tags(info) if with_wavelengths else None
+    _write_tif(path, 3, transform=transform, tags=tags, data=data, nodata=nodata)
+    return transform, data
+
+
+def _centre(transform, row, col):
+    return transform * (col + 0.5, row + 0.5)
+
+
+def test_library_from_points_on_rotated_raster(tmp_path):
+    path = tmp_path / "rot.tif"
+    transform, data = _rotated_raster(path)
+    cells = [(0, 0), (4, 5), (2, 3), (1, 4)]
+    xy = [_centre(transform, r, c) for r, c in cells]
+    lib = library_from_points(path, xy, ["a", "b", "c", "d"], scale=0.001, offset=0.01)
+    expected = np.array([data[:, r, c] * 0.001 + 0.01 for r, c in cells])
+    np.testing.assert_allclose(lib.spectra, expected, rtol=0, atol=1e-12)
+    assert lib.names == ["a", "b", "c", "d"] and lib.n_points.tolist() == [1, 1, 1, 1]
+    np.testing.assert_array_equal(lib.wavelengths, [450.0, 550.0, 650.0])
+    assert lib.wavelengths_known
+    # A subset of bands.
+    sub = library_from_points(path, xy[:1], ["a"], band_indexes=[3, 1])
+    np.testing.assert_array_equal(sub.spectra, [[data[2, 0, 0], data[0, 0, 0]]])
+    np.testing.assert_array_equal(sub.wavelengths, [650.0, 450.0])
+
+
+def test_library_from_points_averages_same_names(tmp_path):
+    path = tmp_path / "rot.tif"
+    transform, data = _rotated_raster(path)
+    xy = [_centre(transform, 1, 1), _centre(transform, 3, 2), _centre(transform, 0, 5)]
+    lib = library_from_points(path, xy, ["Alunite", "Kaolinite", "Alunite"])
+    assert lib.names == ["Alunite", "Kaolinite"] and lib.n_points.tolist() == [2, 1]
+    np.testing.assert_allclose(lib.spectra[0], (data[:, 1, 1] + data[:, 0, 5]) / 2.0)
+    np.testing.assert_allclose(lib.spectra[1], data[:, 3, 2])
+    assert "averaged" in lib.source
+
+
+def test_library_from_points_errors(tmp_path):
+    path = tmp_path / "rot.tif"
+    transform, _ = _rotated_raster(path, nodata=-1)
+    inside = _centre(transform, 1, 1)
+    # Inside the rotated footprint's bounding box but outside the grid.
+    outside = _centre(transform, -1, 2)
+    with pytest.raises(OreMapError) as err:
+        library_from_points(path, [inside, outside], ["ok", "far away"])
+    assert err.value.parameter == "endmembers" and "point 2 'far away'" in str(err.value)
+    with pytest.raises(OreMapError) as err:
+        library_from_points(path, [inside, _centre(transform, 4, 5)], ["ok", "hole"])
+    assert err.value.parameter == "endmembers" and "point 2 'hole'" in str(err.value)
+    with pytest.raises(OreMapError) as err:
+        library_from_points(path, [inside], ["  "])
+    assert err.value.parameter == "endmembers"
+
+
+def test_library_from_points_without_wavelengths(tmp_path):
+    path = tmp_path / "plain.tif"
+    transform, data = _rotated_raster(path, with_wavelengths=False)
+    lib = library_from_points(path, [_centre(transform, 2, 2)], ["x"])
+    assert not lib.wavelengths_known
+    np.testing.assert_array_equal(lib.wavelengths, [1.0, 2.0, 3.0])
+    with pytest.raises(OreMapError) as err:
+        lib.resample(BandInfo(centers=[500.0]))
+    assert err.value.parameter == "wavelengths"

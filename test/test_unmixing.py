@@ -1,0 +1,378 @@
+"""Tests for core.unmixing: exact FCLS/NNLS against independent references.
+
+Endmembers are real USGS mineral spectra (splib07, AVIRIS-1995 resampling)
+read from the shared ENVI spectral library. Mixtures use sparse abundances on
+the simplex, a brightness factor, noise, and pixels pushed outside the simplex
+so the constraints are active.
+"""
+
+import itertools
+import os
+import re
+
+import numpy as np
+import pytest
+from scipy.optimize import nnls
+
+from core.errors import Cancelled, OreMapError
+from core.feedback import Feedback
+from core import unmixing
+from core.unmixing import check_endmembers, fcls, unmix
+
+LIBRARY = "/work/shared/data/hyperspectral/s07_AV95_envi"
+MINERALS = (
+    "Kaolinite CM9 BECKb AREF",
+    "Alunite GDS82 Na82 BECKb AREF",
+    "Muscovite GDS107 BECKa AREF",
+    "Calcite CO2004 BECKb AREF",
+    "Goethite HS36.3 BECKb AREF",
+    "Hematite FE2602 BECKb AREF",
+    "Montmorillonite SAz-1 BECKb AREF",
+    "Jarosite GDS24 Na BECKb AREF",
+)
+MISSING = -1e30  # the library marks missing values with -1.23e34
+
+
+def _read_library(stem):
+    """Read an ENVI spectral library: (names, spectra (n_spectra, n_channels))."""
+    with open(stem + ".hdr") as fh:
+        header = fh.read()
+    samples = int(re.search(r"samples\s*=\s*(\d+)", header).group(1))
+    block = re.search(r"spectra names\s*=\s*\{(.*?)\}", header, re.S).group(1)
+    names = [" ".join(item.split()) for item in block.split(",")]
+    spectra = np.fromfile(stem + ".sli", dtype="<f4").reshape(-1, samples)
+    return names, spectra.astype(np.float64)
+
+
+@pytest.fixture(scope="module")
+def library():
+    """All 8 minerals on every other AVIRIS channel: E of shape (112, 8)."""
+    if not os.path.exists(LIBRARY + ".sli"):
+        pytest.skip("USGS spectral library not available in shared/data")
+    names, spectra = _read_library(LIBRARY)
+    E = spectra[[names.index(m) for m in MINERALS]].T[::2]
+    assert (E > MISSING).all()
+    return E
+
+
+def _mixtures(E, n, rng, outside=0.25, noise=0.005):
+    """Sparse simplex abundances x brightness + noise; some pushed outside.
+
+    Pixels outside the simplex are extrapolated away from a random endmember;
+    only those whose noise-free spectrum stays a plausible reflectance
+    (>= 0.01 in every band) are kept.
+    """
+    p = E.shape[1]
+    m = 3 * n
+    A = rng.dirichlet(np.full(p, 0.7), size=m)
+    A[rng.random((m, p)) < 0.3] = 0.0
+    empty = A.sum(axis=1) == 0
+    A[empty, rng.integers(0, p, empty.sum())] = 1.0
+    A /= A.sum(axis=1, keepdims=True)
+    out = rng.random(m) < outside
+    away = np.eye(p)[rng.integers(0, p, m)]
+    A[out] = 1.6 * A[out] - 0.6 * away[out]
+    X = (A @ E.T) * rng.uniform(0.8, 1.2, size=(m, 1))
+    X = X[X.min(axis=1) >= 0.01][:n]
+    assert len(X) == n
+    return X + noise * rng.standard_normal(X.shape)
+
+
+def _brute_force(X, E, sum_to_one):
+    """Global optimum by enumerating every support (independent of the module).
+
+    For each subset S, the equality-constrained least squares is solved in a
+    null-space form with lstsq on the spectra themselves (no normal
+    equations): a_last = 1 - sum(others). Feasible solutions compete on the
+    directly computed objective.
+    """
+    n, p = X.shape[0], E.shape[1]
+    best = np.full(n, np.inf)
+    A = np.zeros((n, p))
+    if not sum_to_one:  # the empty support: a = 0
+        best = (X ** 2).sum(axis=1)
+    for k in range(1, p + 1):
+        for support in itertools.combinations(range(p), k):
+            S = list(support)
+            ES = E[:, S]
+            if sum_to_one:
+                D = ES[:, :-1] - ES[:, -1:]
+                z = np.linalg.lstsq(D, (X - ES[:, -1]).T, rcond=None)[0].T
+                aS = np.hstack([z, 1.0 - z.sum(axis=1, keepdims=True)])
+            else:
+                aS = np.linalg.lstsq(ES, X.T, rcond=None)[0].T
+            obj = ((aS @ ES.T - X) ** 2).sum(axis=1)
+            better = (aS >= 0).all(axis=1) & (obj < best)
+            best[better] = obj[better]
+            A[better] = 0.0
+            A[np.ix_(better, S)] = aS[better]
+    return A, best
+
+
+def _scipy_weighted(X, E, weight=1e4):
+    """SciPy NNLS per pixel with a heavily weighted sum-to-one row."""
+    Ew = np.vstack([E, np.full((1, E.shape[1]), weight)])
+    return np.array([nnls(Ew, np.append(x, weight))[0] for x in X])
+
+
+def _kkt_violation(X, E, A, sum_to_one):
+    """Largest relative violation of the KKT conditions, per pixel.
+
+    The gradient is computed from the residual directly. With nu the
+    multiplier of sum(a) = 1 (0 for NNLS), optimality requires
+    g_i + nu == 0 where a_i > 0 and g_i + nu >= 0 where a_i == 0.
+    """
+    g = (A @ E.T - X) @ E
+    S = A > 0
+    if sum_to_one:
+        nu = -np.where(S, g, 0).sum(axis=1) / np.maximum(S.sum(axis=1), 1)
+    else:
+        nu = np.zeros(len(X))
+    mu = g + nu[:, None]
+    scale = np.abs(X @ E).max(axis=1) + np.abs(E.T @ E).max()
+    return np.where(S, np.abs(mu), np.maximum(-mu, 0)).max(axis=1) / scale
+
+
+# ---------------------------------------------------------------------------
+# fcls: exactness against independent references
+# ---------------------------------------------------------------------------
+@pytest.mark.parametrize("p", [2, 3, 6, 8])
+@pytest.mark.parametrize("sum_to_one", [True, False])
+def test_matches_brute_force(library, p, sum_to_one):
+    rng = np.random.default_rng(p)
+    E = library[:, :p]
+    X = _mixtures(E, 120 if p == 8 else 300, rng)
+    A = fcls(X, E, sum_to_one=sum_to_one)
+    A_ref, obj_ref = _brute_force(X, E, sum_to_one)
+    assert (A == 0).any(), "data should make some constraints active"
+    np.testing.assert_allclose(A, A_ref, rtol=0, atol=1e-6)
+    obj = ((A @ E.T - X) ** 2).sum(axis=1)
+    assert np.all(obj <= obj_ref * (1 + 1e-12) + 1e-15)
+
+
+@pytest.mark.parametrize("p", [2, 3, 6, 8])
+def test_matches_scipy_weighted_row(library, p):
+    rng = np.random.default_rng(100 + p)
+    E = library[:, :p]
+    X = _mixtures(E, 200, rng)
+    A = fcls(X, E)
+    A_ref = _scipy_weighted(X, E)
+    # The penalty only approximates sum(a) = 1 (to ~1e-6), hence 1e-5.
+    np.testing.assert_allclose(A, A_ref, rtol=0, atol=1e-5)
+    # Against the rescaled (feasible) reference ours is never worse.
+    A_feas = A_ref / A_ref.sum(axis=1, keepdims=True)
+    res = np.linalg.norm(A @ E.T - X, axis=1)
+    res_ref = np.linalg.norm(A_feas @ E.T - X, axis=1)
+    assert np.all(res <= res_ref + 1e-12)
+
+
+def test_nnls_matches_scipy(library):
+    rng = np.random.default_rng(7)
+    E = library[:, :6]
+    X = _mixtures(E, 200, rng) * rng.uniform(0.2, 2.0, size=(200, 1))
+    X[:5] = -X[:5]  # all-negative pixels: the answer is a = 0
+    A = fcls(X, E, sum_to_one=False)
+    A_ref = np.array([nnls(E, x)[0] for x in X])
+    np.testing.assert_allclose(A, A_ref, rtol=0, atol=1e-9)
+    assert np.all(A[:5] == 0)
+
+
+def test_pure_endmembers_are_one_hot(library):
+    E = library
+    eye = np.eye(E.shape[1])
+    np.testing.assert_allclose(fcls(E.T, E), eye, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(fcls(E.T, E, sum_to_one=False), eye, rtol=0, atol=1e-12)
+
+
+def test_noiseless_mixtures_are_recovered(library):
+    rng = np.random.default_rng(3)
+    E = library[:, :6]
+    A_true = rng.dirichlet(np.full(6, 0.5), size=400)
+    A_true[rng.random(A_true.shape) < 0.4] = 0.0
+    A_true[A_true.sum(axis=1) == 0, 0] = 1.0
+    A_true /= A_true.sum(axis=1, keepdims=True)
+    X = A_true @ E.T
+    np.testing.assert_allclose(fcls(X, E), A_true, rtol=0, atol=1e-8)
+    np.testing.assert_allclose(fcls(X, E, sum_to_one=False), A_true, rtol=0, atol=1e-8)
+
+
+@pytest.mark.parametrize("p", [3, 8])
+@pytest.mark.parametrize("sum_to_one", [True, False])
+def test_feasible_and_kkt(library, p, sum_to_one):
+    rng = np.random.default_rng(11 * p)
+    E = library[:, :p]
+    X = _mixtures(E, 2000, rng, outside=0.4)
+    A = fcls(X, E, sum_to_one=sum_to_one)
+    assert A.dtype == np.float64 and A.shape == (2000, p)
+    assert A.min() >= 0
+    if sum_to_one:
+        np.testing.assert_allclose(A.sum(axis=1), 1.0, rtol=0, atol=1e-12)
+    assert _kkt_violation(X, E, A, sum_to_one).max() < 1e-9
+
+
+def test_rank_deficient_endmembers(library):
+    # The same spectrum twice: G is singular; the split between the twins is
+    # arbitrary but their total and the fit must be right.
+    rng = np.random.default_rng(5)
+    E3 = library[:, :3]
+    E = np.column_stack([E3, E3[:, 0]])
+    X = _mixtures(E3, 300, rng)
+    A = fcls(X, E)
+    A_ref, obj_ref = _brute_force(X, E3, True)
+    assert A.min() >= 0
+    np.testing.assert_allclose(A.sum(axis=1), 1.0, atol=1e-12)
+    np.testing.assert_allclose(A[:, 1:3], A_ref[:, 1:3], atol=1e-6)
+    np.testing.assert_allclose(A[:, 0] + A[:, 3], A_ref[:, 0], atol=1e-6)
+    obj = ((A @ E.T - X) ** 2).sum(axis=1)
+    np.testing.assert_allclose(obj, obj_ref, rtol=1e-9, atol=1e-14)
+
+
+@pytest.mark.parametrize("sum_to_one", [True, False])
+def test_look_alike_endmembers_stay_exact(library, sum_to_one):
+    # Two spectra 1e-5 apart (cond(E) ~ 1e6): normal equations (cond^2 ~ 1e12)
+    # lose most digits here; the QR-based solver must still match brute force.
+    rng = np.random.default_rng(17)
+    E = library[:, :4].copy()
+    E[:, 1] = E[:, 0] * (1 + 1e-5 * rng.standard_normal(E.shape[0]))
+    A_true = rng.dirichlet(np.ones(4), size=200)
+    X = A_true @ E.T
+    X[100:] += 1e-3 * rng.standard_normal((100, E.shape[0]))
+    A = fcls(X, E, sum_to_one=sum_to_one)
+    _, obj_ref = _brute_force(X, E, sum_to_one)
+    obj = ((A @ E.T - X) ** 2).sum(axis=1)
+    scale = (X ** 2).sum(axis=1)
+    assert np.all(obj - obj_ref <= 1e-14 * scale)
+    np.testing.assert_allclose(A[:100], A_true[:100], atol=1e-6)
+
+
+def test_float32_input_and_small_example():
+    E = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
+    np.testing.assert_allclose(fcls([[0.25, 0.75, 1.0]], E), [[0.25, 0.75]], atol=1e-15)
+    # Outside the segment: projected onto the nearest vertex.
+    np.testing.assert_allclose(fcls([[2.0, -1.0, 1.0]], E), [[1.0, 0.0]], atol=1e-15)
+    # Least squares along the segment: a = (0.75, 0.25) exactly.
+    np.testing.assert_allclose(fcls([[1.0, 0.5, 1.0]], E), [[0.75, 0.25]], atol=1e-15)
+    X = np.array([[0.3, 0.6, 0.9]], dtype=np.float32)
+    np.testing.assert_allclose(fcls(X, E), fcls(X.astype(np.float64), E), atol=1e-15)
+
+
+# ---------------------------------------------------------------------------
+# unmix
+# ---------------------------------------------------------------------------
+class _Recorder(Feedback):
+    def __init__(self, cancel_after=None):
+        self.percents, self.warnings = [], []
+        self._cancel_after = cancel_after
+
+    def progress(self, percent):
+        self.percents.append(percent)
+
+    def warning(self, message):
+        self.warnings.append(message)
+
+    def is_canceled(self):
+        return self._cancel_after is not None and len(self.percents) >= self._cancel_after
+
+
+def test_unmix_fcls(library, monkeypatch):
+    monkeypatch.setattr(unmixing, "CHUNK_PIXELS", 300)  # several chunks
+    rng = np.random.default_rng(21)
+    E = library[:, :6]
+    X = _mixtures(E, 1000, rng).astype(np.float32)
+    fb = _Recorder()
+    A, rmse = unmix(X, E, feedback=fb)
+    assert A.dtype == np.float32 and rmse.dtype == np.float32
+    assert A.min() >= 0
+    np.testing.assert_allclose(A.sum(axis=1, dtype=np.float64), 1.0, atol=1e-6)
+    A64 = fcls(X, E)
+    np.testing.assert_allclose(A, A64, atol=1e-6)
+    expected = np.sqrt(np.mean((X - A64 @ E.T) ** 2, axis=1))
+    np.testing.assert_allclose(rmse, expected, rtol=1e-6)
+    assert fb.percents == pytest.approx([30.0, 60.0, 90.0, 100.0])
+    assert fb.warnings == []
+
+
+def test_unmix_noiseless_rmse_is_zero(library):
+    E = library[:, :4]
+    A_true = np.array([[0.5, 0.5, 0, 0], [0.1, 0.2, 0.3, 0.4], [0, 0, 0, 1.0]])
+    A, rmse = unmix(A_true @ E.T, E)
+    np.testing.assert_allclose(A, A_true, atol=1e-7)
+    assert rmse.max() < 1e-12
+
+
+@pytest.mark.parametrize("c", [0.3, 2.0])
+def test_nn_closed_is_scale_invariant(library, c):
+    rng = np.random.default_rng(31)
+    E = library[:, :6]
+    X = _mixtures(E, 500, rng)
+    A, rmse = unmix(X, E, mode="nn_closed")
+    A_c, rmse_c = unmix(c * X, E, mode="nn_closed")
+    np.testing.assert_allclose(A_c, A, atol=1e-6)
+    np.testing.assert_allclose(A.sum(axis=1), 1.0, atol=1e-6)
+    # The misfit is that of the NNLS fit before closure, so it scales with c.
+    np.testing.assert_allclose(rmse_c, c * rmse, rtol=1e-5)
+    A_nnls = fcls(X, E, sum_to_one=False)
+    expected = np.sqrt(np.mean((X - A_nnls @ E.T) ** 2, axis=1))
+    np.testing.assert_allclose(rmse, expected, rtol=1e-6)
+
+
+def test_nn_closed_recovers_shaded_mixture(library):
+    E = library[:, :3]
+    A_true = np.array([[0.2, 0.3, 0.5]])
+    A, rmse = unmix(0.4 * A_true @ E.T, E, mode="nn_closed")
+    np.testing.assert_allclose(A, A_true, atol=1e-6)
+    assert rmse[0] < 1e-7
+    # Strict FCLS cannot explain the darker pixel; its misfit is large.
+    assert unmix(0.4 * A_true @ E.T, E)[1][0] > 0.05
+
+
+def test_nn_closed_zero_fit_gives_nan(library):
+    E = library[:, :3]
+    X = np.vstack([np.zeros(E.shape[0]), -E[:, 0], 0.5 * E[:, 1]])
+    A, rmse = unmix(X, E, mode="nn_closed")
+    assert np.isnan(A[:2]).all()
+    np.testing.assert_allclose(A[2], [0, 1, 0], atol=1e-7)
+    np.testing.assert_allclose(rmse[1], np.sqrt(np.mean(E[:, 0] ** 2)), rtol=1e-6)
+
+
+def test_unmix_cancel_and_bad_mode(library, monkeypatch):
+    monkeypatch.setattr(unmixing, "CHUNK_PIXELS", 100)
+    E = library[:, :3]
+    X = _mixtures(E, 400, np.random.default_rng(0))
+    with pytest.raises(Cancelled):
+        unmix(X, E, feedback=_Recorder(cancel_after=2))
+    with pytest.raises(OreMapError) as err:
+        unmix(X, E, mode="sum_to_one")
+    assert err.value.parameter == "mode"
+    with pytest.raises(OreMapError) as err:
+        unmix(X[:, :-1], E)
+    assert "bands" in err.value.message
+
+
+# ---------------------------------------------------------------------------
+# check_endmembers
+# ---------------------------------------------------------------------------
+def test_check_endmembers_accepts_good_input(library):
+    assert check_endmembers(library[:, :4], ["kaolinite", "alunite", "muscovite", "calcite"]) is None
+
+
+@pytest.mark.parametrize(
+    "E, names, words",
+    [
+        (np.ones((10, 1)), ["kaolinite"], ["at least 2", "1 given"]),
+        (np.arange(30.0).reshape(10, 3), ["kaolinite", "alunite", "kaolinite"],
+         ["unique", "'kaolinite'"]),
+        (np.arange(30.0).reshape(10, 3), ["a", "b"], ["3 endmember", "2 names"]),
+        (np.arange(8.0).reshape(2, 4), ["a", "b", "c", "d"], ["4 endmembers", "2 usable bands"]),
+        (np.where(np.arange(30).reshape(10, 3) == 4, np.nan, 1.0), ["a", "b", "c"],
+         ["missing", "'b' (1 bands)"]),
+        (np.ones(10), ["a"], ["bands x endmembers"]),
+    ],
+)
+def test_check_endmembers_errors(E, names, words):
+    with pytest.raises(OreMapError) as err:
+        check_endmembers(E, names)
+    assert err.value.parameter == "endmembers"
+    assert err.value.fix
+    for word in words:
+        assert word in err.value.message

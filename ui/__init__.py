@@ -1,0 +1,1 @@
+"""OreMap's dialogs and GUI actions (Qt only through qgis.PyQt)."""

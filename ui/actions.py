@@ -1,0 +1,43 @@
+"""Small GUI actions of the Plugins > OreMap menu."""
+
+from qgis.PyQt.QtWidgets import QMessageBox
+
+
+def show_oremap_toolbox(iface):
+    """Show the Processing Toolbox with its search set to OreMap's algorithms."""
+    try:
+        from processing.gui.ToolboxAction import ToolboxAction  # noqa: F401 - Processing present
+        import qgis.utils
+
+        processing_plugin = qgis.utils.plugins.get("processing")
+        toolbox = getattr(processing_plugin, "toolbox", None)
+        if toolbox is not None:
+            toolbox.setVisible(True)
+            toolbox.raise_()
+            search = getattr(toolbox, "searchBox", None)
+            if search is not None:
+                search.setText("oremap")
+            return
+    except ImportError:
+        pass
+    QMessageBox.information(iface.mainWindow(), "OreMap",
+                            "Open the Processing Toolbox (Ctrl+Alt+T) and look for the OreMap group.")
+
+
+def about_text(provider):
+    """HTML listing the provider's version and algorithms by group."""
+    if provider is None:
+        return "<p>The OreMap Processing provider is not loaded.</p>"
+    groups = {}
+    for alg in provider.algorithms():
+        groups.setdefault(alg.group(), []).append(f"{alg.displayName()} (<code>{alg.id()}</code>)")
+    html = [f"<h3>{provider.longName()}</h3>",
+            "<p>Run the algorithms from the Processing Toolbox, the Graphical Modeler or "
+            "<code>qgis_process</code>. Memory budget: Processing &gt; Options &gt; Providers &gt; OreMap.</p>"]
+    for group in sorted(groups):
+        html.append(f"<b>{group}</b><ul>" + "".join(f"<li>{a}</li>" for a in sorted(groups[group])) + "</ul>")
+    return "\n".join(html)
+
+
+def show_about(parent, provider):
+    QMessageBox.about(parent, "About OreMap", about_text(provider))
