@@ -69,10 +69,12 @@ def match_library(library, band_info, min_bands=2, feedback=None):
     usable = covered & ~np.asarray(band_info.bad, dtype=bool)
     n_usable = int(usable.sum())
     lo, hi = np.nanmin(library.wavelengths), np.nanmax(library.wavelengths)
+    good_centers = band_info.centers[~np.asarray(band_info.bad, dtype=bool)]
+    good_lo, good_hi = (good_centers.min(), good_centers.max()) if good_centers.size else (np.nan, np.nan)
     if n_usable == 0:
         raise OreMapError(
             f"The library ({lo:.0f}-{hi:.0f} nm) does not overlap the image's good bands "
-            f"({band_info.centers.min():.0f}-{band_info.centers.max():.0f} nm).",
+            f"({good_lo:.0f}-{good_hi:.0f} nm).",
             "library", "Use a library that covers the image's wavelength range, or check the wavelength units.")
     if n_usable < min_bands:
         raise OreMapError(

@@ -13,8 +13,8 @@ primal active-set method that runs on all pixels at once.
 How it works
 ------------
 ``E`` is factored once as ``E = Q R`` (thin QR: ``Q`` has orthonormal columns,
-``R`` is ``p x p`` for ``p`` endmembers), and every pixel is projected with one
-BLAS call, ``Y = X Q`` (``n x p``). Since
+``R`` is ``p x p`` for ``p`` endmembers and at least ``p`` bands), and every
+pixel is projected with one BLAS call, ``Y = X Q`` (``n x p``). Since
 ``||E a - x||^2 = ||R a - y||^2 + ||x - Q y||^2`` and the last term does not
 depend on ``a``, the whole problem shrinks to ``p`` numbers per pixel and every
 later step only touches ``n x p`` arrays. This costs the same as the classic
@@ -44,14 +44,15 @@ __all__ = ["fcls", "unmix", "check_endmembers", "MODES", "CHUNK_PIXELS"]
 #: Unmixing modes understood by :func:`unmix`.
 MODES = ("fcls", "nn_closed")
 
-#: Pixels processed at once by :func:`unmix` (bounds memory to a few
-#: ``CHUNK_PIXELS x n_bands`` float64 arrays).
+#: Pixels processed at once by :func:`unmix`. Working memory is a few
+#: ``CHUNK_PIXELS x n_endmembers`` float64 arrays; the pixel spectra themselves
+#: are never copied whole (they are converted 4096 rows at a time).
 CHUNK_PIXELS = 65536
 
 # Relative tolerance of the final optimality check. The active-set loop itself
 # uses the caller's ``tol``; a pixel is only reported as not converged when its
-# KKT conditions are violated by more than this (rounding noise of the normal
-# equations stays many orders of magnitude below it).
+# KKT conditions are violated by more than this (rounding noise stays many
+# orders of magnitude below it).
 _KKT_REPORT_TOL = 1e-7
 
 # Singular values below this fraction of the largest are treated as zero when
@@ -128,7 +129,7 @@ class _PassiveSetSolver:
             return P, q
         # First k-1 columns of Q of the centring matrix: basis of sum(v) == 0.
         N = np.linalg.qr(np.eye(k) - 1.0 / k)[0][:, :k - 1]
-        M = N @ np.linalg.pinv(R_S @ N, rcond=_RCOND)          # (k, r): a_S = M y + c
+        M = N @ np.linalg.pinv(R_S @ N, rcond=_RCOND)  # (k, r): a_S = M y + c
         P[:, idx] = M.T
         q[idx] = centre - M @ (R_S @ centre)
         return P, q
@@ -342,7 +343,8 @@ def _as_arrays(X, E):
     E = np.asarray(E, dtype=np.float64)
     if E.ndim != 2:
         raise OreMapError(
-            f"The endmember matrix must be 2-D (bands x endmembers), got shape {E.shape}.",
+            "The endmember matrix must be 2-D (bands x endmembers), "
+            f"got shape {E.shape}.",
             parameter="endmembers",
         )
     if X.ndim == 1:
@@ -427,7 +429,10 @@ def fcls(X, E, sum_to_one=True, tol=1e-10):
     ``R`` (not ``E^T E``) keeps the accuracy of a QR solver when endmembers
     look alike. A rank-deficient ``E`` is handled through pseudo-inverses
     (even split between indistinguishable endmembers). The number of
-    Lawson-Hanson additions is capped at ``3 * n_endmembers``.
+    Lawson-Hanson additions is capped at ``3 * n_endmembers``; a pixel still
+    failing the optimality check after that (not seen in practice) keeps its
+    best feasible iterate. :func:`fcls` stays silent about it, :func:`unmix`
+    reports the count as a feedback warning.
 
     Examples
     --------
@@ -546,7 +551,8 @@ def check_endmembers(E, names):
     names = [str(name) for name in names]
     if E.ndim != 2:
         raise OreMapError(
-            f"The endmember spectra must form a table of bands x endmembers; got an array of shape {E.shape}.",
+            "The endmember spectra must form a table of bands x endmembers; "
+            f"got an array of shape {E.shape}.",
             parameter="endmembers",
             fix="Pass one spectrum per endmember, all on the raster's bands.",
         )
@@ -555,7 +561,8 @@ def check_endmembers(E, names):
         raise OreMapError(
             f"Unmixing needs at least 2 endmembers; {p} given.",
             parameter="endmembers",
-            fix="Select two or more library spectra (for one mineral, use a band-depth or matched-filter map instead).",
+            fix="Select two or more library spectra (for a single mineral, use a "
+                "band-depth or matched-filter map instead).",
         )
     if len(names) != p:
         raise OreMapError(
@@ -573,7 +580,8 @@ def check_endmembers(E, names):
         raise OreMapError(
             f"Endmember names must be unique; repeated: {listed}.",
             parameter="endmembers",
-            fix="Remove the duplicate selections or rename them (each name becomes an output band).",
+            fix="Remove the duplicate selections or rename them "
+                "(each name becomes an output band).",
         )
     finite = np.isfinite(E)
     if not finite.all():

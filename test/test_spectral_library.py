@@ -9,8 +9,9 @@ import pytest
 import rasterio
 from rasterio.transform import Affine
 
-from core.errors import OreMapError
-from core.spectral_library import (
+from conftest import SHARED_DATA
+from oremap.core.errors import OreMapError
+from oremap.core.spectral_library import (
     SpectralLibrary,
     _read_envi_cube,
     library_from_points,
@@ -19,7 +20,7 @@ from core.spectral_library import (
     write_csv_library,
     write_envi_library,
 )
-from core.wavelengths import (
+from oremap.core.wavelengths import (
     BandInfo,
     band_info_from_raster,
     band_tags,
@@ -28,7 +29,7 @@ from core.wavelengths import (
     to_nanometres,
 )
 
-DATA = Path("/work/shared/data/hyperspectral")
+DATA = Path(SHARED_DATA) / "hyperspectral"
 USGS = DATA / "s07_AV95_envi.sli"
 AVNG = DATA / "ang20150420t182808_corr_v1e_img_4200-4210_70-80.img"
 needs_usgs = pytest.mark.skipif(not USGS.is_file(), reason="USGS library not available")

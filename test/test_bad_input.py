@@ -1,0 +1,154 @@
+"""Bad input: a QgsProcessingException naming the parameter and the fix, and no output left behind."""
+
+import os
+
+import numpy as np
+import pytest
+import rasterio
+from qgis.core import QgsProcessingException
+
+from conftest import AVIRIS_NG, USGS_LIBRARY
+from test_algorithms import pixel_centre, point_layer
+
+
+def expect_failure(run_alg, name, params, parameter, *words):
+    with pytest.raises(QgsProcessingException) as err:
+        run_alg(name, params)
+    message = str(err.value)
+    assert f"({parameter})" in message, message
+    for word in words:
+        assert word.lower() in message.lower(), message
+    for key, value in params.items():
+        if key.startswith("OUTPUT") and isinstance(value, str):
+            assert not os.path.exists(value), f"{value} was left behind"
+            assert not os.path.exists(value + ".oremap-partial.tif")
+    return message
+
+
+def write_csv_library(path, wavelengths, columns):
+    with open(path, "w") as fh:
+        fh.write("wavelength_nm," + ",".join(columns) + "\n")
+        for i, wl in enumerate(wavelengths):
+            fh.write(f"{wl}," + ",".join(str(0.2 + 0.01 * k + 0.001 * i) for k in range(len(columns))) + "\n")
+    return str(path)
+
+
+def test_library_without_overlap(run_alg, tmp_path):
+    lib = write_csv_library(tmp_path / "tir.csv", np.arange(8000, 12000, 100), ["quartz", "calcite"])
+    expect_failure(run_alg, "sam_classify", {"INPUT": AVIRIS_NG, "LIBRARY": lib,
+                                             "OUTPUT_CLASSES": str(tmp_path / "c.tif")},
+                   "LIBRARY", "does not overlap", "8000-11900 nm")
+
+
+def test_endmember_points_outside_raster(run_alg, tmp_path):
+    with rasterio.open(AVIRIS_NG) as ds:
+        inside = pixel_centre(ds.transform, 2, 2)
+    layer = point_layer([("a", inside), ("far", (inside[0] + 5000, inside[1]))])
+    try:
+        expect_failure(run_alg, "unmix_fcls", {"INPUT": AVIRIS_NG, "POINTS": layer, "NAME_FIELD": "mineral",
+                                               "OUTPUT": str(tmp_path / "a.tif")}, "POINTS", "far", "outside")
+    finally:
+        del layer
+
+
+def test_all_nodata_raster(run_alg, tmp_path):
+    path = str(tmp_path / "empty.tif")
+    with rasterio.open(AVIRIS_NG) as src:
+        envi = src.tags(ns="ENVI")
+        profile = dict(driver="GTiff", width=10, height=10, count=src.count, dtype="float32", nodata=-9999.0,
+                       crs=src.crs, transform=src.transform)
+    with rasterio.open(path, "w", **profile) as dst:
+        dst.write(np.full((profile["count"], 10, 10), -9999.0, np.float32))
+        dst.update_tags(ns="ENVI", **envi)
+    expect_failure(run_alg, "sam_classify", {"INPUT": path, "LIBRARY": USGS_LIBRARY, "SPECTRA": "Kaolinite CM9",
+                                             "OUTPUT_CLASSES": str(tmp_path / "c.tif"),
+                                             "OUTPUT_SCORE": str(tmp_path / "s.tif")}, "INPUT", "nodata")
+
+
+def test_fewer_than_two_endmembers(run_alg, tmp_path):
+    expect_failure(run_alg, "unmix_fcls", {"INPUT": AVIRIS_NG, "LIBRARY": USGS_LIBRARY, "SPECTRA": "Kaolinite CM9",
+                                           "OUTPUT": str(tmp_path / "a.tif")}, "LIBRARY", "at least 2")
+
+
+def test_duplicate_endmember_names(run_alg, tmp_path):
+    lib = write_csv_library(tmp_path / "dup.csv", np.arange(400, 2500, 10), ["kaolinite", "alunite", "kaolinite"])
+    expect_failure(run_alg, "unmix_fcls", {"INPUT": AVIRIS_NG, "LIBRARY": lib, "OUTPUT": str(tmp_path / "a.tif")},
+                   "LIBRARY", "kaolinite")
+
+
+def cube_without_wavelengths(tmp_path):
+    path = str(tmp_path / "nowl.tif")
+    with rasterio.open(AVIRIS_NG) as src:
+        data = src.read(list(range(60, 100)))
+        profile = dict(driver="GTiff", width=10, height=10, count=40, dtype="float32", crs=src.crs,
+                       transform=src.transform)
+        centers = [float(d.split()[0]) for d in src.descriptions[59:99]]
+    with rasterio.open(path, "w", **profile) as dst:
+        dst.write(data)
+    return path, centers
+
+
+def test_raster_without_wavelengths_needs_parameter(run_alg, tmp_path):
+    path, centers = cube_without_wavelengths(tmp_path)
+    params = {"INPUT": path, "LIBRARY": USGS_LIBRARY, "SPECTRA": "Kaolinite CM9; Goethite WS222",
+              "OUTPUT_CLASSES": str(tmp_path / "c.tif")}
+    expect_failure(run_alg, "sam_classify", params, "WAVELENGTHS", "no wavelength metadata")
+    # with the wavelengths given, it runs and agrees with the same bands read from the ENVI cube
+    result = run_alg("sam_classify", dict(params, WAVELENGTHS=", ".join(f"{c:.4f}" for c in centers),
+                                          OUTPUT_SCORE=str(tmp_path / "s.tif")))
+    with rasterio.open(result["OUTPUT_CLASSES"]) as ds:
+        assert ds.read(1).max() >= 1
+    with pytest.raises(QgsProcessingException) as err:
+        run_alg("sam_classify", dict(params, WAVELENGTHS="500, 600", OUTPUT_CLASSES=str(tmp_path / "d.tif")))
+    assert "(WAVELENGTHS)" in str(err.value) and "40 bands" in str(err.value)
+
+
+def test_output_path_not_writable(run_alg, tmp_path):
+    (tmp_path / "afile").write_text("not a folder")
+    for target in (tmp_path / "missing" / "out.tif", tmp_path / "afile" / "out.tif"):
+        expect_failure(run_alg, "unmix_fcls", {"INPUT": AVIRIS_NG, "LIBRARY": USGS_LIBRARY,
+                                               "SPECTRA": "Kaolinite CM9; Goethite WS222",
+                                               "OUTPUT": str(target)}, "OUTPUT", "folder")
+
+
+def test_unknown_spectrum_name_suggests_matches(run_alg, tmp_path):
+    message = expect_failure(run_alg, "sam_classify", {"INPUT": AVIRIS_NG, "LIBRARY": USGS_LIBRARY,
+                                                       "SPECTRA": "Kaolinit CM9",
+                                                       "OUTPUT_CLASSES": str(tmp_path / "c.tif")}, "SPECTRA")
+    assert "Kaolinite CM9" in message
+
+
+def test_no_references_and_both_references(run_alg, tmp_path):
+    expect_failure(run_alg, "sam_classify", {"INPUT": AVIRIS_NG, "OUTPUT_CLASSES": str(tmp_path / "c.tif")},
+                   "LIBRARY", "no reference spectra")
+    layer = point_layer([("a", (0.0, 0.0))])
+    try:
+        expect_failure(run_alg, "sam_classify", {"INPUT": AVIRIS_NG, "LIBRARY": USGS_LIBRARY, "POINTS": layer,
+                                                 "NAME_FIELD": "mineral", "OUTPUT_CLASSES": str(tmp_path / "c.tif")},
+                       "POINTS", "both")
+    finally:
+        del layer
+
+
+def test_existing_output_is_replaced_with_a_warning(run_alg, tmp_path):
+    from qgis.core import QgsProcessingFeedback
+    import processing
+
+    target = tmp_path / "a.tif"
+    target.write_bytes(b"old")
+
+    class Recorder(QgsProcessingFeedback):
+        def __init__(self):
+            super().__init__()
+            self.warnings = []
+
+        def pushWarning(self, text):  # noqa: N802
+            self.warnings.append(text)
+
+    feedback = Recorder()
+    processing.run("oremap:unmix_fcls", {"INPUT": AVIRIS_NG, "LIBRARY": USGS_LIBRARY,
+                                         "SPECTRA": "Kaolinite CM9; Goethite WS222", "OUTPUT": str(target)},
+                   feedback=feedback)
+    assert any("replacing existing file" in w for w in feedback.warnings)
+    with rasterio.open(target) as ds:
+        assert ds.count == 3

@@ -1,0 +1,63 @@
+"""Headless runs: qgis_process sees the provider, runs an algorithm and a Graphical Modeler model."""
+
+import csv
+import json
+import os
+
+import numpy as np
+import pytest
+import rasterio
+
+from conftest import AVIRIS_NG, DATA, USGS_LIBRARY
+
+pytestmark = pytest.mark.slow
+
+SPECTRA = "Kaolinite CM9;Muscovite GDS107;Goethite WS222;Lawn_Grass GDS91"
+
+
+def test_provider_and_algorithms_listed(qgis_process):
+    listing = qgis_process("list").stdout
+    assert "oremap:sam_classify" in listing
+    assert "oremap:unmix_fcls" in listing
+    assert "could not be loaded" not in listing
+
+
+def test_qgis_process_unmix_values(qgis_process, run_alg, tmp_path):
+    out = tmp_path / "abund_cli.tif"
+    result = qgis_process.run_json("oremap:unmix_fcls", INPUT=AVIRIS_NG, LIBRARY=USGS_LIBRARY, SPECTRA=SPECTRA,
+                                   MODE=1, OUTPUT=str(out))
+    assert result["results"]["OUTPUT"] == str(out)
+    assert result["results"]["VALID_PIXELS"] == 100
+    # the same run in-process gives the same numbers
+    inproc = run_alg("unmix_fcls", {"INPUT": AVIRIS_NG, "LIBRARY": USGS_LIBRARY, "SPECTRA": SPECTRA, "MODE": 1,
+                                    "OUTPUT": str(tmp_path / "abund_inproc.tif")})
+    with rasterio.open(out) as a, rasterio.open(inproc["OUTPUT"]) as b:
+        cli, ref = a.read(), b.read()
+        assert a.descriptions[-1] == "RMSE"
+    assert np.array_equal(cli, ref)
+    np.testing.assert_allclose(cli[:-1].sum(axis=0), 1.0, atol=1e-5)
+    assert (tmp_path / "abund_cli.qml").exists()
+
+
+def test_qgis_process_reports_bad_parameter(qgis_process, tmp_path):
+    proc = qgis_process("run", "oremap:sam_classify", "--", f"INPUT={AVIRIS_NG}", f"LIBRARY={USGS_LIBRARY}",
+                        "SPECTRA=Unobtainium", f"OUTPUT_CLASSES={tmp_path / 'x.tif'}", check=False)
+    assert proc.returncode != 0
+    assert "SPECTRA" in proc.stdout + proc.stderr and "Unobtainium" in proc.stdout + proc.stderr
+    assert not (tmp_path / "x.tif").exists()
+
+
+def test_graphical_modeler_model_chains_oremap_and_qgis(qgis_process, tmp_path):
+    model = os.path.join(DATA, "sam_class_report.model3")
+    counts_csv = tmp_path / "counts.csv"
+    classes = tmp_path / "classes.tif"
+    result = qgis_process.run_json(model, cube=AVIRIS_NG, library=USGS_LIBRARY, spectra=SPECTRA,
+                                   **{"sam:classes": str(classes), "report:class_counts": str(counts_csv)})
+    assert json.dumps(result["results"])  # the model reported its outputs
+    with rasterio.open(classes) as ds:
+        values, expected = np.unique(ds.read(1), return_counts=True)
+    with open(counts_csv, newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    got = {int(float(r["value"])): int(float(r["count"])) for r in rows}
+    assert got == dict(zip(values.tolist(), expected.tolist()))
+    assert sum(got.values()) == 100
