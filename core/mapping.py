@@ -234,7 +234,7 @@ def unmix_map(raster_path, endmembers, out_path, mode="fcls", band_info=None, im
                      tags={"OREMAP_UNMIXING_MODE": mode, "OREMAP_ENDMEMBERS": json.dumps(names)})
     with RasterSource(raster_path, bands=bands, nodata=nodata, scale=scale, feedback=feedback) as src:
         stats = run_pixelwise(src, [out], per_block, memory_mb=memory_mb,
-                              work_bytes_per_pixel=8 * (4 * len(names) + 2 * len(bands)), feedback=feedback)
+                              work_bytes_per_pixel=8 * 4 * len(names), feedback=feedback)
     n = max(stats["valid_pixels"], 1)
     stats["mean_abundance"] = {name: float(s / n) for name, s in zip(names, sums[:-1])}
     stats["mean_rmse"] = float(sums[-1] / n)

@@ -179,15 +179,28 @@ def detect_scale(dataset, scale, bands):
         if factor and factor != 1.0:
             return 1.0 / factor, 0.0, f"Reflectance = value / {factor:g} (ENVI reflectance scale factor)."
     if np.issubdtype(np.dtype(dataset.dtypes[bands[0] - 1]), np.integer):
-        h = max(1, min(dataset.height, 64))
-        w = max(1, min(dataset.width, 64))
-        sample = dataset.read(bands[: min(len(bands), 32)], out_shape=(min(len(bands), 32), h, w))
-        nodata = {v for v in dataset.nodatavals if v is not None}
-        values = sample[~np.isin(sample, list(nodata))] if nodata else sample.ravel()
+        values = _sample_values(dataset, bands[: min(len(bands), 32)])
         if values.size and np.percentile(values, 99) > 100:
             return 1e-4, 0.0, ("Integer raster without scale metadata: reflectance taken as value / 10000. "
                                "Set the reflectance scale factor if that is wrong.")
     return 1.0, 0.0, ""
+
+
+def _sample_values(dataset, bands, size=16):
+    """Valid values of a few small full-resolution windows (centre and quarter points).
+
+    Small windows, not a decimated read: a decimated read of a tiled, pixel-interleaved
+    raster decompresses every tile of the scene.
+    """
+    nodata = [v for v in dataset.nodatavals if v is not None]
+    chunks = []
+    for fy, fx in [(0.5, 0.5), (0.25, 0.25), (0.25, 0.75), (0.75, 0.25), (0.75, 0.75)]:
+        h, w = min(size, dataset.height), min(size, dataset.width)
+        row = min(int(fy * dataset.height), dataset.height - h)
+        col = min(int(fx * dataset.width), dataset.width - w)
+        block = dataset.read(bands, window=Window(col, row, w, h)).ravel()
+        chunks.append(block[~np.isin(block, nodata)] if nodata else block)
+    return np.concatenate(chunks)
 
 
 # --------------------------------------------------------------------------------------
@@ -274,25 +287,28 @@ def _remove_quietly(path):
 # --------------------------------------------------------------------------------------
 # Engine
 # --------------------------------------------------------------------------------------
-def block_windows(width, height, bytes_per_pixel, memory_mb):
+def block_windows(width, height, bytes_per_pixel, memory_mb, tile=256):
     """Split a width x height raster into windows that each need at most ``memory_mb``.
 
-    Full-width strips when one row fits the budget (rows a multiple of 256 when
-    possible, matching the output tiles), otherwise tiles of 256-column multiples.
+    Windows follow the 256 x 256 tiles of the outputs (and of most tiled inputs), so
+    every tile is read once and written whole: full-width strips of whole tile rows
+    when they fit the budget, else each tile row cut into column chunks of whole
+    tiles, and only for budgets below one tile, smaller windows inside a tile row.
     """
     budget = max(float(memory_mb), 1e-6) * 1024 * 1024
-    row_bytes = width * bytes_per_pixel
-    if row_bytes <= budget:
-        rows = int(budget // row_bytes)
-        if rows >= 256:
-            rows -= rows % 256
-        rows = max(1, min(rows, height))
+    max_pixels = max(1, int(budget // max(bytes_per_pixel, 1)))
+    if max_pixels >= width * tile or height <= tile and max_pixels >= width * height:
+        rows = max(tile, (max_pixels // width) // tile * tile)
         return [Window(0, r, width, min(rows, height - r)) for r in range(0, height, rows)]
-    cols = int(budget // bytes_per_pixel)
-    if cols >= 256:
-        cols -= cols % 256
-    cols = max(1, cols)
-    return [Window(c, r, min(cols, width - c), 1) for r in range(height) for c in range(0, width, cols)]
+    if max_pixels >= tile * tile:
+        rows, cols = tile, (max_pixels // tile) // tile * tile
+    else:
+        cols = min(width, tile, max_pixels)
+        rows = max(1, min(tile, max_pixels // cols))
+    return [Window(c, r, min(cols, width - c), min(rows, height - r, band + tile - r))
+            for band in range(0, height, tile)
+            for r in range(band, min(band + tile, height), rows)
+            for c in range(0, width, cols)]
 
 
 def run_pixelwise(source, outputs, func, memory_mb=None, work_bytes_per_pixel=0, feedback=None):

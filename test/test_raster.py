@@ -83,12 +83,17 @@ def test_many_blocks_equal_one_block_bit_for_bit(cube, tmp_path):
 
 
 def test_block_windows_cover_raster_once():
-    for width, height, bpp, mb in [(53, 37, 100, 0.002), (1000, 700, 4000, 1.0), (5000, 3, 10 ** 6, 1.0)]:
+    cases = [(53, 37, 100, 0.002), (1000, 700, 4000, 1.0), (5000, 3, 10 ** 6, 1.0), (600, 700, 100, 2.44),
+             (2000, 1500, 1400, 128), (700, 900, 10, 512)]
+    for width, height, bpp, mb in cases:
         count = np.zeros((height, width), int)
         for w in block_windows(width, height, bpp, mb):
             count[w.row_off:w.row_off + w.height, w.col_off:w.col_off + w.width] += 1
             assert w.width * w.height * bpp <= max(mb * 2 ** 20, bpp * 256) or w.height == 1
         assert np.all(count == 1)
+    # whole 256 x 256 tiles whenever the budget holds one
+    assert all(w.row_off % 256 == 0 and w.col_off % 256 == 0 for w in block_windows(2000, 1500, 1400, 128))
+    assert len(block_windows(700, 900, 10, 512)) == 1
 
 
 def test_integer_reflectance_scaled(tmp_path):
