@@ -84,6 +84,21 @@ def parse_number_list(text):
     return [float(v) for v in re.split(r"[,;\s]+", text.strip()) if v]
 
 
+# Help of the parameters the helpers below add; an algorithm's PARAM_HELP may refine any of them.
+COMMON_PARAM_HELP = {
+    "POINTS": "Instead of a library: a point layer on the raster; the pixel spectra of points with the same "
+              "name are averaged into one reference (in any CRS: points are transformed to the raster's).",
+    "NAME_FIELD": "Field of the point layer holding each point's class or endmember name.",
+    "WAVELENGTHS": "Band centres in nm, comma separated, one per band; only needed when the raster carries no "
+                   "wavelength metadata (ENVI header, GeoTIFF band metadata).",
+    "NODATA": "A value to treat as nodata in addition to the raster's own nodata (a pixel with any band equal "
+              "to it is skipped). NaN is always nodata.",
+    "SCALE": "Divisor turning stored values into reflectance (10000 for 0-10000 integers). 0: from the raster's "
+             "scale/offset metadata or ENVI 'reflectance scale factor', else guessed for integer rasters (the "
+             "log says so).",
+}
+
+
 class OreMapAlgorithm(QgsProcessingAlgorithm):
     NAME = ""
     DISPLAY_NAME = ""
@@ -140,20 +155,14 @@ class OreMapAlgorithm(QgsProcessingAlgorithm):
     def shortHelpString(self):  # noqa: N802
         """HTML help: what it does, each parameter, each output, references."""
         html = [f"<p>{p}</p>" for p in self.tr(self.HELP).split("\n\n")]
-        inputs = [d for d in self.parameterDefinitions() if not d.isDestination()]
-        if inputs:
-            html.append("<h3>Parameters</h3><dl>")
-            for d in inputs:
-                html.append(f"<dt><b>{d.description()}</b> (<code>{d.name()}</code>)</dt>"
-                            f"<dd>{self.tr(self.PARAM_HELP.get(d.name(), ''))}</dd>")
-            html.append("</dl>")
-        outputs = [d for d in self.parameterDefinitions() if d.isDestination()]
-        if outputs:
-            html.append("<h3>Outputs</h3><dl>")
-            for d in outputs:
-                html.append(f"<dt><b>{d.description()}</b> (<code>{d.name()}</code>)</dt>"
-                            f"<dd>{self.tr(self.OUTPUT_HELP.get(d.name(), ''))}</dd>")
-            html.append("</dl>")
+        for title, destination, texts in (("Parameters", False, {**COMMON_PARAM_HELP, **self.PARAM_HELP}),
+                                           ("Outputs", True, self.OUTPUT_HELP)):
+            definitions = [d for d in self.parameterDefinitions() if d.isDestination() == destination]
+            if definitions:
+                html.append(f"<h3>{title}</h3><dl>")
+                html += [f"<dt><b>{d.description()}</b> (<code>{d.name()}</code>)</dt>"
+                         f"<dd>{self.tr(texts.get(d.name(), ''))}</dd>" for d in definitions]
+                html.append("</dl>")
         if self.REFERENCES:
             html.append("<h3>References</h3><ul>")
             html += [f"<li>{r}</li>" for r in self.REFERENCES]

@@ -28,19 +28,11 @@ class SamClassify(OreMapAlgorithm):
                    "then one column per spectrum). Leave empty when using endmember points.",
         "SPECTRA": "Names of the library spectra to use, e.g. 'Kaolinite CM9; Alunite GDS84'. A unique start "
                    "of a name is enough and case does not matter. Empty: every spectrum of the library.",
-        "POINTS": "Instead of a library: point layer on the raster; each point's pixel spectrum becomes a "
-                  "reference, averaged over points with the same name.",
-        "NAME_FIELD": "Field of the point layer holding the class (mineral) name.",
         "METHOD": "SAM (angle, radians) or SID (divergence).",
         "THRESHOLD": "Largest angle in radians (SAM) or divergence (SID) still accepted; pixels whose best "
                      "match is worse are unclassified (class 0). 0 = no limit. Typical SAM values: 0.05-0.15.",
-        "WAVELENGTHS": "Band centres in nm, comma separated, one per band; only needed when the raster "
-                       "carries no wavelength metadata.",
-        "NODATA": "A value to treat as nodata in addition to the raster's own nodata (any band equal to it "
-                  "masks the pixel). NaN is always nodata.",
-        "SCALE": "Divisor turning stored values into reflectance (10000 for 0-10000 integers). 0: from the "
-                 "raster's scale/offset metadata or ENVI 'reflectance scale factor', else guessed for integer "
-                 "rasters (logged). SAM itself does not depend on it; SID does not either.",
+        "SCALE": "Divisor turning stored values into reflectance, 0 = automatic (see the log). Angles do not "
+                 "depend on it.",
     }
     OUTPUT_HELP = {
         "OUTPUT_CLASSES": "Class raster: 1..n = the reference spectra in order (names and colours in the layer "

@@ -31,16 +31,9 @@ class UnmixFcls(OreMapAlgorithm):
                    "using endmember points.",
         "SPECTRA": "Names of the library spectra to use as endmembers (at least 2; ';' or ',' separated; "
                    "a unique start of a name is enough). Empty: every spectrum of the library.",
-        "POINTS": "Instead of a library: points on the raster; the pixel spectra of points with the same "
-                  "name are averaged into one endmember.",
-        "NAME_FIELD": "Field of the point layer holding the endmember name.",
         "MODE": "Strict fully constrained, or non-negative then closed (scale-invariant).",
-        "WAVELENGTHS": "Band centres in nm, comma separated, one per band; only needed when the raster "
-                       "carries no wavelength metadata.",
-        "NODATA": "A value to treat as nodata in addition to the raster's own nodata.",
-        "SCALE": "Divisor turning stored values into reflectance (10000 for 0-10000 integers). 0: from "
-                 "metadata, else guessed for integer rasters (logged). Strict mode needs reflectance on the "
-                 "same scale as the endmembers.",
+        "SCALE": "Divisor turning stored values into reflectance (10000 for 0-10000 integers), 0 = "
+                 "automatic (see the log). Strict mode needs reflectance on the scale of the endmembers.",
     }
     OUTPUT_HELP = {
         "OUTPUT": "Float32 raster: one abundance band per endmember (0-1, band names = endmember names) "

@@ -21,7 +21,6 @@ script exits with status 1 otherwise.
 
 import argparse
 import os
-import re
 import sys
 import time
 
@@ -30,6 +29,7 @@ from scipy.optimize import nnls
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
+from core.spectral_library import read_library  # noqa: E402
 from core.unmixing import fcls  # noqa: E402
 
 LIBRARY = os.path.join(os.environ.get("OREMAP_SHARED_DATA") or os.path.join(ROOT, "..", "shared", "data"),
@@ -46,26 +46,15 @@ WEIGHT = 1e4  # weight of the sum-to-one row in the reference
 RESIDUAL_TOL = 1e-9
 
 
-def read_library(stem):
-    """Read an ENVI spectral library: (names, spectra (n_spectra, n_channels))."""
-    with open(stem + ".hdr") as fh:
-        header = fh.read()
-    samples = int(re.search(r"samples\s*=\s*(\d+)", header).group(1))
-    block = re.search(r"spectra names\s*=\s*\{(.*?)\}", header, re.S).group(1)
-    names = [" ".join(item.split()) for item in block.split(",")]
-    spectra = np.fromfile(stem + ".sli", dtype="<f4").reshape(-1, samples)
-    return names, spectra.astype(np.float64)
-
-
 def endmembers():
     """Endmember matrix (200 bands x 6) and the channel wavelengths."""
-    names, spectra = read_library(LIBRARY)
-    wavelengths = spectra[0]  # first record: wavelengths in micrometres
-    keep = ~(((wavelengths > 1.34) & (wavelengths < 1.44))
-             | ((wavelengths > 1.80) & (wavelengths < 1.94)))
-    E = spectra[[names.index(m) for m in MINERALS]].T[keep]
+    lib = read_library(LIBRARY + ".sli").subset(list(MINERALS))
+    wavelengths = lib.wavelengths  # nm
+    keep = ~(((wavelengths > 1340) & (wavelengths < 1440))
+             | ((wavelengths > 1800) & (wavelengths < 1940)))
+    E = lib.spectra.T[keep]
     assert E.shape == (200, 6), E.shape
-    assert (E > -1e30).all(), "missing values in the chosen channels"
+    assert np.isfinite(E).all(), "missing values in the chosen channels"
     return E
 
 

@@ -15,19 +15,16 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 WIDTH, BUDGET_MB = 1500, 64
 HEIGHTS = (500, 1500)
 
 CHILD = r"""
-import importlib.util, os, sys, time, tracemalloc
+import os, sys, time, tracemalloc
 ROOT, cube, lib_path, out, budget = sys.argv[1:6]
-spec = importlib.util.spec_from_file_location("oremap", os.path.join(ROOT, "__init__.py"),
-                                              submodule_search_locations=[ROOT])
-m = importlib.util.module_from_spec(spec); sys.modules["oremap"] = m; spec.loader.exec_module(m)
-from oremap.core import mapping, spectral_library
+sys.path.insert(0, ROOT)
+from core import mapping, spectral_library
 lib = spectral_library.read_library(lib_path).subset(["Kaolinite CM9", "Alunite GDS84", "Muscovite GDS107",
                                                       "Calcite WS272", "Goethite WS222", "Lawn_Grass GDS91"])
 def hwm():
@@ -49,10 +46,9 @@ def make_cube(path, lib_path, height):
     import numpy as np
     import rasterio
 
-    sys.path.insert(0, os.path.join(ROOT, "test"))
-    import conftest  # noqa: F401 - makes the package importable as oremap
-    from oremap.core import spectral_library
-    from oremap.core.wavelengths import BandInfo, band_tags
+    sys.path.insert(0, ROOT)
+    from core import spectral_library
+    from core.wavelengths import BandInfo, band_tags
 
     lib = spectral_library.read_library(lib_path)
     good = np.all(np.isfinite(lib.spectra), axis=0)

@@ -5,4 +5,6 @@ Everything here works on numpy arrays, files and GeoDataFrames and never imports
 tested from plain Python.
 """
 
-__all__ = ["errors", "feedback"]
+__all__ = [
+    "colors", "errors", "feedback", "mapping", "raster", "sam", "spectral_library", "unmixing", "wavelengths",
+]

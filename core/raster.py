@@ -20,7 +20,7 @@ import numpy as np
 import rasterio
 from rasterio.windows import Window
 
-from .errors import Cancelled, OreMapError
+from .errors import OreMapError
 from .feedback import ensure
 
 DEFAULT_MEMORY_MB = 512
@@ -134,18 +134,6 @@ class RasterSource:
         if self.gain != 1.0 or self.bias != 0.0:
             data = data * np.float32(self.gain) + np.float32(self.bias)
         return data, ~invalid
-
-    def read_pixels(self, rows, cols):
-        """Reflectance of individual pixels (0-based row/col arrays) -> (n, n_bands) float64 with
-        NaN for invalid pixels."""
-        rows = np.asarray(rows, dtype=int)
-        cols = np.asarray(cols, dtype=int)
-        out = np.full((rows.size, self.n_bands), np.nan)
-        for i, (r, c) in enumerate(zip(rows, cols)):
-            data, valid = self.read(Window(int(c), int(r), 1, 1))
-            if valid[0, 0]:
-                out[i] = data[0, 0]
-        return out
 
 
 def detect_scale(dataset, scale, bands):

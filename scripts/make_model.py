@@ -16,9 +16,7 @@ from qgis.core import (
     QgsProcessingModelChildParameterSource,
     QgsProcessingModelOutput,
     QgsProcessingModelParameter,
-    QgsProcessingParameterFeatureSink,
     QgsProcessingParameterFile,
-    QgsProcessingParameterRasterDestination,
     QgsProcessingParameterRasterLayer,
     QgsProcessingParameterString,
 )
@@ -33,7 +31,7 @@ def build():
         QgsProcessingParameterFile("library", "Spectral library"),
         QgsProcessingParameterString("spectra", "Spectra to use", optional=True),
     ]
-    for i, definition in enumerate(inputs):
+    for definition in inputs:
         component = QgsProcessingModelParameter(definition.name())
         model.addModelParameter(definition, component)
 

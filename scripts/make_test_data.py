@@ -6,7 +6,6 @@ the USGS splib07 library convolved to AVIRIS-1995 (Beckman-measured spectra, whi
 the whole 0.4-2.5 um range), one spectrum per mineral or cover type.
 """
 
-import importlib.util
 import os
 import shutil
 import sys
@@ -44,19 +43,10 @@ MINERALS = [
 ]
 
 
-def load_core():
-    spec = importlib.util.spec_from_file_location("oremap", os.path.join(ROOT, "__init__.py"),
-                                                  submodule_search_locations=[ROOT])
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["oremap"] = module
-    spec.loader.exec_module(module)
-    from oremap.core import spectral_library
-
-    return spectral_library
-
-
 def main():
-    spectral_library = load_core()
+    sys.path.insert(0, ROOT)
+    from core import spectral_library
+
     os.makedirs(OUT, exist_ok=True)
     for tile in TILES:
         for ext in (".img", ".hdr"):

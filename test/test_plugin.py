@@ -49,7 +49,10 @@ def test_every_algorithm_documents_every_parameter(processing_provider):
         assert alg.group() in ("Hyperspectral", "Abundance", "Sentinel-2", "Geochemistry", "Evaluation")
         assert "<h3>References</h3>" in help_html
         for definition in alg.parameterDefinitions():
-            text = (alg.OUTPUT_HELP if definition.isDestination() else alg.PARAM_HELP).get(definition.name())
+            from oremap.algorithms.base import COMMON_PARAM_HELP
+
+            texts = alg.OUTPUT_HELP if definition.isDestination() else {**COMMON_PARAM_HELP, **alg.PARAM_HELP}
+            text = texts.get(definition.name())
             assert text and len(text) > 20, f"{alg.id()}: {definition.name()} has no help"
             assert definition.description() in help_html
 

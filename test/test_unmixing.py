@@ -8,7 +8,6 @@ so the constraints are active.
 
 import itertools
 import os
-import re
 
 import numpy as np
 import pytest
@@ -18,6 +17,7 @@ from conftest import SHARED_DATA
 from oremap.core.errors import Cancelled, OreMapError
 from oremap.core.feedback import Feedback
 from oremap.core import unmixing
+from oremap.core.spectral_library import read_library
 from oremap.core.unmixing import check_endmembers, fcls, unmix
 
 LIBRARY = os.path.join(SHARED_DATA, "hyperspectral", "s07_AV95_envi")
@@ -31,18 +31,6 @@ MINERALS = (
     "Montmorillonite SAz-1 BECKb AREF",
     "Jarosite GDS24 Na BECKb AREF",
 )
-MISSING = -1e30  # the library marks missing values with -1.23e34
-
-
-def _read_library(stem):
-    """Read an ENVI spectral library: (names, spectra (n_spectra, n_channels))."""
-    with open(stem + ".hdr") as fh:
-        header = fh.read()
-    samples = int(re.search(r"samples\s*=\s*(\d+)", header).group(1))
-    block = re.search(r"spectra names\s*=\s*\{(.*?)\}", header, re.S).group(1)
-    names = [" ".join(item.split()) for item in block.split(",")]
-    spectra = np.fromfile(stem + ".sli", dtype="<f4").reshape(-1, samples)
-    return names, spectra.astype(np.float64)
 
 
 @pytest.fixture(scope="module")
@@ -50,9 +38,8 @@ def library():
     """All 8 minerals on every other AVIRIS channel: E of shape (112, 8)."""
     if not os.path.exists(LIBRARY + ".sli"):
         pytest.skip("USGS spectral library not available in shared/data")
-    names, spectra = _read_library(LIBRARY)
-    E = spectra[[names.index(m) for m in MINERALS]].T[::2]
-    assert (E > MISSING).all()
+    E = read_library(LIBRARY + ".sli").subset(list(MINERALS)).spectra.T[::2]
+    assert np.isfinite(E).all()
     return E
 
 

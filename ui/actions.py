@@ -5,21 +5,16 @@ from qgis.PyQt.QtWidgets import QMessageBox
 
 def show_oremap_toolbox(iface):
     """Show the Processing Toolbox with its search set to OreMap's algorithms."""
-    try:
-        from processing.gui.ToolboxAction import ToolboxAction  # noqa: F401 - Processing present
-        import qgis.utils
+    import qgis.utils
 
-        processing_plugin = qgis.utils.plugins.get("processing")
-        toolbox = getattr(processing_plugin, "toolbox", None)
-        if toolbox is not None:
-            toolbox.setVisible(True)
-            toolbox.raise_()
-            search = getattr(toolbox, "searchBox", None)
-            if search is not None:
-                search.setText("oremap")
-            return
-    except ImportError:
-        pass
+    toolbox = getattr(qgis.utils.plugins.get("processing"), "toolbox", None)
+    if toolbox is not None:
+        toolbox.setVisible(True)
+        toolbox.raise_()
+        search = getattr(toolbox, "searchBox", None)
+        if search is not None:
+            search.setText("oremap")
+        return
     QMessageBox.information(iface.mainWindow(), "OreMap",
                             "Open the Processing Toolbox (Ctrl+Alt+T) and look for the OreMap group.")
 
