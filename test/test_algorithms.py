@@ -16,7 +16,7 @@ import rasterio
 from qgis.core import QgsFeature, QgsGeometry, QgsPointXY, QgsVectorLayer
 from scipy.optimize import nnls
 
-from conftest import AVIRIS_NG, USGS_LIBRARY
+from conftest import AVIRIS_NG, AVIRIS_NG_2, USGS_LIBRARY
 from oremap.core.spectral_library import read_library
 from oremap.core.wavelengths import band_info_from_raster
 
@@ -24,9 +24,9 @@ MINERALS = ["Kaolinite CM9", "Alunite GDS84", "Muscovite GDS107", "Calcite WS272
             "Lawn_Grass GDS91"]
 
 
-def reference_matrix():
+def reference_matrix(cube_path=AVIRIS_NG):
     """Image cube (pixels x good bands) and library on those bands, computed independently."""
-    with rasterio.open(AVIRIS_NG) as ds:
+    with rasterio.open(cube_path) as ds:
         cube = ds.read().reshape(ds.count, -1).T.astype(float)  # row-major pixels
         info = band_info_from_raster(ds)
     lib = read_library(USGS_LIBRARY).subset(MINERALS)
@@ -44,12 +44,13 @@ def fcls_reference(X, E, weight=1e4):
     return np.array(out)
 
 
-def test_sam_real_tile_matches_independent_angles(run_alg, tmp_path):
+@pytest.mark.parametrize("cube", [AVIRIS_NG, AVIRIS_NG_2])
+def test_sam_real_tile_matches_independent_angles(run_alg, tmp_path, cube):
     result = run_alg("sam_classify", {
-        "INPUT": AVIRIS_NG, "LIBRARY": USGS_LIBRARY, "SPECTRA": "; ".join(MINERALS), "METHOD": 0,
+        "INPUT": cube, "LIBRARY": USGS_LIBRARY, "SPECTRA": "; ".join(MINERALS), "METHOD": 0,
         "THRESHOLD": 0.2, "OUTPUT_CLASSES": str(tmp_path / "classes.tif"),
         "OUTPUT_SCORE": str(tmp_path / "angle.tif")})
-    X, refs, names = reference_matrix()
+    X, refs, names = reference_matrix(cube)
     cos = (X @ refs.T) / np.linalg.norm(X, axis=1)[:, None] / np.linalg.norm(refs, axis=1)[None, :]
     angles = np.arccos(np.clip(cos, -1, 1))
     with rasterio.open(result["OUTPUT_SCORE"]) as ds:

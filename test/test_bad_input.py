@@ -152,3 +152,31 @@ def test_existing_output_is_replaced_with_a_warning(run_alg, tmp_path):
     assert any("replacing existing file" in w for w in feedback.warnings)
     with rasterio.open(target) as ds:
         assert ds.count == 3
+
+
+def test_cancelled_run_leaves_nothing(processing_provider, tmp_path):
+    from qgis.core import QgsProcessingFeedback
+    import processing
+
+    feedback = QgsProcessingFeedback()
+    feedback.cancel()
+    target = tmp_path / "a.tif"
+    with pytest.raises(QgsProcessingException) as err:
+        processing.run("oremap:unmix_fcls", {"INPUT": AVIRIS_NG, "LIBRARY": USGS_LIBRARY,
+                                             "SPECTRA": "Kaolinite CM9; Goethite WS222", "OUTPUT": str(target)},
+                       feedback=feedback)
+    assert "Cancelled" in str(err.value)
+    assert os.listdir(tmp_path) == []
+
+
+def test_memory_budget_setting(processing_provider):
+    from processing.core.ProcessingConfig import ProcessingConfig
+
+    alg = processing_provider.algorithm("unmix_fcls")
+    old = ProcessingConfig.getSetting("OREMAP_MEMORY_MB")
+    assert old == 512
+    ProcessingConfig.setSettingValue("OREMAP_MEMORY_MB", 48)
+    try:
+        assert alg.memory_mb() == 48.0
+    finally:
+        ProcessingConfig.setSettingValue("OREMAP_MEMORY_MB", old)
