@@ -16,6 +16,7 @@ import os
 import re
 
 from qgis.core import (
+    NULL,
     QgsCoordinateTransform,
     QgsProcessing,
     QgsProcessingAlgorithm,
@@ -24,6 +25,7 @@ from qgis.core import (
     QgsProcessingParameterFeatureSource,
     QgsProcessingParameterField,
     QgsProcessingParameterFile,
+    QgsProcessingParameterFileDestination,
     QgsProcessingParameterNumber,
     QgsProcessingParameterRasterDestination,
     QgsProcessingParameterRasterLayer,
@@ -119,6 +121,15 @@ class OreMapAlgorithm(QgsProcessingAlgorithm):
         "nodata": "NODATA",
         "method": "METHOD",
         "mode": "MODE",
+        "model": "MODEL_FILE",
+        "reference": "REFERENCE",
+        "reference_field": "CLASS_FIELD",
+        "report": "OUTPUT_HTML",
+        "table": "OUTPUT_CSV",
+        "libraries": "LIBRARIES",
+        "classes": "CLASSES",
+        "class_table": "CLASS_TABLE",
+        "training": "TRAINING",
     }
 
     def __init__(self):
@@ -211,6 +222,10 @@ class OreMapAlgorithm(QgsProcessingAlgorithm):
 
     def add_enum(self, name, label, options, default=0):
         return self._add(QgsProcessingParameterEnum(name, self.tr(label), options=options, defaultValue=default))
+
+    def add_file_output(self, name, label, file_filter, optional=False):
+        return self._add(QgsProcessingParameterFileDestination(
+            name, self.tr(label), fileFilter=file_filter, optional=optional, createByDefault=not optional))
 
     def add_raster_output(self, name, label, optional=False):
         return self._add(QgsProcessingParameterRasterDestination(
@@ -308,12 +323,43 @@ class OreMapAlgorithm(QgsProcessingAlgorithm):
         library = self.library(parameters, context, feedback)
         return library, mapping.image_band_info(raster, wavelengths), None, (nodata, scale)
 
+    def labelled_geometries(self, parameters, name, field_name, context, target_crs):
+        """Shapely geometries (in ``target_crs``) and labels of a vector parameter's features."""
+        from shapely import wkb
+
+        source = self.parameterAsSource(parameters, name, context)
+        if source is None:
+            raise self.fail(name, "No vector layer was given.", "Choose a point or polygon layer.")
+        field = self.parameterAsString(parameters, field_name, context)
+        if not field or source.fields().lookupField(field) < 0:
+            raise self.fail(field_name, f"Field '{field}' is not in the layer.", "Choose the class field.")
+        transform = None
+        if source.sourceCrs().isValid() and target_crs.isValid() and source.sourceCrs() != target_crs:
+            transform = QgsCoordinateTransform(source.sourceCrs(), target_crs, context.transformContext())
+        geometries, labels = [], []
+        for feature in source.getFeatures():
+            geometry = feature.geometry()
+            value = feature[field]
+            if geometry.isNull() or geometry.isEmpty() or value is None or value == NULL or str(value).strip() == "":
+                continue
+            if transform is not None:
+                geometry.transform(transform)
+            geometries.append(wkb.loads(bytes(geometry.asWkb())))
+            labels.append(value if isinstance(value, int) else str(value).strip())
+        if not geometries:
+            raise self.fail(name, "The layer has no features with a geometry and a class.",
+                            f"Fill the '{field}' field of the training features.")
+        return geometries, labels
+
     def output_path(self, parameters, name, context, feedback):
-        """The destination file of a raster output, checked to be writable; None if skipped."""
+        """The destination file of a raster or file output, checked to be writable; None if skipped."""
         if parameters.get(name) is None and self.parameterDefinition(name).flags() & \
                 QgsProcessingParameterDefinition.FlagOptional:
             return None
-        path = self.parameterAsOutputLayer(parameters, name, context)
+        if isinstance(self.parameterDefinition(name), QgsProcessingParameterFileDestination):
+            path = self.parameterAsFileOutput(parameters, name, context)
+        else:
+            path = self.parameterAsOutputLayer(parameters, name, context)
         if not path:
             return None
         if check_output_path(path, parameter=name):

@@ -19,7 +19,7 @@ from .errors import OreMapError
 from .feedback import ensure
 from .raster import OutputSpec, RasterSource, class_nodata, class_raster_dtype, run_pixelwise
 from .spectral_library import library_from_points
-from .wavelengths import BandInfo, band_info_from_raster
+from .wavelengths import BandInfo, band_info_from_raster, resample_spectra
 
 SCORE_NODATA = -9999.0
 ABUNDANCE_NODATA = -9999.0
@@ -125,9 +125,9 @@ def sample_endmembers(raster_path, xs, ys, names, band_info=None, nodata=None, s
     return library, bands
 
 
-def _class_output(path, names, what):
+def _class_output(path, names, what, colours=None):
     n = len(names)
-    colours = class_colours(names)
+    colours = colours or class_colours(names)
     colormap = {0: UNCLASSIFIED + (255,)}
     colormap.update({i + 1: tuple(c) + (255,) for i, c in enumerate(colours)})
     legend = [{"value": 0, "name": "Unclassified", "color": hex_colour(UNCLASSIFIED)}]
@@ -239,4 +239,112 @@ def unmix_map(raster_path, endmembers, out_path, mode="fcls", band_info=None, im
     stats["mean_abundance"] = {name: float(s / n) for name, s in zip(names, sums[:-1])}
     stats["mean_rmse"] = float(sums[-1] / n)
     stats["bands_used"] = len(bands)
+    return stats
+
+
+def resampling_operator(image_info, model_wavelengths, model_fwhm=None):
+    """How to turn image spectra into spectra at a model's wavelengths.
+
+    Returns ``(bands, matrix)``: the 1-based image bands to read and a (len(bands), n_model)
+    matrix with ``model_spectra = image_spectra @ matrix`` (resampling is linear, so the
+    operator is the resampling of unit impulses). ``matrix`` is None when the image bands
+    are the model's bands (same count, centres within 0.5 nm): they are used as they are.
+    Raises :class:`OreMapError` when the image's good bands do not cover the model's range.
+    """
+    model_wl = np.asarray(model_wavelengths, dtype=float)
+    good = ~np.asarray(image_info.bad, dtype=bool)
+    if image_info.n_bands == model_wl.size and np.allclose(image_info.centers, model_wl, atol=0.5):
+        return list(range(1, model_wl.size + 1)), None
+    centers = image_info.centers[good]
+    fwhm = None if image_info.fwhm is None else image_info.fwhm[good]
+    target = BandInfo(centers=model_wl, fwhm=None if model_fwhm is None else np.asarray(model_fwhm, float),
+                      bad=np.zeros(model_wl.size, bool))
+    matrix = resample_spectra(np.eye(centers.size), centers, target, src_fwhm=fwhm)  # (n_image, n_model)
+    uncovered = ~np.all(np.isfinite(matrix), axis=0)
+    if uncovered.any():
+        gaps = model_wl[uncovered]
+        raise OreMapError(
+            f"The raster's good bands ({centers.min():.0f}-{centers.max():.0f} nm) do not cover the model's "
+            f"wavelengths: {uncovered.sum()} of {model_wl.size} model bands are missing "
+            f"({gaps.min():.0f}-{gaps.max():.0f} nm).",
+            "raster", "Use a raster covering the model's range, or a model trained for this sensor.")
+    bands = [int(i) + 1 for i in np.flatnonzero(good)]
+    return bands, matrix.astype(np.float32)
+
+
+def cnn_classify_map(raster_path, model_path, class_path, probability_path=None, confidence_path=None,
+                     min_confidence=None, threads=None, band_info=None, scale=None, nodata=None,
+                     memory_mb=None, batch_size=8192, feedback=None):
+    """Classify every pixel with an OreMap ONNX spectral classifier.
+
+    The image spectra are resampled to the model's wavelengths when its bands differ,
+    preprocessed as the model was trained, and run through onnxruntime in batches.
+
+    Returns
+    -------
+    dict with ``legend``, ``class_counts``, ``resampled`` (bool), ``providers`` and engine stats.
+    """
+    from .model_format import OnnxModel
+    from .spectral_cnn import preprocess
+
+    feedback = ensure(feedback)
+    model = OnnxModel(model_path, threads=threads)
+    info = model.info
+    names = [c["name"] for c in info.classes]
+    if info.wavelengths:
+        image_info = band_info or image_band_info(raster_path)
+        bands, matrix = resampling_operator(image_info, info.wavelengths, info.fwhm)
+        if matrix is not None:
+            feedback.info(f"The raster's {len(bands)} good bands are resampled to the model's "
+                          f"{len(info.wavelengths)} wavelengths ({info.wavelengths[0]:.0f}-"
+                          f"{info.wavelengths[-1]:.0f} nm).")
+    else:
+        import rasterio
+
+        with rasterio.open(raster_path) as ds:
+            if ds.count != info.input["n_bands"]:
+                raise OreMapError(f"The model expects {info.input['n_bands']} bands, the raster has {ds.count}.",
+                                  "raster", "Use a raster with the bands the model was trained on.")
+        bands, matrix = None, None
+    method = info.preprocessing.get("method", "none")
+    wavelengths = np.asarray(info.wavelengths, dtype=float) if info.wavelengths else None
+    feedback.info(f"Model: {len(names)} classes, preprocessing '{method}', onnxruntime on "
+                  f"{', '.join(model.providers_used)}.")
+
+    colours = [tuple(int(c["color"][i:i + 2], 16) for i in (1, 3, 5)) for c in info.classes]
+    class_spec, legend = _class_output(class_path, names, "CNN class", colours)
+    outputs = [class_spec]
+    if probability_path:
+        outputs.append(OutputSpec(probability_path, [f"P({n})" for n in names], "float32", -1.0))
+    if confidence_path:
+        outputs.append(OutputSpec(confidence_path, ["confidence"], "float32", -1.0))
+    counts = np.zeros(len(names) + 1, dtype=np.int64)
+
+    def per_block(pixels):
+        spectra = pixels if matrix is None else pixels @ matrix
+        spectra = preprocess(spectra, method, wavelengths).astype(np.float32, copy=False)
+        probs = np.concatenate([model.run(spectra[i:i + batch_size])
+                                for i in range(0, spectra.shape[0], batch_size)]) if spectra.size else \
+            np.zeros((0, len(names)), np.float32)
+        confidence = probs.max(axis=1)
+        classes = probs.argmax(axis=1).astype(np.int32) + 1
+        if min_confidence:
+            classes[confidence < min_confidence] = 0
+        counts[:] += np.bincount(classes, minlength=counts.size)
+        results = [classes]
+        if probability_path:
+            results.append(probs)
+        if confidence_path:
+            results.append(confidence)
+        return results
+
+    n_model = len(info.wavelengths) if info.wavelengths else info.input["n_bands"]
+    with RasterSource(raster_path, bands=bands, nodata=nodata, scale=scale, feedback=feedback) as src:
+        stats = run_pixelwise(src, outputs, per_block, memory_mb=memory_mb,
+                              work_bytes_per_pixel=4 * (3 * n_model + 3 * len(names)), feedback=feedback)
+    stats["class_counts"] = {"Unclassified": int(counts[0]),
+                             **{n: int(c) for n, c in zip(names, counts[1:])}}
+    stats["legend"] = legend
+    stats["resampled"] = matrix is not None
+    stats["providers"] = list(model.providers_used)
     return stats

@@ -43,6 +43,10 @@ MINERALS = [
 ]
 
 
+# A small training library: several complete (Beckman) spectra per mineral, for grouped validation.
+TRAIN_MINERALS = {"Kaolinite": 4, "Alunite": 4, "Calcite": 3, "Goethite": 4, "Muscovite": 4, "Montmorillonite": 4}
+
+
 def main():
     sys.path.insert(0, ROOT)
     from core import spectral_library
@@ -58,6 +62,16 @@ def main():
     subset.source = "USGS splib07a convolved to AVIRIS-1995 (Kokaly et al. 2017), subset for OreMap tests"
     spectral_library.write_envi_library(subset, os.path.join(OUT, "usgs_minerals.sli"))
     print(f"{len(subset.names)} spectra, {subset.wavelengths.size} channels -> {OUT}/usgs_minerals.sli")
+    import numpy as np
+
+    complete = [n for n, s in zip(usgs.names, usgs.spectra) if np.isfinite(s).all() and " BECK" in n]
+    picked = [n for mineral, count in TRAIN_MINERALS.items()
+              for n in [c for c in complete if c.startswith(mineral + " ")][:count]]
+    train = usgs.subset(picked)
+    train.names = [" ".join(n.split()) for n in train.names]
+    train.source = "USGS splib07a convolved to AVIRIS-1995 (Kokaly et al. 2017), training subset for OreMap tests"
+    spectral_library.write_envi_library(train, os.path.join(OUT, "usgs_train.sli"))
+    print(f"{len(train.names)} spectra -> {OUT}/usgs_train.sli")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,64 @@
+"""oremap:accuracy_assessment - confusion matrix, overall accuracy, kappa and F1 of any class raster."""
+
+import os
+
+from qgis.core import QgsProcessing, QgsProcessingParameterFeatureSource, QgsProcessingParameterField
+
+from ..core import accuracy
+from .base import OreMapAlgorithm
+
+
+class AccuracyAssessment(OreMapAlgorithm):
+    NAME = "accuracy_assessment"
+    DISPLAY_NAME = "Accuracy assessment of a class map"
+    GROUP = "evaluation"
+    TAGS = "accuracy,confusion matrix,kappa,f1,validation,classification"
+    HELP = (
+        "Compares a class raster with reference data and reports the confusion matrix, overall accuracy, "
+        "Cohen's kappa and, per class, precision (user's accuracy), recall (producer's accuracy) and F1, as an "
+        "HTML report and a CSV table.\n\n"
+        "Reference points take the pixel they fall in; reference polygons take every pixel whose centre lies "
+        "inside. Reference classes are matched to the raster's classes by name (the class names an OreMap "
+        "class raster carries; a reference 'kaolinite' matches 'Kaolinite CM9 ...' when unambiguous) or, for "
+        "numeric class fields, by code.")
+    PARAM_HELP = {
+        "INPUT": "Class raster: any single-band integer raster; OreMap class rasters carry their class names.",
+        "REFERENCE": "Points or polygons with the true class, in any CRS (transformed to the raster's).",
+        "CLASS_FIELD": "Field of the reference layer holding the class name or code.",
+    }
+    OUTPUT_HELP = {
+        "OUTPUT_HTML": "HTML report: summary, per-class table and the confusion matrix as a figure.",
+        "OUTPUT_CSV": "CSV table: the confusion matrix (reference in rows) and per-class metrics.",
+    }
+    REFERENCES = [
+        "Congalton, R. G. (1991). A review of assessing the accuracy of classifications of remotely sensed "
+        "data. Remote Sensing of Environment 37, 35-46.",
+        "Cohen, J. (1960). A coefficient of agreement for nominal scales. Educational and Psychological "
+        "Measurement 20, 37-46.",
+    ]
+
+    def initAlgorithm(self, config=None):  # noqa: N802
+        self.add_raster_input("INPUT", "Class raster")
+        self._add(QgsProcessingParameterFeatureSource(
+            "REFERENCE", self.tr("Reference points or polygons"),
+            [QgsProcessing.TypeVectorPoint, QgsProcessing.TypeVectorPolygon]))
+        self._add(QgsProcessingParameterField("CLASS_FIELD", self.tr("Reference class field"),
+                                              parentLayerParameterName="REFERENCE"))
+        self.add_file_output("OUTPUT_HTML", "Accuracy report", "HTML files (*.html)")
+        self.add_file_output("OUTPUT_CSV", "Accuracy table", "CSV files (*.csv)", optional=True)
+
+    def process(self, parameters, context, feedback):
+        raster, layer = self.raster_path(parameters, "INPUT", context)
+        geometries, labels = self.labelled_geometries(parameters, "REFERENCE", "CLASS_FIELD", context, layer.crs())
+        html_path = self.output_path(parameters, "OUTPUT_HTML", context, feedback)
+        csv_path = self.output_path(parameters, "OUTPUT_CSV", context, feedback)
+        summary = accuracy.assess_class_raster(raster, geometries, labels, feedback=feedback)
+        title = f"Accuracy of {os.path.basename(raster)}"
+        accuracy.write_accuracy_outputs(summary, title, html_path, csv_path)
+        feedback.info(f"Overall accuracy {summary['overall_accuracy']:.4f}, kappa {summary['kappa']:.4f}, "
+                      f"{summary['n_samples']} reference pixels.")
+        results = {"OUTPUT_HTML": html_path, "OVERALL_ACCURACY": summary["overall_accuracy"],
+                   "KAPPA": summary["kappa"]}
+        if csv_path:
+            results["OUTPUT_CSV"] = csv_path
+        return results

@@ -1,0 +1,909 @@
+"""Per-pixel mineral classification with a 1D CNN over the spectrum (after DeepGeoMap).
+
+A small convolutional network reads one spectrum at a time along its
+wavelength axis and outputs class probabilities. It is trained on library
+spectra (made realistic by :func:`augment`) or on labelled image pixels, and
+exported to the OreMap model format (:mod:`core.model_format`): an ONNX graph
+from preprocessed spectra to probabilities, plus the metadata needed to use it
+on another image (wavelengths, preprocessing, classes and colours).
+
+The pipeline, identical at training and inference:
+
+1. resample the spectra to the model's wavelengths (the caller's job);
+2. :func:`preprocess` (``"none"``, ``"brightness"`` or ``"continuum_removal"``);
+3. the ONNX graph: per-band standardisation (fitted on the training data),
+   the network, softmax.
+
+``torch`` is needed for training only and is imported inside the functions
+that use it, so this module imports without it; inference needs onnxruntime
+(:class:`core.model_format.OnnxModel`).
+"""
+
+import copy
+import datetime
+import hashlib
+import io
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .colors import class_colours, hex_colour
+from .errors import OreMapError
+from .feedback import ensure
+from .model_format import ModelInfo, model_bytes, write_model
+
+#: Preprocessing methods understood by :func:`preprocess`.
+PREPROCESSING_METHODS = ("none", "brightness", "continuum_removal")
+
+#: Task name written into the models made here.
+TASK = "spectral_classification"
+
+#: Names of the ONNX graph's input and output.
+INPUT_NAME = "spectra"
+OUTPUT_NAME = "probabilities"
+
+#: ONNX opset of the exported graphs.
+OPSET = 17
+
+# Rows processed at once by the continuum removal (bounds its index arrays).
+_HULL_CHUNK = 4096
+
+
+# ---------------------------------------------------------------------------
+# Preprocessing
+# ---------------------------------------------------------------------------
+
+
+def _as_spectra(X):
+    X = np.asarray(X, dtype=np.float64)
+    one_d = X.ndim == 1
+    X = np.atleast_2d(X)
+    if X.ndim != 2:
+        raise OreMapError(f"Spectra must be a 2-D array (n_spectra, n_bands), not of shape {X.shape}.",
+                          parameter="spectra")
+    return X, one_d
+
+
+def brightness_normalise(X):
+    """Divide each spectrum by its mean over bands.
+
+    A spectrum scaled by any positive factor (shade, illumination) gives the
+    same result. Rows whose mean is zero or negative become zeros; rows
+    holding NaN become NaN.
+    """
+    X, one_d = _as_spectra(X)
+    scale = X.mean(axis=1, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = np.where(scale > 0, X / np.where(scale > 0, scale, 1.0), 0.0)
+    out[np.isnan(scale[:, 0])] = np.nan
+    return out[0] if one_d else out
+
+
+def _upper_hull(x, Y):
+    """Upper convex hull of each row of ``Y`` over increasing ``x``.
+
+    Andrew's monotone chain run for all rows at once: bands are visited once,
+    in order; each row keeps its own stack of hull vertex indexes, and the
+    "pop while the last vertex lies on or below the chord to the new band"
+    step is repeated only for the rows that popped.
+
+    Returns
+    -------
+    stack : ndarray of int64 of shape (n, b)
+        Row ``i`` holds its hull vertex indexes, increasing, in
+        ``stack[i, :size[i]]`` (always starting at 0 and ending at b - 1).
+    size : ndarray of int64 of shape (n,)
+    """
+    n, b = Y.shape
+    flat_y = Y.ravel()
+    rows = np.arange(n, dtype=np.int64)
+    base = rows * b
+    stack = np.zeros(n * b, dtype=np.int64)  # flat (n, b)
+    stack[base + 1] = 1
+    size = np.full(n, 2, dtype=np.int64)
+    for j in range(2, b):
+        cand, cbase = rows, base
+        yj, xj = Y[:, j], x[j]
+        while cand.size:
+            top = cbase + size[cand]
+            o = stack[top - 2]
+            a = stack[top - 1]
+            xo, yo = x[o], flat_y[cbase + o]
+            # a is popped when it lies on or below the chord from o to j (cross product >= 0).
+            pop = (x[a] - xo) * (yj[cand] - yo) >= (flat_y[cbase + a] - yo) * (xj - xo)
+            cand, cbase = cand[pop], cbase[pop]
+            size[cand] -= 1
+            keep = size[cand] >= 2
+            cand, cbase = cand[keep], cbase[keep]
+        stack[base + size] = j
+        size += 1
+    return stack.reshape(n, b), size
+
+
+def _continuum(x, Y):
+    """Upper convex hull of each row of ``Y`` evaluated at every ``x`` (increasing)."""
+    n, b = Y.shape
+    stack, size = _upper_hull(x, Y)
+    base = (np.arange(n, dtype=np.int64) * b)[:, None]
+    flat_y = Y.ravel()
+    # Slope of the hull segment starting at each vertex, written at the vertex's band.
+    k = np.arange(b - 1)[None, :]
+    inner = k < (size - 1)[:, None]  # vertex k has a next vertex
+    left, right = stack[:, :-1][inner], stack[:, 1:][inner]
+    rows_base = np.broadcast_to(base, (n, b - 1))[inner]
+    slope = np.zeros(n * b)
+    slope[rows_base + left] = (flat_y[rows_base + right] - flat_y[rows_base + left]) / (x[right] - x[left])
+    vertex = np.zeros(n * b, dtype=bool)
+    vertex[rows_base + left] = True
+    vertex = vertex.reshape(n, b)
+    vertex[:, -1] = True
+    # Last vertex at or before each band, then linear along that segment.
+    prev = np.maximum.accumulate(np.where(vertex, np.arange(b), 0), axis=1)
+    at = (base + prev).ravel()
+    out = flat_y[at] + slope[at] * (np.broadcast_to(x, (n, b)).ravel() - x[prev.ravel()])
+    return out.reshape(n, b)
+
+
+def continuum_removal(X, wavelengths=None):
+    """Divide each spectrum by its continuum, the upper convex hull over wavelength.
+
+    Parameters
+    ----------
+    X : array-like of shape (n_spectra, n_bands) or (n_bands,)
+    wavelengths : array-like of shape (n_bands,), optional
+        Band centres (any unit); band numbers when ``None``. Bands need not
+        be sorted.
+
+    Returns
+    -------
+    ndarray of float64, same shape as ``X``
+        Values in [0, 1]: 1 on the hull, ``1 - depth / continuum`` inside an
+        absorption. Where the continuum is not positive (all-zero or negative
+        spectra) the value is 1; negative reflectances under a positive
+        continuum are clipped to 0. Rows holding NaN or infinity are NaN.
+    """
+    X, one_d = _as_spectra(X)
+    n, b = X.shape
+    x = np.arange(b, dtype=np.float64) if wavelengths is None else np.asarray(wavelengths, np.float64).reshape(-1)
+    if x.size != b:
+        raise OreMapError(f"{x.size} wavelengths were given for spectra of {b} bands.", parameter="wavelengths")
+    order = np.argsort(x, kind="stable")
+    xs = x[order]
+    out = np.empty((n, b), dtype=np.float64)
+    for start in range(0, n, _HULL_CHUNK):
+        Y = X[start:start + _HULL_CHUNK][:, order]
+        finite = np.isfinite(Y).all(axis=1)
+        Yf = np.where(finite[:, None], Y, 0.0)
+        if b >= 3:
+            hull = _continuum(xs, Yf)
+        else:
+            hull = Yf.copy()
+        positive = hull > 0
+        with np.errstate(invalid="ignore", divide="ignore"):
+            ratio = np.where(positive, np.clip(Yf / np.where(positive, hull, 1.0), 0.0, 1.0), 1.0)
+        ratio[~finite] = np.nan
+        out[start:start + _HULL_CHUNK][:, order] = ratio
+    return out[0] if one_d else out
+
+
+def preprocess(X, method, wavelengths=None):
+    """Preprocess spectra the way a model expects them.
+
+    Parameters
+    ----------
+    X : array-like of shape (n_spectra, n_bands) or (n_bands,)
+        Reflectance spectra at the model's bands.
+    method : {"none", "brightness", "continuum_removal"}
+        ``"none"`` leaves values as they are; ``"brightness"`` divides each
+        spectrum by its mean (see :func:`brightness_normalise`);
+        ``"continuum_removal"`` divides it by its upper convex hull over
+        ``wavelengths`` (see :func:`continuum_removal`).
+    wavelengths : array-like of shape (n_bands,), optional
+        Band centres, used by continuum removal (band numbers when ``None``).
+
+    Returns
+    -------
+    ndarray of float32, same shape as ``X``
+
+    Raises
+    ------
+    OreMapError
+        ``parameter="model"`` for an unknown method.
+    """
+    if method == "none":
+        X, one_d = _as_spectra(X)
+        out = X
+    elif method == "brightness":
+        out = brightness_normalise(X)
+    elif method == "continuum_removal":
+        out = continuum_removal(X, wavelengths)
+    else:
+        raise OreMapError(
+            f"Unknown preprocessing '{method}' (known: {', '.join(PREPROCESSING_METHODS)}).",
+            parameter="model",
+            fix="Update OreMap: the model may come from a newer version.",
+        )
+    return np.asarray(out, dtype=np.float32)
+
+
+# ---------------------------------------------------------------------------
+# Augmentation and splitting
+# ---------------------------------------------------------------------------
+
+
+def _uniform(rng, bounds, size):
+    lo, hi = (bounds, bounds) if np.isscalar(bounds) else (float(bounds[0]), float(bounds[1]))
+    return rng.uniform(lo, hi, size) if hi > lo else np.full(size, float(lo))
+
+
+def augment(spectra, labels, groups, n_per_spectrum, rng, snr_db=(30.0, 50.0), brightness=(0.6, 1.3),
+            slope=0.2, mix_max=0.3, shade_max=0.5, dark=0.02, wavelengths=None, include_original=False):
+    """Make realistic variants of library spectra, for training on libraries alone.
+
+    Each variant of a spectrum ``s`` of class ``c`` is, in this order:
+
+    1. mixed with a random other spectrum ``t`` of a *different* class:
+       ``(1 - f) s + f t`` with ``f ~ U(0, mix_max)``; the label stays ``c``;
+    2. shaded: ``(1 - h) x + h dark`` with ``h ~ U(0, shade_max)`` (a dark,
+       flat spectrum of reflectance ``dark``);
+    3. tilted: multiplied by ``1 + t (w - w_mid) / (w_max - w_min)`` with
+       ``t ~ U(-slope, slope)`` (an illumination slope across wavelength);
+    4. scaled by ``b ~ U(*brightness)``;
+    5. given Gaussian noise of standard deviation ``mean(|x|) / 10**(snr/20)``
+       with ``snr ~ U(*snr_db)`` (dB).
+
+    Parameters
+    ----------
+    spectra : array-like of shape (n, n_bands)
+    labels : array-like of int of shape (n,)
+    groups : array-like of shape (n,)
+        Group id of each spectrum (the physical sample it comes from);
+        variants keep their source's group.
+    n_per_spectrum : int
+        Variants made from each spectrum.
+    rng : numpy.random.Generator or int
+        Random source (an int seeds a new Generator); the result is fully
+        determined by it.
+    snr_db : float or (float, float), default (30, 50)
+    brightness : float or (float, float), default (0.6, 1.3)
+    slope : float, default 0.2
+    mix_max : float, default 0.3
+        Largest fraction of another class; 0 disables mixing, as does a
+        single class.
+    shade_max : float, default 0.5
+    dark : float, default 0.02
+    wavelengths : array-like of shape (n_bands,), optional
+        Axis of the tilt; band numbers when ``None``.
+    include_original : bool, default False
+        Put the unmodified spectra first in the output.
+
+    Returns
+    -------
+    X : ndarray of float64 of shape (m, n_bands)
+        ``m = n * n_per_spectrum`` (plus ``n`` with the originals); variants
+        of spectrum ``i`` are rows ``i * n_per_spectrum ... (i + 1) *
+        n_per_spectrum - 1`` after the originals.
+    y : ndarray of int64 of shape (m,)
+    groups : ndarray of shape (m,)
+    """
+    rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
+    S = np.asarray(spectra, dtype=np.float64)
+    labels = np.asarray(labels).astype(np.int64).reshape(-1)
+    groups = np.asarray(groups).reshape(-1)
+    if S.ndim != 2 or S.shape[0] != labels.size or groups.size != labels.size:
+        raise OreMapError("Spectra, labels and groups must have the same number of rows.", parameter="training")
+    n, b = S.shape
+    k = int(n_per_spectrum)
+    if k < 0:
+        raise OreMapError("The number of augmented copies must not be negative.", parameter="training")
+    src = np.repeat(np.arange(n), k)
+    m = src.size
+    X = S[src].copy()
+    y = labels[src]
+
+    # 1. mixing with a spectrum of another class
+    partner = np.zeros(m, dtype=np.int64)
+    has_partner = np.zeros(m, dtype=bool)
+    fraction = _uniform(rng, (0.0, mix_max), m)
+    for c in np.unique(labels):
+        others = np.flatnonzero(labels != c)
+        rows = np.flatnonzero(y == c)
+        choice = rng.integers(0, max(others.size, 1), rows.size)
+        if others.size:
+            partner[rows] = others[choice]
+            has_partner[rows] = True
+    f = np.where(has_partner, fraction, 0.0)[:, None]
+    X = (1.0 - f) * X + f * S[partner]
+    # 2. shade
+    h = _uniform(rng, (0.0, shade_max), m)[:, None]
+    X = (1.0 - h) * X + h * float(dark)
+    # 3. illumination slope
+    w = np.arange(b, dtype=np.float64) if wavelengths is None else np.asarray(wavelengths, np.float64).reshape(-1)
+    span = np.ptp(w) if w.size > 1 and np.ptp(w) > 0 else 1.0
+    axis = (w - 0.5 * (w.min() + w.max())) / span
+    t = _uniform(rng, (-slope, slope), m)[:, None]
+    X = X * (1.0 + t * axis[None, :])
+    # 4. brightness
+    X = X * _uniform(rng, brightness, m)[:, None]
+    # 5. noise at a chosen SNR
+    snr = _uniform(rng, snr_db, m)[:, None]
+    sigma = np.mean(np.abs(X), axis=1, keepdims=True) / 10.0 ** (snr / 20.0)
+    X = X + sigma * rng.standard_normal((m, b))
+
+    if include_original:
+        X = np.concatenate([S, X])
+        y = np.concatenate([labels, y])
+        src = np.concatenate([np.arange(n), src])
+    return X, y, groups[src]
+
+
+def grouped_split(y, groups, val_fraction, seed=0):
+    """Split samples into training and validation by whole groups, class by class.
+
+    Each group goes to the class most of its samples have (ties: the lowest
+    label). For a class with ``k >= 2`` groups, ``round(val_fraction * k)``
+    of them, at least 1 and at most ``k - 1``, go to validation; a class with
+    a single group stays in training (reported in ``info``).
+
+    Parameters
+    ----------
+    y : array-like of int of shape (n,)
+    groups : array-like of shape (n,)
+        Group of each sample (source spectrum, polygon, drill hole...).
+    val_fraction : float in [0, 1)
+        0 puts everything in training.
+    seed : int, default 0
+
+    Returns
+    -------
+    train_idx, val_idx : ndarray of int64
+        Sorted sample indexes; no group has samples on both sides.
+    info : dict
+        ``n_groups``, ``n_val_groups``, ``classes_without_validation``
+        (labels of classes with one group), ``mixed_groups`` (groups holding
+        several classes).
+    """
+    y = np.asarray(y).astype(np.int64).reshape(-1)
+    groups = np.asarray(groups).reshape(-1)
+    if groups.size != y.size:
+        raise OreMapError("Labels and groups must have the same length.", parameter="training")
+    if not 0.0 <= float(val_fraction) < 1.0:
+        raise OreMapError(f"The validation fraction must be in [0, 1), not {val_fraction}.", parameter="training")
+    rng = np.random.default_rng(seed)
+    unique, inverse = np.unique(groups, return_inverse=True)
+    n_groups = unique.size
+    classes = np.unique(y)
+    # Majority class of each group.
+    counts = np.zeros((n_groups, classes.size), dtype=np.int64)
+    np.add.at(counts, (inverse, np.searchsorted(classes, y)), 1)
+    group_class = classes[np.argmax(counts, axis=1)]
+    mixed = int(((counts > 0).sum(axis=1) > 1).sum())
+    in_val = np.zeros(n_groups, dtype=bool)
+    single = []
+    for c in classes:
+        members = np.flatnonzero(group_class == c)
+        k = members.size
+        if k == 0:
+            continue
+        if k == 1:
+            single.append(int(c))
+            continue
+        n_val = int(np.floor(val_fraction * k + 0.5))
+        if val_fraction > 0:
+            n_val = min(max(n_val, 1), k - 1)
+        in_val[rng.permutation(members)[:n_val]] = True
+    val_mask = in_val[inverse]
+    info = {"n_groups": int(n_groups), "n_val_groups": int(in_val.sum()),
+            "classes_without_validation": single if val_fraction > 0 else [], "mixed_groups": mixed}
+    return np.flatnonzero(~val_mask), np.flatnonzero(val_mask), info
+
+
+# ---------------------------------------------------------------------------
+# Network
+# ---------------------------------------------------------------------------
+
+_TORCH_CLASSES = {}
+
+
+def _torch_classes():
+    """Build the torch module classes on first use (torch imported lazily)."""
+    if _TORCH_CLASSES:
+        return _TORCH_CLASSES
+    try:
+        import torch
+        from torch import nn
+    except ImportError:
+        raise OreMapError(
+            "The Python package 'torch' is not installed; OreMap needs it to train neural networks.",
+            parameter="training",
+            fix="Install the CPU build into the Python that QGIS uses: python -m pip install torch "
+                "--index-url https://download.pytorch.org/whl/cpu",
+        ) from None
+
+    class SpectralCNNModule(nn.Module):
+        """1D CNN over the spectral axis: conv blocks, flatten, dense, dropout, dense (logits)."""
+
+        def __init__(self, n_bands, n_classes, channels, kernels, hidden, dropout):
+            super().__init__()
+            layers, c_in, width = [], 1, n_bands
+            for c, k in zip(channels, kernels):
+                layers += [nn.Conv1d(c_in, c, k, padding=k // 2), nn.BatchNorm1d(c), nn.ReLU(), nn.MaxPool1d(2)]
+                c_in, width = c, width // 2
+            self.features = nn.Sequential(*layers)
+            self.head = nn.Sequential(
+                nn.Flatten(), nn.Linear(c_in * width, hidden), nn.ReLU(), nn.Dropout(dropout),
+                nn.Linear(hidden, n_classes))
+
+        def forward(self, x):
+            return self.head(self.features(x.unsqueeze(1)))
+
+    class ExportModule(nn.Module):
+        """Standardise per band, run the network, softmax: preprocessed spectra -> probabilities."""
+
+        def __init__(self, net, mean, std):
+            super().__init__()
+            self.net = net
+            self.register_buffer("mean", torch.as_tensor(np.asarray(mean, np.float32)))
+            self.register_buffer("std", torch.as_tensor(np.asarray(std, np.float32)))
+
+        def forward(self, x):
+            return torch.softmax(self.net((x - self.mean) / self.std), dim=1)
+
+    _TORCH_CLASSES.update(torch=torch, net=SpectralCNNModule, export=ExportModule)
+    return _TORCH_CLASSES
+
+
+def SpectralCNN(n_bands, n_classes, channels=(16, 32, 64), kernels=(7, 5, 3), hidden=64, dropout=0.3):  # noqa: N802
+    """Create the 1D CNN (a ``torch.nn.Module``) that maps ``(n, n_bands)`` spectra to class logits.
+
+    Each block is Conv1d (odd kernel, "same" padding), BatchNorm1d, ReLU and
+    MaxPool1d(2); the head flattens the feature maps (keeping where along the
+    spectrum a feature is), then Linear(hidden), ReLU, Dropout and
+    Linear(n_classes).
+
+    Parameters
+    ----------
+    n_bands : int
+        Spectrum length; at least ``2 ** len(channels)``.
+    n_classes : int
+    channels : sequence of int, default (16, 32, 64)
+        Output channels of each conv block.
+    kernels : sequence of odd int, default (7, 5, 3)
+        Kernel size of each block, same length as ``channels``.
+    hidden : int, default 64
+    dropout : float, default 0.3
+
+    Raises
+    ------
+    OreMapError
+        ``parameter="training"`` for inconsistent sizes or when torch is missing.
+    """
+    channels, kernels = [int(c) for c in channels], [int(k) for k in kernels]
+    if not channels or len(channels) != len(kernels) or any(k < 1 or k % 2 == 0 for k in kernels):
+        raise OreMapError("The network needs one odd kernel size per conv block.", parameter="training")
+    if int(n_bands) < 2 ** len(channels):
+        raise OreMapError(
+            f"Spectra of {n_bands} bands are too short for {len(channels)} pooling blocks "
+            f"(at least {2 ** len(channels)} bands are needed).", parameter="training")
+    return _torch_classes()["net"](int(n_bands), int(n_classes), channels, kernels, int(hidden), float(dropout))
+
+
+def predict_proba_torch(module, X, batch_size=4096):
+    """Probabilities of preprocessed spectra from a torch export module (eager mode).
+
+    Used to check the ONNX export against the network it came from.
+
+    Parameters
+    ----------
+    module : torch.nn.Module
+        ``TrainingResult.torch_model`` (standardisation, network, softmax).
+    X : array-like of shape (n, n_bands)
+        Preprocessed spectra.
+
+    Returns
+    -------
+    ndarray of float32 of shape (n, n_classes)
+    """
+    torch = _torch_classes()["torch"]
+    X = np.ascontiguousarray(X, dtype=np.float32)
+    module.eval()
+    with torch.no_grad():
+        parts = [module(torch.from_numpy(X[i:i + batch_size])).numpy() for i in range(0, X.shape[0], batch_size)]
+    return np.concatenate(parts).astype(np.float32) if parts else np.zeros((0, 0), np.float32)
+
+
+def predict_proba(model, X, batch_size=8192):
+    """Class probabilities of raw spectra with an OreMap model: its preprocessing, then the graph.
+
+    Parameters
+    ----------
+    model : core.model_format.OnnxModel
+    X : array-like of shape (n, n_bands)
+        Spectra already resampled to ``model.info.wavelengths``.
+
+    Returns
+    -------
+    ndarray of float32 of shape (n, n_classes)
+    """
+    info = model.info
+    return model.run(preprocess(X, info.preprocessing_method, info.wavelengths), batch_size=batch_size)
+
+
+def export_onnx(module, n_bands):
+    """ONNX bytes (opset :data:`OPSET`, dynamic batch axis) of an export module.
+
+    Uses the TorchScript-based exporter (``dynamo=False``): the default
+    exporter of recent torch needs the ``onnxscript`` package.
+    """
+    torch = _torch_classes()["torch"]
+    module.eval()
+    buffer = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            module, (torch.zeros(1, int(n_bands), dtype=torch.float32),), buffer,
+            input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
+            dynamic_axes={INPUT_NAME: {0: "n"}, OUTPUT_NAME: {0: "n"}},
+            opset_version=OPSET, do_constant_folding=True, dynamo=False)
+    return buffer.getvalue()
+
+
+# ---------------------------------------------------------------------------
+# Training
+# ---------------------------------------------------------------------------
+
+
+@dataclass
+class TrainingResult:
+    """What :func:`train_classifier` returns.
+
+    Attributes
+    ----------
+    onnx_bytes : bytes
+        The exported graph *without* OreMap metadata (so two runs with the
+        same seed give identical bytes although their dates differ); use
+        :meth:`save` or :meth:`model_bytes` for a complete model.
+    info : ModelInfo
+    history : dict of list of float
+        Per epoch: ``train_loss``, ``val_loss``, ``train_acc``, ``val_acc``
+        (validation entries NaN without validation).
+    train_indices, val_indices : ndarray of int64
+        Rows of the input ``X`` used for training and validation.
+    val_labels, val_groups : ndarray
+        Label and group of each validation sample evaluated (augmented
+        copies when augmentation was used, else ``y[val_indices]``).
+    val_proba : ndarray of float32 of shape (n_val, n_classes)
+        Probabilities of those samples from the best network.
+    split_info : dict
+        From :func:`grouped_split`.
+    torch_model : torch.nn.Module
+        The export module (standardisation, network, softmax) in eval mode.
+    """
+
+    onnx_bytes: bytes
+    info: ModelInfo
+    history: dict
+    train_indices: np.ndarray
+    val_indices: np.ndarray
+    val_labels: np.ndarray
+    val_groups: np.ndarray
+    val_proba: np.ndarray
+    split_info: dict
+    torch_model: object = field(default=None, repr=False, compare=False)
+
+    def model_bytes(self):
+        """The complete OreMap model (graph and metadata) as bytes."""
+        return model_bytes(self.onnx_bytes, self.info)
+
+    def save(self, path):
+        """Write the OreMap model file (atomically); returns the path."""
+        return write_model(self.onnx_bytes, self.info, path)
+
+
+def data_hash(X, y):
+    """sha256 hex digest of the training data (X as little-endian float64, y as int64)."""
+    digest = hashlib.sha256()
+    digest.update(np.ascontiguousarray(X, dtype="<f8").tobytes())
+    digest.update(np.ascontiguousarray(y, dtype="<i8").tobytes())
+    return digest.hexdigest()
+
+
+def _metrics(y_true, proba, n_classes, class_names):
+    """Accuracy figures of predictions ``proba`` against ``y_true``."""
+    pred = np.argmax(proba, axis=1)
+    cm = np.zeros((n_classes, n_classes), dtype=np.int64)
+    np.add.at(cm, (y_true, pred), 1)
+    n = cm.sum()
+    support, predicted, correct = cm.sum(axis=1), cm.sum(axis=0), np.diag(cm)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        recall = np.where(support > 0, correct / np.maximum(support, 1), np.nan)
+        precision = np.where(predicted > 0, correct / np.maximum(predicted, 1), np.nan)
+        f1 = 2 * precision * recall / (precision + recall)
+    accuracy = float(correct.sum() / n) if n else float("nan")
+    expected = float((support * predicted).sum() / n**2) if n else float("nan")
+    kappa = (accuracy - expected) / (1 - expected) if n and expected < 1 else float("nan")
+    per_class = {
+        name: {"precision": float(precision[i]), "recall": float(recall[i]), "f1": float(f1[i]),
+               "support": int(support[i])}
+        for i, name in enumerate(class_names)
+    }
+    return {
+        "accuracy": accuracy,
+        "balanced_accuracy": float(np.nanmean(recall)) if np.isfinite(recall).any() else float("nan"),
+        "kappa": float(kappa),
+        "confusion_matrix": cm.tolist(),
+        "per_class": per_class,
+    }
+
+
+def _check_training_data(X, y, class_names, groups, wavelengths, fwhm, preprocessing):
+    X = np.asarray(X, dtype=np.float64)
+    if X.ndim != 2 or X.shape[0] == 0:
+        raise OreMapError("Training spectra must be a non-empty 2-D array (n_samples, n_bands).",
+                          parameter="training")
+    n, b = X.shape
+    y = np.asarray(y)
+    if y.shape != (n,) or not np.issubdtype(y.dtype, np.integer):
+        raise OreMapError(f"Labels must be {n} integer class indexes.", parameter="training")
+    y = y.astype(np.int64)
+    class_names = [str(c) for c in class_names]
+    k = len(class_names)
+    if k < 2:
+        raise OreMapError("Training needs at least 2 classes.", parameter="training")
+    if y.min() < 0 or y.max() >= k:
+        raise OreMapError(f"Labels must lie between 0 and {k - 1} (one per class name).", parameter="training")
+    empty = [class_names[i] for i in range(k) if not np.any(y == i)]
+    if empty:
+        raise OreMapError(f"No training samples for the classes {', '.join(empty)}.", parameter="training",
+                          fix="Give samples of every class, or leave those classes out.")
+    bad = ~np.isfinite(X).all(axis=1)
+    if bad.any():
+        raise OreMapError(
+            f"{int(bad.sum())} training spectra hold missing (NaN) or infinite values.", parameter="training",
+            fix="Leave out or fill spectra that do not cover the model's bands.")
+    groups = np.arange(n) if groups is None else np.asarray(groups).reshape(-1)
+    if groups.size != n:
+        raise OreMapError(f"{groups.size} group ids were given for {n} samples.", parameter="training")
+    for name, values in (("wavelengths", wavelengths), ("fwhm", fwhm)):
+        if values is not None and np.asarray(values).size != b:
+            raise OreMapError(f"{np.asarray(values).size} {name} were given for spectra of {b} bands.",
+                              parameter="wavelengths")
+    if preprocessing not in PREPROCESSING_METHODS:
+        raise OreMapError(f"Unknown preprocessing '{preprocessing}' (known: {', '.join(PREPROCESSING_METHODS)}).",
+                          parameter="preprocessing")
+    return X, y, class_names, groups
+
+
+def _evaluate(net, torch, Z, y, loss_fn, batch_size=4096):
+    """Mean loss, accuracy and logits of a network on standardised data."""
+    net.eval()
+    with torch.no_grad():
+        logits = torch.cat([net(torch.from_numpy(Z[i:i + batch_size])) for i in range(0, Z.shape[0], batch_size)])
+        target = torch.from_numpy(y)
+        loss = float(loss_fn(logits, target))
+        acc = float((logits.argmax(dim=1) == target).float().mean())
+    return loss, acc
+
+
+def train_classifier(X, y, class_names, groups=None, wavelengths=None, fwhm=None, preprocessing="brightness",
+                     epochs=200, batch_size=256, lr=1e-3, patience=15, val_fraction=0.25, seed=0,
+                     augment_options=None, feedback=None, band_names=None, description="",
+                     network_options=None, weight_decay=0.0):
+    """Train a spectral CNN classifier and export it to the OreMap model format.
+
+    Parameters
+    ----------
+    X : array-like of shape (n_samples, n_bands)
+        Reflectance spectra at the model's bands (finite values only).
+    y : array-like of int of shape (n_samples,)
+        Class index of each spectrum into ``class_names``.
+    class_names : sequence of str
+        Every class must have samples.
+    groups : array-like of shape (n_samples,), optional
+        Group of each spectrum (physical sample, polygon...); validation takes
+        whole groups (:func:`grouped_split`). Each sample is its own group
+        when ``None``.
+    wavelengths, fwhm : array-like of shape (n_bands,), optional
+        Band centres and widths (nm), stored in the model; the wavelengths
+        are also the axis of continuum removal and of the augmentation tilt.
+    preprocessing : {"none", "brightness", "continuum_removal"}, default "brightness"
+    epochs : int, default 200
+        Largest number of passes over the training data.
+    batch_size : int, default 256
+    lr : float, default 1e-3
+        Adam learning rate.
+    patience : int, default 15
+        Stop after this many epochs without a lower validation loss (training
+        loss without validation); the best epoch's weights are kept.
+    val_fraction : float, default 0.25
+        About this fraction of each class's groups is held out; 0 = none.
+    seed : int, default 0
+        Same data, options and seed give the same model, byte for byte.
+    augment_options : dict, optional
+        When given (``{}`` for defaults), keyword arguments of
+        :func:`augment` (``n_per_spectrum`` defaults to 20): training and
+        validation spectra are augmented separately *after* the split, so
+        validation holds held-out spectra with noise, mixing and shade.
+    feedback : Feedback, optional
+        Progress per epoch, a line every 10 epochs, cancellation between
+        epochs.
+    band_names : list of str, optional
+        Stored in the model.
+    description : str, default ""
+        Stored in the model.
+    network_options : dict, optional
+        Keyword arguments of :func:`SpectralCNN` (``channels``, ``kernels``,
+        ``hidden``, ``dropout``).
+    weight_decay : float, default 0.0
+        Adam L2 penalty.
+
+    Returns
+    -------
+    TrainingResult
+
+    Raises
+    ------
+    OreMapError
+        ``parameter="training"`` for inconsistent or non-finite training
+        data; ``parameter="wavelengths"`` when wavelengths/FWHM do not match
+        the bands; ``parameter="preprocessing"`` for an unknown method.
+    Cancelled
+        When ``feedback`` asks to stop.
+    """
+    feedback = ensure(feedback)
+    if int(epochs) < 1 or int(batch_size) < 2 or int(patience) < 1 or not lr > 0:
+        raise OreMapError("Epochs and patience must be at least 1, the batch size at least 2 and the "
+                          "learning rate positive.", parameter="training")
+    X, y, class_names, groups = _check_training_data(X, y, class_names, groups, wavelengths, fwhm, preprocessing)
+    n, n_bands = X.shape
+    n_classes = len(class_names)
+    network_options = dict(network_options or {})
+    wl = None if wavelengths is None else np.asarray(wavelengths, dtype=np.float64).reshape(-1)
+    net_probe = dict(channels=(16, 32, 64), kernels=(7, 5, 3), hidden=64, dropout=0.3)
+    net_probe.update(network_options)
+    tc = _torch_classes()
+    torch = tc["torch"]
+    feedback.check()
+
+    train_idx, val_idx, split_info = grouped_split(y, groups, val_fraction, seed)
+    for label in split_info["classes_without_validation"]:
+        feedback.warning(f"Class '{class_names[label]}' has a single group of samples: it is used for training "
+                         "only and not validated.")
+    if val_fraction > 0 and val_idx.size == 0:
+        feedback.warning("No class has two groups of samples, so nothing is held out for validation; "
+                         "early stopping follows the training loss.")
+
+    Xtr, ytr, gtr = X[train_idx], y[train_idx], groups[train_idx]
+    Xva, yva, gva = X[val_idx], y[val_idx], groups[val_idx]
+    if augment_options is not None:
+        options = {"n_per_spectrum": 20, "wavelengths": wl}
+        options.update(augment_options)
+        Xtr, ytr, gtr = augment(Xtr, ytr, gtr, rng=np.random.default_rng([seed, 1]), **options)
+        if Xva.shape[0]:
+            Xva, yva, gva = augment(Xva, yva, gva, rng=np.random.default_rng([seed, 2]), **options)
+    has_val = Xva.shape[0] > 0
+    feedback.info(f"Training on {ytr.size} spectra ({train_idx.size} before augmentation), validating on "
+                  f"{yva.size} ({val_idx.size} before augmentation, {split_info['n_val_groups']} of "
+                  f"{split_info['n_groups']} groups).")
+
+    Ptr = preprocess(Xtr, preprocessing, wl)
+    Pva = preprocess(Xva, preprocessing, wl) if has_val else np.zeros((0, n_bands), np.float32)
+    mean = Ptr.mean(axis=0, dtype=np.float64).astype(np.float32)
+    std = Ptr.std(axis=0, dtype=np.float64).astype(np.float32)
+    std = np.where(std > 1e-6, std, 1.0).astype(np.float32)
+    Ztr = np.ascontiguousarray((Ptr - mean) / std, dtype=np.float32)
+    Zva = np.ascontiguousarray((Pva - mean) / std, dtype=np.float32)
+    ytr_t = np.ascontiguousarray(ytr, dtype=np.int64)
+    yva_t = np.ascontiguousarray(yva, dtype=np.int64)
+
+    counts = np.bincount(ytr, minlength=n_classes).astype(np.float64)
+    weights = np.where(counts > 0, ytr.size / (n_classes * np.maximum(counts, 1)), 0.0)
+
+    history = {"train_loss": [], "val_loss": [], "train_acc": [], "val_acc": []}
+    rng = np.random.default_rng([seed, 3])
+    previous_deterministic = torch.are_deterministic_algorithms_enabled()
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        try:
+            net = SpectralCNN(n_bands, n_classes, **network_options)
+            loss_fn = torch.nn.CrossEntropyLoss(weight=torch.tensor(weights, dtype=torch.float32))
+            optimiser = torch.optim.Adam(net.parameters(), lr=lr, weight_decay=weight_decay)
+            X_all, y_all = torch.from_numpy(Ztr), torch.from_numpy(ytr_t)
+            best_loss, best_epoch, best_state, stale = np.inf, -1, None, 0
+            for epoch in range(int(epochs)):
+                feedback.check()
+                net.train()
+                order = torch.from_numpy(rng.permutation(ytr.size))
+                total, correct, seen = 0.0, 0, 0
+                for start in range(0, ytr.size, batch_size):
+                    batch = order[start:start + batch_size]
+                    if batch.numel() < 2:  # BatchNorm cannot train on a single sample
+                        continue
+                    xb, yb = X_all[batch], y_all[batch]
+                    optimiser.zero_grad()
+                    logits = net(xb)
+                    loss = loss_fn(logits, yb)
+                    loss.backward()
+                    optimiser.step()
+                    total += loss.item() * batch.numel()
+                    correct += int((logits.argmax(dim=1) == yb).sum())
+                    seen += batch.numel()
+                train_loss, train_acc = total / max(seen, 1), correct / max(seen, 1)
+                if has_val:
+                    val_loss, val_acc = _evaluate(net, torch, Zva, yva_t, loss_fn)
+                else:
+                    val_loss, val_acc = float("nan"), float("nan")
+                for key, value in zip(history, (train_loss, val_loss, train_acc, val_acc)):
+                    history[key].append(value)
+                monitored = val_loss if has_val else train_loss
+                if monitored < best_loss:
+                    best_loss, best_epoch, stale = monitored, epoch, 0
+                    best_state = copy.deepcopy(net.state_dict())
+                else:
+                    stale += 1
+                feedback.progress(95.0 * (epoch + 1) / epochs)
+                if (epoch + 1) % 10 == 0 or epoch == 0:
+                    line = f"Epoch {epoch + 1}: training loss {train_loss:.4f}, accuracy {100 * train_acc:.1f} %"
+                    if has_val:
+                        line += f"; validation loss {val_loss:.4f}, accuracy {100 * val_acc:.1f} %"
+                    feedback.info(line)
+                if stale >= patience:
+                    feedback.info(f"Early stop after epoch {epoch + 1}: no improvement for {patience} epochs; "
+                                  f"keeping epoch {best_epoch + 1}.")
+                    break
+            feedback.check()
+            net.load_state_dict(best_state)
+            net.eval()
+            module = tc["export"](net, mean, std)
+            module.eval()
+            onnx_bytes = export_onnx(module, n_bands)
+        finally:
+            torch.use_deterministic_algorithms(previous_deterministic)
+
+    val_proba = predict_proba_torch(module, Pva) if has_val else np.zeros((0, n_classes), np.float32)
+    metrics = {"best_epoch": best_epoch + 1, "epochs_run": len(history["train_loss"]),
+               "train_loss": history["train_loss"][best_epoch], "train_accuracy": history["train_acc"][best_epoch],
+               "n_train": int(ytr.size), "n_validation": int(yva.size)}
+    if has_val:
+        found = _metrics(yva, val_proba, n_classes, class_names)
+        metrics.update({"val_loss": history["val_loss"][best_epoch], "val_accuracy": found["accuracy"],
+                        "val_balanced_accuracy": found["balanced_accuracy"], "val_kappa": found["kappa"],
+                        "confusion_matrix": found["confusion_matrix"], "per_class": found["per_class"]})
+        feedback.info(f"Validation accuracy {100 * found['accuracy']:.1f} % (balanced "
+                      f"{100 * found['balanced_accuracy']:.1f} %) at epoch {best_epoch + 1}.")
+
+    parameters = {
+        "epochs": int(epochs), "batch_size": int(batch_size), "lr": float(lr), "patience": int(patience),
+        "val_fraction": float(val_fraction), "seed": int(seed), "weight_decay": float(weight_decay),
+        "augment_options": None if augment_options is None else
+        {k: v for k, v in augment_options.items() if k != "wavelengths"},
+        "network": {k: list(v) if isinstance(v, (tuple, list)) else v for k, v in net_probe.items()},
+        "class_counts": {name: int((y == i).sum()) for i, name in enumerate(class_names)},
+        "split": split_info,
+    }
+    colours = class_colours(class_names)
+    info = ModelInfo(
+        task=TASK,
+        classes=[{"name": name, "color": hex_colour(c)} for name, c in zip(class_names, colours)],
+        input={"name": INPUT_NAME, "n_bands": int(n_bands)},
+        output={"name": OUTPUT_NAME, "kind": "probabilities"},
+        wavelengths=None if wl is None else [float(v) for v in wl],
+        fwhm=None if fwhm is None else [float(v) for v in np.asarray(fwhm, dtype=np.float64).reshape(-1)],
+        band_names=None if band_names is None else [str(v) for v in band_names],
+        preprocessing={"method": preprocessing},
+        training={
+            "date": datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0).isoformat(),
+            "data_hash": data_hash(X, y),
+            "n_samples": int(n),
+            "metrics": metrics,
+            "parameters": parameters,
+        },
+        description=str(description),
+    )
+    info = ModelInfo.from_json(info.to_json())  # in memory exactly as stored (NaN -> None, tuples -> lists)
+    feedback.progress(100.0)
+    return TrainingResult(
+        onnx_bytes=onnx_bytes, info=info, history=history, train_indices=train_idx, val_indices=val_idx,
+        val_labels=yva, val_groups=gva, val_proba=val_proba, split_info=split_info, torch_model=module)

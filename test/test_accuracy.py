@@ -1,0 +1,363 @@
+"""Accuracy assessment: known answers, scikit-learn agreement, reference sampling on a rotated raster."""
+
+import csv
+import json
+import warnings
+from fractions import Fraction
+
+import numpy as np
+import pytest
+import rasterio
+from affine import Affine
+from shapely import affinity
+from shapely.geometry import MultiPoint, Point, Polygon, box
+
+from oremap.core import accuracy
+from oremap.core.accuracy import (
+    accuracy_html,
+    assess_class_raster,
+    confusion_matrix,
+    kappa,
+    legend_from_raster,
+    match_classes,
+    metrics_table_csv,
+    overall_accuracy,
+    per_class_metrics,
+    sample_reference,
+    summary,
+)
+from oremap.core.errors import OreMapError
+
+from test_report import parse_html
+
+# A four-class assessment in the layout of remote-sensing textbooks (Congalton, 1991):
+# rows = map classes, columns = reference classes (D, C, BA, SB).
+#
+#               ref D    C    BA    SB  | map total
+#     map D        65    4    22    24  |   115
+#     map C         6   81     5     8  |   100
+#     map BA        0   11    85    19  |   115
+#     map SB        4    7     3    90  |   104
+#     ref total    75  103   115   141  |   434
+#
+# By hand: correct = 65 + 81 + 85 + 90 = 321, so OA = 321 / 434.
+# Chance agreement: sum(map total x ref total) = 115*75 + 100*103 + 115*115 + 104*141
+#                 = 8625 + 10300 + 13225 + 14664 = 46814.
+# kappa = (N * correct - 46814) / (N**2 - 46814) = (139314 - 46814) / (188356 - 46814) = 92500 / 141542
+#       = 0.65352...
+# Producer's accuracy (recall) = diagonal / ref total: 65/75, 81/103, 85/115, 90/141.
+# User's accuracy (precision) = diagonal / map total: 65/115, 81/100, 85/115, 90/104.
+# F1 = 2 x diagonal / (ref total + map total): 130/190, 162/203, 170/230, 180/245.
+TEXTBOOK = np.array([[65, 4, 22, 24], [6, 81, 5, 8], [0, 11, 85, 19], [4, 7, 3, 90]])
+NAMES = ["D", "C", "BA", "SB"]
+
+
+def textbook_samples():
+    """Reference and map labels reproducing TEXTBOOK (shuffled, so order does not matter)."""
+    y_true, y_pred = [], []
+    for i, map_class in enumerate(NAMES):
+        for j, ref_class in enumerate(NAMES):
+            y_true += [ref_class] * TEXTBOOK[i, j]
+            y_pred += [map_class] * TEXTBOOK[i, j]
+    order = np.random.default_rng(0).permutation(len(y_true))
+    return np.array(y_true)[order], np.array(y_pred)[order]
+
+
+def test_textbook_matrix_known_answers():
+    y_true, y_pred = textbook_samples()
+    cm = confusion_matrix(y_true, y_pred, NAMES)
+    np.testing.assert_array_equal(cm, TEXTBOOK.T)  # ours: rows = reference
+    assert overall_accuracy(cm) == pytest.approx(321 / 434, abs=1e-12)
+    assert kappa(cm) == pytest.approx(92500 / 141542, abs=1e-12)
+    assert float(Fraction(92500, 141542)) == pytest.approx(0.65352, abs=1e-5)
+    m = per_class_metrics(cm)
+    np.testing.assert_allclose(m["recall"], [65 / 75, 81 / 103, 85 / 115, 90 / 141], atol=1e-12)
+    np.testing.assert_allclose(m["producers_accuracy"], m["recall"])
+    np.testing.assert_allclose(m["precision"], [65 / 115, 81 / 100, 85 / 115, 90 / 104], atol=1e-12)
+    np.testing.assert_allclose(m["users_accuracy"], m["precision"])
+    np.testing.assert_allclose(m["f1"], [130 / 190, 162 / 203, 170 / 230, 180 / 245], atol=1e-12)
+    np.testing.assert_array_equal(m["support"], [75, 103, 115, 141])
+    np.testing.assert_array_equal(m["predicted"], [115, 100, 115, 104])
+    np.testing.assert_allclose(m["omission_error"], 1 - m["recall"])
+    s = summary(y_true, y_pred, NAMES)
+    assert s["n_samples"] == 434 and s["matrix"] == TEXTBOOK.T.tolist()
+    assert s["macro_f1"] == pytest.approx(np.mean([130 / 190, 162 / 203, 170 / 230, 180 / 245]), abs=1e-12)
+    assert [c["name"] for c in s["per_class"]] == NAMES
+    assert s["per_class"][0]["recall"] == pytest.approx(65 / 75, abs=1e-12)
+    json.dumps(s)  # plain Python values only
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_kappa_and_f1_agree_with_scikit_learn(seed):
+    from sklearn.metrics import accuracy_score, cohen_kappa_score, f1_score, precision_score, recall_score
+
+    rng = np.random.default_rng(seed)
+    labels = [0, 1, 2, 3, 5]
+    y_true = rng.choice(labels, size=500)
+    y_pred = np.where(rng.random(500) < 0.6, y_true, rng.choice(labels, size=500))
+    s = summary(y_true, y_pred, labels)
+    assert s["kappa"] == pytest.approx(cohen_kappa_score(y_true, y_pred), abs=1e-12)
+    assert s["overall_accuracy"] == pytest.approx(accuracy_score(y_true, y_pred), abs=1e-12)
+    assert s["macro_f1"] == pytest.approx(f1_score(y_true, y_pred, labels=labels, average="macro"), abs=1e-12)
+    assert s["weighted_f1"] == pytest.approx(f1_score(y_true, y_pred, labels=labels, average="weighted"),
+                                             abs=1e-12)
+    pc = s["per_class"]
+    np.testing.assert_allclose([c["f1"] for c in pc], f1_score(y_true, y_pred, labels=labels, average=None))
+    np.testing.assert_allclose([c["precision"] for c in pc],
+                               precision_score(y_true, y_pred, labels=labels, average=None))
+    np.testing.assert_allclose([c["recall"] for c in pc], recall_score(y_true, y_pred, labels=labels, average=None))
+
+
+def test_absent_classes_give_nan_or_zero_without_warnings():
+    # Class 2 is never in the reference (only predicted), class 3 never predicted, class 4 in neither.
+    y_true = [0, 0, 1, 1, 3, 3]
+    y_pred = [0, 2, 1, 1, 0, 1]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        s = summary(y_true, y_pred, [0, 1, 2, 3, 4])
+        empty = summary([], [], [0, 1])
+    pc = {c["value"]: c for c in s["per_class"]}
+    assert np.isnan(pc[2]["recall"]) and pc[2]["precision"] == 0 and pc[2]["f1"] == 0
+    assert pc[3]["recall"] == 0 and np.isnan(pc[3]["precision"]) and pc[3]["f1"] == 0
+    assert np.isnan(pc[4]["recall"]) and np.isnan(pc[4]["precision"]) and np.isnan(pc[4]["f1"])
+    # Macro F1 averages the reference classes 0, 1, 3 only: F1 = 2*1/(2+2), 2*2/(2+3), 0.
+    assert s["macro_f1"] == pytest.approx((1 / 2 + 4 / 5 + 0) / 3, abs=1e-12)
+    assert np.isnan(empty["overall_accuracy"]) and np.isnan(empty["kappa"]) and np.isnan(empty["macro_f1"])
+    # One single class in both: chance agreement is 1 and kappa undefined.
+    assert np.isnan(kappa([[5, 0], [0, 0]]))
+
+
+def test_confusion_matrix_ignores_labels_not_listed_and_rejects_bad_input():
+    cm = confusion_matrix(["a", "b", "x", "a"], ["a", "a", "a", "y"], ["a", "b"])
+    np.testing.assert_array_equal(cm, [[1, 0], [1, 0]])
+    np.testing.assert_array_equal(confusion_matrix([1, 2, 2], [2, 2, 9], [2, 1]), [[1, 0], [1, 0]])
+    with pytest.raises(ValueError):
+        confusion_matrix([1, 2], [1], [1, 2])
+    with pytest.raises(ValueError):
+        confusion_matrix([1], [1], [1, 1])
+
+
+# --------------------------------------------------------------------------------------
+# Reference sampling on a small rotated GeoTIFF
+# --------------------------------------------------------------------------------------
+WIDTH, HEIGHT = 12, 9
+ROTATED = Affine.translation(500000.0, 4100000.0) * Affine.rotation(30.0) * Affine.scale(10.0, -10.0)
+NODATA_PIXELS = [(4, 4), (5, 6)]  # (row, col)
+
+
+def write_codes(path, transform=ROTATED, legend=None, colormap=None):
+    """uint16 raster whose value is row * 100 + col (so a value tells its pixel); nodata 65535."""
+    data = (np.arange(HEIGHT)[:, None] * 100 + np.arange(WIDTH)[None, :]).astype(np.uint16)
+    for r, c in NODATA_PIXELS:
+        data[r, c] = 65535
+    with rasterio.open(path, "w", driver="GTiff", width=WIDTH, height=HEIGHT, count=1, dtype="uint16",
+                       nodata=65535, crs="EPSG:32612", transform=transform) as ds:
+        ds.write(data, 1)
+        if legend is not None:
+            ds.update_tags(OREMAP_CLASSES=json.dumps(legend))
+    return path
+
+
+def world(geom, transform=ROTATED):
+    """A geometry given in pixel coordinates (col, row), moved to map coordinates."""
+    t = transform
+    return affinity.affine_transform(geom, [t.a, t.b, t.d, t.e, t.xoff, t.yoff])
+
+
+def pixel(value):
+    return int(value) // 100, int(value) % 100
+
+
+@pytest.fixture
+def codes(tmp_path):
+    return write_codes(str(tmp_path / "codes.tif"))
+
+
+def test_points_hit_the_pixel_that_contains_them(codes, monkeypatch):
+    wanted = [(0, 0), (2, 7), (8, 11), (6, 1), (4, 4)]  # the last is nodata
+    points = [world(Point(c + 0.3, r + 0.7)) for r, c in wanted]
+    points.append(world(Point(-1.5, 2.5)))        # outside the raster
+    points.append(world(MultiPoint([(3.9, 1.1), (10.05, 7.95)])))
+    labels = ["a", "b", "c", "d", "e", "f", "g"]
+    values, got_labels, features = sample = sample_reference(codes, points, labels)
+    assert [pixel(v) for v in values] == [(0, 0), (2, 7), (8, 11), (6, 1), (1, 3), (7, 10)]
+    assert list(got_labels) == ["a", "b", "c", "d", "g", "g"]
+    assert list(features) == [0, 1, 2, 3, 6, 6]
+    assert sample.n_nodata == 1 and sample.n_outside == 1
+    assert sample.n_empty == 2  # the nodata point and the outside point gave nothing
+    # Points spread over a large raster are read one by one: same answer.
+    from oremap.core import sampling
+
+    read_covered = sampling.read_covered
+    monkeypatch.setattr(sampling, "read_covered", lambda read, px: read_covered(read, px, max_window_pixels=1))
+    one_by_one = sample_reference(codes, points, labels)
+    for a, b in zip(sample, one_by_one):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_polygon_yields_exactly_the_pixels_whose_centres_are_inside(codes, monkeypatch):
+    import rasterio.features
+
+    shapes = []
+    real_mask = rasterio.features.geometry_mask
+
+    def spy(geometries, out_shape, transform, **kwargs):
+        shapes.append(out_shape)
+        return real_mask(geometries, out_shape, transform, **kwargs)
+
+    monkeypatch.setattr(rasterio.features, "geometry_mask", spy)
+    # In pixel space the rectangle spans columns 2.2-6.8 and rows 3.2-5.9: pixel centres
+    # (c + 0.5, r + 0.5) inside are c = 2..6 and r = 3..5, 5 x 3 = 15 pixels, of which
+    # (4, 4) and (5, 6) are nodata: 13 sampled.
+    rect = world(box(2.2, 3.2, 6.8, 5.9))
+    values, labels, features = sample = sample_reference(codes, [rect], [7])
+    expected = {(r, c) for r in range(3, 6) for c in range(2, 7)} - set(NODATA_PIXELS)
+    assert sorted(pixel(v) for v in values) == sorted(expected)
+    assert len(values) == 13 and sample.n_nodata == 2
+    assert set(labels.tolist()) == {7} and set(features.tolist()) == {0}
+    # Only the polygon's bounding window was rasterised, not the whole raster.
+    assert shapes == [(3, 5)]
+
+
+def test_irregular_polygons_match_a_brute_force_centre_test(codes):
+    triangle = Polygon([(0.3, 0.4), (11.6, 1.3), (3.7, 8.2)])
+    holed = Polygon([(5.2, 2.1), (11.4, 2.3), (11.1, 8.6), (5.4, 8.3)], [[(7.1, 4.2), (9.3, 4.4), (8.2, 6.7)]])
+    partly_outside = box(-3.3, -2.2, 2.6, 1.7)        # centres of cols 0-2, rows 0-1: 6 pixels
+    tiny = box(7.1, 7.1, 7.3, 7.3)                     # covers no pixel centre
+    outside = box(20.2, 20.2, 25.7, 25.9)
+    geoms = [triangle, holed, partly_outside, tiny, outside, None, triangle]
+    labels = ["t", "h", "p", "tiny", "out", "no geometry", None]
+    values, got, features = sample = sample_reference(codes, [world(g) if g else None for g in geoms], labels)
+    for k, geom in enumerate(geoms[:3]):
+        inside = {(r, c) for r in range(HEIGHT) for c in range(WIDTH) if geom.contains(Point(c + 0.5, r + 0.5))}
+        assert {pixel(v) for v in values[features == k]} == inside - set(NODATA_PIXELS)
+        assert set(got[features == k].tolist()) == {labels[k]}
+    assert (features == 2).sum() == 6
+    assert sample.n_empty == 2 and sample.n_skipped == 2
+
+
+def test_north_up_raster_and_all_touched(tmp_path):
+    path = write_codes(str(tmp_path / "north.tif"), transform=Affine(2.0, 0, 100.0, 0, -2.0, 50.0))
+    poly = box(105.5, 41.5, 107.5, 44.5)   # cols 2.75-3.75, rows 2.75-4.25: centre (3.5, 3.5) only
+    values, _, _ = sample_reference(path, [poly], ["x"])
+    assert [pixel(v) for v in values] == [(3, 3)]
+    touched, _, _ = sample_reference(path, [poly], ["x"], all_touched=True)
+    assert sorted(pixel(v) for v in touched) == [(r, c) for r in (2, 3, 4) for c in (2, 3)]
+
+
+# --------------------------------------------------------------------------------------
+# Legends and class matching
+# --------------------------------------------------------------------------------------
+LEGEND = [
+    {"value": 0, "name": "Unclassified", "color": "#000000"},
+    {"value": 1, "name": "Kaolinite CM9 BECKb AREF", "color": "#1f78b4"},
+    {"value": 2, "name": "Alunite  GDS84 Na03", "color": "#ff7f00"},
+    {"value": 3, "name": "Muscovite GDS107", "color": "#6a3d9a"},
+    {"value": 4, "name": "Muscovite IL107", "color": "#9e76c9"},
+    {"value": 5, "name": "Calcite", "color": "#00ced1"},
+]
+
+
+def test_match_classes_by_name_first_word_and_code():
+    mapping, unmatched = match_classes(LEGEND, [
+        "kaolinite", "ALUNITE gds84   na03", " calcite ", "Muscovite", "Muscovite IL107", "Jarosite",
+        "Kaolinite", "kaolinite", None, ""])
+    assert mapping == {"kaolinite": 1, "ALUNITE gds84   na03": 2, " calcite ": 5, "Muscovite IL107": 4,
+                       "Kaolinite": 1}
+    assert unmatched == ["Muscovite", "Jarosite"]  # 'Muscovite' is ambiguous (two legend names)
+    mapping, unmatched = match_classes(LEGEND, [1, 5, 9, 3.0, "2", np.int64(4), " 0.0 "])
+    assert mapping == {1: 1, 5: 5, 3.0: 3, "2": 2, 4: 4, " 0.0 ": 0}
+    assert unmatched == [9]
+    mapping, unmatched = match_classes({10: "Hematite", 11: "Goethite"}, ["hematite", 11])
+    assert mapping == {"hematite": 10, 11: 11} and unmatched == []
+
+
+def test_legend_from_tag_and_fallbacks(tmp_path):
+    tagged = write_codes(str(tmp_path / "tagged.tif"), legend=LEGEND)
+    assert legend_from_raster(tagged) == LEGEND
+    plain = str(tmp_path / "plain.tif")
+    with rasterio.open(plain, "w", driver="GTiff", width=4, height=3, count=1, dtype="uint8", nodata=255,
+                       transform=Affine(1.0, 0, 0, 0, -1.0, 3.0)) as ds:
+        ds.write(np.array([[0, 1, 1, 3], [3, 255, 0, 1], [1, 1, 255, 3]], dtype=np.uint8), 1)
+        ds.write_colormap(1, {0: (0, 0, 0, 255), 1: (255, 0, 0, 255), 3: (0, 0, 255, 255)})
+    legend = legend_from_raster(plain)
+    assert [e["value"] for e in legend] == [0, 1, 3]
+    assert [e["name"] for e in legend] == ["Class 0", "Class 1", "Class 3"]
+    assert [e["color"] for e in legend] == ["#000000", "#ff0000", "#0000ff"]
+
+
+# --------------------------------------------------------------------------------------
+# End to end
+# --------------------------------------------------------------------------------------
+@pytest.fixture
+def class_map(tmp_path):
+    """A 6 x 8 class raster with an OreMap legend: left half Kaolinite (1), right half Alunite (2),
+    bottom row unclassified (0), one nodata pixel."""
+    data = np.ones((6, 8), dtype=np.uint8)
+    data[:, 4:] = 2
+    data[5, :] = 0
+    data[0, 0] = 255
+    legend = LEGEND[:3]
+    path = str(tmp_path / "classes.tif")
+    with rasterio.open(path, "w", driver="GTiff", width=8, height=6, count=1, dtype="uint8", nodata=255,
+                       crs="EPSG:32612", transform=ROTATED) as ds:
+        ds.write(data, 1)
+        ds.update_tags(OREMAP_CLASSES=json.dumps(legend))
+    return path
+
+
+def test_assess_class_raster_end_to_end(class_map, tmp_path):
+    # Polygon A (kaolinite), cols 0-2 x rows 0-1: 6 centres, (0, 0) nodata -> 5 pixels, all map class 1.
+    # Polygon B (alunite), cols 3-5 x rows 4-5: map 1, 2, 2 in row 4 and 0, 0, 0 in row 5.
+    # Point C (alunite) in pixel (2, 6): map 2. Point D (jarosite): not in the legend.
+    # Reference x map: kaolinite: 5 x 1; alunite: 1 x 1, 3 x 2 (2 + point), 3 x 0.
+    geoms = [world(box(0.1, 0.1, 2.9, 1.9)), world(box(3.2, 4.1, 5.8, 5.9)), world(Point(6.5, 2.5)),
+             world(Point(1.5, 1.5))]
+    out = assess_class_raster(class_map, geoms, ["kaolinite", "Alunite", "alunite", "Jarosite"])
+    assert out["labels"] == [0, 1, 2]
+    assert out["names"] == ["Unclassified", "Kaolinite CM9 BECKb AREF", "Alunite  GDS84 Na03"]
+    assert out["matrix"] == [[0, 0, 0], [0, 5, 0], [3, 1, 3]]
+    assert out["overall_accuracy"] == pytest.approx(8 / 12, abs=1e-12)
+    # Chance: rows (0, 5, 7) x cols (3, 6, 3) = 0 + 30 + 21 = 51; kappa = (12*8 - 51) / (144 - 51) = 45 / 93.
+    assert out["kappa"] == pytest.approx(45 / 93, abs=1e-12)
+    assert out["n_nodata"] == 1 and out["n_features"] == 4 and out["n_features_used"] == 3
+    assert out["unmatched_labels"] == ["Jarosite"] and out["n_unmatched_features"] == 1
+    assert out["class_mapping"]["kaolinite"] == "Kaolinite CM9 BECKb AREF"
+
+    csv_path = str(tmp_path / "metrics.csv")
+    metrics_table_csv(out, csv_path)
+    with open(csv_path, encoding="utf-8-sig", newline="") as f:
+        rows = list(csv.reader(f))
+    assert rows[0] == ["Reference \\ Map", "Unclassified", "Kaolinite CM9 BECKb AREF", "Alunite  GDS84 Na03",
+                       "Total", "Producer's accuracy"]
+    assert rows[3][:5] == ["Alunite  GDS84 Na03", "3", "1", "3", "7"]
+    assert float(rows[3][5]) == pytest.approx(3 / 7, abs=1e-6)
+    assert rows[1][5] == ""  # producer's accuracy of Unclassified: no reference pixels, left empty
+    measures = {r[0]: r[1] for r in rows if len(r) == 2}
+    assert float(measures["Overall accuracy"]) == pytest.approx(8 / 12, abs=1e-6)
+    assert float(measures["Kappa"]) == pytest.approx(45 / 93, abs=1e-6)
+
+    page = accuracy_html(out, "Accuracy of <SAM> map")
+    parse_html(page)
+    assert page.count("<svg") == 2 and "Cohen" in page and "Jarosite" in page
+    assert "Accuracy of &lt;SAM&gt; map" in page
+    html_path = str(tmp_path / "accuracy.html")
+    assert accuracy.write_accuracy_outputs(out, "Accuracy", html_path) == (html_path, None)
+    parse_html((tmp_path / "accuracy.html").read_text(encoding="utf-8"))
+    with pytest.raises(OreMapError) as err:
+        accuracy.write_accuracy_outputs(out, "Accuracy", html_path, str(tmp_path / "missing" / "t.csv"))
+    assert err.value.parameter == "table"
+
+
+def test_assess_class_raster_fails_clearly(class_map):
+    with pytest.raises(OreMapError) as err:
+        assess_class_raster(class_map, [world(Point(1.5, 1.5))], ["Jarosite"])
+    assert err.value.parameter == "reference_field" and "Kaolinite" in str(err.value)
+    with pytest.raises(OreMapError) as err:
+        assess_class_raster(class_map, [world(Point(100.5, 1.5))], ["Kaolinite"])
+    assert err.value.parameter == "reference"
+
+
+def test_module_exports():
+    for name in accuracy.__all__:
+        assert hasattr(accuracy, name)

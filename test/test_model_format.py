@@ -1,0 +1,225 @@
+"""The OreMap model format: metadata round trip, refusals of bad files, onnxruntime inference.
+
+The models here are built with onnx.helper (softmax of a matrix product), so the
+format is tested without torch and every probability has a hand-computable value.
+"""
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+onnx = pytest.importorskip("onnx")
+pytest.importorskip("onnxruntime")
+from onnx import TensorProto, helper, numpy_helper  # noqa: E402
+
+from oremap.core.errors import OreMapError  # noqa: E402
+from oremap.core.model_format import (  # noqa: E402
+    METADATA_KEY,
+    SCHEMA_VERSION,
+    ModelInfo,
+    OnnxModel,
+    model_bytes,
+    plugin_version,
+    read_model_info,
+    write_model,
+)
+
+N_BANDS, N_CLASSES = 6, 3
+W = np.arange(N_BANDS * N_CLASSES, dtype=np.float32).reshape(N_BANDS, N_CLASSES) / 10.0 - 0.8
+
+
+def softmax_graph(n_bands=N_BANDS, weights=W, input_name="spectra", output_name="probabilities"):
+    """ONNX model: probabilities = softmax(spectra @ weights), dynamic batch axis."""
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", [input_name, "W"], ["logits"]),
+         helper.make_node("Softmax", ["logits"], [output_name], axis=1)],
+        "softmax_of_matmul",
+        [helper.make_tensor_value_info(input_name, TensorProto.FLOAT, ["n", n_bands])],
+        [helper.make_tensor_value_info(output_name, TensorProto.FLOAT, ["n", weights.shape[1]])],
+        initializer=[numpy_helper.from_array(weights, "W")],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    return model
+
+
+def make_info(**changes):
+    values = dict(
+        task="spectral_classification",
+        classes=[{"name": "Kaolinite", "color": "#1f78b4"}, {"name": "Alunite", "color": "#ff7f00"},
+                 {"name": "Calcite", "color": "#00ced1"}],
+        input={"name": "spectra", "n_bands": N_BANDS},
+        output={"name": "probabilities", "kind": "probabilities"},
+        wavelengths=[2100.0, 2150.5, 2200.0, 2250.0, 2300.25, 2350.0],
+        fwhm=[10.0] * N_BANDS,
+        band_names=[f"B{i}" for i in range(1, N_BANDS + 1)],
+        preprocessing={"method": "brightness", "future_option": [1, 2]},
+        training={"date": "2024-05-01T10:00:00+00:00", "data_hash": "ab" * 32, "n_samples": 120,
+                  "metrics": {"val_accuracy": 0.95}, "parameters": {"epochs": 30, "lr": 0.001}},
+        description="Test model",
+    )
+    values.update(changes)
+    return ModelInfo(**values)
+
+
+def with_raw_metadata(model, text):
+    entry = model.metadata_props.add()
+    entry.key, entry.value = METADATA_KEY, text
+    return model
+
+
+def softmax(z):
+    e = np.exp(z - z.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def test_round_trip_through_a_real_onnx_file(tmp_path):
+    info = make_info()
+    info.extra = {"future_key": {"a": 1}}
+    model = softmax_graph()
+    other = model.metadata_props.add()
+    other.key, other.value = "author", "someone"
+    path = write_model(model, info, tmp_path / "m.onnx")
+    assert path == str(tmp_path / "m.onnx")
+    assert sorted(os.listdir(tmp_path)) == ["m.onnx"]  # no temporary file left behind
+    back = read_model_info(path)
+    assert back == info
+    assert back.to_dict() == info.to_dict()
+    assert back.extra == {"future_key": {"a": 1}}
+    assert back.preprocessing == {"method": "brightness", "future_option": [1, 2]}
+    assert back.wavelengths == [2100.0, 2150.5, 2200.0, 2250.0, 2300.25, 2350.0]
+    assert back.class_names == ["Kaolinite", "Alunite", "Calcite"]
+    assert back.class_rgb[1] == (255, 127, 0)
+    assert back.n_bands == N_BANDS and back.preprocessing_method == "brightness"
+    assert back.schema_version == SCHEMA_VERSION == 1
+    stored = onnx.load(path)
+    assert {p.key: p.value for p in stored.metadata_props}["author"] == "someone"  # other metadata kept
+    raw = json.loads({p.key: p.value for p in stored.metadata_props}[METADATA_KEY])
+    assert raw["schema_version"] == 1 and raw["future_key"] == {"a": 1}
+    assert list(raw)[:3] == ["schema_version", "task", "classes"]
+    # Writing again replaces the entry instead of adding a second one, and overwrites the file.
+    write_model(stored, make_info(description="Second"), path)
+    again = onnx.load(path)
+    assert [p.key for p in again.metadata_props].count(METADATA_KEY) == 1
+    assert read_model_info(path).description == "Second"
+
+
+def test_info_converts_numpy_and_json_text():
+    info = make_info(wavelengths=np.linspace(2100, 2350, N_BANDS), fwhm=None, band_names=None,
+                     input={"name": "spectra", "n_bands": np.int64(N_BANDS)})
+    assert isinstance(info.wavelengths, list) and isinstance(info.wavelengths[0], float)
+    text = info.to_json()
+    assert ModelInfo.from_json(text) == info
+    assert ModelInfo.from_json(json.loads(text)) == info
+    assert make_info().oremap_version == plugin_version() != "0.0.0"
+
+
+def test_newer_schema_version_is_refused(tmp_path):
+    data = make_info().to_dict()
+    data["schema_version"] = SCHEMA_VERSION + 1
+    path = tmp_path / "newer.onnx"
+    onnx.save(with_raw_metadata(softmax_graph(), json.dumps(data)), path)
+    with pytest.raises(OreMapError) as err:
+        read_model_info(path)
+    assert err.value.parameter == "model"
+    assert "newer OreMap" in err.value.message and "version 2" in err.value.message
+    assert "Update the OreMap plugin" in err.value.fix
+    with pytest.raises(OreMapError, match="newer OreMap"):
+        OnnxModel(path)
+
+
+@pytest.mark.parametrize("text, words", [
+    ("{not json", "not valid JSON"),
+    ("[1, 2]", "not a JSON object"),
+    (json.dumps({"task": "spectral_classification"}), "schema_version"),
+    (json.dumps({**make_info().to_dict(), "classes": []}), "no classes"),
+    (json.dumps({**make_info().to_dict(), "wavelengths": [1.0, 2.0]}), "wavelengths should list 6"),
+    (json.dumps({**make_info().to_dict(), "classes": [{"name": "A", "color": "red"}]}), "#rrggbb"),
+    (json.dumps({**make_info().to_dict(), "input": {"name": "x", "n_bands": 6}}), "no input 'x'"),
+    (json.dumps({**make_info().to_dict(), "input": {"name": "spectra", "n_bands": 5},
+                 "wavelengths": None, "fwhm": None, "band_names": None}), "takes 6 bands"),
+])
+def test_malformed_metadata_is_refused(tmp_path, text, words):
+    path = tmp_path / "bad.onnx"
+    onnx.save(with_raw_metadata(softmax_graph(), text), path)
+    with pytest.raises(OreMapError) as err:
+        read_model_info(path)
+    assert err.value.parameter == "model"
+    assert words in err.value.message
+
+
+def test_missing_truncated_corrupted_and_foreign_files(tmp_path):
+    good = write_model(softmax_graph(), make_info(), tmp_path / "good.onnx")
+    data = open(good, "rb").read()
+
+    with pytest.raises(OreMapError) as err:
+        read_model_info(tmp_path / "absent.onnx")
+    assert err.value.parameter == "model" and "does not exist" in err.value.message
+
+    for cut in (10, len(data) // 3, len(data) // 2, len(data) - 7):
+        path = tmp_path / f"cut{cut}.onnx"
+        path.write_bytes(data[:cut])
+        with pytest.raises(OreMapError) as err:
+            read_model_info(path)
+        assert err.value.parameter == "model", cut
+        assert "not an OreMap model" in err.value.message or "not a valid ONNX model" in err.value.message
+
+    for name, content in (("empty.onnx", b""), ("text.onnx", b"this is a text file, not a model\n" * 20),
+                          ("noise.onnx", np.random.default_rng(0).bytes(5000))):
+        path = tmp_path / name
+        path.write_bytes(content)
+        with pytest.raises(OreMapError) as err:
+            read_model_info(path)
+        assert err.value.parameter == "model", name
+        assert "not an ONNX model" in err.value.message or "not a valid ONNX model" in err.value.message
+
+    foreign = tmp_path / "foreign.onnx"
+    onnx.save(softmax_graph(), foreign)
+    with pytest.raises(OreMapError) as err:
+        read_model_info(foreign)
+    assert err.value.parameter == "model"
+    assert "not an OreMap model" in err.value.message
+    with pytest.raises(OreMapError, match="not an OreMap model"):
+        OnnxModel(foreign)
+
+
+def test_write_model_checks_info_against_graph(tmp_path):
+    with pytest.raises(OreMapError, match="takes 6 bands"):
+        write_model(softmax_graph(), make_info(input={"name": "spectra", "n_bands": 7}, wavelengths=None,
+                                               fwhm=None, band_names=None), tmp_path / "m.onnx")
+    with pytest.raises(OreMapError, match="no output 'proba'"):
+        write_model(softmax_graph(), make_info(output={"name": "proba", "kind": "probabilities"}),
+                    tmp_path / "m.onnx")
+    assert not os.listdir(tmp_path)
+    with pytest.raises(OreMapError) as err:
+        write_model(softmax_graph(), make_info(), tmp_path / "no_such_folder" / "m.onnx")
+    assert err.value.parameter == "output"
+
+
+def test_onnx_model_runs_with_known_probabilities(tmp_path):
+    path = write_model(model_bytes(softmax_graph(), make_info()), make_info(), tmp_path / "m.onnx")
+    model = OnnxModel(path, threads=1)
+    assert model.providers_used == ["CPUExecutionProvider"]
+    assert model.info == make_info()
+    X = np.random.default_rng(1).uniform(0, 1, (1000, N_BANDS)).astype(np.float32)
+    expected = softmax(X.astype(np.float64) @ W.astype(np.float64))
+    got = model.run(X, batch_size=300)  # several batches
+    assert got.dtype == np.float32 and got.shape == (1000, N_CLASSES)
+    np.testing.assert_allclose(got, expected, atol=1e-6)
+    # A hand-computed row: x = e1 picks the first row of W.
+    one = model.run(np.eye(1, N_BANDS, dtype=np.float32))
+    np.testing.assert_allclose(one[0], softmax(W[:1].astype(np.float64))[0], atol=1e-7)
+    assert model.run(np.zeros((0, N_BANDS))).shape == (0, N_CLASSES)
+
+
+def test_onnx_model_checks_input_width(tmp_path):
+    model = OnnxModel(write_model(softmax_graph(), make_info(), tmp_path / "m.onnx"))
+    for bad in (np.zeros((4, N_BANDS + 1)), np.zeros((4, N_BANDS - 2)), np.zeros(N_BANDS)):
+        with pytest.raises(OreMapError) as err:
+            model.run(bad)
+        assert err.value.parameter == "raster"
+        assert f"expects spectra of {N_BANDS} bands" in err.value.message
+    with pytest.raises(OreMapError, match="given 7 bands"):
+        model.run(np.zeros((2, 7)))

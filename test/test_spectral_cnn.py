@@ -1,0 +1,387 @@
+"""Spectral CNN: preprocessing and augmentation known answers, grouped split, training on real
+USGS spectra, ONNX export equal to torch, determinism and cancellation."""
+
+import os
+
+import numpy as np
+import pytest
+
+from conftest import SHARED_DATA, USGS_LIBRARY
+from oremap.core import spectral_cnn as sc
+from oremap.core.colors import class_colours, hex_colour
+from oremap.core.errors import Cancelled, OreMapError
+from oremap.core.feedback import Feedback
+from oremap.core.spectral_library import read_library
+
+FULL_LIBRARY = os.path.join(SHARED_DATA, "hyperspectral", "s07_AV95_envi.sli")
+TINY = {"channels": (8, 16, 32), "kernels": (7, 5, 3), "hidden": 32}
+SUBSET = ["Kaolinite CM9", "Alunite GDS84", "Calcite WS272", "Goethite WS222", "Lawn_Grass GDS91"]
+SUBSET_CLASSES = ["Kaolinite", "Alunite", "Calcite", "Goethite", "Green vegetation"]
+
+
+def needs_torch():
+    pytest.importorskip("torch")
+    pytest.importorskip("onnxruntime")
+
+
+# ---------------------------------------------------------------------------
+# Preprocessing
+# ---------------------------------------------------------------------------
+
+
+def reference_continuum(x, y):
+    """Upper convex hull, one spectrum at a time (monotone chain), for comparison."""
+    hull = []
+    for j in range(len(x)):
+        while len(hull) >= 2:
+            o, a = hull[-2], hull[-1]
+            if (x[a] - x[o]) * (y[j] - y[o]) - (y[a] - y[o]) * (x[j] - x[o]) >= 0:
+                hull.pop()
+            else:
+                break
+        hull.append(j)
+    return np.interp(x, x[hull], y[hull])
+
+
+def test_continuum_removal_of_a_straight_line_is_one():
+    wl = np.linspace(400.0, 2500.0, 211)
+    lines = np.vstack([0.1 + 2e-4 * wl, 0.9 - 3e-4 * wl, np.full(wl.size, 0.37)])
+    out = sc.continuum_removal(lines, wl)
+    np.testing.assert_allclose(out, 1.0, atol=1e-12)
+    assert sc.preprocess(lines, "continuum_removal", wl).dtype == np.float32
+
+
+def test_continuum_removal_triangular_absorption_depth():
+    wl = np.linspace(2000.0, 2400.0, 81)  # 5 nm steps
+    continuum = 0.2 + 2.5e-4 * wl  # sloped: 0.7 at 2000 nm, 0.8 at 2400 nm
+    centre, half_width, depth = 2200.0, 50.0, 0.21
+    spectrum = continuum - depth * np.clip(1 - np.abs(wl - centre) / half_width, 0, None)
+    out = sc.continuum_removal(spectrum, wl)
+    k = int(np.argmin(np.abs(wl - centre)))
+    # At the centre: (0.75 - 0.21) / 0.75 = 0.72, exactly.
+    assert out[k] == pytest.approx((0.75 - 0.21) / 0.75, abs=1e-12) == pytest.approx(0.72, abs=1e-12)
+    # Halfway down the flank the band depth is halved: 1 - 0.105 / continuum.
+    k2 = int(np.argmin(np.abs(wl - (centre + half_width / 2))))
+    assert out[k2] == pytest.approx(1 - 0.105 / continuum[k2], abs=1e-12)
+    outside = np.abs(wl - centre) >= half_width
+    np.testing.assert_allclose(out[outside], 1.0, atol=1e-12)
+
+
+def test_continuum_removal_matches_per_spectrum_hull_on_random_data():
+    rng = np.random.default_rng(5)
+    wl = np.sort(rng.uniform(400, 2500, 60))
+    X = rng.uniform(0.05, 1.0, (300, 60))
+    expected = np.array([x / reference_continuum(wl, x) for x in X])
+    np.testing.assert_allclose(sc.continuum_removal(X, wl), expected, atol=1e-12)
+    # Band order does not matter: the hull is taken over sorted wavelengths.
+    order = rng.permutation(60)
+    np.testing.assert_allclose(sc.continuum_removal(X[:, order], wl[order]), expected[:, order], atol=1e-12)
+    # Without wavelengths the band number is the axis.
+    idx = np.arange(60.0)
+    np.testing.assert_allclose(sc.continuum_removal(X[:5]),
+                               [x / reference_continuum(idx, x) for x in X[:5]], atol=1e-12)
+
+
+def test_continuum_removal_of_dark_negative_and_missing_spectra():
+    wl = np.linspace(400, 2500, 50)
+    X = np.vstack([np.zeros(50), -np.ones(50), np.r_[np.full(25, -0.01), np.full(25, 0.2)],
+                   np.r_[np.nan, np.full(49, 0.3)]])
+    with np.errstate(all="raise"):
+        out = sc.continuum_removal(X, wl)
+    np.testing.assert_array_equal(out[0], 1.0)  # no continuum: flat, no absorption
+    np.testing.assert_array_equal(out[1], 1.0)
+    assert np.all(np.isfinite(out[2])) and out[2].min() >= 0.0 and out[2].max() <= 1.0
+    assert np.isnan(out[3]).all()
+
+
+def test_brightness_normalisation():
+    rng = np.random.default_rng(2)
+    x = rng.uniform(0.05, 0.9, (20, 30))
+    out = sc.preprocess(x, "brightness")
+    np.testing.assert_allclose(out, x / x.mean(axis=1, keepdims=True), rtol=1e-6)
+    np.testing.assert_allclose(sc.preprocess(0.37 * x, "brightness"), out, rtol=1e-6)  # shade-invariant
+    np.testing.assert_allclose(sc.preprocess([1.0, 2.0, 3.0], "brightness"), [0.5, 1.0, 1.5])
+    edge = sc.brightness_normalise(np.array([[0.0, 0.0], [-1.0, 0.5], [np.nan, 1.0]]))
+    np.testing.assert_array_equal(edge[:2], 0.0)
+    assert np.isnan(edge[2]).all()
+    np.testing.assert_array_equal(sc.preprocess(x, "none"), x.astype(np.float32))
+    with pytest.raises(OreMapError, match="Unknown preprocessing 'snv'"):
+        sc.preprocess(x, "snv")
+
+
+# ---------------------------------------------------------------------------
+# Augmentation and split
+# ---------------------------------------------------------------------------
+
+
+def test_augment_is_deterministic_and_keeps_labels_and_groups():
+    rng = np.random.default_rng(0)
+    S = rng.uniform(0.1, 0.8, (6, 40))
+    labels, groups = np.array([0, 0, 1, 1, 2, 2]), np.array([10, 11, 20, 21, 30, 30])
+    a = sc.augment(S, labels, groups, 5, np.random.default_rng(7))
+    b = sc.augment(S, labels, groups, 5, 7)  # an int seeds the same Generator
+    c = sc.augment(S, labels, groups, 5, np.random.default_rng(8))
+    for u, v in zip(a, b):
+        np.testing.assert_array_equal(u, v)
+    assert not np.allclose(a[0], c[0])
+    X, y, g = a
+    assert X.shape == (30, 40)
+    np.testing.assert_array_equal(y, np.repeat(labels, 5))
+    np.testing.assert_array_equal(g, np.repeat(groups, 5))
+    X2, y2, g2 = sc.augment(S, labels, groups, 5, 7, include_original=True)
+    np.testing.assert_array_equal(X2[:6], S)
+    np.testing.assert_array_equal(X2[6:], X)
+    np.testing.assert_array_equal(y2, np.r_[labels, y])
+    np.testing.assert_array_equal(g2, np.r_[groups, g])
+
+
+def test_augment_mixes_only_with_other_classes():
+    # Class 0 has two flat spectra (1 and 2), class 1 one flat spectrum (10). Mixing alone:
+    # a variant of s is (1 - f) s + f * 10 with f < 0.3; mixing with the other class-0
+    # spectrum would give values between 1 and 2 instead.
+    S = np.vstack([np.full(8, 1.0), np.full(8, 2.0), np.full(8, 10.0)])
+    X, y, g = sc.augment(S, [0, 0, 1], [0, 1, 2], 200, 3, snr_db=np.inf, brightness=1.0, slope=0.0,
+                         mix_max=0.3, shade_max=0.0)
+    assert np.allclose(X, X[:, :1])  # mixing flat spectra keeps them flat
+    src = np.repeat(np.arange(3), 200)
+    s, v = S[src, 0], X[:, 0]
+    f0 = (v[:400] - s[:400]) / (10.0 - s[:400])
+    assert f0.min() >= 0 and f0.max() < 0.3 and f0.max() > 0.25
+    # Class 1 mixes with a class-0 spectrum: value in (0.7 * 10 + 0.3 * 1, 10].
+    assert v[400:].min() > 7.3 and v[400:].max() <= 10.0
+    assert set(np.unique(np.round(v[400:], 12))) - set() and not np.any(v[400:] > 10)
+
+
+def test_augment_brightness_slope_shade_and_noise_known_answers():
+    wl = np.linspace(400, 2400, 101)
+    S = np.full((1, 101), 0.5)
+    quiet = dict(snr_db=np.inf, mix_max=0.0)
+    Xb, _, _ = sc.augment(S, [0], [0], 300, 1, brightness=(0.6, 1.3), slope=0.0, shade_max=0.0, **quiet)
+    factor = Xb[:, 0] / 0.5
+    assert np.allclose(Xb, Xb[:, :1]) and factor.min() >= 0.6 and factor.max() <= 1.3
+    Xs, _, _ = sc.augment(S, [0], [0], 300, 1, brightness=1.0, slope=0.2, shade_max=0.0, wavelengths=wl,
+                          **quiet)
+    tilt = Xs / 0.5 - 1.0  # t * (wl - 1400) / 2000, linear in wavelength, |t| <= 0.2
+    t = tilt[:, -1] / 0.5
+    np.testing.assert_allclose(tilt, t[:, None] * ((wl - 1400.0) / 2000.0)[None, :], atol=1e-12)
+    assert np.abs(t).max() <= 0.2 and np.abs(t).max() > 0.15
+    Xh, _, _ = sc.augment(S, [0], [0], 300, 1, brightness=1.0, slope=0.0, shade_max=0.5, dark=0.02, **quiet)
+    h = (0.5 - Xh[:, 0]) / (0.5 - 0.02)
+    assert h.min() >= 0 and h.max() < 0.5
+    big = np.full((1, 4000), 0.5)
+    Xn, _, _ = sc.augment(big, [0], [0], 4, 1, snr_db=20.0, brightness=1.0, slope=0.0, shade_max=0.0,
+                          mix_max=0.0)
+    np.testing.assert_allclose((Xn - 0.5).std(axis=1), 0.05, rtol=0.05)  # 0.5 / 10**(20/20)
+
+
+def test_grouped_split_whole_groups_per_class():
+    # Class 0: 8 groups of 3 samples, class 1: 4 groups, class 2: a single group.
+    y = np.r_[np.zeros(24), np.ones(12), np.full(5, 2)].astype(int)
+    groups = np.r_[np.repeat(np.arange(8), 3), np.repeat(np.arange(100, 104), 3), np.full(5, 200)]
+    train, val, info = sc.grouped_split(y, groups, 0.25, seed=3)
+    assert np.intersect1d(groups[train], groups[val]).size == 0
+    assert np.array_equal(np.sort(np.r_[train, val]), np.arange(y.size))
+    assert len(set(groups[val][y[val] == 0])) == 2  # round(0.25 * 8)
+    assert len(set(groups[val][y[val] == 1])) == 1  # round(0.25 * 4)
+    assert not np.any(y[val] == 2) and info["classes_without_validation"] == [2]
+    assert info == {"n_groups": 13, "n_val_groups": 3, "classes_without_validation": [2], "mixed_groups": 0}
+    again = sc.grouped_split(y, groups, 0.25, seed=3)
+    np.testing.assert_array_equal(again[1], val)
+    other = [sc.grouped_split(y, groups, 0.25, seed=s)[1] for s in range(6)]
+    assert len({tuple(v) for v in other}) > 1
+    # Two groups: one goes to validation even when 0.1 * 2 rounds to 0; none with fraction 0.
+    _, val2, _ = sc.grouped_split([0, 0, 1, 1], ["a", "b", "c", "d"], 0.1)
+    assert sorted(np.asarray([0, 0, 1, 1])[val2].tolist()) == [0, 1]
+    train0, val0, info0 = sc.grouped_split(y, groups, 0.0)
+    assert val0.size == 0 and train0.size == y.size and info0["classes_without_validation"] == []
+    with pytest.raises(OreMapError):
+        sc.grouped_split(y, groups, 1.0)
+
+
+# ---------------------------------------------------------------------------
+# Network and training
+# ---------------------------------------------------------------------------
+
+
+def subset_library():
+    lib = read_library(USGS_LIBRARY).subset(SUBSET)
+    return lib
+
+
+def augmented_subset(n_per_spectrum=40, seed=0):
+    lib = subset_library()
+    X, y, g = sc.augment(lib.spectra, np.arange(5), np.arange(5), n_per_spectrum, seed,
+                         wavelengths=lib.wavelengths)
+    return lib, X, y, g
+
+
+@pytest.fixture(scope="module")
+def tiny_result():
+    needs_torch()
+    lib, X, y, _ = augmented_subset(30)
+    result = sc.train_classifier(X, y, SUBSET_CLASSES, wavelengths=lib.wavelengths, fwhm=lib.fwhm,
+                                 preprocessing="continuum_removal", epochs=4, seed=1, network_options=TINY,
+                                 description="tiny test model")
+    return lib, X, y, result
+
+
+def test_network_refuses_too_short_spectra():
+    needs_torch()
+    with pytest.raises(OreMapError, match="too short"):
+        sc.SpectralCNN(7, 3)
+    with pytest.raises(OreMapError, match="odd kernel"):
+        sc.SpectralCNN(64, 3, kernels=(7, 4, 3))
+    net = sc.SpectralCNN(224, 5)
+    assert sum(p.numel() for p in net.parameters()) > 100_000  # default (16, 32, 64) channels
+
+
+def test_onnx_equals_torch_eager(tiny_result, tmp_path):
+    from oremap.core.model_format import OnnxModel
+
+    lib, X, _, result = tiny_result
+    path = result.save(tmp_path / "tiny.onnx")
+    model = OnnxModel(path, threads=1)
+    # Real-like spectra: fresh augmented copies of the library spectra, plus shaded ones.
+    _, fresh, _, _ = augmented_subset(100, seed=99)
+    fresh = np.vstack([fresh, 0.3 * fresh[:50]])
+    P = sc.preprocess(fresh, "continuum_removal", lib.wavelengths)
+    eager = sc.predict_proba_torch(result.torch_model, P)
+    onnx_p = model.run(P)
+    assert onnx_p.shape == (550, 5)
+    np.testing.assert_allclose(onnx_p, eager, atol=1e-5)
+    np.testing.assert_allclose(onnx_p.sum(axis=1), 1.0, atol=1e-5)
+    np.testing.assert_allclose(sc.predict_proba(model, fresh), onnx_p, atol=1e-6)  # preprocessing + graph
+    assert eager.std() > 0.01  # not a constant output
+
+
+def test_training_result_info(tiny_result, tmp_path):
+    from oremap.core.model_format import read_model_info
+
+    lib, X, y, result = tiny_result
+    info = read_model_info(result.save(tmp_path / "tiny.onnx"))
+    assert info == result.info
+    assert info.task == "spectral_classification"
+    assert info.class_names == SUBSET_CLASSES
+    assert [c["color"] for c in info.classes] == [hex_colour(c) for c in class_colours(SUBSET_CLASSES)]
+    assert info.wavelengths == lib.wavelengths.tolist() and info.fwhm == lib.fwhm.tolist()
+    assert info.input == {"name": "spectra", "n_bands": 224}
+    assert info.preprocessing == {"method": "continuum_removal"}
+    assert info.description == "tiny test model"
+    training = info.training
+    assert training["data_hash"] == sc.data_hash(X, y) and len(training["data_hash"]) == 64
+    assert training["n_samples"] == 150
+    metrics = training["metrics"]
+    assert np.sum(metrics["confusion_matrix"]) == metrics["n_validation"] == result.val_labels.size
+    assert metrics["val_accuracy"] == pytest.approx(
+        np.mean(result.val_proba.argmax(axis=1) == result.val_labels))
+    assert training["parameters"]["network"]["channels"] == [8, 16, 32]
+    assert set(result.history) == {"train_loss", "val_loss", "train_acc", "val_acc"}
+    assert len(result.history["val_loss"]) == metrics["epochs_run"] == 4
+    assert np.intersect1d(result.train_indices, result.val_indices).size == 0
+    np.testing.assert_array_equal(result.val_labels, y[result.val_indices])
+
+
+def test_same_seed_gives_identical_model():
+    needs_torch()
+    lib, X, y, _ = augmented_subset(20)
+    kwargs = dict(wavelengths=lib.wavelengths, epochs=3, seed=5, network_options=TINY)
+    a = sc.train_classifier(X, y, SUBSET_CLASSES, **kwargs)
+    b = sc.train_classifier(X, y, SUBSET_CLASSES, **kwargs)
+    c = sc.train_classifier(X, y, SUBSET_CLASSES, **{**kwargs, "seed": 6})
+    assert a.onnx_bytes == b.onnx_bytes
+    assert a.history == b.history
+    np.testing.assert_array_equal(a.val_proba, b.val_proba)
+    assert a.onnx_bytes != c.onnx_bytes
+
+
+def test_cancellation_stops_training():
+    needs_torch()
+
+    class CancelAfter(Feedback):
+        def __init__(self, epochs):
+            self.calls, self.epochs = 0, epochs
+
+        def progress(self, percent):
+            self.calls += 1
+
+        def is_canceled(self):
+            return self.calls >= self.epochs
+
+    lib, X, y, _ = augmented_subset(10)
+    feedback = CancelAfter(2)
+    with pytest.raises(Cancelled):
+        sc.train_classifier(X, y, SUBSET_CLASSES, epochs=50, network_options=TINY, feedback=feedback)
+    assert feedback.calls == 2
+
+
+def test_training_refuses_bad_data():
+    needs_torch()
+    X = np.random.default_rng(0).uniform(0.1, 0.5, (20, 32))
+    y = np.repeat([0, 1], 10)
+    bad = X.copy()
+    bad[3, 4] = np.nan
+    with pytest.raises(OreMapError, match="1 training spectra hold missing") as err:
+        sc.train_classifier(bad, y, ["a", "b"])
+    assert err.value.parameter == "training"
+    with pytest.raises(OreMapError, match="No training samples for the classes c"):
+        sc.train_classifier(X, y, ["a", "b", "c"])
+    with pytest.raises(OreMapError, match="3 wavelengths"):
+        sc.train_classifier(X, y, ["a", "b"], wavelengths=[1, 2, 3])
+
+
+def test_subset_minerals_are_learnt():
+    """Always-run learning check on the 24-spectrum subset (one spectrum per mineral).
+
+    With one source spectrum per class a grouped split is impossible, so this is a random
+    split of augmented copies: it shows the network separates the minerals under noise,
+    shade, tilt and mixing, not that it generalises to unseen samples (see the next test).
+    """
+    needs_torch()
+    lib, X, y, _ = augmented_subset(60)
+    result = sc.train_classifier(X, y, SUBSET_CLASSES, wavelengths=lib.wavelengths, epochs=30, seed=0,
+                                 network_options=TINY)
+    assert result.info.training["metrics"]["val_accuracy"] >= 0.9
+
+
+def full_library_set():
+    """Several USGS spectra per class; the group is the physical sample ("Kaolinite CM9")."""
+    lib = read_library(FULL_LIBRARY)
+    vegetation = ("Lawn_Grass GDS91 green", "Aspen_Leaf-A DW92-2", "Aspen_Leaf-B DW92-3",
+                  "Blackbrush ANP92-9A leaves", "Maple_Leaves DW92-1", "Walnut_Leaf SUN (Green)",
+                  "Pinon_Pine ANP92-14A needle")
+    X, y, groups = [], [], []
+    for name, spectrum in zip(lib.names, lib.spectra):
+        words = name.split()
+        if words[0] in SUBSET_CLASSES[:4]:
+            label, group = SUBSET_CLASSES.index(words[0]), " ".join(words[:2])
+        elif name.startswith(vegetation):
+            label, group = 4, name
+        else:
+            continue
+        missing = np.isnan(spectrum)
+        if missing.sum() > 2:  # spectra not covering the range
+            continue
+        if missing.any():  # the ASD spectra lack one edge channel
+            spectrum = spectrum.copy()
+            spectrum[missing] = np.interp(lib.wavelengths[missing], lib.wavelengths[~missing], spectrum[~missing])
+        X.append(spectrum)
+        y.append(label)
+        groups.append(group)
+    return lib, np.array(X), np.array(y), np.array(groups)
+
+
+@pytest.mark.skipif(not os.path.exists(FULL_LIBRARY), reason="full USGS library not in the shared data")
+def test_held_out_usgs_samples_are_classified():
+    """Grouped validation: whole physical samples never seen in training, augmented separately."""
+    needs_torch()
+    lib, X, y, groups = full_library_set()
+    assert [len(set(groups[y == c])) for c in range(5)] == [8, 11, 4, 7, 7]
+    result = sc.train_classifier(X, y, SUBSET_CLASSES, groups=groups, wavelengths=lib.wavelengths, epochs=30,
+                                 val_fraction=0.3, seed=0, augment_options={"n_per_spectrum": 20},
+                                 network_options=TINY)
+    metrics = result.info.training["metrics"]
+    assert np.intersect1d(groups[result.train_indices], groups[result.val_indices]).size == 0
+    assert set(y[result.val_indices]) == set(range(5))  # every class validated
+    assert result.val_labels.size == 20 * result.val_indices.size
+    assert metrics["val_accuracy"] >= 0.9
+    assert metrics["val_balanced_accuracy"] >= 0.9
