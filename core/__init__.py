@@ -6,5 +6,6 @@ tested from plain Python.
 """
 
 __all__ = [
-    "colors", "errors", "feedback", "mapping", "raster", "sam", "spectral_library", "unmixing", "wavelengths",
+    "accuracy", "bundled", "cnn_training", "colors", "errors", "feedback", "mapping", "model_format", "raster",
+    "report", "sam", "sampling", "spectral_cnn", "spectral_library", "training", "unmixing", "wavelengths",
 ]

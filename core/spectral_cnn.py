@@ -33,8 +33,13 @@ from .errors import OreMapError
 from .feedback import ensure
 from .model_format import ModelInfo, model_bytes, write_model
 
-#: Preprocessing methods understood by :func:`preprocess`.
-PREPROCESSING_METHODS = ("none", "brightness", "continuum_removal")
+#: Preprocessing methods understood by :func:`preprocess`, with labels for user interfaces.
+PREPROCESSING = [
+    ("none", "None"),
+    ("brightness", "Brightness normalisation (divide by the spectrum's mean)"),
+    ("continuum_removal", "Continuum removal (divide by the upper convex hull)"),
+]
+PREPROCESSING_METHODS = tuple(method for method, _ in PREPROCESSING)
 
 #: Task name written into the models made here.
 TASK = "spectral_classification"
@@ -213,7 +218,7 @@ def preprocess(X, method, wavelengths=None):
     """
     if method == "none":
         X, one_d = _as_spectra(X)
-        out = X
+        out = X[0] if one_d else X
     elif method == "brightness":
         out = brightness_normalise(X)
     elif method == "continuum_removal":
@@ -573,6 +578,9 @@ class TrainingResult:
     val_labels, val_groups : ndarray
         Label and group of each validation sample evaluated (augmented
         copies when augmentation was used, else ``y[val_indices]``).
+    val_spectra : ndarray of float64 of shape (n_val, n_bands)
+        Those samples' spectra before preprocessing (for baselines such as
+        SAM on the same validation data).
     val_proba : ndarray of float32 of shape (n_val, n_classes)
         Probabilities of those samples from the best network.
     split_info : dict
@@ -588,6 +596,7 @@ class TrainingResult:
     val_indices: np.ndarray
     val_labels: np.ndarray
     val_groups: np.ndarray
+    val_spectra: np.ndarray
     val_proba: np.ndarray
     split_info: dict
     torch_model: object = field(default=None, repr=False, compare=False)
@@ -906,4 +915,4 @@ def train_classifier(X, y, class_names, groups=None, wavelengths=None, fwhm=None
     feedback.progress(100.0)
     return TrainingResult(
         onnx_bytes=onnx_bytes, info=info, history=history, train_indices=train_idx, val_indices=val_idx,
-        val_labels=yva, val_groups=gva, val_proba=val_proba, split_info=split_info, torch_model=module)
+        val_labels=yva, val_groups=gva, val_spectra=Xva, val_proba=val_proba, split_info=split_info, torch_model=module)

@@ -174,7 +174,7 @@ def test_memory_budget_setting(processing_provider):
 
     alg = processing_provider.algorithm("unmix_fcls")
     old = ProcessingConfig.getSetting("OREMAP_MEMORY_MB")
-    assert old == 512
+    assert float(old) == 512.0
     ProcessingConfig.setSettingValue("OREMAP_MEMORY_MB", 48)
     try:
         assert alg.memory_mb() == 48.0

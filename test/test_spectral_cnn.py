@@ -136,20 +136,29 @@ def test_augment_is_deterministic_and_keeps_labels_and_groups():
 
 
 def test_augment_mixes_only_with_other_classes():
-    # Class 0 has two flat spectra (1 and 2), class 1 one flat spectrum (10). Mixing alone:
-    # a variant of s is (1 - f) s + f * 10 with f < 0.3; mixing with the other class-0
-    # spectrum would give values between 1 and 2 instead.
-    S = np.vstack([np.full(8, 1.0), np.full(8, 2.0), np.full(8, 10.0)])
+    # Class 0 holds two flat spectra (1 and 2), class 1 a ramp from 5 to 15. With mixing
+    # alone, a class-0 variant is (1 - f) s + f ramp: its slope gives f, and the rest must
+    # be s exactly (mixing with the other flat class-0 spectrum would break this); a class-1
+    # variant is (1 - f) ramp + f c with c one of the flat spectra.
+    ramp = np.linspace(5.0, 15.0, 11)
+    S = np.vstack([np.full(11, 1.0), np.full(11, 2.0), ramp])
     X, y, g = sc.augment(S, [0, 0, 1], [0, 1, 2], 200, 3, snr_db=np.inf, brightness=1.0, slope=0.0,
                          mix_max=0.3, shade_max=0.0)
-    assert np.allclose(X, X[:, :1])  # mixing flat spectra keeps them flat
     src = np.repeat(np.arange(3), 200)
-    s, v = S[src, 0], X[:, 0]
-    f0 = (v[:400] - s[:400]) / (10.0 - s[:400])
-    assert f0.min() >= 0 and f0.max() < 0.3 and f0.max() > 0.25
-    # Class 1 mixes with a class-0 spectrum: value in (0.7 * 10 + 0.3 * 1, 10].
-    assert v[400:].min() > 7.3 and v[400:].max() <= 10.0
-    assert set(np.unique(np.round(v[400:], 12))) - set() and not np.any(v[400:] > 10)
+    f = (X[:400, -1] - X[:400, 0]) / 10.0
+    assert f.min() >= 0 and f.max() < 0.3 and f.max() > 0.25
+    np.testing.assert_allclose(X[:400], (1 - f[:, None]) * S[src[:400]] + f[:, None] * ramp, atol=1e-12)
+    f1 = 1.0 - (X[400:, -1] - X[400:, 0]) / 10.0
+    assert f1.min() >= 0 and f1.max() < 0.3
+    c = (X[400:, 0] - (1 - f1) * 5.0) / f1
+    np.testing.assert_allclose(c[f1 > 0.01], np.round(c[f1 > 0.01]), atol=1e-6)
+    assert set(np.round(c[f1 > 0.01])) == {1.0, 2.0}
+    np.testing.assert_array_equal(y, np.repeat([0, 0, 1], 200))
+    np.testing.assert_array_equal(g, src)
+    # A single class cannot mix: the variants are the spectrum itself.
+    alone, _, _ = sc.augment(S[:2], [0, 0], [0, 1], 5, 3, snr_db=np.inf, brightness=1.0, slope=0.0,
+                             shade_max=0.0)
+    np.testing.assert_array_equal(alone, np.repeat(S[:2], 5, axis=0))
 
 
 def test_augment_brightness_slope_shade_and_noise_known_answers():
@@ -279,6 +288,8 @@ def test_training_result_info(tiny_result, tmp_path):
     assert len(result.history["val_loss"]) == metrics["epochs_run"] == 4
     assert np.intersect1d(result.train_indices, result.val_indices).size == 0
     np.testing.assert_array_equal(result.val_labels, y[result.val_indices])
+    np.testing.assert_array_equal(result.val_spectra, X[result.val_indices])  # raw, before preprocessing
+    assert [m for m, _ in sc.PREPROCESSING] == list(sc.PREPROCESSING_METHODS)
 
 
 def test_same_seed_gives_identical_model():
@@ -382,6 +393,42 @@ def test_held_out_usgs_samples_are_classified():
     metrics = result.info.training["metrics"]
     assert np.intersect1d(groups[result.train_indices], groups[result.val_indices]).size == 0
     assert set(y[result.val_indices]) == set(range(5))  # every class validated
-    assert result.val_labels.size == 20 * result.val_indices.size
+    assert result.val_labels.size == result.val_spectra.shape[0] == 20 * result.val_indices.size
     assert metrics["val_accuracy"] >= 0.9
     assert metrics["val_balanced_accuracy"] >= 0.9
+
+
+def test_module_works_without_torch_and_onnxruntime(tmp_path):
+    """Preprocessing needs numpy only; training and inference say which package is missing."""
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    code = (
+        "import importlib.util, sys\n"
+        "sys.modules['torch'] = None; sys.modules['onnxruntime'] = None\n"
+        f"spec = importlib.util.spec_from_file_location('oremap', r'{ROOT}/__init__.py', "
+        f"submodule_search_locations=[r'{ROOT}'])\n"
+        "m = importlib.util.module_from_spec(spec); sys.modules['oremap'] = m; spec.loader.exec_module(m)\n"
+        "import numpy as np\n"
+        "from oremap.core import spectral_cnn as sc, model_format as mf\n"
+        "from oremap.core.errors import OreMapError\n"
+        "print(sc.preprocess(np.ones((2, 16)), 'continuum_removal').sum())\n"
+        "try:\n"
+        "    sc.train_classifier(np.random.rand(10, 16), np.repeat([0, 1], 5), ['a', 'b'])\n"
+        "except OreMapError as e:\n"
+        "    print(e.parameter, 'torch' in e.message, 'pip install torch' in e.fix)\n"
+        "try:\n"
+        f"    mf.OnnxModel(sys.argv[1])\n"
+        "except OreMapError as e:\n"
+        "    print(e.parameter, 'onnxruntime' in e.message, 'pip install onnxruntime' in e.fix)\n"
+    )
+    from test_model_format import make_info, softmax_graph
+
+    from oremap.core.model_format import write_model
+
+    path = write_model(softmax_graph(), make_info(), tmp_path / "m.onnx")
+    proc = subprocess.run([sys.executable, "-c", code, path], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split("\n")[:3] == ["32.0", "training True True", "model True True"]
