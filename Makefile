@@ -15,12 +15,13 @@ export QGIS_PLUGINPATH := $(CURDIR)/.build/plugins
 export QGIS_CUSTOM_CONFIG_PATH := $(PROFILE)
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help setup test test-fast demo bench package deploy clean
+.PHONY: help setup test test-fast demo bench models package deploy clean
 
 help:
 	@echo "make demo     install what is missing, run SAM and FCLS headless on the sample AVIRIS-NG tile"
 	@echo "make test     install what is missing, run every test"
 	@echo "make bench    speed and memory benchmarks (bench/)"
+	@echo "make models   rebuild the bundled models in models/ from ../shared/data"
 	@echo "make package  dist/oremap-$(VERSION).zip for QGIS 'Install from ZIP'"
 	@echo "make deploy   copy the plugin into your QGIS profile"
 
@@ -53,3 +54,6 @@ deploy:
 clean:
 	rm -rf .build dist demo_output .qgis-settings
 	find . -name __pycache__ -prune -exec rm -rf {} +
+
+models: setup
+	$(PYTHON) scripts/build_models.py

@@ -7,5 +7,8 @@ the whole provider down.
 
 ALGORITHMS = [
     ("sam_classify", "SamClassify"),
+    ("train_spectral_cnn", "TrainSpectralCnn"),
+    ("classify_spectral_cnn", "ClassifySpectralCnn"),
     ("unmix_fcls", "UnmixFcls"),
+    ("accuracy_assessment", "AccuracyAssessment"),
 ]

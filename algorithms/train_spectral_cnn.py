@@ -47,7 +47,7 @@ class TrainSpectralCnn(OreMapAlgorithm):
         "CLASSES": "(b) Classes to train, e.g. 'Kaolinite; Alunite; Calcite'. Empty: every class with enough spectra.",
         "REFERENCE": "(b) A raster of the target sensor: the model is trained on its good bands.",
         "WAVELENGTHS": "(b) Instead of a reference raster: target band centres in nm ('400:2500:10' or a list).",
-        "EXCLUDE_WATER": "(b) Leave out the atmospheric water-vapour windows (1340-1450 and 1790-1960 nm), which "
+        "EXCLUDE_WATER": "(b) Leave out the atmospheric water-vapour windows (1330-1460 and 1760-1970 nm), which "
                          "are unusable in airborne and satellite reflectance.",
         "PREPROCESSING": "Applied to every spectrum before the network, in training and classification alike: "
                          "none, brightness normalisation (divide by the spectrum's mean: insensitive to "
@@ -55,8 +55,8 @@ class TrainSpectralCnn(OreMapAlgorithm):
         "AUGMENT_COPIES": "(b) Augmented copies made of each library spectrum (0 = no augmentation).",
         "SNR": "(b) Signal-to-noise ratio (linear, e.g. 100 for 100:1) of the noise added by augmentation.",
         "EPOCHS": "Maximum number of passes over the training data.",
-        "BATCH_SIZE": "Spectra per training step.",
-        "LEARNING_RATE": "Adam learning rate.",
+        "BATCH_SIZE": "Spectra per training step (larger is faster, needs more memory).",
+        "LEARNING_RATE": "Step size of the Adam optimiser (0.001 suits most data).",
         "PATIENCE": "Training stops when the validation loss has not improved for this many epochs; the best "
                     "model is kept.",
         "VALIDATION_FRACTION": "Share of the groups (polygons, library spectra) of each class held out for validation.",
@@ -108,7 +108,7 @@ class TrainSpectralCnn(OreMapAlgorithm):
         kind = QgsProcessingParameterNumber.Integer if integer else QgsProcessingParameterNumber.Double
         parameter = QgsProcessingParameterNumber(name, self.tr(label), kind, defaultValue=default, minValue=minimum)
         if maximum is not None:
-            parameter.setMaxValue(maximum)
+            parameter.setMaximum(maximum)
         self._add(parameter, advanced=advanced)
 
     def training_set(self, parameters, context, feedback):
@@ -118,7 +118,7 @@ class TrainSpectralCnn(OreMapAlgorithm):
         from ..core.wavelengths import BandInfo, parse_wavelength_list
 
         raster = self.parameterAsRasterLayer(parameters, "INPUT", context)
-        libraries = self.parameterAsFileList(parameters, "LIBRARIES", context)
+        libraries = [p for p in self.parameterAsFileList(parameters, "LIBRARIES", context) if p]
         if raster is not None and libraries:
             raise self.fail("LIBRARIES", "Both a raster (a) and spectral libraries (b) were given.",
                             "Train from one source: leave the other empty.")

@@ -503,7 +503,7 @@ def _name_key(name):
 
 
 def _first_word(name):
-    words = re.split(r"[\s_,;()]+", _name_key(name).strip(" _,;()"))
+    words = re.split(r"[\s,;()]+", _name_key(name).strip(" ,;()"))
     return words[0] if words else ""
 
 

@@ -248,19 +248,31 @@ def resampling_operator(image_info, model_wavelengths, model_fwhm=None):
     Returns ``(bands, matrix)``: the 1-based image bands to read and a (len(bands), n_model)
     matrix with ``model_spectra = image_spectra @ matrix`` (resampling is linear, so the
     operator is the resampling of unit impulses). ``matrix`` is None when the image bands
-    are the model's bands (same count, centres within 0.5 nm): they are used as they are.
+    are the model's bands (each model band is a good image band, centres within 0.5 nm): they are
+    read as they are. A model band at most one FWHM (and at least 5 nm) beyond the image's range
+    takes the image's edge band.
     Raises :class:`OreMapError` when the image's good bands do not cover the model's range.
     """
     model_wl = np.asarray(model_wavelengths, dtype=float)
     good = ~np.asarray(image_info.bad, dtype=bool)
-    if image_info.n_bands == model_wl.size and np.allclose(image_info.centers, model_wl, atol=0.5):
-        return list(range(1, model_wl.size + 1)), None
     centers = image_info.centers[good]
+    # every model band is one of the image's good bands: read those bands as they are
+    nearest = np.abs(centers[None, :] - model_wl[:, None]).argmin(axis=1)
+    if np.all(np.abs(centers[nearest] - model_wl) <= 0.5):
+        return [int(np.flatnonzero(good)[i]) + 1 for i in nearest], None
     fwhm = None if image_info.fwhm is None else image_info.fwhm[good]
-    target = BandInfo(centers=model_wl, fwhm=None if model_fwhm is None else np.asarray(model_fwhm, float),
-                      bad=np.zeros(model_wl.size, bool))
+    model_fwhm = None if model_fwhm is None else np.asarray(model_fwhm, float)
+    target = BandInfo(centers=model_wl, fwhm=model_fwhm, bad=np.zeros(model_wl.size, bool))
     matrix = resample_spectra(np.eye(centers.size), centers, target, src_fwhm=fwhm)  # (n_image, n_model)
     uncovered = ~np.all(np.isfinite(matrix), axis=0)
+    # a model band just beyond the image's range (within its FWHM, at least 5 nm) takes the edge band
+    reach = np.maximum(model_fwhm if model_fwhm is not None else 0.0, 5.0) * np.ones(model_wl.size)
+    for j in np.flatnonzero(uncovered):
+        for edge, beyond in ((0, centers[0] - model_wl[j]), (centers.size - 1, model_wl[j] - centers[-1])):
+            if 0 < beyond <= reach[j]:
+                matrix[:, j] = 0.0
+                matrix[edge, j] = 1.0
+                uncovered[j] = False
     if uncovered.any():
         gaps = model_wl[uncovered]
         raise OreMapError(

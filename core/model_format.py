@@ -34,12 +34,12 @@ import json
 import math
 import os
 import re
-import tempfile
 from dataclasses import dataclass, field, fields
 
 import numpy as np
 
 from .errors import OreMapError
+from .files import write_atomic
 
 #: Version of the metadata layout this OreMap writes and the newest it reads.
 SCHEMA_VERSION = 1
@@ -359,28 +359,7 @@ def write_model(onnx_model_or_bytes, info, path):
         ``parameter="model"`` when ``info`` does not match the graph,
         ``parameter="output"`` when the file cannot be written.
     """
-    data = model_bytes(onnx_model_or_bytes, info)
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    tmp = None
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=".oremap-", suffix=".onnx.tmp", dir=folder)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-        tmp = None
-    except OSError as exc:
-        raise OreMapError(
-            f"Cannot write the model file '{path}': {exc.strerror or exc}.",
-            parameter="output",
-            fix="Choose a writable folder and file name.",
-        ) from None
-    finally:
-        if tmp is not None and os.path.exists(tmp):
-            os.remove(tmp)
-    return path
+    return write_atomic(os.fspath(path), model_bytes(onnx_model_or_bytes, info), parameter="output")
 
 
 def _load_onnx(path):

@@ -20,13 +20,11 @@ random identifiers; put a date in the ``subtitle`` when one is wanted)::
 
 import html
 import math
-import os
-import tempfile
 
 import numpy as np
 
 from .colors import PALETTE, hex_colour
-from .errors import OreMapError
+from .files import write_atomic
 
 FONT = "system-ui, -apple-system, 'Segoe UI', Roboto, Helvetica, Arial, sans-serif"
 CHAR_WIDTH = 0.6
@@ -660,37 +658,8 @@ def paragraph(text, css_class=None):
 
 
 def write_text_atomic(path, text, parameter="output", encoding="utf-8"):
-    """Write ``text`` to ``path`` through a temporary file moved into place.
-
-    Readers never see a half-written file, and an existing file is only replaced
-    once the new one is complete. Raises :class:`OreMapError` (with ``parameter``)
-    when the folder does not exist or cannot be written. Returns ``path``.
-    """
-    if not path:
-        raise OreMapError("No output file given.", parameter, "Choose where to save the file.")
-    folder = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(folder):
-        raise OreMapError(f"Folder '{folder}' does not exist.", parameter, "Choose an existing folder.")
-    try:
-        fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".partial", dir=folder)
-    except OSError as exc:
-        raise OreMapError(f"Cannot write in folder '{folder}': {exc.strerror}.", parameter,
-                          "Choose a folder you can write to.") from exc
-    try:
-        with os.fdopen(fd, "w", encoding=encoding, newline="") as f:
-            f.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException as exc:
-        try:
-            os.remove(tmp)
-        except OSError:
-            pass
-        if isinstance(exc, OSError):
-            raise OreMapError(f"Cannot write '{path}': {exc.strerror}.", parameter,
-                              "Choose another file name or close the program that holds the file.") from exc
-        raise
-    return path
+    """Write ``text`` to ``path`` atomically (see :func:`core.files.write_atomic`). Returns ``path``."""
+    return write_atomic(path, text.encode(encoding), parameter=parameter)
 
 
 def write_report(path, html_text, parameter="report"):

@@ -20,7 +20,7 @@ from .spectral_library import read_library
 from .wavelengths import BandInfo
 
 # Atmospheric water-vapour absorption windows (nm) where airborne and satellite reflectance is unusable.
-WATER_WINDOWS = ((1340.0, 1450.0), (1790.0, 1960.0))
+WATER_WINDOWS = ((1330.0, 1460.0), (1760.0, 1970.0))
 
 
 @dataclass
@@ -112,15 +112,21 @@ def library_training_set(paths, band_info, class_rule="first_word", class_table=
     feedback = ensure(feedback)
     if not paths:
         raise OreMapError("No spectral library was given.", "libraries", "Choose one or more library files.")
+    libraries = [read_library(path) for path in paths]
+    # bands inside every library's wavelength range (no extrapolation)
+    lo = max(lib.wavelengths.min() for lib in libraries)
+    hi = min(lib.wavelengths.max() for lib in libraries)
     target = target_bands(band_info, exclude_water)
+    inside = (target.centers >= lo) & (target.centers <= hi)
+    target = BandInfo(centers=target.centers[inside], fwhm=None if target.fwhm is None else target.fwhm[inside],
+                      bad=None)
     if target.n_bands < 5:
         raise OreMapError("The target sensor has fewer than 5 usable bands.", "wavelengths",
                           "Check the reference raster or wavelength list.")
     table = read_class_table(class_table) if class_table else {}
     wanted = {c.lower(): c for c in classes} if classes else None
     X, labels, names, dropped = [], [], [], 0
-    for path in paths:
-        lib = read_library(path)
+    for lib in libraries:
         resampled = lib.resample(target).spectra
         for name, spectrum in zip(lib.names, resampled):
             label = table.get(" ".join(name.split())) or class_from_name(name, class_rule)

@@ -67,7 +67,11 @@ class OreMapProvider(QgsProcessingProvider):
         for module_name, class_name in ALGORITHMS:
             try:
                 module = importlib.import_module(f"..algorithms.{module_name}", __package__)
-                self.addAlgorithm(getattr(module, class_name)())
+                algorithm_class = getattr(module, class_name)
+                # Declare the parameters once from Python first: an exception raised inside
+                # addAlgorithm (from C++) would abort QGIS instead of reaching this handler.
+                algorithm_class().initAlgorithm()
+                self.addAlgorithm(algorithm_class())
             except Exception:  # noqa: BLE001 - one broken algorithm must not hide the others
                 QgsMessageLog.logMessage(
                     f"OreMap: algorithm '{module_name}' could not be loaded:\n{traceback.format_exc()}",

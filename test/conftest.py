@@ -48,10 +48,8 @@ def processing_initialised(qgis_app):
     return True
 
 
-@pytest.fixture
-def processing_provider(processing_initialised):
-    """QGIS Processing initialised with the OreMap provider registered (registered again if a
-    test unloaded it)."""
+def ensure_provider():
+    """The registered OreMap provider, registered again if a test unloaded it."""
     from qgis.core import QgsApplication
 
     from oremap.processing_provider.provider import OreMapProvider
@@ -62,7 +60,13 @@ def processing_provider(processing_initialised):
         provider = OreMapProvider()
         registry.addProvider(provider)
         _KEEP_ALIVE.append(provider)  # the registry does not keep the Python object alive
-    yield provider
+    return provider
+
+
+@pytest.fixture
+def processing_provider(processing_initialised):
+    """QGIS Processing initialised with the OreMap provider registered."""
+    yield ensure_provider()
 
 
 @pytest.fixture

@@ -16,10 +16,13 @@ SPECTRA = "Kaolinite CM9;Muscovite GDS107;Goethite WS222;Lawn_Grass GDS91"
 
 
 def test_provider_and_algorithms_listed(qgis_process):
-    listing = qgis_process("list").stdout
-    assert "oremap:sam_classify" in listing
-    assert "oremap:unmix_fcls" in listing
-    assert "could not be loaded" not in listing
+    from oremap.algorithms import ALGORITHMS
+
+    proc = qgis_process("list")
+    listing = proc.stdout
+    for name, _ in ALGORITHMS:
+        assert f"oremap:{name}" in listing
+    assert "could not be loaded" not in listing + proc.stderr
 
 
 def test_qgis_process_unmix_values(qgis_process, run_alg, tmp_path):

@@ -1,0 +1,149 @@
+#!/usr/bin/env python3
+"""make models: rebuild the bundled models in models/ from the shared real data, reproducibly.
+
+usgs_minerals_cnn.onnx: a 1D CNN mineral classifier trained on the USGS Spectral Library version 7
+(splib07a, convolved to AVIRIS-1995) for 17 alteration and ore minerals and vegetation, resampled to
+a generic 10 nm grid (430-2440 nm without the water-vapour windows) that AVIRIS, AVIRIS-NG, EnMAP,
+PRISMA and EMIT cubes cover; augmented to imitate field spectra. Writes the model, its training report
+(models/usgs_minerals_cnn_report.html) and model card (models/usgs_minerals_cnn.md).
+"""
+
+import json
+import os
+import sys
+import tempfile
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+import numpy as np  # noqa: E402
+
+from core import cnn_training, training  # noqa: E402
+from core.feedback import PrintFeedback  # noqa: E402
+from core.model_format import read_model_info  # noqa: E402
+from core.spectral_library import read_library  # noqa: E402
+from core.wavelengths import BandInfo  # noqa: E402
+
+SHARED = os.environ.get("OREMAP_SHARED_DATA") or os.path.join(ROOT, "..", "shared", "data")
+LIBRARY = os.path.join(SHARED, "hyperspectral", "s07_AV95_envi.sli")
+NAME = "usgs_minerals_cnn"
+
+# class -> spectrum-name starts (first words) it takes
+CLASSES = {
+    "Kaolinite": ["Kaolinite"],
+    "Dickite": ["Dickite"],
+    "Halloysite": ["Halloysite"],
+    "Alunite": ["Alunite"],
+    "Jarosite": ["Jarosite"],
+    "Gypsum": ["Gypsum"],
+    "Muscovite-Illite": ["Muscovite", "Illite"],
+    "Montmorillonite": ["Montmorillonite"],
+    "Pyrophyllite": ["Pyrophyllite"],
+    "Buddingtonite": ["Buddingtonite"],
+    "Chlorite": ["Chlorite"],
+    "Epidote": ["Epidote"],
+    "Calcite": ["Calcite"],
+    "Dolomite": ["Dolomite"],
+    "Goethite": ["Goethite"],
+    "Hematite": ["Hematite"],
+    "Chalcopyrite": ["Chalcopyrite"],
+    "Vegetation": ["Lawn_Grass", "Grass", "Grass-FescueNeedlg", "Grass-FescueWheatg", "Grass-Smoothbrome",
+                   "Oak", "Sagebrush", "Grass_Golden_Dry"],
+}
+GRID = np.arange(430.0, 2441.0, 10.0)
+SETTINGS = dict(preprocessing="brightness", augment_copies=120, snr=100.0, epochs=80, batch_size=256,
+                learning_rate=1e-3, patience=12, val_fraction=0.25, seed=2026)
+
+
+def class_table(path):
+    """Write the name -> class table of the library spectra used."""
+    lib = read_library(LIBRARY)
+    rows = []
+    for name in lib.names:
+        first = training.class_from_name(name)
+        for cls, starts in CLASSES.items():
+            if first in starts:
+                rows.append((name, cls))
+    with open(path, "w", encoding="utf-8") as fh:
+        fh.write("name,class\n")
+        fh.writelines(f'"{n}",{c}\n' for n, c in rows)
+    return len(rows)
+
+
+def model_card(info, summary, path):
+    m = info.training.get("metrics", {})
+    classes = "\n".join(f"| {c['name']} | `{c['color']}` | {n} |" for c, n in
+                        zip(info.classes, summary["counts"].values()))
+    text = f"""# Model card: {NAME}
+
+**Task**: per-pixel mineral classification of VNIR-SWIR reflectance (1D CNN over the spectrum, after
+DeepGeoMap). **File**: `{NAME}.onnx` (OreMap model format, schema {info.schema_version}); training report:
+`{NAME}_report.html`. Rebuild with `make models` (deterministic: seed {SETTINGS['seed']}).
+
+## Classes
+| class | colour | library spectra |
+|---|---|---|
+{classes}
+
+## Training data
+USGS Spectral Library version 7 (splib07a) convolved to AVIRIS-1995 (Kokaly et al. 2017, USGS Data Series
+1035; public domain): {summary['n_spectra']} laboratory and field spectra of the classes above (Muscovite and
+Illite merged as white mica; vegetation from grass, oak and sagebrush spectra), resampled to
+{len(info.wavelengths)} bands on a 10 nm grid from {info.wavelengths[0]:.0f} to {info.wavelengths[-1]:.0f} nm
+without the water-vapour windows (1330-1460, 1760-1970 nm). Each spectrum was augmented into
+{SETTINGS['augment_copies']} field-like copies: brightness 0.6-1.3, illumination slope, Gaussian noise around
+SNR {SETTINGS['snr']:g}:1, linear mixing with up to 30 % of another class, shade up to 50 %.
+Preprocessing: brightness normalisation (each spectrum divided by its mean).
+
+## Validation
+Grouped: whole library spectra (physical samples) held out, about 25 % per class, and augmented the same way.
+Overall accuracy {m.get('validation_overall_accuracy', float('nan')):.3f}, kappa
+{m.get('validation_kappa', float('nan')):.3f}, macro F1 {m.get('validation_macro_f1', float('nan')):.3f} on
+{m.get('n_validation', 0)} held-out augmented spectra; Spectral Angle Mapper (class mean spectra) on the same
+data: {m.get('sam_validation_overall_accuracy', float('nan')):.3f}.
+
+## Intended use
+Imaging spectrometer reflectance (AVIRIS, AVIRIS-NG, EnMAP, PRISMA, EMIT, laboratory and mine-face scanners)
+covering {info.wavelengths[0]:.0f}-{info.wavelengths[-1]:.0f} nm with wavelength metadata; OreMap resamples the
+image to the model's bands. Use `oremap:classify_spectral_cnn` with a minimum confidence (e.g. 0.5) so that
+pixels unlike any class stay unclassified.
+
+## Known limits
+- Trained on laboratory spectra of nearly pure minerals: real pixels are mixtures with other minerals,
+  vegetation and shade; augmentation imitates this only in part. Validate against field data before
+  relying on a map.
+- Classes outside the list (e.g. quartz, feldspar, opal, carbonates other than calcite and dolomite, water,
+  snow, man-made surfaces) are forced into the nearest class unless the confidence threshold removes them.
+- Kaolinite, dickite and halloysite, and muscovite and illite, differ in subtle features; their confusion is
+  expected at low signal-to-noise.
+- Iron oxides and chalcopyrite are recognised from broad VNIR features, which atmospheric correction errors
+  distort.
+- Only as good as the atmospheric correction and the wavelength calibration of the image.
+"""
+    with open(path, "w", encoding="utf-8") as fh:
+        fh.write(text)
+
+
+def main():
+    if not os.path.exists(LIBRARY):
+        sys.exit(f"The USGS library is missing: {LIBRARY} (set OREMAP_SHARED_DATA to the shared data folder).")
+    models = os.path.join(ROOT, "models")
+    os.makedirs(models, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        table = os.path.join(tmp, "classes.csv")
+        class_table(table)
+        target = BandInfo(centers=GRID, fwhm=np.full(GRID.size, 10.0), bad=None)
+        data = training.library_training_set([LIBRARY], target, class_table=table, classes=list(CLASSES),
+                                             exclude_water=True, feedback=PrintFeedback())
+    print(f"{data.X.shape[0]} spectra, {data.band_info.n_bands} bands: {json.dumps(data.counts())}")
+    model_path = os.path.join(models, f"{NAME}.onnx")
+    summary = cnn_training.train_and_report(
+        data, model_path, os.path.join(models, f"{NAME}_report.html"),
+        description="USGS minerals (splib07), 1D CNN, 430-2440 nm", feedback=PrintFeedback(), **SETTINGS)
+    info = read_model_info(model_path)
+    model_card(info, {"counts": data.counts(), "n_spectra": data.X.shape[0]}, os.path.join(models, f"{NAME}.md"))
+    print(f"CNN validation accuracy {summary['cnn']['overall_accuracy']:.4f}, SAM {summary['sam']['overall_accuracy']:.4f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,267 @@
+"""The spectral CNN algorithms through processing.run on real data (USGS spectra, AVIRIS-NG tiles).
+
+A tiny model is trained once per session (library training with augmentation and grouped
+validation, target sensor = the AVIRIS-NG tile); classification is checked against an
+independent path: image spectra resampled with np.interp and run through onnxruntime directly.
+"""
+
+import json
+import os
+
+import numpy as np
+import pytest
+import rasterio
+from qgis.core import QgsProcessingException
+
+from conftest import AVIRIS_NG, AVIRIS_NG_2, DATA, USGS_LIBRARY, ensure_provider
+from oremap.core.model_format import read_model_info
+from oremap.core.spectral_cnn import preprocess
+from oremap.core.spectral_library import read_library
+from oremap.core.wavelengths import band_info_from_raster, band_tags
+from test_algorithms import pixel_centre, point_layer
+
+TRAIN_LIBRARY = os.path.join(DATA, "usgs_train.sli")
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, processing_initialised):
+    """A small model trained from the training library for the AVIRIS-NG sensor."""
+    import processing
+
+    tmp = tmp_path_factory.mktemp("cnn")
+    ensure_provider()
+    result = processing.run("oremap:train_spectral_cnn", {
+        "LIBRARIES": [TRAIN_LIBRARY], "REFERENCE": AVIRIS_NG, "PREPROCESSING": 1, "AUGMENT_COPIES": 60,
+        "SNR": 100, "EPOCHS": 40, "PATIENCE": 10, "SEED": 7,
+        "OUTPUT_MODEL": str(tmp / "model.onnx"), "OUTPUT_REPORT": str(tmp / "report.html")})
+    return result
+
+
+def test_training_from_library_writes_model_and_report(trained):
+    info = read_model_info(trained["OUTPUT_MODEL"])
+    assert info.class_names == ["Alunite", "Calcite", "Goethite", "Kaolinite", "Montmorillonite", "Muscovite"]
+    assert info.preprocessing_method == "brightness"
+    image = band_info_from_raster(AVIRIS_NG)
+    wl = np.asarray(info.wavelengths)
+    # the target sensor's good bands inside the library's range, without the water-vapour windows
+    assert wl.min() >= 383.15 and wl.max() <= 2508.2 and not np.any((wl > 1330) & (wl < 1460))
+    assert set(np.round(wl, 3)) <= set(np.round(image.centers[~image.bad], 3))
+    metrics = info.training["metrics"]
+    assert metrics["validation_overall_accuracy"] == pytest.approx(trained["VALIDATION_ACCURACY"])
+    # held-out samples of six minerals, augmented with noise, shade and mixing: the CNN is ahead of SAM
+    assert trained["VALIDATION_ACCURACY"] >= 0.8
+    assert trained["VALIDATION_ACCURACY"] > trained["SAM_ACCURACY"] + 0.1
+    html = open(trained["OUTPUT_REPORT"], encoding="utf-8").read()
+    assert html.count("<svg") >= 5 and "CNN and SAM on the same validation data" in html
+    assert "Kaolinite" in html and "kappa" in html.lower()
+
+
+def test_same_seed_gives_the_same_model(trained, run_alg, tmp_path):
+    again = run_alg("train_spectral_cnn", {
+        "LIBRARIES": [TRAIN_LIBRARY], "REFERENCE": AVIRIS_NG, "PREPROCESSING": 1, "AUGMENT_COPIES": 60,
+        "SNR": 100, "EPOCHS": 40, "PATIENCE": 10, "SEED": 7,
+        "OUTPUT_MODEL": str(tmp_path / "again.onnx"), "OUTPUT_REPORT": str(tmp_path / "again.html")})
+    assert again["VALIDATION_ACCURACY"] == trained["VALIDATION_ACCURACY"]
+    a, b = read_model_info(trained["OUTPUT_MODEL"]), read_model_info(again["OUTPUT_MODEL"])
+    assert a.training["data_hash"] == b.training["data_hash"]
+    import onnx
+
+    graph_a = onnx.load(trained["OUTPUT_MODEL"]).graph.SerializeToString()
+    graph_b = onnx.load(again["OUTPUT_MODEL"]).graph.SerializeToString()
+    assert graph_a == graph_b
+
+
+def independent_prediction(model_path, cube_path):
+    """Class per pixel computed without OreMap's mapping code: np.interp resampling + onnxruntime."""
+    import onnxruntime
+
+    info = read_model_info(model_path)
+    with rasterio.open(cube_path) as ds:
+        cube = ds.read().reshape(ds.count, -1).T.astype(float)
+        image = band_info_from_raster(ds)
+    good = ~image.bad
+    wl = np.asarray(info.wavelengths)
+    if image.n_bands == wl.size and np.allclose(image.centers, wl, atol=0.5):
+        spectra = cube
+    else:
+        spectra = np.array([np.interp(wl, image.centers[good], row[good]) for row in cube])
+    x = preprocess(spectra, info.preprocessing_method, wl).astype(np.float32)
+    session = onnxruntime.InferenceSession(model_path, providers=["CPUExecutionProvider"])
+    probs = session.run(None, {session.get_inputs()[0].name: x})[0]
+    return probs.argmax(axis=1) + 1, probs
+
+
+@pytest.mark.parametrize("cube", [AVIRIS_NG, AVIRIS_NG_2])
+def test_classify_matches_independent_inference(trained, run_alg, tmp_path, cube):
+    result = run_alg("classify_spectral_cnn", {
+        "INPUT": cube, "MODEL_FILE": trained["OUTPUT_MODEL"],
+        "OUTPUT_CLASSES": str(tmp_path / "c.tif"), "OUTPUT_PROBABILITIES": str(tmp_path / "p.tif"),
+        "OUTPUT_CONFIDENCE": str(tmp_path / "k.tif")})
+    expected, probs = independent_prediction(trained["OUTPUT_MODEL"], cube)
+    with rasterio.open(result["OUTPUT_CLASSES"]) as ds:
+        got = ds.read(1).ravel()
+        legend = json.loads(ds.tags()["OREMAP_CLASSES"])
+    with rasterio.open(result["OUTPUT_PROBABILITIES"]) as ds:
+        got_probs = ds.read().reshape(ds.count, -1).T
+        assert ds.descriptions[0] == "P(Alunite)"
+    with rasterio.open(result["OUTPUT_CONFIDENCE"]) as ds:
+        conf = ds.read(1).ravel()
+    # the image bands are a subset of the model's sensor bands: no resampling, exact agreement
+    assert result["RESAMPLED"] is False
+    np.testing.assert_allclose(got_probs, probs, atol=1e-5)
+    assert np.array_equal(got, expected)
+    np.testing.assert_allclose(conf, probs.max(axis=1), atol=1e-6)
+    assert [c["name"] for c in legend][1:] == read_model_info(trained["OUTPUT_MODEL"]).class_names
+
+
+def test_classify_resamples_a_cube_with_other_bands(trained, run_alg, tmp_path):
+    """Every second band of the tile (a coarser sensor): resampled to the model, and said so."""
+    with rasterio.open(AVIRIS_NG) as src:
+        data = src.read()[::2]
+        info = band_info_from_raster(src)
+        profile = dict(driver="GTiff", width=src.width, height=src.height, count=data.shape[0], dtype="float32",
+                       crs=src.crs, transform=src.transform)
+    from oremap.core.wavelengths import BandInfo
+
+    half = BandInfo(centers=info.centers[::2], fwhm=info.fwhm[::2] * 2, bad=info.bad[::2])
+    path = str(tmp_path / "half.tif")
+    with rasterio.open(path, "w", **profile) as dst:
+        dst.write(data)
+        for i, tags in enumerate(band_tags(half), start=1):
+            dst.update_tags(i, **tags)
+    result = run_alg("classify_spectral_cnn", {"INPUT": path, "MODEL_FILE": trained["OUTPUT_MODEL"],
+                                               "OUTPUT_CLASSES": str(tmp_path / "c.tif")})
+    assert result["RESAMPLED"] is True
+    full = run_alg("classify_spectral_cnn", {"INPUT": AVIRIS_NG,
+                                             "MODEL_FILE": trained["OUTPUT_MODEL"],
+                                             "OUTPUT_CLASSES": str(tmp_path / "full.tif")})
+    with rasterio.open(result["OUTPUT_CLASSES"]) as a, rasterio.open(full["OUTPUT_CLASSES"]) as b:
+        agreement = (a.read(1) == b.read(1)).mean()
+    assert agreement >= 0.9  # half the bands, the same mineral map almost everywhere
+
+
+def test_cube_not_covering_the_model_is_refused(trained, run_alg, tmp_path):
+    with rasterio.open(AVIRIS_NG) as src:
+        data = src.read(list(range(1, 101)))  # 346-843 nm only
+        info = band_info_from_raster(src)
+        profile = dict(driver="GTiff", width=src.width, height=src.height, count=100, dtype="float32",
+                       crs=src.crs, transform=src.transform)
+    from oremap.core.wavelengths import BandInfo
+
+    vnir = BandInfo(centers=info.centers[:100], fwhm=info.fwhm[:100], bad=info.bad[:100])
+    path = str(tmp_path / "vnir.tif")
+    with rasterio.open(path, "w", **profile) as dst:
+        dst.write(data)
+        for i, tags in enumerate(band_tags(vnir), start=1):
+            dst.update_tags(i, **tags)
+    with pytest.raises(QgsProcessingException) as err:
+        run_alg("classify_spectral_cnn", {"INPUT": path, "MODEL_FILE": trained["OUTPUT_MODEL"],
+                                          "OUTPUT_CLASSES": str(tmp_path / "c.tif")})
+    assert "(INPUT)" in str(err.value) and "do not cover" in str(err.value)
+    assert not os.path.exists(tmp_path / "c.tif")
+
+
+def test_corrupted_and_foreign_model_files(run_alg, tmp_path, trained):
+    broken = tmp_path / "broken.onnx"
+    broken.write_bytes(open(trained["OUTPUT_MODEL"], "rb").read()[:5000])
+    with pytest.raises(QgsProcessingException) as err:
+        run_alg("classify_spectral_cnn", {"INPUT": AVIRIS_NG, "MODEL_FILE": str(broken),
+                                          "OUTPUT_CLASSES": str(tmp_path / "c.tif")})
+    assert "(MODEL_FILE)" in str(err.value) and "ONNX" in str(err.value)
+    import onnx
+
+    foreign = onnx.load(trained["OUTPUT_MODEL"])
+    del foreign.metadata_props[:]
+    onnx.save(foreign, str(tmp_path / "foreign.onnx"))
+    with pytest.raises(QgsProcessingException) as err:
+        run_alg("classify_spectral_cnn", {"INPUT": AVIRIS_NG, "MODEL_FILE": str(tmp_path / "foreign.onnx"),
+                                          "OUTPUT_CLASSES": str(tmp_path / "c.tif")})
+    assert "not an OreMap model" in str(err.value)
+
+
+def test_training_from_labelled_pixels_is_grouped(run_alg, tmp_path):
+    """Image training: points on the tile, two per class; validation by feature."""
+    with rasterio.open(AVIRIS_NG) as ds:
+        transform = ds.transform
+    points = [("bright", pixel_centre(transform, r, c)) for r, c in [(0, 6), (1, 7), (0, 7), (1, 6)]] + \
+             [("dark", pixel_centre(transform, r, c)) for r, c in [(8, 1), (9, 0), (8, 0), (9, 1)]]
+    layer = point_layer(points)
+    layer.setName("training")
+    try:
+        result = run_alg("train_spectral_cnn", {
+            "INPUT": AVIRIS_NG, "TRAINING": layer, "CLASS_FIELD": "mineral", "PREPROCESSING": 0, "EPOCHS": 5,
+            "SEED": 3, "OUTPUT_MODEL": str(tmp_path / "m.onnx"), "OUTPUT_REPORT": str(tmp_path / "r.html")})
+    finally:
+        del layer
+    info = read_model_info(result["OUTPUT_MODEL"])
+    assert info.class_names == ["bright", "dark"]
+    assert info.training["metrics"]["n_validation"] == 2  # one point per class held out
+
+
+def test_accuracy_assessment_of_a_class_map(run_alg, tmp_path):
+    sam = run_alg("sam_classify", {"INPUT": AVIRIS_NG, "LIBRARY": USGS_LIBRARY,
+                                   "SPECTRA": "Kaolinite CM9; Goethite WS222; Lawn_Grass GDS91",
+                                   "OUTPUT_CLASSES": str(tmp_path / "sam.tif")})
+    with rasterio.open(sam["OUTPUT_CLASSES"]) as ds:
+        classes = ds.read(1)
+        transform = ds.transform
+    names = {1: "kaolinite", 2: "goethite", 3: "lawn_grass"}
+    rng = np.random.default_rng(0)
+    cells = [(r, c) for r in range(10) for c in range(10)]
+    picked = [cells[i] for i in rng.choice(100, 30, replace=False)]
+    # reference: the map's own class, except 10 deliberate errors
+    truth = []
+    for k, (r, c) in enumerate(picked):
+        value = int(classes[r, c])
+        truth.append(names[(value % 3) + 1] if k < 10 else names.get(value, "kaolinite"))
+    layer = point_layer([(t, pixel_centre(transform, r, c)) for t, (r, c) in zip(truth, picked)])
+    try:
+        result = run_alg("accuracy_assessment", {"INPUT": sam["OUTPUT_CLASSES"], "REFERENCE": layer,
+                                                 "CLASS_FIELD": "mineral", "OUTPUT_HTML": str(tmp_path / "a.html"),
+                                                 "OUTPUT_CSV": str(tmp_path / "a.csv")})
+    finally:
+        del layer
+    predicted = [names.get(int(classes[r, c])) for r, c in picked]
+    expected_oa = np.mean([p == t for p, t in zip(predicted, truth)])
+    assert result["OVERALL_ACCURACY"] == pytest.approx(expected_oa)
+    assert 0.6 <= expected_oa <= 0.7
+    html = open(result["OUTPUT_HTML"], encoding="utf-8").read()
+    assert "<svg" in html and "Goethite" in html
+    csv_text = open(result["OUTPUT_CSV"], encoding="utf-8").read()
+    assert "Kaolinite CM9 BECKb AREF" in csv_text
+
+
+def test_bundled_model_is_listed_and_recognises_library_minerals(run_alg, tmp_path):
+    """USGS spectra of the bundled classes, resampled to the AVIRIS-NG bands as a 1-row cube."""
+    from oremap.core.bundled import bundled_models
+
+    models = bundled_models("spectral_classification")
+    assert models, "no bundled model"
+    info = read_model_info(models[0][1])
+    assert len(info.class_names) >= 12
+    lib = read_library(USGS_LIBRARY)
+    wanted = {"Kaolinite": "Kaolinite", "Alunite": "Alunite", "Calcite": "Calcite", "Goethite": "Goethite",
+              "Hematite": "Hematite", "Muscovite": "Muscovite-Illite", "Montmorillonite": "Montmorillonite",
+              "Jarosite": "Jarosite", "Gypsum": "Gypsum", "Chlorite": "Chlorite", "Epidote": "Epidote",
+              "Lawn_Grass": "Vegetation"}
+    rows = [(i, wanted[n.split()[0]]) for i, n in enumerate(lib.names) if n.split()[0] in wanted]
+    from oremap.core.wavelengths import BandInfo
+
+    full = band_info_from_raster(AVIRIS_NG)
+    good = ~full.bad & (full.centers > 390)
+    image = BandInfo(centers=full.centers[good], fwhm=full.fwhm[good], bad=None)
+    spectra = lib.resample(image).spectra[[i for i, _ in rows]]
+    path = str(tmp_path / "lab.tif")
+    with rasterio.open(path, "w", driver="GTiff", width=len(rows), height=1, count=image.n_bands, dtype="float32",
+                       crs="EPSG:32612", transform=rasterio.Affine(1, 0, 0, 0, -1, 0)) as dst:
+        dst.write(spectra.T[:, None, :].astype("float32"))
+        for b, tags in enumerate(band_tags(image), start=1):
+            dst.update_tags(b, **tags)
+    result = run_alg("classify_spectral_cnn", {"INPUT": path, "MODEL": 0, "OUTPUT_CLASSES": str(tmp_path / "c.tif")})
+    assert result["RESAMPLED"] is True
+    with rasterio.open(result["OUTPUT_CLASSES"]) as ds:
+        codes = ds.read(1)[0]
+    names = ["Unclassified"] + info.class_names
+    got = [names[c] for c in codes]
+    correct = sum(g == w for g, (_, w) in zip(got, rows))
+    assert correct >= len(rows) - 2, list(zip(got, [w for _, w in rows]))
