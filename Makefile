@@ -44,6 +44,7 @@ demo: setup
 bench: setup
 	$(PYTHON) bench/bench_fcls.py
 	$(PYTHON) bench/bench_memory.py
+	$(PYTHON) bench/bench_cnn.py
 
 package:
 	@/usr/bin/python3 scripts/package.py $(VERSION)

@@ -6,7 +6,9 @@ carbonates in cyan, chlorite and epidote in greens); anything else gets the next
 colour of a qualitative palette, so a class map is readable without editing.
 """
 
-# Matched on the first word of a spectrum name, lower case.
+import re
+
+# Matched on the first run of letters of a class or spectrum name, lower case.
 MINERAL_COLOURS = {
     "kaolinite": (31, 120, 180),
     "halloysite": (66, 146, 198),
@@ -29,6 +31,8 @@ MINERAL_COLOURS = {
     "pyrite": (140, 140, 60),
     "quartz": (220, 220, 220),
     "vegetation": (0, 109, 44),
+    "lawn": (0, 109, 44),
+    "grass": (120, 160, 60),
     "water": (0, 0, 139),
 }
 
@@ -46,8 +50,9 @@ def class_colours(names):
     """One (r, g, b) per name: a mineral's conventional colour, else the palette's next."""
     colours, used = [], set()
     for i, name in enumerate(names):
-        words = str(name).strip().split()
-        colour = MINERAL_COLOURS.get(words[0].lower() if words else "")
+        # first run of letters: "Muscovite-Illite" -> muscovite, "Lawn_Grass GDS91" -> lawn
+        word = re.match(r"[a-z]*", str(name).strip().lower()).group(0)
+        colour = MINERAL_COLOURS.get(word)
         if colour is None or colour in used:
             colour = next((c for c in PALETTE if c not in used), PALETTE[i % len(PALETTE)])
         used.add(colour)

@@ -286,7 +286,7 @@ def resampling_operator(image_info, model_wavelengths, model_fwhm=None):
 
 def cnn_classify_map(raster_path, model_path, class_path, probability_path=None, confidence_path=None,
                      min_confidence=None, threads=None, band_info=None, scale=None, nodata=None,
-                     memory_mb=None, batch_size=8192, feedback=None):
+                     memory_mb=None, batch_size=1024, feedback=None):
     """Classify every pixel with an OreMap ONNX spectral classifier.
 
     The image spectra are resampled to the model's wavelengths when its bands differ,
@@ -353,7 +353,7 @@ def cnn_classify_map(raster_path, model_path, class_path, probability_path=None,
     n_model = len(info.wavelengths) if info.wavelengths else info.input["n_bands"]
     with RasterSource(raster_path, bands=bands, nodata=nodata, scale=scale, feedback=feedback) as src:
         stats = run_pixelwise(src, outputs, per_block, memory_mb=memory_mb,
-                              work_bytes_per_pixel=4 * (3 * n_model + 3 * len(names)), feedback=feedback)
+                              work_bytes_per_pixel=4 * (8 * n_model + 4 * len(names)), feedback=feedback)
     stats["class_counts"] = {"Unclassified": int(counts[0]),
                              **{n: int(c) for n, c in zip(names, counts[1:])}}
     stats["legend"] = legend

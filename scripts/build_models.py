@@ -2,7 +2,8 @@
 """make models: rebuild the bundled models in models/ from the shared real data, reproducibly.
 
 usgs_minerals_cnn.onnx: a 1D CNN mineral classifier trained on the USGS Spectral Library version 7
-(splib07a, convolved to AVIRIS-1995) for 17 alteration and ore minerals and vegetation, resampled to
+(splib07a, convolved to AVIRIS-1995) for 16 alteration and gangue minerals, quartz-feldspar background and
+vegetation, resampled to
 a generic 10 nm grid (430-2440 nm without the water-vapour windows) that AVIRIS, AVIRIS-NG, EnMAP,
 PRISMA and EMIT cubes cover; augmented to imitate field spectra. Writes the model, its training report
 (models/usgs_minerals_cnn_report.html) and model card (models/usgs_minerals_cnn.md).
@@ -44,14 +45,15 @@ CLASSES = {
     "Epidote": ["Epidote"],
     "Calcite": ["Calcite"],
     "Dolomite": ["Dolomite"],
-    "Goethite": ["Goethite"],
-    "Hematite": ["Hematite"],
-    "Chalcopyrite": ["Chalcopyrite"],
+    "Goethite": ["Goethite", "Goethite0.02+Quartz"],
+    "Hematite": ["Hematite", "Hematite.02+Quartz.98"],
+    "Quartz-Feldspar": ["Quartz", "Sand", "Albite", "Microcline", "Microcline+others", "Orthoclase", "Oligoclase",
+                        "Labradorite", "Sanidine+albite"],
     "Vegetation": ["Lawn_Grass", "Grass", "Grass-FescueNeedlg", "Grass-FescueWheatg", "Grass-Smoothbrome",
                    "Oak", "Sagebrush", "Grass_Golden_Dry"],
 }
 GRID = np.arange(430.0, 2441.0, 10.0)
-SETTINGS = dict(preprocessing="brightness", augment_copies=120, snr=100.0, epochs=80, batch_size=256,
+SETTINGS = dict(preprocessing="continuum_removal", augment_copies=120, snr=100.0, epochs=80, batch_size=256,
                 learning_rate=1e-3, patience=12, val_fraction=0.25, seed=2026)
 
 
@@ -88,12 +90,16 @@ DeepGeoMap). **File**: `{NAME}.onnx` (OreMap model format, schema {info.schema_v
 ## Training data
 USGS Spectral Library version 7 (splib07a) convolved to AVIRIS-1995 (Kokaly et al. 2017, USGS Data Series
 1035; public domain): {summary['n_spectra']} laboratory and field spectra of the classes above (Muscovite and
-Illite merged as white mica; vegetation from grass, oak and sagebrush spectra), resampled to
+Illite merged as white mica; quartz, sand and feldspars as a background class for featureless bright
+surfaces; the library's goethite- and hematite-quartz mixtures with their iron oxide; vegetation from grass,
+oak and sagebrush spectra), resampled to
 {len(info.wavelengths)} bands on a 10 nm grid from {info.wavelengths[0]:.0f} to {info.wavelengths[-1]:.0f} nm
 without the water-vapour windows (1330-1460, 1760-1970 nm). Each spectrum was augmented into
 {SETTINGS['augment_copies']} field-like copies: brightness 0.6-1.3, illumination slope, Gaussian noise around
 SNR {SETTINGS['snr']:g}:1, linear mixing with up to 30 % of another class, shade up to 50 %.
-Preprocessing: brightness normalisation (each spectrum divided by its mean).
+Preprocessing: continuum removal (each spectrum divided by its upper convex hull), so the network looks at
+absorption features rather than overall brightness and slope, which atmospheric correction, shade and
+mixing change most.
 
 ## Validation
 Grouped: whole library spectra (physical samples) held out, about 25 % per class, and augmented the same way.
@@ -112,12 +118,17 @@ pixels unlike any class stay unclassified.
 - Trained on laboratory spectra of nearly pure minerals: real pixels are mixtures with other minerals,
   vegetation and shade; augmentation imitates this only in part. Validate against field data before
   relying on a map.
-- Classes outside the list (e.g. quartz, feldspar, opal, carbonates other than calcite and dolomite, water,
-  snow, man-made surfaces) are forced into the nearest class unless the confidence threshold removes them.
+- Classes outside the list (e.g. opal, carbonates other than calcite and dolomite, water, snow, man-made
+  surfaces) are forced into the nearest class unless the confidence threshold removes them. Like every
+  closed-set classifier it can be confidently wrong on spectra unlike its training data.
+- No sulphide class: chalcopyrite and pyrite are dark and nearly featureless between 400 and 2500 nm, and an
+  early version of this model with a chalcopyrite class put most pixels of a sedimentary AVIRIS-NG scene into
+  it with high confidence. Map sulphides through their alteration halo (e.g. jarosite, alunite, white mica).
+- On the two bundled AVIRIS-NG sample tiles (no ground truth) it finds mostly quartz-feldspar background with
+  iron oxide, vegetation and some sulphate/clay pixels; treat isolated rare-class pixels with caution.
 - Kaolinite, dickite and halloysite, and muscovite and illite, differ in subtle features; their confusion is
   expected at low signal-to-noise.
-- Iron oxides and chalcopyrite are recognised from broad VNIR features, which atmospheric correction errors
-  distort.
+- Iron oxides are recognised from broad VNIR features, which atmospheric correction errors distort.
 - Only as good as the atmospheric correction and the wavelength calibration of the image.
 """
     with open(path, "w", encoding="utf-8") as fh:

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # make demo: OreMap headless with qgis_process on the bundled real AVIRIS-NG tile.
-# Runs SAM and fully constrained unmixing against a handful of USGS minerals and writes
+# Runs SAM and fully constrained unmixing against a handful of USGS minerals, and the bundled
+# spectral CNN (USGS minerals model, the image resampled to its wavelengths), and writes
 # styled outputs (.tif + .qml) and a short summary into demo_output/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,5 +23,8 @@ qgis_process --json run oremap:unmix_fcls -- \
 qgis_process --json run oremap:unmix_fcls -- \
   INPUT="$CUBE" LIBRARY="$LIB" SPECTRA="$MINERALS" MODE=0 \
   OUTPUT="$OUT/abundances_fcls.tif" > "$OUT/unmix_fcls_run.json"
+qgis_process --json run oremap:classify_spectral_cnn -- \
+  INPUT="$CUBE" MODEL=0 MIN_CONFIDENCE=0.5 \
+  OUTPUT_CLASSES="$OUT/cnn_classes.tif" OUTPUT_CONFIDENCE="$OUT/cnn_confidence.tif" > "$OUT/cnn_run.json"
 .venv/bin/python scripts/demo_summary.py "$OUT" | tee "$OUT/summary.txt"
 echo "Outputs in $OUT/ (open the .tif files in QGIS: each loads with its .qml style)."

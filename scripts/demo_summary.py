@@ -8,18 +8,23 @@ import numpy as np
 import rasterio
 
 
-def main(out):
-    lines = []
-    with rasterio.open(os.path.join(out, "sam_classes.tif")) as ds:
+def class_shares(path):
+    """Lines with the share of each class of an OreMap class raster, largest first."""
+    with rasterio.open(path) as ds:
         classes = ds.read(1)
         legend = {c["value"]: c["name"] for c in json.loads(ds.tags()["OREMAP_CLASSES"])}
         valid = classes != ds.nodata
+    values, counts = np.unique(classes[valid], return_counts=True)
+    return [f"  {legend[int(v)]:<34s} {100.0 * c / valid.sum():5.1f} %"
+            for v, c in sorted(zip(values, counts), key=lambda t: -t[1])]
+
+
+def main(out):
+    lines = []
     with rasterio.open(os.path.join(out, "sam_angle.tif")) as ds:
         angle = ds.read(1, masked=True)
-    lines.append(f"SAM: {valid.sum()} pixels, median best angle {np.ma.median(angle):.3f} rad")
-    values, counts = np.unique(classes[valid], return_counts=True)
-    for v, c in sorted(zip(values, counts), key=lambda t: -t[1]):
-        lines.append(f"  {legend[int(v)]:<34s} {100.0 * c / valid.sum():5.1f} %")
+    lines.append(f"SAM: {angle.count()} pixels, median best angle {np.ma.median(angle):.3f} rad")
+    lines += class_shares(os.path.join(out, "sam_classes.tif"))
     for name, title in (("abundances_fcls.tif", "FCLS, strict (sum = 1)"),
                         ("abundances_closed.tif", "Non-negative then closed (scale-invariant)")):
         with rasterio.open(os.path.join(out, name)) as ds:
@@ -31,6 +36,11 @@ def main(out):
         total = data[:-1].sum(axis=0)
         lines.append(f"  sum of abundances: min {float(total.min()):.6f}, max {float(total.max()):.6f}; "
                      f"mean RMSE {float(data[-1].mean()):.4f}")
+    with rasterio.open(os.path.join(out, "cnn_confidence.tif")) as ds:
+        confidence = ds.read(1, masked=True)
+    lines.append(f"Spectral CNN (bundled USGS minerals model, minimum confidence 0.5): median confidence "
+                 f"{np.ma.median(confidence):.2f}")
+    lines += class_shares(os.path.join(out, "cnn_classes.tif"))
     print("\n".join(lines))
 
 
