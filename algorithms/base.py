@@ -135,7 +135,7 @@ class OreMapAlgorithm(QgsProcessingAlgorithm):
     def __init__(self):
         super().__init__()
         self._post_processors = []
-        self._endmember_parameter = "LIBRARY"
+        self._parameter_overrides = {}  # core error key -> parameter, decided while running
 
     # -- identity ---------------------------------------------------------------------
     def tr(self, text):
@@ -314,12 +314,12 @@ class OreMapAlgorithm(QgsProcessingAlgorithm):
             raise self.fail("LIBRARY", "No reference spectra were given.",
                             "Choose a spectral library file, or a point layer with a name field.")
         if points is not None:
-            self._endmember_parameter = "POINTS"
+            self._parameter_overrides["endmembers"] = "POINTS"
             info = mapping.image_band_info(raster, wavelengths, required=False)
             library, bands = mapping.sample_endmembers(raster, *points, band_info=info, nodata=nodata,
                                                        scale=scale, feedback=feedback)
             return library, None, bands, (nodata, scale)
-        self._endmember_parameter = "LIBRARY"
+        self._parameter_overrides["endmembers"] = "LIBRARY"
         library = self.library(parameters, context, feedback)
         return library, mapping.image_band_info(raster, wavelengths), None, (nodata, scale)
 
@@ -399,9 +399,7 @@ class OreMapAlgorithm(QgsProcessingAlgorithm):
             raise QgsProcessingException(self.tr("Cancelled: no output was written."))
         except OreMapError as exc:
             key = exc.parameter
-            if key == "endmembers":
-                key = self._endmember_parameter
-            name = self.CORE_PARAMETERS.get(key, key)
+            name = self._parameter_overrides.get(key) or self.CORE_PARAMETERS.get(key, key)
             if name and self.parameterDefinition(name) is None:
                 name = None
             raise self.fail(name, exc.message, exc.fix or "")

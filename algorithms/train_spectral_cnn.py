@@ -20,6 +20,8 @@ CLASS_RULES = [("first_word", "First word of the spectrum name (mineral)"), ("wh
 
 
 class TrainSpectralCnn(OreMapAlgorithm):
+    CORE_PARAMETERS = {**OreMapAlgorithm.CORE_PARAMETERS, "report": "OUTPUT_REPORT", "output": "OUTPUT_MODEL",
+                       "raster": "INPUT", "class_rule": "CLASS_RULE"}
     NAME = "train_spectral_cnn"
     DISPLAY_NAME = "Train a spectral CNN"
     GROUP = "hyperspectral"
@@ -134,6 +136,7 @@ class TrainSpectralCnn(OreMapAlgorithm):
                 data = training.image_training_set(source, geometries, labels, good)
             feedback.info(f"{data.X.shape[0]} training pixels from {len(set(data.groups.tolist()))} features.")
             return data, False
+        self._parameter_overrides["training"] = "LIBRARIES"
         if not libraries:
             raise self.fail("LIBRARIES", "No training data were given.",
                             "Give spectral libraries (b), or a raster with training features (a).")

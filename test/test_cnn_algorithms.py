@@ -265,3 +265,19 @@ def test_bundled_model_is_listed_and_recognises_library_minerals(run_alg, tmp_pa
     got = [names[c] for c in codes]
     correct = sum(g == w for g, (_, w) in zip(got, rows))
     assert correct >= len(rows) - 2, list(zip(got, [w for _, w in rows]))
+
+
+def test_training_bad_input(run_alg, tmp_path):
+    outputs = {"OUTPUT_MODEL": str(tmp_path / "m.onnx"), "OUTPUT_REPORT": str(tmp_path / "r.html")}
+    cases = [
+        ({}, "(LIBRARIES)", "no training data"),
+        ({"LIBRARIES": [TRAIN_LIBRARY]}, "(REFERENCE)", "target sensor"),
+        ({"LIBRARIES": [TRAIN_LIBRARY], "REFERENCE": AVIRIS_NG, "CLASSES": "Kaolinite; Unobtainium"},
+         "(CLASSES)", "Unobtainium"),
+        ({"LIBRARIES": [TRAIN_LIBRARY], "WAVELENGTHS": "2000:2010:10"}, "(WAVELENGTHS)", "fewer than 5"),
+    ]
+    for extra, parameter, words in cases:
+        with pytest.raises(QgsProcessingException) as err:
+            run_alg("train_spectral_cnn", dict(outputs, EPOCHS=1, **extra))
+        assert parameter in str(err.value) and words.lower() in str(err.value).lower(), str(err.value)
+    assert os.listdir(tmp_path) == []
