@@ -448,8 +448,7 @@ def sample_reference(raster_path, geometries, classes, band=1, all_touched=False
         counts of what was left out (nodata pixels, points outside, empty and
         skipped features).
     """
-    import rasterio
-
+    from .raster import open_raster
     from .sampling import pixels_under, read_covered
 
     feedback = ensure(feedback)
@@ -457,12 +456,7 @@ def sample_reference(raster_path, geometries, classes, band=1, all_touched=False
     if len(geometries) != len(classes):
         raise ValueError(f"{len(geometries)} geometries but {len(classes)} class labels.")
     skip = np.array([g is None or g.is_empty or _missing_label(c) for g, c in zip(geometries, classes)], bool)
-    try:
-        ds = rasterio.open(raster_path)
-    except rasterio.errors.RasterioIOError as exc:
-        raise OreMapError(f"Cannot read the class raster '{raster_path}': {exc}.", "raster",
-                          "Choose a class raster GDAL can open.") from exc
-    with ds:
+    with open_raster(raster_path, what="class raster") as ds:
         if not 1 <= band <= ds.count:
             raise OreMapError(f"Band {band} does not exist; the class raster has {ds.count}.", "raster")
         bad_values = [v for v in (ds.nodatavals[band - 1], nodata) if v is not None]
@@ -597,15 +591,11 @@ def legend_from_raster(path, band=1):
     nodata excluded), named ``"Class <code>"``, with colours from the GDAL colour
     table when there is one (else ``None``).
     """
-    import rasterio
     from rasterio.windows import Window
 
-    try:
-        ds = rasterio.open(path)
-    except rasterio.errors.RasterioIOError as exc:
-        raise OreMapError(f"Cannot read the class raster '{path}': {exc}.", "raster",
-                          "Choose a class raster GDAL can open.") from exc
-    with ds:
+    from .raster import open_raster
+
+    with open_raster(path, what="class raster") as ds:
         tag = ds.tags().get("OREMAP_CLASSES")
         if tag:
             try:

@@ -40,6 +40,17 @@ def memory_budget_mb(value=None):
 # --------------------------------------------------------------------------------------
 # Source
 # --------------------------------------------------------------------------------------
+def open_raster(path, parameter="raster", what="raster"):
+    """Open a raster with rasterio, or raise :class:`OreMapError` saying what to choose instead."""
+    if not path or not os.path.exists(path):
+        raise OreMapError(f"The {what} '{path}' does not exist.", parameter, f"Choose an existing {what} file.")
+    try:
+        return rasterio.open(path)
+    except rasterio.errors.RasterioIOError as exc:
+        raise OreMapError(f"Cannot read the {what} '{path}': {exc}.", parameter,
+                          f"Choose a {what} GDAL can open (GeoTIFF, ENVI, ...).") from exc
+
+
 class RasterSource:
     """A raster opened for block reading, with its masking and reflectance scaling.
 
@@ -58,14 +69,7 @@ class RasterSource:
 
     def __init__(self, path, bands=None, nodata=None, scale=None, feedback=None):
         feedback = ensure(feedback)
-        if not path or not os.path.exists(path):
-            raise OreMapError(f"Raster '{path}' does not exist.", "raster", "Choose an existing raster file.")
-        try:
-            self.dataset = rasterio.open(path)
-        except rasterio.errors.RasterioIOError as exc:
-            raise OreMapError(f"Cannot read raster '{path}': {exc}.", "raster",
-                              "Choose a raster GDAL can open (GeoTIFF, ENVI, ...).") from exc
-        ds = self.dataset
+        self.dataset = ds = open_raster(path)
         self.path = path
         self.bands = list(range(1, ds.count + 1)) if bands is None else [int(b) for b in bands]
         if not self.bands:
