@@ -101,7 +101,7 @@ def training_report(data, result, summaries, preprocessing, augment_copies, snr)
         ("Validation samples", str(len(result.val_labels))),
         ("Created", datetime.datetime.now().strftime("%Y-%m-%d %H:%M")),
     ]
-    sections = [("Training data and settings", report.html_table(["", ""], settings))]
+    sections = [("Training data and settings", report.html_table(["Setting", "Value"], settings))]
     per_class = [[name, counts[name], int(val_counts[i]), cnn["per_class"][i]["f1"], sam_summary["per_class"][i]["f1"]]
                  for i, name in enumerate(data.class_names)]
     comparison = report.html_table(
@@ -113,7 +113,7 @@ def training_report(data, result, summaries, preprocessing, augment_copies, snr)
         data.class_names, [[r[3] for r in per_class], [r[4] for r in per_class]], ["CNN", "SAM"],
         "F1 per class on the validation data", "F1")))
     sections.append(("Per class", report.html_table(
-        ["class", "training spectra", "validation samples", "F1 CNN", "F1 SAM"], per_class)))
+        ["class", "spectra (training + validation)", "validation samples", "F1 CNN", "F1 SAM"], per_class)))
     history = result.history
     epochs = list(range(1, len(history.get("train_loss", [])) + 1))
     sections.append(("Learning curves", report.svg_line_chart(

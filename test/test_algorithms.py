@@ -174,3 +174,28 @@ def test_points_in_another_crs_are_reprojected(run_alg, tmp_path):
     with rasterio.open(res["OUTPUT"]) as ds:
         ab = ds.read()
     assert ab[0, 2, 2] == pytest.approx(1.0, abs=1e-5) and ab[1, 8, 3] == pytest.approx(1.0, abs=1e-5)
+
+
+def test_outputs_load_styled_in_qgis(run_alg, tmp_path):
+    from qgis.core import QgsRasterLayer
+
+    sam = run_alg("sam_classify", {"INPUT": AVIRIS_NG, "LIBRARY": USGS_LIBRARY, "SPECTRA": "; ".join(MINERALS[:3]),
+                                   "OUTPUT_CLASSES": str(tmp_path / "c.tif"), "OUTPUT_SCORE": str(tmp_path / "s.tif")})
+    unmix = run_alg("unmix_fcls", {"INPUT": AVIRIS_NG, "LIBRARY": USGS_LIBRARY, "SPECTRA": "; ".join(MINERALS[:3]),
+                                   "OUTPUT": str(tmp_path / "a.tif")})
+    classes = QgsRasterLayer(sam["OUTPUT_CLASSES"], "classes")  # loads the .qml beside the file
+    score = QgsRasterLayer(sam["OUTPUT_SCORE"], "score")
+    abundance = QgsRasterLayer(unmix["OUTPUT"], "abundance")
+    try:
+        assert classes.renderer().type() == "paletted"
+        labels = [c.label for c in classes.renderer().classes()]
+        assert labels == ["Unclassified", "Kaolinite CM9 BECKb AREF", "Alunite GDS84 Na03 BECKa AREF",
+                          "Muscovite GDS107 BECKa AREF"]
+        assert classes.renderer().classes()[1].color.name() == "#1f78b4"  # kaolinite blue
+        assert score.renderer().type() == "singlebandpseudocolor"
+        assert abundance.renderer().type() == "singlebandpseudocolor"
+        assert abundance.renderer().classificationMin() == 0.0 and abundance.renderer().classificationMax() == 1.0
+        assert abundance.dataProvider().generateBandName(1) is not None
+        assert "Kaolinite" in abundance.bandName(1)
+    finally:
+        del classes, score, abundance
