@@ -67,5 +67,8 @@ class UnmixFcls(OreMapAlgorithm):
         for name, value in stats["mean_abundance"].items():
             feedback.info(f"  mean abundance {name}: {value:.3f}")
         feedback.info(f"  mean RMSE: {stats['mean_rmse']:.4g}")
-        self.style_output(context, out_path, {"kind": "ramp", "band": 1, "ramp": "Viridis", "min": 0.0, "max": 1.0})
+        # show the endmember with the largest mean abundance first; the user switches bands in the style panel
+        means = list(stats["mean_abundance"].values())
+        band = 1 + max(range(len(means)), key=means.__getitem__)
+        self.style_output(context, out_path, {"kind": "ramp", "band": band, "ramp": "Viridis", "min": 0.0, "max": 1.0})
         return {"OUTPUT": out_path, "VALID_PIXELS": stats["valid_pixels"]}

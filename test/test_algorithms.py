@@ -195,6 +195,9 @@ def test_outputs_load_styled_in_qgis(run_alg, tmp_path):
         assert score.renderer().type() == "singlebandpseudocolor"
         assert abundance.renderer().type() == "singlebandpseudocolor"
         assert abundance.renderer().classificationMin() == 0.0 and abundance.renderer().classificationMax() == 1.0
+        with rasterio.open(unmix["OUTPUT"]) as ds:
+            dominant = 1 + int(np.argmax([ds.read(b).mean() for b in (1, 2, 3)]))
+        assert abundance.renderer().band() == dominant
         assert abundance.dataProvider().generateBandName(1) is not None
         assert "Kaolinite" in abundance.bandName(1)
     finally:
