@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 APT_PACKAGES="qgis python3-qgis python3-venv python3-rasterio python3-geopandas \
-python3-sklearn python3-scipy python3-rtree"
+python3-sklearn python3-scipy python3-rtree xvfb xauth"
 
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 
