@@ -619,31 +619,15 @@ def data_hash(X, y):
 
 
 def _metrics(y_true, proba, n_classes, class_names):
-    """Accuracy figures of predictions ``proba`` against ``y_true``."""
-    pred = np.argmax(proba, axis=1)
-    cm = np.zeros((n_classes, n_classes), dtype=np.int64)
-    np.add.at(cm, (y_true, pred), 1)
-    n = cm.sum()
-    support, predicted, correct = cm.sum(axis=1), cm.sum(axis=0), np.diag(cm)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        recall = np.where(support > 0, correct / np.maximum(support, 1), np.nan)
-        precision = np.where(predicted > 0, correct / np.maximum(predicted, 1), np.nan)
-        f1 = 2 * precision * recall / (precision + recall)
-    accuracy = float(correct.sum() / n) if n else float("nan")
-    expected = float((support * predicted).sum() / n**2) if n else float("nan")
-    kappa = (accuracy - expected) / (1 - expected) if n and expected < 1 else float("nan")
-    per_class = {
-        name: {"precision": float(precision[i]), "recall": float(recall[i]), "f1": float(f1[i]),
-               "support": int(support[i])}
-        for i, name in enumerate(class_names)
-    }
-    return {
-        "accuracy": accuracy,
-        "balanced_accuracy": float(np.nanmean(recall)) if np.isfinite(recall).any() else float("nan"),
-        "kappa": float(kappa),
-        "confusion_matrix": cm.tolist(),
-        "per_class": per_class,
-    }
+    """Accuracy figures of predictions ``proba`` against ``y_true`` (from :mod:`core.accuracy`)."""
+    from .accuracy import summary
+
+    result = summary(y_true, np.argmax(proba, axis=1), list(range(n_classes)), list(class_names))
+    recalls = [c["recall"] for c in result["per_class"] if c["support"] > 0]
+    per_class = {c["name"]: {"precision": c["precision"], "recall": c["recall"], "f1": c["f1"],
+                             "support": c["support"]} for c in result["per_class"]}
+    return {"accuracy": result["overall_accuracy"], "balanced_accuracy": float(np.mean(recalls)),
+            "kappa": result["kappa"], "confusion_matrix": result["matrix"], "per_class": per_class}
 
 
 def _check_training_data(X, y, class_names, groups, wavelengths, fwhm, preprocessing):
