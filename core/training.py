@@ -50,6 +50,23 @@ def class_from_name(name, rule="first_word"):
     return re.sub(r"[,;:.]+$", "", word)
 
 
+_RECORD_SUFFIX = re.compile(r"^[A-Z]{4}$")  # AREF, RREF, RTGC...: the kind of record
+_INSTRUMENT = re.compile(r"^(BECK|ASD|NIC|AVIRIS|CRISM)[A-Za-z0-9]*$")  # spectrometer + quality code
+
+
+def sample_id(name):
+    """The physical sample a library spectrum was measured on.
+
+    USGS names end with the spectrometer and the record kind (``"Kaolinite CM9 BECKb AREF"``,
+    ``"Kaolinite CM9 ASDNGb AREF"``): both are measurements of sample ``"Kaolinite CM9"``, and
+    must stay on the same side of a validation split. Other names are their own sample.
+    """
+    words = " ".join(str(name).split()).split(" ")
+    if len(words) >= 3 and _RECORD_SUFFIX.match(words[-1]) and _INSTRUMENT.match(words[-2]):
+        words = words[:-2]
+    return " ".join(words)
+
+
 def read_class_table(path):
     """``{spectrum name: class}`` from a CSV whose first two columns are name and class."""
     if not os.path.exists(path):
@@ -107,7 +124,8 @@ def library_training_set(paths, band_info, class_rule="first_word", class_table=
     Returns
     -------
     TrainingSet
-        ``groups`` numbers the source spectra, so augmented copies of one spectrum share a group.
+        ``groups`` numbers the physical samples (:func:`sample_id`): all measurements of one sample,
+        and the augmented copies of each, stay on one side of a validation split.
     """
     feedback = ensure(feedback)
     if not paths:
@@ -137,12 +155,13 @@ def library_training_set(paths, band_info, class_rule="first_word", class_table=
                 dropped += 1
                 continue
             X.append(filled)
-            labels.append(wanted[label.lower()] if wanted else label)
+            labels.append(label)
             names.append(name)
     if dropped:
         feedback.info(f"{dropped} spectra do not cover the target bands and were left out.")
     if wanted:
-        missing = sorted(set(wanted.values()) - set(labels))
+        found = {label.lower() for label in labels}
+        missing = sorted(name for key, name in wanted.items() if key not in found)
         if missing:
             raise OreMapError(f"No usable spectrum for the classes {', '.join(missing)}.", "classes",
                               "Check the class names against the library (first word of each spectrum name).")
@@ -159,8 +178,12 @@ def library_training_set(paths, band_info, class_rule="first_word", class_table=
     index = {c: i for i, c in enumerate(class_names)}
     X = np.asarray(X, dtype=np.float32)[keep]
     y = np.array([index[c] for c in labels[keep]], dtype=np.int64)
-    return TrainingSet(X=X, y=y, groups=np.arange(y.size), class_names=class_names, band_info=target,
-                       sample_names=[n for n, k in zip(names, keep) if k])
+    names = [n for n, k in zip(names, keep) if k]
+    samples = {}
+    groups = np.array([samples.setdefault(sample_id(n), len(samples)) for n in names], dtype=np.int64)
+    feedback.info(f"{y.size} spectra of {len(samples)} physical samples (measurements of one sample by "
+                  "several spectrometers are validated together).")
+    return TrainingSet(X=X, y=y, groups=groups, class_names=class_names, band_info=target, sample_names=names)
 
 
 def image_training_set(source, geometries, labels, band_info=None):

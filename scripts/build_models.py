@@ -102,7 +102,8 @@ absorption features rather than overall brightness and slope, which atmospheric 
 mixing change most.
 
 ## Validation
-Grouped: whole library spectra (physical samples) held out, about 25 % per class, and augmented the same way.
+Grouped by physical sample: about 25 % of each class's samples held out with all their measurements (a
+sample measured by several spectrometers is one group), and augmented the same way.
 Overall accuracy {m.get('validation_overall_accuracy', float('nan')):.3f}, kappa
 {m.get('validation_kappa', float('nan')):.3f}, macro F1 {m.get('validation_macro_f1', float('nan')):.3f} on
 {m.get('n_validation', 0)} held-out augmented spectra; Spectral Angle Mapper (class mean spectra) on the same

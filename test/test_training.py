@@ -1,0 +1,63 @@
+"""Training sets from libraries: classes from names, physical-sample groups, target bands."""
+
+import numpy as np
+import pytest
+
+from oremap.core.errors import OreMapError
+from oremap.core.training import class_from_name, library_training_set, sample_id, target_bands
+from oremap.core.wavelengths import BandInfo
+
+
+def write_csv(path, wavelengths, spectra):
+    names = list(spectra)
+    with open(path, "w") as fh:
+        fh.write("wavelength_nm," + ",".join(names) + "\n")
+        for i, wl in enumerate(wavelengths):
+            fh.write(f"{wl}," + ",".join("" if np.isnan(spectra[n][i]) else f"{spectra[n][i]:.6f}"
+                                          for n in names) + "\n")
+    return str(path)
+
+
+def test_class_and_sample_from_usgs_names():
+    assert class_from_name("Kaolinite CM9 BECKb AREF") == "Kaolinite"
+    assert class_from_name("Kaolinite CM9 BECKb AREF", "whole_name") == "Kaolinite CM9 BECKb AREF"
+    assert sample_id("Kaolinite CM9 BECKb AREF") == sample_id("Kaolinite  CM9   ASDNGb AREF") == "Kaolinite CM9"
+    assert sample_id("Grass-FescueNeedlg YNP-FN-1 AVIRISb RTGC") == "Grass-FescueNeedlg YNP-FN-1"
+    assert sample_id("field spectrum 12") == "field spectrum 12"
+    with pytest.raises(OreMapError):
+        class_from_name("x", "last_word")
+
+
+def test_library_training_set_groups_bands_and_gaps(tmp_path):
+    wl = np.arange(400.0, 2501.0, 10.0)
+    flat = np.full(wl.size, 0.5)
+    gap = flat.copy()
+    gap[-2:] = np.nan  # last channels missing: filled, not dropped (under 5 %)
+    holey = flat.copy()
+    holey[::3] = np.nan  # a third missing: dropped
+    path = write_csv(tmp_path / "lib.csv", wl, {
+        "Kaolinite CM9 BECKb AREF": flat * 0.9, "Kaolinite CM9 ASDNGb AREF": gap,
+        "Kaolinite KGa-1 BECKb AREF": flat * 0.8, "Alunite GDS84 BECKa AREF": flat * 0.7,
+        "Alunite HS295 BECKa AREF": holey, "Calcite WS272 BECKa AREF": flat * 0.6})
+    target = BandInfo(centers=np.arange(350.0, 2601.0, 5.0), fwhm=None, bad=None)
+    data = library_training_set([path], target, classes=["kaolinite", "Alunite"])
+    assert data.class_names == ["Alunite", "Kaolinite"]  # the names as asked, calcite left out
+    assert data.sample_names == ["Kaolinite CM9 BECKb AREF", "Kaolinite CM9 ASDNGb AREF",
+                                 "Kaolinite KGa-1 BECKb AREF", "Alunite GDS84 BECKa AREF"]
+    assert data.y.tolist() == [1, 1, 1, 0]
+    assert data.groups.tolist() == [0, 0, 1, 2]  # two measurements of sample CM9: one group
+    # no extrapolation beyond the library (400-2500 nm), no water-vapour windows
+    c = data.band_info.centers
+    assert c.min() == 400.0 and c.max() == 2500.0
+    assert not np.any((c > 1330) & (c < 1460)) and not np.any((c > 1760) & (c < 1970))
+    np.testing.assert_allclose(data.X[1], 0.5, atol=1e-6)  # gap filled by interpolation
+    with pytest.raises(OreMapError) as err:
+        library_training_set([path], target, classes=["Kaolinite", "Gold"])
+    assert err.value.parameter == "classes" and "Gold" in err.value.message
+
+
+def test_target_bands_drop_bad_and_water():
+    info = BandInfo(centers=np.array([500.0, 1400.0, 1850.0, 2200.0]), fwhm=np.full(4, 10.0),
+                    bad=np.array([False, False, False, True]))
+    assert target_bands(info).centers.tolist() == [500.0]
+    assert target_bands(info, exclude_water=False).centers.tolist() == [500.0, 1400.0, 1850.0]
