@@ -72,6 +72,32 @@ def main():
     train.source = "USGS splib07a convolved to AVIRIS-1995 (Kokaly et al. 2017), training subset for OreMap tests"
     spectral_library.write_envi_library(train, os.path.join(OUT, "usgs_train.sli"))
     print(f"{len(train.names)} spectra -> {OUT}/usgs_train.sli")
+    write_jasper_ridge(usgs.wavelengths)
+
+
+def write_jasper_ridge(aviris_wavelengths, size=40, offset=(30, 30)):
+    """A 40 x 40 window of the real AVIRIS Jasper Ridge scene as delivered: uint16 (reflectance x 10000),
+    198 of the 224 AVIRIS channels, wavelengths as GeoTIFF band metadata, no georeferencing."""
+    import numpy as np
+    import rasterio
+    import scipy.io
+
+    from core.wavelengths import BandInfo, band_tags
+
+    mat = scipy.io.loadmat(os.path.join(SHARED, "hyperspectral", "jasperRidge2_R198.mat"))
+    bands = mat["SlectBands"].ravel().astype(int)  # 1-based AVIRIS channels kept
+    n = int(mat["nRow"][0, 0])
+    cube = mat["Y"].reshape(len(bands), n, n, order="F")  # pixels stored column by column
+    r, c = offset
+    window = cube[:, r:r + size, c:c + size]
+    info = BandInfo(centers=np.asarray(aviris_wavelengths)[bands - 1], fwhm=None, bad=None)
+    path = os.path.join(OUT, "jasper_ridge_40x40.tif")
+    with rasterio.open(path, "w", driver="GTiff", width=size, height=size, count=len(bands), dtype="uint16",
+                       compress="deflate", predictor=2, tiled=False) as dst:
+        dst.write(window)
+        for i, tags in enumerate(band_tags(info), start=1):
+            dst.update_tags(i, **tags)
+    print(f"Jasper Ridge {size} x {size} x {len(bands)} -> {path}")
 
 
 if __name__ == "__main__":

@@ -202,3 +202,44 @@ def test_outputs_load_styled_in_qgis(run_alg, tmp_path):
         assert "Kaolinite" in abundance.bandName(1)
     finally:
         del classes, score, abundance
+
+
+JASPER = os.path.join(os.path.dirname(AVIRIS_NG), "jasper_ridge_40x40.tif")
+
+
+def test_integer_reflectance_real_scene(run_alg, tmp_path):
+    """Jasper Ridge (real AVIRIS, uint16 = reflectance x 10000, no scale metadata): the automatic scale
+    gives the same abundances as the same scene stored as float reflectance, and image endmembers
+    (water, vegetation, road picked by their spectra) unmix to themselves."""
+    with rasterio.open(JASPER) as ds:
+        raw = ds.read()
+        info = band_info_from_raster(ds)
+    reflectance = raw.astype(np.float64) / 10000.0
+    nir = reflectance[np.argmin(abs(info.centers - 860))]
+    red = reflectance[np.argmin(abs(info.centers - 660))]
+    swir = reflectance[np.argmin(abs(info.centers - 1650))]
+    picks = {"water": np.unravel_index(np.argmin(nir), nir.shape),
+             "vegetation": np.unravel_index(np.argmax((nir - red) / (nir + red)), nir.shape),
+             "road": np.unravel_index(np.argmax(swir * (nir < 1.3 * red)), nir.shape)}
+    library = tmp_path / "endmembers.csv"
+    with open(library, "w") as fh:
+        fh.write("wavelength_nm," + ",".join(picks) + "\n")
+        for b, wl in enumerate(info.centers):
+            fh.write(f"{wl!r}," + ",".join(repr(float(reflectance[b][rc])) for rc in picks.values()) + "\n")
+    as_float = str(tmp_path / "jasper_float.tif")
+    with rasterio.open(JASPER) as src, rasterio.open(as_float, "w", driver="GTiff", width=src.width,
+                                                      height=src.height, count=src.count, dtype="float32") as dst:
+        dst.write(reflectance.astype("float32"))
+        for b in range(1, src.count + 1):
+            dst.update_tags(b, **src.tags(b))
+    runs = [run_alg("unmix_fcls", {"INPUT": path, "LIBRARY": str(library), "MODE": 0,
+                                   "OUTPUT": str(tmp_path / f"ab{k}.tif")}) for k, path in enumerate([JASPER, as_float])]
+    with rasterio.open(runs[0]["OUTPUT"]) as a, rasterio.open(runs[1]["OUTPUT"]) as b:
+        from_int, from_float = a.read(), b.read()
+    np.testing.assert_allclose(from_int, from_float, atol=2e-5)
+    for k, (r, c) in enumerate(picks.values()):
+        expected = np.zeros(3)
+        expected[k] = 1.0
+        np.testing.assert_allclose(from_int[:3, r, c], expected, atol=1e-4)
+        assert from_int[3, r, c] < 1e-4  # RMSE of a pure pixel
+    assert 0.2 < from_int[0].mean() < 0.8  # the window holds part of the lake
