@@ -76,8 +76,9 @@ def torch_eager_rate(n=100_000):
 
     path = bundled_models("spectral_classification")[0][1]
     info = read_model_info(path)
-    net = SpectralCNN(info.n_bands, len(info.class_names)).eval()
-    # same architecture and size; the weights do not change the speed
+    network = dict(info.training.get("parameters", {}).get("network", {}))
+    net = SpectralCNN(info.n_bands, len(info.class_names), **network).eval()
+    # the bundled model's architecture and size; the weights do not change the speed
     x = torch.from_numpy(np.random.default_rng(0).random((n, info.n_bands), dtype=np.float32))
     with torch.no_grad():
         net(x[:1000])

@@ -39,8 +39,11 @@ def sam_baseline(train_X, train_y, val_X, n_classes):
 
 def train_and_report(data, model_path, report_path=None, preprocessing="brightness", augment_copies=0, snr=100.0,
                      epochs=150, batch_size=256, learning_rate=1e-3, patience=15, val_fraction=0.25, seed=42,
-                     description="", feedback=None):
+                     description="", network=None, feedback=None):
     """Train on a :class:`~core.training.TrainingSet`, write the model and the HTML report.
+
+    ``network`` overrides the network's size (``channels``, ``kernels``, ``hidden``, ``dropout``; see
+    :func:`core.spectral_cnn.SpectralCNN`).
 
     Returns
     -------
@@ -55,7 +58,7 @@ def train_and_report(data, model_path, report_path=None, preprocessing="brightne
         wavelengths=None if info is None else info.centers, fwhm=None if info is None else info.fwhm,
         preprocessing=preprocessing, epochs=epochs, batch_size=batch_size, lr=learning_rate, patience=patience,
         val_fraction=val_fraction, seed=seed, augment_options=augment_options(augment_copies, snr),
-        feedback=feedback.scaled(0, 95), description=description)
+        feedback=feedback.scaled(0, 95), description=description, network_options=network)
     labels = list(range(len(data.class_names)))
     y_val = np.asarray(result.val_labels)
     if y_val.size == 0:

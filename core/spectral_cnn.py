@@ -89,9 +89,10 @@ def _upper_hull(x, Y):
     """Upper convex hull of each row of ``Y`` over increasing ``x``.
 
     Andrew's monotone chain run for all rows at once: bands are visited once,
-    in order; each row keeps its own stack of hull vertex indexes, and the
-    "pop while the last vertex lies on or below the chord to the new band"
-    step is repeated only for the rows that popped.
+    in order; each row keeps its own stack of hull vertex indexes, with the
+    coordinates of its two top vertices cached, so the usual "pop while the
+    last vertex lies on or below the chord to the new band" test costs no
+    lookups; only the rows that pop read their stack again.
 
     Returns
     -------
@@ -101,29 +102,29 @@ def _upper_hull(x, Y):
     size : ndarray of int64 of shape (n,)
     """
     n, b = Y.shape
-    flat_y = Y.ravel()
-    rows = np.arange(n, dtype=np.int64)
-    base = rows * b
-    stack = np.zeros(n * b, dtype=np.int64)  # flat (n, b)
-    stack[base + 1] = 1
+    rows = np.arange(n)
+    stack = np.zeros((n, b), dtype=np.int64)
+    stack[:, 1] = 1
     size = np.full(n, 2, dtype=np.int64)
+    ox, oy = np.full(n, x[0]), Y[:, 0].copy()  # second-last vertex of each row
+    ax, ay = np.full(n, x[1]), Y[:, 1].copy()  # last vertex
     for j in range(2, b):
-        cand, cbase = rows, base
-        yj, xj = Y[:, j], x[j]
+        xj, yj = x[j], Y[:, j]
+        # a is popped when it lies on or below the chord from o to j (cross product >= 0).
+        cand = rows[(ax - ox) * (yj - oy) >= (ay - oy) * (xj - ox)]
         while cand.size:
-            top = cbase + size[cand]
-            o = stack[top - 2]
-            a = stack[top - 1]
-            xo, yo = x[o], flat_y[cbase + o]
-            # a is popped when it lies on or below the chord from o to j (cross product >= 0).
-            pop = (x[a] - xo) * (yj[cand] - yo) >= (flat_y[cbase + a] - yo) * (xj - xo)
-            cand, cbase = cand[pop], cbase[pop]
             size[cand] -= 1
-            keep = size[cand] >= 2
-            cand, cbase = cand[keep], cbase[keep]
-        stack[base + size] = j
+            ax[cand], ay[cand] = ox[cand], oy[cand]
+            cand = cand[size[cand] >= 2]
+            if not cand.size:
+                break
+            o = stack[cand, size[cand] - 2]
+            ox[cand], oy[cand] = x[o], Y[cand, o]
+            cand = cand[(ax[cand] - ox[cand]) * (yj[cand] - oy[cand]) >= (ay[cand] - oy[cand]) * (xj - ox[cand])]
+        stack[rows, size] = j
         size += 1
-    return stack.reshape(n, b), size
+        ox, oy, ax, ay = ax, ay, np.full(n, xj), yj.copy()
+    return stack, size
 
 
 def _continuum(x, Y):
