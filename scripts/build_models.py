@@ -128,8 +128,9 @@ pixels unlike any class stay unclassified.
 - No sulphide class: chalcopyrite and pyrite are dark and nearly featureless between 400 and 2500 nm, and an
   early version of this model with a chalcopyrite class put most pixels of a sedimentary AVIRIS-NG scene into
   it with high confidence. Map sulphides through their alteration halo (e.g. jarosite, alunite, white mica).
-- On the two bundled AVIRIS-NG sample tiles (no ground truth) it finds mostly quartz-feldspar background with
-  iron oxide, vegetation and some sulphate/clay pixels; treat isolated rare-class pixels with caution.
+- On the first bundled AVIRIS-NG sample tile (no ground truth) it finds mostly quartz-feldspar background and
+  vegetation, with about 15 % jarosite and a few chlorite pixels whose presence nobody has checked; treat
+  rare-class pixels with caution until field data confirm them.
 - Kaolinite, dickite and halloysite, and muscovite and illite, differ in subtle features; their confusion is
   expected at low signal-to-noise.
 - Iron oxides are recognised from broad VNIR features, which atmospheric correction errors distort.
