@@ -1,11 +1,11 @@
-"""Whole-raster mineral mapping: SAM/SID classification and linear unmixing.
+"""Whole-raster mineral mapping: SAM/SID classification, linear unmixing and spectral CNN classification.
 
 These functions join the pieces (wavelength matching, the block engine, the
 per-pixel science) so that the Processing algorithms and plain Python scripts do
 the same thing::
 
     from oremap.core import mapping, spectral_library
-    lib = spectral_library.read_library("minerals.sli").subset(["Kaolinite", "Alunite"])
+    lib = spectral_library.read_library("minerals.sli").subset(["Kaolinite CM9", "Alunite GDS84"])
     mapping.sam_map("cube.tif", lib, "classes.tif", "angles.tif")
 """
 
@@ -17,7 +17,7 @@ from . import sam, unmixing
 from .colors import UNCLASSIFIED, class_colours, hex_colour
 from .errors import OreMapError
 from .feedback import ensure
-from .raster import OutputSpec, RasterSource, class_nodata, class_raster_dtype, run_pixelwise
+from .raster import OutputSpec, RasterSource, class_nodata, class_raster_dtype, open_raster, run_pixelwise
 from .spectral_library import library_from_points
 from .wavelengths import BandInfo, band_info_from_raster, resample_spectra
 
@@ -31,9 +31,7 @@ def image_band_info(raster_path, wavelengths=None, fwhm=None, required=True):
     Raises :class:`OreMapError` (parameter ``"wavelengths"``) when neither gives one
     wavelength per band and ``required`` is True; returns None then otherwise.
     """
-    import rasterio
-
-    with rasterio.open(raster_path) as ds:
+    with open_raster(raster_path) as ds:
         count = ds.count
         info = band_info_from_raster(ds)
     if wavelengths is not None and len(wavelengths):
@@ -311,9 +309,7 @@ def cnn_classify_map(raster_path, model_path, class_path, probability_path=None,
                           f"{len(info.wavelengths)} wavelengths ({info.wavelengths[0]:.0f}-"
                           f"{info.wavelengths[-1]:.0f} nm).")
     else:
-        import rasterio
-
-        with rasterio.open(raster_path) as ds:
+        with open_raster(raster_path) as ds:
             if ds.count != info.input["n_bands"]:
                 raise OreMapError(f"The model expects {info.input['n_bands']} bands, the raster has {ds.count}.",
                                   "raster", "Use a raster with the bands the model was trained on.")
