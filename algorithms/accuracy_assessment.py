@@ -55,8 +55,6 @@ class AccuracyAssessment(OreMapAlgorithm):
         summary = accuracy.assess_class_raster(raster, geometries, labels, feedback=feedback)
         title = f"Accuracy of {os.path.basename(raster)}"
         accuracy.write_accuracy_outputs(summary, title, html_path, csv_path)
-        feedback.info(f"Overall accuracy {summary['overall_accuracy']:.4f}, kappa {summary['kappa']:.4f}, "
-                      f"{summary['n_samples']} reference pixels.")
         results = {"OUTPUT_HTML": html_path, "OVERALL_ACCURACY": summary["overall_accuracy"],
                    "KAPPA": summary["kappa"]}
         if csv_path:

@@ -40,13 +40,14 @@ import re
 import numpy as np
 
 from . import report
+from .colors import hex_colour
 from .errors import OreMapError
 from .feedback import ensure
 
 __all__ = [
     "confusion_matrix", "overall_accuracy", "kappa", "per_class_metrics", "summary", "metrics_table_csv",
     "accuracy_html", "write_accuracy_outputs", "ReferenceSample", "sample_reference", "match_classes",
-    "legend_from_raster", "assess_class_raster",
+    "legend_from_raster", "assess_class_raster", "accuracy_sections",
 ]
 
 
@@ -142,10 +143,10 @@ def per_class_metrics(cm):
     -------
     dict of ndarray, each of length n_classes
         ``support`` (reference samples, row total), ``predicted`` (map samples,
-        column total), ``correct`` (diagonal), ``precision`` and its remote-sensing
-        name ``users_accuracy``, ``recall`` and ``producers_accuracy``, ``f1``,
-        ``commission_error`` (1 - user's) and ``omission_error`` (1 - producer's).
-        See the module notes for NaN and zero cases.
+        column total), ``correct`` (diagonal), ``precision`` (the user's accuracy;
+        1 - precision is the commission error), ``recall`` (the producer's accuracy;
+        1 - recall is the omission error) and ``f1``. See the module notes for NaN
+        and zero cases.
     """
     cm = np.asarray(cm, dtype=float)
     correct = np.diag(cm).copy()
@@ -160,8 +161,6 @@ def per_class_metrics(cm):
         "support": support.astype(np.int64), "predicted": predicted.astype(np.int64),
         "correct": correct.astype(np.int64),
         "precision": precision, "recall": recall, "f1": f1,
-        "users_accuracy": precision.copy(), "producers_accuracy": recall.copy(),
-        "commission_error": 1 - precision, "omission_error": 1 - recall,
     }
 
 
@@ -244,16 +243,15 @@ def metrics_table_csv(summary, path, parameter="table"):
     w = csv.writer(buf, lineterminator="\r\n")
     w.writerow(["Reference \\ Map"] + names + ["Total", "Producer's accuracy"])
     for i, name in enumerate(names):
-        w.writerow([name] + [int(v) for v in cm[i]] + [int(cm[i].sum()), _csv_number(pc[i]["producers_accuracy"])])
+        w.writerow([name] + [int(v) for v in cm[i]] + [int(cm[i].sum()), _csv_number(pc[i]["recall"])])
     w.writerow(["Total"] + [int(v) for v in cm.sum(axis=0)] + [int(cm.sum()), ""])
-    w.writerow(["User's accuracy"] + [_csv_number(c["users_accuracy"]) for c in pc] + ["", ""])
+    w.writerow(["User's accuracy"] + [_csv_number(c["precision"]) for c in pc] + ["", ""])
     w.writerow([])
     w.writerow(["Class", "Code", "Reference samples", "Map samples", "Correct", "Precision (user's accuracy)",
-                "Recall (producer's accuracy)", "F1", "Commission error", "Omission error"])
+                "Recall (producer's accuracy)", "F1"])
     for c in pc:
         w.writerow([c["name"], c["value"], c["support"], c["predicted"], c["correct"],
-                    _csv_number(c["precision"]), _csv_number(c["recall"]), _csv_number(c["f1"]),
-                    _csv_number(c["commission_error"]), _csv_number(c["omission_error"])])
+                    _csv_number(c["precision"]), _csv_number(c["recall"]), _csv_number(c["f1"])])
     w.writerow([])
     w.writerow(["Measure", "Value"])
     for label, key in [("Samples", "n_samples"), ("Overall accuracy", "overall_accuracy"), ("Kappa", "kappa"),
@@ -313,13 +311,13 @@ def accuracy_sections(summary, prefix=""):
     table = report.html_table(
         ["Class", "Code", "Reference pixels", "Map pixels", "Correct", "User's accuracy (precision)",
          "Producer's accuracy (recall)", "F1"],
-        [[c["name"], c["value"], c["support"], c["predicted"], c["correct"], c["users_accuracy"],
-          c["producers_accuracy"], c["f1"]] for c in pc])
+        [[c["name"], c["value"], c["support"], c["predicted"], c["correct"], c["precision"],
+          c["recall"], c["f1"]] for c in pc])
     sections.append(("Per-class accuracy", table))
     matrix = report.svg_confusion_matrix(summary["matrix"], names, "Confusion matrix", normalise="true")
     sections.append(("Confusion matrix", matrix + "\n" + report.paragraph(SAMPLES_NOTE, "note")))
     if names:
-        bars = report.svg_bar_chart(names, [[c["users_accuracy"] for c in pc], [c["producers_accuracy"] for c in pc]],
+        bars = report.svg_bar_chart(names, [[c["precision"] for c in pc], [c["recall"] for c in pc]],
                                     ["User's accuracy", "Producer's accuracy"], "Accuracy per class", "Accuracy",
                                     colours=["#1f78b4", "#ff7f00"], y_range=(0, 1))
         sections.append(("Accuracy per class", bars))
@@ -412,10 +410,14 @@ def _missing_label(label):
     return isinstance(label, str) and not label.strip()
 
 
+def _check_band(path, band):
+    """Raise :class:`OreMapError` unless ``band`` is a band of the class raster at ``path``."""
+    from .raster import open_raster
 
-
-
-
+    with open_raster(path, what="class raster") as ds:
+        if not 1 <= band <= ds.count:
+            raise OreMapError(f"Band {band} does not exist; the class raster has {ds.count}.", "raster",
+                              "Choose band 1 of a class raster.")
 
 
 def sample_reference(raster_path, geometries, classes, band=1, all_touched=False, nodata=None, feedback=None):
@@ -448,7 +450,7 @@ def sample_reference(raster_path, geometries, classes, band=1, all_touched=False
         counts of what was left out (nodata pixels, points outside, empty and
         skipped features).
     """
-    from .raster import open_raster
+    from .raster import RasterSource
     from .sampling import pixels_under, read_covered
 
     feedback = ensure(feedback)
@@ -456,36 +458,18 @@ def sample_reference(raster_path, geometries, classes, band=1, all_touched=False
     if len(geometries) != len(classes):
         raise ValueError(f"{len(geometries)} geometries but {len(classes)} class labels.")
     skip = np.array([g is None or g.is_empty or _missing_label(c) for g, c in zip(geometries, classes)], bool)
-    with open_raster(raster_path, what="class raster") as ds:
-        if not 1 <= band <= ds.count:
-            raise OreMapError(f"Band {band} does not exist; the class raster has {ds.count}.", "raster")
-        bad_values = [v for v in (ds.nodatavals[band - 1], nodata) if v is not None]
-
-        def read(window):
-            block = ds.read(band, window=window)
-            bad = np.zeros(block.shape, dtype=bool)
-            for b in bad_values:
-                bad |= block == b
-            if np.issubdtype(block.dtype, np.floating):
-                bad |= ~np.isfinite(block)
-            return block, ~bad
-
-        pixels = pixels_under(geometries, ds.transform, ds.width, ds.height, all_touched=all_touched, skip=skip,
+    _check_band(raster_path, band)
+    # the block engine's reader: source and user nodata and NaN masked, values as stored (scale 1)
+    with RasterSource(raster_path, bands=[band], nodata=nodata, scale=1) as src:
+        pixels = pixels_under(geometries, src.transform, src.width, src.height, all_touched=all_touched, skip=skip,
                               feedback=feedback)
-        block_values, ok = read_covered(read, pixels)
-    n_nodata = int((~ok).sum())
-    values = [block_values[ok]] if ok.any() else []
-    feats = [pixels.index[ok]] if ok.any() else []
-    per_feature = np.bincount(pixels.index[ok], minlength=len(geometries))
-    usable = ~skip
-    n_outside, n_skipped = pixels.n_outside, int(skip.sum())
-    values = np.concatenate(values).astype(np.int64) if values else np.zeros(0, dtype=np.int64)
-    feats = np.concatenate(feats) if feats else np.zeros(0, dtype=np.int64)
-    used_features, position = np.unique(feats, return_inverse=True)
-    labels = _label_array([classes[i] for i in used_features])[position] if feats.size else np.zeros(0, np.int64)
-    n_empty = int((usable & (per_feature == 0)).sum())
-    return ReferenceSample(values, labels, feats, n_nodata=n_nodata, n_outside=n_outside, n_empty=n_empty,
-                           n_skipped=n_skipped)
+        block_values, ok = read_covered(src.read, pixels)
+    feats = pixels.index[ok]
+    values = block_values[ok, 0].astype(np.int64) if ok.any() else np.zeros(0, np.int64)
+    labels = _label_array([classes[i] for i in feats]) if feats.size else np.zeros(0, np.int64)
+    n_empty = int((~skip & (np.bincount(feats, minlength=len(geometries)) == 0)).sum())
+    return ReferenceSample(values, labels, feats, n_nodata=int((~ok).sum()), n_outside=pixels.n_outside,
+                           n_empty=n_empty, n_skipped=int(skip.sum()))
 
 
 # --------------------------------------------------------------------------------------
@@ -595,6 +579,7 @@ def legend_from_raster(path, band=1):
 
     from .raster import open_raster
 
+    _check_band(path, band)
     with open_raster(path, what="class raster") as ds:
         tag = ds.tags().get("OREMAP_CLASSES")
         if tag:
@@ -619,7 +604,7 @@ def legend_from_raster(path, band=1):
             codes.update(np.unique(block).tolist())
         codes.discard(nodata)
     return [{"value": int(c), "name": f"Class {int(c)}",
-             "color": report.hex_colour(colormap[c]) if colormap and c in colormap else None}
+             "color": hex_colour(colormap[c]) if colormap and c in colormap else None}
             for c in sorted(codes)]
 
 

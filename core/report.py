@@ -103,20 +103,6 @@ def _svg_open(width, height, title):
     ]
 
 
-def nice_step(span, max_ticks=6):
-    """Tick step of 1, 2 or 5 times a power of ten giving at most ``max_ticks`` ticks over ``span``."""
-    span = abs(float(span))
-    if not np.isfinite(span) or span == 0:
-        return 1.0
-    intervals = max(int(max_ticks) - 1, 1)
-    magnitude = 10.0 ** math.floor(math.log10(span / intervals))
-    for m in (1.0, 2.0, 5.0, 10.0):
-        step = m * magnitude
-        if span / step <= intervals * (1 + 1e-9):
-            return step
-    return 10.0 * magnitude
-
-
 def nice_ticks(lo, hi, max_ticks=6):
     """Round tick values lying within ``[lo, hi]``: the densest 1-2-5 step giving at most ``max_ticks``.
 
@@ -483,8 +469,8 @@ def svg_bar_chart(labels, groups_of_values, group_names, title, y_label, colours
     hi = max(0.0, float(finite.max())) if finite.size else 1.0
     if lo == hi:
         hi = 1.0
-    step = nice_step(hi - lo, 6)
-    lo, hi = math.floor(lo / step + 1e-9) * step, math.ceil(hi / step - 1e-9) * step
+    _, step = nice_ticks(lo, hi, 6)
+    lo, hi = math.floor(lo / step + 1e-9) * step, math.ceil(hi / step - 1e-9) * step  # round outward
     if y_range is not None:
         lo, hi = float(min(y_range)), float(max(y_range))
         if lo == hi:

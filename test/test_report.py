@@ -201,12 +201,16 @@ def test_html_table_formats_and_escapes():
 
 def test_report_is_standalone_valid_html_with_one_svg_per_plot(tmp_path):
     cm = [[5, 1], [2, 9]]
-    sections = [
-        ("Spectra", svg_line_chart([("s", [1, 2, 3], [3, 1, 2], None)], "t", "x", "y")),
-        ("Matrix", svg_confusion_matrix(cm, ["A <1>", "B"], "m")),
-        ("Bars", svg_bar_chart(["A", "B"], [[1, 2]], ["g"], "b", "y")),
-        ("Table <raw>", html_table(["a"], [[1.0]])),
-    ]
+
+    def build_sections():
+        return [
+            ("Spectra", svg_line_chart([("s", [1, 2, 3], [3, 1, 2], None)], "t", "x", "y")),
+            ("Matrix", svg_confusion_matrix(cm, ["A <1>", "B"], "m")),
+            ("Bars", svg_bar_chart(["A", "B"], [[1, 2]], ["g"], "b", "y")),
+            ("Table <raw>", html_table(["a"], [[1.0]])),
+        ]
+
+    sections = build_sections()
     page = html_report("Accuracy <of> map & more", sections, subtitle="made <today>")
     parser = parse_html(page)
     assert parser.doctype.lower() == "doctype html"
@@ -215,8 +219,8 @@ def test_report_is_standalone_valid_html_with_one_svg_per_plot(tmp_path):
     assert "<script" not in page and "http://" not in page.replace('xmlns="http://www.w3.org/2000/svg"', "")
     assert "Accuracy &lt;of&gt; map &amp; more" in page and "Table &lt;raw&gt;" in page
     assert "A &lt;1&gt;" in page and "A <1>" not in page
-    # Deterministic.
-    assert page == html_report("Accuracy <of> map & more", sections, subtitle="made <today>")
+    # Deterministic: the figures built anew give the same page.
+    assert page == html_report("Accuracy <of> map & more", build_sections(), subtitle="made <today>")
     out = tmp_path / "report.html"
     assert write_report(str(out), page) == str(out)
     assert out.read_text(encoding="utf-8") == page
