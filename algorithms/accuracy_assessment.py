@@ -29,6 +29,8 @@ class AccuracyAssessment(OreMapAlgorithm):
     OUTPUT_HELP = {
         "OUTPUT_HTML": "HTML report: summary, per-class table and the confusion matrix as a figure.",
         "OUTPUT_CSV": "CSV table: the confusion matrix (reference in rows) and per-class metrics.",
+        "OVERALL_ACCURACY": "Share of reference pixels whose map class is right (0-1).",
+        "KAPPA": "Cohen's kappa: agreement beyond chance (1 = perfect, 0 = chance level).",
     }
     REFERENCES = [
         "Congalton, R. G. (1991). A review of assessing the accuracy of classifications of remotely sensed "
@@ -46,10 +48,13 @@ class AccuracyAssessment(OreMapAlgorithm):
                                               parentLayerParameterName="REFERENCE"))
         self.add_file_output("OUTPUT_HTML", "Accuracy report", "HTML files (*.html)")
         self.add_file_output("OUTPUT_CSV", "Accuracy table", "CSV files (*.csv)", optional=True)
+        self.add_value_output("OVERALL_ACCURACY", "Overall accuracy")
+        self.add_value_output("KAPPA", "Cohen's kappa")
 
     def process(self, parameters, context, feedback):
         raster, layer = self.raster_path(parameters, "INPUT", context)
-        geometries, labels = self.labelled_geometries(parameters, "REFERENCE", "CLASS_FIELD", context, layer.crs())
+        geometries, labels = self.labelled_geometries(parameters, "REFERENCE", "CLASS_FIELD", context, layer.crs(),
+                                                      feedback)
         html_path = self.output_path(parameters, "OUTPUT_HTML", context, feedback)
         csv_path = self.output_path(parameters, "OUTPUT_CSV", context, feedback)
         summary = accuracy.assess_class_raster(raster, geometries, labels, feedback=feedback)

@@ -21,6 +21,8 @@ from qgis.core import (
     QgsProcessing,
     QgsProcessingAlgorithm,
     QgsProcessingException,
+    QgsProcessingOutputBoolean,
+    QgsProcessingOutputNumber,
     QgsProcessingParameterEnum,
     QgsProcessingParameterFeatureSource,
     QgsProcessingParameterField,
@@ -31,13 +33,12 @@ from qgis.core import (
     QgsProcessingParameterRasterLayer,
     QgsProcessingParameterString,
     QgsProcessingParameterDefinition,
-    QgsWkbTypes,
 )
 from qgis.PyQt.QtCore import QCoreApplication
 
 from ..core.errors import Cancelled, OreMapError
 from ..core.feedback import Feedback
-from ..core.raster import check_output_path, memory_budget_mb
+from ..core.raster import MEMORY_SETTING, check_output_path, memory_budget_mb
 from . import styles
 
 GROUPS = {
@@ -79,11 +80,6 @@ def split_names(text):
         return []
     parts = re.split(r"[;\n]", text) if re.search(r"[;\n]", text) else text.split(",")
     return [p.strip() for p in parts if p.strip()]
-
-
-def parse_number_list(text):
-    """Numbers from a comma, semicolon or whitespace separated string."""
-    return [float(v) for v in re.split(r"[,;\s]+", text.strip()) if v]
 
 
 # Help of the parameters the helpers below add; an algorithm's PARAM_HELP may refine any of them.
@@ -174,6 +170,12 @@ class OreMapAlgorithm(QgsProcessingAlgorithm):
                 html += [f"<dt><b>{d.description()}</b> (<code>{d.name()}</code>)</dt>"
                          f"<dd>{self.tr(texts.get(d.name(), ''))}</dd>" for d in definitions]
                 html.append("</dl>")
+        values = [o for o in self.outputDefinitions() if self.parameterDefinition(o.name()) is None]
+        if values:
+            html.append("<h3>Values reported</h3><dl>")
+            html += [f"<dt><b>{o.description()}</b> (<code>{o.name()}</code>)</dt>"
+                     f"<dd>{self.tr(self.OUTPUT_HELP.get(o.name(), ''))}</dd>" for o in values]
+            html.append("</dl>")
         if self.REFERENCES:
             html.append("<h3>References</h3><ul>")
             html += [f"<li>{r}</li>" for r in self.REFERENCES]
@@ -227,6 +229,11 @@ class OreMapAlgorithm(QgsProcessingAlgorithm):
         return self._add(QgsProcessingParameterFileDestination(
             name, self.tr(label), fileFilter=file_filter, optional=optional, createByDefault=not optional))
 
+    def add_value_output(self, name, label, kind="number"):
+        """A value the algorithm reports (e.g. an accuracy), offered to later steps of a model."""
+        output = {"number": QgsProcessingOutputNumber, "boolean": QgsProcessingOutputBoolean}[kind]
+        self.addOutput(output(name, self.tr(label)))
+
     def add_raster_output(self, name, label, optional=False):
         return self._add(QgsProcessingParameterRasterDestination(
             name, self.tr(label), optional=optional, createByDefault=not optional))
@@ -267,32 +274,19 @@ class OreMapAlgorithm(QgsProcessingAlgorithm):
                       + ", ".join(lib.names[:12]) + (" ..." if len(lib.names) > 12 else ""))
         return lib
 
-    def endmember_points(self, parameters, context, raster_layer):
+    def endmember_points(self, parameters, context, raster_layer, feedback=None):
         """World coordinates (in the raster's CRS) and names of the endmember points, or None."""
-        source = self.parameterAsSource(parameters, "POINTS", context)
-        if source is None:
+        from ..core.sampling import point_coords
+
+        if self.parameterAsSource(parameters, "POINTS", context) is None:
             return None
-        field = self.parameterAsString(parameters, "NAME_FIELD", context)
-        if not field:
+        if not self.parameterAsString(parameters, "NAME_FIELD", context):
             raise self.fail("NAME_FIELD", "Endmember points need a name field.",
                             "Choose the field that holds each point's endmember name.")
-        transform = None
-        if source.sourceCrs().isValid() and raster_layer.crs().isValid() and source.sourceCrs() != raster_layer.crs():
-            transform = QgsCoordinateTransform(source.sourceCrs(), raster_layer.crs(), context.transformContext())
-        xs, ys, names = [], [], []
-        for feature in source.getFeatures():
-            geometry = feature.geometry()
-            if geometry.isNull() or geometry.isEmpty():
-                continue
-            if transform is not None:
-                geometry.transform(transform)
-            parts = geometry.asMultiPoint() if QgsWkbTypes.isMultiType(geometry.wkbType()) else [geometry.asPoint()]
-            for point in parts:
-                xs.append(point.x())
-                ys.append(point.y())
-                names.append(str(feature[field]).strip() if feature[field] is not None else "")
-        if not names:
-            raise self.fail("POINTS", "The endmember point layer has no points.", "Digitise at least two points.")
+        geometries, labels = self.labelled_geometries(parameters, "POINTS", "NAME_FIELD", context,
+                                                      raster_layer.crs(), feedback)
+        points = [(x, y, str(label)) for geom, label in zip(geometries, labels) for x, y in point_coords(geom)]
+        xs, ys, names = (list(v) for v in zip(*points))
         return xs, ys, names
 
     def reference_spectra(self, parameters, context, feedback, raster, layer):
@@ -305,7 +299,7 @@ class OreMapAlgorithm(QgsProcessingAlgorithm):
         from ..core import mapping
 
         wavelengths, nodata, scale = self.band_parameters(parameters, context)
-        points = self.endmember_points(parameters, context, layer)
+        points = self.endmember_points(parameters, context, layer, feedback)
         has_library = bool(self.parameterAsFile(parameters, "LIBRARY", context))
         if points is not None and has_library:
             raise self.fail("POINTS", "Both a spectral library and endmember points were given.",
@@ -323,8 +317,11 @@ class OreMapAlgorithm(QgsProcessingAlgorithm):
         library = self.library(parameters, context, feedback)
         return library, mapping.image_band_info(raster, wavelengths), None, (nodata, scale)
 
-    def labelled_geometries(self, parameters, name, field_name, context, target_crs):
-        """Shapely geometries (in ``target_crs``) and labels of a vector parameter's features."""
+    def labelled_geometries(self, parameters, name, field_name, context, target_crs, feedback=None):
+        """Shapely geometries (in ``target_crs``) and labels of a vector parameter's features.
+
+        Features without a geometry or a label are left out, and ``feedback`` says how many.
+        """
         from shapely import wkb
 
         source = self.parameterAsSource(parameters, name, context)
@@ -336,19 +333,23 @@ class OreMapAlgorithm(QgsProcessingAlgorithm):
         transform = None
         if source.sourceCrs().isValid() and target_crs.isValid() and source.sourceCrs() != target_crs:
             transform = QgsCoordinateTransform(source.sourceCrs(), target_crs, context.transformContext())
-        geometries, labels = [], []
+        geometries, labels, skipped = [], [], 0
         for feature in source.getFeatures():
             geometry = feature.geometry()
             value = feature[field]
             if geometry.isNull() or geometry.isEmpty() or value is None or value == NULL or str(value).strip() == "":
+                skipped += 1
                 continue
             if transform is not None:
                 geometry.transform(transform)
             geometries.append(wkb.loads(bytes(geometry.asWkb())))
             labels.append(value if isinstance(value, int) else str(value).strip())
         if not geometries:
-            raise self.fail(name, "The layer has no features with a geometry and a class.",
-                            f"Fill the '{field}' field of the training features.")
+            raise self.fail(name, f"The layer has no features with both a geometry and a '{field}' value.",
+                            f"Fill the '{field}' field of the features.")
+        if skipped and feedback is not None:
+            feedback.warning(f"{skipped} features of {self.parameterDefinition(name).description()} have no "
+                             f"geometry or no '{field}' value and were left out.")
         return geometries, labels
 
     def output_path(self, parameters, name, context, feedback):
@@ -370,7 +371,7 @@ class OreMapAlgorithm(QgsProcessingAlgorithm):
         try:
             from processing.core.ProcessingConfig import ProcessingConfig
 
-            value = ProcessingConfig.getSetting("OREMAP_MEMORY_MB")
+            value = ProcessingConfig.getSetting(MEMORY_SETTING)
         except Exception:  # noqa: BLE001 - outside the Processing framework
             value = None
         return memory_budget_mb(value)

@@ -38,6 +38,7 @@ class SamClassify(OreMapAlgorithm):
         "OUTPUT_CLASSES": "Class raster: 1..n = the reference spectra in order (names and colours in the layer "
                           "style and the GeoTIFF colour table), 0 = unclassified, 255 = nodata.",
         "OUTPUT_SCORE": "Best angle (radians) or divergence per pixel: low values are good matches.",
+        "VALID_PIXELS": "Number of valid (not nodata) pixels processed.",
     }
     REFERENCES = [
         "Kruse, F. A. et al. (1993). The Spectral Image Processing System (SIPS). Remote Sensing of "
@@ -58,6 +59,7 @@ class SamClassify(OreMapAlgorithm):
         self.add_band_parameters()
         self.add_raster_output("OUTPUT_CLASSES", "Class raster")
         self.add_raster_output("OUTPUT_SCORE", "Best angle / divergence raster", optional=True)
+        self.add_value_output("VALID_PIXELS", "Pixels classified (valid pixels)")
 
     def process(self, parameters, context, feedback):
         raster, layer = self.raster_path(parameters, "INPUT", context)

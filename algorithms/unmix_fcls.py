@@ -39,6 +39,7 @@ class UnmixFcls(OreMapAlgorithm):
         "OUTPUT": "Float32 raster: one abundance band per endmember (0-1, band names = endmember names) "
                   "and a last band 'RMSE', the root-mean-square residual of the fit in reflectance units "
                   "(high values point at missing endmembers).",
+        "VALID_PIXELS": "Number of valid (not nodata) pixels processed.",
     }
     REFERENCES = [
         "Heinz, D. C. and Chang, C.-I. (2001). Fully constrained least squares linear spectral mixture "
@@ -54,6 +55,7 @@ class UnmixFcls(OreMapAlgorithm):
         self.add_enum("MODE", "Constraint", [label for _, label in MODES])
         self.add_band_parameters()
         self.add_raster_output("OUTPUT", "Abundances")
+        self.add_value_output("VALID_PIXELS", "Pixels unmixed (valid pixels)")
 
     def process(self, parameters, context, feedback):
         raster, layer = self.raster_path(parameters, "INPUT", context)

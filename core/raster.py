@@ -26,6 +26,9 @@ from .feedback import ensure
 DEFAULT_MEMORY_MB = 512
 """Memory budget of one algorithm run, unless the caller or ``OREMAP_MEMORY_MB`` says otherwise."""
 
+MEMORY_SETTING = "OREMAP_MEMORY_MB"
+"""Name of the budget's Processing setting and environment variable."""
+
 PARTIAL_SUFFIX = ".oremap-partial.tif"
 
 
@@ -33,7 +36,7 @@ def memory_budget_mb(value=None):
     """The memory budget in MB: ``value`` if given, else ``$OREMAP_MEMORY_MB``, else 512."""
     if value:
         return float(value)
-    env = os.environ.get("OREMAP_MEMORY_MB")
+    env = os.environ.get(MEMORY_SETTING)
     return float(env) if env else float(DEFAULT_MEMORY_MB)
 
 

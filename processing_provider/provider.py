@@ -8,10 +8,9 @@ from qgis.core import Qgis, QgsMessageLog, QgsProcessingProvider
 from qgis.PyQt.QtGui import QIcon
 
 from ..algorithms import ALGORITHMS
-from ..core.raster import DEFAULT_MEMORY_MB
+from ..core.raster import DEFAULT_MEMORY_MB, MEMORY_SETTING
 
 PLUGIN_DIR = os.path.dirname(os.path.dirname(__file__))
-MEMORY_SETTING = "OREMAP_MEMORY_MB"
 
 
 def _version():

@@ -173,10 +173,12 @@ def test_memory_budget_setting(processing_provider):
     from processing.core.ProcessingConfig import ProcessingConfig
 
     alg = processing_provider.algorithm("unmix_fcls")
-    old = ProcessingConfig.getSetting("OREMAP_MEMORY_MB")
-    assert float(old) == 512.0
-    ProcessingConfig.setSettingValue("OREMAP_MEMORY_MB", 48)
+    from oremap.core.raster import DEFAULT_MEMORY_MB, MEMORY_SETTING
+
+    old = ProcessingConfig.getSetting(MEMORY_SETTING)
+    assert float(old) == DEFAULT_MEMORY_MB
+    ProcessingConfig.setSettingValue(MEMORY_SETTING, 48)
     try:
         assert alg.memory_mb() == 48.0
     finally:
-        ProcessingConfig.setSettingValue("OREMAP_MEMORY_MB", old)
+        ProcessingConfig.setSettingValue(MEMORY_SETTING, old)

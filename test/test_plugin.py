@@ -55,6 +55,10 @@ def test_every_algorithm_documents_every_parameter(processing_provider):
             text = texts.get(definition.name())
             assert text and len(text) > 20, f"{alg.id()}: {definition.name()} has no help"
             assert definition.description() in help_html
+        for output in alg.outputDefinitions():
+            if alg.parameterDefinition(output.name()) is None:  # a reported value, not a file
+                assert len(alg.OUTPUT_HELP.get(output.name(), "")) > 20, f"{alg.id()}: {output.name()} has no help"
+                assert output.description() in help_html
 
 
 def test_about_text_lists_algorithms(processing_provider):

@@ -18,6 +18,7 @@ from qgis.PyQt.QtWidgets import (
     QWidget,
 )
 
+from ..algorithms.base import LIBRARY_FILTER
 from ..core.colors import class_colours
 from ..core.errors import OreMapError
 from ..core.spectral_library import read_library
@@ -112,8 +113,7 @@ class LibraryViewerDialog(QDialog):
             self.load(path)
 
     def choose_file(self):
-        path, _ = QFileDialog.getOpenFileName(self, "Spectral library", "",
-                                              "Spectral libraries (*.sli *.hdr *.esl *.csv *.txt)")
+        path, _ = QFileDialog.getOpenFileName(self, "Spectral library", "", LIBRARY_FILTER)
         if path:
             self.load(path)
 
