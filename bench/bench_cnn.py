@@ -49,7 +49,7 @@ def make_cube(path, width, height):
 
     lib = read_library(os.path.join(ROOT, "test", "data", "usgs_minerals.sli"))
     spectra = np.nan_to_num(lib.spectra[:12], nan=0.2)
-    info = BandInfo(centers=lib.wavelengths, fwhm=lib.fwhm if lib.fwhm is not None else None, bad=None)
+    info = BandInfo(centers=lib.wavelengths, fwhm=lib.fwhm, bad=None)
     rng = np.random.default_rng(0)
     profile = dict(driver="GTiff", width=width, height=height, count=spectra.shape[1], dtype="int16", nodata=-9999,
                    tiled=True, blockxsize=256, blockysize=256, interleave="pixel",
@@ -60,7 +60,7 @@ def make_cube(path, width, height):
         for row in range(0, height, 100):
             h = min(100, height - row)
             ab = rng.dirichlet(np.full(spectra.shape[0], 0.3), size=h * width)
-            cube = ab @ spectra * rng.uniform(0.7, 1.1, (h * width, 1)) + rng.normal(0, 0.004, (h * width, 1))
+            cube = ab @ spectra * rng.uniform(0.7, 1.1, (h * width, 1)) + rng.normal(0, 0.004, (h * width, spectra.shape[1]))
             block = np.clip(cube * 10000, 1, 10000).astype("int16").reshape(h, width, -1)
             dst.write(np.moveaxis(block, -1, 0), window=rasterio.windows.Window(0, row, width, h))
     return spectra.shape[1]

@@ -2,7 +2,7 @@
 
 Run from the repository root::
 
-    /usr/bin/python3 bench/bench_fcls.py [--pixels 100000]
+    .venv/bin/python bench/bench_fcls.py (or make bench) [--pixels 100000]
 
 Data: 6 USGS mineral spectra (splib07, AVIRIS-1995 resampling, 200 of the 224
 channels: the two water-vapour windows are dropped), mixed with sparse
@@ -25,12 +25,14 @@ import sys
 import time
 
 import numpy as np
-from scipy.optimize import nnls
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 from core.spectral_library import read_library  # noqa: E402
 from core.unmixing import fcls  # noqa: E402
+
+sys.path.insert(0, os.path.join(ROOT, "test"))
+from fcls_reference import kkt_violation, mixtures, weighted_nnls  # noqa: E402
 
 LIBRARY = os.path.join(os.environ.get("OREMAP_SHARED_DATA") or os.path.join(ROOT, "..", "shared", "data"),
                        "hyperspectral", "s07_AV95_envi")
@@ -58,55 +60,6 @@ def endmembers():
     return E
 
 
-def make_pixels(E, n, rng):
-    """Realistic mixtures: sparse abundances, brightness, noise, outliers.
-
-    15 % of the pixels are extrapolated away from a random endmember (outside
-    the simplex); only mixtures whose noise-free spectrum is a plausible
-    reflectance (>= 0.01 in every band) are kept.
-    """
-    p = E.shape[1]
-    m = 2 * n
-    A = rng.dirichlet(np.full(p, 0.6), size=m)
-    A[rng.random((m, p)) < 0.35] = 0.0            # many pixels use few minerals
-    empty = A.sum(axis=1) == 0
-    A[empty, rng.integers(0, p, empty.sum())] = 1.0
-    A /= A.sum(axis=1, keepdims=True)
-    outside = rng.random(m) < 0.15
-    away = np.eye(p)[rng.integers(0, p, m)]
-    A[outside] = 1.5 * A[outside] - 0.5 * away[outside]
-    X = (A @ E.T) * rng.uniform(0.85, 1.15, size=(m, 1))
-    X = X[X.min(axis=1) >= 0.01][:n]
-    assert len(X) == n
-    return X + 0.005 * rng.standard_normal(X.shape)
-
-
-def reference(X, E, weight=WEIGHT):
-    """Per-pixel SciPy NNLS with a weighted sum-to-one row."""
-    Ew = np.vstack([E, np.full((1, E.shape[1]), weight)])
-    xw = np.empty(E.shape[0] + 1)
-    xw[-1] = weight
-    A = np.empty((X.shape[0], E.shape[1]))
-    for i, x in enumerate(X):
-        xw[:-1] = x
-        A[i] = nnls(Ew, xw)[0]
-    return A
-
-
-def kkt_violation(X, E, A):
-    """Largest relative violation of the FCLS optimality conditions per pixel.
-
-    With g = E^T (E a - x) and nu the multiplier of sum(a) = 1, optimality
-    requires g_i + nu == 0 where a_i > 0 and g_i + nu >= 0 where a_i == 0.
-    """
-    g = (A @ E.T - X) @ E
-    S = A > 0
-    nu = -np.where(S, g, 0).sum(axis=1) / np.maximum(S.sum(axis=1), 1)
-    mu = g + nu[:, None]
-    scale = np.abs(X @ E).max(axis=1) + np.abs(E.T @ E).max()
-    return np.where(S, np.abs(mu), np.maximum(-mu, 0)).max(axis=1) / scale
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pixels", type=int, default=100_000)
@@ -115,7 +68,7 @@ def main():
 
     rng = np.random.default_rng(20240611)
     E = endmembers()
-    X = make_pixels(E, args.pixels, rng)
+    X = mixtures(E, args.pixels, rng, outside=0.15, extrapolate=0.5)
     n, m = X.shape
 
     times = []
@@ -129,7 +82,7 @@ def main():
     t_f32 = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    A_ref = reference(X, E)
+    A_ref = weighted_nnls(X, E, WEIGHT)
     t_ref = time.perf_counter() - t0
     ref_sum_err = np.abs(A_ref.sum(axis=1) - 1).max()
     A_ref_feasible = A_ref / A_ref.sum(axis=1, keepdims=True)

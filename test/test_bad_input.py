@@ -93,11 +93,23 @@ def test_raster_without_wavelengths_needs_parameter(run_alg, tmp_path):
     params = {"INPUT": path, "LIBRARY": USGS_LIBRARY, "SPECTRA": "Kaolinite CM9; Goethite WS222",
               "OUTPUT_CLASSES": str(tmp_path / "c.tif")}
     expect_failure(run_alg, "sam_classify", params, "WAVELENGTHS", "no wavelength metadata")
-    # with the wavelengths given, it runs and agrees with the same bands read from the ENVI cube
-    result = run_alg("sam_classify", dict(params, WAVELENGTHS=", ".join(f"{c:.4f}" for c in centers),
+    # with the wavelengths given, it gives exactly what the same cube gives with them as band metadata
+    result = run_alg("sam_classify", dict(params, WAVELENGTHS=", ".join(repr(c) for c in centers),
                                           OUTPUT_SCORE=str(tmp_path / "s.tif")))
+    from oremap.core.wavelengths import BandInfo, band_tags
+
+    tagged = str(tmp_path / "tagged.tif")
+    with rasterio.open(path) as src, rasterio.open(tagged, "w", **src.profile) as dst:
+        dst.write(src.read())
+        for i, tags in enumerate(band_tags(BandInfo(centers=np.array(centers))), start=1):
+            dst.update_tags(i, **tags)
+    expected = run_alg("sam_classify", dict(params, INPUT=tagged, OUTPUT_CLASSES=str(tmp_path / "e.tif"),
+                                            OUTPUT_SCORE=str(tmp_path / "es.tif")))
+    for key in ("OUTPUT_CLASSES", "OUTPUT_SCORE"):
+        with rasterio.open(result[key]) as a, rasterio.open(expected[key]) as b:
+            assert np.array_equal(a.read(), b.read())
     with rasterio.open(result["OUTPUT_CLASSES"]) as ds:
-        assert ds.read(1).max() >= 1
+        assert set(np.unique(ds.read(1))) == {1, 2}  # both minerals occur: a real classification
     with pytest.raises(QgsProcessingException) as err:
         run_alg("sam_classify", dict(params, WAVELENGTHS="500, 600", OUTPUT_CLASSES=str(tmp_path / "d.tif")))
     assert "(WAVELENGTHS)" in str(err.value) and "40 bands" in str(err.value)

@@ -14,6 +14,7 @@ import pytest
 from scipy.optimize import nnls
 
 from conftest import SHARED_DATA
+from fcls_reference import kkt_violation, mixtures, weighted_nnls
 from oremap.core.errors import Cancelled, OreMapError
 from oremap.core.feedback import Feedback
 from oremap.core import unmixing
@@ -41,29 +42,6 @@ def library():
     E = read_library(LIBRARY + ".sli").subset(list(MINERALS)).spectra.T[::2]
     assert np.isfinite(E).all()
     return E
-
-
-def _mixtures(E, n, rng, outside=0.25, noise=0.005):
-    """Sparse simplex abundances x brightness + noise; some pushed outside.
-
-    Pixels outside the simplex are extrapolated away from a random endmember;
-    only those whose noise-free spectrum stays a plausible reflectance
-    (>= 0.01 in every band) are kept.
-    """
-    p = E.shape[1]
-    m = 3 * n
-    A = rng.dirichlet(np.full(p, 0.7), size=m)
-    A[rng.random((m, p)) < 0.3] = 0.0
-    empty = A.sum(axis=1) == 0
-    A[empty, rng.integers(0, p, empty.sum())] = 1.0
-    A /= A.sum(axis=1, keepdims=True)
-    out = rng.random(m) < outside
-    away = np.eye(p)[rng.integers(0, p, m)]
-    A[out] = 1.6 * A[out] - 0.6 * away[out]
-    X = (A @ E.T) * rng.uniform(0.8, 1.2, size=(m, 1))
-    X = X[X.min(axis=1) >= 0.01][:n]
-    assert len(X) == n
-    return X + noise * rng.standard_normal(X.shape)
 
 
 def _brute_force(X, E, sum_to_one):
@@ -97,30 +75,6 @@ def _brute_force(X, E, sum_to_one):
     return A, best
 
 
-def _scipy_weighted(X, E, weight=1e4):
-    """SciPy NNLS per pixel with a heavily weighted sum-to-one row."""
-    Ew = np.vstack([E, np.full((1, E.shape[1]), weight)])
-    return np.array([nnls(Ew, np.append(x, weight))[0] for x in X])
-
-
-def _kkt_violation(X, E, A, sum_to_one):
-    """Largest relative violation of the KKT conditions, per pixel.
-
-    The gradient is computed from the residual directly. With nu the
-    multiplier of sum(a) = 1 (0 for NNLS), optimality requires
-    g_i + nu == 0 where a_i > 0 and g_i + nu >= 0 where a_i == 0.
-    """
-    g = (A @ E.T - X) @ E
-    S = A > 0
-    if sum_to_one:
-        nu = -np.where(S, g, 0).sum(axis=1) / np.maximum(S.sum(axis=1), 1)
-    else:
-        nu = np.zeros(len(X))
-    mu = g + nu[:, None]
-    scale = np.abs(X @ E).max(axis=1) + np.abs(E.T @ E).max()
-    return np.where(S, np.abs(mu), np.maximum(-mu, 0)).max(axis=1) / scale
-
-
 # ---------------------------------------------------------------------------
 # fcls: exactness against independent references
 # ---------------------------------------------------------------------------
@@ -129,7 +83,7 @@ def _kkt_violation(X, E, A, sum_to_one):
 def test_matches_brute_force(library, p, sum_to_one):
     rng = np.random.default_rng(p)
     E = library[:, :p]
-    X = _mixtures(E, 120 if p == 8 else 300, rng)
+    X = mixtures(E, 120 if p == 8 else 300, rng)
     A = fcls(X, E, sum_to_one=sum_to_one)
     A_ref, obj_ref = _brute_force(X, E, sum_to_one)
     assert (A == 0).any(), "data should make some constraints active"
@@ -142,9 +96,9 @@ def test_matches_brute_force(library, p, sum_to_one):
 def test_matches_scipy_weighted_row(library, p):
     rng = np.random.default_rng(100 + p)
     E = library[:, :p]
-    X = _mixtures(E, 200, rng)
+    X = mixtures(E, 200, rng)
     A = fcls(X, E)
-    A_ref = _scipy_weighted(X, E)
+    A_ref = weighted_nnls(X, E)
     # The penalty only approximates sum(a) = 1 (to ~1e-6), hence 1e-5.
     np.testing.assert_allclose(A, A_ref, rtol=0, atol=1e-5)
     # Against the rescaled (feasible) reference ours is never worse.
@@ -157,7 +111,7 @@ def test_matches_scipy_weighted_row(library, p):
 def test_nnls_matches_scipy(library):
     rng = np.random.default_rng(7)
     E = library[:, :6]
-    X = _mixtures(E, 200, rng) * rng.uniform(0.2, 2.0, size=(200, 1))
+    X = mixtures(E, 200, rng) * rng.uniform(0.2, 2.0, size=(200, 1))
     X[:5] = -X[:5]  # all-negative pixels: the answer is a = 0
     A = fcls(X, E, sum_to_one=False)
     A_ref = np.array([nnls(E, x)[0] for x in X])
@@ -189,13 +143,13 @@ def test_noiseless_mixtures_are_recovered(library):
 def test_feasible_and_kkt(library, p, sum_to_one):
     rng = np.random.default_rng(11 * p)
     E = library[:, :p]
-    X = _mixtures(E, 2000, rng, outside=0.4)
+    X = mixtures(E, 2000, rng, outside=0.4)
     A = fcls(X, E, sum_to_one=sum_to_one)
     assert A.dtype == np.float64 and A.shape == (2000, p)
     assert A.min() >= 0
     if sum_to_one:
         np.testing.assert_allclose(A.sum(axis=1), 1.0, rtol=0, atol=1e-12)
-    assert _kkt_violation(X, E, A, sum_to_one).max() < 1e-9
+    assert kkt_violation(X, E, A, sum_to_one).max() < 1e-9
 
 
 @pytest.mark.parametrize("k", [2, 3, 6])
@@ -210,7 +164,7 @@ def test_rank_deficient_endmembers(library, k, sum_to_one):
     E = np.column_stack([Ek, Ek[:, 0]])
     i, j = np.triu_indices(k, 1)
     midpoints = (Ek[:, i] + Ek[:, j]).T / 2
-    X = np.vstack([Ek.T, midpoints, _mixtures(Ek, 200, rng)])
+    X = np.vstack([Ek.T, midpoints, mixtures(Ek, 200, rng)])
     A = fcls(X, E, sum_to_one=sum_to_one)
     A_ref, obj_ref = _brute_force(X, Ek, sum_to_one)
     assert A.min() >= 0
@@ -273,7 +227,7 @@ def test_unmix_fcls(library, monkeypatch):
     monkeypatch.setattr(unmixing, "CHUNK_PIXELS", 300)  # several chunks
     rng = np.random.default_rng(21)
     E = library[:, :6]
-    X = _mixtures(E, 1000, rng).astype(np.float32)
+    X = mixtures(E, 1000, rng).astype(np.float32)
     fb = _Recorder()
     A, rmse = unmix(X, E, feedback=fb)
     assert A.dtype == np.float32 and rmse.dtype == np.float32
@@ -299,7 +253,7 @@ def test_unmix_noiseless_rmse_is_zero(library):
 def test_nn_closed_is_scale_invariant(library, c):
     rng = np.random.default_rng(31)
     E = library[:, :6]
-    X = _mixtures(E, 500, rng)
+    X = mixtures(E, 500, rng)
     A, rmse = unmix(X, E, mode="nn_closed")
     A_c, rmse_c = unmix(c * X, E, mode="nn_closed")
     np.testing.assert_allclose(A_c, A, atol=1e-6)
@@ -333,7 +287,7 @@ def test_nn_closed_zero_fit_gives_nan(library):
 def test_unmix_cancel_and_bad_mode(library, monkeypatch):
     monkeypatch.setattr(unmixing, "CHUNK_PIXELS", 100)
     E = library[:, :3]
-    X = _mixtures(E, 400, np.random.default_rng(0))
+    X = mixtures(E, 400, np.random.default_rng(0))
     with pytest.raises(Cancelled):
         unmix(X, E, feedback=_Recorder(cancel_after=2))
     with pytest.raises(OreMapError) as err:
