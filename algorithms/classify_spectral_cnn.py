@@ -28,7 +28,8 @@ class ClassifySpectralCnn(OreMapAlgorithm):
         "INPUT": "Hyperspectral reflectance raster with band wavelengths in its metadata (or under the advanced "
                  "wavelength parameter).",
         "MODEL": "A bundled model, or 'Model file' to use the file below.",
-        "MODEL_FILE": "An OreMap .onnx model file (used when 'Model file' is chosen above).",
+        "MODEL_FILE": "An OreMap .onnx model file, used when 'Model file' is chosen above (or when a script "
+                      "gives no MODEL); ignored, with a warning, when a bundled model is chosen.",
         "MIN_CONFIDENCE": "Pixels whose highest class probability is below this value are unclassified "
                           "(class 0). 0 = keep every pixel's best class.",
         "THREADS": "Threads onnxruntime may use; 0 = all cores.",
@@ -64,19 +65,30 @@ class ClassifySpectralCnn(OreMapAlgorithm):
         self.add_raster_output("OUTPUT_PROBABILITIES", "Class probabilities", optional=True)
         self.add_raster_output("OUTPUT_CONFIDENCE", "Confidence", optional=True)
 
-    def model_path(self, parameters, context):
+    def model_path(self, parameters, context, feedback=None):
+        """The model file: the bundled model chosen under MODEL, or MODEL_FILE when 'Model file' is chosen.
+
+        A script that gives MODEL_FILE without MODEL uses the file. A file given while a bundled model is
+        chosen (e.g. remembered by the dialog from an earlier run) is ignored, with a warning.
+        """
         models = self.models()
-        choice = self.parameterAsEnum(parameters, "MODEL", context)
         path = self.parameterAsFile(parameters, "MODEL_FILE", context)
+        if parameters.get("MODEL") is None:
+            choice = len(models) if path else 0
+        else:
+            choice = self.parameterAsEnum(parameters, "MODEL", context)
+        if choice < len(models):
+            if path and feedback is not None:
+                feedback.warning(f"The model file {path} is ignored: the bundled model '{models[choice][0]}' is "
+                                 "chosen. Choose 'Model file' under Model to use the file.")
+            return models[choice][1]
         if path:
             return path
-        if choice < len(models):
-            return models[choice][1]
         raise self.fail("MODEL_FILE", "No model file was given.", "Choose an OreMap .onnx model file.")
 
     def process(self, parameters, context, feedback):
         raster, _ = self.raster_path(parameters, "INPUT", context)
-        model_path = self.model_path(parameters, context)
+        model_path = self.model_path(parameters, context, feedback)
         wavelengths, nodata, scale = self.band_parameters(parameters, context)
         feedback.info(f"Model file: {model_path}")
         band_info = mapping.image_band_info(raster, wavelengths) if wavelengths is not None else None

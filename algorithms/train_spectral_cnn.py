@@ -1,5 +1,6 @@
 """oremap:train_spectral_cnn - train a 1D CNN mineral classifier from libraries or labelled pixels."""
 
+import numpy as np
 from qgis.core import (
     QgsProcessing,
     QgsProcessingParameterBoolean,
@@ -21,7 +22,7 @@ CLASS_RULES = [("first_word", "First word of the spectrum name (mineral)"), ("wh
 
 class TrainSpectralCnn(OreMapAlgorithm):
     CORE_PARAMETERS = {**OreMapAlgorithm.CORE_PARAMETERS, "report": "OUTPUT_REPORT", "output": "OUTPUT_MODEL",
-                       "raster": "INPUT", "class_rule": "CLASS_RULE"}
+                       "class_rule": "CLASS_RULE"}
     NAME = "train_spectral_cnn"
     DISPLAY_NAME = "Train a spectral CNN"
     GROUP = "hyperspectral"
@@ -99,7 +100,7 @@ class TrainSpectralCnn(OreMapAlgorithm):
         self._number("SNR", "Augmentation signal-to-noise ratio (b)", 100.0, 1.0)
         self._number("EPOCHS", "Maximum epochs", 150, 1, integer=True)
         self._number("BATCH_SIZE", "Batch size", 256, 8, integer=True, advanced=True)
-        self._number("LEARNING_RATE", "Learning rate", 0.001, 1e-6, advanced=True)
+        self._number("LEARNING_RATE", "Learning rate", 0.001, 1e-6, maximum=1.0, advanced=True)
         self._number("PATIENCE", "Early-stopping patience (epochs)", 15, 1, integer=True, advanced=True)
         self._number("VALIDATION_FRACTION", "Validation fraction", 0.25, 0.05, maximum=0.8, advanced=True)
         self._number("SEED", "Random seed", 42, 0, integer=True, advanced=True)
@@ -128,11 +129,9 @@ class TrainSpectralCnn(OreMapAlgorithm):
             path, layer = self.raster_path(parameters, "INPUT", context)
             geometries, labels = self.labelled_geometries(parameters, "TRAINING", "CLASS_FIELD", context, layer.crs())
             info = image_band_info(path, required=False)
-            bands = None if info is None else [int(i) + 1 for i in range(info.n_bands) if not info.bad[i]]
+            bands = None if info is None else [int(i) + 1 for i in np.flatnonzero(info.good)]
+            good = None if info is None else training.target_bands(info, exclude_water=False)
             with RasterSource(path, bands=bands, feedback=feedback) as source:
-                good = None if info is None else BandInfo(
-                    centers=info.centers[~info.bad], fwhm=None if info.fwhm is None else info.fwhm[~info.bad],
-                    bad=None)
                 data = training.image_training_set(source, geometries, labels, good)
             feedback.info(f"{data.X.shape[0]} training pixels from {len(set(data.groups.tolist()))} features.")
             return data, False
@@ -143,7 +142,7 @@ class TrainSpectralCnn(OreMapAlgorithm):
         reference = self.parameterAsRasterLayer(parameters, "REFERENCE", context)
         text = self.parameterAsString(parameters, "WAVELENGTHS", context)
         if reference is not None:
-            target = image_band_info(reference.source().split("|")[0])
+            target = image_band_info(self.raster_path(parameters, "REFERENCE", context)[0])
         elif text and text.strip():
             centers = parse_wavelength_list(text)
             target = BandInfo(centers=centers, fwhm=None, bad=None)

@@ -42,6 +42,7 @@ import numpy as np
 from . import report
 from .colors import hex_colour
 from .errors import OreMapError
+from .spectral_library import match_name, name_key
 from .feedback import ensure
 
 __all__ = [
@@ -475,13 +476,8 @@ def sample_reference(raster_path, geometries, classes, band=1, all_touched=False
 # --------------------------------------------------------------------------------------
 # Legends and class matching
 # --------------------------------------------------------------------------------------
-def _name_key(name):
-    """Name for loose matching: case-folded, runs of white space as one space."""
-    return " ".join(str(name).split()).casefold()
-
-
 def _first_word(name):
-    words = re.split(r"[\s,;()]+", _name_key(name).strip(" ,;()"))
+    words = re.split(r"[\s,;()]+", name_key(name).strip(" ,;()"))
     return words[0] if words else ""
 
 
@@ -508,31 +504,35 @@ def _legend_pairs(legend):
 
 
 def _match_one(label, pairs):
-    """(code, None) for a match, else (None, reason)."""
-    if isinstance(label, str):
-        key = _name_key(label)
-        exact = sorted({code for code, name in pairs if _name_key(name) == key})
-        if len(exact) == 1:
-            return exact[0], None
-        if len(exact) > 1:
-            return None, "ambiguous"
-        first = sorted({code for code, name in pairs if key and _first_word(name) == key})
-        if len(first) == 1:
-            return first[0], None
-        if len(first) > 1:
-            return None, "ambiguous"
+    """``(code, [])`` for a match, else ``(None, candidate names)`` (empty when nothing is close).
+
+    Text labels follow the rules of the *Spectra* parameter (:func:`core.spectral_library.match_name`:
+    exact, ignoring case and spaces, a unique start, a unique part of a name), then a legend name's
+    first word. Labels that read as integers are class codes when the legend has that code.
+    """
     code = _as_code(label)
     if code is not None and any(c == code for c, _ in pairs):
-        return code, None
-    return None, "unknown"
+        return code, []  # "3" is class 3, not a name containing a 3
+    if not isinstance(label, str):
+        return None, []
+    names = [name for _, name in pairs]
+    index, candidates = match_name(label, names)
+    if index is not None:
+        return pairs[index][0], []
+    key = name_key(label)
+    first = sorted({code for code, name in pairs if key and _first_word(name) == key})
+    if len(first) == 1:
+        return first[0], []
+    return None, [names[i] for i in candidates] or [name for code, name in pairs if code in first]
 
 
 def match_classes(raster_legend, reference_labels):
     """Map reference class labels to the class codes of a raster.
 
-    Text labels are matched to legend names ignoring case and repeated white
-    space; failing that, to the first word of a legend name when exactly one name
-    starts with it (reference ``"kaolinite"`` finds ``"Kaolinite CM9 BECKb AREF"``).
+    Text labels are matched to legend names as the *Spectra* parameter matches
+    library names (exactly, ignoring case and repeated white space, by a unique start
+    or a unique part: ``"Kaolinite CM9"`` finds ``"Kaolinite CM9 BECKb AREF"``);
+    failing that, to the first word of a legend name when exactly one name has it.
     Integer labels (also integral floats, and texts such as ``"3"`` or ``"3.0"``
     that match no name) are taken as class codes and must exist in the legend.
 
@@ -551,20 +551,24 @@ def match_classes(raster_legend, reference_labels):
     unmatched : list
         Labels that matched nothing, or matched several classes ambiguously, in
         order of first appearance; the caller reports them.
+    ambiguous : dict
+        ``{label: [candidate class names]}`` for the ambiguous ones.
     """
     pairs = _legend_pairs(raster_legend)
-    mapping, unmatched, seen = {}, [], set()
+    mapping, unmatched, ambiguous, seen = {}, [], {}, set()
     for label in reference_labels:
         label = _py(label)
         if _missing_label(label) or label in seen:
             continue
         seen.add(label)
-        code, _ = _match_one(label, pairs)
+        code, candidates = _match_one(label, pairs)
         if code is None:
             unmatched.append(label)
+            if candidates:
+                ambiguous[label] = candidates
         else:
             mapping[label] = code
-    return mapping, unmatched
+    return mapping, unmatched, ambiguous
 
 
 def legend_from_raster(path, band=1):
@@ -643,10 +647,11 @@ def assess_class_raster(raster_path, geometries, labels, band=1, all_touched=Fal
         raise ValueError(f"{len(geometries)} geometries but {len(labels)} class labels.")
     legend = legend_from_raster(raster_path, band=band)
     names = {e["value"]: e["name"] for e in legend}
-    mapping, unmatched = match_classes(legend, labels)
+    mapping, unmatched, ambiguous = match_classes(legend, labels)
     if unmatched:
         feedback.warning("Reference classes not found in the class raster's legend, left out: "
-                         + ", ".join(repr(v) for v in unmatched) + ".")
+                         + ", ".join(repr(v) + (f" (could be {' or '.join(ambiguous[v][:4])})" if v in ambiguous
+                                                else "") for v in unmatched) + ".")
     if not mapping:
         raise OreMapError(
             "None of the reference classes matches a class of the class raster.", "reference_field",

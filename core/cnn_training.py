@@ -13,13 +13,10 @@ import numpy as np
 
 from . import accuracy, report, sam
 from .feedback import ensure
-from .spectral_cnn import train_classifier
+from .model_format import ModelInfo
+from .spectral_cnn import PREPROCESSING, train_classifier
 
-PREPROCESSING_LABELS = {
-    "none": "none",
-    "brightness": "brightness normalisation (divided by the spectrum's mean)",
-    "continuum_removal": "continuum removal (divided by the upper convex hull)",
-}
+PREPROCESSING_LABELS = dict(PREPROCESSING)
 
 
 def augment_options(copies, snr):
@@ -45,11 +42,16 @@ def train_and_report(data, model_path, report_path=None, preprocessing="brightne
     ``network`` overrides the network's size (``channels``, ``kernels``, ``hidden``, ``dropout``; see
     :func:`core.spectral_cnn.SpectralCNN`).
 
+    The model's ``training["metrics"]`` are those of :func:`core.spectral_cnn.train_classifier`
+    (``val_accuracy``, ``val_kappa``, ``val_macro_f1``, ``n_validation``...) plus
+    ``sam_val_accuracy``, ``sam_val_kappa`` and ``sam_val_macro_f1``: the SAM baseline on the same
+    validation data (only with validation data).
+
     Returns
     -------
     dict
-        ``cnn`` and ``sam``: accuracy summaries on the validation data; ``history``; ``info`` (the
-        model's metadata); ``n_validation``.
+        ``cnn`` and ``sam``: accuracy summaries (:func:`core.accuracy.summary`) on the validation
+        data; ``history``; ``info`` (the model's metadata); ``n_validation``.
     """
     feedback = ensure(feedback)
     info = data.band_info
@@ -63,20 +65,21 @@ def train_and_report(data, model_path, report_path=None, preprocessing="brightne
     y_val = np.asarray(result.val_labels)
     if y_val.size == 0:
         feedback.warning("No validation data (too few groups per class): the report shows training metrics only.")
-    cnn_pred = np.asarray(result.val_proba).argmax(axis=1) if y_val.size else y_val
     train = result.train_indices
     sam_pred = sam_baseline(data.X[train], data.y[train], result.val_spectra, len(labels)) if y_val.size else y_val
+    # The CNN was evaluated once, by train_classifier (its figures are in the model's metrics).
     summaries = {
-        "cnn": accuracy.summary(y_val, cnn_pred, labels, data.class_names),
+        "cnn": result.val_summary or accuracy.summary(y_val, y_val, labels, data.class_names),
         "sam": accuracy.summary(y_val, sam_pred, labels, data.class_names),
     }
-    result.info.training.setdefault("metrics", {}).update({
-        "validation_overall_accuracy": summaries["cnn"]["overall_accuracy"],
-        "validation_kappa": summaries["cnn"]["kappa"],
-        "validation_macro_f1": summaries["cnn"]["macro_f1"],
-        "sam_validation_overall_accuracy": summaries["sam"]["overall_accuracy"],
-        "n_validation": int(y_val.size),
-    })
+    if y_val.size:
+        training = dict(result.info.training)
+        training["metrics"] = {**training.get("metrics", {}),
+                               "sam_val_accuracy": summaries["sam"]["overall_accuracy"],
+                               "sam_val_kappa": summaries["sam"]["kappa"],
+                               "sam_val_macro_f1": summaries["sam"]["macro_f1"]}
+        result.info.training = training
+        result.info = ModelInfo.from_json(result.info.to_json())  # as stored (NaN -> None)
     result.save(model_path)
     feedback.progress(97)
     if report_path:

@@ -1,15 +1,28 @@
 """Writing files safely: complete or not at all."""
 
 import os
-import tempfile
+import secrets
 
 from .errors import OreMapError
 
+_TRIES = 100
 
-def _default_mode():
-    umask = os.umask(0)
-    os.umask(umask)
-    return 0o666 & ~umask
+
+def _create_temporary(path, folder):
+    """Open a new, unique temporary file beside ``path``: ``(fd, name)``.
+
+    Created with mode 0666, which the kernel reduces by the process umask (so the file gets the
+    usual permissions without reading the umask, which would change it for every thread).
+    """
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0) | getattr(os, "O_CLOEXEC", 0)
+    prefix = "." + os.path.basename(path) + "."
+    for _ in range(_TRIES):
+        tmp = os.path.join(folder, prefix + secrets.token_hex(6) + ".partial")
+        try:
+            return os.open(tmp, flags, 0o666), tmp
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"No unused temporary file name in '{folder}'.")
 
 
 def write_atomic(path, data, parameter="output"):
@@ -28,16 +41,15 @@ def write_atomic(path, data, parameter="output"):
     if isinstance(data, str):
         data = data.encode("utf-8")
     try:
-        fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".partial", dir=folder)
+        fd, tmp = _create_temporary(path, folder)
     except OSError as exc:
-        raise OreMapError(f"Cannot write in folder '{folder}': {exc.strerror}.", parameter,
+        raise OreMapError(f"Cannot write in folder '{folder}': {exc.strerror or exc}.", parameter,
                           "Choose a folder you can write to.") from exc
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
-        os.chmod(tmp, _default_mode())
         os.replace(tmp, path)
     except BaseException as exc:
         try:

@@ -103,21 +103,20 @@ def reference_matrix(raster_path, spectra, band_info=None, image_bands=None, min
 def sample_endmembers(raster_path, xs, ys, names, band_info=None, nodata=None, scale=None, feedback=None):
     """Endmember spectra averaged over points on the raster (same names averaged).
 
-    Bad bands (from ``band_info`` or the raster's metadata) are left out; the
-    reflectance scaling is the one the block engine applies to the same raster.
-    Returns ``(library, image_bands)``.
+    Bad bands (from ``band_info`` or the raster's metadata) are left out; masking
+    and reflectance scaling are those the block engine applies to the same raster
+    and bands. Returns ``(library, image_bands)``.
     """
     feedback = ensure(feedback)
     if band_info is None:
         band_info = image_band_info(raster_path, required=False)
-    with RasterSource(raster_path, nodata=nodata, scale=scale) as src:
-        gain, bias, count = src.gain, src.bias, src.dataset.count
-    if band_info is not None and band_info.n_bands == count:
+    bands = None
+    if band_info is not None:
         bands = [int(i) + 1 for i in np.flatnonzero(~np.asarray(band_info.bad, dtype=bool))]
-    else:
-        bands = list(range(1, count + 1))
-    library = library_from_points(raster_path, list(zip(xs, ys)), names, scale=gain, offset=bias,
-                                  nodata=nodata, band_indexes=bands)
+    with RasterSource(raster_path, bands=bands, nodata=nodata, scale=scale) as src:
+        library = library_from_points(src, list(zip(xs, ys)), names,
+                                      band_info=band_info, feedback=feedback)
+        bands = list(src.bands)
     feedback.info(f"{len(names)} endmember points give {len(library.names)} endmembers: "
                   + ", ".join(library.names))
     return library, bands
@@ -288,19 +287,21 @@ def cnn_classify_map(raster_path, model_path, class_path, probability_path=None,
     """Classify every pixel with an OreMap ONNX spectral classifier.
 
     The image spectra are resampled to the model's wavelengths when its bands differ,
-    preprocessed as the model was trained, and run through onnxruntime in batches.
+    preprocessed as the model was trained, and run through onnxruntime in batches of
+    ``batch_size`` rows (:func:`core.spectral_cnn.predict_proba`). Pixels whose highest
+    probability is below ``min_confidence`` are unclassified (0).
 
     Returns
     -------
     dict with ``legend``, ``class_counts``, ``resampled`` (bool), ``providers`` and engine stats.
     """
     from .model_format import OnnxModel
-    from .spectral_cnn import preprocess
+    from .spectral_cnn import predict_proba
 
     feedback = ensure(feedback)
     model = OnnxModel(model_path, threads=threads)
     info = model.info
-    names = [c["name"] for c in info.classes]
+    names = info.class_names
     if info.wavelengths:
         image_info = band_info or image_band_info(raster_path)
         bands, matrix = resampling_operator(image_info, info.wavelengths, info.fwhm)
@@ -310,17 +311,14 @@ def cnn_classify_map(raster_path, model_path, class_path, probability_path=None,
                           f"{info.wavelengths[-1]:.0f} nm).")
     else:
         with open_raster(raster_path) as ds:
-            if ds.count != info.input["n_bands"]:
-                raise OreMapError(f"The model expects {info.input['n_bands']} bands, the raster has {ds.count}.",
+            if ds.count != info.n_bands:
+                raise OreMapError(f"The model expects {info.n_bands} bands, the raster has {ds.count}.",
                                   "raster", "Use a raster with the bands the model was trained on.")
         bands, matrix = None, None
-    method = info.preprocessing.get("method", "none")
-    wavelengths = np.asarray(info.wavelengths, dtype=float) if info.wavelengths else None
-    feedback.info(f"Model: {len(names)} classes, preprocessing '{method}', onnxruntime on "
+    feedback.info(f"Model: {len(names)} classes, preprocessing '{info.preprocessing_method}', onnxruntime on "
                   f"{', '.join(model.providers_used)}.")
 
-    colours = [tuple(int(c["color"][i:i + 2], 16) for i in (1, 3, 5)) for c in info.classes]
-    class_spec, legend = _class_output(class_path, names, "CNN class", colours)
+    class_spec, legend = _class_output(class_path, names, "CNN class", info.class_rgb)
     outputs = [class_spec]
     if probability_path:
         outputs.append(OutputSpec(probability_path, [f"P({n})" for n in names], "float32", -1.0))
@@ -329,11 +327,7 @@ def cnn_classify_map(raster_path, model_path, class_path, probability_path=None,
     counts = np.zeros(len(names) + 1, dtype=np.int64)
 
     def per_block(pixels):
-        spectra = pixels if matrix is None else pixels @ matrix
-        spectra = preprocess(spectra, method, wavelengths).astype(np.float32, copy=False)
-        probs = np.concatenate([model.run(spectra[i:i + batch_size])
-                                for i in range(0, spectra.shape[0], batch_size)]) if spectra.size else \
-            np.zeros((0, len(names)), np.float32)
+        probs = predict_proba(model, pixels if matrix is None else pixels @ matrix, batch_size=batch_size)
         confidence = probs.max(axis=1)
         classes = probs.argmax(axis=1).astype(np.int32) + 1
         if min_confidence:
@@ -346,7 +340,7 @@ def cnn_classify_map(raster_path, model_path, class_path, probability_path=None,
             results.append(confidence)
         return results
 
-    n_model = len(info.wavelengths) if info.wavelengths else info.input["n_bands"]
+    n_model = info.n_bands
     with RasterSource(raster_path, bands=bands, nodata=nodata, scale=scale, feedback=feedback) as src:
         stats = run_pixelwise(src, outputs, per_block, memory_mb=memory_mb,
                               work_bytes_per_pixel=4 * (8 * n_model + 4 * len(names)), feedback=feedback)

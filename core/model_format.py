@@ -363,7 +363,7 @@ def write_model(onnx_model_or_bytes, info, path):
 
 
 def _load_onnx(path):
-    """The ONNX ModelProto of ``path``, or an OreMapError naming what is wrong."""
+    """``(ModelProto, file bytes)`` of ``path``, or an OreMapError naming what is wrong."""
     onnx = _onnx()
     path = os.fspath(path)
     if not os.path.exists(path):
@@ -391,7 +391,7 @@ def _load_onnx(path):
             parameter="model",
             fix="Copy or download the model again, or " + _FIX_MODEL[0].lower() + _FIX_MODEL[1:],
         )
-    return model
+    return model, data
 
 
 def _info_from_model(model, path):
@@ -428,7 +428,7 @@ def read_model_info(path):
         :data:`SCHEMA_VERSION`), or its metadata are malformed or do not
         match the graph.
     """
-    return _info_from_model(_load_onnx(path), path)
+    return _info_from_model(_load_onnx(path)[0], path)
 
 
 # ---------------------------------------------------------------------------
@@ -461,8 +461,9 @@ class OnnxModel:
 
     def __init__(self, path, threads=None):
         self.path = os.fspath(path)
-        model = _load_onnx(self.path)
+        model, data = _load_onnx(self.path)
         self.info = _info_from_model(model, self.path)
+        del model  # onnxruntime parses the file's bytes itself
         try:
             import onnxruntime as ort
         except ImportError:
@@ -477,8 +478,7 @@ class OnnxModel:
             options.intra_op_num_threads = int(threads)
         options.log_severity_level = 3  # errors only
         try:
-            self._session = ort.InferenceSession(
-                model.SerializeToString(), sess_options=options, providers=["CPUExecutionProvider"])
+            self._session = ort.InferenceSession(data, sess_options=options, providers=["CPUExecutionProvider"])
         except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own exception types
             raise OreMapError(
                 f"onnxruntime cannot load the model '{os.path.basename(self.path)}': {exc}",

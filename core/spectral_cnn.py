@@ -31,7 +31,7 @@ import numpy as np
 from .colors import class_colours, hex_colour
 from .errors import OreMapError
 from .feedback import ensure
-from .model_format import ModelInfo, model_bytes, write_model
+from .model_format import ModelInfo, write_model
 
 #: Preprocessing methods understood by :func:`preprocess`, with labels for user interfaces.
 PREPROCESSING = [
@@ -40,6 +40,9 @@ PREPROCESSING = [
     ("continuum_removal", "Continuum removal (divide by the upper convex hull)"),
 ]
 PREPROCESSING_METHODS = tuple(method for method, _ in PREPROCESSING)
+
+#: Network size used when ``network_options`` do not say otherwise (see :func:`SpectralCNN`).
+DEFAULT_NETWORK = {"channels": (16, 32, 64), "kernels": (7, 5, 3), "hidden": 64, "dropout": 0.3}
 
 #: Task name written into the models made here.
 TASK = "spectral_classification"
@@ -58,6 +61,14 @@ _HULL_CHUNK = 4096
 # ---------------------------------------------------------------------------
 # Preprocessing
 # ---------------------------------------------------------------------------
+
+
+def _unknown_preprocessing(method, parameter):
+    return OreMapError(
+        f"Unknown preprocessing '{method}' (known: {', '.join(PREPROCESSING_METHODS)}).",
+        parameter=parameter,
+        fix="Update OreMap: the model may come from a newer version." if parameter == "model" else "",
+    )
 
 
 def _as_spectra(X):
@@ -139,7 +150,10 @@ def _continuum(x, Y):
     left, right = stack[:, :-1][inner], stack[:, 1:][inner]
     rows_base = np.broadcast_to(base, (n, b - 1))[inner]
     slope = np.zeros(n * b)
-    slope[rows_base + left] = (flat_y[rows_base + right] - flat_y[rows_base + left]) / (x[right] - x[left])
+    width = x[right] - x[left]  # zero between bands of equal wavelength: a flat step, merged by the caller
+    wide = width > 0
+    slope[rows_base + left] = np.where(
+        wide, (flat_y[rows_base + right] - flat_y[rows_base + left]) / np.where(wide, width, 1.0), 0.0)
     vertex = np.zeros(n * b, dtype=bool)
     vertex[rows_base + left] = True
     vertex = vertex.reshape(n, b)
@@ -176,6 +190,9 @@ def continuum_removal(X, wavelengths=None):
         raise OreMapError(f"{x.size} wavelengths were given for spectra of {b} bands.", parameter="wavelengths")
     order = np.argsort(x, kind="stable")
     xs = x[order]
+    # Bands sharing a wavelength share the continuum: the highest hull value at that wavelength.
+    starts = np.flatnonzero(np.r_[True, np.diff(xs) > 0])
+    repeats = np.diff(np.r_[starts, b]) if starts.size < b else None
     out = np.empty((n, b), dtype=np.float64)
     for start in range(0, n, _HULL_CHUNK):
         Y = X[start:start + _HULL_CHUNK][:, order]
@@ -185,6 +202,8 @@ def continuum_removal(X, wavelengths=None):
             hull = _continuum(xs, Yf)
         else:
             hull = Yf.copy()
+        if repeats is not None:
+            hull = np.repeat(np.maximum.reduceat(hull, starts, axis=1), repeats, axis=1)
         positive = hull > 0
         with np.errstate(invalid="ignore", divide="ignore"):
             ratio = np.where(positive, np.clip(Yf / np.where(positive, hull, 1.0), 0.0, 1.0), 1.0)
@@ -218,18 +237,13 @@ def preprocess(X, method, wavelengths=None):
         ``parameter="model"`` for an unknown method.
     """
     if method == "none":
-        X, one_d = _as_spectra(X)
-        out = X[0] if one_d else X
-    elif method == "brightness":
+        return np.asarray(X, dtype=np.float32)
+    if method == "brightness":
         out = brightness_normalise(X)
     elif method == "continuum_removal":
         out = continuum_removal(X, wavelengths)
     else:
-        raise OreMapError(
-            f"Unknown preprocessing '{method}' (known: {', '.join(PREPROCESSING_METHODS)}).",
-            parameter="model",
-            fix="Update OreMap: the model may come from a newer version.",
-        )
+        raise _unknown_preprocessing(method, "model")
     return np.asarray(out, dtype=np.float32)
 
 
@@ -244,7 +258,7 @@ def _uniform(rng, bounds, size):
 
 
 def augment(spectra, labels, groups, n_per_spectrum, rng, snr_db=(30.0, 50.0), brightness=(0.6, 1.3),
-            slope=0.2, mix_max=0.3, shade_max=0.5, dark=0.02, wavelengths=None, include_original=False):
+            slope=0.2, mix_max=0.3, shade_max=0.5, dark=0.02, wavelengths=None):
     """Make realistic variants of library spectra, for training on libraries alone.
 
     Each variant of a spectrum ``s`` of class ``c`` is, in this order:
@@ -281,15 +295,12 @@ def augment(spectra, labels, groups, n_per_spectrum, rng, snr_db=(30.0, 50.0), b
     dark : float, default 0.02
     wavelengths : array-like of shape (n_bands,), optional
         Axis of the tilt; band numbers when ``None``.
-    include_original : bool, default False
-        Put the unmodified spectra first in the output.
 
     Returns
     -------
     X : ndarray of float64 of shape (m, n_bands)
-        ``m = n * n_per_spectrum`` (plus ``n`` with the originals); variants
-        of spectrum ``i`` are rows ``i * n_per_spectrum ... (i + 1) *
-        n_per_spectrum - 1`` after the originals.
+        ``m = n * n_per_spectrum``; variants of spectrum ``i`` are rows
+        ``i * n_per_spectrum ... (i + 1) * n_per_spectrum - 1``.
     y : ndarray of int64 of shape (m,)
     groups : ndarray of shape (m,)
     """
@@ -336,11 +347,6 @@ def augment(spectra, labels, groups, n_per_spectrum, rng, snr_db=(30.0, 50.0), b
     snr = _uniform(rng, snr_db, m)[:, None]
     sigma = np.mean(np.abs(X), axis=1, keepdims=True) / 10.0 ** (snr / 20.0)
     X = X + sigma * rng.standard_normal((m, b))
-
-    if include_original:
-        X = np.concatenate([S, X])
-        y = np.concatenate([labels, y])
-        src = np.concatenate([np.arange(n), src])
     return X, y, groups[src]
 
 
@@ -460,7 +466,9 @@ def _torch_classes():
     return _TORCH_CLASSES
 
 
-def SpectralCNN(n_bands, n_classes, channels=(16, 32, 64), kernels=(7, 5, 3), hidden=64, dropout=0.3):  # noqa: N802
+def SpectralCNN(n_bands, n_classes, channels=DEFAULT_NETWORK["channels"],  # noqa: N802
+                kernels=DEFAULT_NETWORK["kernels"], hidden=DEFAULT_NETWORK["hidden"],
+                dropout=DEFAULT_NETWORK["dropout"]):
     """Create the 1D CNN (a ``torch.nn.Module``) that maps ``(n, n_bands)`` spectra to class logits.
 
     Each block is Conv1d (odd kernel, "same" padding), BatchNorm1d, ReLU and
@@ -569,23 +577,24 @@ class TrainingResult:
     onnx_bytes : bytes
         The exported graph *without* OreMap metadata (so two runs with the
         same seed give identical bytes although their dates differ); use
-        :meth:`save` or :meth:`model_bytes` for a complete model.
+        :meth:`save` for a complete model.
     info : ModelInfo
     history : dict of list of float
         Per epoch: ``train_loss``, ``val_loss``, ``train_acc``, ``val_acc``
         (validation entries NaN without validation).
     train_indices, val_indices : ndarray of int64
         Rows of the input ``X`` used for training and validation.
-    val_labels, val_groups : ndarray
-        Label and group of each validation sample evaluated (augmented
-        copies when augmentation was used, else ``y[val_indices]``).
+    val_labels : ndarray of int64
+        Label of each validation sample evaluated (augmented copies when
+        augmentation was used, else ``y[val_indices]``).
     val_spectra : ndarray of float64 of shape (n_val, n_bands)
         Those samples' spectra before preprocessing (for baselines such as
         SAM on the same validation data).
     val_proba : ndarray of float32 of shape (n_val, n_classes)
         Probabilities of those samples from the best network.
-    split_info : dict
-        From :func:`grouped_split`.
+    val_summary : dict or None
+        :func:`core.accuracy.summary` of those predictions (confusion matrix,
+        per-class figures); ``None`` without validation data.
     torch_model : torch.nn.Module
         The export module (standardisation, network, softmax) in eval mode.
     """
@@ -596,15 +605,10 @@ class TrainingResult:
     train_indices: np.ndarray
     val_indices: np.ndarray
     val_labels: np.ndarray
-    val_groups: np.ndarray
     val_spectra: np.ndarray
     val_proba: np.ndarray
-    split_info: dict
+    val_summary: dict = None
     torch_model: object = field(default=None, repr=False, compare=False)
-
-    def model_bytes(self):
-        """The complete OreMap model (graph and metadata) as bytes."""
-        return model_bytes(self.onnx_bytes, self.info)
 
     def save(self, path):
         """Write the OreMap model file (atomically); returns the path."""
@@ -619,16 +623,14 @@ def data_hash(X, y):
     return digest.hexdigest()
 
 
-def _metrics(y_true, proba, n_classes, class_names):
-    """Accuracy figures of predictions ``proba`` against ``y_true`` (from :mod:`core.accuracy`)."""
-    from .accuracy import summary
-
-    result = summary(y_true, np.argmax(proba, axis=1), list(range(n_classes)), list(class_names))
-    recalls = [c["recall"] for c in result["per_class"] if c["support"] > 0]
+def _validation_metrics(found):
+    """The validation entries of ``training["metrics"]`` from an :func:`core.accuracy.summary`."""
+    recalls = [c["recall"] for c in found["per_class"] if c["support"] > 0]
     per_class = {c["name"]: {"precision": c["precision"], "recall": c["recall"], "f1": c["f1"],
-                             "support": c["support"]} for c in result["per_class"]}
-    return {"accuracy": result["overall_accuracy"], "balanced_accuracy": float(np.mean(recalls)),
-            "kappa": result["kappa"], "confusion_matrix": result["matrix"], "per_class": per_class}
+                             "support": c["support"]} for c in found["per_class"]}
+    return {"val_accuracy": found["overall_accuracy"], "val_balanced_accuracy": float(np.mean(recalls)),
+            "val_kappa": found["kappa"], "val_macro_f1": found["macro_f1"],
+            "confusion_matrix": found["matrix"], "per_class": per_class}
 
 
 def _check_training_data(X, y, class_names, groups, wavelengths, fwhm, preprocessing):
@@ -664,13 +666,12 @@ def _check_training_data(X, y, class_names, groups, wavelengths, fwhm, preproces
             raise OreMapError(f"{np.asarray(values).size} {name} were given for spectra of {b} bands.",
                               parameter="wavelengths")
     if preprocessing not in PREPROCESSING_METHODS:
-        raise OreMapError(f"Unknown preprocessing '{preprocessing}' (known: {', '.join(PREPROCESSING_METHODS)}).",
-                          parameter="preprocessing")
+        raise _unknown_preprocessing(preprocessing, "preprocessing")
     return X, y, class_names, groups
 
 
 def _evaluate(net, torch, Z, y, loss_fn, batch_size=4096):
-    """Mean loss, accuracy and logits of a network on standardised data."""
+    """Mean loss and accuracy of a network on standardised data (in eval mode, without gradients)."""
     net.eval()
     with torch.no_grad():
         logits = torch.cat([net(torch.from_numpy(Z[i:i + batch_size])) for i in range(0, Z.shape[0], batch_size)])
@@ -682,7 +683,7 @@ def _evaluate(net, torch, Z, y, loss_fn, batch_size=4096):
 
 def train_classifier(X, y, class_names, groups=None, wavelengths=None, fwhm=None, preprocessing="brightness",
                      epochs=200, batch_size=256, lr=1e-3, patience=15, val_fraction=0.25, seed=0,
-                     augment_options=None, feedback=None, band_names=None, description="",
+                     augment_options=None, feedback=None, description="",
                      network_options=None, weight_decay=0.0):
     """Train a spectral CNN classifier and export it to the OreMap model format.
 
@@ -722,25 +723,29 @@ def train_classifier(X, y, class_names, groups=None, wavelengths=None, fwhm=None
     feedback : Feedback, optional
         Progress per epoch, a line every 10 epochs, cancellation between
         epochs.
-    band_names : list of str, optional
-        Stored in the model.
     description : str, default ""
         Stored in the model.
     network_options : dict, optional
         Keyword arguments of :func:`SpectralCNN` (``channels``, ``kernels``,
-        ``hidden``, ``dropout``).
+        ``hidden``, ``dropout``) overriding :data:`DEFAULT_NETWORK`.
     weight_decay : float, default 0.0
         Adam L2 penalty.
 
     Returns
     -------
     TrainingResult
+        ``info.training["metrics"]`` holds ``best_epoch``, ``epochs_run``,
+        ``train_loss``, ``train_accuracy``, ``n_train``, ``n_validation`` and,
+        with validation data, ``val_loss``, ``val_accuracy``,
+        ``val_balanced_accuracy``, ``val_kappa``, ``val_macro_f1``,
+        ``confusion_matrix`` and ``per_class``.
 
     Raises
     ------
     OreMapError
         ``parameter="training"`` for inconsistent or non-finite training
-        data; ``parameter="wavelengths"`` when wavelengths/FWHM do not match
+        data, or when the loss is not a number in every epoch (divergence);
+        ``parameter="wavelengths"`` when wavelengths/FWHM do not match
         the bands; ``parameter="preprocessing"`` for an unknown method.
     Cancelled
         When ``feedback`` asks to stop.
@@ -752,10 +757,8 @@ def train_classifier(X, y, class_names, groups=None, wavelengths=None, fwhm=None
     X, y, class_names, groups = _check_training_data(X, y, class_names, groups, wavelengths, fwhm, preprocessing)
     n, n_bands = X.shape
     n_classes = len(class_names)
-    network_options = dict(network_options or {})
+    network = {**DEFAULT_NETWORK, **(network_options or {})}
     wl = None if wavelengths is None else np.asarray(wavelengths, dtype=np.float64).reshape(-1)
-    net_probe = dict(channels=(16, 32, 64), kernels=(7, 5, 3), hidden=64, dropout=0.3)
-    net_probe.update(network_options)
     tc = _torch_classes()
     torch = tc["torch"]
     feedback.check()
@@ -775,7 +778,7 @@ def train_classifier(X, y, class_names, groups=None, wavelengths=None, fwhm=None
         options.update(augment_options)
         Xtr, ytr, gtr = augment(Xtr, ytr, gtr, rng=np.random.default_rng([seed, 1]), **options)
         if Xva.shape[0]:
-            Xva, yva, gva = augment(Xva, yva, gva, rng=np.random.default_rng([seed, 2]), **options)
+            Xva, yva, _ = augment(Xva, yva, gva, rng=np.random.default_rng([seed, 2]), **options)
     has_val = Xva.shape[0] > 0
     feedback.info(f"Training on {ytr.size} spectra ({train_idx.size} before augmentation), validating on "
                   f"{yva.size} ({val_idx.size} before augmentation, {split_info['n_val_groups']} of "
@@ -801,7 +804,7 @@ def train_classifier(X, y, class_names, groups=None, wavelengths=None, fwhm=None
         torch.manual_seed(seed)
         torch.use_deterministic_algorithms(True, warn_only=True)
         try:
-            net = SpectralCNN(n_bands, n_classes, **network_options)
+            net = SpectralCNN(n_bands, n_classes, **network)
             loss_fn = torch.nn.CrossEntropyLoss(weight=torch.tensor(weights, dtype=torch.float32))
             optimiser = torch.optim.Adam(net.parameters(), lr=lr, weight_decay=weight_decay)
             X_all, y_all = torch.from_numpy(Ztr), torch.from_numpy(ytr_t)
@@ -848,6 +851,10 @@ def train_classifier(X, y, class_names, groups=None, wavelengths=None, fwhm=None
                                   f"keeping epoch {best_epoch + 1}.")
                     break
             feedback.check()
+            if best_state is None:  # the monitored loss was NaN in every epoch
+                raise OreMapError(
+                    "Training diverged: the loss is not a number.", parameter="training",
+                    fix="Lower the learning rate (e.g. 0.001), or check the training spectra for extreme values.")
             net.load_state_dict(best_state)
             net.eval()
             module = tc["export"](net, mean, std)
@@ -860,20 +867,22 @@ def train_classifier(X, y, class_names, groups=None, wavelengths=None, fwhm=None
     metrics = {"best_epoch": best_epoch + 1, "epochs_run": len(history["train_loss"]),
                "train_loss": history["train_loss"][best_epoch], "train_accuracy": history["train_acc"][best_epoch],
                "n_train": int(ytr.size), "n_validation": int(yva.size)}
+    val_summary = None
     if has_val:
-        found = _metrics(yva, val_proba, n_classes, class_names)
-        metrics.update({"val_loss": history["val_loss"][best_epoch], "val_accuracy": found["accuracy"],
-                        "val_balanced_accuracy": found["balanced_accuracy"], "val_kappa": found["kappa"],
-                        "confusion_matrix": found["confusion_matrix"], "per_class": found["per_class"]})
-        feedback.info(f"Validation accuracy {100 * found['accuracy']:.1f} % (balanced "
-                      f"{100 * found['balanced_accuracy']:.1f} %) at epoch {best_epoch + 1}.")
+        from .accuracy import summary
+
+        val_summary = summary(yva, val_proba.argmax(axis=1), list(range(n_classes)), class_names)
+        found = _validation_metrics(val_summary)
+        metrics.update({"val_loss": history["val_loss"][best_epoch], **found})
+        feedback.info(f"Validation accuracy {100 * found['val_accuracy']:.1f} % (balanced "
+                      f"{100 * found['val_balanced_accuracy']:.1f} %) at epoch {best_epoch + 1}.")
 
     parameters = {
         "epochs": int(epochs), "batch_size": int(batch_size), "lr": float(lr), "patience": int(patience),
         "val_fraction": float(val_fraction), "seed": int(seed), "weight_decay": float(weight_decay),
         "augment_options": None if augment_options is None else
         {k: v for k, v in augment_options.items() if k != "wavelengths"},
-        "network": {k: list(v) if isinstance(v, (tuple, list)) else v for k, v in net_probe.items()},
+        "network": {k: list(v) if isinstance(v, (tuple, list)) else v for k, v in network.items()},
         "class_counts": {name: int((y == i).sum()) for i, name in enumerate(class_names)},
         "split": split_info,
     }
@@ -885,7 +894,6 @@ def train_classifier(X, y, class_names, groups=None, wavelengths=None, fwhm=None
         output={"name": OUTPUT_NAME, "kind": "probabilities"},
         wavelengths=None if wl is None else [float(v) for v in wl],
         fwhm=None if fwhm is None else [float(v) for v in np.asarray(fwhm, dtype=np.float64).reshape(-1)],
-        band_names=None if band_names is None else [str(v) for v in band_names],
         preprocessing={"method": preprocessing},
         training={
             "date": datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0).isoformat(),
@@ -900,4 +908,4 @@ def train_classifier(X, y, class_names, groups=None, wavelengths=None, fwhm=None
     feedback.progress(100.0)
     return TrainingResult(
         onnx_bytes=onnx_bytes, info=info, history=history, train_indices=train_idx, val_indices=val_idx,
-        val_labels=yva, val_groups=gva, val_spectra=Xva, val_proba=val_proba, split_info=split_info, torch_model=module)
+        val_labels=yva, val_spectra=Xva, val_proba=val_proba, val_summary=val_summary, torch_model=module)

@@ -14,16 +14,19 @@ They are written back with :func:`write_envi_library` and
 
 import csv
 import difflib
+import io
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
 from .errors import OreMapError
 from .feedback import ensure
-from .wavelengths import band_info_from_raster, nanometres_per_unit, resample_spectra
+from .files import write_atomic
+from .sampling import pixels_under, read_covered
+from .wavelengths import nanometres_per_unit, resample_spectra, unit_word_factor
 
 #: Record names (lower case, single spaces) of ENVI library rows that are not
 #: spectra: USGS error-bar rows and wavelength / bandpass records.
@@ -109,14 +112,12 @@ class SpectralLibrary:
     # -- selection -----------------------------------------------------------
 
     def _take(self, rows):
-        return SpectralLibrary(
+        return replace(
+            self,
             names=[self.names[i] for i in rows],
             spectra=self.spectra[rows].copy(),
             wavelengths=self.wavelengths.copy(),
             fwhm=None if self.fwhm is None else self.fwhm.copy(),
-            source=self.source,
-            n_dropped=self.n_dropped,
-            wavelengths_known=self.wavelengths_known,
             n_points=None if self.n_points is None else self.n_points[rows].copy(),
         )
 
@@ -148,16 +149,15 @@ class SpectralLibrary:
         """
         if isinstance(names, str):
             names = [names]
-        keys = [_name_key(n) for n in self.names]
+        keys = [name_key(n) for n in self.names]
         rows, problems = [], []
         for wanted in names:
-            found, candidates = self._match(str(wanted), keys)
+            found, candidates = match_name(str(wanted), self.names, keys)
             if found is not None:
                 rows.append(found)
             elif candidates:
-                shown = ", ".join(f"'{self.names[i]}'" for i in candidates[:5])
-                more = f" and {len(candidates) - 5} more" if len(candidates) > 5 else ""
-                problems.append(f"'{wanted}' matches {len(candidates)} spectra: {shown}{more}")
+                shown = _listing([f"'{self.names[i]}'" for i in candidates])
+                problems.append(f"'{wanted}' matches {len(candidates)} spectra: {shown}")
             else:
                 close = _close_names(str(wanted), self.names, keys)
                 hint = f" (close: {', '.join(repr(c) for c in close)})" if close else ""
@@ -170,32 +170,14 @@ class SpectralLibrary:
             )
         if not rows:
             raise OreMapError("No spectra were requested.", parameter="spectra")
-        if len(set(rows)) != len(rows):
-            twice = sorted({self.names[i] for i in rows if rows.count(i) > 1})
+        twice = _duplicates(self.names[i] for i in rows)
+        if twice:
             raise OreMapError(
-                f"The same spectrum was requested more than once: {', '.join(repr(t) for t in twice)}.",
+                f"The same spectrum was requested more than once: {_listing([repr(t) for t in twice], 10)}.",
                 parameter="spectra",
                 fix="List each spectrum once.",
             )
         return self._take(rows)
-
-    def _match(self, wanted, keys):
-        """Row of ``wanted``, or ``(None, ambiguous rows)``, ``(None, [])`` if unknown."""
-        exact = [i for i, n in enumerate(self.names) if n == wanted]
-        if len(exact) == 1:
-            return exact[0], []
-        if len(exact) > 1:
-            return None, exact
-        key = _name_key(wanted)
-        if not key:
-            return None, []
-        for rule in (str.__eq__, str.startswith, str.__contains__):
-            hits = [i for i, k in enumerate(keys) if rule(k, key)]
-            if len(hits) == 1:
-                return hits[0], []
-            if hits:
-                return None, hits
-        return None, []
 
     def check_unique_names(self):
         """Raise if two spectra share a name.
@@ -205,16 +187,10 @@ class SpectralLibrary:
         OreMapError
             ``parameter="library"`` naming the duplicated names.
         """
-        seen, dupes = set(), []
-        for name in self.names:
-            if name in seen and name not in dupes:
-                dupes.append(name)
-            seen.add(name)
+        dupes = _duplicates(self.names)
         if dupes:
-            shown = ", ".join(f"'{d}'" for d in dupes[:10])
-            more = f" and {len(dupes) - 10} more" if len(dupes) > 10 else ""
             raise OreMapError(
-                f"The library has duplicate spectrum names: {shown}{more}.",
+                f"The library has duplicate spectrum names: {_listing([f'{d!r}' for d in dupes], 10)}.",
                 parameter="library",
                 fix="Rename the spectra so every name is unique.",
             )
@@ -250,25 +226,81 @@ class SpectralLibrary:
                 fix="Sample the endmembers from a raster that has band wavelengths in its metadata.",
             )
         spectra = resample_spectra(self.spectra, self.wavelengths, band_info, src_fwhm=self.fwhm)
-        return SpectralLibrary(
+        return replace(
+            self,
             names=list(self.names),
             spectra=spectra,
             wavelengths=band_info.centers.copy(),
             fwhm=None if band_info.fwhm is None else band_info.fwhm.copy(),
             source=f"{self.source}, resampled to {band_info.n_bands} bands",
-            n_dropped=self.n_dropped,
             n_points=None if self.n_points is None else self.n_points.copy(),
         )
 
 
-def _name_key(name):
+def name_key(name):
     """Name for loose matching: case-folded, runs of white space as one space."""
     return " ".join(str(name).split()).casefold()
 
 
+def match_name(wanted, names, keys=None):
+    """Find ``wanted`` among ``names`` by OreMap's name-matching rules.
+
+    The rules, in order: exact name; the same name ignoring case and repeated
+    white space (:func:`name_key`); a unique name starting with it; a unique
+    name containing it. The first rule with any match decides.
+
+    Parameters
+    ----------
+    wanted : str
+    names : sequence of str
+    keys : list of str, optional
+        ``[name_key(n) for n in names]``, when already computed.
+
+    Returns
+    -------
+    (int or None, list of int)
+        ``(index, [])`` for a unique match; ``(None, indexes)`` when the
+        deciding rule matches several names; ``(None, [])`` when none match.
+    """
+    wanted = str(wanted)
+    names = [str(n) for n in names]
+    exact = [i for i, n in enumerate(names) if n == wanted]
+    if len(exact) == 1:
+        return exact[0], []
+    if len(exact) > 1:
+        return None, exact
+    key = name_key(wanted)
+    if not key:
+        return None, []
+    keys = [name_key(n) for n in names] if keys is None else keys
+    for rule in (str.__eq__, str.startswith, str.__contains__):
+        hits = [i for i, k in enumerate(keys) if rule(k, key)]
+        if len(hits) == 1:
+            return hits[0], []
+        if hits:
+            return None, hits
+    return None, []
+
+
+def _duplicates(items):
+    """Items occurring more than once, in order of first appearance."""
+    seen, dupes = set(), []
+    for item in items:
+        if item in seen and item not in dupes:
+            dupes.append(item)
+        seen.add(item)
+    return dupes
+
+
+def _listing(shown, limit=5):
+    """``"a, b, c and 4 more"``: the first ``limit`` texts of ``shown``."""
+    more = f" and {len(shown) - limit} more" if len(shown) > limit else ""
+    return ", ".join(shown[:limit]) + more
+
+
 def _close_names(wanted, names, keys, limit=5):
     """Up to ``limit`` library names resembling ``wanted`` (best first)."""
-    key = _name_key(wanted)
+    key = name_key(wanted)
     if not key:
         return []
     scores = []
@@ -483,12 +515,12 @@ def _read_envi_cube(header, data_path, header_path):
 
 
 def _is_auxiliary(name):
-    return _name_key(name).startswith(AUXILIARY_PREFIXES)
+    return name_key(name).startswith(AUXILIARY_PREFIXES)
 
 
 def _units_from_record_name(name):
     """Wavelength unit named in a record like 'Wavelengths in microns ...'."""
-    key = _name_key(name)
+    key = name_key(name)
     if "micro" in key:
         return "um"
     if "nano" in key:
@@ -501,8 +533,9 @@ def read_envi_library(path, feedback=None):
 
     One spectrum per line (``lines`` spectra of ``samples`` channels, one
     band). ``data ignore value`` (to float32 precision), non-finite values
-    and magnitudes above :data:`ABSURD_MAGNITUDE` become NaN; values are then
-    divided by ``reflectance scale factor``. Wavelengths come from the
+    and magnitudes above :data:`ABSURD_MAGNITUDE` become NaN; spectra (not
+    wavelength or bandpass records) are then divided by ``reflectance scale
+    factor``. Wavelengths come from the
     ``wavelength`` field in ``wavelength units`` (magnitude rule when
     absent), else from a ``Wavelengths in ...`` record; FWHM from ``fwhm``,
     else from a ``Resolution in ...``/``Bandpass ...`` record. Auxiliary
@@ -544,9 +577,6 @@ def read_envi_library(path, feedback=None):
     absurd = (np.abs(np.where(missing, 0.0, spectra)) > ABSURD_MAGNITUDE) & ~missing
     missing |= absurd
     spectra[missing] = np.nan
-    scale = _header_floats(header, "reflectance scale factor", header_path)
-    if scale is not None and scale.size and scale[0] not in (0.0, 1.0):
-        spectra /= scale[0]
 
     n_lines, n_channels = spectra.shape
     names = header.get("spectra names") or []
@@ -565,7 +595,7 @@ def read_envi_library(path, feedback=None):
     wavelengths = _header_floats(header, "wavelength", header_path)
     fwhm = _header_floats(header, "fwhm", header_path)
     if wavelengths is None:
-        record = next((i for i, n in enumerate(names) if _name_key(n).startswith("wavelengths in")), None)
+        record = next((i for i, n in enumerate(names) if name_key(n).startswith("wavelengths in")), None)
         if record is None:
             raise OreMapError(
                 f"ENVI library '{header_path.name}' has no wavelengths.",
@@ -576,7 +606,7 @@ def read_envi_library(path, feedback=None):
         units = units or _units_from_record_name(names[record])
     if fwhm is None:
         record = next(
-            (i for i, n in enumerate(names) if _name_key(n).startswith(("resolution in", "bandpass"))), None
+            (i for i, n in enumerate(names) if name_key(n).startswith(("resolution in", "bandpass"))), None
         )
         if record is not None:
             fwhm = spectra[record]
@@ -596,6 +626,10 @@ def read_envi_library(path, feedback=None):
     n_absurd = int(absurd[keep].sum())
     spectra = spectra[keep]
     names = [n for n, k in zip(names, keep) if k]
+    # Scale only the spectra: wavelength and bandpass records are not reflectances.
+    scale = _header_floats(header, "reflectance scale factor", header_path)
+    if scale is not None and scale.size and scale[0] not in (0.0, 1.0):
+        spectra /= scale[0]
     if n_dropped:
         feedback.info(
             f"{data_path.name}: dropped {n_dropped} auxiliary records (error bars, wavelength and "
@@ -639,17 +673,32 @@ def _sorted_channels(wavelengths, spectra, fwhm, path):
 
 # -- CSV --------------------------------------------------------------------
 
-_WAVELENGTH_WORDS = {
-    "wavelength", "wavelengths", "wl", "lambda", "λ", "nm", "um", "µm", "μm", "micron", "microns",
-    "micrometer", "micrometers", "micrometre", "micrometres", "nanometer", "nanometers", "nanometre",
-    "nanometres",
-}
-_NM_WORDS = {"nm", "nanometer", "nanometers", "nanometre", "nanometres"}
-_UM_WORDS = {"um", "µm", "μm", "micron", "microns", "micrometer", "micrometers", "micrometre", "micrometres"}
+_WAVELENGTH_WORDS = {"wavelength", "wavelengths", "wl", "lambda", "λ"}
 
 
 def _header_words(cell):
     return set(w for w in re.split(r"[^a-zµμλ]+", cell.casefold()) if w)
+
+
+def _header_unit(words):
+    """Nanometre or micrometre unit word among a header cell's words, else None."""
+    units = {unit_word_factor(w): w for w in sorted(words)}
+    return units.get(1.0) or units.get(1000.0)
+
+
+def _csv_delimiter(lines):
+    """Tab, ';' or ',': the first found in both the header and the first data row.
+
+    Numbers never hold a tab or ';', so one of those in a data row is the
+    delimiter, while a ',' may be a decimal comma; names in the header may hold
+    any of them. Falls back to the first found in the header; None: white space.
+    """
+    candidates = ("\t", ";", ",")
+    if len(lines) > 1:
+        found = next((d for d in candidates if d in lines[0] and d in lines[1]), None)
+        if found:
+            return found
+    return next((d for d in candidates if d in lines[0]), None)
 
 
 def _csv_float(cell, decimal_comma):
@@ -672,8 +721,10 @@ def read_csv_library(path, feedback=None):
     its units come from those words (``nm``/``nanometers`` or
     ``um``/``microns``), else from magnitude (all below 30: micrometres).
     Every other column is a spectrum named by its header. The delimiter is a
-    tab, semicolon or comma (first found in the header row); with a tab or
-    semicolon a decimal comma is accepted. Blank or non-numeric cells become
+    tab, semicolon or comma: the first found in both the header and the first
+    data row (so names may hold the others), else the first found in the
+    header, else white space; with a tab or semicolon a decimal comma is
+    accepted. Blank or non-numeric cells become
     NaN; rows with a blank wavelength are skipped. Channels are sorted by
     wavelength.
 
@@ -681,6 +732,7 @@ def read_csv_library(path, feedback=None):
     ----------
     path : str or pathlib.Path
     feedback : Feedback, optional
+        Told how many non-numeric cells were read as missing.
 
     Returns
     -------
@@ -692,6 +744,7 @@ def read_csv_library(path, feedback=None):
         ``parameter="library"`` when there is no spectrum column, no data
         row, or a wavelength cell is not a number.
     """
+    feedback = ensure(feedback)
     path = Path(path)
     raw = path.read_bytes()
     try:
@@ -701,13 +754,14 @@ def read_csv_library(path, feedback=None):
     lines = [line for line in text.splitlines() if line.strip()]
     if not lines:
         raise OreMapError(f"CSV library '{path.name}' is empty.", parameter="library")
-    delimiter = next((d for d in ("\t", ";", ",") if d in lines[0]), None)
+    delimiter = _csv_delimiter(lines)
     if delimiter is None:
         rows = [line.split() for line in lines]
     else:
         rows = list(csv.reader(lines, delimiter=delimiter))
     head = [cell.strip() for cell in rows[0]]
-    wl_col = next((j for j, cell in enumerate(head) if _header_words(cell) & _WAVELENGTH_WORDS), 0)
+    wl_col = next((j for j, cell in enumerate(head)
+                   if _header_words(cell) & _WAVELENGTH_WORDS or _header_unit(_header_words(cell))), 0)
     spectrum_cols = [j for j in range(len(head)) if j != wl_col]
     if not spectrum_cols:
         raise OreMapError(
@@ -715,11 +769,10 @@ def read_csv_library(path, feedback=None):
             parameter="library",
             fix="Put wavelengths in the first column and one spectrum per further column, named in the first row.",
         )
-    words = _header_words(head[wl_col])
-    units = "nm" if words & _NM_WORDS else "um" if words & _UM_WORDS else None
+    units = _header_unit(_header_words(head[wl_col]))
     decimal_comma = delimiter in ("\t", ";")
 
-    wavelengths, values = [], []
+    wavelengths, values, n_text = [], [], 0
     for line_no, row in enumerate(rows[1:], start=2):
         cells = list(row) + [""] * (len(head) - len(row))
         if len(cells) > len(head):
@@ -736,7 +789,9 @@ def read_csv_library(path, feedback=None):
                 parameter="library",
             )
         wavelengths.append(wl)
-        values.append([_csv_float(cells[j], decimal_comma) for j in spectrum_cols])
+        row_values = [_csv_float(cells[j], decimal_comma) for j in spectrum_cols]
+        n_text += sum(1 for j, v in zip(spectrum_cols, row_values) if cells[j].strip() and not math.isfinite(v))
+        values.append(row_values)
     if not wavelengths:
         raise OreMapError(f"CSV library '{path.name}' has no data rows.", parameter="library")
     wavelengths = np.array(wavelengths)
@@ -744,6 +799,8 @@ def read_csv_library(path, feedback=None):
     spectra = np.array(values, dtype=np.float64).T
     names = [head[j] or f"Spectrum {k + 1}" for k, j in enumerate(spectrum_cols)]
     wavelengths, spectra, _ = _sorted_channels(wavelengths, spectra, None, path)
+    if n_text:
+        feedback.warning(f"{path.name}: {n_text} cells that are not numbers were read as missing values.")
     return SpectralLibrary(names=names, spectra=spectra, wavelengths=wavelengths, source=str(path))
 
 
@@ -763,7 +820,7 @@ def _envi_list_text(items, per_line=6):
     return "{\n " + ",\n ".join(rows) + "}"
 
 
-def write_envi_library(lib, path, gdal_readable=False):
+def write_envi_library(lib, path, gdal_readable=False, parameter="output"):
     """Write an ENVI spectral library: ``<name>.sli`` and ``<name>.hdr``.
 
     Spectra are written as little-endian float32, one per line, missing
@@ -782,6 +839,11 @@ def write_envi_library(lib, path, gdal_readable=False):
         other spectral tools expect. GDAL (3.6 at least) refuses that file
         type; ``True`` writes ``ENVI Standard`` instead so GDAL/QGIS open the
         file as a one-band raster of ``n_spectra`` lines.
+    parameter : str
+        Named by the :class:`OreMapError` raised when a file cannot be written.
+
+    Each file is written to a temporary file moved into place when complete
+    (:func:`~core.files.write_atomic`).
 
     Returns
     -------
@@ -792,7 +854,7 @@ def write_envi_library(lib, path, gdal_readable=False):
     data_path = path.with_suffix(".sli") if path.suffix.lower() in ("", ".hdr") else path
     header_path = data_path.with_suffix(".hdr")
     values = np.where(np.isfinite(lib.spectra), lib.spectra, ENVI_IGNORE_VALUE).astype("<f4")
-    values.tofile(data_path)
+    write_atomic(data_path, values.tobytes(), parameter)
     n, m = lib.spectra.shape
     fields = [
         "ENVI",
@@ -813,21 +875,25 @@ def write_envi_library(lib, path, gdal_readable=False):
     ]
     if lib.fwhm is not None:
         fields.append(f"fwhm = {_envi_list_text(repr(float(f)) for f in lib.fwhm)}")
-    header_path.write_text("\n".join(fields) + "\n", encoding="utf-8")
+    write_atomic(header_path, "\n".join(fields) + "\n", parameter)
     return data_path
 
 
-def write_csv_library(lib, path):
+def write_csv_library(lib, path, parameter="output"):
     """Write a spectral library as CSV.
 
     The first column, ``wavelength_nm``, holds the wavelengths in nanometres;
     each further column one spectrum, named by the header. Values are written
     with full precision, missing values as empty cells. FWHM is not stored.
+    The file is written to a temporary file moved into place when complete
+    (:func:`~core.files.write_atomic`).
 
     Parameters
     ----------
     lib : SpectralLibrary
     path : str or pathlib.Path
+    parameter : str
+        Named by the :class:`OreMapError` raised when the file cannot be written.
 
     Returns
     -------
@@ -835,12 +901,13 @@ def write_csv_library(lib, path):
         The file written.
     """
     path = Path(path)
-    with open(path, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["wavelength_nm"] + list(lib.names))
-        for j, wl in enumerate(lib.wavelengths):
-            cells = ["" if not np.isfinite(v) else repr(float(v)) for v in lib.spectra[:, j]]
-            writer.writerow([repr(float(wl))] + cells)
+    text = io.StringIO(newline="")
+    writer = csv.writer(text)
+    writer.writerow(["wavelength_nm"] + list(lib.names))
+    for j, wl in enumerate(lib.wavelengths):
+        cells = ["" if not np.isfinite(v) else repr(float(v)) for v in lib.spectra[:, j]]
+        writer.writerow([repr(float(wl))] + cells)
+    write_atomic(path, text.getvalue(), parameter)
     return path
 
 
@@ -850,149 +917,123 @@ def write_csv_library(lib, path):
 
 
 def _point_list(indexes, names, limit=5):
-    shown = ", ".join(f"point {i + 1} '{names[i]}'" for i in indexes[:limit])
-    more = f" and {len(indexes) - limit} more" if len(indexes) > limit else ""
-    return shown + more
+    return _listing([f"point {i + 1} '{names[i]}'" for i in indexes], limit)
 
 
-def library_from_points(
-    raster_path, xy, names, scale=1.0, offset=0.0, nodata=None, band_indexes=None, feedback=None
-):
+def library_from_points(source, xy, names, band_info=None, feedback=None):
     """Build a library from raster pixels at points (image endmembers).
 
     Parameters
     ----------
-    raster_path : str or pathlib.Path
-        Raster readable by rasterio.
+    source : core.raster.RasterSource
+        The open raster: its ``bands`` are the 1-based bands read, and its
+        :meth:`~core.raster.RasterSource.read` applies the masking (the
+        raster's and the user's nodata, NaN) and reflectance scaling of the
+        block engine, so endmembers match the pixels they are compared with.
     xy : array-like of shape (n_points, 2)
         Point coordinates ``(x, y)`` in the raster's CRS. The pixel holding
-        each point is found with the inverse of the raster's affine transform,
-        so rotated and sheared grids are handled.
+        each point is found with the inverse of the raster's affine transform
+        (:func:`~core.sampling.pixels_under`), so rotated grids are handled.
     names : sequence of str
-        Endmember name of each point; points sharing a name are averaged
-        (NaN-aware, band by band).
-    scale, offset : float
-        Reflectance = raw value * ``scale`` + ``offset``.
-    nodata : float, optional
-        Raw value marking missing data; defaults to the raster's nodata.
-    band_indexes : sequence of int, optional
-        1-based bands to read; all by default.
+        Endmember name of each point; points sharing a name are averaged.
+    band_info : BandInfo, optional
+        Wavelengths of all the raster's bands; those of ``source.bands`` are
+        kept. ``None``: the spectra are indexed by band number.
     feedback : Feedback, optional
-        Told about averaged names and partly missing pixels.
+        Told about averaged names and missing wavelengths.
 
     Returns
     -------
     SpectralLibrary
-        One spectrum per distinct name in order of first appearance, with
-        ``n_points`` the number of points averaged. Wavelengths and FWHM come
-        from :func:`~core.wavelengths.band_info_from_raster`; when the raster
-        has none, ``wavelengths`` holds the 1-based band numbers read and
+        One spectrum per distinct name in order of first appearance, on
+        ``source.bands``, with ``n_points`` the number of points averaged.
+        Without ``band_info``, ``wavelengths`` holds the band numbers read and
         ``wavelengths_known`` is ``False``.
 
     Raises
     ------
     OreMapError
-        ``parameter="endmembers"`` for empty names, a count of names not
-        matching the points, points outside the raster, or points whose
-        pixel is nodata/NaN in every band read (points are numbered from 1
-        in the order given). ``parameter="raster"`` when the raster cannot be
-        opened or a band index is invalid.
+        ``parameter="endmembers"`` for no points, empty names, a count of
+        names not matching the points, points outside the raster, or points
+        whose pixel is invalid (nodata, NaN) in any band read, as the block
+        engine would skip it (points are numbered from 1 in the order given).
+        ``parameter="wavelengths"`` when ``band_info`` does not describe
+        every band of the raster.
     """
-    import rasterio
-    from rasterio.windows import Window
+    from shapely.geometry import Point
 
     feedback = ensure(feedback)
     xy = np.asarray(xy, dtype=np.float64)
+    names = [str(n).strip() if n is not None else "" for n in names]
+    if xy.size == 0 and not names:
+        raise OreMapError("No endmember points were given.", parameter="endmembers",
+                          fix="Give at least one point with an endmember name.")
     if xy.ndim != 2 or xy.shape[1] != 2:
         raise OreMapError("Endmember points must be given as (x, y) pairs.", parameter="endmembers")
-    names = [str(n).strip() if n is not None else "" for n in names]
     if len(names) != xy.shape[0]:
-        raise OreMapError(
-            f"{xy.shape[0]} endmember points but {len(names)} names.", parameter="endmembers"
-        )
-    if not names:
-        raise OreMapError("No endmember points were given.", parameter="endmembers")
+        raise OreMapError(f"{xy.shape[0]} endmember points but {len(names)} names.", parameter="endmembers")
     unnamed = [i for i, n in enumerate(names) if not n]
     if unnamed:
         raise OreMapError(
             f"{len(unnamed)} endmember points have no name: "
-            + ", ".join(f"point {i + 1}" for i in unnamed[:5])
-            + ".",
+            + _listing([f"point {i + 1}" for i in unnamed]) + ".",
             parameter="endmembers",
             fix="Fill the name field of every endmember point.",
         )
-
-    try:
-        ds = rasterio.open(raster_path)
-    except rasterio.errors.RasterioIOError as exc:
-        raise OreMapError(f"Cannot open raster '{raster_path}': {exc}", parameter="raster") from None
-    with ds:
-        bands = list(range(1, ds.count + 1)) if band_indexes is None else [int(b) for b in band_indexes]
-        if not bands or min(bands) < 1 or max(bands) > ds.count:
-            raise OreMapError(
-                f"Band indexes must be between 1 and {ds.count}.", parameter="raster"
-            )
-        a, b, c, d, e, f = tuple(~ds.transform)[:6]
-        cols = np.floor(a * xy[:, 0] + b * xy[:, 1] + c)
-        rows = np.floor(d * xy[:, 0] + e * xy[:, 1] + f)
-        outside = ~(np.isfinite(cols) & np.isfinite(rows))
-        outside |= (cols < 0) | (cols >= ds.width) | (rows < 0) | (rows >= ds.height)
-        if outside.any():
-            bad = list(np.flatnonzero(outside))
-            raise OreMapError(
-                f"{len(bad)} endmember points lie outside the raster: {_point_list(bad, names)}.",
-                parameter="endmembers",
-                fix="Move the points onto the image, and check they use the raster's CRS.",
-            )
-        raw = np.empty((xy.shape[0], len(bands)), dtype=np.float64)
-        for i, (col, row) in enumerate(zip(cols.astype(int), rows.astype(int))):
-            raw[i] = ds.read(bands, window=Window(col, row, 1, 1))[:, 0, 0]
-        nodata = ds.nodata if nodata is None else nodata
-        info = band_info_from_raster(ds)
-
-    missing = np.isnan(raw)
-    if nodata is not None and not np.isnan(nodata):
-        missing |= raw == nodata
-    empty = list(np.flatnonzero(missing.all(axis=1)))
-    if empty:
+    if band_info is not None and band_info.n_bands != source.dataset.count:
         raise OreMapError(
-            f"{len(empty)} endmember points fall on nodata pixels: {_point_list(empty, names)}.",
-            parameter="endmembers",
-            fix="Move the points onto valid image pixels.",
+            f"{band_info.n_bands} wavelengths were given for a raster of {source.dataset.count} bands.",
+            parameter="wavelengths",
+            fix="Give exactly one wavelength per band, in nm.",
         )
-    partial = int(missing.any(axis=1).sum())
-    if partial:
-        feedback.warning(f"{partial} endmember points have missing values in some bands; those bands are NaN.")
-    reflectance = np.where(missing, np.nan, raw * scale + offset)
+
+    finite = np.all(np.isfinite(xy), axis=1)
+    points = [Point(x, y) if ok else None for (x, y), ok in zip(xy, finite)]
+    pixels = pixels_under(points, source.transform, source.width, source.height)
+    outside = sorted(set(range(len(points))) - set(pixels.index.tolist()))
+    if outside:
+        raise OreMapError(
+            f"{len(outside)} endmember points lie outside the raster: {_point_list(outside, names)}.",
+            parameter="endmembers",
+            fix="Move the points onto the image, and check they use the raster's CRS.",
+        )
+    values, valid = read_covered(source.read, pixels)
+    reflectance = np.empty((len(points), source.n_bands), dtype=np.float64)
+    reflectance[pixels.index] = values
+    ok = np.zeros(len(points), dtype=bool)
+    ok[pixels.index] = valid
+    if not ok.all():
+        bad = list(np.flatnonzero(~ok))
+        raise OreMapError(
+            f"{len(bad)} endmember points fall on pixels that are nodata in at least one band: "
+            f"{_point_list(bad, names)}.",
+            parameter="endmembers",
+            fix="Move the points onto valid image pixels, or check the nodata value.",
+        )
 
     unique = list(dict.fromkeys(names))
-    spectra = np.empty((len(unique), len(bands)), dtype=np.float64)
-    counts = np.empty(len(unique), dtype=np.int64)
-    for k, name in enumerate(unique):
-        members = reflectance[[i for i, n in enumerate(names) if n == name]]
-        counts[k] = members.shape[0]
-        with np.errstate(invalid="ignore"):
-            finite = np.isfinite(members)
-            total = np.where(finite, members, 0.0).sum(axis=0)
-            spectra[k] = np.where(finite.any(axis=0), total / np.maximum(finite.sum(axis=0), 1), np.nan)
+    groups = [[i for i, n in enumerate(names) if n == name] for name in unique]
+    spectra = np.array([reflectance[g].mean(axis=0) for g in groups])
+    counts = np.array([len(g) for g in groups], dtype=np.int64)
     averaged = int((counts > 1).sum())
-    source = f"{raster_path}: {xy.shape[0]} points, {len(unique)} endmembers"
+    description = f"{source.path}: {len(points)} points, {len(unique)} endmembers"
     if averaged:
-        source += f" ({averaged} averaged over several points)"
+        description += f" ({averaged} averaged over several points)"
         feedback.info(f"Averaged points sharing a name into {averaged} endmembers.")
 
-    index = np.array(bands) - 1
-    if info is not None:
-        wavelengths, fwhm, known = info.centers[index], None if info.fwhm is None else info.fwhm[index], True
+    index = np.array(source.bands) - 1
+    if band_info is not None:
+        wavelengths, known = band_info.centers[index], True
+        fwhm = None if band_info.fwhm is None else band_info.fwhm[index]
     else:
-        wavelengths, fwhm, known = np.array(bands, dtype=np.float64), None, False
+        wavelengths, fwhm, known = np.array(source.bands, dtype=np.float64), None, False
         feedback.warning("The raster has no band wavelengths; endmember spectra are indexed by band number.")
     return SpectralLibrary(
         names=unique,
         spectra=spectra,
         wavelengths=wavelengths,
         fwhm=fwhm,
-        source=source,
+        source=description,
         wavelengths_known=known,
         n_points=counts,
     )

@@ -112,6 +112,16 @@ class BandInfo:
 # ---------------------------------------------------------------------------
 
 
+def unit_word_factor(word):
+    """Nanometres per unit of a single unit word (``"nm"``, ``"Microns"``, ``"µm"``...), else ``None``.
+
+    Case and a plural ``s`` are ignored.
+    """
+    text = str(word).strip().lower()
+    text = text[:-1] if text.endswith("s") and len(text) > 3 else text
+    return _UNIT_FACTORS.get(text)
+
+
 def _unit_factor(units):
     """Nanometres per unit for the unit text ``units``; ``None`` if unstated."""
     if units is None:
@@ -125,14 +135,14 @@ def _unit_factor(units):
             parameter="wavelengths",
             fix="Convert it to wavelengths in nanometres or micrometres first.",
         )
-    word = text[:-1] if text.endswith("s") and len(text) > 3 else text
-    if word not in _UNIT_FACTORS:
+    factor = unit_word_factor(text)
+    if factor is None:
         raise OreMapError(
             f"Unknown wavelength unit '{units}'.",
             parameter="wavelengths",
             fix="Use nanometres (nm) or micrometres (um).",
         )
-    return _UNIT_FACTORS[word]
+    return factor
 
 
 def nanometres_per_unit(units, values=None):
@@ -286,8 +296,12 @@ def _in_nanometres(centers, fwhm, units):
     return centers * factor, None if fwhm is None else fwhm * factor
 
 
-def _from_envi_domain(ds):
-    tags = {k.lower().replace(" ", "_"): v for k, v in ds.tags(ns="ENVI").items()}
+def _envi_tags(ds):
+    """GDAL's ENVI metadata domain, keys lower case with underscores."""
+    return {k.lower().replace(" ", "_"): v for k, v in ds.tags(ns="ENVI").items()}
+
+
+def _from_envi_domain(ds, tags):
     units = tags.get("wavelength_units")
     centers = _envi_list(tags.get("wavelength"))
     if centers is None or centers.size != ds.count or _is_index_units(units):
@@ -397,14 +411,16 @@ def band_info_from_raster(path_or_dataset):
         except rasterio.errors.RasterioIOError as exc:
             raise OreMapError(f"Cannot open raster '{path_or_dataset}': {exc}", parameter="raster") from None
     ds = path_or_dataset
-    for source in (_from_envi_domain, _from_band_items, _from_imagery_domain, _from_descriptions):
-        found = source(ds)
+    envi = _envi_tags(ds)
+    sources = (lambda: _from_envi_domain(ds, envi), lambda: _from_band_items(ds),
+               lambda: _from_imagery_domain(ds), lambda: _from_descriptions(ds))
+    for source in sources:
+        found = source()
         if found is not None and np.all(np.isfinite(found[0])):
             break
     else:
         return None
     centers, fwhm = found
-    envi = {k.lower().replace(" ", "_"): v for k, v in ds.tags(ns="ENVI").items()}
     bbl = _envi_list(envi.get("bbl"))
     bad = (bbl == 0) if bbl is not None and bbl.size == ds.count else None
     return BandInfo(centers=centers, fwhm=_valid_fwhm(fwhm, ds.count), bad=bad)

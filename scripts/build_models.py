@@ -107,10 +107,10 @@ mixing change most.
 ## Validation
 Grouped by physical sample: about 25 % of each class's samples held out with all their measurements (a
 sample measured by several spectrometers is one group), and augmented the same way.
-Overall accuracy {m.get('validation_overall_accuracy', float('nan')):.3f}, kappa
-{m.get('validation_kappa', float('nan')):.3f}, macro F1 {m.get('validation_macro_f1', float('nan')):.3f} on
+Overall accuracy {m.get('val_accuracy', float('nan')):.3f}, kappa
+{m.get('val_kappa', float('nan')):.3f}, macro F1 {m.get('val_macro_f1', float('nan')):.3f} on
 {m.get('n_validation', 0)} held-out augmented spectra; Spectral Angle Mapper (class mean spectra) on the same
-data: {m.get('sam_validation_overall_accuracy', float('nan')):.3f}.
+data: {m.get('sam_val_accuracy', float('nan')):.3f}.
 
 ## Intended use
 Imaging spectrometer reflectance (AVIRIS, AVIRIS-NG, EnMAP, PRISMA, EMIT, laboratory and mine-face scanners)

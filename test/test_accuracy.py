@@ -254,16 +254,18 @@ LEGEND = [
 
 
 def test_match_classes_by_name_first_word_and_code():
-    mapping, unmatched = match_classes(LEGEND, [
+    mapping, unmatched, ambiguous = match_classes(LEGEND, [
         "kaolinite", "ALUNITE gds84   na03", " calcite ", "Muscovite", "Muscovite IL107", "Jarosite",
-        "Kaolinite", "kaolinite", None, ""])
+        "Kaolinite", "kaolinite", None, "", "Kaolinite CM9", "GDS84"])
+    # the rules of the Spectra parameter: a unique start ("Kaolinite CM9") or part ("GDS84") of a name
     assert mapping == {"kaolinite": 1, "ALUNITE gds84   na03": 2, " calcite ": 5, "Muscovite IL107": 4,
-                       "Kaolinite": 1}
+                       "Kaolinite": 1, "Kaolinite CM9": 1, "GDS84": 2}
     assert unmatched == ["Muscovite", "Jarosite"]  # 'Muscovite' is ambiguous (two legend names)
-    mapping, unmatched = match_classes(LEGEND, [1, 5, 9, 3.0, "2", np.int64(4), " 0.0 "])
-    assert mapping == {1: 1, 5: 5, 3.0: 3, "2": 2, 4: 4, " 0.0 ": 0}
+    assert ambiguous == {"Muscovite": ["Muscovite GDS107", "Muscovite IL107"]}
+    mapping, unmatched, _ = match_classes(LEGEND, [1, 5, 9, 3.0, "2", np.int64(4), " 0.0 ", "3"])
+    assert mapping == {1: 1, 5: 5, 3.0: 3, "2": 2, 4: 4, " 0.0 ": 0, "3": 3}  # "3" is no part of "Na03"
     assert unmatched == [9]
-    mapping, unmatched = match_classes({10: "Hematite", 11: "Goethite"}, ["hematite", 11])
+    mapping, unmatched, _ = match_classes({10: "Hematite", 11: "Goethite"}, ["hematite", 11])
     assert mapping == {"hematite": 10, 11: 11} and unmatched == []
 
 

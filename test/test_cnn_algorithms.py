@@ -47,7 +47,10 @@ def test_training_from_library_writes_model_and_report(trained):
     assert wl.min() >= 383.15 and wl.max() <= 2508.2 and not np.any((wl > 1330) & (wl < 1460))
     assert set(np.round(wl, 3)) <= set(np.round(image.centers[~image.bad], 3))
     metrics = info.training["metrics"]
-    assert metrics["validation_overall_accuracy"] == pytest.approx(trained["VALIDATION_ACCURACY"])
+    assert metrics["val_accuracy"] == pytest.approx(trained["VALIDATION_ACCURACY"])
+    assert metrics["val_kappa"] == pytest.approx(trained["KAPPA"])
+    assert metrics["sam_val_accuracy"] == pytest.approx(trained["SAM_ACCURACY"])
+    assert not any(key.startswith("validation_") for key in metrics)  # one set of keys
     # held-out samples of six minerals, augmented with noise, shade and mixing: the CNN is ahead of SAM
     assert trained["VALIDATION_ACCURACY"] >= 0.8
     assert trained["VALIDATION_ACCURACY"] > trained["SAM_ACCURACY"] + 0.1
@@ -112,6 +115,70 @@ def test_classify_matches_independent_inference(trained, run_alg, tmp_path, cube
     assert np.array_equal(got, expected)
     np.testing.assert_allclose(conf, probs.max(axis=1), atol=1e-6)
     assert [c["name"] for c in legend][1:] == read_model_info(trained["OUTPUT_MODEL"]).class_names
+
+
+def test_min_confidence_unclassifies_uncertain_pixels(trained, tmp_path):
+    from oremap.core import mapping
+
+    model = trained["OUTPUT_MODEL"]
+    _, probs = independent_prediction(model, AVIRIS_NG)
+    confidence = probs.max(axis=1)
+    threshold = float(np.median(confidence))
+    stats = mapping.cnn_classify_map(AVIRIS_NG, model, str(tmp_path / "c.tif"), min_confidence=threshold,
+                                     batch_size=7)  # several batches per block
+    with rasterio.open(tmp_path / "c.tif") as ds:
+        got = ds.read(1).ravel()
+    expected = np.where(confidence < threshold, 0, probs.argmax(axis=1) + 1)
+    # pixels within rounding of the threshold may go either way
+    near = np.abs(confidence - threshold) < 1e-5
+    assert np.array_equal(got[~near], expected[~near])
+    assert 0 < stats["class_counts"]["Unclassified"] == int((got == 0).sum()) < got.size
+
+
+def test_resampling_operator_reaches_just_beyond_the_image_range():
+    from oremap.core.errors import OreMapError
+    from oremap.core.mapping import resampling_operator
+    from oremap.core.wavelengths import BandInfo
+
+    image = BandInfo(centers=np.arange(500.0, 1001.0, 10.0), fwhm=np.full(51, 10.0), bad=None)
+    bands, matrix = resampling_operator(image, [497.0, 755.0, 1003.0])  # 3 nm beyond either end
+    assert bands == list(range(1, 52)) and matrix.shape == (51, 3)
+    np.testing.assert_array_equal(matrix[:, 0], np.eye(51)[0])  # the first image band as it is
+    np.testing.assert_array_equal(matrix[:, 2], np.eye(51)[50])  # the last one
+    with pytest.raises(OreMapError, match="do not cover"):
+        resampling_operator(image, [480.0, 755.0])  # 20 nm beyond: refused
+    with pytest.raises(OreMapError, match="do not cover"):
+        resampling_operator(image, [755.0, 1020.0])
+
+
+def test_model_file_is_used_only_when_chosen(trained, tmp_path):
+    """A file remembered by the dialog does not override a bundled model chosen under MODEL."""
+    import processing
+    from qgis.core import QgsProcessingFeedback
+
+    from oremap.core.bundled import bundled_models
+
+    class Recorder(QgsProcessingFeedback):
+        def __init__(self):
+            super().__init__()
+            self.warnings = []
+
+        def pushWarning(self, text):  # noqa: N802
+            self.warnings.append(text)
+
+    bundled = bundled_models("spectral_classification")
+    own = os.path.abspath(trained["OUTPUT_MODEL"])
+    feedback = Recorder()
+    result = processing.run("oremap:classify_spectral_cnn", {
+        "INPUT": AVIRIS_NG, "MODEL": 0, "MODEL_FILE": own, "OUTPUT_CLASSES": str(tmp_path / "a.tif")},
+        feedback=feedback)
+    assert result["MODEL_FILE"] == os.path.abspath(bundled[0][1])
+    assert any("is ignored" in w and own in w for w in feedback.warnings), feedback.warnings
+    feedback = Recorder()
+    result = processing.run("oremap:classify_spectral_cnn", {
+        "INPUT": AVIRIS_NG, "MODEL": len(bundled), "MODEL_FILE": own, "OUTPUT_CLASSES": str(tmp_path / "b.tif")},
+        feedback=feedback)  # 'Model file' chosen
+    assert result["MODEL_FILE"] == own and not any("is ignored" in w for w in feedback.warnings)
 
 
 def test_classify_resamples_a_cube_with_other_bands(trained, run_alg, tmp_path):

@@ -223,3 +223,16 @@ def test_onnx_model_checks_input_width(tmp_path):
         assert f"expects spectra of {N_BANDS} bands" in err.value.message
     with pytest.raises(OreMapError, match="given 7 bands"):
         model.run(np.zeros((2, 7)))
+
+
+def test_model_file_gets_the_usual_permissions_and_no_temporary_file_is_left(tmp_path):
+    try:  # read, not set: setting the umask is what write_atomic must avoid (other threads)
+        with open("/proc/self/status", encoding="ascii") as status:
+            umask = int(next(line for line in status if line.startswith("Umask:")).split()[1], 8)
+    except (OSError, StopIteration):
+        pytest.skip("the process umask cannot be read here")
+    path = write_model(softmax_graph(), make_info(), tmp_path / "m.onnx")
+    write_model(softmax_graph(), make_info(description="again"), path)  # replaces the file
+    assert os.stat(path).st_mode & 0o777 == 0o666 & ~umask
+    assert os.listdir(tmp_path) == ["m.onnx"]
+    assert read_model_info(path).description == "again"

@@ -90,8 +90,21 @@ def test_continuum_removal_of_dark_negative_and_missing_spectra():
         out = sc.continuum_removal(X, wl)
     np.testing.assert_array_equal(out[0], 1.0)  # no continuum: flat, no absorption
     np.testing.assert_array_equal(out[1], 1.0)
-    assert np.all(np.isfinite(out[2])) and out[2].min() >= 0.0 and out[2].max() <= 1.0
+    # Hull from (band 0, -0.01) to (band 25, 0.2): not positive at bands 0 and 1 (value 1), positive
+    # from band 2 on, where the negative reflectance is clipped to 0; the bright half lies on the hull.
+    np.testing.assert_array_equal(out[2], np.r_[1, 1, np.zeros(23), np.ones(25)])
     assert np.isnan(out[3]).all()
+
+
+def test_continuum_removal_with_repeated_wavelengths():
+    # Bands sharing a wavelength share the continuum: the higher value there.
+    with np.errstate(all="raise"):
+        np.testing.assert_allclose(sc.continuum_removal([0.1, 0.6, 0.5], [400, 500, 500]), [1, 1, 0.5 / 0.6],
+                                   atol=1e-12)
+        np.testing.assert_allclose(sc.continuum_removal([0.5, 0.6, 0.1], [400, 400, 500]), [0.5 / 0.6, 1, 1],
+                                   atol=1e-12)
+        np.testing.assert_allclose(sc.continuum_removal([0.1, 0.6, 0.5, 0.7], [400, 500, 500, 600]),
+                                   [1, 1, 0.5 / 0.6, 1], atol=1e-12)
 
 
 def test_brightness_normalisation():
@@ -128,11 +141,6 @@ def test_augment_is_deterministic_and_keeps_labels_and_groups():
     assert X.shape == (30, 40)
     np.testing.assert_array_equal(y, np.repeat(labels, 5))
     np.testing.assert_array_equal(g, np.repeat(groups, 5))
-    X2, y2, g2 = sc.augment(S, labels, groups, 5, 7, include_original=True)
-    np.testing.assert_array_equal(X2[:6], S)
-    np.testing.assert_array_equal(X2[6:], X)
-    np.testing.assert_array_equal(y2, np.r_[labels, y])
-    np.testing.assert_array_equal(g2, np.r_[groups, g])
 
 
 def test_augment_mixes_only_with_other_classes():
@@ -264,10 +272,11 @@ def test_onnx_equals_torch_eager(tiny_result, tmp_path):
 
 
 def test_training_result_info(tiny_result, tmp_path):
-    from oremap.core.model_format import read_model_info
+    from oremap.core.model_format import OnnxModel, read_model_info
 
     lib, X, y, result = tiny_result
-    info = read_model_info(result.save(tmp_path / "tiny.onnx"))
+    path = result.save(tmp_path / "tiny.onnx")
+    info = read_model_info(path)
     assert info == result.info
     assert info.task == "spectral_classification"
     assert info.class_names == SUBSET_CLASSES
@@ -281,8 +290,11 @@ def test_training_result_info(tiny_result, tmp_path):
     assert training["n_samples"] == 150
     metrics = training["metrics"]
     assert np.sum(metrics["confusion_matrix"]) == metrics["n_validation"] == result.val_labels.size
-    assert metrics["val_accuracy"] == pytest.approx(
-        np.mean(result.val_proba.argmax(axis=1) == result.val_labels))
+    # the saved model, run on the raw validation spectra, gives the stored figure
+    saved = sc.predict_proba(OnnxModel(path), result.val_spectra)
+    assert metrics["val_accuracy"] == pytest.approx(np.mean(saved.argmax(axis=1) == result.val_labels))
+    assert {"val_loss", "val_balanced_accuracy", "val_kappa", "val_macro_f1", "per_class"} <= set(metrics)
+    assert result.val_summary["overall_accuracy"] == metrics["val_accuracy"]
     assert training["parameters"]["network"]["channels"] == [8, 16, 32]
     assert set(result.history) == {"train_loss", "val_loss", "train_acc", "val_acc"}
     assert len(result.history["val_loss"]) == metrics["epochs_run"] == 4
@@ -290,6 +302,33 @@ def test_training_result_info(tiny_result, tmp_path):
     np.testing.assert_array_equal(result.val_labels, y[result.val_indices])
     np.testing.assert_array_equal(result.val_spectra, X[result.val_indices])  # raw, before preprocessing
     assert [m for m, _ in sc.PREPROCESSING] == list(sc.PREPROCESSING_METHODS)
+
+
+def test_default_network_is_the_one_recorded():
+    needs_torch()
+    X = np.random.default_rng(0).uniform(0.1, 0.5, (40, 32))
+    y = np.repeat([0, 1], 20)
+    result = sc.train_classifier(X, y, ["a", "b"], epochs=1, val_fraction=0.0)
+    recorded = result.info.training["parameters"]["network"]
+    assert recorded == {k: list(v) if isinstance(v, tuple) else v for k, v in sc.DEFAULT_NETWORK.items()}
+    net = result.torch_model.net
+    convs = [m for m in net.features if type(m).__name__ == "Conv1d"]
+    assert [m.out_channels for m in convs] == recorded["channels"]
+    assert [m.kernel_size[0] for m in convs] == recorded["kernels"]
+    dense = [m for m in net.head if type(m).__name__ == "Linear"]
+    dropout = [m for m in net.head if type(m).__name__ == "Dropout"]
+    assert dense[0].out_features == recorded["hidden"] and dropout[0].p == recorded["dropout"]
+
+
+def test_diverging_training_is_reported():
+    needs_torch()
+    rng = np.random.default_rng(0)
+    X = rng.uniform(0.1, 0.5, (40, 16))
+    y = np.repeat([0, 1], 20)
+    with pytest.raises(OreMapError, match="diverged") as err:
+        sc.train_classifier(X, y, ["a", "b"], lr=1e30, epochs=5, patience=2, network_options=TINY,
+                            preprocessing="none")
+    assert err.value.parameter == "training" and "learning rate" in err.value.fix
 
 
 def test_same_seed_gives_identical_model():

@@ -11,10 +11,13 @@ from rasterio.transform import Affine
 
 from conftest import SHARED_DATA
 from oremap.core.errors import OreMapError
+from oremap.core.raster import RasterSource
 from oremap.core.spectral_library import (
     SpectralLibrary,
     _read_envi_cube,
     library_from_points,
+    match_name,
+    name_key,
     parse_envi_header,
     read_library,
     write_csv_library,
@@ -186,7 +189,6 @@ def test_band_info_from_aviris_ng_envi_header():
     assert info.centers[-1] == wl[-1] == 2505.0363678
     assert info.fwhm is not None and info.fwhm[0] == fwhm[0] and info.fwhm[-1] == fwhm[-1]
     assert int(info.bad.sum()) == bbl.count(0.0) == 59
-    assert info.good.sum() == 432 - 59
 
 
 def _write_tif(path, n_bands, transform=None, tags=None, descriptions=None, data=None, nodata=None):
@@ -308,6 +310,21 @@ def test_envi_header_parser_and_binary_variants(tmp_path):
         np.testing.assert_array_equal(got, cube)
 
 
+def test_envi_wavelength_record_is_not_scaled(tmp_path):
+    (tmp_path / "rec.hdr").write_text(
+        "ENVI\nsamples = 3\nlines = 3\nbands = 1\ndata type = 4\ninterleave = bsq\n"
+        "reflectance scale factor = 10000\n"
+        "spectra names = {Wavelengths in nanometers, Bandpass (FWHM) in nanometers, Calcite}\n"
+    )
+    raw = np.array([[400, 500, 600], [10, 10, 12], [1000, 2000, 3000]], dtype="<f4")
+    raw.tofile(tmp_path / "rec.sli")
+    lib = read_library(tmp_path / "rec.sli")
+    assert lib.names == ["Calcite"] and lib.n_dropped == 2
+    np.testing.assert_array_equal(lib.wavelengths, [400.0, 500.0, 600.0])
+    np.testing.assert_array_equal(lib.fwhm, [10.0, 10.0, 12.0])
+    np.testing.assert_allclose(lib.spectra, [[0.1, 0.2, 0.3]])
+
+
 @needs_usgs
 def test_read_usgs_splib07_library():
     lib = read_library(USGS)
@@ -357,6 +374,16 @@ def test_csv_round_trip(tmp_path):
     np.testing.assert_array_equal(back.wavelengths, lib.wavelengths)
 
 
+def test_csv_round_trip_with_delimiters_in_names(tmp_path):
+    lib = _small_library()
+    lib.names = ["Kaolinite; well crystallised", "Alunite, K", "tab\tname"]
+    back = read_library(write_csv_library(lib, tmp_path / "semi.csv"))
+    assert back.names == lib.names
+    np.testing.assert_array_equal(back.spectra, lib.spectra)
+    np.testing.assert_array_equal(back.wavelengths, lib.wavelengths)
+    assert not [p for p in tmp_path.iterdir() if p.name != "semi.csv"]  # no temporary file left
+
+
 def test_missing_or_unknown_library_file(tmp_path):
     with pytest.raises(OreMapError) as err:
         read_library(tmp_path / "nope.sli")
@@ -386,8 +413,21 @@ def test_subset_matching_rules():
     with pytest.raises(OreMapError) as err:
         lib.subset(["Alunit GDS48"])
     assert err.value.parameter == "spectra" and "'Alunite GDS84'" in str(err.value)
-    with pytest.raises(OreMapError):
+    with pytest.raises(OreMapError) as err:
         lib.subset(["Alunite", "alun"])  # the same spectrum twice
+    assert err.value.parameter == "spectra"
+    assert "more than once" in str(err.value) and "'Alunite GDS84'" in str(err.value)
+
+
+def test_match_name_and_name_key():
+    names = ["Kaolinite KGa-1", "Alunite GDS84", "kaolinite wxl", "Alunite GDS84"]
+    assert name_key("  Kaolinite \t KGa-1 ") == "kaolinite kga-1"
+    assert match_name("kaolinite  KGA-1", names) == (0, [])
+    assert match_name("wxl", names) == (2, [])
+    assert match_name("Kaolinite", names) == (None, [0, 2])  # ambiguous prefix
+    assert match_name("Alunite GDS84", names) == (None, [1, 3])  # exact, twice
+    assert match_name("Quartz", names) == (None, [])
+    assert match_name("  ", names) == (None, [])
 
 
 def test_duplicate_names_are_reported():
@@ -431,19 +471,28 @@ def _centre(transform, row, col):
     return transform * (col + 0.5, row + 0.5)
 
 
+def _points(path, xy, names, bands=None, nodata=None, scale=None, band_info=None):
+    with RasterSource(path, bands=bands, nodata=nodata, scale=scale) as src:
+        return library_from_points(src, xy, names, band_info=band_info)
+
+
+INFO = BandInfo(centers=[450.0, 550.0, 650.0], fwhm=[20.0, 20.0, 20.0])
+
+
 def test_library_from_points_on_rotated_raster(tmp_path):
     path = tmp_path / "rot.tif"
     transform, data = _rotated_raster(path)
     cells = [(0, 0), (4, 5), (2, 3), (1, 4)]
     xy = [_centre(transform, r, c) for r, c in cells]
-    lib = library_from_points(path, xy, ["a", "b", "c", "d"], scale=0.001, offset=0.01)
-    expected = np.array([data[:, r, c] * 0.001 + 0.01 for r, c in cells])
-    np.testing.assert_allclose(lib.spectra, expected, rtol=0, atol=1e-12)
+    lib = _points(path, xy, ["a", "b", "c", "d"], scale=1000.0, band_info=INFO)
+    expected = np.array([data[:, r, c] / 1000.0 for r, c in cells])
+    np.testing.assert_allclose(lib.spectra, expected, rtol=1e-6, atol=0)
     assert lib.names == ["a", "b", "c", "d"] and lib.n_points.tolist() == [1, 1, 1, 1]
     np.testing.assert_array_equal(lib.wavelengths, [450.0, 550.0, 650.0])
+    np.testing.assert_array_equal(lib.fwhm, [20.0, 20.0, 20.0])
     assert lib.wavelengths_known
-    # A subset of bands.
-    sub = library_from_points(path, xy[:1], ["a"], band_indexes=[3, 1])
+    # A subset of bands, unscaled (scale 1).
+    sub = _points(path, xy[:1], ["a"], bands=[3, 1], scale=1.0, band_info=INFO)
     np.testing.assert_array_equal(sub.spectra, [[data[2, 0, 0], data[0, 0, 0]]])
     np.testing.assert_array_equal(sub.wavelengths, [650.0, 450.0])
 
@@ -452,7 +501,7 @@ def test_library_from_points_averages_same_names(tmp_path):
     path = tmp_path / "rot.tif"
     transform, data = _rotated_raster(path)
     xy = [_centre(transform, 1, 1), _centre(transform, 3, 2), _centre(transform, 0, 5)]
-    lib = library_from_points(path, xy, ["Alunite", "Kaolinite", "Alunite"])
+    lib = _points(path, xy, ["Alunite", "Kaolinite", "Alunite"], scale=1.0, band_info=INFO)
     assert lib.names == ["Alunite", "Kaolinite"] and lib.n_points.tolist() == [2, 1]
     np.testing.assert_allclose(lib.spectra[0], (data[:, 1, 1] + data[:, 0, 5]) / 2.0)
     np.testing.assert_allclose(lib.spectra[1], data[:, 3, 2])
@@ -466,22 +515,63 @@ def test_library_from_points_errors(tmp_path):
     # Inside the rotated footprint's bounding box but outside the grid.
     outside = _centre(transform, -1, 2)
     with pytest.raises(OreMapError) as err:
-        library_from_points(path, [inside, outside], ["ok", "far away"])
+        _points(path, [inside, outside], ["ok", "far away"])
     assert err.value.parameter == "endmembers" and "point 2 'far away'" in str(err.value)
     with pytest.raises(OreMapError) as err:
-        library_from_points(path, [inside, _centre(transform, 4, 5)], ["ok", "hole"])
+        _points(path, [inside, _centre(transform, 4, 5)], ["ok", "hole"])
     assert err.value.parameter == "endmembers" and "point 2 'hole'" in str(err.value)
     with pytest.raises(OreMapError) as err:
-        library_from_points(path, [inside], ["  "])
+        _points(path, [inside], ["  "])
     assert err.value.parameter == "endmembers"
+    for xy, names in (([], []), (np.zeros((0, 2)), [])):
+        with pytest.raises(OreMapError) as err:
+            _points(path, xy, names)
+        assert err.value.parameter == "endmembers" and "No endmember points" in str(err.value)
+    with pytest.raises(OreMapError) as err:
+        _points(path, [inside], ["ok"], band_info=BandInfo(centers=[450.0, 550.0]))
+    assert err.value.parameter == "wavelengths"
+
+
+def test_library_from_points_masks_raster_and_user_nodata(tmp_path):
+    path = tmp_path / "rot.tif"
+    transform, data = _rotated_raster(path, nodata=-1)  # pixel (4, 5) is the raster's nodata
+    with rasterio.open(path, "r+") as ds:
+        block = ds.read()
+        block[:, 2, 3] = -7  # the user's nodata
+        ds.write(block)
+    xy = [_centre(transform, 1, 1), _centre(transform, 4, 5), _centre(transform, 2, 3)]
+    with pytest.raises(OreMapError) as err:
+        _points(path, xy, ["ok", "raster nodata", "user nodata"], nodata=-7, scale=1.0)
+    message = str(err.value)
+    assert err.value.parameter == "endmembers" and message.startswith("2 endmember points")
+    assert "point 2 'raster nodata'" in message and "point 3 'user nodata'" in message
+    # Without the user nodata, -7 is an ordinary value.
+    lib = _points(path, xy[::2], ["ok", "minus seven"], scale=1.0)
+    np.testing.assert_array_equal(lib.spectra, [data[:, 1, 1], [-7.0, -7.0, -7.0]])
+
+
+def test_library_from_points_rejects_pixel_nodata_in_one_band(tmp_path):
+    path = tmp_path / "rot.tif"
+    transform, data = _rotated_raster(path, nodata=-1)
+    with rasterio.open(path, "r+") as ds:
+        ds.write(np.full((1, 1), -1, dtype="int16"), 2, window=rasterio.windows.Window(3, 3, 1, 1))
+    xy = [_centre(transform, 1, 1), _centre(transform, 3, 3)]
+    with pytest.raises(OreMapError) as err:
+        _points(path, xy, ["ok", "one band missing"], scale=1.0)
+    assert err.value.parameter == "endmembers" and "point 2 'one band missing'" in str(err.value)
+    # Leaving that band out makes the pixel valid.
+    lib = _points(path, xy, ["ok", "one band missing"], bands=[1, 3], scale=1.0, band_info=INFO)
+    np.testing.assert_array_equal(lib.spectra[1], data[[0, 2], 3, 3])
+    np.testing.assert_array_equal(lib.wavelengths, [450.0, 650.0])
 
 
 def test_library_from_points_without_wavelengths(tmp_path):
     path = tmp_path / "plain.tif"
     transform, data = _rotated_raster(path, with_wavelengths=False)
-    lib = library_from_points(path, [_centre(transform, 2, 2)], ["x"])
+    lib = _points(path, [_centre(transform, 2, 2)], ["x"], scale=1.0)
     assert not lib.wavelengths_known
     np.testing.assert_array_equal(lib.wavelengths, [1.0, 2.0, 3.0])
+    np.testing.assert_array_equal(lib.spectra, [data[:, 2, 2]])
     with pytest.raises(OreMapError) as err:
         lib.resample(BandInfo(centers=[500.0]))
     assert err.value.parameter == "wavelengths"
