@@ -69,6 +69,21 @@ def processing_provider(processing_initialised):
     yield ensure_provider()
 
 
+def warning_recorder():
+    """A QgsProcessingFeedback that keeps the warnings pushed to it in ``.warnings``."""
+    from qgis.core import QgsProcessingFeedback
+
+    class Recorder(QgsProcessingFeedback):
+        def __init__(self):
+            super().__init__()
+            self.warnings = []
+
+        def pushWarning(self, text):  # noqa: N802 (QGIS API)
+            self.warnings.append(text)
+
+    return Recorder()
+
+
 @pytest.fixture
 def run_alg(processing_provider):
     """Run ``oremap:<name>`` through processing.run and return its results."""

@@ -7,7 +7,7 @@ import pytest
 import rasterio
 from qgis.core import QgsProcessingException
 
-from conftest import AVIRIS_NG, USGS_LIBRARY
+from conftest import AVIRIS_NG, USGS_LIBRARY, warning_recorder
 from test_algorithms import pixel_centre, point_layer
 
 
@@ -143,21 +143,12 @@ def test_no_references_and_both_references(run_alg, tmp_path):
 
 
 def test_existing_output_is_replaced_with_a_warning(run_alg, tmp_path):
-    from qgis.core import QgsProcessingFeedback
     import processing
 
     target = tmp_path / "a.tif"
     target.write_bytes(b"old")
 
-    class Recorder(QgsProcessingFeedback):
-        def __init__(self):
-            super().__init__()
-            self.warnings = []
-
-        def pushWarning(self, text):  # noqa: N802
-            self.warnings.append(text)
-
-    feedback = Recorder()
+    feedback = warning_recorder()
     processing.run("oremap:unmix_fcls", {"INPUT": AVIRIS_NG, "LIBRARY": USGS_LIBRARY,
                                          "SPECTRA": "Kaolinite CM9; Goethite WS222", "OUTPUT": str(target)},
                    feedback=feedback)

@@ -13,7 +13,7 @@ import pytest
 import rasterio
 from qgis.core import QgsProcessingException
 
-from conftest import AVIRIS_NG, AVIRIS_NG_2, DATA, USGS_LIBRARY, ensure_provider
+from conftest import AVIRIS_NG, AVIRIS_NG_2, DATA, USGS_LIBRARY, ensure_provider, warning_recorder
 from oremap.core.model_format import read_model_info
 from oremap.core.spectral_cnn import preprocess
 from oremap.core.spectral_library import read_library
@@ -154,27 +154,18 @@ def test_resampling_operator_reaches_just_beyond_the_image_range():
 def test_model_file_is_used_only_when_chosen(trained, tmp_path):
     """A file remembered by the dialog does not override a bundled model chosen under MODEL."""
     import processing
-    from qgis.core import QgsProcessingFeedback
 
     from oremap.core.bundled import bundled_models
 
-    class Recorder(QgsProcessingFeedback):
-        def __init__(self):
-            super().__init__()
-            self.warnings = []
-
-        def pushWarning(self, text):  # noqa: N802
-            self.warnings.append(text)
-
     bundled = bundled_models("spectral_classification")
     own = os.path.abspath(trained["OUTPUT_MODEL"])
-    feedback = Recorder()
+    feedback = warning_recorder()
     result = processing.run("oremap:classify_spectral_cnn", {
         "INPUT": AVIRIS_NG, "MODEL": 0, "MODEL_FILE": own, "OUTPUT_CLASSES": str(tmp_path / "a.tif")},
         feedback=feedback)
     assert result["MODEL_FILE"] == os.path.abspath(bundled[0][1])
     assert any("is ignored" in w and own in w for w in feedback.warnings), feedback.warnings
-    feedback = Recorder()
+    feedback = warning_recorder()
     result = processing.run("oremap:classify_spectral_cnn", {
         "INPUT": AVIRIS_NG, "MODEL": len(bundled), "MODEL_FILE": own, "OUTPUT_CLASSES": str(tmp_path / "b.tif")},
         feedback=feedback)  # 'Model file' chosen
