@@ -11,7 +11,7 @@ import shutil
 import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SHARED = os.environ.get("OREMAP_SHARED_DATA", os.path.join(ROOT, "..", "shared", "data"))
+SHARED = os.environ.get("OREMAP_SHARED_DATA") or os.path.join(ROOT, "..", "shared", "data")
 OUT = os.path.join(ROOT, "test", "data")
 
 TILES = ["ang20150420t182808_corr_v1e_img_4200-4210_70-80", "ang20150422t163638_corr_v1e_img_4000-4010_550-560"]
