@@ -23,6 +23,7 @@ from qgis.core import (
     QgsProcessingException,
     QgsProcessingOutputBoolean,
     QgsProcessingOutputNumber,
+    QgsProcessingOutputString,
     QgsProcessingParameterEnum,
     QgsProcessingParameterFeatureSource,
     QgsProcessingParameterField,
@@ -231,7 +232,8 @@ class OreMapAlgorithm(QgsProcessingAlgorithm):
 
     def add_value_output(self, name, label, kind="number"):
         """A value the algorithm reports (e.g. an accuracy), offered to later steps of a model."""
-        output = {"number": QgsProcessingOutputNumber, "boolean": QgsProcessingOutputBoolean}[kind]
+        output = {"number": QgsProcessingOutputNumber, "boolean": QgsProcessingOutputBoolean,
+                  "string": QgsProcessingOutputString}[kind]
         self.addOutput(output(name, self.tr(label)))
 
     def add_raster_output(self, name, label, optional=False):

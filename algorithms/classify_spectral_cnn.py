@@ -38,6 +38,9 @@ class ClassifySpectralCnn(OreMapAlgorithm):
         "OUTPUT_CLASSES": "Class raster with the model's class names and colours; 0 = unclassified, 255 = nodata.",
         "OUTPUT_PROBABILITIES": "Optional: one band per class with its probability (band names P(class)).",
         "OUTPUT_CONFIDENCE": "Optional: the highest class probability per pixel.",
+        "VALID_PIXELS": "Number of valid (not nodata) pixels classified.",
+        "RESAMPLED": "True when the raster's bands were resampled to the model's wavelengths.",
+        "MODEL_USED": "Path of the model file that was used (a bundled one or your own).",
     }
     REFERENCES = [
         "DeepGeoMap: a spectrally focused 1D CNN trained on geochemically validated laboratory spectra for "
@@ -64,6 +67,9 @@ class ClassifySpectralCnn(OreMapAlgorithm):
         self.add_raster_output("OUTPUT_CLASSES", "Mineral classes")
         self.add_raster_output("OUTPUT_PROBABILITIES", "Class probabilities", optional=True)
         self.add_raster_output("OUTPUT_CONFIDENCE", "Confidence", optional=True)
+        self.add_value_output("VALID_PIXELS", "Pixels classified (valid pixels)")
+        self.add_value_output("RESAMPLED", "Bands resampled to the model", kind="boolean")
+        self.add_value_output("MODEL_USED", "Model file used", kind="string")
 
     def model_path(self, parameters, context, feedback=None):
         """The model file: the bundled model chosen under MODEL, or MODEL_FILE when 'Model file' is chosen.
@@ -105,7 +111,7 @@ class ClassifySpectralCnn(OreMapAlgorithm):
                 feedback.info(f"  {name}: {count} pixels")
         self.style_output(context, outputs["OUTPUT_CLASSES"], {"kind": "classes", "legend": stats["legend"]})
         results = {"OUTPUT_CLASSES": outputs["OUTPUT_CLASSES"], "VALID_PIXELS": stats["valid_pixels"],
-                   "RESAMPLED": stats["resampled"], "MODEL_FILE": os.path.abspath(model_path)}
+                   "RESAMPLED": stats["resampled"], "MODEL_USED": os.path.abspath(model_path)}
         for name in ("OUTPUT_PROBABILITIES", "OUTPUT_CONFIDENCE"):
             if outputs[name]:
                 self.style_output(context, outputs[name], {"kind": "ramp", "ramp": "Viridis", "min": 0.0, "max": 1.0})

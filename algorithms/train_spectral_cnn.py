@@ -69,6 +69,9 @@ class TrainSpectralCnn(OreMapAlgorithm):
         "OUTPUT_MODEL": "The model: ONNX with OreMap metadata (classes and colours, wavelengths, preprocessing, "
                         "training summary).",
         "OUTPUT_REPORT": "HTML training report with the CNN and SAM side by side on the validation data.",
+        "VALIDATION_ACCURACY": "Overall accuracy of the CNN on the held-out validation data (0-1).",
+        "KAPPA": "Cohen's kappa of the CNN on the validation data.",
+        "SAM_ACCURACY": "Overall accuracy of the Spectral Angle Mapper (class mean spectra) on the same data.",
     }
     REFERENCES = [
         "DeepGeoMap: a spectrally focused 1D CNN trained on geochemically validated laboratory spectra for "
@@ -106,6 +109,9 @@ class TrainSpectralCnn(OreMapAlgorithm):
         self._number("SEED", "Random seed", 42, 0, integer=True, advanced=True)
         self.add_file_output("OUTPUT_MODEL", "Model file", "ONNX models (*.onnx)")
         self.add_file_output("OUTPUT_REPORT", "Training report", "HTML files (*.html)")
+        self.add_value_output("VALIDATION_ACCURACY", "CNN validation accuracy")
+        self.add_value_output("KAPPA", "CNN validation kappa")
+        self.add_value_output("SAM_ACCURACY", "SAM validation accuracy")
 
     def _number(self, name, label, default, minimum, maximum=None, integer=False, advanced=False):
         kind = QgsProcessingParameterNumber.Integer if integer else QgsProcessingParameterNumber.Double

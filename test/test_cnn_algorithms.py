@@ -163,13 +163,13 @@ def test_model_file_is_used_only_when_chosen(trained, tmp_path):
     result = processing.run("oremap:classify_spectral_cnn", {
         "INPUT": AVIRIS_NG, "MODEL": 0, "MODEL_FILE": own, "OUTPUT_CLASSES": str(tmp_path / "a.tif")},
         feedback=feedback)
-    assert result["MODEL_FILE"] == os.path.abspath(bundled[0][1])
+    assert result["MODEL_USED"] == os.path.abspath(bundled[0][1])
     assert any("is ignored" in w and own in w for w in feedback.warnings), feedback.warnings
     feedback = warning_recorder()
     result = processing.run("oremap:classify_spectral_cnn", {
         "INPUT": AVIRIS_NG, "MODEL": len(bundled), "MODEL_FILE": own, "OUTPUT_CLASSES": str(tmp_path / "b.tif")},
         feedback=feedback)  # 'Model file' chosen
-    assert result["MODEL_FILE"] == own and not any("is ignored" in w for w in feedback.warnings)
+    assert result["MODEL_USED"] == own and not any("is ignored" in w for w in feedback.warnings)
 
 
 def test_classify_resamples_a_cube_with_other_bands(trained, run_alg, tmp_path):
