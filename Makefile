@@ -45,6 +45,9 @@ bench: setup
 	$(PYTHON) bench/bench_fcls.py
 	$(PYTHON) bench/bench_memory.py
 	$(PYTHON) bench/bench_cnn.py
+	$(PYTHON) bench/bench_abundance.py
+	$(PYTHON) bench/bench_idw.py
+	$(PYTHON) bench/bench_prospectivity.py
 
 package:
 	@/usr/bin/python3 scripts/package.py $(VERSION)

@@ -11,4 +11,11 @@ ALGORITHMS = [
     ("classify_spectral_cnn", "ClassifySpectralCnn"),
     ("unmix_fcls", "UnmixFcls"),
     ("accuracy_assessment", "AccuracyAssessment"),
+    ("train_abundance_model", "TrainAbundanceModel"),
+    ("predict_abundance", "PredictAbundance"),
+    ("idw_interpolate", "IdwInterpolate"),
+    ("evaluate_prospectivity", "EvaluateProspectivity"),
+    ("element_selection", "ElementSelection"),
+    ("train_prospectivity_cnn", "TrainProspectivityCnn"),
+    ("prospectivity_map", "ProspectivityMap"),
 ]

@@ -15,6 +15,8 @@ which calls the core and returns the outputs dict.
 import os
 import re
 
+import numpy as np
+
 from qgis.core import (
     NULL,
     QgsCoordinateTransform,
@@ -226,9 +228,11 @@ class OreMapAlgorithm(QgsProcessingAlgorithm):
     def add_enum(self, name, label, options, default=0):
         return self._add(QgsProcessingParameterEnum(name, self.tr(label), options=options, defaultValue=default))
 
-    def add_file_output(self, name, label, file_filter, optional=False):
+    def add_file_output(self, name, label, file_filter, optional=False, create=None):
+        """A file destination; an optional one is still created by default when ``create`` is True."""
         return self._add(QgsProcessingParameterFileDestination(
-            name, self.tr(label), fileFilter=file_filter, optional=optional, createByDefault=not optional))
+            name, self.tr(label), fileFilter=file_filter, optional=optional,
+            createByDefault=(not optional) if create is None else create))
 
     def add_value_output(self, name, label, kind="number"):
         """A value the algorithm reports (e.g. an accuracy), offered to later steps of a model."""
@@ -236,9 +240,10 @@ class OreMapAlgorithm(QgsProcessingAlgorithm):
                   "string": QgsProcessingOutputString}[kind]
         self.addOutput(output(name, self.tr(label)))
 
-    def add_raster_output(self, name, label, optional=False):
+    def add_raster_output(self, name, label, optional=False, create=None):
+        """A raster destination; an optional one is still created by default when ``create`` is True."""
         return self._add(QgsProcessingParameterRasterDestination(
-            name, self.tr(label), optional=optional, createByDefault=not optional))
+            name, self.tr(label), optional=optional, createByDefault=(not optional) if create is None else create))
 
     # -- resolving parameters --------------------------------------------------------------------
     def raster_path(self, parameters, name, context):
@@ -353,6 +358,38 @@ class OreMapAlgorithm(QgsProcessingAlgorithm):
             feedback.warning(f"{skipped} features of {self.parameterDefinition(name).description()} have no "
                              f"geometry or no '{field}' value and were left out.")
         return geometries, labels
+
+    def features_with_values(self, parameters, name, fields, context, target_crs, feedback=None):
+        """Shapely geometries (in ``target_crs``), a (n, len(fields)) float table (NaN = empty) and
+        feature ids of a vector parameter's features with a geometry."""
+        from shapely import wkb
+
+        source = self.parameterAsSource(parameters, name, context)
+        if source is None:
+            raise self.fail(name, "No vector layer was given.", "Choose a point or polygon layer.")
+        transform = None
+        if source.sourceCrs().isValid() and target_crs.isValid() and source.sourceCrs() != target_crs:
+            transform = QgsCoordinateTransform(source.sourceCrs(), target_crs, context.transformContext())
+        geometries, rows, ids = [], [], []
+        for feature in source.getFeatures():
+            geometry = feature.geometry()
+            if geometry.isNull() or geometry.isEmpty():
+                continue
+            if transform is not None:
+                geometry.transform(transform)
+            geometries.append(wkb.loads(bytes(geometry.asWkb())))
+            row = []
+            for field in fields:
+                value = feature[field]
+                try:
+                    row.append(float("nan") if value is None or value == NULL else float(value))
+                except (TypeError, ValueError):
+                    row.append(float("nan"))
+            rows.append(row)
+            ids.append(feature.id())
+        if not geometries:
+            raise self.fail(name, "The layer has no features with a geometry.", "Choose a layer with features.")
+        return geometries, np.asarray(rows, dtype=float).reshape(len(rows), len(fields)), ids
 
     def output_path(self, parameters, name, context, feedback):
         """The destination file of a raster or file output, checked to be writable; None if skipped."""

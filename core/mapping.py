@@ -281,6 +281,29 @@ def resampling_operator(image_info, model_wavelengths, model_fwhm=None):
     return bands, matrix.astype(np.float32)
 
 
+def model_input(raster_path, info, band_info=None, feedback=None):
+    """Which raster bands feed a model, and how: ``(bands, matrix)`` as :func:`resampling_operator`.
+
+    A model that knows its wavelengths gets the raster's good bands resampled to them (or the
+    matching bands as they are); a model without wavelengths needs a raster with exactly its
+    number of bands (``bands`` None: all of them).
+    """
+    feedback = ensure(feedback)
+    if info.wavelengths:
+        image_info = band_info or image_band_info(raster_path)
+        bands, matrix = resampling_operator(image_info, info.wavelengths, info.fwhm)
+        if matrix is not None:
+            feedback.info(f"The raster's {len(bands)} good bands are resampled to the model's "
+                          f"{len(info.wavelengths)} wavelengths ({info.wavelengths[0]:.0f}-"
+                          f"{info.wavelengths[-1]:.0f} nm).")
+        return bands, matrix
+    with open_raster(raster_path) as ds:
+        if ds.count != info.n_bands:
+            raise OreMapError(f"The model expects {info.n_bands} bands, the raster has {ds.count}.",
+                              "raster", "Use a raster with the bands the model was trained on.")
+    return None, None
+
+
 def cnn_classify_map(raster_path, model_path, class_path, probability_path=None, confidence_path=None,
                      min_confidence=None, threads=None, band_info=None, scale=None, nodata=None,
                      memory_mb=None, batch_size=1024, feedback=None):
@@ -302,19 +325,7 @@ def cnn_classify_map(raster_path, model_path, class_path, probability_path=None,
     model = OnnxModel(model_path, threads=threads)
     info = model.info
     names = info.class_names
-    if info.wavelengths:
-        image_info = band_info or image_band_info(raster_path)
-        bands, matrix = resampling_operator(image_info, info.wavelengths, info.fwhm)
-        if matrix is not None:
-            feedback.info(f"The raster's {len(bands)} good bands are resampled to the model's "
-                          f"{len(info.wavelengths)} wavelengths ({info.wavelengths[0]:.0f}-"
-                          f"{info.wavelengths[-1]:.0f} nm).")
-    else:
-        with open_raster(raster_path) as ds:
-            if ds.count != info.n_bands:
-                raise OreMapError(f"The model expects {info.n_bands} bands, the raster has {ds.count}.",
-                                  "raster", "Use a raster with the bands the model was trained on.")
-        bands, matrix = None, None
+    bands, matrix = model_input(raster_path, info, band_info, feedback)
     feedback.info(f"Model: {len(names)} classes, preprocessing '{info.preprocessing_method}', onnxruntime on "
                   f"{', '.join(model.providers_used)}.")
 

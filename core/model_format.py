@@ -95,7 +95,8 @@ class ModelInfo:
     classes : list of dict
         One ``{"name": str, "color": "#rrggbb"}`` per output column, in order.
     input : dict
-        ``{"name": graph input name, "n_bands": int}``.
+        ``{"name": graph input name, "n_bands": int}``; models on square
+        windows add ``"window": int`` (graph input ``(n, n_bands, window, window)``).
     output : dict
         ``{"name": graph output name, "kind": "probabilities"}``.
     wavelengths : list of float, optional
@@ -240,6 +241,9 @@ class ModelInfo:
         n = self.input.get("n_bands")
         if isinstance(n, bool) or not isinstance(n, int) or n < 1:
             raise _malformed(f"its input n_bands is {n!r}, not a positive integer")
+        window = self.input.get("window")
+        if window is not None and (isinstance(window, bool) or not isinstance(window, int) or window < 1):
+            raise _malformed(f"its input window is {window!r}, not a positive integer")
         for key in ("wavelengths", "fwhm", "band_names"):
             values = getattr(self, key)
             if values is None:
@@ -497,6 +501,23 @@ class OnnxModel:
     def n_classes(self):
         return len(self.info.classes)
 
+    def run_outputs(self, X, batch_size=8192):
+        """Every output of the graph for ``(n, n_bands)`` float32 input, as ``{name: array}``.
+
+        For models with several outputs (e.g. abundances and their spread); the
+        input is checked as in :meth:`run`.
+        """
+        X = np.ascontiguousarray(X, dtype=np.float32)
+        if X.ndim != 2 or X.shape[1] != self.info.n_bands:
+            raise OreMapError(
+                f"The model '{os.path.basename(self.path)}' expects spectra of {self.info.n_bands} bands, "
+                f"but was given an array of shape {X.shape}.", parameter="raster",
+                fix="Resample the image to the model's wavelengths first.")
+        names = [o.name for o in self._session.get_outputs()]
+        step = max(1, int(batch_size))
+        parts = [self._session.run(names, {self._input: X[i:i + step]}) for i in range(0, max(X.shape[0], 1), step)]
+        return {name: np.concatenate([p[j] for p in parts]) for j, name in enumerate(names)}
+
     def run(self, X, batch_size=8192):
         """Class probabilities of spectra.
 
@@ -506,6 +527,9 @@ class OnnxModel:
             Spectra at the model's bands, already preprocessed as
             ``info.preprocessing`` says (see
             :func:`core.spectral_cnn.predict_proba` for both steps).
+            For a window model (``info.input["window"]`` set, e.g.
+            :mod:`core.prospectivity_cnn`): windows of shape
+            ``(n, n_bands, window, window)``.
         batch_size : int, default 8192
             Rows sent to onnxruntime at once; bounds the memory of the
             network's intermediate activations.
@@ -523,7 +547,14 @@ class OnnxModel:
         """
         X = np.asarray(X, dtype=np.float32)
         n_bands = self.info.n_bands
-        if X.ndim != 2 or X.shape[1] != n_bands:
+        window = self.info.input.get("window")
+        if window:  # a window model (e.g. prospectivity): X is (n, n_bands, window, window)
+            if X.ndim != 4 or X.shape[1:] != (n_bands, window, window):
+                raise OreMapError(
+                    f"The model '{os.path.basename(self.path)}' expects windows of {n_bands} bands and "
+                    f"{window} x {window} cells, but was given an array of shape {X.shape}.",
+                    parameter="raster", fix="Give the raster the model's elements as bands.")
+        elif X.ndim != 2 or X.shape[1] != n_bands:
             got = f"{X.shape[1]} bands" if X.ndim == 2 else f"an array of shape {X.shape}"
             raise OreMapError(
                 f"The model '{os.path.basename(self.path)}' expects spectra of {n_bands} bands, "

@@ -373,6 +373,31 @@ def run_pixelwise(source, outputs, func, memory_mb=None, work_bytes_per_pixel=0,
     return {"valid_pixels": n_valid, "blocks": len(windows)}
 
 
+def write_blocks(spec, width, height, transform, crs, blocks):
+    """Write a raster from computed blocks, without an input raster (gridding, rasterising).
+
+    ``blocks`` yields ``(window, array (spec.count, rows, cols))``; the raster gets the
+    creation options, band names and nodata of :func:`run_pixelwise`'s outputs and is
+    moved into place only when every block is written: an error or a cancellation
+    raised while producing the blocks removes the partial file.
+    """
+    tmp = spec.path + PARTIAL_SUFFIX
+    grid = type("Grid", (), dict(width=int(width), height=int(height), crs=crs, transform=transform))
+    dst = None
+    try:
+        dst = _open_output(spec, grid, tmp)
+        for window, block in blocks:
+            dst.write(np.asarray(block).astype(spec.dtype, copy=False), window=window)
+        dst.close()
+        _remove_quietly(spec.path + ".aux.xml")
+        os.replace(tmp, spec.path)
+    except BaseException:
+        if dst is not None:
+            dst.close()
+        _remove_quietly(tmp)
+        raise
+
+
 def class_raster_dtype(n_classes):
     """Smallest unsigned type holding class codes 0..n and a nodata code above them."""
     return "uint8" if n_classes < 255 else "uint16"

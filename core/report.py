@@ -268,6 +268,84 @@ def svg_line_chart(series, title, x_label, y_label, width=520, height=320):
     return "\n".join(out)
 
 
+def svg_scatter(groups, title, x_label, y_label, width=360, height=340, limits=None, identity=True):
+    """A scatter plot (SVG string), e.g. predicted against measured values.
+
+    Parameters
+    ----------
+    groups : list of (label, xs, ys, colour, radius)
+        Point sets drawn in order (later ones on top); ``radius`` in pixels.
+    limits : (lo, hi), optional
+        The same range on both axes (as for predicted-vs-measured); else each axis
+        spans its data.
+    identity : bool
+        Draw the 1:1 line (only with ``limits``).
+    """
+    prepared = []
+    for i, (label, xs, ys, colour, radius) in enumerate(groups):
+        xs = np.asarray(xs, dtype=float).ravel()
+        ys = np.asarray(ys, dtype=float).ravel()
+        ok = np.isfinite(xs) & np.isfinite(ys)
+        prepared.append((str(label), xs[ok], ys[ok], _colour(colour, i), float(radius)))
+    all_x = np.concatenate([p[1] for p in prepared]) if prepared else np.zeros(0)
+    all_y = np.concatenate([p[2] for p in prepared]) if prepared else np.zeros(0)
+    if limits is not None:
+        x_range = y_range = (float(limits[0]), float(limits[1]))
+    else:
+        x_range, y_range = _padded_range(all_x), _padded_range(all_y)
+    y_ticks, y_step = nice_ticks(*y_range) if y_range else ([], 1.0)
+    y_tick_labels = [_tick_label(t, y_step) for t in y_ticks]
+    left = 22 + max([_text_width(t, 10) for t in y_tick_labels] + [12]) + 10
+    right, top = 14, 34
+    legend = _legend_rows([(p[0], p[3]) for p in prepared], width - left - right)
+    bottom = 24 + 18 + 16 * len(legend) + 12
+    px, py, pw, ph = left, top, width - left - right, height - top - bottom
+    out = _svg_open(width, height, title)
+    out.append(f'<rect class="plot-area" x="{_n(px)}" y="{_n(py)}" width="{_n(pw)}" height="{_n(ph)}" '
+               f'fill="#ffffff" stroke="#bbbbbb"/>')
+    if x_range is None or y_range is None or all_x.size == 0:
+        out.append(f'<text class="no-data" x="{_n(px + pw / 2)}" y="{_n(py + ph / 2)}" '
+                   f'text-anchor="middle" fill="#777777">No data</text>')
+    else:
+        (x0, x1), (y0, y1) = x_range, y_range
+
+        def sx(v):
+            return px + (v - x0) / (x1 - x0) * pw
+
+        def sy(v):
+            return py + ph - (v - y0) / (y1 - y0) * ph
+
+        x_ticks, x_step = nice_ticks(x0, x1, max_ticks=6)
+        out.append('<g class="grid" stroke="#e6e6e6" stroke-width="1">')
+        out += [f'<line x1="{_n(sx(t))}" y1="{_n(py)}" x2="{_n(sx(t))}" y2="{_n(py + ph)}"/>' for t in x_ticks]
+        out += [f'<line x1="{_n(px)}" y1="{_n(sy(t))}" x2="{_n(px + pw)}" y2="{_n(sy(t))}"/>' for t in y_ticks]
+        out.append("</g>")
+        out.append('<g class="x-ticks" font-size="10" text-anchor="middle" fill="#333333">')
+        out += [f'<text x="{_n(sx(t))}" y="{_n(py + ph + 14)}">{_esc(_tick_label(t, x_step))}</text>'
+                for t in x_ticks]
+        out.append("</g>")
+        out.append('<g class="y-ticks" font-size="10" text-anchor="end" fill="#333333">')
+        out += [f'<text x="{_n(px - 5)}" y="{_n(sy(t) + 3.5)}">{_esc(label)}</text>'
+                for t, label in zip(y_ticks, y_tick_labels)]
+        out.append("</g>")
+        if limits is not None and identity:
+            out.append(f'<line class="identity" x1="{_n(sx(x0))}" y1="{_n(sy(y0))}" x2="{_n(sx(x1))}" '
+                       f'y2="{_n(sy(y1))}" stroke="#888888" stroke-dasharray="4 3"/>')
+        for label, xs, ys, colour, radius in prepared:
+            inside = (xs >= x0) & (xs <= x1) & (ys >= y0) & (ys <= y1)
+            out.append(f'<g class="points" fill="{_esc(colour)}" fill-opacity="0.7"><title>{_esc(label)}</title>')
+            out += [f'<circle cx="{_n(sx(x))}" cy="{_n(sy(y))}" r="{_n(radius)}"/>'
+                    for x, y in zip(xs[inside], ys[inside])]
+            out.append("</g>")
+    out.append(f'<text class="x-label" x="{_n(px + pw / 2)}" y="{_n(py + ph + 34)}" text-anchor="middle">'
+               f"{_esc(x_label)}</text>")
+    out.append(f'<text class="y-label" x="12" y="{_n(py + ph / 2)}" text-anchor="middle" '
+               f'transform="rotate(-90 12 {_n(py + ph / 2)})">{_esc(y_label)}</text>')
+    out += _legend_svg(legend, px, py + ph + 44, kind="point")
+    out.append("</svg>")
+    return "\n".join(out)
+
+
 def _legend_svg(rows, x0, y0, kind):
     out = ['<g class="legend" font-size="11">'] if rows else []
     for r, row in enumerate(rows):

@@ -1,0 +1,190 @@
+"""oremap:element_selection - rank elements by their association with known deposits (AUC, ZAUC)."""
+
+import os
+
+import numpy as np
+from qgis.core import (
+    QgsProcessing,
+    QgsProcessingParameterBoolean,
+    QgsProcessingParameterFeatureSource,
+    QgsProcessingParameterField,
+    QgsProcessingParameterNumber,
+    QgsProcessingParameterRasterLayer,
+)
+
+from ..core import geochem
+from ..core import prospectivity_eval as pe
+from .base import OreMapAlgorithm
+from .evaluate_prospectivity import (
+    DISTANCE_HELP,
+    add_distance_parameters,
+    deposit_points,
+    distance_crs_for_points,
+    layer_points,
+    metres_factor,
+    refuse_geographic_raster,
+)
+
+BELOW = [("half", "Half the detection limit"), ("limit", "The detection limit"), ("nan", "Missing (left out)")]
+TRANSFORMS = [("none", "None"), ("log10", "log10 (same AUCs as none; zeros and negatives left out)"),
+              ("clr", "Centred log-ratio over the chosen elements")]
+COORDINATE_NAMES = {"x", "y", "z", "lon", "lat", "long", "longitude", "latitude", "easting", "northing", "fid",
+                    "id", "objectid"}
+
+
+def default_fields(source):
+    """Numeric fields with a unit suffix (_ppm, _ppb, _pct); without any, every numeric field but coordinates/ids."""
+    numeric = [f.name() for f in source.fields() if f.isNumeric()]
+    with_unit = [n for n in numeric if geochem.element_unit_factor(n)[1] is not None]
+    return with_unit or [n for n in numeric if n.strip().lower() not in COORDINATE_NAMES]
+
+
+class ElementSelection(OreMapAlgorithm):
+    NAME = "element_selection"
+    DISPLAY_NAME = "Element selection by AUC and ZAUC"
+    GROUP = "geochemistry"
+    TAGS = "auc,zauc,roc,element,pathfinder,geochemistry,deposits,feature selection,stream sediment"
+    HELP = (
+        "Ranks the elements of a geochemical survey by how well their concentrations separate samples near known "
+        "deposits (positives) from samples far from any (negatives): for each element the ROC-AUC, its standard "
+        "error after Hanley & McNeil (1982) and ZAUC = (AUC - 0.5) / SE. Elements whose ZAUC reaches the threshold "
+        "are selected; elements with AUC below 0.5 (lower near deposits) are reported as negatively associated and "
+        "not selected unless two-sided selection is on.\n\n"
+        "Give sample points with element fields, or a raster stack with one band per element (band descriptions "
+        "as names). Values below detection (stored as minus the limit) and missing codes are handled first. The "
+        "selected names come out as a ';'-separated text for the next steps of a model.\n\n"
+        "Neighbouring samples are not independent, so ZAUC overstates significance: use it to rank elements. Points "
+        "in a geographic CRS are measured in the UTM zone of their centre; a raster must be in a projected CRS.")
+    PARAM_HELP = {
+        "INPUT": "Raster stack: one band per element, band descriptions as element names, projected CRS. Leave "
+                 "empty for points.",
+        "POINTS": "Instead of a raster: geochemical sample points with one numeric field per element.",
+        "FIELDS": "Element fields of the points. Empty: every numeric field with a unit suffix (_ppm, _ppb, _pct), "
+                  "or, when there is none, every numeric field but coordinates and ids.",
+        **DISTANCE_HELP,
+        "BELOW_DETECTION": "Replacement of values below detection (stored as minus the detection limit).",
+        "MISSING": "Code of a missing value (exact match), e.g. -9999.",
+        "ZERO_MISSING": "Treat concentrations of exactly 0 as missing: survey compilations use 0 for 'not analysed' "
+                        "(a measured concentration is never exactly 0).",
+        "TRANSFORM": "Transform before the AUC. AUC depends only on the order of an element's values, so log10 gives "
+                     "the same AUCs as none (values still zero or negative are left out); the centred log-ratio "
+                     "over the chosen elements changes them (samples missing any chosen element are left out).",
+        "THRESHOLD": "ZAUC at which an element is selected (2.58: 1 % two-sided; 1.96: 5 %).",
+        "TWO_SIDED": "Also select elements with ZAUC at or below minus the threshold (lower near deposits).",
+        "SEED": "For a raster: seed of the random sample of negative pixels.",
+    }
+    OUTPUT_HELP = {
+        "OUTPUT_HTML": "HTML report: selected elements, the table of AUC, SE and ZAUC per element, ZAUC bars.",
+        "OUTPUT_CSV": "CSV table: element, auc, se, zauc, selected, direction, n_pos, n_neg, sorted by ZAUC.",
+        "SELECTED": "Names of the selected elements (field or band names), ';' separated, highest ZAUC first.",
+        "N_SELECTED": "Number of selected elements.",
+    }
+    REFERENCES = [
+        "Hanley, J. A. and McNeil, B. J. (1982). The meaning and use of the area under a receiver operating "
+        "characteristic (ROC) curve. Radiology 143, 29-36.",
+        "Nykänen, V., Lahti, I., Niiranen, T. and Korhonen, K. (2015). Receiver operating characteristics (ROC) as "
+        "validation tool for prospectivity models - a magmatic Ni-Cu case study from the Central Lapland "
+        "Greenstone Belt, Northern Finland. Ore Geology Reviews 71, 853-860.",
+    ]
+    CORE_PARAMETERS = {
+        **OreMapAlgorithm.CORE_PARAMETERS,
+        "raster": "INPUT", "deposits": "DEPOSITS", "positive_radius": "POSITIVE_RADIUS",
+        "negative_min_distance": "NEGATIVE_MIN_DISTANCE", "below_detection": "BELOW_DETECTION",
+        "transform": "TRANSFORM", "names": "FIELDS", "values": "FIELDS",
+    }
+
+    def initAlgorithm(self, config=None):  # noqa: N802
+        self._add(QgsProcessingParameterRasterLayer("INPUT", self.tr("Element raster stack"), optional=True))
+        self._add(QgsProcessingParameterFeatureSource("POINTS", self.tr("Sample points (instead of a raster)"),
+                                                      [QgsProcessing.TypeVectorPoint], optional=True))
+        self._add(QgsProcessingParameterField("FIELDS", self.tr("Element fields (empty = all with a unit suffix)"),
+                                              parentLayerParameterName="POINTS",
+                                              type=QgsProcessingParameterField.Numeric, allowMultiple=True,
+                                              optional=True))
+        add_distance_parameters(self)
+        self.add_enum("BELOW_DETECTION", "Values below detection", [label for _, label in BELOW])
+        self._add(QgsProcessingParameterNumber("MISSING", self.tr("Missing-value code"),
+                                               QgsProcessingParameterNumber.Double, defaultValue=-9999.0),
+                  advanced=True)
+        self._add(QgsProcessingParameterBoolean("ZERO_MISSING", self.tr("Treat zeros as missing"),
+                                                defaultValue=True), advanced=True)
+        self.add_enum("TRANSFORM", "Transform", [label for _, label in TRANSFORMS])
+        self._add(QgsProcessingParameterNumber("THRESHOLD", self.tr("ZAUC threshold"),
+                                               QgsProcessingParameterNumber.Double,
+                                               defaultValue=pe.DEFAULT_ZAUC_THRESHOLD, minValue=0.0))
+        self._add(QgsProcessingParameterBoolean("TWO_SIDED", self.tr("Also select negatively associated elements"),
+                                                defaultValue=False), advanced=True)
+        self._add(QgsProcessingParameterNumber("SEED", self.tr("Random seed (raster negatives)"),
+                                               QgsProcessingParameterNumber.Integer, defaultValue=0, minValue=0),
+                  advanced=True)
+        self.add_file_output("OUTPUT_HTML", "Element selection report", "HTML files (*.html)")
+        self.add_file_output("OUTPUT_CSV", "Element table", "CSV files (*.csv)", optional=True)
+        self.add_value_output("SELECTED", "Selected elements", kind="string")
+        self.add_value_output("N_SELECTED", "Number of selected elements")
+
+    def process(self, parameters, context, feedback):
+        has_raster = parameters.get("INPUT") not in (None, "")
+        has_points = parameters.get("POINTS") not in (None, "")
+        if has_raster == has_points:
+            raise self.fail("INPUT", "Give either an element raster stack or sample points." if not has_raster else
+                            "Both a raster stack and sample points were given.",
+                            "Choose one of them and leave the other empty.")
+        radius = self.parameterAsDouble(parameters, "POSITIVE_RADIUS", context)
+        min_distance = self.parameterAsDouble(parameters, "NEGATIVE_MIN_DISTANCE", context)
+        threshold = self.parameterAsDouble(parameters, "THRESHOLD", context)
+        options = dict(
+            below=BELOW[self.parameterAsEnum(parameters, "BELOW_DETECTION", context)][0],
+            missing=self.parameterAsDouble(parameters, "MISSING", context),
+            transform=TRANSFORMS[self.parameterAsEnum(parameters, "TRANSFORM", context)][0],
+            threshold=threshold, two_sided=self.parameterAsBool(parameters, "TWO_SIDED", context),
+            zero_missing=self.parameterAsBool(parameters, "ZERO_MISSING", context))
+        html_path = self.output_path(parameters, "OUTPUT_HTML", context, feedback)
+        csv_path = self.output_path(parameters, "OUTPUT_CSV", context, feedback)
+        if has_raster:
+            path, layer = self.raster_path(parameters, "INPUT", context)
+            refuse_geographic_raster(self, "INPUT", layer)
+            crs = layer.crs()
+            factor = metres_factor(crs)
+            deposits = deposit_points(self, parameters, "DEPOSITS", context, crs, feedback)
+            rows, notes, scan = pe.select_elements_raster(
+                path, deposits, radius * factor, min_distance * factor,
+                seed=self.parameterAsInt(parameters, "SEED", context), feedback=feedback,
+                memory_mb=self.memory_mb(), **options)
+            subject = f"Element raster: {path}"
+            feedback.info(f"{scan['n_positive']} positive pixels, {scan['negatives'].shape[0]} negative pixels.")
+        else:
+            source = self.parameterAsSource(parameters, "POINTS", context)
+            fields = self.parameterAsFields(parameters, "FIELDS", context) or default_fields(source)
+            missing = [f for f in fields if source.fields().lookupField(f) < 0]
+            if missing:
+                raise self.fail("FIELDS", f"Fields not in the layer: {', '.join(missing)}.", "Choose element fields.")
+            if not fields:
+                raise self.fail("FIELDS", "The layer has no numeric element fields.",
+                                "Choose the element fields (numeric).")
+            feedback.info(f"{len(fields)} element fields: " + ", ".join(fields[:20])
+                          + (" ..." if len(fields) > 20 else ""))
+            crs = distance_crs_for_points(self, source, context, feedback)
+            factor = metres_factor(crs)
+            xs, ys, values = layer_points(self, parameters, "POINTS", context, crs, fields, feedback)
+            deposits = deposit_points(self, parameters, "DEPOSITS", context, crs, feedback)
+            dep = pe.deposit_array(deposits)
+            labels = pe.label_by_distance(xs, ys, dep[:, 0], dep[:, 1], radius * factor, min_distance * factor)
+            feedback.info(f"{int((labels == 1).sum())} positive samples, {int((labels == 0).sum())} negative "
+                          f"samples, {int((labels == -1).sum())} left out between the two distances.")
+            matrix = np.column_stack([values[f] for f in fields]) if xs else np.zeros((0, len(fields)))
+            rows, notes = pe.select_elements(matrix, fields, labels, **options)
+            subject = f"Sample points: {source.sourceName()}"
+        for note in notes:
+            feedback.info(note)
+        selected = [r["element"] for r in rows if r["selected"]]
+        feedback.info(f"Selected ({len(selected)}): " + (", ".join(selected) or "none"))
+        units = f"distances in {crs.authid()}" if crs.isValid() else "distances in layer units"
+        title = "Element selection" + (f" of {os.path.basename(path)}" if has_raster else "")
+        pe.write_element_selection_outputs(
+            rows, title, html_path, csv_path, threshold=threshold, notes=notes,
+            subtitle=f"{subject}; positive radius {radius:g} m, negatives at least {min_distance:g} m from deposits "
+                     f"({units}).")
+        out = {"OUTPUT_HTML": html_path, "SELECTED": ";".join(selected), "N_SELECTED": len(selected)}
+        if csv_path:
+            out["OUTPUT_CSV"] = csv_path
+        return out

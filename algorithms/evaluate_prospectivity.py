@@ -1,0 +1,285 @@
+"""oremap:evaluate_prospectivity - ROC-AUC, success-rate and prediction-area evaluation of a score against deposits.
+
+The module also holds the helpers the geochemistry algorithms share: points of a
+layer (with attribute values) in a CRS fit for distances in metres.
+"""
+
+import math
+import os
+
+from qgis.core import (
+    NULL,
+    QgsCoordinateReferenceSystem,
+    QgsCoordinateTransform,
+    QgsProcessing,
+    QgsProcessingParameterBand,
+    QgsProcessingParameterFeatureSource,
+    QgsProcessingParameterField,
+    QgsProcessingParameterNumber,
+    QgsProcessingParameterRasterLayer,
+    QgsUnitTypes,
+)
+
+from ..core import prospectivity_eval as pe
+from .base import OreMapAlgorithm
+
+DISTANCE_HELP = {
+    "DEPOSITS": "Known deposits, mines or occurrences as points, in any CRS (transformed to the CRS of the scores).",
+    "POSITIVE_RADIUS": "A place (sample or pixel centre) within this distance of a deposit is a positive. In metres.",
+    "NEGATIVE_MIN_DISTANCE": "A place at least this far from every deposit is a negative candidate; places between "
+                             "the positive radius and this distance are left out, so that mineralised ground just "
+                             "outside the radius is not counted as barren. In metres; default twice the default "
+                             "positive radius. Set it equal to the positive radius to leave nothing out.",
+}
+
+
+# --------------------------------------------------------------------------------------
+# Shared helpers: CRS for distances, points and values of layers
+# --------------------------------------------------------------------------------------
+def utm_crs(lon, lat):
+    """The WGS84 UTM zone CRS of a longitude/latitude."""
+    zone = min(60, max(1, int(math.floor((lon + 180.0) / 6.0)) + 1))
+    return QgsCoordinateReferenceSystem(f"EPSG:{(32600 if lat >= 0 else 32700) + zone}")
+
+
+def metres_factor(crs):
+    """Map units of ``crs`` per metre (1 for metre-based CRSs)."""
+    try:
+        return QgsUnitTypes.fromUnitToUnitFactor(QgsUnitTypes.DistanceMeters, crs.mapUnits())
+    except Exception:  # noqa: BLE001 - unknown units: take them as metres
+        return 1.0
+
+
+def distance_crs_for_points(alg, source, context, feedback):
+    """The CRS distances of a point layer are measured in: its own when projected, else the UTM zone of its centre.
+
+    A geographic (degree) CRS is replaced by the WGS84 UTM zone of the layer's centre,
+    and the log says so; a layer without a valid CRS is taken as it is (units taken as metres).
+    """
+    crs = source.sourceCrs()
+    if not crs.isValid():
+        feedback.warning("The sample layer has no CRS: its coordinates are taken as metres.")
+        return crs
+    if not crs.isGeographic():
+        return crs
+    extent = source.sourceExtent()
+    centre = extent.center()
+    wgs84 = QgsCoordinateReferenceSystem("EPSG:4326")
+    if crs != wgs84:
+        centre = QgsCoordinateTransform(crs, wgs84, context.transformContext()).transform(centre)
+    target = utm_crs(centre.x(), centre.y())
+    feedback.info(f"The sample layer is in a geographic CRS ({crs.authid()}): distances are measured in "
+                  f"{target.authid()} ({target.description()}), the UTM zone of its centre.")
+    return target
+
+
+def refuse_geographic_raster(alg, name, layer):
+    crs = layer.crs()
+    if crs.isValid() and crs.isGeographic():
+        raise alg.fail(name, f"The raster is in a geographic CRS ({crs.authid()}); distances in metres need a "
+                             "projected CRS.",
+                       "Warp it to a projected CRS first (Raster > Projections > Warp), e.g. the local UTM zone.")
+
+
+def _number(value):
+    if value is None or value == NULL:
+        return float("nan")
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return float("nan")
+
+
+def layer_points(alg, parameters, name, context, target_crs, fields=(), feedback=None):
+    """Coordinates (in ``target_crs``) of every point of a point layer, and the values of ``fields``.
+
+    MultiPoint features give one row per point. Features without a geometry are left
+    out (and counted in the log). Values that are NULL or not numbers become NaN.
+
+    Returns ``(xs, ys, {field: list of float})``.
+    """
+    source = alg.parameterAsSource(parameters, name, context)
+    if source is None:
+        raise alg.fail(name, "No point layer was given.", "Choose a point layer.")
+    transform = None
+    if source.sourceCrs().isValid() and target_crs.isValid() and source.sourceCrs() != target_crs:
+        transform = QgsCoordinateTransform(source.sourceCrs(), target_crs, context.transformContext())
+    indexes = [source.fields().lookupField(f) for f in fields]
+    xs, ys, values, skipped = [], [], {f: [] for f in fields}, 0
+    for feature in source.getFeatures():
+        geometry = feature.geometry()
+        if geometry.isNull() or geometry.isEmpty():
+            skipped += 1
+            continue
+        if transform is not None:
+            geometry.transform(transform)
+        attributes = feature.attributes()
+        row = [_number(attributes[i]) if i >= 0 else float("nan") for i in indexes]
+        for point in geometry.vertices():
+            xs.append(point.x())
+            ys.append(point.y())
+            for f, v in zip(fields, row):
+                values[f].append(v)
+    if skipped and feedback is not None:
+        feedback.warning(f"{skipped} features of {alg.parameterDefinition(name).description()} have no geometry "
+                         "and were left out.")
+    return xs, ys, values
+
+
+def deposit_points(alg, parameters, name, context, target_crs, feedback=None):
+    """Deposit coordinates as an (n, 2) list of (x, y) in ``target_crs``; refuses an empty layer."""
+    xs, ys, _ = layer_points(alg, parameters, name, context, target_crs, feedback=feedback)
+    if not xs:
+        raise alg.fail(name, "The deposit layer has no points.", "Choose a point layer with the known deposits.")
+    return list(zip(xs, ys))
+
+
+def add_distance_parameters(alg, default_negative=4000.0):
+    alg._add(QgsProcessingParameterFeatureSource("DEPOSITS", alg.tr("Known deposits"),
+                                                 [QgsProcessing.TypeVectorPoint]))
+    alg._add(QgsProcessingParameterNumber("POSITIVE_RADIUS", alg.tr("Positive radius around deposits (m)"),
+                                          QgsProcessingParameterNumber.Double, defaultValue=2000.0, minValue=0.0))
+    alg._add(QgsProcessingParameterNumber("NEGATIVE_MIN_DISTANCE",
+                                          alg.tr("Minimum distance of negatives from every deposit (m)"),
+                                          QgsProcessingParameterNumber.Double, defaultValue=default_negative,
+                                          minValue=0.0))
+
+
+# --------------------------------------------------------------------------------------
+# The algorithm
+# --------------------------------------------------------------------------------------
+class EvaluateProspectivity(OreMapAlgorithm):
+    NAME = "evaluate_prospectivity"
+    DISPLAY_NAME = "Evaluate prospectivity or anomaly scores against deposits"
+    GROUP = "evaluation"
+    TAGS = "roc,auc,success rate,prediction-area,p-a plot,prospectivity,anomaly,deposits,validation,zauc"
+    HELP = (
+        "Measures how well a score (a prospectivity map, or anomaly scores of geochemical samples) points at known "
+        "deposits. Places within the positive radius of a deposit are positives; places at least the negative "
+        "minimum distance from every deposit are negative candidates; places in between are left out. High scores "
+        "must mean prospective.\n\n"
+        "ROC-AUC and average precision are averaged over repeated random draws of negatives (as many as positives "
+        "by default), so the many barren places do not swamp the few near deposits. The report adds the "
+        "success-rate curve (share of deposits captured against share of the area ranked by decreasing score) and "
+        "the prediction-area plot, whose intersection gives the share of deposits found in the complementary share "
+        "of the area.\n\n"
+        "Give either a score raster or scored points. A score raster must be in a projected CRS. Points in a "
+        "geographic CRS (longitude/latitude) are measured in the UTM zone of their centre, as the log says. For "
+        "points, the area is the set of samples and a deposit's score is that of the nearest sample within the "
+        "positive radius.")
+    PARAM_HELP = {
+        "SCORE_RASTER": "Score raster (higher = more prospective), in a projected CRS. Leave empty for points.",
+        "SCORE_BAND": "Band of the score raster.",
+        "POINTS": "Instead of a raster: scored sample points (e.g. anomaly scores of geochemical samples).",
+        "SCORE_FIELD": "Numeric field of the points holding the score (higher = more anomalous). Empty values are "
+                       "left out.",
+        **DISTANCE_HELP,
+        "N_DRAWS": "Number of random draws of negatives; AUC and AP are averaged over them.",
+        "N_NEGATIVES": "Negatives per draw; 0 = as many as there are positives (capped at the candidates "
+                       "available).",
+        "SEED": "Seed of the random draws: the same seed gives the same numbers.",
+    }
+    OUTPUT_HELP = {
+        "OUTPUT_HTML": "HTML report: summary table, ROC curves of the draws with their mean, success-rate curve, "
+                       "prediction-area plot, the deposits' scores.",
+        "OUTPUT_CSV": "CSV with the same numbers: measures, per-draw AUC and AP, the curves, deposit scores.",
+        "AUC_MEAN": "ROC-AUC, mean over the draws (0.5 = chance, 1 = perfect).",
+        "AUC_SD": "Standard deviation of the ROC-AUC over the draws.",
+        "AP_MEAN": "Average precision, mean over the draws.",
+        "PA_THRESHOLD": "Score threshold at the intersection of the prediction-area curves (NaN if they do not "
+                        "cross).",
+    }
+    REFERENCES = [
+        "Hanley, J. A. and McNeil, B. J. (1982). The meaning and use of the area under a receiver operating "
+        "characteristic (ROC) curve. Radiology 143, 29-36.",
+        "Yousefi, M. and Carranza, E. J. M. (2015). Prediction-area (P-A) plot and C-A fractal analysis to "
+        "classify and evaluate evidential maps for mineral prospectivity modeling. Computers & Geosciences 79, "
+        "69-81.",
+        "Agterberg, F. P. and Bonham-Carter, G. F. (2005). Measuring the performance of mineral-potential maps. "
+        "Natural Resources Research 14, 1-17.",
+    ]
+    CORE_PARAMETERS = {
+        **OreMapAlgorithm.CORE_PARAMETERS,
+        "raster": "SCORE_RASTER", "score": "SCORE_RASTER", "deposits": "DEPOSITS",
+        "positive_radius": "POSITIVE_RADIUS", "negative_min_distance": "NEGATIVE_MIN_DISTANCE",
+        "n_draws": "N_DRAWS", "n_negatives": "N_NEGATIVES",
+    }
+
+    def initAlgorithm(self, config=None):  # noqa: N802
+        self._add(QgsProcessingParameterRasterLayer("SCORE_RASTER", self.tr("Score raster"), optional=True))
+        self._add(QgsProcessingParameterBand("SCORE_BAND", self.tr("Score band"), defaultValue=1,
+                                             parentLayerParameterName="SCORE_RASTER", optional=True))
+        self._add(QgsProcessingParameterFeatureSource("POINTS", self.tr("Scored points (instead of a raster)"),
+                                                      [QgsProcessing.TypeVectorPoint], optional=True))
+        self._add(QgsProcessingParameterField("SCORE_FIELD", self.tr("Score field"), parentLayerParameterName="POINTS",
+                                              type=QgsProcessingParameterField.Numeric, optional=True))
+        add_distance_parameters(self)
+        self._add(QgsProcessingParameterNumber("N_DRAWS", self.tr("Number of random draws of negatives"),
+                                               QgsProcessingParameterNumber.Integer, defaultValue=20, minValue=1))
+        self._add(QgsProcessingParameterNumber("N_NEGATIVES", self.tr("Negatives per draw (0 = as many as positives)"),
+                                               QgsProcessingParameterNumber.Integer, defaultValue=0, minValue=0),
+                  advanced=True)
+        self._add(QgsProcessingParameterNumber("SEED", self.tr("Random seed"), QgsProcessingParameterNumber.Integer,
+                                               defaultValue=0, minValue=0), advanced=True)
+        self.add_file_output("OUTPUT_HTML", "Evaluation report", "HTML files (*.html)")
+        self.add_file_output("OUTPUT_CSV", "Evaluation table", "CSV files (*.csv)", optional=True)
+        self.add_value_output("AUC_MEAN", "ROC-AUC (mean over draws)")
+        self.add_value_output("AUC_SD", "ROC-AUC standard deviation")
+        self.add_value_output("AP_MEAN", "Average precision (mean over draws)")
+        self.add_value_output("PA_THRESHOLD", "P-A intersection threshold")
+
+    def process(self, parameters, context, feedback):
+        has_raster = parameters.get("SCORE_RASTER") not in (None, "")
+        has_points = parameters.get("POINTS") not in (None, "")
+        if has_raster == has_points:
+            raise self.fail("SCORE_RASTER", "Give either a score raster or scored points." if not has_raster else
+                            "Both a score raster and scored points were given.",
+                            "Choose one of them and leave the other empty.")
+        radius = self.parameterAsDouble(parameters, "POSITIVE_RADIUS", context)
+        min_distance = self.parameterAsDouble(parameters, "NEGATIVE_MIN_DISTANCE", context)
+        n_draws = self.parameterAsInt(parameters, "N_DRAWS", context)
+        n_negatives = self.parameterAsInt(parameters, "N_NEGATIVES", context) or None
+        seed = self.parameterAsInt(parameters, "SEED", context)
+        html_path = self.output_path(parameters, "OUTPUT_HTML", context, feedback)
+        csv_path = self.output_path(parameters, "OUTPUT_CSV", context, feedback)
+        if has_raster:
+            path, layer = self.raster_path(parameters, "SCORE_RASTER", context)
+            refuse_geographic_raster(self, "SCORE_RASTER", layer)
+            band = self.parameterAsInt(parameters, "SCORE_BAND", context) or 1
+            if not 1 <= band <= layer.bandCount():
+                raise self.fail("SCORE_BAND", f"Band {band} does not exist; the raster has {layer.bandCount()}.",
+                                "Choose an existing band.")
+            crs = layer.crs()
+            factor = metres_factor(crs)
+            deposits = deposit_points(self, parameters, "DEPOSITS", context, crs, feedback)
+            result = pe.evaluate_raster(path, deposits, radius * factor, min_distance * factor, n_draws=n_draws,
+                                        seed=seed, feedback=feedback, memory_mb=self.memory_mb(), band=band,
+                                        n_negatives=n_negatives)
+            title = f"Evaluation of {os.path.basename(path)}"
+            subject = f"Score raster: {path}, band {band}"
+        else:
+            source = self.parameterAsSource(parameters, "POINTS", context)
+            field = self.parameterAsString(parameters, "SCORE_FIELD", context)
+            if not field or source.fields().lookupField(field) < 0:
+                raise self.fail("SCORE_FIELD", f"The score field '{field or ''}' is not in the point layer.",
+                                "Choose the numeric field holding the scores.")
+            self._parameter_overrides["score"] = "SCORE_FIELD"
+            crs = distance_crs_for_points(self, source, context, feedback)
+            factor = metres_factor(crs)
+            xs, ys, values = layer_points(self, parameters, "POINTS", context, crs, [field], feedback)
+            deposits = deposit_points(self, parameters, "DEPOSITS", context, crs, feedback)
+            result = pe.evaluate_points(xs, ys, values[field], deposits, radius * factor, min_distance * factor,
+                                        n_draws=n_draws, seed=seed, n_negatives=n_negatives, feedback=feedback)
+            title = f"Evaluation of '{field}'"
+            subject = f"Scored points: {source.sourceName()}, field '{field}'"
+        units = f"distances in {crs.authid()}" if crs.isValid() else "distances in layer units"
+        feedback.info(f"ROC-AUC {result['auc_mean']:.3f} +- {result['auc_sd']:.3f} over {n_draws} draws; "
+                      f"AP {result['ap_mean']:.3f}; success-rate AUC {result['success']['auc']:.3f}.")
+        pe.write_evaluation_outputs(result, title, html_path, csv_path,
+                                    subtitle=f"{subject}; positive radius {radius:g} m, negatives at least "
+                                             f"{min_distance:g} m from deposits ({units}).")
+        out = {"OUTPUT_HTML": html_path, "AUC_MEAN": result["auc_mean"], "AUC_SD": result["auc_sd"],
+               "AP_MEAN": result["ap_mean"], "PA_THRESHOLD": result["pa_threshold"]}
+        if csv_path:
+            out["OUTPUT_CSV"] = csv_path
+        return out

@@ -1,0 +1,241 @@
+"""oremap:idw_interpolate - grid geochemical point samples by inverse distance weighting."""
+
+import numpy as np
+from qgis.core import (
+    NULL,
+    QgsCoordinateReferenceSystem,
+    QgsCoordinateTransform,
+    QgsProcessing,
+    QgsProcessingParameterBoolean,
+    QgsProcessingParameterExtent,
+    QgsProcessingParameterFeatureSource,
+    QgsProcessingParameterField,
+    QgsProcessingParameterNumber,
+)
+
+from ..core import geochem, idw
+from .base import OreMapAlgorithm
+
+DUPLICATES = [("mean", "Mean"), ("median", "Median")]
+BELOW = [("half", "Half the detection limit"), ("limit", "The detection limit"), ("nan", "Missing (left out)")]
+
+
+class IdwInterpolate(OreMapAlgorithm):
+    NAME = "idw_interpolate"
+    DISPLAY_NAME = "IDW interpolation of geochemical samples"
+    GROUP = "geochemistry"
+    TAGS = "idw,inverse distance,interpolation,gridding,geochemistry,stream sediment,soil,assay,surface"
+    HELP = (
+        "Turns point samples (stream sediments, soils, rock chips) into one raster band per chosen element by "
+        "inverse distance weighting: each cell takes the weighted mean of its nearest samples, with weights "
+        "1 / distance^power. Values are computed at pixel centres; a cell centre on a sample takes the "
+        "sample's value. The method is gdal_grid's 'invdistnn' (nearest neighbours, optional search radius), "
+        "computed with a k-d tree.\n\n"
+        "Geochemical conventions are handled before gridding: the missing-value code (-9999) becomes "
+        "missing, negative values (minus the detection limit, i.e. below detection) become half the limit, "
+        "the limit, or missing; samples at the same location are merged (mean or median). Each element uses "
+        "only the samples that have a value for it. Concentrations are right-skewed: the log10 option grids "
+        "log10 of the values, which gives smoother, less outlier-dominated surfaces.\n\n"
+        "Distances must be in metres: a layer in longitude/latitude is reprojected to the WGS 84 UTM zone "
+        "of its centroid (the log says which), and the raster is written in that CRS. A layer without a "
+        "valid CRS is refused.")
+    PARAM_HELP = {
+        "INPUT": "Point layer of samples, in a projected CRS or in longitude/latitude (reprojected to UTM).",
+        "FIELDS": "Numeric fields to grid, one output band each (e.g. Au_ppb, As_ppm).",
+        "CELL_SIZE": "Pixel size in metres (in the units of a projected layer). A quarter to a half of the "
+                     "typical distance between samples is a good start; the error message suggests one.",
+        "EXTENT": "Area to grid, in any CRS (transformed). Default: the samples' extent plus 5 % of its larger "
+                  "side, snapped to the cell size.",
+        "POWER": "Distance exponent of the weights: 2 is usual; higher values make the surface follow the "
+                 "nearest sample more closely, 0 gives the plain mean of the neighbours.",
+        "NEIGHBOURS": "Number of nearest samples averaged for each cell.",
+        "RADIUS": "Search radius in metres: samples farther than that from a cell are ignored, and a cell "
+                  "with fewer than the minimum number of samples left is nodata. 0 = no radius.",
+        "MAX_DISTANCE": "Cells farther than this from their nearest sample are nodata, so the surface does not "
+                        "extrapolate into unsampled ground. 0 = no limit.",
+        "MIN_POINTS": "Fewest samples (within the search radius) a cell needs.",
+        "DUPLICATES": "How samples at identical coordinates (field duplicates, repeat analyses) are merged.",
+        "BELOW_DETECTION": "Replacement of values below detection, stored as minus the detection limit.",
+        "MISSING_VALUE": "Code of a missing value in the fields (besides empty values).",
+        "LOG10": "Grid log10 of the concentrations (band values are then log10 units). Zero values (non-detects "
+                 "without a limit in some compilations) become half the field's smallest positive value first.",
+    }
+    OUTPUT_HELP = {
+        "OUTPUT": "Float32 GeoTIFF, one band per field (band names = field names), nodata -9999, in the "
+                  "layer's CRS or the UTM zone it was reprojected to. Styled with a colour ramp on band 1.",
+        "SAMPLES": "Number of distinct sample locations used.",
+        "OUTPUT_CRS": "CRS of the output raster (e.g. EPSG:32750).",
+    }
+    REFERENCES = [
+        "Shepard, D. (1968). A two-dimensional interpolation function for irregularly-spaced data. "
+        "Proceedings of the 23rd ACM National Conference, 517-524.",
+        "Reimann, C., Filzmoser, P., Garrett, R. G. and Dutter, R. (2008). Statistical Data Analysis "
+        "Explained: Applied Environmental Statistics with R. Wiley (values below detection, transforms, "
+        "mapping).",
+        "GDAL: gdal_grid, 'invdistnn' algorithm (inverse distance to a power with nearest-neighbour "
+        "searching). https://gdal.org/programs/gdal_grid.html",
+    ]
+    CORE_PARAMETERS = {
+        **OreMapAlgorithm.CORE_PARAMETERS,
+        "points": "INPUT", "crs": "INPUT", "fields": "FIELDS", "values": "FIELDS", "cell_size": "CELL_SIZE",
+        "extent": "EXTENT", "power": "POWER", "neighbours": "NEIGHBOURS", "radius": "RADIUS",
+        "max_distance": "MAX_DISTANCE", "min_points": "MIN_POINTS", "duplicates": "DUPLICATES",
+        "below_detection": "BELOW_DETECTION", "transform": "LOG10", "output": "OUTPUT",
+    }
+
+    def initAlgorithm(self, config=None):  # noqa: N802
+        self._add(QgsProcessingParameterFeatureSource(
+            "INPUT", self.tr("Sample points"), [QgsProcessing.TypeVectorPoint]))
+        self._add(QgsProcessingParameterField(
+            "FIELDS", self.tr("Element fields"), parentLayerParameterName="INPUT",
+            type=QgsProcessingParameterField.Numeric, allowMultiple=True,
+            optional=True))  # optional only so that an empty choice gets a clear message from process()
+        self._add(QgsProcessingParameterNumber(
+            "CELL_SIZE", self.tr("Cell size (metres)"), QgsProcessingParameterNumber.Double, minValue=0.0))
+        self._add(QgsProcessingParameterExtent("EXTENT", self.tr("Extent (default: the samples + 5 %)"),
+                                               optional=True))
+        self._add(QgsProcessingParameterNumber(
+            "POWER", self.tr("Power"), QgsProcessingParameterNumber.Double, defaultValue=2.0, minValue=0.0))
+        self._add(QgsProcessingParameterNumber(
+            "NEIGHBOURS", self.tr("Nearest samples used"), QgsProcessingParameterNumber.Integer,
+            defaultValue=12, minValue=1))
+        self._add(QgsProcessingParameterNumber(
+            "RADIUS", self.tr("Search radius (0 = none)"), QgsProcessingParameterNumber.Double,
+            defaultValue=0.0, minValue=0.0))
+        self._add(QgsProcessingParameterNumber(
+            "MAX_DISTANCE", self.tr("Maximum distance to the nearest sample (0 = none)"),
+            QgsProcessingParameterNumber.Double, defaultValue=0.0, minValue=0.0))
+        self.add_enum("DUPLICATES", "Samples at the same location", [label for _, label in DUPLICATES])
+        self.add_enum("BELOW_DETECTION", "Values below detection (negative) become", [label for _, label in BELOW])
+        self._add(QgsProcessingParameterBoolean("LOG10", self.tr("Interpolate log10 of the values"),
+                                                defaultValue=False))
+        self._add(QgsProcessingParameterNumber(
+            "MIN_POINTS", self.tr("Minimum samples per cell"), QgsProcessingParameterNumber.Integer,
+            defaultValue=1, minValue=1), advanced=True)
+        self._add(QgsProcessingParameterNumber(
+            "MISSING_VALUE", self.tr("Missing-value code"), QgsProcessingParameterNumber.Double,
+            defaultValue=-9999.0), advanced=True)
+        self.add_raster_output("OUTPUT", "Interpolated elements")
+        self.add_value_output("SAMPLES", "Sample locations used")
+        self.add_value_output("OUTPUT_CRS", "Output CRS", "string")
+
+    # -- reading -------------------------------------------------------------------------
+    def _target_crs(self, source, context, feedback):
+        """The CRS to grid in, and the transform to it (None when the layer's CRS is kept)."""
+        crs = source.sourceCrs()
+        if not crs.isValid():
+            raise self.fail("INPUT", "The layer has no valid coordinate reference system, so distances cannot "
+                                     "be computed.",
+                            "Set the layer's CRS (Layer Properties > Source), e.g. EPSG:4326 for longitude/latitude.")
+        if not crs.isGeographic():
+            return crs, None
+        wgs84 = QgsCoordinateReferenceSystem("EPSG:4326")
+        to_wgs84 = QgsCoordinateTransform(crs, wgs84, context.transformContext())
+        lon, lat = [], []
+        for feature in source.getFeatures():
+            for point in self._points(feature.geometry()):
+                p = to_wgs84.transform(point)
+                lon.append(p.x())
+                lat.append(p.y())
+        if not lon:
+            raise self.fail("INPUT", "The layer has no point geometries.", "Choose a layer of sample points.")
+        utm = QgsCoordinateReferenceSystem(f"EPSG:{geochem.utm_crs_for(lon, lat)}")
+        feedback.info(f"Distances need a projected CRS: reprojected from {crs.authid() or crs.description()} "
+                      f"to {utm.authid()} ({utm.description()}).")
+        return utm, QgsCoordinateTransform(crs, utm, context.transformContext())
+
+    @staticmethod
+    def _points(geometry):
+        if geometry is None or geometry.isNull() or geometry.isEmpty():
+            return []
+        return geometry.asMultiPoint() if geometry.isMultipart() else [geometry.asPoint()]
+
+    def _read(self, source, fields, transform):
+        xs, ys, rows = [], [], []
+        for feature in source.getFeatures():
+            row = []
+            for name in fields:
+                value = feature[name]
+                try:
+                    row.append(np.nan if value is None or value == NULL else float(value))
+                except (TypeError, ValueError):
+                    row.append(np.nan)
+            for point in self._points(feature.geometry()):
+                if transform is not None:
+                    point = transform.transform(point)
+                xs.append(point.x())
+                ys.append(point.y())
+                rows.append(row)
+        if not xs:
+            raise self.fail("INPUT", "The layer has no point geometries.", "Choose a layer of sample points.")
+        return np.array(xs), np.array(ys), np.array(rows, dtype=np.float64).reshape(len(xs), len(fields))
+
+    # -- run ---------------------------------------------------------------------------------
+    def process(self, parameters, context, feedback):
+        source = self.parameterAsSource(parameters, "INPUT", context)
+        if source is None:
+            raise self.fail("INPUT", "No point layer was given.", "Choose a layer of sample points.")
+        fields = self.parameterAsFields(parameters, "FIELDS", context)
+        if not fields:
+            raise self.fail("FIELDS", "No field was chosen.", "Choose one or more numeric element fields.")
+        for name in fields:
+            index = source.fields().lookupField(name)
+            if index < 0:
+                raise self.fail("FIELDS", f"Field '{name}' is not in the layer.", "Choose fields of the layer.")
+            if not source.fields().at(index).isNumeric():
+                raise self.fail("FIELDS", f"Field '{name}' is not numeric.", "Choose numeric element fields.")
+        crs, transform = self._target_crs(source, context, feedback)
+        x, y, values = self._read(source, fields, transform)
+
+        cell_size = self.parameterAsDouble(parameters, "CELL_SIZE", context)
+        if not cell_size > 0:
+            hint = idw.suggest_cell_size(x, y)
+            raise self.fail("CELL_SIZE", f"The cell size must be positive, got {cell_size:g}.",
+                            f"Give the pixel size in metres (about {hint:g} here: a quarter of the median "
+                            f"distance between neighbouring samples)." if hint else "Give the pixel size in metres.")
+        below = BELOW[self.parameterAsEnum(parameters, "BELOW_DETECTION", context)][0]
+        missing = self.parameterAsDouble(parameters, "MISSING_VALUE", context)
+        values, counts = geochem.below_detection(values, mode=below, missing=missing)
+        for j, name in enumerate(fields):
+            n_below, n_missing = int(counts["below_detection"][j]), int(counts["missing"][j])
+            if n_below or n_missing:
+                feedback.info(f"{name}: {n_below} values below detection -> {dict(BELOW)[below].lower()}, "
+                              f"{n_missing} missing (of {len(values)}).")
+        if self.parameterAsBoolean(parameters, "LOG10", context):
+            values, n_zeros, used = geochem.zeros_to_half_minimum(values)
+            for name, n, value in zip(fields, n_zeros, used):
+                if n:
+                    feedback.info(f"{name}: {n} zero values set to half the smallest positive value ({value:.4g}) "
+                                  f"before log10.")
+            values = geochem.transform(values, "log10", names=fields)
+            feedback.info("Interpolating log10 of the values.")
+        how = DUPLICATES[self.parameterAsEnum(parameters, "DUPLICATES", context)][0]
+        x, y, values, merged = geochem.aggregate_duplicates(x, y, values, how=how)
+        if merged:
+            feedback.info(f"{merged} samples at repeated locations merged ({how}): {len(x)} locations.")
+
+        extent = None
+        rectangle = self.parameterAsExtent(parameters, "EXTENT", context, crs)
+        if rectangle is not None and not rectangle.isNull() and not rectangle.isEmpty():
+            extent = (rectangle.xMinimum(), rectangle.yMinimum(), rectangle.xMaximum(), rectangle.yMaximum())
+        out_path = self.output_path(parameters, "OUTPUT", context, feedback)
+        crs_id = crs.authid() if crs.authid().upper().startswith("EPSG:") else \
+            crs.toWkt(QgsCoordinateReferenceSystem.WKT_PREFERRED)
+        stats = idw.idw_to_raster(
+            x, y, values, fields, out_path, cell_size, extent=extent, crs=crs_id,
+            power=self.parameterAsDouble(parameters, "POWER", context),
+            k=self.parameterAsInt(parameters, "NEIGHBOURS", context),
+            radius=self.parameterAsDouble(parameters, "RADIUS", context) or None,
+            max_distance=self.parameterAsDouble(parameters, "MAX_DISTANCE", context) or None,
+            min_points=self.parameterAsInt(parameters, "MIN_POINTS", context),
+            memory_mb=self.memory_mb(), feedback=feedback)
+        cells = stats["width"] * stats["height"]
+        feedback.info(f"Grid: {stats['width']} x {stats['height']} cells of {cell_size:g} m.")
+        for name in fields:
+            if stats["valid_cells"][name]:
+                feedback.info(f"  {name}: {stats['samples'][name]} samples, {stats['valid_cells'][name]} of {cells} "
+                              f"cells with a value, {stats['min'][name]:.4g} to {stats['max'][name]:.4g}.")
+            else:
+                feedback.warning(f"  {name}: no cell has a value (no samples, or none within the radius).")
+        self.style_output(context, out_path, {"kind": "ramp", "band": 1, "ramp": "Spectral", "invert": True})
+        return {"OUTPUT": out_path, "SAMPLES": int(len(x)), "OUTPUT_CRS": crs.authid() or crs.description()}

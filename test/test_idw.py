@@ -1,0 +1,340 @@
+"""core.idw and oremap:idw_interpolate: against brute force, against gdal_grid, on the real survey."""
+
+import os
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+import rasterio
+from qgis.core import QgsFeature, QgsField, QgsGeometry, QgsPointXY, QgsProcessingException, QgsVectorLayer
+from qgis.PyQt.QtCore import QVariant
+
+from conftest import SHARED_DATA
+from oremap.core import geochem, idw
+from oremap.core.errors import Cancelled, OreMapError
+from oremap.core.feedback import Feedback
+
+SURVEY = os.path.join(SHARED_DATA, "geochem", "area1_sediment_au.csv")
+
+
+def brute_idw(px, py, z, qx, qy, k, power=2.0, radius=None, max_distance=None, min_points=1, hit=0.0):
+    """Reference IDW, one query point at a time: all distances, sort, take the k nearest within the radius."""
+    out = np.full(len(qx), np.nan)
+    for n, (x, y) in enumerate(zip(qx, qy)):
+        d = np.sqrt((px - x) ** 2 + (py - y) ** 2)
+        if d.min() <= hit:
+            out[n] = z[d <= hit].mean()
+            continue
+        if max_distance is not None and d.min() > max_distance:
+            continue
+        order = np.argsort(d)
+        if radius is not None:
+            order = order[d[order] <= radius]
+        order = order[:k]
+        if len(order) < min_points or len(order) == 0:
+            continue
+        w = d[order] ** -power
+        out[n] = (w * z[order]).sum() / w.sum()
+    return out
+
+
+def clustered_points(rng, n, size=(10000.0, 8000.0), clusters=5):
+    centres = rng.uniform(0, 1, (clusters, 2)) * size
+    xy = centres[rng.integers(0, clusters, n)] + rng.normal(0, 600.0, (n, 2))
+    return xy[:, 0], xy[:, 1]
+
+
+def read(path):
+    with rasterio.open(path) as ds:
+        return ds.read(), ds.transform, ds.nodata, list(ds.descriptions), ds.crs
+
+
+def centres(transform, height, width):
+    cols, rows = np.meshgrid(np.arange(width), np.arange(height))
+    return transform * (cols.ravel() + 0.5, rows.ravel() + 0.5)
+
+
+# --------------------------------------------------------------------------------------
+# Against brute force
+# --------------------------------------------------------------------------------------
+@pytest.mark.parametrize("options", [
+    dict(k=5, power=2.0),
+    dict(k=8, power=1.5, radius=180.0),
+    dict(k=4, power=3.0, radius=250.0, max_distance=120.0, min_points=2),
+    dict(k=1, power=2.0),
+    dict(k=100, power=0.0, radius=300.0),
+])
+def test_points_match_brute_force(options):
+    rng = np.random.default_rng(7)
+    px, py = rng.uniform(0, 1000, 60), rng.uniform(0, 800, 60)
+    z = rng.lognormal(size=60)
+    qx, qy = rng.uniform(-100, 1100, 2000), rng.uniform(-100, 900, 2000)
+    got = idw.idw_at(px, py, z, qx, qy, **options)[:, 0]
+    expected = brute_idw(px, py, z, qx, qy, **options)
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(expected))
+    assert np.isnan(expected).any() == ("radius" in options and options["k"] < 100 or "max_distance" in options)
+    np.testing.assert_allclose(got, expected, rtol=1e-9, atol=0)
+
+
+@pytest.mark.parametrize("options, searched_share", [
+    (dict(k=3, radius=None), 0.7),
+    (dict(k=12, radius=None), 0.9),
+    (dict(k=6, radius=120.0, min_points=2), 0.1),
+    (dict(k=4, radius=400.0, max_distance=60.0, power=1.0), 0.6),
+    (dict(k=100, radius=None, power=0.5), 0.0),  # more neighbours than samples: one tile search suffices
+])
+def test_grid_tiles_match_brute_force(options, searched_share, monkeypatch):
+    """The tile shortcuts of _idw_grid give what every cell's own search gives, and they are used."""
+    rng = np.random.default_rng(21)
+    sparse = np.column_stack([rng.uniform(0, 2000, 25), rng.uniform(0, 1500, 25)])
+    dense = rng.normal((600.0, 500.0), 40.0, (60, 2))
+    on_cells = np.array([[5.0 + 10 * 17, 1495.0 - 10 * 30], [5.0 + 10 * 150, 1495.0 - 10 * 100]])
+    xy = np.vstack([sparse, dense, on_cells, on_cells[:1]])  # samples on cell centres, one twice
+    values = rng.lognormal(size=(len(xy), 2))
+    values[-1] = values[-3]  # same values: which of two tied samples is k-th must not matter
+    qx, qy = 5.0 + 10.0 * np.arange(200), 1495.0 - 10.0 * np.arange(150)
+    searched = []
+    per_cell = idw._idw_points
+    monkeypatch.setattr(idw, "_idw_points", lambda g, q, *a: searched.append(len(q)) or per_cell(g, q, *a))
+    group = idw._Group(xy, values, [0, 1])
+    got = idw._idw_grid(group, qx, qy, options["k"], options.get("power", 2.0), options["radius"],
+                        options.get("max_distance"), options.get("min_points", 1), 1e-5)
+    assert sum(searched) <= searched_share * qx.size * qy.size  # the other cells came from tiles
+    gx, gy = np.meshgrid(qx, qy)
+    for b in range(2):
+        expected = brute_idw(xy[:, 0], xy[:, 1], values[:, b], gx.ravel(), gy.ravel(), hit=1e-5, **options)
+        np.testing.assert_array_equal(np.isnan(got[:, b]), np.isnan(expected))
+        np.testing.assert_allclose(got[:, b], expected, rtol=1e-9)
+    row, col = 30, 17
+    assert got[row * qx.size + col, 0] == values[-1, 0]
+
+
+def test_samples_at_one_place_give_their_mean():
+    got = idw.idw_at([0.0, 0.0, 10.0], [0.0, 0.0, 0.0], [1.0, 2.0, 9.0], [0.0, 0.0, 5.0], [0.0, 1e-7, 0.0],
+                     k=3, hit_distance=1e-6)
+    np.testing.assert_allclose(got[:, 0], [1.5, 1.5, (1.0 / 5 + 2.0 / 5 + 9.0 / 5) / (3.0 / 5)], rtol=1e-12)
+
+
+def test_raster_matches_brute_force_with_missing_values(tmp_path):
+    rng = np.random.default_rng(11)
+    px, py = rng.uniform(0, 1000, 80), rng.uniform(0, 800, 80)
+    values = rng.lognormal(size=(80, 3))
+    values[rng.uniform(size=80) < 0.3, 1] = np.nan   # element 2 missing at some samples
+    values[:, 2] = np.nan                            # element 3 missing everywhere
+    out = str(tmp_path / "idw.tif")
+    stats = idw.idw_to_raster(px, py, values, ["Cu_ppm", "Au_ppb", "Te_ppm"], out, 25.0,
+                              extent=(0.0, 0.0, 1000.0, 800.0), crs="EPSG:32750", k=6, radius=200.0,
+                              max_distance=90.0, memory_mb=0.05)
+    data, transform, nodata, names, crs = read(out)
+    assert names == ["Cu_ppm", "Au_ppb", "Te_ppm"] and crs.to_epsg() == 32750 and nodata == -9999.0
+    assert data.shape == (3, 32, 40) and data.dtype == np.float32 and stats["blocks"] > 1
+    qx, qy = centres(transform, 32, 40)
+    for b in range(2):
+        ok = np.isfinite(values[:, b])
+        expected = brute_idw(px[ok], py[ok], values[ok, b], qx, qy, k=6, radius=200.0, max_distance=90.0)
+        band = data[b].ravel()
+        np.testing.assert_array_equal(band == nodata, np.isnan(expected))
+        np.testing.assert_allclose(band[band != nodata], expected[~np.isnan(expected)], rtol=2e-7)
+        assert stats["samples"][names[b]] == ok.sum()
+        assert stats["valid_cells"][names[b]] == (~np.isnan(expected)).sum()
+    assert (data[2] == nodata).all() and stats["valid_cells"]["Te_ppm"] == 0
+    # the float64 core agrees to 1e-9 with the per-band subsets
+    ok = np.isfinite(values[:, 1])
+    got = idw.idw_at(px, py, values[:, :2], qx, qy, k=6, radius=200.0, max_distance=90.0)[:, 1]
+    ref = brute_idw(px[ok], py[ok], values[ok, 1], qx, qy, k=6, radius=200.0, max_distance=90.0)
+    np.testing.assert_allclose(got, ref, rtol=1e-9)
+
+
+def test_cell_on_a_sample_takes_its_value_and_default_extent(tmp_path):
+    px, py = np.array([105.0, 300.0, 520.0, 733.0]), np.array([95.0, 480.0, 210.0, 600.0])
+    z = np.array([1.0, 2.0, 3.0, 4.0])
+    out = str(tmp_path / "hit.tif")
+    stats = idw.idw_to_raster(px, py, z, ["z"], out, 10.0, k=3)
+    # bounds 105-733 x 95-600, margin 5 % of 628 = 31.4, snapped out to the 10 m grid
+    assert stats["extent"] == (70.0, 60.0, 770.0, 640.0)
+    assert (stats["width"], stats["height"]) == (70, 58)
+    data, transform, *_ = read(out)
+    row, col = rasterio.transform.rowcol(transform, 300.0, 480.0)  # no pixel centre lies on 300, 480
+    assert data[0, row, col] != 2.0
+    # an extent that puts (300, 480) on a pixel centre: the cell takes the sample's value
+    out2 = str(tmp_path / "hit2.tif")
+    idw.idw_to_raster(px, py, z, ["z"], out2, 10.0, extent=(45.0, 45.0, 745.0, 645.0), k=3)
+    data, transform, *_ = read(out2)
+    row, col = rasterio.transform.rowcol(transform, 300.0, 480.0)
+    assert transform * (col + 0.5, row + 0.5) == (300.0, 480.0)
+    assert data[0, row, col] == 2.0
+
+
+def test_cancel_and_bad_input_leave_nothing(tmp_path):
+    class CancelAfterFirst(Feedback):
+        calls = 0
+
+        def progress(self, percent):
+            self.calls += 1
+
+        def is_canceled(self):
+            return self.calls >= 1
+
+    rng = np.random.default_rng(0)
+    out = str(tmp_path / "c.tif")
+    with pytest.raises(Cancelled):
+        idw.idw_to_raster(rng.uniform(0, 1000, 50), rng.uniform(0, 1000, 50), rng.normal(size=50), ["z"], out,
+                          2.0, memory_mb=0.1, feedback=CancelAfterFirst())
+    assert os.listdir(tmp_path) == []
+    for kwargs, key in ((dict(cell_size=0.0), "cell_size"), (dict(cell_size=10.0, k=0), "neighbours"),
+                        (dict(cell_size=10.0, radius=-5.0), "radius"), (dict(cell_size=10.0, power=-1), "power"),
+                        (dict(cell_size=10.0, min_points=20), "min_points"),
+                        (dict(cell_size=1e-4), "cell_size")):
+        with pytest.raises(OreMapError) as err:
+            idw.idw_to_raster([0.0, 100.0], [0.0, 100.0], [1.0, 2.0], ["z"], out, **kwargs)
+        assert err.value.parameter == key
+    assert os.listdir(tmp_path) == []
+
+
+# --------------------------------------------------------------------------------------
+# Against gdal_grid -a invdistnn
+# --------------------------------------------------------------------------------------
+def test_matches_gdal_grid_invdistnn(tmp_path):
+    gdal_grid = shutil.which("gdal_grid")
+    assert gdal_grid, "gdal_grid is not installed"
+    rng = np.random.default_rng(5)
+    px, py = clustered_points(rng, 400)
+    z = rng.lognormal(size=400)
+    with open(tmp_path / "p.csv", "w") as fh:
+        fh.write("x,y,z\n")
+        fh.writelines(f"{a!r},{b!r},{c!r}\n" for a, b, c in zip(px, py, z))
+    (tmp_path / "p.vrt").write_text(
+        '<OGRVRTDataSource><OGRVRTLayer name="p"><SrcDataSource>p.csv</SrcDataSource>'
+        '<GeometryType>wkbPoint</GeometryType><GeometryField encoding="PointFromColumns" x="x" y="y" z="z"/>'
+        '</OGRVRTLayer></OGRVRTDataSource>')
+    ours = str(tmp_path / "ours.tif")
+    stats = idw.idw_to_raster(px, py, z, ["z"], ours, 100.0, k=12, radius=900.0)
+    xmin, ymin, xmax, ymax = stats["extent"]
+    # gdal_grid's -txe/-tye are the pixel edges and it evaluates pixel centres: same grid as ours
+    subprocess.run([gdal_grid, "-q", "-a", "invdistnn:power=2:smoothing=0:max_points=12:radius=900:nodata=-9999",
+                    "-txe", repr(xmin), repr(xmax), "-tye", repr(ymax), repr(ymin),
+                    "-outsize", str(stats["width"]), str(stats["height"]), "-ot", "Float64", "-l", "p",
+                    str(tmp_path / "p.vrt"), str(tmp_path / "gdal.tif")], check=True, cwd=tmp_path, timeout=120)
+    a, ta, *_ = read(ours)
+    with rasterio.open(tmp_path / "gdal.tif") as ds:
+        g, tg = ds.read(), ds.transform
+    assert ta.almost_equals(tg, precision=1e-9)
+    nodata_ours, nodata_gdal = a == -9999, g == -9999
+    assert nodata_gdal.any() and (~nodata_gdal).sum() > 0.5 * g.size
+    np.testing.assert_array_equal(nodata_ours, nodata_gdal)
+    np.testing.assert_allclose(a[~nodata_ours], g[~nodata_gdal], rtol=1e-5)
+
+
+# --------------------------------------------------------------------------------------
+# The algorithm
+# --------------------------------------------------------------------------------------
+def survey_layer():
+    uri = f"file://{SURVEY}?type=csv&delimiter=,&xField=X&yField=Y&crs=EPSG:4326&detectTypes=yes&geomType=point"
+    layer = QgsVectorLayer(uri, "survey", "delimitedtext")
+    assert layer.isValid() and layer.featureCount() == 1392
+    return layer
+
+
+def recorded_run(name, params):
+    import processing
+    from qgis.core import QgsProcessingFeedback
+
+    class Recorder(QgsProcessingFeedback):
+        def __init__(self):
+            super().__init__()
+            self.lines = []
+
+        def pushInfo(self, text):  # noqa: N802 (QGIS API)
+            self.lines.append(text)
+
+        def pushWarning(self, text):  # noqa: N802 (QGIS API)
+            self.lines.append(text)
+
+    feedback = Recorder()
+    return processing.run(f"oremap:{name}", params, feedback=feedback), feedback.lines
+
+
+def expected_survey_values(fields):
+    """The survey through an independent path: pandas, half-limit, mean of duplicates, pyproj."""
+    x, y, values, _ = geochem.read_sample_table(SURVEY, fields=fields)
+    values, _ = geochem.below_detection(values, "half")
+    x, y = geochem.project_points(x, y, 4326, 32750)
+    return geochem.aggregate_duplicates(x, y, values, "mean")
+
+
+def test_algorithm_on_the_real_survey(processing_provider, tmp_path):
+    fields = ["Au_ppm", "As_ppm"]
+    px, py, values, merged = expected_survey_values(fields)
+    assert merged == 1392 - 820
+    layer = survey_layer()
+    try:
+        out = str(tmp_path / "au_as.tif")
+        result, log = recorded_run("idw_interpolate", {
+            "INPUT": layer, "FIELDS": fields, "CELL_SIZE": 2500.0, "NEIGHBOURS": 8, "OUTPUT": out})
+        # a sample at a pixel centre: choose the extent so that a lone sample falls on one
+        counts = np.unique(np.round(np.column_stack([px, py]), 3), axis=0, return_counts=True)[1]
+        assert counts.max() == 1  # duplicates are already merged
+        s = int(np.argmax(values[:, 0]))  # the richest gold sample
+        cs = 500.0
+        xmin, ymax = px[s] - 10.5 * cs, py[s] + 7.5 * cs
+        out2 = str(tmp_path / "hit.tif")
+        result2, _ = recorded_run("idw_interpolate", {
+            "INPUT": layer, "FIELDS": fields, "CELL_SIZE": cs, "OUTPUT": out2,
+            "EXTENT": f"{xmin!r},{xmin + 40 * cs!r},{ymax - 30 * cs!r},{ymax!r} [EPSG:32750]"})
+    finally:
+        del layer
+    assert any("reprojected from EPSG:4326 to EPSG:32750" in line for line in log), log
+    assert result["OUTPUT_CRS"] == "EPSG:32750" and result["SAMPLES"] == 820
+    data, transform, nodata, names, crs = read(out)
+    assert names == fields and crs.to_epsg() == 32750 and nodata == -9999.0
+    # the whole grid against brute force on the independently prepared samples
+    qx, qy = centres(transform, data.shape[1], data.shape[2])
+    for b in range(2):
+        expected = brute_idw(px, py, values[:, b], qx, qy, k=8)
+        np.testing.assert_allclose(data[b].ravel(), expected, rtol=1e-5)
+    assert os.path.exists(os.path.splitext(out)[0] + ".qml")
+    data, transform, *_ = read(out2)
+    assert data.shape == (2, 30, 40)
+    np.testing.assert_allclose(transform * (10.5, 7.5), (px[s], py[s]), atol=1e-6)
+    assert data[0, 7, 10] == np.float32(values[s, 0]) and data[1, 7, 10] == np.float32(values[s, 1])
+    assert data[0, 7, 11] != data[0, 7, 10]
+
+
+def memory_points(crs):
+    layer = QgsVectorLayer(f"Point?crs={crs or ''}", "pts", "memory")  # no crs: invalid (not the 4326 default)
+    layer.dataProvider().addAttributes([QgsField("Au_ppb", QVariant.Double), QgsField("name", QVariant.String)])
+    layer.updateFields()
+    features = []
+    for i, (x, y) in enumerate([(117.5, -33.0), (117.6, -33.1), (117.7, -33.05)]):
+        f = QgsFeature(layer.fields())
+        f.setGeometry(QgsGeometry.fromPointXY(QgsPointXY(x, y)))
+        f.setAttributes([float(i + 1), f"s{i}"])
+        features.append(f)
+    layer.dataProvider().addFeatures(features)
+    assert layer.crs().isValid() == bool(crs)
+    return layer
+
+
+@pytest.mark.parametrize("crs, params, parameter, words", [
+    (None, {"FIELDS": ["Au_ppb"], "CELL_SIZE": 100.0}, "INPUT", ["no valid coordinate reference system"]),
+    ("EPSG:4326", {"FIELDS": [], "CELL_SIZE": 100.0}, "FIELDS", ["no field"]),
+    ("EPSG:4326", {"FIELDS": ["Au_ppb"], "CELL_SIZE": 0.0}, "CELL_SIZE", ["must be positive", "metres"]),
+    ("EPSG:4326", {"FIELDS": ["name"], "CELL_SIZE": 100.0}, "FIELDS", ["not numeric"]),
+    ("EPSG:4326", {"FIELDS": ["Au_ppb"], "CELL_SIZE": 100.0, "LOG10": True}, "LOG10", ["log10", "positive"]),
+])
+def test_bad_input(run_alg, tmp_path, crs, params, parameter, words):
+    layer = memory_points(crs)
+    if parameter == "LOG10":  # only zeros: nothing positive to stand in for them
+        assert layer.dataProvider().changeAttributeValues({i: {0: 0.0} for i in (1, 2, 3)})
+    out = str(tmp_path / "o.tif")
+    try:
+        with pytest.raises(QgsProcessingException) as err:
+            run_alg("idw_interpolate", {"INPUT": layer, "OUTPUT": out, **params})
+    finally:
+        del layer
+    message = str(err.value)
+    assert f"({parameter})" in message, message
+    for word in words:
+        assert word.lower() in message.lower(), message
+    assert not os.path.exists(out) and not os.path.exists(out + ".oremap-partial.tif")

@@ -1,0 +1,455 @@
+"""The prospectivity ResNet (core.prospectivity_cnn) and its two algorithms, on a synthetic element stack.
+
+The stack is small but shaped like the real thing: four elements (Au, As, Sb, Cu) as log-normal
+concentrations over smooth, correlated background fields; 12 deposits with Gaussian halos of
+different widths in Au, As and Sb; 8 decoy highs in Au alone (no As/Sb halo), so a model has to use
+the multi-element pattern; a corner of nodata outside the "survey". 192 x 192 cells of 100 m: a
+12 x 12 grid of 16-cell windows.
+
+Known answers are computed here independently: footprints painted on boolean masks, distances from
+rasterio's cell centres, AUC by counting pairs, probabilities through onnxruntime directly.
+"""
+
+import os
+
+import numpy as np
+import pytest
+import rasterio
+from qgis.core import (
+    QgsCoordinateReferenceSystem,
+    QgsCoordinateTransform,
+    QgsFeature,
+    QgsGeometry,
+    QgsPointXY,
+    QgsProcessingException,
+    QgsProject,
+    QgsVectorLayer,
+)
+from scipy.ndimage import gaussian_filter
+
+from oremap.core import prospectivity_cnn as pc
+from oremap.core.errors import Cancelled, OreMapError
+from oremap.core.feedback import Feedback
+from oremap.core.model_format import read_model_info
+
+ELEMENTS = ["Au_ppb", "As_ppm", "Sb_ppm", "Cu_ppm"]
+SIZE, CELL, WINDOW = 192, 100.0, 16
+X0, Y0 = 500000.0, 7000000.0
+TRAIN = dict(window=WINDOW, depth=18, width=8, epochs=12, batch_size=32, lr=0.05, n_folds=3, block_size=6400.0,
+             negatives_per_positive=8, jitter_copies=4, seed=1, threads=1)
+
+
+def to_xy(rc):
+    """Map coordinates of fractional (row, col) positions."""
+    rc = np.asarray(rc, dtype=float)
+    return np.column_stack([X0 + rc[:, 1] * CELL, Y0 - rc[:, 0] * CELL])
+
+
+def make_stack(path, elements=ELEMENTS, seed=3):
+    """Write the synthetic stack; returns deposits and decoys as map coordinates."""
+    rng = np.random.default_rng(seed)
+    deps, decoys = [], []
+    while len(deps) < 12:
+        p = rng.uniform(12, SIZE - 12, 2)
+        if all(np.hypot(*(p - q)) > 30 for q in deps):
+            deps.append(p)
+    while len(decoys) < 8:
+        p = rng.uniform(12, SIZE - 12, 2)
+        if all(np.hypot(*(p - q)) > 25 for q in deps + decoys):
+            decoys.append(p)
+    fields = np.stack([gaussian_filter(rng.standard_normal((SIZE, SIZE)), 8) for _ in range(4)])
+    fields /= fields.std(axis=(1, 2), keepdims=True)
+    fields = np.einsum("ij,jhw->ihw", np.linalg.cholesky(np.full((4, 4), 0.5) + 0.5 * np.eye(4)), fields)
+    rr, cc = np.mgrid[0:SIZE, 0:SIZE] + 0.5
+
+    def halo(points, sigma):
+        return sum(np.exp(-((rr - r) ** 2 + (cc - c) ** 2) / (2 * sigma ** 2)) for r, c in points)
+
+    log10 = np.array([0.5, 1.0, 0.0, 1.5])[:, None, None] + 0.25 * fields  # Au 3 ppb, As 10, Sb 1, Cu 30 ppm
+    log10[0] += 0.9 * halo(deps, 3.0) + 0.9 * halo(decoys, 3.0)
+    log10[1] += 0.7 * halo(deps, 4.0)
+    log10[2] += 0.6 * halo(deps, 5.0)
+    data = (10.0 ** log10).astype(np.float32)
+    data[:, (rr + cc) < 40] = -9999.0  # a corner outside the survey
+    keep = [ELEMENTS.index(e) for e in elements]
+    with rasterio.open(path, "w", driver="GTiff", width=SIZE, height=SIZE, count=len(keep), dtype="float32",
+                       nodata=-9999.0, crs="EPSG:32750",
+                       transform=rasterio.Affine(CELL, 0, X0, 0, -CELL, Y0)) as dst:
+        dst.write(data[keep])
+        for i, name in enumerate(elements, start=1):
+            dst.set_band_description(i, name)
+    return to_xy(deps), to_xy(decoys)
+
+
+def read_nan(path):
+    """The stack as (bands, rows, cols) float64, NaN in every band where any band is nodata."""
+    with rasterio.open(path) as ds:
+        data = ds.read().astype(np.float64)
+        nodata = ds.nodata
+    bad = np.any(data == nodata, axis=0)
+    data[:, bad] = np.nan
+    return data
+
+
+def onnx_proba(model_path, windows):
+    """P(deposit) of windows straight through onnxruntime (no OreMap code)."""
+    import onnxruntime
+
+    session = onnxruntime.InferenceSession(model_path, providers=["CPUExecutionProvider"])
+    return session.run(None, {"windows": np.ascontiguousarray(windows, dtype=np.float32)})[0][:, 1]
+
+
+def padded_window(data, r0, c0, size=WINDOW):
+    """Window of ``data`` starting at (r0, c0), NaN beyond the raster."""
+    out = np.full((data.shape[0], size, size), np.nan)
+    a0, a1 = max(r0, 0), min(r0 + size, data.shape[1])
+    b0, b1 = max(c0, 0), min(c0 + size, data.shape[2])
+    out[:, a0 - r0:a1 - r0, b0 - c0:b1 - c0] = data[:, a0:a1, b0:b1]
+    return out
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("prospectivity")
+    path = str(folder / "stack.tif")
+    deposits, decoys = make_stack(path)
+    return {"path": path, "deposits": deposits, "decoys": decoys, "folder": folder}
+
+
+@pytest.fixture(scope="module")
+def trained(stack):
+    model = str(stack["folder"] / "model.onnx")
+    report = str(stack["folder"] / "report.html")
+    result = pc.train_prospectivity(stack["path"], stack["deposits"], model, report, **TRAIN)
+    return {"result": result, "model": model, "report": report}
+
+
+# ---------------------------------------------------------------------------------------
+# The spatial split and window sampling
+# ---------------------------------------------------------------------------------------
+def paint(rows, cols, size, shape=(SIZE, SIZE), margin=40):
+    """Boolean mask (with a margin beyond the raster) of the cells covered by windows of ``size``."""
+    mask = np.zeros((shape[0] + 2 * margin, shape[1] + 2 * margin), dtype=bool)
+    for r, c in zip(rows, cols):
+        r0, c0 = r - size // 2 + margin, c - size // 2 + margin
+        mask[r0:r0 + size, c0:c0 + size] = True
+    return mask
+
+
+def test_spatial_split_keeps_copies_and_overlapping_windows_apart(trained):
+    plan = trained["result"].plan
+    assert len(plan.folds) == 3
+    validated_deposits, validated_negatives = [], []
+    for fold in plan.folds:
+        train, val = fold["train"], fold["val"]
+        # no source (deposit or background centre) on both sides, augmented copies included
+        assert not set(train.source[train.labels == 1]) & set(val.source[val.labels == 1])
+        assert not set(train.source[train.labels == 0]) & set(val.source[val.labels == 0])
+        # no training window, with its random-crop margin, shares a cell with any validation window
+        seen = paint(val.rows, val.cols, WINDOW)
+        for r, c in zip(train.rows, train.cols):
+            size = plan.train_size
+            m = 40 - size // 2
+            assert not seen[r + m:r + m + size, c + m:c + m + size].any()
+        # validation windows are centred in the held-out blocks, unaugmented
+        held = np.zeros((SIZE, SIZE), dtype=bool)
+        for r0, r1, c0, c1 in fold["held_out"]:
+            held[r0:r1, c0:c1] = True
+        assert held[val.rows, val.cols].all() and not held[train.rows, train.cols].any()
+        np.testing.assert_array_equal(val.rows[val.labels == 1], plan.deposits.rows[val.source[val.labels == 1]])
+        validated_deposits += list(val.source[val.labels == 1])
+        validated_negatives += list(val.source[val.labels == 0])
+        # the training side is augmented: more deposit windows than deposits, each holding its deposit
+        n_sources = len(set(train.source[train.labels == 1]))
+        assert train.n_positive > n_sources > 0
+        pos = train.labels == 1
+        dr, dc = plan.deposits.rows[train.source[pos]], plan.deposits.cols[train.source[pos]]
+        reach = WINDOW // 2 - plan.crop_pad
+        assert np.all(np.abs(train.rows[pos] - dr) <= reach) and np.all(np.abs(train.cols[pos] - dc) <= reach)
+        # each deposit is validated here, trained on (with copies), or buffered out of this fold's training
+        assert n_sources + fold["buffered_deposits"] + val.n_positive == len(plan.deposits)
+    # every deposit and background centre is validated exactly once
+    assert sorted(validated_deposits) == list(range(len(plan.deposits)))
+    assert sorted(validated_negatives) == list(range(len(plan.negatives)))
+
+
+def test_background_windows_keep_their_distance_from_every_deposit(stack):
+    data = read_nan(stack["path"])
+    valid = np.isfinite(data[0])
+    with rasterio.open(stack["path"]) as ds:
+        transform = ds.transform
+    off_raster = np.array([[X0 - 300.0, Y0 - 9000.0]])  # 3 cells west of the raster: it still repels
+    deposits = np.vstack([stack["deposits"], off_raster])
+    plan = pc.plan_spatial_folds(valid, deposits, transform, WINDOW, n_folds=3, block_size=6400.0,
+                                 min_distance=2500.0, negatives_per_positive=10, jitter_copies=2, seed=5)
+    neg = plan.negatives
+    assert plan.info["n_outside"] == 1 and len(plan.deposits) == 12
+    assert len(neg) == 120 and len(set(zip(neg.rows, neg.cols))) == 120
+    xs, ys = rasterio.transform.xy(transform, neg.rows, neg.cols)  # cell centres
+    d = np.hypot(np.subtract.outer(np.asarray(xs), deposits[:, 0]), np.subtract.outer(np.asarray(ys), deposits[:, 1]))
+    assert d.min() >= 2500.0
+    assert d.min() < 3500.0  # the constraint is active, not vacuous
+    assert valid[neg.rows, neg.cols].all()
+    for r, c in zip(neg.rows, neg.cols):  # at most half of each window is nodata or off the raster
+        assert np.isnan(padded_window(data, r - WINDOW // 2, c - WINDOW // 2)[0]).mean() <= 0.5
+    # a larger minimum distance moves every background centre farther out
+    far = pc.plan_spatial_folds(valid, deposits, transform, WINDOW, n_folds=0, min_distance=3000.0,
+                                negatives_per_positive=4, jitter_copies=2, seed=5)
+    xs, ys = rasterio.transform.xy(transform, far.negatives.rows, far.negatives.cols)
+    assert np.hypot(np.subtract.outer(np.asarray(xs), deposits[:, 0]),
+                    np.subtract.outer(np.asarray(ys), deposits[:, 1])).min() >= 3000.0
+    assert far.folds == [] and far.final.n_negative == 48 and 12 < far.final.n_positive <= 36
+
+
+def test_training_is_deterministic_with_a_seed(stack):
+    small = dict(TRAIN, epochs=2, n_folds=2, jitter_copies=1, negatives_per_positive=3)
+    a = pc.train_prospectivity(stack["path"], stack["deposits"], **small)
+    b = pc.train_prospectivity(stack["path"], stack["deposits"], **small)
+    c = pc.train_prospectivity(stack["path"], stack["deposits"], **dict(small, seed=2))
+    assert a.onnx_bytes == b.onnx_bytes
+    assert a.cv["auc_per_fold"] == b.cv["auc_per_fold"]
+    assert a.onnx_bytes != c.onnx_bytes
+
+
+# ---------------------------------------------------------------------------------------
+# The trained model
+# ---------------------------------------------------------------------------------------
+def test_onnx_export_matches_torch_and_metadata_are_complete(trained, stack):
+    result = trained["result"]
+    data = read_nan(stack["path"]).astype(np.float32)
+    rng = np.random.default_rng(0)
+    starts = list(rng.integers(-WINDOW // 2, SIZE - WINDOW // 2, size=(60, 2))) + [(-8, -8), (0, 0), (180, 184)]
+    windows = np.stack([padded_window(data, r, c) for r, c in starts]).astype(np.float32)
+    assert np.isnan(windows).any() and np.isfinite(windows).any()  # nodata corner and edges included
+    got = onnx_proba(trained["model"], windows)
+    want = pc.predict_torch(result.torch_model, windows)
+    np.testing.assert_allclose(got, want, atol=1e-5)
+    assert 0.0 <= got.min() and got.max() <= 1.0
+
+    info = read_model_info(trained["model"])
+    assert info.task == "prospectivity" and info.band_names == ELEMENTS
+    assert info.input == {"name": "windows", "n_bands": 4, "window": WINDOW}
+    assert info.class_names == ["background", "deposit"]
+    assert info.extra["spatial"]["cell_size"] == [CELL, CELL] and info.extra["spatial"]["epsg"] == 32750
+    metrics = info.training["metrics"]
+    assert metrics["cv_auc_mean"] == pytest.approx(result.cv["auc_mean"])
+    assert metrics["cv_auc_sd"] == pytest.approx(result.cv["auc_sd"])
+    assert metrics["n_deposits"] == 12 and metrics["n_windows"] == len(result.plan.final)
+    # z-score statistics: the valid cells under the final training windows, computed independently
+    final = result.plan.final
+    covered = paint(final.rows, final.cols, WINDOW)[40:40 + SIZE, 40:40 + SIZE] & np.isfinite(data[0])
+    values = data[:, covered].astype(np.float64)
+    np.testing.assert_allclose(info.preprocessing["mean"], values.mean(axis=1), rtol=1e-5)
+    np.testing.assert_allclose(info.preprocessing["sd"], values.std(axis=1), rtol=1e-4)
+    html = open(trained["report"], encoding="utf-8").read()
+    assert html.count("<svg") >= 6 and "Spatial cross-validation" in html and "Fold 3" in html
+    assert f"{result.cv['auc_mean']:.3f} &plusmn; {result.cv['auc_sd']:.3f}" in html
+
+
+def pair_auc(labels, scores):
+    pos, neg = scores[labels == 1], scores[labels == 0]
+    greater = (pos[:, None] > neg[None, :]).sum() + 0.5 * (pos[:, None] == neg[None, :]).sum()
+    return greater / (pos.size * neg.size)
+
+
+def test_cross_validated_model_ranks_held_out_deposits_above_background(trained, stack):
+    result = trained["result"]
+    aucs = []
+    for fold in result.folds:
+        labels, proba = fold["labels"], fold["proba"]
+        assert fold["n_val_positive"] >= 3
+        aucs.append(pair_auc(labels, proba))
+        assert fold["metrics"]["auc"] == pytest.approx(aucs[-1])
+    assert result.cv["auc_mean"] == pytest.approx(np.mean(aucs))
+    assert result.cv["auc_sd"] == pytest.approx(np.std(aucs, ddof=1))
+    # held-out deposit windows rank well above held-out random background
+    assert result.cv["auc_mean"] > 0.8 and result.cv["pooled_auc"] > 0.8
+    cm = np.array(result.cv["confusion_matrix"])
+    labels = np.concatenate([f["labels"] for f in result.folds])
+    pred = np.concatenate([f["proba"] for f in result.folds]) >= 0.5
+    assert cm.tolist() == [[int(((labels == 0) & ~pred).sum()), int(((labels == 0) & pred).sum())],
+                           [int(((labels == 1) & ~pred).sum()), int(((labels == 1) & pred).sum())]]
+    assert result.cv["f1"] == pytest.approx(2 * cm[1, 1] / (2 * cm[1, 1] + cm[0, 1] + cm[1, 0]))
+    # the model uses the multi-element halo: Au-only decoy highs score far below the deposits
+    data = read_nan(stack["path"]).astype(np.float32)
+    with rasterio.open(stack["path"]) as ds:
+        centres = {k: np.array([ds.index(x, y) for x, y in stack[k]]) for k in ("deposits", "decoys")}
+    p = {k: onnx_proba(trained["model"], np.stack([padded_window(data, r - 8, c - 8) for r, c in v]))
+         for k, v in centres.items()}
+    assert pair_auc(np.r_[np.ones(12), np.zeros(8)], np.r_[p["deposits"], p["decoys"]]) >= 0.9
+    assert p["decoys"].mean() < 0.3 < 0.7 < p["deposits"].mean()
+
+
+# ---------------------------------------------------------------------------------------
+# Mapping
+# ---------------------------------------------------------------------------------------
+def test_grid_mode_cells_hold_the_probability_of_their_window(trained, stack, tmp_path):
+    out = str(tmp_path / "grid.tif")
+    result = pc.prospectivity_map(stack["path"], trained["model"], out, mode="grid", grid=(12, 12),
+                                  deposits_xy=stack["deposits"], threads=1)
+    data = read_nan(stack["path"])
+    cells = [(i, j) for i in range(12) for j in range(12)]
+    windows = np.stack([data[:, 16 * i:16 * i + 16, 16 * j:16 * j + 16] for i, j in cells])
+    expected = onnx_proba(trained["model"], windows)
+    expected[np.isnan(windows[:, 0]).mean(axis=(1, 2)) > 0.5] = np.nan  # mostly nodata: not scored
+    with rasterio.open(out) as ds:
+        got = ds.read(1)
+        assert ds.nodata == -9999.0 and ds.dtypes[0] == "float32" and ds.descriptions == ("P(deposit)",)
+        assert ds.crs.to_epsg() == 32750 and ds.transform == rasterio.Affine(CELL, 0, X0, 0, -CELL, Y0)
+    valid = np.isfinite(data[0])
+    for k, (i, j) in enumerate(cells):
+        block, ok = got[16 * i:16 * i + 16, 16 * j:16 * j + 16], valid[16 * i:16 * i + 16, 16 * j:16 * j + 16]
+        assert np.all(block[~ok] == -9999.0)
+        if np.isnan(expected[k]):
+            assert np.all(block == -9999.0)
+        else:
+            np.testing.assert_allclose(block[ok], expected[k], atol=1e-6)
+    assert 0 < np.isnan(expected).sum() < 10 and result["n_scored"] == int(np.isfinite(expected).sum())
+    # ranked cells: rank 1 is the highest probability; has_deposit from the deposits' cells
+    by_rank = sorted(result["cells"], key=lambda c: c["rank"])
+    assert [c["rank"] for c in by_rank] == list(range(1, len(by_rank) + 1))
+    assert all(a["probability"] >= b["probability"] for a, b in zip(by_rank, by_rank[1:]))
+    with rasterio.open(stack["path"]) as ds:
+        holding = {(r // 16, c // 16) for r, c in (ds.index(x, y) for x, y in stack["deposits"])}
+    assert {(c["row"], c["col"]) for c in result["cells"] if c["has_deposit"]} == holding
+    first = result["cells"][0]
+    assert first["polygon"][0] == (X0 + 16 * CELL * first["col"], Y0 - 16 * CELL * first["row"])
+    # the whole-cell fit is the same when a cell is exactly one window
+    again = pc.prospectivity_map(stack["path"], trained["model"], str(tmp_path / "resize.tif"), fit="resize",
+                                 threads=1)
+    np.testing.assert_allclose(again["probabilities"], result["probabilities"], atol=1e-6)
+
+
+def test_sliding_mode_streams_with_a_halo_and_resize_mode_averages(trained, stack, tmp_path):
+    data = read_nan(stack["path"])
+    full = pc.prospectivity_map(stack["path"], trained["model"], str(tmp_path / "a.tif"), mode="sliding", stride=12,
+                                threads=1)
+    tight = pc.prospectivity_map(stack["path"], trained["model"], str(tmp_path / "b.tif"), mode="sliding", stride=12,
+                                 memory_mb=0.05, threads=1)  # many bands of rows
+    np.testing.assert_array_equal(full["probabilities"], tight["probabilities"])
+    with rasterio.open(str(tmp_path / "a.tif")) as a, rasterio.open(str(tmp_path / "b.tif")) as b:
+        np.testing.assert_array_equal(a.read(), b.read())
+    starts = np.arange(0, SIZE, 12) + 6 - WINDOW // 2  # window centred on each 12-cell stride cell
+    windows = np.stack([padded_window(data, r, c) for r in starts for c in starts])
+    expected = onnx_proba(trained["model"], windows).reshape(16, 16)
+    expected[np.isnan(windows[:, 0]).mean(axis=(1, 2)).reshape(16, 16) > 0.5] = np.nan
+    np.testing.assert_allclose(full["probabilities"], expected, atol=1e-6)
+    # cancelled while writing: no output, no partial file
+    class CancelWhileWriting(Feedback):
+        def __init__(self):
+            self.percent = 0.0
+
+        def progress(self, percent):
+            self.percent = percent
+
+        def is_canceled(self):
+            return self.percent > 90
+
+    with pytest.raises(Cancelled):
+        pc.prospectivity_map(stack["path"], trained["model"], str(tmp_path / "x.tif"), mode="sliding", stride=12,
+                             memory_mb=0.05, threads=1, feedback=CancelWhileWriting())
+    assert sorted(os.listdir(tmp_path)) == ["a.tif", "b.tif"]
+    # resize: a 6 x 6 grid has 32-cell cells, averaged 2 x 2 down to the 16-cell window
+    res = pc.prospectivity_map(stack["path"], trained["model"], str(tmp_path / "c.tif"), grid=(6, 6), fit="resize",
+                               threads=1)
+    blocks = data.reshape(4, 96, 2, 96, 2)
+    counts = np.isfinite(blocks[0]).sum(axis=(1, 3))
+    means = np.nansum(blocks, axis=(2, 4)) / np.maximum(counts, 1)
+    means[:, counts < 2] = np.nan
+    windows = np.stack([means[:, 16 * i:16 * i + 16, 16 * j:16 * j + 16] for i in range(6) for j in range(6)])
+    expected = onnx_proba(trained["model"], windows)
+    expected[np.isnan(windows[:, 0]).mean(axis=(1, 2)) > 0.5] = np.nan
+    np.testing.assert_allclose(res["probabilities"].ravel(), expected, atol=1e-5)
+
+
+# ---------------------------------------------------------------------------------------
+# Algorithms
+# ---------------------------------------------------------------------------------------
+def deposit_layer(xy_utm, crs="EPSG:4326"):
+    """A memory point layer of the deposits, in longitude/latitude by default (the algorithms transform it)."""
+    layer = QgsVectorLayer(f"Point?crs={crs}", "deposits", "memory")
+    to_layer = QgsCoordinateTransform(QgsCoordinateReferenceSystem("EPSG:32750"), QgsCoordinateReferenceSystem(crs),
+                                      QgsProject.instance())
+    features = []
+    for x, y in xy_utm:
+        feature = QgsFeature()
+        feature.setGeometry(QgsGeometry.fromPointXY(to_layer.transform(QgsPointXY(float(x), float(y)))))
+        features.append(feature)
+    layer.dataProvider().addFeatures(features)
+    return layer
+
+
+ALG_TRAIN = {"WINDOW": WINDOW, "DEPTH": 0, "WIDTH": 4, "EPOCHS": 3, "FOLDS": 2, "BLOCK_SIZE": 6400.0,
+             "NEGATIVES_PER_POSITIVE": 3, "JITTER_COPIES": 1, "SEED": 3, "LEARNING_RATE": 0.05, "THREADS": 1}
+
+
+def test_algorithms_train_and_map_through_processing(run_alg, stack, tmp_path):
+    result = run_alg("train_prospectivity_cnn", {
+        **ALG_TRAIN, "INPUT": stack["path"], "DEPOSITS": deposit_layer(stack["deposits"]),
+        "OUTPUT_MODEL": str(tmp_path / "m.onnx"), "OUTPUT_REPORT": str(tmp_path / "r.html")})
+    info = read_model_info(result["OUTPUT_MODEL"])
+    assert info.band_names == ELEMENTS and info.training["parameters"]["network"] == {"depth": 18, "width": 4}
+    assert result["DEPOSITS_USED"] == 12  # every lon/lat point landed on its cell
+    assert result["CV_AUC_MEAN"] == pytest.approx(info.training["metrics"]["cv_auc_mean"])
+    assert 0.0 <= result["CV_AUC_MEAN"] <= 1.0 and result["CV_AUC_SD"] >= 0.0
+    assert os.path.getsize(result["OUTPUT_REPORT"]) > 1000
+
+    mapped = run_alg("prospectivity_map", {
+        "INPUT": stack["path"], "MODEL_FILE": result["OUTPUT_MODEL"], "MODE": 0, "GRID_ROWS": 12, "GRID_COLS": 12,
+        "DEPOSITS": deposit_layer(stack["deposits"]), "THREADS": 1, "OUTPUT": str(tmp_path / "p.tif"),
+        "OUTPUT_CELLS": str(tmp_path / "cells.gpkg")})
+    cells = QgsVectorLayer(mapped["OUTPUT_CELLS"], "cells", "ogr")
+    assert cells.isValid() and cells.featureCount() == mapped["N_CELLS"] > 130
+    assert [f.name() for f in cells.fields()][-6:] == ["id", "row", "col", "probability", "rank", "has_deposit"]
+    with rasterio.open(mapped["OUTPUT"]) as ds:
+        raster = ds.read(1)
+    with rasterio.open(stack["path"]) as ds:
+        holding = {(r // 16, c // 16) for r, c in (ds.index(x, y) for x, y in stack["deposits"])}
+    ranks, yes = [], set()
+    for feature in cells.getFeatures():
+        i, j = feature["row"], feature["col"]
+        ranks.append(feature["rank"])
+        block = raster[16 * i:16 * i + 16, 16 * j:16 * j + 16]
+        assert feature["probability"] == pytest.approx(float(block[block != -9999.0][0]), abs=1e-6)
+        centroid = feature.geometry().centroid().asPoint()
+        assert (centroid.x(), centroid.y()) == pytest.approx((X0 + CELL * (16 * j + 8), Y0 - CELL * (16 * i + 8)))
+        if feature["has_deposit"] == "yes":
+            yes.add((i, j))
+        else:
+            assert feature["has_deposit"] == "no"
+    assert sorted(ranks) == list(range(1, len(ranks) + 1)) and yes == holding
+    assert mapped["DEPOSIT_CELLS"] == len(holding)
+    assert os.path.exists(str(tmp_path / "p.qml"))
+
+
+def test_bad_input_is_refused_with_the_parameter_and_nothing_written(run_alg, trained, stack, tmp_path):
+    # a stack without Sb: the model's element is named
+    partial = str(tmp_path / "no_sb.tif")
+    make_stack(partial, elements=["Au_ppb", "As_ppm", "Cu_ppm"])
+    with pytest.raises(QgsProcessingException, match=r"Element stack \(INPUT\).*Sb_ppm") as err:
+        run_alg("prospectivity_map", {"INPUT": partial, "MODEL_FILE": trained["model"], "THREADS": 1,
+                                      "OUTPUT": str(tmp_path / "p.tif")})
+    assert "Au_ppb, As_ppm, Cu_ppm" in str(err.value)  # the bands it has
+    with pytest.raises(OreMapError) as core_err:
+        pc.element_bands(partial, ELEMENTS)
+    assert core_err.value.parameter == "raster"
+    # a window larger than the raster
+    with pytest.raises(QgsProcessingException, match=r"\(WINDOW\).*larger than the raster"):
+        run_alg("train_prospectivity_cnn", {**ALG_TRAIN, "WINDOW": 256, "INPUT": stack["path"],
+                                            "DEPOSITS": deposit_layer(stack["deposits"]),
+                                            "OUTPUT_MODEL": str(tmp_path / "m.onnx"),
+                                            "OUTPUT_REPORT": str(tmp_path / "r.html")})
+    # deposits that all lie off the raster
+    away = stack["deposits"] + np.array([50000.0, 0.0])
+    with pytest.raises(QgsProcessingException, match=r"\(DEPOSITS\).*None of the 12 deposit points"):
+        run_alg("train_prospectivity_cnn", {**ALG_TRAIN, "INPUT": stack["path"],
+                                            "DEPOSITS": deposit_layer(away, crs="EPSG:32750"),
+                                            "OUTPUT_MODEL": str(tmp_path / "m.onnx"),
+                                            "OUTPUT_REPORT": str(tmp_path / "r.html")})
+    # a model of another task
+    with pytest.raises(OreMapError, match="not for prospectivity"):
+        from oremap.core.bundled import bundled_models
+
+        pc.prospectivity_map(stack["path"], bundled_models("spectral_classification")[0][1],
+                             str(tmp_path / "q.tif"))
+    assert sorted(os.listdir(tmp_path)) == ["no_sb.tif"]

@@ -1,0 +1,544 @@
+"""Evaluation of prospectivity/anomaly scores and element selection: known answers, rasters, points, real survey.
+
+Expected values are worked out by hand in the comments (Mann-Whitney counts, the Hanley &
+McNeil arithmetic, precision-recall steps, P-A crossings) or by brute force (pairwise
+comparisons, distances to every pixel centre).
+"""
+
+import csv
+import os
+import re
+from fractions import Fraction
+
+import numpy as np
+import pandas as pd
+import pytest
+import rasterio
+from qgis.core import (
+    QgsCoordinateReferenceSystem,
+    QgsCoordinateTransform,
+    QgsFeature,
+    QgsField,
+    QgsGeometry,
+    QgsPointXY,
+    QgsProcessingException,
+    QgsProject,
+    QgsVectorLayer,
+)
+from qgis.PyQt.QtCore import QVariant
+from rasterio.transform import from_origin
+
+from conftest import SHARED_DATA
+from oremap.core import prospectivity_eval as pe
+from oremap.core.errors import OreMapError
+
+SURVEY = os.path.join(SHARED_DATA, "geochem", "area1_sediment_au.csv")
+SITES = os.path.join(SHARED_DATA, "geochem", "area1_sediment_au_site.csv")
+UTM = "EPSG:32750"
+
+
+def brute_auc(pos, neg):
+    """P(pos > neg) + 0.5 P(pos == neg) by comparing every pair."""
+    pos, neg = np.asarray(pos, float)[:, None], np.asarray(neg, float)[None, :]
+    return float(((pos > neg).sum() + 0.5 * (pos == neg).sum()) / (pos.size * neg.size))
+
+
+# --------------------------------------------------------------------------------------
+# Measures by hand
+# --------------------------------------------------------------------------------------
+def test_auc_se_zauc_by_hand():
+    # positives 0.9, 0.8, 0.4; negatives 0.7, 0.3, 0.2, 0.1: of the 3 x 4 = 12 pairs the positive wins
+    # 4 + 4 + 3 = 11 (0.4 loses to 0.7), so AUC = 11/12.
+    scores = [0.9, 0.8, 0.4, 0.7, 0.3, 0.2, 0.1]
+    labels = [1, 1, 1, 0, 0, 0, 0]
+    a = Fraction(11, 12)
+    assert pe.roc_auc(scores, labels) == pytest.approx(float(a), abs=1e-15)
+    # Hanley & McNeil: Q1 = A/(2-A) = (11/12)/(13/12) = 11/13; Q2 = 2A^2/(1+A) = (242/144)/(23/12) = 121/138;
+    # A^2 = 121/144, A(1-A) = 11/144.
+    # var = (11/144 + (3-1)(11/13 - 121/144) + (4-1)(121/138 - 121/144)) / 12
+    #     = (11/144 + 2 * 11/1872 + 3 * 121/3312) / 12 = 0.19774... / 12 = 0.0164785...
+    q1, q2 = Fraction(11, 13), Fraction(121, 138)
+    assert q1 == a / (2 - a) and q2 == 2 * a * a / (1 + a)
+    var = (a * (1 - a) + 2 * (q1 - a * a) + 3 * (q2 - a * a)) / 12
+    assert float(var) == pytest.approx(0.0164785, abs=1e-7)
+    se = float(var) ** 0.5                           # 0.128369...
+    assert pe.auc_standard_error(11 / 12, 3, 4) == pytest.approx(se, rel=1e-12)
+    assert se == pytest.approx(0.128369, abs=1e-6)
+    assert pe.zauc(11 / 12, 3, 4) == pytest.approx((11 / 12 - 0.5) / se, rel=1e-12)  # 3.2459
+    assert pe.zauc(11 / 12, 3, 4) == pytest.approx(3.2459, abs=1e-4)
+    # symmetric: swapping the classes gives 1/12 and the opposite ZAUC... only when n_pos == n_neg
+    assert pe.zauc(0.2, 5, 5) == pytest.approx(-pe.zauc(0.8, 5, 5))
+    assert pe.zauc(1.0, 5, 5) == np.inf and pe.auc_standard_error(1.0, 5, 5) == 0.0
+    # vectorised
+    np.testing.assert_allclose(pe.auc_standard_error(np.array([11 / 12, 0.5]), 3, 4),
+                               [se, np.sqrt((0.25 + 2 * (1 / 3 - 0.25) + 3 * (1 / 3 - 0.25)) / 12)])
+
+
+def test_auc_ties_count_one_half():
+    # positives 1, 2, 2; negatives 2, 0. Pairs: (1,2) 0, (1,0) 1, (2,2) .5, (2,0) 1, (2,2) .5, (2,0) 1 -> 4/6
+    assert pe.roc_auc([1, 2, 2, 2, 0], [1, 1, 1, 0, 0]) == pytest.approx(4 / 6)
+    assert pe.roc_auc([3, 3, 3, 3], [1, 0, 1, 0]) == 0.5
+    # labels other than 0/1 and NaN scores are left out
+    assert pe.roc_auc([1, 2, 2, 2, 0, 9, np.nan], [1, 1, 1, 0, 0, -1, 1]) == pytest.approx(4 / 6)
+    assert np.isnan(pe.roc_auc([1, 2], [1, 1]))
+    fpr, tpr, thr = pe.roc_curve([1, 2, 2, 2, 0], [1, 1, 1, 0, 0])
+    # thresholds inf, 2, 1, 0: at 2 two of 3 positives and 1 of 2 negatives; at 1 all positives
+    np.testing.assert_allclose(fpr, [0, 0.5, 0.5, 1])
+    np.testing.assert_allclose(tpr, [0, 2 / 3, 1, 1])
+    np.testing.assert_allclose(thr, [np.inf, 2, 1, 0])
+    # trapezoids under the curve = the AUC (ties as a diagonal step)
+    assert np.trapz(tpr, fpr) == pytest.approx(4 / 6)
+
+
+def test_average_precision_by_hand():
+    # ranked: 0.9 (+), 0.8 (-), 0.7 (+), 0.6 (-), 0.5 (+): precision at each positive 1/1, 2/3, 3/5,
+    # each adding 1/3 recall: AP = (1 + 2/3 + 3/5) / 3 = 34/45
+    assert pe.average_precision([0.9, 0.8, 0.7, 0.6, 0.5], [1, 0, 1, 0, 1]) == pytest.approx(34 / 45)
+    # tie: 0.9 (+) then 0.8 (+ and -) together: recall 1/2 at precision 1, then recall 1 at precision 2/3
+    # AP = 1/2 * 1 + 1/2 * 2/3 = 5/6
+    assert pe.average_precision([0.9, 0.8, 0.8, 0.1], [1, 1, 0, 0]) == pytest.approx(5 / 6)
+    assert pe.average_precision([0.3, 0.2], [1, 1]) == 1.0
+    assert np.isnan(pe.average_precision([0.3, 0.2], [0, 0]))
+
+
+def test_label_by_distance_on_a_crafted_layout():
+    dx, dy = [0.0, 10000.0], [0.0, 0.0]
+    points = [(500, 0, 1),        # 500 from the first deposit
+              (2000, 0, 1),       # exactly the radius: positive
+              (3000, 0, -1),      # between 2000 and 4000: left out
+              (4000, 0, 0),       # exactly the minimum distance: negative
+              (5000, 0, 0),       # 5000 from both
+              (7000, 0, -1),      # 3000 from the second
+              (10000, 1999, 1),   # 1999 from the second
+              (-3000, -3000, 0),  # 4243 from the first
+              (np.nan, 0, -1)]    # no position
+    x, y, expected = (np.array(v, float) for v in zip(*points))
+    labels = pe.label_by_distance(x, y, dx, dy, 2000, 4000)
+    assert labels.dtype == np.int8
+    assert labels.tolist() == expected.astype(int).tolist()
+    # equal distances: nothing left out
+    assert pe.label_by_distance(x, y, dx, dy, 2000, 2000).tolist() == [1, 1, 0, 0, 0, 0, 1, 0, -1]
+    with pytest.raises(OreMapError) as err:
+        pe.label_by_distance(x, y, dx, dy, 2000, 1000)
+    assert err.value.parameter == "negative_min_distance"
+    with pytest.raises(OreMapError) as err:
+        pe.label_by_distance(x, y, [], [], 2000, 4000)
+    assert err.value.parameter == "deposits"
+
+
+def test_repeated_draws_deterministic_and_seed_dependent():
+    rng = np.random.default_rng(5)
+    labels = np.r_[np.ones(15, int), np.zeros(300, int), -np.ones(20, int)]
+    scores = np.r_[rng.normal(1, 1, 15), rng.normal(0, 1, 300), rng.normal(5, 1, 20)]
+    a = pe.repeated_negative_auc(scores, labels, n_draws=20, seed=3)
+    b = pe.repeated_negative_auc(scores, labels, n_draws=20, seed=3)
+    c = pe.repeated_negative_auc(scores, labels, n_draws=20, seed=4)
+    assert np.array_equal(a["aucs"], b["aucs"]) and np.array_equal(a["aps"], b["aps"])
+    assert not np.array_equal(a["aucs"], c["aucs"])
+    assert a["aucs"].size == 20 and len(np.unique(a["aucs"])) > 5  # the draws differ from each other
+    assert a["n_positive"] == 15 and a["n_negatives"] == 15 and a["n_candidates"] == 300
+    assert a["mean"] == pytest.approx(a["aucs"].mean()) and a["sd"] == pytest.approx(np.std(a["aucs"], ddof=1))
+    assert a["ap_mean"] == pytest.approx(a["aps"].mean())
+    # against all 300 negatives (the 20 label -1 scores, all high, are left out)
+    assert a["auc_all"] == pytest.approx(brute_auc(scores[:15], scores[15:315]))
+    # the mean ROC curve on the grid integrates to about the mean AUC
+    assert np.trapz(a["roc_tpr_mean"], a["roc_fpr"]) == pytest.approx(a["mean"], abs=0.01)
+    # asking for more negatives than exist takes them all: every draw is the full AUC
+    full = pe.repeated_negative_auc(scores, labels, n_draws=3, n_negatives=1000, seed=0)
+    assert full["n_negatives"] == 300 and np.allclose(full["aucs"], full["auc_all"]) and full["sd"] < 1e-12
+    np.testing.assert_allclose(full["aps"], pe.average_precision(scores, labels))
+    fpr, tpr, _ = pe.roc_curve(scores, labels)
+    np.testing.assert_allclose(full["roc_tpr"][0], np.interp(pe.ROC_GRID, fpr, tpr))  # no tied scores here
+    with pytest.raises(OreMapError) as err:
+        pe.repeated_negative_auc([1.0, 0.0, 0.5], [1, 0, 0])
+    assert err.value.parameter == "deposits"
+    with pytest.raises(OreMapError) as err:
+        pe.repeated_negative_auc([1.0, 0.9, 0.5], [1, 1, -1])
+    assert err.value.parameter == "negative_min_distance"
+
+
+def test_success_rate_and_prediction_area_by_hand():
+    area = np.arange(1.0, 11.0)           # ten cells scoring 1..10
+    deposits = np.array([6.0, 8.0, 9.0, 10.0])
+    # Success rate: deposit 10 ties with the top cell (diagonal to 10 % area, 25 % deposits), 9 and 8 are
+    # captured once 20 % and 30 % of the area is taken (each tie a diagonal step), 6 at 50 %.
+    s = pe.success_rate_curve(area, deposits)
+    np.testing.assert_allclose(s["area"], [0, 0, .1, .1, .2, .2, .3, .4, .5, 1])
+    np.testing.assert_allclose(s["deposits"], [0, 0, .25, .25, .5, .5, .75, .75, 1, 1])
+    # AUC = P(deposit > cell) + 0.5 P(equal): (5.5 + 7.5 + 8.5 + 9.5) / 40 = 31/40
+    assert s["auc"] == pytest.approx(31 / 40)
+    assert s["auc"] == pytest.approx(brute_auc(deposits, area))
+    # P-A: area % at t = (11 - t) * 10, prediction rate 100 (t <= 6), 75 (7, 8), 50 (9), 25 (10).
+    # 100 - area % = 10 (t - 1); rate - (100 - area) = 15 at t = 7, 5 at t = 8, -30 at t = 9:
+    # the crossing is 5/35 = 1/7 of the way from 8 to 9: threshold 8 + 1/7, rate 75 - 25/7 = 71.43 %.
+    pa = pe.prediction_area(area, deposits)
+    np.testing.assert_allclose(pa["thresholds"], area)
+    np.testing.assert_allclose(pa["area_percent"], (11 - area) * 10)
+    np.testing.assert_allclose(pa["prediction_rate"], [100] * 6 + [75, 75, 50, 25])
+    t, rate = pa["intersection"]
+    assert t == pytest.approx(8 + 1 / 7) and rate == pytest.approx(75 - 25 / 7)
+    # an exact crossing on a threshold: deposits 9, 10 -> at t = 9 rate 100 and 100 - area = 80; at t = 10 rate 50,
+    # 100 - area = 90 -> f = 20, then -40: 1/3 of the way, threshold 9 1/3, rate 100 - 50/3
+    t, rate = pe.prediction_area(area, [9.0, 10.0])["intersection"]
+    assert t == pytest.approx(9 + 1 / 3) and rate == pytest.approx(100 - 50 / 3)
+
+
+def test_element_selection_by_hand():
+    # 4 positives, 6 negatives; element A higher near deposits, B lower, C with a missing value, D constant
+    labels = np.array([1, 1, 1, 1, 0, 0, 0, 0, 0, 0, -1])
+    A = [9, 8, 7, 6, 5, 4, 3, 2, 1, 0, 100]
+    B = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 100]
+    C = [9, np.nan, 1, 6, 5, 4, 3, np.nan, 1, 0, 100]
+    D = [1] * 11
+    rows = pe.element_selection(np.column_stack([A, B, C, D]), ["A", "B", "C", "D"], labels, threshold=2.0)
+    by = {r["element"]: r for r in rows}
+    assert by["A"]["auc"] == 1.0 and by["A"]["zauc"] == np.inf and by["A"]["selected"]
+    assert by["B"]["auc"] == 0.0 and by["B"]["direction"] == "negative" and not by["B"]["selected"]
+    # C: positives 9, 1, 6 against negatives 5, 4, 3, 1, 0: 5 + 0.5 + 1 (1 vs 0) + 5 = 11.5... by pairs:
+    # 9 beats 5; 6 beats 5; 1 ties with 1 and beats 0 -> (5 + 5 + 1.5) / 15 = 11.5/15
+    assert by["C"]["n_pos"] == 3 and by["C"]["n_neg"] == 5
+    assert by["C"]["auc"] == pytest.approx(11.5 / 15)
+    assert by["C"]["se"] == pytest.approx(pe.auc_standard_error(11.5 / 15, 3, 5))
+    assert by["C"]["zauc"] == pytest.approx((11.5 / 15 - 0.5) / by["C"]["se"])
+    assert by["D"]["auc"] == 0.5 and by["D"]["direction"] == "none" and by["D"]["zauc"] == 0
+    assert [r["element"] for r in rows] == ["A", "C", "D", "B"]  # by ZAUC, highest first
+    two = pe.element_selection(np.column_stack([A, B, C, D]), ["A", "B", "C", "D"], labels, threshold=2.0,
+                               two_sided=True)
+    assert [r["element"] for r in two][:2] in (["A", "B"], ["B", "A"]) and all(
+        r["selected"] for r in two if r["element"] in "AB")
+
+
+# --------------------------------------------------------------------------------------
+# Rasters and points: a score that is minus the distance to the nearest deposit
+# --------------------------------------------------------------------------------------
+TRANSFORM = from_origin(500000.0, 6300000.0, 100.0, 100.0)
+# the third deposit lies just off the raster's east edge (x < 530000), its positives inside
+DEPOSITS = np.array([[510000.5, 6290000.3], [520000.3, 6285000.4], [530000.7, 6295000.4], [505000.2, 6282000.6]])
+
+
+def centres(width, height, transform=TRANSFORM):
+    cols, rows = np.meshgrid(np.arange(width), np.arange(height))
+    return transform.c + (cols + 0.5) * transform.a, transform.f + (rows + 0.5) * transform.e
+
+
+def nearest(x, y, deposits=DEPOSITS):
+    d = np.hypot(x[..., None] - deposits[:, 0], y[..., None] - deposits[:, 1])
+    return d.min(axis=-1)
+
+
+def distance_raster(path, noise=0.0, width=300, height=200, crs=UTM):
+    x, y = centres(width, height)
+    score = -nearest(x, y) + np.random.default_rng(0).normal(0, noise, x.shape) if noise else -nearest(x, y)
+    score = score.astype("float32")
+    score[:10, :10] = -9999.0
+    with rasterio.open(path, "w", driver="GTiff", width=width, height=height, count=1, dtype="float32", crs=crs,
+                       transform=TRANSFORM, nodata=-9999.0) as ds:
+        ds.write(score, 1)
+    return str(path), score
+
+
+def test_raster_minus_distance_scores_near_one(tmp_path):
+    path, score = distance_raster(tmp_path / "d.tif")
+    result = pe.evaluate_raster(path, DEPOSITS, 2000, 4000, n_draws=5, seed=1)
+    assert result["auc_mean"] > 0.97 and result["auc_all"] > 0.97
+    # counts by brute force over every pixel centre
+    x, y = centres(300, 200)
+    d = nearest(x, y)
+    valid = score != -9999.0
+    assert result["n_positive"] == int((valid & (d <= 2000)).sum())
+    assert result["n_negative_candidates"] == int((valid & (d >= 4000)).sum())
+    assert result["n_excluded"] == int((valid & (d > 2000) & (d < 4000)).sum())
+    assert result["n_valid"] == int(valid.sum())
+    # each deposit's score is the value of its pixel; the third is off the raster
+    rows = np.floor((TRANSFORM.f - DEPOSITS[:, 1]) / 100).astype(int)
+    cols = np.floor((DEPOSITS[:, 0] - TRANSFORM.c) / 100).astype(int)
+    assert cols.tolist() == [100, 200, 300, 50]
+    on = [0, 1, 3]
+    np.testing.assert_allclose(result["deposit_scores"][on], score[rows[on], cols[on]])
+    assert np.isnan(result["deposit_scores"][2]) and result["n_deposits_scored"] == 3
+    assert result["success"]["auc"] == pytest.approx(brute_auc(score[rows[on], cols[on]], score[valid]))
+    assert not result["pa_approximate"]
+
+
+def test_big_raster_path_matches_exact(tmp_path):
+    """Above max_area_sample the P-A curves come from counts at quantile thresholds: compare with the exact path."""
+    path, score = distance_raster(tmp_path / "n.tif", noise=3000.0)
+    exact = pe.evaluate_raster(path, DEPOSITS, 2000, 4000, n_draws=4, seed=0)
+    approx = pe.evaluate_raster(path, DEPOSITS, 2000, 4000, n_draws=4, seed=0, max_area_sample=5000,
+                                memory_mb=0.05, max_negatives=2000)
+    assert approx["pa_approximate"] and not exact["pa_approximate"]
+    # the success-rate curve is exact either way
+    np.testing.assert_allclose(approx["success"]["area"], exact["success"]["area"])
+    assert approx["success"]["auc"] == pytest.approx(exact["success"]["auc"], abs=1e-12)
+    # the P-A intersection is within 0.1 % of the area
+    assert abs(approx["pa_rate"] - exact["pa_rate"]) < 0.1
+    valid = score[score != -9999.0]
+    share = lambda t: (valid >= t).mean()  # noqa: E731
+    assert abs(share(approx["pa_threshold"]) - share(exact["pa_threshold"])) < 0.001
+    assert approx["n_negative_pool"] == 2000 and approx["n_negative_candidates"] > 2000
+    assert approx["n_positive"] == exact["n_positive"]
+    # the negative sample is tied to pixel positions: another block layout gives the same numbers
+    again = pe.evaluate_raster(path, DEPOSITS, 2000, 4000, n_draws=4, seed=0, max_area_sample=5000,
+                               memory_mb=0.2, max_negatives=2000)
+    np.testing.assert_array_equal(again["aucs"], approx["aucs"])
+
+
+def test_points_minus_distance_scores_near_one():
+    rng = np.random.default_rng(2)
+    x = rng.uniform(500000, 530000, 3000)
+    y = rng.uniform(6280000, 6300000, 3000)
+    scores = -nearest(x, y)
+    scores[:25] = np.nan
+    result = pe.evaluate_points(x, y, scores, DEPOSITS, 2000, 4000, n_draws=10, seed=0)
+    assert result["auc_mean"] > 0.97 and result["n_scored"] == 2975
+    d = nearest(x, y)
+    ok = np.isfinite(scores)
+    assert result["n_positive"] == int((ok & (d <= 2000)).sum())
+    assert result["n_negative_candidates"] == int((ok & (d >= 4000)).sum())
+    # a deposit's score is its nearest scored sample's
+    idx = [np.flatnonzero(ok)[np.argmin(np.hypot(x[ok] - dx, y[ok] - dy))] for dx, dy in DEPOSITS]
+    np.testing.assert_allclose(result["deposit_scores"], scores[idx])
+    assert result["success"]["auc"] > 0.99
+
+
+def test_report_and_csv(tmp_path):
+    path, _ = distance_raster(tmp_path / "n.tif", noise=3000.0)
+    result = pe.evaluate_raster(path, DEPOSITS, 2000, 4000, n_draws=6, seed=0)
+    html, table = pe.write_evaluation_outputs(result, "Test <evaluation>", str(tmp_path / "r.html"),
+                                              str(tmp_path / "r.csv"))
+    text = open(html, encoding="utf-8").read()
+    assert text.count("<svg") == 3 and "Test &lt;evaluation&gt;" in text
+    assert "Intersection: threshold" in text and "Chance" in text and "Random ranking" in text
+    # the ROC plot draws the 6 draws as one series broken by NaN gaps: 6 polylines, plus mean and chance
+    roc = re.findall(r"<svg.*?</svg>", text, re.S)[0]
+    assert roc.count("<polyline") == 6 + 2
+    with open(table, encoding="utf-8-sig") as fh:
+        rows = list(csv.reader(fh))
+    measures = {r[0]: r[1] for r in rows if len(r) == 2}
+    assert float(measures["ROC-AUC, mean over draws"]) == pytest.approx(result["auc_mean"], rel=1e-7)
+    assert float(measures["P-A intersection: threshold"]) == pytest.approx(result["pa_threshold"], rel=1e-7)
+    draws = rows[rows.index(["Draw", "ROC-AUC", "Average precision"]) + 1:][:6]
+    np.testing.assert_allclose([float(r[1]) for r in draws], result["aucs"], rtol=1e-7)
+
+
+# --------------------------------------------------------------------------------------
+# Algorithms
+# --------------------------------------------------------------------------------------
+def memory_points(coords, crs, fields=None):
+    """A memory point layer; ``fields`` {name: list of values} (floats, None for NULL)."""
+    fields = fields or {}
+    layer = QgsVectorLayer(f"Point?crs={crs}", "points", "memory")
+    layer.dataProvider().addAttributes([QgsField(n, QVariant.Double) for n in fields])
+    layer.updateFields()
+    features = []
+    for i, (x, y) in enumerate(coords):
+        f = QgsFeature(layer.fields())
+        f.setGeometry(QgsGeometry.fromPointXY(QgsPointXY(float(x), float(y))))
+        for name, values in fields.items():
+            v = values[i]
+            f.setAttribute(name, None if v is None or not np.isfinite(v) else float(v))
+        features.append(f)
+    layer.dataProvider().addFeatures(features)
+    return layer
+
+
+def to_crs(coords, src, dst):
+    t = QgsCoordinateTransform(QgsCoordinateReferenceSystem(src), QgsCoordinateReferenceSystem(dst),
+                               QgsProject.instance())
+    return [(p.x(), p.y()) for p in (t.transform(QgsPointXY(float(x), float(y))) for x, y in coords)]
+
+
+def test_evaluate_prospectivity_raster(run_alg, tmp_path):
+    path, _ = distance_raster(tmp_path / "n.tif", noise=3000.0)
+    deposits = memory_points(to_crs(DEPOSITS, UTM, "EPSG:4326"), "EPSG:4326")  # any CRS: transformed
+    out = run_alg("evaluate_prospectivity", {
+        "SCORE_RASTER": path, "DEPOSITS": deposits, "POSITIVE_RADIUS": 2000, "NEGATIVE_MIN_DISTANCE": 4000,
+        "N_DRAWS": 5, "SEED": 7, "OUTPUT_HTML": str(tmp_path / "e.html"), "OUTPUT_CSV": str(tmp_path / "e.csv")})
+    expected = pe.evaluate_raster(path, DEPOSITS, 2000, 4000, n_draws=5, seed=7)
+    assert out["AUC_MEAN"] == pytest.approx(expected["auc_mean"], abs=1e-9)
+    assert out["AUC_SD"] == pytest.approx(expected["auc_sd"], abs=1e-9)
+    assert out["AP_MEAN"] == pytest.approx(expected["ap_mean"], abs=1e-9)
+    assert out["PA_THRESHOLD"] == pytest.approx(expected["pa_threshold"], abs=1e-6)
+    assert 0.8 < out["AUC_MEAN"] < 0.97
+    assert os.path.exists(out["OUTPUT_HTML"]) and os.path.exists(out["OUTPUT_CSV"])
+
+
+def test_evaluate_prospectivity_points_in_lonlat(run_alg, tmp_path):
+    rng = np.random.default_rng(3)
+    xy = np.column_stack([rng.uniform(500000, 530000, 800), rng.uniform(6280000, 6300000, 800)])
+    score = -nearest(xy[:, 0], xy[:, 1]) + rng.normal(0, 2000, 800)
+    lonlat = to_crs(xy, UTM, "EPSG:4326")
+    points = memory_points(lonlat, "EPSG:4326", {"score": list(score)})
+    deposits = memory_points(DEPOSITS, UTM)
+    out = run_alg("evaluate_prospectivity", {
+        "POINTS": points, "SCORE_FIELD": "score", "DEPOSITS": deposits, "N_DRAWS": 8,
+        "OUTPUT_HTML": str(tmp_path / "p.html")})
+    # measured in the UTM zone of the centre (50 S, the zone of these coordinates): the same numbers
+    expected = pe.evaluate_points(xy[:, 0], xy[:, 1], score, DEPOSITS, 2000, 4000, n_draws=8, seed=0)
+    assert out["AUC_MEAN"] == pytest.approx(expected["auc_mean"], abs=1e-9)
+    assert out["PA_THRESHOLD"] == pytest.approx(expected["pa_threshold"], abs=1e-6)
+    assert "EPSG:32750" in open(out["OUTPUT_HTML"], encoding="utf-8").read()
+
+
+def expect_failure(run_alg, name, params, parameter, *words):
+    with pytest.raises(QgsProcessingException) as err:
+        run_alg(name, params)
+    message = str(err.value)
+    assert f"({parameter})" in message, message
+    for word in words:
+        assert word.lower() in message.lower(), message
+    for key, value in params.items():
+        if key.startswith("OUTPUT") and isinstance(value, str):
+            assert not os.path.exists(value), f"{value} was left behind"
+    return message
+
+
+def test_bad_input(run_alg, tmp_path):
+    path, _ = distance_raster(tmp_path / "d.tif")
+    html = str(tmp_path / "bad.html")
+    far = memory_points([(900000.0, 7000000.0)], UTM)
+    expect_failure(run_alg, "evaluate_prospectivity", {"SCORE_RASTER": path, "DEPOSITS": far, "OUTPUT_HTML": html},
+                   "DEPOSITS", "no valid pixel", "CRS")
+    # one deposit in a corner pixel with a 50 m radius: one positive pixel
+    corner = memory_points([(TRANSFORM.c + 29950.0, TRANSFORM.f - 19950.0)], UTM)
+    expect_failure(run_alg, "evaluate_prospectivity", {"SCORE_RASTER": path, "DEPOSITS": corner,
+                                                       "POSITIVE_RADIUS": 50, "OUTPUT_HTML": html},
+                   "DEPOSITS", "only 1 positive")
+    deposits = memory_points(DEPOSITS, UTM)
+    points = memory_points(DEPOSITS + 100.0, UTM, {"score": [1.0, 2.0, 3.0, 4.0]})
+    expect_failure(run_alg, "evaluate_prospectivity", {"POINTS": points, "SCORE_FIELD": "nope", "DEPOSITS": deposits,
+                                                       "OUTPUT_HTML": html}, "SCORE_FIELD", "not in the point layer")
+    expect_failure(run_alg, "evaluate_prospectivity", {"POINTS": points, "DEPOSITS": deposits, "OUTPUT_HTML": html},
+                   "SCORE_FIELD")
+    expect_failure(run_alg, "evaluate_prospectivity", {"DEPOSITS": deposits, "OUTPUT_HTML": html},
+                   "SCORE_RASTER", "either")
+    expect_failure(run_alg, "evaluate_prospectivity", {"SCORE_RASTER": path, "DEPOSITS": deposits,
+                                                       "POSITIVE_RADIUS": 5000, "NEGATIVE_MIN_DISTANCE": 1000,
+                                                       "OUTPUT_HTML": html}, "NEGATIVE_MIN_DISTANCE")
+    geo, _ = distance_raster(tmp_path / "g.tif", crs="EPSG:4326")
+    expect_failure(run_alg, "evaluate_prospectivity", {"SCORE_RASTER": geo, "DEPOSITS": deposits,
+                                                       "OUTPUT_HTML": html}, "SCORE_RASTER", "geographic", "Warp")
+    # every sample near a deposit: no negatives
+    expect_failure(run_alg, "evaluate_prospectivity", {"POINTS": points, "SCORE_FIELD": "score", "DEPOSITS": deposits,
+                                                       "OUTPUT_HTML": html}, "NEGATIVE_MIN_DISTANCE", "lower")
+    expect_failure(run_alg, "element_selection", {"POINTS": points, "DEPOSITS": far, "OUTPUT_HTML": html},
+                   "DEPOSITS", "only 0")
+
+
+def test_element_selection_raster_stack(run_alg, tmp_path):
+    x, y = centres(120, 100)
+    d = nearest(x, y)
+    rng = np.random.default_rng(4)
+    stack = np.stack([np.exp(-d / 3000) + rng.uniform(0, 0.1, d.shape),          # higher near deposits
+                      rng.uniform(1, 2, d.shape),                                # unrelated
+                      d / 1000 + rng.uniform(0.1, 1.5, d.shape)]).astype("float32")  # lower near deposits
+    stack[1, :5, :] = -9999.0  # nodata in one band only: the others keep those pixels
+    path = str(tmp_path / "stack.tif")
+    with rasterio.open(path, "w", driver="GTiff", width=120, height=100, count=3, dtype="float32", crs=UTM,
+                       transform=TRANSFORM, nodata=-9999.0) as ds:
+        ds.write(stack)
+        for i, name in enumerate(["Au_ppb", "Noise", "Dist"]):
+            ds.set_band_description(i + 1, name)
+    out = run_alg("element_selection", {"INPUT": path, "DEPOSITS": memory_points(DEPOSITS, UTM),
+                                        "POSITIVE_RADIUS": 1500, "NEGATIVE_MIN_DISTANCE": 3000,
+                                        "OUTPUT_HTML": str(tmp_path / "s.html"),
+                                        "OUTPUT_CSV": str(tmp_path / "s.csv")})
+    assert out["SELECTED"] == "Au_ppb" and out["N_SELECTED"] == 1
+    table = pd.read_csv(out["OUTPUT_CSV"], encoding="utf-8-sig")
+    assert table["element"].tolist() == ["Au_ppb", "Noise", "Dist"]
+    pos, neg = d <= 1500, d >= 3000
+    # every negative pixel is used (fewer than the sample cap): AUCs by brute force
+    assert table["auc"][0] == pytest.approx(brute_auc(stack[0][pos], stack[0][neg]), abs=1e-7)
+    ok = stack[1] != -9999.0
+    assert table["n_pos"][1] == int((pos & ok).sum()) and table["n_neg"][1] == int((neg & ok).sum())
+    assert table["auc"][2] == pytest.approx(brute_auc(stack[2][pos], stack[2][neg]), abs=1e-7)
+    assert table["direction"][2] == "negative" and not table["selected"][2]
+
+
+# --------------------------------------------------------------------------------------
+# The real survey (GSWA/WAMEX stream sediments, Katanning; 32 gold sites)
+# --------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def survey():
+    if not os.path.exists(SURVEY):
+        pytest.fail(f"The shared survey data is missing: {SURVEY}")
+    samples = pd.read_csv(SURVEY, low_memory=False)
+    sites = pd.read_csv(SITES)
+    return samples, sites
+
+
+def projected(lon, lat):
+    return np.array(to_crs(np.column_stack([lon, lat]), "EPSG:4326", UTM))
+
+
+def test_real_survey_log_au(run_alg, tmp_path, survey):
+    """log10(Au): 2 km positives, negatives at least 4 km (the default) from every site, 20 draws.
+
+    Au: -9999 missing, negative = below detection (half the limit), 0 = not analysed (missing).
+    10 samples lie within 2 km of a site; their mean AUC over 20 draws is 0.837 +- 0.052 (seed 0)
+    and 0.817 against all 1201 negative candidates, above the published 0.73 but well within the
+    standard error of an AUC from 10 positives (about 0.09).
+    """
+    samples, sites = survey
+    au = samples["Au_ppm"].to_numpy(float)
+    au = np.where(au == -9999, np.nan, np.where(au < 0, -au / 2, au))
+    log_au = np.where(au > 0, np.log10(np.where(au > 0, au, 1.0)), np.nan)
+    points = memory_points(zip(samples["X"], samples["Y"]), "EPSG:4326", {"log_au": list(log_au)})
+    deposits = memory_points(zip(sites["X"], sites["Y"]), "EPSG:4326")
+    out = run_alg("evaluate_prospectivity", {
+        "POINTS": points, "SCORE_FIELD": "log_au", "DEPOSITS": deposits, "POSITIVE_RADIUS": 2000,
+        "NEGATIVE_MIN_DISTANCE": 4000, "N_DRAWS": 20, "SEED": 0, "OUTPUT_HTML": str(tmp_path / "au.html"),
+        "OUTPUT_CSV": str(tmp_path / "au.csv")})
+    # independent: distances in UTM 50S, labels, AUC against all candidates by pairwise comparison
+    xy = projected(samples["X"], samples["Y"])
+    sxy = projected(sites["X"], sites["Y"])
+    d = np.hypot(xy[:, None, 0] - sxy[None, :, 0], xy[:, None, 1] - sxy[None, :, 1]).min(axis=1)
+    ok = np.isfinite(log_au)
+    pos, neg = ok & (d <= 2000), ok & (d >= 4000)
+    assert pos.sum() == 10 and neg.sum() == 1201
+    with open(out["OUTPUT_CSV"], encoding="utf-8-sig") as fh:
+        measures = {r[0]: r[1] for r in csv.reader(fh) if len(r) == 2}
+    assert float(measures["ROC-AUC against all negative candidates"]) == pytest.approx(
+        brute_auc(log_au[pos], log_au[neg]), abs=1e-7)  # 0.8172
+    assert out["AUC_MEAN"] == pytest.approx(0.837, abs=0.005)
+    se = pe.auc_standard_error(0.73, 10, 10)
+    assert abs(out["AUC_MEAN"] - 0.73) < 1.5 * se  # near the published value given 10 positives
+    assert 0.03 < out["AUC_SD"] < 0.1
+
+
+def test_real_survey_element_selection(run_alg, tmp_path, survey):
+    """All 123 element columns (those with a unit suffix): Au ranks first, selected with Hg; REE and HFSE are lower
+    near the sites.
+
+    With zeros taken as values instead of 'not analysed', elements analysed only in some surveys
+    (Bi, Re, Sb: all 10 positives below detection, most negatives 0) come out on top: an artefact.
+    """
+    samples, site_table = survey
+    uri = f"file://{SURVEY}?type=csv&xField=X&yField=Y&crs=EPSG:4326&detectTypes=yes&geomType=point"
+    layer = QgsVectorLayer(uri, "survey", "delimitedtext")
+    assert layer.isValid() and layer.featureCount() == 1392
+    sites = QgsVectorLayer(f"file://{SITES}?type=csv&xField=X&yField=Y&crs=EPSG:4326&geomType=point", "sites",
+                           "delimitedtext")
+    out = run_alg("element_selection", {"POINTS": layer, "DEPOSITS": sites, "OUTPUT_HTML": str(tmp_path / "e.html"),
+                                        "OUTPUT_CSV": str(tmp_path / "e.csv")})
+    table = pd.read_csv(out["OUTPUT_CSV"], encoding="utf-8-sig")
+    assert len(table) == 123 and "LABnegNR_N" not in set(table["element"])  # the columns with a unit suffix
+    selected = out["SELECTED"].split(";")
+    assert selected[0] == "Au_ppm" and out["N_SELECTED"] == len(selected) == table["selected"].sum()
+    assert "Hg_ppm" in selected
+    au = table.set_index("element").loc["Au_ppm"]
+    assert au["n_pos"] == 10 and au["zauc"] > 3.5
+    negative = set(table["element"][(table["direction"] == "negative") & (table["zauc"] < -2.58)])
+    assert {"La_ppm", "Ce_ppm", "Th_ppm", "Zr_ppm"} <= negative and not negative & set(selected)
+    # Au's AUC by brute force (half detection limit, 0 and -9999 missing, negatives >= 4 km)
+    v = samples["Au_ppm"].to_numpy(float)
+    v = np.where((v == -9999) | (v == 0), np.nan, np.where(v < 0, -v / 2, v))
+    xy = projected(samples["X"], samples["Y"])
+    sxy = projected(site_table["X"], site_table["Y"])
+    d = np.hypot(xy[:, None, 0] - sxy[None, :, 0], xy[:, None, 1] - sxy[None, :, 1]).min(axis=1)
+    ok = np.isfinite(v)
+    assert au["auc"] == pytest.approx(brute_auc(v[ok & (d <= 2000)], v[ok & (d >= 4000)]), abs=1e-6)
+    # zeros as values: the survey artefact
+    raw = run_alg("element_selection", {"POINTS": layer, "DEPOSITS": sites, "ZERO_MISSING": False,
+                                        "OUTPUT_HTML": str(tmp_path / "z.html")})
+    assert raw["SELECTED"].split(";")[:3] == ["Bi_ppm", "Re_ppm", "Sb_ppm"]
