@@ -18,7 +18,7 @@ export PYTHONDONTWRITEBYTECODE := 1
 .PHONY: help setup test test-fast demo bench models package deploy clean
 
 help:
-	@echo "make demo     install what is missing, run SAM and FCLS headless on the sample AVIRIS-NG tile"
+	@echo "make demo     install what is missing, then map minerals (AVIRIS-NG tile) and run the geochemical prospectivity chain (real survey) headless"
 	@echo "make test     install what is missing, run every test"
 	@echo "make bench    speed and memory benchmarks (bench/)"
 	@echo "make models   rebuild the bundled models in models/ from ../shared/data"
@@ -32,8 +32,10 @@ setup:
 	@grep -qs "^oremap=true" $(PROFILE)/profiles/default/QGIS/QGIS3.ini \
 	  || qgis_process plugins enable oremap >/dev/null 2>&1 || true
 
+# One OpenMP thread per library in tests: torch, scikit-learn and onnxruntime each start a pool, and on a
+# busy 2-core machine their spinning threads slow each other down by an order of magnitude.
 test: setup
-	$(PYTHON) -m pytest -q -p no:cacheprovider test
+	OMP_NUM_THREADS=1 $(PYTHON) -m pytest -q -p no:cacheprovider test
 
 test-fast: setup
 	$(PYTHON) -m pytest -q -p no:cacheprovider -m "not slow" test
@@ -48,6 +50,7 @@ bench: setup
 	$(PYTHON) bench/bench_abundance.py
 	$(PYTHON) bench/bench_idw.py
 	$(PYTHON) bench/bench_prospectivity.py
+	$(PYTHON) bench/bench_vae.py
 
 package:
 	@/usr/bin/python3 scripts/package.py $(VERSION)

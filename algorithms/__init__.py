@@ -18,4 +18,9 @@ ALGORITHMS = [
     ("element_selection", "ElementSelection"),
     ("train_prospectivity_cnn", "TrainProspectivityCnn"),
     ("prospectivity_map", "ProspectivityMap"),
+    ("s2_indices", "S2Indices"),
+    ("train_mine_classifier", "TrainMineClassifier"),
+    ("train_mine_segmentation", "TrainMineSegmentation"),
+    ("detect_mines", "DetectMines"),
+    ("vae_anomaly", "VaeAnomaly"),
 ]

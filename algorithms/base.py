@@ -39,9 +39,11 @@ from qgis.core import (
 )
 from qgis.PyQt.QtCore import QCoreApplication
 
+from ..core import compute, dependencies
 from ..core.errors import Cancelled, OreMapError
 from ..core.feedback import Feedback
-from ..core.raster import MEMORY_SETTING, check_output_path, memory_budget_mb
+from ..core.raster import check_output_path
+from ..processing_provider import settings
 from . import styles
 
 GROUPS = {
@@ -109,6 +111,11 @@ class OreMapAlgorithm(QgsProcessingAlgorithm):
     PARAM_HELP = {}
     OUTPUT_HELP = {}
     REFERENCES = []
+    # Optional Python packages (core/dependencies.py) without which the algorithm cannot run, and
+    # {package: what for} of those only some of its options need. A missing one is named, with how to
+    # install it, at the top of the help and when the algorithm is started; the provider loads regardless.
+    REQUIRES = ()
+    RECOMMENDS = {}
 
     # core error key -> parameter name of this algorithm (filled in per run where it varies)
     CORE_PARAMETERS = {
@@ -162,9 +169,31 @@ class OreMapAlgorithm(QgsProcessingAlgorithm):
         return self.HELP.split("\n\n")[0]
 
     # -- help ---------------------------------------------------------------------------
+    def missing_packages(self):
+        """Required optional packages (``REQUIRES``) that are not installed."""
+        return dependencies.missing(self.REQUIRES)
+
+    def dependency_notice(self):
+        """HTML paragraphs naming missing packages and how to install them; empty when all are there."""
+        notes = []
+        missing = self.missing_packages()
+        if missing:
+            notes.append(f"<p><b>This algorithm cannot run yet.</b> {dependencies.install_hint(missing)}</p>")
+        optional = dependencies.missing(list(self.RECOMMENDS))
+        if optional:
+            uses = "; ".join(f"'{p}' for {self.RECOMMENDS[p]}" for p in optional)
+            notes.append(f"<p><b>Some options need more:</b> {uses}. {dependencies.install_hint(optional)}</p>")
+        return notes
+
+    def checkParameterValues(self, parameters, context):  # noqa: N802
+        missing = self.missing_packages()
+        if missing:
+            return False, dependencies.install_hint(missing)
+        return super().checkParameterValues(parameters, context)
+
     def shortHelpString(self):  # noqa: N802
         """HTML help: what it does, each parameter, each output, references."""
-        html = [f"<p>{p}</p>" for p in self.tr(self.HELP).split("\n\n")]
+        html = self.dependency_notice() + [f"<p>{p}</p>" for p in self.tr(self.HELP).split("\n\n")]
         for title, destination, texts in (("Parameters", False, {**COMMON_PARAM_HELP, **self.PARAM_HELP}),
                                            ("Outputs", True, self.OUTPUT_HELP)):
             definitions = [d for d in self.parameterDefinitions() if d.isDestination() == destination]
@@ -407,20 +436,21 @@ class OreMapAlgorithm(QgsProcessingAlgorithm):
         return path
 
     def memory_mb(self):
-        try:
-            from processing.core.ProcessingConfig import ProcessingConfig
-
-            value = ProcessingConfig.getSetting(MEMORY_SETTING)
-        except Exception:  # noqa: BLE001 - outside the Processing framework
-            value = None
-        return memory_budget_mb(value)
+        """The memory budget setting in MB (processing_provider/settings.py)."""
+        return settings.memory_mb()
 
     # -- styling -------------------------------------------------------------------------------
     def style_output(self, context, path, style):
-        """Write a .qml next to ``path`` and apply it when Processing loads the layer."""
+        """Write a .qml next to output ``path`` and apply the style when Processing loads the layer.
+
+        ``path`` is a raster or vector file, or the id of a temporary (memory) layer, which gets the
+        style when loaded; see algorithms/styles.py for the styles (class map, ramp, graduated vector).
+        """
+        if not path:
+            return
         qml = styles.write_style(path, style)
-        if qml and context.willLoadLayerOnCompletion(path):
-            processor = styles.StylePostProcessor(qml)
+        if context.willLoadLayerOnCompletion(path):
+            processor = styles.StylePostProcessor(qml, style)
             self._post_processors.append(processor)  # Processing does not keep a reference
             context.layerToLoadOnCompletionDetails(path).setPostProcessor(processor)
 
@@ -433,6 +463,26 @@ class OreMapAlgorithm(QgsProcessingAlgorithm):
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
         bridge = QgisFeedback(feedback)
+        missing = self.missing_packages()
+        if missing:
+            raise QgsProcessingException(dependencies.install_hint(missing))
+        with compute.session(settings.device(), settings.threads()) as run:
+            bridge.info(f"OreMap settings: compute device {compute.DEVICES[run.requested]}, threads "
+                        f"{run.threads or 'all cores'}, memory budget {self.memory_mb():.0f} MB.")
+            if run.fallback_message():
+                bridge.warning(run.fallback_message())
+            try:
+                results = self._process_translated(parameters, context, bridge)
+            finally:
+                bridge.info(f"Compute device used: {run.summary()}.")
+        for output in self.outputDefinitions():
+            path = (results or {}).get(output.name())
+            if output.type() == "outputHtml" and isinstance(path, str) and path:
+                bridge.info(f"Report: {path} (opens from Processing > Results Viewer, or in a browser).")
+        return results
+
+    def _process_translated(self, parameters, context, bridge):
+        """``process``, with core errors turned into QgsProcessingExceptions naming the parameter."""
         try:
             return self.process(parameters, context, bridge)
         except Cancelled:

@@ -15,6 +15,7 @@ class ClassifySpectralCnn(OreMapAlgorithm):
     NAME = "classify_spectral_cnn"
     DISPLAY_NAME = "Classify minerals with a spectral CNN"
     GROUP = "hyperspectral"
+    REQUIRES = ("onnx", "onnxruntime")
     TAGS = "cnn,deep learning,deepgeomap,onnx,mineral map,classification,hyperspectral"
     HELP = (
         "Classifies every pixel of a hyperspectral raster with a 1D convolutional neural network over the "

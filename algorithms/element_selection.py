@@ -6,6 +6,7 @@ import numpy as np
 from qgis.core import (
     QgsProcessing,
     QgsProcessingParameterBoolean,
+    QgsProcessingParameterEnum,
     QgsProcessingParameterFeatureSource,
     QgsProcessingParameterField,
     QgsProcessingParameterNumber,
@@ -51,8 +52,10 @@ class ElementSelection(OreMapAlgorithm):
         "are selected; elements with AUC below 0.5 (lower near deposits) are reported as negatively associated and "
         "not selected unless two-sided selection is on.\n\n"
         "Give sample points with element fields, or a raster stack with one band per element (band descriptions "
-        "as names). Values below detection (stored as minus the limit) and missing codes are handled first. The "
-        "selected names come out as a ';'-separated text for the next steps of a model.\n\n"
+        "as names). For points, missing codes, values below detection (stored as minus the limit) and zeros "
+        "(missing by default: 'not analysed' in survey compilations) are handled first; a raster's values are used "
+        "as they are, nodata left out. The selected names come out as a ';'-separated text for the next steps of a "
+        "model.\n\n"
         "Neighbouring samples are not independent, so ZAUC overstates significance: use it to rank elements. Points "
         "in a geographic CRS are measured in the UTM zone of their centre; a raster must be in a projected CRS.")
     PARAM_HELP = {
@@ -62,10 +65,11 @@ class ElementSelection(OreMapAlgorithm):
         "FIELDS": "Element fields of the points. Empty: every numeric field with a unit suffix (_ppm, _ppb, _pct), "
                   "or, when there is none, every numeric field but coordinates and ids.",
         **DISTANCE_HELP,
-        "BELOW_DETECTION": "Replacement of values below detection (stored as minus the detection limit).",
-        "MISSING": "Code of a missing value (exact match), e.g. -9999.",
-        "ZERO_MISSING": "Treat concentrations of exactly 0 as missing: survey compilations use 0 for 'not analysed' "
-                        "(a measured concentration is never exactly 0).",
+        "BELOW_DETECTION": "Sample points: replacement of values below detection (stored as minus the detection "
+                           "limit). A raster's values are used as they are (nodata left out): a gridded "
+                           "log-concentration is negative wherever the concentration is below 1.",
+        "MISSING": "Sample points: code of a missing value (exact match), e.g. -9999.",
+        "ZEROS": "Sample points: " + geochem.ZEROS_HELP,
         "TRANSFORM": "Transform before the AUC. AUC depends only on the order of an element's values, so log10 gives "
                      "the same AUCs as none (values still zero or negative are left out); the centred log-ratio "
                      "over the chosen elements changes them (samples missing any chosen element are left out).",
@@ -90,7 +94,7 @@ class ElementSelection(OreMapAlgorithm):
         **OreMapAlgorithm.CORE_PARAMETERS,
         "raster": "INPUT", "deposits": "DEPOSITS", "positive_radius": "POSITIVE_RADIUS",
         "negative_min_distance": "NEGATIVE_MIN_DISTANCE", "below_detection": "BELOW_DETECTION",
-        "transform": "TRANSFORM", "names": "FIELDS", "values": "FIELDS",
+        "transform": "TRANSFORM", "names": "FIELDS", "values": "FIELDS", "zeros": "ZEROS",
     }
 
     def initAlgorithm(self, config=None):  # noqa: N802
@@ -106,8 +110,9 @@ class ElementSelection(OreMapAlgorithm):
         self._add(QgsProcessingParameterNumber("MISSING", self.tr("Missing-value code"),
                                                QgsProcessingParameterNumber.Double, defaultValue=-9999.0),
                   advanced=True)
-        self._add(QgsProcessingParameterBoolean("ZERO_MISSING", self.tr("Treat zeros as missing"),
-                                                defaultValue=True), advanced=True)
+        self._add(QgsProcessingParameterEnum("ZEROS", self.tr("Values of exactly 0"),
+                                             options=[label for _, label in geochem.ZERO_CHOICES],
+                                             defaultValue=0), advanced=True)
         self.add_enum("TRANSFORM", "Transform", [label for _, label in TRANSFORMS])
         self._add(QgsProcessingParameterNumber("THRESHOLD", self.tr("ZAUC threshold"),
                                                QgsProcessingParameterNumber.Double,
@@ -137,7 +142,7 @@ class ElementSelection(OreMapAlgorithm):
             missing=self.parameterAsDouble(parameters, "MISSING", context),
             transform=TRANSFORMS[self.parameterAsEnum(parameters, "TRANSFORM", context)][0],
             threshold=threshold, two_sided=self.parameterAsBool(parameters, "TWO_SIDED", context),
-            zero_missing=self.parameterAsBool(parameters, "ZERO_MISSING", context))
+            zeros=geochem.ZERO_CHOICES[self.parameterAsEnum(parameters, "ZEROS", context)][0])
         html_path = self.output_path(parameters, "OUTPUT_HTML", context, feedback)
         csv_path = self.output_path(parameters, "OUTPUT_CSV", context, feedback)
         if has_raster:

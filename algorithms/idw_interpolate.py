@@ -33,8 +33,9 @@ class IdwInterpolate(OreMapAlgorithm):
         "computed with a k-d tree.\n\n"
         "Geochemical conventions are handled before gridding: the missing-value code (-9999) becomes "
         "missing, negative values (minus the detection limit, i.e. below detection) become half the limit, "
-        "the limit, or missing; samples at the same location are merged (mean or median). Each element uses "
-        "only the samples that have a value for it. Concentrations are right-skewed: the log10 option grids "
+        "the limit, or missing; exact zeros become missing by default ('not analysed' in survey compilations); "
+        "samples at the same location are merged (mean or median). Each element uses only the samples that "
+        "have a value for it. Concentrations are right-skewed: the log10 option grids "
         "log10 of the values, which gives smoother, less outlier-dominated surfaces.\n\n"
         "Distances must be in metres: a layer in longitude/latitude is reprojected to the WGS 84 UTM zone "
         "of its centroid (the log says which), and the raster is written in that CRS. A layer without a "
@@ -57,8 +58,9 @@ class IdwInterpolate(OreMapAlgorithm):
         "DUPLICATES": "How samples at identical coordinates (field duplicates, repeat analyses) are merged.",
         "BELOW_DETECTION": "Replacement of values below detection, stored as minus the detection limit.",
         "MISSING_VALUE": "Code of a missing value in the fields (besides empty values).",
-        "LOG10": "Grid log10 of the concentrations (band values are then log10 units). Zero values (non-detects "
-                 "without a limit in some compilations) become half the field's smallest positive value first.",
+        "ZEROS": geochem.ZEROS_HELP,
+        "LOG10": "Grid log10 of the concentrations (band values are then log10 units), after the handling of "
+                 "values below detection and of zeros.",
     }
     OUTPUT_HELP = {
         "OUTPUT": "Float32 GeoTIFF, one band per field (band names = field names), nodata -9999, in the "
@@ -80,7 +82,7 @@ class IdwInterpolate(OreMapAlgorithm):
         "points": "INPUT", "crs": "INPUT", "fields": "FIELDS", "values": "FIELDS", "cell_size": "CELL_SIZE",
         "extent": "EXTENT", "power": "POWER", "neighbours": "NEIGHBOURS", "radius": "RADIUS",
         "max_distance": "MAX_DISTANCE", "min_points": "MIN_POINTS", "duplicates": "DUPLICATES",
-        "below_detection": "BELOW_DETECTION", "transform": "LOG10", "output": "OUTPUT",
+        "below_detection": "BELOW_DETECTION", "zeros": "ZEROS", "transform": "LOG10", "output": "OUTPUT",
     }
 
     def initAlgorithm(self, config=None):  # noqa: N802
@@ -107,6 +109,7 @@ class IdwInterpolate(OreMapAlgorithm):
             QgsProcessingParameterNumber.Double, defaultValue=0.0, minValue=0.0))
         self.add_enum("DUPLICATES", "Samples at the same location", [label for _, label in DUPLICATES])
         self.add_enum("BELOW_DETECTION", "Values below detection (negative) become", [label for _, label in BELOW])
+        self.add_enum("ZEROS", "Values of exactly 0", [label for _, label in geochem.ZERO_CHOICES])
         self._add(QgsProcessingParameterBoolean("LOG10", self.tr("Interpolate log10 of the values"),
                                                 defaultValue=False))
         self._add(QgsProcessingParameterNumber(
@@ -195,18 +198,19 @@ class IdwInterpolate(OreMapAlgorithm):
                             f"distance between neighbouring samples)." if hint else "Give the pixel size in metres.")
         below = BELOW[self.parameterAsEnum(parameters, "BELOW_DETECTION", context)][0]
         missing = self.parameterAsDouble(parameters, "MISSING_VALUE", context)
-        values, counts = geochem.below_detection(values, mode=below, missing=missing)
-        for j, name in enumerate(fields):
-            n_below, n_missing = int(counts["below_detection"][j]), int(counts["missing"][j])
-            if n_below or n_missing:
-                feedback.info(f"{name}: {n_below} values below detection -> {dict(BELOW)[below].lower()}, "
-                              f"{n_missing} missing (of {len(values)}).")
+        zeros = geochem.ZERO_CHOICES[self.parameterAsEnum(parameters, "ZEROS", context)][0]
+        values, counts = geochem.below_detection(values, mode=below, missing=missing, zeros=zeros)
+        for line in geochem.value_notes(fields, counts, below, zeros, n_samples=len(values)):
+            feedback.info(line)
+        empty = [j for j in range(len(fields)) if not np.isfinite(values[:, j]).any()]
+        if empty:  # a band without a single sample: refused rather than written as nodata
+            by_zeros = zeros == "missing" and all(counts["zeros"][j] for j in empty)
+            raise self.fail("ZEROS" if by_zeros else "FIELDS",
+                            f"No sample has a usable value for {', '.join(fields[j] for j in empty)}"
+                            + (" once zeros are treated as missing." if by_zeros else "."),
+                            "Choose other fields, or keep the zeros (Values of exactly 0)." if by_zeros
+                            else "Choose fields with measured values.")
         if self.parameterAsBoolean(parameters, "LOG10", context):
-            values, n_zeros, used = geochem.zeros_to_half_minimum(values)
-            for name, n, value in zip(fields, n_zeros, used):
-                if n:
-                    feedback.info(f"{name}: {n} zero values set to half the smallest positive value ({value:.4g}) "
-                                  f"before log10.")
             values = geochem.transform(values, "log10", names=fields)
             feedback.info("Interpolating log10 of the values.")
         how = DUPLICATES[self.parameterAsEnum(parameters, "DUPLICATES", context)][0]

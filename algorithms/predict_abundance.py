@@ -17,6 +17,7 @@ class PredictAbundance(OreMapAlgorithm):
     NAME = "predict_abundance"
     DISPLAY_NAME = "Predict mineral abundances"
     GROUP = "abundance"
+    REQUIRES = ("onnx", "onnxruntime")
     TAGS = "abundance,regression,ensemble,closure,confidence interval,conformal,dominant mineral,onnx"
     CORE_PARAMETERS = {**OreMapAlgorithm.CORE_PARAMETERS, "level": "LEVEL", "table": "OUTPUT_TABLE"}
     HELP = (

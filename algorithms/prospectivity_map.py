@@ -33,6 +33,7 @@ class ProspectivityMap(OreMapAlgorithm):
     NAME = "prospectivity_map"
     DISPLAY_NAME = "Prospectivity map from a ResNet"
     GROUP = "geochemistry"
+    REQUIRES = ("onnx", "onnxruntime")
     TAGS = "prospectivity,resnet,cnn,deep learning,geochemistry,targeting,target cells,probability,onnx"
     HELP = (
         "Scores an element stack with a model from 'Train a prospectivity ResNet on geochemical grids': the "
@@ -64,7 +65,8 @@ class ProspectivityMap(OreMapAlgorithm):
         "OUTPUT": "Float32 probability raster (0-1, nodata -9999): each cell's probability in all its pixels, "
                   "nodata where the stack is or where a window has too much nodata.",
         "OUTPUT_CELLS": "Polygon layer of the scored cells: id, row, col, probability, rank (1 = most "
-                        "prospective) and has_deposit (yes/no; empty without a deposit layer).",
+                        "prospective) and has_deposit (yes/no; empty without a deposit layer); loads graduated "
+                        "by probability (five classes of 0.2, magma colours).",
         "N_CELLS": "Number of cells scored.",
         "TOP_PROBABILITY": "Highest cell probability.",
         "DEPOSIT_CELLS": "Number of scored cells holding a known deposit (0 without a deposit layer).",
@@ -150,5 +152,7 @@ class ProspectivityMap(OreMapAlgorithm):
                                    NULL if has is None else ("yes" if has else "no")])
             sink.addFeature(feature, QgsFeatureSink.FastInsert)
         outputs["OUTPUT_CELLS"] = dest
+        self.style_output(context, dest, {"kind": "graduated", "field": "probability", "ramp": "Magma", "min": 0.0,
+                                          "max": 1.0, "classes": 5, "geometry": "Polygon"})
         feedback.info(f"Model: {os.path.basename(model)}; top cell probability {outputs['TOP_PROBABILITY']:.3f}.")
         return outputs

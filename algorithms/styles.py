@@ -10,20 +10,36 @@ A style is a dict:
   class map with names;
 * ``{"kind": "ramp", "band": 1, "ramp": "Viridis", "invert": False,
   "min": None, "max": None}`` - continuous band with a colour ramp, stretched to the
-  given range or to the band's 2-98 % cumulative cut.
+  given range or to the band's 2-98 % cumulative cut;
+* ``{"kind": "graduated", "field": "probability", "ramp": "Magma", "invert": False,
+  "classes": 5, "mode": "equal" | "quantile", "min": None, "max": None,
+  "geometry": "Polygon", "opacity": 0.85}`` - vector layer, graduated by a numeric
+  field: ``classes`` ranges of equal width between ``min`` and ``max`` (the field's
+  range when not given) or with equal counts (quantiles, from the layer's values).
+  With ``min`` and ``max`` given, the style needs no data, so it can be written
+  while the output is still being filled.
+
+:func:`write_style` works on file paths; a temporary (memory) output gets the same
+style from :class:`StylePostProcessor` when Processing loads it.
 """
 
 import os
 
+import numpy as np
 from qgis.core import (
     QgsColorRampShader,
+    QgsGraduatedSymbolRenderer,
     QgsPalettedRasterRenderer,
     QgsProcessingLayerPostProcessorInterface,
     QgsRasterBandStats,
     QgsRasterLayer,
     QgsRasterShader,
+    QgsRendererRange,
     QgsSingleBandPseudoColorRenderer,
     QgsStyle,
+    QgsSymbol,
+    QgsVectorLayer,
+    QgsWkbTypes,
 )
 from qgis.PyQt.QtGui import QColor
 
@@ -60,20 +76,98 @@ def _ramp_renderer(layer, style):
     return renderer
 
 
-RENDERERS = {"classes": _class_renderer, "ramp": _ramp_renderer}
+def graduated_breaks(style, values=()):
+    """Class limits ``[b0, ..., bn]`` of a graduated style: equal widths between min and max, or
+    quantiles of ``values``; ``None`` when there is nothing to classify."""
+    n = max(1, int(style.get("classes", 5)))
+    values = np.asarray([v for v in values if v is not None and np.isfinite(v)], dtype=float)
+    lo, hi = style.get("min"), style.get("max")
+    if style.get("mode", "equal") == "quantile" and values.size:
+        breaks = np.unique(np.quantile(values, np.linspace(0.0, 1.0, n + 1)))
+        return [float(b) for b in breaks] if breaks.size > 1 else [float(breaks[0]), float(breaks[0]) + 1.0]
+    if lo is None:
+        lo = float(values.min()) if values.size else None
+    if hi is None:
+        hi = float(values.max()) if values.size else None
+    if lo is None or hi is None:
+        return None
+    hi = hi if hi > lo else lo + 1.0
+    return [float(b) for b in np.linspace(lo, hi, n + 1)]
+
+
+def _label(lo, hi, span):
+    digits = max(0, min(6, 2 - int(np.floor(np.log10(span))))) if span > 0 else 2
+    return f"{lo:.{digits}f} - {hi:.{digits}f}"
+
+
+def _graduated_renderer(layer, style):
+    field = style["field"]
+    index = layer.fields().lookupField(field)
+    values = []
+    if (style.get("min") is None or style.get("max") is None or style.get("mode") == "quantile") and index >= 0:
+        values = [f.attribute(index) for f in layer.getFeatures()]
+        values = [float(v) for v in values if isinstance(v, (int, float)) and not isinstance(v, bool)]
+    breaks = graduated_breaks(style, values)
+    if breaks is None:
+        return None
+    ramp = QgsStyle.defaultStyle().colorRamp(style.get("ramp", "Magma"))
+    if style.get("invert"):
+        ramp.invert()
+    n = len(breaks) - 1
+    ranges = []
+    for i in range(n):
+        symbol = QgsSymbol.defaultSymbol(layer.geometryType())
+        symbol.setColor(ramp.color((i + 0.5) / n))
+        symbol.setOpacity(float(style.get("opacity", 0.85)))
+        if layer.geometryType() == QgsWkbTypes.PolygonGeometry:
+            symbol.symbolLayer(0).setStrokeColor(QColor(60, 60, 60))
+            symbol.symbolLayer(0).setStrokeWidth(0.1)
+        ranges.append(QgsRendererRange(breaks[i], breaks[i + 1], symbol, _label(breaks[i], breaks[i + 1],
+                                                                                 breaks[-1] - breaks[0])))
+    renderer = QgsGraduatedSymbolRenderer(field, ranges)
+    renderer.setSourceColorRamp(ramp.clone())
+    return renderer
+
+
+RENDERERS = {"classes": _class_renderer, "ramp": _ramp_renderer, "graduated": _graduated_renderer}
+VECTOR_KINDS = {"graduated"}
+
+
+def apply_style(layer, style):
+    """Give ``layer`` the style; False when it cannot be built (e.g. no values to classify)."""
+    renderer = RENDERERS[style["kind"]](layer, style)
+    if renderer is None:
+        return False
+    layer.setRenderer(renderer)
+    layer.triggerRepaint()
+    return True
+
+
+def _style_layer(path, style):
+    """A layer to build the style on: the output file, or for a vector style with its range given, a
+    stand-in memory layer with the field (so the file is not read while it is being written)."""
+    name = os.path.basename(path)
+    if style["kind"] not in VECTOR_KINDS:
+        return QgsRasterLayer(path, name, "gdal")
+    if style.get("min") is not None and style.get("max") is not None and style.get("mode", "equal") == "equal":
+        return QgsVectorLayer(f"{style.get('geometry', 'Polygon')}?field={style['field']}:double", name, "memory")
+    return QgsVectorLayer(path, name, "ogr")
 
 
 def write_style(path, style):
-    """Style the raster at ``path`` and save it as ``<path without extension>.qml``.
+    """Style the raster or vector file at ``path`` and save it as ``<path without extension>.qml``.
 
-    Returns the .qml path, or None when the raster cannot be opened by QGIS.
+    QGIS loads that file as the layer's default style. Returns the .qml path, or None when ``path`` is
+    not a file (a temporary layer) or cannot be opened by QGIS.
     """
-    layer = QgsRasterLayer(path, os.path.basename(path), "gdal")
+    file_path = str(path).split("|")[0]
+    if not os.path.isfile(file_path):
+        return None
+    layer = _style_layer(file_path, style)
     try:
-        if not layer.isValid():
+        if not layer.isValid() or not apply_style(layer, style):
             return None
-        layer.setRenderer(RENDERERS[style["kind"]](layer, style))
-        qml = os.path.splitext(path)[0] + ".qml"
+        qml = os.path.splitext(file_path)[0] + ".qml"
         layer.saveNamedStyle(qml)
         return qml
     finally:
@@ -81,13 +175,18 @@ def write_style(path, style):
 
 
 class StylePostProcessor(QgsProcessingLayerPostProcessorInterface):
-    """Applies a saved .qml to an output layer when Processing loads it."""
+    """Styles an output layer when Processing loads it: from the saved .qml, else from the style dict."""
 
-    def __init__(self, qml):
+    def __init__(self, qml, style=None):
         super().__init__()
         self.qml = qml
+        self.style = style
 
     def postProcessLayer(self, layer, context, feedback):  # noqa: N802 (QGIS API)
-        if layer is not None and layer.isValid():
+        if layer is None or not layer.isValid():
+            return
+        if self.qml and os.path.exists(self.qml):
             layer.loadNamedStyle(self.qml)
             layer.triggerRepaint()
+        elif self.style is not None:
+            apply_style(layer, self.style)

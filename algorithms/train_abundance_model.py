@@ -24,6 +24,8 @@ class TrainAbundanceModel(OreMapAlgorithm):
     NAME = "train_abundance_model"
     DISPLAY_NAME = "Train mineral abundance model"
     GROUP = "abundance"
+    REQUIRES = ("onnx",)
+    RECOMMENDS = {"torch": "the CNN family"}
     TAGS = "abundance,regression,ensemble,stacking,pls,ridge,extra trees,gradient boosting,cnn,xrd,closure,conformal"
     CORE_PARAMETERS = {**OreMapAlgorithm.CORE_PARAMETERS, "training": "ROIS", "fields": "FIELDS",
                        "families": "FAMILIES", "level": "LEVEL", "output": "OUTPUT_MODEL",

@@ -45,6 +45,7 @@ class TrainProspectivityCnn(OreMapAlgorithm):
     NAME = "train_prospectivity_cnn"
     DISPLAY_NAME = "Train a prospectivity ResNet on geochemical grids"
     GROUP = "geochemistry"
+    REQUIRES = ("torch", "onnx")
     TAGS = ("prospectivity,resnet,cnn,deep learning,geochemistry,deposits,targeting,windows,spatial "
             "cross-validation,onnx")
     HELP = (
@@ -59,9 +60,11 @@ class TrainProspectivityCnn(OreMapAlgorithm):
         "random crops, mirror images and 90 degree rotations.\n\n"
         "Few deposits and neighbouring windows that share cells make ordinary validation far too optimistic. "
         "Here the area is cut into square blocks that are dealt to spatial folds before any augmentation: each "
-        "fold's deposits and background windows are scored by a model trained without them, without their "
-        "shifted copies and without any window overlapping them (training windows near a held-out block are "
-        "left out). The report gives ROC-AUC per fold with mean and standard deviation, accuracy, F1, the "
+        "fold's blocks are held out whole, and their deposits and background windows are scored by a model "
+        "trained without them, without their shifted copies and without any window overlapping them (training "
+        "windows that could share a cell with a validation window, crop margin included, are left out; the "
+        "rest of the area stays available, so a fold holding a cluster of deposits still has the others to "
+        "train on). The report gives ROC-AUC per fold with mean and standard deviation, accuracy, F1, the "
         "confusion matrix, learning curves and a map of the folds; the saved model is then trained on all "
         "windows.")
     PARAM_HELP = {
@@ -111,6 +114,9 @@ class TrainProspectivityCnn(OreMapAlgorithm):
         "CV_ACCURACY": "Accuracy of all folds' validation windows at probability 0.5.",
         "CV_F1": "F1 score of the deposit class on all folds' validation windows.",
         "DEPOSITS_USED": "Number of deposit windows (distinct deposit cells on valid data).",
+        "CV_DEPOSITS_VALIDATED": "Deposits validated by the spatial cross-validation: a fold is skipped when no "
+                                 "training deposit is left outside the buffer around its validation windows, "
+                                 "and its deposits are then not validated.",
     }
     REFERENCES = [
         "He, K., Zhang, X., Ren, S. and Sun, J. (2016). Deep residual learning for image recognition. CVPR, "
@@ -172,6 +178,7 @@ class TrainProspectivityCnn(OreMapAlgorithm):
         self.add_value_output("CV_ACCURACY", "Spatial CV accuracy")
         self.add_value_output("CV_F1", "Spatial CV F1")
         self.add_value_output("DEPOSITS_USED", "Deposit windows used")
+        self.add_value_output("CV_DEPOSITS_VALIDATED", "Deposits validated by the spatial CV")
 
     def process(self, parameters, context, feedback):
         from ..core.prospectivity_cnn import train_prospectivity
@@ -198,4 +205,4 @@ class TrainProspectivityCnn(OreMapAlgorithm):
         cv = result.cv
         return {"OUTPUT_MODEL": model_path, "OUTPUT_REPORT": report_path, "CV_AUC_MEAN": cv["auc_mean"],
                 "CV_AUC_SD": cv["auc_sd"], "CV_ACCURACY": cv["accuracy"], "CV_F1": cv["f1"],
-                "DEPOSITS_USED": result.plan.info["n_deposits"]}
+                "DEPOSITS_USED": result.plan.info["n_deposits"], "CV_DEPOSITS_VALIDATED": cv["n_deposits_validated"]}

@@ -26,6 +26,7 @@ class TrainSpectralCnn(OreMapAlgorithm):
     NAME = "train_spectral_cnn"
     DISPLAY_NAME = "Train a spectral CNN"
     GROUP = "hyperspectral"
+    REQUIRES = ("torch", "onnx")
     TAGS = "cnn,deep learning,deepgeomap,training,onnx,spectral library,usgs,mineral"
     HELP = (
         "Trains a 1D convolutional neural network over the spectrum (after DeepGeoMap) to recognise minerals, "

@@ -224,7 +224,7 @@ def intervals(A, spread, quantiles, floors):
 # Model families
 # ---------------------------------------------------------------------------
 DEFAULT_CNN = {"channels": (16, 32, 32), "kernels": (7, 5, 3), "hidden": 64, "dropout": 0.1,
-               "epochs": 60, "batch_size": 128, "lr": 2e-3, "weight_decay": 1e-4}
+               "epochs": 30, "batch_size": 128, "lr": 2e-3, "weight_decay": 1e-4}
 
 
 def _sklearn_member(family, n_samples, n_bands, n_outputs, seed, n_jobs, options):

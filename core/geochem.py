@@ -8,6 +8,11 @@ public survey compilations OreMap reads:
 * a value below the detection limit is stored as minus the limit (``-0.5`` for
   "< 0.5"): it is replaced by half the limit (the usual choice), the limit itself,
   or treated as missing;
+* an exact 0 is not a measurement. Compilations use it for "not analysed" (whole
+  surveys of an element stored as 0) and sometimes for a non-detect without its
+  limit. ONE rule, :data:`DEFAULT_ZEROS` (``"missing"``), is used by every OreMap
+  algorithm unless the user chooses another (:data:`ZERO_MODES`, the algorithms'
+  ``ZEROS`` parameter); see :func:`below_detection`;
 * concentrations are right-skewed and compositional, so they are usually
   log-transformed or centred-log-ratio transformed (:mod:`core.compositional`)
   before being scaled and modelled.
@@ -35,6 +40,29 @@ UNIT_FACTORS = {"pct": 1e4, "ppm": 1.0, "ppb": 1e-3}
 _SUFFIX = re.compile(r"^(?P<name>.+?)[_ ](?P<unit>pct|ppm|ppb)$", re.IGNORECASE)
 
 BELOW_MODES = ("half", "limit", "nan", "drop")
+
+ZERO_MODES = ("missing", "half_min", "keep")
+DEFAULT_ZEROS = "missing"
+"""How exact zeros are read unless told otherwise: as missing values (NaN).
+
+Why: in the survey compilations OreMap reads, 0 mostly means "not analysed". In the
+GSWA/WAMEX stream-sediment survey of the tests, Bi, Re and Sb are 0 in 811, 811 and
+803 of 1,392 samples, whole surveys at a time, while every sample of the other surveys
+is below detection (negative): taking those zeros as values ranks Bi, Re and Sb as the
+best gold pathfinders, an artefact. Where zeros are non-detects without a limit (Au in
+some of its surveys), ``"half_min"`` is the alternative.
+"""
+
+ZERO_CHOICES = [("missing", "Missing (not analysed)"),
+                ("half_min", "Half the column's smallest positive value"),
+                ("keep", "Kept as 0")]
+"""``(mode, label)`` in :data:`ZERO_MODES` order, the default first: the options of the algorithms' ``ZEROS``."""
+
+ZEROS_HELP = ("How exact zeros are read (a measured concentration is never exactly 0). Missing (default): "
+              "survey compilations use 0 for 'not analysed', so these values are left out. Half the smallest "
+              "positive value: for zeros that are non-detects without a stated limit. Kept as 0: as stored "
+              "(a log10 transform then refuses them).")
+"""Help text of the algorithms' ``ZEROS`` parameter (the same in every algorithm)."""
 TRANSFORMS = ("none", "log10", "clr")
 SCALINGS = ("zscore", "robust", "none")
 
@@ -79,8 +107,8 @@ def _table(values, parameter="values"):
     return X
 
 
-def below_detection(values, mode="half", missing=-9999.0):
-    """Replace missing codes by NaN and values below detection as ``mode`` says.
+def below_detection(values, mode="half", missing=-9999.0, zeros=DEFAULT_ZEROS):
+    """Replace missing codes by NaN, values below detection as ``mode`` says, exact zeros as ``zeros`` says.
 
     Parameters
     ----------
@@ -90,27 +118,84 @@ def below_detection(values, mode="half", missing=-9999.0):
         ``"half"``: ``v / 2``; ``"limit"``: ``v``; ``"nan"`` or ``"drop"``: missing (NaN).
     missing : float or None
         Code of a missing value (exact match), made NaN. NaN is always missing.
+    zeros : {"missing", "half_min", "keep"}, default :data:`DEFAULT_ZEROS`
+        Exact zeros: ``"missing"`` makes them NaN; ``"half_min"`` replaces them by half the
+        column's smallest positive value after the below-detection replacement (kept where
+        the column has none, see :func:`zeros_to_half_minimum`); ``"keep"`` leaves them.
 
     Returns
     -------
-    array (n, m) float64, and ``{"below_detection": int array (m,), "missing": int array (m,)}``:
-    per column, how many values were below detection (and replaced) and how many are missing.
+    array (n, m) float64, and a dict of per-column arrays (m,): ``below_detection`` (values
+    below detection, replaced), ``missing`` (missing codes and NaN on input), ``zeros``
+    (exact zeros found, handled as ``zeros`` says) and ``zero_value`` (the value zeros
+    became with ``"half_min"``, else NaN).
     """
     if mode not in BELOW_MODES:
         raise OreMapError(f"Unknown below-detection handling '{mode}'.", "below_detection",
                           f"Use one of: {', '.join(BELOW_MODES)}.")
+    if zeros not in ZERO_MODES:
+        raise OreMapError(f"Unknown zero handling '{zeros}'.", "zeros", f"Use one of: {', '.join(ZERO_MODES)}.")
     X = _table(values)
     if missing is not None and not (isinstance(missing, float) and math.isnan(missing)):
         X[X == float(missing)] = np.nan
     is_missing = np.isnan(X)
     below = X < 0  # NaN compares False
+    is_zero = X == 0
     if mode == "half":
         X[below] = -X[below] / 2.0
     elif mode == "limit":
         X[below] = -X[below]
     else:
         X[below] = np.nan
-    return X, {"below_detection": below.sum(axis=0), "missing": is_missing.sum(axis=0)}
+    zero_value = np.full(X.shape[1], np.nan)
+    if zeros == "missing":
+        X[is_zero] = np.nan
+    elif zeros == "half_min":
+        X, _, zero_value = zeros_to_half_minimum(X)
+    return X, {"below_detection": below.sum(axis=0), "missing": is_missing.sum(axis=0),
+               "zeros": is_zero.sum(axis=0), "zero_value": zero_value}
+
+
+def value_notes(names, counts, below="half", zeros=DEFAULT_ZEROS, n_samples=None, per_column=True):
+    """Log lines saying what :func:`below_detection` did (its ``counts``), per column or in total.
+
+    ``per_column=False`` gives at most two lines (totals, with the five columns most
+    concerned), for tables of many elements.
+    """
+    what = {"half": "set to half the detection limit", "limit": "set to the detection limit",
+            "nan": "treated as missing", "drop": "treated as missing"}[below]
+    zero_what = {"missing": "treated as missing (not analysed)",
+                 "half_min": "set to half the smallest positive value",
+                 "keep": "kept as 0"}[zeros]
+    names = [str(n) for n in names]
+    n_below = np.asarray(counts["below_detection"], dtype=int)
+    n_missing = np.asarray(counts["missing"], dtype=int)
+    n_zeros = np.asarray(counts.get("zeros", np.zeros(len(names))), dtype=int)
+    used = np.asarray(counts.get("zero_value", np.full(len(names), np.nan)), dtype=float)
+    if not per_column:
+        lines = []
+        for total, label in ((n_zeros, f"values of exactly 0 were {zero_what}"),
+                             (n_below, f"values below detection were {what}")):
+            if total.sum():
+                worst = [j for j in np.argsort(-total, kind="stable")[:5] if total[j]]
+                lines.append(f"{int(total.sum())} {label} (" + ", ".join(f"{names[j]}: {int(total[j])}"
+                                                                         for j in worst) + ").")
+        return lines
+    of = f" (of {int(n_samples)} samples)" if n_samples is not None else ""
+    lines = []
+    for j, name in enumerate(names):
+        parts = []
+        if n_below[j]:
+            parts.append(f"{n_below[j]} below detection {what}")
+        if n_zeros[j]:
+            value = f" ({used[j]:.4g})" if zeros == "half_min" and np.isfinite(used[j]) else ""
+            kept = " (no positive value: kept as 0)" if zeros == "half_min" and not np.isfinite(used[j]) else ""
+            parts.append(f"{n_zeros[j]} zero values {zero_what}{value}{kept}")
+        if n_missing[j]:
+            parts.append(f"{n_missing[j]} missing")
+        if parts:
+            lines.append(f"{name}: " + ", ".join(parts) + of + ".")
+    return lines
 
 
 def zeros_to_half_minimum(values):
@@ -158,7 +243,8 @@ def transform(values, method, names=None):
             raise OreMapError(
                 f"log10 needs positive values: {int(bad.sum())} values are zero or negative "
                 f"({int(bad[:, col].sum())} in {label}).", "transform",
-                "Replace values below detection by half the limit or the limit first, or choose no transform.")
+                "Treat zeros as missing (or half the smallest positive value) and values below detection as half "
+                "the limit (or the limit) first, or choose no transform.")
         return np.log10(X)
     if method == "clr":
         if X.shape[1] < 2:
@@ -269,34 +355,20 @@ class Scaler:
 
 
 def preprocess(values, names, below="half", transform="none", scale="zscore", missing=-9999.0, fit_rows=None,
-               zeros="half_min"):
-    """Below-detection handling, transform and scaling in one call.
+               zeros=DEFAULT_ZEROS):
+    """Missing codes, values below detection and zeros (:func:`below_detection`), transform and scaling in one call.
 
-    ``fit_rows`` (boolean mask or indexes) selects the samples the scaler is fitted on
-    (the training fold); every sample is transformed. Before a log10 transform, zeros
-    become half the column's smallest positive value (``zeros="half_min"``, see
-    :func:`zeros_to_half_minimum`; ``"keep"`` lets log10 refuse them). Returns
+    ``zeros``: exact zeros are missing by default (:data:`DEFAULT_ZEROS`); ``"half_min"``
+    makes them half the column's smallest positive value; ``"keep"`` leaves them (log10
+    then refuses them). ``fit_rows`` (boolean mask or indexes) selects the samples the
+    scaler is fitted on (the training fold); every sample is transformed. Returns
     ``(array, scaler, messages)`` where messages are lines for the log.
     """
-    if zeros not in ("half_min", "keep"):
-        raise OreMapError(f"Unknown zero handling '{zeros}'.", "transform", "Use 'half_min' or 'keep'.")
     names = list(names)
-    X, counts = below_detection(values, mode=below, missing=missing)
+    X, counts = below_detection(values, mode=below, missing=missing, zeros=zeros)
     if X.shape[1] != len(names):
         raise OreMapError(f"{len(names)} names for {X.shape[1]} columns.", "names")
-    messages = []
-    what = {"half": "set to half the detection limit", "limit": "set to the detection limit",
-            "nan": "treated as missing", "drop": "treated as missing"}[below]
-    for j, name in enumerate(names):
-        n_below, n_missing = int(counts["below_detection"][j]), int(counts["missing"][j])
-        if n_below or n_missing:
-            parts = ([f"{n_below} below detection {what}"] if n_below else []) + \
-                    ([f"{n_missing} missing"] if n_missing else [])
-            messages.append(f"{name}: " + ", ".join(parts) + f" (of {X.shape[0]} samples).")
-    if transform == "log10" and zeros == "half_min":
-        X, n_zeros, used = zeros_to_half_minimum(X)
-        messages += [f"{name}: {n} zero values set to half the smallest positive value ({v:.4g}) before log10."
-                     for name, n, v in zip(names, n_zeros, used) if n]
+    messages = value_notes(names, counts, below, zeros, n_samples=X.shape[0])
     X = _transform(X, transform, names=names)
     if transform == "clr":
         incomplete = int((~np.isfinite(X).all(axis=1)).sum())

@@ -38,6 +38,7 @@ from dataclasses import dataclass, field, fields
 
 import numpy as np
 
+from . import compute
 from .errors import OreMapError
 from .files import write_atomic
 
@@ -441,15 +442,17 @@ def read_model_info(path):
 
 
 class OnnxModel:
-    """An OreMap model ready to run with onnxruntime on the CPU.
+    """An OreMap model ready to run with onnxruntime (CPU, or CUDA where chosen and available).
 
     Parameters
     ----------
     path : str or pathlib.Path
         OreMap ``.onnx`` file.
     threads : int, optional
-        Threads onnxruntime may use inside one operator; onnxruntime's
-        default (all cores) when ``None`` or 0.
+        Threads onnxruntime may use inside one operator; when ``None`` or 0,
+        the run's setting (:mod:`core.compute`), else onnxruntime's default
+        (all cores). The execution providers (CUDA first when chosen and
+        available) come from :func:`core.compute.onnx_providers`.
 
     Attributes
     ----------
@@ -478,11 +481,12 @@ class OnnxModel:
                     "(on Windows, from the OSGeo4W Shell).",
             ) from None
         options = ort.SessionOptions()
+        threads = compute.onnx_threads(threads)
         if threads:
             options.intra_op_num_threads = int(threads)
         options.log_severity_level = 3  # errors only
         try:
-            self._session = ort.InferenceSession(data, sess_options=options, providers=["CPUExecutionProvider"])
+            self._session = ort.InferenceSession(data, sess_options=options, providers=compute.onnx_providers())
         except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own exception types
             raise OreMapError(
                 f"onnxruntime cannot load the model '{os.path.basename(self.path)}': {exc}",
@@ -491,6 +495,7 @@ class OnnxModel:
             ) from None
         self._input = self.info.input["name"]
         self._output = self.info.output["name"]
+        compute.note("onnxruntime", ", ".join(self.providers_used))
 
     @property
     def providers_used(self):
@@ -517,6 +522,23 @@ class OnnxModel:
         step = max(1, int(batch_size))
         parts = [self._session.run(names, {self._input: X[i:i + step]}) for i in range(0, max(X.shape[0], 1), step)]
         return {name: np.concatenate([p[j] for p in parts]) for j, name in enumerate(names)}
+
+    def run_dense(self, X, batch_size=16):
+        """Raw output of a dense window model (one value per input cell, e.g. mine segmentation).
+
+        ``X`` is ``(n, n_bands, h, w)`` float32; returns the graph's output (e.g. ``(n, 1, h, w)``
+        probabilities) as float32, running ``batch_size`` windows at a time.
+        """
+        X = np.ascontiguousarray(X, dtype=np.float32)
+        if X.ndim != 4 or X.shape[1] != self.info.n_bands:
+            raise OreMapError(
+                f"The model '{os.path.basename(self.path)}' expects windows of {self.info.n_bands} bands, "
+                f"but was given an array of shape {X.shape}.", parameter="raster",
+                fix="Give the raster the model's bands.")
+        step = max(1, int(batch_size))
+        parts = [self._session.run([self._output], {self._input: X[i:i + step]})[0]
+                 for i in range(0, X.shape[0], step)]
+        return np.asarray(np.concatenate(parts) if len(parts) != 1 else parts[0], dtype=np.float32)
 
     def run(self, X, batch_size=8192):
         """Class probabilities of spectra.

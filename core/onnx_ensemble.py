@@ -104,6 +104,31 @@ def hgb_to_onnx(models, n_features, input_name="X", output_name="variable"):
                              ir_version=IR_VERSION)
 
 
+def hgb_binary_classifier_to_onnx(model, n_features, input_name="X", output_name="probabilities"):
+    """A graph equivalent to a binary HistGradientBoostingClassifier's ``predict_proba``.
+
+    The raw score (baseline + the trees, as in :func:`hgb_to_onnx`) goes through a
+    sigmoid: ``p = 1 / (1 + exp(-raw))``; the output is ``(n, 2)`` float32 ``[1 - p, p]``.
+    """
+    onnx, helper, numpy_helper = _onnx()
+    if getattr(model, "n_trees_per_iteration_", 1) != 1:
+        raise OreMapError("Only a two-class HistGradientBoostingClassifier can be exported this way.",
+                          parameter="training")
+    base = hgb_to_onnx([model], n_features, input_name=input_name, output_name="raw_score")
+    nodes = list(base.graph.node) + [
+        helper.make_node("Sigmoid", ["raw_score"], ["p_positive"]),
+        helper.make_node("Sub", ["one", "p_positive"], ["p_negative"]),
+        helper.make_node("Concat", ["p_negative", "p_positive"], [output_name], axis=1),
+    ]
+    graph = helper.make_graph(
+        nodes, "hgb_binary_classifier", list(base.graph.input),
+        [helper.make_tensor_value_info(output_name, onnx.TensorProto.FLOAT, [None, 2])],
+        initializer=[numpy_helper.from_array(np.ones((1, 1), np.float32), "one")])
+    model_proto = helper.make_model(graph, opset_imports=list(base.opset_import), ir_version=IR_VERSION)
+    onnx.checker.check_model(model_proto)
+    return model_proto
+
+
 def sklearn_to_onnx(estimator, n_features):
     """skl2onnx conversion of a fitted regressor or pipeline (float32 input ``X``, output ``variable``)."""
     try:

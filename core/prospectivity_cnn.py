@@ -21,10 +21,13 @@ The pipeline, identical at training and inference (the ONNX graph holds steps 2-
 Spatial leakage is the main trap with few deposits: neighbouring windows share
 cells, and a jittered copy of a validation window is nearly the same window. So
 the area is cut into square blocks, deposits and background centres go to folds
-by block, augmentation (jitter, random crops, flips, 90 degree rotations) is done
-only inside each fold's own training set, and a training window whose footprint
-(crop margin included) could overlap any window centred in a held-out block is
-dropped (:func:`plan_spatial_folds`).
+by block (a held-out block is validated whole), augmentation (jitter, random
+crops, flips, 90 degree rotations) is done only inside each fold's own training
+set, and a training window whose footprint (crop margin included) could share a
+cell with any of the fold's validation windows is dropped
+(:func:`plan_spatial_folds`). The buffer is drawn around the validation windows,
+not around whole blocks: with deposits clustered in one block, a buffer around
+the block would leave its fold nothing to train on.
 
 ``torch`` is needed for training only and is imported inside the functions that
 use it; mapping needs onnxruntime (:class:`core.model_format.OnnxModel`).
@@ -43,6 +46,7 @@ import numpy as np
 import rasterio
 from rasterio.windows import Window
 
+from . import compute
 from .errors import OreMapError
 from .feedback import ensure
 from .model_format import ModelInfo, OnnxModel, write_model
@@ -98,6 +102,7 @@ _TORCH = {}
 def _torch_classes():
     """Torch and the module classes, built on first use (torch imported lazily)."""
     if _TORCH:
+        compute.use_torch(_TORCH["torch"])  # logs the device of this run
         return _TORCH
     try:
         import torch
@@ -207,6 +212,7 @@ def _torch_classes():
             return torch.sigmoid(torch.cat([-t, t], dim=1))
 
     _TORCH.update(torch=torch, nn=nn, ResNet=ResNet, WindowModel=WindowModel)
+    compute.use_torch(torch)
     return _TORCH
 
 
@@ -548,7 +554,8 @@ class FoldPlan:
     folds : list of dict
         Per fold: ``train`` (augmented) and ``val`` (centred) WindowSpecs, ``held_out`` (list of
         held-out block rectangles ``(r0, r1, c0, c1)``), ``buffered_deposits`` and
-        ``buffered_negatives`` (left out of training for being too close to the held-out blocks).
+        ``buffered_negatives`` (deposits and background centres of the other folds left out of training:
+        their window, crop margin included, would share a cell with a validation window of the fold).
     final : WindowSpecs
         All deposits (augmented) and background centres, for the final model.
     info : dict
@@ -599,12 +606,24 @@ def _assign_blocks(counts_dep, counts_valid, n_folds, rng):
     return fold
 
 
-def _near_rects(rows, cols, rects, reach):
-    """True for centres closer than ``reach`` cells (Chebyshev) to any cell of the rectangles."""
-    near = np.zeros(rows.size, dtype=bool)
-    for r0, r1, c0, c1 in rects:
-        near |= (rows > r0 - reach) & (rows < r1 - 1 + reach) & (cols > c0 - reach) & (cols < c1 - 1 + reach)
-    return near
+def _near_centres(rows, cols, reach, h, w):
+    """Boolean (h, w) mask of the cells closer than ``reach`` cells (Chebyshev) to any of the centres.
+
+    A window of side ``window + 2 crop_pad`` centred on cell ``(r, c)`` shares a cell with a window of side
+    ``window`` centred on ``(vr, vc)`` exactly when ``|r - vr| < window + crop_pad`` and
+    ``|c - vc| < window + crop_pad``: with ``reach = window + crop_pad`` the mask holds the training
+    centres to refuse. Painted with a summed-area table: O(centres + cells).
+    """
+    rows = np.asarray(rows, dtype=np.int64)
+    cols = np.asarray(cols, dtype=np.int64)
+    diff = np.zeros((h + 1, w + 1), dtype=np.int64)
+    r0, r1 = np.clip(rows - reach + 1, 0, h), np.clip(rows + reach, 0, h)
+    c0, c1 = np.clip(cols - reach + 1, 0, w), np.clip(cols + reach, 0, w)
+    np.add.at(diff, (r0, c0), 1)
+    np.add.at(diff, (r0, c1), -1)
+    np.add.at(diff, (r1, c0), -1)
+    np.add.at(diff, (r1, c1), 1)
+    return np.cumsum(np.cumsum(diff, axis=0), axis=1)[:h, :w] > 0
 
 
 def _jittered(deposits, copies, jitter, valid_fraction, h, w, max_nodata, rng, keep=None):
@@ -636,13 +655,17 @@ def plan_spatial_folds(valid, deposits_xy, transform, window, n_folds=5, block_s
        included), whose windows hold at most ``max_nodata`` invalid cells.
     3. Blocks: the raster is cut into square blocks of ``block_size`` map units; blocks holding deposits
        are dealt to the folds so that deposits are balanced, then the other blocks so that area is.
-    4. Per fold: validation = the centred windows of the fold's deposits and background centres;
-       training = the other folds' deposits with ``jitter_copies`` copies shifted by up to ``jitter``
-       cells, and their background centres, leaving out every training window whose footprint
-       (``window + 2 crop_pad`` cells: random crops shift it by up to ``crop_pad``) could share a cell with
-       any window centred in a held-out block (centre closer than ``window + crop_pad`` cells, Chebyshev,
-       to the block). So no validation window, nor an augmented copy of it, nor any window overlapping
-       it, is on the training side.
+    4. Per fold: its blocks are held out whole. Validation = the centred windows of every deposit and
+       background centre in them; training = the other folds' deposits with ``jitter_copies`` copies
+       shifted by up to ``jitter`` cells, and their background centres, leaving out every training window
+       whose footprint (``window + 2 crop_pad`` cells: random crops shift it by up to ``crop_pad``) could
+       share a cell with any of the fold's validation windows (centre closer than ``window + crop_pad``
+       cells, Chebyshev, to a validation centre), and every shifted copy whose centre falls in a held-out
+       block. A deposit or background centre whose own window is refused is left out with all its copies
+       (``buffered_deposits``, ``buffered_negatives``). So no validation window, nor an augmented copy of
+       it, nor any window overlapping it, is on the training side; the rest of the area, held-out blocks'
+       cells outside the validation windows included, is free for training. (A buffer around whole
+       blocks would leave the fold of a block holding most deposits without training deposits.)
 
     Parameters
     ----------
@@ -771,20 +794,26 @@ def plan_spatial_folds(valid, deposits_xy, transform, window, n_folds=5, block_s
     negative_fold = fold_of_block[block_of(negatives.rows, negatives.cols)] if n_folds else np.full(n_neg, -1)
     info["n_folds"] = n_folds
 
-    # 4. folds
+    # 4. folds: the buffer is drawn around the validation windows, not around the held-out blocks
     reach = window + crop_pad
     folds = []
     for f in range(n_folds):
         held = [(int(i * bh), int(min((i + 1) * bh, h)), int(j * bw), int(min((j + 1) * bw, w)))
                 for i, j in zip(*np.nonzero(block_fold == f))]
         val = WindowSpecs.concat([deposits.subset(deposit_fold == f), negatives.subset(negative_fold == f)])
+        near = _near_centres(val.rows, val.cols, reach, h, w)
+        in_held = block_fold == f
+
+        def refused(r, c, near=near, in_held=in_held):
+            return near[r, c] | in_held[r // bh, c // bw]
+
         train_dep = deposits.subset(deposit_fold != f)
-        near_dep = _near_rects(train_dep.rows, train_dep.cols, held, reach)
+        near_dep = refused(train_dep.rows, train_dep.cols)
         fold_rng = np.random.default_rng([int(seed), 100 + f])
         pos = _jittered(train_dep.subset(~near_dep), int(jitter_copies), jitter, fraction, h, w, max_nodata, fold_rng,
-                        keep=lambda r, c: ~_near_rects(r, c, held, reach))
+                        keep=lambda r, c, refused=refused: ~refused(r, c))
         train_neg = negatives.subset(negative_fold != f)
-        near_neg = _near_rects(train_neg.rows, train_neg.cols, held, reach)
+        near_neg = refused(train_neg.rows, train_neg.cols)
         folds.append({"train": WindowSpecs.concat([pos, train_neg.subset(~near_neg)]), "val": val, "held_out": held,
                       "buffered_deposits": int(near_dep.sum()), "buffered_negatives": int(near_neg.sum())})
     final_pos = _jittered(deposits, int(jitter_copies), jitter, fraction, h, w, max_nodata,
@@ -1083,8 +1112,13 @@ def train_prospectivity(raster_path, deposits_xy, model_path=None, report_path=N
                 train, val = fold["train"], fold["val"]
                 part = feedback.scaled(3 + 92 * f / runs, 3 + 92 * (f + 1) / runs)
                 if train.n_positive == 0 or train.n_negative == 0 or val.n_positive == 0:
-                    feedback.warning(f"Fold {f + 1} is skipped: it lacks training or validation deposits.")
+                    why = ("no validation deposit" if val.n_positive == 0 else
+                           "no training deposit is left: the others lie within the buffer around its validation "
+                           f"windows ({plan.window + plan.crop_pad} cells)" if train.n_positive == 0 else
+                           "no training background window is left")
+                    feedback.warning(f"Fold {f + 1} is skipped ({val.n_positive} deposits not validated): {why}.")
                     folds.append({"fold": f + 1, "skipped": True, "n_train": len(train), "n_val": len(val),
+                                  "n_val_positive": val.n_positive,
                                   "history": {"train_loss": [], "val_loss": []},
                                   "metrics": _metrics(np.zeros(0, np.int64), np.zeros(0))})
                     continue
@@ -1117,6 +1151,12 @@ def train_prospectivity(raster_path, deposits_xy, model_path=None, report_path=N
     if np.isfinite(cv["auc_mean"]):
         feedback.info(f"Spatial cross-validation: AUC {cv['auc_mean']:.3f} +/- {cv['auc_sd']:.3f}, accuracy "
                       f"{cv['accuracy']:.3f}, F1 {cv['f1']:.3f}.")
+    if plan.folds and cv["n_deposits_validated"] < plan.info["n_deposits"]:
+        feedback.warning(
+            f"Spatial cross-validation validated {cv['n_deposits_validated']} of {plan.info['n_deposits']} deposits "
+            f"({cv['n_folds_scored']} of {len(plan.folds)} folds scored): its figures speak for those deposits only. "
+            "When nearly all deposits lie within a window or so of a fold's validation windows, the buffer around "
+            "them can leave no training deposit; try fewer folds or another block size.")
     info = _model_info(stack, plan, cv, folds, options, final_options, module, n_cells, max_nodata, seed, n_folds,
                        negatives_per_positive, description, raster_path)
     result = ProspectivityResult(onnx_bytes=onnx_bytes, info=info, plan=plan, folds=folds, cv=cv, history=history,
@@ -1138,7 +1178,8 @@ def _cv_summary(folds):
     out = {"auc_per_fold": [None if not np.isfinite(a) else float(a) for a in aucs],
            "auc_mean": float(finite.mean()) if finite.size else float("nan"),
            "auc_sd": float(finite.std(ddof=1)) if finite.size > 1 else float("nan"),
-           "n_folds_scored": int(finite.size)}
+           "n_folds_scored": int(finite.size),
+           "n_deposits_validated": int(sum(f["n_val_positive"] for f in done))}
     if done:
         labels = np.concatenate([f["labels"] for f in done])
         proba = np.concatenate([f["proba"] for f in done])
@@ -1167,6 +1208,7 @@ def _model_info(stack, plan, cv, folds, options, final_options, module, n_cells,
     metrics = {
         "cv_auc_mean": cv["auc_mean"], "cv_auc_sd": cv["auc_sd"], "cv_auc_per_fold": cv["auc_per_fold"],
         "cv_pooled_auc": cv["pooled_auc"], "cv_accuracy": cv["accuracy"],
+        "cv_deposits_validated": cv["n_deposits_validated"],
         "cv_balanced_accuracy": cv["balanced_accuracy"], "cv_f1": cv["f1"],
         "cv_confusion_matrix": cv["confusion_matrix"], "n_deposits": plan.info["n_deposits"],
         "n_background_windows": plan.info["n_negatives"], "n_windows": len(plan.final),
@@ -1265,8 +1307,9 @@ def training_report(result, height, width, raster_path=""):
                       f"weight decay {p['weight_decay']:g}, batch {p['batch_size']}, {p['cv_epochs']} epochs"
                       + (f" (early stopping, patience {p['patience']})" if p["patience"] else "")),
         ("Spatial folds", f"{pi['n_folds']} folds over {pi['n_blocks']} blocks of {pi['block_size']:g} map units "
-                          f"({pi['block_cells'][0]} cells); training windows closer than "
-                          f"{plan.window + plan.crop_pad} cells to a held-out block are left out"),
+                          f"({pi['block_cells'][0]} cells), each held out whole; training windows whose centre lies "
+                          f"closer than {plan.window + plan.crop_pad} cells to a validation window's centre (so "
+                          "that they could share a cell with it, crop margin included) are left out"),
         ("Seed", str(p["seed"])),
     ]
     sections = [("Data and settings", report.html_table(["Setting", "Value"], settings))]
@@ -1291,8 +1334,10 @@ def training_report(result, height, width, raster_path=""):
         chart = report.svg_bar_chart([f"fold {f['fold']}" for f in result.folds if not f["skipped"]], [aucs],
                                      ["AUC"], "Validation AUC per spatial fold", "AUC", y_range=(0, 1))
         note = report.paragraph(
-            f"AUC {cv['auc_mean']:.3f} +/- {cv['auc_sd']:.3f} (mean +/- sample sd over folds); pooled over all "
-            f"validation windows: AUC {cv['pooled_auc']:.3f}, accuracy {cv['accuracy']:.3f}, F1 {cv['f1']:.3f} "
+            f"AUC {cv['auc_mean']:.3f} +/- {cv['auc_sd']:.3f} (mean +/- sample sd over the {cv['n_folds_scored']} "
+            f"scored folds, validating {cv['n_deposits_validated']} of {plan.info['n_deposits']} deposits); pooled "
+            f"over all validation windows: AUC {cv['pooled_auc']:.3f}, accuracy {cv['accuracy']:.3f}, F1 "
+            f"{cv['f1']:.3f} "
             "(deposit class, threshold 0.5). Accuracy counts every background window; with many more background "
             "than deposit windows, AUC and balanced accuracy say more.", "note")
         sections.append(("Spatial cross-validation", table + chart + note))

@@ -995,23 +995,27 @@ def element_selection(values, names, labels, threshold=DEFAULT_ZAUC_THRESHOLD, t
 
 
 def select_elements(values, names, labels, below="half", missing=-9999.0, transform="none",
-                    threshold=DEFAULT_ZAUC_THRESHOLD, two_sided=False, zero_missing=True):
-    """Below-detection handling and a transform (:mod:`core.geochem`), then :func:`element_selection`.
+                    threshold=DEFAULT_ZAUC_THRESHOLD, two_sided=False, zeros=None):
+    """Missing codes, values below detection and zeros (:func:`core.geochem.below_detection`), a transform,
+    then :func:`element_selection`.
 
     ``below``: how values below detection (stored as minus the limit) are replaced
-    (``"half"``, ``"limit"``, ``"nan"``, ``"drop"``); ``missing``: the missing-value
-    code. ``transform``: ``"none"``, ``"log10"`` or ``"clr"``. AUC depends only on the
-    order of an element's values, so log10 gives the same AUCs as none except that
-    values still zero or negative (log undefined) are left out; clr (log-ratios to the
-    sample's geometric mean over the chosen elements) does change them.
-    ``zero_missing``: a concentration of exactly 0 cannot be measured; survey
-    compilations use it for "not analysed", so by default zeros are missing (NaN).
+    (``"half"``, ``"limit"``, ``"nan"``, ``"drop"``; None: the values are not survey
+    records, e.g. gridded log-concentrations whose negative values are real, and are
+    used as they are with ``missing`` and ``zeros`` ignored); ``missing``: the missing-value
+    code; ``zeros``: how exact zeros are read (``"missing"``, ``"half_min"``, ``"keep"``;
+    default :data:`core.geochem.DEFAULT_ZEROS`, missing: survey compilations use 0 for
+    "not analysed"). ``transform``: ``"none"``, ``"log10"`` or ``"clr"``. AUC depends
+    only on the order of an element's values, so log10 gives the same AUCs as none
+    except that values still zero or negative (log undefined) are left out; clr
+    (log-ratios to the sample's geometric mean over the chosen elements) does change them.
 
     Returns ``(rows, notes)``: the rows of :func:`element_selection` and lines for the
     log and the report.
     """
     from . import geochem
 
+    zeros = geochem.DEFAULT_ZEROS if zeros is None else zeros
     names = [str(n) for n in names]
     labels = np.asarray(labels).ravel()
     n_pos, n_neg = int((labels == 1).sum()), int((labels == 0).sum())
@@ -1022,19 +1026,13 @@ def select_elements(values, names, labels, below="half", missing=-9999.0, transf
     if n_neg < 2:
         raise OreMapError(f"Only {n_neg} sample(s) lie far enough from every deposit to be negatives.",
                           "negative_min_distance", "Lower the negative minimum distance.")
-    X = np.array(values, dtype=float)
-    notes = []
-    if zero_missing:
-        zeros = X == 0
-        if zeros.any():
-            notes.append(f"{int(zeros.sum())} values of exactly 0 were treated as missing (not analysed).")
-            X[zeros] = np.nan
-    X, counts = geochem.below_detection(X, mode=below, missing=missing)
-    n_below = int(np.sum(counts["below_detection"]))
-    if n_below:
-        what = {"half": "set to half the detection limit", "limit": "set to the detection limit"}.get(
-            below, "treated as missing")
-        notes.append(f"{n_below} values below detection were {what}.")
+    if below is None:  # values that are not survey records (e.g. gridded log-concentrations): as they are
+        X, notes = np.array(values, dtype=float), []
+        if X.ndim == 1:
+            X = X[:, None]
+    else:
+        X, counts = geochem.below_detection(values, mode=below, missing=missing, zeros=zeros)
+        notes = geochem.value_notes(names, counts, below, zeros, per_column=False)
     if transform == "log10":
         bad = np.isfinite(X) & (X <= 0)
         if bad.any():
@@ -1066,7 +1064,11 @@ def select_elements_raster(path, deposits_xy, positive_radius, negative_min_dist
     Positives are all valid pixels within ``positive_radius`` of a deposit, negatives a
     uniform random sample (at most ``max_negatives``, default 200,000) of the pixels at
     least ``negative_min_distance`` from every deposit (:func:`sample_raster_by_distance`);
-    ``options`` go to :func:`select_elements`. Returns ``(rows, notes, scan)``.
+    ``options`` go to :func:`select_elements`. Raster values are used as they are (nodata
+    left out): the survey-table conventions (negative = below detection, the missing
+    code, zeros) are not applied, since a gridded log-concentration is negative where the
+    concentration is below 1 (``below``, ``missing`` and ``zeros`` in ``options`` are
+    ignored). Returns ``(rows, notes, scan)``.
     """
     feedback = ensure(feedback)
     names = band_names(path)
@@ -1085,7 +1087,8 @@ def select_elements_raster(path, deposits_xy, positive_radius, negative_min_dist
                           "Lower the negative minimum distance.")
     values = np.concatenate([scan["positives"], scan["negatives"]])
     labels = np.r_[np.ones(scan["n_positive"], np.int8), np.zeros(scan["negatives"].shape[0], np.int8)]
-    rows, notes = select_elements(values, names, labels, **options)
+    options = {k: v for k, v in options.items() if k not in ("below", "missing", "zeros")}
+    rows, notes = select_elements(values, names, labels, below=None, **options)
     if scan["negatives"].shape[0] < scan["n_negative_candidates"]:
         notes.insert(0, f"Negatives: a random sample of {scan['negatives'].shape[0]} of the "
                         f"{scan['n_negative_candidates']} pixels far enough from every deposit.")

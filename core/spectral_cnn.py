@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from . import compute
 from .colors import class_colours, hex_colour
 from .errors import OreMapError
 from .feedback import ensure
@@ -421,6 +422,7 @@ _TORCH_CLASSES = {}
 def _torch_classes():
     """Build the torch module classes on first use (torch imported lazily)."""
     if _TORCH_CLASSES:
+        compute.use_torch(_TORCH_CLASSES["torch"])  # logs the device of this run
         return _TORCH_CLASSES
     try:
         import torch
@@ -463,6 +465,7 @@ def _torch_classes():
             return torch.softmax(self.net((x - self.mean) / self.std), dim=1)
 
     _TORCH_CLASSES.update(torch=torch, net=SpectralCNNModule, export=ExportModule)
+    compute.use_torch(torch)
     return _TORCH_CLASSES
 
 

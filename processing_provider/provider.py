@@ -8,7 +8,7 @@ from qgis.core import Qgis, QgsMessageLog, QgsProcessingProvider
 from qgis.PyQt.QtGui import QIcon
 
 from ..algorithms import ALGORITHMS
-from ..core.raster import DEFAULT_MEMORY_MB, MEMORY_SETTING
+from . import settings
 
 PLUGIN_DIR = os.path.dirname(os.path.dirname(__file__))
 
@@ -40,27 +40,13 @@ class OreMapProvider(QgsProcessingProvider):
         return QIcon(os.path.join(PLUGIN_DIR, "icon.svg"))
 
     def load(self):
-        """Register the provider's settings (Processing > Options > Providers > OreMap)."""
-        try:
-            from processing.core.ProcessingConfig import ProcessingConfig, Setting
-
-            ProcessingConfig.settingIcons[self.name()] = self.icon()
-            ProcessingConfig.addSetting(Setting(
-                self.name(), MEMORY_SETTING, "Memory budget of one algorithm run (MB)",
-                DEFAULT_MEMORY_MB, valuetype=Setting.INT))
-            ProcessingConfig.readSettings()
-        except ImportError:  # Processing plugin absent: defaults apply
-            pass
+        """Register the provider's settings (Processing > Options > Providers > OreMap; see settings.py)."""
+        settings.register(self.icon())  # no-op without the Processing plugin: defaults apply
         self.refreshAlgorithms()
         return True
 
     def unload(self):
-        try:
-            from processing.core.ProcessingConfig import ProcessingConfig
-
-            ProcessingConfig.removeSetting(MEMORY_SETTING)
-        except (ImportError, KeyError):
-            pass
+        settings.unregister()
 
     def loadAlgorithms(self):  # noqa: N802
         for module_name, class_name in ALGORITHMS:

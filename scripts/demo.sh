@@ -2,7 +2,10 @@
 # make demo: OreMap headless with qgis_process on the bundled real AVIRIS-NG tile.
 # Runs SAM and fully constrained unmixing against a handful of USGS minerals, and the bundled
 # spectral CNN (USGS minerals model, the image resampled to its wavelengths), and writes
-# styled outputs (.tif + .qml) and a short summary into demo_output/.
+# styled outputs (.tif + .qml) and a short summary into demo_output/. Then the geochemical
+# prospectivity chain on the real survey in ../shared/data/geochem (scripts/demo_prospectivity.py,
+# processing.run): element selection, IDW, ResNet with spatial CV, map, evaluation, into
+# demo_output/prospectivity/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=demo_output
@@ -27,4 +30,8 @@ qgis_process --json run oremap:classify_spectral_cnn -- \
   INPUT="$CUBE" MODEL=0 MIN_CONFIDENCE=0.5 \
   OUTPUT_CLASSES="$OUT/cnn_classes.tif" OUTPUT_CONFIDENCE="$OUT/cnn_confidence.tif" > "$OUT/cnn_run.json"
 .venv/bin/python scripts/demo_summary.py "$OUT" | tee "$OUT/summary.txt"
-echo "Outputs in $OUT/ (open the .tif files in QGIS: each loads with its .qml style)."
+
+echo
+echo "OreMap demo: geochemical prospectivity on the GSWA/WAMEX stream-sediment survey (1,392 samples, 32 Au sites)"
+.venv/bin/python scripts/demo_prospectivity.py "$OUT/prospectivity"
+echo "Outputs in $OUT/ and $OUT/prospectivity/ (open the .tif files in QGIS: each loads with its .qml style)."

@@ -33,9 +33,10 @@ def plugin_files():
                     yield full, os.path.relpath(full, ROOT)
 
 
-def build_zip(version):
-    os.makedirs(os.path.join(ROOT, "dist"), exist_ok=True)
-    target = os.path.join(ROOT, "dist", f"oremap-{version}.zip")
+def build_zip(version, dest=None):
+    dest = dest or os.path.join(ROOT, "dist")
+    os.makedirs(dest, exist_ok=True)
+    target = os.path.join(dest, f"oremap-{version}.zip")
     with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as zf:
         for full, rel in plugin_files():
             zf.write(full, os.path.join("oremap", rel))
@@ -70,13 +71,14 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("version")
     parser.add_argument("--deploy", action="store_true", help="copy into a QGIS profile instead of zipping")
+    parser.add_argument("--dest", help="folder for the zip (default: dist/)")
     parser.add_argument("--plugins-dir", default=os.environ.get("QGIS_PLUGINS_DIR") or default_profile_plugins(),
                         help="profile plugin folder for --deploy (default: the default profile's)")
     args = parser.parse_args()
     if args.deploy:
         deploy(args.plugins_dir)
     else:
-        build_zip(args.version)
+        build_zip(args.version, args.dest)
 
 
 if __name__ == "__main__":

@@ -324,3 +324,21 @@ def test_algorithm_errors_name_the_parameter(run_alg, scenes, tmp_path):
                                       "OUTPUT": str(tmp_path / "a.tif")})
     assert "(MODEL_FILE)" in str(err.value) and "not a mineral abundance model" in str(err.value)
     assert not os.path.exists(tmp_path / "a.tif")
+
+
+def test_ilr_space_model_is_closed_and_calibrated(scenes, tmp_path):
+    X, lab, ids = roi_pixels(scenes["train"])
+    comp = scenes["comp"]
+    result = ab.train_abundance_model(X, comp.values[ids], ids, comp.names, families=["pls", "ridge"], space="ilr",
+                                      fcls=False, seed=1)
+    path = str(tmp_path / "ilr.onnx")
+    result.save(path)
+    Xt, _, idt = roi_pixels(scenes["test"])
+    Yt = ab.prepare_compositions(scenes["test"]["lab"][:, :4], LISTED).values[idt]
+    A, lo, hi = ab.AbundanceModel(path).predict(Xt, 0.9)
+    assert np.abs(A.sum(axis=1) - 100).max() < 1e-4 and A.min() > 0  # log-ratios never give exact zeros
+    assert (lo <= A).all() and (A <= hi).all()
+    assert 0.8 <= ((Yt >= lo) & (Yt <= hi)).mean() <= 0.97
+    assert 0.85 <= result.coverage["all"] <= 0.95
+    # the ensemble's out-of-fold predictions are the inverse ilr of the stacked coordinates: closed rows
+    assert np.allclose(result.oof["Ensemble"].sum(axis=1), 100.0)

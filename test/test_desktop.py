@@ -28,6 +28,9 @@ def step1():
         QgsProject.instance().addMapLayer(layer)
         log.write(f"renderer={layer.renderer().type()} classes={len(layer.renderer().classes())}\n")
         log.write("menu=" + "|".join(a.text() for a in iface.pluginMenu().actions()) + "\n")
+        dock = plugins["oremap"].show_model_library()
+        log.write(f"dock={dock.isVisible()} models={len(dock.items())} "
+                  f"toolbar={plugins['oremap'].toolbar_action.text()}\n")
         dialog = processing.createAlgorithmDialog("oremap:sam_classify", {})
         dialog.resize(900, 600)
         dialog.show()
@@ -63,6 +66,8 @@ def test_plugin_in_qgis_desktop(run_alg, tmp_path):
     assert "loaded=True" in log, log
     assert "renderer=paletted classes=3" in log, log
     assert "&OreMap" in log, log
+    bundled = len([n for n in os.listdir(os.path.join(ROOT, "models")) if n.endswith(".onnx")])
+    assert f"dock=True models={bundled} toolbar=OreMap model library" in log, log  # in a real QGIS
     assert "grabbed" in log, log
     from qgis.PyQt.QtGui import QImage
 

@@ -40,11 +40,41 @@ ROWS = np.array([[-9999.0, 5.0, -0.5],
 ])
 def test_below_detection_known_rows(mode, expected):
     original = ROWS.copy()
-    out, counts = geochem.below_detection(ROWS, mode=mode)
+    out, counts = geochem.below_detection(ROWS, mode=mode, zeros="keep")
     np.testing.assert_array_equal(out, np.array(expected))
     np.testing.assert_array_equal(counts["below_detection"], [1, 0, 2])
     np.testing.assert_array_equal(counts["missing"], [1, 1, 1])
+    np.testing.assert_array_equal(counts["zeros"], [0, 1, 0])
     np.testing.assert_array_equal(ROWS, original)  # the input is not modified
+
+
+def test_one_zero_rule_with_missing_by_default():
+    rows = np.array([[0.0, 0.0, -0.4],
+                     [-0.02, 0.0, 0.0],
+                     [0.5, -9999.0, 3.0],
+                     [0.0, 0.0, 0.0]])
+    assert geochem.DEFAULT_ZEROS == "missing" and [m for m, _ in geochem.ZERO_CHOICES] == list(geochem.ZERO_MODES)
+    out, counts = geochem.below_detection(rows)  # the default: zeros are missing
+    np.testing.assert_array_equal(out, [[NAN, NAN, 0.2], [0.01, NAN, NAN], [0.5, NAN, 3.0], [NAN, NAN, NAN]])
+    np.testing.assert_array_equal(counts["zeros"], [2, 3, 2])
+    np.testing.assert_array_equal(counts["missing"], [0, 1, 0])
+    # half the smallest positive value after the below-detection replacement (0.01 = half of 0.02)
+    out, counts = geochem.below_detection(rows, zeros="half_min")
+    np.testing.assert_array_equal(out, [[0.005, 0.0, 0.2], [0.01, 0.0, 0.1], [0.5, NAN, 3.0], [0.005, 0.0, 0.1]])
+    np.testing.assert_array_equal(counts["zero_value"], [0.005, NAN, 0.1])  # column 2: nothing positive, kept
+    out, _ = geochem.below_detection(rows, zeros="keep")
+    assert (out == 0).sum() == 7
+    lines = geochem.value_notes(["Au_ppm", "Bi_ppm", "Sb_ppm"], counts, "half", "half_min", n_samples=4)
+    assert lines[0] == ("Au_ppm: 1 below detection set to half the detection limit, 2 zero values set to half the "
+                        "smallest positive value (0.005) (of 4 samples).")
+    assert "no positive value: kept as 0" in lines[1]
+    _, counts = geochem.below_detection(rows)
+    assert geochem.value_notes(["Au_ppm", "Bi_ppm", "Sb_ppm"], counts, per_column=False) == [
+        "7 values of exactly 0 were treated as missing (not analysed) (Bi_ppm: 3, Au_ppm: 2, Sb_ppm: 2).",
+        "2 values below detection were set to half the detection limit (Au_ppm: 1, Sb_ppm: 1)."]
+    with pytest.raises(OreMapError) as err:
+        geochem.below_detection(rows, zeros="drop")
+    assert err.value.parameter == "zeros"
 
 
 def test_below_detection_other_missing_code_and_bad_mode():
@@ -145,14 +175,21 @@ def test_scaler_fitted_on_a_fold_applies_to_all():
 def test_preprocess_chains_the_steps():
     values = np.array([[-0.002, 30.0], [0.004, -5.0], [0.01, 40.0], [-9999.0, 50.0], [0.02, 60.0], [0.0, 8.0]])
     out, scaler, messages = geochem.preprocess(values, ["Au_ppm", "As_ppm"], below="half", transform="log10",
-                                               scale="robust")
+                                               scale="robust", zeros="half_min")
     logs = np.log10([[0.001, 30.0], [0.004, 2.5], [0.01, 40.0], [NAN, 50.0], [0.02, 60.0], [0.0005, 8.0]])
     expected = geochem.Scaler.fit(logs, "robust").transform(logs)
     np.testing.assert_allclose(out, expected, rtol=1e-12)
     assert scaler.method == "robust"
     assert any(m.startswith("Au_ppm: 1 below detection") and "1 missing" in m for m in messages)
     assert any(m.startswith("As_ppm: 1 below detection") for m in messages)
-    assert any(m.startswith("Au_ppm: 1 zero values set to half the smallest positive value (0.0005)") for m in messages)
+    assert any("Au_ppm: " in m and "1 zero values set to half the smallest positive value (0.0005)" in m
+               for m in messages)
+    # the default (since the zero rule was unified): the zero is missing, so it is left out of the scaling too
+    out, scaler, messages = geochem.preprocess(values, ["Au_ppm", "As_ppm"], below="half", transform="log10",
+                                               scale="robust")
+    logs[5, 0] = NAN
+    np.testing.assert_allclose(out, geochem.Scaler.fit(logs, "robust").transform(logs), rtol=1e-12)
+    assert any("1 zero values treated as missing (not analysed)" in m for m in messages)
     with pytest.raises(OreMapError):
         geochem.preprocess(values, ["Au_ppm", "As_ppm"], transform="log10", zeros="keep")
 

@@ -11,6 +11,9 @@ class FakeIface:
 
     def __init__(self):
         self.menu = []
+        self.toolbar = []
+        self.options = []
+        self.docks = []
 
     def mainWindow(self):  # noqa: N802
         return None
@@ -20,6 +23,24 @@ class FakeIface:
 
     def removePluginMenu(self, menu, action):  # noqa: N802
         self.menu.remove((menu, action.text()))
+
+    def addToolBarIcon(self, action):  # noqa: N802
+        self.toolbar.append(action.text())
+
+    def removeToolBarIcon(self, action):  # noqa: N802
+        self.toolbar.remove(action.text())
+
+    def registerOptionsWidgetFactory(self, factory):  # noqa: N802
+        self.options.append(factory.title())
+
+    def unregisterOptionsWidgetFactory(self, factory):  # noqa: N802
+        self.options.remove(factory.title())
+
+    def addDockWidget(self, area, dock):  # noqa: N802
+        self.docks.append(dock)
+
+    def removeDockWidget(self, dock):  # noqa: N802
+        self.docks.remove(dock)
 
 
 def test_class_factory_init_and_unload(qgis_app):
@@ -35,10 +56,16 @@ def test_class_factory_init_and_unload(qgis_app):
     assert provider is not None
     assert sorted(a.name() for a in provider.algorithms()) == sorted(m for m, _ in ALGORITHMS)
     assert ("&OreMap", "OreMap algorithms…") in iface.menu
-    assert len(iface.menu) == 3
+    assert ("&OreMap", "Model library") in iface.menu and ("&OreMap", "Settings…") in iface.menu
+    assert len(iface.menu) == 5
+    assert iface.toolbar == ["OreMap model library"] and iface.options == ["OreMap"]
+    dock = plugin.show_model_library()
+    assert iface.docks == [dock] and dock.objectName() == "OreMapModelLibrary"
+    assert plugin.show_model_library() is dock  # one dock, shown again
     plugin.unload()
     assert registry.providerById("oremap") is None
-    assert iface.menu == []
+    assert iface.menu == [] and iface.toolbar == [] and iface.options == [] and iface.docks == []
+    del dock
 
 
 def test_every_algorithm_documents_every_parameter(processing_provider):

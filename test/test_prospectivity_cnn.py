@@ -136,11 +136,25 @@ def paint(rows, cols, size, shape=(SIZE, SIZE), margin=40):
     return mask
 
 
+def kept_for_training(plan, f, shape=(SIZE, SIZE)):
+    """Brute force: the other folds' deposits and background centres whose training footprint (crop margin
+    included), painted at their own centre, shares no cell with any of fold f's validation windows."""
+    val = plan.folds[f]["val"]
+    seen = paint(val.rows, val.cols, plan.window, shape)
+    size, m = plan.train_size, 40 - plan.train_size // 2
+
+    def clear(specs, fold_of):
+        return {int(k) for k, r, c in zip(specs.source, specs.rows, specs.cols)
+                if fold_of[k] != f and not seen[r + m:r + m + size, c + m:c + m + size].any()}
+
+    return clear(plan.deposits, plan.deposit_fold), clear(plan.negatives, plan.negative_fold)
+
+
 def test_spatial_split_keeps_copies_and_overlapping_windows_apart(trained):
     plan = trained["result"].plan
     assert len(plan.folds) == 3
     validated_deposits, validated_negatives = [], []
-    for fold in plan.folds:
+    for f, fold in enumerate(plan.folds):
         train, val = fold["train"], fold["val"]
         # no source (deposit or background centre) on both sides, augmented copies included
         assert not set(train.source[train.labels == 1]) & set(val.source[val.labels == 1])
@@ -168,9 +182,66 @@ def test_spatial_split_keeps_copies_and_overlapping_windows_apart(trained):
         assert np.all(np.abs(train.rows[pos] - dr) <= reach) and np.all(np.abs(train.cols[pos] - dc) <= reach)
         # each deposit is validated here, trained on (with copies), or buffered out of this fold's training
         assert n_sources + fold["buffered_deposits"] + val.n_positive == len(plan.deposits)
+        # the buffer is drawn around the validation windows, no wider: every other source whose own window
+        # clears them is trained on
+        deposits, negatives = kept_for_training(plan, f)
+        assert set(train.source[pos].tolist()) == deposits
+        assert set(train.source[train.labels == 0].tolist()) == negatives
+        assert fold["buffered_negatives"] == int((plan.negative_fold != f).sum()) - len(negatives)
     # every deposit and background centre is validated exactly once
     assert sorted(validated_deposits) == list(range(len(plan.deposits)))
     assert sorted(validated_negatives) == list(range(len(plan.negatives)))
+
+
+def test_clustered_deposits_leave_every_fold_training_deposits():
+    """Most deposits in one block: a buffer around that whole block would starve its fold; drawn around the
+    validation windows it leaves the fold the deposits beyond them, and every deposit is validated."""
+    valid = np.ones((SIZE, SIZE), dtype=bool)
+    transform = rasterio.Affine(CELL, 0, X0, 0, -CELL, Y0)
+    cluster = [(r, c) for r in (76, 92, 108) for c in (76, 92, 108)][:8]  # 8 deposits in block (1, 1)
+    single = [(52, 96), (96, 52), (138, 100), (100, 138)]  # 1 each in blocks (0, 1), (1, 0), (2, 1), (1, 2)
+    rc = np.array(cluster + single, dtype=float) + 0.5
+    # background centres at least 25 cells from every deposit: 18 cells (Chebyshev) or more, window + crop
+    # margin, so no validation background window reaches a training deposit
+    plan = pc.plan_spatial_folds(valid, to_xy(rc), transform, WINDOW, n_folds=3, block_size=6400.0,
+                                 min_distance=2500.0, negatives_per_positive=5, jitter_copies=4, seed=7)
+    assert plan.block_shape == (64, 64) and plan.crop_pad == 2 and len(plan.deposits) == 12
+    key = {(r, c): k for k, (r, c) in enumerate(zip(plan.deposits.rows, plan.deposits.cols))}
+    cluster_ids = {key[p] for p in cluster}
+    single_ids = {key[p] for p in single}
+    f_cluster = int(plan.deposit_fold[next(iter(cluster_ids))])
+    assert set(np.flatnonzero(plan.deposit_fold == f_cluster)) == cluster_ids
+    # the layout reproduces the trap: every other deposit lies within window + crop margin (18 cells) of the
+    # cluster's block, so a buffer around the held-out blocks would leave that fold no training deposit
+    reach = WINDOW + plan.crop_pad
+    for k in single_ids:
+        r, c = plan.deposits.rows[k], plan.deposits.cols[k]
+        assert any(r0 - reach < r < r1 - 1 + reach and c0 - reach < c < c1 - 1 + reach
+                   for r0, r1, c0, c1 in plan.folds[f_cluster]["held_out"])
+    validated = []
+    for f, fold in enumerate(plan.folds):
+        train, val = fold["train"], fold["val"]
+        # trained on: exactly the other folds' sources whose windows clear the validation windows
+        deposits, negatives = kept_for_training(plan, f)
+        assert set(train.source[train.labels == 1].tolist()) == deposits
+        assert set(train.source[train.labels == 0].tolist()) == negatives
+        assert train.n_positive > 0 and train.n_negative > 0 and val.n_positive > 0  # no fold is skipped
+        seen = paint(val.rows, val.cols, WINDOW)
+        m = 40 - plan.train_size // 2
+        for r, c in zip(train.rows, train.cols):
+            assert not seen[r + m:r + m + plan.train_size, c + m:c + m + plan.train_size].any()
+        held = np.zeros((SIZE, SIZE), dtype=bool)
+        for r0, r1, c0, c1 in fold["held_out"]:
+            held[r0:r1, c0:c1] = True
+        assert held[val.rows, val.cols].all() and not held[train.rows, train.cols].any()
+        assert set(val.source[val.labels == 0].tolist()) == set(np.flatnonzero(plan.negative_fold == f))
+        validated += val.source[val.labels == 1].tolist()
+    # the cluster's fold trains on the 4 single deposits and their shifted copies (all 5 windows of each:
+    # 4 cells of jitter keep them 20 cells or more from the cluster and out of its block)
+    train = plan.folds[f_cluster]["train"]
+    assert set(train.source[train.labels == 1].tolist()) == single_ids
+    assert train.n_positive == 4 * 5 and plan.folds[f_cluster]["buffered_deposits"] == 0
+    assert sorted(validated) == list(range(12))
 
 
 def test_background_windows_keep_their_distance_from_every_deposit(stack):

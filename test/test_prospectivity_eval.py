@@ -538,7 +538,7 @@ def test_real_survey_element_selection(run_alg, tmp_path, survey):
     d = np.hypot(xy[:, None, 0] - sxy[None, :, 0], xy[:, None, 1] - sxy[None, :, 1]).min(axis=1)
     ok = np.isfinite(v)
     assert au["auc"] == pytest.approx(brute_auc(v[ok & (d <= 2000)], v[ok & (d >= 4000)]), abs=1e-6)
-    # zeros as values: the survey artefact
-    raw = run_alg("element_selection", {"POINTS": layer, "DEPOSITS": sites, "ZERO_MISSING": False,
+    # zeros kept as values: the survey artefact
+    raw = run_alg("element_selection", {"POINTS": layer, "DEPOSITS": sites, "ZEROS": 2,
                                         "OUTPUT_HTML": str(tmp_path / "z.html")})
     assert raw["SELECTED"].split(";")[:3] == ["Bi_ppm", "Re_ppm", "Sb_ppm"]

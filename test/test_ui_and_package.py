@@ -1,11 +1,15 @@
 """The spectral library viewer works in a real (offscreen) GUI; make package builds an installable zip."""
 
+import json
 import os
+import shutil
 import subprocess
 import sys
 import zipfile
 
-from conftest import ROOT, USGS_LIBRARY
+import pytest
+
+from conftest import AVIRIS_NG, ROOT, USGS_LIBRARY, qgis_env
 
 VIEWER_SCRIPT = r"""
 import importlib.util, os, sys
@@ -63,3 +67,39 @@ def test_package_zip_holds_the_plugin_only(tmp_path):
     assert "oremap/LICENSE" in names
     assert all(n.startswith("oremap/") for n in names)
     assert not [n for n in names if "/test/" in n or "__pycache__" in n or n.endswith(".pyc") or "bench/" in n]
+
+
+@pytest.mark.slow
+def test_package_installs_in_a_fresh_profile_and_lists_every_algorithm(tmp_path):
+    """The zip, extracted into a new profile's plugin folder as 'Install from ZIP' does, is the only OreMap
+    QGIS sees; once enabled, qgis_process lists every algorithm of its provider."""
+    from oremap.algorithms import ALGORITHMS
+
+    proc = subprocess.run(["/usr/bin/python3", os.path.join(ROOT, "scripts", "package.py"), "0.0.test",
+                           "--dest", str(tmp_path / "dist")], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    profile = tmp_path / "profile"
+    plugins = profile / "profiles" / "default" / "python" / "plugins"
+    plugins.mkdir(parents=True)
+    with zipfile.ZipFile(tmp_path / "dist" / "oremap-0.0.test.zip") as zf:
+        zf.extractall(plugins)
+    empty = tmp_path / "no_other_plugins"
+    empty.mkdir()
+    env = qgis_env(tmp_path)
+    env.update(QGIS_CUSTOM_CONFIG_PATH=str(profile), QGIS_PLUGINPATH=str(empty))
+    exe = shutil.which("qgis_process")
+    assert exe, "qgis_process is not installed: run `make setup`."
+    enable = subprocess.run([exe, "plugins", "enable", "oremap"], env=env, capture_output=True, text=True,
+                            timeout=120)
+    assert enable.returncode == 0, enable.stdout[-2000:] + enable.stderr[-2000:]
+    listed = subprocess.run([exe, "list"], env=env, capture_output=True, text=True, timeout=120)
+    assert listed.returncode == 0, listed.stderr[-2000:]
+    ids = {line.split()[0] for line in listed.stdout.splitlines() if line.strip().startswith("oremap:")}
+    assert ids == {f"oremap:{name}" for name, _ in ALGORITHMS}
+    # the installed copy runs, with its bundled model (not the checkout's)
+    run = subprocess.run([exe, "--json", "run", "oremap:classify_spectral_cnn", "--", f"INPUT={AVIRIS_NG}", "MODEL=0",
+                          f"OUTPUT_CLASSES={tmp_path / 'classes.tif'}"], env=env, capture_output=True, text=True,
+                         timeout=300)
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
+    results = json.loads(run.stdout[run.stdout.index("{"):])["results"]
+    assert results["MODEL_USED"] == str(plugins / "oremap" / "models" / "usgs_minerals_cnn.onnx")

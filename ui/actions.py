@@ -28,7 +28,9 @@ def about_text(provider):
         groups.setdefault(alg.group(), []).append(f"{alg.displayName()} (<code>{alg.id()}</code>)")
     html = [f"<h3>{provider.longName()}</h3>",
             "<p>Run the algorithms from the Processing Toolbox, the Graphical Modeler or "
-            "<code>qgis_process</code>. Memory budget: Processing &gt; Options &gt; Providers &gt; OreMap.</p>"]
+            "<code>qgis_process</code>. Models: <i>Plugins &gt; OreMap &gt; Model library</i>. Settings (memory "
+            "budget, threads, compute device, model folder): <i>Plugins &gt; OreMap &gt; Settings</i> or "
+            "<i>Settings &gt; Options &gt; OreMap</i>.</p>"]
     for group in sorted(groups):
         html.append(f"<b>{group}</b><ul>" + "".join(f"<li>{a}</li>" for a in sorted(groups[group])) + "</ul>")
     return "\n".join(html)

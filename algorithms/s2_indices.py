@@ -1,0 +1,101 @@
+"""oremap:s2_indices - spectral indices of a Sentinel-2 scene (vegetation, water, bare soil, iron, clay)."""
+
+import numpy as np
+from qgis.core import QgsProcessingParameterEnum, QgsProcessingParameterFile, QgsProcessingParameterString
+
+from ..core.raster import OutputSpec, run_pixelwise
+from ..core.sentinel2 import INDEX_NAMES, INDICES, compute_indices, index_bands, open_sentinel2
+from .base import OreMapAlgorithm
+
+NODATA = -9999.0
+
+
+def resolve_s2_input(alg, parameters, context, feedback, required):
+    """Open the S2 input of an algorithm: the raster layer INPUT or the folder INPUT_FOLDER (exactly one)."""
+    layer = alg.parameterAsRasterLayer(parameters, "INPUT", context)
+    folder = alg.parameterAsFile(parameters, "INPUT_FOLDER", context)
+    if layer is not None and folder:
+        raise alg.fail("INPUT_FOLDER", "Both a raster and a folder were given.", "Use one of them.")
+    if layer is None and not folder:
+        raise alg.fail("INPUT", "No Sentinel-2 input was given.",
+                       "Choose a Sentinel-2 raster, or a folder of per-band files (*_B02.tif ...).")
+    if layer is not None:
+        path, _ = alg.raster_path(parameters, "INPUT", context)
+    else:
+        path = folder
+        alg._parameter_overrides["raster"] = "INPUT_FOLDER"
+    band_map = alg.parameterAsString(parameters, "BAND_MAP", context) or None
+    return open_sentinel2(path, band_map=band_map, feedback=feedback, required=required)
+
+
+class S2Indices(OreMapAlgorithm):
+    NAME = "s2_indices"
+    DISPLAY_NAME = "Sentinel-2 spectral indices"
+    GROUP = "sentinel2"
+    TAGS = "sentinel-2,s2,msi,ndvi,ndwi,mndwi,bsi,nbr,ndmi,iron oxide,ferrous,clay,mining,index"
+    CORE_PARAMETERS = {**OreMapAlgorithm.CORE_PARAMETERS, "band_map": "BAND_MAP", "indices": "INDICES"}
+    HELP = (
+        "Computes spectral indices of a Sentinel-2 scene, one band per index, for mapping vegetation, water, bare "
+        "ground and the iron-oxide and clay signatures of mines and alteration.\n\n"
+        "The input is a multi-band Sentinel-2 raster whose bands are named (B2, B04, 'Band 8A', ...; or give a "
+        "band map), or a folder of per-band files as delivered (names ending in _B02.tif, _B8A.jp2 ...; 20 m and "
+        "60 m bands are resampled bilinearly to 10 m, the log says so). Digital numbers become reflectance "
+        "(DN / 10000, with the -1000 offset of processing baseline 04.00 and later when the metadata say so). "
+        "Where a denominator is zero, the index is nodata.")
+    PARAM_HELP = {
+        "INPUT": "A multi-band Sentinel-2 raster (L2A surface reflectance preferred). Leave empty when using a folder.",
+        "INPUT_FOLDER": "Instead of a raster: a folder of per-band files (*_B02.tif, *_B8A.jp2, ... or a .SAFE "
+                        "product), stacked on the 10 m grid.",
+        "INDICES": "Indices to compute: " + "; ".join(f"{k}: {v[2]}" for k, v in INDICES.items()) + ".",
+        "BAND_MAP": "Only when the raster's bands carry no names: the raster band of each S2 band, e.g. "
+                    "'B2=1, B3=2, B4=3, B8=4, B11=5, B12=6'.",
+    }
+    OUTPUT_HELP = {
+        "OUTPUT": "Float32 raster, one band per index (band names = index names), nodata -9999.",
+        "VALID_PIXELS": "Number of valid (not nodata) pixels.",
+    }
+    REFERENCES = [
+        "Rouse, J. W. et al. (1974). Monitoring vegetation systems in the Great Plains with ERTS. NASA SP-351.",
+        "McFeeters, S. K. (1996). The use of the Normalized Difference Water Index (NDWI). IJRS 17(7).",
+        "Xu, H. (2006). Modification of normalised difference water index (MNDWI). IJRS 27(14).",
+        "Rikimaru, A. et al. (2002). Tropical forest cover density mapping (bare soil index). Tropical Ecology 43.",
+        "van der Meer, F. D. et al. (2014). Potential of ESA's Sentinel-2 for geological applications. "
+        "Remote Sensing of Environment 148.",
+    ]
+
+    def initAlgorithm(self, config=None):  # noqa: N802
+        from qgis.core import QgsProcessingParameterRasterLayer
+
+        self._add(QgsProcessingParameterRasterLayer("INPUT", self.tr("Sentinel-2 raster"), optional=True))
+        self._add(QgsProcessingParameterFile("INPUT_FOLDER", self.tr("Or a folder of per-band files"),
+                                             behavior=QgsProcessingParameterFile.Folder, optional=True))
+        self._add(QgsProcessingParameterEnum("INDICES", self.tr("Indices"), options=INDEX_NAMES, allowMultiple=True,
+                                             defaultValue=list(range(len(INDEX_NAMES)))))
+        self._add(QgsProcessingParameterString("BAND_MAP", self.tr("Band map (only for unnamed bands)"),
+                                               optional=True), advanced=True)
+        self.add_raster_output("OUTPUT", "Spectral indices")
+        self.add_value_output("VALID_PIXELS", "Valid pixels")
+
+    def process(self, parameters, context, feedback):
+        chosen = self.parameterAsEnums(parameters, "INDICES", context)
+        if not chosen:
+            raise self.fail("INDICES", "No index was chosen.", "Choose at least one index.")
+        which = [INDEX_NAMES[i] for i in sorted(set(chosen))]
+        bands = index_bands(which)
+        out_path = self.output_path(parameters, "OUTPUT", context, feedback)
+        with resolve_s2_input(self, parameters, context, feedback, required=bands) as s2:
+            feedback.info(f"Indices {', '.join(which)} from bands {', '.join(bands)}.")
+            spec = OutputSpec(out_path, which, dtype="float32", nodata=NODATA,
+                              band_tags=[{"index": w, "definition": INDICES[w][2]} for w in which],
+                              tags={"source": s2.source_path, "reflectance_scale": s2.scale,
+                                    "reflectance_offset": s2.offset})
+
+            def func(pixels):
+                values, _ = compute_indices(pixels, bands, which)
+                return np.where(np.isfinite(values), values, NODATA).astype(np.float32)
+
+            with s2.open_source(bands) as source:
+                stats = run_pixelwise(source, [spec], func, memory_mb=self.memory_mb(),
+                                      work_bytes_per_pixel=8 * (len(bands) + 2 * len(which)), feedback=feedback)
+        self.style_output(context, out_path, {"kind": "ramp", "band": 1, "ramp": "RdYlGn"})
+        return {"OUTPUT": out_path, "VALID_PIXELS": stats["valid_pixels"]}

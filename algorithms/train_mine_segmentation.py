@@ -1,0 +1,218 @@
+"""oremap:train_mine_segmentation - a U-Net mapping mine footprints in Sentinel-2 images, from polygons."""
+
+from qgis.core import (
+    QgsCoordinateReferenceSystem,
+    QgsCoordinateTransform,
+    QgsFeatureRequest,
+    QgsProcessing,
+    QgsProcessingFeatureSource,
+    QgsProcessingParameterEnum,
+    QgsProcessingParameterFeatureSource,
+    QgsProcessingParameterFile,
+    QgsProcessingParameterNumber,
+    QgsProcessingParameterRasterLayer,
+    QgsProcessingParameterString,
+)
+
+from .base import OreMapAlgorithm, split_names
+
+S2_INPUT_HELP = {
+    "INPUT": "A multi-band Sentinel-2 raster at 10 m (L2A surface reflectance preferred) whose bands are named "
+             "(B2, B04, 'Band 8A' ...), or give a band map. Leave empty when using a folder.",
+    "INPUT_FOLDER": "Instead of a raster: a folder of per-band files (*_B02.tif, *_B8A.jp2 ... or a .SAFE "
+                    "product), stacked on the 10 m grid (20 m and 60 m bands resampled bilinearly).",
+    "BAND_MAP": "Only when the raster's bands carry no names: the raster band of each S2 band, e.g. "
+                "'B2=1, B3=2, B4=3, B8=4, B11=5, B12=6'.",
+}
+
+
+def add_s2_input(alg):
+    """The Sentinel-2 input parameters: INPUT (raster) or INPUT_FOLDER, and BAND_MAP (advanced)."""
+    alg._add(QgsProcessingParameterRasterLayer("INPUT", alg.tr("Sentinel-2 raster"), optional=True))
+    alg._add(QgsProcessingParameterFile("INPUT_FOLDER", alg.tr("Or a folder of per-band files"),
+                                        behavior=QgsProcessingParameterFile.Folder, optional=True))
+    alg._add(QgsProcessingParameterString("BAND_MAP", alg.tr("Band map (only for unnamed bands)"), optional=True),
+             advanced=True)
+
+
+def s2_input_path(alg, parameters, context):
+    """``(path, band_map, crs)`` of the Sentinel-2 input: the raster INPUT or the folder INPUT_FOLDER (one of them).
+
+    ``crs`` is a QgsCoordinateReferenceSystem of the input (to bring vector layers onto it).
+    """
+    layer = alg.parameterAsRasterLayer(parameters, "INPUT", context)
+    folder = alg.parameterAsFile(parameters, "INPUT_FOLDER", context)
+    if layer is not None and folder:
+        raise alg.fail("INPUT_FOLDER", "Both a raster and a folder were given.", "Use one of them.")
+    if layer is None and not folder:
+        raise alg.fail("INPUT", "No Sentinel-2 input was given.",
+                       "Choose a Sentinel-2 raster, or a folder of per-band files (*_B02.tif ...).")
+    band_map = alg.parameterAsString(parameters, "BAND_MAP", context) or None
+    if layer is not None:
+        path, layer = alg.raster_path(parameters, "INPUT", context)
+        return path, band_map, layer.crs()
+    alg._parameter_overrides["raster"] = "INPUT_FOLDER"
+    from ..core.sentinel2 import open_sentinel2
+
+    with open_sentinel2(folder, required=[]) as s2:
+        crs = QgsCoordinateReferenceSystem.fromWkt(s2.crs.to_wkt()) if s2.crs is not None else \
+            QgsCoordinateReferenceSystem()
+    return folder, band_map, crs
+
+
+def polygon_geometries(alg, parameters, name, context, crs, feedback=None):
+    """Shapely polygons (in ``crs``) of a polygon-layer parameter, invalid ones included.
+
+    Mine outlines are often invalid in the strict sense (rings touching themselves after a union);
+    the core repairs them (``buffer(0)``) instead of Processing refusing the layer.
+    """
+    from shapely import wkb
+
+    source = alg.parameterAsSource(parameters, name, context)
+    if source is None:
+        raise alg.fail(name, "No mine polygons were given.", "Choose a polygon layer of mine footprints.")
+    transform = None
+    if source.sourceCrs().isValid() and crs.isValid() and source.sourceCrs() != crs:
+        transform = QgsCoordinateTransform(source.sourceCrs(), crs, context.transformContext())
+    geometries, skipped = [], 0
+    for feature in source.getFeatures(QgsFeatureRequest(), QgsProcessingFeatureSource.FlagSkipGeometryValidityChecks):
+        geometry = feature.geometry()
+        if geometry.isNull() or geometry.isEmpty():
+            skipped += 1
+            continue
+        if transform is not None:
+            geometry.transform(transform)
+        geometries.append(wkb.loads(bytes(geometry.asWkb())))
+    if skipped and feedback is not None:
+        feedback.warning(f"{skipped} features without a geometry were left out.")
+    if not geometries:
+        raise alg.fail(name, "The layer holds no polygons.", "Choose a polygon layer of mine footprints.")
+    return geometries
+
+
+class TrainMineSegmentation(OreMapAlgorithm):
+    NAME = "train_mine_segmentation"
+    DISPLAY_NAME = "Train a mine segmentation U-Net (Sentinel-2)"
+    GROUP = "sentinel2"
+    TAGS = "sentinel-2,s2,mine,mining,open pit,tailings,segmentation,u-net,unet,cnn,deep learning,footprint,onnx"
+    REQUIRES = ("torch", "onnx", "onnxruntime")
+    HELP = (
+        "Trains a small U-Net to map mine footprints (open pits, waste dumps, tailings ponds ...) pixel by pixel "
+        "in a Sentinel-2 scene, from polygons of known mines, and saves it as an OreMap ONNX model for 'Detect "
+        "mines in a Sentinel-2 scene'.\n\n"
+        "The scene is cut into square tiles; the polygons are rasterised onto each tile (a pixel is mine when its "
+        "centre lies inside a polygon). Every tile holding mine pixels is used, with a number of random tiles "
+        "without mines. The network sees the reflectance of the chosen bands plus spectral indices, standardised "
+        "with statistics of the training tiles (stored in the model); it learns with a BCE + Dice loss, random "
+        "flips and 90 degree rotations. The same seed gives the same model.\n\n"
+        "Accuracy is measured on held-out tiles: the tile grid is grouped into square blocks and some blocks "
+        "(with and without mines) are kept out of training, so held-out tiles share no pixel with training "
+        "tiles. The report gives IoU, F1, precision and recall of the mine class on them, learning curves, the "
+        "tile layout and an example tile with the reference and predicted outlines.")
+    PARAM_HELP = {
+        **S2_INPUT_HELP,
+        "POLYGONS": "Polygons of known mine footprints (any CRS: transformed to the raster's). Pixels outside "
+                    "them are taken as 'no mine', so map every mine of the area you train on.",
+        "BANDS": "S2 bands fed to the network, e.g. 'B2, B3, B4, B8, B11, B12'; empty = the 12 L2A bands.",
+        "INDICES": "Spectral indices added as input channels (computed from the bands).",
+        "TILE": "Tile side in pixels (a multiple of 2 to the power of the depth); 128 = 1.28 km.",
+        "DEPTH": "Poolings of the U-Net (3 or 4 usual).",
+        "WIDTH": "Channels of the first level, doubled at each level.",
+        "EPOCHS": "Passes over the training tiles.",
+        "BATCH_SIZE": "Tiles per training step.",
+        "LEARNING_RATE": "Initial Adam learning rate (cosine decay to 1 % of it).",
+        "WEIGHT_DECAY": "L2 penalty on the weights.",
+        "DICE_WEIGHT": "Weight of the Dice term next to the BCE (Dice counters the rarity of mine pixels).",
+        "NEGATIVES_PER_POSITIVE": "Tiles without mines drawn per tile with mines (per split); -1 = all.",
+        "BLOCK_TILES": "Side of a spatial hold-out block, in tiles.",
+        "VAL_FRACTION": "Share of the blocks held out (as many of those with mines as of the others).",
+        "THRESHOLD": "Probability from which a pixel counts as mine (for the metrics; stored as the model's "
+                     "default threshold).",
+        "SEED": "Random seed: the same seed and data give the same model.",
+    }
+    OUTPUT_HELP = {
+        "OUTPUT_MODEL": "The model: ONNX with OreMap metadata (bands, indices, normalisation, tile size, "
+                        "threshold, held-out metrics).",
+        "OUTPUT_REPORT": "HTML training report: IoU and F1, learning curves, tile layout, example tile.",
+        "IOU": "Intersection over union of the mine class on the held-out tiles' pixels (NaN without held-out "
+               "mines).",
+        "F1": "F1 score of the mine class on the held-out tiles' pixels.",
+        "PRECISION": "Precision of the mine class on the held-out tiles' pixels.",
+        "RECALL": "Recall of the mine class on the held-out tiles' pixels.",
+    }
+    REFERENCES = [
+        "Ronneberger, O., Fischer, P. and Brox, T. (2015). U-Net: convolutional networks for biomedical image "
+        "segmentation. MICCAI, LNCS 9351, 234-241.",
+        "Milletari, F., Navab, N. and Ahmadi, S.-A. (2016). V-Net: fully convolutional neural networks for "
+        "volumetric medical image segmentation (Dice loss). 3DV, 565-571.",
+        "Maus, V. et al. (2022). An update on global mining land use. Scientific Data 9, 433.",
+    ]
+    CORE_PARAMETERS = {
+        **OreMapAlgorithm.CORE_PARAMETERS,
+        "polygons": "POLYGONS", "bands": "BANDS", "indices": "INDICES", "band_map": "BAND_MAP", "tile": "TILE",
+        "depth": "DEPTH", "width": "WIDTH", "epochs": "EPOCHS", "batch_size": "BATCH_SIZE",
+        "learning_rate": "LEARNING_RATE", "block_tiles": "BLOCK_TILES", "val_fraction": "VAL_FRACTION",
+        "threshold": "THRESHOLD", "output": "OUTPUT_MODEL", "report": "OUTPUT_REPORT",
+    }
+
+    def _number(self, name, label, default, minimum, maximum=None, integer=False, advanced=False):
+        kind = QgsProcessingParameterNumber.Integer if integer else QgsProcessingParameterNumber.Double
+        parameter = QgsProcessingParameterNumber(name, self.tr(label), kind, defaultValue=default, minValue=minimum)
+        if maximum is not None:
+            parameter.setMaximum(maximum)
+        self._add(parameter, advanced=advanced)
+
+    def initAlgorithm(self, config=None):  # noqa: N802
+        from ..core.mine_segmentation import DEFAULT_INDICES
+        from ..core.sentinel2 import INDEX_NAMES
+
+        add_s2_input(self)
+        self._add(QgsProcessingParameterFeatureSource("POLYGONS", self.tr("Mine polygons"),
+                                                      [QgsProcessing.TypeVectorPolygon]))
+        self._add(QgsProcessingParameterString("BANDS", self.tr("Bands (empty = the 12 L2A bands)"), optional=True),
+                  advanced=True)
+        self._add(QgsProcessingParameterEnum(
+            "INDICES", self.tr("Spectral indices as extra channels"), options=INDEX_NAMES, allowMultiple=True,
+            optional=True, defaultValue=[INDEX_NAMES.index(i) for i in DEFAULT_INDICES]))
+        self._number("TILE", "Tile size (pixels)", 128, 16, 512, integer=True)
+        self._number("DEPTH", "U-Net depth (poolings)", 4, 1, 6, integer=True)
+        self._number("WIDTH", "U-Net width (channels of the first level)", 16, 2, 128, integer=True)
+        self._number("EPOCHS", "Epochs", 30, 1, 1000, integer=True)
+        self._number("NEGATIVES_PER_POSITIVE", "Background tiles per mine tile (-1 = all)", 1.0, -1.0)
+        self._number("BLOCK_TILES", "Hold-out block size (tiles)", 4, 1, 1000, integer=True)
+        self._number("VAL_FRACTION", "Share of blocks held out", 0.25, 0.0, 0.9)
+        self._number("THRESHOLD", "Probability threshold", 0.5, 0.01, 0.99)
+        self._number("SEED", "Random seed", 0, 0, integer=True)
+        self._number("BATCH_SIZE", "Batch size", 8, 2, 256, integer=True, advanced=True)
+        self._number("LEARNING_RATE", "Learning rate", 0.002, 1e-6, 1.0, advanced=True)
+        self._number("WEIGHT_DECAY", "Weight decay", 1e-4, 0.0, 1.0, advanced=True)
+        self._number("DICE_WEIGHT", "Dice weight", 1.0, 0.0, 100.0, advanced=True)
+        self.add_file_output("OUTPUT_MODEL", "Model file", "ONNX models (*.onnx)")
+        self.add_file_output("OUTPUT_REPORT", "Training report", "HTML files (*.html)")
+        self.add_value_output("IOU", "Held-out IoU (mine)")
+        self.add_value_output("F1", "Held-out F1 (mine)")
+        self.add_value_output("PRECISION", "Held-out precision (mine)")
+        self.add_value_output("RECALL", "Held-out recall (mine)")
+
+    def process(self, parameters, context, feedback):
+        from ..core.mine_segmentation import train_mine_segmentation
+        from ..core.sentinel2 import INDEX_NAMES
+
+        path, band_map, crs = s2_input_path(self, parameters, context)
+        geometries = polygon_geometries(self, parameters, "POLYGONS", context, crs, feedback)
+        model_path = self.output_path(parameters, "OUTPUT_MODEL", context, feedback)
+        report_path = self.output_path(parameters, "OUTPUT_REPORT", context, feedback)
+        bands = split_names(self.parameterAsString(parameters, "BANDS", context)) or None
+        indices = [INDEX_NAMES[i] for i in sorted(set(self.parameterAsEnums(parameters, "INDICES", context)))]
+        number = lambda name: self.parameterAsDouble(parameters, name, context)  # noqa: E731
+        integer = lambda name: self.parameterAsInt(parameters, name, context)  # noqa: E731
+        result = train_mine_segmentation(
+            path, geometries, model_path, report_path, bands=bands, indices=indices, band_map=band_map,
+            tile=integer("TILE"), depth=integer("DEPTH"), width=integer("WIDTH"), epochs=integer("EPOCHS"),
+            batch_size=integer("BATCH_SIZE"), lr=number("LEARNING_RATE"), weight_decay=number("WEIGHT_DECAY"),
+            dice_weight=number("DICE_WEIGHT"), negatives_per_positive=number("NEGATIVES_PER_POSITIVE"),
+            block_tiles=integer("BLOCK_TILES"), val_fraction=number("VAL_FRACTION"), threshold=number("THRESHOLD"),
+            seed=integer("SEED"), memory_mb=self.memory_mb(), feedback=feedback)
+        m = result.metrics
+        return {"OUTPUT_MODEL": model_path, "OUTPUT_REPORT": report_path, "IOU": m["val_iou"], "F1": m["val_f1"],
+                "PRECISION": m["val_precision"], "RECALL": m["val_recall"]}

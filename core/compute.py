@@ -1,0 +1,168 @@
+"""Where models run: compute device and threads of one algorithm run, and what was actually used.
+
+A run opens a :func:`session` with the device the user chose (``"cpu"`` or
+``"cuda"``) and a thread count (0 = every core). The model loaders ask it for
+onnxruntime execution providers (:func:`onnx_providers`) and thread counts, and
+record what they really got (:func:`note`), so the run can log the device it used::
+
+    with compute.session("cuda", threads=4) as run:
+        model = OnnxModel(path)          # CUDAExecutionProvider only where available
+    print(run.used)                       # {"onnxruntime": "CPUExecutionProvider"}
+
+Outside a session (plain Python) the environment variables ``OREMAP_DEVICE`` and
+``OREMAP_THREADS`` give the defaults. CUDA is used only where onnxruntime or torch
+reports it; otherwise the run falls back to the CPU and says so.
+"""
+
+import contextlib
+import contextvars
+import os
+
+from .dependencies import is_installed
+
+DEVICE_SETTING = "OREMAP_DEVICE"
+THREADS_SETTING = "OREMAP_THREADS"
+DEVICES = {"cpu": "CPU", "cuda": "CUDA (NVIDIA GPU)"}
+
+_CUDA = {}  # cached answers of cuda_support()
+
+
+def cuda_support(refresh=False):
+    """``{"onnxruntime": bool, "torch": bool, "name": str}``: which libraries report a CUDA device.
+
+    Imports onnxruntime and torch when they are installed (torch takes a second); cached.
+    """
+    if _CUDA and not refresh:
+        return dict(_CUDA)
+    found = {"onnxruntime": False, "torch": False, "name": ""}
+    if is_installed("onnxruntime"):
+        try:
+            import onnxruntime
+
+            found["onnxruntime"] = "CUDAExecutionProvider" in onnxruntime.get_available_providers()
+        except Exception:  # noqa: BLE001 - a broken install reports no CUDA
+            pass
+    if is_installed("torch"):
+        try:
+            import torch
+
+            found["torch"] = bool(torch.cuda.is_available())
+            if found["torch"]:
+                found["name"] = torch.cuda.get_device_name(0)
+        except Exception:  # noqa: BLE001
+            pass
+    _CUDA.clear()
+    _CUDA.update(found)
+    return dict(found)
+
+
+def available_devices():
+    """Devices to offer: ``["cpu"]``, plus ``"cuda"`` when onnxruntime or torch reports one."""
+    support = cuda_support()
+    return ["cpu"] + (["cuda"] if support["onnxruntime"] or support["torch"] else [])
+
+
+def normalise_device(value):
+    """``"cpu"`` or ``"cuda"`` from a setting value (name, label or index); unknown -> ``"cpu"``."""
+    text = str(value or "").strip().lower()
+    if text in ("1", "cuda", DEVICES["cuda"].lower()) or text.startswith("cuda"):
+        return "cuda"
+    return "cpu"
+
+
+def _env_threads():
+    try:
+        return max(0, int(os.environ.get(THREADS_SETTING, "0") or 0))
+    except ValueError:
+        return 0
+
+
+class ComputeRun:
+    """Device and threads of one run, and what the model loaders used (``used``: library -> text)."""
+
+    def __init__(self, device=None, threads=None):
+        self.requested = normalise_device(os.environ.get(DEVICE_SETTING) if device is None else device)
+        self.threads = _env_threads() if threads is None else max(0, int(threads or 0))
+        self.used = {}
+        self._torch_threads = None
+
+    @property
+    def cuda_wanted(self):
+        return self.requested == "cuda"
+
+    def fallback_message(self):
+        """Why CUDA is not used although chosen, or ``""``."""
+        if not self.cuda_wanted:
+            return ""
+        support = cuda_support()
+        if support["onnxruntime"] or support["torch"]:
+            return ""
+        return ("The compute device is set to CUDA, but neither onnxruntime nor torch reports a CUDA device "
+                "here: running on the CPU.")
+
+    def summary(self):
+        """One line: the device(s) actually used, e.g. ``onnxruntime: CPUExecutionProvider``."""
+        if not self.used:
+            return "CPU (numpy; no neural network in this run)"
+        return "; ".join(f"{lib}: {what}" for lib, what in sorted(self.used.items()))
+
+
+_CURRENT = contextvars.ContextVar("oremap_compute_run", default=None)
+
+
+@contextlib.contextmanager
+def session(device=None, threads=None):
+    """Run the block with this device and thread count; yields the :class:`ComputeRun`.
+
+    torch's thread count, if this session changed it, is restored at the end.
+    """
+    run = ComputeRun(device, threads)
+    token = _CURRENT.set(run)
+    try:
+        yield run
+    finally:
+        _CURRENT.reset(token)
+        if run._torch_threads is not None:
+            import torch
+
+            torch.set_num_threads(run._torch_threads)
+
+
+def current():
+    """The run in progress, or one from the environment variables outside a session."""
+    run = _CURRENT.get()
+    return run if run is not None else ComputeRun()
+
+
+def note(library, what):
+    """Record what ``library`` runs on in the current session (no-op outside one)."""
+    run = _CURRENT.get()
+    if run is not None:
+        run.used[library] = what
+
+
+def onnx_providers():
+    """onnxruntime execution providers for the current run: CUDA first when chosen and available."""
+    if current().cuda_wanted and cuda_support()["onnxruntime"]:
+        return ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    return ["CPUExecutionProvider"]
+
+
+def onnx_threads(threads=None):
+    """``threads`` if given (> 0), else the run's thread count; ``None`` = onnxruntime's default."""
+    return int(threads) if threads else (current().threads or None)
+
+
+def use_torch(torch):
+    """Apply the run's thread count to torch (once per session) and record the device torch uses.
+
+    OreMap trains on the CPU: torch's device is always ``cpu`` in this version, and the log says
+    so when CUDA was chosen. Returns ``torch.device("cpu")``.
+    """
+    run = _CURRENT.get()
+    if run is not None and run.threads and run._torch_threads is None:
+        run._torch_threads = torch.get_num_threads()
+        torch.set_num_threads(run.threads)
+    extra = " (OreMap trains on the CPU; CUDA serves inference only)" if run is not None and run.cuda_wanted else ""
+    note("torch", f"cpu{extra}")
+    return torch.device("cpu")

@@ -1,0 +1,310 @@
+"""Mine patch classifier (core/mine_classifier.py, oremap:train_mine_classifier).
+
+Patches come from test/s2_scene.py: real BigEarthNet Sentinel-2 backgrounds (negatives) and the same kind of
+backgrounds with synthetic mines painted from USGS spectra (positives).
+"""
+
+import os
+
+import numpy as np
+import pytest
+import rasterio
+
+from oremap.core import mine_classifier as mc
+from oremap.core.errors import OreMapError
+from oremap.core.model_format import OnnxModel, read_model_info
+from oremap.core.sentinel2 import INDEX_NAMES, S2_BANDS, compute_indices
+
+
+@pytest.fixture(scope="module")
+def patch_data(tmp_path_factory):
+    from s2_scene import make_patches
+
+    folder = tmp_path_factory.mktemp("mine_patches")
+    csv_path = make_patches(str(folder), 30, 30, size=64, seed=11)
+    return csv_path, mc.load_patch_folder(csv_path, keep_patches=True)
+
+
+@pytest.fixture(scope="module")
+def trained(patch_data, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("mine_model")
+    _, ps = patch_data
+    result = mc.train_mine_classifier(ps, "hgb", n_folds=3, inner_folds=3, seed=0,
+                                      model_path=str(folder / "mines.onnx"), report_path=str(folder / "mines.html"))
+    return result
+
+
+# ---------------------------------------------------------------------------
+# Features
+# ---------------------------------------------------------------------------
+
+
+def test_patch_features_against_numpy():
+    rng = np.random.default_rng(4)
+    patch = rng.uniform(0.02, 0.5, (9, 7, 12)).astype(np.float32)
+    patch[0, :3] = np.nan  # nodata pixels
+    patch[1, 1, 3] = np.nan  # one band missing: the whole pixel is nodata
+    feats = mc.patch_features(patch)[0]
+    names = mc.feature_names()
+    assert feats.shape == (len(names),) == (len(S2_BANDS + INDEX_NAMES) * len(mc.STATS) + len(mc.THRESHOLD_RULES),)
+    pixels = patch.reshape(-1, 12).astype(np.float64)
+    pixels = pixels[np.isfinite(pixels).all(axis=1)]
+    assert pixels.shape[0] == 63 - 4
+    idx, _ = compute_indices(pixels, S2_BANDS)
+    channels = np.concatenate([pixels, idx.astype(np.float64)], axis=1)
+    for j, channel in enumerate(S2_BANDS + INDEX_NAMES):
+        v = channels[:, j]
+        expected = [v.mean(), v.std(), *np.percentile(v, [2, 10, 50, 90, 98])]
+        got = [feats[names.index(f"{channel}_{s}")] for s in mc.STATS]
+        np.testing.assert_allclose(got, expected, rtol=2e-5, atol=1e-6)
+    col = dict(zip(INDEX_NAMES, idx.T))
+    bare = (col["BSI"] > 0.1) & (col["NDVI"] < 0.2)
+    assert feats[names.index("frac_BSI_gt_0.1")] == pytest.approx((col["BSI"] > 0.1).mean())
+    assert feats[names.index("frac_bare")] == pytest.approx(bare.mean())
+    assert feats[names.index("frac_NBR_lt_0")] == pytest.approx((col["NBR"] < 0).mean())
+    assert feats[names.index("frac_bare_IRON_OXIDE_gt_1.5")] == pytest.approx((bare & (col["IRON_OXIDE"] > 1.5)).mean())
+    assert np.isnan(mc.patch_features(np.full((4, 4, 12), np.nan, np.float32))[0]).all()
+
+
+def test_mine_patches_differ_from_their_backgrounds(patch_data):
+    _, ps = patch_data
+    assert ps.n_positive == 30 and ps.n_negative == 30 and ps.patches.shape == (60, 64, 64, 12)
+    assert ps.centres is not None and len(set(ps.crs_keys)) == 3  # UTM 29, 33 and 35 backgrounds
+    bare = ps.features[:, mc.feature_names().index("frac_bare")]
+    assert np.median(bare[ps.labels == 1]) > 3 * np.median(bare[ps.labels == 0])
+
+
+# ---------------------------------------------------------------------------
+# Folds and thresholds
+# ---------------------------------------------------------------------------
+
+
+def test_spatial_groups_and_grouped_folds():
+    centres = np.array([[100.0, 100.0], [900.0, 200.0], [1500.0, 100.0], [100.0, 100.0], [1999.0, 1999.0]])
+    groups = mc.spatial_groups(centres, ["EPSG:1", "EPSG:1", "EPSG:1", "EPSG:2", "EPSG:1"], 1000.0)
+    # blocks (0,0) (0,0) (1,0) | other CRS | (1,1)
+    assert groups[0] == groups[1] and len(set(groups.tolist())) == 4
+    rng = np.random.default_rng(0)
+    y = np.tile([0, 1], 40)
+    g = rng.integers(0, 10, y.size)
+    for train, test in mc.make_folds(y, g, 4, seed=3):
+        assert not set(g[train]) & set(g[test])
+        assert 0 < y[test].sum() < test.size
+    # F1 = 1 for every threshold in (0.3, 0.6]: the middle of the grid values 0.31 ... 0.60
+    assert mc.tune_threshold([0, 0, 1, 1], [0.1, 0.3, 0.6, 0.9]) in (0.45, 0.46)
+    m = mc.binary_metrics([0, 0, 1, 1, 1], [0, 1, 1, 1, 0])
+    assert m["confusion_matrix"] == [[1, 1], [1, 2]] and m["precision"] == pytest.approx(2 / 3)
+    assert m["recall"] == pytest.approx(2 / 3) and m["f1"] == pytest.approx(2 / 3) and m["accuracy"] == 0.6
+
+
+class _IdModel:
+    """A 'model' whose probability is the sample id / 1000 (column 0): it shows which samples a step sees."""
+
+    needs_patches = False
+
+    def fit(self, X, y):
+        return self
+
+    def predict_proba(self, X):
+        return np.asarray(X)[:, 0]
+
+
+def test_threshold_is_never_tuned_on_the_reported_fold(monkeypatch):
+    calls = []
+    real = mc.tune_threshold
+
+    def spy(y, p):
+        calls.append(np.rint(np.asarray(p) * 1000).astype(int))
+        return real(y, p)
+
+    monkeypatch.setattr(mc, "tune_threshold", spy)
+    n = 90
+    rng = np.random.default_rng(1)
+    y = (rng.random(n) < 0.4).astype(int)
+    X = (np.arange(n) / 1000.0)[:, None]
+    groups = rng.integers(0, 12, n)
+    cv = mc.cross_validate(X, y, groups, lambda fold=0: _IdModel(), n_folds=4, inner_folds=3, seed=5)
+    assert len(cv["folds"]) == 4 and len(calls) == 5  # one tuning per outer fold, one for the final model
+    for fold, seen in zip(cv["folds"], calls[:4]):
+        assert not set(seen) & set(fold["test"].tolist())  # never the held-out fold
+        assert sorted(seen.tolist()) == fold["train"].tolist()  # exactly the training folds (out of fold)
+        assert not set(groups[fold["train"]]) & set(groups[fold["test"]])
+    assert sorted(calls[4].tolist()) == list(range(n))  # the saved model's threshold: all held-out predictions
+    # every reported prediction uses its own fold's threshold
+    for fold in cv["folds"]:
+        np.testing.assert_array_equal(cv["pred"][fold["test"]], (cv["proba"][fold["test"]] >= fold["threshold"]))
+    assert cv["metrics"] == mc.binary_metrics(y, cv["pred"])
+
+
+# ---------------------------------------------------------------------------
+# Gradient boosting: held-out quality, ONNX, metadata, report
+# ---------------------------------------------------------------------------
+
+
+def test_hgb_reaches_a_useful_f1_on_spatially_grouped_held_out_folds(trained, patch_data):
+    _, ps = patch_data
+    cv, m = trained["cv"], trained["metrics"]
+    assert cv["grouped"] and cv["n_folds"] == 3
+    assert sum(map(sum, m["confusion_matrix"])) == 60
+    # real backgrounds against synthetic mines of 70-640 m (small quarries included)
+    assert m["f1"] >= 0.8 and m["precision"] >= 0.75 and m["recall"] >= 0.8 and m["accuracy"] >= 0.8
+    assert all(0.0 < d["threshold"] < 1.0 for d in cv["folds"])
+    assert 0.0 < trained["threshold"] < 1.0
+
+
+def test_hgb_onnx_matches_sklearn_and_carries_its_metadata(trained, patch_data):
+    _, ps = patch_data
+    path = trained["model_path"]
+    model = OnnxModel(path)
+    onnx_p = model.run(ps.features)
+    np.testing.assert_allclose(onnx_p[:, 1], trained["model"].predict_proba(ps.features), atol=2e-6)
+    np.testing.assert_allclose(onnx_p.sum(axis=1), 1.0, atol=1e-6)
+    info = read_model_info(path)
+    meta = info.extra["mine_classifier"]
+    assert info.task == mc.TASK and info.class_names == ["No mine", "Mine"]
+    assert meta["bands"] == S2_BANDS and meta["patch_size"] == [64, 64]
+    assert meta["threshold"] == pytest.approx(trained["threshold"])
+    assert meta["features"]["names"] == mc.feature_names() == info.band_names
+    assert info.training["metrics"]["f1"] == pytest.approx(trained["metrics"]["f1"])
+    p, threshold = mc.predict_proba(path, ps.patches[:5])
+    np.testing.assert_allclose(p, onnx_p[:5, 1], atol=1e-6)
+    assert threshold == pytest.approx(trained["threshold"])
+    html = open(trained["report_path"], encoding="utf-8").read()
+    assert html.count("<svg") >= 2 and "Threshold curve" in html and "nested" in html
+
+
+# ---------------------------------------------------------------------------
+# CNN
+# ---------------------------------------------------------------------------
+
+
+def test_cnn_is_deterministic_and_its_onnx_matches_torch(patch_data, tmp_path):
+    _, ps = patch_data
+    pick = np.r_[np.flatnonzero(ps.labels == 1)[:8], np.flatnonzero(ps.labels == 0)[:8]]
+    X, y = ps.patches[pick][:, :32, :32], ps.labels[pick]
+    a = mc.CNNPatchModel(seed=3, epochs=3, width=4).fit(X, y)
+    b = mc.CNNPatchModel(seed=3, epochs=3, width=4).fit(X, y)
+    pa, pb = a.predict_proba(X), b.predict_proba(X)
+    np.testing.assert_array_equal(pa, pb)
+    import onnxruntime
+
+    session = onnxruntime.InferenceSession(a.onnx_model((32, 32)), providers=["CPUExecutionProvider"])
+    nan_patch = X.copy()
+    nan_patch[0, :4, :4] = np.nan  # nodata pixels are zeroed after standardisation, in both
+    out = session.run(None, {mc.INPUT_PATCHES: np.moveaxis(nan_patch, -1, 1).astype(np.float32)})[0]
+    np.testing.assert_allclose(out[:, 1], a.predict_proba(nan_patch), atol=1e-5)
+    assert np.isfinite(out).all()
+
+
+def test_cnn_training_writes_a_window_model(patch_data, tmp_path):
+    _, full = patch_data
+    pick = np.r_[np.flatnonzero(full.labels == 1)[:12], np.flatnonzero(full.labels == 0)[:12]]
+    crops = full.patches[pick][:, 16:48, 16:48]
+    ps = mc.PatchSet(features=mc.patch_features(crops), labels=full.labels[pick], names=[full.names[i] for i in pick],
+                     patches=crops, centres=full.centres[pick], crs_keys=[full.crs_keys[i] for i in pick],
+                     pixel_size=10.0, patch_shape=(32, 32))
+    result = mc.train_mine_classifier(ps, "cnn", n_folds=2, inner_folds=2, seed=1,
+                                      cnn_options={"epochs": 2, "width": 4},
+                                      model_path=str(tmp_path / "cnn.onnx"))
+    info = read_model_info(str(tmp_path / "cnn.onnx"))
+    assert info.input == {"name": "patches", "window": 32, "n_bands": 12}
+    assert info.extra["mine_classifier"]["classifier"] == "cnn"
+    p, threshold = mc.predict_proba(str(tmp_path / "cnn.onnx"), crops[:6])
+    np.testing.assert_allclose(p, result["model"].predict_proba(crops[:6]), atol=1e-5)
+    assert threshold == pytest.approx(result["threshold"])
+    assert sum(map(sum, result["metrics"]["confusion_matrix"])) == 24
+
+
+# ---------------------------------------------------------------------------
+# Raster + polygons
+# ---------------------------------------------------------------------------
+
+
+def test_patches_from_a_raster_are_labelled_by_polygon_overlap(tmp_path):
+    from s2_scene import make_scene
+
+    scene = make_scene(str(tmp_path), seed=8, size=(240, 240))
+    geoms = mc.read_polygons(scene["mines"])
+    ps = mc.patches_from_raster(scene["raster"], geoms, patch_size=40, min_overlap=0.02)
+    fraction = scene["fraction"]  # covered share of each pixel (2 m sub-pixels), computed by the generator
+    labelled = {}
+    for name, label in zip(ps.names, ps.labels):
+        r, c = (int(v[3:]) for v in name.split("_"))
+        labelled[(r, c)] = (label, fraction[r:r + 40, c:c + 40].mean())
+    assert len(labelled) + 0 <= 36
+    for (r, c), (label, share) in labelled.items():
+        assert (share >= 0.02 - 0.003) if label else (share < 0.002)
+    for r in range(0, 201, 40):
+        for c in range(0, 201, 40):
+            share = fraction[r:r + 40, c:c + 40].mean()
+            if share >= 0.025 or share == 0:
+                assert (r, c) in labelled  # clear cases are never left out
+    assert ps.n_positive >= 4 and ps.n_negative >= 4 and ps.patch_shape == (40, 40)
+    with pytest.raises(OreMapError) as err:
+        mc.patches_from_raster(scene["raster"], [], patch_size=40)
+    assert err.value.parameter == "polygons"
+
+
+def test_label_table_errors(tmp_path):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("image,cls\na.tif,1\n")
+    with pytest.raises(OreMapError, match="file column and a label column"):
+        mc.read_label_table(str(bad))
+    table = tmp_path / "labels.csv"
+    table.write_text("file,label\na.tif,maybe\n")
+    with pytest.raises(OreMapError, match="Row 2"):
+        mc.read_label_table(str(table))
+    table.write_text("file,label\na.tif,mine\nb,0\n")
+    assert mc.read_label_table(str(table)) == [("a.tif", 1), ("b", 0)]
+    with pytest.raises(OreMapError, match="not in"):
+        mc.load_patch_folder(str(table))
+
+
+# ---------------------------------------------------------------------------
+# The algorithm
+# ---------------------------------------------------------------------------
+
+
+def test_algorithm_from_a_label_table_matches_the_core(run_alg, patch_data, tmp_path):
+    import csv
+
+    csv_path, _ = patch_data
+    rows = list(csv.reader(open(csv_path, encoding="utf-8")))
+    table = tmp_path / "subset.csv"  # 24 of the patches, in their own folder
+    with open(table, "w", newline="", encoding="utf-8") as handle:
+        csv.writer(handle).writerows([rows[0]] + rows[1:25])
+    folder = os.path.dirname(csv_path)
+    expected = mc.train_mine_classifier(mc.load_patch_folder(str(table), folder), "hgb", n_folds=2, inner_folds=2,
+                                        seed=4)
+    result = run_alg("train_mine_classifier", {
+        "LABELS": str(table), "PATCH_FOLDER": folder, "CLASSIFIER": 0, "FOLDS": 2, "INNER_FOLDS": 2, "SEED": 4,
+        "OUTPUT_MODEL": str(tmp_path / "m.onnx"), "OUTPUT_REPORT": str(tmp_path / "m.html")})
+    m = expected["metrics"]
+    assert result["F1"] == pytest.approx(m["f1"]) and result["PRECISION"] == pytest.approx(m["precision"])
+    assert result["RECALL"] == pytest.approx(m["recall"]) and result["THRESHOLD"] == pytest.approx(expected["threshold"])
+    assert read_model_info(result["OUTPUT_MODEL"]).extra["mine_classifier"]["threshold"] == result["THRESHOLD"]
+    assert os.path.getsize(result["OUTPUT_REPORT"]) > 2000
+
+
+def test_algorithm_from_a_raster_and_polygons(run_alg, tmp_path):
+    from qgis.core import QgsProcessingException
+
+    from s2_scene import make_scene
+
+    scene = make_scene(str(tmp_path), seed=2, size=(240, 240))
+    result = run_alg("train_mine_classifier", {
+        "INPUT": scene["raster"], "POLYGONS": scene["mines"], "PATCH_SIZE": 40, "MIN_OVERLAP": 0.02, "FOLDS": 2,
+        "INNER_FOLDS": 2, "OUTPUT_MODEL": str(tmp_path / "r.onnx"), "OUTPUT_REPORT": str(tmp_path / "r.html")})
+    info = read_model_info(result["OUTPUT_MODEL"])
+    assert info.training["n_samples"] >= 20 and info.extra["mine_classifier"]["patch_size"] == [40, 40]
+    assert 0.0 <= result["F1"] <= 1.0
+    message = ""
+    try:
+        run_alg("train_mine_classifier", {"INPUT": scene["raster"], "OUTPUT_MODEL": str(tmp_path / "x.onnx"),
+                                          "OUTPUT_REPORT": str(tmp_path / "x.html")})
+    except QgsProcessingException as exc:
+        message = str(exc)
+    assert "POLYGONS" in message
+    assert not os.path.exists(str(tmp_path / "x.onnx"))
+    with rasterio.open(scene["raster"]) as ds:
+        assert ds.count == 12

@@ -1,0 +1,197 @@
+"""Screenshot tests, checked by pixel statistics: the model library dock, a class map with its colours and
+a graduated vector output, each rendered offscreen."""
+
+import os
+
+import numpy as np
+import pytest
+
+from conftest import DATA, USGS_LIBRARY
+
+JASPER = os.path.join(DATA, "jasper_ridge_40x40.tif")  # real AVIRIS, 40 x 40, north-up pixel grid
+
+
+def image_array(image):
+    """A QImage as an (h, w, 3) uint8 array."""
+    from qgis.PyQt.QtGui import QImage
+
+    image = image.convertToFormat(QImage.Format_RGB888)
+    ptr = image.constBits()
+    ptr.setsize(image.byteCount())
+    rows = np.frombuffer(ptr, np.uint8).reshape(image.height(), image.bytesPerLine())
+    return rows[:, :image.width() * 3].reshape(image.height(), image.width(), 3).copy()
+
+
+def render(layer, width, height, extent=None):
+    """Render one layer on white at ``width`` x ``height`` pixels; returns the array."""
+    from qgis.core import QgsMapRendererCustomPainterJob, QgsMapSettings
+    from qgis.PyQt.QtCore import QSize
+    from qgis.PyQt.QtGui import QColor, QImage, QPainter
+
+    settings = QgsMapSettings()
+    settings.setLayers([layer])
+    settings.setDestinationCrs(layer.crs())
+    settings.setExtent(extent or layer.extent())
+    settings.setOutputSize(QSize(width, height))
+    settings.setBackgroundColor(QColor("white"))
+    image = QImage(QSize(width, height), QImage.Format_ARGB32)
+    image.fill(QColor("white"))
+    painter = QPainter(image)
+    job = QgsMapRendererCustomPainterJob(settings, painter)
+    job.start()
+    job.waitForFinished()
+    painter.end()
+    return image_array(image)
+
+
+def colour_of(hex_colour):
+    return tuple(int(hex_colour[i:i + 2], 16) for i in (1, 3, 5))
+
+
+def test_class_map_renders_its_class_colours_in_the_right_amounts(run_alg, tmp_path):
+    import rasterio
+    from qgis.core import QgsRasterLayer
+
+    out = run_alg("sam_classify", {"INPUT": JASPER, "LIBRARY": USGS_LIBRARY,
+                                   "SPECTRA": "Kaolinite CM9; Goethite WS222; Lawn_Grass GDS91",
+                                   "OUTPUT_CLASSES": str(tmp_path / "classes.tif")})["OUTPUT_CLASSES"]
+    with rasterio.open(out) as ds:
+        codes = ds.read(1)
+        legend = {int(k): v for k, v in ds.colormap(1).items()}
+    layer = QgsRasterLayer(out, "classes", "gdal")  # loads classes.qml, the style written by the run
+    try:
+        assert layer.renderer().type() == "paletted"
+        names = {c.value: c.label for c in layer.renderer().classes()}
+        colours = {c.value: c.color.getRgb()[:3] for c in layer.renderer().classes()}
+        scale = 4  # each raster cell -> 4 x 4 screen pixels
+        pixels = render(layer, codes.shape[1] * scale, codes.shape[0] * scale)
+    finally:
+        del layer
+    assert names[1].startswith("Kaolinite") and names[2].startswith("Goethite")
+    present = np.unique(codes)
+    assert len(present) >= 2  # the check below compares at least two classes
+    flat = pixels.reshape(-1, 3)
+    for value in present:
+        expected = int((codes == value).sum()) * scale * scale
+        rgb = colours[int(value)]
+        got = int(np.all(flat == rgb, axis=1).sum())
+        assert got == expected, (names.get(int(value)), got, expected)
+        assert rgb == tuple(legend[int(value)][:3])  # the same colours as the GeoTIFF's own colour table
+
+
+def _cells_gpkg(path, probabilities, size=10.0):
+    """A row of square cells (EPSG:32750) with a probability each, written with OGR."""
+    from osgeo import ogr, osr
+
+    driver = ogr.GetDriverByName("GPKG")
+    ds = driver.CreateDataSource(path)
+    srs = osr.SpatialReference()
+    srs.ImportFromEPSG(32750)
+    lyr = ds.CreateLayer("cells", srs, ogr.wkbPolygon)
+    lyr.CreateField(ogr.FieldDefn("probability", ogr.OFTReal))
+    for i, p in enumerate(probabilities):
+        x0 = i * size
+        feature = ogr.Feature(lyr.GetLayerDefn())
+        feature.SetField("probability", float(p))
+        feature.SetGeometry(ogr.CreateGeometryFromWkt(
+            f"POLYGON(({x0} 0,{x0 + size} 0,{x0 + size} {size},{x0} {size},{x0} 0))"))
+        lyr.CreateFeature(feature)
+        feature = None
+    ds = None
+
+
+GRADUATED = {"kind": "graduated", "field": "probability", "ramp": "Magma", "min": 0.0, "max": 1.0, "classes": 5,
+             "geometry": "Polygon"}
+
+
+def test_graduated_vector_style_renders_one_colour_per_class(tmp_path, qgis_app):
+    from qgis.core import QgsRectangle, QgsStyle, QgsVectorLayer
+
+    from oremap.algorithms import styles
+
+    probabilities = [0.05, 0.15, 0.3, 0.5, 0.7, 0.95, 0.99]  # classes 0, 0, 1, 2, 3, 4, 4
+    path = str(tmp_path / "cells.gpkg")
+    _cells_gpkg(path, probabilities)
+    qml = styles.write_style(path, GRADUATED)
+    assert qml == str(tmp_path / "cells.qml")
+    layer = QgsVectorLayer(path, "cells", "ogr")  # the .qml beside it is its default style
+    try:
+        renderer = layer.renderer()
+        assert renderer.type() == "graduatedSymbol" and renderer.classAttribute() == "probability"
+        assert [(r.lowerValue(), r.upperValue()) for r in renderer.ranges()] == pytest.approx(
+            [(0.0, 0.2), (0.2, 0.4), (0.4, 0.6), (0.6, 0.8), (0.8, 1.0)])
+        pixels = render(layer, 70 * 4, 10 * 4, QgsRectangle(0, 0, 70, 10))
+    finally:
+        del layer
+    centres = [tuple(int(v) for v in pixels[20, 20 + 40 * i]) for i in range(len(probabilities))]
+    ramp = QgsStyle.defaultStyle().colorRamp("Magma")
+    for p, got in zip(probabilities, centres):
+        k = min(int(p / 0.2), 4)
+        colour = ramp.color((k + 0.5) / 5)
+        expected = [0.85 * c + 0.15 * 255 for c in (colour.red(), colour.green(), colour.blue())]  # 85 % opaque
+        assert got == pytest.approx(expected, abs=2), (p, got, expected)
+    assert centres[0] == centres[1] and centres[5] == centres[6]
+    luminance = [0.299 * r + 0.587 * g + 0.114 * b for r, g, b in centres[1:6]]
+    assert all(b > a + 10 for a, b in zip(luminance, luminance[1:]))  # magma: dark (unlikely) to bright
+
+
+def test_temporary_vector_output_gets_the_style_when_loaded(processing_provider, tmp_path):
+    """A memory-layer output (no file to put a .qml beside) is styled by the post-processor."""
+    from qgis.core import (
+        QgsFeature,
+        QgsField,
+        QgsGeometry,
+        QgsProcessingContext,
+        QgsProcessingFeedback,
+        QgsProject,
+        QgsVectorLayer,
+    )
+    from qgis.PyQt.QtCore import QVariant
+
+    alg = next(a for a in processing_provider.algorithms() if a.name() == "prospectivity_map").create()
+    layer = QgsVectorLayer("Polygon?crs=EPSG:32750", "cells", "memory")
+    layer.dataProvider().addAttributes([QgsField("probability", QVariant.Double)])
+    layer.updateFields()
+    feature = QgsFeature(layer.fields())
+    feature.setGeometry(QgsGeometry.fromWkt("POLYGON((0 0,1 0,1 1,0 1,0 0))"))
+    feature.setAttributes([0.5])
+    layer.dataProvider().addFeature(feature)
+    context = QgsProcessingContext()
+    context.setProject(QgsProject.instance())
+    context.temporaryLayerStore().addMapLayer(layer)
+    layer_id = layer.id()
+    context.addLayerToLoadOnCompletion(layer_id, QgsProcessingContext.LayerDetails("cells", QgsProject.instance()))
+    alg.style_output(context, layer_id, GRADUATED)
+    processor = context.layerToLoadOnCompletionDetails(layer_id).postProcessor()
+    assert processor is not None and processor.qml is None
+    processor.postProcessLayer(layer, context, QgsProcessingFeedback())
+    assert layer.renderer().type() == "graduatedSymbol" and len(layer.renderer().ranges()) == 5
+    del layer, processor, context
+
+
+def test_model_library_dock_screenshot_shows_the_class_colours(processing_provider, tmp_path):
+    from oremap.core.bundled import MODELS_DIR
+    from oremap.core.model_format import read_model_info
+    from oremap.processing_provider import settings
+    from oremap.ui.model_library import ModelLibraryDock
+
+    before = settings.raw_value(settings.MODEL_FOLDER_SETTING)
+    settings.set_value(settings.MODEL_FOLDER_SETTING, str(tmp_path))
+    dock = ModelLibraryDock()
+    try:
+        dock.resize(460, 1500)
+        dock.splitter.setSizes([150, 1250])
+        dock.select(os.path.join(MODELS_DIR, "usgs_minerals_cnn.onnx"))
+        image = dock.grab().toImage()
+        image.save(str(tmp_path / "dock.png"))
+        pixels = image_array(image).reshape(-1, 3)
+    finally:
+        dock.deleteLater()
+        del dock
+        settings.set_value(settings.MODEL_FOLDER_SETTING, before)
+    info = read_model_info(os.path.join(MODELS_DIR, "usgs_minerals_cnn.onnx"))
+    counts = {c["name"]: int(np.all(pixels == colour_of(c["color"]), axis=1).sum()) for c in info.classes}
+    assert all(n >= 40 for n in counts.values()), sorted(counts.items(), key=lambda kv: kv[1])[:4]
+    # a drawn panel, not a blank one: many distinct colours, mostly light background
+    assert len(np.unique(pixels, axis=0)) > 60
+    assert (pixels.mean(axis=1) > 200).mean() > 0.5

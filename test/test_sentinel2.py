@@ -1,0 +1,395 @@
+"""Sentinel-2 input (core/sentinel2.py) on the real BigEarthNet patches, spectral indices, the mine fixture
+generator (test/s2_scene.py) and oremap:s2_indices.
+
+BigEarthNet (Sumbul et al. 2019), CDLA-Permissive-1.0; contains modified Copernicus Sentinel data 2017-2018.
+The patches are read from SHARED_DATA, never copied.
+"""
+
+import glob
+import os
+import shutil
+
+import numpy as np
+import pytest
+import rasterio
+from affine import Affine
+from rasterio.crs import CRS
+
+from conftest import SHARED_DATA
+from oremap.core.errors import OreMapError
+from oremap.core.sentinel2 import (
+    INDEX_NAMES,
+    S2_BANDS,
+    compute_indices,
+    convolve_to_s2,
+    normalise_band_name,
+    open_sentinel2,
+    reflectance,
+)
+
+BEN = os.path.join(SHARED_DATA, "sentinel2", "BigEarthNet-S2-Example")
+PATCH = os.path.join(BEN, "S2A_MSIL2A_20170613T101031_87_48")
+
+
+def band_file(folder, band):
+    return glob.glob(os.path.join(folder, f"*_{band}.tif"))[0]
+
+
+def read_band(folder, band):
+    with rasterio.open(band_file(folder, band)) as ds:
+        return ds.read(1).astype(np.float64), ds.transform
+
+
+def bilinear_upsample(src, factor):
+    """Independent bilinear interpolation at the centres of a grid ``factor`` times finer (edges clamped)."""
+    n_rows, n_cols = src.shape
+
+    def axis(n_src):
+        x = (np.arange(n_src * factor) + 0.5) / factor - 0.5
+        x = np.clip(x, 0, n_src - 1)
+        i0 = np.floor(x).astype(int)
+        i1 = np.minimum(i0 + 1, n_src - 1)
+        return i0, i1, x - i0
+
+    r0, r1, wr = axis(n_rows)
+    c0, c1, wc = axis(n_cols)
+    rows = src[r0] * (1 - wr)[:, None] + src[r1] * wr[:, None]
+    return rows[:, c0] * (1 - wc)[None, :] + rows[:, c1] * wc[None, :]
+
+
+def write_stack(path, data, descriptions=None, tags=None, band_tags=None, dtype="uint16", nodata=None):
+    """A small multi-band GeoTIFF (UTM 33N, 10 m)."""
+    data = np.asarray(data)
+    with rasterio.open(path, "w", driver="GTiff", width=data.shape[2], height=data.shape[1], count=data.shape[0],
+                       dtype=dtype, crs=CRS.from_epsg(32633), transform=Affine(10, 0, 400000, 0, -10, 5300000),
+                       nodata=nodata) as dst:
+        dst.write(data.astype(dtype))
+        for i in range(data.shape[0]):
+            if descriptions:
+                dst.set_band_description(i + 1, descriptions[i])
+            if band_tags:
+                dst.update_tags(i + 1, **band_tags[i])
+        if tags:
+            dst.update_tags(**tags)
+    return str(path)
+
+
+# ---------------------------------------------------------------------------
+# Folders of per-band files (real BigEarthNet patches)
+# ---------------------------------------------------------------------------
+
+
+def test_folder_is_stacked_on_the_10m_grid_without_writing_into_it():
+    before = sorted(os.listdir(PATCH))
+    s2 = open_sentinel2(PATCH)
+    try:
+        assert s2.bands == S2_BANDS
+        assert [s2.band_index(b) for b in ("B2", "B04", "b8a", "Band 12")] == [2, 4, 9, 12]
+        assert (s2.width, s2.height) == (120, 120)
+        _, t10 = read_band(PATCH, "B02")
+        assert s2.transform == t10 and s2.crs.to_epsg() == 32633
+        assert s2.path.endswith(".vrt") and os.path.dirname(s2.path) == s2.temp_dir
+        assert sorted(s2.resampled) == sorted(["B1", "B5", "B6", "B7", "B8A", "B9", "B11", "B12"])
+        assert any("resampled bilinearly" in n for n in s2.notes)
+        with rasterio.open(s2.path) as ds:
+            stack = ds.read().astype(np.float64)
+            assert list(ds.descriptions) == S2_BANDS
+        # 10 m bands pass through unchanged
+        for band in ("B02", "B03", "B04", "B08"):
+            raw, _ = read_band(PATCH, band)
+            np.testing.assert_array_equal(stack[s2.band_index(band) - 1], raw)
+    finally:
+        s2.close()
+    assert not os.path.exists(s2.path)  # the temporary VRT is removed
+    assert sorted(os.listdir(PATCH)) == before  # nothing written next to the shared data
+
+
+@pytest.mark.parametrize("band,factor", [("B05", 2), ("B11", 2), ("B01", 6)])
+def test_coarse_bands_are_bilinear_on_the_10m_grid(band, factor):
+    src, t_src = read_band(PATCH, band)
+    with open_sentinel2(PATCH) as s2:
+        with rasterio.open(s2.path) as ds:
+            up = ds.read(s2.band_index(band)).astype(np.float64)
+    assert abs(t_src.a) == 10 * factor
+    expected = bilinear_upsample(src, factor)
+    inner = (slice(factor, -factor), slice(factor, -factor))
+    # GDAL resamples in the source type (uint16): values are rounded to whole DN
+    assert np.abs(up - expected)[inner].max() <= 0.5 + 1e-9
+    if factor == 2:
+        # each 20 m pixel's 2 x 2 block of 10 m pixels averages to [1/8, 3/4, 1/8] x [1/8, 3/4, 1/8] of the source
+        blocks = up.reshape(60, 2, 60, 2).mean(axis=(1, 3))
+        k = np.array([0.125, 0.75, 0.125])
+        pad = np.pad(src, 1, mode="edge")
+        smooth = sum(k[i] * k[j] * pad[i:i + 60, j:j + 60] for i in range(3) for j in range(3))
+        assert np.abs(blocks - smooth)[1:-1, 1:-1].max() <= 0.5 + 1e-9
+        assert np.corrcoef(blocks.ravel(), src.ravel())[0, 1] > 0.97
+
+
+def test_bigearthnet_dn_scaling_and_baseline_from_the_metadata_json():
+    with open_sentinel2(PATCH) as s2:
+        assert s2.scale == pytest.approx(1e-4) and s2.offset == 0.0
+        assert s2.baseline == "02.05"  # tile_source ..._N0205_...
+        refl = s2.read_reflectance(["B4"])[..., 0]
+    raw, _ = read_band(PATCH, "B04")
+    np.testing.assert_allclose(refl, raw / 10000.0, rtol=1e-6)
+    np.testing.assert_allclose(reflectance(np.array([0, 1234]), s2), [np.nan, 0.1234], rtol=1e-6)
+
+
+def test_folder_missing_bands_are_named(tmp_path):
+    for path in glob.glob(os.path.join(PATCH, "*.tif")):
+        if not path.endswith(("_B11.tif", "_B12.tif")):
+            shutil.copy(path, tmp_path)
+    with pytest.raises(OreMapError) as err:
+        open_sentinel2(str(tmp_path))
+    assert "B11" in err.value.message and "B12" in err.value.message and err.value.parameter == "raster"
+    with open_sentinel2(str(tmp_path), required=["B2", "B3", "B4", "B8"]) as s2:  # enough for NDVI/NDWI
+        assert "B11" not in s2.bands and s2.band_index("B8") == 8
+
+
+def test_product_baseline_04_in_the_folder_name_applies_the_offset(tmp_path):
+    folder = tmp_path / "S2B_MSIL2A_20220301T101029_N0400_R022_T33UUP_20220301T130000.SAFE"
+    folder.mkdir()
+    data = np.full((1, 4, 4), 2234, dtype=np.uint16)
+    for band in ("B02", "B03", "B04", "B08"):
+        write_stack(folder / f"T33UUP_20220301T101029_{band}_10m.tif", data)
+    with open_sentinel2(str(folder), required=["B2", "B3", "B4", "B8"]) as s2:
+        assert s2.baseline == "04.00" and s2.offset == pytest.approx(-0.1)
+        np.testing.assert_allclose(s2.read_reflectance(["B4"]), 0.1234, rtol=1e-5)
+
+
+# ---------------------------------------------------------------------------
+# Multi-band files
+# ---------------------------------------------------------------------------
+
+
+def test_processing_baseline_04_metadata_gives_the_minus_1000_offset(tmp_path):
+    dn = np.arange(1, 13, dtype=np.uint16)[:, None, None] * 100 + 1000  # DN 1100 ... 2200
+    dn = np.broadcast_to(dn, (12, 3, 3))
+    new = write_stack(tmp_path / "new.tif", dn, [f"B{b[1:]}" for b in S2_BANDS], tags={"PROCESSING_BASELINE": "04.00"})
+    old = write_stack(tmp_path / "old.tif", dn, S2_BANDS, tags={"PROCESSING_BASELINE": "03.01"})
+    item = write_stack(tmp_path / "item.tif", dn, S2_BANDS, tags={"BOA_ADD_OFFSET": "-1000"})
+    with open_sentinel2(new) as s2:
+        assert s2.baseline == "04.00" and s2.scale == pytest.approx(1e-4) and s2.offset == pytest.approx(-0.1)
+        refl = s2.read_reflectance()
+    np.testing.assert_allclose(refl[0, 0], (np.arange(1, 13) * 100) / 10000.0, rtol=1e-5)  # (DN - 1000) / 10000
+    with open_sentinel2(old) as s2:
+        assert s2.baseline == "03.01" and s2.offset == 0.0
+        np.testing.assert_allclose(s2.read_reflectance(["B1"])[0, 0, 0], 0.11, rtol=1e-6)
+    with open_sentinel2(item) as s2:
+        assert s2.offset == pytest.approx(-0.1)
+        assert np.allclose(reflectance(np.array([1100.0]), s2), 0.01)
+
+
+def test_float_reflectance_raster_keeps_scale_one(tmp_path):
+    data = np.random.default_rng(0).uniform(0.01, 0.6, (12, 8, 8)).astype(np.float32)
+    path = write_stack(tmp_path / "refl.tif", data, S2_BANDS, dtype="float32")
+    with open_sentinel2(path) as s2:
+        assert s2.scale == 1.0 and s2.offset == 0.0 and s2.nodata is None
+        np.testing.assert_allclose(np.moveaxis(s2.read_reflectance(), -1, 0), data, rtol=1e-6)
+
+
+def test_band_names_in_many_spellings_and_orders(tmp_path):
+    descriptions = ["B04", "Band 2 - Blue", "B8A", "B3", "red edge 1", "B06", "B7", "NIR", "Band 8A?", "B09",
+                    "B11, central wavelength 1610 nm", "swir22"]
+    # 'Band 8A?' duplicates B8A: refused, naming the duplicate
+    path = write_stack(tmp_path / "dup.tif", np.ones((12, 2, 2)), descriptions)
+    with pytest.raises(OreMapError, match="B8A"):
+        open_sentinel2(path)
+    descriptions[8] = "coastal"
+    path = write_stack(tmp_path / "mixed.tif", np.ones((12, 2, 2)), descriptions)
+    with open_sentinel2(path) as s2:
+        expected = {"B4": 1, "B2": 2, "B8A": 3, "B3": 4, "B5": 5, "B6": 6, "B7": 7, "B8": 8, "B1": 9, "B9": 10,
+                    "B11": 11, "B12": 12}
+        assert s2.band_numbers == expected
+        assert s2.bands == ["B4", "B2", "B8A", "B3", "B5", "B6", "B7", "B8", "B1", "B9", "B11", "B12"]
+    assert [normalise_band_name(t) for t in ("B08", "b8a", "Band 11", "B10", "S2 B12", "green", "x")] == \
+        ["B8", "B8A", "B11", "B10", "B12", "B3", None]
+
+
+def test_band_map_and_wavelength_metadata_and_missing_bands(tmp_path):
+    four = write_stack(tmp_path / "four.tif", np.ones((4, 2, 2)))
+    with pytest.raises(OreMapError) as err:
+        open_sentinel2(four)  # no names, 4 bands: nothing identified
+    assert all(b in err.value.message for b in S2_BANDS)
+    with open_sentinel2(four, band_map="B8=1, B4=2, B3=3, B2=4", required=["B2", "B3", "B4", "B8"]) as s2:
+        assert s2.band_index("B8") == 1 and s2.band_index("B2") == 4
+        with pytest.raises(OreMapError, match="B11"):
+            s2.band_index("B11")
+    with pytest.raises(OreMapError) as err:
+        open_sentinel2(four, band_map={"B4": 7})
+    assert err.value.parameter == "band_map"
+    with pytest.raises(OreMapError) as err:
+        open_sentinel2(four, band_map={"B4": 1}, required=["B4", "B8", "B11"])
+    assert "B8, B11" in err.value.message
+    tags = [{"wavelength": w, "wavelength_units": "nm"} for w in ("664.6", "832.8", "559.8", "492.4")]
+    wl = write_stack(tmp_path / "wl.tif", np.ones((4, 2, 2)), band_tags=tags)
+    with open_sentinel2(wl, required=["B2", "B3", "B4", "B8"]) as s2:
+        assert s2.band_numbers == {"B4": 1, "B8": 2, "B3": 3, "B2": 4}
+
+
+def test_unnamed_12_band_raster_is_taken_in_standard_order_with_a_warning(tmp_path):
+    from oremap.core.feedback import Feedback
+
+    class Recorder(Feedback):
+        def __init__(self):
+            self.warnings = []
+
+        def warning(self, message):
+            self.warnings.append(message)
+
+    plain = write_stack(tmp_path / "plain.tif", np.ones((12, 2, 2)) * 500)
+    numbered = write_stack(tmp_path / "numbered.tif", np.ones((12, 2, 2)) * 500, [f"Band {i}" for i in range(1, 13)])
+    for path in (plain, numbered):  # 'Band 9' is the 9th band (B8A), not B9
+        fb = Recorder()
+        with open_sentinel2(path, feedback=fb) as s2:
+            assert s2.bands == S2_BANDS and s2.band_index("B8A") == 9
+        assert fb.warnings and "standard Sentinel-2 order" in fb.warnings[0]
+
+
+# ---------------------------------------------------------------------------
+# Indices and band responses
+# ---------------------------------------------------------------------------
+
+
+def test_indices_against_hand_computed_values():
+    refl = np.zeros((3, 12))
+    b = {name: i for i, name in enumerate(S2_BANDS)}
+    # a vegetated pixel, a bare iron-stained pixel, and a pixel with zero denominators
+    veg = dict(B1=0.03, B2=0.04, B3=0.07, B4=0.05, B5=0.1, B6=0.3, B7=0.38, B8=0.40, B8A=0.42, B9=0.4, B11=0.2, B12=0.1)
+    bare = dict(B1=0.1, B2=0.12, B3=0.18, B4=0.26, B5=0.28, B6=0.29, B7=0.30, B8=0.31, B8A=0.30, B9=0.3, B11=0.42,
+                B12=0.36)
+    for i, px in enumerate((veg, bare)):
+        for name, value in px.items():
+            refl[i, b[name]] = value
+    values, names = compute_indices(refl, S2_BANDS)
+    assert names == INDEX_NAMES
+    v = dict(zip(names, values[0]))
+    assert v["NDVI"] == pytest.approx((0.40 - 0.05) / 0.45, rel=1e-6)
+    assert v["NDWI"] == pytest.approx((0.07 - 0.40) / 0.47, rel=1e-6)
+    assert v["MNDWI"] == pytest.approx((0.07 - 0.2) / 0.27, rel=1e-6)
+    assert v["BSI"] == pytest.approx(((0.2 + 0.05) - (0.4 + 0.04)) / (0.25 + 0.44), rel=1e-6)
+    assert v["NBR"] == pytest.approx(0.3 / 0.5, rel=1e-6)
+    assert v["NBR2"] == pytest.approx(0.1 / 0.3, rel=1e-6)
+    assert v["NDMI"] == pytest.approx(0.2 / 0.6, rel=1e-6)
+    assert v["IRON_OXIDE"] == pytest.approx(0.05 / 0.04, rel=1e-6)
+    assert v["FERROUS_IRON"] == pytest.approx(0.1 / 0.42, rel=1e-6)
+    assert v["CLAY"] == pytest.approx(2.0, rel=1e-6)
+    w = dict(zip(names, values[1]))
+    assert w["BSI"] == pytest.approx((0.68 - 0.43) / 1.11, rel=1e-6) and w["BSI"] > 0.1 and w["NDVI"] < 0.2
+    assert w["IRON_OXIDE"] == pytest.approx(0.26 / 0.12, rel=1e-6)
+    assert np.isnan(values[2]).all()  # 0 / 0 everywhere
+    sub, sub_names = compute_indices(refl[:, [b["B3"], b["B8"], b["B4"]]], ["B3", "B08", "B4"], ["ndvi", "NDWI"])
+    assert sub_names == ["NDVI", "NDWI"]
+    np.testing.assert_allclose(sub[:2], values[:2, :2], rtol=1e-6)
+    with pytest.raises(OreMapError, match="B11"):
+        compute_indices(refl[:, :4], S2_BANDS[:4], ["BSI"])
+
+
+def test_gaussian_band_responses_of_a_linear_spectrum_give_the_centre_value():
+    wl = np.arange(350.0, 2501.0, 1.0)
+    centres = np.array([443, 490, 560, 665, 705, 740, 783, 842, 865, 945, 1610, 2190], float)
+    linear = 0.1 + 1e-4 * (wl - 350)
+    # (B12 loses a sliver of its Gaussian tail at 2500 nm: 3e-6 relative)
+    np.testing.assert_allclose(convolve_to_s2(linear, wl), 0.1 + 1e-4 * (centres - 350), rtol=1e-5)
+    step = np.where(wl < 1000, 0.2, 0.6)  # far from every band but B9 / B11
+    out = convolve_to_s2(step, wl)
+    np.testing.assert_allclose(out[[0, 1, 2, 3, 8]], 0.2, rtol=1e-9)
+    np.testing.assert_allclose(out[[10, 11]], 0.6, rtol=1e-9)
+
+
+# ---------------------------------------------------------------------------
+# The fixture generator used by the mine tests (and by the segmentation tests)
+# ---------------------------------------------------------------------------
+
+
+def test_make_scene_mask_matches_its_polygons(tmp_path):
+    import geopandas as gpd
+    from rasterio.features import rasterize
+
+    from s2_scene import make_scene
+
+    scene = make_scene(str(tmp_path), seed=3, size=(240, 240))
+    with open_sentinel2(scene["raster"]) as s2:
+        assert s2.bands == S2_BANDS and (s2.width, s2.height) == (240, 240)
+        refl = s2.read_reflectance()
+    mines = gpd.read_file(scene["mines"])
+    assert {"open_pit", "waste_dump", "haul_road", "mine"} <= set(mines["feature"]) and scene["n_mines"] >= 2
+    outline = mines[mines["feature"] == "mine"]
+    burnt = rasterize([(g, 1) for g in outline.geometry], out_shape=(240, 240), transform=s2.transform) > 0
+    mask = scene["mask"]
+    assert mask.sum() > 500 and (burnt == mask).mean() > 0.98
+    values, _ = compute_indices(refl.reshape(-1, 12), S2_BANDS, ["NDVI", "BSI"])
+    bg = scene["fraction"].ravel() == 0
+    pits = rasterize([(g, 1) for g in mines[mines["feature"] == "open_pit"].geometry], out_shape=(240, 240),
+                     transform=s2.transform).ravel() > 0
+    # bare pit walls: low NDVI, high BSI, compared with the (mostly vegetated) real background
+    assert np.nanmedian(values[pits, 0]) < 0.2 < np.nanmedian(values[bg, 0])
+    assert np.nanmedian(values[pits, 1]) > np.nanmedian(values[bg, 1]) + 0.2
+
+
+def test_make_patches_competition_layout(tmp_path):
+    import csv
+
+    import geopandas as gpd
+
+    from s2_scene import make_patches
+
+    csv_path = make_patches(str(tmp_path), 3, 2, size=64, seed=1)
+    rows = list(csv.DictReader(open(csv_path, encoding="utf-8")))
+    assert [list(r) for r in rows[:1]] == [["file", "label"]] and sorted(int(r["label"]) for r in rows) == [0, 0, 1, 1, 1]
+    for row in rows:
+        with rasterio.open(tmp_path / row["file"]) as ds:
+            assert ds.count == 12 and list(ds.descriptions) == S2_BANDS and ds.dtypes[0] == "uint16"
+            assert (ds.width, ds.height) == (64, 64) and ds.crs is not None
+        gpkg = tmp_path / row["file"].replace(".tif", "_mines.gpkg")
+        assert gpkg.exists() == (row["label"] == "1")
+        if gpkg.exists():
+            assert len(gpd.read_file(gpkg)) >= 2
+
+
+# ---------------------------------------------------------------------------
+# oremap:s2_indices
+# ---------------------------------------------------------------------------
+
+
+def test_s2_indices_algorithm_on_a_folder_and_on_a_raster(run_alg, tmp_path):
+    out = str(tmp_path / "idx.tif")
+    result = run_alg("s2_indices", {"INPUT_FOLDER": PATCH, "INDICES": [0, 1], "OUTPUT": out})
+    assert result["VALID_PIXELS"] == 120 * 120
+    b3, b4, b8 = (read_band(PATCH, b)[0] for b in ("B03", "B04", "B08"))
+    with rasterio.open(out) as ds:
+        assert list(ds.descriptions) == ["NDVI", "NDWI"] and ds.nodata == -9999
+        ndvi, ndwi = ds.read().astype(np.float64)
+    np.testing.assert_allclose(ndvi, (b8 - b4) / (b8 + b4), atol=1e-6)
+    np.testing.assert_allclose(ndwi, (b3 - b8) / (b3 + b8), atol=1e-6)
+    assert os.path.exists(str(tmp_path / "idx.qml"))
+
+    dn = np.stack([np.full((3, 4), v, dtype=np.uint16) for v in range(1000, 2200, 100)])
+    dn[:, 0, 0] = 0  # nodata pixel
+    dn[3, 1, 1] = 0  # B4 = 0 only: that pixel is nodata too (0 = S2 nodata)
+    raster = write_stack(tmp_path / "s2.tif", dn, S2_BANDS)
+    out2 = str(tmp_path / "bsi.tif")
+    result = run_alg("s2_indices", {"INPUT": raster, "INDICES": [3, 8], "OUTPUT": out2})
+    assert result["VALID_PIXELS"] == 10
+    with rasterio.open(out2) as ds:
+        assert list(ds.descriptions) == ["BSI", "FERROUS_IRON"]
+        bsi, ferrous = ds.read()
+    r = {name: (1000 + 100 * i) / 10000.0 for i, name in enumerate(S2_BANDS)}
+    expected_bsi = ((r["B11"] + r["B4"]) - (r["B8"] + r["B2"])) / ((r["B11"] + r["B4"]) + (r["B8"] + r["B2"]))
+    assert bsi[2, 3] == pytest.approx(expected_bsi, rel=1e-5) and bsi[0, 0] == -9999 and bsi[1, 1] == -9999
+    assert ferrous[2, 3] == pytest.approx(r["B12"] / r["B8A"], rel=1e-5)
+
+
+def test_s2_indices_algorithm_names_missing_bands(run_alg, tmp_path):
+    from qgis.core import QgsProcessingException
+
+    raster = write_stack(tmp_path / "rgbn.tif", np.ones((4, 3, 3)) * 900, ["B2", "B3", "B4", "B8"])
+    ok = run_alg("s2_indices", {"INPUT": raster, "INDICES": [0], "OUTPUT": str(tmp_path / "ndvi.tif")})
+    assert ok["VALID_PIXELS"] == 9
+    message = ""
+    try:
+        run_alg("s2_indices", {"INPUT": raster, "INDICES": [2], "OUTPUT": str(tmp_path / "mndwi.tif")})
+    except QgsProcessingException as exc:
+        message = str(exc)
+    assert "B11" in message and "INPUT" in message
+    assert not os.path.exists(str(tmp_path / "mndwi.tif"))

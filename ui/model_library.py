@@ -1,0 +1,333 @@
+"""The model library dock: bundled models and your own, their cards, and what to do with them.
+
+Lists ``models/`` and the model folder of the settings (searched recursively for ``.onnx``),
+shows the card of the selected model (task, classes and colours, expected bands, training,
+metrics, versions), and opens the Processing algorithm of the model's task with the model
+chosen (``core/model_library.py``, ``TASK_ALGORITHMS``), shows the full card, reveals the
+file, adds model files to the folder, or removes one of yours.
+"""
+
+import os
+import shutil
+import subprocess
+import sys
+
+from qgis.core import QgsApplication
+from qgis.gui import QgsDockWidget
+from qgis.PyQt.QtCore import QFile, Qt, QUrl
+from qgis.PyQt.QtGui import QColor, QDesktopServices, QIcon
+from qgis.PyQt.QtWidgets import (
+    QAction,
+    QDialog,
+    QDialogButtonBox,
+    QFileDialog,
+    QHeaderView,
+    QLabel,
+    QMenu,
+    QMessageBox,
+    QSplitter,
+    QTabWidget,
+    QTextBrowser,
+    QToolBar,
+    QTreeWidget,
+    QTreeWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from ..core import model_library
+from ..core.errors import OreMapError
+from ..processing_provider import settings
+
+PLUGIN_DIR = os.path.dirname(os.path.dirname(__file__))
+PATH_ROLE = Qt.UserRole + 1
+
+
+def _theme_icon(name):
+    return QgsApplication.getThemeIcon(name)
+
+
+def reveal_in_file_manager(path):
+    """Show ``path`` selected in the system's file manager (its folder opened, on Linux)."""
+    if sys.platform.startswith("win"):
+        subprocess.Popen(["explorer", "/select,", os.path.normpath(path)])  # noqa: S603,S607
+    elif sys.platform == "darwin":
+        subprocess.Popen(["open", "-R", path])  # noqa: S603,S607
+    else:
+        QDesktopServices.openUrl(QUrl.fromLocalFile(os.path.dirname(path)))
+
+
+def move_to_trash(path):
+    """Move ``path`` to the trash where the system has one, else delete it."""
+    if hasattr(QFile, "moveToTrash") and QFile.moveToTrash(path)[0]:
+        return
+    os.remove(path)
+
+
+class CardDialog(QDialog):
+    """The full card of a model: the summary from its metadata and its Markdown card, if any."""
+
+    def __init__(self, entry, parent=None):
+        super().__init__(parent)
+        self.setWindowTitle(f"Model card - {entry.title}")
+        tabs = QTabWidget()
+        summary = QTextBrowser()
+        summary.setOpenLinks(False)
+        summary.anchorClicked.connect(_open_link)
+        summary.setHtml(model_library.card_html(entry))
+        tabs.addTab(summary, "Summary")
+        if entry.card_file:
+            card = QTextBrowser()
+            with open(entry.card_file, encoding="utf-8", errors="replace") as handle:
+                card.setMarkdown(handle.read())
+            tabs.addTab(card, "Model card")
+        buttons = QDialogButtonBox(QDialogButtonBox.Close)
+        buttons.rejected.connect(self.reject)
+        layout = QVBoxLayout(self)
+        layout.addWidget(tabs)
+        layout.addWidget(buttons)
+        self.resize(640, 600)
+
+
+def _open_link(url):
+    """Links of a card: ``card:<path>`` and ``file:<path>`` open the file with the system."""
+    text = url.toString()
+    for prefix in ("card:", "file:"):
+        if text.startswith(prefix):
+            QDesktopServices.openUrl(QUrl.fromLocalFile(text[len(prefix):]))
+            return
+    QDesktopServices.openUrl(url)
+
+
+class ModelLibraryDock(QgsDockWidget):
+    """Dock listing OreMap models; see the module docstring."""
+
+    OBJECT_NAME = "OreMapModelLibrary"
+
+    def __init__(self, parent=None):
+        super().__init__("OreMap models", parent)
+        self.setObjectName(self.OBJECT_NAME)
+        self.entries = {}
+        self.dialogs = []  # algorithm dialogs opened from here (kept alive while shown)
+        self.folder = None
+        icon = QIcon(os.path.join(PLUGIN_DIR, "icon.svg"))
+
+        self.toolbar = QToolBar()
+        self.toolbar.setIconSize(self.toolbar.iconSize() * 0.75)
+        self.open_action = self._action(_theme_icon("/processingAlgorithm.svg"), "Open in algorithm",
+                                        "Open the Processing algorithm of this model's task with the model chosen",
+                                        self.open_algorithm)
+        self.card_action = self._action(_theme_icon("/mActionPropertiesWidget.svg"), "Show card",
+                                        "Show the model card", self.show_card)
+        self.reveal_action = self._action(_theme_icon("/mActionFileOpen.svg"), "Reveal file",
+                                          "Show the model file in the file manager", self.reveal_file)
+        self.remove_action = self._action(_theme_icon("/mActionDeleteSelected.svg"), "Remove",
+                                          "Remove this model (yours only) with its card and report",
+                                          self.remove_model)
+        self.toolbar.addSeparator()
+        self.add_action = self._action(_theme_icon("/mActionAdd.svg"), "Add model files…",
+                                       "Copy .onnx model files into your model folder", self.add_models)
+        self.refresh_action = self._action(_theme_icon("/mActionRefresh.svg"), "Refresh",
+                                           "List the models again", self.refresh)
+        self.settings_action = self._action(icon, "Settings…", "OreMap settings (model folder, device, ...)",
+                                            self.show_settings)
+
+        self.tree = QTreeWidget()
+        self.tree.setHeaderLabels(["Model", "Task"])
+        self.tree.setRootIsDecorated(True)
+        self.tree.setContextMenuPolicy(Qt.CustomContextMenu)
+        self.tree.customContextMenuRequested.connect(self._context_menu)
+        self.tree.currentItemChanged.connect(self._selection_changed)
+        self.tree.itemDoubleClicked.connect(lambda item, column: self.open_algorithm())
+        self.card = QTextBrowser()
+        self.card.setOpenLinks(False)
+        self.card.anchorClicked.connect(_open_link)
+        self.folder_label = QLabel()
+        self.folder_label.setWordWrap(True)
+        header = self.tree.header()
+        header.setStretchLastSection(False)
+        header.setSectionResizeMode(0, QHeaderView.Stretch)
+        header.setSectionResizeMode(1, QHeaderView.ResizeToContents)
+        self.splitter = splitter = QSplitter(Qt.Vertical)
+        splitter.addWidget(self.tree)
+        splitter.addWidget(self.card)
+        splitter.setStretchFactor(0, 1)
+        splitter.setStretchFactor(1, 3)
+        body = QWidget()
+        layout = QVBoxLayout(body)
+        layout.setContentsMargins(2, 2, 2, 2)
+        layout.addWidget(self.toolbar)
+        layout.addWidget(splitter, 1)
+        layout.addWidget(self.folder_label)
+        self.setWidget(body)
+        self.refresh()
+
+    def _action(self, icon, text, tip, slot):
+        action = QAction(icon, text, self)
+        action.setToolTip(tip)
+        action.triggered.connect(slot)
+        self.toolbar.addAction(action)
+        return action
+
+    # -- listing ------------------------------------------------------------------------------
+    def refresh(self):
+        """List the bundled models and those in the model folder; keep the selection."""
+        current = self.selected_entry()
+        self.folder = settings.model_folder()
+        self.tree.clear()
+        self.entries = {}
+        groups = {model_library.BUNDLED: QTreeWidgetItem(self.tree, ["Bundled with OreMap", ""]),
+                  model_library.USER: QTreeWidgetItem(self.tree, ["Your models", ""])}
+        groups[model_library.USER].setToolTip(0, self.folder)
+        for entry in model_library.list_models(self.folder):
+            item = QTreeWidgetItem(groups[entry.source], [entry.title, entry.task_title])
+            item.setData(0, PATH_ROLE, entry.path)
+            item.setToolTip(0, entry.path)
+            if entry.info is None:
+                item.setForeground(0, QColor("#b00000"))
+                item.setToolTip(1, entry.error)
+            elif entry.algorithm is None:
+                item.setToolTip(1, "No OreMap algorithm applies this task in this version.")
+            self.entries[entry.path] = entry
+        for group in groups.values():
+            group.setExpanded(True)
+            group.setFlags(group.flags() & ~Qt.ItemIsSelectable)
+            if not group.childCount():
+                empty = QTreeWidgetItem(group, ["(none)", ""])
+                empty.setFlags(Qt.NoItemFlags)
+        exists = os.path.isdir(self.folder)
+        self.folder_label.setText(f"Your model folder: {self.folder}" + ("" if exists else " (not created yet)"))
+        self.select(current.path if current else None)
+
+    def items(self):
+        """The model items, in list order."""
+        found = []
+        for i in range(self.tree.topLevelItemCount()):
+            group = self.tree.topLevelItem(i)
+            found += [group.child(j) for j in range(group.childCount()) if group.child(j).data(0, PATH_ROLE)]
+        return found
+
+    def select(self, path=None):
+        """Select the model at ``path`` (the first model when ``None`` or not listed)."""
+        items = self.items()
+        chosen = next((it for it in items if it.data(0, PATH_ROLE) == path), items[0] if items else None)
+        if chosen is not None:
+            self.tree.setCurrentItem(chosen)
+        else:
+            self._selection_changed(None, None)
+
+    def selected_entry(self):
+        item = self.tree.currentItem() if hasattr(self, "tree") else None
+        path = item.data(0, PATH_ROLE) if item is not None else None
+        return self.entries.get(path)
+
+    def _selection_changed(self, current, previous):
+        entry = self.selected_entry()
+        self.card.setHtml(model_library.card_html(entry) if entry else
+                          "<p>Select a model to see its card.</p>")
+        runnable = entry is not None and self.algorithm_available(entry)
+        self.open_action.setEnabled(runnable)
+        if entry is not None and entry.algorithm is not None and not runnable:
+            self.open_action.setToolTip(f"{entry.algorithm.algorithm} is not available in this OreMap.")
+        else:
+            self.open_action.setToolTip("Open the Processing algorithm of this model's task with the model chosen")
+        for action in (self.card_action, self.reveal_action):
+            action.setEnabled(entry is not None)
+        self.remove_action.setEnabled(entry is not None and entry.source == model_library.USER)
+
+    @staticmethod
+    def algorithm_available(entry):
+        """True when the model's task has an algorithm and it is registered."""
+        spec = entry.algorithm
+        return spec is not None and QgsApplication.processingRegistry().algorithmById(spec.algorithm) is not None
+
+    def _context_menu(self, position):
+        if self.selected_entry() is None:
+            return
+        menu = QMenu(self)
+        for action in (self.open_action, self.card_action, self.reveal_action, self.remove_action):
+            menu.addAction(action)
+        menu.exec_(self.tree.viewport().mapToGlobal(position))
+
+    # -- actions -------------------------------------------------------------------------------
+    def open_algorithm(self):
+        """Open the algorithm dialog of the selected model's task with the model filled in; returns it."""
+        entry = self.selected_entry()
+        if entry is None or not self.algorithm_available(entry):
+            return None
+        import processing
+
+        algorithm_id, parameters = model_library.algorithm_parameters(entry)
+        dialog = processing.createAlgorithmDialog(algorithm_id, parameters)
+        if dialog is None:
+            return None
+        self.dialogs = [d for d in self.dialogs if _alive(d)] + [dialog]
+        dialog.show()
+        return dialog
+
+    def show_card(self):
+        entry = self.selected_entry()
+        if entry is None:
+            return None
+        dialog = CardDialog(entry, self)
+        dialog.setAttribute(Qt.WA_DeleteOnClose)
+        dialog.show()
+        return dialog
+
+    def reveal_file(self):
+        entry = self.selected_entry()
+        if entry is not None:
+            reveal_in_file_manager(entry.path)
+
+    def confirm(self, title, text):
+        """Ask yes/no (replaced in tests)."""
+        return QMessageBox.question(self, title, text, QMessageBox.Yes | QMessageBox.No,
+                                    QMessageBox.No) == QMessageBox.Yes
+
+    def remove_model(self):
+        """Remove the selected user model, its card and report (to the trash where there is one)."""
+        entry = self.selected_entry()
+        if entry is None or entry.source != model_library.USER:
+            return []
+        names = ", ".join(os.path.basename(p) for p in [entry.path] + entry.sidecars())
+        if not self.confirm("Remove model", f"Remove {names} from {os.path.dirname(entry.path)}?"):
+            return []
+        try:
+            removed = model_library.remove_model(entry, remove=move_to_trash)
+        except (OSError, OreMapError) as exc:
+            QMessageBox.warning(self, "Remove model", f"Could not remove the model: {exc}")
+            removed = []
+        self.refresh()
+        return removed
+
+    def add_models(self, paths=None):
+        """Copy model files (and their .md card and _report.html) into the model folder; returns the copies."""
+        if not paths:
+            paths, _ = QFileDialog.getOpenFileNames(self, "Add OreMap models", "", "ONNX models (*.onnx)")
+        if not paths:
+            return []
+        os.makedirs(self.folder, exist_ok=True)
+        copied = []
+        for path in paths:
+            source = model_library.read_entry(path, model_library.USER)
+            for part in [source.path] + source.sidecars():
+                target = os.path.join(self.folder, os.path.basename(part))
+                if os.path.abspath(part) != os.path.abspath(target):
+                    shutil.copy2(part, target)
+            copied.append(os.path.join(self.folder, os.path.basename(source.path)))
+        self.refresh()
+        if copied:
+            self.select(copied[-1])
+        return copied
+
+    def show_settings(self):
+        from .settings_dialog import SettingsDialog
+
+        if SettingsDialog(self).exec_():
+            self.refresh()
+
+
+def _alive(widget):
+    from qgis.PyQt import sip
+
+    return not sip.isdeleted(widget) and widget.isVisible()
