@@ -15,7 +15,7 @@ export QGIS_PLUGINPATH := $(CURDIR)/.build/plugins
 export QGIS_CUSTOM_CONFIG_PATH := $(PROFILE)
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help setup test test-fast demo bench models package deploy clean
+.PHONY: help setup test test-fast demo bench models package deploy clean screenshots
 
 help:
 	@echo "make demo     install what is missing, then map minerals (AVIRIS-NG tile) and run the geochemical prospectivity chain (real survey) headless"
@@ -64,3 +64,7 @@ clean:
 
 models: setup
 	$(PYTHON) scripts/build_models.py
+
+# Regenerate the user guide's screenshots (docs/images) from a real QGIS under Xvfb.
+screenshots: setup
+	$(PYTHON) scripts/screenshots.py

@@ -166,3 +166,22 @@ def use_torch(torch):
     extra = " (OreMap trains on the CPU; CUDA serves inference only)" if run is not None and run.cuda_wanted else ""
     note("torch", f"cpu{extra}")
     return torch.device("cpu")
+
+
+def openmp_limit(n_samples=None, small=20000):
+    """Context manager bounding scikit-learn's OpenMP threads for one fit.
+
+    The run's thread setting when given; else one core fewer than the machine has (at least one),
+    which leaves a core to QGIS: libgomp's spinning threads slow a fit down by an order of magnitude
+    when every core is busy (measured: a gradient-boosting fit 16x slower with 2 threads on a loaded
+    2-core machine than with 1). Fits of fewer than ``small`` samples use one thread: starting threads
+    costs more than it gains there.
+    """
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - shipped with scikit-learn
+        return contextlib.nullcontext()
+    threads = current().threads or max(1, (os.cpu_count() or 1) - 1)
+    if n_samples is not None and n_samples < small:
+        threads = 1
+    return threadpool_limits(limits=int(threads), user_api="openmp")

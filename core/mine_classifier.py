@@ -511,17 +511,10 @@ def tune_threshold(y, p):
 
 
 def _threads(n_samples):
-    """One OpenMP thread for small fits: thread start-up and spinning cost more than they gain there
-    (and slow everything down badly on a busy machine)."""
-    import contextlib
+    """OpenMP threads for one fit (see :func:`core.compute.openmp_limit`)."""
+    from .compute import openmp_limit
 
-    if n_samples >= 20000:
-        return contextlib.nullcontext()
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # pragma: no cover - shipped with scikit-learn
-        return contextlib.nullcontext()
-    return threadpool_limits(limits=1, user_api="openmp")
+    return openmp_limit(n_samples)
 
 
 class HGBPatchModel:

@@ -21,16 +21,24 @@
 Outputs, written atomically (temporary files renamed at the end, removed on error or cancel):
 a float32 probability raster (nodata -9999 where the input is nodata), optionally a uint8 mask
 (1 = probability >= threshold, 0 = below, 255 = nodata), and the detected footprints as
-polygons. The polygons come from the mask, strip by strip (strips of 256 rows): each strip's
-4-connected regions are labelled and polygonised (``rasterio.features.shapes``) in pixel
-coordinates, regions touching across a strip seam are merged (union-find on the seam rows,
-then the union of their pieces, exact in integer pixel coordinates) and a region is finished
-once no later strip can touch it. Each footprint gets its area (pixel count x pixel area, in
-ha), mean probability, perimeter (map units) and Polsby-Popper compactness 4 pi A / P^2
-(pi/4 for a square, 1 for a circle); footprints smaller than ``min_area_ha`` or less compact
-than ``min_compactness`` are dropped (the mask raster keeps their pixels). The mask is always
-polygonised at full resolution: memory grows only with the footprints open across a seam and
-the footprints kept.
+polygons. The polygons come from the mask, strip by strip as the outputs are written (up to 256
+rows): each strip's 4-connected regions are labelled and polygonised
+(``rasterio.features.shapes``) in pixel coordinates, regions touching across a strip seam are
+merged (union-find on the seam rows, then the union of their pieces, exact in integer pixel
+coordinates) and a region is finished once no later strip can touch it. Each footprint gets its
+area (pixel count x pixel area, in ha), mean probability, perimeter (map units) and
+Polsby-Popper compactness 4 pi A / P^2 (pi/4 for a square, 1 for a circle); footprints smaller
+than ``min_area_ha`` or less compact than ``min_compactness`` are dropped (the mask raster keeps
+their pixels). The mask is polygonised at full resolution, never resampled.
+
+Memory: the budget (:func:`core.raster.memory_budget_mb`) is shared between the model calls
+(15 %), the output strips being finished (10 %), the reader's scratch (5 %) and the band of
+windows (features ``4 C + 1`` bytes and accumulators 17 bytes per pixel); 10 % is left as a
+margin. Below one window row at full width the band is read in column chunks, but the
+accumulators still hold ``tile`` full rows: the least memory a run needs is about ``17 x tile x
+width`` bytes (24 MB for a 10,980-pixel-wide tile and 128-pixel windows). On top come
+onnxruntime's own buffers and GDAL's block cache, and the footprints: those open across the
+current strip seam and those kept (an unthresholded map of a poor model can make millions).
 """
 
 import math
@@ -46,7 +54,7 @@ from .raster import PARTIAL_SUFFIX, OutputSpec, _open_output, _remove_quietly, c
 PROB_NODATA = -9999.0
 MASK_NODATA = 255
 
-#: Rows per output strip (the GeoTIFF tile height): strips are written whole.
+#: Most rows of output finished at once (the GeoTIFF tile height); fewer under a small budget.
 STRIP = 256
 
 SEGMENTATION_TASK = "mine_segmentation"
@@ -151,8 +159,14 @@ class Polygoniser:
                 firsts[k] = (int(r0) + row) * self.width + col
             from shapely.geometry import shape as to_shape
 
+            # regions too small to keep that cannot grow (not on the strip's first or last row): counted only
+            seam = set(np.unique(labels[0]).tolist()) | set(np.unique(labels[-1]).tolist())
+            small = counts * self.pixel_area / 1e4 < self.min_area_ha
             for geom, value in shapes(labels, mask=mask, connectivity=4, transform=Affine.translation(0, int(r0))):
                 k = int(value)
+                if small[k] and k not in seam:
+                    self.n_small += 1
+                    continue
                 self.active[base + k] = _Component(to_shape(geom), counts[k], psums[k], firsts[k])
             self.next_id += n
         edge = lambda row: np.where(row > 0, row.astype(np.int64) + base, 0)  # noqa: E731 (ids of a row)
@@ -322,10 +336,59 @@ class _Grid:
 # ---------------------------------------------------------------------------
 
 
+#: Shares of the memory budget: model input and activations, output strips, the reader's scratch.
+_BATCH_SHARE, _FLUSH_SHARE, _READ_SHARE = 0.15, 0.10, 0.05
+
+#: Bytes per pixel of an output strip while it is finished (probability, division, mask, labels ...).
+_FLUSH_BYTES = 48
+
+#: Bytes per pixel of the reader's scratch (raw values, reflectance, indices in float64).
+_READ_BYTES = 400
+
+
 def _segmentation_batch(model, tile, budget_bytes):
+    """Windows per model call and the bytes one window needs (input copies and activations)."""
     width = int((model.info.extra.get("segmentation") or {}).get("width", 16) or 16)
     per_tile = tile * tile * 4 * (2 * model.info.n_bands + 12 * width)
-    return int(np.clip((0.25 * budget_bytes) // per_tile, 1, 16)), per_tile
+    return int(np.clip((_BATCH_SHARE * budget_bytes) // per_tile, 1, 16)), per_tile
+
+
+def flush_rows(width, budget_bytes):
+    """Rows of output finished at once: a multiple of 16, 16-256, within the budget's share."""
+    rows = int((_FLUSH_SHARE * budget_bytes) // (_FLUSH_BYTES * max(int(width), 1)))
+    return int(np.clip(rows // 16 * 16, 16, STRIP))
+
+
+def plan_bands(height, width, tile, stride, n_channels, budget_bytes):
+    """Bands of window rows read at once: ``[(first window row, end window row, [(first col, end col)])]``.
+
+    Whole window rows at full width, as many as the budget allows (features ``4 C + 1`` bytes per
+    pixel, accumulators 17), else one window row in column chunks of whole windows.
+    """
+    rs, cs = tile_starts(height, tile, stride), tile_starts(width, tile, stride)
+    avail = (1.0 - _BATCH_SHARE - _FLUSH_SHARE - _READ_SHARE - 0.1) * budget_bytes
+    per_row = max(width, tile) * (4 * n_channels + 1) + 17 * width
+    rows_fit = int(avail // per_row)
+    bands, i = [], 0
+    while i < rs.size:
+        if tile <= rows_fit:
+            j = i + 1
+            while j < rs.size and rs[j] + tile - rs[i] <= rows_fit:
+                j += 1
+            bands.append((i, j, [(0, cs.size)]))
+        else:
+            j = i + 1
+            cols_fit = max(int((avail - 17 * width * tile) // (tile * (4 * n_channels + 1))), tile)
+            chunks, a = [], 0
+            while a < cs.size:
+                b = a + 1
+                while b < cs.size and cs[b] + tile - cs[a] <= cols_fit:
+                    b += 1
+                chunks.append((a, b))
+                a = b
+            bands.append((i, j, chunks))
+        i = j
+    return rs, cs, bands
 
 
 def _run_tiles(model, tiles, batch):
@@ -335,64 +398,39 @@ def _run_tiles(model, tiles, batch):
 
 
 def _segment(reader, model, out, tile, overlap, budget_mb, feedback):
-    """Blended sliding-window probabilities, written to ``out`` strip by strip."""
+    """Blended sliding-window probabilities, written to ``out`` strip by strip.
+
+    The accumulators (weighted sum, weight sum, valid mask) hold the rows of one band of windows; the
+    rows no later window reaches are finished and written, the others (the overlap) move up.
+    """
     H, W = reader.height, reader.width
     stride = tile - overlap
-    rs, cs = tile_starts(H, tile, stride), tile_starts(W, tile, stride)
     w1 = ramp_weights(tile, overlap)
     w2 = np.outer(w1, w1)
     C = model.info.n_bands
     budget = budget_mb * 2 ** 20
-    batch, per_tile = _segmentation_batch(model, tile, budget)
-    fixed = batch * per_tile
-    acc_row = 17 * W  # num, den (float64) and valid (bool) per pixel of the accumulator
-    read_w = max(W, tile)
-    avail = 0.75 * budget - fixed - acc_row * (STRIP + tile)
-    per_row = read_w * (4 * C + 1) + acc_row
-    rows_fit = int(avail // per_row) if avail > 0 else 0
-    groups = []  # (first tile row, end tile row, column chunks)
-    i = 0
-    while i < rs.size:
-        j = i + 1
-        while j < rs.size and rs[j] + tile - rs[i] <= rows_fit:
-            j += 1
-        if tile <= rows_fit:
-            groups.append((i, j, [(0, cs.size)]))
-        else:  # one window row does not fit at full width: column chunks of whole windows
-            cols_fit = max(int((avail - acc_row * tile) // (tile * (4 * C + 1))), tile) if avail > 0 else tile
-            chunks, a = [], 0
-            while a < cs.size:
-                b = a + 1
-                while b < cs.size and cs[b] + tile - cs[a] <= cols_fit:
-                    b += 1
-                chunks.append((a, b))
-                a = b
-            groups.append((i, i + 1, chunks))
-            j = i + 1
-        i = j
+    batch, _ = _segmentation_batch(model, tile, budget)
+    rs, cs, bands = plan_bands(H, W, tile, stride, C, budget)
+    flush = flush_rows(W, budget)
+    chunk_pixels = int(np.clip(_READ_SHARE * budget // _READ_BYTES, 4096, 1 << 16))
     n_tiles = rs.size * cs.size
     feedback.info(f"{n_tiles} windows of {tile} x {tile} pixels (stride {stride}, overlap {overlap}) in "
-                  f"{len(groups)} band(s) of rows; {batch} windows per model call.")
-    acc_r0 = 0
-    num = np.zeros((0, W))
-    den = np.zeros((0, W))
-    valid = np.zeros((0, W), dtype=bool)
+                  f"{len(bands)} band(s) of rows; {batch} windows per model call.")
+    span = max(min(int(rs[j - 1]) + tile, H) - int(rs[i]) for i, j, _ in bands)
+    num = np.zeros((span, W))
+    den = np.zeros((span, W))
+    valid = np.zeros((span, W), dtype=bool)
     done = 0
-    for g, (i, j, chunks) in enumerate(groups):
+    for i, j, chunks in bands:
         feedback.check()
-        g0 = int(rs[i])
+        g0 = int(rs[i])  # the accumulators' first row: rows above are written
         g1 = int(rs[j - 1]) + tile
-        end = min(g1, H)
-        if end - acc_r0 > num.shape[0]:
-            extra = end - acc_r0 - num.shape[0]
-            num = np.concatenate([num, np.zeros((extra, W))])
-            den = np.concatenate([den, np.zeros((extra, W))])
-            valid = np.concatenate([valid, np.zeros((extra, W), dtype=bool)])
         for a, b in chunks:
             c0, c1 = int(cs[a]), int(cs[b - 1]) + tile
-            feats, ok = reader.read(g0, g1, c0, c1)
+            feats, ok = reader.read(g0, g1, c0, c1, chunk_pixels)
             vr1, vc1 = min(g1, H) - g0, min(c1, W) - c0
-            valid[g0 - acc_r0:g0 - acc_r0 + vr1, c0:c0 + vc1] = ok[:vr1, :vc1]
+            valid[:vr1, c0:c0 + vc1] = ok[:vr1, :vc1]
+            del ok
             for k in range(i, j):
                 feedback.check()
                 r = int(rs[k])
@@ -402,26 +440,28 @@ def _segment(reader, model, out, tile, overlap, budget_mb, feedback):
                     tiles = np.stack([feats[:, r - g0:r - g0 + tile, int(cs[m]) - c0:int(cs[m]) - c0 + tile]
                                       for m in ms_])
                     proba = _run_tiles(model, tiles, batch)
+                    del tiles
                     for n, m in enumerate(ms_):
                         c = int(cs[m])
                         cc = min(tile, W - c)
-                        num[r - acc_r0:r - acc_r0 + rr, c:c + cc] += w2[:rr, :cc] * proba[n, :rr, :cc]
-                        den[r - acc_r0:r - acc_r0 + rr, c:c + cc] += w2[:rr, :cc]
+                        num[r - g0:r - g0 + rr, c:c + cc] += w2[:rr, :cc] * proba[n, :rr, :cc]
+                        den[r - g0:r - g0 + rr, c:c + cc] += w2[:rr, :cc]
                 done += b - a
                 feedback.progress(100.0 * done / n_tiles)
-        ready = int(rs[j]) if j < rs.size else H
-        if j < rs.size:
-            flush = acc_r0 + ((ready - acc_r0) // STRIP) * STRIP
-        else:
-            flush = H
-        while acc_r0 < flush:
-            n_rows = min(STRIP, flush - acc_r0)
-            prob = num[:n_rows] / np.where(den[:n_rows] > 0, den[:n_rows], 1.0)
-            out.write(acc_r0, prob, valid[:n_rows])
-            num, den, valid = num[n_rows:], den[n_rows:], valid[n_rows:]
-            acc_r0 += n_rows
-    return {"n_windows": int(n_tiles), "n_bands_of_rows": len(groups), "batch": batch, "stride": int(stride),
-            "overlap": int(overlap), "tile": int(tile)}
+            del feats
+        ready = int(rs[j]) if j < rs.size else H  # rows above are reached by no later window
+        for s0 in range(g0, ready, flush):
+            s1 = min(ready, s0 + flush)
+            d = den[s0 - g0:s1 - g0]
+            out.write(s0, num[s0 - g0:s1 - g0] / np.where(d > 0, d, 1.0), valid[s0 - g0:s1 - g0])
+        rest = min(g1, H) - ready
+        if rest > 0:
+            for arr in (num, den, valid):
+                arr[:rest] = arr[ready - g0:ready - g0 + rest].copy()
+        for arr in (num, den, valid):
+            arr[max(rest, 0):] = 0
+    return {"n_windows": int(n_tiles), "n_bands_of_rows": len(bands), "batch": batch, "stride": int(stride),
+            "overlap": int(overlap), "tile": int(tile), "flush_rows": flush}
 
 
 # ---------------------------------------------------------------------------
@@ -429,14 +469,14 @@ def _segment(reader, model, out, tile, overlap, budget_mb, feedback):
 # ---------------------------------------------------------------------------
 
 
-def _classifier_scores(model, patches):
+def _classifier_scores(model, patches, chunk=16):
     """Mine probability of reflectance patches ``(n, rows, cols, 12)`` (NaN = nodata)."""
     from .mine_classifier import patch_features
 
     meta = model.info.extra.get("mine_classifier") or {}
     if meta.get("classifier") == "cnn":
         return model.run(np.ascontiguousarray(np.moveaxis(patches, -1, 1)))[:, 1]
-    return model.run(patch_features(patches))[:, 1]
+    return model.run(patch_features(patches, chunk=chunk))[:, 1]
 
 
 def _classify(reader, model, out, stride, budget_mb, feedback):
@@ -457,9 +497,12 @@ def _classify(reader, model, out, stride, budget_mb, feedback):
     proba = np.full((n_r, n_c), np.nan, dtype=np.float32)
     bits = np.zeros((H, (W + 7) // 8), dtype=np.uint8)  # valid pixels, packed
     budget = budget_mb * 2 ** 20
-    per_cell_row = (ph + stride) * (W + pw) * (12 * 4 + 1) * 2
-    cell_rows = max(1, int((0.5 * budget - bits.nbytes) // per_cell_row))
-    chunk = max(1, int((0.1 * budget) // (ph * pw * 22 * 8 * 3)))
+    per_patch = ph * pw * (12 * 4 + 22 * 8 * 4)  # the patch and the feature code's float64 channels
+    chunk = int(np.clip(_BATCH_SHARE * budget // per_patch, 1, 64))
+    avail = (1.0 - _BATCH_SHARE - _FLUSH_SHARE - _READ_SHARE - 0.1) * budget - bits.nbytes
+    rows_fit = int(avail // ((W + pw) * (12 * 4 + 1)))
+    cell_rows = max(1, (rows_fit - ph) // stride + 1)
+    chunk_pixels = int(np.clip(_READ_SHARE * budget // _READ_BYTES, 4096, 1 << 16))
     feedback.info(f"{n_r * n_c} patches of {ph} x {pw} pixels on a grid of {stride}-pixel cells.")
     for i0 in range(0, n_r, cell_rows):
         feedback.check()
@@ -467,31 +510,35 @@ def _classify(reader, model, out, stride, budget_mb, feedback):
         r0 = int(row_edges[i0]) + offset_r
         r1 = int(row_edges[i1 - 1]) + offset_r + ph
         c0, c1 = offset_c, int(col_edges[n_c - 1]) + offset_c + pw
-        refl, ok = reader.read(r0, r1, c0, c1)  # (12, rows, cols) reflectance, NaN outside
+        refl, ok = reader.read(r0, r1, c0, c1, chunk_pixels)  # (12, rows, cols) reflectance, NaN outside
         a, b = int(row_edges[i0]), int(row_edges[i1])
         bits[a:b] = np.packbits(ok[a - r0:b - r0, -c0:-c0 + W], axis=1)
         for i in range(i0, i1):
+            feedback.check()
             rr = int(row_edges[i]) + offset_r - r0
             starts = col_edges[:-1] + offset_c - c0
             for m0 in range(0, n_c, chunk):
                 idx = np.arange(m0, min(n_c, m0 + chunk))
-                patches = np.stack([refl[:, rr:rr + ph, int(starts[m]):int(starts[m]) + pw] for m in idx])
-                share = np.stack([ok[rr:rr + ph, int(starts[m]):int(starts[m]) + pw].mean() for m in idx])
-                keep = share >= MIN_PATCH_VALID
-                if keep.any():
-                    proba[i, idx[keep]] = _classifier_scores(model, np.moveaxis(patches[keep], 1, -1))
+                share = np.array([ok[rr:rr + ph, int(starts[m]):int(starts[m]) + pw].mean() for m in idx])
+                keep = idx[share >= MIN_PATCH_VALID]
+                if keep.size:
+                    patches = np.stack([np.moveaxis(refl[:, rr:rr + ph, int(starts[m]):int(starts[m]) + pw], 0, -1)
+                                        for m in keep])
+                    proba[i, keep] = _classifier_scores(model, patches, chunk)
+        del refl, ok
         feedback.progress(90.0 * i1 / n_r)
     row_cell = np.searchsorted(row_edges, np.arange(H), side="right") - 1
     col_cell = np.searchsorted(col_edges, np.arange(W), side="right") - 1
-    for s in range(0, H, STRIP):
+    flush = flush_rows(W, budget)
+    for s in range(0, H, flush):
         feedback.check()
-        e = min(H, s + STRIP)
+        e = min(H, s + flush)
         prob = proba[row_cell[s:e][:, None], col_cell[None, :]]
         valid = np.unpackbits(bits[s:e], axis=1, count=W).astype(bool) & np.isfinite(prob)
         out.write(s, prob, valid)
     feedback.progress(100)
     return {"n_patches": int(n_r * n_c), "n_scored": int(np.isfinite(proba).sum()), "stride": stride,
-            "patch_size": [ph, pw]}
+            "patch_size": [ph, pw], "flush_rows": flush}
 
 
 # ---------------------------------------------------------------------------

@@ -32,7 +32,6 @@ with blended sliding windows is :func:`core.mine_detection.detect_mines`.
 """
 
 import base64
-import copy
 import datetime
 import hashlib
 import io

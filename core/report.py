@@ -163,6 +163,33 @@ def _legend_rows(entries, available, size=11, swatch=22):
     return rows
 
 
+def _grid_and_ticks(out, area, x_range, y_range, y_ticks, y_tick_labels, max_x_ticks):
+    """Append grid lines and tick labels of a plot area to ``out``; return the (sx, sy) scalers."""
+    px, py, pw, ph = area
+    (x0, x1), (y0, y1) = x_range, y_range
+
+    def sx(v):
+        return px + (v - x0) / (x1 - x0) * pw
+
+    def sy(v):
+        return py + ph - (v - y0) / (y1 - y0) * ph
+
+    x_ticks, x_step = nice_ticks(x0, x1, max_ticks=max_x_ticks)
+    out.append('<g class="grid" stroke="#e6e6e6" stroke-width="1">')
+    out += [f'<line x1="{_n(sx(t))}" y1="{_n(py)}" x2="{_n(sx(t))}" y2="{_n(py + ph)}"/>' for t in x_ticks]
+    out += [f'<line x1="{_n(px)}" y1="{_n(sy(t))}" x2="{_n(px + pw)}" y2="{_n(sy(t))}"/>' for t in y_ticks]
+    out.append("</g>")
+    out.append('<g class="x-ticks" font-size="10" text-anchor="middle" fill="#333333">')
+    out += [f'<text x="{_n(sx(t))}" y="{_n(py + ph + 14)}">{_esc(_tick_label(t, x_step))}</text>'
+            for t in x_ticks]
+    out.append("</g>")
+    out.append('<g class="y-ticks" font-size="10" text-anchor="end" fill="#333333">')
+    out += [f'<text x="{_n(px - 5)}" y="{_n(sy(t) + 3.5)}">{_esc(label)}</text>'
+            for t, label in zip(y_ticks, y_tick_labels)]
+    out.append("</g>")
+    return sx, sy
+
+
 # --------------------------------------------------------------------------------------
 # Line chart
 # --------------------------------------------------------------------------------------
@@ -220,27 +247,8 @@ def svg_line_chart(series, title, x_label, y_label, width=520, height=320):
         out.append(f'<text class="no-data" x="{_n(px + pw / 2)}" y="{_n(py + ph / 2)}" '
                    f'text-anchor="middle" fill="#777777">No data</text>')
     else:
-        (x0, x1), (y0, y1) = x_range, y_range
-
-        def sx(v):
-            return px + (v - x0) / (x1 - x0) * pw
-
-        def sy(v):
-            return py + ph - (v - y0) / (y1 - y0) * ph
-
-        x_ticks, x_step = nice_ticks(x0, x1, max_ticks=max(3, min(8, int(pw // 70) + 1)))
-        out.append('<g class="grid" stroke="#e6e6e6" stroke-width="1">')
-        out += [f'<line x1="{_n(sx(t))}" y1="{_n(py)}" x2="{_n(sx(t))}" y2="{_n(py + ph)}"/>' for t in x_ticks]
-        out += [f'<line x1="{_n(px)}" y1="{_n(sy(t))}" x2="{_n(px + pw)}" y2="{_n(sy(t))}"/>' for t in y_ticks]
-        out.append("</g>")
-        out.append('<g class="x-ticks" font-size="10" text-anchor="middle" fill="#333333">')
-        out += [f'<text x="{_n(sx(t))}" y="{_n(py + ph + 14)}">{_esc(_tick_label(t, x_step))}</text>'
-                for t in x_ticks]
-        out.append("</g>")
-        out.append('<g class="y-ticks" font-size="10" text-anchor="end" fill="#333333">')
-        out += [f'<text x="{_n(px - 5)}" y="{_n(sy(t) + 3.5)}">{_esc(label)}</text>'
-                for t, label in zip(y_ticks, y_tick_labels)]
-        out.append("</g>")
+        sx, sy = _grid_and_ticks(out, (px, py, pw, ph), x_range, y_range, y_ticks, y_tick_labels,
+                                 max(3, min(8, int(pw // 70) + 1)))
         for label, xs, ys, colour in prepared:
             out.append(f'<g class="series" stroke="{_esc(colour)}" fill="{_esc(colour)}">'
                        f"<title>{_esc(label)}</title>")
@@ -308,26 +316,7 @@ def svg_scatter(groups, title, x_label, y_label, width=360, height=340, limits=N
                    f'text-anchor="middle" fill="#777777">No data</text>')
     else:
         (x0, x1), (y0, y1) = x_range, y_range
-
-        def sx(v):
-            return px + (v - x0) / (x1 - x0) * pw
-
-        def sy(v):
-            return py + ph - (v - y0) / (y1 - y0) * ph
-
-        x_ticks, x_step = nice_ticks(x0, x1, max_ticks=6)
-        out.append('<g class="grid" stroke="#e6e6e6" stroke-width="1">')
-        out += [f'<line x1="{_n(sx(t))}" y1="{_n(py)}" x2="{_n(sx(t))}" y2="{_n(py + ph)}"/>' for t in x_ticks]
-        out += [f'<line x1="{_n(px)}" y1="{_n(sy(t))}" x2="{_n(px + pw)}" y2="{_n(sy(t))}"/>' for t in y_ticks]
-        out.append("</g>")
-        out.append('<g class="x-ticks" font-size="10" text-anchor="middle" fill="#333333">')
-        out += [f'<text x="{_n(sx(t))}" y="{_n(py + ph + 14)}">{_esc(_tick_label(t, x_step))}</text>'
-                for t in x_ticks]
-        out.append("</g>")
-        out.append('<g class="y-ticks" font-size="10" text-anchor="end" fill="#333333">')
-        out += [f'<text x="{_n(px - 5)}" y="{_n(sy(t) + 3.5)}">{_esc(label)}</text>'
-                for t, label in zip(y_ticks, y_tick_labels)]
-        out.append("</g>")
+        sx, sy = _grid_and_ticks(out, (px, py, pw, ph), x_range, y_range, y_ticks, y_tick_labels, 6)
         if limits is not None and identity:
             out.append(f'<line class="identity" x1="{_n(sx(x0))}" y1="{_n(sy(y0))}" x2="{_n(sx(x1))}" '
                        f'y2="{_n(sy(y1))}" stroke="#888888" stroke-dasharray="4 3"/>')

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Regenerate the user guide's screenshots (docs/images/*.png) from a real QGIS desktop under Xvfb.
 
-    .venv/bin/python scripts/screenshots.py            # or: make screenshots
+    .venv/bin/python scripts/screenshots.py                  # both phases, about 3 minutes
+    .venv/bin/python scripts/screenshots.py --desktop-only   # grab again from the last outputs
 
 Two phases, both in this file:
 
@@ -143,6 +144,7 @@ def launch_desktop():
     if not os.path.lexists(link):
         os.symlink(os.path.join("..", ".."), link)
     profile = os.path.join(WORK, "profile")
+    shutil.rmtree(profile, ignore_errors=True)  # a fresh profile: the same windows every time
     runtime = os.path.join(WORK, "runtime")
     os.makedirs(runtime, mode=0o700, exist_ok=True)
     os.makedirs(IMAGES, exist_ok=True)
@@ -240,12 +242,12 @@ def desktop():
         return added
 
     def legend(layer, expanded=True, visible=True):
-        """Collapse or hide a layer's legend entry (new layers are expanded and visible)."""
+        """Expand or collapse, show or hide a layer's legend entry."""
         node = QgsProject.instance().layerTreeRoot().findLayer(layer.id())
-        if not expanded:
-            node.setExpanded(False)
-        if not visible:
-            node.setItemVisibilityChecked(False)
+        node.setItemVisibilityChecked(visible)
+        node.setExpanded(expanded)
+        view = iface.layerTreeView()
+        view.setExpanded(view.node2index(node), expanded)
 
     def true_colour(layer, rgb_nm=(650, 550, 460)):
         """Show a hyperspectral layer in true colour (bands nearest to the wavelengths)."""
@@ -259,7 +261,8 @@ def desktop():
         renderer.setRedBand(bands[0])
         renderer.setGreenBand(bands[1])
         renderer.setBlueBand(bands[2])
-        layer.setContrastEnhancement(QgsContrastEnhancement.StretchToMinimumMaximum, QgsRasterMinMaxOrigin.CumulativeCut)
+        layer.setContrastEnhancement(QgsContrastEnhancement.StretchToMinimumMaximum,
+                                     QgsRasterMinMaxOrigin.CumulativeCut)
         layer.triggerRepaint()
 
     # -- the steps, run one after the other with time to draw -----------------------------------
@@ -281,6 +284,7 @@ def desktop():
                                (out["cnn_classes.tif"], "Mineral classes (CNN)", "gdal"))
         true_colour(cube)
         legend(cube, expanded=False)
+        state["expand"] = classes
         dock.select(os.path.join(ROOT, "models", "usgs_minerals_cnn.onnx"))
         say(f"dock models={len(dock.items())}")
 
@@ -349,8 +353,11 @@ def desktop():
                                            (out["target_cells.gpkg"], "Target cells", "ogr"),
                                            (csv_uri(SITES), "Gold sites", "delimitedtext"), zoom="Target cells")
         legend(probability, expanded=False, visible=False)
-        legend(cells)
+        state["expand"] = cells
         say(f"cells renderer={cells.renderer().type()}")
+
+    def expand_legend():
+        legend(state["expand"])
 
     def sentinel2_map():
         if "s2_indices.tif" not in out:
@@ -366,13 +373,14 @@ def desktop():
     def results_viewer():
         import processing
 
+        state["waited"] = 0
+        grids, sites = layers((out["elements.tif"], "Element grids (log10)", "gdal"),
+                              (csv_uri(SITES), "Gold sites", "delimitedtext"), zoom="Element grids (log10)")
         state["dialog"] = dialog = processing.createAlgorithmDialog("oremap:evaluate_prospectivity", {
-            "SCORE_RASTER": out["elements.tif"], "SCORE_BAND": 1,
-            "DEPOSITS": QgsProject.instance().mapLayersByName("Gold sites")[0],
+            "SCORE_RASTER": grids, "SCORE_BAND": 1, "DEPOSITS": sites,
             "OUTPUT_HTML": os.path.join(WORK, "au_evaluation.html")})
         dialog.show()
         dialog.runAlgorithm()
-        state["waited"] = 0
 
     def results_wait():
         from processing.core.ProcessingResults import resultsList
@@ -384,9 +392,11 @@ def desktop():
         return None
 
     def results_shot():
-        grab_window("results_viewer.png")
-        if state["dialog"] is not None and state["dialog"].isVisible():
+        from qgis.PyQt import sip
+
+        if not sip.isdeleted(state["dialog"]):  # the dialog closes itself after a successful run
             state["dialog"].close()
+        grab_window("results_viewer.png")
 
     def settings_dialog():
         from oremap.ui.settings_dialog import SettingsDialog
@@ -398,12 +408,13 @@ def desktop():
         save_png(state["dialog"].grab().toImage(), "settings.png")
         state["dialog"].close()
 
-    steps = [(setup, 3000), (model_library, 4000), (model_library_shot, 500), (classify_dialog, 2500),
+    steps = [(setup, 3000), (model_library, 3000), (expand_legend, 1500), (model_library_shot, 500),
+             (classify_dialog, 2500),
              (classify_dialog_shot, 500), (sam_dialog, 2500), (sam_dialog_shot, 500), (hyperspectral_map, 4000),
              (lambda: grab_window("hyperspectral_map.png"), 500), (abundance_map, 4000),
              (lambda: grab_window("abundance_map.png"), 500), (abundance_dialog, 2500),
              (abundance_dialog_shot, 500), (geochem_map, 4000), (lambda: grab_window("geochemistry_idw.png"), 500),
-             (prospectivity_map, 4000), (lambda: grab_window("prospectivity_map.png"), 500),
+             (prospectivity_map, 3000), (expand_legend, 1500), (lambda: grab_window("prospectivity_map.png"), 500),
              (sentinel2_map, 4000), (sentinel2_shot, 500),
              (results_viewer, 2000), (results_wait, 1000), (results_shot, 500), (settings_dialog, 2500),
              (settings_shot, 500)]

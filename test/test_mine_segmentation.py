@@ -148,7 +148,8 @@ def test_held_out_accuracy_and_report(trained):
     # measured 0.71 / 0.83 (this seed; 0.55-0.82 over seeds 0-3)
     assert m["val_iou"] > 0.5 and m["val_f1"] > 0.65
     tp, fp, fn = m["val_confusion"][1][1], m["val_confusion"][0][1], m["val_confusion"][1][0]
-    assert m["val_iou"] == pytest.approx(tp / (tp + fp + fn)) and m["val_f1"] == pytest.approx(2 * tp / (2 * tp + fp + fn))
+    assert m["val_iou"] == pytest.approx(tp / (tp + fp + fn))
+    assert m["val_f1"] == pytest.approx(2 * tp / (2 * tp + fp + fn))
     assert len(res.history["val_iou"]) == TRAIN["epochs"] and res.history["val_iou"][-1] == pytest.approx(m["val_iou"])
     html = open(trained["report"], encoding="utf-8").read()
     assert f"{m['val_iou']:.3f}" in html and f"{m['val_f1']:.3f}" in html
@@ -253,7 +254,8 @@ def test_footprints_area_perimeter_compactness_and_filters():
         assert square["area_ha"] == pytest.approx(144 * 100 / 1e4) and square["perimeter_m"] == pytest.approx(480)
         assert square["compactness"] == pytest.approx(np.pi / 4)
         assert square["mean_prob"] == pytest.approx(0.75)
-        assert square["geometry"].equals(_pixel_union(mask[250:262] & (np.arange(120) < 30), t * Affine.translation(0, 250)))
+        pixels = mask[250:262] & (np.arange(120) < 30)
+        assert square["geometry"].equals(_pixel_union(pixels, t * Affine.translation(0, 250)))
         u = by_pixels[2 * 16 * 4 + 4 * 14]
         assert u["geometry"].geom_type == "Polygon" and u["geometry"].area == pytest.approx(u["area_ha"] * 1e4)
         line = by_pixels[80]
@@ -347,6 +349,29 @@ def test_bad_input_is_refused_with_the_parameter_and_nothing_written(trained, sc
     assert os.listdir(tmp_path) == []
 
 
+def test_cancelling_leaves_nothing_behind(trained, scenes, tmp_path):
+    from oremap.core.errors import Cancelled
+    from oremap.core.feedback import Feedback
+
+    class CancelLater(Feedback):
+        def __init__(self, after):
+            self.calls, self.after = 0, after
+
+        def progress(self, percent):
+            self.calls += 1
+
+        def is_canceled(self):
+            return self.calls >= self.after
+
+    with pytest.raises(Cancelled):
+        md.detect_mines(scenes[0]["raster"], trained["model"], str(tmp_path / "p.tif"), str(tmp_path / "m.tif"),
+                        polygons_path=str(tmp_path / "x.gpkg"), memory_mb=1, threads=1, feedback=CancelLater(20))
+    with pytest.raises(Cancelled):
+        ms.train_mine_segmentation(scenes[0]["raster"], scenes[0]["mines"], str(tmp_path / "m.onnx"),
+                                   str(tmp_path / "m.html"), feedback=CancelLater(3), **dict(TRAIN, epochs=1))
+    assert os.listdir(tmp_path) == []
+
+
 # ---------------------------------------------------------------------------------------
 # Algorithms
 # ---------------------------------------------------------------------------------------
@@ -392,6 +417,15 @@ def test_algorithms_train_and_detect_through_processing(run_alg, one_thread, tra
     assert sorted(saved["area_ha"]) == pytest.approx(sorted(p["area_ha"] for p in core["polygons"]))
     for name in ("p.qml", "mask.qml"):
         assert os.path.exists(str(tmp_path / name))
+    # a folder of per-band files as delivered (a real BigEarthNet patch, no mine; its background is one of
+    # those the scenes are built from, so this checks the folder input, not generalisation)
+    from s2_scene import S2_FOLDER
+
+    folder = os.path.join(S2_FOLDER, "S2A_MSIL2A_20170613T101031_87_48")
+    real = run_alg("detect_mines", {"INPUT_FOLDER": folder, "MODEL_FILE": trained["model"],
+                                    "OUTPUT": str(tmp_path / "real.tif")})
+    prob = read_band(real["OUTPUT"])
+    assert prob.shape == (120, 120) and (prob >= 0.5).mean() < 0.01  # measured 0.4 % of the pixels
     message = ""
     try:
         run_alg("detect_mines", {"MODEL_FILE": trained["model"], "OUTPUT": str(tmp_path / "x.tif")})
