@@ -254,6 +254,15 @@ class OreMapAlgorithm(QgsProcessingAlgorithm):
             "SCALE", self.tr("Reflectance scale factor (0 = automatic)"), QgsProcessingParameterNumber.Double,
             defaultValue=0.0, minValue=0.0), advanced=True)
 
+    def add_number(self, name, label, default, minimum, maximum=None, integer=False, advanced=False, optional=False):
+        """A numeric parameter (integer or double) with a default and bounds."""
+        kind = QgsProcessingParameterNumber.Integer if integer else QgsProcessingParameterNumber.Double
+        parameter = QgsProcessingParameterNumber(name, self.tr(label), kind, defaultValue=default, minValue=minimum,
+                                                 optional=optional)
+        if maximum is not None:
+            parameter.setMaximum(maximum)
+        return self._add(parameter, advanced=advanced)
+
     def add_enum(self, name, label, options, default=0):
         return self._add(QgsProcessingParameterEnum(name, self.tr(label), options=options, defaultValue=default))
 

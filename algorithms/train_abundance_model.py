@@ -7,7 +7,6 @@ from qgis.core import (
     QgsProcessingParameterEnum,
     QgsProcessingParameterFeatureSource,
     QgsProcessingParameterField,
-    QgsProcessingParameterNumber,
 )
 
 from ..core import abundance
@@ -108,14 +107,14 @@ class TrainAbundanceModel(OreMapAlgorithm):
                                              defaultValue=list(range(len(abundance.FAMILIES)))))
         self.add_enum("SPACE", "Closure", [label for _, label in SPACES])
         self.add_enum("PREPROCESSING", "Preprocessing", [label for _, label in PREPROCESSING])
-        self._number("FOLDS", "Cross-validation folds", 5, 2, 20, integer=True)
-        self._number("AUGMENT_COPIES", "Augmented copies per pixel", 0, 0, 50, integer=True, advanced=True)
-        self._number("SNR", "Augmentation signal-to-noise ratio (0 = no noise)", 0.0, 0.0, advanced=True)
-        self._number("BRIGHTNESS", "Augmentation brightness range (+/- fraction)", 0.0, 0.0, 0.9, advanced=True)
-        self._number("LEVEL", "Interval level (%)", 90.0, 50.0, 99.0)
-        self._number("CNN_EPOCHS", "CNN epochs", abundance.DEFAULT_CNN["epochs"], 1, 2000, integer=True,
+        self.add_number("FOLDS", "Cross-validation folds", 5, 2, 20, integer=True)
+        self.add_number("AUGMENT_COPIES", "Augmented copies per pixel", 0, 0, 50, integer=True, advanced=True)
+        self.add_number("SNR", "Augmentation signal-to-noise ratio (0 = no noise)", 0.0, 0.0, advanced=True)
+        self.add_number("BRIGHTNESS", "Augmentation brightness range (+/- fraction)", 0.0, 0.0, 0.9, advanced=True)
+        self.add_number("LEVEL", "Interval level (%)", 90.0, 50.0, 99.0)
+        self.add_number("CNN_EPOCHS", "CNN epochs", abundance.DEFAULT_CNN["epochs"], 1, 2000, integer=True,
                      advanced=True)
-        self._number("SEED", "Random seed", 42, 0, integer=True, advanced=True)
+        self.add_number("SEED", "Random seed", 42, 0, integer=True, advanced=True)
         self.add_band_parameters()
         self.add_file_output("OUTPUT_MODEL", "Model file", "ONNX models (*.onnx)")
         self.add_file_output("OUTPUT_REPORT", "Training report", "HTML files (*.html)")
@@ -123,13 +122,6 @@ class TrainAbundanceModel(OreMapAlgorithm):
         self.add_value_output("BEST_SINGLE_RMSE", "Best single model mean RMSE (%)")
         self.add_value_output("UNMIXING_RMSE", "Linear unmixing mean RMSE (%)")
         self.add_value_output("COVERAGE", "Interval coverage on held-out ROIs")
-
-    def _number(self, name, label, default, minimum, maximum=None, integer=False, advanced=False):
-        kind = QgsProcessingParameterNumber.Integer if integer else QgsProcessingParameterNumber.Double
-        parameter = QgsProcessingParameterNumber(name, self.tr(label), kind, defaultValue=default, minValue=minimum)
-        if maximum is not None:
-            parameter.setMaximum(maximum)
-        self._add(parameter, advanced=advanced)
 
     def process(self, parameters, context, feedback):
         from ..core.mapping import image_band_info

@@ -5,7 +5,6 @@ from qgis.core import (
     QgsProcessingParameterBoolean,
     QgsProcessingParameterFeatureSource,
     QgsProcessingParameterFile,
-    QgsProcessingParameterNumber,
     QgsProcessingParameterRasterLayer,
     QgsProcessingParameterString,
 )
@@ -84,16 +83,16 @@ class TrainMineClassifier(OreMapAlgorithm):
         self._add(QgsProcessingParameterRasterLayer("INPUT", self.tr("Sentinel-2 raster (b)"), optional=True))
         self._add(QgsProcessingParameterFeatureSource("POLYGONS", self.tr("Mine polygons (b)"),
                                                       [QgsProcessing.TypeVectorPolygon], optional=True))
-        self._number("PATCH_SIZE", "Patch size in pixels (b)", 120, 8, integer=True)
-        self._number("MIN_OVERLAP", "Minimum mine overlap of a mine patch (b)", 0.02, 0.0001, maximum=1.0)
+        self.add_number("PATCH_SIZE", "Patch size in pixels (b)", 120, 8, integer=True)
+        self.add_number("MIN_OVERLAP", "Minimum mine overlap of a mine patch (b)", 0.02, 0.0001, maximum=1.0)
         self.add_enum("CLASSIFIER", "Classifier", [label for _, label in mine_classifier.CLASSIFIERS])
-        self._number("FOLDS", "Cross-validation folds", 5, 2, integer=True)
-        self._number("INNER_FOLDS", "Inner folds (threshold tuning)", 3, 2, integer=True, advanced=True)
+        self.add_number("FOLDS", "Cross-validation folds", 5, 2, integer=True)
+        self.add_number("INNER_FOLDS", "Inner folds (threshold tuning)", 3, 2, integer=True, advanced=True)
         self._add(QgsProcessingParameterBoolean("SPATIAL", self.tr("Spatially grouped folds"), defaultValue=True),
                   advanced=True)
-        self._number("BLOCK_SIZE", "Spatial block size (0 = five patch widths)", 0.0, 0.0, advanced=True)
-        self._number("EPOCHS", "CNN epochs", 30, 1, integer=True, advanced=True)
-        self._number("SEED", "Random seed", 0, 0, integer=True, advanced=True)
+        self.add_number("BLOCK_SIZE", "Spatial block size (0 = five patch widths)", 0.0, 0.0, advanced=True)
+        self.add_number("EPOCHS", "CNN epochs", 30, 1, integer=True, advanced=True)
+        self.add_number("SEED", "Random seed", 0, 0, integer=True, advanced=True)
         self._add(QgsProcessingParameterString("BAND_MAP", self.tr("Band map (only for unnamed bands)"),
                                                optional=True), advanced=True)
         self.add_file_output("OUTPUT_MODEL", "Model file", "ONNX models (*.onnx)")
@@ -102,13 +101,6 @@ class TrainMineClassifier(OreMapAlgorithm):
         self.add_value_output("PRECISION", "Precision (held-out folds)")
         self.add_value_output("RECALL", "Recall (held-out folds)")
         self.add_value_output("THRESHOLD", "Decision threshold of the model")
-
-    def _number(self, name, label, default, minimum, maximum=None, integer=False, advanced=False):
-        kind = QgsProcessingParameterNumber.Integer if integer else QgsProcessingParameterNumber.Double
-        parameter = QgsProcessingParameterNumber(name, self.tr(label), kind, defaultValue=default, minValue=minimum)
-        if maximum is not None:
-            parameter.setMaximum(maximum)
-        self._add(parameter, advanced=advanced)
 
     def patch_set(self, parameters, context, feedback, keep_patches):
         labels = self.parameterAsFile(parameters, "LABELS", context)

@@ -136,41 +136,34 @@ class TrainProspectivityCnn(OreMapAlgorithm):
         "output": "OUTPUT_MODEL", "report": "OUTPUT_REPORT",
     }
 
-    def _number(self, name, label, default, minimum, maximum=None, integer=False, advanced=False):
-        kind = QgsProcessingParameterNumber.Integer if integer else QgsProcessingParameterNumber.Double
-        parameter = QgsProcessingParameterNumber(name, self.tr(label), kind, defaultValue=default, minValue=minimum)
-        if maximum is not None:
-            parameter.setMaximum(maximum)
-        self._add(parameter, advanced=advanced)
-
     def initAlgorithm(self, config=None):  # noqa: N802
         self.add_raster_input("INPUT", "Element stack (one band per element)")
         self._add(QgsProcessingParameterFeatureSource("DEPOSITS", self.tr("Known deposits"),
                                                       [QgsProcessing.TypeVectorPoint]))
-        self._number("WINDOW", "Window size (cells)", 64, 8, 256, integer=True)
+        self.add_number("WINDOW", "Window size (cells)", 64, 8, 256, integer=True)
         self.add_enum("DEPTH", "ResNet depth", [f"ResNet-{d}" for d in DEPTHS])
-        self._number("WIDTH", "Network width (channels of the first stage)", 16, 2, 128, integer=True)
-        self._number("EPOCHS", "Epochs", 30, 1, 1000, integer=True)
-        self._number("FOLDS", "Spatial cross-validation folds (0 = none)", 5, 0, 20, integer=True)
-        self._number("BLOCK_SIZE", "Block size for the folds, map units (0 = automatic)", 0.0, 0.0)
-        self._number("MIN_DISTANCE", "Minimum distance of background windows from deposits (0 = one window)",
+        self.add_number("WIDTH", "Network width (channels of the first stage)", 16, 2, 128, integer=True)
+        self.add_number("EPOCHS", "Epochs", 30, 1, 1000, integer=True)
+        self.add_number("FOLDS", "Spatial cross-validation folds (0 = none)", 5, 0, 20, integer=True)
+        self.add_number("BLOCK_SIZE", "Block size for the folds, map units (0 = automatic)", 0.0, 0.0)
+        self.add_number("MIN_DISTANCE", "Minimum distance of background windows from deposits (0 = one window)",
                      0.0, 0.0)
-        self._number("NEGATIVES_PER_POSITIVE", "Background windows per deposit", 10.0, 0.1)
-        self._number("JITTER_COPIES", "Shifted copies per deposit window", 8, 0, 200, integer=True)
-        self._number("SEED", "Random seed", 42, 0, integer=True)
-        self._number("BATCH_SIZE", "Batch size", 32, 2, 4096, integer=True, advanced=True)
-        self._number("LEARNING_RATE", "Learning rate", 0.01, 1e-6, 10.0, advanced=True)
-        self._number("MOMENTUM", "Momentum", 0.9, 0.0, 0.999, advanced=True)
-        self._number("WEIGHT_DECAY", "Weight decay", 1e-4, 0.0, 1.0, advanced=True)
-        self._number("PATIENCE", "Early-stopping patience (0 = none)", 0, 0, 1000, integer=True, advanced=True)
+        self.add_number("NEGATIVES_PER_POSITIVE", "Background windows per deposit", 10.0, 0.1)
+        self.add_number("JITTER_COPIES", "Shifted copies per deposit window", 8, 0, 200, integer=True)
+        self.add_number("SEED", "Random seed", 42, 0, integer=True)
+        self.add_number("BATCH_SIZE", "Batch size", 32, 2, 4096, integer=True, advanced=True)
+        self.add_number("LEARNING_RATE", "Learning rate", 0.01, 1e-6, 10.0, advanced=True)
+        self.add_number("MOMENTUM", "Momentum", 0.9, 0.0, 0.999, advanced=True)
+        self.add_number("WEIGHT_DECAY", "Weight decay", 1e-4, 0.0, 1.0, advanced=True)
+        self.add_number("PATIENCE", "Early-stopping patience (0 = none)", 0, 0, 1000, integer=True, advanced=True)
         self._add(QgsProcessingParameterBoolean("MASK_CHANNEL", self.tr("Add a nodata-mask channel"),
                                                 defaultValue=False), advanced=True)
         self._add(QgsProcessingParameterBoolean("FLIPS", self.tr("Mirror and rotate training windows"),
                                                 defaultValue=True), advanced=True)
-        self._number("MAX_NODATA", "Largest nodata share of a window", 0.5, 0.0, 0.99, advanced=True)
+        self.add_number("MAX_NODATA", "Largest nodata share of a window", 0.5, 0.0, 0.99, advanced=True)
         self._add(QgsProcessingParameterNumber("NODATA", self.tr("Additional nodata value"),
                                                QgsProcessingParameterNumber.Double, optional=True), advanced=True)
-        self._number("THREADS", "Threads (0 = all)", 0, 0, 256, integer=True, advanced=True)
+        self.add_number("THREADS", "Threads (0 = all)", 0, 0, 256, integer=True, advanced=True)
         self.add_file_output("OUTPUT_MODEL", "Model file", "ONNX models (*.onnx)")
         self.add_file_output("OUTPUT_REPORT", "Training report", "HTML files (*.html)")
         self.add_value_output("CV_AUC_MEAN", "Spatial CV AUC (mean)")

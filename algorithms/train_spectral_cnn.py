@@ -8,7 +8,6 @@ from qgis.core import (
     QgsProcessingParameterField,
     QgsProcessingParameterFile,
     QgsProcessingParameterMultipleLayers,
-    QgsProcessingParameterNumber,
     QgsProcessingParameterRasterLayer,
     QgsProcessingParameterString,
 )
@@ -100,26 +99,19 @@ class TrainSpectralCnn(OreMapAlgorithm):
         self._add(QgsProcessingParameterBoolean("EXCLUDE_WATER", self.tr("Leave out water-vapour bands (b)"),
                                                 defaultValue=True))
         self.add_enum("PREPROCESSING", "Preprocessing", [label for _, label in PREPROCESSING], default=1)
-        self._number("AUGMENT_COPIES", "Augmented copies per library spectrum (b)", 200, 0, integer=True)
-        self._number("SNR", "Augmentation signal-to-noise ratio (b)", 100.0, 1.0)
-        self._number("EPOCHS", "Maximum epochs", 150, 1, integer=True)
-        self._number("BATCH_SIZE", "Batch size", 256, 8, integer=True, advanced=True)
-        self._number("LEARNING_RATE", "Learning rate", 0.001, 1e-6, maximum=1.0, advanced=True)
-        self._number("PATIENCE", "Early-stopping patience (epochs)", 15, 1, integer=True, advanced=True)
-        self._number("VALIDATION_FRACTION", "Validation fraction", 0.25, 0.05, maximum=0.8, advanced=True)
-        self._number("SEED", "Random seed", 42, 0, integer=True, advanced=True)
+        self.add_number("AUGMENT_COPIES", "Augmented copies per library spectrum (b)", 200, 0, integer=True)
+        self.add_number("SNR", "Augmentation signal-to-noise ratio (b)", 100.0, 1.0)
+        self.add_number("EPOCHS", "Maximum epochs", 150, 1, integer=True)
+        self.add_number("BATCH_SIZE", "Batch size", 256, 8, integer=True, advanced=True)
+        self.add_number("LEARNING_RATE", "Learning rate", 0.001, 1e-6, maximum=1.0, advanced=True)
+        self.add_number("PATIENCE", "Early-stopping patience (epochs)", 15, 1, integer=True, advanced=True)
+        self.add_number("VALIDATION_FRACTION", "Validation fraction", 0.25, 0.05, maximum=0.8, advanced=True)
+        self.add_number("SEED", "Random seed", 42, 0, integer=True, advanced=True)
         self.add_file_output("OUTPUT_MODEL", "Model file", "ONNX models (*.onnx)")
         self.add_file_output("OUTPUT_REPORT", "Training report", "HTML files (*.html)")
         self.add_value_output("VALIDATION_ACCURACY", "CNN validation accuracy")
         self.add_value_output("KAPPA", "CNN validation kappa")
         self.add_value_output("SAM_ACCURACY", "SAM validation accuracy")
-
-    def _number(self, name, label, default, minimum, maximum=None, integer=False, advanced=False):
-        kind = QgsProcessingParameterNumber.Integer if integer else QgsProcessingParameterNumber.Double
-        parameter = QgsProcessingParameterNumber(name, self.tr(label), kind, defaultValue=default, minValue=minimum)
-        if maximum is not None:
-            parameter.setMaximum(maximum)
-        self._add(parameter, advanced=advanced)
 
     def training_set(self, parameters, context, feedback):
         from ..core import training

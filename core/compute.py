@@ -185,3 +185,20 @@ def openmp_limit(n_samples=None, small=20000):
     if n_samples is not None and n_samples < small:
         threads = 1
     return threadpool_limits(limits=int(threads), user_api="openmp")
+
+
+def require_torch(what="train neural networks"):
+    """``(torch, torch.nn)`` with the run's threads applied and its device noted; an
+    :class:`~core.errors.OreMapError` saying how to install torch when it is missing."""
+    try:
+        import torch
+        from torch import nn
+    except ImportError:
+        from .errors import OreMapError
+
+        raise OreMapError(
+            f"The Python package 'torch' is not installed; OreMap needs it to {what}.", parameter="training",
+            fix="Install the CPU build into the Python that QGIS uses: python -m pip install torch "
+                "--index-url https://download.pytorch.org/whl/cpu") from None
+    use_torch(torch)
+    return torch, nn

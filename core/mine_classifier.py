@@ -561,13 +561,9 @@ _TORCH = {}
 def _torch_classes():
     if _TORCH:
         return _TORCH
-    try:
-        import torch
-        from torch import nn
-    except ImportError:
-        raise OreMapError("The Python package 'torch' is not installed; OreMap needs it to train the CNN.",
-                          "classifier", "Install torch (CPU build), or choose the gradient boosting classifier.") \
-            from None
+    from .compute import require_torch
+
+    torch, nn = require_torch("train the CNN (or choose the gradient boosting classifier)")
 
     from .sentinel2 import INDICES
 

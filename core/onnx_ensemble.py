@@ -215,7 +215,7 @@ def combine(members, weights, bias, n_features, n_parts, space="simplex", total=
     total_c = const("total", total)
     if space == "ilr":
         V = const("ilr_basis", basis)
-        A = op("Mul", [op("Softmax", [op("MatMul", [E, V], "clr")], "closed", axis=1), total_c], "abundances")
+        op("Mul", [op("Softmax", [op("MatMul", [E, V], "clr")], "closed", axis=1), total_c], "abundances")
         Q = op("Mul", [op("Softmax", [op("MatMul", [P, V], "member_clr")], "member_closed", axis=-1), total_c],
                "member_parts")
     elif space == "simplex":
@@ -228,7 +228,7 @@ def combine(members, weights, bias, n_features, n_parts, space="simplex", total=
         rho = op("ReduceSum", [op("Cast", [cond], "support_f", to=onnx.TensorProto.FLOAT), axis1], "rho", keepdims=1)
         idx = op("Cast", [op("Sub", [rho, const("one", 1.0)], "rho_1")], "rho_idx", to=onnx.TensorProto.INT64)
         tau = op("Div", [op("GatherElements", [css, idx], "css_rho", axis=1), rho], "tau")
-        A = op("Relu", [op("Sub", [E, tau], "shifted")], "abundances")
+        op("Relu", [op("Sub", [E, tau], "shifted")], "abundances")
         Q = P
     else:
         raise OreMapError(f"Unknown modelling space '{space}'.", parameter="space")

@@ -104,16 +104,7 @@ def _torch_classes():
     if _TORCH:
         compute.use_torch(_TORCH["torch"])  # logs the device of this run
         return _TORCH
-    try:
-        import torch
-        from torch import nn
-    except ImportError:
-        raise OreMapError(
-            "The Python package 'torch' is not installed; OreMap needs it to train neural networks.",
-            parameter="training",
-            fix="Install the CPU build into the Python that QGIS uses: python -m pip install torch "
-                "--index-url https://download.pytorch.org/whl/cpu",
-        ) from None
+    torch, nn = compute.require_torch("train neural networks")
 
     def shortcut(c_in, c_out, stride):
         if stride == 1 and c_in == c_out:

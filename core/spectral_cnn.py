@@ -424,16 +424,7 @@ def _torch_classes():
     if _TORCH_CLASSES:
         compute.use_torch(_TORCH_CLASSES["torch"])  # logs the device of this run
         return _TORCH_CLASSES
-    try:
-        import torch
-        from torch import nn
-    except ImportError:
-        raise OreMapError(
-            "The Python package 'torch' is not installed; OreMap needs it to train neural networks.",
-            parameter="training",
-            fix="Install the CPU build into the Python that QGIS uses: python -m pip install torch "
-                "--index-url https://download.pytorch.org/whl/cpu",
-        ) from None
+    torch, nn = compute.require_torch("train neural networks")
 
     class SpectralCNNModule(nn.Module):
         """1D CNN over the spectral axis: conv blocks, flatten, dense, dropout, dense (logits)."""

@@ -295,14 +295,7 @@ def _torch():
     if _TORCH:
         compute.use_torch(_TORCH["torch"])  # logs the device of this run
         return _TORCH
-    try:
-        import torch
-        from torch import nn
-    except ImportError:
-        raise OreMapError(
-            "The Python package 'torch' is not installed; OreMap needs it to train the autoencoder.",
-            "training", "Install the CPU build into the Python that QGIS uses: python -m pip install torch "
-                        "--index-url https://download.pytorch.org/whl/cpu") from None
+    torch, nn = compute.require_torch("train the autoencoder")
 
     activations = {"elu": nn.ELU, "relu": nn.ReLU, "tanh": nn.Tanh}
 
