@@ -241,7 +241,7 @@ def _sklearn_member(family, n_samples, n_bands, n_outputs, seed, n_jobs, options
     if family == "ridge":
         return make_pipeline(StandardScaler(), RidgeCV(alphas=options.get("alphas", np.logspace(-3, 4, 15))))
     if family == "extra_trees":
-        return ExtraTreesRegressor(**{"n_estimators": 40, "min_samples_leaf": 8, "max_features": 0.3, **options},
+        return ExtraTreesRegressor(**{"n_estimators": 30, "min_samples_leaf": 8, "max_features": 0.3, **options},
                                    n_jobs=n_jobs, random_state=seed)
     raise OreMapError(f"Unknown model family '{family}'.", "families")
 
@@ -252,7 +252,7 @@ class _HGBMulti:
     def __init__(self, seed, options=None):
         self.seed = seed
         # sized for prediction speed too: every tree is walked for every pixel of a scene
-        self.options = {"max_iter": 40, "learning_rate": 0.2, "max_leaf_nodes": 15, "min_samples_leaf": 20,
+        self.options = {"max_iter": 30, "learning_rate": 0.25, "max_leaf_nodes": 15, "min_samples_leaf": 20,
                         "l2_regularization": 1.0, **(options or {})}
         self.models = []
 
