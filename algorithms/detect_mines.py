@@ -10,7 +10,6 @@ from qgis.core import (
     QgsProcessingException,
     QgsProcessingParameterFeatureSink,
     QgsProcessingParameterFile,
-    QgsProcessingParameterNumber,
     QgsWkbTypes,
 )
 from qgis.PyQt.QtCore import QVariant
@@ -74,20 +73,13 @@ class DetectMines(OreMapAlgorithm):
     def initAlgorithm(self, config=None):  # noqa: N802
         add_s2_input(self)
         self._add(QgsProcessingParameterFile("MODEL_FILE", self.tr("Mine model"), extension="onnx"))
-        self._add(QgsProcessingParameterNumber("THRESHOLD", self.tr("Probability threshold (0 = the model's)"),
-                                               QgsProcessingParameterNumber.Double, defaultValue=0.0, minValue=0.0,
-                                               maxValue=0.99))
-        self._add(QgsProcessingParameterNumber("MIN_AREA", self.tr("Minimum polygon area (ha)"),
-                                               QgsProcessingParameterNumber.Double, defaultValue=0.1, minValue=0.0))
-        self._add(QgsProcessingParameterNumber("MIN_COMPACTNESS", self.tr("Minimum compactness (0-1)"),
-                                               QgsProcessingParameterNumber.Double, defaultValue=0.0, minValue=0.0,
-                                               maxValue=1.0))
-        self._add(QgsProcessingParameterNumber("OVERLAP", self.tr("Window overlap in pixels (U-Net; -1 = model's)"),
-                                               QgsProcessingParameterNumber.Integer, defaultValue=-1, minValue=-1),
-                  advanced=True)
-        self._add(QgsProcessingParameterNumber("STRIDE", self.tr("Cell size in pixels (patch classifier; 0 = patch)"),
-                                               QgsProcessingParameterNumber.Integer, defaultValue=0, minValue=0),
-                  advanced=True)
+        self.add_number("THRESHOLD", "Probability threshold (0 = the model's)", 0.0, 0.0, 0.99)
+        self.add_number("MIN_AREA", "Minimum polygon area (ha)", 0.1, 0.0)
+        self.add_number("MIN_COMPACTNESS", "Minimum compactness (0-1)", 0.0, 0.0, 1.0)
+        self.add_number("OVERLAP", "Window overlap in pixels (U-Net; -1 = model's)", -1, -1, integer=True,
+                        advanced=True)
+        self.add_number("STRIDE", "Cell size in pixels (patch classifier; 0 = patch)", 0, 0, integer=True,
+                        advanced=True)
         self.add_raster_output("OUTPUT", "Mine probability")
         self.add_raster_output("OUTPUT_MASK", "Mine mask", optional=True, create=True)
         self._add(QgsProcessingParameterFeatureSink("OUTPUT_POLYGONS", self.tr("Mine footprints"),

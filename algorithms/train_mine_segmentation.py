@@ -9,7 +9,6 @@ from qgis.core import (
     QgsProcessingParameterEnum,
     QgsProcessingParameterFeatureSource,
     QgsProcessingParameterFile,
-    QgsProcessingParameterNumber,
     QgsProcessingParameterRasterLayer,
     QgsProcessingParameterString,
 )
@@ -155,13 +154,6 @@ class TrainMineSegmentation(OreMapAlgorithm):
         "threshold": "THRESHOLD", "output": "OUTPUT_MODEL", "report": "OUTPUT_REPORT",
     }
 
-    def _number(self, name, label, default, minimum, maximum=None, integer=False, advanced=False):
-        kind = QgsProcessingParameterNumber.Integer if integer else QgsProcessingParameterNumber.Double
-        parameter = QgsProcessingParameterNumber(name, self.tr(label), kind, defaultValue=default, minValue=minimum)
-        if maximum is not None:
-            parameter.setMaximum(maximum)
-        self._add(parameter, advanced=advanced)
-
     def initAlgorithm(self, config=None):  # noqa: N802
         from ..core.mine_segmentation import DEFAULT_INDICES
         from ..core.sentinel2 import INDEX_NAMES
@@ -174,19 +166,19 @@ class TrainMineSegmentation(OreMapAlgorithm):
         self._add(QgsProcessingParameterEnum(
             "INDICES", self.tr("Spectral indices as extra channels"), options=INDEX_NAMES, allowMultiple=True,
             optional=True, defaultValue=[INDEX_NAMES.index(i) for i in DEFAULT_INDICES]))
-        self._number("TILE", "Tile size (pixels)", 128, 16, 512, integer=True)
-        self._number("DEPTH", "U-Net depth (poolings)", 4, 1, 6, integer=True)
-        self._number("WIDTH", "U-Net width (channels of the first level)", 16, 2, 128, integer=True)
-        self._number("EPOCHS", "Epochs", 30, 1, 1000, integer=True)
-        self._number("NEGATIVES_PER_POSITIVE", "Background tiles per mine tile (-1 = all)", 1.0, -1.0)
-        self._number("BLOCK_TILES", "Hold-out block size (tiles)", 4, 1, 1000, integer=True)
-        self._number("VAL_FRACTION", "Share of blocks held out", 0.25, 0.0, 0.9)
-        self._number("THRESHOLD", "Probability threshold", 0.5, 0.01, 0.99)
-        self._number("SEED", "Random seed", 0, 0, integer=True)
-        self._number("BATCH_SIZE", "Batch size", 8, 2, 256, integer=True, advanced=True)
-        self._number("LEARNING_RATE", "Learning rate", 0.002, 1e-6, 1.0, advanced=True)
-        self._number("WEIGHT_DECAY", "Weight decay", 1e-4, 0.0, 1.0, advanced=True)
-        self._number("DICE_WEIGHT", "Dice weight", 1.0, 0.0, 100.0, advanced=True)
+        self.add_number("TILE", "Tile size (pixels)", 128, 16, 512, integer=True)
+        self.add_number("DEPTH", "U-Net depth (poolings)", 4, 1, 6, integer=True)
+        self.add_number("WIDTH", "U-Net width (channels of the first level)", 16, 2, 128, integer=True)
+        self.add_number("EPOCHS", "Epochs", 30, 1, 1000, integer=True)
+        self.add_number("NEGATIVES_PER_POSITIVE", "Background tiles per mine tile (-1 = all)", 1.0, -1.0)
+        self.add_number("BLOCK_TILES", "Hold-out block size (tiles)", 4, 1, 1000, integer=True)
+        self.add_number("VAL_FRACTION", "Share of blocks held out", 0.25, 0.0, 0.9)
+        self.add_number("THRESHOLD", "Probability threshold", 0.5, 0.01, 0.99)
+        self.add_number("SEED", "Random seed", 0, 0, integer=True)
+        self.add_number("BATCH_SIZE", "Batch size", 8, 2, 256, integer=True, advanced=True)
+        self.add_number("LEARNING_RATE", "Learning rate", 0.002, 1e-6, 1.0, advanced=True)
+        self.add_number("WEIGHT_DECAY", "Weight decay", 1e-4, 0.0, 1.0, advanced=True)
+        self.add_number("DICE_WEIGHT", "Dice weight", 1.0, 0.0, 100.0, advanced=True)
         self.add_file_output("OUTPUT_MODEL", "Model file", "ONNX models (*.onnx)")
         self.add_file_output("OUTPUT_REPORT", "Training report", "HTML files (*.html)")
         self.add_value_output("IOU", "Held-out IoU (mine)")

@@ -90,16 +90,7 @@ def _torch_classes():
     if _TORCH:
         compute.use_torch(_TORCH["torch"])  # logs the device of this run
         return _TORCH
-    try:
-        import torch
-        from torch import nn
-    except ImportError:
-        raise OreMapError(
-            "The Python package 'torch' is not installed; OreMap needs it to train neural networks.",
-            parameter="training",
-            fix="Install the CPU build into the Python that QGIS uses: python -m pip install torch "
-                "--index-url https://download.pytorch.org/whl/cpu",
-        ) from None
+    torch, nn = compute.require_torch("train the mine segmentation U-Net")
 
     def double_conv(c_in, c_out):
         return nn.Sequential(
@@ -155,7 +146,6 @@ def _torch_classes():
             return torch.sigmoid(self.logit(x))
 
     _TORCH.update(torch=torch, nn=nn, UNet=UNet, TileModel=TileModel)
-    compute.use_torch(torch)
     return _TORCH
 
 

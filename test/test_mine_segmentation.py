@@ -134,7 +134,6 @@ def test_onnx_matches_torch_and_the_metadata_describe_the_model(trained):
     tiles = rng.normal(0.1, 0.05, (3, 19, 32, 32)).astype(np.float32)
     tiles[0, :, :5] = np.nan  # nodata rows
     tiles[1, 14] = np.nan  # an undefined index
-    tiles = np.concatenate([tiles, rng.normal(0.1, 0.05, (1, 19, 64, 64)).astype(np.float32)[:, :, :32, :32]])
     onnx = OnnxModel(trained["model"], threads=1).run_dense(tiles)[:, 0]
     np.testing.assert_allclose(onnx, ms.predict_torch(module, tiles), atol=1e-5)
     big = rng.normal(0.1, 0.05, (1, 19, 64, 96)).astype(np.float32)  # height and width are free
