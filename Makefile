@@ -51,6 +51,7 @@ bench: setup
 	$(PYTHON) bench/bench_idw.py
 	$(PYTHON) bench/bench_prospectivity.py
 	$(PYTHON) bench/bench_vae.py
+	$(PYTHON) bench/bench_detect_mines.py --quick
 
 package:
 	@/usr/bin/python3 scripts/package.py $(VERSION)

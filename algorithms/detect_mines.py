@@ -27,7 +27,7 @@ class DetectMines(OreMapAlgorithm):
     GROUP = "sentinel2"
     TAGS = ("sentinel-2,s2,mine,mining,open pit,tailings,detection,segmentation,u-net,patch classifier,footprint,"
             "polygons,onnx")
-    REQUIRES = ("onnxruntime",)
+    REQUIRES = ("onnx", "onnxruntime")
     HELP = (
         "Maps the probability of mining over a Sentinel-2 scene of any size with a model from 'Train a mine "
         "segmentation U-Net' (pixel by pixel) or 'Train a mine patch classifier' (patch by patch), and turns it "
