@@ -21,7 +21,6 @@ from qgis.core import (
     QgsField,
     QgsGeometry,
     QgsPointXY,
-    QgsProcessingException,
     QgsProject,
     QgsVectorLayer,
 )
@@ -29,6 +28,7 @@ from qgis.PyQt.QtCore import QVariant
 from rasterio.transform import from_origin
 
 from conftest import SHARED_DATA
+from test_bad_input import expect_failure
 from oremap.core import prospectivity_eval as pe
 from oremap.core.errors import OreMapError
 
@@ -380,17 +380,6 @@ def test_evaluate_prospectivity_points_in_lonlat(run_alg, tmp_path):
     assert "EPSG:32750" in open(out["OUTPUT_HTML"], encoding="utf-8").read()
 
 
-def expect_failure(run_alg, name, params, parameter, *words):
-    with pytest.raises(QgsProcessingException) as err:
-        run_alg(name, params)
-    message = str(err.value)
-    assert f"({parameter})" in message, message
-    for word in words:
-        assert word.lower() in message.lower(), message
-    for key, value in params.items():
-        if key.startswith("OUTPUT") and isinstance(value, str):
-            assert not os.path.exists(value), f"{value} was left behind"
-    return message
 
 
 def test_bad_input(run_alg, tmp_path):
