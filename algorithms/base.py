@@ -20,9 +20,11 @@ import numpy as np
 from qgis.core import (
     NULL,
     QgsCoordinateTransform,
+    QgsFeatureRequest,
     QgsProcessing,
     QgsProcessingAlgorithm,
     QgsProcessingException,
+    QgsProcessingFeatureSource,
     QgsProcessingOutputBoolean,
     QgsProcessingOutputNumber,
     QgsProcessingOutputString,
@@ -362,6 +364,27 @@ class OreMapAlgorithm(QgsProcessingAlgorithm):
         library = self.library(parameters, context, feedback)
         return library, mapping.image_band_info(raster, wavelengths), None, (nodata, scale)
 
+    def source_features(self, source, context, target_crs, skip_validity=False):
+        """``(feature, geometry)`` for every feature of a feature source, the geometry transformed to
+        ``target_crs`` (when both CRSs are valid and differ), or None for a feature without one.
+
+        ``skip_validity`` reads invalid geometries too (e.g. self-touching polygons that the core repairs)
+        instead of letting Processing's validity check refuse the layer.
+        """
+        transform = None
+        if source.sourceCrs().isValid() and target_crs.isValid() and source.sourceCrs() != target_crs:
+            transform = QgsCoordinateTransform(source.sourceCrs(), target_crs, context.transformContext())
+        features = (source.getFeatures(QgsFeatureRequest(), QgsProcessingFeatureSource.FlagSkipGeometryValidityChecks)
+                    if skip_validity else source.getFeatures())
+        for feature in features:
+            geometry = feature.geometry()
+            if geometry is None or geometry.isNull() or geometry.isEmpty():
+                yield feature, None
+                continue
+            if transform is not None:
+                geometry.transform(transform)
+            yield feature, geometry
+
     def labelled_geometries(self, parameters, name, field_name, context, target_crs, feedback=None):
         """Shapely geometries (in ``target_crs``) and labels of a vector parameter's features.
 
@@ -375,18 +398,12 @@ class OreMapAlgorithm(QgsProcessingAlgorithm):
         field = self.parameterAsString(parameters, field_name, context)
         if not field or source.fields().lookupField(field) < 0:
             raise self.fail(field_name, f"Field '{field}' is not in the layer.", "Choose the class field.")
-        transform = None
-        if source.sourceCrs().isValid() and target_crs.isValid() and source.sourceCrs() != target_crs:
-            transform = QgsCoordinateTransform(source.sourceCrs(), target_crs, context.transformContext())
         geometries, labels, skipped = [], [], 0
-        for feature in source.getFeatures():
-            geometry = feature.geometry()
+        for feature, geometry in self.source_features(source, context, target_crs):
             value = feature[field]
-            if geometry.isNull() or geometry.isEmpty() or value is None or value == NULL or str(value).strip() == "":
+            if geometry is None or value is None or value == NULL or str(value).strip() == "":
                 skipped += 1
                 continue
-            if transform is not None:
-                geometry.transform(transform)
             geometries.append(wkb.loads(bytes(geometry.asWkb())))
             labels.append(value if isinstance(value, int) else str(value).strip())
         if not geometries:
@@ -405,16 +422,10 @@ class OreMapAlgorithm(QgsProcessingAlgorithm):
         source = self.parameterAsSource(parameters, name, context)
         if source is None:
             raise self.fail(name, "No vector layer was given.", "Choose a point or polygon layer.")
-        transform = None
-        if source.sourceCrs().isValid() and target_crs.isValid() and source.sourceCrs() != target_crs:
-            transform = QgsCoordinateTransform(source.sourceCrs(), target_crs, context.transformContext())
         geometries, rows, ids = [], [], []
-        for feature in source.getFeatures():
-            geometry = feature.geometry()
-            if geometry.isNull() or geometry.isEmpty():
+        for feature, geometry in self.source_features(source, context, target_crs):
+            if geometry is None:
                 continue
-            if transform is not None:
-                geometry.transform(transform)
             geometries.append(wkb.loads(bytes(geometry.asWkb())))
             row = []
             for field in fields:

@@ -101,18 +101,12 @@ def layer_points(alg, parameters, name, context, target_crs, fields=(), feedback
     source = alg.parameterAsSource(parameters, name, context)
     if source is None:
         raise alg.fail(name, "No point layer was given.", "Choose a point layer.")
-    transform = None
-    if source.sourceCrs().isValid() and target_crs.isValid() and source.sourceCrs() != target_crs:
-        transform = QgsCoordinateTransform(source.sourceCrs(), target_crs, context.transformContext())
     indexes = [source.fields().lookupField(f) for f in fields]
     xs, ys, values, skipped = [], [], {f: [] for f in fields}, 0
-    for feature in source.getFeatures():
-        geometry = feature.geometry()
-        if geometry.isNull() or geometry.isEmpty():
+    for feature, geometry in alg.source_features(source, context, target_crs):
+        if geometry is None:
             skipped += 1
             continue
-        if transform is not None:
-            geometry.transform(transform)
         attributes = feature.attributes()
         row = [_number(attributes[i]) if i >= 0 else float("nan") for i in indexes]
         for point in geometry.vertices():

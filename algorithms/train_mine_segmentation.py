@@ -2,10 +2,7 @@
 
 from qgis.core import (
     QgsCoordinateReferenceSystem,
-    QgsCoordinateTransform,
-    QgsFeatureRequest,
     QgsProcessing,
-    QgsProcessingFeatureSource,
     QgsProcessingParameterEnum,
     QgsProcessingParameterFeatureSource,
     QgsProcessingParameterFile,
@@ -70,17 +67,11 @@ def polygon_geometries(alg, parameters, name, context, crs, feedback=None):
     source = alg.parameterAsSource(parameters, name, context)
     if source is None:
         raise alg.fail(name, "No mine polygons were given.", "Choose a polygon layer of mine footprints.")
-    transform = None
-    if source.sourceCrs().isValid() and crs.isValid() and source.sourceCrs() != crs:
-        transform = QgsCoordinateTransform(source.sourceCrs(), crs, context.transformContext())
     geometries, skipped = [], 0
-    for feature in source.getFeatures(QgsFeatureRequest(), QgsProcessingFeatureSource.FlagSkipGeometryValidityChecks):
-        geometry = feature.geometry()
-        if geometry.isNull() or geometry.isEmpty():
+    for _, geometry in alg.source_features(source, context, crs, skip_validity=True):
+        if geometry is None:
             skipped += 1
             continue
-        if transform is not None:
-            geometry.transform(transform)
         geometries.append(wkb.loads(bytes(geometry.asWkb())))
     if skipped and feedback is not None:
         feedback.warning(f"{skipped} features without a geometry were left out.")

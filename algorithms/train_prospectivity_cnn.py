@@ -2,7 +2,6 @@
 
 import numpy as np
 from qgis.core import (
-    QgsCoordinateTransform,
     QgsProcessing,
     QgsProcessingParameterBoolean,
     QgsProcessingParameterFeatureSource,
@@ -21,17 +20,11 @@ def deposit_points(alg, parameters, name, context, target_crs, feedback=None, re
         if required:
             raise alg.fail(name, "No deposit layer was given.", "Choose a point layer of known deposits.")
         return None
-    transform = None
-    if source.sourceCrs().isValid() and target_crs.isValid() and source.sourceCrs() != target_crs:
-        transform = QgsCoordinateTransform(source.sourceCrs(), target_crs, context.transformContext())
     xy, skipped = [], 0
-    for feature in source.getFeatures():
-        geometry = feature.geometry()
-        if geometry is None or geometry.isNull() or geometry.isEmpty():
+    for _, geometry in alg.source_features(source, context, target_crs):
+        if geometry is None:
             skipped += 1
             continue
-        if transform is not None:
-            geometry.transform(transform)
         points = geometry.asMultiPoint() if geometry.isMultipart() else [geometry.asPoint()]
         xy += [(p.x(), p.y()) for p in points]
     if skipped and feedback is not None:
