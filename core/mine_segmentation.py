@@ -309,7 +309,10 @@ class FeatureReader:
 
         Pixels beyond the raster or with any read band nodata are NaN in every channel and False in
         the mask. Read in sub-windows of about ``chunk_pixels`` pixels, so the temporaries of scaling
-        and indices stay small whatever the window.
+        and indices stay small whatever the window. The sub-windows follow the raster's blocks: on a
+        tiled raster, columns of whole tiles over the window's full height, so each tile is
+        decompressed once per window (rows of full width would decompress a whole row of tiles for
+        every few rows once it no longer fits GDAL's block cache).
         """
         rows, cols = r1 - r0, c1 - c0
         out = np.full((self.n_channels, rows, cols), np.nan, dtype=np.float32)
@@ -318,17 +321,31 @@ class FeatureReader:
         cc0, cc1 = max(c0, 0), min(c1, self.width)
         if rr1 <= rr0 or cc1 <= cc0:
             return out, valid
-        step = max(1, int(chunk_pixels) // max(cc1 - cc0, 1))
-        for a in range(rr0, rr1, step):
-            b = min(rr1, a + step)
-            data, ok = self.source.read(Window(cc0, a, cc1 - cc0, b - a))
-            if ok.any():
-                feats = self.features(data[ok])
-                block = np.full((b - a, cc1 - cc0, self.n_channels), np.nan, dtype=np.float32)
-                block[ok] = feats
-                out[:, a - r0:b - r0, cc0 - c0:cc1 - c0] = np.moveaxis(block, -1, 0)
-            valid[a - r0:b - r0, cc0 - c0:cc1 - c0] = ok
+        bh, bw = self.source.dataset.block_shapes[self.source.bands[0] - 1]
+        chunk_pixels = max(int(chunk_pixels), 1)
+        if bw < self.width:  # tiled: columns of whole tiles, split in rows only when needed
+            cw = bw * max(1, chunk_pixels // ((rr1 - rr0) * bw))
+            rh = rr1 - rr0 if (rr1 - rr0) * cw <= chunk_pixels else max(bh, (chunk_pixels // cw) // bh * bh)
+        else:  # strips: rows of full width
+            cw = cc1 - cc0
+            rh = max(1, chunk_pixels // cw)
+            rh = max(bh, rh // bh * bh) if bh < rh else rh
+        for a, b in _aligned(rr0, rr1, rh):
+            for c, d in _aligned(cc0, cc1, cw):
+                data, ok = self.source.read(Window(c, a, d - c, b - a))
+                if ok.any():
+                    feats = self.features(data[ok])
+                    block = np.full((b - a, d - c, self.n_channels), np.nan, dtype=np.float32)
+                    block[ok] = feats
+                    out[:, a - r0:b - r0, c - c0:d - c0] = np.moveaxis(block, -1, 0)
+                valid[a - r0:b - r0, c - c0:d - c0] = ok
         return out, valid
+
+
+def _aligned(start, stop, size):
+    """``[(a, b), ...]`` covering ``start:stop`` with edges at the multiples of ``size``."""
+    edges = [start] + list(range((start // size + 1) * size, stop, size)) + [stop]
+    return list(zip(edges[:-1], edges[1:]))
 
 
 # ---------------------------------------------------------------------------
