@@ -73,10 +73,8 @@ def main():
         with rasterio.open(raster, "w", **profile) as dst:
             for b in range(1, src.count + 1):
                 dst.update_tags(b, **src.tags(b))
-            for r0 in range(0, side, 100):
-                block = big[(r0 * side) % 150_000:][: 100 * side]
-                if block.shape[0] < 100 * side:
-                    block = big[: 100 * side]
+            for r0 in range(0, side, 100):  # the 200,000 spectra, repeated cyclically over the raster
+                block = np.take(big, np.arange(r0 * side, (r0 + 100) * side) % big.shape[0], axis=0)
                 dst.write(np.moveaxis(block.reshape(100, side, -1), -1, 0),
                           window=rasterio.windows.Window(0, r0, side, 100))
     outs = [os.path.join(tmp, n) for n in ("a.tif", "ci.tif", "dom.tif")]

@@ -331,7 +331,9 @@ class _CNNRegressor:
         return self
 
     def predict(self, X):
-        torch = __import__("torch")
+        from .spectral_cnn import _torch_classes
+
+        torch = _torch_classes()["torch"]
         with torch.no_grad():
             X = torch.from_numpy(np.ascontiguousarray(X, dtype=np.float32))
             return np.concatenate([self.module(X[i:i + 8192]).numpy() for i in range(0, len(X), 8192)]).astype(
