@@ -15,7 +15,7 @@ from qgis.core import (
 from qgis.PyQt.QtCore import QVariant
 
 from .base import OreMapAlgorithm
-from .train_mine_segmentation import S2_INPUT_HELP, add_s2_input, s2_input_path
+from .s2_indices import S2_INPUT_HELP, add_s2_input, s2_input_path
 
 FIELDS = [("id", QVariant.Int), ("area_ha", QVariant.Double), ("mean_prob", QVariant.Double),
           ("perimeter_m", QVariant.Double), ("compactness", QVariant.Double)]

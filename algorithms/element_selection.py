@@ -114,14 +114,10 @@ class ElementSelection(OreMapAlgorithm):
                                              options=[label for _, label in geochem.ZERO_CHOICES],
                                              defaultValue=0), advanced=True)
         self.add_enum("TRANSFORM", "Transform", [label for _, label in TRANSFORMS])
-        self._add(QgsProcessingParameterNumber("THRESHOLD", self.tr("ZAUC threshold"),
-                                               QgsProcessingParameterNumber.Double,
-                                               defaultValue=pe.DEFAULT_ZAUC_THRESHOLD, minValue=0.0))
+        self.add_number("THRESHOLD", "ZAUC threshold", pe.DEFAULT_ZAUC_THRESHOLD, 0.0)
         self._add(QgsProcessingParameterBoolean("TWO_SIDED", self.tr("Also select negatively associated elements"),
                                                 defaultValue=False), advanced=True)
-        self._add(QgsProcessingParameterNumber("SEED", self.tr("Random seed (raster negatives)"),
-                                               QgsProcessingParameterNumber.Integer, defaultValue=0, minValue=0),
-                  advanced=True)
+        self.add_number("SEED", "Random seed (raster negatives)", 0, 0, integer=True, advanced=True)
         self.add_file_output("OUTPUT_HTML", "Element selection report", "HTML files (*.html)")
         self.add_file_output("OUTPUT_CSV", "Element table", "CSV files (*.csv)", optional=True)
         self.add_value_output("SELECTED", "Selected elements", kind="string")

@@ -4,7 +4,6 @@ The module also holds the helpers the geochemistry algorithms share: points of a
 layer (with attribute values) in a CRS fit for distances in metres.
 """
 
-import math
 import os
 
 from qgis.core import (
@@ -15,11 +14,11 @@ from qgis.core import (
     QgsProcessingParameterBand,
     QgsProcessingParameterFeatureSource,
     QgsProcessingParameterField,
-    QgsProcessingParameterNumber,
     QgsProcessingParameterRasterLayer,
     QgsUnitTypes,
 )
 
+from ..core import geochem
 from ..core import prospectivity_eval as pe
 from .base import OreMapAlgorithm
 
@@ -37,9 +36,8 @@ DISTANCE_HELP = {
 # Shared helpers: CRS for distances, points and values of layers
 # --------------------------------------------------------------------------------------
 def utm_crs(lon, lat):
-    """The WGS84 UTM zone CRS of a longitude/latitude."""
-    zone = min(60, max(1, int(math.floor((lon + 180.0) / 6.0)) + 1))
-    return QgsCoordinateReferenceSystem(f"EPSG:{(32600 if lat >= 0 else 32700) + zone}")
+    """The WGS84 UTM zone CRS of a longitude/latitude (:func:`core.geochem.utm_crs_for`)."""
+    return QgsCoordinateReferenceSystem(f"EPSG:{geochem.utm_crs_for([lon], [lat])}")
 
 
 def metres_factor(crs):
@@ -131,12 +129,9 @@ def deposit_points(alg, parameters, name, context, target_crs, feedback=None):
 def add_distance_parameters(alg, default_negative=4000.0):
     alg._add(QgsProcessingParameterFeatureSource("DEPOSITS", alg.tr("Known deposits"),
                                                  [QgsProcessing.TypeVectorPoint]))
-    alg._add(QgsProcessingParameterNumber("POSITIVE_RADIUS", alg.tr("Positive radius around deposits (m)"),
-                                          QgsProcessingParameterNumber.Double, defaultValue=2000.0, minValue=0.0))
-    alg._add(QgsProcessingParameterNumber("NEGATIVE_MIN_DISTANCE",
-                                          alg.tr("Minimum distance of negatives from every deposit (m)"),
-                                          QgsProcessingParameterNumber.Double, defaultValue=default_negative,
-                                          minValue=0.0))
+    alg.add_number("POSITIVE_RADIUS", "Positive radius around deposits (m)", 2000.0, 0.0)
+    alg.add_number("NEGATIVE_MIN_DISTANCE", "Minimum distance of negatives from every deposit (m)", default_negative,
+                   0.0)
 
 
 # --------------------------------------------------------------------------------------
@@ -208,13 +203,10 @@ class EvaluateProspectivity(OreMapAlgorithm):
         self._add(QgsProcessingParameterField("SCORE_FIELD", self.tr("Score field"), parentLayerParameterName="POINTS",
                                               type=QgsProcessingParameterField.Numeric, optional=True))
         add_distance_parameters(self)
-        self._add(QgsProcessingParameterNumber("N_DRAWS", self.tr("Number of random draws of negatives"),
-                                               QgsProcessingParameterNumber.Integer, defaultValue=20, minValue=1))
-        self._add(QgsProcessingParameterNumber("N_NEGATIVES", self.tr("Negatives per draw (0 = as many as positives)"),
-                                               QgsProcessingParameterNumber.Integer, defaultValue=0, minValue=0),
-                  advanced=True)
-        self._add(QgsProcessingParameterNumber("SEED", self.tr("Random seed"), QgsProcessingParameterNumber.Integer,
-                                               defaultValue=0, minValue=0), advanced=True)
+        self.add_number("N_DRAWS", "Number of random draws of negatives", 20, 1, integer=True)
+        self.add_number("N_NEGATIVES", "Negatives per draw (0 = as many as positives)", 0, 0, integer=True,
+                        advanced=True)
+        self.add_number("SEED", "Random seed", 0, 0, integer=True, advanced=True)
         self.add_file_output("OUTPUT_HTML", "Evaluation report", "HTML files (*.html)")
         self.add_file_output("OUTPUT_CSV", "Evaluation table", "CSV files (*.csv)", optional=True)
         self.add_value_output("AUC_MEAN", "ROC-AUC (mean over draws)")

@@ -2,9 +2,7 @@
 
 import numpy as np
 from qgis.core import (
-    NULL,
     QgsCoordinateReferenceSystem,
-    QgsCoordinateTransform,
     QgsProcessing,
     QgsProcessingParameterBoolean,
     QgsProcessingParameterExtent,
@@ -15,6 +13,7 @@ from qgis.core import (
 
 from ..core import geochem, idw
 from .base import OreMapAlgorithm
+from .evaluate_prospectivity import layer_points
 
 DUPLICATES = [("mean", "Mean"), ("median", "Median")]
 BELOW = [("half", "Half the detection limit"), ("limit", "The detection limit"), ("nan", "Missing (left out)")]
@@ -92,29 +91,19 @@ class IdwInterpolate(OreMapAlgorithm):
             "FIELDS", self.tr("Element fields"), parentLayerParameterName="INPUT",
             type=QgsProcessingParameterField.Numeric, allowMultiple=True,
             optional=True))  # optional only so that an empty choice gets a clear message from process()
-        self._add(QgsProcessingParameterNumber(
-            "CELL_SIZE", self.tr("Cell size (metres)"), QgsProcessingParameterNumber.Double, minValue=0.0))
+        self.add_number("CELL_SIZE", "Cell size (metres)", None, 0.0)
         self._add(QgsProcessingParameterExtent("EXTENT", self.tr("Extent (default: the samples + 5 %)"),
                                                optional=True))
-        self._add(QgsProcessingParameterNumber(
-            "POWER", self.tr("Power"), QgsProcessingParameterNumber.Double, defaultValue=2.0, minValue=0.0))
-        self._add(QgsProcessingParameterNumber(
-            "NEIGHBOURS", self.tr("Nearest samples used"), QgsProcessingParameterNumber.Integer,
-            defaultValue=12, minValue=1))
-        self._add(QgsProcessingParameterNumber(
-            "RADIUS", self.tr("Search radius (0 = none)"), QgsProcessingParameterNumber.Double,
-            defaultValue=0.0, minValue=0.0))
-        self._add(QgsProcessingParameterNumber(
-            "MAX_DISTANCE", self.tr("Maximum distance to the nearest sample (0 = none)"),
-            QgsProcessingParameterNumber.Double, defaultValue=0.0, minValue=0.0))
+        self.add_number("POWER", "Power", 2.0, 0.0)
+        self.add_number("NEIGHBOURS", "Nearest samples used", 12, 1, integer=True)
+        self.add_number("RADIUS", "Search radius (0 = none)", 0.0, 0.0)
+        self.add_number("MAX_DISTANCE", "Maximum distance to the nearest sample (0 = none)", 0.0, 0.0)
         self.add_enum("DUPLICATES", "Samples at the same location", [label for _, label in DUPLICATES])
         self.add_enum("BELOW_DETECTION", "Values below detection (negative) become", [label for _, label in BELOW])
         self.add_enum("ZEROS", "Values of exactly 0", [label for _, label in geochem.ZERO_CHOICES])
         self._add(QgsProcessingParameterBoolean("LOG10", self.tr("Interpolate log10 of the values"),
                                                 defaultValue=False))
-        self._add(QgsProcessingParameterNumber(
-            "MIN_POINTS", self.tr("Minimum samples per cell"), QgsProcessingParameterNumber.Integer,
-            defaultValue=1, minValue=1), advanced=True)
+        self.add_number("MIN_POINTS", "Minimum samples per cell", 1, 1, integer=True, advanced=True)
         self._add(QgsProcessingParameterNumber(
             "MISSING_VALUE", self.tr("Missing-value code"), QgsProcessingParameterNumber.Double,
             defaultValue=-9999.0), advanced=True)
@@ -123,55 +112,30 @@ class IdwInterpolate(OreMapAlgorithm):
         self.add_value_output("OUTPUT_CRS", "Output CRS", "string")
 
     # -- reading -------------------------------------------------------------------------
-    def _target_crs(self, source, context, feedback):
-        """The CRS to grid in, and the transform to it (None when the layer's CRS is kept)."""
+    def _read(self, parameters, source, fields, context, feedback):
+        """The CRS to grid in, and the samples' coordinates in it and values (NaN = empty), read once.
+
+        A layer in a geographic CRS is read in longitude/latitude and projected to the WGS 84
+        UTM zone of its points' centroid (:func:`core.geochem.utm_crs_for`).
+        """
         crs = source.sourceCrs()
         if not crs.isValid():
             raise self.fail("INPUT", "The layer has no valid coordinate reference system, so distances cannot "
                                      "be computed.",
                             "Set the layer's CRS (Layer Properties > Source), e.g. EPSG:4326 for longitude/latitude.")
-        if not crs.isGeographic():
-            return crs, None
-        wgs84 = QgsCoordinateReferenceSystem("EPSG:4326")
-        to_wgs84 = QgsCoordinateTransform(crs, wgs84, context.transformContext())
-        lon, lat = [], []
-        for feature in source.getFeatures():
-            for point in self._points(feature.geometry()):
-                p = to_wgs84.transform(point)
-                lon.append(p.x())
-                lat.append(p.y())
-        if not lon:
-            raise self.fail("INPUT", "The layer has no point geometries.", "Choose a layer of sample points.")
-        utm = QgsCoordinateReferenceSystem(f"EPSG:{geochem.utm_crs_for(lon, lat)}")
-        feedback.info(f"Distances need a projected CRS: reprojected from {crs.authid() or crs.description()} "
-                      f"to {utm.authid()} ({utm.description()}).")
-        return utm, QgsCoordinateTransform(crs, utm, context.transformContext())
-
-    @staticmethod
-    def _points(geometry):
-        if geometry is None or geometry.isNull() or geometry.isEmpty():
-            return []
-        return geometry.asMultiPoint() if geometry.isMultipart() else [geometry.asPoint()]
-
-    def _read(self, source, fields, transform):
-        xs, ys, rows = [], [], []
-        for feature in source.getFeatures():
-            row = []
-            for name in fields:
-                value = feature[name]
-                try:
-                    row.append(np.nan if value is None or value == NULL else float(value))
-                except (TypeError, ValueError):
-                    row.append(np.nan)
-            for point in self._points(feature.geometry()):
-                if transform is not None:
-                    point = transform.transform(point)
-                xs.append(point.x())
-                ys.append(point.y())
-                rows.append(row)
+        read_crs = QgsCoordinateReferenceSystem("EPSG:4326") if crs.isGeographic() else crs
+        xs, ys, columns = layer_points(self, parameters, "INPUT", context, read_crs, fields, feedback)
         if not xs:
             raise self.fail("INPUT", "The layer has no point geometries.", "Choose a layer of sample points.")
-        return np.array(xs), np.array(ys), np.array(rows, dtype=np.float64).reshape(len(xs), len(fields))
+        values = np.column_stack([columns[name] for name in fields])
+        if crs.isGeographic():
+            epsg = geochem.utm_crs_for(xs, ys)
+            xs, ys = geochem.project_points(xs, ys, 4326, epsg)
+            utm = QgsCoordinateReferenceSystem(f"EPSG:{epsg}")
+            feedback.info(f"Distances need a projected CRS: reprojected from {crs.authid() or crs.description()} "
+                          f"to {utm.authid()} ({utm.description()}).")
+            crs = utm
+        return crs, np.asarray(xs, dtype=np.float64), np.asarray(ys, dtype=np.float64), values
 
     # -- run ---------------------------------------------------------------------------------
     def process(self, parameters, context, feedback):
@@ -187,8 +151,7 @@ class IdwInterpolate(OreMapAlgorithm):
                 raise self.fail("FIELDS", f"Field '{name}' is not in the layer.", "Choose fields of the layer.")
             if not source.fields().at(index).isNumeric():
                 raise self.fail("FIELDS", f"Field '{name}' is not numeric.", "Choose numeric element fields.")
-        crs, transform = self._target_crs(source, context, feedback)
-        x, y, values = self._read(source, fields, transform)
+        crs, x, y, values = self._read(parameters, source, fields, context, feedback)
 
         cell_size = self.parameterAsDouble(parameters, "CELL_SIZE", context)
         if not cell_size > 0:

@@ -1,7 +1,13 @@
 """oremap:s2_indices - spectral indices of a Sentinel-2 scene (vegetation, water, bare soil, iron, clay)."""
 
 import numpy as np
-from qgis.core import QgsProcessingParameterEnum, QgsProcessingParameterFile, QgsProcessingParameterString
+from qgis.core import (
+    QgsCoordinateReferenceSystem,
+    QgsProcessingParameterEnum,
+    QgsProcessingParameterFile,
+    QgsProcessingParameterRasterLayer,
+    QgsProcessingParameterString,
+)
 
 from ..core.raster import OutputSpec, run_pixelwise
 from ..core.sentinel2 import INDEX_NAMES, INDICES, compute_indices, index_bands, open_sentinel2
@@ -10,8 +16,31 @@ from .base import OreMapAlgorithm
 NODATA = -9999.0
 
 
-def resolve_s2_input(alg, parameters, context, feedback, required):
-    """Open the S2 input of an algorithm: the raster layer INPUT or the folder INPUT_FOLDER (exactly one)."""
+S2_INPUT_HELP = {
+    "INPUT": "A multi-band Sentinel-2 raster at 10 m (L2A surface reflectance preferred) whose bands are named "
+             "(B2, B04, 'Band 8A' ...), or give a band map. Leave empty when using a folder.",
+    "INPUT_FOLDER": "Instead of a raster: a folder of per-band files (*_B02.tif, *_B8A.jp2 ... or a .SAFE "
+                    "product), stacked on the 10 m grid (20 m and 60 m bands resampled bilinearly).",
+    "BAND_MAP": "Only when the raster's bands carry no names: the raster band of each S2 band, e.g. "
+                "'B2=1, B3=2, B4=3, B8=4, B11=5, B12=6'.",
+}
+
+
+def add_s2_input(alg):
+    """The Sentinel-2 input parameters: INPUT (raster) or INPUT_FOLDER, and BAND_MAP (advanced)."""
+    alg._add(QgsProcessingParameterRasterLayer("INPUT", alg.tr("Sentinel-2 raster"), optional=True))
+    alg._add(QgsProcessingParameterFile("INPUT_FOLDER", alg.tr("Or a folder of per-band files"),
+                                        behavior=QgsProcessingParameterFile.Folder, optional=True))
+    alg._add(QgsProcessingParameterString("BAND_MAP", alg.tr("Band map (only for unnamed bands)"), optional=True),
+             advanced=True)
+
+
+def s2_input_path(alg, parameters, context, with_crs=True):
+    """``(path, band_map, crs)`` of the Sentinel-2 input: the raster INPUT or the folder INPUT_FOLDER (one of them).
+
+    ``crs`` is a QgsCoordinateReferenceSystem of the input (to bring vector layers onto it); None when
+    ``with_crs`` is False (a folder is then not opened here).
+    """
     layer = alg.parameterAsRasterLayer(parameters, "INPUT", context)
     folder = alg.parameterAsFile(parameters, "INPUT_FOLDER", context)
     if layer is not None and folder:
@@ -19,13 +48,17 @@ def resolve_s2_input(alg, parameters, context, feedback, required):
     if layer is None and not folder:
         raise alg.fail("INPUT", "No Sentinel-2 input was given.",
                        "Choose a Sentinel-2 raster, or a folder of per-band files (*_B02.tif ...).")
-    if layer is not None:
-        path, _ = alg.raster_path(parameters, "INPUT", context)
-    else:
-        path = folder
-        alg._parameter_overrides["raster"] = "INPUT_FOLDER"
     band_map = alg.parameterAsString(parameters, "BAND_MAP", context) or None
-    return open_sentinel2(path, band_map=band_map, feedback=feedback, required=required)
+    if layer is not None:
+        path, layer = alg.raster_path(parameters, "INPUT", context)
+        return path, band_map, layer.crs() if with_crs else None
+    alg._parameter_overrides["raster"] = "INPUT_FOLDER"
+    if not with_crs:
+        return folder, band_map, None
+    with open_sentinel2(folder, required=[]) as s2:
+        crs = QgsCoordinateReferenceSystem.fromWkt(s2.crs.to_wkt()) if s2.crs is not None else \
+            QgsCoordinateReferenceSystem()
+    return folder, band_map, crs
 
 
 class S2Indices(OreMapAlgorithm):
@@ -43,12 +76,8 @@ class S2Indices(OreMapAlgorithm):
         "(DN / 10000, with the -1000 offset of processing baseline 04.00 and later when the metadata say so). "
         "Where a denominator is zero, the index is nodata.")
     PARAM_HELP = {
-        "INPUT": "A multi-band Sentinel-2 raster (L2A surface reflectance preferred). Leave empty when using a folder.",
-        "INPUT_FOLDER": "Instead of a raster: a folder of per-band files (*_B02.tif, *_B8A.jp2, ... or a .SAFE "
-                        "product), stacked on the 10 m grid.",
+        **S2_INPUT_HELP,
         "INDICES": "Indices to compute: " + "; ".join(f"{k}: {v[2]}" for k, v in INDICES.items()) + ".",
-        "BAND_MAP": "Only when the raster's bands carry no names: the raster band of each S2 band, e.g. "
-                    "'B2=1, B3=2, B4=3, B8=4, B11=5, B12=6'.",
     }
     OUTPUT_HELP = {
         "OUTPUT": "Float32 raster, one band per index (band names = index names), nodata -9999.",
@@ -64,15 +93,9 @@ class S2Indices(OreMapAlgorithm):
     ]
 
     def initAlgorithm(self, config=None):  # noqa: N802
-        from qgis.core import QgsProcessingParameterRasterLayer
-
-        self._add(QgsProcessingParameterRasterLayer("INPUT", self.tr("Sentinel-2 raster"), optional=True))
-        self._add(QgsProcessingParameterFile("INPUT_FOLDER", self.tr("Or a folder of per-band files"),
-                                             behavior=QgsProcessingParameterFile.Folder, optional=True))
+        add_s2_input(self)
         self._add(QgsProcessingParameterEnum("INDICES", self.tr("Indices"), options=INDEX_NAMES, allowMultiple=True,
                                              defaultValue=list(range(len(INDEX_NAMES)))))
-        self._add(QgsProcessingParameterString("BAND_MAP", self.tr("Band map (only for unnamed bands)"),
-                                               optional=True), advanced=True)
         self.add_raster_output("OUTPUT", "Spectral indices")
         self.add_value_output("VALID_PIXELS", "Valid pixels")
 
@@ -83,7 +106,8 @@ class S2Indices(OreMapAlgorithm):
         which = [INDEX_NAMES[i] for i in sorted(set(chosen))]
         bands = index_bands(which)
         out_path = self.output_path(parameters, "OUTPUT", context, feedback)
-        with resolve_s2_input(self, parameters, context, feedback, required=bands) as s2:
+        path, band_map, _ = s2_input_path(self, parameters, context, with_crs=False)
+        with open_sentinel2(path, band_map=band_map, feedback=feedback, required=bands) as s2:
             feedback.info(f"Indices {', '.join(which)} from bands {', '.join(bands)}.")
             spec = OutputSpec(out_path, which, dtype="float32", nodata=NODATA,
                               band_tags=[{"index": w, "definition": INDICES[w][2]} for w in which],

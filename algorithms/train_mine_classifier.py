@@ -11,6 +11,7 @@ from qgis.core import (
 
 from ..core import mine_classifier
 from .base import OreMapAlgorithm
+from .train_mine_segmentation import polygon_geometries
 
 
 class TrainMineClassifier(OreMapAlgorithm):
@@ -120,7 +121,7 @@ class TrainMineClassifier(OreMapAlgorithm):
         if self.parameterAsSource(parameters, "POLYGONS", context) is None:
             raise self.fail("POLYGONS", "A raster needs mine polygons to label its patches.",
                             "Choose a polygon layer of the mines.")
-        geometries, _, _ = self.features_with_values(parameters, "POLYGONS", [], context, layer.crs(), feedback)
+        geometries = polygon_geometries(self, parameters, "POLYGONS", context, layer.crs(), feedback)
         return mine_classifier.patches_from_raster(
             path, geometries, patch_size=self.parameterAsInt(parameters, "PATCH_SIZE", context),
             min_overlap=self.parameterAsDouble(parameters, "MIN_OVERLAP", context), keep_patches=keep_patches,

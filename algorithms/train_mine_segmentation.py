@@ -1,59 +1,14 @@
 """oremap:train_mine_segmentation - a U-Net mapping mine footprints in Sentinel-2 images, from polygons."""
 
 from qgis.core import (
-    QgsCoordinateReferenceSystem,
     QgsProcessing,
     QgsProcessingParameterEnum,
     QgsProcessingParameterFeatureSource,
-    QgsProcessingParameterFile,
-    QgsProcessingParameterRasterLayer,
     QgsProcessingParameterString,
 )
 
 from .base import OreMapAlgorithm, split_names
-
-S2_INPUT_HELP = {
-    "INPUT": "A multi-band Sentinel-2 raster at 10 m (L2A surface reflectance preferred) whose bands are named "
-             "(B2, B04, 'Band 8A' ...), or give a band map. Leave empty when using a folder.",
-    "INPUT_FOLDER": "Instead of a raster: a folder of per-band files (*_B02.tif, *_B8A.jp2 ... or a .SAFE "
-                    "product), stacked on the 10 m grid (20 m and 60 m bands resampled bilinearly).",
-    "BAND_MAP": "Only when the raster's bands carry no names: the raster band of each S2 band, e.g. "
-                "'B2=1, B3=2, B4=3, B8=4, B11=5, B12=6'.",
-}
-
-
-def add_s2_input(alg):
-    """The Sentinel-2 input parameters: INPUT (raster) or INPUT_FOLDER, and BAND_MAP (advanced)."""
-    alg._add(QgsProcessingParameterRasterLayer("INPUT", alg.tr("Sentinel-2 raster"), optional=True))
-    alg._add(QgsProcessingParameterFile("INPUT_FOLDER", alg.tr("Or a folder of per-band files"),
-                                        behavior=QgsProcessingParameterFile.Folder, optional=True))
-    alg._add(QgsProcessingParameterString("BAND_MAP", alg.tr("Band map (only for unnamed bands)"), optional=True),
-             advanced=True)
-
-
-def s2_input_path(alg, parameters, context):
-    """``(path, band_map, crs)`` of the Sentinel-2 input: the raster INPUT or the folder INPUT_FOLDER (one of them).
-
-    ``crs`` is a QgsCoordinateReferenceSystem of the input (to bring vector layers onto it).
-    """
-    layer = alg.parameterAsRasterLayer(parameters, "INPUT", context)
-    folder = alg.parameterAsFile(parameters, "INPUT_FOLDER", context)
-    if layer is not None and folder:
-        raise alg.fail("INPUT_FOLDER", "Both a raster and a folder were given.", "Use one of them.")
-    if layer is None and not folder:
-        raise alg.fail("INPUT", "No Sentinel-2 input was given.",
-                       "Choose a Sentinel-2 raster, or a folder of per-band files (*_B02.tif ...).")
-    band_map = alg.parameterAsString(parameters, "BAND_MAP", context) or None
-    if layer is not None:
-        path, layer = alg.raster_path(parameters, "INPUT", context)
-        return path, band_map, layer.crs()
-    alg._parameter_overrides["raster"] = "INPUT_FOLDER"
-    from ..core.sentinel2 import open_sentinel2
-
-    with open_sentinel2(folder, required=[]) as s2:
-        crs = QgsCoordinateReferenceSystem.fromWkt(s2.crs.to_wkt()) if s2.crs is not None else \
-            QgsCoordinateReferenceSystem()
-    return folder, band_map, crs
+from .s2_indices import S2_INPUT_HELP, add_s2_input, s2_input_path
 
 
 def polygon_geometries(alg, parameters, name, context, crs, feedback=None):

@@ -9,29 +9,21 @@ from qgis.core import (
 )
 
 from .base import OreMapAlgorithm
+from .evaluate_prospectivity import layer_points
 
 DEPTHS = [18, 34, 50]
 
 
 def deposit_points(alg, parameters, name, context, target_crs, feedback=None, required=True):
     """``(n, 2)`` coordinates, in ``target_crs``, of the points of a point-layer parameter (None if not given)."""
-    source = alg.parameterAsSource(parameters, name, context)
-    if source is None:
+    if alg.parameterAsSource(parameters, name, context) is None:
         if required:
             raise alg.fail(name, "No deposit layer was given.", "Choose a point layer of known deposits.")
         return None
-    xy, skipped = [], 0
-    for _, geometry in alg.source_features(source, context, target_crs):
-        if geometry is None:
-            skipped += 1
-            continue
-        points = geometry.asMultiPoint() if geometry.isMultipart() else [geometry.asPoint()]
-        xy += [(p.x(), p.y()) for p in points]
-    if skipped and feedback is not None:
-        feedback.warning(f"{skipped} deposit features without a geometry were left out.")
-    if not xy and required:
+    xs, ys, _ = layer_points(alg, parameters, name, context, target_crs, feedback=feedback)
+    if not xs and required:
         raise alg.fail(name, "The deposit layer holds no points.", "Choose a point layer of known deposits.")
-    return np.asarray(xy, dtype=np.float64).reshape(-1, 2)
+    return np.column_stack([xs, ys]).astype(np.float64).reshape(-1, 2)
 
 
 class TrainProspectivityCnn(OreMapAlgorithm):

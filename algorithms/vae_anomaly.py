@@ -4,7 +4,6 @@ import os
 
 from qgis.core import (
     NULL,
-    QgsCoordinateTransform,
     QgsFeature,
     QgsFeatureSink,
     QgsField,
@@ -29,6 +28,7 @@ from .base import OreMapAlgorithm
 from .element_selection import default_fields
 from .evaluate_prospectivity import (
     DISTANCE_HELP,
+    _number,
     deposit_points,
     distance_crs_for_points,
     metres_factor,
@@ -162,52 +162,35 @@ class VaeAnomaly(OreMapAlgorithm):
         self.add_enum("TRANSFORM", "Transform", [label for _, label in TRANSFORMS])
         self._add(QgsProcessingParameterEnum("SCALING", self.tr("Scaling"), options=[l for _, l in SCALINGS],
                                              defaultValue=0), advanced=True)
-        self._add(QgsProcessingParameterNumber("MAX_MISSING", self.tr("Missing elements allowed per sample (%)"),
-                                               QgsProcessingParameterNumber.Double, defaultValue=0.0, minValue=0.0,
-                                               maxValue=90.0))
+        self.add_number("MAX_MISSING", "Missing elements allowed per sample (%)", 0.0, 0.0, 90.0)
         self._add(QgsProcessingParameterNumber("MISSING_VALUE", self.tr("Missing-value code"),
                                                QgsProcessingParameterNumber.Double, defaultValue=-9999.0),
                   advanced=True)
         self._add(QgsProcessingParameterString("HIDDEN", self.tr("Hidden layers of the encoder"),
                                                defaultValue=",".join(str(h) for h in vae.DEFAULT_HIDDEN)))
-        self._add(QgsProcessingParameterNumber("LATENT", self.tr("Latent dimension"),
-                                               QgsProcessingParameterNumber.Integer, defaultValue=vae.DEFAULT_LATENT,
-                                               minValue=1))
-        self._add(QgsProcessingParameterNumber("KL_WEIGHT", self.tr("KL weight"), QgsProcessingParameterNumber.Double,
-                                               defaultValue=1.0, minValue=0.0))
-        self._add(QgsProcessingParameterNumber("EPOCHS", self.tr("Epochs"), QgsProcessingParameterNumber.Integer,
-                                               defaultValue=100, minValue=1))
-        self._add(QgsProcessingParameterNumber("BATCH_SIZE", self.tr("Batch size"),
-                                               QgsProcessingParameterNumber.Integer, defaultValue=64, minValue=1),
-                  advanced=True)
-        self._add(QgsProcessingParameterNumber("LEARNING_RATE", self.tr("Learning rate"),
-                                               QgsProcessingParameterNumber.Double, defaultValue=0.001, minValue=0.0),
-                  advanced=True)
-        self._add(QgsProcessingParameterNumber("DRAWS", self.tr("Latent draws in the score (0 = latent mean)"),
-                                               QgsProcessingParameterNumber.Integer, defaultValue=vae.DEFAULT_DRAWS,
-                                               minValue=0), advanced=True)
-        self._add(QgsProcessingParameterNumber("SEED", self.tr("Random seed"), QgsProcessingParameterNumber.Integer,
-                                               defaultValue=0, minValue=0))
-        self._add(QgsProcessingParameterNumber("VAL_FRACTION", self.tr("Validation share"),
-                                               QgsProcessingParameterNumber.Double, defaultValue=0.2, minValue=0.0,
-                                               maxValue=0.9), advanced=True)
+        self.add_number("LATENT", "Latent dimension", vae.DEFAULT_LATENT, 1, integer=True)
+        self.add_number("KL_WEIGHT", "KL weight", 1.0, 0.0)
+        self.add_number("EPOCHS", "Epochs", 100, 1, integer=True)
+        self.add_number("BATCH_SIZE", "Batch size", 64, 1, integer=True, advanced=True)
+        self.add_number("LEARNING_RATE", "Learning rate", 0.001, 0.0, advanced=True)
+        self.add_number("DRAWS", "Latent draws in the score (0 = latent mean)", vae.DEFAULT_DRAWS, 0, integer=True,
+                        advanced=True)
+        self.add_number("SEED", "Random seed", 0, 0, integer=True)
+        self.add_number("VAL_FRACTION", "Validation share", 0.2, 0.0, 0.9, advanced=True)
         self._add(QgsProcessingParameterEnum("ACTIVATION", self.tr("Activation"), options=[l for _, l in ACTIVATIONS],
                                              defaultValue=0), advanced=True)
         self.add_enum("DIRECTION", "Residuals counted in the score", [label for _, label in DIRECTIONS])
         self._add(QgsProcessingParameterString("PERCENTILES", self.tr("Class thresholds (percentiles)"),
                                                defaultValue=",".join(f"{p:g}" for p in vae.DEFAULT_PERCENTILES)))
-        self._add(QgsProcessingParameterNumber("RASTER_SAMPLE", self.tr("Raster: training pixels (at most)"),
-                                               QgsProcessingParameterNumber.Integer,
-                                               defaultValue=vae.MAX_RASTER_TRAINING, minValue=100), advanced=True)
+        self.add_number("RASTER_SAMPLE", "Raster: training pixels (at most)", vae.MAX_RASTER_TRAINING, 100,
+                        integer=True, advanced=True)
         self._add(QgsProcessingParameterNumber("NODATA", self.tr("Raster: additional nodata value"),
                                                QgsProcessingParameterNumber.Double, optional=True), advanced=True)
         self._add(QgsProcessingParameterFeatureSource("DEPOSITS", self.tr("Known deposits (optional, for evaluation)"),
                                                       [QgsProcessing.TypeVectorPoint], optional=True))
-        self._add(QgsProcessingParameterNumber("POSITIVE_RADIUS", self.tr("Positive radius around deposits (m)"),
-                                               QgsProcessingParameterNumber.Double, defaultValue=2000.0, minValue=0.0))
-        self._add(QgsProcessingParameterNumber("NEGATIVE_MIN_DISTANCE",
-                                               self.tr("Minimum distance of negatives from every deposit (m)"),
-                                               QgsProcessingParameterNumber.Double, defaultValue=4000.0, minValue=0.0))
+        self.add_number("POSITIVE_RADIUS", "Positive radius around deposits (m)", 2000.0, 0.0)
+        self.add_number("NEGATIVE_MIN_DISTANCE", "Minimum distance of negatives from every deposit (m)", 4000.0,
+                        0.0)
         self._add(QgsProcessingParameterFeatureSink("OUTPUT", self.tr("Scored points"), QgsProcessing.TypeVectorPoint,
                                                     optional=True, createByDefault=True))
         self.add_raster_output("OUTPUT_SCORE", "Anomaly score raster", optional=True, create=True)
@@ -294,33 +277,19 @@ class VaeAnomaly(OreMapAlgorithm):
                           + (" ..." if len(fields) > 20 else ""))
         crs = distance_crs_for_points(self, source, context, feedback)
         factor = metres_factor(crs)
-        transform = None
-        if source.sourceCrs().isValid() and crs.isValid() and source.sourceCrs() != crs:
-            transform = QgsCoordinateTransform(source.sourceCrs(), crs, context.transformContext())
         features, xs, ys, rows = [], [], [], []
         numeric = [source.fields().lookupField(f) for f in fields]
-        for feature in source.getFeatures():
+        for feature, geometry in self.source_features(source, context, crs):
             feedback.check()
             attributes = feature.attributes()
-            row = []
-            for i in numeric:
-                value = attributes[i] if i >= 0 else None
-                try:
-                    row.append(float("nan") if value is None or value == NULL else float(value))
-                except (TypeError, ValueError):
-                    row.append(float("nan"))
-            geometry = feature.geometry()
+            rows.append([_number(attributes[i]) if i >= 0 else float("nan") for i in numeric])
             x = y = float("nan")
-            if not geometry.isNull() and not geometry.isEmpty():
-                geometry = type(geometry)(geometry)
-                if transform is not None:
-                    geometry.transform(transform)
+            if geometry is not None:
                 point = next(iter(geometry.vertices()))
                 x, y = point.x(), point.y()
             features.append(feature)
             xs.append(x)
             ys.append(y)
-            rows.append(row)
         if not features:
             raise self.fail("POINTS", "The layer has no features.", "Choose a layer of sample points.")
         deposits = deposit_points(self, parameters, "DEPOSITS", context, crs, feedback) if has_deposits else None

@@ -18,7 +18,7 @@ import contextlib
 import contextvars
 import os
 
-from .dependencies import is_installed
+from .dependencies import install_command, is_installed
 
 DEVICE_SETTING = "OREMAP_DEVICE"
 THREADS_SETTING = "OREMAP_THREADS"
@@ -198,7 +198,6 @@ def require_torch(what="train neural networks"):
 
         raise OreMapError(
             f"The Python package 'torch' is not installed; OreMap needs it to {what}.", parameter="training",
-            fix="Install the CPU build into the Python that QGIS uses: python -m pip install torch "
-                "--index-url https://download.pytorch.org/whl/cpu") from None
+            fix="Install the CPU build into the Python that QGIS uses: " + install_command(["torch"])[0]) from None
     use_torch(torch)
     return torch, nn

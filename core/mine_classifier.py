@@ -45,6 +45,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from . import compute
 from .errors import OreMapError
 from .feedback import ensure
 from .sentinel2 import INDEX_NAMES, S2_BANDS, compute_indices, open_sentinel2
@@ -329,19 +330,6 @@ def load_patch_folder(csv_path, folder=None, keep_patches=False, band_map=None, 
                     source=os.path.abspath(csv_path), notes=notes or [])
 
 
-def read_polygons(path, crs=None):
-    """Shapely geometries of a vector file, reprojected to ``crs`` when both are known."""
-    import geopandas as gpd
-
-    if not path or not os.path.exists(path):
-        raise OreMapError(f"The polygon layer '{path}' does not exist.", "polygons", "Choose the mine polygons.")
-    gdf = gpd.read_file(path)
-    gdf = gdf[gdf.geometry.notna() & ~gdf.geometry.is_empty]
-    if crs is not None and gdf.crs is not None:
-        gdf = gdf.to_crs(crs.to_wkt() if hasattr(crs, "to_wkt") else crs)
-    return list(gdf.geometry)
-
-
 def patches_from_raster(raster, geometries, patch_size=120, stride=None, min_overlap=0.02, max_nodata=0.5,
                         keep_patches=False, band_map=None, feedback=None):
     """Patches cut on a grid over a Sentinel-2 raster, labelled by their overlap with mine polygons.
@@ -512,9 +500,7 @@ def tune_threshold(y, p):
 
 def _threads(n_samples):
     """OpenMP threads for one fit (see :func:`core.compute.openmp_limit`)."""
-    from .compute import openmp_limit
-
-    return openmp_limit(n_samples)
+    return compute.openmp_limit(n_samples)
 
 
 class HGBPatchModel:
@@ -561,9 +547,7 @@ _TORCH = {}
 def _torch_classes():
     if _TORCH:
         return _TORCH
-    from .compute import require_torch
-
-    torch, nn = require_torch("train the CNN (or choose the gradient boosting classifier)")
+    torch, nn = compute.require_torch("train the CNN (or choose the gradient boosting classifier)")
 
     from .sentinel2 import INDICES
 
@@ -658,12 +642,7 @@ class CNNPatchModel:
     def fit(self, patches, y):
         tc = _torch_classes()
         torch = tc["torch"]
-        try:
-            from . import compute
-
-            compute.use_torch(torch)
-        except ImportError:  # pragma: no cover - older layout
-            pass
+        compute.use_torch(torch)  # logs the device of this run
         X = self.to_nchw(patches)
         y = np.asarray(y).astype(np.float32)
         channels = patch_channels(np.moveaxis(X, 1, -1)).reshape(-1, len(CHANNELS)).astype(np.float64)

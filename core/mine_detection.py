@@ -326,11 +326,6 @@ class _Outputs:
         return False
 
 
-class _Grid:
-    def __init__(self, reader):
-        self.width, self.height, self.crs, self.transform = reader.width, reader.height, reader.crs, reader.transform
-
-
 # ---------------------------------------------------------------------------
 # Segmentation models
 # ---------------------------------------------------------------------------
@@ -391,12 +386,6 @@ def plan_bands(height, width, tile, stride, n_channels, budget_bytes):
     return rs, cs, bands
 
 
-def _run_tiles(model, tiles, batch):
-    """Mine probability ``(n, t, t)`` of raw feature tiles."""
-    out = model.run_dense(tiles, batch_size=batch)
-    return out[:, 0]
-
-
 def _segment(reader, model, out, tile, overlap, budget_mb, feedback):
     """Blended sliding-window probabilities, written to ``out`` strip by strip.
 
@@ -439,7 +428,7 @@ def _segment(reader, model, out, tile, overlap, budget_mb, feedback):
                     ms_ = range(m0, min(b, m0 + batch))
                     tiles = np.stack([feats[:, r - g0:r - g0 + tile, int(cs[m]) - c0:int(cs[m]) - c0 + tile]
                                       for m in ms_])
-                    proba = _run_tiles(model, tiles, batch)
+                    proba = model.run_dense(tiles, batch_size=batch)[:, 0]
                     del tiles
                     for n, m in enumerate(ms_):
                         c = int(cs[m])
@@ -634,11 +623,10 @@ def detect_mines(raster_path, model_path, prob_path, mask_path=None, threshold=N
             raise OreMapError("The model's input channels differ from this OreMap's features "
                               f"({', '.join(info.band_names or [])}).", "model", _FIX_MODEL)
         _check_geometry(info, reader, feedback)
-        grid = _Grid(reader)
         poly = Polygoniser(reader.transform, reader.width, min_area_ha, min_compactness)
         tags = {"OREMAP_MODEL": os.path.basename(str(model_path)), "OREMAP_TASK": info.task,
                 "OREMAP_THRESHOLD": f"{threshold:g}"}
-        with _Outputs(grid, prob_path, mask_path, threshold, poly, tags) as out:
+        with _Outputs(reader, prob_path, mask_path, threshold, poly, tags) as out:
             if kind == "segmentation":
                 details = _segment(reader, model, out, tile, overlap, budget, feedback.scaled(0, 95))
             else:

@@ -50,6 +50,7 @@ from .errors import OreMapError
 from .feedback import ensure
 from .model_format import ModelInfo, write_model
 from .raster import memory_budget_mb
+from .sentinel2 import S2_BANDS, compute_indices, index_bands, normalise_band_name, open_sentinel2
 
 #: Task name of the models made here.
 TASK = "mine_segmentation"
@@ -233,8 +234,6 @@ class FeatureReader:
     """
 
     def __init__(self, raster_path, bands=None, indices=None, band_map=None, feedback=None):
-        from .sentinel2 import S2_BANDS, index_bands, normalise_band_name
-
         bands = list(S2_BANDS if not bands else bands)
         names = []
         for b in bands:
@@ -248,13 +247,9 @@ class FeatureReader:
         indices = [] if indices is None else list(indices)
         self.indices = []
         if indices:
-            from .sentinel2 import S2_BANDS as all_bands, compute_indices
-
-            self.indices = compute_indices(np.ones((1, len(all_bands))), all_bands, indices)[1]  # canonical names
+            self.indices = compute_indices(np.ones((1, len(S2_BANDS))), S2_BANDS, indices)[1]  # canonical names
         needed = set(self.bands) | set(index_bands(self.indices) if self.indices else [])
         self.read_bands = [b for b in S2_BANDS if b in needed] + [b for b in self.bands if b not in S2_BANDS]
-        from .sentinel2 import open_sentinel2
-
         self.s2 = open_sentinel2(raster_path, band_map=band_map, feedback=feedback, required=self.read_bands)
         try:
             self.source = self.s2.open_source(self.read_bands)
@@ -296,8 +291,6 @@ class FeatureReader:
 
     def features(self, refl):
         """Features ``(n, C)`` float32 of reflectance pixels ``(n, len(read_bands))``."""
-        from .sentinel2 import compute_indices
-
         out = np.empty((refl.shape[0], self.n_channels), dtype=np.float32)
         out[:, :len(self.bands)] = refl[:, self._band_cols]
         if self.indices:

@@ -506,22 +506,40 @@ class OnnxModel:
     def n_classes(self):
         return len(self.info.classes)
 
-    def run_outputs(self, X, batch_size=8192):
-        """Every output of the graph for ``(n, n_bands)`` float32 input, as ``{name: array}``.
-
-        For models with several outputs (e.g. abundances and their spread); the
-        input is checked as in :meth:`run`.
-        """
+    def _checked(self, X, dense=False):
+        """``X`` as contiguous float32, or an OreMapError (``parameter="raster"``) when its shape does not
+        fit the model: ``(n, n_bands)`` spectra; ``(n, n_bands, window, window)`` for a window model;
+        ``(n, n_bands, h, w)`` of any size for a ``dense`` one."""
         X = np.ascontiguousarray(X, dtype=np.float32)
-        if X.ndim != 2 or X.shape[1] != self.info.n_bands:
+        n_bands, window = self.info.n_bands, self.info.input.get("window")
+        name = os.path.basename(self.path)
+        if dense or window:
+            if X.ndim == 4 and X.shape[1] == n_bands and (dense or X.shape[2:] == (window, window)):
+                return X
+            cells = "" if dense else f" and {window} x {window} cells"
             raise OreMapError(
-                f"The model '{os.path.basename(self.path)}' expects spectra of {self.info.n_bands} bands, "
-                f"but was given an array of shape {X.shape}.", parameter="raster",
-                fix="Resample the image to the model's wavelengths first.")
-        names = [o.name for o in self._session.get_outputs()]
+                f"The model '{name}' expects windows of {n_bands} bands{cells}, but was given an array of "
+                f"shape {X.shape}.", parameter="raster", fix="Give the raster the model's bands, in order.")
+        if X.ndim == 2 and X.shape[1] == n_bands:
+            return X
+        got = f"{X.shape[1]} bands" if X.ndim == 2 else f"an array of shape {X.shape}"
+        raise OreMapError(
+            f"The model '{name}' expects spectra of {n_bands} bands, but was given {got}.", parameter="raster",
+            fix="Resample the image to the model's wavelengths first.")
+
+    def _batched(self, X, names, batch_size):
+        """The graph outputs ``names`` for checked input ``X``, run ``batch_size`` rows at a time."""
         step = max(1, int(batch_size))
         parts = [self._session.run(names, {self._input: X[i:i + step]}) for i in range(0, max(X.shape[0], 1), step)]
-        return {name: np.concatenate([p[j] for p in parts]) for j, name in enumerate(names)}
+        return [parts[0][j] if len(parts) == 1 else np.concatenate([p[j] for p in parts]) for j in range(len(names))]
+
+    def run_outputs(self, X, batch_size=8192):
+        """Every output of the graph, as ``{name: array}``, for input checked as in :meth:`run`.
+
+        For models with several outputs (e.g. abundances and their spread).
+        """
+        names = [o.name for o in self._session.get_outputs()]
+        return dict(zip(names, self._batched(self._checked(X), names, batch_size)))
 
     def run_dense(self, X, batch_size=16):
         """Raw output of a dense window model (one value per input cell, e.g. mine segmentation).
@@ -529,16 +547,8 @@ class OnnxModel:
         ``X`` is ``(n, n_bands, h, w)`` float32; returns the graph's output (e.g. ``(n, 1, h, w)``
         probabilities) as float32, running ``batch_size`` windows at a time.
         """
-        X = np.ascontiguousarray(X, dtype=np.float32)
-        if X.ndim != 4 or X.shape[1] != self.info.n_bands:
-            raise OreMapError(
-                f"The model '{os.path.basename(self.path)}' expects windows of {self.info.n_bands} bands, "
-                f"but was given an array of shape {X.shape}.", parameter="raster",
-                fix="Give the raster the model's bands.")
-        step = max(1, int(batch_size))
-        parts = [self._session.run([self._output], {self._input: X[i:i + step]})[0]
-                 for i in range(0, X.shape[0], step)]
-        return np.asarray(np.concatenate(parts) if len(parts) != 1 else parts[0], dtype=np.float32)
+        return np.asarray(self._batched(self._checked(X, dense=True), [self._output], batch_size)[0],
+                          dtype=np.float32)
 
     def run(self, X, batch_size=8192):
         """Class probabilities of spectra.
@@ -564,33 +574,13 @@ class OnnxModel:
         Raises
         ------
         OreMapError
-            ``parameter="raster"`` when ``X`` is not 2-D or its width differs
-            from the model's ``n_bands``.
+            ``parameter="raster"`` when ``X`` does not have the model's
+            shape (2-D with ``n_bands`` columns, or windows as above).
         """
-        X = np.asarray(X, dtype=np.float32)
-        n_bands = self.info.n_bands
-        window = self.info.input.get("window")
-        if window:  # a window model (e.g. prospectivity): X is (n, n_bands, window, window)
-            if X.ndim != 4 or X.shape[1:] != (n_bands, window, window):
-                raise OreMapError(
-                    f"The model '{os.path.basename(self.path)}' expects windows of {n_bands} bands and "
-                    f"{window} x {window} cells, but was given an array of shape {X.shape}.",
-                    parameter="raster", fix="Give the raster the model's elements as bands.")
-        elif X.ndim != 2 or X.shape[1] != n_bands:
-            got = f"{X.shape[1]} bands" if X.ndim == 2 else f"an array of shape {X.shape}"
-            raise OreMapError(
-                f"The model '{os.path.basename(self.path)}' expects spectra of {n_bands} bands, "
-                f"but was given {got}.",
-                parameter="raster",
-                fix="Resample the image to the model's wavelengths before classifying.",
-            )
+        X = self._checked(X)
         if X.shape[0] == 0:
             return np.zeros((0, self.n_classes), dtype=np.float32)
-        X = np.ascontiguousarray(X)
-        step = max(1, int(batch_size))
-        parts = [self._session.run([self._output], {self._input: X[i:i + step]})[0]
-                 for i in range(0, X.shape[0], step)]
-        out = np.asarray(parts[0] if len(parts) == 1 else np.concatenate(parts), dtype=np.float32)
+        out = np.asarray(self._batched(X, [self._output], batch_size)[0], dtype=np.float32)
         if out.shape != (X.shape[0], self.n_classes):
             raise OreMapError(
                 f"The model returned an array of shape {out.shape}, not ({X.shape[0]}, {self.n_classes}).",

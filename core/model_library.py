@@ -13,7 +13,7 @@ import html
 import os
 from dataclasses import dataclass
 
-from .bundled import MODELS_DIR, bundled_models
+from .bundled import MODELS_DIR, bundled_models, forget, model_info
 from .errors import OreMapError
 
 
@@ -97,30 +97,10 @@ class ModelEntry:
         return found[0] if found else None
 
 
-# path -> ((mtime_ns, size), ModelInfo or None, error text)
-_CACHE = {}
-
-
 def read_entry(path, source):
     """A :class:`ModelEntry` for ``path``; the metadata are read once per file version."""
-    from .model_format import read_model_info
-
     path = os.path.abspath(path)
-    try:
-        stat = os.stat(path)
-    except OSError as exc:
-        return ModelEntry(path, source, None, f"Cannot read the file: {exc.strerror or exc}.")
-    key = (stat.st_mtime_ns, stat.st_size)
-    cached = _CACHE.get(path)
-    if cached is None or cached[0] != key:
-        try:
-            cached = (key, read_model_info(path), "")
-        except OreMapError as exc:
-            cached = (key, None, f"{exc.message} {exc.fix or ''}".strip())
-        except Exception as exc:  # noqa: BLE001 - one broken file must not hide the others
-            cached = (key, None, f"Cannot read the model: {exc}")
-        _CACHE[path] = cached
-    return ModelEntry(path, source, cached[1], cached[2])
+    return ModelEntry(path, source, *model_info(path))
 
 
 def list_models(user_folder=None):
@@ -173,7 +153,7 @@ def remove_model(entry, remove=os.remove):
     for path in [entry.path] + entry.sidecars():
         remove(path)
         removed.append(path)
-    _CACHE.pop(os.path.abspath(entry.path), None)
+    forget(entry.path)
     return removed
 
 

@@ -43,22 +43,21 @@ import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
-import rasterio
 from rasterio.windows import Window
 
 from . import compute
 from .errors import OreMapError
 from .feedback import ensure
 from .model_format import ModelInfo, OnnxModel, write_model
+from .prospectivity_eval import roc_auc
 from .raster import (
-    PARTIAL_SUFFIX,
     OutputSpec,
     RasterSource,
-    _creation_options,
     block_windows,
     check_output_path,
     memory_budget_mb,
     open_raster,
+    write_blocks,
 )
 
 #: Task name of the models made here.
@@ -454,9 +453,15 @@ def deposit_cells(xy, transform, height, width):
 def nodata_fraction(valid, rows, cols, window):
     """Share of invalid cells (cells beyond the raster included) in the windows centred on ``(rows, cols)``."""
     h, w = valid.shape
+    return _fraction(_invalid_integral(valid), h, w, rows, cols, window)
+
+
+def _invalid_integral(valid):
+    """Summed-area table ``(H + 1, W + 1)`` of the invalid cells."""
+    h, w = valid.shape
     integral = np.zeros((h + 1, w + 1), dtype=np.int64)
     integral[1:, 1:] = np.cumsum(np.cumsum(~valid, axis=0, dtype=np.int64), axis=1)
-    return _fraction(integral, h, w, rows, cols, window)
+    return integral
 
 
 def _fraction(integral, h, w, rows, cols, window):
@@ -607,9 +612,14 @@ def _near_centres(rows, cols, reach, h, w):
     """
     rows = np.asarray(rows, dtype=np.int64)
     cols = np.asarray(cols, dtype=np.int64)
+    return _boxes_mask(rows - reach + 1, rows + reach, cols - reach + 1, cols + reach, h, w)
+
+
+def _boxes_mask(r0, r1, c0, c1, h, w):
+    """Boolean (h, w) mask of the cells inside any box rows ``r0:r1``, columns ``c0:c1`` (clipped to the raster)."""
+    r0, r1 = np.clip(r0, 0, h), np.clip(r1, 0, h)
+    c0, c1 = np.clip(c0, 0, w), np.clip(c1, 0, w)
     diff = np.zeros((h + 1, w + 1), dtype=np.int64)
-    r0, r1 = np.clip(rows - reach + 1, 0, h), np.clip(rows + reach, 0, h)
-    c0, c1 = np.clip(cols - reach + 1, 0, w), np.clip(cols + reach, 0, w)
     np.add.at(diff, (r0, c0), 1)
     np.add.at(diff, (r0, c1), -1)
     np.add.at(diff, (r1, c0), -1)
@@ -697,8 +707,7 @@ def plan_spatial_folds(valid, deposits_xy, transform, window, n_folds=5, block_s
     px_w, px_h = pixel_size(transform)
     if min_distance is None or min_distance <= 0:
         min_distance = window * max(px_w, px_h)
-    integral = np.zeros((h + 1, w + 1), dtype=np.int64)
-    integral[1:, 1:] = np.cumsum(np.cumsum(~valid, axis=0, dtype=np.int64), axis=1)
+    integral = _invalid_integral(valid)
 
     def fraction(rows, cols):
         return _fraction(integral, h, w, rows, cols, window)
@@ -838,17 +847,8 @@ def _augment(raw, window, crop_pad, flips, rng):
 
 def _fit_stats(stack, specs, size):
     """Per-element mean and sd over the valid cells covered by ``specs``' windows (each cell once)."""
-    h, w = stack.height, stack.width
-    diff = np.zeros((h + 1, w + 1), dtype=np.int32)
-    r0 = np.clip(specs.rows - size // 2, 0, h)
-    c0 = np.clip(specs.cols - size // 2, 0, w)
-    r1 = np.clip(specs.rows - size // 2 + size, 0, h)
-    c1 = np.clip(specs.cols - size // 2 + size, 0, w)
-    np.add.at(diff, (r0, c0), 1)
-    np.add.at(diff, (r0, c1), -1)
-    np.add.at(diff, (r1, c0), -1)
-    np.add.at(diff, (r1, c1), 1)
-    covered = (np.cumsum(np.cumsum(diff, axis=0), axis=1)[:h, :w] > 0) & stack.valid
+    r0, c0 = specs.rows - size // 2, specs.cols - size // 2
+    covered = _boxes_mask(r0, r0 + size, c0, c0 + size, stack.height, stack.width) & stack.valid
     if not covered.any():
         covered = stack.valid
     core = stack.core
@@ -959,11 +959,7 @@ def _metrics(labels, proba):
     cm = np.zeros((2, 2), dtype=np.int64)
     np.add.at(cm, (labels, pred), 1)
     tn, fp, fn, tp = cm.ravel()
-    auc = float("nan")
-    if 0 < labels.sum() < labels.size:
-        from sklearn.metrics import roc_auc_score
-
-        auc = float(roc_auc_score(labels, proba))
+    auc = roc_auc(proba, labels)
     n = labels.size
     recall_pos = tp / (tp + fn) if tp + fn else float("nan")
     recall_neg = tn / (tn + fp) if tn + fp else float("nan")
@@ -1069,9 +1065,6 @@ def train_prospectivity(raster_path, deposits_xy, model_path=None, report_path=N
     torch = _torch_classes()["torch"]
     crop = max(window // 8, 1) if crop_pad is None else max(int(crop_pad), 0)
     stack = read_stack(raster_path, pad=window + crop + 2, nodata=nodata, memory_mb=memory_mb)
-    if window > min(stack.height, stack.width):
-        raise OreMapError(f"The window ({window} cells) is larger than the raster ({stack.width} x {stack.height} "
-                          "cells).", "window", f"Choose a window of at most {min(stack.height, stack.width)} cells.")
     feedback.progress(2)
     plan = plan_spatial_folds(stack.valid, deposits_xy, stack.transform, window, n_folds, block_size, min_distance,
                               negatives_per_positive, jitter_copies, jitter, crop, max_nodata, seed, feedback)
@@ -1617,38 +1610,18 @@ def _write_cells(source, proba, row_edges, col_edges, out_path, model_path, mode
     row_cell = np.searchsorted(row_edges, np.arange(height), side="right") - 1
     col_cell = np.searchsorted(col_edges, np.arange(width), side="right") - 1
     values = np.where(np.isfinite(proba), proba, np.float32(_NODATA_OUT)).astype(np.float32)
-    tmp = out_path + PARTIAL_SUFFIX
-    per_pixel = source.n_bands * 16 + 16
-    windows = block_windows(width, height, per_pixel, budget)
-    dst = None
-    try:
-        dst = rasterio.open(tmp, "w", crs=source.crs, transform=source.transform,
-                            **_creation_options(spec, width, height))
-        dst.set_band_description(1, spec.band_names[0])
-        dst.update_tags(**{k: str(v) for k, v in spec.tags.items()})
+    windows = block_windows(width, height, source.n_bands * 16 + 16, budget)
+
+    def blocks():
         for n, win in enumerate(windows):
             feedback.check()
             r0, c0 = int(win.row_off), int(win.col_off)
             _, valid = source.read(win)
             block = values[row_cell[r0:r0 + int(win.height)][:, None], col_cell[c0:c0 + int(win.width)][None, :]]
-            block = np.where(valid, block, np.float32(_NODATA_OUT))
-            dst.write(block[None], window=win)
+            yield win, np.where(valid, block, np.float32(_NODATA_OUT))[None]
             feedback.progress(100.0 * (n + 1) / len(windows))
-        dst.close()
-        dst = None
-        for p in (out_path + ".aux.xml",):
-            if os.path.exists(p):
-                os.remove(p)
-        os.replace(tmp, out_path)
-    except BaseException:
-        if dst is not None:
-            dst.close()
-        for p in (tmp, tmp + ".aux.xml"):
-            try:
-                os.remove(p)
-            except OSError:
-                pass
-        raise
+
+    write_blocks(spec, width, height, source.transform, source.crs, blocks())
 
 
 def _cell_list(proba, row_edges, col_edges, transform, deposits_xy, height, width, max_cells=None, feedback=None):

@@ -87,6 +87,20 @@ def _split(scores, labels):
     return scores[finite & (labels == 1)], scores[finite & (labels == 0)]
 
 
+def _counts_at_thresholds(pos, neg):
+    """True and false positives scoring at or above each distinct score, from the highest down.
+
+    Returns ``(tp, fp, thresholds)`` (one entry per distinct score; tied scores enter together).
+    """
+    values = np.concatenate([pos, neg])
+    is_pos = np.concatenate([np.ones(pos.size, bool), np.zeros(neg.size, bool)])
+    order = np.argsort(-values, kind="stable")
+    values, is_pos = values[order], is_pos[order]
+    ends = np.r_[np.flatnonzero(np.diff(values) != 0), values.size - 1]  # last index of each tie group
+    tp = np.cumsum(is_pos)[ends]
+    return tp, (ends + 1) - tp, values[ends]
+
+
 def _auc(pos, neg):
     n_pos, n_neg = pos.size, neg.size
     if n_pos == 0 or n_neg == 0:
@@ -115,14 +129,8 @@ def roc_curve(scores, labels):
     pos, neg = _split(scores, labels)
     if pos.size == 0 or neg.size == 0:
         raise OreMapError("A ROC curve needs both positives and negatives.", "labels")
-    values = np.concatenate([pos, neg])
-    is_pos = np.concatenate([np.ones(pos.size, bool), np.zeros(neg.size, bool)])
-    order = np.argsort(-values, kind="mergesort")
-    values, is_pos = values[order], is_pos[order]
-    ends = np.r_[np.flatnonzero(np.diff(values) != 0), values.size - 1]  # last index of each tie group
-    tp = np.cumsum(is_pos)[ends]
-    fp = (ends + 1) - tp
-    return (np.r_[0.0, fp / neg.size], np.r_[0.0, tp / pos.size], np.r_[np.inf, values[ends]])
+    tp, fp, thresholds = _counts_at_thresholds(pos, neg)
+    return np.r_[0.0, fp / neg.size], np.r_[0.0, tp / pos.size], np.r_[np.inf, thresholds]
 
 
 def _roc_on_grid(fpr, tpr, grid=ROC_GRID):
@@ -175,15 +183,8 @@ def average_precision(scores, labels):
     pos, neg = _split(scores, labels)
     if pos.size == 0:
         return float("nan")
-    values = np.concatenate([pos, neg])
-    is_pos = np.concatenate([np.ones(pos.size, bool), np.zeros(neg.size, bool)])
-    order = np.argsort(-values, kind="mergesort")
-    values, is_pos = values[order], is_pos[order]
-    ends = np.r_[np.flatnonzero(np.diff(values) != 0), values.size - 1]
-    tp = np.cumsum(is_pos)[ends].astype(float)
-    precision = tp / (ends + 1)
-    recall = tp / pos.size
-    return float(np.sum(np.diff(np.r_[0.0, recall]) * precision))
+    tp, fp, _ = _counts_at_thresholds(pos, neg)
+    return float(np.sum(np.diff(np.r_[0.0, tp / pos.size]) * tp / (tp + fp)))
 
 
 # --------------------------------------------------------------------------------------
@@ -256,16 +257,10 @@ def _sd(values):
 
 def _draw_measures(pos, neg):
     """AUC, average precision and the ROC curve on :data:`ROC_GRID` of one draw, from a single sort."""
-    values = np.concatenate([pos, neg])
-    is_pos = np.concatenate([np.ones(pos.size, bool), np.zeros(neg.size, bool)])
-    order = np.argsort(-values, kind="stable")
-    values, is_pos = values[order], is_pos[order]
-    ends = np.r_[np.flatnonzero(np.diff(values) != 0), values.size - 1]
-    tp = np.cumsum(is_pos)[ends].astype(float)
-    fp = (ends + 1) - tp
+    tp, fp, _ = _counts_at_thresholds(pos, neg)
     tpr, fpr = np.r_[0.0, tp / pos.size], np.r_[0.0, fp / neg.size]
     auc = float(np.sum(np.diff(fpr) * (tpr[1:] + tpr[:-1]) / 2.0))  # trapezoids: ties count one half
-    ap = float(np.sum(np.diff(tpr) * tp / (ends + 1)))
+    ap = float(np.sum(np.diff(tpr) * tp / (tp + fp)))
     return auc, ap, _roc_on_grid(fpr, tpr)
 
 
@@ -987,7 +982,7 @@ def element_selection(values, names, labels, threshold=DEFAULT_ZAUC_THRESHOLD, t
 
     def key(row):
         z = row["zauc"]
-        if not np.isfinite(z) and not np.isinf(z):
+        if np.isnan(z):
             return (1, 0.0)
         return (0, -abs(z) if two_sided else -z)
 

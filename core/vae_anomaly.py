@@ -798,7 +798,7 @@ def score_raster(model, raster_path, score_path, class_path=None, nodata=None, m
     element errors), ``top_class_share`` (mean contribution share of each element over
     the pixels of the highest class), ``bands``, ``by_order``.
     """
-    from .raster import OutputSpec, RasterSource, run_pixelwise
+    from .raster import OutputSpec, RasterSource, _remove_quietly, run_pixelwise
 
     feedback = ensure(feedback)
     if not isinstance(model, AnomalyModel):
@@ -829,9 +829,7 @@ def score_raster(model, raster_path, score_path, class_path=None, nodata=None, m
         stats["hist"] += np.bincount(np.searchsorted(edges, logs, side="right"), minlength=edges.size + 1)
         top_rows = classes == k
         if top_rows.any():
-            e = np.nan_to_num(errors[top_rows])
-            total = e.sum(axis=1, keepdims=True)
-            stats["share_sum"] += (e / np.where(total > 0, total, 1.0)).sum(axis=0)
+            stats["share_sum"] += _shares(errors[top_rows]).sum(axis=0)
             stats["share_n"] += int(top_rows.sum())
         if ok.any():
             best = np.argsort(-np.where(ok, scores, -np.inf), kind="stable")[:top]
@@ -856,9 +854,7 @@ def score_raster(model, raster_path, score_path, class_path=None, nodata=None, m
         done = run_pixelwise(src, outputs, func, memory_mb=memory_mb, work_bytes_per_pixel=work, feedback=feedback)
     if stats["scored"] == 0:
         for spec in outputs:
-            for p in (spec.path, spec.path + ".aux.xml"):
-                if os.path.exists(p):
-                    os.remove(p)
+            _remove_quietly(spec.path)
         raise OreMapError("No pixel could be scored (every pixel misses too many elements after preprocessing).",
                           "raster", "Check the preprocessing options (zeros, values below detection, transform).")
     return {"valid_pixels": done["valid_pixels"], "scored": stats["scored"], "class_counts": stats["class_counts"],
@@ -1214,10 +1210,11 @@ def run_raster(raster_path, score_path, class_path=None, model_path=None, model_
             evaluation = pe.evaluate_raster(score_path, deposits_xy, positive_radius, negative_min_distance,
                                             n_draws=20, seed=0, feedback=feedback.scaled(85, 95), memory_mb=memory_mb)
         except BaseException:  # bad deposits or a cancel: remove what this run wrote
+            from .raster import _remove_quietly
+
             for path in (score_path, class_path, None if model_path else model_out):
-                for p in ((path, path + ".aux.xml") if path else ()):
-                    if os.path.exists(p):
-                        os.remove(p)
+                if path:
+                    _remove_quietly(path)
             raise
         feedback.info(f"ROC-AUC against the deposits {evaluation['auc_mean']:.3f} +- {evaluation['auc_sd']:.3f} "
                       f"over 20 draws of negatives.")

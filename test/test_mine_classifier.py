@@ -12,6 +12,7 @@ import rasterio
 
 from oremap.core import mine_classifier as mc
 from oremap.core.errors import OreMapError
+from oremap.core.mine_segmentation import load_polygons
 from oremap.core.model_format import OnnxModel, read_model_info
 from oremap.core.sentinel2 import INDEX_NAMES, S2_BANDS, compute_indices
 
@@ -224,7 +225,7 @@ def test_patches_from_a_raster_are_labelled_by_polygon_overlap(tmp_path):
     from s2_scene import make_scene
 
     scene = make_scene(str(tmp_path), seed=8, size=(240, 240))
-    geoms = mc.read_polygons(scene["mines"])
+    geoms = load_polygons(scene["mines"], None)
     ps = mc.patches_from_raster(scene["raster"], geoms, patch_size=40, min_overlap=0.02)
     fraction = scene["fraction"]  # covered share of each pixel (2 m sub-pixels), computed by the generator
     labelled = {}

@@ -301,7 +301,7 @@ def test_patch_classifier_probabilities_are_painted_to_their_cells(scenes, tmp_p
     from oremap.core.sentinel2 import S2_BANDS, open_sentinel2
 
     scene = scenes[0]
-    ps = mc.patches_from_raster(scene["raster"], mc.read_polygons(scene["mines"]), patch_size=30)
+    ps = mc.patches_from_raster(scene["raster"], ms.load_polygons(scene["mines"], None), patch_size=30)
     model = str(tmp_path / "hgb.onnx")
     mc.train_mine_classifier(ps, "hgb", n_folds=2, inner_folds=2, seed=0, model_path=model)
     with open_sentinel2(scene["raster"]) as s2:

@@ -236,3 +236,49 @@ def test_model_file_gets_the_usual_permissions_and_no_temporary_file_is_left(tmp
     assert os.stat(path).st_mode & 0o777 == 0o666 & ~umask
     assert os.listdir(tmp_path) == ["m.onnx"]
     assert read_model_info(path).description == "again"
+
+
+def test_run_outputs_gives_every_output_over_several_batches(tmp_path):
+    """A graph with two outputs (logits and probabilities): both, batch by batch, equal X @ W and its softmax."""
+    graph = softmax_graph()
+    graph.graph.output.insert(0, helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["n", N_CLASSES]))
+    model = OnnxModel(write_model(graph, make_info(), tmp_path / "m.onnx"), threads=1)
+    X = np.random.default_rng(2).uniform(-1, 1, (700, N_BANDS)).astype(np.float32)
+    out = model.run_outputs(X, batch_size=256)
+    assert list(out) == ["logits", "probabilities"]
+    logits = X.astype(np.float64) @ W.astype(np.float64)
+    np.testing.assert_allclose(out["logits"], logits, atol=1e-5)
+    np.testing.assert_allclose(out["probabilities"], softmax(logits), atol=1e-6)
+    with pytest.raises(OreMapError, match="given 7 bands"):
+        model.run_outputs(np.zeros((2, 7)))
+
+
+def window_graph(window=2):
+    """ONNX model on windows: probabilities = softmax(mean over the window of each band @ W)."""
+    graph = helper.make_graph(
+        [helper.make_node("ReduceMean", ["windows"], ["means"], axes=[2, 3], keepdims=0),
+         helper.make_node("MatMul", ["means", "W"], ["logits"]),
+         helper.make_node("Softmax", ["logits"], ["probabilities"], axis=1)],
+        "window_softmax",
+        [helper.make_tensor_value_info("windows", TensorProto.FLOAT, ["n", N_BANDS, window, window])],
+        [helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, ["n", N_CLASSES])],
+        initializer=[numpy_helper.from_array(W, "W")],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    return model
+
+
+def test_window_model_takes_windows_of_its_size_only(tmp_path):
+    info = make_info(input={"name": "windows", "n_bands": N_BANDS, "window": 2})
+    model = OnnxModel(write_model(window_graph(), info, tmp_path / "w.onnx"), threads=1)
+    X = np.random.default_rng(3).uniform(0, 1, (50, N_BANDS, 2, 2)).astype(np.float32)
+    expected = softmax(X.astype(np.float64).mean(axis=(2, 3)) @ W.astype(np.float64))
+    np.testing.assert_allclose(model.run(X, batch_size=16), expected, atol=1e-6)
+    for bad in (X[:, :, :1], X[:, :-1], X.mean(axis=(2, 3))):
+        with pytest.raises(OreMapError, match=f"expects windows of {N_BANDS} bands and 2 x 2 cells") as err:
+            model.run(bad)
+        assert err.value.parameter == "raster"
+    # run_dense takes windows of any size, but still the model's bands
+    with pytest.raises(OreMapError, match=f"expects windows of {N_BANDS} bands, but"):
+        model.run_dense(X[:, :-1])

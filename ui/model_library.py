@@ -309,7 +309,7 @@ class ModelLibraryDock(QgsDockWidget):
         os.makedirs(self.folder, exist_ok=True)
         copied = []
         for path in paths:
-            source = model_library.read_entry(path, model_library.USER)
+            source = model_library.ModelEntry(os.path.abspath(path), model_library.USER)  # sidecars only
             for part in [source.path] + source.sidecars():
                 target = os.path.join(self.folder, os.path.basename(part))
                 if os.path.abspath(part) != os.path.abspath(target):
