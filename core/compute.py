@@ -201,3 +201,28 @@ def require_torch(what="train neural networks"):
             fix="Install the CPU build into the Python that QGIS uses: " + install_command(["torch"])[0]) from None
     use_torch(torch)
     return torch, nn
+
+
+def onnx_bytes(module, example_shape, input_name, output_names, axes=None, opset=17):
+    """ONNX bytes of a torch module (put in eval mode) for float32 input of ``example_shape``.
+
+    ``axes`` (default ``{0: "n"}``, the batch) are dynamic on the input and every output. Uses the
+    TorchScript-based exporter (``dynamo=False``): the default exporter of recent torch needs the
+    ``onnxscript`` package. Export warnings are silenced.
+    """
+    import io
+    import warnings
+
+    torch, _ = require_torch()
+    axes = dict(axes or {0: "n"})
+    names = [output_names] if isinstance(output_names, str) else list(output_names)
+    module.eval()
+    buffer = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            module, (torch.zeros(*[int(v) for v in example_shape], dtype=torch.float32),), buffer,
+            input_names=[input_name], output_names=names,
+            dynamic_axes={name: axes for name in [input_name] + names},
+            opset_version=int(opset), do_constant_folding=True, dynamo=False)
+    return buffer.getvalue()

@@ -37,7 +37,6 @@ definition, the decision threshold and the patch size (under ``extra["mine_class
 import csv
 import datetime
 import hashlib
-import io
 import math
 import os
 import warnings
@@ -713,18 +712,8 @@ class CNNPatchModel:
         return np.concatenate(out).astype(np.float64) if out else np.zeros(0)
 
     def onnx_model(self, patch_shape):
-        torch = _torch_classes()["torch"]
-        self.module.eval()
-        buffer = io.BytesIO()
         h, w = patch_shape
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            torch.onnx.export(
-                self.module, (torch.zeros(1, len(S2_BANDS), int(h), int(w), dtype=torch.float32),), buffer,
-                input_names=[INPUT_PATCHES], output_names=[OUTPUT_NAME],
-                dynamic_axes={INPUT_PATCHES: {0: "n"}, OUTPUT_NAME: {0: "n"}},
-                opset_version=OPSET, do_constant_folding=True, dynamo=False)
-        return buffer.getvalue()
+        return compute.onnx_bytes(self.module, (1, len(S2_BANDS), h, w), INPUT_PATCHES, OUTPUT_NAME, opset=OPSET)
 
 
 def make_model_factory(classifier, seed=0, cnn_options=None, feedback=None):

@@ -34,11 +34,9 @@ with blended sliding windows is :func:`core.mine_detection.detect_mines`.
 import base64
 import datetime
 import hashlib
-import io
 import math
 import os
 import struct
-import warnings
 import zlib
 from dataclasses import dataclass, field
 
@@ -182,18 +180,8 @@ def export_onnx(module, n_channels, tile):
     Uses the TorchScript-based exporter (``dynamo=False``): the default exporter of recent torch
     needs the ``onnxscript`` package.
     """
-    torch = _torch_classes()["torch"]
-    module.eval()
-    buffer = io.BytesIO()
-    axes = {0: "n", 2: "height", 3: "width"}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(
-            module, (torch.zeros(1, int(n_channels), int(tile), int(tile), dtype=torch.float32),), buffer,
-            input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
-            dynamic_axes={INPUT_NAME: axes, OUTPUT_NAME: axes},
-            opset_version=OPSET, do_constant_folding=True, dynamo=False)
-    return buffer.getvalue()
+    return compute.onnx_bytes(module, (1, n_channels, tile, tile), INPUT_NAME, OUTPUT_NAME,
+                              axes={0: "n", 2: "height", 3: "width"}, opset=OPSET)
 
 
 def predict_torch(module, tiles, batch_size=16):

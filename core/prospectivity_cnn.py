@@ -36,10 +36,8 @@ use it; mapping needs onnxruntime (:class:`core.model_format.OnnxModel`).
 import copy
 import datetime
 import hashlib
-import io
 import math
 import os
-import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -249,17 +247,7 @@ def export_onnx(module, n_elements, window):
     Uses the TorchScript-based exporter (``dynamo=False``): the default exporter of recent torch
     needs the ``onnxscript`` package.
     """
-    torch = _torch_classes()["torch"]
-    module.eval()
-    buffer = io.BytesIO()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(
-            module, (torch.zeros(1, int(n_elements), int(window), int(window), dtype=torch.float32),), buffer,
-            input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
-            dynamic_axes={INPUT_NAME: {0: "n"}, OUTPUT_NAME: {0: "n"}},
-            opset_version=OPSET, do_constant_folding=True, dynamo=False)
-    return buffer.getvalue()
+    return compute.onnx_bytes(module, (1, n_elements, window, window), INPUT_NAME, OUTPUT_NAME, opset=OPSET)
 
 
 def predict_torch(module, windows, batch_size=256):

@@ -22,8 +22,6 @@ that use it, so this module imports without it; inference needs onnxruntime
 import copy
 import datetime
 import hashlib
-import io
-import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -544,17 +542,7 @@ def export_onnx(module, n_bands):
     Uses the TorchScript-based exporter (``dynamo=False``): the default
     exporter of recent torch needs the ``onnxscript`` package.
     """
-    torch = _torch_classes()["torch"]
-    module.eval()
-    buffer = io.BytesIO()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(
-            module, (torch.zeros(1, int(n_bands), dtype=torch.float32),), buffer,
-            input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
-            dynamic_axes={INPUT_NAME: {0: "n"}, OUTPUT_NAME: {0: "n"}},
-            opset_version=OPSET, do_constant_folding=True, dynamo=False)
-    return buffer.getvalue()
+    return compute.onnx_bytes(module, (1, n_bands), INPUT_NAME, OUTPUT_NAME, opset=OPSET)
 
 
 # ---------------------------------------------------------------------------

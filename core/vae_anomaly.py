@@ -49,10 +49,8 @@ anomalies using a deep variational autoencoder network. Applied Geochemistry 122
 import copy
 import datetime
 import hashlib
-import io
 import math
 import os
-import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -375,17 +373,7 @@ def score_torch(scorer, Z, batch_size=8192):
 
 def export_onnx(scorer, n_elements):
     """ONNX bytes of a scorer (opset :data:`OPSET`, dynamic batch axis; TorchScript exporter, ``dynamo=False``)."""
-    torch = _torch()["torch"]
-    scorer.eval()
-    buffer = io.BytesIO()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(
-            scorer, (torch.zeros(1, int(n_elements), dtype=torch.float32),), buffer,
-            input_names=[INPUT_NAME], output_names=[OUTPUT_ERRORS, OUTPUT_SCORE],
-            dynamic_axes={INPUT_NAME: {0: "n"}, OUTPUT_ERRORS: {0: "n"}, OUTPUT_SCORE: {0: "n"}},
-            opset_version=OPSET, do_constant_folding=True, dynamo=False)
-    return buffer.getvalue()
+    return compute.onnx_bytes(scorer, (1, n_elements), INPUT_NAME, [OUTPUT_ERRORS, OUTPUT_SCORE], opset=OPSET)
 
 
 # --------------------------------------------------------------------------------------
