@@ -18,7 +18,7 @@ export PYTHONDONTWRITEBYTECODE := 1
 .PHONY: help setup test test-fast demo bench models package deploy clean screenshots
 
 help:
-	@echo "make demo     install what is missing, then map minerals (AVIRIS-NG tile) and run the geochemical prospectivity chain (real survey) headless"
+	@echo "make demo     install what is missing, then map minerals (AVIRIS-NG tile) and run the geochemical prospectivity chain (real survey) and Sentinel-2 mine detection headless"
 	@echo "make test     install what is missing, run every test"
 	@echo "make bench    speed and memory benchmarks (bench/)"
 	@echo "make models   rebuild the bundled models in models/ from ../shared/data"

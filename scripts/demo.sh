@@ -5,7 +5,9 @@
 # styled outputs (.tif + .qml) and a short summary into demo_output/. Then the geochemical
 # prospectivity chain on the real survey in ../shared/data/geochem (scripts/demo_prospectivity.py,
 # processing.run): element selection, IDW, ResNet with spatial CV, map, evaluation, into
-# demo_output/prospectivity/.
+# demo_output/prospectivity/. Last, Sentinel-2 mine detection (scripts/demo_mines.py): a U-Net and
+# a patch classifier trained on scenes with known mines painted into real BigEarthNet backgrounds,
+# scored on an unseen scene and on the real patches, into demo_output/mines/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=demo_output
@@ -34,4 +36,8 @@ qgis_process --json run oremap:classify_spectral_cnn -- \
 echo
 echo "OreMap demo: geochemical prospectivity on the GSWA/WAMEX stream-sediment survey (1,392 samples, 32 Au sites)"
 .venv/bin/python scripts/demo_prospectivity.py "$OUT/prospectivity"
-echo "Outputs in $OUT/ and $OUT/prospectivity/ (open the .tif files in QGIS: each loads with its .qml style)."
+
+echo
+echo "OreMap demo: Sentinel-2 mine detection (synthetic mines in real BigEarthNet backgrounds)"
+.venv/bin/python scripts/demo_mines.py "$OUT/mines"
+echo "Outputs in $OUT/, $OUT/prospectivity/ and $OUT/mines/ (open the .tif files in QGIS: each loads with its .qml style)."

@@ -27,13 +27,14 @@ Data: Geological Survey of Western Australia (GSWA/WAMEX), CC BY 4.0; compiled b
 GeoChemAD / OpenGADBench benchmark (MIT).
 """
 
-import importlib.util
 import json
 import os
 import shutil
 import sys
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from headless import ROOT, run_headless  # noqa: E402
+
 SHARED = os.environ.get("OREMAP_SHARED_DATA") or os.path.normpath(os.path.join(ROOT, "..", "shared", "data"))
 SURVEY = os.path.join(SHARED, "geochem", "area1_sediment_au.csv")
 SITES = os.path.join(SHARED, "geochem", "area1_sediment_au_site.csv")
@@ -193,16 +194,6 @@ def summary_lines(numbers):
     return lines
 
 
-def _import_plugin():
-    """The checkout as the package ``oremap`` (the name QGIS gives the plugin folder)."""
-    if "oremap" not in sys.modules:
-        spec = importlib.util.spec_from_file_location("oremap", os.path.join(ROOT, "__init__.py"),
-                                                      submodule_search_locations=[ROOT])
-        module = importlib.util.module_from_spec(spec)
-        sys.modules["oremap"] = module
-        spec.loader.exec_module(module)
-
-
 def main(argv):
     small = "--small" in argv
     args = [a for a in argv if not a.startswith("--")]
@@ -211,33 +202,13 @@ def main(argv):
         shutil.rmtree(out)
     os.makedirs(out)
 
-    from qgis.core import QgsApplication
-
-    QgsApplication.setPrefixPath("/usr", True)
-    app = QgsApplication([], False)
-    app.initQgis()
-    sys.path.append(os.path.join(QgsApplication.prefixPath(), "share", "qgis", "python", "plugins"))
-    import processing
-    from processing.core.Processing import Processing
-
-    Processing.initialize()
-    _import_plugin()
-    from oremap.processing_provider.provider import OreMapProvider
-
-    provider = OreMapProvider()
-    QgsApplication.processingRegistry().addProvider(provider)
-    try:
-        numbers = chain(lambda name, params: processing.run(f"oremap:{name}", params), out,
-                        SMALL if small else FULL)
-    finally:
-        QgsApplication.processingRegistry().removeProvider(provider)
+    numbers = run_headless(lambda run: chain(run, out, SMALL if small else FULL))
     lines = summary_lines(numbers)
     with open(os.path.join(out, "summary.txt"), "w", encoding="utf-8") as fh:
         fh.write("\n".join(lines) + "\n")
     with open(os.path.join(out, "numbers.json"), "w", encoding="utf-8") as fh:
         json.dump({k: v for k, v in numbers.items() if k != "selection"}, fh, indent=1, default=str)
     print("\n".join(lines))
-    app.exitQgis()
 
 
 if __name__ == "__main__":
