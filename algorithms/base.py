@@ -104,6 +104,16 @@ COMMON_PARAM_HELP = {
 }
 
 
+def as_number(value):
+    """A field value as float: NaN for NULL, empty or non-numeric values."""
+    if value is None or value == NULL:
+        return float("nan")
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return float("nan")
+
+
 class OreMapAlgorithm(QgsProcessingAlgorithm):
     NAME = ""
     DISPLAY_NAME = ""
@@ -249,18 +259,19 @@ class OreMapAlgorithm(QgsProcessingAlgorithm):
         self._add(QgsProcessingParameterString(
             "WAVELENGTHS", self.tr("Band centre wavelengths in nm (only if the raster has none)"),
             optional=True), advanced=True)
-        self._add(QgsProcessingParameterNumber(
-            "NODATA", self.tr("Additional nodata value"), QgsProcessingParameterNumber.Double,
-            optional=True), advanced=True)
-        self._add(QgsProcessingParameterNumber(
-            "SCALE", self.tr("Reflectance scale factor (0 = automatic)"), QgsProcessingParameterNumber.Double,
-            defaultValue=0.0, minValue=0.0), advanced=True)
+        self.add_nodata_parameter()
+        self.add_number("SCALE", "Reflectance scale factor (0 = automatic)", 0.0, 0.0, advanced=True)
+
+    def add_nodata_parameter(self):
+        """Advanced, optional: a value to treat as nodata besides the raster's own."""
+        self.add_number("NODATA", "Additional nodata value", None, None, advanced=True, optional=True)
 
     def add_number(self, name, label, default, minimum, maximum=None, integer=False, advanced=False, optional=False):
-        """A numeric parameter (integer or double) with a default and bounds."""
+        """A numeric parameter (integer or double) with a default and bounds (None: no default, no lower bound)."""
         kind = QgsProcessingParameterNumber.Integer if integer else QgsProcessingParameterNumber.Double
-        parameter = QgsProcessingParameterNumber(name, self.tr(label), kind, defaultValue=default, minValue=minimum,
-                                                 optional=optional)
+        bounds = {} if minimum is None else {"minValue": minimum}
+        parameter = QgsProcessingParameterNumber(name, self.tr(label), kind, defaultValue=default, optional=optional,
+                                                 **bounds)
         if maximum is not None:
             parameter.setMaximum(maximum)
         return self._add(parameter, advanced=advanced)
@@ -427,18 +438,55 @@ class OreMapAlgorithm(QgsProcessingAlgorithm):
             if geometry is None:
                 continue
             geometries.append(wkb.loads(bytes(geometry.asWkb())))
-            row = []
-            for field in fields:
-                value = feature[field]
-                try:
-                    row.append(float("nan") if value is None or value == NULL else float(value))
-                except (TypeError, ValueError):
-                    row.append(float("nan"))
-            rows.append(row)
+            rows.append([as_number(feature[field]) for field in fields])
             ids.append(feature.id())
         if not geometries:
             raise self.fail(name, "The layer has no features with a geometry.", "Choose a layer with features.")
         return geometries, np.asarray(rows, dtype=float).reshape(len(rows), len(fields)), ids
+
+    def layer_points(self, parameters, name, context, target_crs, fields=(), feedback=None):
+        """Coordinates (in ``target_crs``) of every point of a point-layer parameter, and the values of ``fields``.
+
+        MultiPoint features give one row per point. Features without a geometry are left out (and
+        counted in the log). Values that are NULL or not numbers become NaN.
+
+        Returns ``(xs, ys, {field: list of float})``.
+        """
+        source = self.parameterAsSource(parameters, name, context)
+        if source is None:
+            raise self.fail(name, "No point layer was given.", "Choose a point layer.")
+        indexes = [source.fields().lookupField(f) for f in fields]
+        xs, ys, values, skipped = [], [], {f: [] for f in fields}, 0
+        for feature, geometry in self.source_features(source, context, target_crs):
+            if geometry is None:
+                skipped += 1
+                continue
+            attributes = feature.attributes()
+            row = [as_number(attributes[i]) if i >= 0 else float("nan") for i in indexes]
+            for point in geometry.vertices():
+                xs.append(point.x())
+                ys.append(point.y())
+                for f, v in zip(fields, row):
+                    values[f].append(v)
+        if skipped and feedback is not None:
+            feedback.warning(f"{skipped} features of {self.parameterDefinition(name).description()} have no "
+                             "geometry and were left out.")
+        return xs, ys, values
+
+    def deposit_points(self, parameters, name, context, target_crs, feedback=None, required=True):
+        """``(n, 2)`` coordinates, in ``target_crs``, of the points of a deposit-layer parameter.
+
+        A layer not given, or holding no points, is refused when ``required``; otherwise it gives None
+        (not given) or an empty array.
+        """
+        if self.parameterAsSource(parameters, name, context) is None:
+            if required:
+                raise self.fail(name, "No deposit layer was given.", "Choose a point layer of known deposits.")
+            return None
+        xs, ys, _ = self.layer_points(parameters, name, context, target_crs, feedback=feedback)
+        if not xs and required:
+            raise self.fail(name, "The deposit layer holds no points.", "Choose a point layer of known deposits.")
+        return np.column_stack([xs, ys]).astype(np.float64).reshape(-1, 2)
 
     def output_path(self, parameters, name, context, feedback):
         """The destination file of a raster or file output, checked to be writable; None if skipped."""

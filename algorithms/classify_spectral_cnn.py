@@ -2,7 +2,7 @@
 
 import os
 
-from qgis.core import QgsProcessingParameterFile, QgsProcessingParameterNumber
+from qgis.core import QgsProcessingParameterFile
 
 from ..core import mapping
 from ..core.bundled import bundled_models
@@ -58,12 +58,8 @@ class ClassifySpectralCnn(OreMapAlgorithm):
         options = [title for title, _ in self.models()] + ["Model file"]
         self.add_enum("MODEL", "Model", options, default=0)
         self._add(QgsProcessingParameterFile("MODEL_FILE", self.tr("Model file"), extension="onnx", optional=True))
-        self._add(QgsProcessingParameterNumber(
-            "MIN_CONFIDENCE", self.tr("Minimum confidence (0-1)"), QgsProcessingParameterNumber.Double,
-            defaultValue=0.0, minValue=0.0, maxValue=1.0))
-        self._add(QgsProcessingParameterNumber(
-            "THREADS", self.tr("Threads (0 = all)"), QgsProcessingParameterNumber.Integer, defaultValue=0,
-            minValue=0), advanced=True)
+        self.add_number("MIN_CONFIDENCE", "Minimum confidence (0-1)", 0.0, 0.0, 1.0)
+        self.add_number("THREADS", "Threads (0 = all)", 0, 0, integer=True, advanced=True)
         self.add_band_parameters()
         self.add_raster_output("OUTPUT_CLASSES", "Mineral classes")
         self.add_raster_output("OUTPUT_PROBABILITIES", "Class probabilities", optional=True)

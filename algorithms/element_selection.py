@@ -9,7 +9,6 @@ from qgis.core import (
     QgsProcessingParameterEnum,
     QgsProcessingParameterFeatureSource,
     QgsProcessingParameterField,
-    QgsProcessingParameterNumber,
     QgsProcessingParameterRasterLayer,
 )
 
@@ -19,9 +18,7 @@ from .base import OreMapAlgorithm
 from .evaluate_prospectivity import (
     DISTANCE_HELP,
     add_distance_parameters,
-    deposit_points,
     distance_crs_for_points,
-    layer_points,
     metres_factor,
     refuse_geographic_raster,
 )
@@ -107,9 +104,7 @@ class ElementSelection(OreMapAlgorithm):
                                               optional=True))
         add_distance_parameters(self)
         self.add_enum("BELOW_DETECTION", "Values below detection", [label for _, label in BELOW])
-        self._add(QgsProcessingParameterNumber("MISSING", self.tr("Missing-value code"),
-                                               QgsProcessingParameterNumber.Double, defaultValue=-9999.0),
-                  advanced=True)
+        self.add_number("MISSING", "Missing-value code", -9999.0, None, advanced=True)
         self._add(QgsProcessingParameterEnum("ZEROS", self.tr("Values of exactly 0"),
                                              options=[label for _, label in geochem.ZERO_CHOICES],
                                              defaultValue=0), advanced=True)
@@ -146,7 +141,7 @@ class ElementSelection(OreMapAlgorithm):
             refuse_geographic_raster(self, "INPUT", layer)
             crs = layer.crs()
             factor = metres_factor(crs)
-            deposits = deposit_points(self, parameters, "DEPOSITS", context, crs, feedback)
+            deposits = self.deposit_points(parameters, "DEPOSITS", context, crs, feedback)
             rows, notes, scan = pe.select_elements_raster(
                 path, deposits, radius * factor, min_distance * factor,
                 seed=self.parameterAsInt(parameters, "SEED", context), feedback=feedback,
@@ -166,8 +161,8 @@ class ElementSelection(OreMapAlgorithm):
                           + (" ..." if len(fields) > 20 else ""))
             crs = distance_crs_for_points(self, source, context, feedback)
             factor = metres_factor(crs)
-            xs, ys, values = layer_points(self, parameters, "POINTS", context, crs, fields, feedback)
-            deposits = deposit_points(self, parameters, "DEPOSITS", context, crs, feedback)
+            xs, ys, values = self.layer_points(parameters, "POINTS", context, crs, fields, feedback)
+            deposits = self.deposit_points(parameters, "DEPOSITS", context, crs, feedback)
             dep = pe.deposit_array(deposits)
             labels = pe.label_by_distance(xs, ys, dep[:, 0], dep[:, 1], radius * factor, min_distance * factor)
             feedback.info(f"{int((labels == 1).sum())} positive samples, {int((labels == 0).sum())} negative "

@@ -7,7 +7,6 @@ layer (with attribute values) in a CRS fit for distances in metres.
 import os
 
 from qgis.core import (
-    NULL,
     QgsCoordinateReferenceSystem,
     QgsCoordinateTransform,
     QgsProcessing,
@@ -77,53 +76,6 @@ def refuse_geographic_raster(alg, name, layer):
         raise alg.fail(name, f"The raster is in a geographic CRS ({crs.authid()}); distances in metres need a "
                              "projected CRS.",
                        "Warp it to a projected CRS first (Raster > Projections > Warp), e.g. the local UTM zone.")
-
-
-def _number(value):
-    if value is None or value == NULL:
-        return float("nan")
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return float("nan")
-
-
-def layer_points(alg, parameters, name, context, target_crs, fields=(), feedback=None):
-    """Coordinates (in ``target_crs``) of every point of a point layer, and the values of ``fields``.
-
-    MultiPoint features give one row per point. Features without a geometry are left
-    out (and counted in the log). Values that are NULL or not numbers become NaN.
-
-    Returns ``(xs, ys, {field: list of float})``.
-    """
-    source = alg.parameterAsSource(parameters, name, context)
-    if source is None:
-        raise alg.fail(name, "No point layer was given.", "Choose a point layer.")
-    indexes = [source.fields().lookupField(f) for f in fields]
-    xs, ys, values, skipped = [], [], {f: [] for f in fields}, 0
-    for feature, geometry in alg.source_features(source, context, target_crs):
-        if geometry is None:
-            skipped += 1
-            continue
-        attributes = feature.attributes()
-        row = [_number(attributes[i]) if i >= 0 else float("nan") for i in indexes]
-        for point in geometry.vertices():
-            xs.append(point.x())
-            ys.append(point.y())
-            for f, v in zip(fields, row):
-                values[f].append(v)
-    if skipped and feedback is not None:
-        feedback.warning(f"{skipped} features of {alg.parameterDefinition(name).description()} have no geometry "
-                         "and were left out.")
-    return xs, ys, values
-
-
-def deposit_points(alg, parameters, name, context, target_crs, feedback=None):
-    """Deposit coordinates as an (n, 2) list of (x, y) in ``target_crs``; refuses an empty layer."""
-    xs, ys, _ = layer_points(alg, parameters, name, context, target_crs, feedback=feedback)
-    if not xs:
-        raise alg.fail(name, "The deposit layer has no points.", "Choose a point layer with the known deposits.")
-    return list(zip(xs, ys))
 
 
 def add_distance_parameters(alg, default_negative=4000.0):
@@ -237,7 +189,7 @@ class EvaluateProspectivity(OreMapAlgorithm):
                                 "Choose an existing band.")
             crs = layer.crs()
             factor = metres_factor(crs)
-            deposits = deposit_points(self, parameters, "DEPOSITS", context, crs, feedback)
+            deposits = self.deposit_points(parameters, "DEPOSITS", context, crs, feedback)
             result = pe.evaluate_raster(path, deposits, radius * factor, min_distance * factor, n_draws=n_draws,
                                         seed=seed, feedback=feedback, memory_mb=self.memory_mb(), band=band,
                                         n_negatives=n_negatives)
@@ -252,8 +204,8 @@ class EvaluateProspectivity(OreMapAlgorithm):
             self._parameter_overrides["score"] = "SCORE_FIELD"
             crs = distance_crs_for_points(self, source, context, feedback)
             factor = metres_factor(crs)
-            xs, ys, values = layer_points(self, parameters, "POINTS", context, crs, [field], feedback)
-            deposits = deposit_points(self, parameters, "DEPOSITS", context, crs, feedback)
+            xs, ys, values = self.layer_points(parameters, "POINTS", context, crs, [field], feedback)
+            deposits = self.deposit_points(parameters, "DEPOSITS", context, crs, feedback)
             result = pe.evaluate_points(xs, ys, values[field], deposits, radius * factor, min_distance * factor,
                                         n_draws=n_draws, seed=seed, n_negatives=n_negatives, feedback=feedback)
             title = f"Evaluation of '{field}'"

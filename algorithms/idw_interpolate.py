@@ -8,12 +8,10 @@ from qgis.core import (
     QgsProcessingParameterExtent,
     QgsProcessingParameterFeatureSource,
     QgsProcessingParameterField,
-    QgsProcessingParameterNumber,
 )
 
 from ..core import geochem, idw
 from .base import OreMapAlgorithm
-from .evaluate_prospectivity import layer_points
 
 DUPLICATES = [("mean", "Mean"), ("median", "Median")]
 BELOW = [("half", "Half the detection limit"), ("limit", "The detection limit"), ("nan", "Missing (left out)")]
@@ -104,9 +102,7 @@ class IdwInterpolate(OreMapAlgorithm):
         self._add(QgsProcessingParameterBoolean("LOG10", self.tr("Interpolate log10 of the values"),
                                                 defaultValue=False))
         self.add_number("MIN_POINTS", "Minimum samples per cell", 1, 1, integer=True, advanced=True)
-        self._add(QgsProcessingParameterNumber(
-            "MISSING_VALUE", self.tr("Missing-value code"), QgsProcessingParameterNumber.Double,
-            defaultValue=-9999.0), advanced=True)
+        self.add_number("MISSING_VALUE", "Missing-value code", -9999.0, None, advanced=True)
         self.add_raster_output("OUTPUT", "Interpolated elements")
         self.add_value_output("SAMPLES", "Sample locations used")
         self.add_value_output("OUTPUT_CRS", "Output CRS", "string")
@@ -124,7 +120,7 @@ class IdwInterpolate(OreMapAlgorithm):
                                      "be computed.",
                             "Set the layer's CRS (Layer Properties > Source), e.g. EPSG:4326 for longitude/latitude.")
         read_crs = QgsCoordinateReferenceSystem("EPSG:4326") if crs.isGeographic() else crs
-        xs, ys, columns = layer_points(self, parameters, "INPUT", context, read_crs, fields, feedback)
+        xs, ys, columns = self.layer_points(parameters, "INPUT", context, read_crs, fields, feedback)
         if not xs:
             raise self.fail("INPUT", "The layer has no point geometries.", "Choose a layer of sample points.")
         values = np.column_stack([columns[name] for name in fields])

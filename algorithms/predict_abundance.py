@@ -5,7 +5,6 @@ from qgis.core import (
     QgsProcessingParameterFeatureSource,
     QgsProcessingParameterField,
     QgsProcessingParameterFile,
-    QgsProcessingParameterNumber,
 )
 
 from ..core import abundance
@@ -55,10 +54,7 @@ class PredictAbundance(OreMapAlgorithm):
         self.add_raster_input()
         self._add(QgsProcessingParameterFile("MODEL_FILE", self.tr("Abundance model"),
                                              fileFilter="ONNX models (*.onnx)"))
-        level = QgsProcessingParameterNumber("LEVEL", self.tr("Interval level (%)"),
-                                             QgsProcessingParameterNumber.Double, defaultValue=90.0, minValue=50.0)
-        level.setMaximum(99.0)
-        self._add(level)
+        self.add_number("LEVEL", "Interval level (%)", 90.0, 50.0, 99.0)
         self._add(QgsProcessingParameterFeatureSource("ZONES", self.tr("Zones for statistics"),
                                                       [QgsProcessing.TypeVectorPolygon], optional=True))
         self._add(QgsProcessingParameterField("ZONE_FIELD", self.tr("Zone name field"), parentLayerParameterName="ZONES",

@@ -16,13 +16,11 @@ from qgis.core import (
     QgsProcessingParameterFeatureSink,
     QgsProcessingParameterFeatureSource,
     QgsProcessingParameterFile,
-    QgsProcessingParameterNumber,
     QgsWkbTypes,
 )
 from qgis.PyQt.QtCore import QVariant
 
 from .base import OreMapAlgorithm
-from .train_prospectivity_cnn import deposit_points
 
 MODES = [("grid", "Grid of cells (rows x columns)"), ("sliding", "Sliding window (every 'stride' cells)")]
 FITS = [("centre", "Model window at the cell centre (training scale)"),
@@ -85,19 +83,14 @@ class ProspectivityMap(OreMapAlgorithm):
         self._add(QgsProcessingParameterFile("MODEL_FILE", self.tr("Prospectivity model"), extension="onnx"))
         self.add_enum("MODE", "Mode", [label for _, label in MODES])
         for name, label in (("GRID_ROWS", "Grid rows"), ("GRID_COLS", "Grid columns")):
-            self._add(QgsProcessingParameterNumber(name, self.tr(label), QgsProcessingParameterNumber.Integer,
-                                                   defaultValue=12, minValue=1))
-        self._add(QgsProcessingParameterNumber("STRIDE", self.tr("Stride in cells (sliding mode; 0 = half a window)"),
-                                               QgsProcessingParameterNumber.Integer, defaultValue=0, minValue=0))
+            self.add_number(name, label, 12, 1, integer=True)
+        self.add_number("STRIDE", "Stride in cells (sliding mode; 0 = half a window)", 0, 0, integer=True)
         self._add(QgsProcessingParameterFeatureSource("DEPOSITS", self.tr("Known deposits"),
                                                       [QgsProcessing.TypeVectorPoint], optional=True))
         self._add(QgsProcessingParameterEnum("FIT", self.tr("Window of a grid cell"),
                                              options=[label for _, label in FITS], defaultValue=0), advanced=True)
-        self._add(QgsProcessingParameterNumber("NODATA", self.tr("Additional nodata value"),
-                                               QgsProcessingParameterNumber.Double, optional=True), advanced=True)
-        self._add(QgsProcessingParameterNumber("THREADS", self.tr("Threads (0 = all)"),
-                                               QgsProcessingParameterNumber.Integer, defaultValue=0, minValue=0),
-                  advanced=True)
+        self.add_nodata_parameter()
+        self.add_number("THREADS", "Threads (0 = all)", 0, 0, integer=True, advanced=True)
         self.add_raster_output("OUTPUT", "Probability of a deposit")
         self._add(QgsProcessingParameterFeatureSink("OUTPUT_CELLS", self.tr("Target cells"),
                                                     QgsProcessing.TypeVectorPolygon, optional=True,
@@ -113,7 +106,7 @@ class ProspectivityMap(OreMapAlgorithm):
         model = self.parameterAsFile(parameters, "MODEL_FILE", context)
         if not model:
             raise self.fail("MODEL_FILE", "No model file was given.", "Choose an OreMap prospectivity model (.onnx).")
-        deposits = deposit_points(self, parameters, "DEPOSITS", context, layer.crs(), feedback, required=False)
+        deposits = self.deposit_points(parameters, "DEPOSITS", context, layer.crs(), feedback, required=False)
         out_path = self.output_path(parameters, "OUTPUT", context, feedback)
         mode = MODES[self.parameterAsEnum(parameters, "MODE", context)][0]
         nodata = parameters.get("NODATA")

@@ -1,7 +1,5 @@
 """oremap:sam_classify - Spectral Angle Mapper / Spectral Information Divergence."""
 
-from qgis.core import QgsProcessingParameterNumber
-
 from ..core import mapping
 from .base import OreMapAlgorithm
 
@@ -53,9 +51,7 @@ class SamClassify(OreMapAlgorithm):
         self.add_library_parameters(optional=True)
         self.add_endmember_points()
         self.add_enum("METHOD", "Method", [label for _, label in METHODS])
-        self._add(QgsProcessingParameterNumber(
-            "THRESHOLD", self.tr("Maximum angle (rad) or divergence; 0 = no limit"),
-            QgsProcessingParameterNumber.Double, defaultValue=0.0, minValue=0.0))
+        self.add_number("THRESHOLD", "Maximum angle (rad) or divergence; 0 = no limit", 0.0, 0.0)
         self.add_band_parameters()
         self.add_raster_output("OUTPUT_CLASSES", "Class raster")
         self.add_raster_output("OUTPUT_SCORE", "Best angle / divergence raster", optional=True)

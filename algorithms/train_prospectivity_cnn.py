@@ -1,29 +1,14 @@
 """oremap:train_prospectivity_cnn - a ResNet on geochemical grid windows around known deposits."""
 
-import numpy as np
 from qgis.core import (
     QgsProcessing,
     QgsProcessingParameterBoolean,
     QgsProcessingParameterFeatureSource,
-    QgsProcessingParameterNumber,
 )
 
 from .base import OreMapAlgorithm
-from .evaluate_prospectivity import layer_points
 
 DEPTHS = [18, 34, 50]
-
-
-def deposit_points(alg, parameters, name, context, target_crs, feedback=None, required=True):
-    """``(n, 2)`` coordinates, in ``target_crs``, of the points of a point-layer parameter (None if not given)."""
-    if alg.parameterAsSource(parameters, name, context) is None:
-        if required:
-            raise alg.fail(name, "No deposit layer was given.", "Choose a point layer of known deposits.")
-        return None
-    xs, ys, _ = layer_points(alg, parameters, name, context, target_crs, feedback=feedback)
-    if not xs and required:
-        raise alg.fail(name, "The deposit layer holds no points.", "Choose a point layer of known deposits.")
-    return np.column_stack([xs, ys]).astype(np.float64).reshape(-1, 2)
 
 
 class TrainProspectivityCnn(OreMapAlgorithm):
@@ -146,8 +131,7 @@ class TrainProspectivityCnn(OreMapAlgorithm):
         self._add(QgsProcessingParameterBoolean("FLIPS", self.tr("Mirror and rotate training windows"),
                                                 defaultValue=True), advanced=True)
         self.add_number("MAX_NODATA", "Largest nodata share of a window", 0.5, 0.0, 0.99, advanced=True)
-        self._add(QgsProcessingParameterNumber("NODATA", self.tr("Additional nodata value"),
-                                               QgsProcessingParameterNumber.Double, optional=True), advanced=True)
+        self.add_nodata_parameter()
         self.add_number("THREADS", "Threads (0 = all)", 0, 0, 256, integer=True, advanced=True)
         self.add_file_output("OUTPUT_MODEL", "Model file", "ONNX models (*.onnx)")
         self.add_file_output("OUTPUT_REPORT", "Training report", "HTML files (*.html)")
@@ -162,7 +146,7 @@ class TrainProspectivityCnn(OreMapAlgorithm):
         from ..core.prospectivity_cnn import train_prospectivity
 
         raster, layer = self.raster_path(parameters, "INPUT", context)
-        deposits = deposit_points(self, parameters, "DEPOSITS", context, layer.crs(), feedback)
+        deposits = self.deposit_points(parameters, "DEPOSITS", context, layer.crs(), feedback)
         model_path = self.output_path(parameters, "OUTPUT_MODEL", context, feedback)
         report_path = self.output_path(parameters, "OUTPUT_REPORT", context, feedback)
         number = lambda name: self.parameterAsDouble(parameters, name, context)  # noqa: E731

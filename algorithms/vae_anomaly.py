@@ -16,7 +16,6 @@ from qgis.core import (
     QgsProcessingParameterFeatureSource,
     QgsProcessingParameterField,
     QgsProcessingParameterFile,
-    QgsProcessingParameterNumber,
     QgsProcessingParameterRasterLayer,
     QgsProcessingParameterString,
 )
@@ -24,12 +23,10 @@ from qgis.PyQt.QtCore import QVariant
 
 from ..core import geochem
 from ..core import vae_anomaly as vae
-from .base import OreMapAlgorithm
+from .base import OreMapAlgorithm, as_number
 from .element_selection import default_fields
 from .evaluate_prospectivity import (
     DISTANCE_HELP,
-    _number,
-    deposit_points,
     distance_crs_for_points,
     metres_factor,
     refuse_geographic_raster,
@@ -163,9 +160,7 @@ class VaeAnomaly(OreMapAlgorithm):
         self._add(QgsProcessingParameterEnum("SCALING", self.tr("Scaling"), options=[l for _, l in SCALINGS],
                                              defaultValue=0), advanced=True)
         self.add_number("MAX_MISSING", "Missing elements allowed per sample (%)", 0.0, 0.0, 90.0)
-        self._add(QgsProcessingParameterNumber("MISSING_VALUE", self.tr("Missing-value code"),
-                                               QgsProcessingParameterNumber.Double, defaultValue=-9999.0),
-                  advanced=True)
+        self.add_number("MISSING_VALUE", "Missing-value code", -9999.0, None, advanced=True)
         self._add(QgsProcessingParameterString("HIDDEN", self.tr("Hidden layers of the encoder"),
                                                defaultValue=",".join(str(h) for h in vae.DEFAULT_HIDDEN)))
         self.add_number("LATENT", "Latent dimension", vae.DEFAULT_LATENT, 1, integer=True)
@@ -184,8 +179,7 @@ class VaeAnomaly(OreMapAlgorithm):
                                                defaultValue=",".join(f"{p:g}" for p in vae.DEFAULT_PERCENTILES)))
         self.add_number("RASTER_SAMPLE", "Raster: training pixels (at most)", vae.MAX_RASTER_TRAINING, 100,
                         integer=True, advanced=True)
-        self._add(QgsProcessingParameterNumber("NODATA", self.tr("Raster: additional nodata value"),
-                                               QgsProcessingParameterNumber.Double, optional=True), advanced=True)
+        self.add_number("NODATA", "Raster: additional nodata value", None, None, advanced=True, optional=True)
         self._add(QgsProcessingParameterFeatureSource("DEPOSITS", self.tr("Known deposits (optional, for evaluation)"),
                                                       [QgsProcessing.TypeVectorPoint], optional=True))
         self.add_number("POSITIVE_RADIUS", "Positive radius around deposits (m)", 2000.0, 0.0)
@@ -282,7 +276,7 @@ class VaeAnomaly(OreMapAlgorithm):
         for feature, geometry in self.source_features(source, context, crs):
             feedback.check()
             attributes = feature.attributes()
-            rows.append([_number(attributes[i]) if i >= 0 else float("nan") for i in numeric])
+            rows.append([as_number(attributes[i]) if i >= 0 else float("nan") for i in numeric])
             x = y = float("nan")
             if geometry is not None:
                 point = next(iter(geometry.vertices()))
@@ -292,7 +286,7 @@ class VaeAnomaly(OreMapAlgorithm):
             ys.append(y)
         if not features:
             raise self.fail("POINTS", "The layer has no features.", "Choose a layer of sample points.")
-        deposits = deposit_points(self, parameters, "DEPOSITS", context, crs, feedback) if has_deposits else None
+        deposits = self.deposit_points(parameters, "DEPOSITS", context, crs, feedback) if has_deposits else None
         units = f"distances in {crs.authid()}" if crs.isValid() else "distances in layer units"
         result = vae.run_points(
             np.array(xs), np.array(ys), np.array(rows, dtype=float).reshape(len(rows), len(fields)), fields,
@@ -345,7 +339,7 @@ class VaeAnomaly(OreMapAlgorithm):
         if has_deposits:
             refuse_geographic_raster(self, "INPUT", layer)
             factor = metres_factor(crs)
-            deposits = deposit_points(self, parameters, "DEPOSITS", context, crs, feedback)
+            deposits = self.deposit_points(parameters, "DEPOSITS", context, crs, feedback)
         nodata = parameters.get("NODATA")
         nodata = None if nodata in (None, "") else self.parameterAsDouble(parameters, "NODATA", context)
         result = vae.run_raster(

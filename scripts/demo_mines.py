@@ -37,7 +37,6 @@ import os
 import shutil
 import sys
 
-import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from headless import ROOT, run_headless  # noqa: E402

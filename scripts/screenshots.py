@@ -126,6 +126,15 @@ def prepare():
     if QgsApplication.processingRegistry().algorithmById("oremap:s2_indices") is not None:
         print("Sentinel-2: spectral indices of a BigEarthNet patch", flush=True)
         run("s2_indices", {"INPUT_FOLDER": S2_PATCH, "OUTPUT": path("s2_indices.tif")})
+    print("Sentinel-2: mine detection on synthetic mines in real backgrounds (scripts/demo_mines.py)", flush=True)
+    sys.path.insert(0, os.path.join(ROOT, "scripts"))
+    import demo_mines
+
+    mines = demo_mines.chain(run, os.path.join(WORK, "mines"), demo_mines.FULL, log=print)
+    shutil.copy(mines["paths"]["unet.onnx"], os.path.join(models, "scene_mines_unet.onnx"))
+    out.update(mine_scene=mines["paths"]["unseen_scene"], mine_truth=mines["paths"]["unseen_mines"],
+               mine_probability=mines["paths"]["unet_probability.tif"],
+               mine_footprints=mines["paths"]["unet_mines.gpkg"])
     with open(os.path.join(WORK, "outputs.json"), "w", encoding="utf-8") as handle:
         json.dump(out, handle, indent=1)
     Processing.deinitialize()
@@ -370,6 +379,30 @@ def desktop():
         if "s2_indices.tif" in out:
             grab_window("sentinel2_indices.png")
 
+    def mines_map():
+        from qgis.core import QgsFillSymbol
+
+        scene, probability, footprints, truth = layers(
+            (out["mine_scene"], "Sentinel-2 scene (unseen, true colour)", "gdal"),
+            (out["mine_probability"], "P(mine), U-Net", "gdal"),
+            (out["mine_footprints"], "Detected mine footprints", "ogr"),
+            (out["mine_truth"] + "|layername=mines|subset=\"feature\" = 'mine'", "True mine outlines", "ogr"),
+            zoom="Sentinel-2 scene (unseen, true colour)")
+        renderer = scene.renderer()
+        renderer.setRedBand(4)  # B4, B3, B2 of the 12 L2A bands in order
+        renderer.setGreenBand(3)
+        renderer.setBlueBand(2)
+        scene.setContrastEnhancement(QgsContrastEnhancement.StretchToMinimumMaximum,
+                                     QgsRasterMinMaxOrigin.CumulativeCut)
+        scene.triggerRepaint()
+        truth.renderer().setSymbol(QgsFillSymbol.createSimple(
+            {"color": "0,0,0,0", "outline_color": "0,229,255", "outline_width": "0.6", "outline_style": "dash"}))
+        truth.triggerRepaint()
+        legend(scene, expanded=False)
+        legend(probability, expanded=False, visible=False)
+        state["expand"] = footprints
+        say(f"footprints renderer={footprints.renderer().type()} n={footprints.featureCount()}")
+
     def results_viewer():
         import processing
 
@@ -415,7 +448,8 @@ def desktop():
              (lambda: grab_window("abundance_map.png"), 500), (abundance_dialog, 2500),
              (abundance_dialog_shot, 500), (geochem_map, 4000), (lambda: grab_window("geochemistry_idw.png"), 500),
              (prospectivity_map, 3000), (expand_legend, 1500), (lambda: grab_window("prospectivity_map.png"), 500),
-             (sentinel2_map, 4000), (sentinel2_shot, 500),
+             (sentinel2_map, 4000), (sentinel2_shot, 500), (mines_map, 4000), (expand_legend, 1500),
+             (lambda: grab_window("mine_detection.png"), 500),
              (results_viewer, 2000), (results_wait, 1000), (results_shot, 500), (settings_dialog, 2500),
              (settings_shot, 500)]
 
