@@ -54,7 +54,7 @@ class ElementSelection(OreMapAlgorithm):
         "as they are, nodata left out. The selected names come out as a ';'-separated text for the next steps of a "
         "model.\n\n"
         "Neighbouring samples are not independent, so ZAUC overstates significance: use it to rank elements. Points "
-        "in a geographic CRS are measured in the UTM zone of their centre; a raster must be in a projected CRS.")
+        "in a geographic CRS are measured in the UTM zone of their centroid; a raster must be in a projected CRS.")
     PARAM_HELP = {
         "INPUT": "Raster stack: one band per element, band descriptions as element names, projected CRS. Leave "
                  "empty for points.",

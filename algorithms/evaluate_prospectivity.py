@@ -8,7 +8,6 @@ import os
 
 from qgis.core import (
     QgsCoordinateReferenceSystem,
-    QgsCoordinateTransform,
     QgsProcessing,
     QgsProcessingParameterBand,
     QgsProcessingParameterFeatureSource,
@@ -34,11 +33,6 @@ DISTANCE_HELP = {
 # --------------------------------------------------------------------------------------
 # Shared helpers: CRS for distances, points and values of layers
 # --------------------------------------------------------------------------------------
-def utm_crs(lon, lat):
-    """The WGS84 UTM zone CRS of a longitude/latitude (:func:`core.geochem.utm_crs_for`)."""
-    return QgsCoordinateReferenceSystem(f"EPSG:{geochem.utm_crs_for([lon], [lat])}")
-
-
 def metres_factor(crs):
     """Map units of ``crs`` per metre (1 for metre-based CRSs)."""
     try:
@@ -48,10 +42,11 @@ def metres_factor(crs):
 
 
 def distance_crs_for_points(alg, source, context, feedback):
-    """The CRS distances of a point layer are measured in: its own when projected, else the UTM zone of its centre.
+    """The CRS distances of a point layer are measured in: its own when projected, else a UTM zone.
 
-    A geographic (degree) CRS is replaced by the WGS84 UTM zone of the layer's centre,
-    and the log says so; a layer without a valid CRS is taken as it is (units taken as metres).
+    A geographic (degree) CRS is replaced by the WGS84 UTM zone of the points' centroid (the rule
+    of IDW gridding, :func:`core.geochem.utm_crs_for`), and the log says so; a layer without a
+    valid CRS is taken as it is (units taken as metres).
     """
     crs = source.sourceCrs()
     if not crs.isValid():
@@ -59,14 +54,17 @@ def distance_crs_for_points(alg, source, context, feedback):
         return crs
     if not crs.isGeographic():
         return crs
-    extent = source.sourceExtent()
-    centre = extent.center()
-    wgs84 = QgsCoordinateReferenceSystem("EPSG:4326")
-    if crs != wgs84:
-        centre = QgsCoordinateTransform(crs, wgs84, context.transformContext()).transform(centre)
-    target = utm_crs(centre.x(), centre.y())
+    lons, lats = [], []
+    for _, geometry in alg.source_features(source, context, QgsCoordinateReferenceSystem("EPSG:4326")):
+        if geometry is not None:
+            for point in geometry.vertices():
+                lons.append(point.x())
+                lats.append(point.y())
+    if not lons:
+        return crs
+    target = QgsCoordinateReferenceSystem(f"EPSG:{geochem.utm_crs_for(lons, lats)}")
     feedback.info(f"The sample layer is in a geographic CRS ({crs.authid()}): distances are measured in "
-                  f"{target.authid()} ({target.description()}), the UTM zone of its centre.")
+                  f"{target.authid()} ({target.description()}), the UTM zone of its points' centroid.")
     return target
 
 
@@ -105,7 +103,7 @@ class EvaluateProspectivity(OreMapAlgorithm):
         "the prediction-area plot, whose intersection gives the share of deposits found in the complementary share "
         "of the area.\n\n"
         "Give either a score raster or scored points. A score raster must be in a projected CRS. Points in a "
-        "geographic CRS (longitude/latitude) are measured in the UTM zone of their centre, as the log says. For "
+        "geographic CRS (longitude/latitude) are measured in the UTM zone of their centroid, as the log says. For "
         "points, the area is the set of samples and a deposit's score is that of the nearest sample within the "
         "positive radius.")
     PARAM_HELP = {

@@ -28,9 +28,8 @@ ROOT, cube, out = sys.argv[1:4]
 sys.path.insert(0, ROOT)
 from core import mapping
 from core.bundled import bundled_models
-def hwm():
-    with open("/proc/self/status") as fh:
-        return next(int(l.split()[1]) for l in fh if l.startswith("VmHWM")) / 1024
+sys.path.insert(0, os.path.join(ROOT, "bench"))
+from memory_probe import hwm
 model = bundled_models("spectral_classification")[0][1]
 base = hwm()
 t = time.perf_counter()

@@ -40,9 +40,8 @@ ROOT, raster, model, folder, budget = sys.argv[1:6]
 sys.path.insert(0, os.path.join(ROOT, "test"))
 import s2_scene  # registers the 'oremap' package
 from oremap.core.mine_detection import detect_mines
-def hwm():
-    with open("/proc/self/status") as fh:
-        return next(int(l.split()[1]) for l in fh if l.startswith("VmHWM")) / 1024
+sys.path.insert(0, os.path.join(ROOT, "bench"))
+from memory_probe import hwm
 import onnxruntime, tracemalloc  # noqa: F401  (paged in before the baseline)
 base = hwm()
 tracemalloc.start()

@@ -27,10 +27,8 @@ sys.path.insert(0, ROOT)
 from core import mapping, spectral_library
 lib = spectral_library.read_library(lib_path).subset(["Kaolinite CM9", "Alunite GDS84", "Muscovite GDS107",
                                                       "Calcite WS272", "Goethite WS222", "Lawn_Grass GDS91"])
-def hwm():
-    # peak resident memory of this process image (VmHWM; ru_maxrss would include the parent's before exec)
-    with open("/proc/self/status") as fh:
-        return next(int(l.split()[1]) for l in fh if l.startswith("VmHWM")) / 1024
+sys.path.insert(0, os.path.join(ROOT, "bench"))
+from memory_probe import hwm
 base = hwm()
 tracemalloc.start()
 t = time.perf_counter()

@@ -24,9 +24,8 @@ import os, sys, time, json
 ROOT, stack, model, out, kwargs = sys.argv[1:6]
 sys.path.insert(0, ROOT)
 from core.prospectivity_cnn import prospectivity_map
-def hwm():
-    with open("/proc/self/status") as fh:
-        return next(int(l.split()[1]) for l in fh if l.startswith("VmHWM")) / 1024
+sys.path.insert(0, os.path.join(ROOT, "bench"))
+from memory_probe import hwm
 base = hwm()
 t = time.perf_counter()
 result = prospectivity_map(stack, model, out, memory_mb=256, **json.loads(kwargs))

@@ -33,13 +33,12 @@ BUDGET_MB = 256
 RASTER_ELEMENTS = ["Au_ppb", "As_ppm", "Cu_ppm", "Pb_ppm", "Zn_ppm", "Ni_ppm", "Co_ppm", "Fe_pct"]
 
 CHILD = r"""
-import sys, time, tracemalloc
+import os, sys, time, tracemalloc
 ROOT, model, raster, out, budget = sys.argv[1:6]
 sys.path.insert(0, ROOT)
 from core import vae_anomaly as va
-def hwm():
-    with open("/proc/self/status") as fh:
-        return next(int(l.split()[1]) for l in fh if l.startswith("VmHWM")) / 1024
+sys.path.insert(0, os.path.join(ROOT, "bench"))
+from memory_probe import hwm
 m = va.load_model(model)
 base = hwm()
 tracemalloc.start()

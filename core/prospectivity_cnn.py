@@ -51,10 +51,10 @@ from .prospectivity_eval import roc_auc
 from .raster import (
     OutputSpec,
     RasterSource,
+    band_descriptions,
     block_windows,
     check_output_path,
     memory_budget_mb,
-    open_raster,
     write_blocks,
 )
 
@@ -322,12 +322,6 @@ class ElementStack:
         return np.ascontiguousarray(np.moveaxis(out, 0, 1))
 
 
-def band_names(path):
-    """Band descriptions of a raster (``"band N"`` where a band has none)."""
-    with open_raster(path) as ds:
-        return [d.strip() if d and d.strip() else f"band {i}" for i, d in enumerate(ds.descriptions, start=1)]
-
-
 def element_bands(path, elements):
     """1-based band indexes of a raster holding ``elements``, matched to band descriptions (case-insensitive).
 
@@ -336,7 +330,7 @@ def element_bands(path, elements):
     OreMapError
         ``parameter="raster"`` naming the elements no band is named after.
     """
-    names = band_names(path)
+    names = band_descriptions(path)
     keys = {}
     for i, name in enumerate(names, start=1):
         keys.setdefault(name.casefold(), i)
@@ -378,7 +372,7 @@ def read_stack(path, pad=0, nodata=None, memory_mb=None, feedback=None):
         the memory budget (training holds the whole stack in memory).
     """
     feedback = ensure(feedback)
-    names = band_names(path)
+    names = band_descriptions(path)
     seen = {}
     for name in names:
         if name.casefold() in seen:

@@ -60,7 +60,7 @@ __all__ = [
     "roc_auc", "roc_curve", "auc_standard_error", "zauc", "average_precision", "nearest_distance",
     "label_by_distance", "repeated_negative_auc", "success_rate_curve", "prediction_area", "evaluate_points",
     "evaluate_raster", "deposit_array", "evaluation_sections", "evaluation_report", "write_evaluation_csv",
-    "write_evaluation_outputs", "element_selection", "select_elements", "select_elements_raster", "band_names",
+    "write_evaluation_outputs", "element_selection", "select_elements", "select_elements_raster",
     "sample_raster_by_distance", "element_selection_sections", "element_selection_report",
     "write_element_selection_csv", "write_element_selection_outputs", "ROC_GRID", "DEFAULT_ZAUC_THRESHOLD",
 ]
@@ -1044,14 +1044,6 @@ def select_elements(values, names, labels, below="half", missing=-9999.0, transf
     return element_selection(X, names, labels, threshold=threshold, two_sided=two_sided), notes
 
 
-def band_names(path):
-    """Band descriptions of a raster (``"Band i"`` where a band has none)."""
-    from .raster import open_raster
-
-    with open_raster(path) as ds:
-        return [d if d else f"Band {i + 1}" for i, d in enumerate(ds.descriptions)]
-
-
 def select_elements_raster(path, deposits_xy, positive_radius, negative_min_distance, bands=None, seed=0,
                            max_negatives=None, feedback=None, memory_mb=None, **options):
     """:func:`select_elements` on a raster stack (one band per element, band descriptions as names).
@@ -1066,7 +1058,9 @@ def select_elements_raster(path, deposits_xy, positive_radius, negative_min_dist
     ignored). Returns ``(rows, notes, scan)``.
     """
     feedback = ensure(feedback)
-    names = band_names(path)
+    from .raster import band_descriptions
+
+    names = band_descriptions(path)
     if bands is not None:
         names = [names[b - 1] for b in bands]
     scan = sample_raster_by_distance(path, deposits_xy, positive_radius, negative_min_distance, bands=bands,

@@ -143,6 +143,12 @@ class RasterSource:
         return data, ~invalid
 
 
+def band_descriptions(path, parameter="raster"):
+    """Band names of a raster: each band's description, or ``"Band i"`` (1-based) where it has none."""
+    with open_raster(path, parameter) as ds:
+        return [d.strip() if d and d.strip() else f"Band {i}" for i, d in enumerate(ds.descriptions, start=1)]
+
+
 def detect_scale(dataset, scale, bands):
     """Find how raw values turn into reflectance: ``reflectance = raw * gain + bias``.
 

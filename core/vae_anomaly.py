@@ -732,14 +732,6 @@ def raster_bands(path, names, parameter="raster"):
                                  "exactly the model's elements as bands, in order.")
 
 
-def raster_names(path, parameter="raster"):
-    """Band descriptions of a raster (``"Band i"`` where a band has none)."""
-    from .raster import open_raster
-
-    with open_raster(path, parameter) as ds:
-        return [d if d else f"Band {i + 1}" for i, d in enumerate(ds.descriptions)]
-
-
 def sample_raster(path, bands=None, nodata=None, max_samples=MAX_RASTER_TRAINING, seed=0, memory_mb=None,
                   feedback=None):
     """A uniform random sample (at most ``max_samples``) of the valid pixels of a raster, block by block.
@@ -1166,7 +1158,9 @@ def run_raster(raster_path, score_path, class_path=None, model_path=None, model_
             model = load_model(model_path)
             parameters = model.info.training.get("parameters")
         else:
-            all_names = raster_names(raster_path)
+            from .raster import band_descriptions
+
+            all_names = band_descriptions(raster_path)
             chosen = list(range(1, len(all_names) + 1)) if not bands else [int(b) for b in bands]
             names = [all_names[b - 1] for b in chosen]
             if len(set(n.lower() for n in names)) != len(names):

@@ -29,6 +29,7 @@ from rasterio.transform import from_origin
 
 from conftest import SHARED_DATA
 from test_bad_input import expect_failure
+from oremap.core import geochem
 from oremap.core import prospectivity_eval as pe
 from oremap.core.errors import OreMapError
 
@@ -380,6 +381,24 @@ def test_evaluate_prospectivity_points_in_lonlat(run_alg, tmp_path):
     assert "EPSG:32750" in open(out["OUTPUT_HTML"], encoding="utf-8").read()
 
 
+
+
+def test_points_in_lonlat_use_the_zone_of_their_centroid_like_idw(run_alg, tmp_path):
+    """Nine points in ten lie in UTM zone 51 (lon 123.5), the rest in zone 50 (lon 114.2): the extent's centre
+    (lon 118.9) is in zone 50, the points' centroid (lon 122.6) in 51. Distances are measured in 51, the zone IDW
+    grids the same layer in (core.geochem.utm_crs_for)."""
+    rng = np.random.default_rng(5)
+    lon = np.r_[rng.uniform(123.4, 123.6, 90), rng.uniform(114.1, 114.3, 10)]
+    lat = rng.uniform(-33.6, -33.4, 100)
+    score = rng.normal(size=100)
+    assert geochem.utm_crs_for(lon, lat) == 32751
+    points = memory_points(zip(lon, lat), "EPSG:4326", {"score": list(score)})
+    deposits = memory_points([(123.5, -33.5), (123.45, -33.55)], "EPSG:4326")
+    out = run_alg("evaluate_prospectivity", {
+        "POINTS": points, "SCORE_FIELD": "score", "DEPOSITS": deposits, "N_DRAWS": 2, "POSITIVE_RADIUS": 5000.0,
+        "NEGATIVE_MIN_DISTANCE": 8000.0, "OUTPUT_HTML": str(tmp_path / "z.html")})
+    html = open(out["OUTPUT_HTML"], encoding="utf-8").read()
+    assert "EPSG:32751" in html and "EPSG:32750" not in html
 
 
 def test_bad_input(run_alg, tmp_path):
