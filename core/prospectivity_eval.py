@@ -546,20 +546,6 @@ class _Reservoir:
         return self.rows[order]
 
 
-def _read_bands(src, window):
-    """(rows, cols, bands) float64 with NaN where a band is nodata or not finite (each band on its own)."""
-    raw = src.dataset.read(src.bands, window=window)
-    data = raw.astype(np.float64)
-    for value in src.nodata_values:
-        if np.issubdtype(raw.dtype, np.integer):
-            info = np.iinfo(raw.dtype)
-            if not (info.min <= value <= info.max) or value != int(value):
-                continue
-        data[raw == np.asarray(value).astype(raw.dtype)] = np.nan
-    data[~np.isfinite(data)] = np.nan
-    return np.moveaxis(data, 0, -1)
-
-
 def _pixel_centres(transform, window, rows, cols):
     c = cols + window.col_off + 0.5
     r = rows + window.row_off + 0.5
@@ -613,7 +599,7 @@ def _scan_raster(path, bands, dep, positive_radius, negative_min_distance, seed,
         windows = block_windows(width, height, nb * 24 + 64, memory_budget_mb(memory_mb))
         for i, window in enumerate(windows):
             feedback.check()
-            data = _read_bands(src, window)
+            data = src.read_nan(window)
             valid = np.any(np.isfinite(data), axis=-1)
             # deposit pixels in this window
             here = inside & (dep_rows >= window.row_off) & (dep_rows < window.row_off + window.height) \
@@ -681,7 +667,7 @@ def _exact_counts(path, band, thresholds, nodata, memory_mb, feedback):
         windows = block_windows(src.width, src.height, 48, memory_budget_mb(memory_mb))
         for i, window in enumerate(windows):
             feedback.check()
-            v = _read_bands(src, window)[..., 0].ravel()
+            v = src.read_nan(window)[..., 0].ravel()
             v = v[np.isfinite(v)]
             ge_hist += np.bincount(np.searchsorted(t, v, side="right"), minlength=t.size + 1)
             gt_hist += np.bincount(np.searchsorted(t, v, side="left"), minlength=t.size + 1)

@@ -128,19 +128,38 @@ class RasterSource:
         """
         raw = self.dataset.read(self.bands, window=window)  # (bands, rows, cols), native dtype
         invalid = np.zeros(raw.shape[1:], dtype=bool)
-        for value in self.nodata_values:
-            # Compare in the native type, so a huge nodata value never overflows a cast.
-            if np.issubdtype(raw.dtype, np.integer):
-                info = np.iinfo(raw.dtype)
-                if not (info.min <= value <= info.max) or value != int(value):
-                    continue
-            invalid |= np.any(raw == np.asarray(value).astype(raw.dtype), axis=0)
+        for value in self._native_nodata(raw.dtype):
+            invalid |= np.any(raw == value, axis=0)
         data = np.moveaxis(raw, 0, -1).astype(np.float32, copy=False)
         if np.issubdtype(raw.dtype, np.floating):
             invalid |= ~np.all(np.isfinite(data), axis=-1)
         if self.gain != 1.0 or self.bias != 0.0:
             data = data * np.float32(self.gain) + np.float32(self.bias)
         return data, ~invalid
+
+    def read_nan(self, window, dtype=np.float64):
+        """One window as ``(rows, cols, n_bands)`` values (scaled) with NaN where *that band* is nodata or not
+        finite: each band on its own, for data whose bands may be missing separately (element grids)."""
+        raw = self.dataset.read(self.bands, window=window)
+        data = raw.astype(dtype)
+        if self.gain != 1.0 or self.bias != 0.0:
+            data = data * dtype(self.gain) + dtype(self.bias)
+        for value in self._native_nodata(raw.dtype):
+            data[raw == value] = np.nan
+        data[~np.isfinite(data)] = np.nan
+        return np.moveaxis(data, 0, -1)
+
+    def _native_nodata(self, dtype):
+        """The nodata values as numbers of the raster's type; compared in the native type, so a huge nodata
+        value never overflows a cast (values an integer type cannot hold are left out)."""
+        values = []
+        for value in self.nodata_values:
+            if np.issubdtype(dtype, np.integer):
+                info = np.iinfo(dtype)
+                if not (info.min <= value <= info.max) or value != int(value):
+                    continue
+            values.append(np.asarray(value).astype(dtype))
+        return values
 
 
 def band_descriptions(path, parameter="raster"):

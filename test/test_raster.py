@@ -130,6 +130,21 @@ def test_user_nodata_and_huge_nodata_value(tmp_path):
     assert valid.tolist() == [[False, True], [True, False]]
 
 
+
+def test_read_nan_masks_each_band_on_its_own(tmp_path):
+    """read_nan: NaN only in the band that is nodata (read masks the whole pixel); a user nodata value an
+    integer type cannot hold is ignored, not wrapped around."""
+    data = np.array([[[5, 0], [7, 9]], [[0, 2], [3, 4]]], dtype=np.uint16)  # (bands, rows, cols)
+    path = write_cube(str(tmp_path / "i.tif"), data, nodata=0, dtype="uint16")
+    window = rasterio.windows.Window(0, 0, 2, 2)
+    with RasterSource(path, nodata=-1e30, scale=1) as src:
+        values = src.read_nan(window)
+        _, valid = src.read(window)
+    assert values.dtype == np.float64 and values.shape == (2, 2, 2)
+    expected = np.array([[[5, np.nan], [np.nan, 2]], [[7, 3], [9, 4]]])
+    np.testing.assert_array_equal(values, expected)
+    assert valid.tolist() == [[False, False], [True, True]]
+
 class CancelAfter(Feedback):
     def __init__(self, n):
         self.n = n
