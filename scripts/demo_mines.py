@@ -13,16 +13,18 @@ Through OreMap's Processing algorithms (``processing.run`` in a standalone QGIS)
    spatial blocks;
 3. ``detect_mines`` with the U-Net on another scene (480 x 480, 10 mines, other backgrounds
    layout and mines): probability, mask, footprint polygons of at least 0.5 ha;
-4. ``train_mine_classifier``: gradient boosting on 40 + 40 competition-style patches (folder +
-   ``labels.csv``), nested spatially grouped cross-validation;
+4. ``train_mine_classifier``: gradient boosting on 160 competition-style patches of 120 pixels
+   (folder + ``labels.csv``), a quarter of them with a mine as in the competition, nested spatially
+   grouped cross-validation;
 5. ``detect_mines`` with that classifier on the unseen scene (120-pixel patches every 60 pixels);
-6. ``detect_mines`` with the U-Net on each of the six real BigEarthNet patches as delivered (per-band
-   files at 10/20/60 m): no mines there, so every footprint found is a false alarm.
+6. ``detect_mines`` with the U-Net and with the classifier on each of the six real BigEarthNet patches
+   as delivered (per-band files at 10/20/60 m): no mines there, so every footprint found is a false
+   alarm.
 
 Scores computed here, independently of the algorithms: pixel IoU, F1, precision and recall of the
 U-Net's mask against the true footprints (pixels at least half covered by mine surfaces), the
 mines found (a true mine outline touched by a footprint) and the footprints touching no mine; the
-classifier's F1 on 20 + 20 new patches.
+classifier's F1 on 80 new patches (20 with a mine).
 
 Usage: ``python scripts/demo_mines.py [OUT_DIR] [--small]`` (``make demo`` runs it);
 ``test/test_mine_demo.py`` runs :func:`chain` with :data:`SMALL`.
@@ -32,20 +34,17 @@ data 2017-2018; USGS Spectral Library Version 7 (Kokaly et al. 2017), public dom
 """
 
 import glob
-import json
 import os
-import shutil
 import sys
 
-
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from headless import ROOT, run_headless  # noqa: E402
+from headless import ROOT, demo_main  # noqa: E402
 
 ATTRIBUTION = ("backgrounds: BigEarthNet (Sumbul et al. 2019), CDLA-Permissive-1.0, contains modified Copernicus "
                "Sentinel data 2017-2018; mine surfaces: USGS Spectral Library Version 7, public domain")
 
 FULL = {
-    "train_size": 768, "test_size": 480, "patches": (40, 40), "new_patches": (20, 20),
+    "train_size": 768, "test_size": 480, "patches": (40, 120), "new_patches": (20, 60),
     "unet": {"TILE": 128, "DEPTH": 4, "WIDTH": 16, "EPOCHS": 30, "BLOCK_TILES": 2, "SEED": 0},
     "classifier": {"FOLDS": 5, "INNER_FOLDS": 3, "SEED": 0},
     "stride": 60, "min_area": 0.5,
@@ -53,7 +52,7 @@ FULL = {
 """The demo: the U-Net at its default size, 30 epochs (about a minute on two cores)."""
 
 SMALL = {
-    "train_size": 384, "test_size": 240, "patches": (12, 12), "new_patches": (6, 6),
+    "train_size": 384, "test_size": 240, "patches": (12, 36), "new_patches": (6, 18),
     "unet": {"TILE": 64, "DEPTH": 3, "WIDTH": 8, "EPOCHS": 8, "BLOCK_TILES": 2, "SEED": 0, "LEARNING_RATE": 0.005},
     "classifier": {"FOLDS": 3, "INNER_FOLDS": 2, "SEED": 0},
     "stride": 60, "min_area": 0.5,
@@ -145,17 +144,19 @@ def chain(run, out, settings=FULL, log=print):
                                    "OUTPUT_POLYGONS": p["classifier_mines.gpkg"]})
     clf_found = mines_found(p["classifier_mines.gpkg"], unseen["mines"])
 
-    log("6. U-Net on the six real BigEarthNet patches (no mines)")
+    log("6. The U-Net and the classifier on the six real BigEarthNet patches (no mines)")
     negatives = []
-    for k, folder in enumerate(sorted(glob.glob(os.path.join(s2.S2_FOLDER, "*")))):
-        if not os.path.isdir(folder):
-            continue
-        r = run("detect_mines", {"INPUT_FOLDER": folder, "MODEL_FILE": p["unet.onnx"], "MIN_AREA": n["min_area"],
-                                 "OUTPUT": os.path.join(out, f"real_{k}_probability.tif"),
-                                 "OUTPUT_MASK": os.path.join(out, f"real_{k}_mask.tif"), "OUTPUT_POLYGONS": None})
-        flagged = int((_read_mask(r["OUTPUT_MASK"]) == 1).sum())
-        negatives.append({"patch": os.path.basename(folder), "footprints": int(r["N_MINES"]),
-                          "mine_pixels": flagged})
+    folders = sorted(f for f in glob.glob(os.path.join(s2.S2_FOLDER, "*")) if os.path.isdir(f))
+    for k, folder in enumerate(folders):
+        row = {"patch": os.path.basename(folder)}
+        for model, key in (("unet.onnx", "unet"), ("classifier.onnx", "classifier")):
+            r = run("detect_mines", {"INPUT_FOLDER": folder, "MODEL_FILE": p[model], "MIN_AREA": n["min_area"],
+                                     "OUTPUT": os.path.join(out, f"real_{k}_{key}_probability.tif"),
+                                     "OUTPUT_MASK": os.path.join(out, f"real_{k}_{key}_mask.tif"),
+                                     "OUTPUT_POLYGONS": None})
+            row[f"{key}_footprints"] = int(r["N_MINES"])
+            row[f"{key}_mine_pixels"] = int((_read_mask(r["OUTPUT_MASK"]) == 1).sum())
+        negatives.append(row)
 
     return {
         "unet": {"val_iou": unet["IOU"], "val_f1": unet["F1"], "val_precision": unet["PRECISION"],
@@ -189,26 +190,17 @@ def summary_lines(numbers):
              f"recall {c['cv_recall']:.3f}, threshold {c['threshold']:.2f}); on {c['new_patches']} new patches F1 "
              f"{c['new_f1']:.3f} (precision {c['new_precision']:.3f}, recall {c['new_recall']:.3f})",
              f"Patch classifier on the unseen scene (patches every {s['stride']} pixels): {cu['mines_found']} of "
-             f"{cu['mines']} mines touched, {cu['footprints']} footprints, {cu['false_footprints']} touching no mine",
-             "U-Net on the six real BigEarthNet patches (no mines): "
-             + ", ".join(f"{r['footprints']} footprints / {r['mine_pixels']} px" for r in numbers["real_negatives"])]
+             f"{cu['mines']} mines touched; footprints: {cu['footprints']}, touching no mine: {cu['false_footprints']}; "
+             f"{cu['total_area_ha']:.0f} ha mapped (coarse: whole cells)",
+             "Six real BigEarthNet patches (no mines), footprints / pixels flagged: U-Net "
+             + ", ".join(f"{r['unet_footprints']}/{r['unet_mine_pixels']}" for r in numbers["real_negatives"])
+             + "; classifier " + ", ".join(f"{r['classifier_footprints']}/{r['classifier_mine_pixels']}"
+                                           for r in numbers["real_negatives"])]
     return lines
 
 
 def main(argv):
-    small = "--small" in argv
-    args = [a for a in argv if not a.startswith("--")]
-    out = os.path.abspath(args[0] if args else os.path.join(ROOT, "demo_output", "mines"))
-    if os.path.isdir(out):
-        shutil.rmtree(out)
-    os.makedirs(out)
-    numbers = run_headless(lambda run: chain(run, out, SMALL if small else FULL))
-    lines = summary_lines(numbers)
-    with open(os.path.join(out, "summary.txt"), "w", encoding="utf-8") as fh:
-        fh.write("\n".join(lines) + "\n")
-    with open(os.path.join(out, "numbers.json"), "w", encoding="utf-8") as fh:
-        json.dump(numbers, fh, indent=1, default=str)
-    print("\n".join(lines))
+    demo_main(argv, "mines", chain, summary_lines, FULL, SMALL)
 
 
 if __name__ == "__main__":

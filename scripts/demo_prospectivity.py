@@ -27,13 +27,11 @@ Data: Geological Survey of Western Australia (GSWA/WAMEX), CC BY 4.0; compiled b
 GeoChemAD / OpenGADBench benchmark (MIT).
 """
 
-import json
 import os
-import shutil
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from headless import ROOT, run_headless  # noqa: E402
+from headless import ROOT, demo_main  # noqa: E402
 
 SHARED = os.environ.get("OREMAP_SHARED_DATA") or os.path.normpath(os.path.join(ROOT, "..", "shared", "data"))
 SURVEY = os.path.join(SHARED, "geochem", "area1_sediment_au.csv")
@@ -195,20 +193,8 @@ def summary_lines(numbers):
 
 
 def main(argv):
-    small = "--small" in argv
-    args = [a for a in argv if not a.startswith("--")]
-    out = os.path.abspath(args[0] if args else os.path.join(ROOT, "demo_output", "prospectivity"))
-    if os.path.isdir(out):
-        shutil.rmtree(out)
-    os.makedirs(out)
-
-    numbers = run_headless(lambda run: chain(run, out, SMALL if small else FULL))
-    lines = summary_lines(numbers)
-    with open(os.path.join(out, "summary.txt"), "w", encoding="utf-8") as fh:
-        fh.write("\n".join(lines) + "\n")
-    with open(os.path.join(out, "numbers.json"), "w", encoding="utf-8") as fh:
-        json.dump({k: v for k, v in numbers.items() if k != "selection"}, fh, indent=1, default=str)
-    print("\n".join(lines))
+    demo_main(argv, "prospectivity", chain, summary_lines, FULL, SMALL,
+              to_json=lambda numbers: {k: v for k, v in numbers.items() if k != "selection"})
 
 
 if __name__ == "__main__":

@@ -45,3 +45,25 @@ def run_headless(work):
     finally:
         QgsApplication.processingRegistry().removeProvider(provider)
         app.exitQgis()
+
+
+def demo_main(argv, name, chain, summary_lines, full, small, to_json=None):
+    """A demo script's entry point: ``[OUT_DIR] [--small]`` (default ``demo_output/<name>``, emptied first),
+    ``chain(run, out, settings)`` headless, then ``summary.txt`` (also printed) and ``numbers.json``
+    (``to_json(numbers)``, all the numbers by default) in the output folder."""
+    import json
+    import shutil
+
+    args = [a for a in argv if not a.startswith("--")]
+    out = os.path.abspath(args[0] if args else os.path.join(ROOT, "demo_output", name))
+    if os.path.isdir(out):
+        shutil.rmtree(out)
+    os.makedirs(out)
+    numbers = run_headless(lambda run: chain(run, out, small if "--small" in argv else full))
+    lines = summary_lines(numbers)
+    with open(os.path.join(out, "summary.txt"), "w", encoding="utf-8") as fh:
+        fh.write("\n".join(lines) + "\n")
+    with open(os.path.join(out, "numbers.json"), "w", encoding="utf-8") as fh:
+        json.dump(to_json(numbers) if to_json else numbers, fh, indent=1, default=str)
+    print("\n".join(lines))
+    return numbers

@@ -2,7 +2,7 @@
 """Build dist/oremap-<version>.zip for QGIS "Install from ZIP", or deploy into a QGIS profile.
 
 The zip holds one folder, ``oremap/``: the plugin's code, models, icon, metadata,
-licence and README; no tests, benchmarks, sample data, caches or build files.
+licence, README and user guide (``docs/``, with its screenshots); no tests, benchmarks, sample data, caches or build files.
 """
 
 import argparse
@@ -13,7 +13,7 @@ import zipfile
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 INCLUDE = ["metadata.txt", "__init__.py", "plugin.py", "icon.svg", "LICENSE", "README.md",
-           "processing_provider", "algorithms", "core", "ui", "models"]
+           "processing_provider", "algorithms", "core", "ui", "models", "docs"]
 SKIP_DIRS = {"__pycache__", ".pytest_cache"}
 SKIP_SUFFIXES = (".pyc", ".pyo", ".aux.xml", ".oremap-partial.tif")
 

@@ -398,6 +398,7 @@ def desktop():
         truth.renderer().setSymbol(QgsFillSymbol.createSimple(
             {"color": "0,0,0,0", "outline_color": "0,229,255", "outline_width": "0.6", "outline_style": "dash"}))
         truth.triggerRepaint()
+        iface.layerTreeView().refreshLayerSymbology(truth.id())
         legend(scene, expanded=False)
         legend(probability, expanded=False, visible=False)
         state["expand"] = footprints

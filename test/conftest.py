@@ -84,15 +84,25 @@ def warning_recorder():
     return Recorder()
 
 
+def run_oremap(name, params):
+    """``oremap:<name>`` through processing.run (Processing initialised, the provider registered); its results."""
+    import processing
+
+    return processing.run(f"oremap:{name}", params)
+
+
 @pytest.fixture
 def run_alg(processing_provider):
     """Run ``oremap:<name>`` through processing.run and return its results."""
-    import processing
+    return run_oremap
 
-    def run(name, params):
-        return processing.run(f"oremap:{name}", params)
 
-    return run
+def load_script(name):
+    """A script of ``scripts/`` (e.g. a demo) as a module."""
+    spec = importlib.util.spec_from_file_location(name, os.path.join(ROOT, "scripts", f"{name}.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def qgis_env(tmp_root):

@@ -17,7 +17,6 @@ GeoChemAD / OpenGADBench benchmark (MIT).
 """
 
 import csv
-import importlib.util
 import os
 
 import numpy as np
@@ -27,7 +26,7 @@ import rasterio
 from pyproj import Transformer
 from scipy.spatial import cKDTree
 
-from conftest import ROOT, SHARED_DATA, ensure_provider
+from conftest import SHARED_DATA, ensure_provider, load_script, run_oremap
 from oremap.core import prospectivity_cnn as pc
 from oremap.core import prospectivity_eval as pe
 from oremap.core.model_format import read_model_info
@@ -36,21 +35,8 @@ SURVEY = os.path.join(SHARED_DATA, "geochem", "area1_sediment_au.csv")
 SITES = os.path.join(SHARED_DATA, "geochem", "area1_sediment_au_site.csv")
 
 
-def load_demo():
-    spec = importlib.util.spec_from_file_location("demo_prospectivity",
-                                                  os.path.join(ROOT, "scripts", "demo_prospectivity.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-DEMO = load_demo()
-
-
-def run(name, params):
-    import processing
-
-    return processing.run(f"oremap:{name}", params)
+DEMO = load_script("demo_prospectivity")
+run = run_oremap
 
 
 @pytest.fixture(scope="module")

@@ -22,7 +22,7 @@ def patch_data(tmp_path_factory):
     from s2_scene import make_patches
 
     folder = tmp_path_factory.mktemp("mine_patches")
-    csv_path = make_patches(str(folder), 30, 30, size=64, seed=11)
+    csv_path = make_patches(str(folder), 30, 90, size=64, seed=11)  # a quarter with mines, as in the competition
     return csv_path, mc.load_patch_folder(csv_path, keep_patches=True)
 
 
@@ -69,7 +69,7 @@ def test_patch_features_against_numpy():
 
 def test_mine_patches_differ_from_their_backgrounds(patch_data):
     _, ps = patch_data
-    assert ps.n_positive == 30 and ps.n_negative == 30 and ps.patches.shape == (60, 64, 64, 12)
+    assert ps.n_positive == 30 and ps.n_negative == 90 and ps.patches.shape == (120, 64, 64, 12)
     assert ps.centres is not None and len(set(ps.crs_keys)) == 3  # UTM 29, 33 and 35 backgrounds
     bare = ps.features[:, mc.feature_names().index("frac_bare")]
     assert np.median(bare[ps.labels == 1]) > 3 * np.median(bare[ps.labels == 0])
@@ -146,9 +146,10 @@ def test_hgb_reaches_a_useful_f1_on_spatially_grouped_held_out_folds(trained, pa
     _, ps = patch_data
     cv, m = trained["cv"], trained["metrics"]
     assert cv["grouped"] and cv["n_folds"] == 3
-    assert sum(map(sum, m["confusion_matrix"])) == 60
-    # real backgrounds against synthetic mines of 70-640 m (small quarries included)
-    assert m["f1"] >= 0.8 and m["precision"] >= 0.75 and m["recall"] >= 0.8 and m["accuracy"] >= 0.8
+    assert sum(map(sum, m["confusion_matrix"])) == 120
+    # real backgrounds against synthetic mines of 70-640 m (small quarries included), a quarter of the patches
+    # with a mine: F1 0.725 here (precision 0.58, recall 0.97); 0.73-0.95 over fixture seeds 11-16
+    assert m["f1"] >= 0.7 and m["precision"] >= 0.55 and m["recall"] >= 0.75 and m["accuracy"] >= 0.8
     assert all(0.0 < d["threshold"] < 1.0 for d in cv["folds"])
     assert 0.0 < trained["threshold"] < 1.0
 
@@ -172,6 +173,29 @@ def test_hgb_onnx_matches_sklearn_and_carries_its_metadata(trained, patch_data):
     assert threshold == pytest.approx(trained["threshold"])
     html = open(trained["report_path"], encoding="utf-8").read()
     assert html.count("<svg") >= 2 and "Threshold curve" in html and "nested" in html
+
+
+def test_real_bigearthnet_patches_as_delivered_are_not_flagged(trained):
+    """The six real L2A patches of the shared data (per-band files at 10/20/60 m, no mine, no fixture noise),
+    four 64-pixel crops of each (the model's patch size, corners of the 120-pixel patch): none is called a mine
+    here, at most one of the 24 over fixture seeds 11-16. (Trained on as many patches without mines as with, the
+    classifier called 3 of these crops, bare fields with bright SWIR, mines: negatives must cover bare ground.)"""
+    import glob
+
+    from s2_scene import S2_FOLDER
+
+    from oremap.core.sentinel2 import open_sentinel2
+
+    crops = []
+    folders = sorted(f for f in glob.glob(os.path.join(S2_FOLDER, "*")) if os.path.isdir(f))
+    assert len(folders) == 6
+    for folder in folders:
+        with open_sentinel2(folder) as s2:
+            refl = s2.read_reflectance(S2_BANDS)  # (120, 120, 12)
+        assert refl.shape == (120, 120, 12) and np.isfinite(refl).all()
+        crops += [refl[r:r + 64, c:c + 64] for r in (0, 56) for c in (0, 56)]
+    p, threshold = mc.predict_proba(trained["model_path"], np.stack(crops))
+    assert p.shape == (24,) and (p >= threshold).sum() <= 1, np.round(p, 3)
 
 
 # ---------------------------------------------------------------------------

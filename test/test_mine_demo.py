@@ -7,7 +7,6 @@ footprints are known). The scores the demo reports are recomputed here from its 
 the unseen scene gave pixel IoU 0.59 and all 3 mines found; the full demo gives IoU 0.84 and 10 of 10.
 """
 
-import importlib.util
 import os
 
 import geopandas as gpd
@@ -15,23 +14,11 @@ import numpy as np
 import pytest
 import rasterio
 
-from conftest import ROOT, ensure_provider
+from conftest import ensure_provider, load_script, run_oremap
 
 
-def load_demo():
-    spec = importlib.util.spec_from_file_location("demo_mines", os.path.join(ROOT, "scripts", "demo_mines.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-DEMO = load_demo()
-
-
-def run(name, params):
-    import processing
-
-    return processing.run(f"oremap:{name}", params)
+DEMO = load_script("demo_mines")
+run = run_oremap
 
 
 @pytest.fixture(scope="module")
@@ -77,8 +64,8 @@ def test_unseen_scene_scores_recomputed_from_the_files(demo):
 def test_patch_classifier_on_new_patches(demo):
     """Nested-CV figures come from the algorithm; the new patches are scored here again from the model file."""
     c = demo["classifier"]
-    assert c["new_patches"] == 12 and 0.0 < c["threshold"] < 1.0
-    assert c["new_f1"] >= 0.7  # 0.92 at seed 0
+    assert c["new_patches"] == 24 and 0.0 < c["threshold"] < 1.0
+    assert c["new_f1"] >= 0.6  # 0.83 at seed 0
     for key in ("cv_f1", "cv_precision", "cv_recall"):
         assert 0.0 <= c[key] <= 1.0
     prob, _, nodata = read(demo["paths"]["classifier_probability.tif"])
@@ -91,15 +78,17 @@ def test_patch_classifier_on_new_patches(demo):
 
 def test_real_negatives_are_mostly_clear(demo):
     """The six real BigEarthNet patches hold no mine: with the small settings the U-Net flags under 3 % of their
-    pixels (1.4 % at seed 0; the full demo: 11 pixels of 86,400, no footprint)."""
+    pixels (1.4 % at seed 0; the full demo: 11 pixels of 86,400, no footprint), the classifier at most one of the
+    six patches (none at seed 0, nor in the full demo)."""
     negatives = demo["real_negatives"]
     assert len(negatives) == 6
-    flagged = sum(r["mine_pixels"] for r in negatives)
-    assert flagged < 0.03 * 6 * 120 * 120
-    for r in negatives:
-        mask, _, _ = read(os.path.join(os.path.dirname(demo["paths"]["unet.onnx"]),
-                                       f"real_{negatives.index(r)}_mask.tif"))
-        assert mask.shape == (120, 120) and int((mask == 1).sum()) == r["mine_pixels"]
+    assert sum(r["unet_mine_pixels"] for r in negatives) < 0.03 * 6 * 120 * 120
+    assert sum(r["classifier_mine_pixels"] > 0 for r in negatives) <= 1
+    folder = os.path.dirname(demo["paths"]["unet.onnx"])
+    for k, r in enumerate(negatives):
+        for key in ("unet", "classifier"):
+            mask, _, _ = read(os.path.join(folder, f"real_{k}_{key}_mask.tif"))
+            assert mask.shape == (120, 120) and int((mask == 1).sum()) == r[f"{key}_mine_pixels"]
 
 
 def test_summary_states_the_numbers(demo):

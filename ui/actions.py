@@ -30,7 +30,8 @@ def about_text(provider):
             "<p>Run the algorithms from the Processing Toolbox, the Graphical Modeler or "
             "<code>qgis_process</code>. Models: <i>Plugins &gt; OreMap &gt; Model library</i>. Settings (memory "
             "budget, threads, compute device, model folder): <i>Plugins &gt; OreMap &gt; Settings</i> or "
-            "<i>Settings &gt; Options &gt; OreMap</i>.</p>"]
+            "<i>Settings &gt; Options &gt; OreMap</i>. The user guide, one workflow per family with screenshots, is "
+            "<code>docs/user_guide.md</code> in the plugin's folder.</p>"]
     for group in sorted(groups):
         html.append(f"<b>{group}</b><ul>" + "".join(f"<li>{a}</li>" for a in sorted(groups[group])) + "</ul>")
     return "\n".join(html)
