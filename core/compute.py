@@ -16,6 +16,7 @@ reports it; otherwise the run falls back to the CPU and says so.
 
 import contextlib
 import contextvars
+import functools
 import os
 
 from .dependencies import install_command, is_installed
@@ -201,6 +202,30 @@ def require_torch(what="train neural networks"):
             fix="Install the CPU build into the Python that QGIS uses: " + install_command(["torch"])[0]) from None
     use_torch(torch)
     return torch, nn
+
+
+def torch_classes(what):
+    """Decorator for a module's lazily built torch classes: ``build(torch, nn)`` returns a dict of them.
+
+    The decorated function takes no argument; its first call imports torch (:func:`require_torch`,
+    ``what`` says what torch is needed for) and builds the classes, later calls return the same dict
+    (with ``torch`` and ``nn`` in it) after applying the run's threads and noting the device.
+    """
+    def wrap(build):
+        cache = {}
+
+        @functools.wraps(build)
+        def classes():
+            if cache:
+                use_torch(cache["torch"])
+                return cache
+            torch, nn = require_torch(what)
+            cache.update(build(torch, nn), torch=torch, nn=nn)
+            return cache
+
+        return classes
+
+    return wrap
 
 
 def onnx_bytes(module, example_shape, input_name, output_names, axes=None, opset=17):

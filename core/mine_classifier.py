@@ -540,14 +540,8 @@ class HGBPatchModel:
         return dict(self.params, min_samples_leaf="n // 10 clipped to 3-20", seed=self.seed)
 
 
-_TORCH = {}
-
-
-def _torch_classes():
-    if _TORCH:
-        return _TORCH
-    torch, nn = compute.require_torch("train the CNN (or choose the gradient boosting classifier)")
-
+@compute.torch_classes("train the CNN (or choose the gradient boosting classifier)")
+def _torch_classes(torch, nn):
     from .sentinel2 import INDICES
 
     class PatchIndices(nn.Module):
@@ -607,8 +601,7 @@ def _torch_classes():
             p = torch.sigmoid(self.logits(x))[:, None]
             return torch.cat([1.0 - p, p], dim=1)
 
-    _TORCH.update(torch=torch, net=PatchNet, export=ExportModule)
-    return _TORCH
+    return dict(net=PatchNet, export=ExportModule)
 
 
 def _small_work(X):
@@ -641,7 +634,6 @@ class CNNPatchModel:
     def fit(self, patches, y):
         tc = _torch_classes()
         torch = tc["torch"]
-        compute.use_torch(torch)  # logs the device of this run
         X = self.to_nchw(patches)
         y = np.asarray(y).astype(np.float32)
         channels = patch_channels(np.moveaxis(X, 1, -1)).reshape(-1, len(CHANNELS)).astype(np.float64)

@@ -81,15 +81,9 @@ _FIX_POLYGONS = "Choose a polygon layer of mine footprints that overlaps the ras
 # Network
 # ---------------------------------------------------------------------------
 
-_TORCH = {}
-
-
-def _torch_classes():
+@compute.torch_classes("train the mine segmentation U-Net")
+def _torch_classes(torch, nn):
     """Torch and the module classes, built on first use (torch imported lazily)."""
-    if _TORCH:
-        compute.use_torch(_TORCH["torch"])  # logs the device of this run
-        return _TORCH
-    torch, nn = compute.require_torch("train the mine segmentation U-Net")
 
     def double_conv(c_in, c_out):
         return nn.Sequential(
@@ -144,8 +138,7 @@ def _torch_classes():
         def forward(self, x):
             return torch.sigmoid(self.logit(x))
 
-    _TORCH.update(torch=torch, nn=nn, UNet=UNet, TileModel=TileModel)
-    return _TORCH
+    return dict(UNet=UNet, TileModel=TileModel)
 
 
 def check_architecture(tile, depth, width):

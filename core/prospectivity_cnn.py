@@ -93,15 +93,9 @@ _NODATA_OUT = -9999.0
 # Network
 # ---------------------------------------------------------------------------
 
-_TORCH = {}
-
-
-def _torch_classes():
+@compute.torch_classes("train neural networks")
+def _torch_classes(torch, nn):
     """Torch and the module classes, built on first use (torch imported lazily)."""
-    if _TORCH:
-        compute.use_torch(_TORCH["torch"])  # logs the device of this run
-        return _TORCH
-    torch, nn = compute.require_torch("train neural networks")
 
     def shortcut(c_in, c_out, stride):
         if stride == 1 and c_in == c_out:
@@ -199,9 +193,7 @@ def _torch_classes():
             t = self.logit(x).unsqueeze(1)
             return torch.sigmoid(torch.cat([-t, t], dim=1))
 
-    _TORCH.update(torch=torch, nn=nn, ResNet=ResNet, WindowModel=WindowModel)
-    compute.use_torch(torch)
-    return _TORCH
+    return dict(ResNet=ResNet, WindowModel=WindowModel)
 
 
 def _check_window(window, parameter="window"):

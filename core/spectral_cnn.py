@@ -414,15 +414,9 @@ def grouped_split(y, groups, val_fraction, seed=0):
 # Network
 # ---------------------------------------------------------------------------
 
-_TORCH_CLASSES = {}
-
-
-def _torch_classes():
+@compute.torch_classes("train neural networks")
+def _torch_classes(torch, nn):
     """Build the torch module classes on first use (torch imported lazily)."""
-    if _TORCH_CLASSES:
-        compute.use_torch(_TORCH_CLASSES["torch"])  # logs the device of this run
-        return _TORCH_CLASSES
-    torch, nn = compute.require_torch("train neural networks")
 
     class SpectralCNNModule(nn.Module):
         """1D CNN over the spectral axis: conv blocks, flatten, dense, dropout, dense (logits)."""
@@ -453,9 +447,7 @@ def _torch_classes():
         def forward(self, x):
             return torch.softmax(self.net((x - self.mean) / self.std), dim=1)
 
-    _TORCH_CLASSES.update(torch=torch, net=SpectralCNNModule, export=ExportModule)
-    compute.use_torch(torch)
-    return _TORCH_CLASSES
+    return dict(net=SpectralCNNModule, export=ExportModule)
 
 
 def SpectralCNN(n_bands, n_classes, channels=DEFAULT_NETWORK["channels"],  # noqa: N802

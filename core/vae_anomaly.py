@@ -286,15 +286,8 @@ def _mask(rows, n):
 # --------------------------------------------------------------------------------------
 # Network
 # --------------------------------------------------------------------------------------
-_TORCH = {}
-
-
-def _torch():
-    if _TORCH:
-        compute.use_torch(_TORCH["torch"])  # logs the device of this run
-        return _TORCH
-    torch, nn = compute.require_torch("train the autoencoder")
-
+@compute.torch_classes("train the autoencoder")
+def _torch(torch, nn):
     activations = {"elu": nn.ELU, "relu": nn.ReLU, "tanh": nn.Tanh}
 
     class VAE(nn.Module):
@@ -343,9 +336,7 @@ def _torch():
             count = torch.clamp(observed.to(x.dtype).sum(dim=1, keepdim=True), min=1.0)
             return err, err.sum(dim=1, keepdim=True) / count
 
-    _TORCH.update(torch=torch, vae=VAE, scorer=Scorer)
-    compute.use_torch(torch)
-    return _TORCH
+    return dict(vae=VAE, scorer=Scorer)
 
 
 def fixed_draws(draws, latent, seed):
