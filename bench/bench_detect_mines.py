@@ -17,7 +17,8 @@ Sizes: 2,745^2 and a whole 10,980^2 Sentinel-2 tile (``--quick``: 2,745^2 and 5,
 the peak of what numpy and Python allocate (tracemalloc: what the budget governs) and the growth of the
 process's peak resident memory (VmHWM over its baseline after imports: adds onnxruntime's buffers, GDAL's
 block cache and the footprint geometries). Neither may grow with the raster. ``--threads N`` sets the
-threads of onnxruntime and torch (default: all cores; on a busy machine 1 is often faster).
+threads of onnxruntime and torch (default: all cores; on a busy machine 1 is often faster); ``--only NAME``
+runs one model ("U-Net", "patch HGB" or "patch CNN").
 """
 
 import os
@@ -122,6 +123,9 @@ def main():
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
         dn, transform, crs, models = prepare(tmp, threads or None)
+        if "--only" in sys.argv:  # e.g. --only "patch HGB"
+            keep = sys.argv[sys.argv.index("--only") + 1]
+            models = {k: v for k, v in models.items() if k == keep}
         for size in sizes:
             raster = os.path.join(tmp, f"s2_{size}.tif")
             t = time.perf_counter()
@@ -152,9 +156,10 @@ def main():
                       f"{results[(large, n)]['traced']:.0f}/{results[(large, n)]['growth']:.0f} MB" for n in models)
           + f" for a {(large / small) ** 2:.0f} x larger raster (budget {BUDGET_MB} MB)")
     if FULL not in sizes:
-        unet = results[(large, "U-Net")]["seconds"] * (FULL / large) ** 2
-        print(f"A whole {FULL} x {FULL} tile would take about {unet / 60:.0f} min with the U-Net here "
-              "(time grows with the pixel count).")
+        for name in models:
+            whole = results[(large, name)]["seconds"] * (FULL / large) ** 2
+            print(f"A whole {FULL} x {FULL} tile would take about {whole / 60:.1f} min with the {name} here "
+                  "(time grows with the pixel count).")
     sys.exit(0 if flat else 1)
 
 

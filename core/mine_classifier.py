@@ -93,19 +93,39 @@ def feature_definition():
             "names": feature_names()}
 
 
-def _sorted_percentiles(sorted_values, counts, qs):
-    """Linear-interpolation percentiles of sorted rows (NaN last) with ``counts`` valid values each."""
-    out = []
-    n = sorted_values.shape[1]
-    for q in qs:
-        pos = (q / 100.0) * np.maximum(counts - 1, 0)
-        lo = np.floor(pos).astype(np.int64)
-        hi = np.minimum(lo + 1, np.maximum(counts - 1, 0))
-        lo, hi = np.clip(lo, 0, n - 1), np.clip(hi, 0, n - 1)
-        a = np.take_along_axis(sorted_values, lo[:, None, :], axis=1)[:, 0, :]
-        b = np.take_along_axis(sorted_values, hi[:, None, :], axis=1)[:, 0, :]
-        value = a + (b - a) * (pos - np.floor(pos))
-        out.append(np.where(counts > 0, value, np.nan))
+def _percentiles(values, counts, qs):
+    """Linear-interpolation percentiles of each row of ``values`` (NaN = not valid; ``counts`` valid values a row).
+
+    Returns one float64 array per percentile in ``qs``, NaN for rows without a valid value: the
+    same numbers as sorting each row (NaN last) and interpolating between the ranks
+    ``q / 100 * (count - 1)``. Rows that are all valid (the usual case) only need their few ranks
+    in place, so they are partitioned (O(n)) rather than sorted; the others are sorted. ``values``
+    may be float32: the ranks and the interpolation are computed in float64.
+    """
+    m, n = values.shape
+    counts = np.asarray(counts)
+    out = [np.full(m, np.nan) for _ in qs]
+    full = counts == n
+    if full.any() and n:
+        pos = [(q / 100.0) * (n - 1) for q in qs]
+        lo = [int(np.floor(p)) for p in pos]
+        hi = [min(k + 1, n - 1) for k in lo]
+        part = np.partition(values[full], sorted(set(lo + hi)), axis=1)
+        for i, p in enumerate(pos):
+            a = part[:, lo[i]].astype(np.float64)
+            b = part[:, hi[i]].astype(np.float64)
+            out[i][full] = a + (b - a) * (p - np.floor(p))
+    rest = ~full & (counts > 0)
+    if rest.any():
+        srt = np.sort(values[rest], axis=1)
+        c = counts[rest]
+        for i, q in enumerate(qs):
+            pos = (q / 100.0) * (c - 1)
+            lo = np.floor(pos).astype(np.int64)
+            hi = np.minimum(lo + 1, c - 1)
+            a = np.take_along_axis(srt, lo[:, None], axis=1)[:, 0].astype(np.float64)
+            b = np.take_along_axis(srt, hi[:, None], axis=1)[:, 0].astype(np.float64)
+            out[i][rest] = a + (b - a) * (pos - np.floor(pos))
     return out
 
 
@@ -143,16 +163,19 @@ def patch_features(patches, chunk=16):
     rows = []
     for group in groups:
         k = group.shape[0]
-        channels = patch_channels(group).reshape(k, -1, len(CHANNELS)).astype(np.float64)
-        valid_px = np.isfinite(channels[..., :len(S2_BANDS)]).all(axis=2)
-        channels[~valid_px] = np.nan
+        channels32 = patch_channels(group).reshape(k, -1, len(CHANNELS))
+        valid_px = np.isfinite(channels32[..., :len(S2_BANDS)]).all(axis=2)
+        channels32[~valid_px] = np.nan
+        channels = channels32.astype(np.float64)
         counts = np.isfinite(channels).sum(axis=1)
         with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
             mean = np.nanmean(channels, axis=1)
             sd = np.nanstd(channels, axis=1)
-        srt = np.sort(channels, axis=1)
-        p2, p10, p50, p90, p98 = _sorted_percentiles(srt, counts, (2, 10, 50, 90, 98))
+        # percentiles of each (patch, channel) row, in float32 (the values are float32; the order is the same)
+        rows32 = np.ascontiguousarray(np.moveaxis(channels32, 1, 2)).reshape(k * len(CHANNELS), -1)
+        p2, p10, p50, p90, p98 = (v.reshape(k, len(CHANNELS)) for v in
+                                  _percentiles(rows32, counts.reshape(-1), (2, 10, 50, 90, 98)))
         stats = np.stack([mean, sd, p2, p10, p50, p90, p98], axis=2).reshape(k, -1)  # channel-major, stat-minor
         n_valid = valid_px.sum(axis=1).astype(np.float64)
         col = {name: channels[..., len(S2_BANDS) + i] for i, name in enumerate(INDEX_NAMES)}

@@ -67,6 +67,24 @@ def test_patch_features_against_numpy():
     assert np.isnan(mc.patch_features(np.full((4, 4, 12), np.nan, np.float32))[0]).all()
 
 
+
+def test_percentiles_by_partition_and_by_sort_agree_with_numpy():
+    """Rows without nodata take the partition path, the others the sort path, an all-nodata row gives NaN; both
+    paths give numpy's linear-interpolation percentiles of the valid values."""
+    rng = np.random.default_rng(9)
+    values = rng.gamma(2.0, 0.1, (40, 101)).astype(np.float32)
+    values[5:15, rng.integers(0, 101, 10)] = np.nan  # some rows with nodata
+    values[20] = np.nan
+    values[21, 1:] = np.nan  # a single valid value
+    counts = np.isfinite(values).sum(axis=1)
+    qs = (2, 10, 50, 90, 98)
+    got = mc._percentiles(values, counts, qs)
+    for r in range(values.shape[0]):
+        v = values[r][np.isfinite(values[r])].astype(np.float64)
+        expected = np.percentile(v, qs) if v.size else np.full(len(qs), np.nan)
+        np.testing.assert_allclose([g[r] for g in got], expected, rtol=1e-12, atol=0)
+    assert np.isnan(got[2][20]) and got[0][21] == got[4][21] == values[21, 0]
+
 def test_mine_patches_differ_from_their_backgrounds(patch_data):
     _, ps = patch_data
     assert ps.n_positive == 30 and ps.n_negative == 90 and ps.patches.shape == (120, 64, 64, 12)
