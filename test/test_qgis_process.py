@@ -64,3 +64,39 @@ def test_graphical_modeler_model_chains_oremap_and_qgis(qgis_process, tmp_path):
     got = {int(float(r["value"])): int(float(r["count"])) for r in rows}
     assert got == dict(zip(values.tolist(), expected.tolist()))
     assert sum(got.values()) == 100
+
+
+def test_qgis_process_trains_and_detects_mines_headless(qgis_process, tmp_path):
+    """The Sentinel-2 chain of the user guide, headless: a U-Net trained by qgis_process on a fixture scene, then
+    detection on a real BigEarthNet folder of per-band files and on the scene; the probabilities equal the
+    core's on the same model, and the polygons' areas add up to the mask."""
+    import geopandas as gpd
+
+    from s2_scene import S2_FOLDER, make_scene
+
+    from oremap.core.mine_detection import detect_mines
+
+    scene = make_scene(str(tmp_path / "scene"), seed=2, size=(192, 192))
+    model = tmp_path / "unet.onnx"
+    trained = qgis_process.run_json("oremap:train_mine_segmentation", INPUT=scene["raster"], POLYGONS=scene["mines"],
+                                    TILE=32, DEPTH=2, WIDTH=4, EPOCHS=2, BLOCK_TILES=2, SEED=0,
+                                    OUTPUT_MODEL=str(model), OUTPUT_REPORT=str(tmp_path / "unet.html"))["results"]
+    assert model.exists() and 0.0 <= trained["IOU"] <= 1.0
+    out = qgis_process.run_json("oremap:detect_mines", INPUT=scene["raster"], MODEL_FILE=str(model), MIN_AREA=0,
+                                OUTPUT=str(tmp_path / "p.tif"), OUTPUT_MASK=str(tmp_path / "m.tif"),
+                                OUTPUT_POLYGONS=str(tmp_path / "mines.gpkg"))["results"]
+    ref = detect_mines(scene["raster"], str(model), str(tmp_path / "p_core.tif"), str(tmp_path / "m_core.tif"))
+    with rasterio.open(tmp_path / "p.tif") as a, rasterio.open(tmp_path / "p_core.tif") as b:
+        assert np.array_equal(a.read(), b.read()) and a.descriptions == ("P(mine)",)
+    with rasterio.open(tmp_path / "m.tif") as ds:
+        mask_pixels = int((ds.read(1) == 1).sum())
+    polygons = gpd.read_file(tmp_path / "mines.gpkg")
+    assert out["N_MINES"] == len(polygons) == ref["n_mines"]
+    assert polygons["area_ha"].sum() == pytest.approx(mask_pixels * 0.01) == pytest.approx(out["TOTAL_AREA_HA"])
+    folder = os.path.join(S2_FOLDER, "S2A_MSIL2A_20170613T101031_87_48")
+    real = qgis_process.run_json("oremap:detect_mines", INPUT_FOLDER=folder, MODEL_FILE=str(model),
+                                 OUTPUT=str(tmp_path / "real.tif"))["results"]
+    with rasterio.open(real["OUTPUT"]) as ds:
+        assert (ds.width, ds.height) == (120, 120) and ds.res == (10.0, 10.0)
+        prob = ds.read(1)
+    assert ((prob >= 0) & (prob <= 1)).all()
