@@ -262,9 +262,9 @@ class OreMapAlgorithm(QgsProcessingAlgorithm):
         self.add_nodata_parameter()
         self.add_number("SCALE", "Reflectance scale factor (0 = automatic)", 0.0, 0.0, advanced=True)
 
-    def add_nodata_parameter(self):
+    def add_nodata_parameter(self, label="Additional nodata value"):
         """Advanced, optional: a value to treat as nodata besides the raster's own."""
-        self.add_number("NODATA", "Additional nodata value", None, None, advanced=True, optional=True)
+        self.add_number("NODATA", label, None, None, advanced=True, optional=True)
 
     def add_number(self, name, label, default, minimum, maximum=None, integer=False, advanced=False, optional=False):
         """A numeric parameter (integer or double) with a default and bounds (None: no default, no lower bound)."""

@@ -179,7 +179,7 @@ class VaeAnomaly(OreMapAlgorithm):
                                                defaultValue=",".join(f"{p:g}" for p in vae.DEFAULT_PERCENTILES)))
         self.add_number("RASTER_SAMPLE", "Raster: training pixels (at most)", vae.MAX_RASTER_TRAINING, 100,
                         integer=True, advanced=True)
-        self.add_number("NODATA", "Raster: additional nodata value", None, None, advanced=True, optional=True)
+        self.add_nodata_parameter("Raster: additional nodata value")
         self._add(QgsProcessingParameterFeatureSource("DEPOSITS", self.tr("Known deposits (optional, for evaluation)"),
                                                       [QgsProcessing.TypeVectorPoint], optional=True))
         self.add_number("POSITIVE_RADIUS", "Positive radius around deposits (m)", 2000.0, 0.0)

@@ -82,8 +82,11 @@ def make_raster(path, size, scene_dn, transform, crs):
     return path
 
 
-def prepare(folder, threads):
-    """Scene, its DN array, a U-Net and a patch classifier."""
+MODELS = ("U-Net", "patch HGB", "patch CNN")
+
+
+def prepare(folder, threads, names=MODELS):
+    """Scene, its DN array and the models ``names`` (trained here)."""
     import rasterio
 
     import s2_scene
@@ -93,17 +96,20 @@ def prepare(folder, threads):
     scene = s2_scene.make_scene(os.path.join(folder, "scene"), seed=3, size=(768, 768))
     with rasterio.open(scene["raster"]) as ds:
         dn, transform, crs = ds.read(), ds.transform, ds.crs
-    unet = os.path.join(folder, "unet.onnx")
-    t = time.perf_counter()
-    res = train_mine_segmentation(scene["raster"], scene["mines"], unet, epochs=10, lr=0.005, block_tiles=2, seed=0,
-                                  threads=threads)
-    print(f"U-Net (tile 128, depth 4, width 16, {res.info.n_bands} channels) trained 10 epochs in "
-          f"{time.perf_counter() - t:.0f} s (held-out IoU {res.metrics['val_iou']:.2f}, "
-          f"F1 {res.metrics['val_f1']:.2f})")
+    models = {}
+    if "U-Net" in names:
+        unet = models["U-Net"] = os.path.join(folder, "unet.onnx")
+        t = time.perf_counter()
+        res = train_mine_segmentation(scene["raster"], scene["mines"], unet, epochs=10, lr=0.005, block_tiles=2,
+                                      seed=0, threads=threads)
+        print(f"U-Net (tile 128, depth 4, width 16, {res.info.n_bands} channels) trained 10 epochs in "
+              f"{time.perf_counter() - t:.0f} s (held-out IoU {res.metrics['val_iou']:.2f}, "
+              f"F1 {res.metrics['val_f1']:.2f})")
     labels = s2_scene.make_patches(os.path.join(folder, "patches"), 20, 20, size=120, seed=0)
     patches = mc.load_patch_folder(labels, keep_patches=True)
-    models = {"U-Net": unet}
     for kind, name, extra in (("hgb", "patch HGB", {}), ("cnn", "patch CNN", {"cnn_options": {"epochs": 15}})):
+        if name not in names:
+            continue
         path = models[name] = os.path.join(folder, f"{kind}.onnx")
         t = time.perf_counter()
         res = mc.train_mine_classifier(patches, kind, n_folds=3, inner_folds=2, seed=0, model_path=path, **extra)
@@ -117,15 +123,17 @@ def main():
 
     sizes = QUICK if "--quick" in sys.argv else SIZES
     threads = int(sys.argv[sys.argv.index("--threads") + 1]) if "--threads" in sys.argv else 0
+    names = MODELS
+    if "--only" in sys.argv:  # e.g. --only "patch HGB"
+        names = (sys.argv[sys.argv.index("--only") + 1],)
+        if names[0] not in MODELS:
+            sys.exit(f"--only takes one of {', '.join(MODELS)}, not '{names[0]}'.")
     env = dict(os.environ, GDAL_CACHEMAX="64", OREMAP_THREADS=str(threads))
     print(f"mine detection: 12-band uint16 DEFLATE raster, {BUDGET_MB} MB budget, GDAL_CACHEMAX=64, "
           f"{threads or 'all'} thread(s) of {os.cpu_count()} cores")
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
-        dn, transform, crs, models = prepare(tmp, threads or None)
-        if "--only" in sys.argv:  # e.g. --only "patch HGB"
-            keep = sys.argv[sys.argv.index("--only") + 1]
-            models = {k: v for k, v in models.items() if k == keep}
+        dn, transform, crs, models = prepare(tmp, threads or None, names)
         for size in sizes:
             raster = os.path.join(tmp, f"s2_{size}.tif")
             t = time.perf_counter()

@@ -143,7 +143,7 @@ class RasterSource:
         raw = self.dataset.read(self.bands, window=window)
         data = raw.astype(dtype)
         if self.gain != 1.0 or self.bias != 0.0:
-            data = data * dtype(self.gain) + dtype(self.bias)
+            data = data * np.asarray(self.gain, dtype) + np.asarray(self.bias, dtype)
         for value in self._native_nodata(raw.dtype):
             data[raw == value] = np.nan
         data[~np.isfinite(data)] = np.nan

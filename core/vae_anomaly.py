@@ -702,11 +702,10 @@ def raster_bands(path, names, parameter="raster"):
     Without descriptions matching every name, a raster with exactly ``len(names)``
     bands is taken in order (the second value says so: ``by_order``).
     """
-    from .raster import open_raster
+    from .raster import band_descriptions
 
-    with open_raster(path, parameter) as ds:
-        descriptions = [d or "" for d in ds.descriptions]
-        count = ds.count
+    descriptions = band_descriptions(path, parameter)  # the names training takes (trimmed; "Band i" if none)
+    count = len(descriptions)
     lower = [d.lower() for d in descriptions]
     bands = []
     for name in names:

@@ -49,7 +49,7 @@ FULL = {
     "classifier": {"FOLDS": 5, "INNER_FOLDS": 3, "SEED": 0},
     "stride": 60, "min_area": 0.5,
 }
-"""The demo: the U-Net at its default size, 30 epochs (about a minute on two cores)."""
+"""The demo: the U-Net at its default size, 30 epochs (under a minute on two cores)."""
 
 SMALL = {
     "train_size": 384, "test_size": 240, "patches": (12, 36), "new_patches": (6, 18),

@@ -48,17 +48,23 @@ def run_headless(work):
 
 
 def demo_main(argv, name, chain, summary_lines, full, small, to_json=None):
-    """A demo script's entry point: ``[OUT_DIR] [--small]`` (default ``demo_output/<name>``, emptied first),
+    """A demo script's entry point: ``[OUT_DIR] [--small]`` (default ``demo_output/<name>``), then
     ``chain(run, out, settings)`` headless, then ``summary.txt`` (also printed) and ``numbers.json``
-    (``to_json(numbers)``, all the numbers by default) in the output folder."""
+    (``to_json(numbers)``, all the numbers by default) in the output folder.
+
+    The output folder is emptied first only when it is empty or holds an earlier demo's output
+    (its ``summary.txt``); any other folder is refused, so a mistyped argument deletes nothing.
+    """
     import json
     import shutil
 
     args = [a for a in argv if not a.startswith("--")]
     out = os.path.abspath(args[0] if args else os.path.join(ROOT, "demo_output", name))
-    if os.path.isdir(out):
+    if os.path.isdir(out) and os.listdir(out):
+        if not os.path.isfile(os.path.join(out, "summary.txt")):
+            sys.exit(f"{out} is not empty and holds no earlier demo output: choose an empty or new folder.")
         shutil.rmtree(out)
-    os.makedirs(out)
+    os.makedirs(out, exist_ok=True)
     numbers = run_headless(lambda run: chain(run, out, small if "--small" in argv else full))
     lines = summary_lines(numbers)
     with open(os.path.join(out, "summary.txt"), "w", encoding="utf-8") as fh:

@@ -66,8 +66,7 @@ def test_patch_classifier_on_new_patches(demo):
     c = demo["classifier"]
     assert c["new_patches"] == 24 and 0.0 < c["threshold"] < 1.0
     assert c["new_f1"] >= 0.6  # 0.83 at seed 0
-    for key in ("cv_f1", "cv_precision", "cv_recall"):
-        assert 0.0 <= c[key] <= 1.0
+    assert c["cv_f1"] > 0.5 and c["cv_recall"] > 0.5  # nested CV on 48 patches: 0.87 and 0.83 at seed 0
     prob, _, nodata = read(demo["paths"]["classifier_probability.tif"])
     valid = prob != nodata
     assert valid.all() and ((prob >= 0) & (prob <= 1)).all()
@@ -96,3 +95,13 @@ def test_summary_states_the_numbers(demo):
     u = demo["unseen"]
     assert f"pixel IoU {u['iou']:.3f}" in lines[2] and f"{u['mines_found']} of 3 mines found" in lines[2]
     assert "BigEarthNet" in lines[0] and len(lines) == 6
+
+
+def test_demo_refuses_a_folder_that_holds_something_else(tmp_path):
+    """A mistyped output folder is not emptied: only an empty one or an earlier demo's output is."""
+    headless = load_script("headless")
+    keep = tmp_path / "thesis.docx"
+    keep.write_text("years of work")
+    with pytest.raises(SystemExit, match="holds no earlier demo output"):
+        headless.demo_main([str(tmp_path)], "mines", None, None, None, None)
+    assert keep.read_text() == "years of work"

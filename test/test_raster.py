@@ -144,6 +144,10 @@ def test_read_nan_masks_each_band_on_its_own(tmp_path):
     expected = np.array([[[5, np.nan], [np.nan, 2]], [[7, 3], [9, 4]]])
     np.testing.assert_array_equal(values, expected)
     assert valid.tolist() == [[False, False], [True, True]]
+    with RasterSource(path, scale=10000) as src:  # a reflectance scale applies to every valid value
+        scaled = src.read_nan(window, np.float32)
+    assert scaled.dtype == np.float32
+    np.testing.assert_allclose(scaled, expected / 10000, rtol=1e-6)  # NaN in the same places
 
 class CancelAfter(Feedback):
     def __init__(self, n):

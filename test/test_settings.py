@@ -252,3 +252,23 @@ def test_html_reports_reach_the_results_viewer_and_the_log(saved_settings, proce
                          "accuracy_assessment")
     assert f"Report: {report} (opens from Processing > Results Viewer, or in a browser)." in infos
     assert os.path.exists(report)
+
+
+def test_torch_classes_are_built_once_and_each_run_gets_its_threads_and_device_note():
+    import torch
+
+    calls = []
+
+    @compute.torch_classes("test the builder")
+    def classes(torch_module, nn):
+        calls.append(torch_module)
+        return {"Layer": nn.Linear}
+
+    before = torch.get_num_threads()
+    first = classes()
+    assert calls == [torch] and first["torch"] is torch and first["Layer"] is torch.nn.Linear
+    with compute.session("cpu", threads=1) as run:
+        assert classes() is first and len(calls) == 1  # built once
+        assert torch.get_num_threads() == 1  # the run's threads, applied on a later call too
+    assert run.used == {"torch": "cpu"}
+    assert torch.get_num_threads() == before  # restored when the run ends
