@@ -455,6 +455,15 @@ class OreMapAlgorithm(QgsProcessingAlgorithm):
         source = self.parameterAsSource(parameters, name, context)
         if source is None:
             raise self.fail(name, "No point layer was given.", "Choose a point layer.")
+        xs, ys, values, skipped = self.source_points(source, context, target_crs, fields)
+        if skipped and feedback is not None:
+            feedback.warning(f"{skipped} features of {self.parameterDefinition(name).description()} have no "
+                             "geometry and were left out.")
+        return xs, ys, values
+
+    def source_points(self, source, context, target_crs, fields=()):
+        """``(xs, ys, {field: values}, features without a geometry)`` of a feature source's points (every vertex),
+        in ``target_crs``; see :meth:`layer_points`."""
         indexes = [source.fields().lookupField(f) for f in fields]
         xs, ys, values, skipped = [], [], {f: [] for f in fields}, 0
         for feature, geometry in self.source_features(source, context, target_crs):
@@ -468,10 +477,7 @@ class OreMapAlgorithm(QgsProcessingAlgorithm):
                 ys.append(point.y())
                 for f, v in zip(fields, row):
                     values[f].append(v)
-        if skipped and feedback is not None:
-            feedback.warning(f"{skipped} features of {self.parameterDefinition(name).description()} have no "
-                             "geometry and were left out.")
-        return xs, ys, values
+        return xs, ys, values, skipped
 
     def deposit_points(self, parameters, name, context, target_crs, feedback=None, required=True):
         """``(n, 2)`` coordinates, in ``target_crs``, of the points of a deposit-layer parameter.

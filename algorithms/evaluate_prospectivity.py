@@ -54,12 +54,7 @@ def distance_crs_for_points(alg, source, context, feedback):
         return crs
     if not crs.isGeographic():
         return crs
-    lons, lats = [], []
-    for _, geometry in alg.source_features(source, context, QgsCoordinateReferenceSystem("EPSG:4326")):
-        if geometry is not None:
-            for point in geometry.vertices():
-                lons.append(point.x())
-                lats.append(point.y())
+    lons, lats, _, _ = alg.source_points(source, context, QgsCoordinateReferenceSystem("EPSG:4326"))
     if not lons:
         return crs
     target = QgsCoordinateReferenceSystem(f"EPSG:{geochem.utm_crs_for(lons, lats)}")
