@@ -15,7 +15,7 @@ from qgis.core import (
 from qgis.PyQt.QtCore import QVariant
 
 from .base import OreMapAlgorithm
-from .s2_indices import S2_INPUT_HELP, add_s2_input, s2_input_path
+from .s2_indices import S2_INPUT_HELP, add_s2_input, cloud_mask, s2_input_path
 
 FIELDS = [("id", QVariant.Int), ("area_ha", QVariant.Double), ("mean_prob", QVariant.Double),
           ("perimeter_m", QVariant.Double), ("compactness", QVariant.Double)]
@@ -105,7 +105,8 @@ class DetectMines(OreMapAlgorithm):
             min_compactness=self.parameterAsDouble(parameters, "MIN_COMPACTNESS", context),
             memory_mb=self.memory_mb(), feedback=feedback, band_map=band_map,
             overlap=None if overlap < 0 else overlap,
-            stride=self.parameterAsInt(parameters, "STRIDE", context) or None)
+            stride=self.parameterAsInt(parameters, "STRIDE", context) or None,
+            mask_clouds=cloud_mask(self, parameters, context))
         threshold = result["threshold"]
         self.style_output(context, prob_path, {"kind": "ramp", "ramp": "Magma", "min": 0.0, "max": 1.0})
         if mask_path:

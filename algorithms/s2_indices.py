@@ -3,6 +3,7 @@
 import numpy as np
 from qgis.core import (
     QgsCoordinateReferenceSystem,
+    QgsProcessingParameterBoolean,
     QgsProcessingParameterEnum,
     QgsProcessingParameterFile,
     QgsProcessingParameterRasterLayer,
@@ -23,6 +24,10 @@ S2_INPUT_HELP = {
                     "product), stacked on the 10 m grid (20 m and 60 m bands resampled bilinearly).",
     "BAND_MAP": "Only when the raster's bands carry no names: the raster band of each S2 band, e.g. "
                 "'B2=1, B3=2, B4=3, B8=4, B11=5, B12=6'.",
+    "CLOUD_MASK": "For a folder holding the L2A scene classification (*_SCL_20m.jp2): treat pixels it classes as "
+                  "cloud (medium or high probability), thin cirrus, cloud shadow, saturated or no data as nodata. "
+                  "The log gives the share masked. Turn it off if bright mine surfaces (tailings, salt) were "
+                  "taken for cloud.",
 }
 
 
@@ -33,6 +38,18 @@ def add_s2_input(alg):
                                         behavior=QgsProcessingParameterFile.Folder, optional=True))
     alg._add(QgsProcessingParameterString("BAND_MAP", alg.tr("Band map (only for unnamed bands)"), optional=True),
              advanced=True)
+    add_cloud_mask(alg)
+
+
+def add_cloud_mask(alg):
+    """CLOUD_MASK (advanced, on): mask clouds with a folder's scene classification."""
+    alg._add(QgsProcessingParameterBoolean("CLOUD_MASK", alg.tr("Mask clouds with the scene classification (SCL)"),
+                                           defaultValue=True), advanced=True)
+
+
+def cloud_mask(alg, parameters, context):
+    """Whether CLOUD_MASK asks for the scene classification's cloud mask."""
+    return alg.parameterAsBoolean(parameters, "CLOUD_MASK", context)
 
 
 def s2_input_path(alg, parameters, context, with_crs=True):
@@ -107,7 +124,8 @@ class S2Indices(OreMapAlgorithm):
         bands = index_bands(which)
         out_path = self.output_path(parameters, "OUTPUT", context, feedback)
         path, band_map, _ = s2_input_path(self, parameters, context, with_crs=False)
-        with open_sentinel2(path, band_map=band_map, feedback=feedback, required=bands) as s2:
+        with open_sentinel2(path, band_map=band_map, feedback=feedback, required=bands,
+                            mask_clouds=cloud_mask(self, parameters, context)) as s2:
             feedback.info(f"Indices {', '.join(which)} from bands {', '.join(bands)}.")
             spec = OutputSpec(out_path, which, dtype="float32", nodata=NODATA,
                               band_tags=[{"index": w, "definition": INDICES[w][2]} for w in which],

@@ -11,6 +11,7 @@ from qgis.core import (
 
 from ..core import mine_classifier
 from .base import OreMapAlgorithm
+from .s2_indices import S2_INPUT_HELP, add_cloud_mask, cloud_mask
 from .train_mine_segmentation import polygon_geometries
 
 
@@ -60,6 +61,7 @@ class TrainMineClassifier(OreMapAlgorithm):
         "EPOCHS": "CNN only: training epochs.",
         "SEED": "Random seed: the same data and seed give the same folds and model.",
         "BAND_MAP": "Only for rasters whose bands carry no names: e.g. 'B2=1, B3=2, B4=3, ...'.",
+        "CLOUD_MASK": S2_INPUT_HELP["CLOUD_MASK"] + " Applies to patches that are folders of per-band files.",
     }
     OUTPUT_HELP = {
         "OUTPUT_MODEL": "The model (.onnx) with its metadata: bands, feature definition, threshold, patch size.",
@@ -99,6 +101,7 @@ class TrainMineClassifier(OreMapAlgorithm):
         self.add_number("SEED", "Random seed", 0, 0, integer=True, advanced=True)
         self._add(QgsProcessingParameterString("BAND_MAP", self.tr("Band map (only for unnamed bands)"),
                                                optional=True), advanced=True)
+        add_cloud_mask(self)
         self.add_file_output("OUTPUT_MODEL", "Model file", "ONNX models (*.onnx)")
         self.add_file_output("OUTPUT_REPORT", "Training report", "HTML files (*.html)")
         self.add_value_output("F1", "F1 (held-out folds)")
@@ -116,7 +119,8 @@ class TrainMineClassifier(OreMapAlgorithm):
         if labels:
             folder = self.parameterAsFile(parameters, "PATCH_FOLDER", context) or None
             return mine_classifier.load_patch_folder(labels, folder, keep_patches=keep_patches, band_map=band_map,
-                                                     feedback=feedback)
+                                                     feedback=feedback, mask_clouds=cloud_mask(self, parameters,
+                                                                                               context))
         if raster is None:
             raise self.fail("LABELS", "No training data were given.",
                             "Give a label table of patches (a), or a Sentinel-2 raster with mine polygons (b).")
@@ -128,7 +132,7 @@ class TrainMineClassifier(OreMapAlgorithm):
         return mine_classifier.patches_from_raster(
             path, geometries, patch_size=self.parameterAsInt(parameters, "PATCH_SIZE", context),
             min_overlap=self.parameterAsDouble(parameters, "MIN_OVERLAP", context), keep_patches=keep_patches,
-            band_map=band_map, feedback=feedback)
+            band_map=band_map, feedback=feedback, mask_clouds=cloud_mask(self, parameters, context))
 
     def process(self, parameters, context, feedback):
         classifier = mine_classifier.CLASSIFIERS[self.parameterAsEnum(parameters, "CLASSIFIER", context)][0]

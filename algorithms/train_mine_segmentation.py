@@ -8,7 +8,7 @@ from qgis.core import (
 )
 
 from .base import OreMapAlgorithm, split_names
-from .s2_indices import S2_INPUT_HELP, add_s2_input, s2_input_path
+from .s2_indices import S2_INPUT_HELP, add_s2_input, cloud_mask, s2_input_path
 
 
 def polygon_geometries(alg, parameters, name, context, crs, feedback=None):
@@ -150,7 +150,8 @@ class TrainMineSegmentation(OreMapAlgorithm):
             batch_size=integer("BATCH_SIZE"), lr=number("LEARNING_RATE"), weight_decay=number("WEIGHT_DECAY"),
             dice_weight=number("DICE_WEIGHT"), negatives_per_positive=number("NEGATIVES_PER_POSITIVE"),
             block_tiles=integer("BLOCK_TILES"), val_fraction=number("VAL_FRACTION"), threshold=number("THRESHOLD"),
-            seed=integer("SEED"), memory_mb=self.memory_mb(), feedback=feedback)
+            seed=integer("SEED"), memory_mb=self.memory_mb(), feedback=feedback,
+            mask_clouds=cloud_mask(self, parameters, context))
         m = result.metrics
         return {"OUTPUT_MODEL": model_path, "OUTPUT_REPORT": report_path, "IOU": m["val_iou"], "F1": m["val_f1"],
                 "PRECISION": m["val_precision"], "RECALL": m["val_recall"]}

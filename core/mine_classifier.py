@@ -293,11 +293,12 @@ def _resolve(folder, name):
     return None
 
 
-def load_patch_folder(csv_path, folder=None, keep_patches=False, band_map=None, feedback=None):
+def load_patch_folder(csv_path, folder=None, keep_patches=False, band_map=None, feedback=None, mask_clouds=True):
     """Patches listed in a label table (``file,label``), read as reflectance; see :class:`PatchSet`.
 
     ``folder`` holds the patch files (the CSV's folder by default). Each patch goes
-    through :func:`core.sentinel2.open_sentinel2` (band names, DN scaling).
+    through :func:`core.sentinel2.open_sentinel2` (band names, DN scaling; ``mask_clouds``
+    for patches that are folders with a scene classification).
     """
     feedback = ensure(feedback)
     rows = read_label_table(csv_path)
@@ -311,7 +312,7 @@ def load_patch_folder(csv_path, folder=None, keep_patches=False, band_map=None, 
     shapes, pixel_sizes, notes = set(), [], None
     for i, (name, label) in enumerate(rows):
         feedback.check()
-        with open_sentinel2(_resolve(folder, name), band_map=band_map) as s2:
+        with open_sentinel2(_resolve(folder, name), band_map=band_map, mask_clouds=mask_clouds) as s2:
             refl = s2.read_reflectance(S2_BANDS)
             notes = notes or list(s2.notes)
             t = s2.transform
@@ -353,13 +354,14 @@ def load_patch_folder(csv_path, folder=None, keep_patches=False, band_map=None, 
 
 
 def patches_from_raster(raster, geometries, patch_size=120, stride=None, min_overlap=0.02, max_nodata=0.5,
-                        keep_patches=False, band_map=None, feedback=None):
+                        keep_patches=False, band_map=None, feedback=None, mask_clouds=True):
     """Patches cut on a grid over a Sentinel-2 raster, labelled by their overlap with mine polygons.
 
     A patch is a mine (1) when polygons cover at least ``min_overlap`` of its area,
     no mine (0) when they do not touch it; patches in between are left out (too
     little of a mine to call either way), as are patches with more than
-    ``max_nodata`` of nodata pixels. ``geometries`` are in the raster's CRS.
+    ``max_nodata`` of nodata pixels (clouds included when a folder's scene
+    classification masks them, ``mask_clouds``). ``geometries`` are in the raster's CRS.
     """
     from rasterio.windows import Window
     from shapely.geometry import Polygon
@@ -376,7 +378,7 @@ def patches_from_raster(raster, geometries, patch_size=120, stride=None, min_ove
     if not geoms:
         raise OreMapError("No mine polygons were given.", "polygons", "Choose a layer with mine polygons.")
     mines = unary_union([g if g.is_valid else g.buffer(0) for g in geoms])
-    with open_sentinel2(raster, band_map=band_map, feedback=feedback) as s2:
+    with open_sentinel2(raster, band_map=band_map, feedback=feedback, mask_clouds=mask_clouds) as s2:
         if s2.width < size or s2.height < size:
             raise OreMapError(f"The raster ({s2.width} x {s2.height}) is smaller than one patch ({size}).",
                               "patch_size", "Choose a smaller patch size.")

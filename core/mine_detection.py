@@ -546,7 +546,7 @@ def model_kind(info):
 
 def detect_mines(raster_path, model_path, prob_path, mask_path=None, threshold=None, min_area_ha=0.0,
                  min_compactness=0.0, memory_mb=None, feedback=None, polygons_path=None, band_map=None,
-                 overlap=None, stride=None, threads=None):
+                 overlap=None, stride=None, threads=None, mask_clouds=True):
     """Mine probability, mask and footprint polygons of a Sentinel-2 scene (see the module docstring).
 
     Parameters
@@ -575,6 +575,8 @@ def detect_mines(raster_path, model_path, prob_path, mask_path=None, threshold=N
         Patch classifier: cell size in pixels (the patch size by default).
     threads : int, optional
         onnxruntime threads (all cores when None).
+    mask_clouds : bool, default True
+        A folder's scene classification (SCL) makes clouds and their shadows nodata.
 
     Returns
     -------
@@ -618,7 +620,7 @@ def detect_mines(raster_path, model_path, prob_path, mask_path=None, threshold=N
     threshold = default_threshold if threshold is None else float(threshold)
     if not 0.0 < threshold < 1.0:
         raise OreMapError("The threshold must lie between 0 and 1.", "threshold")
-    with FeatureReader(raster_path, bands, indices, band_map, feedback) as reader:
+    with FeatureReader(raster_path, bands, indices, band_map, feedback, mask_clouds) as reader:
         if kind == "segmentation" and reader.channel_names != list(info.band_names or []):
             raise OreMapError("The model's input channels differ from this OreMap's features "
                               f"({', '.join(info.band_names or [])}).", "model", _FIX_MODEL)

@@ -207,6 +207,9 @@ class FeatureReader:
         Index names of :data:`core.sentinel2.INDICES` appended as channels; none when empty.
     band_map : dict or str, optional
         Raster band of each S2 band, for rasters whose bands are not named.
+    mask_clouds : bool, default True
+        A folder's scene classification (SCL) masks clouds and their shadows (see
+        :func:`core.sentinel2.open_sentinel2`).
 
     Attributes
     ----------
@@ -214,7 +217,7 @@ class FeatureReader:
         ``bands + indices``.
     """
 
-    def __init__(self, raster_path, bands=None, indices=None, band_map=None, feedback=None):
+    def __init__(self, raster_path, bands=None, indices=None, band_map=None, feedback=None, mask_clouds=True):
         bands = list(S2_BANDS if not bands else bands)
         names = []
         for b in bands:
@@ -231,7 +234,8 @@ class FeatureReader:
             self.indices = compute_indices(np.ones((1, len(S2_BANDS))), S2_BANDS, indices)[1]  # canonical names
         needed = set(self.bands) | set(index_bands(self.indices) if self.indices else [])
         self.read_bands = [b for b in S2_BANDS if b in needed] + [b for b in self.bands if b not in S2_BANDS]
-        self.s2 = open_sentinel2(raster_path, band_map=band_map, feedback=feedback, required=self.read_bands)
+        self.s2 = open_sentinel2(raster_path, band_map=band_map, feedback=feedback, required=self.read_bands,
+                                 mask_clouds=mask_clouds)
         try:
             self.source = self.s2.open_source(self.read_bands)
         except BaseException:
@@ -748,7 +752,7 @@ def train_mine_segmentation(raster_path, polygons, model_path=None, report_path=
                             indices=DEFAULT_INDICES, band_map=None, tile=128, depth=4, width=16, epochs=30,
                             batch_size=8, lr=2e-3, weight_decay=1e-4, dice_weight=1.0, negatives_per_positive=1.0,
                             block_tiles=4, val_fraction=0.25, threshold=0.5, min_valid=0.5, seed=0, memory_mb=None,
-                            threads=None, description="", feedback=None):
+                            threads=None, description="", feedback=None, mask_clouds=True):
     """Train a U-Net on mine polygons over a Sentinel-2 raster and export it (see the module docstring).
 
     Parameters
@@ -780,6 +784,8 @@ def train_mine_segmentation(raster_path, polygons, model_path=None, report_path=
         Same data, options and seed give the same model, byte for byte (on one machine and torch).
     threads : int, optional
         Threads torch may use (restored afterwards).
+    mask_clouds : bool, default True
+        A folder's scene classification masks clouds (:class:`FeatureReader`).
 
     Returns
     -------
@@ -798,7 +804,7 @@ def train_mine_segmentation(raster_path, polygons, model_path=None, report_path=
         raise OreMapError("The threshold must lie between 0 and 1.", "threshold")
     budget = memory_budget_mb(memory_mb)
     torch = _torch_classes()["torch"]
-    with FeatureReader(raster_path, bands, indices, band_map, feedback) as reader:
+    with FeatureReader(raster_path, bands, indices, band_map, feedback, mask_clouds) as reader:
         geoms = load_polygons(polygons, reader.crs)
         if reader.width < tile or reader.height < tile:
             feedback.warning(f"The raster ({reader.width} x {reader.height}) is smaller than one tile ({tile}): "

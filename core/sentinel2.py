@@ -11,7 +11,10 @@
 * a folder of per-band files as delivered (names ending in ``_B02.tif``,
   ``_B8A.jp2``, ``_B02_10m.jp2``; searched recursively, e.g. a ``.SAFE`` product
   or a BigEarthNet patch): the bands are stacked in a VRT on the finest (10 m)
-  grid, 20 m and 60 m bands resampled bilinearly.
+  grid, 20 m and 60 m bands resampled bilinearly. When the folder holds the L2A
+  scene classification (``*_SCL_20m.jp2``), pixels it classes as no data,
+  saturated or defective, cloud shadow, cloud (medium or high probability) or thin
+  cirrus (:data:`SCL_MASKED`) are nodata (``mask_clouds``, on by default).
 
 Reflectance is ``DN * scale + offset``: ``scale`` = 1/10000 (or 1/quantification
 value from the metadata) for digital numbers, 1 for a float raster already holding
@@ -69,6 +72,12 @@ _COMMON_NAMES = {
 }
 _BAND_WORD = re.compile(r"(?<![A-Za-z0-9])B(?:AND)?[\s_]*0?(\d{1,2})(A?)(?![0-9])", re.IGNORECASE)
 _FILE_BAND = re.compile(r"_B(\d{1,2})(A?)(?:_(\d{2})m)?\.(?:tif|tiff|jp2|img|vrt)$", re.IGNORECASE)
+_FILE_SCL = re.compile(r"_SCL(?:_(\d{2})m)?\.(?:tif|tiff|jp2|img|vrt)$", re.IGNORECASE)
+
+#: Classes of the L2A scene classification (SCL) that are masked: {value: meaning}. Dark areas (2, often
+#: topographic shadow, also in pits), vegetation, bare ground, water, unclassified and snow are kept.
+SCL_MASKED = {0: "no data", 1: "saturated or defective", 3: "cloud shadow", 8: "cloud, medium probability",
+              9: "cloud, high probability", 10: "thin cirrus"}
 _BASELINE_IN_NAME = re.compile(r"_N(\d{2})(\d{2})_")
 
 _FIX_BANDS = ("Name the bands in the raster's band descriptions (B2, B3, ...), or give a band map such as "
@@ -237,7 +246,7 @@ def reflectance(dn, s2input, nodata_to_nan=True):
 # ---------------------------------------------------------------------------
 
 
-def open_sentinel2(path, band_map=None, feedback=None, required=None, out_dir=None):
+def open_sentinel2(path, band_map=None, feedback=None, required=None, out_dir=None, mask_clouds=True):
     """Open a Sentinel-2 raster or folder of per-band files; see the module docstring.
 
     Parameters
@@ -254,6 +263,9 @@ def open_sentinel2(path, band_map=None, feedback=None, required=None, out_dir=No
     out_dir : str, optional
         Where a folder's VRT is written; a new temporary folder by default
         (removed by :meth:`S2Input.close`).
+    mask_clouds : bool, default True
+        For a folder holding the scene classification (SCL): make the pixels of the
+        classes :data:`SCL_MASKED` nodata.
 
     Raises
     ------
@@ -270,7 +282,7 @@ def open_sentinel2(path, band_map=None, feedback=None, required=None, out_dir=No
     if os.path.isdir(path):
         if band_map:
             feedback.warning("The band map is ignored for a folder: bands are named by their file names.")
-        s2 = _open_folder(path, required, feedback, out_dir)
+        s2 = _open_folder(path, required, feedback, out_dir, mask_clouds)
     else:
         s2 = _open_file(path, parse_band_map(band_map), required, feedback)
     for note in s2.notes:
@@ -447,6 +459,19 @@ def find_band_files(folder):
     return {band: p for band, (_, p) in found.items()}
 
 
+def find_scl_file(folder):
+    """The scene classification file (``*_SCL_20m.jp2`` ...) under ``folder``, the finest when several; None if none."""
+    best = None
+    for root, _dirs, files in os.walk(folder):
+        for name in sorted(files):
+            match = _FILE_SCL.search(name)
+            if match:
+                res = int(match.group(1)) if match.group(1) else 0
+                if best is None or res < best[0]:
+                    best = (res, os.path.join(root, name))
+    return best[1] if best else None
+
+
 def _folder_metadata(folder, files):
     """Metadata items and baseline hint of a folder: MTD XML, BigEarthNet JSON, product names."""
     tags, hint = {}, _baseline_from_text(os.path.abspath(folder)) or \
@@ -481,7 +506,7 @@ def _folder_metadata(folder, files):
     return tags, hint
 
 
-def _open_folder(folder, required, feedback, out_dir):
+def _open_folder(folder, required, feedback, out_dir, mask_clouds=True):
     import rasterio
 
     files = find_band_files(folder)
@@ -528,6 +553,7 @@ def _open_folder(folder, required, feedback, out_dir):
     scale, offset, baseline = _scaling(tags, dtype, sample_max, hint, notes)
     integer = np.issubdtype(np.dtype(dtype), np.integer)
     nodata = ref["nodata"] if ref["nodata"] is not None else (0.0 if integer else None)
+    scl = _scene_classification(folder, ref, nodata, mask_clouds, notes)
     if out_dir is None:
         temp_dir = tempfile.mkdtemp(prefix="oremap_s2_")
         vrt_folder = temp_dir
@@ -535,7 +561,7 @@ def _open_folder(folder, required, feedback, out_dir):
         temp_dir, vrt_folder = None, out_dir
     stem = os.path.basename(os.path.normpath(folder)) or "sentinel2"
     vrt_path = os.path.join(vrt_folder, f"{stem}_10m.vrt")
-    xml = _vrt_xml(names, files, infos, ref, nodata)
+    xml = _vrt_xml(names, files, infos, ref, nodata, scl)
     from .files import write_atomic
 
     write_atomic(vrt_path, xml, parameter="raster")
@@ -545,9 +571,51 @@ def _open_folder(folder, required, feedback, out_dir):
                    source_path=folder, temp_dir=temp_dir)
 
 
-def _vrt_xml(names, files, infos, ref, nodata):
-    """A VRT stacking the band files on the reference grid (float32, bilinear for coarser bands)."""
+def _scene_classification(folder, ref, nodata, mask_clouds, notes):
+    """The SCL file's grid (a dict) when its clouds are to be masked, else None; the decision goes to ``notes``."""
+    import rasterio
+
+    path = find_scl_file(folder)
+    if path is None:
+        return None
+    if not mask_clouds:
+        notes.append("The scene classification (SCL) is not used: clouds and their shadows are not masked.")
+        return None
+    if nodata != 0:
+        notes.append("The band files do not use 0 as nodata, so the scene classification (SCL) cannot mask clouds.")
+        return None
+    try:
+        with rasterio.open(path) as ds:
+            info = dict(path=path, transform=ds.transform, width=ds.width, height=ds.height, crs=ds.crs)
+            classes = ds.read(1)
+    except rasterio.errors.RasterioIOError as exc:
+        raise OreMapError(f"Cannot read the scene classification '{path}': {exc}.", "raster",
+                          "Remove the damaged SCL file, or turn the cloud mask off.") from None
+    if info["crs"] != ref["crs"] or info["transform"].b != 0 or info["transform"].d != 0:
+        raise OreMapError(f"The scene classification {os.path.basename(path)} is not on the grid of the bands.",
+                          "raster", "Use the SCL file of the same product, or turn the cloud mask off.")
+    shares = {v: float((classes == v).mean()) for v in SCL_MASKED}
+    masked = sum(shares.values())
+    detail = ", ".join(f"{SCL_MASKED[v]} {100 * f:.1f} %" for v, f in shares.items() if f > 0) or "none"
+    notes.append(f"Clouds masked with the scene classification {os.path.basename(path)}: {100 * masked:.1f} % of "
+                 f"the scene is nodata ({detail}). Turn the cloud mask off if bright mine surfaces were taken "
+                 "for cloud.")
+    return info
+
+
+def _vrt_xml(names, files, infos, ref, nodata, scl=None):
+    """A VRT stacking the band files on the reference grid (float32, bilinear for coarser bands).
+
+    With ``scl`` (the scene classification's grid), each band is the product of its values and
+    0/1 looked up from the SCL class (nearest neighbour): 0 (= nodata) where :data:`SCL_MASKED`.
+    """
     t = ref["transform"]
+
+    def dst_rect(st, width, height):
+        return (f'<DstRect xOff="{(st.c - t.c) / t.a!r}" yOff="{(st.f - t.f) / t.e!r}" '
+                f'xSize="{width * st.a / t.a!r}" ySize="{height * st.e / t.e!r}"/>')
+
+    lut = ",".join(f"{v}:{0 if v in SCL_MASKED else 1}" for v in range(12))
     lines = [f'<VRTDataset rasterXSize="{ref["width"]}" rasterYSize="{ref["height"]}">']
     if ref["crs"] is not None:
         lines.append(f'  <SRS dataAxisToSRSAxisMapping="1,2">{escape(ref["crs"].to_wkt())}</SRS>')
@@ -555,11 +623,8 @@ def _vrt_xml(names, files, infos, ref, nodata):
     for i, band in enumerate(names, start=1):
         info = infos[band]
         st = info["transform"]
-        x_off = (st.c - t.c) / t.a
-        y_off = (st.f - t.f) / t.e
-        x_size = info["width"] * st.a / t.a
-        y_size = info["height"] * st.e / t.e
-        lines.append(f'  <VRTRasterBand dataType="Float32" band="{i}">')
+        derived = ' subClass="VRTDerivedRasterBand"' if scl else ""
+        lines.append(f'  <VRTRasterBand dataType="Float32" band="{i}"{derived}>')
         lines.append(f"    <Description>{band}</Description>")
         lines.append("    <Metadata>")
         lines.append(f'      <MDI key="BANDNAME">{band}</MDI>')
@@ -569,16 +634,27 @@ def _vrt_xml(names, files, infos, ref, nodata):
         lines.append("    </Metadata>")
         if nodata is not None:
             lines.append(f"    <NoDataValue>{nodata!r}</NoDataValue>")
+        if scl:
+            lines.append("    <PixelFunctionType>mul</PixelFunctionType>")
         resampling = ' resampling="bilinear"' if info["res"] > ref["res"] * 1.0001 else ""
         lines.append(f"    <ComplexSource{resampling}>")
         lines.append(f'      <SourceFilename relativeToVRT="0">{escape(os.path.abspath(files[band]))}'
                      "</SourceFilename>")
         lines.append("      <SourceBand>1</SourceBand>")
         lines.append(f'      <SrcRect xOff="0" yOff="0" xSize="{info["width"]}" ySize="{info["height"]}"/>')
-        lines.append(f'      <DstRect xOff="{x_off!r}" yOff="{y_off!r}" xSize="{x_size!r}" ySize="{y_size!r}"/>')
+        lines.append("      " + dst_rect(st, info["width"], info["height"]))
         if nodata is not None:
             lines.append(f"      <NODATA>{nodata!r}</NODATA>")
         lines.append("    </ComplexSource>")
+        if scl:
+            lines.append("    <ComplexSource>")
+            lines.append(f'      <SourceFilename relativeToVRT="0">{escape(os.path.abspath(scl["path"]))}'
+                         "</SourceFilename>")
+            lines.append("      <SourceBand>1</SourceBand>")
+            lines.append(f'      <SrcRect xOff="0" yOff="0" xSize="{scl["width"]}" ySize="{scl["height"]}"/>')
+            lines.append("      " + dst_rect(scl["transform"], scl["width"], scl["height"]))
+            lines.append(f"      <LUT>{lut}</LUT>")
+            lines.append("    </ComplexSource>")
         lines.append("  </VRTRasterBand>")
     lines.append("</VRTDataset>")
     return "\n".join(lines) + "\n"

@@ -540,3 +540,31 @@ def make_scene(folder, seed=0, size=(360, 360), n_mines=None):
         fraction += frac
     return dict(raster=raster, mines=mines, mask=fraction >= 0.5, fraction=fraction, transform=transform, crs=crs,
                 n_mines=len(features))
+
+
+def patch_with_scl(folder):
+    """A real BigEarthNet patch's band files copied into ``folder``, with a scene classification at 20 m (on the
+    grid of B05, ``*_SCL_20m.tif``): vegetation (4), a block of high-probability cloud (9), one of cloud shadow (3),
+    one of medium-probability cloud (8), one of dark area (2, kept) and a no-data corner (0).
+
+    Returns ``(patch folder, SCL array (60, 60))``.
+    """
+    import shutil
+
+    import rasterio
+
+    name = "S2A_MSIL2A_20170613T101031_87_48"
+    target = os.path.join(folder, name)
+    shutil.copytree(os.path.join(S2_FOLDER, name), target)
+    scl = np.full((60, 60), 4, dtype=np.uint8)
+    scl[10:20, 20:30] = 9
+    scl[25:30, 5:15] = 3
+    scl[40:45, 40:50] = 8
+    scl[50:55, 0:10] = 2
+    scl[0:2, 58:60] = 0
+    with rasterio.open(glob.glob(os.path.join(target, "*_B05.tif"))[0]) as ref:
+        profile = dict(driver="GTiff", width=60, height=60, count=1, dtype="uint8", crs=ref.crs,
+                       transform=ref.transform)
+    with rasterio.open(os.path.join(target, f"{name}_SCL_20m.tif"), "w", **profile) as dst:
+        dst.write(scl[None])
+    return target, scl

@@ -431,3 +431,19 @@ def test_algorithms_train_and_detect_through_processing(run_alg, one_thread, tra
     except QgsProcessingException as exc:
         message = str(exc)
     assert "(INPUT)" in message and not os.path.exists(str(tmp_path / "x.tif"))
+
+
+def test_detection_leaves_clouds_of_the_scene_classification_out(trained, tmp_path):
+    """A real per-band folder with a scene classification: cloud and shadow pixels are nodata in the probability
+    and the mask (the windows around them still see the rest); without the cloud mask every pixel is scored."""
+    from s2_scene import patch_with_scl
+
+    folder, scl = patch_with_scl(str(tmp_path))
+    cloud = np.isin(np.repeat(np.repeat(scl, 2, axis=0), 2, axis=1), [0, 1, 3, 8, 9, 10])
+    masked = md.detect_mines(folder, trained["model"], str(tmp_path / "p.tif"), str(tmp_path / "m.tif"))
+    plain = md.detect_mines(folder, trained["model"], str(tmp_path / "q.tif"), mask_clouds=False)
+    assert masked["valid_pixels"] == 120 * 120 - cloud.sum() and plain["valid_pixels"] == 120 * 120
+    with rasterio.open(tmp_path / "p.tif") as a, rasterio.open(tmp_path / "m.tif") as b:
+        prob, mask = a.read(1), b.read(1)
+    assert (prob[cloud] == md.PROB_NODATA).all() and (mask[cloud] == md.MASK_NODATA).all()
+    assert ((prob[~cloud] >= 0) & (prob[~cloud] <= 1)).all() and set(np.unique(mask[~cloud])) <= {0, 1}

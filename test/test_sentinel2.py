@@ -16,6 +16,7 @@ from affine import Affine
 from rasterio.crs import CRS
 
 from conftest import SHARED_DATA
+from s2_scene import patch_with_scl
 from oremap.core.errors import OreMapError
 from oremap.core.sentinel2 import (
     INDEX_NAMES,
@@ -155,6 +156,36 @@ def test_product_baseline_04_in_the_folder_name_applies_the_offset(tmp_path):
     with open_sentinel2(str(folder), required=["B2", "B3", "B4", "B8"]) as s2:
         assert s2.baseline == "04.00" and s2.offset == pytest.approx(-0.1)
         np.testing.assert_allclose(s2.read_reflectance(["B4"]), 0.1234, rtol=1e-5)
+
+
+def test_scene_classification_masks_clouds_and_shadows_of_a_folder(tmp_path):
+    """Pixels of 10 m whose 20 m SCL class is no data, cloud shadow, cloud or cirrus become nodata in every band
+    (nearest neighbour: 2 x 2 pixels per SCL pixel); the others keep exactly their values; the log gives the
+    shares. Without the mask nothing changes."""
+    folder, scl = patch_with_scl(str(tmp_path))
+    notes = []
+
+    class Log:
+        def info(self, text):
+            notes.append(text)
+
+        warning = info
+
+    with open_sentinel2(folder, feedback=Log()) as s2:
+        masked = s2.read_reflectance()
+    with open_sentinel2(folder, mask_clouds=False) as s2:
+        plain = s2.read_reflectance()
+        assert any("not used" in n for n in s2.notes)
+    assert np.isfinite(plain).all()
+    cloud = np.isin(np.repeat(np.repeat(scl, 2, axis=0), 2, axis=1), [0, 1, 3, 8, 9, 10])
+    assert cloud.sum() == 4 * (100 + 50 + 50 + 4)
+    assert np.isnan(masked[cloud]).all() and np.isfinite(masked[~cloud]).all()
+    np.testing.assert_array_equal(masked[~cloud], plain[~cloud])
+    note = next(n for n in notes if n.startswith("Clouds masked"))
+    assert "5.7 % of the scene" in note and "cloud, high probability 2.8 %" in note and "cloud shadow 1.4 %" in note
+    # a product without SCL is read as before
+    with open_sentinel2(PATCH) as s2:
+        assert not any("scene classification" in n for n in s2.notes)
 
 
 # ---------------------------------------------------------------------------
@@ -393,3 +424,18 @@ def test_s2_indices_algorithm_names_missing_bands(run_alg, tmp_path):
         message = str(exc)
     assert "B11" in message and "INPUT" in message
     assert not os.path.exists(str(tmp_path / "mndwi.tif"))
+
+
+def test_s2_indices_leave_clouds_out_unless_told(run_alg, tmp_path):
+    """Through Processing: with the cloud mask (the default) the scene classification's cloud and shadow pixels are
+    nodata in the indices; without it, every pixel has a value."""
+    folder, scl = patch_with_scl(str(tmp_path))
+    cloud = np.isin(np.repeat(np.repeat(scl, 2, axis=0), 2, axis=1), [0, 1, 3, 8, 9, 10])
+    masked = run_alg("s2_indices", {"INPUT_FOLDER": folder, "INDICES": [0], "OUTPUT": str(tmp_path / "m.tif")})
+    plain = run_alg("s2_indices", {"INPUT_FOLDER": folder, "INDICES": [0], "CLOUD_MASK": False,
+                                   "OUTPUT": str(tmp_path / "p.tif")})
+    assert masked["VALID_PIXELS"] == 120 * 120 - cloud.sum() and plain["VALID_PIXELS"] == 120 * 120
+    with rasterio.open(masked["OUTPUT"]) as a, rasterio.open(plain["OUTPUT"]) as b:
+        m, p = a.read(1), b.read(1)
+    assert (m[cloud] == -9999).all() and (p != -9999).all()
+    np.testing.assert_array_equal(m[~cloud], p[~cloud])
