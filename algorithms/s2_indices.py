@@ -72,7 +72,7 @@ def s2_input_path(alg, parameters, context, with_crs=True):
     alg._parameter_overrides["raster"] = "INPUT_FOLDER"
     if not with_crs:
         return folder, band_map, None
-    with open_sentinel2(folder, required=[]) as s2:
+    with open_sentinel2(folder, required=[], mask_clouds=False) as s2:  # only its grid is needed here
         crs = QgsCoordinateReferenceSystem.fromWkt(s2.crs.to_wkt()) if s2.crs is not None else \
             QgsCoordinateReferenceSystem()
     return folder, band_map, crs

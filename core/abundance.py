@@ -42,7 +42,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import compositional
+from . import compositional, compute
 from .colors import class_colours, hex_colour
 from .errors import OreMapError
 from .feedback import ensure
@@ -331,13 +331,7 @@ class _CNNRegressor:
         return self
 
     def predict(self, X):
-        from .spectral_cnn import _torch_classes
-
-        torch = _torch_classes()["torch"]
-        with torch.no_grad():
-            X = torch.from_numpy(np.ascontiguousarray(X, dtype=np.float32))
-            return np.concatenate([self.module(X[i:i + 8192]).numpy() for i in range(0, len(X), 8192)]).astype(
-                np.float64)
+        return compute.torch_predict(self.module, X, 8192).astype(np.float64)
 
     def to_onnx(self, n_bands):
         from .spectral_cnn import export_onnx

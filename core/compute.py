@@ -19,6 +19,8 @@ import contextvars
 import functools
 import os
 
+import numpy as np
+
 from .dependencies import install_command, is_installed
 
 DEVICE_SETTING = "OREMAP_DEVICE"
@@ -226,6 +228,20 @@ def torch_classes(what):
         return classes
 
     return wrap
+
+
+def torch_predict(module, X, batch_size, empty_shape=None):
+    """``module`` (put in eval mode) on float32 array ``X`` in batches of ``batch_size`` rows, without
+    gradients; the outputs concatenated as a float32 array (``empty_shape`` zeros when ``X`` is empty)."""
+    import torch
+
+    X = np.ascontiguousarray(X, dtype=np.float32)
+    module.eval()
+    with torch.no_grad():
+        parts = [module(torch.from_numpy(X[i:i + batch_size])).numpy() for i in range(0, X.shape[0], batch_size)]
+    if not parts:
+        return np.zeros(empty_shape if empty_shape is not None else (0,), np.float32)
+    return np.concatenate(parts).astype(np.float32)
 
 
 def onnx_bytes(module, example_shape, input_name, output_names, axes=None, opset=17):

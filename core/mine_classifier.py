@@ -715,18 +715,14 @@ class CNNPatchModel:
     def predict_proba(self, patches, batch_size=64):
         torch = _torch_classes()["torch"]
         X = self.to_nchw(patches)
-        self.module.eval()
-        out = []
         threads = torch.get_num_threads()
         if _small_work(X):
             torch.set_num_threads(1)
         try:
-            with torch.no_grad():
-                for i in range(0, X.shape[0], batch_size):
-                    out.append(self.module(torch.from_numpy(X[i:i + batch_size]))[:, 1].numpy())
+            p = compute.torch_predict(self.module, X, batch_size, empty_shape=(0, 2))
         finally:
             torch.set_num_threads(threads)
-        return np.concatenate(out).astype(np.float64) if out else np.zeros(0)
+        return p[:, 1].astype(np.float64)
 
     def onnx_model(self, patch_shape):
         h, w = patch_shape

@@ -179,14 +179,8 @@ def export_onnx(module, n_channels, tile):
 
 def predict_torch(module, tiles, batch_size=16):
     """Mine probability ``(n, h, w)`` of raw feature tiles ``(n, C, h, w)`` through a torch module (eval mode)."""
-    torch = _torch_classes()["torch"]
-    module.eval()
-    X = np.ascontiguousarray(tiles, dtype=np.float32)
-    out = []
-    with torch.no_grad():
-        for i in range(0, X.shape[0], batch_size):
-            out.append(module(torch.from_numpy(X[i:i + batch_size]))[:, 0].numpy())
-    return np.concatenate(out).astype(np.float32) if out else np.zeros((0,) + X.shape[2:], np.float32)
+    X = np.asarray(tiles)
+    return compute.torch_predict(module, X, batch_size, empty_shape=(0, 1) + X.shape[2:])[:, 0]
 
 
 # ---------------------------------------------------------------------------

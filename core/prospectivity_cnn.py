@@ -244,14 +244,7 @@ def export_onnx(module, n_elements, window):
 
 def predict_torch(module, windows, batch_size=256):
     """Deposit probability of raw windows ``(n, C, w, w)`` through a torch :func:`window_model` (eval mode)."""
-    torch = _torch_classes()["torch"]
-    module.eval()
-    X = np.ascontiguousarray(windows, dtype=np.float32)
-    out = []
-    with torch.no_grad():
-        for i in range(0, X.shape[0], batch_size):
-            out.append(module(torch.from_numpy(X[i:i + batch_size]))[:, 1].numpy())
-    return np.concatenate(out).astype(np.float32) if out else np.zeros(0, np.float32)
+    return compute.torch_predict(module, windows, batch_size, empty_shape=(0, 2))[:, 1]
 
 
 # ---------------------------------------------------------------------------

@@ -594,7 +594,8 @@ def _scene_classification(folder, ref, nodata, mask_clouds, notes):
     if info["crs"] != ref["crs"] or info["transform"].b != 0 or info["transform"].d != 0:
         raise OreMapError(f"The scene classification {os.path.basename(path)} is not on the grid of the bands.",
                           "raster", "Use the SCL file of the same product, or turn the cloud mask off.")
-    shares = {v: float((classes == v).mean()) for v in SCL_MASKED}
+    counts = np.bincount(np.clip(classes.ravel(), 0, 255).astype(np.intp), minlength=256)  # SCL codes are 0-11
+    shares = {v: float(counts[v]) / max(classes.size, 1) for v in SCL_MASKED}
     masked = sum(shares.values())
     detail = ", ".join(f"{SCL_MASKED[v]} {100 * f:.1f} %" for v, f in shares.items() if f > 0) or "none"
     notes.append(f"Clouds masked with the scene classification {os.path.basename(path)}: {100 * masked:.1f} % of "

@@ -503,12 +503,7 @@ def predict_proba_torch(module, X, batch_size=4096):
     -------
     ndarray of float32 of shape (n, n_classes)
     """
-    torch = _torch_classes()["torch"]
-    X = np.ascontiguousarray(X, dtype=np.float32)
-    module.eval()
-    with torch.no_grad():
-        parts = [module(torch.from_numpy(X[i:i + batch_size])).numpy() for i in range(0, X.shape[0], batch_size)]
-    return np.concatenate(parts).astype(np.float32) if parts else np.zeros((0, 0), np.float32)
+    return compute.torch_predict(module, X, batch_size, empty_shape=(0, 0))
 
 
 def predict_proba(model, X, batch_size=8192):
