@@ -15,13 +15,14 @@ export QGIS_PLUGINPATH := $(CURDIR)/.build/plugins
 export QGIS_CUSTOM_CONFIG_PATH := $(PROFILE)
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help setup test test-fast demo bench models package deploy clean screenshots
+.PHONY: help setup lock test test-fast demo bench models package deploy clean screenshots
 
 help:
 	@echo "make demo     install what is missing, then map minerals (AVIRIS-NG tile) and run the geochemical prospectivity chain (real survey) and Sentinel-2 mine detection headless"
 	@echo "make test     install what is missing, run every test"
 	@echo "make bench    speed and memory benchmarks (bench/)"
 	@echo "make models   rebuild the bundled models in models/ from ../shared/data"
+	@echo "make lock     re-resolve requirements.txt and rewrite requirements.lock (then commit it)"
 	@echo "make package  dist/oremap-$(VERSION).zip for QGIS 'Install from ZIP'"
 	@echo "make deploy   copy the plugin into your QGIS profile"
 
@@ -31,6 +32,11 @@ setup:
 	@ln -sfn ../.. .build/plugins/oremap
 	@grep -qs "^oremap=true" $(PROFILE)/profiles/default/QGIS/QGIS3.ini \
 	  || qgis_process plugins enable oremap >/dev/null 2>&1 || true
+
+# Re-resolve requirements.txt under constraints.txt in a throwaway venv and pin everything it installs.
+lock:
+	/usr/bin/python3 scripts/lock.py
+	@echo "Now: rm -rf .venv && make test, then commit requirements.lock"
 
 # One OpenMP thread per library in tests: torch, scikit-learn and onnxruntime each start a pool, and on a
 # busy 2-core machine their spinning threads slow each other down by an order of magnitude.

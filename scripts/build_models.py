@@ -74,6 +74,14 @@ def class_table(path):
     return len(rows)
 
 
+def built_with():
+    """The package versions that made the model: onnx and torch change exported graphs between releases."""
+    from importlib.metadata import version
+    import platform
+    names = ["torch", "onnx", "onnxruntime", "numpy", "scikit-learn", "scipy"]
+    return ", ".join(f"{n} {version(n)}" for n in names) + f", Python {platform.python_version()}"
+
+
 def model_card(info, summary, path):
     m = info.training.get("metrics", {})
     classes = "\n".join(f"| {c['name']} | `{c['color']}` | {n} |" for c, n in
@@ -83,6 +91,8 @@ def model_card(info, summary, path):
 **Task**: per-pixel mineral classification of VNIR-SWIR reflectance (1D CNN over the spectrum, after
 DeepGeoMap). **File**: `{NAME}.onnx` (OreMap model format, schema {info.schema_version}); training report:
 `{NAME}_report.html`. Rebuild with `make models` (deterministic: seed {SETTINGS['seed']}).
+**Built with** {built_with()} (the versions of `requirements.lock` and Debian 12); `make models` with
+these versions rebuilds the ONNX file bit for bit.
 
 ## Classes
 | class | colour | library spectra |

@@ -5,7 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 APT_PACKAGES="qgis python3-qgis python3-venv python3-rasterio python3-geopandas \
-python3-sklearn python3-scipy python3-rtree xvfb xauth"
+python3-sklearn python3-scipy python3-rtree python3-cairo xvfb xauth"
+# python3-cairo: Debian's python3-gi (pulled in by QGIS) needs it, or `pip check` below reports a broken install.
 
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 
@@ -33,10 +34,14 @@ if [ ! -x .venv/bin/python ]; then
   /usr/bin/python3 -m venv --system-site-packages .venv
 fi
 
-stamp=.venv/.oremap-requirements
-want=$(cat requirements.txt constraints.txt | sha256sum | cut -d' ' -f1)
+# Exactly the lock: every package pinned with its hash, nothing resolved here (see `make lock`).
+stamp=.venv/.oremap-lock
+want=$(sha256sum requirements.lock | cut -d' ' -f1)
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
-  echo "setup: installing Python packages into .venv"
-  .venv/bin/pip install -q --disable-pip-version-check -c constraints.txt -r requirements.txt
+  echo "setup: installing the Python packages of requirements.lock into .venv"
+  .venv/bin/pip install -q --disable-pip-version-check --no-deps --require-hashes -r requirements.lock \
+    2> >(grep -v "is ignored: it is neither a file nor a directory" >&2)
   echo "$want" > "$stamp"
 fi
+# Refuse to go on with a drifted .venv (a package upgraded, added or missing by hand).
+.venv/bin/python scripts/check_env.py
