@@ -40,8 +40,10 @@ lock:
 
 # One OpenMP thread per library in tests: torch, scikit-learn and onnxruntime each start a pool, and on a
 # busy 2-core machine their spinning threads slow each other down by an order of magnitude.
+# `make test TESTS="test/test_idw.py -k extent"` runs a subset with the same environment.
+TESTS ?= test
 test: setup
-	OMP_NUM_THREADS=1 $(PYTHON) -m pytest -q -p no:cacheprovider test
+	OMP_NUM_THREADS=1 $(PYTHON) -m pytest -q -p no:cacheprovider $(TESTS)
 
 test-fast: setup
 	$(PYTHON) -m pytest -q -p no:cacheprovider -m "not slow" test
