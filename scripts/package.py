@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Build dist/oremap-<version>.zip for QGIS "Install from ZIP", or deploy into a QGIS profile.
 
-The zip holds one folder, ``oremap/``: the plugin's code, models, icon, metadata,
-licence, README, changelog and user guide (``docs/``, with its screenshots); no tests, benchmarks, sample data, caches or build files.
+The zip holds one folder, ``oremap/``: the plugin's code, models, icon, metadata, licence, README, changelog
+and user guide (``docs/``, with its screenshots); no tests, benchmarks, sample data, caches, compiled or build
+files. ``test/test_release.py`` checks it against the official plugin repository's rules.
 """
 
 import argparse

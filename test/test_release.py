@@ -24,10 +24,11 @@ The rules checked, with their sources (the checks are ours, written from these t
 - The folder name is the plugin's module name: QGIS imports the plugin folder as a package
   (``qgis.utils.findPlugins`` names a plugin by its folder; ``oremap`` is the name the Makefile links for
   ``qgis_process``, the provider id and the name ``qgis_process plugins enable`` takes).
-- QGIS's plugin manager reads ``metadata.txt`` with ``configparser`` (``qgis.utils.findPlugins``; a value it
-  cannot read shows as ``__error__``) and loads a plugin only when
-  ``pyplugin_installer.version_compare.isCompatible`` accepts its ``qgisMinimumVersion``/``qgisMaximumVersion``
-  (no maximum: the minimum's major version ``.99``).
+- QGIS reads ``metadata.txt`` with ``configparser`` (``qgis.utils.findPlugins``; a value it cannot read shows
+  as ``__error__``); its plugin manager (``pyplugin_installer.installer_data.Plugins.getInstalledPlugin``) marks
+  a plugin "incompatible" unless ``version_compare.isCompatible`` accepts its ``qgisMinimumVersion`` and
+  ``qgisMaximumVersion`` (no maximum: the minimum's major version ``.99``). The test asks that data layer
+  what the plugin manager will show for the extracted zip.
 - Compiled or cache files: besides the validator's ``.pyc`` and ``__pycache__``, no ``.pyo``, ``.so``,
   ``.pyd``, ``.dll`` or ``.dylib``: OreMap ships no compiled extension (``INTENDED_BINARIES`` is empty).
 - CHANGELOG.md headings ``## <major.minor.patch> - <YYYY-MM-DD>``, newest first, as qgis-plugin-ci reads them
@@ -225,19 +226,27 @@ def test_make_package_zip_meets_the_plugin_repository_rules(package_zip, tmp_pat
     assert parser is not None
     assert {key: parser.get("general", key) for key in parser.options("general")} == {
         key.lower(): value for key, value in meta.items()}
-    # QGIS's plugin manager accepts the minimum version for the QGIS these tests run on
+    # QGIS's plugin manager (its data layer) takes it as installed, compatible with this QGIS, experimental
+    import sys
+
     from qgis.core import Qgis, QgsApplication
 
-    compare_path = os.path.join(QgsApplication.pkgDataPath(), "python", "pyplugin_installer", "version_compare.py")
-    spec = importlib.util.spec_from_file_location("oremap_test_version_compare", compare_path)
-    version_compare = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(version_compare)
+    python = os.path.join(QgsApplication.pkgDataPath(), "python")
+    if python not in sys.path:
+        sys.path.append(python)
+    from pyplugin_installer import installer_data
+
+    shown = installer_data.plugins.getInstalledPlugin("oremap", path=str(tmp_path / "oremap"), readOnly=False)
+    assert shown["error"] == "", (shown["error"], shown["error_details"], Qgis.QGIS_VERSION)
+    assert shown["version_installed"] == meta["version"] and shown["experimental"] is True
+    for key in ("name", "description", "about", "changelog", "tags", "category"):
+        assert shown[key] == meta[key], key
+    assert os.path.isfile(shown["icon"])
     minimum = meta["qgisMinimumVersion"]
     maximum = meta.get("qgisMaximumVersion", minimum.split(".")[0] + ".99")
-    assert version_compare.isCompatible(version_compare.pyQgisVersion(), minimum, maximum), Qgis.QGIS_VERSION
     major, minor = (int(part) for part in minimum.split(".")[:2])
     older = f"{major}.{minor - 1}.99" if minor else f"{major - 1}.98.99"
-    assert not version_compare.isCompatible(older, minimum, maximum)  # a QGIS older than the minimum: refused
+    assert not installer_data.isCompatible(older, minimum, maximum)  # a QGIS older than the minimum: refused
 
 
 def test_the_checks_find_what_the_repository_refuses(package_zip, tmp_path):
