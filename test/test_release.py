@@ -367,6 +367,7 @@ def test_every_place_that_names_the_version_follows_metadata(qgis_app):
     assert plugin_version() == version
     provider = OreMapProvider()
     assert provider.versionInfo() == version and f"OreMap {version} " in provider.longName()
+    assert provider.id() == module_name()  # the folder name is the provider's id and the plugin's module name
     assert ModelInfo(task="spectral_classification", classes=[], input={}).oremap_version == version
     for doc in ("README.md", os.path.join("docs", "user_guide.md")):
         with open(os.path.join(ROOT, doc), encoding="utf-8") as handle:
