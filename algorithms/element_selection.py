@@ -12,8 +12,8 @@ from qgis.core import (
     QgsProcessingParameterRasterLayer,
 )
 
-from ..core import geochem
-from ..core import prospectivity_eval as pe
+from ..core.geochemistry import geochem
+from ..core.geochemistry import prospectivity_eval as pe
 from .base import OreMapAlgorithm
 from .evaluate_prospectivity import (
     DISTANCE_HELP,

@@ -16,8 +16,8 @@ from qgis.core import (
     QgsUnitTypes,
 )
 
-from ..core import geochem
-from ..core import prospectivity_eval as pe
+from ..core.geochemistry import geochem
+from ..core.geochemistry import prospectivity_eval as pe
 from .base import OreMapAlgorithm
 
 DISTANCE_HELP = {
@@ -45,7 +45,7 @@ def distance_crs_for_points(alg, source, context, feedback):
     """The CRS distances of a point layer are measured in: its own when projected, else a UTM zone.
 
     A geographic (degree) CRS is replaced by the WGS84 UTM zone of the points' centroid (the rule
-    of IDW gridding, :func:`core.geochem.utm_crs_for`), and the log says so; a layer without a
+    of IDW gridding, :func:`core.geochemistry.geochem.utm_crs_for`), and the log says so; a layer without a
     valid CRS is taken as it is (units taken as metres).
     """
     crs = source.sourceCrs()

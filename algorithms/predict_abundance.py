@@ -7,8 +7,8 @@ from qgis.core import (
     QgsProcessingParameterFile,
 )
 
-from ..core import abundance
-from ..core.mapping import image_band_info, model_input
+from ..core.abundance import abundance
+from ..core.hyperspectral.mapping import image_band_info, model_input
 from .base import OreMapAlgorithm
 
 

@@ -9,8 +9,8 @@ from qgis.core import (
     QgsProcessingParameterField,
 )
 
-from ..core import abundance
-from ..core.spectral_cnn import PREPROCESSING
+from ..core.abundance import abundance
+from ..core.hyperspectral.spectral_cnn import PREPROCESSING
 from .base import OreMapAlgorithm
 
 UNITS = [("auto", "Detect (fractions if every value is at most 1)"), ("percent", "Percent (0-100)"),
@@ -125,9 +125,9 @@ class TrainAbundanceModel(OreMapAlgorithm):
         self.add_value_output("COVERAGE", "Interval coverage on held-out ROIs")
 
     def process(self, parameters, context, feedback):
-        from ..core.mapping import image_band_info
-        from ..core.raster import RasterSource
-        from ..core.sampling import training_pixels
+        from ..core.hyperspectral.mapping import image_band_info
+        from ..core.engine.raster import RasterSource
+        from ..core.engine.sampling import training_pixels
 
         path, layer = self.raster_path(parameters, "INPUT", context)
         fields = self.parameterAsFields(parameters, "FIELDS", context)
@@ -172,7 +172,7 @@ class TrainAbundanceModel(OreMapAlgorithm):
         result.save(model_path)
         notes = [f"Units: {comp.units}."] + comp.messages
         if report_path:
-            from ..core.report import write_report
+            from ..core.engine.report import write_report
 
             write_report(report_path, abundance.training_report(result, data_notes=notes))
         metrics = result.metrics

@@ -31,7 +31,7 @@ def main():
     from abundance_scene import LISTED, make_scene, roi_pixels
     from rasterio.transform import from_origin
 
-    from oremap.core import abundance as ab
+    from oremap.core.abundance import abundance as ab
 
     tmp = tempfile.mkdtemp(prefix="oremap_bench_abundance_")
     scene = make_scene(tmp, n_rows=4, n_cols=5, roi_size=22, seed=0, name="train")

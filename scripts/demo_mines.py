@@ -76,7 +76,7 @@ def _read_mask(path):
 
 def pixel_scores(predicted, truth):
     """IoU, F1, precision, recall (and the counts) of a boolean mask against the truth."""
-    from oremap.core.mine_segmentation import pixel_scores as scores
+    from oremap.core.sentinel2.mine_segmentation import pixel_scores as scores
 
     return scores((predicted & truth).sum(), (predicted & ~truth).sum(), (~predicted & truth).sum())
 
@@ -99,7 +99,7 @@ def mines_found(footprints_path, mines_path):
 
 def chain(run, out, settings=FULL, log=print):
     """Run the steps into ``out`` with ``run(name, params)`` (``oremap:<name>``); return the numbers."""
-    from oremap.core import mine_classifier as mc
+    from oremap.core.sentinel2 import mine_classifier as mc
 
     s2 = _fixtures()
     os.makedirs(out, exist_ok=True)

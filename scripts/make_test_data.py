@@ -49,7 +49,7 @@ TRAIN_MINERALS = {"Kaolinite": 4, "Alunite": 4, "Calcite": 3, "Goethite": 4, "Mu
 
 def main():
     sys.path.insert(0, ROOT)
-    from core import spectral_library
+    from core.hyperspectral import spectral_library
 
     os.makedirs(OUT, exist_ok=True)
     for tile in TILES:
@@ -82,7 +82,7 @@ def write_jasper_ridge(aviris_wavelengths, size=40, offset=(30, 30)):
     import rasterio
     import scipy.io
 
-    from core.wavelengths import BandInfo, band_tags
+    from core.engine.wavelengths import BandInfo, band_tags
 
     mat = scipy.io.loadmat(os.path.join(SHARED, "hyperspectral", "jasperRidge2_R198.mat"))
     bands = mat["SlectBands"].ravel().astype(int)  # 1-based AVIRIS channels kept

@@ -14,10 +14,10 @@ import pytest
 import rasterio
 
 from abundance_scene import LISTED, make_scene, roi_pixels
-from oremap.core import abundance as ab
-from oremap.core import onnx_ensemble
-from oremap.core.compositional import ilr_basis, ilr_inverse, project_simplex
-from oremap.core.errors import OreMapError
+from oremap.core.abundance import abundance as ab
+from oremap.core.engine import onnx_ensemble
+from oremap.core.engine.compositional import ilr_basis, ilr_inverse, project_simplex
+from oremap.core.engine.errors import OreMapError
 
 FAST = {"cnn": {"epochs": 4, "channels": (8, 16, 16)}, "hgb": {"max_iter": 30}, "extra_trees": {"n_estimators": 30}}
 

@@ -27,9 +27,9 @@ from pyproj import Transformer
 from scipy.spatial import cKDTree
 
 from conftest import SHARED_DATA, ensure_provider, load_script, run_oremap
-from oremap.core import prospectivity_cnn as pc
-from oremap.core import prospectivity_eval as pe
-from oremap.core.model_format import read_model_info
+from oremap.core.geochemistry import prospectivity_cnn as pc
+from oremap.core.geochemistry import prospectivity_eval as pe
+from oremap.core.engine.model_format import read_model_info
 
 SURVEY = os.path.join(SHARED_DATA, "geochem", "area1_sediment_au.csv")
 SITES = os.path.join(SHARED_DATA, "geochem", "area1_sediment_au_site.csv")

@@ -1,4 +1,4 @@
-"""Mine patch classifier (core/mine_classifier.py, oremap:train_mine_classifier).
+"""Mine patch classifier (core/sentinel2/mine_classifier.py, oremap:train_mine_classifier).
 
 Patches come from test/s2_scene.py: real BigEarthNet Sentinel-2 backgrounds (negatives) and the same kind of
 backgrounds with synthetic mines painted from USGS spectra (positives).
@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 import rasterio
 
-from oremap.core import mine_classifier as mc
-from oremap.core.errors import OreMapError
-from oremap.core.mine_segmentation import load_polygons
-from oremap.core.model_format import OnnxModel, read_model_info
-from oremap.core.sentinel2 import INDEX_NAMES, S2_BANDS, compute_indices
+from oremap.core.sentinel2 import mine_classifier as mc
+from oremap.core.engine.errors import OreMapError
+from oremap.core.sentinel2.mine_segmentation import load_polygons
+from oremap.core.engine.model_format import OnnxModel, read_model_info
+from oremap.core.sentinel2.sentinel2 import INDEX_NAMES, S2_BANDS, compute_indices
 
 
 @pytest.fixture(scope="module")
@@ -202,7 +202,7 @@ def test_real_bigearthnet_patches_as_delivered_are_not_flagged(trained):
 
     from s2_scene import S2_FOLDER
 
-    from oremap.core.sentinel2 import open_sentinel2
+    from oremap.core.sentinel2.sentinel2 import open_sentinel2
 
     crops = []
     folders = sorted(f for f in glob.glob(os.path.join(S2_FOLDER, "*")) if os.path.isdir(f))

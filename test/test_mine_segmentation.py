@@ -1,4 +1,4 @@
-"""Mine segmentation U-Net (core/mine_segmentation.py) and mine detection (core/mine_detection.py), with their
+"""Mine segmentation U-Net (core/sentinel2/mine_segmentation.py) and mine detection (core/sentinel2/mine_detection.py), with their
 algorithms, on synthetic mines painted into real Sentinel-2 backgrounds (test/s2_scene.py).
 
 Known answers are computed here independently: labels from shapely point-in-polygon tests of pixel centres,
@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 import rasterio
 
-from oremap.core import mine_detection as md
-from oremap.core import mine_segmentation as ms
-from oremap.core.errors import OreMapError
-from oremap.core.model_format import ModelInfo, OnnxModel, read_model_info, write_model
+from oremap.core.sentinel2 import mine_detection as md
+from oremap.core.sentinel2 import mine_segmentation as ms
+from oremap.core.engine.errors import OreMapError
+from oremap.core.engine.model_format import ModelInfo, OnnxModel, read_model_info, write_model
 
 TRAIN = dict(tile=32, depth=2, width=8, epochs=12, lr=0.005, block_tiles=4, seed=0, threads=1)
 
@@ -297,8 +297,8 @@ def test_detection_finds_the_planted_mines_of_an_unseen_scene(trained, scenes, t
 
 
 def test_patch_classifier_probabilities_are_painted_to_their_cells(scenes, tmp_path):
-    from oremap.core import mine_classifier as mc
-    from oremap.core.sentinel2 import S2_BANDS, open_sentinel2
+    from oremap.core.sentinel2 import mine_classifier as mc
+    from oremap.core.sentinel2.sentinel2 import S2_BANDS, open_sentinel2
 
     scene = scenes[0]
     ps = mc.patches_from_raster(scene["raster"], ms.load_polygons(scene["mines"], None), patch_size=30)
@@ -329,7 +329,7 @@ def test_patch_classifier_probabilities_are_painted_to_their_cells(scenes, tmp_p
 # Bad input
 # ---------------------------------------------------------------------------------------
 def test_bad_input_is_refused_with_the_parameter_and_nothing_written(trained, scenes, tmp_path):
-    from oremap.core.bundled import bundled_models
+    from oremap.core.engine.bundled import bundled_models
     from shapely.geometry import box
 
     raster = scenes[0]["raster"]
@@ -349,8 +349,8 @@ def test_bad_input_is_refused_with_the_parameter_and_nothing_written(trained, sc
 
 
 def test_cancelling_leaves_nothing_behind(trained, scenes, tmp_path):
-    from oremap.core.errors import Cancelled
-    from oremap.core.feedback import Feedback
+    from oremap.core.engine.errors import Cancelled
+    from oremap.core.engine.feedback import Feedback
 
     class CancelLater(Feedback):
         def __init__(self, after):
@@ -377,7 +377,7 @@ def test_cancelling_leaves_nothing_behind(trained, scenes, tmp_path):
 @pytest.fixture
 def one_thread():
     """OreMap's thread setting at 1 during a test (small networks on a busy 2-core machine), restored after."""
-    from oremap.core.compute import THREADS_SETTING
+    from oremap.core.engine.compute import THREADS_SETTING
     from oremap.processing_provider import settings
 
     previous = settings.raw_value(THREADS_SETTING)

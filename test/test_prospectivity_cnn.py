@@ -1,4 +1,4 @@
-"""The prospectivity ResNet (core.prospectivity_cnn) and its two algorithms, on a synthetic element stack.
+"""The prospectivity ResNet (core.geochemistry.prospectivity_cnn) and its two algorithms, on a synthetic element stack.
 
 The stack is small but shaped like the real thing: four elements (Au, As, Sb, Cu) as log-normal
 concentrations over smooth, correlated background fields; 12 deposits with Gaussian halos of
@@ -27,10 +27,10 @@ from qgis.core import (
 )
 from scipy.ndimage import gaussian_filter
 
-from oremap.core import prospectivity_cnn as pc
-from oremap.core.errors import Cancelled, OreMapError
-from oremap.core.feedback import Feedback
-from oremap.core.model_format import read_model_info
+from oremap.core.geochemistry import prospectivity_cnn as pc
+from oremap.core.engine.errors import Cancelled, OreMapError
+from oremap.core.engine.feedback import Feedback
+from oremap.core.engine.model_format import read_model_info
 
 ELEMENTS = ["Au_ppb", "As_ppm", "Sb_ppm", "Cu_ppm"]
 SIZE, CELL, WINDOW = 192, 100.0, 16
@@ -519,7 +519,7 @@ def test_bad_input_is_refused_with_the_parameter_and_nothing_written(run_alg, tr
                                             "OUTPUT_REPORT": str(tmp_path / "r.html")})
     # a model of another task
     with pytest.raises(OreMapError, match="not for prospectivity"):
-        from oremap.core.bundled import bundled_models
+        from oremap.core.engine.bundled import bundled_models
 
         pc.prospectivity_map(stack["path"], bundled_models("spectral_classification")[0][1],
                              str(tmp_path / "q.tif"))

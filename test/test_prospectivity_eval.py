@@ -29,9 +29,9 @@ from rasterio.transform import from_origin
 
 from conftest import SHARED_DATA
 from test_bad_input import expect_failure
-from oremap.core import geochem
-from oremap.core import prospectivity_eval as pe
-from oremap.core.errors import OreMapError
+from oremap.core.geochemistry import geochem
+from oremap.core.geochemistry import prospectivity_eval as pe
+from oremap.core.engine.errors import OreMapError
 
 SURVEY = os.path.join(SHARED_DATA, "geochem", "area1_sediment_au.csv")
 SITES = os.path.join(SHARED_DATA, "geochem", "area1_sediment_au_site.csv")
@@ -386,7 +386,7 @@ def test_evaluate_prospectivity_points_in_lonlat(run_alg, tmp_path):
 def test_points_in_lonlat_use_the_zone_of_their_centroid_like_idw(run_alg, tmp_path):
     """Nine points in ten lie in UTM zone 51 (lon 123.5), the rest in zone 50 (lon 114.2): the extent's centre
     (lon 118.9) is in zone 50, the points' centroid (lon 122.6) in 51. Distances are measured in 51, the zone IDW
-    grids the same layer in (core.geochem.utm_crs_for)."""
+    grids the same layer in (core.geochemistry.geochem.utm_crs_for)."""
     rng = np.random.default_rng(5)
     lon = np.r_[rng.uniform(123.4, 123.6, 90), rng.uniform(114.1, 114.3, 10)]
     lat = rng.uniform(-33.6, -33.4, 100)

@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 
 from conftest import SHARED_DATA, USGS_LIBRARY
-from oremap.core import spectral_cnn as sc
-from oremap.core.colors import class_colours, hex_colour
-from oremap.core.errors import Cancelled, OreMapError
-from oremap.core.feedback import Feedback
-from oremap.core.spectral_library import read_library
+from oremap.core.hyperspectral import spectral_cnn as sc
+from oremap.core.engine.colors import class_colours, hex_colour
+from oremap.core.engine.errors import Cancelled, OreMapError
+from oremap.core.engine.feedback import Feedback
+from oremap.core.hyperspectral.spectral_library import read_library
 
 FULL_LIBRARY = os.path.join(SHARED_DATA, "hyperspectral", "s07_AV95_envi.sli")
 TINY = {"channels": (8, 16, 32), "kernels": (7, 5, 3), "hidden": 32}
@@ -253,7 +253,7 @@ def test_network_refuses_too_short_spectra():
 
 
 def test_onnx_equals_torch_eager(tiny_result, tmp_path):
-    from oremap.core.model_format import OnnxModel
+    from oremap.core.engine.model_format import OnnxModel
 
     lib, X, _, result = tiny_result
     path = result.save(tmp_path / "tiny.onnx")
@@ -272,7 +272,7 @@ def test_onnx_equals_torch_eager(tiny_result, tmp_path):
 
 
 def test_training_result_info(tiny_result, tmp_path):
-    from oremap.core.model_format import OnnxModel, read_model_info
+    from oremap.core.engine.model_format import OnnxModel, read_model_info
 
     lib, X, y, result = tiny_result
     path = result.save(tmp_path / "tiny.onnx")
@@ -451,8 +451,9 @@ def test_module_works_without_torch_and_onnxruntime(tmp_path):
         f"submodule_search_locations=[r'{ROOT}'])\n"
         "m = importlib.util.module_from_spec(spec); sys.modules['oremap'] = m; spec.loader.exec_module(m)\n"
         "import numpy as np\n"
-        "from oremap.core import spectral_cnn as sc, model_format as mf\n"
-        "from oremap.core.errors import OreMapError\n"
+        "from oremap.core.hyperspectral import spectral_cnn as sc\n"
+        "from oremap.core.engine import model_format as mf\n"
+        "from oremap.core.engine.errors import OreMapError\n"
         "print(sc.preprocess(np.ones((2, 16)), 'continuum_removal').sum())\n"
         "try:\n"
         "    sc.train_classifier(np.random.rand(10, 16), np.repeat([0, 1], 5), ['a', 'b'])\n"
@@ -465,7 +466,7 @@ def test_module_works_without_torch_and_onnxruntime(tmp_path):
     )
     from test_model_format import make_info, softmax_graph
 
-    from oremap.core.model_format import write_model
+    from oremap.core.engine.model_format import write_model
 
     path = write_model(softmax_graph(), make_info(), tmp_path / "m.onnx")
     proc = subprocess.run([sys.executable, "-c", code, path], capture_output=True, text=True, timeout=60)

@@ -1,4 +1,4 @@
-"""Known-answer tests for core.wavelengths and core.spectral_library."""
+"""Known-answer tests for core.engine.wavelengths and core.hyperspectral.spectral_library."""
 
 import math
 import re
@@ -10,9 +10,9 @@ import rasterio
 from rasterio.transform import Affine
 
 from conftest import SHARED_DATA
-from oremap.core.errors import OreMapError
-from oremap.core.raster import RasterSource
-from oremap.core.spectral_library import (
+from oremap.core.engine.errors import OreMapError
+from oremap.core.engine.raster import RasterSource
+from oremap.core.hyperspectral.spectral_library import (
     SpectralLibrary,
     _read_envi_cube,
     library_from_points,
@@ -23,7 +23,7 @@ from oremap.core.spectral_library import (
     write_csv_library,
     write_envi_library,
 )
-from oremap.core.wavelengths import (
+from oremap.core.engine.wavelengths import (
     BandInfo,
     band_info_from_raster,
     band_tags,

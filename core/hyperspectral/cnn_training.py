@@ -11,9 +11,10 @@ import math
 
 import numpy as np
 
-from . import accuracy, report, sam
-from .feedback import ensure
-from .model_format import ModelInfo
+from ..engine import accuracy, report
+from . import sam
+from ..engine.feedback import ensure
+from ..engine.model_format import ModelInfo
 from .spectral_cnn import PREPROCESSING, train_classifier
 
 PREPROCESSING_LABELS = dict(PREPROCESSING)
@@ -37,12 +38,12 @@ def sam_baseline(train_X, train_y, val_X, n_classes):
 def train_and_report(data, model_path, report_path=None, preprocessing="brightness", augment_copies=0, snr=100.0,
                      epochs=150, batch_size=256, learning_rate=1e-3, patience=15, val_fraction=0.25, seed=42,
                      description="", network=None, feedback=None):
-    """Train on a :class:`~core.training.TrainingSet`, write the model and the HTML report.
+    """Train on a :class:`~core.hyperspectral.training.TrainingSet`, write the model and the HTML report.
 
     ``network`` overrides the network's size (``channels``, ``kernels``, ``hidden``, ``dropout``; see
-    :func:`core.spectral_cnn.SpectralCNN`).
+    :func:`core.hyperspectral.spectral_cnn.SpectralCNN`).
 
-    The model's ``training["metrics"]`` are those of :func:`core.spectral_cnn.train_classifier`
+    The model's ``training["metrics"]`` are those of :func:`core.hyperspectral.spectral_cnn.train_classifier`
     (``val_accuracy``, ``val_kappa``, ``val_macro_f1``, ``n_validation``...) plus
     ``sam_val_accuracy``, ``sam_val_kappa`` and ``sam_val_macro_f1``: the SAM baseline on the same
     validation data (only with validation data).
@@ -50,7 +51,7 @@ def train_and_report(data, model_path, report_path=None, preprocessing="brightne
     Returns
     -------
     dict
-        ``cnn`` and ``sam``: accuracy summaries (:func:`core.accuracy.summary`) on the validation
+        ``cnn`` and ``sam``: accuracy summaries (:func:`core.engine.accuracy.summary`) on the validation
         data; ``history``; ``info`` (the model's metadata); ``n_validation``.
     """
     feedback = ensure(feedback)

@@ -192,7 +192,7 @@ def openmp_limit(n_samples=None, small=20000):
 
 def require_torch(what="train neural networks"):
     """``(torch, torch.nn)`` with the run's threads applied and its device noted; an
-    :class:`~core.errors.OreMapError` saying how to install torch when it is missing."""
+    :class:`~core.engine.errors.OreMapError` saying how to install torch when it is missing."""
     try:
         import torch
         from torch import nn

@@ -11,7 +11,7 @@ HTML fragments passed as report sections are inserted as they are. The output is
 deterministic: the same input always gives the same bytes (no time stamps or
 random identifiers; put a date in the ``subtitle`` when one is wanted)::
 
-    from oremap.core import report
+    from oremap.core.engine import report
     svg = report.svg_line_chart([("Kaolinite", wl, refl, "#1f78b4")],
                                 "Library spectrum", "Wavelength (nm)", "Reflectance")
     page = report.html_report("Spectra", [("Kaolinite", svg)])
@@ -366,7 +366,7 @@ def svg_confusion_matrix(matrix, class_names, title, normalise="true"):
     """A confusion matrix as a heatmap (SVG string).
 
     Rows are the reference (true) classes, columns the map (predicted) classes, as in
-    :func:`oremap.core.accuracy.confusion_matrix`. Each cell is a ``rect`` of class
+    :func:`oremap.core.engine.accuracy.confusion_matrix`. Each cell is a ``rect`` of class
     ``cell`` followed by its count (``text`` of class ``count``) and, when the cells
     are large enough (up to about 14 classes), the normalised percentage (``text`` of
     class ``pct``); the percentage is always in the cell's tooltip. Diagonal cells
@@ -711,7 +711,7 @@ def paragraph(text, css_class=None):
 
 
 def write_text_atomic(path, text, parameter="output", encoding="utf-8"):
-    """Write ``text`` to ``path`` atomically (see :func:`core.files.write_atomic`). Returns ``path``."""
+    """Write ``text`` to ``path`` atomically (see :func:`core.engine.files.write_atomic`). Returns ``path``."""
     return write_atomic(path, text.encode(encoding), parameter=parameter)
 
 

@@ -14,7 +14,7 @@ public survey compilations OreMap reads:
   algorithm unless the user chooses another (:data:`ZERO_MODES`, the algorithms'
   ``ZEROS`` parameter); see :func:`below_detection`;
 * concentrations are right-skewed and compositional, so they are usually
-  log-transformed or centred-log-ratio transformed (:mod:`core.compositional`)
+  log-transformed or centred-log-ratio transformed (:mod:`core.engine.compositional`)
   before being scaled and modelled.
 
 Everything here works on plain float arrays ``(n_samples, n_elements)`` with NaN for
@@ -31,8 +31,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import compositional
-from .errors import OreMapError
+from ..engine import compositional
+from ..engine.errors import OreMapError
 
 UNIT_FACTORS = {"pct": 1e4, "ppm": 1.0, "ppb": 1e-3}
 """Multiply by the factor to get parts per million."""
@@ -228,8 +228,8 @@ def transform(values, method, names=None):
     ``"log10"`` needs positive values (NaN stays NaN). ``"clr"`` is the centred
     log-ratio of each sample over all the columns: with ``names``, columns are first
     converted to ppm (:func:`element_unit_factor`), zeros are replaced
-    (:func:`core.compositional.replace_zeros`, 0.65 x the smallest positive value) and
-    :func:`core.compositional.clr` is applied. A CLR needs every part of a sample, so
+    (:func:`core.engine.compositional.replace_zeros`, 0.65 x the smallest positive value) and
+    :func:`core.engine.compositional.clr` is applied. A CLR needs every part of a sample, so
     samples with a missing value come out as a row of NaN.
     """
     X = _table(values)

@@ -100,7 +100,7 @@ def read_covered(read, pixels, max_window_pixels=1 << 20):
     """Values of covered pixels, reading each feature's bounding window once.
 
     ``read(window)`` returns ``(data (h, w, ...), valid (h, w))``: the block engine's
-    :meth:`~core.raster.RasterSource.read`, or a reader of a single-band class raster.
+    :meth:`~core.engine.raster.RasterSource.read`, or a reader of a single-band class raster.
     Points of many features close together share one window when it stays small.
 
     Returns ``(values (n, ...), valid (n,))`` in the order of ``pixels``.
@@ -137,7 +137,7 @@ def read_covered(read, pixels, max_window_pixels=1 << 20):
 def training_pixels(source, geometries, labels, parameter="training", feedback=None):
     """Spectra, labels and group ids (feature index) of the valid pixels under labelled features.
 
-    ``source`` is a :class:`~core.raster.RasterSource`. Raises :class:`OreMapError` when no
+    ``source`` is a :class:`~core.engine.raster.RasterSource`. Raises :class:`OreMapError` when no
     feature covers a valid pixel.
     """
     pixels = pixels_under(geometries, source.transform, source.width, source.height, feedback=feedback)

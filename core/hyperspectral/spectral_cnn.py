@@ -3,7 +3,7 @@
 A small convolutional network reads one spectrum at a time along its
 wavelength axis and outputs class probabilities. It is trained on library
 spectra (made realistic by :func:`augment`) or on labelled image pixels, and
-exported to the OreMap model format (:mod:`core.model_format`): an ONNX graph
+exported to the OreMap model format (:mod:`core.engine.model_format`): an ONNX graph
 from preprocessed spectra to probabilities, plus the metadata needed to use it
 on another image (wavelengths, preprocessing, classes and colours).
 
@@ -16,7 +16,7 @@ The pipeline, identical at training and inference:
 
 ``torch`` is needed for training only and is imported inside the functions
 that use it, so this module imports without it; inference needs onnxruntime
-(:class:`core.model_format.OnnxModel`).
+(:class:`core.engine.model_format.OnnxModel`).
 """
 
 import copy
@@ -26,11 +26,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import compute
-from .colors import class_colours, hex_colour
-from .errors import OreMapError
-from .feedback import ensure
-from .model_format import ModelInfo, write_model
+from ..engine import compute
+from ..engine.colors import class_colours, hex_colour
+from ..engine.errors import OreMapError
+from ..engine.feedback import ensure
+from ..engine.model_format import ModelInfo, write_model
 
 #: Preprocessing methods understood by :func:`preprocess`, with labels for user interfaces.
 PREPROCESSING = [
@@ -511,7 +511,7 @@ def predict_proba(model, X, batch_size=8192):
 
     Parameters
     ----------
-    model : core.model_format.OnnxModel
+    model : core.engine.model_format.OnnxModel
     X : array-like of shape (n, n_bands)
         Spectra already resampled to ``model.info.wavelengths``.
 
@@ -562,7 +562,7 @@ class TrainingResult:
     val_proba : ndarray of float32 of shape (n_val, n_classes)
         Probabilities of those samples from the best network.
     val_summary : dict or None
-        :func:`core.accuracy.summary` of those predictions (confusion matrix,
+        :func:`core.engine.accuracy.summary` of those predictions (confusion matrix,
         per-class figures); ``None`` without validation data.
     torch_model : torch.nn.Module
         The export module (standardisation, network, softmax) in eval mode.
@@ -593,7 +593,7 @@ def data_hash(X, y):
 
 
 def _validation_metrics(found):
-    """The validation entries of ``training["metrics"]`` from an :func:`core.accuracy.summary`."""
+    """The validation entries of ``training["metrics"]`` from an :func:`core.engine.accuracy.summary`."""
     recalls = [c["recall"] for c in found["per_class"] if c["support"] > 0]
     per_class = {c["name"]: {"precision": c["precision"], "recall": c["recall"], "f1": c["f1"],
                              "support": c["support"]} for c in found["per_class"]}
@@ -838,7 +838,7 @@ def train_classifier(X, y, class_names, groups=None, wavelengths=None, fwhm=None
                "n_train": int(ytr.size), "n_validation": int(yva.size)}
     val_summary = None
     if has_val:
-        from .accuracy import summary
+        from ..engine.accuracy import summary
 
         val_summary = summary(yva, val_proba.argmax(axis=1), list(range(n_classes)), class_names)
         found = _validation_metrics(val_summary)

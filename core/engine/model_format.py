@@ -21,7 +21,7 @@ whose value is a JSON object::
     }
 
 The ONNX graph maps a float32 ``(n, n_bands)`` input (after the model's
-preprocessing, see :func:`core.spectral_cnn.preprocess`) to float32
+preprocessing, see :func:`core.hyperspectral.spectral_cnn.preprocess`) to float32
 ``(n, n_classes)`` class probabilities. Any other ONNX tool can open the file;
 OreMap reads the metadata with :func:`read_model_info` and runs the graph with
 :class:`OnnxModel` (onnxruntime). Nothing is ever unpickled.
@@ -58,7 +58,7 @@ _FIX_MODEL = "Choose an .onnx model trained or shipped by OreMap."
 
 def plugin_version():
     """OreMap version from the plugin's ``metadata.txt``; ``"0.0.0"`` when unreadable."""
-    path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "metadata.txt")
+    path = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "metadata.txt")
     try:
         with open(path, encoding="utf-8") as handle:
             for line in handle:
@@ -450,9 +450,9 @@ class OnnxModel:
         OreMap ``.onnx`` file.
     threads : int, optional
         Threads onnxruntime may use inside one operator; when ``None`` or 0,
-        the run's setting (:mod:`core.compute`), else onnxruntime's default
+        the run's setting (:mod:`core.engine.compute`), else onnxruntime's default
         (all cores). The execution providers (CUDA first when chosen and
-        available) come from :func:`core.compute.onnx_providers`.
+        available) come from :func:`core.engine.compute.onnx_providers`.
 
     Attributes
     ----------
@@ -558,9 +558,9 @@ class OnnxModel:
         X : array-like of shape (n, n_bands)
             Spectra at the model's bands, already preprocessed as
             ``info.preprocessing`` says (see
-            :func:`core.spectral_cnn.predict_proba` for both steps).
+            :func:`core.hyperspectral.spectral_cnn.predict_proba` for both steps).
             For a window model (``info.input["window"]`` set, e.g.
-            :mod:`core.prospectivity_cnn`): windows of shape
+            :mod:`core.geochemistry.prospectivity_cnn`): windows of shape
             ``(n, n_bands, window, window)``.
         batch_size : int, default 8192
             Rows sent to onnxruntime at once; bounds the memory of the

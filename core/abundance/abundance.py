@@ -26,10 +26,10 @@ Training (:func:`train_abundance_model`):
    clipped to [0, 100] holds the truth at the chosen rate on new ROIs. Its coverage
    is checked on each fold with a quantile from the other folds only;
 6. a physics baseline on the same folds: endmember spectra estimated from the training
-   ROIs (least squares on the compositions) and :func:`core.unmixing.unmix`, so the
+   ROIs (least squares on the compositions) and :func:`core.engine.unmixing.unmix`, so the
    report shows when plain unmixing is as good;
 7. the final members are refitted on all ROIs and joined into one ONNX graph
-   (:mod:`core.onnx_ensemble`) with the metadata that prediction needs.
+   (:mod:`core.engine.onnx_ensemble`) with the metadata that prediction needs.
 
 Prediction (:func:`predict_abundance_map`) streams a raster through the block engine:
 abundance bands (%), lower and upper interval bands, the dominant mineral, and summary
@@ -42,11 +42,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import compositional, compute
-from .colors import class_colours, hex_colour
-from .errors import OreMapError
-from .feedback import ensure
-from .model_format import ModelInfo, OnnxModel, write_model
+from ..engine import compositional, compute
+from ..engine.colors import class_colours, hex_colour
+from ..engine.errors import OreMapError
+from ..engine.feedback import ensure
+from ..engine.model_format import ModelInfo, OnnxModel, write_model
 
 TASK = "mineral_abundance"
 INPUT_NAME = "spectra"
@@ -175,9 +175,9 @@ def stacking_weights(P, T, shared=True):
     ``P`` (n, m, d) member predictions, ``T`` (n, d) targets. With ``shared`` one weight
     vector serves every output (fewer parameters: steadier with few ROIs), else one per
     output. Solved exactly as a fully constrained least-squares problem
-    (:func:`core.unmixing.fcls`: the members' predictions play the endmembers). Returns (m, d).
+    (:func:`core.engine.unmixing.fcls`: the members' predictions play the endmembers). Returns (m, d).
     """
-    from .unmixing import fcls
+    from ..engine.unmixing import fcls
 
     P = np.asarray(P, np.float64)
     T = np.asarray(T, np.float64)
@@ -259,7 +259,7 @@ class _HGBMulti:
     def fit(self, X, T):
         from sklearn.ensemble import HistGradientBoostingRegressor
 
-        from .compute import openmp_limit
+        from ..engine.compute import openmp_limit
 
         with openmp_limit(X.shape[0]):
             self.models = [HistGradientBoostingRegressor(**self.options, early_stopping=False,
@@ -272,7 +272,7 @@ class _HGBMulti:
 
 
 class _CNNRegressor:
-    """The spectral 1D CNN of :mod:`core.spectral_cnn` with a regression head (MSE on standardised targets)."""
+    """The spectral 1D CNN of :mod:`core.hyperspectral.spectral_cnn` with a regression head (MSE on standardised targets)."""
 
     def __init__(self, seed, options=None, feedback=None):
         self.seed = seed
@@ -281,7 +281,7 @@ class _CNNRegressor:
         self.module = None
 
     def fit(self, X, T):
-        from .spectral_cnn import SpectralCNN, _torch_classes
+        from ..hyperspectral.spectral_cnn import SpectralCNN, _torch_classes
 
         torch = _torch_classes()["torch"]
         o = self.options
@@ -334,7 +334,7 @@ class _CNNRegressor:
         return compute.torch_predict(self.module, X, 8192).astype(np.float64)
 
     def to_onnx(self, n_bands):
-        from .spectral_cnn import export_onnx
+        from ..hyperspectral.spectral_cnn import export_onnx
 
         return export_onnx(self.module, n_bands)
 
@@ -367,7 +367,7 @@ def make_member(family, n_samples, n_bands, n_outputs, seed=0, options=None, n_j
 
 
 def member_onnx(family, member, n_bands):
-    from . import onnx_ensemble
+    from ..engine import onnx_ensemble
 
     if family == "hgb":
         return onnx_ensemble.hgb_to_onnx(member.models, n_bands)
@@ -474,7 +474,7 @@ def train_abundance_model(X, Y, groups, names, wavelengths=None, fwhm=None, band
     names : list of str
         The k part names.
     preprocessing : {"none", "brightness", "continuum_removal"}
-        Applied to spectra before every model (as in :func:`core.spectral_cnn.preprocess`).
+        Applied to spectra before every model (as in :func:`core.hyperspectral.spectral_cnn.preprocess`).
     families : sequence of str
         Members, from :data:`FAMILIES`.
     space : {"simplex", "ilr"}
@@ -489,7 +489,7 @@ def train_abundance_model(X, Y, groups, names, wavelengths=None, fwhm=None, band
     member_options : dict, optional
         ``{family: {option: value}}`` overriding a member's defaults (see :func:`make_member`).
     """
-    from .spectral_cnn import PREPROCESSING_METHODS, preprocess
+    from ..hyperspectral.spectral_cnn import PREPROCESSING_METHODS, preprocess
 
     feedback = ensure(feedback)
     X = np.asarray(X, np.float32)
@@ -548,7 +548,7 @@ def train_abundance_model(X, Y, groups, names, wavelengths=None, fwhm=None, band
         for i, member in enumerate(members):
             P_oof[va, i] = np.asarray(member.predict(Pva), np.float64).reshape(va.size, d)
         if fcls:
-            from .unmixing import unmix
+            from ..engine.unmixing import unmix
 
             E = estimate_endmembers(X[tr], Y[tr])
             for mode in unmix_oof:
@@ -593,7 +593,7 @@ def train_abundance_model(X, Y, groups, names, wavelengths=None, fwhm=None, band
     # final members on everything
     feedback.info("Fitting the final members on all ROIs.")
     members = fit_members(X, T, groups, n_folds)
-    from . import onnx_ensemble
+    from ..engine import onnx_ensemble
 
     graph = onnx_ensemble.combine([member_onnx(fam, mem, b) for fam, mem in zip(families, members)], W,
                                   np.zeros(d), b, k, space=space,
@@ -670,7 +670,7 @@ class AbundanceModel:
 
         With ``members``, also each member's closed prediction (n, m, k) in %.
         """
-        from .spectral_cnn import preprocess
+        from ..hyperspectral.spectral_cnn import preprocess
 
         X = np.asarray(X, np.float32)
         if not preprocessed:
@@ -697,9 +697,9 @@ def predict_abundance_map(raster_path, model_path, out_path, interval_path=None,
     """Abundance (%), interval and dominant-mineral rasters; returns summary statistics.
 
     ``image_bands`` (1-based) and ``resampler`` (matrix from image bands to model bands) come
-    from :func:`core.mapping.model_input` so the image matches the model's wavelengths.
+    from :func:`core.hyperspectral.mapping.model_input` so the image matches the model's wavelengths.
     """
-    from .raster import OutputSpec, RasterSource, class_nodata, class_raster_dtype, run_pixelwise
+    from ..engine.raster import OutputSpec, RasterSource, class_nodata, class_raster_dtype, run_pixelwise
 
     feedback = ensure(feedback)
     model = AbundanceModel(model_path)
@@ -754,8 +754,8 @@ def predict_abundance_map(raster_path, model_path, out_path, interval_path=None,
 
 def zone_statistics(abundance_path, geometries, zone_names, names, feedback=None):
     """Per zone (polygon) and mineral: mean, sd and dominant share, read from an abundance raster."""
-    from .raster import RasterSource
-    from .sampling import pixels_under, read_covered
+    from ..engine.raster import RasterSource
+    from ..engine.sampling import pixels_under, read_covered
 
     with RasterSource(abundance_path, scale=1.0) as source:
         pixels = pixels_under(geometries, source.transform, source.width, source.height, feedback=feedback)
@@ -778,7 +778,7 @@ def zone_statistics(abundance_path, geometries, zone_names, names, feedback=None
 # ---------------------------------------------------------------------------
 def training_report(result, title="Mineral abundance model", data_notes=(), max_points=600, seed=0):
     """HTML report of a :class:`AbundanceResult`: model comparison, predicted vs measured, coverage."""
-    from . import report
+    from ..engine import report
 
     names = result.names
     labels = list(result.metrics)
@@ -859,7 +859,7 @@ def write_table_csv(path, rows, parameter="table"):
     import csv
     import io
 
-    from .report import write_text_atomic
+    from ..engine.report import write_text_atomic
 
     buffer = io.StringIO()
     if rows:

@@ -2,7 +2,7 @@
 
 import os
 
-MODELS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "models")
+MODELS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "models")
 
 # path -> ((mtime_ns, size), ModelInfo or None, error text)
 _INFO_CACHE = {}

@@ -2,7 +2,7 @@
 
 :func:`detect_mines` runs either kind of mine model over a raster of any size with bounded memory:
 
-* **segmentation** models (:mod:`core.mine_segmentation`, task ``mine_segmentation``): the U-Net
+* **segmentation** models (:mod:`core.sentinel2.mine_segmentation`, task ``mine_segmentation``): the U-Net
   scores ``tile x tile`` windows on a grid of stride ``tile - overlap`` (the last window of a row
   or column ends on the raster's edge). Each window's probabilities are weighted by a ramp that
   rises linearly from almost 0 at the window's border to 1 at ``overlap`` pixels inside it
@@ -13,7 +13,7 @@
   band re-reads the ``overlap`` rows it shares with the previous one: the halo); when one window
   row does not fit, it is read in column chunks. The sums are float64 and added in the same
   window order whatever the budget, so a tiny budget gives the same raster as a large one.
-* **patch classifiers** (:mod:`core.mine_classifier`, task ``mine_patch_classification``): a
+* **patch classifiers** (:mod:`core.sentinel2.mine_classifier`, task ``mine_patch_classification``): a
   probability per patch of the model's size on a grid of cells of ``stride`` pixels (the patch
   size by default: non-overlapping patches), each patch centred on its cell; the cell's pixels
   get the patch's probability. Patches with less than a quarter of valid pixels are not scored.
@@ -31,7 +31,7 @@ Polsby-Popper compactness 4 pi A / P^2 (pi/4 for a square, 1 for a circle); foot
 than ``min_area_ha`` or less compact than ``min_compactness`` are dropped (the mask raster keeps
 their pixels). The mask is polygonised at full resolution, never resampled.
 
-Memory: the budget (:func:`core.raster.memory_budget_mb`) is shared between the model calls
+Memory: the budget (:func:`core.engine.raster.memory_budget_mb`) is shared between the model calls
 (15 %), the output strips being finished (10 %), the reader's scratch (5 %) and the band of
 windows (features ``4 C + 1`` bytes and accumulators 17 bytes per pixel); 10 % is left as a
 margin. Below one window row at full width the band is read in column chunks, but the
@@ -46,10 +46,10 @@ import os
 
 import numpy as np
 
-from .errors import OreMapError
-from .feedback import ensure
-from .model_format import OnnxModel
-from .raster import PARTIAL_SUFFIX, OutputSpec, _open_output, _remove_quietly, check_output_path, memory_budget_mb
+from ..engine.errors import OreMapError
+from ..engine.feedback import ensure
+from ..engine.model_format import OnnxModel
+from ..engine.raster import PARTIAL_SUFFIX, OutputSpec, _open_output, _remove_quietly, check_output_path, memory_budget_mb
 
 PROB_NODATA = -9999.0
 MASK_NODATA = 255
@@ -552,7 +552,7 @@ def detect_mines(raster_path, model_path, prob_path, mask_path=None, threshold=N
     Parameters
     ----------
     raster_path : str
-        Sentinel-2 raster or folder of per-band files (:func:`core.sentinel2.open_sentinel2`).
+        Sentinel-2 raster or folder of per-band files (:func:`core.sentinel2.sentinel2.open_sentinel2`).
     model_path : str
         An OreMap mine segmentation model or mine patch classifier (.onnx).
     prob_path : str
@@ -564,7 +564,7 @@ def detect_mines(raster_path, model_path, prob_path, mask_path=None, threshold=N
     min_area_ha, min_compactness : float
         Footprints smaller (ha) or less compact (Polsby-Popper, 0-1) are dropped from the polygons.
     memory_mb : float, optional
-        Memory budget, see :func:`core.raster.memory_budget_mb`.
+        Memory budget, see :func:`core.engine.raster.memory_budget_mb`.
     polygons_path : str, optional
         GeoPackage of the footprints (layer ``mines``).
     band_map : dict or str, optional

@@ -52,9 +52,9 @@ import numpy as np
 from scipy.spatial import cKDTree
 from scipy.stats import rankdata
 
-from . import report
-from .errors import OreMapError
-from .feedback import ensure
+from ..engine import report
+from ..engine.errors import OreMapError
+from ..engine.feedback import ensure
 
 __all__ = [
     "roc_auc", "roc_curve", "auc_standard_error", "zauc", "average_precision", "nearest_distance",
@@ -563,7 +563,7 @@ def _deposit_pixels(transform, width, height, dep):
 
 def _pool_size(memory_mb, n_bands):
     """Largest negative pool that takes about a quarter of the memory budget (8-byte key + values, merged)."""
-    from .raster import memory_budget_mb
+    from ..engine.raster import memory_budget_mb
 
     budget = memory_budget_mb(memory_mb) * 1024 * 1024 / 4
     return int(min(20_000_000, max(100_000, budget // (3 * (8 + 8 * n_bands)))))
@@ -580,7 +580,7 @@ def _scan_raster(path, bands, dep, positive_radius, negative_min_distance, seed,
     ``min``/``max`` of band 1 and the source's ``width``/``height``. A pixel is
     valid where any band is; each band keeps its own NaNs.
     """
-    from .raster import RasterSource, block_windows, memory_budget_mb
+    from ..engine.raster import RasterSource, block_windows, memory_budget_mb
 
     feedback = ensure(feedback)
     _check_distances(positive_radius, negative_min_distance)
@@ -657,7 +657,7 @@ def sample_raster_by_distance(path, deposits_xy, positive_radius, negative_min_d
 
 def _exact_counts(path, band, thresholds, nodata, memory_mb, feedback):
     """Numbers of valid pixels with value >= t and > t for each of the sorted ``thresholds`` (a second pass)."""
-    from .raster import RasterSource, block_windows, memory_budget_mb
+    from ..engine.raster import RasterSource, block_windows, memory_budget_mb
 
     feedback = ensure(feedback)
     t = np.asarray(thresholds, float)
@@ -977,7 +977,7 @@ def element_selection(values, names, labels, threshold=DEFAULT_ZAUC_THRESHOLD, t
 
 def select_elements(values, names, labels, below="half", missing=-9999.0, transform="none",
                     threshold=DEFAULT_ZAUC_THRESHOLD, two_sided=False, zeros=None):
-    """Missing codes, values below detection and zeros (:func:`core.geochem.below_detection`), a transform,
+    """Missing codes, values below detection and zeros (:func:`core.geochemistry.geochem.below_detection`), a transform,
     then :func:`element_selection`.
 
     ``below``: how values below detection (stored as minus the limit) are replaced
@@ -985,7 +985,7 @@ def select_elements(values, names, labels, below="half", missing=-9999.0, transf
     records, e.g. gridded log-concentrations whose negative values are real, and are
     used as they are with ``missing`` and ``zeros`` ignored); ``missing``: the missing-value
     code; ``zeros``: how exact zeros are read (``"missing"``, ``"half_min"``, ``"keep"``;
-    default :data:`core.geochem.DEFAULT_ZEROS`, missing: survey compilations use 0 for
+    default :data:`core.geochemistry.geochem.DEFAULT_ZEROS`, missing: survey compilations use 0 for
     "not analysed"). ``transform``: ``"none"``, ``"log10"`` or ``"clr"``. AUC depends
     only on the order of an element's values, so log10 gives the same AUCs as none
     except that values still zero or negative (log undefined) are left out; clr
@@ -1044,7 +1044,7 @@ def select_elements_raster(path, deposits_xy, positive_radius, negative_min_dist
     ignored). Returns ``(rows, notes, scan)``.
     """
     feedback = ensure(feedback)
-    from .raster import band_descriptions
+    from ..engine.raster import band_descriptions
 
     names = band_descriptions(path)
     if bands is not None:

@@ -22,11 +22,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import OreMapError
-from .feedback import ensure
-from .files import write_atomic
-from .sampling import pixels_under, read_covered
-from .wavelengths import nanometres_per_unit, resample_spectra, unit_word_factor
+from ..engine.errors import OreMapError
+from ..engine.feedback import ensure
+from ..engine.files import write_atomic
+from ..engine.sampling import pixels_under, read_covered
+from ..engine.wavelengths import nanometres_per_unit, resample_spectra, unit_word_factor
 
 #: Record names (lower case, single spaces) of ENVI library rows that are not
 #: spectra: USGS error-bar rows and wavelength / bandpass records.
@@ -205,7 +205,7 @@ class SpectralLibrary:
         band_info : BandInfo
             Target bands. The library's own ``fwhm``, when known, is passed
             as the source resolution (see
-            :func:`~core.wavelengths.resample_spectra`).
+            :func:`~core.engine.wavelengths.resample_spectra`).
 
         Returns
         -------
@@ -843,7 +843,7 @@ def write_envi_library(lib, path, gdal_readable=False, parameter="output"):
         Named by the :class:`OreMapError` raised when a file cannot be written.
 
     Each file is written to a temporary file moved into place when complete
-    (:func:`~core.files.write_atomic`).
+    (:func:`~core.engine.files.write_atomic`).
 
     Returns
     -------
@@ -886,7 +886,7 @@ def write_csv_library(lib, path, parameter="output"):
     each further column one spectrum, named by the header. Values are written
     with full precision, missing values as empty cells. FWHM is not stored.
     The file is written to a temporary file moved into place when complete
-    (:func:`~core.files.write_atomic`).
+    (:func:`~core.engine.files.write_atomic`).
 
     Parameters
     ----------
@@ -925,15 +925,15 @@ def library_from_points(source, xy, names, band_info=None, feedback=None):
 
     Parameters
     ----------
-    source : core.raster.RasterSource
+    source : core.engine.raster.RasterSource
         The open raster: its ``bands`` are the 1-based bands read, and its
-        :meth:`~core.raster.RasterSource.read` applies the masking (the
+        :meth:`~core.engine.raster.RasterSource.read` applies the masking (the
         raster's and the user's nodata, NaN) and reflectance scaling of the
         block engine, so endmembers match the pixels they are compared with.
     xy : array-like of shape (n_points, 2)
         Point coordinates ``(x, y)`` in the raster's CRS. The pixel holding
         each point is found with the inverse of the raster's affine transform
-        (:func:`~core.sampling.pixels_under`), so rotated grids are handled.
+        (:func:`~core.engine.sampling.pixels_under`), so rotated grids are handled.
     names : sequence of str
         Endmember name of each point; points sharing a name are averaged.
     band_info : BandInfo, optional

@@ -9,7 +9,7 @@ symmetric Kullback-Leibler divergence between them.
 
 import numpy as np
 
-from .errors import OreMapError
+from ..engine.errors import OreMapError
 
 _EPS = 1e-12
 

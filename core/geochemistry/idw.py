@@ -31,9 +31,9 @@ from rasterio.transform import from_origin
 from scipy.sparse import csr_matrix
 from scipy.spatial import cKDTree
 
-from .errors import OreMapError
-from .feedback import ensure
-from .raster import OutputSpec, block_windows, check_output_path, memory_budget_mb, write_blocks
+from ..engine.errors import OreMapError
+from ..engine.feedback import ensure
+from ..engine.raster import OutputSpec, block_windows, check_output_path, memory_budget_mb, write_blocks
 
 HIT_TOLERANCE = 1e-6
 """A cell centre closer than this (in cells) to a sample takes the sample's value."""
@@ -378,7 +378,7 @@ def idw_to_raster(x, y, values, names, out_path, cell_size, extent=None, margin=
     min_points : int
         Fewest samples (within the radius) a cell needs, else nodata.
     memory_mb : float, optional
-        Memory budget (see :func:`core.raster.memory_budget_mb`).
+        Memory budget (see :func:`core.engine.raster.memory_budget_mb`).
     feedback : Feedback, optional
         Progress per block; cancelling removes the partial output.
     nodata : float

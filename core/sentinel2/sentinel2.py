@@ -37,8 +37,8 @@ from xml.sax.saxutils import escape
 
 import numpy as np
 
-from .errors import OreMapError
-from .feedback import ensure
+from ..engine.errors import OreMapError
+from ..engine.feedback import ensure
 
 #: The 12 bands of Sentinel-2 Level-2A products, in the standard order (B10, cirrus, is L1C only).
 S2_BANDS = ["B1", "B2", "B3", "B4", "B5", "B6", "B7", "B8", "B8A", "B9", "B11", "B12"]
@@ -149,7 +149,7 @@ class S2Input:
     Attributes
     ----------
     path : str
-        A raster :class:`core.raster.RasterSource` can read: the original file, or a VRT
+        A raster :class:`core.engine.raster.RasterSource` can read: the original file, or a VRT
         stacking per-band files on the 10 m grid (float32 digital numbers).
     bands : list of str
         S2 band names in raster band order (bands that are not identified are left out).
@@ -198,8 +198,8 @@ class S2Input:
         return [self.band_index(n) for n in names]
 
     def open_source(self, names=None, feedback=None):
-        """A :class:`core.raster.RasterSource` reading reflectance of bands ``names`` (all 12 by default)."""
-        from .raster import RasterSource
+        """A :class:`core.engine.raster.RasterSource` reading reflectance of bands ``names`` (all 12 by default)."""
+        from ..engine.raster import RasterSource
 
         names = list(S2_BANDS if names is None else names)
         source = RasterSource(self.path, bands=self.band_indexes(names), nodata=self.nodata, scale=1.0,
@@ -347,7 +347,7 @@ def _scaling(tags, dtype, sample_max, baseline_hint, notes):
 
 
 def _open_file(path, band_map, required, feedback):
-    from .raster import open_raster
+    from ..engine.raster import open_raster
 
     notes = []
     with open_raster(path) as ds:
@@ -381,7 +381,7 @@ def _open_file(path, band_map, required, feedback):
 
 
 def _sample_max(ds, bands):
-    from .raster import _sample_values
+    from ..engine.raster import _sample_values
 
     if not bands:
         return None
@@ -422,7 +422,7 @@ def _identify_bands(ds, notes, feedback):
 
 
 def _names_from_wavelengths(ds):
-    from .wavelengths import band_info_from_raster
+    from ..engine.wavelengths import band_info_from_raster
 
     try:
         info = band_info_from_raster(ds)
@@ -562,7 +562,7 @@ def _open_folder(folder, required, feedback, out_dir, mask_clouds=True):
     stem = os.path.basename(os.path.normpath(folder)) or "sentinel2"
     vrt_path = os.path.join(vrt_folder, f"{stem}_10m.vrt")
     xml = _vrt_xml(names, files, infos, ref, nodata, scl)
-    from .files import write_atomic
+    from ..engine.files import write_atomic
 
     write_atomic(vrt_path, xml, parameter="raster")
     return S2Input(path=vrt_path, band_numbers={b: i + 1 for i, b in enumerate(names)}, scale=scale,
@@ -751,8 +751,8 @@ def compute_indices(refl, band_names, which=None):
 
 
 def s2_band_info(bands=None):
-    """:class:`core.wavelengths.BandInfo` of S2 bands (centres and bandwidths as FWHM)."""
-    from .wavelengths import BandInfo
+    """:class:`core.engine.wavelengths.BandInfo` of S2 bands (centres and bandwidths as FWHM)."""
+    from ..engine.wavelengths import BandInfo
 
     bands = S2_BANDS if bands is None else list(bands)
     return BandInfo(centers=[S2_CENTERS[b] for b in bands], fwhm=[S2_BANDWIDTHS[b] for b in bands])
@@ -763,6 +763,6 @@ def convolve_to_s2(spectra, wavelengths, src_fwhm=None, bands=None):
 
     Returns ``(n, len(bands))`` float64; NaN where the spectra do not cover a band.
     """
-    from .wavelengths import resample_spectra
+    from ..engine.wavelengths import resample_spectra
 
     return resample_spectra(spectra, wavelengths, s2_band_info(bands), src_fwhm=src_fwhm)

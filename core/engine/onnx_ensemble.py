@@ -1,6 +1,6 @@
 """One ONNX graph from several regressors: weighted ensemble, closure and spread.
 
-The abundance models of :mod:`core.abundance` are ensembles of scikit-learn
+The abundance models of :mod:`core.abundance.abundance` are ensembles of scikit-learn
 regressors (converted with skl2onnx, or with :func:`hgb_to_onnx` for
 HistGradientBoosting) and a torch 1D CNN (``torch.onnx.export``). This module
 joins them into a single graph so that a model file is one self-contained ONNX
@@ -11,7 +11,7 @@ non-negative stacking weights -> ``E (n, d)`` -> closure to ``total``:
 
 * ``space="simplex"``: ``E`` holds the parts directly; the closure is the
   Euclidean projection onto the simplex (sort, cumulative sum, threshold: the same
-  algorithm as :func:`core.compositional.project_simplex`, in ONNX operators);
+  algorithm as :func:`core.engine.compositional.project_simplex`, in ONNX operators);
 * ``space="ilr"``: ``E`` holds isometric log-ratio coordinates; the closure is
   the inverse transform ``softmax(E V) * total``.
 
@@ -177,7 +177,7 @@ def combine(members, weights, bias, n_features, n_parts, space="simplex", total=
         Input width and number of parts ``k`` (``d = k`` in simplex space, ``k - 1`` in ilr).
     space : {"simplex", "ilr"}
     basis : array (k - 1, k)
-        The ilr basis (:func:`core.compositional.ilr_basis`) for ``space="ilr"``.
+        The ilr basis (:func:`core.engine.compositional.ilr_basis`) for ``space="ilr"``.
     """
     onnx, helper, numpy_helper = _onnx()
     weights = np.asarray(weights, np.float32)

@@ -2,7 +2,7 @@
 
 Training (:func:`train_mine_segmentation`):
 
-1. The raster (a Sentinel-2 stack or folder, read through :func:`core.sentinel2.open_sentinel2`)
+1. The raster (a Sentinel-2 stack or folder, read through :func:`core.sentinel2.sentinel2.open_sentinel2`)
    is cut into a grid of ``tile x tile`` pixel tiles (the last row and column of tiles reach past
    the raster; those pixels are nodata). Mine polygons are rasterised onto each tile's pixels
    (``rasterio.features.rasterize``, a pixel is "mine" when its centre lies inside a polygon,
@@ -13,7 +13,7 @@ Training (:func:`train_mine_segmentation`):
    Every tile holding mine pixels is used; tiles without mines are drawn at random,
    ``negatives_per_positive`` of them per mine tile (per split).
 3. Model input: reflectance of the model's bands plus spectral indices
-   (:func:`core.sentinel2.compute_indices`), z-scored with means and standard deviations of the
+   (:func:`core.sentinel2.sentinel2.compute_indices`), z-scored with means and standard deviations of the
    training tiles' valid pixels (stored in the model and inside the graph), clipped to +/- 8 sd,
    nodata (and undefined indices) set to 0, i.e. the mean.
 4. A U-Net (``depth`` poolings, ``width`` channels at the top, doubled at each level) with one
@@ -26,7 +26,7 @@ Training (:func:`train_mine_segmentation`):
 
 The ONNX graph maps raw feature tiles ``(n, C, h, w)`` (float32, NaN = nodata; any ``h``, ``w``
 that are multiples of ``2 ** depth``) to mine probabilities ``(n, 1, h, w)``. Mapping whole scenes
-with blended sliding windows is :func:`core.mine_detection.detect_mines`.
+with blended sliding windows is :func:`core.sentinel2.mine_detection.detect_mines`.
 
 ``torch`` is imported only for training.
 """
@@ -43,11 +43,11 @@ from dataclasses import dataclass, field
 import numpy as np
 from rasterio.windows import Window
 
-from . import compute
-from .errors import OreMapError
-from .feedback import ensure
-from .model_format import ModelInfo, write_model
-from .raster import memory_budget_mb
+from ..engine import compute
+from ..engine.errors import OreMapError
+from ..engine.feedback import ensure
+from ..engine.model_format import ModelInfo, write_model
+from ..engine.raster import memory_budget_mb
 from .sentinel2 import S2_BANDS, compute_indices, index_bands, normalise_band_name, open_sentinel2
 
 #: Task name of the models made here.
@@ -194,16 +194,16 @@ class FeatureReader:
     Parameters
     ----------
     raster_path : str
-        Sentinel-2 raster or folder, see :func:`core.sentinel2.open_sentinel2`.
+        Sentinel-2 raster or folder, see :func:`core.sentinel2.sentinel2.open_sentinel2`.
     bands : list of str, optional
         S2 bands fed to the model, in order; the 12 L2A bands by default.
     indices : list of str, optional
-        Index names of :data:`core.sentinel2.INDICES` appended as channels; none when empty.
+        Index names of :data:`core.sentinel2.sentinel2.INDICES` appended as channels; none when empty.
     band_map : dict or str, optional
         Raster band of each S2 band, for rasters whose bands are not named.
     mask_clouds : bool, default True
         A folder's scene classification (SCL) masks clouds and their shadows (see
-        :func:`core.sentinel2.open_sentinel2`).
+        :func:`core.sentinel2.sentinel2.open_sentinel2`).
 
     Attributes
     ----------
@@ -903,7 +903,7 @@ def train_mine_segmentation(raster_path, polygons, model_path=None, report_path=
         output={"name": OUTPUT_NAME, "kind": "probability_map"},
         band_names=channel_names,
         preprocessing={"method": "sentinel2_features", "bands": bands_used, "indices": indices_used,
-                       "reflectance": "DN * scale + offset (core.sentinel2)", "mean": [float(v) for v in mean],
+                       "reflectance": "DN * scale + offset (core.sentinel2.sentinel2)", "mean": [float(v) for v in mean],
                        "sd": [float(v) for v in sd], "clip": Z_CLIP, "nodata_fill": 0.0, "in_graph": True},
         training={
             "date": datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0).isoformat(),
@@ -922,7 +922,7 @@ def train_mine_segmentation(raster_path, polygons, model_path=None, report_path=
     if model_path:
         result.save(model_path)
     if report_path:
-        from . import report
+        from ..engine import report
 
         report.write_report(report_path, training_report(result, raster_size, raster_path))
     feedback.progress(100)
@@ -1023,7 +1023,7 @@ def _layout_svg(plan, size=360):
 
 def training_report(result, raster_size=None, raster_path=""):
     """The HTML training report: data, settings, IoU/F1 on held-out tiles, curves, layout, example tile."""
-    from . import report
+    from ..engine import report
 
     info, plan, m = result.info, result.plan, result.metrics
     p = info.training["parameters"]

@@ -3,7 +3,7 @@
 Two classifiers:
 
 * ``"hgb"`` (default, fast): a HistGradientBoostingClassifier on patch statistics:
-  for each of the 12 bands and 10 spectral indices (:data:`core.sentinel2.INDICES`),
+  for each of the 12 bands and 10 spectral indices (:data:`core.sentinel2.sentinel2.INDICES`),
   the mean, standard deviation and 10th/50th/90th percentiles over the patch's
   valid pixels, plus the fractions of pixels passing index thresholds
   (:data:`THRESHOLD_RULES`: bare soil BSI > 0.1, sparse vegetation NDVI < 0.2,
@@ -23,7 +23,7 @@ accuracy, confusion matrix) pool those held-out predictions: the held-out fold
 never influences its own threshold. The final model is fitted on every patch;
 its threshold maximises F1 over the outer out-of-fold predictions.
 
-Models are saved in the OreMap ONNX format (:mod:`core.model_format`):
+Models are saved in the OreMap ONNX format (:mod:`core.engine.model_format`):
 
 * hgb: graph input ``features`` ``(n, n_features)`` float32 (computed by
   :func:`patch_features`), output ``probabilities`` ``(n, 2)``;
@@ -44,9 +44,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import compute
-from .errors import OreMapError
-from .feedback import ensure
+from ..engine import compute
+from ..engine.errors import OreMapError
+from ..engine.feedback import ensure
 from .sentinel2 import INDEX_NAMES, S2_BANDS, compute_indices, open_sentinel2
 
 TASK = "mine_patch_classification"
@@ -146,7 +146,7 @@ def patch_features(patches, chunk=16):
     Parameters
     ----------
     patches : array (n, rows, cols, 12) or (rows, cols, 12), or list of such arrays
-        Reflectance in :data:`core.sentinel2.S2_BANDS` order; NaN = nodata.
+        Reflectance in :data:`core.sentinel2.sentinel2.S2_BANDS` order; NaN = nodata.
 
     Returns
     -------
@@ -297,7 +297,7 @@ def load_patch_folder(csv_path, folder=None, keep_patches=False, band_map=None, 
     """Patches listed in a label table (``file,label``), read as reflectance; see :class:`PatchSet`.
 
     ``folder`` holds the patch files (the CSV's folder by default). Each patch goes
-    through :func:`core.sentinel2.open_sentinel2` (band names, DN scaling; ``mask_clouds``
+    through :func:`core.sentinel2.sentinel2.open_sentinel2` (band names, DN scaling; ``mask_clouds``
     for patches that are folders with a scene classification).
     """
     feedback = ensure(feedback)
@@ -523,7 +523,7 @@ def tune_threshold(y, p):
 
 
 def _threads(n_samples):
-    """OpenMP threads for one fit (see :func:`core.compute.openmp_limit`)."""
+    """OpenMP threads for one fit (see :func:`core.engine.compute.openmp_limit`)."""
     return compute.openmp_limit(n_samples)
 
 
@@ -556,7 +556,7 @@ class HGBPatchModel:
             return self.model.predict_proba(X)[:, 1]
 
     def onnx_model(self, n_features):
-        from .onnx_ensemble import hgb_binary_classifier_to_onnx
+        from ..engine.onnx_ensemble import hgb_binary_classifier_to_onnx
 
         return hgb_binary_classifier_to_onnx(self.model, n_features, input_name=INPUT_FEATURES,
                                              output_name=OUTPUT_NAME)
@@ -885,14 +885,14 @@ def train_mine_classifier(patch_set, classifier="hgb", n_folds=5, inner_folds=3,
     info = model_info(ps, final, classifier, threshold, cv, seed, n_folds, inner_folds, block)
     result["info"] = info
     if model_path:
-        from .model_format import write_model
+        from ..engine.model_format import write_model
 
         onnx_model = final.onnx_model(ps.features.shape[1]) if classifier == "hgb" else \
             final.onnx_model(ps.patches.shape[1:3])
         write_model(onnx_model, info, model_path)
         feedback.info(f"Model saved: {model_path} (threshold {threshold:.2f}).")
     if report_path:
-        from .report import write_report
+        from ..engine.report import write_report
 
         write_report(report_path, training_report(result, ps), parameter="report")
     feedback.progress(100)
@@ -900,7 +900,7 @@ def train_mine_classifier(patch_set, classifier="hgb", n_folds=5, inner_folds=3,
 
 
 def model_info(ps, model, classifier, threshold, cv, seed, n_folds, inner_folds, block):
-    from .model_format import ModelInfo
+    from ..engine.model_format import ModelInfo
 
     if classifier == "hgb":
         n_input, input_spec, names = ps.features.shape[1], {"name": INPUT_FEATURES}, feature_names()
@@ -917,7 +917,7 @@ def model_info(ps, model, classifier, threshold, cv, seed, n_folds, inner_folds,
         output={"name": OUTPUT_NAME, "kind": "probabilities"},
         wavelengths=None, band_names=names,
         preprocessing={"method": "s2_patch_features" if classifier == "hgb" else "s2_reflectance_patch",
-                       "reflectance": "DN * scale + offset (core.sentinel2.open_sentinel2)"},
+                       "reflectance": "DN * scale + offset (core.sentinel2.sentinel2.open_sentinel2)"},
         training={"date": datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0).isoformat(),
                   "data_hash": _data_hash(data, ps.labels), "n_samples": ps.n,
                   "metrics": metrics,
@@ -935,7 +935,7 @@ def predict_proba(model_path, patches):
 
     Returns ``(p, threshold)``.
     """
-    from .model_format import OnnxModel
+    from ..engine.model_format import OnnxModel
 
     model = OnnxModel(model_path)
     if model.info.task != TASK:
@@ -958,7 +958,7 @@ def predict_proba(model_path, patches):
 
 
 def training_report(result, ps):
-    from . import report
+    from ..engine import report
 
     cv, m = result["cv"], result["metrics"]
     summary_rows = [

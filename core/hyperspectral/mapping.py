@@ -4,7 +4,7 @@ These functions join the pieces (wavelength matching, the block engine, the
 per-pixel science) so that the Processing algorithms and plain Python scripts do
 the same thing::
 
-    from oremap.core import mapping, spectral_library
+    from oremap.core.hyperspectral import mapping, spectral_library
     lib = spectral_library.read_library("minerals.sli").subset(["Kaolinite CM9", "Alunite GDS84"])
     mapping.sam_map("cube.tif", lib, "classes.tif", "angles.tif")
 """
@@ -13,13 +13,14 @@ import json
 
 import numpy as np
 
-from . import sam, unmixing
-from .colors import UNCLASSIFIED, class_colours, hex_colour
-from .errors import OreMapError
-from .feedback import ensure
-from .raster import OutputSpec, RasterSource, class_nodata, class_raster_dtype, open_raster, run_pixelwise
+from . import sam
+from ..engine import unmixing
+from ..engine.colors import UNCLASSIFIED, class_colours, hex_colour
+from ..engine.errors import OreMapError
+from ..engine.feedback import ensure
+from ..engine.raster import OutputSpec, RasterSource, class_nodata, class_raster_dtype, open_raster, run_pixelwise
 from .spectral_library import library_from_points
-from .wavelengths import BandInfo, band_info_from_raster, resample_spectra
+from ..engine.wavelengths import BandInfo, band_info_from_raster, resample_spectra
 
 SCORE_NODATA = -9999.0
 ABUNDANCE_NODATA = -9999.0
@@ -311,14 +312,14 @@ def cnn_classify_map(raster_path, model_path, class_path, probability_path=None,
 
     The image spectra are resampled to the model's wavelengths when its bands differ,
     preprocessed as the model was trained, and run through onnxruntime in batches of
-    ``batch_size`` rows (:func:`core.spectral_cnn.predict_proba`). Pixels whose highest
+    ``batch_size`` rows (:func:`core.hyperspectral.spectral_cnn.predict_proba`). Pixels whose highest
     probability is below ``min_confidence`` are unclassified (0).
 
     Returns
     -------
     dict with ``legend``, ``class_counts``, ``resampled`` (bool), ``providers`` and engine stats.
     """
-    from .model_format import OnnxModel
+    from ..engine.model_format import OnnxModel
     from .spectral_cnn import predict_proba
 
     feedback = ensure(feedback)

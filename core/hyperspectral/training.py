@@ -3,7 +3,7 @@
 Library spectra get a class from their name (the mineral name is the first word of a
 USGS name such as ``"Kaolinite CM9 BECKb AREF"``) or from a table, and are resampled
 by wavelength to the target sensor's bands. Image training pixels come from points
-or polygons over a raster (:mod:`core.sampling`). Every sample carries a group id
+or polygons over a raster (:mod:`core.engine.sampling`). Every sample carries a group id
 (the source spectrum, or the feature it came from) so that validation can be grouped.
 """
 
@@ -14,10 +14,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .errors import OreMapError
-from .feedback import ensure
+from ..engine.errors import OreMapError
+from ..engine.feedback import ensure
 from .spectral_library import read_library
-from .wavelengths import BandInfo
+from ..engine.wavelengths import BandInfo
 
 # Atmospheric water-vapour absorption windows (nm) where airborne and satellite reflectance is unusable.
 WATER_WINDOWS = ((1330.0, 1460.0), (1760.0, 1970.0))
@@ -191,7 +191,7 @@ def image_training_set(source, geometries, labels, band_info=None):
 
     ``groups`` is the feature index: pixels of one polygon never sit on both sides of a split.
     """
-    from .sampling import training_pixels
+    from ..engine.sampling import training_pixels
 
     X, pixel_labels, groups = training_pixels(source, geometries, labels)
     pixel_labels = np.array([str(v) for v in pixel_labels], dtype=object)

@@ -1,7 +1,7 @@
 """The model library: bundled and user models, their cards, and the algorithm that uses each task.
 
 :data:`TASK_ALGORITHMS` is the one table from a model's ``task`` (its metadata, see
-:mod:`core.model_format`) to the Processing algorithm that applies it and the
+:mod:`core.engine.model_format`) to the Processing algorithm that applies it and the
 parameter that takes the model file; a new task is one line. A model whose task is
 not listed still shows its card, but offers no algorithm.
 

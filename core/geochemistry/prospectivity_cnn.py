@@ -30,7 +30,7 @@ not around whole blocks: with deposits clustered in one block, a buffer around
 the block would leave its fold nothing to train on.
 
 ``torch`` is needed for training only and is imported inside the functions that
-use it; mapping needs onnxruntime (:class:`core.model_format.OnnxModel`).
+use it; mapping needs onnxruntime (:class:`core.engine.model_format.OnnxModel`).
 """
 
 import copy
@@ -43,12 +43,12 @@ from dataclasses import dataclass, field
 import numpy as np
 from rasterio.windows import Window
 
-from . import compute
-from .errors import OreMapError
-from .feedback import ensure
-from .model_format import ModelInfo, OnnxModel, write_model
+from ..engine import compute
+from ..engine.errors import OreMapError
+from ..engine.feedback import ensure
+from ..engine.model_format import ModelInfo, OnnxModel, write_model
 from .prospectivity_eval import roc_auc
-from .raster import (
+from ..engine.raster import (
     OutputSpec,
     RasterSource,
     band_descriptions,
@@ -1115,7 +1115,7 @@ def train_prospectivity(raster_path, deposits_xy, model_path=None, report_path=N
     if model_path:
         result.save(model_path)
     if report_path:
-        from . import report
+        from ..engine import report
 
         report.write_report(report_path, training_report(result, stack.height, stack.width, raster_path))
     feedback.progress(100)
@@ -1206,8 +1206,8 @@ def _model_info(stack, plan, cv, folds, options, final_options, module, n_cells,
 
 def _fold_map_svg(plan, height, width, size=480):
     """Blocks coloured by fold, deposits (black) and background centres (grey) as an SVG."""
-    from .colors import PALETTE, hex_colour
-    from .report import _esc, _n
+    from ..engine.colors import PALETTE, hex_colour
+    from ..engine.report import _esc, _n
 
     scale = size / max(height, width)
     W, H = width * scale, height * scale
@@ -1237,7 +1237,7 @@ def _fold_map_svg(plan, height, width, size=480):
 
 def training_report(result, height, width, raster_path=""):
     """The HTML report: data, settings, fold map, per-fold and pooled metrics, learning curves."""
-    from . import report
+    from ..engine import report
 
     plan, cv, info = result.plan, result.cv, result.info
     p = info.training["parameters"]
@@ -1423,7 +1423,7 @@ def prospectivity_map(raster_path, model_path, out_path, mode="grid", grid=(12, 
     deposits_xy : array-like (n, 2), optional
         Known deposits in the raster's CRS: each cell says how many it holds.
     memory_mb : float, optional
-        Memory budget, see :func:`core.raster.memory_budget_mb`.
+        Memory budget, see :func:`core.engine.raster.memory_budget_mb`.
     threads : int, optional
         onnxruntime threads (all cores when None).
     max_cells : int, default :data:`MAX_CELLS`

@@ -7,10 +7,10 @@ normal range; its reconstruction error is its anomaly score.
 
 Pipeline, identical at training and scoring:
 
-1. **Preprocessing** (:mod:`core.geochem`): missing codes and values below detection
-   (:func:`core.geochem.below_detection`), zeros (the ``zeros`` option of
-   :func:`core.geochem.preprocess`), a log10 or centred log-ratio transform, then
-   per-element centring and scaling (:class:`core.geochem.Scaler`, robust by
+1. **Preprocessing** (:mod:`core.geochemistry.geochem`): missing codes and values below detection
+   (:func:`core.geochemistry.geochem.below_detection`), zeros (the ``zeros`` option of
+   :func:`core.geochemistry.geochem.preprocess`), a log10 or centred log-ratio transform, then
+   per-element centring and scaling (:class:`core.geochemistry.geochem.Scaler`, robust by
    default) with the statistics of the training samples, stored in the model. With
    ``below="none"`` values are taken as they are (e.g. rasters of log10 grids).
 2. **Network**: encoder ``m -> 24 -> 12 -> (mean, log-variance) of a 3-D latent
@@ -32,7 +32,7 @@ its elements; a missing element enters the network at the training centre (0 aft
 scaling) and is left out of the error and the score. Samples missing more are not
 scored (NaN).
 
-The model is an OreMap ONNX file (:mod:`core.model_format`, task
+The model is an OreMap ONNX file (:mod:`core.engine.model_format`, task
 ``"geochemical_anomaly"``): the graph maps scaled elements ``(n, m)`` (NaN =
 missing) to ``element_errors`` ``(n, m)`` and ``score`` ``(n, 1)``; the metadata hold
 the element names, the preprocessing with its scaling statistics, the percentile
@@ -55,10 +55,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import compute, geochem, report
-from .errors import OreMapError
-from .feedback import ensure
-from .model_format import ModelInfo, OnnxModel, write_model
+from ..engine import compute, report
+from . import geochem
+from ..engine.errors import OreMapError
+from ..engine.feedback import ensure
+from ..engine.model_format import ModelInfo, OnnxModel, write_model
 
 TASK = "geochemical_anomaly"
 INPUT_NAME = "elements"
@@ -75,7 +76,7 @@ DIRECTIONS = ("both", "high")
 """Score residuals in both directions (Luo et al.), or only values above their reconstruction (enrichment)."""
 
 BELOW_MODES = ("half", "limit", "nan", "none")
-"""Below-detection handling: those of :func:`core.geochem.below_detection`, or ``"none"`` (values as they are)."""
+"""Below-detection handling: those of :func:`core.geochemistry.geochem.below_detection`, or ``"none"`` (values as they are)."""
 
 CLASS_COLOURS = ["#d9d9d9", "#fed976", "#fd8d3c", "#e31a1c", "#800026", "#4a0014"]
 SCORE_NODATA = -9999.0
@@ -155,11 +156,11 @@ def classify(scores, thresholds):
 class Preprocessing:
     """How raw concentrations become the network's input; stored in the model.
 
-    ``below``: ``"half"``, ``"limit"``, ``"nan"`` (:func:`core.geochem.below_detection`)
+    ``below``: ``"half"``, ``"limit"``, ``"nan"`` (:func:`core.geochemistry.geochem.below_detection`)
     or ``"none"`` (values as they are: no below-detection or zero handling, e.g. grids
-    already log-transformed). ``zeros``: one of :data:`core.geochem.ZERO_MODES` (see
+    already log-transformed). ``zeros``: one of :data:`core.geochemistry.geochem.ZERO_MODES` (see
     (``None``: its default). ``transform``: ``"log10"``, ``"clr"`` or ``"none"``.
-    ``scale``: ``"robust"``, ``"zscore"`` or ``"none"`` (:class:`core.geochem.Scaler`).
+    ``scale``: ``"robust"``, ``"zscore"`` or ``"none"`` (:class:`core.geochemistry.geochem.Scaler`).
     ``max_missing``: share of a sample's elements that may be missing (0 = complete
     samples only). ``scaler`` and ``zero_values`` are fitted on the training samples.
     """
@@ -702,7 +703,7 @@ def raster_bands(path, names, parameter="raster"):
     Without descriptions matching every name, a raster with exactly ``len(names)``
     bands is taken in order (the second value says so: ``by_order``).
     """
-    from .raster import band_descriptions
+    from ..engine.raster import band_descriptions
 
     descriptions = band_descriptions(path, parameter)  # the names training takes (trimmed; "Band i" if none)
     count = len(descriptions)
@@ -730,7 +731,7 @@ def sample_raster(path, bands=None, nodata=None, max_samples=MAX_RASTER_TRAINING
     tied to pixel positions, not to the block layout. Returns ``(values (k, b), n_valid)``.
     """
     from .prospectivity_eval import _Reservoir, _salt
-    from .raster import RasterSource, block_windows, memory_budget_mb
+    from ..engine.raster import RasterSource, block_windows, memory_budget_mb
 
     feedback = ensure(feedback)
     with RasterSource(path, bands=bands, nodata=nodata, scale=1) as src:
@@ -761,14 +762,14 @@ def score_raster(model, raster_path, score_path, class_path=None, nodata=None, m
     Bands are found by name (:func:`raster_bands`). Writes a float32 score raster
     (nodata -9999) and, if ``class_path``, a uint8 class raster (0 = background ..
     k, nodata 255) with a colour table. Memory stays flat: blocks come from the
-    block engine (:func:`core.raster.run_pixelwise`) under the memory budget.
+    block engine (:func:`core.engine.raster.run_pixelwise`) under the memory budget.
 
     Returns a dict: ``valid_pixels``, ``scored``, ``class_counts``, ``hist_edges``
     (log10 score) and ``hist_counts``, ``top`` (the ``top`` highest scores with their
     element errors), ``top_class_share`` (mean contribution share of each element over
     the pixels of the highest class), ``bands``, ``by_order``.
     """
-    from .raster import OutputSpec, RasterSource, _remove_quietly, run_pixelwise
+    from ..engine.raster import OutputSpec, RasterSource, _remove_quietly, run_pixelwise
 
     feedback = ensure(feedback)
     if not isinstance(model, AnomalyModel):
@@ -836,7 +837,7 @@ def score_raster(model, raster_path, score_path, class_path=None, nodata=None, m
 
 def class_thumbnail(class_path, max_size=120, memory_mb=None):
     """A small array of the highest class in each thumbnail cell of a class raster (-1 = nodata), block by block."""
-    from .raster import block_windows, memory_budget_mb, open_raster
+    from ..engine.raster import block_windows, memory_budget_mb, open_raster
 
     with open_raster(class_path) as ds:
         w, h = ds.width, ds.height
@@ -986,7 +987,7 @@ def report_html(title, names, settings_rows, history=None, scores=None, threshol
     ``top``: dict ``labels``, ``scores``, ``classes``, ``errors`` (the top anomalies),
     ``share_top_class``, ``share_all``, ``n_top_class``. ``histogram``: ``(centres, counts)``
     (rasters); else built from ``scores``. ``evaluation``: a result of
-    :func:`core.prospectivity_eval.evaluate_points` / ``evaluate_raster``.
+    :func:`core.geochemistry.prospectivity_eval.evaluate_points` / ``evaluate_raster``.
     """
     from . import prospectivity_eval as pe
 
@@ -1148,7 +1149,7 @@ def run_raster(raster_path, score_path, class_path=None, model_path=None, model_
             model = load_model(model_path)
             parameters = model.info.training.get("parameters")
         else:
-            from .raster import band_descriptions
+            from ..engine.raster import band_descriptions
 
             all_names = band_descriptions(raster_path)
             chosen = list(range(1, len(all_names) + 1)) if not bands else [int(b) for b in bands]
@@ -1182,7 +1183,7 @@ def run_raster(raster_path, score_path, class_path=None, model_path=None, model_
             evaluation = pe.evaluate_raster(score_path, deposits_xy, positive_radius, negative_min_distance,
                                             n_draws=20, seed=0, feedback=feedback.scaled(85, 95), memory_mb=memory_mb)
         except BaseException:  # bad deposits or a cancel: remove what this run wrote
-            from .raster import _remove_quietly
+            from ..engine.raster import _remove_quietly
 
             for path in (score_path, class_path, None if model_path else model_out):
                 if path:
