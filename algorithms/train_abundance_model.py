@@ -10,7 +10,7 @@ from qgis.core import (
 )
 
 from ..core.abundance import abundance
-from ..core.hyperspectral.spectral_cnn import PREPROCESSING
+from ..core.engine.spectra import PREPROCESSING
 from .base import OreMapAlgorithm
 
 UNITS = [("auto", "Detect (fractions if every value is at most 1)"), ("percent", "Percent (0-100)"),

@@ -13,7 +13,7 @@ from qgis.core import (
 )
 
 from ..core.hyperspectral import cnn_training
-from ..core.hyperspectral.spectral_cnn import PREPROCESSING
+from ..core.engine.spectra import PREPROCESSING
 from .base import OreMapAlgorithm, split_names
 
 CLASS_RULES = [("first_word", "First word of the spectrum name (mineral)"), ("whole_name", "Whole spectrum name")]

@@ -71,7 +71,7 @@ def torch_eager_rate(n=100_000):
 
     from core.engine.bundled import bundled_models
     from core.engine.model_format import read_model_info
-    from core.hyperspectral.spectral_cnn import SpectralCNN
+    from core.engine.spectral_network import SpectralCNN
 
     path = bundled_models("spectral_classification")[0][1]
     info = read_model_info(path)

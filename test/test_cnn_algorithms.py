@@ -15,7 +15,7 @@ from qgis.core import QgsProcessingException
 
 from conftest import AVIRIS_NG, AVIRIS_NG_2, DATA, USGS_LIBRARY, ensure_provider, warning_recorder
 from oremap.core.engine.model_format import read_model_info
-from oremap.core.hyperspectral.spectral_cnn import preprocess
+from oremap.core.engine.spectra import preprocess
 from oremap.core.hyperspectral.spectral_library import read_library
 from oremap.core.engine.wavelengths import band_info_from_raster, band_tags
 from test_algorithms import pixel_centre, point_layer

@@ -272,7 +272,8 @@ class _HGBMulti:
 
 
 class _CNNRegressor:
-    """The spectral 1D CNN of :mod:`core.hyperspectral.spectral_cnn` with a regression head (MSE on standardised targets)."""
+    """The spectral 1D CNN of :mod:`core.engine.spectral_network` with a regression head (MSE on standardised
+    targets)."""
 
     def __init__(self, seed, options=None, feedback=None):
         self.seed = seed
@@ -281,7 +282,7 @@ class _CNNRegressor:
         self.module = None
 
     def fit(self, X, T):
-        from ..hyperspectral.spectral_cnn import SpectralCNN, _torch_classes
+        from ..engine.spectral_network import SpectralCNN, _torch_classes
 
         torch = _torch_classes()["torch"]
         o = self.options
@@ -334,7 +335,7 @@ class _CNNRegressor:
         return compute.torch_predict(self.module, X, 8192).astype(np.float64)
 
     def to_onnx(self, n_bands):
-        from ..hyperspectral.spectral_cnn import export_onnx
+        from ..engine.spectral_network import export_onnx
 
         return export_onnx(self.module, n_bands)
 
@@ -474,7 +475,7 @@ def train_abundance_model(X, Y, groups, names, wavelengths=None, fwhm=None, band
     names : list of str
         The k part names.
     preprocessing : {"none", "brightness", "continuum_removal"}
-        Applied to spectra before every model (as in :func:`core.hyperspectral.spectral_cnn.preprocess`).
+        Applied to spectra before every model (as in :func:`core.engine.spectra.preprocess`).
     families : sequence of str
         Members, from :data:`FAMILIES`.
     space : {"simplex", "ilr"}
@@ -489,7 +490,7 @@ def train_abundance_model(X, Y, groups, names, wavelengths=None, fwhm=None, band
     member_options : dict, optional
         ``{family: {option: value}}`` overriding a member's defaults (see :func:`make_member`).
     """
-    from ..hyperspectral.spectral_cnn import PREPROCESSING_METHODS, preprocess
+    from ..engine.spectra import PREPROCESSING_METHODS, preprocess
 
     feedback = ensure(feedback)
     X = np.asarray(X, np.float32)
@@ -670,7 +671,7 @@ class AbundanceModel:
 
         With ``members``, also each member's closed prediction (n, m, k) in %.
         """
-        from ..hyperspectral.spectral_cnn import preprocess
+        from ..engine.spectra import preprocess
 
         X = np.asarray(X, np.float32)
         if not preprocessed:

@@ -42,7 +42,7 @@ import numpy as np
 from . import report
 from .colors import hex_colour
 from .errors import OreMapError
-from ..hyperspectral.spectral_library import match_name, name_key
+from .names import match_name, name_key
 from .feedback import ensure
 
 __all__ = [
@@ -506,7 +506,7 @@ def _legend_pairs(legend):
 def _match_one(label, pairs):
     """``(code, [])`` for a match, else ``(None, candidate names)`` (empty when nothing is close).
 
-    Text labels follow the rules of the *Spectra* parameter (:func:`core.hyperspectral.spectral_library.match_name`:
+    Text labels follow the rules of the *Spectra* parameter (:func:`core.engine.names.match_name`:
     exact, ignoring case and spaces, a unique start, a unique part of a name), then a legend name's
     first word. Labels that read as integers are class codes when the legend has that code.
     """

@@ -21,7 +21,7 @@ whose value is a JSON object::
     }
 
 The ONNX graph maps a float32 ``(n, n_bands)`` input (after the model's
-preprocessing, see :func:`core.hyperspectral.spectral_cnn.preprocess`) to float32
+preprocessing, see :func:`core.engine.spectra.preprocess`) to float32
 ``(n, n_classes)`` class probabilities. Any other ONNX tool can open the file;
 OreMap reads the metadata with :func:`read_model_info` and runs the graph with
 :class:`OnnxModel` (onnxruntime). Nothing is ever unpickled.

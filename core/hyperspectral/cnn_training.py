@@ -15,7 +15,8 @@ from ..engine import accuracy, report
 from . import sam
 from ..engine.feedback import ensure
 from ..engine.model_format import ModelInfo
-from .spectral_cnn import PREPROCESSING, train_classifier
+from ..engine.spectra import PREPROCESSING
+from .spectral_cnn import train_classifier
 
 PREPROCESSING_LABELS = dict(PREPROCESSING)
 
@@ -41,7 +42,7 @@ def train_and_report(data, model_path, report_path=None, preprocessing="brightne
     """Train on a :class:`~core.hyperspectral.training.TrainingSet`, write the model and the HTML report.
 
     ``network`` overrides the network's size (``channels``, ``kernels``, ``hidden``, ``dropout``; see
-    :func:`core.hyperspectral.spectral_cnn.SpectralCNN`).
+    :func:`core.engine.spectral_network.SpectralCNN`).
 
     The model's ``training["metrics"]`` are those of :func:`core.hyperspectral.spectral_cnn.train_classifier`
     (``val_accuracy``, ``val_kappa``, ``val_macro_f1``, ``n_validation``...) plus

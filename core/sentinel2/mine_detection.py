@@ -49,7 +49,8 @@ import numpy as np
 from ..engine.errors import OreMapError
 from ..engine.feedback import ensure
 from ..engine.model_format import OnnxModel
-from ..engine.raster import PARTIAL_SUFFIX, OutputSpec, _open_output, _remove_quietly, check_output_path, memory_budget_mb
+from ..engine.raster import (PARTIAL_SUFFIX, OutputSpec, _open_output, _remove_quietly, check_output_path,
+                             memory_budget_mb)
 
 PROB_NODATA = -9999.0
 MASK_NODATA = 255
