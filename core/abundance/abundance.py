@@ -42,7 +42,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..engine import compositional, compute
+from ..engine import compositional, compute, torch_training
 from ..engine.colors import class_colours, hex_colour
 from ..engine.errors import OreMapError
 from ..engine.feedback import ensure
@@ -295,38 +295,36 @@ class _CNNRegressor:
         Z = torch.from_numpy(((X - xm) / xs).astype(np.float32))
         U = torch.from_numpy(((T - tm) / ts).astype(np.float32))
         rng = np.random.default_rng([self.seed, 7])
-        previous = torch.are_deterministic_algorithms_enabled()
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(self.seed)
-            torch.use_deterministic_algorithms(True, warn_only=True)
-            try:
-                net = SpectralCNN(X.shape[1], T.shape[1], channels=o["channels"], kernels=o["kernels"],
-                                  hidden=o["hidden"], dropout=o["dropout"])
-                opt = torch.optim.AdamW(net.parameters(), lr=o["lr"], weight_decay=o["weight_decay"])
-                epochs = int(o["epochs"])
-                sched = torch.optim.lr_scheduler.OneCycleLR(
-                    opt, max_lr=o["lr"], total_steps=epochs * max(1, -(-len(Z) // o["batch_size"])))
-                loss_fn = torch.nn.MSELoss()
-                for epoch in range(epochs):
-                    self.feedback.check()
-                    net.train()
-                    order = torch.from_numpy(rng.permutation(len(Z)))
-                    for start in range(0, len(Z), o["batch_size"]):
-                        batch = order[start:start + o["batch_size"]]
-                        if batch.numel() < 2:
-                            sched.step()
-                            continue
-                        opt.zero_grad()
-                        loss = loss_fn(net(Z[batch]), U[batch])
-                        loss.backward()
-                        opt.step()
-                        sched.step()
-                    if not np.isfinite(loss.item()):
-                        raise OreMapError("The CNN regressor diverged (the loss is not a number).", "training",
-                                          "Leave the CNN out or check the spectra for extreme values.")
-                    self.feedback.progress(100.0 * (epoch + 1) / epochs)
-            finally:
-                torch.use_deterministic_algorithms(previous)
+        with torch_training.seeded(torch, self.seed, deterministic=True):
+            net = SpectralCNN(X.shape[1], T.shape[1], channels=o["channels"], kernels=o["kernels"],
+                              hidden=o["hidden"], dropout=o["dropout"])
+            opt = torch.optim.AdamW(net.parameters(), lr=o["lr"], weight_decay=o["weight_decay"])
+            epochs = int(o["epochs"])
+            sched = torch.optim.lr_scheduler.OneCycleLR(
+                opt, max_lr=o["lr"], total_steps=epochs * max(1, -(-len(Z) // o["batch_size"])))
+            loss_fn = torch.nn.MSELoss()
+            last = {}
+
+            def step(batch):
+                if batch.numel() < 2:  # skipped, but the one-cycle schedule counts it
+                    sched.step()
+                    return None
+                opt.zero_grad()
+                loss = loss_fn(net(Z[batch]), U[batch])
+                loss.backward()
+                opt.step()
+                sched.step()
+                last["loss"] = loss
+                return loss
+
+            def end_epoch(epoch, train_loss):
+                if "loss" in last and not np.isfinite(last["loss"].item()):
+                    raise OreMapError("The CNN regressor diverged (the loss is not a number).", "training",
+                                      "Leave the CNN out or check the spectra for extreme values.")
+
+            torch_training.train_epochs(len(Z), o["batch_size"], epochs, rng, step, self.feedback,
+                                        start_epoch=lambda epoch: net.train(), end_epoch=end_epoch, min_batch=1,
+                                        as_tensor=torch)
         net.eval()
         self.module = _export_module(torch, net, xm, xs, tm, ts)
         return self

@@ -43,7 +43,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from rasterio.windows import Window
 
-from ..engine import compute
+from ..engine import compute, torch_training
 from ..engine.errors import OreMapError
 from ..engine.feedback import ensure
 from ..engine.model_format import ModelInfo, OnnxModel, write_model
@@ -860,29 +860,23 @@ def _train_one(stack, train, val, options, seed, feedback, label):
     window, crop_pad = options["window"], options["crop_pad"]
     mean, sd, n_cells = _fit_stats(stack, train, window)
     rng = np.random.default_rng([int(seed), 7])
-    torch.manual_seed(int(seed))
-    channels = stack.n_elements + (1 if options["mask_channel"] else 0)
-    net = build_resnet(channels, options["depth"], options["width"], window)
-    module = window_model(net, mean, sd, options["mask_channel"])
-    optimiser = torch.optim.SGD(net.parameters(), lr=options["lr"], momentum=options["momentum"],
-                                weight_decay=options["weight_decay"], nesterov=True)
-    w_pos, w_neg = _class_weights(train.labels)
-    epochs, batch_size, patience = options["epochs"], options["batch_size"], options["patience"]
-    history = {"train_loss": [], "val_loss": []}
-    best = (np.inf, -1, None)
-    stale = 0
-    n = len(train)
-    for epoch in range(epochs):
-        feedback.check()
-        for group in optimiser.param_groups:  # cosine decay to 1 % of the initial rate
-            group["lr"] = options["lr"] * (0.01 + 0.99 * 0.5 * (1.0 + math.cos(math.pi * epoch / epochs)))
-        module.train()
-        order = rng.permutation(n)
-        total, seen = 0.0, 0
-        for start in range(0, n, batch_size):
-            batch = order[start:start + batch_size]
-            if batch.size < 2:  # batch norm cannot train on one window
-                continue
+    with torch_training.seeded(torch, seed):
+        channels = stack.n_elements + (1 if options["mask_channel"] else 0)
+        net = build_resnet(channels, options["depth"], options["width"], window)
+        module = window_model(net, mean, sd, options["mask_channel"])
+        optimiser = torch.optim.SGD(net.parameters(), lr=options["lr"], momentum=options["momentum"],
+                                    weight_decay=options["weight_decay"], nesterov=True)
+        w_pos, w_neg = _class_weights(train.labels)
+        epochs, batch_size, patience = options["epochs"], options["batch_size"], options["patience"]
+        history = {"train_loss": [], "val_loss": []}
+        tracked = bool(patience and len(val))  # the best epoch is kept only with early stopping on held-out cells
+
+        def start_epoch(epoch):
+            for group in optimiser.param_groups:  # cosine decay to 1 % of the initial rate
+                group["lr"] = options["lr"] * (0.01 + 0.99 * 0.5 * (1.0 + math.cos(math.pi * epoch / epochs)))
+            module.train()
+
+        def step(batch):
             raw = stack.windows(train.rows[batch], train.cols[batch], window + 2 * crop_pad)
             x = torch.from_numpy(_augment(raw, window, crop_pad, options["flips"], rng))
             y = torch.from_numpy(train.labels[batch].astype(np.float32))
@@ -890,33 +884,29 @@ def _train_one(stack, train, val, options, seed, feedback, label):
             loss = _balanced_loss(torch, module.logit(x), y, w_pos, w_neg)
             loss.backward()
             optimiser.step()
-            total += loss.item() * batch.size
-            seen += batch.size
-        train_loss = total / max(seen, 1)
-        _, val_loss = _evaluate(module, torch, stack, val, window, 256) if len(val) else (None, float("nan"))
-        history["train_loss"].append(train_loss)
-        history["val_loss"].append(val_loss)
-        if not np.isfinite(train_loss):
-            raise OreMapError("Training diverged: the loss is not a number.", "learning_rate",
-                              "Lower the learning rate (e.g. 0.01 or 0.001).")
-        if patience and len(val):
-            if val_loss < best[0]:
-                best, stale = (val_loss, epoch, copy.deepcopy(module.state_dict())), 0
-            else:
-                stale += 1
-        feedback.progress(100.0 * (epoch + 1) / epochs)
-        if (epoch + 1) % 10 == 0 or epoch == 0 or epoch + 1 == epochs:
-            line = f"{label}, epoch {epoch + 1}: training loss {train_loss:.4f}"
-            feedback.info(line + (f", validation loss {val_loss:.4f}" if len(val) else ""))
-        if patience and len(val) and stale >= patience:
-            feedback.info(f"{label}: early stop after epoch {epoch + 1}, keeping epoch {best[1] + 1}.")
-            break
-    kept = len(history["train_loss"]) - 1
-    if patience and len(val) and best[2] is not None:
-        module.load_state_dict(best[2])
-        kept = best[1]
+            return loss
+
+        def end_epoch(epoch, train_loss):
+            _, val_loss = _evaluate(module, torch, stack, val, window, 256) if len(val) else (None, float("nan"))
+            history["train_loss"].append(train_loss)
+            history["val_loss"].append(val_loss)
+            if not np.isfinite(train_loss):
+                raise OreMapError("Training diverged: the loss is not a number.", "learning_rate",
+                                  "Lower the learning rate (e.g. 0.01 or 0.001).")
+            return val_loss
+
+        def log(epoch, train_loss):
+            if (epoch + 1) % 10 == 0 or epoch == 0 or epoch + 1 == epochs:
+                line = f"{label}, epoch {epoch + 1}: training loss {train_loss:.4f}"
+                feedback.info(line + (f", validation loss {history['val_loss'][-1]:.4f}" if len(val) else ""))
+
+        outcome = torch_training.train_epochs(
+            len(train), batch_size, epochs, rng, step, feedback, start_epoch=start_epoch, end_epoch=end_epoch,
+            model=module if tracked else None, patience=patience if tracked else 0, log=log,
+            early_stop_message=lambda epoch, best: f"{label}: early stop after epoch {epoch + 1}, keeping epoch "
+                                                   f"{best + 1}.")
     module.eval()
-    return module, history, kept, n_cells
+    return module, history, outcome.best_epoch, n_cells
 
 
 def _metrics(labels, proba):

@@ -46,7 +46,6 @@ anomalies using a deep variational autoencoder network. Applied Geochemistry 122
 104710.
 """
 
-import copy
 import datetime
 import hashlib
 import math
@@ -55,7 +54,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..engine import compute, report
+from ..engine import compute, report, torch_training
 from . import geochem
 from ..engine.errors import OreMapError
 from ..engine.feedback import ensure
@@ -76,7 +75,8 @@ DIRECTIONS = ("both", "high")
 """Score residuals in both directions (Luo et al.), or only values above their reconstruction (enrichment)."""
 
 BELOW_MODES = ("half", "limit", "nan", "none")
-"""Below-detection handling: those of :func:`core.geochemistry.geochem.below_detection`, or ``"none"`` (values as they are)."""
+"""Below-detection handling: those of :func:`core.geochemistry.geochem.below_detection`, or ``"none"`` (values as
+they are)."""
 
 CLASS_COLOURS = ["#d9d9d9", "#fed976", "#fd8d3c", "#e31a1c", "#800026", "#4a0014"]
 SCORE_NODATA = -9999.0
@@ -521,57 +521,57 @@ def train_vae(values, names, below="half", transform="log10", scale="robust", ze
     M_all = M_all.astype(np.float32)
     eps_fixed = fixed_draws(draws, latent, seed)
     history = {"train_recon": [], "train_kl": [], "val_recon": [], "val_kl": []}
-    threads = torch.get_num_threads()
     order_rng = np.random.default_rng([int(seed), 2])
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(int(seed))
-        # Linear layers and element-wise operations are deterministic on the CPU
-        torch.set_num_threads(1)  # a network this small is fastest on one thread (and the same on every machine)
-        try:
-            vae = tc["vae"](m, hidden, latent, activation)
-            optimiser = torch.optim.Adam(vae.parameters(), lr=float(lr))
-            Xtr, Mtr = torch.from_numpy(X0_all[train_rows]), torch.from_numpy(M_all[train_rows])
-            Xva, Mva = torch.from_numpy(X0_all[val_rows]), torch.from_numpy(M_all[val_rows])
-            eps_t = torch.from_numpy(eps_fixed)
-            best, best_epoch, best_state = np.inf, -1, None
-            for epoch in range(epochs):
-                feedback.check()
-                vae.train()
-                order = torch.from_numpy(order_rng.permutation(train_rows.size))
-                for start in range(0, train_rows.size, batch_size):
-                    idx = order[start:start + batch_size]
-                    xb, mb = Xtr[idx], Mtr[idx]
-                    mu, logvar = vae.encode(xb)
-                    z = mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)
-                    recon = (((vae.decoder(z) - xb) ** 2) * mb).sum(dim=1)
-                    kl = -0.5 * (1.0 + logvar - mu * mu - torch.exp(logvar)).sum(dim=1)
-                    loss = (recon + float(kl_weight) * kl).mean()
-                    optimiser.zero_grad()
-                    loss.backward()
-                    optimiser.step()
-                tr = _epoch_metrics(torch, vae, Xtr, Mtr, eps_t)
-                va = _epoch_metrics(torch, vae, Xva, Mva, eps_t) if val_rows.size else (np.nan, np.nan)
-                for key, value in zip(history, tr + va):
-                    history[key].append(float(value))
-                monitored = (va[0] + kl_weight * va[1]) if val_rows.size else (tr[0] + kl_weight * tr[1])
-                if not math.isfinite(monitored):
-                    raise OreMapError("Training diverged: the loss is not a number.", "learning_rate",
-                                      "Lower the learning rate (e.g. 0.001), or check the data for extreme values.")
-                if monitored < best or not val_rows.size:
-                    best, best_epoch, best_state = monitored, epoch, copy.deepcopy(vae.state_dict())
-                feedback.progress(90.0 * (epoch + 1) / epochs)
-                if epoch == 0 or (epoch + 1) % 20 == 0 or epoch + 1 == epochs:
-                    line = f"Epoch {epoch + 1}: reconstruction {tr[0]:.4f}, KL {tr[1]:.4f}"
-                    if val_rows.size:
-                        line += f"; validation reconstruction {va[0]:.4f}, KL {va[1]:.4f}"
-                    feedback.info(line)
-            vae.load_state_dict(best_state)
-            vae.eval()
-            scorer = tc["scorer"](vae, eps_fixed, direction)
-            scorer.eval()
-            onnx_bytes = export_onnx(scorer, m)
-        finally:
-            torch.set_num_threads(threads)
+    # Linear layers and element-wise operations are deterministic on the CPU; a network this small is fastest on
+    # one thread (and the same on every machine)
+    with torch_training.seeded(torch, seed, threads=1):
+        vae = tc["vae"](m, hidden, latent, activation)
+        optimiser = torch.optim.Adam(vae.parameters(), lr=float(lr))
+        Xtr, Mtr = torch.from_numpy(X0_all[train_rows]), torch.from_numpy(M_all[train_rows])
+        Xva, Mva = torch.from_numpy(X0_all[val_rows]), torch.from_numpy(M_all[val_rows])
+        eps_t = torch.from_numpy(eps_fixed)
+
+        def step(idx):
+            xb, mb = Xtr[idx], Mtr[idx]
+            mu, logvar = vae.encode(xb)
+            z = mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)
+            recon = (((vae.decoder(z) - xb) ** 2) * mb).sum(dim=1)
+            kl = -0.5 * (1.0 + logvar - mu * mu - torch.exp(logvar)).sum(dim=1)
+            loss = (recon + float(kl_weight) * kl).mean()
+            optimiser.zero_grad()
+            loss.backward()
+            optimiser.step()
+            return loss
+
+        def end_epoch(epoch, train_loss):
+            tr = _epoch_metrics(torch, vae, Xtr, Mtr, eps_t)
+            va = _epoch_metrics(torch, vae, Xva, Mva, eps_t) if val_rows.size else (np.nan, np.nan)
+            for key, value in zip(history, tr + va):
+                history[key].append(float(value))
+            monitored = (va[0] + kl_weight * va[1]) if val_rows.size else (tr[0] + kl_weight * tr[1])
+            if not math.isfinite(monitored):
+                raise OreMapError("Training diverged: the loss is not a number.", "learning_rate",
+                                  "Lower the learning rate (e.g. 0.001), or check the data for extreme values.")
+            return monitored
+
+        def log(epoch, train_loss):
+            if epoch == 0 or (epoch + 1) % 20 == 0 or epoch + 1 == epochs:
+                line = (f"Epoch {epoch + 1}: reconstruction {history['train_recon'][-1]:.4f}, "
+                        f"KL {history['train_kl'][-1]:.4f}")
+                if val_rows.size:
+                    line += (f"; validation reconstruction {history['val_recon'][-1]:.4f}, "
+                             f"KL {history['val_kl'][-1]:.4f}")
+                feedback.info(line)
+
+        # the best epoch on the held-out samples; the last one without them
+        best_epoch = torch_training.train_epochs(
+            train_rows.size, batch_size, epochs, order_rng, step, feedback, start_epoch=lambda epoch: vae.train(),
+            end_epoch=end_epoch, model=vae if val_rows.size else None, progress=(0.0, 90.0), log=log, min_batch=1,
+            as_tensor=torch).best_epoch
+        vae.eval()
+        scorer = tc["scorer"](vae, eps_fixed, direction)
+        scorer.eval()
+        onnx_bytes = export_onnx(scorer, m)
     feedback.check()
     errors = np.full((n, m), np.nan)
     scores = np.full(n, np.nan)

@@ -19,13 +19,13 @@ that use it, so this module imports without it; inference needs onnxruntime
 (:class:`core.engine.model_format.OnnxModel`).
 """
 
-import copy
 import datetime
 import hashlib
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..engine import torch_training
 from ..engine.colors import class_colours, hex_colour
 from ..engine.errors import OreMapError
 from ..engine.feedback import ensure
@@ -343,6 +343,61 @@ def _evaluate(net, torch, Z, y, loss_fn, batch_size=4096):
     return loss, acc
 
 
+def _fit(net, torch, optimiser, loss_fn, train, val, history, rng, schedule, feedback):
+    """The epochs of :func:`train_classifier` on the shared loop (:func:`core.engine.torch_training.train_epochs`).
+
+    ``train``: (spectra, labels) tensors; ``val``: (spectra, labels) arrays, possibly empty;
+    ``schedule``: (epochs, batch size, patience). Fills ``history``; returns the loop's outcome
+    with the best epoch's weights loaded into ``net``.
+    """
+    X_all, y_all = train
+    Zva, yva_t = val
+    epochs, batch_size, patience = schedule
+    has_val = Zva.shape[0] > 0
+    tally = {}
+
+    def start_epoch(epoch):
+        net.train()
+        tally.update(correct=0, seen=0)
+
+    def step(batch):
+        xb, yb = X_all[batch], y_all[batch]
+        optimiser.zero_grad()
+        logits = net(xb)
+        loss = loss_fn(logits, yb)
+        loss.backward()
+        optimiser.step()
+        tally["correct"] += int((logits.argmax(dim=1) == yb).sum())
+        tally["seen"] += batch.numel()
+        return loss
+
+    def end_epoch(epoch, train_loss):
+        train_acc = tally["correct"] / max(tally["seen"], 1)
+        if has_val:
+            val_loss, val_acc = _evaluate(net, torch, Zva, yva_t, loss_fn)
+        else:
+            val_loss, val_acc = float("nan"), float("nan")
+        for key, value in zip(history, (train_loss, val_loss, train_acc, val_acc)):
+            history[key].append(value)
+        return val_loss if has_val else train_loss
+
+    def log(epoch, train_loss):
+        if (epoch + 1) % 10 == 0 or epoch == 0:
+            line = f"Epoch {epoch + 1}: training loss {train_loss:.4f}, accuracy {100 * history['train_acc'][-1]:.1f} %"
+            if has_val:
+                line += (f"; validation loss {history['val_loss'][-1]:.4f}, "
+                         f"accuracy {100 * history['val_acc'][-1]:.1f} %")
+            feedback.info(line)
+
+    def stopped(epoch, best_epoch):
+        return (f"Early stop after epoch {epoch + 1}: no improvement for {patience} epochs; "
+                f"keeping epoch {best_epoch + 1}.")
+
+    return torch_training.train_epochs(
+        int(y_all.shape[0]), batch_size, epochs, rng, step, feedback, start_epoch=start_epoch, end_epoch=end_epoch,
+        model=net, patience=patience, progress=(0.0, 95.0), log=log, early_stop_message=stopped, as_tensor=torch)
+
+
 def train_classifier(X, y, class_names, groups=None, wavelengths=None, fwhm=None, preprocessing="brightness",
                      epochs=200, batch_size=256, lr=1e-3, patience=15, val_fraction=0.25, seed=0,
                      augment_options=None, feedback=None, description="",
@@ -461,69 +516,22 @@ def train_classifier(X, y, class_names, groups=None, wavelengths=None, fwhm=None
 
     history = {"train_loss": [], "val_loss": [], "train_acc": [], "val_acc": []}
     rng = np.random.default_rng([seed, 3])
-    previous_deterministic = torch.are_deterministic_algorithms_enabled()
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        torch.use_deterministic_algorithms(True, warn_only=True)
-        try:
-            net = SpectralCNN(n_bands, n_classes, **network)
-            loss_fn = torch.nn.CrossEntropyLoss(weight=torch.tensor(weights, dtype=torch.float32))
-            optimiser = torch.optim.Adam(net.parameters(), lr=lr, weight_decay=weight_decay)
-            X_all, y_all = torch.from_numpy(Ztr), torch.from_numpy(ytr_t)
-            best_loss, best_epoch, best_state, stale = np.inf, -1, None, 0
-            for epoch in range(int(epochs)):
-                feedback.check()
-                net.train()
-                order = torch.from_numpy(rng.permutation(ytr.size))
-                total, correct, seen = 0.0, 0, 0
-                for start in range(0, ytr.size, batch_size):
-                    batch = order[start:start + batch_size]
-                    if batch.numel() < 2:  # BatchNorm cannot train on a single sample
-                        continue
-                    xb, yb = X_all[batch], y_all[batch]
-                    optimiser.zero_grad()
-                    logits = net(xb)
-                    loss = loss_fn(logits, yb)
-                    loss.backward()
-                    optimiser.step()
-                    total += loss.item() * batch.numel()
-                    correct += int((logits.argmax(dim=1) == yb).sum())
-                    seen += batch.numel()
-                train_loss, train_acc = total / max(seen, 1), correct / max(seen, 1)
-                if has_val:
-                    val_loss, val_acc = _evaluate(net, torch, Zva, yva_t, loss_fn)
-                else:
-                    val_loss, val_acc = float("nan"), float("nan")
-                for key, value in zip(history, (train_loss, val_loss, train_acc, val_acc)):
-                    history[key].append(value)
-                monitored = val_loss if has_val else train_loss
-                if monitored < best_loss:
-                    best_loss, best_epoch, stale = monitored, epoch, 0
-                    best_state = copy.deepcopy(net.state_dict())
-                else:
-                    stale += 1
-                feedback.progress(95.0 * (epoch + 1) / epochs)
-                if (epoch + 1) % 10 == 0 or epoch == 0:
-                    line = f"Epoch {epoch + 1}: training loss {train_loss:.4f}, accuracy {100 * train_acc:.1f} %"
-                    if has_val:
-                        line += f"; validation loss {val_loss:.4f}, accuracy {100 * val_acc:.1f} %"
-                    feedback.info(line)
-                if stale >= patience:
-                    feedback.info(f"Early stop after epoch {epoch + 1}: no improvement for {patience} epochs; "
-                                  f"keeping epoch {best_epoch + 1}.")
-                    break
-            feedback.check()
-            if best_state is None:  # the monitored loss was NaN in every epoch
-                raise OreMapError(
-                    "Training diverged: the loss is not a number.", parameter="training",
-                    fix="Lower the learning rate (e.g. 0.001), or check the training spectra for extreme values.")
-            net.load_state_dict(best_state)
-            net.eval()
-            module = tc["export"](net, mean, std)
-            module.eval()
-            onnx_bytes = export_onnx(module, n_bands)
-        finally:
-            torch.use_deterministic_algorithms(previous_deterministic)
+    with torch_training.seeded(torch, seed, deterministic=True):
+        net = SpectralCNN(n_bands, n_classes, **network)
+        loss_fn = torch.nn.CrossEntropyLoss(weight=torch.tensor(weights, dtype=torch.float32))
+        optimiser = torch.optim.Adam(net.parameters(), lr=lr, weight_decay=weight_decay)
+        outcome = _fit(net, torch, optimiser, loss_fn, (torch.from_numpy(Ztr), torch.from_numpy(ytr_t)),
+                       (Zva, yva_t), history, rng, (epochs, batch_size, patience), feedback)
+        best_epoch = outcome.best_epoch
+        feedback.check()
+        if outcome.best_state is None:  # the monitored loss was NaN in every epoch
+            raise OreMapError(
+                "Training diverged: the loss is not a number.", parameter="training",
+                fix="Lower the learning rate (e.g. 0.001), or check the training spectra for extreme values.")
+        net.eval()
+        module = tc["export"](net, mean, std)
+        module.eval()
+        onnx_bytes = export_onnx(module, n_bands)
 
     val_proba = predict_proba_torch(module, Pva) if has_val else np.zeros((0, n_classes), np.float32)
     metrics = {"best_epoch": best_epoch + 1, "epochs_run": len(history["train_loss"]),

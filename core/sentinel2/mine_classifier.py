@@ -44,7 +44,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..engine import compute
+from ..engine import compute, torch_training
 from ..engine.errors import OreMapError
 from ..engine.feedback import ensure
 from .sentinel2 import INDEX_NAMES, S2_BANDS, compute_indices, open_sentinel2
@@ -675,40 +675,28 @@ class CNNPatchModel:
         n = y.size
         n_pos = max(float(y.sum()), 1.0)
         pos_weight = (n - n_pos) / n_pos if n > n_pos else 1.0
-        previous = torch.are_deterministic_algorithms_enabled()
-        threads = torch.get_num_threads()
-        if _small_work(X):
-            torch.set_num_threads(1)
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(self.seed)
-            torch.use_deterministic_algorithms(True, warn_only=True)
-            try:
-                net = tc["net"](len(CHANNELS), self.width)
-                module = tc["export"](net, mean, sd, lo, hi)
-                optimiser = torch.optim.AdamW(net.parameters(), lr=self.lr, weight_decay=self.weight_decay)
-                loss_fn = torch.nn.BCEWithLogitsLoss(pos_weight=torch.tensor(pos_weight, dtype=torch.float32))
-                Xt, yt = torch.from_numpy(X), torch.from_numpy(y)
-                for epoch in range(self.epochs):
-                    self.feedback.check()
-                    module.train()
-                    order = rng.permutation(n)
-                    for start in range(0, n, self.batch_size):
-                        batch = order[start:start + self.batch_size]
-                        if batch.size < 2:
-                            continue
-                        xb = Xt[torch.from_numpy(batch)]
-                        k = int(rng.integers(8))
-                        xb = torch.rot90(xb, k % 4, dims=(2, 3))
-                        if k >= 4:
-                            xb = torch.flip(xb, dims=(3,))
-                        optimiser.zero_grad()
-                        loss = loss_fn(module.logits(xb), yt[torch.from_numpy(batch)])
-                        loss.backward()
-                        optimiser.step()
-                module.eval()
-            finally:
-                torch.use_deterministic_algorithms(previous)
-                torch.set_num_threads(threads)
+        with torch_training.seeded(torch, self.seed, deterministic=True, threads=1 if _small_work(X) else None):
+            net = tc["net"](len(CHANNELS), self.width)
+            module = tc["export"](net, mean, sd, lo, hi)
+            optimiser = torch.optim.AdamW(net.parameters(), lr=self.lr, weight_decay=self.weight_decay)
+            loss_fn = torch.nn.BCEWithLogitsLoss(pos_weight=torch.tensor(pos_weight, dtype=torch.float32))
+            Xt, yt = torch.from_numpy(X), torch.from_numpy(y)
+
+            def step(batch):
+                xb = Xt[torch.from_numpy(batch)]
+                k = int(rng.integers(8))
+                xb = torch.rot90(xb, k % 4, dims=(2, 3))
+                if k >= 4:
+                    xb = torch.flip(xb, dims=(3,))
+                optimiser.zero_grad()
+                loss = loss_fn(module.logits(xb), yt[torch.from_numpy(batch)])
+                loss.backward()
+                optimiser.step()
+                return loss
+
+            torch_training.train_epochs(n, self.batch_size, self.epochs, rng, step, self.feedback,
+                                        start_epoch=lambda epoch: module.train(), progress=None)
+            module.eval()
         self.module = module
         return self
 

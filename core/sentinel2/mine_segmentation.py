@@ -43,7 +43,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from rasterio.windows import Window
 
-from ..engine import compute
+from ..engine import compute, torch_training
 from ..engine.errors import OreMapError
 from ..engine.feedback import ensure
 from ..engine.model_format import ModelInfo, write_model
@@ -818,63 +818,55 @@ def train_mine_segmentation(raster_path, polygons, model_path=None, report_path=
     mean, sd = _fit_stats(X, V, train_idx)
     rng = np.random.default_rng([int(seed), 13])
     history = {"train_loss": [], "val_loss": [], "val_iou": [], "val_f1": []}
-    previous = torch.are_deterministic_algorithms_enabled()
-    previous_threads = torch.get_num_threads()
     bs = int(batch_size)
-    with torch.random.fork_rng(devices=[]):
-        torch.use_deterministic_algorithms(True, warn_only=True)
-        if threads:
-            torch.set_num_threads(int(threads))
-        try:
-            torch.manual_seed(int(seed))
-            net = build_unet(len(channel_names), depth, width)
-            module = tile_model(net, mean, sd)
-            optimiser = torch.optim.Adam(net.parameters(), lr=float(lr), weight_decay=float(weight_decay))
-            for epoch in range(int(epochs)):
-                feedback.check()
-                for group in optimiser.param_groups:
-                    group["lr"] = float(lr) * (0.01 + 0.99 * 0.5 * (1.0 + math.cos(math.pi * epoch / int(epochs))))
-                module.train()
-                order = train_idx[rng.permutation(train_idx.size)]
-                total, seen = 0.0, 0
-                for s in range(0, order.size, bs):
-                    idx = np.sort(order[s:s + bs])
-                    if idx.size < 2:  # batch norm cannot train on one tile
-                        continue
-                    x, y, v = _augment(X[idx], Y[idx], V[idx], rng)
-                    optimiser.zero_grad()
-                    loss = _loss(torch, module.logit(torch.from_numpy(x)),
-                                 torch.from_numpy(y.astype(np.float32)[:, None]), torch.from_numpy(v[:, None]),
-                                 float(dice_weight))
-                    loss.backward()
-                    optimiser.step()
-                    total += loss.item() * idx.size
-                    seen += idx.size
-                train_loss = total / max(seen, 1)
-                if not np.isfinite(train_loss):
-                    raise OreMapError("Training diverged: the loss is not a number.", "learning_rate",
-                                      "Lower the learning rate (e.g. 0.001).")
-                val_loss, counts, _ = _evaluate(module, torch, X, Y, V, val_idx, threshold, dice_weight, bs)
-                scores = pixel_scores(*counts)
-                history["train_loss"].append(train_loss)
-                history["val_loss"].append(val_loss)
-                history["val_iou"].append(scores["iou"])
-                history["val_f1"].append(scores["f1"])
-                feedback.progress(30 + 60 * (epoch + 1) / int(epochs))
-                if (epoch + 1) % 5 == 0 or epoch == 0 or epoch + 1 == int(epochs):
-                    line = f"Epoch {epoch + 1}: training loss {train_loss:.4f}"
-                    if val_idx.size:
-                        line += f", held-out loss {val_loss:.4f}, IoU {scores['iou']:.3f}, F1 {scores['f1']:.3f}"
-                    feedback.info(line)
-            module.eval()
-            onnx_bytes = export_onnx(module, len(channel_names), tile)
-            feedback.progress(92)
-            _, val_counts, val_proba = _evaluate(module, torch, X, Y, V, val_idx, threshold, dice_weight, bs)
-            _, train_counts, _ = _evaluate(module, torch, X, Y, V, train_idx, threshold, dice_weight, bs)
-            example = _example_tile(X, Y, V, plan, val_idx, val_proba, train_idx, module, threshold, rgb_cols)
-        finally:
-            torch.use_deterministic_algorithms(previous)
-            torch.set_num_threads(previous_threads)
+    with torch_training.seeded(torch, seed, deterministic=True, threads=threads):
+        net = build_unet(len(channel_names), depth, width)
+        module = tile_model(net, mean, sd)
+        optimiser = torch.optim.Adam(net.parameters(), lr=float(lr), weight_decay=float(weight_decay))
+
+        def start_epoch(epoch):
+            for group in optimiser.param_groups:
+                group["lr"] = float(lr) * (0.01 + 0.99 * 0.5 * (1.0 + math.cos(math.pi * epoch / int(epochs))))
+            module.train()
+
+        def step(batch):
+            idx = np.sort(train_idx[batch])
+            x, y, v = _augment(X[idx], Y[idx], V[idx], rng)
+            optimiser.zero_grad()
+            loss = _loss(torch, module.logit(torch.from_numpy(x)),
+                         torch.from_numpy(y.astype(np.float32)[:, None]), torch.from_numpy(v[:, None]),
+                         float(dice_weight))
+            loss.backward()
+            optimiser.step()
+            return loss
+
+        def end_epoch(epoch, train_loss):
+            if not np.isfinite(train_loss):
+                raise OreMapError("Training diverged: the loss is not a number.", "learning_rate",
+                                  "Lower the learning rate (e.g. 0.001).")
+            val_loss, counts, _ = _evaluate(module, torch, X, Y, V, val_idx, threshold, dice_weight, bs)
+            scores = pixel_scores(*counts)
+            history["train_loss"].append(train_loss)
+            history["val_loss"].append(val_loss)
+            history["val_iou"].append(scores["iou"])
+            history["val_f1"].append(scores["f1"])
+
+        def log(epoch, train_loss):
+            if (epoch + 1) % 5 == 0 or epoch == 0 or epoch + 1 == int(epochs):
+                line = f"Epoch {epoch + 1}: training loss {train_loss:.4f}"
+                if val_idx.size:
+                    line += (f", held-out loss {history['val_loss'][-1]:.4f}, IoU {history['val_iou'][-1]:.3f}, "
+                             f"F1 {history['val_f1'][-1]:.3f}")
+                feedback.info(line)
+
+        torch_training.train_epochs(train_idx.size, bs, epochs, rng, step, feedback, start_epoch=start_epoch,
+                                    end_epoch=end_epoch, progress=(30.0, 60.0), log=log)
+        module.eval()
+        onnx_bytes = export_onnx(module, len(channel_names), tile)
+        feedback.progress(92)
+        _, val_counts, val_proba = _evaluate(module, torch, X, Y, V, val_idx, threshold, dice_weight, bs)
+        _, train_counts, _ = _evaluate(module, torch, X, Y, V, train_idx, threshold, dice_weight, bs)
+        example = _example_tile(X, Y, V, plan, val_idx, val_proba, train_idx, module, threshold, rgb_cols)
     metrics = {}
     for prefix, counts in (("val", val_counts), ("train", train_counts)):
         scores = pixel_scores(*counts)
@@ -903,7 +895,8 @@ def train_mine_segmentation(raster_path, polygons, model_path=None, report_path=
         output={"name": OUTPUT_NAME, "kind": "probability_map"},
         band_names=channel_names,
         preprocessing={"method": "sentinel2_features", "bands": bands_used, "indices": indices_used,
-                       "reflectance": "DN * scale + offset (core.sentinel2.sentinel2)", "mean": [float(v) for v in mean],
+                       "reflectance": "DN * scale + offset (core.sentinel2.sentinel2)",
+                       "mean": [float(v) for v in mean],
                        "sd": [float(v) for v in sd], "clip": Z_CLIP, "nodata_fill": 0.0, "in_graph": True},
         training={
             "date": datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0).isoformat(),
