@@ -18,6 +18,7 @@ from qgis.core import (
 
 from ..core.geochemistry import geochem
 from ..core.geochemistry import prospectivity_eval as pe
+from ..core.geochemistry import evaluation_report
 from .base import OreMapAlgorithm
 
 DISTANCE_HELP = {
@@ -206,7 +207,7 @@ class EvaluateProspectivity(OreMapAlgorithm):
         units = f"distances in {crs.authid()}" if crs.isValid() else "distances in layer units"
         feedback.info(f"ROC-AUC {result['auc_mean']:.3f} +- {result['auc_sd']:.3f} over {n_draws} draws; "
                       f"AP {result['ap_mean']:.3f}; success-rate AUC {result['success']['auc']:.3f}.")
-        pe.write_evaluation_outputs(result, title, html_path, csv_path,
+        evaluation_report.write_evaluation_outputs(result, title, html_path, csv_path,
                                     subtitle=f"{subject}; positive radius {radius:g} m, negatives at least "
                                              f"{min_distance:g} m from deposits ({units}).")
         out = {"OUTPUT_HTML": html_path, "AUC_MEAN": result["auc_mean"], "AUC_SD": result["auc_sd"],

@@ -10,6 +10,8 @@ from qgis.core import (
 )
 
 from ..core.abundance import abundance
+from ..core.abundance import abundance_report
+from ..core.abundance import members
 from ..core.engine.spectra import PREPROCESSING
 from .base import OreMapAlgorithm
 
@@ -113,7 +115,7 @@ class TrainAbundanceModel(OreMapAlgorithm):
         self.add_number("SNR", "Augmentation signal-to-noise ratio (0 = no noise)", 0.0, 0.0, advanced=True)
         self.add_number("BRIGHTNESS", "Augmentation brightness range (+/- fraction)", 0.0, 0.0, 0.9, advanced=True)
         self.add_number("LEVEL", "Interval level (%)", 90.0, 50.0, 99.0)
-        self.add_number("CNN_EPOCHS", "CNN epochs", abundance.DEFAULT_CNN["epochs"], 1, 2000, integer=True,
+        self.add_number("CNN_EPOCHS", "CNN epochs", members.DEFAULT_CNN["epochs"], 1, 2000, integer=True,
                      advanced=True)
         self.add_number("SEED", "Random seed", 42, 0, integer=True, advanced=True)
         self.add_band_parameters()
@@ -174,7 +176,7 @@ class TrainAbundanceModel(OreMapAlgorithm):
         if report_path:
             from ..core.engine.report import write_report
 
-            write_report(report_path, abundance.training_report(result, data_notes=notes))
+            write_report(report_path, abundance_report.training_report(result, data_notes=notes))
         metrics = result.metrics
         ens = result.info.training["metrics"]["ensemble"]
         singles = [abundance.FAMILY_LABELS[f] for f in families]

@@ -91,6 +91,7 @@ def prepare(folder, threads, names=MODELS):
 
     import s2_scene
     from oremap.core.sentinel2 import mine_classifier as mc
+    from oremap.core.sentinel2 import patch_sets
     from oremap.core.sentinel2.mine_segmentation import train_mine_segmentation
 
     scene = s2_scene.make_scene(os.path.join(folder, "scene"), seed=3, size=(768, 768))
@@ -106,7 +107,7 @@ def prepare(folder, threads, names=MODELS):
               f"{time.perf_counter() - t:.0f} s (held-out IoU {res.metrics['val_iou']:.2f}, "
               f"F1 {res.metrics['val_f1']:.2f})")
     labels = s2_scene.make_patches(os.path.join(folder, "patches"), 20, 20, size=120, seed=0)
-    patches = mc.load_patch_folder(labels, keep_patches=True)
+    patches = patch_sets.load_patch_folder(labels, keep_patches=True)
     for kind, name, extra in (("hgb", "patch HGB", {}), ("cnn", "patch CNN", {"cnn_options": {"epochs": 15}})):
         if name not in names:
             continue

@@ -23,7 +23,7 @@ CHILD = r"""
 import os, sys, time, json
 ROOT, stack, model, out, kwargs = sys.argv[1:6]
 sys.path.insert(0, ROOT)
-from core.geochemistry.prospectivity_cnn import prospectivity_map
+from core.geochemistry.prospectivity_mapping import prospectivity_map
 sys.path.insert(0, os.path.join(ROOT, "bench"))
 from memory_probe import hwm
 base = hwm()

@@ -12,17 +12,10 @@ from rasterio.transform import Affine
 from conftest import SHARED_DATA
 from oremap.core.engine.errors import OreMapError
 from oremap.core.engine.raster import RasterSource
-from oremap.core.hyperspectral.spectral_library import (
-    SpectralLibrary,
-    _read_envi_cube,
-    library_from_points,
-    match_name,
-    name_key,
-    parse_envi_header,
-    read_library,
-    write_csv_library,
-    write_envi_library,
-)
+from oremap.core.hyperspectral.spectral_library import (SpectralLibrary, _read_envi_cube, match_name, name_key,
+                                                        parse_envi_header, read_library)
+from oremap.core.hyperspectral.library_points import library_from_points
+from oremap.core.hyperspectral.library_writers import write_csv_library, write_envi_library
 from oremap.core.engine.wavelengths import (
     BandInfo,
     band_info_from_raster,

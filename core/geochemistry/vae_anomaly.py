@@ -989,7 +989,7 @@ def report_html(title, names, settings_rows, history=None, scores=None, threshol
     (rasters); else built from ``scores``. ``evaluation``: a result of
     :func:`core.geochemistry.prospectivity_eval.evaluate_points` / ``evaluate_raster``.
     """
-    from . import prospectivity_eval as pe
+    from . import evaluation_report
 
     legend = class_legend(percentiles)
     sections = [("Settings (to reproduce this run)", report.html_table(["Setting", "Value"], settings_rows))]
@@ -1024,7 +1024,7 @@ def report_html(title, names, settings_rows, history=None, scores=None, threshol
                                            [c["name"] for c in legend], top.get("share_top_class"),
                                            top.get("share_all"), top.get("n_top_class", 0))
     if evaluation is not None:
-        sections += pe.evaluation_sections(evaluation, prefix="Evaluation against deposits: ")
+        sections += evaluation_report.evaluation_sections(evaluation, prefix="Evaluation against deposits: ")
     return report.html_report(title, sections, subtitle=subtitle)
 
 

@@ -19,7 +19,7 @@ from ..engine.colors import UNCLASSIFIED, class_colours, hex_colour
 from ..engine.errors import OreMapError
 from ..engine.feedback import ensure
 from ..engine.raster import OutputSpec, RasterSource, class_nodata, class_raster_dtype, open_raster, run_pixelwise
-from .spectral_library import library_from_points
+from .library_points import library_from_points
 from ..engine.wavelengths import BandInfo, band_info_from_raster, resample_spectra
 
 SCORE_NODATA = -9999.0

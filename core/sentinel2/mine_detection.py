@@ -461,7 +461,7 @@ def _segment(reader, model, out, tile, overlap, budget_mb, feedback):
 
 def _classifier_scores(model, patches, chunk=16):
     """Mine probability of reflectance patches ``(n, rows, cols, 12)`` (NaN = nodata)."""
-    from .mine_classifier import patch_features
+    from .patch_features import patch_features
 
     meta = model.info.extra.get("mine_classifier") or {}
     if meta.get("classifier") == "cnn":
@@ -587,7 +587,7 @@ def detect_mines(raster_path, model_path, prob_path, mask_path=None, threshold=N
         ``total_area_ha``, ``n_dropped_small``, ``n_dropped_compactness``, ``valid_pixels``,
         ``mine_pixels``, ``crs``, ``transform`` and the run's details (windows, batches ...).
     """
-    from .mine_segmentation import FeatureReader
+    from .segmentation_data import FeatureReader
 
     feedback = ensure(feedback)
     check_output_path(prob_path, parameter="output")
