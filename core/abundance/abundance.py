@@ -301,11 +301,111 @@ class AbundanceResult:
         return write_model(self.onnx_model, self.info, path)
 
 
+def _check_inputs(X, Y, groups, k, families, space, preprocessing, level):
+    """The checks of :func:`train_abundance_model` on its arrays and settings; returns the families as a list."""
+    from ..engine.spectra import PREPROCESSING_METHODS
+
+    n = X.shape[0]
+    if Y.shape != (n, k) or groups.size != n:
+        raise OreMapError("Spectra, compositions and ROI ids do not match.", "training")
+    if not np.isfinite(X).all():
+        raise OreMapError("Training spectra hold NaN or infinite values.", "training")
+    if np.abs(Y.sum(axis=1) - TOTAL).max() > 1e-6 or (Y < 0).any():
+        raise OreMapError("Compositions must be >= 0 and sum to 100 %.", "training")
+    families = [f for f in families]
+    if not families or any(f not in FAMILY_LABELS for f in families):
+        raise OreMapError("Choose at least one model family.", "families",
+                          "Families: " + ", ".join(FAMILY_LABELS.values()))
+    if space not in SPACES:
+        raise OreMapError(f"Unknown modelling space '{space}'.", "space")
+    if preprocessing not in PREPROCESSING_METHODS:
+        raise OreMapError(f"Unknown preprocessing '{preprocessing}'.", "preprocessing")
+    if not 0.5 <= float(level) < 1.0:
+        raise OreMapError("The interval level must be between 0.5 and 0.99.", "level")
+    return families
+
+
+def _conformal(P_oof, A_oof, Y, names, folds, n_folds, space, level):
+    """Conformal intervals of :func:`train_abundance_model` scaled by the members' spread: the spread,
+    floors and quantiles, and the out-of-fold coverage and widths (each fold calibrated without itself)."""
+    n, k = Y.shape
+    m = P_oof.shape[1]
+    S_oof = _spread(P_oof, space)
+    floors = np.maximum(np.median(S_oof, axis=0), 0.5) if m > 1 else np.full(k, 1.0)
+    R = np.abs(Y - A_oof) / (S_oof + floors)
+    quantiles = np.array([conformal_quantile(R[:, j], level) for j in range(k)])
+    coverage, widths = {}, {}
+    covered = np.zeros((n, k), bool)
+    width = np.zeros((n, k))
+    for f in range(n_folds):
+        va, tr = folds == f, folds != f
+        q = np.array([conformal_quantile(R[tr, j], level) for j in range(k)])
+        lo, hi = intervals(A_oof[va], S_oof[va], q, floors)
+        covered[va] = (Y[va] >= lo - 1e-9) & (Y[va] <= hi + 1e-9)
+        width[va] = hi - lo
+    for j, name in enumerate(names):
+        coverage[name] = float(covered[:, j].mean())
+        widths[name] = float(width[:, j].mean())
+    coverage["all"] = float(covered.mean())
+    score_table = np.array([np.quantile(R[:, j], _SCORE_LEVELS) for j in range(k)])
+    return S_oof, floors, quantiles, coverage, widths, score_table
+
+
+def _model_info(X, Y, groups, names, wl, fwhm, band_names, metrics, coverage, widths, W, floors, score_table,
+                settings):
+    """The :class:`ModelInfo` of an abundance ensemble trained by :func:`train_abundance_model`
+    (``settings``: its keyword arguments that the model records)."""
+    families, space, n_folds = settings["families"], settings["space"], settings["n_folds"]
+    augment_copies, snr_db, brightness = settings["augment_copies"], settings["snr_db"], settings["brightness"]
+    seed, member_options, level = settings["seed"], settings["member_options"], settings["level"]
+    preprocessing, description = settings["preprocessing"], settings["description"]
+    n, b = X.shape
+    m = len(families)
+    ens_label = "Ensemble" if m > 1 else FAMILY_LABELS[families[0]]
+    summary_metrics = {
+        "cv_rmse": {label: {nm: metrics[label][nm]["rmse"] for nm in names} for label in metrics},
+        "cv_r2": {label: {nm: metrics[label][nm]["r2"] for nm in names} for label in metrics},
+        "ensemble": ens_label,
+        "coverage": coverage, "level": float(level), "mean_interval_width": widths,
+    }
+    colours = class_colours(names)
+    digest = hashlib.sha256(np.ascontiguousarray(X, "<f4").tobytes() + np.ascontiguousarray(Y, "<f8").tobytes())
+    info = ModelInfo(
+        task=TASK,
+        classes=[{"name": nm, "color": hex_colour(c)} for nm, c in zip(names, colours)],
+        input={"name": INPUT_NAME, "n_bands": int(b)},
+        output={"name": "abundances", "kind": "abundance_percent", "spread": "spread"},
+        wavelengths=None if wl is None else [float(v) for v in wl],
+        fwhm=None if fwhm is None else [float(v) for v in np.asarray(fwhm, np.float64)],
+        band_names=None if band_names is None else [str(v) for v in band_names],
+        preprocessing={"method": preprocessing},
+        training={
+            "date": datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0).isoformat(),
+            "data_hash": digest.hexdigest(), "n_samples": int(n), "n_rois": int(np.unique(groups).size),
+            "metrics": summary_metrics,
+            "parameters": {"families": families, "space": space, "n_folds": int(n_folds),
+                           "augment_copies": int(augment_copies), "snr_db": snr_db, "brightness": float(brightness),
+                           "seed": int(seed), "weights": W.tolist(),
+                           "member_options": {f: {k_: list(v) if isinstance(v, (tuple, np.ndarray)) else v
+                                                  for k_, v in o.items()} for f, o in member_options.items()}},
+        },
+        description=str(description),
+    )
+    info.extra["abundance"] = {
+        "space": space, "total": TOTAL, "other_part": "Other" in names,
+        "conformal": {"floors": floors.tolist(), "levels": _SCORE_LEVELS.tolist(), "scores": score_table.tolist(),
+                      "n_calibration": int(n), "default_level": float(level)},
+    }
+    info = ModelInfo.from_json(info.to_json())
+    return info
+
+
 def train_abundance_model(X, Y, groups, names, wavelengths=None, fwhm=None, band_names=None,
                           preprocessing="none", families=("pls", "ridge", "extra_trees", "hgb", "cnn"),
                           space="simplex", n_folds=5, augment_copies=0, snr_db=None, brightness=0.0,
                           level=0.9, seed=0, fcls=True, member_options=None, n_jobs=None,
                           description="", feedback=None):
+    # Over 100 lines by its docstring (every setting documented); the code is 86 lines.
     """Train the abundance ensemble; see the module docstring for the steps.
 
     Parameters
@@ -334,7 +434,7 @@ def train_abundance_model(X, Y, groups, names, wavelengths=None, fwhm=None, band
     member_options : dict, optional
         ``{family: {option: value}}`` overriding a member's defaults (see :func:`make_member`).
     """
-    from ..engine.spectra import PREPROCESSING_METHODS, preprocess
+    from ..engine.spectra import preprocess
 
     feedback = ensure(feedback)
     X = np.asarray(X, np.float32)
@@ -343,22 +443,7 @@ def train_abundance_model(X, Y, groups, names, wavelengths=None, fwhm=None, band
     names = [str(n) for n in names]
     n, b = X.shape
     k = len(names)
-    if Y.shape != (n, k) or groups.size != n:
-        raise OreMapError("Spectra, compositions and ROI ids do not match.", "training")
-    if not np.isfinite(X).all():
-        raise OreMapError("Training spectra hold NaN or infinite values.", "training")
-    if np.abs(Y.sum(axis=1) - TOTAL).max() > 1e-6 or (Y < 0).any():
-        raise OreMapError("Compositions must be >= 0 and sum to 100 %.", "training")
-    families = [f for f in families]
-    if not families or any(f not in FAMILY_LABELS for f in families):
-        raise OreMapError("Choose at least one model family.", "families",
-                          "Families: " + ", ".join(FAMILY_LABELS.values()))
-    if space not in SPACES:
-        raise OreMapError(f"Unknown modelling space '{space}'.", "space")
-    if preprocessing not in PREPROCESSING_METHODS:
-        raise OreMapError(f"Unknown preprocessing '{preprocessing}'.", "preprocessing")
-    if not 0.5 <= float(level) < 1.0:
-        raise OreMapError("The interval level must be between 0.5 and 0.99.", "level")
+    families = _check_inputs(X, Y, groups, k, families, space, preprocessing, level)
     wl = None if wavelengths is None else np.asarray(wavelengths, np.float64)
     member_options = {f: dict(o) for f, o in (member_options or {}).items()}
     folds, n_folds = roi_folds(groups, n_folds, seed)
@@ -416,24 +501,8 @@ def train_abundance_model(X, Y, groups, names, wavelengths=None, fwhm=None, band
     metrics = {label: regression_metrics(Y, A, names) for label, A in oof.items()}
 
     # conformal intervals scaled by the members' spread
-    S_oof = _spread(P_oof, space)
-    floors = np.maximum(np.median(S_oof, axis=0), 0.5) if m > 1 else np.full(k, 1.0)
-    R = np.abs(Y - A_oof) / (S_oof + floors)
-    quantiles = np.array([conformal_quantile(R[:, j], level) for j in range(k)])
-    coverage, widths = {}, {}
-    covered = np.zeros((n, k), bool)
-    width = np.zeros((n, k))
-    for f in range(n_folds):
-        va, tr = folds == f, folds != f
-        q = np.array([conformal_quantile(R[tr, j], level) for j in range(k)])
-        lo, hi = intervals(A_oof[va], S_oof[va], q, floors)
-        covered[va] = (Y[va] >= lo - 1e-9) & (Y[va] <= hi + 1e-9)
-        width[va] = hi - lo
-    for j, name in enumerate(names):
-        coverage[name] = float(covered[:, j].mean())
-        widths[name] = float(width[:, j].mean())
-    coverage["all"] = float(covered.mean())
-    score_table = np.array([np.quantile(R[:, j], _SCORE_LEVELS) for j in range(k)])
+    S_oof, floors, quantiles, coverage, widths, score_table = _conformal(P_oof, A_oof, Y, names, folds, n_folds, space,
+                                                                         level)
 
     # final members on everything
     feedback.info("Fitting the final members on all ROIs.")
@@ -443,42 +512,11 @@ def train_abundance_model(X, Y, groups, names, wavelengths=None, fwhm=None, band
     graph = onnx_ensemble.combine([member_onnx(fam, mem, b) for fam, mem in zip(families, members)], W,
                                   np.zeros(d), b, k, space=space,
                                   basis=compositional.ilr_basis(k) if space == "ilr" else None)
-    ens_label = "Ensemble" if m > 1 else FAMILY_LABELS[families[0]]
-    summary_metrics = {
-        "cv_rmse": {label: {nm: metrics[label][nm]["rmse"] for nm in names} for label in metrics},
-        "cv_r2": {label: {nm: metrics[label][nm]["r2"] for nm in names} for label in metrics},
-        "ensemble": ens_label,
-        "coverage": coverage, "level": float(level), "mean_interval_width": widths,
-    }
-    colours = class_colours(names)
-    digest = hashlib.sha256(np.ascontiguousarray(X, "<f4").tobytes() + np.ascontiguousarray(Y, "<f8").tobytes())
-    info = ModelInfo(
-        task=TASK,
-        classes=[{"name": nm, "color": hex_colour(c)} for nm, c in zip(names, colours)],
-        input={"name": INPUT_NAME, "n_bands": int(b)},
-        output={"name": "abundances", "kind": "abundance_percent", "spread": "spread"},
-        wavelengths=None if wl is None else [float(v) for v in wl],
-        fwhm=None if fwhm is None else [float(v) for v in np.asarray(fwhm, np.float64)],
-        band_names=None if band_names is None else [str(v) for v in band_names],
-        preprocessing={"method": preprocessing},
-        training={
-            "date": datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0).isoformat(),
-            "data_hash": digest.hexdigest(), "n_samples": int(n), "n_rois": int(np.unique(groups).size),
-            "metrics": summary_metrics,
-            "parameters": {"families": families, "space": space, "n_folds": int(n_folds),
-                           "augment_copies": int(augment_copies), "snr_db": snr_db, "brightness": float(brightness),
-                           "seed": int(seed), "weights": W.tolist(),
-                           "member_options": {f: {k_: list(v) if isinstance(v, (tuple, np.ndarray)) else v
-                                                  for k_, v in o.items()} for f, o in member_options.items()}},
-        },
-        description=str(description),
-    )
-    info.extra["abundance"] = {
-        "space": space, "total": TOTAL, "other_part": "Other" in names,
-        "conformal": {"floors": floors.tolist(), "levels": _SCORE_LEVELS.tolist(), "scores": score_table.tolist(),
-                      "n_calibration": int(n), "default_level": float(level)},
-    }
-    info = ModelInfo.from_json(info.to_json())
+    settings = {"families": families, "space": space, "n_folds": n_folds, "augment_copies": augment_copies,
+                "snr_db": snr_db, "brightness": brightness, "seed": seed, "member_options": member_options,
+                "preprocessing": preprocessing, "level": level, "description": description}
+    info = _model_info(X, Y, groups, names, wl, fwhm, band_names, metrics, coverage, widths, W, floors, score_table,
+                       settings)
     feedback.progress(100.0)
     return AbundanceResult(graph, info, names, oof, Y, groups, folds, metrics, coverage, W, families, quantiles,
                            floors, S_oof, widths)

@@ -363,6 +363,7 @@ NORMALISE = {
 
 
 def svg_confusion_matrix(matrix, class_names, title, normalise="true"):
+    # Over 100 lines: one SVG drawn piece by piece (cells, labels, legend) sharing its layout arithmetic.
     """A confusion matrix as a heatmap (SVG string).
 
     Rows are the reference (true) classes, columns the map (predicted) classes, as in
@@ -495,6 +496,7 @@ def svg_confusion_matrix(matrix, class_names, title, normalise="true"):
 # Bar chart
 # --------------------------------------------------------------------------------------
 def svg_bar_chart(labels, groups_of_values, group_names, title, y_label, colours=None, y_range=None, height=320):
+    # Over 100 lines: one SVG drawn piece by piece (bars, axes, labels) sharing its layout arithmetic.
     """Side-by-side bars (SVG string): for each label, one bar per group.
 
     For example per-class F1 scores of two classifiers: ``labels`` are the classes,

@@ -228,6 +228,7 @@ def train_prospectivity(raster_path, deposits_xy, model_path=None, report_path=N
                         block_size=None, min_distance=None, negatives_per_positive=10, jitter_copies=8, jitter=None,
                         crop_pad=None, flips=True, mask_channel=False, max_nodata=0.5, patience=0, seed=0,
                         nodata=None, memory_mb=None, threads=None, description="", feedback=None):
+    # Over 100 lines: the docstring documents every setting; the code is the folds' training and the final fit.
     """Train a ResNet prospectivity model with spatial-block cross-validation, then a final model on all data.
 
     Parameters

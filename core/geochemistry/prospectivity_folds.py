@@ -227,9 +227,65 @@ def _jittered(deposits, copies, jitter, valid_fraction, h, w, max_nodata, rng, k
     return WindowSpecs(rows[ok], cols[ok], np.ones(int(ok.sum()), dtype=np.int64), source[ok])
 
 
+def _deposit_windows(xy, valid, transform, fraction, max_nodata):
+    """Step 1 of :func:`plan_spatial_folds`: one window per valid cell holding a deposit, and the counts of
+    the deposits left out (outside, on nodata, mostly nodata around, sharing a cell)."""
+    h, w = valid.shape
+    rows, cols, inside = deposit_cells(xy, transform, h, w)
+    info = {"n_points": int(xy.shape[0]), "n_outside": int((~inside).sum())}
+    if not inside.any():
+        raise OreMapError(
+            f"None of the {xy.shape[0]} deposit points lies on the raster.", "deposits",
+            "Check that the deposit layer covers the element stack (points are transformed to the raster's CRS).")
+    rows, cols = rows[inside], cols[inside]
+    on_valid = valid[rows, cols]
+    info["n_on_nodata"] = int((~on_valid).sum())
+    rows, cols = rows[on_valid], cols[on_valid]
+    good = fraction(rows, cols) <= max_nodata if rows.size else np.zeros(0, bool)
+    info["n_mostly_nodata"] = int((~good).sum())
+    rows, cols = rows[good], cols[good]
+    cells = np.unique(rows * w + cols)
+    info["n_shared_cells"] = int(rows.size - cells.size)
+    if cells.size == 0:
+        raise OreMapError("No deposit lies on valid cells of the raster with enough data around it.", "deposits",
+                          "Check the deposits' positions and the stack's nodata.")
+    dep_rows, dep_cols = cells // w, cells % w
+    n_dep = int(cells.size)
+    deposits = WindowSpecs(dep_rows, dep_cols, np.ones(n_dep, np.int64), np.arange(n_dep))
+    info["n_deposits"] = n_dep
+    return deposits, info
+
+
+def _background_windows(xy, valid, transform, fraction, max_nodata, min_distance, negatives_per_positive, n_dep,
+                        rng, feedback):
+    """Step 2 of :func:`plan_spatial_folds`: background windows drawn among the valid cells at least
+    ``min_distance`` from every deposit."""
+    from scipy.spatial import cKDTree
+
+    w = valid.shape[1]
+    pool = np.flatnonzero(valid.ravel())
+    pool = pool[fraction(pool // w, pool % w) <= max_nodata]
+    if pool.size > 2_000_000:
+        pool = np.sort(rng.choice(pool, 2_000_000, replace=False))
+    dist, _ = cKDTree(xy).query(cell_centres(transform, pool // w, pool % w))
+    pool = pool[dist >= min_distance]
+    n_neg = int(round(negatives_per_positive * n_dep))
+    if pool.size < n_neg:
+        feedback.warning(f"Only {pool.size} background cells lie at least {min_distance:g} map units from every "
+                         f"deposit; {n_neg} were asked for.")
+        n_neg = int(pool.size)
+    chosen = np.sort(rng.choice(pool, n_neg, replace=False)) if n_neg else np.zeros(0, np.int64)
+    negatives = WindowSpecs(chosen // w, chosen % w, np.zeros(n_neg, np.int64), np.arange(n_neg))
+    if n_neg == 0:
+        raise OreMapError("No background window can be placed: every valid cell is within the minimum distance "
+                          "of a deposit.", "min_distance", "Lower the minimum distance to deposits.")
+    return negatives
+
+
 def plan_spatial_folds(valid, deposits_xy, transform, window, n_folds=5, block_size=None, min_distance=None,
                        negatives_per_positive=10, jitter_copies=8, jitter=None, crop_pad=None, max_nodata=0.5,
                        seed=0, feedback=None):
+    # Over 100 lines by its docstring; the code (95 lines) is four numbered steps sharing the plan's arrays.
     """Sample deposit and background windows and split them into spatial folds before any augmentation.
 
     1. Deposits: each point's cell (points off the raster, on invalid cells, or whose window holds more
@@ -297,48 +353,13 @@ def plan_spatial_folds(valid, deposits_xy, transform, window, n_folds=5, block_s
 
     # 1. deposits
     xy = np.asarray(deposits_xy, dtype=np.float64).reshape(-1, 2)
-    rows, cols, inside = deposit_cells(xy, transform, h, w)
-    info = {"n_points": int(xy.shape[0]), "n_outside": int((~inside).sum())}
-    if not inside.any():
-        raise OreMapError(
-            f"None of the {xy.shape[0]} deposit points lies on the raster.", "deposits",
-            "Check that the deposit layer covers the element stack (points are transformed to the raster's CRS).")
-    rows, cols = rows[inside], cols[inside]
-    on_valid = valid[rows, cols]
-    info["n_on_nodata"] = int((~on_valid).sum())
-    rows, cols = rows[on_valid], cols[on_valid]
-    good = fraction(rows, cols) <= max_nodata if rows.size else np.zeros(0, bool)
-    info["n_mostly_nodata"] = int((~good).sum())
-    rows, cols = rows[good], cols[good]
-    cells = np.unique(rows * w + cols)
-    info["n_shared_cells"] = int(rows.size - cells.size)
-    if cells.size == 0:
-        raise OreMapError("No deposit lies on valid cells of the raster with enough data around it.", "deposits",
-                          "Check the deposits' positions and the stack's nodata.")
-    dep_rows, dep_cols = cells // w, cells % w
-    n_dep = int(cells.size)
-    deposits = WindowSpecs(dep_rows, dep_cols, np.ones(n_dep, np.int64), np.arange(n_dep))
-    info["n_deposits"] = n_dep
+    deposits, info = _deposit_windows(xy, valid, transform, fraction, max_nodata)
+    dep_rows, dep_cols, n_dep = deposits.rows, deposits.cols, len(deposits)
 
     # 2. background centres
-    from scipy.spatial import cKDTree
-
-    pool = np.flatnonzero(valid.ravel())
-    pool = pool[fraction(pool // w, pool % w) <= max_nodata]
-    if pool.size > 2_000_000:
-        pool = np.sort(rng.choice(pool, 2_000_000, replace=False))
-    dist, _ = cKDTree(xy).query(cell_centres(transform, pool // w, pool % w))
-    pool = pool[dist >= min_distance]
-    n_neg = int(round(negatives_per_positive * n_dep))
-    if pool.size < n_neg:
-        feedback.warning(f"Only {pool.size} background cells lie at least {min_distance:g} map units from every "
-                         f"deposit; {n_neg} were asked for.")
-        n_neg = int(pool.size)
-    chosen = np.sort(rng.choice(pool, n_neg, replace=False)) if n_neg else np.zeros(0, np.int64)
-    negatives = WindowSpecs(chosen // w, chosen % w, np.zeros(n_neg, np.int64), np.arange(n_neg))
-    if n_neg == 0:
-        raise OreMapError("No background window can be placed: every valid cell is within the minimum distance "
-                          "of a deposit.", "min_distance", "Lower the minimum distance to deposits.")
+    negatives = _background_windows(xy, valid, transform, fraction, max_nodata, min_distance, negatives_per_positive,
+                                    n_dep, rng, feedback)
+    n_neg = len(negatives)
     info.update(n_negatives=n_neg, min_distance=float(min_distance), jitter=int(jitter), crop_pad=int(crop_pad),
                 jitter_copies=int(jitter_copies), max_nodata=float(max_nodata))
 

