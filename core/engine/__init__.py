@@ -2,7 +2,7 @@
 
 What lives here: the raster block engine (``raster``), atomic file writing (``files``),
 progress and cancel (``feedback``), errors, optional dependencies and compute devices
-(``dependencies``, ``compute``), the model format and the model library (``model_format``,
+(``dependencies``, ``compute``), the one torch training loop every network uses (``torch_training``), the model format and the model library (``model_format``,
 ``onnx_ensemble``, ``bundled``, ``model_library``), HTML reports and colours (``report``,
 ``colors``), band metadata (``wavelengths``, used by hyperspectral and Sentinel-2),
 pixels under points and polygons (``sampling``), accuracy assessment of any class map
