@@ -4,7 +4,7 @@ import os
 
 from qgis.core import QgsProcessing, QgsProcessingParameterFeatureSource, QgsProcessingParameterField
 
-from ..core import accuracy
+from ..core.engine import accuracy
 from .base import OreMapAlgorithm
 
 

@@ -41,10 +41,10 @@ from qgis.core import (
 )
 from qgis.PyQt.QtCore import QCoreApplication
 
-from ..core import compute, dependencies
-from ..core.errors import Cancelled, OreMapError
-from ..core.feedback import Feedback
-from ..core.raster import check_output_path
+from ..core.engine import compute, dependencies
+from ..core.engine.errors import Cancelled, OreMapError
+from ..core.engine.feedback import Feedback
+from ..core.engine.raster import check_output_path
 from ..processing_provider import settings
 from . import styles
 
@@ -123,7 +123,7 @@ class OreMapAlgorithm(QgsProcessingAlgorithm):
     PARAM_HELP = {}
     OUTPUT_HELP = {}
     REFERENCES = []
-    # Optional Python packages (core/dependencies.py) without which the algorithm cannot run, and
+    # Optional Python packages (core/engine/dependencies.py) without which the algorithm cannot run, and
     # {package: what for} of those only some of its options need. A missing one is named, with how to
     # install it, at the top of the help and when the algorithm is started; the provider loads regardless.
     REQUIRES = ()
@@ -311,7 +311,7 @@ class OreMapAlgorithm(QgsProcessingAlgorithm):
         text = self.parameterAsString(parameters, "WAVELENGTHS", context)
         wavelengths = None
         if text and text.strip():
-            from ..core.wavelengths import parse_wavelength_list
+            from ..core.engine.wavelengths import parse_wavelength_list
 
             wavelengths = parse_wavelength_list(text)
         nodata = parameters.get("NODATA")
@@ -321,7 +321,7 @@ class OreMapAlgorithm(QgsProcessingAlgorithm):
 
     def library(self, parameters, context, feedback):
         """The spectral library file, subset to the chosen names."""
-        from ..core.spectral_library import read_library
+        from ..core.hyperspectral.spectral_library import read_library
 
         path = self.parameterAsFile(parameters, "LIBRARY", context)
         lib = read_library(path)
@@ -334,7 +334,7 @@ class OreMapAlgorithm(QgsProcessingAlgorithm):
 
     def endmember_points(self, parameters, context, raster_layer, feedback=None):
         """World coordinates (in the raster's CRS) and names of the endmember points, or None."""
-        from ..core.sampling import point_coords
+        from ..core.engine.sampling import point_coords
 
         if self.parameterAsSource(parameters, "POINTS", context) is None:
             return None
@@ -351,10 +351,10 @@ class OreMapAlgorithm(QgsProcessingAlgorithm):
         """Reference spectra from the library file or from endmember points (exactly one of them).
 
         Returns ``(library, band_info, image_bands, (nodata, scale))`` for
-        :mod:`core.mapping`: ``band_info`` for library spectra, ``image_bands`` for
+        :mod:`core.hyperspectral.mapping`: ``band_info`` for library spectra, ``image_bands`` for
         spectra sampled from the raster.
         """
-        from ..core import mapping
+        from ..core.hyperspectral import mapping
 
         wavelengths, nodata, scale = self.band_parameters(parameters, context)
         points = self.endmember_points(parameters, context, layer, feedback)

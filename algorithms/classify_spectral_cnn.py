@@ -4,8 +4,8 @@ import os
 
 from qgis.core import QgsProcessingParameterFile
 
-from ..core import mapping
-from ..core.bundled import bundled_models
+from ..core.hyperspectral import mapping
+from ..core.engine.bundled import bundled_models
 from .base import OreMapAlgorithm
 
 TASK = "spectral_classification"

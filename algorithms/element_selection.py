@@ -12,8 +12,9 @@ from qgis.core import (
     QgsProcessingParameterRasterLayer,
 )
 
-from ..core import geochem
-from ..core import prospectivity_eval as pe
+from ..core.geochemistry import geochem
+from ..core.geochemistry import prospectivity_eval as pe
+from ..core.geochemistry import element_selection
 from .base import OreMapAlgorithm
 from .evaluate_prospectivity import (
     DISTANCE_HELP,
@@ -142,7 +143,7 @@ class ElementSelection(OreMapAlgorithm):
             crs = layer.crs()
             factor = metres_factor(crs)
             deposits = self.deposit_points(parameters, "DEPOSITS", context, crs, feedback)
-            rows, notes, scan = pe.select_elements_raster(
+            rows, notes, scan = element_selection.select_elements_raster(
                 path, deposits, radius * factor, min_distance * factor,
                 seed=self.parameterAsInt(parameters, "SEED", context), feedback=feedback,
                 memory_mb=self.memory_mb(), **options)
@@ -168,7 +169,7 @@ class ElementSelection(OreMapAlgorithm):
             feedback.info(f"{int((labels == 1).sum())} positive samples, {int((labels == 0).sum())} negative "
                           f"samples, {int((labels == -1).sum())} left out between the two distances.")
             matrix = np.column_stack([values[f] for f in fields]) if xs else np.zeros((0, len(fields)))
-            rows, notes = pe.select_elements(matrix, fields, labels, **options)
+            rows, notes = element_selection.select_elements(matrix, fields, labels, **options)
             subject = f"Sample points: {source.sourceName()}"
         for note in notes:
             feedback.info(note)
@@ -176,7 +177,7 @@ class ElementSelection(OreMapAlgorithm):
         feedback.info(f"Selected ({len(selected)}): " + (", ".join(selected) or "none"))
         units = f"distances in {crs.authid()}" if crs.isValid() else "distances in layer units"
         title = "Element selection" + (f" of {os.path.basename(path)}" if has_raster else "")
-        pe.write_element_selection_outputs(
+        element_selection.write_element_selection_outputs(
             rows, title, html_path, csv_path, threshold=threshold, notes=notes,
             subtitle=f"{subject}; positive radius {radius:g} m, negatives at least {min_distance:g} m from deposits "
                      f"({units}).")

@@ -16,8 +16,9 @@ from qgis.core import (
     QgsUnitTypes,
 )
 
-from ..core import geochem
-from ..core import prospectivity_eval as pe
+from ..core.geochemistry import geochem
+from ..core.geochemistry import prospectivity_eval as pe
+from ..core.geochemistry import evaluation_report
 from .base import OreMapAlgorithm
 
 DISTANCE_HELP = {
@@ -45,7 +46,7 @@ def distance_crs_for_points(alg, source, context, feedback):
     """The CRS distances of a point layer are measured in: its own when projected, else a UTM zone.
 
     A geographic (degree) CRS is replaced by the WGS84 UTM zone of the points' centroid (the rule
-    of IDW gridding, :func:`core.geochem.utm_crs_for`), and the log says so; a layer without a
+    of IDW gridding, :func:`core.geochemistry.geochem.utm_crs_for`), and the log says so; a layer without a
     valid CRS is taken as it is (units taken as metres).
     """
     crs = source.sourceCrs()
@@ -206,7 +207,7 @@ class EvaluateProspectivity(OreMapAlgorithm):
         units = f"distances in {crs.authid()}" if crs.isValid() else "distances in layer units"
         feedback.info(f"ROC-AUC {result['auc_mean']:.3f} +- {result['auc_sd']:.3f} over {n_draws} draws; "
                       f"AP {result['ap_mean']:.3f}; success-rate AUC {result['success']['auc']:.3f}.")
-        pe.write_evaluation_outputs(result, title, html_path, csv_path,
+        evaluation_report.write_evaluation_outputs(result, title, html_path, csv_path,
                                     subtitle=f"{subject}; positive radius {radius:g} m, negatives at least "
                                              f"{min_distance:g} m from deposits ({units}).")
         out = {"OUTPUT_HTML": html_path, "AUC_MEAN": result["auc_mean"], "AUC_SD": result["auc_sd"],

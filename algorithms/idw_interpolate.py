@@ -10,7 +10,7 @@ from qgis.core import (
     QgsProcessingParameterField,
 )
 
-from ..core import geochem, idw
+from ..core.geochemistry import geochem, idw
 from .base import OreMapAlgorithm
 
 DUPLICATES = [("mean", "Mean"), ("median", "Median")]
@@ -112,7 +112,7 @@ class IdwInterpolate(OreMapAlgorithm):
         """The CRS to grid in, and the samples' coordinates in it and values (NaN = empty), read once.
 
         A layer in a geographic CRS is read in longitude/latitude and projected to the WGS 84
-        UTM zone of its points' centroid (:func:`core.geochem.utm_crs_for`).
+        UTM zone of its points' centroid (:func:`core.geochemistry.geochem.utm_crs_for`).
         """
         crs = source.sourceCrs()
         if not crs.isValid():

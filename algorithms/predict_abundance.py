@@ -7,8 +7,10 @@ from qgis.core import (
     QgsProcessingParameterFile,
 )
 
-from ..core import abundance
-from ..core.mapping import image_band_info, model_input
+from ..core.abundance import abundance
+from ..core.abundance import abundance_report
+from ..core.abundance import abundance_map
+from ..core.hyperspectral.mapping import image_band_info, model_input
 from .base import OreMapAlgorithm
 
 
@@ -69,7 +71,7 @@ class PredictAbundance(OreMapAlgorithm):
     def process(self, parameters, context, feedback):
         path, layer = self.raster_path(parameters, "INPUT", context)
         model_path = self.parameterAsFile(parameters, "MODEL_FILE", context)
-        model = abundance.AbundanceModel(model_path)
+        model = abundance_map.AbundanceModel(model_path)
         wavelengths, nodata, scale = self.band_parameters(parameters, context)
         info = image_band_info(path, wavelengths, required=False) if (model.info.wavelengths or wavelengths) else None
         bands, matrix = model_input(path, model.info, info, feedback)
@@ -79,7 +81,7 @@ class PredictAbundance(OreMapAlgorithm):
         dominant = self.output_path(parameters, "OUTPUT_DOMINANT", context, feedback)
         table_path = self.output_path(parameters, "OUTPUT_TABLE", context, feedback)
         feedback.info(f"Model: {', '.join(model.names)}; onnxruntime on {', '.join(model.onnx.providers_used)}.")
-        stats = abundance.predict_abundance_map(
+        stats = abundance_map.predict_abundance_map(
             path, model_path, out, intervals, dominant, level=level, image_bands=bands, resampler=matrix,
             scale=scale, nodata=nodata, memory_mb=self.memory_mb(), feedback=feedback)
         rows = [{"zone": "all", "pixels": stats["valid_pixels"], **row} for row in stats["table"]]
@@ -92,13 +94,13 @@ class PredictAbundance(OreMapAlgorithm):
                 geometries, names = self.labelled_geometries(parameters, "ZONES", "ZONE_FIELD", context, layer.crs())
             else:
                 geometries, _, names = self.features_with_values(parameters, "ZONES", [], context, layer.crs())
-            zone_rows = abundance.zone_statistics(out, geometries, names, model.names, feedback)
+            zone_rows = abundance_map.zone_statistics(out, geometries, names, model.names, feedback)
             rows += [{"zone": r["zone"], "pixels": r["pixels"], "mineral": r["mineral"],
                       "mean_percent": r["mean_percent"], "sd_percent": r["sd_percent"],
                       "area_share_percent": r["mean_percent"], "dominant_share_percent": r["dominant_share_percent"],
                       "dominant_area": float("nan"), "mean_interval_width": float("nan")} for r in zone_rows]
         if table_path:
-            abundance.write_table_csv(table_path, rows, parameter="table")
+            abundance_report.write_table_csv(table_path, rows, parameter="table")
         means = [row["mean_percent"] for row in stats["table"]]
         band = 1 + max(range(len(means)), key=means.__getitem__)
         self.style_output(context, out, {"kind": "ramp", "band": band, "ramp": "Viridis", "min": 0.0, "max": 100.0})

@@ -100,7 +100,7 @@ class ProspectivityMap(OreMapAlgorithm):
         self.add_value_output("DEPOSIT_CELLS", "Scored cells holding a deposit")
 
     def process(self, parameters, context, feedback):
-        from ..core.prospectivity_cnn import prospectivity_map
+        from ..core.geochemistry.prospectivity_mapping import prospectivity_map
 
         raster, layer = self.raster_path(parameters, "INPUT", context)
         model = self.parameterAsFile(parameters, "MODEL_FILE", context)

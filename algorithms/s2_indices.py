@@ -10,8 +10,8 @@ from qgis.core import (
     QgsProcessingParameterString,
 )
 
-from ..core.raster import OutputSpec, run_pixelwise
-from ..core.sentinel2 import INDEX_NAMES, INDICES, compute_indices, index_bands, open_sentinel2
+from ..core.engine.raster import OutputSpec, run_pixelwise
+from ..core.sentinel2.sentinel2 import INDEX_NAMES, INDICES, compute_indices, index_bands, open_sentinel2
 from .base import OreMapAlgorithm
 
 NODATA = -9999.0

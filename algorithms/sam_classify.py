@@ -1,6 +1,6 @@
 """oremap:sam_classify - Spectral Angle Mapper / Spectral Information Divergence."""
 
-from ..core import mapping
+from ..core.hyperspectral import mapping
 from .base import OreMapAlgorithm
 
 METHODS = [("sam", "Spectral Angle Mapper (SAM)"), ("sid", "Spectral Information Divergence (SID)")]

@@ -9,8 +9,10 @@ from qgis.core import (
     QgsProcessingParameterField,
 )
 
-from ..core import abundance
-from ..core.spectral_cnn import PREPROCESSING
+from ..core.abundance import abundance
+from ..core.abundance import abundance_report
+from ..core.abundance import members
+from ..core.engine.spectra import PREPROCESSING
 from .base import OreMapAlgorithm
 
 UNITS = [("auto", "Detect (fractions if every value is at most 1)"), ("percent", "Percent (0-100)"),
@@ -113,7 +115,7 @@ class TrainAbundanceModel(OreMapAlgorithm):
         self.add_number("SNR", "Augmentation signal-to-noise ratio (0 = no noise)", 0.0, 0.0, advanced=True)
         self.add_number("BRIGHTNESS", "Augmentation brightness range (+/- fraction)", 0.0, 0.0, 0.9, advanced=True)
         self.add_number("LEVEL", "Interval level (%)", 90.0, 50.0, 99.0)
-        self.add_number("CNN_EPOCHS", "CNN epochs", abundance.DEFAULT_CNN["epochs"], 1, 2000, integer=True,
+        self.add_number("CNN_EPOCHS", "CNN epochs", members.DEFAULT_CNN["epochs"], 1, 2000, integer=True,
                      advanced=True)
         self.add_number("SEED", "Random seed", 42, 0, integer=True, advanced=True)
         self.add_band_parameters()
@@ -125,9 +127,9 @@ class TrainAbundanceModel(OreMapAlgorithm):
         self.add_value_output("COVERAGE", "Interval coverage on held-out ROIs")
 
     def process(self, parameters, context, feedback):
-        from ..core.mapping import image_band_info
-        from ..core.raster import RasterSource
-        from ..core.sampling import training_pixels
+        from ..core.hyperspectral.mapping import image_band_info
+        from ..core.engine.raster import RasterSource
+        from ..core.engine.sampling import training_pixels
 
         path, layer = self.raster_path(parameters, "INPUT", context)
         fields = self.parameterAsFields(parameters, "FIELDS", context)
@@ -172,9 +174,9 @@ class TrainAbundanceModel(OreMapAlgorithm):
         result.save(model_path)
         notes = [f"Units: {comp.units}."] + comp.messages
         if report_path:
-            from ..core.report import write_report
+            from ..core.engine.report import write_report
 
-            write_report(report_path, abundance.training_report(result, data_notes=notes))
+            write_report(report_path, abundance_report.training_report(result, data_notes=notes))
         metrics = result.metrics
         ens = result.info.training["metrics"]["ensemble"]
         singles = [abundance.FAMILY_LABELS[f] for f in families]

@@ -9,7 +9,9 @@ from qgis.core import (
     QgsProcessingParameterString,
 )
 
-from ..core import mine_classifier
+from ..core.sentinel2 import mine_classifier
+from ..core.sentinel2 import patch_models
+from ..core.sentinel2 import patch_sets
 from .base import OreMapAlgorithm
 from .s2_indices import S2_INPUT_HELP, add_cloud_mask, cloud_mask
 from .train_mine_segmentation import polygon_geometries
@@ -91,7 +93,7 @@ class TrainMineClassifier(OreMapAlgorithm):
                                                       [QgsProcessing.TypeVectorPolygon], optional=True))
         self.add_number("PATCH_SIZE", "Patch size in pixels (b)", 120, 8, integer=True)
         self.add_number("MIN_OVERLAP", "Minimum mine overlap of a mine patch (b)", 0.02, 0.0001, maximum=1.0)
-        self.add_enum("CLASSIFIER", "Classifier", [label for _, label in mine_classifier.CLASSIFIERS])
+        self.add_enum("CLASSIFIER", "Classifier", [label for _, label in patch_models.CLASSIFIERS])
         self.add_number("FOLDS", "Cross-validation folds", 5, 2, integer=True)
         self.add_number("INNER_FOLDS", "Inner folds (threshold tuning)", 3, 2, integer=True, advanced=True)
         self._add(QgsProcessingParameterBoolean("SPATIAL", self.tr("Spatially grouped folds"), defaultValue=True),
@@ -118,7 +120,7 @@ class TrainMineClassifier(OreMapAlgorithm):
                             "Train from one source: leave the other empty.")
         if labels:
             folder = self.parameterAsFile(parameters, "PATCH_FOLDER", context) or None
-            return mine_classifier.load_patch_folder(labels, folder, keep_patches=keep_patches, band_map=band_map,
+            return patch_sets.load_patch_folder(labels, folder, keep_patches=keep_patches, band_map=band_map,
                                                      feedback=feedback, mask_clouds=cloud_mask(self, parameters,
                                                                                                context))
         if raster is None:
@@ -129,13 +131,13 @@ class TrainMineClassifier(OreMapAlgorithm):
             raise self.fail("POLYGONS", "A raster needs mine polygons to label its patches.",
                             "Choose a polygon layer of the mines.")
         geometries = polygon_geometries(self, parameters, "POLYGONS", context, layer.crs(), feedback)
-        return mine_classifier.patches_from_raster(
+        return patch_sets.patches_from_raster(
             path, geometries, patch_size=self.parameterAsInt(parameters, "PATCH_SIZE", context),
             min_overlap=self.parameterAsDouble(parameters, "MIN_OVERLAP", context), keep_patches=keep_patches,
             band_map=band_map, feedback=feedback, mask_clouds=cloud_mask(self, parameters, context))
 
     def process(self, parameters, context, feedback):
-        classifier = mine_classifier.CLASSIFIERS[self.parameterAsEnum(parameters, "CLASSIFIER", context)][0]
+        classifier = patch_models.CLASSIFIERS[self.parameterAsEnum(parameters, "CLASSIFIER", context)][0]
         model_path = self.output_path(parameters, "OUTPUT_MODEL", context, feedback)
         report_path = self.output_path(parameters, "OUTPUT_REPORT", context, feedback)
         data = self.patch_set(parameters, context, feedback, keep_patches=classifier == "cnn")

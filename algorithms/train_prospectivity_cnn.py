@@ -143,7 +143,7 @@ class TrainProspectivityCnn(OreMapAlgorithm):
         self.add_value_output("CV_DEPOSITS_VALIDATED", "Deposits validated by the spatial CV")
 
     def process(self, parameters, context, feedback):
-        from ..core.prospectivity_cnn import train_prospectivity
+        from ..core.geochemistry.prospectivity_cnn import train_prospectivity
 
         raster, layer = self.raster_path(parameters, "INPUT", context)
         deposits = self.deposit_points(parameters, "DEPOSITS", context, layer.crs(), feedback)

@@ -12,8 +12,8 @@ from qgis.core import (
     QgsProcessingParameterString,
 )
 
-from ..core import cnn_training
-from ..core.spectral_cnn import PREPROCESSING
+from ..core.hyperspectral import cnn_training
+from ..core.engine.spectra import PREPROCESSING
 from .base import OreMapAlgorithm, split_names
 
 CLASS_RULES = [("first_word", "First word of the spectrum name (mineral)"), ("whole_name", "Whole spectrum name")]
@@ -114,10 +114,10 @@ class TrainSpectralCnn(OreMapAlgorithm):
         self.add_value_output("SAM_ACCURACY", "SAM validation accuracy")
 
     def training_set(self, parameters, context, feedback):
-        from ..core import training
-        from ..core.mapping import image_band_info
-        from ..core.raster import RasterSource
-        from ..core.wavelengths import BandInfo, parse_wavelength_list
+        from ..core.hyperspectral import training
+        from ..core.hyperspectral.mapping import image_band_info
+        from ..core.engine.raster import RasterSource
+        from ..core.engine.wavelengths import BandInfo, parse_wavelength_list
 
         raster = self.parameterAsRasterLayer(parameters, "INPUT", context)
         libraries = [p for p in self.parameterAsFileList(parameters, "LIBRARIES", context) if p]

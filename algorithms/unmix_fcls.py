@@ -1,6 +1,6 @@
 """oremap:unmix_fcls - fully constrained linear spectral unmixing."""
 
-from ..core import mapping
+from ..core.hyperspectral import mapping
 from .base import OreMapAlgorithm
 
 MODES = [

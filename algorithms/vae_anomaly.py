@@ -21,8 +21,8 @@ from qgis.core import (
 )
 from qgis.PyQt.QtCore import QVariant
 
-from ..core import geochem
-from ..core import vae_anomaly as vae
+from ..core.geochemistry import geochem
+from ..core.geochemistry import vae_anomaly as vae
 from .base import OreMapAlgorithm, as_number
 from .element_selection import default_fields
 from .evaluate_prospectivity import (
@@ -197,7 +197,7 @@ class VaeAnomaly(OreMapAlgorithm):
 
     # -- parameters --------------------------------------------------------------------------
     def _options(self, parameters, context):
-        """Keyword arguments of core.vae_anomaly.train_vae."""
+        """Keyword arguments of core.geochemistry.vae_anomaly.train_vae."""
         return dict(
             below=BELOW[self.parameterAsEnum(parameters, "BELOW_DETECTION", context)][0],
             zeros=geochem.ZERO_CHOICES[self.parameterAsEnum(parameters, "ZEROS", context)][0],

@@ -31,7 +31,8 @@ def main():
     from abundance_scene import LISTED, make_scene, roi_pixels
     from rasterio.transform import from_origin
 
-    from oremap.core import abundance as ab
+    from oremap.core.abundance import abundance as ab
+    from oremap.core.abundance import abundance_map
 
     tmp = tempfile.mkdtemp(prefix="oremap_bench_abundance_")
     scene = make_scene(tmp, n_rows=4, n_cols=5, roi_size=22, seed=0, name="train")
@@ -55,7 +56,7 @@ def main():
               f"{result.metrics[result.info.training['metrics']['ensemble']]['mean_rmse']:.2f} %, "
               f"coverage {100 * result.coverage['all']:.1f} %")
 
-    model = ab.AbundanceModel(models["non-CNN ensemble"])
+    model = abundance_map.AbundanceModel(models["non-CNN ensemble"])
     rng = np.random.default_rng(1)
     big = X[rng.integers(0, X.shape[0], 200_000)] * rng.uniform(0.95, 1.05, (200_000, 1)).astype(np.float32)
     model.predict(big[:1000])
@@ -79,7 +80,7 @@ def main():
                           window=rasterio.windows.Window(0, r0, side, 100))
     outs = [os.path.join(tmp, n) for n in ("a.tif", "ci.tif", "dom.tif")]
     t0 = time.perf_counter()
-    ab.predict_abundance_map(raster, models["non-CNN ensemble"], *outs, level=0.9, memory_mb=256)
+    abundance_map.predict_abundance_map(raster, models["non-CNN ensemble"], *outs, level=0.9, memory_mb=256)
     rate_map = side * side / (time.perf_counter() - t0)
     print(f"Prediction, end to end on {side} x {side} x 224 (read, predict, write 3 rasters): {rate_map:,.0f} px/s")
     print(f"Target >= {TARGET_PX_S:,} px/s for the non-CNN ensemble: "

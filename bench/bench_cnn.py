@@ -26,8 +26,8 @@ CHILD = r"""
 import os, sys, time
 ROOT, cube, out = sys.argv[1:4]
 sys.path.insert(0, ROOT)
-from core import mapping
-from core.bundled import bundled_models
+from core.hyperspectral import mapping
+from core.engine.bundled import bundled_models
 sys.path.insert(0, os.path.join(ROOT, "bench"))
 from memory_probe import hwm
 model = bundled_models("spectral_classification")[0][1]
@@ -43,8 +43,8 @@ def make_cube(path, width, height):
     import numpy as np
     import rasterio
 
-    from core.spectral_library import read_library
-    from core.wavelengths import BandInfo, band_tags
+    from core.hyperspectral.spectral_library import read_library
+    from core.engine.wavelengths import BandInfo, band_tags
 
     lib = read_library(os.path.join(ROOT, "test", "data", "usgs_minerals.sli"))
     spectra = np.nan_to_num(lib.spectra[:12], nan=0.2)
@@ -69,9 +69,9 @@ def torch_eager_rate(n=100_000):
     import numpy as np
     import torch
 
-    from core.bundled import bundled_models
-    from core.model_format import read_model_info
-    from core.spectral_cnn import SpectralCNN
+    from core.engine.bundled import bundled_models
+    from core.engine.model_format import read_model_info
+    from core.engine.spectral_network import SpectralCNN
 
     path = bundled_models("spectral_classification")[0][1]
     info = read_model_info(path)

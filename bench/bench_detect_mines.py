@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Speed and memory of mine detection (core.mine_detection.detect_mines) on large Sentinel-2 rasters.
+"""Speed and memory of mine detection (core.sentinel2.mine_detection.detect_mines) on large Sentinel-2 rasters.
 
 A 12-band uint16 Sentinel-2 raster (tiled DEFLATE GeoTIFF, bands named B1 ... B12) is built by tiling, with
 mirror images, a 768 x 768 synthetic scene of test/s2_scene.py (real BigEarthNet backgrounds with painted
@@ -9,7 +9,7 @@ process with a 256 MB memory budget and GDAL_CACHEMAX=64:
 * the U-Net at its defaults (128-pixel tiles, depth 4, width 16, 12 bands + 7 indices), trained for 10
   epochs on the 768 x 768 scene (held-out IoU about 0.65: a plausible mask, so the polygon stage does
   realistic work), blended windows with a 32-pixel overlap;
-* the default patch classifier, gradient boosting on patch statistics (core.mine_classifier, 120-pixel
+* the default patch classifier, gradient boosting on patch statistics (core.sentinel2.mine_classifier, 120-pixel
   patches side by side), trained on 20 patches with a mine and 20 without (s2_scene.make_patches);
 * the optional patch CNN of the same module, trained on the same patches (15 epochs).
 
@@ -40,7 +40,7 @@ import os, sys, time, json
 ROOT, raster, model, folder, budget = sys.argv[1:6]
 sys.path.insert(0, os.path.join(ROOT, "test"))
 import s2_scene  # registers the 'oremap' package
-from oremap.core.mine_detection import detect_mines
+from oremap.core.sentinel2.mine_detection import detect_mines
 sys.path.insert(0, os.path.join(ROOT, "bench"))
 from memory_probe import hwm
 import onnxruntime, tracemalloc  # noqa: F401  (paged in before the baseline)
@@ -63,7 +63,7 @@ def make_raster(path, size, scene_dn, transform, crs):
     import rasterio
     from affine import Affine
 
-    from oremap.core.sentinel2 import S2_BANDS
+    from oremap.core.sentinel2.sentinel2 import S2_BANDS
 
     h = scene_dn.shape[1]
     flips = np.concatenate([scene_dn, scene_dn[:, ::-1]], axis=1)
@@ -90,8 +90,9 @@ def prepare(folder, threads, names=MODELS):
     import rasterio
 
     import s2_scene
-    from oremap.core import mine_classifier as mc
-    from oremap.core.mine_segmentation import train_mine_segmentation
+    from oremap.core.sentinel2 import mine_classifier as mc
+    from oremap.core.sentinel2 import patch_sets
+    from oremap.core.sentinel2.mine_segmentation import train_mine_segmentation
 
     scene = s2_scene.make_scene(os.path.join(folder, "scene"), seed=3, size=(768, 768))
     with rasterio.open(scene["raster"]) as ds:
@@ -106,7 +107,7 @@ def prepare(folder, threads, names=MODELS):
               f"{time.perf_counter() - t:.0f} s (held-out IoU {res.metrics['val_iou']:.2f}, "
               f"F1 {res.metrics['val_f1']:.2f})")
     labels = s2_scene.make_patches(os.path.join(folder, "patches"), 20, 20, size=120, seed=0)
-    patches = mc.load_patch_folder(labels, keep_patches=True)
+    patches = patch_sets.load_patch_folder(labels, keep_patches=True)
     for kind, name, extra in (("hgb", "patch HGB", {}), ("cnn", "patch CNN", {"cnn_options": {"epochs": 15}})):
         if name not in names:
             continue

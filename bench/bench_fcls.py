@@ -1,4 +1,4 @@
-"""Benchmark :func:`core.unmixing.fcls` against a per-pixel SciPy reference.
+"""Benchmark :func:`core.engine.unmixing.fcls` against a per-pixel SciPy reference.
 
 Run from the repository root::
 
@@ -28,8 +28,8 @@ import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
-from core.spectral_library import read_library  # noqa: E402
-from core.unmixing import fcls  # noqa: E402
+from core.hyperspectral.spectral_library import read_library  # noqa: E402
+from core.engine.unmixing import fcls  # noqa: E402
 
 sys.path.insert(0, os.path.join(ROOT, "test"))
 from fcls_reference import kkt_violation, mixtures, weighted_nnls  # noqa: E402

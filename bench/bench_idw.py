@@ -1,4 +1,4 @@
-"""Benchmark :func:`core.idw.idw_to_raster` against ``gdal_grid -a invdistnn``.
+"""Benchmark :func:`core.geochemistry.idw.idw_to_raster` against ``gdal_grid -a invdistnn``.
 
 Run from the repository root::
 
@@ -27,7 +27,7 @@ import rasterio
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
-from core.idw import idw_to_raster  # noqa: E402
+from core.geochemistry.idw import idw_to_raster  # noqa: E402
 
 SIDE = 153600.0  # m
 ORIGIN = (400000.0, 6200000.0)  # lower-left corner, UTM zone 50 south
@@ -110,7 +110,7 @@ def main():
     valid = ~mask_ours & ~mask_gdal
     diff = np.abs(ours[valid] - theirs[valid])
     rel = diff / np.maximum(np.abs(theirs[valid]), 1e-12)
-    print(f"ours (core.idw)      : best {min(ours_times):7.2f} s  (runs: {', '.join(f'{t:.2f}' for t in ours_times)})")
+    print(f"ours (core.geochemistry.idw)      : best {min(ours_times):7.2f} s  (runs: {', '.join(f'{t:.2f}' for t in ours_times)})")
     print(f"gdal_grid invdistnn  : best {min(gdal_times):7.2f} s  (runs: {', '.join(f'{t:.2f}' for t in gdal_times)})")
     print(f"speed-up             : {min(gdal_times) / min(ours_times):.2f} x")
     print(f"nodata cells         : ours {mask_ours.sum()}, gdal_grid {mask_gdal.sum()}, "

@@ -28,7 +28,7 @@ CHILD = r"""
 import os, sys, time, tracemalloc
 ROOT, cube, lib_path, out, budget = sys.argv[1:6]
 sys.path.insert(0, ROOT)
-from core import mapping, spectral_library
+from core.hyperspectral import mapping, spectral_library
 lib = spectral_library.read_library(lib_path).subset(["Kaolinite CM9", "Alunite GDS84", "Muscovite GDS107",
                                                       "Calcite WS272", "Goethite WS222", "Lawn_Grass GDS91"])
 sys.path.insert(0, os.path.join(ROOT, "bench"))
@@ -49,8 +49,8 @@ def make_cube(path, lib_path, height):
     import rasterio
 
     sys.path.insert(0, ROOT)
-    from core import spectral_library
-    from core.wavelengths import BandInfo, band_tags
+    from core.hyperspectral import spectral_library
+    from core.engine.wavelengths import BandInfo, band_tags
 
     lib = spectral_library.read_library(lib_path)
     good = np.all(np.isfinite(lib.spectra), axis=0)

@@ -23,7 +23,7 @@ CHILD = r"""
 import os, sys, time, json
 ROOT, stack, model, out, kwargs = sys.argv[1:6]
 sys.path.insert(0, ROOT)
-from core.prospectivity_cnn import prospectivity_map
+from core.geochemistry.prospectivity_mapping import prospectivity_map
 sys.path.insert(0, os.path.join(ROOT, "bench"))
 from memory_probe import hwm
 base = hwm()
@@ -56,7 +56,7 @@ def make_stack(path, size, seed=0):
 def make_model(folder):
     import numpy as np
 
-    from core.prospectivity_cnn import train_prospectivity
+    from core.geochemistry.prospectivity_cnn import train_prospectivity
 
     stack = make_stack(os.path.join(folder, "train.tif"), 512, seed=1)
     rows_cols = np.array([[100, 100], [120, 300], [380, 150], [400, 400], [250, 256]], float)

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Speed and memory of the geochemical anomaly VAE (core.vae_anomaly).
+"""Speed and memory of the geochemical anomaly VAE (core.geochemistry.vae_anomaly).
 
 Run from the repository root::
 
@@ -27,7 +27,7 @@ import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
-from core import vae_anomaly as va  # noqa: E402
+from core.geochemistry import vae_anomaly as va  # noqa: E402
 
 BUDGET_MB = 256
 RASTER_ELEMENTS = ["Au_ppb", "As_ppm", "Cu_ppm", "Pb_ppm", "Zn_ppm", "Ni_ppm", "Co_ppm", "Fe_pct"]
@@ -36,7 +36,7 @@ CHILD = r"""
 import os, sys, time, tracemalloc
 ROOT, model, raster, out, budget = sys.argv[1:6]
 sys.path.insert(0, ROOT)
-from core import vae_anomaly as va
+from core.geochemistry import vae_anomaly as va
 sys.path.insert(0, os.path.join(ROOT, "bench"))
 from memory_probe import hwm
 m = va.load_model(model)

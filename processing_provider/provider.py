@@ -8,7 +8,7 @@ from qgis.core import Qgis, QgsMessageLog, QgsProcessingProvider
 from qgis.PyQt.QtGui import QIcon
 
 from ..algorithms import ALGORITHMS
-from ..core.version import plugin_version
+from ..core.engine.version import plugin_version
 from . import settings
 
 PLUGIN_DIR = os.path.dirname(os.path.dirname(__file__))

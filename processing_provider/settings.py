@@ -14,8 +14,8 @@ from dataclasses import dataclass
 
 from qgis.core import QgsApplication, QgsSettings
 
-from ..core.compute import DEVICE_SETTING, THREADS_SETTING, normalise_device
-from ..core.raster import DEFAULT_MEMORY_MB, MEMORY_SETTING, memory_budget_mb
+from ..core.engine.compute import DEVICE_SETTING, THREADS_SETTING, normalise_device
+from ..core.engine.raster import DEFAULT_MEMORY_MB, MEMORY_SETTING, memory_budget_mb
 
 MODEL_FOLDER_SETTING = "OREMAP_MODEL_FOLDER"
 GROUP = "OreMap"

@@ -19,11 +19,11 @@ sys.path.insert(0, ROOT)
 
 import numpy as np  # noqa: E402
 
-from core import cnn_training, training  # noqa: E402
-from core.feedback import PrintFeedback  # noqa: E402
-from core.model_format import read_model_info  # noqa: E402
-from core.spectral_library import read_library  # noqa: E402
-from core.wavelengths import BandInfo  # noqa: E402
+from core.hyperspectral import cnn_training, training  # noqa: E402
+from core.engine.feedback import PrintFeedback  # noqa: E402
+from core.engine.model_format import read_model_info  # noqa: E402
+from core.hyperspectral.spectral_library import read_library  # noqa: E402
+from core.engine.wavelengths import BandInfo  # noqa: E402
 
 SHARED = os.environ.get("OREMAP_SHARED_DATA") or os.path.join(ROOT, "..", "shared", "data")
 LIBRARY = os.path.join(SHARED, "hyperspectral", "s07_AV95_envi.sli")

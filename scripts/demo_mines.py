@@ -76,7 +76,7 @@ def _read_mask(path):
 
 def pixel_scores(predicted, truth):
     """IoU, F1, precision, recall (and the counts) of a boolean mask against the truth."""
-    from oremap.core.mine_segmentation import pixel_scores as scores
+    from oremap.core.sentinel2.mine_segmentation import pixel_scores as scores
 
     return scores((predicted & truth).sum(), (predicted & ~truth).sum(), (~predicted & truth).sum())
 
@@ -99,7 +99,8 @@ def mines_found(footprints_path, mines_path):
 
 def chain(run, out, settings=FULL, log=print):
     """Run the steps into ``out`` with ``run(name, params)`` (``oremap:<name>``); return the numbers."""
-    from oremap.core import mine_classifier as mc
+    from oremap.core.sentinel2 import mine_classifier as mc
+    from oremap.core.sentinel2 import patch_sets
 
     s2 = _fixtures()
     os.makedirs(out, exist_ok=True)
@@ -133,7 +134,7 @@ def chain(run, out, settings=FULL, log=print):
     clf = run("train_mine_classifier", {"LABELS": labels, "CLASSIFIER": 0, **n["classifier"],
                                         "OUTPUT_MODEL": p["classifier.onnx"],
                                         "OUTPUT_REPORT": p["classifier_report.html"]})
-    new = mc.load_patch_folder(new_labels, keep_patches=True)
+    new = patch_sets.load_patch_folder(new_labels, keep_patches=True)
     proba, threshold = mc.predict_proba(p["classifier.onnx"], new.patches)
     new_scores = mc.binary_metrics(new.labels, (proba >= threshold).astype(int))
 

@@ -49,7 +49,8 @@ TRAIN_MINERALS = {"Kaolinite": 4, "Alunite": 4, "Calcite": 3, "Goethite": 4, "Mu
 
 def main():
     sys.path.insert(0, ROOT)
-    from core import spectral_library
+    from core.hyperspectral import spectral_library
+    from core.hyperspectral import library_writers
 
     os.makedirs(OUT, exist_ok=True)
     for tile in TILES:
@@ -60,7 +61,7 @@ def main():
     subset = usgs.subset(wanted)
     subset.names = [" ".join(n.split()) for n in subset.names]
     subset.source = "USGS splib07a convolved to AVIRIS-1995 (Kokaly et al. 2017), subset for OreMap tests"
-    spectral_library.write_envi_library(subset, os.path.join(OUT, "usgs_minerals.sli"))
+    library_writers.write_envi_library(subset, os.path.join(OUT, "usgs_minerals.sli"))
     print(f"{len(subset.names)} spectra, {subset.wavelengths.size} channels -> {OUT}/usgs_minerals.sli")
     import numpy as np
 
@@ -70,7 +71,7 @@ def main():
     train = usgs.subset(picked)
     train.names = [" ".join(n.split()) for n in train.names]
     train.source = "USGS splib07a convolved to AVIRIS-1995 (Kokaly et al. 2017), training subset for OreMap tests"
-    spectral_library.write_envi_library(train, os.path.join(OUT, "usgs_train.sli"))
+    library_writers.write_envi_library(train, os.path.join(OUT, "usgs_train.sli"))
     print(f"{len(train.names)} spectra -> {OUT}/usgs_train.sli")
     write_jasper_ridge(usgs.wavelengths)
 
@@ -82,7 +83,7 @@ def write_jasper_ridge(aviris_wavelengths, size=40, offset=(30, 30)):
     import rasterio
     import scipy.io
 
-    from core.wavelengths import BandInfo, band_tags
+    from core.engine.wavelengths import BandInfo, band_tags
 
     mat = scipy.io.loadmat(os.path.join(SHARED, "hyperspectral", "jasperRidge2_R198.mat"))
     bands = mat["SlectBands"].ravel().astype(int)  # 1-based AVIRIS channels kept

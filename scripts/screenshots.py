@@ -260,7 +260,7 @@ def desktop():
 
     def true_colour(layer, rgb_nm=(650, 550, 460)):
         """Show a hyperspectral layer in true colour (bands nearest to the wavelengths)."""
-        from oremap.core.wavelengths import band_info_from_raster
+        from oremap.core.engine.wavelengths import band_info_from_raster
         import rasterio
 
         with rasterio.open(layer.source()) as ds:

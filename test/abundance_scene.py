@@ -29,7 +29,7 @@ _LIBRARY_NAMES = ["Kaolinite CM9", "Muscovite GDS107", "Calcite WS272", "Goethit
 
 
 def endmember_spectra():
-    from oremap.core.spectral_library import read_library
+    from oremap.core.hyperspectral.spectral_library import read_library
 
     lib = read_library(USGS_LIBRARY).subset(_LIBRARY_NAMES)
     spectra = np.clip(np.asarray(lib.spectra, np.float64), 0.005, 0.995)
@@ -66,7 +66,7 @@ def make_scene(folder, n_rows=5, n_cols=6, roi_size=6, gap=2, seed=0, name="scen
     from rasterio.transform import from_origin
     from shapely.geometry import box
 
-    from oremap.core.wavelengths import BandInfo, band_tags
+    from oremap.core.engine.wavelengths import BandInfo, band_tags
 
     rng = np.random.default_rng(seed)
     wavelengths, spectra = endmember_spectra()

@@ -2,7 +2,7 @@
 
 Backgrounds are the real BigEarthNet L2A patches under ``SHARED_DATA/sentinel2``
 (120 x 120 pixels at 10 m, per-band files read and stacked on the 10 m grid by
-:func:`oremap.core.sentinel2.open_sentinel2`), flipped/rotated and mosaicked for
+:func:`oremap.core.sentinel2.sentinel2.open_sentinel2`), flipped/rotated and mosaicked for
 variety. Mines are drawn as vector geometry in pixel coordinates, then
 rasterised at 2 m (5 x 5 sub-pixels per 10 m pixel) so that every pixel holds the
 covered fraction of each surface (sub-pixel mixing at the edges and along narrow
@@ -22,7 +22,7 @@ roads):
 Surface spectra are USGS splib07 spectra (``test/data/usgs_minerals.sli`` and
 ``SHARED_DATA/hyperspectral/s07_AV95_envi.sli``, AVIRIS-1995 channels) convolved
 to the Sentinel-2 bands with Gaussian responses
-(:func:`oremap.core.sentinel2.convolve_to_s2`), mixed per pixel with smooth random
+(:func:`oremap.core.sentinel2.sentinel2.convolve_to_s2`), mixed per pixel with smooth random
 abundance fields and brightness. The mine contribution of each 20 m / 60 m band
 is blurred over its native pixel (a box of 2 / 6 pixels), as the sensor would see
 it, and every patch, with or without a mine, gets the same sensor noise
@@ -98,7 +98,7 @@ _SURFACES = {
 @functools.lru_cache(maxsize=1)
 def backgrounds():
     """The real BigEarthNet patches as reflectance ``(120, 120, 12)`` with their georeference."""
-    from oremap.core.sentinel2 import S2_BANDS, open_sentinel2
+    from oremap.core.sentinel2.sentinel2 import S2_BANDS, open_sentinel2
 
     out = []
     for folder in sorted(glob.glob(os.path.join(S2_FOLDER, "*"))):
@@ -122,8 +122,8 @@ def _find(lib, prefix):
 @functools.lru_cache(maxsize=1)
 def endmembers():
     """``{group: array (k, 12)}``: USGS spectra convolved to the S2 bands (Gaussian responses)."""
-    from oremap.core.sentinel2 import convolve_to_s2
-    from oremap.core.spectral_library import read_library
+    from oremap.core.sentinel2.sentinel2 import convolve_to_s2
+    from oremap.core.hyperspectral.spectral_library import read_library
 
     libs = {"usgs": read_library(USGS_LIBRARY), "av95": read_library(AV95_LIBRARY)}
     out = {}
@@ -350,7 +350,7 @@ def _degrade(delta, factor):
 
 def paint(rng, background, features_list):
     """Background reflectance ``(rows, cols, 12)`` with the mines painted in; returns (image, fractions)."""
-    from oremap.core.sentinel2 import S2_BANDS, S2_RESOLUTIONS
+    from oremap.core.sentinel2.sentinel2 import S2_BANDS, S2_RESOLUTIONS
 
     rows, cols, _ = background.shape
     fractions = _fractions(features_list, rows, cols)
@@ -389,7 +389,7 @@ def write_s2_tif(path, dn, transform, crs, tags=None):
     """A 12-band uint16 GeoTIFF with band descriptions B1 ... B12 (and B8A), nodata 0."""
     import rasterio
 
-    from oremap.core.sentinel2 import S2_BANDS, S2_CENTERS
+    from oremap.core.sentinel2.sentinel2 import S2_BANDS, S2_CENTERS
 
     rows, cols, n = dn.shape
     with rasterio.open(path, "w", driver="GTiff", width=cols, height=rows, count=n, dtype="uint16", nodata=0,

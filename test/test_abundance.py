@@ -14,10 +14,13 @@ import pytest
 import rasterio
 
 from abundance_scene import LISTED, make_scene, roi_pixels
-from oremap.core import abundance as ab
-from oremap.core import onnx_ensemble
-from oremap.core.compositional import ilr_basis, ilr_inverse, project_simplex
-from oremap.core.errors import OreMapError
+from oremap.core.abundance import abundance as ab
+from oremap.core.abundance import abundance_report
+from oremap.core.abundance import abundance_map
+from oremap.core.abundance import members
+from oremap.core.engine import onnx_ensemble
+from oremap.core.engine.compositional import ilr_basis, ilr_inverse, project_simplex
+from oremap.core.engine.errors import OreMapError
 
 FAST = {"cnn": {"epochs": 4, "channels": (8, 16, 16)}, "hgb": {"max_iter": 30}, "extra_trees": {"n_estimators": 30}}
 
@@ -131,7 +134,7 @@ def test_cross_validation_never_trains_on_a_held_out_roi(tmp_path, monkeypatch):
     comp = ab.prepare_compositions(scene["lab"][:, :4], LISTED)
     roi_of_row = {row.tobytes(): int(i) for row, i in zip(X, ids)}
     seen = []
-    make = ab.make_member
+    make = members.make_member
 
     class Spy:
         def __init__(self, inner):
@@ -199,7 +202,7 @@ def test_scene_metrics_are_the_out_of_fold_errors(scenes):
 
 
 def test_held_out_scene_closure_coverage_and_ensemble(scenes):
-    model = ab.AbundanceModel(scenes["model"])
+    model = abundance_map.AbundanceModel(scenes["model"])
     X, lab, ids = roi_pixels(scenes["test"])
     Y = ab.prepare_compositions(scenes["test"]["lab"][:, :4], LISTED).values[ids]
     A, lo, hi, members = model.predict(X, 0.9, members=True)
@@ -219,7 +222,7 @@ def test_held_out_scene_closure_coverage_and_ensemble(scenes):
 def test_linear_unmixing_is_compared_on_the_same_folds(scenes):
     result = scenes["result"]
     assert {"Unmixing (FCLS)", "Unmixing (NN, closed)"} <= set(result.metrics)
-    html = ab.training_report(result)
+    html = abundance_report.training_report(result)
     assert "Unmixing (FCLS)" in html and html.count("<svg") >= 6  # bar chart + 5 scatter plots
     assert f"{100 * result.coverage['all']:.1f}" in html
 
@@ -260,7 +263,7 @@ def test_algorithms_train_and_predict(run_alg, scenes, tmp_path):
     assert 0.8 <= out["COVERAGE"] <= 1.0
     assert out["ENSEMBLE_RMSE"] <= 1.03 * out["BEST_SINGLE_RMSE"] and out["ENSEMBLE_RMSE"] < 6.0
     assert np.isfinite(out["UNMIXING_RMSE"])
-    info = ab.AbundanceModel(out["OUTPUT_MODEL"]).info
+    info = abundance_map.AbundanceModel(out["OUTPUT_MODEL"]).info
     assert info.class_names == ["kaolinite", "muscovite", "calcite", "goethite", "Other"]
     assert len(info.wavelengths) == 224 and info.training["n_rois"] == 30
     assert "Predicted vs measured" in open(out["OUTPUT_REPORT"], encoding="utf-8").read()
@@ -283,7 +286,7 @@ def test_algorithms_train_and_predict(run_alg, scenes, tmp_path):
     assert (ci[:5] <= A + 1e-4).all() and (A <= ci[5:] + 1e-4).all() and ci.min() >= 0 and ci.max() <= 100
     assert (dom == A.argmax(axis=0) + 1).all()
     # same numbers as the model called directly
-    model = ab.AbundanceModel(out["OUTPUT_MODEL"])
+    model = abundance_map.AbundanceModel(out["OUTPUT_MODEL"])
     with rasterio.open(test["raster"]) as ds:
         cube = np.moveaxis(ds.read(), 0, -1).reshape(-1, 224)
     direct, lo, hi = model.predict(cube, 0.8)
@@ -327,7 +330,7 @@ def test_ilr_space_model_is_closed_and_calibrated(scenes, tmp_path):
     result.save(path)
     Xt, _, idt = roi_pixels(scenes["test"])
     Yt = ab.prepare_compositions(scenes["test"]["lab"][:, :4], LISTED).values[idt]
-    A, lo, hi = ab.AbundanceModel(path).predict(Xt, 0.9)
+    A, lo, hi = abundance_map.AbundanceModel(path).predict(Xt, 0.9)
     assert np.abs(A.sum(axis=1) - 100).max() < 1e-4 and A.min() > 0  # log-ratios never give exact zeros
     assert (lo <= A).all() and (A <= hi).all()
     assert 0.8 <= ((Yt >= lo) & (Yt <= hi)).mean() <= 0.97

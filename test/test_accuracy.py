@@ -11,8 +11,8 @@ from affine import Affine
 from shapely import affinity
 from shapely.geometry import MultiPoint, Point, Polygon, box
 
-from oremap.core import accuracy
-from oremap.core.accuracy import (
+from oremap.core.engine import accuracy
+from oremap.core.engine.accuracy import (
     accuracy_html,
     assess_class_raster,
     confusion_matrix,
@@ -25,7 +25,7 @@ from oremap.core.accuracy import (
     sample_reference,
     summary,
 )
-from oremap.core.errors import OreMapError
+from oremap.core.engine.errors import OreMapError
 
 from test_report import parse_html
 
@@ -181,7 +181,7 @@ def test_points_hit_the_pixel_that_contains_them(codes, monkeypatch):
     assert sample.n_nodata == 1 and sample.n_outside == 1
     assert sample.n_empty == 2  # the nodata point and the outside point gave nothing
     # Points spread over a large raster are read one by one: same answer.
-    from oremap.core import sampling
+    from oremap.core.engine import sampling
 
     read_covered = sampling.read_covered
     monkeypatch.setattr(sampling, "read_covered", lambda read, px: read_covered(read, px, max_window_pixels=1))

@@ -17,8 +17,8 @@ from qgis.core import QgsFeature, QgsGeometry, QgsPointXY, QgsVectorLayer
 
 from conftest import AVIRIS_NG, AVIRIS_NG_2, USGS_LIBRARY
 from fcls_reference import weighted_nnls
-from oremap.core.spectral_library import read_library
-from oremap.core.wavelengths import band_info_from_raster
+from oremap.core.hyperspectral.spectral_library import read_library
+from oremap.core.engine.wavelengths import band_info_from_raster
 
 MINERALS = ["Kaolinite CM9", "Alunite GDS84", "Muscovite GDS107", "Calcite WS272", "Goethite WS222",
             "Lawn_Grass GDS91"]

@@ -96,7 +96,7 @@ def test_raster_without_wavelengths_needs_parameter(run_alg, tmp_path):
     # with the wavelengths given, it gives exactly what the same cube gives with them as band metadata
     result = run_alg("sam_classify", dict(params, WAVELENGTHS=", ".join(repr(c) for c in centers),
                                           OUTPUT_SCORE=str(tmp_path / "s.tif")))
-    from oremap.core.wavelengths import BandInfo, band_tags
+    from oremap.core.engine.wavelengths import BandInfo, band_tags
 
     tagged = str(tmp_path / "tagged.tif")
     with rasterio.open(path) as src, rasterio.open(tagged, "w", **src.profile) as dst:
@@ -176,7 +176,7 @@ def test_memory_budget_setting(processing_provider):
     from processing.core.ProcessingConfig import ProcessingConfig
 
     alg = processing_provider.algorithm("unmix_fcls")
-    from oremap.core.raster import DEFAULT_MEMORY_MB, MEMORY_SETTING
+    from oremap.core.engine.raster import DEFAULT_MEMORY_MB, MEMORY_SETTING
 
     old = ProcessingConfig.getSetting(MEMORY_SETTING)
     assert float(old) == DEFAULT_MEMORY_MB

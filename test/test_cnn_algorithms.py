@@ -14,10 +14,10 @@ import rasterio
 from qgis.core import QgsProcessingException
 
 from conftest import AVIRIS_NG, AVIRIS_NG_2, DATA, USGS_LIBRARY, ensure_provider, warning_recorder
-from oremap.core.model_format import read_model_info
-from oremap.core.spectral_cnn import preprocess
-from oremap.core.spectral_library import read_library
-from oremap.core.wavelengths import band_info_from_raster, band_tags
+from oremap.core.engine.model_format import read_model_info
+from oremap.core.engine.spectra import preprocess
+from oremap.core.hyperspectral.spectral_library import read_library
+from oremap.core.engine.wavelengths import band_info_from_raster, band_tags
 from test_algorithms import pixel_centre, point_layer
 
 TRAIN_LIBRARY = os.path.join(DATA, "usgs_train.sli")
@@ -118,7 +118,7 @@ def test_classify_matches_independent_inference(trained, run_alg, tmp_path, cube
 
 
 def test_min_confidence_unclassifies_uncertain_pixels(trained, tmp_path):
-    from oremap.core import mapping
+    from oremap.core.hyperspectral import mapping
 
     model = trained["OUTPUT_MODEL"]
     _, probs = independent_prediction(model, AVIRIS_NG)
@@ -136,9 +136,9 @@ def test_min_confidence_unclassifies_uncertain_pixels(trained, tmp_path):
 
 
 def test_resampling_operator_reaches_just_beyond_the_image_range():
-    from oremap.core.errors import OreMapError
-    from oremap.core.mapping import resampling_operator
-    from oremap.core.wavelengths import BandInfo
+    from oremap.core.engine.errors import OreMapError
+    from oremap.core.hyperspectral.mapping import resampling_operator
+    from oremap.core.engine.wavelengths import BandInfo
 
     image = BandInfo(centers=np.arange(500.0, 1001.0, 10.0), fwhm=np.full(51, 10.0), bad=None)
     bands, matrix = resampling_operator(image, [497.0, 755.0, 1003.0])  # 3 nm beyond either end
@@ -155,7 +155,7 @@ def test_model_file_is_used_only_when_chosen(trained, tmp_path):
     """A file remembered by the dialog does not override a bundled model chosen under MODEL."""
     import processing
 
-    from oremap.core.bundled import bundled_models
+    from oremap.core.engine.bundled import bundled_models
 
     bundled = bundled_models("spectral_classification")
     own = os.path.abspath(trained["OUTPUT_MODEL"])
@@ -179,7 +179,7 @@ def test_classify_resamples_a_cube_with_other_bands(trained, run_alg, tmp_path):
         info = band_info_from_raster(src)
         profile = dict(driver="GTiff", width=src.width, height=src.height, count=data.shape[0], dtype="float32",
                        crs=src.crs, transform=src.transform)
-    from oremap.core.wavelengths import BandInfo
+    from oremap.core.engine.wavelengths import BandInfo
 
     half = BandInfo(centers=info.centers[::2], fwhm=info.fwhm[::2] * 2, bad=info.bad[::2])
     path = str(tmp_path / "half.tif")
@@ -204,7 +204,7 @@ def test_cube_not_covering_the_model_is_refused(trained, run_alg, tmp_path):
         info = band_info_from_raster(src)
         profile = dict(driver="GTiff", width=src.width, height=src.height, count=100, dtype="float32",
                        crs=src.crs, transform=src.transform)
-    from oremap.core.wavelengths import BandInfo
+    from oremap.core.engine.wavelengths import BandInfo
 
     vnir = BandInfo(centers=info.centers[:100], fwhm=info.fwhm[:100], bad=info.bad[:100])
     path = str(tmp_path / "vnir.tif")
@@ -291,7 +291,7 @@ def test_accuracy_assessment_of_a_class_map(run_alg, tmp_path):
 
 def test_bundled_model_is_listed_and_recognises_library_minerals(run_alg, tmp_path):
     """USGS spectra of the bundled classes, resampled to the AVIRIS-NG bands as a 1-row cube."""
-    from oremap.core.bundled import bundled_models
+    from oremap.core.engine.bundled import bundled_models
 
     models = bundled_models("spectral_classification")
     assert models, "no bundled model"
@@ -303,7 +303,7 @@ def test_bundled_model_is_listed_and_recognises_library_minerals(run_alg, tmp_pa
               "Jarosite": "Jarosite", "Gypsum": "Gypsum", "Chlorite": "Chlorite", "Epidote": "Epidote",
               "Lawn_Grass": "Vegetation"}
     rows = [(i, wanted[n.split()[0]]) for i, n in enumerate(lib.names) if n.split()[0] in wanted]
-    from oremap.core.wavelengths import BandInfo
+    from oremap.core.engine.wavelengths import BandInfo
 
     full = band_info_from_raster(AVIRIS_NG)
     good = ~full.bad & (full.centers > 390)

@@ -5,8 +5,8 @@ import itertools
 import numpy as np
 import pytest
 
-from oremap.core import compositional as comp
-from oremap.core.errors import OreMapError
+from oremap.core.engine import compositional as comp
+from oremap.core.engine.errors import OreMapError
 
 
 def brute_force_projection(y, total):

@@ -1,4 +1,4 @@
-"""core.geochem: units, values below detection, transforms, scaling, duplicates, CRS, survey tables."""
+"""core.geochemistry.geochem: units, values below detection, transforms, scaling, duplicates, CRS, survey tables."""
 
 import json
 import math
@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from conftest import SHARED_DATA
-from oremap.core import geochem
-from oremap.core.errors import OreMapError
+from oremap.core.geochemistry import geochem
+from oremap.core.engine.errors import OreMapError
 
 SURVEY = os.path.join(SHARED_DATA, "geochem", "area1_sediment_au.csv")
 NAN = np.nan

@@ -27,9 +27,11 @@ from pyproj import Transformer
 from scipy.spatial import cKDTree
 
 from conftest import SHARED_DATA, ensure_provider, load_script, run_oremap
-from oremap.core import prospectivity_cnn as pc
-from oremap.core import prospectivity_eval as pe
-from oremap.core.model_format import read_model_info
+from oremap.core.geochemistry import prospectivity_cnn as pc
+from oremap.core.geochemistry import prospectivity_data as pdata
+from oremap.core.geochemistry import prospectivity_folds as pf
+from oremap.core.geochemistry import prospectivity_eval as pe
+from oremap.core.engine.model_format import read_model_info
 
 SURVEY = os.path.join(SHARED_DATA, "geochem", "area1_sediment_au.csv")
 SITES = os.path.join(SHARED_DATA, "geochem", "area1_sediment_au_site.csv")
@@ -187,7 +189,7 @@ def test_training_uses_the_sites_on_data(chain, survey):
     # blocks), so the fold holding the 13-deposit Katanning cluster still trains on deposits beyond it and
     # every one of the 18 deposits is validated (5 of 18 with 5 folds, seed 42, under a buffer around the blocks)
     t = DEMO.SMALL["train"]
-    plan = pc.plan_spatial_folds(pc.read_stack(chain["paths"]["stack.tif"]).valid, survey["sites"], transform,
+    plan = pf.plan_spatial_folds(pdata.read_stack(chain["paths"]["stack.tif"]).valid, survey["sites"], transform,
                                  t["WINDOW"], t["FOLDS"], None, None, t["NEGATIVES_PER_POSITIVE"], t["JITTER_COPIES"],
                                  None, 2, 0.5, t["SEED"])
     validated = sum(f["val"].n_positive for f in plan.folds if f["train"].n_positive and f["train"].n_negative)

@@ -1,4 +1,4 @@
-"""core.idw and oremap:idw_interpolate: against brute force, against gdal_grid, on the real survey."""
+"""core.geochemistry.idw and oremap:idw_interpolate: against brute force, against gdal_grid, on the real survey."""
 
 import os
 import shutil
@@ -11,9 +11,9 @@ from qgis.core import QgsFeature, QgsField, QgsGeometry, QgsPointXY, QgsProcessi
 from qgis.PyQt.QtCore import QVariant
 
 from conftest import SHARED_DATA
-from oremap.core import geochem, idw
-from oremap.core.errors import Cancelled, OreMapError
-from oremap.core.feedback import Feedback
+from oremap.core.geochemistry import geochem, idw
+from oremap.core.engine.errors import Cancelled, OreMapError
+from oremap.core.engine.feedback import Feedback
 
 SURVEY = os.path.join(SHARED_DATA, "geochem", "area1_sediment_au.csv")
 

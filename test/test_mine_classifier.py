@@ -1,4 +1,4 @@
-"""Mine patch classifier (core/mine_classifier.py, oremap:train_mine_classifier).
+"""Mine patch classifier (core/sentinel2/mine_classifier.py, oremap:train_mine_classifier).
 
 Patches come from test/s2_scene.py: real BigEarthNet Sentinel-2 backgrounds (negatives) and the same kind of
 backgrounds with synthetic mines painted from USGS spectra (positives).
@@ -10,11 +10,14 @@ import numpy as np
 import pytest
 import rasterio
 
-from oremap.core import mine_classifier as mc
-from oremap.core.errors import OreMapError
-from oremap.core.mine_segmentation import load_polygons
-from oremap.core.model_format import OnnxModel, read_model_info
-from oremap.core.sentinel2 import INDEX_NAMES, S2_BANDS, compute_indices
+from oremap.core.sentinel2 import mine_classifier as mc
+from oremap.core.sentinel2 import patch_models
+from oremap.core.sentinel2 import patch_sets
+from oremap.core.sentinel2 import patch_features
+from oremap.core.engine.errors import OreMapError
+from oremap.core.sentinel2.segmentation_data import load_polygons
+from oremap.core.engine.model_format import OnnxModel, read_model_info
+from oremap.core.sentinel2.sentinel2 import INDEX_NAMES, S2_BANDS, compute_indices
 
 
 @pytest.fixture(scope="module")
@@ -23,7 +26,7 @@ def patch_data(tmp_path_factory):
 
     folder = tmp_path_factory.mktemp("mine_patches")
     csv_path = make_patches(str(folder), 30, 90, size=64, seed=11)  # a quarter with mines, as in the competition
-    return csv_path, mc.load_patch_folder(csv_path, keep_patches=True)
+    return csv_path, patch_sets.load_patch_folder(csv_path, keep_patches=True)
 
 
 @pytest.fixture(scope="module")
@@ -45,9 +48,10 @@ def test_patch_features_against_numpy():
     patch = rng.uniform(0.02, 0.5, (9, 7, 12)).astype(np.float32)
     patch[0, :3] = np.nan  # nodata pixels
     patch[1, 1, 3] = np.nan  # one band missing: the whole pixel is nodata
-    feats = mc.patch_features(patch)[0]
-    names = mc.feature_names()
-    assert feats.shape == (len(names),) == (len(S2_BANDS + INDEX_NAMES) * len(mc.STATS) + len(mc.THRESHOLD_RULES),)
+    feats = patch_features.patch_features(patch)[0]
+    names = patch_features.feature_names()
+    n_features = len(S2_BANDS + INDEX_NAMES) * len(patch_features.STATS) + len(patch_features.THRESHOLD_RULES)
+    assert feats.shape == (len(names),) == (n_features,)
     pixels = patch.reshape(-1, 12).astype(np.float64)
     pixels = pixels[np.isfinite(pixels).all(axis=1)]
     assert pixels.shape[0] == 63 - 4
@@ -56,7 +60,7 @@ def test_patch_features_against_numpy():
     for j, channel in enumerate(S2_BANDS + INDEX_NAMES):
         v = channels[:, j]
         expected = [v.mean(), v.std(), *np.percentile(v, [2, 10, 50, 90, 98])]
-        got = [feats[names.index(f"{channel}_{s}")] for s in mc.STATS]
+        got = [feats[names.index(f"{channel}_{s}")] for s in patch_features.STATS]
         np.testing.assert_allclose(got, expected, rtol=2e-5, atol=1e-6)
     col = dict(zip(INDEX_NAMES, idx.T))
     bare = (col["BSI"] > 0.1) & (col["NDVI"] < 0.2)
@@ -64,7 +68,7 @@ def test_patch_features_against_numpy():
     assert feats[names.index("frac_bare")] == pytest.approx(bare.mean())
     assert feats[names.index("frac_NBR_lt_0")] == pytest.approx((col["NBR"] < 0).mean())
     assert feats[names.index("frac_bare_IRON_OXIDE_gt_1.5")] == pytest.approx((bare & (col["IRON_OXIDE"] > 1.5)).mean())
-    assert np.isnan(mc.patch_features(np.full((4, 4, 12), np.nan, np.float32))[0]).all()
+    assert np.isnan(patch_features.patch_features(np.full((4, 4, 12), np.nan, np.float32))[0]).all()
 
 
 
@@ -78,7 +82,7 @@ def test_percentiles_by_partition_and_by_sort_agree_with_numpy():
     values[21, 1:] = np.nan  # a single valid value
     counts = np.isfinite(values).sum(axis=1)
     qs = (2, 10, 50, 90, 98)
-    got = mc._percentiles(values, counts, qs)
+    got = patch_features._percentiles(values, counts, qs)
     for r in range(values.shape[0]):
         v = values[r][np.isfinite(values[r])].astype(np.float64)
         expected = np.percentile(v, qs) if v.size else np.full(len(qs), np.nan)
@@ -89,7 +93,7 @@ def test_mine_patches_differ_from_their_backgrounds(patch_data):
     _, ps = patch_data
     assert ps.n_positive == 30 and ps.n_negative == 90 and ps.patches.shape == (120, 64, 64, 12)
     assert ps.centres is not None and len(set(ps.crs_keys)) == 3  # UTM 29, 33 and 35 backgrounds
-    bare = ps.features[:, mc.feature_names().index("frac_bare")]
+    bare = ps.features[:, patch_features.feature_names().index("frac_bare")]
     assert np.median(bare[ps.labels == 1]) > 3 * np.median(bare[ps.labels == 0])
 
 
@@ -184,7 +188,7 @@ def test_hgb_onnx_matches_sklearn_and_carries_its_metadata(trained, patch_data):
     assert info.task == mc.TASK and info.class_names == ["No mine", "Mine"]
     assert meta["bands"] == S2_BANDS and meta["patch_size"] == [64, 64]
     assert meta["threshold"] == pytest.approx(trained["threshold"])
-    assert meta["features"]["names"] == mc.feature_names() == info.band_names
+    assert meta["features"]["names"] == patch_features.feature_names() == info.band_names
     assert info.training["metrics"]["f1"] == pytest.approx(trained["metrics"]["f1"])
     p, threshold = mc.predict_proba(path, ps.patches[:5])
     np.testing.assert_allclose(p, onnx_p[:5, 1], atol=1e-6)
@@ -202,7 +206,7 @@ def test_real_bigearthnet_patches_as_delivered_are_not_flagged(trained):
 
     from s2_scene import S2_FOLDER
 
-    from oremap.core.sentinel2 import open_sentinel2
+    from oremap.core.sentinel2.sentinel2 import open_sentinel2
 
     crops = []
     folders = sorted(f for f in glob.glob(os.path.join(S2_FOLDER, "*")) if os.path.isdir(f))
@@ -225,8 +229,8 @@ def test_cnn_is_deterministic_and_its_onnx_matches_torch(patch_data, tmp_path):
     _, ps = patch_data
     pick = np.r_[np.flatnonzero(ps.labels == 1)[:8], np.flatnonzero(ps.labels == 0)[:8]]
     X, y = ps.patches[pick][:, :32, :32], ps.labels[pick]
-    a = mc.CNNPatchModel(seed=3, epochs=3, width=4).fit(X, y)
-    b = mc.CNNPatchModel(seed=3, epochs=3, width=4).fit(X, y)
+    a = patch_models.CNNPatchModel(seed=3, epochs=3, width=4).fit(X, y)
+    b = patch_models.CNNPatchModel(seed=3, epochs=3, width=4).fit(X, y)
     pa, pb = a.predict_proba(X), b.predict_proba(X)
     np.testing.assert_array_equal(pa, pb)
     import onnxruntime
@@ -234,7 +238,7 @@ def test_cnn_is_deterministic_and_its_onnx_matches_torch(patch_data, tmp_path):
     session = onnxruntime.InferenceSession(a.onnx_model((32, 32)), providers=["CPUExecutionProvider"])
     nan_patch = X.copy()
     nan_patch[0, :4, :4] = np.nan  # nodata pixels are zeroed after standardisation, in both
-    out = session.run(None, {mc.INPUT_PATCHES: np.moveaxis(nan_patch, -1, 1).astype(np.float32)})[0]
+    out = session.run(None, {patch_models.INPUT_PATCHES: np.moveaxis(nan_patch, -1, 1).astype(np.float32)})[0]
     np.testing.assert_allclose(out[:, 1], a.predict_proba(nan_patch), atol=1e-5)
     assert np.isfinite(out).all()
 
@@ -243,7 +247,7 @@ def test_cnn_training_writes_a_window_model(patch_data, tmp_path):
     _, full = patch_data
     pick = np.r_[np.flatnonzero(full.labels == 1)[:12], np.flatnonzero(full.labels == 0)[:12]]
     crops = full.patches[pick][:, 16:48, 16:48]
-    ps = mc.PatchSet(features=mc.patch_features(crops), labels=full.labels[pick], names=[full.names[i] for i in pick],
+    ps = patch_sets.PatchSet(features=patch_features.patch_features(crops), labels=full.labels[pick], names=[full.names[i] for i in pick],
                      patches=crops, centres=full.centres[pick], crs_keys=[full.crs_keys[i] for i in pick],
                      pixel_size=10.0, patch_shape=(32, 32))
     result = mc.train_mine_classifier(ps, "cnn", n_folds=2, inner_folds=2, seed=1,
@@ -268,7 +272,7 @@ def test_patches_from_a_raster_are_labelled_by_polygon_overlap(tmp_path):
 
     scene = make_scene(str(tmp_path), seed=8, size=(240, 240))
     geoms = load_polygons(scene["mines"], None)
-    ps = mc.patches_from_raster(scene["raster"], geoms, patch_size=40, min_overlap=0.02)
+    ps = patch_sets.patches_from_raster(scene["raster"], geoms, patch_size=40, min_overlap=0.02)
     fraction = scene["fraction"]  # covered share of each pixel (2 m sub-pixels), computed by the generator
     labelled = {}
     for name, label in zip(ps.names, ps.labels):
@@ -284,7 +288,7 @@ def test_patches_from_a_raster_are_labelled_by_polygon_overlap(tmp_path):
                 assert (r, c) in labelled  # clear cases are never left out
     assert ps.n_positive >= 4 and ps.n_negative >= 4 and ps.patch_shape == (40, 40)
     with pytest.raises(OreMapError) as err:
-        mc.patches_from_raster(scene["raster"], [], patch_size=40)
+        patch_sets.patches_from_raster(scene["raster"], [], patch_size=40)
     assert err.value.parameter == "polygons"
 
 
@@ -292,15 +296,15 @@ def test_label_table_errors(tmp_path):
     bad = tmp_path / "bad.csv"
     bad.write_text("image,cls\na.tif,1\n")
     with pytest.raises(OreMapError, match="file column and a label column"):
-        mc.read_label_table(str(bad))
+        patch_sets.read_label_table(str(bad))
     table = tmp_path / "labels.csv"
     table.write_text("file,label\na.tif,maybe\n")
     with pytest.raises(OreMapError, match="Row 2"):
-        mc.read_label_table(str(table))
+        patch_sets.read_label_table(str(table))
     table.write_text("file,label\na.tif,mine\nb,0\n")
-    assert mc.read_label_table(str(table)) == [("a.tif", 1), ("b", 0)]
+    assert patch_sets.read_label_table(str(table)) == [("a.tif", 1), ("b", 0)]
     with pytest.raises(OreMapError, match="not in"):
-        mc.load_patch_folder(str(table))
+        patch_sets.load_patch_folder(str(table))
 
 
 # ---------------------------------------------------------------------------
@@ -317,7 +321,7 @@ def test_algorithm_from_a_label_table_matches_the_core(run_alg, patch_data, tmp_
     with open(table, "w", newline="", encoding="utf-8") as handle:
         csv.writer(handle).writerows([rows[0]] + rows[1:25])
     folder = os.path.dirname(csv_path)
-    expected = mc.train_mine_classifier(mc.load_patch_folder(str(table), folder), "hgb", n_folds=2, inner_folds=2,
+    expected = mc.train_mine_classifier(patch_sets.load_patch_folder(str(table), folder), "hgb", n_folds=2, inner_folds=2,
                                         seed=4)
     result = run_alg("train_mine_classifier", {
         "LABELS": str(table), "PATCH_FOLDER": folder, "CLASSIFIER": 0, "FOLDS": 2, "INNER_FOLDS": 2, "SEED": 4,

@@ -1,4 +1,4 @@
-"""Mine segmentation U-Net (core/mine_segmentation.py) and mine detection (core/mine_detection.py), with their
+"""Mine segmentation U-Net (core/sentinel2/mine_segmentation.py) and mine detection (core/sentinel2/mine_detection.py), with their
 algorithms, on synthetic mines painted into real Sentinel-2 backgrounds (test/s2_scene.py).
 
 Known answers are computed here independently: labels from shapely point-in-polygon tests of pixel centres,
@@ -12,10 +12,13 @@ import numpy as np
 import pytest
 import rasterio
 
-from oremap.core import mine_detection as md
-from oremap.core import mine_segmentation as ms
-from oremap.core.errors import OreMapError
-from oremap.core.model_format import ModelInfo, OnnxModel, read_model_info, write_model
+from oremap.core.sentinel2 import mine_detection as md
+from oremap.core.sentinel2 import mine_segmentation as ms
+from oremap.core.sentinel2 import segmentation_report as sr
+from oremap.core.sentinel2 import segmentation_data as sd
+from oremap.core.sentinel2 import segmentation_network as sn
+from oremap.core.engine.errors import OreMapError
+from oremap.core.engine.model_format import ModelInfo, OnnxModel, read_model_info, write_model
 
 TRAIN = dict(tile=32, depth=2, width=8, epochs=12, lr=0.005, block_tiles=4, seed=0, threads=1)
 
@@ -69,9 +72,9 @@ def test_rasterised_labels_are_the_pixels_whose_centres_lie_inside_the_polygons(
     rows, cols = np.mgrid[0:360, 0:360]
     x, y = t * (cols + 0.5, rows + 0.5)
     expected = contains_xy(union, x.ravel(), y.ravel()).reshape(360, 360)
-    whole = ms.rasterise_window(geoms, t, 0, 0, 360, 360).astype(bool)
+    whole = sd.rasterise_window(geoms, t, 0, 0, 360, 360).astype(bool)
     assert np.array_equal(whole, expected) and expected.sum() > 7000
-    tiles = ms.mine_pixels_per_tile(geoms, t, 360, 360, 64)
+    tiles = sd.mine_pixels_per_tile(geoms, t, 360, 360, 64)
     stitched = np.zeros((384, 384), dtype=bool)
     for (i, j), mask in tiles.items():
         stitched[64 * i:64 * i + 64, 64 * j:64 * j + 64] = mask.astype(bool)
@@ -97,7 +100,7 @@ def test_held_out_tiles_never_overlap_training_tiles(trained, scenes):
     for i, j, s in zip(plan.rows, plan.cols, plan.split):
         assert (s == "val") == ((i // plan.block_tiles, j // plan.block_tiles) in plan.val_blocks)
     # every tile with mine pixels (and enough valid pixels) is used, with as many background tiles per split
-    expected = ms.mine_pixels_per_tile(ms.load_polygons(scenes[0]["mines"], None), scenes[0]["transform"],
+    expected = sd.mine_pixels_per_tile(sd.load_polygons(scenes[0]["mines"], None), scenes[0]["transform"],
                                        360, 360, t)
     used = {(int(i), int(j)) for i, j, m in zip(plan.rows, plan.cols, plan.mine_pixels) if m > 0}
     share = lambda i: (min(360, t * (i + 1)) - t * i) / t  # noqa: E731 (valid share of a tile row or column)
@@ -135,10 +138,10 @@ def test_onnx_matches_torch_and_the_metadata_describe_the_model(trained):
     tiles[0, :, :5] = np.nan  # nodata rows
     tiles[1, 14] = np.nan  # an undefined index
     onnx = OnnxModel(trained["model"], threads=1).run_dense(tiles)[:, 0]
-    np.testing.assert_allclose(onnx, ms.predict_torch(module, tiles), atol=1e-5)
+    np.testing.assert_allclose(onnx, sn.predict_torch(module, tiles), atol=1e-5)
     big = rng.normal(0.1, 0.05, (1, 19, 64, 96)).astype(np.float32)  # height and width are free
     np.testing.assert_allclose(OnnxModel(trained["model"], threads=1).run_dense(big)[:, 0],
-                               ms.predict_torch(module, big), atol=1e-5)
+                               sn.predict_torch(module, big), atol=1e-5)
 
 
 def test_held_out_accuracy_and_report(trained):
@@ -154,7 +157,7 @@ def test_held_out_accuracy_and_report(trained):
     assert f"{m['val_iou']:.3f}" in html and f"{m['val_f1']:.3f}" in html
     assert "data:image/png;base64," in html and 'class="predicted"' in html and 'class="reference"' in html
     assert html.count("<svg") >= 4
-    png = ms.png_bytes(np.zeros((3, 2, 3), np.uint8) + 200)
+    png = sr.png_bytes(np.zeros((3, 2, 3), np.uint8) + 200)
     assert png.startswith(b"\x89PNG") and len(png) > 50
 
 
@@ -283,11 +286,11 @@ def test_detection_finds_the_planted_mines_of_an_unseen_scene(trained, scenes, t
     mines = mines[mines.feature == "mine"]
     assert len(mines) == scene["n_mines"] == 6
     for geom in mines.geometry:
-        pixels = ms.rasterise_window([geom], scene["transform"], 0, 0, 360, 360).astype(bool)
+        pixels = sd.rasterise_window([geom], scene["transform"], 0, 0, 360, 360).astype(bool)
         assert mask[pixels].mean() > 0.5  # measured 0.68-0.95 of each mine's pixels
         assert any(p["geometry"].intersects(geom) for p in res["polygons"])
     # the polygons are the mask's regions: rasterised back, they give the kept regions' pixels
-    burnt = ms.rasterise_window([p["geometry"] for p in res["polygons"]], scene["transform"], 0, 0, 360, 360)
+    burnt = sd.rasterise_window([p["geometry"] for p in res["polygons"]], scene["transform"], 0, 0, 360, 360)
     assert burnt.sum() == sum(p["n_pixels"] for p in res["polygons"]) and not (burnt.astype(bool) & ~mask).any()
     assert res["total_area_ha"] == pytest.approx(sum(p["area_ha"] for p in res["polygons"]))
     assert all(p["area_ha"] >= 0.2 for p in res["polygons"]) and res["n_dropped_small"] > 0
@@ -297,11 +300,12 @@ def test_detection_finds_the_planted_mines_of_an_unseen_scene(trained, scenes, t
 
 
 def test_patch_classifier_probabilities_are_painted_to_their_cells(scenes, tmp_path):
-    from oremap.core import mine_classifier as mc
-    from oremap.core.sentinel2 import S2_BANDS, open_sentinel2
+    from oremap.core.sentinel2 import mine_classifier as mc
+    from oremap.core.sentinel2 import patch_sets
+    from oremap.core.sentinel2.sentinel2 import S2_BANDS, open_sentinel2
 
     scene = scenes[0]
-    ps = mc.patches_from_raster(scene["raster"], ms.load_polygons(scene["mines"], None), patch_size=30)
+    ps = patch_sets.patches_from_raster(scene["raster"], sd.load_polygons(scene["mines"], None), patch_size=30)
     model = str(tmp_path / "hgb.onnx")
     mc.train_mine_classifier(ps, "hgb", n_folds=2, inner_folds=2, seed=0, model_path=model)
     with open_sentinel2(scene["raster"]) as s2:
@@ -329,7 +333,7 @@ def test_patch_classifier_probabilities_are_painted_to_their_cells(scenes, tmp_p
 # Bad input
 # ---------------------------------------------------------------------------------------
 def test_bad_input_is_refused_with_the_parameter_and_nothing_written(trained, scenes, tmp_path):
-    from oremap.core.bundled import bundled_models
+    from oremap.core.engine.bundled import bundled_models
     from shapely.geometry import box
 
     raster = scenes[0]["raster"]
@@ -349,8 +353,8 @@ def test_bad_input_is_refused_with_the_parameter_and_nothing_written(trained, sc
 
 
 def test_cancelling_leaves_nothing_behind(trained, scenes, tmp_path):
-    from oremap.core.errors import Cancelled
-    from oremap.core.feedback import Feedback
+    from oremap.core.engine.errors import Cancelled
+    from oremap.core.engine.feedback import Feedback
 
     class CancelLater(Feedback):
         def __init__(self, after):
@@ -377,7 +381,7 @@ def test_cancelling_leaves_nothing_behind(trained, scenes, tmp_path):
 @pytest.fixture
 def one_thread():
     """OreMap's thread setting at 1 during a test (small networks on a busy 2-core machine), restored after."""
-    from oremap.core.compute import THREADS_SETTING
+    from oremap.core.engine.compute import THREADS_SETTING
     from oremap.processing_provider import settings
 
     previous = settings.raw_value(THREADS_SETTING)

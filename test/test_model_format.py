@@ -14,8 +14,8 @@ onnx = pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
 from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 
-from oremap.core.errors import OreMapError  # noqa: E402
-from oremap.core.model_format import (  # noqa: E402
+from oremap.core.engine.errors import OreMapError  # noqa: E402
+from oremap.core.engine.model_format import (  # noqa: E402
     METADATA_KEY,
     SCHEMA_VERSION,
     ModelInfo,

@@ -5,9 +5,9 @@ import os
 
 import pytest
 
-from oremap.core import model_library
-from oremap.core.bundled import MODELS_DIR, bundled_models
-from oremap.core.model_format import model_bytes, read_model_info
+from oremap.core.engine import model_library
+from oremap.core.engine.bundled import MODELS_DIR, bundled_models
+from oremap.core.engine.model_format import model_bytes, read_model_info
 
 BUNDLED = os.path.join(MODELS_DIR, "usgs_minerals_cnn.onnx")
 
@@ -114,7 +114,7 @@ def test_remove_takes_the_card_and_report_and_refuses_bundled(library):
     removed = model_library.remove_model(entry)
     assert removed == [paths["cnn"], paths["cnn"][:-5] + ".md", paths["cnn"][:-5] + "_report.html"]
     assert not any(os.path.exists(p) for p in removed)
-    from oremap.core.errors import OreMapError
+    from oremap.core.engine.errors import OreMapError
 
     with pytest.raises(OreMapError) as info:
         model_library.remove_model(model_library.read_entry(BUNDLED, model_library.BUNDLED))

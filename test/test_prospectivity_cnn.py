@@ -1,4 +1,4 @@
-"""The prospectivity ResNet (core.prospectivity_cnn) and its two algorithms, on a synthetic element stack.
+"""The prospectivity ResNet (core.geochemistry.prospectivity_cnn) and its two algorithms, on a synthetic element stack.
 
 The stack is small but shaped like the real thing: four elements (Au, As, Sb, Cu) as log-normal
 concentrations over smooth, correlated background fields; 12 deposits with Gaussian halos of
@@ -27,10 +27,14 @@ from qgis.core import (
 )
 from scipy.ndimage import gaussian_filter
 
-from oremap.core import prospectivity_cnn as pc
-from oremap.core.errors import Cancelled, OreMapError
-from oremap.core.feedback import Feedback
-from oremap.core.model_format import read_model_info
+from oremap.core.geochemistry import prospectivity_cnn as pc
+from oremap.core.geochemistry import prospectivity_mapping as pm
+from oremap.core.geochemistry import prospectivity_data as pdata
+from oremap.core.geochemistry import prospectivity_folds as pf
+from oremap.core.geochemistry import prospectivity_network as pn
+from oremap.core.engine.errors import Cancelled, OreMapError
+from oremap.core.engine.feedback import Feedback
+from oremap.core.engine.model_format import read_model_info
 
 ELEMENTS = ["Au_ppb", "As_ppm", "Sb_ppm", "Cu_ppm"]
 SIZE, CELL, WINDOW = 192, 100.0, 16
@@ -203,7 +207,7 @@ def test_clustered_deposits_leave_every_fold_training_deposits():
     rc = np.array(cluster + single, dtype=float) + 0.5
     # background centres at least 25 cells from every deposit: 18 cells (Chebyshev) or more, window + crop
     # margin, so no validation background window reaches a training deposit
-    plan = pc.plan_spatial_folds(valid, to_xy(rc), transform, WINDOW, n_folds=3, block_size=6400.0,
+    plan = pf.plan_spatial_folds(valid, to_xy(rc), transform, WINDOW, n_folds=3, block_size=6400.0,
                                  min_distance=2500.0, negatives_per_positive=5, jitter_copies=4, seed=7)
     assert plan.block_shape == (64, 64) and plan.crop_pad == 2 and len(plan.deposits) == 12
     key = {(r, c): k for k, (r, c) in enumerate(zip(plan.deposits.rows, plan.deposits.cols))}
@@ -251,7 +255,7 @@ def test_background_windows_keep_their_distance_from_every_deposit(stack):
         transform = ds.transform
     off_raster = np.array([[X0 - 300.0, Y0 - 9000.0]])  # 3 cells west of the raster: it still repels
     deposits = np.vstack([stack["deposits"], off_raster])
-    plan = pc.plan_spatial_folds(valid, deposits, transform, WINDOW, n_folds=3, block_size=6400.0,
+    plan = pf.plan_spatial_folds(valid, deposits, transform, WINDOW, n_folds=3, block_size=6400.0,
                                  min_distance=2500.0, negatives_per_positive=10, jitter_copies=2, seed=5)
     neg = plan.negatives
     assert plan.info["n_outside"] == 1 and len(plan.deposits) == 12
@@ -264,7 +268,7 @@ def test_background_windows_keep_their_distance_from_every_deposit(stack):
     for r, c in zip(neg.rows, neg.cols):  # at most half of each window is nodata or off the raster
         assert np.isnan(padded_window(data, r - WINDOW // 2, c - WINDOW // 2)[0]).mean() <= 0.5
     # a larger minimum distance moves every background centre farther out
-    far = pc.plan_spatial_folds(valid, deposits, transform, WINDOW, n_folds=0, min_distance=3000.0,
+    far = pf.plan_spatial_folds(valid, deposits, transform, WINDOW, n_folds=0, min_distance=3000.0,
                                 negatives_per_positive=4, jitter_copies=2, seed=5)
     xs, ys = rasterio.transform.xy(transform, far.negatives.rows, far.negatives.cols)
     assert np.hypot(np.subtract.outer(np.asarray(xs), deposits[:, 0]),
@@ -293,7 +297,7 @@ def test_onnx_export_matches_torch_and_metadata_are_complete(trained, stack):
     windows = np.stack([padded_window(data, r, c) for r, c in starts]).astype(np.float32)
     assert np.isnan(windows).any() and np.isfinite(windows).any()  # nodata corner and edges included
     got = onnx_proba(trained["model"], windows)
-    want = pc.predict_torch(result.torch_model, windows)
+    want = pn.predict_torch(result.torch_model, windows)
     np.testing.assert_allclose(got, want, atol=1e-5)
     assert 0.0 <= got.min() and got.max() <= 1.0
 
@@ -356,7 +360,7 @@ def test_cross_validated_model_ranks_held_out_deposits_above_background(trained,
 # ---------------------------------------------------------------------------------------
 def test_grid_mode_cells_hold_the_probability_of_their_window(trained, stack, tmp_path):
     out = str(tmp_path / "grid.tif")
-    result = pc.prospectivity_map(stack["path"], trained["model"], out, mode="grid", grid=(12, 12),
+    result = pm.prospectivity_map(stack["path"], trained["model"], out, mode="grid", grid=(12, 12),
                                   deposits_xy=stack["deposits"], threads=1)
     data = read_nan(stack["path"])
     cells = [(i, j) for i in range(12) for j in range(12)]
@@ -386,16 +390,16 @@ def test_grid_mode_cells_hold_the_probability_of_their_window(trained, stack, tm
     first = result["cells"][0]
     assert first["polygon"][0] == (X0 + 16 * CELL * first["col"], Y0 - 16 * CELL * first["row"])
     # the whole-cell fit is the same when a cell is exactly one window
-    again = pc.prospectivity_map(stack["path"], trained["model"], str(tmp_path / "resize.tif"), fit="resize",
+    again = pm.prospectivity_map(stack["path"], trained["model"], str(tmp_path / "resize.tif"), fit="resize",
                                  threads=1)
     np.testing.assert_allclose(again["probabilities"], result["probabilities"], atol=1e-6)
 
 
 def test_sliding_mode_streams_with_a_halo_and_resize_mode_averages(trained, stack, tmp_path):
     data = read_nan(stack["path"])
-    full = pc.prospectivity_map(stack["path"], trained["model"], str(tmp_path / "a.tif"), mode="sliding", stride=12,
+    full = pm.prospectivity_map(stack["path"], trained["model"], str(tmp_path / "a.tif"), mode="sliding", stride=12,
                                 threads=1)
-    tight = pc.prospectivity_map(stack["path"], trained["model"], str(tmp_path / "b.tif"), mode="sliding", stride=12,
+    tight = pm.prospectivity_map(stack["path"], trained["model"], str(tmp_path / "b.tif"), mode="sliding", stride=12,
                                  memory_mb=0.05, threads=1)  # many bands of rows
     np.testing.assert_array_equal(full["probabilities"], tight["probabilities"])
     with rasterio.open(str(tmp_path / "a.tif")) as a, rasterio.open(str(tmp_path / "b.tif")) as b:
@@ -417,11 +421,11 @@ def test_sliding_mode_streams_with_a_halo_and_resize_mode_averages(trained, stac
             return self.percent > 90
 
     with pytest.raises(Cancelled):
-        pc.prospectivity_map(stack["path"], trained["model"], str(tmp_path / "x.tif"), mode="sliding", stride=12,
+        pm.prospectivity_map(stack["path"], trained["model"], str(tmp_path / "x.tif"), mode="sliding", stride=12,
                              memory_mb=0.05, threads=1, feedback=CancelWhileWriting())
     assert sorted(os.listdir(tmp_path)) == ["a.tif", "b.tif"]
     # resize: a 6 x 6 grid has 32-cell cells, averaged 2 x 2 down to the 16-cell window
-    res = pc.prospectivity_map(stack["path"], trained["model"], str(tmp_path / "c.tif"), grid=(6, 6), fit="resize",
+    res = pm.prospectivity_map(stack["path"], trained["model"], str(tmp_path / "c.tif"), grid=(6, 6), fit="resize",
                                threads=1)
     blocks = data.reshape(4, 96, 2, 96, 2)
     counts = np.isfinite(blocks[0]).sum(axis=(1, 3))
@@ -502,7 +506,7 @@ def test_bad_input_is_refused_with_the_parameter_and_nothing_written(run_alg, tr
                                       "OUTPUT": str(tmp_path / "p.tif")})
     assert "Au_ppb, As_ppm, Cu_ppm" in str(err.value)  # the bands it has
     with pytest.raises(OreMapError) as core_err:
-        pc.element_bands(partial, ELEMENTS)
+        pdata.element_bands(partial, ELEMENTS)
     assert core_err.value.parameter == "raster"
     # a window larger than the raster
     with pytest.raises(QgsProcessingException, match=r"\(WINDOW\).*larger than the raster"):
@@ -519,8 +523,8 @@ def test_bad_input_is_refused_with_the_parameter_and_nothing_written(run_alg, tr
                                             "OUTPUT_REPORT": str(tmp_path / "r.html")})
     # a model of another task
     with pytest.raises(OreMapError, match="not for prospectivity"):
-        from oremap.core.bundled import bundled_models
+        from oremap.core.engine.bundled import bundled_models
 
-        pc.prospectivity_map(stack["path"], bundled_models("spectral_classification")[0][1],
+        pm.prospectivity_map(stack["path"], bundled_models("spectral_classification")[0][1],
                              str(tmp_path / "q.tif"))
     assert sorted(os.listdir(tmp_path)) == ["no_sb.tif"]

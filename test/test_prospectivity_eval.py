@@ -29,9 +29,11 @@ from rasterio.transform import from_origin
 
 from conftest import SHARED_DATA
 from test_bad_input import expect_failure
-from oremap.core import geochem
-from oremap.core import prospectivity_eval as pe
-from oremap.core.errors import OreMapError
+from oremap.core.geochemistry import geochem
+from oremap.core.geochemistry import prospectivity_eval as pe
+from oremap.core.geochemistry import element_selection as es
+from oremap.core.geochemistry import evaluation_report as er
+from oremap.core.engine.errors import OreMapError
 
 SURVEY = os.path.join(SHARED_DATA, "geochem", "area1_sediment_au.csv")
 SITES = os.path.join(SHARED_DATA, "geochem", "area1_sediment_au_site.csv")
@@ -191,7 +193,7 @@ def test_element_selection_by_hand():
     B = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 100]
     C = [9, np.nan, 1, 6, 5, 4, 3, np.nan, 1, 0, 100]
     D = [1] * 11
-    rows = pe.element_selection(np.column_stack([A, B, C, D]), ["A", "B", "C", "D"], labels, threshold=2.0)
+    rows = es.element_selection(np.column_stack([A, B, C, D]), ["A", "B", "C", "D"], labels, threshold=2.0)
     by = {r["element"]: r for r in rows}
     assert by["A"]["auc"] == 1.0 and by["A"]["zauc"] == np.inf and by["A"]["selected"]
     assert by["B"]["auc"] == 0.0 and by["B"]["direction"] == "negative" and not by["B"]["selected"]
@@ -203,7 +205,7 @@ def test_element_selection_by_hand():
     assert by["C"]["zauc"] == pytest.approx((11.5 / 15 - 0.5) / by["C"]["se"])
     assert by["D"]["auc"] == 0.5 and by["D"]["direction"] == "none" and by["D"]["zauc"] == 0
     assert [r["element"] for r in rows] == ["A", "C", "D", "B"]  # by ZAUC, highest first
-    two = pe.element_selection(np.column_stack([A, B, C, D]), ["A", "B", "C", "D"], labels, threshold=2.0,
+    two = es.element_selection(np.column_stack([A, B, C, D]), ["A", "B", "C", "D"], labels, threshold=2.0,
                                two_sided=True)
     assert [r["element"] for r in two][:2] in (["A", "B"], ["B", "A"]) and all(
         r["selected"] for r in two if r["element"] in "AB")
@@ -305,7 +307,7 @@ def test_points_minus_distance_scores_near_one():
 def test_report_and_csv(tmp_path):
     path, _ = distance_raster(tmp_path / "n.tif", noise=3000.0)
     result = pe.evaluate_raster(path, DEPOSITS, 2000, 4000, n_draws=6, seed=0)
-    html, table = pe.write_evaluation_outputs(result, "Test <evaluation>", str(tmp_path / "r.html"),
+    html, table = er.write_evaluation_outputs(result, "Test <evaluation>", str(tmp_path / "r.html"),
                                               str(tmp_path / "r.csv"))
     text = open(html, encoding="utf-8").read()
     assert text.count("<svg") == 3 and "Test &lt;evaluation&gt;" in text
@@ -386,7 +388,7 @@ def test_evaluate_prospectivity_points_in_lonlat(run_alg, tmp_path):
 def test_points_in_lonlat_use_the_zone_of_their_centroid_like_idw(run_alg, tmp_path):
     """Nine points in ten lie in UTM zone 51 (lon 123.5), the rest in zone 50 (lon 114.2): the extent's centre
     (lon 118.9) is in zone 50, the points' centroid (lon 122.6) in 51. Distances are measured in 51, the zone IDW
-    grids the same layer in (core.geochem.utm_crs_for)."""
+    grids the same layer in (core.geochemistry.geochem.utm_crs_for)."""
     rng = np.random.default_rng(5)
     lon = np.r_[rng.uniform(123.4, 123.6, 90), rng.uniform(114.1, 114.3, 10)]
     lat = rng.uniform(-33.6, -33.4, 100)

@@ -7,9 +7,9 @@ import pytest
 import rasterio
 from affine import Affine
 
-from oremap.core.errors import Cancelled, OreMapError
-from oremap.core.feedback import Feedback
-from oremap.core.raster import (
+from oremap.core.engine.errors import Cancelled, OreMapError
+from oremap.core.engine.feedback import Feedback
+from oremap.core.engine.raster import (
     OutputSpec,
     RasterSource,
     block_windows,

@@ -170,8 +170,8 @@ def test_temporary_vector_output_gets_the_style_when_loaded(processing_provider,
 
 
 def test_model_library_dock_screenshot_shows_the_class_colours(processing_provider, tmp_path):
-    from oremap.core.bundled import MODELS_DIR
-    from oremap.core.model_format import read_model_info
+    from oremap.core.engine.bundled import MODELS_DIR
+    from oremap.core.engine.model_format import read_model_info
     from oremap.processing_provider import settings
     from oremap.ui.model_library import ModelLibraryDock
 

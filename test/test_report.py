@@ -8,8 +8,8 @@ from html.parser import HTMLParser
 import numpy as np
 import pytest
 
-from oremap.core.errors import OreMapError
-from oremap.core.report import (
+from oremap.core.engine.errors import OreMapError
+from oremap.core.engine.report import (
     Raw,
     html_report,
     html_table,

@@ -5,8 +5,8 @@ import math
 import numpy as np
 import pytest
 
-from oremap.core import sam
-from oremap.core.errors import OreMapError
+from oremap.core.hyperspectral import sam
+from oremap.core.engine.errors import OreMapError
 
 
 def test_angles_hand_computed():

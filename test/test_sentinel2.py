@@ -1,4 +1,4 @@
-"""Sentinel-2 input (core/sentinel2.py) on the real BigEarthNet patches, spectral indices, the mine fixture
+"""Sentinel-2 input (core/sentinel2/sentinel2.py) on the real BigEarthNet patches, spectral indices, the mine fixture
 generator (test/s2_scene.py) and oremap:s2_indices.
 
 BigEarthNet (Sumbul et al. 2019), CDLA-Permissive-1.0; contains modified Copernicus Sentinel data 2017-2018.
@@ -17,8 +17,8 @@ from rasterio.crs import CRS
 
 from conftest import SHARED_DATA
 from s2_scene import patch_with_scl
-from oremap.core.errors import OreMapError
-from oremap.core.sentinel2 import (
+from oremap.core.engine.errors import OreMapError
+from oremap.core.sentinel2.sentinel2 import (
     INDEX_NAMES,
     S2_BANDS,
     compute_indices,
@@ -259,7 +259,7 @@ def test_band_map_and_wavelength_metadata_and_missing_bands(tmp_path):
 
 
 def test_unnamed_12_band_raster_is_taken_in_standard_order_with_a_warning(tmp_path):
-    from oremap.core.feedback import Feedback
+    from oremap.core.engine.feedback import Feedback
 
     class Recorder(Feedback):
         def __init__(self):

@@ -9,8 +9,8 @@ import pytest
 
 from conftest import AVIRIS_NG, ROOT, USGS_LIBRARY, warning_recorder
 
-from oremap.core import compute
-from oremap.core.raster import MEMORY_SETTING
+from oremap.core.engine import compute
+from oremap.core.engine.raster import MEMORY_SETTING
 from oremap.processing_provider import settings
 
 NAMES = [s.name for s in settings.SETTINGS]
@@ -120,7 +120,7 @@ def test_every_run_logs_the_device_chosen_and_used(saved_settings, processing_pr
 def test_compute_session_gives_onnxruntime_its_threads_and_providers(monkeypatch):
     import onnxruntime
 
-    from oremap.core.model_format import OnnxModel
+    from oremap.core.engine.model_format import OnnxModel
 
     seen = {}
     real = onnxruntime.InferenceSession

@@ -7,11 +7,12 @@ import numpy as np
 import pytest
 
 from conftest import SHARED_DATA, USGS_LIBRARY
-from oremap.core import spectral_cnn as sc
-from oremap.core.colors import class_colours, hex_colour
-from oremap.core.errors import Cancelled, OreMapError
-from oremap.core.feedback import Feedback
-from oremap.core.spectral_library import read_library
+from oremap.core.engine import spectra, spectral_network
+from oremap.core.hyperspectral import spectral_cnn as sc
+from oremap.core.engine.colors import class_colours, hex_colour
+from oremap.core.engine.errors import Cancelled, OreMapError
+from oremap.core.engine.feedback import Feedback
+from oremap.core.hyperspectral.spectral_library import read_library
 
 FULL_LIBRARY = os.path.join(SHARED_DATA, "hyperspectral", "s07_AV95_envi.sli")
 TINY = {"channels": (8, 16, 32), "kernels": (7, 5, 3), "hidden": 32}
@@ -46,9 +47,9 @@ def reference_continuum(x, y):
 def test_continuum_removal_of_a_straight_line_is_one():
     wl = np.linspace(400.0, 2500.0, 211)
     lines = np.vstack([0.1 + 2e-4 * wl, 0.9 - 3e-4 * wl, np.full(wl.size, 0.37)])
-    out = sc.continuum_removal(lines, wl)
+    out = spectra.continuum_removal(lines, wl)
     np.testing.assert_allclose(out, 1.0, atol=1e-12)
-    assert sc.preprocess(lines, "continuum_removal", wl).dtype == np.float32
+    assert spectra.preprocess(lines, "continuum_removal", wl).dtype == np.float32
 
 
 def test_continuum_removal_triangular_absorption_depth():
@@ -56,7 +57,7 @@ def test_continuum_removal_triangular_absorption_depth():
     continuum = 0.2 + 2.5e-4 * wl  # sloped: 0.7 at 2000 nm, 0.8 at 2400 nm
     centre, half_width, depth = 2200.0, 50.0, 0.21
     spectrum = continuum - depth * np.clip(1 - np.abs(wl - centre) / half_width, 0, None)
-    out = sc.continuum_removal(spectrum, wl)
+    out = spectra.continuum_removal(spectrum, wl)
     k = int(np.argmin(np.abs(wl - centre)))
     # At the centre: (0.75 - 0.21) / 0.75 = 0.72, exactly.
     assert out[k] == pytest.approx((0.75 - 0.21) / 0.75, abs=1e-12) == pytest.approx(0.72, abs=1e-12)
@@ -72,13 +73,13 @@ def test_continuum_removal_matches_per_spectrum_hull_on_random_data():
     wl = np.sort(rng.uniform(400, 2500, 60))
     X = rng.uniform(0.05, 1.0, (300, 60))
     expected = np.array([x / reference_continuum(wl, x) for x in X])
-    np.testing.assert_allclose(sc.continuum_removal(X, wl), expected, atol=1e-12)
+    np.testing.assert_allclose(spectra.continuum_removal(X, wl), expected, atol=1e-12)
     # Band order does not matter: the hull is taken over sorted wavelengths.
     order = rng.permutation(60)
-    np.testing.assert_allclose(sc.continuum_removal(X[:, order], wl[order]), expected[:, order], atol=1e-12)
+    np.testing.assert_allclose(spectra.continuum_removal(X[:, order], wl[order]), expected[:, order], atol=1e-12)
     # Without wavelengths the band number is the axis.
     idx = np.arange(60.0)
-    np.testing.assert_allclose(sc.continuum_removal(X[:5]),
+    np.testing.assert_allclose(spectra.continuum_removal(X[:5]),
                                [x / reference_continuum(idx, x) for x in X[:5]], atol=1e-12)
 
 
@@ -87,7 +88,7 @@ def test_continuum_removal_of_dark_negative_and_missing_spectra():
     X = np.vstack([np.zeros(50), -np.ones(50), np.r_[np.full(25, -0.01), np.full(25, 0.2)],
                    np.r_[np.nan, np.full(49, 0.3)]])
     with np.errstate(all="raise"):
-        out = sc.continuum_removal(X, wl)
+        out = spectra.continuum_removal(X, wl)
     np.testing.assert_array_equal(out[0], 1.0)  # no continuum: flat, no absorption
     np.testing.assert_array_equal(out[1], 1.0)
     # Hull from (band 0, -0.01) to (band 25, 0.2): not positive at bands 0 and 1 (value 1), positive
@@ -99,27 +100,27 @@ def test_continuum_removal_of_dark_negative_and_missing_spectra():
 def test_continuum_removal_with_repeated_wavelengths():
     # Bands sharing a wavelength share the continuum: the higher value there.
     with np.errstate(all="raise"):
-        np.testing.assert_allclose(sc.continuum_removal([0.1, 0.6, 0.5], [400, 500, 500]), [1, 1, 0.5 / 0.6],
+        np.testing.assert_allclose(spectra.continuum_removal([0.1, 0.6, 0.5], [400, 500, 500]), [1, 1, 0.5 / 0.6],
                                    atol=1e-12)
-        np.testing.assert_allclose(sc.continuum_removal([0.5, 0.6, 0.1], [400, 400, 500]), [0.5 / 0.6, 1, 1],
+        np.testing.assert_allclose(spectra.continuum_removal([0.5, 0.6, 0.1], [400, 400, 500]), [0.5 / 0.6, 1, 1],
                                    atol=1e-12)
-        np.testing.assert_allclose(sc.continuum_removal([0.1, 0.6, 0.5, 0.7], [400, 500, 500, 600]),
+        np.testing.assert_allclose(spectra.continuum_removal([0.1, 0.6, 0.5, 0.7], [400, 500, 500, 600]),
                                    [1, 1, 0.5 / 0.6, 1], atol=1e-12)
 
 
 def test_brightness_normalisation():
     rng = np.random.default_rng(2)
     x = rng.uniform(0.05, 0.9, (20, 30))
-    out = sc.preprocess(x, "brightness")
+    out = spectra.preprocess(x, "brightness")
     np.testing.assert_allclose(out, x / x.mean(axis=1, keepdims=True), rtol=1e-6)
-    np.testing.assert_allclose(sc.preprocess(0.37 * x, "brightness"), out, rtol=1e-6)  # shade-invariant
-    np.testing.assert_allclose(sc.preprocess([1.0, 2.0, 3.0], "brightness"), [0.5, 1.0, 1.5])
-    edge = sc.brightness_normalise(np.array([[0.0, 0.0], [-1.0, 0.5], [np.nan, 1.0]]))
+    np.testing.assert_allclose(spectra.preprocess(0.37 * x, "brightness"), out, rtol=1e-6)  # shade-invariant
+    np.testing.assert_allclose(spectra.preprocess([1.0, 2.0, 3.0], "brightness"), [0.5, 1.0, 1.5])
+    edge = spectra.brightness_normalise(np.array([[0.0, 0.0], [-1.0, 0.5], [np.nan, 1.0]]))
     np.testing.assert_array_equal(edge[:2], 0.0)
     assert np.isnan(edge[2]).all()
-    np.testing.assert_array_equal(sc.preprocess(x, "none"), x.astype(np.float32))
+    np.testing.assert_array_equal(spectra.preprocess(x, "none"), x.astype(np.float32))
     with pytest.raises(OreMapError, match="Unknown preprocessing 'snv'"):
-        sc.preprocess(x, "snv")
+        spectra.preprocess(x, "snv")
 
 
 # ---------------------------------------------------------------------------
@@ -245,15 +246,15 @@ def tiny_result():
 def test_network_refuses_too_short_spectra():
     needs_torch()
     with pytest.raises(OreMapError, match="too short"):
-        sc.SpectralCNN(7, 3)
+        spectral_network.SpectralCNN(7, 3)
     with pytest.raises(OreMapError, match="odd kernel"):
-        sc.SpectralCNN(64, 3, kernels=(7, 4, 3))
-    net = sc.SpectralCNN(224, 5)
+        spectral_network.SpectralCNN(64, 3, kernels=(7, 4, 3))
+    net = spectral_network.SpectralCNN(224, 5)
     assert sum(p.numel() for p in net.parameters()) > 100_000  # default (16, 32, 64) channels
 
 
 def test_onnx_equals_torch_eager(tiny_result, tmp_path):
-    from oremap.core.model_format import OnnxModel
+    from oremap.core.engine.model_format import OnnxModel
 
     lib, X, _, result = tiny_result
     path = result.save(tmp_path / "tiny.onnx")
@@ -261,8 +262,8 @@ def test_onnx_equals_torch_eager(tiny_result, tmp_path):
     # Real-like spectra: fresh augmented copies of the library spectra, plus shaded ones.
     _, fresh, _, _ = augmented_subset(100, seed=99)
     fresh = np.vstack([fresh, 0.3 * fresh[:50]])
-    P = sc.preprocess(fresh, "continuum_removal", lib.wavelengths)
-    eager = sc.predict_proba_torch(result.torch_model, P)
+    P = spectra.preprocess(fresh, "continuum_removal", lib.wavelengths)
+    eager = spectral_network.predict_proba_torch(result.torch_model, P)
     onnx_p = model.run(P)
     assert onnx_p.shape == (550, 5)
     np.testing.assert_allclose(onnx_p, eager, atol=1e-5)
@@ -272,7 +273,7 @@ def test_onnx_equals_torch_eager(tiny_result, tmp_path):
 
 
 def test_training_result_info(tiny_result, tmp_path):
-    from oremap.core.model_format import OnnxModel, read_model_info
+    from oremap.core.engine.model_format import OnnxModel, read_model_info
 
     lib, X, y, result = tiny_result
     path = result.save(tmp_path / "tiny.onnx")
@@ -301,7 +302,7 @@ def test_training_result_info(tiny_result, tmp_path):
     assert np.intersect1d(result.train_indices, result.val_indices).size == 0
     np.testing.assert_array_equal(result.val_labels, y[result.val_indices])
     np.testing.assert_array_equal(result.val_spectra, X[result.val_indices])  # raw, before preprocessing
-    assert [m for m, _ in sc.PREPROCESSING] == list(sc.PREPROCESSING_METHODS)
+    assert [m for m, _ in spectra.PREPROCESSING] == list(spectra.PREPROCESSING_METHODS)
 
 
 def test_default_network_is_the_one_recorded():
@@ -310,7 +311,7 @@ def test_default_network_is_the_one_recorded():
     y = np.repeat([0, 1], 20)
     result = sc.train_classifier(X, y, ["a", "b"], epochs=1, val_fraction=0.0)
     recorded = result.info.training["parameters"]["network"]
-    assert recorded == {k: list(v) if isinstance(v, tuple) else v for k, v in sc.DEFAULT_NETWORK.items()}
+    assert recorded == {k: list(v) if isinstance(v, tuple) else v for k, v in spectral_network.DEFAULT_NETWORK.items()}
     net = result.torch_model.net
     convs = [m for m in net.features if type(m).__name__ == "Conv1d"]
     assert [m.out_channels for m in convs] == recorded["channels"]
@@ -451,9 +452,10 @@ def test_module_works_without_torch_and_onnxruntime(tmp_path):
         f"submodule_search_locations=[r'{ROOT}'])\n"
         "m = importlib.util.module_from_spec(spec); sys.modules['oremap'] = m; spec.loader.exec_module(m)\n"
         "import numpy as np\n"
-        "from oremap.core import spectral_cnn as sc, model_format as mf\n"
-        "from oremap.core.errors import OreMapError\n"
-        "print(sc.preprocess(np.ones((2, 16)), 'continuum_removal').sum())\n"
+        "from oremap.core.hyperspectral import spectral_cnn as sc\n"
+        "from oremap.core.engine import model_format as mf, spectra\n"
+        "from oremap.core.engine.errors import OreMapError\n"
+        "print(spectra.preprocess(np.ones((2, 16)), 'continuum_removal').sum())\n"
         "try:\n"
         "    sc.train_classifier(np.random.rand(10, 16), np.repeat([0, 1], 5), ['a', 'b'])\n"
         "except OreMapError as e:\n"
@@ -465,7 +467,7 @@ def test_module_works_without_torch_and_onnxruntime(tmp_path):
     )
     from test_model_format import make_info, softmax_graph
 
-    from oremap.core.model_format import write_model
+    from oremap.core.engine.model_format import write_model
 
     path = write_model(softmax_graph(), make_info(), tmp_path / "m.onnx")
     proc = subprocess.run([sys.executable, "-c", code, path], capture_output=True, text=True, timeout=60)

@@ -1,4 +1,4 @@
-"""Known-answer tests for core.wavelengths and core.spectral_library."""
+"""Known-answer tests for core.engine.wavelengths and core.hyperspectral.spectral_library."""
 
 import math
 import re
@@ -10,20 +10,13 @@ import rasterio
 from rasterio.transform import Affine
 
 from conftest import SHARED_DATA
-from oremap.core.errors import OreMapError
-from oremap.core.raster import RasterSource
-from oremap.core.spectral_library import (
-    SpectralLibrary,
-    _read_envi_cube,
-    library_from_points,
-    match_name,
-    name_key,
-    parse_envi_header,
-    read_library,
-    write_csv_library,
-    write_envi_library,
-)
-from oremap.core.wavelengths import (
+from oremap.core.engine.errors import OreMapError
+from oremap.core.engine.raster import RasterSource
+from oremap.core.hyperspectral.spectral_library import (SpectralLibrary, _read_envi_cube, match_name, name_key,
+                                                        parse_envi_header, read_library)
+from oremap.core.hyperspectral.library_points import library_from_points
+from oremap.core.hyperspectral.library_writers import write_csv_library, write_envi_library
+from oremap.core.engine.wavelengths import (
     BandInfo,
     band_info_from_raster,
     band_tags,

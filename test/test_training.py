@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from oremap.core.errors import OreMapError
-from oremap.core.training import class_from_name, library_training_set, sample_id, target_bands
-from oremap.core.wavelengths import BandInfo
+from oremap.core.engine.errors import OreMapError
+from oremap.core.hyperspectral.training import class_from_name, library_training_set, sample_id, target_bands
+from oremap.core.engine.wavelengths import BandInfo
 
 
 def write_csv(path, wavelengths, spectra):

@@ -63,7 +63,7 @@ def test_package_zip_holds_the_plugin_only(tmp_path):
     finally:
         os.remove(target)
     assert "oremap/metadata.txt" in names and "oremap/__init__.py" in names
-    assert "oremap/processing_provider/provider.py" in names and "oremap/core/unmixing.py" in names
+    assert "oremap/processing_provider/provider.py" in names and "oremap/core/engine/unmixing.py" in names
     assert "oremap/LICENSE" in names
     assert "oremap/docs/user_guide.md" in names and "oremap/docs/images/mine_detection.png" in names
     assert all(n.startswith("oremap/") for n in names)

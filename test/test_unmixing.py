@@ -1,4 +1,4 @@
-"""Tests for core.unmixing: exact FCLS/NNLS against independent references.
+"""Tests for core.engine.unmixing: exact FCLS/NNLS against independent references.
 
 Endmembers are real USGS mineral spectra (splib07, AVIRIS-1995 resampling)
 read from the shared ENVI spectral library. Mixtures use sparse abundances on
@@ -15,11 +15,11 @@ from scipy.optimize import nnls
 
 from conftest import SHARED_DATA
 from fcls_reference import kkt_violation, mixtures, weighted_nnls
-from oremap.core.errors import Cancelled, OreMapError
-from oremap.core.feedback import Feedback
-from oremap.core import unmixing
-from oremap.core.spectral_library import read_library
-from oremap.core.unmixing import check_endmembers, fcls, unmix
+from oremap.core.engine.errors import Cancelled, OreMapError
+from oremap.core.engine.feedback import Feedback
+from oremap.core.engine import unmixing
+from oremap.core.hyperspectral.spectral_library import read_library
+from oremap.core.engine.unmixing import check_endmembers, fcls, unmix
 
 LIBRARY = os.path.join(SHARED_DATA, "hyperspectral", "s07_AV95_envi")
 MINERALS = (

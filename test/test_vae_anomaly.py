@@ -3,7 +3,7 @@ raster = points, the algorithm (points and raster), the real survey.
 
 Independent answers: a numpy forward pass of the network from its weights (checks the ONNX graph's
 semantics: fixed draws, mean over draws, missing elements left out), per-element z-scores by hand,
-percentiles by numpy, distances and labels through core.prospectivity_eval's brute-force-tested code.
+percentiles by numpy, distances and labels through core.geochemistry.prospectivity_eval's brute-force-tested code.
 """
 
 import os
@@ -16,11 +16,11 @@ from qgis.core import QgsProcessingException
 from rasterio.transform import from_origin
 
 from conftest import SHARED_DATA
-from oremap.core import geochem
-from oremap.core import prospectivity_eval as pe
-from oremap.core import vae_anomaly as va
-from oremap.core.errors import OreMapError
-from oremap.core.model_format import read_model_info
+from oremap.core.geochemistry import geochem
+from oremap.core.geochemistry import prospectivity_eval as pe
+from oremap.core.geochemistry import vae_anomaly as va
+from oremap.core.engine.errors import OreMapError
+from oremap.core.engine.model_format import read_model_info
 
 SURVEY = os.path.join(SHARED_DATA, "geochem", "area1_sediment_au.csv")
 SITES = os.path.join(SHARED_DATA, "geochem", "area1_sediment_au_site.csv")

@@ -19,9 +19,9 @@ from qgis.PyQt.QtWidgets import (
 )
 
 from ..algorithms.base import LIBRARY_FILTER
-from ..core.colors import class_colours
-from ..core.errors import OreMapError
-from ..core.spectral_library import read_library
+from ..core.engine.colors import class_colours
+from ..core.engine.errors import OreMapError
+from ..core.hyperspectral.spectral_library import read_library
 
 
 class SpectraPlot(QWidget):

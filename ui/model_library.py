@@ -3,7 +3,7 @@
 Lists ``models/`` and the model folder of the settings (searched recursively for ``.onnx``),
 shows the card of the selected model (task, classes and colours, expected bands, training,
 metrics, versions), and opens the Processing algorithm of the model's task with the model
-chosen (``core/model_library.py``, ``TASK_ALGORITHMS``), shows the full card, reveals the
+chosen (``core/engine/model_library.py``, ``TASK_ALGORITHMS``), shows the full card, reveals the
 file, adds model files to the folder, or removes one of yours.
 """
 
@@ -35,8 +35,8 @@ from qgis.PyQt.QtWidgets import (
     QWidget,
 )
 
-from ..core import model_library
-from ..core.errors import OreMapError
+from ..core.engine import model_library
+from ..core.engine.errors import OreMapError
 from ..processing_provider import settings
 
 PLUGIN_DIR = os.path.dirname(os.path.dirname(__file__))

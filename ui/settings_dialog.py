@@ -22,8 +22,8 @@ from qgis.PyQt.QtWidgets import (
     QWidget,
 )
 
-from ..core import compute, dependencies
-from ..core.raster import MEMORY_SETTING
+from ..core.engine import compute, dependencies
+from ..core.engine.raster import MEMORY_SETTING
 from ..processing_provider import settings
 
 PLUGIN_DIR = os.path.dirname(os.path.dirname(__file__))

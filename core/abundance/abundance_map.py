@@ -1,0 +1,142 @@
+"""Abundance maps from a trained ensemble: per-pixel abundances with conformal intervals, the
+dominant mineral, and zone statistics under polygons.
+"""
+
+import numpy as np
+
+from ..engine import compositional
+from ..engine.errors import OreMapError
+from ..engine.feedback import ensure
+from ..engine.model_format import OnnxModel
+from .abundance import TASK, TOTAL, _to_parts, intervals
+
+
+class AbundanceModel:
+    """A trained abundance model file, ready to predict (onnxruntime)."""
+
+    def __init__(self, path, threads=None):
+        self.onnx = OnnxModel(path, threads=threads)
+        self.info = self.onnx.info
+        if self.info.task != TASK or "abundance" not in self.info.extra:
+            raise OreMapError(f"'{path}' is a {self.info.task} model, not a mineral abundance model.", "model",
+                              "Choose a model made by 'Train mineral abundance model'.")
+        meta = self.info.extra["abundance"]["conformal"]
+        self.names = self.info.class_names
+        self.levels = np.asarray(meta["levels"], np.float64)
+        self.scores = np.asarray(meta["scores"], np.float64)
+        self.floors = np.asarray(meta["floors"], np.float64)
+        self.n_calibration = int(meta["n_calibration"])
+
+    def quantiles(self, level):
+        """Conformal score quantile per part at ``level`` (finite-sample corrected)."""
+        if not 0.5 <= float(level) < 1.0:
+            raise OreMapError("The interval level must be between 50 and 99 %.", "level")
+        p = min(1.0, np.ceil((self.n_calibration + 1) * float(level)) / self.n_calibration)
+        return np.array([np.interp(p, self.levels, s) for s in self.scores])
+
+    def predict(self, X, level=0.9, preprocessed=False, members=False):
+        """Abundances (%), lower and upper bounds for spectra at the model's bands.
+
+        With ``members``, also each member's closed prediction (n, m, k) in %.
+        """
+        from ..engine.spectra import preprocess
+
+        X = np.asarray(X, np.float32)
+        if not preprocessed:
+            X = preprocess(X, self.info.preprocessing_method, self.info.wavelengths)
+        out = self.onnx.run_outputs(X)
+        A = compositional.project_simplex(out["abundances"].astype(np.float64), TOTAL)
+        lo, hi = intervals(A, out["spread"].astype(np.float64), self.quantiles(level), self.floors)
+        if not members:
+            return A, lo, hi
+        P = out["members"].astype(np.float64)
+        space = self.info.extra["abundance"]["space"]
+        closed = np.stack([_to_parts(P[:, i], space) for i in range(P.shape[1])], axis=1)
+        return A, lo, hi, closed
+
+
+def dominant(A):
+    """Index of the largest part of each row."""
+    return np.argmax(A, axis=1)
+
+
+def predict_abundance_map(raster_path, model_path, out_path, interval_path=None, dominant_path=None, level=0.9,
+                          image_bands=None, resampler=None, scale=None, nodata=None, memory_mb=None,
+                          feedback=None):
+    """Abundance (%), interval and dominant-mineral rasters; returns summary statistics.
+
+    ``image_bands`` (1-based) and ``resampler`` (matrix from image bands to model bands) come
+    from :func:`core.hyperspectral.mapping.model_input` so the image matches the model's wavelengths.
+    """
+    from ..engine.raster import OutputSpec, RasterSource, class_nodata, class_raster_dtype, run_pixelwise
+
+    feedback = ensure(feedback)
+    model = AbundanceModel(model_path)
+    names = model.names
+    k = len(names)
+    pct = int(round(100 * float(level)))
+    stats = {"n": 0, "sum": np.zeros(k), "sumsq": np.zeros(k), "dominant": np.zeros(k, np.int64),
+             "width": np.zeros(k)}
+    colours = model.info.class_rgb
+    outputs = [OutputSpec(out_path, [f"{nm} (%)" for nm in names], band_tags=[{"mineral": nm, "unit": "%"}
+                                                                            for nm in names],
+                          tags={"oremap_task": TASK, "oremap_model": model_path})]
+    if interval_path:
+        outputs.append(OutputSpec(interval_path, [f"{nm} lower {pct}%" for nm in names]
+                                  + [f"{nm} upper {pct}%" for nm in names],
+                                  tags={"oremap_interval_level": f"{level:g}"}))
+    if dominant_path:
+        outputs.append(OutputSpec(dominant_path, ["Dominant mineral"], dtype=class_raster_dtype(k),
+                                  nodata=class_nodata(k), colormap={i + 1: c for i, c in enumerate(colours)},
+                                  tags={"oremap_classes": ";".join(names)}))
+
+    def func(pixels):
+        X = pixels if resampler is None else pixels @ resampler
+        A, lo, hi = model.predict(X, level)
+        stats["n"] += A.shape[0]
+        stats["sum"] += A.sum(axis=0)
+        stats["sumsq"] += (A ** 2).sum(axis=0)
+        top = dominant(A)
+        stats["dominant"] += np.bincount(top, minlength=k)
+        stats["width"] += (hi - lo).sum(axis=0)
+        results = [A.astype(np.float32)]
+        if interval_path:
+            results.append(np.hstack([lo, hi]).astype(np.float32))
+        if dominant_path:
+            results.append(top + 1)
+        return results
+
+    with RasterSource(raster_path, bands=image_bands, nodata=nodata, scale=scale, feedback=feedback) as source:
+        run = run_pixelwise(source, outputs, func, memory_mb=memory_mb, work_bytes_per_pixel=64 * (k + 4) + 8 *
+                            model.info.n_bands, feedback=feedback)
+        pixel_area = abs(source.transform.a * source.transform.e - source.transform.b * source.transform.d)
+    n = max(stats["n"], 1)
+    mean = stats["sum"] / n
+    sd = np.sqrt(np.maximum(stats["sumsq"] / n - mean ** 2, 0.0))
+    table = [{"mineral": nm, "mean_percent": float(mean[j]), "sd_percent": float(sd[j]),
+              "area_share_percent": float(mean[j]),
+              "dominant_share_percent": float(100.0 * stats["dominant"][j] / n),
+              "dominant_area": float(stats["dominant"][j] * pixel_area),
+              "mean_interval_width": float(stats["width"][j] / n)} for j, nm in enumerate(names)]
+    return {"valid_pixels": run["valid_pixels"], "table": table, "pixel_area": pixel_area, "names": names}
+
+
+def zone_statistics(abundance_path, geometries, zone_names, names, feedback=None):
+    """Per zone (polygon) and mineral: mean, sd and dominant share, read from an abundance raster."""
+    from ..engine.raster import RasterSource
+    from ..engine.sampling import pixels_under, read_covered
+
+    with RasterSource(abundance_path, scale=1.0) as source:
+        pixels = pixels_under(geometries, source.transform, source.width, source.height, feedback=feedback)
+        values, valid = read_covered(source.read, pixels)
+    rows = []
+    for z, zone in enumerate(zone_names):
+        sel = (pixels.index == z) & valid
+        A = values[sel] if values is not None else np.zeros((0, len(names)))
+        top = np.bincount(np.argmax(A, axis=1), minlength=len(names)) if A.shape[0] else np.zeros(len(names))
+        for j, nm in enumerate(names):
+            rows.append({"zone": str(zone), "mineral": nm, "pixels": int(A.shape[0]),
+                         "mean_percent": float(A[:, j].mean()) if A.shape[0] else float("nan"),
+                         "sd_percent": float(A[:, j].std()) if A.shape[0] else float("nan"),
+                         "dominant_share_percent": float(100.0 * top[j] / A.shape[0]) if A.shape[0] else float("nan")})
+    return rows

@@ -1,0 +1,127 @@
+"""The one torch training loop every OreMap network uses.
+
+:func:`seeded` fixes the random state of one training run (torch's generator forked, so the
+caller's stays untouched; optionally deterministic algorithms and a thread count), and
+:func:`train_epochs` runs the epochs: shuffled mini-batches from a numpy generator, one
+``step(batch)`` per batch, an end-of-epoch hook (evaluation, history, divergence checks), the
+best state kept with early stopping after ``patience`` epochs without improvement, progress
+and cancel through :class:`~core.engine.feedback.Feedback`. The device is the one
+:func:`core.engine.compute.use_torch` chooses (the CPU in this version).
+
+What differs between networks (loss, augmentation, learning-rate schedule, what is monitored,
+log lines) comes in as callbacks, so each network keeps its numbers: the generator calls happen
+in the same order as in the per-network loops this replaces.
+"""
+
+import contextlib
+import copy
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import compute
+from .feedback import ensure
+
+
+@contextlib.contextmanager
+def seeded(torch, seed, deterministic=False, threads=None):
+    """Run the block with torch seeded by ``seed`` in a forked generator.
+
+    ``deterministic``: use torch's deterministic algorithms (warnings only) for the block.
+    ``threads``: torch's thread count for the block (restored afterwards). Yields the device
+    to train on (:func:`core.engine.compute.use_torch`).
+    """
+    device = compute.use_torch(torch)
+    previous_deterministic = torch.are_deterministic_algorithms_enabled()
+    previous_threads = torch.get_num_threads()
+    with torch.random.fork_rng(devices=[]):
+        if deterministic:
+            torch.use_deterministic_algorithms(True, warn_only=True)
+        if threads:
+            torch.set_num_threads(int(threads))
+        try:
+            torch.manual_seed(int(seed))
+            yield device
+        finally:
+            if deterministic:
+                torch.use_deterministic_algorithms(previous_deterministic)
+            if threads:
+                torch.set_num_threads(previous_threads)
+
+
+@dataclass
+class Outcome:
+    """What :func:`train_epochs` did: epochs run, the epoch kept (0-based) and whether it stopped early."""
+
+    epochs_run: int = 0
+    best_epoch: int = -1
+    best_state: object = None
+    stopped_early: bool = False
+    train_loss: list = field(default_factory=list)
+
+
+def train_epochs(n, batch_size, epochs, rng, step, feedback=None, *, end_epoch=None, start_epoch=None,
+                 model=None, patience=0, progress=(0.0, 100.0), log=None, early_stop_message=None,
+                 min_batch=2, as_tensor=None):
+    """Train for up to ``epochs`` epochs over ``n`` samples; returns an :class:`Outcome`.
+
+    Each epoch: ``feedback.check()`` (cancel), ``start_epoch(epoch)`` (train mode, learning-rate
+    schedule), a permutation ``rng.permutation(n)`` cut into batches of ``batch_size``; a batch
+    smaller than ``min_batch`` is skipped (batch norm cannot train on one sample), otherwise
+    ``step(batch)`` trains on it and returns the loss tensor (or ``None`` when it skipped the batch
+    itself). ``as_tensor``: the torch module, to pass the permutation as a tensor instead of numpy.
+
+    After the batches ``end_epoch(epoch, train_loss)`` (``train_loss`` is the sample-weighted mean
+    of the batch losses) evaluates, records history, raises on divergence and returns the monitored
+    loss, or ``None`` when nothing is monitored. With ``model`` and a monitored loss, the state of
+    the epoch with the lowest one is kept (deep copy) and loaded back at the end; with ``patience``
+    training stops after that many epochs without improvement (``early_stop_message(epoch,
+    best_epoch)`` is logged). Progress runs from ``progress[0]`` to ``progress[0] + progress[1]``
+    (``None``: not reported); ``log(epoch, train_loss)`` writes the epoch's line.
+    """
+    feedback = ensure(feedback)
+    epochs = int(epochs)
+    out = Outcome()
+    best_loss, stale = np.inf, 0
+    for epoch in range(epochs):
+        feedback.check()
+        if start_epoch is not None:
+            start_epoch(epoch)
+        order = rng.permutation(n)
+        if as_tensor is not None:
+            order = as_tensor.from_numpy(order)
+        total, seen = 0.0, 0
+        for start in range(0, n, batch_size):
+            batch = order[start:start + batch_size]
+            size = len(batch)
+            if size < min_batch:
+                continue
+            loss = step(batch)
+            if loss is None:
+                continue
+            total += loss.item() * size
+            seen += size
+        train_loss = total / max(seen, 1)
+        out.train_loss.append(train_loss)
+        out.epochs_run = epoch + 1
+        monitored = end_epoch(epoch, train_loss) if end_epoch is not None else None
+        if model is not None and monitored is not None:
+            if monitored < best_loss:
+                best_loss, out.best_epoch, stale = monitored, epoch, 0
+                out.best_state = copy.deepcopy(model.state_dict())
+            else:
+                stale += 1
+        if progress is not None:
+            feedback.progress(progress[0] + progress[1] * (epoch + 1) / epochs)
+        if log is not None:
+            log(epoch, train_loss)
+        if patience and model is not None and monitored is not None and stale >= patience:
+            if early_stop_message is not None:
+                feedback.info(early_stop_message(epoch, out.best_epoch))
+            out.stopped_early = True
+            break
+    if model is not None and out.best_state is not None:
+        model.load_state_dict(out.best_state)
+    else:
+        out.best_epoch = out.epochs_run - 1
+    return out

@@ -1,0 +1,219 @@
+"""Element selection: which elements separate deposit samples from background samples, by the
+z-score of each element's AUC (from points or from an element raster), with its HTML report and
+CSV table.
+"""
+
+import csv
+import io
+
+import numpy as np
+
+from ..engine import report
+from ..engine.errors import OreMapError
+from ..engine.feedback import ensure
+from .evaluation_report import _csv_value
+from .prospectivity_eval import (DEFAULT_ZAUC_THRESHOLD, MIN_POSITIVES, _auc, _split, auc_standard_error,
+                                 sample_raster_by_distance, zauc)
+
+
+def element_selection(values, names, labels, threshold=DEFAULT_ZAUC_THRESHOLD, two_sided=False):
+    """Rank elements by how well their values separate positives from negatives (AUC, ZAUC).
+
+    Parameters
+    ----------
+    values : array (n, m)
+        One column per element; NaN values are left out of that element only. An
+        element with fewer than 2 positive or 2 negative values gets NaN.
+    names : sequence of m str
+    labels : array (n,)
+        1 positive, 0 negative, anything else left out.
+    threshold : float
+        ZAUC needed for selection (2.58: 1 % two-sided).
+    two_sided : bool
+        False (default): only elements with high values near deposits (AUC > 0.5,
+        ZAUC >= threshold) are selected and rows are sorted by ZAUC, highest first;
+        elements with AUC < 0.5 are reported as negatively associated. True: also
+        select those with ZAUC <= -threshold, rows sorted by |ZAUC|.
+
+    Returns
+    -------
+    list of dict
+        ``element``, ``auc``, ``se``, ``zauc``, ``selected``, ``direction``
+        (``"positive"``, ``"negative"`` or ``"none"``), ``n_pos``, ``n_neg``.
+    """
+    values = np.asarray(values, dtype=float)
+    if values.ndim == 1:
+        values = values[:, None]
+    names = [str(n) for n in names]
+    labels = np.asarray(labels).ravel()
+    if values.shape != (labels.size, len(names)):
+        raise ValueError(f"values is {values.shape}, but there are {labels.size} labels and {len(names)} names.")
+    rows = []
+    for j, name in enumerate(names):
+        pos, neg = _split(values[:, j], labels)
+        a = _auc(pos, neg) if pos.size >= MIN_POSITIVES and neg.size >= 2 else float("nan")
+        se = auc_standard_error(a, pos.size, neg.size) if np.isfinite(a) else float("nan")
+        z = zauc(a, pos.size, neg.size) if np.isfinite(a) else float("nan")
+        direction = "none" if not np.isfinite(a) or a == 0.5 else ("positive" if a > 0.5 else "negative")
+        selected = bool(not np.isnan(z) and (z >= threshold or (two_sided and z <= -threshold)))
+        rows.append({"element": name, "auc": a, "se": se, "zauc": z, "selected": selected, "direction": direction,
+                     "n_pos": int(pos.size), "n_neg": int(neg.size)})
+
+    def key(row):
+        z = row["zauc"]
+        if np.isnan(z):
+            return (1, 0.0)
+        return (0, -abs(z) if two_sided else -z)
+
+    return sorted(rows, key=key)
+
+
+def select_elements(values, names, labels, below="half", missing=-9999.0, transform="none",
+                    threshold=DEFAULT_ZAUC_THRESHOLD, two_sided=False, zeros=None):
+    """Missing codes, values below detection and zeros (:func:`core.geochemistry.geochem.below_detection`), a transform,
+    then :func:`element_selection`.
+
+    ``below``: how values below detection (stored as minus the limit) are replaced
+    (``"half"``, ``"limit"``, ``"nan"``, ``"drop"``; None: the values are not survey
+    records, e.g. gridded log-concentrations whose negative values are real, and are
+    used as they are with ``missing`` and ``zeros`` ignored); ``missing``: the missing-value
+    code; ``zeros``: how exact zeros are read (``"missing"``, ``"half_min"``, ``"keep"``;
+    default :data:`core.geochemistry.geochem.DEFAULT_ZEROS`, missing: survey compilations use 0 for
+    "not analysed"). ``transform``: ``"none"``, ``"log10"`` or ``"clr"``. AUC depends
+    only on the order of an element's values, so log10 gives the same AUCs as none
+    except that values still zero or negative (log undefined) are left out; clr
+    (log-ratios to the sample's geometric mean over the chosen elements) does change them.
+
+    Returns ``(rows, notes)``: the rows of :func:`element_selection` and lines for the
+    log and the report.
+    """
+    from . import geochem
+
+    zeros = geochem.DEFAULT_ZEROS if zeros is None else zeros
+    names = [str(n) for n in names]
+    labels = np.asarray(labels).ravel()
+    n_pos, n_neg = int((labels == 1).sum()), int((labels == 0).sum())
+    if n_pos < MIN_POSITIVES:
+        raise OreMapError(f"Only {n_pos} sample(s) lie within the positive radius of a deposit; at least "
+                          f"{MIN_POSITIVES} are needed.", "deposits",
+                          "Check that the deposits lie in the sampled area (same CRS), or enlarge the positive radius.")
+    if n_neg < 2:
+        raise OreMapError(f"Only {n_neg} sample(s) lie far enough from every deposit to be negatives.",
+                          "negative_min_distance", "Lower the negative minimum distance.")
+    if below is None:  # values that are not survey records (e.g. gridded log-concentrations): as they are
+        X, notes = np.array(values, dtype=float), []
+        if X.ndim == 1:
+            X = X[:, None]
+    else:
+        X, counts = geochem.below_detection(values, mode=below, missing=missing, zeros=zeros)
+        notes = geochem.value_notes(names, counts, below, zeros, per_column=False)
+    if transform == "log10":
+        bad = np.isfinite(X) & (X <= 0)
+        if bad.any():
+            worst = np.argsort(-bad.sum(axis=0))[:5]
+            notes.append(f"log10: {int(bad.sum())} values that are zero or negative were left out ("
+                         + ", ".join(f"{names[j]}: {int(bad[:, j].sum())}" for j in worst if bad[:, j].any())
+                         + ").")
+            X[bad] = np.nan
+    X = geochem.transform(X, transform, names=names)
+    if transform == "clr":
+        incomplete = int((~np.isfinite(X).all(axis=1)).sum())
+        if incomplete:
+            notes.append(f"clr: {incomplete} samples with a missing element have no log-ratios and were left out.")
+    return element_selection(X, names, labels, threshold=threshold, two_sided=two_sided), notes
+
+
+def select_elements_raster(path, deposits_xy, positive_radius, negative_min_distance, bands=None, seed=0,
+                           max_negatives=None, feedback=None, memory_mb=None, **options):
+    """:func:`select_elements` on a raster stack (one band per element, band descriptions as names).
+
+    Positives are all valid pixels within ``positive_radius`` of a deposit, negatives a
+    uniform random sample (at most ``max_negatives``, default 200,000) of the pixels at
+    least ``negative_min_distance`` from every deposit (:func:`sample_raster_by_distance`);
+    ``options`` go to :func:`select_elements`. Raster values are used as they are (nodata
+    left out): the survey-table conventions (negative = below detection, the missing
+    code, zeros) are not applied, since a gridded log-concentration is negative where the
+    concentration is below 1 (``below``, ``missing`` and ``zeros`` in ``options`` are
+    ignored). Returns ``(rows, notes, scan)``.
+    """
+    feedback = ensure(feedback)
+    from ..engine.raster import band_descriptions
+
+    names = band_descriptions(path)
+    if bands is not None:
+        names = [names[b - 1] for b in bands]
+    scan = sample_raster_by_distance(path, deposits_xy, positive_radius, negative_min_distance, bands=bands,
+                                     seed=seed, max_negatives=max_negatives or 200_000, feedback=feedback,
+                                     memory_mb=memory_mb)
+    if scan["n_positive"] < MIN_POSITIVES:
+        raise OreMapError(f"{scan['n_positive']} valid pixel(s) lie within {positive_radius:g} of a deposit; at least "
+                          f"{MIN_POSITIVES} are needed.", "deposits",
+                          "Check that the deposits overlap the raster (same area, CRS), or enlarge the positive "
+                          "radius.")
+    if scan["negatives"].shape[0] < 2:
+        raise OreMapError("Fewer than 2 pixels lie far enough from every deposit.", "negative_min_distance",
+                          "Lower the negative minimum distance.")
+    values = np.concatenate([scan["positives"], scan["negatives"]])
+    labels = np.r_[np.ones(scan["n_positive"], np.int8), np.zeros(scan["negatives"].shape[0], np.int8)]
+    options = {k: v for k, v in options.items() if k not in ("below", "missing", "zeros")}
+    rows, notes = select_elements(values, names, labels, below=None, **options)
+    if scan["negatives"].shape[0] < scan["n_negative_candidates"]:
+        notes.insert(0, f"Negatives: a random sample of {scan['negatives'].shape[0]} of the "
+                        f"{scan['n_negative_candidates']} pixels far enough from every deposit.")
+    return rows, notes, scan
+
+
+def element_selection_sections(rows, threshold=DEFAULT_ZAUC_THRESHOLD, notes=(), prefix=""):
+    """Report sections of :func:`element_selection` rows: selected elements, the table, ZAUC bars."""
+    selected = [r["element"] for r in rows if r["selected"]]
+    text = (f"{len(selected)} of {len(rows)} elements have ZAUC at or beyond {threshold:g}: "
+            + (", ".join(selected) if selected else "none") + ".")
+    summary = report.paragraph(text) + "".join("\n" + report.paragraph(n) for n in notes) + "\n" + report.paragraph(
+        "AUC is the probability that a positive sample has a higher value than a negative one; ZAUC = (AUC - 0.5) / "
+        "SE with the Hanley & McNeil (1982) standard error. Elements with AUC below 0.5 are lower near deposits "
+        "(negatively associated). Neighbouring samples are not independent, so ZAUC overstates significance: use it "
+        "to rank elements.", "note")
+    def z_cell(z):
+        return ("+\u221e" if z > 0 else "\u2212\u221e") if np.isinf(z) else z
+
+    table = report.html_table(
+        ["Element", "AUC", "SE", "ZAUC", "Selected", "Direction", "Positives", "Negatives"],
+        [[r["element"], r["auc"], r["se"], z_cell(r["zauc"]), r["selected"], r["direction"], r["n_pos"], r["n_neg"]]
+         for r in rows])
+    sections = [("Selected elements", summary), ("AUC and ZAUC per element", table)]
+    shown = [r for r in rows if np.isfinite(r["zauc"])]
+    if len(shown) > 40:  # the strongest at both ends (rows are sorted by ZAUC, or by |ZAUC| when two-sided)
+        by_z = all(a["zauc"] >= b["zauc"] for a, b in zip(shown, shown[1:]))
+        shown = shown[:25] + shown[-15:] if by_z else shown[:40]
+    if shown:
+        bars = report.svg_bar_chart([r["element"] for r in shown], [[r["zauc"] for r in shown]], ["ZAUC"],
+                                    f"ZAUC per element (selection at {threshold:g})", "ZAUC",
+                                    colours=["#1f78b4"])
+        sections.append(("ZAUC", bars))
+    return [(prefix + h, f) for h, f in sections]
+
+
+def element_selection_report(rows, title, threshold=DEFAULT_ZAUC_THRESHOLD, notes=(), subtitle=None):
+    """A standalone HTML document of :func:`element_selection_sections`."""
+    return report.html_report(title, element_selection_sections(rows, threshold, notes), subtitle=subtitle)
+
+
+def write_element_selection_csv(rows, path, parameter="table"):
+    """Write :func:`element_selection` rows as CSV (UTF-8 with BOM), atomically. Returns ``path``."""
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\r\n")
+    w.writerow(["element", "auc", "se", "zauc", "selected", "direction", "n_pos", "n_neg"])
+    for r in rows:
+        w.writerow([r["element"]] + [_csv_value(r[k]) for k in ("auc", "se", "zauc", "selected")]
+                   + [r["direction"], r["n_pos"], r["n_neg"]])
+    return report.write_text_atomic(path, buf.getvalue(), parameter=parameter, encoding="utf-8-sig")
+
+
+def write_element_selection_outputs(rows, title, html_path, csv_path=None, threshold=DEFAULT_ZAUC_THRESHOLD, notes=(),
+                                    subtitle=None):
+    """Write the HTML report and, if ``csv_path``, the CSV table. Errors name ``"report"`` / ``"table"``."""
+    report.write_report(html_path, element_selection_report(rows, title, threshold, notes, subtitle),
+                        parameter="report")
+    if csv_path:
+        write_element_selection_csv(rows, csv_path, parameter="table")
+    return html_path, (csv_path or None)

@@ -1,0 +1,1220 @@
+"""Multivariate geochemical anomalies with a variational autoencoder (after Luo, Xiong & Zuo 2020).
+
+A variational autoencoder (VAE) learns the joint structure of the background: the
+correlations between elements that most samples share. A sample that breaks that
+structure is reconstructed badly, even when each of its elements is within its
+normal range; its reconstruction error is its anomaly score.
+
+Pipeline, identical at training and scoring:
+
+1. **Preprocessing** (:mod:`core.geochemistry.geochem`): missing codes and values below detection
+   (:func:`core.geochemistry.geochem.below_detection`), zeros (the ``zeros`` option of
+   :func:`core.geochemistry.geochem.preprocess`), a log10 or centred log-ratio transform, then
+   per-element centring and scaling (:class:`core.geochemistry.geochem.Scaler`, robust by
+   default) with the statistics of the training samples, stored in the model. With
+   ``below="none"`` values are taken as they are (e.g. rasters of log10 grids).
+2. **Network**: encoder ``m -> 24 -> 12 -> (mean, log-variance) of a 3-D latent
+   code``, decoder mirrored ``3 -> 12 -> 24 -> m`` (sizes configurable). Trained on
+   ``sum of squared errors + kl_weight x KL(q(z|x) || N(0, I))`` with Adam; the
+   epoch with the lowest validation loss is kept.
+3. **Score**: for each sample, the squared error of each (scaled) element averaged
+   over ``draws`` latent codes ``z = mean + sd * eps`` with *fixed* noise draws
+   ``eps`` (drawn once from the seed and stored in the graph), so scores are
+   deterministic; the score is the mean of those per-element errors over the
+   sample's observed elements, and each element's share of it is its contribution.
+   ``draws = 0`` decodes the latent mean only. With ``direction="high"`` only values
+   above their reconstruction count (enrichment; a depleted sample is not anomalous).
+4. **Classes** by percentiles of the training scores (85, 95 and 99 by default):
+   0 = background, then one class per threshold exceeded.
+
+Missing elements: a sample may miss at most ``max_missing`` (a share, default 0) of
+its elements; a missing element enters the network at the training centre (0 after
+scaling) and is left out of the error and the score. Samples missing more are not
+scored (NaN).
+
+The model is an OreMap ONNX file (:mod:`core.engine.model_format`, task
+``"geochemical_anomaly"``): the graph maps scaled elements ``(n, m)`` (NaN =
+missing) to ``element_errors`` ``(n, m)`` and ``score`` ``(n, 1)``; the metadata hold
+the element names, the preprocessing with its scaling statistics, the percentile
+thresholds of the training scores and the number of draws, so the same model scores
+another survey or a raster (:func:`score_raster`, streamed through the block engine).
+
+``torch`` is needed for training only and is imported when used.
+
+Reference: Luo, Z., Xiong, Y. and Zuo, R. (2020). Recognition of geochemical
+anomalies using a deep variational autoencoder network. Applied Geochemistry 122,
+104710.
+"""
+
+import datetime
+import hashlib
+import math
+import os
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..engine import compute, report, torch_training
+from . import geochem
+from ..engine.errors import OreMapError
+from ..engine.feedback import ensure
+from ..engine.model_format import ModelInfo, OnnxModel, write_model
+
+TASK = "geochemical_anomaly"
+INPUT_NAME = "elements"
+OUTPUT_ERRORS = "element_errors"
+OUTPUT_SCORE = "score"
+OPSET = 17
+
+DEFAULT_HIDDEN = (24, 12)
+DEFAULT_LATENT = 3
+DEFAULT_PERCENTILES = (85.0, 95.0, 99.0)
+DEFAULT_DRAWS = 10
+ACTIVATIONS = ("elu", "relu", "tanh")
+DIRECTIONS = ("both", "high")
+"""Score residuals in both directions (Luo et al.), or only values above their reconstruction (enrichment)."""
+
+BELOW_MODES = ("half", "limit", "nan", "none")
+"""Below-detection handling: those of :func:`core.geochemistry.geochem.below_detection`, or ``"none"`` (values as
+they are)."""
+
+CLASS_COLOURS = ["#d9d9d9", "#fed976", "#fd8d3c", "#e31a1c", "#800026", "#4a0014"]
+SCORE_NODATA = -9999.0
+CLASS_NODATA = 255
+COLLAPSED_KL = 0.25
+"""KL per sample (nats) below which the report says the latent code carries almost no information."""
+MAX_RASTER_TRAINING = 100_000
+
+
+# --------------------------------------------------------------------------------------
+# Settings
+# --------------------------------------------------------------------------------------
+def parse_int_list(text, parameter="hidden"):
+    """``"24,12"`` -> ``(24, 12)``; empty text -> ``()``. Sizes must be positive integers."""
+    if isinstance(text, (list, tuple)):
+        parts = list(text)
+    else:
+        parts = [p for p in str(text or "").replace(";", ",").replace(" ", ",").split(",") if p.strip()]
+    try:
+        values = tuple(int(p) for p in parts)
+        if any(float(p) != int(p) for p in parts):
+            raise ValueError
+    except (TypeError, ValueError):
+        raise OreMapError(f"'{text}' is not a list of whole numbers.", parameter,
+                          "Give layer sizes separated by commas, e.g. 24,12.") from None
+    if any(v < 1 for v in values):
+        raise OreMapError(f"Layer sizes must be positive (got {text}).", parameter, "e.g. 24,12.")
+    return values
+
+
+def parse_percentiles(text, parameter="percentiles"):
+    """``"85,95,99"`` -> ``(85.0, 95.0, 99.0)``: increasing values strictly between 0 and 100."""
+    if isinstance(text, (list, tuple)):
+        parts = list(text)
+    else:
+        parts = [p for p in str(text or "").replace(";", ",").replace(" ", ",").split(",") if p.strip()]
+    try:
+        values = tuple(float(p) for p in parts)
+    except (TypeError, ValueError):
+        raise OreMapError(f"'{text}' is not a list of numbers.", parameter,
+                          "Give percentiles separated by commas, e.g. 85,95,99.") from None
+    if not values or any(not 0 < v < 100 for v in values) or any(b <= a for a, b in zip(values, values[1:])):
+        raise OreMapError(f"Percentiles must increase and lie between 0 and 100 (got '{text}').", parameter,
+                          "e.g. 85,95,99.")
+    if len(values) > len(CLASS_COLOURS) - 1:
+        raise OreMapError(f"At most {len(CLASS_COLOURS) - 1} percentiles.", parameter, "e.g. 85,95,99.")
+    return values
+
+
+def class_names(percentiles):
+    """Names of the classes: background below the first percentile, then one per interval."""
+    p = [f"{v:g}" for v in percentiles]
+    names = [f"Background (< P{p[0]})"]
+    names += [f"P{a}-P{b}" for a, b in zip(p, p[1:])]
+    names.append(f"Above P{p[-1]}")
+    return names
+
+
+def class_legend(percentiles):
+    """``[{"value", "name", "color"}]`` of the class codes 0..k (for styles and reports)."""
+    return [{"value": i, "name": n, "color": CLASS_COLOURS[i]} for i, n in enumerate(class_names(percentiles))]
+
+
+def classify(scores, thresholds):
+    """Class codes: 0 up to the first threshold, i above threshold i; -1 where the score is NaN.
+
+    A score equal to a threshold stays in the class below (so a run of zero scores, possible when
+    only enrichment counts, stays background even when it reaches past the first percentile).
+    """
+    scores = np.asarray(scores, dtype=float)
+    codes = np.searchsorted(np.asarray(thresholds, float), scores, side="left").astype(np.int16)
+    codes[~np.isfinite(scores)] = -1
+    return codes
+
+
+@dataclass
+class Preprocessing:
+    """How raw concentrations become the network's input; stored in the model.
+
+    ``below``: ``"half"``, ``"limit"``, ``"nan"`` (:func:`core.geochemistry.geochem.below_detection`)
+    or ``"none"`` (values as they are: no below-detection or zero handling, e.g. grids
+    already log-transformed). ``zeros``: one of :data:`core.geochemistry.geochem.ZERO_MODES` (see
+    (``None``: its default). ``transform``: ``"log10"``, ``"clr"`` or ``"none"``.
+    ``scale``: ``"robust"``, ``"zscore"`` or ``"none"`` (:class:`core.geochemistry.geochem.Scaler`).
+    ``max_missing``: share of a sample's elements that may be missing (0 = complete
+    samples only). ``scaler`` and ``zero_values`` are fitted on the training samples.
+    """
+
+    below: str = "half"
+    transform: str = "log10"
+    scale: str = "robust"
+    zeros: str = geochem.DEFAULT_ZEROS
+    missing: float = -9999.0
+    max_missing: float = 0.0
+    scaler: geochem.Scaler = None
+    zero_values: list = None
+
+    def check(self):
+        if self.below not in BELOW_MODES:
+            raise OreMapError(f"Unknown below-detection handling '{self.below}'.", "below_detection",
+                              f"Use one of: {', '.join(BELOW_MODES)}.")
+        if self.zeros not in geochem.ZERO_MODES:
+            raise OreMapError(f"Unknown zero handling '{self.zeros}'.", "zeros",
+                              f"Use one of: {', '.join(geochem.ZERO_MODES)}.")
+        if self.transform not in geochem.TRANSFORMS:
+            raise OreMapError(f"Unknown transform '{self.transform}'.", "transform",
+                              f"Use one of: {', '.join(geochem.TRANSFORMS)}.")
+        if self.scale not in geochem.SCALINGS:
+            raise OreMapError(f"Unknown scaling '{self.scale}'.", "scale",
+                              f"Use one of: {', '.join(geochem.SCALINGS)}.")
+        if not 0.0 <= float(self.max_missing) < 1.0:
+            raise OreMapError(f"The share of missing elements must be in [0, 1) (got {self.max_missing}).",
+                              "max_missing", "e.g. 0 (complete samples only) or 0.25.")
+        return self
+
+    def to_dict(self):
+        return {"method": "geochem", "below": self.below, "transform": self.transform, "scale": self.scale,
+                "zeros": self.zeros, "missing": self.missing, "max_missing": float(self.max_missing),
+                "scaler": None if self.scaler is None else self.scaler.to_dict(),
+                "zero_values": self.zero_values}
+
+    @classmethod
+    def from_dict(cls, data):
+        try:
+            prep = cls(below=str(data["below"]), transform=str(data["transform"]), scale=str(data["scale"]),
+                       zeros=str(data.get("zeros", geochem.DEFAULT_ZEROS)), missing=data.get("missing"),
+                       max_missing=float(data.get("max_missing", 0.0)),
+                       scaler=geochem.Scaler.from_dict(data["scaler"]), zero_values=data.get("zero_values"))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise OreMapError(f"The model's preprocessing metadata are damaged ({exc}).", "model") from None
+        return prep.check()
+
+    def describe(self):
+        """One line for logs and reports."""
+        if self.below == "none":
+            text = "values taken as they are"
+        else:
+            below = {"half": "half the detection limit", "limit": "the detection limit", "nan": "missing"}[self.below]
+            text = f"below detection: {below}; zeros: {self.zeros}"
+        missing = "none" if self.missing is None else f"{self.missing:g}"
+        return (f"{text}; missing code {missing}; transform {self.transform}; scaling {self.scale}; at most "
+                f"{100 * self.max_missing:g} % of a sample's elements missing")
+
+
+def _transformed(values, names, prep):
+    """Below-detection, zeros and transform (no scaling): ``(X float64 with NaN, raw zero mask, messages)``."""
+    V = np.array(values, dtype=np.float64)
+    if V.ndim != 2 or V.shape[1] != len(names):
+        raise OreMapError(f"Expected {len(names)} element columns, got an array of shape {V.shape}.", "values")
+    if prep.below == "none":
+        if prep.missing is not None:
+            V[V == float(prep.missing)] = np.nan
+        return geochem.transform(V, prep.transform, names=names), np.zeros(V.shape, bool), []
+    zero = V == 0
+    X, _, messages = geochem.preprocess(V, names, below=prep.below, transform=prep.transform, scale="none",
+                                        missing=prep.missing, zeros=prep.zeros)
+    return X, zero, messages
+
+
+def prepare(values, names, prep, fit_rows=None):
+    """Scaled network input of raw values, fitting the scaler first when ``prep.scaler`` is None.
+
+    Returns ``(Z float64 (n, m) with NaN for missing, usable bool (n,), messages)``;
+    ``usable`` marks the samples with enough observed elements (``prep.max_missing``).
+    Zeros become, per element, what they became in the training samples (stored in
+    ``prep.zero_values``), so a model treats a zero of another survey, or of a raster
+    block, as it treated zeros at training.
+    """
+    names = [str(n) for n in names]
+    X, zero, messages = _transformed(values, names, prep)
+    fitting = prep.scaler is None
+    if not fitting and prep.zero_values is not None and prep.transform != "clr":
+        stored = np.asarray([np.nan if v is None else v for v in prep.zero_values], dtype=np.float64)
+        fill = zero & np.isfinite(stored)[None, :]
+        if fill.any():
+            X = np.where(fill, np.broadcast_to(stored, X.shape), X)
+    observed = np.isfinite(X)
+    X = np.where(observed, X, np.nan)
+    m = X.shape[1]
+    n_observed = observed.sum(axis=1)
+    usable = (n_observed >= 1) & (n_observed >= math.ceil((1.0 - float(prep.max_missing)) * m - 1e-9))
+    if fitting:
+        rows = usable if fit_rows is None else (usable & _mask(fit_rows, X.shape[0]))
+        if not rows.any():
+            raise OreMapError("No sample has enough elements with a value to fit the scaling.", "values",
+                              "Allow missing elements, or choose elements measured in most samples.")
+        prep.scaler = geochem.Scaler.fit(X[rows], prep.scale, names=names)
+        messages = list(messages) + [f"Scaling: {note}." for note in prep.scaler.notes]
+        if prep.transform != "clr":
+            zero_values = []
+            for j in range(m):
+                hit = zero[rows, j] & np.isfinite(X[rows, j])
+                zero_values.append(float(X[rows, j][hit][0]) if hit.any() else None)
+            prep.zero_values = zero_values
+    Z = prep.scaler.transform(X)
+    return Z, usable, messages
+
+
+def _mask(rows, n):
+    rows = np.asarray(rows)
+    if rows.dtype == bool:
+        return rows
+    mask = np.zeros(n, bool)
+    mask[rows] = True
+    return mask
+
+
+# --------------------------------------------------------------------------------------
+# Network
+# --------------------------------------------------------------------------------------
+@compute.torch_classes("train the autoencoder")
+def _torch(torch, nn):
+    activations = {"elu": nn.ELU, "relu": nn.ReLU, "tanh": nn.Tanh}
+
+    class VAE(nn.Module):
+        """Encoder to the mean and log-variance of the latent code; mirrored decoder."""
+
+        def __init__(self, n_in, hidden, latent, activation):
+            super().__init__()
+            act = activations[activation]
+            layers, width = [], n_in
+            for h in hidden:
+                layers += [nn.Linear(width, h), act()]
+                width = h
+            self.encoder = nn.Sequential(*layers) if layers else nn.Identity()
+            self.mu = nn.Linear(width, latent)
+            self.logvar = nn.Linear(width, latent)
+            layers, width = [], latent
+            for h in reversed(hidden):
+                layers += [nn.Linear(width, h), act()]
+                width = h
+            layers.append(nn.Linear(width, n_in))
+            self.decoder = nn.Sequential(*layers)
+
+        def encode(self, x):
+            h = self.encoder(x)
+            return self.mu(h), torch.clamp(self.logvar(h), -12.0, 12.0)
+
+    class Scorer(nn.Module):
+        """Scaled elements (NaN = missing) -> per-element squared error over fixed draws, and the score."""
+
+        def __init__(self, vae, eps, direction="both"):
+            super().__init__()
+            self.vae = vae
+            self.high_only = direction == "high"
+            self.register_buffer("eps", torch.as_tensor(np.asarray(eps, np.float32)))
+
+        def forward(self, x):
+            observed = ~torch.isnan(x)
+            x0 = torch.where(observed, x, torch.zeros_like(x))
+            mu, logvar = self.vae.encode(x0)
+            z = mu.unsqueeze(1) + torch.exp(0.5 * logvar).unsqueeze(1) * self.eps.unsqueeze(0)
+            residual = x0.unsqueeze(1) - self.vae.decoder(z)
+            if self.high_only:  # enrichment only: values below their reconstruction do not count
+                residual = torch.relu(residual)
+            err = (residual ** 2).mean(dim=1)
+            err = torch.where(observed, err, torch.zeros_like(err))
+            count = torch.clamp(observed.to(x.dtype).sum(dim=1, keepdim=True), min=1.0)
+            return err, err.sum(dim=1, keepdim=True) / count
+
+    return dict(vae=VAE, scorer=Scorer)
+
+
+def fixed_draws(draws, latent, seed):
+    """The fixed standard-normal draws ``(max(draws, 1), latent)`` (zeros for ``draws = 0``: the latent mean)."""
+    if int(draws) <= 0:
+        return np.zeros((1, int(latent)), np.float32)
+    return np.random.default_rng([int(seed), 7]).standard_normal((int(draws), int(latent))).astype(np.float32)
+
+
+def score_torch(scorer, Z, batch_size=8192):
+    """``(element_errors (n, m), score (n,))`` float32 from a torch scorer (for checks against ONNX)."""
+    torch = _torch()["torch"]
+    Z = np.ascontiguousarray(Z, dtype=np.float32)
+    scorer.eval()
+    errs, scores = [], []
+    with torch.no_grad():
+        for i in range(0, Z.shape[0], batch_size):
+            e, s = scorer(torch.from_numpy(Z[i:i + batch_size]))
+            errs.append(e.numpy())
+            scores.append(s.numpy()[:, 0])
+    if not errs:
+        return np.zeros((0, Z.shape[1]), np.float32), np.zeros(0, np.float32)
+    return np.concatenate(errs), np.concatenate(scores)
+
+
+def export_onnx(scorer, n_elements):
+    """ONNX bytes of a scorer (opset :data:`OPSET`, dynamic batch axis; TorchScript exporter, ``dynamo=False``)."""
+    return compute.onnx_bytes(scorer, (1, n_elements), INPUT_NAME, [OUTPUT_ERRORS, OUTPUT_SCORE], opset=OPSET)
+
+
+# --------------------------------------------------------------------------------------
+# Training
+# --------------------------------------------------------------------------------------
+@dataclass
+class TrainingResult:
+    """What :func:`train_vae` returns.
+
+    ``scores`` (n,), ``element_errors`` (n, m) and ``classes`` (n,) are those of every
+    input sample (NaN / -1 where not scored); ``history`` holds per epoch
+    ``train_recon``, ``train_kl``, ``val_recon``, ``val_kl`` (reconstruction: sum of
+    squared errors of the scaled elements per sample; KL per sample; both with the
+    fixed draws). ``onnx_bytes`` is the graph without metadata; :meth:`save` writes
+    the model.
+    """
+
+    onnx_bytes: bytes
+    info: ModelInfo
+    names: list
+    preprocessing: Preprocessing
+    history: dict
+    scores: np.ndarray
+    element_errors: np.ndarray
+    classes: np.ndarray
+    thresholds: np.ndarray
+    percentiles: tuple
+    train_rows: np.ndarray
+    val_rows: np.ndarray
+    best_epoch: int
+    messages: list = field(default_factory=list)
+    scorer: object = field(default=None, repr=False, compare=False)
+
+    def save(self, path):
+        return write_model(self.onnx_bytes, self.info, path)
+
+    @property
+    def settings(self):
+        return self.info.training["parameters"]
+
+
+def data_hash(values):
+    digest = hashlib.sha256()
+    digest.update(np.ascontiguousarray(values, dtype="<f8").tobytes())
+    return digest.hexdigest()
+
+
+def _epoch_metrics(torch, vae, X0, M, eps, batch_size=8192):
+    """Mean reconstruction error (sum over observed elements, mean over the fixed draws) and KL per sample."""
+    vae.eval()
+    recon, kl = 0.0, 0.0
+    with torch.no_grad():
+        for i in range(0, X0.shape[0], batch_size):
+            x, m = X0[i:i + batch_size], M[i:i + batch_size]
+            mu, logvar = vae.encode(x)
+            z = mu.unsqueeze(1) + torch.exp(0.5 * logvar).unsqueeze(1) * eps.unsqueeze(0)
+            err = ((vae.decoder(z) - x.unsqueeze(1)) ** 2).mean(dim=1) * m
+            recon += float(err.sum())
+            kl += float((-0.5 * (1.0 + logvar - mu * mu - torch.exp(logvar))).sum())
+    n = max(X0.shape[0], 1)
+    return recon / n, kl / n
+
+
+def train_vae(values, names, below="half", transform="log10", scale="robust", zeros=geochem.DEFAULT_ZEROS,
+              missing=-9999.0,
+              max_missing=0.0, hidden=DEFAULT_HIDDEN, latent=DEFAULT_LATENT, activation="elu", kl_weight=1.0,
+              epochs=100, batch_size=64, lr=1e-3, val_fraction=0.2, draws=DEFAULT_DRAWS, seed=0,
+              percentiles=DEFAULT_PERCENTILES, direction="both", description="", feedback=None):
+    # Over 100 lines: left whole while the VAE is reworked; vae_anomaly.py is split after that (issue 17).
+    """Train the VAE on survey samples and score them.
+
+    Parameters
+    ----------
+    values : array (n, m)
+        Raw concentrations (missing code, negative = below detection), one column per element.
+    names : sequence of m str
+        Element (column) names; unit suffixes (``_ppm``, ``_ppb``, ``_pct``) are used by the CLR.
+    below, transform, scale, zeros, missing, max_missing
+        Preprocessing, see :class:`Preprocessing`.
+    hidden : sequence of int, default (24, 12)
+        Encoder layer sizes; the decoder mirrors them.
+    latent : int, default 3
+    activation : {"elu", "relu", "tanh"}
+    kl_weight : float, default 1
+        Weight of the KL term (beta); 0 gives a plain (noisy) autoencoder.
+    epochs, batch_size, lr
+        Adam training; the epoch with the lowest validation loss is kept (the last one
+        without validation).
+    val_fraction : float in [0, 0.9]
+        Share of the scored samples held out for the validation loss curves.
+    draws : int, default 10
+        Latent draws averaged in the score (0: the latent mean only).
+    seed : int
+        Same data, settings and seed give the same scores.
+    percentiles : sequence of float
+        Class thresholds as percentiles of the scores of the training samples.
+    """
+    feedback = ensure(feedback)
+    tc = _torch()
+    torch = tc["torch"]
+    names = [str(n) for n in names]
+    V = np.asarray(values, dtype=np.float64)
+    if V.ndim != 2 or V.shape[1] != len(names) or V.shape[1] < 2:
+        raise OreMapError(f"Expected a table of samples x at least 2 elements ({len(names)} names), got shape "
+                          f"{V.shape}.", "values", "Choose two or more element fields.")
+    hidden = parse_int_list(hidden, "hidden")
+    latent, draws, epochs, batch_size = int(latent), int(draws), int(epochs), int(batch_size)
+    if latent < 1:
+        raise OreMapError("The latent dimension must be at least 1.", "latent", "e.g. 3.")
+    if epochs < 1 or batch_size < 1:
+        raise OreMapError("Epochs and batch size must be at least 1.", "epochs", "e.g. 100 epochs of 64 samples.")
+    if not (lr > 0 and math.isfinite(lr)):
+        raise OreMapError(f"The learning rate must be positive (got {lr}).", "learning_rate", "e.g. 0.001.")
+    if not (kl_weight >= 0 and math.isfinite(kl_weight)):
+        raise OreMapError(f"The KL weight must be zero or positive (got {kl_weight}).", "kl_weight", "e.g. 1.")
+    if not 0.0 <= float(val_fraction) <= 0.9:
+        raise OreMapError(f"The validation share must be in [0, 0.9] (got {val_fraction}).", "val_fraction",
+                          "e.g. 0.2.")
+    if activation not in ACTIVATIONS:
+        raise OreMapError(f"Unknown activation '{activation}'.", "activation", f"Use one of {', '.join(ACTIVATIONS)}.")
+    percentiles = parse_percentiles(percentiles)
+    if direction not in DIRECTIONS:
+        raise OreMapError(f"Unknown score direction '{direction}'.", "direction",
+                          f"Use one of {', '.join(DIRECTIONS)}.")
+    prep = Preprocessing(below=below, transform=transform, scale=scale, zeros=zeros, missing=missing,
+                         max_missing=float(max_missing)).check()
+
+    # split first (the scaler is fitted on the training rows only), then preprocess
+    n, m = V.shape
+    _, usable0, _ = prepare(V, names, Preprocessing(below, transform, "none", zeros, missing, max_missing))
+    candidates = np.flatnonzero(usable0)
+    if candidates.size < 10:
+        raise OreMapError(f"Only {candidates.size} samples have enough elements with a value; the autoencoder "
+                          "needs at least 10.", "values",
+                          "Choose elements measured in most samples, or allow some missing elements.")
+    rng = np.random.default_rng([int(seed), 1])
+    n_val = int(round(float(val_fraction) * candidates.size))
+    n_val = min(n_val, candidates.size - 5)
+    shuffled = rng.permutation(candidates)
+    val_rows, train_rows = np.sort(shuffled[:n_val]), np.sort(shuffled[n_val:])
+    Z, usable, messages = prepare(V, names, prep, fit_rows=train_rows)
+    for line in messages:
+        feedback.info(line)
+    if (usable != usable0).any():  # cannot happen: scaling does not create missing values
+        raise OreMapError("Internal error: scaling changed the missing values.", "values")
+    not_scored = n - int(usable.sum())
+    if not_scored:
+        feedback.warning(f"{not_scored} of {n} samples miss more than {100 * prep.max_missing:g} % of the elements: "
+                         "they are not scored.")
+    feedback.info(f"Training on {train_rows.size} samples, validating on {val_rows.size}; {m} elements.")
+
+    M_all = np.isfinite(Z)
+    X0_all = np.where(M_all, Z, 0.0).astype(np.float32)
+    M_all = M_all.astype(np.float32)
+    eps_fixed = fixed_draws(draws, latent, seed)
+    history = {"train_recon": [], "train_kl": [], "val_recon": [], "val_kl": []}
+    order_rng = np.random.default_rng([int(seed), 2])
+    # Linear layers and element-wise operations are deterministic on the CPU; a network this small is fastest on
+    # one thread (and the same on every machine)
+    with torch_training.seeded(torch, seed, threads=1):
+        vae = tc["vae"](m, hidden, latent, activation)
+        optimiser = torch.optim.Adam(vae.parameters(), lr=float(lr))
+        Xtr, Mtr = torch.from_numpy(X0_all[train_rows]), torch.from_numpy(M_all[train_rows])
+        Xva, Mva = torch.from_numpy(X0_all[val_rows]), torch.from_numpy(M_all[val_rows])
+        eps_t = torch.from_numpy(eps_fixed)
+
+        def step(idx):
+            xb, mb = Xtr[idx], Mtr[idx]
+            mu, logvar = vae.encode(xb)
+            z = mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)
+            recon = (((vae.decoder(z) - xb) ** 2) * mb).sum(dim=1)
+            kl = -0.5 * (1.0 + logvar - mu * mu - torch.exp(logvar)).sum(dim=1)
+            loss = (recon + float(kl_weight) * kl).mean()
+            optimiser.zero_grad()
+            loss.backward()
+            optimiser.step()
+            return loss
+
+        def end_epoch(epoch, train_loss):
+            tr = _epoch_metrics(torch, vae, Xtr, Mtr, eps_t)
+            va = _epoch_metrics(torch, vae, Xva, Mva, eps_t) if val_rows.size else (np.nan, np.nan)
+            for key, value in zip(history, tr + va):
+                history[key].append(float(value))
+            monitored = (va[0] + kl_weight * va[1]) if val_rows.size else (tr[0] + kl_weight * tr[1])
+            if not math.isfinite(monitored):
+                raise OreMapError("Training diverged: the loss is not a number.", "learning_rate",
+                                  "Lower the learning rate (e.g. 0.001), or check the data for extreme values.")
+            return monitored
+
+        def log(epoch, train_loss):
+            if epoch == 0 or (epoch + 1) % 20 == 0 or epoch + 1 == epochs:
+                line = (f"Epoch {epoch + 1}: reconstruction {history['train_recon'][-1]:.4f}, "
+                        f"KL {history['train_kl'][-1]:.4f}")
+                if val_rows.size:
+                    line += (f"; validation reconstruction {history['val_recon'][-1]:.4f}, "
+                             f"KL {history['val_kl'][-1]:.4f}")
+                feedback.info(line)
+
+        # the best epoch on the held-out samples; the last one without them
+        best_epoch = torch_training.train_epochs(
+            train_rows.size, batch_size, epochs, order_rng, step, feedback, start_epoch=lambda epoch: vae.train(),
+            end_epoch=end_epoch, model=vae if val_rows.size else None, progress=(0.0, 90.0), log=log, min_batch=1,
+            as_tensor=torch).best_epoch
+        vae.eval()
+        scorer = tc["scorer"](vae, eps_fixed, direction)
+        scorer.eval()
+        onnx_bytes = export_onnx(scorer, m)
+    feedback.check()
+    errors = np.full((n, m), np.nan)
+    scores = np.full(n, np.nan)
+    e, s = score_torch(scorer, np.where(np.isfinite(Z), Z, np.nan)[usable])
+    errors[usable] = np.where(np.isfinite(Z[usable]), e, np.nan)
+    scores[usable] = s
+    thresholds = np.percentile(scores[usable], percentiles)
+    classes = classify(scores, thresholds)
+    if history["train_kl"][best_epoch] < COLLAPSED_KL:
+        feedback.warning(f"The KL divergence is {history['train_kl'][best_epoch]:.3g} per sample: the latent code "
+                         "carries almost no information, so the score is close to a per-element deviation index. "
+                         "A lower KL weight keeps more of the multivariate structure.")
+    feedback.info(f"Best epoch {best_epoch + 1} of {epochs}; score thresholds " + ", ".join(
+        f"P{p:g} = {t:.4g}" for p, t in zip(percentiles, thresholds)) + ".")
+
+    parameters = {"hidden": list(hidden), "latent": latent, "activation": activation, "kl_weight": float(kl_weight),
+                  "epochs": epochs, "batch_size": batch_size, "lr": float(lr), "val_fraction": float(val_fraction),
+                  "draws": draws, "seed": int(seed), "percentiles": list(percentiles),
+                  "direction": direction}
+    metrics = {"best_epoch": best_epoch + 1, "n_train": int(train_rows.size), "n_validation": int(val_rows.size),
+               "n_scored": int(usable.sum()), "train_recon": history["train_recon"][best_epoch],
+               "train_kl": history["train_kl"][best_epoch], "val_recon": history["val_recon"][best_epoch],
+               "val_kl": history["val_kl"][best_epoch]}
+    info = ModelInfo(
+        task=TASK, classes=[{"name": c["name"], "color": c["color"]} for c in class_legend(percentiles)],
+        input={"name": INPUT_NAME, "n_bands": m}, output={"name": OUTPUT_SCORE, "kind": "anomaly_score"},
+        band_names=names, preprocessing=prep.to_dict(),
+        training={"date": datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0).isoformat(),
+                  "data_hash": data_hash(V), "n_samples": int(n), "metrics": metrics, "parameters": parameters},
+        description=str(description or "Geochemical anomaly VAE"),
+        extra={"anomaly": {"percentiles": list(percentiles), "thresholds": [float(t) for t in thresholds],
+                           "draws": draws, "errors_output": OUTPUT_ERRORS,
+                           "score": "mean over the observed elements of the squared error of the scaled element, "
+                                    "averaged over the fixed latent draws"}})
+    info = ModelInfo.from_json(info.to_json())
+    feedback.progress(100)
+    return TrainingResult(onnx_bytes=onnx_bytes, info=info, names=names, preprocessing=prep, history=history,
+                          scores=scores, element_errors=errors, classes=classes, thresholds=thresholds,
+                          percentiles=percentiles, train_rows=train_rows, val_rows=val_rows, best_epoch=best_epoch + 1,
+                          messages=list(messages), scorer=scorer)
+
+
+# --------------------------------------------------------------------------------------
+# Scoring with a model file
+# --------------------------------------------------------------------------------------
+class AnomalyModel:
+    """An OreMap geochemical anomaly model (ONNX) ready to score raw values."""
+
+    def __init__(self, path, threads=None):
+        self.path = os.fspath(path)
+        self.onnx = OnnxModel(self.path, threads=threads)
+        info = self.info = self.onnx.info
+        if info.task != TASK:
+            raise OreMapError(f"'{os.path.basename(self.path)}' is a '{info.task}' model, not a geochemical anomaly "
+                              "model.", "model", "Choose a model trained by 'Geochemical anomalies with a VAE'.")
+        anomaly = info.extra.get("anomaly")
+        if not isinstance(anomaly, dict) or info.band_names is None:
+            raise OreMapError("The model's anomaly metadata are missing.", "model",
+                              "Choose a model trained by 'Geochemical anomalies with a VAE'.")
+        try:
+            self.percentiles = tuple(float(p) for p in anomaly["percentiles"])
+            self.thresholds = np.asarray(anomaly["thresholds"], dtype=float)
+            self.draws = int(anomaly["draws"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise OreMapError(f"The model's anomaly metadata are damaged ({exc}).", "model") from None
+        if self.thresholds.size != len(self.percentiles):
+            raise OreMapError("The model's thresholds do not match its percentiles.", "model")
+        self.names = list(info.band_names)
+        self.preprocessing = Preprocessing.from_dict(info.preprocessing)
+
+    def column_order(self, names, parameter="fields"):
+        """Indexes of the model's elements among ``names`` (exact, then case-insensitive match)."""
+        names = [str(n) for n in names]
+        lower = {n.lower(): i for i, n in enumerate(names)}
+        order, missing = [], []
+        for name in self.names:
+            if name in names:
+                order.append(names.index(name))
+            elif name.lower() in lower:
+                order.append(lower[name.lower()])
+            else:
+                missing.append(name)
+        if missing:
+            raise OreMapError(f"The model needs the elements {', '.join(missing)}, which are not among the inputs "
+                              f"({', '.join(names[:12])}{' ...' if len(names) > 12 else ''}).", parameter,
+                              "Give fields or bands named as the model's elements.")
+        return order
+
+    def score_scaled(self, Z, batch_size=8192):
+        out = self.onnx.run_outputs(np.asarray(Z, np.float32), batch_size=batch_size)
+        return out[OUTPUT_ERRORS], out[OUTPUT_SCORE][:, 0]
+
+    def score(self, values, names=None, batch_size=8192):
+        """Scores of raw values: dict ``scores`` (n,), ``element_errors`` (n, m), ``classes`` (n,), ``messages``.
+
+        ``names``: the columns of ``values``; the model's elements are picked among them
+        (by default ``values`` holds the model's elements in order).
+        """
+        V = np.asarray(values, dtype=np.float64)
+        if V.ndim == 1:
+            V = V[None, :]
+        if names is not None:
+            V = V[:, self.column_order(names)]
+        if V.shape[1] != len(self.names):
+            raise OreMapError(f"The model takes {len(self.names)} elements, got {V.shape[1]}.", "fields")
+        Z, usable, messages = prepare(V, self.names, self.preprocessing)
+        n = V.shape[0]
+        scores = np.full(n, np.nan)
+        errors = np.full(V.shape, np.nan)
+        if usable.any():
+            e, s = self.score_scaled(Z[usable], batch_size)
+            errors[usable] = np.where(np.isfinite(Z[usable]), e, np.nan)
+            scores[usable] = s
+        return {"scores": scores, "element_errors": errors, "classes": classify(scores, self.thresholds),
+                "messages": messages, "n_not_scored": int(n - usable.sum())}
+
+
+def load_model(path, threads=None):
+    """:class:`AnomalyModel` of an OreMap ``.onnx`` file (OreMapError ``"model"`` when it is not one)."""
+    return AnomalyModel(path, threads=threads)
+
+
+# --------------------------------------------------------------------------------------
+# Rasters
+# --------------------------------------------------------------------------------------
+def raster_bands(path, names, parameter="raster"):
+    """1-based bands of ``path`` holding ``names`` (band descriptions; case-insensitive), and the band names.
+
+    Without descriptions matching every name, a raster with exactly ``len(names)``
+    bands is taken in order (the second value says so: ``by_order``).
+    """
+    from ..engine.raster import band_descriptions
+
+    descriptions = band_descriptions(path, parameter)  # the names training takes (trimmed; "Band i" if none)
+    count = len(descriptions)
+    lower = [d.lower() for d in descriptions]
+    bands = []
+    for name in names:
+        if name.lower() in lower:
+            bands.append(lower.index(name.lower()) + 1)
+        else:
+            break
+    else:
+        return bands, False
+    if count == len(names):
+        return list(range(1, count + 1)), True
+    raise OreMapError(f"The raster has no band named '{name}' and {count} bands for {len(names)} elements.",
+                      parameter, "Name the bands after the elements (band descriptions), or give a raster with "
+                                 "exactly the model's elements as bands, in order.")
+
+
+def sample_raster(path, bands=None, nodata=None, max_samples=MAX_RASTER_TRAINING, seed=0, memory_mb=None,
+                  feedback=None):
+    """A uniform random sample (at most ``max_samples``) of the valid pixels of a raster, block by block.
+
+    A pixel is valid where every chosen band is (not nodata, finite). The sample is
+    tied to pixel positions, not to the block layout. Returns ``(values (k, b), n_valid)``.
+    """
+    from .prospectivity_eval import _Reservoir, _salt
+    from ..engine.raster import RasterSource, block_windows, memory_budget_mb
+
+    feedback = ensure(feedback)
+    with RasterSource(path, bands=bands, nodata=nodata, scale=1) as src:
+        pool = _Reservoir(int(max_samples), _salt(seed, 11))
+        windows = block_windows(src.width, src.height, src.n_bands * 12 + 32, memory_budget_mb(memory_mb) / 2)
+        for i, window in enumerate(windows):
+            feedback.check()
+            data, valid = src.read(window)
+            rows, cols = np.nonzero(valid)
+            index = (rows + window.row_off).astype(np.int64) * src.width + (cols + window.col_off)
+            pool.add(index, data[rows, cols].astype(np.float64))
+            feedback.progress(100.0 * (i + 1) / len(windows))
+        n_bands = src.n_bands
+    return pool.values(n_bands).reshape(-1, n_bands), pool.seen
+
+
+def _hist_edges(thresholds):
+    """Fixed log10 bins for raster score histograms: around the training thresholds, with open ends."""
+    t = np.log10(np.maximum(np.asarray(thresholds, float), 1e-12))
+    lo, hi = t.min() - 2.0, t.max() + 1.5
+    return np.linspace(lo, hi, 61)
+
+
+def score_raster(model, raster_path, score_path, class_path=None, nodata=None, memory_mb=None, feedback=None,
+                 top=10):
+    """Score every pixel of a multi-band element raster with an anomaly model, block by block.
+
+    Bands are found by name (:func:`raster_bands`). Writes a float32 score raster
+    (nodata -9999) and, if ``class_path``, a uint8 class raster (0 = background ..
+    k, nodata 255) with a colour table. Memory stays flat: blocks come from the
+    block engine (:func:`core.engine.raster.run_pixelwise`) under the memory budget.
+
+    Returns a dict: ``valid_pixels``, ``scored``, ``class_counts``, ``hist_edges``
+    (log10 score) and ``hist_counts``, ``top`` (the ``top`` highest scores with their
+    element errors), ``top_class_share`` (mean contribution share of each element over
+    the pixels of the highest class), ``bands``, ``by_order``.
+    """
+    from ..engine.raster import OutputSpec, RasterSource, _remove_quietly, run_pixelwise
+
+    feedback = ensure(feedback)
+    if not isinstance(model, AnomalyModel):
+        model = load_model(model)
+    bands, by_order = raster_bands(raster_path, model.names)
+    if by_order:
+        feedback.warning("The raster's band names do not match the model's elements: bands are taken in order as "
+                         + ", ".join(model.names) + ".")
+    k = len(model.thresholds)
+    m = len(model.names)
+    edges = _hist_edges(model.thresholds)
+    stats = {"class_counts": np.zeros(k + 1, np.int64), "hist": np.zeros(edges.size + 1, np.int64), "scored": 0,
+             "top_scores": np.zeros(0), "top_errors": np.zeros((0, m)), "share_sum": np.zeros(m), "share_n": 0}
+
+    def func(pixels):
+        Z, usable, _ = prepare(pixels, model.names, model.preprocessing)
+        scores = np.full(pixels.shape[0], np.nan)
+        errors = np.full(pixels.shape, np.nan)
+        if usable.any():
+            e, s = model.score_scaled(Z[usable])
+            errors[usable] = np.where(np.isfinite(Z[usable]), e, np.nan)
+            scores[usable] = s
+        classes = classify(scores, model.thresholds)
+        ok = classes >= 0
+        stats["scored"] += int(ok.sum())
+        stats["class_counts"] += np.bincount(classes[ok], minlength=k + 1)
+        logs = np.log10(np.maximum(scores[ok], 1e-30))
+        stats["hist"] += np.bincount(np.searchsorted(edges, logs, side="right"), minlength=edges.size + 1)
+        top_rows = classes == k
+        if top_rows.any():
+            stats["share_sum"] += _shares(errors[top_rows]).sum(axis=0)
+            stats["share_n"] += int(top_rows.sum())
+        if ok.any():
+            best = np.argsort(-np.where(ok, scores, -np.inf), kind="stable")[:top]
+            best = best[ok[best]]
+            s_all = np.concatenate([stats["top_scores"], scores[best]])
+            e_all = np.concatenate([stats["top_errors"], errors[best]])
+            keep = np.argsort(-s_all, kind="stable")[:top]
+            stats["top_scores"], stats["top_errors"] = s_all[keep], e_all[keep]
+        out_scores = np.where(ok, scores, SCORE_NODATA).astype(np.float32)
+        out_classes = np.where(ok, classes, CLASS_NODATA).astype(np.uint8)
+        return (out_scores, out_classes) if class_path else (out_scores,)
+
+    tags = {"oremap_task": TASK, "model": os.path.basename(model.path)}
+    outputs = [OutputSpec(score_path, ["anomaly_score"], "float32", SCORE_NODATA, tags=tags)]
+    if class_path:
+        legend = class_legend(model.percentiles)
+        colours = {c["value"]: tuple(int(c["color"][i:i + 2], 16) for i in (1, 3, 5)) for c in legend}
+        outputs.append(OutputSpec(class_path, ["anomaly_class"], "uint8", CLASS_NODATA, colormap=colours,
+                                  tags=dict(tags, classes="; ".join(f"{c['value']}={c['name']}" for c in legend))))
+    work = m * 8 * 10 + 64
+    with RasterSource(raster_path, bands=bands, nodata=nodata, scale=1) as src:
+        done = run_pixelwise(src, outputs, func, memory_mb=memory_mb, work_bytes_per_pixel=work, feedback=feedback)
+    if stats["scored"] == 0:
+        for spec in outputs:
+            _remove_quietly(spec.path)
+        raise OreMapError("No pixel could be scored (every pixel misses too many elements after preprocessing).",
+                          "raster", "Check the preprocessing options (zeros, values below detection, transform).")
+    return {"valid_pixels": done["valid_pixels"], "scored": stats["scored"], "class_counts": stats["class_counts"],
+            "hist_edges": edges, "hist_counts": stats["hist"], "top_scores": stats["top_scores"],
+            "top_errors": stats["top_errors"],
+            "top_class_share": stats["share_sum"] / max(stats["share_n"], 1) if stats["share_n"] else None,
+            "top_class_n": stats["share_n"], "bands": bands, "by_order": by_order}
+
+
+def class_thumbnail(class_path, max_size=120, memory_mb=None):
+    """A small array of the highest class in each thumbnail cell of a class raster (-1 = nodata), block by block."""
+    from ..engine.raster import block_windows, memory_budget_mb, open_raster
+
+    with open_raster(class_path) as ds:
+        w, h = ds.width, ds.height
+        f = max(1, int(math.ceil(max(w, h) / float(max_size))))
+        tw, th = int(math.ceil(w / f)), int(math.ceil(h / f))
+        thumb = np.full(th * tw, -1, np.int16)
+        nodata = ds.nodata
+        for window in block_windows(w, h, 16, memory_budget_mb(memory_mb) / 4):
+            block = ds.read(1, window=window).astype(np.int16)
+            if nodata is not None:
+                block[block == int(nodata)] = -1
+            rows = (np.arange(window.height) + window.row_off) // f
+            cols = (np.arange(window.width) + window.col_off) // f
+            cells = (rows[:, None] * tw + cols[None, :]).ravel()
+            np.maximum.at(thumb, cells, block.ravel())
+    return thumb.reshape(th, tw), f
+
+
+# --------------------------------------------------------------------------------------
+# Report
+# --------------------------------------------------------------------------------------
+def _shares(errors):
+    e = np.nan_to_num(np.asarray(errors, float))
+    total = e.sum(axis=1, keepdims=True)
+    return e / np.where(total > 0, total, 1.0)
+
+
+def _top_elements(errors_row, names, k=3):
+    share = _shares(errors_row[None, :])[0]
+    order = np.argsort(-share, kind="stable")[:k]
+    return ", ".join(f"{names[j]} {100 * share[j]:.0f} %" for j in order if share[j] > 0)
+
+
+def _loss_svg(history):
+    epochs = list(range(1, len(history["train_recon"]) + 1))
+    recon = report.svg_line_chart(
+        [("training", epochs, history["train_recon"], "#1f77b4"),
+         ("validation", epochs, history["val_recon"], "#ff7f0e")],
+        "Reconstruction error", "epoch", "sum of squared errors per sample")
+    kl = report.svg_line_chart(
+        [("training", epochs, history["train_kl"], "#1f77b4"), ("validation", epochs, history["val_kl"], "#ff7f0e")],
+        "KL divergence", "epoch", "KL per sample")
+    return recon + "\n" + kl
+
+
+def _histogram_svg(centres, counts, thresholds, percentiles):
+    counts = np.asarray(counts, float)
+    series = [("Samples", centres, counts, "#4d4d4d")]
+    top = float(counts.max()) if counts.size else 1.0
+    for i, (p, t) in enumerate(zip(percentiles, thresholds)):
+        x = math.log10(max(float(t), 1e-30))
+        series.append((f"P{p:g} = {t:.3g}", [x, x], [0, top], CLASS_COLOURS[i + 1]))
+    return report.svg_line_chart(series, "Score histogram and class thresholds", "log10 anomaly score", "count")
+
+
+def _points_histogram(scores, thresholds, percentiles):
+    finite = scores[np.isfinite(scores)]
+    positive = finite[finite > 0]
+    if positive.size == 0:
+        return ""
+    floor = np.log10(np.percentile(positive, 0.5))   # scores below (0 included: enrichment only) in the first bin
+    logs = np.log10(np.maximum(finite, 10.0 ** floor))
+    lo = min(floor, np.log10(max(min(thresholds), 1e-30)))
+    hi = max(logs.max(), np.log10(max(max(thresholds), 1e-30)))
+    edges = np.linspace(lo, hi + 1e-9, 41)
+    counts, _ = np.histogram(logs, edges)
+    xs = np.repeat(edges, 2)[1:-1]
+    ys = np.repeat(counts, 2)
+    return _histogram_svg(xs, ys, thresholds, percentiles)
+
+
+def _map_svg_points(x, y, classes, legend, deposits=None, width=560):
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    ok = np.isfinite(x) & np.isfinite(y)
+    if not ok.any():
+        return ""
+    dx, dy = np.ptp(x[ok]) or 1.0, np.ptp(y[ok]) or 1.0
+    height = int(min(760, max(280, 90 + (width - 60) * dy / dx)))
+    groups = [("Not scored", x[classes < 0], y[classes < 0], "#9ecae1", 1.2)] if (classes < 0).any() else []
+    for c in legend:
+        sel = classes == c["value"]
+        groups.append((f"{c['name']} ({int(sel.sum())})", x[sel], y[sel], c["color"], 2.2 + 0.6 * c["value"]))
+    if deposits is not None and len(deposits):
+        dep = np.asarray(deposits, float).reshape(-1, 2)
+        groups.append(("Known deposits", dep[:, 0], dep[:, 1], "#000000", 2.0))
+    return report.svg_scatter(groups, "Map of the anomaly classes", "Easting (m)", "Northing (m)", width=width,
+                              height=height, identity=False)
+
+
+def _map_svg_raster(thumb, factor, legend, width=560):
+    th, tw = thumb.shape
+    cell = max(1.0, min(6.0, (width - 20) / tw))
+    top = 48
+    w, h = max(tw * cell + 20, 360), top + th * cell + 20 + 16 * len(legend)
+    colours = {c["value"]: c["color"] for c in legend}
+    note = "each cell: the highest class of its pixels" if factor == 1 else \
+        f"each cell: the highest class of a block of {factor} x {factor} pixels"
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" class="oremap-plot" width="{w:.0f}" height="{h:.0f}" '
+           f'viewBox="0 0 {w:.0f} {h:.0f}" font-family="{report.FONT}">',
+           '<text x="10" y="20" font-size="14" font-weight="bold">Map of the anomaly classes</text>',
+           f'<text x="10" y="37" font-size="11" fill="#555555">{report._esc(note)}</text>', '<g class="raster">']
+    for r in range(th):
+        row = thumb[r]
+        start = 0
+        for c in range(1, tw + 1):
+            if c == tw or row[c] != row[start]:
+                v = int(row[start])
+                if v >= 0:
+                    colour = colours.get(v, "#000000")
+                    out.append(f'<rect x="{10 + start * cell:.2f}" y="{top + r * cell:.2f}" '
+                               f'width="{(c - start) * cell:.2f}" height="{cell:.2f}" fill="{colour}"/>')
+                start = c
+    out.append("</g>")
+    y0 = top + th * cell + 20
+    for i, c in enumerate(legend):
+        out.append(f'<rect x="10" y="{y0 + 16 * i - 9:.0f}" width="18" height="10" fill="{c["color"]}"/>'
+                   f'<text x="34" y="{y0 + 16 * i:.0f}" font-size="11">{report._esc(c["name"])}</text>')
+    out.append("</svg>")
+    return "\n".join(out)
+
+
+def _contribution_sections(names, errors_top, labels_top, scores_top, classes_top, class_labels, share_top_class,
+                           share_all, n_top_class):
+    rows = []
+    for rank, (label, s, c, e) in enumerate(zip(labels_top, scores_top, classes_top, errors_top), start=1):
+        rows.append([rank, label, float(s), class_labels[int(c)] if c >= 0 else "", _top_elements(e, names)])
+    table = report.html_table(["Rank", "Sample", "Score", "Class", "Largest contributions (share of the score)"],
+                              rows, number_format="{:.4g}")
+    parts = [table]
+    if share_top_class is not None:
+        groups, gnames = [100 * np.asarray(share_top_class)], [f"Highest class ({n_top_class})"]
+        if share_all is not None:
+            groups.append(100 * np.asarray(share_all))
+            gnames.append("All scored")
+        parts.append(report.svg_bar_chart(names, groups, gnames, "Contribution of each element to the score",
+                                          "% of the score", colours=["#e31a1c", "#9e9e9e"][:len(groups)]))
+    parts.append(report.paragraph(
+        "An element's contribution is its squared reconstruction error (scaled units, mean over the latent draws) as "
+        "a share of the sample's total: the elements the background structure cannot explain.", "note"))
+    return [("Top anomalies and element contributions", "\n".join(parts))]
+
+
+def report_html(title, names, settings_rows, history=None, scores=None, thresholds=(), percentiles=(),
+                map_svg="", top=None, evaluation=None, notes=(), histogram=None, subtitle=None):
+    """The HTML report: settings, loss curves, histogram with thresholds, map, contributions, evaluation.
+
+    ``top``: dict ``labels``, ``scores``, ``classes``, ``errors`` (the top anomalies),
+    ``share_top_class``, ``share_all``, ``n_top_class``. ``histogram``: ``(centres, counts)``
+    (rasters); else built from ``scores``. ``evaluation``: a result of
+    :func:`core.geochemistry.prospectivity_eval.evaluate_points` / ``evaluate_raster``.
+    """
+    from . import evaluation_report
+
+    legend = class_legend(percentiles)
+    sections = [("Settings (to reproduce this run)", report.html_table(["Setting", "Value"], settings_rows))]
+    if history is not None and history.get("train_recon"):
+        kl = np.asarray(history["train_kl"], float)
+        if kl.size and np.isfinite(kl[-1]) and kl[-1] < COLLAPSED_KL:
+            notes = list(notes) + [
+                f"The KL divergence ends at {kl[-1]:.3g} per sample: the latent code carries almost no information "
+                "(posterior collapse, e.g. with a high KL weight), so reconstructions stay close to the background "
+                "centre and the score approaches a per-element deviation index rather than a multivariate one."]
+    if notes:
+        sections.append(("Notes", "\n".join(report.paragraph(n) for n in notes)))
+    if history is not None and history.get("train_recon"):
+        sections.append(("Training and validation loss", _loss_svg(history) + "\n" + report.paragraph(
+            "Reconstruction: sum over the elements of the squared error of the scaled values, per sample, averaged "
+            "over the fixed latent draws. KL: divergence of the latent code from a standard normal, per sample. "
+            "The epoch with the lowest validation loss (reconstruction + KL weight x KL) is kept.", "note")))
+    if histogram is not None:
+        hist = _histogram_svg(histogram[0], histogram[1], thresholds, percentiles)
+    else:
+        hist = _points_histogram(np.asarray(scores, float), thresholds, percentiles) if scores is not None else ""
+    rows = [[c["name"], float(t) if i else None] for i, (c, t) in enumerate(zip(legend, [None] + list(thresholds)))]
+    sections.append(("Scores and classes", hist + "\n" + report.html_table(
+        ["Class", "Score from"], rows, number_format="{:.5g}") + "\n" + report.paragraph(
+        "Thresholds are percentiles of the scores of the training samples; the score is the mean squared "
+        "reconstruction error of the scaled elements (higher = more anomalous). The lowest scores (0 included, "
+        "where only enrichment counts) are gathered in the first bin.", "note")))
+    if map_svg:
+        sections.append(("Map", map_svg))
+    if top is not None and len(top["scores"]):
+        sections += _contribution_sections(names, top["errors"], top["labels"], top["scores"], top["classes"],
+                                           [c["name"] for c in legend], top.get("share_top_class"),
+                                           top.get("share_all"), top.get("n_top_class", 0))
+    if evaluation is not None:
+        sections += evaluation_report.evaluation_sections(evaluation, prefix="Evaluation against deposits: ")
+    return report.html_report(title, sections, subtitle=subtitle)
+
+
+def settings_rows(names, prep, parameters=None, model_path=None, extra=()):
+    """Rows of the settings table: elements, preprocessing, network (or the model used), extras."""
+    rows = [["Elements", f"{len(names)}: " + ", ".join(names)],
+            ["Preprocessing", prep.describe()]]
+    if prep.scaler is not None:
+        rows.append(["Scaling statistics (centre / scale)", "; ".join(
+            f"{n} {c:.4g} / {s:.4g}" for n, c, s in zip(names, prep.scaler.center, prep.scaler.scale))])
+    if parameters:
+        p = parameters
+        rows += [["Hidden layers (encoder; decoder mirrored)", ",".join(str(h) for h in p["hidden"])],
+                 ["Latent dimension", p["latent"]], ["Activation", p["activation"]], ["KL weight", p["kl_weight"]],
+                 ["Epochs", p["epochs"]], ["Batch size", p["batch_size"]], ["Learning rate", p["lr"]],
+                 ["Validation share", p["val_fraction"]], ["Latent draws in the score", p["draws"]],
+                 ["Residuals counted in the score", {"both": "both directions (squared error)",
+                                                     "high": "enrichment only (values above their reconstruction)"}
+                  .get(p.get("direction", "both"), p.get("direction"))],
+                 ["Seed", p["seed"]], ["Percentiles", ",".join(f"{v:g}" for v in p["percentiles"])]]
+    if model_path:
+        rows.append(["Model", str(model_path)])
+    rows += [list(r) for r in extra]
+    return rows
+
+
+# --------------------------------------------------------------------------------------
+# Workflows (used by the Processing algorithm)
+# --------------------------------------------------------------------------------------
+def _evaluate_points(x, y, scores, deposits_xy, positive_radius, negative_min_distance, feedback):
+    from . import prospectivity_eval as pe
+
+    return pe.evaluate_points(x, y, scores, deposits_xy, positive_radius, negative_min_distance, n_draws=20,
+                              seed=0, feedback=feedback)
+
+
+def run_points(x, y, values, names, model_path=None, model_out=None, report_path=None, labels=None,
+               deposits_xy=None, positive_radius=2000.0, negative_min_distance=4000.0, options=None,
+               title="Geochemical anomalies (VAE)", subtitle=None, extra_settings=(), feedback=None):
+    """Train (or load ``model_path``) and score samples; write the model, the report; evaluate against deposits.
+
+    ``x``, ``y``: coordinates in a projected CRS (for the map and the evaluation);
+    ``options``: keyword arguments of :func:`train_vae`. Returns a dict with
+    ``scores``, ``classes``, ``element_errors``, ``thresholds``, ``percentiles``,
+    ``names``, ``evaluation`` (or None), ``training`` (a :class:`TrainingResult` or None).
+    """
+    feedback = ensure(feedback)
+    values = np.asarray(values, dtype=np.float64)
+    names = [str(n) for n in names]
+    options = dict(options or {})
+    training = None
+    if model_path:
+        model = load_model(model_path)
+        order = model.column_order(names)
+        names = model.names
+        values = values[:, order]
+        out = model.score(values)
+        for line in out["messages"]:
+            feedback.info(line)
+        if out["n_not_scored"]:
+            feedback.warning(f"{out['n_not_scored']} samples miss too many elements and are not scored.")
+        scores, errors, classes = out["scores"], out["element_errors"], out["classes"]
+        thresholds, percentiles, prep = model.thresholds, model.percentiles, model.preprocessing
+        parameters = model.info.training.get("parameters")
+        feedback.progress(70)
+    else:
+        training = train_vae(values, names, feedback=feedback.scaled(0, 70), **options)
+        scores, errors, classes = training.scores, training.element_errors, training.classes
+        thresholds, percentiles, prep = training.thresholds, training.percentiles, training.preprocessing
+        parameters = training.settings
+    evaluation = None
+    if deposits_xy is not None:  # before anything is written: bad deposits leave no output behind
+        evaluation = _evaluate_points(x, y, scores, deposits_xy, positive_radius, negative_min_distance,
+                                      feedback.scaled(70, 90))
+        feedback.info(f"ROC-AUC against the deposits {evaluation['auc_mean']:.3f} +- {evaluation['auc_sd']:.3f} "
+                      f"over 20 draws of negatives.")
+    if training is not None and model_out:
+        training.save(model_out)
+    if report_path:
+        labels = list(range(1, len(scores) + 1)) if labels is None else list(labels)
+        finite = np.isfinite(scores)
+        order = np.flatnonzero(finite)[np.argsort(-scores[finite], kind="stable")][:10]
+        top_class = classes == len(thresholds)
+        top = {"labels": [labels[i] for i in order], "scores": scores[order], "classes": classes[order],
+               "errors": errors[order], "share_top_class": _shares(errors[top_class]).mean(axis=0)
+               if top_class.any() else None,
+               "share_all": _shares(errors[finite]).mean(axis=0) if finite.any() else None,
+               "n_top_class": int(top_class.sum())}
+        extra = [["Samples", f"{len(scores)} ({int(finite.sum())} scored)"]] + [list(r) for r in extra_settings]
+        html = report_html(title, names, settings_rows(names, prep, parameters, model_path, extra),
+                           history=None if training is None else training.history, scores=scores,
+                           thresholds=thresholds, percentiles=percentiles,
+                           map_svg=_map_svg_points(x, y, classes, class_legend(percentiles),
+                                                   None if deposits_xy is None else deposits_xy),
+                           top=top, evaluation=evaluation, subtitle=subtitle,
+                           notes=[] if training is None else training.messages[:40])
+        report.write_report(report_path, html)
+    feedback.progress(100)
+    return {"scores": scores, "classes": classes, "element_errors": errors, "thresholds": thresholds,
+            "percentiles": percentiles, "names": names, "evaluation": evaluation, "training": training}
+
+
+def run_raster(raster_path, score_path, class_path=None, model_path=None, model_out=None, report_path=None,
+               bands=None, nodata=None, max_samples=MAX_RASTER_TRAINING, deposits_xy=None, positive_radius=2000.0,
+               negative_min_distance=4000.0, options=None, title="Geochemical anomalies (VAE)", subtitle=None,
+               memory_mb=None, feedback=None):
+    """Train on a random sample of pixels (or load ``model_path``), then score the whole raster.
+
+    ``bands``: 1-based bands to train on (default all; their descriptions are the
+    element names). A model file must be saved to score (``model_out``, or a
+    temporary file). Returns a dict with the :func:`score_raster` statistics,
+    ``thresholds``, ``percentiles``, ``names``, ``evaluation``, ``training``.
+    """
+    import tempfile
+
+    feedback = ensure(feedback)
+    options = dict(options or {})
+    training = None
+    tmp_model = None
+    try:
+        if model_path:
+            model = load_model(model_path)
+            parameters = model.info.training.get("parameters")
+        else:
+            from ..engine.raster import band_descriptions
+
+            all_names = band_descriptions(raster_path)
+            chosen = list(range(1, len(all_names) + 1)) if not bands else [int(b) for b in bands]
+            names = [all_names[b - 1] for b in chosen]
+            if len(set(n.lower() for n in names)) != len(names):
+                raise OreMapError("Band names repeat: " + ", ".join(names) + ".", "raster",
+                                  "Give the bands distinct names (descriptions), one element each.")
+            seed = int(options.get("seed", 0))
+            sample, n_valid = sample_raster(raster_path, chosen, nodata, max_samples, seed, memory_mb,
+                                            feedback.scaled(0, 10))
+            feedback.info(f"Training on a random sample of {sample.shape[0]} of the {n_valid} valid pixels.")
+            training = train_vae(sample, names, feedback=feedback.scaled(10, 60), **options)
+            if not model_out:
+                handle, tmp_model = tempfile.mkstemp(suffix=".onnx")
+                os.close(handle)
+            training.save(model_out or tmp_model)
+            model = load_model(model_out or tmp_model)
+            parameters = training.settings
+        stats = score_raster(model, raster_path, score_path, class_path, nodata=nodata, memory_mb=memory_mb,
+                             feedback=feedback.scaled(60, 85))
+    finally:
+        if tmp_model and os.path.exists(tmp_model):
+            os.remove(tmp_model)
+    feedback.info(f"{stats['scored']} pixels scored; per class: " + ", ".join(
+        f"{c['name']} {int(n)}" for c, n in zip(class_legend(model.percentiles), stats["class_counts"])) + ".")
+    evaluation = None
+    if deposits_xy is not None:
+        from . import prospectivity_eval as pe
+
+        try:
+            evaluation = pe.evaluate_raster(score_path, deposits_xy, positive_radius, negative_min_distance,
+                                            n_draws=20, seed=0, feedback=feedback.scaled(85, 95), memory_mb=memory_mb)
+        except BaseException:  # bad deposits or a cancel: remove what this run wrote
+            from ..engine.raster import _remove_quietly
+
+            for path in (score_path, class_path, None if model_path else model_out):
+                if path:
+                    _remove_quietly(path)
+            raise
+        feedback.info(f"ROC-AUC against the deposits {evaluation['auc_mean']:.3f} +- {evaluation['auc_sd']:.3f} "
+                      f"over 20 draws of negatives.")
+    if report_path:
+        map_svg = ""
+        if class_path:
+            thumb, factor = class_thumbnail(class_path, memory_mb=memory_mb)
+            map_svg = _map_svg_raster(thumb, factor, class_legend(model.percentiles))
+        edges = stats["hist_edges"]
+        centres = np.r_[edges[0] - 0.5 * (edges[1] - edges[0]), 0.5 * (edges[1:] + edges[:-1]),
+                        edges[-1] + 0.5 * (edges[1] - edges[0])]
+        n_top = stats["top_scores"].size
+        top = {"labels": ["pixel"] * n_top, "scores": stats["top_scores"],
+               "classes": classify(stats["top_scores"], model.thresholds), "errors": stats["top_errors"],
+               "share_top_class": stats["top_class_share"], "share_all": None, "n_top_class": stats["top_class_n"]}
+        extra = [["Raster", str(raster_path)], ["Pixels scored", stats["scored"]],
+                 ["Bands", ", ".join(str(b) for b in stats["bands"]) + (" (by order)" if stats["by_order"] else "")]]
+        if training is not None:
+            extra.append(["Training pixels", f"{training.scores.size} (uniform random sample, at most {max_samples})"])
+        html = report_html(title, model.names, settings_rows(model.names, model.preprocessing, parameters,
+                                                             model_path, extra),
+                           history=None if training is None else training.history, thresholds=model.thresholds,
+                           percentiles=model.percentiles, map_svg=map_svg, top=top, evaluation=evaluation,
+                           histogram=(centres, stats["hist_counts"]), subtitle=subtitle,
+                           notes=[] if training is None else training.messages[:40])
+        report.write_report(report_path, html)
+    feedback.progress(100)
+    return {**stats, "thresholds": model.thresholds, "percentiles": model.percentiles, "names": model.names,
+            "evaluation": evaluation, "training": training}

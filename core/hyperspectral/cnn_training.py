@@ -1,0 +1,135 @@
+"""Train a spectral CNN, compare it with SAM on the same validation data, write model and report.
+
+The one workflow behind ``oremap:train_spectral_cnn`` and ``make models``::
+
+    data = training.library_training_set(paths, band_info)
+    summary = cnn_training.train_and_report(data, "model.onnx", "report.html")
+"""
+
+import datetime
+import math
+
+import numpy as np
+
+from ..engine import accuracy, report
+from . import sam
+from ..engine.feedback import ensure
+from ..engine.model_format import ModelInfo
+from ..engine.spectra import PREPROCESSING
+from .spectral_cnn import train_classifier
+
+PREPROCESSING_LABELS = dict(PREPROCESSING)
+
+
+def augment_options(copies, snr):
+    """Augmentation settings for ``copies`` variants per spectrum with noise around ``snr`` (linear)."""
+    if not copies:
+        return None
+    snr_db = 20.0 * math.log10(max(float(snr), 1.0))
+    return {"n_per_spectrum": int(copies), "snr_db": (max(snr_db - 6.0, 0.0), snr_db + 6.0)}
+
+
+def sam_baseline(train_X, train_y, val_X, n_classes):
+    """SAM with each class's mean training spectrum as reference: predicted class of each validation spectrum."""
+    refs = np.array([train_X[train_y == k].mean(axis=0) for k in range(n_classes)])
+    classes, _ = sam.classify(val_X, refs)
+    return classes - 1  # 0-based, as the CNN's
+
+
+def train_and_report(data, model_path, report_path=None, preprocessing="brightness", augment_copies=0, snr=100.0,
+                     epochs=150, batch_size=256, learning_rate=1e-3, patience=15, val_fraction=0.25, seed=42,
+                     description="", network=None, feedback=None):
+    """Train on a :class:`~core.hyperspectral.training.TrainingSet`, write the model and the HTML report.
+
+    ``network`` overrides the network's size (``channels``, ``kernels``, ``hidden``, ``dropout``; see
+    :func:`core.engine.spectral_network.SpectralCNN`).
+
+    The model's ``training["metrics"]`` are those of :func:`core.hyperspectral.spectral_cnn.train_classifier`
+    (``val_accuracy``, ``val_kappa``, ``val_macro_f1``, ``n_validation``...) plus
+    ``sam_val_accuracy``, ``sam_val_kappa`` and ``sam_val_macro_f1``: the SAM baseline on the same
+    validation data (only with validation data).
+
+    Returns
+    -------
+    dict
+        ``cnn`` and ``sam``: accuracy summaries (:func:`core.engine.accuracy.summary`) on the validation
+        data; ``history``; ``info`` (the model's metadata); ``n_validation``.
+    """
+    feedback = ensure(feedback)
+    info = data.band_info
+    result = train_classifier(
+        data.X, data.y, data.class_names, groups=data.groups,
+        wavelengths=None if info is None else info.centers, fwhm=None if info is None else info.fwhm,
+        preprocessing=preprocessing, epochs=epochs, batch_size=batch_size, lr=learning_rate, patience=patience,
+        val_fraction=val_fraction, seed=seed, augment_options=augment_options(augment_copies, snr),
+        feedback=feedback.scaled(0, 95), description=description, network_options=network)
+    labels = list(range(len(data.class_names)))
+    y_val = np.asarray(result.val_labels)
+    if y_val.size == 0:
+        feedback.warning("No validation data (too few groups per class): the report shows training metrics only.")
+    train = result.train_indices
+    sam_pred = sam_baseline(data.X[train], data.y[train], result.val_spectra, len(labels)) if y_val.size else y_val
+    # The CNN was evaluated once, by train_classifier (its figures are in the model's metrics).
+    summaries = {
+        "cnn": result.val_summary or accuracy.summary(y_val, y_val, labels, data.class_names),
+        "sam": accuracy.summary(y_val, sam_pred, labels, data.class_names),
+    }
+    if y_val.size:
+        training = dict(result.info.training)
+        training["metrics"] = {**training.get("metrics", {}),
+                               "sam_val_accuracy": summaries["sam"]["overall_accuracy"],
+                               "sam_val_kappa": summaries["sam"]["kappa"],
+                               "sam_val_macro_f1": summaries["sam"]["macro_f1"]}
+        result.info.training = training
+        result.info = ModelInfo.from_json(result.info.to_json())  # as stored (NaN -> None)
+    result.save(model_path)
+    feedback.progress(97)
+    if report_path:
+        html = training_report(data, result, summaries, preprocessing, augment_copies, snr)
+        report.write_report(report_path, html)
+    feedback.progress(100)
+    return {**summaries, "history": result.history, "info": result.info, "n_validation": int(y_val.size)}
+
+
+def training_report(data, result, summaries, preprocessing, augment_copies, snr):
+    """The HTML training report: data, settings, CNN vs SAM, learning curves, confusion matrices."""
+    cnn, sam_summary = summaries["cnn"], summaries["sam"]
+    counts = data.counts()
+    val_counts = np.bincount(np.asarray(result.val_labels, dtype=int), minlength=len(data.class_names))
+    info = data.band_info
+    bands = "band numbers" if info is None else (
+        f"{info.n_bands} bands, {info.centers.min():.0f}-{info.centers.max():.0f} nm")
+    settings = [
+        ("Training samples", f"{data.X.shape[0]} spectra in {len(data.class_names)} classes ({bands})"),
+        ("Groups", f"{len(set(np.asarray(data.groups).tolist()))} (validation takes whole groups)"),
+        ("Preprocessing", PREPROCESSING_LABELS.get(preprocessing, preprocessing)),
+        ("Augmentation", f"{augment_copies} copies per spectrum, noise around SNR {snr:g}:1, mixing, shade, "
+                         "slope, brightness" if augment_copies else "none"),
+        ("Epochs run", str(len(result.history.get("train_loss", [])))),
+        ("Validation samples", str(len(result.val_labels))),
+        ("Created", datetime.datetime.now().strftime("%Y-%m-%d %H:%M")),
+    ]
+    sections = [("Training data and settings", report.html_table(["Setting", "Value"], settings))]
+    per_class = [[name, counts[name], int(val_counts[i]), cnn["per_class"][i]["f1"], sam_summary["per_class"][i]["f1"]]
+                 for i, name in enumerate(data.class_names)]
+    comparison = report.html_table(
+        ["", "CNN", "SAM (class mean spectra)"],
+        [["Overall accuracy", cnn["overall_accuracy"], sam_summary["overall_accuracy"]],
+         ["Cohen's kappa", cnn["kappa"], sam_summary["kappa"]],
+         ["Macro F1", cnn["macro_f1"], sam_summary["macro_f1"]]])
+    sections.append(("CNN and SAM on the same validation data", comparison + report.svg_bar_chart(
+        data.class_names, [[r[3] for r in per_class], [r[4] for r in per_class]], ["CNN", "SAM"],
+        "F1 per class on the validation data", "F1")))
+    sections.append(("Per class", report.html_table(
+        ["class", "spectra (training + validation)", "validation samples", "F1 CNN", "F1 SAM"], per_class)))
+    history = result.history
+    epochs = list(range(1, len(history.get("train_loss", [])) + 1))
+    sections.append(("Learning curves", report.svg_line_chart(
+        [("training loss", epochs, history["train_loss"], "#1f77b4"),
+         ("validation loss", epochs, history["val_loss"], "#ff7f0e")], "Loss", "epoch", "cross-entropy")
+        + report.svg_line_chart(
+        [("training accuracy", epochs, history["train_acc"], "#1f77b4"),
+         ("validation accuracy", epochs, history["val_acc"], "#ff7f0e")], "Accuracy", "epoch", "accuracy")))
+    sections += accuracy.accuracy_sections(cnn, "CNN: ") + accuracy.accuracy_sections(sam_summary, "SAM: ")
+    return report.html_report("Spectral CNN training report", sections,
+                              subtitle=result.info.description or "OreMap spectral classifier")

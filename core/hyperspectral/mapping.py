@@ -1,0 +1,364 @@
+"""Whole-raster mineral mapping: SAM/SID classification, linear unmixing and spectral CNN classification.
+
+These functions join the pieces (wavelength matching, the block engine, the
+per-pixel science) so that the Processing algorithms and plain Python scripts do
+the same thing::
+
+    from oremap.core.hyperspectral import mapping, spectral_library
+    lib = spectral_library.read_library("minerals.sli").subset(["Kaolinite CM9", "Alunite GDS84"])
+    mapping.sam_map("cube.tif", lib, "classes.tif", "angles.tif")
+"""
+
+import json
+
+import numpy as np
+
+from . import sam
+from ..engine import unmixing
+from ..engine.colors import UNCLASSIFIED, class_colours, hex_colour
+from ..engine.errors import OreMapError
+from ..engine.feedback import ensure
+from ..engine.raster import OutputSpec, RasterSource, class_nodata, class_raster_dtype, open_raster, run_pixelwise
+from .library_points import library_from_points
+from ..engine.wavelengths import BandInfo, band_info_from_raster, resample_spectra
+
+SCORE_NODATA = -9999.0
+ABUNDANCE_NODATA = -9999.0
+
+
+def image_band_info(raster_path, wavelengths=None, fwhm=None, required=True):
+    """Band centres of a raster: from ``wavelengths`` (nm) when given, else its metadata.
+
+    Raises :class:`OreMapError` (parameter ``"wavelengths"``) when neither gives one
+    wavelength per band and ``required`` is True; returns None then otherwise.
+    """
+    with open_raster(raster_path) as ds:
+        count = ds.count
+        info = band_info_from_raster(ds)
+    if wavelengths is not None and len(wavelengths):
+        wavelengths = np.asarray(wavelengths, dtype=float)
+        if wavelengths.size != count:
+            raise OreMapError(f"{wavelengths.size} wavelengths were given for a raster of {count} bands.",
+                              "wavelengths", "Give exactly one wavelength per band, in nm.")
+        bad = info.bad if info is not None and info.n_bands == count else np.zeros(count, bool)
+        fwhm = None if fwhm is None else np.asarray(fwhm, dtype=float)
+        return BandInfo(centers=wavelengths, fwhm=fwhm, bad=bad)
+    if info is None and required:
+        raise OreMapError(
+            "The raster has no wavelength metadata, so library spectra cannot be matched to its bands.",
+            "wavelengths",
+            "Enter the band centre wavelengths (nm, comma separated) in the wavelength parameter, "
+            "or use endmembers sampled from the raster itself.")
+    return info
+
+
+def match_library(library, band_info, min_bands=2, feedback=None):
+    """Resample ``library`` to the image bands and choose the bands to compare on.
+
+    Returns
+    -------
+    bands : list of int
+        1-based image bands that are good (bad-band list) and covered by every spectrum.
+    references : ndarray (n_spectra, len(bands))
+    """
+    feedback = ensure(feedback)
+    library.check_unique_names()
+    resampled = library.resample(band_info)
+    covered = np.all(np.isfinite(resampled.spectra), axis=0)
+    usable = covered & ~np.asarray(band_info.bad, dtype=bool)
+    n_usable = int(usable.sum())
+    lo, hi = np.nanmin(library.wavelengths), np.nanmax(library.wavelengths)
+    good_centers = band_info.centers[~np.asarray(band_info.bad, dtype=bool)]
+    good_lo, good_hi = (good_centers.min(), good_centers.max()) if good_centers.size else (np.nan, np.nan)
+    if n_usable == 0:
+        raise OreMapError(
+            f"The library ({lo:.0f}-{hi:.0f} nm) does not overlap the image's good bands "
+            f"({good_lo:.0f}-{good_hi:.0f} nm).",
+            "library", "Use a library that covers the image's wavelength range, or check the wavelength units.")
+    if n_usable < min_bands:
+        raise OreMapError(
+            f"Only {n_usable} image bands are covered by the library, {min_bands} are needed.",
+            "library", "Use a library that covers more of the image's wavelength range.")
+    n_bad = int(np.asarray(band_info.bad, dtype=bool).sum())
+    feedback.info(f"Comparing on {n_usable} of {band_info.n_bands} bands "
+                  f"({n_bad} bad bands, {int((~covered).sum())} not covered by the library).")
+    bands = [int(i) + 1 for i in np.flatnonzero(usable)]
+    return bands, resampled.spectra[:, usable]
+
+
+def reference_matrix(raster_path, spectra, band_info=None, image_bands=None, min_bands=2, feedback=None):
+    """Reference spectra as a matrix on the image bands to compare on.
+
+    ``spectra`` sampled from the raster itself come with ``image_bands`` (the 1-based
+    bands they were read from) and are used as they are; library spectra are
+    resampled by wavelength to ``band_info`` (read from the raster when None).
+    Returns ``(bands, matrix (n_spectra, len(bands)))``.
+    """
+    if image_bands is not None:
+        spectra.check_unique_names()
+        return list(image_bands), np.asarray(spectra.spectra, dtype=float)
+    band_info = band_info or image_band_info(raster_path)
+    return match_library(spectra, band_info, min_bands=min_bands, feedback=feedback)
+
+
+def sample_endmembers(raster_path, xs, ys, names, band_info=None, nodata=None, scale=None, feedback=None):
+    """Endmember spectra averaged over points on the raster (same names averaged).
+
+    Bad bands (from ``band_info`` or the raster's metadata) are left out; masking
+    and reflectance scaling are those the block engine applies to the same raster
+    and bands. Returns ``(library, image_bands)``.
+    """
+    feedback = ensure(feedback)
+    if band_info is None:
+        band_info = image_band_info(raster_path, required=False)
+    bands = None
+    if band_info is not None:
+        bands = [int(i) + 1 for i in np.flatnonzero(~np.asarray(band_info.bad, dtype=bool))]
+    with RasterSource(raster_path, bands=bands, nodata=nodata, scale=scale) as src:
+        library = library_from_points(src, list(zip(xs, ys)), names,
+                                      band_info=band_info, feedback=feedback)
+        bands = list(src.bands)
+    feedback.info(f"{len(names)} endmember points give {len(library.names)} endmembers: "
+                  + ", ".join(library.names))
+    return library, bands
+
+
+def _class_output(path, names, what, colours=None):
+    n = len(names)
+    colours = colours or class_colours(names)
+    colormap = {0: UNCLASSIFIED + (255,)}
+    colormap.update({i + 1: tuple(c) + (255,) for i, c in enumerate(colours)})
+    legend = [{"value": 0, "name": "Unclassified", "color": hex_colour(UNCLASSIFIED)}]
+    legend += [{"value": i + 1, "name": nm, "color": hex_colour(c)} for i, (nm, c) in enumerate(zip(names, colours))]
+    spec = OutputSpec(path=path, band_names=[what], dtype=class_raster_dtype(n), nodata=class_nodata(n),
+                      colormap=colormap, tags={"OREMAP_CLASSES": json.dumps(legend)})
+    return spec, legend
+
+
+def sam_map(raster_path, library, class_path, score_path=None, method="sam", threshold=None,
+            band_info=None, image_bands=None, scale=None, nodata=None, memory_mb=None, feedback=None):
+    """Classify a hyperspectral raster by SAM or SID against a spectral library.
+
+    Parameters
+    ----------
+    raster_path : str
+    library : SpectralLibrary
+        Reference spectra (any wavelength sampling: they are resampled to the image).
+    class_path : str
+        Output class raster: 1..n = library spectra in order, 0 = unclassified.
+    score_path : str, optional
+        Output raster of the best angle (radians) or divergence.
+    method : {"sam", "sid"}
+    threshold : float, optional
+        Largest accepted angle (radians) / divergence; worse pixels are unclassified.
+    band_info, image_bands :
+        See :func:`reference_matrix`.
+
+    Returns
+    -------
+    dict with ``legend`` (list of class dicts), ``class_counts`` and engine stats.
+    """
+    feedback = ensure(feedback)
+    bands, refs = reference_matrix(raster_path, library, band_info, image_bands, feedback=feedback)
+    label = "SAM class" if method == "sam" else "SID class"
+    class_spec, legend = _class_output(class_path, library.names, label)
+    outputs = [class_spec]
+    if score_path:
+        what = "spectral angle (rad)" if method == "sam" else "spectral information divergence"
+        outputs.append(OutputSpec(score_path, [what], "float32", SCORE_NODATA,
+                                  tags={"OREMAP_METHOD": method}))
+    counts = np.zeros(len(library.names) + 1, dtype=np.int64)
+
+    def per_block(pixels):
+        classes, score = sam.classify(pixels, refs, method=method, threshold=threshold)
+        counts[:] += np.bincount(classes, minlength=counts.size)
+        return (classes, score) if score_path else (classes,)
+
+    with RasterSource(raster_path, bands=bands, nodata=nodata, scale=scale, feedback=feedback) as src:
+        stats = run_pixelwise(src, outputs, per_block, memory_mb=memory_mb,
+                              work_bytes_per_pixel=8 * 3 * len(library.names), feedback=feedback)
+    stats["class_counts"] = {"Unclassified": int(counts[0]),
+                             **{n: int(c) for n, c in zip(library.names, counts[1:])}}
+    stats["bands_used"] = len(bands)
+    stats["legend"] = legend
+    return stats
+
+
+UNMIX_MODES = {
+    "fcls": "fully constrained (abundances >= 0, sum exactly 1)",
+    "nn_closed": "non-negative, then closed to sum 1 (scale-invariant)",
+}
+
+
+def unmix_map(raster_path, endmembers, out_path, mode="fcls", band_info=None, image_bands=None,
+              scale=None, nodata=None, memory_mb=None, feedback=None):
+    """Unmix every pixel into endmember abundances.
+
+    Parameters
+    ----------
+    endmembers : SpectralLibrary
+        Endmember spectra, see :func:`reference_matrix` for ``band_info`` and
+        ``image_bands``.
+    out_path : str
+        Output raster: one float32 abundance band per endmember (described by its
+        name) and a last band with the residual RMSE of the fit.
+    mode : {"fcls", "nn_closed"}
+
+    Returns
+    -------
+    dict with ``mean_abundance`` per endmember, ``mean_rmse`` and engine stats.
+    """
+    feedback = ensure(feedback)
+    if mode not in UNMIX_MODES:
+        raise OreMapError(f"Unknown unmixing mode '{mode}'.", "mode", f"Use one of {sorted(UNMIX_MODES)}.")
+    names = list(endmembers.names)
+    if len(names) < 2:
+        raise OreMapError(f"Unmixing needs at least 2 endmembers, {len(names)} given.", "endmembers",
+                          "Choose more spectra (or more named points).")
+    bands, E = reference_matrix(raster_path, endmembers, band_info, image_bands, min_bands=len(names),
+                                feedback=feedback)
+    unmixing.check_endmembers(E.T, names)
+    feedback.info(f"Unmixing with {len(names)} endmembers on {len(bands)} bands, mode: {UNMIX_MODES[mode]}.")
+    sums = np.zeros(len(names) + 1)
+
+    def per_block(pixels):
+        abundances, rmse = unmixing.unmix(pixels, E.T, mode=mode)
+        good = np.isfinite(abundances).all(axis=1)
+        sums[:-1] += abundances[good].sum(axis=0)
+        sums[-1] += rmse[good].sum()
+        return (np.column_stack([abundances, rmse]),)
+
+    out = OutputSpec(out_path, names + ["RMSE"], "float32", ABUNDANCE_NODATA,
+                     tags={"OREMAP_UNMIXING_MODE": mode, "OREMAP_ENDMEMBERS": json.dumps(names)})
+    with RasterSource(raster_path, bands=bands, nodata=nodata, scale=scale, feedback=feedback) as src:
+        stats = run_pixelwise(src, [out], per_block, memory_mb=memory_mb,
+                              work_bytes_per_pixel=8 * 4 * len(names), feedback=feedback)
+    n = max(stats["valid_pixels"], 1)
+    stats["mean_abundance"] = {name: float(s / n) for name, s in zip(names, sums[:-1])}
+    stats["mean_rmse"] = float(sums[-1] / n)
+    stats["bands_used"] = len(bands)
+    return stats
+
+
+def resampling_operator(image_info, model_wavelengths, model_fwhm=None):
+    """How to turn image spectra into spectra at a model's wavelengths.
+
+    Returns ``(bands, matrix)``: the 1-based image bands to read and a (len(bands), n_model)
+    matrix with ``model_spectra = image_spectra @ matrix`` (resampling is linear, so the
+    operator is the resampling of unit impulses). ``matrix`` is None when the image bands
+    are the model's bands (each model band is a good image band, centres within 0.5 nm): they are
+    read as they are. A model band at most one FWHM (and at least 5 nm) beyond the image's range
+    takes the image's edge band.
+    Raises :class:`OreMapError` when the image's good bands do not cover the model's range.
+    """
+    model_wl = np.asarray(model_wavelengths, dtype=float)
+    good = ~np.asarray(image_info.bad, dtype=bool)
+    centers = image_info.centers[good]
+    # every model band is one of the image's good bands: read those bands as they are
+    nearest = np.abs(centers[None, :] - model_wl[:, None]).argmin(axis=1)
+    if np.all(np.abs(centers[nearest] - model_wl) <= 0.5):
+        return [int(np.flatnonzero(good)[i]) + 1 for i in nearest], None
+    fwhm = None if image_info.fwhm is None else image_info.fwhm[good]
+    model_fwhm = None if model_fwhm is None else np.asarray(model_fwhm, float)
+    target = BandInfo(centers=model_wl, fwhm=model_fwhm, bad=np.zeros(model_wl.size, bool))
+    matrix = resample_spectra(np.eye(centers.size), centers, target, src_fwhm=fwhm)  # (n_image, n_model)
+    uncovered = ~np.all(np.isfinite(matrix), axis=0)
+    # a model band just beyond the image's range (within its FWHM, at least 5 nm) takes the edge band
+    reach = np.maximum(model_fwhm if model_fwhm is not None else 0.0, 5.0) * np.ones(model_wl.size)
+    for j in np.flatnonzero(uncovered):
+        for edge, beyond in ((0, centers[0] - model_wl[j]), (centers.size - 1, model_wl[j] - centers[-1])):
+            if 0 < beyond <= reach[j]:
+                matrix[:, j] = 0.0
+                matrix[edge, j] = 1.0
+                uncovered[j] = False
+    if uncovered.any():
+        gaps = model_wl[uncovered]
+        raise OreMapError(
+            f"The raster's good bands ({centers.min():.0f}-{centers.max():.0f} nm) do not cover the model's "
+            f"wavelengths: {uncovered.sum()} of {model_wl.size} model bands are missing "
+            f"({gaps.min():.0f}-{gaps.max():.0f} nm).",
+            "raster", "Use a raster covering the model's range, or a model trained for this sensor.")
+    bands = [int(i) + 1 for i in np.flatnonzero(good)]
+    return bands, matrix.astype(np.float32)
+
+
+def model_input(raster_path, info, band_info=None, feedback=None):
+    """Which raster bands feed a model, and how: ``(bands, matrix)`` as :func:`resampling_operator`.
+
+    A model that knows its wavelengths gets the raster's good bands resampled to them (or the
+    matching bands as they are); a model without wavelengths needs a raster with exactly its
+    number of bands (``bands`` None: all of them).
+    """
+    feedback = ensure(feedback)
+    if info.wavelengths:
+        image_info = band_info or image_band_info(raster_path)
+        bands, matrix = resampling_operator(image_info, info.wavelengths, info.fwhm)
+        if matrix is not None:
+            feedback.info(f"The raster's {len(bands)} good bands are resampled to the model's "
+                          f"{len(info.wavelengths)} wavelengths ({info.wavelengths[0]:.0f}-"
+                          f"{info.wavelengths[-1]:.0f} nm).")
+        return bands, matrix
+    with open_raster(raster_path) as ds:
+        if ds.count != info.n_bands:
+            raise OreMapError(f"The model expects {info.n_bands} bands, the raster has {ds.count}.",
+                              "raster", "Use a raster with the bands the model was trained on.")
+    return None, None
+
+
+def cnn_classify_map(raster_path, model_path, class_path, probability_path=None, confidence_path=None,
+                     min_confidence=None, threads=None, band_info=None, scale=None, nodata=None,
+                     memory_mb=None, batch_size=1024, feedback=None):
+    """Classify every pixel with an OreMap ONNX spectral classifier.
+
+    The image spectra are resampled to the model's wavelengths when its bands differ,
+    preprocessed as the model was trained, and run through onnxruntime in batches of
+    ``batch_size`` rows (:func:`core.hyperspectral.spectral_cnn.predict_proba`). Pixels whose highest
+    probability is below ``min_confidence`` are unclassified (0).
+
+    Returns
+    -------
+    dict with ``legend``, ``class_counts``, ``resampled`` (bool), ``providers`` and engine stats.
+    """
+    from ..engine.model_format import OnnxModel
+    from .spectral_cnn import predict_proba
+
+    feedback = ensure(feedback)
+    model = OnnxModel(model_path, threads=threads)
+    info = model.info
+    names = info.class_names
+    bands, matrix = model_input(raster_path, info, band_info, feedback)
+    feedback.info(f"Model: {len(names)} classes, preprocessing '{info.preprocessing_method}', onnxruntime on "
+                  f"{', '.join(model.providers_used)}.")
+
+    class_spec, legend = _class_output(class_path, names, "CNN class", info.class_rgb)
+    outputs = [class_spec]
+    if probability_path:
+        outputs.append(OutputSpec(probability_path, [f"P({n})" for n in names], "float32", -1.0))
+    if confidence_path:
+        outputs.append(OutputSpec(confidence_path, ["confidence"], "float32", -1.0))
+    counts = np.zeros(len(names) + 1, dtype=np.int64)
+
+    def per_block(pixels):
+        probs = predict_proba(model, pixels if matrix is None else pixels @ matrix, batch_size=batch_size)
+        confidence = probs.max(axis=1)
+        classes = probs.argmax(axis=1).astype(np.int32) + 1
+        if min_confidence:
+            classes[confidence < min_confidence] = 0
+        counts[:] += np.bincount(classes, minlength=counts.size)
+        results = [classes]
+        if probability_path:
+            results.append(probs)
+        if confidence_path:
+            results.append(confidence)
+        return results
+
+    n_model = info.n_bands
+    with RasterSource(raster_path, bands=bands, nodata=nodata, scale=scale, feedback=feedback) as src:
+        stats = run_pixelwise(src, outputs, per_block, memory_mb=memory_mb,
+                              work_bytes_per_pixel=4 * (8 * n_model + 4 * len(names)), feedback=feedback)
+    stats["class_counts"] = {"Unclassified": int(counts[0]),
+                             **{n: int(c) for n, c in zip(names, counts[1:])}}
+    stats["legend"] = legend
+    stats["resampled"] = matrix is not None
+    stats["providers"] = list(model.providers_used)
+    return stats

@@ -1,0 +1,91 @@
+"""Spectral Angle Mapper and Spectral Information Divergence.
+
+Both compare every pixel spectrum with every reference spectrum and assign the
+best match. SAM (Kruse et al., 1993) measures the angle between two spectra seen as
+vectors, which ignores overall brightness (illumination, shade); SID (Chang, 2000)
+treats each spectrum as a probability distribution over bands and measures the
+symmetric Kullback-Leibler divergence between them.
+"""
+
+import numpy as np
+
+from ..engine.errors import OreMapError
+
+_EPS = 1e-12
+
+
+def spectral_angles(pixels, references):
+    """Angle in radians between each pixel and each reference spectrum.
+
+    Parameters
+    ----------
+    pixels : array (n_pixels, n_bands)
+    references : array (n_refs, n_bands)
+
+    Returns
+    -------
+    ndarray (n_pixels, n_refs), values in [0, pi]; NaN for an all-zero pixel.
+    """
+    x = np.asarray(pixels, dtype=np.float64)
+    r = np.asarray(references, dtype=np.float64)
+    xn = np.linalg.norm(x, axis=1)
+    rn = np.linalg.norm(r, axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        cos = (x @ r.T) / (xn[:, None] * rn[None, :])
+    return np.arccos(np.clip(cos, -1.0, 1.0))
+
+
+def spectral_information_divergence(pixels, references):
+    """Symmetric KL divergence between band-probability distributions (Chang, 2000).
+
+    Each spectrum is clipped to a small positive value and divided by its sum, so
+    that p_i = x_i / sum(x); SID(x, r) = sum p log(p / q) + sum q log(q / p).
+
+    Returns
+    -------
+    ndarray (n_pixels, n_refs), >= 0.
+    """
+    x = np.clip(np.asarray(pixels, dtype=np.float64), _EPS, None)
+    r = np.clip(np.asarray(references, dtype=np.float64), _EPS, None)
+    p = x / x.sum(axis=1, keepdims=True)
+    q = r / r.sum(axis=1, keepdims=True)
+    logp, logq = np.log(p), np.log(q)
+    # sum_i (p_i - q_i)(log p_i - log q_i), expanded so it is two matrix products.
+    self_p = np.sum(p * logp, axis=1)
+    self_q = np.sum(q * logq, axis=1)
+    return self_p[:, None] + self_q[None, :] - p @ logq.T - logp @ q.T
+
+
+METHODS = {"sam": spectral_angles, "sid": spectral_information_divergence}
+
+
+def classify(pixels, references, method="sam", threshold=None):
+    """Assign each pixel the reference with the smallest angle or divergence.
+
+    Parameters
+    ----------
+    pixels : array (n_pixels, n_bands)
+    references : array (n_refs, n_bands)
+    method : {"sam", "sid"}
+    threshold : float, optional
+        Largest angle (radians, SAM) or divergence (SID) still accepted; a pixel
+        whose best score is larger is unclassified (class 0). None or 0: no limit.
+
+    Returns
+    -------
+    classes : ndarray of int32 (n_pixels,)
+        1-based index of the best reference, 0 when unclassified.
+    score : ndarray of float32 (n_pixels,)
+        The best angle or divergence.
+    """
+    if method not in METHODS:
+        raise OreMapError(f"Unknown method '{method}'.", "method", "Use 'sam' or 'sid'.")
+    scores = METHODS[method](pixels, references)
+    scores = np.where(np.isnan(scores), np.inf, scores)
+    best = np.argmin(scores, axis=1)
+    score = scores[np.arange(scores.shape[0]), best]
+    classes = best.astype(np.int32) + 1
+    if threshold:
+        classes[score > threshold] = 0
+    classes[~np.isfinite(score)] = 0
+    return classes, np.where(np.isfinite(score), score, np.nan).astype(np.float32)

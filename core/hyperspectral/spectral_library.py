@@ -1,0 +1,765 @@
+"""Spectral libraries: reading, writing, selecting, resampling, sampling.
+
+A :class:`SpectralLibrary` holds named reflectance spectra on a common set of
+wavelengths in nanometres, NaN marking missing values. Libraries come from
+
+* ENVI spectral library files (``.sli``/``.esl`` with a ``.hdr``), such as the
+  USGS splib07 convolved libraries (:func:`read_library`);
+* CSV tables with a wavelength column and one column per spectrum;
+* pixels of a raster at given points (:func:`library_from_points`).
+
+They are written back with :func:`write_envi_library` and
+:func:`write_csv_library`.
+"""
+
+import csv
+import difflib
+import math
+import re
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+
+from ..engine.errors import OreMapError
+from ..engine.feedback import ensure
+from ..engine.names import match_name, name_key
+from ..engine.wavelengths import nanometres_per_unit, resample_spectra, unit_word_factor
+
+#: Record names (lower case, single spaces) of ENVI library rows that are not
+#: spectra: USGS error-bar rows and wavelength / bandpass records.
+AUXILIARY_PREFIXES = ("error bars", "wavelengths in", "resolution in", "bandpass")
+
+#: Values whose magnitude exceeds this are not reflectances; they are treated
+#: as missing. In the USGS splib07 AVIRIS-convolved library such values (for
+#: example -1.68e25, the -1.23e34 "deleted point" marker smeared by the
+#: convolution) occur in the "error bars" records, which are dropped anyway.
+ABSURD_MAGNITUDE = 1.0e20
+
+#: Value written for missing data by :func:`write_envi_library` (the USGS
+#: convention) and declared as the header's ``data ignore value``.
+ENVI_IGNORE_VALUE = -1.23e34
+
+# ENVI "data type" codes -> numpy type (byte order applied later).
+_ENVI_DTYPES = {1: "u1", 2: "i2", 3: "i4", 4: "f4", 5: "f8", 12: "u2", 13: "u4", 14: "i8", 15: "u8"}
+# Header fields kept as text rather than split into a list.
+_TEXT_FIELDS = ("description", "coordinate system string")
+
+
+@dataclass
+class SpectralLibrary:
+    """Named spectra on a common wavelength axis.
+
+    Parameters
+    ----------
+    names : list of str
+        One name per spectrum.
+    spectra : ndarray of shape (n_spectra, n_wavelengths)
+        Reflectance values, float64; NaN marks missing values.
+    wavelengths : ndarray of shape (n_wavelengths,)
+        Wavelengths in nanometres, increasing for libraries read from files;
+        band centres in band order after :meth:`resample`.
+    fwhm : ndarray of shape (n_wavelengths,), optional
+        Spectral resolution (nm) of each channel, ``None`` when unknown.
+    source : str
+        Where the spectra came from, for logs and reports.
+    n_dropped : int
+        Auxiliary records (error bars, wavelength and bandpass records)
+        dropped when reading the file.
+    wavelengths_known : bool
+        ``False`` when ``wavelengths`` are band numbers because the raster
+        the spectra were sampled from carries no wavelengths
+        (:func:`library_from_points`); such a library cannot be resampled.
+    n_points : ndarray of int of shape (n_spectra,), optional
+        Number of points averaged into each spectrum
+        (:func:`library_from_points`); ``None`` for file libraries.
+    """
+
+    names: list
+    spectra: np.ndarray
+    wavelengths: np.ndarray
+    fwhm: np.ndarray = None
+    source: str = ""
+    n_dropped: int = 0
+    wavelengths_known: bool = True
+    n_points: np.ndarray = None
+
+    def __post_init__(self):
+        self.names = [str(n) for n in self.names]
+        self.spectra = np.atleast_2d(np.asarray(self.spectra, dtype=np.float64))
+        self.wavelengths = np.asarray(self.wavelengths, dtype=np.float64).reshape(-1)
+        if self.fwhm is not None:
+            self.fwhm = np.asarray(self.fwhm, dtype=np.float64).reshape(-1)
+        if self.n_points is not None:
+            self.n_points = np.asarray(self.n_points, dtype=np.int64).reshape(-1)
+        n, m = self.spectra.shape
+        if len(self.names) != n or self.wavelengths.size != m:
+            raise OreMapError(
+                f"The library has {n} spectra of {m} values but {len(self.names)} names "
+                f"and {self.wavelengths.size} wavelengths.",
+                parameter="library",
+            )
+        if self.fwhm is not None and self.fwhm.size != m:
+            raise OreMapError(f"The library has {m} wavelengths but {self.fwhm.size} FWHM values.", parameter="library")
+
+    @property
+    def n_spectra(self):
+        """Number of spectra."""
+        return len(self.names)
+
+    # -- selection -----------------------------------------------------------
+
+    def _take(self, rows):
+        return replace(
+            self,
+            names=[self.names[i] for i in rows],
+            spectra=self.spectra[rows].copy(),
+            wavelengths=self.wavelengths.copy(),
+            fwhm=None if self.fwhm is None else self.fwhm.copy(),
+            n_points=None if self.n_points is None else self.n_points[rows].copy(),
+        )
+
+    def subset(self, names):
+        """Select spectra by name, in the order given.
+
+        Each requested name is matched, in this order, by: exact name; the
+        same name ignoring case and repeated spaces; a unique name starting
+        with it; a unique name containing it. The first rule with any match
+        decides, so ``"Kaolinite"`` is ambiguous when several names start
+        with it.
+
+        Parameters
+        ----------
+        names : str or list of str
+            Requested names.
+
+        Returns
+        -------
+        SpectralLibrary
+            The selected spectra.
+
+        Raises
+        ------
+        OreMapError
+            ``parameter="spectra"`` naming every unknown or ambiguous name,
+            with up to 5 close library names for each, or when two requested
+            names select the same spectrum.
+        """
+        if isinstance(names, str):
+            names = [names]
+        keys = [name_key(n) for n in self.names]
+        rows, problems = [], []
+        for wanted in names:
+            found, candidates = match_name(str(wanted), self.names, keys)
+            if found is not None:
+                rows.append(found)
+            elif candidates:
+                shown = _listing([f"'{self.names[i]}'" for i in candidates])
+                problems.append(f"'{wanted}' matches {len(candidates)} spectra: {shown}")
+            else:
+                close = _close_names(str(wanted), self.names, keys)
+                hint = f" (close: {', '.join(repr(c) for c in close)})" if close else ""
+                problems.append(f"'{wanted}' is not in the library{hint}")
+        if problems:
+            raise OreMapError(
+                "Cannot select spectra: " + "; ".join(problems) + ".",
+                parameter="spectra",
+                fix="Use names as listed in the library; a unique start of a name is enough.",
+            )
+        if not rows:
+            raise OreMapError("No spectra were requested.", parameter="spectra")
+        twice = _duplicates(self.names[i] for i in rows)
+        if twice:
+            raise OreMapError(
+                f"The same spectrum was requested more than once: {_listing([repr(t) for t in twice], 10)}.",
+                parameter="spectra",
+                fix="List each spectrum once.",
+            )
+        return self._take(rows)
+
+    def check_unique_names(self):
+        """Raise if two spectra share a name.
+
+        Raises
+        ------
+        OreMapError
+            ``parameter="library"`` naming the duplicated names.
+        """
+        dupes = _duplicates(self.names)
+        if dupes:
+            raise OreMapError(
+                f"The library has duplicate spectrum names: {_listing([f'{d!r}' for d in dupes], 10)}.",
+                parameter="library",
+                fix="Rename the spectra so every name is unique.",
+            )
+
+    # -- resampling ----------------------------------------------------------
+
+    def resample(self, band_info):
+        """Resample the spectra to the bands of a sensor.
+
+        Parameters
+        ----------
+        band_info : BandInfo
+            Target bands. The library's own ``fwhm``, when known, is passed
+            as the source resolution (see
+            :func:`~core.engine.wavelengths.resample_spectra`).
+
+        Returns
+        -------
+        SpectralLibrary
+            Spectra at ``band_info.centers`` with ``fwhm = band_info.fwhm``;
+            NaN for bands the library does not cover.
+
+        Raises
+        ------
+        OreMapError
+            ``parameter="wavelengths"`` when this library has band numbers
+            instead of wavelengths.
+        """
+        if not self.wavelengths_known:
+            raise OreMapError(
+                "The spectra have band numbers, not wavelengths, so they cannot be resampled.",
+                parameter="wavelengths",
+                fix="Sample the endmembers from a raster that has band wavelengths in its metadata.",
+            )
+        spectra = resample_spectra(self.spectra, self.wavelengths, band_info, src_fwhm=self.fwhm)
+        return replace(
+            self,
+            names=list(self.names),
+            spectra=spectra,
+            wavelengths=band_info.centers.copy(),
+            fwhm=None if band_info.fwhm is None else band_info.fwhm.copy(),
+            source=f"{self.source}, resampled to {band_info.n_bands} bands",
+            n_points=None if self.n_points is None else self.n_points.copy(),
+        )
+
+
+def _duplicates(items):
+    """Items occurring more than once, in order of first appearance."""
+    seen, dupes = set(), []
+    for item in items:
+        if item in seen and item not in dupes:
+            dupes.append(item)
+        seen.add(item)
+    return dupes
+
+
+def _listing(shown, limit=5):
+    """``"a, b, c and 4 more"``: the first ``limit`` texts of ``shown``."""
+    more = f" and {len(shown) - limit} more" if len(shown) > limit else ""
+    return ", ".join(shown[:limit]) + more
+
+
+def _close_names(wanted, names, keys, limit=5):
+    """Up to ``limit`` library names resembling ``wanted`` (best first)."""
+    key = name_key(wanted)
+    if not key:
+        return []
+    scores = []
+    for name, k in zip(names, keys):
+        # Compare with the whole name and with its start, so a short query
+        # like "kaolinte" still finds "Kaolinite CM9 ...".
+        score = max(
+            difflib.SequenceMatcher(None, key, k).ratio(),
+            difflib.SequenceMatcher(None, key, k[: len(key)]).ratio(),
+        )
+        if score >= 0.6:
+            scores.append((-score, name))
+    return [name for _, name in sorted(scores)[:limit]]
+
+
+# ---------------------------------------------------------------------------
+# Reading
+# ---------------------------------------------------------------------------
+
+
+def read_library(path, feedback=None):
+    """Read a spectral library file.
+
+    Parameters
+    ----------
+    path : str or pathlib.Path
+        ``.sli``, ``.esl`` or ``.hdr``: ENVI spectral library (data file and
+        header side by side). ``.csv`` or ``.txt``: CSV table, see
+        :func:`read_csv_library`.
+    feedback : Feedback, optional
+        Receives a message about dropped auxiliary records and missing values.
+
+    Returns
+    -------
+    SpectralLibrary
+
+    Raises
+    ------
+    OreMapError
+        ``parameter="library"`` when the file is missing, of an unknown
+        format, or unreadable.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise OreMapError(
+            f"Spectral library '{path}' does not exist.",
+            parameter="library",
+            fix="Choose an existing .sli/.hdr (ENVI) or .csv library file.",
+        )
+    suffix = path.suffix.lower()
+    if suffix in (".sli", ".esl", ".hdr"):
+        return read_envi_library(path, feedback=feedback)
+    if suffix in (".csv", ".txt"):
+        return read_csv_library(path, feedback=feedback)
+    raise OreMapError(
+        f"Unknown spectral library format '{path.suffix}' ({path.name}).",
+        parameter="library",
+        fix="Use an ENVI spectral library (.sli with .hdr) or a CSV table (.csv).",
+    )
+
+
+def parse_envi_header(path):
+    """Parse an ENVI header file.
+
+    Parameters
+    ----------
+    path : str or pathlib.Path
+        The ``.hdr`` file.
+
+    Returns
+    -------
+    dict
+        Keys lower-cased with single spaces (``"wavelength units"``). Values
+        in braces are lists of stripped strings split on commas, possibly
+        over several lines, except ``description`` and ``coordinate system
+        string``, kept as text without the braces. Other values are stripped
+        strings.
+
+    Raises
+    ------
+    OreMapError
+        ``parameter="library"`` when the file does not start with ``ENVI``
+        or a brace is not closed.
+    """
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise OreMapError(f"Cannot read ENVI header '{path}': {exc}", parameter="library") from None
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        text = raw.decode("latin-1")
+    lines = text.splitlines()
+    if not lines or not lines[0].strip().upper().startswith("ENVI"):
+        raise OreMapError(
+            f"'{path.name}' is not an ENVI header (the first line must be 'ENVI').",
+            parameter="library",
+        )
+    header = {}
+    i = 1
+    while i < len(lines):
+        line = lines[i]
+        i += 1
+        if "=" not in line or line.lstrip().startswith(";"):
+            continue
+        key, value = line.split("=", 1)
+        key = " ".join(key.split()).lower()
+        value = value.strip()
+        if value.startswith("{"):
+            parts = [value]
+            depth = value.count("{") - value.count("}")
+            while depth > 0:
+                if i >= len(lines):
+                    raise OreMapError(
+                        f"ENVI header '{path.name}': the value of '{key}' has no closing brace.",
+                        parameter="library",
+                    )
+                parts.append(lines[i])
+                depth += lines[i].count("{") - lines[i].count("}")
+                i += 1
+            whole = "\n".join(parts)
+            inner = whole[whole.index("{") + 1 : whole.rindex("}")]
+            if key in _TEXT_FIELDS:
+                header[key] = inner.strip()
+            else:
+                items = [item.strip() for item in inner.split(",")]
+                header[key] = items if items != [""] else []
+        else:
+            header[key] = value
+    return header
+
+
+def _header_int(header, key, path, default=None):
+    value = header.get(key, default)
+    try:
+        return int(str(value).strip())
+    except (TypeError, ValueError):
+        raise OreMapError(
+            f"ENVI header '{path.name}' has no valid '{key}' (found {value!r}).", parameter="library"
+        ) from None
+
+
+def _header_floats(header, key, path):
+    value = header.get(key)
+    if value is None:
+        return None
+    items = value if isinstance(value, list) else [value]
+    try:
+        return np.array([float(v) for v in items if v != ""], dtype=np.float64)
+    except ValueError:
+        raise OreMapError(f"ENVI header '{path.name}': '{key}' holds non-numbers.", parameter="library") from None
+
+
+def _envi_paths(path):
+    """(header, data) paths of an ENVI library given either file."""
+    path = Path(path)
+    if path.suffix.lower() == ".hdr":
+        header = path
+        candidates = [path.with_suffix(s) for s in (".sli", ".esl", ".dat", "")]
+    else:
+        data = path
+        header_candidates = [path.with_suffix(".hdr"), Path(str(path) + ".hdr")]
+        header = next((h for h in header_candidates if h.is_file()), None)
+        if header is None:
+            raise OreMapError(
+                f"No ENVI header found for '{path.name}'.",
+                parameter="library",
+                fix=f"Put '{path.with_suffix('.hdr').name}' next to the library file.",
+            )
+        candidates = [data]
+    data = next((c for c in candidates if c.is_file() and c != header), None)
+    if data is None:
+        raise OreMapError(
+            f"No data file found for ENVI header '{path.name}'.",
+            parameter="library",
+            fix=f"Put '{path.with_suffix('.sli').name}' next to the header.",
+        )
+    return header, data
+
+
+def _read_envi_cube(header, data_path, header_path):
+    """Binary data as an array of shape (bands, lines, samples), native type."""
+    samples = _header_int(header, "samples", header_path)
+    lines = _header_int(header, "lines", header_path)
+    bands = _header_int(header, "bands", header_path, default=1)
+    code = _header_int(header, "data type", header_path)
+    if code not in _ENVI_DTYPES:
+        raise OreMapError(
+            f"ENVI data type {code} of '{header_path.name}' is not supported (complex or unknown).",
+            parameter="library",
+        )
+    order = ">" if _header_int(header, "byte order", header_path, default=0) == 1 else "<"
+    dtype = np.dtype(order + _ENVI_DTYPES[code])
+    offset = _header_int(header, "header offset", header_path, default=0)
+    count = samples * lines * bands
+    flat = np.fromfile(data_path, dtype=dtype, count=count, offset=offset)
+    if flat.size != count:
+        raise OreMapError(
+            f"'{data_path.name}' holds {flat.size} values but its header describes {count} "
+            f"({lines} lines x {samples} samples x {bands} bands).",
+            parameter="library",
+        )
+    interleave = str(header.get("interleave", "bsq")).strip().lower()
+    if interleave == "bsq":
+        return flat.reshape(bands, lines, samples)
+    if interleave == "bil":
+        return flat.reshape(lines, bands, samples).transpose(1, 0, 2)
+    if interleave == "bip":
+        return flat.reshape(lines, samples, bands).transpose(2, 0, 1)
+    raise OreMapError(f"Unknown ENVI interleave '{interleave}' in '{header_path.name}'.", parameter="library")
+
+
+def _is_auxiliary(name):
+    return name_key(name).startswith(AUXILIARY_PREFIXES)
+
+
+def _units_from_record_name(name):
+    """Wavelength unit named in a record like 'Wavelengths in microns ...'."""
+    key = name_key(name)
+    if "micro" in key:
+        return "um"
+    if "nano" in key:
+        return "nm"
+    return None
+
+
+def read_envi_library(path, feedback=None):
+    # Over 100 lines by its docstring; the code (92 lines) reads one ENVI header's fields in turn.
+    """Read an ENVI spectral library (``.sli``/``.esl`` + ``.hdr``).
+
+    One spectrum per line (``lines`` spectra of ``samples`` channels, one
+    band). ``data ignore value`` (to float32 precision), non-finite values
+    and magnitudes above :data:`ABSURD_MAGNITUDE` become NaN; spectra (not
+    wavelength or bandpass records) are then divided by ``reflectance scale
+    factor``. Wavelengths come from the
+    ``wavelength`` field in ``wavelength units`` (magnitude rule when
+    absent), else from a ``Wavelengths in ...`` record; FWHM from ``fwhm``,
+    else from a ``Resolution in ...``/``Bandpass ...`` record. Auxiliary
+    records (names starting with :data:`AUXILIARY_PREFIXES`) are dropped and
+    counted in ``n_dropped``. Runs of spaces inside names are collapsed to
+    one. Channels are sorted by wavelength.
+
+    Parameters
+    ----------
+    path : str or pathlib.Path
+        The data file or its ``.hdr``.
+    feedback : Feedback, optional
+        Told how many records were dropped and values set missing.
+
+    Returns
+    -------
+    SpectralLibrary
+    """
+    feedback = ensure(feedback)
+    header_path, data_path = _envi_paths(path)
+    header = parse_envi_header(header_path)
+    cube = _read_envi_cube(header, data_path, header_path)
+    if cube.shape[0] != 1:
+        raise OreMapError(
+            f"'{data_path.name}' has {cube.shape[0]} bands; an ENVI spectral library has one band "
+            "with one spectrum per line.",
+            parameter="library",
+            fix="Open it as a raster image instead, or export it as a spectral library.",
+        )
+    raw = cube[0]
+    spectra = raw.astype(np.float64)
+    missing = ~np.isfinite(spectra)
+    ignore = _header_floats(header, "data ignore value", header_path)
+    if ignore is not None and ignore.size:
+        if raw.dtype.kind == "f":
+            missing |= np.isclose(spectra, float(raw.dtype.type(ignore[0])), rtol=1e-6, atol=0.0)
+        else:
+            missing |= spectra == ignore[0]
+    absurd = (np.abs(np.where(missing, 0.0, spectra)) > ABSURD_MAGNITUDE) & ~missing
+    missing |= absurd
+    spectra[missing] = np.nan
+
+    n_lines, n_channels = spectra.shape
+    names = header.get("spectra names") or []
+    if len(names) != n_lines:
+        if names:
+            feedback.warning(
+                f"{header_path.name}: {len(names)} spectra names for {n_lines} spectra; using numbers instead."
+            )
+        names = [f"Spectrum {i + 1}" for i in range(n_lines)]
+    # Collapse the fixed-width padding of USGS names ("Kaolinite CM9      BECKb AREF").
+    names = [" ".join(n.split()) or f"Spectrum {i + 1}" for i, n in enumerate(names)]
+
+    units = header.get("wavelength units")
+    if isinstance(units, list):
+        units = units[0] if units else None
+    wavelengths = _header_floats(header, "wavelength", header_path)
+    fwhm = _header_floats(header, "fwhm", header_path)
+    if wavelengths is None:
+        record = next((i for i, n in enumerate(names) if name_key(n).startswith("wavelengths in")), None)
+        if record is None:
+            raise OreMapError(
+                f"ENVI library '{header_path.name}' has no wavelengths.",
+                parameter="library",
+                fix="Add a 'wavelength = {...}' list and 'wavelength units' to its header.",
+            )
+        wavelengths = spectra[record]
+        units = units or _units_from_record_name(names[record])
+    if fwhm is None:
+        record = next(
+            (i for i, n in enumerate(names) if name_key(n).startswith(("resolution in", "bandpass"))), None
+        )
+        if record is not None:
+            fwhm = spectra[record]
+    if wavelengths.size != n_channels:
+        raise OreMapError(
+            f"ENVI library '{header_path.name}' has {wavelengths.size} wavelengths for {n_channels} channels.",
+            parameter="library",
+        )
+    factor = _factor_or_fail(wavelengths, units, header_path)
+    wavelengths = wavelengths * factor
+    # FWHM share the wavelength units.
+    if fwhm is not None:
+        fwhm = fwhm * factor if fwhm.size == n_channels and np.all(np.isfinite(fwhm)) else None
+
+    keep = np.array([not _is_auxiliary(n) for n in names], dtype=bool)
+    n_dropped = int((~keep).sum())
+    n_absurd = int(absurd[keep].sum())
+    spectra = spectra[keep]
+    names = [n for n, k in zip(names, keep) if k]
+    # Scale only the spectra: wavelength and bandpass records are not reflectances.
+    scale = _header_floats(header, "reflectance scale factor", header_path)
+    if scale is not None and scale.size and scale[0] not in (0.0, 1.0):
+        spectra /= scale[0]
+    if n_dropped:
+        feedback.info(
+            f"{data_path.name}: dropped {n_dropped} auxiliary records (error bars, wavelength and "
+            f"bandpass records); {len(names)} spectra remain."
+        )
+    if n_absurd:
+        feedback.info(f"{data_path.name}: {n_absurd} values of magnitude above {ABSURD_MAGNITUDE:g} set to missing.")
+    wavelengths, spectra, fwhm = _sorted_channels(wavelengths, spectra, fwhm, data_path)
+    return SpectralLibrary(
+        names=names,
+        spectra=spectra,
+        wavelengths=wavelengths,
+        fwhm=fwhm,
+        source=str(data_path),
+        n_dropped=n_dropped,
+    )
+
+
+def _factor_or_fail(wavelengths, units, path):
+    """Nanometres per wavelength unit, as a library error when impossible."""
+    if not np.all(np.isfinite(wavelengths)):
+        raise OreMapError(f"Library '{Path(path).name}' has missing wavelength values.", parameter="library")
+    try:
+        return nanometres_per_unit(units, wavelengths)
+    except OreMapError as exc:
+        raise OreMapError(exc.message, parameter="library", fix=exc.fix) from None
+
+
+def _sorted_channels(wavelengths, spectra, fwhm, path):
+    """Order channels by increasing wavelength; repeated wavelengths are an error."""
+    order = np.argsort(wavelengths, kind="stable")
+    wavelengths = wavelengths[order]
+    if np.any(np.diff(wavelengths) == 0):
+        repeated = wavelengths[np.flatnonzero(np.diff(wavelengths) == 0)[0]]
+        raise OreMapError(
+            f"Library '{Path(path).name}' lists wavelength {repeated:g} nm more than once.",
+            parameter="library",
+        )
+    return wavelengths, spectra[:, order], None if fwhm is None else fwhm[order]
+
+
+# -- CSV --------------------------------------------------------------------
+
+_WAVELENGTH_WORDS = {"wavelength", "wavelengths", "wl", "lambda", "λ"}
+
+
+def _header_words(cell):
+    return set(w for w in re.split(r"[^a-zµμλ]+", cell.casefold()) if w)
+
+
+def _header_unit(words):
+    """Nanometre or micrometre unit word among a header cell's words, else None."""
+    units = {unit_word_factor(w): w for w in sorted(words)}
+    return units.get(1.0) or units.get(1000.0)
+
+
+def _csv_delimiter(lines):
+    """Tab, ';' or ',': the first found in both the header and the first data row.
+
+    Numbers never hold a tab or ';', so one of those in a data row is the
+    delimiter, while a ',' may be a decimal comma; names in the header may hold
+    any of them. Falls back to the first found in the header; None: white space.
+    """
+    candidates = ("\t", ";", ",")
+    if len(lines) > 1:
+        found = next((d for d in candidates if d in lines[0] and d in lines[1]), None)
+        if found:
+            return found
+    return next((d for d in candidates if d in lines[0]), None)
+
+
+def _csv_float(cell, decimal_comma):
+    text = cell.strip()
+    if decimal_comma:
+        text = text.replace(",", ".")
+    try:
+        value = float(text)
+    except ValueError:
+        return math.nan
+    return value
+
+
+def read_csv_library(path, feedback=None):
+    """Read a spectral library from a CSV table.
+
+    The first non-empty row holds the column names. The wavelength column is
+    the first whose name contains a word like ``wavelength``, ``wl``,
+    ``lambda``, ``nm``, ``um``/``µm`` or ``micron``, else the first column;
+    its units come from those words (``nm``/``nanometers`` or
+    ``um``/``microns``), else from magnitude (all below 30: micrometres).
+    Every other column is a spectrum named by its header. The delimiter is a
+    tab, semicolon or comma: the first found in both the header and the first
+    data row (so names may hold the others), else the first found in the
+    header, else white space; with a tab or semicolon a decimal comma is
+    accepted. Blank or non-numeric cells become
+    NaN; rows with a blank wavelength are skipped. Channels are sorted by
+    wavelength.
+
+    Parameters
+    ----------
+    path : str or pathlib.Path
+    feedback : Feedback, optional
+        Told how many non-numeric cells were read as missing.
+
+    Returns
+    -------
+    SpectralLibrary
+
+    Raises
+    ------
+    OreMapError
+        ``parameter="library"`` when there is no spectrum column, no data
+        row, or a wavelength cell is not a number.
+    """
+    feedback = ensure(feedback)
+    path = Path(path)
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        text = raw.decode("latin-1")
+    lines = [line for line in text.splitlines() if line.strip()]
+    if not lines:
+        raise OreMapError(f"CSV library '{path.name}' is empty.", parameter="library")
+    delimiter = _csv_delimiter(lines)
+    if delimiter is None:
+        rows = [line.split() for line in lines]
+    else:
+        rows = list(csv.reader(lines, delimiter=delimiter))
+    head = [cell.strip() for cell in rows[0]]
+    wl_col = next((j for j, cell in enumerate(head)
+                   if _header_words(cell) & _WAVELENGTH_WORDS or _header_unit(_header_words(cell))), 0)
+    spectrum_cols = [j for j in range(len(head)) if j != wl_col]
+    if not spectrum_cols:
+        raise OreMapError(
+            f"CSV library '{path.name}' has no spectrum columns.",
+            parameter="library",
+            fix="Put wavelengths in the first column and one spectrum per further column, named in the first row.",
+        )
+    units = _header_unit(_header_words(head[wl_col]))
+    decimal_comma = delimiter in ("\t", ";")
+
+    wavelengths, values, n_text = [], [], 0
+    for line_no, row in enumerate(rows[1:], start=2):
+        cells = list(row) + [""] * (len(head) - len(row))
+        if len(cells) > len(head):
+            raise OreMapError(
+                f"CSV library '{path.name}', row {line_no}: {len(row)} cells for {len(head)} columns.",
+                parameter="library",
+            )
+        if not cells[wl_col].strip():
+            continue
+        wl = _csv_float(cells[wl_col], decimal_comma)
+        if not math.isfinite(wl):
+            raise OreMapError(
+                f"CSV library '{path.name}', row {line_no}: wavelength '{cells[wl_col]}' is not a number.",
+                parameter="library",
+            )
+        wavelengths.append(wl)
+        row_values = [_csv_float(cells[j], decimal_comma) for j in spectrum_cols]
+        n_text += sum(1 for j, v in zip(spectrum_cols, row_values) if cells[j].strip() and not math.isfinite(v))
+        values.append(row_values)
+    if not wavelengths:
+        raise OreMapError(f"CSV library '{path.name}' has no data rows.", parameter="library")
+    wavelengths = np.array(wavelengths)
+    wavelengths = wavelengths * _factor_or_fail(wavelengths, units, path)
+    spectra = np.array(values, dtype=np.float64).T
+    names = [head[j] or f"Spectrum {k + 1}" for k, j in enumerate(spectrum_cols)]
+    wavelengths, spectra, _ = _sorted_channels(wavelengths, spectra, None, path)
+    if n_text:
+        feedback.warning(f"{path.name}: {n_text} cells that are not numbers were read as missing values.")
+    return SpectralLibrary(names=names, spectra=spectra, wavelengths=wavelengths, source=str(path))
+
+
+# ---------------------------------------------------------------------------
+# Sampling a raster
+# ---------------------------------------------------------------------------
+
+

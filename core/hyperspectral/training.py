@@ -1,0 +1,205 @@
+"""Training sets for spectral classifiers: from spectral libraries or from labelled image pixels.
+
+Library spectra get a class from their name (the mineral name is the first word of a
+USGS name such as ``"Kaolinite CM9 BECKb AREF"``) or from a table, and are resampled
+by wavelength to the target sensor's bands. Image training pixels come from points
+or polygons over a raster (:mod:`core.engine.sampling`). Every sample carries a group id
+(the source spectrum, or the feature it came from) so that validation can be grouped.
+"""
+
+import csv
+import os
+import re
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..engine.errors import OreMapError
+from ..engine.feedback import ensure
+from .spectral_library import read_library
+from ..engine.wavelengths import BandInfo
+
+# Atmospheric water-vapour absorption windows (nm) where airborne and satellite reflectance is unusable.
+WATER_WINDOWS = ((1330.0, 1460.0), (1760.0, 1970.0))
+
+
+@dataclass
+class TrainingSet:
+    """Samples ``X`` (n, n_bands) with class indexes ``y`` into ``class_names`` and ``groups``."""
+
+    X: np.ndarray
+    y: np.ndarray
+    groups: np.ndarray
+    class_names: list
+    band_info: BandInfo = None
+    sample_names: list = field(default_factory=list)
+
+    def counts(self):
+        return {name: int((self.y == i).sum()) for i, name in enumerate(self.class_names)}
+
+
+def class_from_name(name, rule="first_word"):
+    """Class of a library spectrum: its first word (``'Kaolinite CM9 BECKb'`` -> ``'Kaolinite'``) or
+    the whole name."""
+    name = " ".join(str(name).split())
+    if rule == "whole_name":
+        return name
+    if rule != "first_word":
+        raise OreMapError(f"Unknown class rule '{rule}'.", "class_rule")
+    word = name.split(" ")[0] if name else ""
+    return re.sub(r"[,;:.]+$", "", word)
+
+
+_RECORD_SUFFIX = re.compile(r"^[A-Z]{4}$")  # AREF, RREF, RTGC...: the kind of record
+_INSTRUMENT = re.compile(r"^(BECK|ASD|NIC|AVIRIS|CRISM)[A-Za-z0-9]*$")  # spectrometer + quality code
+
+
+def sample_id(name):
+    """The physical sample a library spectrum was measured on.
+
+    USGS names end with the spectrometer and the record kind (``"Kaolinite CM9 BECKb AREF"``,
+    ``"Kaolinite CM9 ASDNGb AREF"``): both are measurements of sample ``"Kaolinite CM9"``, and
+    must stay on the same side of a validation split. Other names are their own sample.
+    """
+    words = " ".join(str(name).split()).split(" ")
+    if len(words) >= 3 and _RECORD_SUFFIX.match(words[-1]) and _INSTRUMENT.match(words[-2]):
+        words = words[:-2]
+    return " ".join(words)
+
+
+def read_class_table(path):
+    """``{spectrum name: class}`` from a CSV whose first two columns are name and class."""
+    if not os.path.exists(path):
+        raise OreMapError(f"Class table '{path}' does not exist.", "class_table")
+    table = {}
+    with open(path, newline="", encoding="utf-8-sig") as fh:
+        for row in csv.reader(fh):
+            if len(row) >= 2 and row[0].strip() and not row[0].lower().startswith(("name", "spectrum")):
+                table[" ".join(row[0].split())] = row[1].strip()
+    if not table:
+        raise OreMapError(f"Class table '{path}' has no 'name,class' rows.", "class_table")
+    return table
+
+
+def target_bands(band_info, exclude_water=True):
+    """The target sensor's usable bands: good bands, optionally without the water-vapour windows."""
+    keep = ~np.asarray(band_info.bad, dtype=bool)
+    if exclude_water:
+        for lo, hi in WATER_WINDOWS:
+            keep &= ~((band_info.centers >= lo) & (band_info.centers <= hi))
+    fwhm = None if band_info.fwhm is None else band_info.fwhm[keep]
+    return BandInfo(centers=band_info.centers[keep], fwhm=fwhm, bad=np.zeros(int(keep.sum()), bool))
+
+
+def _fill_small_gaps(values, wavelengths, max_fraction=0.05):
+    """Fill NaN bands of a spectrum by interpolation when they are few (e.g. a missing last channel)."""
+    bad = ~np.isfinite(values)
+    if not bad.any():
+        return values
+    if bad.mean() > max_fraction or bad.all():
+        return None
+    out = values.copy()
+    out[bad] = np.interp(wavelengths[bad], wavelengths[~bad], values[~bad])
+    return out
+
+
+def library_training_set(paths, band_info, class_rule="first_word", class_table=None, classes=None,
+                         exclude_water=True, min_spectra=1, feedback=None):
+    """Training set from spectral library files resampled to a target sensor.
+
+    Parameters
+    ----------
+    paths : list of str
+        ENVI ``.sli`` or CSV libraries.
+    band_info : BandInfo
+        Target sensor (band centres, FWHM, bad bands); see :func:`target_bands`.
+    class_rule : {"first_word", "whole_name"}
+    class_table : str, optional
+        CSV ``name,class``; spectra it names get that class (others follow ``class_rule``).
+    classes : list of str, optional
+        Keep only these classes (case-insensitive).
+    min_spectra : int
+        Classes with fewer spectra are dropped (logged).
+
+    Returns
+    -------
+    TrainingSet
+        ``groups`` numbers the physical samples (:func:`sample_id`): all measurements of one sample,
+        and the augmented copies of each, stay on one side of a validation split.
+    """
+    feedback = ensure(feedback)
+    if not paths:
+        raise OreMapError("No spectral library was given.", "libraries", "Choose one or more library files.")
+    libraries = [read_library(path) for path in paths]
+    # bands inside every library's wavelength range (no extrapolation)
+    lo = max(lib.wavelengths.min() for lib in libraries)
+    hi = min(lib.wavelengths.max() for lib in libraries)
+    target = target_bands(band_info, exclude_water)
+    inside = (target.centers >= lo) & (target.centers <= hi)
+    target = BandInfo(centers=target.centers[inside], fwhm=None if target.fwhm is None else target.fwhm[inside],
+                      bad=None)
+    if target.n_bands < 5:
+        raise OreMapError("The target sensor has fewer than 5 usable bands.", "wavelengths",
+                          "Check the reference raster or wavelength list.")
+    table = read_class_table(class_table) if class_table else {}
+    wanted = {c.lower(): c for c in classes} if classes else None
+    X, labels, names, dropped = [], [], [], 0
+    for lib in libraries:
+        resampled = lib.resample(target).spectra
+        for name, spectrum in zip(lib.names, resampled):
+            label = table.get(" ".join(name.split())) or class_from_name(name, class_rule)
+            if wanted is not None and label.lower() not in wanted:
+                continue
+            filled = _fill_small_gaps(spectrum, target.centers)
+            if filled is None:
+                dropped += 1
+                continue
+            X.append(filled)
+            labels.append(label)
+            names.append(name)
+    if dropped:
+        feedback.info(f"{dropped} spectra do not cover the target bands and were left out.")
+    if wanted:
+        found = {label.lower() for label in labels}
+        missing = sorted(name for key, name in wanted.items() if key not in found)
+        if missing:
+            raise OreMapError(f"No usable spectrum for the classes {', '.join(missing)}.", "classes",
+                              "Check the class names against the library (first word of each spectrum name).")
+    labels = np.array(labels, dtype=object)
+    class_names = sorted(set(labels), key=str.lower)
+    small = [c for c in class_names if (labels == c).sum() < min_spectra]
+    if small:
+        feedback.info(f"Classes with fewer than {min_spectra} spectra left out: {', '.join(small)}.")
+        class_names = [c for c in class_names if c not in small]
+    if len(class_names) < 2:
+        raise OreMapError("Training needs at least 2 classes.", "libraries",
+                          "Add spectra of more minerals, or check the class rule.")
+    keep = np.isin(labels, class_names)
+    index = {c: i for i, c in enumerate(class_names)}
+    X = np.asarray(X, dtype=np.float32)[keep]
+    y = np.array([index[c] for c in labels[keep]], dtype=np.int64)
+    names = [n for n, k in zip(names, keep) if k]
+    samples = {}
+    groups = np.array([samples.setdefault(sample_id(n), len(samples)) for n in names], dtype=np.int64)
+    feedback.info(f"{y.size} spectra of {len(samples)} physical samples (measurements of one sample by "
+                  "several spectrometers are validated together).")
+    return TrainingSet(X=X, y=y, groups=groups, class_names=class_names, band_info=target, sample_names=names)
+
+
+def image_training_set(source, geometries, labels, band_info=None):
+    """Training set from pixels of ``source`` (a RasterSource) under labelled features.
+
+    ``groups`` is the feature index: pixels of one polygon never sit on both sides of a split.
+    """
+    from ..engine.sampling import training_pixels
+
+    X, pixel_labels, groups = training_pixels(source, geometries, labels)
+    pixel_labels = np.array([str(v) for v in pixel_labels], dtype=object)
+    class_names = sorted(set(pixel_labels), key=str.lower)
+    if len(class_names) < 2:
+        raise OreMapError("The training features hold fewer than 2 classes.", "training",
+                          "Label features of at least two classes.")
+    index = {c: i for i, c in enumerate(class_names)}
+    y = np.array([index[c] for c in pixel_labels], dtype=np.int64)
+    return TrainingSet(X=X.astype(np.float32), y=y, groups=np.asarray(groups), class_names=class_names,
+                       band_info=band_info)

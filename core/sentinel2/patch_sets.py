@@ -1,0 +1,247 @@
+"""Patch sets of the mine classifier: labelled patches from a folder and a label table (the
+competition layout) or cut from a raster with mine polygons.
+"""
+
+from dataclasses import dataclass, field
+import csv
+import os
+
+import numpy as np
+
+from ..engine.errors import OreMapError
+from ..engine.feedback import ensure
+from .patch_features import patch_features
+from .sentinel2 import S2_BANDS, open_sentinel2
+
+
+@dataclass
+class PatchSet:
+    """Labelled patches: features always, reflectance patches when kept (for the CNN).
+
+    ``centres`` (n, 2) map coordinates and ``crs_keys`` (one CRS text per patch) are
+    ``None`` when positions are unknown; ``pixel_size`` in CRS units.
+    """
+
+    features: np.ndarray
+    labels: np.ndarray
+    names: list
+    patches: np.ndarray = None
+    centres: np.ndarray = None
+    crs_keys: list = None
+    pixel_size: float = None
+    patch_shape: tuple = None
+    source: str = ""
+    notes: list = field(default_factory=list)
+
+    @property
+    def n(self):
+        return int(self.labels.size)
+
+    @property
+    def n_positive(self):
+        return int((self.labels == 1).sum())
+
+    @property
+    def n_negative(self):
+        return int((self.labels == 0).sum())
+
+
+_TRUE = {"1", "true", "yes", "y", "mine", "positive", "pos", "t"}
+
+_FALSE = {"0", "false", "no", "n", "no mine", "no_mine", "nomine", "negative", "neg", "background", "f", "none"}
+
+_FILE_COLUMNS = ("file", "filename", "file_name", "path", "image", "patch", "name", "id")
+
+_LABEL_COLUMNS = ("label", "class", "mine", "target", "y", "is_mine")
+
+
+def _parse_label(value, row_number):
+    text = str(value).strip().lower()
+    if text in _TRUE:
+        return 1
+    if text in _FALSE:
+        return 0
+    try:
+        number = float(text)
+    except ValueError:
+        number = None
+    if number in (0.0, 1.0):
+        return int(number)
+    raise OreMapError(f"Row {row_number} of the label table has the label '{value}', not 0/1 (or mine/no mine).",
+                      "labels", "Use 1 for a patch with a mine and 0 for one without.")
+
+
+def read_label_table(csv_path):
+    """``[(file, label), ...]`` from a CSV with a file column and a 0/1 label column."""
+    if not csv_path or not os.path.isfile(csv_path):
+        raise OreMapError(f"The label table '{csv_path}' does not exist.", "labels",
+                          "Choose the CSV with columns file,label.")
+    with open(csv_path, newline="", encoding="utf-8-sig") as handle:
+        sample = handle.read(4096)
+        handle.seek(0)
+        delimiter = ";" if sample.count(";") > sample.count(",") else ("\t" if sample.count("\t") > sample.count(",")
+                                                                       else ",")
+        reader = csv.DictReader(handle, delimiter=delimiter)
+        header = {h.strip().lower(): h for h in (reader.fieldnames or [])}
+        file_col = next((header[c] for c in _FILE_COLUMNS if c in header), None)
+        label_col = next((header[c] for c in _LABEL_COLUMNS if c in header), None)
+        if file_col is None or label_col is None:
+            raise OreMapError(f"The label table needs a file column and a label column; it has "
+                              f"{', '.join(reader.fieldnames or []) or 'no header'}.", "labels",
+                              "Give a CSV whose header is 'file,label'.")
+        rows = []
+        for i, row in enumerate(reader, start=2):
+            name = (row.get(file_col) or "").strip()
+            if not name:
+                continue
+            rows.append((name, _parse_label(row.get(label_col), i)))
+    if not rows:
+        raise OreMapError("The label table lists no patches.", "labels", "Fill the CSV with file,label rows.")
+    return rows
+
+
+def _resolve(folder, name):
+    candidates = [name if os.path.isabs(name) else os.path.join(folder, name)]
+    if not os.path.splitext(name)[1]:
+        candidates += [candidates[0] + ext for ext in (".tif", ".tiff", ".TIF")]
+    for path in candidates:
+        if os.path.exists(path):
+            return path
+    return None
+
+
+def load_patch_folder(csv_path, folder=None, keep_patches=False, band_map=None, feedback=None, mask_clouds=True):
+    """Patches listed in a label table (``file,label``), read as reflectance; see :class:`PatchSet`.
+
+    ``folder`` holds the patch files (the CSV's folder by default). Each patch goes
+    through :func:`core.sentinel2.sentinel2.open_sentinel2` (band names, DN scaling; ``mask_clouds``
+    for patches that are folders with a scene classification).
+    """
+    feedback = ensure(feedback)
+    rows = read_label_table(csv_path)
+    folder = folder or os.path.dirname(os.path.abspath(csv_path))
+    missing = [name for name, _ in rows if _resolve(folder, name) is None]
+    if missing:
+        raise OreMapError(f"{len(missing)} patch files of the label table are not in '{folder}' (e.g. "
+                          f"{', '.join(missing[:3])}).", "labels",
+                          "Put the patches next to the CSV, or choose their folder.")
+    features, labels, names, kept, centres, crs_keys = [], [], [], [], [], []
+    shapes, pixel_sizes, notes = set(), [], None
+    for i, (name, label) in enumerate(rows):
+        feedback.check()
+        with open_sentinel2(_resolve(folder, name), band_map=band_map, mask_clouds=mask_clouds) as s2:
+            refl = s2.read_reflectance(S2_BANDS)
+            notes = notes or list(s2.notes)
+            t = s2.transform
+            georeferenced = s2.crs is not None and not t.is_identity
+            centre = t * (s2.width / 2.0, s2.height / 2.0) if georeferenced else None
+            crs_key = s2.crs.to_string() if georeferenced else None
+            if georeferenced:
+                pixel_sizes.append(abs(t.a))
+        if not np.isfinite(refl).all(axis=2).any():
+            feedback.warning(f"Patch {name} has no valid pixel: left out.")
+            continue
+        shapes.add(refl.shape[:2])
+        features.append(patch_features(refl)[0])
+        labels.append(label)
+        names.append(name)
+        centres.append(centre)
+        crs_keys.append(crs_key)
+        if keep_patches:
+            kept.append(refl)
+        feedback.progress(100.0 * (i + 1) / len(rows))
+    if not features:
+        raise OreMapError("No patch has valid pixels.", "labels", "Check the patches.")
+    known = all(c is not None for c in centres)
+    if not known and any(c is not None for c in centres):
+        feedback.warning("Some patches are not georeferenced: cross-validation is not spatially grouped.")
+    patches = None
+    if keep_patches:
+        if len(shapes) > 1:
+            raise OreMapError(f"The patches differ in size ({', '.join(f'{r}x{c}' for r, c in sorted(shapes))}); the "
+                              "CNN needs patches of one size.", "labels",
+                              "Cut the patches to one size, or use the gradient boosting classifier.")
+        patches = np.stack(kept).astype(np.float32)
+    return PatchSet(features=np.stack(features), labels=np.asarray(labels, dtype=np.int64), names=names,
+                    patches=patches, centres=np.asarray(centres, dtype=np.float64) if known else None,
+                    crs_keys=crs_keys if known else None,
+                    pixel_size=float(np.median(pixel_sizes)) if pixel_sizes else None,
+                    patch_shape=next(iter(shapes)) if len(shapes) == 1 else None,
+                    source=os.path.abspath(csv_path), notes=notes or [])
+
+
+def patches_from_raster(raster, geometries, patch_size=120, stride=None, min_overlap=0.02, max_nodata=0.5,
+                        keep_patches=False, band_map=None, feedback=None, mask_clouds=True):
+    """Patches cut on a grid over a Sentinel-2 raster, labelled by their overlap with mine polygons.
+
+    A patch is a mine (1) when polygons cover at least ``min_overlap`` of its area,
+    no mine (0) when they do not touch it; patches in between are left out (too
+    little of a mine to call either way), as are patches with more than
+    ``max_nodata`` of nodata pixels (clouds included when a folder's scene
+    classification masks them, ``mask_clouds``). ``geometries`` are in the raster's CRS.
+    """
+    from rasterio.windows import Window
+    from shapely.geometry import Polygon
+    from shapely.ops import unary_union
+
+    feedback = ensure(feedback)
+    size = int(patch_size)
+    step = int(stride or size)
+    if size < 8 or step < 1:
+        raise OreMapError("The patch size must be at least 8 pixels.", "patch_size")
+    if not 0.0 < float(min_overlap) <= 1.0:
+        raise OreMapError("The minimum overlap must lie in (0, 1].", "min_overlap")
+    geoms = [g for g in geometries if g is not None and not g.is_empty]
+    if not geoms:
+        raise OreMapError("No mine polygons were given.", "polygons", "Choose a layer with mine polygons.")
+    mines = unary_union([g if g.is_valid else g.buffer(0) for g in geoms])
+    with open_sentinel2(raster, band_map=band_map, feedback=feedback, mask_clouds=mask_clouds) as s2:
+        if s2.width < size or s2.height < size:
+            raise OreMapError(f"The raster ({s2.width} x {s2.height}) is smaller than one patch ({size}).",
+                              "patch_size", "Choose a smaller patch size.")
+        t = s2.transform
+        starts = [(r, c) for r in range(0, s2.height - size + 1, step) for c in range(0, s2.width - size + 1, step)]
+        boxes = []
+        for r, c in starts:
+            corners = [t * (c, r), t * (c + size, r), t * (c + size, r + size), t * (c, r + size)]
+            boxes.append(Polygon(corners))
+        overlap = np.array([mines.intersection(b).area / b.area if mines.intersects(b) else 0.0 for b in boxes])
+        features, labels, names, kept, centres = [], [], [], [], []
+        skipped_ambiguous = skipped_nodata = 0
+        with s2.open_source(S2_BANDS) as source:
+            for i, (r, c) in enumerate(starts):
+                feedback.check()
+                if 0.0 < overlap[i] < min_overlap:
+                    skipped_ambiguous += 1
+                    continue
+                data, valid = source.read(Window(c, r, size, size))
+                if 1.0 - valid.mean() > max_nodata:
+                    skipped_nodata += 1
+                    continue
+                refl = np.array(data, dtype=np.float32)
+                refl[~valid] = np.nan
+                features.append(patch_features(refl)[0])
+                labels.append(1 if overlap[i] >= min_overlap else 0)
+                names.append(f"row{r}_col{c}")
+                centres.append(t * (c + size / 2.0, r + size / 2.0))
+                if keep_patches:
+                    kept.append(refl)
+                feedback.progress(100.0 * (i + 1) / len(starts))
+        crs_key = s2.crs.to_string() if s2.crs is not None else None
+        notes = list(s2.notes)
+        pixel = abs(t.a)
+    if skipped_ambiguous:
+        feedback.info(f"{skipped_ambiguous} patches touch a mine polygon by less than {100 * min_overlap:g} % of their "
+                      "area: left out.")
+    if skipped_nodata:
+        feedback.info(f"{skipped_nodata} patches are more than {100 * max_nodata:g} % nodata: left out.")
+    if not features:
+        raise OreMapError("No patch could be cut from the raster.", "raster", "Check the raster and the patch size.")
+    labels = np.asarray(labels, dtype=np.int64)
+    feedback.info(f"{labels.size} patches of {size} x {size} pixels: {int(labels.sum())} with a mine, "
+                  f"{int((labels == 0).sum())} without.")
+    return PatchSet(features=np.stack(features), labels=labels, names=names,
+                    patches=np.stack(kept).astype(np.float32) if keep_patches else None,
+                    centres=np.asarray(centres, dtype=np.float64) if crs_key else None,
+                    crs_keys=[crs_key] * labels.size if crs_key else None, pixel_size=pixel,
+                    patch_shape=(size, size), source=os.path.abspath(raster), notes=notes)

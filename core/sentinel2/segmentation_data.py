@@ -1,0 +1,425 @@
+"""Training data of the mine segmentation: the feature reader (Sentinel-2 bands and indices, scaled
+to reflectance, block by block), mine polygons rasterised into tiles, and the tile plan (a grid of
+tiles in spatial blocks, some blocks held out).
+"""
+
+from dataclasses import dataclass, field
+import math
+import os
+
+from rasterio.windows import Window
+import numpy as np
+
+from ..engine.errors import OreMapError
+from ..engine.feedback import ensure
+from .sentinel2 import S2_BANDS, compute_indices, index_bands, normalise_band_name, open_sentinel2
+
+
+_FIX_POLYGONS = "Choose a polygon layer of mine footprints that overlaps the raster."
+
+
+class FeatureReader:
+    """Windows of a Sentinel-2 raster as model features: reflectance of ``bands``, then ``indices``.
+
+    Parameters
+    ----------
+    raster_path : str
+        Sentinel-2 raster or folder, see :func:`core.sentinel2.sentinel2.open_sentinel2`.
+    bands : list of str, optional
+        S2 bands fed to the model, in order; the 12 L2A bands by default.
+    indices : list of str, optional
+        Index names of :data:`core.sentinel2.sentinel2.INDICES` appended as channels; none when empty.
+    band_map : dict or str, optional
+        Raster band of each S2 band, for rasters whose bands are not named.
+    mask_clouds : bool, default True
+        A folder's scene classification (SCL) masks clouds and their shadows (see
+        :func:`core.sentinel2.sentinel2.open_sentinel2`).
+
+    Attributes
+    ----------
+    channel_names : list of str
+        ``bands + indices``.
+    """
+
+    def __init__(self, raster_path, bands=None, indices=None, band_map=None, feedback=None, mask_clouds=True):
+        bands = list(S2_BANDS if not bands else bands)
+        names = []
+        for b in bands:
+            name = normalise_band_name(b)
+            if name is None:
+                raise OreMapError(f"'{b}' is not a Sentinel-2 band.", "bands", "Use names such as B2, B8A, B12.")
+            names.append(name)
+        if len(set(names)) != len(names):
+            raise OreMapError("A band is listed twice.", "bands")
+        self.bands = names
+        indices = [] if indices is None else list(indices)
+        self.indices = []
+        if indices:
+            self.indices = compute_indices(np.ones((1, len(S2_BANDS))), S2_BANDS, indices)[1]  # canonical names
+        needed = set(self.bands) | set(index_bands(self.indices) if self.indices else [])
+        self.read_bands = [b for b in S2_BANDS if b in needed] + [b for b in self.bands if b not in S2_BANDS]
+        self.s2 = open_sentinel2(raster_path, band_map=band_map, feedback=feedback, required=self.read_bands,
+                                 mask_clouds=mask_clouds)
+        try:
+            self.source = self.s2.open_source(self.read_bands)
+        except BaseException:
+            self.s2.close()
+            raise
+        self._band_cols = [self.read_bands.index(b) for b in self.bands]
+        self.channel_names = self.bands + self.indices
+
+    @property
+    def n_channels(self):
+        return len(self.channel_names)
+
+    @property
+    def width(self):
+        return self.source.width
+
+    @property
+    def height(self):
+        return self.source.height
+
+    @property
+    def transform(self):
+        return self.source.transform
+
+    @property
+    def crs(self):
+        return self.source.crs
+
+    def close(self):
+        self.source.close()
+        self.s2.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def features(self, refl):
+        """Features ``(n, C)`` float32 of reflectance pixels ``(n, len(read_bands))``."""
+        out = np.empty((refl.shape[0], self.n_channels), dtype=np.float32)
+        out[:, :len(self.bands)] = refl[:, self._band_cols]
+        if self.indices:
+            out[:, len(self.bands):] = compute_indices(refl, self.read_bands, self.indices)[0]
+        return out
+
+    def read(self, r0, r1, c0, c1, chunk_pixels=1 << 16):
+        """Rows r0:r1, columns c0:c1 as ``(C, rows, cols)`` float32 and a valid mask ``(rows, cols)``.
+
+        Pixels beyond the raster or with any read band nodata are NaN in every channel and False in
+        the mask. Read in sub-windows of about ``chunk_pixels`` pixels, so the temporaries of scaling
+        and indices stay small whatever the window. The sub-windows follow the raster's blocks: on a
+        tiled raster, columns of whole tiles over the window's full height, so each tile is
+        decompressed once per window (rows of full width would decompress a whole row of tiles for
+        every few rows once it no longer fits GDAL's block cache).
+        """
+        rows, cols = r1 - r0, c1 - c0
+        out = np.full((self.n_channels, rows, cols), np.nan, dtype=np.float32)
+        valid = np.zeros((rows, cols), dtype=bool)
+        rr0, rr1 = max(r0, 0), min(r1, self.height)
+        cc0, cc1 = max(c0, 0), min(c1, self.width)
+        if rr1 <= rr0 or cc1 <= cc0:
+            return out, valid
+        bh, bw = self.source.dataset.block_shapes[self.source.bands[0] - 1]
+        chunk_pixels = max(int(chunk_pixels), 1)
+        if bw < self.width:  # tiled: columns of whole tiles, split in rows only when needed
+            cw = bw * max(1, chunk_pixels // ((rr1 - rr0) * bw))
+            rh = rr1 - rr0 if (rr1 - rr0) * cw <= chunk_pixels else max(bh, (chunk_pixels // cw) // bh * bh)
+        else:  # strips: rows of full width
+            cw = cc1 - cc0
+            rh = max(1, chunk_pixels // cw)
+            rh = max(bh, rh // bh * bh) if bh < rh else rh
+        for a, b in _aligned(rr0, rr1, rh):
+            for c, d in _aligned(cc0, cc1, cw):
+                data, ok = self.source.read(Window(c, a, d - c, b - a))
+                if ok.any():
+                    feats = self.features(data[ok])
+                    block = np.full((b - a, d - c, self.n_channels), np.nan, dtype=np.float32)
+                    block[ok] = feats
+                    out[:, a - r0:b - r0, c - c0:d - c0] = np.moveaxis(block, -1, 0)
+                valid[a - r0:b - r0, c - c0:d - c0] = ok
+        return out, valid
+
+
+def _aligned(start, stop, size):
+    """``[(a, b), ...]`` covering ``start:stop`` with edges at the multiples of ``size``."""
+    edges = [start] + list(range((start // size + 1) * size, stop, size)) + [stop]
+    return list(zip(edges[:-1], edges[1:]))
+
+
+def load_polygons(polygons, crs, parameter="polygons"):
+    """Polygon geometries (shapely) in ``crs`` from a vector file path, a GeoDataFrame or a sequence.
+
+    A sequence of shapely geometries is taken to be in ``crs`` already. Points and lines are
+    refused; empty and missing geometries are left out.
+    """
+    if isinstance(polygons, (str, os.PathLike)):
+        import geopandas as gpd
+
+        path = os.fspath(polygons)
+        if not os.path.exists(path):
+            raise OreMapError(f"The polygon file '{path}' does not exist.", parameter, _FIX_POLYGONS)
+        try:
+            polygons = gpd.read_file(path)
+        except Exception as exc:  # noqa: BLE001 - fiona/pyogrio raise many types
+            raise OreMapError(f"Cannot read the polygon file '{path}': {exc}.", parameter, _FIX_POLYGONS) from None
+    if hasattr(polygons, "geometry") and hasattr(polygons, "crs"):
+        gdf = polygons
+        if gdf.crs is not None and crs is not None:
+            gdf = gdf.to_crs(crs.to_wkt() if hasattr(crs, "to_wkt") else crs)
+        geoms = list(gdf.geometry)
+    else:
+        geoms = list(polygons)
+    out = []
+    for g in geoms:
+        if g is None or g.is_empty:
+            continue
+        if g.geom_type not in ("Polygon", "MultiPolygon"):
+            if g.geom_type == "GeometryCollection":
+                parts = [p for p in g.geoms if p.geom_type in ("Polygon", "MultiPolygon")]
+                out += parts
+                continue
+            raise OreMapError(f"The mine layer holds a {g.geom_type}; mine footprints must be polygons.", parameter,
+                              _FIX_POLYGONS)
+        out.append(g if g.is_valid else g.buffer(0))
+    if not out:
+        raise OreMapError("The mine layer holds no polygons.", parameter, _FIX_POLYGONS)
+    return out
+
+
+def rasterise_window(geometries, transform, r0, c0, rows, cols):
+    """Mine mask ``(rows, cols)`` uint8 of a window: 1 where the pixel centre lies inside a polygon.
+
+    ``rasterio.features.rasterize`` with ``all_touched=False`` on the window's own transform, so a
+    window gives exactly the pixels a whole-raster rasterisation would.
+    """
+    from rasterio.features import rasterize
+    from rasterio.windows import transform as window_transform
+
+    if not geometries:
+        return np.zeros((rows, cols), dtype=np.uint8)
+    return rasterize([(g, 1) for g in geometries], out_shape=(rows, cols),
+                     transform=window_transform(Window(c0, r0, cols, rows), transform), fill=0,
+                     all_touched=False, dtype="uint8")
+
+
+@dataclass
+class TilePlan:
+    """The tiles of a training run.
+
+    Attributes
+    ----------
+    tile : int
+        Tile side in pixels; tile ``(i, j)`` covers rows ``i * tile`` to ``(i + 1) * tile - 1``.
+    grid : (int, int)
+        Tile rows and columns of the grid (covering the raster).
+    block_tiles : int
+        Side of a spatial block in tiles.
+    val_blocks : set of (int, int)
+        Held-out blocks.
+    rows, cols : ndarray of int
+        Grid row and column of each tile used (training tiles first, then held-out ones).
+    split : ndarray of str
+        ``"train"`` or ``"val"`` per tile used.
+    mine_pixels : ndarray of int
+        Mine pixels per tile used.
+    info : dict
+        Counts for the report.
+    """
+
+    tile: int
+    grid: tuple
+    block_tiles: int
+    val_blocks: set
+    rows: np.ndarray
+    cols: np.ndarray
+    split: np.ndarray
+    mine_pixels: np.ndarray
+    info: dict = field(default_factory=dict)
+
+    def windows(self, which=None):
+        """Pixel windows ``(r0, c0, rows, cols)`` of the tiles (of one split when ``which`` is given)."""
+        keep = np.ones(self.rows.size, bool) if which is None else self.split == which
+        t = self.tile
+        return [(int(r) * t, int(c) * t, t, t) for r, c in zip(self.rows[keep], self.cols[keep])]
+
+    @property
+    def train_index(self):
+        return np.flatnonzero(self.split == "train")
+
+    @property
+    def val_index(self):
+        return np.flatnonzero(self.split == "val")
+
+
+def assign_blocks(has_mines, val_fraction, rng):
+    """Held-out blocks: about ``val_fraction`` of the blocks with mines and of those without.
+
+    ``has_mines`` maps block -> bool. Each group holding at least two blocks gives at least one
+    block; a lone block with mines is kept for training. Returns a set of blocks.
+    """
+    held = set()
+    if val_fraction <= 0:
+        return held
+    for flag in (True, False):
+        group = sorted(b for b, v in has_mines.items() if v == flag)
+        if len(group) < 2:
+            continue
+        n = min(len(group) - 1, max(1, int(round(val_fraction * len(group)))))
+        for k in rng.choice(len(group), size=n, replace=False):
+            held.add(group[int(k)])
+    return held
+
+
+def mine_pixels_per_tile(geometries, transform, height, width, tile, feedback=None):
+    """``{(i, j): mask}`` of the grid tiles holding mine pixels (pixel centres inside the polygons).
+
+    Only the tiles a polygon's bounding box reaches are rasterised, each with those polygons.
+    """
+    feedback = ensure(feedback)
+    n_r, n_c = math.ceil(height / tile), math.ceil(width / tile)
+    inverse = ~transform
+    candidates = {}
+    for k, g in enumerate(geometries):
+        minx, miny, maxx, maxy = g.bounds
+        corners = [inverse * (x, y) for x, y in ((minx, miny), (minx, maxy), (maxx, miny), (maxx, maxy))]
+        cs, rs = [c for c, _ in corners], [r for _, r in corners]
+        i0, i1 = max(int(math.floor(min(rs) / tile)), 0), min(int(math.floor(max(rs) / tile)), n_r - 1)
+        j0, j1 = max(int(math.floor(min(cs) / tile)), 0), min(int(math.floor(max(cs) / tile)), n_c - 1)
+        for i in range(i0, i1 + 1):
+            for j in range(j0, j1 + 1):
+                candidates.setdefault((i, j), []).append(k)
+    out = {}
+    for n, (i, j) in enumerate(sorted(candidates)):
+        if n % 64 == 0:
+            feedback.check()
+        mask = rasterise_window([geometries[k] for k in candidates[(i, j)]], transform, i * tile, j * tile, tile,
+                                tile)
+        mask[max(0, height - i * tile):, :] = 0  # beyond the raster
+        mask[:, max(0, width - j * tile):] = 0
+        if mask.any():
+            out[(i, j)] = mask
+    return out
+
+
+def _read_tiles(reader, plan_rows, plan_cols, tile, feedback):
+    """Raw feature tiles ``(n, C, t, t)`` and valid masks of grid tiles."""
+    n = len(plan_rows)
+    X = np.empty((n, reader.n_channels, tile, tile), dtype=np.float32)
+    V = np.empty((n, tile, tile), dtype=bool)
+    for k, (i, j) in enumerate(zip(plan_rows, plan_cols)):
+        if k % 16 == 0:
+            feedback.check()
+            feedback.progress(100.0 * k / max(n, 1))
+        X[k], V[k] = reader.read(i * tile, i * tile + tile, j * tile, j * tile + tile)
+    return X, V
+
+
+def plan_tiles(reader, geometries, tile, block_tiles, val_fraction, negatives_per_positive, min_valid, seed,
+               budget_mb, feedback=None):
+    # Over 100 lines: the tile plan's steps (grid, blocks, held-out blocks, reads) share their arrays.
+    """Choose and read the training and held-out tiles; see the module docstring.
+
+    Returns ``(plan, X, Y, V)``: the :class:`TilePlan` and, in its tile order, raw features
+    ``(n, C, t, t)`` float32 (NaN = nodata), labels ``(n, t, t)`` uint8 and valid masks.
+    """
+    feedback = ensure(feedback)
+    height, width, t = reader.height, reader.width, tile
+    n_r, n_c = math.ceil(height / t), math.ceil(width / t)
+    masks = mine_pixels_per_tile(geometries, reader.transform, height, width, t, feedback.scaled(0, 10))
+    if not masks:
+        raise OreMapError("No mine polygon covers the centre of any pixel of the raster.", "polygons",
+                          "Check that the polygons lie on the raster (any CRS is reprojected) and are larger "
+                          "than a pixel.")
+    block = lambda i, j: (i // block_tiles, j // block_tiles)  # noqa: E731
+    has_mines = {}
+    for i in range(n_r):
+        for j in range(n_c):
+            has_mines[block(i, j)] = has_mines.get(block(i, j), False) or (i, j) in masks
+    rng = np.random.default_rng([int(seed), 11])
+    val_blocks = assign_blocks(has_mines, val_fraction, rng)
+    if val_fraction > 0 and not any(has_mines[b] for b in val_blocks):
+        feedback.warning("Only one spatial block holds mines, so no mine is held out: IoU and F1 cannot be "
+                         "measured. Use smaller blocks or a raster with mines in several places.")
+    split_of = lambda i, j: "val" if block(i, j) in val_blocks else "train"  # noqa: E731
+    positives = {"train": [], "val": []}
+    for (i, j) in sorted(masks):
+        positives[split_of(i, j)].append((i, j))
+    negatives = {"train": [], "val": []}
+    for i in range(n_r):
+        for j in range(n_c):
+            if (i, j) not in masks:
+                negatives[split_of(i, j)].append((i, j))
+
+    c = reader.n_channels
+    per_tile_mb = (c * 4 + 2) * t * t / 2 ** 20
+    n_pos = sum(len(v) for v in positives.values())
+    room = int(0.5 * budget_mb // per_tile_mb)
+    if n_pos > room:
+        raise OreMapError(
+            f"The {n_pos} tiles holding mines need {n_pos * per_tile_mb:.0f} MB in memory, more than half the memory "
+            f"budget ({budget_mb:.0f} MB).", "raster",
+            "Raise the memory budget (Processing > Options > Providers > OreMap), use smaller tiles, or train on "
+            "a part of the scene.")
+    chosen = {"train": [], "val": []}
+    parts = {"train": [], "val": []}
+    read_fb = feedback.scaled(10, 30)
+    capped = False
+
+    def take(group, split, limit):
+        kept = 0
+        for start in range(0, len(group), 32):
+            if limit is not None and kept >= limit:
+                break
+            batch = group[start:start + 32]
+            X, V = _read_tiles(reader, [b[0] for b in batch], [b[1] for b in batch], t, read_fb)
+            for k in np.flatnonzero(V.mean(axis=(1, 2)) >= min_valid):
+                if limit is not None and kept >= limit:
+                    break
+                chosen[split].append(batch[k])
+                parts[split].append((X[k], V[k]))
+                kept += 1
+        return kept
+
+    for s in ("train", "val"):
+        # mine tiles (those with enough valid pixels), then background tiles in random order
+        n_kept = take(positives[s], s, None)
+        want = len(negatives[s]) if negatives_per_positive < 0 else \
+            int(math.ceil(negatives_per_positive * max(n_kept, 1)))
+        pending = len(positives["val"]) if s == "train" else 0
+        room_left = max(room - len(chosen["train"]) - len(chosen["val"]) - pending, 0)
+        if want > room_left:
+            want, capped = room_left, True
+        order = [negatives[s][k] for k in rng.permutation(len(negatives[s]))]
+        take(order, s, want)
+    if capped:
+        feedback.warning("Background tiles were limited by the memory budget.")
+    all_tiles = chosen["train"] + chosen["val"]
+    if not all_tiles:
+        raise OreMapError("No tile has enough valid pixels.", "raster", "Check the raster's nodata.")
+    X = np.stack([p[0] for p in parts["train"] + parts["val"]])
+    V = np.stack([p[1] for p in parts["train"] + parts["val"]])
+    Y = np.stack([masks.get(ij, np.zeros((t, t), np.uint8)) for ij in all_tiles]).astype(np.uint8)
+    Y[~V] = 0
+    split = np.array(["train"] * len(chosen["train"]) + ["val"] * len(chosen["val"]))
+    mine_px = Y.reshape(len(all_tiles), -1).sum(axis=1).astype(np.int64)
+    if not (mine_px[split == "train"] > 0).any():
+        raise OreMapError("No training tile holds valid mine pixels.", "polygons", _FIX_POLYGONS)
+    plan = TilePlan(
+        tile=t, grid=(n_r, n_c), block_tiles=int(block_tiles), val_blocks=set(val_blocks),
+        rows=np.array([ij[0] for ij in all_tiles], dtype=np.int64),
+        cols=np.array([ij[1] for ij in all_tiles], dtype=np.int64), split=split, mine_pixels=mine_px,
+        info={"n_blocks": len(has_mines), "n_mine_blocks": int(sum(has_mines.values())),
+              "n_val_blocks": len(val_blocks), "n_val_mine_blocks": int(sum(has_mines[b] for b in val_blocks)),
+              "n_mine_tiles": n_pos, "n_train_tiles": int((split == "train").sum()),
+              "n_val_tiles": int((split == "val").sum()),
+              "n_train_mine_tiles": int(((split == "train") & (mine_px > 0)).sum()),
+              "n_val_mine_tiles": int(((split == "val") & (mine_px > 0)).sum()),
+              "train_mine_pixels": int(mine_px[split == "train"].sum()),
+              "val_mine_pixels": int(mine_px[split == "val"].sum()),
+              "n_dropped_nodata": int(n_pos - sum(1 for ij in all_tiles if ij in masks))})
+    feedback.progress(30)
+    return plan, X, Y, V

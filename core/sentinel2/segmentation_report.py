@@ -1,0 +1,131 @@
+"""The mine segmentation's training report: an example tile with the mapped and the true footprints,
+the layout of the held-out blocks and the scores.
+"""
+
+import base64
+import os
+import struct
+import zlib
+
+import numpy as np
+
+
+def png_bytes(rgb):
+    """A PNG file (bytes) of an ``(h, w, 3)`` uint8 image; zlib only, no imaging library."""
+    rgb = np.ascontiguousarray(rgb, dtype=np.uint8)
+    h, w = rgb.shape[:2]
+    raw = b"".join(b"\x00" + rgb[r].tobytes() for r in range(h))
+
+    def chunk(tag, data):
+        return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data) & 0xFFFFFFFF)
+
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(raw, 9)) + chunk(b"IEND", b""))
+
+
+def outline_path(mask, scale=1.0):
+    """SVG path data of the outlines of a boolean mask's regions (pixel edges, ``scale`` px per pixel)."""
+    from rasterio.features import shapes
+
+    mask = np.ascontiguousarray(mask, dtype=np.uint8)
+    parts = []
+    for geom, value in shapes(mask, mask=mask.astype(bool), connectivity=4):
+        for ring in geom["coordinates"]:
+            pts = " L".join(f"{x * scale:.1f} {y * scale:.1f}" for x, y in ring[:-1])
+            parts.append(f"M{pts} Z")
+    return " ".join(parts)
+
+
+def tile_figure(example, size=384):
+    """An SVG of the example tile (true colour) with the reference (cyan) and predicted (red) outlines."""
+    rgb = example["rgb"]
+    t = rgb.shape[0]
+    scale = size / t
+    data = base64.b64encode(png_bytes(rgb)).decode("ascii")
+    return (f'<svg xmlns="http://www.w3.org/2000/svg" class="oremap-tile" width="{size}" height="{size + 22}" '
+            f'viewBox="0 0 {size} {size + 22}" role="img" aria-label="Example tile">'
+            f'<image x="0" y="0" width="{size}" height="{size}" preserveAspectRatio="none" '
+            f'style="image-rendering:pixelated" href="data:image/png;base64,{data}"/>'
+            f'<path class="reference" d="{outline_path(example["reference"], scale)}" fill="none" '
+            f'stroke="#00e5ff" stroke-width="1.5"/>'
+            f'<path class="predicted" d="{outline_path(example["predicted"], scale)}" fill="none" '
+            f'stroke="#ff1744" stroke-width="1.5" stroke-dasharray="4 2"/>'
+            f'<text x="4" y="{size + 15}" font-size="11" font-family="sans-serif">cyan: reference polygons, '
+            f'red dashed: predicted (threshold)</text></svg>')
+
+
+def _layout_svg(plan, size=360):
+    """The tile grid: training tiles blue, held-out tiles orange (darker with mines), held-out blocks framed."""
+    n_r, n_c = plan.grid
+    cell = size / max(n_r, n_c)
+    w, h = n_c * cell, n_r * cell
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" class="oremap-layout" width="{w + 2:.0f}" height="{h + 24:.0f}" '
+           f'viewBox="-1 -1 {w + 2:.1f} {h + 24:.1f}" role="img" aria-label="Tile layout">',
+           f'<rect x="0" y="0" width="{w:.1f}" height="{h:.1f}" fill="#f4f4f4" stroke="#999"/>']
+    for i, j, s, m in zip(plan.rows, plan.cols, plan.split, plan.mine_pixels):
+        colour = {("train", True): "#08519c", ("train", False): "#9ecae1", ("val", True): "#d94801",
+                  ("val", False): "#fdae6b"}[(str(s), bool(m > 0))]
+        out.append(f'<rect x="{j * cell:.1f}" y="{i * cell:.1f}" width="{cell:.1f}" height="{cell:.1f}" '
+                   f'fill="{colour}" stroke="#fff" stroke-width="0.5"/>')
+    bt = plan.block_tiles * cell
+    for bi, bj in sorted(plan.val_blocks):
+        out.append(f'<rect x="{bj * bt:.1f}" y="{bi * bt:.1f}" width="{bt:.1f}" height="{bt:.1f}" fill="none" '
+                   f'stroke="#7f2704" stroke-width="2"/>')
+    out.append(f'<text x="0" y="{h + 16:.1f}" font-size="11" font-family="sans-serif">blue: training, orange: '
+               'held out (dark: with mines); framed: held-out blocks; grey: unused</text></svg>')
+    return "".join(out)
+
+
+def training_report(result, raster_size=None, raster_path=""):
+    """The HTML training report: data, settings, IoU/F1 on held-out tiles, curves, layout, example tile."""
+    from ..engine import report
+
+    info, plan, m = result.info, result.plan, result.metrics
+    p = info.training["parameters"]
+    pi = plan.info
+    seg = info.extra["segmentation"]
+    size = f", {raster_size[0]} x {raster_size[1]} pixels" if raster_size else ""
+    settings = [
+        ("Raster", f"{os.path.basename(os.path.normpath(str(raster_path)))}{size}"),
+        ("Input channels", f"{len(info.band_names)}: bands {', '.join(info.preprocessing['bands'])}"
+                           + (f"; indices {', '.join(info.preprocessing['indices'])}"
+                              if info.preprocessing["indices"] else "")),
+        ("Tiles", f"{p['tile']} x {p['tile']} pixels; {pi['n_train_tiles']} training ({pi['n_train_mine_tiles']} with "
+                  f"mines), {pi['n_val_tiles']} held out ({pi['n_val_mine_tiles']} with mines); "
+                  f"{p['negatives_per_positive']:g} background tile(s) per mine tile"),
+        ("Spatial hold-out", f"{pi['n_val_blocks']} of {pi['n_blocks']} blocks of {p['block_tiles']} x "
+                             f"{p['block_tiles']} tiles held out ({pi['n_val_mine_blocks']} of "
+                             f"{pi['n_mine_blocks']} blocks with mines); a tile lies in one block, so held-out and "
+                             "training tiles share no pixel"),
+        ("Network", f"U-Net, depth {p['depth']}, width {p['width']} (x2 per level)"),
+        ("Training", f"{p['epochs']} epochs, batch {p['batch_size']}, Adam, learning rate {p['lr']:g} (cosine "
+                     f"decay), weight decay {p['weight_decay']:g}; loss BCE + {p['dice_weight']:g} x soft Dice; "
+                     "random flips and 90 degree rotations"),
+        ("Threshold", f"{seg['threshold']:g}"),
+        ("Seed", str(p["seed"])),
+    ]
+    sections = [("Data and settings", report.html_table(["Setting", "Value"], settings))]
+    rows = [["Held-out tiles", m["val_iou"], m["val_f1"], m["val_precision"], m["val_recall"], m["val_mine_pixels"],
+             m["val_pixels"]],
+            ["Training tiles", m["train_iou"], m["train_f1"], m["train_precision"], m["train_recall"],
+             m["train_mine_pixels"], m["train_pixels"]]]
+    sections.append(("Accuracy (pixels)", report.html_table(
+        ["Tiles", "IoU", "F1", "precision", "recall", "mine pixels", "valid pixels"], rows) + report.paragraph(
+        "Pixel counts over the valid pixels of whole tiles, the model's output thresholded at "
+        f"{seg['threshold']:g}. Held-out tiles hold every mine tile of the held-out blocks and a random share of "
+        "their background tiles, so precision on a whole scene (mostly background) can be lower.", "note")))
+    epochs = list(range(1, len(result.history["train_loss"]) + 1))
+    curves = report.svg_line_chart(
+        [("training loss", epochs, result.history["train_loss"], "#1f77b4"),
+         ("held-out loss", epochs, result.history["val_loss"], "#ff7f0e")], "Loss", "epoch", "BCE + Dice")
+    curves += report.svg_line_chart(
+        [("held-out IoU", epochs, result.history["val_iou"], "#2ca02c"),
+         ("held-out F1", epochs, result.history["val_f1"], "#d62728")], "Held-out accuracy", "epoch", "score")
+    sections.append(("Learning curves", curves))
+    sections.append(("Tile layout", _layout_svg(plan)))
+    if result.example is not None:
+        ex = result.example
+        sections.append((f"Example {ex['split']} tile (grid row {ex['tile'][0]}, column {ex['tile'][1]})",
+                         tile_figure(ex)))
+    return report.html_report("Sentinel-2 mine segmentation: training report", sections,
+                              subtitle=info.description + " - " + info.training["date"])

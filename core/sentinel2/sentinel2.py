@@ -1,0 +1,768 @@
+"""Sentinel-2 MSI input: band identification, 10 m stacking, reflectance scaling, spectral indices.
+
+:func:`open_sentinel2` accepts what users actually have:
+
+* a multi-band raster (GeoTIFF, VRT, ...) whose bands are named in their
+  descriptions (``"B04"``, ``"B4"``, ``"Band 4 - Red"``, ``"B8A"``, GDAL's
+  ``"B4, central wavelength 665 nm"``, STAC common names such as ``"red"``), in
+  their metadata (``BANDNAME``, wavelength tags), or by a user ``band_map``
+  (``{"B4": 3, ...}``); a 12- or 13-band raster without any of these is taken in
+  the standard order, with a warning;
+* a folder of per-band files as delivered (names ending in ``_B02.tif``,
+  ``_B8A.jp2``, ``_B02_10m.jp2``; searched recursively, e.g. a ``.SAFE`` product
+  or a BigEarthNet patch): the bands are stacked in a VRT on the finest (10 m)
+  grid, 20 m and 60 m bands resampled bilinearly. When the folder holds the L2A
+  scene classification (``*_SCL_20m.jp2``), pixels it classes as no data,
+  saturated or defective, cloud shadow, cloud (medium or high probability) or thin
+  cirrus (:data:`SCL_MASKED`) are nodata (``mask_clouds``, on by default).
+
+Reflectance is ``DN * scale + offset``: ``scale`` = 1/10000 (or 1/quantification
+value from the metadata) for digital numbers, 1 for a float raster already holding
+0-1 reflectance; ``offset`` = -1000 DN * scale for products of processing baseline
+04.00 and later (from 25 January 2022), when the metadata say so (an ``ADD_OFFSET``
+item, a ``PROCESSING_BASELINE`` item, or the ``_N0400_`` baseline field of a
+product name in the path or in a BigEarthNet ``labels_metadata.json``).
+
+:func:`compute_indices` computes the usual spectral indices of mine detection on
+reflectance pixels.
+"""
+
+import glob
+import json
+import os
+import re
+import tempfile
+from dataclasses import dataclass, field
+from xml.sax.saxutils import escape
+
+import numpy as np
+
+from ..engine.errors import OreMapError
+from ..engine.feedback import ensure
+
+#: The 12 bands of Sentinel-2 Level-2A products, in the standard order (B10, cirrus, is L1C only).
+S2_BANDS = ["B1", "B2", "B3", "B4", "B5", "B6", "B7", "B8", "B8A", "B9", "B11", "B12"]
+
+#: Band centres (nm) of Sentinel-2A MSI.
+S2_CENTERS = {"B1": 443.0, "B2": 490.0, "B3": 560.0, "B4": 665.0, "B5": 705.0, "B6": 740.0, "B7": 783.0,
+              "B8": 842.0, "B8A": 865.0, "B9": 945.0, "B10": 1375.0, "B11": 1610.0, "B12": 2190.0}
+
+#: Band widths (nm) of Sentinel-2A MSI, used as the FWHM of Gaussian responses.
+S2_BANDWIDTHS = {"B1": 20.0, "B2": 65.0, "B3": 35.0, "B4": 30.0, "B5": 15.0, "B6": 15.0, "B7": 20.0,
+                 "B8": 115.0, "B8A": 20.0, "B9": 20.0, "B10": 30.0, "B11": 90.0, "B12": 180.0}
+
+#: Native ground sampling distance (m) of each band.
+S2_RESOLUTIONS = {"B1": 60, "B2": 10, "B3": 10, "B4": 10, "B5": 20, "B6": 20, "B7": 20, "B8": 10, "B8A": 20,
+                  "B9": 60, "B10": 60, "B11": 20, "B12": 20}
+
+#: Every band name :func:`open_sentinel2` recognises (L1C adds B10).
+KNOWN_BANDS = S2_BANDS[:10] + ["B10"] + S2_BANDS[10:]
+
+#: Offset (in DN) added before scaling from processing baseline 04.00 (25 January 2022) on.
+BASELINE_04_OFFSET = -1000.0
+
+# STAC / common band names -> S2 band.
+_COMMON_NAMES = {
+    "coastal": "B1", "coastal aerosol": "B1", "aerosol": "B1", "blue": "B2", "green": "B3", "red": "B4",
+    "rededge1": "B5", "red edge 1": "B5", "rededge071": "B5", "rededge2": "B6", "red edge 2": "B6",
+    "rededge075": "B6", "rededge3": "B7", "red edge 3": "B7", "rededge078": "B7", "nir": "B8",
+    "nir08": "B8A", "narrow nir": "B8A", "nir narrow": "B8A", "nir09": "B9", "water vapour": "B9",
+    "water vapor": "B9", "cirrus": "B10", "swir16": "B11", "swir1": "B11", "swir 1": "B11",
+    "swir22": "B12", "swir2": "B12", "swir 2": "B12",
+}
+_BAND_WORD = re.compile(r"(?<![A-Za-z0-9])B(?:AND)?[\s_]*0?(\d{1,2})(A?)(?![0-9])", re.IGNORECASE)
+_FILE_BAND = re.compile(r"_B(\d{1,2})(A?)(?:_(\d{2})m)?\.(?:tif|tiff|jp2|img|vrt)$", re.IGNORECASE)
+_FILE_SCL = re.compile(r"_SCL(?:_(\d{2})m)?\.(?:tif|tiff|jp2|img|vrt)$", re.IGNORECASE)
+
+#: Classes of the L2A scene classification (SCL) that are masked: {value: meaning}. Dark areas (2, often
+#: topographic shadow, also in pits), vegetation, bare ground, water, unclassified and snow are kept.
+SCL_MASKED = {0: "no data", 1: "saturated or defective", 3: "cloud shadow", 8: "cloud, medium probability",
+              9: "cloud, high probability", 10: "thin cirrus"}
+_BASELINE_IN_NAME = re.compile(r"_N(\d{2})(\d{2})_")
+
+_FIX_BANDS = ("Name the bands in the raster's band descriptions (B2, B3, ...), or give a band map such as "
+              "'B2=1, B3=2, B4=3, B8=4'.")
+
+
+# ---------------------------------------------------------------------------
+# Band names
+# ---------------------------------------------------------------------------
+
+
+def normalise_band_name(text):
+    """The S2 band a label names (``"B04"``, ``"b4"``, ``"Band 8A"``, ``"red"``) or ``None``."""
+    if text is None:
+        return None
+    text = str(text).strip()
+    if not text:
+        return None
+    match = _BAND_WORD.search(text)
+    if match:
+        name = f"B{int(match.group(1))}{match.group(2).upper()}"
+        return name if name in S2_CENTERS else None
+    key = re.sub(r"[\s_\-]+", " ", text.lower()).strip()
+    key = re.sub(r"\s*\(.*\)$", "", key)
+    return _COMMON_NAMES.get(key) or _COMMON_NAMES.get(key.replace(" ", ""))
+
+
+def parse_band_map(band_map):
+    """``{"B4": 3, ...}`` from a dict or a text ``"B4=3, B8=4"`` (1-based band numbers)."""
+    if band_map is None or band_map == "" or band_map == {}:
+        return {}
+    if isinstance(band_map, str):
+        pairs = [p for p in re.split(r"[,;\n]+", band_map) if p.strip()]
+        items = []
+        for pair in pairs:
+            if "=" not in pair and ":" not in pair:
+                raise OreMapError(f"Cannot read '{pair.strip()}' in the band map.", "band_map",
+                                  "Write it as 'B2=1, B3=2, B4=3' (S2 band = raster band number).")
+            key, value = re.split(r"[=:]", pair, maxsplit=1)
+            items.append((key, value))
+    else:
+        items = list(dict(band_map).items())
+    out = {}
+    for key, value in items:
+        name = normalise_band_name(key)
+        if name is None:
+            raise OreMapError(f"'{str(key).strip()}' in the band map is not a Sentinel-2 band.", "band_map",
+                              "Use names B1 ... B12 and B8A.")
+        try:
+            index = int(str(value).strip())
+        except ValueError:
+            raise OreMapError(f"Band map entry {name}: '{value}' is not a band number.", "band_map",
+                              "Give 1-based raster band numbers.") from None
+        if name in out and out[name] != index:
+            raise OreMapError(f"The band map gives {name} twice.", "band_map")
+        out[name] = index
+    return out
+
+
+# ---------------------------------------------------------------------------
+# The input object
+# ---------------------------------------------------------------------------
+
+
+@dataclass
+class S2Input:
+    """A Sentinel-2 raster ready to read: which raster band is which S2 band, and how to scale it.
+
+    Attributes
+    ----------
+    path : str
+        A raster :class:`core.engine.raster.RasterSource` can read: the original file, or a VRT
+        stacking per-band files on the 10 m grid (float32 digital numbers).
+    bands : list of str
+        S2 band names in raster band order (bands that are not identified are left out).
+    scale, offset : float
+        ``reflectance = DN * scale + offset``.
+    nodata : float or None
+        Raw value meaning "no data" (0 for S2 digital numbers without own nodata).
+    band_numbers : dict
+        ``{name: 1-based raster band}``.
+    resampled : list of str
+        Bands resampled (bilinear) to the 10 m grid when stacking a folder.
+    baseline : str or None
+        Processing baseline found in the metadata (``"04.00"``), if any.
+    notes : list of str
+        What was decided and why (also sent to the feedback).
+    """
+
+    path: str
+    band_numbers: dict
+    scale: float
+    offset: float
+    transform: object
+    crs: object
+    width: int
+    height: int
+    nodata: float = None
+    resampled: list = field(default_factory=list)
+    baseline: str = None
+    notes: list = field(default_factory=list)
+    source_path: str = ""
+    temp_dir: str = None
+
+    @property
+    def bands(self):
+        return [name for name, _ in sorted(self.band_numbers.items(), key=lambda kv: kv[1])]
+
+    def band_index(self, name):
+        """1-based raster band of the S2 band ``name`` (``"B4"``, ``"B04"``, ``"B8A"``)."""
+        key = normalise_band_name(name) or str(name)
+        if key not in self.band_numbers:
+            raise OreMapError(f"Band {name} is not in the Sentinel-2 raster (it has {', '.join(self.bands)}).",
+                              "raster", "Choose a raster that holds this band.")
+        return self.band_numbers[key]
+
+    def band_indexes(self, names):
+        return [self.band_index(n) for n in names]
+
+    def open_source(self, names=None, feedback=None):
+        """A :class:`core.engine.raster.RasterSource` reading reflectance of bands ``names`` (all 12 by default)."""
+        from ..engine.raster import RasterSource
+
+        names = list(S2_BANDS if names is None else names)
+        source = RasterSource(self.path, bands=self.band_indexes(names), nodata=self.nodata, scale=1.0,
+                              feedback=None)
+        source.gain, source.bias = float(self.scale), float(self.offset)
+        return source
+
+    def read_reflectance(self, names=None):
+        """Whole raster as reflectance ``(rows, cols, len(names))`` float32, NaN where nodata."""
+        from rasterio.windows import Window
+
+        with self.open_source(names) as source:
+            data, valid = source.read(Window(0, 0, self.width, self.height))
+        data = np.array(data, dtype=np.float32)
+        data[~valid] = np.nan
+        return data
+
+    def close(self):
+        """Remove the temporary VRT folder, if one was made."""
+        if self.temp_dir and os.path.isdir(self.temp_dir):
+            import shutil
+
+            shutil.rmtree(self.temp_dir, ignore_errors=True)
+            self.temp_dir = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def reflectance(dn, s2input, nodata_to_nan=True):
+    """Surface reflectance of digital numbers: ``dn * scale + offset`` (float32; nodata -> NaN)."""
+    dn = np.asarray(dn)
+    out = dn.astype(np.float32) * np.float32(s2input.scale) + np.float32(s2input.offset)
+    if nodata_to_nan and s2input.nodata is not None:
+        out = np.where(dn == s2input.nodata, np.float32(np.nan), out)
+    return out
+
+
+# ---------------------------------------------------------------------------
+# Opening
+# ---------------------------------------------------------------------------
+
+
+def open_sentinel2(path, band_map=None, feedback=None, required=None, out_dir=None, mask_clouds=True):
+    """Open a Sentinel-2 raster or folder of per-band files; see the module docstring.
+
+    Parameters
+    ----------
+    path : str
+        Multi-band raster, or folder of per-band files (``*_B02.tif`` ...).
+    band_map : dict or str, optional
+        ``{"B4": 3, ...}`` or ``"B4=3, B8=4"``: raster band number of each S2 band,
+        overriding what the raster says (multi-band rasters only).
+    feedback : Feedback, optional
+        Receives what was decided (band identification, resampling, scaling).
+    required : list of str, optional
+        Bands that must be present; all 12 of :data:`S2_BANDS` by default.
+    out_dir : str, optional
+        Where a folder's VRT is written; a new temporary folder by default
+        (removed by :meth:`S2Input.close`).
+    mask_clouds : bool, default True
+        For a folder holding the scene classification (SCL): make the pixels of the
+        classes :data:`SCL_MASKED` nodata.
+
+    Raises
+    ------
+    OreMapError
+        ``parameter="raster"`` for a missing or unreadable input, or when required
+        bands are missing (naming them); ``parameter="band_map"`` for a bad map.
+    """
+    feedback = ensure(feedback)
+    required = list(S2_BANDS if required is None else [normalise_band_name(b) or b for b in required])
+    if not path or not os.path.exists(str(path)):
+        raise OreMapError(f"The Sentinel-2 input '{path}' does not exist.", "raster",
+                          "Choose a Sentinel-2 raster or a folder of per-band files.")
+    path = os.fspath(path)
+    if os.path.isdir(path):
+        if band_map:
+            feedback.warning("The band map is ignored for a folder: bands are named by their file names.")
+        s2 = _open_folder(path, required, feedback, out_dir, mask_clouds)
+    else:
+        s2 = _open_file(path, parse_band_map(band_map), required, feedback)
+    for note in s2.notes:
+        feedback.info(note)
+    return s2
+
+
+def _missing_error(missing, found, where):
+    return OreMapError(
+        f"The Sentinel-2 input lacks the bands {', '.join(missing)} (found: {', '.join(found) or 'none'}) "
+        f"in {where}.", "raster",
+        "Give a product with these bands" + (", or name the bands with a band map." if where != "the folder"
+                                            else " (files ending in _B02.tif, _B8A.tif ...)."))
+
+
+def _baseline_from_text(text):
+    match = _BASELINE_IN_NAME.search(text or "")
+    return f"{match.group(1)}.{match.group(2)}" if match else None
+
+
+def _baseline_value(text):
+    try:
+        return float(str(text).strip())
+    except ValueError:
+        return None
+
+
+def _scaling(tags, dtype, sample_max, baseline_hint, notes):
+    """``(scale, offset, baseline)`` from metadata items, data type and a sample maximum."""
+    upper = {str(k).upper(): v for k, v in tags.items()}
+    if np.issubdtype(np.dtype(dtype), np.floating) and sample_max is not None and sample_max <= 2.0:
+        notes.append("Float raster with values up to about 1: taken as reflectance already (scale 1).")
+        return 1.0, 0.0, None
+    quant = None
+    for key in ("BOA_QUANTIFICATION_VALUE", "QUANTIFICATION_VALUE", "L2A_BOA_QUANTIFICATION_VALUE",
+                "REFLECTANCE_CONVERSION_QUANTIFICATION_VALUE"):
+        if key in upper and _baseline_value(upper[key]):
+            quant = _baseline_value(upper[key])
+            break
+    scale = 1.0 / (quant or 10000.0)
+    offset_dn = None
+    for key, value in upper.items():
+        if ("ADD_OFFSET" in key) and _baseline_value(value) is not None:
+            offset_dn = _baseline_value(value)
+            notes.append(f"Offset {offset_dn:g} DN from the metadata item {key}.")
+            break
+    baseline = None
+    for key in ("PROCESSING_BASELINE", "BASELINE", "PROCESSING_BASELINE_VERSION"):
+        if key in upper and _baseline_value(upper[key]) is not None:
+            baseline = f"{_baseline_value(upper[key]):05.2f}"
+            break
+    baseline = baseline or baseline_hint
+    if offset_dn is None and baseline is not None and float(baseline) >= 4.0:
+        offset_dn = BASELINE_04_OFFSET
+        notes.append(f"Processing baseline {baseline} (>= 04.00): reflectance = (DN - 1000) / "
+                     f"{1.0 / scale:g}.")
+    offset_dn = offset_dn or 0.0
+    if offset_dn == 0.0:
+        notes.append(f"Reflectance = DN / {1.0 / scale:g}"
+                     + (f" (processing baseline {baseline})." if baseline else "."))
+    return scale, offset_dn * scale, baseline
+
+
+def _open_file(path, band_map, required, feedback):
+    from ..engine.raster import open_raster
+
+    notes = []
+    with open_raster(path) as ds:
+        count = ds.count
+        numbers = {}
+        if band_map:
+            bad = [f"{k}={v}" for k, v in band_map.items() if not 1 <= v <= count]
+            if bad:
+                raise OreMapError(f"Band map entries {', '.join(bad)} lie outside 1-{count}.", "band_map",
+                                  f"The raster has {count} bands.")
+            numbers = dict(band_map)
+            notes.append("Bands from the band map: " + ", ".join(f"{k}={v}" for k, v in numbers.items()) + ".")
+        else:
+            numbers = _identify_bands(ds, notes, feedback)
+        found = [b for b in KNOWN_BANDS if b in numbers]
+        missing = [b for b in required if b not in numbers]
+        if missing:
+            raise _missing_error(missing, found, f"'{os.path.basename(path)}'")
+        tags = dict(ds.tags())
+        for b in range(1, count + 1):
+            tags.update({k: v for k, v in ds.tags(b).items() if "OFFSET" in k.upper() or "QUANT" in k.upper()})
+        hint = _baseline_from_text(path)
+        sample_max = _sample_max(ds, [numbers[b] for b in found])
+        scale, offset, baseline = _scaling(tags, ds.dtypes[0], sample_max, hint, notes)
+        nodata = ds.nodatavals[0]
+        if nodata is None and np.issubdtype(np.dtype(ds.dtypes[0]), np.integer):
+            nodata = 0.0
+        return S2Input(path=path, band_numbers=numbers, scale=scale, offset=offset, transform=ds.transform,
+                       crs=ds.crs, width=ds.width, height=ds.height, nodata=nodata, baseline=baseline,
+                       notes=notes, source_path=path)
+
+
+def _sample_max(ds, bands):
+    from ..engine.raster import _sample_values
+
+    if not bands:
+        return None
+    values = _sample_values(ds, bands[:4]).astype(np.float64)
+    values = values[np.isfinite(values)]
+    return float(np.percentile(values, 99)) if values.size else None
+
+
+def _identify_bands(ds, notes, feedback):
+    """``{name: band}`` from descriptions, then band metadata, then wavelengths, then the standard order."""
+    count = ds.count
+    sources = []
+    generic = all(re.fullmatch(rf"\s*band\s*{i}\s*", d or "", re.IGNORECASE) for i, d in enumerate(ds.descriptions, 1))
+    if not generic:  # "Band 1", "Band 2", ... are band numbers, not Sentinel-2 names
+        sources.append(("band descriptions", [normalise_band_name(d) for d in ds.descriptions]))
+    items = []
+    for b in range(1, count + 1):
+        tags = {k.upper(): v for k, v in ds.tags(b).items()}
+        items.append(normalise_band_name(tags.get("BANDNAME") or tags.get("BAND_NAME") or tags.get("NAME")))
+    sources.append(("band metadata", items))
+    sources.append(("band wavelengths", _names_from_wavelengths(ds)))
+    for what, names in sources:
+        named = [(n, i + 1) for i, n in enumerate(names) if n]
+        if not named:
+            continue
+        dupes = sorted({n for n, _ in named if sum(1 for m, _ in named if m == n) > 1})
+        if dupes:
+            raise OreMapError(f"The {what} name {', '.join(dupes)} more than once.", "raster", _FIX_BANDS)
+        notes.append(f"Bands identified from the {what}: " + ", ".join(f"{n}={i}" for n, i in named) + ".")
+        return dict(named)
+    if count in (12, 13):
+        order = S2_BANDS if count == 12 else KNOWN_BANDS
+        feedback.warning(f"The raster's {count} bands carry no names: taken in the standard Sentinel-2 order "
+                         f"({', '.join(order)}). Give a band map if that is wrong.")
+        notes.append(f"Bands taken in the standard order of a {count}-band product.")
+        return {n: i + 1 for i, n in enumerate(order)}
+    return {}
+
+
+def _names_from_wavelengths(ds):
+    from ..engine.wavelengths import band_info_from_raster
+
+    try:
+        info = band_info_from_raster(ds)
+    except OreMapError:
+        return [None] * ds.count
+    if info is None:
+        return [None] * ds.count
+    names = []
+    for centre in info.centers:
+        best = min(S2_CENTERS, key=lambda n: abs(S2_CENTERS[n] - centre))
+        names.append(best if abs(S2_CENTERS[best] - centre) <= 12.0 else None)
+    return names
+
+
+# ---------------------------------------------------------------------------
+# Folders of per-band files
+# ---------------------------------------------------------------------------
+
+
+def find_band_files(folder):
+    """``{name: path}`` of per-band files under ``folder`` (the finest resolution when several)."""
+    found = {}
+    for root, _dirs, files in os.walk(folder):
+        for name in sorted(files):
+            match = _FILE_BAND.search(name)
+            if not match:
+                continue
+            band = f"B{int(match.group(1))}{match.group(2).upper()}"
+            if band not in S2_CENTERS:
+                continue
+            res = int(match.group(3)) if match.group(3) else 0
+            if band not in found or res < found[band][0]:
+                found[band] = (res, os.path.join(root, name))
+    return {band: p for band, (_, p) in found.items()}
+
+
+def find_scl_file(folder):
+    """The scene classification file (``*_SCL_20m.jp2`` ...) under ``folder``, the finest when several; None if none."""
+    best = None
+    for root, _dirs, files in os.walk(folder):
+        for name in sorted(files):
+            match = _FILE_SCL.search(name)
+            if match:
+                res = int(match.group(1)) if match.group(1) else 0
+                if best is None or res < best[0]:
+                    best = (res, os.path.join(root, name))
+    return best[1] if best else None
+
+
+def _folder_metadata(folder, files):
+    """Metadata items and baseline hint of a folder: MTD XML, BigEarthNet JSON, product names."""
+    tags, hint = {}, _baseline_from_text(os.path.abspath(folder)) or \
+        next((_baseline_from_text(p) for p in files.values() if _baseline_from_text(p)), None)
+    for json_path in sorted(glob.glob(os.path.join(folder, "*metadata*.json")))[:1]:
+        try:
+            with open(json_path, encoding="utf-8") as handle:
+                meta = json.load(handle)
+        except (OSError, ValueError):
+            continue
+        if isinstance(meta, dict):
+            hint = hint or _baseline_from_text(str(meta.get("tile_source", "")) + "_")
+            for key, value in meta.items():
+                if isinstance(value, (str, int, float)):
+                    tags[str(key)] = value
+    for xml_path in sorted(glob.glob(os.path.join(folder, "MTD_MSIL*.xml")))[:1]:
+        try:
+            with open(xml_path, encoding="utf-8", errors="replace") as handle:
+                text = handle.read(2_000_000)
+        except OSError:
+            continue
+        match = re.search(r"<PROCESSING_BASELINE>\s*([\d.]+)\s*<", text)
+        if match:
+            tags["PROCESSING_BASELINE"] = match.group(1)
+        match = re.search(r"<BOA_QUANTIFICATION_VALUE[^>]*>\s*([\d.]+)\s*<", text) or \
+            re.search(r"<QUANTIFICATION_VALUE[^>]*>\s*([\d.]+)\s*<", text)
+        if match:
+            tags["QUANTIFICATION_VALUE"] = match.group(1)
+        match = re.search(r"<(?:BOA|RADIO)_ADD_OFFSET[^>]*>\s*(-?[\d.]+)\s*<", text)
+        if match:
+            tags["BOA_ADD_OFFSET"] = match.group(1)
+    return tags, hint
+
+
+def _open_folder(folder, required, feedback, out_dir, mask_clouds=True):
+    import rasterio
+
+    files = find_band_files(folder)
+    found = [b for b in KNOWN_BANDS if b in files]
+    missing = [b for b in required if b not in files]
+    if missing:
+        raise _missing_error(missing, found, "the folder")
+    names = [b for b in KNOWN_BANDS if b in files and b != "B10"] or found
+    infos = {}
+    for band in names:
+        try:
+            with rasterio.open(files[band]) as ds:
+                infos[band] = dict(transform=ds.transform, crs=ds.crs, width=ds.width, height=ds.height,
+                                   dtype=ds.dtypes[0], nodata=ds.nodatavals[0], res=abs(ds.transform.a),
+                                   tags=dict(ds.tags()))
+        except rasterio.errors.RasterioIOError as exc:
+            raise OreMapError(f"Cannot read the band file '{files[band]}': {exc}.", "raster") from None
+    finest = min(names, key=lambda b: (infos[b]["res"], KNOWN_BANDS.index(b)))
+    ref = infos[finest]
+    notes = []
+    for band in names:
+        if infos[band]["crs"] != ref["crs"]:
+            raise OreMapError(f"Band file {os.path.basename(files[band])} is in another CRS than "
+                              f"{os.path.basename(files[finest])}.", "raster",
+                              "Use the files of one product (one tile).")
+    t = ref["transform"]
+    if t.b != 0 or t.d != 0:
+        raise OreMapError("Rotated band files cannot be stacked.", "raster", "Use north-up band files.")
+    resampled = [b for b in names if infos[b]["res"] > ref["res"] * 1.0001]
+    if resampled:
+        coarse = "/".join(sorted({"%g" % infos[b]["res"] for b in resampled}, key=float))
+        notes.append(f"Bands {', '.join(resampled)} resampled bilinearly from {coarse} m to the "
+                     f"{ref['res']:g} m grid of {finest}.")
+    tags = {}
+    for band in names:
+        tags.update(infos[band]["tags"])
+    meta_tags, hint = _folder_metadata(folder, files)
+    tags.update(meta_tags)
+    dtype = infos[finest]["dtype"]
+    sample_max = None
+    if np.issubdtype(np.dtype(dtype), np.floating):
+        with rasterio.open(files[finest]) as ds:
+            sample_max = _sample_max(ds, [1])
+    scale, offset, baseline = _scaling(tags, dtype, sample_max, hint, notes)
+    integer = np.issubdtype(np.dtype(dtype), np.integer)
+    nodata = ref["nodata"] if ref["nodata"] is not None else (0.0 if integer else None)
+    scl = _scene_classification(folder, ref, nodata, mask_clouds, notes)
+    if out_dir is None:
+        temp_dir = tempfile.mkdtemp(prefix="oremap_s2_")
+        vrt_folder = temp_dir
+    else:
+        temp_dir, vrt_folder = None, out_dir
+    stem = os.path.basename(os.path.normpath(folder)) or "sentinel2"
+    vrt_path = os.path.join(vrt_folder, f"{stem}_10m.vrt")
+    xml = _vrt_xml(names, files, infos, ref, nodata, scl)
+    from ..engine.files import write_atomic
+
+    write_atomic(vrt_path, xml, parameter="raster")
+    return S2Input(path=vrt_path, band_numbers={b: i + 1 for i, b in enumerate(names)}, scale=scale,
+                   offset=offset, transform=ref["transform"], crs=ref["crs"], width=ref["width"],
+                   height=ref["height"], nodata=nodata, resampled=resampled, baseline=baseline, notes=notes,
+                   source_path=folder, temp_dir=temp_dir)
+
+
+def _scene_classification(folder, ref, nodata, mask_clouds, notes):
+    """The SCL file's grid (a dict) when its clouds are to be masked, else None; the decision goes to ``notes``."""
+    import rasterio
+
+    path = find_scl_file(folder)
+    if path is None:
+        return None
+    if not mask_clouds:
+        notes.append("The scene classification (SCL) is not used: clouds and their shadows are not masked.")
+        return None
+    if nodata != 0:
+        notes.append("The band files do not use 0 as nodata, so the scene classification (SCL) cannot mask clouds.")
+        return None
+    try:
+        with rasterio.open(path) as ds:
+            info = dict(path=path, transform=ds.transform, width=ds.width, height=ds.height, crs=ds.crs)
+            classes = ds.read(1)
+    except rasterio.errors.RasterioIOError as exc:
+        raise OreMapError(f"Cannot read the scene classification '{path}': {exc}.", "raster",
+                          "Remove the damaged SCL file, or turn the cloud mask off.") from None
+    if info["crs"] != ref["crs"] or info["transform"].b != 0 or info["transform"].d != 0:
+        raise OreMapError(f"The scene classification {os.path.basename(path)} is not on the grid of the bands.",
+                          "raster", "Use the SCL file of the same product, or turn the cloud mask off.")
+    counts = np.bincount(np.clip(classes.ravel(), 0, 255).astype(np.intp), minlength=256)  # SCL codes are 0-11
+    shares = {v: float(counts[v]) / max(classes.size, 1) for v in SCL_MASKED}
+    masked = sum(shares.values())
+    detail = ", ".join(f"{SCL_MASKED[v]} {100 * f:.1f} %" for v, f in shares.items() if f > 0) or "none"
+    notes.append(f"Clouds masked with the scene classification {os.path.basename(path)}: {100 * masked:.1f} % of "
+                 f"the scene is nodata ({detail}). Turn the cloud mask off if bright mine surfaces were taken "
+                 "for cloud.")
+    return info
+
+
+def _vrt_xml(names, files, infos, ref, nodata, scl=None):
+    """A VRT stacking the band files on the reference grid (float32, bilinear for coarser bands).
+
+    With ``scl`` (the scene classification's grid), each band is the product of its values and
+    0/1 looked up from the SCL class (nearest neighbour): 0 (= nodata) where :data:`SCL_MASKED`.
+    """
+    t = ref["transform"]
+
+    def dst_rect(st, width, height):
+        return (f'<DstRect xOff="{(st.c - t.c) / t.a!r}" yOff="{(st.f - t.f) / t.e!r}" '
+                f'xSize="{width * st.a / t.a!r}" ySize="{height * st.e / t.e!r}"/>')
+
+    lut = ",".join(f"{v}:{0 if v in SCL_MASKED else 1}" for v in range(12))
+    lines = [f'<VRTDataset rasterXSize="{ref["width"]}" rasterYSize="{ref["height"]}">']
+    if ref["crs"] is not None:
+        lines.append(f'  <SRS dataAxisToSRSAxisMapping="1,2">{escape(ref["crs"].to_wkt())}</SRS>')
+    lines.append(f"  <GeoTransform>{t.c!r}, {t.a!r}, {t.b!r}, {t.f!r}, {t.d!r}, {t.e!r}</GeoTransform>")
+    for i, band in enumerate(names, start=1):
+        info = infos[band]
+        st = info["transform"]
+        derived = ' subClass="VRTDerivedRasterBand"' if scl else ""
+        lines.append(f'  <VRTRasterBand dataType="Float32" band="{i}"{derived}>')
+        lines.append(f"    <Description>{band}</Description>")
+        lines.append("    <Metadata>")
+        lines.append(f'      <MDI key="BANDNAME">{band}</MDI>')
+        lines.append(f'      <MDI key="wavelength">{S2_CENTERS[band]!r}</MDI>')
+        lines.append('      <MDI key="wavelength_units">Nanometers</MDI>')
+        lines.append(f'      <MDI key="fwhm">{S2_BANDWIDTHS[band]!r}</MDI>')
+        lines.append("    </Metadata>")
+        if nodata is not None:
+            lines.append(f"    <NoDataValue>{nodata!r}</NoDataValue>")
+        if scl:
+            lines.append("    <PixelFunctionType>mul</PixelFunctionType>")
+        resampling = ' resampling="bilinear"' if info["res"] > ref["res"] * 1.0001 else ""
+        lines.append(f"    <ComplexSource{resampling}>")
+        lines.append(f'      <SourceFilename relativeToVRT="0">{escape(os.path.abspath(files[band]))}'
+                     "</SourceFilename>")
+        lines.append("      <SourceBand>1</SourceBand>")
+        lines.append(f'      <SrcRect xOff="0" yOff="0" xSize="{info["width"]}" ySize="{info["height"]}"/>')
+        lines.append("      " + dst_rect(st, info["width"], info["height"]))
+        if nodata is not None:
+            lines.append(f"      <NODATA>{nodata!r}</NODATA>")
+        lines.append("    </ComplexSource>")
+        if scl:
+            lines.append("    <ComplexSource>")
+            lines.append(f'      <SourceFilename relativeToVRT="0">{escape(os.path.abspath(scl["path"]))}'
+                         "</SourceFilename>")
+            lines.append("      <SourceBand>1</SourceBand>")
+            lines.append(f'      <SrcRect xOff="0" yOff="0" xSize="{scl["width"]}" ySize="{scl["height"]}"/>')
+            lines.append("      " + dst_rect(scl["transform"], scl["width"], scl["height"]))
+            lines.append(f"      <LUT>{lut}</LUT>")
+            lines.append("    </ComplexSource>")
+        lines.append("  </VRTRasterBand>")
+    lines.append("</VRTDataset>")
+    return "\n".join(lines) + "\n"
+
+
+# ---------------------------------------------------------------------------
+# Spectral indices
+# ---------------------------------------------------------------------------
+
+#: Index name -> (kind, bands, description). kind "nd": (a - b) / (a + b); "ratio": a / b;
+#: "bsi": ((B11 + B4) - (B8 + B2)) / ((B11 + B4) + (B8 + B2)).
+INDICES = {
+    "NDVI": ("nd", ("B8", "B4"), "Normalised difference vegetation index (B8, B4)"),
+    "NDWI": ("nd", ("B3", "B8"), "Normalised difference water index, McFeeters (B3, B8)"),
+    "MNDWI": ("nd", ("B3", "B11"), "Modified NDWI (B3, B11)"),
+    "BSI": ("bsi", ("B11", "B4", "B8", "B2"), "Bare soil index ((B11+B4)-(B8+B2))/((B11+B4)+(B8+B2))"),
+    "NBR": ("nd", ("B8", "B12"), "Normalised burn ratio (B8, B12)"),
+    "NBR2": ("nd", ("B11", "B12"), "Normalised burn ratio 2 (B11, B12)"),
+    "NDMI": ("nd", ("B8", "B11"), "Normalised difference moisture index (B8, B11)"),
+    "IRON_OXIDE": ("ratio", ("B4", "B2"), "Iron oxide ratio B4 / B2"),
+    "FERROUS_IRON": ("ratio", ("B12", "B8A"), "Ferrous iron ratio B12 / B8A"),
+    "CLAY": ("ratio", ("B11", "B12"), "Clay (hydroxyl) ratio B11 / B12"),
+}
+INDEX_NAMES = list(INDICES)
+
+
+def index_bands(which=None):
+    """S2 bands needed by the indices ``which`` (all by default), in the standard order."""
+    which = INDEX_NAMES if which is None else [_index_name(w) for w in which]
+    needed = {b for w in which for b in INDICES[w][1]}
+    return [b for b in S2_BANDS if b in needed]
+
+
+def _index_name(name):
+    key = str(name).strip().upper().replace(" ", "_")
+    aliases = {"IRON": "IRON_OXIDE", "IRONOXIDE": "IRON_OXIDE", "FERROUS": "FERROUS_IRON",
+               "FERROUSIRON": "FERROUS_IRON", "CLAY_MINERALS": "CLAY", "HYDROXYL": "CLAY"}
+    key = aliases.get(key.replace("_", ""), aliases.get(key, key))
+    if key not in INDICES:
+        raise OreMapError(f"Unknown spectral index '{name}'.", "indices", f"Choose among {', '.join(INDEX_NAMES)}.")
+    return key
+
+
+def compute_indices(refl, band_names, which=None):
+    """Spectral indices of reflectance pixels.
+
+    Parameters
+    ----------
+    refl : array-like of shape (n, n_bands)
+        Reflectance (not DN).
+    band_names : list of str
+        S2 name of each column.
+    which : list of str, optional
+        Index names (see :data:`INDICES`); all by default.
+
+    Returns
+    -------
+    values : ndarray of float32 of shape (n, n_indices)
+        NaN where a denominator is zero or an input is NaN.
+    names : list of str
+    """
+    refl = np.asarray(refl, dtype=np.float64)
+    if refl.ndim == 1:
+        refl = refl[None, :]
+    names = [normalise_band_name(b) or str(b) for b in band_names]
+    if refl.shape[1] != len(names):
+        raise OreMapError(f"{refl.shape[1]} columns but {len(names)} band names.", "raster")
+    which = INDEX_NAMES if which is None else [_index_name(w) for w in which]
+    missing = [b for b in index_bands(which) if b not in names]
+    if missing:
+        raise OreMapError(f"The indices {', '.join(which)} need the bands {', '.join(missing)}, which are missing.",
+                          "raster", "Choose a raster with these bands, or other indices.")
+    col = {n: refl[:, names.index(n)] for n in set(names) if n in S2_CENTERS}
+    out = np.empty((refl.shape[0], len(which)), dtype=np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        for j, name in enumerate(which):
+            kind, bands, _ = INDICES[name]
+            if kind == "nd":
+                num, den = col[bands[0]] - col[bands[1]], col[bands[0]] + col[bands[1]]
+            elif kind == "ratio":
+                num, den = col[bands[0]], col[bands[1]]
+            else:
+                a, b = col["B11"] + col["B4"], col["B8"] + col["B2"]
+                num, den = a - b, a + b
+            out[:, j] = np.where(den != 0, num / np.where(den != 0, den, 1.0), np.nan)
+    out[~np.isfinite(out)] = np.nan
+    return out.astype(np.float32), list(which)
+
+
+# ---------------------------------------------------------------------------
+# Spectra to Sentinel-2 bands
+# ---------------------------------------------------------------------------
+
+
+def s2_band_info(bands=None):
+    """:class:`core.engine.wavelengths.BandInfo` of S2 bands (centres and bandwidths as FWHM)."""
+    from ..engine.wavelengths import BandInfo
+
+    bands = S2_BANDS if bands is None else list(bands)
+    return BandInfo(centers=[S2_CENTERS[b] for b in bands], fwhm=[S2_BANDWIDTHS[b] for b in bands])
+
+
+def convolve_to_s2(spectra, wavelengths, src_fwhm=None, bands=None):
+    """Spectra (e.g. a USGS library) as Sentinel-2 would see them: Gaussian band responses.
+
+    Returns ``(n, len(bands))`` float64; NaN where the spectra do not cover a band.
+    """
+    from ..engine.wavelengths import resample_spectra
+
+    return resample_spectra(spectra, wavelengths, s2_band_info(bands), src_fwhm=src_fwhm)
