@@ -57,23 +57,6 @@ _HEX_COLOUR = re.compile(r"^#[0-9a-fA-F]{6}$")
 _FIX_MODEL = "Choose an .onnx model trained or shipped by OreMap."
 
 
-<<<<<<< HEAD:core/model_format.py
-=======
-def plugin_version():
-    """OreMap version from the plugin's ``metadata.txt``; ``"0.0.0"`` when unreadable."""
-    path = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "metadata.txt")
-    try:
-        with open(path, encoding="utf-8") as handle:
-            for line in handle:
-                key, _, value = line.partition("=")
-                if key.strip() == "version" and value.strip():
-                    return value.strip()
-    except OSError:
-        pass
-    return "0.0.0"
-
-
->>>>>>> 4f37b21:core/engine/model_format.py
 def _jsonable(value):
     """``value`` with numpy scalars/arrays as Python types and non-finite floats as ``None``."""
     if isinstance(value, dict):
