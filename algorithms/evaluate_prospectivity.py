@@ -115,7 +115,7 @@ class EvaluateProspectivity(OreMapAlgorithm):
     }
     OUTPUT_HELP = {
         "OUTPUT_HTML": "HTML report: summary table, ROC curves of the draws with their mean, success-rate curve, "
-                       "prediction-area plot, the deposits' scores.",
+                       "prediction-area plot, the deposits' scores. A temporary file when not given.",
         "OUTPUT_CSV": "CSV with the same numbers: measures, per-draw AUC and AP, the curves, deposit scores.",
         "AUC_MEAN": "ROC-AUC, mean over the draws (0.5 = chance, 1 = perfect).",
         "AUC_SD": "Standard deviation of the ROC-AUC over the draws.",
@@ -152,7 +152,7 @@ class EvaluateProspectivity(OreMapAlgorithm):
         self.add_number("N_NEGATIVES", "Negatives per draw (0 = as many as positives)", 0, 0, integer=True,
                         advanced=True)
         self.add_number("SEED", "Random seed", 0, 0, integer=True, advanced=True)
-        self.add_file_output("OUTPUT_HTML", "Evaluation report", "HTML files (*.html)")
+        self.add_file_output("OUTPUT_HTML", "Evaluation report", "HTML files (*.html)", optional=True, create=True)
         self.add_file_output("OUTPUT_CSV", "Evaluation table", "CSV files (*.csv)", optional=True)
         self.add_value_output("AUC_MEAN", "ROC-AUC (mean over draws)")
         self.add_value_output("AUC_SD", "ROC-AUC standard deviation")
@@ -171,7 +171,7 @@ class EvaluateProspectivity(OreMapAlgorithm):
         n_draws = self.parameterAsInt(parameters, "N_DRAWS", context)
         n_negatives = self.parameterAsInt(parameters, "N_NEGATIVES", context) or None
         seed = self.parameterAsInt(parameters, "SEED", context)
-        html_path = self.output_path(parameters, "OUTPUT_HTML", context, feedback)
+        html_path = self.report_output(parameters, "OUTPUT_HTML", context, feedback)
         csv_path = self.output_path(parameters, "OUTPUT_CSV", context, feedback)
         if has_raster:
             path, layer = self.raster_path(parameters, "SCORE_RASTER", context)
