@@ -99,7 +99,7 @@ class GeochemAnomaly(OreMapAlgorithm):
                       "negatives per draw.",
         "AUC_MEAN": "With deposits: ROC-AUC of the main score, mean over 20 draws (NaN without deposits).",
         "AUC_SD": "With deposits: its standard deviation over the draws.",
-        "N_SCORED": "Samples scored.",
+        "N_SCORED": "Number of samples scored (those with at least half of the elements measured).",
         "ELEMENTS": "The element fields scored, ';' separated.",
     }
     REFERENCES = [

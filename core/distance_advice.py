@@ -98,6 +98,10 @@ def check_distances(x, y, deposits_xy, positive_radius, negative_min_distance, m
     n_neg = int((d >= negative_min_distance).sum())
     if n_pos >= min_positives and n_neg >= min_negatives:
         return n_pos, n_neg
+    if n_pos == 0 and d.min() > 10 * max(positive_radius, negative_min_distance):
+        raise OreMapError(f"Only 0 {what} lie within the positive radius ({positive_radius:g}) of a deposit: the "
+                          f"nearest deposit is {d.min():.0f} away.", "deposits",
+                          "Check that the deposits lie in the sampled area and that both layers have the right CRS.")
     radius, negative, s_pos, s_neg, spacing, ds = suggest_distances(x[ok], y[ok], dep, min_positives, min_negatives)
     if n_pos < min_positives:
         problem = (f"Only {n_pos} {what} lie within the positive radius ({positive_radius:g}) of a deposit; at least "
@@ -113,6 +117,9 @@ def check_distances(x, y, deposits_xy, positive_radius, negative_min_distance, m
         fix = (f"{facts} A positive radius of {radius:g} and a negative distance of {negative:g} give {s_pos} "
                f"positives and {s_neg} negative candidates. {TRADE_OFF}")
     else:
-        fix = (f"{facts} No pair of distances gives {min_positives} positives and {min_negatives} negatives: the "
-               "survey does not reach far enough from (or near enough to) the deposits for this evaluation.")
+        hint = (f"Lower the negative minimum distance (below {ds.max():.0f} some {what} remain)"
+                if parameter == "negative_min_distance" else
+                f"Enlarge the positive radius (from {ds.min():.0f} some {what} lie within it)")
+        fix = (f"{facts} {hint}; but no pair of distances gives {min_positives} positives and {min_negatives} "
+               "negatives here: the survey does not reach far enough from (or near enough to) the deposits.")
     raise OreMapError(problem, parameter, fix)

@@ -291,6 +291,18 @@ def plan_elements(columns, values=None, x=None, y=None, coverage=DEFAULT_COVERAG
                 plan.left_out[col.name] = col.reason or "not an element"
                 continue
         candidates.append((j, col))
+    if not explicit and not candidates:
+        # no field names an element: every numeric field but coordinates, ids and copies of the geometry
+        for j, col in enumerate(parsed):
+            why = plan.left_out.get(col.name, "")
+            if why in ("equals the point coordinates", "coordinate or identifier"):
+                continue
+            col.element, col.unit, col.oxide, col.ratio, col.assumed_unit = col.name, None, None, 1.0, False
+            plan.left_out.pop(col.name, None)
+            candidates.append((j, col))
+        if candidates:
+            plan.log.append("No field names an element by its unit or symbol: every numeric field but "
+                            "coordinates and ids is taken as one.")
     if not explicit:
         with_unit = [(j, c) for j, c in candidates if not c.assumed_unit]
         if with_unit and len(with_unit) < len(candidates):
