@@ -18,6 +18,7 @@ from qgis.core import (
 
 from ..core import geochem
 from ..core import prospectivity_eval as pe
+from ..core.distance_advice import TRADE_OFF
 from .base import OreMapAlgorithm
 
 DISTANCE_HELP = {
@@ -26,7 +27,9 @@ DISTANCE_HELP = {
     "NEGATIVE_MIN_DISTANCE": "A place at least this far from every deposit is a negative candidate; places between "
                              "the positive radius and this distance are left out, so that mineralised ground just "
                              "outside the radius is not counted as barren. In metres; default twice the default "
-                             "positive radius. Set it equal to the positive radius to leave nothing out.",
+                             "positive radius. Set it equal to the positive radius to leave nothing out. When the two "
+                             "distances leave fewer than 2 positives or negatives, the error gives values that work "
+                             "for the survey (from its sample spacing and its distances to the deposits). " + TRADE_OFF,
 }
 
 

@@ -84,8 +84,7 @@ class GeochemAnomaly(OreMapAlgorithm):
                 "scores.",
         "DEPOSITS": "Optional known deposits (points, any CRS) to evaluate every score against: "
                     + DISTANCE_HELP["DEPOSITS"],
-        "POSITIVE_RADIUS": DISTANCE_HELP["POSITIVE_RADIUS"] + " Too few positives or negatives: the error gives "
-                                                               "distances that work for the survey.",
+        "POSITIVE_RADIUS": DISTANCE_HELP["POSITIVE_RADIUS"],
         "NEGATIVE_MIN_DISTANCE": DISTANCE_HELP["NEGATIVE_MIN_DISTANCE"],
     }
     OUTPUT_HELP = {

@@ -156,3 +156,13 @@ def test_small_survey_gets_distances_that_work():
 def test_nice_rounding():
     assert [da.nice_up(v) for v in (130, 1300, 2.1, 100)] == [200, 2000, 2.5, 100]
     assert [da.nice_down(v) for v in (130, 1300, 2.6, 100)] == [100, 1000, 2.5, 100]
+
+
+def test_geochem_delegates_to_the_survey_hygiene():
+    from oremap.core import geochem
+
+    table, e, no, _ = till_survey()
+    names, values, plan = geochem.survey_elements(table.columns, table.to_numpy(float), e, no)
+    expected = sh.survey_elements(list(table.columns), table.to_numpy(float), e, no)
+    assert names == expected[0] and plan.left_out == expected[2].left_out
+    np.testing.assert_array_equal(values, expected[1])
