@@ -14,6 +14,7 @@ from qgis.core import (
     QgsProcessingParameterFeatureSink,
     QgsProcessingParameterFeatureSource,
     QgsProcessingParameterField,
+    QgsProcessingParameterString,
 )
 from qgis.PyQt.QtCore import QVariant
 
@@ -24,7 +25,7 @@ from ..core import pathfinders
 from ..core import report
 from ..core import survey_hygiene as sh
 from ..core.distance_advice import TRADE_OFF
-from .base import OreMapAlgorithm
+from .base import OreMapAlgorithm, split_names
 from .evaluate_prospectivity import DISTANCE_HELP, distance_crs_for_points, metres_factor
 from .survey_input import COVERAGE_HELP, FIELDS_HELP, read_points
 
@@ -70,6 +71,8 @@ class GeochemAnomaly(OreMapAlgorithm):
         "METHOD": "The main score (the fields anomaly_score and anomaly_class); every method's score is written "
                   "too.",
         "COVERAGE": COVERAGE_HELP,
+        "UNITS": "Units of fields named by the bare element symbol, e.g. 'AU=ppb; CU=ppm' (ppm, ppb, pct, ppt, g/t); "
+                 "such fields without an entry are taken as ppm, as the log says.",
         "SUPPORT": "Spatial support: number of nearest samples each score is averaged over (as percentile ranks), "
                    "0 = each sample alone. Not applied to the spatial-context score.",
         "NEIGHBOURS": "Spatial context: number of nearest samples (at other locations) whose robust local fit "
@@ -132,6 +135,8 @@ class GeochemAnomaly(OreMapAlgorithm):
         self.add_enum("METHOD", "Main score", [am.METHOD_LABELS[m] for m in am.METHODS])
         self.add_number("COVERAGE", "Default elements: measured in at least (% of samples)",
                         100 * sh.DEFAULT_COVERAGE, 0.0, 100.0)
+        self._add(QgsProcessingParameterString("UNITS", self.tr("Units of fields named by the symbol (AU=ppb; ...)"),
+                                               optional=True), advanced=True)
         self.add_number("SUPPORT", "Spatial support (nearest samples averaged, 0 = none)", am.DEFAULT_SUPPORT, 0,
                         integer=True)
         self.add_number("NEIGHBOURS", "Spatial context: nearest samples", am.DEFAULT_K, 2, integer=True,
@@ -187,6 +192,7 @@ class GeochemAnomaly(OreMapAlgorithm):
         result = ga.run_points(
             xs, ys, columns, values, gx, gy, fields=list(fields) or None, target=target, method=method,
             coverage=self.parameterAsDouble(parameters, "COVERAGE", context) / 100.0,
+            units=self._units(parameters, context),
             below=BELOW[self.parameterAsEnum(parameters, "BELOW_DETECTION", context)][0],
             zeros=geochem.ZERO_CHOICES[self.parameterAsEnum(parameters, "ZEROS", context)][0],
             missing=self.parameterAsDouble(parameters, "MISSING_VALUE", context),
@@ -219,6 +225,19 @@ class GeochemAnomaly(OreMapAlgorithm):
             out["OUTPUT_CSV"] = csv_path
         self._write_points(parameters, context, feedback, source, features, scores, method, out)
         return out
+
+    def _units(self, parameters, context):
+        text = self.parameterAsString(parameters, "UNITS", context) or ""
+        units = {}
+        for item in split_names(text):
+            if "=" not in item:
+                raise self.fail("UNITS", f"'{item}' is not of the form FIELD=unit.", "Write e.g. AU=ppb; CU=ppm.")
+            key, unit = (part.strip() for part in item.split("=", 1))
+            if unit.lower() not in sh.UNIT_FACTORS:
+                raise self.fail("UNITS", f"Unknown unit '{unit}' for {key}.",
+                                f"Use one of: {', '.join(sorted(sh.UNIT_FACTORS))}.")
+            units[key] = unit.lower()
+        return units
 
     def _write_points(self, parameters, context, feedback, source, features, scores, method, out):
         import numpy as np

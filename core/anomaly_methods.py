@@ -128,9 +128,11 @@ def score_mcd(Z, seed=0):
     return _mcd(Z, seed).mahalanobis(Z)
 
 
-def score_rpca(Z, seed=0, variance=RPCA_VARIANCE):
-    """Squared orthogonal distance to the robust principal subspace (MCD scatter, ``variance`` explained)."""
-    mcd = _mcd(Z, seed)
+def score_rpca(Z, seed=0, variance=RPCA_VARIANCE, mcd=None):
+    """Squared orthogonal distance to the robust principal subspace (MCD scatter, ``variance`` explained).
+
+    ``mcd``: a fitted ``MinCovDet`` of ``Z`` to reuse (fitted here otherwise)."""
+    mcd = _mcd(Z, seed) if mcd is None else mcd
     evals, evecs = np.linalg.eigh(mcd.covariance_)
     order = np.argsort(evals)[::-1]
     evals, evecs = np.clip(evals[order], 0, None), evecs[:, order]
@@ -268,14 +270,16 @@ def score_all(values, names, x, y, methods=METHODS, fused=None, targets=None, pa
     needed = [m for m in METHODS if m != "fusion" and (m in methods or ("fusion" in methods and m in fused))]
     Zs = Z[scored]
     xs, ys = np.asarray(x, float)[scored], np.asarray(y, float)[scored]
-    out = {}
+    out, fitted = {}, None
     for i, method in enumerate(needed):
         feedback.check()
         feedback.info(f"Scoring: {METHOD_LABELS[method]}.")
+        if method in ("mcd", "rpca") and fitted is None:
+            fitted = _mcd(Zs, seed)
         if method == "mcd":
-            s = score_mcd(Zs, seed)
+            s = fitted.mahalanobis(Zs)
         elif method == "rpca":
-            s = score_rpca(Zs, seed)
+            s = score_rpca(Zs, seed, mcd=fitted)
         elif method == "iforest":
             s = score_iforest(Zs, seed)
         elif method == "enrichment":

@@ -234,6 +234,25 @@ def test_real_survey_under_the_published_protocol(area1):
     assert none["evaluations"]["fusion"]["auc_mean"] < none["evaluations"]["mcd"]["auc_mean"]
 
 
+def test_real_survey_through_the_algorithm(run_alg, area1, tmp_path):
+    """The default run a user makes on area1, naming the commodity: the same numbers as the core."""
+    x, y, numeric, raw, gx, gy, sites = area1
+    table = pd.read_csv(SURVEY, low_memory=False)
+    points = write_points(tmp_path / "area1.gpkg", table["X"], table["Y"], table.drop(columns=["X", "Y"]),
+                          "EPSG:4326")
+    site_table = pd.read_csv(SITES, usecols=["X", "Y", "SITE_CODE"])
+    deposits = write_points(tmp_path / "sites.gpkg", site_table["X"], site_table["Y"], site_table[["SITE_CODE"]],
+                            "EPSG:4326")
+    res = run_alg("geochem_anomaly", {"POINTS": points, "DEPOSITS": deposits,
+                                      "TARGET": list(ga.pathfinders.TARGETS).index("Au"),
+                                      "OUTPUT_CSV": str(tmp_path / "aucs.csv")})
+    core = ga.run_points(x, y, numeric, raw, gx, gy, target="Au", deposits_xy=sites)
+    assert res["ELEMENTS"] == "Au_ppm;Ag_ppm;As_ppm;Hg_ppm;Mo_ppm"
+    assert res["AUC_MEAN"] == pytest.approx(core["evaluations"]["fusion"]["auc_mean"], abs=1e-9)
+    aucs = pd.read_csv(tmp_path / "aucs.csv").set_index("method")
+    assert aucs.loc["fusion", "auc_mean"] >= 0.864 and aucs.loc["fusion", "n_positive"] == 10
+
+
 def test_vae_anomaly_defaults_run_on_the_real_survey(run_alg, area1, tmp_path):
     """The issue's failure: vae_anomaly with default settings refused every real compilation (123 columns, most
     sparse). Now the default elements are the 45 measured in >= 80 % of the samples; 866 samples have all of them."""
@@ -243,3 +262,19 @@ def test_vae_anomaly_defaults_run_on_the_real_survey(run_alg, area1, tmp_path):
     res = run_alg("vae_anomaly", {"POINTS": points, "EPOCHS": 3, "OUTPUT": str(tmp_path / "s.gpkg"),
                                   "OUTPUT_MODEL": str(tmp_path / "m.onnx")})
     assert res["N_SCORED"] == 866 and os.path.exists(res["OUTPUT_HTML"])
+
+
+def test_algorithm_bare_symbol_fields_and_units(run_alg, tmp_path):
+    """Upper-case fields named by the symbol (AU, CU, ZN, PB) are the elements; a copied coordinate is not."""
+    values, x, y = planted(n=200)
+    table = pd.DataFrame({"SAMPLE": np.arange(200), "X_COORD": x, "AU": values[:, 0] / 10, "CU": values[:, 1],
+                          "ZN": values[:, 2], "PB": values[:, 3]})
+    points = write_points(tmp_path / "bare.gpkg", x, y, table, "EPSG:32750")
+    res = run_alg("geochem_anomaly", {"POINTS": points, "UNITS": "AU=ppb", "SUPPORT": 0,
+                                      "OUTPUT": str(tmp_path / "s.gpkg"), "OUTPUT_HTML": str(tmp_path / "r.html")})
+    assert res["ELEMENTS"] == "AU;CU;ZN;PB" and res["N_SCORED"] == 200
+    html = open(res["OUTPUT_HTML"], encoding="utf-8").read()
+    assert "AU: element Au, unit ppb (from the units table)" in html and "CU: element Cu, unit ppm (assumed)" in html
+    with pytest.raises(Exception) as err:
+        run_alg("geochem_anomaly", {"POINTS": points, "UNITS": "AU=furlongs", "OUTPUT_HTML": str(tmp_path / "r.html")})
+    assert "(UNITS)" in str(err.value) and "furlongs" in str(err.value)
