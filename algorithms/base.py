@@ -510,9 +510,9 @@ class OreMapAlgorithm(QgsProcessingAlgorithm):
         return path
 
     def report_output(self, parameters, name, context, feedback, suffix=".html"):
-        """The file of a report output: the one given, or a new temporary file when the parameter is not given at
-        all (so ``qgis_process`` runs without naming it); None when it was explicitly skipped (value None)."""
-        if parameters.get(name) in (None, "") and (name not in parameters or parameters.get(name) == ""):
+        """The file of a report output: the one given, or a new temporary file when none is given (so
+        ``qgis_process`` runs without naming it; the algorithms that use it always write their report)."""
+        if parameters.get(name) in (None, ""):
             from qgis.core import QgsProcessingUtils
 
             path = QgsProcessingUtils.generateTempFilename(f"{name.lower()}{suffix}")
