@@ -15,6 +15,8 @@ from qgis.core import (
 from ..core.geochemistry import geochem
 from ..core.geochemistry import prospectivity_eval as pe
 from ..core.geochemistry import element_selection
+from ..core.geochemistry import survey_hygiene as sh
+from ..core.geochemistry.distance_advice import TRADE_OFF, check_distances
 from .base import OreMapAlgorithm
 from .evaluate_prospectivity import (
     DISTANCE_HELP,
@@ -23,6 +25,7 @@ from .evaluate_prospectivity import (
     metres_factor,
     refuse_geographic_raster,
 )
+from .survey_input import COVERAGE_HELP, FIELDS_HELP, survey_table
 
 BELOW = [("half", "Half the detection limit"), ("limit", "The detection limit"), ("nan", "Missing (left out)")]
 TRANSFORMS = [("none", "None"), ("log10", "log10 (same AUCs as none; zeros and negatives left out)"),
@@ -32,10 +35,12 @@ COORDINATE_NAMES = {"x", "y", "z", "lon", "lat", "long", "longitude", "latitude"
 
 
 def default_fields(source):
-    """Numeric fields with a unit suffix (_ppm, _ppb, _pct); without any, every numeric field but coordinates/ids."""
+    """Numeric fields that name an element (by unit anywhere in the name, or symbol); without any, every numeric
+    field but coordinates/ids. By name only: :func:`survey_input.survey_table` adds the geometry and coverage rules."""
     numeric = [f.name() for f in source.fields() if f.isNumeric()]
-    with_unit = [n for n in numeric if geochem.element_unit_factor(n)[1] is not None]
-    return with_unit or [n for n in numeric if n.strip().lower() not in COORDINATE_NAMES]
+    elements = [n for n in numeric if sh.parse_column(n).element is not None]
+    return elements or [n for n in numeric if n.strip().lower() not in COORDINATE_NAMES
+                        and not sh.is_coordinate_name(n) and not sh.is_identifier_name(n)]
 
 
 class ElementSelection(OreMapAlgorithm):
@@ -55,13 +60,16 @@ class ElementSelection(OreMapAlgorithm):
         "as they are, nodata left out. The selected names come out as a ';'-separated text for the next steps of a "
         "model.\n\n"
         "Neighbouring samples are not independent, so ZAUC overstates significance: use it to rank elements. Points "
-        "in a geographic CRS are measured in the UTM zone of their centroid; a raster must be in a projected CRS.")
+        "in a geographic CRS are measured in the UTM zone of their centroid; a raster must be in a projected CRS.\n\n"
+        "Distances: when the positive radius or the negative distance leave fewer than 2 positives or negatives "
+        "(a prospect-scale survey near known sites, a sparse regional one), the error gives values that work, "
+        "from the sample spacing and the samples' distances to the deposits. " + TRADE_OFF)
     PARAM_HELP = {
         "INPUT": "Raster stack: one band per element, band descriptions as element names, projected CRS. Leave "
                  "empty for points.",
         "POINTS": "Instead of a raster: geochemical sample points with one numeric field per element.",
-        "FIELDS": "Element fields of the points. Empty: every numeric field with a unit suffix (_ppm, _ppb, _pct), "
-                  "or, when there is none, every numeric field but coordinates and ids.",
+        "FIELDS": FIELDS_HELP,
+        "COVERAGE": COVERAGE_HELP,
         **DISTANCE_HELP,
         "BELOW_DETECTION": "Sample points: replacement of values below detection (stored as minus the detection "
                            "limit). A raster's values are used as they are (nodata left out): a gridded "
@@ -76,7 +84,8 @@ class ElementSelection(OreMapAlgorithm):
         "SEED": "For a raster: seed of the random sample of negative pixels.",
     }
     OUTPUT_HELP = {
-        "OUTPUT_HTML": "HTML report: selected elements, the table of AUC, SE and ZAUC per element, ZAUC bars.",
+        "OUTPUT_HTML": "HTML report: selected elements, the table of AUC, SE and ZAUC per element, ZAUC bars. A "
+                       "temporary file when not given.",
         "OUTPUT_CSV": "CSV table: element, auc, se, zauc, selected, direction, n_pos, n_neg, sorted by ZAUC.",
         "SELECTED": "Names of the selected elements (field or band names), ';' separated, highest ZAUC first.",
         "N_SELECTED": "Number of selected elements.",
@@ -103,6 +112,8 @@ class ElementSelection(OreMapAlgorithm):
                                               parentLayerParameterName="POINTS",
                                               type=QgsProcessingParameterField.Numeric, allowMultiple=True,
                                               optional=True))
+        self.add_number("COVERAGE", "Default elements: measured in at least (% of samples)",
+                        100 * sh.DEFAULT_COVERAGE, 0.0, 100.0, advanced=True)
         add_distance_parameters(self)
         self.add_enum("BELOW_DETECTION", "Values below detection", [label for _, label in BELOW])
         self.add_number("MISSING", "Missing-value code", -9999.0, None, advanced=True)
@@ -114,7 +125,8 @@ class ElementSelection(OreMapAlgorithm):
         self._add(QgsProcessingParameterBoolean("TWO_SIDED", self.tr("Also select negatively associated elements"),
                                                 defaultValue=False), advanced=True)
         self.add_number("SEED", "Random seed (raster negatives)", 0, 0, integer=True, advanced=True)
-        self.add_file_output("OUTPUT_HTML", "Element selection report", "HTML files (*.html)")
+        self.add_file_output("OUTPUT_HTML", "Element selection report", "HTML files (*.html)", optional=True,
+                             create=True)
         self.add_file_output("OUTPUT_CSV", "Element table", "CSV files (*.csv)", optional=True)
         self.add_value_output("SELECTED", "Selected elements", kind="string")
         self.add_value_output("N_SELECTED", "Number of selected elements")
@@ -135,7 +147,7 @@ class ElementSelection(OreMapAlgorithm):
             transform=TRANSFORMS[self.parameterAsEnum(parameters, "TRANSFORM", context)][0],
             threshold=threshold, two_sided=self.parameterAsBool(parameters, "TWO_SIDED", context),
             zeros=geochem.ZERO_CHOICES[self.parameterAsEnum(parameters, "ZEROS", context)][0])
-        html_path = self.output_path(parameters, "OUTPUT_HTML", context, feedback)
+        html_path = self.report_output(parameters, "OUTPUT_HTML", context, feedback)
         csv_path = self.output_path(parameters, "OUTPUT_CSV", context, feedback)
         if has_raster:
             path, layer = self.raster_path(parameters, "INPUT", context)
@@ -151,24 +163,29 @@ class ElementSelection(OreMapAlgorithm):
             feedback.info(f"{scan['n_positive']} positive pixels, {scan['negatives'].shape[0]} negative pixels.")
         else:
             source = self.parameterAsSource(parameters, "POINTS", context)
-            fields = self.parameterAsFields(parameters, "FIELDS", context) or default_fields(source)
-            missing = [f for f in fields if source.fields().lookupField(f) < 0]
-            if missing:
-                raise self.fail("FIELDS", f"Fields not in the layer: {', '.join(missing)}.", "Choose element fields.")
-            if not fields:
-                raise self.fail("FIELDS", "The layer has no numeric element fields.",
-                                "Choose the element fields (numeric).")
-            feedback.info(f"{len(fields)} element fields: " + ", ".join(fields[:20])
-                          + (" ..." if len(fields) > 20 else ""))
+            chosen = self.parameterAsFields(parameters, "FIELDS", context)
             crs = distance_crs_for_points(self, source, context, feedback)
             factor = metres_factor(crs)
-            xs, ys, values = self.layer_points(parameters, "POINTS", context, crs, fields, feedback)
+            if chosen:
+                fields = chosen
+                missing = [f for f in fields if source.fields().lookupField(f) < 0]
+                if missing:
+                    raise self.fail("FIELDS", f"Fields not in the layer: {', '.join(missing)}.",
+                                    "Choose element fields.")
+                feedback.info(f"{len(fields)} element fields: " + ", ".join(fields[:20])
+                              + (" ..." if len(fields) > 20 else ""))
+                xs, ys, values = self.layer_points(parameters, "POINTS", context, crs, fields, feedback)
+                matrix = np.column_stack([values[f] for f in fields]) if xs else np.zeros((0, len(fields)))
+            else:  # survey hygiene: elements by unit, never coordinates, oxides merged, enough coverage
+                _, xs, ys, fields, matrix, _ = survey_table(
+                    self, source, context, crs, [], self.parameterAsDouble(parameters, "COVERAGE", context) / 100.0,
+                    missing=options["missing"], zeros=options["zeros"], feedback=feedback)
             deposits = self.deposit_points(parameters, "DEPOSITS", context, crs, feedback)
             dep = pe.deposit_array(deposits)
+            check_distances(xs, ys, dep, radius * factor, min_distance * factor, pe.MIN_POSITIVES, 2)
             labels = pe.label_by_distance(xs, ys, dep[:, 0], dep[:, 1], radius * factor, min_distance * factor)
             feedback.info(f"{int((labels == 1).sum())} positive samples, {int((labels == 0).sum())} negative "
                           f"samples, {int((labels == -1).sum())} left out between the two distances.")
-            matrix = np.column_stack([values[f] for f in fields]) if xs else np.zeros((0, len(fields)))
             rows, notes = element_selection.select_elements(matrix, fields, labels, **options)
             subject = f"Sample points: {source.sourceName()}"
         for note in notes:

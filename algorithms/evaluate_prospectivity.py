@@ -19,6 +19,7 @@ from qgis.core import (
 from ..core.geochemistry import geochem
 from ..core.geochemistry import prospectivity_eval as pe
 from ..core.geochemistry import evaluation_report
+from ..core.geochemistry.distance_advice import TRADE_OFF
 from .base import OreMapAlgorithm
 
 DISTANCE_HELP = {
@@ -27,7 +28,9 @@ DISTANCE_HELP = {
     "NEGATIVE_MIN_DISTANCE": "A place at least this far from every deposit is a negative candidate; places between "
                              "the positive radius and this distance are left out, so that mineralised ground just "
                              "outside the radius is not counted as barren. In metres; default twice the default "
-                             "positive radius. Set it equal to the positive radius to leave nothing out.",
+                             "positive radius. Set it equal to the positive radius to leave nothing out. When the two "
+                             "distances leave fewer than 2 positives or negatives, the error gives values that work "
+                             "for the survey (from its sample spacing and its distances to the deposits). " + TRADE_OFF,
 }
 
 
@@ -116,7 +119,7 @@ class EvaluateProspectivity(OreMapAlgorithm):
     }
     OUTPUT_HELP = {
         "OUTPUT_HTML": "HTML report: summary table, ROC curves of the draws with their mean, success-rate curve, "
-                       "prediction-area plot, the deposits' scores.",
+                       "prediction-area plot, the deposits' scores. A temporary file when not given.",
         "OUTPUT_CSV": "CSV with the same numbers: measures, per-draw AUC and AP, the curves, deposit scores.",
         "AUC_MEAN": "ROC-AUC, mean over the draws (0.5 = chance, 1 = perfect).",
         "AUC_SD": "Standard deviation of the ROC-AUC over the draws.",
@@ -153,7 +156,7 @@ class EvaluateProspectivity(OreMapAlgorithm):
         self.add_number("N_NEGATIVES", "Negatives per draw (0 = as many as positives)", 0, 0, integer=True,
                         advanced=True)
         self.add_number("SEED", "Random seed", 0, 0, integer=True, advanced=True)
-        self.add_file_output("OUTPUT_HTML", "Evaluation report", "HTML files (*.html)")
+        self.add_file_output("OUTPUT_HTML", "Evaluation report", "HTML files (*.html)", optional=True, create=True)
         self.add_file_output("OUTPUT_CSV", "Evaluation table", "CSV files (*.csv)", optional=True)
         self.add_value_output("AUC_MEAN", "ROC-AUC (mean over draws)")
         self.add_value_output("AUC_SD", "ROC-AUC standard deviation")
@@ -172,7 +175,7 @@ class EvaluateProspectivity(OreMapAlgorithm):
         n_draws = self.parameterAsInt(parameters, "N_DRAWS", context)
         n_negatives = self.parameterAsInt(parameters, "N_NEGATIVES", context) or None
         seed = self.parameterAsInt(parameters, "SEED", context)
-        html_path = self.output_path(parameters, "OUTPUT_HTML", context, feedback)
+        html_path = self.report_output(parameters, "OUTPUT_HTML", context, feedback)
         csv_path = self.output_path(parameters, "OUTPUT_CSV", context, feedback)
         if has_raster:
             path, layer = self.raster_path(parameters, "SCORE_RASTER", context)

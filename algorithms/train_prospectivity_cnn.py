@@ -78,7 +78,7 @@ class TrainProspectivityCnn(OreMapAlgorithm):
         "OUTPUT_MODEL": "The model: ONNX with OreMap metadata (elements, z-score statistics, window and cell size, "
                         "CRS, cross-validation summary).",
         "OUTPUT_REPORT": "HTML training report: folds map, AUC per fold, accuracy, F1, confusion matrix, learning "
-                         "curves.",
+                         "curves. A temporary file when not given.",
         "CV_AUC_MEAN": "Mean ROC-AUC over the spatial folds (NaN without cross-validation).",
         "CV_AUC_SD": "Standard deviation of the ROC-AUC over the folds.",
         "CV_ACCURACY": "Accuracy of all folds' validation windows at probability 0.5.",
@@ -134,7 +134,7 @@ class TrainProspectivityCnn(OreMapAlgorithm):
         self.add_nodata_parameter()
         self.add_number("THREADS", "Threads (0 = all)", 0, 0, 256, integer=True, advanced=True)
         self.add_file_output("OUTPUT_MODEL", "Model file", "ONNX models (*.onnx)")
-        self.add_file_output("OUTPUT_REPORT", "Training report", "HTML files (*.html)")
+        self.add_file_output("OUTPUT_REPORT", "Training report", "HTML files (*.html)", optional=True, create=True)
         self.add_value_output("CV_AUC_MEAN", "Spatial CV AUC (mean)")
         self.add_value_output("CV_AUC_SD", "Spatial CV AUC (standard deviation)")
         self.add_value_output("CV_ACCURACY", "Spatial CV accuracy")
@@ -148,7 +148,7 @@ class TrainProspectivityCnn(OreMapAlgorithm):
         raster, layer = self.raster_path(parameters, "INPUT", context)
         deposits = self.deposit_points(parameters, "DEPOSITS", context, layer.crs(), feedback)
         model_path = self.output_path(parameters, "OUTPUT_MODEL", context, feedback)
-        report_path = self.output_path(parameters, "OUTPUT_REPORT", context, feedback)
+        report_path = self.report_output(parameters, "OUTPUT_REPORT", context, feedback)
         number = lambda name: self.parameterAsDouble(parameters, name, context)  # noqa: E731
         integer = lambda name: self.parameterAsInt(parameters, name, context)  # noqa: E731
         nodata = parameters.get("NODATA")

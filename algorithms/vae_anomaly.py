@@ -24,7 +24,8 @@ from qgis.PyQt.QtCore import QVariant
 from ..core.geochemistry import geochem
 from ..core.geochemistry import vae_anomaly as vae
 from .base import OreMapAlgorithm, as_number
-from .element_selection import default_fields
+from ..core.geochemistry import survey_hygiene as sh
+from .survey_input import COVERAGE_HELP, FIELDS_HELP, survey_table
 from .evaluate_prospectivity import (
     DISTANCE_HELP,
     distance_crs_for_points,
@@ -67,8 +68,8 @@ class VaeAnomaly(OreMapAlgorithm):
         "is trained on a random sample of its pixels and scored block by block (flat memory).")
     PARAM_HELP = {
         "POINTS": "Geochemical sample points with one numeric field per element. Leave empty for a raster.",
-        "FIELDS": "Element fields. Empty: every numeric field with a unit suffix (_ppm, _ppb, _pct), or, without "
-                  "any, every numeric field but coordinates and ids. With an existing model, its elements are used.",
+        "FIELDS": FIELDS_HELP + " With an existing model, its elements are used.",
+        "COVERAGE": COVERAGE_HELP,
         "INPUT": "Instead of points: a multi-band element raster, band descriptions as element names.",
         "BANDS": "Raster bands to train on (default all). With an existing model, bands are found by name.",
         "MODEL_FILE": "Score with this model (.onnx from this algorithm) instead of training a new one: its "
@@ -117,7 +118,8 @@ class VaeAnomaly(OreMapAlgorithm):
                         "percentile thresholds, latent draws). Not written when scoring with an existing model.",
         "OUTPUT_HTML": "HTML report: settings to reproduce the run, loss curves (reconstruction and KL, training and "
                        "validation), score histogram with the class thresholds, a map, the element contributions of "
-                       "the top anomalies and, with deposits, ROC, success-rate and prediction-area curves.",
+                       "the top anomalies and, with deposits, ROC, success-rate and prediction-area curves. A "
+                       "temporary file when not given.",
         "AUC_MEAN": "With deposits: ROC-AUC of the score, mean over 20 draws of negatives (NaN without deposits).",
         "AUC_SD": "With deposits: standard deviation of the ROC-AUC over the draws.",
         "N_SCORED": "Number of samples (or pixels) scored.",
@@ -153,6 +155,8 @@ class VaeAnomaly(OreMapAlgorithm):
                                              parentLayerParameterName="INPUT", optional=True, allowMultiple=True))
         self._add(QgsProcessingParameterFile("MODEL_FILE", self.tr("Existing model (score instead of training)"),
                                              extension="onnx", optional=True))
+        self.add_number("COVERAGE", "Default elements: measured in at least (% of samples)",
+                        100 * sh.DEFAULT_COVERAGE, 0.0, 100.0, advanced=True)
         self.add_enum("BELOW_DETECTION", "Values below detection", [label for _, label in BELOW])
         self._add(QgsProcessingParameterEnum("ZEROS", self.tr("Values of exactly 0"),
                                              options=[label for _, label in geochem.ZERO_CHOICES], defaultValue=0))
@@ -190,7 +194,7 @@ class VaeAnomaly(OreMapAlgorithm):
         self.add_raster_output("OUTPUT_SCORE", "Anomaly score raster", optional=True, create=True)
         self.add_raster_output("OUTPUT_CLASSES", "Anomaly class raster", optional=True, create=True)
         self.add_file_output("OUTPUT_MODEL", "Model", "ONNX models (*.onnx)", optional=True, create=True)
-        self.add_file_output("OUTPUT_HTML", "Report", "HTML files (*.html)")
+        self.add_file_output("OUTPUT_HTML", "Report", "HTML files (*.html)", optional=True, create=True)
         self.add_value_output("AUC_MEAN", "ROC-AUC (mean over draws)")
         self.add_value_output("AUC_SD", "ROC-AUC standard deviation")
         self.add_value_output("N_SCORED", "Samples or pixels scored")
@@ -235,7 +239,7 @@ class VaeAnomaly(OreMapAlgorithm):
         options = {} if model_path else self._options(parameters, context)
         if model_path:
             self._parameter_overrides["fields"] = "FIELDS" if has_points else "INPUT"
-        html_path = self.output_path(parameters, "OUTPUT_HTML", context, feedback)
+        html_path = self.report_output(parameters, "OUTPUT_HTML", context, feedback)
         model_out = None if model_path else self.output_path(parameters, "OUTPUT_MODEL", context, feedback)
         has_deposits = parameters.get("DEPOSITS") not in (None, "")
         radius, min_distance = self._distances(parameters, context)
@@ -257,10 +261,20 @@ class VaeAnomaly(OreMapAlgorithm):
         source = self.parameterAsSource(parameters, "POINTS", context)
         if source is None:
             raise self.fail("POINTS", "The point layer could not be loaded.", "Choose a point layer.")
+        table = None
         if model_path:
             fields = [f.name() for f in source.fields()]
+        elif not self.parameterAsFields(parameters, "FIELDS", context):
+            # survey hygiene: elements by unit, never coordinates, oxides merged, measured in enough samples
+            crs = distance_crs_for_points(self, source, context, feedback)
+            features, xs, ys, fields, table, _ = survey_table(
+                self, source, context, crs, [], self.parameterAsDouble(parameters, "COVERAGE", context) / 100.0,
+                missing=options["missing"], zeros=options["zeros"], feedback=feedback)
+            if len(fields) < 2:
+                raise self.fail("FIELDS", f"Only {len(fields)} element is measured in enough samples.",
+                                "Lower the coverage, or choose the element fields.")
         else:
-            fields = self.parameterAsFields(parameters, "FIELDS", context) or default_fields(source)
+            fields = self.parameterAsFields(parameters, "FIELDS", context)
             missing = [f for f in fields if source.fields().lookupField(f) < 0]
             if missing:
                 raise self.fail("FIELDS", f"Fields not in the layer: {', '.join(missing)}.", "Choose element fields.")
@@ -269,11 +283,12 @@ class VaeAnomaly(OreMapAlgorithm):
                                 "Choose the element fields.")
             feedback.info(f"{len(fields)} element fields: " + ", ".join(fields[:20])
                           + (" ..." if len(fields) > 20 else ""))
-        crs = distance_crs_for_points(self, source, context, feedback)
+        if table is None:
+            crs = distance_crs_for_points(self, source, context, feedback)
         factor = metres_factor(crs)
-        features, xs, ys, rows = [], [], [], []
+        features, xs, ys, rows = ([], [], [], []) if table is None else (features, list(xs), list(ys), table)
         numeric = [source.fields().lookupField(f) for f in fields]
-        for feature, geometry in self.source_features(source, context, crs):
+        for feature, geometry in (self.source_features(source, context, crs) if table is None else ()):
             feedback.check()
             attributes = feature.attributes()
             rows.append([as_number(attributes[i]) if i >= 0 else float("nan") for i in numeric])

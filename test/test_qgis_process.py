@@ -74,7 +74,7 @@ def test_qgis_process_trains_and_detects_mines_headless(qgis_process, tmp_path):
 
     from s2_scene import S2_FOLDER, make_scene
 
-    from oremap.core.sentinel2.mine_detection import detect_mines
+    from oremap.core.sentinel2.sentinel2.mine_detection import detect_mines
 
     scene = make_scene(str(tmp_path / "scene"), seed=2, size=(192, 192))
     model = tmp_path / "unet.onnx"
@@ -100,3 +100,29 @@ def test_qgis_process_trains_and_detects_mines_headless(qgis_process, tmp_path):
     with rasterio.open(real["OUTPUT"]) as a, rasterio.open(tmp_path / "real_core.tif") as b:
         assert (a.width, a.height) == (120, 120) and a.res == (10.0, 10.0)  # the 10 m grid of B02
         assert np.array_equal(a.read(), b.read())
+
+
+def test_qgis_process_geochem_anomaly_with_defaults_only(qgis_process, tmp_path):
+    """Issue 15, as a new user runs it: a till survey with shapefile-truncated coordinate fields, _ppm_511 names and an
+    oxide beside its element, no field and no report named; then evaluate_prospectivity without a report path."""
+    import geopandas as gpd
+    import pandas as pd
+
+    from test_survey_hygiene import till_survey
+
+    table, e, no, _ = till_survey(n=300)
+    points = tmp_path / "till.gpkg"
+    gpd.GeoDataFrame(table, geometry=gpd.points_from_xy(e, no), crs="EPSG:3067").to_file(points, driver="GPKG")
+    sites = tmp_path / "sites.gpkg"
+    gpd.GeoDataFrame(pd.DataFrame({"id": [1, 2, 3]}), geometry=gpd.points_from_xy(e[[10, 50, 90]] + 150.0,
+                                                                                  no[[10, 50, 90]]),
+                     crs="EPSG:3067").to_file(sites, driver="GPKG")
+    scored = tmp_path / "scored.gpkg"
+    result = qgis_process.run_json("oremap:geochem_anomaly", POINTS=points, DEPOSITS=sites, OUTPUT=scored)["results"]
+    assert result["ELEMENTS"] == "Cu_ppm_511;Ni_ppm_511;Co_ppm_511;Zn_ppm_511;Au_ppb_521;Fe2O3_pct"
+    # the report went to a temporary file (qgis_process removes its temporary folder when it exits)
+    assert result["OUTPUT_HTML"].endswith(".html") and result["N_SCORED"] == 300
+    evaluated = qgis_process.run_json("oremap:evaluate_prospectivity", POINTS=scored, SCORE_FIELD="anomaly_score",
+                                      DEPOSITS=sites)["results"]
+    assert evaluated["OUTPUT_HTML"].endswith(".html")
+    assert evaluated["AUC_MEAN"] == pytest.approx(result["AUC_MEAN"], abs=1e-9)

@@ -490,6 +490,26 @@ def project_points(x, y, src_crs, dst_crs):
 
 
 # --------------------------------------------------------------------------------------
+# Survey hygiene (core/geochemistry/survey_hygiene.py): which columns are elements, which to use
+# --------------------------------------------------------------------------------------
+def survey_elements(columns, values, x=None, y=None, fields=None, coverage=None, units=None, missing=-9999.0,
+                    zeros=DEFAULT_ZEROS):
+    """The element columns of a survey and their values: :func:`core.geochemistry.survey_hygiene.survey_elements`.
+
+    Elements by unit anywhere in the name (or symbol with ``units``), never coordinates, ids or
+    copies of the geometry (``x``, ``y``), oxides merged into their element, and, without
+    ``fields``, only elements measured in at least ``coverage`` of the samples (default
+    :data:`core.geochemistry.survey_hygiene.DEFAULT_COVERAGE`). Returns ``(names, table, plan)``; ``plan.log``
+    says what was left out and why.
+    """
+    from . import survey_hygiene
+
+    coverage = survey_hygiene.DEFAULT_COVERAGE if coverage is None else coverage
+    return survey_hygiene.survey_elements(list(columns), values, x, y, fields=fields, coverage=coverage, units=units,
+                                          missing=missing, zeros_missing=zeros == "missing")
+
+
+# --------------------------------------------------------------------------------------
 # Reading survey tables
 # --------------------------------------------------------------------------------------
 def read_sample_table(path, x="X", y="Y", fields=None):

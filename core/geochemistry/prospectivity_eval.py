@@ -469,6 +469,11 @@ def evaluate_points(x, y, scores, deposits_xy, positive_radius=2000.0, negative_
                          "left out.")
     labels = label_by_distance(x, y, dep[:, 0], dep[:, 1], positive_radius, negative_min_distance)
     labels[~finite] = -1
+    if (labels[finite] == 1).any():  # none at all: the deposits lie elsewhere (CRS), said below
+        from .distance_advice import check_distances
+
+        check_distances(x[finite], y[finite], dep, positive_radius, negative_min_distance, MIN_POSITIVES, 1,
+                        what="scored samples")
     n_pos = int((labels == 1).sum())
     if n_pos == 0:
         raise OreMapError(f"No scored sample lies within {positive_radius:g} of a deposit.", "deposits",

@@ -1,0 +1,67 @@
+"""Shared by the geochemistry algorithms: read sample points and choose their element fields (survey hygiene).
+
+Not an algorithm: helpers around :mod:`core.geochemistry.survey_hygiene` for QGIS feature sources.
+"""
+
+import numpy as np
+
+from ..core.geochemistry import survey_hygiene as sh
+from .base import as_number
+
+COVERAGE_HELP = ("Without chosen element fields: an element enters the default set when it is measured in at least "
+                 "this percentage of the samples (not missing, not a 0 read as 'not analysed'; a value below "
+                 "detection counts as measured). Survey compilations hold ~120 columns, most measured in few "
+                 "samples; the log lists what was left out and why. 0 keeps every element.")
+FIELDS_HELP = ("Element fields. Empty: the survey's elements, recognised by the unit anywhere in the field name "
+               "(_ppm, _ppb, _pct, e.g. Cu_ppm_511) or a bare element symbol (AU, Cu; ppm assumed); coordinates "
+               "(x, y, lat, lon, easting, northing and truncations such as Northing_k), ids and fields equal to the "
+               "point geometry are never elements; an oxide field (ZnO_ppm) is merged into its element (Zn_ppm) or, "
+               "without one, converted to it; only elements measured in enough samples are kept (coverage).")
+
+
+def numeric_fields(source):
+    return [f.name() for f in source.fields() if f.isNumeric()]
+
+
+def read_points(alg, source, context, crs, fields):
+    """``(features, xs, ys, gx, gy, values)``: every feature, its first vertex in ``crs`` (NaN without a geometry)
+    and in the layer's own CRS, and the values of ``fields`` (NaN for NULL)."""
+    index = [source.fields().lookupField(f) for f in fields]
+    features, xs, ys, gx, gy, rows = [], [], [], [], [], []
+    for feature, geometry in alg.source_features(source, context, crs):
+        attributes = feature.attributes()
+        rows.append([as_number(attributes[i]) if i >= 0 else float("nan") for i in index])
+        x = y = ox = oy = float("nan")
+        if geometry is not None:
+            point = next(iter(geometry.vertices()))
+            x, y = point.x(), point.y()
+            original = next(iter(feature.geometry().vertices()))
+            ox, oy = original.x(), original.y()
+        features.append(feature)
+        xs.append(x)
+        ys.append(y)
+        gx.append(ox)
+        gy.append(oy)
+    values = np.array(rows, dtype=float).reshape(len(rows), len(fields))
+    return features, np.array(xs), np.array(ys), np.array(gx), np.array(gy), values
+
+
+def survey_table(alg, source, context, crs, fields, coverage, missing=-9999.0, zeros="missing", feedback=None,
+                 parameter="FIELDS"):
+    """Read the points and choose the element table: ``(features, xs, ys, names, table, plan)``.
+
+    ``fields`` (the user's) are used as given, oxides among them merged; empty: every numeric field goes
+    through :func:`core.geochemistry.survey_hygiene.plan_elements` (names, units, geometry, coverage). The choice and
+    what was left out go to the log.
+    """
+    missing_fields = [f for f in fields if source.fields().lookupField(f) < 0]
+    if missing_fields:
+        raise alg.fail(parameter, f"Fields not in the layer: {', '.join(missing_fields)}.", "Choose element fields.")
+    columns = list(fields) or numeric_fields(source)
+    features, xs, ys, gx, gy, values = read_points(alg, source, context, crs, columns)
+    names, table, plan = sh.survey_elements(columns, values, gx, gy, fields=list(fields) or None,
+                                            coverage=coverage, missing=missing, zeros_missing=zeros == "missing")
+    if feedback is not None:
+        for line in plan.log:
+            feedback.info(line)
+    return features, xs, ys, names, table, plan

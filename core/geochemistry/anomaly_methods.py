@@ -1,0 +1,305 @@
+"""Multivariate geochemical anomaly scores side by side: robust Mahalanobis, robust PCA residual, isolation
+forest, the VAE, a spatial-context score, an enrichment index, and their rank-mean fusion.
+
+Every score takes the same prepared table (:func:`prepare`): missing codes, values below
+detection and zeros handled as everywhere in OreMap (:mod:`core.geochemistry.geochem`), log10, then each
+element centred on its median and scaled by its interquartile range (robust z-scores).
+Multivariate models need complete rows, so a missing element of a sample that has at
+least ``min_present`` of its elements enters at the median (0); samples with fewer are not
+scored (NaN). Higher is always more anomalous.
+
+* ``mcd``: squared Mahalanobis distance from the Minimum Covariance Determinant estimate of
+  location and scatter (Rousseeuw and Van Driessen 1999; scikit-learn ``MinCovDet``).
+* ``rpca``: orthogonal distance to the robust principal subspace (the eigenvectors of the MCD
+  scatter that explain :data:`RPCA_VARIANCE` of it), as in ROBPCA (Hubert, Rousseeuw and
+  Vanden Branden 2005): what the main element associations do not explain.
+* ``iforest``: isolation forest (Liu, Ting and Zhou 2008; scikit-learn), minus its score.
+* ``vae``: the reconstruction error of :func:`core.geochemistry.vae_anomaly.train_vae` (Luo, Xiong and
+  Zuo 2020).
+* ``spatial``: how a sample departs from its ``k`` nearest neighbouring samples: per element,
+  the residual against the neighbours' median in units of their spread (MAD, floored at a
+  share of the element's survey-wide spread), averaged over elements as a root mean square
+  of the enrichments. A sample ordinary for the survey but unlike its own catchment scores
+  high; a regional trend does not.
+* ``enrichment``: mean of the positive robust z-scores of the elements (an additive
+  pathfinder index: the classic composite of exploration geochemistry, e.g. Garrett and Grunsky
+  2001 on weighted sums).
+* ``target``: robust z-score of the commodity element(s) of a target (Au for gold, the mean of the
+  light rare earths for REE...): the element sought is its own first pathfinder.
+* ``fusion``: mean of the per-method percentile ranks (0-1) of the fused methods.
+
+With a spatial support ``support`` > 0, every score but ``spatial`` is then replaced by the mean of its
+percentile ranks over the sample and its ``support`` nearest samples (:data:`DEFAULT_SUPPORT`).
+"""
+
+import numpy as np
+from scipy.spatial import cKDTree
+
+from . import geochem
+from ..engine.errors import OreMapError
+from ..engine.feedback import ensure
+
+METHODS = ("fusion", "target", "enrichment", "mcd", "rpca", "iforest", "spatial", "vae")
+"""Every score, the default (fusion) first."""
+METHOD_LABELS = {
+    "fusion": "Rank-mean fusion of the scores",
+    "target": "Commodity element(s) of the target (robust z)",
+    "mcd": "Robust Mahalanobis distance (MCD)",
+    "rpca": "Robust PCA residual (orthogonal distance)",
+    "iforest": "Isolation forest",
+    "enrichment": "Enrichment index (mean positive robust z)",
+    "spatial": "Spatial context (residual against the k nearest samples)",
+    "vae": "Variational autoencoder reconstruction error",
+}
+DEFAULT_FUSED = ("mcd", "rpca", "iforest", "enrichment", "spatial")
+"""Scores fused without a commodity target: every robust method (the VAE is slow and on the real survey
+no better than them; add it with ``fused=``)."""
+TARGET_FUSED = ("target", "enrichment")
+"""Scores fused with a commodity target: the commodity element itself and the pathfinder index."""
+DEFAULT_SUPPORT = 8
+"""Spatial support: each score is averaged (as percentile ranks) over the sample and its 8 nearest samples.
+
+Why: a stream-sediment anomaly worth following is a dispersion train seen in several neighbouring
+samples, while one high gold value alone is often the nugget effect (one particle in the aliquot). 0
+scores each sample alone."""
+RPCA_VARIANCE = 0.8
+DEFAULT_K = 8
+DEFAULT_MIN_PRESENT = 0.5
+SPREAD_FLOOR = 0.25
+"""A neighbourhood's spread is at least this share of the element's survey-wide robust spread (1 after
+scaling): a few near-identical neighbours must not turn noise into anomalies."""
+
+
+# --------------------------------------------------------------------------------------
+# Preparation
+# --------------------------------------------------------------------------------------
+def prepare(values, names, below="half", zeros=geochem.DEFAULT_ZEROS, missing=-9999.0, transform="log10",
+            min_present=DEFAULT_MIN_PRESENT):
+    """Robust z-scores ``(n, m)`` of raw concentrations, missing elements at 0 (the median), and the rows scored.
+
+    Returns ``(Z, scored, messages)``: ``scored`` is True for samples with at least
+    ``min_present`` of their elements measured; their missing elements are imputed at the
+    median; rows not scored are 0 in ``Z`` and must be ignored.
+    """
+    names = [str(n) for n in names]
+    X, scaler, messages = geochem.preprocess(values, names, below=below, transform=transform, scale="robust",
+                                             missing=missing, zeros=zeros)
+    present = np.isfinite(X)
+    share = present.mean(axis=1) if X.shape[1] else np.zeros(X.shape[0])
+    scored = share >= min_present
+    if not scored.any():
+        raise OreMapError(f"No sample has at least {100 * min_present:.0f} % of the {len(names)} elements measured.",
+                          "fields", "Choose elements measured in most samples (or lower the coverage).")
+    n_imputed = int((~present[scored]).sum())
+    if n_imputed:
+        messages.append(f"{n_imputed} missing values of {int(scored.sum())} scored samples entered at the element's "
+                        f"median ({100 * n_imputed / max(1, present[scored].size):.1f} % of their values).")
+    if (~scored).any():
+        messages.append(f"{int((~scored).sum())} samples with fewer than {100 * min_present:.0f} % of the elements "
+                        "are not scored.")
+    Z = np.where(present, X, 0.0)
+    Z[~scored] = 0.0
+    return Z, scored, messages
+
+
+def _spread_out(score, scored):
+    out = np.full(scored.shape, np.nan)
+    out[scored] = score
+    return out
+
+
+# --------------------------------------------------------------------------------------
+# Scores (each on the scored rows of Z; NaN elsewhere)
+# --------------------------------------------------------------------------------------
+def _mcd(Z, seed):
+    from sklearn.covariance import MinCovDet
+
+    n, m = Z.shape
+    if n <= m + 1:
+        raise OreMapError(f"A robust covariance of {m} elements needs more than {m + 1} samples (got {n}).",
+                          "fields", "Choose fewer elements.")
+    jitter = 1e-9 * np.random.default_rng(seed).standard_normal(Z.shape)  # breaks exact ties of detection limits
+    mcd = MinCovDet(random_state=seed).fit(Z + jitter)
+    return mcd
+
+
+def score_mcd(Z, seed=0):
+    """Squared robust Mahalanobis distance (MCD location and scatter)."""
+    return _mcd(Z, seed).mahalanobis(Z)
+
+
+def score_rpca(Z, seed=0, variance=RPCA_VARIANCE, mcd=None):
+    """Squared orthogonal distance to the robust principal subspace (MCD scatter, ``variance`` explained).
+
+    ``mcd``: a fitted ``MinCovDet`` of ``Z`` to reuse (fitted here otherwise)."""
+    mcd = _mcd(Z, seed) if mcd is None else mcd
+    evals, evecs = np.linalg.eigh(mcd.covariance_)
+    order = np.argsort(evals)[::-1]
+    evals, evecs = np.clip(evals[order], 0, None), evecs[:, order]
+    k = int(np.searchsorted(np.cumsum(evals) / max(evals.sum(), 1e-300), variance) + 1)
+    k = min(max(k, 1), Z.shape[1] - 1) if Z.shape[1] > 1 else 1
+    centred = Z - mcd.location_
+    projected = centred @ evecs[:, :k] @ evecs[:, :k].T
+    return np.sum((centred - projected) ** 2, axis=1)
+
+
+def score_iforest(Z, seed=0, n_estimators=300):
+    """Minus the isolation forest's score (higher = easier to isolate)."""
+    from sklearn.ensemble import IsolationForest
+
+    forest = IsolationForest(n_estimators=n_estimators, random_state=seed).fit(Z)
+    return -forest.score_samples(Z)
+
+
+def score_enrichment(Z):
+    """Mean over elements of the positive part of the robust z-scores (an additive pathfinder index)."""
+    return np.clip(Z, 0, None).mean(axis=1)
+
+
+def score_spatial(Z, x, y, k=DEFAULT_K, floor=SPREAD_FLOOR):
+    """Root mean square over elements of the positive residual of each sample against its ``k`` nearest samples.
+
+    Neighbours at the sample's own location (field duplicates) are left out, so a sample is judged
+    against its surroundings; residual = (value - neighbours' median) / max(1.4826 MAD, ``floor``).
+    """
+    x = np.asarray(x, float).ravel()
+    y = np.asarray(y, float).ravel()
+    n = Z.shape[0]
+    if n < 3:
+        raise OreMapError("The spatial-context score needs at least 3 samples.", "fields")
+    pts = np.column_stack([x, y])
+    tree = cKDTree(pts)
+    query = min(n, k + 1 + 8)  # room for co-located duplicates
+    dist, idx = tree.query(pts, k=query)
+    out = np.empty(n)
+    for i in range(n):
+        nb = idx[i][(dist[i] > 0) & (idx[i] != i) & (idx[i] < n)][:k]
+        if nb.size < 2:
+            nb = idx[i][(idx[i] != i) & (idx[i] < n)][:k]
+        local = Z[nb]
+        med = np.median(local, axis=0)
+        mad = 1.4826 * np.median(np.abs(local - med), axis=0)
+        r = (Z[i] - med) / np.maximum(mad, floor)
+        out[i] = np.sqrt(np.mean(np.clip(r, 0, None) ** 2))
+    return out
+
+
+def score_vae(values, names, scored, options=None, feedback=None):
+    """The VAE reconstruction error (:func:`core.geochemistry.vae_anomaly.train_vae`) on the scored samples."""
+    from . import vae_anomaly
+
+    opts = {"max_missing": 1.0 - DEFAULT_MIN_PRESENT, "epochs": 100, "seed": 0}
+    opts.update(options or {})
+    result = vae_anomaly.train_vae(np.asarray(values, float)[scored], names, feedback=feedback, **opts)
+    return result.scores
+
+
+def score_target(Z, names, targets):
+    """Mean robust z-score of the ``targets`` columns (element names, e.g. ``["Au_ppm"]``) present in ``names``."""
+    idx = [names.index(t) for t in targets if t in names]
+    if not idx:
+        raise OreMapError("None of the target's commodity elements is among the elements.", "target",
+                          "Choose a target whose element the survey measures, or another method.")
+    return Z[:, idx].mean(axis=1)
+
+
+def spatial_support(score, x, y, k=DEFAULT_SUPPORT):
+    """Mean percentile rank of ``score`` over each sample and its ``k`` nearest scored samples (NaN stays NaN)."""
+    ranks = percentile_ranks(score)
+    ok = np.isfinite(ranks) & np.isfinite(x) & np.isfinite(y)
+    out = np.full(ranks.shape, np.nan)
+    if k <= 0 or ok.sum() < 2:
+        return ranks if k <= 0 else out
+    pts = np.column_stack([np.asarray(x, float)[ok], np.asarray(y, float)[ok]])
+    _, idx = cKDTree(pts).query(pts, k=min(int(k) + 1, int(ok.sum())))
+    out[ok] = ranks[ok][idx.reshape(idx.shape[0], -1)].mean(axis=1)
+    return out
+
+
+def percentile_ranks(score):
+    """Ranks of the finite values scaled to (0, 1] (ties share their mean rank); NaN stays NaN."""
+    from scipy.stats import rankdata
+
+    s = np.asarray(score, float)
+    out = np.full(s.shape, np.nan)
+    ok = np.isfinite(s)
+    if ok.any():
+        out[ok] = rankdata(s[ok]) / ok.sum()
+    return out
+
+
+def fuse(scores, methods):
+    """Mean percentile rank of ``scores[m]`` over ``methods`` (NaN where any of them is missing)."""
+    ranks = np.column_stack([percentile_ranks(scores[m]) for m in methods])
+    return ranks.mean(axis=1)
+
+
+# --------------------------------------------------------------------------------------
+# All of them
+# --------------------------------------------------------------------------------------
+def score_all(values, names, x, y, methods=METHODS, fused=None, targets=None, pathfinders=None, below="half",
+              zeros=geochem.DEFAULT_ZEROS, missing=-9999.0, transform="log10", min_present=DEFAULT_MIN_PRESENT,
+              k=DEFAULT_K, support=DEFAULT_SUPPORT, seed=0, vae_options=None, feedback=None):
+    """Every score in ``methods`` (``fusion`` fuses ``fused``, computed as needed) for raw survey values.
+
+    ``x``, ``y``: sample coordinates in a projected CRS (the spatial score and support).
+    ``targets``: the commodity element columns (the ``target`` score); ``pathfinders``: the
+    columns of the enrichment index (default all). ``fused`` defaults to :data:`TARGET_FUSED`
+    with targets, else :data:`DEFAULT_FUSED`. ``support``: see :func:`spatial_support`.
+    Returns ``(scores, messages)``: ``scores`` maps a method to an array (n,), NaN for samples
+    not scored.
+    """
+    feedback = ensure(feedback)
+    if fused is None:
+        fused = TARGET_FUSED if targets else DEFAULT_FUSED
+    methods = [m for m in methods if m != "target" or targets]
+    if "target" in fused and not targets:
+        raise OreMapError("The fusion includes the target score but no target element was given.", "target",
+                          "Choose a commodity target.")
+    unknown = [m for m in list(methods) + list(fused) if m not in METHODS] + [m for m in fused if m == "fusion"]
+    if unknown:
+        raise OreMapError(f"Unknown anomaly method(s): {', '.join(unknown)}.", "method",
+                          f"Use: {', '.join(METHODS)}.")
+    names = [str(n) for n in names]
+    values = np.asarray(values, float)
+    if values.ndim != 2 or values.shape[1] != len(names) or len(names) < 2:
+        raise OreMapError(f"At least two elements are needed (got {len(names)}).", "fields",
+                          "Choose two or more element fields.")
+    Z, scored, messages = prepare(values, names, below=below, zeros=zeros, missing=missing, transform=transform,
+                                  min_present=min_present)
+    needed = [m for m in METHODS if m != "fusion" and (m in methods or ("fusion" in methods and m in fused))]
+    Zs = Z[scored]
+    xs, ys = np.asarray(x, float)[scored], np.asarray(y, float)[scored]
+    out, fitted = {}, None
+    for i, method in enumerate(needed):
+        feedback.check()
+        feedback.info(f"Scoring: {METHOD_LABELS[method]}.")
+        if method in ("mcd", "rpca") and fitted is None:
+            fitted = _mcd(Zs, seed)
+        if method == "mcd":
+            s = fitted.mahalanobis(Zs)
+        elif method == "rpca":
+            s = score_rpca(Zs, seed, mcd=fitted)
+        elif method == "iforest":
+            s = score_iforest(Zs, seed)
+        elif method == "enrichment":
+            cols = [names.index(p) for p in (pathfinders or names) if p in names] or list(range(len(names)))
+            s = score_enrichment(Zs[:, cols])
+        elif method == "target":
+            s = score_target(Zs, names, list(targets))
+        elif method == "spatial":
+            s = score_spatial(Zs, xs, ys, k=k)
+        else:
+            s = score_vae(values, names, scored, dict(vae_options or {}, below=below, zeros=zeros, missing=missing),
+                          feedback=feedback.scaled(100 * i / len(needed), 100 * (i + 1) / len(needed)))
+        out[method] = _spread_out(s, scored)
+        if support and method != "spatial":
+            out[method] = spatial_support(out[method], x, y, support)
+        feedback.progress(100 * (i + 1) / len(needed))
+    if support:
+        messages.append(f"Spatial support: every score but the spatial context is the mean percentile rank over the "
+                        f"sample and its {support} nearest samples.")
+    if "fusion" in methods:
+        out["fusion"] = fuse(out, [m for m in fused])
+        messages.append("Fusion: mean percentile rank of " + ", ".join(fused) + ".")
+    return {m: out[m] for m in METHODS if m in methods or m in out}, messages

@@ -1,0 +1,200 @@
+"""Geochemical anomaly workflow: survey hygiene, every anomaly score side by side, evaluation, report.
+
+Used by ``oremap:geochem_anomaly``; plain arrays in, plain dicts out (no QGIS).
+"""
+
+import numpy as np
+
+from . import anomaly_methods as am
+from . import geochem, pathfinders
+from ..engine import report
+from . import prospectivity_eval as pe
+from . import survey_hygiene as sh
+from .distance_advice import check_distances
+from ..engine.errors import OreMapError
+from ..engine.feedback import ensure
+
+N_DRAWS = 20
+"""Draws of negatives in the evaluation (the published benchmark protocol)."""
+
+METHOD_COLOURS = {"fusion": "#000000", "target": "#e31a1c", "enrichment": "#ff7f00", "mcd": "#1f78b4",
+                  "rpca": "#6a3d9a", "iforest": "#33a02c", "spatial": "#b15928", "vae": "#fb9a99"}
+MAP_CLASSES = [(0.0, "Below the 85th percentile", "#d9d9d9"), (85.0, "85-95th", "#fed976"),
+               (95.0, "95-99th", "#fd8d3c"), (99.0, "Top 1 %", "#bd0026")]
+
+
+def choose_elements(columns, values, geometry_x=None, geometry_y=None, fields=None, target="none",
+                    coverage=sh.DEFAULT_COVERAGE, units=None, missing=-9999.0, zeros=geochem.DEFAULT_ZEROS):
+    """The element table a run scores: ``(names, table, commodity columns, pathfinder columns, log)``.
+
+    ``fields`` (the user's choice) win; else the survey's elements by coverage
+    (:func:`core.geochemistry.survey_hygiene.plan_elements`), narrowed to the target's pathfinders when a
+    target is given (:mod:`core.geochemistry.pathfinders`).
+    """
+    zeros_missing = zeros == "missing"
+    names, table, plan = sh.survey_elements(list(columns), values, geometry_x, geometry_y, fields=fields,
+                                            coverage=coverage, units=units, missing=missing,
+                                            zeros_missing=zeros_missing)
+    log = list(plan.log)
+    commodity, pathfinder_cols = [], None
+    if target and target != "none":
+        symbols = [plan.elements[k] for k in range(len(plan.elements))]
+        commodity, pathfinder_cols, absent = pathfinders.preset_columns(target, symbols, names)
+        preset = pathfinders.PRESETS[target]
+        if absent:
+            log.append(f"Target {target}: pathfinders not in the element set (not measured, or in fewer than "
+                       f"{100 * coverage:.0f} % of the samples): {', '.join(absent)}.")
+        if not commodity:
+            log.append(f"Target {target}: its commodity element ({', '.join(preset['commodity'])}) is not in the "
+                       "element set, so there is no target score; the pathfinders are scored.")
+        if not fields:
+            if len(pathfinder_cols) < 2:
+                raise OreMapError(
+                    f"Only {len(pathfinder_cols)} of the {target} pathfinders ({', '.join(preset['pathfinders'])}) "
+                    f"are measured in at least {100 * coverage:.0f} % of the samples.", "target",
+                    "Choose another target, lower the coverage, or choose the element fields.")
+            keep = [names.index(c) for c in pathfinder_cols]
+            names, table = [names[k] for k in keep], table[:, keep]
+            log.append(f"Target {target} ({preset['label']}): {', '.join(names)}.")
+    return names, table, commodity, pathfinder_cols, log
+
+
+def evaluate_methods(x, y, scores, deposits_xy, positive_radius, negative_min_distance, seed=0, feedback=None):
+    """Per method the :func:`core.geochemistry.prospectivity_eval.evaluate_points` result (ROC-AUC over 20 draws...)."""
+    feedback = ensure(feedback)
+    dep = pe.deposit_array(deposits_xy)
+    first = next(iter(scores.values()))
+    finite = np.isfinite(first) & np.isfinite(x) & np.isfinite(y)
+    check_distances(np.asarray(x)[finite], np.asarray(y)[finite], dep, positive_radius, negative_min_distance,
+                    pe.MIN_POSITIVES, 2, what="scored samples")
+    out = {}
+    for i, (method, score) in enumerate(scores.items()):
+        feedback.check()
+        out[method] = pe.evaluate_points(x, y, score, dep, positive_radius, negative_min_distance, n_draws=N_DRAWS,
+                                         seed=seed)
+        feedback.progress(100 * (i + 1) / len(scores))
+    return out
+
+
+def auc_table(evaluations):
+    """Rows ``[method, label, auc mean, auc sd, AP mean, success-rate AUC, positives, negatives per draw]``."""
+    rows = []
+    for method, ev in evaluations.items():
+        rows.append([method, am.METHOD_LABELS[method], ev["auc_mean"], ev["auc_sd"], ev["ap_mean"],
+                     ev["success"]["auc"], ev["n_positive"], ev["n_negatives_per_draw"]])
+    return rows
+
+
+def _map_svg(x, y, score, deposits=None):
+    x, y, score = np.asarray(x, float), np.asarray(y, float), np.asarray(score, float)
+    ok = np.isfinite(x) & np.isfinite(y)
+    if not ok.any():
+        return ""
+    ranks = am.percentile_ranks(score) * 100
+    groups = []
+    if (~np.isfinite(score) & ok).any():
+        sel = ~np.isfinite(score) & ok
+        groups.append((f"Not scored ({int(sel.sum())})", x[sel], y[sel], "#9ecae1", 1.2))
+    edges = [c[0] for c in MAP_CLASSES] + [101.0]
+    for k, (lo, label, colour) in enumerate(MAP_CLASSES):
+        sel = ok & np.isfinite(ranks) & (ranks > lo) & (ranks <= edges[k + 1])
+        if k == 0:
+            sel |= ok & np.isfinite(ranks) & (ranks <= lo)
+        groups.append((f"{label} ({int(sel.sum())})", x[sel], y[sel], colour, 1.8 + 0.7 * k))
+    if deposits is not None and len(deposits):
+        dep = np.asarray(deposits, float).reshape(-1, 2)
+        groups.append(("Known deposits", dep[:, 0], dep[:, 1], "#000000", 2.4))
+    dx, dy = np.ptp(x[ok]) or 1.0, np.ptp(y[ok]) or 1.0
+    width = 560
+    height = int(min(760, max(280, 90 + (width - 60) * dy / dx)))
+    return report.svg_scatter(groups, "Map of the fused score (percentile classes)", "Easting", "Northing",
+                              width=width, height=height, identity=False)
+
+
+def report_html(title, names, settings, scores, main, x, y, evaluations=None, deposits=None, log=(), subtitle=None):
+    """The HTML report: settings, AUC table, ROC and success-rate curves of every method, map, log."""
+    sections = [("Settings", report.html_table(["Setting", "Value"], [[k, str(v)] for k, v in settings]))]
+    if evaluations:
+        rows = auc_table(evaluations)
+        sections.append((f"ROC-AUC of every method ({N_DRAWS} draws of negatives)", report.html_table(
+            ["Method", "", "ROC-AUC mean", "sd", "Average precision", "Success-rate AUC", "Positives",
+             "Negatives per draw"], rows)))
+        roc = [(f"{m} ({ev['auc_mean']:.3f})", ev["roc_fpr"], ev["roc_tpr_mean"], METHOD_COLOURS[m])
+               for m, ev in evaluations.items()] + [("Chance", [0, 1], [0, 1], "#999999")]
+        success = [(f"{m} ({ev['success']['auc']:.3f})", 100 * ev["success"]["area"], 100 * ev["success"]["deposits"],
+                    METHOD_COLOURS[m]) for m, ev in evaluations.items()] + \
+                  [("Random ranking", [0, 100], [0, 100], "#999999")]
+        sections.append(("ROC curves (mean over the draws)", report.Raw(report.svg_line_chart(
+            roc, "ROC curves of every method", "False-positive rate", "True-positive rate"))))
+        sections.append(("Success-rate curves", report.Raw(report.svg_line_chart(
+            success, "Success-rate curves of every method", "Area, % of samples ranked by decreasing score",
+            "Deposits captured (%)"))))
+    fused = scores.get("fusion", scores[main])
+    sections.append(("Map", report.Raw(_map_svg(x, y, fused, deposits))))
+    finite = {m: np.isfinite(s) for m, s in scores.items()}
+    sections.append(("Scores", report.html_table(
+        ["Method", "Samples scored", "Median", "99th percentile"],
+        [[am.METHOD_LABELS[m], int(finite[m].sum()), float(np.nanmedian(s)) if finite[m].any() else None,
+          float(np.nanpercentile(s, 99)) if finite[m].any() else None] for m, s in scores.items()])))
+    sections.append(("Elements and log", report.paragraph("Elements scored: " + ", ".join(names)) + "".join(
+        report.paragraph(line) for line in log)))
+    return report.html_report(title, sections, subtitle=subtitle)
+
+
+def run_points(x, y, columns, values, geometry_x=None, geometry_y=None, fields=None, target="none",
+               method="fusion", coverage=sh.DEFAULT_COVERAGE, units=None, below="half", zeros=geochem.DEFAULT_ZEROS,
+               missing=-9999.0, transform="log10", support=am.DEFAULT_SUPPORT, k=am.DEFAULT_K, seed=0,
+               include_vae=False, vae_options=None, deposits_xy=None, positive_radius=2000.0,
+               negative_min_distance=4000.0, report_path=None, subtitle=None, feedback=None):
+    """Choose the elements, compute every score, evaluate each against deposits, write the report.
+
+    ``x``, ``y``: coordinates in a projected CRS; ``geometry_x``/``geometry_y``: the layer's own
+    coordinates (a column equal to them is no element). ``method``: the main score (``"fusion"``
+    by default). ``include_vae``: also train the VAE (slow); it is always computed when
+    ``method`` is ``"vae"``. Returns a dict: ``names``, ``scores`` (method -> array), ``main``,
+    ``evaluations`` (method -> result, or None), ``log``.
+    """
+    feedback = ensure(feedback)
+    if method not in am.METHODS:
+        raise OreMapError(f"Unknown method '{method}'.", "method", f"Use one of: {', '.join(am.METHODS)}.")
+    names, table, commodity, pathfinder_cols, log = choose_elements(
+        columns, values, geometry_x, geometry_y, fields=fields, target=target, coverage=coverage, units=units,
+        missing=missing, zeros=zeros)
+    for line in log:
+        feedback.info(line)
+    if method == "target" and not commodity:
+        raise OreMapError("The target score needs a commodity target whose element the survey measures.", "method",
+                          "Choose a target (e.g. Au) or another method.")
+    methods = [m for m in am.METHODS if m != "vae" or include_vae or method == "vae"]
+    fused = am.TARGET_FUSED if commodity else am.DEFAULT_FUSED
+    scores, messages = am.score_all(table, names, x, y, methods=methods, fused=fused, targets=commodity or None,
+                                    pathfinders=pathfinder_cols, below=below, zeros=zeros, missing=missing,
+                                    transform=transform, support=support, k=k, seed=seed, vae_options=vae_options,
+                                    feedback=feedback.scaled(0, 70))
+    for line in messages:
+        feedback.info(line)
+    log += messages
+    evaluations = None
+    if deposits_xy is not None:
+        evaluations = evaluate_methods(x, y, scores, deposits_xy, positive_radius, negative_min_distance, seed=0,
+                                       feedback=feedback.scaled(70, 95))
+        for row in auc_table(evaluations):
+            feedback.info(f"{row[0]}: ROC-AUC {row[2]:.3f} +- {row[3]:.3f} over {N_DRAWS} draws "
+                          f"({row[6]} positives).")
+    if report_path:
+        settings = [("Main score", am.METHOD_LABELS[method]), ("Target", target),
+                    ("Fusion of", ", ".join(fused)), ("Elements", f"{len(names)}"),
+                    ("Coverage rule", f"measured in >= {100 * coverage:.0f} % of the samples" if not fields
+                     else "elements chosen by the user"),
+                    ("Transform", f"{transform}, robust z-scores"), ("Spatial support (neighbours)", support),
+                    ("Spatial context neighbours", k), ("Seed", seed)]
+        if deposits_xy is not None:
+            settings += [("Positive radius", positive_radius), ("Negative minimum distance", negative_min_distance)]
+        if target != "none":
+            settings.append(("Pathfinder reference", pathfinders.PRESETS[target]["reference"]))
+        html = report_html("Geochemical anomalies", names, settings, scores, method, x, y, evaluations,
+                           deposits_xy, log, subtitle)
+        report.write_report(report_path, html)
+    feedback.progress(100)
+    return {"names": names, "scores": scores, "main": method, "evaluations": evaluations, "log": log,
+            "commodity": commodity, "pathfinders": pathfinder_cols}

@@ -1,0 +1,88 @@
+"""Commodity presets: the elements a geochemist looks at first when exploring for a commodity.
+
+Each preset names the commodity element(s) (scored by ``target``) and its pathfinder set (the
+enrichment index and the multivariate scores), from the literature cited with it. They are fixed
+here, from ore-deposit geochemistry; never chosen from a survey's known deposits.
+"""
+
+from ..engine.errors import OreMapError
+
+
+PRESETS = {
+    "Au": {
+        "label": "Gold (orogenic / lode gold)",
+        "commodity": ["Au"],
+        "pathfinders": ["Au", "Ag", "As", "Sb", "W", "Bi", "Te", "Hg", "Mo"],
+        "reference": "Eilu, P. and Groves, D. I. (2001). Primary alteration and geochemical dispersion haloes of "
+                     "Archaean orogenic gold deposits in the Yilgarn Craton: the pre-weathering scenario. "
+                     "Geochemistry: Exploration, Environment, Analysis 1, 183-200.",
+    },
+    "Cu": {
+        "label": "Copper (porphyry Cu-Mo-Au)",
+        "commodity": ["Cu"],
+        "pathfinders": ["Cu", "Mo", "Au", "Ag", "As", "Pb", "Zn", "Sb", "Bi", "Te", "Se", "Mn"],
+        "reference": "Sillitoe, R. H. (2010). Porphyry copper systems. Economic Geology 105, 3-41; Halley, S., "
+                     "Dilles, J. H. and Tosdal, R. M. (2015). Footprints: hydrothermal alteration and geochemical "
+                     "dispersion around porphyry copper deposits. SEG Newsletter 100.",
+    },
+    "Ni": {
+        "label": "Nickel (magmatic Ni-Cu-PGE sulphide)",
+        "commodity": ["Ni"],
+        "pathfinders": ["Ni", "Cu", "Co", "Cr", "Mg", "Pt", "Pd", "S"],
+        "reference": "Naldrett, A. J. (2004). Magmatic Sulfide Deposits: Geology, Geochemistry and Exploration. "
+                     "Springer.",
+    },
+    "W": {
+        "label": "Tungsten (skarn, greisen, veins)",
+        "commodity": ["W"],
+        "pathfinders": ["W", "Sn", "Mo", "Bi", "As", "Cu", "F", "Be"],
+        "reference": "Meinert, L. D., Dipple, G. M. and Nicolescu, S. (2005). World skarn deposits. Economic "
+                     "Geology 100th Anniversary Volume, 299-336.",
+    },
+    "Li": {
+        "label": "Lithium (LCT pegmatites)",
+        "commodity": ["Li"],
+        "pathfinders": ["Li", "Cs", "Rb", "Ta", "Nb", "Sn", "Be", "Ga"],
+        "reference": "Bradley, D. C. et al. (2017). Lithium. In: Critical Mineral Resources of the United States, "
+                     "USGS Professional Paper 1802-K; Cerny, P. and Ercit, T. S. (2005). The classification of "
+                     "granitic pegmatites revisited. Canadian Mineralogist 43, 2005-2026.",
+    },
+    "REE": {
+        "label": "Rare earth elements (carbonatite, alkaline, ion-adsorption)",
+        "commodity": ["La", "Ce", "Pr", "Nd"],
+        "pathfinders": ["La", "Ce", "Pr", "Nd", "Sm", "Eu", "Gd", "Tb", "Dy", "Y", "Th", "Nb", "P", "Ba", "Sr"],
+        "reference": "Chakhmouradian, A. R. and Wall, F. (2012). Rare earth elements: minerals, mines, magnets "
+                     "(and more). Elements 8, 333-340; Verplanck, P. L. et al. (2014). Rare earth element deposit "
+                     "models. Reviews in Economic Geology 18.",
+    },
+    "ZnPb": {
+        "label": "Zinc-lead (sediment-hosted)",
+        "commodity": ["Zn", "Pb"],
+        "pathfinders": ["Zn", "Pb", "Ag", "Cd", "Ba", "Mn", "Tl", "Hg"],
+        "reference": "Large, R. R. and McGoldrick, P. J. (1998). Lithogeochemical halos and geochemical vectors to "
+                     "stratiform sediment hosted Zn-Pb-Ag deposits. Journal of Geochemical Exploration 63, 37-56.",
+    },
+    "U": {
+        "label": "Uranium",
+        "commodity": ["U"],
+        "pathfinders": ["U", "Th", "V", "Mo", "Se", "As", "Cu"],
+        "reference": "Cuney, M. (2009). The extreme diversity of uranium deposits. Mineralium Deposita 44, 3-9.",
+    },
+}
+TARGETS = ["none"] + list(PRESETS)
+"""Target choices, ``none`` (no commodity: every element measured widely enough) first."""
+
+
+def preset_columns(target, elements, names):
+    """``(commodity columns, pathfinder columns, missing symbols)`` of a preset among the survey's elements.
+
+    ``elements``: element symbols of the survey's columns; ``names``: those columns (same order).
+    """
+    if target not in PRESETS:
+        raise OreMapError(f"Unknown target '{target}'.", "target", f"Use one of: {', '.join(TARGETS)}.")
+    preset = PRESETS[target]
+    by_symbol = dict(zip(elements, names))
+    commodity = [by_symbol[e] for e in preset["commodity"] if e in by_symbol]
+    pathfinders = [by_symbol[e] for e in preset["pathfinders"] if e in by_symbol]
+    missing = [e for e in preset["pathfinders"] if e not in by_symbol]
+    return commodity, pathfinders, missing

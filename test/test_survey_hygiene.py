@@ -1,0 +1,168 @@
+"""Survey hygiene: element columns by unit anywhere in the name, coordinates and ids never elements, oxides merged,
+default elements by coverage; distances that fit the survey. Known answers by hand and on the real GSWA survey."""
+
+import os
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from conftest import SHARED_DATA
+from oremap.core.geochemistry import distance_advice as da
+from oremap.core.geochemistry import survey_hygiene as sh
+from oremap.core.engine.errors import OreMapError
+
+SURVEY = os.path.join(SHARED_DATA, "geochem", "area1_sediment_au.csv")
+ZNO_PER_ZN = (65.38 + 16.00) / 65.38  # 1.2447...
+
+
+def till_survey(n=200, seed=3):
+    """A till survey in the layout of a national compilation (shapefile-truncated coordinates, method codes after
+    the unit, an oxide column beside its element, a sparse column, an id). Lognormal concentrations at typical till
+    levels (Cu 30, Ni 25, Co 10, Zn 50 ppm; Au 2 ppb; Fe2O3 4 %); coordinates in TM35FIN (EPSG:3067)."""
+    rng = np.random.default_rng(seed)
+    e = rng.uniform(420000, 440000, n).round(1)
+    no = rng.uniform(7000000, 7015000, n).round(1)
+    z = rng.standard_normal((n, 6))
+    table = pd.DataFrame({
+        "Sample_No": np.arange(1, n + 1), "Northing_k": no, "Easting_kk": e,
+        "Cu_ppm_511": (30 * 10 ** (0.2 * z[:, 0])).round(1), "Ni_ppm_511": (25 * 10 ** (0.2 * z[:, 1])).round(1),
+        "Co_ppm_511": (10 * 10 ** (0.15 * z[:, 2])).round(1), "Zn_ppm_511": (50 * 10 ** (0.2 * z[:, 3])).round(1),
+        "Au_ppb_521": (2 * 10 ** (0.4 * z[:, 4])).round(2), "Fe2O3_pct": (4 * 10 ** (0.1 * z[:, 5])).round(2),
+    })
+    table["ZnO_ppm_511"] = (table["Zn_ppm_511"] * ZNO_PER_ZN).round(2)
+    gaps = rng.choice(n, 20, replace=False)
+    table.loc[gaps, "Zn_ppm_511"] = -9999.0          # Zn missing where only the oxide was reported
+    table["Pt_ppb_511"] = -9999.0
+    table.loc[:39, "Pt_ppb_511"] = 1.0              # measured in 20 % of the samples
+    table.loc[5, "Au_ppb_521"] = -0.5               # below the detection limit of 0.5 ppb: a measurement
+    return table, e, no, np.sort(gaps)
+
+
+def test_column_names_are_read_by_unit_anywhere():
+    c = sh.parse_column("Cu_ppm_511")
+    assert (c.element, c.unit, c.oxide, c.factor) == ("Cu", "ppm", None, 1.0)
+    c = sh.parse_column("Au_ppb_FA")
+    assert (c.element, c.unit, c.factor) == ("Au", "ppb", 0.001)
+    c = sh.parse_column("ZnO_ppm")
+    assert (c.element, c.oxide) == ("Zn", "ZnO") and c.factor == pytest.approx(1 / ZNO_PER_ZN, rel=1e-12)
+    c = sh.parse_column("Fe2O3T_pct")                # total iron as Fe2O3
+    assert c.element == "Fe" and c.factor == pytest.approx(1e4 * 2 * 55.85 / (2 * 55.85 + 3 * 16.0), rel=1e-12)
+    assert sh.parse_column("FE2O3_PCT").element == "Fe" and sh.parse_column("CU_PPM").element == "Cu"
+    assert sh.parse_column("CO2_pct").element == "C"  # carbon dioxide, not cobalt
+    # bare symbols with a units table (keys in any case), ppm when the table does not say
+    au, cu = sh.parse_column("AU", {"au": "ppb"}), sh.parse_column("CU", {"AU": "ppb"})
+    assert (au.element, au.unit, au.assumed_unit, cu.element, cu.unit) == ("Au", "ppb", True, "Cu", "ppm")
+    with pytest.raises(OreMapError) as err:
+        sh.parse_column("AU", {"AU": "furlongs"})
+    assert err.value.parameter == "units"
+    assert sh.parse_column("Y_ppm").element == "Y"   # yttrium
+    for name in ("Y", "X", "Northing_k", "Easting_kk", "LATITUDE_D", "lon", "Sample_No", "SAMPLEID", "WAMEX_A_NO",
+                 "fid", "LOI_pct", "H2Oneg_pct", "LABnegNR_N", "lat_dd", "x_mga"):
+        assert sh.parse_column(name).element is None, name
+
+
+def test_values_equal_to_the_geometry_are_coordinates():
+    x = np.array([420000.5, 421000.0, 425000.0])
+    y = np.array([7000000.0, 7001000.0, 7002000.0])
+    assert sh.equals_geometry(y.copy(), x, y) and sh.equals_geometry(x + 1e-4, x, y)
+    assert not sh.equals_geometry(y + 5.0, x, y)
+    plan = sh.plan_elements(["Cu_ppm", "Ref_ppm", "Zn_ppm"], np.column_stack([[1.0, 2, 3], x, [4.0, 5, 6]]), x, y,
+                            coverage=0.0)
+    assert plan.left_out == {"Ref_ppm": "equals the point coordinates"} and plan.fields == ["Cu_ppm", "Zn_ppm"]
+
+
+def test_fixture_till_survey_plan_and_oxide_merge():
+    table, e, no, gaps = till_survey()
+    columns = list(table.columns)
+    names, values, plan = sh.survey_elements(columns, table.to_numpy(float), e, no)
+    assert names == ["Cu_ppm_511", "Ni_ppm_511", "Co_ppm_511", "Zn_ppm_511", "Au_ppb_521", "Fe2O3_pct"]
+    assert plan.left_out["Northing_k"] in ("coordinate or identifier", "equals the point coordinates")
+    assert plan.left_out["Easting_kk"] in ("coordinate or identifier", "equals the point coordinates")
+    assert plan.left_out["Sample_No"] == "coordinate or identifier"
+    assert plan.left_out["Pt_ppb_511"] == "measured in fewer than 80 % of the samples"
+    assert plan.coverage["Pt"] == pytest.approx(0.2) and plan.coverage["Zn"] == 1.0 and plan.coverage["Au"] == 1.0
+    assert plan.columns["Zn"] == ["Zn_ppm_511", "ZnO_ppm_511"]
+    zn = values[:, names.index("Zn_ppm_511")]
+    # the 20 samples without Zn get ZnO / 1.2447 (same unit), the others keep their own Zn
+    np.testing.assert_allclose(zn[gaps], table["ZnO_ppm_511"].to_numpy()[gaps] / ZNO_PER_ZN, rtol=1e-12)
+    own = np.setdiff1d(np.arange(len(table)), gaps)
+    np.testing.assert_array_equal(zn[own], table["Zn_ppm_511"].to_numpy()[own])
+    assert values[5, names.index("Au_ppb_521")] == -0.5   # below-detection codes pass through untouched
+    assert any("ZnO_ppm_511 -> Zn_ppm_511" in line for line in plan.log)
+    assert any(line.startswith("Left out (1), measured in fewer than 80 %") and "Pt_ppb_511" in line
+               for line in plan.log)
+    # a lower coverage keeps Pt; chosen fields are used as given (no coverage rule), their oxides merged
+    assert "Pt_ppb_511" in sh.survey_elements(columns, table.to_numpy(float), e, no, coverage=0.15)[0]
+    chosen, v2, _ = sh.survey_elements(columns, table.to_numpy(float), e, no,
+                                       fields=["Pt_ppb_511", "Zn_ppm_511", "ZnO_ppm_511"])
+    assert chosen == ["Pt_ppb_511", "Zn_ppm_511"]
+    np.testing.assert_allclose(v2[:, 1], zn, rtol=1e-12)
+
+
+def test_no_element_left_names_the_best_covered():
+    table, e, no, _ = till_survey()
+    with pytest.raises(OreMapError) as err:
+        sh.survey_elements(["Pt_ppb_511", "Northing_k"], table[["Pt_ppb_511", "Northing_k"]].to_numpy(float), e, no)
+    assert err.value.parameter == "fields" and "Pt_ppb_511 20 %" in err.value.message
+
+
+def test_real_survey_default_elements():
+    """The GSWA survey: 128 numeric columns; 45 elements measured in >= 80 % of the 1,392 samples."""
+    table = pd.read_csv(SURVEY, low_memory=False)
+    numeric = [c for c in table.columns if pd.api.types.is_numeric_dtype(table[c])]
+    raw = table[numeric].to_numpy(float)
+    names, values, plan = sh.survey_elements(numeric, raw, table["X"].to_numpy(), table["Y"].to_numpy())
+    assert len(numeric) == 128 and len(names) == 45
+    assert {"X", "Y", "SAMPLEID", "WAMEX_A_NO", "LOI_pct", "Bi_ppm"} <= set(plan.left_out)
+    assert plan.columns["Zn"] == ["Zn_ppm", "ZnO_ppm"] and "ZnO_ppm" not in names
+    assert plan.left_out["X"] == "equals the point coordinates"
+    assert not any(sh.parse_column(n).oxide for n in names)      # every oxide merged into its element
+    au = table["Au_ppm"].to_numpy(float)
+    assert plan.coverage["Au"] == pytest.approx(np.mean((au != -9999) & (au != 0)), abs=1e-12)
+    assert min(plan.coverage[e] for e in plan.elements) >= 0.8
+    assert max(plan.coverage[e] for e in plan.coverage if e not in plan.elements) < 0.8
+    # Fe: the Fe_ppm column, filled from Fe2O3 (pct -> ppm Fe) where it is missing
+    fe = values[:, names.index("Fe_ppm")]
+    fe_own, fe2o3 = table["Fe_ppm"].to_numpy(float), table["Fe2O3_pct"].to_numpy(float)
+    fill = ((fe_own == -9999) | (fe_own == 0)) & (fe2o3 > 0)
+    np.testing.assert_allclose(fe[fill], fe2o3[fill] * 1e4 * 111.7 / 159.7, rtol=1e-12)
+
+
+# --------------------------------------------------------------------------------------
+# Distances that fit the survey
+# --------------------------------------------------------------------------------------
+def test_small_survey_gets_distances_that_work():
+    """A 2 x 1.6 km soil grid at 100 m with two sites inside: every sample lies within 1.3 km of a site, so the
+    regional defaults (2 km / 4 km) leave no negative; the error gives distances that do work."""
+    gx, gy = np.meshgrid(np.arange(0, 2001, 100.0), np.arange(0, 1601, 100.0))
+    x, y = gx.ravel(), gy.ravel()
+    sites = np.array([[500.0, 400.0], [700.0, 600.0]])
+    with pytest.raises(OreMapError) as err:
+        da.check_distances(x, y, sites, 2000.0, 4000.0, min_negatives=2)
+    assert err.value.parameter == "negative_min_distance"
+    assert "median sample spacing is 100" in err.value.fix
+    radius, negative, n_pos, n_neg, spacing, _ = da.suggest_distances(x, y, sites)
+    assert spacing == 100.0 and radius == 100.0 and n_pos == 10   # each site on a node: it and 4 nodes at 100 m
+    assert f"positive radius of {radius:g} and a negative distance of {negative:g}" in err.value.fix
+    d = np.min(np.hypot(x[:, None] - sites[:, 0], y[:, None] - sites[:, 1]), axis=1)
+    assert n_neg == int((d >= negative).sum()) >= n_pos and negative == 1000.0
+    assert da.check_distances(x, y, sites, radius, negative) == (n_pos, n_neg)   # the advice passes
+    with pytest.raises(OreMapError) as err:
+        da.check_distances(x, y, sites, 10.0, 500.0, min_positives=3)  # the 2 sites' own nodes
+    assert err.value.parameter == "positive_radius"
+
+
+def test_nice_rounding():
+    assert [da.nice_up(v) for v in (130, 1300, 2.1, 100)] == [200, 2000, 2.5, 100]
+    assert [da.nice_down(v) for v in (130, 1300, 2.6, 100)] == [100, 1000, 2.5, 100]
+
+
+def test_geochem_delegates_to_the_survey_hygiene():
+    from oremap.core.geochemistry import geochem
+
+    table, e, no, _ = till_survey()
+    names, values, plan = geochem.survey_elements(table.columns, table.to_numpy(float), e, no)
+    expected = sh.survey_elements(list(table.columns), table.to_numpy(float), e, no)
+    assert names == expected[0] and plan.left_out == expected[2].left_out
+    np.testing.assert_array_equal(values, expected[1])
