@@ -323,7 +323,7 @@ class ModelLibraryDock(QgsDockWidget):
     def show_settings(self):
         from .settings_dialog import SettingsDialog
 
-        if SettingsDialog(self).exec_():
+        if SettingsDialog(self).exec():
             self.refresh()
 
 
