@@ -12,7 +12,7 @@ from qgis.core import (
     QgsProcessingParameterRasterLayer,
 )
 
-from ..core import geochem
+from ..core import geochem, grid_meaning
 from ..core import prospectivity_eval as pe
 from .base import OreMapAlgorithm
 from .evaluate_prospectivity import (
@@ -142,6 +142,11 @@ class ElementSelection(OreMapAlgorithm):
             crs = layer.crs()
             factor = metres_factor(crs)
             deposits = self.deposit_points(parameters, "DEPOSITS", context, crs, feedback)
+            # raster values are used as they are (no below-detection step); no second log10 of a log10 grid
+            _, options["transform"], found = grid_meaning.adapt_preprocessing(
+                grid_meaning.read_meaning(path), "none", options["transform"])
+            for line in found:
+                feedback.info(line)
             rows, notes, scan = pe.select_elements_raster(
                 path, deposits, radius * factor, min_distance * factor,
                 seed=self.parameterAsInt(parameters, "SEED", context), feedback=feedback,
