@@ -266,3 +266,47 @@ def test_install_dialog_lists_groups_and_status(qgis_app, tmp_path):
     # this environment has onnx in QGIS's Python (the project's .venv), not in the profile folder
     assert f"<b>onnx</b>: {importlib.metadata.version('onnx')} (QGIS Python)" in dialog.status.text()
     dialog.close()
+
+
+def test_no_interpreter_with_pip_is_refused_with_the_fix(tmp_path, monkeypatch):
+    monkeypatch.setattr(pi, "python_candidates", lambda: [])
+    with pytest.raises(pi.InstallError) as err:
+        pi.find_python()
+    assert "found no Python interpreter with pip" in err.value.message
+    assert "apt install python3-pip" in err.value.fix
+    # an interpreter of another Python version is not taken
+    monkeypatch.setattr(pi, "python_candidates", lambda: [SYSTEM_PYTHON])
+    monkeypatch.setattr(pi.sys, "version_info", (3, 7, 0))
+    with pytest.raises(pi.InstallError, match=r"is Python 3.11, QGIS runs 3.7"):
+        pi.find_python()
+
+
+def test_dialog_runs_the_installer_in_a_thread_with_progress_and_log(qgis_app, tmp_path, monkeypatch):
+    from qgis.PyQt.QtCore import QCoreApplication
+
+    from oremap.ui import install_packages
+
+    calls = []
+
+    def fake_install(groups, folder, log=None, progress=None, is_canceled=None):
+        calls.append((list(groups), folder))
+        for step in (10, 60, 100):
+            log(f"step {step}")
+            progress(step)
+        return {"installed": ["onnx==1.23.2"], "kept": [], "folder": folder}
+
+    monkeypatch.setattr(install_packages.package_installer, "install", fake_install)
+    folder = pi.folder_for_profile(str(tmp_path))
+    dialog = install_packages.InstallPackagesDialog(folder)
+    dialog.boxes["skl2onnx"].setChecked(True)
+    dialog.start()
+    assert not dialog.install_button.isEnabled()
+    assert dialog.worker.wait(10000)
+    for _ in range(20):
+        QCoreApplication.processEvents()
+    assert calls == [(["run", "skl2onnx"], folder)]
+    assert dialog.progress.value() == 100
+    assert dialog.log.toPlainText().splitlines()[:4] == [
+        "step 10", "step 60", "step 100", f"Done. Installed onnx==1.23.2 into {folder}."]
+    assert dialog.install_button.isEnabled()
+    dialog.close()

@@ -53,6 +53,7 @@ def status_html():
             lines.append(f"<b>{package}</b> {version}: {purpose}.")
         else:
             lines.append(f"<b>{package}</b>: <span style='color:#b00000'>not installed</span> ({purpose}). "
+                         "<i>Plugins &gt; OreMap &gt; Install optional packages</i>, or "
                          f"<code>{' ; '.join(dependencies.install_command([package]))}</code>")
     support = compute.cuda_support()
     found = [name for name in ("onnxruntime", "torch") if support[name]]
