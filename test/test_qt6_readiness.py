@@ -187,7 +187,8 @@ def test_qt_only_modules_run_on_pyqt6(tmp_path):
     (shim / "QtCore.py").write_text("from PyQt6.QtCore import *  # noqa\n")
     (shim / "QtGui.py").write_text("from PyQt6.QtGui import *  # noqa\n")
     # QGIS's own shim for Qt 6 keeps QAction importable from QtWidgets
-    (shim / "QtWidgets.py").write_text("from PyQt6.QtWidgets import *  # noqa\nfrom PyQt6.QtGui import QAction  # noqa\n")
+    (shim / "QtWidgets.py").write_text("from PyQt6.QtWidgets import *  # noqa\n"
+                                       "from PyQt6.QtGui import QAction  # noqa\n")
     code = (
         "import importlib, sys\nsys.path[:0] = [sys.argv[1], sys.argv[2]]\n"
         "from PyQt6.QtWidgets import QApplication\napp = QApplication([])\n"
