@@ -42,6 +42,7 @@ class OreMapPlugin:
             ("Model library", self.show_model_library, icon),
             ("Spectral library viewer…", self.show_library_viewer, icon),
             ("Settings…", self.show_settings, None),
+            ("Install optional packages…", self.show_install_packages, None),
             ("About OreMap", self.show_about, None),
         ]
         for text, slot, entry_icon in entries:
@@ -93,7 +94,7 @@ class OreMapPlugin:
             from .ui.model_library import ModelLibraryDock
 
             self.dock = ModelLibraryDock(self.iface.mainWindow())
-            self.iface.addDockWidget(Qt.RightDockWidgetArea, self.dock)
+            self.iface.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.dock)
         else:
             self.dock.refresh()
         self.dock.setUserVisible(True)
@@ -103,13 +104,22 @@ class OreMapPlugin:
     def show_settings(self):
         from .ui.settings_dialog import SettingsDialog
 
-        if SettingsDialog(self.iface.mainWindow()).exec_() and self.dock is not None:
+        if SettingsDialog(self.iface.mainWindow()).exec() and self.dock is not None:
+            self.dock.refresh()
+
+    def show_install_packages(self):
+        """Install onnx/onnxruntime (and on request CPU torch, skl2onnx) into the profile's packages folder."""
+        from . import packages_folder
+        from .ui.install_packages import InstallPackagesDialog
+
+        InstallPackagesDialog(packages_folder(), self.iface.mainWindow()).exec()
+        if self.dock is not None:
             self.dock.refresh()
 
     def show_library_viewer(self):
         from .ui.library_viewer import LibraryViewerDialog
 
-        LibraryViewerDialog(self.iface.mainWindow()).exec_()
+        LibraryViewerDialog(self.iface.mainWindow()).exec()
 
     def show_about(self):
         from .ui.actions import show_about

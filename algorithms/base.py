@@ -14,6 +14,7 @@ which calls the core and returns the outputs dict.
 
 import os
 import re
+import time
 
 import numpy as np
 
@@ -27,6 +28,7 @@ from qgis.core import (
     QgsProcessingFeatureSource,
     QgsProcessingOutputBoolean,
     QgsProcessingOutputNumber,
+    QgsProcessingOutputLayerDefinition,
     QgsProcessingOutputString,
     QgsProcessingParameterEnum,
     QgsProcessingParameterFeatureSource,
@@ -112,6 +114,19 @@ def as_number(value):
         return float(value)
     except (TypeError, ValueError):
         return float("nan")
+
+
+MODEL_OUTPUT = "OUTPUT_MODEL"
+MODEL_OUTPUT_NOTE = ("Left at its default (a temporary file), the model is saved in the model library folder "
+                     "(Plugins > OreMap > Settings; listed in Plugins > OreMap > Model library) as "
+                     "&lt;algorithm&gt;_&lt;date-time&gt;.onnx.")
+
+
+def is_temporary_output(value):
+    """True for a destination left at Processing's temporary output (or not given)."""
+    if isinstance(value, QgsProcessingOutputLayerDefinition):
+        value = value.sink.staticValue()
+    return value in (None, "", QgsProcessing.TEMPORARY_OUTPUT)
 
 
 class OreMapAlgorithm(QgsProcessingAlgorithm):
@@ -212,7 +227,8 @@ class OreMapAlgorithm(QgsProcessingAlgorithm):
             if definitions:
                 html.append(f"<h3>{title}</h3><dl>")
                 html += [f"<dt><b>{d.description()}</b> (<code>{d.name()}</code>)</dt>"
-                         f"<dd>{self.tr(texts.get(d.name(), ''))}</dd>" for d in definitions]
+                         f"<dd>{self.tr(texts.get(d.name(), ''))}"
+                         f"{' ' + MODEL_OUTPUT_NOTE if d.name() == MODEL_OUTPUT else ''}</dd>" for d in definitions]
                 html.append("</dl>")
         values = [o for o in self.outputDefinitions() if self.parameterDefinition(o.name()) is None]
         if values:
@@ -495,10 +511,16 @@ class OreMapAlgorithm(QgsProcessingAlgorithm):
         return np.column_stack([xs, ys]).astype(np.float64).reshape(-1, 2)
 
     def output_path(self, parameters, name, context, feedback):
-        """The destination file of a raster or file output, checked to be writable; None if skipped."""
-        if parameters.get(name) is None and self.parameterDefinition(name).flags() & \
-                QgsProcessingParameterDefinition.FlagOptional:
+        """The destination file of a raster or file output, checked to be writable; None if skipped.
+
+        A trained model (``OUTPUT_MODEL``) left at a temporary output goes to the model library folder
+        (:meth:`library_model_path`) instead of Processing's temporary folder.
+        """
+        optional = self.parameterDefinition(name).flags() & QgsProcessingParameterDefinition.FlagOptional
+        if parameters.get(name) is None and optional:
             return None
+        if name == MODEL_OUTPUT and is_temporary_output(parameters.get(name)):
+            return self.library_model_path(feedback)
         if isinstance(self.parameterDefinition(name), QgsProcessingParameterFileDestination):
             path = self.parameterAsFileOutput(parameters, name, context)
         else:
@@ -519,6 +541,24 @@ class OreMapAlgorithm(QgsProcessingAlgorithm):
             feedback.info(f"{self.parameterDefinition(name).description()}: written to the temporary file {path}")
             return path
         return self.output_path(parameters, name, context, feedback)
+
+    def library_model_path(self, feedback):
+        """A new file ``<model folder>/<algorithm>_<date-time>.onnx`` in the model library folder (settings),
+        which the model library dock lists; the folder is created, no file is replaced."""
+        folder = settings.model_folder()
+        try:
+            os.makedirs(folder, exist_ok=True)
+        except OSError as exc:
+            raise self.fail(MODEL_OUTPUT, f"The model folder {folder} cannot be created ({exc.strerror or exc}).",
+                            "Choose a model file, or another model folder in Plugins > OreMap > Settings.")
+        stem = f"{self.name()}_{time.strftime('%Y%m%d-%H%M%S')}"
+        path, n = os.path.join(folder, stem + ".onnx"), 1
+        while os.path.exists(path):
+            n += 1
+            path = os.path.join(folder, f"{stem}-{n}.onnx")
+        check_output_path(path, overwrite=False, parameter=MODEL_OUTPUT)
+        feedback.info(f"The model goes to the model library folder: {path} (Plugins > OreMap > Model library).")
+        return path
 
     def memory_mb(self):
         """The memory budget setting in MB (processing_provider/settings.py)."""

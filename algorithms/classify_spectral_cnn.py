@@ -5,7 +5,7 @@ import os
 from qgis.core import QgsProcessingParameterFile
 
 from ..core.hyperspectral import mapping
-from ..core.engine.bundled import bundled_models
+from ..core.engine.bundled import bundled_models, unusable_reason
 from .base import OreMapAlgorithm
 
 TASK = "spectral_classification"
@@ -28,7 +28,9 @@ class ClassifySpectralCnn(OreMapAlgorithm):
     PARAM_HELP = {
         "INPUT": "Hyperspectral reflectance raster with band wavelengths in its metadata (or under the advanced "
                  "wavelength parameter).",
-        "MODEL": "A bundled model, or 'Model file' to use the file below.",
+        "MODEL": "A bundled model, or 'Model file' to use the file below. The list is the same on every "
+                 "machine (MODEL=0 is always the first bundled model); a model that cannot run here says why "
+                 "when it is chosen.",
         "MODEL_FILE": "An OreMap .onnx model file, used when 'Model file' is chosen above (or when a script "
                       "gives no MODEL); ignored, with a warning, when a bundled model is chosen.",
         "MIN_CONFIDENCE": "Pixels whose highest class probability is below this value are unclassified "
@@ -84,6 +86,9 @@ class ClassifySpectralCnn(OreMapAlgorithm):
             if path and feedback is not None:
                 feedback.warning(f"The model file {path} is ignored: the bundled model '{models[choice][0]}' is "
                                  "chosen. Choose 'Model file' under Model to use the file.")
+            reason = unusable_reason(models[choice][1])
+            if reason:
+                raise self.fail("MODEL", f"The bundled model '{models[choice][0]}' cannot be used here.", reason)
             return models[choice][1]
         if path:
             return path

@@ -12,13 +12,13 @@ from qgis.core import (
     QgsProcessingParameterFile,
     QgsWkbTypes,
 )
-from qgis.PyQt.QtCore import QVariant
 
+from . import qt_compat as field_type
 from .base import OreMapAlgorithm
 from .s2_indices import S2_INPUT_HELP, add_s2_input, cloud_mask, s2_input_path
 
-FIELDS = [("id", QVariant.Int), ("area_ha", QVariant.Double), ("mean_prob", QVariant.Double),
-          ("perimeter_m", QVariant.Double), ("compactness", QVariant.Double)]
+FIELDS = [("id", field_type.INT), ("area_ha", field_type.DOUBLE), ("mean_prob", field_type.DOUBLE),
+          ("perimeter_m", field_type.DOUBLE), ("compactness", field_type.DOUBLE)]
 
 
 class DetectMines(OreMapAlgorithm):
@@ -89,7 +89,7 @@ class DetectMines(OreMapAlgorithm):
         self.add_value_output("TOTAL_AREA_HA", "Total footprint area (ha)")
 
     def process(self, parameters, context, feedback):
-        from ..core.sentinel2.mine_detection import detect_mines
+        from ..core.sentinel2.sentinel2.sentinel2.mine_detection import detect_mines
 
         path, band_map, crs = s2_input_path(self, parameters, context)
         model = self.parameterAsFile(parameters, "MODEL_FILE", context)

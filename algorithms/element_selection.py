@@ -17,6 +17,7 @@ from ..core.geochemistry import prospectivity_eval as pe
 from ..core.geochemistry import element_selection
 from ..core.geochemistry import survey_hygiene as sh
 from ..core.geochemistry.distance_advice import TRADE_OFF, check_distances
+from ..core.geochemistry import grid_meaning
 from .base import OreMapAlgorithm
 from .evaluate_prospectivity import (
     DISTANCE_HELP,
@@ -155,6 +156,11 @@ class ElementSelection(OreMapAlgorithm):
             crs = layer.crs()
             factor = metres_factor(crs)
             deposits = self.deposit_points(parameters, "DEPOSITS", context, crs, feedback)
+            # raster values are used as they are (no below-detection step); no second log10 of a log10 grid
+            _, options["transform"], found = grid_meaning.adapt_preprocessing(
+                grid_meaning.read_meaning(path), "none", options["transform"])
+            for line in found:
+                feedback.info(line)
             rows, notes, scan = element_selection.select_elements_raster(
                 path, deposits, radius * factor, min_distance * factor,
                 seed=self.parameterAsInt(parameters, "SEED", context), feedback=feedback,

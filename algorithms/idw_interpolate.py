@@ -10,7 +10,7 @@ from qgis.core import (
     QgsProcessingParameterField,
 )
 
-from ..core.geochemistry import geochem, idw
+from ..core.geochemistry import geochem, grid_meaning, idw
 from .base import OreMapAlgorithm
 
 DUPLICATES = [("mean", "Mean"), ("median", "Median")]
@@ -61,7 +61,10 @@ class IdwInterpolate(OreMapAlgorithm):
     }
     OUTPUT_HELP = {
         "OUTPUT": "Float32 GeoTIFF, one band per field (band names = field names), nodata -9999, in the "
-                  "layer's CRS or the UTM zone it was reprojected to. Styled with a colour ramp on band 1.",
+                  "layer's CRS or the UTM zone it was reprojected to. Styled with a colour ramp on band 1. Each band's "
+                  "metadata say what its values are: OREMAP_TRANSFORM (log10 or none), UNITS (from the field name, "
+                  "e.g. Au_ppm: ppm) and OREMAP_DETECTION=applied (below-detection values and zeros handled), so "
+                  "the VAE and other readers never repeat a step.",
         "SAMPLES": "Number of distinct sample locations used.",
         "OUTPUT_CRS": "CRS of the output raster (e.g. EPSG:32750).",
     }
@@ -169,9 +172,11 @@ class IdwInterpolate(OreMapAlgorithm):
                             + (" once zeros are treated as missing." if by_zeros else "."),
                             "Choose other fields, or keep the zeros (Values of exactly 0)." if by_zeros
                             else "Choose fields with measured values.")
-        if self.parameterAsBoolean(parameters, "LOG10", context):
+        log10 = self.parameterAsBoolean(parameters, "LOG10", context)
+        if log10:
             values = geochem.transform(values, "log10", names=fields)
             feedback.info("Interpolating log10 of the values.")
+        band_tags = grid_meaning.band_tags(fields, "log10" if log10 else "none", detection_applied=True)
         how = DUPLICATES[self.parameterAsEnum(parameters, "DUPLICATES", context)][0]
         x, y, values, merged = geochem.aggregate_duplicates(x, y, values, how=how)
         if merged:
@@ -191,7 +196,9 @@ class IdwInterpolate(OreMapAlgorithm):
             radius=self.parameterAsDouble(parameters, "RADIUS", context) or None,
             max_distance=self.parameterAsDouble(parameters, "MAX_DISTANCE", context) or None,
             min_points=self.parameterAsInt(parameters, "MIN_POINTS", context),
-            memory_mb=self.memory_mb(), feedback=feedback)
+            memory_mb=self.memory_mb(), feedback=feedback, band_tags=band_tags)
+        feedback.info("Band metadata written: " + "; ".join(
+            f"{name}: " + ", ".join(f"{k}={v}" for k, v in tags.items()) for name, tags in zip(fields, band_tags)))
         cells = stats["width"] * stats["height"]
         feedback.info(f"Grid: {stats['width']} x {stats['height']} cells of {cell_size:g} m.")
         for name in fields:

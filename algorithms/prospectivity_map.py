@@ -18,8 +18,9 @@ from qgis.core import (
     QgsProcessingParameterFile,
     QgsWkbTypes,
 )
-from qgis.PyQt.QtCore import QVariant
 
+from ..core.geochemistry import grid_meaning
+from . import qt_compat as field_type
 from .base import OreMapAlgorithm
 
 MODES = [("grid", "Grid of cells (rows x columns)"), ("sliding", "Sliding window (every 'stride' cells)")]
@@ -103,6 +104,7 @@ class ProspectivityMap(OreMapAlgorithm):
         from ..core.geochemistry.prospectivity_mapping import prospectivity_map
 
         raster, layer = self.raster_path(parameters, "INPUT", context)
+        feedback.info(grid_meaning.describe(grid_meaning.read_meaning(raster)))  # z-scored as they are
         model = self.parameterAsFile(parameters, "MODEL_FILE", context)
         if not model:
             raise self.fail("MODEL_FILE", "No model file was given.", "Choose an OreMap prospectivity model (.onnx).")
@@ -126,8 +128,9 @@ class ProspectivityMap(OreMapAlgorithm):
                    "TOP_PROBABILITY": max((c["probability"] for c in cells), default=float("nan")),
                    "DEPOSIT_CELLS": sum(1 for c in cells if c.get("has_deposit"))}
         fields = QgsFields()
-        for name, kind in (("id", QVariant.Int), ("row", QVariant.Int), ("col", QVariant.Int),
-                           ("probability", QVariant.Double), ("rank", QVariant.Int), ("has_deposit", QVariant.String)):
+        for name, kind in (("id", field_type.INT), ("row", field_type.INT), ("col", field_type.INT),
+                           ("probability", field_type.DOUBLE), ("rank", field_type.INT),
+                           ("has_deposit", field_type.STRING)):
             fields.append(QgsField(name, kind))
         sink, dest = self.parameterAsSink(parameters, "OUTPUT_CELLS", context, fields, QgsWkbTypes.Polygon,
                                           layer.crs())

@@ -6,6 +6,7 @@ from qgis.core import (
     QgsProcessingParameterFeatureSource,
 )
 
+from ..core.geochemistry import grid_meaning
 from .base import OreMapAlgorithm
 
 DEPTHS = [18, 34, 50]
@@ -146,6 +147,7 @@ class TrainProspectivityCnn(OreMapAlgorithm):
         from ..core.geochemistry.prospectivity_cnn import train_prospectivity
 
         raster, layer = self.raster_path(parameters, "INPUT", context)
+        feedback.info(grid_meaning.describe(grid_meaning.read_meaning(raster)))  # z-scored as they are
         deposits = self.deposit_points(parameters, "DEPOSITS", context, layer.crs(), feedback)
         model_path = self.output_path(parameters, "OUTPUT_MODEL", context, feedback)
         report_path = self.report_output(parameters, "OUTPUT_REPORT", context, feedback)

@@ -19,10 +19,10 @@ from qgis.core import (
     QgsProcessingParameterRasterLayer,
     QgsProcessingParameterString,
 )
-from qgis.PyQt.QtCore import QVariant
 
 from ..core.geochemistry import geochem
 from ..core.geochemistry import vae_anomaly as vae
+from . import qt_compat as field_type
 from .base import OreMapAlgorithm, as_number
 from ..core.geochemistry import survey_hygiene as sh
 from .survey_input import COVERAGE_HELP, FIELDS_HELP, survey_table
@@ -76,7 +76,10 @@ class VaeAnomaly(OreMapAlgorithm):
                       "elements, preprocessing and class thresholds are used and the network options are ignored.",
         "BELOW_DETECTION": "Replacement of values below detection (stored as minus the detection limit). 'Values as "
                            "they are' for rasters of already transformed values (e.g. log10 grids, negative below "
-                           "1 ppm): then choose no transform.",
+                           "1 ppm): then choose no transform. A raster made by 'IDW interpolation' says in its band "
+                           "metadata what it holds (OREMAP_TRANSFORM, OREMAP_DETECTION): below-detection handling "
+                           "and log10 are then not applied a second time, whatever is chosen here, and the log says "
+                           "so.",
         "ZEROS": geochem.ZEROS_HELP,
         "MISSING_VALUE": "Code of a missing value (exact match), e.g. -9999.",
         "TRANSFORM": "log10 of the concentrations, or their centred log-ratio over the chosen elements (samples "
@@ -316,7 +319,7 @@ class VaeAnomaly(OreMapAlgorithm):
         out = self._values(result["evaluation"], int(np.isfinite(scores).sum()))
 
         out_fields = QgsFields(source.fields())
-        for name, kind in (("anomaly_score", QVariant.Double), ("anomaly_class", QVariant.Int)):
+        for name, kind in (("anomaly_score", field_type.DOUBLE), ("anomaly_class", field_type.INT)):
             if out_fields.lookupField(name) >= 0:
                 raise self.fail("POINTS", f"The layer already has a field '{name}'.",
                                 "Rename or remove it first (the output adds it).")

@@ -57,7 +57,8 @@ def test_class_factory_init_and_unload(qgis_app):
     assert sorted(a.name() for a in provider.algorithms()) == sorted(m for m, _ in ALGORITHMS)
     assert ("&OreMap", "OreMap algorithms…") in iface.menu
     assert ("&OreMap", "Model library") in iface.menu and ("&OreMap", "Settings…") in iface.menu
-    assert len(iface.menu) == 5
+    assert ("&OreMap", "Install optional packages…") in iface.menu
+    assert len(iface.menu) == 6
     assert iface.toolbar == ["OreMap model library"] and iface.options == ["OreMap"]
     dock = plugin.show_model_library()
     assert iface.docks == [dock] and dock.objectName() == "OreMapModelLibrary"

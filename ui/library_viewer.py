@@ -40,13 +40,13 @@ class SpectraPlot(QWidget):
 
     def paintEvent(self, event):  # noqa: N802 (Qt API)
         painter = QPainter(self)
-        painter.setRenderHint(QPainter.Antialiasing)
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
         painter.fillRect(self.rect(), QColor("white"))
         m, w, h = self.MARGIN, self.width(), self.height()
         painter.setPen(QPen(QColor("#666666")))
         painter.drawRect(m, 8, w - m - 8, h - m - 8)
         if not self.curves:
-            painter.drawText(self.rect(), Qt.AlignCenter, "Select spectra to plot")
+            painter.drawText(self.rect(), Qt.AlignmentFlag.AlignCenter, "Select spectra to plot")
             return
         import numpy as np
 
@@ -90,7 +90,7 @@ class LibraryViewerDialog(QDialog):
         self.filter_edit.setPlaceholderText("Filter names, e.g. kaolinite")
         self.filter_edit.textChanged.connect(self.apply_filter)
         self.names = QListWidget()
-        self.names.setSelectionMode(QAbstractItemView.ExtendedSelection)
+        self.names.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
         self.names.itemSelectionChanged.connect(self.plot_selection)
         self.plot = SpectraPlot()
         copy_button = QPushButton("Copy selected names")

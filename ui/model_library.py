@@ -40,7 +40,7 @@ from ..core.engine.errors import OreMapError
 from ..processing_provider import settings
 
 PLUGIN_DIR = os.path.dirname(os.path.dirname(__file__))
-PATH_ROLE = Qt.UserRole + 1
+PATH_ROLE = Qt.ItemDataRole.UserRole + 1
 
 
 def _theme_icon(name):
@@ -115,7 +115,7 @@ class CardDialog(QDialog):
             with open(entry.card_file, encoding="utf-8", errors="replace") as handle:
                 card.setMarkdown(handle.read())
             tabs.addTab(card, "Model card")
-        buttons = QDialogButtonBox(QDialogButtonBox.Close)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
         buttons.rejected.connect(self.reject)
         layout = QVBoxLayout(self)
         layout.addWidget(tabs)
@@ -169,7 +169,7 @@ class ModelLibraryDock(QgsDockWidget):
         self.tree = QTreeWidget()
         self.tree.setHeaderLabels(["Model", "Task"])
         self.tree.setRootIsDecorated(True)
-        self.tree.setContextMenuPolicy(Qt.CustomContextMenu)
+        self.tree.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         self.tree.customContextMenuRequested.connect(self._context_menu)
         self.tree.currentItemChanged.connect(self._selection_changed)
         self.tree.itemDoubleClicked.connect(lambda item, column: self.open_algorithm())
@@ -180,9 +180,9 @@ class ModelLibraryDock(QgsDockWidget):
         self.folder_label.setWordWrap(True)
         header = self.tree.header()
         header.setStretchLastSection(False)
-        header.setSectionResizeMode(0, QHeaderView.Stretch)
-        header.setSectionResizeMode(1, QHeaderView.ResizeToContents)
-        self.splitter = splitter = QSplitter(Qt.Vertical)
+        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        header.setSectionResizeMode(1, QHeaderView.ResizeMode.ResizeToContents)
+        self.splitter = splitter = QSplitter(Qt.Orientation.Vertical)
         splitter.addWidget(self.tree)
         splitter.addWidget(self.card)
         splitter.setStretchFactor(0, 1)
@@ -225,10 +225,10 @@ class ModelLibraryDock(QgsDockWidget):
             self.entries[entry.path] = entry
         for group in groups.values():
             group.setExpanded(True)
-            group.setFlags(group.flags() & ~Qt.ItemIsSelectable)
+            group.setFlags(group.flags() & ~Qt.ItemFlag.ItemIsSelectable)
             if not group.childCount():
                 empty = QTreeWidgetItem(group, ["(none)", ""])
-                empty.setFlags(Qt.NoItemFlags)
+                empty.setFlags(Qt.ItemFlag.NoItemFlags)
         exists = os.path.isdir(self.folder)
         self.folder_label.setText(f"Your model folder: {self.folder}" + ("" if exists else " (not created yet)"))
         self.select(current.path if current else None)
@@ -281,7 +281,7 @@ class ModelLibraryDock(QgsDockWidget):
         menu = QMenu(self)
         for action in (self.open_action, self.card_action, self.reveal_action, self.remove_action):
             menu.addAction(action)
-        menu.exec_(self.tree.viewport().mapToGlobal(position))
+        menu.exec(self.tree.viewport().mapToGlobal(position))
 
     # -- actions -------------------------------------------------------------------------------
     def open_algorithm(self):
@@ -304,7 +304,7 @@ class ModelLibraryDock(QgsDockWidget):
         if entry is None:
             return None
         dialog = CardDialog(entry, self)
-        dialog.setAttribute(Qt.WA_DeleteOnClose)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         dialog.show()
         return dialog
 
@@ -315,8 +315,8 @@ class ModelLibraryDock(QgsDockWidget):
 
     def confirm(self, title, text):
         """Ask yes/no (replaced in tests)."""
-        return QMessageBox.question(self, title, text, QMessageBox.Yes | QMessageBox.No,
-                                    QMessageBox.No) == QMessageBox.Yes
+        yes, no = QMessageBox.StandardButton.Yes, QMessageBox.StandardButton.No
+        return QMessageBox.question(self, title, text, yes | no, no) == yes
 
     def remove_model(self):
         """Remove the selected user model, its card and report (to the trash where there is one)."""
@@ -357,7 +357,7 @@ class ModelLibraryDock(QgsDockWidget):
     def show_settings(self):
         from .settings_dialog import SettingsDialog
 
-        if SettingsDialog(self).exec_():
+        if SettingsDialog(self).exec():
             self.refresh()
 
 

@@ -53,6 +53,7 @@ def status_html():
             lines.append(f"<b>{package}</b> {version}: {purpose}.")
         else:
             lines.append(f"<b>{package}</b>: <span style='color:#b00000'>not installed</span> ({purpose}). "
+                         "<i>Plugins &gt; OreMap &gt; Install optional packages</i>, or "
                          f"<code>{' ; '.join(dependencies.install_command([package]))}</code>")
     support = compute.cuda_support()
     found = [name for name in ("onnxruntime", "torch") if support[name]]
@@ -100,7 +101,7 @@ class SettingsWidget(QWidget):
         box.setLayout(form)
         self.status = QLabel(status_html())
         self.status.setWordWrap(True)
-        self.status.setTextInteractionFlags(Qt.TextSelectableByMouse)
+        self.status.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         packages = QGroupBox("Optional packages and devices")
         packages_layout = QVBoxLayout(packages)
         packages_layout.addWidget(self.status)
@@ -136,7 +137,7 @@ class SettingsDialog(QDialog):
         super().__init__(parent)
         self.setWindowTitle("OreMap settings")
         self.widget = SettingsWidget(self)
-        buttons = QDialogButtonBox(QDialogButtonBox.Ok | QDialogButtonBox.Cancel)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
         buttons.accepted.connect(self.accept)
         buttons.rejected.connect(self.reject)
         layout = QVBoxLayout(self)

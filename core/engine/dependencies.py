@@ -46,7 +46,8 @@ def install_hint(packages):
     """Plain-text instructions for installing ``packages`` into the Python that QGIS uses."""
     what = "; ".join(f"'{p}' {OPTIONAL_PACKAGES[p][0]}" if p in OPTIONAL_PACKAGES else f"'{p}'" for p in packages)
     commands = install_command(packages)
-    return (f"Missing Python package{'s' if len(packages) > 1 else ''}: {what}. Install into the Python that QGIS "
+    return (f"Missing Python package{'s' if len(packages) > 1 else ''}: {what}. In QGIS: Plugins > OreMap > "
+            "Install optional packages (no administrator rights needed). Or install into the Python that QGIS "
             "uses, then restart QGIS: " + " ; ".join(commands) + ". Windows: run it in the OSGeo4W Shell. macOS: "
             "/Applications/QGIS.app/Contents/MacOS/bin/python3 -m pip install ... Linux: the python3 that QGIS "
             "runs (pip install --user, or a venv made with --system-site-packages).")

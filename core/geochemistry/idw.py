@@ -351,7 +351,7 @@ def idw_at(x, y, values, qx, qy, power=2.0, k=12, radius=None, max_distance=None
 
 def idw_to_raster(x, y, values, names, out_path, cell_size, extent=None, margin=None, crs=None, power=2.0,
                   k=12, radius=None, max_distance=None, min_points=1, memory_mb=None, feedback=None,
-                  nodata=NODATA, threads=None):
+                  nodata=NODATA, threads=None, band_tags=None):
     # Over 100 lines by its docstring (every parameter documented); the code is 76 lines.
     """Grid point samples by inverse distance weighting into a float32 GeoTIFF.
 
@@ -386,6 +386,8 @@ def idw_to_raster(x, y, values, names, out_path, cell_size, extent=None, margin=
         Nodata value of the output.
     threads : int, optional
         Worker threads (default: every CPU).
+    band_tags : list of dict, optional
+        Metadata per band, e.g. what the values mean (:func:`core.geochemistry.grid_meaning.band_tags`).
 
     Returns
     -------
@@ -447,7 +449,7 @@ def idw_to_raster(x, y, values, names, out_path, cell_size, extent=None, margin=
             feedback.progress(100.0 * (n + 1) / len(windows))
             yield window, block
 
-    spec = OutputSpec(out_path, names, dtype="float32", nodata=nodata,
+    spec = OutputSpec(out_path, names, dtype="float32", nodata=nodata, band_tags=band_tags,
                       tags={"OREMAP_METHOD": f"IDW power={power:g} k={k} radius={radius or 0:g} "
                                              f"max_distance={max_distance or 0:g} min_points={min_points}"})
     with ThreadPoolExecutor(max_workers=threads) as workers, ThreadPoolExecutor(max_workers=1) as producer:

@@ -1146,9 +1146,13 @@ def run_raster(raster_path, score_path, class_path=None, model_path=None, model_
     training = None
     tmp_model = None
     try:
+        from .grid_meaning import check_raster_for_model, options_for_raster
+
         if model_path:
             model = load_model(model_path)
             parameters = model.info.training.get("parameters")
+            check_raster_for_model(raster_path, raster_bands(raster_path, model.names)[0], model.preprocessing,
+                                   feedback.info)
         else:
             from ..engine.raster import band_descriptions
 
@@ -1158,6 +1162,7 @@ def run_raster(raster_path, score_path, class_path=None, model_path=None, model_
             if len(set(n.lower() for n in names)) != len(names):
                 raise OreMapError("Band names repeat: " + ", ".join(names) + ".", "raster",
                                   "Give the bands distinct names (descriptions), one element each.")
+            options = options_for_raster(raster_path, chosen, options, feedback.info)
             seed = int(options.get("seed", 0))
             sample, n_valid = sample_raster(raster_path, chosen, nodata, max_samples, seed, memory_mb,
                                             feedback.scaled(0, 10))

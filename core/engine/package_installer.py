@@ -1,0 +1,415 @@
+"""Install OreMap's optional packages (onnx, onnxruntime, torch, skl2onnx) for the Python that QGIS runs.
+
+A stock QGIS has numpy, scipy and rasterio but not the neural-network packages. This module installs
+them without administrator rights into one folder of the QGIS profile,
+``<profile>/python/oremap-packages``, that the plugin puts on ``sys.path`` when it loads
+(:func:`activate`). It never touches QGIS's own packages:
+
+- the pins come from ``optional_packages.txt`` beside this file (transcribed from the project's
+  ``requirements.lock``); pip runs with ``--no-deps`` over the list computed here, so it resolves nothing
+  and never pulls numpy, scikit-learn or GDAL in;
+- packages that QGIS's Python must provide itself (``host`` lines: numpy, scikit-learn) are checked and, when
+  missing or too old, the installation is refused with the reason instead of replacing them;
+- a dependency that QGIS's Python already has at a version good enough for the whole set is not installed
+  again (nothing is shadowed without need);
+- pip installs into a staging folder first; the profile folder changes only when pip succeeded, so a failed
+  or cancelled run leaves nothing half-written.
+
+No QGIS here: the dialog (``ui/install_packages.py``) and the plugin pass the profile folder in.
+"""
+
+import importlib
+import importlib.metadata
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+
+from .errors import OreMapError
+
+PINS_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "optional_packages.txt")
+FOLDER_NAME = "oremap-packages"
+#: PyTorch's index of CPU-only wheels (the PyPI torch is the large CUDA build on Linux).
+TORCH_INDEX = "https://download.pytorch.org/whl/cpu"
+DEFAULT_GROUPS = ("run",)
+
+
+class InstallError(OreMapError):
+    """The installation cannot be done or failed; ``message`` says why, ``fix`` what to do."""
+
+
+def normalise(name):
+    """A distribution name as pip compares them (PEP 503): lower case, runs of -_. as one '-'."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def version_tuple(version):
+    """Numbers of a version string for comparison: '1.24.2' -> (1, 24, 2); local parts (+cpu) and
+    pre-release tails are cut at the first part that is not a number."""
+    parts = []
+    for piece in version.split("+")[0].split("."):
+        digits = re.match(r"\d+", piece)
+        if not digits:
+            break
+        parts.append(int(digits.group()))
+        if digits.group() != piece:
+            break
+    return tuple(parts)
+
+
+def at_least(version, minimum):
+    """True when ``version`` >= ``minimum`` (trailing zeros ignored); ``minimum`` None: any version."""
+    if minimum is None:
+        return True
+    a, b = list(version_tuple(version)), list(version_tuple(minimum))
+    width = max(len(a), len(b))
+    return a + [0] * (width - len(a)) >= b + [0] * (width - len(b))
+
+
+def read_pins(path=PINS_FILE):
+    """``{group: {"title", "packages": [(name, pinned version, minimum or None)], "host": [(name, minimum)]}}``."""
+    groups = {}
+    current = None
+    with open(path, encoding="utf-8") as fh:
+        for number, raw in enumerate(fh, 1):
+            line = raw.split("#", 1)[0].strip()
+            if not line:
+                continue
+            header = re.match(r"\[(\w+)\]\s*(.*)", line)
+            if header:
+                current = groups.setdefault(header.group(1), {"title": header.group(2).strip(), "packages": [],
+                                                               "host": []})
+                continue
+            host = re.match(r"host\s+([A-Za-z0-9_.-]+)\s*(?:>=\s*(\S+))?$", line)
+            pin = re.match(r"([A-Za-z0-9_.-]+)==(\S+)(?:\s+>=\s*(\S+))?$", line)
+            if current is None or not (host or pin):
+                raise ValueError(f"{path}, line {number}: cannot read '{raw.strip()}'")
+            if host:
+                current["host"].append((host.group(1), host.group(2)))
+            else:
+                current["packages"].append((pin.group(1), pin.group(2), pin.group(3)))
+    return groups
+
+
+def folder_for_profile(profile_dir):
+    """The packages folder of a QGIS profile (``QgsApplication.qgisSettingsDirPath()``)."""
+    return os.path.join(profile_dir, "python", FOLDER_NAME)
+
+
+def activate(folder):
+    """Put ``folder`` first on ``sys.path`` (once) when it exists, so its packages import; True when it is there.
+
+    Called by the plugin when it loads and after an installation. Only OreMap's optional packages and their
+    missing dependencies live there, never numpy or GDAL.
+    """
+    if not folder or not os.path.isdir(folder):
+        return False
+    folder = os.path.abspath(folder)
+    if folder not in sys.path:
+        sys.path.insert(0, folder)
+        importlib.invalidate_caches()
+    return True
+
+
+def host_version(name, folder=None):
+    """Version of distribution ``name`` in the running Python, not counting ``folder``; None when absent."""
+    skip = os.path.normcase(os.path.abspath(folder)) if folder else None
+    path = [p for p in sys.path if not skip or os.path.normcase(os.path.abspath(p or os.curdir)) != skip]
+    wanted = normalise(name)
+    for dist in importlib.metadata.distributions(path=path):
+        if normalise(dist.metadata["Name"] or "") == wanted:
+            return dist.version
+    return None
+
+
+def folder_version(name, folder):
+    """Version of distribution ``name`` installed in ``folder``; None when absent."""
+    if not folder or not os.path.isdir(folder):
+        return None
+    wanted = normalise(name)
+    for dist in importlib.metadata.distributions(path=[folder]):
+        if normalise(dist.metadata["Name"] or "") == wanted:
+            return dist.version
+    return None
+
+
+def plan(groups=DEFAULT_GROUPS, folder=None, pins=None, versions=None):
+    """What an installation of ``groups`` would do, without doing it.
+
+    Parameters
+    ----------
+    groups : sequence of str
+        Groups of ``optional_packages.txt`` ("run", "torch", "skl2onnx").
+    folder : str, optional
+        The packages folder (its own content does not count as "already there").
+    pins : dict, optional
+        :func:`read_pins` result (default: the plugin's file).
+    versions : callable, optional
+        ``name -> installed version or None`` in QGIS's Python (default :func:`host_version`).
+
+    Returns
+    -------
+    dict
+        ``install``: ``["name==version"]`` for pip; ``kept``: ``[(name, version)]`` already good enough in
+        QGIS's Python; ``problems``: sentences, one per host package missing or too old (the installation
+        must then be refused).
+    """
+    pins = read_pins() if pins is None else pins
+    versions = versions or (lambda name: host_version(name, folder))
+    unknown = [g for g in groups if g not in pins]
+    if unknown:
+        raise InstallError(f"Unknown package group(s): {', '.join(unknown)}.",
+                           fix=f"Choose among {', '.join(pins)}.")
+    wanted, minimum, host = {}, {}, {}
+    for group in groups:
+        for name, pinned, least in pins[group]["packages"]:
+            key = normalise(name)
+            wanted.setdefault(key, (name, pinned))
+            if least is None or minimum.get(key, "") is None:
+                minimum[key] = None  # asked for by name somewhere: the pinned version itself
+            else:
+                minimum[key] = max(minimum.get(key, least), least, key=version_tuple)
+        for name, least in pins[group]["host"]:
+            key = normalise(name)
+            earlier = host.get(key, (name, None))[1]
+            host[key] = (name, max([v for v in (earlier, least) if v], key=version_tuple, default=None))
+    install, kept, problems = [], [], []
+    for key, (name, pinned) in wanted.items():
+        have = versions(name)
+        # a package asked for by name (no minimum) is always installed at its pin unless already the same
+        least = minimum[key]
+        if have is not None and (version_tuple(have) == version_tuple(pinned)
+                                 or (least is not None and at_least(have, least))):
+            kept.append((name, have))
+        else:
+            install.append(f"{name}=={pinned}")
+    for key, (name, least) in host.items():
+        have = versions(name)
+        if have is None:
+            problems.append(f"QGIS's Python has no {name}; OreMap does not install it, because QGIS's own "
+                            f"build must be used.")
+        elif not at_least(have, least):
+            problems.append(f"QGIS's Python has {name} {have}, older than the {least} the packages need; "
+                            f"replacing it could break QGIS.")
+    return {"install": install, "kept": kept, "problems": problems}
+
+
+def _interpreter_ok(python, timeout=60):
+    """``(True, "")`` when ``python`` is this Python's version and has pip, else ``(False, why)``."""
+    want = f"{sys.version_info[0]}.{sys.version_info[1]}"
+    try:
+        proc = subprocess.run([python, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+                              capture_output=True, text=True, timeout=timeout)
+    except (OSError, subprocess.SubprocessError) as exc:
+        return False, f"{python} does not run ({exc})"
+    if proc.returncode != 0 or proc.stdout.strip() != want:
+        return False, f"{python} is Python {proc.stdout.strip() or '?'}, QGIS runs {want}"
+    try:
+        proc = subprocess.run([python, "-m", "pip", "--version"], capture_output=True, text=True, timeout=timeout)
+    except (OSError, subprocess.SubprocessError) as exc:
+        return False, f"{python} -m pip does not run ({exc})"
+    if proc.returncode != 0:
+        return False, f"{python} has no pip"
+    return True, ""
+
+
+def python_candidates():
+    """Interpreters that may be the one QGIS embeds, most likely first (QGIS's ``sys.executable`` is often
+    the QGIS binary itself)."""
+    major, minor = sys.version_info[:2]
+    names = [f"python{major}.{minor}", f"python{major}", "python"]
+    found = []
+    base = os.path.basename(sys.executable or "").lower()
+    if base.startswith("python"):
+        found.append(sys.executable)
+    for prefix in dict.fromkeys([sys.exec_prefix, sys.base_exec_prefix, sys.prefix]):
+        if os.name == "nt":
+            found += [os.path.join(prefix, "python.exe"), os.path.join(prefix, f"python{major}.exe")]
+        else:
+            found += [os.path.join(prefix, "bin", name) for name in names]
+    for name in names:
+        path = shutil.which(name)
+        if path:
+            found.append(path)
+    return [p for p in dict.fromkeys(found) if os.path.isfile(p)]
+
+
+def find_python():
+    """The Python executable with pip that matches the running Python; :class:`InstallError` when none does."""
+    reasons = []
+    for candidate in python_candidates():
+        ok, why = _interpreter_ok(candidate)
+        if ok:
+            return candidate
+        reasons.append(why)
+    raise InstallError(
+        "OreMap found no Python interpreter with pip matching QGIS's Python "
+        f"{sys.version_info[0]}.{sys.version_info[1]}" + (f" ({'; '.join(reasons)})" if reasons else "") + ".",
+        fix="Install pip for QGIS's Python (Debian/Ubuntu: sudo apt install python3-pip; Windows: the OSGeo4W "
+            "installer's python3-pip package), or install the packages by hand: python -m pip install --target "
+            "<QGIS profile>/python/oremap-packages onnx onnxruntime.")
+
+
+def pip_command(python, requirements, target, find_links=None, index_url=None, extra_index_url=None):
+    """The pip command line: ``--no-deps`` over the pinned list, binary wheels only, into ``target``."""
+    command = [python, "-m", "pip", "install", "--no-deps", "--only-binary=:all:", "--no-input",
+               "--disable-pip-version-check", "--no-warn-script-location", "--no-compile", "--upgrade",
+               "--target", target]
+    if find_links:
+        command += ["--no-index", "--find-links", find_links]
+    else:
+        if index_url:
+            command += ["--index-url", index_url]
+        if extra_index_url:
+            command += ["--extra-index-url", extra_index_url]
+    return command + list(requirements)
+
+
+def _writable(folder):
+    """Error text when ``folder`` (or the nearest existing parent) cannot be written, else ''."""
+    probe = folder
+    while not os.path.isdir(probe):
+        parent = os.path.dirname(probe)
+        if parent == probe:
+            return f"No existing parent folder of {folder}."
+        probe = parent
+    if not os.access(probe, os.W_OK):
+        return f"{probe} is not writable."
+    return ""
+
+
+def install(groups=DEFAULT_GROUPS, folder=None, python=None, find_links=None, log=None, progress=None,
+            is_canceled=None, pins=None):
+    """Install the pinned packages of ``groups`` into ``folder`` and put it on ``sys.path``.
+
+    Parameters
+    ----------
+    groups : sequence of str
+        "run" (onnx, onnxruntime), "torch" (CPU torch), "skl2onnx".
+    folder : str
+        The packages folder (:func:`folder_for_profile`).
+    python : str, optional
+        Python executable with pip (default :func:`find_python`).
+    find_links : str, optional
+        A folder of wheels to install from, offline (``--no-index --find-links``); default PyPI (and
+        PyTorch's CPU index for torch).
+    log, progress, is_canceled : callable, optional
+        ``log(text)`` gets pip's output line by line; ``progress(percent)``; ``is_canceled()`` True stops pip.
+
+    Returns
+    -------
+    dict
+        ``installed`` (the ``name==version`` list), ``kept`` (already in QGIS's Python), ``folder``.
+
+    Raises
+    ------
+    InstallError
+        When the installation must be refused (host packages missing or too old, no pip, folder not writable)
+        or pip failed (the message ends with pip's last lines); nothing is left in ``folder`` then.
+    """
+    log = log or (lambda text: None)
+    progress = progress or (lambda percent: None)
+    is_canceled = is_canceled or (lambda: False)
+    if not folder:
+        raise InstallError("No packages folder was given.", fix="Pass the QGIS profile's oremap-packages folder.")
+    folder = os.path.abspath(folder)
+    what = plan(groups, folder, pins)
+    if what["problems"]:
+        raise InstallError("The packages cannot be installed here: " + " ".join(what["problems"]),
+                           fix="Use a QGIS whose Python provides these packages (QGIS 3.28 or later on Windows "
+                               "and macOS; Debian/Ubuntu: sudo apt install python3-numpy python3-sklearn).")
+    for name, version in what["kept"]:
+        log(f"{name} {version}: already in QGIS's Python, kept.")
+    if not what["install"]:
+        log("Nothing to install: every package is already there.")
+        progress(100)
+        activate(folder)
+        return {"installed": [], "kept": what["kept"], "folder": folder}
+    problem = _writable(folder)
+    if problem:
+        raise InstallError(f"Cannot install into {folder}: {problem}",
+                           fix="Check the permissions of your QGIS profile folder.")
+    python = python or find_python()
+    os.makedirs(os.path.dirname(folder), exist_ok=True)
+    staging = tempfile.mkdtemp(prefix=".oremap-install-", dir=os.path.dirname(folder))
+    try:
+        torch = any(r.startswith("torch==") for r in what["install"])
+        command = pip_command(python, what["install"], staging, find_links=find_links,
+                              index_url=TORCH_INDEX if torch and not find_links else None,
+                              extra_index_url="https://pypi.org/simple" if torch and not find_links else None)
+        log("Running: " + " ".join(command))
+        tail = _run_pip(command, len(what["install"]), log, progress, is_canceled)
+        if is_canceled():
+            raise InstallError("The installation was cancelled; nothing was installed.")
+        if tail is not None:
+            raise InstallError("pip could not install the packages:\n" + tail,
+                               fix="Read the log above. 'No matching distribution' means no wheel of that version "
+                                   f"exists for Python {sys.version_info[0]}.{sys.version_info[1]} on this "
+                                   "system; a network error needs a connection (or a proxy in pip's settings).")
+        _move_into(staging, folder)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    activate(folder)
+    progress(100)
+    log(f"Installed into {folder}: {', '.join(what['install'])}.")
+    return {"installed": what["install"], "kept": what["kept"], "folder": folder}
+
+
+def _run_pip(command, count, log, progress, is_canceled):
+    """Run pip, streaming its lines to ``log``; None on success, else its last lines."""
+    env = dict(os.environ, PYTHONNOUSERSITE="1", PIP_NO_INPUT="1")
+    env.pop("PIP_REQUIRE_VIRTUALENV", None)
+    env.pop("PYTHONPATH", None)  # pip must not see the folder being replaced or QGIS's own paths twice
+    lines, done = [], 0
+    progress(1)
+    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+                          bufsize=1) as proc:
+        for line in proc.stdout:
+            line = line.rstrip()
+            lines.append(line)
+            log(line)
+            if line.startswith(("Processing ", "Collecting ", "Downloading ")) and not line.startswith(
+                    "Downloading http"):
+                done += line.startswith(("Processing ", "Collecting "))
+                progress(min(90, 5 + int(80 * done / max(count, 1))))
+            elif line.startswith("Installing collected packages"):
+                progress(92)
+            if is_canceled():
+                proc.terminate()
+                break
+        code = proc.wait()
+    return None if code == 0 and not is_canceled() else "\n".join(lines[-15:])
+
+
+def _move_into(staging, folder):
+    """Move what pip put in ``staging`` into ``folder``, replacing earlier versions of the same packages."""
+    os.makedirs(folder, exist_ok=True)
+    entries = [e for e in os.listdir(staging) if e != "bin"]
+    # an upgraded package: remove the old version's metadata folder too
+    names = {normalise(e.split("-")[0]) for e in entries if e.endswith((".dist-info", ".egg-info"))}
+    for old in os.listdir(folder):
+        if old.endswith((".dist-info", ".egg-info")) and normalise(old.split("-")[0]) in names:
+            shutil.rmtree(os.path.join(folder, old), ignore_errors=True)
+    for entry in entries:
+        target = os.path.join(folder, entry)
+        if os.path.isdir(target) and not os.path.islink(target):
+            shutil.rmtree(target)
+        elif os.path.lexists(target):
+            os.remove(target)
+        shutil.move(os.path.join(staging, entry), target)
+
+
+def status(folder=None, pins=None):
+    """``[(group, title, [(name, version or None, "profile" | "QGIS" | None)])]`` for the dialog."""
+    pins = read_pins() if pins is None else pins
+    rows = []
+    for group, spec in pins.items():
+        packages = []
+        for name, _, _ in spec["packages"][:1]:  # the group's main package
+            mine = folder_version(name, folder)
+            theirs = host_version(name, folder)
+            packages.append((name, mine or theirs, "profile" if mine else ("QGIS" if theirs else None)))
+        rows.append((group, spec["title"], packages))
+    return rows

@@ -1,0 +1,147 @@
+"""What the values of a gridded element raster mean, recorded in its band metadata.
+
+A Graphical Modeler chain passes files, not meanings: an IDW grid of log10 values looks like any other
+float raster, and an algorithm reading it as survey values would take every negative log10 value for a
+"below detection" code and take the log a second time. Gridded outputs therefore record, per band
+(GeoTIFF band metadata, readable with ``gdalinfo``):
+
+- ``OREMAP_TRANSFORM``: ``log10`` or ``none``: the transform already applied to the values;
+- ``UNITS``: the concentration unit before the transform (``ppm``, ``ppb``, ``%``, from the field name),
+  when it can be told;
+- ``OREMAP_DETECTION``: ``applied`` when the survey conventions (below-detection codes, zeros,
+  missing-value codes, :mod:`core.geochemistry.geochem`) were already handled, so negative values are real values.
+
+:func:`band_tags` writes them, :func:`read_meaning` reads them, :func:`adapt_preprocessing` turns them into
+the preprocessing a reader must still do (never a step twice), with the sentences to log.
+"""
+
+import re
+
+from ..engine.errors import OreMapError
+
+TRANSFORM_KEY = "OREMAP_TRANSFORM"
+UNITS_KEY = "UNITS"
+DETECTION_KEY = "OREMAP_DETECTION"
+APPLIED = "applied"
+
+_UNITS = [("ppm", "ppm"), ("ppb", "ppb"), ("ppt", "ppt"), ("pct", "%"), ("percent", "%"), ("wt%", "%"),
+          ("%", "%"), ("mgkg", "mg/kg"), ("mg/kg", "mg/kg"), ("gt", "g/t"), ("g/t", "g/t")]
+
+
+def units_from_name(name):
+    """The unit in a field name such as ``Au_ppb``, ``Cu ppm``, ``Fe2O3_pct`` or ``SiO2 (%)``; '' if none."""
+    tokens = [t for t in re.split(r"[\s_()\[\]-]+", str(name).lower()) if t]
+    for token in reversed(tokens[1:] if len(tokens) > 1 else []):
+        for key, unit in _UNITS:
+            if token == key:
+                return unit
+    if str(name).strip().endswith("%"):
+        return "%"
+    return ""
+
+
+def band_tags(names, transform="none", detection_applied=True):
+    """One metadata dict per band for :class:`core.engine.raster.OutputSpec` ``band_tags``."""
+    tags = []
+    for name in names:
+        entry = {TRANSFORM_KEY: transform or "none"}
+        unit = units_from_name(name)
+        if unit:
+            entry[UNITS_KEY] = unit
+        if detection_applied:
+            entry[DETECTION_KEY] = APPLIED
+        tags.append(entry)
+    return tags
+
+
+def read_meaning(path, bands=None):
+    """``[{"name", "transform" (None when not recorded), "units", "detection_applied"}]`` of ``bands`` (1-based,
+    default all) of the raster at ``path``."""
+    from ..engine.raster import open_raster
+
+    with open_raster(path, "raster") as ds:
+        chosen = list(bands) if bands else list(range(1, ds.count + 1))
+        found = []
+        for b in chosen:
+            tags = {k.upper(): v for k, v in ds.tags(b).items()}
+            name = (ds.descriptions[b - 1] or "").strip() or f"Band {b}"
+            transform = tags.get(TRANSFORM_KEY)
+            found.append({"name": name, "transform": transform.lower() if transform else None,
+                          "units": tags.get(UNITS_KEY, "") or ds.units[b - 1] or "",
+                          "detection_applied": tags.get(DETECTION_KEY, "").lower() == APPLIED})
+    return found
+
+
+def describe(meaning):
+    """One sentence on what the band metadata say (for the log)."""
+    if not any(m["transform"] or m["detection_applied"] for m in meaning):
+        return "The raster's band metadata do not say how its values were made (no OREMAP_TRANSFORM)."
+    parts = []
+    for m in meaning:
+        what = "log10 of " if m["transform"] == "log10" else ""
+        what += m["units"] or "values"
+        if m["detection_applied"]:
+            what += ", survey conventions already applied"
+        parts.append(f"{m['name']} ({what})")
+    return "Band metadata: " + "; ".join(parts) + "."
+
+
+def adapt_preprocessing(meaning, below, transform):
+    """The (below-detection handling, transform) still to apply to bands with ``meaning``, and what to log.
+
+    ``below`` is the asked handling (``"half"``, ``"limit"``, ``"nan"`` or ``"none"``) and ``transform`` the asked
+    transform (``"log10"``, ``"clr"``, ``"none"``). Bands whose conventions were already applied get ``"none"``;
+    bands already in log10 get no second log10. Returns ``(below, transform, messages)``.
+
+    Raises
+    ------
+    OreMapError
+        ``parameter="transform"`` when the bands mix transformed and untransformed values, or when a
+        centred log-ratio is asked of log10 values (it needs the concentrations; regrid without log10).
+    """
+    messages = [describe(meaning)]
+    transforms = {m["transform"] for m in meaning if m["transform"]}
+    if len(transforms) > 1 or (transforms and any(m["transform"] is None for m in meaning)):
+        mixed = ", ".join(f"{m['name']}: {m['transform'] or 'unknown'}" for m in meaning)
+        raise OreMapError(f"The raster's bands hold differently transformed values ({mixed}).", "raster",
+                          "Grid all the elements the same way (all log10 or none) into one raster.")
+    if all(m["detection_applied"] for m in meaning) and below != "none":
+        messages.append("Below-detection values and zeros were handled when the grid was made: not again.")
+        below = "none"
+    if transforms == {"log10"}:
+        if transform == "log10":
+            messages.append("The values are log10 already: used as they are, no second log10.")
+            transform = "none"
+        elif transform == "clr":
+            raise OreMapError("A centred log-ratio was asked of a raster of log10 values.", "transform",
+                              "Choose the log10 transform (the values are used as they are), or grid the elements "
+                              "without log10.")
+    return below, transform, messages
+
+
+def check_model_input(meaning, below, transform):
+    """Refuse to score bands with a model whose preprocessing would repeat a step the grid already holds."""
+    if any(m["transform"] == "log10" for m in meaning) and (transform != "none" or below != "none"):
+        step = f"a {transform} transform" if transform != "none" else "below-detection handling"
+        raise OreMapError(f"The model applies {step} to its inputs, but the raster holds log10 values already "
+                          "(band metadata OREMAP_TRANSFORM=log10): negative log10 values would be taken for "
+                          "below-detection codes or logged again.",
+                          "raster", "Score a grid made without log10, or train a model on this raster.")
+
+
+def options_for_raster(path, bands, options, log):
+    """``options`` (keyword arguments of a trainer taking ``below`` and ``transform``, defaults ``"half"`` and
+    ``"log10"``) adapted to what the raster's bands already hold; each finding goes to ``log``."""
+    below, transform, messages = adapt_preprocessing(read_meaning(path, bands), options.get("below", "half"),
+                                                     options.get("transform", "log10"))
+    for message in messages:
+        log(message)
+    return {**options, "below": below, "transform": transform}
+
+
+def check_raster_for_model(path, bands, prep, log):
+    """Log what the raster's bands hold and refuse when ``prep`` (the model's preprocessing, with ``below`` and
+    ``transform``) would repeat a step on them."""
+    meaning = read_meaning(path, bands)
+    log(describe(meaning))
+    check_model_input(meaning, prep.below, prep.transform)

@@ -1,0 +1,106 @@
+"""Outputs that carry their meaning (issue 25): IDW grids record their transform, units and that the survey
+conventions were applied, in band metadata; readers use it (no below-detection or log10 step twice) and log it.
+The Graphical Modeler chain element_selection -> IDW (log10) -> VAE runs headless from a .model3 file."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+import rasterio
+
+from conftest import DATA, SHARED_DATA, load_script
+
+from oremap.core.geochemistry import grid_meaning as gm
+from oremap.core.engine.errors import OreMapError
+
+DEMO = load_script("demo_prospectivity")
+SURVEY = os.path.join(SHARED_DATA, "geochem", "area1_sediment_au.csv")
+SITES = os.path.join(SHARED_DATA, "geochem", "area1_sediment_au_site.csv")
+
+
+def test_units_from_field_names():
+    assert [gm.units_from_name(n) for n in ("Au_ppm", "Au_ppb", "Fe2O3_pct", "SiO2 (%)", "Cu ppm", "Au", "ppm_Au",
+                                            "As_ppm_rep", "Pt_g/t")] == \
+        ["ppm", "ppb", "%", "%", "ppm", "", "", "ppm", "g/t"]
+
+
+def meaning(transform, applied=True, names=("Au_ppm", "Hg_ppb")):
+    return [{"name": n, "transform": transform, "units": gm.units_from_name(n), "detection_applied": applied}
+            for n in names]
+
+
+def test_adapt_never_repeats_a_step():
+    below, transform, notes = gm.adapt_preprocessing(meaning("log10"), "half", "log10")
+    assert (below, transform) == ("none", "none")
+    assert notes[0] == ("Band metadata: Au_ppm (log10 of ppm, survey conventions already applied); Hg_ppb (log10 of "
+                        "ppb, survey conventions already applied).")
+    assert "no second log10" in notes[-1]
+    # a grid of concentrations: the log10 is still to do, below-detection is not
+    assert gm.adapt_preprocessing(meaning("none"), "half", "log10")[:2] == ("none", "log10")
+    assert gm.adapt_preprocessing(meaning("none"), "half", "clr")[:2] == ("none", "clr")
+    # a raster without OreMap metadata: the choices as they are, and the log says nothing was recorded
+    below, transform, notes = gm.adapt_preprocessing(meaning(None, applied=False), "half", "log10")
+    assert (below, transform) == ("half", "log10") and "do not say" in notes[0]
+    with pytest.raises(OreMapError, match="centred log-ratio was asked of a raster of log10 values"):
+        gm.adapt_preprocessing(meaning("log10"), "half", "clr")
+    mixed = meaning("log10") + meaning(None, names=("Cu",))
+    with pytest.raises(OreMapError, match="Au_ppm: log10, Hg_ppb: log10, Cu: unknown"):
+        gm.adapt_preprocessing(mixed, "half", "log10")
+
+
+def test_model_that_would_log_a_log10_grid_again_is_refused():
+    class Prep:
+        below, transform = "half", "log10"
+
+    with pytest.raises(OreMapError, match="a log10 transform"):
+        gm.check_model_input(meaning("log10"), Prep.below, Prep.transform)
+    with pytest.raises(OreMapError, match="below-detection handling"):
+        gm.check_model_input(meaning("log10"), "half", "none")
+    gm.check_model_input(meaning("log10"), "none", "none")  # trained on such a grid
+    gm.check_model_input(meaning("none"), "half", "log10")  # concentrations: log10 once
+
+
+@pytest.fixture(scope="module")
+def chain(qgis_process, tmp_path_factory):
+    for path in (SURVEY, SITES):
+        if not os.path.exists(path):
+            pytest.fail(f"The shared survey data is missing: {path}")
+    out = tmp_path_factory.mktemp("model3")
+    paths = {"grid": str(out / "grid.tif"), "score": str(out / "score.tif"), "model": str(out / "vae.onnx")}
+    proc = qgis_process("--json", "run", os.path.join(DATA, "geochem_vae_chain.model3"), "--",
+                        f"points={DEMO.csv_uri(SURVEY)}", f"deposits={DEMO.csv_uri(SITES, types=False)}",
+                        f"idw:grid={paths['grid']}", f"vae:score={paths['score']}", f"vae:model={paths['model']}")
+    return paths, json.loads(proc.stdout[proc.stdout.index("{"):]), proc.stdout + proc.stderr
+
+
+@pytest.mark.slow
+def test_model3_chain_idw_log10_grid_is_read_as_log10_by_the_vae(chain):
+    from oremap.core.geochemistry import vae_anomaly as vae
+
+    paths, result, log = chain
+    with rasterio.open(paths["grid"]) as ds:
+        names = list(ds.descriptions)
+        assert names == ["Au_ppm", "Hg_ppm"]  # selected on the real survey (README: Au, Hg)
+        for b in (1, 2):
+            tags = ds.tags(b)
+            assert {k: tags.get(k) for k in ("OREMAP_TRANSFORM", "UNITS", "OREMAP_DETECTION")} == \
+                {"OREMAP_TRANSFORM": "log10", "UNITS": "ppm", "OREMAP_DETECTION": "applied"}
+        grid = ds.read(masked=True).astype(np.float64)
+    valid = ~np.ma.getmaskarray(grid).any(axis=0)
+    values = np.stack([grid[b].data[valid] for b in range(2)], axis=1)
+    assert (values < 0).mean() > 0.5  # log10 of ppm: most cells are negative, and they are real values
+    model = vae.load_model(paths["model"])
+    prep = model.preprocessing
+    assert (prep.below, prep.transform, prep.scale) == ("none", "none", "robust")
+    # the network's inputs are the grid's log10 values: the robust centre is their median (every valid cell
+    # trains, none held out), which a second log10 or a below-detection step would have changed
+    np.testing.assert_allclose(prep.scaler.center, np.median(values, axis=0), rtol=0, atol=1e-9)
+    assert "The values are log10 already: used as they are, no second log10." in log
+    assert "Below-detection values and zeros were handled when the grid was made: not again." in log
+    # below-detection notes come from the survey points (element selection, IDW), never from the grid's cells
+    assert "(of 1392 samples)" in log and f"(of {int(valid.sum())} samples)" not in log
+    assert result["results"]["vae:score"] == paths["score"]
+    with rasterio.open(paths["score"]) as ds:
+        score = ds.read(1, masked=True)
+    assert int(score.count()) == int(valid.sum())  # every valid cell scored

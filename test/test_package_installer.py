@@ -1,0 +1,312 @@
+"""The optional-package installer (core/engine/package_installer.py): pins from requirements.lock, a computed --no-deps
+list that never includes QGIS's numpy, installation from a local wheel folder (offline) into a fresh profile
+folder, the sys.path hook, refusals, and a real install of onnx/onnxruntime for a Python without them."""
+
+import base64
+import hashlib
+import importlib.metadata
+import os
+import re
+import subprocess
+import sys
+import zipfile
+
+import pytest
+
+from conftest import AVIRIS_NG, ROOT, qgis_env
+
+from oremap.core.engine import package_installer as pi
+
+SYSTEM_PYTHON = "/usr/bin/python3"  # Debian's Python: QGIS and numpy, no onnx (a stock QGIS's Python)
+
+
+def _record_line(name, data):
+    digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+    return f"{name},sha256={digest},{len(data)}"
+
+
+def make_wheel(folder, name, version, modules):
+    """A pure-Python wheel of ``modules`` ({file name: source}) in ``folder``; its path."""
+    dist = f"{name}-{version}.dist-info"
+    files = dict(modules)
+    files[f"{dist}/METADATA"] = f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n"
+    files[f"{dist}/WHEEL"] = "Wheel-Version: 1.0\nGenerator: oremap-test\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
+    record = [_record_line(n, s.encode()) for n, s in files.items()] + [f"{dist}/RECORD,,"]
+    files[f"{dist}/RECORD"] = "\n".join(record) + "\n"
+    path = os.path.join(folder, f"{name}-{version}-py3-none-any.whl")
+    with zipfile.ZipFile(path, "w") as zf:
+        for n, s in files.items():
+            zf.writestr(n, s)
+    return path
+
+
+def write_pins(path, text):
+    path.write_text(text)
+    return pi.read_pins(str(path))
+
+
+def lock_pins():
+    pins = {}
+    with open(os.path.join(ROOT, "requirements.lock")) as fh:
+        for line in fh:
+            m = re.match(r"([A-Za-z0-9_.-]+)==(\S+)", line)
+            if m:
+                pins[pi.normalise(m.group(1))] = m.group(2)
+    return pins
+
+
+def test_pins_agree_with_the_lock_and_cover_each_package_requirements():
+    lock = lock_pins()
+    pins = pi.read_pins()
+    assert set(pins) == {"run", "torch", "skl2onnx"}
+    for group, spec in pins.items():
+        names = {pi.normalise(n) for n, _, _ in spec["packages"]}
+        hosts = {pi.normalise(n) for n, _ in spec["host"]}
+        assert "numpy" in hosts or group == "torch"
+        assert not names & {"numpy", "scipy", "scikit-learn", "gdal", "rasterio"}
+        for name, version, _ in spec["packages"]:
+            assert lock[pi.normalise(name)] == version, name
+            # every unconditional requirement of an installed package is in the group or a host package
+            for req in importlib.metadata.requires(name) or []:
+                if "extra ==" in req:
+                    continue
+                if ";" in req and "python_version" in req:
+                    continue
+                dep = pi.normalise(re.match(r"[A-Za-z0-9_.-]+", req).group())
+                assert dep in names | hosts, f"{group}: {name} needs {req}"
+
+
+def test_plan_keeps_good_enough_host_packages_and_refuses_old_numpy():
+    versions = {"numpy": "1.24.2", "packaging": "23.0", "typing_extensions": "4.4.0", "protobuf": "6.31.1",
+                "onnx": "1.20.0"}
+    plan = pi.plan(["run"], versions=versions.get)
+    # onnx is asked for by name: its pin, even though QGIS's Python has another version
+    assert plan["install"] == ["onnx==1.23.2", "onnxruntime==1.32.0", "ml_dtypes==0.5.4",
+                               "typing_extensions==4.16.0", "flatbuffers==25.12.19"]
+    assert plan["kept"] == [("protobuf", "6.31.1"), ("packaging", "23.0")]
+    assert plan["problems"] == []
+    # torch needs typing_extensions >= 4.10: a host 4.8 is good for onnx but not for both
+    both = pi.plan(["run", "torch"], versions={**versions, "typing_extensions": "4.8.0", "jinja2": "3.1.2"}.get)
+    assert "typing_extensions==4.16.0" in both["install"]
+    assert "torch==2.13.0+cpu" in both["install"]
+    assert not any(r.startswith("numpy") for r in both["install"])
+    old = pi.plan(["run"], versions={**versions, "numpy": "1.21.5"}.get)
+    assert len(old["problems"]) == 1 and "numpy 1.21.5" in old["problems"][0]
+    missing = pi.plan(["skl2onnx"], versions=versions.get)
+    assert "scikit-learn" in missing["problems"][0]
+    with pytest.raises(pi.InstallError, match="Unknown package group"):
+        pi.plan(["tensorflow"], versions=versions.get)
+
+
+def test_version_comparison():
+    assert pi.at_least("1.24.2", "1.23.3") and not pi.at_least("1.23.2", "1.23.3")
+    assert pi.at_least("2.13.0+cpu", "2.13") and pi.at_least("1.10", "1.9.9") and pi.at_least("4.16.0", "0")
+    assert pi.version_tuple("2.0.0rc1") == (2, 0, 0)
+
+
+def test_install_from_a_local_wheel_folder_and_import_through_the_hook(tmp_path):
+    wheels = tmp_path / "wheels"
+    wheels.mkdir()
+    make_wheel(str(wheels), "oremap_probe", "1.2.0", {"oremap_probe.py": "ANSWER = 42\n"})
+    make_wheel(str(wheels), "oremap_probe_dep", "0.3.0", {"oremap_probe_dep/__init__.py": "NAME = 'dep'\n"})
+    pins = write_pins(tmp_path / "pins.txt", "[probe]  a probe\noremap_probe==1.2.0\noremap_probe_dep==0.3.0  >=0.1\n"
+                                             "host numpy>=1.20\n")
+    profile = tmp_path / "profile"
+    folder = pi.folder_for_profile(str(profile))
+    lines, percents = [], []
+    sys_path = list(sys.path)
+    try:
+        result = pi.install(["probe"], folder, find_links=str(wheels), log=lines.append, progress=percents.append,
+                            pins=pins)
+        assert sys.path[0] == folder  # the hook: first on the path
+    finally:
+        sys.path[:] = sys_path
+    assert result["installed"] == ["oremap_probe==1.2.0", "oremap_probe_dep==0.3.0"]
+    assert percents[-1] == 100 and percents == sorted(percents)
+    assert any("--no-deps" in line and "--no-index" in line for line in lines)
+    assert sorted(os.listdir(folder)) == ["oremap_probe-1.2.0.dist-info", "oremap_probe.py",
+                                          "oremap_probe_dep", "oremap_probe_dep-0.3.0.dist-info"]
+    # nothing of the staging folder is left beside it
+    assert os.listdir(os.path.dirname(folder)) == ["oremap-packages"]
+    assert pi.folder_version("oremap_probe", folder) == "1.2.0"
+    # a fresh Python sees the package only through the hook
+    code = ("import sys; sys.path.insert(0, sys.argv[1]); from oremap.core import package_installer as pi\n"
+            "try:\n import oremap_probe\nexcept ImportError: print('absent')\n"
+            "print(pi.activate(sys.argv[2])); import oremap_probe, oremap_probe_dep\n"
+            "print(oremap_probe.ANSWER, oremap_probe_dep.NAME, oremap_probe.__file__)")
+    proc = subprocess.run([SYSTEM_PYTHON, "-c", code, os.path.join(ROOT, ".build", "plugins"), folder],
+                          capture_output=True, text=True, timeout=60, env=qgis_env(tmp_path))
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split("\n")[:3] == ["absent", "True", f"42 dep {os.path.join(folder, 'oremap_probe.py')}"]
+    # a second run with an upgraded pin replaces the old version and its metadata
+    make_wheel(str(wheels), "oremap_probe", "1.3.0", {"oremap_probe.py": "ANSWER = 43\n"})
+    pins = write_pins(tmp_path / "pins.txt", "[probe]  a probe\noremap_probe==1.3.0\n")
+    try:
+        pi.install(["probe"], folder, find_links=str(wheels), pins=pins)
+    finally:
+        sys.path[:] = sys_path
+    assert "oremap_probe-1.2.0.dist-info" not in os.listdir(folder)
+    assert (tmp_path / "profile/python/oremap-packages/oremap_probe.py").read_text() == "ANSWER = 43\n"
+
+
+def test_install_refuses_and_leaves_nothing(tmp_path):
+    wheels = tmp_path / "wheels"
+    wheels.mkdir()
+    make_wheel(str(wheels), "oremap_probe", "1.2.0", {"oremap_probe.py": "ANSWER = 42\n"})
+    folder = pi.folder_for_profile(str(tmp_path / "profile"))
+    # QGIS's numpy too old for the set: refused before pip runs, naming numpy
+    pins = write_pins(tmp_path / "pins.txt", "[probe]  a probe\noremap_probe==1.2.0\nhost numpy>=99.0\n")
+    with pytest.raises(pi.InstallError, match=r"numpy \S+, older than the 99.0"):
+        pi.install(["probe"], folder, find_links=str(wheels), pins=pins)
+    assert not (tmp_path / "profile").exists()
+    # a pin that no wheel provides: pip fails, its message is passed on, nothing is written
+    pins = write_pins(tmp_path / "pins.txt", "[probe]  a probe\noremap_probe==1.2.0\noremap_probe_dep==9.9\n")
+    with pytest.raises(pi.InstallError, match="No matching distribution found for oremap_probe_dep==9.9"):
+        pi.install(["probe"], folder, find_links=str(wheels), pins=pins)
+    assert os.listdir(tmp_path / "profile" / "python") == []
+
+
+def test_missing_package_hint_points_to_the_installer():
+    from oremap.core.engine import dependencies
+
+    assert "Plugins > OreMap > Install optional packages" in dependencies.install_hint(["onnx"])
+
+
+def repack_installed(dist_name, folder):
+    """A wheel of an installed distribution (its files as RECORD lists them), so a test can install real
+    packages offline from what this machine already has."""
+    dist = importlib.metadata.distribution(dist_name)
+    base = str(dist.locate_file(""))
+    tags = [line.split(":", 1)[1].strip() for line in dist.read_text("WHEEL").splitlines() if line.startswith("Tag:")]
+    name = re.sub(r"[-_.]+", "_", dist.metadata["Name"])
+    parts = [sorted({tag.split("-")[i] for tag in tags}) for i in range(3)]  # py2.py3-none-any style
+    path = os.path.join(folder, f"{name}-{dist.version}-{'-'.join('.'.join(p) for p in parts)}.whl")
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as zf:
+        for entry in dist.files:
+            rel = str(entry)
+            if rel.startswith("..") or "__pycache__" in rel or rel.endswith(("INSTALLER", "REQUESTED",
+                                                                             "direct_url.json")):
+                continue
+            zf.write(os.path.join(base, rel), rel)
+    return path
+
+
+@pytest.mark.slow
+def test_real_onnx_install_into_a_fresh_profile_then_classify_spectral_cnn(tmp_path):
+    """A Python without onnx (Debian's, as in a stock QGIS): onnx, onnxruntime and the dependencies it lacks are
+    installed from wheels of this machine into a fresh profile with the Debian pip; qgis_process, without the
+    project's .venv, then loads the plugin (whose hook puts the folder on sys.path) and classifies a cube with
+    the bundled CNN."""
+    check = subprocess.run([SYSTEM_PYTHON, "-c", "import onnx"], capture_output=True)
+    if check.returncode == 0:
+        pytest.skip("Debian's Python already has onnx: this test needs a Python without it")
+    wheels = tmp_path / "wheels"
+    wheels.mkdir()
+    # what Debian's Python lacks, computed by the installer itself in that Python
+    code = ("import sys, json; sys.path.insert(0, sys.argv[1]); from oremap.core import package_installer as pi\n"
+            "print(json.dumps(pi.plan(['run'])))")
+    proc = subprocess.run([SYSTEM_PYTHON, "-c", code, os.path.join(ROOT, ".build", "plugins")], capture_output=True,
+                          text=True, timeout=60, env=qgis_env(tmp_path))
+    assert proc.returncode == 0, proc.stderr
+    import json
+
+    plan = json.loads(proc.stdout)
+    assert plan["problems"] == []
+    assert {"onnx==1.23.2", "onnxruntime==1.32.0"} <= set(plan["install"])
+    for requirement in plan["install"]:
+        repack_installed(requirement.split("==")[0], str(wheels))
+    env = qgis_env(tmp_path)
+    venv_bin = os.path.join(ROOT, ".venv", "bin")
+    env["PATH"] = os.pathsep.join(p for p in env["PATH"].split(os.pathsep) if p != venv_bin)
+    exe = "/usr/bin/qgis_process"
+    subprocess.run([exe, "plugins", "enable", "oremap"], env=env, check=True, capture_output=True, timeout=120)
+    out = tmp_path / "classes.tif"
+    run = [exe, "--json", "run", "oremap:classify_spectral_cnn", "--", f"INPUT={AVIRIS_NG}", "MODEL=0",
+           f"OUTPUT_CLASSES={out}"]
+    # before: the algorithm refuses and points to the installer
+    proc = subprocess.run(run, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode != 0 and "Install optional packages" in proc.stdout + proc.stderr
+    assert not out.exists()
+    profile_dir = os.path.join(env["QGIS_CUSTOM_CONFIG_PATH"], "profiles", "default")
+    folder = pi.folder_for_profile(profile_dir)
+    code = ("import sys; sys.path.insert(0, sys.argv[1]); from oremap.core import package_installer as pi\n"
+            "r = pi.install(['run'], sys.argv[2], find_links=sys.argv[3]); print(sorted(r['installed']))\n"
+            "import onnx, onnxruntime, numpy; print(onnx.__file__, onnxruntime.__version__, numpy.__file__)")
+    proc = subprocess.run([SYSTEM_PYTHON, "-c", code, os.path.join(ROOT, ".build", "plugins"), folder, str(wheels)],
+                          capture_output=True, text=True, timeout=300, env=env)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    onnx_file, ort_version, numpy_file = proc.stdout.strip().splitlines()[-1].split()
+    assert onnx_file.startswith(folder) and ort_version == "1.32.0"
+    assert numpy_file.startswith("/usr/lib/python3/dist-packages/")  # QGIS's numpy, untouched
+    assert not any(name.startswith("numpy") for name in os.listdir(folder))
+    proc = subprocess.run(run, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    result = json.loads(proc.stdout[proc.stdout.index("{"):])
+    assert result["results"]["VALID_PIXELS"] == 100
+    assert result["results"]["MODEL_USED"].endswith("usgs_minerals_cnn.onnx")
+    # the same classes as the project's environment gives
+    import numpy as np
+    import rasterio
+
+    from oremap.core.hyperspectral import mapping
+    from oremap.core.engine.bundled import bundled_models
+
+    reference = tmp_path / "reference.tif"
+    mapping.cnn_classify_map(AVIRIS_NG, bundled_models("spectral_classification")[0][1], str(reference))
+    with rasterio.open(out) as a, rasterio.open(reference) as b:
+        assert np.array_equal(a.read(1), b.read(1))
+
+
+def test_install_dialog_lists_groups_and_status(qgis_app, tmp_path):
+    from oremap.ui.install_packages import InstallPackagesDialog
+
+    dialog = InstallPackagesDialog(pi.folder_for_profile(str(tmp_path)))
+    assert dialog.groups() == ["run"]  # onnx/onnxruntime by default; torch and skl2onnx on request
+    assert [box.text() for box in dialog.boxes.values()][1].startswith("torch (CPU)")
+    # this environment has onnx in QGIS's Python (the project's .venv), not in the profile folder
+    assert f"<b>onnx</b>: {importlib.metadata.version('onnx')} (QGIS Python)" in dialog.status.text()
+    dialog.close()
+
+
+def test_no_interpreter_with_pip_is_refused_with_the_fix(tmp_path, monkeypatch):
+    monkeypatch.setattr(pi, "python_candidates", lambda: [])
+    with pytest.raises(pi.InstallError) as err:
+        pi.find_python()
+    assert "found no Python interpreter with pip" in err.value.message
+    assert "apt install python3-pip" in err.value.fix
+    # an interpreter of another Python version is not taken
+    monkeypatch.setattr(pi, "python_candidates", lambda: [SYSTEM_PYTHON])
+    monkeypatch.setattr(pi.sys, "version_info", (3, 7, 0))
+    with pytest.raises(pi.InstallError, match=r"is Python 3.11, QGIS runs 3.7"):
+        pi.find_python()
+
+
+def test_dialog_runs_the_installer_in_a_thread_with_progress_and_log(qgis_app, tmp_path, monkeypatch):
+    from qgis.PyQt.QtCore import QCoreApplication
+
+    from oremap.ui import install_packages
+
+    calls = []
+
+    def fake_install(groups, folder, log=None, progress=None, is_canceled=None):
+        calls.append((list(groups), folder))
+        for step in (10, 60, 100):
+            log(f"step {step}")
+            progress(step)
+        return {"installed": ["onnx==1.23.2"], "kept": [], "folder": folder}
+
+    monkeypatch.setattr(install_packages.package_installer, "install", fake_install)
+    folder = pi.folder_for_profile(str(tmp_path))
+    dialog = install_packages.InstallPackagesDialog(folder)
+    dialog.boxes["skl2onnx"].setChecked(True)
+    dialog.start()
+    assert not dialog.install_button.isEnabled()
+    assert dialog.worker.wait(10000)
+    for _ in range(20):
+        QCoreApplication.processEvents()
+    assert calls == [(["run", "skl2onnx"], folder)]
+    assert dialog.progress.value() == 100
+    assert dialog.log.toPlainText().splitlines()[:4] == [
+        "step 10", "step 60", "step 100", f"Done. Installed onnx==1.23.2 into {folder}."]
+    assert dialog.install_button.isEnabled()
+    dialog.close()
