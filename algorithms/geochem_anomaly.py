@@ -16,7 +16,6 @@ from qgis.core import (
     QgsProcessingParameterField,
     QgsProcessingParameterString,
 )
-from qgis.PyQt.QtCore import QVariant
 
 from ..core.geochemistry import anomaly_methods as am
 from ..core.geochemistry import geochem
@@ -25,6 +24,7 @@ from ..core.geochemistry import pathfinders
 from ..core.engine import report
 from ..core.geochemistry import survey_hygiene as sh
 from ..core.geochemistry.distance_advice import TRADE_OFF
+from . import qt_compat as field_type
 from .base import OreMapAlgorithm, split_names
 from .evaluate_prospectivity import DISTANCE_HELP, distance_crs_for_points, metres_factor
 from .survey_input import COVERAGE_HELP, FIELDS_HELP, read_points
@@ -248,7 +248,7 @@ class GeochemAnomaly(OreMapAlgorithm):
             if out_fields.lookupField(name) >= 0:
                 raise self.fail("POINTS", f"The layer already has a field '{name}'.",
                                 "Rename or remove it first (the output adds it).")
-            out_fields.append(QgsField(name, QVariant.Int if name == "anomaly_class" else QVariant.Double))
+            out_fields.append(QgsField(name, field_type.INT if name == "anomaly_class" else field_type.DOUBLE))
         sink, dest = self.parameterAsSink(parameters, "OUTPUT", context, out_fields, source.wkbType(),
                                           source.sourceCrs())
         if sink is None:

@@ -130,7 +130,7 @@ def test_install_from_a_local_wheel_folder_and_import_through_the_hook(tmp_path)
     assert os.listdir(os.path.dirname(folder)) == ["oremap-packages"]
     assert pi.folder_version("oremap_probe", folder) == "1.2.0"
     # a fresh Python sees the package only through the hook
-    code = ("import sys; sys.path.insert(0, sys.argv[1]); from oremap.core import package_installer as pi\n"
+    code = ("import sys; sys.path.insert(0, sys.argv[1]); from oremap.core.engine import package_installer as pi\n"
             "try:\n import oremap_probe\nexcept ImportError: print('absent')\n"
             "print(pi.activate(sys.argv[2])); import oremap_probe, oremap_probe_dep\n"
             "print(oremap_probe.ANSWER, oremap_probe_dep.NAME, oremap_probe.__file__)")
@@ -203,7 +203,7 @@ def test_real_onnx_install_into_a_fresh_profile_then_classify_spectral_cnn(tmp_p
     wheels = tmp_path / "wheels"
     wheels.mkdir()
     # what Debian's Python lacks, computed by the installer itself in that Python
-    code = ("import sys, json; sys.path.insert(0, sys.argv[1]); from oremap.core import package_installer as pi\n"
+    code = ("import sys, json; sys.path.insert(0, sys.argv[1]); from oremap.core.engine import package_installer as pi\n"
             "print(json.dumps(pi.plan(['run'])))")
     proc = subprocess.run([SYSTEM_PYTHON, "-c", code, os.path.join(ROOT, ".build", "plugins")], capture_output=True,
                           text=True, timeout=60, env=qgis_env(tmp_path))
@@ -229,7 +229,7 @@ def test_real_onnx_install_into_a_fresh_profile_then_classify_spectral_cnn(tmp_p
     assert not out.exists()
     profile_dir = os.path.join(env["QGIS_CUSTOM_CONFIG_PATH"], "profiles", "default")
     folder = pi.folder_for_profile(profile_dir)
-    code = ("import sys; sys.path.insert(0, sys.argv[1]); from oremap.core import package_installer as pi\n"
+    code = ("import sys; sys.path.insert(0, sys.argv[1]); from oremap.core.engine import package_installer as pi\n"
             "r = pi.install(['run'], sys.argv[2], find_links=sys.argv[3]); print(sorted(r['installed']))\n"
             "import onnx, onnxruntime, numpy; print(onnx.__file__, onnxruntime.__version__, numpy.__file__)")
     proc = subprocess.run([SYSTEM_PYTHON, "-c", code, os.path.join(ROOT, ".build", "plugins"), folder, str(wheels)],
