@@ -10,12 +10,14 @@ the same thing::
 """
 
 import json
+import os
 
 import numpy as np
 
 from . import sam, unmixing
 from .colors import UNCLASSIFIED, class_colours, hex_colour
 from .errors import OreMapError
+from .evaluation_guard import validation_tags
 from .feedback import ensure
 from .raster import OutputSpec, RasterSource, class_nodata, class_raster_dtype, open_raster, run_pixelwise
 from .spectral_library import library_from_points
@@ -122,7 +124,7 @@ def sample_endmembers(raster_path, xs, ys, names, band_info=None, nodata=None, s
     return library, bands
 
 
-def _class_output(path, names, what, colours=None):
+def _class_output(path, names, what, colours=None, tags=None):
     n = len(names)
     colours = colours or class_colours(names)
     colormap = {0: UNCLASSIFIED + (255,)}
@@ -130,7 +132,7 @@ def _class_output(path, names, what, colours=None):
     legend = [{"value": 0, "name": "Unclassified", "color": hex_colour(UNCLASSIFIED)}]
     legend += [{"value": i + 1, "name": nm, "color": hex_colour(c)} for i, (nm, c) in enumerate(zip(names, colours))]
     spec = OutputSpec(path=path, band_names=[what], dtype=class_raster_dtype(n), nodata=class_nodata(n),
-                      colormap=colormap, tags={"OREMAP_CLASSES": json.dumps(legend)})
+                      colormap=colormap, tags={"OREMAP_CLASSES": json.dumps(legend), **(tags or {})})
     return spec, legend
 
 
@@ -329,7 +331,9 @@ def cnn_classify_map(raster_path, model_path, class_path, probability_path=None,
     feedback.info(f"Model: {len(names)} classes, preprocessing '{info.preprocessing_method}', onnxruntime on "
                   f"{', '.join(model.providers_used)}.")
 
-    class_spec, legend = _class_output(class_path, names, "CNN class", info.class_rgb)
+    metrics = (info.training or {}).get("metrics") or {}
+    validation = validation_tags(os.path.basename(str(model_path)), "overall accuracy", metrics.get("val_accuracy"))
+    class_spec, legend = _class_output(class_path, names, "CNN class", info.class_rgb, tags=validation)
     outputs = [class_spec]
     if probability_path:
         outputs.append(OutputSpec(probability_path, [f"P({n})" for n in names], "float32", -1.0))
