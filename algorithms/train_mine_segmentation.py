@@ -126,7 +126,7 @@ class TrainMineSegmentation(OreMapAlgorithm):
         self.add_number("WEIGHT_DECAY", "Weight decay", 1e-4, 0.0, 1.0, advanced=True)
         self.add_number("DICE_WEIGHT", "Dice weight", 1.0, 0.0, 100.0, advanced=True)
         self.add_file_output("OUTPUT_MODEL", "Model file", "ONNX models (*.onnx)")
-        self.add_file_output("OUTPUT_REPORT", "Training report", "HTML files (*.html)")
+        self.add_report_output("OUTPUT_REPORT", "Training report", "HTML files (*.html)")
         self.add_value_output("IOU", "Held-out IoU (mine)")
         self.add_value_output("F1", "Held-out F1 (mine)")
         self.add_value_output("PRECISION", "Held-out precision (mine)")
