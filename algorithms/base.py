@@ -344,7 +344,7 @@ class OreMapAlgorithm(QgsProcessingAlgorithm):
         if references:
             lines += ["References", "-" * 10]
             for r in references:
-                lines += indent.wrap(plain_text(r))
+                lines += indent.wrap("- " + plain_text(r))
         return "\n".join(lines).rstrip()
 
     def helpUrl(self):  # noqa: N802

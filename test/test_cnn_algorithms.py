@@ -104,6 +104,9 @@ def test_classify_matches_independent_inference(trained, run_alg, tmp_path, cube
     with rasterio.open(result["OUTPUT_CLASSES"]) as ds:
         got = ds.read(1).ravel()
         legend = json.loads(ds.tags()["OREMAP_CLASSES"])
+        validation = json.loads(ds.tags()["OREMAP_MODEL_VALIDATION"])  # for the guard of accuracy_assessment
+    assert validation["value"] == read_model_info(trained["OUTPUT_MODEL"]).training["metrics"]["val_accuracy"]
+    assert validation["measure"] == "overall accuracy"
     with rasterio.open(result["OUTPUT_PROBABILITIES"]) as ds:
         got_probs = ds.read().reshape(ds.count, -1).T
         assert ds.descriptions[0] == "P(Alunite)"
