@@ -489,3 +489,6 @@ def test_training_legends_order_numeric_names_by_value(tmp_path):
     assert data.class_names == [str(v) for v in range(12)]
     # pixel k is labelled k: its class index is k
     assert data.y.tolist() == list(range(12))
+    with RasterSource(cube) as src:
+        data = image_training_set(src, CENTRES, [str(v) for v in range(12, 0, -1)])  # text labels 12 ... 1
+    assert data.class_names == [str(v) for v in range(1, 13)] and data.y.tolist() == list(range(11, -1, -1))

@@ -112,3 +112,19 @@ def test_qgis_process_help_prints_the_description_once(qgis_process):
     assert "<p>" not in out and "<dd>" not in out
     # the generated facts reach the terminal: the report is optional
     assert "written to a temporary file" in out
+
+
+def test_reports_and_tables_are_never_mandatory(processing_provider):
+    """Issue 23: qgis_process needs only the inputs and the main output (the first destination)."""
+    from qgis.core import QgsProcessingParameterFileDestination
+
+    reports = 0
+    for alg in processing_provider.algorithms():
+        destinations = [d for d in alg.parameterDefinitions() if d.isDestination()]
+        for d in destinations[1:]:
+            assert d.flags() & QgsProcessingParameterDefinition.FlagOptional, f"{alg.id()}: {d.name()} is mandatory"
+        for d in destinations:
+            if isinstance(d, QgsProcessingParameterFileDestination) and re.search(r"\*\.(html|csv)", d.fileFilter()):
+                assert d.flags() & QgsProcessingParameterDefinition.FlagOptional, f"{alg.id()}: {d.name()}"
+                reports += 1
+    assert reports >= 12  # 8 HTML reports, 4 CSV tables
