@@ -18,13 +18,20 @@ class AccuracyAssessment(OreMapAlgorithm):
         "Cohen's kappa and, per class, precision (user's accuracy), recall (producer's accuracy) and F1, as an "
         "HTML report and a CSV table.\n\n"
         "Reference points take the pixel they fall in; reference polygons take every pixel whose centre lies "
-        "inside. Reference classes are matched to the raster's classes by name (the class names an OreMap "
-        "class raster carries; a reference 'kaolinite' matches 'Kaolinite CM9 ...' when unambiguous) or, for "
-        "numeric class fields, by code.")
+        "inside. Reference classes are matched to the raster's classes by name first (the class names an "
+        "OreMap class raster carries; a reference 'kaolinite' matches 'Kaolinite CM9 ...' when unambiguous; a "
+        "number matches the class named with that number, so a field holding 0-11 matches a model trained on "
+        "it). Integers are taken as class codes only when none of them is a class name (e.g. a plain class "
+        "raster whose classes are 'Class 1', 'Class 2', ...). The log says which rule applied and how many "
+        "reference features matched no class.\n\n"
+        "The log warns when fewer than half of the reference features could be used, or when the overall "
+        "accuracy is far below what the model reported on its own validation data (class maps of the spectral "
+        "CNN carry that figure), with the likely cause.")
     PARAM_HELP = {
         "INPUT": "Class raster: any single-band integer raster; OreMap class rasters carry their class names.",
         "REFERENCE": "Points or polygons with the true class, in any CRS (transformed to the raster's).",
-        "CLASS_FIELD": "Field of the reference layer holding the class name or code.",
+        "CLASS_FIELD": "Field of the reference layer holding the class name (or, for a raster without class "
+                       "names, the class code).",
     }
     OUTPUT_HELP = {
         "OUTPUT_HTML": "HTML report: summary, per-class table and the confusion matrix as a figure.",
@@ -46,7 +53,7 @@ class AccuracyAssessment(OreMapAlgorithm):
             [QgsProcessing.TypeVectorPoint, QgsProcessing.TypeVectorPolygon]))
         self._add(QgsProcessingParameterField("CLASS_FIELD", self.tr("Reference class field"),
                                               parentLayerParameterName="REFERENCE"))
-        self.add_file_output("OUTPUT_HTML", "Accuracy report", "HTML files (*.html)")
+        self.add_report_output("OUTPUT_HTML", "Accuracy report", "HTML files (*.html)")
         self.add_file_output("OUTPUT_CSV", "Accuracy table", "CSV files (*.csv)", optional=True)
         self.add_value_output("OVERALL_ACCURACY", "Overall accuracy")
         self.add_value_output("KAPPA", "Cohen's kappa")

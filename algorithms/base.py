@@ -12,14 +12,18 @@ A subclass declares ``NAME``, ``DISPLAY_NAME``, ``GROUP``, ``HELP``, ``PARAM_HEL
 which calls the core and returns the outputs dict.
 """
 
+import html
+import math
 import os
 import re
+import textwrap
 import time
 
 import numpy as np
 
 from qgis.core import (
     NULL,
+    QgsApplication,
     QgsCoordinateTransform,
     QgsFeatureRequest,
     QgsProcessing,
@@ -57,6 +61,9 @@ GROUPS = {
     "geochemistry": "Geochemistry",
     "evaluation": "Evaluation",
 }
+
+# Metadata key of a report output written to a temporary file when no path is set (add_report_output).
+TEMPORARY_DEFAULT = "oremap_temporary_default"
 
 LIBRARY_FILTER = "Spectral libraries (*.sli *.hdr *.esl *.csv *.txt);;All files (*.*)"
 
@@ -104,6 +111,74 @@ COMMON_PARAM_HELP = {
              "scale/offset metadata or ENVI 'reflectance scale factor', else guessed for integer rasters (the "
              "log says so).",
 }
+
+
+def running_in_qgis_process():
+    """True inside ``qgis_process`` (QGIS names its platform so), whose ``help`` prints text in a terminal."""
+    return QgsApplication.platform() == "qgis_process"
+
+
+def plain_text(fragment):
+    """An HTML fragment of the help as plain text: tags dropped, entities decoded, white space collapsed."""
+    return " ".join(html.unescape(re.sub(r"<[^>]+>", " ", str(fragment))).split())
+
+
+def _number(value, integer=False):
+    """A parameter value for the help: 150, 0.25, 1e-05."""
+    value = float(value)
+    return str(int(round(value))) if integer or value.is_integer() and abs(value) < 1e15 else f"{value:g}"
+
+
+def parameter_facts(definition):
+    """What a parameter definition says about its values, as short sentences for its help: whether it is
+    optional, its default and, for numbers, the allowed range. Generated from the definition, so the help
+    always tells what Processing will use and accept."""
+    facts = []
+    optional = bool(definition.flags() & QgsProcessingParameterDefinition.FlagOptional)
+    if definition.isDestination():
+        if definition.metadata().get(TEMPORARY_DEFAULT):
+            facts.append("Optional: when no file is set, it is written to a temporary file, which QGIS (or "
+                         "qgis_process) removes when it exits.")
+        elif optional:
+            facts.append("Optional: skipped when not set." if not definition.createByDefault()
+                         else "Optional: a temporary file when not set in the dialog; skipped when not given to "
+                              "qgis_process.")
+        return facts
+    default = definition.defaultValue()
+    kind = definition.type()
+    if kind == "number" or isinstance(definition, QgsProcessingParameterNumber):
+        integer = definition.dataType() == QgsProcessingParameterNumber.Integer
+        if default is not None and default != "":
+            facts.append(f"Default: {_number(default, integer)}.")
+        elif optional:
+            facts.append("Optional: no default.")
+        lo, hi = definition.minimum(), definition.maximum()
+        lo = None if lo is None or not math.isfinite(lo) or lo <= -1e300 else lo
+        hi = None if hi is None or not math.isfinite(hi) or hi >= 1e300 else hi
+        if lo is not None and hi is not None:
+            facts.append(f"Allowed: {_number(lo, integer)} to {_number(hi, integer)}.")
+        elif lo is not None:
+            facts.append(f"Allowed: {_number(lo, integer)} or more.")
+        elif hi is not None:
+            facts.append(f"Allowed: {_number(hi, integer)} or less.")
+        return facts
+    if optional:
+        facts.append("Optional.")
+    if default is None or default == "" or default == []:
+        return facts
+    if kind == "enum":
+        options = definition.options()
+        chosen = default if isinstance(default, (list, tuple)) else [default]
+        try:
+            named = [f"{options[int(i)]} ({int(i)})" for i in chosen]
+        except (TypeError, ValueError, IndexError):
+            named = [str(i) for i in chosen]
+        facts.append(f"Default: {', '.join(named)}.")
+    elif kind == "boolean":
+        facts.append(f"Default: {'yes' if default else 'no'}.")
+    else:
+        facts.append(f"Default: {default}.")
+    return facts
 
 
 def as_number(value):
@@ -192,9 +267,6 @@ class OreMapAlgorithm(QgsProcessingAlgorithm):
     def tags(self):
         return [t.strip() for t in self.TAGS.split(",") if t.strip()]
 
-    def shortDescription(self):  # noqa: N802
-        return self.HELP.split("\n\n")[0]
-
     # -- help ---------------------------------------------------------------------------
     def missing_packages(self):
         """Required optional packages (``REQUIRES``) that are not installed."""
@@ -219,28 +291,77 @@ class OreMapAlgorithm(QgsProcessingAlgorithm):
         return super().checkParameterValues(parameters, context)
 
     def shortHelpString(self):  # noqa: N802
-        """HTML help: what it does, each parameter, each output, references."""
-        html = self.dependency_notice() + [f"<p>{p}</p>" for p in self.tr(self.HELP).split("\n\n")]
+        """Help: what it does, each parameter (with its default and allowed range), each output, references.
+
+        HTML for the dialog's help panel; plain text under ``qgis_process``, whose ``help`` prints it in a
+        terminal (and, since :meth:`shortDescription` is empty there, prints the description once).
+        """
+        if running_in_qgis_process():
+            return self.help_text()
+        return self.help_html()
+
+    def shortDescription(self):  # noqa: N802
+        """The first paragraph of the help (toolbox tooltip); empty under ``qgis_process``, whose ``help`` prints
+        the short description and then the whole help, so the paragraph would appear twice."""
+        if running_in_qgis_process():
+            return ""
+        return self.tr(self.HELP).split("\n\n")[0]
+
+    def help_sections(self):
+        """``(paragraphs, [(title, [(label, name, text)])], references)``: the help's content, each parameter's text
+        followed by what its definition says (:func:`parameter_facts`), so defaults and ranges cannot drift."""
+        paragraphs = self.tr(self.HELP).split("\n\n")
+        sections = []
         for title, destination, texts in (("Parameters", False, {**COMMON_PARAM_HELP, **self.PARAM_HELP}),
-                                           ("Outputs", True, self.OUTPUT_HELP)):
+                                          ("Outputs", True, self.OUTPUT_HELP)):
             definitions = [d for d in self.parameterDefinitions() if d.isDestination() == destination]
             if definitions:
-                html.append(f"<h3>{title}</h3><dl>")
-                html += [f"<dt><b>{d.description()}</b> (<code>{d.name()}</code>)</dt>"
-                         f"<dd>{self.tr(texts.get(d.name(), ''))}"
-                         f"{' ' + MODEL_OUTPUT_NOTE if d.name() == MODEL_OUTPUT else ''}</dd>" for d in definitions]
-                html.append("</dl>")
+                sections.append((title, [(d.description(), d.name(),
+                                          " ".join(t for t in [self.tr(texts.get(d.name(), "")),
+                                                            MODEL_OUTPUT_NOTE if d.name() == MODEL_OUTPUT else ""]
+                                                   + parameter_facts(d) if t)) for d in definitions]))
         values = [o for o in self.outputDefinitions() if self.parameterDefinition(o.name()) is None]
         if values:
-            html.append("<h3>Values reported</h3><dl>")
-            html += [f"<dt><b>{o.description()}</b> (<code>{o.name()}</code>)</dt>"
-                     f"<dd>{self.tr(self.OUTPUT_HELP.get(o.name(), ''))}</dd>" for o in values]
+            sections.append(("Values reported", [(o.description(), o.name(), self.tr(self.OUTPUT_HELP.get(o.name(), "")))
+                                                 for o in values]))
+        return paragraphs, sections, list(self.REFERENCES)
+
+    def help_html(self):
+        """The help as HTML (the dialog's help panel)."""
+        paragraphs, sections, references = self.help_sections()
+        html = self.dependency_notice() + [f"<p>{p}</p>" for p in paragraphs]
+        for title, entries in sections:
+            html.append(f"<h3>{title}</h3><dl>")
+            html += [f"<dt><b>{label}</b> (<code>{name}</code>)</dt><dd>{text}</dd>" for label, name, text in entries]
             html.append("</dl>")
-        if self.REFERENCES:
+        if references:
             html.append("<h3>References</h3><ul>")
-            html += [f"<li>{r}</li>" for r in self.REFERENCES]
+            html += [f"<li>{r}</li>" for r in references]
             html.append("</ul>")
         return "\n".join(html)
+
+    def help_text(self):
+        """The help as plain text wrapped for a terminal (``qgis_process help``)."""
+        paragraphs, sections, references = self.help_sections()
+        wrap = textwrap.TextWrapper(width=100, break_long_words=False, break_on_hyphens=False)
+        lines = []
+        for notice in self.dependency_notice():
+            lines += wrap.wrap(plain_text(notice)) + [""]
+        for p in paragraphs:
+            lines += wrap.wrap(plain_text(p)) + [""]
+        indent = textwrap.TextWrapper(width=100, initial_indent="    ", subsequent_indent="    ",
+                                      break_long_words=False, break_on_hyphens=False)
+        for title, entries in sections:
+            lines += [title, "-" * len(title)]
+            for label, name, text in entries:
+                lines.append(f"{name}: {plain_text(label)}")
+                lines += indent.wrap(plain_text(text)) or ["    (no description)"]
+            lines.append("")
+        if references:
+            lines += ["References", "-" * 10]
+            for r in references:
+                lines += indent.wrap("- " + plain_text(r))
+        return "\n".join(lines).rstrip()
 
     def helpUrl(self):  # noqa: N802
         return "https://github.com/oremap/oremap#algorithms"
@@ -300,6 +421,13 @@ class OreMapAlgorithm(QgsProcessingAlgorithm):
         return self._add(QgsProcessingParameterFileDestination(
             name, self.tr(label), fileFilter=file_filter, optional=optional,
             createByDefault=(not optional) if create is None else create))
+
+    def add_report_output(self, name, label, file_filter):
+        """A report or table file that ``qgis_process`` need not be given: optional, and written to a temporary
+        file (named in the log and the results) when no path is set."""
+        parameter = self.add_file_output(name, label, file_filter, optional=True, create=True)
+        parameter.setMetadata({**parameter.metadata(), TEMPORARY_DEFAULT: True})
+        return parameter
 
     def add_value_output(self, name, label, kind="number"):
         """A value the algorithm reports (e.g. an accuracy), offered to later steps of a model."""
@@ -516,8 +644,10 @@ class OreMapAlgorithm(QgsProcessingAlgorithm):
         A trained model (``OUTPUT_MODEL``) left at a temporary output goes to the model library folder
         (:meth:`library_model_path`) instead of Processing's temporary folder.
         """
-        optional = self.parameterDefinition(name).flags() & QgsProcessingParameterDefinition.FlagOptional
-        if parameters.get(name) is None and optional:
+        definition = self.parameterDefinition(name)
+        if parameters.get(name) in (None, "") and definition.metadata().get(TEMPORARY_DEFAULT):
+            parameters = {**parameters, name: QgsProcessing.TEMPORARY_OUTPUT}
+        if parameters.get(name) is None and definition.flags() & QgsProcessingParameterDefinition.FlagOptional:
             return None
         if name == MODEL_OUTPUT and is_temporary_output(parameters.get(name)):
             return self.library_model_path(feedback)

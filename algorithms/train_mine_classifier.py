@@ -9,9 +9,9 @@ from qgis.core import (
     QgsProcessingParameterString,
 )
 
-from ..core.sentinel2 import mine_classifier
-from ..core.sentinel2 import patch_models
-from ..core.sentinel2 import patch_sets
+from ..core.sentinel2.sentinel2 import mine_classifier
+from ..core.sentinel2.sentinel2 import patch_models
+from ..core.sentinel2.sentinel2 import patch_sets
 from .base import OreMapAlgorithm
 from .s2_indices import S2_INPUT_HELP, add_cloud_mask, cloud_mask
 from .train_mine_segmentation import polygon_geometries
@@ -105,7 +105,7 @@ class TrainMineClassifier(OreMapAlgorithm):
                                                optional=True), advanced=True)
         add_cloud_mask(self)
         self.add_file_output("OUTPUT_MODEL", "Model file", "ONNX models (*.onnx)")
-        self.add_file_output("OUTPUT_REPORT", "Training report", "HTML files (*.html)")
+        self.add_report_output("OUTPUT_REPORT", "Training report", "HTML files (*.html)")
         self.add_value_output("F1", "F1 (held-out folds)")
         self.add_value_output("PRECISION", "Precision (held-out folds)")
         self.add_value_output("RECALL", "Recall (held-out folds)")

@@ -101,8 +101,8 @@ class TrainMineSegmentation(OreMapAlgorithm):
     }
 
     def initAlgorithm(self, config=None):  # noqa: N802
-        from ..core.sentinel2.mine_segmentation import DEFAULT_INDICES
-        from ..core.sentinel2.sentinel2 import INDEX_NAMES
+        from ..core.sentinel2.sentinel2.mine_segmentation import DEFAULT_INDICES
+        from ..core.sentinel2.sentinel2.sentinel2 import INDEX_NAMES
 
         add_s2_input(self)
         self._add(QgsProcessingParameterFeatureSource("POLYGONS", self.tr("Mine polygons"),
@@ -126,15 +126,15 @@ class TrainMineSegmentation(OreMapAlgorithm):
         self.add_number("WEIGHT_DECAY", "Weight decay", 1e-4, 0.0, 1.0, advanced=True)
         self.add_number("DICE_WEIGHT", "Dice weight", 1.0, 0.0, 100.0, advanced=True)
         self.add_file_output("OUTPUT_MODEL", "Model file", "ONNX models (*.onnx)")
-        self.add_file_output("OUTPUT_REPORT", "Training report", "HTML files (*.html)")
+        self.add_report_output("OUTPUT_REPORT", "Training report", "HTML files (*.html)")
         self.add_value_output("IOU", "Held-out IoU (mine)")
         self.add_value_output("F1", "Held-out F1 (mine)")
         self.add_value_output("PRECISION", "Held-out precision (mine)")
         self.add_value_output("RECALL", "Held-out recall (mine)")
 
     def process(self, parameters, context, feedback):
-        from ..core.sentinel2.mine_segmentation import train_mine_segmentation
-        from ..core.sentinel2.sentinel2 import INDEX_NAMES
+        from ..core.sentinel2.sentinel2.mine_segmentation import train_mine_segmentation
+        from ..core.sentinel2.sentinel2.sentinel2 import INDEX_NAMES
 
         path, band_map, crs = s2_input_path(self, parameters, context)
         geometries = polygon_geometries(self, parameters, "POLYGONS", context, crs, feedback)

@@ -108,7 +108,7 @@ class TrainSpectralCnn(OreMapAlgorithm):
         self.add_number("VALIDATION_FRACTION", "Validation fraction", 0.25, 0.05, maximum=0.8, advanced=True)
         self.add_number("SEED", "Random seed", 42, 0, integer=True, advanced=True)
         self.add_file_output("OUTPUT_MODEL", "Model file", "ONNX models (*.onnx)")
-        self.add_file_output("OUTPUT_REPORT", "Training report", "HTML files (*.html)")
+        self.add_report_output("OUTPUT_REPORT", "Training report", "HTML files (*.html)")
         self.add_value_output("VALIDATION_ACCURACY", "CNN validation accuracy")
         self.add_value_output("KAPPA", "CNN validation kappa")
         self.add_value_output("SAM_ACCURACY", "SAM validation accuracy")

@@ -36,9 +36,16 @@ class UnmixFcls(OreMapAlgorithm):
                  "automatic (see the log). Strict mode needs reflectance on the scale of the endmembers.",
     }
     OUTPUT_HELP = {
-        "OUTPUT": "Float32 raster: one abundance band per endmember (0-1, band names = endmember names) "
-                  "and a last band 'RMSE', the root-mean-square residual of the fit in reflectance units "
-                  "(high values point at missing endmembers).",
+        "OUTPUT": "Float32 raster: one abundance band per endmember (0-1, band names = endmember names), then "
+                  "residuals, root-mean-square over the bands in reflectance units. Strict mode: one band "
+                  "'RMSE (fully constrained fit)', how far the abundances times the endmembers are from the pixel "
+                  "(high values point at missing endmembers, or at image and endmembers on different brightness "
+                  "scales: the log then suggests the scale-invariant mode). Non-negative-then-closed mode: two "
+                  "bands. 'RMSE (non-negative fit)' is the residual of the non-negative fit before closure, whose "
+                  "brightness is free: it measures how well the endmembers' shapes explain the pixel. 'RMSE "
+                  "(closed abundances)' is the residual of the closed abundances themselves times the endmembers: "
+                  "it also contains the brightness difference between pixel and endmembers (shade, calibration), "
+                  "so it is large on a dark or bright scene even when the proportions are right.",
         "VALID_PIXELS": "Number of valid (not nodata) pixels processed.",
     }
     REFERENCES = [
@@ -68,7 +75,11 @@ class UnmixFcls(OreMapAlgorithm):
             memory_mb=self.memory_mb(), feedback=feedback)
         for name, value in stats["mean_abundance"].items():
             feedback.info(f"  mean abundance {name}: {value:.3f}")
-        feedback.info(f"  mean RMSE: {stats['mean_rmse']:.4g}")
+        if "mean_closed_rmse" in stats:
+            feedback.info(f"  mean RMSE of the non-negative fit: {stats['mean_rmse']:.4g}; of the closed abundances: "
+                          f"{stats['mean_closed_rmse']:.4g}")
+        else:
+            feedback.info(f"  mean RMSE of the fully constrained fit: {stats['mean_rmse']:.4g}")
         # show the endmember with the largest mean abundance first; the user switches bands in the style panel
         means = list(stats["mean_abundance"].values())
         band = 1 + max(range(len(means)), key=means.__getitem__)

@@ -30,12 +30,13 @@ def main(out):
         with rasterio.open(os.path.join(out, name)) as ds:
             data = ds.read(masked=True)
             names = ds.descriptions
+        n = sum(1 for label in names if not label.startswith("RMSE"))  # abundance bands, then residual bands
         lines.append(f"{title}: mean abundance per endmember")
-        for band, label in zip(data[:-1], names[:-1]):
+        for band, label in zip(data[:n], names[:n]):
             lines.append(f"  {label:<34s} {float(band.mean()):6.3f}")
-        total = data[:-1].sum(axis=0)
-        lines.append(f"  sum of abundances: min {float(total.min()):.6f}, max {float(total.max()):.6f}; "
-                     f"mean RMSE {float(data[-1].mean()):.4f}")
+        total = data[:n].sum(axis=0)
+        residuals = "; ".join(f"mean {label} {float(band.mean()):.4f}" for band, label in zip(data[n:], names[n:]))
+        lines.append(f"  sum of abundances: min {float(total.min()):.6f}, max {float(total.max()):.6f}; {residuals}")
     with rasterio.open(os.path.join(out, "cnn_confidence.tif")) as ds:
         confidence = ds.read(1, masked=True)
     lines.append(f"Spectral CNN (bundled USGS minerals model, minimum confidence 0.5): median confidence "

@@ -26,6 +26,7 @@ from oremap.core.engine.accuracy import (
     summary,
 )
 from oremap.core.engine.errors import OreMapError
+from oremap.core.engine.feedback import Feedback
 
 from test_report import parse_html
 
@@ -360,3 +361,134 @@ def test_a_band_the_raster_lacks_is_refused(codes):
         with pytest.raises(OreMapError) as err:
             assess_class_raster(codes, [world(Point(0.5, 0.5))], ["a"], band=band)
         assert err.value.parameter == "raster" and f"Band {band}" in err.value.message
+
+
+# --------------------------------------------------------------------------------------
+# Numeric-looking class labels (issue 23): names first, codes only when no value is a name
+# --------------------------------------------------------------------------------------
+def numbered_map(path, names, codes_grid):
+    """A 3 x 4 class raster whose legend gives code i + 1 the name ``names[i]``."""
+    legend = [{"value": 0, "name": "Unclassified", "color": "#000000"}]
+    legend += [{"value": i + 1, "name": n, "color": "#1f78b4"} for i, n in enumerate(names)]
+    with rasterio.open(path, "w", driver="GTiff", width=4, height=3, count=1, dtype="uint8", nodata=255,
+                       crs="EPSG:32612", transform=Affine(1.0, 0, 0, 0, -1.0, 3.0)) as ds:
+        ds.write(np.asarray(codes_grid, dtype=np.uint8), 1)
+        ds.update_tags(OREMAP_CLASSES=json.dumps(legend))
+    return path
+
+
+class Log(Feedback):
+    def __init__(self):
+        self.infos, self.warnings = [], []
+
+    def info(self, text):
+        self.infos.append(text)
+
+    def warning(self, text):
+        self.warnings.append(text)
+
+
+# The 12 pixels, row by row, hold the codes 1-12; pixel k (0-based) is the centre of column k % 4, row k // 4.
+GRID = np.arange(1, 13).reshape(3, 4)
+CENTRES = [Point(k % 4 + 0.5, 3 - (k // 4 + 0.5)) for k in range(12)]
+
+
+@pytest.mark.parametrize("first", [0, 1])
+@pytest.mark.parametrize("text_sorted", [False, True])
+def test_numeric_labels_are_class_names_not_codes(tmp_path, first, text_sorted):
+    # A model trained on a label_id field holding 0-11 (or 1-12): the legend names are those numbers, at
+    # codes 1-12 in numeric order (OreMap now), or in text order ("0", "1", "10", "11", "2", ...: maps made
+    # before). Pixel k holds code k + 1, i.e. the class named names[k]; its reference is that name's value.
+    names = [str(v) for v in range(first, first + 12)]
+    if text_sorted:
+        names = sorted(names)
+    path = numbered_map(str(tmp_path / "numbers.tif"), names, GRID)
+    truth = [int(n) for n in names]
+    for labels in (truth, [str(v) for v in truth], [float(v) for v in truth]):  # integer, text, double fields
+        log = Log()
+        out = assess_class_raster(path, CENTRES, labels, feedback=log)
+        assert out["overall_accuracy"] == 1.0 and out["n_samples"] == 12
+        assert out["match_rule"] == "names" and out["unmatched_labels"] == []
+        assert any("by class name; 0 of 12 reference features matched no class" in t for t in log.infos)
+        assert log.warnings == []
+    # The same field shifted by one (1-12 against the names 0-11): names still win; the value not a name
+    # (12, or 0) is left out, not read as a code, and the log says so.
+    shifted = [v + (1 if first == 0 else -1) for v in truth]
+    log = Log()
+    out = assess_class_raster(path, CENTRES, shifted, feedback=log)
+    assert out["match_rule"] == "names" and out["n_unmatched_features"] == 1
+    assert out["n_samples"] == 11 and out["overall_accuracy"] == 0.0
+    assert any("1 integer values of the class field are class codes but not class names" in t
+               and "1 of 12 reference features matched no class" in t for t in log.infos)
+
+
+def test_names_that_collide_with_codes(tmp_path):
+    # Code 1 is named "3", code 2 "1", code 3 "2": a reference 3 is the class named "3" (code 1), never code 3.
+    legend = {0: "Unclassified", 1: "3", 2: "1", 3: "2"}
+    got = match_classes(legend, [3, "1", 2.0, " 2 "])
+    assert got.mapping == {3: 1, "1": 2, 2.0: 3, " 2 ": 3} and got.rule == "names"
+    # a number matches only the name with that value, never a name containing it
+    got = match_classes({1: "13", 2: "Na03", 3: "Class 3"}, ["3", 13])
+    assert got.mapping == {13: 1} and got.unmatched == ["3"] and got.rule == "names"
+    assert got.n_code_only == 1  # 3 is a code, not a name: left out under the name rule
+    # a plain class raster ("Class 1", ...) has no numeric names: integers are codes
+    got = match_classes({1: "Class 1", 2: "Class 2", 5: "Class 5"}, [1, "5", 7, "Class 2"])
+    assert got.rule == "codes" and got.mapping == {1: 1, "5": 5, "Class 2": 2} and got.unmatched == [7]
+    # end to end: reference 3 everywhere on a map of code 1 named "3" -> all correct
+    path = numbered_map(str(tmp_path / "collide.tif"), ["3", "1", "2"], np.ones((3, 4)))
+    out = assess_class_raster(path, CENTRES[:4], [3, 3, "3", 3.0])
+    assert out["overall_accuracy"] == 1.0 and out["names"] == ["3"]
+
+
+def test_the_guard_warns_of_few_matches_and_of_a_far_lower_accuracy(tmp_path):
+    names = [str(v) for v in range(12)]
+    path = numbered_map(str(tmp_path / "guard.tif"), names, GRID)
+    # 5 of 12 features labelled with classes the map lacks: fewer than half used
+    labels = list(range(7)) + ["Jarosite"] * 5
+    log = Log()
+    out = assess_class_raster(path, CENTRES, labels, feedback=log)
+    assert out["n_features_used"] == 7 and log.warnings[-1:] != [] and len(out["guard_warnings"]) == 0
+    labels = list(range(5)) + ["Jarosite"] * 7
+    log = Log()
+    out = assess_class_raster(path, CENTRES, labels, feedback=log)
+    assert out["n_features_used"] == 5 and out["overall_accuracy"] == 1.0
+    assert len(out["guard_warnings"]) == 1 and "Only 5 of 12 reference features with a class" in log.warnings[-1]
+    assert "class field" in log.warnings[-1]
+    # a map that carries its model's validation accuracy (0.9): 3 of 12 right is far below it
+    with rasterio.open(path, "r+") as ds:
+        ds.update_tags(OREMAP_MODEL_VALIDATION=json.dumps({"model": "m.onnx", "measure": "overall accuracy",
+                                                          "value": 0.9}))
+    labels = [0, 1, 2] + [3] * 9
+    log = Log()
+    out = assess_class_raster(path, CENTRES, labels, feedback=log)
+    assert out["overall_accuracy"] == pytest.approx(4 / 12)  # pixels 0-3 right
+    assert len(out["guard_warnings"]) == 1
+    assert "overall accuracy here, 0.333, is far below the 0.900" in log.warnings[-1]
+    page = accuracy_html(out, "Accuracy")
+    assert "far below the 0.900" in page
+    # within 0.25 of the model's figure: no warning
+    labels = list(range(9)) + [0] * 3
+    out = assess_class_raster(path, CENTRES, labels, feedback=Log())
+    assert out["overall_accuracy"] == pytest.approx(0.75) and out["guard_warnings"] == []
+
+
+def test_training_legends_order_numeric_names_by_value(tmp_path):
+    from oremap.core.engine.class_order import sorted_class_names
+    from oremap.core.engine.raster import RasterSource
+    from oremap.core.hyperspectral.training import image_training_set
+
+    assert sorted_class_names(["10", "2", "0", "1", "11", "2"]) == ["0", "1", "2", "10", "11"]
+    assert sorted_class_names(["b", "10", "A", "9.5", "-1"]) == ["-1", "9.5", "10", "A", "b"]
+    cube = str(tmp_path / "cube.tif")
+    rng = np.random.default_rng(0)
+    with rasterio.open(cube, "w", driver="GTiff", width=4, height=3, count=5, dtype="float32",
+                       crs="EPSG:32612", transform=Affine(1.0, 0, 0, 0, -1.0, 3.0)) as ds:
+        ds.write(rng.uniform(0.1, 0.6, (5, 3, 4)).astype(np.float32))
+    with RasterSource(cube) as src:
+        data = image_training_set(src, CENTRES, list(range(12)))
+    assert data.class_names == [str(v) for v in range(12)]
+    # pixel k is labelled k: its class index is k
+    assert data.y.tolist() == list(range(12))
+    with RasterSource(cube) as src:
+        data = image_training_set(src, CENTRES, [str(v) for v in range(12, 0, -1)])  # text labels 12 ... 1
+    assert data.class_names == [str(v) for v in range(1, 13)] and data.y.tolist() == list(range(11, -1, -1))

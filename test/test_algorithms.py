@@ -69,7 +69,7 @@ def test_unmix_real_tile_matches_reference_solver(run_alg, tmp_path):
     expected = weighted_nnls(X, refs.T)
     with rasterio.open(result["OUTPUT"]) as ds:
         got = ds.read().reshape(ds.count, -1).T
-        assert list(ds.descriptions) == names + ["RMSE"]
+        assert list(ds.descriptions) == names + ["RMSE (fully constrained fit)"]
         assert ds.dtypes[0] == "float32"
         assert ds.crs.to_epsg() == 32612
     np.testing.assert_allclose(got[:, :-1], expected, atol=2e-4)  # weighted-row reference is approximate
@@ -94,8 +94,18 @@ def test_closed_mode_is_scale_invariant_on_real_tile(run_alg, tmp_path):
         dst.update_tags(ns="ENVI", **envi)
     b = run_alg("unmix_fcls", dict(base, INPUT=dark, OUTPUT=str(tmp_path / "b.tif")))
     with rasterio.open(a["OUTPUT"]) as da, rasterio.open(b["OUTPUT"]) as db:
-        np.testing.assert_allclose(da.read()[:-1], db.read()[:-1], atol=1e-5)
+        assert da.descriptions[4:] == ("RMSE (non-negative fit)", "RMSE (closed abundances)")
+        np.testing.assert_allclose(da.read()[:4], db.read()[:4], atol=1e-5)
         np.testing.assert_allclose(db.read(5), 0.6 * da.read(5), rtol=1e-4, atol=1e-7)  # RMSE scales
+        # the closed abundances times the endmembers, against the pixels: computed independently
+        X, refs, _ = reference_matrix()
+        refs = refs[:4]
+        for data, factor in ((da.read(), 1.0), (db.read(), 0.6)):
+            abundances = data[:4].reshape(4, -1).T.astype(float)
+            expected = np.sqrt(np.mean((factor * X - abundances @ refs) ** 2, axis=1))
+            np.testing.assert_allclose(data[5].ravel(), expected, rtol=2e-3, atol=1e-5)
+        # darker pixels leave the proportions alone but not the closed residual
+        assert db.read(6).mean() > da.read(6).mean()
 
 
 def pixel_centre(transform, row, col):
@@ -130,7 +140,7 @@ def test_endmembers_from_points_recover_pure_pixels(run_alg, tmp_path):
         del layer
     with rasterio.open(unmix["OUTPUT"]) as ds:
         ab = ds.read()
-        assert list(ds.descriptions) == ["bright", "dark", "mid", "RMSE"]
+        assert list(ds.descriptions) == ["bright", "dark", "mid", "RMSE (fully constrained fit)"]
     with rasterio.open(sam["OUTPUT_CLASSES"]) as ds:
         classes = ds.read(1)
     with rasterio.open(sam["OUTPUT_SCORE"]) as ds:

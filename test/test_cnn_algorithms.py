@@ -104,6 +104,9 @@ def test_classify_matches_independent_inference(trained, run_alg, tmp_path, cube
     with rasterio.open(result["OUTPUT_CLASSES"]) as ds:
         got = ds.read(1).ravel()
         legend = json.loads(ds.tags()["OREMAP_CLASSES"])
+        validation = json.loads(ds.tags()["OREMAP_MODEL_VALIDATION"])  # for the guard of accuracy_assessment
+    assert validation["value"] == read_model_info(trained["OUTPUT_MODEL"]).training["metrics"]["val_accuracy"]
+    assert validation["measure"] == "overall accuracy"
     with rasterio.open(result["OUTPUT_PROBABILITIES"]) as ds:
         got_probs = ds.read().reshape(ds.count, -1).T
         assert ds.descriptions[0] == "P(Alunite)"
@@ -339,3 +342,51 @@ def test_training_bad_input(run_alg, tmp_path):
             run_alg("train_spectral_cnn", dict(outputs, EPOCHS=1, **extra))
         assert parameter in str(err.value) and words.lower() in str(err.value).lower(), str(err.value)
     assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.parametrize("first", [0, 1])
+def test_numeric_labels_train_classify_and_assess_by_name(run_alg, tmp_path, first):
+    """Issue 23, end to end: a CNN trained on an integer label field (0-11 or 1-12), its class map assessed
+    against the same field. The legend is in numeric order and the assessment matches labels to class
+    names, so its accuracy is the share of points whose map class is named with their label."""
+    from qgis.core import QgsFeature, QgsField, QgsGeometry, QgsPointXY, QgsVectorLayer
+    from qgis.PyQt.QtCore import QVariant
+
+    with rasterio.open(AVIRIS_NG) as ds:
+        transform = ds.transform
+        brightness = np.nanmean(np.where(ds.read() > -1, ds.read(), np.nan), axis=0)
+    # 24 pixels spread over the brightness range; label = brightness rank // 2, so the classes are learnable
+    order = np.argsort(brightness.ravel())
+    cells = [divmod(int(i), 10) for i in order[np.linspace(0, 99, 24).round().astype(int)]]
+    layer = QgsVectorLayer("Point?crs=EPSG:32612", "labels", "memory")
+    layer.dataProvider().addAttributes([QgsField("label_id", QVariant.Int)])
+    layer.updateFields()
+    features = []
+    for k, (r, c) in enumerate(cells):
+        f = QgsFeature(layer.fields())
+        f.setGeometry(QgsGeometry.fromPointXY(QgsPointXY(*pixel_centre(transform, r, c))))
+        f.setAttribute("label_id", first + k // 2)
+        features.append(f)
+    layer.dataProvider().addFeatures(features)
+    try:
+        trained = run_alg("train_spectral_cnn", {
+            "INPUT": AVIRIS_NG, "TRAINING": layer, "CLASS_FIELD": "label_id", "PREPROCESSING": 0, "EPOCHS": 80,
+            "SEED": 1, "OUTPUT_MODEL": str(tmp_path / "m.onnx")})  # no report path: a temporary file
+        assert read_model_info(trained["OUTPUT_MODEL"]).class_names == [str(v) for v in range(first, first + 12)]
+        mapped = run_alg("classify_spectral_cnn", {"INPUT": AVIRIS_NG, "MODEL_FILE": trained["OUTPUT_MODEL"],
+                                                   "OUTPUT_CLASSES": str(tmp_path / "c.tif")})
+        assessed = run_alg("accuracy_assessment", {"INPUT": mapped["OUTPUT_CLASSES"], "REFERENCE": layer,
+                                                   "CLASS_FIELD": "label_id",
+                                                   "OUTPUT_CSV": str(tmp_path / "a.csv")})
+    finally:
+        del layer
+    with rasterio.open(mapped["OUTPUT_CLASSES"]) as ds:
+        codes = ds.read(1)
+        names = {e["value"]: e["name"] for e in json.loads(ds.tags()["OREMAP_CLASSES"])}
+    expected = np.mean([names[int(codes[r, c])] == str(first + k // 2) for k, (r, c) in enumerate(cells)])
+    assert assessed["OVERALL_ACCURACY"] == pytest.approx(expected)
+    assert expected >= 0.3  # 9 of 24 exact after 80 epochs; the map classes follow the brightness ranks
+    # labels read as class codes (the old rule): 2 of 24 for 0-11; for 1-12 names and codes coincide
+    as_codes = np.mean([int(codes[r, c]) == first + k // 2 for k, (r, c) in enumerate(cells)])
+    assert (abs(as_codes - expected) < 1e-9) == (first == 1)
+    assert os.path.exists(assessed["OUTPUT_HTML"]) and os.path.exists(trained["OUTPUT_REPORT"])

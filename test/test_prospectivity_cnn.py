@@ -10,6 +10,7 @@ Known answers are computed here independently: footprints painted on boolean mas
 rasterio's cell centres, AUC by counting pairs, probabilities through onnxruntime directly.
 """
 
+import json
 import os
 
 import numpy as np
@@ -478,6 +479,8 @@ def test_algorithms_train_and_map_through_processing(run_alg, stack, tmp_path):
     assert [f.name() for f in cells.fields()][-6:] == ["id", "row", "col", "probability", "rank", "has_deposit"]
     with rasterio.open(mapped["OUTPUT"]) as ds:
         raster = ds.read(1)
+        validation = json.loads(ds.tags()["OREMAP_MODEL_VALIDATION"])  # for the guard of evaluate_prospectivity
+    assert validation == {"model": "m.onnx", "measure": "ROC-AUC", "value": pytest.approx(result["CV_AUC_MEAN"])}
     with rasterio.open(stack["path"]) as ds:
         holding = {(r // 16, c // 16) for r, c in (ds.index(x, y) for x, y in stack["deposits"])}
     ranks, yes = [], set()

@@ -552,3 +552,56 @@ def test_real_survey_element_selection(run_alg, tmp_path, survey):
     raw = run_alg("element_selection", {"POINTS": layer, "DEPOSITS": sites, "ZEROS": 2,
                                         "OUTPUT_HTML": str(tmp_path / "z.html")})
     assert raw["SELECTED"].split(";")[:3] == ["Bi_ppm", "Re_ppm", "Sb_ppm"]
+
+
+# --------------------------------------------------------------------------------------
+# The guard of every evaluation (issue 23)
+# --------------------------------------------------------------------------------------
+class Log:
+    def __init__(self):
+        from oremap.core.engine.feedback import Feedback
+
+        self.warnings = []
+        self.feedback = type("Recorder", (Feedback,), {"warning": lambda _, text: self.warnings.append(text)})()
+
+
+def test_guard_warns_when_most_deposits_are_off_the_map(tmp_path):
+    path, _ = distance_raster(tmp_path / "d.tif")
+    log = Log()
+    result = pe.evaluate_raster(path, DEPOSITS, 2000, 4000, n_draws=3, seed=1, feedback=log.feedback)
+    assert result["guard_warnings"] == []  # 3 of 4 deposits on the raster
+    # the same four deposits plus five far away (e.g. in another CRS): 3 of 9 are used
+    far = DEPOSITS[:1] + np.array([[0.0, -1e5 * k] for k in range(1, 6)])
+    log = Log()
+    result = pe.evaluate_raster(path, np.vstack([DEPOSITS, far]), 2000, 4000, n_draws=3, seed=1,
+                                feedback=log.feedback)
+    assert len(result["guard_warnings"]) == 1
+    assert "Only 3 of 9 deposits could be used" in log.warnings[-1] and "CRS" in log.warnings[-1]
+    # points: deposits without a scored sample within the radius
+    x, y = centres(30, 20, transform=from_origin(500000.0, 6300000.0, 1000.0, 1000.0))
+    x, y = x.ravel(), y.ravel()
+    log = Log()
+    result = pe.evaluate_points(x, y, -nearest(x, y), np.vstack([DEPOSITS, far]), 2000, 4000, n_draws=3,
+                                feedback=log.feedback)
+    assert result["n_deposits_scored"] == 4 and "Only 4 of 9 deposits" in result["guard_warnings"][0]
+
+
+def test_guard_compares_with_the_models_own_validation(tmp_path):
+    import json
+
+    path, _ = distance_raster(tmp_path / "d.tif")
+    reversed_path = str(tmp_path / "r.tif")
+    with rasterio.open(path) as src:
+        profile, data = src.profile, src.read(1)
+    with rasterio.open(reversed_path, "w", **profile) as dst:  # a map scoring the deposits lowest: AUC near 0
+        dst.write(np.where(data == -9999.0, data, -data - 1e5).astype("float32"), 1)
+        dst.update_tags(OREMAP_MODEL_VALIDATION=json.dumps({"model": "p.onnx", "measure": "ROC-AUC",
+                                                           "value": 0.84}))
+    log = Log()
+    result = pe.evaluate_raster(reversed_path, DEPOSITS, 2000, 4000, n_draws=3, seed=1, feedback=log.feedback)
+    assert result["auc_mean"] < 0.05
+    assert f"mean ROC-AUC here, {result['auc_mean']:.3f}, is far below the 0.840" in log.warnings[-1]
+    # the right map with the same stamp: no warning
+    with rasterio.open(path, "r+") as ds:
+        ds.update_tags(OREMAP_MODEL_VALIDATION=json.dumps({"model": "p.onnx", "measure": "ROC-AUC", "value": 0.84}))
+    assert pe.evaluate_raster(path, DEPOSITS, 2000, 4000, n_draws=3, seed=1)["guard_warnings"] == []

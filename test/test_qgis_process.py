@@ -36,9 +36,9 @@ def test_qgis_process_unmix_values(qgis_process, run_alg, tmp_path):
                                     "OUTPUT": str(tmp_path / "abund_inproc.tif")})
     with rasterio.open(out) as a, rasterio.open(inproc["OUTPUT"]) as b:
         cli, ref = a.read(), b.read()
-        assert a.descriptions[-1] == "RMSE"
+        assert a.descriptions[-2:] == ("RMSE (non-negative fit)", "RMSE (closed abundances)")
     assert np.array_equal(cli, ref)
-    np.testing.assert_allclose(cli[:-1].sum(axis=0), 1.0, atol=1e-5)
+    np.testing.assert_allclose(cli[:-2].sum(axis=0), 1.0, atol=1e-5)
     assert (tmp_path / "abund_cli.qml").exists()
 
 
@@ -74,7 +74,7 @@ def test_qgis_process_trains_and_detects_mines_headless(qgis_process, tmp_path):
 
     from s2_scene import S2_FOLDER, make_scene
 
-    from oremap.core.sentinel2.sentinel2.mine_detection import detect_mines
+    from oremap.core.sentinel2.sentinel2.sentinel2.mine_detection import detect_mines
 
     scene = make_scene(str(tmp_path / "scene"), seed=2, size=(192, 192))
     model = tmp_path / "unet.onnx"
@@ -126,3 +126,54 @@ def test_qgis_process_geochem_anomaly_with_defaults_only(qgis_process, tmp_path)
                                       DEPOSITS=sites)["results"]
     assert evaluated["OUTPUT_HTML"].endswith(".html")
     assert evaluated["AUC_MEAN"] == pytest.approx(result["AUC_MEAN"], abs=1e-9)
+
+
+def test_reports_are_optional_headless(qgis_process, tmp_path):
+    """Issue 23: qgis_process needs only the inputs and the main output; reports go to a temporary file."""
+    import geopandas as gpd
+    from affine import Affine
+    from shapely.geometry import Point
+
+    # a 10 x 10 class raster of 30 m pixels, codes 1-12 named "0"-"11" (a model trained on a label_id field)
+    transform = Affine(30.0, 0, 500000.0, 0, -30.0, 7000000.0)
+    codes = (np.arange(100).reshape(10, 10) % 12 + 1).astype(np.uint8)
+    legend = [{"value": 0, "name": "Unclassified", "color": "#000000"}]
+    legend += [{"value": v + 1, "name": str(v), "color": "#1f78b4"} for v in range(12)]
+    classes = tmp_path / "classes.tif"
+    with rasterio.open(classes, "w", driver="GTiff", width=10, height=10, count=1, dtype="uint8", nodata=255,
+                       crs="EPSG:32750", transform=transform) as ds:
+        ds.write(codes, 1)
+        ds.update_tags(OREMAP_CLASSES=json.dumps(legend))
+    # 20 reference points with their label_id (integer field); 18 right, 2 wrong
+    cells = [(r, c) for r in range(0, 10, 2) for c in range(0, 10, 5)] * 2
+    rows = []
+    for k, (r, c) in enumerate(cells):
+        truth = int(codes[r, c]) - 1
+        label = truth if k >= 2 else (truth + 1) % 12
+        rows.append({"label_id": label, "geometry": Point(transform * (c + 0.5, r + 0.5))})
+    reference = tmp_path / "reference.gpkg"
+    gpd.GeoDataFrame(rows, crs="EPSG:32750").to_file(reference, driver="GPKG")
+    table = tmp_path / "accuracy.csv"
+    result = qgis_process.run_json("oremap:accuracy_assessment", INPUT=str(classes), REFERENCE=str(reference),
+                                   CLASS_FIELD="label_id", OUTPUT_CSV=str(table))["results"]
+    assert result["OVERALL_ACCURACY"] == pytest.approx(18 / 20)
+    assert result["OUTPUT_CSV"] == str(table) and table.exists()
+    # the report went to Processing's temporary folder (qgis_process removes it when it exits)
+    assert os.path.basename(result["OUTPUT_HTML"]) == "OUTPUT_HTML.html"
+    assert not result["OUTPUT_HTML"].startswith(str(tmp_path))
+
+    # a score raster falling with the distance from two deposits, evaluated without OUTPUT_HTML or OUTPUT_CSV
+    deposits = [(15, 20), (40, 35)]
+    rr, cc = np.mgrid[0:60, 0:60]
+    distance = np.min([np.hypot(rr - r, cc - c) for r, c in deposits], axis=0) * 100.0
+    score = tmp_path / "score.tif"
+    with rasterio.open(score, "w", driver="GTiff", width=60, height=60, count=1, dtype="float32", nodata=-9999,
+                       crs="EPSG:32750", transform=Affine(100.0, 0, 500000.0, 0, -100.0, 7000000.0)) as ds:
+        ds.write(np.exp(-distance / 1500.0).astype(np.float32), 1)
+    points = [Point(500000.0 + (c + 0.5) * 100.0, 7000000.0 - (r + 0.5) * 100.0) for r, c in deposits]
+    gpkg = tmp_path / "deposits.gpkg"
+    gpd.GeoDataFrame({"name": ["a", "b"], "geometry": points}, crs="EPSG:32750").to_file(gpkg, driver="GPKG")
+    result = qgis_process.run_json("oremap:evaluate_prospectivity", SCORE_RASTER=str(score), DEPOSITS=str(gpkg),
+                                   POSITIVE_RADIUS=200, NEGATIVE_MIN_DISTANCE=1000)["results"]
+    # positives (within 200 m) score above every negative (beyond 1 km): AUC 1 in every draw
+    assert result["AUC_MEAN"] == pytest.approx(1.0) and result["OUTPUT_HTML"].endswith(".html")

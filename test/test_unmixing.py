@@ -326,3 +326,108 @@ def test_check_endmembers_errors(E, names, words):
     assert err.value.fix
     for word in words:
         assert word in err.value.message
+
+
+# ---------------------------------------------------------------------------
+# Residual of the closed abundances (issue 23) and the scale-mismatch hint (issue 22)
+# ---------------------------------------------------------------------------
+def test_closed_abundances_residual_known_values(library):
+    E = library[:, :3]
+    A_true = np.array([[0.2, 0.3, 0.5], [1.0, 0.0, 0.0]])
+    X = 0.4 * A_true @ E.T  # a shaded scene: 40 % of the endmembers' brightness
+    A, rmse = unmix(X, E, mode="nn_closed")
+    np.testing.assert_allclose(A, A_true, atol=1e-6)
+    assert rmse.max() < 1e-7  # the non-negative fit (free brightness) explains the pixels exactly
+    closed = unmixing.reconstruction_rmse(X, A, E)
+    # the closed abundances reproduce the pixels at the endmembers' brightness: residual = 0.6 x the mixture's rms
+    expected = 0.6 * np.sqrt(np.mean((A_true @ E.T) ** 2, axis=1))
+    np.testing.assert_allclose(closed, expected, rtol=1e-5)
+    assert closed.dtype == np.float32
+    # a pixel without proportions (NaN abundances) has no residual either
+    nan_row = unmixing.reconstruction_rmse(X[:1], np.full((1, 3), np.nan), E)
+    assert np.isnan(nan_row[0])
+
+
+def jasper_scene():
+    """The real Jasper Ridge window as reflectance (pixels x bands) and three of its own pixels as endmembers
+    (water, vegetation, road), picked by their spectra as in test_algorithms."""
+    import rasterio
+
+    from oremap.core.engine.wavelengths import band_info_from_raster
+
+    with rasterio.open(os.path.join(os.path.dirname(__file__), "data", "jasper_ridge_40x40.tif")) as ds:
+        refl = ds.read().astype(np.float64) / 10000.0
+        info = band_info_from_raster(ds)
+    nir, red, swir = (refl[np.argmin(abs(info.centers - wl))] for wl in (860, 660, 1650))
+    picks = [np.unravel_index(np.argmin(nir), nir.shape),
+             np.unravel_index(np.argmax((nir - red) / (nir + red)), nir.shape),
+             np.unravel_index(np.argmax(swir * (nir < 1.3 * red)), nir.shape)]
+    E = np.column_stack([refl[:, r, c] for r, c in picks])
+    return refl.reshape(refl.shape[0], -1).T, E
+
+
+def _hint(X, E, step=1):
+    A, rmse = unmix(X, E)
+    sums = unmixing.scale_sums(X, E, rmse, step=step)
+    names = ["water", "vegetation", "road"]
+    return sums, unmixing.scale_mismatch_hint(sums, dict(zip(names, A.mean(axis=0))))
+
+
+def test_scale_mismatch_hint_on_a_real_scene():
+    X, E = jasper_scene()
+    sums, hint = _hint(X, E)
+    # as it is: pixels and endmembers share a scale (geometric mean factor 1.0x), no hint
+    assert 2 ** (sums[1] / sums[0]) == pytest.approx(1.0, abs=0.1) and hint is None
+    # 0.8 x: a mild difference the strict fit absorbs, no hint
+    assert _hint(0.8 * X, E)[1] is None
+    for factor in (0.5, 2.0, 10.0):
+        sums, hint = _hint(factor * X, E)
+        measured = 2 ** (sums[1] / sums[0])
+        assert measured == pytest.approx(factor, rel=0.12)  # the non-negative fit finds the factor
+        assert hint is not None and f"about {measured:.2g} times as bright" in hint
+        assert "scale-invariant" in hint and "SCALE" in hint
+    # ten times too bright (a scale factor of 1000 for data stored x 10000): vegetation is pushed out
+    assert "vegetation is near 0 almost everywhere" in _hint(10.0 * X, E)[1]
+    # a sample of every 16th pixel gives the same answer
+    assert _hint(0.5 * X, E, step=16)[1] is not None and _hint(X, E, step=16)[1] is None
+
+
+def test_unmix_map_names_residual_bands_and_warns_of_a_scale_mismatch(tmp_path):
+    import rasterio
+    from affine import Affine
+
+    from oremap.core.hyperspectral import mapping
+    from oremap.core.hyperspectral.spectral_library import SpectralLibrary
+
+    X, E = jasper_scene()
+    centers = np.linspace(400.0, 2480.0, E.shape[0])
+    lib = SpectralLibrary(names=["water", "vegetation", "road"], wavelengths=centers, spectra=E.T.copy())
+
+    class Log(Feedback):
+        def __init__(self):
+            self.warnings = []
+
+        def warning(self, text):
+            self.warnings.append(text)
+
+    for factor, mode in ((1.0, "fcls"), (0.5, "fcls"), (0.5, "nn_closed")):
+        cube = str(tmp_path / f"cube{factor}.tif")
+        with rasterio.open(cube, "w", driver="GTiff", width=40, height=40, count=E.shape[0], dtype="float32",
+                           crs="EPSG:32610", transform=Affine(30.0, 0, 0, 0, -30.0, 0)) as ds:
+            ds.write((factor * X).T.reshape(E.shape[0], 40, 40).astype(np.float32))
+        out = str(tmp_path / f"ab_{factor}_{mode}.tif")
+        log = Log()
+        stats = mapping.unmix_map(cube, lib, out, mode=mode, image_bands=list(range(1, E.shape[0] + 1)),
+                                  feedback=log)
+        with rasterio.open(out) as ds:
+            names, data = ds.descriptions, ds.read().reshape(ds.count, -1).T
+        A, rmse = unmix(factor * X, E, mode=mode)
+        np.testing.assert_allclose(data[:, :3], A, atol=1e-6)
+        np.testing.assert_allclose(data[:, 3], rmse, rtol=1e-5, atol=1e-7)
+        if mode == "fcls":
+            assert names[3:] == ("RMSE (fully constrained fit)",)
+            assert (stats["scale_hint"] is not None) == (factor == 0.5) == bool(log.warnings)
+        else:
+            assert names[3:] == ("RMSE (non-negative fit)", "RMSE (closed abundances)")
+            np.testing.assert_allclose(data[:, 4], unmixing.reconstruction_rmse(factor * X, A, E), rtol=1e-5)
+            assert stats["mean_closed_rmse"] > 2 * stats["mean_rmse"] and log.warnings == []

@@ -40,15 +40,17 @@ import re
 import numpy as np
 
 from . import report
+from .class_order import numeric_value
 from .colors import hex_colour
 from .errors import OreMapError
+from .evaluation_guard import check_evaluation, read_validation
 from .names import match_name, name_key
 from .feedback import ensure
 
 __all__ = [
     "confusion_matrix", "overall_accuracy", "kappa", "per_class_metrics", "summary", "metrics_table_csv",
     "accuracy_html", "write_accuracy_outputs", "ReferenceSample", "sample_reference", "match_classes",
-    "legend_from_raster", "assess_class_raster", "accuracy_sections",
+    "legend_from_raster", "assess_class_raster", "accuracy_sections", "ClassMatch",
 ]
 
 
@@ -352,9 +354,16 @@ def _sampling_notes(s):
     if s.get("unmatched_labels"):
         notes.append("Reference classes not found in the class raster's legend (their features were left out): "
                      + ", ".join(str(v) for v in s["unmatched_labels"]) + ".")
+    if s.get("match_rule") == "codes":
+        notes.append("The class field holds integers that are none of the map's class names: they were read as "
+                     "class codes of the raster.")
+    elif s.get("match_rule") == "names":
+        notes.append("Reference classes were matched to the map's class names (a number such as 3 matches the "
+                     "class named \u201c3\u201d, not the class with code 3).")
     if s.get("class_mapping"):
         pairs = [f"{k} \u2192 {v}" for k, v in s["class_mapping"].items()]
         notes.append("Reference classes matched to map classes: " + "; ".join(pairs) + ".")
+    notes += [f"Warning: {w}" for w in s.get("guard_warnings", [])]
     return notes
 
 
@@ -503,16 +512,20 @@ def _legend_pairs(legend):
     return [(int(code), str(name)) for code, name in items]
 
 
-def _match_one(label, pairs):
-    """``(code, [])`` for a match, else ``(None, candidate names)`` (empty when nothing is close).
+def _match_name(label, pairs):
+    """``(code, [])`` when ``label`` is the name of one legend class, else ``(None, candidate names)``.
 
-    Text labels follow the rules of the *Spectra* parameter (:func:`core.engine.names.match_name`:
-    exact, ignoring case and spaces, a unique start, a unique part of a name), then a legend name's
-    first word. Labels that read as integers are class codes when the legend has that code.
+    A label that reads as a number matches only a name with the same value ("3" and 3.0 find "3", never
+    "13" or "Na03"). Text labels follow the rules of the *Spectra* parameter
+    (:func:`core.engine.names.match_name`: exact, ignoring case and spaces, a unique start, a unique
+    part of a name), then a legend name's first word.
     """
-    code = _as_code(label)
-    if code is not None and any(c == code for c, _ in pairs):
-        return code, []  # "3" is class 3, not a name containing a 3
+    value = numeric_value(label)
+    if value is not None:
+        hits = [code for code, name in pairs if numeric_value(name) == value]
+        if len(hits) == 1:
+            return hits[0], []
+        return None, [name for code, name in pairs if code in hits]
     if not isinstance(label, str):
         return None, []
     names = [name for _, name in pairs]
@@ -526,15 +539,53 @@ def _match_one(label, pairs):
     return None, [names[i] for i in candidates] or [name for code, name in pairs if code in first]
 
 
-def match_classes(raster_legend, reference_labels):
-    """Map reference class labels to the class codes of a raster.
+class ClassMatch(tuple):
+    """Result of :func:`match_classes`: unpacks as ``(mapping, unmatched, ambiguous)``.
 
-    Text labels are matched to legend names as the *Spectra* parameter matches
-    library names (exactly, ignoring case and repeated white space, by a unique start
-    or a unique part: ``"Kaolinite CM9"`` finds ``"Kaolinite CM9 BECKb AREF"``);
-    failing that, to the first word of a legend name when exactly one name has it.
-    Integer labels (also integral floats, and texts such as ``"3"`` or ``"3.0"``
-    that match no name) are taken as class codes and must exist in the legend.
+    Attributes
+    ----------
+    rule : str
+        ``"names"``: every label was matched to the legend's class names; ``"codes"``: the labels that
+        read as integers were taken as class codes, because none of them is a class name and some are
+        codes of the legend.
+    n_code_only : int
+        Labels that read as integers, are not class names but are class codes. Under the name rule they
+        stay unmatched (and are counted here so the log can say so).
+    """
+
+    def __new__(cls, mapping, unmatched, ambiguous, rule="names", n_code_only=0):
+        self = super().__new__(cls, (mapping, unmatched, ambiguous))
+        self.rule, self.n_code_only = rule, int(n_code_only)
+        return self
+
+    @property
+    def mapping(self):
+        return self[0]
+
+    @property
+    def unmatched(self):
+        return self[1]
+
+    @property
+    def ambiguous(self):
+        return self[2]
+
+
+def match_classes(raster_legend, reference_labels):
+    """Map reference class labels to the class codes of a raster: by name first, always.
+
+    Every label is first matched to the legend's class **names** as text: text labels as the
+    *Spectra* parameter matches library names (exactly, ignoring case and repeated white space, by a
+    unique start or a unique part: ``"Kaolinite CM9"`` finds ``"Kaolinite CM9 BECKb AREF"``), failing
+    that the first word of a legend name when exactly one name has it; labels that read as numbers
+    (``3``, ``3.0``, ``"3"``) match the name with that value (``"3"``; never ``"13"``). A model trained
+    on a ``label_id`` field holding 0-11 has the names "0" ... "11" at the codes 1-12, so the
+    reference value 0 is the class *named* "0" (code 1).
+
+    Only when **none** of the integer labels is a class name, and some of them are codes of the legend
+    (a plain class raster whose classes are "Class 1", "Class 2", ..., or codes given for named
+    classes), are integer labels taken as class **codes** (``rule == "codes"``). Text labels are always
+    matched by name.
 
     Parameters
     ----------
@@ -546,29 +597,39 @@ def match_classes(raster_legend, reference_labels):
 
     Returns
     -------
-    mapping : dict
-        ``{reference label: raster code}`` for each label that matched.
-    unmatched : list
-        Labels that matched nothing, or matched several classes ambiguously, in
-        order of first appearance; the caller reports them.
-    ambiguous : dict
-        ``{label: [candidate class names]}`` for the ambiguous ones.
+    ClassMatch
+        ``(mapping, unmatched, ambiguous)``: ``{reference label: raster code}`` for each label that
+        matched; the labels that matched nothing, or several classes ambiguously, in order of first
+        appearance; ``{label: [candidate class names]}`` for the ambiguous ones. ``rule`` and
+        ``n_code_only`` say which rule applied (see :class:`ClassMatch`).
     """
     pairs = _legend_pairs(raster_legend)
-    mapping, unmatched, ambiguous, seen = {}, [], {}, set()
+    codes = {code for code, _ in pairs}
+    labels, seen = [], set()
     for label in reference_labels:
         label = _py(label)
         if _missing_label(label) or label in seen:
             continue
         seen.add(label)
-        code, candidates = _match_one(label, pairs)
+        labels.append(label)
+    by_name = {label: _match_name(label, pairs) for label in labels}
+    integers = [label for label in labels if _as_code(label) is not None]
+    named_integers = [label for label in integers if by_name[label][0] is not None]
+    code_only = [label for label in integers if by_name[label][0] is None and _as_code(label) in codes]
+    rule = "codes" if code_only and not named_integers else "names"
+    mapping, unmatched, ambiguous = {}, [], {}
+    for label in labels:
+        if rule == "codes" and label in integers:
+            code, candidates = (_as_code(label), []) if _as_code(label) in codes else (None, [])
+        else:
+            code, candidates = by_name[label]
         if code is None:
             unmatched.append(label)
             if candidates:
                 ambiguous[label] = candidates
         else:
             mapping[label] = code
-    return mapping, unmatched, ambiguous
+    return ClassMatch(mapping, unmatched, ambiguous, rule=rule, n_code_only=0 if rule == "codes" else len(code_only))
 
 
 def legend_from_raster(path, band=1):
@@ -647,7 +708,9 @@ def assess_class_raster(raster_path, geometries, labels, band=1, all_touched=Fal
         raise ValueError(f"{len(geometries)} geometries but {len(labels)} class labels.")
     legend = legend_from_raster(raster_path, band=band)
     names = {e["value"]: e["name"] for e in legend}
-    mapping, unmatched, ambiguous = match_classes(legend, labels)
+    matched = match_classes(legend, labels)
+    mapping, unmatched, ambiguous = matched
+    feedback.info(_rule_message(matched, labels))
     if unmatched:
         feedback.warning("Reference classes not found in the class raster's legend, left out: "
                          + ", ".join(repr(v) + (f" (could be {' or '.join(ambiguous[v][:4])})" if v in ambiguous
@@ -678,6 +741,33 @@ def assess_class_raster(raster_path, geometries, labels, band=1, all_touched=Fal
         "unmatched_labels": unmatched,
         "class_mapping": {str(k): names[v] for k, v in mapping.items() if str(k) != names[v]},
     })
+    result["match_rule"] = matched.rule
     feedback.info(f"{result['n_samples']} reference pixels from {result['n_features_used']} features: "
                   f"overall accuracy {result['overall_accuracy']:.3f}, kappa {result['kappa']:.3f}.")
+    labelled = result["n_features"] - result["n_skipped"]
+    validation = read_validation(raster_path)
+    result["guard_warnings"] = check_evaluation(
+        "reference features with a class", labelled, result["n_features_used"],
+        f"{result['n_unmatched_features']} of them have a class that matches no class of the raster, "
+        f"{result['n_empty']} cover no valid pixel of it. Check that the class field is the one the map was made "
+        "from (names, or codes of a plain class raster) and that the layer overlaps the raster.",
+        result["overall_accuracy"], "overall accuracy", validation["value"] if validation else None,
+        "the reference classes may be matched to the wrong map classes (see which rule the log names and the "
+        "class mapping in the report), or the reference data differ from the training data (another area, "
+        "sensor, scale or preprocessing).", feedback)
     return result
+
+
+def _rule_message(matched, labels):
+    """The log line saying how reference labels were matched to the legend."""
+    n_features = sum(1 for v in labels if not _missing_label(v))
+    n_unmatched = sum(1 for v in labels if not _missing_label(v) and v not in matched.mapping)
+    if matched.rule == "codes":
+        text = ("Reference classes matched to the class raster by class code: the class field holds integers "
+                "that are codes of the raster but none of its class names")
+    else:
+        text = "Reference classes matched to the class raster's legend by class name"
+        if matched.n_code_only:
+            text += (f" ({matched.n_code_only} integer values of the class field are class codes but not class "
+                     "names; they are not read as codes because other values of the field are class names)")
+    return f"{text}; {n_unmatched} of {n_features} reference features matched no class."

@@ -386,6 +386,76 @@ def _rmse(X, A, E, block=4096):
     return out
 
 
+def reconstruction_rmse(X, A, E, block=4096):
+    """``sqrt(mean over bands of (x - E a)^2)`` of given abundances ``A`` (n_pixels, n_endmembers); NaN where a
+    row of ``A`` is NaN. For the closed abundances of the ``"nn_closed"`` mode this is how well the proportions
+    themselves, at the endmembers' brightness, reproduce the pixels (unlike the NNLS residual :func:`unmix`
+    returns, which lets the brightness float)."""
+    X, E = _as_arrays(X, E)
+    A = np.asarray(A, dtype=np.float64)
+    bad = ~np.isfinite(A).all(axis=1)
+    out = _rmse(X, np.where(bad[:, None], 0.0, A), E, block=block)
+    out[bad] = np.nan
+    return out.astype(np.float32)
+
+
+def scale_sums(X, E, rmse, step=16):
+    """Evidence of a brightness-scale mismatch from every ``step``-th pixel of a block, for
+    :func:`scale_mismatch_hint`: ``(pixels used, sum of log2 of the non-negative fit's coefficient sum, sum of
+    the strict fit's RMSE, sum of the non-negative fit's RMSE)``.
+
+    ``rmse`` is the strict (``"fcls"``) residual of the pixels of ``X``. The coefficients of a non-negative fit
+    with free brightness sum to the factor by which a pixel is brighter than a mixture of the endmembers (1 when
+    image and endmembers share a scale). Pixels whose non-negative fit is all zero are left out.
+    """
+    X, E = _as_arrays(X, E)
+    rows = X[::max(1, int(step))]
+    if rows.shape[0] == 0:
+        return np.zeros(4)
+    free = fcls(rows, E, sum_to_one=False)
+    total = free.sum(axis=1)
+    ok = total > 0
+    free_rmse = _rmse(rows, free, E)
+    strict = np.asarray(rmse, dtype=np.float64)[::max(1, int(step))]
+    return np.array([ok.sum(), np.log2(total[ok]).sum(), strict[ok].sum(), free_rmse[ok].sum()])
+
+
+# A strict fit points at a scale mismatch when the pixels are, on (geometric) average, darker or brighter than
+# mixtures of the endmembers by a factor outside MISMATCH_SCALE, and forcing the abundances to sum to 1 costs
+# at least MISMATCH_COST times the residual of a fit with free brightness. Measured on the real Jasper Ridge
+# window with its own endmembers (test_unmixing.py): factor 1.04 and cost 1.13 as it is; 0.63 and 1.8 at 0.6
+# times its brightness; 1.56 and 2.4 at 1.5 times.
+MISMATCH_SCALE = (2 / 3, 1.5)
+MISMATCH_COST = 1.5
+
+
+def scale_mismatch_hint(sums, mean_abundance=None):
+    """A log hint (str) when a strict (``"fcls"``) fit points at a brightness-scale mismatch between image
+    and endmembers, else None.
+
+    ``sums`` are :func:`scale_sums` added up over the scene. Strict unmixing cannot change a pixel's
+    brightness: when the pixels are, say, half as bright as any mixture of the endmembers, the residual grows
+    far beyond that of a fit with free brightness, and the abundances pile onto the darkest (or brightest)
+    endmembers, leaving others near 0. The scale-invariant mode (non-negative, then closed) is unaffected.
+    """
+    n, log_total, strict, free = (float(v) for v in sums)
+    if n <= 0:
+        return None
+    factor = 2.0 ** (log_total / n)
+    cost = strict / free if free > 0 else (np.inf if strict > 0 else 1.0)
+    if MISMATCH_SCALE[0] <= factor <= MISMATCH_SCALE[1] or cost < MISMATCH_COST:
+        return None
+    unused = [name for name, value in (mean_abundance or {}).items() if value < 0.01]
+    text = (f"The pixels are about {factor:.2g} times as bright as mixtures of the endmembers, and forcing the "
+            f"abundances to sum to 1 leaves a residual {cost:.1f} times that of a fit with free brightness (mean "
+            f"RMSE {strict / n:.3g} against {free / n:.3g}): the image and the endmembers seem to be on different "
+            "brightness scales (calibration, shade, a reflectance scale factor)")
+    if unused:
+        text += f"; {', '.join(unused)} {'is' if len(unused) == 1 else 'are'} near 0 almost everywhere"
+    return text + (". Try the non-negative-then-closed (scale-invariant) mode, or check the reflectance scale "
+                   "factor (SCALE).")
+
+
 # ---------------------------------------------------------------------------
 # Public API
 # ---------------------------------------------------------------------------

@@ -51,6 +51,7 @@ from scipy.stats import rankdata
 
 from ..engine.errors import OreMapError
 from ..engine.feedback import ensure
+from ..engine.evaluation_guard import check_evaluation, read_validation
 
 __all__ = [
     "roc_auc", "roc_curve", "auc_standard_error", "zauc", "average_precision", "nearest_distance",
@@ -498,6 +499,10 @@ def evaluate_points(x, y, scores, deposits_xy, positive_radius=2000.0, negative_
               "n_deposits": int(dep.shape[0]), "n_deposits_scored": n_dep_scored}
     settings = {"positive_radius": float(positive_radius), "negative_min_distance": float(negative_min_distance),
                 "n_draws": int(n_draws), "seed": seed}
+    counts["guard_warnings"] = check_evaluation(
+        "deposits", dep.shape[0], n_dep_scored, f"the other deposits have no scored sample within {positive_radius:g}:"
+        " they lie outside the sampled area, or the deposits' CRS or the radius units are not those of the samples.",
+        feedback=feedback)
     return _result("points", draws, success, pa, dep, dep_scores, counts, settings)
 
 
@@ -751,6 +756,14 @@ def evaluate_raster(score_path, deposits_xy, positive_radius=2000.0, negative_mi
               "n_deposits": int(dep.shape[0]), "n_deposits_scored": n_dep_scored}
     settings = {"positive_radius": float(positive_radius), "negative_min_distance": float(negative_min_distance),
                 "n_draws": int(n_draws), "seed": seed, "raster": str(score_path), "band": int(band)}
+    validation = read_validation(score_path)
+    counts["guard_warnings"] = check_evaluation(
+        "deposits", dep.shape[0], n_dep_scored, "the other deposits lie off the score raster or on its nodata: "
+        "another area, or the deposits' CRS is not the one they are stored in.",
+        draws["mean"], "mean ROC-AUC", validation["value"] if validation else None,
+        "the deposits here differ from those the model was trained on (another deposit type or area), the map "
+        "was made from another element stack than the model's, or the model's own figure is optimistic (few "
+        "deposits in its cross-validation).", feedback)
     return _result("raster", draws, success, pa, dep, dep_scores, counts, settings, approximate=approximate)
 
 

@@ -9,6 +9,7 @@ import numpy as np
 
 from ..engine.errors import OreMapError
 from ..engine.feedback import ensure
+from ..engine.evaluation_guard import validation_tags
 from ..engine.model_format import OnnxModel
 from ..engine.raster import OutputSpec, block_windows, check_output_path, memory_budget_mb, write_blocks
 from .prospectivity_data import _read_nan, _source, element_bands
@@ -167,7 +168,7 @@ def prospectivity_map(raster_path, model_path, out_path, mode="grid", grid=(12, 
         proba = _score_cells(source, model, row_edges, col_edges, window, fit, max_nodata, budget,
                              feedback.scaled(0, 85))
         _write_cells(source, proba, row_edges, col_edges, out_path, model_path, mode, window, budget,
-                     feedback.scaled(85, 100))
+                     feedback.scaled(85, 100), model_info=model.info)
         cells = _cell_list(proba, row_edges, col_edges, source.transform, deposits_xy, height, width, max_cells,
                            feedback)
     feedback.progress(100)
@@ -273,11 +274,16 @@ def _score_cells(source, model, row_edges, col_edges, window, fit, max_nodata, b
     return proba
 
 
-def _write_cells(source, proba, row_edges, col_edges, out_path, model_path, mode, window, budget, feedback):
-    """Stream the cell probabilities into a tiled float32 GeoTIFF, nodata where the raster is; atomic."""
+def _write_cells(source, proba, row_edges, col_edges, out_path, model_path, mode, window, budget, feedback,
+                 model_info=None):
+    """Stream the cell probabilities into a tiled float32 GeoTIFF, nodata where the raster is; atomic.
+    The model's spatial CV AUC goes into the tags for the evaluation's guard (core/engine/evaluation_guard.py)."""
+    metrics = ((model_info.training or {}).get("metrics") or {}) if model_info is not None else {}
+    validation = validation_tags(os.path.basename(str(model_path)), "ROC-AUC", metrics.get("cv_auc_mean"))
     spec = OutputSpec(out_path, ["P(deposit)"], dtype="float32", nodata=_NODATA_OUT,
                       tags={"OREMAP_MODEL": os.path.basename(str(model_path)), "OREMAP_MODE": mode,
-                            "OREMAP_WINDOW": window, "OREMAP_CELLS": f"{row_edges.size - 1} x {col_edges.size - 1}"})
+                            "OREMAP_WINDOW": window, "OREMAP_CELLS": f"{row_edges.size - 1} x {col_edges.size - 1}",
+                            **validation})
     width, height = source.width, source.height
     row_cell = np.searchsorted(row_edges, np.arange(height), side="right") - 1
     col_cell = np.searchsorted(col_edges, np.arange(width), side="right") - 1

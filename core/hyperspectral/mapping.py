@@ -10,6 +10,7 @@ the same thing::
 """
 
 import json
+import os
 
 import numpy as np
 
@@ -21,6 +22,7 @@ from ..engine.feedback import ensure
 from ..engine.raster import OutputSpec, RasterSource, class_nodata, class_raster_dtype, open_raster, run_pixelwise
 from .library_points import library_from_points
 from ..engine.wavelengths import BandInfo, band_info_from_raster, resample_spectra
+from ..engine.evaluation_guard import validation_tags
 
 SCORE_NODATA = -9999.0
 ABUNDANCE_NODATA = -9999.0
@@ -123,7 +125,7 @@ def sample_endmembers(raster_path, xs, ys, names, band_info=None, nodata=None, s
     return library, bands
 
 
-def _class_output(path, names, what, colours=None):
+def _class_output(path, names, what, colours=None, tags=None):
     n = len(names)
     colours = colours or class_colours(names)
     colormap = {0: UNCLASSIFIED + (255,)}
@@ -131,7 +133,7 @@ def _class_output(path, names, what, colours=None):
     legend = [{"value": 0, "name": "Unclassified", "color": hex_colour(UNCLASSIFIED)}]
     legend += [{"value": i + 1, "name": nm, "color": hex_colour(c)} for i, (nm, c) in enumerate(zip(names, colours))]
     spec = OutputSpec(path=path, band_names=[what], dtype=class_raster_dtype(n), nodata=class_nodata(n),
-                      colormap=colormap, tags={"OREMAP_CLASSES": json.dumps(legend)})
+                      colormap=colormap, tags={"OREMAP_CLASSES": json.dumps(legend), **(tags or {})})
     return spec, legend
 
 
@@ -184,6 +186,14 @@ def sam_map(raster_path, library, class_path, score_path=None, method="sam", thr
     return stats
 
 
+# The residual bands after the abundance bands, per mode. Strict: the residual of the abundances themselves.
+# Non-negative then closed: the residual of the non-negative fit (free brightness), then that of the closed
+# abundances at the endmembers' brightness (large when the image is darker or brighter than the endmembers).
+RESIDUAL_BANDS = {
+    "fcls": ["RMSE (fully constrained fit)"],
+    "nn_closed": ["RMSE (non-negative fit)", "RMSE (closed abundances)"],
+}
+
 UNMIX_MODES = {
     "fcls": "fully constrained (abundances >= 0, sum exactly 1)",
     "nn_closed": "non-negative, then closed to sum 1 (scale-invariant)",
@@ -219,23 +229,37 @@ def unmix_map(raster_path, endmembers, out_path, mode="fcls", band_info=None, im
                                 feedback=feedback)
     unmixing.check_endmembers(E.T, names)
     feedback.info(f"Unmixing with {len(names)} endmembers on {len(bands)} bands, mode: {UNMIX_MODES[mode]}.")
-    sums = np.zeros(len(names) + 1)
+    closed = mode == "nn_closed"
+    residual_bands = RESIDUAL_BANDS[mode]
+    sums = np.zeros(len(names) + len(residual_bands))
+    mismatch = np.zeros(4)  # evidence of a brightness-scale mismatch (strict mode): unmixing.scale_sums
 
     def per_block(pixels):
         abundances, rmse = unmixing.unmix(pixels, E.T, mode=mode)
+        columns = [abundances, rmse]
+        if closed:
+            columns.append(unmixing.reconstruction_rmse(pixels, abundances, E.T))
+        else:
+            mismatch[:] += unmixing.scale_sums(pixels, E.T, rmse)
         good = np.isfinite(abundances).all(axis=1)
-        sums[:-1] += abundances[good].sum(axis=0)
-        sums[-1] += rmse[good].sum()
-        return (np.column_stack([abundances, rmse]),)
+        block = np.column_stack(columns)
+        sums[:] += block[good].sum(axis=0)
+        return (block,)
 
-    out = OutputSpec(out_path, names + ["RMSE"], "float32", ABUNDANCE_NODATA,
+    out = OutputSpec(out_path, names + residual_bands, "float32", ABUNDANCE_NODATA,
                      tags={"OREMAP_UNMIXING_MODE": mode, "OREMAP_ENDMEMBERS": json.dumps(names)})
     with RasterSource(raster_path, bands=bands, nodata=nodata, scale=scale, feedback=feedback) as src:
         stats = run_pixelwise(src, [out], per_block, memory_mb=memory_mb,
                               work_bytes_per_pixel=8 * 4 * len(names), feedback=feedback)
     n = max(stats["valid_pixels"], 1)
-    stats["mean_abundance"] = {name: float(s / n) for name, s in zip(names, sums[:-1])}
-    stats["mean_rmse"] = float(sums[-1] / n)
+    stats["mean_abundance"] = {name: float(s / n) for name, s in zip(names, sums[:len(names)])}
+    stats["mean_rmse"] = float(sums[len(names)] / n)
+    if closed:
+        stats["mean_closed_rmse"] = float(sums[len(names) + 1] / n)
+    else:
+        stats["scale_hint"] = unmixing.scale_mismatch_hint(mismatch, stats["mean_abundance"])
+        if stats["scale_hint"]:
+            feedback.warning(stats["scale_hint"])
     stats["bands_used"] = len(bands)
     return stats
 
@@ -330,7 +354,9 @@ def cnn_classify_map(raster_path, model_path, class_path, probability_path=None,
     feedback.info(f"Model: {len(names)} classes, preprocessing '{info.preprocessing_method}', onnxruntime on "
                   f"{', '.join(model.providers_used)}.")
 
-    class_spec, legend = _class_output(class_path, names, "CNN class", info.class_rgb)
+    metrics = (info.training or {}).get("metrics") or {}
+    validation = validation_tags(os.path.basename(str(model_path)), "overall accuracy", metrics.get("val_accuracy"))
+    class_spec, legend = _class_output(class_path, names, "CNN class", info.class_rgb, tags=validation)
     outputs = [class_spec]
     if probability_path:
         outputs.append(OutputSpec(probability_path, [f"P({n})" for n in names], "float32", -1.0))

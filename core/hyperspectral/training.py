@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..engine.class_order import sorted_class_names
 from ..engine.errors import OreMapError
 from ..engine.feedback import ensure
 from .spectral_library import read_library
@@ -166,7 +167,7 @@ def library_training_set(paths, band_info, class_rule="first_word", class_table=
             raise OreMapError(f"No usable spectrum for the classes {', '.join(missing)}.", "classes",
                               "Check the class names against the library (first word of each spectrum name).")
     labels = np.array(labels, dtype=object)
-    class_names = sorted(set(labels), key=str.lower)
+    class_names = sorted_class_names(labels)
     small = [c for c in class_names if (labels == c).sum() < min_spectra]
     if small:
         feedback.info(f"Classes with fewer than {min_spectra} spectra left out: {', '.join(small)}.")
@@ -195,7 +196,7 @@ def image_training_set(source, geometries, labels, band_info=None):
 
     X, pixel_labels, groups = training_pixels(source, geometries, labels)
     pixel_labels = np.array([str(v) for v in pixel_labels], dtype=object)
-    class_names = sorted(set(pixel_labels), key=str.lower)
+    class_names = sorted_class_names(pixel_labels)
     if len(class_names) < 2:
         raise OreMapError("The training features hold fewer than 2 classes.", "training",
                           "Label features of at least two classes.")
