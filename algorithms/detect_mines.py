@@ -89,7 +89,7 @@ class DetectMines(OreMapAlgorithm):
         self.add_value_output("TOTAL_AREA_HA", "Total footprint area (ha)")
 
     def process(self, parameters, context, feedback):
-        from ..core.sentinel2.sentinel2.sentinel2.mine_detection import detect_mines
+        from ..core.sentinel2.mine_detection import detect_mines
 
         path, band_map, crs = s2_input_path(self, parameters, context)
         model = self.parameterAsFile(parameters, "MODEL_FILE", context)

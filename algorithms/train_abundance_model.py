@@ -9,9 +9,9 @@ from qgis.core import (
     QgsProcessingParameterField,
 )
 
-from ..core.abundance.abundance import abundance
-from ..core.abundance.abundance import abundance_report
-from ..core.abundance.abundance import members
+from ..core.abundance import abundance
+from ..core.abundance import abundance_report
+from ..core.abundance import members
 from ..core.engine.spectra import PREPROCESSING
 from .base import OreMapAlgorithm
 

@@ -9,9 +9,9 @@ from qgis.core import (
     QgsProcessingParameterString,
 )
 
-from ..core.sentinel2.sentinel2 import mine_classifier
-from ..core.sentinel2.sentinel2 import patch_models
-from ..core.sentinel2.sentinel2 import patch_sets
+from ..core.sentinel2 import mine_classifier
+from ..core.sentinel2 import patch_models
+from ..core.sentinel2 import patch_sets
 from .base import OreMapAlgorithm
 from .s2_indices import S2_INPUT_HELP, add_cloud_mask, cloud_mask
 from .train_mine_segmentation import polygon_geometries

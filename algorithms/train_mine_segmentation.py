@@ -101,8 +101,8 @@ class TrainMineSegmentation(OreMapAlgorithm):
     }
 
     def initAlgorithm(self, config=None):  # noqa: N802
-        from ..core.sentinel2.sentinel2.mine_segmentation import DEFAULT_INDICES
-        from ..core.sentinel2.sentinel2.sentinel2 import INDEX_NAMES
+        from ..core.sentinel2.mine_segmentation import DEFAULT_INDICES
+        from ..core.sentinel2.sentinel2 import INDEX_NAMES
 
         add_s2_input(self)
         self._add(QgsProcessingParameterFeatureSource("POLYGONS", self.tr("Mine polygons"),
@@ -133,8 +133,8 @@ class TrainMineSegmentation(OreMapAlgorithm):
         self.add_value_output("RECALL", "Held-out recall (mine)")
 
     def process(self, parameters, context, feedback):
-        from ..core.sentinel2.sentinel2.mine_segmentation import train_mine_segmentation
-        from ..core.sentinel2.sentinel2.sentinel2 import INDEX_NAMES
+        from ..core.sentinel2.mine_segmentation import train_mine_segmentation
+        from ..core.sentinel2.sentinel2 import INDEX_NAMES
 
         path, band_map, crs = s2_input_path(self, parameters, context)
         geometries = polygon_geometries(self, parameters, "POLYGONS", context, crs, feedback)

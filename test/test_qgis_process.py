@@ -74,7 +74,7 @@ def test_qgis_process_trains_and_detects_mines_headless(qgis_process, tmp_path):
 
     from s2_scene import S2_FOLDER, make_scene
 
-    from oremap.core.sentinel2.sentinel2.sentinel2.mine_detection import detect_mines
+    from oremap.core.sentinel2.mine_detection import detect_mines
 
     scene = make_scene(str(tmp_path / "scene"), seed=2, size=(192, 192))
     model = tmp_path / "unet.onnx"
