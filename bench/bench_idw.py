@@ -110,7 +110,7 @@ def main():
     valid = ~mask_ours & ~mask_gdal
     diff = np.abs(ours[valid] - theirs[valid])
     rel = diff / np.maximum(np.abs(theirs[valid]), 1e-12)
-    print(f"ours (core.geochemistry.idw)      : best {min(ours_times):7.2f} s  (runs: {', '.join(f'{t:.2f}' for t in ours_times)})")
+    print(f"ours (idw_to_raster) : best {min(ours_times):7.2f} s  (runs: {', '.join(f'{t:.2f}' for t in ours_times)})")
     print(f"gdal_grid invdistnn  : best {min(gdal_times):7.2f} s  (runs: {', '.join(f'{t:.2f}' for t in gdal_times)})")
     print(f"speed-up             : {min(gdal_times) / min(ours_times):.2f} x")
     print(f"nodata cells         : ours {mask_ours.sum()}, gdal_grid {mask_gdal.sum()}, "

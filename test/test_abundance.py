@@ -17,7 +17,7 @@ from abundance_scene import LISTED, make_scene, roi_pixels
 from oremap.core.abundance import abundance as ab
 from oremap.core.abundance import abundance_report
 from oremap.core.abundance import abundance_map
-from oremap.core.abundance import members
+from oremap.core.abundance import members as ab_members
 from oremap.core.engine import onnx_ensemble
 from oremap.core.engine.compositional import ilr_basis, ilr_inverse, project_simplex
 from oremap.core.engine.errors import OreMapError
@@ -134,7 +134,7 @@ def test_cross_validation_never_trains_on_a_held_out_roi(tmp_path, monkeypatch):
     comp = ab.prepare_compositions(scene["lab"][:, :4], LISTED)
     roi_of_row = {row.tobytes(): int(i) for row, i in zip(X, ids)}
     seen = []
-    make = members.make_member
+    make = ab_members.make_member
 
     class Spy:
         def __init__(self, inner):
