@@ -367,13 +367,13 @@ class OreMapAlgorithm(QgsProcessingAlgorithm):
                             "Choose a spectral library file, or a point layer with a name field.")
         if points is not None:
             self._parameter_overrides["endmembers"] = "POINTS"
-            info = mapping.image_band_info(raster, wavelengths, required=False)
+            info = mapping.image_band_info(raster, wavelengths, required=False, feedback=feedback)
             library, bands = mapping.sample_endmembers(raster, *points, band_info=info, nodata=nodata,
                                                        scale=scale, feedback=feedback)
             return library, None, bands, (nodata, scale)
         self._parameter_overrides["endmembers"] = "LIBRARY"
         library = self.library(parameters, context, feedback)
-        return library, mapping.image_band_info(raster, wavelengths), None, (nodata, scale)
+        return library, mapping.image_band_info(raster, wavelengths, feedback=feedback), None, (nodata, scale)
 
     def source_features(self, source, context, target_crs, skip_validity=False):
         """``(feature, geometry)`` for every feature of a feature source, the geometry transformed to

@@ -127,8 +127,10 @@ class TrainSpectralCnn(OreMapAlgorithm):
         if raster is not None:
             path, layer = self.raster_path(parameters, "INPUT", context)
             geometries, labels = self.labelled_geometries(parameters, "TRAINING", "CLASS_FIELD", context, layer.crs())
-            info = image_band_info(path, required=False)
-            bands = None if info is None else [int(i) + 1 for i in np.flatnonzero(info.good)]
+            info = image_band_info(path, required=False, feedback=feedback)
+            # good bands by wavelength, as training.target_bands orders the model's bands
+            bands = None if info is None else [int(i) + 1 for i in sorted(np.flatnonzero(info.good),
+                                                                          key=lambda i: info.centers[i])]
             good = None if info is None else training.target_bands(info, exclude_water=False)
             with RasterSource(path, bands=bands, feedback=feedback) as source:
                 data = training.image_training_set(source, geometries, labels, good)
@@ -141,10 +143,14 @@ class TrainSpectralCnn(OreMapAlgorithm):
         reference = self.parameterAsRasterLayer(parameters, "REFERENCE", context)
         text = self.parameterAsString(parameters, "WAVELENGTHS", context)
         if reference is not None:
-            target = image_band_info(self.raster_path(parameters, "REFERENCE", context)[0])
+            target = image_band_info(self.raster_path(parameters, "REFERENCE", context)[0], feedback=feedback)
         elif text and text.strip():
-            centers = parse_wavelength_list(text)
-            target = BandInfo(centers=centers, fwhm=None, bad=None)
+            from ..core.band_order import flag_overlaps
+
+            self._parameter_overrides["wavelengths"] = "WAVELENGTHS"
+            target, notes = flag_overlaps(BandInfo(centers=parse_wavelength_list(text), fwhm=None, bad=None))
+            for note in notes:
+                feedback.info(f"Target wavelengths: {note}")
         else:
             raise self.fail("REFERENCE", "Library training needs a target sensor.",
                             "Choose a raster of the target sensor, or enter target wavelengths.")
