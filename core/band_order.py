@@ -50,7 +50,7 @@ def _ranges(indexes):
     return ", ".join(parts)
 
 
-def overlap_bands(centers, fwhm=None, bad=None):
+def overlap_bands(centers, fwhm=None, bad=None, detectors=None):
     """Bands to leave out so that the good bands have strictly increasing, distinct centres.
 
     Parameters
@@ -60,6 +60,10 @@ def overlap_bands(centers, fwhm=None, bad=None):
     fwhm : array-like of shape (n,), optional
     bad : array-like of bool of shape (n,), optional
         Bands already flagged bad: they take no part (never kept, never reported).
+    detectors : array-like of shape (n,), optional
+        The detector of each band (``"VNIR"``, ``"SWIR"``) when the product says so (EnMAP's
+        channel lists, PRISMA's two cubes): then the runs are the detectors' bands, whatever
+        the file order.
 
     Returns
     -------
@@ -77,8 +81,17 @@ def overlap_bands(centers, fwhm=None, bad=None):
     good = np.flatnonzero(~bad)
     if good.size < 2:
         return dropped, notes
+    if detectors is not None:
+        # one run per detector, ordered by its shortest wavelength, each sorted by wavelength
+        labels = np.asarray(detectors, dtype=object).reshape(-1)[good]
+        groups = [good[labels == d] for d in dict.fromkeys(labels.tolist())]
+        groups = [g[np.argsort(centers[g], kind="stable")] for g in groups]
+        groups.sort(key=lambda g: centers[g[0]])
+        good = np.concatenate(groups)
+        sizes = np.cumsum([0] + [g.size for g in groups])
+        runs = list(zip(sizes[:-1].tolist(), sizes[1:].tolist()))
     c = centers[good]
-    runs = _runs(c)
+    runs = _runs(c) if detectors is None else runs
     for (a0, a1), (b0, b1) in zip(runs[:-1], runs[1:]):
         end, start = c[a1 - 1], c[b0]
         # two detectors overlap in part: each at least 2 bands, neither inside the other's range
@@ -91,8 +104,14 @@ def overlap_bands(centers, fwhm=None, bad=None):
             continue
         dropped[first] = True
         dropped[second] = True
+        if detectors is not None:
+            names = np.asarray(detectors, dtype=object).reshape(-1)
+            da, db = names[good[a0]], names[good[b0]]
+            notes.append(f"the {da} and {db} detectors overlap at {start:.1f}-{end:.1f} nm: cut at {cut:.1f} nm, "
+                         f"{len(first)} {da} bands above and {len(second)} {db} bands below it are left out.")
+            continue
         notes.append(
-            f"Bands {_ranges(range(good[a0], good[a1 - 1] + 1))} and {_ranges(range(good[b0], good[b1 - 1] + 1))} "
+            f"Bands {_ranges(good[a0:a1])} and {_ranges(good[b0:b1])} "
             f"overlap at {start:.1f}-{end:.1f} nm (two detectors): cut at {cut:.1f} nm, the edge bands "
             f"{_ranges(first + second)} are left out.")
     # repeated centres among the bands still kept
@@ -117,19 +136,19 @@ def overlap_bands(centers, fwhm=None, bad=None):
         notes.append(f"Repeated band centres: band {pairs}{more} left out.")
     # any order still left (e.g. bands listed from long to short wavelengths) is handled by sorting
     kept = np.flatnonzero(~bad & ~dropped)
-    if kept.size > 1 and np.any(np.diff(centers[kept]) <= 0):
+    if detectors is None and kept.size > 1 and np.any(np.diff(centers[kept]) <= 0):
         notes.append("The band centres are not in increasing order: the spectra are resampled by wavelength.")
     return dropped, notes
 
 
-def flag_overlaps(info):
+def flag_overlaps(info, detectors=None):
     """``info`` (a :class:`core.wavelengths.BandInfo`) with overlapping and repeated bands flagged bad.
 
     Returns ``(band_info, notes)``; ``band_info`` is a new object when bands were flagged.
     """
     from .wavelengths import BandInfo
 
-    dropped, notes = overlap_bands(info.centers, info.fwhm, info.bad)
+    dropped, notes = overlap_bands(info.centers, info.fwhm, info.bad, detectors)
     if not dropped.any():
         return info, notes
     return BandInfo(centers=info.centers, fwhm=info.fwhm, bad=np.asarray(info.bad, bool) | dropped), notes
