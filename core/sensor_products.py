@@ -75,6 +75,7 @@ class SensorProduct:
     bytes_per_row: int = 0  # memory one output row needs to read (input included)
     notes: list = field(default_factory=list)
     handles: list = field(default_factory=list)  # open GDAL datasets the reader's arrays belong to
+    limits: dict = field(default_factory=dict)  # reader's own memory limits (bytes), set by write_geotiff
 
 
 # ---------------------------------------------------------------------------
@@ -259,47 +260,48 @@ def _open_emit(path):
                  f"{glt_x.shape[0]} map grid.")
     n_lines, n_samples = dims[0], dims[1]
 
-    swath_line_bytes = n_samples * dims[2] * 4
-    read_limit = 64 * 1024 * 1024  # swath lines read at once (at least one map row's span)
+    limits = {"read": 64 * 1024 * 1024}  # largest swath box read at once (bytes); write_geotiff sets it
+    band_bytes = dims[2] * 4
 
-    def read_part(gx, gy):
-        valid = (gx > 0) & (gy > 0)
-        out = np.full(gx.shape + (keep.size,), np.nan, np.float32)
-        if not valid.any():
-            return out
-        lines, samples = gy[valid] - 1, gx[valid] - 1
-        lo, hi = int(lines.min()), int(lines.max()) + 1
-        if hi > n_lines or samples.max() >= n_samples:
-            raise _fail(path, "the geometry lookup table points outside the swath")
-        swath = np.asarray(refl.ReadAsArray(array_start_idx=[lo, 0, 0], count=[hi - lo, n_samples, dims[2]]))
-        values = swath[lines - lo, samples][:, keep].astype(np.float32)
+    def gather(lines, samples):
+        """Values (n, kept bands) of swath pixels, read as bounding boxes of at most limits["read"] bytes."""
+        values = np.empty((lines.size, keep.size), np.float32)
+        flagged = np.zeros(lines.size, bool)
+        stack = [np.arange(lines.size)]
+        while stack:
+            idx = stack.pop()
+            ln, sm = lines[idx], samples[idx]
+            lo, hi, slo, shi = int(ln.min()), int(ln.max()) + 1, int(sm.min()), int(sm.max()) + 1
+            if (hi - lo) * (shi - slo) * band_bytes > limits["read"] and idx.size > 1:
+                key = ln if hi - lo >= shi - slo else sm  # halve along the longer side of the box
+                order = idx[np.argsort(key, kind="stable")]
+                stack += [order[: order.size // 2], order[order.size // 2:]]
+                continue
+            box = np.asarray(refl.ReadAsArray(array_start_idx=[lo, slo, 0], count=[hi - lo, shi - slo, dims[2]]))
+            values[idx] = box[ln - lo, sm - slo][:, keep]
+            if mask_array is not None:
+                m = np.asarray(mask_array.ReadAsArray(array_start_idx=[lo, slo, aggregate],
+                                                      count=[hi - lo, shi - slo, 1]))
+                flagged[idx] = m[ln - lo, sm - slo, 0] > 0
         values[values == np.float32(fill)] = np.nan
-        if mask_array is not None:
-            m = np.asarray(mask_array.ReadAsArray(array_start_idx=[lo, 0, aggregate], count=[hi - lo, n_samples, 1]))
-            values[m[lines - lo, samples, 0] > 0] = np.nan
-        out[valid] = values
-        return out
+        values[flagged] = np.nan
+        return values
 
     def read_rows(row, count):
         gx = np.abs(glt_x[row:row + count])  # 1-based; negative = filled from the nearest pixel
         gy = np.abs(glt_y[row:row + count])
-        parts, start = [], 0
-        while start < count:  # groups of map rows whose swath lines fit the read limit
-            stop, lo, hi = start, None, None
-            while stop < count:
-                used = gy[stop][gy[stop] > 0]
-                nlo = min(lo, used.min()) if used.size and lo is not None else (used.min() if used.size else lo)
-                nhi = max(hi, used.max()) if used.size and hi is not None else (used.max() if used.size else hi)
-                if stop > start and nlo is not None and (nhi - nlo + 1) * swath_line_bytes > read_limit:
-                    break
-                lo, hi, stop = nlo, nhi, stop + 1
-            parts.append(read_part(gx[start:stop], gy[start:stop]))
-            start = stop
-        return np.concatenate(parts, axis=0)
+        valid = (gx > 0) & (gy > 0)
+        out = np.full(gx.shape + (keep.size,), np.nan, np.float32)
+        if valid.any():
+            lines, samples = gy[valid] - 1, gx[valid] - 1
+            if lines.max() >= n_lines or samples.max() >= n_samples:
+                raise _fail(path, "the geometry lookup table points outside the swath")
+            out[valid] = gather(lines, samples)
+        return out
 
     product = SensorProduct(EMIT_L2A_RFL, path, glt_x.shape[1], glt_x.shape[0], crs_wkt, geotransform, info,
-                            read_rows, notes=notes, handles=[ds, root] + ([mask_ds, mask_root] if mask_array is not None else []))
-    product.bytes_per_row = glt_x.shape[1] * keep.size * 12 + swath_line_bytes
+                            read_rows, notes=notes, limits=limits, handles=[ds, root] + ([mask_ds, mask_root] if mask_array is not None else []))
+    product.bytes_per_row = glt_x.shape[1] * keep.size * 12
     return product
 
 
@@ -508,9 +510,12 @@ def write_geotiff(product, out_path, memory_mb=512, feedback=None, overwrite=Tru
     check_output_path(out_path, overwrite=overwrite)
     info = product.band_info
     budget = max(float(memory_mb), 16.0) * 1024 * 1024 / 2
-    rows = int(max(1, min(product.height, budget // max(product.bytes_per_row, 1))))
+    if "read" in product.limits:  # half for the swath boxes the reader holds, half for the rows in flight
+        product.limits["read"] = budget / 2
+    # whole tile rows per write (tiles 256 wide and `rows` high, a multiple of 16): every tile is written once
+    rows = int(min(256, max(16, budget // max(product.bytes_per_row, 1) // 16 * 16)))
     profile = dict(driver="GTiff", width=product.width, height=product.height, count=info.n_bands,
-                   dtype="float32", nodata=NODATA, tiled=True, blockxsize=256, blockysize=256, compress="deflate",
+                   dtype="float32", nodata=NODATA, tiled=True, blockxsize=256, blockysize=rows, compress="deflate",
                    predictor=3, bigtiff="if_safer", interleave="band")
     folder = os.path.dirname(os.path.abspath(out_path))
     tmp = os.path.join(folder, "." + os.path.basename(out_path) + ".partial.tif")
