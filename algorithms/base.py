@@ -198,12 +198,6 @@ class OreMapAlgorithm(QgsProcessingAlgorithm):
             notes.append(f"<p><b>Some options need more:</b> {uses}. {dependencies.install_hint(optional)}</p>")
         return notes
 
-    def checkParameterValues(self, parameters, context):  # noqa: N802
-        missing = self.missing_packages()
-        if missing:
-            return False, dependencies.install_hint(missing)
-        return super().checkParameterValues(parameters, context)
-
     def shortHelpString(self):  # noqa: N802
         """HTML help: what it does, each parameter, each output, references."""
         html = self.dependency_notice() + [f"<p>{p}</p>" for p in self.tr(self.HELP).split("\n\n")]
@@ -581,9 +575,14 @@ class OreMapAlgorithm(QgsProcessingAlgorithm):
         return results
 
     def checkParameterValues(self, parameters, context):  # noqa: N802 (QGIS API)
-        """QGIS's checks, except that a raster parameter may name a sensor product file (EMIT .nc, EnMAP
-        METADATA.XML, PRISMA .he5) that QGIS cannot load as a layer: raster_path converts it."""
+        """A missing package refuses the run with how to install it; then QGIS's checks, except that a raster
+        parameter may name a sensor product file (EMIT .nc, EnMAP METADATA.XML, PRISMA .he5) that QGIS cannot
+        load as a layer: raster_path converts it."""
         from ..core.sensor_products import detect
+
+        missing = self.missing_packages()
+        if missing:
+            return False, dependencies.install_hint(missing)
 
         products = {d.name() for d in self.parameterDefinitions()
                     if isinstance(d, QgsProcessingParameterRasterLayer)

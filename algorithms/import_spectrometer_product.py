@@ -60,7 +60,7 @@ class ImportSpectrometerProduct(OreMapAlgorithm):
 
     def process(self, parameters, context, feedback):
         path = self.parameterAsFile(parameters, "INPUT", context)
-        self._parameter_overrides["raster"] = "INPUT"
+        self._parameter_overrides.update(raster="INPUT", wavelengths="INPUT", scale="INPUT")
         if not path or not os.path.exists(path):
             raise self.fail("INPUT", f"'{path}' does not exist.", "Choose the product file.")
         if sensor_products.detect(path):

@@ -489,7 +489,7 @@ def open_raster_product(path, feedback=None):
     notes = [f"{bad} bad or overlapping bands left out."] if bad else []
     return SensorProduct("raster", os.fspath(path), width, height, crs_wkt, geotransform,
                          BandInfo(centers=info.centers[keep], fwhm=None if info.fwhm is None else info.fwhm[keep]),
-                         read_rows, bytes_per_row=width * keep.size * 12, notes=notes)
+                         read_rows, bytes_per_row=width * keep.size * 12, notes=notes, handles=[source])
 
 
 # ---------------------------------------------------------------------------

@@ -276,3 +276,15 @@ def test_train_from_library_for_a_sensor_preset(run_alg, tmp_path):
                                        "WAVELENGTHS": "400:2500:10", "OUTPUT_MODEL": out,
                                        "OUTPUT_REPORT": str(tmp_path / "r.html")})
     assert "WAVELENGTHS" in str(err.value)
+
+
+def test_import_refuses_a_raster_without_wavelengths(run_alg, tmp_path):
+    from qgis.core import QgsProcessingException
+
+    path = str(tmp_path / "plain.tif")
+    with rasterio.open(path, "w", driver="GTiff", width=4, height=4, count=3, dtype="float32") as dst:
+        dst.write(np.full((3, 4, 4), 0.2, np.float32))
+    with pytest.raises(QgsProcessingException) as err:
+        run_alg("import_spectrometer_product", {"INPUT": path, "OUTPUT": str(tmp_path / "out.tif")})
+    assert "(INPUT)" in str(err.value) and "no wavelength metadata" in str(err.value)
+    assert not os.path.exists(tmp_path / "out.tif")
