@@ -59,6 +59,7 @@ bench: setup
 	$(PYTHON) bench/bench_abundance.py
 	$(PYTHON) bench/bench_idw.py
 	$(PYTHON) bench/bench_prospectivity.py
+	$(PYTHON) bench/bench_sensor_products.py
 	$(PYTHON) bench/bench_vae.py
 	$(PYTHON) bench/bench_detect_mines.py --quick
 

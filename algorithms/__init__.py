@@ -10,6 +10,7 @@ ALGORITHMS = [
     ("train_spectral_cnn", "TrainSpectralCnn"),
     ("classify_spectral_cnn", "ClassifySpectralCnn"),
     ("unmix_fcls", "UnmixFcls"),
+    ("import_spectrometer_product", "ImportSpectrometerProduct"),
     ("accuracy_assessment", "AccuracyAssessment"),
     ("train_abundance_model", "TrainAbundanceModel"),
     ("predict_abundance", "PredictAbundance"),

@@ -44,6 +44,7 @@ from qgis.core import (
     QgsProcessingParameterRasterLayer,
     QgsProcessingParameterString,
     QgsProcessingParameterDefinition,
+    QgsProcessingUtils,
 )
 from qgis.PyQt.QtCore import QCoreApplication
 
@@ -284,12 +285,6 @@ class OreMapAlgorithm(QgsProcessingAlgorithm):
             notes.append(f"<p><b>Some options need more:</b> {uses}. {dependencies.install_hint(optional)}</p>")
         return notes
 
-    def checkParameterValues(self, parameters, context):  # noqa: N802
-        missing = self.missing_packages()
-        if missing:
-            return False, dependencies.install_hint(missing)
-        return super().checkParameterValues(parameters, context)
-
     def shortHelpString(self):  # noqa: N802
         """Help: what it does, each parameter (with its default and allowed range), each output, references.
 
@@ -442,13 +437,37 @@ class OreMapAlgorithm(QgsProcessingAlgorithm):
 
     # -- resolving parameters --------------------------------------------------------------------
     def raster_path(self, parameters, name, context):
+        """``(file, layer)`` of a raster parameter. A sensor product (EMIT L2A RFL .nc, EnMAP L2A METADATA.XML or
+        SPECTRAL_IMAGE.TIF, PRISMA L2D .he5; core/hyperspectral/sensor_products.py) is first written once to a GeoTIFF with
+        its wavelengths in the Processing temporary folder, and that GeoTIFF is used."""
+        from ..core.hyperspectral import sensor_products
+
+        value = parameters.get(name)
+        if isinstance(value, str) and value and sensor_products.detect(value):
+            return self._product_raster(name, value)
         layer = self.parameterAsRasterLayer(parameters, name, context)
         if layer is None:
             raise self.fail(name, "No raster was given or it could not be loaded.", "Choose a raster layer.")
+        if sensor_products.detect(layer.source()):
+            return self._product_raster(name, layer.source())
         if layer.providerType() != "gdal" or not os.path.exists(layer.source().split("|")[0]):
             raise self.fail(name, f"'{layer.name()}' is not a raster file on disk.",
                             "Save it as GeoTIFF first (Raster > Conversion > Translate).")
         return layer.source().split("|")[0], layer
+
+    def _product_raster(self, name, source):
+        from qgis.core import QgsRasterLayer
+
+        from ..core.hyperspectral import sensor_products
+
+        self._parameter_overrides["raster"] = name
+        feedback = getattr(self, "_feedback", None)
+        folder = os.path.join(QgsProcessingUtils.tempFolder(), "oremap_products")
+        path = sensor_products.prepare_input(source, folder, memory_mb=self.memory_mb(), feedback=feedback)
+        layer = QgsRasterLayer(path, os.path.basename(path), "gdal")
+        if not layer.isValid():
+            raise self.fail(name, f"The GeoTIFF made from the product cannot be loaded: {path}.")
+        return path, layer
 
     def band_parameters(self, parameters, context):
         """Wavelength list (nm) or None, extra nodata or None, scale or None."""
@@ -511,13 +530,13 @@ class OreMapAlgorithm(QgsProcessingAlgorithm):
                             "Choose a spectral library file, or a point layer with a name field.")
         if points is not None:
             self._parameter_overrides["endmembers"] = "POINTS"
-            info = mapping.image_band_info(raster, wavelengths, required=False)
+            info = mapping.image_band_info(raster, wavelengths, required=False, feedback=feedback)
             library, bands = mapping.sample_endmembers(raster, *points, band_info=info, nodata=nodata,
                                                        scale=scale, feedback=feedback)
             return library, None, bands, (nodata, scale)
         self._parameter_overrides["endmembers"] = "LIBRARY"
         library = self.library(parameters, context, feedback)
-        return library, mapping.image_band_info(raster, wavelengths), None, (nodata, scale)
+        return library, mapping.image_band_info(raster, wavelengths, feedback=feedback), None, (nodata, scale)
 
     def source_features(self, source, context, target_crs, skip_validity=False):
         """``(feature, geometry)`` for every feature of a feature source, the geometry transformed to
@@ -736,8 +755,32 @@ class OreMapAlgorithm(QgsProcessingAlgorithm):
                 bridge.info(f"Report: {path} (opens from Processing > Results Viewer, or in a browser).")
         return results
 
+    def checkParameterValues(self, parameters, context):  # noqa: N802 (QGIS API)
+        """A missing package refuses the run with how to install it; then QGIS's checks, except that a raster
+        parameter may name a sensor product file (EMIT .nc, EnMAP METADATA.XML, PRISMA .he5) that QGIS cannot
+        load as a layer: raster_path converts it."""
+        from ..core.hyperspectral.sensor_products import detect
+
+        missing = self.missing_packages()
+        if missing:
+            return False, dependencies.install_hint(missing)
+
+        products = {d.name() for d in self.parameterDefinitions()
+                    if isinstance(d, QgsProcessingParameterRasterLayer)
+                    and isinstance(parameters.get(d.name()), str) and detect(parameters.get(d.name()))}
+        if not products:
+            return super().checkParameterValues(parameters, context)
+        for definition in self.parameterDefinitions():
+            name = definition.name()
+            if name in products or definition.flags() & QgsProcessingParameterDefinition.FlagHidden:
+                continue
+            if not definition.checkValueIsAcceptable(parameters.get(name), context):
+                return False, self.tr(f"Incorrect parameter value for {definition.description()} ({name}).")
+        return True, ""
+
     def _process_translated(self, parameters, context, bridge):
         """``process``, with core errors turned into QgsProcessingExceptions naming the parameter."""
+        self._feedback = bridge  # for helpers that log (e.g. a sensor product converted on input)
         try:
             return self.process(parameters, context, bridge)
         except Cancelled:

@@ -99,7 +99,7 @@ class ClassifySpectralCnn(OreMapAlgorithm):
         model_path = self.model_path(parameters, context, feedback)
         wavelengths, nodata, scale = self.band_parameters(parameters, context)
         feedback.info(f"Model file: {model_path}")
-        band_info = mapping.image_band_info(raster, wavelengths) if wavelengths is not None else None
+        band_info = mapping.image_band_info(raster, wavelengths, feedback=feedback) if wavelengths is not None else None
         outputs = {name: self.output_path(parameters, name, context, feedback)
                    for name in ("OUTPUT_CLASSES", "OUTPUT_PROBABILITIES", "OUTPUT_CONFIDENCE")}
         stats = mapping.cnn_classify_map(

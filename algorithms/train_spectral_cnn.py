@@ -49,7 +49,11 @@ class TrainSpectralCnn(OreMapAlgorithm):
         "CLASS_TABLE": "(b) Optional CSV 'spectrum name,class' overriding the rule for the spectra it lists.",
         "CLASSES": "(b) Classes to train, e.g. 'Kaolinite; Alunite; Calcite'. Empty: every class with enough spectra.",
         "REFERENCE": "(b) A raster of the target sensor: the model is trained on its good bands.",
-        "WAVELENGTHS": "(b) Instead of a reference raster: target band centres in nm ('400:2500:10' or a list).",
+        "SENSOR": "(b) Instead of a reference raster: the band centres and FWHM of a sensor shipped with OreMap "
+                  "(AVIRIS-Classic, AVIRIS-NG, EMIT, EnMAP, PRISMA, HyMap; sources in core/sensor_data/SOURCES.md), "
+                  "so a model can be made for a sensor without a scene of it.",
+        "WAVELENGTHS": "(b) Instead of a reference raster or preset: target band centres in nm ('400:2500:10' or a "
+                       "list, in any order; overlapping detectors are handled as for rasters).",
         "EXCLUDE_WATER": "(b) Leave out the atmospheric water-vapour windows (1330-1460 and 1760-1970 nm), which "
                          "are unusable in airborne and satellite reflectance.",
         "PREPROCESSING": "Applied to every spectrum before the network, in training and classification alike: "
@@ -95,6 +99,10 @@ class TrainSpectralCnn(OreMapAlgorithm):
                                              optional=True), advanced=True)
         self._add(QgsProcessingParameterString("CLASSES", self.tr("Classes to train (b)"), optional=True))
         self._add(QgsProcessingParameterRasterLayer("REFERENCE", self.tr("Target sensor raster (b)"), optional=True))
+        from ..core.hyperspectral.sensor_presets import SENSORS
+
+        self.add_enum("SENSOR", "Target sensor preset (b)",
+                      ["None (target sensor raster or wavelengths)"] + [label for _, label in SENSORS.values()])
         self._add(QgsProcessingParameterString("WAVELENGTHS", self.tr("Target wavelengths in nm (b)"), optional=True))
         self._add(QgsProcessingParameterBoolean("EXCLUDE_WATER", self.tr("Leave out water-vapour bands (b)"),
                                                 defaultValue=True))
@@ -119,7 +127,11 @@ class TrainSpectralCnn(OreMapAlgorithm):
         from ..core.engine.raster import RasterSource
         from ..core.engine.wavelengths import BandInfo, parse_wavelength_list
 
-        raster = self.parameterAsRasterLayer(parameters, "INPUT", context)
+        from ..core.hyperspectral.sensor_products import detect
+
+        given = parameters.get("INPUT")
+        raster = (given if isinstance(given, str) and given and detect(given)
+                  else self.parameterAsRasterLayer(parameters, "INPUT", context))
         libraries = [p for p in self.parameterAsFileList(parameters, "LIBRARIES", context) if p]
         if raster is not None and libraries:
             raise self.fail("LIBRARIES", "Both a raster (a) and spectral libraries (b) were given.",
@@ -127,8 +139,10 @@ class TrainSpectralCnn(OreMapAlgorithm):
         if raster is not None:
             path, layer = self.raster_path(parameters, "INPUT", context)
             geometries, labels = self.labelled_geometries(parameters, "TRAINING", "CLASS_FIELD", context, layer.crs())
-            info = image_band_info(path, required=False)
-            bands = None if info is None else [int(i) + 1 for i in np.flatnonzero(info.good)]
+            info = image_band_info(path, required=False, feedback=feedback)
+            # good bands by wavelength, as training.target_bands orders the model's bands
+            bands = None if info is None else [int(i) + 1 for i in sorted(np.flatnonzero(info.good),
+                                                                          key=lambda i: info.centers[i])]
             good = None if info is None else training.target_bands(info, exclude_water=False)
             with RasterSource(path, bands=bands, feedback=feedback) as source:
                 data = training.image_training_set(source, geometries, labels, good)
@@ -138,16 +152,31 @@ class TrainSpectralCnn(OreMapAlgorithm):
         if not libraries:
             raise self.fail("LIBRARIES", "No training data were given.",
                             "Give spectral libraries (b), or a raster with training features (a).")
-        reference = self.parameterAsRasterLayer(parameters, "REFERENCE", context)
+        reference = parameters.get("REFERENCE")
+        if not (isinstance(reference, str) and reference and detect(reference)):
+            reference = self.parameterAsRasterLayer(parameters, "REFERENCE", context)
         text = self.parameterAsString(parameters, "WAVELENGTHS", context)
+        sensor = self.parameterAsEnum(parameters, "SENSOR", context)
+        given = [n for n, v in (("REFERENCE", reference is not None), ("SENSOR", sensor > 0),
+                                ("WAVELENGTHS", bool(text and text.strip()))) if v]
+        if len(given) > 1:
+            raise self.fail(given[1], f"{' and '.join(given)} both give a target sensor.", "Use one of them.")
         if reference is not None:
-            target = image_band_info(self.raster_path(parameters, "REFERENCE", context)[0])
+            target = image_band_info(self.raster_path(parameters, "REFERENCE", context)[0], feedback=feedback)
+        elif sensor > 0:
+            from ..core.hyperspectral import sensor_presets
+
+            target = sensor_presets.band_info(sensor_presets.names()[sensor - 1], feedback)
         elif text and text.strip():
-            centers = parse_wavelength_list(text)
-            target = BandInfo(centers=centers, fwhm=None, bad=None)
+            from ..core.engine.band_order import flag_overlaps
+
+            self._parameter_overrides["wavelengths"] = "WAVELENGTHS"
+            target, notes = flag_overlaps(BandInfo(centers=parse_wavelength_list(text), fwhm=None, bad=None))
+            for note in notes:
+                feedback.info(f"Target wavelengths: {note}")
         else:
             raise self.fail("REFERENCE", "Library training needs a target sensor.",
-                            "Choose a raster of the target sensor, or enter target wavelengths.")
+                            "Choose a raster of the target sensor, a sensor preset, or enter target wavelengths.")
         data = training.library_training_set(
             libraries, target, class_rule=CLASS_RULES[self.parameterAsEnum(parameters, "CLASS_RULE", context)][0],
             class_table=self.parameterAsFile(parameters, "CLASS_TABLE", context) or None,

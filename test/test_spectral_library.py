@@ -67,7 +67,10 @@ def test_parse_wavelength_list():
     assert parse_wavelength_list("400:430:10").tolist() == [400.0, 410.0, 420.0, 430.0]
     assert parse_wavelength_list("400 : 425 : 10, 500").tolist() == [400.0, 410.0, 420.0, 500.0]
     assert parse_wavelength_list("0.45, 0.55").tolist() == [450.0, 550.0]
-    for bad in ["", "450, abc", "550, 450", "450, 450", "500:400:10", "400:500:0"]:
+    # detector by detector, as AVIRIS-Classic lists them: kept in the order given, repeats too
+    assert parse_wavelength_list("667.3, 677.2, 687.0, 664.3, 673.9").tolist() == [667.3, 677.2, 687.0, 664.3, 673.9]
+    assert parse_wavelength_list("450, 450").tolist() == [450.0, 450.0]
+    for bad in ["", "450, abc", "-450, 550", "500:400:10", "400:500:0", "450, nan"]:
         with pytest.raises(OreMapError) as err:
             parse_wavelength_list(bad)
         assert err.value.parameter == "wavelengths"

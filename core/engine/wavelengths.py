@@ -77,6 +77,8 @@ class BandInfo:
     centers: np.ndarray
     fwhm: np.ndarray = None
     bad: np.ndarray = None
+    #: Where the centres came from, for messages ("the metadata of 'cube.img'"); None if unknown.
+    origin: str = None
 
     def __post_init__(self):
         self.centers = np.asarray(self.centers, dtype=np.float64).reshape(-1)
@@ -226,13 +228,16 @@ def parse_wavelength_list(text, units=None):
     Returns
     -------
     ndarray of float64
-        Strictly increasing wavelengths in nanometres.
+        Wavelengths in nanometres, in the order given: one per band of the
+        raster, as the sensor lists them (detectors that overlap, such as
+        AVIRIS-Classic's, give centres that go back; repeated centres are
+        allowed). :func:`core.engine.band_order.overlap_bands` sorts them out.
 
     Raises
     ------
     OreMapError
         ``parameter="wavelengths"`` for empty or unreadable text and values
-        that are not finite or not strictly increasing.
+        that are not finite or not positive.
     """
     fix = 'Type wavelengths like "450, 550.5, 650" or a range "400:2500:10" (start:stop:step).'
     cleaned = re.sub(r"\s*:\s*", ":", str(text or "").strip())
@@ -248,13 +253,9 @@ def parse_wavelength_list(text, units=None):
     values = np.concatenate(pieces)
     if not np.all(np.isfinite(values)):
         raise OreMapError("Wavelengths must be finite numbers.", parameter="wavelengths", fix=fix)
-    if values.size > 1 and np.any(np.diff(values) <= 0):
-        i = int(np.argmax(np.diff(values) <= 0))
-        raise OreMapError(
-            f"Wavelengths must increase: {values[i]:g} is followed by {values[i + 1]:g}.",
-            parameter="wavelengths",
-            fix="List each wavelength once, from shortest to longest.",
-        )
+    if np.any(values <= 0):
+        raise OreMapError(f"Wavelengths must be positive: {values[values <= 0][0]:g} was given.",
+                          parameter="wavelengths", fix=fix)
     return to_nanometres(values, units)
 
 
@@ -538,7 +539,8 @@ def resample_spectra(values, src_wl, dst, src_fwhm=None):
     values : array-like of shape (n_spectra, n_src) or (n_src,)
         Spectra sampled at ``src_wl``; NaN marks missing channels.
     src_wl : array-like of shape (n_src,)
-        Strictly increasing source wavelengths in nanometres.
+        Source wavelengths in nanometres, in any order (detector by detector); values at a
+        repeated wavelength are averaged.
     dst : BandInfo or array-like of shape (n_dst,)
         Target bands; an array gives centres with unknown FWHM.
     src_fwhm : array-like of shape (n_src,), optional
@@ -579,11 +581,15 @@ def resample_spectra(values, src_wl, dst, src_fwhm=None):
             f"Spectra have {values.shape[-1]} values but {src_wl.size} wavelengths were given.",
             parameter="wavelengths",
         )
-    if src_wl.size < 2 or not np.all(np.isfinite(src_wl)) or np.any(np.diff(src_wl) <= 0):
-        raise OreMapError(
-            "Source wavelengths must be at least two finite, strictly increasing values.",
-            parameter="wavelengths",
-        )
+    if not np.all(np.isfinite(src_wl)):
+        raise OreMapError("Source wavelengths must be finite values.", parameter="wavelengths")
+    if np.any(np.diff(src_wl) <= 0):
+        # unsorted (detector by detector) or repeated centres: sort, average repeated ones
+        from .band_order import sorted_unique
+
+        src_wl, values, src_fwhm = sorted_unique(src_wl, values, src_fwhm)
+    if src_wl.size < 2:
+        raise OreMapError("Resampling needs at least two distinct source wavelengths.", parameter="wavelengths")
     centers = dst.centers
     out = _linear(values, src_wl, centers)
     if dst.fwhm is None:

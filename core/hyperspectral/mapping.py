@@ -28,12 +28,18 @@ SCORE_NODATA = -9999.0
 ABUNDANCE_NODATA = -9999.0
 
 
-def image_band_info(raster_path, wavelengths=None, fwhm=None, required=True):
+def image_band_info(raster_path, wavelengths=None, fwhm=None, required=True, feedback=None):
     """Band centres of a raster: from ``wavelengths`` (nm) when given, else its metadata.
 
-    Raises :class:`OreMapError` (parameter ``"wavelengths"``) when neither gives one
-    wavelength per band and ``required`` is True; returns None then otherwise.
+    Centres may come in any order and overlap (detector by detector, as AVIRIS-Classic, PRISMA and
+    EnMAP list them): the edge bands of overlapping detectors and repeated centres are flagged bad
+    (:func:`core.engine.band_order.overlap_bands`) and ``feedback`` is told which. Raises
+    :class:`OreMapError` (parameter ``"wavelengths"``) when neither gives one wavelength per band
+    and ``required`` is True; returns None then otherwise.
     """
+    from ..engine.band_order import flag_overlaps
+
+    feedback = ensure(feedback)
     with open_raster(raster_path) as ds:
         count = ds.count
         info = band_info_from_raster(ds)
@@ -44,13 +50,21 @@ def image_band_info(raster_path, wavelengths=None, fwhm=None, required=True):
                               "wavelengths", "Give exactly one wavelength per band, in nm.")
         bad = info.bad if info is not None and info.n_bands == count else np.zeros(count, bool)
         fwhm = None if fwhm is None else np.asarray(fwhm, dtype=float)
-        return BandInfo(centers=wavelengths, fwhm=fwhm, bad=bad)
-    if info is None and required:
-        raise OreMapError(
-            "The raster has no wavelength metadata, so library spectra cannot be matched to its bands.",
-            "wavelengths",
-            "Enter the band centre wavelengths (nm, comma separated) in the wavelength parameter, "
-            "or use endmembers sampled from the raster itself.")
+        info, origin = BandInfo(centers=wavelengths, fwhm=fwhm, bad=bad), "the wavelength parameter"
+    else:
+        origin = f"the metadata of '{os.path.basename(str(raster_path))}'"
+    if info is None:
+        if required:
+            raise OreMapError(
+                "The raster has no wavelength metadata, so library spectra cannot be matched to its bands.",
+                "wavelengths",
+                "Enter the band centre wavelengths (nm, comma separated) in the wavelength parameter, "
+                "or use endmembers sampled from the raster itself.")
+        return None
+    info, notes = flag_overlaps(info)
+    for note in notes:
+        feedback.info(f"Band centres from {origin}: {note}")
+    info.origin = origin
     return info
 
 
@@ -99,7 +113,7 @@ def reference_matrix(raster_path, spectra, band_info=None, image_bands=None, min
     if image_bands is not None:
         spectra.check_unique_names()
         return list(image_bands), np.asarray(spectra.spectra, dtype=float)
-    band_info = band_info or image_band_info(raster_path)
+    band_info = band_info or image_band_info(raster_path, feedback=feedback)
     return match_library(spectra, band_info, min_bands=min_bands, feedback=feedback)
 
 
@@ -278,6 +292,7 @@ def resampling_operator(image_info, model_wavelengths, model_fwhm=None):
     model_wl = np.asarray(model_wavelengths, dtype=float)
     good = ~np.asarray(image_info.bad, dtype=bool)
     centers = image_info.centers[good]
+    first, last = int(np.argmin(centers)), int(np.argmax(centers))  # edge bands (any band order)
     # every model band is one of the image's good bands: read those bands as they are
     nearest = np.abs(centers[None, :] - model_wl[:, None]).argmin(axis=1)
     if np.all(np.abs(centers[nearest] - model_wl) <= 0.5):
@@ -290,15 +305,17 @@ def resampling_operator(image_info, model_wavelengths, model_fwhm=None):
     # a model band just beyond the image's range (within its FWHM, at least 5 nm) takes the edge band
     reach = np.maximum(model_fwhm if model_fwhm is not None else 0.0, 5.0) * np.ones(model_wl.size)
     for j in np.flatnonzero(uncovered):
-        for edge, beyond in ((0, centers[0] - model_wl[j]), (centers.size - 1, model_wl[j] - centers[-1])):
+        for edge, beyond in ((first, centers[first] - model_wl[j]), (last, model_wl[j] - centers[last])):
             if 0 < beyond <= reach[j]:
                 matrix[:, j] = 0.0
                 matrix[edge, j] = 1.0
                 uncovered[j] = False
     if uncovered.any():
         gaps = model_wl[uncovered]
+        origin = getattr(image_info, "origin", None)
         raise OreMapError(
-            f"The raster's good bands ({centers.min():.0f}-{centers.max():.0f} nm) do not cover the model's "
+            f"The raster's good bands ({centers.min():.0f}-{centers.max():.0f} nm"
+            f"{', wavelengths from ' + origin if origin else ''}) do not cover the model's "
             f"wavelengths: {uncovered.sum()} of {model_wl.size} model bands are missing "
             f"({gaps.min():.0f}-{gaps.max():.0f} nm).",
             "raster", "Use a raster covering the model's range, or a model trained for this sensor.")
@@ -315,7 +332,7 @@ def model_input(raster_path, info, band_info=None, feedback=None):
     """
     feedback = ensure(feedback)
     if info.wavelengths:
-        image_info = band_info or image_band_info(raster_path)
+        image_info = band_info or image_band_info(raster_path, feedback=feedback)
         bands, matrix = resampling_operator(image_info, info.wavelengths, info.fwhm)
         if matrix is not None:
             feedback.info(f"The raster's {len(bands)} good bands are resampled to the model's "

@@ -88,8 +88,10 @@ def target_bands(band_info, exclude_water=True):
     if exclude_water:
         for lo, hi in WATER_WINDOWS:
             keep &= ~((band_info.centers >= lo) & (band_info.centers <= hi))
+    keep = np.flatnonzero(keep)
+    keep = keep[np.argsort(band_info.centers[keep], kind="stable")]  # by wavelength, whatever the file order
     fwhm = None if band_info.fwhm is None else band_info.fwhm[keep]
-    return BandInfo(centers=band_info.centers[keep], fwhm=fwhm, bad=np.zeros(int(keep.sum()), bool))
+    return BandInfo(centers=band_info.centers[keep], fwhm=fwhm, bad=np.zeros(keep.size, bool))
 
 
 def _fill_small_gaps(values, wavelengths, max_fraction=0.05):

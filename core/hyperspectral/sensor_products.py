@@ -1,0 +1,567 @@
+"""Imaging spectrometer products as delivered: EMIT L2A RFL, EnMAP L2A and PRISMA L2D.
+
+Each reader turns a product into a :class:`SensorProduct`: the map grid (CRS and geotransform),
+the band centres and FWHM in nanometres (sorted by wavelength, bad bands and detector-overlap
+edge bands already left out, see :mod:`core.engine.band_order`) and a function that reads full-width
+rows of the map grid as reflectance (float32, NaN where the product has no valid value).
+:func:`write_geotiff` streams that into a tiled GeoTIFF with the wavelengths and FWHM in the band
+metadata (:func:`core.engine.wavelengths.band_tags`), which every OreMap algorithm reads; :func:`prepare_input`
+does so once per product (cached) for algorithms given a product as their raster.
+
+Formats (the versions the readers follow; fixtures in ``test/sensor_fixtures.py`` are built
+field by field after them):
+
+* **EMIT L2A RFL, collection V001** (NetCDF4; EMIT L2A data product user guide): ``reflectance``
+  (downtrack, crosstrack, bands) float32 with ``_FillValue`` -9999; group ``sensor_band_parameters``
+  with ``wavelengths``, ``fwhm`` (nm) and ``good_wavelengths`` (1 good, 0 bad); group ``location``
+  with ``glt_x`` and ``glt_y`` (ortho_y, ortho_x), 1-based swath sample and line of each map cell,
+  0 where none; global attributes ``geotransform`` and ``spatial_ref`` (EPSG:4326) of the map grid.
+  The L2A mask granule beside it (``EMIT_L2A_MASK_...nc``: ``mask`` with ``sensor_band_parameters/
+  mask_bands``) masks pixels whose ``Aggregate Flag`` is set.
+* **EnMAP L2A, processor version 1.x** (GeoTIFF + ``METADATA.XML``; EnMAP L2A product
+  specification): ``...-SPECTRAL_IMAGE.TIF`` (int16 with a nodata value) and ``...-METADATA.XML``
+  with ``specific/bandCharacterisation/bandID`` (``wavelengthCenterOfBand``, ``FWHMOfBand``,
+  ``GainOfBand``, ``OffsetOfBand``; reflectance = DN x gain + offset) and the VNIR and SWIR channel
+  lists ``specific/vnirProductQuality/expectedChannelsList`` and ``swirProductQuality/...``. Quality
+  masks beside it (``-QL_QUALITY_CLOUD.TIF``, ``-QL_QUALITY_CLOUDSHADOW.TIF``,
+  ``-QL_QUALITY_CIRRUS.TIF``; 1 = flagged) become nodata.
+* **PRISMA L2D, product specification issue 2.3** (HDF-EOS5): ``HDFEOS/SWATHS/PRS_L2D_HCO/Data
+  Fields/VNIR_Cube`` and ``SWIR_Cube`` (uint16, lines x bands x samples, bands from long to short
+  wavelengths); root attributes ``List_Cw_Vnir``/``List_Cw_Swir``, ``List_Fwhm_Vnir``/``_Swir``
+  (nm, 0 for unused bands), ``List_Cw_Vnir_Flags``/``_Swir_Flags``, ``L2ScaleVnirMin``/``Max`` and
+  ``L2ScaleSwirMin``/``Max`` (reflectance = min + DN (max - min) / 65535), ``Epsg_Code`` and the
+  pixel-centre corners ``Product_ULcorner_easting``/``_northing`` and ``Product_LRcorner_...``.
+  Pixels that are 0 in every band are nodata.
+
+GDAL's own netCDF and HDF5 drivers read the files (the multidimensional API), so nothing beyond
+QGIS's GDAL is needed.
+"""
+
+import os
+import re
+import xml.etree.ElementTree as ElementTree
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..engine.band_order import overlap_bands
+from ..engine.errors import OreMapError
+from ..engine.feedback import ensure
+from ..engine.wavelengths import BandInfo, band_tags
+
+NODATA = -9999.0
+
+EMIT_L2A_RFL = "EMIT L2A RFL"
+ENMAP_L2A = "EnMAP L2A"
+PRISMA_L2D = "PRISMA L2D"
+
+
+@dataclass
+class SensorProduct:
+    """A product ready to stream onto its map grid.
+
+    ``read_rows(row, count)`` returns ``(count, width, n_bands)`` float32 reflectance, NaN where invalid,
+    bands in the order of ``band_info`` (by wavelength).
+    """
+
+    kind: str
+    path: str
+    width: int
+    height: int
+    crs_wkt: str
+    geotransform: tuple
+    band_info: BandInfo
+    read_rows: object
+    bytes_per_row: int = 0  # memory one output row needs to read (input included)
+    notes: list = field(default_factory=list)
+    handles: list = field(default_factory=list)  # open GDAL datasets the reader's arrays belong to
+    limits: dict = field(default_factory=dict)  # reader's own memory limits (bytes), set by write_geotiff
+
+
+# ---------------------------------------------------------------------------
+# Detection
+# ---------------------------------------------------------------------------
+
+_GDAL_URI = re.compile(r'^(?:NETCDF|HDF5):"?([^"]+?)"?:')
+
+
+def product_file(path):
+    """The file behind ``path``: a GDAL subdataset URI (``NETCDF:"x.nc":reflectance``) gives ``x.nc``."""
+    path = str(path).split("|")[0]
+    match = _GDAL_URI.match(path)
+    return match.group(1) if match else path
+
+
+def _enmap_metadata(path):
+    """The METADATA.XML of an EnMAP product given by its XML or any of its TIFs, else None."""
+    name = os.path.basename(path)
+    if not name.upper().startswith("ENMAP") or "L2A" not in name.upper():
+        return None
+    if name.upper().endswith("METADATA.XML"):
+        return path
+    stem = re.sub(r"-(SPECTRAL_IMAGE|QL_[A-Z_]+)\.TIF$", "", name, flags=re.IGNORECASE)
+    for suffix in ("-METADATA.XML", "-METADATA.xml"):
+        candidate = os.path.join(os.path.dirname(path), stem + suffix)
+        if os.path.exists(candidate):
+            return candidate
+    return None
+
+
+def detect(path):
+    """The product kind of ``path`` (:data:`EMIT_L2A_RFL`, :data:`ENMAP_L2A`, :data:`PRISMA_L2D`) or None."""
+    path = product_file(path)
+    name = os.path.basename(path).upper()
+    if name.endswith(".NC") and name.startswith("EMIT_L2A_RFL_"):
+        return EMIT_L2A_RFL
+    if name.endswith((".HE5", ".H5")) and name.startswith("PRS_L2D"):
+        return PRISMA_L2D
+    if _enmap_metadata(path):
+        return ENMAP_L2A
+    return None
+
+
+def open_product(path, feedback=None):
+    """Read the metadata of a product and return its :class:`SensorProduct`.
+
+    Raises :class:`OreMapError` (parameter ``"raster"``) for a file that is not one of the products, or a
+    product whose metadata do not follow the specification (the message names the file and field).
+    """
+    feedback = ensure(feedback)
+    path = product_file(path)
+    if not os.path.exists(path):
+        raise OreMapError(f"'{path}' does not exist.", "raster", "Choose the product file.")
+    kind = detect(path)
+    readers = {EMIT_L2A_RFL: _open_emit, ENMAP_L2A: _open_enmap, PRISMA_L2D: _open_prisma}
+    if kind is None:
+        raise OreMapError(
+            f"'{os.path.basename(path)}' is not an EMIT L2A RFL (EMIT_L2A_RFL_*.nc), EnMAP L2A (*-METADATA.XML or "
+            "*-SPECTRAL_IMAGE.TIF beside it) or PRISMA L2D (PRS_L2D_*.he5) product.", "raster",
+            "Choose the product as delivered, with its original file name.")
+    product = readers[kind](path)
+    for note in product.notes:
+        feedback.info(f"{kind} '{os.path.basename(path)}': {note}")
+    return product
+
+
+def _fail(path, what):
+    return OreMapError(f"'{os.path.basename(path)}' does not look like a valid product: {what}.", "raster",
+                       "Use the product file as delivered.")
+
+
+def _select_bands(centers, fwhm, good, detectors, notes, path):
+    """Indexes of the bands to write, by wavelength: good bands without the overlap edge bands."""
+    centers = np.asarray(centers, float)
+    bad = ~np.asarray(good, bool) | ~np.isfinite(centers) | (centers <= 0)
+    if bad.any():
+        notes.append(f"{int(bad.sum())} bad bands left out (product's band flags).")
+    dropped, overlap_notes = overlap_bands(centers, fwhm, bad, detectors)
+    notes.extend(overlap_notes)
+    keep = np.flatnonzero(~bad & ~dropped)
+    keep = keep[np.argsort(centers[keep], kind="stable")]
+    if keep.size < 2:
+        raise _fail(path, "fewer than two usable bands")
+    return keep
+
+
+# ---------------------------------------------------------------------------
+# GDAL multidimensional helpers
+# ---------------------------------------------------------------------------
+
+def _open_multidim(path):
+    from osgeo import gdal
+
+    try:
+        ds = gdal.OpenEx(path, gdal.OF_MULTIDIM_RASTER)
+    except RuntimeError as exc:  # when the caller's GDAL raises exceptions
+        raise OreMapError(f"GDAL cannot open '{os.path.basename(path)}': {exc}", "raster") from None
+    if ds is None:
+        raise OreMapError(f"GDAL cannot open '{os.path.basename(path)}'.", "raster")
+    return ds
+
+
+def _quiet(call, *args):
+    """``call(*args)``, None where GDAL finds nothing (whether or not GDAL raises exceptions)."""
+    from osgeo import gdal
+
+    gdal.PushErrorHandler("CPLQuietErrorHandler")
+    try:
+        return call(*args)
+    except RuntimeError:
+        return None
+    finally:
+        gdal.PopErrorHandler()
+
+
+def _group(root, *names):
+    group = root
+    for name in names:
+        group = _quiet(group.OpenGroup, name) if group is not None else None
+    return group
+
+
+def _array(group, name, path):
+    array = _quiet(group.OpenMDArray, name) if group is not None else None
+    if array is None:
+        raise _fail(path, f"no variable '{name}'")
+    return array
+
+
+def _attribute(obj, name, path=None, default=None):
+    attr = _quiet(obj.GetAttribute, name)
+    if attr is None:
+        if path is not None and default is None:
+            raise _fail(path, f"no attribute '{name}'")
+        return default
+    value = attr.Read()
+    return value
+
+
+# ---------------------------------------------------------------------------
+# EMIT L2A RFL
+# ---------------------------------------------------------------------------
+
+def _open_emit(path):
+    ds = _open_multidim(path)
+    root = ds.GetRootGroup()
+    refl = _array(root, "reflectance", path)
+    dims = [d.GetSize() for d in refl.GetDimensions()]
+    if len(dims) != 3:
+        raise _fail(path, "'reflectance' is not (downtrack, crosstrack, bands)")
+    bands_group = _group(root, "sensor_band_parameters")
+    centers = np.asarray(_array(bands_group, "wavelengths", path).ReadAsArray(), float)
+    fwhm = np.asarray(_array(bands_group, "fwhm", path).ReadAsArray(), float)
+    good_array = _quiet(bands_group.OpenMDArray, "good_wavelengths")
+    good = np.ones(centers.size, bool) if good_array is None else np.asarray(good_array.ReadAsArray()) == 1
+    if centers.size != dims[2]:
+        raise _fail(path, f"{centers.size} wavelengths for {dims[2]} bands")
+    location = _group(root, "location")
+    glt_x = np.asarray(_array(location, "glt_x", path).ReadAsArray(), np.int64)
+    glt_y = np.asarray(_array(location, "glt_y", path).ReadAsArray(), np.int64)
+    geotransform = tuple(float(v) for v in np.ravel(_attribute(root, "geotransform", path)))
+    crs_wkt = str(_attribute(root, "spatial_ref", path))
+    fill = refl.GetNoDataValueAsDouble()
+    fill = NODATA if fill is None else fill
+    notes = []
+    keep = _select_bands(centers, fwhm, good, None, notes, path)
+    info = BandInfo(centers=centers[keep], fwhm=fwhm[keep])
+
+    mask_array, aggregate = None, None
+    mask_path = os.path.join(os.path.dirname(path), os.path.basename(path).replace("_RFL_", "_MASK_", 1))
+    if mask_path != path and os.path.exists(mask_path):
+        mask_ds = _open_multidim(mask_path)
+        mask_root = mask_ds.GetRootGroup()
+        names_array = _array(_group(mask_root, "sensor_band_parameters"), "mask_bands", mask_path)
+        names = [str(n).strip().lower() for n in np.ravel(names_array.Read())]  # strings: Read, not ReadAsArray
+        if "aggregate flag" in names:
+            mask_array, aggregate = _array(mask_root, "mask", mask_path), names.index("aggregate flag")
+            notes.append(f"pixels flagged in the mask granule '{os.path.basename(mask_path)}' (Aggregate Flag) "
+                         "are nodata.")
+    notes.append(f"orthorectified with the product's geometry lookup table onto its {glt_x.shape[1]} x "
+                 f"{glt_x.shape[0]} map grid.")
+    n_lines, n_samples = dims[0], dims[1]
+
+    limits = {"read": 64 * 1024 * 1024}  # largest swath box read at once (bytes); write_geotiff sets it
+    band_bytes = dims[2] * 4
+
+    def gather(lines, samples):
+        """Values (n, kept bands) of swath pixels, read as bounding boxes of at most limits["read"] bytes."""
+        values = np.empty((lines.size, keep.size), np.float32)
+        flagged = np.zeros(lines.size, bool)
+        stack = [np.arange(lines.size)]
+        while stack:
+            idx = stack.pop()
+            ln, sm = lines[idx], samples[idx]
+            lo, hi, slo, shi = int(ln.min()), int(ln.max()) + 1, int(sm.min()), int(sm.max()) + 1
+            if (hi - lo) * (shi - slo) * band_bytes > limits["read"] and idx.size > 1:
+                key = ln if hi - lo >= shi - slo else sm  # halve along the longer side of the box
+                order = idx[np.argsort(key, kind="stable")]
+                stack += [order[: order.size // 2], order[order.size // 2:]]
+                continue
+            box = np.asarray(refl.ReadAsArray(array_start_idx=[lo, slo, 0], count=[hi - lo, shi - slo, dims[2]]))
+            values[idx] = box[ln - lo, sm - slo][:, keep]
+            if mask_array is not None:
+                m = np.asarray(mask_array.ReadAsArray(array_start_idx=[lo, slo, aggregate],
+                                                      count=[hi - lo, shi - slo, 1]))
+                flagged[idx] = m[ln - lo, sm - slo, 0] > 0
+        values[values == np.float32(fill)] = np.nan
+        values[flagged] = np.nan
+        return values
+
+    def read_rows(row, count):
+        gx = np.abs(glt_x[row:row + count])  # 1-based; negative = filled from the nearest pixel
+        gy = np.abs(glt_y[row:row + count])
+        valid = (gx > 0) & (gy > 0)
+        out = np.full(gx.shape + (keep.size,), np.nan, np.float32)
+        if valid.any():
+            lines, samples = gy[valid] - 1, gx[valid] - 1
+            if lines.max() >= n_lines or samples.max() >= n_samples:
+                raise _fail(path, "the geometry lookup table points outside the swath")
+            out[valid] = gather(lines, samples)
+        return out
+
+    product = SensorProduct(EMIT_L2A_RFL, path, glt_x.shape[1], glt_x.shape[0], crs_wkt, geotransform, info,
+                            read_rows, notes=notes, limits=limits, handles=[ds, root] + ([mask_ds, mask_root] if mask_array is not None else []))
+    product.bytes_per_row = glt_x.shape[1] * keep.size * 12
+    return product
+
+
+# ---------------------------------------------------------------------------
+# EnMAP L2A
+# ---------------------------------------------------------------------------
+
+def _numbers(text):
+    return [float(v) for v in re.split(r"[,\s]+", text.strip()) if v]
+
+
+def _open_enmap(path):
+    import rasterio
+
+    xml_path = _enmap_metadata(path)
+    stem = xml_path[: -len("-METADATA.XML")]
+    image = next((stem + s for s in ("-SPECTRAL_IMAGE.TIF", "-SPECTRAL_IMAGE.tif") if os.path.exists(stem + s)), None)
+    if image is None:
+        raise _fail(xml_path, "no -SPECTRAL_IMAGE.TIF beside the METADATA.XML")
+    try:
+        root = ElementTree.parse(xml_path).getroot()
+    except ElementTree.ParseError as exc:
+        raise _fail(xml_path, f"METADATA.XML cannot be read ({exc})") from None
+    bands = root.findall("specific/bandCharacterisation/bandID")
+    if not bands:
+        raise _fail(xml_path, "no specific/bandCharacterisation/bandID in METADATA.XML")
+
+    def value(band, tag):
+        node = band.find(tag)
+        if node is None or not (node.text or "").strip():
+            raise _fail(xml_path, f"band {band.get('number')} has no {tag}")
+        return float(node.text)
+
+    centers = np.array([value(b, "wavelengthCenterOfBand") for b in bands])
+    fwhm = np.array([value(b, "FWHMOfBand") for b in bands])
+    gains = np.array([value(b, "GainOfBand") for b in bands])
+    offsets = np.array([value(b, "OffsetOfBand") for b in bands])
+    detectors = np.array(["band"] * centers.size, dtype=object)
+    for name in ("vnir", "swir"):
+        node = root.find(f"specific/{name}ProductQuality/expectedChannelsList")
+        if node is not None and node.text:
+            channels = [int(v) - 1 for v in _numbers(node.text)]
+            detectors[[c for c in channels if 0 <= c < centers.size]] = name.upper()
+    with rasterio.open(image) as ds:
+        if ds.count != centers.size:
+            raise _fail(xml_path, f"METADATA.XML describes {centers.size} bands, the SPECTRAL_IMAGE has {ds.count}")
+        width, height, crs_wkt = ds.width, ds.height, ds.crs.to_wkt() if ds.crs else ""
+        geotransform = ds.transform.to_gdal()
+        nodata = ds.nodata
+    notes = []
+    has_detectors = set(detectors) >= {"VNIR", "SWIR"}
+    keep = _select_bands(centers, fwhm, np.ones(centers.size, bool), detectors if has_detectors else None,
+                         notes, xml_path)
+    masks = [stem + s for s in ("-QL_QUALITY_CLOUD.TIF", "-QL_QUALITY_CLOUDSHADOW.TIF", "-QL_QUALITY_CIRRUS.TIF")
+             if os.path.exists(stem + s)]
+    if masks:
+        notes.append("pixels flagged in " + ", ".join(os.path.basename(m).split("-")[-1] for m in masks)
+                     + " are nodata.")
+    notes.append("reflectance = DN x GainOfBand + OffsetOfBand (METADATA.XML).")
+    info = BandInfo(centers=centers[keep], fwhm=fwhm[keep])
+
+    def read_rows(row, count):
+        from rasterio.windows import Window
+
+        window = Window(0, row, width, count)
+        with rasterio.open(image) as ds:
+            raw = ds.read([int(b) + 1 for b in keep], window=window)
+        out = raw.astype(np.float32) * gains[keep, None, None].astype(np.float32) \
+            + offsets[keep, None, None].astype(np.float32)
+        if nodata is not None:
+            out[raw == nodata] = np.nan
+        invalid = np.zeros((count, width), bool)
+        for mask_path in masks:
+            with rasterio.open(mask_path) as m:
+                invalid |= m.read(1, window=window) == 1
+        out = np.moveaxis(out, 0, -1)
+        out[invalid] = np.nan
+        return out
+
+    return SensorProduct(ENMAP_L2A, xml_path, width, height, crs_wkt, geotransform, info, read_rows,
+                         bytes_per_row=width * keep.size * 10, notes=notes)
+
+
+# ---------------------------------------------------------------------------
+# PRISMA L2D
+# ---------------------------------------------------------------------------
+
+_PRISMA_FIELDS = ("HDFEOS", "SWATHS", "PRS_L2D_HCO", "Data Fields")
+
+
+def _open_prisma(path):
+    from osgeo import osr
+
+    ds = _open_multidim(path)
+    root = ds.GetRootGroup()
+    fields = _group(root, *_PRISMA_FIELDS)
+    if fields is None:
+        raise _fail(path, "no group " + "/".join(_PRISMA_FIELDS))
+    cubes, centers, fwhm, good, detectors, scales = [], [], [], [], [], []
+    for name, cube_name in (("Vnir", "VNIR_Cube"), ("Swir", "SWIR_Cube")):
+        cube = _array(fields, cube_name, path)
+        dims = [d.GetSize() for d in cube.GetDimensions()]
+        cw = np.asarray(_attribute(root, f"List_Cw_{name}", path), float).ravel()
+        fw = np.asarray(_attribute(root, f"List_Fwhm_{name}", path), float).ravel()
+        flags = _attribute(root, f"List_Cw_{name}_Flags", None, None)
+        ok = np.ones(cw.size, bool) if flags is None else np.asarray(flags).ravel() == 1
+        if len(dims) != 3 or dims[1] != cw.size:
+            raise _fail(path, f"{cube_name} is not (lines, {cw.size} bands, samples)")
+        lo = float(_attribute(root, f"L2Scale{name}Min", path))
+        hi = float(_attribute(root, f"L2Scale{name}Max", path))
+        cubes.append((cube, dims))
+        centers.append(cw)
+        fwhm.append(fw)
+        good.append(ok & (cw > 0))
+        detectors += [name.upper()] * cw.size
+        scales.append((lo, (hi - lo) / 65535.0))
+    if cubes[0][1][0] != cubes[1][1][0] or cubes[0][1][2] != cubes[1][1][2]:
+        raise _fail(path, "VNIR_Cube and SWIR_Cube differ in size")
+    n_vnir = centers[0].size
+    centers, fwhm, good = np.concatenate(centers), np.concatenate(fwhm), np.concatenate(good)
+    notes = [f"VNIR ({n_vnir} bands) and SWIR ({centers.size - n_vnir} bands) joined, sorted by wavelength."]
+    keep = _select_bands(centers, fwhm, good, np.array(detectors, dtype=object), notes, path)
+    height, width = cubes[0][1][0], cubes[0][1][2]
+    epsg = int(np.ravel(_attribute(root, "Epsg_Code", path))[0])
+    ul_e = float(np.ravel(_attribute(root, "Product_ULcorner_easting", path))[0])
+    ul_n = float(np.ravel(_attribute(root, "Product_ULcorner_northing", path))[0])
+    lr_e = float(np.ravel(_attribute(root, "Product_LRcorner_easting", path))[0])
+    lr_n = float(np.ravel(_attribute(root, "Product_LRcorner_northing", path))[0])
+    dx = (lr_e - ul_e) / (width - 1) if width > 1 else 30.0
+    dy = (ul_n - lr_n) / (height - 1) if height > 1 else 30.0
+    geotransform = (ul_e - dx / 2, dx, 0.0, ul_n + dy / 2, 0.0, -dy)  # corners are pixel centres
+    srs = osr.SpatialReference()
+    srs.ImportFromEPSG(epsg)
+    notes.append(f"reflectance = L2ScaleMin + DN (L2ScaleMax - L2ScaleMin) / 65535; EPSG:{epsg}, {dx:g} m pixels.")
+    info = BandInfo(centers=centers[keep], fwhm=fwhm[keep])
+
+    def read_rows(row, count):
+        parts, empty = [], np.ones((count, width), bool)
+        for (cube, dims), (offset, step) in zip(cubes, scales):
+            raw = np.asarray(cube.ReadAsArray(array_start_idx=[row, 0, 0], count=[count, dims[1], width]))
+            empty &= np.all(raw == 0, axis=1)
+            parts.append(offset + raw.astype(np.float32) * np.float32(step))
+        values = np.concatenate(parts, axis=1)[:, keep, :]  # (rows, bands, cols)
+        out = np.moveaxis(values, 1, -1).astype(np.float32)
+        out[empty] = np.nan
+        return out
+
+    return SensorProduct(PRISMA_L2D, path, width, height, srs.ExportToWkt(), geotransform, info, read_rows,
+                         bytes_per_row=width * centers.size * 10, notes=notes, handles=[ds, root, fields])
+
+
+# ---------------------------------------------------------------------------
+# Any raster with wavelengths (AVIRIS-Classic / AVIRIS-NG ENVI and the like)
+# ---------------------------------------------------------------------------
+
+def open_raster_product(path, feedback=None):
+    """A :class:`SensorProduct` of an ordinary raster with band wavelengths (ENVI header, GeoTIFF metadata).
+
+    Bad bands (ENVI ``bbl``) and the edge bands of overlapping detectors are left out, the rest sorted by
+    wavelength; values are reflectance by the raster's scale (:func:`core.engine.raster.detect_scale`).
+    """
+    import rasterio
+    from rasterio.windows import Window
+
+    from .mapping import image_band_info
+    from ..engine.raster import RasterSource
+
+    feedback = ensure(feedback)
+    info = image_band_info(path, feedback=feedback)
+    good = np.flatnonzero(info.good)
+    keep = good[np.argsort(info.centers[good], kind="stable")]
+    source = RasterSource(path, bands=[int(b) + 1 for b in keep], feedback=feedback)
+    with rasterio.open(path) as ds:
+        width, height = ds.width, ds.height
+        crs_wkt = ds.crs.to_wkt() if ds.crs else ""
+        geotransform = ds.transform.to_gdal()
+
+    def read_rows(row, count):
+        data, valid = source.read(Window(0, row, width, count))
+        data = data.astype(np.float32, copy=True)
+        data[~valid] = np.nan
+        return data
+
+    bad = int(info.bad.sum())
+    notes = [f"{bad} bad or overlapping bands left out."] if bad else []
+    return SensorProduct("raster", os.fspath(path), width, height, crs_wkt, geotransform,
+                         BandInfo(centers=info.centers[keep], fwhm=None if info.fwhm is None else info.fwhm[keep]),
+                         read_rows, bytes_per_row=width * keep.size * 12, notes=notes, handles=[source])
+
+
+# ---------------------------------------------------------------------------
+# Writing and input preparation
+# ---------------------------------------------------------------------------
+
+def write_geotiff(product, out_path, memory_mb=512, feedback=None, overwrite=True):
+    """Stream ``product`` into a tiled float32 GeoTIFF with wavelengths and FWHM in the band metadata.
+
+    Nodata is -9999. Written to a temporary file beside ``out_path`` and moved into place when
+    complete; nothing is left behind on error or cancel. Returns ``out_path``.
+    """
+    import rasterio
+
+    from ..engine.raster import _remove_quietly, check_output_path
+
+    feedback = ensure(feedback)
+    check_output_path(out_path, overwrite=overwrite)
+    info = product.band_info
+    budget = max(float(memory_mb), 16.0) * 1024 * 1024 / 2
+    if "read" in product.limits:  # half for the swath boxes the reader holds, half for the rows in flight
+        product.limits["read"] = budget / 2
+    # whole tile rows per write (tiles 256 wide and `rows` high, a multiple of 16): every tile is written once
+    rows = int(min(256, max(16, budget // max(product.bytes_per_row, 1) // 16 * 16)))
+    profile = dict(driver="GTiff", width=product.width, height=product.height, count=info.n_bands,
+                   dtype="float32", nodata=NODATA, tiled=True, blockxsize=256, blockysize=rows, compress="deflate",
+                   predictor=3, bigtiff="if_safer", interleave="band")
+    folder = os.path.dirname(os.path.abspath(out_path))
+    tmp = os.path.join(folder, "." + os.path.basename(out_path) + ".partial.tif")
+    try:
+        with rasterio.open(tmp, "w", crs=product.crs_wkt or None,
+                           transform=rasterio.Affine.from_gdal(*product.geotransform), **profile) as dst:
+            for i, tags in enumerate(band_tags(info), start=1):
+                dst.update_tags(i, **tags)
+                dst.set_band_description(i, f"{info.centers[i - 1]:.2f} nm")
+            dst.update_tags(OREMAP_SOURCE_PRODUCT=product.kind, OREMAP_SOURCE_FILE=os.path.basename(product.path))
+            for row in range(0, product.height, rows):
+                feedback.check()
+                count = min(rows, product.height - row)
+                block = product.read_rows(row, count)
+                block = np.where(np.isfinite(block), block, np.float32(NODATA))
+                dst.write(np.moveaxis(block, -1, 0).astype(np.float32),
+                          window=rasterio.windows.Window(0, row, product.width, count))
+                feedback.progress(100.0 * (row + count) / product.height)
+        os.replace(tmp, out_path)
+        if os.path.exists(tmp + ".aux.xml"):
+            os.replace(tmp + ".aux.xml", out_path + ".aux.xml")
+    except BaseException:
+        _remove_quietly(tmp)
+        raise
+    feedback.info(f"{product.kind}: {product.width} x {product.height} pixels, {info.n_bands} bands "
+                  f"({info.centers[0]:.0f}-{info.centers[-1]:.0f} nm) written to '{out_path}'.")
+    return out_path
+
+
+def prepare_input(path, folder, memory_mb=512, feedback=None):
+    """``path`` itself for an ordinary raster; for a sensor product, a GeoTIFF of it in ``folder``.
+
+    The GeoTIFF is made once per product file (name, size and modification time) and reused.
+    """
+    if detect(path) is None:
+        return path
+    feedback = ensure(feedback)
+    source = product_file(path)
+    xml = _enmap_metadata(source)
+    source = xml or source
+    stat = os.stat(source)
+    key = f"{os.path.splitext(os.path.basename(source))[0]}_{stat.st_size:x}_{int(stat.st_mtime):x}.tif"
+    os.makedirs(folder, exist_ok=True)
+    out = os.path.join(folder, key)
+    if os.path.exists(out):
+        feedback.info(f"Using the GeoTIFF already made from '{os.path.basename(source)}': {out}")
+        return out
+    product = open_product(source, feedback)
+    return write_geotiff(product, out, memory_mb=memory_mb, feedback=feedback)

@@ -1,0 +1,290 @@
+"""EMIT L2A RFL, EnMAP L2A and PRISMA L2D products read directly (issue 14, point 2), and the sensor presets (point 3).
+
+The products are small files built after the product specifications (test/sensor_fixtures.py) holding real
+USGS mineral spectra; the readers must place every pixel where the product says, with the product's
+wavelengths, scale, bad bands and masks, and the bundled CNN must find the minerals again.
+"""
+
+import json
+import os
+
+import numpy as np
+import pytest
+import rasterio
+
+import sensor_fixtures as sf
+
+from oremap.core.hyperspectral import sensor_presets, sensor_products
+from oremap.core.engine.errors import OreMapError
+from oremap.core.engine.wavelengths import band_info_from_raster
+
+
+def written(product, tmp_path, name="out.tif"):
+    out = str(tmp_path / name)
+    sensor_products.write_geotiff(product, out)
+    with rasterio.open(out) as ds:
+        return ds.read(), ds.transform, ds.crs, band_info_from_raster(ds), ds.nodata
+
+
+def classes_by_row(path):
+    with rasterio.open(path) as ds:
+        classes = ds.read(1)
+        legend = {d["value"]: d["name"] for d in json.loads(ds.tags()["OREMAP_CLASSES"])}
+    return np.vectorize(legend.get)(classes)
+
+
+# ---------------------------------------------------------------------------
+# EMIT
+# ---------------------------------------------------------------------------
+
+def test_emit_orthorectified_with_glt(tmp_path):
+    fx = sf.make_emit(str(tmp_path))
+    product = sensor_products.open_product(fx["path"])
+    assert sensor_products.detect(f'NETCDF:"{fx["path"]}":reflectance') == sensor_products.EMIT_L2A_RFL
+    data, transform, crs, info, nodata = written(product, tmp_path)
+    good = fx["good"]
+    assert crs.to_epsg() == 4326 and transform.to_gdal() == pytest.approx(tuple(fx["geotransform"]))
+    np.testing.assert_allclose(info.centers, fx["centers"][good], atol=1e-3)
+    np.testing.assert_allclose(info.fwhm, fx["fwhm"][good], atol=1e-3)
+    lines, samples = fx["cube"].shape[:2]
+    assert data.shape == (int(good.sum()), samples + 2, lines + 2)
+    for row in range(samples + 2):
+        for col in range(lines + 2):
+            pixel = data[:, row, col]
+            line, sample = col - 1, samples - row
+            inside = 1 <= row <= samples and 1 <= col <= lines
+            if not inside or (line, sample) in ((0, 0), (1, 1)):  # border, fill value, Aggregate Flag
+                assert np.all(pixel == nodata), (row, col)
+            else:
+                np.testing.assert_allclose(pixel, fx["cube"][line, sample, good], rtol=1e-6)
+
+
+def test_emit_without_mask_keeps_flagged_pixel(tmp_path):
+    fx = sf.make_emit(str(tmp_path), with_mask=False)
+    data, *_ = written(sensor_products.open_product(fx["path"]), tmp_path)
+    samples = fx["cube"].shape[1]
+    np.testing.assert_allclose(data[:, samples - 1, 2], fx["cube"][1, 1, fx["good"]], rtol=1e-6)
+
+
+def test_emit_bad_product_names_the_file(tmp_path):
+    from osgeo import gdal
+
+    path = str(tmp_path / sf.EMIT_NAME)
+    ds = gdal.GetDriverByName("netCDF").CreateMultiDimensional(path)
+    root = ds.GetRootGroup()
+    dim = root.CreateDimension("bands", None, None, 3)
+    sf._md_array(root, "wavelengths", [dim], np.arange(3.0), gdal.GDT_Float64)
+    del ds
+    with pytest.raises(OreMapError) as err:
+        sensor_products.open_product(path)
+    assert err.value.parameter == "raster" and sf.EMIT_NAME in err.value.message and "reflectance" in err.value.message
+
+
+# ---------------------------------------------------------------------------
+# EnMAP
+# ---------------------------------------------------------------------------
+
+def test_enmap_scale_overlap_and_masks(tmp_path):
+    fx = sf.make_enmap(str(tmp_path))
+    for given in (fx["xml"], fx["image"]):
+        assert sensor_products.detect(given) == sensor_products.ENMAP_L2A
+    data, transform, crs, info, nodata = written(sensor_products.open_product(fx["image"]), tmp_path)
+    assert crs.to_epsg() == 32633 and transform == fx["transform"]
+    centers = fx["centers"]
+    # VNIR and SWIR overlap at 902-993 nm: cut in the middle, VNIR above and SWIR below the cut left out
+    cut = (902.0 + 992.9) / 2
+    expected = [i for i in range(centers.size)
+                if (fx["detectors"][i] == "VNIR" and centers[i] < cut) or (fx["detectors"][i] == "SWIR" and centers[i] > cut)]
+    np.testing.assert_allclose(info.centers, centers[expected], atol=1e-3)
+    assert np.all(np.diff(info.centers) > 0) and len(expected) == 212
+    np.testing.assert_allclose(data[:, 4, 2], fx["cube"][4, 2, expected], rtol=1e-5)
+    assert np.all(data[:, 0, 0] == nodata)  # -32768 in the SPECTRAL_IMAGE
+    assert np.all(data[:, 2, 3] == nodata)  # QL_QUALITY_CLOUD
+    assert np.sum(np.all(data == nodata, axis=0)) == 2
+
+
+def test_enmap_metadata_errors_name_the_field(tmp_path):
+    fx = sf.make_enmap(str(tmp_path))
+    text = open(fx["xml"]).read().replace("<FWHMOfBand>", "<FWHM>", 1).replace("</FWHMOfBand>", "</FWHM>", 1)
+    with open(fx["xml"], "w") as fh:
+        fh.write(text)
+    with pytest.raises(OreMapError) as err:
+        sensor_products.open_product(fx["xml"])
+    assert "band 1 has no FWHMOfBand" in err.value.message and "METADATA.XML" in err.value.message
+
+
+# ---------------------------------------------------------------------------
+# PRISMA
+# ---------------------------------------------------------------------------
+
+def test_prisma_joined_sorted_and_scaled(tmp_path):
+    fx = sf.make_prisma(str(tmp_path))
+    data, transform, crs, info, nodata = written(sensor_products.open_product(fx["path"]), tmp_path)
+    cw_v, _, v_ref = fx["vnir"]
+    cw_s, _, s_ref = fx["swir"]
+    assert crs.to_epsg() == 32633
+    assert transform.to_gdal() == pytest.approx((fx["ul"][0] - 15, 30.0, 0.0, fx["ul"][1] + 15, 0.0, -30.0))
+    cut = (cw_s[cw_s > 0].min() + cw_v.max()) / 2
+    keep_v = (cw_v > 0) & (cw_v < cut)
+    keep_s = (cw_s > 0) & (cw_s > cut)
+    centers = np.concatenate([cw_v[keep_v], cw_s[keep_s]])
+    order = np.argsort(centers)
+    np.testing.assert_allclose(info.centers, centers[order], atol=1e-3)
+    assert info.n_bands == 225 and np.all(np.diff(info.centers) > 0)
+    expected = np.concatenate([v_ref[3, 4, keep_v], s_ref[3, 4, keep_s]])[order]
+    np.testing.assert_allclose(data[:, 3, 4], expected, rtol=1e-5)
+    assert np.all(data[:, 0, 0] == nodata) and np.sum(np.all(data == nodata, axis=0)) == 1
+
+
+def test_not_a_product(tmp_path):
+    path = tmp_path / "scene.nc"
+    path.write_bytes(b"")
+    assert sensor_products.detect(str(path)) is None
+    with pytest.raises(OreMapError) as err:
+        sensor_products.open_product(str(path))
+    assert err.value.parameter == "raster" and "scene.nc" in err.value.message
+
+
+# ---------------------------------------------------------------------------
+# Through the algorithms
+# ---------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def products(tmp_path_factory):
+    folder = str(tmp_path_factory.mktemp("products"))
+    return {"EMIT": sf.make_emit(folder), "EnMAP": sf.make_enmap(folder), "PRISMA": sf.make_prisma(folder)}
+
+
+@pytest.mark.parametrize("sensor,key", [("EMIT", "path"), ("EnMAP", "xml"), ("PRISMA", "path")])
+def test_bundled_cnn_on_products(products, run_alg, tmp_path, sensor, key):
+    fx = products[sensor]
+    out = str(tmp_path / "classes.tif")
+    result = run_alg("classify_spectral_cnn", {"INPUT": fx[key], "MODEL": 0, "OUTPUT_CLASSES": out})
+    got = classes_by_row(out)
+    if sensor == "EMIT":  # map row r, col c shows swath line c - 1
+        labels = np.array(fx["labels"])
+        inner = got[1:-1, 1:-1]
+        expected = np.broadcast_to(labels[None, :], inner.shape)
+        ok = inner == expected
+        ok[-1, 0] = ok[-2, 1] = True  # fill value and masked pixel: unclassified
+        assert ok.all()
+        assert result["VALID_PIXELS"] == inner.size - 2
+    else:
+        expected = np.array(fx["labels"])[:, None]
+        valid = np.ones(got.shape, bool)
+        valid[0, 0] = False
+        if sensor == "EnMAP":
+            valid[2, 3] = False
+        assert (got == expected)[valid].all()
+
+
+def test_sam_and_unmix_on_prisma(products, run_alg, tmp_path):
+    from conftest import USGS_LIBRARY
+
+    fx = products["PRISMA"]
+    spectra = ";".join(m for m, _ in sf.MINERALS)
+    run_alg("sam_classify", {"INPUT": fx["path"], "LIBRARY": USGS_LIBRARY, "SPECTRA": spectra,
+                             "OUTPUT_CLASSES": str(tmp_path / "sam.tif")})
+    with rasterio.open(tmp_path / "sam.tif") as ds:
+        classes = ds.read(1)
+    expected = (np.arange(classes.shape[0]) % len(sf.MINERALS) + 1)[:, None]
+    assert (classes == expected)[1:].all() and (classes[0, 1:] == 1).all()
+    result = run_alg("unmix_fcls", {"INPUT": fx["path"], "LIBRARY": USGS_LIBRARY, "SPECTRA": spectra, "MODE": 1,
+                                    "OUTPUT": str(tmp_path / "abund.tif")})
+    assert result["VALID_PIXELS"] == classes.size - 1
+
+
+@pytest.mark.parametrize("sensor,key,bands", [("EMIT", "path", 243), ("EnMAP", "xml", 212), ("PRISMA", "path", 225)])
+def test_import_algorithm(products, run_alg, tmp_path, sensor, key, bands):
+    out = str(tmp_path / f"{sensor}.tif")
+    result = run_alg("import_spectrometer_product", {"INPUT": products[sensor][key], "OUTPUT": out})
+    assert result["BANDS"] == bands
+    with rasterio.open(out) as ds:
+        info = band_info_from_raster(ds)
+        assert ds.count == bands and ds.profile["tiled"] and ds.dtypes[0] == "float32"
+        assert ds.tags()["OREMAP_SOURCE_PRODUCT"].startswith(sensor)
+    assert info.fwhm is not None and np.all(np.diff(info.centers) > 0)
+
+
+def test_import_aviris_classic_envi(run_alg, tmp_path):
+    from aviris_classic import make_cube
+
+    cube = str(tmp_path / "f950101t01p01_r01_sc01.img")
+    make_cube(cube)
+    out = str(tmp_path / "aviris.tif")
+    result = run_alg("import_spectrometer_product", {"INPUT": cube, "OUTPUT": out})
+    assert result["BANDS"] == 217  # 224 less the 7 overlap and repeated bands
+    with rasterio.open(out) as ds, rasterio.open(cube) as src:
+        info = band_info_from_raster(ds)
+        assert np.all(np.diff(info.centers) > 0)
+        # band 1 (383.15 nm) is the first output band, as reflectance
+        np.testing.assert_allclose(ds.read(1), src.read(1) / 10000.0, rtol=1e-6)
+
+
+@pytest.mark.slow
+def test_qgis_process_classifies_emit_granule(qgis_process, products, tmp_path):
+    fx = products["EMIT"]
+    out = tmp_path / "emit_classes.tif"
+    proc = qgis_process("run", "oremap:classify_spectral_cnn", "--", f"INPUT={fx['path']}", "MODEL=0",
+                        f"OUTPUT_CLASSES={out}")
+    assert "geometry lookup table" in proc.stdout + proc.stderr
+    got = classes_by_row(str(out))
+    assert (got[1:-3, 1:4] == np.array(fx["labels"])[None, :3]).all()  # last two rows: fill value, mask
+
+
+# ---------------------------------------------------------------------------
+# Presets
+# ---------------------------------------------------------------------------
+
+def test_presets_from_real_files():
+    from aviris_classic import av95_records
+
+    _, _, centres, fwhm = av95_records()
+    classic = sensor_presets.preset("aviris-classic")
+    np.testing.assert_allclose(classic.centers, centres, atol=1e-3)
+    np.testing.assert_allclose(classic.fwhm, fwhm, atol=1e-3)
+    info = sensor_presets.band_info("AVIRIS-Classic")
+    assert (np.flatnonzero(info.bad) + 1).tolist() == [31, 32, 33, 34, 96, 97, 161]
+    ng = sensor_presets.preset("AVIRIS-NG")
+    with rasterio.open(sf.conftest_aviris_ng()) as ds:
+        real = band_info_from_raster(ds)
+    np.testing.assert_allclose(ng.centers, real.centers, atol=1e-3)
+    assert (~ng.good).sum() == real.bad.sum() > 0
+    for name, n in (("EMIT", 285), ("EnMAP", 224), ("PRISMA", 234), ("HyMap", 126)):
+        p = sensor_presets.preset(name)
+        assert p.centers.size == n and p.source and np.all(p.fwhm > 0)
+    with pytest.raises(OreMapError):
+        sensor_presets.preset("Hyperion")
+
+
+def test_train_from_library_for_a_sensor_preset(run_alg, tmp_path):
+    from conftest import DATA
+
+    out = str(tmp_path / "emit_model.onnx")
+    result = run_alg("train_spectral_cnn", {
+        "LIBRARIES": [os.path.join(DATA, "usgs_train.sli")], "SENSOR": sensor_presets.names().index("EMIT") + 1,
+        "AUGMENT_COPIES": 10, "EPOCHS": 3, "OUTPUT_MODEL": out, "OUTPUT_REPORT": str(tmp_path / "r.html")})
+    from oremap.core.engine.model_format import read_model_info
+
+    info = read_model_info(out)
+    emit = sensor_presets.band_info("EMIT")
+    # the model's bands are EMIT's, without the water-vapour windows
+    assert set(np.round(info.wavelengths, 3)) <= set(np.round(emit.centers, 3)) and len(info.wavelengths) > 200
+    assert result["VALIDATION_ACCURACY"] > 0
+    with pytest.raises(Exception) as err:
+        run_alg("train_spectral_cnn", {"LIBRARIES": [os.path.join(DATA, "usgs_train.sli")], "SENSOR": 1,
+                                       "WAVELENGTHS": "400:2500:10", "OUTPUT_MODEL": out,
+                                       "OUTPUT_REPORT": str(tmp_path / "r.html")})
+    assert "WAVELENGTHS" in str(err.value)
+
+
+def test_import_refuses_a_raster_without_wavelengths(run_alg, tmp_path):
+    from qgis.core import QgsProcessingException
+
+    path = str(tmp_path / "plain.tif")
+    with rasterio.open(path, "w", driver="GTiff", width=4, height=4, count=3, dtype="float32") as dst:
+        dst.write(np.full((3, 4, 4), 0.2, np.float32))
+    with pytest.raises(QgsProcessingException) as err:
+        run_alg("import_spectrometer_product", {"INPUT": path, "OUTPUT": str(tmp_path / "out.tif")})
+    assert "(INPUT)" in str(err.value) and "no wavelength metadata" in str(err.value)
+    assert not os.path.exists(tmp_path / "out.tif")
