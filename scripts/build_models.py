@@ -53,6 +53,11 @@ CLASSES = {
                    "Oak", "Sagebrush", "Grass_Golden_Dry"],
 }
 GRID = np.arange(430.0, 2441.0, 10.0)
+# The date recorded in the model and its report (SOURCE_DATE_EPOCH, the reproducible-builds convention): with
+# the locked package versions, `make models` then rebuilds the ONNX file bit for bit. Move it when the model
+# really changes. 2026-12-04 00:00 UTC: the OreMap 0.2.0 build.
+BUILD_EPOCH = "1796342400"
+
 SETTINGS = dict(preprocessing="continuum_removal", augment_copies=120, snr=100.0, epochs=80, batch_size=256,
                 learning_rate=1e-3, patience=12, val_fraction=0.25, seed=2026,
                 # 16/32/32 convolution channels: as accurate here as 16/32/64 and 2.6x faster in onnxruntime
@@ -92,7 +97,7 @@ def model_card(info, summary, path):
 DeepGeoMap). **File**: `{NAME}.onnx` (OreMap model format, schema {info.schema_version}); training report:
 `{NAME}_report.html`. Rebuild with `make models` (deterministic: seed {SETTINGS['seed']}).
 **Built with** OreMap {info.oremap_version}, {built_with()} (the versions of `requirements.lock` and Debian 12);
-`make models` with these versions rebuilds the ONNX graph bit for bit.
+`make models` with these versions rebuilds the ONNX file bit for bit (its date is fixed by `SOURCE_DATE_EPOCH`).
 
 ## Classes
 | class | colour | library spectra |
@@ -151,6 +156,7 @@ pixels unlike any class stay unclassified.
 
 
 def main():
+    os.environ.setdefault("SOURCE_DATE_EPOCH", BUILD_EPOCH)
     if not os.path.exists(LIBRARY):
         sys.exit(f"The USGS library is missing: {LIBRARY} (set OREMAP_SHARED_DATA to the shared data folder).")
     models = os.path.join(ROOT, "models")

@@ -282,3 +282,14 @@ def test_window_model_takes_windows_of_its_size_only(tmp_path):
     # run_dense takes windows of any size, but still the model's bands
     with pytest.raises(OreMapError, match=f"expects windows of {N_BANDS} bands, but"):
         model.run_dense(X[:, :-1])
+
+
+def test_build_date_follows_source_date_epoch(monkeypatch):
+    """make models sets SOURCE_DATE_EPOCH so a rebuilt model records the same date (bit for bit)."""
+    from oremap.core.engine.model_format import build_date, build_time
+
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1796342400")
+    assert build_date() == "2026-12-04T00:00:00+00:00"
+    assert build_time().strftime("%Y-%m-%d %H:%M") == "2026-12-04 00:00"
+    monkeypatch.delenv("SOURCE_DATE_EPOCH")
+    assert build_time().tzinfo is not None and build_time().microsecond == 0

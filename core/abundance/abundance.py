@@ -36,7 +36,6 @@ abundance bands (%), lower and upper interval bands, the dominant mineral, and s
 statistics.
 """
 
-import datetime
 import hashlib
 from dataclasses import dataclass, field
 
@@ -48,6 +47,7 @@ from ..engine.errors import OreMapError
 from ..engine.feedback import ensure
 from ..engine.model_format import ModelInfo, write_model
 from .members import make_member, member_onnx
+from ..engine.model_format import build_date
 
 TASK = "mineral_abundance"
 INPUT_NAME = "spectra"
@@ -380,7 +380,7 @@ def _model_info(X, Y, groups, names, wl, fwhm, band_names, metrics, coverage, wi
         band_names=None if band_names is None else [str(v) for v in band_names],
         preprocessing={"method": preprocessing},
         training={
-            "date": datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0).isoformat(),
+            "date": build_date(),
             "data_hash": digest.hexdigest(), "n_samples": int(n), "n_rois": int(np.unique(groups).size),
             "metrics": summary_metrics,
             "parameters": {"families": families, "space": space, "n_folds": int(n_folds),

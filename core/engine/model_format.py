@@ -32,6 +32,7 @@ imports without them.
 
 import json
 import math
+import datetime
 import os
 import re
 from dataclasses import dataclass, field, fields
@@ -55,6 +56,20 @@ _MAX_ONNX_BYTES = 2**31
 _HEX_COLOUR = re.compile(r"^#[0-9a-fA-F]{6}$")
 
 _FIX_MODEL = "Choose an .onnx model trained or shipped by OreMap."
+
+
+def build_time():
+    """When a model or its report is made: now (UTC, whole seconds), or ``SOURCE_DATE_EPOCH`` where it is
+    set (the reproducible-builds convention), so that ``make models`` rebuilds a bundled model bit for bit."""
+    epoch = os.environ.get("SOURCE_DATE_EPOCH", "").strip()
+    if epoch:
+        return datetime.datetime.fromtimestamp(int(epoch), datetime.timezone.utc)
+    return datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
+
+
+def build_date():
+    """:func:`build_time` as an ISO 8601 string, the ``training.date`` of OreMap models."""
+    return build_time().isoformat()
 
 
 def _jsonable(value):

@@ -33,7 +33,6 @@ the block would leave its fold nothing to train on.
 use it; mapping needs onnxruntime (:class:`core.engine.model_format.OnnxModel`).
 """
 
-import datetime
 import hashlib
 import math
 import os
@@ -51,6 +50,7 @@ from .prospectivity_network import (CLASSES, INPUT_NAME, OUTPUT_NAME, TASK, _che
 from .prospectivity_folds import FoldPlan, WindowSpecs, _boxes_mask, pixel_size, plan_spatial_folds
 from .prospectivity_report import training_report
 from .prospectivity_data import read_stack
+from ..engine.model_format import build_date
 
 
 # ---------------------------------------------------------------------------
@@ -439,7 +439,7 @@ def _model_info(stack, plan, cv, folds, options, final_options, module, n_cells,
                        "nodata_fill": 0.0, "mask_channel": bool(options["mask_channel"]),
                        "max_nodata": float(max_nodata), "in_graph": True},
         training={
-            "date": datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0).isoformat(),
+            "date": build_date(),
             "data_hash": _stack_hash(stack, plan), "n_samples": int(len(plan.deposits) + len(plan.negatives)),
             "metrics": metrics, "parameters": parameters,
             "source": os.path.basename(str(raster_path)),

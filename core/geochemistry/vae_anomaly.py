@@ -46,7 +46,6 @@ anomalies using a deep variational autoencoder network. Applied Geochemistry 122
 104710.
 """
 
-import datetime
 import hashlib
 import math
 import os
@@ -59,6 +58,7 @@ from . import geochem
 from ..engine.errors import OreMapError
 from ..engine.feedback import ensure
 from ..engine.model_format import ModelInfo, OnnxModel, write_model
+from ..engine.model_format import build_date
 
 TASK = "geochemical_anomaly"
 INPUT_NAME = "elements"
@@ -600,7 +600,7 @@ def train_vae(values, names, below="half", transform="log10", scale="robust", ze
         task=TASK, classes=[{"name": c["name"], "color": c["color"]} for c in class_legend(percentiles)],
         input={"name": INPUT_NAME, "n_bands": m}, output={"name": OUTPUT_SCORE, "kind": "anomaly_score"},
         band_names=names, preprocessing=prep.to_dict(),
-        training={"date": datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0).isoformat(),
+        training={"date": build_date(),
                   "data_hash": data_hash(V), "n_samples": int(n), "metrics": metrics, "parameters": parameters},
         description=str(description or "Geochemical anomaly VAE"),
         extra={"anomaly": {"percentiles": list(percentiles), "thresholds": [float(t) for t in thresholds],

@@ -6,7 +6,6 @@ The one workflow behind ``oremap:train_spectral_cnn`` and ``make models``::
     summary = cnn_training.train_and_report(data, "model.onnx", "report.html")
 """
 
-import datetime
 import math
 
 import numpy as np
@@ -17,6 +16,7 @@ from ..engine.feedback import ensure
 from ..engine.model_format import ModelInfo
 from ..engine.spectra import PREPROCESSING
 from .spectral_cnn import train_classifier
+from ..engine.model_format import build_time
 
 PREPROCESSING_LABELS = dict(PREPROCESSING)
 
@@ -107,7 +107,7 @@ def training_report(data, result, summaries, preprocessing, augment_copies, snr)
                          "slope, brightness" if augment_copies else "none"),
         ("Epochs run", str(len(result.history.get("train_loss", [])))),
         ("Validation samples", str(len(result.val_labels))),
-        ("Created", datetime.datetime.now().strftime("%Y-%m-%d %H:%M")),
+        ("Created", build_time().strftime("%Y-%m-%d %H:%M")),
     ]
     sections = [("Training data and settings", report.html_table(["Setting", "Value"], settings))]
     per_class = [[name, counts[name], int(val_counts[i]), cnn["per_class"][i]["f1"], sam_summary["per_class"][i]["f1"]]

@@ -19,7 +19,6 @@ that use it, so this module imports without it; inference needs onnxruntime
 (:class:`core.engine.model_format.OnnxModel`).
 """
 
-import datetime
 import hashlib
 from dataclasses import dataclass, field
 
@@ -32,6 +31,7 @@ from ..engine.feedback import ensure
 from ..engine.model_format import ModelInfo, write_model
 from ..engine.spectra import PREPROCESSING_METHODS, _unknown_preprocessing, preprocess
 from ..engine.spectral_network import (DEFAULT_NETWORK, INPUT_NAME, OUTPUT_NAME, SpectralCNN, _torch_classes,
+from ..engine.model_format import build_date
                                       export_onnx, predict_proba_torch)
 
 
@@ -579,7 +579,7 @@ def train_classifier(X, y, class_names, groups=None, wavelengths=None, fwhm=None
         fwhm=None if fwhm is None else [float(v) for v in np.asarray(fwhm, dtype=np.float64).reshape(-1)],
         preprocessing={"method": preprocessing},
         training={
-            "date": datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0).isoformat(),
+            "date": build_date(),
             "data_hash": data_hash(X, y),
             "n_samples": int(n),
             "metrics": metrics,

@@ -34,7 +34,6 @@ Metadata: ``task = "mine_patch_classification"``, the S2 band list, the feature
 definition, the decision threshold and the patch size (under ``extra["mine_classifier"]``).
 """
 
-import datetime
 import hashlib
 import math
 import os
@@ -46,6 +45,7 @@ from ..engine.feedback import ensure
 from .sentinel2 import S2_BANDS
 from .patch_features import feature_definition, feature_names, patch_features
 from .patch_models import CLASSIFIERS, INPUT_FEATURES, INPUT_PATCHES, OUTPUT_NAME, make_model_factory
+from ..engine.model_format import build_date, build_time
 
 TASK = "mine_patch_classification"
 CLASSES = [{"name": "No mine", "color": "#1a9641"}, {"name": "Mine", "color": "#d7191c"}]
@@ -319,7 +319,7 @@ def model_info(ps, model, classifier, threshold, cv, seed, n_folds, inner_folds,
         wavelengths=None, band_names=names,
         preprocessing={"method": "s2_patch_features" if classifier == "hgb" else "s2_reflectance_patch",
                        "reflectance": "DN * scale + offset (core.sentinel2.sentinel2.open_sentinel2)"},
-        training={"date": datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0).isoformat(),
+        training={"date": build_date(),
                   "data_hash": _data_hash(data, ps.labels), "n_samples": ps.n,
                   "metrics": metrics,
                   "parameters": {"classifier": classifier, "seed": int(seed), "n_folds": int(n_folds),
@@ -398,4 +398,4 @@ def training_report(result, ps):
     if ps.notes:
         sections.append(("Input", report.paragraph(" ".join(ps.notes))))
     return report.html_report("Mine patch classifier: training report", sections,
-                              subtitle=f"{ps.source} - {datetime.date.today().isoformat()}")
+                              subtitle=f"{ps.source} - {build_time().date().isoformat()}")

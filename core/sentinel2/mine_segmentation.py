@@ -31,7 +31,6 @@ with blended sliding windows is :func:`core.sentinel2.mine_detection.detect_mine
 ``torch`` is imported only for training.
 """
 
-import datetime
 import hashlib
 import math
 import os
@@ -48,6 +47,7 @@ from .segmentation_report import training_report
 from .segmentation_network import (INPUT_NAME, OUTPUT_NAME, Z_CLIP, _torch_classes, build_unet, check_architecture,
                                    export_onnx, predict_torch, tile_model)
 from .segmentation_data import FeatureReader, TilePlan, load_polygons, plan_tiles
+from ..engine.model_format import build_date
 
 #: Task name of the models made here.
 TASK = "mine_segmentation"
@@ -381,7 +381,7 @@ def train_mine_segmentation(raster_path, polygons, model_path=None, report_path=
                        "mean": [float(v) for v in mean],
                        "sd": [float(v) for v in sd], "clip": Z_CLIP, "nodata_fill": 0.0, "in_graph": True},
         training={
-            "date": datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0).isoformat(),
+            "date": build_date(),
             "data_hash": _data_hash(X, Y, plan), "n_samples": int(len(plan.rows)), "metrics": metrics,
             "parameters": parameters, "source": os.path.basename(os.path.normpath(str(raster_path))),
         },
