@@ -15,7 +15,7 @@ export QGIS_PLUGINPATH := $(CURDIR)/.build/plugins
 export QGIS_CUSTOM_CONFIG_PATH := $(PROFILE)
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help setup lock test test-fast demo bench models package deploy clean screenshots
+.PHONY: help setup lock test test-fast demo bench models package deploy clean screenshots changelog
 
 help:
 	@echo "make demo     install what is missing, then map minerals (AVIRIS-NG tile) and run the geochemical prospectivity chain (real survey) and Sentinel-2 mine detection headless"
@@ -23,7 +23,8 @@ help:
 	@echo "make bench    speed and memory benchmarks (bench/)"
 	@echo "make models   rebuild the bundled models in models/ from ../shared/data"
 	@echo "make lock     re-resolve requirements.txt and rewrite requirements.lock (then commit it)"
-	@echo "make package  dist/oremap-$(VERSION).zip for QGIS 'Install from ZIP'"
+	@echo "make package  dist/oremap-$(VERSION).zip for QGIS 'Install from ZIP' (DIST=folder to write it elsewhere)"
+	@echo "make changelog  copy the newest entry of CHANGELOG.md into metadata.txt (after editing CHANGELOG.md)"
 	@echo "make deploy   copy the plugin into your QGIS profile"
 
 setup:
@@ -62,7 +63,10 @@ bench: setup
 	$(PYTHON) bench/bench_detect_mines.py --quick
 
 package:
-	@/usr/bin/python3 scripts/package.py $(VERSION)
+	@/usr/bin/python3 scripts/package.py $(VERSION) $(if $(DIST),--dest "$(DIST)")
+
+changelog:
+	@/usr/bin/python3 scripts/changelog.py
 
 deploy:
 	@/usr/bin/python3 scripts/package.py $(VERSION) --deploy

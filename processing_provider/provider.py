@@ -8,17 +8,10 @@ from qgis.core import Qgis, QgsMessageLog, QgsProcessingProvider
 from qgis.PyQt.QtGui import QIcon
 
 from ..algorithms import ALGORITHMS
+from ..core.engine.version import plugin_version
 from . import settings
 
 PLUGIN_DIR = os.path.dirname(os.path.dirname(__file__))
-
-
-def _version():
-    with open(os.path.join(PLUGIN_DIR, "metadata.txt"), encoding="utf-8") as fh:
-        for line in fh:
-            if line.startswith("version="):
-                return line.split("=", 1)[1].strip()
-    return "0"
 
 
 class OreMapProvider(QgsProcessingProvider):
@@ -31,10 +24,10 @@ class OreMapProvider(QgsProcessingProvider):
         return "OreMap"
 
     def longName(self):  # noqa: N802
-        return f"OreMap {_version()} - machine learning for mineral exploration"
+        return f"OreMap {plugin_version()} - machine learning for mineral exploration"
 
     def versionInfo(self):  # noqa: N802
-        return _version()
+        return plugin_version()
 
     def icon(self):
         return QIcon(os.path.join(PLUGIN_DIR, "icon.svg"))

@@ -91,8 +91,8 @@ def model_card(info, summary, path):
 **Task**: per-pixel mineral classification of VNIR-SWIR reflectance (1D CNN over the spectrum, after
 DeepGeoMap). **File**: `{NAME}.onnx` (OreMap model format, schema {info.schema_version}); training report:
 `{NAME}_report.html`. Rebuild with `make models` (deterministic: seed {SETTINGS['seed']}).
-**Built with** {built_with()} (the versions of `requirements.lock` and Debian 12); `make models` with
-these versions rebuilds the ONNX file bit for bit.
+**Built with** OreMap {info.oremap_version}, {built_with()} (the versions of `requirements.lock` and Debian 12);
+`make models` with these versions rebuilds the ONNX graph bit for bit.
 
 ## Classes
 | class | colour | library spectra |

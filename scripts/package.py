@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Build dist/oremap-<version>.zip for QGIS "Install from ZIP", or deploy into a QGIS profile.
 
-The zip holds one folder, ``oremap/``: the plugin's code, models, icon, metadata,
-licence, README and user guide (``docs/``, with its screenshots); no tests, benchmarks, sample data, caches or build files.
+The zip holds one folder, ``oremap/``: the plugin's code, models, icon, metadata, licence, README, changelog
+and user guide (``docs/``, with its screenshots); no tests, benchmarks, sample data, caches, compiled or build
+files. ``test/test_release.py`` checks it against the official plugin repository's rules.
 """
 
 import argparse
@@ -12,10 +13,11 @@ import sys
 import zipfile
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-INCLUDE = ["metadata.txt", "__init__.py", "plugin.py", "icon.svg", "LICENSE", "README.md",
+INCLUDE = ["metadata.txt", "__init__.py", "plugin.py", "icon.svg", "LICENSE", "README.md", "CHANGELOG.md",
            "processing_provider", "algorithms", "core", "ui", "models", "docs"]
 SKIP_DIRS = {"__pycache__", ".pytest_cache"}
-SKIP_SUFFIXES = (".pyc", ".pyo", ".aux.xml", ".oremap-partial.tif")
+# compiled files (OreMap ships none; plugins.qgis.org refuses .pyc) and leftovers of runs
+SKIP_SUFFIXES = (".pyc", ".pyo", ".so", ".pyd", ".dll", ".dylib", ".aux.xml", ".oremap-partial.tif")
 
 
 def plugin_files():

@@ -152,8 +152,12 @@ def _parameter(dialog, name):
     return dialog.mainWidget().wrappers[name].parameterValue()
 
 
-def test_dock_lists_models_and_opens_the_right_algorithm_dialog(library, model_folder, browser_iface):
+def test_dock_lists_models_and_opens_the_right_algorithm_dialog(library, model_folder, browser_iface, tmp_path,
+                                                                monkeypatch):
     from oremap.ui.model_library import ModelLibraryDock
+
+    trash = tmp_path / "share" / "Trash"  # removed models go to this trash, never the user's (or the cwd)
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "share"))
 
     folder, paths = library
     model_folder(folder)
@@ -195,6 +199,7 @@ def test_dock_lists_models_and_opens_the_right_algorithm_dialog(library, model_f
         dock.confirm = lambda title, text: "my_cnn.onnx, my_cnn.md, my_cnn_report.html" in text
         assert dock.remove_model()[0] == paths["cnn"]
         assert not os.path.exists(paths["cnn"]) and not os.path.exists(paths["cnn"][:-5] + ".md")
+        assert sorted(os.listdir(trash / "files")) == ["my_cnn.md", "my_cnn.onnx", "my_cnn_report.html"]
         assert "My CNN" not in [item.text(0) for item in dock.items()]
 
         copied = dock.add_models([BUNDLED])  # a file with its card and report, copied into the folder

@@ -57,9 +57,43 @@ def reveal_in_file_manager(path):
         QDesktopServices.openUrl(QUrl.fromLocalFile(os.path.dirname(path)))
 
 
+def _freedesktop_trash(path):
+    """Move ``path`` into the XDG home trash (freedesktop.org Trash specification 1.0); False where that
+    trash is not on the file's device. Qt's own moveToTrash was seen to make a trash in the working folder
+    (``./files``, ``./info``) inside QGIS, so Linux uses this."""
+    import datetime
+    from urllib.parse import quote
+
+    trash = os.path.join(os.environ.get("XDG_DATA_HOME") or os.path.expanduser("~/.local/share"), "Trash")
+    os.makedirs(os.path.join(trash, "files"), mode=0o700, exist_ok=True)
+    os.makedirs(os.path.join(trash, "info"), mode=0o700, exist_ok=True)
+    if os.stat(path).st_dev != os.stat(trash).st_dev:
+        return False
+    base, ext = os.path.splitext(os.path.basename(path))
+    name, n = base + ext, 1
+    while True:  # the info file is created first and exclusively, as the specification asks
+        try:
+            fd = os.open(os.path.join(trash, "info", name + ".trashinfo"), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            break
+        except FileExistsError:
+            n += 1
+            name = f"{base}.{n}{ext}"
+    with os.fdopen(fd, "w") as f:
+        f.write("[Trash Info]\nPath={}\nDeletionDate={}\n".format(
+            quote(os.path.abspath(path)), datetime.datetime.now().strftime("%Y-%m-%dT%H:%M:%S")))
+    os.replace(path, os.path.join(trash, "files", name))
+    return True
+
+
 def move_to_trash(path):
     """Move ``path`` to the trash where the system has one, else delete it."""
-    if hasattr(QFile, "moveToTrash") and QFile.moveToTrash(path)[0]:
+    if sys.platform.startswith("linux"):
+        try:
+            if _freedesktop_trash(path):
+                return
+        except OSError:
+            pass
+    elif hasattr(QFile, "moveToTrash") and QFile.moveToTrash(path)[0]:
         return
     os.remove(path)
 

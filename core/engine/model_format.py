@@ -16,7 +16,7 @@ whose value is a JSON object::
       "output": {"name": "probabilities", "kind": "probabilities"},
       "training": {"date": ..., "data_hash": ..., "n_samples": ..., "metrics": {...},
                    "parameters": {...}},
-      "oremap_version": "0.1.0",
+      "oremap_version": "x.y.z" (the writing OreMap's, core.engine.version.plugin_version()),
       "description": "..."
     }
 
@@ -41,6 +41,7 @@ import numpy as np
 from . import compute
 from .errors import OreMapError
 from .files import write_atomic
+from .version import plugin_version
 
 #: Version of the metadata layout this OreMap writes and the newest it reads.
 SCHEMA_VERSION = 1
@@ -54,20 +55,6 @@ _MAX_ONNX_BYTES = 2**31
 _HEX_COLOUR = re.compile(r"^#[0-9a-fA-F]{6}$")
 
 _FIX_MODEL = "Choose an .onnx model trained or shipped by OreMap."
-
-
-def plugin_version():
-    """OreMap version from the plugin's ``metadata.txt``; ``"0.0.0"`` when unreadable."""
-    path = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "metadata.txt")
-    try:
-        with open(path, encoding="utf-8") as handle:
-            for line in handle:
-                key, _, value = line.partition("=")
-                if key.strip() == "version" and value.strip():
-                    return value.strip()
-    except OSError:
-        pass
-    return "0.0.0"
 
 
 def _jsonable(value):
