@@ -342,7 +342,7 @@ def test_about_names_the_optional_packages_of_each_group():
     or recommend (``REQUIRES``, ``RECOMMENDS``), so the plugin manager tells a user what to install."""
     from oremap.algorithms import ALGORITHMS
     from oremap.algorithms.base import GROUPS
-    from oremap.core.dependencies import OPTIONAL_PACKAGES
+    from oremap.core.engine.dependencies import OPTIONAL_PACKAGES
 
     needs = {group: set() for group in GROUPS}
     for module, cls in ALGORITHMS:
@@ -358,7 +358,7 @@ def test_about_names_the_optional_packages_of_each_group():
 
 
 def test_every_place_that_names_the_version_follows_metadata(qgis_app):
-    from oremap.core.model_format import ModelInfo, read_model_info
+    from oremap.core.engine.model_format import ModelInfo, read_model_info
     from oremap.core.engine.version import plugin_version
     from oremap.processing_provider.provider import OreMapProvider
 
