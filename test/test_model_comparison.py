@@ -9,6 +9,8 @@ Known answers are computed here independently: AUC by counting pairs, window foo
 boolean masks, probabilities through onnxruntime directly.
 """
 
+import os
+
 import numpy as np
 import pytest
 import rasterio
@@ -253,3 +255,44 @@ def test_unused_deposits_are_listed_with_distances_and_uncertainty_is_stated(com
         assert p["significant"] == (p["ci"][0] > 0 or p["ci"][1] < 0)
     lo, hi = result.row("resnet")["deposit_ci"]
     assert lo <= result.row("resnet")["deposit_auc"] <= hi
+
+
+def point_layer(xy_utm, names=None):
+    """A memory point layer in the stack's CRS, with a text 'name' field."""
+    from qgis.core import QgsFeature, QgsField, QgsGeometry, QgsPointXY, QgsVectorLayer
+    from qgis.PyQt.QtCore import QVariant
+
+    layer = QgsVectorLayer("Point?crs=EPSG:32750", "points", "memory")
+    layer.dataProvider().addAttributes([QgsField("name", QVariant.String)])
+    layer.updateFields()
+    features = []
+    for i, (x, y) in enumerate(xy_utm):
+        feature = QgsFeature(layer.fields())
+        feature.setGeometry(QgsGeometry.fromPointXY(QgsPointXY(float(x), float(y))))
+        feature["name"] = names[i] if names else None
+        features.append(feature)
+    layer.dataProvider().addFeatures(features)
+    return layer
+
+
+def test_algorithm_compares_and_saves_models_through_processing(run_alg, tmp_path):
+    from oremap.core.engine.model_format import read_model_info
+
+    path = str(tmp_path / "stack.tif")
+    deposits = make_stack(path)
+    names = [f"Site {i}" for i in range(len(deposits))]
+    result = run_alg("train_prospectivity_model", {
+        "INPUT": path, "DEPOSITS": point_layer(deposits, names), "DEPOSIT_NAME": "name",
+        "SAMPLES": point_layer(to_xy(np.array([[48.0, 48.0]]))), "METHODS": [0, 1],
+        "WINDOW": WINDOW, "FOLDS": 3, "BLOCK_SIZE": 6000.0, "NEGATIVES_PER_POSITIVE": 6, "JITTER_COPIES": 3,
+        "SEED": 5, "BOOTSTRAP": 200, "OUTPUT_FOLDER": str(tmp_path / "models"),
+        "OUTPUT_REPORT": str(tmp_path / "report.html")})
+    assert sorted(os.listdir(tmp_path / "models")) == ["ensemble.onnx", "logistic.onnx", "random_forest.onnx"]
+    info = read_model_info(str(tmp_path / "models" / "logistic.onnx"))
+    assert info.task == "prospectivity" and info.input["window"] == WINDOW and info.band_names == ELEMENTS
+    assert result["BASELINE_ELEMENT"] == "Au_ppb" and result["DEPOSITS_VALIDATED"] == 14
+    assert result["BEST_MODEL"] in ("logistic", "random_forest", "ensemble")
+    assert result["BEST_AUC_MEAN"] == pytest.approx(info.training["metrics"]["cv_auc_mean"]) or \
+        result["BEST_MODEL"] != "logistic"
+    html = (tmp_path / "report.html").read_text(encoding="utf-8")
+    assert "Site 14" in html and "Site 15" in html  # off the grid, on nodata: listed by name
