@@ -135,7 +135,8 @@ def test_no_model_ever_sees_a_validation_cell(tmp_path, monkeypatch):
     def painted(specs, size, shape):
         mask = np.zeros(shape, bool)
         for r, c in zip(specs.rows, specs.cols):
-            mask[max(r - size // 2, 0):max(r - size // 2 + size, 0), max(c - size // 2, 0):max(c - size // 2 + size, 0)] = True
+            r0, c0 = r - size // 2, c - size // 2
+            mask[max(r0, 0):max(r0 + size, 0), max(c0, 0):max(c0 + size, 0)] = True
         return mask
 
     def check(rows, cols, size):

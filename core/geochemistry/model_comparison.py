@@ -27,7 +27,6 @@ those cells scoring lower, so that the folds join into one out-of-fold map.
 """
 
 import datetime
-import math
 import os
 from dataclasses import dataclass, field
 
@@ -86,8 +85,9 @@ class ComparisonResult:
 
 def deposit_status(stack, plan, deposits_xy, names=None, samples_xy=None):
     """One dict per input deposit point: ``id``, ``name``, ``x``, ``y``, ``status`` (``used``, ``off the grid``,
-    ``on nodata``, ``window mostly nodata``, ``shares a cell``), ``distance_to_valid`` (to the nearest valid
-    cell centre, map units) and ``distance_to_sample`` (to the nearest sample, when samples are given)."""
+    ``on nodata``, ``window mostly nodata``, or ``shares a cell with another deposit (counted once)``),
+    ``distance_to_valid`` (to the nearest valid cell centre, map units) and ``distance_to_sample`` (to the
+    nearest sample, when samples are given)."""
     from scipy.spatial import cKDTree
 
     xy = np.asarray(deposits_xy, dtype=np.float64).reshape(-1, 2)
@@ -111,7 +111,7 @@ def deposit_status(stack, plan, deposits_xy, names=None, samples_xy=None):
         elif pc.nodata_fraction(valid, [rows[i]], [cols[i]], window)[0] > max_nodata:
             status = "window mostly nodata"
         elif (rows[i], cols[i]) in seen:
-            status = "shares a cell"
+            status = "shares a cell with another deposit (counted once)"
         else:
             status = "used"
             seen.add((rows[i], cols[i]))
@@ -676,7 +676,7 @@ def comparison_report(result):
     if unused:
         dep_rows = [[d["id"], d["name"], d["status"], d["distance_to_valid"], d["distance_to_sample"]]
                     for d in unused]
-        sections.append(("Deposits not used", report.html_table(
+        sections.append(("Deposits not used on their own", report.html_table(
             ["id", "name", "why", "distance to the nearest valid cell", "distance to the nearest sample"], dep_rows,
             number_format="{:.0f}") + report.paragraph(
             "Deposits off the grid or on nodata cannot be validated. Enlarge the grid's extent or the IDW's maximum "
