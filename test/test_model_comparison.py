@@ -297,3 +297,18 @@ def test_algorithm_compares_and_saves_models_through_processing(run_alg, tmp_pat
         result["BEST_MODEL"] != "logistic"
     html = (tmp_path / "report.html").read_text(encoding="utf-8")
     assert "Site 14" in html and "Site 15" in html  # off the grid, on nodata: listed by name
+
+
+def test_bad_choices_are_refused_naming_the_parameter_and_nothing_is_written(tmp_path):
+    from oremap.core.engine.errors import OreMapError
+
+    path = str(tmp_path / "stack.tif")
+    deposits = make_stack(path)
+    with pytest.raises(OreMapError) as err:
+        mc.compare_models(path, deposits, methods=["logistic", "svm"], out_dir=str(tmp_path / "a"))
+    assert err.value.parameter == "methods" and "resnet" in err.value.message
+    with pytest.raises(OreMapError) as err:
+        mc.compare_models(path, deposits, methods=["logistic"], n_folds=1, window=WINDOW,
+                          out_dir=str(tmp_path / "b"), report_path=str(tmp_path / "b.html"))
+    assert err.value.parameter == "folds"
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists() and not (tmp_path / "b.html").exists()

@@ -232,9 +232,13 @@ def _row_measures(key, per_fold, n_folds_total):
         row["ap"] = average_precision(qv, lb)
         row["pooled_auc"] = roc_auc(qv, lb)
         row["roc"] = roc_curve(qv, lb)[:2]
-        sr = success_rate_curve(np.concatenate(q_area), np.concatenate(q_dep))
-        row["success_auc"] = sr["auc"]
-        row["success"] = (sr["area"], sr["deposits"])
+        area, dep = np.concatenate(q_area), np.concatenate(q_dep)
+        if area.size and dep.size:
+            sr = success_rate_curve(area, dep)
+            row["success_auc"] = sr["auc"]
+            row["success"] = (sr["area"], sr["deposits"])
+        else:
+            row["success_auc"], row["success"] = float("nan"), None
     else:
         row.update(ap=float("nan"), pooled_auc=float("nan"), success_auc=float("nan"), roc=None, success=None)
     return row
@@ -283,8 +287,8 @@ def compare_models(raster_path, deposits_xy, deposit_names=None, samples_xy=None
         Threads torch may use while training.
     """
     feedback = ensure(feedback)
-    methods = [m for m in METHODS if m in set(methods)]
     unknown = set(methods) - set(METHODS)
+    methods = [m for m in METHODS if m in set(methods)]
     if not methods or unknown:
         raise OreMapError("Choose at least one of the models " + ", ".join(METHODS) + ".", "methods")
     window = pc._check_window(window)
@@ -292,7 +296,6 @@ def compare_models(raster_path, deposits_xy, deposit_names=None, samples_xy=None
         pc.build_resnet(1, depth, width, window)
     crop = max(window // 8, 1)
     if out_dir:
-        os.makedirs(out_dir, exist_ok=True)
         if not overwrite:
             taken = [f"{k}.onnx" for k in list(methods) + ["ensemble"] if os.path.exists(os.path.join(out_dir,
                                                                                                     f"{k}.onnx"))]
@@ -441,6 +444,7 @@ def _final_models(stack, plan, methods, options, seed, folds, rows, out_dir, ras
     """Fit each model on all windows (:attr:`FoldPlan.final`), save it, and the rank-mean ensemble of them."""
     import onnx
 
+    os.makedirs(out_dir, exist_ok=True)
     final = plan.final
     members, refs = _fit_fold(stack, final, methods, options, seed, feedback, "Final model")
     paths, graphs = {}, {}
@@ -654,7 +658,8 @@ def comparison_report(result):
                  for p in result.pairs]
     unc.append(report.paragraph(
         f"{len(ns)} of {len(result.pairs)} pairs of models do not differ significantly (95 % paired bootstrap over "
-        f"deposits, {info['n_bootstrap']} draws); {len(sig)} do."))
+        f"deposits, {info['n_bootstrap']} draws); {len(sig)} do. The bootstrap treats deposits as independent; "
+        "deposits of one cluster are not, so the intervals are, if anything, too narrow."))
     unc.append(report.html_table(["model A", "model B", "A - B (deposit-level AUC)", "95 % interval",
                                   "significant"], pair_rows))
     sections.append(("Few deposits: how sure is this?", "".join(unc)))
