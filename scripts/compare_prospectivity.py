@@ -45,7 +45,8 @@ def chain(run, out, six=False):
 def main(argv):
     args = [a for a in argv if not a.startswith("--")]
     six = "--six" in argv
-    out = os.path.abspath(args[0] if args else os.path.join(ROOT, "demo_output", "comparison" + ("_six" if six else "")))
+    name = "comparison" + ("_six" if six else "")
+    out = os.path.abspath(args[0] if args else os.path.join(ROOT, "demo_output", name))
     result = run_headless(lambda run: chain(run, out, six))
     lines = [f"{k}: {v}" for k, v in result.items()]
     with open(os.path.join(out, "summary.txt"), "w", encoding="utf-8") as fh:
