@@ -453,6 +453,7 @@ def _final_models(stack, plan, methods, options, seed, folds, rows, out_dir, ras
     spatial = {"window": int(plan.window), "cell_size": [float(px_w), float(px_h)],
                "crs": stack.crs.to_wkt() if stack.crs else None, "epsg": stack.crs.to_epsg() if stack.crs else None}
     date = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0).isoformat()
+    data_hash = pc._stack_hash(stack, plan)
     for key in methods:
         row = by_key[key]
         metrics = {"cv_auc_mean": row["auc_mean"], "cv_auc_sd": row["auc_sd"], "cv_auc_per_fold": row["fold_auc"],
@@ -488,7 +489,8 @@ def _final_models(stack, plan, methods, options, seed, folds, rows, out_dir, ras
                                "feature_names": pm.feature_names(stack.names),
                                "mean": [float(v) for v in member.mean], "sd": [float(v) for v in member.sd],
                                "nodata_fill": 0.0, "max_nodata": float(max_nodata), "in_graph": True},
-                training={"date": date, "n_samples": int(len(plan.deposits) + len(plan.negatives)),
+                training={"date": date, "data_hash": data_hash,
+                          "n_samples": int(len(plan.deposits) + len(plan.negatives)),
                           "metrics": metrics, "parameters": {"method": key, "estimator": repr(member.estimator),
                                                              "window": int(plan.window), "seed": int(seed),
                                                              "block_size": plan.info["block_size"],
@@ -510,7 +512,8 @@ def _final_models(stack, plan, methods, options, seed, folds, rows, out_dir, ras
             output={"name": pm.OUTPUT_NAME, "kind": "probabilities"}, band_names=[str(n) for n in stack.names],
             preprocessing={"method": "rank_mean", "members": list(methods), "max_nodata": float(max_nodata),
                            "in_graph": True},
-            training={"date": date, "n_samples": int(len(plan.deposits) + len(plan.negatives)),
+            training={"date": date, "data_hash": data_hash,
+                      "n_samples": int(len(plan.deposits) + len(plan.negatives)),
                       "metrics": {"cv_auc_mean": row["auc_mean"], "cv_auc_sd": row["auc_sd"],
                                   "cv_auc_per_fold": row["fold_auc"], "cv_deposits_validated": row["n_deposits"]},
                       "parameters": {"method": "rank_mean", "members": list(methods), "seed": int(seed),
