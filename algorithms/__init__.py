@@ -18,6 +18,7 @@ ALGORITHMS = [
     ("evaluate_prospectivity", "EvaluateProspectivity"),
     ("element_selection", "ElementSelection"),
     ("train_prospectivity_cnn", "TrainProspectivityCnn"),
+    ("train_prospectivity_model", "TrainProspectivityModel"),
     ("prospectivity_map", "ProspectivityMap"),
     ("s2_indices", "S2Indices"),
     ("train_mine_classifier", "TrainMineClassifier"),

@@ -1,0 +1,315 @@
+"""Prospectivity models side by side (core.geochemistry.model_comparison, prospectivity_models).
+
+Synthetic stack: 96 x 96 cells of 250 m, three log-normal elements over smooth, correlated
+background fields. Only Au carries the deposits (a Gaussian halo of 1.5 cells around each of 14
+deposits, 0.8 log10 units high); As and Cu are background only. A corner lies outside the survey
+(nodata), and two more deposit points lie off the grid and on that nodata corner.
+
+Known answers are computed here independently: AUC by counting pairs, window footprints painted on
+boolean masks, probabilities through onnxruntime directly.
+"""
+
+import os
+
+import numpy as np
+import pytest
+import rasterio
+from scipy.ndimage import gaussian_filter
+
+from oremap.core.geochemistry import model_comparison as mc
+from oremap.core.geochemistry import prospectivity_cnn as pc
+from oremap.core.geochemistry import prospectivity_data
+from oremap.core.geochemistry import prospectivity_models as pm
+
+ELEMENTS = ["Au_ppb", "As_ppm", "Cu_ppm"]
+SIZE, CELL, WINDOW = 96, 250.0, 8
+X0, Y0 = 400000.0, 6300000.0
+SETTINGS = dict(window=WINDOW, depth=18, width=8, epochs=12, batch_size=32, lr=0.05, n_folds=3, block_size=6000.0,
+                negatives_per_positive=6, jitter_copies=3, seed=5, threads=1, n_bootstrap=500, max_area_cells=400)
+
+
+def to_xy(rc):
+    rc = np.asarray(rc, dtype=float)
+    return np.column_stack([X0 + rc[:, 1] * CELL, Y0 - rc[:, 0] * CELL])
+
+
+def make_stack(path, seed=2):
+    rng = np.random.default_rng(seed)
+    deps = []
+    while len(deps) < 14:
+        p = rng.uniform(6, SIZE - 6, 2)
+        if p.sum() > 40 and all(np.hypot(*(p - q)) > 14 for q in deps):
+            deps.append(p)
+    fields = np.stack([gaussian_filter(rng.standard_normal((SIZE, SIZE)), 4) for _ in range(3)])
+    fields /= fields.std(axis=(1, 2), keepdims=True)
+    fields = np.einsum("ij,jhw->ihw", np.linalg.cholesky(np.full((3, 3), 0.4) + 0.6 * np.eye(3)), fields)
+    rr, cc = np.mgrid[0:SIZE, 0:SIZE] + 0.5
+    halo = sum(np.exp(-((rr - r) ** 2 + (cc - c) ** 2) / (2 * 1.5 ** 2)) for r, c in deps)
+    log10 = np.array([0.5, 1.0, 1.5])[:, None, None] + 0.2 * fields
+    log10[0] += 0.8 * halo
+    data = log10.astype(np.float32)
+    data[:, (rr + cc) < 24] = -9999.0
+    with rasterio.open(path, "w", driver="GTiff", width=SIZE, height=SIZE, count=3, dtype="float32", nodata=-9999.0,
+                       crs="EPSG:32750", transform=rasterio.Affine(CELL, 0, X0, 0, -CELL, Y0)) as dst:
+        dst.write(data)
+        for i, name in enumerate(ELEMENTS, start=1):
+            dst.set_band_description(i, name)
+    extra = to_xy([[-20.0, 40.0], [3.0, 3.0]])  # off the grid; on the nodata corner
+    return np.vstack([to_xy(np.asarray(deps)), extra])
+
+
+@pytest.fixture(scope="module")
+def compared(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("comparison")
+    path = str(tmp / "stack.tif")
+    deposits = make_stack(path)
+    names = [f"D{i}" for i in range(len(deposits))]
+    samples = to_xy(np.array([[48.0, 48.0], [10.0, 10.0]]))
+    result = mc.compare_models(path, deposits, names, samples, out_dir=str(tmp / "models"),
+                               report_path=str(tmp / "report.html"), **SETTINGS)
+    return result, path, deposits, tmp
+
+
+def pair_auc(labels, scores):
+    pos, neg = scores[labels == 1], scores[labels == 0]
+    greater = (pos[:, None] > neg[None, :]).sum() + 0.5 * (pos[:, None] == neg[None, :]).sum()
+    return greater / (pos.size * neg.size)
+
+
+def test_every_model_finds_the_one_element_and_the_baseline_is_its_auc(compared):
+    result, path, _, _ = compared
+    plan = result.plan
+    with rasterio.open(path) as src:
+        au = src.read(1)
+    fold_aucs = []
+    for fold in plan.folds:
+        val = fold["val"]
+        fold_aucs.append(pair_auc(val.labels, au[val.rows, val.cols]))
+    base = result.row("baseline")
+    assert base["element"] == "Au_ppb"
+    assert base["fold_auc"] == pytest.approx(fold_aucs, abs=1e-12)
+    assert base["auc_mean"] == pytest.approx(np.mean(fold_aucs), abs=1e-12)
+    assert base["auc_mean"] > 0.9
+    for key in mc.METHODS + ("ensemble",):
+        row = result.row(key)
+        assert row["n_deposits"] == plan.info["n_deposits"] == 14
+        assert row["auc_mean"] > 0.8, (key, row["fold_auc"])
+        assert row["deposit_auc"] > 0.8, key
+    # As and Cu carry nothing: their AUCs sit near one half
+    others = {r["key"]: r["auc_mean"] for r in result.info["element_rows"]}
+    assert abs(others["element:As_ppm"] - 0.5) < 0.25 and abs(others["element:Cu_ppm"] - 0.5) < 0.25
+    # the logistic regression leans on Au: its largest coefficients are Au statistics
+    coef = np.abs(pm.TabularMember("logistic", *_final_table(result, path)).estimator.coef_[0])
+    assert np.argmax(coef) // len(pm.FEATURES) == 0
+
+
+def _final_table(result, path):
+    stack = pc.read_stack(path, pad=WINDOW + 4)
+    X = pm.stack_features(stack, result.plan.final, WINDOW)
+    return X, result.plan.final.labels
+
+
+def test_resnet_row_is_the_resnet_trainers_cross_validation(compared):
+    result, path, deposits, _ = compared
+    s = SETTINGS
+    trained = pc.train_prospectivity(path, deposits, window=WINDOW, depth=18, width=s["width"], epochs=s["epochs"],
+                                     batch_size=s["batch_size"], lr=s["lr"], n_folds=s["n_folds"],
+                                     block_size=s["block_size"], negatives_per_positive=s["negatives_per_positive"],
+                                     jitter_copies=s["jitter_copies"], seed=s["seed"], threads=1)
+    assert result.row("resnet")["fold_auc"] == pytest.approx(trained.cv["auc_per_fold"], abs=1e-6)
+    for mine, theirs in zip(result.plan.folds, trained.plan.folds):
+        assert np.array_equal(mine["val"].rows, theirs["val"].rows)
+        assert np.array_equal(mine["train"].cols, theirs["train"].cols)
+
+
+def test_no_model_ever_sees_a_validation_cell(tmp_path, monkeypatch):
+    path = str(tmp_path / "stack.tif")
+    deposits = make_stack(path)
+    plans, active, seen, violations = [], {}, [], []
+    real_plan, real_fit, real_windows, real_stats = (pc.plan_spatial_folds, mc._fit_fold, prospectivity_data.ElementStack.windows,
+                                                     pc._fit_stats)
+
+    def plan_spy(*args, **kwargs):
+        plans.append(real_plan(*args, **kwargs))
+        return plans[-1]
+
+    def painted(specs, size, shape):
+        mask = np.zeros(shape, bool)
+        for r, c in zip(specs.rows, specs.cols):
+            r0, c0 = r - size // 2, c - size // 2
+            mask[max(r0, 0):max(r0 + size, 0), max(c0, 0):max(c0 + size, 0)] = True
+        return mask
+
+    def check(rows, cols, size):
+        if "mask" not in active:
+            return
+        seen.append(len(np.atleast_1d(rows)))
+        touched = painted(pc.WindowSpecs(np.atleast_1d(rows), np.atleast_1d(cols), np.zeros(0), np.zeros(0)), size,
+                          active["mask"].shape)
+        if (touched & active["mask"]).any():
+            violations.append((active["fold"], size))
+
+    def windows_spy(self, rows, cols, size):
+        check(rows, cols, size)
+        return real_windows(self, rows, cols, size)
+
+    def stats_spy(stack, specs, size):
+        check(specs.rows, specs.cols, size)
+        return real_stats(stack, specs, size)
+
+    def fit_spy(stack, train, *args, **kwargs):
+        plan = plans[-1]
+        fold = next((f for f in range(len(plan.folds)) if plan.folds[f]["train"] is train), None)
+        if fold is not None:  # the final fit (all windows) has no validation fold
+            active.update(fold=fold, mask=painted(plan.folds[fold]["val"], plan.window, (stack.height, stack.width)))
+        try:
+            return real_fit(stack, train, *args, **kwargs)
+        finally:
+            active.clear()
+
+    monkeypatch.setattr(pc, "plan_spatial_folds", plan_spy)
+    monkeypatch.setattr(mc, "_fit_fold", fit_spy)
+    monkeypatch.setattr(prospectivity_data.ElementStack, "windows", windows_spy)
+    monkeypatch.setattr(pc, "_fit_stats", stats_spy)
+    settings = dict(SETTINGS, epochs=2)
+    result = mc.compare_models(path, deposits, **settings)
+    assert len(plans) == 1 and len(result.plan.folds) == 3
+    assert sum(seen) > 1000  # the spy really watched the training reads (features, ResNet batches, statistics)
+    assert violations == []
+    # and the spy itself catches a read of a validation window
+    val = plans[0].folds[0]["val"]
+    active.update(fold=0, mask=painted(val, WINDOW, (SIZE, SIZE)))
+    check(val.rows[:1], val.cols[:1], WINDOW)
+    assert violations == [(0, WINDOW)]
+
+
+def test_saved_models_map_through_prospectivity_map_and_match_in_memory(compared):
+    import onnxruntime as ort
+
+    result, path, _, tmp = compared
+    assert set(result.models) == set(mc.METHODS) | {"ensemble"}
+    stack = pc.read_stack(path, pad=WINDOW + 4)
+    rows, cols = result.plan.negatives.rows[:40], result.plan.negatives.cols[:40]
+    wins = stack.windows(rows, cols, WINDOW)
+    X = pm.window_features(wins)
+    # features: centre cell, mean and max of valid cells, element by element
+    r0, c0 = rows[0] - WINDOW // 2 + stack.pad, cols[0] - WINDOW // 2 + stack.pad
+    block = stack.data[:, r0:r0 + WINDOW, c0:c0 + WINDOW]
+    expected = [block[0, WINDOW // 2, WINDOW // 2], np.nanmean(block[0]), np.nanmax(block[0])]
+    assert X[0, :3] == pytest.approx(expected, rel=1e-5)
+    for key, model_path in result.models.items():
+        out = tmp / f"map_{key}.tif"
+        mapped = pc.prospectivity_map(path, model_path, str(out), mode="grid", grid=(12, 12))
+        assert mapped["n_scored"] > 100
+        session = ort.InferenceSession(model_path, providers=["CPUExecutionProvider"])
+        p = session.run(None, {"windows": wins})[0] if key != "resnet" else None
+        if key in pm.TABULAR:
+            member = pm.TabularMember(key, *_final_table(result, path), seed=SETTINGS["seed"])
+            assert p[:, 1] == pytest.approx(member.predict(X), abs=2e-5)
+            assert p.sum(axis=1) == pytest.approx(1.0, abs=1e-5)
+        elif key == "ensemble":
+            assert ((p[:, 1] >= 0) & (p[:, 1] <= 1)).all()
+            assert p[:, 1] == pytest.approx(1 - p[:, 0], abs=1e-6)
+
+
+def test_rank_mean_graph_is_the_mean_background_share(compared):
+    result, path, _, _ = compared
+    import onnxruntime as ort
+
+    stack = pc.read_stack(path, pad=WINDOW + 4)
+    wins = stack.windows(result.plan.deposits.rows, result.plan.deposits.cols, WINDOW)
+    models = {k: ort.InferenceSession(result.models[k], providers=["CPUExecutionProvider"]) for k in mc.METHODS}
+    bg = stack.windows(result.plan.negatives.rows, result.plan.negatives.cols, WINDOW)
+    shares = []
+    for k, s in models.items():
+        ref = s.run(None, {"windows": bg})[0][:, 1]
+        p = s.run(None, {"windows": wins})[0][:, 1]
+        shares.append(((ref[None, :] < p[:, None]).sum(1) + 0.5 * (ref[None, :] == p[:, None]).sum(1)) / ref.size)
+    ens = ort.InferenceSession(result.models["ensemble"], providers=["CPUExecutionProvider"])
+    # torch and onnxruntime may order a near-tie differently: one reference window in 80 at most
+    assert ens.run(None, {"windows": wins})[0][:, 1] == pytest.approx(np.mean(shares, axis=0), abs=0.005)
+
+
+def test_unused_deposits_are_listed_with_distances_and_uncertainty_is_stated(compared):
+    result, path, deposits, tmp = compared
+    status = {d["name"]: d for d in result.deposits}
+    off, on_nodata = status["D14"], status["D15"]
+    assert off["status"] == "off the grid" and on_nodata["status"] == "on nodata"
+    # nearest sample: (48, 48) and (10, 10) in cells
+    samples = to_xy(np.array([[48.0, 48.0], [10.0, 10.0]]))
+    for d in (off, on_nodata):
+        expected = np.min(np.hypot(*(samples - [d["x"], d["y"]]).T))
+        assert d["distance_to_sample"] == pytest.approx(expected)
+    # the nodata corner is rows + cols < 24 (cell centres): the deposit at (3, 3) is (24 - 7) / 2 cells diagonally
+    # from the nearest valid cell centres
+    with rasterio.open(path) as src:
+        valid = src.read(1) != -9999.0
+    vr, vc = np.nonzero(valid)
+    centres = to_xy(np.column_stack([vr + 0.5, vc + 0.5]))
+    assert on_nodata["distance_to_valid"] == pytest.approx(np.min(np.hypot(*(centres - [on_nodata["x"],
+                                                                                        on_nodata["y"]]).T)))
+    html = (tmp / "report.html").read_text(encoding="utf-8")
+    assert "D14" in html and "D15" in html and "off the grid" in html and "on nodata" in html
+    assert "Only 14 deposits were validated" in html
+    assert "do not differ significantly" in html
+    # a pair is not significant exactly when its bootstrap interval holds 0
+    for p in result.pairs:
+        assert p["significant"] == (p["ci"][0] > 0 or p["ci"][1] < 0)
+    lo, hi = result.row("resnet")["deposit_ci"]
+    assert lo <= result.row("resnet")["deposit_auc"] <= hi
+
+
+def point_layer(xy_utm, names=None):
+    """A memory point layer in the stack's CRS, with a text 'name' field."""
+    from qgis.core import QgsFeature, QgsField, QgsGeometry, QgsPointXY, QgsVectorLayer
+    from qgis.PyQt.QtCore import QVariant
+
+    layer = QgsVectorLayer("Point?crs=EPSG:32750", "points", "memory")
+    layer.dataProvider().addAttributes([QgsField("name", QVariant.String)])
+    layer.updateFields()
+    features = []
+    for i, (x, y) in enumerate(xy_utm):
+        feature = QgsFeature(layer.fields())
+        feature.setGeometry(QgsGeometry.fromPointXY(QgsPointXY(float(x), float(y))))
+        feature["name"] = names[i] if names else None
+        features.append(feature)
+    layer.dataProvider().addFeatures(features)
+    return layer
+
+
+def test_algorithm_compares_and_saves_models_through_processing(run_alg, tmp_path):
+    from oremap.core.engine.model_format import read_model_info
+
+    path = str(tmp_path / "stack.tif")
+    deposits = make_stack(path)
+    names = [f"Site {i}" for i in range(len(deposits))]
+    result = run_alg("train_prospectivity_model", {
+        "INPUT": path, "DEPOSITS": point_layer(deposits, names), "DEPOSIT_NAME": "name",
+        "SAMPLES": point_layer(to_xy(np.array([[48.0, 48.0]]))), "METHODS": [0, 1],
+        "WINDOW": WINDOW, "FOLDS": 3, "BLOCK_SIZE": 6000.0, "NEGATIVES_PER_POSITIVE": 6, "JITTER_COPIES": 3,
+        "SEED": 5, "BOOTSTRAP": 200, "OUTPUT_FOLDER": str(tmp_path / "models"),
+        "OUTPUT_REPORT": str(tmp_path / "report.html")})
+    assert sorted(os.listdir(tmp_path / "models")) == ["ensemble.onnx", "logistic.onnx", "random_forest.onnx"]
+    info = read_model_info(str(tmp_path / "models" / "logistic.onnx"))
+    assert info.task == "prospectivity" and info.input["window"] == WINDOW and info.band_names == ELEMENTS
+    assert result["BASELINE_ELEMENT"] == "Au_ppb" and result["DEPOSITS_VALIDATED"] == 14
+    assert result["BEST_MODEL"] in ("logistic", "random_forest", "ensemble")
+    assert result["BEST_AUC_MEAN"] == pytest.approx(info.training["metrics"]["cv_auc_mean"]) or \
+        result["BEST_MODEL"] != "logistic"
+    html = (tmp_path / "report.html").read_text(encoding="utf-8")
+    assert "Site 14" in html and "Site 15" in html  # off the grid, on nodata: listed by name
+
+
+def test_bad_choices_are_refused_naming_the_parameter_and_nothing_is_written(tmp_path):
+    from oremap.core.engine.errors import OreMapError
+
+    path = str(tmp_path / "stack.tif")
+    deposits = make_stack(path)
+    with pytest.raises(OreMapError) as err:
+        mc.compare_models(path, deposits, methods=["logistic", "svm"], out_dir=str(tmp_path / "a"))
+    assert err.value.parameter == "methods" and "resnet" in err.value.message
+    with pytest.raises(OreMapError) as err:
+        mc.compare_models(path, deposits, methods=["logistic"], n_folds=1, window=WINDOW,
+                          out_dir=str(tmp_path / "b"), report_path=str(tmp_path / "b.html"))
+    assert err.value.parameter == "folds"
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists() and not (tmp_path / "b.html").exists()
