@@ -18,7 +18,7 @@ from scipy.ndimage import gaussian_filter
 
 from oremap.core.geochemistry import model_comparison as mc
 from oremap.core.geochemistry import prospectivity_cnn as pc
-from oremap.core.geochemistry import prospectivity_data
+from oremap.core.geochemistry import prospectivity_data, prospectivity_mapping
 from oremap.core.geochemistry import prospectivity_models as pm
 
 ELEMENTS = ["Au_ppb", "As_ppm", "Cu_ppm"]
@@ -199,7 +199,7 @@ def test_saved_models_map_through_prospectivity_map_and_match_in_memory(compared
     assert X[0, :3] == pytest.approx(expected, rel=1e-5)
     for key, model_path in result.models.items():
         out = tmp / f"map_{key}.tif"
-        mapped = pc.prospectivity_map(path, model_path, str(out), mode="grid", grid=(12, 12))
+        mapped = prospectivity_mapping.prospectivity_map(path, model_path, str(out), mode="grid", grid=(12, 12))
         assert mapped["n_scored"] > 100
         session = ort.InferenceSession(model_path, providers=["CPUExecutionProvider"])
         p = session.run(None, {"windows": wins})[0] if key != "resnet" else None

@@ -271,7 +271,7 @@ def compare_models(raster_path, deposits_xy, deposit_names=None, samples_xy=None
         the nearest sample.
     out_dir : str, optional
         Folder for the models: ``<method>.onnx`` for each model and ``ensemble.onnx``, all accepted by
-        :func:`core.geochemistry.prospectivity_cnn.prospectivity_map`.
+        :func:`core.geochemistry.prospectivity_mapping.prospectivity_map`.
     report_path : str, optional
         The HTML report.
     methods : sequence of str

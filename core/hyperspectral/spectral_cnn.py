@@ -28,10 +28,9 @@ from ..engine import torch_training
 from ..engine.colors import class_colours, hex_colour
 from ..engine.errors import OreMapError
 from ..engine.feedback import ensure
-from ..engine.model_format import ModelInfo, write_model
+from ..engine.model_format import ModelInfo, build_date, write_model
 from ..engine.spectra import PREPROCESSING_METHODS, _unknown_preprocessing, preprocess
 from ..engine.spectral_network import (DEFAULT_NETWORK, INPUT_NAME, OUTPUT_NAME, SpectralCNN, _torch_classes,
-from ..engine.model_format import build_date
                                       export_onnx, predict_proba_torch)
 
 
