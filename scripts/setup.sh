@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 APT_PACKAGES="qgis python3-qgis python3-venv python3-rasterio python3-geopandas \
-python3-sklearn python3-scipy python3-rtree python3-cairo xvfb xauth"
+python3-sklearn python3-scipy python3-rtree python3-cairo python3-dask python3-distributed xvfb xauth"
 # python3-cairo: Debian's python3-gi (pulled in by QGIS) needs it, or `pip check` below reports a broken install.
 
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
