@@ -195,6 +195,7 @@ class ScenePlan:
     work: str
     height: int = 0
     parts: list = field(default_factory=list)   # [(row0, row1)], empty: the whole scene in one task
+    per_pixel: int = None                         # the block engine's bytes per pixel (split scenes)
     skip: bool = False
 
 
@@ -230,12 +231,13 @@ def plan(job):
 
             try:
                 with rasterio.open(scene) as ds:
-                    p.height = ds.height
-            except rasterio.errors.RasterioIOError:
-                p.height = 0   # the scene's task reports why it cannot be read
-            rows = int(job.rows_per_part)
-            if p.height > rows:
-                p.parts = [(r, min(r + rows, p.height)) for r in range(0, p.height, rows)]
+                    p.height, width = ds.height, ds.width
+                if p.height > int(job.rows_per_part):
+                    settings = _settings(job.algorithm, scene, job.model, job.options, job.threads)
+                    p.per_pixel = settings.per_pixel
+                    p.parts = row_ranges(width, p.height, settings.per_pixel, job.memory_mb, int(job.rows_per_part))
+            except (rasterio.errors.RasterioIOError, OreMapError):
+                p.parts = []   # the scene's one task reports why it cannot run
         plans.append(p)
     return plans
 
@@ -370,9 +372,38 @@ def _scale_decision(scene, bands, scale):
 # --------------------------------------------------------------------------------------
 # One scene, or one row range of it: the core functions
 # --------------------------------------------------------------------------------------
+def _bytes(count, dtype):
+    return int(count) * (np.dtype(dtype).itemsize + 8)
+
+
+def _in_bytes(scene, bands):
+    """What the block engine counts per pixel for reading ``bands`` of ``scene`` (its first band's type)."""
+    from .raster import open_raster
+
+    with open_raster(scene) as ds:
+        n = ds.count if bands is None else len(bands)
+        return n * (np.dtype(ds.dtypes[0]).itemsize + 2 * 4) + 1
+
+
+@dataclass
+class _Settings:
+    """What depends on the whole scene: the reflectance scale (``(scale, gain, bias)``), the call of the
+    core function, and the bytes per pixel the block engine sizes its blocks with for that call."""
+
+    scale: tuple
+    call: object
+    per_pixel: int = 0
+
+
 def _settings(algorithm, scene, model, options, threads):
-    """What depends on the whole scene: bands, wavelengths, the reflectance scale, and the call."""
+    """Bands, wavelengths, the reflectance scale and the call of the core function, from the whole scene.
+
+    ``per_pixel`` repeats the sizing of the core function's block engine call (input, outputs and the
+    work it declares) so that row ranges can be whole numbers of the engine's blocks; the part tasks
+    count the blocks they run and the job reports any difference.
+    """
     from . import mapping
+    from .raster import class_raster_dtype
 
     opt = dict(options or {})
     wavelengths = opt.get("wavelengths")
@@ -383,14 +414,16 @@ def _settings(algorithm, scene, model, options, threads):
         info = read_model_info(model)
         band_info = mapping.image_band_info(scene, wavelengths) if (info.wavelengths or wavelengths) else None
         bands, _ = mapping.model_input(scene, info, band_info)
-        scale = _scale_decision(scene, bands, opt.get("scale"))
+        k = len(info.class_names)
+        per_pixel = (_in_bytes(scene, bands) + _bytes(1, class_raster_dtype(k)) + _bytes(1, "float32")
+                     + 4 * (8 * info.n_bands + 4 * k))
 
         def call(raster, paths, memory_mb, feedback, scale_arg):
             return mapping.cnn_classify_map(raster, model, paths["classes"], None, paths["confidence"],
                                             min_confidence=opt.get("min_confidence"), threads=threads,
                                             band_info=band_info, scale=scale_arg, nodata=nodata,
                                             memory_mb=memory_mb, feedback=feedback)
-        return scale, call
+        return _Settings(_scale_decision(scene, bands, opt.get("scale")), call, per_pixel)
     if algorithm == "unmix_fcls":
         from .spectral_library import read_library
 
@@ -400,13 +433,14 @@ def _settings(algorithm, scene, model, options, threads):
             library = library.subset(list(names))
         band_info = mapping.image_band_info(scene, wavelengths)
         bands, _ = mapping.reference_matrix(scene, library, band_info, min_bands=len(library.names))
-        scale = _scale_decision(scene, bands, opt.get("scale"))
+        k = len(library.names)
+        per_pixel = _in_bytes(scene, bands) + _bytes(k + 1, "float32") + 8 * 4 * k
 
         def call(raster, paths, memory_mb, feedback, scale_arg):
             return mapping.unmix_map(raster, library, paths["abundances"], mode=opt.get("mode") or "fcls",
                                      band_info=band_info, scale=scale_arg, nodata=nodata, memory_mb=memory_mb,
                                      feedback=feedback)
-        return scale, call
+        return _Settings(_scale_decision(scene, bands, opt.get("scale")), call, per_pixel)
     if algorithm == "predict_abundance":
         from . import abundance
 
@@ -414,23 +448,28 @@ def _settings(algorithm, scene, model, options, threads):
         info = mapping.image_band_info(scene, wavelengths, required=False) \
             if (model_obj.info.wavelengths or wavelengths) else None
         bands, matrix = mapping.model_input(scene, model_obj.info, info)
-        scale = _scale_decision(scene, bands, opt.get("scale"))
+        k = len(model_obj.names)
+        per_pixel = (_in_bytes(scene, bands) + _bytes(3 * k, "float32") + _bytes(1, class_raster_dtype(k))
+                     + 64 * (k + 4) + 8 * model_obj.info.n_bands)
 
         def call(raster, paths, memory_mb, feedback, scale_arg):
             return abundance.predict_abundance_map(raster, model, paths["abundance"], paths["intervals"],
                                                    paths["dominant"], level=float(opt.get("level") or 0.9),
                                                    image_bands=bands, resampler=matrix, scale=scale_arg,
                                                    nodata=nodata, memory_mb=memory_mb, feedback=feedback)
-        return scale, call
+        return _Settings(_scale_decision(scene, bands, opt.get("scale")), call, per_pixel)
     if algorithm == "score_anomaly":
         from . import vae_anomaly
 
         anomaly = vae_anomaly.load_model(model, threads=threads)
+        bands, _ = vae_anomaly.raster_bands(scene, anomaly.names)
+        m = len(anomaly.names)
+        per_pixel = _in_bytes(scene, bands) + _bytes(1, "float32") + _bytes(1, "uint8") + m * 8 * 10 + 64
 
         def call(raster, paths, memory_mb, feedback, scale_arg):
             return vae_anomaly.score_raster(anomaly, raster, paths["score"], paths["classes"], nodata=nodata,
                                             memory_mb=memory_mb, feedback=feedback)
-        return (1.0, None, None), call   # element rasters are read as they are (scale 1)
+        return _Settings((1.0, None, None), call, per_pixel)   # element rasters are read as they are (scale 1)
     if algorithm == "detect_mines":
         from .mine_detection import detect_mines
 
@@ -438,9 +477,41 @@ def _settings(algorithm, scene, model, options, threads):
             return detect_mines(raster, model, paths["probability"], paths["mask"],
                                 threshold=opt.get("threshold"), memory_mb=memory_mb, feedback=feedback,
                                 threads=threads)
-        return (None, None, None), call
+        return _Settings((None, None, None), call)
     check_algorithm(algorithm)
     raise AssertionError(algorithm)
+
+
+def _layout(windows, row0, row1):
+    return sorted((int(w.col_off), int(w.row_off) - row0, int(w.width), int(w.height))
+                  for w in windows if row0 <= w.row_off < row1)
+
+
+def row_ranges(width, height, per_pixel, memory_mb, rows_per_part):
+    """Cut a scene into row ranges of about ``rows_per_part`` rows, each a whole number of the block
+    engine's blocks *and* cut by the engine into exactly those blocks when it runs on the range alone.
+
+    So a range's every block holds the pixels the same block holds in the single-process run, and
+    computations that depend on how many pixels go through together (onnxruntime's and BLAS's kernels
+    differ in the last bit between batch sizes) give the same bits. ``[]``: the scene stays whole.
+    """
+    from .raster import block_windows, memory_budget_mb
+
+    memory = memory_budget_mb(memory_mb)
+    windows = block_windows(width, height, per_pixel, memory)
+    starts = sorted({int(w.row_off) for w in windows})
+    cuts = [r for r in starts[1:] if all(not (w.row_off < r < w.row_off + w.height) for w in windows)]
+
+    def same(r0, r1):
+        return _layout(windows, r0, r1) == _layout(block_windows(width, r1 - r0, per_pixel, memory), 0, r1 - r0)
+
+    parts, start = [], 0
+    for r in cuts:   # a cut from which the rest of the scene is cut alike, too
+        if r - start >= rows_per_part and same(start, r) and same(r, height):
+            parts.append((start, r))
+            start = r
+    parts.append((start, height))
+    return parts if len(parts) > 1 else []
 
 
 def _summary(stats):
@@ -475,7 +546,8 @@ def run_part(algorithm, scene, model, options, work, index, rows=None, memory_mb
     start = time.perf_counter()
     if not os.path.isdir(work):
         raise OreMapError("The scene's work folder has gone (the job was cancelled).", "out_dir")
-    (scale, gain, bias), call = _settings(algorithm, scene, model, options, threads)
+    settings = _settings(algorithm, scene, model, options, threads)
+    (scale, gain, bias), call = settings.scale, settings.call
     paths = part_paths(work, index, spec.outputs)
     raster = scene
     if rows is not None:
@@ -483,7 +555,8 @@ def run_part(algorithm, scene, model, options, work, index, rows=None, memory_mb
     try:
         # the whole scene: exactly the single-process call; a row range: the whole scene's scale decision
         scale_arg = (options or {}).get("scale") if rows is None else scale
-        stats = call(raster, paths, memory_mb, feedback, scale_arg)
+        counter = _BlockCounter(feedback)
+        stats = call(raster, paths, memory_mb, counter, scale_arg)
     except OreMapError as exc:
         if rows is None or exc.parameter != "raster" or not _no_usable_pixels(exc):
             raise
@@ -495,9 +568,43 @@ def run_part(algorithm, scene, model, options, work, index, rows=None, memory_mb
                 os.remove(raster)
             except OSError:
                 pass
-    with_rows = rows if rows is not None else (0, None)
-    return {"index": index, "rows": list(with_rows), "empty": False, "seconds": time.perf_counter() - start,
-            "stats": _summary(stats)}
+    result = {"index": index, "rows": list(rows if rows is not None else (0, None)), "empty": False,
+              "seconds": time.perf_counter() - start, "stats": _summary(stats), "blocks": counter.blocks}
+    if rows is not None:
+        from .raster import block_windows, memory_budget_mb
+        import rasterio
+
+        with rasterio.open(scene) as ds:
+            width = ds.width
+        result["blocks_planned"] = len(block_windows(width, rows[1] - rows[0], settings.per_pixel,
+                                                     memory_budget_mb(memory_mb)))
+    return result
+
+
+class _BlockCounter:
+    """Passes feedback on and counts the block engine's blocks (one progress call each)."""
+
+    def __init__(self, inner):
+        self.inner, self.blocks = inner, 0
+
+    def progress(self, percent):
+        self.blocks += 1
+        self.inner.progress(percent)
+
+    def is_canceled(self):
+        return self.inner.is_canceled()
+
+    def check(self):
+        self.inner.check()
+
+    def info(self, message):
+        self.inner.info(message)
+
+    def warning(self, message):
+        self.inner.warning(message)
+
+    def scaled(self, start, end):
+        return self.inner.scaled(start, end)
 
 
 def _no_usable_pixels(exc):
@@ -506,9 +613,12 @@ def _no_usable_pixels(exc):
     return "every pixel" in text or "no pixel could be scored" in text
 
 
-def assemble(algorithm, scene, work, outputs, parts, memory_mb=None):
+def assemble(algorithm, scene, work, outputs, parts, memory_mb=None, per_pixel=None):
     """Stitch the part files of a scene into its outputs (temporary name in ``work``, then moved), or
-    move the single whole-scene part. Removes the work folder. Returns the output paths."""
+    move the single whole-scene part. Removes the work folder. Returns the output paths.
+
+    With ``per_pixel`` (the engine's sizing, see :func:`row_ranges`) the output is written in the very
+    windows, in the same order, as the single-process run writes it, so even the file's bytes agree."""
     import rasterio
 
     from .raster import OutputSpec, block_windows, memory_budget_mb, write_blocks
@@ -543,7 +653,7 @@ def assemble(algorithm, scene, work, outputs, parts, memory_mb=None):
             count, itemsize = ds.count, np.dtype(ds.dtypes[0]).itemsize
         with rasterio.open(scene) as src:
             width, height, transform, crs = src.width, src.height, src.transform, src.crs
-        windows = block_windows(width, height, count * itemsize * 2 + 1, memory_budget_mb(memory_mb))
+        windows = block_windows(width, height, per_pixel or count * itemsize * 2 + 1, memory_budget_mb(memory_mb))
         write_blocks(out_spec, width, height, transform, crs,
                      _stitched(windows, parts, work, suffix, out_spec, count))
         finals[suffix] = out_spec.path
@@ -670,7 +780,7 @@ def start_cluster(scheduler=None, n_workers=None, threads_per_worker=1):
         if python:
             multiprocessing.set_executable(python)
     cluster = LocalCluster(n_workers=int(n_workers or local_workers()), threads_per_worker=int(threads_per_worker),
-                           processes=True, dashboard_address=None)
+                           processes=True, dashboard_address=":0")
     client = Client(cluster)
     prepare_client(client)
     return client, cluster
@@ -686,6 +796,7 @@ class BatchReport:
     seconds: float = 0.0
     task_seconds: float = 0.0
     workers: int = 0
+    block_mismatches: int = 0   # row ranges the engine cut otherwise than planned (then not bit-identical)
 
     def to_json(self):
         return json.dumps(asdict(self), indent=1)
@@ -727,7 +838,7 @@ def run_batch(job, client, feedback=None, progress=None):
                                       job.memory_mb, job.threads, key=f"oremap-part-{n}-{i}-{token}", pure=False)
                         for i, rows in enumerate(ranges)]
         final = client.submit(_assemble_task, job.algorithm, p.scene, p.work, p.outputs, part_futures,
-                              job.memory_mb, key=f"oremap-assemble-{n}-{token}", pure=False)
+                              job.memory_mb, p.per_pixel, key=f"oremap-assemble-{n}-{token}", pure=False)
         assemblies[final.key] = p
         for f in part_futures + [final]:
             owner[f.key] = p
@@ -756,6 +867,12 @@ def run_batch(job, client, feedback=None, progress=None):
                 else:
                     report.pixels += int(result.get("stats", {}).get("valid_pixels", 0))
                     report.task_seconds += float(result.get("seconds", 0.0))
+                    planned = result.get("blocks_planned")
+                    if planned is not None and not result["empty"] and planned != result["blocks"]:
+                        report.block_mismatches += 1
+                        feedback.warning(f"{p.scene}: rows {result['rows']} ran in {result['blocks']} blocks, "
+                                         f"{planned} planned: the output may differ from a single-process run "
+                                         "in the last bit.")
             if progress is not None:
                 progress(finished, total)
             feedback.progress(100.0 * finished / max(total, 1))
@@ -789,5 +906,5 @@ def _part_task(algorithm, scene, ref, shipped, options, work, index, rows, memor
     return run_part(algorithm, scene, model, options, work, index, rows, memory_mb, threads)
 
 
-def _assemble_task(algorithm, scene, work, outputs, parts, memory_mb):
-    return assemble(algorithm, scene, work, outputs, parts, memory_mb)
+def _assemble_task(algorithm, scene, work, outputs, parts, memory_mb, per_pixel):
+    return assemble(algorithm, scene, work, outputs, parts, memory_mb, per_pixel)
