@@ -198,11 +198,12 @@ def test_abundance_prediction_on_the_cluster_is_bit_identical(client, tmp_path):
 
     from oremap.core import abundance as ab
 
-    train, scene = make_scene(str(tmp_path), seed=0, name="train"), make_scene(str(tmp_path), seed=1, name="test")
+    train = make_scene(str(tmp_path), n_rows=3, n_cols=3, seed=0, name="train")
+    scene = make_scene(str(tmp_path), n_rows=3, n_cols=2, seed=1, name="test")
     X, _, ids = roi_pixels(train)
     comp = ab.prepare_compositions(train["lab"][:, :4], LISTED)
-    model = ab.train_abundance_model(X, comp.values[ids], ids, comp.names, families=["ridge", "pls"], n_folds=3,
-                                     fcls=False, seed=1).save(str(tmp_path / "abundance.onnx"))
+    ab.train_abundance_model(X, comp.values[ids], ids, comp.names, families=["ridge", "pls"], n_folds=3,
+                             fcls=False, seed=1).save(str(tmp_path / "abundance.onnx"))
     model = str(tmp_path / "abundance.onnx")
     info = mapping.image_band_info(scene["raster"], required=False)
     bands, matrix = mapping.model_input(scene["raster"], ab.AbundanceModel(model).info, info)
@@ -211,7 +212,7 @@ def test_abundance_prediction_on_the_cluster_is_bit_identical(client, tmp_path):
                              image_bands=bands, resampler=matrix, memory_mb=MEMORY_MB)
     job, report, out, plans = run(client, tmp_path, "predict_abundance", model, [scene["raster"]], rows=16,
                                   level=0.8)
-    assert not report.failed and plans[0].parts == [(0, 16), (16, 32), (32, 42)]
+    assert not report.failed and plans[0].parts == [(0, 16), (16, 26)]
     assert_same_files(job, {scene["raster"]: ref})
     with rasterio.open(ref["abundance"]) as ds:
         total = ds.read().sum(axis=0)
@@ -225,9 +226,9 @@ def test_anomaly_scores_on_the_cluster_are_bit_identical_with_an_empty_row_range
 
     rng = np.random.default_rng(0)
     names = ["Cu_ppm", "Zn_ppm", "Pb_ppm", "Ni_ppm"]
-    f = rng.standard_normal((800, 1))
-    values = 10 ** (1.5 + 0.3 * (0.95 * f + 0.3 * rng.standard_normal((800, 4))))   # log-normal, correlated
-    model = va.train_vae(values, names, epochs=15, batch_size=64, seed=1).save(str(tmp_path / "vae.onnx"))
+    f = rng.standard_normal((720, 1))
+    values = 10 ** (1.5 + 0.3 * (0.95 * f + 0.3 * rng.standard_normal((720, 4))))   # log-normal, correlated
+    va.train_vae(values, names, epochs=4, batch_size=64, seed=1).save(str(tmp_path / "vae.onnx"))
     model = str(tmp_path / "vae.onnx")
     cube = values[:30 * 24].T.reshape(4, 24, 30).astype("float32")
     cube[:, :6] = -9999.0                                                   # the first row range: all nodata
@@ -270,7 +271,7 @@ def test_mine_detection_scene_by_scene_is_bit_identical(client, tmp_path):
 # Failures, a killed worker, resume, models as bytes
 # --------------------------------------------------------------------------------------
 def test_a_killed_worker_and_a_broken_scene_leave_no_partial_file(client, tmp_path):
-    scenes = [copy_envi(AVIRIS_NG if i % 2 == 0 else AVIRIS_NG_2, tmp_path, f"line{i}") for i in range(6)]
+    scenes = [copy_envi(AVIRIS_NG if i % 2 == 0 else AVIRIS_NG_2, tmp_path, f"line{i}") for i in range(4)]
     broken = str(tmp_path / "broken.tif")
     with open(broken, "w") as handle:
         handle.write("not a raster")
@@ -281,7 +282,7 @@ def test_a_killed_worker_and_a_broken_scene_leave_no_partial_file(client, tmp_pa
                                  memory_mb=MEMORY_MB)
     out = tmp_path / "out"
     out.mkdir()
-    job = batch.BatchJob("classify_cnn", CNN, scenes[:3] + [broken] + scenes[3:], str(out), rows_per_part=1,
+    job = batch.BatchJob("classify_cnn", CNN, scenes[:2] + [broken] + scenes[2:], str(out), rows_per_part=2,
                          memory_mb=MEMORY_MB)
     killed = []
 
@@ -294,7 +295,7 @@ def test_a_killed_worker_and_a_broken_scene_leave_no_partial_file(client, tmp_pa
         killed.append((pid, done, total))
 
     report = batch.run_batch(job, client, progress=kill_a_busy_worker)
-    assert killed and killed[0][1] < killed[0][2] - 10                   # killed with most of the job to do
+    assert killed and killed[0][1] < killed[0][2] / 2                    # killed with most of the job to do
     assert list(report.failed) == [broken] and sorted(report.done) == sorted(scenes)
     assert_same_files(job, refs)                                          # no part, temporary or broken.* file
     client.wait_for_workers(2, timeout=60)                                # the nanny restarts the worker
@@ -332,13 +333,14 @@ def test_workers_load_a_shipped_model_they_cannot_read(client, tmp_path):
         assert np.array_equal(part.read(1), ds.read(1)[2:7])
 
 
-def test_cli_runs_a_local_cluster_and_reports_json(tmp_path, capsys):
+def test_cli_on_a_running_scheduler_reports_json(client, tmp_path, capsys):
     from oremap.batch import main
 
     out = tmp_path / "maps"
     out.mkdir()
     code = main(["unmix_fcls", AVIRIS_NG, "--model", USGS_LIBRARY, "--spectra", "; ".join(ENDMEMBERS[:3]),
-                 "--out", str(out), "--workers", "2", "--rows-per-part", "4", "--mode", "nn_closed"])
+                 "--out", str(out), "--scheduler", client.scheduler.address, "--rows-per-part", "4",
+                 "--mode", "nn_closed"])
     assert code == 0
     import json
 
