@@ -23,4 +23,5 @@ ALGORITHMS = [
     ("train_mine_segmentation", "TrainMineSegmentation"),
     ("detect_mines", "DetectMines"),
     ("vae_anomaly", "VaeAnomaly"),
+    ("batch_on_cluster", "BatchOnCluster"),
 ]

@@ -351,3 +351,25 @@ def test_cli_on_a_running_scheduler_reports_json(client, tmp_path, capsys):
                       band_info=mapping.image_band_info(AVIRIS_NG))
     assert sha(str(out / (batch.scene_stem(AVIRIS_NG) + ".abundances.tif"))) == sha(expected)
     assert main(["unmix_fcls", AVIRIS_NG, "--model", USGS_LIBRARY, "--out", str(tmp_path / "none")]) == 2
+
+
+def test_processing_algorithm_on_a_local_cluster(run_alg, tmp_path):
+    from qgis.core import QgsProcessingException
+
+    refs = {}
+    for scene in (AVIRIS_NG, AVIRIS_NG_2):
+        refs[scene] = {"abundances": str(tmp_path / f"{batch.scene_stem(scene)}.ref.tif")}
+        mapping.unmix_map(scene, read_library(USGS_LIBRARY).subset(ENDMEMBERS), refs[scene]["abundances"],
+                          band_info=mapping.image_band_info(scene))
+    out = str(tmp_path / "maps")
+    params = {"ALGORITHM": list(batch.ALGORITHMS).index("unmix_fcls"),
+              "MODEL_FILE": USGS_LIBRARY, "INPUTS": [AVIRIS_NG], "PATTERN": AVIRIS_NG_2,
+              "SPECTRA": "; ".join(ENDMEMBERS), "WORKERS": 2, "OUTPUT_FOLDER": out}
+    result = run_alg("batch_on_cluster", params)
+    assert (result["SCENES_DONE"], result["SCENES_SKIPPED"], result["SCENES_FAILED"]) == (2, 0, 0)
+    job = batch.BatchJob("unmix_fcls", USGS_LIBRARY, [AVIRIS_NG, AVIRIS_NG_2], out)
+    assert_same_files(job, refs)
+    with pytest.raises(QgsProcessingException, match=r"Output folder \(OUTPUT_FOLDER\).*already exists"):
+        run_alg("batch_on_cluster", params)
+    with pytest.raises(QgsProcessingException, match=r"\(INPUTS\): No scene"):
+        run_alg("batch_on_cluster", dict(params, INPUTS=[], PATTERN=""))
