@@ -65,8 +65,8 @@ class BatchOnCluster(OreMapAlgorithm):
         "MIN_CONFIDENCE": "CNN classification: pixels whose highest probability is lower stay unclassified.",
     }
     OUTPUT_HELP = {
-        "OUTPUT_FOLDER": "The output folder.",
-        "SCENES_DONE": "Scenes written.",
+        "OUTPUT_FOLDER": "The output folder, holding <scene>.<output>.tif for every scene written.",
+        "SCENES_DONE": "Number of scenes whose outputs were written in this run.",
         "SCENES_SKIPPED": "Scenes skipped because their outputs existed (Resume).",
         "SCENES_FAILED": "Scenes that failed (each named in the log, none of its files left).",
     }
