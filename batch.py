@@ -32,8 +32,9 @@ def _names(text):
 def parser():
     p = argparse.ArgumentParser(
         prog="oremap-batch", description="Run an OreMap mapping algorithm over many scenes on a Dask cluster.",
-        epilog="Algorithms: " + "; ".join(f"{a.name}: {a.label}, model = {a.model}, writes <scene>."
-                                          + ", <scene>.".join(a.outputs) for a in core_batch.ALGORITHMS.values()))
+        epilog="Algorithms: " + "; ".join(f"{a.name}: {a.label}, model = {a.model}, writes "
+                                          + ", ".join(f"<scene>.{o}.tif" for o in a.outputs)
+                                          for a in core_batch.ALGORITHMS.values()))
     p.add_argument("algorithm", choices=sorted(core_batch.ALGORITHMS))
     p.add_argument("inputs", nargs="*", help="scene files, folders (their rasters) or quoted glob patterns")
     p.add_argument("--list", action="append", default=[], metavar="FILE",
