@@ -99,8 +99,9 @@ def main():
                   f"  ({report.parts} row-range tasks, {report.task_seconds:.1f} s in tasks)")
             if n == 1:
                 cost = report.task_seconds / report.pixels   # core-seconds per pixel, inside the tasks
+                overhead = 1 - report.task_seconds / times[1]
         print(f"speed-up 2 workers / 1 worker: {times[1] / times[2]:.2f} (ideal 2.00 on 2 free cores); "
-              f"Dask overhead on 1 worker: {100 * (times[1] / t_single - 1):+.0f} %")
+              f"time of 1 worker outside its tasks (scheduling, start-up): {100 * overhead:.1f} %")
         print(f"cost per pixel on one core: {cost * 1e6:.1f} us ({1 / cost:.0f} px/s per core)")
 
         e = EMIT
