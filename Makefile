@@ -62,6 +62,7 @@ bench: setup
 	$(PYTHON) bench/bench_sensor_products.py
 	$(PYTHON) bench/bench_vae.py
 	$(PYTHON) bench/bench_detect_mines.py --quick
+	OMP_NUM_THREADS=1 $(PYTHON) bench/bench_batch.py
 
 package:
 	@/usr/bin/python3 scripts/package.py $(VERSION) $(if $(DIST),--dest "$(DIST)")

@@ -26,4 +26,5 @@ ALGORITHMS = [
     ("detect_mines", "DetectMines"),
     ("vae_anomaly", "VaeAnomaly"),
     ("geochem_anomaly", "GeochemAnomaly"),
+    ("batch_on_cluster", "BatchOnCluster"),
 ]

@@ -13,7 +13,7 @@ import sys
 import zipfile
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-INCLUDE = ["metadata.txt", "__init__.py", "plugin.py", "icon.svg", "LICENSE", "README.md", "CHANGELOG.md",
+INCLUDE = ["metadata.txt", "__init__.py", "plugin.py", "batch.py", "icon.svg", "LICENSE", "README.md", "CHANGELOG.md",
            "processing_provider", "algorithms", "core", "ui", "models", "docs"]
 SKIP_DIRS = {"__pycache__", ".pytest_cache"}
 # compiled files (OreMap ships none; plugins.qgis.org refuses .pyc) and leftovers of runs

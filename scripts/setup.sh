@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 APT_PACKAGES="qgis python3-qgis python3-venv python3-rasterio python3-geopandas \
-python3-sklearn python3-scipy python3-rtree python3-cairo python3-pip python3-pyqt6 python3-h5py xvfb xauth"
+python3-sklearn python3-scipy python3-rtree python3-cairo python3-pip python3-pyqt6 python3-h5py python3-dask python3-distributed xvfb xauth"
 # python3-h5py: the tests write PRISMA L2D (HDF-EOS5) fixtures with it; the readers use GDAL's own drivers.
 # python3-cairo: Debian's python3-gi (pulled in by QGIS) needs it, or `pip check` below reports a broken install.
 # python3-pip: the optional-package installer runs pip for QGIS's Python (test_package_installer). python3-pyqt6:

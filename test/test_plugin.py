@@ -74,7 +74,7 @@ def test_every_algorithm_documents_every_parameter(processing_provider):
     assert len(algorithms) == len(ALGORITHMS)
     for alg in algorithms:
         help_html = alg.shortHelpString()
-        assert alg.group() in ("Hyperspectral", "Abundance", "Sentinel-2", "Geochemistry", "Evaluation")
+        assert alg.group() in ("Hyperspectral", "Abundance", "Sentinel-2", "Geochemistry", "Evaluation", "Batch")
         assert "<h3>References</h3>" in help_html
         for definition in alg.parameterDefinitions():
             from oremap.algorithms.base import COMMON_PARAM_HELP

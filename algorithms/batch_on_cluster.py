@@ -1,0 +1,162 @@
+"""oremap:batch_on_cluster - one of OreMap's mapping algorithms over many scenes on a Dask cluster."""
+
+import os
+
+from qgis.core import (
+    QgsProcessingParameterBoolean,
+    QgsProcessingParameterFile,
+    QgsProcessingParameterFolderDestination,
+    QgsProcessingParameterMultipleLayers,
+    QgsProcessingParameterString,
+    QgsProcessing,
+)
+
+from ..core import batch
+from .base import OreMapAlgorithm, split_names
+
+CHOICES = list(batch.ALGORITHMS)
+MODES = [("fcls", "Fully constrained (>= 0, sum 1)"), ("nn_closed", "Non-negative, then closed (scale-invariant)")]
+
+
+class BatchOnCluster(OreMapAlgorithm):
+    NAME = "batch_on_cluster"
+    DISPLAY_NAME = "Run a mapping algorithm over many scenes on a cluster (Dask)"
+    GROUP = "batch"
+    REQUIRES = ("distributed",)
+    TAGS = "batch,cluster,dask,distributed,slurm,kubernetes,many scenes,flight lines,archive,parallel"
+    HELP = (
+        "Runs one mapping algorithm (spectral CNN classification, fully constrained unmixing, abundance "
+        "prediction, mine detection or VAE anomaly scores) with one model over many scenes, on a Dask cluster: "
+        "the scheduler at the given address, or a local cluster of one worker process per core. Each scene "
+        "writes its own outputs into the output folder as <scene>.<output>.tif, the same files the algorithm "
+        "writes on one machine (bit for bit).\n\n"
+        "Scenes taller than the rows per part are cut into row ranges that the workers read and write "
+        "themselves (whole blocks of the memory budget); one more task stitches them. No raster passes "
+        "through the scheduler. A scene's outputs appear only when complete: a failed scene, a lost worker or "
+        "a cancelled run leaves none of its files; 'Resume' skips scenes whose outputs exist. Workers load the "
+        "model from its file (shared file system), or from its bytes sent once to every worker.\n\n"
+        "The workers of an existing cluster need OreMap and its Python packages: the plugin folder at the "
+        "same path, or the folder given by OREMAP_PLUGIN_DIR on the workers. The same job runs headless with "
+        "'python -m oremap.batch' (scripts/oremap-batch in a checkout). For one scene, use the algorithm "
+        "itself (the Toolbox's own batch mode works as before).")
+    PARAM_HELP = {
+        "ALGORITHM": "What to compute for every scene. Outputs: classify_cnn: classes, confidence; unmix_fcls: "
+                     "abundances (+ RMSE band); predict_abundance: abundance, intervals, dominant; detect_mines: "
+                     "probability, mask (one task per scene: its windows overlap); score_anomaly: score, classes.",
+        "MODEL_FILE": "The model: an OreMap .onnx model for the CNN, abundance, mine and anomaly algorithms; a "
+                      "spectral library (.sli with .hdr, or .csv) of the endmembers for unmixing.",
+        "INPUTS": "Scenes (raster layers or files). Optional when a pattern is given.",
+        "PATTERN": "More scenes: a glob pattern (e.g. /data/emit/*.nc), a folder (its raster files) or a text "
+                   "file listing one scene a line. ';' separates several.",
+        "OUTPUT_FOLDER": "Folder of the outputs, <scene>.<output>.tif; scenes whose outputs exist are refused "
+                         "unless Resume or Overwrite is set.",
+        "SCHEDULER": "Address of a running Dask scheduler (tcp://host:8786, e.g. started on SLURM or Kubernetes). "
+                     "Empty: a local cluster on this machine for the run.",
+        "WORKERS": "Local cluster: worker processes (0 = one per core).",
+        "RESUME": "Skip scenes whose outputs all exist (a rerun after an interrupted job).",
+        "OVERWRITE": "Replace existing outputs.",
+        "ROWS_PER_PART": "Scenes taller than this many rows are cut into row ranges run in parallel (rounded to "
+                         "whole blocks of the memory budget).",
+        "SHIP_MODEL": "Send the model's bytes once to every worker (workers without the shared file system).",
+        "SPECTRA": "Unmixing: names of the endmember spectra in the library (';' separated; empty = all).",
+        "MODE": "Unmixing: constraint.",
+        "LEVEL": "Abundance prediction: level of the intervals (%).",
+        "THRESHOLD": "Mine detection: probability from which a pixel is mine (empty: the model's own).",
+        "MIN_CONFIDENCE": "CNN classification: pixels whose highest probability is lower stay unclassified.",
+    }
+    OUTPUT_HELP = {
+        "OUTPUT_FOLDER": "The output folder, holding <scene>.<output>.tif for every scene written.",
+        "SCENES_DONE": "Number of scenes whose outputs were written in this run.",
+        "SCENES_SKIPPED": "Scenes skipped because their outputs existed (Resume).",
+        "SCENES_FAILED": "Scenes that failed (each named in the log, none of its files left).",
+    }
+    REFERENCES = [
+        "Rocklin, M. (2015). Dask: parallel computation with blocked algorithms and task scheduling. "
+        "Proceedings of the 14th Python in Science Conference, 130-136.",
+        "Dask.distributed documentation: https://distributed.dask.org",
+    ]
+    CORE_PARAMETERS = {**OreMapAlgorithm.CORE_PARAMETERS, "inputs": "PATTERN", "list": "PATTERN",
+                       "out_dir": "OUTPUT_FOLDER", "scheduler": "SCHEDULER", "algorithm": "ALGORITHM",
+                       "rows_per_part": "ROWS_PER_PART", "raster": "INPUTS"}
+
+    def group(self):
+        return self.tr("Batch")
+
+    def groupId(self):  # noqa: N802
+        return "batch"
+
+    def initAlgorithm(self, config=None):  # noqa: N802
+        self.add_enum("ALGORITHM", "Algorithm", [batch.ALGORITHMS[c].label for c in CHOICES])
+        self._add(QgsProcessingParameterFile("MODEL_FILE", self.tr("Model (or endmember library)")))
+        self._add(QgsProcessingParameterMultipleLayers("INPUTS", self.tr("Scenes"), QgsProcessing.TypeRaster,
+                                                       optional=True))
+        self._add(QgsProcessingParameterString("PATTERN", self.tr("More scenes: pattern, folder or list file"),
+                                               optional=True))
+        self._add(QgsProcessingParameterString("SCHEDULER", self.tr("Dask scheduler address (empty: local cluster)"),
+                                               optional=True))
+        self._add(QgsProcessingParameterBoolean("RESUME", self.tr("Resume (skip finished scenes)"), False))
+        self._add(QgsProcessingParameterBoolean("OVERWRITE", self.tr("Overwrite existing outputs"), False))
+        self._add(QgsProcessingParameterString("SPECTRA", self.tr("Endmember names (unmixing)"), optional=True))
+        self.add_enum("MODE", "Unmixing constraint", [label for _, label in MODES])
+        self.add_number("LEVEL", "Interval level (%) (abundance)", 90.0, 50.0, 99.0)
+        self.add_number("THRESHOLD", "Mine probability threshold", None, 0.0, 1.0, optional=True)
+        self.add_number("MIN_CONFIDENCE", "Minimum confidence (CNN)", 0.0, 0.0, 1.0)
+        self.add_number("WORKERS", "Local workers (0 = one per core)", 0, 0, integer=True, advanced=True)
+        self.add_number("ROWS_PER_PART", "Rows per part", batch.DEFAULT_ROWS_PER_PART, 1, integer=True,
+                        advanced=True)
+        self._add(QgsProcessingParameterBoolean("SHIP_MODEL", self.tr("Send the model to the workers"), False),
+                  advanced=True)
+        self.add_band_parameters()
+        self._add(QgsProcessingParameterFolderDestination("OUTPUT_FOLDER", self.tr("Output folder")))
+        self.add_value_output("SCENES_DONE", "Scenes written")
+        self.add_value_output("SCENES_SKIPPED", "Scenes skipped")
+        self.add_value_output("SCENES_FAILED", "Scenes failed")
+
+    def process(self, parameters, context, feedback):
+        algorithm = CHOICES[self.parameterAsEnum(parameters, "ALGORITHM", context)]
+        layers = self.parameterAsLayerList(parameters, "INPUTS", context)
+        paths = [layer.source().split("|")[0] for layer in layers]
+        patterns = split_names(self.parameterAsString(parameters, "PATTERN", context))
+        lists = [p for p in patterns if p.lower().endswith(".txt") and os.path.isfile(p)]
+        paths += [p for p in patterns if p not in lists]
+        if not paths and not lists:
+            raise self.fail("INPUTS", "No scene was given.", "Choose raster layers or give a pattern or folder.")
+        inputs = batch.expand_inputs(paths, lists)
+        out_dir = self.parameterAsString(parameters, "OUTPUT_FOLDER", context)
+        os.makedirs(out_dir, exist_ok=True)
+        wavelengths, nodata, scale = self.band_parameters(parameters, context)
+        threshold = parameters.get("THRESHOLD")
+        options = {
+            "spectra": split_names(self.parameterAsString(parameters, "SPECTRA", context)) or None,
+            "mode": MODES[self.parameterAsEnum(parameters, "MODE", context)][0],
+            "level": self.parameterAsDouble(parameters, "LEVEL", context) / 100.0,
+            "threshold": self.parameterAsDouble(parameters, "THRESHOLD", context) if threshold not in (None, "")
+            else None,
+            "min_confidence": self.parameterAsDouble(parameters, "MIN_CONFIDENCE", context) or None,
+            "wavelengths": None if wavelengths is None else [float(w) for w in wavelengths],
+            "scale": scale, "nodata": nodata,
+        }
+        job = batch.BatchJob(algorithm, self.parameterAsFile(parameters, "MODEL_FILE", context), inputs, out_dir,
+                             {k: v for k, v in options.items() if v is not None},
+                             resume=self.parameterAsBool(parameters, "RESUME", context),
+                             overwrite=self.parameterAsBool(parameters, "OVERWRITE", context),
+                             rows_per_part=self.parameterAsInt(parameters, "ROWS_PER_PART", context),
+                             memory_mb=self.memory_mb(), threads=1,
+                             ship_model=self.parameterAsBool(parameters, "SHIP_MODEL", context))
+        batch.plan(job)   # bad input is named before a cluster starts
+        scheduler = self.parameterAsString(parameters, "SCHEDULER", context).strip()
+        workers = self.parameterAsInt(parameters, "WORKERS", context) or None
+        client, cluster = batch.start_cluster(scheduler or None, workers)
+        try:
+            n_workers = len(client.scheduler_info().get("workers", {}))
+            feedback.info(f"{len(inputs)} scenes, {batch.ALGORITHMS[algorithm].label}, on "
+                          f"{scheduler or 'a local cluster'} with {n_workers} workers.")
+            report = batch.run_batch(job, client, feedback)
+        finally:
+            client.close()
+            if cluster is not None:
+                cluster.close()
+        feedback.info(f"{len(report.done)} scenes written, {len(report.skipped)} skipped, {len(report.failed)} "
+                      f"failed; {report.pixels} pixels in {report.seconds:.1f} s ({report.parts} tasks).")
+        return {"OUTPUT_FOLDER": out_dir, "SCENES_DONE": len(report.done), "SCENES_SKIPPED": len(report.skipped),
+                "SCENES_FAILED": len(report.failed)}

@@ -1,0 +1,104 @@
+"""``python -m oremap.batch``: run one of OreMap's mapping algorithms over many scenes on a Dask cluster.
+
+No QGIS needed. From a checkout use ``scripts/oremap-batch`` (it imports the checkout as ``oremap``)::
+
+    scripts/oremap-batch classify_cnn --model models/usgs_minerals_cnn.onnx --out maps/ 'lines/*.img'
+    scripts/oremap-batch unmix_fcls --model minerals.sli --spectra "Kaolinite CM9;Alunite GDS84" \\
+        --out abundances/ --list scenes.txt --scheduler tcp://head-node:8786 --resume
+
+Without ``--scheduler`` a local cluster with one worker process per core starts and stops with the job.
+The job's report (scenes done, skipped, failed; pixels; seconds) is printed as JSON on stdout; progress
+and messages go to stderr. Exit status 0 when every scene is done or skipped, 1 when any failed, 2 for
+bad arguments. See :mod:`oremap.core.batch` for how the work is split and kept atomic.
+"""
+
+import argparse
+import sys
+
+from .core import batch as core_batch
+from .core.engine.errors import Cancelled, OreMapError
+from .core.engine.feedback import PrintFeedback
+
+
+def _floats(text):
+    return [float(v) for v in text.replace(";", ",").split(",") if v.strip()]
+
+
+def _names(text):
+    sep = ";" if ";" in text else ","
+    return [v.strip() for v in text.split(sep) if v.strip()]
+
+
+def parser():
+    p = argparse.ArgumentParser(
+        prog="oremap-batch", description="Run an OreMap mapping algorithm over many scenes on a Dask cluster.",
+        epilog="Algorithms: " + "; ".join(f"{a.name}: {a.label}, model = {a.model}, writes "
+                                          + ", ".join(f"<scene>.{o}.tif" for o in a.outputs)
+                                          for a in core_batch.ALGORITHMS.values()))
+    p.add_argument("algorithm", choices=sorted(core_batch.ALGORITHMS))
+    p.add_argument("inputs", nargs="*", help="scene files, folders (their rasters) or quoted glob patterns")
+    p.add_argument("--list", action="append", default=[], metavar="FILE",
+                   help="a text file naming one scene a line (repeatable)")
+    p.add_argument("--model", required=True, help="the model file (see the algorithms below)")
+    p.add_argument("--out", required=True, metavar="FOLDER", help="output folder (must exist)")
+    p.add_argument("--scheduler", metavar="ADDRESS", help="Dask scheduler, e.g. tcp://head:8786; default: a "
+                   "local cluster")
+    p.add_argument("--workers", type=int, default=0, help="local cluster: worker processes (default: one per core)")
+    p.add_argument("--resume", action="store_true", help="skip scenes whose outputs all exist")
+    p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    p.add_argument("--rows-per-part", type=int, default=core_batch.DEFAULT_ROWS_PER_PART,
+                   help="cut scenes taller than this into row ranges run in parallel (default %(default)s)")
+    p.add_argument("--memory-mb", type=float, help="memory budget of one task (default $OREMAP_MEMORY_MB or 512)")
+    p.add_argument("--threads", type=int, default=1, help="onnxruntime threads per task (default 1)")
+    p.add_argument("--ship-model", action="store_true",
+                   help="send the model's bytes once to every worker (workers without the shared file system)")
+    p.add_argument("--spectra", type=_names, help="unmix_fcls: endmember names in the library (; separated)")
+    p.add_argument("--mode", choices=["fcls", "nn_closed"], default="fcls", help="unmix_fcls: mode")
+    p.add_argument("--level", type=float, default=0.9, help="predict_abundance: interval level, 0-1")
+    p.add_argument("--threshold", type=float, help="detect_mines: probability threshold (the model's own)")
+    p.add_argument("--min-confidence", type=float, help="classify_cnn: below it a pixel is unclassified")
+    p.add_argument("--wavelengths", type=_floats, help="band centres in nm when the rasters carry none")
+    p.add_argument("--scale", type=float, help="reflectance divisor (10000 for 0-10000 integers)")
+    p.add_argument("--nodata", type=float, help="an extra nodata value")
+    return p
+
+
+def job_from_args(args):
+    options = {"spectra": args.spectra, "mode": args.mode, "level": args.level, "threshold": args.threshold,
+               "min_confidence": args.min_confidence, "wavelengths": args.wavelengths, "scale": args.scale,
+               "nodata": args.nodata}
+    inputs = core_batch.expand_inputs(args.inputs, args.list)
+    return core_batch.BatchJob(args.algorithm, args.model, inputs, args.out,
+                               {k: v for k, v in options.items() if v is not None}, resume=args.resume,
+                               overwrite=args.overwrite, rows_per_part=args.rows_per_part,
+                               memory_mb=args.memory_mb, threads=args.threads, ship_model=args.ship_model)
+
+
+def main(argv=None):
+    args = parser().parse_intermixed_args(argv)
+    feedback = PrintFeedback()
+    try:
+        job = job_from_args(args)
+        core_batch.plan(job)   # bad arguments fail before a cluster starts
+        client, cluster = core_batch.start_cluster(args.scheduler, args.workers or None)
+    except OreMapError as exc:
+        print(f"oremap-batch: {exc}", file=sys.stderr)
+        return 2
+    try:
+        def progress(done, total):
+            print(f"progress {done}/{total} tasks", file=sys.stderr, flush=True)
+
+        report = core_batch.run_batch(job, client, feedback, progress)
+    except (OreMapError, Cancelled) as exc:
+        print(f"oremap-batch: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+    print(report.to_json())
+    return 1 if report.failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

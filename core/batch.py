@@ -1,0 +1,910 @@
+"""Many scenes, large rasters, one cluster: OreMap's mapping algorithms on Dask (``dask.distributed``).
+
+The science stays in the existing core functions (:func:`core.hyperspectral.mapping.cnn_classify_map`,
+:func:`core.hyperspectral.mapping.unmix_map`, :func:`core.abundance.abundance_map.predict_abundance_map`,
+:func:`core.sentinel2.mine_detection.detect_mines`, :func:`core.geochemistry.vae_anomaly.score_raster`), each running the block
+engine of :mod:`core.engine.raster`. This module only cuts the work and hands it to Dask's scheduler:
+
+* **By scene**, then **by rows inside a scene**: a scene of more than ``rows_per_part`` rows is cut
+  into row ranges. A worker reads its range itself through a small VRT file (the scene's own pixels,
+  nodata, band names and scale), runs the core function on it and writes its *part* GeoTIFFs into the
+  scene's hidden work folder beside the outputs. One more task stitches the parts, window by window,
+  into the output with the engine's own writer (:func:`core.engine.raster.write_blocks`: same tiling,
+  compression, band names, tags and colours), under a temporary name, then moves it into place. No
+  raster passes through the scheduler: tasks get paths and return small dicts.
+* Everything a part needs that depends on the *whole* scene (wavelengths, the bands a model reads,
+  the reflectance scale) is resolved on the whole scene, so a part computes exactly what the
+  single-process run computes on the same pixels: outputs are bit-identical (tested).
+* **Atomic**: a scene's outputs appear only when complete; a failed scene, a killed worker or a
+  cancelled job leaves none of its files (the work folder is removed). ``resume`` skips scenes whose
+  outputs all exist.
+* **Models travel as files**: tasks get the model's path; with ``ship_model`` its bytes (and
+  sidecar files) are sent once to every worker, which writes them to a local cache and loads the
+  file. No torch or scikit-learn object is ever pickled.
+* Mine detection runs one scene per task: its windows overlap and blend across rows.
+
+Dask is optional (``python3-distributed`` on Debian/Ubuntu, ``pip install distributed``): only
+:func:`run_batch` and :func:`start_cluster` need it; planning and the per-scene functions do not.
+"""
+
+import glob
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from .engine.errors import OreMapError
+from .engine.feedback import ensure
+
+#: what the algorithm needs installed, for messages (package -> how to install)
+DASK_HINT = ("Install Dask's distributed scheduler into the Python that runs OreMap: Debian/Ubuntu "
+             "'apt install python3-distributed', else 'python -m pip install distributed'.")
+
+RASTER_EXTENSIONS = (".tif", ".tiff", ".img", ".dat", ".bsq", ".bil", ".bip", ".vrt", ".jp2", ".nc", ".hdf")
+WORK_PREFIX = ".oremap-batch-"
+DEFAULT_ROWS_PER_PART = 1024
+
+
+# --------------------------------------------------------------------------------------
+# The algorithms
+# --------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class BatchAlgorithm:
+    name: str
+    label: str
+    outputs: tuple        # output suffixes, in the order the core function writes them
+    split_rows: bool      # may a scene be cut into row ranges
+    model: str            # what the model file is
+    requires: tuple = ("onnxruntime",)
+
+
+ALGORITHMS = {
+    "classify_cnn": BatchAlgorithm(
+        "classify_cnn", "Spectral CNN classification (oremap:classify_spectral_cnn)",
+        ("classes", "confidence"), True, "an OreMap spectral classifier (.onnx)"),
+    "unmix_fcls": BatchAlgorithm(
+        "unmix_fcls", "Fully constrained linear unmixing (oremap:unmix_fcls)",
+        ("abundances",), True, "a spectral library of the endmembers (.sli + .hdr, or .csv)", ()),
+    "predict_abundance": BatchAlgorithm(
+        "predict_abundance", "Mineral abundance prediction (oremap:predict_abundance)",
+        ("abundance", "intervals", "dominant"), True, "an OreMap abundance model (.onnx)"),
+    "detect_mines": BatchAlgorithm(
+        "detect_mines", "Mine detection in Sentinel-2 scenes (oremap:detect_mines)",
+        ("probability", "mask"), False, "an OreMap mine segmentation model or patch classifier (.onnx)"),
+    "score_anomaly": BatchAlgorithm(
+        "score_anomaly", "Anomaly scores of an element raster with a trained VAE (oremap:vae_anomaly)",
+        ("score", "classes"), True, "an OreMap VAE anomaly model (.onnx)"),
+}
+
+
+@dataclass
+class BatchJob:
+    """One batch job: an algorithm, a model, many inputs, one output folder.
+
+    ``options`` are the algorithm's own settings: ``spectra`` (list of endmember names, FCLS; all
+    spectra of the library when empty), ``mode`` ("fcls" or "nn_closed"), ``level`` (interval level,
+    0-1), ``threshold`` (mine probability), ``min_confidence`` (CNN), ``wavelengths`` (nm, one per
+    band), ``scale`` (reflectance divisor), ``nodata``.
+    """
+
+    algorithm: str
+    model: str
+    inputs: list
+    out_dir: str
+    options: dict = field(default_factory=dict)
+    resume: bool = False
+    overwrite: bool = False
+    rows_per_part: int = DEFAULT_ROWS_PER_PART
+    memory_mb: float = None
+    threads: int = 1
+    ship_model: bool = False
+
+
+def check_algorithm(name):
+    if name not in ALGORITHMS:
+        raise OreMapError(f"Unknown batch algorithm '{name}'.", "algorithm",
+                          "Choose one of: " + ", ".join(ALGORITHMS) + ".")
+    return ALGORITHMS[name]
+
+
+# --------------------------------------------------------------------------------------
+# Inputs and outputs
+# --------------------------------------------------------------------------------------
+def _is_raster_file(path):
+    return os.path.isfile(path) and path.lower().endswith(RASTER_EXTENSIONS)
+
+
+def expand_inputs(items, list_files=(), parameter="inputs"):
+    """Input scenes from glob patterns, folders (their raster files) and list files (one path a line).
+
+    Entries of a list file are taken as they are (a file, or a Sentinel-2 band folder for mine
+    detection); relative entries are relative to the list file. Duplicates are dropped, order kept.
+    """
+    found = []
+    for item in items or ():
+        item = os.path.expanduser(str(item))
+        if any(ch in item for ch in "*?["):
+            matches = sorted(p for p in glob.glob(item, recursive=True) if os.path.isfile(p) or os.path.isdir(p))
+            if not matches:
+                raise OreMapError(f"The pattern '{item}' matches no file.", parameter,
+                                  "Check the pattern (quote it so the shell does not expand it).")
+            found += [p for p in matches if os.path.isdir(p) or not p.lower().endswith((".hdr", ".aux.xml"))]
+        elif os.path.isdir(item):
+            files = sorted(os.path.join(item, f) for f in os.listdir(item))
+            rasters = [f for f in files if _is_raster_file(f)]
+            if not rasters:
+                raise OreMapError(f"The folder '{item}' holds no raster file ({', '.join(RASTER_EXTENSIONS)}).",
+                                  parameter, "Choose a folder of rasters, or list the scenes in a list file.")
+            found += rasters
+        elif os.path.exists(item):
+            found.append(item)
+        else:
+            raise OreMapError(f"The input '{item}' does not exist.", parameter, "Choose existing files.")
+    for list_file in list_files or ():
+        if not os.path.isfile(list_file):
+            raise OreMapError(f"The list file '{list_file}' does not exist.", "list", "Choose an existing file.")
+        base = os.path.dirname(os.path.abspath(list_file))
+        with open(list_file, encoding="utf-8") as handle:
+            for n, line in enumerate(handle, start=1):
+                line = line.strip()
+                if not line or line.startswith("#"):
+                    continue
+                path = line if os.path.isabs(line) else os.path.join(base, line)
+                if not os.path.exists(path):
+                    raise OreMapError(f"Line {n} of '{list_file}': '{line}' does not exist.", "list",
+                                      "Correct or remove the line.")
+                found.append(path)
+    seen, unique = set(), []
+    for path in found:
+        key = os.path.realpath(path)
+        if key not in seen:
+            seen.add(key)
+            unique.append(os.path.abspath(path))
+    if not unique:
+        raise OreMapError("No input scene was given.", parameter, "Give files, a folder, a pattern or a list file.")
+    return unique
+
+
+def scene_stem(path):
+    base = os.path.basename(os.path.normpath(path))
+    stem, ext = os.path.splitext(base)
+    return stem if ext.lower() in RASTER_EXTENSIONS + (".safe",) else base
+
+
+def output_paths(algorithm, scene, out_dir):
+    """``{suffix: path}`` of a scene's outputs: ``<out_dir>/<scene stem>.<suffix>.tif``."""
+    spec = check_algorithm(algorithm)
+    stem = scene_stem(scene)
+    return {s: os.path.join(out_dir, f"{stem}.{s}.tif") for s in spec.outputs}
+
+
+def work_folder(algorithm, scene, out_dir):
+    """The scene's hidden work folder (parts, temporary files), removed when the scene ends."""
+    return os.path.join(out_dir, f"{WORK_PREFIX}{scene_stem(scene)}.{algorithm}")
+
+
+@dataclass
+class ScenePlan:
+    scene: str
+    outputs: dict
+    work: str
+    height: int = 0
+    parts: list = field(default_factory=list)   # [(row0, row1)], empty: the whole scene in one task
+    per_pixel: int = None                         # the block engine's bytes per pixel (split scenes)
+    skip: bool = False
+
+
+def plan(job):
+    """Check a job and cut it into scenes and row ranges (reads raster headers only)."""
+    spec = check_algorithm(job.algorithm)
+    if not job.model or not os.path.isfile(job.model):
+        raise OreMapError(f"The model '{job.model}' does not exist.", "model", f"Choose {spec.model}.")
+    if not os.path.isdir(job.out_dir):
+        raise OreMapError(f"The output folder '{job.out_dir}' does not exist.", "out_dir", "Create it first.")
+    if not os.access(job.out_dir, os.W_OK):
+        raise OreMapError(f"The output folder '{job.out_dir}' is not writable.", "out_dir",
+                          "Choose a folder you can write to.")
+    if int(job.rows_per_part) < 1:
+        raise OreMapError("Rows per part must be at least 1.", "rows_per_part", "Use e.g. 1024.")
+    plans, stems = [], {}
+    for scene in job.inputs:
+        stem = scene_stem(scene)
+        if stem in stems:
+            raise OreMapError(f"Two inputs would write the same outputs '{stem}.*': '{stems[stem]}' and '{scene}'.",
+                              "inputs", "Rename one of them, or run them into different output folders.")
+        stems[stem] = scene
+        outputs = output_paths(job.algorithm, scene, job.out_dir)
+        p = ScenePlan(scene, outputs, work_folder(job.algorithm, scene, job.out_dir))
+        existing = [o for o in outputs.values() if os.path.exists(o)]
+        if job.resume and len(existing) == len(outputs):
+            p.skip = True
+        elif existing and not (job.overwrite or job.resume):
+            raise OreMapError(f"'{existing[0]}' already exists.", "out_dir",
+                              "Resume the job (skip finished scenes), allow overwriting, or choose another folder.")
+        if not p.skip and spec.split_rows and os.path.isfile(scene):
+            import rasterio
+
+            try:
+                with rasterio.open(scene) as ds:
+                    p.height, width = ds.height, ds.width
+                if p.height > int(job.rows_per_part):
+                    settings = _settings(job.algorithm, scene, job.model, job.options, job.threads)
+                    p.per_pixel = settings.per_pixel
+                    p.parts = row_ranges(width, p.height, settings.per_pixel, job.memory_mb, int(job.rows_per_part))
+            except (rasterio.errors.RasterioIOError, OreMapError):
+                p.parts = []   # the scene's one task reports why it cannot run
+        plans.append(p)
+    return plans
+
+
+# --------------------------------------------------------------------------------------
+# Models as files
+# --------------------------------------------------------------------------------------
+def _sha256(path):
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def model_files(path):
+    """The model file and its sidecars (an ENVI library's header) as ``{file name: bytes}``."""
+    files = {os.path.basename(path): open(path, "rb").read()}
+    stem = os.path.splitext(path)[0]
+    for ext in (".hdr", ".HDR"):
+        if os.path.isfile(stem + ext) and path != stem + ext:
+            files[os.path.basename(stem + ext)] = open(stem + ext, "rb").read()
+    return files
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    """A model as it travels to the workers: its path and checksum (the bytes, when shipped, apart)."""
+
+    path: str
+    sha256: str
+
+
+def model_ref(path):
+    return ModelRef(os.path.abspath(path), _sha256(path))
+
+
+def materialise(ref, files=None, cache=None):
+    """The local path of the model on this worker: its own path when readable with the same checksum,
+    else the shipped bytes written once to a cache folder (same file name, so tags naming it agree)."""
+    if os.path.isfile(ref.path) and (files is None or _sha256(ref.path) == ref.sha256):
+        return ref.path
+    if not files:
+        raise OreMapError(f"The model '{ref.path}' cannot be read on this worker.", "model",
+                          "Put the model on a file system the workers share, or ship it to them.")
+    folder = os.path.join(cache or os.path.join(tempfile.gettempdir(), "oremap-models"), ref.sha256[:16])
+    target = os.path.join(folder, os.path.basename(ref.path))
+    if os.path.isfile(target) and _sha256(target) == ref.sha256:
+        return target
+    os.makedirs(folder, exist_ok=True)
+    from .engine.files import write_atomic
+
+    for name, data in files.items():
+        write_atomic(os.path.join(folder, name), data, parameter="model")
+    if _sha256(target) != ref.sha256:
+        raise OreMapError("The shipped model does not match its checksum.", "model", "Run the job again.")
+    return target
+
+
+# --------------------------------------------------------------------------------------
+# A row range of a scene, as a raster of its own
+# --------------------------------------------------------------------------------------
+_GDAL_TYPES = {"uint8": "Byte", "int8": "Int8", "uint16": "UInt16", "int16": "Int16", "uint32": "UInt32",
+               "int32": "Int32", "float32": "Float32", "float64": "Float64", "complex64": "CFloat32"}
+
+
+def _xml(text):
+    return (str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;"))
+
+
+def row_vrt(scene, row0, row1, vrt_path, gain=None, bias=None):
+    """Write a VRT of rows ``row0:row1`` of ``scene``: same pixels, nodata, band descriptions and
+    metadata, georeferenced where the rows lie; ``gain``/``bias`` become every band's scale/offset."""
+    import rasterio
+
+    with rasterio.open(scene) as ds:
+        width, height = ds.width, row1 - row0
+        gt = (ds.transform * ds.transform.translation(0, row0)).to_gdal()
+        lines = [f'<VRTDataset rasterXSize="{width}" rasterYSize="{height}">']
+        if ds.crs is not None:
+            lines.append(f"  <SRS>{_xml(ds.crs.to_wkt())}</SRS>")
+        lines.append("  <GeoTransform>" + ", ".join(repr(float(v)) for v in gt) + "</GeoTransform>")
+        for domain in [None] + [d for d in ds.tag_namespaces() if d in ("ENVI",)]:
+            tags = ds.tags(ns=domain) if domain else ds.tags()
+            if tags:
+                attr = f' domain="{domain}"' if domain else ""
+                lines.append(f"  <Metadata{attr}>")
+                lines += [f'    <MDI key="{_xml(k)}">{_xml(v)}</MDI>' for k, v in tags.items()]
+                lines.append("  </Metadata>")
+        source = _xml(os.path.abspath(scene))
+        for b in range(1, ds.count + 1):
+            dtype = ds.dtypes[b - 1]
+            lines.append(f'  <VRTRasterBand dataType="{_GDAL_TYPES[dtype]}" band="{b}">')
+            if ds.descriptions[b - 1]:
+                lines.append(f"    <Description>{_xml(ds.descriptions[b - 1])}</Description>")
+            tags = ds.tags(b)
+            if tags:
+                lines.append("    <Metadata>")
+                lines += [f'      <MDI key="{_xml(k)}">{_xml(v)}</MDI>' for k, v in tags.items()]
+                lines.append("    </Metadata>")
+            if ds.nodatavals[b - 1] is not None:
+                lines.append(f"    <NoDataValue>{repr(float(ds.nodatavals[b - 1]))}</NoDataValue>")
+            if gain is not None:
+                lines.append(f"    <Offset>{repr(float(bias))}</Offset>")
+                lines.append(f"    <Scale>{repr(float(gain))}</Scale>")
+            lines.append("    <SimpleSource>")
+            lines.append(f'      <SourceFilename relativeToVRT="0">{source}</SourceFilename>')
+            lines.append(f"      <SourceBand>{b}</SourceBand>")
+            lines.append(f'      <SrcRect xOff="0" yOff="{row0}" xSize="{width}" ySize="{height}" />')
+            lines.append(f'      <DstRect xOff="0" yOff="0" xSize="{width}" ySize="{height}" />')
+            lines.append("    </SimpleSource>")
+            lines.append("  </VRTRasterBand>")
+        lines.append("</VRTDataset>")
+    with open(vrt_path, "w", encoding="utf-8") as handle:
+        handle.write("\n".join(lines) + "\n")
+    return vrt_path
+
+
+def _scale_decision(scene, bands, scale):
+    """How the block engine turns the whole scene's values into reflectance, for the bands it reads:
+    ``(scale, gain, bias)``: a divisor to pass on, or the gain and bias the part's VRT carries."""
+    from .engine.raster import detect_scale, open_raster
+
+    with open_raster(scene) as ds:
+        bands = list(range(1, ds.count + 1)) if bands is None else list(bands)
+        gain, bias, _ = detect_scale(ds, scale, bands)
+    if gain == 1.0 and bias == 0.0:
+        return 1.0, None, None      # "divide by 1": the part never guesses on its own few pixels
+    return None, gain, bias
+
+
+# --------------------------------------------------------------------------------------
+# One scene, or one row range of it: the core functions
+# --------------------------------------------------------------------------------------
+def _bytes(count, dtype):
+    return int(count) * (np.dtype(dtype).itemsize + 8)
+
+
+def _in_bytes(scene, bands):
+    """What the block engine counts per pixel for reading ``bands`` of ``scene`` (its first band's type)."""
+    from .engine.raster import open_raster
+
+    with open_raster(scene) as ds:
+        n = ds.count if bands is None else len(bands)
+        return n * (np.dtype(ds.dtypes[0]).itemsize + 2 * 4) + 1
+
+
+@dataclass
+class _Settings:
+    """What depends on the whole scene: the reflectance scale (``(scale, gain, bias)``), the call of the
+    core function, and the bytes per pixel the block engine sizes its blocks with for that call."""
+
+    scale: tuple
+    call: object
+    per_pixel: int = 0
+
+
+def _settings(algorithm, scene, model, options, threads):
+    """Bands, wavelengths, the reflectance scale and the call of the core function, from the whole scene.
+
+    ``per_pixel`` repeats the sizing of the core function's block engine call (input, outputs and the
+    work it declares) so that row ranges can be whole numbers of the engine's blocks; the part tasks
+    count the blocks they run and the job reports any difference.
+    """
+    from .hyperspectral import mapping
+    from .engine.raster import class_raster_dtype
+
+    opt = dict(options or {})
+    wavelengths = opt.get("wavelengths")
+    nodata = opt.get("nodata")
+    if algorithm == "classify_cnn":
+        from .engine.model_format import read_model_info
+
+        info = read_model_info(model)
+        band_info = mapping.image_band_info(scene, wavelengths) if (info.wavelengths or wavelengths) else None
+        bands, _ = mapping.model_input(scene, info, band_info)
+        k = len(info.class_names)
+        per_pixel = (_in_bytes(scene, bands) + _bytes(1, class_raster_dtype(k)) + _bytes(1, "float32")
+                     + 4 * (8 * info.n_bands + 4 * k))
+
+        def call(raster, paths, memory_mb, feedback, scale_arg):
+            return mapping.cnn_classify_map(raster, model, paths["classes"], None, paths["confidence"],
+                                            min_confidence=opt.get("min_confidence"), threads=threads,
+                                            band_info=band_info, scale=scale_arg, nodata=nodata,
+                                            memory_mb=memory_mb, feedback=feedback)
+        return _Settings(_scale_decision(scene, bands, opt.get("scale")), call, per_pixel)
+    if algorithm == "unmix_fcls":
+        from .hyperspectral.spectral_library import read_library
+
+        library = read_library(model)
+        names = opt.get("spectra")
+        if names:
+            library = library.subset(list(names))
+        band_info = mapping.image_band_info(scene, wavelengths)
+        bands, _ = mapping.reference_matrix(scene, library, band_info, min_bands=len(library.names))
+        k = len(library.names)
+        per_pixel = _in_bytes(scene, bands) + _bytes(k + 1, "float32") + 8 * 4 * k
+
+        def call(raster, paths, memory_mb, feedback, scale_arg):
+            return mapping.unmix_map(raster, library, paths["abundances"], mode=opt.get("mode") or "fcls",
+                                     band_info=band_info, scale=scale_arg, nodata=nodata, memory_mb=memory_mb,
+                                     feedback=feedback)
+        return _Settings(_scale_decision(scene, bands, opt.get("scale")), call, per_pixel)
+    if algorithm == "predict_abundance":
+        from .abundance import abundance_map as abundance
+
+        model_obj = abundance.AbundanceModel(model)
+        info = mapping.image_band_info(scene, wavelengths, required=False) \
+            if (model_obj.info.wavelengths or wavelengths) else None
+        bands, matrix = mapping.model_input(scene, model_obj.info, info)
+        k = len(model_obj.names)
+        per_pixel = (_in_bytes(scene, bands) + _bytes(3 * k, "float32") + _bytes(1, class_raster_dtype(k))
+                     + 64 * (k + 4) + 8 * model_obj.info.n_bands)
+
+        def call(raster, paths, memory_mb, feedback, scale_arg):
+            return abundance.predict_abundance_map(raster, model, paths["abundance"], paths["intervals"],
+                                                   paths["dominant"], level=float(opt.get("level") or 0.9),
+                                                   image_bands=bands, resampler=matrix, scale=scale_arg,
+                                                   nodata=nodata, memory_mb=memory_mb, feedback=feedback)
+        return _Settings(_scale_decision(scene, bands, opt.get("scale")), call, per_pixel)
+    if algorithm == "score_anomaly":
+        from .geochemistry import vae_anomaly
+
+        anomaly = vae_anomaly.load_model(model, threads=threads)
+        bands, _ = vae_anomaly.raster_bands(scene, anomaly.names)
+        m = len(anomaly.names)
+        per_pixel = _in_bytes(scene, bands) + _bytes(1, "float32") + _bytes(1, "uint8") + m * 8 * 10 + 64
+
+        def call(raster, paths, memory_mb, feedback, scale_arg):
+            return vae_anomaly.score_raster(anomaly, raster, paths["score"], paths["classes"], nodata=nodata,
+                                            memory_mb=memory_mb, feedback=feedback)
+        return _Settings((1.0, None, None), call, per_pixel)   # element rasters are read as they are (scale 1)
+    if algorithm == "detect_mines":
+        from .sentinel2.mine_detection import detect_mines
+
+        def call(raster, paths, memory_mb, feedback, scale_arg):
+            return detect_mines(raster, model, paths["probability"], paths["mask"],
+                                threshold=opt.get("threshold"), memory_mb=memory_mb, feedback=feedback,
+                                threads=threads)
+        return _Settings((None, None, None), call)
+    check_algorithm(algorithm)
+    raise AssertionError(algorithm)
+
+
+def _layout(windows, row0, row1):
+    return sorted((int(w.col_off), int(w.row_off) - row0, int(w.width), int(w.height))
+                  for w in windows if row0 <= w.row_off < row1)
+
+
+def row_ranges(width, height, per_pixel, memory_mb, rows_per_part):
+    """Cut a scene into row ranges of about ``rows_per_part`` rows, each a whole number of the block
+    engine's blocks *and* cut by the engine into exactly those blocks when it runs on the range alone.
+
+    So a range's every block holds the pixels the same block holds in the single-process run, and
+    computations that depend on how many pixels go through together (onnxruntime's and BLAS's kernels
+    differ in the last bit between batch sizes) give the same bits. ``[]``: the scene stays whole.
+    """
+    from .engine.raster import block_windows, memory_budget_mb
+
+    memory = memory_budget_mb(memory_mb)
+    windows = block_windows(width, height, per_pixel, memory)
+    starts = sorted({int(w.row_off) for w in windows})
+    cuts = [r for r in starts[1:] if all(not (w.row_off < r < w.row_off + w.height) for w in windows)]
+
+    def same(r0, r1):
+        return _layout(windows, r0, r1) == _layout(block_windows(width, r1 - r0, per_pixel, memory), 0, r1 - r0)
+
+    parts, start = [], 0
+    for r in cuts:   # a cut from which the rest of the scene is cut alike, too
+        if r - start >= rows_per_part and same(start, r) and same(r, height):
+            parts.append((start, r))
+            start = r
+    parts.append((start, height))
+    return parts if len(parts) > 1 else []
+
+
+def _summary(stats):
+    """The JSON-friendly numbers of a core function's result."""
+    out = {}
+    for key in ("valid_pixels", "scored", "n_mines", "mine_pixels", "total_area_ha"):
+        if isinstance(stats, dict) and key in stats:
+            out[key] = float(stats[key]) if key == "total_area_ha" else int(stats[key])
+    for key in ("class_counts",):
+        value = stats.get(key) if isinstance(stats, dict) else None
+        if isinstance(value, dict):
+            out[key] = {k: int(v) for k, v in value.items()}
+        elif value is not None:
+            out[key] = [int(v) for v in np.asarray(value).ravel()]
+    return out
+
+
+def part_paths(work, index, suffixes):
+    return {s: os.path.join(work, f"part{index:05d}.{s}.tif") for s in suffixes}
+
+
+def run_part(algorithm, scene, model, options, work, index, rows=None, memory_mb=None, threads=1,
+             feedback=None):
+    """Run the core function on a scene, or on rows ``rows = (row0, row1)`` of it, writing part files
+    into ``work``. Returns a small dict (pixels, seconds, the core function's counts).
+
+    A row range without any valid (or scorable) pixel writes nothing and says ``empty``: the
+    assembly fills its rows with each output's nodata, as the whole-scene run does.
+    """
+    feedback = ensure(feedback)
+    spec = check_algorithm(algorithm)
+    start = time.perf_counter()
+    if not os.path.isdir(work):
+        raise OreMapError("The scene's work folder has gone (the job was cancelled).", "out_dir")
+    settings = _settings(algorithm, scene, model, options, threads)
+    (scale, gain, bias), call = settings.scale, settings.call
+    paths = part_paths(work, index, spec.outputs)
+    raster = scene
+    if rows is not None:
+        raster = row_vrt(scene, rows[0], rows[1], os.path.join(work, f"part{index:05d}.vrt"), gain, bias)
+    try:
+        # the whole scene: exactly the single-process call; a row range: the whole scene's scale decision
+        scale_arg = (options or {}).get("scale") if rows is None else scale
+        counter = _BlockCounter(feedback)
+        stats = call(raster, paths, memory_mb, counter, scale_arg)
+    except OreMapError as exc:
+        if rows is None or exc.parameter != "raster" or not _no_usable_pixels(exc):
+            raise
+        return {"index": index, "rows": list(rows), "empty": True, "seconds": time.perf_counter() - start,
+                "pixels": 0, "message": str(exc)}
+    finally:
+        if rows is not None:
+            try:
+                os.remove(raster)
+            except OSError:
+                pass
+    result = {"index": index, "rows": list(rows if rows is not None else (0, None)), "empty": False,
+              "seconds": time.perf_counter() - start, "stats": _summary(stats), "blocks": counter.blocks}
+    if rows is not None:
+        from .engine.raster import block_windows, memory_budget_mb
+        import rasterio
+
+        with rasterio.open(scene) as ds:
+            width = ds.width
+        result["blocks_planned"] = len(block_windows(width, rows[1] - rows[0], settings.per_pixel,
+                                                     memory_budget_mb(memory_mb)))
+    return result
+
+
+class _BlockCounter:
+    """Passes feedback on and counts the block engine's blocks (one progress call each)."""
+
+    def __init__(self, inner):
+        self.inner, self.blocks = inner, 0
+
+    def progress(self, percent):
+        self.blocks += 1
+        self.inner.progress(percent)
+
+    def is_canceled(self):
+        return self.inner.is_canceled()
+
+    def check(self):
+        self.inner.check()
+
+    def info(self, message):
+        self.inner.info(message)
+
+    def warning(self, message):
+        self.inner.warning(message)
+
+    def scaled(self, start, end):
+        return self.inner.scaled(start, end)
+
+
+def _no_usable_pixels(exc):
+    """Whether a core error says a raster (here: a row range) had no pixel to compute."""
+    text = exc.message.lower()
+    return "every pixel" in text or "no pixel could be scored" in text
+
+
+def assemble(algorithm, scene, work, outputs, parts, memory_mb=None, per_pixel=None):
+    """Stitch the part files of a scene into its outputs (temporary name in ``work``, then moved), or
+    move the single whole-scene part. Removes the work folder. Returns the output paths.
+
+    With ``per_pixel`` (the engine's sizing, see :func:`row_ranges`) the output is written in the very
+    windows, in the same order, as the single-process run writes it, so even the file's bytes agree."""
+    import rasterio
+
+    from .engine.raster import OutputSpec, block_windows, memory_budget_mb, write_blocks
+
+    spec = check_algorithm(algorithm)
+    if not os.path.isdir(work):
+        raise OreMapError("The scene's work folder has gone (the job was cancelled).", "out_dir")
+    parts = sorted(parts, key=lambda p: p["index"])
+    filled = [p for p in parts if not p["empty"]]
+    if not filled:
+        raise OreMapError(parts[0].get("message") or "No pixel of the scene could be computed.", "raster",
+                          "Check the scene and the nodata value.")
+    finals = {}
+    for suffix in spec.outputs:
+        target = outputs[suffix]
+        if len(parts) == 1 and parts[0]["rows"][1] is None:
+            finals[suffix] = part_paths(work, parts[0]["index"], [suffix])[suffix]
+            continue
+        first = part_paths(work, filled[0]["index"], [suffix])[suffix]
+        with rasterio.open(first) as ds:
+            tags = {k: v for k, v in ds.tags().items() if k != "AREA_OR_POINT"}
+            band_tags = [ds.tags(b) for b in range(1, ds.count + 1)]
+            colormap = None
+            if ds.count == 1:
+                try:
+                    colormap = ds.colormap(1)
+                except ValueError:
+                    colormap = None
+            out_spec = OutputSpec(os.path.join(work, "assembled." + os.path.basename(target)),
+                                  list(ds.descriptions), ds.dtypes[0], ds.nodata, colormap=colormap,
+                                  band_tags=band_tags if any(band_tags) else None, tags=tags)
+            count, itemsize = ds.count, np.dtype(ds.dtypes[0]).itemsize
+        with rasterio.open(scene) as src:
+            width, height, transform, crs = src.width, src.height, src.transform, src.crs
+        windows = block_windows(width, height, per_pixel or count * itemsize * 2 + 1, memory_budget_mb(memory_mb))
+        write_blocks(out_spec, width, height, transform, crs,
+                     _stitched(windows, parts, work, suffix, out_spec, count))
+        finals[suffix] = out_spec.path
+    for suffix, path in finals.items():
+        _remove_quietly(outputs[suffix] + ".aux.xml")
+        os.replace(path, outputs[suffix])
+    shutil.rmtree(work, ignore_errors=True)
+    return dict(outputs)
+
+
+def _remove_quietly(path):
+    try:
+        os.remove(path)
+    except OSError:
+        pass
+
+
+def _stitched(windows, parts, work, suffix, spec, count):
+    """Blocks of the whole output, read from the part files that cover each window's rows."""
+    import rasterio
+    from rasterio.windows import Window
+
+    handles = {}
+    try:
+        for window in windows:
+            r0, r1 = int(window.row_off), int(window.row_off + window.height)
+            c0, c1 = int(window.col_off), int(window.col_off + window.width)
+            block = np.full((count, r1 - r0, c1 - c0), spec.nodata, dtype=spec.dtype)
+            for part in parts:
+                p0, p1 = part["rows"]
+                lo, hi = max(p0, r0), min(p1, r1)
+                if lo >= hi or part["empty"]:
+                    continue
+                path = part_paths(work, part["index"], [suffix])[suffix]
+                if path not in handles:
+                    handles[path] = rasterio.open(path)
+                block[:, lo - r0:hi - r0] = handles[path].read(window=Window(c0, lo - p0, c1 - c0, hi - lo))
+            yield window, block
+    finally:
+        for handle in handles.values():
+            handle.close()
+
+
+def run_scene(algorithm, scene, model, outputs, options=None, memory_mb=None, threads=1, feedback=None):
+    """The single-process path of one scene (no Dask): the core function on the whole scene, written
+    through the same work folder and moves as on the cluster."""
+    work = work_folder(algorithm, scene, os.path.dirname(next(iter(outputs.values()))))
+    shutil.rmtree(work, ignore_errors=True)
+    os.makedirs(work)
+    try:
+        result = run_part(algorithm, scene, model, options, work, 0, None, memory_mb, threads, feedback)
+        assemble(algorithm, scene, work, outputs, [result], memory_mb)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return result
+
+
+# --------------------------------------------------------------------------------------
+# Dask
+# --------------------------------------------------------------------------------------
+def require_dask():
+    from .engine.dependencies import missing
+
+    if missing(["dask", "distributed"]):
+        raise OreMapError("Running on a cluster needs Dask's 'distributed' package.", "scheduler", DASK_HINT)
+
+
+_BOOTSTRAP = """
+import importlib.util, os, sys
+root = {root!r}
+if 'oremap' not in sys.modules:
+    root = os.environ.get('OREMAP_PLUGIN_DIR') or root
+    spec = importlib.util.spec_from_file_location('oremap', os.path.join(root, '__init__.py'),
+                                                  submodule_search_locations=[root])
+    module = importlib.util.module_from_spec(spec)
+    sys.modules['oremap'] = module
+    spec.loader.exec_module(module)
+"""
+
+
+def plugin_root():
+    """The folder imported as the package ``oremap`` (this checkout, or the installed plugin)."""
+    return os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def prepare_client(client):
+    """Make every worker, present and future (a restarted one too), import this OreMap as ``oremap``:
+    from the same path (a shared file system), or ``$OREMAP_PLUGIN_DIR`` on the worker."""
+    import functools
+
+    code = _BOOTSTRAP.format(root=plugin_root())
+    client.register_worker_callbacks(setup=functools.partial(exec, code, {}))
+
+
+def local_workers():
+    """Workers of a local cluster: one per core this process may use."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:
+        return max(1, os.cpu_count() or 1)
+
+
+def start_cluster(scheduler=None, n_workers=None, threads_per_worker=1):
+    """A client of the cluster at ``scheduler`` (address), or of a new ``LocalCluster`` of worker
+    processes (one per core, one thread each, by default). Returns ``(client, cluster or None)``."""
+    require_dask()
+    import sys
+
+    from distributed import Client, LocalCluster
+
+    if scheduler:
+        try:
+            client = Client(scheduler, timeout="20s")
+        except (OSError, TimeoutError) as exc:
+            raise OreMapError(f"Cannot reach the Dask scheduler at '{scheduler}': {exc}.", "scheduler",
+                              "Check the address (tcp://host:8786) and that the scheduler runs.") from exc
+        prepare_client(client)
+        return client, None
+    if not os.path.basename(sys.executable).startswith("python"):
+        # inside QGIS sys.executable is QGIS itself: worker processes must start a Python
+        import multiprocessing
+
+        python = shutil.which("python3") or shutil.which("python")
+        if python:
+            multiprocessing.set_executable(python)
+    cluster = LocalCluster(n_workers=int(n_workers or local_workers()), threads_per_worker=int(threads_per_worker),
+                           processes=True, dashboard_address=":0")
+    client = Client(cluster)
+    prepare_client(client)
+    return client, cluster
+
+
+@dataclass
+class BatchReport:
+    done: list = field(default_factory=list)       # scenes written
+    skipped: list = field(default_factory=list)    # finished before (resume)
+    failed: dict = field(default_factory=dict)     # scene -> message
+    parts: int = 0
+    pixels: int = 0
+    seconds: float = 0.0
+    task_seconds: float = 0.0
+    workers: int = 0
+    block_mismatches: int = 0   # row ranges the engine cut otherwise than planned (then not bit-identical)
+
+    def to_json(self):
+        return json.dumps(asdict(self), indent=1)
+
+
+def run_batch(job, client, feedback=None, progress=None):
+    """Run ``job`` on the Dask cluster of ``client``.
+
+    Every scene is planned on this machine from its header, then its row ranges run on the workers
+    and one more task per scene stitches and moves its outputs. A scene that fails is reported and
+    leaves no output; the others go on. ``progress(done_tasks, total_tasks)`` is called as tasks
+    finish; ``feedback`` is told per scene and can cancel (cancelled scenes leave no output).
+    Returns a :class:`BatchReport`.
+    """
+    require_dask()
+    from distributed import as_completed
+
+    feedback = ensure(feedback)
+    start = time.perf_counter()
+    plans = plan(job)
+    report = BatchReport(workers=len(client.scheduler_info().get("workers", {})))
+    report.skipped = [p.scene for p in plans if p.skip]
+    todo = [p for p in plans if not p.skip]
+    for p in report.skipped:
+        feedback.info(f"Skipped (finished before): {p}")
+    ref = model_ref(job.model)
+    shipped = None
+    if job.ship_model:
+        shipped = client.scatter(model_files(job.model), broadcast=True, hash=False)
+
+    futures, owner, total = [], {}, 0
+    assemblies = {}
+    for n, p in enumerate(todo):
+        shutil.rmtree(p.work, ignore_errors=True)
+        os.makedirs(p.work)
+        ranges = p.parts or [None]
+        token = hashlib.sha1(f"{p.scene}{time.time()}".encode()).hexdigest()[:8]
+        part_futures = [client.submit(_part_task, job.algorithm, p.scene, ref, shipped, job.options, p.work, i, rows,
+                                      job.memory_mb, job.threads, key=f"oremap-part-{n}-{i}-{token}", pure=False)
+                        for i, rows in enumerate(ranges)]
+        final = client.submit(_assemble_task, job.algorithm, p.scene, p.work, p.outputs, part_futures,
+                              job.memory_mb, p.per_pixel, key=f"oremap-assemble-{n}-{token}", pure=False)
+        assemblies[final.key] = p
+        for f in part_futures + [final]:
+            owner[f.key] = p
+        futures += part_futures + [final]
+        total += len(part_futures) + 1
+    report.parts = total - len(todo)
+    finished = 0
+    failed_keys = set()
+    try:
+        for future in as_completed(futures):
+            p = owner[future.key]
+            finished += 1
+            if future.status == "error":
+                if p.scene not in report.failed:
+                    exc = future.exception()
+                    report.failed[p.scene] = str(exc) or type(exc).__name__
+                    feedback.warning(f"Failed: {p.scene}: {report.failed[p.scene]}")
+                    failed_keys.add(p.scene)
+                    client.cancel([f for f in futures if owner[f.key] is p and f.status == "pending"])
+                    shutil.rmtree(p.work, ignore_errors=True)
+            elif future.status == "finished":
+                result = future.result()
+                if future.key in assemblies:
+                    report.done.append(p.scene)
+                    feedback.info(f"Done: {p.scene}")
+                else:
+                    report.pixels += int(result.get("stats", {}).get("valid_pixels", 0))
+                    report.task_seconds += float(result.get("seconds", 0.0))
+                    planned = result.get("blocks_planned")
+                    if planned is not None and not result["empty"] and planned != result["blocks"]:
+                        report.block_mismatches += 1
+                        feedback.warning(f"{p.scene}: rows {result['rows']} ran in {result['blocks']} blocks, "
+                                         f"{planned} planned: the output may differ from a single-process run "
+                                         "in the last bit.")
+            if progress is not None:
+                progress(finished, total)
+            feedback.progress(100.0 * finished / max(total, 1))
+            if feedback.is_canceled():
+                raise_cancel = True
+                break
+        else:
+            raise_cancel = False
+    except BaseException:
+        _abandon(client, futures, todo, report)
+        raise
+    if raise_cancel:
+        _abandon(client, futures, todo, report)
+        from .engine.errors import Cancelled
+
+        raise Cancelled()
+    report.seconds = time.perf_counter() - start
+    return report
+
+
+def _abandon(client, futures, plans, report):
+    """Cancel what is left and remove the work folders of the scenes not finished."""
+    client.cancel([f for f in futures if f.status == "pending"])
+    for p in plans:
+        if p.scene not in report.done:
+            shutil.rmtree(p.work, ignore_errors=True)
+
+
+def _part_task(algorithm, scene, ref, shipped, options, work, index, rows, memory_mb, threads):
+    model = materialise(ref, shipped)
+    return run_part(algorithm, scene, model, options, work, index, rows, memory_mb, threads)
+
+
+def _assemble_task(algorithm, scene, work, outputs, parts, memory_mb, per_pixel):
+    return assemble(algorithm, scene, work, outputs, parts, memory_mb, per_pixel)

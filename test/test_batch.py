@@ -1,0 +1,377 @@
+"""Batch runs on a Dask cluster (core/batch.py, batch.py, oremap:batch_on_cluster).
+
+The known answer of every cluster run is the file the single-process core function writes for the same
+scene, called here directly (not through core/batch.py): the cluster's outputs must be the same bytes,
+although each scene is cut into row ranges run by two worker processes and stitched afterwards.
+"""
+
+import hashlib
+import os
+import shutil
+import signal
+
+import numpy as np
+import pytest
+import rasterio
+
+from conftest import AVIRIS_NG, AVIRIS_NG_2, DATA, USGS_LIBRARY
+from oremap.core import batch
+from oremap.core.hyperspectral import mapping
+from oremap.core.engine.errors import OreMapError
+from oremap.core.hyperspectral.spectral_library import read_library
+
+distributed = pytest.importorskip("distributed")
+
+CNN = os.path.join(os.path.dirname(DATA), "..", "models", "usgs_minerals_cnn.onnx")
+JASPER = os.path.join(DATA, "jasper_ridge_40x40.tif")   # uint16 0-10000, no nodata, no CRS: the scale is guessed
+ENDMEMBERS = ["Kaolinite CM9", "Alunite GDS84", "Muscovite GDS107", "Calcite WS272"]
+
+
+def sha(path):
+    with open(path, "rb") as handle:
+        return hashlib.sha256(handle.read()).hexdigest()
+
+
+def copy_envi(src, folder, name):
+    """An ENVI scene (.img + .hdr) under another name."""
+    dst = os.path.join(folder, name + ".img")
+    shutil.copyfile(src, dst)
+    shutil.copyfile(os.path.splitext(src)[0] + ".hdr", os.path.join(folder, name + ".hdr"))
+    return dst
+
+
+@pytest.fixture(scope="module")
+def client():
+    from distributed import Client, LocalCluster
+
+    cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0")
+    client = Client(cluster)
+    batch.prepare_client(client)
+    yield client
+    client.close()
+    cluster.close()
+
+
+# A small memory budget, here and in the single-process runs, so that the fixtures' few rows make several
+# blocks of the engine, and so several row ranges.
+MEMORY_MB = 0.05
+
+
+def run(client, tmp_path, algorithm, model, inputs, rows, name="out", **options):
+    out = tmp_path / name
+    out.mkdir()
+    job = batch.BatchJob(algorithm, model, list(inputs), str(out), options, rows_per_part=rows, memory_mb=MEMORY_MB)
+    plans = batch.plan(job)
+    report = batch.run_batch(job, client)
+    assert report.parts == sum(max(len(p.parts), 1) for p in plans) and report.block_mismatches == 0
+    return job, report, out, plans
+
+
+def assert_same_files(job, references):
+    """Each output is byte-identical to the single-process file; nothing else is in the folder."""
+    expected = set()
+    for scene, ref in references.items():
+        outputs = batch.output_paths(job.algorithm, scene, job.out_dir)
+        for suffix, path in outputs.items():
+            assert sha(path) == sha(ref[suffix]), (scene, suffix)
+            expected.add(os.path.basename(path))
+    assert set(os.listdir(job.out_dir)) == expected
+
+
+# --------------------------------------------------------------------------------------
+# Planning
+# --------------------------------------------------------------------------------------
+def test_inputs_from_pattern_folder_and_list_file(tmp_path):
+    a, b = copy_envi(AVIRIS_NG, tmp_path, "a"), copy_envi(AVIRIS_NG_2, tmp_path, "b")
+    (tmp_path / "scenes.txt").write_text("# two lines\nb.img\n\n" + a + "\n")
+    assert batch.expand_inputs([str(tmp_path / "*.img")]) == [a, b]
+    assert batch.expand_inputs([str(tmp_path)]) == [a, b]           # the folder's rasters, not the headers
+    assert batch.expand_inputs([], [str(tmp_path / "scenes.txt")]) == [b, a]
+    assert batch.expand_inputs([a, str(tmp_path / "a.img")]) == [a]  # duplicates once
+    with pytest.raises(OreMapError) as err:
+        batch.expand_inputs([str(tmp_path / "*.tif")])
+    assert err.value.parameter == "inputs"
+    (tmp_path / "bad.txt").write_text("missing.img\n")
+    with pytest.raises(OreMapError, match="Line 1"):
+        batch.expand_inputs([], [str(tmp_path / "bad.txt")])
+
+
+def test_plan_cuts_tall_scenes_into_row_ranges_and_refuses_to_overwrite(tmp_path):
+    job = batch.BatchJob("unmix_fcls", USGS_LIBRARY, [JASPER, AVIRIS_NG], str(tmp_path), rows_per_part=16)
+    assert [p.parts for p in batch.plan(job)] == [[], []]        # 512 MB: each scene is one block, one task
+    job.memory_mb = MEMORY_MB
+    jasper, aviris = batch.plan(job)
+    assert jasper.parts == [(0, 16), (16, 32), (32, 40)] and aviris.parts == []   # 10 rows: one task
+    assert jasper.outputs == {"abundances": str(tmp_path / "jasper_ridge_40x40.abundances.tif")}
+    (tmp_path / "jasper_ridge_40x40.abundances.tif").write_bytes(b"mine")
+    with pytest.raises(OreMapError, match="already exists") as err:
+        batch.plan(job)
+    assert err.value.parameter == "out_dir"
+    job.resume = True
+    assert [p.skip for p in batch.plan(job)] == [True, False]
+    with pytest.raises(OreMapError) as err:
+        batch.plan(batch.BatchJob("classify_cnn", str(tmp_path / "none.onnx"), [JASPER], str(tmp_path)))
+    assert err.value.parameter == "model"
+    (tmp_path / "x").mkdir()
+    with pytest.raises(OreMapError, match="same outputs"):
+        batch.plan(batch.BatchJob("classify_cnn", CNN, [AVIRIS_NG, copy_envi(AVIRIS_NG, tmp_path, os.path.splitext(
+            os.path.basename(AVIRIS_NG))[0])], str(tmp_path / "x"), overwrite=True))
+
+
+@pytest.mark.parametrize("width, height, per_pixel, memory_mb, rows, expected", [
+    (1242, 3000, 2000, 512, 700, [(0, 768), (768, 1536), (1536, 2304), (2304, 3000)]),  # tile rows, 2 chunks
+    (1242, 9000, 200, 512, 100, [(0, 2048), (2048, 4096), (4096, 6144), (6144, 8192), (8192, 9000)]),  # strips of 2048
+    (1242, 1280, 3000, 100, 300, [(0, 512), (512, 1024), (1024, 1280)]),     # 136 + 120 rows in each tile row
+    (1242, 600, 20000, 1, 100, [(r, r + 100) for r in range(0, 600, 100)]),        # one-row windows of 52 columns
+])
+def test_row_ranges_are_whole_blocks_the_engine_cuts_alike(width, height, per_pixel, memory_mb, rows, expected):
+    from oremap.core.engine.raster import block_windows
+
+    parts = batch.row_ranges(width, height, per_pixel, memory_mb, rows)
+    assert parts == expected
+    whole = sorted((w.col_off, w.row_off, w.width, w.height) for w in block_windows(width, height, per_pixel, memory_mb))
+    pieces = sorted((w.col_off, w.row_off + r0, w.width, w.height) for r0, r1 in parts
+                    for w in block_windows(width, r1 - r0, per_pixel, memory_mb))
+    assert pieces == whole
+
+
+def test_a_row_range_vrt_reads_the_scenes_own_values(tmp_path):
+    vrt = batch.row_vrt(JASPER, 16, 32, str(tmp_path / "rows.vrt"), 1e-4, 0.0)
+    with rasterio.open(JASPER) as whole, rasterio.open(vrt) as part:
+        assert part.shape == (16, 40) and part.count == whole.count and part.dtypes == whole.dtypes
+        assert np.array_equal(part.read(), whole.read(window=((16, 32), (0, 40))))
+        assert part.tags(5) == whole.tags(5) and part.scales[0] == 1e-4
+        assert part.transform.f == whole.transform.f + 16 * whole.transform.e
+
+
+def test_a_model_shipped_as_bytes_is_written_once_to_the_cache(tmp_path):
+    ref = batch.model_ref(USGS_LIBRARY)
+    files = batch.model_files(USGS_LIBRARY)
+    assert sorted(files) == ["usgs_minerals.hdr", "usgs_minerals.sli"]           # the header travels too
+    assert batch.materialise(ref, files) == ref.path                            # readable here: used in place
+    gone = batch.ModelRef(str(tmp_path / "elsewhere" / "usgs_minerals.sli"), ref.sha256)
+    local = batch.materialise(gone, files, cache=str(tmp_path / "cache"))
+    assert os.path.basename(local) == "usgs_minerals.sli" and batch._sha256(local) == ref.sha256
+    assert read_library(local).names == read_library(USGS_LIBRARY).names
+    with pytest.raises(OreMapError, match="cannot be read on this worker"):
+        batch.materialise(gone)
+
+
+# --------------------------------------------------------------------------------------
+# Cluster runs = single-process runs, for each algorithm
+# --------------------------------------------------------------------------------------
+def test_cnn_classification_on_the_cluster_is_bit_identical(client, tmp_path):
+    refs = {}
+    for scene in (AVIRIS_NG, AVIRIS_NG_2):
+        stem = batch.scene_stem(scene)
+        refs[scene] = {"classes": str(tmp_path / f"{stem}.c.tif"), "confidence": str(tmp_path / f"{stem}.p.tif")}
+        mapping.cnn_classify_map(scene, CNN, refs[scene]["classes"], None, refs[scene]["confidence"], threads=1,
+                                 memory_mb=MEMORY_MB)
+    job, report, out, plans = run(client, tmp_path, "classify_cnn", CNN, [AVIRIS_NG, AVIRIS_NG_2], rows=3)
+    assert sorted(report.done) == sorted([AVIRIS_NG, AVIRIS_NG_2]) and not report.failed
+    assert [p.parts for p in plans] == [[(0, 3), (3, 6), (6, 9), (9, 10)]] * 2 and report.pixels == 200
+    assert_same_files(job, refs)
+    with rasterio.open(refs[AVIRIS_NG]["classes"]) as ds:
+        assert len(np.unique(ds.read(1))) >= 2                  # a map with more than one class
+
+
+def test_fcls_unmixing_of_an_integer_scene_cut_into_rows_is_bit_identical(client, tmp_path):
+    library = read_library(USGS_LIBRARY).subset(ENDMEMBERS)
+    refs = {}
+    for scene in (JASPER, AVIRIS_NG):
+        refs[scene] = {"abundances": str(tmp_path / f"{batch.scene_stem(scene)}.ref.tif")}
+        mapping.unmix_map(scene, library, refs[scene]["abundances"], band_info=mapping.image_band_info(scene),
+                          memory_mb=MEMORY_MB)
+    job, report, out, plans = run(client, tmp_path, "unmix_fcls", USGS_LIBRARY, [JASPER, AVIRIS_NG], rows=16,
+                                  spectra=ENDMEMBERS)
+    assert not report.failed and len(plans[0].parts) == 3 and plans[1].parts == []   # 40 rows; 10 rows: whole
+    assert_same_files(job, refs)
+    with rasterio.open(refs[JASPER]["abundances"]) as ds:
+        rmse = ds.read(ds.count)
+        # read as reflectance (value / 10000, guessed on the whole scene for every row range): raw integers
+        # would leave residuals in the thousands
+        assert 0 < np.median(rmse) < 1.0
+
+
+def test_abundance_prediction_on_the_cluster_is_bit_identical(client, tmp_path):
+    from abundance_scene import LISTED, make_scene, roi_pixels
+
+    from oremap.core.abundance import abundance as ab
+
+    train = make_scene(str(tmp_path), n_rows=3, n_cols=3, seed=0, name="train")
+    scene = make_scene(str(tmp_path), n_rows=3, n_cols=2, seed=1, name="test")
+    X, _, ids = roi_pixels(train)
+    comp = ab.prepare_compositions(train["lab"][:, :4], LISTED)
+    ab.train_abundance_model(X, comp.values[ids], ids, comp.names, families=["ridge", "pls"], n_folds=3,
+                             fcls=False, seed=1).save(str(tmp_path / "abundance.onnx"))
+    model = str(tmp_path / "abundance.onnx")
+    info = mapping.image_band_info(scene["raster"], required=False)
+    bands, matrix = mapping.model_input(scene["raster"], ab.AbundanceModel(model).info, info)
+    ref = {s: str(tmp_path / f"ref.{s}.tif") for s in ("abundance", "intervals", "dominant")}
+    ab.predict_abundance_map(scene["raster"], model, ref["abundance"], ref["intervals"], ref["dominant"], level=0.8,
+                             image_bands=bands, resampler=matrix, memory_mb=MEMORY_MB)
+    job, report, out, plans = run(client, tmp_path, "predict_abundance", model, [scene["raster"]], rows=16,
+                                  level=0.8)
+    assert not report.failed and plans[0].parts == [(0, 16), (16, 26)]
+    assert_same_files(job, {scene["raster"]: ref})
+    with rasterio.open(ref["abundance"]) as ds:
+        total = ds.read().sum(axis=0)
+        assert np.allclose(total[ds.read(1) != ds.nodata], 100.0, atol=1e-3)
+
+
+def test_anomaly_scores_on_the_cluster_are_bit_identical_with_an_empty_row_range(client, tmp_path):
+    from rasterio.transform import from_origin
+
+    from oremap.core.geochemistry import vae_anomaly as va
+
+    rng = np.random.default_rng(0)
+    names = ["Cu_ppm", "Zn_ppm", "Pb_ppm", "Ni_ppm"]
+    f = rng.standard_normal((720, 1))
+    values = 10 ** (1.5 + 0.3 * (0.95 * f + 0.3 * rng.standard_normal((720, 4))))   # log-normal, correlated
+    va.train_vae(values, names, epochs=4, batch_size=64, seed=1).save(str(tmp_path / "vae.onnx"))
+    model = str(tmp_path / "vae.onnx")
+    cube = values[:30 * 24].T.reshape(4, 24, 30).astype("float32")
+    cube[:, :6] = -9999.0                                                   # the first row range: all nodata
+    cube[:, 10, 3] = -9999.0
+    raster = str(tmp_path / "stack.tif")
+    with rasterio.open(raster, "w", driver="GTiff", width=30, height=24, count=4, dtype="float32",
+                       crs="EPSG:32750", transform=from_origin(400000, 7000000, 100, 100), nodata=-9999.0) as ds:
+        ds.write(cube)
+        for i, name in enumerate(names):
+            ds.set_band_description(i + 1, name)
+    ref = {"score": str(tmp_path / "ref.score.tif"), "classes": str(tmp_path / "ref.classes.tif")}
+    va.score_raster(va.load_model(model, threads=1), raster, ref["score"], ref["classes"], memory_mb=MEMORY_MB)
+    job, report, out, plans = run(client, tmp_path, "score_anomaly", model, [raster], rows=6)
+    assert not report.failed and plans[0].parts[0] == (0, 6) and report.pixels == 30 * 18 - 1
+    assert_same_files(job, {raster: ref})
+
+
+def test_mine_detection_scene_by_scene_is_bit_identical(client, tmp_path):
+    from s2_scene import make_scene
+
+    from oremap.core.sentinel2 import mine_detection as md
+    from oremap.core.sentinel2 import mine_segmentation as ms
+
+    scenes = [make_scene(str(tmp_path / n), seed=s, size=(96, 96))["raster"] for n, s in (("a", 0), ("b", 1))]
+    scenes = [shutil.copyfile(s, str(tmp_path / f"{n}.tif")) for s, n in zip(scenes, "ab")]
+    model = str(tmp_path / "unet.onnx")
+    ms.train_mine_segmentation(scenes[0], str(tmp_path / "a" / "scene_mines.gpkg"), model, tile=32, depth=2, width=8,
+                               epochs=1, block_tiles=4, seed=0, threads=1)
+    refs = {}
+    for scene in scenes:
+        stem = batch.scene_stem(scene)
+        refs[scene] = {"probability": str(tmp_path / f"{stem}.p.tif"), "mask": str(tmp_path / f"{stem}.m.tif")}
+        md.detect_mines(scene, model, refs[scene]["probability"], refs[scene]["mask"], threads=1, memory_mb=MEMORY_MB)
+    job, report, out, plans = run(client, tmp_path, "detect_mines", model, scenes, rows=16)
+    assert sorted(report.done) == sorted(scenes) and report.parts == 2   # overlapping windows: one task a scene
+    assert_same_files(job, refs)
+
+
+# --------------------------------------------------------------------------------------
+# Failures, a killed worker, resume, models as bytes
+# --------------------------------------------------------------------------------------
+def test_a_killed_worker_and_a_broken_scene_leave_no_partial_file(client, tmp_path):
+    scenes = [copy_envi(AVIRIS_NG if i % 2 == 0 else AVIRIS_NG_2, tmp_path, f"line{i}") for i in range(4)]
+    broken = str(tmp_path / "broken.tif")
+    with open(broken, "w") as handle:
+        handle.write("not a raster")
+    refs = {}
+    for scene in scenes:
+        refs[scene] = {"classes": scene + ".c.tif", "confidence": scene + ".p.tif"}
+        mapping.cnn_classify_map(scene, CNN, refs[scene]["classes"], None, refs[scene]["confidence"], threads=1,
+                                 memory_mb=MEMORY_MB)
+    out = tmp_path / "out"
+    out.mkdir()
+    job = batch.BatchJob("classify_cnn", CNN, scenes[:2] + [broken] + scenes[2:], str(out), rows_per_part=2,
+                         memory_mb=MEMORY_MB)
+    killed = []
+
+    def kill_a_busy_worker(done, total):
+        if killed or done < 3:
+            return
+        busy = [w for w, keys in client.processing().items() if keys]
+        if not busy:
+            return                                                        # between tasks: at the next one
+        pid = client.run(os.getpid, workers=busy[:1])[busy[0]]
+        os.kill(pid, signal.SIGKILL)
+        killed.append((pid, done, total))
+
+    report = batch.run_batch(job, client, progress=kill_a_busy_worker)
+    assert killed and killed[0][1] < killed[0][2] / 2                    # killed with most of the job to do
+    assert list(report.failed) == [broken] and sorted(report.done) == sorted(scenes)
+    assert_same_files(job, refs)                                          # no part, temporary or broken.* file
+    client.wait_for_workers(2, timeout=60)                                # the nanny restarts the worker
+
+    # resume: nothing to do, nothing rewritten; without it the outputs are not overwritten silently
+    before = {p: os.stat(os.path.join(out, p)).st_mtime_ns for p in os.listdir(out)}
+    job.inputs = scenes
+    job.resume = True
+    again = batch.run_batch(job, client)
+    assert sorted(again.skipped) == sorted(scenes) and not again.done
+    assert {p: os.stat(os.path.join(out, p)).st_mtime_ns for p in os.listdir(out)} == before
+    job.resume = False
+    with pytest.raises(OreMapError, match="already exists"):
+        batch.run_batch(job, client)
+
+
+def test_workers_load_a_shipped_model_they_cannot_read(client, tmp_path):
+    """The model's bytes go to every worker once (scatter, broadcast); the worker writes them to its cache
+    and the task loads that file: the result equals the single-process map."""
+    model = str(tmp_path / "away" / "cnn.onnx")
+    os.makedirs(os.path.dirname(model))
+    shutil.copyfile(CNN, model)
+    ref, files = batch.model_ref(model), batch.model_files(model)
+    shipped = client.scatter(files, broadcast=True, hash=False)
+    os.remove(model)                                                         # no worker can read the path now
+    work = tmp_path / "work"
+    work.mkdir()
+    future = client.submit(batch._part_task, "classify_cnn", AVIRIS_NG, ref, shipped, {}, str(work), 0, (2, 7),
+                           MEMORY_MB, 1, pure=False)
+    result = future.result()
+    assert result["stats"]["valid_pixels"] == 50
+    expected = str(tmp_path / "ref.tif")
+    mapping.cnn_classify_map(AVIRIS_NG, CNN, expected, threads=1, memory_mb=MEMORY_MB)
+    with rasterio.open(expected) as ds, rasterio.open(str(work / "part00000.classes.tif")) as part:
+        assert np.array_equal(part.read(1), ds.read(1)[2:7])
+
+
+def test_cli_on_a_running_scheduler_reports_json(client, tmp_path, capsys):
+    from oremap.batch import main
+
+    out = tmp_path / "maps"
+    out.mkdir()
+    code = main(["unmix_fcls", AVIRIS_NG, "--model", USGS_LIBRARY, "--spectra", "; ".join(ENDMEMBERS[:3]),
+                 "--out", str(out), "--scheduler", client.scheduler.address, "--rows-per-part", "4",
+                 "--mode", "nn_closed"])
+    assert code == 0
+    import json
+
+    report = json.loads(capsys.readouterr().out)
+    assert report["done"] == [AVIRIS_NG] and report["workers"] == 2 and report["pixels"] == 100
+    expected = str(tmp_path / "ref.tif")
+    mapping.unmix_map(AVIRIS_NG, read_library(USGS_LIBRARY).subset(ENDMEMBERS[:3]), expected, mode="nn_closed",
+                      band_info=mapping.image_band_info(AVIRIS_NG))
+    assert sha(str(out / (batch.scene_stem(AVIRIS_NG) + ".abundances.tif"))) == sha(expected)
+    assert main(["unmix_fcls", AVIRIS_NG, "--model", USGS_LIBRARY, "--out", str(tmp_path / "none")]) == 2
+
+
+def test_processing_algorithm_on_a_local_cluster(run_alg, tmp_path):
+    from qgis.core import QgsProcessingException
+
+    refs = {}
+    for scene in (AVIRIS_NG, AVIRIS_NG_2):
+        refs[scene] = {"abundances": str(tmp_path / f"{batch.scene_stem(scene)}.ref.tif")}
+        mapping.unmix_map(scene, read_library(USGS_LIBRARY).subset(ENDMEMBERS), refs[scene]["abundances"],
+                          band_info=mapping.image_band_info(scene))
+    out = str(tmp_path / "maps")
+    params = {"ALGORITHM": list(batch.ALGORITHMS).index("unmix_fcls"),
+              "MODEL_FILE": USGS_LIBRARY, "INPUTS": [AVIRIS_NG], "PATTERN": AVIRIS_NG_2,
+              "SPECTRA": "; ".join(ENDMEMBERS), "WORKERS": 2, "OUTPUT_FOLDER": out}
+    result = run_alg("batch_on_cluster", params)
+    assert (result["SCENES_DONE"], result["SCENES_SKIPPED"], result["SCENES_FAILED"]) == (2, 0, 0)
+    job = batch.BatchJob("unmix_fcls", USGS_LIBRARY, [AVIRIS_NG, AVIRIS_NG_2], out)
+    assert_same_files(job, refs)
+    with pytest.raises(QgsProcessingException, match=r"Output folder \(OUTPUT_FOLDER\).*already exists"):
+        run_alg("batch_on_cluster", params)
+    with pytest.raises(QgsProcessingException, match=r"\(INPUTS\): No scene"):
+        run_alg("batch_on_cluster", dict(params, INPUTS=[], PATTERN=""))
