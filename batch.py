@@ -9,13 +9,13 @@ No QGIS needed. From a checkout use ``scripts/oremap-batch`` (it imports the che
 Without ``--scheduler`` a local cluster with one worker process per core starts and stops with the job.
 The job's report (scenes done, skipped, failed; pixels; seconds) is printed as JSON on stdout; progress
 and messages go to stderr. Exit status 0 when every scene is done or skipped, 1 when any failed, 2 for
-bad arguments. See :mod:`oremap.core.batch` for how the work is split and kept atomic.
+bad arguments. See :mod:`oremap.core.scaleout.batch` for how the work is split and kept atomic.
 """
 
 import argparse
 import sys
 
-from .core import batch as core_batch
+from .core.scaleout import batch as core_batch
 from .core.engine.errors import Cancelled, OreMapError
 from .core.engine.feedback import PrintFeedback
 

@@ -61,6 +61,7 @@ GROUPS = {
     "sentinel2": "Sentinel-2",
     "geochemistry": "Geochemistry",
     "evaluation": "Evaluation",
+    "batch": "Batch",
 }
 
 # Metadata key of a report output written to a temporary file when no path is set (add_report_output).

@@ -11,7 +11,7 @@ from qgis.core import (
     QgsProcessing,
 )
 
-from ..core import batch
+from ..core.scaleout import batch
 from .base import OreMapAlgorithm, split_names
 
 CHOICES = list(batch.ALGORITHMS)

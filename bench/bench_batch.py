@@ -2,7 +2,7 @@
 """Scaling of batch runs on Dask: the same scenes on 1 and 2 local workers, and what a year of EMIT needs.
 
 Four synthetic AVIRIS-like scenes (224 bands, 0-10000 integers, mixtures of real USGS spectra as in
-bench_cnn.py) of 500 x 512 pixels are classified with the bundled spectral CNN by ``core.batch`` on a
+bench_cnn.py) of 500 x 512 pixels are classified with the bundled spectral CNN by ``core.scaleout.batch`` on a
 ``LocalCluster`` of 1, then 2 worker processes (one thread each; each scene cut into row ranges of
 256 rows, so 8 row-range tasks and 4 stitching tasks), after a single-process run of the same scenes
 (``batch.run_scene``, no Dask) for the overhead. Printed: wall time, pixels per second, the speed-up of 2
@@ -53,7 +53,7 @@ def make_scenes(folder):
 def run_cluster(job, n_workers):
     from distributed import Client, LocalCluster
 
-    from oremap.core import batch
+    from oremap.core.scaleout import batch
 
     cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True, dashboard_address=":0")
     client = Client(cluster)
@@ -72,7 +72,7 @@ def main():
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     os.environ.setdefault("GDAL_CACHEMAX", "64")
     import_oremap()
-    from oremap.core import batch
+    from oremap.core.scaleout import batch
     from oremap.core.engine.bundled import bundled_models
 
     model = bundled_models("spectral_classification")[0][1]

@@ -1,7 +1,7 @@
-"""Batch runs on a Dask cluster (core/batch.py, batch.py, oremap:batch_on_cluster).
+"""Batch runs on a Dask cluster (core/scaleout/batch.py, batch.py, oremap:batch_on_cluster).
 
 The known answer of every cluster run is the file the single-process core function writes for the same
-scene, called here directly (not through core/batch.py): the cluster's outputs must be the same bytes,
+scene, called here directly (not through core/scaleout/batch.py): the cluster's outputs must be the same bytes,
 although each scene is cut into row ranges run by two worker processes and stitched afterwards.
 """
 
@@ -15,7 +15,7 @@ import pytest
 import rasterio
 
 from conftest import AVIRIS_NG, AVIRIS_NG_2, DATA, USGS_LIBRARY
-from oremap.core import batch
+from oremap.core.scaleout import batch
 from oremap.core.hyperspectral import mapping
 from oremap.core.engine.errors import OreMapError
 from oremap.core.hyperspectral.spectral_library import read_library
@@ -196,13 +196,14 @@ def test_fcls_unmixing_of_an_integer_scene_cut_into_rows_is_bit_identical(client
 def test_abundance_prediction_on_the_cluster_is_bit_identical(client, tmp_path):
     from abundance_scene import LISTED, make_scene, roi_pixels
 
-    from oremap.core.abundance import abundance as ab
+    from oremap.core.abundance import abundance as ab_train
+    from oremap.core.abundance import abundance_map as ab
 
     train = make_scene(str(tmp_path), n_rows=3, n_cols=3, seed=0, name="train")
     scene = make_scene(str(tmp_path), n_rows=3, n_cols=2, seed=1, name="test")
     X, _, ids = roi_pixels(train)
-    comp = ab.prepare_compositions(train["lab"][:, :4], LISTED)
-    ab.train_abundance_model(X, comp.values[ids], ids, comp.names, families=["ridge", "pls"], n_folds=3,
+    comp = ab_train.prepare_compositions(train["lab"][:, :4], LISTED)
+    ab_train.train_abundance_model(X, comp.values[ids], ids, comp.names, families=["ridge", "pls"], n_folds=3,
                              fcls=False, seed=1).save(str(tmp_path / "abundance.onnx"))
     model = str(tmp_path / "abundance.onnx")
     info = mapping.image_band_info(scene["raster"], required=False)

@@ -1,4 +1,5 @@
-"""core/ is layered: the engine imports no domain; a domain imports the engine and itself, never another domain.
+"""core/ is layered: the engine imports no domain; a domain imports the engine and itself, never another domain;
+scale-out (``core/scaleout``) sits above the domains and may import them all, and nothing in core imports it.
 
 The rule is in ``core/__init__.py``; this test parses the imports of every core module (relative and
 absolute, at module level and inside functions) and names each import that breaks it.
@@ -15,12 +16,13 @@ from conftest import ROOT
 CORE = os.path.join(ROOT, "core")
 ENGINE = "engine"
 DOMAINS = ("hyperspectral", "abundance", "geochemistry", "sentinel2")
+SCALEOUT = "scaleout"  # the layer above the domains: runs their algorithms on a cluster
 
 
 def subpackage_of(module):
     """``"engine"``, a domain name, or ``None`` (not a core subpackage) of a dotted module inside core."""
     first = module.split(".")[0] if module else ""
-    return first if first in (ENGINE,) + DOMAINS else None
+    return first if first in (ENGINE, SCALEOUT) + DOMAINS else None
 
 
 def imported_core_modules(source, package):
@@ -71,6 +73,8 @@ def violations(imports_by_module):
         own = name.split("/")[0] if "/" in name else None
         for line, target in imports:
             target_sub = subpackage_of(target)
+            if own == SCALEOUT and target_sub != SCALEOUT and target_sub is not None:
+                continue  # scale-out runs every domain's algorithms
             if target_sub is None or target_sub == own or target_sub == ENGINE:
                 if own is None and target_sub in DOMAINS:  # core/__init__.py imports no domain either
                     bad.append(f"core/{name}:{line} imports {target}")
@@ -94,7 +98,7 @@ def core_imports():
 
 def test_core_has_the_engine_and_the_four_domains():
     subpackages = sorted(d for d in os.listdir(CORE) if os.path.isfile(os.path.join(CORE, d, "__init__.py")))
-    assert subpackages == sorted((ENGINE,) + DOMAINS)
+    assert subpackages == sorted((ENGINE, SCALEOUT) + DOMAINS)
     flat = sorted(f for f in os.listdir(CORE) if f.endswith(".py") and f != "__init__.py")
     assert flat == []  # every module lives in a subpackage
 
@@ -122,6 +126,14 @@ def test_domains_import_only_the_engine_and_themselves():
      ["core/engine/x.py:1 (engine) imports hyperspectral (hyperspectral)"]),
     ("engine/sub/x.py", "from ...sentinel2.mine_detection import detect_mines\n",
      ["core/engine/sub/x.py:1 (engine) imports sentinel2.mine_detection (sentinel2)"]),
+    # a domain or the engine importing scale-out (the layer above them)
+    ("geochemistry/x.py", "from ..scaleout import batch\n",
+     ["core/geochemistry/x.py:1 (geochemistry) imports scaleout (scaleout)"]),
+    ("engine/x.py", "from ..scaleout.batch import run_job\n",
+     ["core/engine/x.py:1 (engine) imports scaleout.batch (scaleout)"]),
+    # allowed: scale-out importing the engine and every domain
+    ("scaleout/x.py", "from ..hyperspectral import mapping\nfrom ..sentinel2.mine_detection import detect_mines\n"
+     "from ..engine.raster import open_raster\n", []),
     # allowed: the engine, the own domain, third-party and the plugin above core
     ("abundance/x.py", "from ..engine.spectra import preprocess\nfrom . import abundance\nimport numpy\n"
      "from ...algorithms import base\n", []),

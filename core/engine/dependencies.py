@@ -14,6 +14,7 @@ OPTIONAL_PACKAGES = {
               "torch --index-url https://download.pytorch.org/whl/cpu"),
     "onnx": ("writes and reads OreMap model files (.onnx)", "onnx"),
     "onnxruntime": ("runs OreMap models (inference)", "onnxruntime"),
+    "distributed": ("runs batch jobs on a Dask cluster (oremap:batch_on_cluster)", "dask distributed"),
     "skl2onnx": ("saves scikit-learn models (abundance ensembles, prospectivity model comparison) as ONNX", "skl2onnx"),
 }
 

@@ -38,8 +38,8 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from .engine.errors import OreMapError
-from .engine.feedback import ensure
+from ..engine.errors import OreMapError
+from ..engine.feedback import ensure
 
 #: what the algorithm needs installed, for messages (package -> how to install)
 DASK_HINT = ("Install Dask's distributed scheduler into the Python that runs OreMap: Debian/Ubuntu "
@@ -288,7 +288,7 @@ def materialise(ref, files=None, cache=None):
     if os.path.isfile(target) and _sha256(target) == ref.sha256:
         return target
     os.makedirs(folder, exist_ok=True)
-    from .engine.files import write_atomic
+    from ..engine.files import write_atomic
 
     for name, data in files.items():
         write_atomic(os.path.join(folder, name), data, parameter="model")
@@ -359,7 +359,7 @@ def row_vrt(scene, row0, row1, vrt_path, gain=None, bias=None):
 def _scale_decision(scene, bands, scale):
     """How the block engine turns the whole scene's values into reflectance, for the bands it reads:
     ``(scale, gain, bias)``: a divisor to pass on, or the gain and bias the part's VRT carries."""
-    from .engine.raster import detect_scale, open_raster
+    from ..engine.raster import detect_scale, open_raster
 
     with open_raster(scene) as ds:
         bands = list(range(1, ds.count + 1)) if bands is None else list(bands)
@@ -378,7 +378,7 @@ def _bytes(count, dtype):
 
 def _in_bytes(scene, bands):
     """What the block engine counts per pixel for reading ``bands`` of ``scene`` (its first band's type)."""
-    from .engine.raster import open_raster
+    from ..engine.raster import open_raster
 
     with open_raster(scene) as ds:
         n = ds.count if bands is None else len(bands)
@@ -402,14 +402,14 @@ def _settings(algorithm, scene, model, options, threads):
     work it declares) so that row ranges can be whole numbers of the engine's blocks; the part tasks
     count the blocks they run and the job reports any difference.
     """
-    from .hyperspectral import mapping
-    from .engine.raster import class_raster_dtype
+    from ..hyperspectral import mapping
+    from ..engine.raster import class_raster_dtype
 
     opt = dict(options or {})
     wavelengths = opt.get("wavelengths")
     nodata = opt.get("nodata")
     if algorithm == "classify_cnn":
-        from .engine.model_format import read_model_info
+        from ..engine.model_format import read_model_info
 
         info = read_model_info(model)
         band_info = mapping.image_band_info(scene, wavelengths) if (info.wavelengths or wavelengths) else None
@@ -425,7 +425,7 @@ def _settings(algorithm, scene, model, options, threads):
                                             memory_mb=memory_mb, feedback=feedback)
         return _Settings(_scale_decision(scene, bands, opt.get("scale")), call, per_pixel)
     if algorithm == "unmix_fcls":
-        from .hyperspectral.spectral_library import read_library
+        from ..hyperspectral.spectral_library import read_library
 
         library = read_library(model)
         names = opt.get("spectra")
@@ -442,7 +442,7 @@ def _settings(algorithm, scene, model, options, threads):
                                      feedback=feedback)
         return _Settings(_scale_decision(scene, bands, opt.get("scale")), call, per_pixel)
     if algorithm == "predict_abundance":
-        from .abundance import abundance_map as abundance
+        from ..abundance import abundance_map as abundance
 
         model_obj = abundance.AbundanceModel(model)
         info = mapping.image_band_info(scene, wavelengths, required=False) \
@@ -459,7 +459,7 @@ def _settings(algorithm, scene, model, options, threads):
                                                    nodata=nodata, memory_mb=memory_mb, feedback=feedback)
         return _Settings(_scale_decision(scene, bands, opt.get("scale")), call, per_pixel)
     if algorithm == "score_anomaly":
-        from .geochemistry import vae_anomaly
+        from ..geochemistry import vae_anomaly
 
         anomaly = vae_anomaly.load_model(model, threads=threads)
         bands, _ = vae_anomaly.raster_bands(scene, anomaly.names)
@@ -471,7 +471,7 @@ def _settings(algorithm, scene, model, options, threads):
                                             memory_mb=memory_mb, feedback=feedback)
         return _Settings((1.0, None, None), call, per_pixel)   # element rasters are read as they are (scale 1)
     if algorithm == "detect_mines":
-        from .sentinel2.mine_detection import detect_mines
+        from ..sentinel2.mine_detection import detect_mines
 
         def call(raster, paths, memory_mb, feedback, scale_arg):
             return detect_mines(raster, model, paths["probability"], paths["mask"],
@@ -495,7 +495,7 @@ def row_ranges(width, height, per_pixel, memory_mb, rows_per_part):
     computations that depend on how many pixels go through together (onnxruntime's and BLAS's kernels
     differ in the last bit between batch sizes) give the same bits. ``[]``: the scene stays whole.
     """
-    from .engine.raster import block_windows, memory_budget_mb
+    from ..engine.raster import block_windows, memory_budget_mb
 
     memory = memory_budget_mb(memory_mb)
     windows = block_windows(width, height, per_pixel, memory)
@@ -571,7 +571,7 @@ def run_part(algorithm, scene, model, options, work, index, rows=None, memory_mb
     result = {"index": index, "rows": list(rows if rows is not None else (0, None)), "empty": False,
               "seconds": time.perf_counter() - start, "stats": _summary(stats), "blocks": counter.blocks}
     if rows is not None:
-        from .engine.raster import block_windows, memory_budget_mb
+        from ..engine.raster import block_windows, memory_budget_mb
         import rasterio
 
         with rasterio.open(scene) as ds:
@@ -621,7 +621,7 @@ def assemble(algorithm, scene, work, outputs, parts, memory_mb=None, per_pixel=N
     windows, in the same order, as the single-process run writes it, so even the file's bytes agree."""
     import rasterio
 
-    from .engine.raster import OutputSpec, block_windows, memory_budget_mb, write_blocks
+    from ..engine.raster import OutputSpec, block_windows, memory_budget_mb, write_blocks
 
     spec = check_algorithm(algorithm)
     if not os.path.isdir(work):
@@ -715,7 +715,7 @@ def run_scene(algorithm, scene, model, outputs, options=None, memory_mb=None, th
 # Dask
 # --------------------------------------------------------------------------------------
 def require_dask():
-    from .engine.dependencies import missing
+    from ..engine.dependencies import missing
 
     if missing(["dask", "distributed"]):
         raise OreMapError("Running on a cluster needs Dask's 'distributed' package.", "scheduler", DASK_HINT)
@@ -736,7 +736,7 @@ if 'oremap' not in sys.modules:
 
 def plugin_root():
     """The folder imported as the package ``oremap`` (this checkout, or the installed plugin)."""
-    return os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    return os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def prepare_client(client):
@@ -886,7 +886,7 @@ def run_batch(job, client, feedback=None, progress=None):
         raise
     if raise_cancel:
         _abandon(client, futures, todo, report)
-        from .engine.errors import Cancelled
+        from ..engine.errors import Cancelled
 
         raise Cancelled()
     report.seconds = time.perf_counter() - start
