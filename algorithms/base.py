@@ -44,7 +44,7 @@ from qgis.PyQt.QtCore import QCoreApplication
 from ..core import compute, dependencies
 from ..core.errors import Cancelled, OreMapError
 from ..core.feedback import Feedback
-from ..core.raster import check_output_path
+from ..core.raster import check_output_path, clean_partials
 from ..processing_provider import settings
 from . import styles
 
@@ -505,6 +505,7 @@ class OreMapAlgorithm(QgsProcessingAlgorithm):
             path = self.parameterAsOutputLayer(parameters, name, context)
         if not path:
             return None
+        clean_partials(path, feedback)
         if check_output_path(path, parameter=name):
             feedback.warning(f"{self.parameterDefinition(name).description()}: replacing existing file {path}")
         return path

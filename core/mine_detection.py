@@ -49,7 +49,8 @@ import numpy as np
 from .errors import OreMapError
 from .feedback import ensure
 from .model_format import OnnxModel
-from .raster import PARTIAL_SUFFIX, OutputSpec, _open_output, _remove_quietly, check_output_path, memory_budget_mb
+from .raster import (OutputSpec, _open_output, _remove_quietly, check_output_path, clean_partials, memory_budget_mb,
+                     partial_path)
 
 PROB_NODATA = -9999.0
 MASK_NODATA = 255
@@ -247,7 +248,8 @@ def write_polygons(path, features, crs):
     records = [{k: f[k] for k in columns} | {"geometry": f["geometry"]} for f in features]
     gdf = gpd.GeoDataFrame(records, columns=columns + ["geometry"], geometry="geometry",
                            crs=crs.to_wkt() if crs is not None else None)
-    tmp = path + ".oremap-partial.gpkg"
+    clean_partials(path)
+    tmp = partial_path(path, ".gpkg")
     try:
         gdf.to_file(tmp, driver="GPKG", layer="mines")
         os.replace(tmp, path)
@@ -272,12 +274,14 @@ class _Outputs:
             self.specs.append(OutputSpec(mask_path, ["mine mask"], "uint8", MASK_NODATA,
                                          colormap={0: (255, 255, 255, 0), 1: (215, 48, 31, 255)},
                                          tags=dict(tags, OREMAP_THRESHOLD=f"{threshold:g}")))
-        self.tmp = [s.path + PARTIAL_SUFFIX for s in self.specs]
+        self.tmp = [partial_path(s.path) for s in self.specs]
         self.datasets = []
         self.valid_pixels = 0
         self.mine_pixels = 0
 
     def __enter__(self):
+        for spec in self.specs:
+            clean_partials(spec.path)
         try:
             for spec, tmp in zip(self.specs, self.tmp):
                 self.datasets.append(_open_output(spec, self.grid, tmp))

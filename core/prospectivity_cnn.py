@@ -1588,7 +1588,7 @@ def _write_cells(source, proba, row_edges, col_edges, out_path, model_path, mode
             yield win, np.where(valid, block, np.float32(_NODATA_OUT))[None]
             feedback.progress(100.0 * (n + 1) / len(windows))
 
-    write_blocks(spec, width, height, source.transform, source.crs, blocks())
+    write_blocks(spec, width, height, source.transform, source.crs, blocks(), feedback)
 
 
 def _cell_list(proba, row_edges, col_edges, transform, deposits_xy, height, width, max_cells=None, feedback=None):

@@ -14,6 +14,8 @@ nothing half-written is ever left behind.
 """
 
 import os
+import re
+import time
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -30,6 +32,10 @@ MEMORY_SETTING = "OREMAP_MEMORY_MB"
 """Name of the budget's Processing setting and environment variable."""
 
 PARTIAL_SUFFIX = ".oremap-partial.tif"
+"""Suffix of the fixed temporary name older OreMap versions wrote beside an output (now only cleaned up)."""
+
+STALE_AFTER_S = 24 * 3600
+"""A partial file of another machine (shared folder) is taken as stale once untouched this long."""
 
 
 def memory_budget_mb(value=None):
@@ -296,6 +302,86 @@ def _open_output(spec, source, tmp_path):
     return dst
 
 
+def _host_tag():
+    import hashlib
+    import socket
+
+    return hashlib.sha1(socket.gethostname().encode("utf-8", "replace")).hexdigest()[:6]
+
+
+def _pid_alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        return True  # exists, owned by someone else (or cannot tell: keep the file)
+    return True
+
+
+def partial_path(path, extension=".tif"):
+    """A new, unique temporary name beside output ``path``: ``NAME.oremap-partial-HOST-PID-TOKEN.tif``.
+
+    Beside the output, so the final ``os.replace`` is an atomic rename on the same file system; unique
+    per run, so two runs writing the same output never share a temporary file (the last to finish wins,
+    with a whole file). The host tag and process id let :func:`remove_stale_partials` tell a file of a
+    killed run from one still being written.
+    """
+    import secrets
+
+    return f"{path}.oremap-partial-{_host_tag()}-{os.getpid()}-{secrets.token_hex(4)}{extension}"
+
+
+_PARTIAL = re.compile(r"\.oremap-partial(?:-(?P<host>[0-9a-f]{6})-(?P<pid>\d+)-[0-9a-f]+)?\.[A-Za-z0-9]+$")
+
+
+def remove_stale_partials(path):
+    """Remove temporary files that killed runs left beside output ``path``; return the names removed.
+
+    Stale are: the fixed name of older versions (``NAME.oremap-partial.tif``), a partial file of this
+    machine whose process is gone, and one of another machine untouched for :data:`STALE_AFTER_S`.
+    A partial file of a run still going is left alone.
+    """
+    if not path:
+        return []
+    folder = os.path.dirname(os.path.abspath(path)) or "."
+    base = os.path.basename(path) + ".oremap-partial"
+    try:
+        names = [n for n in os.listdir(folder) if n.startswith(base)]
+    except OSError:
+        return []
+    removed = []
+    host, now = _host_tag(), time.time()
+    for name in names:
+        match = _PARTIAL.fullmatch(name[len(os.path.basename(path)):])
+        if match is None:
+            continue
+        full = os.path.join(folder, name)
+        if match.group("pid") is not None:
+            if match.group("host") == host:
+                if int(match.group("pid")) == os.getpid() or _pid_alive(int(match.group("pid"))):
+                    continue
+            else:
+                try:
+                    if now - os.path.getmtime(full) < STALE_AFTER_S:
+                        continue
+                except OSError:
+                    continue
+        try:
+            os.remove(full)
+        except OSError:
+            continue
+        _remove_quietly(full + ".aux.xml")
+        removed.append(full)
+    return removed
+
+
+def clean_partials(path, feedback=None):
+    """:func:`remove_stale_partials`, each removal logged through ``feedback``."""
+    for name in remove_stale_partials(path):
+        ensure(feedback).info(f"Removed a partial file left by an interrupted run: {name}")
+
+
 def _remove_quietly(path):
     for p in (path, path + ".aux.xml"):
         try:
@@ -361,7 +447,9 @@ def run_pixelwise(source, outputs, func, memory_mb=None, work_bytes_per_pixel=0,
     per_pixel = in_bytes + out_bytes + int(work_bytes_per_pixel)
     windows = block_windows(source.width, source.height, per_pixel, memory_mb)
 
-    tmp_paths = [o.path + PARTIAL_SUFFIX for o in outputs]
+    for o in outputs:
+        clean_partials(o.path, feedback)
+    tmp_paths = [partial_path(o.path) for o in outputs]
     datasets = []
     n_valid = 0
     try:
@@ -398,7 +486,7 @@ def run_pixelwise(source, outputs, func, memory_mb=None, work_bytes_per_pixel=0,
     return {"valid_pixels": n_valid, "blocks": len(windows)}
 
 
-def write_blocks(spec, width, height, transform, crs, blocks):
+def write_blocks(spec, width, height, transform, crs, blocks, feedback=None):
     """Write a raster from computed blocks, without an input raster (gridding, rasterising).
 
     ``blocks`` yields ``(window, array (spec.count, rows, cols))``; the raster gets the
@@ -406,7 +494,8 @@ def write_blocks(spec, width, height, transform, crs, blocks):
     moved into place only when every block is written: an error or a cancellation
     raised while producing the blocks removes the partial file.
     """
-    tmp = spec.path + PARTIAL_SUFFIX
+    clean_partials(spec.path, feedback)
+    tmp = partial_path(spec.path)
     grid = type("Grid", (), dict(width=int(width), height=int(height), crs=crs, transform=transform))
     dst = None
     try:

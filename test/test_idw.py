@@ -343,4 +343,5 @@ def test_bad_input(run_alg, tmp_path, crs, params, parameter, words):
     assert f"({parameter})" in message, message
     for word in words:
         assert word.lower() in message.lower(), message
-    assert not os.path.exists(out) and not os.path.exists(out + ".oremap-partial.tif")
+    assert not os.path.exists(out)
+    assert not [n for n in os.listdir(os.path.dirname(out)) if n.startswith(os.path.basename(out) + ".oremap-partial")]

@@ -1,0 +1,132 @@
+"""Reliability: concurrent runs to one output, stale partial files of killed runs, the CRS rule."""
+
+import os
+import threading
+
+import numpy as np
+import pytest
+import rasterio
+
+from conftest import AVIRIS_NG, AVIRIS_NG_2
+from test_raster import write_cube
+
+from oremap.core.feedback import Feedback
+from oremap.core.raster import OutputSpec, RasterSource, partial_path, remove_stale_partials, run_pixelwise
+
+
+class Log(Feedback):
+    def __init__(self):
+        self.infos = []
+
+    def info(self, message):
+        self.infos.append(message)
+
+
+def _partials(folder):
+    return sorted(n for n in os.listdir(folder) if ".oremap-partial" in n)
+
+
+def test_two_runs_to_one_path_at_once_each_write_a_whole_file(tmp_path):
+    """Both runs hold their output open at the same time (a barrier in the first block): with a shared temporary
+    name one of them would fail moving it and the survivor could mix blocks of both; each has its own."""
+    rng = np.random.default_rng(3)
+    inputs = [write_cube(str(tmp_path / f"in{i}.tif"), rng.uniform(0.05, 0.6, (3, 300, 40))) for i in range(2)]
+    target = str(tmp_path / "same.tif")
+    barrier = threading.Barrier(2, timeout=60)
+    errors = []
+
+    def one(path):
+        first = [True]
+
+        def total(pixels):
+            if first[0]:  # both runs are past opening their output before either writes a block
+                first[0] = False
+                barrier.wait()
+            return pixels.sum(axis=1)
+
+        try:
+            with RasterSource(path) as src:  # a tiny budget: many blocks, so the two runs interleave their writes
+                run_pixelwise(src, [OutputSpec(target, ["sum"])], total, memory_mb=0.05)
+        except BaseException as exc:  # noqa: BLE001 - collected for the assertion
+            errors.append(exc)
+
+    threads = [threading.Thread(target=one, args=(p,)) for p in inputs]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    with rasterio.open(target) as ds:
+        written = ds.read(1)
+    expected = []
+    for path in inputs:
+        with rasterio.open(path) as ds:
+            expected.append(ds.read().astype(np.float32).sum(axis=0))
+    # whole: every pixel from the same run (the last to finish), not a mix
+    assert any(np.allclose(written, e, rtol=1e-6) for e in expected)
+    assert _partials(tmp_path) == []
+
+
+def test_partial_names_are_unique_and_beside_the_output(tmp_path):
+    target = str(tmp_path / "out.tif")
+    a, b = partial_path(target), partial_path(target)
+    assert a != b
+    assert os.path.dirname(a) == os.path.dirname(b) == str(tmp_path)
+    assert os.path.basename(a).startswith("out.tif.oremap-partial-") and a.endswith(".tif")
+
+
+def test_stale_partials_are_removed_and_logged(tmp_path):
+    """The fixed name of older versions and a partial of a process that is gone are stale; a partial of a live
+    process (this one) and files of other outputs are kept."""
+    target = str(tmp_path / "grid.tif")
+    old = tmp_path / "grid.tif.oremap-partial.tif"
+    old.write_bytes(b"II*\0")
+    dead = partial_path(target).replace(f"-{os.getpid()}-", "-999999999-")
+    open(dead, "wb").close()
+    live = partial_path(target)
+    open(live, "wb").close()
+    other = tmp_path / "grid2.tif.oremap-partial.tif"
+    other.write_bytes(b"x")
+    rng = np.random.default_rng(0)
+    src_path = write_cube(str(tmp_path / "src.tif"), rng.uniform(0.05, 0.6, (2, 8, 8)))
+    log = Log()
+    with RasterSource(src_path) as src:
+        run_pixelwise(src, [OutputSpec(target, ["sum"])], lambda p: p.sum(axis=1), feedback=log)
+    assert _partials(tmp_path) == sorted([os.path.basename(live), other.name])
+    removed = [m for m in log.infos if "interrupted run" in m]
+    assert sorted(m.split(": ", 1)[1] for m in removed) == sorted([str(old), dead])
+    assert remove_stale_partials(target) == []
+
+
+@pytest.mark.slow
+def test_concurrent_qgis_process_runs(qgis_process, run_alg, tmp_path):
+    """Four `qgis_process` runs at once with the bundled spectral CNN: two different cubes to one path, and one cube
+    to two paths. Every run exits 0 without a traceback; the shared path holds one whole, correct map (the last
+    run's), the other two equal the in-process result; no partial file is left."""
+    import subprocess
+
+    exe, env = qgis_process.exe, qgis_process.env
+    same = str(tmp_path / "same.tif")
+    jobs = [(AVIRIS_NG, same), (AVIRIS_NG_2, same), (AVIRIS_NG, str(tmp_path / "a.tif")),
+            (AVIRIS_NG, str(tmp_path / "b.tif"))]
+    procs = [subprocess.Popen([exe, "run", "oremap:classify_spectral_cnn", "--", f"INPUT={cube}", "MODEL=0",
+                               f"OUTPUT_CLASSES={out}"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                              text=True) for cube, out in jobs]
+    outputs = [p.communicate(timeout=600)[0] for p in procs]
+    for proc, text in zip(procs, outputs):
+        assert proc.returncode == 0, text[-3000:]
+        assert "Traceback" not in text and "Error" not in text.replace("OreMap", ""), text[-3000:]
+    expected = {}
+    for cube in (AVIRIS_NG, AVIRIS_NG_2):
+        result = run_alg("classify_spectral_cnn", {"INPUT": cube, "MODEL": 0,
+                                                   "OUTPUT_CLASSES": str(tmp_path / f"ref_{len(expected)}.tif")})
+        with rasterio.open(result["OUTPUT_CLASSES"]) as ds:
+            expected[cube] = ds.read(1)
+    assert not np.array_equal(expected[AVIRIS_NG], expected[AVIRIS_NG_2])  # the shared path tells them apart
+    with rasterio.open(same) as ds:
+        got = ds.read(1)
+    assert np.array_equal(got, expected[AVIRIS_NG]) or np.array_equal(got, expected[AVIRIS_NG_2])
+    for name in ("a.tif", "b.tif"):
+        with rasterio.open(tmp_path / name) as ds:
+            assert np.array_equal(ds.read(1), expected[AVIRIS_NG])
+    assert _partials(tmp_path) == []
