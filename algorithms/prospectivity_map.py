@@ -102,7 +102,7 @@ class ProspectivityMap(OreMapAlgorithm):
     def process(self, parameters, context, feedback):
         from ..core.prospectivity_cnn import prospectivity_map
 
-        raster, layer = self.raster_path(parameters, "INPUT", context)
+        raster, layer = self.raster_path(parameters, "INPUT", context, require_crs=True)
         model = self.parameterAsFile(parameters, "MODEL_FILE", context)
         if not model:
             raise self.fail("MODEL_FILE", "No model file was given.", "Choose an OreMap prospectivity model (.onnx).")

@@ -145,7 +145,7 @@ class TrainProspectivityCnn(OreMapAlgorithm):
     def process(self, parameters, context, feedback):
         from ..core.prospectivity_cnn import train_prospectivity
 
-        raster, layer = self.raster_path(parameters, "INPUT", context)
+        raster, layer = self.raster_path(parameters, "INPUT", context, require_crs=True)
         deposits = self.deposit_points(parameters, "DEPOSITS", context, layer.crs(), feedback)
         model_path = self.output_path(parameters, "OUTPUT_MODEL", context, feedback)
         report_path = self.output_path(parameters, "OUTPUT_REPORT", context, feedback)

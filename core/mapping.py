@@ -322,8 +322,11 @@ def cnn_classify_map(raster_path, model_path, class_path, probability_path=None,
     from .spectral_cnn import predict_proba
 
     feedback = ensure(feedback)
+    from .model_task import check_task
+
     model = OnnxModel(model_path, threads=threads)
     info = model.info
+    check_task(info, "spectral_classification", model_path)
     names = info.class_names
     bands, matrix = model_input(raster_path, info, band_info, feedback)
     feedback.info(f"Model: {len(names)} classes, preprocessing '{info.preprocessing_method}', onnxruntime on "

@@ -539,13 +539,15 @@ def _classify(reader, model, out, stride, budget_mb, feedback):
 # ---------------------------------------------------------------------------
 
 
-def model_kind(info):
+def model_kind(info, path=None):
     """``"segmentation"`` or ``"patch_classifier"`` for a model's metadata; OreMapError for other models."""
     if info.task == SEGMENTATION_TASK:
         return "segmentation"
     if info.task == CLASSIFIER_TASK:
         return "patch_classifier"
-    raise OreMapError(f"The model is for '{info.task}', not for mine detection.", "model", _FIX_MODEL)
+    from .model_task import check_task
+
+    check_task(info, [SEGMENTATION_TASK, CLASSIFIER_TASK], path)
 
 
 def detect_mines(raster_path, model_path, prob_path, mask_path=None, threshold=None, min_area_ha=0.0,
@@ -603,7 +605,7 @@ def detect_mines(raster_path, model_path, prob_path, mask_path=None, threshold=N
         raise OreMapError("The minimum compactness must lie between 0 and 1.", "min_compactness")
     model = OnnxModel(model_path, threads=threads)
     info = model.info
-    kind = model_kind(info)
+    kind = model_kind(info, model_path)
     budget = memory_budget_mb(memory_mb)
     if kind == "segmentation":
         seg = info.extra.get("segmentation") or {}

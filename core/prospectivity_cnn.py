@@ -1375,9 +1375,9 @@ def window_starts(edges, window):
 
 def _check_model(model):
     info = model.info
-    if info.task != TASK:
-        raise OreMapError(f"The model is for '{info.task}', not for prospectivity mapping.", "model",
-                          "Choose a model trained with 'Train a prospectivity ResNet'.")
+    from .model_task import check_task
+
+    check_task(info, TASK, getattr(model, "path", None))
     window = info.input.get("window")
     if not isinstance(window, int) or not info.band_names:
         raise OreMapError("The model does not say its window size and elements.", "model",

@@ -46,6 +46,22 @@ def memory_budget_mb(value=None):
     return float(env) if env else float(DEFAULT_MEMORY_MB)
 
 
+GDAL_CACHE_SHARE = 8
+"""GDAL's block cache is capped at 1/GDAL_CACHE_SHARE of the budget (at least 16 MB) during a run."""
+
+
+def gdal_cache_limit(memory_mb=None):
+    """A context in which GDAL's (process-wide) block cache holds at most an eighth of the memory budget.
+
+    GDAL keeps every block it reads or writes in its cache up to ``GDAL_CACHEMAX`` (by default 5 % of the
+    machine's memory: gigabytes), so streaming a large raster block by block would still grow the process
+    by that much. The blocks of the engine are read once, so a small cache costs no speed. The previous
+    limit is restored on exit.
+    """
+    limit = int(max(16.0, memory_budget_mb(memory_mb) / GDAL_CACHE_SHARE) * 2 ** 20)
+    return rasterio.Env(GDAL_CACHEMAX=limit)
+
+
 # --------------------------------------------------------------------------------------
 # Source
 # --------------------------------------------------------------------------------------
@@ -58,6 +74,18 @@ def open_raster(path, parameter="raster", what="raster"):
     except rasterio.errors.RasterioIOError as exc:
         raise OreMapError(f"Cannot read the {what} '{path}': {exc}.", parameter,
                           f"Choose a {what} GDAL can open (GeoTIFF, ENVI, ...).") from exc
+
+
+def read_window(dataset, bands, window, parameter="raster", what="raster"):
+    """``dataset.read(bands, window=window)``, a read error mid-file (a truncated or damaged file: GDAL's
+    ``TIFFReadEncodedStrip() failed``, ``IReadBlock failed``) raised as :class:`OreMapError` naming the file."""
+    try:
+        return dataset.read(bands, window=window)
+    except rasterio.errors.RasterioIOError as exc:
+        row = f" near row {int(window.row_off)}" if window is not None else ""
+        raise OreMapError(f"The {what} '{dataset.name}' cannot be read{row}: the file is truncated or damaged "
+                          f"(GDAL: {str(exc).strip()[:200]}).", parameter,
+                          f"Copy or export the {what} again and choose the complete file.") from exc
 
 
 class RasterSource:
@@ -132,7 +160,7 @@ class RasterSource:
         valid : ndarray of bool, shape (rows, cols)
             False where any band is nodata, NaN or infinite.
         """
-        raw = self.dataset.read(self.bands, window=window)  # (bands, rows, cols), native dtype
+        raw = read_window(self.dataset, self.bands, window)  # (bands, rows, cols), native dtype
         invalid = np.zeros(raw.shape[1:], dtype=bool)
         for value in self._native_nodata(raw.dtype):
             invalid |= np.any(raw == value, axis=0)
@@ -146,7 +174,7 @@ class RasterSource:
     def read_nan(self, window, dtype=np.float64):
         """One window as ``(rows, cols, n_bands)`` values (scaled) with NaN where *that band* is nodata or not
         finite: each band on its own, for data whose bands may be missing separately (element grids)."""
-        raw = self.dataset.read(self.bands, window=window)
+        raw = read_window(self.dataset, self.bands, window)
         data = raw.astype(dtype)
         if self.gain != 1.0 or self.bias != 0.0:
             data = data * np.asarray(self.gain, dtype) + np.asarray(self.bias, dtype)
@@ -224,7 +252,7 @@ def _sample_values(dataset, bands, size=16):
         h, w = min(size, dataset.height), min(size, dataset.width)
         row = min(int(fy * dataset.height), dataset.height - h)
         col = min(int(fx * dataset.width), dataset.width - w)
-        block = dataset.read(bands, window=Window(col, row, w, h)).ravel()
+        block = read_window(dataset, bands, Window(col, row, w, h)).ravel()
         chunks.append(block[~np.isin(block, nodata)] if nodata else block)
     return np.concatenate(chunks)
 

@@ -314,7 +314,8 @@ def test_algorithm_errors_name_the_parameter(run_alg, scenes, tmp_path):
         run_alg("predict_abundance", {"INPUT": scenes["test"]["raster"],
                                       "MODEL_FILE": os.path.join(ROOT, "models", "usgs_minerals_cnn.onnx"),
                                       "OUTPUT": str(tmp_path / "a.tif")})
-    assert "(MODEL_FILE)" in str(err.value) and "not a mineral abundance model" in str(err.value)
+    assert "(MODEL_FILE)" in str(err.value) and "is a mineral classification model" in str(err.value) \
+        and "not a mineral abundance model" in str(err.value) and "oremap:classify_spectral_cnn" in str(err.value)
     assert not os.path.exists(tmp_path / "a.tif")
 
 

@@ -320,7 +320,7 @@ def memory_points(crs):
 
 
 @pytest.mark.parametrize("crs, params, parameter, words", [
-    (None, {"FIELDS": ["Au_ppb"], "CELL_SIZE": 100.0}, "INPUT", ["no valid coordinate reference system"]),
+    (None, {"FIELDS": ["Au_ppb"], "CELL_SIZE": 100.0}, "INPUT", ["no coordinate reference system", "assign"]),
     ("EPSG:4326", {"FIELDS": [], "CELL_SIZE": 100.0}, "FIELDS", ["no field"]),
     ("EPSG:4326", {"FIELDS": ["Au_ppb"], "CELL_SIZE": 0.0}, "CELL_SIZE", ["must be positive", "metres"]),
     ("EPSG:4326", {"FIELDS": ["name"], "CELL_SIZE": 100.0}, "FIELDS", ["not numeric"]),
