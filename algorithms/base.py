@@ -654,6 +654,9 @@ class OreMapAlgorithm(QgsProcessingAlgorithm):
             if name and self.parameterDefinition(name) is None:
                 name = None
             raise self.fail(name, exc.message, exc.fix or "")
+        except OSError as exc:  # e.g. rasterio's RasterioIOError from a read no core check foresaw
+            raise QgsProcessingException(f"A file could not be read or written: {str(exc).strip()}. Check that the "
+                                         "input files are complete and the output folder is writable.")
         except QgsCsException as exc:  # a transform the CRS checks did not foresee: say which, without a traceback
             raise QgsProcessingException(
                 f"Coordinates could not be transformed between the layers' CRSs ({exc}). Check that every layer "
