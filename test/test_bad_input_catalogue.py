@@ -422,3 +422,30 @@ def test_bad_input_headless(qgis_process, fx, alg, params, parameter, words):
     finally:
         for path in existing:
             os.remove(path)
+
+
+def test_hostile_names_stay_in_their_folder_and_out_of_the_html(run_alg, fx, tmp_path):
+    """Field names holding '../', '<script>' and quotes, and a path with spaces and unicode: the grid is written
+    where asked (band names kept as text), nothing lands elsewhere, and the report shows the names escaped."""
+    from shapely.geometry import Point
+
+    hostile = ["../../escape", "<script>alert(1)</script>", "Au \"ppb\" 'x'"]
+    rng = np.random.default_rng(11)
+    points = [Point(500000 + 30 * rng.uniform(2, 58), 4100000 - 30 * rng.uniform(2, 58)) for _ in range(40)]
+    layer = _vector(str(tmp_path / "hostile.gpkg"), points,
+                    **{name: rng.lognormal(1 + i, 0.5, 40) for i, name in enumerate(hostile)})
+    folder = tmp_path / "dossier à été" / "sub folder"
+    folder.mkdir(parents=True)
+    before = set(os.listdir(tmp_path))
+    result = run_alg("idw_interpolate", {"INPUT": layer, "FIELDS": hostile, "CELL_SIZE": 60.0,
+                                         "OUTPUT": str(folder / "grid é.tif")})
+    with rasterio.open(result["OUTPUT"]) as ds:
+        assert list(ds.descriptions) == hostile
+    assert {n for n in os.listdir(folder) if not n.endswith(".aux.xml")} == {"grid é.qml", "grid é.tif"}
+    assert set(os.listdir(tmp_path)) == before
+    report = folder / "select.html"
+    run_alg("element_selection", {"POINTS": layer, "FIELDS": hostile, "DEPOSITS": fx.deposits,
+                                  "POSITIVE_RADIUS": 150.0, "NEGATIVE_MIN_DISTANCE": 200.0, "OUTPUT_HTML": str(report)})
+    html = report.read_text(encoding="utf-8")
+    assert "<script>alert(1)</script>" not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert set(os.listdir(tmp_path)) == before

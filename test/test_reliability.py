@@ -130,3 +130,64 @@ def test_concurrent_qgis_process_runs(qgis_process, run_alg, tmp_path):
         with rasterio.open(tmp_path / name) as ds:
             assert np.array_equal(ds.read(1), expected[AVIRIS_NG])
     assert _partials(tmp_path) == []
+
+
+@pytest.mark.slow
+def test_memory_budget_from_the_environment_under_qgis_process(qgis_process, tmp_path):
+    """OREMAP_MEMORY_MB wins over a Processing setting nobody set (issue 24): the run logs and uses it."""
+    import subprocess
+
+    env = dict(qgis_process.env, OREMAP_MEMORY_MB="77")
+    proc = subprocess.run([qgis_process.exe, "run", "oremap:unmix_fcls", "--", f"INPUT={AVIRIS_NG}",
+                           "LIBRARY=" + os.path.join(os.path.dirname(AVIRIS_NG), "usgs_minerals.sli"),
+                           "SPECTRA=Kaolinite CM9;Goethite WS222", f"OUTPUT={tmp_path / 'a.tif'}"],
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert "memory budget 77 MB" in proc.stdout + proc.stderr
+
+
+def test_memory_setting_saved_in_qgis_wins_over_the_environment(processing_provider, monkeypatch):
+    from qgis.core import QgsSettings
+
+    from oremap.processing_provider import settings
+
+    key = settings.PREFIX + settings.MEMORY_SETTING
+    stored = QgsSettings().value(key, None)
+    monkeypatch.setenv(settings.MEMORY_SETTING, "77")
+    try:
+        QgsSettings().remove(key)
+        assert settings.memory_mb() == 77.0  # not saved: the environment
+        settings.set_value(settings.MEMORY_SETTING, 300)
+        assert settings.memory_mb() == 300.0  # saved by the user: the setting
+    finally:
+        settings.set_value(settings.MEMORY_SETTING, stored if stored is not None else settings.DEFAULT_MEMORY_MB)
+        if stored is None:
+            QgsSettings().remove(key)
+
+
+def test_gdal_block_cache_capped_during_a_run_and_restored():
+    from osgeo import gdal
+
+    from oremap.core.raster import gdal_cache_limit
+
+    before = gdal.GetCacheMax()
+    with gdal_cache_limit(256):
+        assert gdal.GetCacheMax() == 32 * 2 ** 20  # an eighth of the budget
+    with gdal_cache_limit(64):
+        assert gdal.GetCacheMax() == 16 * 2 ** 20  # never below 16 MB
+    assert gdal.GetCacheMax() == before
+
+
+def test_csv_library_text_column_is_left_out_with_a_warning(tmp_path):
+    from oremap.core.spectral_library import read_library
+
+    path = tmp_path / "lib.csv"
+    path.write_text("wavelength_nm,kaolinite,comment\n" + "".join(f"{w},{0.3 + w * 1e-5},ok\n"
+                                                                  for w in range(400, 2500, 10)))
+    log = Log()
+    log.warnings = []
+    log.warning = log.warnings.append
+    lib = read_library(str(path), feedback=log)
+    assert lib.names == ["kaolinite"]
+    assert lib.spectra.shape == (1, 210) and lib.spectra[0, 0] == pytest.approx(0.304)
+    assert any("'comment'" in w and "left out" in w for w in log.warnings)
