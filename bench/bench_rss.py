@@ -15,7 +15,10 @@ raster. The budget governs the second part. This benchmark measures, each in a f
 3. the block engine alone (core, no QGIS) on the same cube with and without OreMap's cap of GDAL's
    block cache (:func:`core.raster.gdal_cache_limit`), showing what the cap saves.
 
-PASS when each large run adds at most 2x the budget to its fixed overhead.
+PASS when each large run adds at most the budget plus 128 MB to its fixed overhead: besides the blocks
+(numpy, what the budget governs) a run touches buffers that do not grow with the raster: GDAL's block cache
+(capped at max(16 MB, budget/8)), OpenBLAS's per-thread buffers (~30 MB a thread), libtiff/DEFLATE
+buffers of the compression threads. With the default 512 MB budget they are a small share.
 """
 
 import os
@@ -40,16 +43,17 @@ import sys
 ROOT, cube, out, budget, capped = sys.argv[1:6]
 sys.path.insert(0, ROOT)
 sys.path.insert(0, ROOT + "/bench")
-import contextlib
+import contextlib, tracemalloc
 from core import mapping, spectral_library
 from core.raster import gdal_cache_limit
 from memory_probe import hwm
 lib = spectral_library.read_library(ROOT + "/test/data/usgs_minerals.sli").subset(
     ["Kaolinite CM9", "Alunite GDS84", "Muscovite GDS107", "Goethite WS222"])
 base = hwm()
+tracemalloc.start()
 with (gdal_cache_limit(float(budget)) if capped == "1" else contextlib.nullcontext()):
     mapping.sam_map(cube, lib, out, memory_mb=float(budget))
-print(f"{base:.0f} {hwm():.0f}")
+print(f"{base:.0f} {hwm():.0f} {tracemalloc.get_traced_memory()[1] / 2 ** 20:.0f}")
 """
 
 
@@ -118,17 +122,18 @@ def main():
             fixed = peak_of(["qgis_process", "run", *args(small, os.path.join(tmp, "s.tif"))], env)
             peak = peak_of(["qgis_process", "run", *args(big, os.path.join(tmp, "b.tif"))], env)
             added = peak - fixed
-            ok &= added <= 2 * BUDGET_MB
+            ok &= added <= BUDGET_MB + 128
             print(f"qgis_process {name:22s} fixed overhead (10 x 10 cube) {fixed:5.0f} MB; {cube_mb / BUDGET_MB:.0f}x "
                   f"cube: peak {peak:5.0f} MB = fixed + {added:4.0f} MB ({added / BUDGET_MB:.2f} x the budget)")
         for capped in ("0", "1"):
             out = subprocess.run([sys.executable, "-c", ENGINE, ROOT, big, os.path.join(tmp, "e.tif"),
                                   str(BUDGET_MB), capped], capture_output=True, text=True, check=True,
                                  env=dict(os.environ, GDAL_CACHEMAX="", OMP_NUM_THREADS="1")).stdout.split()
-            base, peak = (float(v) for v in out)
+            base, peak, traced = (float(v) for v in out)
             print(f"block engine alone (SAM), GDAL block cache {'capped at budget/8' if capped == '1' else 'at GDAL default'}: "
-                  f"after imports {base:.0f} MB, peak {peak:.0f} MB (+{peak - base:.0f} MB)")
-    print(("PASS" if ok else "FAIL") + f": each run adds at most 2 x the budget ({2 * BUDGET_MB} MB) to its fixed overhead")
+                  f"after imports {base:.0f} MB, peak {peak:.0f} MB (+{peak - base:.0f} MB; numpy {traced:.0f} MB)")
+    print(("PASS" if ok else "FAIL") + f": each run adds at most the budget + 128 MB ({BUDGET_MB + 128} MB) to its "
+          "fixed overhead")
     sys.exit(0 if ok else 1)
 
 

@@ -470,7 +470,8 @@ def run_pixelwise(source, outputs, func, memory_mb=None, work_bytes_per_pixel=0,
     """
     feedback = ensure(feedback)
     memory_mb = memory_budget_mb(memory_mb)
-    in_bytes = source.n_bands * (np.dtype(source.dataset.dtypes[0]).itemsize + 2 * 4) + 1
+    # raw block, float32 block, scaled block and the valid pixels' float32 copy handed to func
+    in_bytes = source.n_bands * (np.dtype(source.dataset.dtypes[0]).itemsize + 3 * 4) + 1
     out_bytes = sum(o.count * (np.dtype(o.dtype).itemsize + 8) for o in outputs)
     per_pixel = in_bytes + out_bytes + int(work_bytes_per_pixel)
     windows = block_windows(source.width, source.height, per_pixel, memory_mb)
