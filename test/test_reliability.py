@@ -191,3 +191,29 @@ def test_csv_library_text_column_is_left_out_with_a_warning(tmp_path):
     assert lib.names == ["kaolinite"]
     assert lib.spectra.shape == (1, 210) and lib.spectra[0, 0] == pytest.approx(0.304)
     assert any("'comment'" in w and "left out" in w for w in log.warnings)
+
+
+def test_algorithm_removes_a_stale_partial_file_and_logs_it(processing_provider, tmp_path):
+    """Issue 17: `kill -9` left NAME.oremap-partial.tif beside the output; the next run to that path removes it."""
+    import processing
+    from qgis.core import QgsProcessingFeedback
+
+    class Infos(QgsProcessingFeedback):
+        def __init__(self):
+            super().__init__()
+            self.infos = []
+
+        def pushInfo(self, info):  # noqa: N802
+            self.infos.append(info)
+
+    target = tmp_path / "abund.tif"
+    stale = tmp_path / "abund.tif.oremap-partial.tif"
+    stale.write_bytes(b"II*\0 half a GeoTIFF")
+    feedback = Infos()
+    processing.run("oremap:unmix_fcls", {"INPUT": AVIRIS_NG,
+                                         "LIBRARY": os.path.join(os.path.dirname(AVIRIS_NG), "usgs_minerals.sli"),
+                                         "SPECTRA": "Kaolinite CM9;Goethite WS222", "OUTPUT": str(target)},
+                   feedback=feedback)
+    assert not stale.exists() and target.exists()
+    assert any("Removed a partial file left by an interrupted run" in m and str(stale) in m for m in feedback.infos)
+    assert _partials(tmp_path) == []
