@@ -49,6 +49,10 @@ def memory_budget_mb(value=None):
 GDAL_CACHE_SHARE = 8
 """GDAL's block cache is capped at 1/GDAL_CACHE_SHARE of the budget (at least 16 MB) during a run."""
 
+BLOCK_SHARE = 0.75
+"""Share of the budget given to the blocks (:func:`block_windows`); the rest is for GDAL's block cache (1/8)
+and the buffers libraries keep while a run streams (BLAS threads, compression threads)."""
+
 
 def gdal_cache_limit(memory_mb=None):
     """A context in which GDAL's (process-wide) block cache holds at most an eighth of the memory budget.
@@ -422,14 +426,14 @@ def _remove_quietly(path):
 # Engine
 # --------------------------------------------------------------------------------------
 def block_windows(width, height, bytes_per_pixel, memory_mb, tile=256):
-    """Split a width x height raster into windows that each need at most ``memory_mb``.
+    """Split a width x height raster into windows that each need at most :data:`BLOCK_SHARE` of ``memory_mb``.
 
     Windows follow the 256 x 256 tiles of the outputs (and of most tiled inputs), so
     every tile is read once and written whole: full-width strips of whole tile rows
     when they fit the budget, else each tile row cut into column chunks of whole
     tiles, and only for budgets below one tile, smaller windows inside a tile row.
     """
-    budget = max(float(memory_mb), 1e-6) * 1024 * 1024
+    budget = max(float(memory_mb) * BLOCK_SHARE, 1e-6) * 1024 * 1024
     max_pixels = max(1, int(budget // max(bytes_per_pixel, 1)))
     if max_pixels >= width * tile or height <= tile and max_pixels >= width * height:
         rows = max(tile, (max_pixels // width) // tile * tile)
