@@ -55,15 +55,42 @@ and the buffers libraries keep while a run streams (BLAS threads, compression th
 
 
 def gdal_cache_limit(memory_mb=None):
-    """A context in which GDAL's (process-wide) block cache holds at most an eighth of the memory budget.
+    """A context in which GDAL's (process-wide) block cache holds at most an eighth of the memory budget
+    (and, once per process, :func:`steady_allocator`).
 
     GDAL keeps every block it reads or writes in its cache up to ``GDAL_CACHEMAX`` (by default 5 % of the
     machine's memory: gigabytes), so streaming a large raster block by block would still grow the process
     by that much. The blocks of the engine are read once, so a small cache costs no speed. The previous
     limit is restored on exit.
     """
+    steady_allocator()
     limit = int(max(16.0, memory_budget_mb(memory_mb) / GDAL_CACHE_SHARE) * 2 ** 20)
     return rasterio.Env(GDAL_CACHEMAX=limit)
+
+
+_ALLOCATOR_FIXED = False
+
+
+def steady_allocator():
+    """Keep glibc from holding freed blocks: large allocations (> 128 KB) always go to ``mmap``.
+
+    By default glibc raises its mmap threshold each time a large block is freed (up to 32 MB), after which
+    block-sized arrays come from the heap and their freed space stays resident: streaming a raster then
+    grows the process by tens of MB beyond its blocks (measured in ``bench/bench_rss.py``). Fixing the
+    threshold at glibc's initial 128 KB returns each block's memory when it is freed. Process-wide, once;
+    a no-op where the C library is not glibc.
+    """
+    global _ALLOCATOR_FIXED
+    if _ALLOCATOR_FIXED:
+        return
+    _ALLOCATOR_FIXED = True
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallopt(-3, 128 * 1024)  # M_MMAP_THRESHOLD
+    except (OSError, AttributeError):
+        pass
 
 
 # --------------------------------------------------------------------------------------
