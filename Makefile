@@ -55,6 +55,7 @@ demo: setup
 bench: setup
 	$(PYTHON) bench/bench_fcls.py
 	$(PYTHON) bench/bench_memory.py
+	$(PYTHON) bench/bench_rss.py
 	$(PYTHON) bench/bench_cnn.py
 	$(PYTHON) bench/bench_abundance.py
 	$(PYTHON) bench/bench_idw.py

@@ -25,6 +25,7 @@ from qgis.core import (
     NULL,
     QgsApplication,
     QgsCoordinateTransform,
+    QgsCsException,
     QgsFeatureRequest,
     QgsProcessing,
     QgsProcessingAlgorithm,
@@ -51,7 +52,7 @@ from qgis.PyQt.QtCore import QCoreApplication
 from ..core.engine import compute, dependencies
 from ..core.engine.errors import Cancelled, OreMapError
 from ..core.engine.feedback import Feedback
-from ..core.engine.raster import check_output_path
+from ..core.engine.raster import check_output_path, clean_partials, gdal_cache_limit
 from ..processing_provider import settings
 from . import styles
 
@@ -182,6 +183,18 @@ def parameter_facts(definition):
         facts.append(f"Default: {default}.")
     return facts
 
+NO_CRS_FIX_VECTOR = ("Assign its CRS (Layer Properties > Source > Assigned Coordinate Reference System, or "
+                     "Vector > Data Management Tools > Assign Projection; e.g. EPSG:4326 for longitude/latitude) "
+                     "and run again.")
+NO_CRS_FIX_RASTER = ("Assign its CRS (Layer Properties > Source > Assigned Coordinate Reference System, or "
+                     "Raster > Projections > Assign Projection, or gdal_edit.py -a_srs EPSG:xxxx FILE) and run again.")
+
+
+def crs_missing(crs):
+    """True for a CRS that is not there: invalid, or a placeholder such as the 'Undefined geographic SRS' of a
+    GeoPackage table with srs_id 0 (or 'Undefined cartesian SRS', srs_id -1)."""
+    return crs is None or not crs.isValid() or crs.description().strip().lower().startswith("undefined")
+
 
 def as_number(value):
     """A field value as float: NaN for NULL, empty or non-numeric values."""
@@ -246,6 +259,7 @@ class OreMapAlgorithm(QgsProcessingAlgorithm):
         super().__init__()
         self._post_processors = []
         self._parameter_overrides = {}  # core error key -> parameter, decided while running
+        self._rasters_without_crs = []  # raster parameters resolved without a CRS in this run
 
     # -- identity ---------------------------------------------------------------------
     def tr(self, text):
@@ -437,10 +451,17 @@ class OreMapAlgorithm(QgsProcessingAlgorithm):
             name, self.tr(label), optional=optional, createByDefault=(not optional) if create is None else create))
 
     # -- resolving parameters --------------------------------------------------------------------
-    def raster_path(self, parameters, name, context):
-        """``(file, layer)`` of a raster parameter. A sensor product (EMIT L2A RFL .nc, EnMAP L2A METADATA.XML or
-        SPECTRAL_IMAGE.TIF, PRISMA L2D .he5; core/hyperspectral/sensor_products.py) is first written once to a GeoTIFF with
-        its wavelengths in the Processing temporary folder, and that GeoTIFF is used."""
+    def raster_path(self, parameters, name, context, require_crs=False):
+        """``(file path, layer)`` of a raster parameter.
+
+        The CRS rule (one for every input): a raster without a CRS is refused, with the fix, when
+        ``require_crs`` (the algorithm measures in map units) or when a vector layer has to be placed on it
+        (:meth:`source_features`); a raster only processed pixel by pixel (e.g. a drill-core scan) runs.
+        A CRS the user assigned to the layer in QGIS counts as its CRS.
+        A sensor product (EMIT L2A RFL .nc, EnMAP L2A METADATA.XML or SPECTRAL_IMAGE.TIF, PRISMA L2D .he5;
+        core/hyperspectral/sensor_products.py) is first written once to a GeoTIFF with its wavelengths in the
+        Processing temporary folder, and that GeoTIFF is used.
+        """
         from ..core.hyperspectral import sensor_products
 
         value = parameters.get(name)
@@ -454,6 +475,11 @@ class OreMapAlgorithm(QgsProcessingAlgorithm):
         if layer.providerType() != "gdal" or not os.path.exists(layer.source().split("|")[0]):
             raise self.fail(name, f"'{layer.name()}' is not a raster file on disk.",
                             "Save it as GeoTIFF first (Raster > Conversion > Translate).")
+        if crs_missing(layer.crs()):
+            if require_crs:
+                raise self.fail(name, f"'{layer.name()}' has no coordinate reference system (CRS), so distances "
+                                      "and positions on it mean nothing.", NO_CRS_FIX_RASTER)
+            self._rasters_without_crs.append(name)
         return layer.source().split("|")[0], layer
 
     def _product_raster(self, name, source):
@@ -469,6 +495,35 @@ class OreMapAlgorithm(QgsProcessingAlgorithm):
         if not layer.isValid():
             raise self.fail(name, f"The GeoTIFF made from the product cannot be loaded: {path}.")
         return path, layer
+
+    def require_geometry_type(self, name, source):
+        """Refuse a layer whose geometry type the parameter does not take (e.g. polygons given where points are
+        expected; ``qgis_process`` does not check it): their vertices would be taken as samples."""
+        from qgis.core import QgsWkbTypes
+
+        definition = self.parameterDefinition(name) if name else None
+        types = list(definition.dataTypes()) if hasattr(definition, "dataTypes") else []
+        kind = QgsWkbTypes.geometryType(source.wkbType())
+        allowed = {QgsProcessing.TypeVectorPoint: QgsWkbTypes.PointGeometry,
+                   QgsProcessing.TypeVectorLine: QgsWkbTypes.LineGeometry,
+                   QgsProcessing.TypeVectorPolygon: QgsWkbTypes.PolygonGeometry}
+        if not types or any(t not in allowed for t in types) or kind in (QgsWkbTypes.UnknownGeometry,
+                                                                          QgsWkbTypes.NullGeometry):
+            return
+        if kind not in {allowed[t] for t in types}:
+            words = {QgsWkbTypes.PointGeometry: "points", QgsWkbTypes.LineGeometry: "lines",
+                     QgsWkbTypes.PolygonGeometry: "polygons"}
+            wanted = " or ".join(words[allowed[t]] for t in types)
+            hint = (" (Vector > Geometry Tools > Centroids turns polygons into points)."
+                    if allowed[types[0]] == QgsWkbTypes.PointGeometry and kind == QgsWkbTypes.PolygonGeometry else ".")
+            raise self.fail(name, f"The layer holds {words.get(kind, 'other geometries')}; this input takes "
+                                  f"{wanted}.", f"Choose a layer of {wanted}{hint}")
+
+    def require_layer_crs(self, name, source):
+        """Refuse a vector source (of parameter ``name``) without a CRS: the CRS rule, see :meth:`raster_path`."""
+        if source is not None and crs_missing(source.sourceCrs()):
+            raise self.fail(name, "The layer has no coordinate reference system (CRS), so it cannot be placed "
+                                  "on other layers or measured in metres.", NO_CRS_FIX_VECTOR)
 
     def band_parameters(self, parameters, context):
         """Wavelength list (nm) or None, extra nodata or None, scale or None."""
@@ -539,13 +594,21 @@ class OreMapAlgorithm(QgsProcessingAlgorithm):
         library = self.library(parameters, context, feedback)
         return library, mapping.image_band_info(raster, wavelengths, feedback=feedback), None, (nodata, scale)
 
-    def source_features(self, source, context, target_crs, skip_validity=False):
+    def source_features(self, source, context, target_crs, skip_validity=False, name=None):
         """``(feature, geometry)`` for every feature of a feature source, the geometry transformed to
         ``target_crs`` (when both CRSs are valid and differ), or None for a feature without one.
 
         ``skip_validity`` reads invalid geometries too (e.g. self-touching polygons that the core repairs)
-        instead of letting Processing's validity check refuse the layer.
+        instead of letting Processing's validity check refuse the layer. A source or target without a CRS is
+        refused (the CRS rule); ``name`` is the source's parameter, named in that message.
         """
+        self.require_layer_crs(name, source)
+        self.require_geometry_type(name, source)
+        if target_crs is not None and crs_missing(target_crs):
+            raster = self._rasters_without_crs[-1] if self._rasters_without_crs else None
+            raise self.fail(raster, "The raster has no coordinate reference system (CRS), so "
+                            + (f"{self.parameterDefinition(name).description()} " if name else "the vector layer ")
+                            + "cannot be placed on it.", NO_CRS_FIX_RASTER)
         transform = None
         if source.sourceCrs().isValid() and target_crs.isValid() and source.sourceCrs() != target_crs:
             transform = QgsCoordinateTransform(source.sourceCrs(), target_crs, context.transformContext())
@@ -574,7 +637,7 @@ class OreMapAlgorithm(QgsProcessingAlgorithm):
         if not field or source.fields().lookupField(field) < 0:
             raise self.fail(field_name, f"Field '{field}' is not in the layer.", "Choose the class field.")
         geometries, labels, skipped = [], [], 0
-        for feature, geometry in self.source_features(source, context, target_crs):
+        for feature, geometry in self.source_features(source, context, target_crs, name=name):
             value = feature[field]
             if geometry is None or value is None or value == NULL or str(value).strip() == "":
                 skipped += 1
@@ -589,16 +652,24 @@ class OreMapAlgorithm(QgsProcessingAlgorithm):
                              f"geometry or no '{field}' value and were left out.")
         return geometries, labels
 
-    def features_with_values(self, parameters, name, fields, context, target_crs, feedback=None):
+    def features_with_values(self, parameters, name, fields, context, target_crs, feedback=None,
+                             fields_parameter="FIELDS"):
         """Shapely geometries (in ``target_crs``), a (n, len(fields)) float table (NaN = empty) and
-        feature ids of a vector parameter's features with a geometry."""
+        feature ids of a vector parameter's features with a geometry. A field not in the layer is refused,
+        naming ``fields_parameter``."""
         from shapely import wkb
 
         source = self.parameterAsSource(parameters, name, context)
         if source is None:
             raise self.fail(name, "No vector layer was given.", "Choose a point or polygon layer.")
+        missing = [f for f in fields if source.fields().lookupField(f) < 0]
+        if missing:
+            raise self.fail(fields_parameter, f"Field{'s' if len(missing) > 1 else ''} "
+                            f"{', '.join(repr(f) for f in missing)} not in the layer "
+                            f"{self.parameterDefinition(name).description()}.",
+                            "Choose fields of that layer: " + ", ".join(source.fields().names()[:20]) + ".")
         geometries, rows, ids = [], [], []
-        for feature, geometry in self.source_features(source, context, target_crs):
+        for feature, geometry in self.source_features(source, context, target_crs, name=name):
             if geometry is None:
                 continue
             geometries.append(wkb.loads(bytes(geometry.asWkb())))
@@ -619,18 +690,18 @@ class OreMapAlgorithm(QgsProcessingAlgorithm):
         source = self.parameterAsSource(parameters, name, context)
         if source is None:
             raise self.fail(name, "No point layer was given.", "Choose a point layer.")
-        xs, ys, values, skipped = self.source_points(source, context, target_crs, fields)
+        xs, ys, values, skipped = self.source_points(source, context, target_crs, fields, name=name)
         if skipped and feedback is not None:
             feedback.warning(f"{skipped} features of {self.parameterDefinition(name).description()} have no "
                              "geometry and were left out.")
         return xs, ys, values
 
-    def source_points(self, source, context, target_crs, fields=()):
+    def source_points(self, source, context, target_crs, fields=(), name=None):
         """``(xs, ys, {field: values}, features without a geometry)`` of a feature source's points (every vertex),
         in ``target_crs``; see :meth:`layer_points`."""
         indexes = [source.fields().lookupField(f) for f in fields]
         xs, ys, values, skipped = [], [], {f: [] for f in fields}, 0
-        for feature, geometry in self.source_features(source, context, target_crs):
+        for feature, geometry in self.source_features(source, context, target_crs, name=name):
             if geometry is None:
                 skipped += 1
                 continue
@@ -677,6 +748,8 @@ class OreMapAlgorithm(QgsProcessingAlgorithm):
             path = self.parameterAsOutputLayer(parameters, name, context)
         if not path:
             return None
+        self._check_extension(name, path)
+        clean_partials(path, feedback)
         if check_output_path(path, parameter=name):
             feedback.warning(f"{self.parameterDefinition(name).description()}: replacing existing file {path}")
         return path
@@ -710,6 +783,19 @@ class OreMapAlgorithm(QgsProcessingAlgorithm):
         feedback.info(f"The model goes to the model library folder: {path} (Plugins > OreMap > Model library).")
         return path
 
+    def _check_extension(self, name, path):
+        """Refuse an output whose extension OreMap does not write (a GeoTIFF named .xyz would mislead every reader)."""
+        definition = self.parameterDefinition(name)
+        if isinstance(definition, QgsProcessingParameterFileDestination):
+            supported = sorted({e.lower() for e in re.findall(r"\*(\.[A-Za-z0-9_]+)", definition.fileFilter())})
+        else:
+            supported = [".tif", ".tiff"]
+        extension = os.path.splitext(path)[1].lower()
+        if supported and extension not in supported:
+            raise self.fail(name, f"OreMap cannot write '{extension or 'no extension'}' files here.",
+                            f"Name the file with {' or '.join(supported)} (e.g. "
+                            f"{os.path.splitext(os.path.basename(path))[0]}{supported[0]}).")
+
     def memory_mb(self):
         """The memory budget setting in MB (processing_provider/settings.py)."""
         return settings.memory_mb()
@@ -741,7 +827,7 @@ class OreMapAlgorithm(QgsProcessingAlgorithm):
         missing = self.missing_packages()
         if missing:
             raise QgsProcessingException(dependencies.install_hint(missing))
-        with compute.session(settings.device(), settings.threads()) as run:
+        with compute.session(settings.device(), settings.threads()) as run, gdal_cache_limit(self.memory_mb()):
             bridge.info(f"OreMap settings: compute device {compute.DEVICES[run.requested]}, threads "
                         f"{run.threads or 'all cores'}, memory budget {self.memory_mb():.0f} MB.")
             if run.fallback_message():
@@ -792,6 +878,13 @@ class OreMapAlgorithm(QgsProcessingAlgorithm):
             if name and self.parameterDefinition(name) is None:
                 name = None
             raise self.fail(name, exc.message, exc.fix or "")
+        except OSError as exc:  # e.g. rasterio's RasterioIOError from a read no core check foresaw
+            raise QgsProcessingException(f"A file could not be read or written: {str(exc).strip()}. Check that the "
+                                         "input files are complete and the output folder is writable.")
+        except QgsCsException as exc:  # a transform the CRS checks did not foresee: say which, without a traceback
+            raise QgsProcessingException(
+                f"Coordinates could not be transformed between the layers' CRSs ({exc}). Check that every layer "
+                "has its right CRS (Layer Properties > Source) and that they overlap.")
         except MemoryError:
             raise QgsProcessingException(
                 self.tr("Out of memory. Lower the memory budget in Processing > Options > Providers > OreMap."))

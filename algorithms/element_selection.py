@@ -150,7 +150,7 @@ class ElementSelection(OreMapAlgorithm):
         html_path = self.report_output(parameters, "OUTPUT_HTML", context, feedback)
         csv_path = self.output_path(parameters, "OUTPUT_CSV", context, feedback)
         if has_raster:
-            path, layer = self.raster_path(parameters, "INPUT", context)
+            path, layer = self.raster_path(parameters, "INPUT", context, require_crs=True)
             refuse_geographic_raster(self, "INPUT", layer)
             crs = layer.crs()
             factor = metres_factor(crs)

@@ -45,20 +45,23 @@ def metres_factor(crs):
         return 1.0
 
 
-def distance_crs_for_points(alg, source, context, feedback):
+def distance_crs_for_points(alg, source, context, feedback, name="POINTS"):
     """The CRS distances of a point layer are measured in: its own when projected, else a UTM zone.
 
     A geographic (degree) CRS is replaced by the WGS84 UTM zone of the points' centroid (the rule
+<<<<<<< HEAD
     of IDW gridding, :func:`core.geochemistry.geochem.utm_crs_for`), and the log says so; a layer without a
     valid CRS is taken as it is (units taken as metres).
+=======
+    of IDW gridding, :func:`core.geochemistry.geochem.utm_crs_for`), and the log says so; a layer without a
+    CRS is refused (the CRS rule of :meth:`OreMapAlgorithm.raster_path`).
+>>>>>>> reliability
     """
+    alg.require_layer_crs(name, source)
     crs = source.sourceCrs()
-    if not crs.isValid():
-        feedback.warning("The sample layer has no CRS: its coordinates are taken as metres.")
-        return crs
     if not crs.isGeographic():
         return crs
-    lons, lats, _, _ = alg.source_points(source, context, QgsCoordinateReferenceSystem("EPSG:4326"))
+    lons, lats, _, _ = alg.source_points(source, context, QgsCoordinateReferenceSystem("EPSG:4326"), name=name)
     if not lons:
         return crs
     target = QgsCoordinateReferenceSystem(f"EPSG:{geochem.utm_crs_for(lons, lats)}")
@@ -178,7 +181,7 @@ class EvaluateProspectivity(OreMapAlgorithm):
         html_path = self.report_output(parameters, "OUTPUT_HTML", context, feedback)
         csv_path = self.output_path(parameters, "OUTPUT_CSV", context, feedback)
         if has_raster:
-            path, layer = self.raster_path(parameters, "SCORE_RASTER", context)
+            path, layer = self.raster_path(parameters, "SCORE_RASTER", context, require_crs=True)
             refuse_geographic_raster(self, "SCORE_RASTER", layer)
             band = self.parameterAsInt(parameters, "SCORE_BAND", context) or 1
             if not 1 <= band <= layer.bandCount():

@@ -117,11 +117,8 @@ class IdwInterpolate(OreMapAlgorithm):
         A layer in a geographic CRS is read in longitude/latitude and projected to the WGS 84
         UTM zone of its points' centroid (:func:`core.geochemistry.geochem.utm_crs_for`).
         """
+        self.require_layer_crs("INPUT", source)
         crs = source.sourceCrs()
-        if not crs.isValid():
-            raise self.fail("INPUT", "The layer has no valid coordinate reference system, so distances cannot "
-                                     "be computed.",
-                            "Set the layer's CRS (Layer Properties > Source), e.g. EPSG:4326 for longitude/latitude.")
         read_crs = QgsCoordinateReferenceSystem("EPSG:4326") if crs.isGeographic() else crs
         xs, ys, columns = self.layer_points(parameters, "INPUT", context, read_crs, fields, feedback)
         if not xs:
@@ -181,11 +178,18 @@ class IdwInterpolate(OreMapAlgorithm):
         x, y, values, merged = geochem.aggregate_duplicates(x, y, values, how=how)
         if merged:
             feedback.info(f"{merged} samples at repeated locations merged ({how}): {len(x)} locations.")
+        if len(x) < 2:
+            raise self.fail("INPUT", f"The samples lie at a single location ({merged + 1} samples there), so there is "
+                                     "nothing to interpolate between.",
+                            "Choose a layer with samples at two or more different locations.")
 
         extent = None
         rectangle = self.parameterAsExtent(parameters, "EXTENT", context, crs)
         if rectangle is not None and not rectangle.isNull() and not rectangle.isEmpty():
             extent = (rectangle.xMinimum(), rectangle.yMinimum(), rectangle.xMaximum(), rectangle.yMaximum())
+        elif parameters.get("EXTENT") not in (None, "") and rectangle is not None:  # given, but without an area
+            raise self.fail("EXTENT", f"The extent {rectangle.toString(6)} has no area.",
+                            "Give xmin,xmax,ymin,ymax with xmin < xmax and ymin < ymax, or leave it empty.")
         out_path = self.output_path(parameters, "OUTPUT", context, feedback)
         crs_id = crs.authid() if crs.authid().upper().startswith("EPSG:") else \
             crs.toWkt(QgsCoordinateReferenceSystem.WKT_PREFERRED)

@@ -103,7 +103,7 @@ class ProspectivityMap(OreMapAlgorithm):
     def process(self, parameters, context, feedback):
         from ..core.geochemistry.prospectivity_mapping import prospectivity_map
 
-        raster, layer = self.raster_path(parameters, "INPUT", context)
+        raster, layer = self.raster_path(parameters, "INPUT", context, require_crs=True)
         feedback.info(grid_meaning.describe(grid_meaning.read_meaning(raster)))  # z-scored as they are
         model = self.parameterAsFile(parameters, "MODEL_FILE", context)
         if not model:

@@ -168,7 +168,14 @@ def write_style(path, style):
         if not layer.isValid() or not apply_style(layer, style):
             return None
         qml = os.path.splitext(file_path)[0] + ".qml"
-        layer.saveNamedStyle(qml)
+        # written whole through a temporary file: two runs styling the same output never mix their files
+        from qgis.PyQt.QtXml import QDomDocument
+
+        from ..core.engine.files import write_atomic
+
+        document = QDomDocument("qgis")
+        layer.exportNamedStyle(document)
+        write_atomic(qml, document.toString(2))
         return qml
     finally:
         del layer

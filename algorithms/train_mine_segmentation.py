@@ -23,7 +23,7 @@ def polygon_geometries(alg, parameters, name, context, crs, feedback=None):
     if source is None:
         raise alg.fail(name, "No mine polygons were given.", "Choose a polygon layer of mine footprints.")
     geometries, skipped = [], 0
-    for _, geometry in alg.source_features(source, context, crs, skip_validity=True):
+    for _, geometry in alg.source_features(source, context, crs, skip_validity=True, name=name):
         if geometry is None:
             skipped += 1
             continue

@@ -146,7 +146,7 @@ class TrainProspectivityCnn(OreMapAlgorithm):
     def process(self, parameters, context, feedback):
         from ..core.geochemistry.prospectivity_cnn import train_prospectivity
 
-        raster, layer = self.raster_path(parameters, "INPUT", context)
+        raster, layer = self.raster_path(parameters, "INPUT", context, require_crs=True)
         feedback.info(grid_meaning.describe(grid_meaning.read_meaning(raster)))  # z-scored as they are
         deposits = self.deposit_points(parameters, "DEPOSITS", context, layer.crs(), feedback)
         model_path = self.output_path(parameters, "OUTPUT_MODEL", context, feedback)

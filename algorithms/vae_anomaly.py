@@ -267,6 +267,7 @@ class VaeAnomaly(OreMapAlgorithm):
         table = None
         if model_path:
             fields = [f.name() for f in source.fields()]
+            self._fields_match_model(parameters, context, model_path)
         elif not self.parameterAsFields(parameters, "FIELDS", context):
             # survey hygiene: elements by unit, never coordinates, oxides merged, measured in enough samples
             crs = distance_crs_for_points(self, source, context, feedback)
@@ -291,7 +292,7 @@ class VaeAnomaly(OreMapAlgorithm):
         factor = metres_factor(crs)
         features, xs, ys, rows = ([], [], [], []) if table is None else (features, list(xs), list(ys), table)
         numeric = [source.fields().lookupField(f) for f in fields]
-        for feature, geometry in (self.source_features(source, context, crs) if table is None else ()):
+        for feature, geometry in (self.source_features(source, context, crs, name="POINTS") if table is None else ()):
             feedback.check()
             attributes = feature.attributes()
             rows.append([as_number(attributes[i]) if i >= 0 else float("nan") for i in numeric])
@@ -344,9 +345,29 @@ class VaeAnomaly(OreMapAlgorithm):
                                           "opacity": 1.0})
         return out
 
+    def _fields_match_model(self, parameters, context, model_path):
+        """With a model, FIELDS may only repeat the model's elements (it scores those, whatever FIELDS says)."""
+        from ..core.engine.model_format import read_model_info
+        from ..core.engine.model_task import check_task
+
+        chosen = self.parameterAsFields(parameters, "FIELDS", context)
+        if not chosen:
+            return
+        try:
+            info = read_model_info(model_path)
+        except Exception:  # noqa: BLE001 - an unreadable model is refused, with its own message, when loaded
+            return
+        check_task(info, vae.TASK, model_path)
+        elements = list(info.band_names or [])
+        if set(chosen) != set(elements):
+            raise self.fail("FIELDS", f"The model scores its own elements ({', '.join(elements[:20])}); Element "
+                                      f"fields lists {', '.join(chosen[:20])}.",
+                            "Leave Element fields empty when a model is given (its elements are read by name), "
+                            "or train a new model on the fields you want.")
+
     def _raster(self, parameters, context, feedback, model_path, model_out, html_path, options, has_deposits, radius,
                 min_distance):
-        path, layer = self.raster_path(parameters, "INPUT", context)
+        path, layer = self.raster_path(parameters, "INPUT", context, require_crs=True)
         bands = self.parameterAsInts(parameters, "BANDS", context) or None
         score_path = self.output_path(parameters, "OUTPUT_SCORE", context, feedback)
         if not score_path:

@@ -76,9 +76,19 @@ def unregister():
         ProcessingConfig.settings.pop(spec.name, None)
 
 
+def is_stored(name):
+    """Whether setting ``name`` was ever saved (by the user, in Processing's options or OreMap's page)."""
+    return QgsSettings().contains(PREFIX + name)
+
+
 def raw_value(name):
-    """The stored value of setting ``name`` (its default when never set)."""
+    """The value of setting ``name``: the stored one; else, for the memory, threads and device settings, the
+    environment variable of the same name (``OREMAP_MEMORY_MB`` ...; scripts and ``qgis_process``); else the
+    default. A value saved in QGIS wins over the environment, the environment over an unset setting."""
     spec = SPECS[name]
+    env = os.environ.get(name, "").strip()
+    if env and spec.kind != "folder" and not is_stored(name):
+        return env
     config = _config()
     value = config.getSetting(name) if config is not None else QgsSettings().value(PREFIX + name, None)
     return spec.default if value is None or value == "" and spec.kind != "folder" else value

@@ -147,4 +147,5 @@ def qgis_process(tmp_path_factory):
         return json.loads(proc.stdout[start:])
 
     call.run_json = run_json
+    call.exe, call.env = exe, env
     return call

@@ -305,6 +305,24 @@ def test_algorithms_train_and_predict(run_alg, scenes, tmp_path):
     inside = test["roi_id"] == 0
     assert int(s01["goethite"]["pixels"]) == inside.sum()
     assert np.isclose(float(s01["goethite"]["mean_percent"]), A[3][inside].mean(), rtol=1e-4)
+    # zones that cover no pixel (far from the scene): the table keeps the 'all' rows and the log says why
+    import geopandas as gpd
+    import processing
+    from shapely.geometry import box
+
+    from conftest import warning_recorder
+
+    with rasterio.open(test["raster"]) as ds:
+        left, bottom = ds.bounds.left - 1e5, ds.bounds.bottom - 1e5
+        crs = ds.crs.to_wkt() if ds.crs else None
+    far = str(tmp_path / "far.gpkg")
+    gpd.GeoDataFrame({"sample": ["nowhere"]}, geometry=[box(left, bottom, left + 50, bottom + 50)],
+                     crs=crs).to_file(far, driver="GPKG")
+    feedback = warning_recorder()
+    processing.run("oremap:predict_abundance", {
+        "INPUT": test["raster"], "MODEL_FILE": out["OUTPUT_MODEL"], "ZONES": far, "ZONE_FIELD": "sample",
+        "OUTPUT": str(tmp_path / "a2.tif"), "OUTPUT_TABLE": str(tmp_path / "t2.csv")}, feedback=feedback)
+    assert any("None of the 1 zones covers a valid pixel" in w for w in feedback.warnings), feedback.warnings
 
 
 def test_algorithm_errors_name_the_parameter(run_alg, scenes, tmp_path):
@@ -323,7 +341,8 @@ def test_algorithm_errors_name_the_parameter(run_alg, scenes, tmp_path):
         run_alg("predict_abundance", {"INPUT": scenes["test"]["raster"],
                                       "MODEL_FILE": os.path.join(ROOT, "models", "usgs_minerals_cnn.onnx"),
                                       "OUTPUT": str(tmp_path / "a.tif")})
-    assert "(MODEL_FILE)" in str(err.value) and "not a mineral abundance model" in str(err.value)
+    assert "(MODEL_FILE)" in str(err.value) and "is a mineral classification model" in str(err.value) \
+        and "not a mineral abundance model" in str(err.value) and "oremap:classify_spectral_cnn" in str(err.value)
     assert not os.path.exists(tmp_path / "a.tif")
 
 

@@ -337,7 +337,7 @@ def test_bad_input_is_refused_with_the_parameter_and_nothing_written(trained, sc
     from shapely.geometry import box
 
     raster = scenes[0]["raster"]
-    with pytest.raises(OreMapError, match="not for mine detection") as err:
+    with pytest.raises(OreMapError, match="is a mineral classification model.*not a mine segmentation") as err:
         md.detect_mines(raster, bundled_models("spectral_classification")[0][1], str(tmp_path / "p.tif"))
     assert err.value.parameter == "model"
     with pytest.raises(OreMapError) as err:

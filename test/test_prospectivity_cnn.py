@@ -525,7 +525,7 @@ def test_bad_input_is_refused_with_the_parameter_and_nothing_written(run_alg, tr
                                             "OUTPUT_MODEL": str(tmp_path / "m.onnx"),
                                             "OUTPUT_REPORT": str(tmp_path / "r.html")})
     # a model of another task
-    with pytest.raises(OreMapError, match="not for prospectivity"):
+    with pytest.raises(OreMapError, match="not a prospectivity model.*oremap:classify_spectral_cnn"):
         from oremap.core.engine.bundled import bundled_models
 
         pm.prospectivity_map(stack["path"], bundled_models("spectral_classification")[0][1],

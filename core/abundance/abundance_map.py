@@ -17,8 +17,11 @@ class AbundanceModel:
     def __init__(self, path, threads=None):
         self.onnx = OnnxModel(path, threads=threads)
         self.info = self.onnx.info
-        if self.info.task != TASK or "abundance" not in self.info.extra:
-            raise OreMapError(f"'{path}' is a {self.info.task} model, not a mineral abundance model.", "model",
+        from ..engine.model_task import check_task
+
+        check_task(self.info, TASK, path)
+        if "abundance" not in self.info.extra:
+            raise OreMapError(f"'{path}' has no abundance metadata.", "model",
                               "Choose a model made by 'Train mineral abundance model'.")
         meta = self.info.extra["abundance"]["conformal"]
         self.names = self.info.class_names

@@ -642,7 +642,7 @@ def legend_from_raster(path, band=1):
     """
     from rasterio.windows import Window
 
-    from .raster import open_raster
+    from .raster import open_raster, read_window
 
     _check_band(path, band)
     with open_raster(path, what="class raster") as ds:
@@ -665,7 +665,7 @@ def legend_from_raster(path, band=1):
         rows = max(1, (1 << 22) // max(ds.width, 1))
         codes = set()
         for r in range(0, ds.height, rows):
-            block = ds.read(band, window=Window(0, r, ds.width, min(rows, ds.height - r)))
+            block = read_window(ds, band, Window(0, r, ds.width, min(rows, ds.height - r)), what="class raster")
             codes.update(np.unique(block).tolist())
         codes.discard(nodata)
     return [{"value": int(c), "name": f"Class {int(c)}",

@@ -14,6 +14,8 @@ nothing half-written is ever left behind.
 """
 
 import os
+import re
+import time
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -30,6 +32,10 @@ MEMORY_SETTING = "OREMAP_MEMORY_MB"
 """Name of the budget's Processing setting and environment variable."""
 
 PARTIAL_SUFFIX = ".oremap-partial.tif"
+"""Suffix of the fixed temporary name older OreMap versions wrote beside an output (now only cleaned up)."""
+
+STALE_AFTER_S = 24 * 3600
+"""A partial file of another machine (shared folder) is taken as stale once untouched this long."""
 
 
 def memory_budget_mb(value=None):
@@ -38,6 +44,53 @@ def memory_budget_mb(value=None):
         return float(value)
     env = os.environ.get(MEMORY_SETTING)
     return float(env) if env else float(DEFAULT_MEMORY_MB)
+
+
+GDAL_CACHE_SHARE = 8
+"""GDAL's block cache is capped at 1/GDAL_CACHE_SHARE of the budget (at least 16 MB) during a run."""
+
+BLOCK_SHARE = 0.75
+"""Share of the budget given to the blocks (:func:`block_windows`); the rest is for GDAL's block cache (1/8)
+and the buffers libraries keep while a run streams (BLAS threads, compression threads)."""
+
+
+def gdal_cache_limit(memory_mb=None):
+    """A context in which GDAL's (process-wide) block cache holds at most an eighth of the memory budget
+    (and, once per process, :func:`steady_allocator`).
+
+    GDAL keeps every block it reads or writes in its cache up to ``GDAL_CACHEMAX`` (by default 5 % of the
+    machine's memory: gigabytes), so streaming a large raster block by block would still grow the process
+    by that much. The blocks of the engine are read once, so a small cache costs no speed. The previous
+    limit is restored on exit.
+    """
+    steady_allocator()
+    limit = int(max(16.0, memory_budget_mb(memory_mb) / GDAL_CACHE_SHARE) * 2 ** 20)
+    return rasterio.Env(GDAL_CACHEMAX=limit)
+
+
+_ALLOCATOR_FIXED = False
+
+
+def steady_allocator():
+    """Keep glibc from holding freed blocks: large allocations (> 128 KB) always go to ``mmap``.
+
+    By default glibc raises its mmap threshold each time a large block is freed (up to 32 MB), after which
+    block-sized arrays come from the heap and their freed space stays resident: streaming a raster then
+    grows the process by tens of MB beyond its blocks (measured in ``bench/bench_rss.py``). Fixing the
+    threshold at glibc's initial 128 KB returns each block's memory when it is freed. Process-wide, once;
+    a no-op where the C library is not glibc.
+    """
+    global _ALLOCATOR_FIXED
+    if _ALLOCATOR_FIXED:
+        return
+    _ALLOCATOR_FIXED = True
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallopt(-3, 128 * 1024)  # M_MMAP_THRESHOLD
+    except (OSError, AttributeError):
+        pass
 
 
 # --------------------------------------------------------------------------------------
@@ -52,6 +105,18 @@ def open_raster(path, parameter="raster", what="raster"):
     except rasterio.errors.RasterioIOError as exc:
         raise OreMapError(f"Cannot read the {what} '{path}': {exc}.", parameter,
                           f"Choose a {what} GDAL can open (GeoTIFF, ENVI, ...).") from exc
+
+
+def read_window(dataset, bands, window, parameter="raster", what="raster"):
+    """``dataset.read(bands, window=window)``, a read error mid-file (a truncated or damaged file: GDAL's
+    ``TIFFReadEncodedStrip() failed``, ``IReadBlock failed``) raised as :class:`OreMapError` naming the file."""
+    try:
+        return dataset.read(bands, window=window)
+    except rasterio.errors.RasterioIOError as exc:
+        row = f" near row {int(window.row_off)}" if window is not None else ""
+        raise OreMapError(f"The {what} '{dataset.name}' cannot be read{row}: the file is truncated or damaged "
+                          f"(GDAL: {str(exc).strip()[:200]}).", parameter,
+                          f"Copy or export the {what} again and choose the complete file.") from exc
 
 
 class RasterSource:
@@ -126,7 +191,7 @@ class RasterSource:
         valid : ndarray of bool, shape (rows, cols)
             False where any band is nodata, NaN or infinite.
         """
-        raw = self.dataset.read(self.bands, window=window)  # (bands, rows, cols), native dtype
+        raw = read_window(self.dataset, self.bands, window)  # (bands, rows, cols), native dtype
         invalid = np.zeros(raw.shape[1:], dtype=bool)
         for value in self._native_nodata(raw.dtype):
             invalid |= np.any(raw == value, axis=0)
@@ -140,7 +205,7 @@ class RasterSource:
     def read_nan(self, window, dtype=np.float64):
         """One window as ``(rows, cols, n_bands)`` values (scaled) with NaN where *that band* is nodata or not
         finite: each band on its own, for data whose bands may be missing separately (element grids)."""
-        raw = self.dataset.read(self.bands, window=window)
+        raw = read_window(self.dataset, self.bands, window)
         data = raw.astype(dtype)
         if self.gain != 1.0 or self.bias != 0.0:
             data = data * np.asarray(self.gain, dtype) + np.asarray(self.bias, dtype)
@@ -218,7 +283,7 @@ def _sample_values(dataset, bands, size=16):
         h, w = min(size, dataset.height), min(size, dataset.width)
         row = min(int(fy * dataset.height), dataset.height - h)
         col = min(int(fx * dataset.width), dataset.width - w)
-        block = dataset.read(bands, window=Window(col, row, w, h)).ravel()
+        block = read_window(dataset, bands, Window(col, row, w, h)).ravel()
         chunks.append(block[~np.isin(block, nodata)] if nodata else block)
     return np.concatenate(chunks)
 
@@ -296,6 +361,86 @@ def _open_output(spec, source, tmp_path):
     return dst
 
 
+def _host_tag():
+    import hashlib
+    import socket
+
+    return hashlib.sha1(socket.gethostname().encode("utf-8", "replace")).hexdigest()[:6]
+
+
+def _pid_alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        return True  # exists, owned by someone else (or cannot tell: keep the file)
+    return True
+
+
+def partial_path(path, extension=".tif"):
+    """A new, unique temporary name beside output ``path``: ``NAME.oremap-partial-HOST-PID-TOKEN.tif``.
+
+    Beside the output, so the final ``os.replace`` is an atomic rename on the same file system; unique
+    per run, so two runs writing the same output never share a temporary file (the last to finish wins,
+    with a whole file). The host tag and process id let :func:`remove_stale_partials` tell a file of a
+    killed run from one still being written.
+    """
+    import secrets
+
+    return f"{path}.oremap-partial-{_host_tag()}-{os.getpid()}-{secrets.token_hex(4)}{extension}"
+
+
+_PARTIAL = re.compile(r"\.oremap-partial(?:-(?P<host>[0-9a-f]{6})-(?P<pid>\d+)-[0-9a-f]+)?\.[A-Za-z0-9]+$")
+
+
+def remove_stale_partials(path):
+    """Remove temporary files that killed runs left beside output ``path``; return the names removed.
+
+    Stale are: the fixed name of older versions (``NAME.oremap-partial.tif``), a partial file of this
+    machine whose process is gone, and one of another machine untouched for :data:`STALE_AFTER_S`.
+    A partial file of a run still going is left alone.
+    """
+    if not path:
+        return []
+    folder = os.path.dirname(os.path.abspath(path)) or "."
+    base = os.path.basename(path) + ".oremap-partial"
+    try:
+        names = [n for n in os.listdir(folder) if n.startswith(base)]
+    except OSError:
+        return []
+    removed = []
+    host, now = _host_tag(), time.time()
+    for name in names:
+        match = _PARTIAL.fullmatch(name[len(os.path.basename(path)):])
+        if match is None:
+            continue
+        full = os.path.join(folder, name)
+        if match.group("pid") is not None:
+            if match.group("host") == host:
+                if int(match.group("pid")) == os.getpid() or _pid_alive(int(match.group("pid"))):
+                    continue
+            else:
+                try:
+                    if now - os.path.getmtime(full) < STALE_AFTER_S:
+                        continue
+                except OSError:
+                    continue
+        try:
+            os.remove(full)
+        except OSError:
+            continue
+        _remove_quietly(full + ".aux.xml")
+        removed.append(full)
+    return removed
+
+
+def clean_partials(path, feedback=None):
+    """:func:`remove_stale_partials`, each removal logged through ``feedback``."""
+    for name in remove_stale_partials(path):
+        ensure(feedback).info(f"Removed a partial file left by an interrupted run: {name}")
+
+
 def _remove_quietly(path):
     for p in (path, path + ".aux.xml"):
         try:
@@ -308,14 +453,14 @@ def _remove_quietly(path):
 # Engine
 # --------------------------------------------------------------------------------------
 def block_windows(width, height, bytes_per_pixel, memory_mb, tile=256):
-    """Split a width x height raster into windows that each need at most ``memory_mb``.
+    """Split a width x height raster into windows that each need at most :data:`BLOCK_SHARE` of ``memory_mb``.
 
     Windows follow the 256 x 256 tiles of the outputs (and of most tiled inputs), so
     every tile is read once and written whole: full-width strips of whole tile rows
     when they fit the budget, else each tile row cut into column chunks of whole
     tiles, and only for budgets below one tile, smaller windows inside a tile row.
     """
-    budget = max(float(memory_mb), 1e-6) * 1024 * 1024
+    budget = max(float(memory_mb) * BLOCK_SHARE, 1e-6) * 1024 * 1024
     max_pixels = max(1, int(budget // max(bytes_per_pixel, 1)))
     if max_pixels >= width * tile or height <= tile and max_pixels >= width * height:
         rows = max(tile, (max_pixels // width) // tile * tile)
@@ -356,12 +501,15 @@ def run_pixelwise(source, outputs, func, memory_mb=None, work_bytes_per_pixel=0,
     """
     feedback = ensure(feedback)
     memory_mb = memory_budget_mb(memory_mb)
-    in_bytes = source.n_bands * (np.dtype(source.dataset.dtypes[0]).itemsize + 2 * 4) + 1
+    # raw block, float32 block, scaled block and the valid pixels' float32 copy handed to func
+    in_bytes = source.n_bands * (np.dtype(source.dataset.dtypes[0]).itemsize + 3 * 4) + 1
     out_bytes = sum(o.count * (np.dtype(o.dtype).itemsize + 8) for o in outputs)
     per_pixel = in_bytes + out_bytes + int(work_bytes_per_pixel)
     windows = block_windows(source.width, source.height, per_pixel, memory_mb)
 
-    tmp_paths = [o.path + PARTIAL_SUFFIX for o in outputs]
+    for o in outputs:
+        clean_partials(o.path, feedback)
+    tmp_paths = [partial_path(o.path) for o in outputs]
     datasets = []
     n_valid = 0
     try:
@@ -398,7 +546,7 @@ def run_pixelwise(source, outputs, func, memory_mb=None, work_bytes_per_pixel=0,
     return {"valid_pixels": n_valid, "blocks": len(windows)}
 
 
-def write_blocks(spec, width, height, transform, crs, blocks):
+def write_blocks(spec, width, height, transform, crs, blocks, feedback=None):
     """Write a raster from computed blocks, without an input raster (gridding, rasterising).
 
     ``blocks`` yields ``(window, array (spec.count, rows, cols))``; the raster gets the
@@ -406,7 +554,8 @@ def write_blocks(spec, width, height, transform, crs, blocks):
     moved into place only when every block is written: an error or a cancellation
     raised while producing the blocks removes the partial file.
     """
-    tmp = spec.path + PARTIAL_SUFFIX
+    clean_partials(spec.path, feedback)
+    tmp = partial_path(spec.path)
     grid = type("Grid", (), dict(width=int(width), height=int(height), crs=crs, transform=transform))
     dst = None
     try:

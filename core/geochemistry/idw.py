@@ -454,7 +454,7 @@ def idw_to_raster(x, y, values, names, out_path, cell_size, extent=None, margin=
                                              f"max_distance={max_distance or 0:g} min_points={min_points}"})
     with ThreadPoolExecutor(max_workers=threads) as workers, ThreadPoolExecutor(max_workers=1) as producer:
         try:
-            write_blocks(spec, grid["width"], grid["height"], grid["transform"], crs, blocks())
+            write_blocks(spec, grid["width"], grid["height"], grid["transform"], crs, blocks(), feedback)
         except BaseException:
             producer.shutdown(wait=True, cancel_futures=True)
             raise

@@ -81,9 +81,9 @@ def window_starts(edges, window):
 
 def _check_model(model):
     info = model.info
-    if info.task != TASK:
-        raise OreMapError(f"The model is for '{info.task}', not for prospectivity mapping.", "model",
-                          "Choose a model trained with 'Train a prospectivity ResNet'.")
+    from ..engine.model_task import check_task
+
+    check_task(info, TASK, getattr(model, "path", None))
     window = info.input.get("window")
     if not isinstance(window, int) or not info.band_names:
         raise OreMapError("The model does not say its window size and elements.", "model",
@@ -299,7 +299,7 @@ def _write_cells(source, proba, row_edges, col_edges, out_path, model_path, mode
             yield win, np.where(valid, block, np.float32(_NODATA_OUT))[None]
             feedback.progress(100.0 * (n + 1) / len(windows))
 
-    write_blocks(spec, width, height, source.transform, source.crs, blocks())
+    write_blocks(spec, width, height, source.transform, source.crs, blocks(), feedback)
 
 
 def _cell_list(proba, row_edges, col_edges, transform, deposits_xy, height, width, max_cells=None, feedback=None):

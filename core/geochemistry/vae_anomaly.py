@@ -625,9 +625,9 @@ class AnomalyModel:
         self.path = os.fspath(path)
         self.onnx = OnnxModel(self.path, threads=threads)
         info = self.info = self.onnx.info
-        if info.task != TASK:
-            raise OreMapError(f"'{os.path.basename(self.path)}' is a '{info.task}' model, not a geochemical anomaly "
-                              "model.", "model", "Choose a model trained by 'Geochemical anomalies with a VAE'.")
+        from .model_task import check_task
+
+        check_task(info, TASK, self.path)
         anomaly = info.extra.get("anomaly")
         if not isinstance(anomaly, dict) or info.band_names is None:
             raise OreMapError("The model's anomaly metadata are missing.", "model",

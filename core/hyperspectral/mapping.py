@@ -191,8 +191,10 @@ def sam_map(raster_path, library, class_path, score_path=None, method="sam", thr
         return (classes, score) if score_path else (classes,)
 
     with RasterSource(raster_path, bands=bands, nodata=nodata, scale=scale, feedback=feedback) as src:
+        # SAM works on a float64 copy of the pixels, SID on three (x, p, log p), plus the scores per reference
         stats = run_pixelwise(src, outputs, per_block, memory_mb=memory_mb,
-                              work_bytes_per_pixel=8 * 3 * len(library.names), feedback=feedback)
+                              work_bytes_per_pixel=8 * len(bands) * (1 if method == "sam" else 3)
+                              + 8 * 3 * len(library.names), feedback=feedback)
     stats["class_counts"] = {"Unclassified": int(counts[0]),
                              **{n: int(c) for n, c in zip(library.names, counts[1:])}}
     stats["bands_used"] = len(bands)
@@ -364,8 +366,11 @@ def cnn_classify_map(raster_path, model_path, class_path, probability_path=None,
     from .spectral_cnn import predict_proba
 
     feedback = ensure(feedback)
+    from .model_task import check_task
+
     model = OnnxModel(model_path, threads=threads)
     info = model.info
+    check_task(info, "spectral_classification", model_path)
     names = info.class_names
     bands, matrix = model_input(raster_path, info, band_info, feedback)
     feedback.info(f"Model: {len(names)} classes, preprocessing '{info.preprocessing_method}', onnxruntime on "

@@ -727,6 +727,7 @@ def read_csv_library(path, feedback=None):
     decimal_comma = delimiter in ("\t", ";")
 
     wavelengths, values, n_text = [], [], 0
+    text_cells = [0] * len(spectrum_cols)
     for line_no, row in enumerate(rows[1:], start=2):
         cells = list(row) + [""] * (len(head) - len(row))
         if len(cells) > len(head):
@@ -744,14 +745,34 @@ def read_csv_library(path, feedback=None):
             )
         wavelengths.append(wl)
         row_values = [_csv_float(cells[j], decimal_comma) for j in spectrum_cols]
-        n_text += sum(1 for j, v in zip(spectrum_cols, row_values) if cells[j].strip() and not math.isfinite(v))
+        for k, (j, v) in enumerate(zip(spectrum_cols, row_values)):
+            if cells[j].strip() and not math.isfinite(v):
+                text_cells[k] += 1
+                n_text += 1
         values.append(row_values)
     if not wavelengths:
         raise OreMapError(f"CSV library '{path.name}' has no data rows.", parameter="library")
+    if len(wavelengths) < 2:
+        raise OreMapError(f"CSV library '{path.name}' has a single wavelength row ({wavelengths[0]:g}); a spectrum "
+                          "needs at least two.", parameter="library",
+                          fix="Give one row per wavelength (wavelengths down the first column, one spectrum per "
+                              "further column).")
     wavelengths = np.array(wavelengths)
     wavelengths = wavelengths * _factor_or_fail(wavelengths, units, path)
     spectra = np.array(values, dtype=np.float64).T
     names = [head[j] or f"Spectrum {k + 1}" for k, j in enumerate(spectrum_cols)]
+    text_only = [k for k in range(len(names)) if not np.isfinite(spectra[k]).any()]
+    if text_only and len(text_only) == len(names):
+        raise OreMapError(f"CSV library '{path.name}': no column holds numbers ("
+                          + ", ".join(names[k] for k in text_only[:10]) + ").", parameter="library",
+                          fix="Give reflectance values, one spectrum per column.")
+    if text_only:  # e.g. a comment column: not a spectrum
+        feedback.warning(f"{path.name}: column{'s' if len(text_only) > 1 else ''} "
+                         + ", ".join(repr(names[k]) for k in text_only[:10])
+                         + " hold no numbers and were left out (not spectra).")
+        keep = [k for k in range(len(names)) if k not in text_only]
+        spectra, names = spectra[keep], [names[k] for k in keep]
+        n_text = sum(text_cells[k] for k in keep)
     wavelengths, spectra, _ = _sorted_channels(wavelengths, spectra, None, path)
     if n_text:
         feedback.warning(f"{path.name}: {n_text} cells that are not numbers were read as missing values.")

@@ -339,9 +339,9 @@ def predict_proba(model_path, patches):
     from ..engine.model_format import OnnxModel
 
     model = OnnxModel(model_path)
-    if model.info.task != TASK:
-        raise OreMapError(f"'{os.path.basename(model_path)}' is a {model.info.task} model, not a mine patch "
-                          "classifier.", "model", "Choose a model trained by 'Train a mine patch classifier'.")
+    from ..engine.model_task import check_task
+
+    check_task(model.info, TASK, model_path)
     meta = model.info.extra.get("mine_classifier", {})
     patches = np.asarray(patches, dtype=np.float32)
     if patches.ndim == 3:

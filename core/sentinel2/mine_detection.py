@@ -49,8 +49,8 @@ import numpy as np
 from ..engine.errors import OreMapError
 from ..engine.feedback import ensure
 from ..engine.model_format import OnnxModel
-from ..engine.raster import (PARTIAL_SUFFIX, OutputSpec, _open_output, _remove_quietly, check_output_path,
-                             memory_budget_mb)
+from ..engine.raster import (OutputSpec, _open_output, _remove_quietly, check_output_path, clean_partials,
+                             memory_budget_mb, partial_path)
 
 PROB_NODATA = -9999.0
 MASK_NODATA = 255
@@ -248,7 +248,8 @@ def write_polygons(path, features, crs):
     records = [{k: f[k] for k in columns} | {"geometry": f["geometry"]} for f in features]
     gdf = gpd.GeoDataFrame(records, columns=columns + ["geometry"], geometry="geometry",
                            crs=crs.to_wkt() if crs is not None else None)
-    tmp = path + ".oremap-partial.gpkg"
+    clean_partials(path)
+    tmp = partial_path(path, ".gpkg")
     try:
         gdf.to_file(tmp, driver="GPKG", layer="mines")
         os.replace(tmp, path)
@@ -273,12 +274,14 @@ class _Outputs:
             self.specs.append(OutputSpec(mask_path, ["mine mask"], "uint8", MASK_NODATA,
                                          colormap={0: (255, 255, 255, 0), 1: (215, 48, 31, 255)},
                                          tags=dict(tags, OREMAP_THRESHOLD=f"{threshold:g}")))
-        self.tmp = [s.path + PARTIAL_SUFFIX for s in self.specs]
+        self.tmp = [partial_path(s.path) for s in self.specs]
         self.datasets = []
         self.valid_pixels = 0
         self.mine_pixels = 0
 
     def __enter__(self):
+        for spec in self.specs:
+            clean_partials(spec.path)
         try:
             for spec, tmp in zip(self.specs, self.tmp):
                 self.datasets.append(_open_output(spec, self.grid, tmp))
@@ -536,13 +539,15 @@ def _classify(reader, model, out, stride, budget_mb, feedback):
 # ---------------------------------------------------------------------------
 
 
-def model_kind(info):
+def model_kind(info, path=None):
     """``"segmentation"`` or ``"patch_classifier"`` for a model's metadata; OreMapError for other models."""
     if info.task == SEGMENTATION_TASK:
         return "segmentation"
     if info.task == CLASSIFIER_TASK:
         return "patch_classifier"
-    raise OreMapError(f"The model is for '{info.task}', not for mine detection.", "model", _FIX_MODEL)
+    from .model_task import check_task
+
+    check_task(info, [SEGMENTATION_TASK, CLASSIFIER_TASK], path)
 
 
 def detect_mines(raster_path, model_path, prob_path, mask_path=None, threshold=None, min_area_ha=0.0,
@@ -601,7 +606,7 @@ def detect_mines(raster_path, model_path, prob_path, mask_path=None, threshold=N
         raise OreMapError("The minimum compactness must lie between 0 and 1.", "min_compactness")
     model = OnnxModel(model_path, threads=threads)
     info = model.info
-    kind = model_kind(info)
+    kind = model_kind(info, model_path)
     budget = memory_budget_mb(memory_mb)
     if kind == "segmentation":
         seg = info.extra.get("segmentation") or {}

@@ -408,6 +408,12 @@ def _identify_bands(ds, notes, feedback):
         if not named:
             continue
         dupes = sorted({n for n, _ in named if sum(1 for m, _ in named if m == n) > 1})
+        if dupes and what == "band wavelengths" and count > 13:  # a hyperspectral cube, not a Sentinel-2 product
+            raise OreMapError(f"The raster has {count} bands with wavelengths every few nm: a hyperspectral cube, "
+                              "not a Sentinel-2 product (12 or 13 bands).", "raster",
+                              "Choose a Sentinel-2 L2A raster or folder; for a hyperspectral cube use the "
+                              "Hyperspectral algorithms, or give a band map of its bands nearest the Sentinel-2 "
+                              "centres.")
         if dupes:
             raise OreMapError(f"The {what} name {', '.join(dupes)} more than once.", "raster", _FIX_BANDS)
         notes.append(f"Bands identified from the {what}: " + ", ".join(f"{n}={i}" for n, i in named) + ".")

@@ -1,0 +1,219 @@
+"""Reliability: concurrent runs to one output, stale partial files of killed runs, the CRS rule."""
+
+import os
+import threading
+
+import numpy as np
+import pytest
+import rasterio
+
+from conftest import AVIRIS_NG, AVIRIS_NG_2
+from test_raster import write_cube
+
+from oremap.core.engine.feedback import Feedback
+from oremap.core.engine.raster import OutputSpec, RasterSource, partial_path, remove_stale_partials, run_pixelwise
+
+
+class Log(Feedback):
+    def __init__(self):
+        self.infos = []
+
+    def info(self, message):
+        self.infos.append(message)
+
+
+def _partials(folder):
+    return sorted(n for n in os.listdir(folder) if ".oremap-partial" in n)
+
+
+def test_two_runs_to_one_path_at_once_each_write_a_whole_file(tmp_path):
+    """Both runs hold their output open at the same time (a barrier in the first block): with a shared temporary
+    name one of them would fail moving it and the survivor could mix blocks of both; each has its own."""
+    rng = np.random.default_rng(3)
+    inputs = [write_cube(str(tmp_path / f"in{i}.tif"), rng.uniform(0.05, 0.6, (3, 300, 40))) for i in range(2)]
+    target = str(tmp_path / "same.tif")
+    barrier = threading.Barrier(2, timeout=60)
+    errors = []
+
+    def one(path):
+        first = [True]
+
+        def total(pixels):
+            if first[0]:  # both runs are past opening their output before either writes a block
+                first[0] = False
+                barrier.wait()
+            return pixels.sum(axis=1)
+
+        try:
+            with RasterSource(path) as src:  # a tiny budget: many blocks, so the two runs interleave their writes
+                run_pixelwise(src, [OutputSpec(target, ["sum"])], total, memory_mb=0.05)
+        except BaseException as exc:  # noqa: BLE001 - collected for the assertion
+            errors.append(exc)
+
+    threads = [threading.Thread(target=one, args=(p,)) for p in inputs]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    with rasterio.open(target) as ds:
+        written = ds.read(1)
+    expected = []
+    for path in inputs:
+        with rasterio.open(path) as ds:
+            expected.append(ds.read().astype(np.float32).sum(axis=0))
+    # whole: every pixel from the same run (the last to finish), not a mix
+    assert any(np.allclose(written, e, rtol=1e-6) for e in expected)
+    assert _partials(tmp_path) == []
+
+
+def test_partial_names_are_unique_and_beside_the_output(tmp_path):
+    target = str(tmp_path / "out.tif")
+    a, b = partial_path(target), partial_path(target)
+    assert a != b
+    assert os.path.dirname(a) == os.path.dirname(b) == str(tmp_path)
+    assert os.path.basename(a).startswith("out.tif.oremap-partial-") and a.endswith(".tif")
+
+
+def test_stale_partials_are_removed_and_logged(tmp_path):
+    """The fixed name of older versions and a partial of a process that is gone are stale; a partial of a live
+    process (this one) and files of other outputs are kept."""
+    target = str(tmp_path / "grid.tif")
+    old = tmp_path / "grid.tif.oremap-partial.tif"
+    old.write_bytes(b"II*\0")
+    dead = partial_path(target).replace(f"-{os.getpid()}-", "-999999999-")
+    open(dead, "wb").close()
+    live = partial_path(target)
+    open(live, "wb").close()
+    other = tmp_path / "grid2.tif.oremap-partial.tif"
+    other.write_bytes(b"x")
+    rng = np.random.default_rng(0)
+    src_path = write_cube(str(tmp_path / "src.tif"), rng.uniform(0.05, 0.6, (2, 8, 8)))
+    log = Log()
+    with RasterSource(src_path) as src:
+        run_pixelwise(src, [OutputSpec(target, ["sum"])], lambda p: p.sum(axis=1), feedback=log)
+    assert _partials(tmp_path) == sorted([os.path.basename(live), other.name])
+    removed = [m for m in log.infos if "interrupted run" in m]
+    assert sorted(m.split(": ", 1)[1] for m in removed) == sorted([str(old), dead])
+    assert remove_stale_partials(target) == []
+
+
+@pytest.mark.slow
+def test_concurrent_qgis_process_runs(qgis_process, run_alg, tmp_path):
+    """Four `qgis_process` runs at once with the bundled spectral CNN: two different cubes to one path, and one cube
+    to two paths. Every run exits 0 without a traceback; the shared path holds one whole, correct map (the last
+    run's), the other two equal the in-process result; no partial file is left."""
+    import subprocess
+
+    exe, env = qgis_process.exe, qgis_process.env
+    same = str(tmp_path / "same.tif")
+    jobs = [(AVIRIS_NG, same), (AVIRIS_NG_2, same), (AVIRIS_NG, str(tmp_path / "a.tif")),
+            (AVIRIS_NG, str(tmp_path / "b.tif"))]
+    procs = [subprocess.Popen([exe, "run", "oremap:classify_spectral_cnn", "--", f"INPUT={cube}", "MODEL=0",
+                               f"OUTPUT_CLASSES={out}"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                              text=True) for cube, out in jobs]
+    outputs = [p.communicate(timeout=600)[0] for p in procs]
+    for proc, text in zip(procs, outputs):
+        assert proc.returncode == 0, text[-3000:]
+        assert "Traceback" not in text and "Error" not in text.replace("OreMap", ""), text[-3000:]
+    expected = {}
+    for cube in (AVIRIS_NG, AVIRIS_NG_2):
+        result = run_alg("classify_spectral_cnn", {"INPUT": cube, "MODEL": 0,
+                                                   "OUTPUT_CLASSES": str(tmp_path / f"ref_{len(expected)}.tif")})
+        with rasterio.open(result["OUTPUT_CLASSES"]) as ds:
+            expected[cube] = ds.read(1)
+    assert not np.array_equal(expected[AVIRIS_NG], expected[AVIRIS_NG_2])  # the shared path tells them apart
+    with rasterio.open(same) as ds:
+        got = ds.read(1)
+    assert np.array_equal(got, expected[AVIRIS_NG]) or np.array_equal(got, expected[AVIRIS_NG_2])
+    for name in ("a.tif", "b.tif"):
+        with rasterio.open(tmp_path / name) as ds:
+            assert np.array_equal(ds.read(1), expected[AVIRIS_NG])
+    assert _partials(tmp_path) == []
+
+
+@pytest.mark.slow
+def test_memory_budget_from_the_environment_under_qgis_process(qgis_process, tmp_path):
+    """OREMAP_MEMORY_MB wins over a Processing setting nobody set (issue 24): the run logs and uses it."""
+    import subprocess
+
+    env = dict(qgis_process.env, OREMAP_MEMORY_MB="77")
+    proc = subprocess.run([qgis_process.exe, "run", "oremap:unmix_fcls", "--", f"INPUT={AVIRIS_NG}",
+                           "LIBRARY=" + os.path.join(os.path.dirname(AVIRIS_NG), "usgs_minerals.sli"),
+                           "SPECTRA=Kaolinite CM9;Goethite WS222", f"OUTPUT={tmp_path / 'a.tif'}"],
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert "memory budget 77 MB" in proc.stdout + proc.stderr
+
+
+def test_memory_setting_saved_in_qgis_wins_over_the_environment(processing_provider, monkeypatch):
+    from qgis.core import QgsSettings
+
+    from oremap.processing_provider import settings
+
+    key = settings.PREFIX + settings.MEMORY_SETTING
+    stored = QgsSettings().value(key, None)
+    monkeypatch.setenv(settings.MEMORY_SETTING, "77")
+    try:
+        QgsSettings().remove(key)
+        assert settings.memory_mb() == 77.0  # not saved: the environment
+        settings.set_value(settings.MEMORY_SETTING, 300)
+        assert settings.memory_mb() == 300.0  # saved by the user: the setting
+    finally:
+        settings.set_value(settings.MEMORY_SETTING, stored if stored is not None else settings.DEFAULT_MEMORY_MB)
+        if stored is None:
+            QgsSettings().remove(key)
+
+
+def test_gdal_block_cache_capped_during_a_run_and_restored():
+    from osgeo import gdal
+
+    from oremap.core.engine.raster import gdal_cache_limit
+
+    before = gdal.GetCacheMax()
+    with gdal_cache_limit(256):
+        assert gdal.GetCacheMax() == 32 * 2 ** 20  # an eighth of the budget
+    with gdal_cache_limit(64):
+        assert gdal.GetCacheMax() == 16 * 2 ** 20  # never below 16 MB
+    assert gdal.GetCacheMax() == before
+
+
+def test_csv_library_text_column_is_left_out_with_a_warning(tmp_path):
+    from oremap.core.hyperspectral.spectral_library import read_library
+
+    path = tmp_path / "lib.csv"
+    path.write_text("wavelength_nm,kaolinite,comment\n" + "".join(f"{w},{0.3 + w * 1e-5},ok\n"
+                                                                  for w in range(400, 2500, 10)))
+    log = Log()
+    log.warnings = []
+    log.warning = log.warnings.append
+    lib = read_library(str(path), feedback=log)
+    assert lib.names == ["kaolinite"]
+    assert lib.spectra.shape == (1, 210) and lib.spectra[0, 0] == pytest.approx(0.304)
+    assert any("'comment'" in w and "left out" in w for w in log.warnings)
+
+
+def test_algorithm_removes_a_stale_partial_file_and_logs_it(processing_provider, tmp_path):
+    """Issue 17: `kill -9` left NAME.oremap-partial.tif beside the output; the next run to that path removes it."""
+    import processing
+    from qgis.core import QgsProcessingFeedback
+
+    class Infos(QgsProcessingFeedback):
+        def __init__(self):
+            super().__init__()
+            self.infos = []
+
+        def pushInfo(self, info):  # noqa: N802
+            self.infos.append(info)
+
+    target = tmp_path / "abund.tif"
+    stale = tmp_path / "abund.tif.oremap-partial.tif"
+    stale.write_bytes(b"II*\0 half a GeoTIFF")
+    feedback = Infos()
+    processing.run("oremap:unmix_fcls", {"INPUT": AVIRIS_NG,
+                                         "LIBRARY": os.path.join(os.path.dirname(AVIRIS_NG), "usgs_minerals.sli"),
+                                         "SPECTRA": "Kaolinite CM9;Goethite WS222", "OUTPUT": str(target)},
+                   feedback=feedback)
+    assert not stale.exists() and target.exists()
+    assert any("Removed a partial file left by an interrupted run" in m and str(stale) in m for m in feedback.infos)
+    assert _partials(tmp_path) == []
