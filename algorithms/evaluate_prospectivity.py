@@ -49,13 +49,8 @@ def distance_crs_for_points(alg, source, context, feedback, name="POINTS"):
     """The CRS distances of a point layer are measured in: its own when projected, else a UTM zone.
 
     A geographic (degree) CRS is replaced by the WGS84 UTM zone of the points' centroid (the rule
-<<<<<<< HEAD
-    of IDW gridding, :func:`core.geochemistry.geochem.utm_crs_for`), and the log says so; a layer without a
-    valid CRS is taken as it is (units taken as metres).
-=======
     of IDW gridding, :func:`core.geochemistry.geochem.utm_crs_for`), and the log says so; a layer without a
     CRS is refused (the CRS rule of :meth:`OreMapAlgorithm.raster_path`).
->>>>>>> reliability
     """
     alg.require_layer_crs(name, source)
     crs = source.sourceCrs()

@@ -94,10 +94,7 @@ class PredictAbundance(OreMapAlgorithm):
                 geometries, names = self.labelled_geometries(parameters, "ZONES", "ZONE_FIELD", context, layer.crs())
             else:
                 geometries, _, names = self.features_with_values(parameters, "ZONES", [], context, layer.crs())
-<<<<<<< HEAD
             zone_rows = abundance_map.zone_statistics(out, geometries, names, model.names, feedback)
-=======
-            zone_rows = abundance.zone_statistics(out, geometries, names, model.names, feedback)
             covered = {r["zone"] for r in zone_rows if r["pixels"] > 0}
             empty = sorted({str(n) for n in names} - covered)
             if empty and not covered:
@@ -106,7 +103,6 @@ class PredictAbundance(OreMapAlgorithm):
             elif empty:
                 feedback.warning(f"{len(empty)} zones cover no valid pixel of the raster (rows with 0 pixels): "
                                  + ", ".join(empty[:10]) + (" ..." if len(empty) > 10 else ""))
->>>>>>> reliability
             rows += [{"zone": r["zone"], "pixels": r["pixels"], "mineral": r["mineral"],
                       "mean_percent": r["mean_percent"], "sd_percent": r["sd_percent"],
                       "area_share_percent": r["mean_percent"], "dominant_share_percent": r["dominant_share_percent"],
