@@ -625,7 +625,7 @@ class AnomalyModel:
         self.path = os.fspath(path)
         self.onnx = OnnxModel(self.path, threads=threads)
         info = self.info = self.onnx.info
-        from .model_task import check_task
+        from ..engine.model_task import check_task
 
         check_task(info, TASK, self.path)
         anomaly = info.extra.get("anomaly")

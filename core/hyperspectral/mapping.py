@@ -366,7 +366,7 @@ def cnn_classify_map(raster_path, model_path, class_path, probability_path=None,
     from .spectral_cnn import predict_proba
 
     feedback = ensure(feedback)
-    from .model_task import check_task
+    from ..engine.model_task import check_task
 
     model = OnnxModel(model_path, threads=threads)
     info = model.info

@@ -545,7 +545,7 @@ def model_kind(info, path=None):
         return "segmentation"
     if info.task == CLASSIFIER_TASK:
         return "patch_classifier"
-    from .model_task import check_task
+    from ..engine.model_task import check_task
 
     check_task(info, [SEGMENTATION_TASK, CLASSIFIER_TASK], path)
 
