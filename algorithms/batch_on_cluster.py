@@ -122,7 +122,13 @@ class BatchOnCluster(OreMapAlgorithm):
         if not paths and not lists:
             raise self.fail("INPUTS", "No scene was given.", "Choose raster layers or give a pattern or folder.")
         inputs = batch.expand_inputs(paths, lists)
+        model_file = self.parameterAsFile(parameters, "MODEL_FILE", context)
+        if not model_file or not os.path.isfile(model_file):
+            raise self.fail("MODEL_FILE", f"The model (or library) file '{model_file}' does not exist.",
+                            "Choose an OreMap .onnx model, or an endmember library for unmixing.")
         out_dir = self.parameterAsString(parameters, "OUTPUT_FOLDER", context)
+        if os.path.exists(out_dir) and not os.path.isdir(out_dir):
+            raise self.fail("OUTPUT_FOLDER", f"'{out_dir}' is a file, not a folder.", "Choose a folder for the outputs.")
         os.makedirs(out_dir, exist_ok=True)
         wavelengths, nodata, scale = self.band_parameters(parameters, context)
         threshold = parameters.get("THRESHOLD")
@@ -136,7 +142,7 @@ class BatchOnCluster(OreMapAlgorithm):
             "wavelengths": None if wavelengths is None else [float(w) for w in wavelengths],
             "scale": scale, "nodata": nodata,
         }
-        job = batch.BatchJob(algorithm, self.parameterAsFile(parameters, "MODEL_FILE", context), inputs, out_dir,
+        job = batch.BatchJob(algorithm, model_file, inputs, out_dir,
                              {k: v for k, v in options.items() if v is not None},
                              resume=self.parameterAsBool(parameters, "RESUME", context),
                              overwrite=self.parameterAsBool(parameters, "OVERWRITE", context),

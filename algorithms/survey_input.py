@@ -28,7 +28,7 @@ def read_points(alg, source, context, crs, fields):
     and in the layer's own CRS, and the values of ``fields`` (NaN for NULL)."""
     index = [source.fields().lookupField(f) for f in fields]
     features, xs, ys, gx, gy, rows = [], [], [], [], [], []
-    for feature, geometry in alg.source_features(source, context, crs):
+    for feature, geometry in alg.source_features(source, context, crs, name="POINTS"):
         attributes = feature.attributes()
         rows.append([as_number(attributes[i]) if i >= 0 else float("nan") for i in index])
         x = y = ox = oy = float("nan")

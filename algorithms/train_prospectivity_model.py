@@ -141,14 +141,14 @@ class TrainProspectivityModel(OreMapAlgorithm):
 
         from ..core.geochemistry.model_comparison import compare_models
 
-        raster, layer = self.raster_path(parameters, "INPUT", context)
+        raster, layer = self.raster_path(parameters, "INPUT", context, require_crs=True)
         crs = layer.crs()
         source = self.parameterAsSource(parameters, "DEPOSITS", context)
         if source is None:
             raise self.fail("DEPOSITS", "No deposit layer was given.", "Choose a point layer of known deposits.")
         name_field = self.parameterAsString(parameters, "DEPOSIT_NAME", context)
         xy, names = [], []
-        for feature, geometry in self.source_features(source, context, crs):
+        for feature, geometry in self.source_features(source, context, crs, name="DEPOSITS"):
             if geometry is None:
                 continue
             label = feature[name_field] if name_field else None

@@ -199,6 +199,10 @@ TRAIN_AB = {"INPUT": AVIRIS_NG, "ROIS": lambda f: f.cube_polygons, "FIELDS": ["k
             "OUTPUT_MODEL": O("ab.onnx"), "OUTPUT_REPORT": O("ab.html")}
 ACCURACY = {"INPUT": lambda f: f.grid, "REFERENCE": lambda f: f.deposits, "CLASS_FIELD": "kind",
             "OUTPUT_HTML": O("acc.html")}
+ANOMALY = {"POINTS": lambda f: f.samples, "FIELDS": ["Au_ppb", "Cu_ppm"], "OUTPUT": O("anomaly.gpkg")}
+PCOMPARE = {"INPUT": lambda f: f.grid, "DEPOSITS": lambda f: f.deposits, "OUTPUT_FOLDER": O("compare")}
+IMPORT = {"INPUT": AVIRIS_NG, "OUTPUT": O("product.tif")}
+BATCH = {"ALGORITHM": 0, "MODEL_FILE": BUNDLED, "INPUTS": [AVIRIS_NG], "OUTPUT_FOLDER": O("batch")}
 SEGMENT = {"INPUT": lambda f: f.s2, "POLYGONS": lambda f: f.s2_mines_nocrs, "OUTPUT_MODEL": O("unet.onnx"),
            "OUTPUT_REPORT": O("unet.html")}
 
@@ -277,6 +281,17 @@ CASES = [
     case("vae-points-no-crs", "vae_anomaly", VAE, "POINTS", "no coordinate reference system",
          POINTS=lambda f: f.samples_nocrs),
     case("vae-no-input", "vae_anomaly", VAE, "POINTS", "either sample points or an element raster", POINTS=None),
+    case("anomaly-points-no-crs", "geochem_anomaly", ANOMALY, "POINTS", "no coordinate reference system",
+         POINTS=lambda f: f.samples_nocrs),
+    case("anomaly-polygons", "geochem_anomaly", ANOMALY, "POINTS", "polygons", POINTS=lambda f: f.samples_polygons),
+    case("compare-raster-no-crs", "train_prospectivity_model", PCOMPARE, "INPUT", "no coordinate reference system",
+         INPUT=lambda f: f.grid_nocrs),
+    case("compare-deposits-no-crs", "train_prospectivity_model", PCOMPARE, "DEPOSITS",
+         "no coordinate reference system", DEPOSITS=lambda f: f.deposits_nocrs),
+    case("import-missing-file", "import_spectrometer_product", IMPORT, "INPUT", "does not exist",
+         INPUT=lambda f: f.missing),
+    case("batch-model-missing", "batch_on_cluster", BATCH, "MODEL_FILE", "MODEL_FILE",
+         MODEL_FILE=lambda f: f.missing),
     case("accuracy-reference-no-crs", "accuracy_assessment", ACCURACY, "REFERENCE", "no coordinate reference system",
          REFERENCE=lambda f: f.deposits_nocrs),
     case("accuracy-class-field-missing", "accuracy_assessment", ACCURACY, "CLASS_FIELD", "nofield",

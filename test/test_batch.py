@@ -120,7 +120,8 @@ def test_plan_cuts_tall_scenes_into_row_ranges_and_refuses_to_overwrite(tmp_path
 
 @pytest.mark.parametrize("width, height, per_pixel, memory_mb, rows, expected", [
     (1242, 3000, 2000, 512, 700, [(0, 768), (768, 1536), (1536, 2304), (2304, 3000)]),  # tile rows, 2 chunks
-    (1242, 9000, 200, 512, 100, [(0, 2048), (2048, 4096), (4096, 6144), (6144, 8192), (8192, 9000)]),  # strips of 2048
+    # blocks get 3/4 of 512 MB: 2,013,265 pixels, 1621 rows of 1242, strips of 1536 (whole 256-row tiles)
+    (1242, 9000, 200, 512, 100, [(r, min(r + 1536, 9000)) for r in range(0, 9000, 1536)]),
     (1242, 1280, 3000, 100, 300, [(0, 512), (512, 1024), (1024, 1280)]),     # 136 + 120 rows in each tile row
     (1242, 600, 20000, 1, 100, [(r, r + 100) for r in range(0, 600, 100)]),        # one-row windows of 52 columns
 ])

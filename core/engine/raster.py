@@ -476,6 +476,18 @@ def block_windows(width, height, bytes_per_pixel, memory_mb, tile=256):
             for c in range(0, width, cols)]
 
 
+def pixelwise_input_bytes(n_bands, dtype):
+    """Bytes per pixel :func:`run_pixelwise` counts for reading ``n_bands`` of type ``dtype``: the raw block,
+    the float32 block, the scaled block and the valid pixels' float32 copy handed to ``func``. The batch
+    runner (core/scaleout) sizes its row ranges with the same numbers, so both cut the same blocks."""
+    return int(n_bands) * (np.dtype(dtype).itemsize + 3 * 4) + 1
+
+
+def pixelwise_output_bytes(count, dtype):
+    """Bytes per pixel :func:`run_pixelwise` counts for an output of ``count`` bands of type ``dtype``."""
+    return int(count) * (np.dtype(dtype).itemsize + 8)
+
+
 def run_pixelwise(source, outputs, func, memory_mb=None, work_bytes_per_pixel=0, feedback=None):
     """Apply ``func`` to every valid pixel of ``source``, block by block.
 
@@ -501,9 +513,8 @@ def run_pixelwise(source, outputs, func, memory_mb=None, work_bytes_per_pixel=0,
     """
     feedback = ensure(feedback)
     memory_mb = memory_budget_mb(memory_mb)
-    # raw block, float32 block, scaled block and the valid pixels' float32 copy handed to func
-    in_bytes = source.n_bands * (np.dtype(source.dataset.dtypes[0]).itemsize + 3 * 4) + 1
-    out_bytes = sum(o.count * (np.dtype(o.dtype).itemsize + 8) for o in outputs)
+    in_bytes = pixelwise_input_bytes(source.n_bands, source.dataset.dtypes[0])
+    out_bytes = sum(pixelwise_output_bytes(o.count, o.dtype) for o in outputs)
     per_pixel = in_bytes + out_bytes + int(work_bytes_per_pixel)
     windows = block_windows(source.width, source.height, per_pixel, memory_mb)
 

@@ -373,16 +373,17 @@ def _scale_decision(scene, bands, scale):
 # One scene, or one row range of it: the core functions
 # --------------------------------------------------------------------------------------
 def _bytes(count, dtype):
-    return int(count) * (np.dtype(dtype).itemsize + 8)
+    from ..engine.raster import pixelwise_output_bytes
+
+    return pixelwise_output_bytes(count, dtype)
 
 
 def _in_bytes(scene, bands):
     """What the block engine counts per pixel for reading ``bands`` of ``scene`` (its first band's type)."""
-    from ..engine.raster import open_raster
+    from ..engine.raster import open_raster, pixelwise_input_bytes
 
     with open_raster(scene) as ds:
-        n = ds.count if bands is None else len(bands)
-        return n * (np.dtype(ds.dtypes[0]).itemsize + 2 * 4) + 1
+        return pixelwise_input_bytes(ds.count if bands is None else len(bands), ds.dtypes[0])
 
 
 @dataclass
