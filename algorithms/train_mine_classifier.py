@@ -12,7 +12,7 @@ from qgis.core import (
 from ..core.sentinel2 import mine_classifier
 from ..core.sentinel2 import patch_models
 from ..core.sentinel2 import patch_sets
-from .base import OreMapAlgorithm
+from .base import OreMapAlgorithm, split_names
 from .s2_indices import S2_INPUT_HELP, add_cloud_mask, cloud_mask
 from .train_mine_segmentation import polygon_geometries
 
@@ -26,7 +26,7 @@ class TrainMineClassifier(OreMapAlgorithm):
     RECOMMENDS = {"torch": "the CNN classifier"}
     CORE_PARAMETERS = {**OreMapAlgorithm.CORE_PARAMETERS, "labels": "LABELS", "polygons": "POLYGONS",
                        "classifier": "CLASSIFIER", "folds": "FOLDS", "patch_size": "PATCH_SIZE",
-                       "min_overlap": "MIN_OVERLAP", "band_map": "BAND_MAP", "output": "OUTPUT_MODEL",
+                       "min_overlap": "MIN_OVERLAP", "band_map": "BAND_MAP", "bands": "BANDS", "output": "OUTPUT_MODEL",
                        "report": "OUTPUT_REPORT"}
     HELP = (
         "Trains a classifier telling whether a Sentinel-2 patch holds a mine (open pit, waste dumps, tailings, "
@@ -35,13 +35,15 @@ class TrainMineClassifier(OreMapAlgorithm):
         "mine), as in mine-detection competitions, or (b) a Sentinel-2 raster with mine polygons: the raster is "
         "cut into patches on a grid, a patch covered by polygons over at least the minimum overlap is a mine, one "
         "they do not touch is not, and those in between are left out. Bands are identified by name (or a band "
-        "map) and turned into reflectance; the classifier uses all 12 L2A bands (B1-B9, B8A, B11, B12; for "
-        "a raster with fewer, train a segmentation U-Net on the bands it has). Give many more patches without a mine than with (the competition had "
+        "map) and turned into reflectance; the classifier uses the bands you choose, from RGB (B2, B3, B4) to "
+        "all 12 L2A bands (by default every band the data have), and the model records them. Give many more "
+        "patches without a mine than with (the competition had "
         "about four to one), bare fields and dry river beds included: a classifier that has seen few bare places "
         "without mines takes them for mines.\n\n"
         "The default classifier is gradient boosting on patch statistics: per band and per spectral index (NDVI, "
-        "NDWI, MNDWI, BSI, NBR, NBR2, NDMI, iron oxide, ferrous iron, clay) the mean, spread and percentiles, "
-        "plus the fractions of pixels that are bare (BSI > 0.1, NDVI < 0.2), water, iron-rich or clay-rich. The "
+        "NDWI, MNDWI, BSI, NBR, NBR2, NDMI, iron oxide, ferrous iron, clay: those the bands allow) the mean, "
+        "spread and percentiles, plus the fractions of pixels that are bare (BSI > 0.1, NDVI < 0.2), water, "
+        "iron-rich or clay-rich. The "
         "alternative is a small CNN trained from scratch on bands and indices (random flips and rotations).\n\n"
         "Accuracy is estimated by nested cross-validation: folds are stratified and, when the patches are "
         "georeferenced, grouped by spatial block so neighbouring patches never sit on both sides; each fold's "
@@ -62,7 +64,10 @@ class TrainMineClassifier(OreMapAlgorithm):
         "BLOCK_SIZE": "Side of the spatial blocks in CRS units (metres); 0 = five patch widths.",
         "EPOCHS": "CNN only: training epochs.",
         "SEED": "Random seed: the same data and seed give the same folds and model.",
-        "BAND_MAP": "Only for rasters whose bands carry no names: e.g. 'B2=1, B3=2, B4=3, ...'.",
+        "BANDS": "S2 bands the classifier uses, from RGB ('B2, B3, B4') to all 12; empty = every L2A band of "
+                 "the first patch (a) or of the raster (b). Detection then needs exactly these bands.",
+        "BAND_MAP": "The raster band of each S2 band, e.g. 'B2=1, B3=2, B4=3': names unnamed bands, renames or "
+                    "completes named ones.",
         "CLOUD_MASK": S2_INPUT_HELP["CLOUD_MASK"] + " Applies to patches that are folders of per-band files.",
     }
     OUTPUT_HELP = {
@@ -101,7 +106,9 @@ class TrainMineClassifier(OreMapAlgorithm):
         self.add_number("BLOCK_SIZE", "Spatial block size (0 = five patch widths)", 0.0, 0.0, advanced=True)
         self.add_number("EPOCHS", "CNN epochs", 30, 1, integer=True, advanced=True)
         self.add_number("SEED", "Random seed", 0, 0, integer=True, advanced=True)
-        self._add(QgsProcessingParameterString("BAND_MAP", self.tr("Band map (only for unnamed bands)"),
+        self._add(QgsProcessingParameterString("BANDS", self.tr("Bands (empty = all the input has)"),
+                                               optional=True), advanced=True)
+        self._add(QgsProcessingParameterString("BAND_MAP", self.tr("Band map (names, renames or completes bands)"),
                                                optional=True), advanced=True)
         add_cloud_mask(self)
         self.add_file_output("OUTPUT_MODEL", "Model file", "ONNX models (*.onnx)")
@@ -115,14 +122,16 @@ class TrainMineClassifier(OreMapAlgorithm):
         labels = self.parameterAsFile(parameters, "LABELS", context)
         raster = self.parameterAsRasterLayer(parameters, "INPUT", context)
         band_map = self.parameterAsString(parameters, "BAND_MAP", context) or None
+        bands = split_names(self.parameterAsString(parameters, "BANDS", context)) or None
         if labels and raster is not None:
             raise self.fail("INPUT", "Both a label table (a) and a raster (b) were given.",
                             "Train from one source: leave the other empty.")
         if labels:
             folder = self.parameterAsFile(parameters, "PATCH_FOLDER", context) or None
+            self._parameter_overrides["raster"] = "PATCH_FOLDER" if folder else "LABELS"  # the input given: (a)
             return patch_sets.load_patch_folder(labels, folder, keep_patches=keep_patches, band_map=band_map,
-                                                     feedback=feedback, mask_clouds=cloud_mask(self, parameters,
-                                                                                               context))
+                                                feedback=feedback, mask_clouds=cloud_mask(self, parameters, context),
+                                                bands=bands)
         if raster is None:
             raise self.fail("LABELS", "No training data were given.",
                             "Give a label table of patches (a), or a Sentinel-2 raster with mine polygons (b).")
@@ -134,7 +143,7 @@ class TrainMineClassifier(OreMapAlgorithm):
         return patch_sets.patches_from_raster(
             path, geometries, patch_size=self.parameterAsInt(parameters, "PATCH_SIZE", context),
             min_overlap=self.parameterAsDouble(parameters, "MIN_OVERLAP", context), keep_patches=keep_patches,
-            band_map=band_map, feedback=feedback, mask_clouds=cloud_mask(self, parameters, context))
+            band_map=band_map, feedback=feedback, mask_clouds=cloud_mask(self, parameters, context), bands=bands)
 
     def process(self, parameters, context, feedback):
         classifier = patch_models.CLASSIFIERS[self.parameterAsEnum(parameters, "CLASSIFIER", context)][0]

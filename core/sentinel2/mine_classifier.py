@@ -3,12 +3,13 @@
 Two classifiers:
 
 * ``"hgb"`` (default, fast): a HistGradientBoostingClassifier on patch statistics:
-  for each of the 12 bands and 10 spectral indices (:data:`core.sentinel2.sentinel2.INDICES`),
+  for each band (the user's choice, RGB to all 12) and each spectral index those bands allow
+  (:data:`core.sentinel2.sentinel2.INDICES`: 10 with the 12 bands, the iron oxide ratio with RGB),
   the mean, standard deviation and 10th/50th/90th percentiles over the patch's
   valid pixels, plus the fractions of pixels passing index thresholds
   (:data:`THRESHOLD_RULES`: bare soil BSI > 0.1, sparse vegetation NDVI < 0.2,
   both, open water MNDWI > 0, iron-oxide and clay ratios);
-* ``"cnn"``: a small convolutional network trained from scratch on the 12 bands
+* ``"cnn"``: a small convolutional network trained from scratch on the bands
   plus the indices as channels, with random flips and rotations, deterministic
   for a seed.
 
@@ -27,7 +28,7 @@ Models are saved in the OreMap ONNX format (:mod:`core.engine.model_format`):
 
 * hgb: graph input ``features`` ``(n, n_features)`` float32 (computed by
   :func:`patch_features`), output ``probabilities`` ``(n, 2)``;
-* cnn: graph input ``patches`` ``(n, 12, size, size)`` reflectance (indices,
+* cnn: graph input ``patches`` ``(n, B, size, size)`` reflectance of the model's bands (indices,
   standardisation and NaN handling inside the graph), output ``probabilities``.
 
 Metadata: ``task = "mine_patch_classification"``, the S2 band list, the feature
@@ -255,7 +256,7 @@ def train_mine_classifier(patch_set, classifier="hgb", n_folds=5, inner_folds=3,
     if ps.n_positive < 2 or ps.n_negative < 2:
         raise OreMapError(f"Training needs at least 2 patches with and 2 without a mine (found {ps.n_positive} "
                           f"and {ps.n_negative}).", "labels", "Label more patches.")
-    make_model = make_model_factory(classifier, seed, cnn_options, feedback)
+    make_model = make_model_factory(classifier, seed, cnn_options, feedback, bands=ps.bands)
     probe = make_model()
     if probe.needs_patches:
         if ps.patches is None:
@@ -304,9 +305,9 @@ def model_info(ps, model, classifier, threshold, cv, seed, n_folds, inner_folds,
     from ..engine.model_format import ModelInfo
 
     if classifier == "hgb":
-        n_input, input_spec, names = ps.features.shape[1], {"name": INPUT_FEATURES}, feature_names()
+        n_input, input_spec, names = ps.features.shape[1], {"name": INPUT_FEATURES}, feature_names(ps.bands)
     else:
-        n_input, names = len(S2_BANDS), list(S2_BANDS)
+        n_input, names = len(ps.bands), list(ps.bands)
         input_spec = {"name": INPUT_PATCHES, "window": int(ps.patches.shape[1])}
     metrics = {k: v for k, v in cv["metrics"].items()}
     metrics.update(fold_f1_mean=cv["fold_f1_mean"], fold_f1_sd=cv["fold_f1_sd"], n_folds=cv["n_folds"],
@@ -326,13 +327,13 @@ def model_info(ps, model, classifier, threshold, cv, seed, n_folds, inner_folds,
                                  "inner_folds": int(inner_folds), "block_size": block, "model": model.options(),
                                  "n_positive": ps.n_positive, "n_negative": ps.n_negative}},
         description=f"Sentinel-2 mine patch classifier ({classifier})",
-        extra={"mine_classifier": {"classifier": classifier, "bands": list(S2_BANDS), "threshold": float(threshold),
-                                   "patch_size": patch_shape, "features": feature_definition(),
+        extra={"mine_classifier": {"classifier": classifier, "bands": list(ps.bands), "threshold": float(threshold),
+                                   "patch_size": patch_shape, "features": feature_definition(ps.bands),
                                    "positive_class": "Mine"}})
 
 
 def predict_proba(model_path, patches):
-    """Mine probability of reflectance patches ``(n, rows, cols, 12)`` with a saved model (onnxruntime).
+    """Mine probability of reflectance patches ``(n, rows, cols, B)`` of the model's bands (onnxruntime).
 
     Returns ``(p, threshold)``.
     """
@@ -349,7 +350,7 @@ def predict_proba(model_path, patches):
     if meta.get("classifier") == "cnn":
         p = model.run(np.moveaxis(patches, -1, 1))[:, 1]
     else:
-        p = model.run(patch_features(patches))[:, 1]
+        p = model.run(patch_features(patches, bands=meta.get("bands") or S2_BANDS))[:, 1]
     return p.astype(np.float64), float(meta.get("threshold", 0.5))
 
 

@@ -11,6 +11,7 @@ import numpy as np
 from ..engine.errors import OreMapError
 from ..engine.feedback import ensure
 from .patch_features import patch_features
+from .band_sets import resolve_bands
 from .sentinel2 import S2_BANDS, open_sentinel2
 
 
@@ -32,6 +33,7 @@ class PatchSet:
     patch_shape: tuple = None
     source: str = ""
     notes: list = field(default_factory=list)
+    bands: list = field(default_factory=lambda: list(S2_BANDS))
 
     @property
     def n(self):
@@ -110,12 +112,14 @@ def _resolve(folder, name):
     return None
 
 
-def load_patch_folder(csv_path, folder=None, keep_patches=False, band_map=None, feedback=None, mask_clouds=True):
+def load_patch_folder(csv_path, folder=None, keep_patches=False, band_map=None, feedback=None, mask_clouds=True,
+                      bands=None):
     """Patches listed in a label table (``file,label``), read as reflectance; see :class:`PatchSet`.
 
     ``folder`` holds the patch files (the CSV's folder by default). Each patch goes
     through :func:`core.sentinel2.sentinel2.open_sentinel2` (band names, DN scaling; ``mask_clouds``
-    for patches that are folders with a scene classification).
+    for patches that are folders with a scene classification). ``bands``: the bands to use, from RGB to
+    the 12 L2A bands; by default those of the first patch (every patch must have them).
     """
     feedback = ensure(feedback)
     rows = read_label_table(csv_path)
@@ -125,12 +129,14 @@ def load_patch_folder(csv_path, folder=None, keep_patches=False, band_map=None, 
         raise OreMapError(f"{len(missing)} patch files of the label table are not in '{folder}' (e.g. "
                           f"{', '.join(missing[:3])}).", "labels",
                           "Put the patches next to the CSV, or choose their folder.")
+    bands = resolve_bands(_resolve(folder, rows[0][0]), bands, band_map, mask_clouds, feedback)
     features, labels, names, kept, centres, crs_keys = [], [], [], [], [], []
     shapes, pixel_sizes, notes = set(), [], None
     for i, (name, label) in enumerate(rows):
         feedback.check()
-        with open_sentinel2(_resolve(folder, name), band_map=band_map, mask_clouds=mask_clouds) as s2:
-            refl = s2.read_reflectance(S2_BANDS)
+        with open_sentinel2(_resolve(folder, name), band_map=band_map, mask_clouds=mask_clouds,
+                            required=bands) as s2:
+            refl = s2.read_reflectance(bands)
             notes = notes or list(s2.notes)
             t = s2.transform
             georeferenced = s2.crs is not None and not t.is_identity
@@ -142,7 +148,7 @@ def load_patch_folder(csv_path, folder=None, keep_patches=False, band_map=None, 
             feedback.warning(f"Patch {name} has no valid pixel: left out.")
             continue
         shapes.add(refl.shape[:2])
-        features.append(patch_features(refl)[0])
+        features.append(patch_features(refl, bands=bands)[0])
         labels.append(label)
         names.append(name)
         centres.append(centre)
@@ -167,11 +173,11 @@ def load_patch_folder(csv_path, folder=None, keep_patches=False, band_map=None, 
                     crs_keys=crs_keys if known else None,
                     pixel_size=float(np.median(pixel_sizes)) if pixel_sizes else None,
                     patch_shape=next(iter(shapes)) if len(shapes) == 1 else None,
-                    source=os.path.abspath(csv_path), notes=notes or [])
+                    source=os.path.abspath(csv_path), notes=notes or [], bands=list(bands))
 
 
 def patches_from_raster(raster, geometries, patch_size=120, stride=None, min_overlap=0.02, max_nodata=0.5,
-                        keep_patches=False, band_map=None, feedback=None, mask_clouds=True):
+                        keep_patches=False, band_map=None, feedback=None, mask_clouds=True, bands=None):
     """Patches cut on a grid over a Sentinel-2 raster, labelled by their overlap with mine polygons.
 
     A patch is a mine (1) when polygons cover at least ``min_overlap`` of its area,
@@ -195,7 +201,8 @@ def patches_from_raster(raster, geometries, patch_size=120, stride=None, min_ove
     if not geoms:
         raise OreMapError("No mine polygons were given.", "polygons", "Choose a layer with mine polygons.")
     mines = unary_union([g if g.is_valid else g.buffer(0) for g in geoms])
-    with open_sentinel2(raster, band_map=band_map, feedback=feedback, mask_clouds=mask_clouds) as s2:
+    bands = resolve_bands(raster, bands, band_map, mask_clouds, feedback)
+    with open_sentinel2(raster, band_map=band_map, feedback=feedback, mask_clouds=mask_clouds, required=bands) as s2:
         if s2.width < size or s2.height < size:
             raise OreMapError(f"The raster ({s2.width} x {s2.height}) is smaller than one patch ({size}).",
                               "patch_size", "Choose a smaller patch size.")
@@ -208,7 +215,7 @@ def patches_from_raster(raster, geometries, patch_size=120, stride=None, min_ove
         overlap = np.array([mines.intersection(b).area / b.area if mines.intersects(b) else 0.0 for b in boxes])
         features, labels, names, kept, centres = [], [], [], [], []
         skipped_ambiguous = skipped_nodata = 0
-        with s2.open_source(S2_BANDS) as source:
+        with s2.open_source(bands) as source:
             for i, (r, c) in enumerate(starts):
                 feedback.check()
                 if 0.0 < overlap[i] < min_overlap:
@@ -220,7 +227,7 @@ def patches_from_raster(raster, geometries, patch_size=120, stride=None, min_ove
                     continue
                 refl = np.array(data, dtype=np.float32)
                 refl[~valid] = np.nan
-                features.append(patch_features(refl)[0])
+                features.append(patch_features(refl, bands=bands)[0])
                 labels.append(1 if overlap[i] >= min_overlap else 0)
                 names.append(f"row{r}_col{c}")
                 centres.append(t * (c + size / 2.0, r + size / 2.0))
@@ -244,4 +251,4 @@ def patches_from_raster(raster, geometries, patch_size=120, stride=None, min_ove
                     patches=np.stack(kept).astype(np.float32) if keep_patches else None,
                     centres=np.asarray(centres, dtype=np.float64) if crs_key else None,
                     crs_keys=[crs_key] * labels.size if crs_key else None, pixel_size=pixel,
-                    patch_shape=(size, size), source=os.path.abspath(raster), notes=notes)
+                    patch_shape=(size, size), source=os.path.abspath(raster), notes=notes, bands=list(bands))
