@@ -2,6 +2,7 @@
 
 from qgis.core import (
     QgsProcessing,
+    QgsProcessingParameterBoolean,
     QgsProcessingParameterEnum,
     QgsProcessingParameterFeatureSource,
     QgsProcessingParameterFile,
@@ -80,6 +81,13 @@ class TrainMineSegmentation(OreMapAlgorithm):
         "LEARNING_RATE": "Initial Adam learning rate (cosine decay to 1 % of it).",
         "WEIGHT_DECAY": "L2 penalty on the weights.",
         "DICE_WEIGHT": "Weight of the Dice term next to the BCE (Dice counters the rarity of mine pixels).",
+        "AUGMENT": "Flips and 90 degree rotations (default), or those plus a random brightness (x 0.85-1.15) and "
+                   "haze (up to 0.03 reflectance in the blue, less at longer wavelengths) per tile, for scenes "
+                   "from other dates or calibrations than the training scene.",
+        "CLASS_WEIGHT": "Weigh mine pixels in the BCE by the ratio of background to mine pixels (at most 20).",
+        "INIT_WEIGHTS": "Start from these weights instead of random ones: a .pt file written by an earlier "
+                        "training (Network weights output) with the same bands, indices, depth and width. "
+                        "Nothing is downloaded.",
         "NEGATIVES_PER_POSITIVE": "Tiles without mines drawn per tile with mines (per split); -1 = all.",
         "BLOCK_TILES": "Side of a spatial hold-out block, in tiles.",
         "VAL_FRACTION": "Share of the blocks held out (as many of those with mines as of the others).",
@@ -91,6 +99,7 @@ class TrainMineSegmentation(OreMapAlgorithm):
         "OUTPUT_MODEL": "The model: ONNX with OreMap metadata (bands, indices, normalisation, tile size, "
                         "threshold, held-out metrics).",
         "OUTPUT_REPORT": "HTML training report: IoU and F1, learning curves, tile layout, example tile.",
+        "OUTPUT_WEIGHTS": "Optional: the network's weights (torch state dict) to start another training from.",
         "IOU": "Intersection over union of the mine class on the held-out tiles' pixels (NaN without held-out "
                "mines).",
         "F1": "F1 score of the mine class on the held-out tiles' pixels.",
@@ -107,7 +116,8 @@ class TrainMineSegmentation(OreMapAlgorithm):
     CORE_PARAMETERS = {
         **OreMapAlgorithm.CORE_PARAMETERS,
         "polygons": "POLYGONS", "chips": "CHIP_FOLDER", "masks": "MASK_FOLDER", "bands": "BANDS",
-        "indices": "INDICES", "band_map": "BAND_MAP", "tile": "TILE",
+        "indices": "INDICES", "band_map": "BAND_MAP", "tile": "TILE", "augment": "AUGMENT",
+        "init_weights": "INIT_WEIGHTS", "weights": "OUTPUT_WEIGHTS",
         "depth": "DEPTH", "width": "WIDTH", "epochs": "EPOCHS", "batch_size": "BATCH_SIZE",
         "learning_rate": "LEARNING_RATE", "block_tiles": "BLOCK_TILES", "val_fraction": "VAL_FRACTION",
         "threshold": "THRESHOLD", "output": "OUTPUT_MODEL", "report": "OUTPUT_REPORT",
@@ -142,8 +152,17 @@ class TrainMineSegmentation(OreMapAlgorithm):
         self.add_number("LEARNING_RATE", "Learning rate", 0.002, 1e-6, 1.0, advanced=True)
         self.add_number("WEIGHT_DECAY", "Weight decay", 1e-4, 0.0, 1.0, advanced=True)
         self.add_number("DICE_WEIGHT", "Dice weight", 1.0, 0.0, 100.0, advanced=True)
+        self._add(QgsProcessingParameterEnum(
+            "AUGMENT", self.tr("Augmentation"), options=["Flips and rotations", "Flips, rotations, brightness and haze"],
+            defaultValue=0), advanced=True)
+        self._add(QgsProcessingParameterBoolean("CLASS_WEIGHT", self.tr("Weigh mine pixels by their rarity"),
+                                                defaultValue=False), advanced=True)
+        self._add(QgsProcessingParameterFile("INIT_WEIGHTS", self.tr("Initial weights (.pt)"), extension="pt",
+                                             optional=True), advanced=True)
         self.add_file_output("OUTPUT_MODEL", "Model file", "ONNX models (*.onnx)")
         self.add_file_output("OUTPUT_REPORT", "Training report", "HTML files (*.html)")
+        self.add_file_output("OUTPUT_WEIGHTS", "Network weights (.pt, to start another training from)",
+                             "Torch weights (*.pt)", optional=True)
         self.add_value_output("IOU", "Held-out IoU (mine)")
         self.add_value_output("F1", "Held-out F1 (mine)")
         self.add_value_output("PRECISION", "Held-out precision (mine)")
@@ -194,7 +213,14 @@ class TrainMineSegmentation(OreMapAlgorithm):
             dice_weight=number("DICE_WEIGHT"), negatives_per_positive=number("NEGATIVES_PER_POSITIVE"),
             block_tiles=integer("BLOCK_TILES"), val_fraction=number("VAL_FRACTION"), threshold=number("THRESHOLD"),
             seed=integer("SEED"), memory_mb=self.memory_mb(), feedback=feedback,
-            mask_clouds=cloud_mask(self, parameters, context), chips=chips)
+            mask_clouds=cloud_mask(self, parameters, context), chips=chips,
+            augment=("geometric", "photometric")[self.parameterAsEnum(parameters, "AUGMENT", context)],
+            class_weight=self.parameterAsBoolean(parameters, "CLASS_WEIGHT", context),
+            init_weights=self.parameterAsFile(parameters, "INIT_WEIGHTS", context) or None)
+        weights_path = self.output_path(parameters, "OUTPUT_WEIGHTS", context, feedback)
+        if weights_path:
+            result.save_weights(weights_path)
         m = result.metrics
-        return {"OUTPUT_MODEL": model_path, "OUTPUT_REPORT": report_path, "IOU": m["val_iou"], "F1": m["val_f1"],
+        return {"OUTPUT_MODEL": model_path, "OUTPUT_REPORT": report_path, "OUTPUT_WEIGHTS": weights_path,
+                "IOU": m["val_iou"], "F1": m["val_f1"],
                 "PRECISION": m["val_precision"], "RECALL": m["val_recall"]}

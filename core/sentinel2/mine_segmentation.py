@@ -47,6 +47,7 @@ from ..engine.raster import memory_budget_mb
 from .segmentation_report import training_report
 from .segmentation_network import (INPUT_NAME, OUTPUT_NAME, Z_CLIP, _torch_classes, build_unet, check_architecture,
                                    export_onnx, predict_torch, tile_model)
+from .augmentation import AUGMENTATIONS, load_init_weights, mine_pixel_weight, photometric
 from .band_sets import resolve_bands, resolve_indices
 from .ground_units import pixel_size_m
 from .chip_sets import ChipTiles
@@ -103,6 +104,19 @@ class SegmentationResult:
         """Write the OreMap model file (atomically); returns the path."""
         return write_model(self.onnx_bytes, self.info, path)
 
+    def save_weights(self, path):
+        """Write the U-Net's weights as a torch state dict (.pt), to start another training from them."""
+        import io
+
+        import torch
+
+        from ..engine.files import write_atomic
+
+        buffer = io.BytesIO()
+        torch.save(self.torch_model.net.state_dict(), buffer)
+        write_atomic(path, buffer.getvalue(), parameter="weights")
+        return path
+
 
 def _augment(x, y, v, rng):
     """Random 90 degree rotations and mirror images of ``(n, C, t, t)`` tiles with their labels and masks."""
@@ -121,11 +135,13 @@ def _augment(x, y, v, rng):
     return xo, yo, vo
 
 
-def _loss(torch, logits, target, valid, dice_weight):
-    """BCE over valid pixels + ``dice_weight`` x (1 - soft Dice) over the batch's valid pixels."""
+def _loss(torch, logits, target, valid, dice_weight, pos_weight=None):
+    """BCE over valid pixels (mine pixels weighted ``pos_weight``) + ``dice_weight`` x (1 - soft Dice) over the
+    batch's valid pixels."""
     weights = valid.to(logits.dtype)
     n = weights.sum().clamp_min(1.0)
-    bce = torch.nn.functional.binary_cross_entropy_with_logits(logits, target, reduction="none")
+    pw = None if pos_weight is None else torch.tensor(float(pos_weight), dtype=logits.dtype)
+    bce = torch.nn.functional.binary_cross_entropy_with_logits(logits, target, reduction="none", pos_weight=pw)
     bce = (bce * weights).sum() / n
     p = torch.sigmoid(logits) * weights
     t = target * weights
@@ -213,8 +229,13 @@ def _fit_unet(X, Y, V, plan, mean, sd, n_channels, rgb_cols, hp, feedback):
     rng = np.random.default_rng([int(seed), 13])
     history = {"train_loss": [], "val_loss": [], "val_iou": [], "val_f1": []}
     bs = int(batch_size)
+    augment, pos_weight = hp.get("augment") or "geometric", hp.get("pos_weight")
+    photo_rng = np.random.default_rng([int(seed), 19])  # its own stream: the geometric draws stay as they were
     with torch_training.seeded(torch, seed, deterministic=True, threads=threads):
         net = build_unet(n_channels, depth, width)
+        if hp.get("init_weights"):
+            n_loaded = load_init_weights(torch, net, hp["init_weights"])
+            feedback.info(f"Initial weights: {n_loaded} tensors from {os.path.basename(str(hp['init_weights']))}.")
         module = tile_model(net, mean, sd)
         optimiser = torch.optim.Adam(net.parameters(), lr=float(lr), weight_decay=float(weight_decay))
 
@@ -228,10 +249,12 @@ def _fit_unet(X, Y, V, plan, mean, sd, n_channels, rgb_cols, hp, feedback):
         def step(batch):
             idx = np.sort(train_idx[batch])
             x, y, v = _augment(X[idx], Y[idx], V[idx], rng)
+            if augment == "photometric":
+                x = photometric(x, hp["bands"], hp["indices"], photo_rng)
             optimiser.zero_grad()
             loss = _loss(torch, module.logit(torch.from_numpy(x)),
                          torch.from_numpy(y.astype(np.float32)[:, None]), torch.from_numpy(v[:, None]),
-                         float(dice_weight))
+                         float(dice_weight), pos_weight)
             loss.backward()
             optimiser.step()
             return loss
@@ -286,7 +309,8 @@ def train_mine_segmentation(raster_path, polygons, model_path=None, report_path=
                             indices=DEFAULT_INDICES, band_map=None, tile=128, depth=4, width=16, epochs=30,
                             batch_size=8, lr=2e-3, weight_decay=1e-4, dice_weight=1.0, negatives_per_positive=1.0,
                             block_tiles=4, val_fraction=0.25, threshold=0.5, min_valid=0.5, seed=0, memory_mb=None,
-                            threads=None, description="", feedback=None, mask_clouds=True, chips=None):
+                            threads=None, description="", feedback=None, mask_clouds=True, chips=None,
+                            augment="geometric", class_weight=False, init_weights=None):
     # Over 100 lines by its docstring (every parameter documented); the code is 81 lines.
     """Train a U-Net on mine polygons over a Sentinel-2 raster and export it (see the module docstring).
 
@@ -326,6 +350,12 @@ def train_mine_segmentation(raster_path, polygons, model_path=None, report_path=
     chips : list of core.sentinel2.chip_sets.Chip, optional
         Train from many chips or scenes instead of ``raster_path`` and ``polygons`` (see
         :mod:`core.sentinel2.chip_sets`): each chip is cut into tiles, and chips, not blocks, are held out.
+    augment : {"geometric", "photometric"}
+        Flips and 90 degree turns, or those plus brightness and haze (:mod:`core.sentinel2.augmentation`).
+    class_weight : bool, default False
+        Weigh mine pixels in the BCE by background / mine pixels (at most 20).
+    init_weights : str, optional
+        A torch state dict (.pt) of the same U-Net to start from (:meth:`SegmentationResult.save_weights`).
 
     Returns
     -------
@@ -342,6 +372,11 @@ def train_mine_segmentation(raster_path, polygons, model_path=None, report_path=
         raise OreMapError("The held-out share must be in [0, 1).", "val_fraction")
     if not 0.0 < float(threshold) < 1.0:
         raise OreMapError("The threshold must lie between 0 and 1.", "threshold")
+    if augment not in AUGMENTATIONS:
+        raise OreMapError(f"Unknown augmentation '{augment}'.", "augment", f"Choose {' or '.join(AUGMENTATIONS)}.")
+    if init_weights and not os.path.isfile(str(init_weights)):
+        raise OreMapError(f"The weights file '{init_weights}' does not exist.", "init_weights",
+                          "Choose a .pt file saved by an earlier training of the same architecture.")
     budget = memory_budget_mb(memory_mb)
     _torch_classes()  # torch missing: say so before reading the raster
     first = chips[0].raster if chips else raster_path
@@ -363,9 +398,13 @@ def train_mine_segmentation(raster_path, polygons, model_path=None, report_path=
                       f"{pi['n_val_tiles']} held-out tiles ({pi['n_val_mine_tiles']} with mines) in {where}.")
         train_idx, val_idx = plan.train_index, plan.val_index
         mean, sd = _fit_stats(X, V, train_idx)
+        pos_weight = mine_pixel_weight(Y, V, train_idx) if class_weight else None
+        if pos_weight is not None:
+            feedback.info(f"Mine pixels weigh {pos_weight:.2f} in the BCE (background / mine pixels, at most 20).")
         hp = {"tile": tile, "depth": depth, "width": width, "epochs": epochs, "batch_size": batch_size, "lr": lr,
               "weight_decay": weight_decay, "dice_weight": dice_weight, "threshold": threshold, "seed": seed,
-              "threads": threads}
+              "threads": threads, "augment": augment, "pos_weight": pos_weight, "init_weights": init_weights,
+              "bands": bands_used, "indices": indices_used}
         fit = _fit_unet(X, Y, V, plan, mean, sd, len(channel_names), rgb_cols, hp, feedback)  # streams backgrounds
     history, onnx_bytes, module, example = fit["history"], fit["onnx_bytes"], fit["module"], fit["example"]
     val_counts, train_counts, bs = fit["val_counts"], fit["train_counts"], int(batch_size)
@@ -378,8 +417,12 @@ def train_mine_segmentation(raster_path, polygons, model_path=None, report_path=
                   "lr": float(lr), "weight_decay": float(weight_decay), "dice_weight": float(dice_weight),
                   "negatives_per_positive": float(negatives_per_positive), "block_tiles": int(block_tiles),
                   "val_fraction": float(val_fraction), "min_valid": float(min_valid), "seed": int(seed),
-                  "augmentation": "flips and 90 degree rotations", "optimiser": "Adam, cosine decay to 1 %",
-                  "loss": "BCE + soft Dice over valid pixels", "val_blocks": sorted(list(b) for b in plan.val_blocks)}
+                  "augmentation": "flips and 90 degree rotations" + (", brightness and haze" if augment == "photometric"
+                                                                      else ""),
+                  "optimiser": "Adam, cosine decay to 1 %",
+                  "loss": "BCE + soft Dice over valid pixels" + (f", mine pixels weighted {hp['pos_weight']:.2f}"
+                                                                  if hp["pos_weight"] else ""),
+                  "init_weights": os.path.basename(str(init_weights)) if init_weights else None, "val_blocks": sorted(list(b) for b in plan.val_blocks)}
     px_w, px_h = math.hypot(transform.a, transform.d), math.hypot(transform.b, transform.e)
     info = ModelInfo(
         task=TASK,
