@@ -365,3 +365,22 @@ def test_the_resolution_check_compares_metres(rgb_unet, chips, tmp_path):
     md.detect_mines(coarse, rgb_unet["model"], str(tmp_path / "b.tif"), threads=1, feedback=wide)
     assert not any("differ from the training" in w for w in fine.warnings)
     assert any("(20 m) differ from the training raster's (9.5" in w for w in wide.warnings)
+
+
+def test_models_of_oremap_0_2_keep_their_resolution_check(chips):
+    """Models without pixel_size_m: a projected training CRS was in metres (checked); a geographic one in degrees
+    (not comparable, no check)."""
+    from types import SimpleNamespace
+
+    from rasterio.crs import CRS
+
+    messages = []
+    fb = SimpleNamespace(warning=messages.append)
+    utm = SimpleNamespace(transform=Affine(20.0, 0, 5e5, 0, -20.0, 7e6), crs=CRS.from_epsg(32719), width=10, height=10)
+    old = lambda size, epsg: SimpleNamespace(extra={"spatial": {"pixel_size": size, "epsg": epsg}})  # noqa: E731
+    md._check_geometry(old([10.0, 10.0], 32719), utm, fb)
+    assert len(messages) == 1 and "(20 m) differ from the training raster's (10 m)" in messages[0]
+    md._check_geometry(old([20.0, 20.0], 32719), utm, fb)
+    md._check_geometry(old([9e-5, 9e-5], 4326), utm, fb)
+    md._check_geometry(old([9e-5, 9e-5], 4258), utm, fb)  # ETRS89, geographic too
+    assert len(messages) == 1

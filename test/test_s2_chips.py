@@ -168,3 +168,25 @@ def test_several_scenes_each_with_polygons_in_its_own_crs(chipset, tmp_path):
         assert all(np.array_equal(a[k], expected[k]) for k in expected)
         agree = np.mean([np.mean(b.get(k, 0) == expected[k]) for k in expected])
         assert agree > 0.999 and source.block((1, 0, 2)) == (1, 0)
+
+
+def test_chip_folders_through_processing(run_alg, chipset, tmp_path):
+    from qgis.core import QgsProcessingException
+
+    from oremap.core.engine.model_format import read_model_info
+
+    result = run_alg("train_mine_segmentation", {
+        "CHIP_FOLDER": chipset["images"], "MASK_FOLDER": chipset["masks"], "TILE": 64, "DEPTH": 2, "WIDTH": 4,
+        "EPOCHS": 1, "INDICES": [], "OUTPUT_MODEL": str(tmp_path / "m.onnx"), "OUTPUT_REPORT": str(tmp_path / "m.html"),
+        "OUTPUT_WEIGHTS": str(tmp_path / "m.pt")})
+    info = read_model_info(result["OUTPUT_MODEL"])
+    assert info.training["source"] == "10 chips" and info.training["metrics"]["n_val_mine_tiles"] >= 1
+    assert info.band_names == ["B1", "B2", "B3", "B4", "B5", "B6", "B7", "B8", "B8A", "B9", "B11", "B12"]
+    assert os.path.getsize(str(tmp_path / "m.pt")) > 1000
+    message = ""
+    try:
+        run_alg("train_mine_segmentation", {"CHIP_FOLDER": chipset["images"], "OUTPUT_MODEL": str(tmp_path / "x.onnx"),
+                                             "OUTPUT_REPORT": str(tmp_path / "x.html")})
+    except QgsProcessingException as exc:
+        message = str(exc)
+    assert "(MASK_FOLDER)" in message and not os.path.exists(str(tmp_path / "x.onnx"))

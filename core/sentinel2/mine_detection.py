@@ -662,6 +662,18 @@ def detect_mines(raster_path, model_path, prob_path, mask_path=None, threshold=N
                 prob_path=prob_path, mask_path=mask_path, polygons_path=polygons_path)
 
 
+def _geographic_epsg(epsg):
+    """True for the EPSG code of a geographic CRS (degrees); False for others and unknown codes."""
+    if not epsg:
+        return False
+    import pyproj
+
+    try:
+        return bool(pyproj.CRS.from_epsg(int(epsg)).is_geographic)
+    except (pyproj.exceptions.CRSError, ValueError, TypeError):
+        return False
+
+
 def _check_geometry(info, reader, feedback):
     """Warn when the raster's pixels differ in ground size (metres, any CRS; the side of a square pixel of the same
     area) from the training raster's by over 10 %."""
@@ -670,8 +682,7 @@ def _check_geometry(info, reader, feedback):
     spatial = info.extra.get("spatial") or {}
     size = spatial.get("pixel_size_m")
     if not size:  # models of OreMap 0.2: the pixel size in the training CRS's units, metres when projected
-        epsg = spatial.get("epsg")
-        if not spatial.get("pixel_size") or epsg == 4326:
+        if not spatial.get("pixel_size") or _geographic_epsg(spatial.get("epsg")):
             return
         size = spatial["pixel_size"]
     px = math.sqrt(np.prod(pixel_size_m(reader.transform, reader.crs, reader.width, reader.height)))

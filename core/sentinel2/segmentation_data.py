@@ -375,7 +375,7 @@ def select_tiles(source, masks, val_fraction, negatives_per_positive, min_valid,
 
     Memory: the mine tiles must fit in half the budget. When the training background tiles wanted do
     not fit in what is left, as many as fit are held at a time and the others are streamed: the plan's
-    :attr:`TilePlan.stream` (see :meth:`TilePlan.refill`) draws fresh background tiles from all of them into
+    :attr:`TilePlan.stream` (:meth:`BackgroundStream.refill`) draws fresh background tiles from all of them into
     those slots at every epoch, so no background is lost to the budget.
     """
     feedback = ensure(feedback)
