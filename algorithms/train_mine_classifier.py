@@ -25,6 +25,7 @@ class TrainMineClassifier(OreMapAlgorithm):
     REQUIRES = ("onnx", "onnxruntime")
     RECOMMENDS = {"torch": "the CNN classifier"}
     CORE_PARAMETERS = {**OreMapAlgorithm.CORE_PARAMETERS, "labels": "LABELS", "polygons": "POLYGONS",
+                       "chips": "CHIP_FOLDER", "masks": "MASK_FOLDER",
                        "classifier": "CLASSIFIER", "folds": "FOLDS", "patch_size": "PATCH_SIZE",
                        "min_overlap": "MIN_OVERLAP", "band_map": "BAND_MAP", "bands": "BANDS", "output": "OUTPUT_MODEL",
                        "report": "OUTPUT_REPORT"}
@@ -34,7 +35,9 @@ class TrainMineClassifier(OreMapAlgorithm):
         "Training data are either (a) a folder of GeoTIFF patches with a label table (CSV 'file,label', 1 = "
         "mine), as in mine-detection competitions, or (b) a Sentinel-2 raster with mine polygons: the raster is "
         "cut into patches on a grid, a patch covered by polygons over at least the minimum overlap is a mine, one "
-        "they do not touch is not, and those in between are left out. Bands are identified by name (or a band "
+        "they do not touch is not, and those in between are left out, or (c) a folder of image chips with a "
+        "folder of mask chips, cut into patches the same way (folds grouped by chip). Bands are identified by "
+        "name (or a band "
         "map) and turned into reflectance; the classifier uses the bands you choose, from RGB (B2, B3, B4) to "
         "all 12 L2A bands (by default every band the data have), and the model records them. Give many more "
         "patches without a mine than with (the competition had "
@@ -55,8 +58,13 @@ class TrainMineClassifier(OreMapAlgorithm):
         "PATCH_FOLDER": "(a) Folder holding the patch files; by default the label table's folder.",
         "INPUT": "(b) A Sentinel-2 raster with named bands (B2, B04 ...).",
         "POLYGONS": "(b) Mine polygons over the raster (any CRS).",
-        "PATCH_SIZE": "(b) Patch size in pixels (120 = 1.2 km at 10 m).",
-        "MIN_OVERLAP": "(b) Share of a patch that mine polygons must cover for it to count as a mine (0-1).",
+        "CHIP_FOLDER": "(c) A folder of image chips (GeoTIFF), as mine datasets are published; cut into patches "
+                       "on a grid. The folds are grouped by chip.",
+        "MASK_FOLDER": "(c) The mask chips: one per image chip, same size and name (a suffix such as _mask is "
+                       "allowed); non-zero pixels are mine.",
+        "PATCH_SIZE": "(b, c) Patch size in pixels (120 = 1.2 km at 10 m).",
+        "MIN_OVERLAP": "(b, c) Share of a patch that mine polygons (or mask pixels) must cover for it to count as a "
+                       "mine (0-1).",
         "CLASSIFIER": "Gradient boosting on patch statistics (fast, default) or a small CNN (needs torch).",
         "FOLDS": "Outer cross-validation folds (fewer when there are fewer spatial blocks or patches).",
         "INNER_FOLDS": "Inner folds used to tune each outer fold's threshold on its training folds.",
@@ -96,8 +104,12 @@ class TrainMineClassifier(OreMapAlgorithm):
         self._add(QgsProcessingParameterRasterLayer("INPUT", self.tr("Sentinel-2 raster (b)"), optional=True))
         self._add(QgsProcessingParameterFeatureSource("POLYGONS", self.tr("Mine polygons (b)"),
                                                       [QgsProcessing.TypeVectorPolygon], optional=True))
-        self.add_number("PATCH_SIZE", "Patch size in pixels (b)", 120, 8, integer=True)
-        self.add_number("MIN_OVERLAP", "Minimum mine overlap of a mine patch (b)", 0.02, 0.0001, maximum=1.0)
+        self._add(QgsProcessingParameterFile("CHIP_FOLDER", self.tr("Image chips (c)"),
+                                             behavior=QgsProcessingParameterFile.Folder, optional=True))
+        self._add(QgsProcessingParameterFile("MASK_FOLDER", self.tr("Mask chips (c)"),
+                                             behavior=QgsProcessingParameterFile.Folder, optional=True))
+        self.add_number("PATCH_SIZE", "Patch size in pixels (b, c)", 120, 8, integer=True)
+        self.add_number("MIN_OVERLAP", "Minimum mine overlap of a mine patch (b, c)", 0.02, 0.0001, maximum=1.0)
         self.add_enum("CLASSIFIER", "Classifier", [label for _, label in patch_models.CLASSIFIERS])
         self.add_number("FOLDS", "Cross-validation folds", 5, 2, integer=True)
         self.add_number("INNER_FOLDS", "Inner folds (threshold tuning)", 3, 2, integer=True, advanced=True)
@@ -123,9 +135,26 @@ class TrainMineClassifier(OreMapAlgorithm):
         raster = self.parameterAsRasterLayer(parameters, "INPUT", context)
         band_map = self.parameterAsString(parameters, "BAND_MAP", context) or None
         bands = split_names(self.parameterAsString(parameters, "BANDS", context)) or None
-        if labels and raster is not None:
-            raise self.fail("INPUT", "Both a label table (a) and a raster (b) were given.",
-                            "Train from one source: leave the other empty.")
+        chip_folder = self.parameterAsFile(parameters, "CHIP_FOLDER", context)
+        given = [name for name, value in (("LABELS", labels), ("INPUT", raster is not None),
+                                          ("CHIP_FOLDER", chip_folder)) if value]
+        if len(given) > 1:
+            raise self.fail(given[-1], f"Several training sources were given ({', '.join(given)}).",
+                            "Train from one source: a label table (a), a raster (b) or chips (c); leave the others "
+                            "empty.")
+        if chip_folder:
+            from ..core.sentinel2.chip_sets import find_chip_pairs
+
+            masks = self.parameterAsFile(parameters, "MASK_FOLDER", context)
+            if not masks:
+                raise self.fail("MASK_FOLDER", "Chips (c) need a folder of mask chips.",
+                                "Choose the folder of masks (one per chip, same name, mine pixels non-zero).")
+            self._parameter_overrides["raster"] = "CHIP_FOLDER"  # the input given: (c)
+            return patch_sets.patches_from_chips(
+                find_chip_pairs(chip_folder, masks, feedback),
+                patch_size=self.parameterAsInt(parameters, "PATCH_SIZE", context),
+                min_overlap=self.parameterAsDouble(parameters, "MIN_OVERLAP", context), keep_patches=keep_patches,
+                band_map=band_map, feedback=feedback, mask_clouds=cloud_mask(self, parameters, context), bands=bands)
         if labels:
             folder = self.parameterAsFile(parameters, "PATCH_FOLDER", context) or None
             self._parameter_overrides["raster"] = "PATCH_FOLDER" if folder else "LABELS"  # the input given: (a)
@@ -134,7 +163,8 @@ class TrainMineClassifier(OreMapAlgorithm):
                                                 bands=bands)
         if raster is None:
             raise self.fail("LABELS", "No training data were given.",
-                            "Give a label table of patches (a), or a Sentinel-2 raster with mine polygons (b).")
+                            "Give a label table of patches (a), a Sentinel-2 raster with mine polygons (b), or image "
+                            "chips with mask chips (c).")
         path, layer = self.raster_path(parameters, "INPUT", context)
         if self.parameterAsSource(parameters, "POLYGONS", context) is None:
             raise self.fail("POLYGONS", "A raster needs mine polygons to label its patches.",

@@ -190,3 +190,35 @@ def test_chip_folders_through_processing(run_alg, chipset, tmp_path):
     except QgsProcessingException as exc:
         message = str(exc)
     assert "(MASK_FOLDER)" in message and not os.path.exists(str(tmp_path / "x.onnx"))
+
+
+def test_the_patch_classifier_trains_from_chips_with_folds_grouped_by_chip(run_alg, chipset, tmp_path):
+    """Patches of 32 pixels cut from the 10 chips: labels from the masks' share of mine pixels, one group per chip;
+    through Processing every held-out fold is made of whole chips."""
+    from oremap.core.engine.model_format import read_model_info
+    from oremap.core.sentinel2 import patch_sets
+    from oremap.core.sentinel2.mine_classifier import cross_validate
+    from oremap.core.sentinel2.patch_models import make_model_factory
+
+    chips = cs.find_chip_pairs(chipset["images"], chipset["masks"])
+    ps = patch_sets.patches_from_chips(chips, patch_size=32, min_overlap=0.05, bands=["B2", "B3", "B4", "B8"])
+    expected, groups = [], []
+    for k in range(10):
+        mask = chipset["pasted_mask"][:, k * 64:(k + 1) * 64]
+        for r in (0, 32):
+            for c in (0, 32):
+                share = mask[r:r + 32, c:c + 32].mean()
+                if share == 0 or share >= 0.05:
+                    expected.append(int(share >= 0.05))
+                    groups.append(k)
+    assert ps.labels.tolist() == expected and ps.groups.tolist() == groups and ps.n_positive >= 3
+    cv = cross_validate(ps.features, ps.labels, ps.groups, make_model_factory("hgb", 0), n_folds=3, inner_folds=2)
+    for fold in cv["folds"]:
+        assert not set(ps.groups[fold["test"]]) & set(ps.groups[fold["train"]])
+    result = run_alg("train_mine_classifier", {
+        "CHIP_FOLDER": chipset["images"], "MASK_FOLDER": chipset["masks"], "PATCH_SIZE": 32, "MIN_OVERLAP": 0.05,
+        "FOLDS": 3, "BANDS": "B2, B3, B4, B8", "OUTPUT_MODEL": str(tmp_path / "c.onnx"),
+        "OUTPUT_REPORT": str(tmp_path / "c.html")})
+    info = read_model_info(result["OUTPUT_MODEL"])
+    assert info.extra["mine_classifier"]["bands"] == ["B2", "B3", "B4", "B8"]
+    assert info.training["n_samples"] == len(expected)

@@ -266,7 +266,11 @@ def train_mine_classifier(patch_set, classifier="hgb", n_folds=5, inner_folds=3,
     else:
         data = ps.features
     groups, block = None, None
-    if ps.centres is not None and (block_size is None or block_size > 0):
+    if ps.groups is not None and (block_size is None or block_size > 0):
+        groups = np.asarray(ps.groups, dtype=np.int64)
+        feedback.info(f"Cross-validation grouped by chip: {np.unique(groups).size} chips, a chip's patches never on "
+                      "both sides of a split.")
+    elif ps.centres is not None and (block_size is None or block_size > 0):
         width = (ps.patch_shape[1] if ps.patch_shape else 120) * (ps.pixel_size or 10.0)
         block = float(block_size) if block_size else 5.0 * width
         groups = spatial_groups(ps.centres, ps.crs_keys, block)
@@ -367,8 +371,8 @@ def training_report(result, ps):
         ["Classifier", dict(CLASSIFIERS)[result["classifier"]]],
         ["Patches", f"{ps.n} ({ps.n_positive} with a mine, {ps.n_negative} without)"],
         ["Cross-validation", f"{cv['n_folds']} outer folds, stratified"
-         + (f", spatially grouped (blocks of {result['block_size']:g} CRS units)" if cv["grouped"] else
-            ", not spatially grouped (positions unknown)")],
+         + ((f", spatially grouped (blocks of {result['block_size']:g} CRS units)" if result["block_size"] else
+             ", grouped by chip") if cv["grouped"] else ", not spatially grouped (positions unknown)")],
         ["Threshold tuning", "per outer fold: maximum F1 on out-of-fold predictions of an inner cross-validation "
                              "of the training folds only (nested)"],
         ["F1 (held out)", m["f1"]], ["Precision", m["precision"]], ["Recall", m["recall"]],

@@ -20,7 +20,8 @@ class PatchSet:
     """Labelled patches: features always, reflectance patches when kept (for the CNN).
 
     ``centres`` (n, 2) map coordinates and ``crs_keys`` (one CRS text per patch) are
-    ``None`` when positions are unknown; ``pixel_size`` in CRS units.
+    ``None`` when positions are unknown; ``pixel_size`` in CRS units. ``groups`` (the chip of each
+    patch, for patches cut from chips) groups the cross-validation folds instead of the positions.
     """
 
     features: np.ndarray
@@ -34,6 +35,7 @@ class PatchSet:
     source: str = ""
     notes: list = field(default_factory=list)
     bands: list = field(default_factory=lambda: list(S2_BANDS))
+    groups: np.ndarray = None
 
     @property
     def n(self):
@@ -252,3 +254,73 @@ def patches_from_raster(raster, geometries, patch_size=120, stride=None, min_ove
                     centres=np.asarray(centres, dtype=np.float64) if crs_key else None,
                     crs_keys=[crs_key] * labels.size if crs_key else None, pixel_size=pixel,
                     patch_shape=(size, size), source=os.path.abspath(raster), notes=notes, bands=list(bands))
+
+
+def patches_from_chips(chips, patch_size=112, min_overlap=0.02, max_nodata=0.5, keep_patches=False, band_map=None,
+                       feedback=None, mask_clouds=True, bands=None):
+    """Patches cut on a grid over many chips with mask chips (:func:`core.sentinel2.chip_sets.find_chip_pairs`),
+    labelled by the share of mine pixels (at least ``min_overlap``: mine; none: no mine; in between: left out).
+
+    The chip of each patch is its cross-validation group (:attr:`PatchSet.groups`). ``bands``: those of
+    the first chip by default (every chip must have them).
+    """
+    import rasterio
+    from rasterio.windows import Window
+
+    feedback = ensure(feedback)
+    size = int(patch_size)
+    if size < 8:
+        raise OreMapError("The patch size must be at least 8 pixels.", "patch_size")
+    chips = list(chips)
+    bands = resolve_bands(chips[0].raster, bands, band_map, mask_clouds, feedback)
+    features, labels, names, kept, groups = [], [], [], [], []
+    skipped_ambiguous = skipped_nodata = too_small = 0
+    notes = []
+    for k, chip in enumerate(chips):
+        feedback.check()
+        with open_sentinel2(chip.raster, band_map=band_map, mask_clouds=mask_clouds, required=bands) as s2, \
+                rasterio.open(chip.mask) as mds:
+            notes = notes or list(s2.notes)
+            if (mds.width, mds.height) != (s2.width, s2.height):
+                raise OreMapError(f"The mask {os.path.basename(chip.mask)} is {mds.width} x {mds.height} pixels, its "
+                                  f"chip {chip.name} {s2.width} x {s2.height}.", "masks",
+                                  "Give masks on the grid of their chips.")
+            if s2.width < size or s2.height < size:
+                too_small += 1
+                continue
+            mask = mds.read(1)
+            mine = (mask != 0) & np.isfinite(mask) & ((mask != mds.nodata) if mds.nodata is not None else True)
+            with s2.open_source(bands) as source:
+                for r in range(0, s2.height - size + 1, size):
+                    for c in range(0, s2.width - size + 1, size):
+                        share = float(mine[r:r + size, c:c + size].mean())
+                        if 0.0 < share < min_overlap:
+                            skipped_ambiguous += 1
+                            continue
+                        data, valid = source.read(Window(c, r, size, size))
+                        if 1.0 - valid.mean() > max_nodata:
+                            skipped_nodata += 1
+                            continue
+                        refl = np.array(data, dtype=np.float32)
+                        refl[~valid] = np.nan
+                        features.append(patch_features(refl, bands=bands)[0])
+                        labels.append(1 if share >= min_overlap else 0)
+                        names.append(f"{chip.name}_row{r}_col{c}")
+                        groups.append(k)
+                        if keep_patches:
+                            kept.append(refl)
+        feedback.progress(100.0 * (k + 1) / len(chips))
+    if too_small:
+        feedback.warning(f"{too_small} chips are smaller than one patch ({size} pixels): left out.")
+    if skipped_ambiguous or skipped_nodata:
+        feedback.info(f"Left out: {skipped_ambiguous} patches with less than {100 * min_overlap:g} % mine pixels, "
+                      f"{skipped_nodata} more than {100 * max_nodata:g} % nodata.")
+    if not features:
+        raise OreMapError("No patch could be cut from the chips.", "patch_size", "Choose a smaller patch size.")
+    labels = np.asarray(labels, dtype=np.int64)
+    feedback.info(f"{labels.size} patches of {size} x {size} pixels from {len(set(groups))} chips: "
+                  f"{int(labels.sum())} with a mine, {int((labels == 0).sum())} without.")
+    return PatchSet(features=np.stack(features), labels=labels, names=names,
+                    patches=np.stack(kept).astype(np.float32) if keep_patches else None, patch_shape=(size, size),
+                    source=os.path.dirname(os.path.abspath(chips[0].raster)), notes=notes, bands=list(bands),
+                    groups=np.asarray(groups, dtype=np.int64))
