@@ -153,8 +153,8 @@ class TrainMineSegmentation(OreMapAlgorithm):
         self.add_number("WEIGHT_DECAY", "Weight decay", 1e-4, 0.0, 1.0, advanced=True)
         self.add_number("DICE_WEIGHT", "Dice weight", 1.0, 0.0, 100.0, advanced=True)
         self._add(QgsProcessingParameterEnum(
-            "AUGMENT", self.tr("Augmentation"), options=["Flips and rotations", "Flips, rotations, brightness and haze"],
-            defaultValue=0), advanced=True)
+            "AUGMENT", self.tr("Augmentation"),
+            options=["Flips and rotations", "Flips, rotations, brightness and haze"], defaultValue=0), advanced=True)
         self._add(QgsProcessingParameterBoolean("CLASS_WEIGHT", self.tr("Weigh mine pixels by their rarity"),
                                                 defaultValue=False), advanced=True)
         self._add(QgsProcessingParameterFile("INIT_WEIGHTS", self.tr("Initial weights (.pt)"), extension="pt",

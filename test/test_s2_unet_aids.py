@@ -34,7 +34,8 @@ def test_brightness_and_haze_follow_the_formula_and_the_indices_follow_the_bands
     ndvi = (expected[:, 3] - expected[:, 2]) / (expected[:, 3] + expected[:, 2])
     np.testing.assert_allclose(out[:, 4], ndvi, rtol=1e-4)
     np.testing.assert_allclose(out[:, 5], expected[:, 2] / expected[:, 0], rtol=1e-4)
-    assert np.isnan(out[0, :, 0, 0]).all() and np.array_equal(x[:, :4], bands, equal_nan=True)  # NaN stays, input untouched
+    assert np.isnan(out[0, :, 0, 0]).all()  # NaN stays
+    assert np.array_equal(x[:, :4], bands, equal_nan=True)  # the input is untouched
     # haze in the blue is larger than in the NIR by (842 / 490) ** 2
     assert shape[0] / shape[3] == pytest.approx((842 / 490) ** 2)
 

@@ -163,7 +163,8 @@ class ChipTiles:
             raise OreMapError(f"None of the {len(self.chips)} chips holds a mine pixel.", "masks",
                               "Check the masks (mine pixels non-zero) or the polygons (they must cover pixel centres).")
         n_mine_chips = len({key[0] for key in self.masks})
-        feedback.info(f"{len(self.chips)} chips, {n_mine_chips} with mines; {len(self.masks)} tiles of {self.tile} x {self.tile} hold mine pixels.")
+        feedback.info(f"{len(self.chips)} chips, {n_mine_chips} with mines; {len(self.masks)} tiles of {self.tile} x "
+                      f"{self.tile} hold mine pixels.")
 
     def _reader(self, k):
         chip = self.chips[k]

@@ -422,7 +422,8 @@ def train_mine_segmentation(raster_path, polygons, model_path=None, report_path=
                   "optimiser": "Adam, cosine decay to 1 %",
                   "loss": "BCE + soft Dice over valid pixels" + (f", mine pixels weighted {hp['pos_weight']:.2f}"
                                                                   if hp["pos_weight"] else ""),
-                  "init_weights": os.path.basename(str(init_weights)) if init_weights else None, "val_blocks": sorted(list(b) for b in plan.val_blocks)}
+                  "init_weights": os.path.basename(str(init_weights)) if init_weights else None,
+                  "val_blocks": sorted(list(b) for b in plan.val_blocks)}
     px_w, px_h = math.hypot(transform.a, transform.d), math.hypot(transform.b, transform.e)
     info = ModelInfo(
         task=TASK,
