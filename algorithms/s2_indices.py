@@ -11,7 +11,8 @@ from qgis.core import (
 )
 
 from ..core.engine.raster import OutputSpec, run_pixelwise
-from ..core.sentinel2.sentinel2 import INDEX_NAMES, INDICES, compute_indices, index_bands, open_sentinel2
+from ..core.sentinel2.sentinel2 import (INDEX_NAMES, INDICES, compute_indices, index_bands, indices_for_bands,
+                                        open_sentinel2, skipped_text)
 from .base import OreMapAlgorithm
 
 NODATA = -9999.0
@@ -22,8 +23,9 @@ S2_INPUT_HELP = {
              "(B2, B04, 'Band 8A' ...), or give a band map. Leave empty when using a folder.",
     "INPUT_FOLDER": "Instead of a raster: a folder of per-band files (*_B02.tif, *_B8A.jp2 ... or a .SAFE "
                     "product), stacked on the 10 m grid (20 m and 60 m bands resampled bilinearly).",
-    "BAND_MAP": "Only when the raster's bands carry no names: the raster band of each S2 band, e.g. "
-                "'B2=1, B3=2, B4=3, B8=4, B11=5, B12=6'.",
+    "BAND_MAP": "The raster band of each S2 band, e.g. 'B2=1, B3=2, B4=3, B8=4, B11=5, B12=6': names unnamed "
+                "bands, renames named ones (B8=4 on a band called B4 makes it B8) and completes them (the bands "
+                "the map does not mention keep their names).",
     "CLOUD_MASK": "For a folder holding the L2A scene classification (*_SCL_20m.jp2): treat pixels it classes as "
                   "cloud (medium or high probability), thin cirrus, cloud shadow, saturated or no data as nodata. "
                   "The log gives the share masked. Turn it off if bright mine surfaces (tailings, salt) were "
@@ -36,7 +38,8 @@ def add_s2_input(alg):
     alg._add(QgsProcessingParameterRasterLayer("INPUT", alg.tr("Sentinel-2 raster"), optional=True))
     alg._add(QgsProcessingParameterFile("INPUT_FOLDER", alg.tr("Or a folder of per-band files"),
                                         behavior=QgsProcessingParameterFile.Folder, optional=True))
-    alg._add(QgsProcessingParameterString("BAND_MAP", alg.tr("Band map (only for unnamed bands)"), optional=True),
+    alg._add(QgsProcessingParameterString("BAND_MAP", alg.tr("Band map (names, renames or completes bands)"),
+                                          optional=True),
              advanced=True)
     add_cloud_mask(alg)
 
@@ -91,7 +94,8 @@ class S2Indices(OreMapAlgorithm):
         "band map), or a folder of per-band files as delivered (names ending in _B02.tif, _B8A.jp2 ...; 20 m and "
         "60 m bands are resampled bilinearly to 10 m, the log says so). Digital numbers become reflectance "
         "(DN / 10000, with the -1000 offset of processing baseline 04.00 and later when the metadata say so). "
-        "Where a denominator is zero, the index is nodata.")
+        "Where a denominator is zero, the index is nodata. Every chosen index whose bands the input has is "
+        "computed; the others are skipped and listed (an RGB chip gives the iron oxide ratio only).")
     PARAM_HELP = {
         **S2_INPUT_HELP,
         "INDICES": "Indices to compute: " + "; ".join(f"{k}: {v[2]}" for k, v in INDICES.items()) + ".",
@@ -99,6 +103,8 @@ class S2Indices(OreMapAlgorithm):
     OUTPUT_HELP = {
         "OUTPUT": "Float32 raster, one band per index (band names = index names), nodata -9999.",
         "VALID_PIXELS": "Number of valid (not nodata) pixels.",
+        "INDICES_SKIPPED": "The chosen indices whose bands the input lacks (comma-separated; empty when none); "
+                           "the log says which bands each needs.",
     }
     REFERENCES = [
         "Rouse, J. W. et al. (1974). Monitoring vegetation systems in the Great Plains with ERTS. NASA SP-351.",
@@ -115,17 +121,27 @@ class S2Indices(OreMapAlgorithm):
                                              defaultValue=list(range(len(INDEX_NAMES)))))
         self.add_raster_output("OUTPUT", "Spectral indices")
         self.add_value_output("VALID_PIXELS", "Valid pixels")
+        self.add_value_output("INDICES_SKIPPED", "Indices skipped for lack of bands", kind="string")
 
     def process(self, parameters, context, feedback):
         chosen = self.parameterAsEnums(parameters, "INDICES", context)
         if not chosen:
             raise self.fail("INDICES", "No index was chosen.", "Choose at least one index.")
-        which = [INDEX_NAMES[i] for i in sorted(set(chosen))]
-        bands = index_bands(which)
+        asked = [INDEX_NAMES[i] for i in sorted(set(chosen))]
         out_path = self.output_path(parameters, "OUTPUT", context, feedback)
         path, band_map, _ = s2_input_path(self, parameters, context, with_crs=False)
-        with open_sentinel2(path, band_map=band_map, feedback=feedback, required=bands,
+        with open_sentinel2(path, band_map=band_map, feedback=feedback, required=[],
                             mask_clouds=cloud_mask(self, parameters, context)) as s2:
+            which, skipped = indices_for_bands(asked, s2.bands)
+            if not which:
+                raise self.fail(self._parameter_overrides.get("raster", "INPUT"),
+                                "None of the chosen indices can be computed from the bands of the input "
+                                f"({', '.join(s2.bands) or 'none identified'}): {skipped_text(skipped)}.",
+                                "Choose indices these bands allow (IRON_OXIDE needs only B2 and B4), or an input "
+                                "with more bands (or name its bands with a band map).")
+            if skipped:
+                feedback.warning(f"Skipped for lack of bands: {skipped_text(skipped)}.")
+            bands = index_bands(which)
             feedback.info(f"Indices {', '.join(which)} from bands {', '.join(bands)}.")
             spec = OutputSpec(out_path, which, dtype="float32", nodata=NODATA,
                               band_tags=[{"index": w, "definition": INDICES[w][2]} for w in which],
@@ -140,4 +156,4 @@ class S2Indices(OreMapAlgorithm):
                 stats = run_pixelwise(source, [spec], func, memory_mb=self.memory_mb(),
                                       work_bytes_per_pixel=8 * (len(bands) + 2 * len(which)), feedback=feedback)
         self.style_output(context, out_path, {"kind": "ramp", "band": 1, "ramp": "RdYlGn"})
-        return {"OUTPUT": out_path, "VALID_PIXELS": stats["valid_pixels"]}
+        return {"OUTPUT": out_path, "VALID_PIXELS": stats["valid_pixels"], "INDICES_SKIPPED": ", ".join(skipped)}

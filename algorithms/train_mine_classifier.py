@@ -12,7 +12,7 @@ from qgis.core import (
 from ..core.sentinel2 import mine_classifier
 from ..core.sentinel2 import patch_models
 from ..core.sentinel2 import patch_sets
-from .base import OreMapAlgorithm
+from .base import OreMapAlgorithm, split_names
 from .s2_indices import S2_INPUT_HELP, add_cloud_mask, cloud_mask
 from .train_mine_segmentation import polygon_geometries
 
@@ -25,8 +25,9 @@ class TrainMineClassifier(OreMapAlgorithm):
     REQUIRES = ("onnx", "onnxruntime")
     RECOMMENDS = {"torch": "the CNN classifier"}
     CORE_PARAMETERS = {**OreMapAlgorithm.CORE_PARAMETERS, "labels": "LABELS", "polygons": "POLYGONS",
+                       "chips": "CHIP_FOLDER", "masks": "MASK_FOLDER",
                        "classifier": "CLASSIFIER", "folds": "FOLDS", "patch_size": "PATCH_SIZE",
-                       "min_overlap": "MIN_OVERLAP", "band_map": "BAND_MAP", "output": "OUTPUT_MODEL",
+                       "min_overlap": "MIN_OVERLAP", "band_map": "BAND_MAP", "bands": "BANDS", "output": "OUTPUT_MODEL",
                        "report": "OUTPUT_REPORT"}
     HELP = (
         "Trains a classifier telling whether a Sentinel-2 patch holds a mine (open pit, waste dumps, tailings, "
@@ -34,14 +35,18 @@ class TrainMineClassifier(OreMapAlgorithm):
         "Training data are either (a) a folder of GeoTIFF patches with a label table (CSV 'file,label', 1 = "
         "mine), as in mine-detection competitions, or (b) a Sentinel-2 raster with mine polygons: the raster is "
         "cut into patches on a grid, a patch covered by polygons over at least the minimum overlap is a mine, one "
-        "they do not touch is not, and those in between are left out. Bands are identified by name (or a band "
-        "map) and turned into reflectance; the classifier uses all 12 L2A bands (B1-B9, B8A, B11, B12; for "
-        "a raster with fewer, train a segmentation U-Net on the bands it has). Give many more patches without a mine than with (the competition had "
+        "they do not touch is not, and those in between are left out, or (c) a folder of image chips with a "
+        "folder of mask chips, cut into patches the same way (folds grouped by chip). Bands are identified by "
+        "name (or a band "
+        "map) and turned into reflectance; the classifier uses the bands you choose, from RGB (B2, B3, B4) to "
+        "all 12 L2A bands (by default every band the data have), and the model records them. Give many more "
+        "patches without a mine than with (the competition had "
         "about four to one), bare fields and dry river beds included: a classifier that has seen few bare places "
         "without mines takes them for mines.\n\n"
         "The default classifier is gradient boosting on patch statistics: per band and per spectral index (NDVI, "
-        "NDWI, MNDWI, BSI, NBR, NBR2, NDMI, iron oxide, ferrous iron, clay) the mean, spread and percentiles, "
-        "plus the fractions of pixels that are bare (BSI > 0.1, NDVI < 0.2), water, iron-rich or clay-rich. The "
+        "NDWI, MNDWI, BSI, NBR, NBR2, NDMI, iron oxide, ferrous iron, clay: those the bands allow) the mean, "
+        "spread and percentiles, plus the fractions of pixels that are bare (BSI > 0.1, NDVI < 0.2), water, "
+        "iron-rich or clay-rich. The "
         "alternative is a small CNN trained from scratch on bands and indices (random flips and rotations).\n\n"
         "Accuracy is estimated by nested cross-validation: folds are stratified and, when the patches are "
         "georeferenced, grouped by spatial block so neighbouring patches never sit on both sides; each fold's "
@@ -53,8 +58,13 @@ class TrainMineClassifier(OreMapAlgorithm):
         "PATCH_FOLDER": "(a) Folder holding the patch files; by default the label table's folder.",
         "INPUT": "(b) A Sentinel-2 raster with named bands (B2, B04 ...).",
         "POLYGONS": "(b) Mine polygons over the raster (any CRS).",
-        "PATCH_SIZE": "(b) Patch size in pixels (120 = 1.2 km at 10 m).",
-        "MIN_OVERLAP": "(b) Share of a patch that mine polygons must cover for it to count as a mine (0-1).",
+        "CHIP_FOLDER": "(c) A folder of image chips (GeoTIFF), as mine datasets are published; cut into patches "
+                       "on a grid. The folds are grouped by chip.",
+        "MASK_FOLDER": "(c) The mask chips: one per image chip, same size and name (a suffix such as _mask is "
+                       "allowed); non-zero pixels are mine.",
+        "PATCH_SIZE": "(b, c) Patch size in pixels (120 = 1.2 km at 10 m).",
+        "MIN_OVERLAP": "(b, c) Share of a patch that mine polygons (or mask pixels) must cover for it to count as a "
+                       "mine (0-1).",
         "CLASSIFIER": "Gradient boosting on patch statistics (fast, default) or a small CNN (needs torch).",
         "FOLDS": "Outer cross-validation folds (fewer when there are fewer spatial blocks or patches).",
         "INNER_FOLDS": "Inner folds used to tune each outer fold's threshold on its training folds.",
@@ -62,7 +72,10 @@ class TrainMineClassifier(OreMapAlgorithm):
         "BLOCK_SIZE": "Side of the spatial blocks in CRS units (metres); 0 = five patch widths.",
         "EPOCHS": "CNN only: training epochs.",
         "SEED": "Random seed: the same data and seed give the same folds and model.",
-        "BAND_MAP": "Only for rasters whose bands carry no names: e.g. 'B2=1, B3=2, B4=3, ...'.",
+        "BANDS": "S2 bands the classifier uses, from RGB ('B2, B3, B4') to all 12; empty = every L2A band of "
+                 "the first patch (a) or of the raster (b). Detection then needs exactly these bands.",
+        "BAND_MAP": "The raster band of each S2 band, e.g. 'B2=1, B3=2, B4=3': names unnamed bands, renames or "
+                    "completes named ones.",
         "CLOUD_MASK": S2_INPUT_HELP["CLOUD_MASK"] + " Applies to patches that are folders of per-band files.",
     }
     OUTPUT_HELP = {
@@ -91,8 +104,12 @@ class TrainMineClassifier(OreMapAlgorithm):
         self._add(QgsProcessingParameterRasterLayer("INPUT", self.tr("Sentinel-2 raster (b)"), optional=True))
         self._add(QgsProcessingParameterFeatureSource("POLYGONS", self.tr("Mine polygons (b)"),
                                                       [QgsProcessing.TypeVectorPolygon], optional=True))
-        self.add_number("PATCH_SIZE", "Patch size in pixels (b)", 120, 8, integer=True)
-        self.add_number("MIN_OVERLAP", "Minimum mine overlap of a mine patch (b)", 0.02, 0.0001, maximum=1.0)
+        self._add(QgsProcessingParameterFile("CHIP_FOLDER", self.tr("Image chips (c)"),
+                                             behavior=QgsProcessingParameterFile.Folder, optional=True))
+        self._add(QgsProcessingParameterFile("MASK_FOLDER", self.tr("Mask chips (c)"),
+                                             behavior=QgsProcessingParameterFile.Folder, optional=True))
+        self.add_number("PATCH_SIZE", "Patch size in pixels (b, c)", 120, 8, integer=True)
+        self.add_number("MIN_OVERLAP", "Minimum mine overlap of a mine patch (b, c)", 0.02, 0.0001, maximum=1.0)
         self.add_enum("CLASSIFIER", "Classifier", [label for _, label in patch_models.CLASSIFIERS])
         self.add_number("FOLDS", "Cross-validation folds", 5, 2, integer=True)
         self.add_number("INNER_FOLDS", "Inner folds (threshold tuning)", 3, 2, integer=True, advanced=True)
@@ -101,7 +118,9 @@ class TrainMineClassifier(OreMapAlgorithm):
         self.add_number("BLOCK_SIZE", "Spatial block size (0 = five patch widths)", 0.0, 0.0, advanced=True)
         self.add_number("EPOCHS", "CNN epochs", 30, 1, integer=True, advanced=True)
         self.add_number("SEED", "Random seed", 0, 0, integer=True, advanced=True)
-        self._add(QgsProcessingParameterString("BAND_MAP", self.tr("Band map (only for unnamed bands)"),
+        self._add(QgsProcessingParameterString("BANDS", self.tr("Bands (empty = all the input has)"),
+                                               optional=True), advanced=True)
+        self._add(QgsProcessingParameterString("BAND_MAP", self.tr("Band map (names, renames or completes bands)"),
                                                optional=True), advanced=True)
         add_cloud_mask(self)
         self.add_file_output("OUTPUT_MODEL", "Model file", "ONNX models (*.onnx)")
@@ -115,17 +134,37 @@ class TrainMineClassifier(OreMapAlgorithm):
         labels = self.parameterAsFile(parameters, "LABELS", context)
         raster = self.parameterAsRasterLayer(parameters, "INPUT", context)
         band_map = self.parameterAsString(parameters, "BAND_MAP", context) or None
-        if labels and raster is not None:
-            raise self.fail("INPUT", "Both a label table (a) and a raster (b) were given.",
-                            "Train from one source: leave the other empty.")
+        bands = split_names(self.parameterAsString(parameters, "BANDS", context)) or None
+        chip_folder = self.parameterAsFile(parameters, "CHIP_FOLDER", context)
+        given = [name for name, value in (("LABELS", labels), ("INPUT", raster is not None),
+                                          ("CHIP_FOLDER", chip_folder)) if value]
+        if len(given) > 1:
+            raise self.fail(given[-1], f"Several training sources were given ({', '.join(given)}).",
+                            "Train from one source: a label table (a), a raster (b) or chips (c); leave the others "
+                            "empty.")
+        if chip_folder:
+            from ..core.sentinel2.chip_sets import find_chip_pairs
+
+            masks = self.parameterAsFile(parameters, "MASK_FOLDER", context)
+            if not masks:
+                raise self.fail("MASK_FOLDER", "Chips (c) need a folder of mask chips.",
+                                "Choose the folder of masks (one per chip, same name, mine pixels non-zero).")
+            self._parameter_overrides["raster"] = "CHIP_FOLDER"  # the input given: (c)
+            return patch_sets.patches_from_chips(
+                find_chip_pairs(chip_folder, masks, feedback),
+                patch_size=self.parameterAsInt(parameters, "PATCH_SIZE", context),
+                min_overlap=self.parameterAsDouble(parameters, "MIN_OVERLAP", context), keep_patches=keep_patches,
+                band_map=band_map, feedback=feedback, mask_clouds=cloud_mask(self, parameters, context), bands=bands)
         if labels:
             folder = self.parameterAsFile(parameters, "PATCH_FOLDER", context) or None
+            self._parameter_overrides["raster"] = "PATCH_FOLDER" if folder else "LABELS"  # the input given: (a)
             return patch_sets.load_patch_folder(labels, folder, keep_patches=keep_patches, band_map=band_map,
-                                                     feedback=feedback, mask_clouds=cloud_mask(self, parameters,
-                                                                                               context))
+                                                feedback=feedback, mask_clouds=cloud_mask(self, parameters, context),
+                                                bands=bands)
         if raster is None:
             raise self.fail("LABELS", "No training data were given.",
-                            "Give a label table of patches (a), or a Sentinel-2 raster with mine polygons (b).")
+                            "Give a label table of patches (a), a Sentinel-2 raster with mine polygons (b), or image "
+                            "chips with mask chips (c).")
         path, layer = self.raster_path(parameters, "INPUT", context)
         if self.parameterAsSource(parameters, "POLYGONS", context) is None:
             raise self.fail("POLYGONS", "A raster needs mine polygons to label its patches.",
@@ -134,7 +173,7 @@ class TrainMineClassifier(OreMapAlgorithm):
         return patch_sets.patches_from_raster(
             path, geometries, patch_size=self.parameterAsInt(parameters, "PATCH_SIZE", context),
             min_overlap=self.parameterAsDouble(parameters, "MIN_OVERLAP", context), keep_patches=keep_patches,
-            band_map=band_map, feedback=feedback, mask_clouds=cloud_mask(self, parameters, context))
+            band_map=band_map, feedback=feedback, mask_clouds=cloud_mask(self, parameters, context), bands=bands)
 
     def process(self, parameters, context, feedback):
         classifier = patch_models.CLASSIFIERS[self.parameterAsEnum(parameters, "CLASSIFIER", context)][0]

@@ -2,8 +2,10 @@
 
 from qgis.core import (
     QgsProcessing,
+    QgsProcessingParameterBoolean,
     QgsProcessingParameterEnum,
     QgsProcessingParameterFeatureSource,
+    QgsProcessingParameterFile,
     QgsProcessingParameterString,
 )
 
@@ -50,16 +52,27 @@ class TrainMineSegmentation(OreMapAlgorithm):
         "without mines. The network sees the reflectance of the chosen bands plus spectral indices, standardised "
         "with statistics of the training tiles (stored in the model); it learns with a BCE + Dice loss, random "
         "flips and 90 degree rotations. The same seed gives the same model.\n\n"
+        "Training data are one raster with mine polygons, or many chips: a folder of image chips with a folder "
+        "of mask chips. Background tiles that do not fit in the memory budget are streamed: a fresh draw of "
+        "them at every epoch.\n\n"
         "Accuracy is measured on held-out tiles: the tile grid is grouped into square blocks and some blocks "
         "(with and without mines) are kept out of training, so held-out tiles share no pixel with training "
-        "tiles. The report gives IoU, F1, precision and recall of the mine class on them, learning curves, the "
-        "tile layout and an example tile with the reference and predicted outlines.")
+        "tiles (with chips, whole chips are held out). The report gives IoU, F1, precision and recall of the "
+        "mine class on them, learning curves, the tile layout and an example tile with the reference and "
+        "predicted outlines.")
     PARAM_HELP = {
         **S2_INPUT_HELP,
         "POLYGONS": "Polygons of known mine footprints (any CRS: transformed to the raster's). Pixels outside "
                     "them are taken as 'no mine', so map every mine of the area you train on.",
-        "BANDS": "S2 bands fed to the network, e.g. 'B2, B3, B4, B8, B11, B12'; empty = the 12 L2A bands.",
-        "INDICES": "Spectral indices added as input channels (computed from the bands).",
+        "CHIP_FOLDER": "Instead of a raster with polygons: a folder of image chips (GeoTIFF, any CRS and band set "
+                       "the chips share), as mine datasets are published. Each chip is cut into tiles; whole chips "
+                       "are held out.",
+        "MASK_FOLDER": "The mask chips: one per image chip, of the same size, named like it (a suffix or prefix "
+                       "such as _mask, _label or gt_ is allowed); non-zero pixels are mine.",
+        "BANDS": "S2 bands fed to the network, from RGB ('B2, B3, B4') to all 12; empty = every L2A band the "
+                 "input has. The model records them, and detection asks for exactly these bands.",
+        "INDICES": "Spectral indices added as input channels, computed from the chosen bands: indices needing "
+                   "another band are left out (the log lists them).",
         "TILE": "Tile side in pixels (a multiple of 2 to the power of the depth); 128 = 1.28 km.",
         "DEPTH": "Poolings of the U-Net (3 or 4 usual).",
         "WIDTH": "Channels of the first level, doubled at each level.",
@@ -68,6 +81,13 @@ class TrainMineSegmentation(OreMapAlgorithm):
         "LEARNING_RATE": "Initial Adam learning rate (cosine decay to 1 % of it).",
         "WEIGHT_DECAY": "L2 penalty on the weights.",
         "DICE_WEIGHT": "Weight of the Dice term next to the BCE (Dice counters the rarity of mine pixels).",
+        "AUGMENT": "Flips and 90 degree rotations (default), or those plus a random brightness (x 0.85-1.15) and "
+                   "haze (up to 0.03 reflectance in the blue, less at longer wavelengths) per tile, for scenes "
+                   "from other dates or calibrations than the training scene.",
+        "CLASS_WEIGHT": "Weigh mine pixels in the BCE by the ratio of background to mine pixels (at most 20).",
+        "INIT_WEIGHTS": "Start from these weights instead of random ones: a .pt file written by an earlier "
+                        "training (Network weights output) with the same bands, indices, depth and width. "
+                        "Nothing is downloaded.",
         "NEGATIVES_PER_POSITIVE": "Tiles without mines drawn per tile with mines (per split); -1 = all.",
         "BLOCK_TILES": "Side of a spatial hold-out block, in tiles.",
         "VAL_FRACTION": "Share of the blocks held out (as many of those with mines as of the others).",
@@ -79,6 +99,7 @@ class TrainMineSegmentation(OreMapAlgorithm):
         "OUTPUT_MODEL": "The model: ONNX with OreMap metadata (bands, indices, normalisation, tile size, "
                         "threshold, held-out metrics).",
         "OUTPUT_REPORT": "HTML training report: IoU and F1, learning curves, tile layout, example tile.",
+        "OUTPUT_WEIGHTS": "Optional: the network's weights (torch state dict) to start another training from.",
         "IOU": "Intersection over union of the mine class on the held-out tiles' pixels (NaN without held-out "
                "mines).",
         "F1": "F1 score of the mine class on the held-out tiles' pixels.",
@@ -94,7 +115,9 @@ class TrainMineSegmentation(OreMapAlgorithm):
     ]
     CORE_PARAMETERS = {
         **OreMapAlgorithm.CORE_PARAMETERS,
-        "polygons": "POLYGONS", "bands": "BANDS", "indices": "INDICES", "band_map": "BAND_MAP", "tile": "TILE",
+        "polygons": "POLYGONS", "chips": "CHIP_FOLDER", "masks": "MASK_FOLDER", "bands": "BANDS",
+        "indices": "INDICES", "band_map": "BAND_MAP", "tile": "TILE", "augment": "AUGMENT",
+        "init_weights": "INIT_WEIGHTS", "weights": "OUTPUT_WEIGHTS",
         "depth": "DEPTH", "width": "WIDTH", "epochs": "EPOCHS", "batch_size": "BATCH_SIZE",
         "learning_rate": "LEARNING_RATE", "block_tiles": "BLOCK_TILES", "val_fraction": "VAL_FRACTION",
         "threshold": "THRESHOLD", "output": "OUTPUT_MODEL", "report": "OUTPUT_REPORT",
@@ -106,8 +129,12 @@ class TrainMineSegmentation(OreMapAlgorithm):
 
         add_s2_input(self)
         self._add(QgsProcessingParameterFeatureSource("POLYGONS", self.tr("Mine polygons"),
-                                                      [QgsProcessing.TypeVectorPolygon]))
-        self._add(QgsProcessingParameterString("BANDS", self.tr("Bands (empty = the 12 L2A bands)"), optional=True),
+                                                      [QgsProcessing.TypeVectorPolygon], optional=True))
+        self._add(QgsProcessingParameterFile("CHIP_FOLDER", self.tr("Or a folder of image chips"),
+                                             behavior=QgsProcessingParameterFile.Folder, optional=True))
+        self._add(QgsProcessingParameterFile("MASK_FOLDER", self.tr("with a folder of mask chips"),
+                                             behavior=QgsProcessingParameterFile.Folder, optional=True))
+        self._add(QgsProcessingParameterString("BANDS", self.tr("Bands (empty = all the input has)"), optional=True),
                   advanced=True)
         self._add(QgsProcessingParameterEnum(
             "INDICES", self.tr("Spectral indices as extra channels"), options=INDEX_NAMES, allowMultiple=True,
@@ -125,19 +152,54 @@ class TrainMineSegmentation(OreMapAlgorithm):
         self.add_number("LEARNING_RATE", "Learning rate", 0.002, 1e-6, 1.0, advanced=True)
         self.add_number("WEIGHT_DECAY", "Weight decay", 1e-4, 0.0, 1.0, advanced=True)
         self.add_number("DICE_WEIGHT", "Dice weight", 1.0, 0.0, 100.0, advanced=True)
+        self._add(QgsProcessingParameterEnum(
+            "AUGMENT", self.tr("Augmentation"),
+            options=["Flips and rotations", "Flips, rotations, brightness and haze"], defaultValue=0), advanced=True)
+        self._add(QgsProcessingParameterBoolean("CLASS_WEIGHT", self.tr("Weigh mine pixels by their rarity"),
+                                                defaultValue=False), advanced=True)
+        self._add(QgsProcessingParameterFile("INIT_WEIGHTS", self.tr("Initial weights (.pt)"), extension="pt",
+                                             optional=True), advanced=True)
         self.add_file_output("OUTPUT_MODEL", "Model file", "ONNX models (*.onnx)")
         self.add_report_output("OUTPUT_REPORT", "Training report", "HTML files (*.html)")
+        self.add_file_output("OUTPUT_WEIGHTS", "Network weights (.pt, to start another training from)",
+                             "Torch weights (*.pt)", optional=True)
         self.add_value_output("IOU", "Held-out IoU (mine)")
         self.add_value_output("F1", "Held-out F1 (mine)")
         self.add_value_output("PRECISION", "Held-out precision (mine)")
         self.add_value_output("RECALL", "Held-out recall (mine)")
 
+    def chips(self, parameters, context, feedback):
+        """The chips of CHIP_FOLDER paired with the masks of MASK_FOLDER, or None when no chip folder is given."""
+        from ..core.sentinel2.chip_sets import find_chip_pairs
+
+        folder = self.parameterAsFile(parameters, "CHIP_FOLDER", context)
+        masks = self.parameterAsFile(parameters, "MASK_FOLDER", context)
+        if not folder:
+            if masks:
+                raise self.fail("CHIP_FOLDER", "A mask folder was given without a chip folder.",
+                                "Choose the folder of image chips too.")
+            return None
+        if self.parameterAsRasterLayer(parameters, "INPUT", context) is not None or \
+                self.parameterAsFile(parameters, "INPUT_FOLDER", context):
+            raise self.fail("CHIP_FOLDER", "Both chips and a Sentinel-2 input were given.",
+                            "Train from the chips or from one raster with polygons: leave the other empty.")
+        if not masks:
+            raise self.fail("MASK_FOLDER", "Chips need a folder of mask chips.",
+                            "Choose the folder of masks (one per chip, same name, mine pixels non-zero).")
+        self._parameter_overrides["raster"] = "CHIP_FOLDER"  # errors of a chip name the chip folder
+        return find_chip_pairs(folder, masks, feedback)
+
     def process(self, parameters, context, feedback):
         from ..core.sentinel2.mine_segmentation import train_mine_segmentation
         from ..core.sentinel2.sentinel2 import INDEX_NAMES
 
-        path, band_map, crs = s2_input_path(self, parameters, context)
-        geometries = polygon_geometries(self, parameters, "POLYGONS", context, crs, feedback)
+        chips = self.chips(parameters, context, feedback)
+        if chips:
+            path, geometries = None, None
+            band_map = self.parameterAsString(parameters, "BAND_MAP", context) or None
+        else:
+            path, band_map, crs = s2_input_path(self, parameters, context)
+            geometries = polygon_geometries(self, parameters, "POLYGONS", context, crs, feedback)
         model_path = self.output_path(parameters, "OUTPUT_MODEL", context, feedback)
         report_path = self.output_path(parameters, "OUTPUT_REPORT", context, feedback)
         bands = split_names(self.parameterAsString(parameters, "BANDS", context)) or None
@@ -151,7 +213,14 @@ class TrainMineSegmentation(OreMapAlgorithm):
             dice_weight=number("DICE_WEIGHT"), negatives_per_positive=number("NEGATIVES_PER_POSITIVE"),
             block_tiles=integer("BLOCK_TILES"), val_fraction=number("VAL_FRACTION"), threshold=number("THRESHOLD"),
             seed=integer("SEED"), memory_mb=self.memory_mb(), feedback=feedback,
-            mask_clouds=cloud_mask(self, parameters, context))
+            mask_clouds=cloud_mask(self, parameters, context), chips=chips,
+            augment=("geometric", "photometric")[self.parameterAsEnum(parameters, "AUGMENT", context)],
+            class_weight=self.parameterAsBoolean(parameters, "CLASS_WEIGHT", context),
+            init_weights=self.parameterAsFile(parameters, "INIT_WEIGHTS", context) or None)
+        weights_path = self.output_path(parameters, "OUTPUT_WEIGHTS", context, feedback)
+        if weights_path:
+            result.save_weights(weights_path)
         m = result.metrics
-        return {"OUTPUT_MODEL": model_path, "OUTPUT_REPORT": report_path, "IOU": m["val_iou"], "F1": m["val_f1"],
+        return {"OUTPUT_MODEL": model_path, "OUTPUT_REPORT": report_path, "OUTPUT_WEIGHTS": weights_path,
+                "IOU": m["val_iou"], "F1": m["val_f1"],
                 "PRECISION": m["val_precision"], "RECALL": m["val_recall"]}

@@ -3,12 +3,13 @@
 Two classifiers:
 
 * ``"hgb"`` (default, fast): a HistGradientBoostingClassifier on patch statistics:
-  for each of the 12 bands and 10 spectral indices (:data:`core.sentinel2.sentinel2.INDICES`),
+  for each band (the user's choice, RGB to all 12) and each spectral index those bands allow
+  (:data:`core.sentinel2.sentinel2.INDICES`: 10 with the 12 bands, the iron oxide ratio with RGB),
   the mean, standard deviation and 10th/50th/90th percentiles over the patch's
   valid pixels, plus the fractions of pixels passing index thresholds
   (:data:`THRESHOLD_RULES`: bare soil BSI > 0.1, sparse vegetation NDVI < 0.2,
   both, open water MNDWI > 0, iron-oxide and clay ratios);
-* ``"cnn"``: a small convolutional network trained from scratch on the 12 bands
+* ``"cnn"``: a small convolutional network trained from scratch on the bands
   plus the indices as channels, with random flips and rotations, deterministic
   for a seed.
 
@@ -27,7 +28,7 @@ Models are saved in the OreMap ONNX format (:mod:`core.engine.model_format`):
 
 * hgb: graph input ``features`` ``(n, n_features)`` float32 (computed by
   :func:`patch_features`), output ``probabilities`` ``(n, 2)``;
-* cnn: graph input ``patches`` ``(n, 12, size, size)`` reflectance (indices,
+* cnn: graph input ``patches`` ``(n, B, size, size)`` reflectance of the model's bands (indices,
   standardisation and NaN handling inside the graph), output ``probabilities``.
 
 Metadata: ``task = "mine_patch_classification"``, the S2 band list, the feature
@@ -255,7 +256,7 @@ def train_mine_classifier(patch_set, classifier="hgb", n_folds=5, inner_folds=3,
     if ps.n_positive < 2 or ps.n_negative < 2:
         raise OreMapError(f"Training needs at least 2 patches with and 2 without a mine (found {ps.n_positive} "
                           f"and {ps.n_negative}).", "labels", "Label more patches.")
-    make_model = make_model_factory(classifier, seed, cnn_options, feedback)
+    make_model = make_model_factory(classifier, seed, cnn_options, feedback, bands=ps.bands)
     probe = make_model()
     if probe.needs_patches:
         if ps.patches is None:
@@ -265,7 +266,11 @@ def train_mine_classifier(patch_set, classifier="hgb", n_folds=5, inner_folds=3,
     else:
         data = ps.features
     groups, block = None, None
-    if ps.centres is not None and (block_size is None or block_size > 0):
+    if ps.groups is not None and (block_size is None or block_size > 0):
+        groups = np.asarray(ps.groups, dtype=np.int64)
+        feedback.info(f"Cross-validation grouped by chip: {np.unique(groups).size} chips, a chip's patches never on "
+                      "both sides of a split.")
+    elif ps.centres is not None and (block_size is None or block_size > 0):
         width = (ps.patch_shape[1] if ps.patch_shape else 120) * (ps.pixel_size or 10.0)
         block = float(block_size) if block_size else 5.0 * width
         groups = spatial_groups(ps.centres, ps.crs_keys, block)
@@ -304,9 +309,9 @@ def model_info(ps, model, classifier, threshold, cv, seed, n_folds, inner_folds,
     from ..engine.model_format import ModelInfo
 
     if classifier == "hgb":
-        n_input, input_spec, names = ps.features.shape[1], {"name": INPUT_FEATURES}, feature_names()
+        n_input, input_spec, names = ps.features.shape[1], {"name": INPUT_FEATURES}, feature_names(ps.bands)
     else:
-        n_input, names = len(S2_BANDS), list(S2_BANDS)
+        n_input, names = len(ps.bands), list(ps.bands)
         input_spec = {"name": INPUT_PATCHES, "window": int(ps.patches.shape[1])}
     metrics = {k: v for k, v in cv["metrics"].items()}
     metrics.update(fold_f1_mean=cv["fold_f1_mean"], fold_f1_sd=cv["fold_f1_sd"], n_folds=cv["n_folds"],
@@ -326,13 +331,13 @@ def model_info(ps, model, classifier, threshold, cv, seed, n_folds, inner_folds,
                                  "inner_folds": int(inner_folds), "block_size": block, "model": model.options(),
                                  "n_positive": ps.n_positive, "n_negative": ps.n_negative}},
         description=f"Sentinel-2 mine patch classifier ({classifier})",
-        extra={"mine_classifier": {"classifier": classifier, "bands": list(S2_BANDS), "threshold": float(threshold),
-                                   "patch_size": patch_shape, "features": feature_definition(),
+        extra={"mine_classifier": {"classifier": classifier, "bands": list(ps.bands), "threshold": float(threshold),
+                                   "patch_size": patch_shape, "features": feature_definition(ps.bands),
                                    "positive_class": "Mine"}})
 
 
 def predict_proba(model_path, patches):
-    """Mine probability of reflectance patches ``(n, rows, cols, 12)`` with a saved model (onnxruntime).
+    """Mine probability of reflectance patches ``(n, rows, cols, B)`` of the model's bands (onnxruntime).
 
     Returns ``(p, threshold)``.
     """
@@ -349,7 +354,7 @@ def predict_proba(model_path, patches):
     if meta.get("classifier") == "cnn":
         p = model.run(np.moveaxis(patches, -1, 1))[:, 1]
     else:
-        p = model.run(patch_features(patches))[:, 1]
+        p = model.run(patch_features(patches, bands=meta.get("bands") or S2_BANDS))[:, 1]
     return p.astype(np.float64), float(meta.get("threshold", 0.5))
 
 
@@ -366,8 +371,8 @@ def training_report(result, ps):
         ["Classifier", dict(CLASSIFIERS)[result["classifier"]]],
         ["Patches", f"{ps.n} ({ps.n_positive} with a mine, {ps.n_negative} without)"],
         ["Cross-validation", f"{cv['n_folds']} outer folds, stratified"
-         + (f", spatially grouped (blocks of {result['block_size']:g} CRS units)" if cv["grouped"] else
-            ", not spatially grouped (positions unknown)")],
+         + ((f", spatially grouped (blocks of {result['block_size']:g} CRS units)" if result["block_size"] else
+             ", grouped by chip") if cv["grouped"] else ", not spatially grouped (positions unknown)")],
         ["Threshold tuning", "per outer fold: maximum F1 on out-of-fold predictions of an inner cross-validation "
                              "of the training folds only (nested)"],
         ["F1 (held out)", m["f1"]], ["Precision", m["precision"]], ["Recall", m["recall"]],

@@ -26,7 +26,8 @@ rows): each strip's 4-connected regions are labelled and polygonised
 (``rasterio.features.shapes``) in pixel coordinates, regions touching across a strip seam are
 merged (union-find on the seam rows, then the union of their pieces, exact in integer pixel
 coordinates) and a region is finished once no later strip can touch it. Each footprint gets its
-area (pixel count x pixel area, in ha), mean probability, perimeter (map units) and
+area (sum of its pixels' areas, in ha, in metres for any CRS: on the ellipsoid for a geographic CRS,
+:mod:`core.sentinel2.ground_units`), mean probability, perimeter (m, geodesic for a geographic CRS) and
 Polsby-Popper compactness 4 pi A / P^2 (pi/4 for a square, 1 for a circle); footprints smaller
 than ``min_area_ha`` or less compact than ``min_compactness`` are dropped (the mask raster keeps
 their pixels). The mask is polygonised at full resolution, never resampled.
@@ -103,14 +104,16 @@ def ramp_weights(tile, overlap, floor=1e-3):
 
 
 class _Component:
-    __slots__ = ("pieces", "count", "psum", "first")
+    __slots__ = ("pieces", "count", "psum", "first", "area")
 
-    def __init__(self, piece, count, psum, first):
+    def __init__(self, piece, count, psum, first, area):
         self.pieces, self.count, self.psum, self.first = [piece], int(count), float(psum), int(first)
+        self.area = float(area)
 
     def merge(self, other):
         self.pieces += other.pieces
         self.count += other.count
+        self.area += other.area
         self.psum += other.psum
         self.first = min(self.first, other.first)
 
@@ -124,12 +127,17 @@ class Polygoniser:
         The raster's transform. ``width``: raster width in pixels.
     min_area_ha, min_compactness : float
         Footprints below either are dropped (counted in :attr:`n_small`, :attr:`n_elongated`).
+    crs : optional
+        The raster's CRS: areas and perimeters are in metres for any CRS (geographic ones on the
+        ellipsoid, :class:`core.sentinel2.ground_units.GroundUnits`); map units are metres without one.
     """
 
-    def __init__(self, transform, width, min_area_ha=0.0, min_compactness=0.0):
+    def __init__(self, transform, width, min_area_ha=0.0, min_compactness=0.0, crs=None):
+        from .ground_units import GroundUnits
+
         self.transform = transform
         self.width = int(width)
-        self.pixel_area = abs(transform.a * transform.e - transform.b * transform.d)
+        self.units = GroundUnits(transform, crs)
         self.min_area_ha = float(min_area_ha or 0.0)
         self.min_compactness = float(min_compactness or 0.0)
         self.active = {}
@@ -152,6 +160,8 @@ class Polygoniser:
         if n:
             inside = labels[mask]  # only the mask's pixels: small arrays whatever the strip
             counts = np.bincount(inside, minlength=n + 1)
+            row_area = self.units.row_pixel_area(r0, rows)  # m2 of a pixel of each row
+            areas = np.bincount(inside, weights=row_area[np.nonzero(mask)[0]], minlength=n + 1)
             psums = np.bincount(inside, weights=np.asarray(prob)[mask].astype(np.float64), minlength=n + 1)
             firsts = {}
             for k, box in enumerate(ndimage.find_objects(labels), start=1):
@@ -162,13 +172,13 @@ class Polygoniser:
 
             # regions too small to keep that cannot grow (not on the strip's first or last row): counted only
             seam = set(np.unique(labels[0]).tolist()) | set(np.unique(labels[-1]).tolist())
-            small = counts * self.pixel_area / 1e4 < self.min_area_ha
+            small = areas / 1e4 < self.min_area_ha
             for geom, value in shapes(labels, mask=mask, connectivity=4, transform=Affine.translation(0, int(r0))):
                 k = int(value)
                 if small[k] and k not in seam:
                     self.n_small += 1
                     continue
-                self.active[base + k] = _Component(to_shape(geom), counts[k], psums[k], firsts[k])
+                self.active[base + k] = _Component(to_shape(geom), counts[k], psums[k], firsts[k], areas[k])
             self.next_id += n
         edge = lambda row: np.where(row > 0, row.astype(np.int64) + base, 0)  # noqa: E731 (ids of a row)
         top = edge(labels[0]) if rows else np.zeros(self.width, np.int64)
@@ -211,7 +221,7 @@ class Polygoniser:
         from shapely import affinity
         from shapely.ops import unary_union
 
-        area_m2 = comp.count * self.pixel_area
+        area_m2 = comp.area
         area_ha = area_m2 / 1e4
         if area_ha < self.min_area_ha:
             self.n_small += 1
@@ -219,7 +229,7 @@ class Polygoniser:
         geom_px = comp.pieces[0] if len(comp.pieces) == 1 else unary_union(comp.pieces)
         t = self.transform
         geom = affinity.affine_transform(geom_px, [t.a, t.b, t.d, t.e, t.c, t.f])
-        perimeter = float(geom.length)
+        perimeter = self.units.length_m(geom)
         compactness = 4.0 * math.pi * area_m2 / perimeter ** 2 if perimeter > 0 else 0.0
         if compactness < self.min_compactness:
             self.n_elongated += 1
@@ -229,11 +239,11 @@ class Polygoniser:
                           "first_pixel": comp.first})
 
 
-def footprints(mask, prob, transform, min_area_ha=0.0, min_compactness=0.0, strip=STRIP):
+def footprints(mask, prob, transform, min_area_ha=0.0, min_compactness=0.0, strip=STRIP, crs=None):
     """Footprints of a whole in-memory mask (the same as streaming it in strips of ``strip`` rows)."""
     mask = np.asarray(mask, dtype=bool)
     prob = np.asarray(prob, dtype=np.float64)
-    poly = Polygoniser(transform, mask.shape[1], min_area_ha, min_compactness)
+    poly = Polygoniser(transform, mask.shape[1], min_area_ha, min_compactness, crs=crs)
     for r in range(0, mask.shape[0], int(strip)):
         poly.add(r, mask[r:r + strip], prob[r:r + strip])
     return poly.close()
@@ -463,13 +473,13 @@ def _segment(reader, model, out, tile, overlap, budget_mb, feedback):
 
 
 def _classifier_scores(model, patches, chunk=16):
-    """Mine probability of reflectance patches ``(n, rows, cols, 12)`` (NaN = nodata)."""
+    """Mine probability of reflectance patches ``(n, rows, cols, B)`` of the model's bands (NaN = nodata)."""
     from .patch_features import patch_features
 
     meta = model.info.extra.get("mine_classifier") or {}
     if meta.get("classifier") == "cnn":
         return model.run(np.ascontiguousarray(np.moveaxis(patches, -1, 1)))[:, 1]
-    return model.run(patch_features(patches, chunk=chunk))[:, 1]
+    return model.run(patch_features(patches, chunk=chunk, bands=meta.get("bands")))[:, 1]
 
 
 def _classify(reader, model, out, stride, budget_mb, feedback):
@@ -490,10 +500,11 @@ def _classify(reader, model, out, stride, budget_mb, feedback):
     proba = np.full((n_r, n_c), np.nan, dtype=np.float32)
     bits = np.zeros((H, (W + 7) // 8), dtype=np.uint8)  # valid pixels, packed
     budget = budget_mb * 2 ** 20
-    per_patch = ph * pw * (12 * 4 + 22 * 8 * 4)  # the patch and the feature code's float64 channels
+    nb = reader.n_channels
+    per_patch = ph * pw * (nb * 4 + 22 * 8 * 4)  # the patch and the feature code's float64 channels (22 at most)
     chunk = int(np.clip(_BATCH_SHARE * budget // per_patch, 1, 64))
     avail = (1.0 - _BATCH_SHARE - _FLUSH_SHARE - _READ_SHARE - 0.1) * budget - bits.nbytes
-    rows_fit = int(avail // ((W + pw) * (12 * 4 + 1)))
+    rows_fit = int(avail // ((W + pw) * (nb * 4 + 1)))
     cell_rows = max(1, (rows_fit - ph) // stride + 1)
     chunk_pixels = int(np.clip(_READ_SHARE * budget // _READ_BYTES, 4096, 1 << 16))
     feedback.info(f"{n_r * n_c} patches of {ph} x {pw} pixels on a grid of {stride}-pixel cells.")
@@ -503,7 +514,7 @@ def _classify(reader, model, out, stride, budget_mb, feedback):
         r0 = int(row_edges[i0]) + offset_r
         r1 = int(row_edges[i1 - 1]) + offset_r + ph
         c0, c1 = offset_c, int(col_edges[n_c - 1]) + offset_c + pw
-        refl, ok = reader.read(r0, r1, c0, c1, chunk_pixels)  # (12, rows, cols) reflectance, NaN outside
+        refl, ok = reader.read(r0, r1, c0, c1, chunk_pixels)  # (bands, rows, cols) reflectance, NaN outside
         a, b = int(row_edges[i0]), int(row_edges[i1])
         bits[a:b] = np.packbits(ok[a - r0:b - r0, -c0:-c0 + W], axis=1)
         for i in range(i0, i1):
@@ -620,10 +631,8 @@ def detect_mines(raster_path, model_path, prob_path, mask_path=None, threshold=N
         meta = info.extra.get("mine_classifier") or {}
         default_threshold = float(meta.get("threshold", 0.5))
         bands, indices = list(meta.get("bands") or []), []
-        from .sentinel2 import S2_BANDS
-
-        if bands != list(S2_BANDS):
-            raise OreMapError("The patch classifier does not use the 12 Sentinel-2 L2A bands.", "model", _FIX_MODEL)
+        if not bands:
+            raise OreMapError("The patch classifier does not say which Sentinel-2 bands it uses.", "model", _FIX_MODEL)
     threshold = default_threshold if threshold is None else float(threshold)
     if not 0.0 < threshold < 1.0:
         raise OreMapError("The threshold must lie between 0 and 1.", "threshold")
@@ -632,7 +641,7 @@ def detect_mines(raster_path, model_path, prob_path, mask_path=None, threshold=N
             raise OreMapError("The model's input channels differ from this OreMap's features "
                               f"({', '.join(info.band_names or [])}).", "model", _FIX_MODEL)
         _check_geometry(info, reader, feedback)
-        poly = Polygoniser(reader.transform, reader.width, min_area_ha, min_compactness)
+        poly = Polygoniser(reader.transform, reader.width, min_area_ha, min_compactness, crs=reader.crs)
         tags = {"OREMAP_MODEL": os.path.basename(str(model_path)), "OREMAP_TASK": info.task,
                 "OREMAP_THRESHOLD": f"{threshold:g}"}
         with _Outputs(reader, prob_path, mask_path, threshold, poly, tags) as out:
@@ -643,7 +652,8 @@ def detect_mines(raster_path, model_path, prob_path, mask_path=None, threshold=N
         crs, transform = reader.crs, reader.transform
     polygons = poly.close()
     if crs is not None and crs.is_geographic:
-        feedback.warning("The raster's CRS is geographic: areas and perimeters are in degrees, not metres.")
+        feedback.info("The raster's CRS is geographic: areas (ha) are those of the pixels on the ellipsoid and "
+                      "perimeters (m) are geodesic.")
     if polygons_path:
         write_polygons(polygons_path, polygons, crs)
     total = float(sum(p["area_ha"] for p in polygons))
@@ -657,11 +667,31 @@ def detect_mines(raster_path, model_path, prob_path, mask_path=None, threshold=N
                 prob_path=prob_path, mask_path=mask_path, polygons_path=polygons_path)
 
 
+def _geographic_epsg(epsg):
+    """True for the EPSG code of a geographic CRS (degrees); False for others and unknown codes."""
+    if not epsg:
+        return False
+    import pyproj
+
+    try:
+        return bool(pyproj.CRS.from_epsg(int(epsg)).is_geographic)
+    except (pyproj.exceptions.CRSError, ValueError, TypeError):
+        return False
+
+
 def _check_geometry(info, reader, feedback):
+    """Warn when the raster's pixels differ in ground size (metres, any CRS; the side of a square pixel of the same
+    area) from the training raster's by over 10 %."""
+    from .ground_units import pixel_size_m
+
     spatial = info.extra.get("spatial") or {}
-    size = spatial.get("pixel_size")
-    t = reader.transform
-    px = math.hypot(t.a, t.d)
-    if size and abs(px - size[0]) > 0.01 * size[0]:
-        feedback.warning(f"The raster's pixels ({px:g}) differ from the training raster's ({size[0]:g}): a mine "
-                         "covers another number of pixels than in training.")
+    size = spatial.get("pixel_size_m")
+    if not size:  # models of OreMap 0.2: the pixel size in the training CRS's units, metres when projected
+        if not spatial.get("pixel_size") or _geographic_epsg(spatial.get("epsg")):
+            return
+        size = spatial["pixel_size"]
+    px = math.sqrt(np.prod(pixel_size_m(reader.transform, reader.crs, reader.width, reader.height)))
+    trained = math.sqrt(abs(size[0] * size[-1]))  # sides of square pixels of the same area
+    if abs(px - trained) > 0.1 * trained:
+        feedback.warning(f"The raster's pixels ({px:.3g} m) differ from the training raster's ({trained:.3g} m): "
+                         "a mine covers another number of pixels than in training.")

@@ -46,6 +46,10 @@ from ..engine.raster import memory_budget_mb
 from .segmentation_report import training_report
 from .segmentation_network import (INPUT_NAME, OUTPUT_NAME, Z_CLIP, _torch_classes, build_unet, check_architecture,
                                    export_onnx, predict_torch, tile_model)
+from .augmentation import AUGMENTATIONS, load_init_weights, mine_pixel_weight, photometric
+from .band_sets import resolve_bands, resolve_indices
+from .ground_units import pixel_size_m
+from .chip_sets import ChipTiles
 from .segmentation_data import FeatureReader, TilePlan, load_polygons, plan_tiles
 from ..engine.model_format import build_date
 
@@ -100,6 +104,19 @@ class SegmentationResult:
         """Write the OreMap model file (atomically); returns the path."""
         return write_model(self.onnx_bytes, self.info, path)
 
+    def save_weights(self, path):
+        """Write the U-Net's weights as a torch state dict (.pt), to start another training from them."""
+        import io
+
+        import torch
+
+        from ..engine.files import write_atomic
+
+        buffer = io.BytesIO()
+        torch.save(self.torch_model.net.state_dict(), buffer)
+        write_atomic(path, buffer.getvalue(), parameter="weights")
+        return path
+
 
 def _augment(x, y, v, rng):
     """Random 90 degree rotations and mirror images of ``(n, C, t, t)`` tiles with their labels and masks."""
@@ -118,11 +135,13 @@ def _augment(x, y, v, rng):
     return xo, yo, vo
 
 
-def _loss(torch, logits, target, valid, dice_weight):
-    """BCE over valid pixels + ``dice_weight`` x (1 - soft Dice) over the batch's valid pixels."""
+def _loss(torch, logits, target, valid, dice_weight, pos_weight=None):
+    """BCE over valid pixels (mine pixels weighted ``pos_weight``) + ``dice_weight`` x (1 - soft Dice) over the
+    batch's valid pixels."""
     weights = valid.to(logits.dtype)
     n = weights.sum().clamp_min(1.0)
-    bce = torch.nn.functional.binary_cross_entropy_with_logits(logits, target, reduction="none")
+    pw = None if pos_weight is None else torch.tensor(float(pos_weight), dtype=logits.dtype)
+    bce = torch.nn.functional.binary_cross_entropy_with_logits(logits, target, reduction="none", pos_weight=pw)
     bce = (bce * weights).sum() / n
     p = torch.sigmoid(logits) * weights
     t = target * weights
@@ -210,12 +229,19 @@ def _fit_unet(X, Y, V, plan, mean, sd, n_channels, rgb_cols, hp, feedback):
     rng = np.random.default_rng([int(seed), 13])
     history = {"train_loss": [], "val_loss": [], "val_iou": [], "val_f1": []}
     bs = int(batch_size)
+    augment, pos_weight = hp.get("augment") or "geometric", hp.get("pos_weight")
+    photo_rng = np.random.default_rng([int(seed), 19])  # its own stream: the geometric draws stay as they were
     with torch_training.seeded(torch, seed, deterministic=True, threads=threads):
         net = build_unet(n_channels, depth, width)
+        if hp.get("init_weights"):
+            n_loaded = load_init_weights(torch, net, hp["init_weights"])
+            feedback.info(f"Initial weights: {n_loaded} tensors from {os.path.basename(str(hp['init_weights']))}.")
         module = tile_model(net, mean, sd)
         optimiser = torch.optim.Adam(net.parameters(), lr=float(lr), weight_decay=float(weight_decay))
 
         def start_epoch(epoch):
+            if epoch > 0 and plan.stream is not None:  # background tiles beyond the budget: a fresh draw
+                plan.stream.refill(X, V, Y)
             for group in optimiser.param_groups:
                 group["lr"] = float(lr) * (0.01 + 0.99 * 0.5 * (1.0 + math.cos(math.pi * epoch / int(epochs))))
             module.train()
@@ -223,10 +249,12 @@ def _fit_unet(X, Y, V, plan, mean, sd, n_channels, rgb_cols, hp, feedback):
         def step(batch):
             idx = np.sort(train_idx[batch])
             x, y, v = _augment(X[idx], Y[idx], V[idx], rng)
+            if augment == "photometric":
+                x = photometric(x, hp["bands"], hp["indices"], photo_rng)
             optimiser.zero_grad()
             loss = _loss(torch, module.logit(torch.from_numpy(x)),
                          torch.from_numpy(y.astype(np.float32)[:, None]), torch.from_numpy(v[:, None]),
-                         float(dice_weight))
+                         float(dice_weight), pos_weight)
             loss.backward()
             optimiser.step()
             return loss
@@ -281,7 +309,8 @@ def train_mine_segmentation(raster_path, polygons, model_path=None, report_path=
                             indices=DEFAULT_INDICES, band_map=None, tile=128, depth=4, width=16, epochs=30,
                             batch_size=8, lr=2e-3, weight_decay=1e-4, dice_weight=1.0, negatives_per_positive=1.0,
                             block_tiles=4, val_fraction=0.25, threshold=0.5, min_valid=0.5, seed=0, memory_mb=None,
-                            threads=None, description="", feedback=None, mask_clouds=True):
+                            threads=None, description="", feedback=None, mask_clouds=True, chips=None,
+                            augment="geometric", class_weight=False, init_weights=None):
     # Over 100 lines by its docstring (every parameter documented); the code is 81 lines.
     """Train a U-Net on mine polygons over a Sentinel-2 raster and export it (see the module docstring).
 
@@ -295,7 +324,9 @@ def train_mine_segmentation(raster_path, polygons, model_path=None, report_path=
     model_path, report_path : str, optional
         ONNX model and HTML report to write.
     bands : list of str, optional
-        Model bands (the 12 L2A bands by default). ``indices``: spectral indices appended.
+        Model bands, from RGB (``["B2", "B3", "B4"]``) to the 12 L2A bands; every L2A band the input has
+        by default. ``indices``: spectral indices appended, those the bands allow (the others are
+        left out and logged), so the model needs exactly its bands.
     tile : int, default 128
         Tile side (multiple of ``2 ** depth``). ``depth`` (poolings) and ``width`` (first-level
         channels): the U-Net's size.
@@ -316,6 +347,15 @@ def train_mine_segmentation(raster_path, polygons, model_path=None, report_path=
         Threads torch may use (restored afterwards).
     mask_clouds : bool, default True
         A folder's scene classification masks clouds (:class:`FeatureReader`).
+    chips : list of core.sentinel2.chip_sets.Chip, optional
+        Train from many chips or scenes instead of ``raster_path`` and ``polygons`` (see
+        :mod:`core.sentinel2.chip_sets`): each chip is cut into tiles, and chips, not blocks, are held out.
+    augment : {"geometric", "photometric"}
+        Flips and 90 degree turns, or those plus brightness and haze (:mod:`core.sentinel2.augmentation`).
+    class_weight : bool, default False
+        Weigh mine pixels in the BCE by background / mine pixels (at most 20).
+    init_weights : str, optional
+        A torch state dict (.pt) of the same U-Net to start from (:meth:`SegmentationResult.save_weights`).
 
     Returns
     -------
@@ -332,30 +372,40 @@ def train_mine_segmentation(raster_path, polygons, model_path=None, report_path=
         raise OreMapError("The held-out share must be in [0, 1).", "val_fraction")
     if not 0.0 < float(threshold) < 1.0:
         raise OreMapError("The threshold must lie between 0 and 1.", "threshold")
+    if augment not in AUGMENTATIONS:
+        raise OreMapError(f"Unknown augmentation '{augment}'.", "augment", f"Choose {' or '.join(AUGMENTATIONS)}.")
+    if init_weights and not os.path.isfile(str(init_weights)):
+        raise OreMapError(f"The weights file '{init_weights}' does not exist.", "init_weights",
+                          "Choose a .pt file saved by an earlier training of the same architecture.")
     budget = memory_budget_mb(memory_mb)
     _torch_classes()  # torch missing: say so before reading the raster
-    with FeatureReader(raster_path, bands, indices, band_map, feedback, mask_clouds) as reader:
-        geoms = load_polygons(polygons, reader.crs)
-        if reader.width < tile or reader.height < tile:
-            feedback.warning(f"The raster ({reader.width} x {reader.height}) is smaller than one tile ({tile}): "
-                             "tiles are padded with nodata.")
-        plan, X, Y, V = plan_tiles(reader, geoms, tile, int(block_tiles), float(val_fraction),
-                                   float(negatives_per_positive), float(min_valid), seed, budget, feedback)
-        channel_names = list(reader.channel_names)
-        bands_used, indices_used = list(reader.bands), list(reader.indices)
-        transform, crs = reader.transform, reader.crs
-        raster_size = (reader.width, reader.height)
-        rgb_cols = [reader.bands.index(b) for b in ("B4", "B3", "B2") if b in reader.bands]
-    pi = plan.info
-    feedback.info(f"{pi['n_train_tiles']} training tiles ({pi['n_train_mine_tiles']} with mines), "
-                  f"{pi['n_val_tiles']} held-out tiles ({pi['n_val_mine_tiles']} with mines) in "
-                  f"{pi['n_val_blocks']} of {pi['n_blocks']} blocks of {block_tiles} x {block_tiles} tiles.")
-    train_idx, val_idx = plan.train_index, plan.val_index
-    mean, sd = _fit_stats(X, V, train_idx)
-    hp = {"tile": tile, "depth": depth, "width": width, "epochs": epochs, "batch_size": batch_size, "lr": lr,
-          "weight_decay": weight_decay, "dice_weight": dice_weight, "threshold": threshold, "seed": seed,
-          "threads": threads}
-    fit = _fit_unet(X, Y, V, plan, mean, sd, len(channel_names), rgb_cols, hp, feedback)
+    first = chips[0].raster if chips else raster_path
+    bands = resolve_bands(first, bands, band_map, mask_clouds, feedback)
+    indices, _ = resolve_indices(indices, bands, feedback)
+    with _training_tiles(raster_path, polygons, chips, bands, indices, band_map, tile, block_tiles, feedback,
+                         mask_clouds) as source:
+        plan, X, Y, V = source.select(float(val_fraction), float(negatives_per_positive), float(min_valid), seed,
+                                      budget, feedback)
+        channel_names = list(source.channel_names)
+        bands_used, indices_used = list(source.bands), list(source.indices)
+        transform, crs = source.transform, source.crs
+        raster_size = (source.width, source.height)
+        rgb_cols = [source.bands.index(b) for b in ("B4", "B3", "B2") if b in source.bands]
+        pi = plan.info
+        where = f"{pi['n_val_blocks']} of {pi['n_blocks']} " + \
+            ("chips" if chips else f"blocks of {block_tiles} x {block_tiles} tiles")
+        feedback.info(f"{pi['n_train_tiles']} training tiles ({pi['n_train_mine_tiles']} with mines), "
+                      f"{pi['n_val_tiles']} held-out tiles ({pi['n_val_mine_tiles']} with mines) in {where}.")
+        train_idx, val_idx = plan.train_index, plan.val_index
+        mean, sd = _fit_stats(X, V, train_idx)
+        pos_weight = mine_pixel_weight(Y, V, train_idx) if class_weight else None
+        if pos_weight is not None:
+            feedback.info(f"Mine pixels weigh {pos_weight:.2f} in the BCE (background / mine pixels, at most 20).")
+        hp = {"tile": tile, "depth": depth, "width": width, "epochs": epochs, "batch_size": batch_size, "lr": lr,
+              "weight_decay": weight_decay, "dice_weight": dice_weight, "threshold": threshold, "seed": seed,
+              "threads": threads, "augment": augment, "pos_weight": pos_weight, "init_weights": init_weights,
+              "bands": bands_used, "indices": indices_used}
+        fit = _fit_unet(X, Y, V, plan, mean, sd, len(channel_names), rgb_cols, hp, feedback)  # streams backgrounds
     history, onnx_bytes, module, example = fit["history"], fit["onnx_bytes"], fit["module"], fit["example"]
     val_counts, train_counts, bs = fit["val_counts"], fit["train_counts"], int(batch_size)
     metrics = _metrics(val_counts, train_counts, pi)
@@ -367,8 +417,13 @@ def train_mine_segmentation(raster_path, polygons, model_path=None, report_path=
                   "lr": float(lr), "weight_decay": float(weight_decay), "dice_weight": float(dice_weight),
                   "negatives_per_positive": float(negatives_per_positive), "block_tiles": int(block_tiles),
                   "val_fraction": float(val_fraction), "min_valid": float(min_valid), "seed": int(seed),
-                  "augmentation": "flips and 90 degree rotations", "optimiser": "Adam, cosine decay to 1 %",
-                  "loss": "BCE + soft Dice over valid pixels", "val_blocks": sorted(list(b) for b in plan.val_blocks)}
+                  "augmentation": "flips and 90 degree rotations" + (", brightness and haze" if augment == "photometric"
+                                                                      else ""),
+                  "optimiser": "Adam, cosine decay to 1 %",
+                  "loss": "BCE + soft Dice over valid pixels" + (f", mine pixels weighted {hp['pos_weight']:.2f}"
+                                                                  if hp["pos_weight"] else ""),
+                  "init_weights": os.path.basename(str(init_weights)) if init_weights else None,
+                  "val_blocks": sorted(list(b) for b in plan.val_blocks)}
     px_w, px_h = math.hypot(transform.a, transform.d), math.hypot(transform.b, transform.e)
     info = ModelInfo(
         task=TASK,
@@ -383,12 +438,14 @@ def train_mine_segmentation(raster_path, polygons, model_path=None, report_path=
         training={
             "date": build_date(),
             "data_hash": _data_hash(X, Y, plan), "n_samples": int(len(plan.rows)), "metrics": metrics,
-            "parameters": parameters, "source": os.path.basename(os.path.normpath(str(raster_path))),
+            "parameters": parameters,
+            "source": (f"{len(chips)} chips" if chips else os.path.basename(os.path.normpath(str(raster_path)))),
         },
         description=str(description) or "OreMap Sentinel-2 mine segmentation U-Net",
         extra={"segmentation": {"tile": int(tile), "threshold": float(threshold), "overlap": int(tile // 4),
                                 "depth": depth, "width": width, "architecture": "unet"},
                "spatial": {"pixel_size": [float(px_w), float(px_h)],
+                           "pixel_size_m": [float(v) for v in pixel_size_m(transform, crs, *raster_size)],
                            "epsg": crs.to_epsg() if crs is not None else None}},
     )
     info = ModelInfo.from_json(info.to_json())
@@ -402,6 +459,41 @@ def train_mine_segmentation(raster_path, polygons, model_path=None, report_path=
         report.write_report(report_path, training_report(result, raster_size, raster_path))
     feedback.progress(100)
     return result
+
+
+class _SceneTiles:
+    """One raster with mine polygons as a tile source (the reader stays open while training streams backgrounds)."""
+
+    def __init__(self, raster_path, polygons, bands, indices, band_map, tile, block_tiles, feedback, mask_clouds):
+        self.reader = FeatureReader(raster_path, bands, indices, band_map, feedback, mask_clouds)
+        try:
+            self.geoms = load_polygons(polygons, self.reader.crs)
+        except BaseException:
+            self.reader.close()
+            raise
+        if self.reader.width < tile or self.reader.height < tile:
+            feedback.warning(f"The raster ({self.reader.width} x {self.reader.height}) is smaller than one tile "
+                             f"({tile}): tiles are padded with nodata.")
+        self.tile, self.block_tiles = int(tile), int(block_tiles)
+        for name in ("channel_names", "bands", "indices", "transform", "crs", "width", "height"):
+            setattr(self, name, getattr(self.reader, name))
+
+    def select(self, val_fraction, negatives_per_positive, min_valid, seed, budget_mb, feedback):
+        return plan_tiles(self.reader, self.geoms, self.tile, self.block_tiles, val_fraction, negatives_per_positive,
+                          min_valid, seed, budget_mb, feedback)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.reader.close()
+
+
+def _training_tiles(raster_path, polygons, chips, bands, indices, band_map, tile, block_tiles, feedback, mask_clouds):
+    """The tile source of a training run: many chips (:class:`ChipTiles`) or one raster with polygons."""
+    if chips:
+        return ChipTiles(chips, bands, indices, band_map, tile, feedback, mask_clouds)
+    return _SceneTiles(raster_path, polygons, bands, indices, band_map, tile, block_tiles, feedback, mask_clouds)
 
 
 def _example_tile(X, Y, V, plan, val_idx, val_proba, train_idx, module, threshold, rgb_cols):

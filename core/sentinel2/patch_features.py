@@ -6,7 +6,7 @@ import warnings
 
 import numpy as np
 
-from .sentinel2 import INDEX_NAMES, S2_BANDS, compute_indices
+from .sentinel2 import INDEX_NAMES, S2_BANDS, compute_indices, indices_for_bands
 
 
 FEATURE_VERSION = 1
@@ -28,17 +28,43 @@ THRESHOLD_RULES = [
 ]
 
 
-def feature_names():
-    """Names of the patch features, in column order."""
-    return [f"{c}_{s}" for c in CHANNELS for s in STATS] + [rule[0] for rule in THRESHOLD_RULES]
+#: The indices each threshold rule's quantity needs.
+_RULE_NEEDS = {"BSI": ["BSI"], "NDVI": ["NDVI"], "BARE": ["BSI", "NDVI"], "MNDWI": ["MNDWI"], "NBR": ["NBR"],
+               "BARE_IRON_OXIDE": ["BSI", "NDVI", "IRON_OXIDE"], "FERROUS_IRON": ["FERROUS_IRON"],
+               "BARE_CLAY": ["BSI", "NDVI", "CLAY"]}
 
 
-def feature_definition():
+def _bands(bands):
+    return list(S2_BANDS if bands is None else bands)
+
+
+def channel_indices(bands=None):
+    """The indices computed from ``bands`` (all 10 for the 12 L2A bands; IRON_OXIDE alone for RGB)."""
+    return indices_for_bands(None, _bands(bands))[0]
+
+
+def channels(bands=None):
+    """Channels of the features of patches with ``bands``: the bands, then the indices they allow."""
+    return _bands(bands) + channel_indices(bands)
+
+
+def threshold_rules(bands=None):
+    """The rules of :data:`THRESHOLD_RULES` whose indices ``bands`` allow."""
+    have = set(channel_indices(bands))
+    return [r for r in THRESHOLD_RULES if all(i in have for i in _RULE_NEEDS[r[1]])]
+
+
+def feature_names(bands=None):
+    """Names of the patch features of patches with ``bands`` (the 12 L2A bands by default), in column order."""
+    return [f"{c}_{s}" for c in channels(bands) for s in STATS] + [rule[0] for rule in threshold_rules(bands)]
+
+
+def feature_definition(bands=None):
     """The feature definition stored in a model (enough to recompute the features)."""
-    return {"version": FEATURE_VERSION, "bands": list(S2_BANDS), "indices": list(INDEX_NAMES),
+    return {"version": FEATURE_VERSION, "bands": _bands(bands), "indices": channel_indices(bands),
             "stats": list(STATS), "percentiles": "linear interpolation over valid pixels",
-            "threshold_rules": [list(r) for r in THRESHOLD_RULES], "input": "surface reflectance (0-1)",
-            "names": feature_names()}
+            "threshold_rules": [list(r) for r in threshold_rules(bands)], "input": "surface reflectance (0-1)",
+            "names": feature_names(bands)}
 
 
 def _percentiles(values, counts, qs):
@@ -77,24 +103,31 @@ def _percentiles(values, counts, qs):
     return out
 
 
-def patch_channels(refl):
-    """Bands and indices of pixels: ``(..., 12)`` reflectance -> ``(..., 22)``; NaN rows stay NaN."""
+def patch_channels(refl, bands=None):
+    """Bands and indices of pixels: ``(..., B)`` reflectance of ``bands`` (the 12 L2A bands by default) ->
+    ``(..., len(channels(bands)))`` (22 for the 12 bands); NaN rows stay NaN."""
+    bands = _bands(bands)
     refl = np.asarray(refl, dtype=np.float32)
     shape = refl.shape[:-1]
     flat = refl.reshape(-1, refl.shape[-1])
-    indices, _ = compute_indices(flat, S2_BANDS)
+    which = channel_indices(bands)
+    if which:
+        indices, _ = compute_indices(flat, bands, which)
+    else:
+        indices = np.zeros((flat.shape[0], 0), dtype=np.float32)
     bad = ~np.isfinite(flat).all(axis=1)
     indices[bad] = np.nan
-    return np.concatenate([flat, indices], axis=1).reshape(shape + (len(CHANNELS),))
+    return np.concatenate([flat, indices], axis=1).reshape(shape + (len(bands) + len(which),))
 
 
-def patch_features(patches, chunk=16):
+def patch_features(patches, chunk=16, bands=None):
     """Feature matrix of reflectance patches.
 
     Parameters
     ----------
-    patches : array (n, rows, cols, 12) or (rows, cols, 12), or list of such arrays
-        Reflectance in :data:`core.sentinel2.sentinel2.S2_BANDS` order; NaN = nodata.
+    patches : array (n, rows, cols, B) or (rows, cols, B), or list of such arrays
+        Reflectance of ``bands`` (default: the 12 of :data:`core.sentinel2.sentinel2.S2_BANDS`), in
+        that order; NaN = nodata.
 
     Returns
     -------
@@ -108,36 +141,42 @@ def patch_features(patches, chunk=16):
         groups = [patches[i:i + chunk] for i in range(0, patches.shape[0], chunk)]
     else:
         groups = [np.asarray(p, dtype=np.float32)[None] for p in patches]
+    bands = _bands(bands)
+    names = channels(bands)
+    nb, nc = len(bands), len(names)
+    rules = threshold_rules(bands)
     rows = []
     for group in groups:
         k = group.shape[0]
-        channels32 = patch_channels(group).reshape(k, -1, len(CHANNELS))
-        valid_px = np.isfinite(channels32[..., :len(S2_BANDS)]).all(axis=2)
+        channels32 = patch_channels(group, bands).reshape(k, -1, nc)
+        valid_px = np.isfinite(channels32[..., :nb]).all(axis=2)
         channels32[~valid_px] = np.nan
-        channels = channels32.astype(np.float64)
-        counts = np.isfinite(channels).sum(axis=1)
+        values64 = channels32.astype(np.float64)
+        counts = np.isfinite(values64).sum(axis=1)
         with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
-            mean = np.nanmean(channels, axis=1)
-            sd = np.nanstd(channels, axis=1)
+            mean = np.nanmean(values64, axis=1)
+            sd = np.nanstd(values64, axis=1)
         # percentiles of each (patch, channel) row, in float32 (the values are float32; the order is the same)
-        rows32 = np.ascontiguousarray(np.moveaxis(channels32, 1, 2)).reshape(k * len(CHANNELS), -1)
-        p2, p10, p50, p90, p98 = (v.reshape(k, len(CHANNELS)) for v in
+        rows32 = np.ascontiguousarray(np.moveaxis(channels32, 1, 2)).reshape(k * nc, -1)
+        p2, p10, p50, p90, p98 = (v.reshape(k, nc) for v in
                                   _percentiles(rows32, counts.reshape(-1), (2, 10, 50, 90, 98)))
         stats = np.stack([mean, sd, p2, p10, p50, p90, p98], axis=2).reshape(k, -1)  # channel-major, stat-minor
         n_valid = valid_px.sum(axis=1).astype(np.float64)
-        col = {name: channels[..., len(S2_BANDS) + i] for i, name in enumerate(INDEX_NAMES)}
-        with np.errstate(invalid="ignore"):
-            bare = (col["BSI"] > 0.1) & (col["NDVI"] < 0.2)
-        col["BARE"] = np.where(bare, 1.0, 0.0)
-        col["BARE_IRON_OXIDE"] = np.where(bare, col["IRON_OXIDE"], np.nan)
-        col["BARE_CLAY"] = np.where(bare, col["CLAY"], np.nan)
-        fracs = []
-        for _name, index, op, value in THRESHOLD_RULES:
+        col = {name: values64[..., j] for j, name in enumerate(names) if j >= nb}
+        if "BSI" in col and "NDVI" in col:
+            with np.errstate(invalid="ignore"):
+                bare = (col["BSI"] > 0.1) & (col["NDVI"] < 0.2)
+            col["BARE"] = np.where(bare, 1.0, 0.0)
+            for name in ("IRON_OXIDE", "CLAY"):
+                if name in col:
+                    col["BARE_" + name] = np.where(bare, col[name], np.nan)
+        fracs = [np.zeros(k)[:, None][:, :0]]
+        for _name, index, op, value in rules:
             values = col[index]
             with np.errstate(invalid="ignore"):
                 hit = values > value if op == ">" else values < value
             hit &= valid_px
-            fracs.append(np.where(n_valid > 0, hit.sum(axis=1) / np.maximum(n_valid, 1), np.nan))
-        rows.append(np.concatenate([stats, np.stack(fracs, axis=1)], axis=1))
+            fracs.append(np.where(n_valid > 0, hit.sum(axis=1) / np.maximum(n_valid, 1), np.nan)[:, None])
+        rows.append(np.concatenate([stats] + fracs, axis=1))
     return np.concatenate(rows, axis=0).astype(np.float32)

@@ -9,8 +9,8 @@ import numpy as np
 from ..engine import compute, torch_training
 from ..engine.errors import OreMapError
 from ..engine.feedback import ensure
-from .patch_features import CHANNELS, patch_channels
-from .sentinel2 import INDEX_NAMES, S2_BANDS
+from .patch_features import channel_indices, channels as patch_channel_names, patch_channels
+from .sentinel2 import S2_BANDS
 
 
 CLASSIFIERS = [("hgb", "Gradient boosting on patch statistics (fast)"),
@@ -73,12 +73,17 @@ def _torch_classes(torch, nn):
     from .sentinel2 import INDICES
 
     class PatchIndices(nn.Module):
-        """Reflectance (n, 12, h, w) -> the indices of :data:`INDEX_NAMES` (n, 10, h, w); 0/0 -> NaN."""
+        """Reflectance (n, B, h, w) of ``bands`` -> the indices they allow (n, K, h, w); 0/0 -> NaN."""
+
+        def __init__(self, bands=None):
+            super().__init__()
+            self.bands = list(S2_BANDS if bands is None else bands)
+            self.which = channel_indices(self.bands)
 
         def forward(self, x):
-            b = {name: x[:, i:i + 1] for i, name in enumerate(S2_BANDS)}
-            out = []
-            for name in INDEX_NAMES:
+            b = {name: x[:, i:i + 1] for i, name in enumerate(self.bands)}
+            out = [x[:, :0]]
+            for name in self.which:
                 kind, bands, _ = INDICES[name]
                 if kind == "nd":
                     num, den = b[bands[0]] - b[bands[1]], b[bands[0]] + b[bands[1]]
@@ -109,9 +114,9 @@ def _torch_classes(torch, nn):
     class ExportModule(nn.Module):
         """Reflectance patches -> bands + indices -> clip, z-score, NaN to 0 -> net -> (1 - p, p)."""
 
-        def __init__(self, net, mean, sd, lo, hi):
+        def __init__(self, net, mean, sd, lo, hi, bands=None):
             super().__init__()
-            self.indices = PatchIndices()
+            self.indices = PatchIndices(bands)
             self.net = net
             for name, value in (("mean", mean), ("sd", sd), ("lo", lo), ("hi", hi)):
                 self.register_buffer(name, torch.as_tensor(np.asarray(value, np.float32).reshape(1, -1, 1, 1)))
@@ -144,8 +149,10 @@ class CNNPatchModel:
     kind = "cnn"
     needs_patches = True
 
-    def __init__(self, seed=0, epochs=30, batch_size=16, lr=2e-3, width=16, weight_decay=1e-4, feedback=None):
+    def __init__(self, seed=0, epochs=30, batch_size=16, lr=2e-3, width=16, weight_decay=1e-4, feedback=None,
+                 bands=None):
         self.seed = int(seed)
+        self.bands = list(S2_BANDS if bands is None else bands)
         self.epochs, self.batch_size, self.lr = int(epochs), int(batch_size), float(lr)
         self.width, self.weight_decay = int(width), float(weight_decay)
         self.feedback = ensure(feedback)
@@ -164,7 +171,8 @@ class CNNPatchModel:
         torch = tc["torch"]
         X = self.to_nchw(patches)
         y = np.asarray(y).astype(np.float32)
-        channels = patch_channels(np.moveaxis(X, 1, -1)).reshape(-1, len(CHANNELS)).astype(np.float64)
+        n_channels = len(patch_channel_names(self.bands))
+        channels = patch_channels(np.moveaxis(X, 1, -1), self.bands).reshape(-1, n_channels).astype(np.float64)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
             lo = np.nanpercentile(channels, 0.5, axis=0)
@@ -179,8 +187,8 @@ class CNNPatchModel:
         n_pos = max(float(y.sum()), 1.0)
         pos_weight = (n - n_pos) / n_pos if n > n_pos else 1.0
         with torch_training.seeded(torch, self.seed, deterministic=True, threads=1 if _small_work(X) else None):
-            net = tc["net"](len(CHANNELS), self.width)
-            module = tc["export"](net, mean, sd, lo, hi)
+            net = tc["net"](n_channels, self.width)
+            module = tc["export"](net, mean, sd, lo, hi, self.bands)
             optimiser = torch.optim.AdamW(net.parameters(), lr=self.lr, weight_decay=self.weight_decay)
             loss_fn = torch.nn.BCEWithLogitsLoss(pos_weight=torch.tensor(pos_weight, dtype=torch.float32))
             Xt, yt = torch.from_numpy(X), torch.from_numpy(y)
@@ -217,14 +225,14 @@ class CNNPatchModel:
 
     def onnx_model(self, patch_shape):
         h, w = patch_shape
-        return compute.onnx_bytes(self.module, (1, len(S2_BANDS), h, w), INPUT_PATCHES, OUTPUT_NAME, opset=OPSET)
+        return compute.onnx_bytes(self.module, (1, len(self.bands), h, w), INPUT_PATCHES, OUTPUT_NAME, opset=OPSET)
 
 
-def make_model_factory(classifier, seed=0, cnn_options=None, feedback=None):
-    """A function ``fold -> new unfitted model`` for :func:`cross_validate`."""
+def make_model_factory(classifier, seed=0, cnn_options=None, feedback=None, bands=None):
+    """A function ``fold -> new unfitted model`` for :func:`cross_validate` (``bands``: of the CNN's patches)."""
     if classifier == "hgb":
         return lambda fold=0: HGBPatchModel(seed=seed)
     if classifier == "cnn":
-        return lambda fold=0: CNNPatchModel(seed=seed, feedback=feedback, **(cnn_options or {}))
+        return lambda fold=0: CNNPatchModel(seed=seed, feedback=feedback, bands=bands, **(cnn_options or {}))
     raise OreMapError(f"Unknown classifier '{classifier}'.", "classifier",
                       f"Choose one of {', '.join(k for k, _ in CLASSIFIERS)}.")

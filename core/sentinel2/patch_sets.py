@@ -11,6 +11,7 @@ import numpy as np
 from ..engine.errors import OreMapError
 from ..engine.feedback import ensure
 from .patch_features import patch_features
+from .band_sets import resolve_bands
 from .sentinel2 import S2_BANDS, open_sentinel2
 
 
@@ -19,7 +20,8 @@ class PatchSet:
     """Labelled patches: features always, reflectance patches when kept (for the CNN).
 
     ``centres`` (n, 2) map coordinates and ``crs_keys`` (one CRS text per patch) are
-    ``None`` when positions are unknown; ``pixel_size`` in CRS units.
+    ``None`` when positions are unknown; ``pixel_size`` in CRS units. ``groups`` (the chip of each
+    patch, for patches cut from chips) groups the cross-validation folds instead of the positions.
     """
 
     features: np.ndarray
@@ -32,6 +34,8 @@ class PatchSet:
     patch_shape: tuple = None
     source: str = ""
     notes: list = field(default_factory=list)
+    bands: list = field(default_factory=lambda: list(S2_BANDS))
+    groups: np.ndarray = None
 
     @property
     def n(self):
@@ -110,12 +114,14 @@ def _resolve(folder, name):
     return None
 
 
-def load_patch_folder(csv_path, folder=None, keep_patches=False, band_map=None, feedback=None, mask_clouds=True):
+def load_patch_folder(csv_path, folder=None, keep_patches=False, band_map=None, feedback=None, mask_clouds=True,
+                      bands=None):
     """Patches listed in a label table (``file,label``), read as reflectance; see :class:`PatchSet`.
 
     ``folder`` holds the patch files (the CSV's folder by default). Each patch goes
     through :func:`core.sentinel2.sentinel2.open_sentinel2` (band names, DN scaling; ``mask_clouds``
-    for patches that are folders with a scene classification).
+    for patches that are folders with a scene classification). ``bands``: the bands to use, from RGB to
+    the 12 L2A bands; by default those of the first patch (every patch must have them).
     """
     feedback = ensure(feedback)
     rows = read_label_table(csv_path)
@@ -125,12 +131,14 @@ def load_patch_folder(csv_path, folder=None, keep_patches=False, band_map=None, 
         raise OreMapError(f"{len(missing)} patch files of the label table are not in '{folder}' (e.g. "
                           f"{', '.join(missing[:3])}).", "labels",
                           "Put the patches next to the CSV, or choose their folder.")
+    bands = resolve_bands(_resolve(folder, rows[0][0]), bands, band_map, mask_clouds, feedback)
     features, labels, names, kept, centres, crs_keys = [], [], [], [], [], []
     shapes, pixel_sizes, notes = set(), [], None
     for i, (name, label) in enumerate(rows):
         feedback.check()
-        with open_sentinel2(_resolve(folder, name), band_map=band_map, mask_clouds=mask_clouds) as s2:
-            refl = s2.read_reflectance(S2_BANDS)
+        with open_sentinel2(_resolve(folder, name), band_map=band_map, mask_clouds=mask_clouds,
+                            required=bands) as s2:
+            refl = s2.read_reflectance(bands)
             notes = notes or list(s2.notes)
             t = s2.transform
             georeferenced = s2.crs is not None and not t.is_identity
@@ -142,7 +150,7 @@ def load_patch_folder(csv_path, folder=None, keep_patches=False, band_map=None, 
             feedback.warning(f"Patch {name} has no valid pixel: left out.")
             continue
         shapes.add(refl.shape[:2])
-        features.append(patch_features(refl)[0])
+        features.append(patch_features(refl, bands=bands)[0])
         labels.append(label)
         names.append(name)
         centres.append(centre)
@@ -167,11 +175,11 @@ def load_patch_folder(csv_path, folder=None, keep_patches=False, band_map=None, 
                     crs_keys=crs_keys if known else None,
                     pixel_size=float(np.median(pixel_sizes)) if pixel_sizes else None,
                     patch_shape=next(iter(shapes)) if len(shapes) == 1 else None,
-                    source=os.path.abspath(csv_path), notes=notes or [])
+                    source=os.path.abspath(csv_path), notes=notes or [], bands=list(bands))
 
 
 def patches_from_raster(raster, geometries, patch_size=120, stride=None, min_overlap=0.02, max_nodata=0.5,
-                        keep_patches=False, band_map=None, feedback=None, mask_clouds=True):
+                        keep_patches=False, band_map=None, feedback=None, mask_clouds=True, bands=None):
     """Patches cut on a grid over a Sentinel-2 raster, labelled by their overlap with mine polygons.
 
     A patch is a mine (1) when polygons cover at least ``min_overlap`` of its area,
@@ -195,7 +203,8 @@ def patches_from_raster(raster, geometries, patch_size=120, stride=None, min_ove
     if not geoms:
         raise OreMapError("No mine polygons were given.", "polygons", "Choose a layer with mine polygons.")
     mines = unary_union([g if g.is_valid else g.buffer(0) for g in geoms])
-    with open_sentinel2(raster, band_map=band_map, feedback=feedback, mask_clouds=mask_clouds) as s2:
+    bands = resolve_bands(raster, bands, band_map, mask_clouds, feedback)
+    with open_sentinel2(raster, band_map=band_map, feedback=feedback, mask_clouds=mask_clouds, required=bands) as s2:
         if s2.width < size or s2.height < size:
             raise OreMapError(f"The raster ({s2.width} x {s2.height}) is smaller than one patch ({size}).",
                               "patch_size", "Choose a smaller patch size.")
@@ -208,7 +217,7 @@ def patches_from_raster(raster, geometries, patch_size=120, stride=None, min_ove
         overlap = np.array([mines.intersection(b).area / b.area if mines.intersects(b) else 0.0 for b in boxes])
         features, labels, names, kept, centres = [], [], [], [], []
         skipped_ambiguous = skipped_nodata = 0
-        with s2.open_source(S2_BANDS) as source:
+        with s2.open_source(bands) as source:
             for i, (r, c) in enumerate(starts):
                 feedback.check()
                 if 0.0 < overlap[i] < min_overlap:
@@ -220,7 +229,7 @@ def patches_from_raster(raster, geometries, patch_size=120, stride=None, min_ove
                     continue
                 refl = np.array(data, dtype=np.float32)
                 refl[~valid] = np.nan
-                features.append(patch_features(refl)[0])
+                features.append(patch_features(refl, bands=bands)[0])
                 labels.append(1 if overlap[i] >= min_overlap else 0)
                 names.append(f"row{r}_col{c}")
                 centres.append(t * (c + size / 2.0, r + size / 2.0))
@@ -244,4 +253,74 @@ def patches_from_raster(raster, geometries, patch_size=120, stride=None, min_ove
                     patches=np.stack(kept).astype(np.float32) if keep_patches else None,
                     centres=np.asarray(centres, dtype=np.float64) if crs_key else None,
                     crs_keys=[crs_key] * labels.size if crs_key else None, pixel_size=pixel,
-                    patch_shape=(size, size), source=os.path.abspath(raster), notes=notes)
+                    patch_shape=(size, size), source=os.path.abspath(raster), notes=notes, bands=list(bands))
+
+
+def patches_from_chips(chips, patch_size=112, min_overlap=0.02, max_nodata=0.5, keep_patches=False, band_map=None,
+                       feedback=None, mask_clouds=True, bands=None):
+    """Patches cut on a grid over many chips with mask chips (:func:`core.sentinel2.chip_sets.find_chip_pairs`),
+    labelled by the share of mine pixels (at least ``min_overlap``: mine; none: no mine; in between: left out).
+
+    The chip of each patch is its cross-validation group (:attr:`PatchSet.groups`). ``bands``: those of
+    the first chip by default (every chip must have them).
+    """
+    import rasterio
+    from rasterio.windows import Window
+
+    feedback = ensure(feedback)
+    size = int(patch_size)
+    if size < 8:
+        raise OreMapError("The patch size must be at least 8 pixels.", "patch_size")
+    chips = list(chips)
+    bands = resolve_bands(chips[0].raster, bands, band_map, mask_clouds, feedback)
+    features, labels, names, kept, groups = [], [], [], [], []
+    skipped_ambiguous = skipped_nodata = too_small = 0
+    notes = []
+    for k, chip in enumerate(chips):
+        feedback.check()
+        with open_sentinel2(chip.raster, band_map=band_map, mask_clouds=mask_clouds, required=bands) as s2, \
+                rasterio.open(chip.mask) as mds:
+            notes = notes or list(s2.notes)
+            if (mds.width, mds.height) != (s2.width, s2.height):
+                raise OreMapError(f"The mask {os.path.basename(chip.mask)} is {mds.width} x {mds.height} pixels, its "
+                                  f"chip {chip.name} {s2.width} x {s2.height}.", "masks",
+                                  "Give masks on the grid of their chips.")
+            if s2.width < size or s2.height < size:
+                too_small += 1
+                continue
+            mask = mds.read(1)
+            mine = (mask != 0) & np.isfinite(mask) & ((mask != mds.nodata) if mds.nodata is not None else True)
+            with s2.open_source(bands) as source:
+                for r in range(0, s2.height - size + 1, size):
+                    for c in range(0, s2.width - size + 1, size):
+                        share = float(mine[r:r + size, c:c + size].mean())
+                        if 0.0 < share < min_overlap:
+                            skipped_ambiguous += 1
+                            continue
+                        data, valid = source.read(Window(c, r, size, size))
+                        if 1.0 - valid.mean() > max_nodata:
+                            skipped_nodata += 1
+                            continue
+                        refl = np.array(data, dtype=np.float32)
+                        refl[~valid] = np.nan
+                        features.append(patch_features(refl, bands=bands)[0])
+                        labels.append(1 if share >= min_overlap else 0)
+                        names.append(f"{chip.name}_row{r}_col{c}")
+                        groups.append(k)
+                        if keep_patches:
+                            kept.append(refl)
+        feedback.progress(100.0 * (k + 1) / len(chips))
+    if too_small:
+        feedback.warning(f"{too_small} chips are smaller than one patch ({size} pixels): left out.")
+    if skipped_ambiguous or skipped_nodata:
+        feedback.info(f"Left out: {skipped_ambiguous} patches with less than {100 * min_overlap:g} % mine pixels, "
+                      f"{skipped_nodata} more than {100 * max_nodata:g} % nodata.")
+    if not features:
+        raise OreMapError("No patch could be cut from the chips.", "patch_size", "Choose a smaller patch size.")
+    labels = np.asarray(labels, dtype=np.int64)
+    feedback.info(f"{labels.size} patches of {size} x {size} pixels from {len(set(groups))} chips: "
+                  f"{int(labels.sum())} with a mine, {int((labels == 0).sum())} without.")
+    return PatchSet(features=np.stack(features), labels=labels, names=names,
+                    patches=np.stack(kept).astype(np.float32) if keep_patches else None, patch_shape=(size, size),
+                    source=os.path.dirname(os.path.abspath(chips[0].raster)), notes=notes, bands=list(bands),
+                    groups=np.asarray(groups, dtype=np.int64))

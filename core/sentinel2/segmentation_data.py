@@ -228,6 +228,8 @@ class TilePlan:
         Mine pixels per tile used.
     info : dict
         Counts for the report.
+    stream : BackgroundStream or None
+        Training background tiles streamed epoch by epoch when they do not all fit in the memory budget.
     """
 
     tile: int
@@ -239,6 +241,7 @@ class TilePlan:
     split: np.ndarray
     mine_pixels: np.ndarray
     info: dict = field(default_factory=dict)
+    stream: object = None
 
     def windows(self, which=None):
         """Pixel windows ``(r0, c0, rows, cols)`` of the tiles (of one split when ``which`` is given)."""
@@ -318,44 +321,85 @@ def _read_tiles(reader, plan_rows, plan_cols, tile, feedback):
     return X, V
 
 
+class RasterTiles:
+    """The tiles of one raster for :func:`select_tiles`: tile ``(i, j)`` of its grid; blocks of ``block_tiles``."""
+
+    def __init__(self, reader, tile, block_tiles=1):
+        self.reader, self.tile, self.block_tiles = reader, int(tile), int(block_tiles)
+        self.n_channels = reader.n_channels
+
+    def refs(self):
+        t = self.tile
+        n_r, n_c = math.ceil(self.reader.height / t), math.ceil(self.reader.width / t)
+        return [(i, j) for i in range(n_r) for j in range(n_c)]
+
+    def block(self, ref):
+        return (ref[0] // self.block_tiles, ref[1] // self.block_tiles)
+
+    def read(self, refs, feedback):
+        return _read_tiles(self.reader, [r[0] for r in refs], [r[1] for r in refs], self.tile, feedback)
+
+    def close(self):
+        """Nothing to close: the reader belongs to the caller."""
+
+
 def plan_tiles(reader, geometries, tile, block_tiles, val_fraction, negatives_per_positive, min_valid, seed,
                budget_mb, feedback=None):
-    # Over 100 lines: the tile plan's steps (grid, blocks, held-out blocks, reads) share their arrays.
-    """Choose and read the training and held-out tiles; see the module docstring.
+    """Choose and read the training and held-out tiles of one raster with mine polygons; see the module docstring
+    and :func:`select_tiles`.
 
     Returns ``(plan, X, Y, V)``: the :class:`TilePlan` and, in its tile order, raw features
     ``(n, C, t, t)`` float32 (NaN = nodata), labels ``(n, t, t)`` uint8 and valid masks.
     """
     feedback = ensure(feedback)
     height, width, t = reader.height, reader.width, tile
-    n_r, n_c = math.ceil(height / t), math.ceil(width / t)
     masks = mine_pixels_per_tile(geometries, reader.transform, height, width, t, feedback.scaled(0, 10))
     if not masks:
         raise OreMapError("No mine polygon covers the centre of any pixel of the raster.", "polygons",
                           "Check that the polygons lie on the raster (any CRS is reprojected) and are larger "
                           "than a pixel.")
-    block = lambda i, j: (i // block_tiles, j // block_tiles)  # noqa: E731
+    source = RasterTiles(reader, t, block_tiles)
+    return select_tiles(source, masks, val_fraction, negatives_per_positive, min_valid, seed, budget_mb, feedback,
+                        grid=(math.ceil(height / t), math.ceil(width / t)))
+
+
+def select_tiles(source, masks, val_fraction, negatives_per_positive, min_valid, seed, budget_mb, feedback=None,
+                 grid=None, layout=None):
+    # Over 100 lines: the tile plan's steps (blocks, held-out blocks, reads, the background stream) share their arrays.
+    """Choose and read the training and held-out tiles of a tile source (one raster, or many chips).
+
+    ``source`` gives the tile references in a fixed order (``refs()``), the spatial block of each
+    (``block(ref)``), and reads tiles (``read(refs, feedback) -> X, V``); ``masks`` maps the references of
+    the tiles holding mine pixels to their masks. Every mine tile with at least ``min_valid`` valid pixels
+    is used; background tiles are drawn at random, ``negatives_per_positive`` per mine tile and split.
+
+    Memory: the mine tiles must fit in half the budget. When the training background tiles wanted do
+    not fit in what is left, as many as fit are held at a time and the others are streamed: the plan's
+    :attr:`TilePlan.stream` (:meth:`BackgroundStream.refill`) draws fresh background tiles from all of them into
+    those slots at every epoch, so no background is lost to the budget.
+    """
+    feedback = ensure(feedback)
+    refs = source.refs()
     has_mines = {}
-    for i in range(n_r):
-        for j in range(n_c):
-            has_mines[block(i, j)] = has_mines.get(block(i, j), False) or (i, j) in masks
+    for ref in refs:
+        b = source.block(ref)
+        has_mines[b] = has_mines.get(b, False) or ref in masks
     rng = np.random.default_rng([int(seed), 11])
     val_blocks = assign_blocks(has_mines, val_fraction, rng)
     if val_fraction > 0 and not any(has_mines[b] for b in val_blocks):
         feedback.warning("Only one spatial block holds mines, so no mine is held out: IoU and F1 cannot be "
-                         "measured. Use smaller blocks or a raster with mines in several places.")
-    split_of = lambda i, j: "val" if block(i, j) in val_blocks else "train"  # noqa: E731
+                         "measured. Use smaller blocks or more places (chips) with mines.")
+    split_of = lambda ref: "val" if source.block(ref) in val_blocks else "train"  # noqa: E731
     positives = {"train": [], "val": []}
-    for (i, j) in sorted(masks):
-        positives[split_of(i, j)].append((i, j))
+    for ref in sorted(masks):
+        positives[split_of(ref)].append(ref)
     negatives = {"train": [], "val": []}
-    for i in range(n_r):
-        for j in range(n_c):
-            if (i, j) not in masks:
-                negatives[split_of(i, j)].append((i, j))
+    for ref in refs:
+        if ref not in masks:
+            negatives[split_of(ref)].append(ref)
 
-    c = reader.n_channels
-    per_tile_mb = (c * 4 + 2) * t * t / 2 ** 20
+    t = source.tile
+    per_tile_mb = (source.n_channels * 4 + 2) * t * t / 2 ** 20
     n_pos = sum(len(v) for v in positives.values())
     room = int(0.5 * budget_mb // per_tile_mb)
     if n_pos > room:
@@ -367,51 +411,63 @@ def plan_tiles(reader, geometries, tile, block_tiles, val_fraction, negatives_pe
     chosen = {"train": [], "val": []}
     parts = {"train": [], "val": []}
     read_fb = feedback.scaled(10, 30)
-    capped = False
+    stream = None
 
     def take(group, split, limit):
-        kept = 0
+        kept, used = 0, 0
         for start in range(0, len(group), 32):
             if limit is not None and kept >= limit:
                 break
             batch = group[start:start + 32]
-            X, V = _read_tiles(reader, [b[0] for b in batch], [b[1] for b in batch], t, read_fb)
+            X, V = source.read(batch, read_fb)
+            used = start + len(batch)
             for k in np.flatnonzero(V.mean(axis=(1, 2)) >= min_valid):
                 if limit is not None and kept >= limit:
+                    used = start + int(k)
                     break
                 chosen[split].append(batch[k])
                 parts[split].append((X[k], V[k]))
                 kept += 1
-        return kept
+        return kept, used
 
     for s in ("train", "val"):
         # mine tiles (those with enough valid pixels), then background tiles in random order
-        n_kept = take(positives[s], s, None)
+        n_kept, _ = take(positives[s], s, None)
         want = len(negatives[s]) if negatives_per_positive < 0 else \
             int(math.ceil(negatives_per_positive * max(n_kept, 1)))
         pending = len(positives["val"]) if s == "train" else 0
         room_left = max(room - len(chosen["train"]) - len(chosen["val"]) - pending, 0)
-        if want > room_left:
-            want, capped = room_left, True
         order = [negatives[s][k] for k in rng.permutation(len(negatives[s]))]
-        take(order, s, want)
-    if capped:
-        feedback.warning("Background tiles were limited by the memory budget.")
+        if want > room_left and s == "train" and room_left > 0:
+            first = len(chosen["train"])
+            n_slots, used = take(order, s, room_left)
+            stream = BackgroundStream(source, order, used, list(range(first, first + n_slots)), min_valid,
+                                      np.random.default_rng([int(seed), 17]), want)
+            feedback.info(f"{min(want, len(order))} background tiles wanted for training, {n_slots} fit in the "
+                          "memory budget at a time: they are drawn afresh from all the background tiles at "
+                          "every epoch (streamed).")
+        else:
+            if want > room_left:
+                feedback.warning(f"Held-out background tiles were limited by the memory budget to {room_left}.")
+            take(order, s, min(want, room_left))
     all_tiles = chosen["train"] + chosen["val"]
     if not all_tiles:
         raise OreMapError("No tile has enough valid pixels.", "raster", "Check the raster's nodata.")
     X = np.stack([p[0] for p in parts["train"] + parts["val"]])
     V = np.stack([p[1] for p in parts["train"] + parts["val"]])
-    Y = np.stack([masks.get(ij, np.zeros((t, t), np.uint8)) for ij in all_tiles]).astype(np.uint8)
+    Y = np.stack([masks.get(ref, np.zeros((t, t), np.uint8)) for ref in all_tiles]).astype(np.uint8)
     Y[~V] = 0
     split = np.array(["train"] * len(chosen["train"]) + ["val"] * len(chosen["val"]))
     mine_px = Y.reshape(len(all_tiles), -1).sum(axis=1).astype(np.int64)
     if not (mine_px[split == "train"] > 0).any():
         raise OreMapError("No training tile holds valid mine pixels.", "polygons", _FIX_POLYGONS)
+    layout = layout or (lambda ref: (ref[0], ref[1]))
+    cells = [layout(ref) for ref in all_tiles]
     plan = TilePlan(
-        tile=t, grid=(n_r, n_c), block_tiles=int(block_tiles), val_blocks=set(val_blocks),
-        rows=np.array([ij[0] for ij in all_tiles], dtype=np.int64),
-        cols=np.array([ij[1] for ij in all_tiles], dtype=np.int64), split=split, mine_pixels=mine_px,
+        tile=t, grid=tuple(grid) if grid else (max(c[0] for c in cells) + 1, max(c[1] for c in cells) + 1),
+        block_tiles=int(getattr(source, "block_tiles", 1)), val_blocks=set(val_blocks),
+        rows=np.array([c[0] for c in cells], dtype=np.int64),
+        cols=np.array([c[1] for c in cells], dtype=np.int64), split=split, mine_pixels=mine_px,
         info={"n_blocks": len(has_mines), "n_mine_blocks": int(sum(has_mines.values())),
               "n_val_blocks": len(val_blocks), "n_val_mine_blocks": int(sum(has_mines[b] for b in val_blocks)),
               "n_mine_tiles": n_pos, "n_train_tiles": int((split == "train").sum()),
@@ -420,6 +476,47 @@ def plan_tiles(reader, geometries, tile, block_tiles, val_fraction, negatives_pe
               "n_val_mine_tiles": int(((split == "val") & (mine_px > 0)).sum()),
               "train_mine_pixels": int(mine_px[split == "train"].sum()),
               "val_mine_pixels": int(mine_px[split == "val"].sum()),
-              "n_dropped_nodata": int(n_pos - sum(1 for ij in all_tiles if ij in masks))})
+              "n_dropped_nodata": int(n_pos - sum(1 for ref in all_tiles if ref in masks)),
+              "n_background_pool": len(negatives["train"]) if stream is not None else None},
+        stream=stream)
     feedback.progress(30)
     return plan, X, Y, V
+
+
+class BackgroundStream:
+    """Training background tiles beyond the memory budget: slots of ``X`` refilled at each epoch.
+
+    ``order`` is every training background tile in random order; the first ``used`` were read for the
+    first epoch. :meth:`refill` reads the next tiles (with at least ``min_valid`` valid pixels), going
+    round ``order`` again, reshuffled, once it is used up.
+    """
+
+    def __init__(self, source, order, used, slots, min_valid, rng, wanted):
+        self.source, self.order, self.next, self.slots = source, list(order), int(used), list(slots)
+        self.min_valid, self.rng, self.wanted = float(min_valid), rng, int(wanted)
+        self.seen = int(used)
+
+    def refill(self, X, V, Y, feedback=None):
+        """Overwrite the slots of ``X``, ``V`` (and zero ``Y``) with the next background tiles."""
+        feedback = ensure(feedback)
+        filled, misses = 0, 0
+        while filled < len(self.slots):
+            if self.next >= len(self.order):
+                self.order = [self.order[k] for k in self.rng.permutation(len(self.order))]
+                self.next = 0
+            batch = self.order[self.next:self.next + min(32, len(self.slots) - filled)]
+            self.next += len(batch)
+            Xb, Vb = self.source.read(batch, ensure(None))
+            for k in range(len(batch)):
+                if Vb[k].mean() < self.min_valid:
+                    misses += 1
+                    if misses > 4 * len(self.order):
+                        return filled
+                    continue
+                slot = self.slots[filled]
+                X[slot], V[slot], Y[slot] = Xb[k], Vb[k], 0
+                filled += 1
+                self.seen += 1
+                if filled == len(self.slots):
+                    break
+        return filled

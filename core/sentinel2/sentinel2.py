@@ -352,14 +352,12 @@ def _open_file(path, band_map, required, feedback):
     notes = []
     with open_raster(path) as ds:
         count = ds.count
-        numbers = {}
         if band_map:
             bad = [f"{k}={v}" for k, v in band_map.items() if not 1 <= v <= count]
             if bad:
                 raise OreMapError(f"Band map entries {', '.join(bad)} lie outside 1-{count}.", "band_map",
                                   f"The raster has {count} bands.")
-            numbers = dict(band_map)
-            notes.append("Bands from the band map: " + ", ".join(f"{k}={v}" for k, v in numbers.items()) + ".")
+            numbers = merge_band_map(_identify_bands(ds, notes, feedback, quiet=True), band_map, notes)
         else:
             numbers = _identify_bands(ds, notes, feedback)
         found = [b for b in KNOWN_BANDS if b in numbers]
@@ -390,8 +388,53 @@ def _sample_max(ds, bands):
     return float(np.percentile(values, 99)) if values.size else None
 
 
-def _identify_bands(ds, notes, feedback):
-    """``{name: band}`` from descriptions, then band metadata, then wavelengths, then the standard order."""
+def merge_band_map(named, band_map, notes=None):
+    """Band numbers of a raster whose bands ``named`` (``{name: band}``, maybe empty) meet a band map.
+
+    The map renames and completes: each of its entries ``name=band`` takes that raster band, and a
+    name the raster gave the same band is dropped unless the map names it too (``B8=3`` on a raster
+    whose band 3 is called B4 makes it B8 only; ``B4=3, B8=3`` keeps both). Names of other bands stay.
+    """
+    numbers = {k: v for k, v in named.items() if k in band_map or v not in band_map.values()}
+    renamed = sorted(f"{k} -> {m}" for k, v in named.items() if k not in band_map
+                     for m, w in band_map.items() if w == v)
+    numbers.update(band_map)
+    if notes is not None:
+        text = "Bands from the band map: " + ", ".join(f"{k}={v}" for k, v in band_map.items())
+        kept = sorted(set(numbers) - set(band_map), key=lambda b: numbers[b])
+        if kept:
+            text += "; named by the raster: " + ", ".join(f"{k}={numbers[k]}" for k in kept)
+        if renamed:
+            text += "; renamed: " + ", ".join(renamed)
+        notes.append(text + ".")
+    return numbers
+
+
+def indices_for_bands(which, bands):
+    """``(usable, skipped)``: the indices of ``which`` (all when None) computable from ``bands``, and
+    ``{index: [missing bands]}`` of the others, both in the order of :data:`INDICES`."""
+    which = INDEX_NAMES if which is None else [_index_name(w) for w in which]
+    have = {normalise_band_name(b) or str(b) for b in bands}
+    usable, skipped = [], {}
+    for name in INDEX_NAMES:
+        if name not in which:
+            continue
+        missing = [b for b in INDICES[name][1] if b not in have]
+        if missing:
+            skipped[name] = [b for b in S2_BANDS if b in missing]
+        else:
+            usable.append(name)
+    return usable, skipped
+
+
+def skipped_text(skipped):
+    """``"NDVI (needs B8), NBR (needs B8, B12)"`` for the notes and the log."""
+    return ", ".join(f"{k} (needs {', '.join(v)})" for k, v in skipped.items())
+
+
+def _identify_bands(ds, notes, feedback, quiet=False):
+    """``{name: band}`` from descriptions, then band metadata, then wavelengths, then the standard order
+    (only when not ``quiet``: a band map then names the bands)."""
     count = ds.count
     sources = []
     generic = all(re.fullmatch(rf"\s*band\s*{i}\s*", d or "", re.IGNORECASE) for i, d in enumerate(ds.descriptions, 1))
@@ -418,7 +461,7 @@ def _identify_bands(ds, notes, feedback):
             raise OreMapError(f"The {what} name {', '.join(dupes)} more than once.", "raster", _FIX_BANDS)
         notes.append(f"Bands identified from the {what}: " + ", ".join(f"{n}={i}" for n, i in named) + ".")
         return dict(named)
-    if count in (12, 13):
+    if count in (12, 13) and not quiet:
         order = S2_BANDS if count == 12 else KNOWN_BANDS
         feedback.warning(f"The raster's {count} bands carry no names: taken in the standard Sentinel-2 order "
                          f"({', '.join(order)}). Give a band map if that is wrong.")

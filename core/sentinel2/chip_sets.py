@@ -1,0 +1,215 @@
+"""Training sets of many chips or scenes for the mine segmentation.
+
+Published mine datasets come as a folder of image chips with a matching folder of mask chips (one
+mask per image, same size, mine pixels non-zero), and field teams have several scenes each with its
+own polygon layer, each in its own CRS. :class:`ChipTiles` cuts every chip (or scene) into tiles of
+the U-Net's size, labels them from its mask or its polygons, and serves them to
+:func:`core.sentinel2.segmentation_data.select_tiles`; the spatial hold-out is grouped by chip (a chip
+is a block: no held-out tile shares a chip with a training tile). Chips are opened one at a time, so
+there is no limit to their number beyond the mine tiles' memory; background tiles beyond the budget
+are streamed (:class:`core.sentinel2.segmentation_data.BackgroundStream`).
+"""
+
+import math
+import os
+import re
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..engine.errors import OreMapError
+from ..engine.feedback import ensure
+from .segmentation_data import FeatureReader, load_polygons, mine_pixels_per_tile, select_tiles
+
+_IMAGE_EXT = (".tif", ".tiff", ".vrt", ".img", ".jp2", ".png")
+_MASK_WORDS = re.compile(r"(?:^|[_\-. ])(?:mask|masks|label|labels|gt|annotation|annotations|target|seg)(?=$|[_\-. ])",
+                         re.IGNORECASE)
+
+
+@dataclass
+class Chip:
+    """One training image: ``raster`` with its ``mask`` raster (non-zero = mine) or ``polygons`` (any CRS)."""
+
+    name: str
+    raster: str
+    mask: str = None
+    polygons: object = None
+
+
+def _stem_key(name):
+    stem = os.path.splitext(os.path.basename(name))[0]
+    return _MASK_WORDS.sub("", stem).strip("_-. ").lower()
+
+
+def _rasters(folder, parameter):
+    if not folder or not os.path.isdir(folder):
+        raise OreMapError(f"The folder '{folder}' does not exist.", parameter, "Choose a folder of GeoTIFF chips.")
+    return sorted(os.path.join(folder, f) for f in os.listdir(folder) if f.lower().endswith(_IMAGE_EXT)
+                  and not f.startswith("."))
+
+
+def find_chip_pairs(image_folder, mask_folder, feedback=None):
+    """Chips of an image folder with their masks of a mask folder, matched by file name.
+
+    A mask matches an image when their names are equal once words such as ``mask``, ``label`` or ``gt``
+    (and the extension) are left out: ``tile_017.tif`` and ``tile_017_mask.tif`` or ``mask_tile_017.png``.
+    Images without a mask are refused (naming some); masks without an image are ignored with a warning.
+    """
+    feedback = ensure(feedback)
+    images = _rasters(image_folder, "chips")
+    masks = _rasters(mask_folder, "masks")
+    if not images:
+        raise OreMapError(f"The chip folder '{image_folder}' holds no raster.", "chips",
+                          "Choose the folder of image chips (GeoTIFF).")
+    by_key = {}
+    for path in masks:
+        key = _stem_key(path)
+        if key in by_key:
+            raise OreMapError(f"Two masks match the same chip: {os.path.basename(by_key[key])} and "
+                              f"{os.path.basename(path)}.", "masks", "Keep one mask per chip.")
+        by_key[key] = path
+    chips, missing = [], []
+    for path in images:
+        key = _stem_key(path)
+        if key not in by_key:
+            missing.append(os.path.basename(path))
+            continue
+        chips.append(Chip(name=os.path.splitext(os.path.basename(path))[0], raster=path, mask=by_key.pop(key)))
+    if missing:
+        raise OreMapError(f"{len(missing)} chips have no mask in '{mask_folder}' (e.g. {', '.join(missing[:3])}).",
+                          "masks", "Give each chip a mask of the same name (a suffix such as _mask is allowed).")
+    if by_key:
+        feedback.warning(f"{len(by_key)} masks match no chip and are ignored (e.g. "
+                         f"{', '.join(os.path.basename(p) for p in list(by_key.values())[:3])}).")
+    return chips
+
+
+def chips_from_scenes(pairs):
+    """Chips of ``[(raster, polygons), ...]``: several scenes, each with its own polygon layer (any CRS)."""
+    chips = []
+    for k, (raster, polygons) in enumerate(pairs):
+        name = os.path.splitext(os.path.basename(os.path.normpath(str(raster))))[0] or f"scene{k + 1}"
+        chips.append(Chip(name=name, raster=str(raster), polygons=polygons))
+    if not chips:
+        raise OreMapError("No scene was given.", "raster", "Give at least one raster with its mine polygons.")
+    return chips
+
+
+def _mask_tiles(path, reader, tile, name):
+    """``{(i, j): mask}`` of a chip's tiles holding mine pixels, read from its mask raster strip by strip."""
+    import rasterio
+    from rasterio.windows import Window
+
+    try:
+        ds = rasterio.open(path)
+    except rasterio.errors.RasterioIOError as exc:
+        raise OreMapError(f"Cannot read the mask '{path}': {exc}.", "masks") from None
+    with ds:
+        if (ds.width, ds.height) != (reader.width, reader.height):
+            raise OreMapError(f"The mask {os.path.basename(path)} is {ds.width} x {ds.height} pixels, its chip {name} "
+                              f"{reader.width} x {reader.height}.", "masks", "Give masks on the grid of their chips.")
+        nodata = ds.nodata
+        out = {}
+        for i in range(math.ceil(ds.height / tile)):
+            rows = min(tile, ds.height - i * tile)
+            strip = ds.read(1, window=Window(0, i * tile, ds.width, rows))
+            mine = (strip != 0) & np.isfinite(strip)
+            if nodata is not None:
+                mine &= strip != nodata
+            for j in range(math.ceil(ds.width / tile)):
+                part = mine[:, j * tile:(j + 1) * tile]
+                if part.any():
+                    m = np.zeros((tile, tile), dtype=np.uint8)
+                    m[:part.shape[0], :part.shape[1]] = part
+                    out[(i, j)] = m
+    return out
+
+
+class ChipTiles:
+    """The tiles of many chips for :func:`core.sentinel2.segmentation_data.select_tiles`.
+
+    A tile reference is ``(chip, i, j)``; its block is the chip. Opening reads each chip's size and its
+    mine tiles (masks are read strip by strip, polygons rasterised per tile), one chip at a time.
+    Attributes as a :class:`core.sentinel2.segmentation_data.FeatureReader` where training needs them:
+    ``channel_names``, ``bands``, ``indices``, ``n_channels``, and the first chip's ``transform``,
+    ``crs``, ``width``, ``height``.
+    """
+
+    block_tiles = 1
+
+    def __init__(self, chips, bands, indices, band_map=None, tile=128, feedback=None, mask_clouds=True):
+        feedback = ensure(feedback)
+        self.chips, self.tile = list(chips), int(tile)
+        self.bands, self.indices, self.band_map, self.mask_clouds = bands, indices, band_map, mask_clouds
+        self.sizes, self.masks = [], {}
+        self._open = (None, None)
+        for k, chip in enumerate(self.chips):
+            feedback.check()
+            with self._reader(k) as reader:
+                if k == 0:
+                    self.channel_names, self.n_channels = list(reader.channel_names), reader.n_channels
+                    self.bands, self.indices = list(reader.bands), list(reader.indices)
+                    self.transform, self.crs = reader.transform, reader.crs
+                    self.width, self.height = reader.width, reader.height
+                self.sizes.append((reader.height, reader.width))
+                if chip.mask:
+                    tiles = _mask_tiles(chip.mask, reader, self.tile, chip.name)
+                else:
+                    geoms = load_polygons(chip.polygons, reader.crs)
+                    tiles = mine_pixels_per_tile(geoms, reader.transform, reader.height, reader.width, self.tile)
+            self.masks.update({(k, i, j): m for (i, j), m in tiles.items()})
+            feedback.progress(10.0 * (k + 1) / len(self.chips))
+        if not self.masks:
+            raise OreMapError(f"None of the {len(self.chips)} chips holds a mine pixel.", "masks",
+                              "Check the masks (mine pixels non-zero) or the polygons (they must cover pixel centres).")
+        n_mine_chips = len({key[0] for key in self.masks})
+        feedback.info(f"{len(self.chips)} chips, {n_mine_chips} with mines; {len(self.masks)} tiles of {self.tile} x "
+                      f"{self.tile} hold mine pixels.")
+
+    def _reader(self, k):
+        chip = self.chips[k]
+        return FeatureReader(chip.raster, self.bands, self.indices, self.band_map, None, self.mask_clouds)
+
+    def refs(self):
+        t = self.tile
+        return [(k, i, j) for k, (h, w) in enumerate(self.sizes)
+                for i in range(math.ceil(h / t)) for j in range(math.ceil(w / t))]
+
+    @staticmethod
+    def block(ref):
+        return (ref[0], 0)
+
+    def read(self, refs, feedback):
+        """Raw feature tiles ``(n, C, t, t)`` and valid masks of tile references (chips opened as needed)."""
+        feedback = ensure(feedback)
+        t = self.tile
+        X = np.empty((len(refs), self.n_channels, t, t), dtype=np.float32)
+        V = np.empty((len(refs), t, t), dtype=bool)
+        for n, (k, i, j) in enumerate(refs):
+            if n % 16 == 0:
+                feedback.check()
+            if self._open[0] != k:
+                self.close()
+                self._open = (k, self._reader(k))
+            X[n], V[n] = self._open[1].read(i * t, i * t + t, j * t, j * t + t)
+        return X, V
+
+    def layout(self, ref):
+        """Cell of a tile in the report's layout: one row of tiles per chip."""
+        k, i, j = ref
+        return (k, i * math.ceil(self.sizes[k][1] / self.tile) + j)
+
+    def select(self, val_fraction, negatives_per_positive, min_valid, seed, budget_mb, feedback=None):
+        return select_tiles(self, self.masks, val_fraction, negatives_per_positive, min_valid, seed, budget_mb,
+                            feedback, layout=self.layout)
+
+    def close(self):
+        if self._open[1] is not None:
+            self._open[1].close()
+        self._open = (None, None)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()

@@ -1,0 +1,102 @@
+"""Areas, lengths and pixel sizes in metres for a raster in any CRS.
+
+Sentinel-2 chips often come in geographic coordinates (EPSG:4326, pixels of about 9e-5 degrees);
+areas in square degrees mean nothing to a user who filters footprints in hectares. Here:
+
+* projected CRSs: map units times the CRS's linear unit (metre, US foot ...);
+* geographic CRSs (north-up rasters): the area of a pixel is that of its latitude-longitude
+  quadrangle on the CRS's ellipsoid, exactly (the authalic formula: ``b^2 / 2 * dlambda *
+  [q(phi2) - q(phi1)]``), so it changes from row to row; lengths are geodesic on the ellipsoid
+  (``pyproj.Geod``);
+* no CRS: map units are taken as metres.
+"""
+
+import math
+
+import numpy as np
+
+from ..engine.errors import OreMapError
+
+
+def _pyproj_crs(crs):
+    import pyproj
+
+    if crs is None:
+        return None
+    return pyproj.CRS.from_wkt(crs.to_wkt()) if hasattr(crs, "to_wkt") else pyproj.CRS.from_user_input(crs)
+
+
+class GroundUnits:
+    """Metres of a raster grid: :meth:`row_pixel_area` (m2 per pixel, per row), :meth:`length_m` and
+    :meth:`area_m2` of geometries in the raster's CRS, :meth:`pixel_size_m`."""
+
+    def __init__(self, transform, crs):
+        self.transform = transform
+        self.crs = _pyproj_crs(crs)
+        self.geographic = bool(self.crs is not None and self.crs.is_geographic)
+        t = transform
+        self.map_pixel_area = abs(t.a * t.e - t.b * t.d)
+        if self.geographic:
+            if t.b != 0 or t.d != 0:
+                raise OreMapError("Rotated rasters in a geographic CRS are not supported.", "raster",
+                                  "Warp the raster north-up (gdalwarp) or into a projected CRS.")
+            self.geod = self.crs.get_geod()
+            self.factor = None
+        else:
+            self.geod = None
+            factor = 1.0
+            if self.crs is not None and self.crs.axis_info:
+                factor = float(self.crs.axis_info[0].unit_conversion_factor or 1.0)
+            self.factor = factor
+
+    # --- areas -------------------------------------------------------------------------------
+    def _q(self, lat_deg):
+        """Authalic ``q`` of latitudes (degrees) on the ellipsoid."""
+        e2 = self.geod.es
+        s = np.sin(np.radians(np.asarray(lat_deg, dtype=np.float64)))
+        if e2 < 1e-15:
+            return 2.0 * s
+        e = math.sqrt(e2)
+        return (1.0 - e2) * (s / (1.0 - e2 * s * s) - np.log((1.0 - e * s) / (1.0 + e * s)) / (2.0 * e))
+
+    def row_pixel_area(self, r0, rows):
+        """Area (m2) of one pixel of each of the rows ``r0 ... r0 + rows - 1`` (float64 array)."""
+        if not self.geographic:
+            return np.full(int(rows), self.map_pixel_area * self.factor ** 2)
+        t = self.transform
+        edges = t.f + t.e * np.arange(int(r0), int(r0) + int(rows) + 1, dtype=np.float64)
+        edges = np.clip(edges, -90.0, 90.0)
+        q = self._q(edges)
+        a = self.geod.a
+        return np.abs(np.radians(t.a) * a * a / 2.0 * (q[1:] - q[:-1]))
+
+    def area_m2(self, geom):
+        """Area (m2) of a polygon in the raster's CRS (geodesic on a geographic CRS)."""
+        if self.geographic:
+            return abs(float(self.geod.geometry_area_perimeter(geom)[0]))
+        return float(geom.area) * self.factor ** 2
+
+    def length_m(self, geom):
+        """Length (m) of a geometry's lines (a polygon's boundary: its perimeter), geodesic on a geographic CRS."""
+        if self.geographic:
+            return float(self.geod.geometry_length(geom))
+        return float(geom.length) * self.factor
+
+    # --- pixel size ----------------------------------------------------------------------------
+    def pixel_size_m(self, width, height):
+        """``(x, y)`` ground size (m) of a pixel at the raster's centre."""
+        t = self.transform
+        if not self.geographic:
+            return (math.hypot(t.a, t.d) * self.factor, math.hypot(t.b, t.e) * self.factor)
+        col, row = width / 2.0, height / 2.0
+        x0, y0 = t * (col, row)
+        x1, y1 = t * (col + 1, row)
+        x2, y2 = t * (col, row + 1)
+        dx = self.geod.inv(x0, y0, x1, y1)[2]
+        dy = self.geod.inv(x0, y0, x2, y2)[2]
+        return (float(dx), float(dy))
+
+
+def pixel_size_m(transform, crs, width, height):
+    """Ground size (m) ``(x, y)`` of a raster's pixel at its centre, for any CRS (see :class:`GroundUnits`)."""
+    return GroundUnits(transform, crs).pixel_size_m(width, height)
