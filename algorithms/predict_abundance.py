@@ -7,7 +7,6 @@ from qgis.core import (
     QgsProcessingParameterFile,
 )
 
-from ..core.abundance import abundance
 from ..core.abundance import abundance_report
 from ..core.abundance import abundance_map
 from ..core.hyperspectral.mapping import image_band_info, model_input

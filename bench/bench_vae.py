@@ -28,6 +28,7 @@ import numpy as np
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 from core.geochemistry import vae_anomaly as va  # noqa: E402
+from core.geochemistry import vae_network  # noqa: E402
 
 BUDGET_MB = 256
 RASTER_ELEMENTS = ["Au_ppb", "As_ppm", "Cu_ppm", "Pb_ppm", "Zn_ppm", "Ni_ppm", "Co_ppm", "Fe_pct"]
@@ -37,13 +38,14 @@ import os, sys, time, tracemalloc
 ROOT, model, raster, out, budget = sys.argv[1:6]
 sys.path.insert(0, ROOT)
 from core.geochemistry import vae_anomaly as va
+from core.geochemistry import vae_raster
 sys.path.insert(0, os.path.join(ROOT, "bench"))
 from memory_probe import hwm
 m = va.load_model(model)
 base = hwm()
 tracemalloc.start()
 t = time.perf_counter()
-stats = va.score_raster(m, raster, out + "_score.tif", out + "_class.tif", memory_mb=float(budget))
+stats = vae_raster.score_raster(m, raster, out + "_score.tif", out + "_class.tif", memory_mb=float(budget))
 dt = time.perf_counter() - t
 traced = tracemalloc.get_traced_memory()[1] / 2 ** 20
 print(f"{base:.0f} {hwm():.0f} {traced:.0f} {dt:.2f} {stats['scored']}")
@@ -113,7 +115,7 @@ def main():
         onnx_s = time.perf_counter() - t0
         Z, usable, _ = va.prepare(values, names, result.preprocessing)
         t0 = time.perf_counter()
-        va.score_torch(result.scorer, Z[usable])
+        vae_network.score_torch(result.scorer, Z[usable])
         torch_s = time.perf_counter() - t0
     same = np.allclose(scored["scores"], result.scores, rtol=1e-5, equal_nan=True)
     print(f"  training (preprocessing, {args.epochs} epochs, export): {train_s:7.2f} s "

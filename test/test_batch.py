@@ -225,6 +225,7 @@ def test_anomaly_scores_on_the_cluster_are_bit_identical_with_an_empty_row_range
     from rasterio.transform import from_origin
 
     from oremap.core.geochemistry import vae_anomaly as va
+    from oremap.core.geochemistry import vae_raster
 
     rng = np.random.default_rng(0)
     names = ["Cu_ppm", "Zn_ppm", "Pb_ppm", "Ni_ppm"]
@@ -242,7 +243,7 @@ def test_anomaly_scores_on_the_cluster_are_bit_identical_with_an_empty_row_range
         for i, name in enumerate(names):
             ds.set_band_description(i + 1, name)
     ref = {"score": str(tmp_path / "ref.score.tif"), "classes": str(tmp_path / "ref.classes.tif")}
-    va.score_raster(va.load_model(model, threads=1), raster, ref["score"], ref["classes"], memory_mb=MEMORY_MB)
+    vae_raster.score_raster(va.load_model(model, threads=1), raster, ref["score"], ref["classes"], memory_mb=MEMORY_MB)
     job, report, out, plans = run(client, tmp_path, "score_anomaly", model, [raster], rows=6)
     assert not report.failed and plans[0].parts[0] == (0, 6) and report.pixels == 30 * 18 - 1
     assert_same_files(job, {raster: ref})

@@ -19,6 +19,7 @@ from conftest import SHARED_DATA
 from oremap.core.geochemistry import geochem
 from oremap.core.geochemistry import prospectivity_eval as pe
 from oremap.core.geochemistry import vae_anomaly as va
+from oremap.core.geochemistry import vae_raster
 from oremap.core.engine.errors import OreMapError
 from oremap.core.engine.model_format import read_model_info
 
@@ -183,7 +184,7 @@ def test_raster_equals_points(trained, tmp_path):
     model_path = result.save(tmp_path / "m.onnx")
     raster = write_stack(tmp_path / "stack.tif", values, width=30, nodata_pixels=[(0, 0), (7, 11)])
     score_path, class_path = str(tmp_path / "score.tif"), str(tmp_path / "class.tif")
-    stats = va.score_raster(model_path, raster, score_path, class_path, memory_mb=0.02)  # many small blocks
+    stats = vae_raster.score_raster(model_path, raster, score_path, class_path, memory_mb=0.02)  # many small blocks
     with rasterio.open(score_path) as ds:
         scores = ds.read(1).ravel()
         assert ds.nodata == -9999.0 and ds.descriptions == ("anomaly_score",)

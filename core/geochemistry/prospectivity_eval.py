@@ -56,11 +56,8 @@ from ..engine.evaluation_guard import check_evaluation, read_validation
 __all__ = [
     "roc_auc", "roc_curve", "auc_standard_error", "zauc", "average_precision", "nearest_distance",
     "label_by_distance", "repeated_negative_auc", "success_rate_curve", "prediction_area", "evaluate_points",
-    "evaluate_raster", "deposit_array", "evaluation_sections", "evaluation_report", "write_evaluation_csv",
-    "write_evaluation_outputs", "element_selection", "select_elements", "select_elements_raster",
-    "sample_raster_by_distance", "element_selection_sections", "element_selection_report",
-    "write_element_selection_csv", "write_element_selection_outputs", "ROC_GRID", "DEFAULT_ZAUC_THRESHOLD",
-]
+    "evaluate_raster", "deposit_array", "sample_raster_by_distance", "ROC_GRID", "DEFAULT_ZAUC_THRESHOLD",
+]  # reports: evaluation_report; element selection: element_selection
 
 ROC_GRID = np.linspace(0.0, 1.0, 101)
 """False-positive rates at which the ROC curves of the draws are sampled and averaged."""

@@ -2,7 +2,7 @@
 
 The science stays in the existing core functions (:func:`core.hyperspectral.mapping.cnn_classify_map`,
 :func:`core.hyperspectral.mapping.unmix_map`, :func:`core.abundance.abundance_map.predict_abundance_map`,
-:func:`core.sentinel2.mine_detection.detect_mines`, :func:`core.geochemistry.vae_anomaly.score_raster`), each running the block
+:func:`core.sentinel2.mine_detection.detect_mines`, :func:`core.geochemistry.vae_raster.score_raster`), each running the block
 engine of :mod:`core.engine.raster`. This module only cuts the work and hands it to Dask's scheduler:
 
 * **By scene**, then **by rows inside a scene**: a scene of more than ``rows_per_part`` rows is cut
@@ -460,15 +460,15 @@ def _settings(algorithm, scene, model, options, threads):
                                                    nodata=nodata, memory_mb=memory_mb, feedback=feedback)
         return _Settings(_scale_decision(scene, bands, opt.get("scale")), call, per_pixel)
     if algorithm == "score_anomaly":
-        from ..geochemistry import vae_anomaly
+        from ..geochemistry import vae_anomaly, vae_raster
 
         anomaly = vae_anomaly.load_model(model, threads=threads)
-        bands, _ = vae_anomaly.raster_bands(scene, anomaly.names)
+        bands, _ = vae_raster.raster_bands(scene, anomaly.names)
         m = len(anomaly.names)
         per_pixel = _in_bytes(scene, bands) + _bytes(1, "float32") + _bytes(1, "uint8") + m * 8 * 10 + 64
 
         def call(raster, paths, memory_mb, feedback, scale_arg):
-            return vae_anomaly.score_raster(anomaly, raster, paths["score"], paths["classes"], nodata=nodata,
+            return vae_raster.score_raster(anomaly, raster, paths["score"], paths["classes"], nodata=nodata,
                                             memory_mb=memory_mb, feedback=feedback)
         return _Settings((1.0, None, None), call, per_pixel)   # element rasters are read as they are (scale 1)
     if algorithm == "detect_mines":

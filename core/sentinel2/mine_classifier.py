@@ -37,7 +37,6 @@ definition, the decision threshold and the patch size (under ``extra["mine_class
 
 import hashlib
 import math
-import os
 
 import numpy as np
 
