@@ -110,6 +110,12 @@ COMMON_PARAM_HELP = {
                    "wavelength metadata (ENVI header, GeoTIFF band metadata).",
     "NODATA": "A value to treat as nodata in addition to the raster's own nodata (a pixel with any band equal "
               "to it is skipped). NaN is always nodata.",
+    "BAD_BANDS": "Bands left out besides those of the raster's ENVI bbl. Empty: found automatically (with "
+                 "wavelengths: the water-vapour windows 1345-1430 and 1775-1950 nm; always: bands constant or "
+                 "missing over the scene, bands with a negative scene median, bands whose band-to-band noise is "
+                 "more than 6 times their neighbours'); the log lists them. Entries separated by ';': "
+                 "'keep 381-401 nm' keeps bands the detection dropped, 'drop 2450-2510 nm' or 'drop bands 1-5' "
+                 "adds bands, 'off' leaves only the bbl out.",
     "SCALE": "Divisor turning stored values into reflectance (10000 for 0-10000 integers). 0: from the raster's "
              "scale/offset metadata or ENVI 'reflectance scale factor', else guessed for integer rasters (the "
              "log says so).",
@@ -241,6 +247,7 @@ class OreMapAlgorithm(QgsProcessingAlgorithm):
         "spectra": "SPECTRA",
         "wavelengths": "WAVELENGTHS",
         "scale": "SCALE",
+        "bad_bands": "BAD_BANDS",
         "nodata": "NODATA",
         "method": "METHOD",
         "mode": "MODE",
@@ -408,6 +415,19 @@ class OreMapAlgorithm(QgsProcessingAlgorithm):
             optional=True), advanced=True)
         self.add_nodata_parameter()
         self.add_number("SCALE", "Reflectance scale factor (0 = automatic)", 0.0, 0.0, advanced=True)
+        self.add_bad_bands_parameter()
+
+    def add_bad_bands_parameter(self):
+        """Advanced, optional: bad bands to keep or add to the automatic detection (or 'off')."""
+        self._add(QgsProcessingParameterString("BAD_BANDS", self.tr("Bad bands: keep, drop or 'off' (empty = automatic)"),
+                                               optional=True), advanced=True)
+
+    def bad_bands(self, parameters, context):
+        """The bad-band choice (:func:`core.engine.bad_bands.parse_bad_bands`), checked before any work."""
+        from ..core.engine.bad_bands import parse_bad_bands
+
+        text = self.parameterAsString(parameters, "BAD_BANDS", context) if "BAD_BANDS" in parameters else ""
+        return parse_bad_bands(text)
 
     def add_nodata_parameter(self, label="Additional nodata value"):
         """Advanced, optional: a value to treat as nodata besides the raster's own."""
@@ -586,13 +606,17 @@ class OreMapAlgorithm(QgsProcessingAlgorithm):
                             "Choose a spectral library file, or a point layer with a name field.")
         if points is not None:
             self._parameter_overrides["endmembers"] = "POINTS"
-            info = mapping.image_band_info(raster, wavelengths, required=False, feedback=feedback)
+            choice = self.bad_bands(parameters, context)
+            info = mapping.image_band_info(raster, wavelengths, required=False, bad_bands=choice, nodata=nodata,
+                                           scale=scale, feedback=feedback)
             library, bands = mapping.sample_endmembers(raster, *points, band_info=info, nodata=nodata,
-                                                       scale=scale, feedback=feedback)
+                                                       scale=scale, feedback=feedback, bad_bands=choice)
             return library, None, bands, (nodata, scale)
         self._parameter_overrides["endmembers"] = "LIBRARY"
         library = self.library(parameters, context, feedback)
-        return library, mapping.image_band_info(raster, wavelengths, feedback=feedback), None, (nodata, scale)
+        info = mapping.image_band_info(raster, wavelengths, bad_bands=self.bad_bands(parameters, context),
+                                       nodata=nodata, scale=scale, feedback=feedback)
+        return library, info, None, (nodata, scale)
 
     def source_features(self, source, context, target_crs, skip_validity=False, name=None):
         """``(feature, geometry)`` for every feature of a feature source, the geometry transformed to

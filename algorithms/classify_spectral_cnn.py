@@ -2,7 +2,7 @@
 
 import os
 
-from qgis.core import QgsProcessingParameterFile
+from qgis.core import QgsProcessingParameterBoolean, QgsProcessingParameterFile
 
 from ..core.hyperspectral import mapping
 from ..core.engine.bundled import bundled_models, unusable_reason
@@ -24,7 +24,12 @@ class ClassifySpectralCnn(OreMapAlgorithm):
         "The model knows the wavelengths it was trained on. When the raster's bands differ (another sensor, "
         "another band count), its good bands are resampled to the model's wavelengths and the log says so; a "
         "raster that does not cover the model's range is refused. Inference runs through onnxruntime, block "
-        "by block, so scenes larger than memory work.")
+        "by block, so scenes larger than memory work.\n\n"
+        "A pixel whose spectrum does not look like the training spectra of the class the network gives it (its "
+        "spectral angle to the nearest training sample of that class, after the model's preprocessing, exceeds "
+        "the class's threshold stored in the model and shown in its card) is left unclassified, however "
+        "confident the network is: a network forced to choose among its classes is otherwise confidently wrong "
+        "on minerals it never saw. Models made by earlier OreMap versions carry no such check (the log says so).")
     PARAM_HELP = {
         "INPUT": "Hyperspectral reflectance raster with band wavelengths in its metadata (or under the advanced "
                  "wavelength parameter).",
@@ -36,6 +41,9 @@ class ClassifySpectralCnn(OreMapAlgorithm):
         "MIN_CONFIDENCE": "Pixels whose highest class probability is below this value are unclassified "
                           "(class 0). 0 = keep every pixel's best class.",
         "THREADS": "Threads onnxruntime may use; 0 = all cores.",
+        "OOD_CHECK": "Leave pixels unlike the training spectra of their class unclassified (the model's "
+                     "out-of-distribution check, see above). Off: every pixel keeps its best class (the "
+                     "probabilities and confidence are the same either way).",
     }
     OUTPUT_HELP = {
         "OUTPUT_CLASSES": "Class raster with the model's class names and colours; 0 = unclassified, 255 = nodata.",
@@ -44,6 +52,7 @@ class ClassifySpectralCnn(OreMapAlgorithm):
         "VALID_PIXELS": "Number of valid (not nodata) pixels classified.",
         "RESAMPLED": "True when the raster's bands were resampled to the model's wavelengths.",
         "MODEL_USED": "Path of the model file that was used (a bundled one or your own).",
+        "OUT_OF_DISTRIBUTION": "Pixels left unclassified by the out-of-distribution check.",
     }
     REFERENCES = [
         "DeepGeoMap: a spectrally focused 1D CNN trained on geochemically validated laboratory spectra for "
@@ -62,6 +71,9 @@ class ClassifySpectralCnn(OreMapAlgorithm):
         self._add(QgsProcessingParameterFile("MODEL_FILE", self.tr("Model file"), extension="onnx", optional=True))
         self.add_number("MIN_CONFIDENCE", "Minimum confidence (0-1)", 0.0, 0.0, 1.0)
         self.add_number("THREADS", "Threads (0 = all)", 0, 0, integer=True, advanced=True)
+        self._add(QgsProcessingParameterBoolean("OOD_CHECK", self.tr("Leave pixels unlike the training data "
+                                                                     "unclassified"), defaultValue=True),
+                  advanced=True)
         self.add_band_parameters()
         self.add_raster_output("OUTPUT_CLASSES", "Mineral classes")
         self.add_raster_output("OUTPUT_PROBABILITIES", "Class probabilities", optional=True)
@@ -69,6 +81,7 @@ class ClassifySpectralCnn(OreMapAlgorithm):
         self.add_value_output("VALID_PIXELS", "Pixels classified (valid pixels)")
         self.add_value_output("RESAMPLED", "Bands resampled to the model", kind="boolean")
         self.add_value_output("MODEL_USED", "Model file used", kind="string")
+        self.add_value_output("OUT_OF_DISTRIBUTION", "Pixels unlike the training data (unclassified)")
 
     def model_path(self, parameters, context, feedback=None):
         """The model file: the bundled model chosen under MODEL, or MODEL_FILE when 'Model file' is chosen.
@@ -99,7 +112,12 @@ class ClassifySpectralCnn(OreMapAlgorithm):
         model_path = self.model_path(parameters, context, feedback)
         wavelengths, nodata, scale = self.band_parameters(parameters, context)
         feedback.info(f"Model file: {model_path}")
-        band_info = mapping.image_band_info(raster, wavelengths, feedback=feedback) if wavelengths is not None else None
+        from ..core.engine.model_format import read_model_info
+
+        band_info = None
+        if read_model_info(model_path).wavelengths:  # a model without wavelengths reads all bands
+            band_info = mapping.image_band_info(raster, wavelengths, bad_bands=self.bad_bands(parameters, context),
+                                                nodata=nodata, scale=scale, feedback=feedback)
         outputs = {name: self.output_path(parameters, name, context, feedback)
                    for name in ("OUTPUT_CLASSES", "OUTPUT_PROBABILITIES", "OUTPUT_CONFIDENCE")}
         stats = mapping.cnn_classify_map(
@@ -107,13 +125,15 @@ class ClassifySpectralCnn(OreMapAlgorithm):
             outputs["OUTPUT_CONFIDENCE"],
             min_confidence=self.parameterAsDouble(parameters, "MIN_CONFIDENCE", context) or None,
             threads=self.parameterAsInt(parameters, "THREADS", context) or None, band_info=band_info,
-            scale=scale, nodata=nodata, memory_mb=self.memory_mb(), feedback=feedback)
+            scale=scale, nodata=nodata, memory_mb=self.memory_mb(), feedback=feedback,
+            ood=self.parameterAsBool(parameters, "OOD_CHECK", context))
         for name, count in stats["class_counts"].items():
             if count:
                 feedback.info(f"  {name}: {count} pixels")
         self.style_output(context, outputs["OUTPUT_CLASSES"], {"kind": "classes", "legend": stats["legend"]})
         results = {"OUTPUT_CLASSES": outputs["OUTPUT_CLASSES"], "VALID_PIXELS": stats["valid_pixels"],
-                   "RESAMPLED": stats["resampled"], "MODEL_USED": os.path.abspath(model_path)}
+                   "RESAMPLED": stats["resampled"], "MODEL_USED": os.path.abspath(model_path),
+                   "OUT_OF_DISTRIBUTION": stats["out_of_distribution"]}
         for name in ("OUTPUT_PROBABILITIES", "OUTPUT_CONFIDENCE"):
             if outputs[name]:
                 self.style_output(context, outputs[name], {"kind": "ramp", "ramp": "Viridis", "min": 0.0, "max": 1.0})

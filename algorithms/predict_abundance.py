@@ -72,7 +72,8 @@ class PredictAbundance(OreMapAlgorithm):
         model_path = self.parameterAsFile(parameters, "MODEL_FILE", context)
         model = abundance_map.AbundanceModel(model_path)
         wavelengths, nodata, scale = self.band_parameters(parameters, context)
-        info = image_band_info(path, wavelengths, required=False, feedback=feedback) if (model.info.wavelengths or wavelengths) else None
+        info = image_band_info(path, wavelengths, required=False, bad_bands=self.bad_bands(parameters, context),
+                               nodata=nodata, scale=scale, feedback=feedback) if (model.info.wavelengths or wavelengths) else None
         bands, matrix = model_input(path, model.info, info, feedback)
         level = self.parameterAsDouble(parameters, "LEVEL", context) / 100.0
         out = self.output_path(parameters, "OUTPUT", context, feedback)

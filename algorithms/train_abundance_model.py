@@ -143,7 +143,8 @@ class TrainAbundanceModel(OreMapAlgorithm):
             feedback.info(message)
         geometries = [g for g, keep in zip(geometries, comp.kept) if keep]
         wavelengths, nodata, scale = self.band_parameters(parameters, context)
-        info = image_band_info(path, wavelengths, required=False, feedback=feedback)
+        info = image_band_info(path, wavelengths, required=False, bad_bands=self.bad_bands(parameters, context),
+                               nodata=nodata, scale=scale, feedback=feedback)
         bands = None if info is None else [int(i) + 1 for i in np.flatnonzero(info.good)]
         with RasterSource(path, bands=bands, nodata=nodata, scale=scale, feedback=feedback) as source:
             X, roi, _ = training_pixels(source, geometries, np.arange(len(geometries)), parameter="training")

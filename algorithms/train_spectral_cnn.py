@@ -66,8 +66,20 @@ class TrainSpectralCnn(OreMapAlgorithm):
         "LEARNING_RATE": "Step size of the Adam optimiser (0.001 suits most data).",
         "PATIENCE": "Training stops when the validation loss has not improved for this many epochs; the best "
                     "model is kept.",
-        "VALIDATION_FRACTION": "Share of the groups (polygons, library spectra) of each class held out for validation.",
+        "VALIDATION_FRACTION": "Share of the groups (polygons, library spectra) of each class held out for validation "
+                               "and early stopping. The held-out points are not lost: once early stopping has "
+                               "chosen the number of epochs, a new network is trained on all labelled points "
+                               "(held-out ones included) for that many epochs and saved (unless 'Refit' is off); "
+                               "the report's figures are those of the held-out run.",
+        "REFIT": "Train the saved model again on all labelled points for the epochs early stopping chose (on by "
+                 "default). Off: save the network of the best epoch, trained without the held-out points.",
         "SEED": "Random seed: the same seed and data give the same model.",
+        "BAD_BANDS": "Bands of the raster (a) or the target sensor raster (b) left out besides its ENVI bbl. Empty: "
+                     "found automatically (with wavelengths: the water-vapour windows 1345-1430 and 1775-1950 nm; "
+                     "always: bands constant or missing over the scene, bands with a negative scene median, bands "
+                     "whose band-to-band noise is more than 6 times their neighbours'); the log lists them. Entries "
+                     "separated by ';': 'keep 381-401 nm', 'drop 2450-2510 nm', 'drop bands 1-5', or 'off' (only "
+                     "the bbl). The model, and the SAM baseline of the report, use the remaining bands.",
     }
     OUTPUT_HELP = {
         "OUTPUT_MODEL": "The model: ONNX with OreMap metadata (classes and colours, wavelengths, preprocessing, "
@@ -115,6 +127,9 @@ class TrainSpectralCnn(OreMapAlgorithm):
         self.add_number("PATIENCE", "Early-stopping patience (epochs)", 15, 1, integer=True, advanced=True)
         self.add_number("VALIDATION_FRACTION", "Validation fraction", 0.25, 0.05, maximum=0.8, advanced=True)
         self.add_number("SEED", "Random seed", 42, 0, integer=True, advanced=True)
+        self._add(QgsProcessingParameterBoolean("REFIT", self.tr("Refit on all labelled points after early stopping"),
+                                                defaultValue=True), advanced=True)
+        self.add_bad_bands_parameter()
         self.add_file_output("OUTPUT_MODEL", "Model file", "ONNX models (*.onnx)")
         self.add_report_output("OUTPUT_REPORT", "Training report", "HTML files (*.html)")
         self.add_value_output("VALIDATION_ACCURACY", "CNN validation accuracy")
@@ -139,7 +154,8 @@ class TrainSpectralCnn(OreMapAlgorithm):
         if raster is not None:
             path, layer = self.raster_path(parameters, "INPUT", context)
             geometries, labels = self.labelled_geometries(parameters, "TRAINING", "CLASS_FIELD", context, layer.crs())
-            info = image_band_info(path, required=False, feedback=feedback)
+            info = image_band_info(path, required=False, bad_bands=self.bad_bands(parameters, context),
+                                   feedback=feedback)
             # good bands by wavelength, as training.target_bands orders the model's bands
             bands = None if info is None else [int(i) + 1 for i in sorted(np.flatnonzero(info.good),
                                                                           key=lambda i: info.centers[i])]
@@ -162,7 +178,8 @@ class TrainSpectralCnn(OreMapAlgorithm):
         if len(given) > 1:
             raise self.fail(given[1], f"{' and '.join(given)} both give a target sensor.", "Use one of them.")
         if reference is not None:
-            target = image_band_info(self.raster_path(parameters, "REFERENCE", context)[0], feedback=feedback)
+            target = image_band_info(self.raster_path(parameters, "REFERENCE", context)[0],
+                                     bad_bands=self.bad_bands(parameters, context), feedback=feedback)
         elif sensor > 0:
             from ..core.hyperspectral import sensor_presets
 
@@ -198,7 +215,8 @@ class TrainSpectralCnn(OreMapAlgorithm):
             preprocessing=PREPROCESSING[self.parameterAsEnum(parameters, "PREPROCESSING", context)][0],
             augment_copies=copies, snr=number("SNR"), epochs=integer("EPOCHS"), batch_size=integer("BATCH_SIZE"),
             learning_rate=number("LEARNING_RATE"), patience=integer("PATIENCE"),
-            val_fraction=number("VALIDATION_FRACTION"), seed=integer("SEED"), feedback=feedback)
+            val_fraction=number("VALIDATION_FRACTION"), seed=integer("SEED"), feedback=feedback,
+            refit=self.parameterAsBool(parameters, "REFIT", context))
         feedback.info(f"Validation: CNN overall accuracy {summary['cnn']['overall_accuracy']:.4f} "
                       f"(kappa {summary['cnn']['kappa']:.4f}); SAM {summary['sam']['overall_accuracy']:.4f}.")
         return {"OUTPUT_MODEL": model_path, "OUTPUT_REPORT": report_path,

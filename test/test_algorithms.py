@@ -30,8 +30,11 @@ def reference_matrix(cube_path=AVIRIS_NG):
         cube = ds.read().reshape(ds.count, -1).T.astype(float)  # row-major pixels
         info = band_info_from_raster(ds)
     lib = read_library(USGS_LIBRARY).subset(MINERALS)
-    # good bands the library covers (its first channel is at 383 nm, above the first good band)
+    # good bands the library covers (its first channel is at 383 nm, above the first good band), without
+    # the bands whose median reflectance over the scene (fill outside the footprint left out) is negative
+    scene = cube[cube.max(axis=1) > cube.min(axis=1)]
     good = ~info.bad & (info.centers >= lib.wavelengths.min()) & (info.centers <= lib.wavelengths.max())
+    good &= np.median(scene, axis=0) >= 0
     refs = np.array([np.interp(info.centers[good], lib.wavelengths, s) for s in lib.spectra])
     return cube[:, good], refs, lib.names
 

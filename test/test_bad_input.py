@@ -187,3 +187,23 @@ def test_memory_budget_setting(processing_provider):
         assert alg.memory_mb() == 48.0
     finally:
         ProcessingConfig.setSettingValue(MEMORY_SETTING, old)
+
+
+def test_bad_band_parameter(run_alg, tmp_path):
+    """An unreadable bad-band entry, and one that would leave no band, name BAD_BANDS; keeping bands works."""
+    params = {"INPUT": AVIRIS_NG, "LIBRARY": USGS_LIBRARY, "SPECTRA": "Kaolinite CM9;Alunite GDS84",
+              "OUTPUT_CLASSES": str(tmp_path / "c.tif")}
+    expect_failure(run_alg, "sam_classify", {**params, "BAD_BANDS": "keep 381-401"}, "BAD_BANDS", "nm")
+    expect_failure(run_alg, "unmix_fcls", {**params, "BAD_BANDS": "drop 300-2600 nm",
+                                           "OUTPUT": str(tmp_path / "u.tif")}, "BAD_BANDS", "every band")
+    expect_failure(run_alg, "sam_classify", {**params, "BAD_BANDS": "drop bands 400-500"}, "BAD_BANDS", "432 bands")
+    # the three bands at 386-401 nm dropped for their negative scene median come back when kept
+    used = [run_alg("sam_classify", {**params, "BAD_BANDS": text, "OUTPUT_CLASSES": str(tmp_path / f"k{k}.tif")})
+            for k, text in enumerate(["", "keep 386-402 nm"])]
+    with rasterio.open(used[0]["OUTPUT_CLASSES"]) as a, rasterio.open(used[1]["OUTPUT_CLASSES"]) as b:
+        assert a.shape == b.shape == (10, 10)
+    from oremap.core.hyperspectral import mapping
+
+    default = mapping.image_band_info(AVIRIS_NG)
+    kept = mapping.image_band_info(AVIRIS_NG, bad_bands="keep 386-402 nm")
+    assert np.flatnonzero(default.bad & ~kept.bad).tolist() == [8, 9, 11]  # bands 9, 10 and 12

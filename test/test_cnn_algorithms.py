@@ -91,7 +91,16 @@ def independent_prediction(model_path, cube_path):
     x = preprocess(spectra, info.preprocessing_method, wl).astype(np.float32)
     session = onnxruntime.InferenceSession(model_path, providers=["CPUExecutionProvider"])
     probs = session.run(None, {session.get_inputs()[0].name: x})[0]
-    return probs.argmax(axis=1) + 1, probs
+    classes = probs.argmax(axis=1) + 1
+    # out-of-distribution check: angle to the nearest exemplar of the class given, against its threshold
+    ood = info.training["ood"]
+    exemplars, owner = np.asarray(ood["exemplars"]), np.asarray(ood["exemplar_class"])
+    with np.errstate(invalid="ignore", divide="ignore"):
+        angles = np.array([min(np.arccos(np.clip(e @ p / np.linalg.norm(e) / np.linalg.norm(p), -1, 1))
+                               for e in exemplars[owner == c - 1]) for p, c in zip(x.astype(float), classes)])
+    # a spectrum without an angle (all zero after preprocessing: the fill outside a footprint) is out too
+    classes[~(angles <= np.asarray(ood["max_angle"])[classes - 1])] = 0
+    return classes, probs
 
 
 @pytest.mark.parametrize("cube", [AVIRIS_NG, AVIRIS_NG_2])
@@ -116,8 +125,14 @@ def test_classify_matches_independent_inference(trained, run_alg, tmp_path, cube
     assert result["RESAMPLED"] is False
     np.testing.assert_allclose(got_probs, probs, atol=1e-5)
     assert np.array_equal(got, expected)
+    assert result["OUT_OF_DISTRIBUTION"] == int((expected == 0).sum())
     np.testing.assert_allclose(conf, probs.max(axis=1), atol=1e-6)
     assert [c["name"] for c in legend][1:] == read_model_info(trained["OUTPUT_MODEL"]).class_names
+    unchecked = run_alg("classify_spectral_cnn", {"INPUT": cube, "MODEL_FILE": trained["OUTPUT_MODEL"],
+                                                  "OOD_CHECK": False, "OUTPUT_CLASSES": str(tmp_path / "u.tif")})
+    with rasterio.open(unchecked["OUTPUT_CLASSES"]) as ds:
+        assert np.array_equal(ds.read(1).ravel(), probs.argmax(axis=1) + 1)
+    assert unchecked["OUT_OF_DISTRIBUTION"] == 0
 
 
 def test_min_confidence_unclassifies_uncertain_pixels(trained, tmp_path):
@@ -128,7 +143,7 @@ def test_min_confidence_unclassifies_uncertain_pixels(trained, tmp_path):
     confidence = probs.max(axis=1)
     threshold = float(np.median(confidence))
     stats = mapping.cnn_classify_map(AVIRIS_NG, model, str(tmp_path / "c.tif"), min_confidence=threshold,
-                                     batch_size=7)  # several batches per block
+                                     batch_size=7, ood=False)  # several batches per block
     with rasterio.open(tmp_path / "c.tif") as ds:
         got = ds.read(1).ravel()
     expected = np.where(confidence < threshold, 0, probs.argmax(axis=1) + 1)
@@ -257,6 +272,11 @@ def test_training_from_labelled_pixels_is_grouped(run_alg, tmp_path):
     info = read_model_info(result["OUTPUT_MODEL"])
     assert info.class_names == ["bright", "dark"]
     assert info.training["metrics"]["n_validation"] == 2  # one point per class held out
+    # trained on the good bands: 432 less the 59 of the bbl and 4 more with a negative scene median (381-401 nm)
+    wl = np.asarray(info.wavelengths)
+    assert wl.size == 432 - 63 and wl.min() > 396 and not np.any((wl > 1345) & (wl < 1430) | (np.abs(wl - 401.4) < 1))
+    html = open(result["OUTPUT_REPORT"], encoding="utf-8").read()
+    assert "369 bands" in html  # the SAM baseline runs on the same spectra
 
 
 def test_accuracy_assessment_of_a_class_map(run_alg, tmp_path):

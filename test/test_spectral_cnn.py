@@ -291,9 +291,11 @@ def test_training_result_info(tiny_result, tmp_path):
     assert training["n_samples"] == 150
     metrics = training["metrics"]
     assert np.sum(metrics["confusion_matrix"]) == metrics["n_validation"] == result.val_labels.size
-    # the saved model, run on the raw validation spectra, gives the stored figure
+    # the held-out network's probabilities give the stored figure; the saved network was refit on all 150
+    assert metrics["val_accuracy"] == pytest.approx(np.mean(result.val_proba.argmax(axis=1) == result.val_labels))
+    assert training["parameters"]["refit"] is True and metrics["refit_samples"] == 150
     saved = sc.predict_proba(OnnxModel(path), result.val_spectra)
-    assert metrics["val_accuracy"] == pytest.approx(np.mean(saved.argmax(axis=1) == result.val_labels))
+    assert saved.shape == result.val_proba.shape and np.allclose(saved.sum(axis=1), 1.0, atol=1e-5)
     assert {"val_loss", "val_balanced_accuracy", "val_kappa", "val_macro_f1", "per_class"} <= set(metrics)
     assert result.val_summary["overall_accuracy"] == metrics["val_accuracy"]
     assert training["parameters"]["network"]["channels"] == [8, 16, 32]

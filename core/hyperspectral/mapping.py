@@ -16,6 +16,7 @@ import numpy as np
 
 from . import sam
 from ..engine import unmixing
+from ..engine.bad_bands import scene_bad_bands
 from ..engine.colors import UNCLASSIFIED, class_colours, hex_colour
 from ..engine.errors import OreMapError
 from ..engine.feedback import ensure
@@ -28,8 +29,14 @@ SCORE_NODATA = -9999.0
 ABUNDANCE_NODATA = -9999.0
 
 
-def image_band_info(raster_path, wavelengths=None, fwhm=None, required=True, feedback=None):
-    """Band centres of a raster: from ``wavelengths`` (nm) when given, else its metadata.
+def image_band_info(raster_path, wavelengths=None, fwhm=None, required=True, bad_bands=None, nodata=None,
+                    scale=None, feedback=None):
+    """Band centres of a raster: from ``wavelengths`` (nm) when given, else its metadata; with its bad bands.
+
+    ``bad`` marks the bands to leave out: the raster's ENVI ``bbl`` and, unless ``bad_bands`` switches it
+    off, those found in the scene (water-vapour windows, constant, negative and noisy bands; see
+    :mod:`core.engine.bad_bands`), with the user's keep/drop entries (``bad_bands``: text or
+    :class:`~core.engine.bad_bands.BadBandChoice`). The dropped bands are logged to ``feedback``.
 
     Centres may come in any order and overlap (detector by detector, as AVIRIS-Classic, PRISMA and
     EnMAP list them): the edge bands of overlapping detectors and repeated centres are flagged bad
@@ -64,8 +71,21 @@ def image_band_info(raster_path, wavelengths=None, fwhm=None, required=True, fee
     info, notes = flag_overlaps(info)
     for note in notes:
         feedback.info(f"Band centres from {origin}: {note}")
-    info.origin = origin
-    return info
+    found = scene_bad_bands(raster_path, info.centers, info.bad, bad_bands, nodata=nodata, scale=scale,
+                            feedback=feedback)
+    result = BandInfo(centers=info.centers, fwhm=info.fwhm, bad=found.bad)
+    result.origin = origin
+    return result
+
+
+def good_band_numbers(raster_path, band_info=None, bad_bands=None, nodata=None, scale=None, feedback=None):
+    """1-based numbers of the bands to read: the good bands of ``band_info``, or (a raster without
+    wavelengths) the bands :mod:`core.engine.bad_bands` finds good in the scene (constant, negative and
+    noisy bands by band number; the user's entries in band numbers)."""
+    if band_info is None:
+        found = scene_bad_bands(raster_path, None, None, bad_bands, nodata=nodata, scale=scale, feedback=feedback)
+        return [int(i) + 1 for i in np.flatnonzero(found.good)]
+    return [int(i) + 1 for i in np.flatnonzero(~np.asarray(band_info.bad, dtype=bool))]
 
 
 def match_library(library, band_info, min_bands=2, feedback=None):
@@ -117,19 +137,19 @@ def reference_matrix(raster_path, spectra, band_info=None, image_bands=None, min
     return match_library(spectra, band_info, min_bands=min_bands, feedback=feedback)
 
 
-def sample_endmembers(raster_path, xs, ys, names, band_info=None, nodata=None, scale=None, feedback=None):
+def sample_endmembers(raster_path, xs, ys, names, band_info=None, nodata=None, scale=None, feedback=None,
+                      bad_bands=None):
     """Endmember spectra averaged over points on the raster (same names averaged).
 
-    Bad bands (from ``band_info`` or the raster's metadata) are left out; masking
-    and reflectance scaling are those the block engine applies to the same raster
-    and bands. Returns ``(library, image_bands)``.
+    Bad bands (from ``band_info``, else found in the raster: :func:`image_band_info`,
+    :func:`good_band_numbers`) are left out; masking and reflectance scaling are those
+    the block engine applies to the same raster and bands. Returns ``(library, image_bands)``.
     """
     feedback = ensure(feedback)
     if band_info is None:
-        band_info = image_band_info(raster_path, required=False)
-    bands = None
-    if band_info is not None:
-        bands = [int(i) + 1 for i in np.flatnonzero(~np.asarray(band_info.bad, dtype=bool))]
+        band_info = image_band_info(raster_path, required=False, bad_bands=bad_bands, nodata=nodata, scale=scale,
+                                    feedback=feedback)
+    bands = good_band_numbers(raster_path, band_info, bad_bands, nodata, scale, feedback)
     with RasterSource(raster_path, bands=bands, nodata=nodata, scale=scale) as src:
         library = library_from_points(src, list(zip(xs, ys)), names,
                                       band_info=band_info, feedback=feedback)
@@ -350,20 +370,23 @@ def model_input(raster_path, info, band_info=None, feedback=None):
 
 def cnn_classify_map(raster_path, model_path, class_path, probability_path=None, confidence_path=None,
                      min_confidence=None, threads=None, band_info=None, scale=None, nodata=None,
-                     memory_mb=None, batch_size=1024, feedback=None):
+                     memory_mb=None, batch_size=1024, feedback=None, ood=True):
     """Classify every pixel with an OreMap ONNX spectral classifier.
 
     The image spectra are resampled to the model's wavelengths when its bands differ,
     preprocessed as the model was trained, and run through onnxruntime in batches of
     ``batch_size`` rows (:func:`core.hyperspectral.spectral_cnn.predict_proba`). Pixels whose highest
-    probability is below ``min_confidence`` are unclassified (0).
+    probability is below ``min_confidence`` are unclassified (0), and so (with ``ood``) are pixels the model's
+    out-of-distribution check rejects: their spectral angle to the nearest exemplar of their class (mean
+    preprocessed spectrum of a training sample or polygon) exceeds that class's threshold in the model (:func:`core.hyperspectral.spectral_cnn.
+    fit_ood_check`); their probabilities and confidence are still written.
 
     Returns
     -------
     dict with ``legend``, ``class_counts``, ``resampled`` (bool), ``providers`` and engine stats.
     """
     from ..engine.model_format import OnnxModel
-    from .spectral_cnn import predict_proba
+    from .spectral_cnn import ood_check, out_of_distribution, predict_proba
 
     feedback = ensure(feedback)
     from ..engine.model_task import check_task
@@ -385,11 +408,25 @@ def cnn_classify_map(raster_path, model_path, class_path, probability_path=None,
     if confidence_path:
         outputs.append(OutputSpec(confidence_path, ["confidence"], "float32", -1.0))
     counts = np.zeros(len(names) + 1, dtype=np.int64)
+    check = ood_check(info) if ood else None
+    if check is not None:
+        feedback.info("Out-of-distribution check: a pixel whose spectral angle to the nearest exemplar of its class exceeds "
+                      f"the model's threshold for that class ({np.min(check['max_angle']):.3f}-"
+                      f"{np.max(check['max_angle']):.3f} rad) is left unclassified.")
+    elif ood:
+        feedback.info("The model stores no class exemplars: no out-of-distribution check (rebuild or retrain it "
+                      "with this OreMap version to get one).")
+    n_far = np.zeros(1, dtype=np.int64)
 
     def per_block(pixels):
-        probs = predict_proba(model, pixels if matrix is None else pixels @ matrix, batch_size=batch_size)
+        probs, angle = predict_proba(model, pixels if matrix is None else pixels @ matrix, batch_size=batch_size,
+                                     with_angle=True)
         confidence = probs.max(axis=1)
         classes = probs.argmax(axis=1).astype(np.int32) + 1
+        if check is not None:
+            far = out_of_distribution(info, angle, classes - 1)
+            n_far[0] += int(far.sum())
+            classes[far] = 0
         if min_confidence:
             classes[confidence < min_confidence] = 0
         counts[:] += np.bincount(classes, minlength=counts.size)
@@ -409,4 +446,7 @@ def cnn_classify_map(raster_path, model_path, class_path, probability_path=None,
     stats["legend"] = legend
     stats["resampled"] = matrix is not None
     stats["providers"] = list(model.providers_used)
+    stats["out_of_distribution"] = int(n_far[0])
+    if check is not None:
+        feedback.info(f"{int(n_far[0])} pixels unlike the training spectra of their class left unclassified.")
     return stats

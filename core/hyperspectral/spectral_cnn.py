@@ -207,7 +207,7 @@ def grouped_split(y, groups, val_fraction, seed=0):
 # ---------------------------------------------------------------------------
 
 
-def predict_proba(model, X, batch_size=8192):
+def predict_proba(model, X, batch_size=8192, with_angle=False):
     """Class probabilities of raw spectra with an OreMap model: its preprocessing, then the graph.
 
     Parameters
@@ -215,13 +215,107 @@ def predict_proba(model, X, batch_size=8192):
     model : core.engine.model_format.OnnxModel
     X : array-like of shape (n, n_bands)
         Spectra already resampled to ``model.info.wavelengths``.
+    with_angle : bool
+        Also return each spectrum's angle (rad) to the nearest exemplar of its most probable class
+        (:func:`prototype_angle`); NaN when the model stores no exemplars.
 
     Returns
     -------
-    ndarray of float32 of shape (n, n_classes)
+    ndarray of float32 of shape (n, n_classes), and with ``with_angle`` the angles (n,)
     """
     info = model.info
-    return model.run(preprocess(X, info.preprocessing_method, info.wavelengths), batch_size=batch_size)
+    P = preprocess(X, info.preprocessing_method, info.wavelengths)
+    probs = model.run(P, batch_size=batch_size)
+    if not with_angle:
+        return probs
+    check = ood_check(info)
+    if check is None:
+        return probs, np.full(probs.shape[0], np.nan)
+    return probs, prototype_angle(P, probs.argmax(axis=1), check["exemplars"], check["exemplar_class"])
+
+
+# ---------------------------------------------------------------------------
+# Out-of-distribution check
+# ---------------------------------------------------------------------------
+
+#: Share of a class's (augmented) training spectra within the threshold of the nearest exemplar of their class.
+OOD_QUANTILE = 0.99
+#: The threshold is this many times that quantile of the angles.
+OOD_MARGIN = 1.25
+#: Most exemplars stored per class (evenly chosen when a class has more groups).
+OOD_MAX_EXEMPLARS = 40
+
+
+def _unit_rows(P):
+    P = np.asarray(P, dtype=np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return P / np.linalg.norm(P, axis=1, keepdims=True)
+
+
+def prototype_angle(P, classes, exemplars, exemplar_class=None):
+    """Spectral angle (rad) of preprocessed spectra ``P`` to the nearest exemplar of their (0-based) class.
+
+    ``exemplar_class`` gives each exemplar's class; without it exemplar ``c`` is class ``c``'s prototype.
+    """
+    E = _unit_rows(exemplars)
+    classes = np.asarray(classes, dtype=np.int64)
+    owner = np.arange(E.shape[0]) if exemplar_class is None else np.asarray(exemplar_class, dtype=np.int64)
+    cos = _unit_rows(P) @ E.T
+    cos = np.where(owner[None, :] == classes[:, None], cos, -np.inf)
+    best = cos.max(axis=1)
+    return np.arccos(np.clip(np.where(np.isfinite(best), best, np.nan), -1.0, 1.0))
+
+
+def ood_exemplars(P, y, groups, n_classes, max_per_class=OOD_MAX_EXEMPLARS):
+    """Exemplars of each class: the mean preprocessed spectrum of each of its groups (physical samples,
+    polygons), at most ``max_per_class`` (evenly spaced in group order). Returns ``(exemplars, classes)``."""
+    P = np.asarray(P, dtype=np.float64)
+    rows, owner = [], []
+    for c in range(n_classes):
+        members = np.unique(np.asarray(groups)[y == c])
+        if members.size > max_per_class:
+            members = members[np.linspace(0, members.size - 1, max_per_class).round().astype(int)]
+        for g in members:
+            rows.append(P[(y == c) & (np.asarray(groups) == g)].mean(axis=0))
+            owner.append(c)
+    return np.array(rows), np.array(owner, dtype=np.int64)
+
+
+def fit_ood_check(P_aug, y_aug, exemplars, exemplar_class, n_classes, quantile=OOD_QUANTILE, margin=OOD_MARGIN):
+    """The out-of-distribution check: class exemplars and a spectral-angle threshold per class.
+
+    A spectrum given class ``c`` is out of distribution when its angle to the nearest exemplar of ``c``
+    exceeds ``threshold[c] = margin x quantile(angles of class c's augmented training spectra to the
+    nearest exemplar of c)``: it does not look like the class it was given (noise, shade, slope and
+    mixing as augmented included), however confident the network is.
+    """
+    angles = prototype_angle(P_aug, y_aug, exemplars, exemplar_class)
+    thresholds = []
+    for c in range(n_classes):
+        own = angles[(y_aug == c) & np.isfinite(angles)]
+        thresholds.append(float(margin * np.quantile(own, quantile)) if own.size else float("nan"))
+    return {"method": "angle_to_nearest_class_exemplar", "quantile": quantile, "margin": margin,
+            "exemplars": np.asarray(exemplars).round(6).tolist(),
+            "exemplar_class": [int(c) for c in exemplar_class], "max_angle": thresholds}
+
+
+def ood_check(info):
+    """The out-of-distribution check stored in a model (``training["ood"]``) as arrays, or None."""
+    ood = (info.training or {}).get("ood")
+    if not ood or not ood.get("exemplars"):
+        return None
+    return {"exemplars": np.asarray(ood["exemplars"], dtype=np.float64),
+            "exemplar_class": np.asarray(ood["exemplar_class"], dtype=np.int64),
+            "max_angle": np.asarray(ood["max_angle"], dtype=np.float64)}
+
+
+def out_of_distribution(info, angles, classes):
+    """True where ``angles`` (to the prototype of 0-based ``classes``) exceed the model's thresholds."""
+    check = ood_check(info)
+    if check is None:
+        return np.zeros(np.asarray(angles).shape, dtype=bool)
+    with np.errstate(invalid="ignore"):
+        return ~(np.asarray(angles) <= check["max_angle"][np.asarray(classes, dtype=np.int64)])
 
 
 # ---------------------------------------------------------------------------
@@ -435,10 +529,43 @@ def _prepare_arrays(X, y, groups, class_names, val_fraction, seed, augment_optio
                 yva=yva, Pva=Pva, mean=mean, std=std, Ztr=Ztr, Zva=Zva, ytr_t=ytr_t, yva_t=yva_t)
 
 
+def _refit(torch, tc, X, y, groups, class_names, seed, augment_options, preprocessing, wl, network, schedule,
+           feedback):
+    """A new network trained on every sample for the epochs early stopping chose; ``(export module, n)``."""
+    lr, weight_decay, batch_size, epochs = schedule
+    feedback.info(f"Refit: training a new network on all {y.size} labelled samples (the held-out ones "
+                  f"included) for the {epochs} epochs early stopping chose.")
+    d = _prepare_arrays(X, y, groups, class_names, 0.0, seed, augment_options, preprocessing, wl, feedback)
+    n_classes = len(class_names)
+    ytr = d["ytr"]
+    counts = np.bincount(ytr, minlength=n_classes).astype(np.float64)
+    weights = np.where(counts > 0, ytr.size / (n_classes * np.maximum(counts, 1)), 0.0)
+    torch.manual_seed(int(seed) + 1)
+    net = SpectralCNN(X.shape[1], n_classes, **network)
+    loss_fn = torch.nn.CrossEntropyLoss(weight=torch.tensor(weights, dtype=torch.float32))
+    optimiser = torch.optim.Adam(net.parameters(), lr=lr, weight_decay=weight_decay)
+    Z, t = torch.from_numpy(d["Ztr"]), torch.from_numpy(d["ytr_t"])
+
+    def step(batch):
+        net.train()
+        optimiser.zero_grad()
+        loss = loss_fn(net(Z[batch]), t[batch])
+        loss.backward()
+        optimiser.step()
+        return loss
+
+    torch_training.train_epochs(int(t.shape[0]), batch_size, epochs, np.random.default_rng([seed, 4]), step,
+                                feedback, progress=None, as_tensor=torch)
+    net.eval()
+    module = tc["export"](net, d["mean"], d["std"])
+    module.eval()
+    return module, int(ytr.size)
+
+
 def train_classifier(X, y, class_names, groups=None, wavelengths=None, fwhm=None, preprocessing="brightness",
                      epochs=200, batch_size=256, lr=1e-3, patience=15, val_fraction=0.25, seed=0,
                      augment_options=None, feedback=None, description="",
-                     network_options=None, weight_decay=0.0):
+                     network_options=None, weight_decay=0.0, refit=True):
     # Over 100 lines by its docstring (every parameter documented); the code is 86 lines.
     """Train a spectral CNN classifier and export it to the OreMap model format.
 
@@ -485,6 +612,10 @@ def train_classifier(X, y, class_names, groups=None, wavelengths=None, fwhm=None
         ``hidden``, ``dropout``) overriding :data:`DEFAULT_NETWORK`.
     weight_decay : float, default 0.0
         Adam L2 penalty.
+    refit : bool, default True
+        After early stopping on the held-out groups, train a new network on *all* samples (held-out
+        ones included, augmented alike) for the number of epochs early stopping chose, and export that
+        one. The validation figures are those of the held-out run: an estimate for the procedure.
 
     Returns
     -------
@@ -525,6 +656,9 @@ def train_classifier(X, y, class_names, groups=None, wavelengths=None, fwhm=None
 
     counts = np.bincount(ytr, minlength=n_classes).astype(np.float64)
     weights = np.where(counts > 0, ytr.size / (n_classes * np.maximum(counts, 1)), 0.0)
+    P_source = preprocess(X, preprocessing, wl)
+    ex, ex_class = ood_exemplars(P_source[train_idx], y[train_idx], groups[train_idx], n_classes)
+    ood = fit_ood_check(Ztr.astype(np.float64) * std + mean, ytr, ex, ex_class, n_classes)
 
     history = {"train_loss": [], "val_loss": [], "train_acc": [], "val_acc": []}
     rng = np.random.default_rng([seed, 3])
@@ -543,22 +677,34 @@ def train_classifier(X, y, class_names, groups=None, wavelengths=None, fwhm=None
         net.eval()
         module = tc["export"](net, mean, std)
         module.eval()
+        val_proba = predict_proba_torch(module, Pva) if has_val else np.zeros((0, n_classes), np.float32)
+        n_refit = 0
+        if refit and has_val:
+            module, n_refit = _refit(torch, tc, X, y, groups, class_names, seed, augment_options, preprocessing, wl,
+                                     network, (lr, weight_decay, batch_size, best_epoch + 1), feedback)
         onnx_bytes = export_onnx(module, n_bands)
 
-    val_proba = predict_proba_torch(module, Pva) if has_val else np.zeros((0, n_classes), np.float32)
     metrics = {"best_epoch": best_epoch + 1, "epochs_run": len(history["train_loss"]),
                "train_loss": history["train_loss"][best_epoch], "train_accuracy": history["train_acc"][best_epoch],
-               "n_train": int(ytr.size), "n_validation": int(yva.size)}
+               "n_train": int(ytr.size), "n_validation": int(yva.size), "refit_samples": int(n_refit)}
     val_summary = None
     if has_val:
         from ..engine.accuracy import summary
 
         val_summary = summary(yva, val_proba.argmax(axis=1), list(range(n_classes)), class_names)
         found = _validation_metrics(val_summary)
+        val_angle = prototype_angle(Pva, val_proba.argmax(axis=1), ex, ex_class)
+        far = ~(val_angle <= np.asarray(ood["max_angle"])[val_proba.argmax(axis=1)])
+        found["val_out_of_distribution"] = float(far.mean())
+        found["val_accuracy_in_distribution"] = float((val_proba.argmax(axis=1) == yva)[~far].mean()) if (~far).any() \
+            else float("nan")
         metrics.update({"val_loss": history["val_loss"][best_epoch], **found})
         feedback.info(f"Validation accuracy {100 * found['val_accuracy']:.1f} % (balanced "
                       f"{100 * found['val_balanced_accuracy']:.1f} %) at epoch {best_epoch + 1}.")
 
+    if refit and has_val:  # the saved model knows every group: exemplars of all of them, same thresholds
+        ex, ex_class = ood_exemplars(P_source, y, groups, n_classes)
+        ood.update(exemplars=ex.round(6).tolist(), exemplar_class=[int(c) for c in ex_class])
     parameters = {
         "epochs": int(epochs), "batch_size": int(batch_size), "lr": float(lr), "patience": int(patience),
         "val_fraction": float(val_fraction), "seed": int(seed), "weight_decay": float(weight_decay),
@@ -567,6 +713,7 @@ def train_classifier(X, y, class_names, groups=None, wavelengths=None, fwhm=None
         "network": {k: list(v) if isinstance(v, (tuple, list)) else v for k, v in network.items()},
         "class_counts": {name: int((y == i).sum()) for i, name in enumerate(class_names)},
         "split": split_info,
+        "refit": bool(refit and has_val),
     }
     colours = class_colours(class_names)
     info = ModelInfo(
@@ -583,6 +730,7 @@ def train_classifier(X, y, class_names, groups=None, wavelengths=None, fwhm=None
             "n_samples": int(n),
             "metrics": metrics,
             "parameters": parameters,
+            "ood": ood,
         },
         description=str(description),
     )

@@ -1,0 +1,378 @@
+"""Bad bands of a hyperspectral image, found from its wavelengths and from the scene itself.
+
+Airborne and spaceborne reflectance (and radiance) is unusable in the atmospheric
+water-vapour windows, at detector edges where atmospheric correction leaves negative
+values, in bands a format fills with a constant, and in bands whose noise stands far
+above that of their neighbours. ENVI headers flag such bands in a ``bbl`` list; a
+GeoTIFF copy of the same image carries none. :func:`detect_bad_bands` finds them
+without a ``bbl`` (and adds to one when there is):
+
+1. ``bbl``: bands the raster's ENVI ``bbl`` flags (0);
+2. ``water``: band centres inside :data:`WATER_WINDOWS` (only with wavelengths);
+3. ``constant``: bands with one value over the sampled pixels, or missing (nodata,
+   NaN) in most pixels where the other bands are valid;
+4. ``negative``: bands whose scene median is below zero while nearly every band's is
+   positive (reflectance and radiance are not negative);
+5. ``noisy``: bands whose band-to-band noise is more than ``noise_factor`` times that
+   of their neighbours. The noise of band ``b`` is the robust spread (1.4826 x median
+   absolute deviation) over the sampled pixels of the band's departure from the
+   straight line between its two good neighbours, divided by the spread the same
+   estimator gives for white noise of unit variance (sqrt(1.5)); the neighbours' level
+   is the median of that noise over the ``window`` good bands on either side.
+
+The user's choice (:func:`parse_bad_bands`) can switch the detection off, keep
+bands it dropped and add bands. The result lists every dropped band with its
+reason, so the log can say what was left out.
+"""
+
+import re
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .errors import OreMapError
+from .feedback import ensure
+
+#: Water-vapour windows (nm) of airborne and spaceborne reflectance: the 1.4 and 1.9 um bands, as the
+#: AVIRIS-NG reflectance products flag them in their ``bbl`` (1348-1428 and 1779-1949 nm); AVIRIS
+#: Jasper Ridge's published band selection drops 1.33-1.37 and 1.79-1.90 um within them.
+WATER_WINDOWS = ((1345.0, 1430.0), (1775.0, 1950.0))
+
+#: A band whose noise exceeds this many times the median noise of its neighbours is dropped.
+NOISE_FACTOR = 6.0
+#: Good bands on either side that make a band's neighbourhood.
+NOISE_WINDOW = 10
+#: Most pixels read for the scene statistics (small windows spread over the scene).
+SAMPLE_PIXELS = 20000
+
+REASONS = {
+    "bbl": "flagged in the raster's bad-band list (bbl)",
+    "water": "atmospheric water-vapour window",
+    "constant": "constant or missing in most pixels",
+    "negative": "negative scene median",
+    "noisy": "band-to-band noise far above its neighbours'",
+    "user": "dropped by the bad-band parameter",
+}
+
+_WHITE_NOISE_MAD = np.sqrt(1.5)  # std of x_b - (x_{b-1} + x_{b+1}) / 2 for unit white noise
+
+
+@dataclass
+class BadBandChoice:
+    """What the user asked: automatic detection on or off, bands to keep and bands to drop.
+
+    ``keep`` and ``drop`` hold ``(kind, lo, hi)`` with ``kind`` ``"nm"`` (inclusive wavelength range)
+    or ``"band"`` (inclusive 1-based band numbers).
+    """
+
+    auto: bool = True
+    keep: list = field(default_factory=list)
+    drop: list = field(default_factory=list)
+
+    def describe(self):
+        parts = ["automatic detection " + ("on" if self.auto else "off")]
+        for word, ranges in (("keep", self.keep), ("drop", self.drop)):
+            for kind, lo, hi in ranges:
+                unit = " nm" if kind == "nm" else ""
+                what = "bands " if kind == "band" else ""
+                parts.append(f"{word} {what}{lo:g}" + (f"-{hi:g}" if hi != lo else "") + unit)
+        return "; ".join(parts)
+
+
+_FIX = ("Write e.g. 'keep 381-401 nm; drop 2450-2510 nm; drop bands 1-5', or 'off' to drop only the bands of the "
+        "raster's bbl; leave empty for automatic detection.")
+
+
+def parse_bad_bands(text):
+    """The user's bad-band choice from text; ``None`` or empty text means automatic detection.
+
+    Entries are separated by ``;`` or new lines: ``off`` (or ``none``) switches the automatic
+    detection off, ``keep <range>`` keeps bands, ``drop <range>`` (or a bare range) drops them. A
+    range is ``a-b`` or one value, in nm (``1340-1450 nm``; ``um`` is accepted) or as band numbers
+    (``bands 1-5``, ``band 12``).
+    """
+    if isinstance(text, BadBandChoice):
+        return text
+    choice = BadBandChoice()
+    if text is None or not str(text).strip() or str(text).strip().lower() == "auto":
+        return choice
+    for entry in re.split(r"[;\n]+", str(text)):
+        entry = entry.strip().lower()
+        if not entry:
+            continue
+        if entry in ("off", "none", "bbl", "bbl only"):
+            choice.auto = False
+            continue
+        if entry == "auto":
+            continue
+        match = re.fullmatch(r"(keep|drop|add)?\s*(bands?|b)?\s*([0-9.]+)\s*(?:-\s*([0-9.]+))?\s*(nm|um|µm)?",
+                             entry)
+        if match is None:
+            raise OreMapError(f"Cannot read the bad-band entry '{entry}'.", "bad_bands", _FIX)
+        verb, is_band, lo, hi, unit = match.groups()
+        try:
+            lo = float(lo)
+            hi = float(hi) if hi is not None else lo
+        except ValueError:
+            raise OreMapError(f"Cannot read the numbers of the bad-band entry '{entry}'.", "bad_bands", _FIX) from None
+        if hi < lo:
+            lo, hi = hi, lo
+        if is_band:
+            if unit or lo != int(lo) or hi != int(hi) or lo < 1:
+                raise OreMapError(f"Band numbers in '{entry}' must be whole numbers from 1.", "bad_bands", _FIX)
+            kind = "band"
+        elif unit is None:
+            raise OreMapError(f"'{entry}' names neither nm nor band numbers.", "bad_bands", _FIX)
+        else:
+            kind = "nm"
+            if unit in ("um", "µm"):
+                lo, hi = lo * 1000.0, hi * 1000.0
+        (choice.keep if verb == "keep" else choice.drop).append((kind, lo, hi))
+    return choice
+
+
+def _in_ranges(ranges, centers, n_bands):
+    """Boolean mask of the bands inside any of ``ranges`` (see :class:`BadBandChoice`)."""
+    mask = np.zeros(n_bands, dtype=bool)
+    numbers = np.arange(1, n_bands + 1)
+    for kind, lo, hi in ranges:
+        if kind == "band":
+            if hi > n_bands:
+                raise OreMapError(f"Band {hi:g} was named, but the raster has {n_bands} bands.", "bad_bands",
+                                  f"Use band numbers from 1 to {n_bands}.")
+            mask |= (numbers >= lo) & (numbers <= hi)
+        elif centers is None:
+            raise OreMapError("Bad bands were given in nm, but the raster's wavelengths are unknown.", "bad_bands",
+                              "Give band numbers ('bands 1-5'), or the wavelengths of the raster.")
+        else:
+            mask |= (centers >= lo) & (centers <= hi)
+    return mask
+
+
+@dataclass
+class BadBands:
+    """Result of :func:`detect_bad_bands`: ``bad`` (bool per band) and ``reason`` (key of :data:`REASONS`
+    per bad band, ``""`` for good ones); ``kept`` marks bands the user kept although a rule dropped them;
+    ``n_pixels``: pixels the scene statistics used."""
+
+    bad: np.ndarray
+    reason: list
+    kept: np.ndarray
+    n_pixels: int = 0
+
+    @property
+    def good(self):
+        return ~self.bad
+
+    def summary(self, centers=None):
+        """One line per reason: the dropped bands as ranges of band numbers (and nm when known)."""
+        lines = []
+        for key, text in REASONS.items():
+            index = [i for i, r in enumerate(self.reason) if r == key]
+            if index:
+                lines.append(f"{len(index)} bands {text}: {_ranges(index, centers)}")
+        if self.kept.any():
+            lines.append(f"{int(self.kept.sum())} bands kept by the bad-band parameter: "
+                         f"{_ranges(np.flatnonzero(self.kept).tolist(), centers)}")
+        return lines
+
+
+def _ranges(index, centers):
+    """``"1-7 (346-376 nm), 201-217 (...)"`` for 0-based band indexes."""
+    runs, start = [], index[0]
+    for a, b in zip(index, index[1:] + [None]):
+        if b != a + 1:
+            runs.append((start, a))
+            start = b
+    parts = []
+    for a, b in runs:
+        text = f"{a + 1}" if a == b else f"{a + 1}-{b + 1}"
+        if centers is not None:
+            text += f" ({centers[a]:.0f} nm)" if a == b else f" ({centers[a]:.0f}-{centers[b]:.0f} nm)"
+        parts.append(text)
+    return ", ".join(parts)
+
+
+def sample_scene(source, max_pixels=SAMPLE_PIXELS, size=32):
+    """Pixels of a scene for band statistics: small full-resolution windows on a regular grid.
+
+    ``source`` is a :class:`core.engine.raster.RasterSource`; returns ``(n, n_bands)`` float64 values
+    with NaN where a band is nodata or not finite (bands on their own, see ``read_nan``). Small windows,
+    not a decimated read, so a tiled, pixel-interleaved raster is not decompressed whole.
+    """
+    from rasterio.windows import Window
+
+    h, w = min(size, source.height), min(size, source.width)
+    per_window = h * w
+    n_windows = max(1, min(max_pixels // max(per_window, 1), (source.height // h) * (source.width // w)))
+    side = int(np.ceil(np.sqrt(n_windows)))
+    rows = np.unique(np.linspace(0, source.height - h, side).round().astype(int))
+    cols = np.unique(np.linspace(0, source.width - w, side).round().astype(int))
+    chunks = []
+    for r in rows:
+        for c in cols:
+            block = source.read_nan(Window(int(c), int(r), w, h))
+            chunks.append(block.reshape(-1, block.shape[-1]))
+            if sum(x.shape[0] for x in chunks) >= max_pixels:
+                break
+        else:
+            continue
+        break
+    return np.concatenate(chunks)[:max_pixels]
+
+
+def band_noise(values, centers=None, usable=None):
+    """Robust band-to-band noise of each band, in the units of ``values`` (NaN where not estimable).
+
+    ``values``: (n_pixels, n_bands), NaN for missing. Only ``usable`` bands (all by default) take part,
+    as the band and as neighbours: band ``b``'s residual is its departure from the straight line (by
+    wavelength, or band number) between the nearest usable bands below and above it; its noise is
+    1.4826 x the median absolute deviation of that residual over the pixels, over sqrt(1.5) (the value
+    for white noise of unit variance at even spacing). The first and last usable bands use the two
+    usable bands next to them.
+    """
+    values = np.asarray(values, dtype=np.float64)
+    n_bands = values.shape[1]
+    usable = np.ones(n_bands, bool) if usable is None else np.asarray(usable, bool)
+    axis = np.arange(n_bands, dtype=np.float64) if centers is None else np.asarray(centers, np.float64)
+    idx = np.flatnonzero(usable)
+    noise = np.full(n_bands, np.nan)
+    if idx.size < 3:
+        return noise
+    for k, b in enumerate(idx):
+        a, c = (idx[1], idx[2]) if k == 0 else ((idx[-3], idx[-2]) if k == idx.size - 1 else (idx[k - 1], idx[k + 1]))
+        t = (axis[b] - axis[a]) / (axis[c] - axis[a]) if axis[c] != axis[a] else 0.5
+        residual = values[:, b] - ((1.0 - t) * values[:, a] + t * values[:, c])
+        residual = residual[np.isfinite(residual)]
+        if residual.size >= 5:
+            mad = np.median(np.abs(residual - np.median(residual)))
+            noise[b] = 1.4826 * mad / _WHITE_NOISE_MAD
+    return noise
+
+
+def _noisy(values, centers, usable, factor, window, max_rounds=50):
+    """Bands whose noise exceeds ``factor`` x the median noise of ``window`` usable neighbours each side.
+
+    A noisy band also raises the residual of the bands next to it (it is their neighbour), so each round
+    flags only the bands whose excess is the largest among their usable neighbours, and the noise is
+    estimated again without them.
+    """
+    usable = usable.copy()
+    flagged = np.zeros(usable.size, bool)
+    for _ in range(max_rounds):
+        noise = band_noise(values, centers, usable)
+        idx = np.flatnonzero(usable & np.isfinite(noise))
+        ratio = np.zeros(usable.size)
+        for k, b in enumerate(idx):
+            neighbours = np.concatenate((idx[max(0, k - window):k], idx[k + 1:k + 1 + window]))
+            level = np.median(noise[neighbours]) if neighbours.size else np.nan
+            if np.isfinite(level):
+                ratio[b] = noise[b] / max(level, 1e-12)
+        worst = [b for k, b in enumerate(idx) if ratio[b] > factor
+                 and ratio[b] >= max(ratio[idx[max(k - 1, 0)]], ratio[idx[min(k + 1, idx.size - 1)]])]
+        if not worst:
+            break
+        flagged[worst] = True
+        usable[worst] = False
+    return flagged
+
+
+def detect_bad_bands(values, centers=None, bbl=None, choice=None, noise_factor=NOISE_FACTOR,
+                     window=NOISE_WINDOW):
+    """Bad bands of a scene from a sample of its pixels (see the module docstring for the rules).
+
+    Parameters
+    ----------
+    values : array-like of shape (n_pixels, n_bands)
+        Sampled pixel spectra (:func:`sample_scene`), NaN where a band is missing; pixels missing in
+        every band, and fill pixels with one value in every band (outside a scene's footprint), are
+        ignored.
+    centers : array-like of shape (n_bands,), optional
+        Band centres in nm: the water-vapour windows and ranges in nm need them.
+    bbl : array-like of bool of shape (n_bands,), optional
+        ``True`` for bands the raster's metadata flags bad.
+    choice : BadBandChoice or str, optional
+        The user's choice (:func:`parse_bad_bands`); automatic detection by default.
+
+    Returns
+    -------
+    BadBands
+    """
+    choice = parse_bad_bands(choice)
+    values = np.asarray(values, dtype=np.float64)
+    n_bands = values.shape[1]
+    centers = None if centers is None else np.asarray(centers, dtype=np.float64).reshape(-1)
+    reason = [""] * n_bands
+
+    def flag(mask, key):
+        for i in np.flatnonzero(mask):
+            if not reason[i]:
+                reason[i] = key
+
+    if bbl is not None:
+        flag(np.asarray(bbl, bool), "bbl")
+    pixels = values[np.isfinite(values).any(axis=1)]
+    with np.errstate(invalid="ignore"):  # fill outside a footprint: one value in every band
+        pixels = pixels[~(np.nanmax(pixels, axis=1) == np.nanmin(pixels, axis=1))] if pixels.size else pixels
+    if choice.auto:
+        if centers is not None:
+            flag(np.any([(centers >= lo) & (centers <= hi) for lo, hi in WATER_WINDOWS], axis=0), "water")
+        if pixels.shape[0]:
+            finite = np.isfinite(pixels)
+            with np.errstate(invalid="ignore"):
+                spread = np.nanmax(pixels, axis=0) - np.nanmin(pixels, axis=0) if finite.any() else None
+            level = np.nanmedian(np.abs(pixels)) if finite.any() else 0.0
+            missing = finite.mean(axis=0) < 0.5
+            constant = ~missing & ~(spread > 1e-9 * max(level, 1e-30)) if pixels.shape[0] > 1 else np.zeros(
+                n_bands, bool)
+            flag(missing | constant, "constant")
+            usable = np.array([not r for r in reason])
+            with np.errstate(invalid="ignore"):
+                median = np.nanmedian(np.where(finite, pixels, np.nan), axis=0) if finite.any() else np.full(
+                    n_bands, np.nan)
+            if usable.any() and np.mean(median[usable] > 0) >= 0.8:
+                flag(usable & (median < 0), "negative")
+            usable = np.array([not r for r in reason])
+            valid_rows = np.isfinite(pixels[:, usable]).all(axis=1) if usable.any() else np.zeros(0, bool)
+            if valid_rows.sum() >= 5:
+                flag(_noisy(pixels[valid_rows], centers, usable, noise_factor, window), "noisy")
+    user_drop = _in_ranges(choice.drop, centers, n_bands)
+    user_keep = _in_ranges(choice.keep, centers, n_bands)
+    flag(user_drop & ~user_keep, "user")
+    kept = np.array([bool(r) for r in reason]) & user_keep
+    for i in np.flatnonzero(kept):
+        reason[i] = ""
+    bad = np.array([bool(r) for r in reason])
+    return BadBands(bad=bad, reason=reason, kept=kept, n_pixels=int(pixels.shape[0]))
+
+
+def scene_bad_bands(path, centers=None, bbl=None, choice=None, nodata=None, scale=None, feedback=None,
+                    max_pixels=SAMPLE_PIXELS):
+    """:func:`detect_bad_bands` on a sample of the raster at ``path``; logs what it dropped.
+
+    Reads at most ``max_pixels`` pixels in small windows spread over the scene (masking and scaling as
+    the block engine does). Returns :class:`BadBands`.
+    """
+    from .raster import RasterSource
+
+    feedback = ensure(feedback)
+    choice = parse_bad_bands(choice)
+    if choice.auto:
+        with RasterSource(path, nodata=nodata, scale=scale) as source:
+            values = sample_scene(source, max_pixels)
+    else:
+        from .raster import open_raster
+
+        with open_raster(path) as ds:
+            values = np.zeros((0, ds.count))
+    found = detect_bad_bands(values, centers, bbl, choice)
+    n_bad = int(found.bad.sum())
+    how = (f"from {found.n_pixels} sampled pixels" if choice.auto else "automatic detection off")
+    feedback.info(f"Bad bands: {n_bad} of {found.bad.size} left out ({how}; {choice.describe()}).")
+    for line in found.summary(centers):
+        feedback.info("  " + line)
+    if n_bad == found.bad.size:
+        raise OreMapError("Every band of the raster is flagged bad.", "bad_bands",
+                          "Keep bands with the bad-band parameter ('keep 400-2400 nm'), or switch the automatic "
+                          "detection off ('off').")
+    return found

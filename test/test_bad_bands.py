@@ -1,0 +1,119 @@
+"""Bad bands of images found without a bbl (core/engine/bad_bands.py), on real AVIRIS-NG and AVIRIS scenes."""
+
+import numpy as np
+import pytest
+import rasterio
+
+from conftest import AVIRIS_NG, AVIRIS_NG_2
+from oremap.core.engine import bad_bands
+from oremap.core.engine.errors import OreMapError
+from oremap.core.engine.wavelengths import band_info_from_raster, band_tags
+from oremap.core.hyperspectral import mapping
+
+JASPER = AVIRIS_NG.replace("ang20150420t182808_corr_v1e_img_4200-4210_70-80.img", "jasper_ridge_40x40.tif")
+
+
+def geotiff_copy(src_path, path, change=None):
+    """The ENVI tile as a float32 GeoTIFF with wavelength band metadata and no bbl; ``change(cube)`` may edit it."""
+    with rasterio.open(src_path) as src:
+        cube = src.read().astype(np.float32)
+        info = band_info_from_raster(src)
+    if change is not None:
+        change(cube)
+    with rasterio.open(path, "w", driver="GTiff", width=cube.shape[2], height=cube.shape[1], count=cube.shape[0],
+                       dtype="float32") as dst:
+        dst.write(cube)
+        for b, tags in enumerate(band_tags(info), start=1):
+            dst.update_tags(b, **tags)
+    return info
+
+
+@pytest.mark.parametrize("cube, negative_nm", [(AVIRIS_NG, [381, 386, 391, 401]), (AVIRIS_NG_2, [381])])
+def test_geotiff_without_bbl_gives_the_bbl_good_bands(tmp_path, cube, negative_nm):
+    """Tolerance: the GeoTIFF's good bands equal those of the ENVI bbl except at most 5 bands, all within
+    30 nm of a range the bbl flags, and only bands the scene shows bad (negative median reflectance)."""
+    path = str(tmp_path / "tile.tif")
+    envi = geotiff_copy(cube, path)
+    assert envi.bad.sum() == 59  # 346-376, 1348-1428, 1779-1949 nm
+    with rasterio.open(path) as ds:
+        assert band_info_from_raster(ds).bad.sum() == 0  # nothing in the GeoTIFF says which bands are bad
+    info = mapping.image_band_info(path)
+    differ = np.flatnonzero(info.bad != envi.bad)
+    assert differ.size <= 5
+    assert np.all(info.bad[differ])  # every bbl band is dropped; the extra ones are ...
+    assert np.min(np.abs(envi.centers[envi.bad][None, :] - envi.centers[differ][:, None]), axis=1).max() <= 30
+    assert np.round(envi.centers[differ]).astype(int).tolist() == negative_nm  # ... negative in this scene
+    with rasterio.open(cube) as ds:
+        data = ds.read().reshape(ds.count, -1).T
+    data = data[data.max(axis=1) > data.min(axis=1)]  # not the fill outside the footprint
+    assert np.all(np.median(data[:, differ], axis=0) < 0)
+    # the ENVI file: the bbl and the same detection
+    assert np.array_equal(mapping.image_band_info(cube).bad, info.bad)
+    # 'off' leaves the bbl alone; the GeoTIFF then has no bad band
+    assert np.array_equal(mapping.image_band_info(cube, bad_bands="off").bad, envi.bad)
+    assert mapping.image_band_info(path, bad_bands="off").bad.sum() == 0
+
+
+def test_planted_constant_and_noisy_bands_are_dropped(tmp_path):
+    """Real AVIRIS-NG tile as GeoTIFF with a constant band (a format's fill) and a band with sensor noise of
+    0.02 reflectance (about 15x the band-to-band noise of its neighbours)."""
+    rng = np.random.default_rng(0)
+
+    def plant(cube):  # inside the footprint: the fill outside it (one value in every band) stays fill
+        inside = cube.max(axis=0) > cube.min(axis=0)
+        cube[99][inside] = 0.0
+        cube[149][inside] += rng.normal(0.0, 0.02, int(inside.sum())).astype(np.float32)
+        cube[249][inside] = 0.25
+
+    path = str(tmp_path / "planted.tif")
+    geotiff_copy(AVIRIS_NG_2, path, plant)
+    clean = str(tmp_path / "clean.tif")
+    geotiff_copy(AVIRIS_NG_2, clean)
+    lines = []
+
+    class Log:
+        def info(self, text):
+            lines.append(text)
+
+    info = mapping.image_band_info(path, feedback=Log())
+    before = mapping.image_band_info(clean)
+    assert np.flatnonzero(info.bad != before.bad).tolist() == [99, 149, 249]
+    assert any(line.strip().startswith("2 bands constant or missing in most pixels: 100 (") and "250 (" in line
+               for line in lines)
+    assert any("1 bands band-to-band noise far above" in line and ": 150 (" in line for line in lines)
+    # the user keeps one back and drops another
+    kept = mapping.image_band_info(path, bad_bands="keep band 150; drop 2450-2510 nm")
+    assert not kept.bad[149] and kept.bad[99]
+    assert np.array_equal(np.flatnonzero(kept.bad & ~info.bad), np.flatnonzero(kept.centers >= 2450))
+
+
+def test_clean_scene_and_jasper_ridge_lose_only_the_water_windows():
+    """Jasper Ridge (AVIRIS, its published 198 bands): nothing but the edges of the removed water windows."""
+    info = mapping.image_band_info(JASPER)
+    water = np.any([(info.centers >= lo) & (info.centers <= hi) for lo, hi in bad_bands.WATER_WINDOWS], axis=0)
+    assert np.array_equal(info.bad, water)
+    assert water.sum() == 8
+
+
+def test_noise_estimate_of_white_noise():
+    """The band-to-band noise of a smooth spectrum plus white noise of sd 0.01 is 0.01 (within 5 %)."""
+    rng = np.random.default_rng(1)
+    wl = np.linspace(400, 2500, 200)
+    smooth = 0.3 + 0.1 * np.sin(wl / 300.0)
+    values = smooth[None, :] * rng.uniform(0.5, 1.5, (4000, 1)) + rng.normal(0, 0.01, (4000, 200))
+    noise = bad_bands.band_noise(values, wl)
+    np.testing.assert_allclose(np.median(noise), 0.01, rtol=0.05)
+
+
+def test_parse_bad_bands():
+    choice = bad_bands.parse_bad_bands("keep 381-401 nm; drop 2.45-2.51 um\ndrop bands 1-5; band 9; off")
+    assert not choice.auto
+    assert choice.keep == [("nm", 381.0, 401.0)]
+    assert choice.drop == [("nm", 2450.0, 2510.0), ("band", 1.0, 5.0), ("band", 9.0, 9.0)]
+    assert bad_bands.parse_bad_bands("").auto and bad_bands.parse_bad_bands(None).auto
+    for wrong in ("keep 381-401", "drop bands 1.5", "everything"):
+        with pytest.raises(OreMapError) as err:
+            bad_bands.parse_bad_bands(wrong)
+        assert err.value.parameter == "bad_bands"
+    with pytest.raises(OreMapError, match="has 3 bands"):
+        bad_bands.detect_bad_bands(np.ones((10, 3)), choice="drop bands 2-4")
