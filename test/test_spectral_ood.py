@@ -83,3 +83,31 @@ def test_scaled_copies_of_trained_minerals_keep_their_class(model):
         p, a = spectral_cnn.predict_proba(onnx, X * factor, with_angle=True)
         assert np.array_equal(p.argmax(axis=1), base)
         np.testing.assert_allclose(a, angle, atol=1e-4)
+
+
+def test_thresholds_need_spread_to_calibrate_on():
+    """Single training pixels (each its own exemplar, no augmentation) give zero angles: the check is off for
+    them instead of rejecting every pixel; a class with too few spectra takes the pooled threshold."""
+    import numpy as np
+
+    from oremap.core.hyperspectral import spectral_cnn as sc
+
+    rng = np.random.default_rng(0)
+    P = rng.uniform(0.2, 0.8, size=(6, 20))
+    y = np.array([0, 0, 1, 1, 2, 2])
+    groups = np.arange(6)
+    exemplars, owner = sc.ood_exemplars(P, y, groups, 3)
+    check = sc.fit_ood_check(P, y, exemplars, owner, 3)
+    assert all(np.isnan(check["max_angle"]))
+    info = type("Info", (), {"training": {"ood": check}})()
+    assert not sc.out_of_distribution(info, np.array([0.0, 0.3, 1.2]), np.array([0, 1, 2])).any()
+
+    # class 0: 40 noisy copies of one spectrum; class 1: 3 copies (too few): it takes the pooled threshold
+    base = rng.uniform(0.2, 0.8, size=(2, 20))
+    P = np.vstack([base[0] + rng.normal(0, 0.01, (40, 20)), base[1] + rng.normal(0, 0.01, (3, 20))])
+    y = np.array([0] * 40 + [1] * 3)
+    exemplars, owner = sc.ood_exemplars(P, y, np.array([0] * 40 + [1] * 3), 2)
+    check = sc.fit_ood_check(P, y, exemplars, owner, 2)
+    angles = sc.prototype_angle(P, y, exemplars, owner)
+    assert check["max_angle"][0] == pytest.approx(sc.OOD_MARGIN * np.quantile(angles[:40], sc.OOD_QUANTILE))
+    assert check["max_angle"][1] == pytest.approx(sc.OOD_MARGIN * np.quantile(angles, sc.OOD_QUANTILE))

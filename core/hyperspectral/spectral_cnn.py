@@ -242,6 +242,10 @@ def predict_proba(model, X, batch_size=8192, with_angle=False):
 OOD_QUANTILE = 0.99
 #: The threshold is this many times that quantile of the angles.
 OOD_MARGIN = 1.25
+#: Fewest training spectra of a class for its own threshold; classes with fewer take the pooled one.
+OOD_MIN_SPECTRA = 10
+#: Thresholds at or below this angle (rad) carry no spread (spectra equal to their exemplars).
+OOD_MIN_ANGLE = 1e-6
 #: Most exemplars stored per class (evenly chosen when a class has more groups).
 OOD_MAX_EXEMPLARS = 40
 
@@ -290,10 +294,17 @@ def fit_ood_check(P_aug, y_aug, exemplars, exemplar_class, n_classes, quantile=O
     mixing as augmented included), however confident the network is.
     """
     angles = prototype_angle(P_aug, y_aug, exemplars, exemplar_class)
+    # A class with too few spectra, or whose spectra all equal their exemplars (single training pixels, no
+    # augmentation), shows no spread: it takes the threshold of all classes together, and without any spread
+    # at all the check is off (NaN), rather than a zero angle that would reject every pixel.
+    finite = np.isfinite(angles)
+    pooled = float(margin * np.quantile(angles[finite], quantile)) if finite.any() else float("nan")
+    pooled = pooled if pooled > OOD_MIN_ANGLE else float("nan")
     thresholds = []
     for c in range(n_classes):
-        own = angles[(y_aug == c) & np.isfinite(angles)]
-        thresholds.append(float(margin * np.quantile(own, quantile)) if own.size else float("nan"))
+        own = angles[(y_aug == c) & finite]
+        value = float(margin * np.quantile(own, quantile)) if own.size >= OOD_MIN_SPECTRA else float("nan")
+        thresholds.append(value if value > OOD_MIN_ANGLE else pooled)
     return {"method": "angle_to_nearest_class_exemplar", "quantile": quantile, "margin": margin,
             "exemplars": np.asarray(exemplars).round(6).tolist(),
             "exemplar_class": [int(c) for c in exemplar_class], "max_angle": thresholds}
@@ -314,8 +325,9 @@ def out_of_distribution(info, angles, classes):
     check = ood_check(info)
     if check is None:
         return np.zeros(np.asarray(angles).shape, dtype=bool)
-    with np.errstate(invalid="ignore"):
-        return ~(np.asarray(angles) <= check["max_angle"][np.asarray(classes, dtype=np.int64)])
+    limit = check["max_angle"][np.asarray(classes, dtype=np.int64)]
+    with np.errstate(invalid="ignore"):  # a NaN threshold: no check for that class (no spread to calibrate on)
+        return np.isfinite(limit) & ~(np.asarray(angles) <= limit)
 
 
 # ---------------------------------------------------------------------------
