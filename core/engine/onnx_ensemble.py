@@ -32,14 +32,19 @@ INPUT_NAME = "spectra"
 OUTPUTS = ("abundances", "spread", "members")
 
 
-def _onnx():
+def onnx_modules(parameter="training"):
+    """``(onnx, helper, numpy_helper)``, or an error naming ``parameter`` that says how to install onnx."""
     try:
         import onnx
         from onnx import helper, numpy_helper
     except ImportError:
         raise OreMapError("The Python package 'onnx' is not installed; OreMap needs it to save models.",
-                          parameter="training", fix="python -m pip install onnx") from None
+                          parameter=parameter, fix="python -m pip install onnx") from None
     return onnx, helper, numpy_helper
+
+
+def _onnx():
+    return onnx_modules("training")
 
 
 def _float32_floor(values):

@@ -138,13 +138,25 @@ class TabularMember:
 
 
 def _onnx():
-    try:
-        import onnx
-        from onnx import helper, numpy_helper
-    except ImportError:
-        raise OreMapError("The Python package 'onnx' is not installed; OreMap needs it to save models.",
-                          parameter="output", fix="python -m pip install onnx") from None
-    return onnx, helper, numpy_helper
+    from ..engine.onnx_ensemble import onnx_modules
+
+    return onnx_modules("output")
+
+
+class _GraphParts:
+    """The nodes and initialisers of an ONNX graph being built, with helpers for constants and operators."""
+
+    def __init__(self):
+        self.onnx, self.helper, self.numpy_helper = _onnx()
+        self.nodes, self.inits = [], []
+
+    def const(self, name, value, dtype=np.float32):
+        self.inits.append(self.numpy_helper.from_array(np.asarray(value, dtype=dtype), name))
+        return name
+
+    def op(self, kind, inputs, output, **kwargs):
+        self.nodes.append(self.helper.make_node(kind, inputs, [output], **kwargs))
+        return output
 
 
 def _classifier_graph(member):
@@ -188,16 +200,8 @@ def _append(graph_nodes, inits, model, prefix, inputs):
 
 def tabular_onnx(member, n_elements, window):
     """One graph: raw windows ``(n, C, w, w)`` -> features -> z-score, NaN to 0 -> classifier -> ``(1 - p, p)``."""
-    onnx, helper, numpy_helper = _onnx()
-    nodes, inits = [], []
-
-    def const(name, value, dtype=np.float32):
-        inits.append(numpy_helper.from_array(np.asarray(value, dtype=dtype), name))
-        return name
-
-    def op(kind, inputs, output, **kwargs):
-        nodes.append(helper.make_node(kind, inputs, [output], **kwargs))
-        return output
+    graph = _GraphParts()
+    onnx, helper, nodes, inits, const, op = graph.onnx, graph.helper, graph.nodes, graph.inits, graph.const, graph.op
 
     c, h = int(n_elements), int(window) // 2
     x = INPUT_NAME
@@ -255,16 +259,8 @@ def rank_mean_onnx(members, references, n_elements, window):
     ``probabilities (n, 2)``; ``references[i]``: member ``i``'s deposit probabilities of the reference
     background windows. The output is ``(1 - e, e)`` with ``e`` the mean share.
     """
-    onnx, helper, numpy_helper = _onnx()
-    nodes, inits = [], []
-
-    def const(name, value, dtype=np.float32):
-        inits.append(numpy_helper.from_array(np.asarray(value, dtype=dtype), name))
-        return name
-
-    def op(kind, inputs, output, **kwargs):
-        nodes.append(helper.make_node(kind, inputs, [output], **kwargs))
-        return output
+    graph = _GraphParts()
+    onnx, helper, nodes, inits, const, op = graph.onnx, graph.helper, graph.nodes, graph.inits, graph.const, graph.op
 
     versions = {"": OPSET, "ai.onnx.ml": ML_OPSET}
     ir = 8
