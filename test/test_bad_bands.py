@@ -117,3 +117,24 @@ def test_parse_bad_bands():
         assert err.value.parameter == "bad_bands"
     with pytest.raises(OreMapError, match="has 3 bands"):
         bad_bands.detect_bad_bands(np.ones((10, 3)), choice="drop bands 2-4")
+
+
+def test_a_mineral_feature_in_some_pixels_is_not_noise():
+    """A narrow absorption in half of the pixels (like calcite at 2340 nm) spreads the band-to-band residual as
+    much as noise does, but the residuals of its bands rise and fall together: it is kept; a band of white
+    noise planted beside it is still dropped."""
+    from oremap.core.engine.bad_bands import detect_bad_bands
+
+    rng = np.random.default_rng(3)
+    n, bands = 400, 120
+    centers = np.linspace(2000.0, 2500.0, bands)
+    continuum = 0.5 + 0.1 * (centers - 2000.0) / 500.0
+    has = rng.random(n) < 0.5
+    depth = rng.uniform(0.1, 0.3, n) * has
+    feature = np.exp(-0.5 * ((centers - 2340.0) / 12.0) ** 2)
+    values = continuum[None, :] * (1.0 - depth[:, None] * feature[None, :]) * rng.uniform(0.8, 1.2, (n, 1))
+    values = values + rng.normal(0.0, 0.002, values.shape)
+    values[:, 30] += rng.normal(0.0, 0.05, n)  # one noisy band at 2126 nm
+    found = detect_bad_bands(values, centers)
+    dropped = np.flatnonzero(found.bad)
+    assert dropped.tolist() == [30]

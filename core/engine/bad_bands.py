@@ -250,6 +250,41 @@ def band_noise(values, centers=None, usable=None):
     return noise
 
 
+#: Correlation, over the pixels, of a band's residual with its neighbours' above which the residual is an
+#: absorption feature that varies from pixel to pixel (a mineral present in some pixels), not noise.
+FEATURE_CORRELATION = 0.3
+
+
+def _residuals(values, axis, idx, k):
+    """Departure of usable band ``idx[k]`` from the straight line between its usable neighbours."""
+    a, c = (idx[1], idx[2]) if k == 0 else ((idx[-3], idx[-2]) if k == idx.size - 1 else (idx[k - 1], idx[k + 1]))
+    b = idx[k]
+    t = (axis[b] - axis[a]) / (axis[c] - axis[a]) if axis[c] != axis[a] else 0.5
+    return values[:, b] - ((1.0 - t) * values[:, a] + t * values[:, c])
+
+
+def _feature_like(values, centers, idx, k):
+    """True when band ``idx[k]``'s residual rises and falls with its neighbours' from pixel to pixel.
+
+    White noise makes the residuals of adjacent bands anti-correlated (about -0.67: each band enters
+    its neighbour's line); an absorption feature that some pixels have and others lack (calcite at
+    2340 nm, kaolinite at 2165 nm) makes them move together. Such a band is kept however large its
+    spread: it carries the mineral, and dropping it would blind every map to that mineral.
+    """
+    if idx.size < 5 or k < 1 or k > idx.size - 2:
+        return False
+    axis = np.arange(values.shape[1], dtype=np.float64) if centers is None else np.asarray(centers, np.float64)
+    own = _residuals(values, axis, idx, k)
+    correlations = []
+    for j in (k - 1, k + 1):
+        if 1 <= j <= idx.size - 2:
+            other = _residuals(values, axis, idx, j)
+            ok = np.isfinite(own) & np.isfinite(other)
+            if ok.sum() >= 5 and np.std(own[ok]) > 0 and np.std(other[ok]) > 0:
+                correlations.append(np.corrcoef(own[ok], other[ok])[0, 1])
+    return bool(correlations) and float(np.mean(correlations)) > FEATURE_CORRELATION
+
+
 def _noisy(values, centers, usable, factor, window, max_rounds=50):
     """Bands whose noise exceeds ``factor`` x the median noise of ``window`` usable neighbours each side.
 
@@ -269,7 +304,8 @@ def _noisy(values, centers, usable, factor, window, max_rounds=50):
             if np.isfinite(level):
                 ratio[b] = noise[b] / max(level, 1e-12)
         worst = [b for k, b in enumerate(idx) if ratio[b] > factor
-                 and ratio[b] >= max(ratio[idx[max(k - 1, 0)]], ratio[idx[min(k + 1, idx.size - 1)]])]
+                 and ratio[b] >= max(ratio[idx[max(k - 1, 0)]], ratio[idx[min(k + 1, idx.size - 1)]])
+                 and not _feature_like(values, centers, idx, k)]
         if not worst:
             break
         flagged[worst] = True

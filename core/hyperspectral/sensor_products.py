@@ -470,7 +470,7 @@ def open_raster_product(path, feedback=None):
     from ..engine.raster import RasterSource
 
     feedback = ensure(feedback)
-    info = image_band_info(path, feedback=feedback)
+    info = image_band_info(path, bad_bands="off", feedback=feedback)  # the algorithms that read it drop bad bands
     good = np.flatnonzero(info.good)
     keep = good[np.argsort(info.centers[good], kind="stable")]
     source = RasterSource(path, bands=[int(b) + 1 for b in keep], feedback=feedback)
