@@ -119,22 +119,19 @@ def test_parse_bad_bands():
         bad_bands.detect_bad_bands(np.ones((10, 3)), choice="drop bands 2-4")
 
 
-def test_a_mineral_feature_in_some_pixels_is_not_noise():
-    """A narrow absorption in half of the pixels (like calcite at 2340 nm) spreads the band-to-band residual as
-    much as noise does, but the residuals of its bands rise and fall together: it is kept; a band of white
-    noise planted beside it is still dropped."""
-    from oremap.core.engine.bad_bands import detect_bad_bands
+def test_a_mineral_feature_in_some_pixels_is_not_noise(tmp_path):
+    """The PRISMA L2D fixture (rows of real USGS minerals, test/sensor_fixtures.py): calcite's 2340 nm band and
+    its neighbours spread the band-to-band residual over the pixels as noise would, since a quarter of the rows
+    hold calcite. Their residuals rise and fall together, so they are kept (the CNN needs them to tell calcite
+    from quartz-feldspar); the noisy bands at the edge of the 1400 nm water window are still dropped."""
+    import sensor_fixtures as sf
 
-    rng = np.random.default_rng(3)
-    n, bands = 400, 120
-    centers = np.linspace(2000.0, 2500.0, bands)
-    continuum = 0.5 + 0.1 * (centers - 2000.0) / 500.0
-    has = rng.random(n) < 0.5
-    depth = rng.uniform(0.1, 0.3, n) * has
-    feature = np.exp(-0.5 * ((centers - 2340.0) / 12.0) ** 2)
-    values = continuum[None, :] * (1.0 - depth[:, None] * feature[None, :]) * rng.uniform(0.8, 1.2, (n, 1))
-    values = values + rng.normal(0.0, 0.002, values.shape)
-    values[:, 30] += rng.normal(0.0, 0.05, n)  # one noisy band at 2126 nm
-    found = detect_bad_bands(values, centers)
-    dropped = np.flatnonzero(found.bad)
-    assert dropped.tolist() == [30]
+    from oremap.core.hyperspectral import sensor_products
+
+    fx = sf.make_prisma(str(tmp_path))
+    tif = sensor_products.prepare_input(fx["path"], str(tmp_path))
+    info = mapping.image_band_info(tif)
+    calcite = (info.centers > 2300) & (info.centers < 2400)
+    assert calcite.sum() >= 10 and info.bad[calcite].sum() == 0
+    edge = (info.centers > 1425) & (info.centers < 1445)
+    assert info.bad[edge].all()
