@@ -28,6 +28,31 @@ def read_lock(path):
     return pins
 
 
+def direct_requirements(path):
+    """``{name: version or None}`` of requirements.txt (None: not pinned with ``==``)."""
+    pins = {}
+    with open(path) as f:
+        for line in f:
+            line = line.split("#", 1)[0].strip()
+            if line:
+                m = re.match(r"^([A-Za-z0-9_.\-]+)\s*(==\s*(\S+))?", line)
+                pins[canonical(m.group(1))] = m.group(3)
+    return pins
+
+
+def requirement_problems(direct, locked):
+    """Direct requirements not pinned, or pinned to another version than the lock (local labels aside)."""
+    problems = []
+    for name, version in sorted(direct.items()):
+        if version is None:
+            problems.append(f"  requirements.txt: {name} is not pinned (name==version, the lock's version)")
+        elif name not in locked:
+            problems.append(f"  requirements.txt: {name}=={version} is not in the lock (run make lock)")
+        elif locked[name].split("+")[0] != version.split("+")[0]:
+            problems.append(f"  requirements.txt: {name}=={version}, the lock says {locked[name]} (run make lock)")
+    return problems
+
+
 def installed():
     out = subprocess.run([sys.executable, "-m", "pip", "--disable-pip-version-check", "freeze", "--local", "--all"],
                          check=True, text=True, stdout=subprocess.PIPE).stdout
@@ -61,6 +86,7 @@ def main():
                            text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     locked = read_lock(os.path.join(ROOT, "requirements.lock"))
     problems = differences(locked, installed())
+    problems += requirement_problems(direct_requirements(os.path.join(ROOT, "requirements.txt")), locked)
     if check.returncode != 0:
         problems += ["  pip check: " + line for line in check.stdout.splitlines()]
     if problems:
