@@ -778,17 +778,6 @@ class OreMapAlgorithm(QgsProcessingAlgorithm):
             feedback.warning(f"{self.parameterDefinition(name).description()}: replacing existing file {path}")
         return path
 
-    def report_output(self, parameters, name, context, feedback, suffix=".html"):
-        """The file of a report output: the one given, or a new temporary file when none is given (so
-        ``qgis_process`` runs without naming it; the algorithms that use it always write their report)."""
-        if parameters.get(name) in (None, ""):
-            from qgis.core import QgsProcessingUtils
-
-            path = QgsProcessingUtils.generateTempFilename(f"{name.lower()}{suffix}")
-            feedback.info(f"{self.parameterDefinition(name).description()}: written to the temporary file {path}")
-            return path
-        return self.output_path(parameters, name, context, feedback)
-
     def library_model_path(self, feedback):
         """A new file ``<model folder>/<algorithm>_<date-time>.onnx`` in the model library folder (settings),
         which the model library dock lists; the folder is created, no file is replaced."""

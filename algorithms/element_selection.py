@@ -147,7 +147,7 @@ class ElementSelection(OreMapAlgorithm):
             transform=TRANSFORMS[self.parameterAsEnum(parameters, "TRANSFORM", context)][0],
             threshold=threshold, two_sided=self.parameterAsBool(parameters, "TWO_SIDED", context),
             zeros=geochem.ZERO_CHOICES[self.parameterAsEnum(parameters, "ZEROS", context)][0])
-        html_path = self.report_output(parameters, "OUTPUT_HTML", context, feedback)
+        html_path = self.output_path(parameters, "OUTPUT_HTML", context, feedback)
         csv_path = self.output_path(parameters, "OUTPUT_CSV", context, feedback)
         if has_raster:
             path, layer = self.raster_path(parameters, "INPUT", context, require_crs=True)

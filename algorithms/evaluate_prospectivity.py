@@ -173,7 +173,7 @@ class EvaluateProspectivity(OreMapAlgorithm):
         n_draws = self.parameterAsInt(parameters, "N_DRAWS", context)
         n_negatives = self.parameterAsInt(parameters, "N_NEGATIVES", context) or None
         seed = self.parameterAsInt(parameters, "SEED", context)
-        html_path = self.report_output(parameters, "OUTPUT_HTML", context, feedback)
+        html_path = self.output_path(parameters, "OUTPUT_HTML", context, feedback)
         csv_path = self.output_path(parameters, "OUTPUT_CSV", context, feedback)
         if has_raster:
             path, layer = self.raster_path(parameters, "SCORE_RASTER", context, require_crs=True)

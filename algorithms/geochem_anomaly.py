@@ -158,7 +158,7 @@ class GeochemAnomaly(OreMapAlgorithm):
                         0.0)
         self._add(QgsProcessingParameterFeatureSink("OUTPUT", self.tr("Scored points"), QgsProcessing.TypeVectorPoint,
                                                     optional=True, createByDefault=True))
-        self.add_file_output("OUTPUT_HTML", "Report", "HTML files (*.html)", optional=True, create=True)
+        self.add_report_output("OUTPUT_HTML", "Report", "HTML files (*.html)")
         self.add_file_output("OUTPUT_CSV", "Table of AUCs per method", "CSV files (*.csv)", optional=True)
         self.add_value_output("AUC_MEAN", "ROC-AUC of the main score (mean over draws)")
         self.add_value_output("AUC_SD", "ROC-AUC standard deviation")
@@ -177,7 +177,7 @@ class GeochemAnomaly(OreMapAlgorithm):
             raise self.fail("FIELDS", f"Fields not in the layer: {', '.join(absent)}.", "Choose element fields.")
         target = TARGET_LABELS[self.parameterAsEnum(parameters, "TARGET", context)][0]
         method = am.METHODS[self.parameterAsEnum(parameters, "METHOD", context)]
-        html_path = self.report_output(parameters, "OUTPUT_HTML", context, feedback)
+        html_path = self.output_path(parameters, "OUTPUT_HTML", context, feedback)
         csv_path = self.output_path(parameters, "OUTPUT_CSV", context, feedback)
         has_deposits = parameters.get("DEPOSITS") not in (None, "")
         crs = distance_crs_for_points(self, source, context, feedback)

@@ -12,6 +12,25 @@ from .base import OreMapAlgorithm
 DEPTHS = [18, 34, 50]
 
 
+
+def add_window_and_fold_parameters(alg, window, min_folds, learning_rate):
+    """The window, ResNet size, spatial-fold and training parameters that the ResNet trainer and the model
+    comparison share (same names, ranges and labels; the defaults that differ are arguments)."""
+    alg.add_number("WINDOW", "Window size (cells)", window, 8, 256, integer=True)
+    alg.add_enum("DEPTH", "ResNet depth", [f"ResNet-{d}" for d in DEPTHS])
+    alg.add_number("WIDTH", "ResNet width (channels of the first stage)", 16, 2, 128, integer=True)
+    alg.add_number("EPOCHS", "ResNet epochs", 30, 1, 1000, integer=True)
+    alg.add_number("FOLDS", "Spatial cross-validation folds" + (" (0 = none)" if min_folds == 0 else ""), 5,
+                   min_folds, 20, integer=True)
+    alg.add_number("BLOCK_SIZE", "Block size for the folds, map units (0 = automatic)", 0.0, 0.0)
+    alg.add_number("MIN_DISTANCE", "Minimum distance of background windows from deposits (0 = one window)",
+                   0.0, 0.0)
+    alg.add_number("NEGATIVES_PER_POSITIVE", "Background windows per deposit", 10.0, 0.1)
+    alg.add_number("JITTER_COPIES", "Shifted copies per deposit window", 8, 0, 200, integer=True)
+    alg.add_number("SEED", "Random seed", 42, 0, integer=True)
+    alg.add_number("BATCH_SIZE", "ResNet batch size", 32, 2, 4096, integer=True, advanced=True)
+    alg.add_number("LEARNING_RATE", "ResNet learning rate", learning_rate, 1e-6, 10.0, advanced=True)
+
 class TrainProspectivityCnn(OreMapAlgorithm):
     NAME = "train_prospectivity_cnn"
     DISPLAY_NAME = "Train a prospectivity ResNet on geochemical grids"
@@ -111,19 +130,7 @@ class TrainProspectivityCnn(OreMapAlgorithm):
         self.add_raster_input("INPUT", "Element stack (one band per element)")
         self._add(QgsProcessingParameterFeatureSource("DEPOSITS", self.tr("Known deposits"),
                                                       [QgsProcessing.TypeVectorPoint]))
-        self.add_number("WINDOW", "Window size (cells)", 64, 8, 256, integer=True)
-        self.add_enum("DEPTH", "ResNet depth", [f"ResNet-{d}" for d in DEPTHS])
-        self.add_number("WIDTH", "Network width (channels of the first stage)", 16, 2, 128, integer=True)
-        self.add_number("EPOCHS", "Epochs", 30, 1, 1000, integer=True)
-        self.add_number("FOLDS", "Spatial cross-validation folds (0 = none)", 5, 0, 20, integer=True)
-        self.add_number("BLOCK_SIZE", "Block size for the folds, map units (0 = automatic)", 0.0, 0.0)
-        self.add_number("MIN_DISTANCE", "Minimum distance of background windows from deposits (0 = one window)",
-                     0.0, 0.0)
-        self.add_number("NEGATIVES_PER_POSITIVE", "Background windows per deposit", 10.0, 0.1)
-        self.add_number("JITTER_COPIES", "Shifted copies per deposit window", 8, 0, 200, integer=True)
-        self.add_number("SEED", "Random seed", 42, 0, integer=True)
-        self.add_number("BATCH_SIZE", "Batch size", 32, 2, 4096, integer=True, advanced=True)
-        self.add_number("LEARNING_RATE", "Learning rate", 0.01, 1e-6, 10.0, advanced=True)
+        add_window_and_fold_parameters(self, window=64, min_folds=0, learning_rate=0.01)
         self.add_number("MOMENTUM", "Momentum", 0.9, 0.0, 0.999, advanced=True)
         self.add_number("WEIGHT_DECAY", "Weight decay", 1e-4, 0.0, 1.0, advanced=True)
         self.add_number("PATIENCE", "Early-stopping patience (0 = none)", 0, 0, 1000, integer=True, advanced=True)
@@ -150,7 +157,7 @@ class TrainProspectivityCnn(OreMapAlgorithm):
         feedback.info(grid_meaning.describe(grid_meaning.read_meaning(raster)))  # z-scored as they are
         deposits = self.deposit_points(parameters, "DEPOSITS", context, layer.crs(), feedback)
         model_path = self.output_path(parameters, "OUTPUT_MODEL", context, feedback)
-        report_path = self.report_output(parameters, "OUTPUT_REPORT", context, feedback)
+        report_path = self.output_path(parameters, "OUTPUT_REPORT", context, feedback)
         number = lambda name: self.parameterAsDouble(parameters, name, context)  # noqa: E731
         integer = lambda name: self.parameterAsInt(parameters, name, context)  # noqa: E731
         nodata = parameters.get("NODATA")

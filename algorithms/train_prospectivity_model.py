@@ -11,11 +11,11 @@ from qgis.core import (
 )
 
 from .base import OreMapAlgorithm
+from .train_prospectivity_cnn import DEPTHS, add_window_and_fold_parameters
 
 METHODS = [("logistic", "Logistic regression"), ("random_forest", "Random forest"),
            ("gradient_boosting", "Gradient boosting"), ("mlp", "MLP (multilayer perceptron)"),
            ("resnet", "ResNet on the windows")]
-DEPTHS = [18, 34, 50]
 
 
 class TrainProspectivityModel(OreMapAlgorithm):
@@ -110,19 +110,7 @@ class TrainProspectivityModel(OreMapAlgorithm):
                                                       [QgsProcessing.TypeVectorPoint], optional=True))
         self._add(QgsProcessingParameterEnum("METHODS", self.tr("Models"), options=[m[1] for m in METHODS],
                                              allowMultiple=True, defaultValue=list(range(len(METHODS)))))
-        self.add_number("WINDOW", "Window size (cells)", 16, 8, 256, integer=True)
-        self.add_enum("DEPTH", "ResNet depth", [f"ResNet-{d}" for d in DEPTHS])
-        self.add_number("WIDTH", "ResNet width (channels of the first stage)", 16, 2, 128, integer=True)
-        self.add_number("EPOCHS", "ResNet epochs", 30, 1, 1000, integer=True)
-        self.add_number("FOLDS", "Spatial cross-validation folds", 5, 2, 20, integer=True)
-        self.add_number("BLOCK_SIZE", "Block size for the folds, map units (0 = automatic)", 0.0, 0.0)
-        self.add_number("MIN_DISTANCE", "Minimum distance of background windows from deposits (0 = one window)",
-                        0.0, 0.0)
-        self.add_number("NEGATIVES_PER_POSITIVE", "Background windows per deposit", 10.0, 0.1)
-        self.add_number("JITTER_COPIES", "Shifted copies per deposit window", 8, 0, 200, integer=True)
-        self.add_number("SEED", "Random seed", 42, 0, integer=True)
-        self.add_number("BATCH_SIZE", "ResNet batch size", 32, 2, 4096, integer=True, advanced=True)
-        self.add_number("LEARNING_RATE", "ResNet learning rate", 0.05, 1e-6, 10.0, advanced=True)
+        add_window_and_fold_parameters(self, window=16, min_folds=2, learning_rate=0.05)
         self.add_number("MAX_NODATA", "Largest nodata share of a window", 0.5, 0.0, 0.99, advanced=True)
         self.add_number("BOOTSTRAP", "Bootstrap draws over deposits", 2000, 100, 100000, integer=True, advanced=True)
         self.add_nodata_parameter()

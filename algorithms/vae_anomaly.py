@@ -242,7 +242,7 @@ class VaeAnomaly(OreMapAlgorithm):
         options = {} if model_path else self._options(parameters, context)
         if model_path:
             self._parameter_overrides["fields"] = "FIELDS" if has_points else "INPUT"
-        html_path = self.report_output(parameters, "OUTPUT_HTML", context, feedback)
+        html_path = self.output_path(parameters, "OUTPUT_HTML", context, feedback)
         model_out = None if model_path else self.output_path(parameters, "OUTPUT_MODEL", context, feedback)
         has_deposits = parameters.get("DEPOSITS") not in (None, "")
         radius, min_distance = self._distances(parameters, context)

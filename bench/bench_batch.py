@@ -16,7 +16,6 @@ nodes, and the throughput the cluster must sustain to keep up (one day's scenes 
 year in one day.
 """
 
-import importlib.util
 import os
 import shutil
 import sys
@@ -26,15 +25,6 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCENES, WIDTH, HEIGHT = 4, 500, 512
 EMIT = dict(width=1242, height=1280, bands=285, scenes_per_year=40_000, nodes=100, cores_per_node=32)
-
-
-def import_oremap():
-    if "oremap" not in sys.modules:
-        spec = importlib.util.spec_from_file_location("oremap", os.path.join(ROOT, "__init__.py"),
-                                                      submodule_search_locations=[ROOT])
-        module = importlib.util.module_from_spec(spec)
-        sys.modules["oremap"] = module
-        spec.loader.exec_module(module)
 
 
 def make_scenes(folder):
@@ -71,7 +61,10 @@ def run_cluster(job, n_workers):
 def main():
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     os.environ.setdefault("GDAL_CACHEMAX", "64")
-    import_oremap()
+    sys.path.insert(0, os.path.join(ROOT, "scripts"))
+    from headless import import_plugin
+
+    import_plugin()
     from oremap.core.scaleout import batch
     from oremap.core.engine.bundled import bundled_models
 

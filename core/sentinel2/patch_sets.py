@@ -59,6 +59,19 @@ _FILE_COLUMNS = ("file", "filename", "file_name", "path", "image", "patch", "nam
 _LABEL_COLUMNS = ("label", "class", "mine", "target", "y", "is_mine")
 
 
+
+def _patch_reflectance(source, row, col, size, max_nodata):
+    """Reflectance of the ``size`` x ``size`` patch at ``(row, col)``, NaN where nodata; None when more than
+    ``max_nodata`` of it is nodata."""
+    from rasterio.windows import Window
+
+    data, valid = source.read(Window(col, row, size, size))
+    if 1.0 - valid.mean() > max_nodata:
+        return None
+    refl = np.array(data, dtype=np.float32)
+    refl[~valid] = np.nan
+    return refl
+
 def _parse_label(value, row_number):
     text = str(value).strip().lower()
     if text in _TRUE:
@@ -188,7 +201,6 @@ def patches_from_raster(raster, geometries, patch_size=120, stride=None, min_ove
     ``max_nodata`` of nodata pixels (clouds included when a folder's scene
     classification masks them, ``mask_clouds``). ``geometries`` are in the raster's CRS.
     """
-    from rasterio.windows import Window
     from shapely.geometry import Polygon
     from shapely.ops import unary_union
 
@@ -223,12 +235,10 @@ def patches_from_raster(raster, geometries, patch_size=120, stride=None, min_ove
                 if 0.0 < overlap[i] < min_overlap:
                     skipped_ambiguous += 1
                     continue
-                data, valid = source.read(Window(c, r, size, size))
-                if 1.0 - valid.mean() > max_nodata:
+                refl = _patch_reflectance(source, r, c, size, max_nodata)
+                if refl is None:
                     skipped_nodata += 1
                     continue
-                refl = np.array(data, dtype=np.float32)
-                refl[~valid] = np.nan
                 features.append(patch_features(refl, bands=bands)[0])
                 labels.append(1 if overlap[i] >= min_overlap else 0)
                 names.append(f"row{r}_col{c}")
@@ -265,7 +275,6 @@ def patches_from_chips(chips, patch_size=112, min_overlap=0.02, max_nodata=0.5, 
     the first chip by default (every chip must have them).
     """
     import rasterio
-    from rasterio.windows import Window
 
     feedback = ensure(feedback)
     size = int(patch_size)
@@ -297,12 +306,10 @@ def patches_from_chips(chips, patch_size=112, min_overlap=0.02, max_nodata=0.5, 
                         if 0.0 < share < min_overlap:
                             skipped_ambiguous += 1
                             continue
-                        data, valid = source.read(Window(c, r, size, size))
-                        if 1.0 - valid.mean() > max_nodata:
+                        refl = _patch_reflectance(source, r, c, size, max_nodata)
+                        if refl is None:
                             skipped_nodata += 1
                             continue
-                        refl = np.array(data, dtype=np.float32)
-                        refl[~valid] = np.nan
                         features.append(patch_features(refl, bands=bands)[0])
                         labels.append(1 if share >= min_overlap else 0)
                         names.append(f"{chip.name}_row{r}_col{c}")
