@@ -80,6 +80,24 @@ def test_scores_by_hand(scores):
     assert am.percentile_ranks(np.array([3.0, 1.0, np.nan, 2.0, 2.0])).tolist()[:2] == [1.0, 0.25]
 
 
+def test_default_without_a_target_finds_both_kinds_of_planted_anomaly():
+    """No target: the default (fusion) is the mean percentile rank of robust Mahalanobis distance and isolation
+    forest. It ranks the five broken-correlation samples (which only the covariance scores see) and the five
+    Cu-Zn-Pb enrichments in the top 3 % of 500 samples; the enrichment index misses the former, the robust PCA
+    residual the latter."""
+    values, x, y = planted()
+    out, messages = am.score_all(values, NAMES, x, y, methods=("fusion", "mcd", "iforest", "rpca", "enrichment"),
+                                 support=0)
+    assert am.DEFAULT_FUSED == ("mcd", "iforest")
+    ranks = np.column_stack([am.percentile_ranks(out["mcd"]), am.percentile_ranks(out["iforest"])])
+    np.testing.assert_allclose(out["fusion"], ranks.mean(axis=1), rtol=1e-12)
+    assert "Fusion: mean percentile rank of mcd, iforest." in messages
+    assert top_share(out["fusion"], np.arange(5)) <= 0.03                 # measured 0.028
+    assert top_share(out["fusion"], np.arange(5, 10)) <= 0.01             # measured 0.008
+    assert top_share(out["enrichment"], np.arange(5)) > 0.2
+    assert top_share(out["rpca"], np.arange(5, 10)) > 0.5
+
+
 def test_spatial_context_finds_a_sample_only_its_neighbours_reveal():
     """A 30 x 30 grid at 100 m over two lithologies: the west half at log10 = 1.0, the east half at 1.6 (all four
     elements, noise 0.05). One western sample carries eastern values: ordinary for the survey (half the samples look
@@ -160,6 +178,10 @@ def test_algorithm_defaults_on_a_till_survey(run_alg, till, tmp_path):
         assert scored[f"score_{method}"].notna().all(), method
     assert "score_vae" not in scored and "score_target" not in scored
     np.testing.assert_allclose(scored["anomaly_score"], scored["score_fusion"])
+    # the documented default without a target: mean percentile rank of MCD and isolation forest (both supported)
+    np.testing.assert_allclose(scored["score_fusion"], (am.percentile_ranks(scored["score_mcd"].to_numpy()) +
+                                                        am.percentile_ranks(scored["score_iforest"].to_numpy())) / 2,
+                               rtol=1e-12)
     assert sorted(scored["anomaly_class"].unique()) == [0, 1, 2, 3]
     ev = pe.evaluate_points(e, no, scored["score_fusion"].to_numpy(), sites, 2000.0, 4000.0, n_draws=20, seed=0)
     assert res["AUC_MEAN"] == pytest.approx(ev["auc_mean"], abs=1e-9)
@@ -221,9 +243,10 @@ def area1():
 
 def test_real_survey_under_the_published_protocol(area1):
     """20 draws, 2 km positives, negatives >= 4 km. The default fusion with the Au target (pathfinders of Eilu and
-    Groves 2001, fixed beforehand) reaches the benchmark's transformer baseline (0.864); without a target the default
-    fusion falls below the robust Mahalanobis distance (as the README says). Measured: Au fusion 0.902 +- 0.073,
-    no target: fusion 0.526, MCD 0.725."""
+    Groves 2001, fixed beforehand) reaches the benchmark's transformer baseline (0.864). Without a target the default
+    (MCD + isolation forest) stays within 0.02 of the best single robust score (MCD) and far above the fusion of all
+    five robust scores it replaced. Measured: Au fusion 0.902 +- 0.073; no target: default 0.708, MCD 0.725,
+    isolation forest 0.651, five-score fusion 0.526 (bench/bench_anomaly_default.py prints the whole table)."""
     x, y, numeric, raw, gx, gy, sites = area1
     au = ga.run_points(x, y, numeric, raw, gx, gy, target="Au", deposits_xy=sites)
     assert au["names"] == ["Au_ppm", "Ag_ppm", "As_ppm", "Hg_ppm", "Mo_ppm"]
@@ -231,7 +254,29 @@ def test_real_survey_under_the_published_protocol(area1):
     assert au["evaluations"]["fusion"]["auc_mean"] >= 0.864
     none = ga.run_points(x, y, numeric, raw, gx, gy, deposits_xy=sites)
     assert len(none["names"]) == 45
-    assert none["evaluations"]["fusion"]["auc_mean"] < none["evaluations"]["mcd"]["auc_mean"]
+    auc = {m: ev["auc_mean"] for m, ev in none["evaluations"].items()}
+    best = max(auc[m] for m in ("mcd", "rpca", "iforest", "enrichment", "spatial"))
+    assert best == auc["mcd"] and auc["fusion"] >= best - 0.02 and auc["fusion"] > 0.7
+    assert auc["fusion"] > auc["iforest"] + 0.05
+    five = am.fuse(none["scores"], ("mcd", "rpca", "iforest", "enrichment", "spatial"))
+    assert pe.evaluate_points(x, y, five, sites, 2000.0, 4000.0)["auc_mean"] < auc["fusion"] - 0.15
+
+
+def test_default_on_a_synthetic_greenstone_survey():
+    """The second check, on a survey built from geology, not from area1 (test/geochem_synthetic.py: granite and two
+    greenstone belts, orogenic gold with pathfinder dispersion trains, detection limits, an older short-suite
+    campaign). Here the isolation forest leads and MCD is diluted by the many elements the halo does not touch (the
+    reverse of area1); the default stays within 0.08 of the best single score and far above MCD. Measured (seed 0):
+    default 0.767, isolation forest 0.845, MCD 0.631."""
+    import geochem_synthetic as gs
+
+    table, x, y, sites = gs.survey(seed=0)
+    res = ga.run_points(x, y, list(table.columns), table.to_numpy(float), deposits_xy=sites)
+    assert len(res["names"]) == 49 and "Au_ppm" in res["names"]
+    auc = {m: ev["auc_mean"] for m, ev in res["evaluations"].items()}
+    best = max(auc[m] for m in ("mcd", "rpca", "iforest", "enrichment", "spatial"))
+    assert best == auc["iforest"] and auc["fusion"] >= best - 0.08
+    assert auc["fusion"] > auc["mcd"] + 0.1 and auc["fusion"] > auc["enrichment"] + 0.1
 
 
 def test_real_survey_through_the_algorithm(run_alg, area1, tmp_path):
