@@ -47,8 +47,16 @@ class GeochemAnomaly(OreMapAlgorithm):
         "subspace, an isolation forest, an enrichment index (mean positive robust z-score of the pathfinders), a "
         "spatial-context score (how a sample departs from its nearest neighbouring samples), optionally the "
         "variational autoencoder of 'Geochemical anomalies with a variational autoencoder', and, with a commodity "
-        "target, the robust z-score of the commodity element itself. The fusion is the mean percentile rank of the "
-        "commodity element and the pathfinder index with a target, else of the five robust scores.\n\n"
+        "target, the robust z-score of the commodity element itself.\n\n"
+        "Default main score: the fusion (mean percentile rank). With a commodity target it fuses the commodity "
+        "element and the pathfinder index. Without one it fuses robust Mahalanobis distance and isolation forest, "
+        "the two general outlier scores, because their weaknesses differ: Mahalanobis distance sees broken element "
+        "correlations but is diluted when an anomaly lies in a few of many elements, while the isolation forest "
+        "catches extremes in a few elements but not broken correlations. The enrichment index over every element "
+        "is left out of that fusion: it counts a process once per element (the rare earths outvote gold's few "
+        "pathfinders). On the GSWA Katanning survey (32 gold sites, 20 draws) it gives ROC-AUC 0.71 without a "
+        "target, against 0.73 for Mahalanobis distance alone, 0.65 for the isolation forest alone and 0.90 with "
+        "TARGET=Au. Choose the target when you know the commodity.\n\n"
         "Works on survey compilations as they come: element fields are recognised by their unit (or symbol), "
         "coordinates and ids are never taken as elements, oxide fields are merged into their element, and the "
         "default element set keeps the elements measured in most samples (the log says what was left out and "
@@ -69,7 +77,8 @@ class GeochemAnomaly(OreMapAlgorithm):
                   "fields are chosen, and its commodity element gives the target score. None: every element of the "
                   "default set.",
         "METHOD": "The main score (the fields anomaly_score and anomaly_class); every method's score is written "
-                  "too.",
+                  "too. Default: the fusion (commodity element + pathfinder index with a target; robust "
+                  "Mahalanobis distance + isolation forest without one).",
         "COVERAGE": COVERAGE_HELP,
         "UNITS": "Units of fields named by the bare element symbol, e.g. 'AU=ppb; CU=ppm' (ppm, ppb, pct, ppt, g/t); "
                  "such fields without an entry are taken as ppm, as the log says.",
