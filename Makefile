@@ -20,7 +20,7 @@ export PYTHONDONTWRITEBYTECODE := 1
 help:
 	@echo "make demo     install what is missing, then map minerals (AVIRIS-NG tile) and run the geochemical prospectivity chain (real survey) and Sentinel-2 mine detection headless"
 	@echo "make test     install what is missing, run every test"
-	@echo "make bench    speed and memory benchmarks (bench/)"
+	@echo "make bench    speed and memory benchmarks, anomaly-score AUCs (bench/)"
 	@echo "make models   rebuild the bundled models in models/ from ../shared/data"
 	@echo "make lock     re-resolve requirements.txt and rewrite requirements.lock (then commit it)"
 	@echo "make package  dist/oremap-$(VERSION).zip for QGIS 'Install from ZIP' (DIST=folder to write it elsewhere)"
@@ -64,6 +64,7 @@ bench: setup
 	$(PYTHON) bench/bench_vae.py
 	$(PYTHON) bench/bench_detect_mines.py --quick
 	OMP_NUM_THREADS=1 $(PYTHON) bench/bench_batch.py
+	OMP_NUM_THREADS=1 $(PYTHON) bench/bench_anomaly_default.py
 
 package:
 	@/usr/bin/python3 scripts/package.py $(VERSION) $(if $(DIST),--dest "$(DIST)")

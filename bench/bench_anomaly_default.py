@@ -41,7 +41,8 @@ from core.geochemistry import prospectivity_eval as pe  # noqa: E402
 from core.geochemistry import survey_hygiene as sh  # noqa: E402
 import geochem_synthetic as gs  # noqa: E402
 
-DATA = os.path.join(os.path.dirname(ROOT), "shared", "data", "geochem")
+DATA = os.path.join(os.environ.get("OREMAP_SHARED_DATA") or os.path.join(os.path.dirname(ROOT), "shared", "data"),
+                    "geochem")
 BASELINES = ("mcd", "rpca", "iforest", "enrichment", "spatial")
 PREVIOUS = ("mcd", "rpca", "iforest", "enrichment", "spatial")
 """The fusion without a target before this bench (all five robust scores): shown for comparison."""
