@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import rasterio
 
-from conftest import AVIRIS_NG, AVIRIS_NG_2
+from conftest import AVIRIS_NG, AVIRIS_NG_2, USGS_LIBRARY
 from test_raster import write_cube
 
 from oremap.core.engine.feedback import Feedback
@@ -217,3 +217,34 @@ def test_algorithm_removes_a_stale_partial_file_and_logs_it(processing_provider,
     assert not stale.exists() and target.exists()
     assert any("Removed a partial file left by an interrupted run" in m and str(stale) in m for m in feedback.infos)
     assert _partials(tmp_path) == []
+
+
+@pytest.mark.slow
+def test_qgis_process_prints_a_plugin_error_as_often_as_a_qgis_error(qgis_process, tmp_path):
+    """Issue 24: each plugin error appeared three times under qgis_process. All three are QGIS's own (3.22):
+    ``QgsProcessingAlgorithm::run`` logs the exception to the message log (critical) and calls
+    ``feedback->reportError``; qgis_process's ``ConsoleFeedback::reportError`` prints ``ERROR:\\t...`` and calls
+    ``QgsProcessingFeedback::reportError``, which logs it (critical) again; qgis_process prints every critical
+    log message to stderr. A native QGIS algorithm failing in its run is printed the same number of times; OreMap
+    adds no copy of its own (no reportError before raising, no logging handler)."""
+    csv_path = tmp_path / "pts.csv"
+    csv_path.write_text("x,y,v\n1,2,3\n4,5,6\n")
+    native = qgis_process("run", "native:extractbyexpression", "--",
+                          f"INPUT=delimitedtext://file://{csv_path}?xField=x&yField=y", "EXPRESSION=1 +* (",
+                          f"OUTPUT={tmp_path / 'n.gpkg'}", check=False)
+    assert native.returncode != 0
+    qgis_message = "syntax error, unexpected end of file"
+    qgis_count = (native.stdout + native.stderr).count(qgis_message)
+    assert qgis_count >= 1
+
+    ours = qgis_process("run", "oremap:sam_classify", "--", f"INPUT={AVIRIS_NG}", f"LIBRARY={USGS_LIBRARY}",
+                        "SPECTRA=Unobtainium", f"OUTPUT_CLASSES={tmp_path / 'x.tif'}", check=False)
+    assert ours.returncode != 0
+    message = "Cannot select spectra: 'Unobtainium' is not in the library."
+    lines = [line for line in (ours.stdout + ours.stderr).splitlines() if message in line]
+    assert len(lines) == qgis_count, lines
+    # the parameter is named in each copy, exactly one is qgis_process's ERROR line, none is a traceback
+    assert all("(SPECTRA)" in line for line in lines)
+    assert sum(line.startswith("ERROR:\t") for line in lines) == 1
+    assert "Traceback" not in ours.stdout + ours.stderr
+    assert message not in ours.stdout  # never echoed as progress information
