@@ -248,3 +248,26 @@ def test_qgis_process_prints_a_plugin_error_as_often_as_a_qgis_error(qgis_proces
     assert sum(line.startswith("ERROR:\t") for line in lines) == 1
     assert "Traceback" not in ours.stdout + ours.stderr
     assert message not in ours.stdout  # never echoed as progress information
+
+
+def test_raster_without_crs_runs_with_a_warning_naming_the_input(processing_provider, tmp_path):
+    """Issue 18: a raster without a CRS stays allowed for pixel-by-pixel work (drill-core scans), and the log says
+    so plainly, naming the input and how to assign a CRS; the output has no CRS either."""
+    import processing
+
+    from conftest import DATA, warning_recorder
+
+    jasper = os.path.join(DATA, "jasper_ridge_40x40.tif")
+    with rasterio.open(jasper) as ds:
+        assert ds.crs is None
+    feedback = warning_recorder()
+    out = tmp_path / "classes.tif"
+    processing.run("oremap:sam_classify", {"INPUT": jasper, "LIBRARY": USGS_LIBRARY,
+                                           "SPECTRA": "Kaolinite CM9;Goethite WS222", "OUTPUT_CLASSES": str(out)},
+                   feedback=feedback)
+    notes = [w for w in feedback.warnings if "no coordinate reference system" in w]
+    assert len(notes) == 1, feedback.warnings
+    assert notes[0].startswith("Hyperspectral raster (INPUT): 'jasper_ridge_40x40' has no coordinate reference system")
+    assert "Assign Projection" in notes[0]
+    with rasterio.open(out) as ds:
+        assert ds.crs is None and ds.read(1).size == 1600
