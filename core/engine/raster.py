@@ -59,6 +59,11 @@ blocks (:func:`pixelwise_sizing`)."""
 SOURCE_TILE = 256
 """Tile side assumed for a source raster's tiles (GeoTIFF's usual 256 x 256) in :func:`pixelwise_sizing`."""
 
+SOURCE_TILES = 2
+"""Decoded source tiles (all bands of a pixel-interleaved tile) that GDAL holds outside the numpy blocks while
+the engine reads, at most: measured 1 tile for a 112-band uint16 cube and up to 2 for a 224-band float32 one
+(bench/bench_rss.py)."""
+
 MIN_BLOCK_SHARE = 0.125
 """Blocks get at least this share of the budget, even where the fixed reservations leave less (then logged)."""
 
@@ -514,7 +519,7 @@ def pixelwise_output_bytes(count, dtype):
 @dataclass
 class BlockSizing:
     """How :func:`run_pixelwise` cuts a raster: bytes per pixel of its largest stage and what the run holds
-    whatever the block size (``reserved``: GDAL's block cache, one source tile, the caller's fixed buffers such
+    whatever the block size (``reserved``: GDAL's block cache, decoded source tiles, the caller's fixed buffers such
     as onnxruntime's per-batch workspace). The blocks get the budget less ``reserved`` (at least
     :data:`MIN_BLOCK_SHARE` of it)."""
 
@@ -545,8 +550,8 @@ def pixelwise_sizing(n_bands, dtype, outputs, work_bytes_per_pixel=0, fixed_byte
     The stages do not overlap, so a pixel costs the largest of: reading (:func:`pixelwise_input_bytes`); taking
     the valid pixels out of the float32 block (both float32); ``func`` (its float32 pixels and its work); writing
     (:func:`pixelwise_output_bytes` of every output). Reserved whatever the block size: GDAL's block cache
-    (:func:`gdal_cache_bytes`), one decoded source tile (256 x 256 pixels of every band of a pixel-interleaved
-    file: GDAL decodes whole tiles) and ``fixed_bytes``. The batch runner (core/scaleout) sizes its row ranges
+    (:func:`gdal_cache_bytes`), :data:`SOURCE_TILES` decoded source tiles (256 x 256 pixels of every band of a
+    pixel-interleaved file: GDAL decodes whole tiles) and ``fixed_bytes``. The batch runner (core/scaleout) sizes its row ranges
     with the same function, so both cut the same blocks.
     """
     memory_mb = memory_budget_mb(memory_mb)
@@ -556,8 +561,8 @@ def pixelwise_sizing(n_bands, dtype, outputs, work_bytes_per_pixel=0, fixed_byte
               8 * n_bands + 1,
               4 * n_bands + int(work_bytes_per_pixel) + 1,
               sum(pixelwise_output_bytes(c, t) for c, t in outputs) + 1]
-    tile = SOURCE_TILE * SOURCE_TILE * int(file_bands or n_bands) * itemsize
-    reserved = gdal_cache_bytes(memory_mb) + tile + int(fixed_bytes)
+    tiles = SOURCE_TILES * SOURCE_TILE * SOURCE_TILE * int(file_bands or n_bands) * itemsize
+    reserved = gdal_cache_bytes(memory_mb) + tiles + int(fixed_bytes)
     return BlockSizing(per_pixel=max(stages), reserved=reserved, memory_mb=memory_mb)
 
 
