@@ -1,29 +1,25 @@
 #!/usr/bin/env python3
 """Peak resident memory of whole runs against the memory budget, with the fixed overhead stated apart.
 
-Issue 18/24: classifying a cube several times the budget peaked far above it. A process's peak
-resident memory (VmHWM) is a fixed part (Python, numpy, GDAL, QGIS and the Processing framework,
-onnxruntime, torch: paid once, whatever the raster) plus what the run adds while streaming the
-raster. The budget governs the second part. This benchmark measures, each in a fresh process:
+Issues 18/24: a run on a cube several times the budget peaked far above it. A process's peak resident memory
+(VmHWM) is a fixed part (Python, numpy, GDAL, QGIS and Processing, onnxruntime and the model's session: paid
+once, whatever the raster) plus what the run adds while streaming the raster. The budget governs the second
+part: the block engine (core/engine/raster.py, :func:`pixelwise_sizing`) gives the blocks the budget less what
+a run holds whatever the block size (GDAL's block cache, decoded source tiles, onnxruntime's activations for one
+batch, chunks of the preprocessing), and sizes them by the largest stage per pixel, each measured. This
+benchmark measures, each in a fresh process:
 
-1. the fixed overhead of the imports: python + numpy + rasterio; + onnxruntime; + torch; and of a
-   whole ``qgis_process`` run of the algorithm on a 10 x 10 pixel cube (QGIS, Processing, OreMap);
-2. ``qgis_process`` runs of ``oremap:sam_classify`` and ``oremap:classify_spectral_cnn`` (the bundled
-   model, onnxruntime) on a cube ~10x the budget (``OREMAP_MEMORY_MB=64``, set only in the
-   environment: it wins over an unset Processing setting), reporting the peak and the peak less
-   the fixed overhead of the same run on the small cube;
-3. the block engine alone (core, no QGIS) on the same cube with and without OreMap's cap of GDAL's
-   block cache (:func:`core.engine.raster.gdal_cache_limit`), showing what the cap saves.
+1. the fixed overhead of the imports: python + numpy + rasterio; + onnxruntime; + torch; of a whole
+   ``qgis_process`` run on a 10 x 10 corner of the cube (QGIS, Processing, OreMap), and ``sam_classify`` through
+   ``qgis_process`` on the whole cube at 128 MB set only by ``OREMAP_MEMORY_MB``;
+2. SAM, FCLS unmixing, the bundled CNN and abundance prediction (PLS + ridge ensemble) through their core
+   functions at 128, 256 and 512 MB (the CNN at 128 and 256 only: ~7,000 pixels/s on this shared machine) on
+   cubes 3-13x the budget: fixed overhead = the peak after a run on a 10 x 10 corner in the same process; then
+   the peak of the run on the whole cube, less that.
 
-PASS when each large run adds at most the budget plus 128 MB to its fixed overhead: besides the blocks
-(numpy, what the budget governs) a run touches buffers that do not grow with the raster: GDAL's block cache
-(capped at max(16 MB, budget/8)), OpenBLAS's per-thread buffers (~30 MB a thread), libtiff/DEFLATE
-buffers of the compression threads. With the default 512 MB budget they are a small share.
+PASS when every run adds at most its budget to its fixed overhead.
 
-Measured on this project's 2-core machine (1500 x 2000 x 112 cube, 10x a 128 MB budget): imports 72 MB
-(python, numpy, rasterio), 92 MB (+ onnxruntime), 278 MB (+ torch); qgis_process runs on a 10 x 10 cube
-302 MB (SAM) and 332 MB (CNN); on the 10x cube SAM adds 245 MB and the CNN 205 MB; the block engine alone
-adds 838 MB with GDAL's default cache and 159 MB with the cap (numpy 102 MB). PASS.
+FIGURES
 """
 
 import os
@@ -36,8 +32,8 @@ sys.path.insert(0, os.path.join(ROOT, "bench"))
 BUDGET_MB = 128
 BUDGETS = (128, 256, 512)
 CNN_BUDGETS = (128, 256)  # the CNN classifies ~7,000 pixels/s on this shared 2-core machine: 512 MB would take 10 min
-WIDTH, HEIGHT = 1500, 2300  # 112 bands: 1.5 GB as float32, 12x, 6x and 3x the budgets
-CNN_HEIGHT = {128: 600, 256: 1150}  # 3x the budget
+WIDTH, HEIGHT = 1500, 2500  # 112 bands: 1.6 GB as float32, 13x, 6.6x and 3.3x the budgets (rows: a multiple of 250)
+CNN_HEIGHT = {128: 750, 256: 1250}  # 3.9x and 3.3x the budget
 ABUNDANCE_HEIGHT = 1715  # 1000 x 1715 x 224 float32: 1.5 GB
 
 IMPORTS = {
