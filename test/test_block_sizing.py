@@ -91,3 +91,46 @@ def test_declared_preprocessing_covers_continuum_removal():
     per_row, fixed = preprocess_bytes("continuum_removal", 166)
     assert peak <= per_row * X.shape[0] + fixed
     assert peak >= 0.5 * (per_row * X.shape[0] + fixed)  # and not grossly above it
+
+
+def test_onnx_activation_peak_of_a_small_graph():
+    """input (n, 4) -> MatMul (4 x 8) -> Relu -> MatMul (8 x 2): float32 rows of 16, 32, 32 and 8 bytes. Alive at
+    once at most: the first product and its Relu (32 + 32), the input being freed after its last use."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    from oremap.core.engine.onnx_memory import activation_bytes_per_row, batch_rows
+
+    w1 = numpy_helper.from_array(np.ones((4, 8), np.float32), "w1")
+    w2 = numpy_helper.from_array(np.ones((8, 2), np.float32), "w2")
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "w1"], ["h"]), helper.make_node("Relu", ["h"], ["r"]),
+         helper.make_node("MatMul", ["r", "w2"], ["y"])], "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", 2])], initializer=[w1, w2])
+    model = helper.make_model(graph)
+    onnx.checker.check_model(model)
+    assert activation_bytes_per_row(model) == 64
+    assert batch_rows(64, 64 * 1000) == 1000 and batch_rows(64, 10) == 64 and batch_rows(0, 10) == 8192
+
+
+def test_run_pixelwise_warns_when_the_budget_is_below_its_reservations(tmp_path):
+    from test_raster import write_cube
+
+    from oremap.core.engine.feedback import Feedback
+    from oremap.core.engine.raster import OutputSpec, RasterSource, run_pixelwise
+
+    class Log(Feedback):
+        def __init__(self):
+            self.warnings = []
+
+        def warning(self, message):
+            self.warnings.append(message)
+
+    cube = write_cube(str(tmp_path / "in.tif"), np.full((3, 20, 30), 0.2, np.float32))
+    for budget, expected in ((8, 1), (64, 0)):  # GDAL's cache alone takes 16 MB
+        log = Log()
+        with RasterSource(cube) as src:
+            run_pixelwise(src, [OutputSpec(str(tmp_path / f"o{budget}.tif"), ["x"])],
+                          lambda p: p[:, 0], memory_mb=budget, feedback=log)
+        assert len([w for w in log.warnings if "memory budget (%d MB) is below" % budget in w]) == expected

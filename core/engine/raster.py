@@ -551,8 +551,8 @@ def pixelwise_sizing(n_bands, dtype, outputs, work_bytes_per_pixel=0, fixed_byte
     the valid pixels out of the float32 block (both float32); ``func`` (its float32 pixels and its work); writing
     (:func:`pixelwise_output_bytes` of every output). Reserved whatever the block size: GDAL's block cache
     (:func:`gdal_cache_bytes`), :data:`SOURCE_TILES` decoded source tiles (256 x 256 pixels of every band of a
-    pixel-interleaved file: GDAL decodes whole tiles) and ``fixed_bytes``. The batch runner (core/scaleout) sizes its row ranges
-    with the same function, so both cut the same blocks.
+    pixel-interleaved file: GDAL decodes whole tiles) and ``fixed_bytes``. The batch runner (core/scaleout) sizes
+    its row ranges with the same function, so both cut the same blocks.
     """
     memory_mb = memory_budget_mb(memory_mb)
     n_bands = int(n_bands)
@@ -597,7 +597,7 @@ def run_pixelwise(source, outputs, func, memory_mb=None, work_bytes_per_pixel=0,
                               work_bytes_per_pixel, fixed_bytes, memory_mb, file_bands=source.dataset.count)
     if sizing.over_budget:
         feedback.warning(f"The memory budget ({sizing.memory_mb:.0f} MB) is below what this run holds apart from "
-                         f"its blocks ({sizing.reserved / MB:.0f} MB: GDAL's cache, a tile of the raster, model "
+                         f"its blocks ({sizing.reserved / MB:.0f} MB: GDAL's cache, decoded tiles of the raster, model "
                          "buffers); blocks get an eighth of the budget and the run may exceed it.")
     windows = sizing.windows(source.width, source.height)
 
