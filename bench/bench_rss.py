@@ -22,8 +22,9 @@ PASS when every run adds at most its budget to its fixed overhead.
 Measured on this project's shared 2-core machine (figures in MB; "+" is the peak less the fixed overhead):
 
 - imports: python + numpy + rasterio 68, + onnxruntime 88, + torch 274; a ``qgis_process`` run on a 10 x 10
-  cube 295 (SAM) and 343 (CNN). ``sam_classify`` through ``qgis_process`` on the 13x cube at 128 MB: +102 to
-  +217 over repeated runs on the busy machine (the same run in a QGIS Python process: +109).
+  cube 295-302 (SAM) and 343-350 (CNN). Through ``qgis_process`` on the 13x cube at 128 MB: ``sam_classify``
+  +102 (two runs by hand) and +217 once (the benchmark's own run, the machine busy with three other sessions;
+  the same run in a QGIS Python process: +109), ``classify_spectral_cnn`` +91 (by hand).
 - core runs (fixed overhead 95-100 for SAM and unmixing, 145 with onnxruntime and a model):
 
   ==========================  ======  ======  ======
