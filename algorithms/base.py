@@ -499,8 +499,20 @@ class OreMapAlgorithm(QgsProcessingAlgorithm):
             if require_crs:
                 raise self.fail(name, f"'{layer.name()}' has no coordinate reference system (CRS), so distances "
                                       "and positions on it mean nothing.", NO_CRS_FIX_RASTER)
-            self._rasters_without_crs.append(name)
+            if name not in self._rasters_without_crs:
+                self._rasters_without_crs.append(name)
+                self._warn_no_crs(name, layer)
         return layer.source().split("|")[0], layer
+
+    def _warn_no_crs(self, name, layer):
+        """Say plainly that a raster without a CRS is used (pixel by pixel work, e.g. a drill-core scan)."""
+        feedback = getattr(self, "_feedback", None)
+        definition = self.parameterDefinition(name)
+        label = f"{definition.description()} ({name})" if definition is not None else name
+        if feedback is not None:
+            feedback.warning(f"{label}: '{layer.name()}' has no coordinate reference system (CRS). It is processed "
+                             "pixel by pixel and the outputs have no CRS either. If it is a map, assign its CRS "
+                             "(Layer Properties > Source, or Raster > Projections > Assign Projection) and run again.")
 
     def _product_raster(self, name, source):
         from qgis.core import QgsRasterLayer

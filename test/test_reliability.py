@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import rasterio
 
-from conftest import AVIRIS_NG, AVIRIS_NG_2
+from conftest import AVIRIS_NG, AVIRIS_NG_2, USGS_LIBRARY
 from test_raster import write_cube
 
 from oremap.core.engine.feedback import Feedback
@@ -217,3 +217,57 @@ def test_algorithm_removes_a_stale_partial_file_and_logs_it(processing_provider,
     assert not stale.exists() and target.exists()
     assert any("Removed a partial file left by an interrupted run" in m and str(stale) in m for m in feedback.infos)
     assert _partials(tmp_path) == []
+
+
+@pytest.mark.slow
+def test_qgis_process_prints_a_plugin_error_as_often_as_a_qgis_error(qgis_process, tmp_path):
+    """Issue 24: each plugin error appeared three times under qgis_process. All three are QGIS's own (3.22):
+    ``QgsProcessingAlgorithm::run`` logs the exception to the message log (critical) and calls
+    ``feedback->reportError``; qgis_process's ``ConsoleFeedback::reportError`` prints ``ERROR:\\t...`` and calls
+    ``QgsProcessingFeedback::reportError``, which logs it (critical) again; qgis_process prints every critical
+    log message to stderr. A native QGIS algorithm failing in its run is printed the same number of times; OreMap
+    adds no copy of its own (no reportError before raising, no logging handler)."""
+    csv_path = tmp_path / "pts.csv"
+    csv_path.write_text("x,y,v\n1,2,3\n4,5,6\n")
+    native = qgis_process("run", "native:extractbyexpression", "--",
+                          f"INPUT=delimitedtext://file://{csv_path}?xField=x&yField=y", "EXPRESSION=1 +* (",
+                          f"OUTPUT={tmp_path / 'n.gpkg'}", check=False)
+    assert native.returncode != 0
+    qgis_message = "syntax error, unexpected end of file"
+    qgis_count = (native.stdout + native.stderr).count(qgis_message)
+    assert qgis_count >= 1
+
+    ours = qgis_process("run", "oremap:sam_classify", "--", f"INPUT={AVIRIS_NG}", f"LIBRARY={USGS_LIBRARY}",
+                        "SPECTRA=Unobtainium", f"OUTPUT_CLASSES={tmp_path / 'x.tif'}", check=False)
+    assert ours.returncode != 0
+    message = "Cannot select spectra: 'Unobtainium' is not in the library."
+    lines = [line for line in (ours.stdout + ours.stderr).splitlines() if message in line]
+    assert len(lines) == qgis_count, lines
+    # the parameter is named in each copy, exactly one is qgis_process's ERROR line, none is a traceback
+    assert all("(SPECTRA)" in line for line in lines)
+    assert sum(line.startswith("ERROR:\t") for line in lines) == 1
+    assert "Traceback" not in ours.stdout + ours.stderr
+    assert message not in ours.stdout  # never echoed as progress information
+
+
+def test_raster_without_crs_runs_with_a_warning_naming_the_input(processing_provider, tmp_path):
+    """Issue 18: a raster without a CRS stays allowed for pixel-by-pixel work (drill-core scans), and the log says
+    so plainly, naming the input and how to assign a CRS; the output has no CRS either."""
+    import processing
+
+    from conftest import DATA, warning_recorder
+
+    jasper = os.path.join(DATA, "jasper_ridge_40x40.tif")
+    with rasterio.open(jasper) as ds:
+        assert ds.crs is None
+    feedback = warning_recorder()
+    out = tmp_path / "classes.tif"
+    processing.run("oremap:sam_classify", {"INPUT": jasper, "LIBRARY": USGS_LIBRARY,
+                                           "SPECTRA": "Kaolinite CM9;Goethite WS222", "OUTPUT_CLASSES": str(out)},
+                   feedback=feedback)
+    notes = [w for w in feedback.warnings if "no coordinate reference system" in w]
+    assert len(notes) == 1, feedback.warnings
+    assert notes[0].startswith("Hyperspectral raster (INPUT): 'jasper_ridge_40x40' has no coordinate reference system")
+    assert "Assign Projection" in notes[0]
+    with rasterio.open(out) as ds:
+        assert ds.crs is None and ds.read(1).size == 1600

@@ -30,6 +30,23 @@ class AbundanceModel:
         self.floors = np.asarray(meta["floors"], np.float64)
         self.n_calibration = int(meta["n_calibration"])
 
+    BATCH = 8192
+    """Rows per onnxruntime run (:meth:`predict`)."""
+
+    def block_bytes(self, resampled=False):
+        """``(bytes per pixel, bytes whatever the block size)`` of :meth:`predict` and the map's work on a block
+        (measured, bench/bench_rss.py): the spectra resampled to the model's bands, the preprocessing
+        (:func:`core.engine.spectra.preprocess_bytes`), the graph's outputs (abundances, spread and every
+        member's parts, float32) of the batches and their concatenation, then the closure, intervals and results
+        in float64 (about twenty values a part); fixed: one batch of activations and a preprocessing chunk."""
+        from ..engine.spectra import preprocess_bytes
+
+        m, k = self.info.n_bands, len(self.names)
+        members = len(((self.info.training or {}).get("parameters") or {}).get("families") or []) or 5
+        pre_row, pre_fixed = preprocess_bytes(self.info.preprocessing_method, m)
+        work = (4 * m if resampled else 0) + pre_row + 8 * k * (members + 2) + 160 * k + 64
+        return work, pre_fixed + self.BATCH * self.onnx.activation_bytes_per_row
+
     def quantiles(self, level):
         """Conformal score quantile per part at ``level`` (finite-sample corrected)."""
         if not 0.5 <= float(level) < 1.0:
@@ -47,7 +64,7 @@ class AbundanceModel:
         X = np.asarray(X, np.float32)
         if not preprocessed:
             X = preprocess(X, self.info.preprocessing_method, self.info.wavelengths)
-        out = self.onnx.run_outputs(X)
+        out = self.onnx.run_outputs(X, batch_size=self.BATCH)
         A = compositional.project_simplex(out["abundances"].astype(np.float64), TOTAL)
         lo, hi = intervals(A, out["spread"].astype(np.float64), self.quantiles(level), self.floors)
         if not members:
@@ -109,9 +126,10 @@ def predict_abundance_map(raster_path, model_path, out_path, interval_path=None,
             results.append(top + 1)
         return results
 
+    work, fixed = model.block_bytes(resampler is not None)
     with RasterSource(raster_path, bands=image_bands, nodata=nodata, scale=scale, feedback=feedback) as source:
-        run = run_pixelwise(source, outputs, func, memory_mb=memory_mb, work_bytes_per_pixel=64 * (k + 4) + 8 *
-                            model.info.n_bands, feedback=feedback)
+        run = run_pixelwise(source, outputs, func, memory_mb=memory_mb, work_bytes_per_pixel=work,
+                            fixed_bytes=fixed, feedback=feedback)
         pixel_area = abs(source.transform.a * source.transform.e - source.transform.b * source.transform.d)
     n = max(stats["n"], 1)
     mean = stats["sum"] / n

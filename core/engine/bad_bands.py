@@ -208,17 +208,20 @@ def sample_scene(source, max_pixels=SAMPLE_PIXELS, size=32):
     side = int(np.ceil(np.sqrt(n_windows)))
     rows = np.unique(np.linspace(0, source.height - h, side).round().astype(int))
     cols = np.unique(np.linspace(0, source.width - w, side).round().astype(int))
-    chunks = []
+    out = np.empty((min(max_pixels, rows.size * cols.size * per_window), source.n_bands))  # filled in place
+    n = 0
     for r in rows:
         for c in cols:
-            block = source.read_nan(Window(int(c), int(r), w, h))
-            chunks.append(block.reshape(-1, block.shape[-1]))
-            if sum(x.shape[0] for x in chunks) >= max_pixels:
+            block = source.read_nan(Window(int(c), int(r), w, h)).reshape(-1, source.n_bands)
+            take = min(block.shape[0], out.shape[0] - n)
+            out[n:n + take] = block[:take]
+            n += take
+            if n >= max_pixels:
                 break
         else:
             continue
         break
-    return np.concatenate(chunks)[:max_pixels]
+    return out[:n]
 
 
 def band_noise(values, centers=None, usable=None):
@@ -347,9 +350,11 @@ def detect_bad_bands(values, centers=None, bbl=None, choice=None, noise_factor=N
 
     if bbl is not None:
         flag(np.asarray(bbl, bool), "bbl")
-    pixels = values[np.isfinite(values).any(axis=1)]
-    with np.errstate(invalid="ignore"):  # fill outside a footprint: one value in every band
-        pixels = pixels[~(np.nanmax(pixels, axis=1) == np.nanmin(pixels, axis=1))] if pixels.size else pixels
+    with np.errstate(invalid="ignore"):  # pixels with a value, less fill outside a footprint (one value in all bands)
+        keep = np.isfinite(values).any(axis=1)
+        if keep.any():
+            keep[keep] = ~(np.nanmax(values[keep], axis=1) == np.nanmin(values[keep], axis=1))
+        pixels = values[keep]  # one copy (the sample's memory: bench/bench_rss.py)
     if choice.auto:
         if centers is not None:
             flag(np.any([(centers >= lo) & (centers <= hi) for lo, hi in WATER_WINDOWS], axis=0), "water")
@@ -357,21 +362,31 @@ def detect_bad_bands(values, centers=None, bbl=None, choice=None, noise_factor=N
             finite = np.isfinite(pixels)
             with np.errstate(invalid="ignore"):
                 spread = np.nanmax(pixels, axis=0) - np.nanmin(pixels, axis=0) if finite.any() else None
-            level = np.nanmedian(np.abs(pixels)) if finite.any() else 0.0
-            missing = finite.mean(axis=0) < 0.5
+            if finite.any():  # nanmedian of |pixels|, with one copy of the values instead of three
+                magnitudes = pixels[~np.isnan(pixels)]
+                np.abs(magnitudes, out=magnitudes)
+                level = np.median(magnitudes, overwrite_input=True) if magnitudes.size else np.nan
+                del magnitudes
+            else:
+                level = 0.0
+            missing = np.count_nonzero(finite, axis=0) / pixels.shape[0] < 0.5
             constant = ~missing & ~(spread > 1e-9 * max(level, 1e-30)) if pixels.shape[0] > 1 else np.zeros(
                 n_bands, bool)
             flag(missing | constant, "constant")
             usable = np.array([not r for r in reason])
             with np.errstate(invalid="ignore"):
-                median = np.nanmedian(np.where(finite, pixels, np.nan), axis=0) if finite.any() else np.full(
-                    n_bands, np.nan)
+                median = np.full(n_bands, np.nan)
+                for b in range(n_bands) if finite.any() else ():  # band by band: no copy of the sample
+                    column = pixels[finite[:, b], b]
+                    if column.size:
+                        median[b] = np.median(column, overwrite_input=True)
             if usable.any() and np.mean(median[usable] > 0) >= 0.8:
                 flag(usable & (median < 0), "negative")
             usable = np.array([not r for r in reason])
-            valid_rows = np.isfinite(pixels[:, usable]).all(axis=1) if usable.any() else np.zeros(0, bool)
+            valid_rows = finite[:, usable].all(axis=1) if usable.any() else np.zeros(0, bool)
             if valid_rows.sum() >= 5:
-                flag(_noisy(pixels[valid_rows], centers, usable, noise_factor, window), "noisy")
+                rows = pixels if valid_rows.all() else pixels[valid_rows]  # no copy when every row is whole
+                flag(_noisy(rows, centers, usable, noise_factor, window), "noisy")
     user_drop = _in_ranges(choice.drop, centers, n_bands)
     user_keep = _in_ranges(choice.keep, centers, n_bands)
     flag(user_drop & ~user_keep, "user")

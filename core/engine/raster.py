@@ -49,9 +49,25 @@ def memory_budget_mb(value=None):
 GDAL_CACHE_SHARE = 8
 """GDAL's block cache is capped at 1/GDAL_CACHE_SHARE of the budget (at least 16 MB) during a run."""
 
+GDAL_CACHE_MIN_MB = 16.0
+
 BLOCK_SHARE = 0.75
-"""Share of the budget given to the blocks (:func:`block_windows`); the rest is for GDAL's block cache (1/8)
-and the buffers libraries keep while a run streams (BLAS threads, compression threads)."""
+"""Share of the budget given to the blocks by :func:`block_windows` for the callers that size their own blocks
+(gridding, windows of element rasters); :func:`run_pixelwise` instead subtracts what it measured apart from the
+blocks (:func:`pixelwise_sizing`)."""
+
+SOURCE_TILE = 256
+"""Tile side assumed for a source raster's tiles (GeoTIFF's usual 256 x 256) in :func:`pixelwise_sizing`."""
+
+SOURCE_TILES = 2
+"""Decoded source tiles (all bands of a pixel-interleaved tile) that GDAL holds outside the numpy blocks while
+the engine reads, at most: measured 1 tile for a 112-band uint16 cube and up to 2 for a 224-band float32 one
+(bench/bench_rss.py)."""
+
+MIN_BLOCK_SHARE = 0.125
+"""Blocks get at least this share of the budget, even where the fixed reservations leave less (then logged)."""
+
+MB = 2 ** 20
 
 
 def gdal_cache_limit(memory_mb=None):
@@ -64,8 +80,12 @@ def gdal_cache_limit(memory_mb=None):
     limit is restored on exit.
     """
     steady_allocator()
-    limit = int(max(16.0, memory_budget_mb(memory_mb) / GDAL_CACHE_SHARE) * 2 ** 20)
-    return rasterio.Env(GDAL_CACHEMAX=limit)
+    return rasterio.Env(GDAL_CACHEMAX=gdal_cache_bytes(memory_mb))
+
+
+def gdal_cache_bytes(memory_mb=None):
+    """GDAL's block cache during a run, in bytes: an eighth of the budget, at least 16 MB."""
+    return int(max(GDAL_CACHE_MIN_MB, memory_budget_mb(memory_mb) / GDAL_CACHE_SHARE) * MB)
 
 
 _ALLOCATOR_FIXED = False
@@ -195,11 +215,14 @@ class RasterSource:
         invalid = np.zeros(raw.shape[1:], dtype=bool)
         for value in self._native_nodata(raw.dtype):
             invalid |= np.any(raw == value, axis=0)
-        data = np.moveaxis(raw, 0, -1).astype(np.float32, copy=False)
-        if np.issubdtype(raw.dtype, np.floating):
+        floating = raw.dtype.kind == "f"
+        data = np.moveaxis(raw, 0, -1).astype(np.float32, copy=False)  # a view of float32 rasters, else a copy
+        del raw
+        if floating:
             invalid |= ~np.all(np.isfinite(data), axis=-1)
-        if self.gain != 1.0 or self.bias != 0.0:
-            data = data * np.float32(self.gain) + np.float32(self.bias)
+        if self.gain != 1.0 or self.bias != 0.0:  # in place: no block-sized temporaries (pixelwise_sizing)
+            data *= np.float32(self.gain)
+            data += np.float32(self.bias)
         return data, ~invalid
 
     def read_nan(self, window, dtype=np.float64):
@@ -452,15 +475,15 @@ def _remove_quietly(path):
 # --------------------------------------------------------------------------------------
 # Engine
 # --------------------------------------------------------------------------------------
-def block_windows(width, height, bytes_per_pixel, memory_mb, tile=256):
-    """Split a width x height raster into windows that each need at most :data:`BLOCK_SHARE` of ``memory_mb``.
+def block_windows(width, height, bytes_per_pixel, memory_mb, tile=256, share=BLOCK_SHARE):
+    """Split a width x height raster into windows that each need at most ``share`` of ``memory_mb``.
 
     Windows follow the 256 x 256 tiles of the outputs (and of most tiled inputs), so
     every tile is read once and written whole: full-width strips of whole tile rows
     when they fit the budget, else each tile row cut into column chunks of whole
     tiles, and only for budgets below one tile, smaller windows inside a tile row.
     """
-    budget = max(float(memory_mb) * BLOCK_SHARE, 1e-6) * 1024 * 1024
+    budget = max(float(memory_mb) * share, 1e-6) * 1024 * 1024
     max_pixels = max(1, int(budget // max(bytes_per_pixel, 1)))
     if max_pixels >= width * tile or height <= tile and max_pixels >= width * height:
         rows = max(tile, (max_pixels // width) // tile * tile)
@@ -477,18 +500,73 @@ def block_windows(width, height, bytes_per_pixel, memory_mb, tile=256):
 
 
 def pixelwise_input_bytes(n_bands, dtype):
-    """Bytes per pixel :func:`run_pixelwise` counts for reading ``n_bands`` of type ``dtype``: the raw block,
-    the float32 block, the scaled block and the valid pixels' float32 copy handed to ``func``. The batch
-    runner (core/scaleout) sizes its row ranges with the same numbers, so both cut the same blocks."""
-    return int(n_bands) * (np.dtype(dtype).itemsize + 3 * 4) + 1
+    """Bytes per pixel of the read stage of :func:`run_pixelwise` for ``n_bands`` of type ``dtype`` (measured with
+    tracemalloc and the resident memory, ``bench/bench_rss.py``): the raw block rasterio returns, GDAL's own copy
+    of it while it de-interleaves a pixel-interleaved file (not seen by tracemalloc), the float32 block (a view
+    of a float32 raster: no copy; scaled in place), a boolean temporary of the nodata and finiteness tests and
+    the valid mask."""
+    itemsize = np.dtype(dtype).itemsize
+    convert = 0 if np.dtype(dtype) == np.float32 else 4
+    return int(n_bands) * (2 * itemsize + convert + 1) + 1
 
 
 def pixelwise_output_bytes(count, dtype):
-    """Bytes per pixel :func:`run_pixelwise` counts for an output of ``count`` bands of type ``dtype``."""
-    return int(count) * (np.dtype(dtype).itemsize + 8)
+    """Bytes per pixel of writing an output of ``count`` bands of type ``dtype``: the func's result (counted as
+    float64), the block in the output's type and its cast."""
+    return int(count) * (2 * np.dtype(dtype).itemsize + 8)
 
 
-def run_pixelwise(source, outputs, func, memory_mb=None, work_bytes_per_pixel=0, feedback=None):
+@dataclass
+class BlockSizing:
+    """How :func:`run_pixelwise` cuts a raster: bytes per pixel of its largest stage and what the run holds
+    whatever the block size (``reserved``: GDAL's block cache, decoded source tiles, the caller's fixed buffers such
+    as onnxruntime's per-batch workspace). The blocks get the budget less ``reserved`` (at least
+    :data:`MIN_BLOCK_SHARE` of it)."""
+
+    per_pixel: int
+    reserved: int
+    memory_mb: float
+
+    @property
+    def block_mb(self):
+        return max(self.memory_mb * MB - self.reserved, self.memory_mb * MB * MIN_BLOCK_SHARE) / MB
+
+    @property
+    def over_budget(self):
+        """True when the fixed reservations alone leave the blocks less than :data:`MIN_BLOCK_SHARE`."""
+        return self.memory_mb * MB - self.reserved < self.memory_mb * MB * MIN_BLOCK_SHARE
+
+    def windows(self, width, height):
+        return block_windows(width, height, self.per_pixel, self.block_mb, share=1.0)
+
+
+def pixelwise_sizing(n_bands, dtype, outputs, work_bytes_per_pixel=0, fixed_bytes=0, memory_mb=None,
+                     file_bands=None):
+    """The :class:`BlockSizing` of :func:`run_pixelwise` reading ``n_bands`` (of ``file_bands`` in the file) of type
+    ``dtype`` into ``outputs`` (``(count, dtype)`` pairs), with a ``func`` whose own peak is
+    ``work_bytes_per_pixel`` per valid pixel (its temporaries and results) plus ``fixed_bytes`` whatever the
+    block size.
+
+    The stages do not overlap, so a pixel costs the largest of: reading (:func:`pixelwise_input_bytes`); taking
+    the valid pixels out of the float32 block (both float32); ``func`` (its float32 pixels and its work); writing
+    (:func:`pixelwise_output_bytes` of every output). Reserved whatever the block size: GDAL's block cache
+    (:func:`gdal_cache_bytes`), :data:`SOURCE_TILES` decoded source tiles (256 x 256 pixels of every band of a
+    pixel-interleaved file: GDAL decodes whole tiles) and ``fixed_bytes``. The batch runner (core/scaleout) sizes
+    its row ranges with the same function, so both cut the same blocks.
+    """
+    memory_mb = memory_budget_mb(memory_mb)
+    n_bands = int(n_bands)
+    itemsize = np.dtype(dtype).itemsize
+    stages = [pixelwise_input_bytes(n_bands, dtype),
+              8 * n_bands + 1,
+              4 * n_bands + int(work_bytes_per_pixel) + 1,
+              sum(pixelwise_output_bytes(c, t) for c, t in outputs) + 1]
+    tiles = SOURCE_TILES * SOURCE_TILE * SOURCE_TILE * int(file_bands or n_bands) * itemsize
+    reserved = gdal_cache_bytes(memory_mb) + tiles + int(fixed_bytes)
+    return BlockSizing(per_pixel=max(stages), reserved=reserved, memory_mb=memory_mb)
+
+
+def run_pixelwise(source, outputs, func, memory_mb=None, work_bytes_per_pixel=0, feedback=None, fixed_bytes=0):
     """Apply ``func`` to every valid pixel of ``source``, block by block.
 
     Parameters
@@ -502,7 +580,10 @@ def run_pixelwise(source, outputs, func, memory_mb=None, work_bytes_per_pixel=0,
     memory_mb : float, optional
         Memory budget; see :func:`memory_budget_mb`.
     work_bytes_per_pixel : int
-        What ``func`` itself allocates per pixel, so blocks are sized honestly.
+        The peak of what ``func`` allocates per valid pixel (its temporaries and its results, measured), so
+        blocks are sized honestly (:func:`pixelwise_sizing`).
+    fixed_bytes : int
+        What ``func`` holds whatever the block size (e.g. onnxruntime's workspace for one batch).
     feedback : Feedback, optional
         Progress per block; cancellation removes every partial output.
 
@@ -512,11 +593,13 @@ def run_pixelwise(source, outputs, func, memory_mb=None, work_bytes_per_pixel=0,
         ``{"valid_pixels": int, "blocks": int}``.
     """
     feedback = ensure(feedback)
-    memory_mb = memory_budget_mb(memory_mb)
-    in_bytes = pixelwise_input_bytes(source.n_bands, source.dataset.dtypes[0])
-    out_bytes = sum(pixelwise_output_bytes(o.count, o.dtype) for o in outputs)
-    per_pixel = in_bytes + out_bytes + int(work_bytes_per_pixel)
-    windows = block_windows(source.width, source.height, per_pixel, memory_mb)
+    sizing = pixelwise_sizing(source.n_bands, source.dataset.dtypes[0], [(o.count, o.dtype) for o in outputs],
+                              work_bytes_per_pixel, fixed_bytes, memory_mb, file_bands=source.dataset.count)
+    if sizing.over_budget:
+        feedback.warning(f"The memory budget ({sizing.memory_mb:.0f} MB) is below what this run holds apart from "
+                         f"its blocks ({sizing.reserved / MB:.0f} MB: GDAL's cache, decoded tiles of the raster, model "
+                         "buffers); blocks get an eighth of the budget and the run may exceed it.")
+    windows = sizing.windows(source.width, source.height)
 
     for o in outputs:
         clean_partials(o.path, feedback)
@@ -529,16 +612,22 @@ def run_pixelwise(source, outputs, func, memory_mb=None, work_bytes_per_pixel=0,
         for i, window in enumerate(windows):
             feedback.check()
             data, valid = source.read(window)
-            results = func(data[valid]) if valid.any() else None
+            n_block = int(valid.sum())
+            pixels = (data.reshape(-1, data.shape[-1]) if n_block == valid.size else data[valid]) if n_block else None
+            del data  # only the valid pixels stay while func runs
+            results = func(pixels) if n_block else None
+            del pixels
             if results is not None and not isinstance(results, (list, tuple)):
                 results = (results,)
             for j, (spec, dst) in enumerate(zip(outputs, datasets)):
                 block = np.full((spec.count,) + valid.shape, spec.nodata, dtype=spec.dtype)
                 if results is not None:
-                    values = np.asarray(results[j]).reshape(int(valid.sum()), spec.count)
+                    values = np.asarray(results[j]).reshape(n_block, spec.count)
                     block[:, valid] = values.T.astype(spec.dtype, copy=False)
                 dst.write(block, window=window)
-            n_valid += int(valid.sum())
+                del block
+            del results
+            n_valid += n_block
             feedback.progress(100.0 * (i + 1) / len(windows))
         for dst in datasets:
             dst.close()

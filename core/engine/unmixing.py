@@ -517,6 +517,14 @@ def fcls(X, E, sum_to_one=True, tol=1e-10):
     return A
 
 
+def block_bytes(n_bands, n_endmembers):
+    """``(bytes per pixel, bytes whatever the block size)`` of unmixing a block with its residuals (measured with
+    tracemalloc, bench/bench_rss.py): per pixel the projections, solver state, abundances and residual columns
+    (float32 and float64, about six values an endmember); fixed: the 4096-row pieces converted to float64 for the
+    projection and the residuals (three float64 values a band and row)."""
+    return 48 * (int(n_endmembers) + 2) + 32, 4096 * 24 * int(n_bands)
+
+
 def unmix(X, E, mode="fcls", feedback=None):
     """Abundance maps and fit error for a block of pixels.
 

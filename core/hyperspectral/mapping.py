@@ -211,10 +211,9 @@ def sam_map(raster_path, library, class_path, score_path=None, method="sam", thr
         return (classes, score) if score_path else (classes,)
 
     with RasterSource(raster_path, bands=bands, nodata=nodata, scale=scale, feedback=feedback) as src:
-        # SAM works on a float64 copy of the pixels, SID on three (x, p, log p), plus the scores per reference
         stats = run_pixelwise(src, outputs, per_block, memory_mb=memory_mb,
-                              work_bytes_per_pixel=8 * len(bands) * (1 if method == "sam" else 3)
-                              + 8 * 3 * len(library.names), feedback=feedback)
+                              work_bytes_per_pixel=sam.work_bytes_per_pixel(len(bands), len(library.names), method),
+                              feedback=feedback)
     stats["class_counts"] = {"Unclassified": int(counts[0]),
                              **{n: int(c) for n, c in zip(library.names, counts[1:])}}
     stats["bands_used"] = len(bands)
@@ -284,9 +283,10 @@ def unmix_map(raster_path, endmembers, out_path, mode="fcls", band_info=None, im
 
     out = OutputSpec(out_path, names + residual_bands, "float32", ABUNDANCE_NODATA,
                      tags={"OREMAP_UNMIXING_MODE": mode, "OREMAP_ENDMEMBERS": json.dumps(names)})
+    work, fixed = unmixing.block_bytes(len(bands), len(names))
     with RasterSource(raster_path, bands=bands, nodata=nodata, scale=scale, feedback=feedback) as src:
-        stats = run_pixelwise(src, [out], per_block, memory_mb=memory_mb,
-                              work_bytes_per_pixel=8 * 4 * len(names), feedback=feedback)
+        stats = run_pixelwise(src, [out], per_block, memory_mb=memory_mb, work_bytes_per_pixel=work,
+                              fixed_bytes=fixed, feedback=feedback)
     n = max(stats["valid_pixels"], 1)
     stats["mean_abundance"] = {name: float(s / n) for name, s in zip(names, sums[:len(names)])}
     stats["mean_rmse"] = float(sums[len(names)] / n)
@@ -368,6 +368,27 @@ def model_input(raster_path, info, band_info=None, feedback=None):
     return None, None
 
 
+def cnn_block_bytes(model, resampled, batch_size, ood=True):
+    """``(bytes per valid pixel, bytes whatever the block size)`` of :func:`cnn_classify_map`'s work on a block
+    (measured, bench/bench_rss.py): the spectra resampled to the model's bands (float32), the preprocessing
+    (:func:`core.engine.spectra.preprocess_bytes`), the probabilities of the batches and their concatenation,
+    classes, confidence and angle; fixed: one batch of onnxruntime's activations
+    (:func:`core.engine.onnx_memory.activation_bytes_per_row`), a chunk of the preprocessing and of the
+    out-of-distribution angles."""
+    from ..engine.spectra import preprocess_bytes
+    from .spectral_cnn import ood_check as _ood, prototype_angle_bytes
+
+    info = model.info
+    m, k = info.n_bands, len(info.class_names)
+    pre_row, pre_fixed = preprocess_bytes(info.preprocessing_method, m)
+    work = (4 * m if resampled else 0) + max(pre_row, 4 * m) + 12 * k + 48
+    fixed = pre_fixed + int(batch_size) * model.activation_bytes_per_row
+    check = _ood(info) if ood else None
+    if check is not None:
+        fixed += prototype_angle_bytes(m, len(check["exemplars"]))
+    return work, fixed
+
+
 def cnn_classify_map(raster_path, model_path, class_path, probability_path=None, confidence_path=None,
                      min_confidence=None, threads=None, band_info=None, scale=None, nodata=None,
                      memory_mb=None, batch_size=1024, feedback=None, ood=True):
@@ -437,10 +458,10 @@ def cnn_classify_map(raster_path, model_path, class_path, probability_path=None,
             results.append(confidence)
         return results
 
-    n_model = info.n_bands
+    work, fixed = cnn_block_bytes(model, matrix is not None, batch_size, ood=check is not None)
     with RasterSource(raster_path, bands=bands, nodata=nodata, scale=scale, feedback=feedback) as src:
-        stats = run_pixelwise(src, outputs, per_block, memory_mb=memory_mb,
-                              work_bytes_per_pixel=4 * (8 * n_model + 4 * len(names)), feedback=feedback)
+        stats = run_pixelwise(src, outputs, per_block, memory_mb=memory_mb, work_bytes_per_pixel=work,
+                              fixed_bytes=fixed, feedback=feedback)
     stats["class_counts"] = {"Unclassified": int(counts[0]),
                              **{n: int(c) for n, c in zip(names, counts[1:])}}
     stats["legend"] = legend

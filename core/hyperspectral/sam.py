@@ -28,7 +28,7 @@ def spectral_angles(pixels, references):
     """
     x = np.asarray(pixels, dtype=np.float64)
     r = np.asarray(references, dtype=np.float64)
-    xn = np.linalg.norm(x, axis=1)
+    xn = np.sqrt(np.einsum("ij,ij->i", x, x))  # no pixel-sized temporary (norm would square a copy of x)
     rn = np.linalg.norm(r, axis=1)
     with np.errstate(invalid="ignore", divide="ignore"):
         cos = (x @ r.T) / (xn[:, None] * rn[None, :])
@@ -57,6 +57,14 @@ def spectral_information_divergence(pixels, references):
 
 
 METHODS = {"sam": spectral_angles, "sid": spectral_information_divergence}
+
+
+def work_bytes_per_pixel(n_bands, n_refs, method="sam"):
+    """Peak bytes per pixel :func:`classify` allocates (measured with tracemalloc, ``bench/bench_rss.py``): SAM a
+    float64 copy of the pixels, SID four (clipped values, p, log p, p log p); then about six float64 arrays of one
+    value per reference (products, angles or divergences, their clipped and NaN-free copies) and the results."""
+    copies = 1 if method == "sam" else 4
+    return 8 * copies * int(n_bands) + 48 * int(n_refs) + 32
 
 
 def classify(pixels, references, method="sam", threshold=None):

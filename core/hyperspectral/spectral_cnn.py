@@ -264,10 +264,23 @@ def prototype_angle(P, classes, exemplars, exemplar_class=None):
     E = _unit_rows(exemplars)
     classes = np.asarray(classes, dtype=np.int64)
     owner = np.arange(E.shape[0]) if exemplar_class is None else np.asarray(exemplar_class, dtype=np.int64)
-    cos = _unit_rows(P) @ E.T
-    cos = np.where(owner[None, :] == classes[:, None], cos, -np.inf)
-    best = cos.max(axis=1)
+    best = np.empty(classes.shape[0])
+    for lo in range(0, classes.shape[0], ANGLE_CHUNK):  # in chunks: a few float64 copies per row, held briefly
+        hi = lo + ANGLE_CHUNK
+        cos = _unit_rows(P[lo:hi]) @ E.T
+        cos = np.where(owner[None, :] == classes[lo:hi, None], cos, -np.inf)
+        best[lo:hi] = cos.max(axis=1)
     return np.arccos(np.clip(np.where(np.isfinite(best), best, np.nan), -1.0, 1.0))
+
+
+#: Rows per chunk of :func:`prototype_angle`.
+ANGLE_CHUNK = 1024
+
+
+def prototype_angle_bytes(n_bands, n_exemplars):
+    """Bytes :func:`prototype_angle` holds whatever the number of rows (one chunk: unit rows in float64, their
+    square, the cosines and their masked copy, the class mask)."""
+    return ANGLE_CHUNK * (3 * 8 * int(n_bands) + 17 * int(n_exemplars))
 
 
 def ood_exemplars(P, y, groups, n_classes, max_per_class=OOD_MAX_EXEMPLARS):

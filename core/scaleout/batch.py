@@ -195,7 +195,7 @@ class ScenePlan:
     work: str
     height: int = 0
     parts: list = field(default_factory=list)   # [(row0, row1)], empty: the whole scene in one task
-    per_pixel: int = None                         # the block engine's bytes per pixel (split scenes)
+    per_pixel: object = None                      # the block engine's sizing (split scenes): see _windows
     skip: bool = False
 
 
@@ -372,18 +372,25 @@ def _scale_decision(scene, bands, scale):
 # --------------------------------------------------------------------------------------
 # One scene, or one row range of it: the core functions
 # --------------------------------------------------------------------------------------
-def _bytes(count, dtype):
-    from ..engine.raster import pixelwise_output_bytes
-
-    return pixelwise_output_bytes(count, dtype)
-
-
-def _in_bytes(scene, bands):
-    """What the block engine counts per pixel for reading ``bands`` of ``scene`` (its first band's type)."""
-    from ..engine.raster import open_raster, pixelwise_input_bytes
+def _sizing(scene, bands, outputs, work, fixed=0):
+    """The arguments of :func:`core.engine.raster.pixelwise_sizing` (all but the budget) for the core function's
+    block engine call on ``scene``: its bands read, their type and the file's band count, the ``(count, dtype)`` of
+    every output, the work the core function declares per pixel and whatever the block size."""
+    from ..engine.raster import open_raster
 
     with open_raster(scene) as ds:
-        return pixelwise_input_bytes(ds.count if bands is None else len(bands), ds.dtypes[0])
+        return dict(n_bands=ds.count if bands is None else len(bands), dtype=ds.dtypes[0], outputs=list(outputs),
+                    work_bytes_per_pixel=int(work), fixed_bytes=int(fixed), file_bands=ds.count)
+
+
+def _windows(width, height, per_pixel, memory_mb):
+    """The block engine's windows for a sizing of :func:`_sizing` (or, for a plain number of bytes per pixel,
+    :func:`core.engine.raster.block_windows`'s)."""
+    from ..engine.raster import block_windows, memory_budget_mb, pixelwise_sizing
+
+    if isinstance(per_pixel, dict):
+        return pixelwise_sizing(memory_mb=memory_mb, **per_pixel).windows(width, height)
+    return block_windows(width, height, per_pixel, memory_budget_mb(memory_mb))
 
 
 @dataclass
@@ -393,7 +400,7 @@ class _Settings:
 
     scale: tuple
     call: object
-    per_pixel: int = 0
+    per_pixel: object = 0
 
 
 def _settings(algorithm, scene, model, options, threads):
@@ -412,12 +419,14 @@ def _settings(algorithm, scene, model, options, threads):
     if algorithm == "classify_cnn":
         from ..engine.model_format import read_model_info
 
+        from ..engine.model_format import OnnxModel
+
         info = read_model_info(model)
         band_info = mapping.image_band_info(scene, wavelengths) if (info.wavelengths or wavelengths) else None
-        bands, _ = mapping.model_input(scene, info, band_info)
+        bands, matrix = mapping.model_input(scene, info, band_info)
         k = len(info.class_names)
-        per_pixel = (_in_bytes(scene, bands) + _bytes(1, class_raster_dtype(k)) + _bytes(1, "float32")
-                     + 4 * (8 * info.n_bands + 4 * k))
+        work, fixed = mapping.cnn_block_bytes(OnnxModel(model, threads=threads), matrix is not None, 1024)
+        per_pixel = _sizing(scene, bands, [(1, class_raster_dtype(k)), (1, "float32")], work, fixed)
 
         def call(raster, paths, memory_mb, feedback, scale_arg):
             return mapping.cnn_classify_map(raster, model, paths["classes"], None, paths["confidence"],
@@ -434,8 +443,11 @@ def _settings(algorithm, scene, model, options, threads):
             library = library.subset(list(names))
         band_info = mapping.image_band_info(scene, wavelengths)
         bands, _ = mapping.reference_matrix(scene, library, band_info, min_bands=len(library.names))
+        from ..engine import unmixing
+
         k = len(library.names)
-        per_pixel = _in_bytes(scene, bands) + _bytes(k + 1, "float32") + 8 * 4 * k
+        residuals = len(mapping.RESIDUAL_BANDS[opt.get("mode") or "fcls"])
+        per_pixel = _sizing(scene, bands, [(k + residuals, "float32")], *unmixing.block_bytes(len(bands), k))
 
         def call(raster, paths, memory_mb, feedback, scale_arg):
             return mapping.unmix_map(raster, library, paths["abundances"], mode=opt.get("mode") or "fcls",
@@ -450,8 +462,8 @@ def _settings(algorithm, scene, model, options, threads):
             if (model_obj.info.wavelengths or wavelengths) else None
         bands, matrix = mapping.model_input(scene, model_obj.info, info)
         k = len(model_obj.names)
-        per_pixel = (_in_bytes(scene, bands) + _bytes(3 * k, "float32") + _bytes(1, class_raster_dtype(k))
-                     + 64 * (k + 4) + 8 * model_obj.info.n_bands)
+        per_pixel = _sizing(scene, bands, [(k, "float32"), (2 * k, "float32"), (1, class_raster_dtype(k))],
+                            *model_obj.block_bytes(matrix is not None))
 
         def call(raster, paths, memory_mb, feedback, scale_arg):
             return abundance.predict_abundance_map(raster, model, paths["abundance"], paths["intervals"],
@@ -465,7 +477,7 @@ def _settings(algorithm, scene, model, options, threads):
         anomaly = vae_anomaly.load_model(model, threads=threads)
         bands, _ = vae_raster.raster_bands(scene, anomaly.names)
         m = len(anomaly.names)
-        per_pixel = _in_bytes(scene, bands) + _bytes(1, "float32") + _bytes(1, "uint8") + m * 8 * 10 + 64
+        per_pixel = _sizing(scene, bands, [(1, "float32"), (1, "uint8")], m * 8 * 10 + 64)
 
         def call(raster, paths, memory_mb, feedback, scale_arg):
             return vae_raster.score_raster(anomaly, raster, paths["score"], paths["classes"], nodata=nodata,
@@ -496,15 +508,12 @@ def row_ranges(width, height, per_pixel, memory_mb, rows_per_part):
     computations that depend on how many pixels go through together (onnxruntime's and BLAS's kernels
     differ in the last bit between batch sizes) give the same bits. ``[]``: the scene stays whole.
     """
-    from ..engine.raster import block_windows, memory_budget_mb
-
-    memory = memory_budget_mb(memory_mb)
-    windows = block_windows(width, height, per_pixel, memory)
+    windows = _windows(width, height, per_pixel, memory_mb)
     starts = sorted({int(w.row_off) for w in windows})
     cuts = [r for r in starts[1:] if all(not (w.row_off < r < w.row_off + w.height) for w in windows)]
 
     def same(r0, r1):
-        return _layout(windows, r0, r1) == _layout(block_windows(width, r1 - r0, per_pixel, memory), 0, r1 - r0)
+        return _layout(windows, r0, r1) == _layout(_windows(width, r1 - r0, per_pixel, memory_mb), 0, r1 - r0)
 
     parts, start = [], 0
     for r in cuts:   # a cut from which the rest of the scene is cut alike, too
@@ -572,13 +581,11 @@ def run_part(algorithm, scene, model, options, work, index, rows=None, memory_mb
     result = {"index": index, "rows": list(rows if rows is not None else (0, None)), "empty": False,
               "seconds": time.perf_counter() - start, "stats": _summary(stats), "blocks": counter.blocks}
     if rows is not None:
-        from ..engine.raster import block_windows, memory_budget_mb
         import rasterio
 
         with rasterio.open(scene) as ds:
             width = ds.width
-        result["blocks_planned"] = len(block_windows(width, rows[1] - rows[0], settings.per_pixel,
-                                                     memory_budget_mb(memory_mb)))
+        result["blocks_planned"] = len(_windows(width, rows[1] - rows[0], settings.per_pixel, memory_mb))
     return result
 
 
@@ -622,7 +629,7 @@ def assemble(algorithm, scene, work, outputs, parts, memory_mb=None, per_pixel=N
     windows, in the same order, as the single-process run writes it, so even the file's bytes agree."""
     import rasterio
 
-    from ..engine.raster import OutputSpec, block_windows, memory_budget_mb, write_blocks
+    from ..engine.raster import OutputSpec, write_blocks
 
     spec = check_algorithm(algorithm)
     if not os.path.isdir(work):
@@ -654,7 +661,7 @@ def assemble(algorithm, scene, work, outputs, parts, memory_mb=None, per_pixel=N
             count, itemsize = ds.count, np.dtype(ds.dtypes[0]).itemsize
         with rasterio.open(scene) as src:
             width, height, transform, crs = src.width, src.height, src.transform, src.crs
-        windows = block_windows(width, height, per_pixel or count * itemsize * 2 + 1, memory_budget_mb(memory_mb))
+        windows = _windows(width, height, per_pixel or count * itemsize * 2 + 1, memory_mb)
         write_blocks(out_spec, width, height, transform, crs,
                      _stitched(windows, parts, work, suffix, out_spec, count))
         finals[suffix] = out_spec.path
