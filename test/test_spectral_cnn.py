@@ -307,6 +307,40 @@ def test_training_result_info(tiny_result, tmp_path):
     assert [m for m, _ in spectra.PREPROCESSING] == list(spectra.PREPROCESSING_METHODS)
 
 
+def test_seed_ensemble_is_the_mean_of_its_members_in_one_graph(tmp_path):
+    """ensemble=3: one ONNX graph whose probabilities are the mean of three networks of different seeds; the
+    first member is the single model's network (same seed), the out-of-distribution check is the same."""
+    from oremap.core.engine.model_format import OnnxModel
+
+    needs_torch()
+    lib, X, y, _ = augmented_subset(20)
+    kwargs = dict(wavelengths=lib.wavelengths, preprocessing="continuum_removal", epochs=3, seed=4,
+                  network_options=TINY)
+    single = sc.train_classifier(X, y, SUBSET_CLASSES, **kwargs)
+    trio = sc.train_classifier(X, y, SUBSET_CLASSES, ensemble=3, **kwargs)
+    members = trio.torch_model.members
+    assert len(members) == 3 and trio.info.training["parameters"]["ensemble"] == 3
+    first, single_state = members[0].state_dict(), single.torch_model.state_dict()
+    assert first.keys() == single_state.keys() and all((first[k] == single_state[k]).all() for k in first)
+    _, fresh, _, _ = augmented_subset(20, seed=7)
+    P = spectra.preprocess(fresh, "continuum_removal", lib.wavelengths)
+    each = np.array([spectral_network.predict_proba_torch(m, P) for m in members])
+    assert np.abs(each[1] - each[0]).max() > 0.01 and np.abs(each[2] - each[1]).max() > 0.01  # other seeds
+    onnx_p = OnnxModel(trio.save(tmp_path / "trio.onnx"), threads=1).run(P)
+    np.testing.assert_allclose(onnx_p, each.mean(axis=0), atol=1e-6)
+    np.testing.assert_allclose(onnx_p.sum(axis=1), 1.0, atol=1e-5)
+    assert trio.info.training["ood"] == single.info.training["ood"]
+    assert trio.info.training["metrics"]["val_accuracy"] == single.info.training["metrics"]["val_accuracy"]
+    # without refit: the early-stopped network and two more trained on the same training groups
+    kept = sc.train_classifier(X, y, SUBSET_CLASSES, ensemble=2, refit=False, **kwargs)
+    no_refit = sc.train_classifier(X, y, SUBSET_CLASSES, refit=False, **kwargs)
+    np.testing.assert_allclose(spectral_network.predict_proba_torch(kept.torch_model.members[0], P),
+                               spectral_network.predict_proba_torch(no_refit.torch_model, P), atol=1e-7)
+    with pytest.raises(OreMapError, match="ensemble members must be at least 1") as err:
+        sc.train_classifier(X, y, SUBSET_CLASSES, ensemble=0, **kwargs)
+    assert err.value.parameter == "training"
+
+
 def test_default_network_is_the_one_recorded():
     needs_torch()
     X = np.random.default_rng(0).uniform(0.1, 0.5, (40, 32))

@@ -38,10 +38,11 @@ def sam_baseline(train_X, train_y, val_X, n_classes):
 
 def train_and_report(data, model_path, report_path=None, preprocessing="brightness", augment_copies=0, snr=100.0,
                      epochs=150, batch_size=256, learning_rate=1e-3, patience=15, val_fraction=0.25, seed=42,
-                     description="", network=None, feedback=None, refit=True):
+                     description="", network=None, feedback=None, refit=True, ensemble=1, label_smoothing=0.0):
     """Train on a :class:`~core.hyperspectral.training.TrainingSet`, write the model and the HTML report.
 
-    ``network`` overrides the network's size (``channels``, ``kernels``, ``hidden``, ``dropout``; see
+    ``ensemble`` networks of different seeds are averaged in the saved model and ``label_smoothing`` smooths
+    the loss (:func:`core.hyperspectral.spectral_cnn.train_classifier`). ``network`` overrides the network's size (``channels``, ``kernels``, ``hidden``, ``dropout``; see
     :func:`core.engine.spectral_network.SpectralCNN`).
 
     The model's ``training["metrics"]`` are those of :func:`core.hyperspectral.spectral_cnn.train_classifier`
@@ -62,7 +63,8 @@ def train_and_report(data, model_path, report_path=None, preprocessing="brightne
         wavelengths=None if info is None else info.centers, fwhm=None if info is None else info.fwhm,
         preprocessing=preprocessing, epochs=epochs, batch_size=batch_size, lr=learning_rate, patience=patience,
         val_fraction=val_fraction, seed=seed, augment_options=augment_options(augment_copies, snr),
-        feedback=feedback.scaled(0, 95), description=description, network_options=network, refit=refit)
+        feedback=feedback.scaled(0, 95), description=description, network_options=network, refit=refit,
+        ensemble=ensemble, label_smoothing=label_smoothing)
     labels = list(range(len(data.class_names)))
     y_val = np.asarray(result.val_labels)
     if y_val.size == 0:
@@ -111,6 +113,8 @@ def training_report(data, result, summaries, preprocessing, augment_copies, snr)
                          f"(held-out ones included) for the {result.info.training['metrics'].get('best_epoch')} "
                          "epochs early stopping chose; the figures below are those of the held-out run")
          if result.info.training.get("parameters", {}).get("refit") else "the network of the best epoch"),
+        ("Ensemble", f"{result.info.training['parameters'].get('ensemble', 1)} network(s) of different seeds, "
+                     "their class probabilities averaged in the model"),
         ("Created", build_time().strftime("%Y-%m-%d %H:%M")),
     ]
     sections = [("Training data and settings", report.html_table(["Setting", "Value"], settings))]
