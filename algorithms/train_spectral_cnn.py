@@ -16,6 +16,9 @@ from ..core.hyperspectral import cnn_training
 from ..core.engine.spectra import PREPROCESSING
 from .base import OreMapAlgorithm, split_names
 
+#: Networks averaged in a trained model by default (bench/experiment_cnn_accuracy.py: see the README).
+ENSEMBLE_DEFAULT = cnn_training.ENSEMBLE_DEFAULT
+
 CLASS_RULES = [("first_word", "First word of the spectrum name (mineral)"), ("whole_name", "Whole spectrum name")]
 
 
@@ -73,6 +76,10 @@ class TrainSpectralCnn(OreMapAlgorithm):
                                "the report's figures are those of the held-out run.",
         "REFIT": "Train the saved model again on all labelled points for the epochs early stopping chose (on by "
                  "default). Off: save the network of the best epoch, trained without the held-out points.",
+        "ENSEMBLE": "Networks of different seeds whose class probabilities the saved model averages, in one ONNX "
+                    "graph (a seed ensemble). Early stopping runs once; each network is trained for the epochs "
+                    "it chose. More networks are more accurate and steadier, and classify proportionally "
+                    "slower (see the README for measured figures); 1 = a single network.",
         "SEED": "Random seed: the same seed and data give the same model.",
         "BAD_BANDS": "Bands of the raster (a) or the target sensor raster (b) left out besides its ENVI bbl. Empty: "
                      "found automatically (with wavelengths: the water-vapour windows 1345-1430 and 1775-1950 nm; "
@@ -126,6 +133,8 @@ class TrainSpectralCnn(OreMapAlgorithm):
         self.add_number("LEARNING_RATE", "Learning rate", 0.001, 1e-6, maximum=1.0, advanced=True)
         self.add_number("PATIENCE", "Early-stopping patience (epochs)", 15, 1, integer=True, advanced=True)
         self.add_number("VALIDATION_FRACTION", "Validation fraction", 0.25, 0.05, maximum=0.8, advanced=True)
+        self.add_number("ENSEMBLE", "Networks averaged in the model (seed ensemble)", ENSEMBLE_DEFAULT, 1,
+                        maximum=10, integer=True, advanced=True)
         self.add_number("SEED", "Random seed", 42, 0, integer=True, advanced=True)
         self._add(QgsProcessingParameterBoolean("REFIT", self.tr("Refit on all labelled points after early stopping"),
                                                 defaultValue=True), advanced=True)
@@ -216,7 +225,7 @@ class TrainSpectralCnn(OreMapAlgorithm):
             augment_copies=copies, snr=number("SNR"), epochs=integer("EPOCHS"), batch_size=integer("BATCH_SIZE"),
             learning_rate=number("LEARNING_RATE"), patience=integer("PATIENCE"),
             val_fraction=number("VALIDATION_FRACTION"), seed=integer("SEED"), feedback=feedback,
-            refit=self.parameterAsBool(parameters, "REFIT", context))
+            refit=self.parameterAsBool(parameters, "REFIT", context), ensemble=integer("ENSEMBLE"))
         feedback.info(f"Validation: CNN overall accuracy {summary['cnn']['overall_accuracy']:.4f} "
                       f"(kappa {summary['cnn']['kappa']:.4f}); SAM {summary['sam']['overall_accuracy']:.4f}.")
         return {"OUTPUT_MODEL": model_path, "OUTPUT_REPORT": report_path,

@@ -49,7 +49,7 @@ CLASSES = {
 CONFIGS = {
     "defaults": {},
     "no_refit": {"refit": False},
-    "augment20": {"augment_copies": 20},
+    "augment5": {"augment_copies": 5},
     "continuum_removal": {"preprocessing": "continuum_removal"},
     "ensemble3": {"ensemble": 3},
     "ensemble5": {"ensemble": 5},

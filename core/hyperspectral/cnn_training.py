@@ -20,6 +20,11 @@ from ..engine.model_format import build_time
 
 PREPROCESSING_LABELS = dict(PREPROCESSING)
 
+#: Networks of different seeds averaged in a trained model (the default of ``oremap:train_spectral_cnn``):
+#: on 1,051 labelled AVIRIS-channel pixels of 12 minerals, 5-fold grouped by sample
+#: (bench/experiment_cnn_accuracy.py), see the README for the figures.
+ENSEMBLE_DEFAULT = 3
+
 
 def augment_options(copies, snr):
     """Augmentation settings for ``copies`` variants per spectrum with noise around ``snr`` (linear)."""
@@ -38,7 +43,8 @@ def sam_baseline(train_X, train_y, val_X, n_classes):
 
 def train_and_report(data, model_path, report_path=None, preprocessing="brightness", augment_copies=0, snr=100.0,
                      epochs=150, batch_size=256, learning_rate=1e-3, patience=15, val_fraction=0.25, seed=42,
-                     description="", network=None, feedback=None, refit=True, ensemble=1, label_smoothing=0.0):
+                     description="", network=None, feedback=None, refit=True, ensemble=ENSEMBLE_DEFAULT,
+                     label_smoothing=0.0):
     """Train on a :class:`~core.hyperspectral.training.TrainingSet`, write the model and the HTML report.
 
     ``ensemble`` networks of different seeds are averaged in the saved model and ``label_smoothing`` smooths
