@@ -61,9 +61,16 @@ class TrainSpectralCnn(OreMapAlgorithm):
                          "are unusable in airborne and satellite reflectance.",
         "PREPROCESSING": "Applied to every spectrum before the network, in training and classification alike: "
                          "none, brightness normalisation (divide by the spectrum's mean: insensitive to "
-                         "illumination), or continuum removal (divide by the upper convex hull: absorption depths).",
+                         "illumination), or continuum removal (divide by the upper convex hull: absorption depths; "
+                         "the default: 96.0 % against 93.5 % for brightness normalisation on labelled pixels of "
+                         "unseen samples, bench/experiment_cnn_accuracy.py).",
         "AUGMENT_COPIES": "(b) Augmented copies made of each library spectrum (0 = no augmentation).",
-        "SNR": "(b) Signal-to-noise ratio (linear, e.g. 100 for 100:1) of the noise added by augmentation.",
+        "PIXEL_AUGMENT_COPIES": "(a) Augmented copies made of each labelled pixel, as for library spectra (brightness, "
+                                "slope, noise at the SNR below, mixing with up to 30 % of another class, shade); "
+                                "0 = train on the pixels as they are. The default 5 raised the accuracy on pixels of "
+                                "unseen samples from 93.5 to 95.7 % and lets the out-of-distribution check learn how "
+                                "far real pixels stray (bench/experiment_cnn_accuracy.py).",
+        "SNR": "Signal-to-noise ratio (linear, e.g. 100 for 100:1) of the noise added by augmentation.",
         "EPOCHS": "Maximum number of passes over the training data.",
         "BATCH_SIZE": "Spectra per training step (larger is faster, needs more memory).",
         "LEARNING_RATE": "Step size of the Adam optimiser (0.001 suits most data).",
@@ -78,8 +85,8 @@ class TrainSpectralCnn(OreMapAlgorithm):
                  "default). Off: save the network of the best epoch, trained without the held-out points.",
         "ENSEMBLE": "Networks of different seeds whose class probabilities the saved model averages, in one ONNX "
                     "graph (a seed ensemble). Early stopping runs once; each network is trained for the epochs "
-                    "it chose. More networks are more accurate and steadier, and classify proportionally "
-                    "slower (see the README for measured figures); 1 = a single network.",
+                    "it chose. Each network adds its cost to classification; on labelled pixels of unseen "
+                    "samples 3 or 5 networks were no more accurate than one (README), so the default is 1.",
         "SEED": "Random seed: the same seed and data give the same model.",
         "BAD_BANDS": "Bands of the raster (a) or the target sensor raster (b) left out besides its ENVI bbl. Empty: "
                      "found automatically (with wavelengths: the water-vapour windows 1345-1430 and 1775-1950 nm; "
@@ -125,9 +132,12 @@ class TrainSpectralCnn(OreMapAlgorithm):
         self._add(QgsProcessingParameterString("WAVELENGTHS", self.tr("Target wavelengths in nm (b)"), optional=True))
         self._add(QgsProcessingParameterBoolean("EXCLUDE_WATER", self.tr("Leave out water-vapour bands (b)"),
                                                 defaultValue=True))
-        self.add_enum("PREPROCESSING", "Preprocessing", [label for _, label in PREPROCESSING], default=1)
+        self.add_enum("PREPROCESSING", "Preprocessing", [label for _, label in PREPROCESSING],
+                      default=[m for m, _ in PREPROCESSING].index(cnn_training.DEFAULT_PREPROCESSING))
         self.add_number("AUGMENT_COPIES", "Augmented copies per library spectrum (b)", 200, 0, integer=True)
-        self.add_number("SNR", "Augmentation signal-to-noise ratio (b)", 100.0, 1.0)
+        self.add_number("PIXEL_AUGMENT_COPIES", "Augmented copies per labelled pixel (a)",
+                        cnn_training.PIXEL_AUGMENT_COPIES, 0, integer=True, advanced=True)
+        self.add_number("SNR", "Augmentation signal-to-noise ratio", 100.0, 1.0)
         self.add_number("EPOCHS", "Maximum epochs", 150, 1, integer=True)
         self.add_number("BATCH_SIZE", "Batch size", 256, 8, integer=True, advanced=True)
         self.add_number("LEARNING_RATE", "Learning rate", 0.001, 1e-6, maximum=1.0, advanced=True)
@@ -218,7 +228,7 @@ class TrainSpectralCnn(OreMapAlgorithm):
         report_path = self.output_path(parameters, "OUTPUT_REPORT", context, feedback)
         number = lambda name: self.parameterAsDouble(parameters, name, context)  # noqa: E731
         integer = lambda name: self.parameterAsInt(parameters, name, context)  # noqa: E731
-        copies = integer("AUGMENT_COPIES") if from_library else 0
+        copies = integer("AUGMENT_COPIES") if from_library else integer("PIXEL_AUGMENT_COPIES")
         summary = cnn_training.train_and_report(
             data, model_path, report_path,
             preprocessing=PREPROCESSING[self.parameterAsEnum(parameters, "PREPROCESSING", context)][0],

@@ -54,6 +54,8 @@ CONFIGS = {
     "ensemble3": {"ensemble": 3},
     "ensemble5": {"ensemble": 5},
     "label_smoothing0.1": {"label_smoothing": 0.1},
+    "continuum_removal+ensemble3": {"preprocessing": "continuum_removal", "ensemble": 3},
+    "continuum_removal+augment5": {"preprocessing": "continuum_removal", "augment_copies": 5},
 }
 
 

@@ -271,8 +271,10 @@ def test_training_from_labelled_pixels_is_grouped(run_alg, tmp_path):
         del layer
     info = read_model_info(result["OUTPUT_MODEL"])
     assert info.class_names == ["bright", "dark"]
-    assert info.training["metrics"]["n_validation"] == 2  # one point per class held out
-    assert info.training["parameters"]["ensemble"] == 3 and info.training["parameters"]["refit"]  # the defaults
+    # one point per class held out, in 5 augmented copies (the default for labelled pixels)
+    assert info.training["metrics"]["n_validation"] == 2 * 5
+    parameters = info.training["parameters"]
+    assert parameters["ensemble"] == 1 and parameters["refit"] and parameters["augment_options"]["n_per_spectrum"] == 5
     # trained on the good bands: 432 less the 59 of the bbl and 4 more with a negative scene median (381-401 nm)
     wl = np.asarray(info.wavelengths)
     assert wl.size == 432 - 63 and wl.min() > 396 and not np.any((wl > 1345) & (wl < 1430) | (np.abs(wl - 401.4) < 1))

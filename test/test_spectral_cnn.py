@@ -553,8 +553,8 @@ def labelled_pixels(n_per_class=25, seed=0):
 
 @pytest.mark.skipif(not os.path.exists(FULL_LIBRARY), reason="full USGS library not in the shared data")
 def test_default_training_classifies_pixels_of_unseen_samples(tmp_path):
-    """train_and_report with the defaults of oremap:train_spectral_cnn (brightness, refit, a seed ensemble) on
-    150 labelled pixels of six minerals; the pixels of whole physical samples never trained on are classified
+    """train_and_report with the defaults of oremap:train_spectral_cnn for labelled pixels (continuum removal, 5
+    augmented copies per pixel, refit, one network) on 150 labelled pixels of six minerals; the pixels of whole physical samples never trained on are classified
     through the saved model."""
     from oremap.core.engine.model_format import OnnxModel
     from oremap.core.engine.wavelengths import BandInfo
@@ -567,10 +567,12 @@ def test_default_training_classifies_pixels_of_unseen_samples(tmp_path):
     names = list(PIXEL_CLASSES)
     data = TrainingSet(X=X[~held_out].astype(np.float32), y=y[~held_out], groups=np.arange((~held_out).sum()),
                        class_names=names, band_info=BandInfo(centers=centres, fwhm=None, bad=None))
-    summary = cnn_training.train_and_report(data, tmp_path / "pixels.onnx", seed=42)
+    summary = cnn_training.train_and_report(data, tmp_path / "pixels.onnx", seed=42,
+                                            augment_copies=cnn_training.PIXEL_AUGMENT_COPIES)
     info = summary["info"]
-    assert info.training["parameters"]["ensemble"] == cnn_training.ENSEMBLE_DEFAULT == 3
-    assert info.training["parameters"]["refit"] is True and info.preprocessing_method == "brightness"
+    assert info.training["parameters"]["ensemble"] == cnn_training.ENSEMBLE_DEFAULT == 1
+    assert info.training["parameters"]["augment_options"]["n_per_spectrum"] == 5
+    assert info.training["parameters"]["refit"] is True and info.preprocessing_method == "continuum_removal"
     pred = sc.predict_proba(OnnxModel(tmp_path / "pixels.onnx", threads=1), X[held_out]).argmax(axis=1)
     assert held_out.sum() == 21 and set(y[held_out]) == set(range(6))
     assert np.mean(pred == y[held_out]) >= 0.9  # 21 of 21 with the locked versions
