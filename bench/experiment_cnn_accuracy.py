@@ -45,7 +45,9 @@ CLASSES = {
     "Pyrophyllite": ["Pyrophyllite"],
 }
 
-#: Training settings compared: keyword arguments of train_and_report on top of the algorithm's defaults.
+#: Training settings compared: keyword arguments of train_and_report on top of the defaults before this
+#: experiment (brightness normalisation, no augmentation of labelled pixels, refit, one network; see run_config).
+#: The defaults it chose are "continuum_removal+augment5".
 CONFIGS = {
     "defaults": {},
     "no_refit": {"refit": False},
