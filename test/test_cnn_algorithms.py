@@ -271,7 +271,10 @@ def test_training_from_labelled_pixels_is_grouped(run_alg, tmp_path):
         del layer
     info = read_model_info(result["OUTPUT_MODEL"])
     assert info.class_names == ["bright", "dark"]
-    assert info.training["metrics"]["n_validation"] == 2  # one point per class held out
+    # one point per class held out, in 5 augmented copies (the default for labelled pixels)
+    assert info.training["metrics"]["n_validation"] == 2 * 5
+    parameters = info.training["parameters"]
+    assert parameters["ensemble"] == 1 and parameters["refit"] and parameters["augment_options"]["n_per_spectrum"] == 5
     # trained on the good bands: 432 less the 59 of the bbl and 4 more with a negative scene median (381-401 nm)
     wl = np.asarray(info.wavelengths)
     assert wl.size == 432 - 63 and wl.min() > 396 and not np.any((wl > 1345) & (wl < 1430) | (np.abs(wl - 401.4) < 1))
@@ -391,6 +394,8 @@ def test_numeric_labels_train_classify_and_assess_by_name(run_alg, tmp_path, fir
     try:
         trained = run_alg("train_spectral_cnn", {
             "INPUT": AVIRIS_NG, "TRAINING": layer, "CLASS_FIELD": "label_id", "PREPROCESSING": 0, "EPOCHS": 80,
+            # the classes are brightness ranks, which the default augmentation (brightness x 0.6-1.3) would blur
+            "PIXEL_AUGMENT_COPIES": 0,
             "SEED": 1, "OUTPUT_MODEL": str(tmp_path / "m.onnx")})  # no report path: a temporary file
         assert read_model_info(trained["OUTPUT_MODEL"]).class_names == [str(v) for v in range(first, first + 12)]
         mapped = run_alg("classify_spectral_cnn", {"INPUT": AVIRIS_NG, "MODEL_FILE": trained["OUTPUT_MODEL"],

@@ -307,6 +307,40 @@ def test_training_result_info(tiny_result, tmp_path):
     assert [m for m, _ in spectra.PREPROCESSING] == list(spectra.PREPROCESSING_METHODS)
 
 
+def test_seed_ensemble_is_the_mean_of_its_members_in_one_graph(tmp_path):
+    """ensemble=3: one ONNX graph whose probabilities are the mean of three networks of different seeds; the
+    first member is the single model's network (same seed), the out-of-distribution check is the same."""
+    from oremap.core.engine.model_format import OnnxModel
+
+    needs_torch()
+    lib, X, y, _ = augmented_subset(20)
+    kwargs = dict(wavelengths=lib.wavelengths, preprocessing="continuum_removal", epochs=3, seed=4,
+                  network_options=TINY)
+    single = sc.train_classifier(X, y, SUBSET_CLASSES, **kwargs)
+    trio = sc.train_classifier(X, y, SUBSET_CLASSES, ensemble=3, **kwargs)
+    members = trio.torch_model.members
+    assert len(members) == 3 and trio.info.training["parameters"]["ensemble"] == 3
+    first, single_state = members[0].state_dict(), single.torch_model.state_dict()
+    assert first.keys() == single_state.keys() and all((first[k] == single_state[k]).all() for k in first)
+    _, fresh, _, _ = augmented_subset(20, seed=7)
+    P = spectra.preprocess(fresh, "continuum_removal", lib.wavelengths)
+    each = np.array([spectral_network.predict_proba_torch(m, P) for m in members])
+    assert np.abs(each[1] - each[0]).max() > 0.01 and np.abs(each[2] - each[1]).max() > 0.01  # other seeds
+    onnx_p = OnnxModel(trio.save(tmp_path / "trio.onnx"), threads=1).run(P)
+    np.testing.assert_allclose(onnx_p, each.mean(axis=0), atol=1e-6)
+    np.testing.assert_allclose(onnx_p.sum(axis=1), 1.0, atol=1e-5)
+    assert trio.info.training["ood"] == single.info.training["ood"]
+    assert trio.info.training["metrics"]["val_accuracy"] == single.info.training["metrics"]["val_accuracy"]
+    # without refit: the early-stopped network and two more trained on the same training groups
+    kept = sc.train_classifier(X, y, SUBSET_CLASSES, ensemble=2, refit=False, **kwargs)
+    no_refit = sc.train_classifier(X, y, SUBSET_CLASSES, refit=False, **kwargs)
+    np.testing.assert_allclose(spectral_network.predict_proba_torch(kept.torch_model.members[0], P),
+                               spectral_network.predict_proba_torch(no_refit.torch_model, P), atol=1e-7)
+    with pytest.raises(OreMapError, match="ensemble members must be at least 1") as err:
+        sc.train_classifier(X, y, SUBSET_CLASSES, ensemble=0, **kwargs)
+    assert err.value.parameter == "training"
+
+
 def test_default_network_is_the_one_recorded():
     needs_torch()
     X = np.random.default_rng(0).uniform(0.1, 0.5, (40, 32))
@@ -475,3 +509,70 @@ def test_module_works_without_torch_and_onnxruntime(tmp_path):
     proc = subprocess.run([sys.executable, "-c", code, path], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.split("\n")[:3] == ["32.0", "training True True", "model True True"]
+
+
+JASPER = os.path.join(os.path.dirname(USGS_LIBRARY), "jasper_ridge_40x40.tif")
+PIXEL_CLASSES = {"Alunite": 0, "Kaolinite": 1, "Halloysite": 2, "Montmorillonite": 3, "Muscovite": 4, "Jarosite": 5}
+
+
+def labelled_pixels(n_per_class=25, seed=0):
+    """Labelled pixels as a scene gives them: a USGS mineral spectrum (grouped by physical sample) mixed with a
+    real Jasper Ridge pixel (mineral fraction 0.5-1), illumination 0.75-1.15, noise of SNR 50-200, on the 198
+    AVIRIS channels the scene keeps (bench/experiment_cnn_accuracy.py builds the full benchmark this way)."""
+    import rasterio
+
+    from oremap.core.hyperspectral.training import class_from_name, sample_id
+
+    lib = read_library(FULL_LIBRARY)
+    with rasterio.open(JASPER) as ds:
+        background = ds.read().reshape(ds.count, -1).T / 10000.0
+        centres = np.array([float(ds.tags(i)["wavelength"]) for i in range(1, ds.count + 1)])
+    channels = np.array([np.argmin(np.abs(lib.wavelengths - c)) for c in centres])
+    spectra, labels, samples = [], [], []
+    for name, spectrum in zip(lib.names, lib.spectra):
+        label = PIXEL_CLASSES.get(class_from_name(name))
+        if label is not None and np.isfinite(spectrum[channels]).all():
+            spectra.append(spectrum[channels])
+            labels.append(label)
+            samples.append(sample_id(name))
+    spectra, labels, samples = np.array(spectra), np.array(labels), np.array(samples)
+    rng = np.random.default_rng(seed)
+    X, y, groups = [], [], []
+    for c in range(len(PIXEL_CLASSES)):
+        names = np.unique(samples[labels == c])
+        for i in range(n_per_class):
+            rows = np.flatnonzero(samples == names[i % names.size])
+            a = rng.uniform(0.5, 1.0)
+            x = rng.uniform(0.75, 1.15) * (a * spectra[rng.choice(rows)]
+                                           + (1 - a) * background[rng.integers(background.shape[0])])
+            X.append(x + x.mean() / rng.uniform(50, 200) * rng.standard_normal(x.size))
+            y.append(c)
+            groups.append(names[i % names.size])
+    return np.array(X), np.array(y), np.array(groups), centres
+
+
+@pytest.mark.skipif(not os.path.exists(FULL_LIBRARY), reason="full USGS library not in the shared data")
+def test_default_training_classifies_pixels_of_unseen_samples(tmp_path):
+    """train_and_report with the defaults of oremap:train_spectral_cnn for labelled pixels (continuum removal, 5
+    augmented copies per pixel, refit, one network) on 150 labelled pixels of six minerals; the pixels of whole physical samples never trained on are classified
+    through the saved model."""
+    from oremap.core.engine.model_format import OnnxModel
+    from oremap.core.engine.wavelengths import BandInfo
+    from oremap.core.hyperspectral import cnn_training
+    from oremap.core.hyperspectral.training import TrainingSet
+
+    needs_torch()
+    X, y, groups, centres = labelled_pixels()
+    held_out = np.isin(groups, [groups[y == c][-1] for c in range(len(PIXEL_CLASSES))])  # one sample per class
+    names = list(PIXEL_CLASSES)
+    data = TrainingSet(X=X[~held_out].astype(np.float32), y=y[~held_out], groups=np.arange((~held_out).sum()),
+                       class_names=names, band_info=BandInfo(centers=centres, fwhm=None, bad=None))
+    summary = cnn_training.train_and_report(data, tmp_path / "pixels.onnx", seed=42,
+                                            augment_copies=cnn_training.PIXEL_AUGMENT_COPIES)
+    info = summary["info"]
+    assert info.training["parameters"]["ensemble"] == cnn_training.ENSEMBLE_DEFAULT == 1
+    assert info.training["parameters"]["augment_options"]["n_per_spectrum"] == 5
+    assert info.training["parameters"]["refit"] is True and info.preprocessing_method == "continuum_removal"
+    pred = sc.predict_proba(OnnxModel(tmp_path / "pixels.onnx", threads=1), X[held_out]).argmax(axis=1)
+    assert held_out.sum() == 21 and set(y[held_out]) == set(range(6))
+    assert np.mean(pred == y[held_out]) >= 0.9  # 21 of 21 with the locked versions

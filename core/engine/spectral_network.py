@@ -54,7 +54,33 @@ def _torch_classes(torch, nn):
         def forward(self, x):
             return torch.softmax(self.net((x - self.mean) / self.std), dim=1)
 
-    return dict(net=SpectralCNNModule, export=ExportModule)
+    class EnsembleModule(nn.Module):
+        """Several export modules as one: the mean of their class probabilities."""
+
+        def __init__(self, members):
+            super().__init__()
+            self.members = nn.ModuleList(members)
+
+        def forward(self, x):
+            return torch.stack([member(x) for member in self.members], dim=0).mean(dim=0)
+
+    return dict(net=SpectralCNNModule, export=ExportModule, ensemble=EnsembleModule)
+
+
+def ensemble_module(members):
+    """One module averaging the probabilities of export modules (a seed ensemble), exported as one ONNX graph.
+
+    A single member is returned as it is (the graph, and its bytes, of an ensemble of one are those of
+    the member).
+    """
+    members = list(members)
+    if not members:
+        raise OreMapError("An ensemble needs at least one member.", parameter="training")
+    if len(members) == 1:
+        return members[0]
+    module = _torch_classes()["ensemble"](members)
+    module.eval()
+    return module
 
 
 def SpectralCNN(n_bands, n_classes, channels=DEFAULT_NETWORK["channels"],  # noqa: N802

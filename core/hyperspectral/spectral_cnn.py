@@ -31,7 +31,7 @@ from ..engine.feedback import ensure
 from ..engine.model_format import ModelInfo, build_date, write_model
 from ..engine.spectra import PREPROCESSING_METHODS, _unknown_preprocessing, preprocess
 from ..engine.spectral_network import (DEFAULT_NETWORK, INPUT_NAME, OUTPUT_NAME, SpectralCNN, _torch_classes,
-                                      export_onnx, predict_proba_torch)
+                                      ensemble_module, export_onnx, predict_proba_torch)
 
 
 #: Task name written into the models made here.
@@ -554,43 +554,53 @@ def _prepare_arrays(X, y, groups, class_names, val_fraction, seed, augment_optio
                 yva=yva, Pva=Pva, mean=mean, std=std, Ztr=Ztr, Zva=Zva, ytr_t=ytr_t, yva_t=yva_t)
 
 
-def _refit(torch, tc, X, y, groups, class_names, seed, augment_options, preprocessing, wl, network, schedule,
-           feedback):
-    """A new network trained on every sample for the epochs early stopping chose; ``(export module, n)``."""
+def _train_members(torch, tc, X, y, groups, class_names, seed, augment_options, preprocessing, wl, network, schedule,
+                   feedback, members, val_fraction=0.0, label_smoothing=0.0):
+    """New networks trained for the epochs early stopping chose, on every sample (``val_fraction`` 0: the
+    refit) or on the training groups of the same split; ``(export modules, n samples)``.
+
+    ``members`` lists the member numbers to train: member 0 draws the refit's random numbers (torch seed
+    ``seed + 1``, batches from ``[seed, 4]``), member ``k`` seed ``seed + 1 + k`` and ``[seed, 4, k]``; all
+    see the same (augmented) spectra.
+    """
     lr, weight_decay, batch_size, epochs = schedule
-    feedback.info(f"Refit: training a new network on all {y.size} labelled samples (the held-out ones "
-                  f"included) for the {epochs} epochs early stopping chose.")
-    d = _prepare_arrays(X, y, groups, class_names, 0.0, seed, augment_options, preprocessing, wl, feedback)
+    d = _prepare_arrays(X, y, groups, class_names, val_fraction, seed, augment_options, preprocessing, wl, feedback)
     n_classes = len(class_names)
     ytr = d["ytr"]
     counts = np.bincount(ytr, minlength=n_classes).astype(np.float64)
     weights = np.where(counts > 0, ytr.size / (n_classes * np.maximum(counts, 1)), 0.0)
-    torch.manual_seed(int(seed) + 1)
-    net = SpectralCNN(X.shape[1], n_classes, **network)
-    loss_fn = torch.nn.CrossEntropyLoss(weight=torch.tensor(weights, dtype=torch.float32))
-    optimiser = torch.optim.Adam(net.parameters(), lr=lr, weight_decay=weight_decay)
+    loss_fn = torch.nn.CrossEntropyLoss(weight=torch.tensor(weights, dtype=torch.float32),
+                                        label_smoothing=float(label_smoothing))
     Z, t = torch.from_numpy(d["Ztr"]), torch.from_numpy(d["ytr_t"])
+    modules = []
+    for k in members:
+        feedback.check()
+        torch.manual_seed(int(seed) + 1 + int(k))
+        net = SpectralCNN(X.shape[1], n_classes, **network)
+        optimiser = torch.optim.Adam(net.parameters(), lr=lr, weight_decay=weight_decay)
 
-    def step(batch):
-        net.train()
-        optimiser.zero_grad()
-        loss = loss_fn(net(Z[batch]), t[batch])
-        loss.backward()
-        optimiser.step()
-        return loss
+        def step(batch, net=net, optimiser=optimiser):
+            net.train()
+            optimiser.zero_grad()
+            loss = loss_fn(net(Z[batch]), t[batch])
+            loss.backward()
+            optimiser.step()
+            return loss
 
-    torch_training.train_epochs(int(t.shape[0]), batch_size, epochs, np.random.default_rng([seed, 4]), step,
-                                feedback, progress=None, as_tensor=torch)
-    net.eval()
-    module = tc["export"](net, d["mean"], d["std"])
-    module.eval()
-    return module, int(ytr.size)
+        rng = np.random.default_rng([seed, 4] if k == 0 else [seed, 4, int(k)])
+        torch_training.train_epochs(int(t.shape[0]), batch_size, epochs, rng, step, feedback, progress=None,
+                                    as_tensor=torch)
+        net.eval()
+        module = tc["export"](net, d["mean"], d["std"])
+        module.eval()
+        modules.append(module)
+    return modules, int(ytr.size)
 
 
 def train_classifier(X, y, class_names, groups=None, wavelengths=None, fwhm=None, preprocessing="brightness",
                      epochs=200, batch_size=256, lr=1e-3, patience=15, val_fraction=0.25, seed=0,
                      augment_options=None, feedback=None, description="",
-                     network_options=None, weight_decay=0.0, refit=True):
+                     network_options=None, weight_decay=0.0, refit=True, ensemble=1, label_smoothing=0.0):
     # Over 100 lines by its docstring (every parameter documented); the code is 86 lines.
     """Train a spectral CNN classifier and export it to the OreMap model format.
 
@@ -641,6 +651,14 @@ def train_classifier(X, y, class_names, groups=None, wavelengths=None, fwhm=None
         After early stopping on the held-out groups, train a new network on *all* samples (held-out
         ones included, augmented alike) for the number of epochs early stopping chose, and export that
         one. The validation figures are those of the held-out run: an estimate for the procedure.
+    ensemble : int, default 1
+        Networks averaged in the saved model (a seed ensemble in one ONNX graph: the mean of their
+        class probabilities). Early stopping runs once; each member is a network of another seed trained
+        for the epochs it chose, on all samples with ``refit`` (else on the training groups, the first
+        member being the early-stopped network). The validation figures are those of the single
+        held-out network.
+    label_smoothing : float, default 0.0
+        Label smoothing of the cross-entropy loss (0 = none).
 
     Returns
     -------
@@ -662,9 +680,10 @@ def train_classifier(X, y, class_names, groups=None, wavelengths=None, fwhm=None
         When ``feedback`` asks to stop.
     """
     feedback = ensure(feedback)
-    if int(epochs) < 1 or int(batch_size) < 2 or int(patience) < 1 or not lr > 0:
-        raise OreMapError("Epochs and patience must be at least 1, the batch size at least 2 and the "
-                          "learning rate positive.", parameter="training")
+    if int(epochs) < 1 or int(batch_size) < 2 or int(patience) < 1 or not lr > 0 or int(ensemble) < 1 \
+            or not 0.0 <= float(label_smoothing) < 1.0:
+        raise OreMapError("Epochs, patience and ensemble members must be at least 1, the batch size at least 2, "
+                          "the learning rate positive and label smoothing in [0, 1).", parameter="training")
     X, y, class_names, groups = _check_training_data(X, y, class_names, groups, wavelengths, fwhm, preprocessing)
     n, n_bands = X.shape
     n_classes = len(class_names)
@@ -689,7 +708,8 @@ def train_classifier(X, y, class_names, groups=None, wavelengths=None, fwhm=None
     rng = np.random.default_rng([seed, 3])
     with torch_training.seeded(torch, seed, deterministic=True):
         net = SpectralCNN(n_bands, n_classes, **network)
-        loss_fn = torch.nn.CrossEntropyLoss(weight=torch.tensor(weights, dtype=torch.float32))
+        loss_fn = torch.nn.CrossEntropyLoss(weight=torch.tensor(weights, dtype=torch.float32),
+                                            label_smoothing=float(label_smoothing))
         optimiser = torch.optim.Adam(net.parameters(), lr=lr, weight_decay=weight_decay)
         outcome = _fit(net, torch, optimiser, loss_fn, (torch.from_numpy(Ztr), torch.from_numpy(ytr_t)),
                        (Zva, yva_t), history, rng, (epochs, batch_size, patience), feedback)
@@ -704,9 +724,21 @@ def train_classifier(X, y, class_names, groups=None, wavelengths=None, fwhm=None
         module.eval()
         val_proba = predict_proba_torch(module, Pva) if has_val else np.zeros((0, n_classes), np.float32)
         n_refit = 0
-        if refit and has_val:
-            module, n_refit = _refit(torch, tc, X, y, groups, class_names, seed, augment_options, preprocessing, wl,
-                                     network, (lr, weight_decay, batch_size, best_epoch + 1), feedback)
+        refitting = bool(refit and has_val)
+        members = list(range(int(ensemble))) if refitting else list(range(1, int(ensemble)))
+        if members:
+            if refitting:
+                feedback.info(f"Refit: training {len(members)} new network(s) on all {y.size} labelled samples "
+                              f"(the held-out ones included) for the {best_epoch + 1} epochs early stopping chose.")
+            else:
+                feedback.info(f"Ensemble: training {len(members)} more network(s) of other seeds on the training "
+                              f"samples for the {best_epoch + 1} epochs early stopping chose.")
+            trained, n_trained = _train_members(
+                torch, tc, X, y, groups, class_names, seed, augment_options, preprocessing, wl, network,
+                (lr, weight_decay, batch_size, best_epoch + 1), feedback, members,
+                val_fraction=0.0 if refitting else val_fraction, label_smoothing=label_smoothing)
+            n_refit = n_trained if refitting else 0
+            module = ensemble_module(trained if refitting else [module] + trained)
         onnx_bytes = export_onnx(module, n_bands)
 
     metrics = {"best_epoch": best_epoch + 1, "epochs_run": len(history["train_loss"]),
@@ -739,6 +771,8 @@ def train_classifier(X, y, class_names, groups=None, wavelengths=None, fwhm=None
         "class_counts": {name: int((y == i).sum()) for i, name in enumerate(class_names)},
         "split": split_info,
         "refit": bool(refit and has_val),
+        "ensemble": int(ensemble),
+        "label_smoothing": float(label_smoothing),
     }
     colours = class_colours(class_names)
     info = ModelInfo(
