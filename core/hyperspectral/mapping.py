@@ -378,14 +378,15 @@ def cnn_classify_map(raster_path, model_path, class_path, probability_path=None,
     ``batch_size`` rows (:func:`core.hyperspectral.spectral_cnn.predict_proba`). Pixels whose highest
     probability is below ``min_confidence`` are unclassified (0), and so (with ``ood``) are pixels the model's
     out-of-distribution check rejects: their spectral angle to the nearest exemplar of their class (mean
-    preprocessed spectrum of a training sample or polygon) exceeds that class's threshold in the model (:func:`core.hyperspectral.spectral_cnn.
-    fit_ood_check`); their probabilities and confidence are still written.
+    spectrum of a training sample or polygon) exceeds that class's threshold in one of the model's views
+    (:mod:`core.hyperspectral.ood`); their probabilities and confidence are still written.
 
     Returns
     -------
     dict with ``legend``, ``class_counts``, ``resampled`` (bool), ``providers`` and engine stats.
     """
     from ..engine.model_format import OnnxModel
+    from .ood import describe
     from .spectral_cnn import ood_check, out_of_distribution, predict_proba
 
     feedback = ensure(feedback)
@@ -411,8 +412,7 @@ def cnn_classify_map(raster_path, model_path, class_path, probability_path=None,
     check = ood_check(info) if ood else None
     if check is not None:
         feedback.info("Out-of-distribution check: a pixel whose spectral angle to the nearest exemplar of its class exceeds "
-                      f"the model's threshold for that class ({np.min(check['max_angle']):.3f}-"
-                      f"{np.max(check['max_angle']):.3f} rad) is left unclassified.")
+                      f"the model's threshold for that class in any view ({describe(info)}) is left unclassified.")
     elif ood:
         feedback.info("The model stores no class exemplars: no out-of-distribution check (rebuild or retrain it "
                       "with this OreMap version to get one).")
