@@ -27,8 +27,8 @@ class ClassifySpectralCnn(OreMapAlgorithm):
         "by block, so scenes larger than memory work.\n\n"
         "A pixel whose spectrum does not look like the training spectra of the class the network gives it (its "
         "spectral angle to the nearest training sample of that class exceeds the class's threshold in any of "
-        "the model's views of the spectrum: the network's preprocessed input, the spectrum as given, and the "
-        "absorption depth at 1900 nm and beyond; thresholds stored in the model and shown in its card) is left "
+        "the model's views of the spectrum: the network's preprocessed input and the absorption depth at "
+        "1900 nm and beyond; thresholds stored in the model and shown in its card) is left "
         "unclassified, however "
         "confident the network is: a network forced to choose among its classes is otherwise confidently wrong "
         "on minerals it never saw. Models made by earlier OreMap versions carry no such check (the log says so).")

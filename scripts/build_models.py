@@ -223,6 +223,8 @@ for that many epochs, so these figures describe the procedure, measured before t
 A closed-set network gives every spectrum one of its classes. The check (`core/hyperspectral/ood.py`) looks at the
 spectrum itself: for the class the network gives, it measures the spectral angle to the nearest exemplar of that
 class (the mean spectrum of each of its physical samples, at most 40) in {len(views)} views: {view_list}.
+(A third view, the spectrum as given, caught a few more untrained minerals but rejected many featureless
+background pixels of a real AVIRIS-NG tile, whose continuum differs from laboratory spectra: not used.)
 A pixel whose angle exceeds the class's threshold in any view is left unclassified (0) by
 `oremap:classify_spectral_cnn`, however confident the network is. Thresholds: the
 {100 * ood.get('quantile', 0):g}th percentile of the angles of the held-out samples' augmented spectra (validation split

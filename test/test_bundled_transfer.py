@@ -52,10 +52,13 @@ def test_minerals_it_never_saw_are_unclassified_or_uncertain(model):
     assert far.mean() >= stated["rejected"] - 0.005
     # a closed-set network alone is confident on nearly all of them (93.7 % when measured) ...
     assert confident.mean() >= 0.85
-    # ... the check leaves most of them unclassified: LET_THROUGH_MEASURED
-    assert let_through <= LET_THROUGH_BOUND
+    # ... the check leaves most of them unclassified: 20.2 % stay confidently in a class when measured (64.6 % with
+    # the single-view check calibrated on augmented copies, 93.7 % without a check)
+    assert let_through <= 0.25
+    # talc, amphiboles and topaz (Mg-OH / Fe-OH / F-OH features near chlorite's, kaolinite's) through the
+    # absorption depth beyond 1900 nm; olivine and snow through the whole range
     by_mineral = {m: far[[training.class_from_name(n) == m for n in names]].mean()
-                  for m in ("Olivine", "Melting_snow", "Vermiculite", "Talc")}
+                  for m in ("Olivine", "Melting_snow", "Talc", "Actinolite", "Tremolite", "Topaz")}
     assert min(by_mineral.values()) >= 0.9, by_mineral
 
 
