@@ -57,6 +57,7 @@ bench: setup
 	$(PYTHON) bench/bench_memory.py
 	$(PYTHON) bench/bench_rss.py
 	$(PYTHON) bench/bench_cnn.py
+	$(PYTHON) bench/bench_ood.py
 	$(PYTHON) bench/bench_abundance.py
 	$(PYTHON) bench/bench_idw.py
 	$(PYTHON) bench/bench_prospectivity.py

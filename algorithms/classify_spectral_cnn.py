@@ -26,8 +26,10 @@ class ClassifySpectralCnn(OreMapAlgorithm):
         "raster that does not cover the model's range is refused. Inference runs through onnxruntime, block "
         "by block, so scenes larger than memory work.\n\n"
         "A pixel whose spectrum does not look like the training spectra of the class the network gives it (its "
-        "spectral angle to the nearest training sample of that class, after the model's preprocessing, exceeds "
-        "the class's threshold stored in the model and shown in its card) is left unclassified, however "
+        "spectral angle to the nearest training sample of that class exceeds the class's threshold in any of "
+        "the model's views of the spectrum: the network's preprocessed input and the absorption depth at "
+        "1900 nm and beyond; thresholds stored in the model and shown in its card) is left "
+        "unclassified, however "
         "confident the network is: a network forced to choose among its classes is otherwise confidently wrong "
         "on minerals it never saw. Models made by earlier OreMap versions carry no such check (the log says so).")
     PARAM_HELP = {

@@ -44,13 +44,21 @@ def test_minerals_it_never_saw_are_unclassified_or_uncertain(model):
     probs, angle = spectral_cnn.predict_proba(model, X, with_angle=True)
     far = spectral_cnn.out_of_distribution(model.info, angle, probs.argmax(axis=1))
     confident = probs.max(axis=1) >= 0.5
+    let_through = (~far & confident).mean()
+    # the rates the build measured and the model card states (scripts/build_models.py), on the same spectra
+    stated = model.info.training["ood"]["unseen"]
+    assert stated["minerals"] == UNSEEN and stated["n_spectra"] == len(names)
+    assert let_through <= stated["let_through"] + 0.005
+    assert far.mean() >= stated["rejected"] - 0.005
     # a closed-set network alone is confident on nearly all of them (93.7 % when measured) ...
     assert confident.mean() >= 0.85
-    # ... the check leaves about a third unclassified (31.8 %: olivine, snow, siderite nearly all; vermiculite,
-    # serpentine and chalcopyrite seldom), so fewer than two thirds stay confidently wrong (64.6 %)
-    assert far.mean() >= 0.25
-    assert (~far & confident).mean() <= 0.7
-    by_mineral = {m: far[[training.class_from_name(n) == m for n in names]].mean() for m in ("Olivine", "Melting_snow")}
+    # ... the check leaves most of them unclassified: 20.2 % stay confidently in a class when measured (64.6 % with
+    # the single-view check calibrated on augmented copies, 93.7 % without a check)
+    assert let_through <= 0.25
+    # talc, amphiboles and topaz (Mg-OH / Fe-OH / F-OH features near chlorite's, kaolinite's) through the
+    # absorption depth beyond 1900 nm; olivine and snow through the whole range
+    by_mineral = {m: far[[training.class_from_name(n) == m for n in names]].mean()
+                  for m in ("Olivine", "Melting_snow", "Talc", "Actinolite", "Tremolite", "Topaz")}
     assert min(by_mineral.values()) >= 0.9, by_mineral
 
 

@@ -92,14 +92,25 @@ def independent_prediction(model_path, cube_path):
     session = onnxruntime.InferenceSession(model_path, providers=["CPUExecutionProvider"])
     probs = session.run(None, {session.get_inputs()[0].name: x})[0]
     classes = probs.argmax(axis=1) + 1
-    # out-of-distribution check: angle to the nearest exemplar of the class given, against its threshold
+    # out-of-distribution check: in each view of the spectrum (the network's input, the spectrum as given, the
+    # absorption depth beyond 1900 nm), the angle to the nearest exemplar of the class given, against its threshold
     ood = info.training["ood"]
-    exemplars, owner = np.asarray(ood["exemplars"]), np.asarray(ood["exemplar_class"])
-    with np.errstate(invalid="ignore", divide="ignore"):
-        angles = np.array([min(np.arccos(np.clip(e @ p / np.linalg.norm(e) / np.linalg.norm(p), -1, 1))
-                               for e in exemplars[owner == c - 1]) for p, c in zip(x.astype(float), classes)])
-    # a spectrum without an angle (all zero after preprocessing: the fill outside a footprint) is out too
-    classes[~(angles <= np.asarray(ood["max_angle"])[classes - 1])] = 0
+    assert ood["calibration"] == "held-out groups"
+    cr = preprocess(spectra, "continuum_removal", wl).astype(float)
+    view_of = {"preprocessed": x.astype(float), "reflectance": spectra}
+    far = np.zeros(classes.size, bool)
+    for view in ood["views"]:
+        V = view_of.get(view["view"])
+        if V is None:
+            assert view["view"] == "swir_depth" and wl[view["bands"]].min() >= 1900
+            V = 1 - cr[:, view["bands"]]
+        exemplars, owner = np.asarray(view["exemplars"]), np.asarray(view["exemplar_class"])
+        with np.errstate(invalid="ignore", divide="ignore"):
+            angles = np.array([min(np.arccos(np.clip(e @ p / np.linalg.norm(e) / np.linalg.norm(p), -1, 1))
+                                   for e in exemplars[owner == c - 1]) for p, c in zip(V, classes)])
+        # a spectrum without an angle (all zero: the fill outside a footprint) is out too
+        far |= ~(angles <= np.asarray(view["max_angle"])[classes - 1])
+    classes[far] = 0
     return classes, probs
 
 

@@ -42,13 +42,20 @@ def test_model_card_holds_prototypes_and_thresholds(model):
     onnx, summary = model
     ood = onnx.info.training["ood"]
     assert onnx.info.class_names == TRAINED
-    # one exemplar per physical sample (23 in the library: 3 of calcite, 4 of each other mineral)
-    assert np.asarray(ood["exemplars"]).shape == (23, onnx.info.n_bands)
-    assert np.bincount(ood["exemplar_class"]).tolist() == [4, 3, 4, 4, 4, 4]
-    assert len(ood["max_angle"]) == 6 and all(0 < a < 0.5 for a in ood["max_angle"])
+    assert ood["calibration"] == "held-out groups" and ood["quantile"] == 0.99
+    wl = np.asarray(onnx.info.wavelengths)
+    assert [v["view"] for v in ood["views"]] == ["preprocessed", "swir_depth"]
+    widths = [onnx.info.n_bands, int((wl >= 1900).sum())]
+    for view, width in zip(ood["views"], widths):
+        # one exemplar per physical sample (23 in the library: 3 of calcite, 4 of each other mineral)
+        assert np.asarray(view["exemplars"]).shape == (23, width)
+        assert np.bincount(view["exemplar_class"]).tolist() == [4, 3, 4, 4, 4, 4]
+        assert len(view["max_angle"]) == 6 and all(0 < a < 1.0 for a in view["max_angle"])
     metrics = onnx.info.training["metrics"]
-    # held-out samples of trained minerals (augmented) are seldom rejected, and those kept are classified well
+    # held-out samples of trained minerals (augmented) are seldom rejected, and those kept are classified well;
+    # so are the held-out library spectra themselves
     assert metrics["val_out_of_distribution"] <= 0.2
+    assert metrics["val_source_out_of_distribution"] <= 0.2
     assert metrics["val_accuracy_in_distribution"] >= metrics["val_accuracy"]
     assert onnx.info.training["parameters"]["refit"] is True
 
@@ -111,3 +118,50 @@ def test_thresholds_need_spread_to_calibrate_on():
     angles = sc.prototype_angle(P, y, exemplars, owner)
     assert check["max_angle"][0] == pytest.approx(sc.OOD_MARGIN * np.quantile(angles[:40], sc.OOD_QUANTILE))
     assert check["max_angle"][1] == pytest.approx(sc.OOD_MARGIN * np.quantile(angles, sc.OOD_QUANTILE))
+
+
+def test_thresholds_from_held_out_groups():
+    """Known answers for the held-out calibration: a class's threshold is the 0.99 quantile of its held-out
+    spectra's angles to the exemplars of its training groups; a class with too few held-out spectra takes its
+    spread on the training spectra times the pooled quantile of held-out angles in units of that spread."""
+    from types import SimpleNamespace
+
+    from oremap.core.hyperspectral import ood
+
+    wl = np.linspace(1000, 2400, 15)
+    # two classes; each training group is one unit spectrum, each held-out spectrum lies at a known angle from it
+    e0, e1 = np.eye(15)[0] + 1.0, np.eye(15)[5] + 1.0
+    e0, e1 = e0 / np.linalg.norm(e0), e1 / np.linalg.norm(e1)
+
+    def at_angle(e, theta, k):  # unit spectrum at angle theta from e, towards band k
+        u = np.eye(15)[k] - (np.eye(15)[k] @ e) * e
+        return np.cos(theta) * e + np.sin(theta) * u / np.linalg.norm(u)
+
+    train = np.array([at_angle(e0, t, 9) for t in np.linspace(0, 0.02, 20)] + [at_angle(e1, t, 9) for t in
+                                                                                np.linspace(0, 0.04, 20)])
+    y = np.array([0] * 20 + [1] * 20)
+    groups = np.array([0] * 20 + [1] * 20)
+    held_theta = np.linspace(0.01, 0.2, 30)
+    held = np.array([at_angle(e0, t, 12) for t in held_theta] + [at_angle(e1, 0.06, 12)] * 3)
+    y_held = np.array([0] * 30 + [1] * 3)
+    exemplars = {"reflectance": ood.ood_exemplars(train, y, groups, 2)}
+    check = ood.fit((train, train, y), (held, held, y_held), exemplars, 2, wl, "none")
+    E, owner = exemplars["reflectance"]
+    train_angles = ood.prototype_angle(train, y, E, owner)
+    spread = [np.quantile(train_angles[y == c], 0.99) for c in (0, 1)]
+    held_angles = ood.prototype_angle(held, y_held, E, owner)
+    limits = check["views"][0]["max_angle"]
+    assert check["calibration"] == "held-out groups"
+    assert limits[0] == pytest.approx(np.quantile(held_angles[:30], 0.99))
+    pooled = np.quantile(held_angles / np.array(spread)[y_held], 0.99)
+    assert limits[1] == pytest.approx(spread[1] * pooled)
+    # applied: a spectrum of class 0 at 0.05 rad from its exemplar is in, one at 0.3 rad is out
+    info = SimpleNamespace(training={"ood": check}, wavelengths=wl, preprocessing_method="none")
+    e = E[0] / np.linalg.norm(E[0])
+    probe = np.array([at_angle(e, 0.05, 12), at_angle(e, 0.3, 12)])
+    angles = ood.angles(info, probe, probe, np.array([0, 0]))
+    assert angles[:, 0] == pytest.approx([0.05, 0.3], abs=1e-5)  # exemplars stored to 6 decimals
+    assert ood.out_of_distribution(info, angles, np.array([0, 0])).tolist() == [False, True]
+    # without held-out data: margin x quantile of the training spectra's angles (the older rule)
+    check = ood.fit((train, train, y), None, exemplars, 2, wl, "none")
+    assert check["views"][0]["max_angle"] == pytest.approx([ood.OOD_MARGIN * s for s in spread])

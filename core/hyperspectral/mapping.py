@@ -376,16 +376,15 @@ def cnn_block_bytes(model, resampled, batch_size, ood=True):
     (:func:`core.engine.onnx_memory.activation_bytes_per_row`), a chunk of the preprocessing and of the
     out-of-distribution angles."""
     from ..engine.spectra import preprocess_bytes
-    from .spectral_cnn import ood_check as _ood, prototype_angle_bytes
+    from .ood import angles_bytes
 
     info = model.info
     m, k = info.n_bands, len(info.class_names)
     pre_row, pre_fixed = preprocess_bytes(info.preprocessing_method, m)
     work = (4 * m if resampled else 0) + max(pre_row, 4 * m) + 12 * k + 48
     fixed = pre_fixed + int(batch_size) * model.activation_bytes_per_row
-    check = _ood(info) if ood else None
-    if check is not None:
-        fixed += prototype_angle_bytes(m, len(check["exemplars"]))
+    if ood:
+        fixed += angles_bytes(info)
     return work, fixed
 
 
@@ -399,14 +398,15 @@ def cnn_classify_map(raster_path, model_path, class_path, probability_path=None,
     ``batch_size`` rows (:func:`core.hyperspectral.spectral_cnn.predict_proba`). Pixels whose highest
     probability is below ``min_confidence`` are unclassified (0), and so (with ``ood``) are pixels the model's
     out-of-distribution check rejects: their spectral angle to the nearest exemplar of their class (mean
-    preprocessed spectrum of a training sample or polygon) exceeds that class's threshold in the model (:func:`core.hyperspectral.spectral_cnn.
-    fit_ood_check`); their probabilities and confidence are still written.
+    spectrum of a training sample or polygon) exceeds that class's threshold in one of the model's views
+    (:mod:`core.hyperspectral.ood`); their probabilities and confidence are still written.
 
     Returns
     -------
     dict with ``legend``, ``class_counts``, ``resampled`` (bool), ``providers`` and engine stats.
     """
     from ..engine.model_format import OnnxModel
+    from .ood import describe
     from .spectral_cnn import ood_check, out_of_distribution, predict_proba
 
     feedback = ensure(feedback)
@@ -432,8 +432,7 @@ def cnn_classify_map(raster_path, model_path, class_path, probability_path=None,
     check = ood_check(info) if ood else None
     if check is not None:
         feedback.info("Out-of-distribution check: a pixel whose spectral angle to the nearest exemplar of its class exceeds "
-                      f"the model's threshold for that class ({np.min(check['max_angle']):.3f}-"
-                      f"{np.max(check['max_angle']):.3f} rad) is left unclassified.")
+                      f"the model's threshold for that class in any view ({describe(info)}) is left unclassified.")
     elif ood:
         feedback.info("The model stores no class exemplars: no out-of-distribution check (rebuild or retrain it "
                       "with this OreMap version to get one).")

@@ -21,6 +21,7 @@ that use it, so this module imports without it; inference needs onnxruntime
 
 import hashlib
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 
 import numpy as np
 
@@ -30,6 +31,7 @@ from ..engine.errors import OreMapError
 from ..engine.feedback import ensure
 from ..engine.model_format import ModelInfo, build_date, write_model
 from ..engine.spectra import PREPROCESSING_METHODS, _unknown_preprocessing, preprocess
+from . import ood
 from ..engine.spectral_network import (DEFAULT_NETWORK, INPUT_NAME, OUTPUT_NAME, SpectralCNN, _torch_classes,
                                       ensemble_module, export_onnx, predict_proba_torch)
 
@@ -216,131 +218,30 @@ def predict_proba(model, X, batch_size=8192, with_angle=False):
     X : array-like of shape (n, n_bands)
         Spectra already resampled to ``model.info.wavelengths``.
     with_angle : bool
-        Also return each spectrum's angle (rad) to the nearest exemplar of its most probable class
-        (:func:`prototype_angle`); NaN when the model stores no exemplars.
+        Also return each spectrum's angles (rad) to the nearest exemplar of its most probable class in each
+        view of the model's out-of-distribution check (:func:`core.hyperspectral.ood.angles`); one column of
+        NaN when the model stores no exemplars. :func:`out_of_distribution` compares them with the thresholds.
 
     Returns
     -------
-    ndarray of float32 of shape (n, n_classes), and with ``with_angle`` the angles (n,)
+    ndarray of float32 of shape (n, n_classes), and with ``with_angle`` the angles (n, n_views)
     """
     info = model.info
     P = preprocess(X, info.preprocessing_method, info.wavelengths)
     probs = model.run(P, batch_size=batch_size)
     if not with_angle:
         return probs
-    check = ood_check(info)
-    if check is None:
-        return probs, np.full(probs.shape[0], np.nan)
-    return probs, prototype_angle(P, probs.argmax(axis=1), check["exemplars"], check["exemplar_class"])
+    return probs, ood.angles(info, X, P, probs.argmax(axis=1))
 
 
 # ---------------------------------------------------------------------------
-# Out-of-distribution check
+# Out-of-distribution check (core/hyperspectral/ood.py; these names kept for callers of this module)
 # ---------------------------------------------------------------------------
 
-#: Share of a class's (augmented) training spectra within the threshold of the nearest exemplar of their class.
-OOD_QUANTILE = 0.99
-#: The threshold is this many times that quantile of the angles.
-OOD_MARGIN = 1.25
-#: Fewest training spectra of a class for its own threshold; classes with fewer take the pooled one.
-OOD_MIN_SPECTRA = 10
-#: Thresholds at or below this angle (rad) carry no spread (spectra equal to their exemplars).
-OOD_MIN_ANGLE = 1e-6
-#: Most exemplars stored per class (evenly chosen when a class has more groups).
-OOD_MAX_EXEMPLARS = 40
-
-
-def _unit_rows(P):
-    P = np.asarray(P, dtype=np.float64)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return P / np.linalg.norm(P, axis=1, keepdims=True)
-
-
-def prototype_angle(P, classes, exemplars, exemplar_class=None):
-    """Spectral angle (rad) of preprocessed spectra ``P`` to the nearest exemplar of their (0-based) class.
-
-    ``exemplar_class`` gives each exemplar's class; without it exemplar ``c`` is class ``c``'s prototype.
-    """
-    E = _unit_rows(exemplars)
-    classes = np.asarray(classes, dtype=np.int64)
-    owner = np.arange(E.shape[0]) if exemplar_class is None else np.asarray(exemplar_class, dtype=np.int64)
-    best = np.empty(classes.shape[0])
-    for lo in range(0, classes.shape[0], ANGLE_CHUNK):  # in chunks: a few float64 copies per row, held briefly
-        hi = lo + ANGLE_CHUNK
-        cos = _unit_rows(P[lo:hi]) @ E.T
-        cos = np.where(owner[None, :] == classes[lo:hi, None], cos, -np.inf)
-        best[lo:hi] = cos.max(axis=1)
-    return np.arccos(np.clip(np.where(np.isfinite(best), best, np.nan), -1.0, 1.0))
-
-
-#: Rows per chunk of :func:`prototype_angle`.
-ANGLE_CHUNK = 1024
-
-
-def prototype_angle_bytes(n_bands, n_exemplars):
-    """Bytes :func:`prototype_angle` holds whatever the number of rows (one chunk: unit rows in float64, their
-    square, the cosines and their masked copy, the class mask)."""
-    return ANGLE_CHUNK * (3 * 8 * int(n_bands) + 17 * int(n_exemplars))
-
-
-def ood_exemplars(P, y, groups, n_classes, max_per_class=OOD_MAX_EXEMPLARS):
-    """Exemplars of each class: the mean preprocessed spectrum of each of its groups (physical samples,
-    polygons), at most ``max_per_class`` (evenly spaced in group order). Returns ``(exemplars, classes)``."""
-    P = np.asarray(P, dtype=np.float64)
-    rows, owner = [], []
-    for c in range(n_classes):
-        members = np.unique(np.asarray(groups)[y == c])
-        if members.size > max_per_class:
-            members = members[np.linspace(0, members.size - 1, max_per_class).round().astype(int)]
-        for g in members:
-            rows.append(P[(y == c) & (np.asarray(groups) == g)].mean(axis=0))
-            owner.append(c)
-    return np.array(rows), np.array(owner, dtype=np.int64)
-
-
-def fit_ood_check(P_aug, y_aug, exemplars, exemplar_class, n_classes, quantile=OOD_QUANTILE, margin=OOD_MARGIN):
-    """The out-of-distribution check: class exemplars and a spectral-angle threshold per class.
-
-    A spectrum given class ``c`` is out of distribution when its angle to the nearest exemplar of ``c``
-    exceeds ``threshold[c] = margin x quantile(angles of class c's augmented training spectra to the
-    nearest exemplar of c)``: it does not look like the class it was given (noise, shade, slope and
-    mixing as augmented included), however confident the network is.
-    """
-    angles = prototype_angle(P_aug, y_aug, exemplars, exemplar_class)
-    # A class with too few spectra, or whose spectra all equal their exemplars (single training pixels, no
-    # augmentation), shows no spread: it takes the threshold of all classes together, and without any spread
-    # at all the check is off (NaN), rather than a zero angle that would reject every pixel.
-    finite = np.isfinite(angles)
-    pooled = float(margin * np.quantile(angles[finite], quantile)) if finite.any() else float("nan")
-    pooled = pooled if pooled > OOD_MIN_ANGLE else float("nan")
-    thresholds = []
-    for c in range(n_classes):
-        own = angles[(y_aug == c) & finite]
-        value = float(margin * np.quantile(own, quantile)) if own.size >= OOD_MIN_SPECTRA else float("nan")
-        thresholds.append(value if value > OOD_MIN_ANGLE else pooled)
-    return {"method": "angle_to_nearest_class_exemplar", "quantile": quantile, "margin": margin,
-            "exemplars": np.asarray(exemplars).round(6).tolist(),
-            "exemplar_class": [int(c) for c in exemplar_class], "max_angle": thresholds}
-
-
-def ood_check(info):
-    """The out-of-distribution check stored in a model (``training["ood"]``) as arrays, or None."""
-    ood = (info.training or {}).get("ood")
-    if not ood or not ood.get("exemplars"):
-        return None
-    return {"exemplars": np.asarray(ood["exemplars"], dtype=np.float64),
-            "exemplar_class": np.asarray(ood["exemplar_class"], dtype=np.int64),
-            "max_angle": np.asarray(ood["max_angle"], dtype=np.float64)}
-
-
-def out_of_distribution(info, angles, classes):
-    """True where ``angles`` (to the prototype of 0-based ``classes``) exceed the model's thresholds."""
-    check = ood_check(info)
-    if check is None:
-        return np.zeros(np.asarray(angles).shape, dtype=bool)
-    limit = check["max_angle"][np.asarray(classes, dtype=np.int64)]
-    with np.errstate(invalid="ignore"):  # a NaN threshold: no check for that class (no spread to calibrate on)
-        return np.isfinite(limit) & ~(np.asarray(angles) <= limit)
+OOD_QUANTILE, OOD_MARGIN, OOD_MIN_SPECTRA = ood.OOD_QUANTILE, ood.OOD_MARGIN, ood.OOD_MIN_SPECTRA
+OOD_MIN_ANGLE, OOD_MAX_EXEMPLARS = ood.OOD_MIN_ANGLE, ood.OOD_MAX_EXEMPLARS
+prototype_angle, ood_exemplars, fit_ood_check = ood.prototype_angle, ood.ood_exemplars, ood.fit_ood_check
+ood_check, out_of_distribution = ood.check_of, ood.out_of_distribution
 
 
 # ---------------------------------------------------------------------------
@@ -551,6 +452,7 @@ def _prepare_arrays(X, y, groups, class_names, val_fraction, seed, augment_optio
     ytr_t = np.ascontiguousarray(ytr, dtype=np.int64)
     yva_t = np.ascontiguousarray(yva, dtype=np.int64)
     return dict(train_idx=train_idx, val_idx=val_idx, split_info=split_info, has_val=has_val, ytr=ytr, Xva=Xva,
+                Xtr=Xtr, Ptr=Ptr,
                 yva=yva, Pva=Pva, mean=mean, std=std, Ztr=Ztr, Zva=Zva, ytr_t=ytr_t, yva_t=yva_t)
 
 
@@ -701,8 +603,8 @@ def train_classifier(X, y, class_names, groups=None, wavelengths=None, fwhm=None
     counts = np.bincount(ytr, minlength=n_classes).astype(np.float64)
     weights = np.where(counts > 0, ytr.size / (n_classes * np.maximum(counts, 1)), 0.0)
     P_source = preprocess(X, preprocessing, wl)
-    ex, ex_class = ood_exemplars(P_source[train_idx], y[train_idx], groups[train_idx], n_classes)
-    ood = fit_ood_check(Ztr.astype(np.float64) * std + mean, ytr, ex, ex_class, n_classes)
+    exemplars = ood.exemplar_views(X[train_idx], P_source[train_idx], y[train_idx], groups[train_idx], n_classes, wl,
+                                   preprocessing)
 
     history = {"train_loss": [], "val_loss": [], "train_acc": [], "val_acc": []}
     rng = np.random.default_rng([seed, 3])
@@ -723,6 +625,9 @@ def train_classifier(X, y, class_names, groups=None, wavelengths=None, fwhm=None
         module = tc["export"](net, mean, std)
         module.eval()
         val_proba = predict_proba_torch(module, Pva) if has_val else np.zeros((0, n_classes), np.float32)
+        # the held-out spectra as measured (before augmentation), for the out-of-distribution check's figures
+        source_proba = predict_proba_torch(module, P_source[val_idx]) if has_val and augment_options is not None \
+            else None
         n_refit = 0
         refitting = bool(refit and has_val)
         members = list(range(int(ensemble))) if refitting else list(range(1, int(ensemble)))
@@ -741,6 +646,11 @@ def train_classifier(X, y, class_names, groups=None, wavelengths=None, fwhm=None
             module = ensemble_module(trained if refitting else [module] + trained)
         onnx_bytes = export_onnx(module, n_bands)
 
+    # out-of-distribution check: thresholds from the held-out groups (spectra neither the network nor the
+    # exemplars saw), else from the augmented training spectra
+    check = ood.fit((d["Xtr"], d["Ptr"], ytr), (Xva, Pva, yva) if has_val else None, exemplars, n_classes, wl,
+                    preprocessing)
+    checked = SimpleNamespace(training={"ood": check}, wavelengths=wl, preprocessing_method=preprocessing)
     metrics = {"best_epoch": best_epoch + 1, "epochs_run": len(history["train_loss"]),
                "train_loss": history["train_loss"][best_epoch], "train_accuracy": history["train_acc"][best_epoch],
                "n_train": int(ytr.size), "n_validation": int(yva.size), "refit_samples": int(n_refit)}
@@ -750,18 +660,22 @@ def train_classifier(X, y, class_names, groups=None, wavelengths=None, fwhm=None
 
         val_summary = summary(yva, val_proba.argmax(axis=1), list(range(n_classes)), class_names)
         found = _validation_metrics(val_summary)
-        val_angle = prototype_angle(Pva, val_proba.argmax(axis=1), ex, ex_class)
-        far = ~(val_angle <= np.asarray(ood["max_angle"])[val_proba.argmax(axis=1)])
+        far = ood.out_of_distribution(checked, ood.angles(checked, Xva, Pva, val_proba.argmax(axis=1)),
+                                      val_proba.argmax(axis=1))
         found["val_out_of_distribution"] = float(far.mean())
         found["val_accuracy_in_distribution"] = float((val_proba.argmax(axis=1) == yva)[~far].mean()) if (~far).any() \
             else float("nan")
+        if source_proba is not None:  # the held-out library spectra or pixels themselves, not augmented
+            given = source_proba.argmax(axis=1)
+            far = ood.out_of_distribution(checked, ood.angles(checked, X[val_idx], P_source[val_idx], given), given)
+            found["val_source_accuracy"] = float((given == y[val_idx]).mean())
+            found["val_source_out_of_distribution"] = float(far.mean())
         metrics.update({"val_loss": history["val_loss"][best_epoch], **found})
         feedback.info(f"Validation accuracy {100 * found['val_accuracy']:.1f} % (balanced "
                       f"{100 * found['val_balanced_accuracy']:.1f} %) at epoch {best_epoch + 1}.")
 
     if refit and has_val:  # the saved model knows every group: exemplars of all of them, same thresholds
-        ex, ex_class = ood_exemplars(P_source, y, groups, n_classes)
-        ood.update(exemplars=ex.round(6).tolist(), exemplar_class=[int(c) for c in ex_class])
+        check = ood.with_exemplars(check, ood.exemplar_views(X, P_source, y, groups, n_classes, wl, preprocessing))
     parameters = {
         "epochs": int(epochs), "batch_size": int(batch_size), "lr": float(lr), "patience": int(patience),
         "val_fraction": float(val_fraction), "seed": int(seed), "weight_decay": float(weight_decay),
@@ -789,7 +703,7 @@ def train_classifier(X, y, class_names, groups=None, wavelengths=None, fwhm=None
             "n_samples": int(n),
             "metrics": metrics,
             "parameters": parameters,
-            "ood": ood,
+            "ood": check,
         },
         description=str(description),
     )
