@@ -162,6 +162,10 @@ def test_thresholds_from_held_out_groups():
     angles = ood.angles(info, probe, probe, np.array([0, 0]))
     assert angles[:, 0] == pytest.approx([0.05, 0.3], abs=1e-5)  # exemplars stored to 6 decimals
     assert ood.out_of_distribution(info, angles, np.array([0, 0])).tolist() == [False, True]
+    # held-out groups of single pixels: the same thresholds times the margin, recorded in the check
+    wide = ood.fit((train, train, y), (held, held, y_held), exemplars, 2, wl, "none", held_out_margin=1.25)
+    assert wide["views"][0]["max_angle"] == pytest.approx([1.25 * t for t in limits])
+    assert wide["margin"] == 1.25 and check["margin"] is None
     # without held-out data: margin x quantile of the training spectra's angles (the older rule)
     check = ood.fit((train, train, y), None, exemplars, 2, wl, "none")
     assert check["views"][0]["max_angle"] == pytest.approx([ood.OOD_MARGIN * s for s in spread])

@@ -648,8 +648,11 @@ def train_classifier(X, y, class_names, groups=None, wavelengths=None, fwhm=None
 
     # out-of-distribution check: thresholds from the held-out groups (spectra neither the network nor the
     # exemplars saw), else from the augmented training spectra
+    # held-out groups of one spectrum each (labelled pixels without a group) come from the training samples:
+    # their angles understate a new sample's, so their thresholds get the margin
+    singletons = np.unique(groups, return_counts=True)[1].max() == 1
     check = ood.fit((d["Xtr"], d["Ptr"], ytr), (Xva, Pva, yva) if has_val else None, exemplars, n_classes, wl,
-                    preprocessing)
+                    preprocessing, held_out_margin=ood.OOD_MARGIN if singletons else 1.0)
     checked = SimpleNamespace(training={"ood": check}, wavelengths=wl, preprocessing_method=preprocessing)
     metrics = {"best_epoch": best_epoch + 1, "epochs_run": len(history["train_loss"]),
                "train_loss": history["train_loss"][best_epoch], "train_accuracy": history["train_acc"][best_epoch],
