@@ -146,7 +146,7 @@ def run_config(data, options, n_folds=5, seed=0, verbose=False):
     from core.engine.feedback import Feedback, PrintFeedback
     from core.engine.model_format import OnnxModel
     from core.engine.wavelengths import BandInfo
-    from core.hyperspectral import cnn_training, spectral_cnn
+    from core.hyperspectral import cnn_training, ood, spectral_cnn
     from core.hyperspectral.training import TrainingSet
 
     X, y, groups, names, wl = data
@@ -167,7 +167,7 @@ def run_config(data, options, n_folds=5, seed=0, verbose=False):
             model = OnnxModel(path, threads=1)
             probs, angles = spectral_cnn.predict_proba(model, X[te], with_angle=True)
             pred = probs.argmax(axis=1)
-            far = spectral_cnn.out_of_distribution(model.info, angles, pred)
+            far = ood.out_of_distribution(model.info, angles, pred)
             out["acc"].append(float((pred == y[te]).mean()))
             out["acc_ood"].append(float(((pred == y[te]) & ~far).mean()))
             out["epochs"].append(summary["info"].training["metrics"]["best_epoch"])

@@ -109,12 +109,12 @@ def unseen_figures(model_path, names=UNSEEN):
     """The check on library spectra of minerals the model was not trained on: shares of them confidently
     classified without the check, left unclassified by it, and let through (kept and confident)."""
     from core.engine.model_format import OnnxModel
-    from core.hyperspectral import spectral_cnn
+    from core.hyperspectral import ood, spectral_cnn
 
     model = OnnxModel(model_path)
     X, minerals = unseen_spectra(model.info.wavelengths, model.info.fwhm, names)
     probs, angles = spectral_cnn.predict_proba(model, X, with_angle=True)
-    far = spectral_cnn.out_of_distribution(model.info, angles, probs.argmax(axis=1))
+    far = ood.out_of_distribution(model.info, angles, probs.argmax(axis=1))
     confident = probs.max(axis=1) >= MIN_CONFIDENCE
     through = ~far & confident
     minerals = np.array(minerals)

@@ -14,7 +14,7 @@ from conftest import SHARED_DATA, USGS_LIBRARY
 from oremap.core.engine.bundled import bundled_models
 from oremap.core.engine.model_format import OnnxModel
 from oremap.core.engine.wavelengths import BandInfo
-from oremap.core.hyperspectral import spectral_cnn, training
+from oremap.core.hyperspectral import ood, spectral_cnn, training
 from oremap.core.hyperspectral.spectral_library import read_library
 
 SPLIB = os.path.join(SHARED_DATA, "hyperspectral", "s07_AV95_envi.sli")
@@ -42,7 +42,7 @@ def test_minerals_it_never_saw_are_unclassified_or_uncertain(model):
     X, names = at_model_bands(lib, model.info)
     assert len(names) > 200
     probs, angle = spectral_cnn.predict_proba(model, X, with_angle=True)
-    far = spectral_cnn.out_of_distribution(model.info, angle, probs.argmax(axis=1))
+    far = ood.out_of_distribution(model.info, angle, probs.argmax(axis=1))
     confident = probs.max(axis=1) >= 0.5
     let_through = (~far & confident).mean()
     # the rates the build measured and the model card states (scripts/build_models.py), on the same spectra
@@ -67,11 +67,11 @@ def test_scaled_copies_of_its_minerals_keep_their_class(model):
     X, names = at_model_bands(read_library(USGS_LIBRARY), model.info)
     probs, angle = spectral_cnn.predict_proba(model, X, with_angle=True)
     base = probs.argmax(axis=1)
-    kept = ~spectral_cnn.out_of_distribution(model.info, angle, base)
+    kept = ~ood.out_of_distribution(model.info, angle, base)
     for factor in (1e4, 0.3, 80.0):
         p, a = spectral_cnn.predict_proba(model, X * factor, with_angle=True)
         assert np.array_equal(p.argmax(axis=1), base)
-        assert np.array_equal(~spectral_cnn.out_of_distribution(model.info, a, base), kept)
+        assert np.array_equal(~ood.out_of_distribution(model.info, a, base), kept)
     lo, hi = X.min(), X.max()
     p = spectral_cnn.predict_proba(model, (X - lo) / (hi - lo))
     assert np.array_equal(p.argmax(axis=1), base)

@@ -12,7 +12,7 @@ import pytest
 
 from conftest import AVIRIS_NG, DATA, USGS_LIBRARY
 from oremap.core.engine.model_format import OnnxModel
-from oremap.core.hyperspectral import cnn_training, mapping, spectral_cnn, training
+from oremap.core.hyperspectral import cnn_training, mapping, ood, spectral_cnn, training
 from oremap.core.hyperspectral.spectral_library import read_library
 
 TRAINED = ["Alunite", "Calcite", "Goethite", "Kaolinite", "Montmorillonite", "Muscovite"]
@@ -67,7 +67,7 @@ def test_unseen_minerals_are_left_unclassified_or_low_confidence(model):
     finite = np.isfinite(X).all(axis=1)
     assert finite.sum() == 9  # the ASD grass spectrum stops short of the model's last bands
     probs, angle = spectral_cnn.predict_proba(onnx, X[finite], with_angle=True)
-    far = spectral_cnn.out_of_distribution(onnx.info, angle, probs.argmax(axis=1))
+    far = ood.out_of_distribution(onnx.info, angle, probs.argmax(axis=1))
     confident_and_kept = ~far & (probs.max(axis=1) >= 0.9)
     report = dict(zip(np.array(UNSEEN)[finite], np.round(angle, 3)))
     assert far.sum() >= 7, report  # without the check every one of them gets a trained mineral's class
@@ -85,7 +85,7 @@ def test_scaled_copies_of_trained_minerals_keep_their_class(model):
     base = probs.argmax(axis=1)
     truth = np.array([TRAINED.index(training.class_from_name(n)) for n, ok in zip(lib.names, finite) if ok])
     assert (base == truth).mean() >= 0.9
-    assert not spectral_cnn.out_of_distribution(onnx.info, angle, base)[base == truth].any()
+    assert not ood.out_of_distribution(onnx.info, angle, base)[base == truth].any()
     for factor in (1e4, 0.3, 80.0):
         p, a = spectral_cnn.predict_proba(onnx, X * factor, with_angle=True)
         assert np.array_equal(p.argmax(axis=1), base)
@@ -93,31 +93,35 @@ def test_scaled_copies_of_trained_minerals_keep_their_class(model):
 
 
 def test_thresholds_need_spread_to_calibrate_on():
-    """Single training pixels (each its own exemplar, no augmentation) give zero angles: the check is off for
-    them instead of rejecting every pixel; a class with too few spectra takes the pooled threshold."""
-    import numpy as np
+    """Without held-out data (:func:`ood.fit`): single training pixels (each its own exemplar, no augmentation)
+    give zero angles, so the check is off for them instead of rejecting every pixel; otherwise a class's
+    threshold is the margin times the quantile of its training spectra's angles, and a class with too few
+    spectra takes the pooled threshold."""
+    from types import SimpleNamespace
 
-    from oremap.core.hyperspectral import spectral_cnn as sc
+    from oremap.core.hyperspectral import ood
 
+    wl = np.linspace(400, 2500, 20)
     rng = np.random.default_rng(0)
     P = rng.uniform(0.2, 0.8, size=(6, 20))
     y = np.array([0, 0, 1, 1, 2, 2])
-    groups = np.arange(6)
-    exemplars, owner = sc.ood_exemplars(P, y, groups, 3)
-    check = sc.fit_ood_check(P, y, exemplars, owner, 3)
-    assert all(np.isnan(check["max_angle"]))
-    info = type("Info", (), {"training": {"ood": check}})()
-    assert not sc.out_of_distribution(info, np.array([0.0, 0.3, 1.2]), np.array([0, 1, 2])).any()
+    exemplars = {"preprocessed": ood.ood_exemplars(P, y, np.arange(6), 3)}
+    check = ood.fit((P, P, y), None, exemplars, 3, wl, "none")
+    assert check["calibration"] == "augmented training spectra"
+    assert all(np.isnan(check["views"][0]["max_angle"]))
+    info = SimpleNamespace(training={"ood": check})
+    assert not ood.out_of_distribution(info, np.array([0.0, 0.3, 1.2]), np.array([0, 1, 2])).any()
 
     # class 0: 40 noisy copies of one spectrum; class 1: 3 copies (too few): it takes the pooled threshold
     base = rng.uniform(0.2, 0.8, size=(2, 20))
     P = np.vstack([base[0] + rng.normal(0, 0.01, (40, 20)), base[1] + rng.normal(0, 0.01, (3, 20))])
     y = np.array([0] * 40 + [1] * 3)
-    exemplars, owner = sc.ood_exemplars(P, y, np.array([0] * 40 + [1] * 3), 2)
-    check = sc.fit_ood_check(P, y, exemplars, owner, 2)
-    angles = sc.prototype_angle(P, y, exemplars, owner)
-    assert check["max_angle"][0] == pytest.approx(sc.OOD_MARGIN * np.quantile(angles[:40], sc.OOD_QUANTILE))
-    assert check["max_angle"][1] == pytest.approx(sc.OOD_MARGIN * np.quantile(angles, sc.OOD_QUANTILE))
+    exemplars = {"preprocessed": ood.ood_exemplars(P, y, np.array([0] * 40 + [1] * 3), 2)}
+    check = ood.fit((P, P, y), None, exemplars, 2, wl, "none")
+    angles = ood.prototype_angle(P, y, *exemplars["preprocessed"])
+    limits = check["views"][0]["max_angle"]
+    assert limits[0] == pytest.approx(ood.OOD_MARGIN * np.quantile(angles[:40], ood.OOD_QUANTILE))
+    assert limits[1] == pytest.approx(ood.OOD_MARGIN * np.quantile(angles, ood.OOD_QUANTILE))
 
 
 def test_thresholds_from_held_out_groups():

@@ -406,8 +406,8 @@ def cnn_classify_map(raster_path, model_path, class_path, probability_path=None,
     dict with ``legend``, ``class_counts``, ``resampled`` (bool), ``providers`` and engine stats.
     """
     from ..engine.model_format import OnnxModel
-    from .ood import describe
-    from .spectral_cnn import ood_check, out_of_distribution, predict_proba
+    from .ood import check_of as ood_check, describe, out_of_distribution
+    from .spectral_cnn import predict_proba
 
     feedback = ensure(feedback)
     from ..engine.model_task import check_task

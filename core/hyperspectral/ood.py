@@ -24,7 +24,7 @@ held-out groups' spectra (augmented as for training) to the exemplars of the *tr
 that is, how far a new sample of a class lies from the samples seen. A class without enough held-out spectra
 takes its spread on the augmented training spectra times the held-out quantile of all classes' angles measured
 in units of that spread; without any held-out data the thresholds are ``margin x quantile`` of the augmented
-training spectra's angles (:func:`fit_ood_check`, the rule of models made before the held-out calibration).
+training spectra's angles (the rule of models made before the held-out calibration).
 The model stores exemplars and thresholds in ``training["ood"]`` (:func:`fit`, :func:`check_of`).
 
 Measured on the bundled model: ``bench/bench_ood.py`` and the model card.
@@ -122,22 +122,6 @@ def _spread_thresholds(angles, y, n_classes, quantile, margin):
         value = float(margin * np.quantile(own, quantile)) if own.size >= OOD_MIN_SPECTRA else float("nan")
         thresholds.append(value if value > OOD_MIN_ANGLE else pooled)
     return np.array(thresholds, dtype=np.float64)
-
-
-def fit_ood_check(P_aug, y_aug, exemplars, exemplar_class, n_classes, quantile=OOD_QUANTILE, margin=OOD_MARGIN):
-    """One view's check from augmented training spectra only (no held-out data).
-
-    A spectrum given class ``c`` is out of distribution when its angle to the nearest exemplar of ``c``
-    exceeds ``threshold[c] = margin x quantile(angles of class c's augmented training spectra to the
-    nearest exemplar of c)``. A class with too few spectra, or whose spectra all equal their exemplars (single
-    training pixels, no augmentation), shows no spread: it takes the threshold of all classes together, and
-    without any spread at all the check is off (NaN), rather than a zero angle that would reject every pixel.
-    """
-    angles = prototype_angle(P_aug, y_aug, exemplars, exemplar_class)
-    thresholds = _spread_thresholds(angles, np.asarray(y_aug), n_classes, quantile, margin)
-    return {"method": "angle_to_nearest_class_exemplar", "quantile": quantile, "margin": margin,
-            "exemplars": np.asarray(exemplars).round(6).tolist(),
-            "exemplar_class": [int(c) for c in exemplar_class], "max_angle": [float(t) for t in thresholds]}
 
 
 # ---------------------------------------------------------------------------

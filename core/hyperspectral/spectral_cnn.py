@@ -220,7 +220,7 @@ def predict_proba(model, X, batch_size=8192, with_angle=False):
     with_angle : bool
         Also return each spectrum's angles (rad) to the nearest exemplar of its most probable class in each
         view of the model's out-of-distribution check (:func:`core.hyperspectral.ood.angles`); one column of
-        NaN when the model stores no exemplars. :func:`out_of_distribution` compares them with the thresholds.
+        NaN when the model stores no exemplars. :func:`core.hyperspectral.ood.out_of_distribution` compares them with the thresholds.
 
     Returns
     -------
@@ -233,15 +233,6 @@ def predict_proba(model, X, batch_size=8192, with_angle=False):
         return probs
     return probs, ood.angles(info, X, P, probs.argmax(axis=1))
 
-
-# ---------------------------------------------------------------------------
-# Out-of-distribution check (core/hyperspectral/ood.py; these names kept for callers of this module)
-# ---------------------------------------------------------------------------
-
-OOD_QUANTILE, OOD_MARGIN, OOD_MIN_SPECTRA = ood.OOD_QUANTILE, ood.OOD_MARGIN, ood.OOD_MIN_SPECTRA
-OOD_MIN_ANGLE, OOD_MAX_EXEMPLARS = ood.OOD_MIN_ANGLE, ood.OOD_MAX_EXEMPLARS
-prototype_angle, ood_exemplars, fit_ood_check = ood.prototype_angle, ood.ood_exemplars, ood.fit_ood_check
-ood_check, out_of_distribution = ood.check_of, ood.out_of_distribution
 
 
 # ---------------------------------------------------------------------------
