@@ -46,8 +46,11 @@ MODES = ("fcls", "nn_closed")
 
 #: Pixels processed at once by :func:`unmix`. Working memory is a few
 #: ``CHUNK_PIXELS x n_endmembers`` float64 arrays; the pixel spectra themselves
-#: are never copied whole (they are converted 4096 rows at a time).
+#: are never copied whole (they are converted :data:`CONVERT_ROWS` rows at a time).
 CHUNK_PIXELS = 65536
+
+#: Rows of pixel spectra converted to float64 at once (projection, residuals).
+CONVERT_ROWS = 4096
 
 # Relative tolerance of the final optimality check. The active-set loop itself
 # uses the caller's ``tol``; a pixel is only reported as not converged when its
@@ -358,7 +361,7 @@ def _as_arrays(X, E):
     return X, E
 
 
-def _project(X, Q, block=4096):
+def _project(X, Q, block=CONVERT_ROWS):
     """``X @ Q`` in float64.
 
     Other dtypes are converted ``block`` rows at a time: small blocks stay in
@@ -373,7 +376,7 @@ def _project(X, Q, block=4096):
     return Y
 
 
-def _rmse(X, A, E, block=4096):
+def _rmse(X, A, E, block=CONVERT_ROWS):
     """Root-mean-square over bands of ``X - A E^T``, ``block`` rows at a time.
 
     The residual is formed explicitly (not from ``R`` and ``Y``) so that a
@@ -386,7 +389,7 @@ def _rmse(X, A, E, block=4096):
     return out
 
 
-def reconstruction_rmse(X, A, E, block=4096):
+def reconstruction_rmse(X, A, E, block=CONVERT_ROWS):
     """``sqrt(mean over bands of (x - E a)^2)`` of given abundances ``A`` (n_pixels, n_endmembers); NaN where a
     row of ``A`` is NaN. For the closed abundances of the ``"nn_closed"`` mode this is how well the proportions
     themselves, at the endmembers' brightness, reproduce the pixels (unlike the NNLS residual :func:`unmix`
@@ -520,9 +523,9 @@ def fcls(X, E, sum_to_one=True, tol=1e-10):
 def block_bytes(n_bands, n_endmembers):
     """``(bytes per pixel, bytes whatever the block size)`` of unmixing a block with its residuals (measured with
     tracemalloc, bench/bench_rss.py): per pixel the projections, solver state, abundances and residual columns
-    (float32 and float64, about six values an endmember); fixed: the 4096-row pieces converted to float64 for the
+    (float32 and float64, about six values an endmember); fixed: the :data:`CONVERT_ROWS`-row pieces converted to float64 for the
     projection and the residuals (three float64 values a band and row)."""
-    return 48 * (int(n_endmembers) + 2) + 32, 4096 * 24 * int(n_bands)
+    return 48 * (int(n_endmembers) + 2) + 32, CONVERT_ROWS * 24 * int(n_bands)
 
 
 def unmix(X, E, mode="fcls", feedback=None):
