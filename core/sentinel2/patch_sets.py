@@ -72,6 +72,17 @@ def _patch_reflectance(source, row, col, size, max_nodata):
     refl[~valid] = np.nan
     return refl
 
+def _labelled_patch(source, row, col, size, share, min_overlap, max_nodata):
+    """``(reflectance, label)`` of the patch at ``(row, col)`` whose area is ``share`` mine, or the reason it is
+    left out: ``"ambiguous"`` (touching a mine by less than ``min_overlap``) or ``"nodata"``."""
+    if 0.0 < share < min_overlap:
+        return "ambiguous"
+    refl = _patch_reflectance(source, row, col, size, max_nodata)
+    if refl is None:
+        return "nodata"
+    return refl, 1 if share >= min_overlap else 0
+
+
 def _parse_label(value, row_number):
     text = str(value).strip().lower()
     if text in _TRUE:
@@ -232,15 +243,14 @@ def patches_from_raster(raster, geometries, patch_size=120, stride=None, min_ove
         with s2.open_source(bands) as source:
             for i, (r, c) in enumerate(starts):
                 feedback.check()
-                if 0.0 < overlap[i] < min_overlap:
-                    skipped_ambiguous += 1
+                patch = _labelled_patch(source, r, c, size, overlap[i], min_overlap, max_nodata)
+                if isinstance(patch, str):
+                    skipped_ambiguous += patch == "ambiguous"
+                    skipped_nodata += patch == "nodata"
                     continue
-                refl = _patch_reflectance(source, r, c, size, max_nodata)
-                if refl is None:
-                    skipped_nodata += 1
-                    continue
+                refl, label = patch
                 features.append(patch_features(refl, bands=bands)[0])
-                labels.append(1 if overlap[i] >= min_overlap else 0)
+                labels.append(label)
                 names.append(f"row{r}_col{c}")
                 centres.append(t * (c + size / 2.0, r + size / 2.0))
                 if keep_patches:
@@ -303,15 +313,14 @@ def patches_from_chips(chips, patch_size=112, min_overlap=0.02, max_nodata=0.5, 
                 for r in range(0, s2.height - size + 1, size):
                     for c in range(0, s2.width - size + 1, size):
                         share = float(mine[r:r + size, c:c + size].mean())
-                        if 0.0 < share < min_overlap:
-                            skipped_ambiguous += 1
+                        patch = _labelled_patch(source, r, c, size, share, min_overlap, max_nodata)
+                        if isinstance(patch, str):
+                            skipped_ambiguous += patch == "ambiguous"
+                            skipped_nodata += patch == "nodata"
                             continue
-                        refl = _patch_reflectance(source, r, c, size, max_nodata)
-                        if refl is None:
-                            skipped_nodata += 1
-                            continue
+                        refl, label = patch
                         features.append(patch_features(refl, bands=bands)[0])
-                        labels.append(1 if share >= min_overlap else 0)
+                        labels.append(label)
                         names.append(f"{chip.name}_row{r}_col{c}")
                         groups.append(k)
                         if keep_patches:
