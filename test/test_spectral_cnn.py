@@ -83,6 +83,20 @@ def test_continuum_removal_matches_per_spectrum_hull_on_random_data():
                                [x / reference_continuum(idx, x) for x in X[:5]], atol=1e-12)
 
 
+def test_continuum_removal_with_ties_and_collinear_bands_over_several_chunks(monkeypatch):
+    """Integer spectra put many bands exactly on a hull edge or level with a vertex (the pop rule's ``>=``), and
+    small chunks make the rows run through several of them and a short last one."""
+    monkeypatch.setattr(spectra, "_HULL_CHUNK", 7)
+    rng = np.random.default_rng(11)
+    X = rng.integers(1, 4, (40, 30)).astype(np.float64)
+    X[5] = 2.0  # flat: every band on the hull
+    X[6] = np.arange(30.0) + 1  # a straight line
+    idx = np.arange(30.0)
+    expected = np.array([x / reference_continuum(idx, x) for x in X])
+    np.testing.assert_allclose(spectra.continuum_removal(X), expected, atol=1e-12)
+    np.testing.assert_array_equal(spectra.continuum_removal(X)[[5, 6]], 1.0)
+
+
 def test_continuum_removal_of_dark_negative_and_missing_spectra():
     wl = np.linspace(400, 2500, 50)
     X = np.vstack([np.zeros(50), -np.ones(50), np.r_[np.full(25, -0.01), np.full(25, 0.2)],
