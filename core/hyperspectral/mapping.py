@@ -368,6 +368,10 @@ def model_input(raster_path, info, band_info=None, feedback=None):
     return None, None
 
 
+#: Spectra per onnxruntime call when classifying a raster (its activations are reserved whatever the block size).
+CNN_BATCH_ROWS = 1024
+
+
 def cnn_block_bytes(model, resampled, batch_size, ood=True):
     """``(bytes per valid pixel, bytes whatever the block size)`` of :func:`cnn_classify_map`'s work on a block
     (measured, bench/bench_rss.py): the spectra resampled to the model's bands (float32), the preprocessing
@@ -390,13 +394,13 @@ def cnn_block_bytes(model, resampled, batch_size, ood=True):
 
 def cnn_classify_map(raster_path, model_path, class_path, probability_path=None, confidence_path=None,
                      min_confidence=None, threads=None, band_info=None, scale=None, nodata=None,
-                     memory_mb=None, batch_size=1024, feedback=None, ood=True):
+                     memory_mb=None, batch_size=None, feedback=None, ood=True):
     """Classify every pixel with an OreMap ONNX spectral classifier.
 
     The image spectra are resampled to the model's wavelengths when its bands differ,
     preprocessed as the model was trained, and run through onnxruntime in batches of
-    ``batch_size`` rows (:func:`core.hyperspectral.spectral_cnn.predict_proba`). Pixels whose highest
-    probability is below ``min_confidence`` are unclassified (0), and so (with ``ood``) are pixels the model's
+    ``batch_size`` rows (:data:`CNN_BATCH_ROWS` by default; :func:`core.hyperspectral.spectral_cnn.predict_proba`).
+    Pixels whose highest probability is below ``min_confidence`` are unclassified (0), and so (with ``ood``) are pixels the model's
     out-of-distribution check rejects: their spectral angle to the nearest exemplar of their class (mean
     spectrum of a training sample or polygon) exceeds that class's threshold in one of the model's views
     (:mod:`core.hyperspectral.ood`); their probabilities and confidence are still written.
@@ -408,6 +412,8 @@ def cnn_classify_map(raster_path, model_path, class_path, probability_path=None,
     from ..engine.model_format import OnnxModel
     from .ood import check_of as ood_check, describe, out_of_distribution
     from .spectral_cnn import predict_proba
+
+    batch_size = CNN_BATCH_ROWS if batch_size is None else int(batch_size)
 
     feedback = ensure(feedback)
     from ..engine.model_task import check_task

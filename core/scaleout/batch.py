@@ -417,15 +417,14 @@ def _settings(algorithm, scene, model, options, threads):
     wavelengths = opt.get("wavelengths")
     nodata = opt.get("nodata")
     if algorithm == "classify_cnn":
-        from ..engine.model_format import read_model_info
-
-        from ..engine.model_format import OnnxModel
+        from ..engine.model_format import OnnxModel, read_model_info
 
         info = read_model_info(model)
         band_info = mapping.image_band_info(scene, wavelengths) if (info.wavelengths or wavelengths) else None
         bands, matrix = mapping.model_input(scene, info, band_info)
         k = len(info.class_names)
-        work, fixed = mapping.cnn_block_bytes(OnnxModel(model, threads=threads), matrix is not None, 1024)
+        work, fixed = mapping.cnn_block_bytes(OnnxModel(model, threads=threads), matrix is not None,
+                                             mapping.CNN_BATCH_ROWS)
         per_pixel = _sizing(scene, bands, [(1, class_raster_dtype(k)), (1, "float32")], work, fixed)
 
         def call(raster, paths, memory_mb, feedback, scale_arg):
