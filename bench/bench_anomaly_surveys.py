@@ -116,7 +116,8 @@ def load(stem, folder):
 
 
 def nearest_rule(x, y, score, sites, min_dist, n_draws=20, seed=0):
-    """The benchmark's rule: positives = the scored sample nearest each site; negatives >= min_dist, with replacement."""
+    """The benchmark's rule: positives = the scored sample nearest each site; negatives >= min_dist, drawn with
+    replacement."""
     from scipy.spatial import cKDTree
     from sklearn.metrics import roc_auc_score
 
@@ -209,7 +210,8 @@ def main():
         x, y, numeric, raw, gx, gy, sites = loaded
         boot_sites = sites
         for target in ("none", "Au"):
-            scores, names = survey_scores(x, y, numeric, raw, gx, gy, target=target, vae=not args.no_vae, once=not args.keep_repeats)
+            scores, names = survey_scores(x, y, numeric, raw, gx, gy, target=target, vae=not args.no_vae,
+                                          once=not args.keep_repeats)
             tag = "" if target == "none" else ", TARGET=Au"
             if target == "none":
                 picks[name] = scores["(agreement picks)"]
@@ -229,7 +231,8 @@ def main():
                 print(f"done {label} ({time.time() - start:.0f} s)", flush=True)
     for seed in range(args.seeds):
         table, sx, sy, ssites = gs.survey(seed=seed)
-        scores, names = survey_scores(sx, sy, list(table.columns), table.to_numpy(float), vae=not args.no_vae, once=not args.keep_repeats)
+        scores, names = survey_scores(sx, sy, list(table.columns), table.to_numpy(float), vae=not args.no_vae,
+                                      once=not args.keep_repeats)
         picks[f"synthetic {seed}"] = scores["(agreement picks)"]
         evals = evaluate_all(scores, lambda s: radius_rule(sx, sy, s, ssites, (2000.0, 4000.0)))
         columns.append((f"synthetic {seed} radius 2/4 km ({next(iter(evals.values()))[2]} pos)", evals))

@@ -324,9 +324,9 @@ def score_all(values, names, x, y, methods=METHODS, fused=None, targets=None, pa
     if once:
         first, copy_of = distinct_records(Z[rows], xa[rows], ya[rows])
         if first.size < rows.size:
-            messages.append(f"{rows.size - first.size} of {rows.size} scored samples repeat another record exactly (same "
-                            "place, same values: a compilation's repeated row): each record is scored once and its "
-                            "copies get its score.")
+            messages.append(f"{rows.size - first.size} of {rows.size} scored samples repeat another record exactly "
+                            "(same place, same values: a compilation's repeated row): each record is scored once and "
+                            "its copies get its score.")
     else:
         first, copy_of = np.arange(rows.size), np.arange(rows.size)
     unique = np.zeros(scored.shape, bool)

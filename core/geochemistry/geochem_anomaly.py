@@ -152,8 +152,8 @@ def run_points(x, y, columns, values, geometry_x=None, geometry_y=None, fields=N
     ``x``, ``y``: coordinates in a projected CRS; ``geometry_x``/``geometry_y``: the layer's own
     coordinates (a column equal to them is no element). ``method``: the main score (``"fusion"``
     by default). ``include_vae``: also train the VAE (slow); it is always computed when
-    ``method`` is ``"vae"``. ``once``: see :func:`anomaly_methods.score_all`. Returns a dict: ``names``, ``scores`` (method -> array), ``main``,
-    ``evaluations`` (method -> result, or None), ``log``.
+    ``method`` is ``"vae"``. ``once``: see :func:`anomaly_methods.score_all`. Returns a dict:
+    ``names``, ``scores`` (method -> array), ``main``, ``evaluations`` (method -> result, or None), ``log``.
     """
     feedback = ensure(feedback)
     if method not in am.METHODS:
@@ -170,7 +170,8 @@ def run_points(x, y, columns, values, geometry_x=None, geometry_y=None, fields=N
     fused = am.TARGET_FUSED if commodity else am.DEFAULT_FUSED
     scores, messages = am.score_all(table, names, x, y, methods=methods, fused=fused, targets=commodity or None,
                                     pathfinders=pathfinder_cols, below=below, zeros=zeros, missing=missing,
-                                    transform=transform, support=support, k=k, seed=seed, vae_options=vae_options, once=once,
+                                    transform=transform, support=support, k=k, seed=seed, vae_options=vae_options,
+                                    once=once,
                                     feedback=feedback.scaled(0, 70))
     for line in messages:
         feedback.info(line)
