@@ -21,7 +21,8 @@ in >= 80 % of the samples, log10 robust z-scores, spatial support 8).
    against the best single robust score.
 
 Robust baselines compared with the default: MCD, robust PCA residual, isolation forest, enrichment index,
-spatial context (each with the default spatial support).
+spatial context, element-suite index (each with the default spatial support). The other GeoChemAD surveys and
+every candidate default tried: ``bench/bench_anomaly_surveys.py``.
 """
 
 import argparse
