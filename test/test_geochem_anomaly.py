@@ -61,7 +61,7 @@ def test_planted_pattern_outliers_found_by_the_covariance_scores(scores):
 def test_planted_enrichment_found_by_every_score(scores):
     _, _, _, out, _ = scores
     enriched = np.arange(5, 10)
-    for method in ("mcd", "iforest", "enrichment", "target", "fusion", "vae"):
+    for method in ("mcd", "iforest", "enrichment", "suite", "target", "fusion", "vae"):
         assert top_share(out[method], enriched) <= 0.05, method       # all five in the top 5 %
     # judged against 8 neighbours only (no spatial structure here), the spatial score is noisier: top 6 %
     assert top_share(out["spatial"], enriched) <= 0.06
@@ -75,25 +75,29 @@ def test_scores_by_hand(scores):
     z = (logs - q50) / ((q75 - q25) / 1.3489795003921634)
     np.testing.assert_allclose(out["target"], z[:, 0], rtol=1e-10)
     np.testing.assert_allclose(out["enrichment"], np.clip(z, 0, None).mean(axis=1), rtol=1e-10)
+    np.testing.assert_allclose(out["suite"], np.sort(z, axis=1)[:, -3:].mean(axis=1), rtol=1e-10)
     ranks = np.column_stack([am.percentile_ranks(out[m]) for m in am.TARGET_FUSED])
     np.testing.assert_allclose(out["fusion"], ranks.mean(axis=1), rtol=1e-12)
     assert am.percentile_ranks(np.array([3.0, 1.0, np.nan, 2.0, 2.0])).tolist()[:2] == [1.0, 0.25]
 
 
 def test_default_without_a_target_finds_both_kinds_of_planted_anomaly():
-    """No target: the default (fusion) is the mean percentile rank of robust Mahalanobis distance and isolation
-    forest. It ranks the five broken-correlation samples (which only the covariance scores see) and the five
-    Cu-Zn-Pb enrichments in the top 3 % of 500 samples; the enrichment index misses the former, the robust PCA
-    residual the latter."""
+    """No target: the default (fusion) is the mean percentile rank of robust Mahalanobis distance, isolation forest
+    and the element-suite index. It ranks the five Cu-Zn-Pb enrichments in the top 1 % of 500 samples and the five
+    broken-correlation samples (which only the covariance scores see) in the top 8 %: the price of the suite
+    index, which sees only the former (with MCD and isolation forest alone: top 3 %). The enrichment index misses
+    the broken correlations, the robust PCA residual the enrichments."""
     values, x, y = planted()
-    out, messages = am.score_all(values, NAMES, x, y, methods=("fusion", "mcd", "iforest", "rpca", "enrichment"),
-                                 support=0)
-    assert am.DEFAULT_FUSED == ("mcd", "iforest")
-    ranks = np.column_stack([am.percentile_ranks(out["mcd"]), am.percentile_ranks(out["iforest"])])
+    out, messages = am.score_all(values, NAMES, x, y,
+                                 methods=("fusion", "mcd", "iforest", "rpca", "enrichment", "suite"), support=0)
+    assert am.DEFAULT_FUSED == ("mcd", "iforest", "suite")
+    ranks = np.column_stack([am.percentile_ranks(out[m]) for m in ("mcd", "iforest", "suite")])
     np.testing.assert_allclose(out["fusion"], ranks.mean(axis=1), rtol=1e-12)
-    assert "Fusion: mean percentile rank of mcd, iforest." in messages
-    assert top_share(out["fusion"], np.arange(5)) <= 0.03                 # measured 0.028
+    assert "Fusion: mean percentile rank of mcd, iforest, suite." in messages
+    assert top_share(out["fusion"], np.arange(5)) <= 0.08                 # measured 0.070
     assert top_share(out["fusion"], np.arange(5, 10)) <= 0.01             # measured 0.008
+    assert top_share(out["suite"], np.arange(5, 10)) <= 0.005             # measured 0.004
+    assert top_share(out["suite"], np.arange(5)) > 0.2                    # measured 0.234
     assert top_share(out["enrichment"], np.arange(5)) > 0.2
     assert top_share(out["rpca"], np.arange(5, 10)) > 0.5
 
@@ -174,19 +178,20 @@ def test_algorithm_defaults_on_a_till_survey(run_alg, till, tmp_path):
     assert res["ELEMENTS"] == "Cu_ppm_511;Ni_ppm_511;Co_ppm_511;Zn_ppm_511;Au_ppb_521;Fe2O3_pct"
     assert os.path.exists(res["OUTPUT_HTML"]) and res["N_SCORED"] == 300
     scored = gpd.read_file(res["OUTPUT"])
-    for method in ("fusion", "enrichment", "mcd", "rpca", "iforest", "spatial"):
+    for method in ("fusion", "enrichment", "mcd", "rpca", "iforest", "spatial", "suite"):
         assert scored[f"score_{method}"].notna().all(), method
     assert "score_vae" not in scored and "score_target" not in scored
     np.testing.assert_allclose(scored["anomaly_score"], scored["score_fusion"])
-    # the documented default without a target: mean percentile rank of MCD and isolation forest (both supported)
-    np.testing.assert_allclose(scored["score_fusion"], (am.percentile_ranks(scored["score_mcd"].to_numpy()) +
-                                                        am.percentile_ranks(scored["score_iforest"].to_numpy())) / 2,
+    # the documented default without a target: mean percentile rank of MCD, isolation forest and the element-suite
+    # index (each supported)
+    np.testing.assert_allclose(scored["score_fusion"], np.mean([am.percentile_ranks(scored[f"score_{m}"].to_numpy())
+                                                                for m in ("mcd", "iforest", "suite")], axis=0),
                                rtol=1e-12)
     assert sorted(scored["anomaly_class"].unique()) == [0, 1, 2, 3]
     ev = pe.evaluate_points(e, no, scored["score_fusion"].to_numpy(), sites, 2000.0, 4000.0, n_draws=20, seed=0)
     assert res["AUC_MEAN"] == pytest.approx(ev["auc_mean"], abs=1e-9)
     aucs = pd.read_csv(res["OUTPUT_CSV"])
-    assert aucs["method"].tolist() == ["fusion", "enrichment", "mcd", "rpca", "iforest", "spatial"]
+    assert aucs["method"].tolist() == ["fusion", "enrichment", "mcd", "rpca", "iforest", "spatial", "suite"]
     html = open(res["OUTPUT_HTML"], encoding="utf-8").read()
     for text in ("ROC curves of every method", "Success-rate curves of every method", "Map of the fused score",
                  "ZnO_ppm_511 -&gt; Zn_ppm_511", "Northing_k"):
@@ -243,10 +248,14 @@ def area1():
 
 def test_real_survey_under_the_published_protocol(area1):
     """20 draws, 2 km positives, negatives >= 4 km. The default fusion with the Au target (pathfinders of Eilu and
-    Groves 2001, fixed beforehand) reaches the benchmark's transformer baseline (0.864). Without a target the default
-    (MCD + isolation forest) stays within 0.02 of the best single robust score (MCD) and far above the fusion of all
-    five robust scores it replaced. Measured: Au fusion 0.902 +- 0.073; no target: default 0.708, MCD 0.725,
-    isolation forest 0.651, five-score fusion 0.526 (bench/bench_anomaly_default.py prints the whole table)."""
+    Groves 2001, fixed beforehand) reaches the benchmark's transformer baseline (0.864). Without a target it does
+    not: the default (MCD + isolation forest + element-suite index) is 0.027 below the best robust baseline (MCD).
+    Measured: Au fusion 0.895 +- 0.081; no target: default 0.567, MCD 0.593, isolation forest 0.570, robust PCA
+    0.417, five-score fusion 0.450 (bench/bench_anomaly_surveys.py prints the whole table).
+
+    526 of the 1,157 scored rows repeat another record exactly (one campaign reported twice, none near a site); counted
+    twice they pull the MCD fit to that campaign and lift MCD to 0.725: a database artefact the default removes by
+    scoring each record once."""
     x, y, numeric, raw, gx, gy, sites = area1
     au = ga.run_points(x, y, numeric, raw, gx, gy, target="Au", deposits_xy=sites)
     assert au["names"] == ["Au_ppm", "Ag_ppm", "As_ppm", "Hg_ppm", "Mo_ppm"]
@@ -254,29 +263,32 @@ def test_real_survey_under_the_published_protocol(area1):
     assert au["evaluations"]["fusion"]["auc_mean"] >= 0.864
     none = ga.run_points(x, y, numeric, raw, gx, gy, deposits_xy=sites)
     assert len(none["names"]) == 45
+    assert any(line.startswith("526 of 1157 scored samples repeat another record exactly") for line in none["log"])
     auc = {m: ev["auc_mean"] for m, ev in none["evaluations"].items()}
-    best = max(auc[m] for m in ("mcd", "rpca", "iforest", "enrichment", "spatial"))
-    assert best == auc["mcd"] and auc["fusion"] >= best - 0.02 and auc["fusion"] > 0.7
-    assert auc["fusion"] > auc["iforest"] + 0.05
+    best = max(auc[m] for m in ("mcd", "rpca", "iforest"))
+    assert best == auc["mcd"] and best - 0.03 <= auc["fusion"] < best
+    assert auc["fusion"] < 0.864                                      # the issue's goal is not reached
     five = am.fuse(none["scores"], ("mcd", "rpca", "iforest", "enrichment", "spatial"))
-    assert pe.evaluate_points(x, y, five, sites, 2000.0, 4000.0)["auc_mean"] < auc["fusion"] - 0.15
+    assert pe.evaluate_points(x, y, five, sites, 2000.0, 4000.0)["auc_mean"] < auc["fusion"] - 0.1
+    repeated = ga.run_points(x, y, numeric, raw, gx, gy, deposits_xy=sites, once=False)
+    assert repeated["evaluations"]["mcd"]["auc_mean"] > auc["mcd"] + 0.1
 
 
 def test_default_on_a_synthetic_greenstone_survey():
     """The second check, on a survey built from geology, not from area1 (test/geochem_synthetic.py: granite and two
     greenstone belts, orogenic gold with pathfinder dispersion trains, detection limits, an older short-suite
     campaign). Here the isolation forest leads and MCD is diluted by the many elements the halo does not touch (the
-    reverse of area1); the default stays within 0.08 of the best single score and far above MCD. Measured (seed 0):
-    default 0.767, isolation forest 0.845, MCD 0.631."""
+    reverse of area1); the default stays within 0.04 of the best single score and far above MCD. Measured (seed 0):
+    default 0.809, isolation forest 0.845, element-suite index 0.784, MCD 0.631."""
     import geochem_synthetic as gs
 
     table, x, y, sites = gs.survey(seed=0)
     res = ga.run_points(x, y, list(table.columns), table.to_numpy(float), deposits_xy=sites)
     assert len(res["names"]) == 49 and "Au_ppm" in res["names"]
     auc = {m: ev["auc_mean"] for m, ev in res["evaluations"].items()}
-    best = max(auc[m] for m in ("mcd", "rpca", "iforest", "enrichment", "spatial"))
-    assert best == auc["iforest"] and auc["fusion"] >= best - 0.08
-    assert auc["fusion"] > auc["mcd"] + 0.1 and auc["fusion"] > auc["enrichment"] + 0.1
+    best = max(auc[m] for m in ("mcd", "rpca", "iforest", "enrichment", "spatial", "suite"))
+    assert best == auc["iforest"] and auc["fusion"] >= best - 0.04
+    assert auc["fusion"] > auc["mcd"] + 0.15 and auc["fusion"] > auc["enrichment"] + 0.2
 
 
 def test_real_survey_through_the_algorithm(run_alg, area1, tmp_path):

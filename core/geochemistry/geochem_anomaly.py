@@ -18,7 +18,8 @@ N_DRAWS = 20
 """Draws of negatives in the evaluation (the published benchmark protocol)."""
 
 METHOD_COLOURS = {"fusion": "#000000", "target": "#e31a1c", "enrichment": "#ff7f00", "mcd": "#1f78b4",
-                  "rpca": "#6a3d9a", "iforest": "#33a02c", "spatial": "#b15928", "vae": "#fb9a99"}
+                  "rpca": "#6a3d9a", "iforest": "#33a02c", "spatial": "#b15928", "vae": "#fb9a99",
+                  "suite": "#a6cee3"}
 MAP_CLASSES = [(0.0, "Below the 85th percentile", "#d9d9d9"), (85.0, "85-95th", "#fed976"),
                (95.0, "95-99th", "#fd8d3c"), (99.0, "Top 1 %", "#bd0026")]
 
@@ -145,14 +146,14 @@ def run_points(x, y, columns, values, geometry_x=None, geometry_y=None, fields=N
                method="fusion", coverage=sh.DEFAULT_COVERAGE, units=None, below="half", zeros=geochem.DEFAULT_ZEROS,
                missing=-9999.0, transform="log10", support=am.DEFAULT_SUPPORT, k=am.DEFAULT_K, seed=0,
                include_vae=False, vae_options=None, deposits_xy=None, positive_radius=2000.0,
-               negative_min_distance=4000.0, report_path=None, subtitle=None, feedback=None):
+               negative_min_distance=4000.0, report_path=None, subtitle=None, once=True, feedback=None):
     """Choose the elements, compute every score, evaluate each against deposits, write the report.
 
     ``x``, ``y``: coordinates in a projected CRS; ``geometry_x``/``geometry_y``: the layer's own
     coordinates (a column equal to them is no element). ``method``: the main score (``"fusion"``
     by default). ``include_vae``: also train the VAE (slow); it is always computed when
-    ``method`` is ``"vae"``. Returns a dict: ``names``, ``scores`` (method -> array), ``main``,
-    ``evaluations`` (method -> result, or None), ``log``.
+    ``method`` is ``"vae"``. ``once``: see :func:`anomaly_methods.score_all`. Returns a dict:
+    ``names``, ``scores`` (method -> array), ``main``, ``evaluations`` (method -> result, or None), ``log``.
     """
     feedback = ensure(feedback)
     if method not in am.METHODS:
@@ -170,6 +171,7 @@ def run_points(x, y, columns, values, geometry_x=None, geometry_y=None, fields=N
     scores, messages = am.score_all(table, names, x, y, methods=methods, fused=fused, targets=commodity or None,
                                     pathfinders=pathfinder_cols, below=below, zeros=zeros, missing=missing,
                                     transform=transform, support=support, k=k, seed=seed, vae_options=vae_options,
+                                    once=once,
                                     feedback=feedback.scaled(0, 70))
     for line in messages:
         feedback.info(line)
