@@ -55,6 +55,10 @@ CONFIGS = {
     "current": {"preprocessing": "continuum_removal", "augment_copies": 5},  # train_spectral_cnn's defaults
     "current_margin1.5": {"preprocessing": "continuum_removal", "augment_copies": 5, "ood_pixel_margin": 1.5},
     "current_margin1": {"preprocessing": "continuum_removal", "augment_copies": 5, "ood_pixel_margin": 1.0},
+    # each physical sample given as the pixels' group (as polygons are): held-out groups are whole samples, no margin
+    "current_sample_groups": {"preprocessing": "continuum_removal", "augment_copies": 5, "sample_groups": True},
+    "current_sample_groups_per_view": {"preprocessing": "continuum_removal", "augment_copies": 5,
+                                       "sample_groups": True, "ood_joint": False},
     "defaults": {},
     "no_refit": {"refit": False},
     "augment5": {"augment_copies": 5},
@@ -191,10 +195,12 @@ def run_config(data, options, n_folds=5, seed=0, verbose=False, protocol="groupe
                     learning_rate=1e-3, patience=15, val_fraction=0.25, seed=42, refit=True)
     settings.update(options)
     ood.PIXEL_MARGIN = settings.pop("ood_pixel_margin", 1.25)  # the check's margin for pixel training sets
+    sample_groups = settings.pop("sample_groups", False)
     out = {"acc": [], "acc_ood": [], "rejected": [], "let_through": [], "seconds": [], "epochs": []}
     with tempfile.TemporaryDirectory() as tmp:
         for k, (tr, te) in enumerate(folds_of(protocol, X, y, groups, n_folds, seed)):
-            data_k = TrainingSet(X=X[tr].astype(np.float32), y=y[tr], groups=np.arange(tr.size), class_names=names,
+            inner = groups[tr] if sample_groups else np.arange(tr.size)
+            data_k = TrainingSet(X=X[tr].astype(np.float32), y=y[tr], groups=inner, class_names=names,
                                  band_info=BandInfo(centers=wl, fwhm=None, bad=None))
             path = os.path.join(tmp, f"fold{k}.onnx")
             t = time.perf_counter()

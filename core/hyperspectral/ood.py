@@ -23,7 +23,9 @@ from spectra the network did not train on when there are some: the :data:`QUANTI
 held-out groups' spectra (augmented as for training) to the exemplars of the *training* groups of their class,
 that is, how far a new sample of a class lies from the samples seen. A class without enough held-out spectra
 takes its spread on the augmented training spectra times the held-out quantile of all classes' angles measured
-in units of that spread; without any held-out data the thresholds are ``margin x quantile`` of the augmented
+in units of that spread. With several views the quantile is taken per view such that the views *together* reject
+:data:`QUANTILE`'s complement of the held-out spectra (:func:`joint_quantile`; ``fit(joint=False)``: each view at
+:data:`QUANTILE`, the bundled model's rule); without any held-out data the thresholds are ``margin x quantile`` of the augmented
 training spectra's angles (the rule of models made before the held-out calibration).
 The model stores exemplars and thresholds in ``training["ood"]`` (:func:`fit`, :func:`check_of`).
 
