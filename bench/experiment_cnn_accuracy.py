@@ -50,7 +50,9 @@ CLASSES = {
 
 #: Training settings compared: keyword arguments of train_and_report on top of the defaults before this
 #: experiment (brightness normalisation, no augmentation of labelled pixels, refit, one network; see run_config).
-#: The defaults it chose are "continuum_removal+augment5".
+#: The defaults it chose are "continuum_removal+augment5" ("current"). Two keys are the experiment's own:
+#: ``ood_pixel_margin`` (the check's margin for pixel training sets, ``ood.PIXEL_MARGIN``) and ``sample_groups``
+#: (each pixel's physical sample given as its group, as polygons are, instead of each pixel its own group).
 CONFIGS = {
     "current": {"preprocessing": "continuum_removal", "augment_copies": 5},  # train_spectral_cnn's defaults
     "current_margin1.5": {"preprocessing": "continuum_removal", "augment_copies": 5, "ood_pixel_margin": 1.5},
