@@ -15,14 +15,17 @@ shared real data allow:
   ``s ~ U(0.75, 1.15)`` and Gaussian noise of SNR ``U(50, 200)`` (linear, on the pixel's mean), on the 198
   channels Jasper Ridge keeps (water-vapour and edge channels left out, as a scene's bad bands are);
   1,051 pixels, the classes about equal, each class's pixels spread over its samples;
-* **protocol**: 5-fold :class:`sklearn.model_selection.StratifiedGroupKFold` by physical sample, so no sample
-  is on both sides; each fold trains :func:`core.hyperspectral.cnn_training.train_and_report` as
+* **protocols**: ``grouped`` (the default): 5-fold :class:`sklearn.model_selection.StratifiedGroupKFold` by
+  physical sample, so no sample is on both sides (stricter than the reporters'); ``stratified``: the reporters'
+  5-fold :class:`sklearn.model_selection.StratifiedKFold`, pixels of one sample on both sides; each fold trains :func:`core.hyperspectral.cnn_training.train_and_report` as
   ``oremap:train_spectral_cnn`` does for labelled points (each point its own group inside), saves the
   model and classifies the test pixels through the saved ONNX model as ``oremap:classify_spectral_cnn``
-  does (the argmax; "with OOD" counts pixels the out-of-distribution check leaves unclassified as wrong).
+  does (the argmax; "with OOD" counts pixels the out-of-distribution check leaves unclassified as wrong;
+"rejected" is the share of test pixels, all of trained classes, that the check leaves unclassified).
 
-Usage: ``OMP_NUM_THREADS=1 python bench/experiment_cnn_accuracy.py [config ...]`` (no argument: all configs
-below). Prints overall accuracy mean +- sd over the folds and the training time per fold.
+Usage: ``OMP_NUM_THREADS=1 python bench/experiment_cnn_accuracy.py [--protocol grouped|stratified|both]
+[config ...]`` (no config: all configs below). Prints overall accuracy mean +- sd over the folds and the
+training time per fold.
 """
 
 import os
@@ -47,8 +50,17 @@ CLASSES = {
 
 #: Training settings compared: keyword arguments of train_and_report on top of the defaults before this
 #: experiment (brightness normalisation, no augmentation of labelled pixels, refit, one network; see run_config).
-#: The defaults it chose are "continuum_removal+augment5".
+#: The defaults it chose are "continuum_removal+augment5" ("current"). Two keys are the experiment's own:
+#: ``ood_pixel_margin`` (the check's margin for pixel training sets, ``ood.PIXEL_MARGIN``) and ``sample_groups``
+#: (each pixel's physical sample given as its group, as polygons are, instead of each pixel its own group).
 CONFIGS = {
+    "current": {"preprocessing": "continuum_removal", "augment_copies": 5},  # train_spectral_cnn's defaults
+    "current_margin1.5": {"preprocessing": "continuum_removal", "augment_copies": 5, "ood_pixel_margin": 1.5},
+    "current_margin1": {"preprocessing": "continuum_removal", "augment_copies": 5, "ood_pixel_margin": 1.0},
+    # each physical sample given as the pixels' group (as polygons are): held-out groups are whole samples, no margin
+    "current_sample_groups": {"preprocessing": "continuum_removal", "augment_copies": 5, "sample_groups": True},
+    "current_sample_groups_per_view": {"preprocessing": "continuum_removal", "augment_copies": 5,
+                                       "sample_groups": True, "ood_joint": False},
     "defaults": {},
     "no_refit": {"refit": False},
     "augment5": {"augment_copies": 5},
@@ -108,6 +120,23 @@ def mineral_spectra(lib, channels):
     return np.array(X), np.array(y), np.array(groups)
 
 
+def untrained_spectra(channels):
+    """Library spectra (on ``channels``) of the minerals and surfaces outside every class: the bundled model's
+    test and development sets (``UNSEEN`` of scripts/build_models.py, ``DEV`` of bench/bench_ood.py), none of
+    them among the 12 classes here. For the let-through rate of a pixel-trained model's check."""
+    from core.hyperspectral import training
+    from core.hyperspectral.spectral_library import read_library
+
+    sys.path.insert(0, os.path.join(ROOT, "scripts"))
+    import build_models
+    from bench_ood import DEV
+
+    lib = read_library(os.path.join(HS, "s07_AV95_envi.sli"))
+    names = set(build_models.UNSEEN) | set(DEV)
+    X = np.array([s[channels] for n, s in zip(lib.names, lib.spectra) if training.class_from_name(n) in names])
+    return X[np.isfinite(X).all(axis=1) & (X.max(axis=1) > 0)]
+
+
 def labelled_pixels(seed=0):
     """The benchmark: (X, y, groups, class names, wavelengths)."""
     from core.hyperspectral.spectral_library import read_library
@@ -136,12 +165,26 @@ def labelled_pixels(seed=0):
             X.append(x)
             y.append(c)
             g.append(group)
-    return np.array(X), np.array(y), np.array(g), list(CLASSES), wl_all[channels]
+    return np.array(X), np.array(y), np.array(g), list(CLASSES), wl_all[channels], untrained_spectra(channels)
 
 
-def run_config(data, options, n_folds=5, seed=0, verbose=False):
-    """Grouped k-fold accuracy of one setting: dict of per-fold lists."""
-    from sklearn.model_selection import StratifiedGroupKFold
+PROTOCOLS = ("grouped", "stratified")
+
+
+def folds_of(protocol, X, y, groups, n_folds=5, seed=0):
+    """(train, test) index pairs of ``protocol``: ``grouped`` keeps each physical sample on one side,
+    ``stratified`` (the reporters') splits pixels by class only."""
+    from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
+
+    if protocol == "grouped":
+        return list(StratifiedGroupKFold(n_splits=n_folds, shuffle=True, random_state=seed).split(X, y, groups))
+    if protocol == "stratified":
+        return list(StratifiedKFold(n_splits=n_folds, shuffle=True, random_state=seed).split(X, y))
+    raise ValueError(f"unknown protocol {protocol!r}: one of {PROTOCOLS}")
+
+
+def run_config(data, options, n_folds=5, seed=0, verbose=False, protocol="grouped"):
+    """k-fold accuracy of one setting under ``protocol`` (:func:`folds_of`): dict of per-fold lists."""
 
     from core.engine.feedback import Feedback, PrintFeedback
     from core.engine.model_format import OnnxModel
@@ -149,15 +192,17 @@ def run_config(data, options, n_folds=5, seed=0, verbose=False):
     from core.hyperspectral import cnn_training, ood, spectral_cnn
     from core.hyperspectral.training import TrainingSet
 
-    X, y, groups, names, wl = data
+    X, y, groups, names, wl, novel = data
     settings = dict(preprocessing="brightness", augment_copies=0, snr=100.0, epochs=150, batch_size=256,
                     learning_rate=1e-3, patience=15, val_fraction=0.25, seed=42, refit=True)
     settings.update(options)
-    out = {"acc": [], "acc_ood": [], "seconds": [], "epochs": []}
-    folds = StratifiedGroupKFold(n_splits=n_folds, shuffle=True, random_state=seed)
+    ood.PIXEL_MARGIN = settings.pop("ood_pixel_margin", 1.25)  # the check's margin for pixel training sets
+    sample_groups = settings.pop("sample_groups", False)
+    out = {"acc": [], "acc_ood": [], "rejected": [], "let_through": [], "seconds": [], "epochs": []}
     with tempfile.TemporaryDirectory() as tmp:
-        for k, (tr, te) in enumerate(folds.split(X, y, groups)):
-            data_k = TrainingSet(X=X[tr].astype(np.float32), y=y[tr], groups=np.arange(tr.size), class_names=names,
+        for k, (tr, te) in enumerate(folds_of(protocol, X, y, groups, n_folds, seed)):
+            inner = groups[tr] if sample_groups else np.arange(tr.size)
+            data_k = TrainingSet(X=X[tr].astype(np.float32), y=y[tr], groups=inner, class_names=names,
                                  band_info=BandInfo(centers=wl, fwhm=None, bad=None))
             path = os.path.join(tmp, f"fold{k}.onnx")
             t = time.perf_counter()
@@ -170,23 +215,32 @@ def run_config(data, options, n_folds=5, seed=0, verbose=False):
             far = ood.out_of_distribution(model.info, angles, pred)
             out["acc"].append(float((pred == y[te]).mean()))
             out["acc_ood"].append(float(((pred == y[te]) & ~far).mean()))
+            out["rejected"].append(float(far.mean()))
+            probs, angles = spectral_cnn.predict_proba(model, novel, with_angle=True)
+            kept = ~ood.out_of_distribution(model.info, angles, probs.argmax(axis=1))
+            out["let_through"].append(float((kept & (probs.max(axis=1) >= 0.5)).mean()))
             out["epochs"].append(summary["info"].training["metrics"]["best_epoch"])
     return out
 
 
-def main(names):
+def main(args):
+    protocols = list(PROTOCOLS)[:1]
+    if args[:1] == ["--protocol"]:
+        protocols = list(PROTOCOLS) if args[1] == "both" else [args[1]]
+        args = args[2:]
     data = labelled_pixels()
     X, y, groups = data[:3]
     print(f"{X.shape[0]} pixels, {len(data[3])} classes, {np.unique(groups).size} physical samples, "
-          f"{X.shape[1]} channels; 5-fold grouped by sample")
-    for name in names or list(CONFIGS):
-        r = run_config(data, CONFIGS[name])
-        acc, acc_ood = np.array(r["acc"]), np.array(r["acc_ood"])
-        print(f"{name:28s} accuracy {100 * acc.mean():5.1f} +- {100 * acc.std(ddof=1):4.1f} %  "
+          f"{X.shape[1]} channels; 5-fold {' and '.join(protocols)}")
+    for name, protocol in [(n, p) for n in args or list(CONFIGS) for p in protocols]:
+        r = run_config(data, CONFIGS[name], protocol=protocol)
+        acc, acc_ood, rej = np.array(r["acc"]), np.array(r["acc_ood"]), np.array(r["rejected"])
+        print(f"{name:20s} {protocol:10s} accuracy {100 * acc.mean():5.1f} +- {100 * acc.std(ddof=1):4.1f} %  "
               f"with OOD {100 * acc_ood.mean():5.1f} +- {100 * acc_ood.std(ddof=1):4.1f} %  "
-              f"folds {' '.join(f'{100 * a:.1f}' for a in acc)}  "
+              f"rejected {100 * rej.mean():4.1f} %  untrained let through {100 * np.mean(r['let_through']):4.1f} % "
+              f"of {data[5].shape[0]}  "
+              f"folds {' '.join(f'{100 * a:.1f}' for a in acc)} (with OOD {' '.join(f'{100 * a:.1f}' for a in acc_ood)})  "
               f"{np.mean(r['seconds']):.0f} s/fold, best epochs {r['epochs']}", flush=True)
-
 
 if __name__ == "__main__":
     main(sys.argv[1:])

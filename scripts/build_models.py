@@ -70,7 +70,10 @@ BUILD_EPOCH = "1796342400"
 SETTINGS = dict(preprocessing="continuum_removal", augment_copies=120, snr=100.0, epochs=80, batch_size=256,
                 learning_rate=1e-3, patience=12, val_fraction=0.25, seed=2026,
                 # 16/32/32 convolution channels: as accurate here as 16/32/64 and 2.6x faster in onnxruntime
-                network={"channels": (16, 32, 32)})
+                network={"channels": (16, 32, 32)},
+                # out-of-distribution check: each view at the 0.99 quantile of the held-out angles, not the views
+                # together at 0.99 (user models' default): 20.2 % of untrained minerals let through instead of 22.0 %
+                ood_joint=False)
 
 
 def class_table(path):

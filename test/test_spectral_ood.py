@@ -173,3 +173,49 @@ def test_thresholds_from_held_out_groups():
     # without held-out data: margin x quantile of the training spectra's angles (the older rule)
     check = ood.fit((train, train, y), None, exemplars, 2, wl, "none")
     assert check["views"][0]["max_angle"] == pytest.approx([ood.OOD_MARGIN * s for s in spread])
+
+
+def test_views_together_reject_the_target_share_of_held_out_spectra():
+    """Known answer for :func:`ood.joint_quantile`: 1,000 held-out spectra of one class whose angles rank in
+    opposite orders in two views. Each view at the 0.99 quantile rejects its own 10 spectra, so the pair would
+    reject 20 (2 %); the joint per-view quantile makes each reject 5, together 10 (the 1 % target)."""
+    a = np.arange(1000) / 1000.0
+    held = {"preprocessed": a, "swir_depth": a[::-1].copy()}
+    y = np.zeros(1000, dtype=np.int64)
+    spreads = {"preprocessed": np.ones(1), "swir_depth": np.ones(1)}
+    assert ood._union_rejected(held, y, spreads, 1, 0.99, 1.0) == pytest.approx(0.02)
+    q = ood.joint_quantile(held, y, spreads, 1, 0.99)
+    assert 0.994 < q < 0.996
+    for angle in held.values():
+        assert (angle > np.quantile(angle, q)).sum() == 5
+    assert ood._union_rejected(held, y, spreads, 1, q, 1.0) == pytest.approx(0.01)
+    # one view, or views that already meet the target together (the margin widens them): the quantile itself
+    assert ood.joint_quantile({"preprocessed": a}, y, spreads, 1, 0.99) == 0.99
+    assert ood.joint_quantile(held, y, spreads, 1, 0.99, margin=1.25) == 0.99
+
+
+def test_fitted_views_together_reject_one_percent_of_held_out_spectra():
+    """Through :func:`ood.fit`: two views (the spectra as given and their preprocessed copy) in which 1,000
+    held-out spectra of one class lie at angles 0.001-1.0 rad from the class's exemplar in opposite orders.
+    The joint check rejects 10 of them (1 %), five per view; each view at 0.99 on its own (``joint=False``,
+    the bundled model's rule) rejects 20."""
+    from types import SimpleNamespace
+
+    wl = np.linspace(1000, 2400, 15)
+    e = np.ones(15) / np.sqrt(15)
+    u = np.eye(15)[3] - e[3] * e
+    u /= np.linalg.norm(u)
+    theta = np.arange(1, 1001) / 1000.0
+    X_held = np.cos(theta)[:, None] * e + np.sin(theta)[:, None] * u
+    P_held = X_held[::-1].copy()
+    train = np.repeat(e[None, :], 20, axis=0)
+    y = np.zeros(20, dtype=np.int64)
+    y_held = np.zeros(1000, dtype=np.int64)
+    exemplars = ood.exemplar_views(train, train, y, np.zeros(20), 1, wl, "none", names=("preprocessed", "reflectance"))
+    for joint, n_rejected in ((True, 10), (False, 20)):
+        check = ood.fit((train, train, y), (X_held, P_held, y_held), exemplars, 1, wl, "none", joint=joint)
+        info = SimpleNamespace(training={"ood": check}, wavelengths=wl, preprocessing_method="none")
+        far = ood.out_of_distribution(info, ood.angles(info, X_held, P_held, y_held), y_held)
+        assert far.sum() == n_rejected
+        assert far[:n_rejected // 2].all() and far[-(n_rejected // 2):].all()  # the farthest in each view
+        assert (0.994 < check["view_quantile"] < 0.996) if joint else "view_quantile" not in check

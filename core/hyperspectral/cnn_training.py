@@ -50,11 +50,11 @@ def sam_baseline(train_X, train_y, val_X, n_classes):
 def train_and_report(data, model_path, report_path=None, preprocessing=DEFAULT_PREPROCESSING, augment_copies=0, snr=100.0,
                      epochs=150, batch_size=256, learning_rate=1e-3, patience=15, val_fraction=0.25, seed=42,
                      description="", network=None, feedback=None, refit=True, ensemble=ENSEMBLE_DEFAULT,
-                     label_smoothing=0.0):
+                     label_smoothing=0.0, ood_joint=True):
     """Train on a :class:`~core.hyperspectral.training.TrainingSet`, write the model and the HTML report.
 
     ``ensemble`` networks of different seeds are averaged in the saved model and ``label_smoothing`` smooths
-    the loss (:func:`core.hyperspectral.spectral_cnn.train_classifier`). ``network`` overrides the network's size (``channels``, ``kernels``, ``hidden``, ``dropout``; see
+    the loss; ``ood_joint`` calibrates the out-of-distribution check's views together (:func:`core.hyperspectral.spectral_cnn.train_classifier`). ``network`` overrides the network's size (``channels``, ``kernels``, ``hidden``, ``dropout``; see
     :func:`core.engine.spectral_network.SpectralCNN`).
 
     The model's ``training["metrics"]`` are those of :func:`core.hyperspectral.spectral_cnn.train_classifier`
@@ -76,7 +76,7 @@ def train_and_report(data, model_path, report_path=None, preprocessing=DEFAULT_P
         preprocessing=preprocessing, epochs=epochs, batch_size=batch_size, lr=learning_rate, patience=patience,
         val_fraction=val_fraction, seed=seed, augment_options=augment_options(augment_copies, snr),
         feedback=feedback.scaled(0, 95), description=description, network_options=network, refit=refit,
-        ensemble=ensemble, label_smoothing=label_smoothing)
+        ensemble=ensemble, label_smoothing=label_smoothing, ood_joint=ood_joint)
     labels = list(range(len(data.class_names)))
     y_val = np.asarray(result.val_labels)
     if y_val.size == 0:
