@@ -128,7 +128,7 @@ def test_plan_cuts_tall_scenes_into_row_ranges_and_refuses_to_overwrite(tmp_path
 def test_row_ranges_are_whole_blocks_the_engine_cuts_alike(width, height, per_pixel, memory_mb, rows, expected):
     from oremap.core.engine.raster import block_windows
 
-    parts = batch.row_ranges(width, height, per_pixel, memory_mb, rows)
+    parts = batch.row_ranges(width, height, batch.Sizing.flat(per_pixel), memory_mb, rows)
     assert parts == expected
     whole = sorted((w.col_off, w.row_off, w.width, w.height) for w in block_windows(width, height, per_pixel, memory_mb))
     pieces = sorted((w.col_off, w.row_off + r0, w.width, w.height) for r0, r1 in parts

@@ -195,7 +195,7 @@ class ScenePlan:
     work: str
     height: int = 0
     parts: list = field(default_factory=list)   # [(row0, row1)], empty: the whole scene in one task
-    per_pixel: object = None                      # the block engine's sizing (split scenes): see _windows
+    sizing: object = None                         # the block engine's Sizing (split scenes)
     skip: bool = False
 
 
@@ -234,8 +234,8 @@ def plan(job):
                     p.height, width = ds.height, ds.width
                 if p.height > int(job.rows_per_part):
                     settings = _settings(job.algorithm, scene, job.model, job.options, job.threads)
-                    p.per_pixel = settings.per_pixel
-                    p.parts = row_ranges(width, p.height, settings.per_pixel, job.memory_mb, int(job.rows_per_part))
+                    p.sizing = settings.sizing
+                    p.parts = row_ranges(width, p.height, settings.sizing, job.memory_mb, int(job.rows_per_part))
             except (rasterio.errors.RasterioIOError, OreMapError):
                 p.parts = []   # the scene's one task reports why it cannot run
         plans.append(p)
@@ -373,40 +373,53 @@ def _scale_decision(scene, bands, scale):
 # One scene, or one row range of it: the core functions
 # --------------------------------------------------------------------------------------
 def _sizing(scene, bands, outputs, work, fixed=0):
-    """The arguments of :func:`core.engine.raster.pixelwise_sizing` (all but the budget) for the core function's
+    """The :class:`Sizing` (:func:`core.engine.raster.pixelwise_sizing`'s arguments but the budget) of the core function's
     block engine call on ``scene``: its bands read, their type and the file's band count, the ``(count, dtype)`` of
     every output, the work the core function declares per pixel and whatever the block size."""
     from ..engine.raster import open_raster
 
     with open_raster(scene) as ds:
-        return dict(n_bands=ds.count if bands is None else len(bands), dtype=ds.dtypes[0], outputs=list(outputs),
-                    work_bytes_per_pixel=int(work), fixed_bytes=int(fixed), file_bands=ds.count)
+        return Sizing(dict(n_bands=ds.count if bands is None else len(bands), dtype=ds.dtypes[0],
+                           outputs=list(outputs), work_bytes_per_pixel=int(work), fixed_bytes=int(fixed),
+                           file_bands=ds.count))
 
 
-def _windows(width, height, per_pixel, memory_mb):
-    """The block engine's windows for a sizing of :func:`_sizing` (or, for a plain number of bytes per pixel,
-    :func:`core.engine.raster.block_windows`'s)."""
-    from ..engine.raster import block_windows, memory_budget_mb, pixelwise_sizing
+@dataclass(frozen=True)
+class Sizing:
+    """How the block engine cuts a scene into windows: for a core function's call, the arguments of
+    :func:`core.engine.raster.pixelwise_sizing` but the budget (``engine``, from :func:`_sizing`); for a plain
+    copy of finished parts, a flat byte count per pixel (:meth:`flat`)."""
 
-    if isinstance(per_pixel, dict):
-        return pixelwise_sizing(memory_mb=memory_mb, **per_pixel).windows(width, height)
-    return block_windows(width, height, per_pixel, memory_budget_mb(memory_mb))
+    engine: dict = None
+    bytes_per_pixel: int = 0
+
+    @classmethod
+    def flat(cls, bytes_per_pixel):
+        return cls(bytes_per_pixel=int(bytes_per_pixel))
+
+    def windows(self, width, height, memory_mb):
+        """The block engine's windows of a ``width`` x ``height`` raster under ``memory_mb``."""
+        from ..engine.raster import block_windows, memory_budget_mb, pixelwise_sizing
+
+        if self.engine is not None:
+            return pixelwise_sizing(memory_mb=memory_mb, **self.engine).windows(width, height)
+        return block_windows(width, height, self.bytes_per_pixel, memory_budget_mb(memory_mb))
 
 
 @dataclass
 class _Settings:
     """What depends on the whole scene: the reflectance scale (``(scale, gain, bias)``), the call of the
-    core function, and the bytes per pixel the block engine sizes its blocks with for that call."""
+    core function, and the :class:`Sizing` the block engine cuts its blocks with for that call."""
 
     scale: tuple
     call: object
-    per_pixel: object = 0
+    sizing: object = None   # a Sizing
 
 
 def _settings(algorithm, scene, model, options, threads):
     """Bands, wavelengths, the reflectance scale and the call of the core function, from the whole scene.
 
-    ``per_pixel`` repeats the sizing of the core function's block engine call (input, outputs and the
+    ``sizing`` repeats the sizing of the core function's block engine call (input, outputs and the
     work it declares) so that row ranges can be whole numbers of the engine's blocks; the part tasks
     count the blocks they run and the job reports any difference.
     """
@@ -425,14 +438,14 @@ def _settings(algorithm, scene, model, options, threads):
         k = len(info.class_names)
         work, fixed = mapping.cnn_block_bytes(OnnxModel(model, threads=threads), matrix is not None,
                                              mapping.CNN_BATCH_ROWS)
-        per_pixel = _sizing(scene, bands, [(1, class_raster_dtype(k)), (1, "float32")], work, fixed)
+        sizing = _sizing(scene, bands, [(1, class_raster_dtype(k)), (1, "float32")], work, fixed)
 
         def call(raster, paths, memory_mb, feedback, scale_arg):
             return mapping.cnn_classify_map(raster, model, paths["classes"], None, paths["confidence"],
                                             min_confidence=opt.get("min_confidence"), threads=threads,
                                             band_info=band_info, scale=scale_arg, nodata=nodata,
                                             memory_mb=memory_mb, feedback=feedback)
-        return _Settings(_scale_decision(scene, bands, opt.get("scale")), call, per_pixel)
+        return _Settings(_scale_decision(scene, bands, opt.get("scale")), call, sizing)
     if algorithm == "unmix_fcls":
         from ..hyperspectral.spectral_library import read_library
 
@@ -446,13 +459,13 @@ def _settings(algorithm, scene, model, options, threads):
 
         k = len(library.names)
         residuals = len(mapping.RESIDUAL_BANDS[opt.get("mode") or "fcls"])
-        per_pixel = _sizing(scene, bands, [(k + residuals, "float32")], *unmixing.block_bytes(len(bands), k))
+        sizing = _sizing(scene, bands, [(k + residuals, "float32")], *unmixing.block_bytes(len(bands), k))
 
         def call(raster, paths, memory_mb, feedback, scale_arg):
             return mapping.unmix_map(raster, library, paths["abundances"], mode=opt.get("mode") or "fcls",
                                      band_info=band_info, scale=scale_arg, nodata=nodata, memory_mb=memory_mb,
                                      feedback=feedback)
-        return _Settings(_scale_decision(scene, bands, opt.get("scale")), call, per_pixel)
+        return _Settings(_scale_decision(scene, bands, opt.get("scale")), call, sizing)
     if algorithm == "predict_abundance":
         from ..abundance import abundance_map as abundance
 
@@ -461,7 +474,7 @@ def _settings(algorithm, scene, model, options, threads):
             if (model_obj.info.wavelengths or wavelengths) else None
         bands, matrix = mapping.model_input(scene, model_obj.info, info)
         k = len(model_obj.names)
-        per_pixel = _sizing(scene, bands, [(k, "float32"), (2 * k, "float32"), (1, class_raster_dtype(k))],
+        sizing = _sizing(scene, bands, [(k, "float32"), (2 * k, "float32"), (1, class_raster_dtype(k))],
                             *model_obj.block_bytes(matrix is not None))
 
         def call(raster, paths, memory_mb, feedback, scale_arg):
@@ -469,19 +482,19 @@ def _settings(algorithm, scene, model, options, threads):
                                                    paths["dominant"], level=float(opt.get("level") or 0.9),
                                                    image_bands=bands, resampler=matrix, scale=scale_arg,
                                                    nodata=nodata, memory_mb=memory_mb, feedback=feedback)
-        return _Settings(_scale_decision(scene, bands, opt.get("scale")), call, per_pixel)
+        return _Settings(_scale_decision(scene, bands, opt.get("scale")), call, sizing)
     if algorithm == "score_anomaly":
         from ..geochemistry import vae_anomaly, vae_raster
 
         anomaly = vae_anomaly.load_model(model, threads=threads)
         bands, _ = vae_raster.raster_bands(scene, anomaly.names)
         m = len(anomaly.names)
-        per_pixel = _sizing(scene, bands, [(1, "float32"), (1, "uint8")], m * 8 * 10 + 64)
+        sizing = _sizing(scene, bands, [(1, "float32"), (1, "uint8")], m * 8 * 10 + 64)
 
         def call(raster, paths, memory_mb, feedback, scale_arg):
             return vae_raster.score_raster(anomaly, raster, paths["score"], paths["classes"], nodata=nodata,
                                             memory_mb=memory_mb, feedback=feedback)
-        return _Settings((1.0, None, None), call, per_pixel)   # element rasters are read as they are (scale 1)
+        return _Settings((1.0, None, None), call, sizing)   # element rasters are read as they are (scale 1)
     if algorithm == "detect_mines":
         from ..sentinel2.mine_detection import detect_mines
 
@@ -499,7 +512,7 @@ def _layout(windows, row0, row1):
                   for w in windows if row0 <= w.row_off < row1)
 
 
-def row_ranges(width, height, per_pixel, memory_mb, rows_per_part):
+def row_ranges(width, height, sizing, memory_mb, rows_per_part):
     """Cut a scene into row ranges of about ``rows_per_part`` rows, each a whole number of the block
     engine's blocks *and* cut by the engine into exactly those blocks when it runs on the range alone.
 
@@ -507,12 +520,12 @@ def row_ranges(width, height, per_pixel, memory_mb, rows_per_part):
     computations that depend on how many pixels go through together (onnxruntime's and BLAS's kernels
     differ in the last bit between batch sizes) give the same bits. ``[]``: the scene stays whole.
     """
-    windows = _windows(width, height, per_pixel, memory_mb)
+    windows = sizing.windows(width, height, memory_mb)
     starts = sorted({int(w.row_off) for w in windows})
     cuts = [r for r in starts[1:] if all(not (w.row_off < r < w.row_off + w.height) for w in windows)]
 
     def same(r0, r1):
-        return _layout(windows, r0, r1) == _layout(_windows(width, r1 - r0, per_pixel, memory_mb), 0, r1 - r0)
+        return _layout(windows, r0, r1) == _layout(sizing.windows(width, r1 - r0, memory_mb), 0, r1 - r0)
 
     parts, start = [], 0
     for r in cuts:   # a cut from which the rest of the scene is cut alike, too
@@ -584,7 +597,7 @@ def run_part(algorithm, scene, model, options, work, index, rows=None, memory_mb
 
         with rasterio.open(scene) as ds:
             width = ds.width
-        result["blocks_planned"] = len(_windows(width, rows[1] - rows[0], settings.per_pixel, memory_mb))
+        result["blocks_planned"] = len(settings.sizing.windows(width, rows[1] - rows[0], memory_mb))
     return result
 
 
@@ -620,11 +633,11 @@ def _no_usable_pixels(exc):
     return "every pixel" in text or "no pixel could be scored" in text
 
 
-def assemble(algorithm, scene, work, outputs, parts, memory_mb=None, per_pixel=None):
+def assemble(algorithm, scene, work, outputs, parts, memory_mb=None, sizing=None):
     """Stitch the part files of a scene into its outputs (temporary name in ``work``, then moved), or
     move the single whole-scene part. Removes the work folder. Returns the output paths.
 
-    With ``per_pixel`` (the engine's sizing, see :func:`row_ranges`) the output is written in the very
+    With ``sizing`` (the engine's, see :func:`row_ranges`) the output is written in the very
     windows, in the same order, as the single-process run writes it, so even the file's bytes agree."""
     import rasterio
 
@@ -660,7 +673,7 @@ def assemble(algorithm, scene, work, outputs, parts, memory_mb=None, per_pixel=N
             count, itemsize = ds.count, np.dtype(ds.dtypes[0]).itemsize
         with rasterio.open(scene) as src:
             width, height, transform, crs = src.width, src.height, src.transform, src.crs
-        windows = _windows(width, height, per_pixel or count * itemsize * 2 + 1, memory_mb)
+        windows = (sizing or Sizing.flat(count * itemsize * 2 + 1)).windows(width, height, memory_mb)
         write_blocks(out_spec, width, height, transform, crs,
                      _stitched(windows, parts, work, suffix, out_spec, count))
         finals[suffix] = out_spec.path
@@ -845,7 +858,7 @@ def run_batch(job, client, feedback=None, progress=None):
                                       job.memory_mb, job.threads, key=f"oremap-part-{n}-{i}-{token}", pure=False)
                         for i, rows in enumerate(ranges)]
         final = client.submit(_assemble_task, job.algorithm, p.scene, p.work, p.outputs, part_futures,
-                              job.memory_mb, p.per_pixel, key=f"oremap-assemble-{n}-{token}", pure=False)
+                              job.memory_mb, p.sizing, key=f"oremap-assemble-{n}-{token}", pure=False)
         assemblies[final.key] = p
         for f in part_futures + [final]:
             owner[f.key] = p
@@ -913,5 +926,5 @@ def _part_task(algorithm, scene, ref, shipped, options, work, index, rows, memor
     return run_part(algorithm, scene, model, options, work, index, rows, memory_mb, threads)
 
 
-def _assemble_task(algorithm, scene, work, outputs, parts, memory_mb, per_pixel):
-    return assemble(algorithm, scene, work, outputs, parts, memory_mb, per_pixel)
+def _assemble_task(algorithm, scene, work, outputs, parts, memory_mb, sizing):
+    return assemble(algorithm, scene, work, outputs, parts, memory_mb, sizing)
