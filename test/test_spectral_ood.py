@@ -120,8 +120,8 @@ def test_thresholds_need_spread_to_calibrate_on():
     check = ood.fit((P, P, y), None, exemplars, 2, wl, "none")
     angles = ood.prototype_angle(P, y, *exemplars["preprocessed"])
     limits = check["views"][0]["max_angle"]
-    assert limits[0] == pytest.approx(ood.OOD_MARGIN * np.quantile(angles[:40], ood.OOD_QUANTILE))
-    assert limits[1] == pytest.approx(ood.OOD_MARGIN * np.quantile(angles, ood.OOD_QUANTILE))
+    assert limits[0] == pytest.approx(ood.OOD_MARGIN * np.quantile(angles[:40], ood.QUANTILE))
+    assert limits[1] == pytest.approx(ood.OOD_MARGIN * np.quantile(angles, ood.QUANTILE))
 
 
 def test_thresholds_from_held_out_groups():

@@ -36,8 +36,6 @@ import numpy as np
 
 from ..engine.spectra import preprocess
 
-#: Share of a class's held-out (or augmented training) spectra within its threshold.
-OOD_QUANTILE = 0.99
 #: Without held-out data: the threshold is this many times that quantile of the augmented training spectra.
 OOD_MARGIN = 1.25
 #: Factor on the held-out thresholds of models trained on labelled pixels without groups (each pixel its own
@@ -53,7 +51,8 @@ OOD_MAX_EXEMPLARS = 40
 SWIR_FROM = 1900.0
 #: ... when the model has at least this many of them.
 SWIR_MIN_BANDS = 8
-#: Quantile of the held-out angles used as threshold (the check's false-rejection target is 1 - this).
+#: Quantile of a class's held-out angles used as threshold (the check's false-rejection target is 1 - this); also
+#: the quantile of the augmented training spectra's angles that measures a class's spread.
 QUANTILE = 0.99
 #: The views of a spectrum the check measures by default, in this order (``"reflectance"`` is also understood).
 VIEWS = ("preprocessed", "swir_depth")
@@ -116,15 +115,15 @@ def ood_exemplars(P, y, groups, n_classes, max_per_class=OOD_MAX_EXEMPLARS):
     return np.array(rows).reshape(len(rows), P.shape[1]), np.array(owner, dtype=np.int64)
 
 
-def _spread_thresholds(angles, y, n_classes, quantile, margin):
-    """``margin x quantile`` of each class's angles; the pooled value for classes with too few (NaN: no spread)."""
+def _spread_thresholds(angles, y, n_classes, quantile):
+    """The ``quantile`` of each class's angles; the pooled value for classes with too few (NaN: no spread)."""
     finite = np.isfinite(angles)
-    pooled = float(margin * np.quantile(angles[finite], quantile)) if finite.any() else float("nan")
+    pooled = float(np.quantile(angles[finite], quantile)) if finite.any() else float("nan")
     pooled = pooled if pooled > OOD_MIN_ANGLE else float("nan")
     thresholds = []
     for c in range(n_classes):
         own = angles[(y == c) & finite]
-        value = float(margin * np.quantile(own, quantile)) if own.size >= OOD_MIN_SPECTRA else float("nan")
+        value = float(np.quantile(own, quantile)) if own.size >= OOD_MIN_SPECTRA else float("nan")
         thresholds.append(value if value > OOD_MIN_ANGLE else pooled)
     return np.array(thresholds, dtype=np.float64)
 
@@ -205,7 +204,7 @@ def fit(train, held_out, exemplars, n_classes, wavelengths, preprocessing, quant
         Xh, Ph, yh = held_out
         yh = np.asarray(yh)
         vh = views(Xh, Ph, wavelengths, preprocessing, list(exemplars))
-    spreads = {name: _spread_thresholds(prototype_angle(vt[name], yt, E, owner), yt, n_classes, OOD_QUANTILE, 1.0)
+    spreads = {name: _spread_thresholds(prototype_angle(vt[name], yt, E, owner), yt, n_classes, quantile)
                for name, (E, owner) in exemplars.items()}
     view_quantile = quantile
     if has_held_out:
@@ -232,13 +231,17 @@ def fit(train, held_out, exemplars, n_classes, wavelengths, preprocessing, quant
     return found
 
 
+def _beyond(angle, limit):
+    """True where ``angle`` exceeds ``limit`` or is NaN (a zero spectrum); a NaN limit checks nothing."""
+    with np.errstate(invalid="ignore"):
+        return np.isfinite(limit) & ~(angle <= limit)
+
+
 def _union_rejected(held, y, spreads, n_classes, q, margin):
     """Share of held-out spectra beyond any view's threshold at per-view quantile ``q``."""
     far = np.zeros(np.asarray(y).size, dtype=bool)
     for name, angle in held.items():
-        limit = margin * _held_out_thresholds(angle, y, spreads[name], n_classes, q)[y]
-        with np.errstate(invalid="ignore"):
-            far |= np.isfinite(limit) & ~(angle <= limit)
+        far |= _beyond(angle, margin * _held_out_thresholds(angle, y, spreads[name], n_classes, q)[y])
     return float(far.mean()) if far.size else 0.0
 
 
@@ -346,9 +349,7 @@ def out_of_distribution(info, angle, classes):
     classes = np.asarray(classes, dtype=np.int64)
     far = np.zeros(angle.shape[0], dtype=bool)
     for j in range(angle.shape[1]):
-        limit = check[j]["max_angle"][classes]
-        with np.errstate(invalid="ignore"):
-            far |= np.isfinite(limit) & ~(angle[:, j] <= limit)
+        far |= _beyond(angle[:, j], check[j]["max_angle"][classes])
     return far
 
 
