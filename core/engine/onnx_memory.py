@@ -7,8 +7,6 @@ the graph in its (topological) node order with the shapes ONNX's shape inference
 one row of the batch dimension; a batch of ``n`` rows needs about ``n`` times as much.
 """
 
-import numpy as np
-
 _ITEMSIZE = {1: 4, 2: 1, 3: 1, 4: 2, 5: 2, 6: 4, 7: 8, 9: 1, 10: 2, 11: 8, 12: 4, 13: 8, 16: 2}
 
 
@@ -59,11 +57,3 @@ def activation_bytes_per_row(model):
         for name in [n for n in live if last_use.get(n, -1) <= i and n not in outputs]:
             del live[name]
     return int(peak)
-
-
-def batch_rows(bytes_per_row, budget_bytes, largest=8192, smallest=64):
-    """Rows per onnxruntime batch so one batch's activations take at most ``budget_bytes`` (between ``smallest``
-    and ``largest``)."""
-    if bytes_per_row <= 0:
-        return largest
-    return int(np.clip(budget_bytes // bytes_per_row, smallest, largest))
