@@ -8,7 +8,7 @@ import pytest
 
 from conftest import SHARED_DATA, USGS_LIBRARY
 from oremap.core.engine import spectra, spectral_network
-from oremap.core.hyperspectral import spectral_cnn as sc
+from oremap.core.hyperspectral import ood, spectral_cnn as sc
 from oremap.core.engine.colors import class_colours, hex_colour
 from oremap.core.engine.errors import Cancelled, OreMapError
 from oremap.core.engine.feedback import Feedback
@@ -589,7 +589,7 @@ def test_default_training_classifies_pixels_of_unseen_samples(tmp_path):
     assert info.training["parameters"]["refit"] is True and info.preprocessing_method == "continuum_removal"
     # each labelled pixel its own group: the out-of-distribution thresholds carry the margin for new samples
     assert info.training["ood"]["calibration"] == "held-out groups"
-    assert info.training["ood"]["margin"] == 1.25  # ood.OOD_MARGIN
+    assert info.training["ood"]["margin"] == ood.PIXEL_MARGIN == 1.25
     pred = sc.predict_proba(OnnxModel(tmp_path / "pixels.onnx", threads=1), X[held_out]).argmax(axis=1)
     assert held_out.sum() == 21 and set(y[held_out]) == set(range(6))
     assert np.mean(pred == y[held_out]) >= 0.9  # 21 of 21 with the locked versions

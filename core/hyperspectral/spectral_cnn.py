@@ -448,16 +448,18 @@ def _prepare_arrays(X, y, groups, class_names, val_fraction, seed, augment_optio
 
 
 def _train_members(torch, tc, X, y, groups, class_names, seed, augment_options, preprocessing, wl, network, schedule,
-                   feedback, members, val_fraction=0.0, label_smoothing=0.0):
-    """New networks trained for the epochs early stopping chose, on every sample (``val_fraction`` 0: the
-    refit) or on the training groups of the same split; ``(export modules, n samples)``.
+                   feedback, members, prepared=None, label_smoothing=0.0):
+    """New networks trained for the epochs early stopping chose, on every sample (the refit: ``prepared`` None)
+    or on the training groups of the early-stopping run (``prepared``: its :func:`_prepare_arrays`);
+    ``(export modules, n samples)``.
 
     ``members`` lists the member numbers to train: member 0 draws the refit's random numbers (torch seed
     ``seed + 1``, batches from ``[seed, 4]``), member ``k`` seed ``seed + 1 + k`` and ``[seed, 4, k]``; all
     see the same (augmented) spectra.
     """
     lr, weight_decay, batch_size, epochs = schedule
-    d = _prepare_arrays(X, y, groups, class_names, val_fraction, seed, augment_options, preprocessing, wl, feedback)
+    d = prepared if prepared is not None else _prepare_arrays(X, y, groups, class_names, 0.0, seed, augment_options,
+                                                              preprocessing, wl, feedback)
     n_classes = len(class_names)
     ytr = d["ytr"]
     counts = np.bincount(ytr, minlength=n_classes).astype(np.float64)
@@ -637,7 +639,7 @@ def train_classifier(X, y, class_names, groups=None, wavelengths=None, fwhm=None
             trained, n_trained = _train_members(
                 torch, tc, X, y, groups, class_names, seed, augment_options, preprocessing, wl, network,
                 (lr, weight_decay, batch_size, best_epoch + 1), feedback, members,
-                val_fraction=0.0 if refitting else val_fraction, label_smoothing=label_smoothing)
+                prepared=None if refitting else d, label_smoothing=label_smoothing)
             n_refit = n_trained if refitting else 0
             module = ensemble_module(trained if refitting else [module] + trained)
         onnx_bytes = export_onnx(module, n_bands)
@@ -673,7 +675,7 @@ def train_classifier(X, y, class_names, groups=None, wavelengths=None, fwhm=None
         feedback.info(f"Validation accuracy {100 * found['val_accuracy']:.1f} % (balanced "
                       f"{100 * found['val_balanced_accuracy']:.1f} %) at epoch {best_epoch + 1}.")
 
-    if refit and has_val:  # the saved model knows every group: exemplars of all of them, same thresholds
+    if refitting:  # the saved model knows every group: exemplars of all of them, same thresholds
         check = ood.with_exemplars(check, ood.exemplar_views(X, P_source, y, groups, n_classes, wl, preprocessing))
     parameters = {
         "epochs": int(epochs), "batch_size": int(batch_size), "lr": float(lr), "patience": int(patience),
@@ -683,7 +685,7 @@ def train_classifier(X, y, class_names, groups=None, wavelengths=None, fwhm=None
         "network": {k: list(v) if isinstance(v, (tuple, list)) else v for k, v in network.items()},
         "class_counts": {name: int((y == i).sum()) for i, name in enumerate(class_names)},
         "split": split_info,
-        "refit": bool(refit and has_val),
+        "refit": refitting,
         "ensemble": int(ensemble),
         "label_smoothing": float(label_smoothing),
     }
