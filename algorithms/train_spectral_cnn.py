@@ -16,9 +16,6 @@ from ..core.hyperspectral import cnn_training
 from ..core.engine.spectra import PREPROCESSING
 from .base import OreMapAlgorithm, split_names
 
-#: Networks averaged in a trained model by default (bench/experiment_cnn_accuracy.py: see the README).
-ENSEMBLE_DEFAULT = cnn_training.ENSEMBLE_DEFAULT
-
 CLASS_RULES = [("first_word", "First word of the spectrum name (mineral)"), ("whole_name", "Whole spectrum name")]
 
 
@@ -143,8 +140,8 @@ class TrainSpectralCnn(OreMapAlgorithm):
         self.add_number("LEARNING_RATE", "Learning rate", 0.001, 1e-6, maximum=1.0, advanced=True)
         self.add_number("PATIENCE", "Early-stopping patience (epochs)", 15, 1, integer=True, advanced=True)
         self.add_number("VALIDATION_FRACTION", "Validation fraction", 0.25, 0.05, maximum=0.8, advanced=True)
-        self.add_number("ENSEMBLE", "Networks averaged in the model (seed ensemble)", ENSEMBLE_DEFAULT, 1,
-                        maximum=10, integer=True, advanced=True)
+        self.add_number("ENSEMBLE", "Networks averaged in the model (seed ensemble)", cnn_training.ENSEMBLE_DEFAULT,
+                        1, maximum=10, integer=True, advanced=True)
         self.add_number("SEED", "Random seed", 42, 0, integer=True, advanced=True)
         self._add(QgsProcessingParameterBoolean("REFIT", self.tr("Refit on all labelled points after early stopping"),
                                                 defaultValue=True), advanced=True)

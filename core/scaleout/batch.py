@@ -447,6 +447,7 @@ def _settings(algorithm, scene, model, options, threads):
                                             memory_mb=memory_mb, feedback=feedback)
         return _Settings(_scale_decision(scene, bands, opt.get("scale")), call, sizing)
     if algorithm == "unmix_fcls":
+        from ..engine import unmixing
         from ..hyperspectral.spectral_library import read_library
 
         library = read_library(model)
@@ -455,8 +456,6 @@ def _settings(algorithm, scene, model, options, threads):
             library = library.subset(list(names))
         band_info = mapping.image_band_info(scene, wavelengths)
         bands, _ = mapping.reference_matrix(scene, library, band_info, min_bands=len(library.names))
-        from ..engine import unmixing
-
         k = len(library.names)
         residuals = len(mapping.RESIDUAL_BANDS[opt.get("mode") or "fcls"])
         sizing = _sizing(scene, bands, [(k + residuals, "float32")], *unmixing.block_bytes(len(bands), k))
@@ -475,7 +474,7 @@ def _settings(algorithm, scene, model, options, threads):
         bands, matrix = mapping.model_input(scene, model_obj.info, info)
         k = len(model_obj.names)
         sizing = _sizing(scene, bands, [(k, "float32"), (2 * k, "float32"), (1, class_raster_dtype(k))],
-                            *model_obj.block_bytes(matrix is not None))
+                         *model_obj.block_bytes(matrix is not None))
 
         def call(raster, paths, memory_mb, feedback, scale_arg):
             return abundance.predict_abundance_map(raster, model, paths["abundance"], paths["intervals"],
