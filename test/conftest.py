@@ -69,6 +69,20 @@ def processing_provider(processing_initialised):
     yield ensure_provider()
 
 
+def core_warnings():
+    """A core :class:`~core.engine.feedback.Feedback` that keeps the warnings given to it in ``.warnings``."""
+    from oremap.core.engine.feedback import Feedback
+
+    class Warnings(Feedback):
+        def __init__(self):
+            self.warnings = []
+
+        def warning(self, message):
+            self.warnings.append(message)
+
+    return Warnings()
+
+
 def warning_recorder():
     """A QgsProcessingFeedback that keeps the warnings pushed to it in ``.warnings``."""
     from qgis.core import QgsProcessingFeedback

@@ -114,21 +114,14 @@ def test_onnx_activation_peak_of_a_small_graph():
 
 
 def test_run_pixelwise_warns_when_the_budget_is_below_its_reservations(tmp_path):
+    from conftest import core_warnings
     from test_raster import write_cube
 
-    from oremap.core.engine.feedback import Feedback
     from oremap.core.engine.raster import OutputSpec, RasterSource, run_pixelwise
-
-    class Log(Feedback):
-        def __init__(self):
-            self.warnings = []
-
-        def warning(self, message):
-            self.warnings.append(message)
 
     cube = write_cube(str(tmp_path / "in.tif"), np.full((3, 20, 30), 0.2, np.float32))
     for budget, expected in ((8, 1), (64, 0)):  # GDAL's cache alone takes 16 MB
-        log = Log()
+        log = core_warnings()
         with RasterSource(cube) as src:
             run_pixelwise(src, [OutputSpec(str(tmp_path / f"o{budget}.tif"), ["x"])],
                           lambda p: p[:, 0], memory_mb=budget, feedback=log)

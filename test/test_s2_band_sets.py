@@ -350,19 +350,12 @@ def test_detect_mines_on_an_epsg4326_raster_reports_hectares_and_filters_by_them
 
 def test_the_resolution_check_compares_metres(rgb_unet, chips, tmp_path):
     """Training raster ~9.6 m (EPSG:4326); a UTM raster at 10 m is the same, one at 20 m is not."""
-    from oremap.core.engine.feedback import Feedback
-
-    class Recorder(Feedback):
-        def __init__(self):
-            self.warnings = []
-
-        def warning(self, message):
-            self.warnings.append(message)
+    from conftest import core_warnings
 
     with rasterio.open(chips["utm"]) as ds:
         refl, t, crs = np.moveaxis(ds.read(), 0, -1), ds.transform, ds.crs
     coarse = write_bands(tmp_path / "20m.tif", refl, RGB, Affine(20.0, 0, t.c, 0, -20.0, t.f), crs)
-    fine, wide = Recorder(), Recorder()
+    fine, wide = core_warnings(), core_warnings()
     md.detect_mines(chips["utm"], rgb_unet["model"], str(tmp_path / "a.tif"), threads=1, feedback=fine)
     md.detect_mines(coarse, rgb_unet["model"], str(tmp_path / "b.tif"), threads=1, feedback=wide)
     assert not any("differ from the training" in w for w in fine.warnings)

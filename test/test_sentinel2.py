@@ -259,19 +259,12 @@ def test_band_map_and_wavelength_metadata_and_missing_bands(tmp_path):
 
 
 def test_unnamed_12_band_raster_is_taken_in_standard_order_with_a_warning(tmp_path):
-    from oremap.core.engine.feedback import Feedback
-
-    class Recorder(Feedback):
-        def __init__(self):
-            self.warnings = []
-
-        def warning(self, message):
-            self.warnings.append(message)
+    from conftest import core_warnings
 
     plain = write_stack(tmp_path / "plain.tif", np.ones((12, 2, 2)) * 500)
     numbered = write_stack(tmp_path / "numbered.tif", np.ones((12, 2, 2)) * 500, [f"Band {i}" for i in range(1, 13)])
     for path in (plain, numbered):  # 'Band 9' is the 9th band (B8A), not B9
-        fb = Recorder()
+        fb = core_warnings()
         with open_sentinel2(path, feedback=fb) as s2:
             assert s2.bands == S2_BANDS and s2.band_index("B8A") == 9
         assert fb.warnings and "standard Sentinel-2 order" in fb.warnings[0]
