@@ -55,15 +55,10 @@ def evaluate(x, y, score, deposits):
 
 
 def load_area1(folder):
-    import pandas as pd
+    """Area1's samples and sites, projected to UTM (:func:`bench_anomaly_surveys.load`)."""
+    from bench_anomaly_surveys import load
 
-    table = pd.read_csv(os.path.join(folder, "area1_sediment_au.csv"), low_memory=False)
-    sites = pd.read_csv(os.path.join(folder, "area1_sediment_au_site.csv"))
-    numeric = [c for c in table.columns if pd.api.types.is_numeric_dtype(table[c])]
-    x, y = geochem.project_points(table["X"], table["Y"], 4326, 32750)
-    sx, sy = geochem.project_points(sites["X"], sites["Y"], 4326, 32750)
-    return (np.asarray(x), np.asarray(y), numeric, table[numeric].to_numpy(float), table["X"].to_numpy(),
-            table["Y"].to_numpy(), np.column_stack([sx, sy]))
+    return load("area1_sediment_au", folder)
 
 
 def clr_baseline(columns, values, gx, gy):

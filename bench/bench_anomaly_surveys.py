@@ -92,11 +92,6 @@ VARIANTS = {
 }
 
 
-def utm_epsg(lon, lat):
-    zone = int((np.nanmean(lon) + 180) // 6) + 1
-    return (32600 if np.nanmean(lat) >= 0 else 32700) + zone
-
-
 def load(stem, folder):
     import pandas as pd
 
@@ -108,7 +103,7 @@ def load(stem, folder):
     table = pd.read_csv(path, low_memory=False)
     sites = pd.read_csv(os.path.join(folder, stem + "_site.csv"))
     numeric = [c for c in table.columns if pd.api.types.is_numeric_dtype(table[c])]
-    epsg = utm_epsg(table["X"].to_numpy(float), table["Y"].to_numpy(float))
+    epsg = geochem.utm_crs_for(table["X"].to_numpy(float), table["Y"].to_numpy(float))
     x, y = geochem.project_points(table["X"], table["Y"], 4326, epsg)
     sx, sy = geochem.project_points(sites["X"], sites["Y"], 4326, epsg)
     return (np.asarray(x), np.asarray(y), numeric, table[numeric].to_numpy(float), table["X"].to_numpy(),
@@ -119,7 +114,6 @@ def nearest_rule(x, y, score, sites, min_dist, n_draws=20, seed=0):
     """The benchmark's rule: positives = the scored sample nearest each site; negatives >= min_dist, drawn with
     replacement."""
     from scipy.spatial import cKDTree
-    from sklearn.metrics import roc_auc_score
 
     ok = np.isfinite(score)
     pts = np.column_stack([x[ok], y[ok]])
@@ -132,7 +126,7 @@ def nearest_rule(x, y, score, sites, min_dist, n_draws=20, seed=0):
     aucs = []
     for _ in range(n_draws):
         neg = s[rng.choice(eligible, size=pos.size, replace=True)]
-        aucs.append(roc_auc_score(np.r_[np.ones(pos.size), np.zeros(pos.size)], np.r_[pos, neg]))
+        aucs.append(pe.roc_auc(np.r_[pos, neg], np.r_[np.ones(pos.size), np.zeros(pos.size)]))
     return float(np.mean(aucs)), float(np.std(aucs)), int(pos.size)
 
 
@@ -142,7 +136,6 @@ def site_bootstrap(x, y, a, b, sites, min_dist, n_boot=500, n_draws=20, seed=0):
     With a dozen sites the AUC of one score moves by about 0.1 with which sites happen to be known; this says
     whether a difference between two scores is larger than that."""
     from scipy.spatial import cKDTree
-    from scipy.stats import rankdata
 
     ok = np.isfinite(a) & np.isfinite(b)
     pts = np.column_stack([x[ok], y[ok]])
@@ -153,8 +146,7 @@ def site_bootstrap(x, y, a, b, sites, min_dist, n_boot=500, n_draws=20, seed=0):
     rng = np.random.default_rng(seed)
 
     def auc(pos, neg):
-        r = rankdata(np.r_[pos, neg])
-        return (r[:pos.size].sum() - pos.size * (pos.size + 1) / 2) / (pos.size * neg.size)
+        return pe.roc_auc(np.r_[pos, neg], np.r_[np.ones(pos.size), np.zeros(neg.size)])
 
     diffs = []
     for _ in range(n_boot):
