@@ -15,7 +15,6 @@ PREPROCESSING = [
 ]
 PREPROCESSING_METHODS = tuple(method for method, _ in PREPROCESSING)
 
-# Rows processed at once by the continuum removal (bounds its index arrays).
 _HULL_CHUNK = 4096
 """Rows per chunk of :func:`continuum_removal`: its hull search holds at most :data:`_HULL_BYTES` bytes per band
 and row of a chunk (27 MB for 166 bands). The search loops over bands in Python, so small chunks are slow: 50,000
