@@ -18,6 +18,7 @@ from . import sam
 from ..engine import unmixing
 from ..engine.bad_bands import scene_bad_bands
 from ..engine.colors import UNCLASSIFIED, class_colours, hex_colour
+from ..engine.compute import matmul_one_thread
 from ..engine.errors import OreMapError
 from ..engine.feedback import ensure
 from ..engine.raster import OutputSpec, RasterSource, class_nodata, class_raster_dtype, open_raster, run_pixelwise
@@ -445,8 +446,8 @@ def cnn_classify_map(raster_path, model_path, class_path, probability_path=None,
     n_far = np.zeros(1, dtype=np.int64)
 
     def per_block(pixels):
-        probs, angle = predict_proba(model, pixels if matrix is None else pixels @ matrix, batch_size=batch_size,
-                                     with_angle=True)
+        spectra = pixels if matrix is None else matmul_one_thread(pixels, matrix)
+        probs, angle = predict_proba(model, spectra, batch_size=batch_size, with_angle=True)
         confidence = probs.max(axis=1)
         classes = probs.argmax(axis=1).astype(np.int32) + 1
         if check is not None:
