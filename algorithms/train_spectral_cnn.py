@@ -21,7 +21,7 @@ CLASS_RULES = [("first_word", "First word of the spectrum name (mineral)"), ("wh
 
 class TrainSpectralCnn(OreMapAlgorithm):
     CORE_PARAMETERS = {**OreMapAlgorithm.CORE_PARAMETERS, "report": "OUTPUT_REPORT", "output": "OUTPUT_MODEL",
-                       "class_rule": "CLASS_RULE"}
+                       "class_rule": "CLASS_RULE", "outliers": "OUTLIER_LIBRARIES"}
     NAME = "train_spectral_cnn"
     DISPLAY_NAME = "Train a spectral CNN"
     GROUP = "hyperspectral"
@@ -84,6 +84,17 @@ class TrainSpectralCnn(OreMapAlgorithm):
                     "graph (a seed ensemble). Early stopping runs once; each network is trained for the epochs "
                     "it chose. Each network adds its cost to classification; on labelled pixels of unseen "
                     "samples 3 or 5 networks were no more accurate than one (README), so the default is 1.",
+        "OUTLIER_LIBRARIES": "Optional spectral libraries of minerals and materials that are none of your classes "
+                             "(e.g. other USGS spectra). Resampled to the model's bands and augmented like the "
+                             "training spectra, they are trained towards a flat output (outlier exposure, Hendrycks "
+                             "et al. 2019), so that spectra unlike every class get a low confidence instead of the "
+                             "nearest class. Spectra named like one of your classes (first word) and featureless "
+                             "ones are left out (logged). Leave out variants and mixtures of your classes and "
+                             "minerals of the same group: taught as 'none of them', they make the network doubt "
+                             "its classes. With 88 such materials the bundled model's recipe lets 16.7 % of untrained "
+                             "minerals' spectra through confidently instead of 29.9 % (mean of 4 seeds; README).",
+        "OUTLIER_WEIGHT": "Weight of the outlier spectra's loss (their cross-entropy to a flat output) beside the "
+                          "classes' loss.",
         "SEED": "Random seed: the same seed and data give the same model.",
         "BAD_BANDS": "Bands of the raster (a) or the target sensor raster (b) left out besides its ENVI bbl. Empty: "
                      "found automatically (with wavelengths: the water-vapour windows 1345-1430 and 1775-1950 nm; "
@@ -106,6 +117,7 @@ class TrainSpectralCnn(OreMapAlgorithm):
         "85.13 % for SAM).",
         "Kingma, D. P. and Ba, J. (2015). Adam: a method for stochastic optimization. ICLR.",
         "Kokaly, R. F. et al. (2017). USGS Spectral Library Version 7. USGS Data Series 1035.",
+        "Hendrycks, D., Mazeika, M. and Dietterich, T. (2019). Deep anomaly detection with outlier exposure. ICLR.",
     ]
 
     def initAlgorithm(self, config=None):  # noqa: N802
@@ -142,6 +154,9 @@ class TrainSpectralCnn(OreMapAlgorithm):
         self.add_number("VALIDATION_FRACTION", "Validation fraction", 0.25, 0.05, maximum=0.8, advanced=True)
         self.add_number("ENSEMBLE", "Networks averaged in the model (seed ensemble)", cnn_training.ENSEMBLE_DEFAULT,
                         1, maximum=10, integer=True, advanced=True)
+        self._add(QgsProcessingParameterMultipleLayers("OUTLIER_LIBRARIES", self.tr("Outlier spectra (libraries)"),
+                                                       QgsProcessing.TypeFile, optional=True), advanced=True)
+        self.add_number("OUTLIER_WEIGHT", "Outlier exposure weight", 0.5, 0.0, maximum=10.0, advanced=True)
         self.add_number("SEED", "Random seed", 42, 0, integer=True, advanced=True)
         self._add(QgsProcessingParameterBoolean("REFIT", self.tr("Refit on all labelled points after early stopping"),
                                                 defaultValue=True), advanced=True)
@@ -226,13 +241,20 @@ class TrainSpectralCnn(OreMapAlgorithm):
         number = lambda name: self.parameterAsDouble(parameters, name, context)  # noqa: E731
         integer = lambda name: self.parameterAsInt(parameters, name, context)  # noqa: E731
         copies = integer("AUGMENT_COPIES") if from_library else integer("PIXEL_AUGMENT_COPIES")
+        outlier_paths = [p for p in self.parameterAsFileList(parameters, "OUTLIER_LIBRARIES", context) if p]
+        outliers = None
+        if outlier_paths:
+            from ..core.hyperspectral import training
+
+            outliers = training.outlier_set(outlier_paths, data, feedback=feedback)
         summary = cnn_training.train_and_report(
             data, model_path, report_path,
             preprocessing=PREPROCESSING[self.parameterAsEnum(parameters, "PREPROCESSING", context)][0],
             augment_copies=copies, snr=number("SNR"), epochs=integer("EPOCHS"), batch_size=integer("BATCH_SIZE"),
             learning_rate=number("LEARNING_RATE"), patience=integer("PATIENCE"),
             val_fraction=number("VALIDATION_FRACTION"), seed=integer("SEED"), feedback=feedback,
-            refit=self.parameterAsBool(parameters, "REFIT", context), ensemble=integer("ENSEMBLE"))
+            refit=self.parameterAsBool(parameters, "REFIT", context), ensemble=integer("ENSEMBLE"),
+            outliers=outliers, outlier_weight=number("OUTLIER_WEIGHT"))
         feedback.info(f"Validation: CNN overall accuracy {summary['cnn']['overall_accuracy']:.4f} "
                       f"(kappa {summary['cnn']['kappa']:.4f}); SAM {summary['sam']['overall_accuracy']:.4f}.")
         return {"OUTPUT_MODEL": model_path, "OUTPUT_REPORT": report_path,

@@ -59,6 +59,38 @@ CLASSES = {
 UNSEEN = ["Olivine", "Talc", "Antigorite", "Serpentine", "Siderite", "Actinolite", "Hornblende", "Topaz", "Brucite",
           "Rhodochrosite", "Nontronite", "Opal", "Tremolite", "Vermiculite", "Lepidolite", "Melting_snow", "Asphalt",
           "Concrete", "Chalcopyrite", "Pyrite"]
+# Outlier exposure: materials of the library outside every class that the network is trained to answer with a
+# flat, low-confidence output (spectral_cnn.train_classifier's ``outliers``). Chosen on mineralogy alone, before
+# any figure was measured, by these rules:
+# - no variant, mixture or member of the mineral group of a class (kaolin minerals, smectites, micas, chlorites,
+#   epidote group, carbonates, alunite-jarosite and calcium sulfates, iron oxides and oxyhydroxides, ammonium
+#   minerals), else the network learns to doubt that class;
+# - no member of the group of a mineral of UNSEEN (serpentines, olivines, amphiboles, talc, brucite-type
+#   hydroxides, smectites, silica, micas, vermiculite, sulfides, asphalt, concrete, snow and ice), so that the
+#   card's let-through rate stays a test on materials unlike any the network saw; nothing of bench_ood's DEV;
+# - no vegetation, wood, paper or cotton (cellulose, like dry vegetation), no land-cover mixtures, no laboratory
+#   chemicals or pigments: minerals, rocks and man-made surfaces a scene can hold;
+# - featureless spectra left out (training.OUTLIER_MIN_DEPTH): after continuum removal they look like the
+#   quartz-feldspar background, whatever they are.
+OUTLIERS = {
+    "pyroxenes and pyroxenoids": ["Augite", "Bronzite", "Enstatite", "Pigeonite", "Hedenbergite", "Fassaite", "Acmite",
+                                  "Jadeite", "Pyroxene", "Spodumene", "Pyroxmangite", "Rhodonite"],
+    "garnets": ["Grossular", "Spessartine", "Uvarovite", "Hydrogrossular"],
+    "other silicates": ["Andalusite", "Staurolite", "Dumortierite", "Zunyite", "Tourmaline", "Elbaite", "Datolite",
+                        "Pectolite", "Sphene", "Zircon", "Vesuvianite", "Prehnite"],
+    "scapolites": ["Marialite", "Meionite", "Mizzonite", "Dipyre"],
+    "zeolites": ["Analcime", "Clinoptilolite", "Heulandite", "Laumontite", "Mordenite", "Scolecite"],
+    "phosphates": ["Fluorapatite", "Chlorapatite", "Hydroxyl-Apatite", "Monazite", "Xenotime"],
+    "sulfates, halides, nitrates": ["Anhydrite", "Barite", "Celestite", "Polyhalite", "Kieserite", "Epsomite", "Bloedite",
+                                    "Thenardite", "Mirabilite", "Syngenite", "Kainite", "Carnallite", "Halite", "Niter"],
+    "borates": ["Colemanite", "Howlite", "Pinnoite", "Tincalconite"],
+    "oxides": ["Brookite", "Rutile", "Cassiterite", "Chromite", "Ilmenite", "Psilomelane", "Pyrolusite", "Cuprite"],
+    "rocks": ["Basalt", "Basalt_fresh", "Basalt_weathered", "Pyroxene_Basalt"],
+    "man-made": ["Plastic_LDPE", "Plastic_PETE", "Plastic_PVC", "Plastic_Vinyl", "Plastic_ABS", "Plastic_Tarp",
+                 "Plastic_Tyvek", "Plastic_Visqueen", "Plastic_Pipe", "Plastic", "Polystyrene", "Nylon_Carpet",
+                 "Nylon_Fabric", "Nylon_Webbing", "Polyester_Pile", "Polyester_Webbing", "Fiberglass", "Sheet_Metal",
+                 "GalvanizedSheetMetal", "Painted_Aluminum"],
+}
 #: Confidence at or above which a pixel the check lets through counts as confidently classified.
 MIN_CONFIDENCE = 0.5
 GRID = np.arange(430.0, 2441.0, 10.0)
@@ -73,7 +105,9 @@ SETTINGS = dict(preprocessing="continuum_removal", augment_copies=120, snr=100.0
                 network={"channels": (16, 32, 32)},
                 # out-of-distribution check: each view at the 0.99 quantile of the held-out angles, not the views
                 # together at 0.99 (user models' default): 20.2 % of untrained minerals let through instead of 22.0 %
-                ood_joint=False)
+                ood_joint=False,
+                # outlier exposure (OUTLIERS) at Hendrycks et al.'s weight; bench/experiment_outlier_exposure.py
+                outlier_weight=0.5)
 
 
 def class_table(path):
@@ -162,9 +196,12 @@ def tile_figures(model_path):
 
     with tempfile.TemporaryDirectory() as tmp:
         stats = cnn_classify_map(TILE, model_path, os.path.join(tmp, "classes.tif"))
+        confident = cnn_classify_map(TILE, model_path, os.path.join(tmp, "confident.tif"),
+                                     min_confidence=MIN_CONFIDENCE)["class_counts"]
     counts = stats["class_counts"]
     return {"n_pixels": int(sum(counts.values())), "out_of_distribution": int(stats["out_of_distribution"]),
-            "class_counts": {k: int(v) for k, v in counts.items() if v}}
+            "class_counts": {k: int(v) for k, v in counts.items() if v},
+            "confident_counts": {k: int(v) for k, v in confident.items() if v}}
 
 
 def model_card(info, summary, path, tile=None):
@@ -184,6 +221,10 @@ def model_card(info, summary, path, tile=None):
                             sorted((unseen.get("per_mineral") or {}).items(), key=lambda kv: -kv[1][1]))
     classes = "\n".join(f"| {c['name']} | `{c['color']}` | {n} |" for c, n in
                         zip(info.classes, summary["counts"].values()))
+    exposure = info.training.get("parameters", {}).get("outlier_exposure") or {}
+    confident_classes = ", ".join(f"{k.lower()} {v}" for k, v in sorted(
+        (tile.get("confident_counts") or {}).items(), key=lambda kv: -kv[1]) if k != "Unclassified")
+    n_confident = sum(v for k, v in (tile.get("confident_counts") or {}).items() if k != "Unclassified")
     text = f"""# Model card: {NAME}
 
 **Task**: per-pixel mineral classification of VNIR-SWIR reflectance (1D CNN over the spectrum, after
@@ -211,6 +252,15 @@ Network: three convolution blocks (16, 32 and 32 channels, kernels 7/5/3, batch 
 a 64-unit dense layer with dropout and a softmax over the classes. Preprocessing: continuum removal (each spectrum divided by its upper convex hull), so the network looks at
 absorption features rather than overall brightness and slope, which atmospheric correction, shade and
 mixing change most.
+
+Outlier exposure (Hendrycks, Mazeika and Dietterich 2019): beside each training batch, as many augmented library
+spectra of {exposure.get('n_materials')} materials outside every class ({exposure.get('n_spectra')} spectra: {', '.join(OUTLIERS)}) were
+trained towards a flat output (cross-entropy to the uniform distribution, weight {exposure.get('weight')}), so that
+spectra unlike every class get a low confidence instead of the nearest class. They were chosen on mineralogy alone:
+no variant, mixture or group member of a class (other kaolin minerals, smectites, micas, chlorites, carbonates...),
+none of the untrained minerals the check is measured on below nor of their mineral groups, no vegetation, and
+no featureless spectrum (deepest continuum-removed absorption under {training.OUTLIER_MIN_DEPTH:g}), which the
+quartz-feldspar background stands for. The list and the rules: `OUTLIERS` in `scripts/build_models.py`.
 
 ## Validation
 Grouped by physical sample: about 25 % of each class's samples held out with all their measurements (a
@@ -269,9 +319,10 @@ pixels unlike any class stay unclassified.
   vegetation and shade; augmentation imitates this only in part. Validate against field data before
   relying on a map.
 - Classes outside the list (e.g. opal, carbonates other than calcite and dolomite, water, snow, man-made
-  surfaces) are forced into the nearest class unless the out-of-distribution check or the confidence
-  threshold removes them; the check catches spectra unlike every sample of their class, not those close to
-  one (a mineral of a similar family can pass): see the figures of the out-of-distribution check above.
+  surfaces) get a low confidence (outlier exposure) or are left unclassified by the out-of-distribution check
+  when they are unlike every class; a mineral of a family close to a class (serpentine or vermiculite next to
+  chlorite, lepidolite next to white mica) can still pass as that class: see the figures of the
+  out-of-distribution check above.
   Dark featureless surfaces (asphalt, sulphides) look like the featureless quartz-feldspar background once
   brightness is removed, so the check cannot tell them apart.
 - No sulphide class: chalcopyrite and pyrite are dark and nearly featureless between 400 and 2500 nm, and an
@@ -279,9 +330,12 @@ pixels unlike any class stay unclassified.
   it with high confidence. Map sulphides through their alteration halo (e.g. jarosite, alunite, white mica).
 - On the first bundled AVIRIS-NG sample tile (`test/data`, 100 pixels, no ground truth) this build finds
   {tile_classes}, and leaves {tile.get('out_of_distribution')} of the {tile.get('n_pixels')} pixels unclassified
-  through the out-of-distribution check (an early version without the check put 15 of them into jarosite and 4
-  into buddingtonite, which nobody has confirmed); treat rare-class pixels with caution until field data confirm
-  them.
+  through the out-of-distribution check; with a minimum confidence of {MIN_CONFIDENCE} it keeps {n_confident}
+  ({confident_classes or 'none'}). Its pixels are mixtures whose continuum-removed spectra hold broad features
+  near 2000-2100 and 2300-2400 nm unlike any single class: the model abstains on them, where a build without
+  outlier exposure called most of them quartz-feldspar or goethite with confidence 0.5 or more, and an early
+  version without the check put 15 into jarosite and 4 into buddingtonite, which nobody has confirmed. Treat
+  rare-class pixels with caution until field data confirm them.
 - Kaolinite, dickite and halloysite, and muscovite and illite, differ in subtle features; their confusion is
   expected at low signal-to-noise.
 - Iron oxides are recognised from broad VNIR features, which atmospheric correction errors distort.
@@ -299,6 +353,13 @@ def training_data():
         target = BandInfo(centers=GRID, fwhm=np.full(GRID.size, 10.0), bad=None)
         return training.library_training_set([LIBRARY], target, class_table=table, classes=list(CLASSES),
                                              exclude_water=True, feedback=PrintFeedback())
+
+
+def outlier_set(data):
+    """The outlier-exposure spectra (:data:`OUTLIERS`) at the bands of ``data``, featureless ones left out: a
+    TrainingSet whose classes are the materials."""
+    return training.outlier_set([LIBRARY], data, materials=[m for group in OUTLIERS.values() for m in group],
+                                feedback=PrintFeedback())
 
 
 def write_card(model_path, data):
@@ -320,7 +381,8 @@ def main():
     model_path = os.path.join(models, f"{NAME}.onnx")
     summary = cnn_training.train_and_report(
         data, model_path, os.path.join(models, f"{NAME}_report.html"),
-        description="USGS minerals (splib07), 1D CNN, 430-2440 nm", feedback=PrintFeedback(), **SETTINGS)
+        description="USGS minerals (splib07), 1D CNN, 430-2440 nm", feedback=PrintFeedback(),
+        outliers=outlier_set(data), **SETTINGS)
     write_card(model_path, data)
     print(f"CNN validation accuracy {summary['cnn']['overall_accuracy']:.4f}, SAM {summary['sam']['overall_accuracy']:.4f}")
 

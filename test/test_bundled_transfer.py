@@ -5,6 +5,7 @@ its classes must come out unclassified by its out-of-distribution check or with 
 of its own minerals, scaled as sensors and processing scale them, must keep their class.
 """
 
+import ast
 import os
 
 import numpy as np
@@ -17,6 +18,7 @@ from oremap.core.engine.wavelengths import BandInfo
 from oremap.core.hyperspectral import ood, spectral_cnn, training
 from oremap.core.hyperspectral.spectral_library import read_library
 
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SPLIB = os.path.join(SHARED_DATA, "hyperspectral", "s07_AV95_envi.sli")
 # none of these is a class of the bundled model, nor in a class's spectrum list (scripts/build_models.py)
 UNSEEN = ["Olivine", "Talc", "Antigorite", "Serpentine", "Siderite", "Actinolite", "Hornblende", "Topaz", "Brucite",
@@ -50,16 +52,35 @@ def test_minerals_it_never_saw_are_unclassified_or_uncertain(model):
     assert stated["minerals"] == UNSEEN and stated["n_spectra"] == len(names)
     assert let_through <= stated["let_through"] + 0.005
     assert far.mean() >= stated["rejected"] - 0.005
-    # a closed-set network alone is confident on nearly all of them (93.7 % when measured) ...
-    assert confident.mean() >= 0.85
-    # ... the check leaves most of them unclassified: 20.2 % stay confidently in a class when measured (64.6 % with
+    # outlier exposure leaves the network itself confident on fewer than half of them (42.1 % when measured; 93.7 %
+    # for the same recipe without exposure) ...
+    assert confident.mean() <= 0.55
+    # ... and with the check 12.1 % stay confidently in a class when measured (20.2 % without exposure, 64.6 % with
     # the single-view check calibrated on augmented copies, 93.7 % without a check)
-    assert let_through <= 0.25
+    assert let_through <= 0.15
     # talc, amphiboles and topaz (Mg-OH / Fe-OH / F-OH features near chlorite's, kaolinite's) through the
-    # absorption depth beyond 1900 nm; olivine and snow through the whole range
-    by_mineral = {m: far[[training.class_from_name(n) == m for n in names]].mean()
-                  for m in ("Olivine", "Melting_snow", "Talc", "Actinolite", "Tremolite", "Topaz")}
-    assert min(by_mineral.values()) >= 0.9, by_mineral
+    # absorption depth beyond 1900 nm; olivine and snow through the whole range (measured: all but one talc, one
+    # actinolite, one tremolite and two olivine spectra); of those it keeps, only one talc spectrum is confident
+    minerals = np.array([training.class_from_name(n) for n in names])
+    for mineral in ("Olivine", "Melting_snow", "Talc", "Actinolite", "Tremolite", "Topaz"):
+        rows = minerals == mineral
+        assert far[rows].mean() >= 0.8, mineral
+        assert (~far & confident)[rows].mean() <= 0.12, mineral
+
+
+def test_outlier_exposure_saw_none_of_the_untrained_minerals(model):
+    """The materials the bundled model was trained to answer with a flat output (outlier exposure) are recorded
+    in it, and none is one of the untrained minerals above, a class or a spectrum of a class's list."""
+    exposure = model.info.training["parameters"]["outlier_exposure"]
+    materials = set(exposure["materials"])
+    assert exposure["weight"] == 0.5 and exposure["n_materials"] == len(materials) >= 80
+    assert not materials & set(UNSEEN)
+    assert not {m.lower() for m in materials} & {c.lower() for c in model.info.class_names}
+    with open(os.path.join(ROOT, "scripts", "build_models.py"), encoding="utf-8") as fh:
+        tree = ast.parse(fh.read())
+    classes = next(ast.literal_eval(node.value) for node in tree.body if isinstance(node, ast.Assign)
+                   and getattr(node.targets[0], "id", None) == "CLASSES")
+    assert not materials & {start for starts in classes.values() for start in starts}
 
 
 def test_scaled_copies_of_its_minerals_keep_their_class(model):
@@ -72,9 +93,15 @@ def test_scaled_copies_of_its_minerals_keep_their_class(model):
         p, a = spectral_cnn.predict_proba(model, X * factor, with_angle=True)
         assert np.array_equal(p.argmax(axis=1), base)
         assert np.array_equal(~ood.out_of_distribution(model.info, a, base), kept)
+    # a global min-max scaling subtracts an offset, which is not a scale: it keeps the class of every mineral of
+    # the model's classes; the dark sulphides, which belong to none, may move from one wrong class to another
     lo, hi = X.min(), X.max()
     p = spectral_cnn.predict_proba(model, (X - lo) / (hi - lo))
-    assert np.array_equal(p.argmax(axis=1), base)
+    classes = set(model.info.class_names) | {"Dickite", "Halloysite", "Muscovite", "Illite", "Quartz", "Lawn_Grass",
+                                             "Grass_Golden_Dry"}
+    trained = np.array([training.class_from_name(n) in classes for n in names])
+    assert trained.sum() == 20
+    assert np.array_equal(p.argmax(axis=1)[trained], base[trained])
     # and the library spectra of its own minerals are accepted by the check
     own = [training.class_from_name(n) in ("Kaolinite", "Alunite", "Calcite", "Goethite", "Hematite", "Jarosite",
                                              "Gypsum", "Chlorite", "Epidote", "Quartz") for n in names]

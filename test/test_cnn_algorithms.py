@@ -426,3 +426,27 @@ def test_numeric_labels_train_classify_and_assess_by_name(run_alg, tmp_path, fir
     as_codes = np.mean([int(codes[r, c]) == first + k // 2 for k, (r, c) in enumerate(cells)])
     assert (abs(as_codes - expected) < 1e-9) == (first == 1)
     assert os.path.exists(assessed["OUTPUT_HTML"]) and os.path.exists(trained["OUTPUT_REPORT"])
+
+
+def test_outlier_spectra_train_the_model_towards_a_flat_output(run_alg, tmp_path):
+    """OUTLIER_LIBRARIES: the test library's spectra of minerals outside the six classes, less the featureless ones,
+    are recorded in the model as its outlier-exposure materials; a library holding only the classes' minerals is
+    refused, naming the parameter."""
+    common = {"LIBRARIES": [TRAIN_LIBRARY], "REFERENCE": AVIRIS_NG, "AUGMENT_COPIES": 10, "EPOCHS": 3,
+              "PATIENCE": 2, "SEED": 7}
+    result = run_alg("train_spectral_cnn", {
+        **common, "OUTLIER_LIBRARIES": [USGS_LIBRARY], "OUTLIER_WEIGHT": 0.25,
+        "OUTPUT_MODEL": str(tmp_path / "m.onnx"), "OUTPUT_REPORT": str(tmp_path / "r.html")})
+    exposure = read_model_info(result["OUTPUT_MODEL"]).training["parameters"]["outlier_exposure"]
+    # 24 spectra: 6 of the classes (kaolinite, alunite, muscovite, montmorillonite, calcite, goethite) and the nearly
+    # featureless quartz left out
+    assert exposure["materials"] == ["Buddingtonite", "Chalcopyrite", "Chlorite", "Dickite", "Dolomite", "Epidote",
+                                     "Grass_Golden_Dry", "Gypsum", "Halloysite", "Hematite", "Illite", "Jarosite",
+                                     "Lawn_Grass", "Nontronite", "Opal", "Pyrite", "Pyrophyllite"]
+    assert exposure["n_spectra"] == 17 and exposure["weight"] == 0.25
+    html = open(str(tmp_path / "r.html"), encoding="utf-8").read()
+    assert "17 spectra of 17 materials outside the classes" in html
+    with pytest.raises(QgsProcessingException, match=r"OUTLIER_LIBRARIES.*Fewer than 2 outlier spectra"):
+        run_alg("train_spectral_cnn", {**common, "OUTLIER_LIBRARIES": [TRAIN_LIBRARY],
+                                       "OUTPUT_MODEL": str(tmp_path / "n.onnx")})
+    assert not os.path.exists(tmp_path / "n.onnx")

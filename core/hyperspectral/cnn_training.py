@@ -50,11 +50,14 @@ def sam_baseline(train_X, train_y, val_X, n_classes):
 def train_and_report(data, model_path, report_path=None, preprocessing=DEFAULT_PREPROCESSING, augment_copies=0, snr=100.0,
                      epochs=150, batch_size=256, learning_rate=1e-3, patience=15, val_fraction=0.25, seed=42,
                      description="", network=None, feedback=None, refit=True, ensemble=ENSEMBLE_DEFAULT,
-                     label_smoothing=0.0, ood_joint=True):
+                     label_smoothing=0.0, ood_joint=True, outliers=None, outlier_weight=0.5):
     """Train on a :class:`~core.hyperspectral.training.TrainingSet`, write the model and the HTML report.
 
     ``ensemble`` networks of different seeds are averaged in the saved model and ``label_smoothing`` smooths
-    the loss; ``ood_joint`` calibrates the out-of-distribution check's views together (:func:`core.hyperspectral.spectral_cnn.train_classifier`). ``network`` overrides the network's size (``channels``, ``kernels``, ``hidden``, ``dropout``; see
+    the loss; ``ood_joint`` calibrates the out-of-distribution check's views together; ``outliers``: a
+    :class:`~core.hyperspectral.training.TrainingSet` of materials outside every class (its classes are the
+    materials), at the same bands, for outlier exposure with ``outlier_weight``
+    (:func:`core.hyperspectral.spectral_cnn.train_classifier`). ``network`` overrides the network's size (``channels``, ``kernels``, ``hidden``, ``dropout``; see
     :func:`core.engine.spectral_network.SpectralCNN`).
 
     The model's ``training["metrics"]`` are those of :func:`core.hyperspectral.spectral_cnn.train_classifier`
@@ -76,7 +79,10 @@ def train_and_report(data, model_path, report_path=None, preprocessing=DEFAULT_P
         preprocessing=preprocessing, epochs=epochs, batch_size=batch_size, lr=learning_rate, patience=patience,
         val_fraction=val_fraction, seed=seed, augment_options=augment_options(augment_copies, snr),
         feedback=feedback.scaled(0, 95), description=description, network_options=network, refit=refit,
-        ensemble=ensemble, label_smoothing=label_smoothing, ood_joint=ood_joint)
+        ensemble=ensemble, label_smoothing=label_smoothing, ood_joint=ood_joint,
+        outliers=None if outliers is None else outliers.X,
+        outlier_groups=None if outliers is None else np.asarray(outliers.class_names)[outliers.y],
+        outlier_weight=outlier_weight)
     labels = list(range(len(data.class_names)))
     y_val = np.asarray(result.val_labels)
     if y_val.size == 0:
@@ -105,6 +111,13 @@ def train_and_report(data, model_path, report_path=None, preprocessing=DEFAULT_P
     return {**summaries, "history": result.history, "info": result.info, "n_validation": int(y_val.size)}
 
 
+def _exposure_text(exposure):
+    if not exposure:
+        return "none"
+    return (f"{exposure['n_spectra']} spectra of {exposure['n_materials']} materials outside the classes, trained "
+            f"towards a flat output (weight {exposure['weight']:g})")
+
+
 def training_report(data, result, summaries, preprocessing, augment_copies, snr):
     """The HTML training report: data, settings, CNN vs SAM, learning curves, confusion matrices."""
     cnn, sam_summary = summaries["cnn"], summaries["sam"]
@@ -127,6 +140,7 @@ def training_report(data, result, summaries, preprocessing, augment_copies, snr)
          if result.info.training.get("parameters", {}).get("refit") else "the network of the best epoch"),
         ("Ensemble", f"{result.info.training['parameters'].get('ensemble', 1)} network(s) of different seeds, "
                      "their class probabilities averaged in the model"),
+        ("Outlier exposure", _exposure_text(result.info.training["parameters"].get("outlier_exposure"))),
         ("Created", build_time().strftime("%Y-%m-%d %H:%M")),
     ]
     sections = [("Training data and settings", report.html_table(["Setting", "Value"], settings))]

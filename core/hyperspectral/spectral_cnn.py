@@ -353,12 +353,44 @@ def _evaluate(net, torch, Z, y, loss_fn, batch_size=4096):
     return loss, acc
 
 
-def _fit(net, torch, optimiser, loss_fn, train, val, history, rng, schedule, feedback):
+class _Exposure:
+    """Outlier exposure (Hendrycks, Mazeika and Dietterich 2019, "Deep anomaly detection with outlier
+    exposure"): beside each training batch, as many spectra of materials outside every class, drawn with
+    ``rng``, go through the network in the same forward pass; their cross-entropy to the uniform
+    distribution, times ``weight``, is added to the loss, so the network learns to give spectra unlike its
+    classes a flat, low-confidence output. ``P``: the outliers preprocessed; ``mean``, ``std``: the
+    standardisation of the training spectra."""
+
+    def __init__(self, torch, P, mean, std, weight, rng):
+        self.torch = torch
+        self.Z = torch.from_numpy(np.ascontiguousarray((P - mean) / std, dtype=np.float32))
+        self.weight = float(weight)
+        self.rng = rng
+
+    def loss(self, net, xb, yb, loss_fn):
+        """(loss of the batch with its outliers, logits of the training batch)."""
+        torch = self.torch
+        n = xb.shape[0]
+        rows = torch.from_numpy(self.rng.integers(0, self.Z.shape[0], n))
+        logits = net(torch.cat([xb, self.Z[rows]]))
+        flat = -torch.log_softmax(logits[n:], dim=1).mean()
+        return loss_fn(logits[:n], yb) + self.weight * flat, logits[:n]
+
+
+def _batch_loss(net, loss_fn, xb, yb, exposure):
+    """(loss, logits) of one training batch, with the outliers of ``exposure`` when given."""
+    if exposure is None:
+        logits = net(xb)
+        return loss_fn(logits, yb), logits
+    return exposure.loss(net, xb, yb, loss_fn)
+
+
+def _fit(net, torch, optimiser, loss_fn, train, val, history, rng, schedule, feedback, exposure=None):
     """The epochs of :func:`train_classifier` on the shared loop (:func:`core.engine.torch_training.train_epochs`).
 
     ``train``: (spectra, labels) tensors; ``val``: (spectra, labels) arrays, possibly empty;
-    ``schedule``: (epochs, batch size, patience). Fills ``history``; returns the loop's outcome
-    with the best epoch's weights loaded into ``net``.
+    ``schedule``: (epochs, batch size, patience); ``exposure``: an :class:`_Exposure` or None. Fills
+    ``history``; returns the loop's outcome with the best epoch's weights loaded into ``net``.
     """
     X_all, y_all = train
     Zva, yva_t = val
@@ -373,8 +405,7 @@ def _fit(net, torch, optimiser, loss_fn, train, val, history, rng, schedule, fee
     def step(batch):
         xb, yb = X_all[batch], y_all[batch]
         optimiser.zero_grad()
-        logits = net(xb)
-        loss = loss_fn(logits, yb)
+        loss, logits = _batch_loss(net, loss_fn, xb, yb, exposure)
         loss.backward()
         optimiser.step()
         tally["correct"] += int((logits.argmax(dim=1) == yb).sum())
@@ -447,15 +478,40 @@ def _prepare_arrays(X, y, groups, class_names, val_fraction, seed, augment_optio
                 yva=yva, Pva=Pva, mean=mean, std=std, Ztr=Ztr, Zva=Zva, ytr_t=ytr_t, yva_t=yva_t)
 
 
+def _prepare_outliers(outliers, outlier_groups, weight, n_bands, seed, augment_options, preprocessing, wl, feedback):
+    """The outlier-exposure spectra of :func:`train_classifier`, checked, augmented like the training spectra
+    (mixed only with outliers of other groups) and preprocessed: ``(P, weight, record for the model)``."""
+    O = np.asarray(outliers, dtype=np.float64)
+    if O.ndim != 2 or O.shape[1] != n_bands or O.shape[0] < 2 or not np.isfinite(O).all():
+        raise OreMapError(f"Outlier spectra must be a table of at least two finite spectra with {n_bands} bands "
+                          "(the training spectra's).", parameter="outliers")
+    g = np.arange(O.shape[0]) if outlier_groups is None else np.asarray(outlier_groups).reshape(-1)
+    if g.size != O.shape[0]:
+        raise OreMapError("Give one outlier group per outlier spectrum.", parameter="outliers")
+    codes = np.unique(g, return_inverse=True)[1].reshape(-1)
+    if augment_options is not None:
+        options = {"n_per_spectrum": 20, "wavelengths": wl}
+        options.update(augment_options)
+        O, _, _ = augment(O, codes, codes, rng=np.random.default_rng([seed, 5]), **options)
+    materials = None if outlier_groups is None else [str(v) for v in np.unique(g)]
+    n = int(np.asarray(outliers).shape[0])
+    record = {"n_spectra": n, "n_materials": n if materials is None else len(materials), "weight": float(weight),
+              "materials": materials}
+    feedback.info(f"Outlier exposure: {n} spectra of {record['n_materials']} materials outside the classes "
+                  f"({O.shape[0]} after augmentation), trained towards a flat output (weight {float(weight):g}).")
+    return preprocess(O, preprocessing, wl), float(weight), record
+
+
 def _train_members(torch, tc, X, y, groups, class_names, seed, augment_options, preprocessing, wl, network, schedule,
-                   feedback, members, prepared=None, label_smoothing=0.0):
+                   feedback, members, prepared=None, label_smoothing=0.0, exposure=None):
     """New networks trained for the epochs early stopping chose, on every sample (the refit: ``prepared`` None)
     or on the training groups of the early-stopping run (``prepared``: its :func:`_prepare_arrays`);
     ``(export modules, n samples)``.
 
     ``members`` lists the member numbers to train: member 0 draws the refit's random numbers (torch seed
-    ``seed + 1``, batches from ``[seed, 4]``), member ``k`` seed ``seed + 1 + k`` and ``[seed, 4, k]``; all
-    see the same (augmented) spectra.
+    ``seed + 1``, batches from ``[seed, 4]``, outliers from ``[seed, 6]``), member ``k`` seed ``seed + 1 + k``,
+    ``[seed, 4, k]`` and ``[seed, 6, k]``; all see the same (augmented) spectra. ``exposure``: ``(preprocessed
+    outliers, weight)`` for outlier exposure, or None.
     """
     lr, weight_decay, batch_size, epochs = schedule
     d = prepared if prepared is not None else _prepare_arrays(X, y, groups, class_names, 0.0, seed, augment_options,
@@ -474,10 +530,14 @@ def _train_members(torch, tc, X, y, groups, class_names, seed, augment_options, 
         net = SpectralCNN(X.shape[1], n_classes, **network)
         optimiser = torch.optim.Adam(net.parameters(), lr=lr, weight_decay=weight_decay)
 
-        def step(batch, net=net, optimiser=optimiser):
+        outliers = None if exposure is None else _Exposure(
+            torch, exposure[0], d["mean"], d["std"], exposure[1],
+            np.random.default_rng([seed, 6] if k == 0 else [seed, 6, int(k)]))
+
+        def step(batch, net=net, optimiser=optimiser, outliers=outliers):
             net.train()
             optimiser.zero_grad()
-            loss = loss_fn(net(Z[batch]), t[batch])
+            loss, _ = _batch_loss(net, loss_fn, Z[batch], t[batch], outliers)
             loss.backward()
             optimiser.step()
             return loss
@@ -492,12 +552,31 @@ def _train_members(torch, tc, X, y, groups, class_names, seed, augment_options, 
     return modules, int(ytr.size)
 
 
+def _model_info(X, y, class_names, wl, fwhm, preprocessing, description, training):
+    """The model's metadata as stored (NaN -> None, tuples -> lists): classes and colours, bands, preprocessing,
+    and ``training`` (metrics, parameters, out-of-distribution check) with the date and the data's hash."""
+    colours = class_colours(class_names)
+    info = ModelInfo(
+        task=TASK,
+        classes=[{"name": name, "color": hex_colour(c)} for name, c in zip(class_names, colours)],
+        input={"name": INPUT_NAME, "n_bands": int(X.shape[1])},
+        output={"name": OUTPUT_NAME, "kind": "probabilities"},
+        wavelengths=None if wl is None else [float(v) for v in wl],
+        fwhm=None if fwhm is None else [float(v) for v in np.asarray(fwhm, dtype=np.float64).reshape(-1)],
+        preprocessing={"method": preprocessing},
+        training={"date": build_date(), "data_hash": data_hash(X, y), "n_samples": int(X.shape[0]), **training},
+        description=str(description),
+    )
+    return ModelInfo.from_json(info.to_json())
+
+
 def train_classifier(X, y, class_names, groups=None, wavelengths=None, fwhm=None, preprocessing="brightness",
                      epochs=200, batch_size=256, lr=1e-3, patience=15, val_fraction=0.25, seed=0,
                      augment_options=None, feedback=None, description="",
                      network_options=None, weight_decay=0.0, refit=True, ensemble=1, label_smoothing=0.0,
-                     ood_joint=True):
-    # Over 100 lines by its docstring (every parameter documented); the code is 86 lines.
+                     ood_joint=True, outliers=None, outlier_groups=None, outlier_weight=0.5):
+    # Over 100 lines by its docstring (every parameter documented) and its code (about 110 lines: the early-stopping
+    # run, the refit and ensemble members, the out-of-distribution check and the validation figures share their arrays).
     """Train a spectral CNN classifier and export it to the OreMap model format.
 
     Parameters
@@ -559,6 +638,18 @@ def train_classifier(X, y, class_names, groups=None, wavelengths=None, fwhm=None
         Calibrate the out-of-distribution check's views together, so that they reject at most 1 % of the held-out
         spectra together (:func:`core.hyperspectral.ood.joint_quantile`); False: each view at the 0.99 quantile
         (up to 2 % together with two views; the bundled model's rule, which lets fewer untrained minerals through).
+    outliers : array-like of shape (n_outliers, n_bands), optional
+        Outlier exposure: spectra of materials that belong to no class (same bands as ``X``). They are augmented
+        like the training spectra and, beside each training batch, trained towards a uniform output, so the
+        network gives spectra unlike every class a low confidence (:class:`_Exposure`). Choose materials that
+        are really outside every class: a variant or mixture of a class taught as "none of them" makes the
+        network doubt that class.
+    outlier_groups : array-like of shape (n_outliers,), optional
+        Material (group) of each outlier spectrum: augmentation mixes outliers only with other groups', and
+        the model records the materials' names (``training["parameters"]["outlier_exposure"]["materials"]``).
+    outlier_weight : float, default 0.5
+        Weight of the outliers' cross-entropy to the uniform distribution beside the classes' cross-entropy
+        (Hendrycks et al. use 0.5).
 
     Returns
     -------
@@ -581,9 +672,10 @@ def train_classifier(X, y, class_names, groups=None, wavelengths=None, fwhm=None
     """
     feedback = ensure(feedback)
     if int(epochs) < 1 or int(batch_size) < 2 or int(patience) < 1 or not lr > 0 or int(ensemble) < 1 \
-            or not 0.0 <= float(label_smoothing) < 1.0:
+            or not 0.0 <= float(label_smoothing) < 1.0 or not float(outlier_weight) >= 0.0:
         raise OreMapError("Epochs, patience and ensemble members must be at least 1, the batch size at least 2, "
-                          "the learning rate positive and label smoothing in [0, 1).", parameter="training")
+                          "the learning rate positive, label smoothing in [0, 1) and the outlier weight at least "
+                          "0.", parameter="training")
     X, y, class_names, groups = _check_training_data(X, y, class_names, groups, wavelengths, fwhm, preprocessing)
     n, n_bands = X.shape
     n_classes = len(class_names)
@@ -600,6 +692,8 @@ def train_classifier(X, y, class_names, groups=None, wavelengths=None, fwhm=None
 
     counts = np.bincount(ytr, minlength=n_classes).astype(np.float64)
     weights = np.where(counts > 0, ytr.size / (n_classes * np.maximum(counts, 1)), 0.0)
+    exposed = None if outliers is None or not float(outlier_weight) > 0 else _prepare_outliers(
+        outliers, outlier_groups, outlier_weight, n_bands, seed, augment_options, preprocessing, wl, feedback)
     P_source = preprocess(X, preprocessing, wl)
     exemplars = ood.exemplar_views(X[train_idx], P_source[train_idx], y[train_idx], groups[train_idx], n_classes, wl,
                                    preprocessing)
@@ -611,8 +705,10 @@ def train_classifier(X, y, class_names, groups=None, wavelengths=None, fwhm=None
         loss_fn = torch.nn.CrossEntropyLoss(weight=torch.tensor(weights, dtype=torch.float32),
                                             label_smoothing=float(label_smoothing))
         optimiser = torch.optim.Adam(net.parameters(), lr=lr, weight_decay=weight_decay)
+        exposure = None if exposed is None else _Exposure(torch, exposed[0], mean, std, exposed[1],
+                                                          np.random.default_rng([seed, 7]))
         outcome = _fit(net, torch, optimiser, loss_fn, (torch.from_numpy(Ztr), torch.from_numpy(ytr_t)),
-                       (Zva, yva_t), history, rng, (epochs, batch_size, patience), feedback)
+                       (Zva, yva_t), history, rng, (epochs, batch_size, patience), feedback, exposure)
         best_epoch = outcome.best_epoch
         feedback.check()
         if outcome.best_state is None:  # the monitored loss was NaN in every epoch
@@ -639,7 +735,7 @@ def train_classifier(X, y, class_names, groups=None, wavelengths=None, fwhm=None
             trained, n_trained = _train_members(
                 torch, tc, X, y, groups, class_names, seed, augment_options, preprocessing, wl, network,
                 (lr, weight_decay, batch_size, best_epoch + 1), feedback, members,
-                prepared=None if refitting else d, label_smoothing=label_smoothing)
+                prepared=None if refitting else d, label_smoothing=label_smoothing, exposure=exposed)
             n_refit = n_trained if refitting else 0
             module = ensemble_module(trained if refitting else [module] + trained)
         onnx_bytes = export_onnx(module, n_bands)
@@ -688,27 +784,10 @@ def train_classifier(X, y, class_names, groups=None, wavelengths=None, fwhm=None
         "refit": refitting,
         "ensemble": int(ensemble),
         "label_smoothing": float(label_smoothing),
+        "outlier_exposure": None if exposed is None else exposed[2],
     }
-    colours = class_colours(class_names)
-    info = ModelInfo(
-        task=TASK,
-        classes=[{"name": name, "color": hex_colour(c)} for name, c in zip(class_names, colours)],
-        input={"name": INPUT_NAME, "n_bands": int(n_bands)},
-        output={"name": OUTPUT_NAME, "kind": "probabilities"},
-        wavelengths=None if wl is None else [float(v) for v in wl],
-        fwhm=None if fwhm is None else [float(v) for v in np.asarray(fwhm, dtype=np.float64).reshape(-1)],
-        preprocessing={"method": preprocessing},
-        training={
-            "date": build_date(),
-            "data_hash": data_hash(X, y),
-            "n_samples": int(n),
-            "metrics": metrics,
-            "parameters": parameters,
-            "ood": check,
-        },
-        description=str(description),
-    )
-    info = ModelInfo.from_json(info.to_json())  # in memory exactly as stored (NaN -> None, tuples -> lists)
+    info = _model_info(X, y, class_names, wl, fwhm, preprocessing, description,
+                       {"metrics": metrics, "parameters": parameters, "ood": check})
     feedback.progress(100.0)
     return TrainingResult(
         onnx_bytes=onnx_bytes, info=info, history=history, train_indices=train_idx, val_indices=val_idx,

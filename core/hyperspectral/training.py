@@ -189,6 +189,64 @@ def library_training_set(paths, band_info, class_rule="first_word", class_table=
     return TrainingSet(X=X, y=y, groups=groups, class_names=class_names, band_info=target, sample_names=names)
 
 
+#: Deepest absorption (1 - continuum-removed reflectance at the model's bands) an outlier spectrum must reach to
+#: be used for outlier exposure: flatter spectra look like a featureless background once the continuum is removed,
+#: whatever they are (the USGS quartz and feldspar spectra have a median of 0.064).
+OUTLIER_MIN_DEPTH = 0.10
+
+
+def outlier_set(paths, data, materials=None, min_depth=OUTLIER_MIN_DEPTH, feedback=None):
+    """Library spectra of materials outside the classes of ``data`` (a :class:`TrainingSet` with band centres),
+    for outlier exposure (:func:`core.hyperspectral.spectral_cnn.train_classifier`'s ``outliers``).
+
+    Each spectrum's material is the first word of its name. Spectra of ``data``'s classes (same word, any case),
+    of materials not in ``materials`` (when given), that do not cover the bands (small gaps filled as for training)
+    or are not positive, and featureless ones (deepest continuum-removed absorption below ``min_depth``) are left
+    out, each count logged. Returns a TrainingSet at ``data``'s bands whose classes are the materials.
+    """
+    from ..engine.spectra import continuum_removal
+
+    feedback = ensure(feedback)
+    info = data.band_info
+    if info is None or info.centers is None:
+        raise OreMapError("Outlier spectra are matched to the training bands by wavelength, and the training data "
+                          "have none.", "outliers", "Give the raster wavelengths, or train without outlier spectra.")
+    target = BandInfo(centers=info.centers, fwhm=info.fwhm, bad=None)
+    own = {c.lower() for c in data.class_names}
+    wanted = None if materials is None else set(materials)
+    X, found, names = [], [], []
+    left = {"of your classes": 0, "not covering the bands": 0, "featureless": 0}
+    for lib in (read_library(path) for path in paths):
+        for name, spectrum in zip(lib.names, lib.resample(target).spectra):
+            material = class_from_name(name)
+            if wanted is not None and material not in wanted:
+                continue
+            if material.lower() in own:
+                left["of your classes"] += 1
+                continue
+            filled = _fill_small_gaps(spectrum, target.centers)
+            if filled is None or not (filled > 0).all():
+                left["not covering the bands"] += 1
+                continue
+            if 1.0 - continuum_removal(filled[None, :], target.centers).min() < min_depth:
+                left["featureless"] += 1
+                continue
+            X.append(filled)
+            found.append(material)
+            names.append(name)
+    if any(left.values()):
+        feedback.info("Outlier spectra left out: " + ", ".join(f"{n} {why}" for why, n in left.items() if n) + ".")
+    if len(X) < 2:
+        raise OreMapError("Fewer than 2 outlier spectra remain (of materials outside your classes, covering the "
+                          "training bands, with an absorption feature).", "outliers",
+                          "Give libraries of other minerals and materials, or train without outlier spectra.")
+    class_names = sorted(set(found))
+    y = np.array([class_names.index(m) for m in found], dtype=np.int64)
+    feedback.info(f"Outlier exposure: {y.size} spectra of {len(class_names)} materials outside your classes.")
+    return TrainingSet(X=np.asarray(X, dtype=np.float32), y=y, groups=y.copy(), class_names=class_names,
+                       band_info=target, sample_names=names)
+
+
 def image_training_set(source, geometries, labels, band_info=None):
     """Training set from pixels of ``source`` (a RasterSource) under labelled features.
 
