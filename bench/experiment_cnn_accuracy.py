@@ -55,6 +55,9 @@ CLASSES = {
 #: (each pixel's physical sample given as its group, as polygons are, instead of each pixel its own group).
 CONFIGS = {
     "current": {"preprocessing": "continuum_removal", "augment_copies": 5},  # train_spectral_cnn's defaults
+    # outlier exposure with the bundled model's outlier materials (OUTLIERS of scripts/build_models.py, none of them
+    # one of the 12 classes, nor in UNSEEN or DEV): OUTLIER_LIBRARIES of train_spectral_cnn
+    "current_outliers": {"preprocessing": "continuum_removal", "augment_copies": 5, "outliers": True},
     "current_margin1.5": {"preprocessing": "continuum_removal", "augment_copies": 5, "ood_pixel_margin": 1.5},
     "current_margin1": {"preprocessing": "continuum_removal", "augment_copies": 5, "ood_pixel_margin": 1.0},
     # each physical sample given as the pixels' group (as polygons are): held-out groups are whole samples, no margin
@@ -137,6 +140,18 @@ def untrained_spectra(channels):
     return X[np.isfinite(X).all(axis=1) & (X.max(axis=1) > 0)]
 
 
+def outlier_spectra(data):
+    """The bundled model's outlier-exposure materials (``OUTLIERS`` of scripts/build_models.py) at the bands of
+    ``data``, as OUTLIER_LIBRARIES of train_spectral_cnn reads them (:func:`core.hyperspectral.training.outlier_set`)."""
+    from core.hyperspectral import training
+
+    sys.path.insert(0, os.path.join(ROOT, "scripts"))
+    import build_models
+
+    return training.outlier_set([os.path.join(HS, "s07_AV95_envi.sli")], data,
+                                materials=[m for group in build_models.OUTLIERS.values() for m in group])
+
+
 def labelled_pixels(seed=0):
     """The benchmark: (X, y, groups, class names, wavelengths)."""
     from core.hyperspectral.spectral_library import read_library
@@ -198,6 +213,7 @@ def run_config(data, options, n_folds=5, seed=0, verbose=False, protocol="groupe
     settings.update(options)
     ood.PIXEL_MARGIN = settings.pop("ood_pixel_margin", 1.25)  # the check's margin for pixel training sets
     sample_groups = settings.pop("sample_groups", False)
+    exposure = settings.pop("outliers", False)
     out = {"acc": [], "acc_ood": [], "rejected": [], "let_through": [], "seconds": [], "epochs": []}
     with tempfile.TemporaryDirectory() as tmp:
         for k, (tr, te) in enumerate(folds_of(protocol, X, y, groups, n_folds, seed)):
@@ -206,6 +222,8 @@ def run_config(data, options, n_folds=5, seed=0, verbose=False, protocol="groupe
                                  band_info=BandInfo(centers=wl, fwhm=None, bad=None))
             path = os.path.join(tmp, f"fold{k}.onnx")
             t = time.perf_counter()
+            if exposure:
+                settings["outliers"] = outlier_spectra(data_k)
             summary = cnn_training.train_and_report(data_k, path, None, feedback=PrintFeedback() if verbose
                                                     else Feedback(), **settings)
             out["seconds"].append(time.perf_counter() - t)

@@ -61,3 +61,40 @@ def test_target_bands_drop_bad_and_water():
                     bad=np.array([False, False, False, True]))
     assert target_bands(info).centers.tolist() == [500.0]
     assert target_bands(info, exclude_water=False).centers.tolist() == [500.0, 1400.0, 1850.0]
+
+
+def test_outlier_set_leaves_out_own_classes_gaps_and_featureless_spectra(tmp_path):
+    """A CSV library with an absorption band (depth 0.3 at 2200 nm), a flat spectrum, a spectrum of a training
+    class, and one with a long gap: only the first is an outlier; the counts are logged."""
+    from oremap.core.hyperspectral.training import TrainingSet, outlier_set
+
+    wl = np.arange(2000.0, 2401.0, 10.0)
+    band = 0.5 - 0.15 * np.exp(-0.5 * ((wl - 2200.0) / 20.0) ** 2)   # continuum 0.5, depth 0.15 / 0.5 = 0.3
+    gap = band.copy()
+    gap[5:30] = np.nan
+    path = write_csv(tmp_path / "others.csv", wl, {"Garnet g1": band, "Flat f1": np.full(wl.size, 0.4),
+                                                   "Kaolinite k9": band, "Zeolite z2": gap,
+                                                   "Garnet g2": band * 0.8})
+    data = TrainingSet(X=np.ones((2, wl.size)), y=np.array([0, 1]), groups=np.array([0, 1]),
+                       class_names=["kaolinite", "calcite"], band_info=BandInfo(centers=wl, fwhm=None, bad=None))
+    lines = []
+
+    class Log:
+        def info(self, text):
+            lines.append(text)
+
+        def __getattr__(self, name):
+            return lambda *a, **k: None
+
+    out = outlier_set([path], data, feedback=Log())
+    assert out.class_names == ["Garnet"] and out.y.tolist() == [0, 0]
+    assert out.sample_names == ["Garnet g1", "Garnet g2"]
+    np.testing.assert_allclose(out.X[1], 0.8 * band, atol=1e-6)  # the CSV holds 6 decimals
+    assert lines[0] == "Outlier spectra left out: 1 of your classes, 1 not covering the bands, 1 featureless."
+    with pytest.raises(OreMapError, match="Fewer than 2 outlier spectra") as err:
+        outlier_set([path], data, materials=["Flat", "Zeolite"])
+    assert err.value.parameter == "outliers"
+    no_wavelengths = TrainingSet(X=data.X, y=data.y, groups=data.groups, class_names=data.class_names)
+    with pytest.raises(OreMapError, match="have none") as err:
+        outlier_set([path], no_wavelengths)
+    assert err.value.parameter == "outliers"
