@@ -42,6 +42,11 @@ def main(out):
     lines.append(f"Spectral CNN (bundled USGS minerals model, minimum confidence 0.5): median confidence "
                  f"{np.ma.median(confidence):.2f}")
     lines += class_shares(os.path.join(out, "cnn_classes.tif"))
+    low = float(np.ma.mean(confidence < 0.5))
+    if low > 0.5:
+        lines.append(f"  The model abstains on {100 * low:.0f} % of this tile's pixels (confidence below 0.5): their "
+                     "spectra are mixtures unlike any of its classes, and it was trained to say so rather than give "
+                     "the nearest class (outlier exposure; models/usgs_minerals_cnn.md, Known limits).")
     print("\n".join(lines))
 
 
