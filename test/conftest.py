@@ -70,15 +70,20 @@ def processing_provider(processing_initialised):
 
 
 def core_warnings():
-    """A core :class:`~core.engine.feedback.Feedback` that keeps the warnings given to it in ``.warnings``."""
+    """A core :class:`~core.engine.feedback.Feedback` that keeps the warnings given to it in ``.warnings`` and its
+    log lines in ``.infos``."""
     from oremap.core.engine.feedback import Feedback
 
     class Warnings(Feedback):
         def __init__(self):
             self.warnings = []
+            self.infos = []
 
         def warning(self, message):
             self.warnings.append(message)
+
+        def info(self, message):
+            self.infos.append(message)
 
     return Warnings()
 

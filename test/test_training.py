@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from conftest import core_warnings
 from oremap.core.engine.errors import OreMapError
 from oremap.core.hyperspectral.training import class_from_name, library_training_set, sample_id, target_bands
 from oremap.core.engine.wavelengths import BandInfo
@@ -77,20 +78,12 @@ def test_outlier_set_leaves_out_own_classes_gaps_and_featureless_spectra(tmp_pat
                                                    "Garnet g2": band * 0.8})
     data = TrainingSet(X=np.ones((2, wl.size)), y=np.array([0, 1]), groups=np.array([0, 1]),
                        class_names=["kaolinite", "calcite"], band_info=BandInfo(centers=wl, fwhm=None, bad=None))
-    lines = []
-
-    class Log:
-        def info(self, text):
-            lines.append(text)
-
-        def __getattr__(self, name):
-            return lambda *a, **k: None
-
-    out = outlier_set([path], data, feedback=Log())
+    log = core_warnings()
+    out = outlier_set([path], data, feedback=log)
     assert out.class_names == ["Garnet"] and out.y.tolist() == [0, 0]
     assert out.sample_names == ["Garnet g1", "Garnet g2"]
     np.testing.assert_allclose(out.X[1], 0.8 * band, atol=1e-6)  # the CSV holds 6 decimals
-    assert lines[0] == "Outlier spectra left out: 1 of your classes, 1 not covering the bands, 1 featureless."
+    assert log.infos[0] == "Outlier spectra left out: 1 of your classes, 1 not covering the bands, 1 featureless."
     with pytest.raises(OreMapError, match="Fewer than 2 outlier spectra") as err:
         outlier_set([path], data, materials=["Flat", "Zeolite"])
     assert err.value.parameter == "outliers"
