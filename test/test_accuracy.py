@@ -26,7 +26,7 @@ from oremap.core.engine.accuracy import (
     summary,
 )
 from oremap.core.engine.errors import OreMapError
-from oremap.core.engine.feedback import Feedback
+from conftest import core_warnings
 
 from test_report import parse_html
 
@@ -377,17 +377,6 @@ def numbered_map(path, names, codes_grid):
     return path
 
 
-class Log(Feedback):
-    def __init__(self):
-        self.infos, self.warnings = [], []
-
-    def info(self, text):
-        self.infos.append(text)
-
-    def warning(self, text):
-        self.warnings.append(text)
-
-
 # The 12 pixels, row by row, hold the codes 1-12; pixel k (0-based) is the centre of column k % 4, row k // 4.
 GRID = np.arange(1, 13).reshape(3, 4)
 CENTRES = [Point(k % 4 + 0.5, 3 - (k // 4 + 0.5)) for k in range(12)]
@@ -405,7 +394,7 @@ def test_numeric_labels_are_class_names_not_codes(tmp_path, first, text_sorted):
     path = numbered_map(str(tmp_path / "numbers.tif"), names, GRID)
     truth = [int(n) for n in names]
     for labels in (truth, [str(v) for v in truth], [float(v) for v in truth]):  # integer, text, double fields
-        log = Log()
+        log = core_warnings()
         out = assess_class_raster(path, CENTRES, labels, feedback=log)
         assert out["overall_accuracy"] == 1.0 and out["n_samples"] == 12
         assert out["match_rule"] == "names" and out["unmatched_labels"] == []
@@ -414,7 +403,7 @@ def test_numeric_labels_are_class_names_not_codes(tmp_path, first, text_sorted):
     # The same field shifted by one (1-12 against the names 0-11): names still win; the value not a name
     # (12, or 0) is left out, not read as a code, and the log says so.
     shifted = [v + (1 if first == 0 else -1) for v in truth]
-    log = Log()
+    log = core_warnings()
     out = assess_class_raster(path, CENTRES, shifted, feedback=log)
     assert out["match_rule"] == "names" and out["n_unmatched_features"] == 1
     assert out["n_samples"] == 11 and out["overall_accuracy"] == 0.0
@@ -445,11 +434,11 @@ def test_the_guard_warns_of_few_matches_and_of_a_far_lower_accuracy(tmp_path):
     path = numbered_map(str(tmp_path / "guard.tif"), names, GRID)
     # 5 of 12 features labelled with classes the map lacks: fewer than half used
     labels = list(range(7)) + ["Jarosite"] * 5
-    log = Log()
+    log = core_warnings()
     out = assess_class_raster(path, CENTRES, labels, feedback=log)
     assert out["n_features_used"] == 7 and log.warnings[-1:] != [] and len(out["guard_warnings"]) == 0
     labels = list(range(5)) + ["Jarosite"] * 7
-    log = Log()
+    log = core_warnings()
     out = assess_class_raster(path, CENTRES, labels, feedback=log)
     assert out["n_features_used"] == 5 and out["overall_accuracy"] == 1.0
     assert len(out["guard_warnings"]) == 1 and "Only 5 of 12 reference features with a class" in log.warnings[-1]
@@ -459,7 +448,7 @@ def test_the_guard_warns_of_few_matches_and_of_a_far_lower_accuracy(tmp_path):
         ds.update_tags(OREMAP_MODEL_VALIDATION=json.dumps({"model": "m.onnx", "measure": "overall accuracy",
                                                           "value": 0.9}))
     labels = [0, 1, 2] + [3] * 9
-    log = Log()
+    log = core_warnings()
     out = assess_class_raster(path, CENTRES, labels, feedback=log)
     assert out["overall_accuracy"] == pytest.approx(4 / 12)  # pixels 0-3 right
     assert len(out["guard_warnings"]) == 1
@@ -468,7 +457,7 @@ def test_the_guard_warns_of_few_matches_and_of_a_far_lower_accuracy(tmp_path):
     assert "far below the 0.900" in page
     # within 0.25 of the model's figure: no warning
     labels = list(range(9)) + [0] * 3
-    out = assess_class_raster(path, CENTRES, labels, feedback=Log())
+    out = assess_class_raster(path, CENTRES, labels, feedback=core_warnings())
     assert out["overall_accuracy"] == pytest.approx(0.75) and out["guard_warnings"] == []
 
 

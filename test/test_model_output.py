@@ -6,7 +6,7 @@ import pytest
 from qgis.core import QgsProcessing, QgsProcessingContext
 
 from oremap.algorithms import ALGORITHMS
-from oremap.core.engine.feedback import Feedback
+from conftest import core_warnings
 
 
 @pytest.fixture
@@ -18,15 +18,6 @@ def library_folder(tmp_path, processing_provider):
     settings.set_value(settings.MODEL_FOLDER_SETTING, str(folder))
     yield folder
     settings.set_value(settings.MODEL_FOLDER_SETTING, before)
-
-
-class Log(Feedback):
-    def __init__(self):
-        super().__init__()
-        self.lines = []
-
-    def info(self, text):
-        self.lines.append(text)
 
 
 def trainers(provider):
@@ -42,24 +33,24 @@ def test_every_trainer_saves_a_temporary_model_in_the_library(library_folder, pr
     context = QgsProcessingContext()
     for alg in algs:
         for value in (QgsProcessing.TEMPORARY_OUTPUT, ""):
-            log = Log()
+            log = core_warnings()
             path = alg.output_path({"OUTPUT_MODEL": value}, "OUTPUT_MODEL", context, log)
             assert os.path.dirname(path) == str(library_folder)
             assert os.path.basename(path).startswith(alg.name() + "_") and path.endswith(".onnx")
-            assert log.lines == [f"The model goes to the model library folder: {path} "
+            assert log.infos == [f"The model goes to the model library folder: {path} "
                                  "(Plugins > OreMap > Model library)."]
         assert "saved in the model library folder" in alg.shortHelpString()
     # a name taken in the same second gets a suffix; a chosen file is kept as chosen
     alg = algs[0]
-    first = alg.output_path({"OUTPUT_MODEL": "TEMPORARY_OUTPUT"}, "OUTPUT_MODEL", context, Log())
+    first = alg.output_path({"OUTPUT_MODEL": "TEMPORARY_OUTPUT"}, "OUTPUT_MODEL", context, core_warnings())
     open(first, "w").close()
-    second = alg.output_path({"OUTPUT_MODEL": "TEMPORARY_OUTPUT"}, "OUTPUT_MODEL", context, Log())
+    second = alg.output_path({"OUTPUT_MODEL": "TEMPORARY_OUTPUT"}, "OUTPUT_MODEL", context, core_warnings())
     assert second != first and os.path.dirname(second) == str(library_folder)
     mine = str(library_folder.parent / "mine.onnx")
-    assert alg.output_path({"OUTPUT_MODEL": mine}, "OUTPUT_MODEL", context, Log()) == mine
+    assert alg.output_path({"OUTPUT_MODEL": mine}, "OUTPUT_MODEL", context, core_warnings()) == mine
     # the VAE's model is optional: left out of a script, no model is written
     vae = processing_provider.algorithm("vae_anomaly").create()
-    assert vae.output_path({}, "OUTPUT_MODEL", context, Log()) is None
+    assert vae.output_path({}, "OUTPUT_MODEL", context, core_warnings()) is None
 
 
 def test_trained_vae_lands_in_the_library(run_alg, library_folder, tmp_path):

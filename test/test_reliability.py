@@ -7,19 +7,10 @@ import numpy as np
 import pytest
 import rasterio
 
-from conftest import AVIRIS_NG, AVIRIS_NG_2, USGS_LIBRARY
+from conftest import AVIRIS_NG, AVIRIS_NG_2, USGS_LIBRARY, core_warnings
 from test_raster import write_cube
 
-from oremap.core.engine.feedback import Feedback
 from oremap.core.engine.raster import OutputSpec, RasterSource, partial_path, remove_stale_partials, run_pixelwise
-
-
-class Log(Feedback):
-    def __init__(self):
-        self.infos = []
-
-    def info(self, message):
-        self.infos.append(message)
 
 
 def _partials(folder):
@@ -89,7 +80,7 @@ def test_stale_partials_are_removed_and_logged(tmp_path):
     other.write_bytes(b"x")
     rng = np.random.default_rng(0)
     src_path = write_cube(str(tmp_path / "src.tif"), rng.uniform(0.05, 0.6, (2, 8, 8)))
-    log = Log()
+    log = core_warnings()
     with RasterSource(src_path) as src:
         run_pixelwise(src, [OutputSpec(target, ["sum"])], lambda p: p.sum(axis=1), feedback=log)
     assert _partials(tmp_path) == sorted([os.path.basename(live), other.name])
@@ -184,7 +175,7 @@ def test_csv_library_text_column_is_left_out_with_a_warning(tmp_path):
     path = tmp_path / "lib.csv"
     path.write_text("wavelength_nm,kaolinite,comment\n" + "".join(f"{w},{0.3 + w * 1e-5},ok\n"
                                                                   for w in range(400, 2500, 10)))
-    log = Log()
+    log = core_warnings()
     log.warnings = []
     log.warning = log.warnings.append
     lib = read_library(str(path), feedback=log)

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from scipy.optimize import nnls
 
-from conftest import SHARED_DATA
+from conftest import SHARED_DATA, core_warnings
 from fcls_reference import kkt_violation, mixtures, weighted_nnls
 from oremap.core.engine.errors import Cancelled, OreMapError
 from oremap.core.engine.feedback import Feedback
@@ -403,20 +403,13 @@ def test_unmix_map_names_residual_bands_and_warns_of_a_scale_mismatch(tmp_path):
     centers = np.linspace(400.0, 2480.0, E.shape[0])
     lib = SpectralLibrary(names=["water", "vegetation", "road"], wavelengths=centers, spectra=E.T.copy())
 
-    class Log(Feedback):
-        def __init__(self):
-            self.warnings = []
-
-        def warning(self, text):
-            self.warnings.append(text)
-
     for factor, mode in ((1.0, "fcls"), (0.5, "fcls"), (0.5, "nn_closed")):
         cube = str(tmp_path / f"cube{factor}.tif")
         with rasterio.open(cube, "w", driver="GTiff", width=40, height=40, count=E.shape[0], dtype="float32",
                            crs="EPSG:32610", transform=Affine(30.0, 0, 0, 0, -30.0, 0)) as ds:
             ds.write((factor * X).T.reshape(E.shape[0], 40, 40).astype(np.float32))
         out = str(tmp_path / f"ab_{factor}_{mode}.tif")
-        log = Log()
+        log = core_warnings()
         stats = mapping.unmix_map(cube, lib, out, mode=mode, image_bands=list(range(1, E.shape[0] + 1)),
                                   feedback=log)
         with rasterio.open(out) as ds:
