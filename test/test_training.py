@@ -65,8 +65,9 @@ def test_target_bands_drop_bad_and_water():
 
 
 def test_outlier_set_leaves_out_own_classes_gaps_and_featureless_spectra(tmp_path):
-    """A CSV library with an absorption band (depth 0.3 at 2200 nm), a flat spectrum, a spectrum of a training
-    class, and one with a long gap: only the first is an outlier; the counts are logged."""
+    """A CSV library with an absorption band (depth 0.3 at 2200 nm), a flat spectrum, spectra of a training class
+    and of a part of one ('Calcite-Dolomite'), and one with a long gap: only the first is an outlier; the counts
+    are logged."""
     from oremap.core.hyperspectral.training import TrainingSet, outlier_set
 
     wl = np.arange(2000.0, 2401.0, 10.0)
@@ -75,15 +76,15 @@ def test_outlier_set_leaves_out_own_classes_gaps_and_featureless_spectra(tmp_pat
     gap[5:30] = np.nan
     path = write_csv(tmp_path / "others.csv", wl, {"Garnet g1": band, "Flat f1": np.full(wl.size, 0.4),
                                                    "Kaolinite k9": band, "Zeolite z2": gap,
-                                                   "Garnet g2": band * 0.8})
+                                                   "Garnet g2": band * 0.8, "Dolomite d1": band})
     data = TrainingSet(X=np.ones((2, wl.size)), y=np.array([0, 1]), groups=np.array([0, 1]),
-                       class_names=["kaolinite", "calcite"], band_info=BandInfo(centers=wl, fwhm=None, bad=None))
+                       class_names=["kaolinite", "Calcite-Dolomite"], band_info=BandInfo(centers=wl, fwhm=None, bad=None))
     log = core_warnings()
     out = outlier_set([path], data, feedback=log)
     assert out.class_names == ["Garnet"] and out.y.tolist() == [0, 0]
     assert out.sample_names == ["Garnet g1", "Garnet g2"]
     np.testing.assert_allclose(out.X[1], 0.8 * band, atol=1e-6)  # the CSV holds 6 decimals
-    assert log.infos[0] == "Outlier spectra left out: 1 of your classes, 1 not covering the bands, 1 featureless."
+    assert log.infos[0] == "Outlier spectra left out: 2 of your classes, 1 not covering the bands, 1 featureless."
     with pytest.raises(OreMapError, match="Fewer than 2 outlier spectra") as err:
         outlier_set([path], data, materials=["Flat", "Zeolite"])
     assert err.value.parameter == "outliers"

@@ -199,7 +199,8 @@ def outlier_set(paths, data, materials=None, min_depth=OUTLIER_MIN_DEPTH, feedba
     """Library spectra of materials outside the classes of ``data`` (a :class:`TrainingSet` with band centres),
     for outlier exposure (:func:`core.hyperspectral.spectral_cnn.train_classifier`'s ``outliers``).
 
-    Each spectrum's material is the first word of its name. Spectra of ``data``'s classes (same word, any case),
+    Each spectrum's material is the first word of its name. Spectra of ``data``'s classes (the class name or one
+    of its parts split at '-', '/', '+', ',' or spaces, any case: 'Muscovite-Illite' covers both minerals),
     of materials not in ``materials`` (when given), that do not cover the bands (small gaps filled as for training)
     or are not positive, and featureless ones (deepest continuum-removed absorption below ``min_depth``) are left
     out, each count logged. Returns a TrainingSet at ``data``'s bands whose classes are the materials.
@@ -213,6 +214,7 @@ def outlier_set(paths, data, materials=None, min_depth=OUTLIER_MIN_DEPTH, feedba
                           "have none.", "outliers", "Give the raster wavelengths, or train without outlier spectra.")
     target = BandInfo(centers=info.centers, fwhm=info.fwhm, bad=None)
     own = {c.lower() for c in data.class_names}
+    own |= {part for c in own for part in re.split(r"[-/+,\s]+", c) if part}
     wanted = None if materials is None else set(materials)
     X, found, names = [], [], []
     left = {"of your classes": 0, "not covering the bands": 0, "featureless": 0}
