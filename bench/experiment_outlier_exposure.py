@@ -5,7 +5,8 @@ Trains the bundled model's recipe (scripts/build_models.py: same library spectra
 without outlier exposure (build_models.OUTLIERS, at several weights) and measures each network on:
 
 - the held-out samples of the build (grouped validation): accuracy, share rejected by the out-of-distribution
-  check, share of held-out spectra given a confidence >= 0.5 (what exposure could cost the trained classes);
+  check, share of held-out spectra given a confidence >= 0.5 by the early-stopping network, which did not train
+  on them (what exposure could cost the trained classes);
 - the untrained minerals of the card (build_models.UNSEEN, the test set) and of bench/bench_ood.py's DEV set:
   share let through (kept by the check with confidence >= 0.5);
 - real scenes without ground truth (two AVIRIS-NG sample tiles, a Jasper Ridge crop): pixels left unclassified
@@ -31,15 +32,14 @@ import numpy as np  # noqa: E402
 import bench_ood  # noqa: E402
 import build_models  # noqa: E402
 from core.engine.feedback import Feedback  # noqa: E402
-from core.engine.model_format import OnnxModel  # noqa: E402
-from core.hyperspectral import cnn_training, spectral_cnn  # noqa: E402
+from core.hyperspectral import cnn_training  # noqa: E402
 from core.hyperspectral.mapping import cnn_classify_map  # noqa: E402
 
 
-def held_out_confident(model, result):
-    """Share of the build's held-out augmented spectra the network gives a confidence >= MIN_CONFIDENCE."""
-    probs = spectral_cnn.predict_proba(model, result.val_spectra)
-    return float((probs.max(axis=1) >= build_models.MIN_CONFIDENCE).mean())
+def held_out_confident(result):
+    """Share of the build's held-out augmented spectra given a confidence >= MIN_CONFIDENCE by the early-stopping
+    network, which did not train on them (the saved model is the refit, which did)."""
+    return float((result.val_proba.max(axis=1) >= build_models.MIN_CONFIDENCE).mean())
 
 
 #: Real scenes without ground truth: the two AVIRIS-NG sample tiles and the Jasper Ridge crop (AVIRIS; trees,
@@ -71,26 +71,18 @@ def scene_figures(path):
 
 
 def run(weight, data, outliers, folder, seed=None):
-    s = dict(build_models.SETTINGS)
+    """Build the bundled recipe with outlier exposure at ``weight`` (0: none) and ``seed``; its figures."""
+    settings = {**build_models.SETTINGS, "outlier_weight": weight}
     if seed is not None:
-        s["seed"] = seed
-    options = cnn_training.augment_options(s["augment_copies"], s["snr"])
-    result = spectral_cnn.train_classifier(
-        data.X, data.y, data.class_names, groups=data.groups, wavelengths=data.band_info.centers,
-        fwhm=data.band_info.fwhm, preprocessing=s["preprocessing"], epochs=s["epochs"], batch_size=s["batch_size"],
-        lr=s["learning_rate"], patience=s["patience"], val_fraction=s["val_fraction"], seed=s["seed"],
-        augment_options=options, network_options=s["network"],
-        ood_joint=s["ood_joint"], feedback=Feedback(),
-        outliers=outliers.X if weight else None, outlier_groups=outliers.y if weight else None,
-        outlier_weight=weight)
-    path = os.path.join(folder, f"oe_{weight:g}_{s['seed']}.onnx")
-    result.save(path)
-    m = result.info.training["metrics"]
-    model = OnnxModel(path)
+        settings["seed"] = seed
+    path = os.path.join(folder, f"oe_{weight:g}_{settings['seed']}.onnx")
+    summary = cnn_training.train_and_report(data, path, None, feedback=Feedback(),
+                                            outliers=outliers if weight else None, **settings)
+    m = summary["info"].training["metrics"]
     unseen = build_models.unseen_figures(path)
     dev = build_models.unseen_figures(path, bench_ood.DEV)
-    return {"weight": weight, "seed": s["seed"], "epoch": m["best_epoch"], "val_acc": m["val_accuracy"],
-            "val_rejected": m["val_out_of_distribution"], "val_confident": held_out_confident(model, result),
+    return {"weight": weight, "seed": settings["seed"], "epoch": m["best_epoch"], "val_acc": m["val_accuracy"],
+            "val_rejected": m["val_out_of_distribution"], "val_confident": held_out_confident(summary["result"]),
             "unseen": unseen["let_through"], "unseen_conf": unseen["confident_without_check"],
             "dev": dev["let_through"], "dev_conf": dev["confident_without_check"],
             "scenes": scene_figures(path), "per_mineral": unseen["per_mineral"]}

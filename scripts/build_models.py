@@ -194,14 +194,19 @@ def tile_figures(model_path):
     """Classes of the pixels of the first AVIRIS-NG sample tile (test/data) and how many the check rejects."""
     from core.hyperspectral.mapping import cnn_classify_map
 
+    import rasterio
+
     with tempfile.TemporaryDirectory() as tmp:
-        stats = cnn_classify_map(TILE, model_path, os.path.join(tmp, "classes.tif"))
-        confident = cnn_classify_map(TILE, model_path, os.path.join(tmp, "confident.tif"),
-                                     min_confidence=MIN_CONFIDENCE)["class_counts"]
+        classes_path, confidence_path = os.path.join(tmp, "classes.tif"), os.path.join(tmp, "confidence.tif")
+        stats = cnn_classify_map(TILE, model_path, classes_path, confidence_path=confidence_path)
+        with rasterio.open(classes_path) as c, rasterio.open(confidence_path) as p:
+            codes, confidence = c.read(1), p.read(1)
     counts = stats["class_counts"]
+    names = list(counts)  # "Unclassified" (code 0), then the classes by code
+    kept = np.bincount(np.where(confidence >= MIN_CONFIDENCE, codes, 0).ravel(), minlength=len(names))
     return {"n_pixels": int(sum(counts.values())), "out_of_distribution": int(stats["out_of_distribution"]),
             "class_counts": {k: int(v) for k, v in counts.items() if v},
-            "confident_counts": {k: int(v) for k, v in confident.items() if v}}
+            "confident_counts": {k: int(v) for k, v in zip(names, kept) if v}}
 
 
 def model_card(info, summary, path, tile=None):

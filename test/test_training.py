@@ -84,7 +84,7 @@ def test_outlier_set_leaves_out_own_classes_gaps_and_featureless_spectra(tmp_pat
     assert out.class_names == ["Garnet"] and out.y.tolist() == [0, 0]
     assert out.sample_names == ["Garnet g1", "Garnet g2"]
     np.testing.assert_allclose(out.X[1], 0.8 * band, atol=1e-6)  # the CSV holds 6 decimals
-    assert log.infos[0] == "Outlier spectra left out: 2 of your classes, 1 not covering the bands, 1 featureless."
+    assert log.infos[0] == "Outlier spectra left out: 2 of your classes, 1 not covering the bands or not positive, 1 featureless."
     with pytest.raises(OreMapError, match="Fewer than 2 outlier spectra") as err:
         outlier_set([path], data, materials=["Flat", "Zeolite"])
     assert err.value.parameter == "outliers"

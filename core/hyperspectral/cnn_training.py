@@ -69,7 +69,8 @@ def train_and_report(data, model_path, report_path=None, preprocessing=DEFAULT_P
     -------
     dict
         ``cnn`` and ``sam``: accuracy summaries (:func:`core.engine.accuracy.summary`) on the validation
-        data; ``history``; ``info`` (the model's metadata); ``n_validation``.
+        data; ``history``; ``info`` (the model's metadata); ``n_validation``; ``result``: the
+        :class:`~core.hyperspectral.spectral_cnn.TrainingResult` (held-out spectra and their probabilities).
     """
     feedback = ensure(feedback)
     info = data.band_info
@@ -108,7 +109,8 @@ def train_and_report(data, model_path, report_path=None, preprocessing=DEFAULT_P
         html = training_report(data, result, summaries, preprocessing, augment_copies, snr)
         report.write_report(report_path, html)
     feedback.progress(100)
-    return {**summaries, "history": result.history, "info": result.info, "n_validation": int(y_val.size)}
+    return {**summaries, "history": result.history, "info": result.info, "n_validation": int(y_val.size),
+            "result": result}
 
 
 def _exposure_text(exposure):

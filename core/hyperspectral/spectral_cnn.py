@@ -439,6 +439,12 @@ def _fit(net, torch, optimiser, loss_fn, train, val, history, rng, schedule, fee
         model=net, patience=patience, progress=(0.0, 95.0), log=log, early_stop_message=stopped, as_tensor=torch)
 
 
+def _augment_settings(augment_options, wl):
+    """Keyword arguments of :func:`augment` from ``train_classifier``'s ``augment_options`` (20 copies unless
+    given; the tilt along the wavelengths)."""
+    return {"n_per_spectrum": 20, "wavelengths": wl, **augment_options}
+
+
 def _prepare_arrays(X, y, groups, class_names, val_fraction, seed, augment_options, preprocessing, wl, feedback):
     """Data preparation of :func:`train_classifier`: grouped split, augmentation, preprocessing and
     standardisation (fitted on the training spectra); a dict of the arrays."""
@@ -454,8 +460,7 @@ def _prepare_arrays(X, y, groups, class_names, val_fraction, seed, augment_optio
     Xtr, ytr, gtr = X[train_idx], y[train_idx], groups[train_idx]
     Xva, yva, gva = X[val_idx], y[val_idx], groups[val_idx]
     if augment_options is not None:
-        options = {"n_per_spectrum": 20, "wavelengths": wl}
-        options.update(augment_options)
+        options = _augment_settings(augment_options, wl)
         Xtr, ytr, gtr = augment(Xtr, ytr, gtr, rng=np.random.default_rng([seed, 1]), **options)
         if Xva.shape[0]:
             Xva, yva, _ = augment(Xva, yva, gva, rng=np.random.default_rng([seed, 2]), **options)
@@ -480,7 +485,8 @@ def _prepare_arrays(X, y, groups, class_names, val_fraction, seed, augment_optio
 
 def _prepare_outliers(outliers, outlier_groups, weight, n_bands, seed, augment_options, preprocessing, wl, feedback):
     """The outlier-exposure spectra of :func:`train_classifier`, checked, augmented like the training spectra
-    (mixed only with outliers of other groups) and preprocessed: ``(P, weight, record for the model)``."""
+    (mixed only with outliers of other groups) and preprocessed: ``(P, record for the model)``, the record holding
+    the weight."""
     O = np.asarray(outliers, dtype=np.float64)
     if O.ndim != 2 or O.shape[1] != n_bands or O.shape[0] < 2 or not np.isfinite(O).all():
         raise OreMapError(f"Outlier spectra must be a table of at least two finite spectra with {n_bands} bands "
@@ -490,16 +496,15 @@ def _prepare_outliers(outliers, outlier_groups, weight, n_bands, seed, augment_o
         raise OreMapError("Give one outlier group per outlier spectrum.", parameter="outliers")
     codes = np.unique(g, return_inverse=True)[1].reshape(-1)
     if augment_options is not None:
-        options = {"n_per_spectrum": 20, "wavelengths": wl}
-        options.update(augment_options)
-        O, _, _ = augment(O, codes, codes, rng=np.random.default_rng([seed, 5]), **options)
+        O, _, _ = augment(O, codes, codes, rng=np.random.default_rng([seed, 5]),
+                          **_augment_settings(augment_options, wl))
     materials = None if outlier_groups is None else [str(v) for v in np.unique(g)]
     n = int(np.asarray(outliers).shape[0])
     record = {"n_spectra": n, "n_materials": n if materials is None else len(materials), "weight": float(weight),
               "materials": materials}
     feedback.info(f"Outlier exposure: {n} spectra of {record['n_materials']} materials outside the classes "
                   f"({O.shape[0]} after augmentation), trained towards a flat output (weight {float(weight):g}).")
-    return preprocess(O, preprocessing, wl), float(weight), record
+    return preprocess(O, preprocessing, wl), record
 
 
 def _train_members(torch, tc, X, y, groups, class_names, seed, augment_options, preprocessing, wl, network, schedule,
@@ -511,7 +516,7 @@ def _train_members(torch, tc, X, y, groups, class_names, seed, augment_options, 
     ``members`` lists the member numbers to train: member 0 draws the refit's random numbers (torch seed
     ``seed + 1``, batches from ``[seed, 4]``, outliers from ``[seed, 6]``), member ``k`` seed ``seed + 1 + k``,
     ``[seed, 4, k]`` and ``[seed, 6, k]``; all see the same (augmented) spectra. ``exposure``: ``(preprocessed
-    outliers, weight)`` for outlier exposure, or None.
+    outliers, record with the weight)`` of :func:`_prepare_outliers`, or None.
     """
     lr, weight_decay, batch_size, epochs = schedule
     d = prepared if prepared is not None else _prepare_arrays(X, y, groups, class_names, 0.0, seed, augment_options,
@@ -531,7 +536,7 @@ def _train_members(torch, tc, X, y, groups, class_names, seed, augment_options, 
         optimiser = torch.optim.Adam(net.parameters(), lr=lr, weight_decay=weight_decay)
 
         outliers = None if exposure is None else _Exposure(
-            torch, exposure[0], d["mean"], d["std"], exposure[1],
+            torch, exposure[0], d["mean"], d["std"], exposure[1]["weight"],
             np.random.default_rng([seed, 6] if k == 0 else [seed, 6, int(k)]))
 
         def step(batch, net=net, optimiser=optimiser, outliers=outliers):
@@ -705,7 +710,7 @@ def train_classifier(X, y, class_names, groups=None, wavelengths=None, fwhm=None
         loss_fn = torch.nn.CrossEntropyLoss(weight=torch.tensor(weights, dtype=torch.float32),
                                             label_smoothing=float(label_smoothing))
         optimiser = torch.optim.Adam(net.parameters(), lr=lr, weight_decay=weight_decay)
-        exposure = None if exposed is None else _Exposure(torch, exposed[0], mean, std, exposed[1],
+        exposure = None if exposed is None else _Exposure(torch, exposed[0], mean, std, exposed[1]["weight"],
                                                           np.random.default_rng([seed, 7]))
         outcome = _fit(net, torch, optimiser, loss_fn, (torch.from_numpy(Ztr), torch.from_numpy(ytr_t)),
                        (Zva, yva_t), history, rng, (epochs, batch_size, patience), feedback, exposure)
@@ -784,7 +789,7 @@ def train_classifier(X, y, class_names, groups=None, wavelengths=None, fwhm=None
         "refit": refitting,
         "ensemble": int(ensemble),
         "label_smoothing": float(label_smoothing),
-        "outlier_exposure": None if exposed is None else exposed[2],
+        "outlier_exposure": None if exposed is None else exposed[1],
     }
     info = _model_info(X, y, class_names, wl, fwhm, preprocessing, description,
                        {"metrics": metrics, "parameters": parameters, "ood": check})

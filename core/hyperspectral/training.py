@@ -217,7 +217,7 @@ def outlier_set(paths, data, materials=None, min_depth=OUTLIER_MIN_DEPTH, feedba
     own |= {part for c in own for part in re.split(r"[-/+,\s]+", c) if part}
     wanted = None if materials is None else set(materials)
     X, found, names = [], [], []
-    left = {"of your classes": 0, "not covering the bands": 0, "featureless": 0}
+    left = {"of your classes": 0, "not covering the bands or not positive": 0, "featureless": 0}
     for lib in (read_library(path) for path in paths):
         for name, spectrum in zip(lib.names, lib.resample(target).spectra):
             material = class_from_name(name)
@@ -228,14 +228,15 @@ def outlier_set(paths, data, materials=None, min_depth=OUTLIER_MIN_DEPTH, feedba
                 continue
             filled = _fill_small_gaps(spectrum, target.centers)
             if filled is None or not (filled > 0).all():
-                left["not covering the bands"] += 1
-                continue
-            if 1.0 - continuum_removal(filled[None, :], target.centers).min() < min_depth:
-                left["featureless"] += 1
+                left["not covering the bands or not positive"] += 1
                 continue
             X.append(filled)
             found.append(material)
             names.append(name)
+    if X:  # deepest absorption of each, all in one continuum removal
+        featured = 1.0 - continuum_removal(np.asarray(X), target.centers).min(axis=1) >= min_depth
+        left["featureless"] = int((~featured).sum())
+        X, found, names = ([v for v, k in zip(values, featured) if k] for values in (X, found, names))
     if any(left.values()):
         feedback.info("Outlier spectra left out: " + ", ".join(f"{n} {why}" for why, n in left.items() if n) + ".")
     if len(X) < 2:
@@ -244,7 +245,6 @@ def outlier_set(paths, data, materials=None, min_depth=OUTLIER_MIN_DEPTH, feedba
                           "Give libraries of other minerals and materials, or train without outlier spectra.")
     class_names = sorted(set(found))
     y = np.array([class_names.index(m) for m in found], dtype=np.int64)
-    feedback.info(f"Outlier exposure: {y.size} spectra of {len(class_names)} materials outside your classes.")
     return TrainingSet(X=np.asarray(X, dtype=np.float32), y=y, groups=y.copy(), class_names=class_names,
                        band_info=target, sample_names=names)
 
