@@ -36,12 +36,6 @@ from core.hyperspectral import cnn_training  # noqa: E402
 from core.hyperspectral.mapping import cnn_classify_map  # noqa: E402
 
 
-def held_out_confident(result):
-    """Share of the build's held-out augmented spectra given a confidence >= MIN_CONFIDENCE by the early-stopping
-    network, which did not train on them (the saved model is the refit, which did)."""
-    return float((result.val_proba.max(axis=1) >= build_models.MIN_CONFIDENCE).mean())
-
-
 #: Real scenes without ground truth: the two AVIRIS-NG sample tiles and the Jasper Ridge crop (AVIRIS; trees,
 #: soil, water, roads).
 SCENES = {"NG tile 1": build_models.TILE,
@@ -82,7 +76,7 @@ def run(weight, data, outliers, folder, seed=None):
     unseen = build_models.unseen_figures(path)
     dev = build_models.unseen_figures(path, bench_ood.DEV)
     return {"weight": weight, "seed": settings["seed"], "epoch": m["best_epoch"], "val_acc": m["val_accuracy"],
-            "val_rejected": m["val_out_of_distribution"], "val_confident": held_out_confident(summary["result"]),
+            "val_rejected": m["val_out_of_distribution"], "val_confident": build_models.held_out_confident(summary["result"]),
             "unseen": unseen["let_through"], "unseen_conf": unseen["confident_without_check"],
             "dev": dev["let_through"], "dev_conf": dev["confident_without_check"],
             "scenes": scene_figures(path), "per_mineral": unseen["per_mineral"]}
