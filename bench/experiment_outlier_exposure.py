@@ -14,8 +14,8 @@ without outlier exposure (build_models.OUTLIERS, at several weights) and measure
 
 None of these spectra is among the outliers (build_models.OUTLIERS excludes UNSEEN, DEV and their mineral groups).
 
-Usage: python bench/experiment_outlier_exposure.py [weight ...] [--seeds S ...]
-       (default: weights 0 0.5 1.0, 0 = no exposure; the bundled model's seed)
+Usage: python bench/experiment_outlier_exposure.py [weight ...] [--seeds S ...] [--min-epochs N]
+       (default: weights 0 0.5 1.0, 0 = no exposure; the bundled model's seed and minimum epochs)
 """
 
 import os
@@ -64,11 +64,14 @@ def scene_figures(path):
     return out
 
 
-def run(weight, data, outliers, folder, seed=None):
-    """Build the bundled recipe with outlier exposure at ``weight`` (0: none) and ``seed``; its figures."""
+def run(weight, data, outliers, folder, seed=None, min_epochs=None):
+    """Build the bundled recipe with outlier exposure at ``weight`` (0: none), ``seed`` and ``min_epochs`` (None:
+    the recipe's); its figures."""
     settings = {**build_models.SETTINGS, "outlier_weight": weight}
     if seed is not None:
         settings["seed"] = seed
+    if min_epochs is not None:
+        settings["min_epochs"] = min_epochs
     path = os.path.join(folder, f"oe_{weight:g}_{settings['seed']}.onnx")
     summary = cnn_training.train_and_report(data, path, None, feedback=Feedback(),
                                             outliers=outliers if weight else None, **settings)
@@ -89,6 +92,9 @@ def main():
     parser.add_argument("weights", nargs="*", type=float, default=[0.0, 0.5, 1.0], help="0 = no exposure")
     parser.add_argument("--seeds", type=int, nargs="+", default=None,
                         help="training seeds (default: the bundled model's); the table gives mean and sd over them")
+    parser.add_argument("--min-epochs", type=int, default=None,
+                        help="earliest epoch early stopping may keep (default: the bundled recipe's, "
+                             f"{build_models.SETTINGS.get('min_epochs', 1)}; 1 = early stopping alone)")
     args = parser.parse_args()
     os.environ.setdefault("SOURCE_DATE_EPOCH", build_models.BUILD_EPOCH)
     data = build_models.training_data()
@@ -100,7 +106,7 @@ def main():
     with tempfile.TemporaryDirectory() as folder:
         for weight in args.weights:
             for seed in seeds:
-                row = run(weight, data, outliers, folder, seed)
+                row = run(weight, data, outliers, folder, seed, args.min_epochs)
                 rows.setdefault(weight, []).append(row)
                 print({k: v for k, v in row.items() if k != "per_mineral"}, flush=True)
 

@@ -64,6 +64,33 @@ def test_early_stopping_keeps_the_best_epoch_and_its_weights():
     assert not torch.equal(net.weight, states[-1]["weight"])
 
 
+def test_min_epochs_keeps_no_earlier_epoch_and_counts_patience_from_it():
+    net, step, rng = linear_fit()
+    # lowest at epoch 2; from epoch 4 on the best is epoch 5 (index 4), then 3 epochs without improvement
+    monitored = [5.0, 0.5, 3.0, 2.0, 1.0, 1.5, 1.2, 1.1, 0.2]
+    states = []
+
+    def end_epoch(epoch, train_loss):
+        states.append({k: v.clone() for k, v in net.state_dict().items()})
+        return monitored[epoch]
+
+    out = torch_training.train_epochs(40, 8, len(monitored), rng, step, None, end_epoch=end_epoch, model=net,
+                                      patience=3, min_epochs=4)
+    assert (out.epochs_run, out.best_epoch, out.stopped_early) == (8, 4, True)
+    for key, value in net.state_dict().items():
+        assert torch.equal(value, states[4][key])
+    # without it, the loss of epoch 2 ends training at epoch 5
+    net, step, rng = linear_fit()
+    out = torch_training.train_epochs(40, 8, len(monitored), rng, step, None, end_epoch=lambda e, t: monitored[e],
+                                      model=net, patience=3)
+    assert (out.epochs_run, out.best_epoch) == (5, 1)
+    # a minimum beyond the epochs run keeps the last epoch
+    net, step, rng = linear_fit()
+    out = torch_training.train_epochs(40, 8, 3, rng, step, None, end_epoch=lambda e, t: monitored[e], model=net,
+                                      patience=3, min_epochs=10)
+    assert (out.epochs_run, out.best_epoch) == (3, 2)
+
+
 def test_without_a_monitored_loss_the_last_epoch_is_kept_and_the_fit_converges():
     net, step, rng = linear_fit()
     out = torch_training.train_epochs(40, 8, 60, rng, step, None)

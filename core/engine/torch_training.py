@@ -62,7 +62,7 @@ class Outcome:
 
 def train_epochs(n, batch_size, epochs, rng, step, feedback=None, *, end_epoch=None, start_epoch=None,
                  model=None, patience=0, progress=(0.0, 100.0), log=None, early_stop_message=None,
-                 min_batch=2, as_tensor=None):
+                 min_batch=2, as_tensor=None, min_epochs=1):
     """Train for up to ``epochs`` epochs over ``n`` samples; returns an :class:`Outcome`.
 
     Each epoch: ``feedback.check()`` (cancel), ``start_epoch(epoch)`` (train mode, learning-rate
@@ -76,13 +76,17 @@ def train_epochs(n, batch_size, epochs, rng, step, feedback=None, *, end_epoch=N
     loss, or ``None`` when nothing is monitored. With ``model`` and a monitored loss, the state of
     the epoch with the lowest one is kept (deep copy) and loaded back at the end; with ``patience``
     training stops after that many epochs without improvement (``early_stop_message(epoch,
-    best_epoch)`` is logged). Progress runs from ``progress[0]`` to ``progress[0] + progress[1]``
+    best_epoch)`` is logged). ``min_epochs``: the kept epoch is at least this one (capped at ``epochs``), and
+    patience counts from it: a loss that is lowest in the first few epochs (a network trained beside a
+    regulariser, e.g. outlier exposure, whose held-out loss bottoms out before its confidence has grown) does not
+    end training there. Progress runs from ``progress[0]`` to ``progress[0] + progress[1]``
     (``None``: not reported); ``log(epoch, train_loss)`` writes the epoch's line.
     """
     feedback = ensure(feedback)
     epochs = int(epochs)
     out = Outcome()
     best_loss, stale = np.inf, 0
+    first = min(max(int(min_epochs), 1), epochs) - 1  # the first epoch (index) that may be kept
     for epoch in range(epochs):
         feedback.check()
         if start_epoch is not None:
@@ -105,7 +109,7 @@ def train_epochs(n, batch_size, epochs, rng, step, feedback=None, *, end_epoch=N
         out.train_loss.append(train_loss)
         out.epochs_run = epoch + 1
         monitored = end_epoch(epoch, train_loss) if end_epoch is not None else None
-        if model is not None and monitored is not None:
+        if model is not None and monitored is not None and epoch >= first:
             if monitored < best_loss:
                 best_loss, out.best_epoch, stale = monitored, epoch, 0
                 out.best_state = copy.deepcopy(model.state_dict())

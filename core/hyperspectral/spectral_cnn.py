@@ -389,12 +389,12 @@ def _fit(net, torch, optimiser, loss_fn, train, val, history, rng, schedule, fee
     """The epochs of :func:`train_classifier` on the shared loop (:func:`core.engine.torch_training.train_epochs`).
 
     ``train``: (spectra, labels) tensors; ``val``: (spectra, labels) arrays, possibly empty;
-    ``schedule``: (epochs, batch size, patience); ``exposure``: an :class:`_Exposure` or None. Fills
+    ``schedule``: (epochs, batch size, patience, minimum epochs); ``exposure``: an :class:`_Exposure` or None. Fills
     ``history``; returns the loop's outcome with the best epoch's weights loaded into ``net``.
     """
     X_all, y_all = train
     Zva, yva_t = val
-    epochs, batch_size, patience = schedule
+    epochs, batch_size, patience, min_epochs = schedule
     has_val = Zva.shape[0] > 0
     tally = {}
 
@@ -436,7 +436,8 @@ def _fit(net, torch, optimiser, loss_fn, train, val, history, rng, schedule, fee
 
     return torch_training.train_epochs(
         int(y_all.shape[0]), batch_size, epochs, rng, step, feedback, start_epoch=start_epoch, end_epoch=end_epoch,
-        model=net, patience=patience, progress=(0.0, 95.0), log=log, early_stop_message=stopped, as_tensor=torch)
+        model=net, patience=patience, progress=(0.0, 95.0), log=log, early_stop_message=stopped, as_tensor=torch,
+        min_epochs=min_epochs)
 
 
 def _augment_settings(augment_options, wl):
@@ -579,7 +580,7 @@ def train_classifier(X, y, class_names, groups=None, wavelengths=None, fwhm=None
                      epochs=200, batch_size=256, lr=1e-3, patience=15, val_fraction=0.25, seed=0,
                      augment_options=None, feedback=None, description="",
                      network_options=None, weight_decay=0.0, refit=True, ensemble=1, label_smoothing=0.0,
-                     ood_joint=True, outliers=None, outlier_groups=None, outlier_weight=0.5):
+                     ood_joint=True, outliers=None, outlier_groups=None, outlier_weight=0.5, min_epochs=1):
     # Over 100 lines by its docstring (every parameter documented) and its code (about 110 lines: the early-stopping
     # run, the refit and ensemble members, the out-of-distribution check and the validation figures share their arrays).
     """Train a spectral CNN classifier and export it to the OreMap model format.
@@ -608,6 +609,10 @@ def train_classifier(X, y, class_names, groups=None, wavelengths=None, fwhm=None
     patience : int, default 15
         Stop after this many epochs without a lower validation loss (training
         loss without validation); the best epoch's weights are kept.
+    min_epochs : int, default 1
+        Early stopping keeps no epoch before this one (at most ``epochs``) and counts patience from it. With
+        outlier exposure the validation loss can be lowest after a few epochs, while the network is still
+        unsure of the held-out samples of its classes.
     val_fraction : float, default 0.25
         About this fraction of each class's groups is held out; 0 = none.
     seed : int, default 0
@@ -677,10 +682,10 @@ def train_classifier(X, y, class_names, groups=None, wavelengths=None, fwhm=None
     """
     feedback = ensure(feedback)
     if int(epochs) < 1 or int(batch_size) < 2 or int(patience) < 1 or not lr > 0 or int(ensemble) < 1 \
-            or not 0.0 <= float(label_smoothing) < 1.0 or not float(outlier_weight) >= 0.0:
-        raise OreMapError("Epochs, patience and ensemble members must be at least 1, the batch size at least 2, "
-                          "the learning rate positive, label smoothing in [0, 1) and the outlier weight at least "
-                          "0.", parameter="training")
+            or not 0.0 <= float(label_smoothing) < 1.0 or not float(outlier_weight) >= 0.0 or int(min_epochs) < 1:
+        raise OreMapError("Epochs, minimum epochs, patience and ensemble members must be at least 1, the batch size "
+                          "at least 2, the learning rate positive, label smoothing in [0, 1) and the outlier weight at "
+                          "least 0.", parameter="training")
     X, y, class_names, groups = _check_training_data(X, y, class_names, groups, wavelengths, fwhm, preprocessing)
     n, n_bands = X.shape
     n_classes = len(class_names)
@@ -713,7 +718,8 @@ def train_classifier(X, y, class_names, groups=None, wavelengths=None, fwhm=None
         exposure = None if exposed is None else _Exposure(torch, exposed[0], mean, std, exposed[1]["weight"],
                                                           np.random.default_rng([seed, 7]))
         outcome = _fit(net, torch, optimiser, loss_fn, (torch.from_numpy(Ztr), torch.from_numpy(ytr_t)),
-                       (Zva, yva_t), history, rng, (epochs, batch_size, patience), feedback, exposure)
+                       (Zva, yva_t), history, rng, (epochs, batch_size, patience, min_epochs), feedback,
+                       exposure)
         best_epoch = outcome.best_epoch
         feedback.check()
         if outcome.best_state is None:  # the monitored loss was NaN in every epoch
@@ -780,6 +786,7 @@ def train_classifier(X, y, class_names, groups=None, wavelengths=None, fwhm=None
         check = ood.with_exemplars(check, ood.exemplar_views(X, P_source, y, groups, n_classes, wl, preprocessing))
     parameters = {
         "epochs": int(epochs), "batch_size": int(batch_size), "lr": float(lr), "patience": int(patience),
+        "min_epochs": int(min_epochs),
         "val_fraction": float(val_fraction), "seed": int(seed), "weight_decay": float(weight_decay),
         "augment_options": None if augment_options is None else
         {k: v for k, v in augment_options.items() if k != "wavelengths"},
