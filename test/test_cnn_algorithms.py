@@ -435,9 +435,12 @@ def test_outlier_spectra_train_the_model_towards_a_flat_output(run_alg, tmp_path
     common = {"LIBRARIES": [TRAIN_LIBRARY], "REFERENCE": AVIRIS_NG, "AUGMENT_COPIES": 10, "EPOCHS": 3,
               "PATIENCE": 2, "SEED": 7}
     result = run_alg("train_spectral_cnn", {
-        **common, "OUTLIER_LIBRARIES": [USGS_LIBRARY], "OUTLIER_WEIGHT": 0.25,
+        **common, "OUTLIER_LIBRARIES": [USGS_LIBRARY], "OUTLIER_WEIGHT": 0.25, "MIN_EPOCHS": 3,
         "OUTPUT_MODEL": str(tmp_path / "m.onnx"), "OUTPUT_REPORT": str(tmp_path / "r.html")})
-    exposure = read_model_info(result["OUTPUT_MODEL"]).training["parameters"]["outlier_exposure"]
+    training = read_model_info(result["OUTPUT_MODEL"]).training
+    # MIN_EPOCHS 3 of 3: early stopping may keep only the last epoch
+    assert training["parameters"]["min_epochs"] == 3 and training["metrics"]["best_epoch"] == 3
+    exposure = training["parameters"]["outlier_exposure"]
     # 24 spectra: 6 of the classes (kaolinite, alunite, muscovite, montmorillonite, calcite, goethite) and the nearly
     # featureless quartz left out
     assert exposure["materials"] == ["Buddingtonite", "Chalcopyrite", "Chlorite", "Dickite", "Dolomite", "Epidote",
