@@ -140,18 +140,6 @@ def untrained_spectra(channels):
     return X[np.isfinite(X).all(axis=1) & (X.max(axis=1) > 0)]
 
 
-def outlier_spectra(data):
-    """The bundled model's outlier-exposure materials (``OUTLIERS`` of scripts/build_models.py) at the bands of
-    ``data``, as OUTLIER_LIBRARIES of train_spectral_cnn reads them (:func:`core.hyperspectral.training.outlier_set`)."""
-    from core.hyperspectral import training
-
-    sys.path.insert(0, os.path.join(ROOT, "scripts"))
-    import build_models
-
-    return training.outlier_set([os.path.join(HS, "s07_AV95_envi.sli")], data,
-                                materials=[m for group in build_models.OUTLIERS.values() for m in group])
-
-
 def labelled_pixels(seed=0):
     """The benchmark: (X, y, groups, class names, wavelengths)."""
     from core.hyperspectral.spectral_library import read_library
@@ -213,7 +201,14 @@ def run_config(data, options, n_folds=5, seed=0, verbose=False, protocol="groupe
     settings.update(options)
     ood.PIXEL_MARGIN = settings.pop("ood_pixel_margin", 1.25)  # the check's margin for pixel training sets
     sample_groups = settings.pop("sample_groups", False)
-    exposure = settings.pop("outliers", False)
+    outliers = None
+    if settings.pop("outliers", False):  # the same for every fold: same bands, same classes
+        sys.path.insert(0, os.path.join(ROOT, "scripts"))
+        import build_models
+
+        every = TrainingSet(X=X.astype(np.float32), y=y, groups=groups, class_names=names,
+                            band_info=BandInfo(centers=wl, fwhm=None, bad=None))
+        outliers = build_models.outlier_set(every, Feedback())
     out = {"acc": [], "acc_ood": [], "rejected": [], "let_through": [], "seconds": [], "epochs": []}
     with tempfile.TemporaryDirectory() as tmp:
         for k, (tr, te) in enumerate(folds_of(protocol, X, y, groups, n_folds, seed)):
@@ -222,10 +217,8 @@ def run_config(data, options, n_folds=5, seed=0, verbose=False, protocol="groupe
                                  band_info=BandInfo(centers=wl, fwhm=None, bad=None))
             path = os.path.join(tmp, f"fold{k}.onnx")
             t = time.perf_counter()
-            if exposure:
-                settings["outliers"] = outlier_spectra(data_k)
             summary = cnn_training.train_and_report(data_k, path, None, feedback=PrintFeedback() if verbose
-                                                    else Feedback(), **settings)
+                                                    else Feedback(), outliers=outliers, **settings)
             out["seconds"].append(time.perf_counter() - t)
             model = OnnxModel(path, threads=1)
             probs, angles = spectral_cnn.predict_proba(model, X[te], with_angle=True)

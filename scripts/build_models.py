@@ -289,7 +289,7 @@ Overall accuracy {m.get('val_accuracy', float('nan')):.3f}, kappa
 {m.get('val_kappa', float('nan')):.3f}, macro F1 {m.get('val_macro_f1', float('nan')):.3f} on
 {m.get('n_validation', 0)} held-out augmented spectra; Spectral Angle Mapper (class mean spectra) on the same
 data: {m.get('sam_val_accuracy', float('nan')):.3f}. Early stopping chose epoch {m.get('best_epoch')} (from epoch
-{SETTINGS['min_epochs']} on: with outlier exposure the held-out loss can be lowest after a few epochs, while the
+{info.training['parameters']['min_epochs']} on: with outlier exposure the held-out loss can be lowest after a few epochs, while the
 network is still unsure of the held-out samples of its classes); the saved
 network was then trained again on all {m.get('refit_samples', 0)} augmented spectra (held-out samples included)
 for that many epochs, so these figures describe the procedure, measured before the refit.
@@ -379,11 +379,12 @@ def training_data():
                                              exclude_water=True, feedback=PrintFeedback())
 
 
-def outlier_set(data):
+def outlier_set(data, feedback=None):
     """The outlier-exposure spectra (:data:`OUTLIERS`) at the bands of ``data``, featureless ones left out: a
-    TrainingSet whose classes are the materials."""
+    TrainingSet whose classes are the materials (what OUTLIER_LIBRARIES of train_spectral_cnn reads from the
+    library, restricted to these materials). ``feedback``: the log (default: printed)."""
     return training.outlier_set([LIBRARY], data, materials=[m for group in OUTLIERS.values() for m in group],
-                                feedback=PrintFeedback())
+                                feedback=PrintFeedback() if feedback is None else feedback)
 
 
 def write_card(model_path, data, result):

@@ -438,8 +438,8 @@ def test_outlier_spectra_train_the_model_towards_a_flat_output(run_alg, tmp_path
         **common, "OUTLIER_LIBRARIES": [USGS_LIBRARY], "OUTLIER_WEIGHT": 0.25, "MIN_EPOCHS": 3,
         "OUTPUT_MODEL": str(tmp_path / "m.onnx"), "OUTPUT_REPORT": str(tmp_path / "r.html")})
     training = read_model_info(result["OUTPUT_MODEL"]).training
-    # MIN_EPOCHS 3 of 3: early stopping may keep only the last epoch
-    assert training["parameters"]["min_epochs"] == 3 and training["metrics"]["best_epoch"] == 3
+    # MIN_EPOCHS reaches the core (whose test_spectral_cnn shows what it does)
+    assert training["parameters"]["min_epochs"] == 3
     exposure = training["parameters"]["outlier_exposure"]
     # 24 spectra: 6 of the classes (kaolinite, alunite, muscovite, montmorillonite, calcite, goethite) and the nearly
     # featureless quartz left out

@@ -382,6 +382,21 @@ def test_diverging_training_is_reported():
     assert err.value.parameter == "training" and "learning rate" in err.value.fix
 
 
+def test_min_epochs_keeps_early_stopping_from_ending_before_it():
+    """Labels without any relation to the spectra: the held-out loss is lowest after the first epoch, and with a
+    patience of 1 training ends after the second; with min_epochs 8 no epoch before the 8th is kept."""
+    needs_torch()
+    rng = np.random.default_rng(0)
+    X = rng.uniform(0.1, 0.5, (60, 16))
+    y = np.repeat([0, 1, 2], 20)
+    kwargs = dict(epochs=8, patience=1, lr=0.05, network_options=TINY, preprocessing="none", seed=1, refit=False)
+    plain = sc.train_classifier(X, y, ["a", "b", "c"], **kwargs).info.training["metrics"]
+    assert (plain["best_epoch"], plain["epochs_run"]) == (1, 2)
+    held = sc.train_classifier(X, y, ["a", "b", "c"], min_epochs=8, **kwargs).info.training
+    assert (held["metrics"]["best_epoch"], held["metrics"]["epochs_run"]) == (8, 8)
+    assert held["parameters"]["min_epochs"] == 8
+
+
 def test_same_seed_gives_identical_model():
     needs_torch()
     lib, X, y, _ = augmented_subset(20)

@@ -496,11 +496,11 @@ def _prepare_outliers(outliers, outlier_groups, weight, n_bands, seed, augment_o
     if g.size != O.shape[0]:
         raise OreMapError("Give one outlier group per outlier spectrum.", parameter="outliers")
     codes = np.unique(g, return_inverse=True)[1].reshape(-1)
+    n = O.shape[0]
     if augment_options is not None:
         O, _, _ = augment(O, codes, codes, rng=np.random.default_rng([seed, 5]),
                           **_augment_settings(augment_options, wl))
     materials = None if outlier_groups is None else [str(v) for v in np.unique(g)]
-    n = int(np.asarray(outliers).shape[0])
     record = {"n_spectra": n, "n_materials": n if materials is None else len(materials), "weight": float(weight),
               "materials": materials}
     feedback.info(f"Outlier exposure: {n} spectra of {record['n_materials']} materials outside the classes "
