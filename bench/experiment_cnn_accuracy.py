@@ -24,7 +24,7 @@ shared real data allow:
 "rejected" is the share of test pixels, all of trained classes, that the check leaves unclassified).
 
 Usage: ``OMP_NUM_THREADS=1 python bench/experiment_cnn_accuracy.py [--protocol grouped|stratified|both]
-[config ...]`` (no config: all configs below). Prints overall accuracy mean +- sd over the folds and the
+[--draw N] [config ...]`` (no config: all configs below). Prints overall accuracy mean +- sd over the folds and the
 training time per fold.
 """
 
@@ -51,10 +51,13 @@ CLASSES = {
 #: Training settings compared: keyword arguments of train_and_report on top of the defaults before this
 #: experiment (brightness normalisation, no augmentation of labelled pixels, refit, one network; see run_config).
 #: The defaults it chose are "continuum_removal+augment5" ("current"). Two keys are the experiment's own:
-#: ``ood_pixel_margin`` (the check's margin for pixel training sets, ``ood.PIXEL_MARGIN``) and ``sample_groups``
+#: ``ood_pixel_margin`` (the angle views' margin for pixel training sets, ``ood.pixel_margin``) and ``sample_groups``
 #: (each pixel's physical sample given as its group, as polygons are, instead of each pixel its own group).
 CONFIGS = {
-    "current": {"preprocessing": "continuum_removal", "augment_copies": 5},  # train_spectral_cnn's defaults
+    # train_spectral_cnn's defaults for labelled pixels
+    "current": {"preprocessing": "continuum_removal", "augment_copies": 5, "feature_check": True},
+    # the defaults before the feature view (angle views only, pixel margin 1.25)
+    "current_angles_only": {"preprocessing": "continuum_removal", "augment_copies": 5, "feature_check": False},
     # outlier exposure with the bundled model's outlier materials (OUTLIERS of scripts/build_models.py, none of them
     # one of the 12 classes, nor in UNSEEN or DEV): OUTLIER_LIBRARIES of train_spectral_cnn
     "current_outliers": {"preprocessing": "continuum_removal", "augment_copies": 5, "outliers": True},
@@ -199,7 +202,9 @@ def run_config(data, options, n_folds=5, seed=0, verbose=False, protocol="groupe
     settings = dict(preprocessing="brightness", augment_copies=0, snr=100.0, epochs=150, batch_size=256,
                     learning_rate=1e-3, patience=15, val_fraction=0.25, seed=42, refit=True)
     settings.update(options)
-    ood.PIXEL_MARGIN = settings.pop("ood_pixel_margin", 1.25)  # the check's margin for pixel training sets
+    margins = ood.PIXEL_MARGIN, ood.PIXEL_MARGIN_ANGLES_ONLY
+    if "ood_pixel_margin" in settings:  # the angle views' margin for pixel training sets
+        ood.PIXEL_MARGIN = ood.PIXEL_MARGIN_ANGLES_ONLY = settings.pop("ood_pixel_margin")
     sample_groups = settings.pop("sample_groups", False)
     outliers = None
     if settings.pop("outliers", False):  # the same for every fold: same bands, same classes
@@ -231,20 +236,24 @@ def run_config(data, options, n_folds=5, seed=0, verbose=False, protocol="groupe
             kept = ~ood.out_of_distribution(model.info, angles, probs.argmax(axis=1))
             out["let_through"].append(float((kept & (probs.max(axis=1) >= 0.5)).mean()))
             out["epochs"].append(summary["info"].training["metrics"]["best_epoch"])
+    ood.PIXEL_MARGIN, ood.PIXEL_MARGIN_ANGLES_ONLY = margins
     return out
 
 
 def main(args):
-    protocols = list(PROTOCOLS)[:1]
-    if args[:1] == ["--protocol"]:
-        protocols = list(PROTOCOLS) if args[1] == "both" else [args[1]]
+    protocols, draw = list(PROTOCOLS)[:1], 0
+    while args[:1] in (["--protocol"], ["--draw"]):
+        if args[0] == "--protocol":
+            protocols = list(PROTOCOLS) if args[1] == "both" else [args[1]]
+        else:  # another draw of the benchmark's pixels and folds, for a check of choices made on draw 0
+            draw = int(args[1])
         args = args[2:]
-    data = labelled_pixels()
+    data = labelled_pixels(draw)
     X, y, groups = data[:3]
     print(f"{X.shape[0]} pixels, {len(data[3])} classes, {np.unique(groups).size} physical samples, "
           f"{X.shape[1]} channels; 5-fold {' and '.join(protocols)}")
     for name, protocol in [(n, p) for n in args or list(CONFIGS) for p in protocols]:
-        r = run_config(data, CONFIGS[name], protocol=protocol)
+        r = run_config(data, CONFIGS[name], protocol=protocol, seed=draw)
         acc, acc_ood, rej = np.array(r["acc"]), np.array(r["acc_ood"]), np.array(r["rejected"])
         print(f"{name:20s} {protocol:10s} accuracy {100 * acc.mean():5.1f} +- {100 * acc.std(ddof=1):4.1f} %  "
               f"with OOD {100 * acc_ood.mean():5.1f} +- {100 * acc_ood.std(ddof=1):4.1f} %  "

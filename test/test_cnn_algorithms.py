@@ -291,6 +291,25 @@ def test_training_from_labelled_pixels_is_grouped(run_alg, tmp_path):
     assert wl.size == 432 - 63 and wl.min() > 396 and not np.any((wl > 1345) & (wl < 1430) | (np.abs(wl - 401.4) < 1))
     html = open(result["OUTPUT_REPORT"], encoding="utf-8").read()
     assert "369 bands" in html  # the SAM baseline runs on the same spectra
+    # labelled pixels get the feature view: the refit graph holds the features of all 8 points
+    assert parameters["feature_check"] is True
+    feature = info.training["ood"]["feature"]
+    assert feature["n_reference"] == 8 and feature["k"] == 5 and feature["calibration"] == "held-out groups"
+    # the classifier reads the graph's feature distances: a training point's own pixel is never out of distribution
+    # by them (a nonzero threshold and that pixel's distance below it, as the check computes it)
+    from oremap.core.engine.model_format import OnnxModel
+    from oremap.core.hyperspectral import ood, spectral_cnn
+
+    classified = run_alg("classify_spectral_cnn", {"INPUT": AVIRIS_NG, "MODEL_FILE": result["OUTPUT_MODEL"],
+                                                   "OUTPUT_CLASSES": str(tmp_path / "c.tif")})
+    with rasterio.open(AVIRIS_NG) as ds:
+        cube = ds.read().reshape(ds.count, -1).T.astype(np.float64)
+    good = [i for i, w in enumerate(band_info_from_raster(AVIRIS_NG).centers) if np.any(np.abs(wl - w) < 1e-6)]
+    model = OnnxModel(result["OUTPUT_MODEL"])
+    probs, angles = spectral_cnn.predict_proba(model, cube[:, good], with_angle=True)
+    far = ood.out_of_distribution(model.info, angles, probs.argmax(axis=1))
+    assert classified["OUT_OF_DISTRIBUTION"] == int(far.sum())
+    assert angles[6, -1] <= feature["max_distance"][0]  # pixel (0, 6), a training point
 
 
 def test_accuracy_assessment_of_a_class_map(run_alg, tmp_path):

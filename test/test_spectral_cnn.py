@@ -597,14 +597,17 @@ def test_default_training_classifies_pixels_of_unseen_samples(tmp_path):
     data = TrainingSet(X=X[~held_out].astype(np.float32), y=y[~held_out], groups=np.arange((~held_out).sum()),
                        class_names=names, band_info=BandInfo(centers=centres, fwhm=None, bad=None))
     summary = cnn_training.train_and_report(data, tmp_path / "pixels.onnx", seed=42,
-                                            augment_copies=cnn_training.PIXEL_AUGMENT_COPIES)
+                                            augment_copies=cnn_training.PIXEL_AUGMENT_COPIES, feature_check=True)
     info = summary["info"]
     assert info.training["parameters"]["ensemble"] == cnn_training.ENSEMBLE_DEFAULT == 1
     assert info.training["parameters"]["augment_options"]["n_per_spectrum"] == 5
     assert info.training["parameters"]["refit"] is True and info.preprocessing_method == "continuum_removal"
-    # each labelled pixel its own group: the out-of-distribution thresholds carry the margin for new samples
+    # each labelled pixel its own group: the out-of-distribution thresholds carry the margin for new samples, wider
+    # for the angle views with the feature view beside them
     assert info.training["ood"]["calibration"] == "held-out groups"
-    assert info.training["ood"]["margin"] == ood.PIXEL_MARGIN == 1.25
+    assert info.training["ood"]["margin"] == ood.PIXEL_MARGIN == 2.0
+    assert info.training["ood"]["feature"]["margin"] == ood.FEATURE_PIXEL_MARGIN == 1.0
+    assert info.training["ood"]["feature"]["calibration"] == "held-out groups"
     pred = sc.predict_proba(OnnxModel(tmp_path / "pixels.onnx", threads=1), X[held_out]).argmax(axis=1)
     assert held_out.sum() == 21 and set(y[held_out]) == set(range(6))
     assert np.mean(pred == y[held_out]) >= 0.9  # 21 of 21 with the locked versions

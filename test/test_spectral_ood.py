@@ -22,14 +22,20 @@ UNSEEN = ["Jarosite GDS99 K 200C Syn BECKa AREF", "Gypsum SU2202 BECKa AREF", "B
           "Opal TM8896 (Hyalite) BECKa AREF", "Pyrophyllite PYS1A <850um BECKa AREF"]
 
 
-@pytest.fixture(scope="module")
-def model(tmp_path_factory):
-    path = str(tmp_path_factory.mktemp("ood") / "model.onnx")
+def train_fixture_model(folder, **options):
+    """The small model of these tests (six minerals of the test library at the tile's bands), with ``options`` of
+    train_and_report on top: ``(OnnxModel, summary)``."""
+    path = str(folder / "model.onnx")
     target = mapping.image_band_info(AVIRIS_NG)
     data = training.library_training_set([os.path.join(DATA, "usgs_train.sli")], target)
     summary = cnn_training.train_and_report(data, path, None, preprocessing="continuum_removal", augment_copies=40,
-                                            snr=100, epochs=30, patience=8, seed=3)
+                                            snr=100, epochs=30, patience=8, seed=3, **options)
     return OnnxModel(path), summary
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory):
+    return train_fixture_model(tmp_path_factory.mktemp("ood"))
 
 
 def library_at_model_bands(lib, info):
@@ -219,3 +225,74 @@ def test_fitted_views_together_reject_one_percent_of_held_out_spectra():
         assert far.sum() == n_rejected
         assert far[:n_rejected // 2].all() and far[-(n_rejected // 2):].all()  # the farthest in each view
         assert (0.994 < check["view_quantile"] < 0.996) if joint else "view_quantile" not in check
+
+
+# ---------------------------------------------------------------------------
+# The feature view: distance in the network's penultimate features to the k-th nearest training spectrum
+# ---------------------------------------------------------------------------
+
+
+def test_feature_reference_keeps_every_class_in_proportion():
+    y = np.r_[np.zeros(3000, int), np.ones(1000, int), np.full(3, 2)]
+    rows = ood.feature_reference_rows(y, max_rows=1024)
+    assert np.bincount(y[rows]).tolist() == [767, 256, 1]  # round(1024 x share), each class at least one
+    assert rows[0] == 0 and rows[766] == 2999 and np.all(np.diff(rows) > 0)  # evenly spaced, ends kept
+    assert ood.feature_reference_rows(y[:500]).tolist() == list(range(500))  # under the cap: all of them
+
+
+def test_reference_distances_are_to_the_kth_nearest_other_spectrum():
+    s = np.sqrt(0.5)
+    R = np.array([[1.0, 0.0], [0.0, 1.0], [s, s], [-1.0, 0.0]])
+    # nearest other of each: the diagonal vector for the axes, an axis for the diagonal, (0, 1) for (-1, 0)
+    np.testing.assert_allclose(ood.reference_distances([R], 1), [1 - s, 1 - s, 1 - s, 1.0], atol=1e-12)
+    np.testing.assert_allclose(ood.reference_distances([R], 2), [1.0, 1.0, 1 - s, 1 + s], atol=1e-12)
+    # an ensemble: the mean of its networks' distances
+    np.testing.assert_allclose(ood.reference_distances([R, R[[1, 0, 2, 3]]], 1), [1 - s, 1 - s, 1 - s, 1.0])
+
+
+def test_feature_threshold_arithmetic():
+    held = np.linspace(0.0, 1.0, 101)  # 0.99 quantile: 0.99
+    check = ood.feature_check(3, 5, 40, held, margin=1.0, scale=0.5)
+    assert check["max_distance"] == pytest.approx([0.495] * 3) and check["calibration"] == "held-out groups"
+    without = ood.feature_check(3, 5, 40, None, reference=held)  # no held-out spectra: the training spread
+    assert without["max_distance"] == pytest.approx([ood.OOD_MARGIN * 0.99] * 3)
+    assert without["calibration"] == "training spectra"
+    info = type("Info", (), {"training": {"ood": {"views": [], "feature": check}}})()
+    far = ood.out_of_distribution(info, np.array([[0.2], [0.495], [0.6], [np.nan]]), np.array([0, 1, 2, 0]))
+    assert far.tolist() == [False, False, True, True]
+
+
+@pytest.fixture(scope="module")
+def feature_model(tmp_path_factory):
+    """The fixture model's recipe with the feature view."""
+    return train_fixture_model(tmp_path_factory.mktemp("ood_feature"), feature_check=True)
+
+
+def test_graph_returns_the_feature_distance_it_was_calibrated_on(feature_model, model):
+    """The saved graph's second output is the cosine distance of a spectrum's unit features to the 5th nearest of
+    the reference spectra, as numpy computes it from the torch network; the model records the threshold, and the
+    check needs those distances."""
+    from oremap.core.engine import spectral_network
+    from oremap.core.engine.spectra import preprocess
+
+    assert "feature" not in model[0].info.training["ood"]  # off by default
+    assert model[0].info.training["parameters"]["feature_check"] is False
+    onnx, summary = feature_model
+    feature = onnx.info.training["ood"]["feature"]
+    assert feature["k"] == ood.FEATURE_K == 5 and feature["n_reference"] > 0
+    assert feature["calibration"] == "held-out groups" and feature["margin"] == 1.0  # each spectrum its own group
+    assert 0 < feature["max_distance"][0] < 1 and len(set(feature["max_distance"])) == 1
+    X = library_at_model_bands(read_library(USGS_LIBRARY), onnx.info)
+    X = X[np.isfinite(X).all(axis=1)][:40]
+    P = preprocess(X, onnx.info.preprocessing_method, onnx.info.wavelengths)
+    out = onnx.run_outputs(P)
+    module = summary["result"].torch_model
+    F = spectral_network.feature_vectors(module, P)
+    cos = np.sort(F @ module.reference.numpy().T, axis=1)[:, -5]
+    np.testing.assert_allclose(out[spectral_network.DISTANCE_NAME], 1.0 - cos, atol=1e-5)
+    probs, angles = spectral_cnn.predict_proba(onnx, X, with_angle=True)
+    np.testing.assert_allclose(angles[:, -1], out[spectral_network.DISTANCE_NAME], atol=1e-6)
+    with pytest.raises(ValueError, match="feature distances"):
+        ood.angles(onnx.info, X, P, probs.argmax(axis=1))
+    # each library spectrum its own group: the angle views get the wider margin, the feature view none
+    assert onnx.info.training["ood"]["margin"] == ood.PIXEL_MARGIN == 2.0

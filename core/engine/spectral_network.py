@@ -16,6 +16,8 @@ DEFAULT_NETWORK = {"channels": (16, 32, 64), "kernels": (7, 5, 3), "hidden": 64,
 #: Names of the ONNX graph's input and output.
 INPUT_NAME = "spectra"
 OUTPUT_NAME = "probabilities"
+#: Name of the second output of graphs with a feature reference (:func:`with_feature_reference`).
+DISTANCE_NAME = "feature_distance"
 
 #: ONNX opset of the exported graphs.
 OPSET = 17
@@ -42,27 +44,59 @@ def _torch_classes(torch, nn):
         def forward(self, x):
             return self.head(self.features(x.unsqueeze(1)))
 
-    class ExportModule(nn.Module):
-        """Standardise per band, run the network, softmax: preprocessed spectra -> probabilities."""
+        def embed(self, x):
+            """The penultimate layer (after the hidden dense layer's ReLU): the network's features."""
+            h = self.features(x.unsqueeze(1))
+            for layer in self.head[:3]:
+                h = layer(h)
+            return h
 
-        def __init__(self, net, mean, std):
+        def classify(self, h):
+            """Logits of features from :meth:`embed` (dropout, last dense layer)."""
+            return self.head[4](self.head[3](h))
+
+    class ExportModule(nn.Module):
+        """Standardise per band, run the network, softmax: preprocessed spectra -> probabilities.
+
+        With ``reference`` (unit feature vectors of training spectra, :func:`feature_reference`) it also returns
+        each spectrum's feature distance: the cosine distance of its features to the ``k``-th nearest reference
+        vector (:data:`DISTANCE_NAME`)."""
+
+        def __init__(self, net, mean, std, reference=None, k=1):
             super().__init__()
             self.net = net
             self.register_buffer("mean", torch.as_tensor(np.asarray(mean, np.float32)))
             self.register_buffer("std", torch.as_tensor(np.asarray(std, np.float32)))
+            self.k = int(k)
+            if reference is not None:
+                self.register_buffer("reference", torch.as_tensor(np.asarray(reference, np.float32)))
+            else:
+                self.reference = None
 
         def forward(self, x):
-            return torch.softmax(self.net((x - self.mean) / self.std), dim=1)
+            z = (x - self.mean) / self.std
+            if self.reference is None:
+                return torch.softmax(self.net(z), dim=1)
+            h = self.net.embed(z)
+            probs = torch.softmax(self.net.classify(h), dim=1)
+            unit = h / torch.clamp(torch.linalg.vector_norm(h, dim=1, keepdim=True), min=1e-12)
+            nearest = torch.topk(unit @ self.reference.T, self.k, dim=1).values[:, self.k - 1]
+            return probs, 1.0 - nearest
 
     class EnsembleModule(nn.Module):
-        """Several export modules as one: the mean of their class probabilities."""
+        """Several export modules as one: the mean of their class probabilities (and of their feature
+        distances, when they have references)."""
 
         def __init__(self, members):
             super().__init__()
             self.members = nn.ModuleList(members)
 
         def forward(self, x):
-            return torch.stack([member(x) for member in self.members], dim=0).mean(dim=0)
+            outs = [member(x) for member in self.members]
+            if isinstance(outs[0], tuple):
+                return (torch.stack([o[0] for o in outs], dim=0).mean(dim=0),
+                        torch.stack([o[1] for o in outs], dim=0).mean(dim=0))
+            return torch.stack(outs, dim=0).mean(dim=0)
 
     return dict(net=SpectralCNNModule, export=ExportModule, ensemble=EnsembleModule)
 
@@ -136,13 +170,84 @@ def predict_proba_torch(module, X, batch_size=4096):
     -------
     ndarray of float32 of shape (n, n_classes)
     """
+    if has_feature_reference(module):
+        module = _ProbabilitiesOnly(module)
     return compute.torch_predict(module, X, batch_size, empty_shape=(0, 0))
 
 
+class _ProbabilitiesOnly:
+    """A module with a feature reference seen as returning its probabilities only."""
+
+    def __init__(self, module):
+        self.module = module
+
+    def eval(self):
+        self.module.eval()
+        return self
+
+    def __call__(self, x):
+        return self.module(x)[0]
+
+
+def _members(module):
+    """The export modules of ``module`` (itself, or an ensemble's members)."""
+    return list(module.members) if hasattr(module, "members") else [module]
+
+
+def feature_vectors(module, P, batch_size=4096):
+    """Unit feature vectors (float32, ``(n, hidden)``) of preprocessed spectra ``P`` under one export module
+    (no ensemble): its standardisation, then the network up to the penultimate layer, scaled to unit length
+    (a zero vector stays zero)."""
+    import torch
+
+    P = np.ascontiguousarray(P, dtype=np.float32)
+    module.eval()
+    parts = []
+    with torch.no_grad():
+        for i in range(0, P.shape[0], batch_size):
+            h = module.net.embed((torch.from_numpy(P[i:i + batch_size]) - module.mean) / module.std)
+            parts.append(torch.nn.functional.normalize(h, dim=1, eps=1e-12).numpy())
+    hidden = module.net.head[1].out_features
+    return np.concatenate(parts).astype(np.float32) if parts else np.zeros((0, hidden), np.float32)
+
+
+def with_feature_reference(module, P_reference, k):
+    """``module`` (an export module or an ensemble of them) whose graph also returns each spectrum's feature
+    distance (:data:`DISTANCE_NAME`): the cosine distance of its unit features to the ``k``-th nearest of the
+    reference spectra ``P_reference`` (preprocessed) in each network's feature space; an ensemble returns the
+    mean of its members' distances. The networks are shared, not copied."""
+    tc = _torch_classes()
+    k = int(min(max(int(k), 1), np.asarray(P_reference).shape[0]))
+    members = [tc["export"](m.net, m.mean.numpy(), m.std.numpy(), reference=feature_vectors(m, P_reference), k=k)
+               for m in _members(module)]
+    for m in members:
+        m.eval()
+    return ensemble_module(members)
+
+
+def feature_distances(module, P, batch_size=4096):
+    """Feature distances (float64) of preprocessed spectra ``P`` from a module made by
+    :func:`with_feature_reference` (eager torch, as the exported graph computes them)."""
+    import torch
+
+    P = np.ascontiguousarray(P, dtype=np.float32)
+    module.eval()
+    with torch.no_grad():
+        parts = [module(torch.from_numpy(P[i:i + batch_size]))[1].numpy() for i in range(0, P.shape[0], batch_size)]
+    return np.concatenate(parts).astype(np.float64) if parts else np.zeros(0)
+
+
+def has_feature_reference(module):
+    """True when ``module``'s graph returns feature distances (:func:`with_feature_reference`)."""
+    return getattr(_members(module)[0], "reference", None) is not None
+
+
 def export_onnx(module, n_bands):
-    """ONNX bytes (opset :data:`OPSET`, dynamic batch axis) of an export module.
+    """ONNX bytes (opset :data:`OPSET`, dynamic batch axis) of an export module: one output,
+    :data:`OUTPUT_NAME`, or with a feature reference also :data:`DISTANCE_NAME`.
 
     Uses the TorchScript-based exporter (``dynamo=False``): the default
     exporter of recent torch needs the ``onnxscript`` package.
     """
-    return compute.onnx_bytes(module, (1, n_bands), INPUT_NAME, OUTPUT_NAME, opset=OPSET)
+    names = [OUTPUT_NAME, DISTANCE_NAME] if has_feature_reference(module) else OUTPUT_NAME
+    return compute.onnx_bytes(module, (1, n_bands), INPUT_NAME, names, opset=OPSET)

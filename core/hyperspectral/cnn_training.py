@@ -50,7 +50,8 @@ def sam_baseline(train_X, train_y, val_X, n_classes):
 def train_and_report(data, model_path, report_path=None, preprocessing=DEFAULT_PREPROCESSING, augment_copies=0, snr=100.0,
                      epochs=150, batch_size=256, learning_rate=1e-3, patience=15, val_fraction=0.25, seed=42,
                      description="", network=None, feedback=None, refit=True, ensemble=ENSEMBLE_DEFAULT,
-                     label_smoothing=0.0, ood_joint=True, outliers=None, outlier_weight=0.5, min_epochs=1):
+                     label_smoothing=0.0, ood_joint=True, outliers=None, outlier_weight=0.5, min_epochs=1,
+                     feature_check=False):
     """Train on a :class:`~core.hyperspectral.training.TrainingSet`, write the model and the HTML report.
 
     ``ensemble`` networks of different seeds are averaged in the saved model and ``label_smoothing`` smooths
@@ -58,7 +59,7 @@ def train_and_report(data, model_path, report_path=None, preprocessing=DEFAULT_P
     :class:`~core.hyperspectral.training.TrainingSet` of materials outside every class (its classes are the
     materials), at the same bands, for outlier exposure with ``outlier_weight``
     (:func:`core.hyperspectral.spectral_cnn.train_classifier`), ``min_epochs`` the earliest epoch early stopping
-    may keep. ``network`` overrides the network's size (``channels``, ``kernels``, ``hidden``, ``dropout``; see
+    may keep, ``feature_check`` adds the feature view to the out-of-distribution check. ``network`` overrides the network's size (``channels``, ``kernels``, ``hidden``, ``dropout``; see
     :func:`core.engine.spectral_network.SpectralCNN`).
 
     The model's ``training["metrics"]`` are those of :func:`core.hyperspectral.spectral_cnn.train_classifier`
@@ -84,7 +85,7 @@ def train_and_report(data, model_path, report_path=None, preprocessing=DEFAULT_P
         ensemble=ensemble, label_smoothing=label_smoothing, ood_joint=ood_joint,
         outliers=None if outliers is None else outliers.X,
         outlier_groups=None if outliers is None else np.asarray(outliers.class_names)[outliers.y],
-        outlier_weight=outlier_weight, min_epochs=min_epochs)
+        outlier_weight=outlier_weight, min_epochs=min_epochs, feature_check=feature_check)
     labels = list(range(len(data.class_names)))
     y_val = np.asarray(result.val_labels)
     if y_val.size == 0:

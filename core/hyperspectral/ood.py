@@ -38,9 +38,13 @@ from ..engine.spectra import preprocess
 
 #: Without held-out data: the threshold is this many times that quantile of the augmented training spectra.
 OOD_MARGIN = 1.25
-#: Factor on the held-out thresholds of models trained on labelled pixels without groups (each pixel its own
-#: group): their held-out pixels come from the training samples, so their angles understate a new sample's.
-PIXEL_MARGIN = 1.25
+#: Factor on the angle views' held-out thresholds of models trained on labelled pixels without groups (each pixel
+#: its own group) and with the feature view: their held-out pixels come from the training samples, so their angles
+#: understate a new sample's; the feature view rejects what the wider angle thresholds let through
+#: (``bench/experiment_cnn_accuracy.py``).
+PIXEL_MARGIN = 2.0
+#: The same factor for models without the feature view.
+PIXEL_MARGIN_ANGLES_ONLY = 1.25
 #: Fewest spectra of a class for its own threshold; classes with fewer take the pooled one.
 OOD_MIN_SPECTRA = 10
 #: Thresholds at or below this angle (rad) carry no spread (spectra equal to their exemplars).
@@ -56,6 +60,22 @@ SWIR_MIN_BANDS = 8
 QUANTILE = 0.99
 #: The views of a spectrum the check measures by default, in this order (``"reflectance"`` is also understood).
 VIEWS = ("preprocessed", "swir_depth")
+#: The feature view: neighbours counted (the distance is to the k-th nearest reference spectrum's features).
+FEATURE_K = 5
+#: Most training spectra in a model's feature reference (evenly chosen per class beyond it): each costs every
+#: pixel one product of the hidden layer's length.
+FEATURE_REFERENCE_MAX = 1024
+#: Factor on the feature view's held-out threshold of models trained on labelled pixels without groups (as
+#: :data:`PIXEL_MARGIN` for the angle views).
+FEATURE_PIXEL_MARGIN = 1.0
+#: Name of the feature view in a model's check.
+FEATURE_VIEW = "feature"
+
+
+def pixel_margin(feature_view):
+    """The angle views' held-out margin of models trained on labelled pixels without groups:
+    :data:`PIXEL_MARGIN` with the feature view, :data:`PIXEL_MARGIN_ANGLES_ONLY` without."""
+    return PIXEL_MARGIN if feature_view else PIXEL_MARGIN_ANGLES_ONLY
 
 
 # ---------------------------------------------------------------------------
@@ -231,6 +251,63 @@ def fit(train, held_out, exemplars, n_classes, wavelengths, preprocessing, quant
     return found
 
 
+def feature_reference_rows(y, max_rows=FEATURE_REFERENCE_MAX):
+    """Rows of the training spectra (classes ``y``) kept as the feature reference: all of them up to
+    ``max_rows``, else evenly spaced rows of each class in proportion to its size (each class at least one)."""
+    y = np.asarray(y)
+    if y.size <= max_rows:
+        return np.arange(y.size)
+    keep = []
+    for c in np.unique(y):
+        rows = np.flatnonzero(y == c)
+        take = max(1, int(round(max_rows * rows.size / y.size)))
+        keep.append(rows[np.linspace(0, rows.size - 1, min(take, rows.size)).round().astype(int)])
+    return np.sort(np.unique(np.concatenate(keep)))
+
+
+def reference_distances(references, k):
+    """Feature distance of each reference spectrum to its ``k``-th nearest *other* reference spectrum (cosine
+    distance of unit feature vectors), averaged over the networks of an ensemble (``references``: one unit-row
+    array per network). How far the training spectra lie from each other in the feature space: the scale that
+    carries a threshold from the network that was validated to a network refit on all data."""
+    out = []
+    for R in references:
+        R = np.asarray(R, dtype=np.float64)
+        kk = int(min(max(k, 1), R.shape[0] - 1))
+        if kk < 1:
+            return np.zeros(R.shape[0])
+        d = np.empty(R.shape[0])
+        for lo in range(0, R.shape[0], ANGLE_CHUNK):
+            cos = R[lo:lo + ANGLE_CHUNK] @ R.T
+            cos[np.arange(cos.shape[0]), np.arange(lo, lo + cos.shape[0])] = -np.inf
+            d[lo:lo + ANGLE_CHUNK] = 1.0 - np.sort(cos, axis=1)[:, -kk]
+        out.append(d)
+    return np.mean(out, axis=0)
+
+
+def feature_check(n_classes, k, n_reference, held_out=None, reference=None, quantile=QUANTILE, margin=1.0,
+                  scale=1.0):
+    """The feature view stored in a model as ``training["ood"]["feature"]``: one threshold on the graph's feature
+    distance (:data:`core.engine.spectral_network.DISTANCE_NAME`) for every class.
+
+    ``held_out``: feature distances of held-out spectra (of groups the validated network did not see) to that
+    network's reference; the threshold is ``margin`` x their ``quantile``, times ``scale`` (the saved network's
+    :func:`reference_distances` median over the validated network's, when a refit replaced it). Without them:
+    :data:`OOD_MARGIN` x the ``quantile`` of ``reference`` (:func:`reference_distances` of the saved network)."""
+    if held_out is not None and np.asarray(held_out).size:
+        d = np.asarray(held_out, dtype=np.float64)
+        threshold = float(margin) * float(np.quantile(d[np.isfinite(d)], quantile)) * float(scale)
+        calibration = "held-out groups"
+    else:
+        threshold = OOD_MARGIN * float(np.quantile(np.asarray(reference, dtype=np.float64), quantile))
+        calibration, margin = "training spectra", OOD_MARGIN
+    threshold = threshold if threshold > OOD_MIN_ANGLE else float("nan")
+    return {"method": "cosine distance of the network's penultimate features to the k-th nearest training spectrum",
+            "output": "feature_distance", "k": int(k), "n_reference": int(n_reference), "quantile": float(quantile),
+            "margin": float(margin), "scale": round(float(scale), 6), "calibration": calibration,
+            "max_distance": [threshold] * int(n_classes)}
+
+
 def _beyond(angle, limit):
     """True where ``angle`` exceeds ``limit`` or is NaN (a zero spectrum); a NaN limit checks nothing."""
     with np.errstate(invalid="ignore"):
@@ -301,13 +378,26 @@ def check_of(info):
         out.append({"view": v["view"], "exemplars": np.asarray(v["exemplars"], dtype=np.float64),
                     "exemplar_class": np.asarray(v["exemplar_class"], dtype=np.int64),
                     "max_angle": np.array([np.nan if t is None else t for t in v["max_angle"]], dtype=np.float64)})
+    feature = ood.get("feature")
+    if feature:
+        out.append({"view": FEATURE_VIEW, "exemplars": None, "exemplar_class": None,
+                    "max_angle": np.array([np.nan if t is None else t for t in feature["max_distance"]],
+                                          dtype=np.float64)})
     return out or None
 
 
-def angles(info, X, P, classes):
+def has_feature_view(info):
+    """True when the model's check has the feature view: its graph returns feature distances, which
+    :func:`angles` then needs."""
+    return bool(((info.training or {}).get("ood") or {}).get("feature"))
+
+
+def angles(info, X, P, classes, feature_distance=None):
     """Angles (n, n_views) of spectra ``X`` (raw, at the model's bands; ``P`` preprocessed) to the nearest
     exemplar of their 0-based ``classes`` in each view of the model's check (n, 1) of NaN without one.
-    The views are built :data:`ANGLE_CHUNK` rows at a time, so the memory held does not grow with ``n``."""
+    The views are built :data:`ANGLE_CHUNK` rows at a time, so the memory held does not grow with ``n``.
+    With the feature view (:func:`has_feature_view`) its column is ``feature_distance``, the graph's second
+    output, which must then be given."""
     check = check_of(info)
     X, P = np.asarray(X), np.asarray(P)
     n = P.shape[0]
@@ -322,6 +412,10 @@ def angles(info, X, P, classes):
         for j, v in enumerate(check):
             if v["view"] in V:
                 out[lo:hi, j] = prototype_angle(V[v["view"]], classes[lo:hi], v["exemplars"], v["exemplar_class"])
+    if FEATURE_VIEW in names:
+        if feature_distance is None:
+            raise ValueError("The model's check has the feature view: give the graph's feature distances.")
+        out[:, names.index(FEATURE_VIEW)] = np.asarray(feature_distance, dtype=np.float64).reshape(n)
     return out
 
 
@@ -334,7 +428,8 @@ def angles_bytes(info):
     m = int(info.n_bands)
     total = ANGLE_CHUNK * 8 * m * (len(check) + (0 if info.preprocessing_method == "continuum_removal" else 2))
     for v in check:
-        total += prototype_angle_bytes(v["exemplars"].shape[1], len(v["exemplars"]))
+        if v["exemplars"] is not None:
+            total += prototype_angle_bytes(v["exemplars"].shape[1], len(v["exemplars"]))
     return total
 
 
@@ -361,5 +456,6 @@ def describe(info):
     parts = []
     for v in check:
         t = v["max_angle"][np.isfinite(v["max_angle"])]
-        parts.append(f"{v['view']} {t.min():.3f}-{t.max():.3f} rad" if t.size else f"{v['view']} off")
+        unit = "" if v["view"] == FEATURE_VIEW else " rad"
+        parts.append(f"{v['view']} {t.min():.3f}-{t.max():.3f}{unit}" if t.size else f"{v['view']} off")
     return "; ".join(parts)

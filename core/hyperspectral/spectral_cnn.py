@@ -32,8 +32,9 @@ from ..engine.feedback import ensure
 from ..engine.model_format import ModelInfo, build_date, write_model
 from ..engine.spectra import PREPROCESSING_METHODS, _unknown_preprocessing, preprocess
 from . import ood
-from ..engine.spectral_network import (DEFAULT_NETWORK, INPUT_NAME, OUTPUT_NAME, SpectralCNN, _torch_classes,
-                                      ensemble_module, export_onnx, predict_proba_torch)
+from ..engine.spectral_network import (DEFAULT_NETWORK, DISTANCE_NAME, INPUT_NAME, OUTPUT_NAME, SpectralCNN,
+                                      _torch_classes, ensemble_module, export_onnx, feature_distances, predict_proba_torch,
+                                      with_feature_reference)
 
 
 #: Task name written into the models made here.
@@ -228,16 +229,24 @@ def predict_proba(model, X, batch_size=8192, with_angle=False):
     """
     info = model.info
     P = preprocess(X, info.preprocessing_method, info.wavelengths)
-    probs = model.run(P, batch_size=batch_size)
-    if not with_angle:
-        return probs
-    return probs, ood.angles(info, X, P, probs.argmax(axis=1))
+    if not (with_angle and ood.has_feature_view(info)):
+        probs = model.run(P, batch_size=batch_size)
+        return probs if not with_angle else (probs, ood.angles(info, X, P, probs.argmax(axis=1)))
+    out = model.run_outputs(P, batch_size=batch_size)
+    probs = np.asarray(out[OUTPUT_NAME], dtype=np.float32)
+    return probs, ood.angles(info, X, P, probs.argmax(axis=1), out[DISTANCE_NAME])
 
 
 
 # ---------------------------------------------------------------------------
 # Training
 # ---------------------------------------------------------------------------
+
+
+def _references(module):
+    """The unit feature vectors of each network of a module with a feature reference."""
+    members = list(module.members) if hasattr(module, "members") else [module]
+    return [m.reference.numpy() for m in members]
 
 
 @dataclass
@@ -580,7 +589,8 @@ def train_classifier(X, y, class_names, groups=None, wavelengths=None, fwhm=None
                      epochs=200, batch_size=256, lr=1e-3, patience=15, val_fraction=0.25, seed=0,
                      augment_options=None, feedback=None, description="",
                      network_options=None, weight_decay=0.0, refit=True, ensemble=1, label_smoothing=0.0,
-                     ood_joint=True, outliers=None, outlier_groups=None, outlier_weight=0.5, min_epochs=1):
+                     ood_joint=True, outliers=None, outlier_groups=None, outlier_weight=0.5, min_epochs=1,
+                     feature_check=False):
     # Over 100 lines by its docstring (every parameter documented) and its code (about 110 lines: the early-stopping
     # run, the refit and ensemble members, the out-of-distribution check and the validation figures share their arrays).
     """Train a spectral CNN classifier and export it to the OreMap model format.
@@ -660,6 +670,15 @@ def train_classifier(X, y, class_names, groups=None, wavelengths=None, fwhm=None
     outlier_weight : float, default 0.5
         Weight of the outliers' cross-entropy to the uniform distribution beside the classes' cross-entropy
         (Hendrycks et al. use 0.5).
+    feature_check : bool, default False
+        Add the feature view to the out-of-distribution check: the graph also returns each spectrum's cosine
+        distance, in the network's penultimate features, to the :data:`core.hyperspectral.ood.FEATURE_K`-th
+        nearest of (at most :data:`core.hyperspectral.ood.FEATURE_REFERENCE_MAX`) training spectra, and a
+        spectrum beyond the threshold is out of distribution. The threshold is the held-out spectra's quantile
+        in the validated network, carried to a refit network by the ratio of the two networks' median distances
+        between training spectra (:func:`core.hyperspectral.ood.feature_check`). Where the angle views see how
+        far a spectrum lies from the samples of its class, this view sees whether the network recognises it:
+        it rejects mostly spectra the network gets wrong.
 
     Returns
     -------
@@ -733,6 +752,13 @@ def train_classifier(X, y, class_names, groups=None, wavelengths=None, fwhm=None
         # the held-out spectra as measured (before augmentation), for the out-of-distribution check's figures
         source_proba = predict_proba_torch(module, P_source[val_idx]) if has_val and augment_options is not None \
             else None
+        if feature_check:  # the validated network's feature distances of the held-out spectra
+            k = ood.FEATURE_K
+            ref_train = train_idx[ood.feature_reference_rows(y[train_idx])]
+            validated = with_feature_reference(module, P_source[ref_train], k)
+            held_distance = feature_distances(validated, Pva) if has_val else None
+            source_distance = feature_distances(validated, P_source[val_idx]) if source_proba is not None else None
+            validated_scale = float(np.median(ood.reference_distances(_references(validated), k)))
         n_refit = 0
         refitting = bool(refit and has_val)
         members = list(range(int(ensemble))) if refitting else list(range(1, int(ensemble)))
@@ -749,6 +775,18 @@ def train_classifier(X, y, class_names, groups=None, wavelengths=None, fwhm=None
                 prepared=None if refitting else d, label_smoothing=label_smoothing, exposure=exposed)
             n_refit = n_trained if refitting else 0
             module = ensemble_module(trained if refitting else [module] + trained)
+        feature = None
+        if feature_check:
+            ref_rows = ood.feature_reference_rows(y) if refitting else ref_train
+            module = with_feature_reference(module, P_source[ref_rows], k)
+            spread = ood.reference_distances(_references(module), k)
+            scale = float(np.median(spread)) / validated_scale if has_val and validated_scale > 0 else 1.0
+            singles = np.unique(groups, return_counts=True)[1].max() == 1
+            margin = ood.FEATURE_PIXEL_MARGIN if singles else 1.0
+            feature = (ood.feature_check(n_classes, k, ref_train.size, held_distance, None, margin=margin)
+                       if has_val else None,
+                       ood.feature_check(n_classes, k, ref_rows.size, held_distance, spread, margin=margin,
+                                         scale=scale))
         onnx_bytes = export_onnx(module, n_bands)
 
     # out-of-distribution check: thresholds from the held-out groups (spectra neither the network nor the
@@ -757,7 +795,10 @@ def train_classifier(X, y, class_names, groups=None, wavelengths=None, fwhm=None
     # their angles understate a new sample's, so their thresholds get the margin
     singletons = np.unique(groups, return_counts=True)[1].max() == 1
     check = ood.fit((d["Xtr"], d["Ptr"], ytr), (Xva, Pva, yva) if has_val else None, exemplars, n_classes, wl,
-                    preprocessing, held_out_margin=ood.PIXEL_MARGIN if singletons else 1.0, joint=ood_joint)
+                    preprocessing, held_out_margin=ood.pixel_margin(feature_check) if singletons else 1.0,
+                    joint=ood_joint)
+    if feature is not None and has_val:  # the validated network's threshold for the validation figures
+        check["feature"] = feature[0]
     checked = SimpleNamespace(training={"ood": check}, wavelengths=wl, preprocessing_method=preprocessing)
     metrics = {"best_epoch": best_epoch + 1, "epochs_run": len(history["train_loss"]),
                "train_loss": history["train_loss"][best_epoch], "train_accuracy": history["train_acc"][best_epoch],
@@ -768,14 +809,16 @@ def train_classifier(X, y, class_names, groups=None, wavelengths=None, fwhm=None
 
         val_summary = summary(yva, val_proba.argmax(axis=1), list(range(n_classes)), class_names)
         found = _validation_metrics(val_summary)
-        far = ood.out_of_distribution(checked, ood.angles(checked, Xva, Pva, val_proba.argmax(axis=1)),
+        far = ood.out_of_distribution(checked, ood.angles(checked, Xva, Pva, val_proba.argmax(axis=1),
+                                                          held_distance if feature else None),
                                       val_proba.argmax(axis=1))
         found["val_out_of_distribution"] = float(far.mean())
         found["val_accuracy_in_distribution"] = float((val_proba.argmax(axis=1) == yva)[~far].mean()) if (~far).any() \
             else float("nan")
         if source_proba is not None:  # the held-out library spectra or pixels themselves, not augmented
             given = source_proba.argmax(axis=1)
-            far = ood.out_of_distribution(checked, ood.angles(checked, X[val_idx], P_source[val_idx], given), given)
+            far = ood.out_of_distribution(checked, ood.angles(checked, X[val_idx], P_source[val_idx], given,
+                                                              source_distance if feature else None), given)
             found["val_source_accuracy"] = float((given == y[val_idx]).mean())
             found["val_source_out_of_distribution"] = float(far.mean())
         metrics.update({"val_loss": history["val_loss"][best_epoch], **found})
@@ -784,6 +827,8 @@ def train_classifier(X, y, class_names, groups=None, wavelengths=None, fwhm=None
 
     if refitting:  # the saved model knows every group: exemplars of all of them, same thresholds
         check = ood.with_exemplars(check, ood.exemplar_views(X, P_source, y, groups, n_classes, wl, preprocessing))
+    if feature is not None:  # the saved network's threshold
+        check["feature"] = feature[1]
     parameters = {
         "epochs": int(epochs), "batch_size": int(batch_size), "lr": float(lr), "patience": int(patience),
         "min_epochs": int(min_epochs),
@@ -797,6 +842,7 @@ def train_classifier(X, y, class_names, groups=None, wavelengths=None, fwhm=None
         "ensemble": int(ensemble),
         "label_smoothing": float(label_smoothing),
         "outlier_exposure": None if exposed is None else exposed[1],
+        "feature_check": bool(feature_check),
     }
     info = _model_info(X, y, class_names, wl, fwhm, preprocessing, description,
                        {"metrics": metrics, "parameters": parameters, "ood": check})
