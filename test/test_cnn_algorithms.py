@@ -295,21 +295,31 @@ def test_training_from_labelled_pixels_is_grouped(run_alg, tmp_path):
     assert parameters["feature_check"] is True
     feature = info.training["ood"]["feature"]
     assert feature["n_reference"] == 8 and feature["k"] == 5 and feature["calibration"] == "held-out groups"
-    # the classifier reads the graph's feature distances: a training point's own pixel is never out of distribution
-    # by them (a nonzero threshold and that pixel's distance below it, as the check computes it)
-    from oremap.core.engine.model_format import OnnxModel
+    # the classifier reads the graph's feature distances: with the model's feature threshold lowered to the tile's
+    # median distance, it leaves unclassified exactly the pixels the check computed here rejects, more than the
+    # angle views alone reject
+    import copy
+
+    import onnx
+
+    from oremap.core.engine.model_format import OnnxModel, write_model
     from oremap.core.hyperspectral import ood, spectral_cnn
 
-    classified = run_alg("classify_spectral_cnn", {"INPUT": AVIRIS_NG, "MODEL_FILE": result["OUTPUT_MODEL"],
-                                                   "OUTPUT_CLASSES": str(tmp_path / "c.tif")})
     with rasterio.open(AVIRIS_NG) as ds:
         cube = ds.read().reshape(ds.count, -1).T.astype(np.float64)
     good = [i for i, w in enumerate(band_info_from_raster(AVIRIS_NG).centers) if np.any(np.abs(wl - w) < 1e-6)]
-    model = OnnxModel(result["OUTPUT_MODEL"])
-    probs, angles = spectral_cnn.predict_proba(model, cube[:, good], with_angle=True)
-    far = ood.out_of_distribution(model.info, angles, probs.argmax(axis=1))
+    probs, angles = spectral_cnn.predict_proba(OnnxModel(result["OUTPUT_MODEL"]), cube[:, good], with_angle=True)
+    tight = copy.deepcopy(info)
+    tight.training["ood"]["feature"]["max_distance"] = [float(np.median(angles[:, -1]))] * 2
+    write_model(onnx.load(result["OUTPUT_MODEL"]), tight, str(tmp_path / "tight.onnx"))
+    far = ood.out_of_distribution(tight, angles, probs.argmax(axis=1))
+    angles_only = copy.deepcopy(info)
+    del angles_only.training["ood"]["feature"]
+    far_angles = ood.out_of_distribution(angles_only, angles[:, :-1], probs.argmax(axis=1))
+    assert far.sum() > far_angles.sum()
+    classified = run_alg("classify_spectral_cnn", {"INPUT": AVIRIS_NG, "MODEL_FILE": str(tmp_path / "tight.onnx"),
+                                                   "OUTPUT_CLASSES": str(tmp_path / "c.tif")})
     assert classified["OUT_OF_DISTRIBUTION"] == int(far.sum())
-    assert angles[6, -1] <= feature["max_distance"][0]  # pixel (0, 6), a training point
 
 
 def test_accuracy_assessment_of_a_class_map(run_alg, tmp_path):

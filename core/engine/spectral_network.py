@@ -58,7 +58,7 @@ def _torch_classes(torch, nn):
     class ExportModule(nn.Module):
         """Standardise per band, run the network, softmax: preprocessed spectra -> probabilities.
 
-        With ``reference`` (unit feature vectors of training spectra, :func:`feature_reference`) it also returns
+        With ``reference`` (unit feature vectors of training spectra, :func:`with_feature_reference`) it also returns
         each spectrum's feature distance: the cosine distance of its features to the ``k``-th nearest reference
         vector (:data:`DISTANCE_NAME`)."""
 
@@ -170,23 +170,23 @@ def predict_proba_torch(module, X, batch_size=4096):
     -------
     ndarray of float32 of shape (n, n_classes)
     """
-    if has_feature_reference(module):
-        module = _ProbabilitiesOnly(module)
-    return compute.torch_predict(module, X, batch_size, empty_shape=(0, 0))
+    run = _Batched(lambda x: module(x)[0], module) if has_feature_reference(module) else module
+    return compute.torch_predict(run, X, batch_size, empty_shape=(0, 0))
 
 
-class _ProbabilitiesOnly:
-    """A module with a feature reference seen as returning its probabilities only."""
+class _Batched:
+    """A function of one batch (a torch tensor) seen as a module by :func:`core.engine.compute.torch_predict`
+    (which puts it in eval mode and runs it without gradients): ``fn`` computed with ``module`` in eval mode."""
 
-    def __init__(self, module):
-        self.module = module
+    def __init__(self, fn, module):
+        self.fn, self.module = fn, module
 
     def eval(self):
         self.module.eval()
         return self
 
     def __call__(self, x):
-        return self.module(x)[0]
+        return self.fn(x)
 
 
 def _members(module):
@@ -200,15 +200,17 @@ def feature_vectors(module, P, batch_size=4096):
     (a zero vector stays zero)."""
     import torch
 
-    P = np.ascontiguousarray(P, dtype=np.float32)
-    module.eval()
-    parts = []
-    with torch.no_grad():
-        for i in range(0, P.shape[0], batch_size):
-            h = module.net.embed((torch.from_numpy(P[i:i + batch_size]) - module.mean) / module.std)
-            parts.append(torch.nn.functional.normalize(h, dim=1, eps=1e-12).numpy())
-    hidden = module.net.head[1].out_features
-    return np.concatenate(parts).astype(np.float32) if parts else np.zeros((0, hidden), np.float32)
+    def unit_features(x):
+        return torch.nn.functional.normalize(module.net.embed((x - module.mean) / module.std), dim=1, eps=1e-12)
+
+    return compute.torch_predict(_Batched(unit_features, module), P, batch_size,
+                                 empty_shape=(0, module.net.head[1].out_features))
+
+
+def feature_references(module):
+    """The reference's unit feature vectors (float32 arrays) of each network of a module made by
+    :func:`with_feature_reference`."""
+    return [m.reference.numpy() for m in _members(module)]
 
 
 def with_feature_reference(module, P_reference, k):
@@ -228,13 +230,7 @@ def with_feature_reference(module, P_reference, k):
 def feature_distances(module, P, batch_size=4096):
     """Feature distances (float64) of preprocessed spectra ``P`` from a module made by
     :func:`with_feature_reference` (eager torch, as the exported graph computes them)."""
-    import torch
-
-    P = np.ascontiguousarray(P, dtype=np.float32)
-    module.eval()
-    with torch.no_grad():
-        parts = [module(torch.from_numpy(P[i:i + batch_size]))[1].numpy() for i in range(0, P.shape[0], batch_size)]
-    return np.concatenate(parts).astype(np.float64) if parts else np.zeros(0)
+    return compute.torch_predict(_Batched(lambda x: module(x)[1], module), P, batch_size).astype(np.float64)
 
 
 def has_feature_reference(module):

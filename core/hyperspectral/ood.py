@@ -35,6 +35,7 @@ Measured on the bundled model: ``bench/bench_ood.py`` and the model card.
 import numpy as np
 
 from ..engine.spectra import preprocess
+from ..engine.spectral_network import DISTANCE_NAME
 
 #: Without held-out data: the threshold is this many times that quantile of the augmented training spectra.
 OOD_MARGIN = 1.25
@@ -303,7 +304,7 @@ def feature_check(n_classes, k, n_reference, held_out=None, reference=None, quan
         calibration, margin = "training spectra", OOD_MARGIN
     threshold = threshold if threshold > OOD_MIN_ANGLE else float("nan")
     return {"method": "cosine distance of the network's penultimate features to the k-th nearest training spectrum",
-            "output": "feature_distance", "k": int(k), "n_reference": int(n_reference), "quantile": float(quantile),
+            "output": DISTANCE_NAME, "k": int(k), "n_reference": int(n_reference), "quantile": float(quantile),
             "margin": float(margin), "scale": round(float(scale), 6), "calibration": calibration,
             "max_distance": [threshold] * int(n_classes)}
 

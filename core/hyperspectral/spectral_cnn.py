@@ -33,8 +33,8 @@ from ..engine.model_format import ModelInfo, build_date, write_model
 from ..engine.spectra import PREPROCESSING_METHODS, _unknown_preprocessing, preprocess
 from . import ood
 from ..engine.spectral_network import (DEFAULT_NETWORK, DISTANCE_NAME, INPUT_NAME, OUTPUT_NAME, SpectralCNN,
-                                      _torch_classes, ensemble_module, export_onnx, feature_distances, predict_proba_torch,
-                                      with_feature_reference)
+                                      _torch_classes, ensemble_module, export_onnx, feature_distances,
+                                      feature_references, predict_proba_torch, with_feature_reference)
 
 
 #: Task name written into the models made here.
@@ -241,12 +241,6 @@ def predict_proba(model, X, batch_size=8192, with_angle=False):
 # ---------------------------------------------------------------------------
 # Training
 # ---------------------------------------------------------------------------
-
-
-def _references(module):
-    """The unit feature vectors of each network of a module with a feature reference."""
-    members = list(module.members) if hasattr(module, "members") else [module]
-    return [m.reference.numpy() for m in members]
 
 
 @dataclass
@@ -758,7 +752,7 @@ def train_classifier(X, y, class_names, groups=None, wavelengths=None, fwhm=None
             validated = with_feature_reference(module, P_source[ref_train], k)
             held_distance = feature_distances(validated, Pva) if has_val else None
             source_distance = feature_distances(validated, P_source[val_idx]) if source_proba is not None else None
-            validated_scale = float(np.median(ood.reference_distances(_references(validated), k)))
+            validated_spread = ood.reference_distances(feature_references(validated), k)
         n_refit = 0
         refitting = bool(refit and has_val)
         members = list(range(int(ensemble))) if refitting else list(range(1, int(ensemble)))
@@ -775,14 +769,21 @@ def train_classifier(X, y, class_names, groups=None, wavelengths=None, fwhm=None
                 prepared=None if refitting else d, label_smoothing=label_smoothing, exposure=exposed)
             n_refit = n_trained if refitting else 0
             module = ensemble_module(trained if refitting else [module] + trained)
+        # held-out groups of one spectrum each (labelled pixels without a group) come from the training samples:
+        # their angles (and feature distances) understate a new sample's, so their thresholds get a margin
+        singletons = np.unique(groups, return_counts=True)[1].max() == 1
         feature = None
-        if feature_check:
-            ref_rows = ood.feature_reference_rows(y) if refitting else ref_train
-            module = with_feature_reference(module, P_source[ref_rows], k)
-            spread = ood.reference_distances(_references(module), k)
+        if feature_check:  # the saved network's reference: every group's spectra after a refit
+            ref_rows, spread = ref_train, validated_spread
+            if members:
+                ref_rows = ood.feature_reference_rows(y) if refitting else ref_train
+                module = with_feature_reference(module, P_source[ref_rows], k)
+                spread = ood.reference_distances(feature_references(module), k)
+            else:
+                module = validated
+            validated_scale = float(np.median(validated_spread))
             scale = float(np.median(spread)) / validated_scale if has_val and validated_scale > 0 else 1.0
-            singles = np.unique(groups, return_counts=True)[1].max() == 1
-            margin = ood.FEATURE_PIXEL_MARGIN if singles else 1.0
+            margin = ood.FEATURE_PIXEL_MARGIN if singletons else 1.0
             feature = (ood.feature_check(n_classes, k, ref_train.size, held_distance, None, margin=margin)
                        if has_val else None,
                        ood.feature_check(n_classes, k, ref_rows.size, held_distance, spread, margin=margin,
@@ -791,9 +792,6 @@ def train_classifier(X, y, class_names, groups=None, wavelengths=None, fwhm=None
 
     # out-of-distribution check: thresholds from the held-out groups (spectra neither the network nor the
     # exemplars saw), else from the augmented training spectra
-    # held-out groups of one spectrum each (labelled pixels without a group) come from the training samples:
-    # their angles understate a new sample's, so their thresholds get the margin
-    singletons = np.unique(groups, return_counts=True)[1].max() == 1
     check = ood.fit((d["Xtr"], d["Ptr"], ytr), (Xva, Pva, yva) if has_val else None, exemplars, n_classes, wl,
                     preprocessing, held_out_margin=ood.pixel_margin(feature_check) if singletons else 1.0,
                     joint=ood_joint)
