@@ -12,7 +12,9 @@ Target on a 2-core machine: >= 25,000 px/s (a 1000 x 1000 scene in under 40 s).
 
 ``--ensemble N`` benches instead a seed ensemble of N networks of the bundled model's size (what
 ``train_spectral_cnn`` makes with ENSEMBLE=N) in one graph, with the bundled model's metadata; its
-weights are random, which does not change the speed.
+weights are random, which does not change the speed. ``--feature-view`` benches the bundled network's size with
+the feature view of models trained from image pixels (a graph that also returns each pixel's distance to the 5th
+nearest of 1,024 reference spectra, read by the out-of-distribution check), also with random weights.
 """
 
 import os
@@ -67,14 +69,17 @@ def make_cube(path, width, height):
     return spectra.shape[1]
 
 
-def ensemble_model(path, members):
-    """A model file like the bundled one whose graph averages ``members`` networks of its size."""
+def ensemble_model(path, members, feature_view=False):
+    """A model file like the bundled one whose graph averages ``members`` networks of its size; with
+    ``feature_view`` its graph and check also have the feature view (1,024 random reference spectra)."""
     import numpy as np
     import torch
 
     from core.engine.bundled import bundled_models
     from core.engine.model_format import read_model_info, write_model
-    from core.engine.spectral_network import SpectralCNN, _torch_classes, ensemble_module, export_onnx
+    from core.engine.spectral_network import (SpectralCNN, _torch_classes, ensemble_module, export_onnx,
+                                              with_feature_reference)
+    from core.hyperspectral import ood
 
     info = read_model_info(bundled_models("spectral_classification")[0][1])
     network = dict(info.training.get("parameters", {}).get("network", {}))
@@ -82,7 +87,14 @@ def ensemble_model(path, members):
     export = _torch_classes()["export"]
     nets = [export(SpectralCNN(info.n_bands, len(info.class_names), **network).eval(), np.zeros(info.n_bands),
                    np.ones(info.n_bands)).eval() for _ in range(members)]
-    write_model(export_onnx(ensemble_module(nets), info.n_bands), info, path)
+    module = ensemble_module(nets)
+    if feature_view:
+        n = ood.FEATURE_REFERENCE_MAX
+        reference = np.random.default_rng(0).random((n, info.n_bands), dtype=np.float32)
+        module = with_feature_reference(module, reference, ood.FEATURE_K)
+        info.training["ood"]["feature"] = ood.feature_check(len(info.class_names), ood.FEATURE_K, n,
+                                                            np.linspace(0, 0.5, 101))
+    write_model(export_onnx(module, info.n_bands), info, path)
     return path
 
 
@@ -112,12 +124,15 @@ def main():
     from core.engine.bundled import bundled_models
 
     members = int(sys.argv[sys.argv.index("--ensemble") + 1]) if "--ensemble" in sys.argv else 0
+    feature_view = "--feature-view" in sys.argv
     rates = []
     what = f"seed ensemble of {members} networks of the bundled model's size" if members else "bundled spectral CNN"
+    if feature_view:
+        what = f"{max(members, 1)} network(s) of the bundled model's size with the feature view"
     print(f"{what}, 224-band int16 cube, 256 MB budget, GDAL_CACHEMAX=64, target >= {TARGET} px/s")
     with tempfile.TemporaryDirectory() as tmp:
-        model = (ensemble_model(os.path.join(tmp, "ensemble.onnx"), members) if members
-                 else bundled_models("spectral_classification")[0][1])
+        model = (ensemble_model(os.path.join(tmp, "ensemble.onnx"), max(members, 1), feature_view)
+                 if members or feature_view else bundled_models("spectral_classification")[0][1])
         for width, height in SIZES:
             cube = os.path.join(tmp, f"cube_{width}.tif")
             bands = make_cube(cube, width, height)

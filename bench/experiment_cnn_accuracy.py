@@ -65,6 +65,8 @@ CONFIGS = {
     "current_margin1": {"preprocessing": "continuum_removal", "augment_copies": 5, "ood_pixel_margin": 1.0},
     # each physical sample given as the pixels' group (as polygons are): held-out groups are whole samples, no margin
     "current_sample_groups": {"preprocessing": "continuum_removal", "augment_copies": 5, "sample_groups": True},
+    "current_sample_groups_feature": {"preprocessing": "continuum_removal", "augment_copies": 5, "sample_groups": True,
+                                      "feature_check": True},
     "current_sample_groups_per_view": {"preprocessing": "continuum_removal", "augment_copies": 5,
                                        "sample_groups": True, "ood_joint": False},
     "defaults": {},
