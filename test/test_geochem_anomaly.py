@@ -194,7 +194,7 @@ def test_algorithm_defaults_on_a_till_survey(run_alg, till, tmp_path):
     assert aucs["method"].tolist() == ["fusion", "enrichment", "mcd", "rpca", "iforest", "spatial", "suite"]
     html = open(res["OUTPUT_HTML"], encoding="utf-8").read()
     for text in ("ROC curves of every method", "Success-rate curves of every method", "Map of the fused score",
-                 "ZnO_ppm_511 -&gt; Zn_ppm_511", "Northing_k"):
+                 "ZnO_ppm_511 -&gt; Zn_ppm_511", "Northing_k", "No commodity target: the scores look for any"):
         assert text in html, text
 
 
@@ -204,6 +204,8 @@ def test_algorithm_target_presets(run_alg, till, tmp_path):
                                       "METHOD": list(am.METHODS).index("target"), "SUPPORT": 0,
                                       "OUTPUT_HTML": str(tmp_path / "r.html")})
     assert res["ELEMENTS"] == "Ni_ppm_511;Cu_ppm_511;Co_ppm_511"   # the Ni preset's pathfinders this survey has
+    html = open(tmp_path / "r.html", encoding="utf-8").read()
+    assert "Target Ni" in html and "No commodity target" not in html
     assert np.isnan(res["AUC_MEAN"])
     # Au: only Au itself among its pathfinders here
     with pytest.raises(Exception) as err:

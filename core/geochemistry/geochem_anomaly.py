@@ -24,6 +24,12 @@ MAP_CLASSES = [(0.0, "Below the 85th percentile", "#d9d9d9"), (85.0, "85-95th", 
                (95.0, "95-99th", "#fd8d3c"), (99.0, "Top 1 %", "#bd0026")]
 
 
+NO_TARGET_HINT = ("No commodity target: the scores look for any multi-element departure from the survey "
+                  "(lithology, regolith and contamination as well as mineralisation). If you explore for one "
+                  "commodity, set TARGET: its pathfinders are scored instead (README, 'Tell OreMap what you explore "
+                  "for').")
+
+
 def choose_elements(columns, values, geometry_x=None, geometry_y=None, fields=None, target="none",
                     coverage=sh.DEFAULT_COVERAGE, units=None, missing=-9999.0, zeros=geochem.DEFAULT_ZEROS):
     """The element table a run scores: ``(names, table, commodity columns, pathfinder columns, log)``.
@@ -57,6 +63,8 @@ def choose_elements(columns, values, geometry_x=None, geometry_y=None, fields=No
             keep = [names.index(c) for c in pathfinder_cols]
             names, table = [names[k] for k in keep], table[:, keep]
             log.append(f"Target {target} ({preset['label']}): {', '.join(names)}.")
+    elif not fields:
+        log.append(NO_TARGET_HINT)
     return names, table, commodity, pathfinder_cols, log
 
 
