@@ -40,11 +40,14 @@ from qgis.core import (
     QgsProcessingParameterField,
     QgsProcessingParameterFile,
     QgsProcessingParameterFileDestination,
+    QgsProcessingParameterFolderDestination,
     QgsProcessingParameterNumber,
     QgsProcessingParameterRasterDestination,
     QgsProcessingParameterRasterLayer,
     QgsProcessingParameterString,
     QgsProcessingParameterDefinition,
+    QgsProcessingFeatureSourceDefinition,
+    QgsMapLayer,
     QgsProcessingUtils,
 )
 from qgis.PyQt.QtCore import QCoreApplication
@@ -223,6 +226,31 @@ def is_temporary_output(value):
     if isinstance(value, QgsProcessingOutputLayerDefinition):
         value = value.sink.staticValue()
     return value in (None, "", QgsProcessing.TEMPORARY_OUTPUT)
+
+
+def files_of(value, context, layers=True):
+    """The local files a parameter value names (real paths): a path, a ``file://`` URI, a layer's source (a
+    layer object, or with ``layers`` a layer id or name of the project), a feature source or output definition,
+    or a list of them; an OGR/GDAL suffix (``|layername=...``) is dropped."""
+    from urllib.parse import unquote, urlparse
+
+    if isinstance(value, (list, tuple)):
+        return [p for v in value for p in files_of(v, context, layers)]
+    if isinstance(value, QgsProcessingOutputLayerDefinition):
+        value = value.sink.staticValue()
+    elif isinstance(value, QgsProcessingFeatureSourceDefinition):
+        value = value.source.staticValue()
+    if isinstance(value, QgsMapLayer):
+        value = value.source()
+    elif isinstance(value, str) and value and layers and not os.path.exists(value.split("|")[0]):
+        layer = QgsProcessingUtils.mapLayerFromString(value, context, False)
+        value = layer.source() if layer is not None else value
+    if not isinstance(value, str) or not value:
+        return []
+    if value.startswith("file://"):
+        value = unquote(urlparse(value).path)
+    value = value.split("|")[0]
+    return [os.path.realpath(value)] if value else []
 
 
 class OreMapAlgorithm(QgsProcessingAlgorithm):
@@ -893,6 +921,7 @@ class OreMapAlgorithm(QgsProcessingAlgorithm):
     def _process_translated(self, parameters, context, bridge):
         """``process``, with core errors turned into QgsProcessingExceptions naming the parameter."""
         self._feedback = bridge  # for helpers that log (e.g. a sensor product converted on input)
+        self._check_outputs_apart(parameters, context)
         try:
             return self.process(parameters, context, bridge)
         except Cancelled:
@@ -913,6 +942,32 @@ class OreMapAlgorithm(QgsProcessingAlgorithm):
         except MemoryError:
             raise QgsProcessingException(
                 self.tr("Out of memory. Lower the memory budget in Processing > Options > Providers > OreMap."))
+
+    def _check_outputs_apart(self, parameters, context):
+        """Refuse an output file that is also an input file, or one file named by two outputs: writing it would
+        destroy what the run reads, or one output would silently replace the other. Existing inputs only; output
+        folders (a batch's) are not files."""
+        inputs = {}
+        for definition in self.parameterDefinitions():
+            if not definition.isDestination():
+                for path in files_of(parameters.get(definition.name()), context):
+                    if os.path.isfile(path):
+                        inputs.setdefault(path, definition.name())
+        outputs = {}
+        for definition in self.destinationParameterDefinitions():
+            name, value = definition.name(), parameters.get(definition.name())
+            if isinstance(definition, QgsProcessingParameterFolderDestination) or is_temporary_output(value):
+                continue
+            for path in files_of(value, context, layers=False):
+                other = inputs.get(path)
+                if other:
+                    raise self.fail(name, f"{path} is also the input {self.parameterDefinition(other).description()} "
+                                          f"({other}): writing it would destroy what this run reads.",
+                                    "Choose another file for the output.")
+                if path in outputs:
+                    raise self.fail(name, f"{path} is also the output {outputs[path]}: one would replace the other.",
+                                    "Give each output its own file.")
+                outputs[path] = name
 
     def process(self, parameters, context, feedback):
         raise QgsProcessingException("This algorithm does not implement process().")

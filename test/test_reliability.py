@@ -262,3 +262,50 @@ def test_raster_without_crs_runs_with_a_warning_naming_the_input(processing_prov
     assert "Assign Projection" in notes[0]
     with rasterio.open(out) as ds:
         assert ds.crs is None and ds.read(1).size == 1600
+
+
+def test_an_output_on_an_input_file_or_on_another_output_is_refused(processing_provider, tmp_path):
+    """A user who names the input cube as the class map (or a point layer's GeoPackage as the scored output) lost the
+    input with only a 'replacing existing file' warning; two outputs on one file lost one of them. Both are refused
+    before anything is read, naming the output parameter; the input stays byte for byte."""
+    import shutil
+
+    import processing
+    from qgis.core import QgsProcessingException
+
+    from conftest import DATA
+
+    cube = tmp_path / "cube.tif"
+    shutil.copy(os.path.join(DATA, "jasper_ridge_40x40.tif"), cube)
+    before = cube.read_bytes()
+    library = {"INPUT": str(cube), "LIBRARY": USGS_LIBRARY, "SPECTRA": "Kaolinite CM9;Goethite WS222"}
+    with pytest.raises(QgsProcessingException) as err:
+        processing.run("oremap:sam_classify", {**library, "OUTPUT_CLASSES": str(cube)})
+    assert str(err.value).startswith("Class raster (OUTPUT_CLASSES): ")
+    assert f"{os.path.realpath(cube)} is also the input Hyperspectral raster (INPUT)" in str(err.value)
+    assert cube.read_bytes() == before and sorted(os.listdir(tmp_path)) == ["cube.tif"]
+    # the same file spelt another way (relative, through a link)
+    os.symlink(cube, tmp_path / "link.tif")
+    with pytest.raises(QgsProcessingException, match=r"\(OUTPUT_CLASSES\).*is also the input"):
+        processing.run("oremap:sam_classify", {**library, "INPUT": str(tmp_path / "link.tif"),
+                                               "OUTPUT_CLASSES": os.path.relpath(cube)})
+    os.remove(tmp_path / "link.tif")
+    with pytest.raises(QgsProcessingException) as err:
+        processing.run("oremap:sam_classify", {**library, "OUTPUT_CLASSES": str(tmp_path / "same.tif"),
+                                               "OUTPUT_SCORE": str(tmp_path / "same.tif")})
+    assert "is also the output OUTPUT_CLASSES: one would replace the other. Give each output its own file." in \
+        str(err.value)
+    assert not (tmp_path / "same.tif").exists()
+    # a vector output on the GeoPackage of the input points (a sink rewrites the whole file)
+    import geopandas as gpd
+    from shapely.geometry import Point
+
+    points = tmp_path / "survey.gpkg"
+    rng = np.random.default_rng(0)
+    gpd.GeoDataFrame({"Cu_ppm": rng.lognormal(3, 1, 40), "Zn_ppm": rng.lognormal(4, 1, 40)},
+                     geometry=[Point(400000 + 100 * i, 6000000 + 50 * (i % 7)) for i in range(40)],
+                     crs="EPSG:32750").to_file(points, layer="samples", driver="GPKG")
+    before = points.read_bytes()
+    with pytest.raises(QgsProcessingException, match=r"\(OUTPUT\): .*survey.gpkg is also the input .*\(POINTS\)"):
+        processing.run("oremap:geochem_anomaly", {"POINTS": f"{points}|layername=samples", "OUTPUT": str(points)})
+    assert points.read_bytes() == before

@@ -211,6 +211,77 @@ def test_processing_baseline_04_metadata_gives_the_minus_1000_offset(tmp_path):
         assert np.allclose(reflectance(np.array([1100.0]), s2), 0.01)
 
 
+def _patch_reflectance():
+    """The real patch's 12 bands on the 10 m grid, as reflectance (rows, cols, 12) in S2_BANDS order."""
+    with open_sentinel2(PATCH) as s2:
+        assert s2.bands == S2_BANDS
+        return s2.read_reflectance()
+
+
+class _Warnings:
+    def __init__(self):
+        self.warnings = []
+
+    def warning(self, text):
+        self.warnings.append(text)
+
+    def info(self, text):
+        pass
+
+
+def test_unnamed_stack_of_band_files_sorted_by_name_is_read_with_b8a_last(tmp_path):
+    """gdal_merge of *_B01 ... *_B8A files sorted by name puts B8A last: its bands carry no names, and the real
+    patch's data tell that layout from the standard one (band 12 follows band 8 as only B8A does)."""
+    refl = _patch_reflectance()
+    dn = np.round(refl * 10000).astype(np.uint16).transpose(2, 0, 1)
+    by_name = S2_BANDS[:8] + ["B9", "B11", "B12", "B8A"]   # B01 ... B08, B09, B11, B12, B8A: sorted file names
+    for layout, order in (("standard", S2_BANDS), ("by_name", by_name)):
+        path = write_stack(tmp_path / f"{layout}.tif", np.stack([dn[S2_BANDS.index(b)] for b in order]))
+        log = _Warnings()
+        with open_sentinel2(path, feedback=log) as s2:
+            assert s2.band_numbers == {b: order.index(b) + 1 for b in S2_BANDS}, layout
+            got = s2.read_reflectance(S2_BANDS)
+        np.testing.assert_allclose(got, np.round(refl * 10000) / 10000, atol=1e-6)
+        assert len(log.warnings) == 1 and ("looks like B8A" in log.warnings[0]) == (layout == "by_name")
+
+
+def test_gdal_band_scale_and_offset_are_honoured(tmp_path):
+    """A uint16 stack whose bands carry GDAL's scale 0.0001 and offset -0.1 (baseline 04.00 written the GDAL way):
+    reflectance = DN x 0.0001 - 0.1, whatever the metadata items say; different scales per band are refused."""
+    refl = _patch_reflectance().transpose(2, 0, 1)
+    dn = np.round(refl * 10000 + 1000).astype(np.uint16)
+    path = write_stack(tmp_path / "gdal_scaled.tif", dn, S2_BANDS)
+    with rasterio.open(path, "r+") as ds:
+        ds.scales, ds.offsets = [1e-4] * 12, [-0.1] * 12
+    with open_sentinel2(path) as s2:
+        assert s2.scale == pytest.approx(1e-4) and s2.offset == pytest.approx(-0.1)
+        assert any("the bands' own scale and offset" in n for n in s2.notes)
+        got = s2.read_reflectance(S2_BANDS).transpose(2, 0, 1)
+    np.testing.assert_allclose(got, (dn.astype(np.float64) - 1000) / 10000, atol=1e-6)
+    with rasterio.open(path, "r+") as ds:
+        ds.scales = [1e-4] * 11 + [2e-4]
+    with pytest.raises(OreMapError) as err:
+        open_sentinel2(path)
+    assert err.value.parameter == "raster" and "different scales or offsets" in str(err.value)
+
+
+def test_vrt_of_band_files_names_its_bands_from_the_source_files(tmp_path):
+    """gdalbuildvrt -separate of the real patch's band files in name order (B8A last): each band is named from its
+    source file, so no order is assumed and no warning is given."""
+    from osgeo import gdal
+
+    files = sorted(glob.glob(os.path.join(PATCH, "*_B*.tif")))
+    vrt = str(tmp_path / "stack.vrt")
+    gdal.BuildVRT(vrt, files, separate=True, resolution="highest").FlushCache()
+    log = _Warnings()
+    with open_sentinel2(vrt, feedback=log) as s2:
+        assert s2.band_numbers == {os.path.basename(f).rsplit("_", 1)[1][:-4].replace("B0", "B"): i + 1
+                                   for i, f in enumerate(files)}
+        assert s2.band_numbers["B8A"] == 12 and not log.warnings
+        assert any("band source files (VRT)" in n for n in s2.notes)
+        np.testing.assert_allclose(s2.read_reflectance(["B2"])[..., 0], read_band(PATCH, "B02")[0] / 10000.0, atol=1e-7)
+
+
 def test_float_reflectance_raster_keeps_scale_one(tmp_path):
     data = np.random.default_rng(0).uniform(0.01, 0.6, (12, 8, 8)).astype(np.float32)
     path = write_stack(tmp_path / "refl.tif", data, S2_BANDS, dtype="float32")
