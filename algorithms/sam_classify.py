@@ -69,8 +69,13 @@ class SamClassify(OreMapAlgorithm):
             threshold=self.parameterAsDouble(parameters, "THRESHOLD", context) or None,
             band_info=band_info, image_bands=image_bands, scale=scale, nodata=nodata,
             memory_mb=self.memory_mb(), feedback=feedback)
-        for name, count in stats["class_counts"].items():
-            feedback.info(f"  {name}: {count} pixels")
+        counts = stats["class_counts"]
+        empty = [name for name, count in counts.items() if not count]
+        for name, count in counts.items():
+            if count or len(counts) <= 30:
+                feedback.info(f"  {name}: {count} pixels")
+        if len(counts) > 30 and empty:
+            feedback.info(f"  {len(empty)} of the {len(counts)} classes have no pixel.")
         self.style_output(context, class_path, {"kind": "classes", "legend": stats["legend"]})
         results = {"OUTPUT_CLASSES": class_path, "VALID_PIXELS": stats["valid_pixels"]}
         if score_path:

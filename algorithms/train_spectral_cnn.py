@@ -1,5 +1,7 @@
 """oremap:train_spectral_cnn - train a 1D CNN mineral classifier from libraries or labelled pixels."""
 
+import os
+
 import numpy as np
 from qgis.core import (
     QgsProcessing,
@@ -120,7 +122,9 @@ class TrainSpectralCnn(OreMapAlgorithm):
                      "always: bands constant or missing over the scene, bands with a negative scene median, bands "
                      "whose band-to-band noise is more than 6 times their neighbours'); the log lists them. Entries "
                      "separated by ';': 'keep 381-401 nm', 'drop 2450-2510 nm', 'drop bands 1-5', or 'off' (only "
-                     "the bbl). The model, and the SAM baseline of the report, use the remaining bands.",
+                     "the bbl). The model, and the SAM baseline of the report, use the remaining bands. A raster (a) without "
+                     "wavelengths is read whole, by band number (the classifier reads the same bands): leave this "
+                     "empty then.",
     }
     OUTPUT_HELP = {
         "OUTPUT_MODEL": "The model: ONNX with OreMap metadata (classes and colours, wavelengths, preprocessing, "
@@ -207,11 +211,22 @@ class TrainSpectralCnn(OreMapAlgorithm):
             geometries, labels = self.labelled_geometries(parameters, "TRAINING", "CLASS_FIELD", context, layer.crs())
             info = image_band_info(path, required=False, bad_bands=self.bad_bands(parameters, context),
                                    feedback=feedback)
+            if info is None:
+                if self.parameterAsString(parameters, "BAD_BANDS", context).strip():
+                    raise self.fail("BAD_BANDS", f"'{os.path.basename(path)}' has no band wavelengths, so the model "
+                                    "reads its bands by number and every one of them: a band left out here would "
+                                    "be read again when the model classifies.",
+                                    "Clear BAD_BANDS, or give the raster its wavelengths first "
+                                    "(oremap:import_spectrometer_product, or the ENVI header's wavelength list).")
+                feedback.warning(f"'{os.path.basename(path)}' has no band wavelengths: the model is trained on all its "
+                                 "bands by number, bad bands included (they cannot be told apart without "
+                                 "wavelengths, and the classifier reads the same bands). Give the raster its "
+                                 "wavelengths to drop them.")
             # good bands by wavelength, as training.target_bands orders the model's bands
             bands = None if info is None else [int(i) + 1 for i in sorted(np.flatnonzero(info.good),
                                                                           key=lambda i: info.centers[i])]
             good = None if info is None else training.target_bands(info, exclude_water=False)
-            with RasterSource(path, bands=bands, feedback=feedback) as source:
+            with RasterSource(path, bands=bands, feedback=feedback, fill_spectra=True) as source:
                 data = training.image_training_set(source, geometries, labels, good)
             feedback.info(f"{data.X.shape[0]} training pixels from {len(set(data.groups.tolist()))} features.")
             return data, False

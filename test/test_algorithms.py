@@ -46,22 +46,31 @@ def test_sam_real_tile_matches_independent_angles(run_alg, tmp_path, cube):
         "THRESHOLD": 0.2, "OUTPUT_CLASSES": str(tmp_path / "classes.tif"),
         "OUTPUT_SCORE": str(tmp_path / "angle.tif")})
     X, refs, names = reference_matrix(cube)
+    with rasterio.open(cube) as ds:
+        raw = ds.read()
+    fill = (raw == raw[:1]).all(axis=0).ravel()  # outside the footprint: one value in every band (tile 2: 60)
+    assert fill.sum() == (0 if cube == AVIRIS_NG else 60)
     cos = (X @ refs.T) / np.linalg.norm(X, axis=1)[:, None] / np.linalg.norm(refs, axis=1)[None, :]
     angles = np.arccos(np.clip(cos, -1, 1))
     with rasterio.open(result["OUTPUT_SCORE"]) as ds:
         got_angle = ds.read(1).ravel()
+        assert (got_angle[fill] == ds.nodata).all()
     with rasterio.open(result["OUTPUT_CLASSES"]) as ds:
         got_class = ds.read(1).ravel()
         legend = json.loads(ds.tags()["OREMAP_CLASSES"])
         assert ds.colormap(1)[0][:3] == (0, 0, 0)
-    np.testing.assert_allclose(got_angle, angles.min(axis=1), atol=2e-6)
+        assert (got_class[fill] == ds.nodata).all()
+    np.testing.assert_allclose(got_angle[~fill], angles.min(axis=1)[~fill], atol=2e-6)
     expected = angles.argmin(axis=1) + 1
     expected[angles.min(axis=1) > 0.2] = 0
-    assert np.array_equal(got_class, expected)
-    assert 0 < (expected == 0).sum() < 100  # the threshold bites on this tile, but not everywhere
+    assert np.array_equal(got_class[~fill], expected[~fill])
+    if cube == AVIRIS_NG:  # the threshold bites on this tile, but not everywhere
+        assert 0 < (expected == 0).sum() < 100
+    else:  # every pixel inside the footprint lies within 0.2 rad of a mineral (only the fill was ever beyond)
+        assert (expected[~fill] == 0).sum() == 0 and (angles.min(axis=1)[fill] > 2.4).all()
     assert [c["name"] for c in legend] == ["Unclassified"] + names
     assert os.path.exists(str(tmp_path / "classes.qml"))
-    assert result["VALID_PIXELS"] == 100
+    assert result["VALID_PIXELS"] == 100 - fill.sum()
 
 
 def test_unmix_real_tile_matches_reference_solver(run_alg, tmp_path):
@@ -245,3 +254,27 @@ def test_integer_reflectance_real_scene(run_alg, tmp_path):
         np.testing.assert_allclose(from_int[:3, r, c], expected, atol=1e-4)
         assert from_int[3, r, c] < 1e-4  # RMSE of a pure pixel
     assert 0.2 < from_int[0].mean() < 0.8  # the window holds part of the lake
+
+
+def test_fill_outside_the_footprint_is_nodata_not_a_mineral(processing_provider, tmp_path):
+    """The second real AVIRIS-NG tile holds -0.005 in all 432 bands in rows 4-9 (outside the flight line's footprint,
+    no nodata value in the header): SAM mapped those 60 pixels as goethite at an angle of 2.7 rad. They are nodata
+    now, with a warning that counts them; the other 40 pixels are classified as before."""
+    import processing
+
+    from conftest import warning_recorder
+
+    with rasterio.open(AVIRIS_NG_2) as ds:
+        cube = ds.read()
+    fill = (cube == cube[:1]).all(axis=0)
+    assert fill.sum() == 60 and fill[4:].all() and not fill[:4].any()
+    feedback = warning_recorder()
+    res = processing.run("oremap:sam_classify", {"INPUT": AVIRIS_NG_2, "LIBRARY": USGS_LIBRARY,
+                                                 "SPECTRA": "Kaolinite CM9;Goethite WS222",
+                                                 "OUTPUT_CLASSES": str(tmp_path / "classes.tif")}, feedback=feedback)
+    assert res["VALID_PIXELS"] == 40
+    assert "60 pixels hold one value in every band (fill outside the scene's footprint, written without a nodata " \
+           "value) and are left out as nodata." in feedback.warnings
+    with rasterio.open(res["OUTPUT_CLASSES"]) as ds:
+        classes = ds.read(1)
+        assert (classes[fill] == ds.nodata).all() and (classes[~fill] != ds.nodata).all()

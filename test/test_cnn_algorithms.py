@@ -121,8 +121,13 @@ def test_classify_matches_independent_inference(trained, run_alg, tmp_path, cube
         "OUTPUT_CLASSES": str(tmp_path / "c.tif"), "OUTPUT_PROBABILITIES": str(tmp_path / "p.tif"),
         "OUTPUT_CONFIDENCE": str(tmp_path / "k.tif")})
     expected, probs = independent_prediction(trained["OUTPUT_MODEL"], cube)
+    with rasterio.open(cube) as ds:
+        raw = ds.read()
+    ok = ~(raw == raw[:1]).all(axis=0).ravel()  # outside the footprint (tile 2: 60 pixels) is nodata
+    assert (~ok).sum() == (0 if cube == AVIRIS_NG else 60)
     with rasterio.open(result["OUTPUT_CLASSES"]) as ds:
         got = ds.read(1).ravel()
+        assert (got[~ok] == ds.nodata).all()
         legend = json.loads(ds.tags()["OREMAP_CLASSES"])
         validation = json.loads(ds.tags()["OREMAP_MODEL_VALIDATION"])  # for the guard of accuracy_assessment
     assert validation["value"] == read_model_info(trained["OUTPUT_MODEL"]).training["metrics"]["val_accuracy"]
@@ -134,15 +139,15 @@ def test_classify_matches_independent_inference(trained, run_alg, tmp_path, cube
         conf = ds.read(1).ravel()
     # the image bands are a subset of the model's sensor bands: no resampling, exact agreement
     assert result["RESAMPLED"] is False
-    np.testing.assert_allclose(got_probs, probs, atol=1e-5)
-    assert np.array_equal(got, expected)
-    assert result["OUT_OF_DISTRIBUTION"] == int((expected == 0).sum())
-    np.testing.assert_allclose(conf, probs.max(axis=1), atol=1e-6)
+    np.testing.assert_allclose(got_probs[ok], probs[ok], atol=1e-5)
+    assert np.array_equal(got[ok], expected[ok])
+    assert result["OUT_OF_DISTRIBUTION"] == int((expected[ok] == 0).sum())
+    np.testing.assert_allclose(conf[ok], probs.max(axis=1)[ok], atol=1e-6)
     assert [c["name"] for c in legend][1:] == read_model_info(trained["OUTPUT_MODEL"]).class_names
     unchecked = run_alg("classify_spectral_cnn", {"INPUT": cube, "MODEL_FILE": trained["OUTPUT_MODEL"],
                                                   "OOD_CHECK": False, "OUTPUT_CLASSES": str(tmp_path / "u.tif")})
     with rasterio.open(unchecked["OUTPUT_CLASSES"]) as ds:
-        assert np.array_equal(ds.read(1).ravel(), probs.argmax(axis=1) + 1)
+        assert np.array_equal(ds.read(1).ravel()[ok], probs.argmax(axis=1)[ok] + 1)
     assert unchecked["OUT_OF_DISTRIBUTION"] == 0
 
 
@@ -482,3 +487,39 @@ def test_outlier_spectra_train_the_model_towards_a_flat_output(run_alg, tmp_path
         run_alg("train_spectral_cnn", {**common, "OUTLIER_LIBRARIES": [TRAIN_LIBRARY],
                                        "OUTPUT_MODEL": str(tmp_path / "n.onnx")})
     assert not os.path.exists(tmp_path / "n.onnx")
+
+
+def test_training_on_a_raster_without_wavelengths_says_it_reads_every_band(processing_provider, tmp_path):
+    """A GeoTIFF without wavelengths: its bands are read by number, all of them (the classifier reads the same), and
+    the log says so; a BAD_BANDS entry, which could not be honoured at classification, is refused naming it."""
+    import processing
+
+    from conftest import warning_recorder
+
+    with rasterio.open(AVIRIS_NG) as ds:
+        cube, profile = ds.read(), ds.profile
+    plain = str(tmp_path / "no_wavelengths.tif")
+    profile.update(driver="GTiff", interleave="band")
+    with rasterio.open(plain, "w", **profile) as dst:
+        dst.write(cube)
+    with rasterio.open(plain) as ds:
+        transform = ds.transform
+        assert not ds.tags(1).get("wavelength")
+    points = [("bright", pixel_centre(transform, r, c)) for r, c in [(0, 6), (1, 7), (0, 7), (1, 6)]] + \
+             [("dark", pixel_centre(transform, r, c)) for r, c in [(8, 1), (9, 0), (8, 0), (9, 1)]]
+    layer = point_layer(points)
+    base = {"INPUT": plain, "TRAINING": layer, "CLASS_FIELD": "mineral", "PREPROCESSING": 0, "EPOCHS": 2,
+            "OUTPUT_MODEL": str(tmp_path / "m.onnx"), "OUTPUT_REPORT": str(tmp_path / "r.html")}
+    try:
+        with pytest.raises(QgsProcessingException) as err:
+            processing.run("oremap:train_spectral_cnn", {**base, "BAD_BANDS": "drop bands 1-190"})
+        assert str(err.value).startswith("Bad bands: keep, drop or 'off' (empty = automatic) (BAD_BANDS): "
+                                         "'no_wavelengths.tif' has no band wavelengths")
+        assert not os.path.exists(base["OUTPUT_MODEL"])
+        feedback = warning_recorder()
+        result = processing.run("oremap:train_spectral_cnn", base, feedback=feedback)
+    finally:
+        del layer
+    assert any(w.startswith("'no_wavelengths.tif' has no band wavelengths: the model is trained on all its bands")
+               for w in feedback.warnings)
+    assert read_model_info(result["OUTPUT_MODEL"]).n_bands == 432

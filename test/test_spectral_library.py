@@ -571,3 +571,51 @@ def test_library_from_points_without_wavelengths(tmp_path):
     with pytest.raises(OreMapError) as err:
         lib.resample(BandInfo(centers=[500.0]))
     assert err.value.parameter == "wavelengths"
+
+
+def test_spectra_measured_over_part_of_the_range_are_left_out_of_the_comparison():
+    """A library whose spectra mostly cover 400-2500 nm but one only 400-1000 nm (a VNIR-only record): it is left
+    out and named, and the others are compared on every good band, instead of all on the VNIR overlap."""
+    from oremap.core.hyperspectral.mapping import match_library
+
+    wl = np.linspace(400.0, 2500.0, 106)
+    rng = np.random.default_rng(3)
+    spectra = rng.uniform(0.1, 0.6, (4, wl.size))
+    spectra[2, wl > 1000.0] = np.nan
+    library = SpectralLibrary(["Kaolinite", "Alunite", "Goethite VNIR only", "Calcite"], spectra, wl)
+    bad = np.zeros(wl.size, bool)
+    bad[[50, 51]] = True
+    image = BandInfo(centers=wl.copy(), fwhm=None, bad=bad)
+
+    class Log:
+        warnings = []
+
+        def warning(self, text):
+            self.warnings.append(text)
+
+        def info(self, text):
+            pass
+
+    bands, refs, kept = match_library(library, image, feedback=Log())
+    assert kept.names == ["Kaolinite", "Alunite", "Calcite"]
+    assert bands == [b + 1 for b in range(wl.size) if b not in (50, 51)]
+    np.testing.assert_allclose(refs, spectra[[0, 1, 3]][:, ~bad], rtol=1e-9)
+    assert len(Log.warnings) == 1
+    assert Log.warnings[0].startswith("1 of 4 spectra cover less than 98 % of the 104 good image bands")
+    assert Log.warnings[0].endswith("left out: Goethite VNIR only.")
+    # every spectrum complete: nothing left out, the same library back
+    full = SpectralLibrary(["A", "B"], spectra[[0, 1]], wl)
+    assert match_library(full, image)[2] is full
+
+
+@needs_usgs
+@needs_avng
+def test_whole_splib07_library_is_compared_on_the_real_tile():
+    """SAM's default (every spectrum) on splib07: its 871 part-range records left the other spectra no band in
+    common with them ('does not overlap the image's good bands'); now they are left out and 1,586 spectra are
+    compared on 354 bands."""
+    from oremap.core.hyperspectral.mapping import image_band_info, match_library
+
+    bands, refs, kept = match_library(read_library(USGS), image_band_info(str(AVNG)))
+    assert refs.shape == (1586, 354) and len(bands) == 354 and len(kept.names) == 1586
+    assert np.isfinite(refs).all()

@@ -139,6 +139,10 @@ def read_window(dataset, bands, window, parameter="raster", what="raster"):
                           f"Copy or export the {what} again and choose the complete file.") from exc
 
 
+FILL_MIN_BANDS = 10
+"""Bands from which a spectrum with one value in every band is taken for fill (:class:`RasterSource`)."""
+
+
 class RasterSource:
     """A raster opened for block reading, with its masking and reflectance scaling.
 
@@ -153,10 +157,17 @@ class RasterSource:
     scale : float, optional
         Reflectance scale factor: reflectance = raw / scale (10000 for 0-10000
         integers). ``None`` or 0 picks it automatically, see :func:`detect_scale`.
+    fill_spectra : bool
+        Spectra: a pixel with one value in every band read (at least :data:`FILL_MIN_BANDS`) is nodata too.
+        No measured spectrum is flat to the last digit over many bands; such pixels are the fill outside a
+        scene's footprint written without a nodata value (AVIRIS-NG tiles: -0.005 in all 432 bands), which
+        would otherwise be classified or unmixed. :attr:`fill_pixels` counts them.
     """
 
-    def __init__(self, path, bands=None, nodata=None, scale=None, feedback=None):
+    def __init__(self, path, bands=None, nodata=None, scale=None, feedback=None, fill_spectra=False):
         feedback = ensure(feedback)
+        self.fill_spectra = fill_spectra
+        self.fill_pixels = 0
         self.dataset = ds = open_raster(path)
         self.path = path
         self.bands = list(range(1, ds.count + 1)) if bands is None else [int(b) for b in bands]
@@ -220,6 +231,10 @@ class RasterSource:
         del raw
         if floating:
             invalid |= ~np.all(np.isfinite(data), axis=-1)
+        if self.fill_spectra and data.shape[-1] >= FILL_MIN_BANDS:
+            fill = (data.max(axis=-1) == data.min(axis=-1)) & ~invalid
+            self.fill_pixels += int(fill.sum())
+            invalid |= fill
         if self.gain != 1.0 or self.bias != 0.0:  # in place: no block-sized temporaries (pixelwise_sizing)
             data *= np.float32(self.gain)
             data += np.float32(self.bias)
@@ -631,8 +646,13 @@ def run_pixelwise(source, outputs, func, memory_mb=None, work_bytes_per_pixel=0,
             feedback.progress(100.0 * (i + 1) / len(windows))
         for dst in datasets:
             dst.close()
+        fill = getattr(source, "fill_pixels", 0)
+        if fill:
+            feedback.warning(f"{fill} pixels hold one value in every band (fill outside the scene's footprint, "
+                             "written without a nodata value) and are left out as nodata.")
         if n_valid == 0:
-            raise OreMapError("Every pixel of the raster is nodata (or NaN).", "raster",
+            raise OreMapError("Every pixel of the raster is nodata (or NaN)"
+                              + (", or holds one value in every band (fill)." if fill else "."), "raster",
                               "Check the raster and the nodata value.")
         for spec, tmp in zip(outputs, tmp_paths):
             _remove_quietly(spec.path + ".aux.xml")  # stale statistics of a replaced file

@@ -89,53 +89,84 @@ def good_band_numbers(raster_path, band_info=None, bad_bands=None, nodata=None, 
     return [int(i) + 1 for i in np.flatnonzero(~np.asarray(band_info.bad, dtype=bool))]
 
 
+LIBRARY_COVERAGE = 0.98
+"""A library spectrum is compared only when it covers at least this share of the good image bands that most
+spectra cover: a spectrum measured over part of the range (a VNIR-only or SWIR-only record, as splib07 holds
+hundreds) would otherwise shrink the bands every spectrum is compared on to the overlap of them all."""
+
+
 def match_library(library, band_info, min_bands=2, feedback=None):
     """Resample ``library`` to the image bands and choose the bands to compare on.
+
+    Spectra that cover less than :data:`LIBRARY_COVERAGE` of the good bands most spectra cover are left out
+    and listed in a warning (when others remain).
 
     Returns
     -------
     bands : list of int
-        1-based image bands that are good (bad-band list) and covered by every spectrum.
-    references : ndarray (n_spectra, len(bands))
+        1-based image bands that are good (bad-band list) and covered by every spectrum kept.
+    references : ndarray (n_kept, len(bands))
+    library : SpectralLibrary
+        The spectra kept (``library`` itself when none is left out).
     """
     feedback = ensure(feedback)
     library.check_unique_names()
     resampled = library.resample(band_info)
-    covered = np.all(np.isfinite(resampled.spectra), axis=0)
-    usable = covered & ~np.asarray(band_info.bad, dtype=bool)
+    good = ~np.asarray(band_info.bad, dtype=bool)
+    finite = np.isfinite(resampled.spectra)
+    span = good & (finite.mean(axis=0) >= 0.5)
+    if span.any() and len(library.names) > 1:
+        keep = finite[:, span].mean(axis=1) >= LIBRARY_COVERAGE
+        if keep.any() and not keep.all():
+            left = [n for n, k in zip(library.names, keep) if not k]
+            feedback.warning(
+                f"{len(left)} of {len(keep)} spectra cover less than {100 * LIBRARY_COVERAGE:.0f} % of the "
+                f"{int(span.sum())} good image bands most spectra cover (measured over part of the range) and are "
+                f"left out: {', '.join(left[:12])}{', ...' if len(left) > 12 else ''}.")
+            rows = np.flatnonzero(keep)
+            library, resampled = library.take(rows), resampled.take(rows)
+            finite = finite[rows]
+    covered = finite.all(axis=0)
+    usable = covered & good
     n_usable = int(usable.sum())
     lo, hi = np.nanmin(library.wavelengths), np.nanmax(library.wavelengths)
-    good_centers = band_info.centers[~np.asarray(band_info.bad, dtype=bool)]
+    good_centers = band_info.centers[good]
     good_lo, good_hi = (good_centers.min(), good_centers.max()) if good_centers.size else (np.nan, np.nan)
     if n_usable == 0:
         raise OreMapError(
             f"The library ({lo:.0f}-{hi:.0f} nm) does not overlap the image's good bands "
-            f"({good_lo:.0f}-{good_hi:.0f} nm).",
+            f"({good_lo:.0f}-{good_hi:.0f} nm)"
+            + (" in a band that every chosen spectrum covers." if covered.any() or len(library.names) > 1 else "."),
             "library", "Use a library that covers the image's wavelength range, or check the wavelength units.")
     if n_usable < min_bands:
         raise OreMapError(
             f"Only {n_usable} image bands are covered by the library, {min_bands} are needed.",
             "library", "Use a library that covers more of the image's wavelength range.")
-    n_bad = int(np.asarray(band_info.bad, dtype=bool).sum())
+    n_bad = int((~good).sum())
     feedback.info(f"Comparing on {n_usable} of {band_info.n_bands} bands "
-                  f"({n_bad} bad bands, {int((~covered).sum())} not covered by the library).")
+                  f"({n_bad} bad bands, {int((~covered & good).sum())} good bands not covered by the library).")
     bands = [int(i) + 1 for i in np.flatnonzero(usable)]
-    return bands, resampled.spectra[:, usable]
+    return bands, resampled.spectra[:, usable], library
 
 
-def reference_matrix(raster_path, spectra, band_info=None, image_bands=None, min_bands=2, feedback=None):
-    """Reference spectra as a matrix on the image bands to compare on.
+def reference_spectra(raster_path, spectra, band_info=None, image_bands=None, min_bands=2, feedback=None):
+    """Reference spectra as a matrix on the image bands to compare on: ``(bands, matrix (n, len(bands)),
+    library)``, the library being the spectra kept (see :func:`match_library`).
 
     ``spectra`` sampled from the raster itself come with ``image_bands`` (the 1-based
     bands they were read from) and are used as they are; library spectra are
     resampled by wavelength to ``band_info`` (read from the raster when None).
-    Returns ``(bands, matrix (n_spectra, len(bands)))``.
     """
     if image_bands is not None:
         spectra.check_unique_names()
-        return list(image_bands), np.asarray(spectra.spectra, dtype=float)
+        return list(image_bands), np.asarray(spectra.spectra, dtype=float), spectra
     band_info = band_info or image_band_info(raster_path, feedback=feedback)
     return match_library(spectra, band_info, min_bands=min_bands, feedback=feedback)
+
+
+def reference_matrix(raster_path, spectra, band_info=None, image_bands=None, min_bands=2, feedback=None):
+    """``(bands, matrix)`` of :func:`reference_spectra`."""
+    return reference_spectra(raster_path, spectra, band_info, image_bands, min_bands, feedback)[:2]
 
 
 def sample_endmembers(raster_path, xs, ys, names, band_info=None, nodata=None, scale=None, feedback=None,
@@ -151,7 +182,7 @@ def sample_endmembers(raster_path, xs, ys, names, band_info=None, nodata=None, s
         band_info = image_band_info(raster_path, required=False, bad_bands=bad_bands, nodata=nodata, scale=scale,
                                     feedback=feedback)
     bands = good_band_numbers(raster_path, band_info, bad_bands, nodata, scale, feedback)
-    with RasterSource(raster_path, bands=bands, nodata=nodata, scale=scale) as src:
+    with RasterSource(raster_path, bands=bands, nodata=nodata, scale=scale, fill_spectra=True) as src:
         library = library_from_points(src, list(zip(xs, ys)), names,
                                       band_info=band_info, feedback=feedback)
         bands = list(src.bands)
@@ -196,7 +227,7 @@ def sam_map(raster_path, library, class_path, score_path=None, method="sam", thr
     dict with ``legend`` (list of class dicts), ``class_counts`` and engine stats.
     """
     feedback = ensure(feedback)
-    bands, refs = reference_matrix(raster_path, library, band_info, image_bands, feedback=feedback)
+    bands, refs, library = reference_spectra(raster_path, library, band_info, image_bands, feedback=feedback)
     label = "SAM class" if method == "sam" else "SID class"
     class_spec, legend = _class_output(class_path, library.names, label)
     outputs = [class_spec]
@@ -211,7 +242,8 @@ def sam_map(raster_path, library, class_path, score_path=None, method="sam", thr
         counts[:] += np.bincount(classes, minlength=counts.size)
         return (classes, score) if score_path else (classes,)
 
-    with RasterSource(raster_path, bands=bands, nodata=nodata, scale=scale, feedback=feedback) as src:
+    with RasterSource(raster_path, bands=bands, nodata=nodata, scale=scale, feedback=feedback,
+                      fill_spectra=True) as src:
         stats = run_pixelwise(src, outputs, per_block, memory_mb=memory_mb,
                               work_bytes_per_pixel=sam.work_bytes_per_pixel(len(bands), len(library.names), method),
                               feedback=feedback)
@@ -261,8 +293,12 @@ def unmix_map(raster_path, endmembers, out_path, mode="fcls", band_info=None, im
     if len(names) < 2:
         raise OreMapError(f"Unmixing needs at least 2 endmembers, {len(names)} given.", "endmembers",
                           "Choose more spectra (or more named points).")
-    bands, E = reference_matrix(raster_path, endmembers, band_info, image_bands, min_bands=len(names),
-                                feedback=feedback)
+    bands, E, endmembers = reference_spectra(raster_path, endmembers, band_info, image_bands, min_bands=len(names),
+                                             feedback=feedback)
+    names = list(endmembers.names)
+    if len(names) < 2:
+        raise OreMapError(f"Unmixing needs at least 2 endmembers covering the image's bands, {len(names)} left.",
+                          "endmembers", "Choose spectra measured over the image's whole range.")
     unmixing.check_endmembers(E.T, names)
     feedback.info(f"Unmixing with {len(names)} endmembers on {len(bands)} bands, mode: {UNMIX_MODES[mode]}.")
     closed = mode == "nn_closed"
@@ -285,7 +321,8 @@ def unmix_map(raster_path, endmembers, out_path, mode="fcls", band_info=None, im
     out = OutputSpec(out_path, names + residual_bands, "float32", ABUNDANCE_NODATA,
                      tags={"OREMAP_UNMIXING_MODE": mode, "OREMAP_ENDMEMBERS": json.dumps(names)})
     work, fixed = unmixing.block_bytes(len(bands), len(names))
-    with RasterSource(raster_path, bands=bands, nodata=nodata, scale=scale, feedback=feedback) as src:
+    with RasterSource(raster_path, bands=bands, nodata=nodata, scale=scale, feedback=feedback,
+                      fill_spectra=True) as src:
         stats = run_pixelwise(src, [out], per_block, memory_mb=memory_mb, work_bytes_per_pixel=work,
                               fixed_bytes=fixed, feedback=feedback)
     n = max(stats["valid_pixels"], 1)
@@ -465,7 +502,8 @@ def cnn_classify_map(raster_path, model_path, class_path, probability_path=None,
         return results
 
     work, fixed = cnn_block_bytes(model, matrix is not None, batch_size, ood=check is not None)
-    with RasterSource(raster_path, bands=bands, nodata=nodata, scale=scale, feedback=feedback) as src:
+    with RasterSource(raster_path, bands=bands, nodata=nodata, scale=scale, feedback=feedback,
+                      fill_spectra=True) as src:
         stats = run_pixelwise(src, outputs, per_block, memory_mb=memory_mb, work_bytes_per_pixel=work,
                               fixed_bytes=fixed, feedback=feedback)
     stats["class_counts"] = {"Unclassified": int(counts[0]),

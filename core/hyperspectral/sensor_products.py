@@ -473,7 +473,7 @@ def open_raster_product(path, feedback=None):
     info = image_band_info(path, bad_bands="off", feedback=feedback)  # the algorithms that read it drop bad bands
     good = np.flatnonzero(info.good)
     keep = good[np.argsort(info.centers[good], kind="stable")]
-    source = RasterSource(path, bands=[int(b) + 1 for b in keep], feedback=feedback)
+    source = RasterSource(path, bands=[int(b) + 1 for b in keep], feedback=feedback, fill_spectra=True)
     with rasterio.open(path) as ds:
         width, height = ds.width, ds.height
         crs_wkt = ds.crs.to_wkt() if ds.crs else ""

@@ -109,7 +109,8 @@ class SpectralLibrary:
 
     # -- selection -----------------------------------------------------------
 
-    def _take(self, rows):
+    def take(self, rows):
+        """The spectra at ``rows`` (indices), in that order."""
         return replace(
             self,
             names=[self.names[i] for i in rows],
@@ -175,7 +176,7 @@ class SpectralLibrary:
                 parameter="spectra",
                 fix="List each spectrum once.",
             )
-        return self._take(rows)
+        return self.take(rows)
 
     def check_unique_names(self):
         """Raise if two spectra share a name.
