@@ -104,3 +104,49 @@ def test_model3_chain_idw_log10_grid_is_read_as_log10_by_the_vae(chain):
     with rasterio.open(paths["score"]) as ds:
         score = ds.read(1, masked=True)
     assert int(score.count()) == int(valid.sum())  # every valid cell scored
+
+
+def test_a_model_trained_on_one_transform_refuses_a_grid_of_the_other():
+    gm.check_input_transform("log10", meaning("log10"))
+    gm.check_input_transform("none", meaning("none"))
+    gm.check_input_transform(None, meaning("none"))            # not recorded by the model: no check
+    gm.check_input_transform("log10", meaning(None, False))    # not recorded by the raster: no check
+    with pytest.raises(OreMapError) as err:
+        gm.check_input_transform("log10", meaning("none"))
+    assert err.value.parameter == "raster"
+    assert str(err.value).startswith("The model was trained on log10 values, but this raster holds untransformed "
+                                     "values (concentrations) (band metadata OREMAP_TRANSFORM=none)")
+    assert "idw_interpolate with LOG10 on" in err.value.fix
+    with pytest.raises(OreMapError, match="trained on untransformed values .* holds log10 values"):
+        gm.check_input_transform("none", meaning("log10"))
+    assert gm.recorded_transform(meaning("log10") + meaning(None, names=("Cu",))) is None
+
+
+def _grid(path, values, transform):
+    names = ["Au_ppm", "As_ppm", "Cu_ppm"]
+    with rasterio.open(path, "w", driver="GTiff", width=20, height=20, count=3, dtype="float32", nodata=-9999.0,
+                       crs="EPSG:32750", transform=rasterio.Affine(100, 0, 500000, 0, -100, 6300000)) as dst:
+        dst.write(values.astype("float32"))
+        for b, (name, tags) in enumerate(zip(names, gm.band_tags(names, transform)), start=1):
+            dst.set_band_description(b, name)
+            dst.update_tags(b, **tags)
+    return str(path)
+
+
+def test_vae_trained_on_a_log10_grid_refuses_a_grid_of_concentrations(tmp_path):
+    """The reported chain: IDW with LOG10 -> vae_anomaly trains; IDW at its default (no log10) -> scored with that
+    model put all 8,679 pixels above P99 (scores to 666,369). The model records what its grid held and refuses."""
+    from oremap.core.geochemistry import vae_anomaly as va
+
+    rng = np.random.default_rng(0)
+    log10 = np.array([-2.5, 1.0, 1.5])[:, None, None] + 0.3 * rng.standard_normal((3, 20, 20))
+    trained_on = _grid(tmp_path / "log10.tif", log10, "log10")
+    model = str(tmp_path / "vae.onnx")
+    va.run_raster(trained_on, str(tmp_path / "s.tif"), model_out=model, options={"epochs": 3, "seed": 1})
+    assert va.load_model(model).preprocessing.input_transform == "log10"
+    va.run_raster(trained_on, str(tmp_path / "again.tif"), model_path=model)  # the same kind of grid: scored
+    plain = _grid(tmp_path / "ppm.tif", 10.0 ** log10, "none")
+    with pytest.raises(OreMapError) as err:
+        va.run_raster(plain, str(tmp_path / "wrong.tif"), model_path=model)
+    assert err.value.parameter == "raster" and "trained on log10 values" in str(err.value)
+    assert not os.path.exists(tmp_path / "wrong.tif")

@@ -531,3 +531,30 @@ def test_bad_input_is_refused_with_the_parameter_and_nothing_written(run_alg, tr
         pm.prospectivity_map(stack["path"], bundled_models("spectral_classification")[0][1],
                              str(tmp_path / "q.tif"))
     assert sorted(os.listdir(tmp_path)) == ["no_sb.tif"]
+
+
+def test_a_model_is_not_applied_to_a_grid_transformed_otherwise(trained, stack, tmp_path):
+    """A model records the transform its training grid held (OREMAP_TRANSFORM band metadata; this synthetic stack
+    records none, so None) and prospectivity_map refuses a grid recorded otherwise: a model trained on log10 grids
+    gave P = 1.0 in every cell of a grid of concentrations."""
+    import shutil
+
+    from oremap.core.engine.model_format import write_model
+    from oremap.core.geochemistry import grid_meaning as gm
+
+    info = read_model_info(trained["model"])
+    assert info.preprocessing["input_transform"] is None
+    info.preprocessing["input_transform"] = "log10"
+    with open(trained["model"], "rb") as f:
+        graph = f.read()
+    log_model = write_model(graph, info, str(tmp_path / "log10_model.onnx"))
+    plain = str(tmp_path / "ppm.tif")
+    shutil.copy(stack["path"], plain)
+    with rasterio.open(plain, "r+") as ds:
+        for b, tags in enumerate(gm.band_tags(ELEMENTS, "none"), start=1):
+            ds.update_tags(b, **tags)
+    with pytest.raises(OreMapError) as err:
+        pm.prospectivity_map(plain, log_model, str(tmp_path / "p.tif"), threads=1)
+    assert err.value.parameter == "raster" and "trained on log10 values" in str(err.value)
+    assert not os.path.exists(tmp_path / "p.tif")
+    pm.prospectivity_map(plain, trained["model"], str(tmp_path / "ok.tif"), threads=1)  # unrecorded: mapped

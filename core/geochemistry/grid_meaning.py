@@ -129,14 +129,39 @@ def check_model_input(meaning, below, transform):
                           "raster", "Score a grid made without log10, or train a model on this raster.")
 
 
+def recorded_transform(meaning):
+    """``"log10"`` or ``"none"`` when every band of ``meaning`` (:func:`read_meaning`) records that transform;
+    None when a band records none, or they differ."""
+    transforms = {m["transform"] for m in meaning}
+    return transforms.pop() if len(transforms) == 1 and None not in transforms else None
+
+
+_HELD = {"log10": "log10 values", "none": "untransformed values (concentrations)"}
+
+
+def check_input_transform(trained_on, meaning):
+    """Refuse bands (``meaning``) whose recorded transform differs from the one the model's training raster held
+    (``trained_on``: ``"log10"``, ``"none"``, or None when it was not recorded: no check). A model trained on log10
+    grids puts every pixel of a grid of concentrations at the top of its scale (and the reverse at the bottom)."""
+    now = recorded_transform(meaning)
+    if trained_on in _HELD and now in _HELD and trained_on != now:
+        how = "with LOG10 on" if trained_on == "log10" else "without LOG10"
+        raise OreMapError(f"The model was trained on {_HELD[trained_on]}, but this raster holds {_HELD[now]} (band "
+                          f"metadata OREMAP_TRANSFORM={now}): its scores would be meaningless.", "raster",
+                          f"Grid the elements as the training raster was (oremap:idw_interpolate {how}), or train a "
+                          "model on this raster.")
+
+
 def options_for_raster(path, bands, options, log):
-    """``options`` (keyword arguments of a trainer taking ``below`` and ``transform``, defaults ``"half"`` and
-    ``"log10"``) adapted to what the raster's bands already hold; each finding goes to ``log``."""
-    below, transform, messages = adapt_preprocessing(read_meaning(path, bands), options.get("below", "half"),
+    """``options`` (keyword arguments of a trainer taking ``below``, ``transform`` and ``input_transform``, defaults
+    ``"half"`` and ``"log10"``) adapted to what the raster's bands already hold, with the transform they hold
+    (:func:`recorded_transform`); each finding goes to ``log``."""
+    meaning = read_meaning(path, bands)
+    below, transform, messages = adapt_preprocessing(meaning, options.get("below", "half"),
                                                      options.get("transform", "log10"))
     for message in messages:
         log(message)
-    return {**options, "below": below, "transform": transform}
+    return {**options, "below": below, "transform": transform, "input_transform": recorded_transform(meaning)}
 
 
 def check_raster_for_model(path, bands, prep, log):
@@ -145,3 +170,4 @@ def check_raster_for_model(path, bands, prep, log):
     meaning = read_meaning(path, bands)
     log(describe(meaning))
     check_model_input(meaning, prep.below, prep.transform)
+    check_input_transform(prep.input_transform, meaning)

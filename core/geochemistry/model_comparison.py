@@ -39,6 +39,7 @@ from . import prospectivity_folds as pf
 from . import prospectivity_network as pn
 from . import prospectivity_report as pr
 from . import prospectivity_models as pm
+from .grid_meaning import read_meaning, recorded_transform
 from .prospectivity_eval import average_precision, roc_auc, roc_curve, success_rate_curve
 
 #: Every model, in report order.
@@ -456,6 +457,7 @@ def _final_models(stack, plan, methods, options, seed, folds, rows, out_dir, ras
                "crs": stack.crs.to_wkt() if stack.crs else None, "epsg": stack.crs.to_epsg() if stack.crs else None}
     date = build_date()
     data_hash = pc._stack_hash(stack, plan)
+    input_transform = recorded_transform(read_meaning(raster_path))
     for key in methods:
         row = by_key[key]
         metrics = {"cv_auc_mean": row["auc_mean"], "cv_auc_sd": row["auc_sd"], "cv_auc_per_fold": row["fold_auc"],
@@ -490,7 +492,8 @@ def _final_models(stack, plan, methods, options, seed, folds, rows, out_dir, ras
                 preprocessing={"method": "window_statistics", "features": list(pm.FEATURES),
                                "feature_names": pm.feature_names(stack.names),
                                "mean": [float(v) for v in member.mean], "sd": [float(v) for v in member.sd],
-                               "nodata_fill": 0.0, "max_nodata": float(max_nodata), "in_graph": True},
+                               "nodata_fill": 0.0, "max_nodata": float(max_nodata), "in_graph": True,
+                               "input_transform": input_transform},
                 training={"date": date, "data_hash": data_hash,
                           "n_samples": int(len(plan.deposits) + len(plan.negatives)),
                           "metrics": metrics, "parameters": {"method": key, "estimator": repr(member.estimator),
@@ -513,7 +516,7 @@ def _final_models(stack, plan, methods, options, seed, folds, rows, out_dir, ras
             input={"name": pm.INPUT_NAME, "n_bands": int(stack.n_elements), "window": int(plan.window)},
             output={"name": pm.OUTPUT_NAME, "kind": "probabilities"}, band_names=[str(n) for n in stack.names],
             preprocessing={"method": "rank_mean", "members": list(methods), "max_nodata": float(max_nodata),
-                           "in_graph": True},
+                           "in_graph": True, "input_transform": input_transform},
             training={"date": date, "data_hash": data_hash,
                       "n_samples": int(len(plan.deposits) + len(plan.negatives)),
                       "metrics": {"cv_auc_mean": row["auc_mean"], "cv_auc_sd": row["auc_sd"],

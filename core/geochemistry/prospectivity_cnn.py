@@ -44,6 +44,7 @@ from ..engine import torch_training
 from ..engine.errors import OreMapError
 from ..engine.feedback import ensure
 from ..engine.model_format import ModelInfo, write_model
+from .grid_meaning import read_meaning, recorded_transform
 from .prospectivity_eval import roc_auc
 from .prospectivity_network import (CLASSES, INPUT_NAME, OUTPUT_NAME, TASK, _check_window, _torch_classes,
                                     build_resnet, export_onnx, window_model)
@@ -56,6 +57,7 @@ from ..engine.model_format import build_date
 # ---------------------------------------------------------------------------
 # Training
 # ---------------------------------------------------------------------------
+
 
 
 def _augment(raw, window, crop_pad, flips, rng):
@@ -437,7 +439,8 @@ def _model_info(stack, plan, cv, folds, options, final_options, module, n_cells,
         band_names=[str(n) for n in stack.names],
         preprocessing={"method": "zscore", "mean": [float(v) for v in mean], "sd": [float(v) for v in sd],
                        "nodata_fill": 0.0, "mask_channel": bool(options["mask_channel"]),
-                       "max_nodata": float(max_nodata), "in_graph": True},
+                       "max_nodata": float(max_nodata), "in_graph": True,
+                       "input_transform": recorded_transform(read_meaning(raster_path))},
         training={
             "date": build_date(),
             "data_hash": _stack_hash(stack, plan), "n_samples": int(len(plan.deposits) + len(plan.negatives)),

@@ -12,6 +12,7 @@ from ..engine.feedback import ensure
 from ..engine.evaluation_guard import validation_tags
 from ..engine.model_format import OnnxModel
 from ..engine.raster import OutputSpec, block_windows, check_output_path, memory_budget_mb, write_blocks
+from .grid_meaning import check_input_transform, read_meaning
 from .prospectivity_data import _read_nan, _source, element_bands
 from .prospectivity_folds import deposit_cells, pixel_size
 from .prospectivity_network import TASK
@@ -154,6 +155,7 @@ def prospectivity_map(raster_path, model_path, out_path, mode="grid", grid=(12, 
     window, elements = _check_model(model)
     max_nodata = float(model.info.preprocessing.get("max_nodata", 0.5))
     bands = element_bands(raster_path, elements)
+    check_input_transform(model.info.preprocessing.get("input_transform"), read_meaning(raster_path, bands))
     budget = memory_budget_mb(memory_mb)
     with _source(raster_path, bands=bands, nodata=nodata) as source:
         height, width = source.height, source.width

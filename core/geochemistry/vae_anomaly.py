@@ -173,6 +173,7 @@ class Preprocessing:
     max_missing: float = 0.0
     scaler: geochem.Scaler = None
     zero_values: list = None
+    input_transform: str = None
 
     def check(self):
         if self.below not in BELOW_MODES:
@@ -196,7 +197,7 @@ class Preprocessing:
         return {"method": "geochem", "below": self.below, "transform": self.transform, "scale": self.scale,
                 "zeros": self.zeros, "missing": self.missing, "max_missing": float(self.max_missing),
                 "scaler": None if self.scaler is None else self.scaler.to_dict(),
-                "zero_values": self.zero_values}
+                "zero_values": self.zero_values, "input_transform": self.input_transform}
 
     @classmethod
     def from_dict(cls, data):
@@ -204,7 +205,8 @@ class Preprocessing:
             prep = cls(below=str(data["below"]), transform=str(data["transform"]), scale=str(data["scale"]),
                        zeros=str(data.get("zeros", geochem.DEFAULT_ZEROS)), missing=data.get("missing"),
                        max_missing=float(data.get("max_missing", 0.0)),
-                       scaler=geochem.Scaler.from_dict(data["scaler"]), zero_values=data.get("zero_values"))
+                       scaler=geochem.Scaler.from_dict(data["scaler"]), zero_values=data.get("zero_values"),
+                       input_transform=data.get("input_transform"))
         except (KeyError, TypeError, ValueError) as exc:
             raise OreMapError(f"The model's preprocessing metadata are damaged ({exc}).", "model") from None
         return prep.check()
@@ -349,7 +351,8 @@ def train_vae(values, names, below="half", transform="log10", scale="robust", ze
               missing=-9999.0,
               max_missing=0.0, hidden=DEFAULT_HIDDEN, latent=DEFAULT_LATENT, activation="elu", kl_weight=1.0,
               epochs=100, batch_size=64, lr=1e-3, val_fraction=0.2, draws=DEFAULT_DRAWS, seed=0,
-              percentiles=DEFAULT_PERCENTILES, direction="both", description="", feedback=None):
+              percentiles=DEFAULT_PERCENTILES, direction="both", description="", feedback=None,
+              input_transform="none"):
     # Over 100 lines: left whole while the VAE is reworked; vae_anomaly.py is split after that (issue 17).
     """Train the VAE on survey samples and score them.
 
@@ -378,6 +381,10 @@ def train_vae(values, names, below="half", transform="log10", scale="robust", ze
         Same data, settings and seed give the same scores.
     percentiles : sequence of float
         Class thresholds as percentiles of the scores of the training samples.
+    input_transform : {"none", "log10", None}
+        What the values already hold (survey concentrations: ``"none"``; a log10 grid: ``"log10"``; None: not
+        recorded), stored so that a grid transformed otherwise is refused when scored
+        (:func:`core.geochemistry.grid_meaning.check_input_transform`).
     """
     from .vae_network import _torch, export_onnx, fixed_draws, score_torch
     feedback = ensure(feedback)
@@ -408,7 +415,7 @@ def train_vae(values, names, below="half", transform="log10", scale="robust", ze
         raise OreMapError(f"Unknown score direction '{direction}'.", "direction",
                           f"Use one of {', '.join(DIRECTIONS)}.")
     prep = Preprocessing(below=below, transform=transform, scale=scale, zeros=zeros, missing=missing,
-                         max_missing=float(max_missing)).check()
+                         max_missing=float(max_missing), input_transform=input_transform).check()
 
     # split first (the scaler is fitted on the training rows only), then preprocess
     n, m = V.shape
