@@ -228,6 +228,13 @@ def is_temporary_output(value):
     return value in (None, "", QgsProcessing.TEMPORARY_OUTPUT)
 
 
+def fields_hint(source, what="fields"):
+    """``"Choose <what> of the layer: a, b, c (and N more)."``: the fix of an error about a missing field."""
+    names = list(source.fields().names())
+    listed = ", ".join(names[:25]) + (f" (and {len(names) - 25} more)" if len(names) > 25 else "")
+    return f"Choose {what} of the layer: {listed}." if names else "The layer has no fields."
+
+
 def files_of(value, context, layers=True):
     """The local files a parameter value names (real paths): a path, a ``file://`` URI, a layer's source (a
     layer object, or with ``layers`` a layer id or name of the project), a feature source or output definition,
@@ -698,8 +705,10 @@ class OreMapAlgorithm(QgsProcessingAlgorithm):
         if source is None:
             raise self.fail(name, "No vector layer was given.", "Choose a point or polygon layer.")
         field = self.parameterAsString(parameters, field_name, context)
-        if not field or source.fields().lookupField(field) < 0:
-            raise self.fail(field_name, f"Field '{field}' is not in the layer.", "Choose the class field.")
+        if not field:
+            raise self.fail(field_name, "No class field was chosen.", fields_hint(source, "the class field"))
+        if source.fields().lookupField(field) < 0:
+            raise self.fail(field_name, f"Field '{field}' is not in the layer.", fields_hint(source, "the class field"))
         geometries, labels, skipped = [], [], 0
         for feature, geometry in self.source_features(source, context, target_crs, name=name):
             value = feature[field]
@@ -731,7 +740,7 @@ class OreMapAlgorithm(QgsProcessingAlgorithm):
             raise self.fail(fields_parameter, f"Field{'s' if len(missing) > 1 else ''} "
                             f"{', '.join(repr(f) for f in missing)} not in the layer "
                             f"{self.parameterDefinition(name).description()}.",
-                            "Choose fields of that layer: " + ", ".join(source.fields().names()[:20]) + ".")
+                            fields_hint(source))
         geometries, rows, ids = [], [], []
         for feature, geometry in self.source_features(source, context, target_crs, name=name):
             if geometry is None:

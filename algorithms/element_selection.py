@@ -18,7 +18,7 @@ from ..core.geochemistry import element_selection
 from ..core.geochemistry import survey_hygiene as sh
 from ..core.geochemistry.distance_advice import TRADE_OFF, check_distances
 from ..core.geochemistry import grid_meaning
-from .base import OreMapAlgorithm
+from .base import OreMapAlgorithm, fields_hint
 from .evaluate_prospectivity import (
     DISTANCE_HELP,
     add_distance_parameters,
@@ -176,7 +176,7 @@ class ElementSelection(OreMapAlgorithm):
                 missing = [f for f in fields if source.fields().lookupField(f) < 0]
                 if missing:
                     raise self.fail("FIELDS", f"Fields not in the layer: {', '.join(missing)}.",
-                                    "Choose element fields.")
+                                    fields_hint(source, "element fields"))
                 feedback.info(f"{len(fields)} element fields: " + ", ".join(fields[:20])
                               + (" ..." if len(fields) > 20 else ""))
                 xs, ys, values = self.layer_points(parameters, "POINTS", context, crs, fields, feedback)

@@ -11,7 +11,7 @@ from qgis.core import (
 )
 
 from ..core.geochemistry import geochem, grid_meaning, idw
-from .base import OreMapAlgorithm
+from .base import OreMapAlgorithm, fields_hint
 
 DUPLICATES = [("mean", "Mean"), ("median", "Median")]
 BELOW = [("half", "Half the detection limit"), ("limit", "The detection limit"), ("nan", "Missing (left out)")]
@@ -144,7 +144,7 @@ class IdwInterpolate(OreMapAlgorithm):
         for name in fields:
             index = source.fields().lookupField(name)
             if index < 0:
-                raise self.fail("FIELDS", f"Field '{name}' is not in the layer.", "Choose fields of the layer.")
+                raise self.fail("FIELDS", f"Field '{name}' is not in the layer.", fields_hint(source))
             if not source.fields().at(index).isNumeric():
                 raise self.fail("FIELDS", f"Field '{name}' is not numeric.", "Choose numeric element fields.")
         crs, x, y, values = self._read(parameters, source, fields, context, feedback)

@@ -150,6 +150,7 @@ class TrainMineClassifier(OreMapAlgorithm):
                 raise self.fail("MASK_FOLDER", "Chips (c) need a folder of mask chips.",
                                 "Choose the folder of masks (one per chip, same name, mine pixels non-zero).")
             self._parameter_overrides["raster"] = "CHIP_FOLDER"  # the input given: (c)
+            self._parameter_overrides["labels"] = "MASK_FOLDER"  # its labels: the masks
             return patch_sets.patches_from_chips(
                 find_chip_pairs(chip_folder, masks, feedback),
                 patch_size=self.parameterAsInt(parameters, "PATCH_SIZE", context),
@@ -166,6 +167,7 @@ class TrainMineClassifier(OreMapAlgorithm):
                             "Give a label table of patches (a), a Sentinel-2 raster with mine polygons (b), or image "
                             "chips with mask chips (c).")
         path, layer = self.raster_path(parameters, "INPUT", context)
+        self._parameter_overrides["labels"] = "POLYGONS"  # (b): the polygons label the patches
         if self.parameterAsSource(parameters, "POLYGONS", context) is None:
             raise self.fail("POLYGONS", "A raster needs mine polygons to label its patches.",
                             "Choose a polygon layer of the mines.")

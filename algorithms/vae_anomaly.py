@@ -23,7 +23,7 @@ from qgis.core import (
 from ..core.geochemistry import geochem
 from ..core.geochemistry import vae_anomaly as vae
 from . import qt_compat as field_type
-from .base import OreMapAlgorithm, as_number
+from .base import OreMapAlgorithm, as_number, fields_hint
 from ..core.geochemistry import survey_hygiene as sh
 from .survey_input import COVERAGE_HELP, FIELDS_HELP, survey_table
 from .evaluate_prospectivity import (
@@ -281,7 +281,8 @@ class VaeAnomaly(OreMapAlgorithm):
             fields = self.parameterAsFields(parameters, "FIELDS", context)
             missing = [f for f in fields if source.fields().lookupField(f) < 0]
             if missing:
-                raise self.fail("FIELDS", f"Fields not in the layer: {', '.join(missing)}.", "Choose element fields.")
+                raise self.fail("FIELDS", f"Fields not in the layer: {', '.join(missing)}.",
+                                fields_hint(source, "element fields"))
             if len(fields) < 2:
                 raise self.fail("FIELDS", "At least two numeric element fields are needed.",
                                 "Choose the element fields.")

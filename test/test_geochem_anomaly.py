@@ -337,3 +337,12 @@ def test_algorithm_bare_symbol_fields_and_units(run_alg, tmp_path):
     with pytest.raises(Exception) as err:
         run_alg("geochem_anomaly", {"POINTS": points, "UNITS": "AU=furlongs", "OUTPUT_HTML": str(tmp_path / "r.html")})
     assert "(UNITS)" in str(err.value) and "furlongs" in str(err.value)
+
+
+def test_a_missing_field_is_named_with_the_layer_fields(run_alg, till, tmp_path):
+    table, e, no, points, deposits, sites = till
+    with pytest.raises(Exception) as err:
+        run_alg("geochem_anomaly", {"POINTS": points, "FIELDS": ["Nope_ppm"], "OUTPUT_HTML": str(tmp_path / "r.html")})
+    text = str(err.value)
+    assert "(FIELDS): Fields not in the layer: Nope_ppm. Choose element fields of the layer: " in text
+    assert all(name in text for name in table.columns[:5])

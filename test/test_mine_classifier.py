@@ -355,3 +355,16 @@ def test_algorithm_from_a_raster_and_polygons(run_alg, tmp_path):
     assert not os.path.exists(str(tmp_path / "x.onnx"))
     with rasterio.open(scene["raster"]) as ds:
         assert ds.count == 12
+        bounds, crs = ds.bounds, ds.crs
+    # every patch a mine: the error names the polygons that labelled them, not the label table of mode (a)
+    import geopandas as gpd
+    from shapely.geometry import box
+
+    everywhere = str(tmp_path / "everywhere.gpkg")
+    gpd.GeoDataFrame({"id": [1]}, geometry=[box(*bounds)], crs=crs.to_wkt()).to_file(everywhere, driver="GPKG")
+    with pytest.raises(QgsProcessingException) as err:
+        run_alg("train_mine_classifier", {"INPUT": scene["raster"], "POLYGONS": everywhere, "PATCH_SIZE": 40,
+                                          "OUTPUT_MODEL": str(tmp_path / "y.onnx"),
+                                          "OUTPUT_REPORT": str(tmp_path / "y.html")})
+    assert "(POLYGONS): Training needs at least 2 patches with and 2 without a mine (found 36 and 0)." in \
+        str(err.value)

@@ -254,7 +254,8 @@ def train_mine_classifier(patch_set, classifier="hgb", n_folds=5, inner_folds=3,
     ps = patch_set
     if ps.n_positive < 2 or ps.n_negative < 2:
         raise OreMapError(f"Training needs at least 2 patches with and 2 without a mine (found {ps.n_positive} "
-                          f"and {ps.n_negative}).", "labels", "Label more patches.")
+                          f"and {ps.n_negative}).", "labels",
+                          "Label more patches (with a mine and without), or use a scene with more of both.")
     make_model = make_model_factory(classifier, seed, cnn_options, feedback, bands=ps.bands)
     probe = make_model()
     if probe.needs_patches:
