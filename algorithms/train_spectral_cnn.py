@@ -62,7 +62,7 @@ class TrainSpectralCnn(OreMapAlgorithm):
         "CLASSES": "(b) Classes to train, e.g. 'Kaolinite; Alunite; Calcite'. Empty: every class with enough spectra.",
         "REFERENCE": "(b) A raster of the target sensor: the model is trained on its good bands.",
         "SENSOR": "(b) Instead of a reference raster: the band centres and FWHM of a sensor shipped with OreMap "
-                  "(AVIRIS-Classic, AVIRIS-NG, EMIT, EnMAP, PRISMA, HyMap; sources in core/sensor_data/SOURCES.md), "
+                  "(AVIRIS-Classic, AVIRIS-NG, EMIT, EnMAP, PRISMA, HyMap; sources in core/hyperspectral/sensor_data/SOURCES.md), "
                   "so a model can be made for a sensor without a scene of it.",
         "WAVELENGTHS": "(b) Instead of a reference raster or preset: target band centres in nm ('400:2500:10' or a "
                        "list, in any order; overlapping detectors are handled as for rasters).",
@@ -141,6 +141,8 @@ class TrainSpectralCnn(OreMapAlgorithm):
         "Kingma, D. P. and Ba, J. (2015). Adam: a method for stochastic optimization. ICLR.",
         "Kokaly, R. F. et al. (2017). USGS Spectral Library Version 7. USGS Data Series 1035.",
         "Hendrycks, D., Mazeika, M. and Dietterich, T. (2019). Deep anomaly detection with outlier exposure. ICLR.",
+        "Sun, Y., Ming, Y., Zhu, X. and Li, Y. (2022). Out-of-distribution detection with deep nearest neighbors. "
+        "ICML.",
     ]
 
     def initAlgorithm(self, config=None):  # noqa: N802

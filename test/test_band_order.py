@@ -129,6 +129,10 @@ def test_wavelengths_typed_in_sensor_order(av95, tmp_path):
     log = Log()
     info = mapping.image_band_info(path, centres, bad_bands="off", feedback=log)  # the overlaps alone
     assert int(info.bad.sum()) == 7 and "the wavelength parameter" in log.lines[0]
+    # the log gives them their reason: this file has no bbl
+    assert any(line.strip().startswith("7 bands at the edges of overlapping detectors, or repeating a centre: ")
+               for line in log.lines), log.lines
+    assert not any("bad-band list (bbl)" in line for line in log.lines)
     stats = mapping.cnn_classify_map(path, BUNDLED, str(tmp_path / "c.tif"), band_info=info, scale=1e-4)
     assert stats["class_counts"]["Kaolinite"] == 9
     with pytest.raises(OreMapError) as err:

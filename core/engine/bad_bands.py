@@ -47,6 +47,7 @@ SAMPLE_PIXELS = 20000
 
 REASONS = {
     "bbl": "flagged in the raster's bad-band list (bbl)",
+    "overlap": "at the edges of overlapping detectors, or repeating a centre",
     "water": "atmospheric water-vapour window",
     "constant": "constant or missing in most pixels",
     "negative": "negative scene median",
@@ -317,7 +318,7 @@ def _noisy(values, centers, usable, factor, window, max_rounds=50):
 
 
 def detect_bad_bands(values, centers=None, bbl=None, choice=None, noise_factor=NOISE_FACTOR,
-                     window=NOISE_WINDOW):
+                     window=NOISE_WINDOW, overlap=None):
     """Bad bands of a scene from a sample of its pixels (see the module docstring for the rules).
 
     Parameters
@@ -330,6 +331,9 @@ def detect_bad_bands(values, centers=None, bbl=None, choice=None, noise_factor=N
         Band centres in nm: the water-vapour windows and ranges in nm need them.
     bbl : array-like of bool of shape (n_bands,), optional
         ``True`` for bands the raster's metadata flags bad.
+    overlap : array-like of bool of shape (n_bands,), optional
+        ``True`` for the edge bands of overlapping detectors and repeated centres
+        (:func:`core.engine.band_order.flag_overlaps`).
     choice : BadBandChoice or str, optional
         The user's choice (:func:`parse_bad_bands`); automatic detection by default.
 
@@ -350,6 +354,8 @@ def detect_bad_bands(values, centers=None, bbl=None, choice=None, noise_factor=N
 
     if bbl is not None:
         flag(np.asarray(bbl, bool), "bbl")
+    if overlap is not None:
+        flag(np.asarray(overlap, bool), "overlap")
     with np.errstate(invalid="ignore"):  # pixels with a value, less fill outside a footprint (one value in all bands)
         keep = np.isfinite(values).any(axis=1)
         if keep.any():
@@ -398,7 +404,7 @@ def detect_bad_bands(values, centers=None, bbl=None, choice=None, noise_factor=N
 
 
 def scene_bad_bands(path, centers=None, bbl=None, choice=None, nodata=None, scale=None, feedback=None,
-                    max_pixels=SAMPLE_PIXELS):
+                    max_pixels=SAMPLE_PIXELS, overlap=None):
     """:func:`detect_bad_bands` on a sample of the raster at ``path``; logs what it dropped.
 
     Reads at most ``max_pixels`` pixels in small windows spread over the scene (masking and scaling as
@@ -416,10 +422,10 @@ def scene_bad_bands(path, centers=None, bbl=None, choice=None, nodata=None, scal
 
         with open_raster(path) as ds:
             values = np.zeros((0, ds.count))
-    found = detect_bad_bands(values, centers, bbl, choice)
+    found = detect_bad_bands(values, centers, bbl, choice, overlap=overlap)
     n_bad = int(found.bad.sum())
-    how = (f"from {found.n_pixels} sampled pixels" if choice.auto else "automatic detection off")
-    feedback.info(f"Bad bands: {n_bad} of {found.bad.size} left out ({how}; {choice.describe()}).")
+    how = f"from {found.n_pixels} sampled pixels; {choice.describe()}" if choice.auto else choice.describe()
+    feedback.info(f"Bad bands: {n_bad} of {found.bad.size} left out ({how}).")
     for line in found.summary(centers):
         feedback.info("  " + line)
     if n_bad == found.bad.size:

@@ -69,11 +69,12 @@ def image_band_info(raster_path, wavelengths=None, fwhm=None, required=True, bad
                 "Enter the band centre wavelengths (nm, comma separated) in the wavelength parameter, "
                 "or use endmembers sampled from the raster itself.")
         return None
+    bbl = np.asarray(info.bad, bool)
     info, notes = flag_overlaps(info)
     for note in notes:
         feedback.info(f"Band centres from {origin}: {note}")
-    found = scene_bad_bands(raster_path, info.centers, info.bad, bad_bands, nodata=nodata, scale=scale,
-                            feedback=feedback)
+    found = scene_bad_bands(raster_path, info.centers, bbl, bad_bands, nodata=nodata, scale=scale,
+                            feedback=feedback, overlap=np.asarray(info.bad, bool) & ~bbl)
     result = BandInfo(centers=info.centers, fwhm=info.fwhm, bad=found.bad)
     result.origin = origin
     return result
