@@ -43,7 +43,9 @@ class PredictAbundance(OreMapAlgorithm):
                             "say which), in %.",
         "OUTPUT_DOMINANT": "Class raster of the mineral with the largest abundance (class colours of the model).",
         "OUTPUT_TABLE": "CSV summary: per mineral (and per zone) mean and sd of the abundance (%), area share (%), "
-                        "share of pixels where it dominates, and mean interval width.",
+                        "share of pixels where it dominates and their area (in the raster CRS's units squared), and "
+                        "mean interval width (per zone: from the confidence-interval output, empty when it is "
+                        "skipped).",
         "VALID_PIXELS": "Number of valid (not nodata) pixels predicted.",
     }
     REFERENCES = [
@@ -94,7 +96,8 @@ class PredictAbundance(OreMapAlgorithm):
                 geometries, names = self.labelled_geometries(parameters, "ZONES", "ZONE_FIELD", context, layer.crs())
             else:
                 geometries, _, names = self.features_with_values(parameters, "ZONES", [], context, layer.crs())
-            zone_rows = abundance_map.zone_statistics(out, geometries, names, model.names, feedback)
+            zone_rows = abundance_map.zone_statistics(out, geometries, names, model.names, interval_path=intervals,
+                                                      feedback=feedback)
             covered = {r["zone"] for r in zone_rows if r["pixels"] > 0}
             empty = sorted({str(n) for n in names} - covered)
             if empty and not covered:
@@ -103,10 +106,10 @@ class PredictAbundance(OreMapAlgorithm):
             elif empty:
                 feedback.warning(f"{len(empty)} zones cover no valid pixel of the raster (rows with 0 pixels): "
                                  + ", ".join(empty[:10]) + (" ..." if len(empty) > 10 else ""))
-            rows += [{"zone": r["zone"], "pixels": r["pixels"], "mineral": r["mineral"],
-                      "mean_percent": r["mean_percent"], "sd_percent": r["sd_percent"],
-                      "area_share_percent": r["mean_percent"], "dominant_share_percent": r["dominant_share_percent"],
-                      "dominant_area": float("nan"), "mean_interval_width": float("nan")} for r in zone_rows]
+            if not intervals and covered:
+                feedback.info("Per-zone mean interval widths are read from the confidence-interval output, which was "
+                              "skipped: that column is empty in the zone rows.")
+            rows += zone_rows
         if table_path:
             abundance_report.write_table_csv(table_path, rows, parameter="table")
         means = [row["mean_percent"] for row in stats["table"]]

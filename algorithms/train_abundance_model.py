@@ -2,6 +2,8 @@
 
 import numpy as np
 from qgis.core import (
+    NULL,
+    QgsFeatureRequest,
     QgsProcessing,
     QgsProcessingParameterBoolean,
     QgsProcessingParameterEnum,
@@ -19,6 +21,8 @@ UNITS = [("auto", "Detect (fractions if every value is at most 1)"), ("percent",
          ("fraction", "Fractions (0-1)")]
 SPACES = [("simplex", "Predict abundances, then project onto the simplex"),
           ("ilr", "Predict isometric log-ratios (ILR), then transform back")]
+NAME_FIELDS = ("name", "id", "roi", "roi_id", "roi_name", "sample", "sample_id", "sample_name", "label", "fid")
+"""Fields that name ROIs in the log, in this order (case-insensitive); else any text field with unique values."""
 
 
 class TrainAbundanceModel(OreMapAlgorithm):
@@ -49,7 +53,8 @@ class TrainAbundanceModel(OreMapAlgorithm):
         "unmixing is as good. The model is one ONNX file for 'Predict mineral abundances'.")
     PARAM_HELP = {
         "INPUT": "Hyperspectral reflectance raster covering the ROIs. Bad bands (ENVI bbl) are left out.",
-        "ROIS": "Polygons (or points) over samples with measured compositions, in any CRS.",
+        "ROIS": "Polygons (or points) over samples with measured compositions, in any CRS. A pixel in more than "
+                "one ROI is left out (its composition is ambiguous); the log names the ROIs that overlap.",
         "FIELDS": "Numeric fields holding the abundance of each mineral (one field per mineral; the field name "
                   "becomes the mineral name). An ROI with an empty field is left out.",
         "UNITS": "Unit of the abundance fields. Detect: fractions when no value exceeds 1, else percent "
@@ -126,33 +131,70 @@ class TrainAbundanceModel(OreMapAlgorithm):
         self.add_value_output("UNMIXING_RMSE", "Linear unmixing mean RMSE (%)")
         self.add_value_output("COVERAGE", "Interval coverage on held-out ROIs")
 
+    def roi_names(self, parameters, context, ids, exclude=()):
+        """Names of the ROIs with feature ids ``ids`` for the log: the values of a field that names them (one of
+        :data:`NAME_FIELDS`, else a text field, whose values are filled and unique), else "feature <id>"."""
+        source = self.parameterAsSource(parameters, "ROIS", context)
+        fallback = [f"feature {i}" for i in ids]
+        if source is None or not ids:
+            return fallback
+        fields = source.fields()
+        candidates = sorted((f for f in fields if f.name() not in exclude and f.name().lower() in NAME_FIELDS),
+                            key=lambda f: NAME_FIELDS.index(f.name().lower()))
+        candidates += [f for f in fields if f.name() not in exclude and f.name().lower() not in NAME_FIELDS
+                       and not f.isNumeric()]
+        if not candidates:
+            return fallback
+        request = QgsFeatureRequest().setFlags(QgsFeatureRequest.NoGeometry)
+        request.setSubsetOfAttributes([f.name() for f in candidates], fields)
+        values = {feature.id(): [feature[f.name()] for f in candidates] for feature in source.getFeatures(request)}
+        for j, field in enumerate(candidates):
+            names = [values.get(i, [None] * len(candidates))[j] for i in ids]
+            names = [None if v is None or v == NULL or str(v).strip() == "" else str(v).strip() for v in names]
+            if None not in names and len(set(names)) == len(names):
+                return names
+        return fallback
+
     def process(self, parameters, context, feedback):
         from ..core.hyperspectral.mapping import image_band_info
         from ..core.engine.raster import RasterSource
-        from ..core.engine.sampling import training_pixels
+        from ..core.engine.sampling import labelled_pixels
 
         path, layer = self.raster_path(parameters, "INPUT", context)
         fields = self.parameterAsFields(parameters, "FIELDS", context)
         if not fields:
             raise self.fail("FIELDS", "No abundance field was chosen.", "Choose one numeric field per mineral.")
-        geometries, table, _ = self.features_with_values(parameters, "ROIS", fields, context, layer.crs(), feedback)
+        geometries, table, ids = self.features_with_values(parameters, "ROIS", fields, context, layer.crs(), feedback)
         comp = abundance.prepare_compositions(
             table, fields, units=UNITS[self.parameterAsEnum(parameters, "UNITS", context)][0],
             add_other=self.parameterAsBool(parameters, "ADD_OTHER", context))
         for message in comp.messages:
             feedback.info(message)
         geometries = [g for g, keep in zip(geometries, comp.kept) if keep]
+        ids = [i for i, keep in zip(ids, comp.kept) if keep]
         wavelengths, nodata, scale = self.band_parameters(parameters, context)
         info = image_band_info(path, wavelengths, required=False, bad_bands=self.bad_bands(parameters, context),
                                nodata=nodata, scale=scale, feedback=feedback)
         bands = None if info is None else [int(i) + 1 for i in np.flatnonzero(info.good)]
         with RasterSource(path, bands=bands, nodata=nodata, scale=scale, feedback=feedback) as source:
-            X, roi, _ = training_pixels(source, geometries, np.arange(len(geometries)), parameter="training")
+            # every ROI its own label: a pixel in two ROIs has two compositions and is left out
+            pixels = labelled_pixels(source, geometries, np.arange(len(geometries)), parameter="training",
+                                     feedback=feedback)
             band_names = [layer.bandName(b) for b in (bands or range(1, source.n_bands + 1))]
-        roi = roi.astype(np.int64)
+        X, roi = pixels.values, pixels.groups.astype(np.int64)
+        uncovered = sorted(set(range(len(geometries))) - set(pixels.covering.tolist()))
+        roi_names = (self.roi_names(parameters, context, ids, fields) if uncovered or pixels.overlaps.n_ambiguous
+                     else None)
+        warnings, infos = pixels.overlaps.messages(roi_names, noun="ROIs", what="composition", each_own=True)
+        for message in warnings:
+            feedback.warning(message)
+        for message in infos:
+            feedback.info(message)
         covered = np.unique(roi).size
-        if covered < len(geometries):
-            feedback.warning(f"{len(geometries) - covered} ROIs cover no valid pixel of the raster and were left out.")
+        if uncovered:
+            feedback.warning(f"{len(uncovered)} ROIs cover no valid pixel of the raster and were left out: "
+                             + ", ".join(roi_names[i] for i in uncovered[:10]) + (" ..." if len(uncovered) > 10 else "")
+                             + ".")
         feedback.info(f"{X.shape[0]} pixels in {covered} ROIs.")
         families = [abundance.FAMILIES[i][0] for i in self.parameterAsEnums(parameters, "FAMILIES", context)]
         snr = self.parameterAsDouble(parameters, "SNR", context)
@@ -173,7 +215,7 @@ class TrainAbundanceModel(OreMapAlgorithm):
             member_options={"cnn": {"epochs": self.parameterAsInt(parameters, "CNN_EPOCHS", context)}},
             description=f"Mineral abundance ({', '.join(comp.names)}) from {layer.name()}", feedback=feedback)
         result.save(model_path)
-        notes = [f"Units: {comp.units}."] + comp.messages
+        notes = [f"Units: {comp.units}."] + comp.messages + warnings
         if report_path:
             from ..core.engine.report import write_report
 

@@ -97,6 +97,38 @@ def test_hgb_export_matches_scikit_learn_including_ties():
     assert np.abs(got - expected).max() < 1e-4 * np.abs(expected).max()
 
 
+def test_pls_member_exports_without_the_coef_future_warning():
+    """The PLS member is converted by OreMap (``predict`` only), not skl2onnx (which reads the deprecated
+    ``coef_``: a FutureWarning in the user's log). On exactly linear data with as many components as bands,
+    PLS is least squares: the ONNX graph gives X @ B + c."""
+    import warnings
+
+    import onnxruntime as ort
+
+    rng = np.random.default_rng(3)
+    X = rng.uniform(0.1, 0.6, (40, 4))
+    B = np.array([[10.0, -5.0], [0.0, 20.0], [30.0, 5.0], [-10.0, 0.0]])
+    c = np.array([40.0, 30.0])
+    member = ab_members.make_member("pls", 40, 4, 2, options={"n_components": 4}).fit(X.astype(np.float32), X @ B + c)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # any warning fails the test
+        graph = ab_members.member_onnx("pls", member, 4)
+    session = ort.InferenceSession(graph.SerializeToString(), providers=["CPUExecutionProvider"])
+    x0 = np.array([[0.2, 0.4, 0.3, 0.5], [0.0, 0.0, 0.0, 0.0]], np.float32)
+    # row 1: 2 + 0 + 9 - 5 + 40 = 46, -1 + 8 + 1.5 + 0 + 30 = 38.5; row 2: the intercept
+    assert np.allclose(session.run(None, {"X": x0})[0], [[46.0, 38.5], [40.0, 30.0]], atol=1e-3)
+    # a whole training with the PLS member: no FutureWarning either
+    scene_X = rng.uniform(0.1, 0.6, (60, 6)).astype(np.float32)
+    groups = np.repeat(np.arange(6), 10)
+    a = scene_X[:, 0].astype(np.float64) * 50 + 20
+    Y = np.column_stack([a, 100 - a])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FutureWarning)
+        result = ab.train_abundance_model(scene_X, Y, groups, ["A", "B"], families=["pls"], n_folds=3, fcls=False,
+                                          seed=0)
+    assert result.metrics["PLS regression"]["mean_rmse"] < 0.1
+
+
 @pytest.mark.parametrize("space", ["simplex", "ilr"])
 def test_ensemble_graph_matches_numpy(space):
     import onnxruntime as ort
@@ -160,6 +192,127 @@ def test_cross_validation_never_trains_on_a_held_out_roi(tmp_path, monkeypatch):
         assert held_out and not (seen[f] & held_out)
         assert seen[f] | held_out == set(range(12))
     assert seen[4] == set(range(12))
+
+
+# ---------------------------------------------------------------------------
+# Pixels under two ROIs (or two class polygons)
+# ---------------------------------------------------------------------------
+def _grid_raster(path, rows=4, cols=6):
+    """One band, pixel (r, c) = 10 r + c; 1 m pixels, the top-left corner at (0, rows)."""
+    from affine import Affine
+
+    with rasterio.open(path, "w", driver="GTiff", width=cols, height=rows, count=1, dtype="float32",
+                       crs="EPSG:32611", transform=Affine(1.0, 0, 0, 0, -1.0, rows)) as ds:
+        ds.write((10.0 * np.arange(rows)[:, None] + np.arange(cols)[None, :]).astype(np.float32)[None])
+    return path
+
+
+def _cells(c0, c1, r0, r1, rows=4):
+    """A box over the centres of columns c0..c1, rows r0..r1 of :func:`_grid_raster`."""
+    from shapely.geometry import box
+
+    return box(c0 + 0.25, rows - r1 - 0.75, c1 + 0.75, rows - r0 - 0.25)
+
+
+def test_pixels_in_two_rois_are_left_out_and_named(tmp_path):
+    from oremap.core.engine.raster import RasterSource
+    from oremap.core.engine.sampling import labelled_pixels
+
+    path = _grid_raster(str(tmp_path / "grid.tif"))
+    rois = [_cells(0, 2, 0, 1),   # R0: columns 0-2, rows 0-1
+            _cells(2, 3, 0, 1),   # R1: columns 2-3, rows 0-1: shares column 2 (pixels 2, 12) with R0
+            _cells(5, 5, 0, 3),   # R2: column 5
+            _cells(5, 5, 1, 2),   # R3: inside R2: every pixel shared
+            _cells(0, 1, 3, 3)]   # R4: alone
+    with RasterSource(path) as src:
+        out = labelled_pixels(src, rois, np.arange(5))
+    got = sorted(zip(out.values[:, 0].astype(int).tolist(), out.groups.tolist()))
+    assert got == [(0, 0), (1, 0), (3, 1), (5, 2), (10, 0), (11, 0), (13, 1), (30, 4), (31, 4), (35, 2)]
+    assert out.overlaps.n_ambiguous == 4 and out.overlaps.groups == {(0, 1): 2, (2, 3): 2}
+    assert out.overlaps.emptied == [3] and out.covering.tolist() == [0, 1, 2, 3, 4]
+    warnings, infos = out.overlaps.messages(["S01", "S02", "S03", "S04", "S05"], noun="ROIs", what="composition",
+                                            each_own=True)
+    assert warnings == [
+        "4 pixels lie in more than one of the ROIs and were left out (their composition is ambiguous): "
+        "S01 and S02 (2 pixels); S03 and S04 (2 pixels). Make the ROIs disjoint to keep them.",
+        "1 of the ROIs lost every pixel to overlaps and was left out: S04."] and infos == []
+
+
+def test_class_polygons_overlapping_keep_same_class_pixels_once(tmp_path):
+    """The same sampling serves oremap:train_spectral_cnn: a pixel under polygons of two classes is left out,
+    under two polygons of one class it is used once (for the first polygon)."""
+    from conftest import core_warnings
+    from oremap.core.engine.raster import RasterSource
+    from oremap.core.engine.sampling import training_pixels
+    from oremap.core.hyperspectral.training import image_training_set
+
+    path = _grid_raster(str(tmp_path / "grid.tif"))
+    polygons = [_cells(0, 2, 0, 0),   # "clay": pixels 0, 1, 2
+                _cells(2, 3, 0, 0),   # "calcite": pixels 2, 3 (2 is ambiguous)
+                _cells(1, 1, 0, 1),   # "clay" again: pixels 1 (already clay: used once) and 11
+                _cells(4, 4, 2, 2)]   # "calcite": pixel 24
+    labels = ["clay", "calcite", "clay", "calcite"]
+    log = core_warnings()
+    with RasterSource(path) as src:
+        X, y, groups = training_pixels(src, polygons, labels, feedback=log, names=["a", "b", "c", "d"])
+    got = sorted(zip(X[:, 0].astype(int).tolist(), y.tolist(), groups.tolist()))
+    assert got == [(0, "clay", 0), (1, "clay", 0), (3, "calcite", 1), (11, "clay", 2), (24, "calcite", 3)]
+    assert log.warnings == ["1 pixel lies in features of different classes and was left out (their class is "
+                            "ambiguous): a and b (1 pixel). Make the features disjoint to keep them."]
+    assert log.infos == ["1 pixel lies in several features of the same class: each is used once."]
+    with RasterSource(path) as src:
+        data = image_training_set(src, polygons, labels)
+    assert data.class_names == ["calcite", "clay"]
+    assert sorted(zip(data.X[:, 0].astype(int).tolist(), data.y.tolist())) == [(0, 1), (1, 1), (3, 0), (11, 1),
+                                                                                (24, 0)]
+    # every pixel ambiguous: an error, not an empty training set
+    with RasterSource(path) as src, pytest.raises(OreMapError) as err:
+        training_pixels(src, [_cells(0, 1, 0, 0), _cells(0, 1, 0, 0)], ["clay", "calcite"])
+    assert "more than one of them" in err.value.message and err.value.parameter == "training"
+
+
+def test_training_algorithm_leaves_out_pixels_of_overlapping_rois(run_alg, tmp_path):
+    import geopandas as gpd
+    import pandas as pd
+    import processing
+    from qgis.core import QgsProcessingFeedback
+    from shapely.geometry import box
+
+    class Log(QgsProcessingFeedback):
+        def __init__(self):
+            super().__init__()
+            self.warnings, self.infos = [], []
+
+        def pushWarning(self, text):  # noqa: N802 (QGIS API)
+            self.warnings.append(text)
+
+        def pushInfo(self, text):  # noqa: N802 (QGIS API)
+            self.infos.append(text)
+
+    scene = make_scene(str(tmp_path), n_rows=3, n_cols=4, roi_size=3, seed=5)  # 12 ROIs of 3 x 3 pixels, gaps of 2
+    rois = gpd.read_file(scene["rois"])
+    # S01 reaches 3 pixels further right: over the 2-pixel gap and S02's first column (3 pixels shared)
+    g = rois.geometry[0]
+    rois.loc[0, "geometry"] = box(g.bounds[0], g.bounds[1], g.bounds[2] + 1.5, g.bounds[3])  # 0.5 m pixels
+    # S13 lies inside S03: all its 4 pixels shared
+    g = rois.geometry[2]
+    extra = rois.iloc[[2]].copy()
+    extra["sample"] = "S13"
+    extra["geometry"] = [box(g.bounds[0], g.bounds[1], g.bounds[0] + 1.0, g.bounds[1] + 1.0)]
+    rois = gpd.GeoDataFrame(pd.concat([rois, extra], ignore_index=True), crs=rois.crs)
+    path = str(tmp_path / "overlapping.gpkg")
+    rois.to_file(path, driver="GPKG")
+    log = Log()
+    out = processing.run("oremap:train_abundance_model", {
+        "INPUT": scene["raster"], "ROIS": path, "FIELDS": [m.lower() for m in LISTED], "FAMILIES": [1], "FOLDS": 3,
+        "OUTPUT_MODEL": str(tmp_path / "m.onnx")}, feedback=log)
+    assert "7 pixels lie in more than one of the ROIs and were left out (their composition is ambiguous): " \
+           "S03 and S13 (4 pixels); S01 and S02 (3 pixels). Make the ROIs disjoint to keep them." in log.warnings
+    assert "1 of the ROIs lost every pixel to overlaps and was left out: S13." in log.warnings
+    # 12 x 9 ROI pixels + the 6 gap pixels S01 now covers, less the 7 shared ones; S13 is gone
+    assert "107 pixels in 12 ROIs." in log.infos
+    training = abundance_map.AbundanceModel(out["OUTPUT_MODEL"]).info.training
+    assert training["n_samples"] == 107 and training["n_rois"] == 12
 
 
 # ---------------------------------------------------------------------------
@@ -252,6 +405,55 @@ def test_bad_inputs():
         ab.train_abundance_model(X, np.full((10, 2), 40.0), np.arange(10), ["A", "B"], families=["ridge"])
 
 
+def test_zone_statistics_by_hand(tmp_path):
+    """Per-zone rows hold every column of the whole-raster rows: on a 3 x 4 raster of 2 m pixels (4 m2) the
+    answers are counted by hand."""
+    from affine import Affine
+    from shapely.geometry import box
+
+    nd = -9999.0
+    A = np.array([[70, 60, 20, 10], [80, 40, 30, 55], [90, 10, 25, nd]], np.float32)
+    B = np.where(A == nd, nd, 100 - A).astype(np.float32)
+    wA = np.array([[10, 12, 2, 4], [14, 16, 6, 8], [0, 0, 10, nd]], np.float32)
+    wB = np.array([[4, 4, 1, 1], [4, 8, 1, 1], [0, 0, 6, nd]], np.float32)
+    profile = dict(driver="GTiff", width=4, height=3, dtype="float32", crs="EPSG:32611", nodata=nd,
+                   transform=Affine(2.0, 0, 0, 0, -2.0, 6.0))
+    abundance_path, interval_path = str(tmp_path / "a.tif"), str(tmp_path / "ci.tif")
+    with rasterio.open(abundance_path, "w", count=2, **profile) as ds:
+        ds.write(np.stack([A, B]))
+    low = lambda X: np.where(X == nd, nd, X - 1)  # noqa: E731
+    with rasterio.open(interval_path, "w", count=4, **profile) as ds:
+        ds.write(np.stack([low(A), low(B), np.where(A == nd, nd, A - 1 + wA), np.where(B == nd, nd, B - 1 + wB)]))
+    zones = [box(0.5, 2.5, 3.5, 5.5),   # Z1: columns 0-1, rows 0-1
+             box(4.5, 0.5, 7.5, 5.5),   # Z2: columns 2-3, rows 0-2 (one nodata pixel)
+             box(2.5, 2.5, 5.5, 5.5),   # Z3: columns 1-2, rows 0-1 (overlaps Z1 and Z2: counted in each)
+             box(100, 100, 101, 101)]   # far: no pixel
+    rows = abundance_map.zone_statistics(abundance_path, zones, ["Z1", "Z2", "Z3", "far"], ["A", "B"],
+                                         interval_path=interval_path)
+    got = {(r["zone"], r["mineral"]): r for r in rows}
+    assert list(rows[0]) == ["zone", "pixels", "mineral", "mean_percent", "sd_percent", "area_share_percent",
+                             "dominant_share_percent", "dominant_area", "mean_interval_width"]
+    expected = {  # pixels, mean, sd, dominant share, dominant area (m2), mean interval width
+        ("Z1", "A"): (4, 62.5, np.sqrt(218.75), 75.0, 12.0, 13.0),  # sd: squares 56.25 6.25 306.25 506.25 / 4
+        ("Z1", "B"): (4, 37.5, np.sqrt(218.75), 25.0, 4.0, 5.0),
+        ("Z2", "A"): (5, 28.0, np.std([20, 10, 30, 55, 25]), 20.0, 4.0, 6.0),
+        ("Z2", "B"): (5, 72.0, np.std([20, 10, 30, 55, 25]), 80.0, 16.0, 2.0),
+        ("Z3", "A"): (4, 37.5, np.std([60, 20, 40, 30]), 25.0, 4.0, 9.0),
+        ("Z3", "B"): (4, 62.5, np.std([60, 20, 40, 30]), 75.0, 12.0, 3.5)}
+    for key, (n, mean, sd, share, area, width) in expected.items():
+        r = got[key]
+        assert r["pixels"] == n and r["mean_percent"] == pytest.approx(mean)
+        assert r["area_share_percent"] == pytest.approx(mean) and r["sd_percent"] == pytest.approx(sd)
+        assert r["dominant_share_percent"] == pytest.approx(share) and r["dominant_area"] == pytest.approx(area)
+        assert r["mean_interval_width"] == pytest.approx(width), key
+    far = got[("far", "A")]
+    assert far["pixels"] == 0 and far["dominant_area"] == 0.0 and np.isnan(far["mean_percent"]) \
+        and np.isnan(far["mean_interval_width"])
+    # without the interval raster: the same rows, the width unknown
+    rows = abundance_map.zone_statistics(abundance_path, zones, ["Z1", "Z2", "Z3", "far"], ["A", "B"])
+    assert rows[0]["dominant_area"] == pytest.approx(12.0) and all(np.isnan(r["mean_interval_width"]) for r in rows)
+
+
 # ---------------------------------------------------------------------------
 # Through Processing
 # ---------------------------------------------------------------------------
@@ -304,6 +506,12 @@ def test_algorithms_train_and_predict(run_alg, scenes, tmp_path):
     inside = test["roi_id"] == 0
     assert int(s01["goethite"]["pixels"]) == inside.sum()
     assert np.isclose(float(s01["goethite"]["mean_percent"]), A[3][inside].mean(), rtol=1e-4)
+    # ... with the interval width and the dominant area as in the 'all' rows (0.5 m pixels: 0.25 m2), not NaN
+    assert np.isclose(float(s01["goethite"]["mean_interval_width"]), (ci[8] - ci[3])[inside].mean(), rtol=1e-4)
+    for j, mineral in enumerate(info.class_names):
+        assert float(s01[mineral]["dominant_area"]) == pytest.approx(0.25 * (dom[inside] == j + 1).sum(), rel=1e-5)
+        assert float(overall[mineral]["dominant_area"]) == pytest.approx(0.25 * (dom == j + 1).sum(), rel=1e-5)
+    assert np.isclose(float(overall["goethite"]["mean_interval_width"]), (ci[8] - ci[3]).mean(), rtol=1e-4)
     # zones that cover no pixel (far from the scene): the table keeps the 'all' rows and the log says why
     import geopandas as gpd
     import processing

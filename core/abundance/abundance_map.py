@@ -142,22 +142,45 @@ def predict_abundance_map(raster_path, model_path, out_path, interval_path=None,
     return {"valid_pixels": run["valid_pixels"], "table": table, "pixel_area": pixel_area, "names": names}
 
 
-def zone_statistics(abundance_path, geometries, zone_names, names, feedback=None):
-    """Per zone (polygon) and mineral: mean, sd and dominant share, read from an abundance raster."""
+def zone_statistics(abundance_path, geometries, zone_names, names, interval_path=None, feedback=None):
+    """Per zone (polygon) and mineral, the columns of the whole-raster rows of :func:`predict_abundance_map`,
+    read from its abundance raster and, when given, its interval raster (lower bounds, then upper bounds).
+
+    Rows ``{"zone", "pixels", "mineral", "mean_percent", "sd_percent", "area_share_percent",
+    "dominant_share_percent", "dominant_area", "mean_interval_width"}``: ``dominant_area`` in the raster CRS's
+    units squared (pixels where the mineral dominates x pixel area), ``mean_interval_width`` the mean of upper
+    minus lower bound inside the zone (NaN without ``interval_path``). A pixel in two zones counts in both.
+    """
     from ..engine.raster import RasterSource
     from ..engine.sampling import pixels_under, read_covered
 
+    k = len(names)
     with RasterSource(abundance_path, scale=1.0) as source:
         pixels = pixels_under(geometries, source.transform, source.width, source.height, feedback=feedback)
         values, valid = read_covered(source.read, pixels)
+        t = source.transform
+        pixel_area = abs(t.a * t.e - t.b * t.d)
+    widths = None
+    if interval_path:
+        with RasterSource(interval_path, scale=1.0) as source:
+            bounds, ok = read_covered(source.read, pixels)
+        if bounds is not None:
+            bounds = bounds.astype(np.float64)
+            widths = np.where(ok[:, None], bounds[:, k:2 * k] - bounds[:, :k], np.nan)
     rows = []
     for z, zone in enumerate(zone_names):
         sel = (pixels.index == z) & valid
-        A = values[sel] if values is not None else np.zeros((0, len(names)))
-        top = np.bincount(np.argmax(A, axis=1), minlength=len(names)) if A.shape[0] else np.zeros(len(names))
+        A = values[sel].astype(np.float64) if values is not None else np.zeros((0, k))
+        n = A.shape[0]
+        top = np.bincount(np.argmax(A, axis=1), minlength=k) if n else np.zeros(k, np.int64)
+        W = widths[sel] if widths is not None else None
         for j, nm in enumerate(names):
-            rows.append({"zone": str(zone), "mineral": nm, "pixels": int(A.shape[0]),
-                         "mean_percent": float(A[:, j].mean()) if A.shape[0] else float("nan"),
-                         "sd_percent": float(A[:, j].std()) if A.shape[0] else float("nan"),
-                         "dominant_share_percent": float(100.0 * top[j] / A.shape[0]) if A.shape[0] else float("nan")})
+            mean = float(A[:, j].mean()) if n else float("nan")
+            width = float("nan")
+            if W is not None and np.isfinite(W[:, j]).any():
+                width = float(np.nanmean(W[:, j]))
+            rows.append({"zone": str(zone), "pixels": int(n), "mineral": nm, "mean_percent": mean,
+                         "sd_percent": float(A[:, j].std()) if n else float("nan"), "area_share_percent": mean,
+                         "dominant_share_percent": float(100.0 * top[j] / n) if n else float("nan"),
+                         "dominant_area": float(top[j] * pixel_area), "mean_interval_width": width})
     return rows

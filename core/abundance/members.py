@@ -152,6 +152,37 @@ def make_member(family, n_samples, n_bands, n_outputs, seed=0, options=None, n_j
     return _sklearn_member(family, n_samples, n_bands, n_outputs, seed, n_jobs, options)
 
 
+def pls_to_onnx(pipeline, n_bands, input_name="X", output_name="variable"):
+    """The PLS member (``StandardScaler`` then ``PLSRegression``) as ``((X - mean) / scale) @ W + b``.
+
+    PLS regression is affine, so ``b`` is the fitted PLS's prediction at the origin of the standardised
+    space and ``W``'s rows its predictions at the unit vectors minus ``b``: only the public ``predict`` and the
+    scaler's ``mean_``/``scale_`` are read. skl2onnx reads ``PLSRegression.coef_``, whose shape scikit-learn
+    1.1-1.2 announce will change, and that FutureWarning reached the user's log at every training.
+    """
+    from ..engine.onnx_ensemble import IR_VERSION, OPSET, onnx_modules
+
+    onnx, helper, numpy_helper = onnx_modules()
+    scaler, pls = pipeline[0], pipeline[-1]
+    b = int(n_bands)
+    origin = np.asarray(pls.predict(np.zeros((1, b))), np.float64).reshape(1, -1)
+    W = np.asarray(pls.predict(np.eye(b)), np.float64).reshape(b, -1) - origin
+    mean = np.zeros(b) if scaler.mean_ is None else scaler.mean_
+    scale = np.ones(b) if scaler.scale_ is None else scaler.scale_
+    initializers = [numpy_helper.from_array(np.asarray(v, np.float32).reshape(shape), name) for v, shape, name in (
+        (mean, (1, b), "mean"), (scale, (1, b), "scale"), (W, W.shape, "weights"), (origin, origin.shape, "bias"))]
+    nodes = [helper.make_node("Sub", [input_name, "mean"], ["centred"]),
+             helper.make_node("Div", ["centred", "scale"], ["standardised"]),
+             helper.make_node("MatMul", ["standardised", "weights"], ["product"]),
+             helper.make_node("Add", ["product", "bias"], [output_name])]
+    graph = helper.make_graph(
+        nodes, "pls", [helper.make_tensor_value_info(input_name, onnx.TensorProto.FLOAT, [None, b])],
+        [helper.make_tensor_value_info(output_name, onnx.TensorProto.FLOAT, [None, W.shape[1]])], initializers)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], ir_version=IR_VERSION)
+    onnx.checker.check_model(model)
+    return model
+
+
 def member_onnx(family, member, n_bands):
     from ..engine import onnx_ensemble
 
@@ -159,4 +190,6 @@ def member_onnx(family, member, n_bands):
         return onnx_ensemble.hgb_to_onnx(member.models, n_bands)
     if family == "cnn":
         return member.to_onnx(n_bands)
+    if family == "pls":
+        return pls_to_onnx(member, n_bands)
     return onnx_ensemble.sklearn_to_onnx(member, n_bands)

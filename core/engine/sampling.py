@@ -8,7 +8,7 @@ rotated. Only each feature's own bounding window is rasterised and read.
 """
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from rasterio import features
@@ -29,7 +29,8 @@ def point_coords(geom):
 
 @dataclass
 class CoveredPixels:
-    """Pixels under features: one entry per (feature, pixel); a pixel under two features appears twice."""
+    """Pixels under features: one entry per (feature, pixel); a pixel under two features appears twice
+    (:func:`resolve_overlaps` settles such pixels for training)."""
 
     rows: np.ndarray
     cols: np.ndarray
@@ -134,16 +135,156 @@ def read_covered(read, pixels, max_window_pixels=1 << 20):
     return values, valid
 
 
-def training_pixels(source, geometries, labels, parameter="training", feedback=None):
-    """Spectra, labels and group ids (feature index) of the valid pixels under labelled features.
+@dataclass
+class Overlaps:
+    """Pixels under more than one feature, as :func:`resolve_overlaps` settled them.
 
-    ``source`` is a :class:`~core.engine.raster.RasterSource`. Raises :class:`OreMapError` when no
-    feature covers a valid pixel.
+    A pixel under features of different labels (classes; for abundance ROIs every ROI is its own label) is
+    ambiguous and left out; under several features of one label it is kept once, for the first of them.
+    """
+
+    n_ambiguous: int = 0
+    """Pixels left out: under features of different labels."""
+    n_repeated: int = 0
+    """Pixels under several features of one label, kept once."""
+    groups: dict = field(default_factory=dict)
+    """``{(feature index, ...): pixels}``: the features sharing ambiguous pixels, most pixels first."""
+    emptied: list = field(default_factory=list)
+    """Features every one of whose pixels was ambiguous (nothing of them is left)."""
+
+    def messages(self, names=None, noun="features", what="class", whats="classes", each_own=False, limit=10):
+        """``(warnings, infos)``: log lines naming the features ``names[i]`` (``feature i`` without names).
+
+        ``noun`` is the features' plural; ``what``/``whats`` the label's singular and plural. ``each_own``: every
+        feature is its own label (abundance ROIs), so any shared pixel is "in more than one of the ``noun``".
+        """
+        def name(i):
+            return str(names[i]) if names is not None else f"feature {i}"
+
+        def listing(items, sep=", "):
+            items = list(items)
+            return sep.join(items[:limit]) + (f"{sep}{len(items) - limit} more" if len(items) > limit else "")
+
+        def pixels(n):
+            return f"{n} pixel{'s' if n != 1 else ''}"
+
+        def together(features):
+            named = [name(i) for i in features]
+            return " and ".join(named) if len(named) < 3 else ", ".join(named[:-1]) + " and " + named[-1]
+
+        warnings, infos = [], []
+        if self.n_ambiguous:
+            where = f"in more than one of the {noun}" if each_own else f"in {noun} of different {whats}"
+            warnings.append(f"{pixels(self.n_ambiguous)} {'lie' if self.n_ambiguous != 1 else 'lies'} {where} and "
+                            f"{'were' if self.n_ambiguous != 1 else 'was'} left out (their {what} is ambiguous): "
+                            + listing((f"{together(features)} ({pixels(n)})" for features, n in self.groups.items()),
+                                      sep="; ")
+                            + f". Make the {noun} disjoint to keep them.")
+        if self.emptied:
+            n = len(self.emptied)
+            warnings.append(f"{n} of the {noun} lost every pixel to overlaps and {'were' if n != 1 else 'was'} "
+                            "left out: " + listing(name(i) for i in self.emptied) + ".")
+        if self.n_repeated:
+            infos.append(f"{pixels(self.n_repeated)} {'lie' if self.n_repeated != 1 else 'lies'} in several {noun} "
+                         f"of the same {what}: each is used once.")
+        return warnings, infos
+
+
+def resolve_overlaps(pixels, labels, width):
+    """Which entries of ``pixels`` (:class:`CoveredPixels`) to keep, and an :class:`Overlaps`.
+
+    ``labels`` holds one label per feature. A pixel under features of different labels is dropped
+    everywhere; a pixel under several features of one label (or twice under one feature, e.g. two
+    points of a MultiPoint) keeps only its entry of the lowest feature index.
+    """
+    n = len(pixels)
+    keep = np.ones(n, bool)
+    if n == 0:
+        return keep, Overlaps()
+    codes = {}
+    feature_code = np.array([codes.setdefault(_label_key(v), len(codes)) for v in labels], dtype=np.int64)
+    key = pixels.rows.astype(np.int64) * int(width) + pixels.cols.astype(np.int64)
+    order = np.lexsort((pixels.index, key))
+    k, f = key[order], pixels.index[order]
+    lab = feature_code[f]
+    first = np.r_[True, k[1:] != k[:-1]]
+    starts = np.flatnonzero(first)
+    group = np.cumsum(first) - 1
+    ambiguous = np.minimum.reduceat(lab, starts) != np.maximum.reduceat(lab, starts)
+    shared = np.minimum.reduceat(f, starts) != np.maximum.reduceat(f, starts)
+    drop = ambiguous[group] | ~first
+    keep[order[drop]] = False
+    out = Overlaps(n_ambiguous=int(ambiguous.sum()), n_repeated=int((shared & ~ambiguous).sum()))
+    if out.n_ambiguous:
+        entries = ambiguous[group]
+        pairs = np.unique(np.column_stack([group[entries], f[entries]]), axis=0)
+        cuts = np.flatnonzero(np.diff(pairs[:, 0])) + 1
+        counts = {}
+        for features in np.split(pairs[:, 1], cuts):
+            features = tuple(int(i) for i in features)
+            counts[features] = counts.get(features, 0) + 1
+        out.groups = dict(sorted(counts.items(), key=lambda item: (-item[1], item[0])))
+        lost = np.bincount(f[entries], minlength=len(labels))
+        total = np.bincount(f, minlength=len(labels))
+        out.emptied = [int(i) for i in np.flatnonzero((total > 0) & (lost == total))]
+    return keep, out
+
+
+def _label_key(value):
+    """Labels compare as text, as class names do (:func:`core.hyperspectral.training.image_training_set`)."""
+    return str(value)
+
+
+@dataclass
+class LabelledPixels:
+    """Valid pixels under labelled features (:func:`labelled_pixels`)."""
+
+    values: np.ndarray
+    labels: np.ndarray
+    groups: np.ndarray
+    """Feature index of each pixel."""
+    overlaps: Overlaps
+    covering: np.ndarray
+    """Feature indexes that cover at least one valid pixel (before overlaps were resolved)."""
+
+
+def labelled_pixels(source, geometries, labels, parameter="training", feedback=None):
+    """Values, labels and group ids (feature index) of the valid pixels under labelled features.
+
+    ``source`` is a :class:`~core.engine.raster.RasterSource`. A valid pixel under features of different labels
+    is left out, one under several features of the same label is kept once (:func:`resolve_overlaps`); the
+    result's ``overlaps`` says which (:meth:`Overlaps.messages` for the log). Raises :class:`OreMapError` when
+    no feature covers a valid pixel, or when overlaps leave none.
     """
     pixels = pixels_under(geometries, source.transform, source.width, source.height, feedback=feedback)
-    spectra, valid = read_covered(source.read, pixels)
+    values, valid = read_covered(source.read, pixels)
     if not valid.any():
         raise OreMapError("No training feature covers a valid pixel of the raster.", parameter,
                           "Check that the features overlap the raster (same area, CRS) and lie on data.")
+    pixels = CoveredPixels(pixels.rows[valid], pixels.cols[valid], pixels.index[valid], pixels.n_outside)
+    values = values[valid]
+    keep, overlaps = resolve_overlaps(pixels, labels, source.width)
+    if not keep.any():
+        raise OreMapError("Every valid pixel under the training features lies in more than one of them, with "
+                          "different labels.", parameter, "Make the features disjoint.")
     labels = np.asarray(labels, dtype=object)
-    return spectra[valid], labels[pixels.index[valid]], pixels.index[valid]
+    return LabelledPixels(values[keep], labels[pixels.index[keep]], pixels.index[keep], overlaps,
+                          np.unique(pixels.index))
+
+
+def training_pixels(source, geometries, labels, parameter="training", feedback=None, names=None):
+    """Spectra, labels (classes) and group ids (feature index) of the valid pixels under labelled features.
+
+    ``source`` is a :class:`~core.engine.raster.RasterSource`. A pixel under features of different classes is
+    left out and one under several features of the same class used once (:func:`labelled_pixels`); ``feedback``
+    gets a log line saying so, naming the features ``names[i]`` (feature indexes without). Raises
+    :class:`OreMapError` when no feature covers a valid pixel.
+    """
+    out = labelled_pixels(source, geometries, labels, parameter=parameter, feedback=feedback)
+    if feedback is not None:
+        warnings, infos = out.overlaps.messages(names)
+        for message in warnings:
+            feedback.warning(message)
+        for message in infos:
+            feedback.info(message)
+    return out.values, out.labels, out.groups
