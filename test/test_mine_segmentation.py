@@ -420,6 +420,24 @@ def test_algorithms_train_and_detect_through_processing(run_alg, one_thread, tra
     assert sorted(saved["area_ha"]) == pytest.approx(sorted(p["area_ha"] for p in core["polygons"]))
     for name in ("p.qml", "mask.qml"):
         assert os.path.exists(str(tmp_path / name))
+    # the mask names its classes, so reference points labelled 'mine' / 'no mine' are matched by name
+    from oremap.core.engine.accuracy import legend_from_raster
+    from test_algorithms import pixel_centre, point_layer
+
+    assert [(c["value"], c["name"]) for c in legend_from_raster(detected["OUTPUT_MASK"])] == \
+        [(0, "no mine"), (1, "mine")]
+    with rasterio.open(detected["OUTPUT_MASK"]) as ds:
+        mask, transform, crs = ds.read(1), ds.transform, ds.crs
+    picked = [tuple(np.argwhere(mask == v)[k]) for v in (0, 1) for k in (0, 5, 10)]
+    truth = ["no mine"] * 3 + ["mine", "mine", "no mine"]  # one mine pixel called 'no mine' by the reference
+    layer = point_layer([(t, pixel_centre(transform, r, c)) for t, (r, c) in zip(truth, picked)],
+                        crs=f"EPSG:{crs.to_epsg()}")
+    try:
+        assessed = run_alg("accuracy_assessment", {"INPUT": detected["OUTPUT_MASK"], "REFERENCE": layer,
+                                                   "CLASS_FIELD": "mineral", "OUTPUT_HTML": str(tmp_path / "a.html")})
+    finally:
+        del layer
+    assert assessed["OVERALL_ACCURACY"] == pytest.approx(5 / 6)
     # a folder of per-band files as delivered (a real BigEarthNet patch, no mine; its background is one of
     # those the scenes are built from, so this checks the folder input, not generalisation)
     from s2_scene import S2_FOLDER

@@ -42,6 +42,7 @@ onnxruntime's own buffers and GDAL's block cache, and the footprints: those open
 current strip seam and those kept (an unthresholded map of a poor model can make millions).
 """
 
+import json
 import math
 import os
 
@@ -274,6 +275,11 @@ def write_polygons(path, features, crs):
 # ---------------------------------------------------------------------------
 
 
+MASK_LEGEND = [{"value": 0, "name": "no mine", "color": "#ffffff"}, {"value": 1, "name": "mine", "color": "#d7301f"}]
+"""The mine mask's classes, in its metadata (``OREMAP_CLASSES``) as on every OreMap class raster, so that
+``oremap:accuracy_assessment`` matches reference labels 'mine' / 'no mine' by name."""
+
+
 class _Outputs:
     """The probability and mask rasters and the polygons, fed strip by strip; atomic."""
 
@@ -283,7 +289,8 @@ class _Outputs:
         if mask_path:
             self.specs.append(OutputSpec(mask_path, ["mine mask"], "uint8", MASK_NODATA,
                                          colormap={0: (255, 255, 255, 0), 1: (215, 48, 31, 255)},
-                                         tags=dict(tags, OREMAP_THRESHOLD=f"{threshold:g}")))
+                                         tags=dict(tags, OREMAP_THRESHOLD=f"{threshold:g}",
+                                                   OREMAP_CLASSES=json.dumps(MASK_LEGEND))))
         self.tmp = [partial_path(s.path) for s in self.specs]
         self.datasets = []
         self.valid_pixels = 0
