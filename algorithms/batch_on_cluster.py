@@ -13,6 +13,7 @@ from qgis.core import (
 
 from ..core.scaleout import batch
 from .base import OreMapAlgorithm, split_names
+from . import styles
 
 CHOICES = list(batch.ALGORITHMS)
 MODES = [("fcls", "Fully constrained (>= 0, sum 1)"), ("nn_closed", "Non-negative, then closed (scale-invariant)")]
@@ -28,13 +29,16 @@ class BatchOnCluster(OreMapAlgorithm):
         "Runs one mapping algorithm (spectral CNN classification, fully constrained unmixing, abundance "
         "prediction, mine detection or VAE anomaly scores) with one model over many scenes, on a Dask cluster: "
         "the scheduler at the given address, or a local cluster of one worker process per core. Each scene "
-        "writes its own outputs into the output folder as <scene>.<output>.tif, the same files the algorithm "
-        "writes on one machine (bit for bit).\n\n"
+        "writes its own outputs into the output folder as &lt;scene&gt;.&lt;output&gt;.tif, the same files the "
+        "algorithm writes on one machine (bit for bit), styled as it styles them (a .qml beside each). A "
+        "Sentinel-2 product folder (one file per band) is one scene.\n\n"
         "Scenes taller than the rows per part are cut into row ranges that the workers read and write "
         "themselves (whole blocks of the memory budget); one more task stitches them. No raster passes "
         "through the scheduler. A scene's outputs appear only when complete: a failed scene, a lost worker or "
-        "a cancelled run leaves none of its files; 'Resume' skips scenes whose outputs exist. Workers load the "
-        "model from its file (shared file system), or from its bytes sent once to every worker.\n\n"
+        "a cancelled run leaves none of its files; 'Resume' skips scenes whose outputs exist. Each scene's "
+        "warnings are logged under its name; failed scenes are named with the reason, and a run in which every "
+        "scene fails stops with an error. Workers load the model from its file (shared file system), or from "
+        "its bytes sent once to every worker.\n\n"
         "The workers of an existing cluster need OreMap and its Python packages: the plugin folder at the "
         "same path, or the folder given by OREMAP_PLUGIN_DIR on the workers. The same job runs headless with "
         "'python -m oremap.batch' (scripts/oremap-batch in a checkout). For one scene, use the algorithm "
@@ -45,11 +49,11 @@ class BatchOnCluster(OreMapAlgorithm):
                      "probability, mask (one task per scene: its windows overlap); score_anomaly: score, classes.",
         "MODEL_FILE": "The model: an OreMap .onnx model for the CNN, abundance, mine and anomaly algorithms; a "
                       "spectral library (.sli with .hdr, or .csv) of the endmembers for unmixing.",
-        "INPUTS": "Scenes (raster layers or files). Optional when a pattern is given.",
-        "PATTERN": "More scenes: a glob pattern (e.g. /data/emit/*.nc), a folder (its raster files) or a text "
+        "INPUTS": "Scenes (raster layers or files; a Sentinel-2 product folder, one file per band, is one "
+                  "scene). Optional when a pattern is given.",
+        "PATTERN": "More scenes: a glob pattern (e.g. /data/emit/*.nc), a folder (its raster files and the "
+                   "Sentinel-2 product folders in it; a Sentinel-2 product folder itself is one scene) or a text "
                    "file listing one scene a line. ';' separates several.",
-        "OUTPUT_FOLDER": "Folder of the outputs, <scene>.<output>.tif; scenes whose outputs exist are refused "
-                         "unless Resume or Overwrite is set.",
         "SCHEDULER": "Address of a running Dask scheduler (tcp://host:8786, e.g. started on SLURM or Kubernetes). "
                      "Empty: a local cluster on this machine for the run.",
         "WORKERS": "Local cluster: worker processes (0 = one per core).",
@@ -65,7 +69,9 @@ class BatchOnCluster(OreMapAlgorithm):
         "MIN_CONFIDENCE": "CNN classification: pixels whose highest probability is lower stay unclassified.",
     }
     OUTPUT_HELP = {
-        "OUTPUT_FOLDER": "The output folder, holding <scene>.<output>.tif for every scene written.",
+        "OUTPUT_FOLDER": "The output folder, holding &lt;scene&gt;.&lt;output&gt;.tif (and its .qml style) for "
+                         "every scene written; scenes whose outputs exist are refused unless Resume or Overwrite "
+                         "is set.",
         "SCENES_DONE": "Number of scenes whose outputs were written in this run.",
         "SCENES_SKIPPED": "Scenes skipped because their outputs existed (Resume).",
         "SCENES_FAILED": "Scenes that failed (each named in the log, none of its files left).",
@@ -77,7 +83,8 @@ class BatchOnCluster(OreMapAlgorithm):
     ]
     CORE_PARAMETERS = {**OreMapAlgorithm.CORE_PARAMETERS, "inputs": "PATTERN", "list": "PATTERN",
                        "out_dir": "OUTPUT_FOLDER", "scheduler": "SCHEDULER", "algorithm": "ALGORITHM",
-                       "rows_per_part": "ROWS_PER_PART", "raster": "INPUTS"}
+                       "rows_per_part": "ROWS_PER_PART", "raster": "INPUTS", "library": "MODEL_FILE",
+                       "threshold": "THRESHOLD", "level": "LEVEL", "min_confidence": "MIN_CONFIDENCE"}
 
     def group(self):
         return self.tr("Batch")
@@ -112,10 +119,28 @@ class BatchOnCluster(OreMapAlgorithm):
         self.add_value_output("SCENES_SKIPPED", "Scenes skipped")
         self.add_value_output("SCENES_FAILED", "Scenes failed")
 
+    @staticmethod
+    def _folders(parameters):
+        """``(folders, other values)`` of INPUTS: existing folders (a Sentinel-2 product folder is one scene)
+        are taken as they are; QGIS cannot load a folder as a layer."""
+        value = parameters.get("INPUTS")
+        values = list(value) if isinstance(value, (list, tuple)) else ([] if value in (None, "") else [value])
+        folders = [v for v in values if isinstance(v, str) and os.path.isdir(v)]
+        return folders, [v for v in values if not (isinstance(v, str) and os.path.isdir(v))]
+
+    def checkParameterValues(self, parameters, context):  # noqa: N802 (QGIS API)
+        """Folders among the scenes are accepted (QGIS would refuse them as layers); the rest is checked as usual."""
+        folders, others = self._folders(parameters)
+        if folders:
+            parameters = {**parameters, "INPUTS": others or None}
+        return super().checkParameterValues(parameters, context)
+
     def process(self, parameters, context, feedback):
         algorithm = CHOICES[self.parameterAsEnum(parameters, "ALGORITHM", context)]
-        layers = self.parameterAsLayerList(parameters, "INPUTS", context)
-        paths = [layer.source().split("|")[0] for layer in layers]
+        folders, others = self._folders(parameters)
+        layers = self.parameterAsLayerList({**parameters, "INPUTS": others or None}, "INPUTS", context) if others \
+            else []
+        paths = [layer.source().split("|")[0] for layer in layers] + folders
         patterns = split_names(self.parameterAsString(parameters, "PATTERN", context))
         lists = [p for p in patterns if p.lower().endswith(".txt") and os.path.isfile(p)]
         paths += [p for p in patterns if p not in lists]
@@ -164,5 +189,52 @@ class BatchOnCluster(OreMapAlgorithm):
                 cluster.close()
         feedback.info(f"{len(report.done)} scenes written, {len(report.skipped)} skipped, {len(report.failed)} "
                       f"failed; {report.pixels} pixels in {report.seconds:.1f} s ({report.parts} tasks).")
+        self.style_scenes(context, job, report)
+        batch.check_outcome(report)   # every scene failed: an error naming the first failure
         return {"OUTPUT_FOLDER": out_dir, "SCENES_DONE": len(report.done), "SCENES_SKIPPED": len(report.skipped),
                 "SCENES_FAILED": len(report.failed)}
+
+    def style_scenes(self, context, job, report):
+        """A .qml beside every output of the scenes written, as the algorithm's own run styles it."""
+        info = None
+        for scene in report.done:
+            if info is None and job.algorithm in ("predict_abundance", "score_anomaly"):
+                from ..core.engine.model_format import read_model_info
+
+                info = read_model_info(job.model)
+            for suffix, style in output_styles(job.algorithm, report.summaries.get(scene) or {}, info).items():
+                self.style_output(context, report.outputs[scene][suffix], style)
+
+
+def output_styles(algorithm, summary, info=None):
+    """``{output suffix: style}`` (algorithms/styles.py) of a scene's outputs, the styles the algorithm's single
+    run gives the same outputs (classify_spectral_cnn, unmix_fcls, predict_abundance, detect_mines,
+    vae_anomaly), from the scene's numbers (:func:`core.scaleout.batch.scene_summary`) and, for abundance and
+    anomaly models, the model's :class:`ModelInfo` ``info``."""
+    if algorithm == "classify_cnn":
+        out = {"confidence": styles.unit_ramp()}
+        if summary.get("legend"):
+            out["classes"] = styles.classes(summary["legend"])
+        return out
+    if algorithm == "unmix_fcls":
+        return {"abundances": styles.abundance_ramp(summary.get("means"), 1.0)}
+    if algorithm == "predict_abundance":
+        ramp = styles.abundance_ramp(summary.get("means"), 100.0)
+        out = {"abundance": ramp, "intervals": ramp}
+        if info is not None and info.classes:
+            out["dominant"] = styles.model_classes(info.classes)
+        return out
+    if algorithm == "detect_mines":
+        out = {"probability": styles.unit_ramp("Magma")}
+        if summary.get("threshold") is not None:
+            out["mask"] = styles.mine_mask(summary["threshold"])
+        return out
+    if algorithm == "score_anomaly":
+        out = {"score": styles.ANOMALY_SCORE}
+        percentiles = ((info.extra or {}).get("anomaly") or {}).get("percentiles") if info is not None else None
+        if percentiles:
+            from ..core.geochemistry.vae_anomaly import class_legend
+
+            out["classes"] = styles.classes(class_legend([float(p) for p in percentiles]))
+        return out
+    return {}

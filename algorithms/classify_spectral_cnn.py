@@ -7,6 +7,7 @@ from qgis.core import QgsProcessingParameterBoolean, QgsProcessingParameterFile
 from ..core.hyperspectral import mapping
 from ..core.engine.bundled import bundled_models, unusable_reason
 from .base import OreMapAlgorithm
+from . import styles
 
 TASK = "spectral_classification"
 
@@ -132,12 +133,12 @@ class ClassifySpectralCnn(OreMapAlgorithm):
         for name, count in stats["class_counts"].items():
             if count:
                 feedback.info(f"  {name}: {count} pixels")
-        self.style_output(context, outputs["OUTPUT_CLASSES"], {"kind": "classes", "legend": stats["legend"]})
+        self.style_output(context, outputs["OUTPUT_CLASSES"], styles.classes(stats["legend"]))
         results = {"OUTPUT_CLASSES": outputs["OUTPUT_CLASSES"], "VALID_PIXELS": stats["valid_pixels"],
                    "RESAMPLED": stats["resampled"], "MODEL_USED": os.path.abspath(model_path),
                    "OUT_OF_DISTRIBUTION": stats["out_of_distribution"]}
         for name in ("OUTPUT_PROBABILITIES", "OUTPUT_CONFIDENCE"):
             if outputs[name]:
-                self.style_output(context, outputs[name], {"kind": "ramp", "ramp": "Viridis", "min": 0.0, "max": 1.0})
+                self.style_output(context, outputs[name], styles.unit_ramp())
                 results[name] = outputs[name]
         return results

@@ -15,6 +15,7 @@ from qgis.core import (
 
 from . import qt_compat as field_type
 from .base import OreMapAlgorithm
+from . import styles
 from .s2_indices import S2_INPUT_HELP, add_s2_input, cloud_mask, s2_input_path
 
 FIELDS = [("id", field_type.INT), ("area_ha", field_type.DOUBLE), ("mean_prob", field_type.DOUBLE),
@@ -108,11 +109,9 @@ class DetectMines(OreMapAlgorithm):
             stride=self.parameterAsInt(parameters, "STRIDE", context) or None,
             mask_clouds=cloud_mask(self, parameters, context))
         threshold = result["threshold"]
-        self.style_output(context, prob_path, {"kind": "ramp", "ramp": "Magma", "min": 0.0, "max": 1.0})
+        self.style_output(context, prob_path, styles.unit_ramp("Magma"))
         if mask_path:
-            self.style_output(context, mask_path, {"kind": "classes", "legend": [
-                {"value": 0, "name": "no mine", "color": "#f0f0f0"},
-                {"value": 1, "name": f"mine (P >= {threshold:g})", "color": "#d7301f"}]})
+            self.style_output(context, mask_path, styles.mine_mask(threshold))
         outputs = {"OUTPUT": prob_path, "OUTPUT_MASK": mask_path, "N_MINES": result["n_mines"],
                    "TOTAL_AREA_HA": result["total_area_ha"]}
         fields = QgsFields()

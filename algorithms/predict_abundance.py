@@ -11,6 +11,7 @@ from ..core.abundance import abundance_report
 from ..core.abundance import abundance_map
 from ..core.hyperspectral.mapping import image_band_info, model_input
 from .base import OreMapAlgorithm
+from . import styles
 
 
 class PredictAbundance(OreMapAlgorithm):
@@ -112,14 +113,11 @@ class PredictAbundance(OreMapAlgorithm):
             rows += zone_rows
         if table_path:
             abundance_report.write_table_csv(table_path, rows, parameter="table")
-        means = [row["mean_percent"] for row in stats["table"]]
-        band = 1 + max(range(len(means)), key=means.__getitem__)
-        self.style_output(context, out, {"kind": "ramp", "band": band, "ramp": "Viridis", "min": 0.0, "max": 100.0})
+        ramp = styles.abundance_ramp([row["mean_percent"] for row in stats["table"]], 100.0)
+        self.style_output(context, out, ramp)
         if intervals:
-            self.style_output(context, intervals, {"kind": "ramp", "band": band, "ramp": "Viridis", "min": 0.0,
-                                                   "max": 100.0})
+            self.style_output(context, intervals, ramp)
         if dominant:
-            self.style_output(context, dominant, {"kind": "classes", "legend": [
-                {"value": i + 1, "name": c["name"], "color": c["color"]} for i, c in enumerate(model.info.classes)]})
+            self.style_output(context, dominant, styles.model_classes(model.info.classes))
         return {"OUTPUT": out, "OUTPUT_INTERVALS": intervals, "OUTPUT_DOMINANT": dominant,
                 "OUTPUT_TABLE": table_path, "VALID_PIXELS": stats["valid_pixels"]}

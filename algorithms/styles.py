@@ -197,3 +197,43 @@ class StylePostProcessor(QgsProcessingLayerPostProcessorInterface):
             layer.triggerRepaint()
         elif self.style is not None:
             apply_style(layer, self.style)
+
+
+# --------------------------------------------------------------------------------------
+# The styles of OreMap's raster outputs: one definition for an algorithm's own run and for the same output
+# written by oremap:batch_on_cluster.
+# --------------------------------------------------------------------------------------
+def unit_ramp(ramp="Viridis"):
+    """Probabilities, confidences and abundances as fractions: ``ramp`` over 0-1."""
+    return {"kind": "ramp", "ramp": ramp, "min": 0.0, "max": 1.0}
+
+
+def largest_band(means):
+    """1-based band of the largest of ``means`` (a list, or a dict in band order): the band shown first."""
+    values = list(means.values()) if isinstance(means, dict) else list(means or [])
+    return 1 + max(range(len(values)), key=values.__getitem__) if values else 1
+
+
+def abundance_ramp(means, maximum):
+    """Abundance bands (0-``maximum``: 1 for unmixing, 100 for percentages), the most abundant shown first."""
+    return {"kind": "ramp", "band": largest_band(means), "ramp": "Viridis", "min": 0.0, "max": float(maximum)}
+
+
+def classes(legend):
+    """A class map with its ``legend`` (``[{"value", "name", "color"}]``)."""
+    return {"kind": "classes", "legend": list(legend)}
+
+
+def model_classes(model_classes_):
+    """The class map of a model's classes (``ModelInfo.classes``, value 1 for the first)."""
+    return classes({"value": i + 1, "name": c["name"], "color": c["color"]} for i, c in enumerate(model_classes_))
+
+
+def mine_mask(threshold):
+    """oremap:detect_mines' mask at probability ``threshold``."""
+    return classes([{"value": 0, "name": "no mine", "color": "#f0f0f0"},
+                    {"value": 1, "name": f"mine (P >= {threshold:g})", "color": "#d7301f"}])
+
+
+ANOMALY_SCORE = {"kind": "ramp", "ramp": "Magma"}
+"""A geochemical anomaly score (no fixed range)."""

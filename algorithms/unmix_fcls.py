@@ -2,6 +2,7 @@
 
 from ..core.hyperspectral import mapping
 from .base import OreMapAlgorithm
+from . import styles
 
 MODES = [
     ("fcls", "Fully constrained: abundances >= 0 and summing exactly to 1"),
@@ -81,7 +82,5 @@ class UnmixFcls(OreMapAlgorithm):
         else:
             feedback.info(f"  mean RMSE of the fully constrained fit: {stats['mean_rmse']:.4g}")
         # show the endmember with the largest mean abundance first; the user switches bands in the style panel
-        means = list(stats["mean_abundance"].values())
-        band = 1 + max(range(len(means)), key=means.__getitem__)
-        self.style_output(context, out_path, {"kind": "ramp", "band": band, "ramp": "Viridis", "min": 0.0, "max": 1.0})
+        self.style_output(context, out_path, styles.abundance_ramp(stats["mean_abundance"], 1.0))
         return {"OUTPUT": out_path, "VALID_PIXELS": stats["valid_pixels"]}

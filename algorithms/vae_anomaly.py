@@ -24,6 +24,7 @@ from ..core.geochemistry import geochem
 from ..core.geochemistry import vae_anomaly as vae
 from . import qt_compat as field_type
 from .base import OreMapAlgorithm, as_number, fields_hint
+from . import styles
 from ..core.geochemistry import survey_hygiene as sh
 from .survey_input import COVERAGE_HELP, FIELDS_HELP, survey_table
 from .evaluate_prospectivity import (
@@ -389,11 +390,10 @@ class VaeAnomaly(OreMapAlgorithm):
             options=options, subtitle=f"Element raster: {path}", memory_mb=self.memory_mb(), feedback=feedback)
         out = self._values(result["evaluation"], result["scored"])
         out["OUTPUT_SCORE"] = score_path
-        self.style_output(context, score_path, {"kind": "ramp", "ramp": "Magma"})
+        self.style_output(context, score_path, styles.ANOMALY_SCORE)
         if class_path:
             out["OUTPUT_CLASSES"] = class_path
-            self.style_output(context, class_path, {"kind": "classes",
-                                                    "legend": vae.class_legend(result["percentiles"])})
+            self.style_output(context, class_path, styles.classes(vae.class_legend(result["percentiles"])))
         return out
 
     @staticmethod

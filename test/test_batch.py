@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 import rasterio
 
-from conftest import AVIRIS_NG, AVIRIS_NG_2, DATA, USGS_LIBRARY
+from conftest import AVIRIS_NG, AVIRIS_NG_2, DATA, USGS_LIBRARY, core_warnings
+from s2_scene import S2_FOLDER
 from oremap.core.scaleout import batch
 from oremap.core.hyperspectral import mapping
 from oremap.core.engine.errors import OreMapError
@@ -25,6 +26,8 @@ distributed = pytest.importorskip("distributed")
 CNN = os.path.join(os.path.dirname(DATA), "..", "models", "usgs_minerals_cnn.onnx")
 JASPER = os.path.join(DATA, "jasper_ridge_40x40.tif")   # uint16 0-10000, no nodata, no CRS: the scale is guessed
 ENDMEMBERS = ["Kaolinite CM9", "Alunite GDS84", "Muscovite GDS107", "Calcite WS272"]
+# a real Sentinel-2 L2A patch as delivered by BigEarthNet: a folder of one GeoTIFF per band (B01 ... B12, B8A)
+S2_PRODUCT = os.path.join(S2_FOLDER, "S2A_MSIL2A_20170613T101031_87_48")
 
 
 def sha(path):
@@ -57,24 +60,27 @@ def client():
 MEMORY_MB = 0.05
 
 
-def run(client, tmp_path, algorithm, model, inputs, rows, name="out", **options):
+def run(client, tmp_path, algorithm, model, inputs, rows, name="out", feedback=None, **options):
     out = tmp_path / name
     out.mkdir()
     job = batch.BatchJob(algorithm, model, list(inputs), str(out), options, rows_per_part=rows, memory_mb=MEMORY_MB)
     plans = batch.plan(job)
-    report = batch.run_batch(job, client)
+    report = batch.run_batch(job, client, feedback)
     assert report.parts == sum(max(len(p.parts), 1) for p in plans) and report.block_mismatches == 0
     return job, report, out, plans
 
 
-def assert_same_files(job, references):
-    """Each output is byte-identical to the single-process file; nothing else is in the folder."""
+def assert_same_files(job, references, styled=False):
+    """Each output is byte-identical to the single-process file; nothing else is in the folder (but, ``styled``,
+    the .qml style beside each output)."""
     expected = set()
     for scene, ref in references.items():
         outputs = batch.output_paths(job.algorithm, scene, job.out_dir)
         for suffix, path in outputs.items():
             assert sha(path) == sha(ref[suffix]), (scene, suffix)
             expected.add(os.path.basename(path))
+            if styled:
+                expected.add(os.path.splitext(os.path.basename(path))[0] + ".qml")
     assert set(os.listdir(job.out_dir)) == expected
 
 
@@ -94,6 +100,31 @@ def test_inputs_from_pattern_folder_and_list_file(tmp_path):
     (tmp_path / "bad.txt").write_text("missing.img\n")
     with pytest.raises(OreMapError, match="Line 1"):
         batch.expand_inputs([], [str(tmp_path / "bad.txt")])
+
+
+def test_a_sentinel2_product_folder_is_one_scene(tmp_path):
+    """Its band files are not scenes of one band each (they failed, 12 of them, 'lacking the bands')."""
+    assert len([f for f in os.listdir(S2_PRODUCT) if f.endswith(".tif")]) == 12
+    assert batch.expand_inputs([S2_PRODUCT]) == [S2_PRODUCT]
+    assert batch.expand_inputs([S2_PRODUCT + os.sep]) == [S2_PRODUCT]
+    products = sorted(os.path.join(S2_FOLDER, f) for f in os.listdir(S2_FOLDER)
+                      if os.path.isdir(os.path.join(S2_FOLDER, f)))
+    assert len(products) == 6 and batch.expand_inputs([S2_FOLDER]) == products   # a folder of products: each one
+    assert batch.output_paths("detect_mines", S2_PRODUCT, str(tmp_path)) == {
+        "probability": str(tmp_path / "S2A_MSIL2A_20170613T101031_87_48.probability.tif"),
+        "mask": str(tmp_path / "S2A_MSIL2A_20170613T101031_87_48.mask.tif")}
+    # a .SAFE: the bands of its one granule under GRANULE/.../IMG_DATA/R10m, R20m, R60m
+    safe = tmp_path / "S2B_MSIL2A_20230101T101031_N0509_R022_T32TQM_20230101T120000.SAFE"
+    for res, bands in (("10", "B02 B03 B04 B08"), ("20", "B05 B06 B07 B8A B11 B12"), ("60", "B01 B09")):
+        folder = safe / "GRANULE" / "L2A_T32TQM_A039000_20230101T101031" / "IMG_DATA" / f"R{res}m"
+        folder.mkdir(parents=True)
+        for band in bands.split():
+            (folder / f"T32TQM_20230101T101031_{band}_{res}m.jp2").write_bytes(b"")
+    (safe / "MTD_MSIL2A.xml").write_text("<metadata/>")
+    assert batch.expand_inputs([str(safe)]) == [str(safe)]
+    assert batch.scene_stem(str(safe)) == "S2B_MSIL2A_20230101T101031_N0509_R022_T32TQM_20230101T120000"
+    copy_envi(AVIRIS_NG, tmp_path, "line")
+    assert batch.expand_inputs([str(tmp_path)]) == [str(safe), str(tmp_path / "line.img")]   # products and rasters
 
 
 def test_plan_cuts_tall_scenes_into_row_ranges_and_refuses_to_overwrite(tmp_path):
@@ -162,16 +193,22 @@ def test_a_model_shipped_as_bytes_is_written_once_to_the_cache(tmp_path):
 # Cluster runs = single-process runs, for each algorithm
 # --------------------------------------------------------------------------------------
 def test_cnn_classification_on_the_cluster_is_bit_identical(client, tmp_path):
-    refs = {}
+    refs, single = {}, {}
     for scene in (AVIRIS_NG, AVIRIS_NG_2):
         stem = batch.scene_stem(scene)
         refs[scene] = {"classes": str(tmp_path / f"{stem}.c.tif"), "confidence": str(tmp_path / f"{stem}.p.tif")}
-        mapping.cnn_classify_map(scene, CNN, refs[scene]["classes"], None, refs[scene]["confidence"], threads=1,
-                                 memory_mb=MEMORY_MB)
+        single[scene] = mapping.cnn_classify_map(scene, CNN, refs[scene]["classes"], None, refs[scene]["confidence"],
+                                                 threads=1, memory_mb=MEMORY_MB)
     job, report, out, plans = run(client, tmp_path, "classify_cnn", CNN, [AVIRIS_NG, AVIRIS_NG_2], rows=3)
     assert sorted(report.done) == sorted([AVIRIS_NG, AVIRIS_NG_2]) and not report.failed
-    assert [p.parts for p in plans] == [[(0, 3), (3, 6), (6, 9), (9, 10)]] * 2 and report.pixels == 200
+    # 10 x 10 pixels each; 60 of the second tile are fill (one value in every band), nodata
+    assert [p.parts for p in plans] == [[(0, 3), (3, 6), (6, 9), (9, 10)]] * 2 and report.pixels == 100 + 40
     assert_same_files(job, refs)
+    for scene in (AVIRIS_NG, AVIRIS_NG_2):        # the scene's numbers, added from its 4 parts, and its legend
+        summary = report.summaries[scene]
+        assert summary["valid_pixels"] == single[scene]["valid_pixels"]
+        assert summary["class_counts"] == {k: int(v) for k, v in single[scene]["class_counts"].items()}
+        assert summary["legend"] == single[scene]["legend"]
     with rasterio.open(refs[AVIRIS_NG]["classes"]) as ds:
         assert len(np.unique(ds.read(1))) >= 2                  # a map with more than one class
 
@@ -210,12 +247,26 @@ def test_abundance_prediction_on_the_cluster_is_bit_identical(client, tmp_path):
     info = mapping.image_band_info(scene["raster"], required=False)
     bands, matrix = mapping.model_input(scene["raster"], ab.AbundanceModel(model).info, info)
     ref = {s: str(tmp_path / f"ref.{s}.tif") for s in ("abundance", "intervals", "dominant")}
-    ab.predict_abundance_map(scene["raster"], model, ref["abundance"], ref["intervals"], ref["dominant"], level=0.8,
-                             image_bands=bands, resampler=matrix, memory_mb=MEMORY_MB)
+    single = ab.predict_abundance_map(scene["raster"], model, ref["abundance"], ref["intervals"], ref["dominant"],
+                                      level=0.8, image_bands=bands, resampler=matrix, memory_mb=MEMORY_MB)
     job, report, out, plans = run(client, tmp_path, "predict_abundance", model, [scene["raster"]], rows=16,
                                   level=0.8)
     assert not report.failed and plans[0].parts == [(0, 16), (16, 26)]
     assert_same_files(job, {scene["raster"]: ref})
+    # the whole scene's mean abundances from the two parts' (weighted by their pixels): the single run's table,
+    # and so the band the single run's style shows first, and its legend of the dominant mineral
+    from oremap.algorithms.batch_on_cluster import output_styles
+    from oremap.core.engine.model_format import read_model_info
+
+    summary = report.summaries[scene["raster"]]
+    means = {row["mineral"]: row["mean_percent"] for row in single["table"]}
+    assert summary["valid_pixels"] == single["valid_pixels"] and summary["means"] == pytest.approx(means, rel=1e-9)
+    styles = output_styles("predict_abundance", summary, read_model_info(model))
+    assert styles["abundance"] == styles["intervals"] == {
+        "kind": "ramp", "band": 1 + list(means).index(max(means, key=means.get)), "ramp": "Viridis", "min": 0.0,
+        "max": 100.0}
+    assert styles["dominant"]["legend"] == [{"value": i + 1, "name": c["name"], "color": c["color"]}
+                                            for i, c in enumerate(ab.AbundanceModel(model).info.classes)]
     with rasterio.open(ref["abundance"]) as ds:
         total = ds.read().sum(axis=0)
         assert np.allclose(total[ds.read(1) != ds.nodata], 100.0, atol=1e-3)
@@ -243,23 +294,43 @@ def test_anomaly_scores_on_the_cluster_are_bit_identical_with_an_empty_row_range
         for i, name in enumerate(names):
             ds.set_band_description(i + 1, name)
     ref = {"score": str(tmp_path / "ref.score.tif"), "classes": str(tmp_path / "ref.classes.tif")}
-    vae_raster.score_raster(va.load_model(model, threads=1), raster, ref["score"], ref["classes"], memory_mb=MEMORY_MB)
+    anomaly = va.load_model(model, threads=1)
+    single = vae_raster.score_raster(anomaly, raster, ref["score"], ref["classes"], memory_mb=MEMORY_MB)
     job, report, out, plans = run(client, tmp_path, "score_anomaly", model, [raster], rows=6)
     assert not report.failed and plans[0].parts[0] == (0, 6) and report.pixels == 30 * 18 - 1
     assert_same_files(job, {raster: ref})
+    summary = report.summaries[raster]                          # the parts' counts added (the first part: empty)
+    assert (summary["valid_pixels"], summary["scored"]) == (30 * 18 - 1, single["scored"])
+    assert summary["class_counts"] == [int(c) for c in np.asarray(single["class_counts"]).ravel()]
+    from oremap.algorithms.batch_on_cluster import output_styles
+    from oremap.core.engine.model_format import read_model_info
+
+    assert output_styles("score_anomaly", summary, read_model_info(model)) == {
+        "score": {"kind": "ramp", "ramp": "Magma"},
+        "classes": {"kind": "classes", "legend": va.class_legend(anomaly.percentiles)}}
 
 
-def test_mine_detection_scene_by_scene_is_bit_identical(client, tmp_path):
+@pytest.fixture(scope="module")
+def mines(tmp_path_factory):
+    """Two Sentinel-2 scenes (real BigEarthNet backgrounds, painted mines; bands named) and a small U-Net
+    trained one epoch on the first: ``(scenes, model)``."""
     from s2_scene import make_scene
 
-    from oremap.core.sentinel2 import mine_detection as md
     from oremap.core.sentinel2 import mine_segmentation as ms
 
-    scenes = [make_scene(str(tmp_path / n), seed=s, size=(96, 96))["raster"] for n, s in (("a", 0), ("b", 1))]
-    scenes = [shutil.copyfile(s, str(tmp_path / f"{n}.tif")) for s, n in zip(scenes, "ab")]
-    model = str(tmp_path / "unet.onnx")
-    ms.train_mine_segmentation(scenes[0], str(tmp_path / "a" / "scene_mines.gpkg"), model, tile=32, depth=2, width=8,
+    folder = tmp_path_factory.mktemp("mines")
+    scenes = [make_scene(str(folder / n), seed=s, size=(96, 96))["raster"] for n, s in (("a", 0), ("b", 1))]
+    scenes = [shutil.copyfile(s, str(folder / f"{n}.tif")) for s, n in zip(scenes, "ab")]
+    model = str(folder / "unet.onnx")
+    ms.train_mine_segmentation(scenes[0], str(folder / "a" / "scene_mines.gpkg"), model, tile=32, depth=2, width=8,
                                epochs=1, block_tiles=4, seed=0, threads=1)
+    return scenes, model
+
+
+def test_mine_detection_scene_by_scene_is_bit_identical(client, tmp_path, mines):
+    from oremap.core.sentinel2 import mine_detection as md
+
+    scenes, model = mines
     refs = {}
     for scene in scenes:
         stem = batch.scene_stem(scene)
@@ -268,6 +339,68 @@ def test_mine_detection_scene_by_scene_is_bit_identical(client, tmp_path):
     job, report, out, plans = run(client, tmp_path, "detect_mines", model, scenes, rows=16)
     assert sorted(report.done) == sorted(scenes) and report.parts == 2   # overlapping windows: one task a scene
     assert_same_files(job, refs)
+
+
+def test_mine_detection_of_a_sentinel2_folder_logs_the_workers_warnings(client, tmp_path, mines):
+    """A Sentinel-2 folder is one scene; what the core function says on a worker reaches the driver's log under
+    the scene's name (as it reaches the log of a single run), and the models' compute device its session."""
+    from oremap.core.engine import compute
+    from oremap.core.sentinel2 import mine_detection as md
+
+    scenes, model = mines
+    unnamed = str(tmp_path / "unnamed.tif")            # scene b without band names: read in the standard order
+    with rasterio.open(scenes[1]) as src:
+        profile, data = src.profile, src.read()
+    with rasterio.open(unnamed, "w", **profile) as dst:
+        dst.write(data)
+    refs, said, found = {}, {}, {}
+    for scene in (S2_PRODUCT, unnamed):
+        stem = batch.scene_stem(scene)
+        refs[scene] = {"probability": str(tmp_path / f"{stem}.p.tif"), "mask": str(tmp_path / f"{stem}.m.tif")}
+        said[scene] = core_warnings()
+        found[scene] = md.detect_mines(scene, model, refs[scene]["probability"], refs[scene]["mask"], threads=1,
+                                       memory_mb=MEMORY_MB, feedback=said[scene])
+    assert said[unnamed].warnings == [
+        "The raster's 12 bands carry no names: taken in the standard Sentinel-2 order (B1, B2, B3, B4, B5, B6, B7, "
+        "B8, B8A, B9, B11, B12). Give a band map if that is wrong."] and said[S2_PRODUCT].warnings == []
+    log = core_warnings()
+    with compute.session("cpu", 1) as session:
+        job, report, out, plans = run(client, tmp_path, "detect_mines", model,
+                                      batch.expand_inputs([S2_PRODUCT, unnamed]), rows=16, feedback=log)
+    assert sorted(report.done) == sorted([S2_PRODUCT, unnamed]) and not report.failed and report.parts == 2
+    assert_same_files(job, refs)
+    assert report.warnings == {unnamed: ["unnamed.tif: " + said[unnamed].warnings[0]]}
+    assert log.warnings == report.warnings[unnamed]
+    for scene in (S2_PRODUCT, unnamed):
+        name = os.path.basename(scene)
+        assert [i for i in log.infos if i.startswith(name + ": ")] == [f"{name}: {i}" for i in said[scene].infos]
+        summary = report.summaries[scene]
+        assert (summary["valid_pixels"], summary["n_mines"], summary["mine_pixels"], summary["threshold"]) == (
+            found[scene]["valid_pixels"], found[scene]["n_mines"], found[scene]["mine_pixels"], 0.5)
+    assert report.summaries[S2_PRODUCT]["valid_pixels"] == 120 * 120        # the whole 10 m grid of the patch
+    # the U-Net ran on the workers: the session says so (it said "no neural network in this run")
+    assert session.used == {"onnxruntime": "CPUExecutionProvider (on the Dask workers)"}
+    assert report.compute == {"onnxruntime": ["CPUExecutionProvider"]}
+    with compute.session("cpu", 1) as numpy_only:
+        run(client, tmp_path, "unmix_fcls", USGS_LIBRARY, [AVIRIS_NG], rows=4, name="fcls", spectra=ENDMEMBERS)
+    assert numpy_only.summary() == "CPU (numpy; no neural network in this run)"
+
+
+def test_scene_summaries_add_the_parts(tmp_path):
+    """A split scene's numbers: counts added, band means weighted by the parts' valid pixels."""
+    parts = [{"index": 1, "empty": False, "stats": {"valid_pixels": 30, "class_counts": [1, 29],
+                                                   "means": {"a": 0.2, "b": 0.8}, "legend": [{"value": 0}]}},
+             {"index": 0, "empty": False, "stats": {"valid_pixels": 10, "class_counts": [6, 4],
+                                                   "means": {"a": 0.6, "b": 0.4}, "legend": [{"value": 0}]}},
+             {"index": 2, "empty": True, "rows": [8, 9]}]
+    summary = batch.scene_summary(parts)
+    assert summary["valid_pixels"] == 40 and summary["class_counts"] == [7, 33]
+    assert summary["means"] == pytest.approx({"a": 0.3, "b": 0.7}) and summary["legend"] == [{"value": 0}]
+    messages = [{"index": 0, "rows": [0, 4], "messages": [["warning", "w"], ["info", "rows 0-4"]]},
+                {"index": 1, "rows": [4, 8], "messages": [["warning", "w"], ["info", "rows 4-8"]]}]
+    assert batch.scene_messages("/x/line.img", messages) == [
+        ("warning", "line.img: w"), ("info", "line.img (rows 1-4): rows 0-4"),
+        ("info", "line.img (rows 5-8): rows 4-8")]
 
 
 # --------------------------------------------------------------------------------------
@@ -373,8 +506,86 @@ def test_processing_algorithm_on_a_local_cluster(run_alg, tmp_path):
     result = run_alg("batch_on_cluster", params)
     assert (result["SCENES_DONE"], result["SCENES_SKIPPED"], result["SCENES_FAILED"]) == (2, 0, 0)
     job = batch.BatchJob("unmix_fcls", USGS_LIBRARY, [AVIRIS_NG, AVIRIS_NG_2], out)
-    assert_same_files(job, refs)
+    # styled as oremap:unmix_fcls styles its output: the same .qml (the band of the largest mean abundance first)
+    for scene in (AVIRIS_NG, AVIRIS_NG_2):
+        single = run_alg("unmix_fcls", {"INPUT": scene, "LIBRARY": USGS_LIBRARY, "SPECTRA": "; ".join(ENDMEMBERS),
+                                        "OUTPUT": str(tmp_path / f"{batch.scene_stem(scene)}.single.tif")})
+        styled = os.path.splitext(batch.output_paths("unmix_fcls", scene, out)["abundances"])[0] + ".qml"
+        with open(styled) as mine, open(os.path.splitext(single["OUTPUT"])[0] + ".qml") as theirs:
+            assert mine.read() == theirs.read()
+    assert_same_files(job, refs, styled=True)
     with pytest.raises(QgsProcessingException, match=r"Output folder \(OUTPUT_FOLDER\).*already exists"):
         run_alg("batch_on_cluster", params)
     with pytest.raises(QgsProcessingException, match=r"\(INPUTS\): No scene"):
         run_alg("batch_on_cluster", dict(params, INPUTS=[], PATTERN=""))
+
+
+def log_feedback():
+    """A QgsProcessingFeedback keeping the log: ``.infos`` and ``.warnings``."""
+    from qgis.core import QgsProcessingFeedback
+
+    class Log(QgsProcessingFeedback):
+        def __init__(self):
+            super().__init__()
+            self.infos, self.warnings = [], []
+
+        def pushInfo(self, text):  # noqa: N802 (QGIS API)
+            self.infos.append(text)
+
+        def pushWarning(self, text):  # noqa: N802 (QGIS API)
+            self.warnings.append(text)
+
+    return Log()
+
+
+def test_processing_algorithm_maps_mines_of_a_sentinel2_folder_styled(processing_provider, client, tmp_path, mines):
+    """Through QGIS, on a running scheduler: a Sentinel-2 folder given as a scene is one scene, its maps get the
+    single run's .qml styles, the log names the compute device the workers used; a broken scene is counted as
+    failed; a run in which every scene fails is an error naming the first failure."""
+    import processing
+    from qgis.core import QgsProcessingException
+
+    _, model = mines
+    broken = tmp_path / "broken.tif"
+    broken.write_text("not a raster")
+    single = processing.run("oremap:detect_mines", {
+        "INPUT_FOLDER": S2_PRODUCT, "MODEL_FILE": model, "OUTPUT": str(tmp_path / "single.tif"),
+        "OUTPUT_MASK": str(tmp_path / "single_mask.tif")})
+    out = tmp_path / "maps"
+    params = {"ALGORITHM": list(batch.ALGORITHMS).index("detect_mines"), "MODEL_FILE": model,
+              "INPUTS": [S2_PRODUCT], "PATTERN": str(broken), "SCHEDULER": client.scheduler.address,
+              "OUTPUT_FOLDER": str(out)}
+    log = log_feedback()
+    result = processing.run("oremap:batch_on_cluster", params, feedback=log)
+    assert (result["SCENES_DONE"], result["SCENES_SKIPPED"], result["SCENES_FAILED"]) == (1, 0, 1)
+    stem = "S2A_MSIL2A_20170613T101031_87_48"
+    assert sorted(f for f in os.listdir(out) if not f.endswith(".aux.xml")) == [
+        f"{stem}.mask.qml", f"{stem}.mask.tif", f"{stem}.probability.qml", f"{stem}.probability.tif"]
+    for suffix, path in (("probability", single["OUTPUT"]), ("mask", single["OUTPUT_MASK"])):
+        with open(out / f"{stem}.{suffix}.qml") as mine, open(os.path.splitext(path)[0] + ".qml") as theirs:
+            assert mine.read() == theirs.read(), suffix
+    with open(out / f"{stem}.mask.qml") as handle:
+        assert 'label="mine (P >= 0.5)"' in handle.read()
+    assert "Compute device used: onnxruntime: CPUExecutionProvider (on the Dask workers)." in log.infos
+    assert [w for w in log.warnings if w.startswith("Failed: ")] == [
+        f"Failed: {broken}: Cannot read the raster '{broken}': '{broken}' not recognized as a supported file format.."
+        " Choose a raster GDAL can open (GeoTIFF, ENVI, ...)."]
+    # every scene failing: an error naming the scenes, how many failed and the first failure
+    other = tmp_path / "other.tif"
+    other.write_text("not a raster either")
+    with pytest.raises(QgsProcessingException,
+                       match=r"^Scenes \(INPUTS\): All 2 scenes failed \(none written\)\. The first, broken\.tif: "
+                             r"Cannot read the raster .*The log names every failed scene and why\.$"):
+        processing.run("oremap:batch_on_cluster", dict(params, INPUTS=[], PATTERN=f"{broken};{other}",
+                                                      OUTPUT_FOLDER=str(tmp_path / "none")))
+    assert os.listdir(tmp_path / "none") == []
+
+
+def test_help_shows_the_output_file_names(processing_provider):
+    """qgis_process help printed 'as . .tif': <scene> and <output> were taken for HTML tags."""
+    alg = processing_provider.algorithm("batch_on_cluster")
+    text = " ".join(alg.help_text().split())
+    assert "into the output folder as <scene>.<output>.tif, the same files" in text
+    assert "holding <scene>.<output>.tif (and its .qml style) for every scene written; scenes whose outputs" in text
+    assert ". .tif" not in text
+    assert "as &lt;scene&gt;.&lt;output&gt;.tif" in alg.help_html()

@@ -39,7 +39,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from ..engine.errors import OreMapError
-from ..engine.feedback import ensure
+from ..engine.feedback import Feedback, ensure
 
 #: what the algorithm needs installed, for messages (package -> how to install)
 DASK_HINT = ("Install Dask's distributed scheduler into the Python that runs OreMap: Debian/Ubuntu "
@@ -119,11 +119,29 @@ def _is_raster_file(path):
     return os.path.isfile(path) and path.lower().endswith(RASTER_EXTENSIONS)
 
 
-def expand_inputs(items, list_files=(), parameter="inputs"):
-    """Input scenes from glob patterns, folders (their raster files) and list files (one path a line).
+def is_sentinel2_product(folder):
+    """Whether ``folder`` is one Sentinel-2 product, read as one scene: at least two of its per-band files
+    (:func:`core.sentinel2.sentinel2.find_band_files`) lie in the folder itself (BigEarthNet patches, a
+    folder of ``*_B02.tif`` ...), or it is a ``.SAFE`` holding band files (under ``GRANULE/.../IMG_DATA``).
+    A folder of such folders is not one."""
+    from ..sentinel2.sentinel2 import find_band_files
 
-    Entries of a list file are taken as they are (a file, or a Sentinel-2 band folder for mine
-    detection); relative entries are relative to the list file. Duplicates are dropped, order kept.
+    bands = find_band_files(folder) if os.path.isdir(folder) else {}
+    if len(bands) < 2:
+        return False
+    top = os.path.normpath(folder)
+    return top.lower().endswith(".safe") or \
+        sum(1 for path in bands.values() if os.path.normpath(os.path.dirname(path)) == top) >= 2
+
+
+def expand_inputs(items, list_files=(), parameter="inputs"):
+    """Input scenes from glob patterns, folders and list files (one path a line).
+
+    A folder that is a Sentinel-2 product (:func:`is_sentinel2_product`: one GeoTIFF or JP2 per band, as
+    BigEarthNet patches or a ``.SAFE``) is one scene, as a folder matched by a pattern is; any other folder
+    gives its raster files and the Sentinel-2 product folders in it. Entries of a list file are taken as
+    they are (a file, or a Sentinel-2 band folder for mine detection); relative entries are relative to
+    the list file. Duplicates are dropped, order kept.
     """
     found = []
     for item in items or ():
@@ -134,11 +152,14 @@ def expand_inputs(items, list_files=(), parameter="inputs"):
                 raise OreMapError(f"The pattern '{item}' matches no file.", parameter,
                                   "Check the pattern (quote it so the shell does not expand it).")
             found += [p for p in matches if os.path.isdir(p) or not p.lower().endswith((".hdr", ".aux.xml"))]
+        elif is_sentinel2_product(item):
+            found.append(item)
         elif os.path.isdir(item):
             files = sorted(os.path.join(item, f) for f in os.listdir(item))
-            rasters = [f for f in files if _is_raster_file(f)]
+            rasters = [f for f in files if _is_raster_file(f) or is_sentinel2_product(f)]
             if not rasters:
-                raise OreMapError(f"The folder '{item}' holds no raster file ({', '.join(RASTER_EXTENSIONS)}).",
+                raise OreMapError(f"The folder '{item}' holds no raster file ({', '.join(RASTER_EXTENSIONS)}) "
+                                  "and no Sentinel-2 product folder.",
                                   parameter, "Choose a folder of rasters, or list the scenes in a list file.")
             found += rasters
         elif os.path.exists(item):
@@ -536,17 +557,56 @@ def row_ranges(width, height, sizing, memory_mb, rows_per_part):
 
 
 def _summary(stats):
-    """The JSON-friendly numbers of a core function's result."""
+    """The JSON-friendly numbers of a core function's result, and what styling its outputs needs (the
+    class legend of a CNN, the mine threshold, the mean of every abundance band)."""
     out = {}
+    if not isinstance(stats, dict):
+        return out
     for key in ("valid_pixels", "scored", "n_mines", "mine_pixels", "total_area_ha"):
-        if isinstance(stats, dict) and key in stats:
+        if key in stats:
             out[key] = float(stats[key]) if key == "total_area_ha" else int(stats[key])
     for key in ("class_counts",):
-        value = stats.get(key) if isinstance(stats, dict) else None
+        value = stats.get(key)
         if isinstance(value, dict):
             out[key] = {k: int(v) for k, v in value.items()}
         elif value is not None:
             out[key] = [int(v) for v in np.asarray(value).ravel()]
+    if stats.get("threshold") is not None:
+        out["threshold"] = float(stats["threshold"])
+    if isinstance(stats.get("legend"), list):
+        out["legend"] = [{"value": int(c["value"]), "name": str(c["name"]), "color": str(c["color"])}
+                         for c in stats["legend"]]
+    if isinstance(stats.get("mean_abundance"), dict):
+        out["means"] = {str(k): float(v) for k, v in stats["mean_abundance"].items()}
+    elif isinstance(stats.get("table"), list):
+        out["means"] = {str(row["mineral"]): float(row["mean_percent"]) for row in stats["table"]}
+    return out
+
+
+def scene_summary(results):
+    """A scene's numbers from its parts' results (:func:`run_part`): counts added, the means of the
+    abundance bands weighted by the parts' valid pixels, the rest (legend, threshold) from the first part."""
+    stats = [r.get("stats") or {} for r in sorted(results, key=lambda r: r["index"]) if not r.get("empty")]
+    if not stats:
+        return {}
+    out = {}
+    for key in ("valid_pixels", "scored", "n_mines", "mine_pixels", "total_area_ha"):
+        if all(key in s for s in stats):
+            out[key] = sum(s[key] for s in stats)
+    if all("class_counts" in s for s in stats):
+        first = stats[0]["class_counts"]
+        if isinstance(first, dict):
+            out["class_counts"] = {k: sum(s["class_counts"].get(k, 0) for s in stats) for k in first}
+        else:
+            out["class_counts"] = [int(v) for v in np.sum([s["class_counts"] for s in stats], axis=0)]
+    for key in ("threshold", "legend"):
+        if key in stats[0]:
+            out[key] = stats[0][key]
+    if all("means" in s for s in stats):
+        weights = [max(int(s.get("valid_pixels", 1)), 0) for s in stats]
+        total = sum(weights) or 1
+        out["means"] = {k: sum(w * s["means"].get(k, 0.0) for w, s in zip(weights, stats)) / total
+                        for k in stats[0]["means"]}
     return out
 
 
@@ -555,42 +615,57 @@ def part_paths(work, index, suffixes):
 
 
 def run_part(algorithm, scene, model, options, work, index, rows=None, memory_mb=None, threads=1,
-             feedback=None):
+             feedback=None, device=None):
     """Run the core function on a scene, or on rows ``rows = (row0, row1)`` of it, writing part files
-    into ``work``. Returns a small dict (pixels, seconds, the core function's counts).
+    into ``work``. Returns a small dict (pixels, seconds, the core function's counts, and under
+    ``compute`` what the models ran on, :func:`core.engine.compute.note`).
+
+    The core function runs in a compute session of ``device`` (``"cpu"`` or ``"cuda"``; None: the
+    current session's, else the environment's) and ``threads``; what it notes there is also noted in
+    the caller's session.
 
     A row range without any valid (or scorable) pixel writes nothing and says ``empty``: the
     assembly fills its rows with each output's nodata, as the whole-scene run does.
     """
+    from ..engine import compute
+
     feedback = ensure(feedback)
     spec = check_algorithm(algorithm)
     start = time.perf_counter()
     if not os.path.isdir(work):
         raise OreMapError("The scene's work folder has gone (the job was cancelled).", "out_dir")
-    settings = _settings(algorithm, scene, model, options, threads)
-    (scale, gain, bias), call = settings.scale, settings.call
-    paths = part_paths(work, index, spec.outputs)
-    raster = scene
-    if rows is not None:
-        raster = row_vrt(scene, rows[0], rows[1], os.path.join(work, f"part{index:05d}.vrt"), gain, bias)
-    try:
-        # the whole scene: exactly the single-process call; a row range: the whole scene's scale decision
-        scale_arg = (options or {}).get("scale") if rows is None else scale
-        counter = _BlockCounter(feedback)
-        stats = call(raster, paths, memory_mb, counter, scale_arg)
-    except OreMapError as exc:
-        if rows is None or exc.parameter != "raster" or not _no_usable_pixels(exc):
-            raise
-        return {"index": index, "rows": list(rows), "empty": True, "seconds": time.perf_counter() - start,
-                "pixels": 0, "message": str(exc)}
-    finally:
-        if rows is not None:
+    device = compute.current().requested if device is None else device
+    with compute.session(device, threads) as run:
+        try:
+            settings = _settings(algorithm, scene, model, options, threads)
+            (scale, gain, bias), call = settings.scale, settings.call
+            paths = part_paths(work, index, spec.outputs)
+            raster = scene
+            if rows is not None:
+                raster = row_vrt(scene, rows[0], rows[1], part_vrt(work, index), gain, bias)
             try:
-                os.remove(raster)
-            except OSError:
-                pass
+                # the whole scene: exactly the single-process call; a row range: the whole scene's scale decision
+                scale_arg = (options or {}).get("scale") if rows is None else scale
+                counter = _BlockCounter(feedback)
+                stats = call(raster, paths, memory_mb, counter, scale_arg)
+            except OreMapError as exc:
+                if rows is None or exc.parameter != "raster" or not _no_usable_pixels(exc):
+                    raise
+                return {"index": index, "rows": list(rows), "empty": True, "seconds": time.perf_counter() - start,
+                        "pixels": 0, "message": str(exc), "compute": dict(run.used)}
+            finally:
+                if rows is not None:
+                    try:
+                        os.remove(raster)
+                    except OSError:
+                        pass
+        finally:
+            used = dict(run.used)
+    for library, what in used.items():   # the caller's session, if any, learns what ran
+        compute.note(library, what)
     result = {"index": index, "rows": list(rows if rows is not None else (0, None)), "empty": False,
-              "seconds": time.perf_counter() - start, "stats": _summary(stats), "blocks": counter.blocks}
+              "seconds": time.perf_counter() - start, "stats": _summary(stats), "blocks": counter.blocks,
+              "compute": used}
     if rows is not None:
         import rasterio
 
@@ -598,6 +673,32 @@ def run_part(algorithm, scene, model, options, work, index, rows=None, memory_mb
             width = ds.width
         result["blocks_planned"] = len(settings.sizing.windows(width, rows[1] - rows[0], memory_mb))
     return result
+
+
+def part_vrt(work, index):
+    """The VRT through which part ``index`` reads its rows of the scene."""
+    return os.path.join(work, f"part{index:05d}.vrt")
+
+
+class _Messages(Feedback):
+    """Core feedback of a task on a worker: keeps the messages, ``[kind, text]`` (``"warning"`` or
+    ``"info"``), for the task's result, where the driver logs them under the scene's name. ``replace``:
+    ``(old, new)`` texts replaced in them (a part's VRT by the scene)."""
+
+    def __init__(self, replace=()):
+        self.messages, self.replace = [], list(replace)
+
+    def _keep(self, kind, message):
+        text = str(message)
+        for old, new in self.replace:
+            text = text.replace(old, new)
+        self.messages.append([kind, text])
+
+    def info(self, message):
+        self._keep("info", message)
+
+    def warning(self, message):
+        self._keep("warning", message)
 
 
 class _BlockCounter:
@@ -809,7 +910,12 @@ def start_cluster(scheduler=None, n_workers=None, threads_per_worker=1):
 class BatchReport:
     done: list = field(default_factory=list)       # scenes written
     skipped: list = field(default_factory=list)    # finished before (resume)
-    failed: dict = field(default_factory=dict)     # scene -> message
+    failed: dict = field(default_factory=dict)     # scene -> message, in the order of the inputs
+    failed_parameters: dict = field(default_factory=dict)   # scene -> core key of the input at fault
+    outputs: dict = field(default_factory=dict)    # scene written -> {output suffix: path}
+    summaries: dict = field(default_factory=dict)  # scene written -> its numbers (scene_summary)
+    warnings: dict = field(default_factory=dict)   # scene -> the warnings its tasks gave
+    compute: dict = field(default_factory=dict)    # library -> what the workers' models ran on
     parts: int = 0
     pixels: int = 0
     seconds: float = 0.0
@@ -821,6 +927,45 @@ class BatchReport:
         return json.dumps(asdict(self), indent=1)
 
 
+#: core keys of failures that concern the whole job (the model and the settings), not a scene
+JOB_PARAMETERS = {"model": "model", "library": "model", "spectra": "spectra", "mode": "mode",
+                  "wavelengths": "wavelengths", "scale": "scale", "nodata": "nodata", "threshold": "threshold",
+                  "level": "level", "min_confidence": "min_confidence"}
+
+
+def check_outcome(report):
+    """Raise an :class:`OreMapError` when scenes failed and none was written: how many failed and the first
+    one's message (in the order of the inputs), naming the model or setting at fault when the failure does,
+    else the scenes. A run in which some scenes were written passes (the failed ones are in the report)."""
+    if not report.failed or report.done:
+        return
+    scene, message = next(iter(report.failed.items()))
+    n = len(report.failed)
+    what = "The only scene failed" if n == 1 else f"All {n} scenes failed"
+    skipped = f"; {len(report.skipped)} skipped, finished before" if report.skipped else ""
+    parameter = JOB_PARAMETERS.get(report.failed_parameters.get(scene), "raster")
+    raise OreMapError(f"{what} (none written{skipped}). The first, {os.path.basename(os.path.normpath(scene))}: "
+                      f"{message}", parameter, "The log names every failed scene and why.")
+
+
+def scene_messages(scene, results):
+    """``[(kind, text)]`` to log for a scene from its tasks' results: each message once, prefixed by the
+    scene's name; a message that not every part of a split scene gave also names the part's rows."""
+    name = os.path.basename(os.path.normpath(scene))
+    parts = sorted(results, key=lambda r: r["index"])
+    lists = [[(kind, text) for kind, text in r.get("messages") or ()] for r in parts]
+    common = set.intersection(*(set(m) for m in lists)) if len(lists) > 1 else set(lists[0] if lists else ())
+    out = []
+    for result, messages in zip(parts, lists):
+        for kind, text in messages:
+            rows = result.get("rows") or [0, None]
+            where = name if (kind, text) in common or rows[1] is None else f"{name} (rows {rows[0] + 1}-{rows[1]})"
+            line = (kind, f"{where}: {text}")
+            if line not in out:
+                out.append(line)
+    return out
+
+
 def run_batch(job, client, feedback=None, progress=None):
     """Run ``job`` on the Dask cluster of ``client``.
 
@@ -828,10 +973,14 @@ def run_batch(job, client, feedback=None, progress=None):
     and one more task per scene stitches and moves its outputs. A scene that fails is reported and
     leaves no output; the others go on. ``progress(done_tasks, total_tasks)`` is called as tasks
     finish; ``feedback`` is told per scene and can cancel (cancelled scenes leave no output).
-    Returns a :class:`BatchReport`.
+    The warnings and notes of a scene's tasks are logged under its name when it ends. The tasks run
+    in the current compute session's device (:mod:`core.engine.compute`), and what their models ran
+    on is noted in that session. Returns a :class:`BatchReport`.
     """
     require_dask()
     from distributed import as_completed
+
+    from ..engine import compute
 
     feedback = ensure(feedback)
     start = time.perf_counter()
@@ -845,6 +994,7 @@ def run_batch(job, client, feedback=None, progress=None):
     shipped = None
     if job.ship_model:
         shipped = client.scatter(model_files(job.model), broadcast=True, hash=False)
+    device = compute.current().requested
 
     futures, owner, total = [], {}, 0
     assemblies = {}
@@ -854,7 +1004,8 @@ def run_batch(job, client, feedback=None, progress=None):
         ranges = p.parts or [None]
         token = hashlib.sha1(f"{p.scene}{time.time()}".encode()).hexdigest()[:8]
         part_futures = [client.submit(_part_task, job.algorithm, p.scene, ref, shipped, job.options, p.work, i, rows,
-                                      job.memory_mb, job.threads, key=f"oremap-part-{n}-{i}-{token}", pure=False)
+                                      job.memory_mb, job.threads, device, key=f"oremap-part-{n}-{i}-{token}",
+                                      pure=False)
                         for i, rows in enumerate(ranges)]
         final = client.submit(_assemble_task, job.algorithm, p.scene, p.work, p.outputs, part_futures,
                               job.memory_mb, p.sizing, key=f"oremap-assemble-{n}-{token}", pure=False)
@@ -864,25 +1015,50 @@ def run_batch(job, client, feedback=None, progress=None):
         futures += part_futures + [final]
         total += len(part_futures) + 1
     report.parts = total - len(todo)
+    results = {p.scene: [] for p in todo}   # the finished part tasks' results of each scene
+    used = {}                               # library -> what the workers' models ran on
+
+    def log_messages(p):
+        for kind, line in scene_messages(p.scene, results[p.scene]):
+            if kind == "warning":
+                report.warnings.setdefault(p.scene, []).append(line)
+                feedback.warning(line)
+            else:
+                feedback.info(line)
+
+    def fail(p, message, parameter):
+        if p.scene in report.failed:
+            return
+        report.failed[p.scene] = message
+        report.failed_parameters[p.scene] = parameter or "raster"
+        log_messages(p)
+        feedback.warning(f"Failed: {p.scene}: {message}")
+        client.cancel([f for f in futures if owner[f.key] is p and f.status == "pending"])
+        shutil.rmtree(p.work, ignore_errors=True)
+
     finished = 0
-    failed_keys = set()
     try:
         for future in as_completed(futures):
             p = owner[future.key]
             finished += 1
             if future.status == "error":
-                if p.scene not in report.failed:
-                    exc = future.exception()
-                    report.failed[p.scene] = str(exc) or type(exc).__name__
-                    feedback.warning(f"Failed: {p.scene}: {report.failed[p.scene]}")
-                    failed_keys.add(p.scene)
-                    client.cancel([f for f in futures if owner[f.key] is p and f.status == "pending"])
-                    shutil.rmtree(p.work, ignore_errors=True)
+                exc = future.exception()
+                fail(p, str(exc) or type(exc).__name__, getattr(exc, "parameter", None))
             elif future.status == "finished":
                 result = future.result()
-                if future.key in assemblies:
-                    report.done.append(p.scene)
-                    feedback.info(f"Done: {p.scene}")
+                if future.key not in assemblies:
+                    results[p.scene].append(result)
+                    for library, what in (result.get("compute") or {}).items():
+                        used.setdefault(library, set()).add(what)
+                if result.get("failed"):          # a failure the task returned (see _part_task)
+                    fail(p, result["failed"], result.get("parameter"))
+                elif future.key in assemblies:
+                    if p.scene not in report.failed:
+                        report.done.append(p.scene)
+                        report.outputs[p.scene] = dict(p.outputs)
+                        report.summaries[p.scene] = scene_summary(results[p.scene])
+                        log_messages(p)
+                        feedback.info(f"Done: {p.scene}")
                 else:
                     report.pixels += int(result.get("stats", {}).get("valid_pixels", 0))
                     report.task_seconds += float(result.get("seconds", 0.0))
@@ -903,11 +1079,16 @@ def run_batch(job, client, feedback=None, progress=None):
     except BaseException:
         _abandon(client, futures, todo, report)
         raise
+    finally:
+        report.compute = {library: sorted(whats) for library, whats in sorted(used.items())}
+        for library, whats in report.compute.items():
+            compute.note(library, f"{', '.join(whats)} (on the Dask workers)")
     if raise_cancel:
         _abandon(client, futures, todo, report)
         from ..engine.errors import Cancelled
 
         raise Cancelled()
+    report.failed = {p.scene: report.failed[p.scene] for p in todo if p.scene in report.failed}
     report.seconds = time.perf_counter() - start
     return report
 
@@ -920,10 +1101,35 @@ def _abandon(client, futures, plans, report):
             shutil.rmtree(p.work, ignore_errors=True)
 
 
-def _part_task(algorithm, scene, ref, shipped, options, work, index, rows, memory_mb, threads):
-    model = materialise(ref, shipped)
-    return run_part(algorithm, scene, model, options, work, index, rows, memory_mb, threads)
+def _failure(exc):
+    """A task's failure as its result: the message and the core key of the input at fault."""
+    return {"failed": str(exc).strip() or type(exc).__name__,
+            "parameter": getattr(exc, "parameter", None) or "raster"}
+
+
+def _part_task(algorithm, scene, ref, shipped, options, work, index, rows, memory_mb, threads, device=None):
+    """A row range (or the whole scene) on a worker: :func:`run_part`, its messages kept in the result.
+
+    A failure the core names (:class:`OreMapError`) or a file that cannot be read is returned as
+    ``failed`` (with ``parameter``), not raised: the driver reports it with the scene, and no worker logs
+    a traceback for it. Anything else is raised (a bug shows its traceback)."""
+    feedback = _Messages([(part_vrt(work, index), scene)])
+    try:
+        model = materialise(ref, shipped)
+        result = run_part(algorithm, scene, model, options, work, index, rows, memory_mb, threads, feedback, device)
+    except (OreMapError, OSError) as exc:
+        result = dict(_failure(exc), index=index, rows=list(rows) if rows is not None else [0, None], empty=True)
+    result["messages"] = feedback.messages
+    return result
 
 
 def _assemble_task(algorithm, scene, work, outputs, parts, memory_mb, sizing):
-    return assemble(algorithm, scene, work, outputs, parts, memory_mb, sizing)
+    """Stitch a scene's parts (:func:`assemble`), or pass on the failure of one of them."""
+    failed = next((p for p in parts if p.get("failed")), None)
+    if failed is None:
+        try:
+            return {"outputs": assemble(algorithm, scene, work, outputs, parts, memory_mb, sizing)}
+        except (OreMapError, OSError) as exc:
+            failed = _failure(exc)
+    shutil.rmtree(work, ignore_errors=True)
+    return {"failed": failed["failed"], "parameter": failed.get("parameter")}
