@@ -63,7 +63,9 @@ class TrainProspectivityCnn(OreMapAlgorithm):
         "DEPOSITS": "Known deposits or occurrences as points, in any CRS (transformed to the raster's). Points "
                     "off the raster only keep background windows away from them.",
         "WINDOW": "Side of a window in cells (8-256). It should hold a deposit's geochemical halo with some "
-                  "background around it; 64 in the Pangxidong study.",
+                  "background around it, and leave room for several blocks of folds: 16 (a 16 km halo on a 1 km "
+                  "survey grid, as oremap:train_prospectivity_model; 64 validated no deposit on the Katanning "
+                  "survey's 143 x 214 cells). The Pangxidong study used 64 on a finer grid.",
         "DEPTH": "ResNet depth: 18 and 34 (basic blocks), 50 (bottleneck blocks). Deeper needs more data.",
         "WIDTH": "Channels of the first stage (doubled at each of the 4 stages). 16 trains on a CPU; 64 is the "
                  "classic ImageNet width.",
@@ -130,7 +132,7 @@ class TrainProspectivityCnn(OreMapAlgorithm):
         self.add_raster_input("INPUT", "Element stack (one band per element)")
         self._add(QgsProcessingParameterFeatureSource("DEPOSITS", self.tr("Known deposits"),
                                                       [QgsProcessing.TypeVectorPoint]))
-        add_window_and_fold_parameters(self, window=64, min_folds=0, learning_rate=0.01)
+        add_window_and_fold_parameters(self, window=16, min_folds=0, learning_rate=0.05)
         self.add_number("MOMENTUM", "Momentum", 0.9, 0.0, 0.999, advanced=True)
         self.add_number("WEIGHT_DECAY", "Weight decay", 1e-4, 0.0, 1.0, advanced=True)
         self.add_number("PATIENCE", "Early-stopping patience (0 = none)", 0, 0, 1000, integer=True, advanced=True)

@@ -558,3 +558,27 @@ def test_a_model_is_not_applied_to_a_grid_transformed_otherwise(trained, stack, 
     assert err.value.parameter == "raster" and "trained on log10 values" in str(err.value)
     assert not os.path.exists(tmp_path / "p.tif")
     pm.prospectivity_map(plain, trained["model"], str(tmp_path / "ok.tif"), threads=1)  # unrecorded: mapped
+
+
+def test_mapping_with_a_model_never_validated_says_so(trained, stack, tmp_path):
+    """The reported default run validated no deposit (CV AUC nan); prospectivity_map then mapped without a word."""
+    from oremap.core.engine.model_format import write_model
+
+    class Warnings(Feedback):
+        def __init__(self):
+            self.warnings = []
+
+        def warning(self, message):
+            self.warnings.append(message)
+
+    info = read_model_info(trained["model"])
+    assert np.isfinite(info.training["metrics"]["cv_auc_mean"])
+    validated = Warnings()
+    pm.prospectivity_map(stack["path"], trained["model"], str(tmp_path / "a.tif"), threads=1, feedback=validated)
+    assert not any("no spatial cross-validation figure" in w for w in validated.warnings)
+    info.training["metrics"]["cv_auc_mean"] = float("nan")
+    with open(trained["model"], "rb") as f:
+        unvalidated = write_model(f.read(), info, str(tmp_path / "unvalidated.onnx"))
+    log = Warnings()
+    pm.prospectivity_map(stack["path"], unvalidated, str(tmp_path / "b.tif"), threads=1, feedback=log)
+    assert any(w.startswith("The model has no spatial cross-validation figure") for w in log.warnings)

@@ -225,8 +225,8 @@ class ProspectivityResult:
         return write_model(self.onnx_bytes, self.info, path)
 
 
-def train_prospectivity(raster_path, deposits_xy, model_path=None, report_path=None, window=64, depth=18,
-                        width=16, epochs=30, batch_size=32, lr=0.01, momentum=0.9, weight_decay=1e-4, n_folds=5,
+def train_prospectivity(raster_path, deposits_xy, model_path=None, report_path=None, window=16, depth=18,
+                        width=16, epochs=30, batch_size=32, lr=0.05, momentum=0.9, weight_decay=1e-4, n_folds=5,
                         block_size=None, min_distance=None, negatives_per_positive=10, jitter_copies=8, jitter=None,
                         crop_pad=None, flips=True, mask_channel=False, max_nodata=0.5, patience=0, seed=0,
                         nodata=None, memory_mb=None, threads=None, description="", feedback=None):
@@ -242,7 +242,7 @@ def train_prospectivity(raster_path, deposits_xy, model_path=None, report_path=N
         Known deposits in the raster's CRS.
     model_path, report_path : str, optional
         Where to write the ONNX model and the HTML report.
-    window : int, default 64
+    window : int, default 16
         Window side in cells (8-256).
     depth, width : ResNet depth (18, 34, 50) and base width, see :func:`build_resnet`.
     epochs, batch_size : int
@@ -362,7 +362,8 @@ def train_prospectivity(raster_path, deposits_xy, model_path=None, report_path=N
             f"Spatial cross-validation validated {cv['n_deposits_validated']} of {plan.info['n_deposits']} deposits "
             f"({cv['n_folds_scored']} of {len(plan.folds)} folds scored): its figures speak for those deposits only. "
             "When nearly all deposits lie within a window or so of a fold's validation windows, the buffer around "
-            "them can leave no training deposit; try fewer folds or another block size.")
+            "them can leave no training deposit; try a smaller window (WINDOW), fewer folds or another block "
+            "size.")
     info = _model_info(stack, plan, cv, folds, options, final_options, module, n_cells, max_nodata, seed, n_folds,
                        negatives_per_positive, description, raster_path)
     result = ProspectivityResult(onnx_bytes=onnx_bytes, info=info, plan=plan, folds=folds, cv=cv, history=history,

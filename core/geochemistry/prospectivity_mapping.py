@@ -156,6 +156,11 @@ def prospectivity_map(raster_path, model_path, out_path, mode="grid", grid=(12, 
     max_nodata = float(model.info.preprocessing.get("max_nodata", 0.5))
     bands = element_bands(raster_path, elements)
     check_input_transform(model.info.preprocessing.get("input_transform"), read_meaning(raster_path, bands))
+    cv_auc = ((model.info.training or {}).get("metrics") or {}).get("cv_auc_mean")
+    if cv_auc is None or not np.isfinite(float(cv_auc)):
+        feedback.warning("The model has no spatial cross-validation figure (no fold was scored, or it was trained "
+                         "without folds): nothing says how well it ranks deposits it has not seen. Evaluate the map "
+                         "against deposits left out of training before relying on it.")
     budget = memory_budget_mb(memory_mb)
     with _source(raster_path, bands=bands, nodata=nodata) as source:
         height, width = source.height, source.width
@@ -201,9 +206,11 @@ def _log_fit(feedback, mode, fit, row_edges, col_edges, window):
         feedback.warning(f"Grid cells of up to {w} x {h} cells are resampled to the model's {window}-cell window "
                          f"(x {1 / ratio:.2f}): the model sees the geochemistry at another scale than in training.")
     elif mode == "grid" and (h > window or w > window):
-        feedback.info(f"Each grid cell (up to {w} x {h}) is scored by the {window} x {window} window at its centre.")
+        feedback.info(f"Each grid cell (up to {w} x {h} raster cells) is scored by the {window} x {window} window "
+                      "at its centre.")
     elif mode == "grid" and (h < window or w < window):
-        feedback.info(f"Each grid cell (up to {w} x {h}) is scored by the {window} x {window} window centred on it, "
+        feedback.info(f"Each grid cell (up to {w} x {h} raster cells) is scored by the {window} x {window} window "
+                      "centred on it, "
                       "which includes parts of its neighbours.")
 
 
