@@ -36,6 +36,7 @@ from qgis.core import (
     QgsProcessingOutputLayerDefinition,
     QgsProcessingOutputString,
     QgsProcessingParameterEnum,
+    QgsProcessingParameterFeatureSink,
     QgsProcessingParameterFeatureSource,
     QgsProcessingParameterField,
     QgsProcessingParameterFile,
@@ -955,7 +956,9 @@ class OreMapAlgorithm(QgsProcessingAlgorithm):
     def _check_outputs_apart(self, parameters, context):
         """Refuse an output file that is also an input file, or one file named by two outputs: writing it would
         destroy what the run reads, or one output would silently replace the other. Existing inputs only; output
-        folders (a batch's) are not files."""
+        folders (a batch's) are not files. A vector output may not be a shapefile (its 10-character field names
+        would cut OreMap's: ``anomaly_score``, ``probability``, ``compactness``), and replacing an existing
+        vector file (all its layers, as Processing does) is said."""
         inputs = {}
         for definition in self.parameterDefinitions():
             if not definition.isDestination():
@@ -977,6 +980,15 @@ class OreMapAlgorithm(QgsProcessingAlgorithm):
                     raise self.fail(name, f"{path} is also the output {outputs[path]}: one would replace the other.",
                                     "Give each output its own file.")
                 outputs[path] = name
+                if isinstance(definition, QgsProcessingParameterFeatureSink):
+                    if path.lower().endswith(".shp"):
+                        raise self.fail(name, "A shapefile cuts field names to 10 characters, and this layer's "
+                                              "(e.g. anomaly_score, probability, compactness) are longer: the layer's "
+                                              "style and the algorithms that read it look for the full names.",
+                                        "Save it as a GeoPackage (.gpkg).")
+                    if os.path.exists(path):
+                        self._feedback.warning(f"{definition.description()}: replacing existing file {path} (all "
+                                               "its layers).")
 
     def process(self, parameters, context, feedback):
         raise QgsProcessingException("This algorithm does not implement process().")

@@ -309,3 +309,32 @@ def test_an_output_on_an_input_file_or_on_another_output_is_refused(processing_p
     with pytest.raises(QgsProcessingException, match=r"\(OUTPUT\): .*survey.gpkg is also the input .*\(POINTS\)"):
         processing.run("oremap:geochem_anomaly", {"POINTS": f"{points}|layername=samples", "OUTPUT": str(points)})
     assert points.read_bytes() == before
+
+
+def test_vector_outputs_are_not_cut_by_a_shapefile_and_replacing_one_is_said(processing_provider, tmp_path):
+    """A shapefile cut anomaly_score to anomaly_sc, so the .qml written beside it (styled on anomaly_class) and a
+    later evaluation by field name found nothing: refused before the run. Replacing an existing GeoPackage (all
+    its layers) is said, as for rasters."""
+    import geopandas as gpd
+    import processing
+    from qgis.core import QgsProcessingException
+    from shapely.geometry import Point
+
+    from conftest import warning_recorder
+
+    points = tmp_path / "survey.gpkg"
+    rng = np.random.default_rng(0)
+    gpd.GeoDataFrame({"Cu_ppm": rng.lognormal(3, 1, 40), "Zn_ppm": rng.lognormal(4, 1, 40),
+                      "As_ppm": rng.lognormal(1, 1, 40)},
+                     geometry=[Point(400000 + 100 * i, 6000000 + 50 * (i % 7)) for i in range(40)],
+                     crs="EPSG:32750").to_file(points, layer="samples", driver="GPKG")
+    with pytest.raises(QgsProcessingException) as err:
+        processing.run("oremap:geochem_anomaly", {"POINTS": str(points), "OUTPUT": str(tmp_path / "scored.shp")})
+    assert "(OUTPUT): A shapefile cuts field names to 10 characters" in str(err.value)
+    assert "Save it as a GeoPackage (.gpkg)." in str(err.value)
+    assert not any(n.startswith("scored") for n in os.listdir(tmp_path))
+    existing = tmp_path / "scored.gpkg"
+    existing.write_bytes(points.read_bytes())
+    feedback = warning_recorder()
+    processing.run("oremap:geochem_anomaly", {"POINTS": str(points), "OUTPUT": str(existing)}, feedback=feedback)
+    assert any(w.endswith(f"replacing existing file {existing} (all its layers).") for w in feedback.warnings)
