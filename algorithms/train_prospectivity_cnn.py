@@ -8,6 +8,7 @@ from qgis.core import (
 
 from ..core.geochemistry import grid_meaning
 from .base import OreMapAlgorithm
+from .evaluate_prospectivity import refuse_geographic_raster
 
 DEPTHS = [18, 34, 50]
 
@@ -156,6 +157,7 @@ class TrainProspectivityCnn(OreMapAlgorithm):
         from ..core.geochemistry.prospectivity_cnn import train_prospectivity
 
         raster, layer = self.raster_path(parameters, "INPUT", context, require_crs=True)
+        refuse_geographic_raster(self, "INPUT", layer)  # block sizes and distances are in map units
         feedback.info(grid_meaning.describe(grid_meaning.read_meaning(raster)))  # z-scored as they are
         deposits = self.deposit_points(parameters, "DEPOSITS", context, layer.crs(), feedback)
         model_path = self.output_path(parameters, "OUTPUT_MODEL", context, feedback)

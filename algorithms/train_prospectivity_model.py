@@ -11,6 +11,7 @@ from qgis.core import (
 )
 
 from .base import OreMapAlgorithm
+from .evaluate_prospectivity import refuse_geographic_raster
 from .train_prospectivity_cnn import DEPTHS, add_window_and_fold_parameters
 
 METHODS = [("logistic", "Logistic regression"), ("random_forest", "Random forest"),
@@ -130,6 +131,7 @@ class TrainProspectivityModel(OreMapAlgorithm):
         from ..core.geochemistry.model_comparison import compare_models
 
         raster, layer = self.raster_path(parameters, "INPUT", context, require_crs=True)
+        refuse_geographic_raster(self, "INPUT", layer)  # block sizes and distances are in map units
         crs = layer.crs()
         source = self.parameterAsSource(parameters, "DEPOSITS", context)
         if source is None:

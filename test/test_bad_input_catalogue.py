@@ -111,6 +111,9 @@ def fx(tmp_path_factory):
     f.grid = _write_tif(os.path.join(d, "elements.tif"), grid, descriptions=["Au_ppb", "Cu_ppm", "As_ppm"])
     f.grid_nocrs = _write_tif(os.path.join(d, "elements_nocrs.tif"), grid, crs=None,
                               descriptions=["Au_ppb", "Cu_ppm", "As_ppm"])
+    f.grid_lonlat = _write_tif(os.path.join(d, "elements_lonlat.tif"), grid, crs="EPSG:4326",
+                               transform=rasterio.Affine(0.0003, 0, 117.9, 0, -0.0003, -33.6),
+                               descriptions=["Au_ppb", "Cu_ppm", "As_ppm"])
     classes = rng.integers(1, 4, size=(1, 200, 200)).astype(np.uint8)
     f.trunc_classes = _truncate(_write_tif(os.path.join(d, "classes_cut.tif"), classes,
                                            transform=rasterio.Affine(0.1, 0, bounds[0], 0, -0.1, bounds[3])))
@@ -275,6 +278,10 @@ CASES = [
          DEPOSITS=lambda f: f.deposits_polygons),
     case("ptrain-raster-no-crs", "train_prospectivity_cnn", PTRAIN, "INPUT", "no coordinate reference system",
          INPUT=lambda f: f.grid_nocrs),
+    case("ptrain-raster-lonlat", "train_prospectivity_cnn", PTRAIN, "INPUT", "geographic CRS (EPSG:4326)",
+         "projected CRS", INPUT=lambda f: f.grid_lonlat),
+    case("compare-raster-lonlat", "train_prospectivity_model", PCOMPARE, "INPUT", "geographic CRS (EPSG:4326)",
+         INPUT=lambda f: f.grid_lonlat),
     case("pmap-raster-no-crs", "prospectivity_map", PMAP, "INPUT", "no coordinate reference system",
          INPUT=lambda f: f.grid_nocrs),
     case("pmap-jasper-no-crs", "prospectivity_map", PMAP, "INPUT", "no coordinate reference system", INPUT=JASPER),
