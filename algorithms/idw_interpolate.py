@@ -11,7 +11,9 @@ from qgis.core import (
 )
 
 from ..core.geochemistry import geochem, grid_meaning, idw
+from ..core.geochemistry import survey_hygiene as sh
 from .base import OreMapAlgorithm, fields_hint
+from .survey_input import numeric_fields
 
 DUPLICATES = [("mean", "Mean"), ("median", "Median")]
 BELOW = [("half", "Half the detection limit"), ("limit", "The detection limit"), ("nan", "Missing (left out)")]
@@ -39,9 +41,13 @@ class IdwInterpolate(OreMapAlgorithm):
         "valid CRS is refused.")
     PARAM_HELP = {
         "INPUT": "Point layer of samples, in a projected CRS or in longitude/latitude (reprojected to UTM).",
-        "FIELDS": "Numeric fields to grid, one output band each (e.g. Au_ppb, As_ppm).",
-        "CELL_SIZE": "Pixel size in metres (in the units of a projected layer). A quarter to a half of the "
-                     "typical distance between samples is a good start; the error message suggests one.",
+        "FIELDS": "Numeric fields to grid, one output band each (e.g. Au_ppb, As_ppm). Empty: the survey's "
+                  "elements measured in at least 80 % of the samples (survey hygiene, as the other geochemistry "
+                  "algorithms: units in the names, coordinates and ids left out, oxides merged; the log lists "
+                  "the choice).",
+        "CELL_SIZE": "Pixel size in metres (in the units of a projected layer). 0 (default): a quarter of the "
+                     "median distance between neighbouring sample locations, rounded to 1, 2 or 5 x a power of "
+                     "ten (logged).",
         "EXTENT": "Area to grid, in any CRS (transformed). Default: the samples' extent plus 5 % of its larger "
                   "side, snapped to the cell size.",
         "POWER": "Distance exponent of the weights: 2 is usual; higher values make the surface follow the "
@@ -91,8 +97,8 @@ class IdwInterpolate(OreMapAlgorithm):
         self._add(QgsProcessingParameterField(
             "FIELDS", self.tr("Element fields"), parentLayerParameterName="INPUT",
             type=QgsProcessingParameterField.Numeric, allowMultiple=True,
-            optional=True))  # optional only so that an empty choice gets a clear message from process()
-        self.add_number("CELL_SIZE", "Cell size (metres)", None, 0.0)
+            optional=True))  # empty: the survey's elements by coverage
+        self.add_number("CELL_SIZE", "Cell size (metres; 0 = from the sample spacing)", 0.0, 0.0)
         self._add(QgsProcessingParameterExtent("EXTENT", self.tr("Extent (default: the samples + 5 %)"),
                                                optional=True))
         self.add_number("POWER", "Power", 2.0, 0.0)
@@ -111,8 +117,9 @@ class IdwInterpolate(OreMapAlgorithm):
         self.add_value_output("OUTPUT_CRS", "Output CRS", "string")
 
     # -- reading -------------------------------------------------------------------------
-    def _read(self, parameters, source, fields, context, feedback):
-        """The CRS to grid in, and the samples' coordinates in it and values (NaN = empty), read once.
+    def _read(self, parameters, source, fields, context, feedback, layer_xy=False):
+        """The CRS to grid in, and the samples' coordinates in it and values (NaN = empty), read once; with
+        ``layer_xy`` also the coordinates as read (the layer's own, or longitude/latitude).
 
         A layer in a geographic CRS is read in longitude/latitude and projected to the WGS 84
         UTM zone of its points' centroid (:func:`core.geochemistry.geochem.utm_crs_for`).
@@ -124,6 +131,7 @@ class IdwInterpolate(OreMapAlgorithm):
         if not xs:
             raise self.fail("INPUT", "The layer has no point geometries.", "Choose a layer of sample points.")
         values = np.column_stack([columns[name] for name in fields])
+        read_x, read_y = np.asarray(xs, dtype=np.float64), np.asarray(ys, dtype=np.float64)
         if crs.isGeographic():
             epsg = geochem.utm_crs_for(xs, ys)
             xs, ys = geochem.project_points(xs, ys, 4326, epsg)
@@ -131,7 +139,8 @@ class IdwInterpolate(OreMapAlgorithm):
             feedback.info(f"Distances need a projected CRS: reprojected from {crs.authid() or crs.description()} "
                           f"to {utm.authid()} ({utm.description()}).")
             crs = utm
-        return crs, np.asarray(xs, dtype=np.float64), np.asarray(ys, dtype=np.float64), values
+        out = crs, np.asarray(xs, dtype=np.float64), np.asarray(ys, dtype=np.float64), values
+        return out + (read_x, read_y) if layer_xy else out
 
     # -- run ---------------------------------------------------------------------------------
     def process(self, parameters, context, feedback):
@@ -139,25 +148,33 @@ class IdwInterpolate(OreMapAlgorithm):
         if source is None:
             raise self.fail("INPUT", "No point layer was given.", "Choose a layer of sample points.")
         fields = self.parameterAsFields(parameters, "FIELDS", context)
-        if not fields:
-            raise self.fail("FIELDS", "No field was chosen.", "Choose one or more numeric element fields.")
         for name in fields:
             index = source.fields().lookupField(name)
             if index < 0:
                 raise self.fail("FIELDS", f"Field '{name}' is not in the layer.", fields_hint(source))
             if not source.fields().at(index).isNumeric():
                 raise self.fail("FIELDS", f"Field '{name}' is not numeric.", "Choose numeric element fields.")
-        crs, x, y, values = self._read(parameters, source, fields, context, feedback)
-
-        cell_size = self.parameterAsDouble(parameters, "CELL_SIZE", context)
-        if not cell_size > 0:
-            hint = idw.suggest_cell_size(x, y)
-            raise self.fail("CELL_SIZE", f"The cell size must be positive, got {cell_size:g}.",
-                            f"Give the pixel size in metres (about {hint:g} here: a quarter of the median "
-                            f"distance between neighbouring samples)." if hint else "Give the pixel size in metres.")
         below = BELOW[self.parameterAsEnum(parameters, "BELOW_DETECTION", context)][0]
         missing = self.parameterAsDouble(parameters, "MISSING_VALUE", context)
         zeros = geochem.ZERO_CHOICES[self.parameterAsEnum(parameters, "ZEROS", context)][0]
+        if fields:
+            crs, x, y, values = self._read(parameters, source, fields, context, feedback)
+        else:  # the survey's elements (survey hygiene): names, units, geometry, coverage
+            columns = numeric_fields(source)
+            crs, x, y, values, gx, gy = self._read(parameters, source, columns, context, feedback, layer_xy=True)
+            fields, values, plan = sh.survey_elements(columns, values, gx, gy, missing=missing,
+                                                      zeros_missing=zeros == "missing")
+            for line in plan.log:
+                feedback.info(line)
+
+        cell_size = self.parameterAsDouble(parameters, "CELL_SIZE", context)
+        if not cell_size > 0:
+            cell_size = idw.suggest_cell_size(x, y)
+            if not cell_size:
+                raise self.fail("INPUT", "The samples lie at fewer than two locations, so no cell size follows "
+                                         "from their spacing.", "Give the cell size, or more samples.")
+            feedback.info(f"Cell size {cell_size:g} m: a quarter of the median distance between neighbouring "
+                          "sample locations, rounded (set CELL_SIZE to choose another).")
         values, counts = geochem.below_detection(values, mode=below, missing=missing, zeros=zeros)
         for line in geochem.value_notes(fields, counts, below, zeros, n_samples=len(values)):
             feedback.info(line)
@@ -190,6 +207,14 @@ class IdwInterpolate(OreMapAlgorithm):
         elif parameters.get("EXTENT") not in (None, "") and rectangle is not None:  # given, but without an area
             raise self.fail("EXTENT", f"The extent {rectangle.toString(6)} has no area.",
                             "Give xmin,xmax,ymin,ymax with xmin < xmax and ymin < ymax, or leave it empty.")
+        if extent is not None:  # an extent away from every sample would be filled by extrapolation alone
+            gap = max(extent[0] - x.max(), x.min() - extent[2], extent[1] - y.max(), y.min() - extent[3], 0.0)
+            spread = max(np.ptp(x), np.ptp(y), cell_size)
+            if gap > 0.5 * spread:
+                raise self.fail("EXTENT", f"The extent lies {gap / 1000:.3g} km from the samples' area "
+                                          f"({x.min():.0f}-{x.max():.0f} E, {y.min():.0f}-{y.max():.0f} N in "
+                                          f"{crs.authid()}): every cell would be extrapolated.",
+                                "Give an extent over the samples (its CRS is taken into account), or leave it empty.")
         out_path = self.output_path(parameters, "OUTPUT", context, feedback)
         crs_id = crs.authid() if crs.authid().upper().startswith("EPSG:") else \
             crs.toWkt(QgsCoordinateReferenceSystem.WKT_PREFERRED)

@@ -6,7 +6,7 @@ Not an algorithm: helpers around :mod:`core.geochemistry.survey_hygiene` for QGI
 import numpy as np
 
 from ..core.geochemistry import survey_hygiene as sh
-from .base import as_number
+from .base import as_number, fields_hint
 
 COVERAGE_HELP = ("Without chosen element fields: an element enters the default set when it is measured in at least "
                  "this percentage of the samples (not missing, not a 0 read as 'not analysed'; a value below "
@@ -56,7 +56,8 @@ def survey_table(alg, source, context, crs, fields, coverage, missing=-9999.0, z
     """
     missing_fields = [f for f in fields if source.fields().lookupField(f) < 0]
     if missing_fields:
-        raise alg.fail(parameter, f"Fields not in the layer: {', '.join(missing_fields)}.", "Choose element fields.")
+        raise alg.fail(parameter, f"Fields not in the layer: {', '.join(missing_fields)}.",
+                       fields_hint(source, "element fields"))
     columns = list(fields) or numeric_fields(source)
     features, xs, ys, gx, gy, values = read_points(alg, source, context, crs, columns)
     names, table, plan = sh.survey_elements(columns, values, gx, gy, fields=list(fields) or None,

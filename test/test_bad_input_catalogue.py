@@ -338,7 +338,8 @@ CASES = [
     case("detect-model-corrupt", "detect_mines", DETECT, "MODEL_FILE", "corrupt.onnx",
          MODEL_FILE=lambda f: f.model_corrupt),
     # --- parameters: zero, negative, absurd ------------------------------------------------------------------
-    case("idw-cell-zero", "idw_interpolate", IDW, "CELL_SIZE", "positive", CELL_SIZE=0.0),
+    case("idw-extent-far", "idw_interpolate", IDW, "EXTENT", "km from the samples' area",
+         EXTENT="0,1000,0,1000 [EPSG:32633]"),
     case("idw-cell-absurd", "idw_interpolate", IDW, "CELL_SIZE", "cells", CELL_SIZE=0.0001),
     case("idw-extent-zero-area", "idw_interpolate", IDW, "EXTENT", "no area", EXTENT="500300,500300,4099000,4099000"),
     case("idw-power-negative", "idw_interpolate", IDW, "POWER", "POWER", POWER=-1.0),

@@ -304,6 +304,29 @@ def test_algorithm_on_the_real_survey(processing_provider, tmp_path):
     assert data[0, 7, 11] != data[0, 7, 10]
 
 
+def test_defaults_grid_the_survey_elements_at_a_cell_size_from_the_spacing(processing_provider, tmp_path):
+    """No fields and no cell size (the reporter's run failed on both): the survey's elements by coverage, as every
+    geochemistry algorithm chooses them, at a quarter of the median spacing of the sample locations."""
+    from oremap.core.geochemistry import idw as core_idw
+
+    px, py, _, _ = expected_survey_values(["Au_ppm"])
+    cell = core_idw.suggest_cell_size(px, py)
+    x0, y0 = float(np.median(px)), float(np.median(py))
+    layer = survey_layer()
+    try:
+        result, log = recorded_run("idw_interpolate", {
+            "INPUT": layer, "OUTPUT": str(tmp_path / "all.tif"),
+            "EXTENT": f"{x0 - 5000!r},{x0 + 5000!r},{y0 - 5000!r},{y0 + 5000!r} [EPSG:32750]"})
+    finally:
+        del layer
+    data, transform, nodata, names, crs = read(result["OUTPUT"])
+    assert len(names) == 45 and {"Au_ppm", "As_ppm", "Cu_ppm"} <= set(names)  # the 45 of the README (coverage)
+    assert "X" not in names and "Y" not in names and not any(n.startswith("ZnO") for n in names)
+    assert transform.a == cell and any(line.startswith(f"Cell size {cell:g} m: a quarter of the median") for line in log)
+    assert any(line.startswith("45 elements kept of 128 columns (measured in at least 80 % of 1392 samples)")
+               for line in log)
+
+
 def memory_points(crs):
     layer = QgsVectorLayer(f"Point?crs={crs or ''}", "pts", "memory")  # no crs: invalid (not the 4326 default)
     layer.dataProvider().addAttributes([QgsField("Au_ppb", QVariant.Double), QgsField("name", QVariant.String)])
@@ -321,8 +344,8 @@ def memory_points(crs):
 
 @pytest.mark.parametrize("crs, params, parameter, words", [
     (None, {"FIELDS": ["Au_ppb"], "CELL_SIZE": 100.0}, "INPUT", ["no coordinate reference system", "assign"]),
-    ("EPSG:4326", {"FIELDS": [], "CELL_SIZE": 100.0}, "FIELDS", ["no field"]),
-    ("EPSG:4326", {"FIELDS": ["Au_ppb"], "CELL_SIZE": 0.0}, "CELL_SIZE", ["must be positive", "metres"]),
+    ("EPSG:4326", {"FIELDS": ["Au_ppb"], "CELL_SIZE": 100.0, "EXTENT": "0,1000,0,1000 [EPSG:32750]"}, "EXTENT",
+     ["km from the samples' area", "extrapolated"]),
     ("EPSG:4326", {"FIELDS": ["name"], "CELL_SIZE": 100.0}, "FIELDS", ["not numeric"]),
     # only zeros: missing by default (nothing left to grid), kept on request (log10 refuses them)
     ("EPSG:4326", {"FIELDS": ["Au_ppb"], "CELL_SIZE": 100.0, "LOG10": True}, "ZEROS", ["no sample", "zeros"]),
