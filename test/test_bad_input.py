@@ -94,7 +94,7 @@ def test_raster_without_wavelengths_needs_parameter(run_alg, tmp_path):
     path, centers = cube_without_wavelengths(tmp_path)
     params = {"INPUT": path, "LIBRARY": USGS_LIBRARY, "SPECTRA": "Kaolinite CM9; Goethite WS222",
               "OUTPUT_CLASSES": str(tmp_path / "c.tif")}
-    expect_failure(run_alg, "sam_classify", params, "WAVELENGTHS", "no wavelength metadata")
+    expect_failure(run_alg, "sam_classify", params, "WAVELENGTHS", "has no band wavelengths in its metadata")
     # with the wavelengths given, it gives exactly what the same cube gives with them as band metadata
     result = run_alg("sam_classify", dict(params, WAVELENGTHS=", ".join(repr(c) for c in centers),
                                           OUTPUT_SCORE=str(tmp_path / "s.tif")))

@@ -125,4 +125,4 @@ def test_run_pixelwise_warns_when_the_budget_is_below_its_reservations(tmp_path)
         with RasterSource(cube) as src:
             run_pixelwise(src, [OutputSpec(str(tmp_path / f"o{budget}.tif"), ["x"])],
                           lambda p: p[:, 0], memory_mb=budget, feedback=log)
-        assert len([w for w in log.warnings if "memory budget (%d MB) is below" % budget in w]) == expected
+        assert len([w for w in log.warnings if "memory budget (%d MB) leaves less than an eighth of itself" % budget in w]) == expected

@@ -286,5 +286,5 @@ def test_import_refuses_a_raster_without_wavelengths(run_alg, tmp_path):
         dst.write(np.full((3, 4, 4), 0.2, np.float32))
     with pytest.raises(QgsProcessingException) as err:
         run_alg("import_spectrometer_product", {"INPUT": path, "OUTPUT": str(tmp_path / "out.tif")})
-    assert "(INPUT)" in str(err.value) and "no wavelength metadata" in str(err.value)
+    assert "(INPUT)" in str(err.value) and "has no band wavelengths in its metadata" in str(err.value)
     assert not os.path.exists(tmp_path / "out.tif")

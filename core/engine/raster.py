@@ -611,9 +611,11 @@ def run_pixelwise(source, outputs, func, memory_mb=None, work_bytes_per_pixel=0,
     sizing = pixelwise_sizing(source.n_bands, source.dataset.dtypes[0], [(o.count, o.dtype) for o in outputs],
                               work_bytes_per_pixel, fixed_bytes, memory_mb, file_bands=source.dataset.count)
     if sizing.over_budget:
-        feedback.warning(f"The memory budget ({sizing.memory_mb:.0f} MB) is below what this run holds apart from "
-                         f"its blocks ({sizing.reserved / MB:.0f} MB: GDAL's cache, decoded tiles of the raster, model "
-                         "buffers); blocks get an eighth of the budget and the run may exceed it.")
+        feedback.warning(f"The memory budget ({sizing.memory_mb:.0f} MB) leaves less than an eighth of itself for "
+                         f"the blocks: {sizing.reserved / MB:.0f} MB of it are held whatever the block size (GDAL's "
+                         "cache, decoded tiles of the raster, model buffers). Blocks get an eighth of the budget, so "
+                         "the run may exceed it; a larger budget (Processing > Options > Providers > OreMap) avoids "
+                         "this.")
     windows = sizing.windows(source.width, source.height)
 
     for o in outputs:

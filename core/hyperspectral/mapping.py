@@ -64,10 +64,12 @@ def image_band_info(raster_path, wavelengths=None, fwhm=None, required=True, bad
     if info is None:
         if required:
             raise OreMapError(
-                "The raster has no wavelength metadata, so library spectra cannot be matched to its bands.",
+                f"'{os.path.basename(str(raster_path))}' has no band wavelengths in its metadata, so its bands "
+                "cannot be matched by wavelength (to library spectra, a model's bands or a sensor's).",
                 "wavelengths",
-                "Enter the band centre wavelengths (nm, comma separated) in the wavelength parameter, "
-                "or use endmembers sampled from the raster itself.")
+                "Give the band centres in nm where the algorithm has a wavelength parameter, or write them into "
+                "the raster (an ENVI header's 'wavelength = {...}', or GDAL band metadata 'wavelength'); for SAM "
+                "and unmixing, endmembers sampled from the raster itself need none.")
         return None
     bbl = np.asarray(info.bad, bool)
     info, notes = flag_overlaps(info)
