@@ -144,7 +144,7 @@ def test_small_survey_gets_distances_that_work():
     assert "median sample spacing is 100" in err.value.fix
     radius, negative, n_pos, n_neg, spacing, _ = da.suggest_distances(x, y, sites)
     assert spacing == 100.0 and radius == 100.0 and n_pos == 10   # each site on a node: it and 4 nodes at 100 m
-    assert f"positive radius of {radius:g} and a negative distance of {negative:g}" in err.value.fix
+    assert f"positive radius of {radius:g} m and a negative distance of {negative:g} m" in err.value.fix
     d = np.min(np.hypot(x[:, None] - sites[:, 0], y[:, None] - sites[:, 1]), axis=1)
     assert n_neg == int((d >= negative).sum()) >= n_pos and negative == 1000.0
     assert da.check_distances(x, y, sites, radius, negative) == (n_pos, n_neg)   # the advice passes

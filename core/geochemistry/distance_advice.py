@@ -99,27 +99,27 @@ def check_distances(x, y, deposits_xy, positive_radius, negative_min_distance, m
     if n_pos >= min_positives and n_neg >= min_negatives:
         return n_pos, n_neg
     if n_pos == 0 and d.min() > 10 * max(positive_radius, negative_min_distance):
-        raise OreMapError(f"Only 0 {what} lie within the positive radius ({positive_radius:g}) of a deposit: the "
-                          f"nearest deposit is {d.min():.0f} away.", "deposits",
+        raise OreMapError(f"Only 0 {what} lie within the positive radius ({positive_radius:g} m) of a deposit: the "
+                          f"nearest deposit is {d.min() / 1000:.3g} km away.", "deposits",
                           "Check that the deposits lie in the sampled area and that both layers have the right CRS.")
     radius, negative, s_pos, s_neg, spacing, ds = suggest_distances(x[ok], y[ok], dep, min_positives, min_negatives)
     if n_pos < min_positives:
-        problem = (f"Only {n_pos} {what} lie within the positive radius ({positive_radius:g}) of a deposit; at least "
+        problem = (f"Only {n_pos} {what} lie within the positive radius ({positive_radius:g} m) of a deposit; at least "
                    f"{min_positives} are needed.")
         parameter = "positive_radius"
     else:
-        problem = (f"Only {n_neg} {what} lie at least the negative distance ({negative_min_distance:g}) from every "
+        problem = (f"Only {n_neg} {what} lie at least the negative distance ({negative_min_distance:g} m) from every "
                    f"deposit; at least {min_negatives} are needed.")
         parameter = "negative_min_distance"
-    facts = (f"Here the median sample spacing is {spacing:.0f} and the {what} lie {ds.min():.0f} to {ds.max():.0f} "
-             f"from their nearest deposit (median {np.median(ds):.0f}).")
+    facts = (f"Here the median sample spacing is {spacing:.0f} m and the {what} lie {ds.min():.0f} to {ds.max():.0f} m "
+             f"from their nearest deposit (median {np.median(ds):.0f} m).")
     if s_pos >= min_positives and s_neg >= min_negatives:
-        fix = (f"{facts} A positive radius of {radius:g} and a negative distance of {negative:g} give {s_pos} "
+        fix = (f"{facts} A positive radius of {radius:g} m and a negative distance of {negative:g} m give {s_pos} "
                f"positives and {s_neg} negative candidates. {TRADE_OFF}")
     else:
-        hint = (f"Lower the negative minimum distance (below {ds.max():.0f} some {what} remain)"
+        hint = (f"Lower the negative minimum distance (below {ds.max():.0f} m some {what} remain)"
                 if parameter == "negative_min_distance" else
-                f"Enlarge the positive radius (from {ds.min():.0f} some {what} lie within it)")
+                f"Enlarge the positive radius (from {ds.min():.0f} m some {what} lie within it)")
         fix = (f"{facts} {hint}; but no pair of distances gives {min_positives} positives and {min_negatives} "
                "negatives here: the survey does not reach far enough from (or near enough to) the deposits.")
     raise OreMapError(problem, parameter, fix)
