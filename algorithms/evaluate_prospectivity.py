@@ -196,6 +196,10 @@ class EvaluateProspectivity(OreMapAlgorithm):
             if not field or source.fields().lookupField(field) < 0:
                 raise self.fail("SCORE_FIELD", f"The score field '{field or ''}' is not in the point layer.",
                                 "Choose the numeric field holding the scores.")
+            if not source.fields().field(field).isNumeric():
+                raise self.fail("SCORE_FIELD", f"The score field '{field}' is not numeric "
+                                               f"({source.fields().field(field).typeName()}).",
+                                "Choose the numeric field holding the scores (e.g. anomaly_score).")
             self._parameter_overrides["score"] = "SCORE_FIELD"
             crs = distance_crs_for_points(self, source, context, feedback)
             factor = metres_factor(crs)

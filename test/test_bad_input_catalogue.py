@@ -274,6 +274,8 @@ CASES = [
     case("eval-raster-no-crs", "evaluate_prospectivity", EVAL, "SCORE_RASTER", "no coordinate reference system",
          SCORE_RASTER=lambda f: f.grid_nocrs),
     case("eval-deposits-empty", "evaluate_prospectivity", EVAL, "DEPOSITS", "no points", DEPOSITS=lambda f: f.empty),
+    case("eval-score-field-text", "evaluate_prospectivity", EVAL, "SCORE_FIELD", "'name' is not numeric",
+         SCORE_RASTER=None, POINTS=lambda f: f.samples, SCORE_FIELD="name"),
     case("ptrain-deposits-polygons", "train_prospectivity_cnn", PTRAIN, "DEPOSITS", "polygons",
          DEPOSITS=lambda f: f.deposits_polygons),
     case("ptrain-raster-no-crs", "train_prospectivity_cnn", PTRAIN, "INPUT", "no coordinate reference system",
