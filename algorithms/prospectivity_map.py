@@ -73,8 +73,9 @@ class ProspectivityMap(OreMapAlgorithm):
     REFERENCES = [
         "He, K., Zhang, X., Ren, S. and Sun, J. (2016). Deep residual learning for image recognition. CVPR, "
         "770-778.",
-        "Geochemical prospectivity with a ResNet on windows of interpolated element grids, Pangxidong district: "
-        "the area cut into 12 x 12 windows, each mapped with its probability of ore.",
+        "Gao, L., Huang, Y., Zhang, X., Liu, Q. and Chen, Z. (2022). Prediction of prospecting target based on "
+        "ResNet convolutional neural network. Applied Sciences 12(22), 11433 (Pangxidong district: the area cut "
+        "into 12 x 12 windows, each mapped with its probability of ore).",
     ]
     CORE_PARAMETERS = {**OreMapAlgorithm.CORE_PARAMETERS, "grid": "GRID_ROWS", "stride": "STRIDE", "fit": "FIT",
                        "output": "OUTPUT"}

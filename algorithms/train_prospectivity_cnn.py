@@ -114,9 +114,9 @@ class TrainProspectivityCnn(OreMapAlgorithm):
     REFERENCES = [
         "He, K., Zhang, X., Ren, S. and Sun, J. (2016). Deep residual learning for image recognition. CVPR, "
         "770-778.",
-        "Geochemical prospectivity with a ResNet on windows of interpolated element grids, Pangxidong district "
-        "(7,234 stream-sediment samples, 16 elements; 86.11 % accuracy, AUC 0.7454, F1 0.7653 on 144 test "
-        "windows).",
+        "Gao, L., Huang, Y., Zhang, X., Liu, Q. and Chen, Z. (2022). Prediction of prospecting target based on "
+        "ResNet convolutional neural network. Applied Sciences 12(22), 11433 (Pangxidong district: 7,234 "
+        "stream-sediment samples, 16 elements; 86.11 % accuracy, AUC 0.7454, F1 0.7653 on 144 test windows).",
         "Roberts, D. R. et al. (2017). Cross-validation strategies for data with temporal, spatial, hierarchical, "
         "or phylogenetic structure. Ecography 40, 913-929.",
     ]
