@@ -236,6 +236,10 @@ def fields_hint(source, what="fields"):
     return f"Choose {what} of the layer: {listed}." if names else "The layer has no fields."
 
 
+INPUT_FILE_TYPES = {"raster", "source", "vector", "multilayer", "layer", "mesh", "pointcloud", "file"}
+"""Processing parameter types whose values name files (layers, or paths): the inputs an output may not replace."""
+
+
 def files_of(value, context, layers=True):
     """The local files a parameter value names (real paths): a path, a ``file://`` URI, a layer's source (a
     layer object, or with ``layers`` a layer id or name of the project), a feature source or output definition,
@@ -961,10 +965,12 @@ class OreMapAlgorithm(QgsProcessingAlgorithm):
         vector file (all its layers, as Processing does) is said."""
         inputs = {}
         for definition in self.parameterDefinitions():
-            if not definition.isDestination():
-                for path in files_of(parameters.get(definition.name()), context):
-                    if os.path.isfile(path):
-                        inputs.setdefault(path, definition.name())
+            kind = definition.type()
+            if definition.isDestination() or kind not in INPUT_FILE_TYPES:  # not fields, names, extents, numbers
+                continue
+            for path in files_of(parameters.get(definition.name()), context, layers=kind != "file"):
+                if os.path.isfile(path):
+                    inputs.setdefault(path, definition.name())
         outputs = {}
         for definition in self.destinationParameterDefinitions():
             name, value = definition.name(), parameters.get(definition.name())

@@ -11,6 +11,7 @@ from qgis.core import (
     QgsProcessing,
 )
 
+from ..core.engine import compute
 from ..core.scaleout import batch
 from .base import OreMapAlgorithm, split_names
 from . import styles
@@ -182,7 +183,13 @@ class BatchOnCluster(OreMapAlgorithm):
             n_workers = len(client.scheduler_info().get("workers", {}))
             feedback.info(f"{len(inputs)} scenes, {batch.ALGORITHMS[algorithm].label}, on "
                           f"{scheduler or 'a local cluster'} with {n_workers} workers.")
-            report = batch.run_batch(job, client, feedback)
+            device = None
+            if not scheduler and n_workers > 1 and compute.current().requested == "cuda":
+                device = "cpu"  # each worker process would open its own session, with its own memory, on one GPU
+                feedback.warning(f"The compute device is CUDA, but the local cluster's {n_workers} worker processes "
+                                 "would share one GPU, each with its own memory: they run on the CPU. Set WORKERS "
+                                 "to 1 to run on the GPU.")
+            report = batch.run_batch(job, client, feedback, device=device)
         finally:
             client.close()
             if cluster is not None:

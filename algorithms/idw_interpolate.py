@@ -10,6 +10,7 @@ from qgis.core import (
     QgsProcessingParameterField,
 )
 
+from ..core.engine.errors import OreMapError
 from ..core.geochemistry import geochem, grid_meaning, idw
 from ..core.geochemistry import survey_hygiene as sh
 from .base import OreMapAlgorithm, fields_hint
@@ -162,8 +163,11 @@ class IdwInterpolate(OreMapAlgorithm):
         else:  # the survey's elements (survey hygiene): names, units, geometry, coverage
             columns = numeric_fields(source)
             crs, x, y, values, gx, gy = self._read(parameters, source, columns, context, feedback, layer_xy=True)
-            fields, values, plan = sh.survey_elements(columns, values, gx, gy, missing=missing,
-                                                      zeros_missing=zeros == "missing")
+            try:
+                fields, values, plan = sh.survey_elements(columns, values, gx, gy, missing=missing,
+                                                          zeros_missing=zeros == "missing")
+            except OreMapError as exc:  # IDW has no coverage parameter: the fix is to choose the fields
+                raise self.fail("FIELDS", exc.message, "Choose the element fields to grid.") from None
             for line in plan.log:
                 feedback.info(line)
 

@@ -68,7 +68,8 @@ class SamClassify(OreMapAlgorithm):
             raster, references, class_path, score_path, method=method,
             threshold=self.parameterAsDouble(parameters, "THRESHOLD", context) or None,
             band_info=band_info, image_bands=image_bands, scale=scale, nodata=nodata,
-            memory_mb=self.memory_mb(), feedback=feedback)
+            memory_mb=self.memory_mb(), feedback=feedback,
+            whole_library=image_bands is None and not self.parameterAsString(parameters, "SPECTRA", context).strip())
         counts = stats["class_counts"]
         empty = [name for name, count in counts.items() if not count]
         for name, count in counts.items():

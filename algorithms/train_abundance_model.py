@@ -157,7 +157,7 @@ class TrainAbundanceModel(OreMapAlgorithm):
 
     def process(self, parameters, context, feedback):
         from ..core.hyperspectral.mapping import image_band_info
-        from ..core.engine.raster import RasterSource
+        from ..core.engine.raster import RasterSource, report_fill
         from ..core.engine.sampling import labelled_pixels
 
         path, layer = self.raster_path(parameters, "INPUT", context)
@@ -176,11 +176,13 @@ class TrainAbundanceModel(OreMapAlgorithm):
         info = image_band_info(path, wavelengths, required=False, bad_bands=self.bad_bands(parameters, context),
                                nodata=nodata, scale=scale, feedback=feedback)
         bands = None if info is None else [int(i) + 1 for i in np.flatnonzero(info.good)]
-        with RasterSource(path, bands=bands, nodata=nodata, scale=scale, feedback=feedback) as source:
+        with RasterSource(path, bands=bands, nodata=nodata, scale=scale, feedback=feedback,
+                          fill_spectra=True) as source:
             # every ROI its own label: a pixel in two ROIs has two compositions and is left out
             pixels = labelled_pixels(source, geometries, np.arange(len(geometries)), parameter="training",
                                      feedback=feedback)
             band_names = [layer.bandName(b) for b in (bands or range(1, source.n_bands + 1))]
+            report_fill(source, feedback)
         X, roi = pixels.values, pixels.groups.astype(np.int64)
         uncovered = sorted(set(range(len(geometries))) - set(pixels.covering.tolist()))
         roi_names = (self.roi_names(parameters, context, ids, fields) if uncovered or pixels.overlaps.n_ambiguous

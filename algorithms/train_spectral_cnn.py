@@ -196,7 +196,7 @@ class TrainSpectralCnn(OreMapAlgorithm):
     def training_set(self, parameters, context, feedback):
         from ..core.hyperspectral import training
         from ..core.hyperspectral.mapping import image_band_info
-        from ..core.engine.raster import RasterSource
+        from ..core.engine.raster import RasterSource, report_fill
         from ..core.engine.wavelengths import BandInfo, parse_wavelength_list
 
         from ..core.hyperspectral.sensor_products import detect
@@ -230,6 +230,7 @@ class TrainSpectralCnn(OreMapAlgorithm):
             good = None if info is None else training.target_bands(info, exclude_water=False)
             with RasterSource(path, bands=bands, feedback=feedback, fill_spectra=True) as source:
                 data = training.image_training_set(source, geometries, labels, good, feedback=feedback)
+                report_fill(source, feedback)
             feedback.info(f"{data.X.shape[0]} training pixels from {len(set(data.groups.tolist()))} features.")
             return data, False
         self._parameter_overrides["training"] = "LIBRARIES"

@@ -32,6 +32,14 @@ class OreMapProvider(QgsProcessingProvider):
     def icon(self):
         return QIcon(os.path.join(PLUGIN_DIR, "icon.svg"))
 
+    def supportedOutputVectorLayerExtensions(self):  # noqa: N802 (QGIS API)
+        """GeoPackage and the formats that keep long field names: a shapefile cuts ``anomaly_score`` to
+        ``anomaly_sc``, which the outputs' styles and later runs by field name do not find."""
+        return [e for e in super().supportedOutputVectorLayerExtensions() if e.lower() not in ("shp", "dbf")]
+
+    def defaultVectorFileExtension(self, hasGeometry=True):  # noqa: N802,N803 (QGIS API)
+        return "gpkg"
+
     def load(self):
         """Register the provider's settings (Processing > Options > Providers > OreMap; see settings.py)."""
         settings.register(self.icon())  # no-op without the Processing plugin: defaults apply

@@ -278,3 +278,18 @@ def test_fill_outside_the_footprint_is_nodata_not_a_mineral(processing_provider,
     with rasterio.open(res["OUTPUT_CLASSES"]) as ds:
         classes = ds.read(1)
         assert (classes[fill] == ds.nodata).all() and (classes[~fill] != ds.nodata).all()
+
+
+def test_sam_with_every_spectrum_of_splib07_runs(run_alg, tmp_path):
+    """SAM's default (SPECTRA empty: the whole library) on the real splib07 library failed with 'does not overlap
+    the image's good bands': its part-range records left no band common to all. They are left out and listed."""
+    from conftest import SHARED_DATA
+
+    library = os.path.join(SHARED_DATA, "hyperspectral", "s07_AV95_envi.sli")
+    result = run_alg("sam_classify", {"INPUT": AVIRIS_NG, "LIBRARY": library,
+                                      "OUTPUT_CLASSES": str(tmp_path / "all.tif")})
+    with rasterio.open(result["OUTPUT_CLASSES"]) as ds:
+        legend = json.loads(ds.tags()["OREMAP_CLASSES"])
+        classes = ds.read(1)
+    assert len(legend) == 1 + 1586 and result["VALID_PIXELS"] == 100
+    assert classes.min() >= 1  # no threshold: every pixel gets its nearest spectrum

@@ -308,6 +308,22 @@ def test_anomaly_scores_on_the_cluster_are_bit_identical_with_an_empty_row_range
     assert output_styles("score_anomaly", summary, read_model_info(model)) == {
         "score": {"kind": "ramp", "ramp": "Magma"},
         "classes": {"kind": "classes", "legend": va.class_legend(anomaly.percentiles)}}
+    # a grid recorded as log10 values is refused as in a single run: the model, trained on concentrations, would
+    # take their logarithm again
+    from oremap.core.geochemistry import grid_meaning as gm
+
+    logged = str(tmp_path / "logged.tif")
+    shutil.copyfile(raster, logged)
+    with rasterio.open(logged, "r+") as ds:
+        for b, tags in enumerate(gm.band_tags(names, "log10"), start=1):
+            ds.update_tags(b, **tags)
+    out = tmp_path / "refused"
+    out.mkdir()
+    report = batch.run_batch(batch.BatchJob("score_anomaly", model, [logged], str(out), {}, rows_per_part=6,
+                                            memory_mb=MEMORY_MB), client)
+    assert not report.done and list(report.failed) == [logged]
+    assert "the raster holds log10 values already" in str(report.failed[logged])
+    assert not os.listdir(out)
 
 
 @pytest.fixture(scope="module")

@@ -290,6 +290,24 @@ def test_an_output_on_an_input_file_or_on_another_output_is_refused(processing_p
         processing.run("oremap:sam_classify", {**library, "INPUT": str(tmp_path / "link.tif"),
                                                "OUTPUT_CLASSES": os.path.relpath(cube)})
     os.remove(tmp_path / "link.tif")
+    # a text parameter that happens to be the name of a project layer is no input: a field named like an element
+    # grid loaded in the project does not stop a run that writes that grid
+    from qgis.core import QgsProject, QgsRasterLayer
+
+    loaded = QgsRasterLayer(str(cube), "Kaolinite CM9;Goethite WS222")
+    QgsProject.instance().addMapLayer(loaded)
+    try:
+        copy = tmp_path / "copy.tif"
+        shutil.copy(cube, copy)
+        processing.run("oremap:sam_classify", {**library, "INPUT": str(copy), "OUTPUT_CLASSES": str(cube)})
+        with rasterio.open(cube) as ds:
+            assert ds.count == 1  # written: the SPECTRA text named a layer, not an input file
+    finally:
+        QgsProject.instance().removeMapLayer(loaded.id())
+    shutil.copy(os.path.join(DATA, "jasper_ridge_40x40.tif"), cube)
+    for name in os.listdir(tmp_path):
+        if name not in ("cube.tif",):
+            os.remove(tmp_path / name)
     with pytest.raises(QgsProcessingException) as err:
         processing.run("oremap:sam_classify", {**library, "OUTPUT_CLASSES": str(tmp_path / "same.tif"),
                                                "OUTPUT_SCORE": str(tmp_path / "same.tif")})
@@ -338,3 +356,14 @@ def test_vector_outputs_are_not_cut_by_a_shapefile_and_replacing_one_is_said(pro
     feedback = warning_recorder()
     processing.run("oremap:geochem_anomaly", {"POINTS": str(points), "OUTPUT": str(existing)}, feedback=feedback)
     assert any(w.endswith(f"replacing existing file {existing} (all its layers).") for w in feedback.warnings)
+
+
+def test_the_provider_offers_no_shapefile_output(processing_provider):
+    """Processing's default vector extension (a temporary output in the Graphical Modeler, the dialog's file
+    types) is GeoPackage for OreMap, and shapefiles are not offered: they would cut the outputs' field names."""
+    from qgis.core import QgsApplication
+
+    provider = QgsApplication.processingRegistry().providerById("oremap")
+    assert provider.defaultVectorFileExtension(True) == "gpkg"
+    extensions = provider.supportedOutputVectorLayerExtensions()
+    assert "gpkg" in extensions and "shp" not in extensions

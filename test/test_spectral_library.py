@@ -588,7 +588,8 @@ def test_spectra_measured_over_part_of_the_range_are_left_out_of_the_comparison(
     image = BandInfo(centers=wl.copy(), fwhm=None, bad=bad)
 
     class Log:
-        warnings = []
+        def __init__(self):
+            self.warnings = []
 
         def warning(self, text):
             self.warnings.append(text)
@@ -596,16 +597,21 @@ def test_spectra_measured_over_part_of_the_range_are_left_out_of_the_comparison(
         def info(self, text):
             pass
 
-    bands, refs, kept = match_library(library, image, feedback=Log())
+    log = Log()
+    bands, refs, kept = match_library(library, image, feedback=log, drop_partial=True)
     assert kept.names == ["Kaolinite", "Alunite", "Calcite"]
     assert bands == [b + 1 for b in range(wl.size) if b not in (50, 51)]
     np.testing.assert_allclose(refs, spectra[[0, 1, 3]][:, ~bad], rtol=1e-9)
-    assert len(Log.warnings) == 1
-    assert Log.warnings[0].startswith("1 of 4 spectra cover less than 98 % of the 104 good image bands")
-    assert Log.warnings[0].endswith("left out: Goethite VNIR only.")
+    assert len(log.warnings) == 1
+    assert log.warnings[0].startswith("1 of 4 spectra cover less than 98 % of the 104 good image bands")
+    assert log.warnings[0].endswith("left out: Goethite VNIR only.")
+    # spectra chosen by name (and unmixing's endmembers) are all kept, compared on the bands all of them cover
+    bands, refs, kept = match_library(library, image, feedback=log)
+    assert kept is library and len(log.warnings) == 1
+    assert bands == [b + 1 for b in range(wl.size) if wl[b] <= 1000.0 and b not in (50, 51)]
     # every spectrum complete: nothing left out, the same library back
     full = SpectralLibrary(["A", "B"], spectra[[0, 1]], wl)
-    assert match_library(full, image)[2] is full
+    assert match_library(full, image, drop_partial=True)[2] is full
 
 
 @needs_usgs
@@ -616,6 +622,6 @@ def test_whole_splib07_library_is_compared_on_the_real_tile():
     compared on 354 bands."""
     from oremap.core.hyperspectral.mapping import image_band_info, match_library
 
-    bands, refs, kept = match_library(read_library(USGS), image_band_info(str(AVNG)))
+    bands, refs, kept = match_library(read_library(USGS), image_band_info(str(AVNG)), drop_partial=True)
     assert refs.shape == (1586, 354) and len(bands) == 354 and len(kept.names) == 1586
     assert np.isfinite(refs).all()

@@ -127,7 +127,8 @@ def predict_abundance_map(raster_path, model_path, out_path, interval_path=None,
         return results
 
     work, fixed = model.block_bytes(resampler is not None)
-    with RasterSource(raster_path, bands=image_bands, nodata=nodata, scale=scale, feedback=feedback) as source:
+    with RasterSource(raster_path, bands=image_bands, nodata=nodata, scale=scale, feedback=feedback,
+                      fill_spectra=True) as source:
         run = run_pixelwise(source, outputs, func, memory_mb=memory_mb, work_bytes_per_pixel=work,
                             fixed_bytes=fixed, feedback=feedback)
         pixel_area = abs(source.transform.a * source.transform.e - source.transform.b * source.transform.d)

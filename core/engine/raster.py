@@ -139,6 +139,15 @@ def read_window(dataset, bands, window, parameter="raster", what="raster"):
                           f"Copy or export the {what} again and choose the complete file.") from exc
 
 
+def report_fill(source, feedback):
+    """Warn how many pixels :class:`RasterSource` ``source`` left out as fill (``fill_spectra``); returns it."""
+    fill = getattr(source, "fill_pixels", 0)
+    if fill:
+        ensure(feedback).warning(f"{fill} pixels hold one value in every band (fill outside the scene's footprint, "
+                                 "written without a nodata value) and are left out as nodata.")
+    return fill
+
+
 FILL_MIN_BANDS = 10
 """Bands from which a spectrum with one value in every band is taken for fill (:class:`RasterSource`)."""
 
@@ -648,10 +657,7 @@ def run_pixelwise(source, outputs, func, memory_mb=None, work_bytes_per_pixel=0,
             feedback.progress(100.0 * (i + 1) / len(windows))
         for dst in datasets:
             dst.close()
-        fill = getattr(source, "fill_pixels", 0)
-        if fill:
-            feedback.warning(f"{fill} pixels hold one value in every band (fill outside the scene's footprint, "
-                             "written without a nodata value) and are left out as nodata.")
+        fill = report_fill(source, feedback)
         if n_valid == 0:
             raise OreMapError("Every pixel of the raster is nodata (or NaN)"
                               + (", or holds one value in every band (fill)." if fill else "."), "raster",

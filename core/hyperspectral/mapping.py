@@ -98,11 +98,12 @@ spectra cover: a spectrum measured over part of the range (a VNIR-only or SWIR-o
 hundreds) would otherwise shrink the bands every spectrum is compared on to the overlap of them all."""
 
 
-def match_library(library, band_info, min_bands=2, feedback=None):
+def match_library(library, band_info, min_bands=2, feedback=None, drop_partial=False):
     """Resample ``library`` to the image bands and choose the bands to compare on.
 
-    Spectra that cover less than :data:`LIBRARY_COVERAGE` of the good bands most spectra cover are left out
-    and listed in a warning (when others remain).
+    With ``drop_partial`` (a whole library, no spectrum chosen by name), spectra that cover less than
+    :data:`LIBRARY_COVERAGE` of the good bands most spectra cover are left out and listed in a warning (when
+    others remain); otherwise every spectrum is kept and compared on the bands all of them cover.
 
     Returns
     -------
@@ -118,7 +119,7 @@ def match_library(library, band_info, min_bands=2, feedback=None):
     good = ~np.asarray(band_info.bad, dtype=bool)
     finite = np.isfinite(resampled.spectra)
     span = good & (finite.mean(axis=0) >= 0.5)
-    if span.any() and len(library.names) > 1:
+    if drop_partial and span.any() and len(library.names) > 1:
         keep = finite[:, span].mean(axis=1) >= LIBRARY_COVERAGE
         if keep.any() and not keep.all():
             left = [n for n, k in zip(library.names, keep) if not k]
@@ -152,7 +153,8 @@ def match_library(library, band_info, min_bands=2, feedback=None):
     return bands, resampled.spectra[:, usable], library
 
 
-def reference_spectra(raster_path, spectra, band_info=None, image_bands=None, min_bands=2, feedback=None):
+def reference_spectra(raster_path, spectra, band_info=None, image_bands=None, min_bands=2, feedback=None,
+                      drop_partial=False):
     """Reference spectra as a matrix on the image bands to compare on: ``(bands, matrix (n, len(bands)),
     library)``, the library being the spectra kept (see :func:`match_library`).
 
@@ -164,7 +166,7 @@ def reference_spectra(raster_path, spectra, band_info=None, image_bands=None, mi
         spectra.check_unique_names()
         return list(image_bands), np.asarray(spectra.spectra, dtype=float), spectra
     band_info = band_info or image_band_info(raster_path, feedback=feedback)
-    return match_library(spectra, band_info, min_bands=min_bands, feedback=feedback)
+    return match_library(spectra, band_info, min_bands=min_bands, feedback=feedback, drop_partial=drop_partial)
 
 
 def reference_matrix(raster_path, spectra, band_info=None, image_bands=None, min_bands=2, feedback=None):
@@ -207,7 +209,8 @@ def _class_output(path, names, what, colours=None, tags=None):
 
 
 def sam_map(raster_path, library, class_path, score_path=None, method="sam", threshold=None,
-            band_info=None, image_bands=None, scale=None, nodata=None, memory_mb=None, feedback=None):
+            band_info=None, image_bands=None, scale=None, nodata=None, memory_mb=None, feedback=None,
+            whole_library=False):
     """Classify a hyperspectral raster by SAM or SID against a spectral library.
 
     Parameters
@@ -224,13 +227,17 @@ def sam_map(raster_path, library, class_path, score_path=None, method="sam", thr
         Largest accepted angle (radians) / divergence; worse pixels are unclassified.
     band_info, image_bands :
         See :func:`reference_matrix`.
+    whole_library : bool
+        ``library`` is a whole library (no spectrum chosen by name): its spectra measured over part of the
+        range are left out (:func:`match_library`), not the bands they miss.
 
     Returns
     -------
     dict with ``legend`` (list of class dicts), ``class_counts`` and engine stats.
     """
     feedback = ensure(feedback)
-    bands, refs, library = reference_spectra(raster_path, library, band_info, image_bands, feedback=feedback)
+    bands, refs, library = reference_spectra(raster_path, library, band_info, image_bands, feedback=feedback,
+                                             drop_partial=whole_library)
     label = "SAM class" if method == "sam" else "SID class"
     class_spec, legend = _class_output(class_path, library.names, label)
     outputs = [class_spec]
@@ -296,12 +303,8 @@ def unmix_map(raster_path, endmembers, out_path, mode="fcls", band_info=None, im
     if len(names) < 2:
         raise OreMapError(f"Unmixing needs at least 2 endmembers, {len(names)} given.", "endmembers",
                           "Choose more spectra (or more named points).")
-    bands, E, endmembers = reference_spectra(raster_path, endmembers, band_info, image_bands, min_bands=len(names),
-                                             feedback=feedback)
-    names = list(endmembers.names)
-    if len(names) < 2:
-        raise OreMapError(f"Unmixing needs at least 2 endmembers covering the image's bands, {len(names)} left.",
-                          "endmembers", "Choose spectra measured over the image's whole range.")
+    bands, E = reference_matrix(raster_path, endmembers, band_info, image_bands, min_bands=len(names),
+                                feedback=feedback)
     unmixing.check_endmembers(E.T, names)
     feedback.info(f"Unmixing with {len(names)} endmembers on {len(bands)} bands, mode: {UNMIX_MODES[mode]}.")
     closed = mode == "nn_closed"

@@ -124,14 +124,14 @@ def is_sentinel2_product(folder):
     (:func:`core.sentinel2.sentinel2.find_band_files`) lie in the folder itself (BigEarthNet patches, a
     folder of ``*_B02.tif`` ...), or it is a ``.SAFE`` holding band files (under ``GRANULE/.../IMG_DATA``).
     A folder of such folders is not one."""
-    from ..sentinel2.sentinel2 import find_band_files
+    from ..sentinel2.sentinel2 import _FILE_BAND, find_band_files
 
-    bands = find_band_files(folder) if os.path.isdir(folder) else {}
-    if len(bands) < 2:
+    if not os.path.isdir(folder):
         return False
-    top = os.path.normpath(folder)
-    return top.lower().endswith(".safe") or \
-        sum(1 for path in bands.values() if os.path.normpath(os.path.dirname(path)) == top) >= 2
+    if os.path.normpath(folder).lower().endswith(".safe"):
+        return len(find_band_files(folder)) >= 2
+    # the folder's own files only: no walk of a tree of scenes to decide about its top
+    return sum(1 for entry in os.scandir(folder) if entry.is_file() and _FILE_BAND.search(entry.name)) >= 2
 
 
 def expand_inputs(items, list_files=(), parameter="inputs"):
@@ -506,8 +506,12 @@ def _settings(algorithm, scene, model, options, threads):
     if algorithm == "score_anomaly":
         from ..geochemistry import vae_anomaly, vae_raster
 
+        from ..geochemistry.grid_meaning import check_raster_for_model
+
         anomaly = vae_anomaly.load_model(model, threads=threads)
         bands, _ = vae_raster.raster_bands(scene, anomaly.names)
+        # as a single run: no step the grid holds repeated, no grid of another transform than the training grid's
+        check_raster_for_model(scene, bands, anomaly.preprocessing, lambda message: None)
         m = len(anomaly.names)
         sizing = _sizing(scene, bands, [(1, "float32"), (1, "uint8")], m * 8 * 10 + 64)
 
@@ -966,7 +970,7 @@ def scene_messages(scene, results):
     return out
 
 
-def run_batch(job, client, feedback=None, progress=None):
+def run_batch(job, client, feedback=None, progress=None, device=None):
     """Run ``job`` on the Dask cluster of ``client``.
 
     Every scene is planned on this machine from its header, then its row ranges run on the workers
@@ -974,8 +978,8 @@ def run_batch(job, client, feedback=None, progress=None):
     leaves no output; the others go on. ``progress(done_tasks, total_tasks)`` is called as tasks
     finish; ``feedback`` is told per scene and can cancel (cancelled scenes leave no output).
     The warnings and notes of a scene's tasks are logged under its name when it ends. The tasks run
-    in the current compute session's device (:mod:`core.engine.compute`), and what their models ran
-    on is noted in that session. Returns a :class:`BatchReport`.
+    in ``device`` (``"cpu"``, ``"cuda"``; None: the current compute session's, :mod:`core.engine.compute`), and
+    what their models ran on is noted in that session. Returns a :class:`BatchReport`.
     """
     require_dask()
     from distributed import as_completed
@@ -994,7 +998,7 @@ def run_batch(job, client, feedback=None, progress=None):
     shipped = None
     if job.ship_model:
         shipped = client.scatter(model_files(job.model), broadcast=True, hash=False)
-    device = compute.current().requested
+    device = compute.current().requested if device is None else device
 
     futures, owner, total = [], {}, 0
     assemblies = {}
