@@ -177,6 +177,11 @@ class ElementSelection(OreMapAlgorithm):
                 if missing:
                     raise self.fail("FIELDS", f"Fields not in the layer: {', '.join(missing)}.",
                                     fields_hint(source, "element fields"))
+                text = [f for f in fields if not source.fields().field(f).isNumeric()]
+                if text:
+                    raise self.fail("FIELDS", f"Field{'s' if len(text) > 1 else ''} {', '.join(text)} "
+                                              f"{'are' if len(text) > 1 else 'is'} not numeric.",
+                                    "Choose numeric element fields.")
                 feedback.info(f"{len(fields)} element fields: " + ", ".join(fields[:20])
                               + (" ..." if len(fields) > 20 else ""))
                 xs, ys, values = self.layer_points(parameters, "POINTS", context, crs, fields, feedback)

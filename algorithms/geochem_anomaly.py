@@ -105,7 +105,7 @@ class GeochemAnomaly(OreMapAlgorithm):
         "NEGATIVE_MIN_DISTANCE": DISTANCE_HELP["NEGATIVE_MIN_DISTANCE"],
     }
     OUTPUT_HELP = {
-        "OUTPUT": "A copy of the points with score_<method> for every method (higher = more anomalous; empty "
+        "OUTPUT": "A copy of the points with score_&lt;method&gt; for every method (higher = more anomalous; empty "
                   "where not scored), anomaly_score (the main method) and anomaly_class (0 below the 85th "
                   "percentile of the main score, 1: 85-95th, 2: 95-99th, 3: top 1 %).",
         "OUTPUT_HTML": "HTML report: settings, with deposits the ROC-AUC table of every method and their ROC and "

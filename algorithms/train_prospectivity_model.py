@@ -45,7 +45,7 @@ class TrainProspectivityModel(OreMapAlgorithm):
         "models are not significant (paired bootstrap over deposits), with a plain warning under 15 deposits; "
         "and every deposit off the grid or on nodata by name, with its distance to the nearest valid cell and "
         "sample. Each model, fitted on all windows afterwards, is saved in the output folder as an OreMap "
-        "model (<model>.onnx, and ensemble.onnx) for 'Prospectivity map from a ResNet'.")
+        "model (&lt;model&gt;.onnx, and ensemble.onnx) for 'Prospectivity map from a ResNet'.")
     PARAM_HELP = {
         "INPUT": "Element stack: one band per element, band descriptions = element names (e.g. from 'IDW "
                  "interpolation of geochemical samples'). Read whole into memory.",

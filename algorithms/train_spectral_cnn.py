@@ -72,13 +72,13 @@ class TrainSpectralCnn(OreMapAlgorithm):
                          "none, brightness normalisation (divide by the spectrum's mean: insensitive to "
                          "illumination), or continuum removal (divide by the upper convex hull: absorption depths; "
                          "the default: 96.0 % against 93.5 % for brightness normalisation on labelled pixels of "
-                         "unseen samples, bench/experiment_cnn_accuracy.py).",
+                         "unseen samples; OreMap's source repository, bench/experiment_cnn_accuracy.py).",
         "AUGMENT_COPIES": "(b) Augmented copies made of each library spectrum (0 = no augmentation).",
         "PIXEL_AUGMENT_COPIES": "(a) Augmented copies made of each labelled pixel, as for library spectra (brightness, "
                                 "slope, noise at the SNR below, mixing with up to 30 % of another class, shade); "
                                 "0 = train on the pixels as they are. The default 5 raised the accuracy on pixels of "
                                 "unseen samples from 93.5 to 95.7 % and lets the out-of-distribution check learn how "
-                                "far real pixels stray (bench/experiment_cnn_accuracy.py).",
+                                "far real pixels stray (OreMap's source repository, bench/experiment_cnn_accuracy.py).",
         "SNR": "Signal-to-noise ratio (linear, e.g. 100 for 100:1) of the noise added by augmentation.",
         "EPOCHS": "Maximum number of passes over the training data.",
         "BATCH_SIZE": "Spectra per training step (larger is faster, needs more memory).",

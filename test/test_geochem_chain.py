@@ -212,8 +212,8 @@ def test_map_evaluation_against_the_sites(chain, survey):
     ok = np.isfinite(p)
     pos, neg = p[ok & (d <= 2000)], p[ok & (d >= 4000)]
     m = chain["map_evaluation"]
-    assert int(m["Positive pixels (within 2000 of a deposit)"]) == pos.size
-    assert int(m["Negative candidates (at least 4000 from every deposit)"]) == neg.size
+    assert int(m["Positive pixels (within 2000 m of a deposit)"]) == pos.size
+    assert int(m["Negative candidates (at least 4000 m from every deposit)"]) == neg.size
     assert float(m["ROC-AUC against all negative candidates"]) == pytest.approx(brute_auc(pos, neg), abs=1e-6)
     auc, sd = float(m["ROC-AUC, mean over draws"]), float(m["ROC-AUC, standard deviation over draws"])
     assert auc == pytest.approx(chain["evaluation_outputs"]["AUC_MEAN"], abs=1e-7)

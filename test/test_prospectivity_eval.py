@@ -605,3 +605,17 @@ def test_guard_compares_with_the_models_own_validation(tmp_path):
     with rasterio.open(path, "r+") as ds:
         ds.update_tags(OREMAP_MODEL_VALIDATION=json.dumps({"model": "p.onnx", "measure": "ROC-AUC", "value": 0.84}))
     assert pe.evaluate_raster(path, DEPOSITS, 2000, 4000, n_draws=3, seed=1)["guard_warnings"] == []
+
+
+def test_a_positive_radius_with_no_sample_gives_distances_that_work():
+    """A 100 m radius on a 100 m grid whose sites sit between nodes: no positive at all. The help promises values
+    that work; the error said only 'enlarge the positive radius'."""
+    gx, gy = np.meshgrid(np.arange(0, 5001, 100.0), np.arange(0, 5001, 100.0))
+    x, y = gx.ravel(), gy.ravel()
+    sites = np.array([[1050.0, 1050.0], [3050.0, 2050.0], [4050.0, 4050.0]])  # 70.7 m from their nearest nodes
+    scores = np.random.default_rng(0).random(x.size)
+    with pytest.raises(OreMapError) as err:
+        pe.evaluate_points(x, y, scores, sites, 50.0, 4000.0, n_draws=5, seed=0)
+    assert err.value.parameter == "positive_radius"
+    assert str(err.value).startswith("Only 0 scored samples lie within the positive radius (50 m) of a deposit")
+    assert "median sample spacing is 100 m" in err.value.fix and "A positive radius of" in err.value.fix

@@ -146,7 +146,7 @@ def select_elements_raster(path, deposits_xy, positive_radius, negative_min_dist
                                      seed=seed, max_negatives=max_negatives or 200_000, feedback=feedback,
                                      memory_mb=memory_mb)
     if scan["n_positive"] < MIN_POSITIVES:
-        raise OreMapError(f"{scan['n_positive']} valid pixel(s) lie within {positive_radius:g} of a deposit; at least "
+        raise OreMapError(f"{scan['n_positive']} valid pixel(s) lie within {positive_radius:g} m of a deposit; at least "
                           f"{MIN_POSITIVES} are needed.", "deposits",
                           "Check that the deposits overlap the raster (same area, CRS), or enlarge the positive "
                           "radius.")

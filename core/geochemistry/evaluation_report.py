@@ -18,7 +18,7 @@ def _fmt(value, digits=3):
     return f"{value:.{digits}f}"
 
 
-def _summary_rows(result):
+def _summary_rows(result, for_html=False):
     unit = "pixels" if result["kind"] == "raster" else "samples"
     rows = [
         ["ROC-AUC, mean over draws", result["auc_mean"]],
@@ -29,11 +29,12 @@ def _summary_rows(result):
         ["Average precision, mean over draws", result["ap_mean"]],
         ["Average precision, standard deviation", result["ap_sd"]],
         ["Success-rate AUC", result["success"]["auc"]],
-        ["P-A intersection: threshold", result["pa_threshold"]],
+        ["P-A intersection: threshold", result["pa_threshold"] if not for_html or result["pa_threshold"] is None
+         or not np.isfinite(result["pa_threshold"]) else f"{result['pa_threshold']:.4g}"],  # 4 significant digits
         ["P-A intersection: prediction rate (%)", result["pa_rate"]],
         ["P-A intersection: area (%)", 100.0 - result["pa_rate"] if np.isfinite(result["pa_rate"]) else None],
-        [f"Positive {unit} (within {result['positive_radius']:g} of a deposit)", result["n_positive"]],
-        [f"Negative candidates (at least {result['negative_min_distance']:g} from every deposit)",
+        [f"Positive {unit} (within {result['positive_radius']:g} m of a deposit)", result["n_positive"]],
+        [f"Negative candidates (at least {result['negative_min_distance']:g} m from every deposit)",
          result["n_negative_candidates"]],
         [f"{unit.capitalize()} left out between the two distances", result["n_excluded"]],
         ["Negatives per draw", result["n_negatives_per_draw"]],
@@ -93,7 +94,7 @@ def evaluation_sections(result, prefix=""):
     success-rate curve with the diagonal, the P-A plot with its intersection, and the
     deposits' scores. ``prefix`` starts every heading.
     """
-    sections = [("Summary", report.html_table(["Measure", "Value"], _summary_rows(result))
+    sections = [("Summary", report.html_table(["Measure", "Value"], _summary_rows(result, for_html=True))
                  + "\n" + report.paragraph(EVALUATION_NOTE, "note"))]
     sections.append(("ROC curves", _roc_svg(result) + "\n" + report.html_table(
         ["Draw", "ROC-AUC", "Average precision"],

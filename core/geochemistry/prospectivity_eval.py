@@ -467,14 +467,14 @@ def evaluate_points(x, y, scores, deposits_xy, positive_radius=2000.0, negative_
                          "left out.")
     labels = label_by_distance(x, y, dep[:, 0], dep[:, 1], positive_radius, negative_min_distance)
     labels[~finite] = -1
-    if (labels[finite] == 1).any():  # none at all: the deposits lie elsewhere (CRS), said below
-        from .distance_advice import check_distances
+    from .distance_advice import check_distances
 
-        check_distances(x[finite], y[finite], dep, positive_radius, negative_min_distance, MIN_POSITIVES, 1,
-                        what="scored samples")
+    # too few positives or negatives: distances that work for this survey (or, deposits far away: the CRS)
+    check_distances(x[finite], y[finite], dep, positive_radius, negative_min_distance, MIN_POSITIVES, 1,
+                    what="scored samples")
     n_pos = int((labels == 1).sum())
     if n_pos == 0:
-        raise OreMapError(f"No scored sample lies within {positive_radius:g} of a deposit.", "deposits",
+        raise OreMapError(f"No scored sample lies within {positive_radius:g} m of a deposit.", "deposits",
                           "Check that the deposits lie in the sampled area (same CRS), or enlarge the positive "
                           "radius.")
     feedback.info(f"{n_pos} positive samples, {int((labels == 0).sum())} negative candidates, "
@@ -710,7 +710,7 @@ def evaluate_raster(score_path, deposits_xy, positive_radius=2000.0, negative_mi
     if scan["n_valid"] == 0:
         raise OreMapError("Every pixel of the score raster is nodata.", "score", "Check the raster and its nodata.")
     if n_pos == 0:
-        raise OreMapError(f"No valid pixel lies within {positive_radius:g} of a deposit.", "deposits",
+        raise OreMapError(f"No valid pixel lies within {positive_radius:g} m of a deposit.", "deposits",
                           "Check that the deposits overlap the score raster (same area, CRS), or enlarge the "
                           "positive radius.")
     feedback.info(f"{scan['n_valid']} valid pixels: {n_pos} positive, {scan['n_negative_candidates']} negative "
