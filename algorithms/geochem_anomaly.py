@@ -27,7 +27,7 @@ from ..core.geochemistry.distance_advice import TRADE_OFF
 from . import qt_compat as field_type
 from .base import OreMapAlgorithm, split_names, fields_hint
 from .evaluate_prospectivity import DISTANCE_HELP, distance_crs_for_points, metres_factor
-from .survey_input import COVERAGE_HELP, FIELDS_HELP, read_points
+from .survey_input import COVERAGE_HELP, FIELDS_HELP, read_points, warn_unlocated
 
 BELOW = [("half", "Half the detection limit"), ("limit", "The detection limit"), ("nan", "Missing")]
 TARGET_LABELS = [("none", "None: every element measured widely enough")] + [
@@ -201,6 +201,8 @@ class GeochemAnomaly(OreMapAlgorithm):
         features, xs, ys, gx, gy, values = read_points(self, source, context, crs, columns)
         if not features:
             raise self.fail("POINTS", "The layer has no features.", "Choose a layer of sample points.")
+        warn_unlocated(xs, ys, feedback, "they are not scored (the scores use each sample's place: repeated "
+                                         "records, neighbours, spatial support); their rows keep empty scores")
         deposits = self.deposit_points(parameters, "DEPOSITS", context, crs, feedback) if has_deposits else None
         radius = self.parameterAsDouble(parameters, "POSITIVE_RADIUS", context)
         min_distance = self.parameterAsDouble(parameters, "NEGATIVE_MIN_DISTANCE", context)

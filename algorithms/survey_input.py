@@ -46,6 +46,15 @@ def read_points(alg, source, context, crs, fields):
     return features, np.array(xs), np.array(ys), np.array(gx), np.array(gy), values
 
 
+def warn_unlocated(xs, ys, feedback, consequence="they are left out of everything that needs a place (scores "
+                                                "against neighbours, positives and negatives)"):
+    """Warn how many samples have no geometry (NaN coordinates from :func:`read_points`), and ``consequence``."""
+    n = int(np.count_nonzero(~(np.isfinite(xs) & np.isfinite(ys))))
+    if n:
+        feedback.warning(f"{n} of {len(xs)} samples have no geometry: {consequence}.")
+    return n
+
+
 def survey_table(alg, source, context, crs, fields, coverage, missing=-9999.0, zeros="missing", feedback=None,
                  parameter="FIELDS"):
     """Read the points and choose the element table: ``(features, xs, ys, names, table, plan)``.
@@ -60,6 +69,8 @@ def survey_table(alg, source, context, crs, fields, coverage, missing=-9999.0, z
                        fields_hint(source, "element fields"))
     columns = list(fields) or numeric_fields(source)
     features, xs, ys, gx, gy, values = read_points(alg, source, context, crs, columns)
+    if feedback is not None:
+        warn_unlocated(xs, ys, feedback)
     names, table, plan = sh.survey_elements(columns, values, gx, gy, fields=list(fields) or None,
                                             coverage=coverage, missing=missing, zeros_missing=zeros == "missing")
     if feedback is not None:

@@ -346,3 +346,42 @@ def test_a_missing_field_is_named_with_the_layer_fields(run_alg, till, tmp_path)
     text = str(err.value)
     assert "(FIELDS): Fields not in the layer: Nope_ppm. Choose element fields of the layer: " in text
     assert all(name in text for name in table.columns[:5])
+
+
+def test_samples_without_geometry_are_said_and_have_no_spatial_score(tmp_path):
+    """A compilation with rows lacking coordinates: the spatial-context score of the located samples is what it is
+    without the others, the unlocated ones get none (numpy warned 'Mean of empty slice' into the log)."""
+    import warnings
+
+    rng = np.random.default_rng(2)
+    Z = rng.standard_normal((60, 4))
+    x, y = rng.uniform(0, 5000, 60), rng.uniform(0, 5000, 60)
+    alone = am.score_spatial(Z[:50], x[:50], y[:50])
+    x2, y2 = x.copy(), y.copy()
+    x2[50:], y2[50:] = np.nan, np.nan
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        got = am.score_spatial(Z, x2, y2)
+    np.testing.assert_allclose(got[:50], alone, rtol=1e-12)
+    assert np.isnan(got[50:]).all()
+
+
+def test_the_algorithm_says_how_many_samples_have_no_geometry(processing_provider, tmp_path):
+    import geopandas as gpd
+    import processing
+    from shapely.geometry import Point
+
+    from conftest import warning_recorder
+
+    rng = np.random.default_rng(0)
+    geometry = [Point(400000 + 97 * i, 6000000 + 53 * (i % 9)) for i in range(45)] + [None] * 5
+    path = str(tmp_path / "survey.gpkg")
+    gpd.GeoDataFrame({"Cu_ppm": rng.lognormal(3, 1, 50), "Zn_ppm": rng.lognormal(4, 1, 50),
+                      "As_ppm": rng.lognormal(1, 1, 50)}, geometry=geometry, crs="EPSG:32750").to_file(path)
+    feedback = warning_recorder()
+    result = processing.run("oremap:geochem_anomaly", {"POINTS": path, "OUTPUT": str(tmp_path / "scored.gpkg")},
+                            feedback=feedback)
+    assert any(w.startswith("5 of 50 samples have no geometry: they are not scored") for w in feedback.warnings)
+    assert result["N_SCORED"] == 45
+    scored = gpd.read_file(result["OUTPUT"])
+    assert len(scored) == 50 and scored["score_mcd"].isna().sum() == 5 and scored["score_spatial"].isna().sum() == 5

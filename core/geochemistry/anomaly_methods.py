@@ -195,6 +195,12 @@ def score_spatial(Z, x, y, k=DEFAULT_K, floor=SPREAD_FLOOR):
     """
     x = np.asarray(x, float).ravel()
     y = np.asarray(y, float).ravel()
+    located = np.isfinite(x) & np.isfinite(y)  # a sample without a place has no neighbours: NaN
+    if not located.all():
+        out = np.full(Z.shape[0], np.nan)
+        if located.sum() >= 3:
+            out[located] = score_spatial(Z[located], x[located], y[located], k=k, floor=floor)
+        return out
     n = Z.shape[0]
     if n < 3:
         raise OreMapError("The spatial-context score needs at least 3 samples.", "fields")
