@@ -299,7 +299,8 @@ def test_algorithm_bad_input(run_alg, tmp_path):
             run_alg("vae_anomaly", dict(inputs, DEPOSITS=far, **outputs))
         message = str(caught.value)
         del caught
-        assert "(DEPOSITS)" in message and ("(2000 m) of a deposit" in message or "within 2000 m of a deposit" in message), message
+        assert "(DEPOSITS)" in message, message
+        assert "(2000 m) of a deposit" in message or "within 2000 m of a deposit" in message, message
         left = [p for p in list(outputs.values()) + [str(tmp_path / "r.html")] if os.path.exists(p)]
         assert not left, left
 
