@@ -481,3 +481,16 @@ def test_training_legends_order_numeric_names_by_value(tmp_path):
     with RasterSource(cube) as src:
         data = image_training_set(src, CENTRES, [str(v) for v in range(12, 0, -1)])  # text labels 12 ... 1
     assert data.class_names == [str(v) for v in range(1, 13)] and data.y.tolist() == list(range(11, -1, -1))
+
+
+def test_reference_points_outside_the_raster_are_counted_once():
+    """70 of 100 points off the raster were reported twice: 'lie outside' and 'cover no pixel centre'."""
+    from oremap.core.engine.accuracy import _sampling_notes
+
+    notes = _sampling_notes({"n_features": 100, "n_features_used": 30, "n_samples": 30, "n_outside": 70,
+                             "n_empty": 70})
+    assert notes == ["30 of 100 reference features were used, giving 30 reference pixels.",
+                     "70 reference points lie outside the class raster."]
+    notes = _sampling_notes({"n_outside": 2, "n_empty": 5})
+    assert notes[-1] == ("3 reference features cover no pixel centre of the class raster (smaller than a pixel, or "
+                         "on its edge).")

@@ -348,9 +348,10 @@ def _sampling_notes(s):
         notes.append(f"{s['n_nodata']} reference pixels were left out because the class raster has no data there.")
     if s.get("n_outside"):
         notes.append(f"{s['n_outside']} reference points lie outside the class raster.")
-    if s.get("n_empty"):
-        notes.append(f"{s['n_empty']} reference features cover no pixel centre of the class raster "
-                     f"(outside it, or smaller than a pixel).")
+    empty = s.get("n_empty", 0) - s.get("n_outside", 0)  # features outside the raster are counted above
+    if empty > 0:
+        notes.append(f"{empty} reference features cover no pixel centre of the class raster (smaller than a "
+                     "pixel, or on its edge).")
     if s.get("unmatched_labels"):
         notes.append("Reference classes not found in the class raster's legend (their features were left out): "
                      + ", ".join(str(v) for v in s["unmatched_labels"]) + ".")
