@@ -564,12 +564,7 @@ def test_mapping_with_a_model_never_validated_says_so(trained, stack, tmp_path):
     """The reported default run validated no deposit (CV AUC nan); prospectivity_map then mapped without a word."""
     from oremap.core.engine.model_format import write_model
 
-    class Warnings(Feedback):
-        def __init__(self):
-            self.warnings = []
-
-        def warning(self, message):
-            self.warnings.append(message)
+    from conftest import core_warnings as Warnings
 
     info = read_model_info(trained["model"])
     assert np.isfinite(info.training["metrics"]["cv_auc_mean"])

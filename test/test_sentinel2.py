@@ -15,7 +15,7 @@ import rasterio
 from affine import Affine
 from rasterio.crs import CRS
 
-from conftest import SHARED_DATA
+from conftest import SHARED_DATA, core_warnings
 from s2_scene import patch_with_scl
 from oremap.core.engine.errors import OreMapError
 from oremap.core.sentinel2.sentinel2 import (
@@ -218,17 +218,6 @@ def _patch_reflectance():
         return s2.read_reflectance()
 
 
-class _Warnings:
-    def __init__(self):
-        self.warnings = []
-
-    def warning(self, text):
-        self.warnings.append(text)
-
-    def info(self, text):
-        pass
-
-
 def test_unnamed_stack_of_band_files_sorted_by_name_is_read_with_b8a_last(tmp_path):
     """gdal_merge of *_B01 ... *_B8A files sorted by name puts B8A last: its bands carry no names, and the real
     patch's data tell that layout from the standard one (band 12 follows band 8 as only B8A does)."""
@@ -237,7 +226,7 @@ def test_unnamed_stack_of_band_files_sorted_by_name_is_read_with_b8a_last(tmp_pa
     by_name = S2_BANDS[:8] + ["B9", "B11", "B12", "B8A"]   # B01 ... B08, B09, B11, B12, B8A: sorted file names
     for layout, order in (("standard", S2_BANDS), ("by_name", by_name)):
         path = write_stack(tmp_path / f"{layout}.tif", np.stack([dn[S2_BANDS.index(b)] for b in order]))
-        log = _Warnings()
+        log = core_warnings()
         with open_sentinel2(path, feedback=log) as s2:
             assert s2.band_numbers == {b: order.index(b) + 1 for b in S2_BANDS}, layout
             got = s2.read_reflectance(S2_BANDS)
@@ -273,7 +262,7 @@ def test_vrt_of_band_files_names_its_bands_from_the_source_files(tmp_path):
     files = sorted(glob.glob(os.path.join(PATCH, "*_B*.tif")))
     vrt = str(tmp_path / "stack.vrt")
     gdal.BuildVRT(vrt, files, separate=True, resolution="highest").FlushCache()
-    log = _Warnings()
+    log = core_warnings()
     with open_sentinel2(vrt, feedback=log) as s2:
         assert s2.band_numbers == {os.path.basename(f).rsplit("_", 1)[1][:-4].replace("B0", "B"): i + 1
                                    for i, f in enumerate(files)}

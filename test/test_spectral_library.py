@@ -9,7 +9,7 @@ import pytest
 import rasterio
 from rasterio.transform import Affine
 
-from conftest import SHARED_DATA
+from conftest import SHARED_DATA, core_warnings
 from oremap.core.engine.errors import OreMapError
 from oremap.core.engine.raster import RasterSource
 from oremap.core.hyperspectral.spectral_library import (SpectralLibrary, _read_envi_cube, match_name, name_key,
@@ -587,17 +587,7 @@ def test_spectra_measured_over_part_of_the_range_are_left_out_of_the_comparison(
     bad[[50, 51]] = True
     image = BandInfo(centers=wl.copy(), fwhm=None, bad=bad)
 
-    class Log:
-        def __init__(self):
-            self.warnings = []
-
-        def warning(self, text):
-            self.warnings.append(text)
-
-        def info(self, text):
-            pass
-
-    log = Log()
+    log = core_warnings()
     bands, refs, kept = match_library(library, image, feedback=log, drop_partial=True)
     assert kept.names == ["Kaolinite", "Alunite", "Calcite"]
     assert bands == [b + 1 for b in range(wl.size) if b not in (50, 51)]
