@@ -362,6 +362,24 @@ def test_csv_micrometres_and_nanometres_give_the_same_library(tmp_path):
         np.testing.assert_array_equal(lib.spectra, expected)
 
 
+def test_csv_with_one_spectrum_per_row_as_a_spreadsheet_exports_it(tmp_path):
+    """Wavelengths across the first row, a spectrum per row, ';' and decimal commas (a European spreadsheet's CSV):
+    the same library as the column layout (it was refused: "wavelength 'Kaolinite ...' is not a number")."""
+    (tmp_path / "rows.csv").write_text("Name;450;550;650\nKaolinite CM9;0,5;;0,55\nAlunite GDS84;0,6;0,7;\n")
+    lib = read_library(tmp_path / "rows.csv")
+    assert lib.names == ["Kaolinite CM9", "Alunite GDS84"]
+    np.testing.assert_allclose(lib.wavelengths, [450.0, 550.0, 650.0])
+    np.testing.assert_array_equal(lib.spectra, [[0.5, np.nan, 0.55], [0.6, 0.7, np.nan]])
+    # spectra in columns named by sample numbers stay columns
+    (tmp_path / "numbered.csv").write_text("Wavelength,101,102\n450,0.5,0.6\n550,0.52,0.7\n")
+    numbered = read_library(tmp_path / "numbered.csv")
+    assert numbered.names == ["101", "102"] and numbered.wavelengths.tolist() == [450.0, 550.0]
+    (tmp_path / "bad.csv").write_text("Name,Kaolinite\nabc,0.5\n450,0.6\n")
+    with pytest.raises(OreMapError) as err:
+        read_library(tmp_path / "bad.csv")
+    assert "one spectrum per row with the wavelengths across the first row" in err.value.fix
+
+
 def test_csv_round_trip(tmp_path):
     lib = _small_library()
     back = read_library(write_csv_library(lib, tmp_path / "out.csv"))

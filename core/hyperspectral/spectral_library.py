@@ -667,6 +667,29 @@ def _csv_float(cell, decimal_comma):
     return value
 
 
+def _spectra_as_columns(rows, decimal_comma, path, feedback):
+    """``rows`` of a CSV library with the spectra in columns: a table exported from a spreadsheet with one spectrum
+    per row (the header's cells after the first are wavelengths, each further row a name and its values) is
+    turned; any other table is returned as it is."""
+    head = [cell.strip() for cell in rows[0]]
+    cells = [c for c in head[1:] if c]
+    numeric = [c for c in cells if math.isfinite(_csv_float(c, decimal_comma))]
+    first = [r[0].strip() for r in rows[1:] if r and r[0].strip()]
+    named = [c for c in first if not math.isfinite(_csv_float(c, decimal_comma))]
+    # wavelengths across the header and names down the first column (columns named by numbers stay columns)
+    if len(numeric) < 2 or len(numeric) < 0.8 * len(cells) or len(named) < 0.8 * max(len(first), 1):
+        return rows
+    width = max(len(r) for r in rows)
+    padded = [list(r) + [""] * (width - len(r)) for r in rows]
+    label = head[0] if _header_words(head[0]) & _WAVELENGTH_WORDS or _header_unit(_header_words(head[0])) \
+        else "wavelength"
+    turned = [[label] + [r[0].strip() for r in padded[1:]]]
+    turned += [[padded[0][j]] + [r[j] for r in padded[1:]] for j in range(1, width)]
+    feedback.info(f"CSV library '{path.name}': one spectrum per row, wavelengths across the first row "
+                  f"({len(padded) - 1} spectra).")
+    return turned
+
+
 def read_csv_library(path, feedback=None):
     """Read a spectral library from a CSV table.
 
@@ -675,7 +698,8 @@ def read_csv_library(path, feedback=None):
     ``lambda``, ``nm``, ``um``/``µm`` or ``micron``, else the first column;
     its units come from those words (``nm``/``nanometers`` or
     ``um``/``microns``), else from magnitude (all below 30: micrometres).
-    Every other column is a spectrum named by its header. The delimiter is a
+    Every other column is a spectrum named by its header; a table with one spectrum per row instead
+    (wavelengths across the first row, as a spreadsheet exports it) is read the same way. The delimiter is a
     tab, semicolon or comma: the first found in both the header and the first
     data row (so names may hold the others), else the first found in the
     header, else white space; with a tab or semicolon a decimal comma is
@@ -714,6 +738,7 @@ def read_csv_library(path, feedback=None):
         rows = [line.split() for line in lines]
     else:
         rows = list(csv.reader(lines, delimiter=delimiter))
+    rows = _spectra_as_columns(rows, delimiter in ("\t", ";"), path, feedback)
     head = [cell.strip() for cell in rows[0]]
     wl_col = next((j for j, cell in enumerate(head)
                    if _header_words(cell) & _WAVELENGTH_WORDS or _header_unit(_header_words(cell))), 0)
@@ -743,6 +768,8 @@ def read_csv_library(path, feedback=None):
             raise OreMapError(
                 f"CSV library '{path.name}', row {line_no}: wavelength '{cells[wl_col]}' is not a number.",
                 parameter="library",
+                fix="Give wavelengths down the first column and one spectrum per further column, or one spectrum "
+                    "per row with the wavelengths across the first row.",
             )
         wavelengths.append(wl)
         row_values = [_csv_float(cells[j], decimal_comma) for j in spectrum_cols]
