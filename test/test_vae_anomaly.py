@@ -385,3 +385,14 @@ def test_real_survey_best_settings(run_alg, real, tmp_path):
     html = open(res["OUTPUT_HTML"], encoding="utf-8").read()
     assert "Au_ppm, Hg_ppm, Ag_ppm, Sr_ppm" in html and "at most 25 % of a sample" in html
     assert "posterior collapse" in html                  # the report says what KL weight 4 does here
+
+
+def test_a_raster_too_small_to_train_on_names_the_raster(tmp_path):
+    """A 2 x 2 element grid: the error blamed FIELDS, which the raster mode does not use."""
+    rng = np.random.default_rng(0)
+    values = 10 ** rng.normal(1.0, 0.3, (4, len(NAMES)))
+    raster = write_stack(tmp_path / "tiny.tif", values, width=2)
+    with pytest.raises(OreMapError) as err:
+        va.run_raster(raster, str(tmp_path / "s.tif"))
+    assert err.value.parameter == "raster" and str(err.value).startswith("The raster has only 4 valid pixels")
+    assert not os.path.exists(tmp_path / "s.tif")

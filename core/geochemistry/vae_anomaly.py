@@ -736,6 +736,10 @@ def run_raster(raster_path, score_path, class_path=None, model_path=None, model_
             seed = int(options.get("seed", 0))
             sample, n_valid = sample_raster(raster_path, chosen, nodata, max_samples, seed, memory_mb,
                                             feedback.scaled(0, 10))
+            if n_valid < 10:  # train_vae's own error would blame the element fields of the points mode
+                raise OreMapError(f"The raster has only {n_valid} valid pixel{'s' if n_valid != 1 else ''}; the "
+                                  "autoencoder needs at least 10 to learn from.", "raster",
+                                  "Use a grid covering more of the survey, or a finer cell size.")
             feedback.info(f"Training on a random sample of {sample.shape[0]} of the {n_valid} valid pixels.")
             training = train_vae(sample, names, feedback=feedback.scaled(10, 60), **options)
             if not model_out:
