@@ -50,6 +50,7 @@ from qgis.core import (
     QgsProcessingFeatureSourceDefinition,
     QgsMapLayer,
     QgsProcessingUtils,
+    QgsWkbTypes,
 )
 from qgis.PyQt.QtCore import QCoreApplication
 
@@ -593,6 +594,12 @@ class OreMapAlgorithm(QgsProcessingAlgorithm):
 
     def require_layer_crs(self, name, source):
         """Refuse a vector source (of parameter ``name``) without a CRS: the CRS rule, see :meth:`raster_path`."""
+        if source is not None and source.wkbType() == QgsWkbTypes.NoGeometry:
+            raise self.fail(name, "The layer is a table without geometry (a CSV opened as it is), so its rows have "
+                                  "no place.",
+                            "Load it as points: Layer > Add Layer > Add Delimited Text Layer with its X/Y (or "
+                            "longitude/latitude) fields and their CRS, or in qgis_process a URI such as "
+                            "'delimitedtext://file:///path/samples.csv?xField=X&yField=Y&crs=EPSG:4326'.")
         if source is not None and crs_missing(source.sourceCrs()):
             raise self.fail(name, "The layer has no coordinate reference system (CRS), so it cannot be placed "
                                   "on other layers or measured in metres.", NO_CRS_FIX_VECTOR)

@@ -367,3 +367,17 @@ def test_the_provider_offers_no_shapefile_output(processing_provider):
     assert provider.defaultVectorFileExtension(True) == "gpkg"
     extensions = provider.supportedOutputVectorLayerExtensions()
     assert "gpkg" in extensions and "shp" not in extensions
+
+
+def test_a_csv_given_as_it_is_is_told_to_be_loaded_as_points(processing_provider, tmp_path):
+    """A CSV path given straight to a point input loads as a table without geometry: the advice was to assign a
+    CRS, which cannot help; now it says how to load it as points."""
+    import processing
+    from qgis.core import QgsProcessingException
+
+    table = tmp_path / "sites.csv"
+    table.write_text("X,Y,name\n117.9,-33.6,a\n117.95,-33.65,b\n")
+    with pytest.raises(QgsProcessingException) as err:
+        processing.run("oremap:geochem_anomaly", {"POINTS": str(table), "OUTPUT_HTML": str(tmp_path / "r.html")})
+    assert "(POINTS): The layer is a table without geometry" in str(err.value)
+    assert "Add Delimited Text Layer" in str(err.value) and "delimitedtext://" in str(err.value)
