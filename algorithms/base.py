@@ -237,6 +237,18 @@ def fields_hint(source, what="fields"):
     return f"Choose {what} of the layer: {listed}." if names else "The layer has no fields."
 
 
+def require_fields(alg, source, fields, parameter="FIELDS", what="element fields", numeric=False):
+    """Refuse ``fields`` that the layer ``source`` lacks (the error lists its fields) or, with ``numeric``, that
+    hold text: one error naming ``parameter``."""
+    missing = [f for f in fields if source.fields().lookupField(f) < 0]
+    if missing:
+        raise alg.fail(parameter, f"Fields not in the layer: {', '.join(missing)}.", fields_hint(source, what))
+    text = [f for f in fields if numeric and not source.fields().field(f).isNumeric()]
+    if text:
+        raise alg.fail(parameter, f"Field{'s' if len(text) > 1 else ''} {', '.join(text)} "
+                                  f"{'are' if len(text) > 1 else 'is'} not numeric.", f"Choose numeric {what}.")
+
+
 INPUT_FILE_TYPES = {"raster", "source", "vector", "multilayer", "layer", "mesh", "pointcloud", "file"}
 """Processing parameter types whose values name files (layers, or paths): the inputs an output may not replace."""
 

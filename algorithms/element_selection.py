@@ -18,7 +18,7 @@ from ..core.geochemistry import element_selection
 from ..core.geochemistry import survey_hygiene as sh
 from ..core.geochemistry.distance_advice import TRADE_OFF, check_distances
 from ..core.geochemistry import grid_meaning
-from .base import OreMapAlgorithm, fields_hint
+from .base import OreMapAlgorithm, require_fields
 from .evaluate_prospectivity import (
     DISTANCE_HELP,
     add_distance_parameters,
@@ -173,15 +173,7 @@ class ElementSelection(OreMapAlgorithm):
             factor = metres_factor(crs)
             if chosen:
                 fields = chosen
-                missing = [f for f in fields if source.fields().lookupField(f) < 0]
-                if missing:
-                    raise self.fail("FIELDS", f"Fields not in the layer: {', '.join(missing)}.",
-                                    fields_hint(source, "element fields"))
-                text = [f for f in fields if not source.fields().field(f).isNumeric()]
-                if text:
-                    raise self.fail("FIELDS", f"Field{'s' if len(text) > 1 else ''} {', '.join(text)} "
-                                              f"{'are' if len(text) > 1 else 'is'} not numeric.",
-                                    "Choose numeric element fields.")
+                require_fields(self, source, fields, numeric=True)
                 feedback.info(f"{len(fields)} element fields: " + ", ".join(fields[:20])
                               + (" ..." if len(fields) > 20 else ""))
                 xs, ys, values = self.layer_points(parameters, "POINTS", context, crs, fields, feedback)

@@ -25,7 +25,7 @@ from ..core.engine import report
 from ..core.geochemistry import survey_hygiene as sh
 from ..core.geochemistry.distance_advice import TRADE_OFF
 from . import qt_compat as field_type
-from .base import OreMapAlgorithm, split_names, fields_hint
+from .base import OreMapAlgorithm, require_fields, split_names
 from .evaluate_prospectivity import DISTANCE_HELP, distance_crs_for_points, metres_factor
 from .survey_input import COVERAGE_HELP, FIELDS_HELP, read_points, warn_unlocated
 
@@ -186,10 +186,7 @@ class GeochemAnomaly(OreMapAlgorithm):
         if source is None:
             raise self.fail("POINTS", "The point layer could not be loaded.", "Choose a point layer.")
         fields = self.parameterAsFields(parameters, "FIELDS", context)
-        absent = [f for f in fields if source.fields().lookupField(f) < 0]
-        if absent:
-            raise self.fail("FIELDS", f"Fields not in the layer: {', '.join(absent)}.",
-                            fields_hint(source, "element fields"))
+        require_fields(self, source, fields)
         target = TARGET_LABELS[self.parameterAsEnum(parameters, "TARGET", context)][0]
         method = am.METHODS[self.parameterAsEnum(parameters, "METHOD", context)]
         html_path = self.output_path(parameters, "OUTPUT_HTML", context, feedback)

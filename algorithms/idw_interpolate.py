@@ -13,7 +13,7 @@ from qgis.core import (
 from ..core.engine.errors import OreMapError
 from ..core.geochemistry import geochem, grid_meaning, idw
 from ..core.geochemistry import survey_hygiene as sh
-from .base import OreMapAlgorithm, fields_hint
+from .base import OreMapAlgorithm, require_fields
 from .survey_input import numeric_fields
 
 DUPLICATES = [("mean", "Mean"), ("median", "Median")]
@@ -118,9 +118,9 @@ class IdwInterpolate(OreMapAlgorithm):
         self.add_value_output("OUTPUT_CRS", "Output CRS", "string")
 
     # -- reading -------------------------------------------------------------------------
-    def _read(self, parameters, source, fields, context, feedback, layer_xy=False):
-        """The CRS to grid in, and the samples' coordinates in it and values (NaN = empty), read once; with
-        ``layer_xy`` also the coordinates as read (the layer's own, or longitude/latitude).
+    def _read(self, parameters, source, fields, context, feedback):
+        """The CRS to grid in, the samples' coordinates in it, their values (NaN = empty) and their coordinates
+        as read (the layer's own, or longitude/latitude: a field equal to them is no element), read once.
 
         A layer in a geographic CRS is read in longitude/latitude and projected to the WGS 84
         UTM zone of its points' centroid (:func:`core.geochemistry.geochem.utm_crs_for`).
@@ -140,8 +140,7 @@ class IdwInterpolate(OreMapAlgorithm):
             feedback.info(f"Distances need a projected CRS: reprojected from {crs.authid() or crs.description()} "
                           f"to {utm.authid()} ({utm.description()}).")
             crs = utm
-        out = crs, np.asarray(xs, dtype=np.float64), np.asarray(ys, dtype=np.float64), values
-        return out + (read_x, read_y) if layer_xy else out
+        return crs, np.asarray(xs, dtype=np.float64), np.asarray(ys, dtype=np.float64), values, read_x, read_y
 
     # -- run ---------------------------------------------------------------------------------
     def process(self, parameters, context, feedback):
@@ -149,20 +148,13 @@ class IdwInterpolate(OreMapAlgorithm):
         if source is None:
             raise self.fail("INPUT", "No point layer was given.", "Choose a layer of sample points.")
         fields = self.parameterAsFields(parameters, "FIELDS", context)
-        for name in fields:
-            index = source.fields().lookupField(name)
-            if index < 0:
-                raise self.fail("FIELDS", f"Field '{name}' is not in the layer.", fields_hint(source))
-            if not source.fields().at(index).isNumeric():
-                raise self.fail("FIELDS", f"Field '{name}' is not numeric.", "Choose numeric element fields.")
+        require_fields(self, source, fields, numeric=True)
         below = BELOW[self.parameterAsEnum(parameters, "BELOW_DETECTION", context)][0]
         missing = self.parameterAsDouble(parameters, "MISSING_VALUE", context)
         zeros = geochem.ZERO_CHOICES[self.parameterAsEnum(parameters, "ZEROS", context)][0]
-        if fields:
-            crs, x, y, values = self._read(parameters, source, fields, context, feedback)
-        else:  # the survey's elements (survey hygiene): names, units, geometry, coverage
-            columns = numeric_fields(source)
-            crs, x, y, values, gx, gy = self._read(parameters, source, columns, context, feedback, layer_xy=True)
+        columns = fields or numeric_fields(source)
+        crs, x, y, values, gx, gy = self._read(parameters, source, columns, context, feedback)
+        if not fields:  # the survey's elements (survey hygiene): names, units, geometry, coverage
             try:
                 fields, values, plan = sh.survey_elements(columns, values, gx, gy, missing=missing,
                                                           zeros_missing=zeros == "missing")

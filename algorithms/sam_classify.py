@@ -2,6 +2,7 @@
 
 from ..core.hyperspectral import mapping
 from .base import OreMapAlgorithm
+from . import styles
 
 METHODS = [("sam", "Spectral Angle Mapper (SAM)"), ("sid", "Spectral Information Divergence (SID)")]
 
@@ -77,7 +78,7 @@ class SamClassify(OreMapAlgorithm):
                 feedback.info(f"  {name}: {count} pixels")
         if len(counts) > 30 and empty:
             feedback.info(f"  {len(empty)} of the {len(counts)} classes have no pixel.")
-        self.style_output(context, class_path, {"kind": "classes", "legend": stats["legend"]})
+        self.style_output(context, class_path, styles.classes(stats["legend"]))
         results = {"OUTPUT_CLASSES": class_path, "VALID_PIXELS": stats["valid_pixels"]}
         if score_path:
             self.style_output(context, score_path, {"kind": "ramp", "ramp": "Viridis", "invert": True})

@@ -6,7 +6,7 @@ Not an algorithm: helpers around :mod:`core.geochemistry.survey_hygiene` for QGI
 import numpy as np
 
 from ..core.geochemistry import survey_hygiene as sh
-from .base import as_number, fields_hint
+from .base import as_number, require_fields
 
 COVERAGE_HELP = ("Without chosen element fields: an element enters the default set when it is measured in at least "
                  "this percentage of the samples (not missing, not a 0 read as 'not analysed'; a value below "
@@ -63,10 +63,7 @@ def survey_table(alg, source, context, crs, fields, coverage, missing=-9999.0, z
     through :func:`core.geochemistry.survey_hygiene.plan_elements` (names, units, geometry, coverage). The choice and
     what was left out go to the log.
     """
-    missing_fields = [f for f in fields if source.fields().lookupField(f) < 0]
-    if missing_fields:
-        raise alg.fail(parameter, f"Fields not in the layer: {', '.join(missing_fields)}.",
-                       fields_hint(source, "element fields"))
+    require_fields(alg, source, fields, parameter)
     columns = list(fields) or numeric_fields(source)
     features, xs, ys, gx, gy, values = read_points(alg, source, context, crs, columns)
     if feedback is not None:

@@ -187,11 +187,7 @@ class TrainAbundanceModel(OreMapAlgorithm):
         uncovered = sorted(set(range(len(geometries))) - set(pixels.covering.tolist()))
         roi_names = (self.roi_names(parameters, context, ids, fields) if uncovered or pixels.overlaps.n_ambiguous
                      else None)
-        warnings, infos = pixels.overlaps.messages(roi_names, noun="ROIs", what="composition", each_own=True)
-        for message in warnings:
-            feedback.warning(message)
-        for message in infos:
-            feedback.info(message)
+        warnings = pixels.overlaps.log(feedback, roi_names, noun="ROIs", what="composition", each_own=True)
         covered = np.unique(roi).size
         if uncovered:
             feedback.warning(f"{len(uncovered)} ROIs cover no valid pixel of the raster and were left out: "

@@ -23,7 +23,7 @@ from qgis.core import (
 from ..core.geochemistry import geochem
 from ..core.geochemistry import vae_anomaly as vae
 from . import qt_compat as field_type
-from .base import OreMapAlgorithm, as_number, fields_hint
+from .base import OreMapAlgorithm, as_number, require_fields
 from . import styles
 from ..core.geochemistry import survey_hygiene as sh
 from .survey_input import COVERAGE_HELP, FIELDS_HELP, survey_table
@@ -280,10 +280,7 @@ class VaeAnomaly(OreMapAlgorithm):
                                 "Lower the coverage, or choose the element fields.")
         else:
             fields = self.parameterAsFields(parameters, "FIELDS", context)
-            missing = [f for f in fields if source.fields().lookupField(f) < 0]
-            if missing:
-                raise self.fail("FIELDS", f"Fields not in the layer: {', '.join(missing)}.",
-                                fields_hint(source, "element fields"))
+            require_fields(self, source, fields)
             if len(fields) < 2:
                 raise self.fail("FIELDS", "At least two numeric element fields are needed.",
                                 "Choose the element fields.")

@@ -89,16 +89,20 @@ def core_warnings():
 
 
 def warning_recorder():
-    """A QgsProcessingFeedback that keeps the warnings pushed to it in ``.warnings``."""
+    """A QgsProcessingFeedback that keeps the warnings pushed to it in ``.warnings`` and its log lines in
+    ``.infos``."""
     from qgis.core import QgsProcessingFeedback
 
     class Recorder(QgsProcessingFeedback):
         def __init__(self):
             super().__init__()
-            self.warnings = []
+            self.warnings, self.infos = [], []
 
         def pushWarning(self, text):  # noqa: N802 (QGIS API)
             self.warnings.append(text)
+
+        def pushInfo(self, text):  # noqa: N802 (QGIS API)
+            self.infos.append(text)
 
     return Recorder()
 

@@ -275,19 +275,9 @@ def test_training_algorithm_leaves_out_pixels_of_overlapping_rois(run_alg, tmp_p
     import geopandas as gpd
     import pandas as pd
     import processing
-    from qgis.core import QgsProcessingFeedback
     from shapely.geometry import box
 
-    class Log(QgsProcessingFeedback):
-        def __init__(self):
-            super().__init__()
-            self.warnings, self.infos = [], []
-
-        def pushWarning(self, text):  # noqa: N802 (QGIS API)
-            self.warnings.append(text)
-
-        def pushInfo(self, text):  # noqa: N802 (QGIS API)
-            self.infos.append(text)
+    from conftest import warning_recorder
 
     scene = make_scene(str(tmp_path), n_rows=3, n_cols=4, roi_size=3, seed=5)  # 12 ROIs of 3 x 3 pixels, gaps of 2
     rois = gpd.read_file(scene["rois"])
@@ -302,7 +292,7 @@ def test_training_algorithm_leaves_out_pixels_of_overlapping_rois(run_alg, tmp_p
     rois = gpd.GeoDataFrame(pd.concat([rois, extra], ignore_index=True), crs=rois.crs)
     path = str(tmp_path / "overlapping.gpkg")
     rois.to_file(path, driver="GPKG")
-    log = Log()
+    log = warning_recorder()
     out = processing.run("oremap:train_abundance_model", {
         "INPUT": scene["raster"], "ROIS": path, "FIELDS": [m.lower() for m in LISTED], "FAMILIES": [1], "FOLDS": 3,
         "OUTPUT_MODEL": str(tmp_path / "m.onnx")}, feedback=log)

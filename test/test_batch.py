@@ -538,20 +538,9 @@ def test_processing_algorithm_on_a_local_cluster(run_alg, tmp_path):
 
 def log_feedback():
     """A QgsProcessingFeedback keeping the log: ``.infos`` and ``.warnings``."""
-    from qgis.core import QgsProcessingFeedback
+    from conftest import warning_recorder
 
-    class Log(QgsProcessingFeedback):
-        def __init__(self):
-            super().__init__()
-            self.infos, self.warnings = [], []
-
-        def pushInfo(self, text):  # noqa: N802 (QGIS API)
-            self.infos.append(text)
-
-        def pushWarning(self, text):  # noqa: N802 (QGIS API)
-            self.warnings.append(text)
-
-    return Log()
+    return warning_recorder()
 
 
 def test_processing_algorithm_maps_mines_of_a_sentinel2_folder_styled(processing_provider, client, tmp_path, mines):

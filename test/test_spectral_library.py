@@ -633,3 +633,5 @@ def test_whole_splib07_library_is_compared_on_the_real_tile():
     bands, refs, kept = match_library(read_library(USGS), image_band_info(str(AVNG)), drop_partial=True)
     assert refs.shape == (1586, 354) and len(bands) == 354 and len(kept.names) == 1586
     assert np.isfinite(refs).all()
+    # a full-range laboratory record stays, a record of the near-infrared spectrometer alone (NIC4) goes
+    assert "Kaolinite CM9 BECKb AREF" in kept.names and "Actinolite HS22.3B NIC4bbb RREF" not in kept.names

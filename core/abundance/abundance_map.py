@@ -88,7 +88,8 @@ def predict_abundance_map(raster_path, model_path, out_path, interval_path=None,
     ``image_bands`` (1-based) and ``resampler`` (matrix from image bands to model bands) come
     from :func:`core.hyperspectral.mapping.model_input` so the image matches the model's wavelengths.
     """
-    from ..engine.raster import OutputSpec, RasterSource, class_nodata, class_raster_dtype, run_pixelwise
+    from ..engine.raster import (OutputSpec, RasterSource, class_nodata, class_raster_dtype, pixel_area,
+                                  run_pixelwise)
 
     feedback = ensure(feedback)
     model = AbundanceModel(model_path)
@@ -131,16 +132,16 @@ def predict_abundance_map(raster_path, model_path, out_path, interval_path=None,
                       fill_spectra=True) as source:
         run = run_pixelwise(source, outputs, func, memory_mb=memory_mb, work_bytes_per_pixel=work,
                             fixed_bytes=fixed, feedback=feedback)
-        pixel_area = abs(source.transform.a * source.transform.e - source.transform.b * source.transform.d)
+        area = pixel_area(source.transform)
     n = max(stats["n"], 1)
     mean = stats["sum"] / n
     sd = np.sqrt(np.maximum(stats["sumsq"] / n - mean ** 2, 0.0))
     table = [{"mineral": nm, "mean_percent": float(mean[j]), "sd_percent": float(sd[j]),
               "area_share_percent": float(mean[j]),
               "dominant_share_percent": float(100.0 * stats["dominant"][j] / n),
-              "dominant_area": float(stats["dominant"][j] * pixel_area),
+              "dominant_area": float(stats["dominant"][j] * area),
               "mean_interval_width": float(stats["width"][j] / n)} for j, nm in enumerate(names)]
-    return {"valid_pixels": run["valid_pixels"], "table": table, "pixel_area": pixel_area, "names": names}
+    return {"valid_pixels": run["valid_pixels"], "table": table, "pixel_area": area, "names": names}
 
 
 def zone_statistics(abundance_path, geometries, zone_names, names, interval_path=None, feedback=None):
@@ -152,15 +153,14 @@ def zone_statistics(abundance_path, geometries, zone_names, names, interval_path
     units squared (pixels where the mineral dominates x pixel area), ``mean_interval_width`` the mean of upper
     minus lower bound inside the zone (NaN without ``interval_path``). A pixel in two zones counts in both.
     """
-    from ..engine.raster import RasterSource
+    from ..engine.raster import RasterSource, pixel_area
     from ..engine.sampling import pixels_under, read_covered
 
     k = len(names)
     with RasterSource(abundance_path, scale=1.0) as source:
         pixels = pixels_under(geometries, source.transform, source.width, source.height, feedback=feedback)
         values, valid = read_covered(source.read, pixels)
-        t = source.transform
-        pixel_area = abs(t.a * t.e - t.b * t.d)
+        area = pixel_area(source.transform)
     widths = None
     if interval_path:
         with RasterSource(interval_path, scale=1.0) as source:
@@ -183,5 +183,5 @@ def zone_statistics(abundance_path, geometries, zone_names, names, interval_path
             rows.append({"zone": str(zone), "pixels": int(n), "mineral": nm, "mean_percent": mean,
                          "sd_percent": float(A[:, j].std()) if n else float("nan"), "area_share_percent": mean,
                          "dominant_share_percent": float(100.0 * top[j] / n) if n else float("nan"),
-                         "dominant_area": float(top[j] * pixel_area), "mean_interval_width": width})
+                         "dominant_area": float(top[j] * area), "mean_interval_width": width})
     return rows

@@ -148,6 +148,11 @@ def report_fill(source, feedback):
     return fill
 
 
+def pixel_area(transform):
+    """Area of one pixel in the CRS's units squared (rotated grids too)."""
+    return abs(transform.a * transform.e - transform.b * transform.d)
+
+
 FILL_MIN_BANDS = 10
 """Bands from which a spectrum with one value in every band is taken for fill (:class:`RasterSource`)."""
 
@@ -325,14 +330,20 @@ def _sample_values(dataset, bands, size=16):
     raster decompresses every tile of the scene.
     """
     nodata = [v for v in dataset.nodatavals if v is not None]
+    values = sample_windows(dataset, bands, size).ravel()
+    return values[~np.isin(values, nodata)] if nodata else values
+
+
+def sample_windows(dataset, bands, size=16):
+    """``(len(bands), pixels)``: the pixels of five small full-resolution windows (the centre and the quarter
+    points), as read (nodata included)."""
     chunks = []
     for fy, fx in [(0.5, 0.5), (0.25, 0.25), (0.25, 0.75), (0.75, 0.25), (0.75, 0.75)]:
         h, w = min(size, dataset.height), min(size, dataset.width)
         row = min(int(fy * dataset.height), dataset.height - h)
         col = min(int(fx * dataset.width), dataset.width - w)
-        block = read_window(dataset, bands, Window(col, row, w, h)).ravel()
-        chunks.append(block[~np.isin(block, nodata)] if nodata else block)
-    return np.concatenate(chunks)
+        chunks.append(read_window(dataset, bands, Window(col, row, w, h)).reshape(len(bands), -1))
+    return np.concatenate(chunks, axis=1)
 
 
 # --------------------------------------------------------------------------------------

@@ -189,6 +189,15 @@ class Overlaps:
                          f"of the same {what}: each is used once.")
         return warnings, infos
 
+    def log(self, feedback, names=None, **wording):
+        """Give ``feedback`` the :meth:`messages` (warnings as warnings); returns the warnings."""
+        warnings, infos = self.messages(names, **wording)
+        for message in warnings:
+            feedback.warning(message)
+        for message in infos:
+            feedback.info(message)
+        return warnings
+
 
 def resolve_overlaps(pixels, labels, width):
     """Which entries of ``pixels`` (:class:`CoveredPixels`) to keep, and an :class:`Overlaps`.
@@ -282,9 +291,5 @@ def training_pixels(source, geometries, labels, parameter="training", feedback=N
     """
     out = labelled_pixels(source, geometries, labels, parameter=parameter, feedback=feedback)
     if feedback is not None:
-        warnings, infos = out.overlaps.messages(names)
-        for message in warnings:
-            feedback.warning(message)
-        for message in infos:
-            feedback.info(message)
+        out.overlaps.log(feedback, names)
     return out.values, out.labels, out.groups

@@ -20,6 +20,9 @@ def _fmt(value, digits=3):
 
 def _summary_rows(result, for_html=False):
     unit = "pixels" if result["kind"] == "raster" else "samples"
+    threshold = result["pa_threshold"]
+    if for_html and threshold is not None and np.isfinite(threshold):
+        threshold = f"{threshold:.4g}"  # 4 significant digits: scores in ppm can be 0.0004
     rows = [
         ["ROC-AUC, mean over draws", result["auc_mean"]],
         ["ROC-AUC, standard deviation over draws", result["auc_sd"]],
@@ -29,8 +32,7 @@ def _summary_rows(result, for_html=False):
         ["Average precision, mean over draws", result["ap_mean"]],
         ["Average precision, standard deviation", result["ap_sd"]],
         ["Success-rate AUC", result["success"]["auc"]],
-        ["P-A intersection: threshold", result["pa_threshold"] if not for_html or result["pa_threshold"] is None
-         or not np.isfinite(result["pa_threshold"]) else f"{result['pa_threshold']:.4g}"],  # 4 significant digits
+        ["P-A intersection: threshold", threshold],
         ["P-A intersection: prediction rate (%)", result["pa_rate"]],
         ["P-A intersection: area (%)", 100.0 - result["pa_rate"] if np.isfinite(result["pa_rate"]) else None],
         [f"Positive {unit} (within {result['positive_radius']:g} m of a deposit)", result["n_positive"]],

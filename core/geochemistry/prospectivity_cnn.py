@@ -59,7 +59,6 @@ from ..engine.model_format import build_date
 # ---------------------------------------------------------------------------
 
 
-
 def _augment(raw, window, crop_pad, flips, rng):
     """Random crops of ``(n, C, window + 2 crop_pad, ...)`` windows to ``window``, then flips and rot90s."""
     n = raw.shape[0]

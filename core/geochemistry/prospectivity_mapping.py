@@ -210,8 +210,7 @@ def _log_fit(feedback, mode, fit, row_edges, col_edges, window):
                       "at its centre.")
     elif mode == "grid" and (h < window or w < window):
         feedback.info(f"Each grid cell (up to {w} x {h} raster cells) is scored by the {window} x {window} window "
-                      "centred on it, "
-                      "which includes parts of its neighbours.")
+                      "centred on it, which includes parts of its neighbours.")
 
 
 def _batch_windows(model, budget):

@@ -139,8 +139,7 @@ def match_library(library, band_info, min_bands=2, feedback=None, drop_partial=F
     if n_usable == 0:
         raise OreMapError(
             f"The library ({lo:.0f}-{hi:.0f} nm) does not overlap the image's good bands "
-            f"({good_lo:.0f}-{good_hi:.0f} nm)"
-            + (" in a band that every chosen spectrum covers." if covered.any() or len(library.names) > 1 else "."),
+            f"({good_lo:.0f}-{good_hi:.0f} nm)" + (" in a band every spectrum covers." if len(library.names) > 1 else "."),
             "library", "Use a library that covers the image's wavelength range, or check the wavelength units.")
     if n_usable < min_bands:
         raise OreMapError(

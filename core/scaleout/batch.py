@@ -560,13 +560,17 @@ def row_ranges(width, height, sizing, memory_mb, rows_per_part):
     return parts if len(parts) > 1 else []
 
 
+COUNT_KEYS = ("valid_pixels", "scored", "n_mines", "mine_pixels", "total_area_ha")
+"""The counts of a core function's result that a task returns, and that a split scene's parts add up."""
+
+
 def _summary(stats):
     """The JSON-friendly numbers of a core function's result, and what styling its outputs needs (the
     class legend of a CNN, the mine threshold, the mean of every abundance band)."""
     out = {}
     if not isinstance(stats, dict):
         return out
-    for key in ("valid_pixels", "scored", "n_mines", "mine_pixels", "total_area_ha"):
+    for key in COUNT_KEYS:
         if key in stats:
             out[key] = float(stats[key]) if key == "total_area_ha" else int(stats[key])
     for key in ("class_counts",):
@@ -594,7 +598,7 @@ def scene_summary(results):
     if not stats:
         return {}
     out = {}
-    for key in ("valid_pixels", "scored", "n_mines", "mine_pixels", "total_area_ha"):
+    for key in COUNT_KEYS:
         if all(key in s for s in stats):
             out[key] = sum(s[key] for s in stats)
     if all("class_counts" in s for s in stats):

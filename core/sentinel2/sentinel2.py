@@ -310,15 +310,21 @@ def _baseline_value(text):
         return None
 
 
+def _baseline(upper, hint):
+    """The processing baseline (``"04.00"``) of upper-cased metadata items ``upper``, else ``hint``."""
+    for key in ("PROCESSING_BASELINE", "BASELINE", "PROCESSING_BASELINE_VERSION"):
+        if key in upper and _baseline_value(upper[key]) is not None:
+            return f"{_baseline_value(upper[key]):05.2f}"
+    return hint
+
+
 def _scaling(tags, dtype, sample_max, baseline_hint, notes, band_scaling=None):
     """``(scale, offset, baseline)`` from the bands' own scale and offset (``band_scaling``, see
     :func:`_band_scaling`) when set, else metadata items, data type and a sample maximum."""
     upper = {str(k).upper(): v for k, v in tags.items()}
     if band_scaling is not None:
         gain, bias = band_scaling
-        baseline = next((f"{_baseline_value(upper[k]):05.2f}" for k in ("PROCESSING_BASELINE", "BASELINE",
-                                                                          "PROCESSING_BASELINE_VERSION")
-                         if k in upper and _baseline_value(upper[k]) is not None), None) or baseline_hint
+        baseline = _baseline(upper, baseline_hint)
         notes.append(f"Reflectance = DN x {gain:g} {'-' if bias < 0 else '+'} {abs(bias):g}: the bands' own scale "
                      "and offset (GDAL band metadata).")
         return gain, bias, baseline
@@ -338,12 +344,7 @@ def _scaling(tags, dtype, sample_max, baseline_hint, notes, band_scaling=None):
             offset_dn = _baseline_value(value)
             notes.append(f"Offset {offset_dn:g} DN from the metadata item {key}.")
             break
-    baseline = None
-    for key in ("PROCESSING_BASELINE", "BASELINE", "PROCESSING_BASELINE_VERSION"):
-        if key in upper and _baseline_value(upper[key]) is not None:
-            baseline = f"{_baseline_value(upper[key]):05.2f}"
-            break
-    baseline = baseline or baseline_hint
+    baseline = _baseline(upper, baseline_hint)
     if offset_dn is None and baseline is not None and float(baseline) >= 4.0:
         offset_dn = BASELINE_04_OFFSET
         notes.append(f"Processing baseline {baseline} (>= 04.00): reflectance = (DN - 1000) / "
@@ -513,18 +514,10 @@ def _b8a_last(ds, size=32):
     B8 more closely than any other band (correlation 0.89-0.98 on the real BigEarthNet patches, ratio 0.96-1.06),
     while B9 (945 nm, water vapour) follows it less (0.68-0.88) and B12 (2190 nm) is darker (ratio 0.12-0.55).
     So the last band is taken for B8A when it correlates with band 8 better than band 9 does and has about
-    band 8's level (ratio 0.8-1.25), on sample windows (as :func:`core.engine.raster._sample_values`)."""
-    from rasterio.windows import Window
+    band 8's level (ratio 0.8-1.25), on the sample windows of :func:`core.engine.raster.sample_windows`."""
+    from ..engine.raster import sample_windows
 
-    from ..engine.raster import read_window
-
-    bands = [8, 9, ds.count]
-    chunks = []
-    for fy, fx in [(0.5, 0.5), (0.25, 0.25), (0.25, 0.75), (0.75, 0.25), (0.75, 0.75)]:
-        h, w = min(size, ds.height), min(size, ds.width)
-        row, col = min(int(fy * ds.height), ds.height - h), min(int(fx * ds.width), ds.width - w)
-        chunks.append(read_window(ds, bands, Window(col, row, w, h)).reshape(3, -1).astype(np.float64))
-    x = np.concatenate(chunks, axis=1)
+    x = sample_windows(ds, [8, 9, ds.count], size).astype(np.float64)
     ok = np.all(np.isfinite(x), axis=0) & (x[0] > 0)
     for value in {v for v in ds.nodatavals if v is not None}:
         ok &= np.all(x != value, axis=0)
