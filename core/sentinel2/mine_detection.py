@@ -53,6 +53,7 @@ from ..engine.feedback import ensure
 from ..engine.model_format import OnnxModel
 from ..engine.raster import (OutputSpec, _open_output, _remove_quietly, check_output_path, clean_partials,
                              memory_budget_mb, partial_path)
+from .segmentation_network import fill_nodata
 
 PROB_NODATA = -9999.0
 MASK_NODATA = 255
@@ -449,7 +450,7 @@ def _segment(reader, model, out, tile, overlap, budget_mb, feedback):
                     ms_ = range(m0, min(b, m0 + batch))
                     tiles = np.stack([feats[:, r - g0:r - g0 + tile, int(cs[m]) - c0:int(cs[m]) - c0 + tile]
                                       for m in ms_])
-                    proba = model.run_dense(tiles, batch_size=batch)[:, 0]
+                    proba = model.run_dense(fill_nodata(tiles), batch_size=batch)[:, 0]
                     del tiles
                     for n, m in enumerate(ms_):
                         c = int(cs[m])

@@ -121,6 +121,27 @@ def export_onnx(module, n_channels, tile):
                               axes={0: "n", 2: "height", 3: "width"}, opset=OPSET)
 
 
+def fill_nodata(tiles):
+    """Nodata (NaN) values of feature tiles ``(n, C, h, w)`` replaced, in place, by the nearest pixel's.
+
+    The nearest pixel is the nearest one (Euclidean, within the same tile) whose channels are all finite; a
+    tile without such a pixel is left as it is (the network then sees zeros, and nothing of it is kept).
+    Fed as zeros, a nodata strip (a swath edge, masked clouds) reads to the U-Net as a sharp edge and raises
+    the mine probability of the valid pixels next to it; continued from its neighbours, it does not. Used
+    alike for training and detection tiles, so the network learns what it is given. Returns ``tiles``.
+    """
+    from scipy.ndimage import distance_transform_edt
+
+    for x in tiles:
+        gap = ~np.isfinite(x)
+        bad = gap.any(axis=0)
+        if not bad.any() or bad.all():
+            continue
+        iy, ix = distance_transform_edt(bad, return_distances=False, return_indices=True)
+        np.copyto(x, x[:, iy, ix], where=gap)
+    return tiles
+
+
 def predict_torch(module, tiles, batch_size=16):
     """Mine probability ``(n, h, w)`` of raw feature tiles ``(n, C, h, w)`` through a torch module (eval mode)."""
     X = np.asarray(tiles)
