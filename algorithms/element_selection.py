@@ -61,7 +61,8 @@ class ElementSelection(OreMapAlgorithm):
         "as they are, nodata left out. The selected names come out as a ';'-separated text for the next steps of a "
         "model.\n\n"
         "Neighbouring samples are not independent, so ZAUC overstates significance: use it to rank elements. Points "
-        "in a geographic CRS are measured in the UTM zone of their centroid; a raster must be in a projected CRS.\n\n"
+        "in a geographic CRS, or in a projected one in feet, are measured in the UTM zone of their centroid; a "
+        "raster must be in a projected CRS.\n\n"
         "Distances: when the positive radius or the negative distance leave fewer than 2 positives or negatives "
         "(a prospect-scale survey near known sites, a sparse regional one), the error gives values that work, "
         "from the sample spacing and the samples' distances to the deposits. " + TRADE_OFF)

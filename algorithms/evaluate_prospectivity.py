@@ -46,21 +46,26 @@ def metres_factor(crs):
 
 
 def distance_crs_for_points(alg, source, context, feedback, name="POINTS"):
-    """The CRS distances of a point layer are measured in: its own when projected, else a UTM zone.
+    """The CRS distances of a point layer are measured in: its own when projected in metres, else a UTM zone.
 
-    A geographic (degree) CRS is replaced by the WGS84 UTM zone of the points' centroid (the rule
-    of IDW gridding, :func:`core.geochemistry.geochem.utm_crs_for`), and the log says so; a layer without a
-    CRS is refused (the CRS rule of :meth:`OreMapAlgorithm.raster_path`).
+    A geographic (degree) CRS, or a projected one in other units (US survey feet of a State Plane zone), is
+    replaced by the WGS84 UTM zone of the points' centroid (the rule of IDW gridding,
+    :func:`core.geochemistry.geochem.utm_crs_for`), and the log says so: distances, and the messages and
+    reports that give them, are then in metres. A layer without a CRS is refused (the CRS rule of
+    :meth:`OreMapAlgorithm.raster_path`).
     """
     alg.require_layer_crs(name, source)
     crs = source.sourceCrs()
-    if not crs.isGeographic():
+    in_metres = abs(metres_factor(crs) - 1.0) < 1e-9
+    if not crs.isGeographic() and in_metres:
         return crs
     lons, lats, _, _ = alg.source_points(source, context, QgsCoordinateReferenceSystem("EPSG:4326"), name=name)
     if not lons:
         return crs
     target = QgsCoordinateReferenceSystem(f"EPSG:{geochem.utm_crs_for(lons, lats)}")
-    feedback.info(f"The sample layer is in a geographic CRS ({crs.authid()}): distances are measured in "
+    kind = "a geographic CRS" if crs.isGeographic() else \
+        f"a CRS in {QgsUnitTypes.toString(crs.mapUnits())}, not metres"
+    feedback.info(f"The sample layer is in {kind} ({crs.authid()}): distances are measured in "
                   f"{target.authid()} ({target.description()}), the UTM zone of its points' centroid.")
     return target
 
@@ -100,7 +105,8 @@ class EvaluateProspectivity(OreMapAlgorithm):
         "the prediction-area plot, whose intersection gives the share of deposits found in the complementary share "
         "of the area.\n\n"
         "Give either a score raster or scored points. A score raster must be in a projected CRS. Points in a "
-        "geographic CRS (longitude/latitude) are measured in the UTM zone of their centroid, as the log says. For "
+        "geographic CRS (longitude/latitude), or in a projected one in feet, are measured in the UTM zone of their "
+        "centroid, as the log says. For "
         "points, the area is the set of samples and a deposit's score is that of the nearest sample within the "
         "positive radius.")
     PARAM_HELP = {

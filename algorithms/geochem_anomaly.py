@@ -76,7 +76,7 @@ class GeochemAnomaly(OreMapAlgorithm):
         "negatives, success-rate curve); the report shows their ROC and success-rate curves on one plot each and "
         "the map of the fused score. " + TRADE_OFF)
     PARAM_HELP = {
-        "POINTS": "Geochemical sample points (any CRS; a geographic one is measured in its UTM zone).",
+        "POINTS": "Geochemical sample points (any CRS; one in degrees or feet is measured in its UTM zone).",
         "FIELDS": FIELDS_HELP + " With a target, the target's pathfinders among them.",
         "TARGET": "Commodity sought: its pathfinder elements (literature presets, see the report) are scored when no "
                   "fields are chosen, and its commodity element gives the target score. None: every element of the "

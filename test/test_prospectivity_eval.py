@@ -403,6 +403,32 @@ def test_points_in_lonlat_use_the_zone_of_their_centroid_like_idw(run_alg, tmp_p
     assert "EPSG:32751" in html and "EPSG:32750" not in html
 
 
+def test_points_in_a_crs_in_feet_are_measured_in_metres(run_alg, tmp_path):
+    """A State Plane layer in US survey feet (EPSG:2227, California zone 3): distances are measured in the UTM
+    zone of the points (10 N), so a 2000 m radius is 2000 m and messages give metres, not feet."""
+    rng = np.random.default_rng(11)
+    utm10 = "EPSG:32610"
+    xy = np.column_stack([rng.uniform(550000, 580000, 600), rng.uniform(4150000, 4170000, 600)])
+    deposits_xy = np.array([[555000.0, 4155000.0], [570000.0, 4165000.0], [575000.0, 4152000.0]])
+    score = -nearest(xy[:, 0], xy[:, 1], deposits_xy) + rng.normal(0, 2000, 600)
+    feet = "EPSG:2227"
+    points = memory_points(to_crs(xy, utm10, feet), feet, {"score": list(score)})
+    deposits = memory_points(to_crs(deposits_xy, utm10, feet), feet)
+    out = run_alg("evaluate_prospectivity", {
+        "POINTS": points, "SCORE_FIELD": "score", "DEPOSITS": deposits, "N_DRAWS": 6,
+        "OUTPUT_HTML": str(tmp_path / "f.html")})
+    expected = pe.evaluate_points(xy[:, 0], xy[:, 1], score, deposits_xy, 2000, 4000, n_draws=6, seed=0)
+    assert out["AUC_MEAN"] == pytest.approx(expected["auc_mean"], abs=1e-9)
+    assert "EPSG:32610" in open(out["OUTPUT_HTML"], encoding="utf-8").read()
+    # too small a radius: the advice is in metres (in feet it said "(32.8 m)" and a spacing 3.3 times too large)
+    from oremap.core.geochemistry.distance_advice import sample_spacing
+
+    message = expect_failure(run_alg, "evaluate_prospectivity", {
+        "POINTS": points, "SCORE_FIELD": "score", "DEPOSITS": deposits, "POSITIVE_RADIUS": 10,
+        "OUTPUT_HTML": str(tmp_path / "g.html")}, "POSITIVE_RADIUS", "positive radius (10 m)")
+    assert f"median sample spacing is {sample_spacing(xy[:, 0], xy[:, 1]):.0f} m" in message
+
+
 def test_bad_input(run_alg, tmp_path):
     path, _ = distance_raster(tmp_path / "d.tif")
     html = str(tmp_path / "bad.html")
