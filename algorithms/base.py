@@ -718,8 +718,9 @@ class OreMapAlgorithm(QgsProcessingAlgorithm):
                 geometry.transform(transform)
             yield feature, geometry
 
-    def labelled_geometries(self, parameters, name, field_name, context, target_crs, feedback=None):
-        """Shapely geometries (in ``target_crs``) and labels of a vector parameter's features.
+    def labelled_geometries(self, parameters, name, field_name, context, target_crs, feedback=None, with_ids=False):
+        """Shapely geometries (in ``target_crs``) and labels of a vector parameter's features (and, ``with_ids``,
+        their feature ids, for log lines that name them as QGIS does).
 
         Features without a geometry or a label are left out, and ``feedback`` says how many.
         """
@@ -733,7 +734,7 @@ class OreMapAlgorithm(QgsProcessingAlgorithm):
             raise self.fail(field_name, "No class field was chosen.", fields_hint(source, "the class field"))
         if source.fields().lookupField(field) < 0:
             raise self.fail(field_name, f"Field '{field}' is not in the layer.", fields_hint(source, "the class field"))
-        geometries, labels, skipped = [], [], 0
+        geometries, labels, ids, skipped = [], [], [], 0
         for feature, geometry in self.source_features(source, context, target_crs, name=name):
             value = feature[field]
             if geometry is None or value is None or value == NULL or str(value).strip() == "":
@@ -741,13 +742,14 @@ class OreMapAlgorithm(QgsProcessingAlgorithm):
                 continue
             geometries.append(wkb.loads(bytes(geometry.asWkb())))
             labels.append(value if isinstance(value, int) else str(value).strip())
+            ids.append(feature.id())
         if not geometries:
             raise self.fail(name, f"The layer has no features with both a geometry and a '{field}' value.",
                             f"Fill the '{field}' field of the features.")
         if skipped and feedback is not None:
             feedback.warning(f"{skipped} features of {self.parameterDefinition(name).description()} have no "
                              f"geometry or no '{field}' value and were left out.")
-        return geometries, labels
+        return (geometries, labels, ids) if with_ids else (geometries, labels)
 
     def features_with_values(self, parameters, name, fields, context, target_crs, feedback=None,
                              fields_parameter="FIELDS"):

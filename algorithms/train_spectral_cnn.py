@@ -210,7 +210,8 @@ class TrainSpectralCnn(OreMapAlgorithm):
                             "Train from one source: leave the other empty.")
         if raster is not None:
             path, layer = self.raster_path(parameters, "INPUT", context)
-            geometries, labels = self.labelled_geometries(parameters, "TRAINING", "CLASS_FIELD", context, layer.crs())
+            geometries, labels, ids = self.labelled_geometries(parameters, "TRAINING", "CLASS_FIELD", context,
+                                                               layer.crs(), with_ids=True)
             info = image_band_info(path, required=False, bad_bands=self.bad_bands(parameters, context),
                                    feedback=feedback)
             if info is None:
@@ -229,7 +230,8 @@ class TrainSpectralCnn(OreMapAlgorithm):
                                                                           key=lambda i: info.centers[i])]
             good = None if info is None else training.target_bands(info, exclude_water=False)
             with RasterSource(path, bands=bands, feedback=feedback, fill_spectra=True) as source:
-                data = training.image_training_set(source, geometries, labels, good, feedback=feedback)
+                data = training.image_training_set(source, geometries, labels, good, feedback=feedback,
+                                                   names=[f"feature {i} ({label})" for i, label in zip(ids, labels)])
                 report_fill(source, feedback)
             feedback.info(f"{data.X.shape[0]} training pixels from {len(set(data.groups.tolist()))} features.")
             return data, False

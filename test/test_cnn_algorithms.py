@@ -491,7 +491,8 @@ def test_outlier_spectra_train_the_model_towards_a_flat_output(run_alg, tmp_path
 
 def test_training_on_a_raster_without_wavelengths_says_it_reads_every_band(processing_provider, tmp_path):
     """A GeoTIFF without wavelengths: its bands are read by number, all of them (the classifier reads the same), and
-    the log says so; a BAD_BANDS entry, which could not be honoured at classification, is refused naming it."""
+    the log says so; a BAD_BANDS entry, which could not be honoured at classification, is refused naming it. Two
+    points of different classes on one pixel are left out and named by feature id."""
     import processing
 
     from conftest import warning_recorder
@@ -506,7 +507,8 @@ def test_training_on_a_raster_without_wavelengths_says_it_reads_every_band(proce
         transform = ds.transform
         assert not ds.tags(1).get("wavelength")
     points = [("bright", pixel_centre(transform, r, c)) for r, c in [(0, 6), (1, 7), (0, 7), (1, 6)]] + \
-             [("dark", pixel_centre(transform, r, c)) for r, c in [(8, 1), (9, 0), (8, 0), (9, 1)]]
+             [("dark", pixel_centre(transform, r, c)) for r, c in [(8, 1), (9, 0), (8, 0), (9, 1)]] + \
+             [("dark", pixel_centre(transform, 0, 6))]  # on the first bright point's pixel: ambiguous
     layer = point_layer(points)
     base = {"INPUT": plain, "TRAINING": layer, "CLASS_FIELD": "mineral", "PREPROCESSING": 0, "EPOCHS": 2,
             "OUTPUT_MODEL": str(tmp_path / "m.onnx"), "OUTPUT_REPORT": str(tmp_path / "r.html")}
@@ -522,4 +524,9 @@ def test_training_on_a_raster_without_wavelengths_says_it_reads_every_band(proce
         del layer
     assert any(w.startswith("'no_wavelengths.tif' has no band wavelengths: the model is trained on all its bands")
                for w in feedback.warnings)
+    # the overlap is logged with the features' ids as QGIS shows them (1 and 9; their indexes are 0 and 8)
+    assert "1 pixel lies in features of different classes and was left out (their class is ambiguous): feature 1 " \
+           "(bright) and feature 9 (dark) (1 pixel). Make the features disjoint to keep them." in feedback.warnings
+    assert "2 of the features lost every pixel to overlaps and were left out: feature 1 (bright), feature 9 (dark)." \
+           in feedback.warnings
     assert read_model_info(result["OUTPUT_MODEL"]).n_bands == 432

@@ -249,15 +249,16 @@ def outlier_set(paths, data, materials=None, min_depth=OUTLIER_MIN_DEPTH, feedba
                        band_info=target, sample_names=names)
 
 
-def image_training_set(source, geometries, labels, band_info=None, feedback=None):
+def image_training_set(source, geometries, labels, band_info=None, feedback=None, names=None):
     """Training set from pixels of ``source`` (a RasterSource) under labelled features.
 
     ``groups`` is the feature index: pixels of one polygon never sit on both sides of a split. A pixel under
-    features of different classes is left out, and ``feedback`` told (:func:`core.engine.sampling.training_pixels`).
+    features of different classes is left out, and ``feedback`` told (:func:`core.engine.sampling.training_pixels`),
+    naming the features ``names[i]`` (their indexes without).
     """
     from ..engine.sampling import training_pixels
 
-    X, pixel_labels, groups = training_pixels(source, geometries, labels, feedback=feedback)
+    X, pixel_labels, groups = training_pixels(source, geometries, labels, feedback=feedback, names=names)
     pixel_labels = np.array([str(v) for v in pixel_labels], dtype=object)
     class_names = sorted_class_names(pixel_labels)
     if len(class_names) < 2:
