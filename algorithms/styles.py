@@ -43,6 +43,8 @@ from qgis.core import (
 )
 from qgis.PyQt.QtGui import QColor
 
+from ..core.sentinel2.mine_detection import MASK_LEGEND
+
 
 def _class_renderer(layer, style):
     classes = [QgsPalettedRasterRenderer.Class(int(c["value"]), QColor(c["color"]), str(c["name"]))
@@ -231,8 +233,7 @@ def model_classes(model_classes_):
 
 def mine_mask(threshold):
     """oremap:detect_mines' mask at probability ``threshold``."""
-    return classes([{"value": 0, "name": "no mine", "color": "#f0f0f0"},
-                    {"value": 1, "name": f"mine (P >= {threshold:g})", "color": "#d7301f"}])
+    return classes(dict(c, name=f"mine (P >= {threshold:g})") if c["name"] == "mine" else c for c in MASK_LEGEND)
 
 
 ANOMALY_SCORE = {"kind": "ramp", "ramp": "Magma"}

@@ -7,6 +7,7 @@ probabilities from the classifier's own predict function on patches read separat
 """
 
 import os
+import re
 
 import numpy as np
 import pytest
@@ -467,8 +468,13 @@ def test_algorithms_train_and_detect_through_processing(run_alg, one_thread, tra
 
     assert [(c["value"], c["name"]) for c in legend_from_raster(detected["OUTPUT_MASK"])] == \
         [(0, "no mine"), (1, "mine")]
+    # one set of colours: the GeoTIFF's colour table, its metadata's classes and the style QGIS loads
+    qml = open(str(tmp_path / "mask.qml"), encoding="utf-8").read()
+    assert [c["color"] for c in legend_from_raster(detected["OUTPUT_MASK"])] == ["#f0f0f0", "#d7301f"]
+    assert re.search(r'color="#f0f0f0"[^>]*label="no mine"', qml) and re.search(r'color="#d7301f"[^>]*label="mine', qml)
     with rasterio.open(detected["OUTPUT_MASK"]) as ds:
         mask, transform, crs = ds.read(1), ds.transform, ds.crs
+        assert ds.colormap(1)[0] == (240, 240, 240, 255) and ds.colormap(1)[1] == (215, 48, 31, 255)
     picked = [tuple(np.argwhere(mask == v)[k]) for v in (0, 1) for k in (0, 5, 10)]
     truth = ["no mine"] * 3 + ["mine", "mine", "no mine"]  # one mine pixel called 'no mine' by the reference
     layer = point_layer([(t, pixel_centre(transform, r, c)) for t, (r, c) in zip(truth, picked)],

@@ -276,9 +276,15 @@ def write_polygons(path, features, crs):
 # ---------------------------------------------------------------------------
 
 
-MASK_LEGEND = [{"value": 0, "name": "no mine", "color": "#ffffff"}, {"value": 1, "name": "mine", "color": "#d7301f"}]
-"""The mine mask's classes, in its metadata (``OREMAP_CLASSES``) as on every OreMap class raster, so that
-``oremap:accuracy_assessment`` matches reference labels 'mine' / 'no mine' by name."""
+MASK_LEGEND = [{"value": 0, "name": "no mine", "color": "#f0f0f0"}, {"value": 1, "name": "mine", "color": "#d7301f"}]
+"""The mine mask's classes and colours, the one definition of them: in its metadata (``OREMAP_CLASSES``) as on
+every OreMap class raster, so that ``oremap:accuracy_assessment`` matches reference labels 'mine' / 'no mine' by
+name; in the GeoTIFF's colour table; in the style QGIS loads (``algorithms/styles.py``)."""
+
+
+def _mask_colormap():
+    """The GeoTIFF colour table of :data:`MASK_LEGEND` (opaque)."""
+    return {c["value"]: tuple(int(c["color"][i:i + 2], 16) for i in (1, 3, 5)) + (255,) for c in MASK_LEGEND}
 
 
 class _Outputs:
@@ -289,7 +295,7 @@ class _Outputs:
         self.specs = [OutputSpec(prob_path, ["P(mine)"], "float32", PROB_NODATA, tags=tags)]
         if mask_path:
             self.specs.append(OutputSpec(mask_path, ["mine mask"], "uint8", MASK_NODATA,
-                                         colormap={0: (255, 255, 255, 0), 1: (215, 48, 31, 255)},
+                                         colormap=_mask_colormap(),
                                          tags=dict(tags, OREMAP_THRESHOLD=f"{threshold:g}",
                                                    OREMAP_CLASSES=json.dumps(MASK_LEGEND))))
         self.tmp = [partial_path(s.path) for s in self.specs]
