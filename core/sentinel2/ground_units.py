@@ -16,6 +16,7 @@ import math
 import numpy as np
 
 from ..engine.errors import OreMapError
+from ..engine.raster import pixel_area
 
 
 def _pyproj_crs(crs):
@@ -35,7 +36,7 @@ class GroundUnits:
         self.crs = _pyproj_crs(crs)
         self.geographic = bool(self.crs is not None and self.crs.is_geographic)
         t = transform
-        self.map_pixel_area = abs(t.a * t.e - t.b * t.d)
+        self.map_pixel_area = pixel_area(t)
         if self.geographic:
             if t.b != 0 or t.d != 0:
                 raise OreMapError("Rotated rasters in a geographic CRS are not supported.", "raster",
