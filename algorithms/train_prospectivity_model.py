@@ -90,7 +90,9 @@ class TrainProspectivityModel(OreMapAlgorithm):
         "evaluation of neural networks, random forest, regression trees and support vector machines. Ore Geology "
         "Reviews 71, 804-818.",
         "Efron, B. and Tibshirani, R. J. (1993). An Introduction to the Bootstrap. Chapman & Hall.",
-        "EIS Toolkit (logistic regression, random forest, gradient boosting, MLP for prospectivity).",
+        "EIS Toolkit: a Python package for mineral prospectivity mapping (logistic regression, random forest, "
+        "gradient boosting, MLP), developed by Gispo Ltd and partners in the EU Horizon Europe project EIS "
+        "(Exploration Information System); EUPL-1.2; github.com/GispoCoding/eis_toolkit.",
     ]
     CORE_PARAMETERS = {
         **OreMapAlgorithm.CORE_PARAMETERS,
