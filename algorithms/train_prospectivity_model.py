@@ -91,8 +91,8 @@ class TrainProspectivityModel(OreMapAlgorithm):
         "Reviews 71, 804-818.",
         "Efron, B. and Tibshirani, R. J. (1993). An Introduction to the Bootstrap. Chapman & Hall.",
         "EIS Toolkit: a Python package for mineral prospectivity mapping (logistic regression, random forest, "
-        "gradient boosting, MLP), developed by Gispo Ltd and partners in the EU Horizon Europe project EIS "
-        "(Exploration Information System); EUPL-1.2; github.com/GispoCoding/eis_toolkit.",
+        "gradient boosting, MLP), developed in the EU Horizon Europe project EIS (Exploration Information "
+        "System) and maintained by GispoCoding; EUPL-1.2; github.com/GispoCoding/eis_toolkit.",
     ]
     CORE_PARAMETERS = {
         **OreMapAlgorithm.CORE_PARAMETERS,
