@@ -72,6 +72,18 @@ def test_values_equal_to_the_geometry_are_coordinates():
     assert plan.left_out == {"Ref_ppm": "equals the point coordinates"} and plan.fields == ["Cu_ppm", "Zn_ppm"]
 
 
+def test_a_bare_symbol_with_a_unit_in_the_units_table_counts_as_stated():
+    """Beside fields that state their units, a bare 'AU' is left out as of unknown unit, unless the user's units
+    table gives its unit: then it is an element like the others (it was left out all the same)."""
+    values = np.array([[5.0, 2.0, 30.0], [12.0, 3.0, 41.0], [7.0, 1.5, 35.0]])
+    plan = sh.plan_elements(["AU", "As_ppm", "Cu_ppm"], values)
+    assert plan.fields == ["As_ppm", "Cu_ppm"]
+    assert plan.left_out == {"AU": "bare name without a unit, while other columns state theirs"}
+    plan = sh.plan_elements(["AU", "As_ppm", "Cu_ppm"], values, units={"AU": "ppb"})
+    assert plan.fields == ["AU", "As_ppm", "Cu_ppm"] and plan.left_out == {}
+    assert "AU: element Au, unit ppb (from the units table)." in plan.log
+
+
 def test_fixture_till_survey_plan_and_oxide_merge():
     table, e, no, gaps = till_survey()
     columns = list(table.columns)

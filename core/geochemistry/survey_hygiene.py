@@ -83,8 +83,8 @@ _ID_PATTERN = re.compile(r"(^|_)(id|no|num|nr|code)$|^id_|^sample|^site_|^lab_|^
 class Column:
     """What a column name says: ``element`` (symbol, e.g. ``"Zn"``) or None, ``unit`` (a key of
     :data:`UNIT_FACTORS`, or None), ``oxide`` (``"ZnO"``, None for an element column), ``ratio``
-    (element mass per oxide mass, 1 for an element column), ``assumed_unit`` (unit taken from
-    the units table or assumed ppm)."""
+    (element mass per oxide mass, 1 for an element column), ``assumed_unit`` (unit not in the name:
+    taken from the units table, then ``unit_from_table``, or assumed ppm)."""
 
     name: str
     element: str = None
@@ -92,6 +92,7 @@ class Column:
     oxide: str = None
     ratio: float = 1.0
     assumed_unit: bool = False
+    unit_from_table: bool = False
     reason: str = ""
 
     @property
@@ -154,7 +155,8 @@ def parse_column(name, units=None):
             return out
         head = tokens[0]
         table = {str(k).strip().lower(): str(v).strip().lower() for k, v in (units or {}).items()}
-        out.unit = table.get(text.lower(), table.get(head.lower(), "ppm"))
+        given = table.get(text.lower(), table.get(head.lower()))
+        out.unit, out.unit_from_table = given or "ppm", given is not None
         if out.unit not in UNIT_FACTORS:
             raise OreMapError(f"Unknown unit '{out.unit}' for column '{text}' in the units table.", "units",
                               f"Use one of: {', '.join(sorted(UNIT_FACTORS))}.")
@@ -168,7 +170,7 @@ def parse_column(name, units=None):
         out.element, out.oxide, out.ratio = oxide
         return out
     out.unit = None if unit_at is None else out.unit
-    out.assumed_unit = False
+    out.assumed_unit = out.unit_from_table = False
     out.reason = f"'{head}' is not an element or an oxide" + (" (a volatile or a sum)" if unit_at is not None
                                                                 else "")
     return out
@@ -304,10 +306,11 @@ def plan_elements(columns, values=None, x=None, y=None, coverage=DEFAULT_COVERAG
             plan.log.append("No field names an element by its unit or symbol: every numeric field but "
                             "coordinates and ids is taken as one.")
     if not explicit:
-        with_unit = [(j, c) for j, c in candidates if not c.assumed_unit]
+        # a unit the user's table gives is a stated unit
+        with_unit = [(j, c) for j, c in candidates if not c.assumed_unit or c.unit_from_table]
         if with_unit and len(with_unit) < len(candidates):
             for _, c in candidates:
-                if c.assumed_unit:
+                if c.assumed_unit and not c.unit_from_table:
                     plan.left_out[c.name] = "bare name without a unit, while other columns state theirs"
             candidates = with_unit
     # group by element: element columns before oxides, then in column order
@@ -321,9 +324,8 @@ def plan_elements(columns, values=None, x=None, y=None, coverage=DEFAULT_COVERAG
         plan.factors[element] = [c.factor / first.factor for _, c in members]
         plan.names[element] = first.name
         if first.assumed_unit:
-            plan.log.append(f"{first.name}: element {element}, unit {first.unit} (" + (
-                "from the units table" if units and any(str(k).lower() in (first.name.lower(), element.lower())
-                                                         for k in units) else "assumed") + ").")
+            plan.log.append(f"{first.name}: element {element}, unit {first.unit} ("
+                            + ("from the units table" if first.unit_from_table else "assumed") + ").")
         if first.oxide is not None and not explicit:
             plan.log.append(f"{first.name}: oxide {first.oxide} read as {element} "
                             f"(x {first.ratio:.4f}, the mass share of {element}).")
