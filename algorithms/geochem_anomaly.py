@@ -107,7 +107,8 @@ class GeochemAnomaly(OreMapAlgorithm):
     OUTPUT_HELP = {
         "OUTPUT": "A copy of the points with score_&lt;method&gt; for every method (higher = more anomalous; empty "
                   "where not scored), anomaly_score (the main method) and anomaly_class (0 below the 85th "
-                  "percentile of the main score, 1: 85-95th, 2: 95-99th, 3: top 1 %).",
+                  "percentile of the main score, 1: 85-95th, 2: 95-99th, 3: top 1 %; equal scores share a class, "
+                  "so the top class may hold more than 1 % and always holds the highest scores).",
         "OUTPUT_HTML": "HTML report: settings, with deposits the ROC-AUC table of every method and their ROC and "
                        "success-rate curves, the map of the fused score, the elements and the log. A temporary file "
                        "when not given.",
@@ -270,8 +271,7 @@ class GeochemAnomaly(OreMapAlgorithm):
                 raise QgsProcessingException(self.invalidSinkError(parameters, "OUTPUT"))
             return
         main = scores[method]
-        ranks = am.percentile_ranks(main) * 100
-        classes = np.where(np.isfinite(ranks), np.digitize(ranks, [85.0, 95.0, 99.0], right=True), -1)
+        classes = am.anomaly_classes(main)
         columns = [scores[m] for m in scores]
         for i, feature in enumerate(features):
             feedback.check()

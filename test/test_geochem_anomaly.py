@@ -132,6 +132,20 @@ def test_spatial_support_is_a_neighbourhood_mean_of_ranks():
     np.testing.assert_allclose(am.spatial_support(s, x, y, k=0), ranks)
 
 
+def test_anomaly_classes_keep_equal_scores_together_and_the_highest_on_top():
+    # 201 samples, the 7 highest tied (as spatial support and repeated records make them): their mean rank was
+    # 98.5 %, so the top class was empty and the highest scores sat in class 2
+    score = np.r_[np.arange(194.0), np.full(7, 500.0)]
+    classes = am.anomaly_classes(score)
+    assert classes[-7:].tolist() == [3] * 7 and (classes == 3).sum() == 7
+    # below them, the percentiles fall on samples 170 (85th) and 190 (95th), which go up with their score
+    assert classes[:170].max() == 0 and classes[170:190].tolist() == [1] * 20 and classes[190:194].tolist() == [2] * 4
+    # the lowest score stays background however many samples share it; NaN is -1
+    zeros = np.r_[np.zeros(90), np.arange(1.0, 11.0), np.nan]
+    assert am.anomaly_classes(zeros)[:90].max() == 0 and am.anomaly_classes(zeros)[-1] == -1
+    assert am.anomaly_classes(zeros)[90:100].tolist() == [1] * 5 + [2] * 4 + [3]
+
+
 def test_samples_missing_most_elements_are_not_scored():
     values, x, y = planted(n=200)
     values[:3, :4] = -9999.0                                      # 2 of 6 elements left: below half

@@ -82,6 +82,9 @@ def test_a_bare_symbol_with_a_unit_in_the_units_table_counts_as_stated():
     plan = sh.plan_elements(["AU", "As_ppm", "Cu_ppm"], values, units={"AU": "ppb"})
     assert plan.fields == ["AU", "As_ppm", "Cu_ppm"] and plan.left_out == {}
     assert "AU: element Au, unit ppb (from the units table)." in plan.log
+    # where no name states its unit, the bare names are the elements, the table's or ppm
+    plan = sh.plan_elements(["AU", "AS", "CU"], values, units={"AU": "ppb"})
+    assert plan.fields == ["AU", "AS", "CU"] and "AS: element As, unit ppm (assumed)." in plan.log
 
 
 def test_fixture_till_survey_plan_and_oxide_merge():

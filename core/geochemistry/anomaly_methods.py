@@ -283,6 +283,29 @@ def percentile_ranks(score):
     return out
 
 
+CLASS_PERCENTILES = (85.0, 95.0, 99.0)
+"""Percentiles of the main score that bound the anomaly classes (0: background ... 3: top 1 %)."""
+
+
+def anomaly_classes(score, percentiles=CLASS_PERCENTILES):
+    """Class codes of ``score``: 0 up to its first percentile, ``i`` above percentile ``i``; -1 where NaN.
+
+    Samples of one score share a class: a group of equal scores that reaches a percentile goes to the class
+    above it, so the highest scores are always in the top class (ties of the spatial support or of repeated
+    records had mean ranks just under 99 % and left the top class empty). The survey's lowest score is
+    background however many samples share it (enrichment-only scores of 0).
+    """
+    s = np.asarray(score, float)
+    out = np.full(s.shape, -1, dtype=np.int16)
+    ok = np.isfinite(s)
+    if ok.any():
+        values = s[ok]
+        codes = np.searchsorted(np.percentile(values, percentiles), values, side="right")
+        codes[values <= values.min()] = 0
+        out[ok] = codes
+    return out
+
+
 def fuse(scores, methods):
     """Mean percentile rank of ``scores[m]`` over ``methods`` (NaN where any of them is missing)."""
     ranks = np.column_stack([percentile_ranks(scores[m]) for m in methods])

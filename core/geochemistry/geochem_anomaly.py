@@ -22,6 +22,7 @@ METHOD_COLOURS = {"fusion": "#000000", "target": "#e31a1c", "enrichment": "#ff7f
                   "suite": "#a6cee3"}
 MAP_CLASSES = [(0.0, "Below the 85th percentile", "#d9d9d9"), (85.0, "85-95th", "#fed976"),
                (95.0, "95-99th", "#fd8d3c"), (99.0, "Top 1 %", "#bd0026")]
+"""The map's classes, those of :func:`anomaly_methods.anomaly_classes` (lower percentile, label, colour)."""
 
 
 NO_TARGET_HINT = ("No commodity target: the scores look for any multi-element departure from the survey "
@@ -99,16 +100,13 @@ def _map_svg(x, y, score, deposits=None):
     ok = np.isfinite(x) & np.isfinite(y)
     if not ok.any():
         return ""
-    ranks = am.percentile_ranks(score) * 100
+    classes = am.anomaly_classes(score)
     groups = []
     if (~np.isfinite(score) & ok).any():
         sel = ~np.isfinite(score) & ok
         groups.append((f"Not scored ({int(sel.sum())})", x[sel], y[sel], "#9ecae1", 1.2))
-    edges = [c[0] for c in MAP_CLASSES] + [101.0]
-    for k, (lo, label, colour) in enumerate(MAP_CLASSES):
-        sel = ok & np.isfinite(ranks) & (ranks > lo) & (ranks <= edges[k + 1])
-        if k == 0:
-            sel |= ok & np.isfinite(ranks) & (ranks <= lo)
+    for k, (_, label, colour) in enumerate(MAP_CLASSES):
+        sel = ok & (classes == k)
         groups.append((f"{label} ({int(sel.sum())})", x[sel], y[sel], colour, 1.8 + 0.7 * k))
     if deposits is not None and len(deposits):
         dep = np.asarray(deposits, float).reshape(-1, 2)

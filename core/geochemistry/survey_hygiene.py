@@ -306,9 +306,10 @@ def plan_elements(columns, values=None, x=None, y=None, coverage=DEFAULT_COVERAG
             plan.log.append("No field names an element by its unit or symbol: every numeric field but "
                             "coordinates and ids is taken as one.")
     if not explicit:
-        # a unit the user's table gives is a stated unit
+        # where some names state their units, a bare name is kept only when the user's units table gives its unit
+        named = any(not c.assumed_unit for _, c in candidates)
         with_unit = [(j, c) for j, c in candidates if not c.assumed_unit or c.unit_from_table]
-        if with_unit and len(with_unit) < len(candidates):
+        if named and len(with_unit) < len(candidates):
             for _, c in candidates:
                 if c.assumed_unit and not c.unit_from_table:
                     plan.left_out[c.name] = "bare name without a unit, while other columns state theirs"
