@@ -86,11 +86,16 @@ def test_training_starts_from_a_users_weights_file(scene, tmp_path):
     assert err.value.parameter == "augment"
 
 
-def test_the_aids_are_recorded_in_the_model(scene):
-    result = ms.train_mine_segmentation(scene["raster"], scene["mines"], epochs=1, augment="photometric",
-                                        class_weight=True, **SMALL)
+def test_the_aids_are_recorded_in_the_model_and_its_report(scene, tmp_path):
+    report_path = str(tmp_path / "r.html")
+    result = ms.train_mine_segmentation(scene["raster"], scene["mines"], None, report_path, epochs=1,
+                                        augment="photometric", class_weight=True, **SMALL)
     p = result.info.training["parameters"]
     assert p["augmentation"] == "flips and 90 degree rotations, brightness and haze"
     assert p["loss"].startswith("BCE + soft Dice over valid pixels, mine pixels weighted ")
     weight = float(p["loss"].rsplit(" ", 1)[1])
     assert 1.0 < weight <= 20.0
+    # the report's training row says the same (it gave flips and rotations alone, and no weight)
+    html = open(report_path, encoding="utf-8").read()
+    assert f"loss BCE + 1 x soft Dice over valid pixels, mine pixels weighted {weight:.2f}; augmentation: flips and " \
+           "90 degree rotations, brightness and haze" in html

@@ -435,7 +435,9 @@ def train_mine_segmentation(raster_path, polygons, model_path=None, report_path=
         preprocessing={"method": "sentinel2_features", "bands": bands_used, "indices": indices_used,
                        "reflectance": "DN * scale + offset (core.sentinel2.sentinel2)",
                        "mean": [float(v) for v in mean],
-                       "sd": [float(v) for v in sd], "clip": Z_CLIP, "nodata_fill": 0.0, "in_graph": True},
+                       "sd": [float(v) for v in sd], "clip": Z_CLIP,
+                       "nodata_fill": "nearest valid pixel of the tile (segmentation_network.fill_nodata), before "
+                                      "the graph; NaN reaching the graph -> 0", "in_graph": True},
         training={
             "date": build_date(),
             "data_hash": _data_hash(X, Y, plan), "n_samples": int(len(plan.rows)), "metrics": metrics,

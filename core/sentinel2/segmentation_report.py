@@ -99,8 +99,10 @@ def training_report(result, raster_size=None, raster_path=""):
                              "training tiles share no pixel"),
         ("Network", f"U-Net, depth {p['depth']}, width {p['width']} (x2 per level)"),
         ("Training", f"{p['epochs']} epochs, batch {p['batch_size']}, Adam, learning rate {p['lr']:g} (cosine "
-                     f"decay), weight decay {p['weight_decay']:g}; loss BCE + {p['dice_weight']:g} x soft Dice; "
-                     "random flips and 90 degree rotations"),
+                     f"decay), weight decay {p['weight_decay']:g}; loss "
+                     + p.get("loss", "BCE + soft Dice").replace("soft Dice", f"{p['dice_weight']:g} x soft Dice", 1)
+                     + f"; augmentation: {p.get('augmentation', 'flips and 90 degree rotations')}"
+                     + (f"; initial weights from {p['init_weights']}" if p.get("init_weights") else "")),
         ("Threshold", f"{seg['threshold']:g}"),
         ("Seed", str(p["seed"])),
     ]
