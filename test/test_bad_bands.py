@@ -84,7 +84,8 @@ def test_planted_constant_and_noisy_bands_are_dropped(tmp_path):
     # the user keeps one back and drops another
     kept = mapping.image_band_info(path, bad_bands="keep band 150; drop 2450-2510 nm")
     assert not kept.bad[149] and kept.bad[99]
-    assert np.array_equal(np.flatnonzero(kept.bad & ~info.bad), np.flatnonzero(kept.centers >= 2450))
+    assert np.array_equal(np.flatnonzero(kept.bad & ~info.bad), np.flatnonzero(kept.centers >= 2449.5))
+    # (2449.9 nm, shown as 2450, is in the range)
 
 
 def test_clean_scene_and_jasper_ridge_lose_only_the_water_windows():
@@ -135,3 +136,35 @@ def test_a_mineral_feature_in_some_pixels_is_not_noise(tmp_path):
     assert calcite.sum() >= 10 and info.bad[calcite].sum() == 0
     edge = (info.centers > 1425) & (info.centers < 1445)
     assert info.bad[edge].all()
+
+
+def test_a_models_own_bands_flagged_by_this_scene_are_read_not_interpolated():
+    """A model trained with the 4 bands of 381-401 nm kept (BAD_BANDS 'keep 381-401 nm', the help's example, which
+    takes the band at 401.39 nm the log calls 401 nm) is applied to its own
+    tile, whose statistics flag them (negative median): they are read as they are, with a warning, instead of
+    being interpolated from good bands (the first model band extrapolated from 396 nm up). Bands the bbl flags stay
+    out, and the model's bands on them are said to be interpolated."""
+    from types import SimpleNamespace
+
+    from conftest import core_warnings
+
+    found = mapping.image_band_info(AVIRIS_NG)
+    kept = mapping.image_band_info(AVIRIS_NG, bad_bands="keep 381-401 nm")
+    negative = np.flatnonzero(found.bad & ~kept.bad)
+    assert (negative + 1).tolist() == [8, 9, 10, 12] and {found.bad_reason[i] for i in negative} == {"negative"}
+    model = SimpleNamespace(wavelengths=kept.centers[kept.good].tolist(), fwhm=None)
+    log = core_warnings()
+    bands, matrix = mapping.model_input(AVIRIS_NG, model, found, log)
+    assert bands == [int(i) + 1 for i in np.flatnonzero(kept.good)] and matrix is None  # the model's bands as they are
+    assert log.warnings == ["4 of the model's bands are flagged bad in this scene (negative scene median: 381.4, "
+                            "386.4, 391.4, 401.4 nm): they are read as they are, since the model was trained on "
+                            "them. If they are noise in this scene, drop them with the bad-band parameter (they are "
+                            "then interpolated) or retrain without them."]
+    # a model that also lists two bbl bands (1393 and 1398 nm): those stay out, interpolated, and the log says so
+    water = [i for i in np.flatnonzero(found.bad) if found.bad_reason[i] == "bbl"][16:18]
+    model = SimpleNamespace(wavelengths=sorted(model.wavelengths + found.centers[water].tolist()), fwhm=None)
+    log = core_warnings()
+    bands, matrix = mapping.model_input(AVIRIS_NG, model, found, log)
+    assert matrix is not None and len(bands) == len(model.wavelengths) - 2
+    assert log.warnings[1] == ("2 of the model's bands are left out in this raster (1393.1, 1398.1 nm): they are "
+                               "interpolated from the neighbouring good bands.")

@@ -132,6 +132,10 @@ def parse_bad_bands(text):
     return choice
 
 
+#: A wavelength range takes the bands whose centres round into it (the log gives centres to the nanometre).
+NM_SLACK = 0.5
+
+
 def _in_ranges(ranges, centers, n_bands):
     """Boolean mask of the bands inside any of ``ranges`` (see :class:`BadBandChoice`)."""
     mask = np.zeros(n_bands, dtype=bool)
@@ -145,8 +149,8 @@ def _in_ranges(ranges, centers, n_bands):
         elif centers is None:
             raise OreMapError("Bad bands were given in nm, but the raster's wavelengths are unknown.", "bad_bands",
                               "Give band numbers ('bands 1-5'), or the wavelengths of the raster.")
-        else:
-            mask |= (centers >= lo) & (centers <= hi)
+        else:  # half a nanometre of slack: the log shows centres to the nanometre (401.39 nm as "401 nm")
+            mask |= (centers >= lo - NM_SLACK) & (centers < hi + NM_SLACK)
     return mask
 
 

@@ -79,6 +79,9 @@ class BandInfo:
     bad: np.ndarray = None
     #: Where the centres came from, for messages ("the metadata of 'cube.img'"); None if unknown.
     origin: str = None
+    #: Why each band is bad (a key of :data:`core.engine.bad_bands.REASONS`, "" for a good band), when the
+    #: scene's bad bands were detected; None otherwise.
+    bad_reason: list = None
 
     def __post_init__(self):
         self.centers = np.asarray(self.centers, dtype=np.float64).reshape(-1)

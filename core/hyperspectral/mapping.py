@@ -16,7 +16,7 @@ import numpy as np
 
 from . import sam
 from ..engine import unmixing
-from ..engine.bad_bands import scene_bad_bands
+from ..engine.bad_bands import REASONS, scene_bad_bands
 from ..engine.colors import UNCLASSIFIED, class_colours, hex_colour
 from ..engine.compute import matmul_one_thread
 from ..engine.errors import OreMapError
@@ -77,9 +77,56 @@ def image_band_info(raster_path, wavelengths=None, fwhm=None, required=True, bad
         feedback.info(f"Band centres from {origin}: {note}")
     found = scene_bad_bands(raster_path, info.centers, bbl, bad_bands, nodata=nodata, scale=scale,
                             feedback=feedback, overlap=np.asarray(info.bad, bool) & ~bbl)
-    result = BandInfo(centers=info.centers, fwhm=info.fwhm, bad=found.bad)
-    result.origin = origin
-    return result
+    return BandInfo(centers=info.centers, fwhm=info.fwhm, bad=found.bad, origin=origin, bad_reason=list(found.reason))
+
+
+#: Bad-band reasons found from one scene's statistics, which another scene (a model's training scene) may not share.
+SCENE_REASONS = ("water", "negative", "noisy")
+
+#: A raster band is a model's band when their centres differ by at most this (nm): the same sensor.
+SAME_BAND_NM = 0.5
+
+
+def keep_model_bands(image_info, model_wavelengths, feedback=None):
+    """``image_info`` with the model's own bands read although this scene's statistics flag them.
+
+    A model trained on a scene of the same sensor lists that scene's good bands. When this scene's statistics
+    flag one of them (water vapour, negative median, noise: :data:`SCENE_REASONS`), interpolating it from the
+    neighbouring good bands feeds the model values it never saw (train and predict on one raster: 5-10 times
+    the abundance error), so the band is read as it is, and ``feedback`` warned. Bands flagged by the file
+    (bbl), by the user, as constant or as a detector overlap stay out; model bands on them are said to be
+    interpolated.
+    """
+    feedback = ensure(feedback)
+    reasons = image_info.bad_reason
+    if reasons is None or not image_info.bad.any():
+        return image_info
+    model_wl = np.asarray(model_wavelengths, dtype=float)
+    same = np.abs(image_info.centers[:, None] - model_wl[None, :]).min(axis=1) <= SAME_BAND_NM
+    why = np.asarray(reasons, dtype=object)
+    restore = image_info.bad & same & np.isin(why, SCENE_REASONS)
+    if restore.any():
+        found = [f"{REASONS[r]}: {_nm_list(image_info.centers[restore & (why == r)])}"
+                 for r in SCENE_REASONS if (restore & (why == r)).any()]
+        feedback.warning(
+            f"{int(restore.sum())} of the model's bands are flagged bad in this scene ({'; '.join(found)}): they "
+            "are read as they are, since the model was trained on them. If they are noise in this scene, drop them "
+            "with the bad-band parameter (they are then interpolated) or retrain without them.")
+        bad = image_info.bad & ~restore
+        reasons = [r if b else "" for r, b in zip(reasons, bad)]
+        image_info = BandInfo(centers=image_info.centers, fwhm=image_info.fwhm, bad=bad, origin=image_info.origin,
+                              bad_reason=reasons)
+    still = image_info.bad & same
+    if still.any():
+        feedback.warning(f"{int(still.sum())} of the model's bands are left out in this raster "
+                         f"({_nm_list(image_info.centers[still])}): they are interpolated from the neighbouring "
+                         "good bands.")
+    return image_info
+
+
+def _nm_list(centers, limit=8):
+    shown = ", ".join(f"{c:.1f}" for c in centers[:limit])
+    return shown + (f" ... ({len(centers)} bands)" if len(centers) > limit else "") + " nm"
 
 
 def good_band_numbers(raster_path, band_info=None, bad_bands=None, nodata=None, scale=None, feedback=None):
@@ -397,7 +444,8 @@ def model_input(raster_path, info, band_info=None, feedback=None):
     """
     feedback = ensure(feedback)
     if info.wavelengths:
-        image_info = band_info or image_band_info(raster_path, feedback=feedback)
+        image_info = keep_model_bands(band_info or image_band_info(raster_path, feedback=feedback),
+                                      info.wavelengths, feedback)
         bands, matrix = resampling_operator(image_info, info.wavelengths, info.fwhm)
         if matrix is not None:
             feedback.info(f"The raster's {len(bands)} good bands are resampled to the model's "
