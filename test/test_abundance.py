@@ -559,3 +559,16 @@ def test_ilr_space_model_is_closed_and_calibrated(scenes, tmp_path):
     assert 0.85 <= result.coverage["all"] <= 0.95
     # the ensemble's out-of-fold predictions are the inverse ilr of the stacked coordinates: closed rows
     assert np.allclose(result.oof["Ensemble"].sum(axis=1), 100.0)
+
+
+def test_the_summary_table_leaves_missing_values_empty(tmp_path):
+    """The help says a skipped column is empty in the zone rows: NaN and None are written as empty cells."""
+    from oremap.core.abundance import abundance_report
+
+    path = str(tmp_path / "t.csv")
+    abundance_report.write_table_csv(path, [
+        {"zone": "all", "mineral": "kaolinite", "mean_percent": 10.37231, "mean_interval_width": 4.5},
+        {"zone": "S01", "mineral": "kaolinite", "mean_percent": 9.5, "mean_interval_width": float("nan")},
+        {"zone": "S02", "mineral": "kaolinite", "mean_percent": None, "mean_interval_width": np.float64("nan")}])
+    assert open(path, encoding="utf-8").read() == ("zone,mineral,mean_percent,mean_interval_width\n"
+                                                   "all,kaolinite,10.3723,4.5\nS01,kaolinite,9.5,\nS02,kaolinite,,\n")

@@ -85,8 +85,14 @@ def training_report(result, title="Mineral abundance model", data_notes=(), max_
     return report.html_report(title, sections, subtitle)
 
 
+def _cell(value):
+    if value is None or (isinstance(value, float) and value != value):
+        return ""
+    return f"{value:.6g}" if isinstance(value, float) else value
+
+
 def write_table_csv(path, rows, parameter="table"):
-    """Rows (list of dicts with the same keys) as CSV, written atomically."""
+    """Rows (list of dicts with the same keys) as CSV, written atomically; NaN and None are empty cells."""
     import csv
     import io
 
@@ -97,5 +103,5 @@ def write_table_csv(path, rows, parameter="table"):
         writer = csv.DictWriter(buffer, fieldnames=list(rows[0]), lineterminator="\n")
         writer.writeheader()
         for row in rows:
-            writer.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
+            writer.writerow({k: _cell(v) for k, v in row.items()})
     return write_text_atomic(path, buffer.getvalue(), parameter=parameter)
