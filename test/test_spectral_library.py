@@ -515,8 +515,13 @@ def test_library_from_points_averages_same_names(tmp_path):
     path = tmp_path / "rot.tif"
     transform, data = _rotated_raster(path)
     xy = [_centre(transform, 1, 1), _centre(transform, 3, 2), _centre(transform, 0, 5)]
-    lib = _points(path, xy, ["Alunite", "Kaolinite", "Alunite"], scale=1.0, band_info=INFO)
+    from conftest import core_warnings
+
+    log = core_warnings()
+    with RasterSource(path, scale=1.0) as src:
+        lib = library_from_points(src, xy, ["Alunite", "Kaolinite", "Alunite"], band_info=INFO, feedback=log)
     assert lib.names == ["Alunite", "Kaolinite"] and lib.n_points.tolist() == [2, 1]
+    assert "Points sharing a name are averaged into one endmember: Alunite (2 points)." in log.infos
     np.testing.assert_allclose(lib.spectra[0], (data[:, 1, 1] + data[:, 0, 5]) / 2.0)
     np.testing.assert_allclose(lib.spectra[1], data[:, 3, 2])
     assert "averaged" in lib.source

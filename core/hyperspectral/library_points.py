@@ -114,7 +114,8 @@ def library_from_points(source, xy, names, band_info=None, feedback=None):
     description = f"{source.path}: {len(points)} points, {len(unique)} endmembers"
     if averaged:
         description += f" ({averaged} averaged over several points)"
-        feedback.info(f"Averaged points sharing a name into {averaged} endmembers.")
+        shared = ", ".join(f"{name} ({n} points)" for name, n in zip(unique, counts) if n > 1)
+        feedback.info(f"Points sharing a name are averaged into one endmember: {shared}.")
 
     index = np.array(source.bands) - 1
     if band_info is not None:
