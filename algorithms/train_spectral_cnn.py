@@ -58,7 +58,10 @@ class TrainSpectralCnn(OreMapAlgorithm):
         "CLASS_FIELD": "(a) Field holding each feature's class (mineral) name.",
         "LIBRARIES": "(b) One or more spectral libraries (ENVI .sli or CSV).",
         "CLASS_RULE": "(b) How a library spectrum's class is found from its name.",
-        "CLASS_TABLE": "(b) Optional CSV 'spectrum name,class' overriding the rule for the spectra it lists.",
+        "CLASS_TABLE": "(b) Optional CSV 'spectrum name,class' overriding the rule for the spectra it lists: a "
+                       "row takes the spectra whose names are, or begin with, its name (a sample name such as "
+                       "'Muscovite GDS107' takes every measurement of that sample; the longest row wins). Rows "
+                       "that take no spectrum are listed in the log.",
         "CLASSES": "(b) Classes to train, e.g. 'Kaolinite; Alunite; Calcite'. Empty: every class with enough spectra.",
         "REFERENCE": "(b) A raster of the target sensor: the model is trained on its good bands.",
         "SENSOR": "(b) Instead of a reference raster: the band centres and FWHM of a sensor shipped with OreMap "

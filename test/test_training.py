@@ -57,6 +57,34 @@ def test_library_training_set_groups_bands_and_gaps(tmp_path):
     assert err.value.parameter == "classes" and "Gold" in err.value.message
 
 
+def test_a_class_table_names_spectra_by_their_start_and_says_what_it_did_not_use(tmp_path):
+    """A row names the spectra whose names are, or begin with, its name (a sample name takes every measurement of
+    the sample), the longest row wins, and rows that name no spectrum are listed (they were silently ignored, and
+    the error then pointed at the first-word rule)."""
+    wl = np.arange(400.0, 2501.0, 10.0)
+    flat = np.full(wl.size, 0.5)
+    path = write_csv(tmp_path / "lib.csv", wl, {
+        "Muscovite GDS107 BECKa AREF": flat * 0.9, "Muscovite GDS107 ASDNGb AREF": flat * 0.85,
+        "Muscovite GDS108 BECKb AREF": flat * 0.8, "Illite IL105 BECKa AREF": flat * 0.7,
+        "Calcite WS272 BECKa AREF": flat * 0.6, "Muscovite GDS1070 BECKa AREF": flat * 0.5})
+    table = tmp_path / "classes.csv"
+    table.write_text("name,class\nMuscovite GDS107,White mica\nMuscovite,Mica (other)\nIllite IL105 BECKa AREF,"
+                     "White mica\nPhlogopite GDS20,Mica (other)\n", encoding="utf-8")
+    target = BandInfo(centers=np.arange(400.0, 2501.0, 10.0), fwhm=None, bad=None)
+    log = core_warnings()
+    data = library_training_set([path], target, class_table=str(table), feedback=log)
+    assert data.class_names == ["Calcite", "Mica (other)", "White mica"]
+    by_name = dict(zip(data.sample_names, (data.class_names[i] for i in data.y)))
+    assert by_name == {"Muscovite GDS107 BECKa AREF": "White mica", "Muscovite GDS107 ASDNGb AREF": "White mica",
+                       "Muscovite GDS108 BECKb AREF": "Mica (other)", "Illite IL105 BECKa AREF": "White mica",
+                       "Calcite WS272 BECKa AREF": "Calcite", "Muscovite GDS1070 BECKa AREF": "Mica (other)"}
+    assert log.warnings == ["1 class-table row(s) name no spectrum of the libraries: Phlogopite GDS20. A row takes "
+                            "the spectra whose names are, or begin with, its name."]
+    with pytest.raises(OreMapError) as err:
+        library_training_set([path], target, class_table=str(table), classes=["White mica", "Biotite"])
+    assert "Biotite" in err.value.message and "class table" in err.value.fix
+
+
 def test_target_bands_drop_bad_and_water():
     info = BandInfo(centers=np.array([500.0, 1400.0, 1850.0, 2200.0]), fwhm=np.full(4, 10.0),
                     bad=np.array([False, False, False, True]))

@@ -82,6 +82,31 @@ def read_class_table(path):
     return table
 
 
+class ClassTable:
+    """A class table's ``{name: class}`` matched to spectrum names: an entry takes the spectra its name is, or
+    begins (at a word), as ``SPECTRA`` matches names: ``Muscovite GDS107`` takes every measurement of that sample
+    (``Muscovite GDS107 BECKa AREF``...). The longest matching entry wins; :meth:`unused` lists the entries that
+    took no spectrum."""
+
+    def __init__(self, table):
+        self.table = dict(table)
+        self.used = set()
+
+    def label(self, name):
+        name = " ".join(str(name).split())
+        lower = name.lower()
+        hits = [key for key in self.table
+                if lower == key.lower() or lower.startswith(key.lower() + " ")]
+        if not hits:
+            return None
+        key = max(hits, key=len)
+        self.used.add(key)
+        return self.table[key]
+
+    def unused(self):
+        return [key for key in self.table if key not in self.used]
+
+
 def target_bands(band_info, exclude_water=True):
     """The target sensor's usable bands: good bands, optionally without the water-vapour windows."""
     keep = ~np.asarray(band_info.bad, dtype=bool)
@@ -144,13 +169,13 @@ def library_training_set(paths, band_info, class_rule="first_word", class_table=
     if target.n_bands < 5:
         raise OreMapError("The target sensor has fewer than 5 usable bands.", "wavelengths",
                           "Check the reference raster or wavelength list.")
-    table = read_class_table(class_table) if class_table else {}
+    table = ClassTable(read_class_table(class_table) if class_table else {})
     wanted = {c.lower(): c for c in classes} if classes else None
     X, labels, names, dropped = [], [], [], 0
     for lib in libraries:
         resampled = lib.resample(target).spectra
         for name, spectrum in zip(lib.names, resampled):
-            label = table.get(" ".join(name.split())) or class_from_name(name, class_rule)
+            label = table.label(name) or class_from_name(name, class_rule)
             if wanted is not None and label.lower() not in wanted:
                 continue
             filled = _fill_small_gaps(spectrum, target.centers)
@@ -162,12 +187,18 @@ def library_training_set(paths, band_info, class_rule="first_word", class_table=
             names.append(name)
     if dropped:
         feedback.info(f"{dropped} spectra do not cover the target bands and were left out.")
+    unused = table.unused()
+    if unused:
+        feedback.warning(f"{len(unused)} class-table row(s) name no spectrum of the libraries: "
+                         + ", ".join(unused[:10]) + (" ..." if len(unused) > 10 else "")
+                         + ". A row takes the spectra whose names are, or begin with, its name.")
     if wanted:
         found = {label.lower() for label in labels}
         missing = sorted(name for key, name in wanted.items() if key not in found)
         if missing:
             raise OreMapError(f"No usable spectrum for the classes {', '.join(missing)}.", "classes",
-                              "Check the class names against the library (first word of each spectrum name).")
+                              "Check the class names against the library (first word of each spectrum name"
+                              + (", or the class table's classes)." if table.table else ")."))
     labels = np.array(labels, dtype=object)
     class_names = sorted_class_names(labels)
     small = [c for c in class_names if (labels == c).sum() < min_spectra]
