@@ -170,6 +170,8 @@ class TrainAbundanceModel(OreMapAlgorithm):
             add_other=self.parameterAsBool(parameters, "ADD_OTHER", context))
         for message in comp.messages:
             feedback.info(message)
+        for message in comp.warnings:
+            feedback.warning(message)
         geometries = [g for g, keep in zip(geometries, comp.kept) if keep]
         ids = [i for i, keep in zip(ids, comp.kept) if keep]
         wavelengths, nodata, scale = self.band_parameters(parameters, context)

@@ -42,6 +42,25 @@ def test_prepare_compositions_units_other_and_closure():
     with pytest.raises(OreMapError) as err:
         ab.prepare_compositions([[-1.0, 50.0]], ["A", "B"])
     assert err.value.parameter == "fields"
+    assert pct.warnings == []  # 110 %: rounding or a lab's totals, not a unit mistake
+
+
+def test_a_unit_the_values_contradict_is_refused_or_warned():
+    """Percent data declared as fractions (sums up to 9990 %) is refused naming UNITS; fractions declared as
+    percent (the minerals would cover 1 % of the ROIs, 'Other' the rest) are trained with a warning; sums far
+    beyond 100 % under Percent are warned, not only logged."""
+    with pytest.raises(OreMapError) as err:
+        ab.prepare_compositions([[10.8, 20.0], [30.0, 50.0]], ["A", "B"], units="fraction")
+    assert err.value.parameter == "units" and "up to 80" in err.value.message and "Percent" in err.value.fix
+    assert ab.prepare_compositions([[0.5, 0.52]], ["A", "B"], units="fraction").warnings == []  # 1.02: rounding
+    low = ab.prepare_compositions([[0.2, 0.3], [0.5, 0.5]], ["A", "B"], units="percent")
+    assert low.names == ["A", "B", "Other"] and low.values[1].tolist() == pytest.approx([0.5, 0.5, 99.0])
+    assert low.warnings == ["The abundances were read as percentages, but no value exceeds 1 (the chosen minerals "
+                            "cover at most 1.00 % of any ROI): if they are fractions (0-1), choose Fractions or "
+                            "Detect."]
+    twice = ab.prepare_compositions([[60.0, 90.0], [40.0, 60.0]], ["A", "B"], units="percent")
+    assert twice.warnings == ["1 ROIs sum to more than 100 % (up to 150.0 %); they were closed to 100 %. Check the "
+                              "unit and that no field is counted twice."]
 
 
 def test_roi_folds_keep_rois_whole():

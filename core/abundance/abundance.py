@@ -80,6 +80,11 @@ class Compositions:
     other_added: bool
     messages: list = field(default_factory=list)
     kept: np.ndarray = None  # ROIs kept (rows without missing values)
+    warnings: list = field(default_factory=list)  # what the user should check (also in ``messages``)
+
+
+#: Row sums of fractions beyond this are not fractions (rounding of lab reports stays far below it).
+FRACTION_SUM_LIMIT = 1.5
 
 
 def prepare_compositions(values, names, units="auto", add_other=True, tolerance=1.0):
@@ -121,6 +126,15 @@ def prepare_compositions(values, names, units="auto", add_other=True, tolerance=
         units = "fraction" if v.max() <= 1.0 + 1e-9 and v.sum(axis=1).max() <= 1.05 else "percent"
         messages.append("Abundances read as fractions (0-1) and converted to %." if units == "fraction"
                         else "Abundances read as percentages (0-100).")
+    elif units == "fraction" and v.sum(axis=1).max() > FRACTION_SUM_LIMIT:
+        raise OreMapError(f"The abundances were declared fractions (0-1), but ROIs sum to up to "
+                          f"{v.sum(axis=1).max():.4g}: they look like percentages.", "units",
+                          "Choose Percent (0-100) or Detect.")
+    warnings = []
+    if units == "percent" and v.max() <= 1.0 + 1e-9:
+        warnings.append(f"The abundances were read as percentages, but no value exceeds 1 (the chosen minerals "
+                        f"cover at most {v.sum(axis=1).max():.2f} % of any ROI): if they are fractions (0-1), "
+                        "choose Fractions or Detect.")
     if units == "fraction":
         v = v * 100.0
     elif units != "percent":
@@ -128,8 +142,10 @@ def prepare_compositions(values, names, units="auto", add_other=True, tolerance=
     sums = v.sum(axis=1)
     if (sums > 100.0 + tolerance).any():
         n_over = int((sums > 100.0 + tolerance).sum())
-        messages.append(f"{n_over} ROIs sum to more than 100 % (up to {sums.max():.1f} %); they were closed to "
-                        "100 %.")
+        text = f"{n_over} ROIs sum to more than 100 % (up to {sums.max():.1f} %); they were closed to 100 %."
+        if sums.max() > 100.0 * FRACTION_SUM_LIMIT / 1.05:  # far beyond rounding: a unit or field mistake
+            warnings.append(text + " Check the unit and that no field is counted twice.")
+        messages.append(text)
     other = bool(add_other and (sums < 100.0 - tolerance).any())
     if other:
         if "Other" in names:
@@ -146,7 +162,7 @@ def prepare_compositions(values, names, units="auto", add_other=True, tolerance=
     if (sums <= 0).any():
         raise OreMapError("Some ROIs have all abundances zero.", "fields")
     v = v / sums[:, None] * 100.0
-    return Compositions(names, v, units, other, messages, kept)
+    return Compositions(names, v, units, other, messages, kept, warnings)
 
 
 # ---------------------------------------------------------------------------
