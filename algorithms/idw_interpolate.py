@@ -3,6 +3,7 @@
 import numpy as np
 from qgis.core import (
     QgsCoordinateReferenceSystem,
+    QgsCoordinateTransform,
     QgsProcessing,
     QgsProcessingParameterBoolean,
     QgsProcessingParameterExtent,
@@ -49,7 +50,8 @@ class IdwInterpolate(OreMapAlgorithm):
         "CELL_SIZE": "Pixel size in metres (in the units of a projected layer). 0 (default): a quarter of the "
                      "median distance between neighbouring sample locations, rounded to 1, 2 or 5 x a power of "
                      "ten (logged).",
-        "EXTENT": "Area to grid, in any CRS (transformed). Default: the samples' extent plus 5 % of its larger "
+        "EXTENT": "Area to grid, in any CRS (transformed); one given without a CRS ('xmin,xmax,ymin,ymax' in "
+                  "qgis_process) is in the point layer's CRS. Default: the samples' extent plus 5 % of its larger "
                   "side, snapped to the cell size.",
         "POWER": "Distance exponent of the weights: 2 is usual; higher values make the surface follow the "
                  "nearest sample more closely, 0 gives the plain mean of the neighbours.",
@@ -142,6 +144,22 @@ class IdwInterpolate(OreMapAlgorithm):
             crs = utm
         return crs, np.asarray(xs, dtype=np.float64), np.asarray(ys, dtype=np.float64), values, read_x, read_y
 
+    def _extent(self, parameters, context, layer_crs, crs, feedback):
+        """The EXTENT parameter in ``crs`` (the grid's): an extent with a CRS (the Toolbox's, or '[EPSG:...]' after
+        it) is transformed from it; one without (a bare 'xmin,xmax,ymin,ymax' in qgis_process or a script) is read
+        in the point layer's CRS, and the log says so."""
+        if parameters.get("EXTENT") in (None, ""):
+            return None
+        given = self.parameterAsExtentCrs(parameters, "EXTENT", context)
+        if given.isValid():
+            return self.parameterAsExtent(parameters, "EXTENT", context, crs)
+        rectangle = self.parameterAsExtent(parameters, "EXTENT", context)
+        if rectangle is None or rectangle.isNull() or rectangle.isEmpty() or layer_crs == crs:
+            return rectangle
+        feedback.info(f"The extent has no CRS: read in the point layer's ({layer_crs.authid()}) and transformed to "
+                      f"the grid's ({crs.authid()}).")
+        return QgsCoordinateTransform(layer_crs, crs, context.transformContext()).transformBoundingBox(rectangle)
+
     # -- run ---------------------------------------------------------------------------------
     def process(self, parameters, context, feedback):
         source = self.parameterAsSource(parameters, "INPUT", context)
@@ -197,7 +215,7 @@ class IdwInterpolate(OreMapAlgorithm):
                             "Choose a layer with samples at two or more different locations.")
 
         extent = None
-        rectangle = self.parameterAsExtent(parameters, "EXTENT", context, crs)
+        rectangle = self._extent(parameters, context, source.sourceCrs(), crs, feedback)
         if rectangle is not None and not rectangle.isNull() and not rectangle.isEmpty():
             extent = (rectangle.xMinimum(), rectangle.yMinimum(), rectangle.xMaximum(), rectangle.yMaximum())
         elif parameters.get("EXTENT") not in (None, "") and rectangle is not None:  # given, but without an area
@@ -210,7 +228,8 @@ class IdwInterpolate(OreMapAlgorithm):
                 raise self.fail("EXTENT", f"The extent lies {gap / 1000:.3g} km from the samples' area "
                                           f"({x.min():.0f}-{x.max():.0f} E, {y.min():.0f}-{y.max():.0f} N in "
                                           f"{crs.authid()}): every cell would be extrapolated.",
-                                "Give an extent over the samples (its CRS is taken into account), or leave it empty.")
+                                "Give an extent over the samples (in the layer's CRS, or with its own CRS "
+                                "appended: 'xmin,xmax,ymin,ymax [EPSG:4326]'), or leave it empty.")
         out_path = self.output_path(parameters, "OUTPUT", context, feedback)
         crs_id = crs.authid() if crs.authid().upper().startswith("EPSG:") else \
             crs.toWkt(QgsCoordinateReferenceSystem.WKT_PREFERRED)

@@ -342,6 +342,31 @@ def memory_points(crs):
     return layer
 
 
+def test_an_extent_without_a_crs_is_read_in_the_layers_crs(processing_provider, tmp_path):
+    """A bare 'xmin,xmax,ymin,ymax' (qgis_process, scripts) around points in lon/lat is in lon/lat: it was read in the
+    grid's UTM CRS and refused as 6,200 km from the samples. With its CRS appended it is the same extent."""
+    from qgis.core import QgsCoordinateReferenceSystem, QgsCoordinateTransform, QgsProject, QgsRectangle
+
+    layer = memory_points("EPSG:4326")
+    try:
+        bare, log = recorded_run("idw_interpolate", {"INPUT": layer, "FIELDS": ["Au_ppb"], "CELL_SIZE": 500.0,
+                                                     "EXTENT": "117.45,117.75,-33.15,-32.95",
+                                                     "OUTPUT": str(tmp_path / "bare.tif")})
+        tagged, _ = recorded_run("idw_interpolate", {"INPUT": layer, "FIELDS": ["Au_ppb"], "CELL_SIZE": 500.0,
+                                                     "EXTENT": "117.45,117.75,-33.15,-32.95 [EPSG:4326]",
+                                                     "OUTPUT": str(tmp_path / "tagged.tif")})
+    finally:
+        del layer
+    assert "The extent has no CRS: read in the point layer's (EPSG:4326) and transformed to the grid's (EPSG:32750)." \
+        in log
+    a, ta, *_ = read(bare["OUTPUT"])
+    b, tb, *_ = read(tagged["OUTPUT"])
+    assert ta == tb and np.array_equal(a, b)
+    box = QgsCoordinateTransform(QgsCoordinateReferenceSystem("EPSG:4326"), QgsCoordinateReferenceSystem("EPSG:32750"),
+                                 QgsProject.instance()).transformBoundingBox(QgsRectangle(117.45, -33.15, 117.75, -32.95))
+    assert abs(ta.c - box.xMinimum()) < 500 and abs(ta.f - box.yMaximum()) < 500  # the grid starts at the box
+
+
 @pytest.mark.parametrize("crs, params, parameter, words", [
     (None, {"FIELDS": ["Au_ppb"], "CELL_SIZE": 100.0}, "INPUT", ["no coordinate reference system", "assign"]),
     ("EPSG:4326", {"FIELDS": ["Au_ppb"], "CELL_SIZE": 100.0, "EXTENT": "0,1000,0,1000 [EPSG:32750]"}, "EXTENT",
