@@ -577,3 +577,20 @@ def test_mapping_with_a_model_never_validated_says_so(trained, stack, tmp_path):
     log = Warnings()
     pm.prospectivity_map(stack["path"], unvalidated, str(tmp_path / "b.tif"), threads=1, feedback=log)
     assert any(w.startswith("The model has no spatial cross-validation figure") for w in log.warnings)
+
+
+def test_no_folds_means_no_cross_validation_and_the_report_says_so(stack, tmp_path):
+    """FOLDS=0: the log and the report said '0 spatial folds over 18 blocks ... each held out whole', as if
+    cross-validation had run."""
+    from conftest import core_warnings
+
+    log = core_warnings()
+    report_path = str(tmp_path / "r.html")
+    result = pc.train_prospectivity(stack["path"], stack["deposits"], report_path=report_path, feedback=log,
+                                    **dict(TRAIN, epochs=1, n_folds=0, jitter_copies=1, negatives_per_positive=3))
+    assert not np.isfinite(result.cv["auc_mean"])
+    assert any(line.endswith("no cross-validation (0 folds): the model gets no validation figure.")
+               for line in log.infos)
+    html = open(report_path, encoding="utf-8").read()
+    assert "none (no cross-validation was asked for): the model has no validation figure" in html
+    assert "each held out whole" not in html and "Blocks coloured and numbered by fold" not in html

@@ -298,8 +298,8 @@ def train_prospectivity(raster_path, deposits_xy, model_path=None, report_path=N
         if pinfo[key]:
             feedback.warning(f"{pinfo[key]} deposit points {text} and are left out.")
     feedback.info(f"{pinfo['n_deposits']} deposit windows, {pinfo['n_negatives']} background windows, "
-                  f"{pinfo['n_folds']} spatial folds over {pinfo['n_blocks']} blocks of {pinfo['block_cells'][0]} "
-                  "cells.")
+                  + (f"{pinfo['n_folds']} spatial folds over {pinfo['n_blocks']} blocks of {pinfo['block_cells'][0]} "
+                     "cells." if plan.folds else "no cross-validation (0 folds): the model gets no validation figure."))
     options = {"window": window, "crop_pad": plan.crop_pad, "depth": int(depth), "width": int(width),
                "epochs": int(epochs), "batch_size": int(batch_size), "lr": float(lr), "momentum": float(momentum),
                "weight_decay": float(weight_decay), "patience": int(patience or 0), "flips": bool(flips),

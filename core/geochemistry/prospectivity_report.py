@@ -63,15 +63,16 @@ def training_report(result, height, width, raster_path=""):
         ("Spatial folds", f"{pi['n_folds']} folds over {pi['n_blocks']} blocks of {pi['block_size']:g} map units "
                           f"({pi['block_cells'][0]} cells), each held out whole; training windows whose centre lies "
                           f"closer than {plan.window + plan.crop_pad} cells to a validation window's centre (so "
-                          "that they could share a cell with it, crop margin included) are left out"),
+                          "that they could share a cell with it, crop margin included) are left out"
+         if plan.folds else "none (no cross-validation was asked for): the model has no validation figure"),
         ("Seed", str(p["seed"])),
     ]
     sections = [("Data and settings", report.html_table(["Setting", "Value"], settings))]
-    sections.append(("Spatial folds", _fold_map_svg(plan, height, width) + report.paragraph(
-        "Blocks coloured and numbered by fold; black dots: deposits; grey dots: background window centres. Each fold's "
-        "deposits and background windows are validated by a model trained without them, their augmented copies, "
-        "or any window that overlaps them.", "note")))
     if plan.folds:
+        sections.append(("Spatial folds", _fold_map_svg(plan, height, width) + report.paragraph(
+            "Blocks coloured and numbered by fold; black dots: deposits; grey dots: background window centres. Each "
+            "fold's deposits and background windows are validated by a model trained without them, their augmented "
+            "copies, or any window that overlaps them.", "note")))
         rows = []
         for f in result.folds:
             m = f["metrics"]
