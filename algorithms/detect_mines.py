@@ -14,6 +14,7 @@ from qgis.core import (
 )
 
 from . import qt_compat as field_type
+from ..core.sentinel2.mine_detection import DEFAULT_MIN_AREA_HA
 from .base import OreMapAlgorithm
 from . import styles
 from .s2_indices import S2_INPUT_HELP, add_s2_input, cloud_mask, s2_input_path
@@ -75,7 +76,7 @@ class DetectMines(OreMapAlgorithm):
         add_s2_input(self)
         self._add(QgsProcessingParameterFile("MODEL_FILE", self.tr("Mine model"), extension="onnx"))
         self.add_number("THRESHOLD", "Probability threshold (0 = the model's)", 0.0, 0.0, 0.99)
-        self.add_number("MIN_AREA", "Minimum polygon area (ha)", 0.1, 0.0)
+        self.add_number("MIN_AREA", "Minimum polygon area (ha)", DEFAULT_MIN_AREA_HA, 0.0)
         self.add_number("MIN_COMPACTNESS", "Minimum compactness (0-1)", 0.0, 0.0, 1.0)
         self.add_number("OVERLAP", "Window overlap in pixels (U-Net; -1 = model's)", -1, -1, integer=True,
                         advanced=True)

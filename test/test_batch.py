@@ -375,7 +375,7 @@ def test_mine_detection_of_a_sentinel2_folder_logs_the_workers_warnings(client, 
         refs[scene] = {"probability": str(tmp_path / f"{stem}.p.tif"), "mask": str(tmp_path / f"{stem}.m.tif")}
         said[scene] = core_warnings()
         found[scene] = md.detect_mines(scene, model, refs[scene]["probability"], refs[scene]["mask"], threads=1,
-                                       memory_mb=MEMORY_MB, feedback=said[scene])
+                                       memory_mb=MEMORY_MB, feedback=said[scene], min_area_ha=0.1)  # detect_mines'
     assert said[unnamed].warnings == [
         "The raster's 12 bands carry no names: taken in the standard Sentinel-2 order (B1, B2, B3, B4, B5, B6, B7, "
         "B8, B8A, B9, B11, B12). Give a band map if that is wrong."] and said[S2_PRODUCT].warnings == []

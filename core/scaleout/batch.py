@@ -520,12 +520,12 @@ def _settings(algorithm, scene, model, options, threads):
                                             memory_mb=memory_mb, feedback=feedback)
         return _Settings((1.0, None, None), call, sizing)   # element rasters are read as they are (scale 1)
     if algorithm == "detect_mines":
-        from ..sentinel2.mine_detection import detect_mines
+        from ..sentinel2.mine_detection import DEFAULT_MIN_AREA_HA, detect_mines
 
-        def call(raster, paths, memory_mb, feedback, scale_arg):
+        def call(raster, paths, memory_mb, feedback, scale_arg):  # footprints counted as a single run counts them
             return detect_mines(raster, model, paths["probability"], paths["mask"],
-                                threshold=opt.get("threshold"), memory_mb=memory_mb, feedback=feedback,
-                                threads=threads)
+                                threshold=opt.get("threshold"), min_area_ha=DEFAULT_MIN_AREA_HA,
+                                memory_mb=memory_mb, feedback=feedback, threads=threads)
         return _Settings((None, None, None), call)
     check_algorithm(algorithm)
     raise AssertionError(algorithm)

@@ -67,6 +67,9 @@ CLASSIFIER_TASK = "mine_patch_classification"
 #: Smallest share of valid pixels of a patch scored by a patch classifier.
 MIN_PATCH_VALID = 0.25
 
+#: Default smallest footprint kept (ha): detect_mines' MIN_AREA, and the batch's (10 pixels of 10 m).
+DEFAULT_MIN_AREA_HA = 0.1
+
 _FIX_MODEL = "Choose a model trained by 'Train a mine segmentation U-Net' or 'Train a mine patch classifier'."
 
 
