@@ -1,5 +1,7 @@
 """Bad bands of images found without a bbl (core/engine/bad_bands.py), on real AVIRIS-NG and AVIRIS scenes."""
 
+import os
+
 import numpy as np
 import pytest
 import rasterio
@@ -168,3 +170,32 @@ def test_a_models_own_bands_flagged_by_this_scene_are_read_not_interpolated():
     assert matrix is not None and len(bands) == len(model.wavelengths) - 2
     assert log.warnings[1] == ("2 of the model's bands are left out in this raster (1393.1, 1398.1 nm): they are "
                                "interpolated from the neighbouring good bands.")
+
+
+def test_absorption_features_of_a_noise_free_scene_are_not_noise():
+    """Library spectra at AVIRIS-Classic and EnMAP bands, four minerals at brightness 0.85-1.05 and no noise (as
+    the sensor-product fixtures, or a library resampled into an image): with no noise to compare with, the
+    neighbour test alone took the Al-OH and carbonate features (AVIRIS-Classic 2200-2220 nm, EnMAP 2200 and
+    2340 nm) for noise; the residuals of the bands 2-6 away explain them, and they are kept. A band of white
+    noise planted among them is still dropped."""
+    from oremap.core.hyperspectral.sensor_presets import band_info as preset_info
+    from oremap.core.hyperspectral.spectral_library import read_library
+    from oremap.core.engine.wavelengths import resample_spectra
+
+    from conftest import DATA
+
+    lib = read_library(os.path.join(DATA, "usgs_minerals.sli")).subset(
+        ["Kaolinite CM9", "Alunite GDS84", "Calcite WS272", "Muscovite GDS107"])
+    rng = np.random.default_rng(0)
+    for sensor in ("AVIRIS-Classic", "EnMAP"):
+        info = preset_info(sensor)
+        minerals = np.nan_to_num(resample_spectra(lib.spectra, lib.wavelengths, info), nan=0.05)
+        cube = minerals[rng.integers(4, size=400)] * rng.uniform(0.85, 1.05, (400, 1))
+        features = np.flatnonzero((info.centers > 2150) & (info.centers < 2360))
+        found = bad_bands.detect_bad_bands(cube, info.centers)
+        assert not (found.bad[features] & (np.array(found.reason)[features] == "noisy")).any(), sensor
+        noisy = cube.copy()
+        band = int(np.argmin(np.abs(info.centers - 1600)))
+        noisy[:, band] += rng.normal(0, 0.05, 400)
+        found = bad_bands.detect_bad_bands(noisy, info.centers)
+        assert found.bad[band] and found.reason[band] == "noisy", sensor

@@ -262,6 +262,11 @@ def band_noise(values, centers=None, usable=None):
 #: absorption feature that varies from pixel to pixel (a mineral present in some pixels), not noise.
 FEATURE_CORRELATION = 0.3
 
+#: Share of a band's residual variance that the residuals of the bands 2-6 places away explain, above which the
+#: residual is structure shared with other bands (an absorption feature), not the band's own noise (white noise
+#: alone: about 0.17).
+FEATURE_EXPLAINED = 0.8
+
 
 def _residuals(values, axis, idx, k):
     """Departure of usable band ``idx[k]`` from the straight line between its usable neighbours."""
@@ -272,12 +277,17 @@ def _residuals(values, axis, idx, k):
 
 
 def _feature_like(values, centers, idx, k):
-    """True when band ``idx[k]``'s residual rises and falls with its neighbours' from pixel to pixel.
+    """True when band ``idx[k]``'s residual is structure shared with other bands, not noise of its own.
 
-    White noise makes the residuals of adjacent bands anti-correlated (about -0.67: each band enters
-    its neighbour's line); an absorption feature that some pixels have and others lack (calcite at
-    2340 nm, kaolinite at 2165 nm) makes them move together. Such a band is kept however large its
-    spread: it carries the mineral, and dropping it would blind every map to that mineral.
+    Two tests, either suffices. (1) The residual rises and falls with its neighbours' from pixel to pixel: white
+    noise makes the residuals of adjacent bands anti-correlated (about -0.67: each band enters its neighbour's
+    line); an absorption feature that some pixels have and others lack (calcite at 2340 nm, kaolinite at 2165 nm)
+    makes them move together. (2) The residual is explained (R^2 >= :data:`FEATURE_EXPLAINED`) by a linear fit on
+    the residuals of the bands 2-6 places away: noise of one band is not (R^2 about 0.17), the mineral features
+    of a scene are, whatever their shape (in a finely sampled doublet, Al-OH at 2160-2210 nm of a low-noise
+    scene, the curvature makes neighbouring residuals anti-correlated, and test 1 alone took the feature for
+    noise). Such a band is kept
+    however large its spread: it carries the mineral, and dropping it would blind every map to that mineral.
     """
     if idx.size < 5 or k < 1 or k > idx.size - 2:
         return False
@@ -290,7 +300,27 @@ def _feature_like(values, centers, idx, k):
             ok = np.isfinite(own) & np.isfinite(other)
             if ok.sum() >= 5 and np.std(own[ok]) > 0 and np.std(other[ok]) > 0:
                 correlations.append(np.corrcoef(own[ok], other[ok])[0, 1])
-    return bool(correlations) and float(np.mean(correlations)) > FEATURE_CORRELATION
+    if correlations and float(np.mean(correlations)) > FEATURE_CORRELATION:
+        return True
+    return _explained(own, [_residuals(values, axis, idx, j) for j in (*range(k - 6, k - 1), *range(k + 2, k + 7))
+                            if 1 <= j <= idx.size - 2]) >= FEATURE_EXPLAINED
+
+
+def _explained(own, others):
+    """R^2 of a least-squares fit of ``own`` on ``others`` over the pixels where all are finite (0 when too few)."""
+    if len(others) < 4:
+        return 0.0
+    X = np.column_stack(others)
+    ok = np.isfinite(own) & np.isfinite(X).all(axis=1)
+    if ok.sum() < 5 * X.shape[1]:
+        return 0.0
+    y = own[ok] - own[ok].mean()
+    X = X[ok] - X[ok].mean(axis=0)
+    total = float((y ** 2).sum())
+    if total <= 0:
+        return 0.0
+    coef = np.linalg.lstsq(X, y, rcond=None)[0]
+    return 1.0 - float(((y - X @ coef) ** 2).sum()) / total
 
 
 def _noisy(values, centers, usable, factor, window, max_rounds=50):
