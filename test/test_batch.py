@@ -213,6 +213,34 @@ def test_cnn_classification_on_the_cluster_is_bit_identical(client, tmp_path):
         assert len(np.unique(ds.read(1))) >= 2                  # a map with more than one class
 
 
+def test_spectrometer_products_as_delivered_are_scenes_like_in_the_single_algorithms(client, tmp_path):
+    """EMIT, EnMAP and PRISMA products in one folder (with EMIT's mask granule and EnMAP's metadata and quality
+    layer beside them): the folder gives the three images as scenes, each is read through the GeoTIFF the single
+    algorithms make of it (every product failed: 'No bands left to read', 'no band wavelengths'), runs as one
+    task, and its outputs are the bytes the single-process run writes from that GeoTIFF; nothing else is left."""
+    from sensor_fixtures import make_emit, make_enmap, make_prisma
+
+    from oremap.core.hyperspectral import sensor_products
+
+    folder = tmp_path / "products"
+    folder.mkdir()
+    emit, enmap, prisma = make_emit(str(folder)), make_enmap(str(folder)), make_prisma(str(folder))
+    scenes = batch.expand_inputs([str(folder)])
+    assert sorted(os.path.basename(p) for p in scenes) == sorted(
+        os.path.basename(p) for p in (emit["path"], enmap["image"], prisma["path"]))
+    refs = {}
+    for scene in scenes:
+        tif = sensor_products.prepare_input(scene, str(tmp_path / "single"), memory_mb=512)
+        stem = batch.scene_stem(scene)
+        refs[scene] = {"classes": str(tmp_path / f"{stem}.c.tif"), "confidence": str(tmp_path / f"{stem}.p.tif")}
+        mapping.cnn_classify_map(tif, CNN, refs[scene]["classes"], None, refs[scene]["confidence"], threads=1,
+                                 memory_mb=MEMORY_MB)
+    job, report, out, plans = run(client, tmp_path, "classify_cnn", CNN, scenes, rows=3)
+    assert sorted(report.done) == sorted(scenes) and not report.failed
+    assert [p.parts for p in plans] == [[]] * 3  # not cut into rows: one task reads the product once
+    assert_same_files(job, refs)
+
+
 def test_fcls_unmixing_of_an_integer_scene_cut_into_rows_is_bit_identical(client, tmp_path):
     library = read_library(USGS_LIBRARY).subset(ENDMEMBERS)
     refs = {}

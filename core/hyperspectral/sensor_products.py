@@ -120,6 +120,16 @@ def detect(path):
     return None
 
 
+def is_companion(path):
+    """True for a file that belongs to a product without being its image: EMIT's mask and uncertainty files,
+    EnMAP's quality-layer TIFs (``QL_*``). A folder of products lists them beside the images."""
+    name = os.path.basename(product_file(path)).upper()
+    if name.startswith("EMIT_L2A_") and name.endswith(".NC"):
+        return detect(path) is None
+    return bool(_enmap_metadata(product_file(path))) and not name.endswith(("-SPECTRAL_IMAGE.TIF",
+                                                                            "METADATA.XML"))
+
+
 def open_product(path, feedback=None):
     """Read the metadata of a product and return its :class:`SensorProduct`.
 

@@ -45,7 +45,8 @@ from ..engine.feedback import Feedback, ensure
 DASK_HINT = ("Install Dask's distributed scheduler into the Python that runs OreMap: Debian/Ubuntu "
              "'apt install python3-distributed', else 'python -m pip install distributed'.")
 
-RASTER_EXTENSIONS = (".tif", ".tiff", ".img", ".dat", ".bsq", ".bil", ".bip", ".vrt", ".jp2", ".nc", ".hdf")
+RASTER_EXTENSIONS = (".tif", ".tiff", ".img", ".dat", ".bsq", ".bil", ".bip", ".vrt", ".jp2", ".nc", ".hdf", ".he5",
+                     ".h5")
 WORK_PREFIX = ".oremap-batch-"
 DEFAULT_ROWS_PER_PART = 1024
 
@@ -139,7 +140,8 @@ def expand_inputs(items, list_files=(), parameter="inputs"):
 
     A folder that is a Sentinel-2 product (:func:`is_sentinel2_product`: one GeoTIFF or JP2 per band, as
     BigEarthNet patches or a ``.SAFE``) is one scene, as a folder matched by a pattern is; any other folder
-    gives its raster files and the Sentinel-2 product folders in it. Entries of a list file are taken as
+    gives its raster files and the Sentinel-2 product folders in it (of an EMIT, EnMAP or PRISMA product, the image
+    only: not its mask, uncertainty or quality-layer files). Entries of a list file are taken as
     they are (a file, or a Sentinel-2 band folder for mine detection); relative entries are relative to
     the list file. Duplicates are dropped, order kept.
     """
@@ -151,12 +153,17 @@ def expand_inputs(items, list_files=(), parameter="inputs"):
             if not matches:
                 raise OreMapError(f"The pattern '{item}' matches no file.", parameter,
                                   "Check the pattern (quote it so the shell does not expand it).")
-            found += [p for p in matches if os.path.isdir(p) or not p.lower().endswith((".hdr", ".aux.xml"))]
+            from ..hyperspectral.sensor_products import is_companion
+
+            found += [p for p in matches if os.path.isdir(p)
+                      or not (p.lower().endswith((".hdr", ".aux.xml")) or is_companion(p))]
         elif is_sentinel2_product(item):
             found.append(item)
         elif os.path.isdir(item):
+            from ..hyperspectral.sensor_products import is_companion
+
             files = sorted(os.path.join(item, f) for f in os.listdir(item))
-            rasters = [f for f in files if _is_raster_file(f) or is_sentinel2_product(f)]
+            rasters = [f for f in files if (_is_raster_file(f) and not is_companion(f)) or is_sentinel2_product(f)]
             if not rasters:
                 raise OreMapError(f"The folder '{item}' holds no raster file ({', '.join(RASTER_EXTENSIONS)}) "
                                   "and no Sentinel-2 product folder.",
@@ -247,7 +254,7 @@ def plan(job):
         elif existing and not (job.overwrite or job.resume):
             raise OreMapError(f"'{existing[0]}' already exists.", "out_dir",
                               "Resume the job (skip finished scenes), allow overwriting, or choose another folder.")
-        if not p.skip and spec.split_rows and os.path.isfile(scene):
+        if not p.skip and spec.split_rows and os.path.isfile(scene) and not is_spectrometer_product(scene):
             import rasterio
 
             try:
@@ -643,6 +650,7 @@ def run_part(algorithm, scene, model, options, work, index, rows=None, memory_mb
     if not os.path.isdir(work):
         raise OreMapError("The scene's work folder has gone (the job was cancelled).", "out_dir")
     device = compute.current().requested if device is None else device
+    scene = scene_raster(scene, work, memory_mb, feedback)
     with compute.session(device, threads) as run:
         try:
             settings = _settings(algorithm, scene, model, options, threads)
@@ -681,6 +689,25 @@ def run_part(algorithm, scene, model, options, work, index, rows=None, memory_mb
             width = ds.width
         result["blocks_planned"] = len(settings.sizing.windows(width, rows[1] - rows[0], memory_mb))
     return result
+
+
+def is_spectrometer_product(scene):
+    """True for an EMIT, EnMAP or PRISMA product (core/hyperspectral/sensor_products.py)."""
+    from ..hyperspectral import sensor_products
+
+    return os.path.exists(scene) and sensor_products.detect(scene) is not None
+
+
+def scene_raster(scene, work, memory_mb=None, feedback=None):
+    """The raster a scene is read from: the scene itself, or for an imaging-spectrometer product the GeoTIFF the
+    single algorithms read it through (:func:`core.hyperspectral.sensor_products.prepare_input`), written into
+    the scene's work folder, and so removed with it. Such a scene runs as one task (never split into rows)."""
+    if not is_spectrometer_product(scene):
+        return scene
+    from ..hyperspectral import sensor_products
+
+    return sensor_products.prepare_input(scene, os.path.join(work, "product"), memory_mb=memory_mb or 512,
+                                         feedback=feedback)
 
 
 def part_vrt(work, index):
