@@ -222,3 +222,36 @@ def test_the_patch_classifier_trains_from_chips_with_folds_grouped_by_chip(run_a
     info = read_model_info(result["OUTPUT_MODEL"])
     assert info.extra["mine_classifier"]["bands"] == ["B2", "B3", "B4", "B8"]
     assert info.training["n_samples"] == len(expected)
+
+
+def test_a_mask_whose_nodata_is_its_mine_value_keeps_its_mine_pixels(chipset, tmp_path):
+    """0/255 masks saved with nodata 255: every mine pixel was read as nodata, so their chips trained as mine-free
+    ground, silently. The nodata is taken for the mine value, with a warning; a real nodata beside mine values
+    (0/1 masks with nodata 255) still leaves its pixels out."""
+    from types import SimpleNamespace
+
+    from conftest import core_warnings
+
+    values = np.array([[0, 255, 255], [0, 0, 255]], dtype=np.uint8)
+    log = core_warnings()
+    assert cs.mine_pixels(values, 255, "m.tif", log).tolist() == [[False, True, True], [False, False, True]]
+    assert log.warnings == ["The mask m.tif declares its only non-zero value (255) as nodata: those pixels are taken "
+                            "as mine pixels. Clear the mask's nodata value to silence this."]
+    log = core_warnings()
+    ones = np.array([[0, 1, 255], [1, 0, 0]], dtype=np.uint8)
+    assert cs.mine_pixels(ones, 255, "n.tif", log).tolist() == [[False, True, False], [True, False, False]]
+    assert cs.mine_pixels(values, None, "m.tif", log).sum() == 3 and log.warnings == []
+    # a chip's published 0/255 mask re-saved with nodata 255 gives the tiles it gives without
+    name = next(n for n in sorted(os.listdir(chipset["masks"])) if rasterio.open(os.path.join(chipset["masks"], n))
+                .read(1).any())
+    with rasterio.open(os.path.join(chipset["masks"], name)) as ds:
+        profile, mask = ds.profile, ds.read(1)
+    tagged = str(tmp_path / name)
+    with rasterio.open(tagged, "w", **dict(profile, nodata=255)) as dst:
+        dst.write(mask, 1)
+    reader = SimpleNamespace(width=mask.shape[1], height=mask.shape[0])
+    log = core_warnings()
+    plain = cs._mask_tiles(os.path.join(chipset["masks"], name), reader, 32, name)
+    again = cs._mask_tiles(tagged, reader, 32, name, log)
+    assert plain and sorted(plain) == sorted(again) and all(np.array_equal(plain[k], again[k]) for k in plain)
+    assert len(log.warnings) == 1 and "declares its only non-zero value (255) as nodata" in log.warnings[0]

@@ -95,10 +95,27 @@ def chips_from_scenes(pairs):
     return chips
 
 
-def _mask_tiles(path, reader, tile, name):
-    """``{(i, j): mask}`` of a chip's tiles holding mine pixels, read from its mask raster strip by strip."""
+def mine_pixels(values, nodata, name, feedback=None):
+    """The mine pixels of a mask chip's ``values``: non-zero, finite and not its ``nodata``.
+
+    A mask whose declared nodata is its only non-zero value (0/255 masks saved with nodata 255) would lose every
+    mine pixel: then the nodata is taken for the mine value, and ``feedback`` warned (such chips trained as mine-free
+    ground before).
+    """
+    values = np.asarray(values)
+    mine = (values != 0) & np.isfinite(values)
+    if nodata is None or nodata == 0 or not (values == nodata).any():
+        return mine
+    if not (mine & (values != nodata)).any():
+        ensure(feedback).warning(f"The mask {name} declares its only non-zero value ({nodata:g}) as nodata: those "
+                                 "pixels are taken as mine pixels. Clear the mask's nodata value to silence this.")
+        return mine
+    return mine & (values != nodata)
+
+
+def _mask_tiles(path, reader, tile, name, feedback=None):
+    """``{(i, j): mask}`` of a chip's tiles holding mine pixels, read from its mask raster (:func:`mine_pixels`)."""
     import rasterio
-    from rasterio.windows import Window
 
     try:
         ds = rasterio.open(path)
@@ -108,14 +125,10 @@ def _mask_tiles(path, reader, tile, name):
         if (ds.width, ds.height) != (reader.width, reader.height):
             raise OreMapError(f"The mask {os.path.basename(path)} is {ds.width} x {ds.height} pixels, its chip {name} "
                               f"{reader.width} x {reader.height}.", "masks", "Give masks on the grid of their chips.")
-        nodata = ds.nodata
+        mine_all = mine_pixels(ds.read(1), ds.nodata, os.path.basename(path), feedback)
         out = {}
         for i in range(math.ceil(ds.height / tile)):
-            rows = min(tile, ds.height - i * tile)
-            strip = ds.read(1, window=Window(0, i * tile, ds.width, rows))
-            mine = (strip != 0) & np.isfinite(strip)
-            if nodata is not None:
-                mine &= strip != nodata
+            mine = mine_all[i * tile:(i + 1) * tile]
             for j in range(math.ceil(ds.width / tile)):
                 part = mine[:, j * tile:(j + 1) * tile]
                 if part.any():
@@ -153,7 +166,7 @@ class ChipTiles:
                     self.width, self.height = reader.width, reader.height
                 self.sizes.append((reader.height, reader.width))
                 if chip.mask:
-                    tiles = _mask_tiles(chip.mask, reader, self.tile, chip.name)
+                    tiles = _mask_tiles(chip.mask, reader, self.tile, chip.name, feedback)
                 else:
                     geoms = load_polygons(chip.polygons, reader.crs)
                     tiles = mine_pixels_per_tile(geoms, reader.transform, reader.height, reader.width, self.tile)

@@ -13,6 +13,7 @@ from ..engine.feedback import ensure
 from .patch_features import patch_features
 from .band_sets import resolve_bands
 from .sentinel2 import S2_BANDS, open_sentinel2
+from .chip_sets import mine_pixels
 
 
 @dataclass
@@ -308,7 +309,7 @@ def patches_from_chips(chips, patch_size=112, min_overlap=0.02, max_nodata=0.5, 
                 too_small += 1
                 continue
             mask = mds.read(1)
-            mine = (mask != 0) & np.isfinite(mask) & ((mask != mds.nodata) if mds.nodata is not None else True)
+            mine = mine_pixels(mask, mds.nodata, os.path.basename(chip.mask), feedback)
             with s2.open_source(bands) as source:
                 for r in range(0, s2.height - size + 1, size):
                     for c in range(0, s2.width - size + 1, size):
