@@ -56,6 +56,8 @@ def test_float32_input_is_read_without_a_conversion_copy():
 
 
 def _peak(func, *args):
+    from scipy.linalg import blas  # noqa: F401 - imported on first use by core.engine.compute.gemm: not block work
+
     tracemalloc.start()
     try:
         before = tracemalloc.get_traced_memory()[0]
@@ -119,10 +121,14 @@ def test_run_pixelwise_warns_when_the_budget_is_below_its_reservations(tmp_path)
 
     from oremap.core.engine.raster import OutputSpec, RasterSource, run_pixelwise
 
-    cube = write_cube(str(tmp_path / "in.tif"), np.full((3, 20, 30), 0.2, np.float32))
-    for budget, expected in ((8, 1), (64, 0)):  # GDAL's cache alone takes 16 MB
+    cube = write_cube(str(tmp_path / "in.tif"), np.full((3, 1000, 1000), 0.2, np.float32))  # 12 MB
+    tiny = write_cube(str(tmp_path / "tiny.tif"), np.full((3, 20, 30), 0.2, np.float32))
+    # GDAL's cache alone takes 16 MB, which a 12 MB raster fills to 12 MB; a 7 KB raster holds 7 KB whatever the
+    # budget (it was warned about at 8 MB, as a 10 x 10 x 432 tile was at 16 MB)
+    for raster, budget, expected in ((cube, 8, 1), (cube, 64, 0), (tiny, 8, 0)):
         log = core_warnings()
-        with RasterSource(cube) as src:
-            run_pixelwise(src, [OutputSpec(str(tmp_path / f"o{budget}.tif"), ["x"])],
+        with RasterSource(raster) as src:
+            run_pixelwise(src, [OutputSpec(str(tmp_path / f"o{budget}{len(raster)}.tif"), ["x"])],
                           lambda p: p[:, 0], memory_mb=budget, feedback=log)
-        assert len([w for w in log.warnings if "memory budget (%d MB) leaves less than an eighth of itself" % budget in w]) == expected
+        warned = [w for w in log.warnings if "memory budget (%d MB) leaves less than an eighth of itself" % budget in w]
+        assert len(warned) == expected, (raster, budget)

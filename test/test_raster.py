@@ -204,3 +204,34 @@ def test_output_path_checks(tmp_path):
         ro.mkdir(mode=0o500)
         with pytest.raises(OreMapError):
             check_output_path(str(ro / "a.tif"))
+
+
+def test_gemm_gives_the_bits_of_a_python_process_where_gsl_cblas_is_loaded_first(tmp_path):
+    """QGIS loads GSL's CBLAS before numpy, whose ``@`` then runs on it: other last bits (and 20 times slower). The
+    same process imitated with LD_PRELOAD: ``@`` changes, ``compute.gemm`` gives this process's ``a @ b``."""
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    gsl = "/lib/x86_64-linux-gnu/libgslcblas.so.0"
+    if not os.path.exists(gsl):
+        pytest.skip("GSL's CBLAS is not installed (QGIS depends on it on Debian)")
+    rng = np.random.default_rng(0)
+    a, b = rng.random((300, 200)).astype(np.float32), rng.random((200, 90)).astype(np.float32)
+    np.save(tmp_path / "a.npy", a)
+    np.save(tmp_path / "b.npy", b)
+    from oremap.core.engine.compute import gemm
+
+    assert np.array_equal(gemm(a, b), a @ b)
+    script = ("import importlib.util, sys, numpy as np; "  # the plugin as conftest loads it, whatever its folder
+              f"spec = importlib.util.spec_from_file_location('oremap', {os.path.join(ROOT, '__init__.py')!r}, "
+              f"submodule_search_locations=[{ROOT!r}]); "
+              "module = importlib.util.module_from_spec(spec); sys.modules['oremap'] = module; "
+              "spec.loader.exec_module(module); "
+              "from oremap.core.engine.compute import gemm; "
+              f"a, b = np.load({str(tmp_path / 'a.npy')!r}), np.load({str(tmp_path / 'b.npy')!r}); "
+              f"np.save({str(tmp_path / 'at.npy')!r}, a @ b); np.save({str(tmp_path / 'g.npy')!r}, gemm(a, b))")
+    subprocess.run([sys.executable, "-c", script], check=True, env=dict(os.environ, LD_PRELOAD=gsl))
+    assert not np.array_equal(np.load(tmp_path / "at.npy"), a @ b)  # numpy's @ on GSL
+    assert np.array_equal(np.load(tmp_path / "g.npy"), a @ b)

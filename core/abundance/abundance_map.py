@@ -5,6 +5,7 @@ dominant mineral, and zone statistics under polygons.
 import numpy as np
 
 from ..engine import compositional
+from ..engine.compute import gemm
 from ..engine.errors import OreMapError
 from ..engine.feedback import ensure
 from ..engine.model_format import OnnxModel
@@ -112,7 +113,7 @@ def predict_abundance_map(raster_path, model_path, out_path, interval_path=None,
                                   tags={"oremap_classes": ";".join(names)}))
 
     def func(pixels):
-        X = pixels if resampler is None else pixels @ resampler
+        X = pixels if resampler is None else gemm(pixels, resampler)
         A, lo, hi = model.predict(X, level)
         stats["n"] += A.shape[0]
         stats["sum"] += A.sum(axis=0)

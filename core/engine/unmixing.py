@@ -36,6 +36,7 @@ reports progress, and returns float32 abundances with the fit RMSE.
 
 import numpy as np
 
+from .compute import gemm
 from .errors import OreMapError
 from .feedback import ensure
 
@@ -159,7 +160,7 @@ class _PassiveSetSolver:
         first = codes[0]
         if np.all(codes == first):
             P, q = self.operator(int(first))
-            np.add(Y @ P, q, out=A)
+            np.add(gemm(Y, P), q, out=A)
             return A
         order = np.argsort(codes, kind="stable")
         sorted_codes = codes[order]
@@ -168,7 +169,7 @@ class _PassiveSetSolver:
         for lo, hi in zip(bounds[:-1], bounds[1:]):
             rows = order[lo:hi]
             P, q = self.operator(int(sorted_codes[lo]))
-            A[rows] = Y[rows] @ P + q
+            A[rows] = gemm(Y[rows], P) + q
         return A
 
 
@@ -184,7 +185,7 @@ def _multipliers(R, A, Y, S, sum_to_one):
     Returns ``mu = g + nu``: at the optimum ``mu >= 0`` outside ``S`` and
     ``mu == 0`` on ``S``.
     """
-    g = (A @ R.T - Y) @ R
+    g = gemm(gemm(A, R.T) - Y, R)
     if sum_to_one:
         n_pass = S.sum(axis=1)
         nu = -np.where(S, g, 0.0).sum(axis=1) / np.maximum(n_pass, 1)
@@ -369,10 +370,10 @@ def _project(X, Q, block=CONVERT_ROWS):
     all of ``X`` first, and bounds the extra memory.
     """
     if X.dtype == np.float64:
-        return X @ Q
+        return gemm(X, Q)
     Y = np.empty((X.shape[0], Q.shape[1]))
     for lo in range(0, X.shape[0], block):
-        Y[lo:lo + block] = X[lo:lo + block].astype(np.float64) @ Q
+        Y[lo:lo + block] = gemm(X[lo:lo + block].astype(np.float64), Q)
     return Y
 
 
@@ -384,7 +385,7 @@ def _rmse(X, A, E, block=CONVERT_ROWS):
     """
     out = np.empty(X.shape[0])
     for lo in range(0, X.shape[0], block):
-        resid = X[lo:lo + block] - A[lo:lo + block] @ E.T
+        resid = X[lo:lo + block] - gemm(A[lo:lo + block], E.T)
         out[lo:lo + block] = np.sqrt(np.mean(resid * resid, axis=1))
     return out
 

@@ -34,6 +34,7 @@ Measured on the bundled model: ``bench/bench_ood.py`` and the model card.
 
 import numpy as np
 
+from ..engine.compute import gemm
 from ..engine.spectra import preprocess
 from ..engine.spectral_network import DISTANCE_NAME
 
@@ -107,7 +108,7 @@ def prototype_angle(P, classes, exemplars, exemplar_class=None):
     if E.shape[0]:
         for lo in range(0, classes.shape[0], ANGLE_CHUNK):
             hi = lo + ANGLE_CHUNK
-            cos = _unit_rows(P[lo:hi]) @ E.T
+            cos = gemm(_unit_rows(P[lo:hi]), E.T)
             cos = np.where(owner[None, :] == classes[lo:hi, None], cos, -np.inf)
             best[lo:hi] = cos.max(axis=1)
     return np.arccos(np.clip(np.where(np.isfinite(best), best, np.nan), -1.0, 1.0))
@@ -279,7 +280,7 @@ def reference_distances(references, k):
             return np.zeros(R.shape[0])
         d = np.empty(R.shape[0])
         for lo in range(0, R.shape[0], ANGLE_CHUNK):
-            cos = R[lo:lo + ANGLE_CHUNK] @ R.T
+            cos = gemm(R[lo:lo + ANGLE_CHUNK], R.T)
             cos[np.arange(cos.shape[0]), np.arange(lo, lo + cos.shape[0])] = -np.inf
             d[lo:lo + ANGLE_CHUNK] = 1.0 - np.sort(cos, axis=1)[:, -kk]
         out.append(d)

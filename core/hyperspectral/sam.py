@@ -9,6 +9,7 @@ symmetric Kullback-Leibler divergence between them.
 
 import numpy as np
 
+from ..engine.compute import gemm
 from ..engine.errors import OreMapError
 
 _EPS = 1e-12
@@ -31,7 +32,7 @@ def spectral_angles(pixels, references):
     xn = np.sqrt(np.einsum("ij,ij->i", x, x))  # no pixel-sized temporary (norm would square a copy of x)
     rn = np.linalg.norm(r, axis=1)
     with np.errstate(invalid="ignore", divide="ignore"):
-        cos = (x @ r.T) / (xn[:, None] * rn[None, :])
+        cos = gemm(x, r.T) / (xn[:, None] * rn[None, :])
     return np.arccos(np.clip(cos, -1.0, 1.0))
 
 
@@ -53,7 +54,7 @@ def spectral_information_divergence(pixels, references):
     # sum_i (p_i - q_i)(log p_i - log q_i), expanded so it is two matrix products.
     self_p = np.sum(p * logp, axis=1)
     self_q = np.sum(q * logq, axis=1)
-    return self_p[:, None] + self_q[None, :] - p @ logq.T - logp @ q.T
+    return self_p[:, None] + self_q[None, :] - gemm(p, logq.T) - gemm(logp, q.T)
 
 
 METHODS = {"sam": spectral_angles, "sid": spectral_information_divergence}
