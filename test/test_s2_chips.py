@@ -8,6 +8,7 @@ chips pasted side by side into one raster (with polygons of the same mine pixels
 """
 
 import os
+import re
 
 import numpy as np
 import pytest
@@ -90,6 +91,14 @@ def test_chips_and_masks_are_paired_by_name(chipset, tmp_path):
     with pytest.raises(OreMapError) as err:
         cs.find_chip_pairs(chipset["images"], str(tmp_path / "m"))
     assert err.value.parameter == "masks" and "site_09.tif" in str(err.value)
+    # images and masks in one folder, given as both: the names say which are masks (it said 'two masks match')
+    both = tmp_path / "both"
+    os.makedirs(both)
+    for folder in (chipset["images"], chipset["masks"]):
+        for name in os.listdir(folder):
+            os.link(os.path.join(folder, name), both / name)
+    together = cs.find_chip_pairs(str(both), str(both))
+    assert [(c.name, os.path.basename(c.mask)) for c in together] == [(c.name, os.path.basename(c.mask)) for c in chips]
 
 
 def test_training_from_a_chip_folder_equals_training_from_the_chips_pasted_into_one_raster(chipset):
@@ -183,6 +192,11 @@ def test_chip_folders_through_processing(run_alg, chipset, tmp_path):
     assert info.training["source"] == "10 chips" and info.training["metrics"]["n_val_mine_tiles"] >= 1
     assert info.band_names == ["B1", "B2", "B3", "B4", "B5", "B6", "B7", "B8", "B8A", "B9", "B11", "B12"]
     assert os.path.getsize(str(tmp_path / "m.pt")) > 1000
+    # the report describes chips, not one raster of the first chip's size in blocks of tiles
+    html = open(str(tmp_path / "m.html"), encoding="utf-8").read()
+    assert "10 chips of 64-64 pixels a side: site_00, site_01, site_02" in html and "Raster" not in html
+    assert "chips held out whole" in html and "blocks of" not in html
+    assert re.search(r"Example held-out tile \(chip site_\d\d, its tile 1\)", html)
     message = ""
     try:
         run_alg("train_mine_segmentation", {"CHIP_FOLDER": chipset["images"], "OUTPUT_MODEL": str(tmp_path / "x.onnx"),

@@ -601,6 +601,17 @@ def pixelwise_sizing(n_bands, dtype, outputs, work_bytes_per_pixel=0, fixed_byte
     return BlockSizing(per_pixel=max(stages), reserved=reserved, memory_mb=memory_mb)
 
 
+def _held_for(source, sizing, fixed_bytes):
+    """What the reservation of ``sizing`` can really hold on ``source``: GDAL's cache and the decoded tiles hold no
+    more than the raster itself (a 10 x 10 x 432 cube is 0.2 MB, not the 226 MB of two 256 x 256 tiles); the sizing
+    itself keeps the full reservation, so that every part of a scene split by the batch cuts the same blocks."""
+    ds = source.dataset
+    raster = ds.width * ds.height * ds.count * np.dtype(ds.dtypes[0]).itemsize
+    tiles = SOURCE_TILES * SOURCE_TILE * SOURCE_TILE * ds.count * np.dtype(ds.dtypes[0]).itemsize
+    cache = sizing.reserved - tiles - int(fixed_bytes)
+    return min(cache, raster) + min(tiles, SOURCE_TILES * raster) + int(fixed_bytes)
+
+
 def run_pixelwise(source, outputs, func, memory_mb=None, work_bytes_per_pixel=0, feedback=None, fixed_bytes=0):
     """Apply ``func`` to every valid pixel of ``source``, block by block.
 
@@ -630,7 +641,7 @@ def run_pixelwise(source, outputs, func, memory_mb=None, work_bytes_per_pixel=0,
     feedback = ensure(feedback)
     sizing = pixelwise_sizing(source.n_bands, source.dataset.dtypes[0], [(o.count, o.dtype) for o in outputs],
                               work_bytes_per_pixel, fixed_bytes, memory_mb, file_bands=source.dataset.count)
-    if sizing.over_budget:
+    if sizing.over_budget and _held_for(source, sizing, fixed_bytes) > (1 - MIN_BLOCK_SHARE) * sizing.memory_mb * MB:
         feedback.warning(f"The memory budget ({sizing.memory_mb:.0f} MB) leaves less than an eighth of itself for "
                          f"the blocks: {sizing.reserved / MB:.0f} MB of it are held whatever the block size (GDAL's "
                          "cache, decoded tiles of the raster, model buffers). Blocks get an eighth of the budget, so "

@@ -53,11 +53,15 @@ def find_chip_pairs(image_folder, mask_folder, feedback=None):
 
     A mask matches an image when their names are equal once words such as ``mask``, ``label`` or ``gt``
     (and the extension) are left out: ``tile_017.tif`` and ``tile_017_mask.tif`` or ``mask_tile_017.png``.
-    Images without a mask are refused (naming some); masks without an image are ignored with a warning.
+    Images without a mask are refused (naming some); masks without an image are ignored with a warning. Both may
+    be one folder: then the files whose names hold such a word are the masks.
     """
     feedback = ensure(feedback)
     images = _rasters(image_folder, "chips")
     masks = _rasters(mask_folder, "masks")
+    if os.path.realpath(image_folder) == os.path.realpath(mask_folder):  # one folder: the names say which is which
+        masks = [p for p in images if _MASK_WORDS.search(os.path.splitext(os.path.basename(p))[0])]
+        images = [p for p in images if p not in masks]
     if not images:
         raise OreMapError(f"The chip folder '{image_folder}' holds no raster.", "chips",
                           "Choose the folder of image chips (GeoTIFF).")

@@ -390,6 +390,7 @@ def train_mine_segmentation(raster_path, polygons, model_path=None, report_path=
         bands_used, indices_used = list(source.bands), list(source.indices)
         transform, crs = source.transform, source.crs
         raster_size = (source.width, source.height)
+        chip_sizes = [(c.name, hw) for c, hw in zip(chips, source.sizes)] if chips else None
         rgb_cols = [source.bands.index(b) for b in ("B4", "B3", "B2") if b in source.bands]
         pi = plan.info
         where = f"{pi['n_val_blocks']} of {pi['n_blocks']} " + \
@@ -459,7 +460,7 @@ def train_mine_segmentation(raster_path, polygons, model_path=None, report_path=
     if report_path:
         from ..engine import report
 
-        report.write_report(report_path, training_report(result, raster_size, raster_path))
+        report.write_report(report_path, training_report(result, raster_size, raster_path, chip_sizes))
     feedback.progress(100)
     return result
 

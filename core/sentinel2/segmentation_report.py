@@ -50,7 +50,7 @@ def tile_figure(example, size=384):
             f'stroke="#00e5ff" stroke-width="1.5"/>'
             f'<path class="predicted" d="{outline_path(example["predicted"], scale)}" fill="none" '
             f'stroke="#ff1744" stroke-width="1.5" stroke-dasharray="4 2"/>'
-            f'<text x="4" y="{size + 15}" font-size="11" font-family="sans-serif">cyan: reference polygons, '
+            f'<text x="4" y="{size + 15}" font-size="11" font-family="sans-serif">cyan: reference mines, '
             f'red dashed: predicted (threshold)</text></svg>')
 
 
@@ -76,8 +76,11 @@ def _layout_svg(plan, size=360):
     return "".join(out)
 
 
-def training_report(result, raster_size=None, raster_path=""):
-    """The HTML training report: data, settings, IoU/F1 on held-out tiles, curves, layout, example tile."""
+def training_report(result, raster_size=None, raster_path="", chips=None):
+    """The HTML training report: data, settings, IoU/F1 on held-out tiles, curves, layout, example tile.
+
+    ``chips``: ``[(name, (height, width))]`` of a run on chips, whose blocks are whole chips and whose layout has
+    one row of tiles per chip."""
     from ..engine import report
 
     info, plan, m = result.info, result.plan, result.metrics
@@ -85,18 +88,28 @@ def training_report(result, raster_size=None, raster_path=""):
     pi = plan.info
     seg = info.extra["segmentation"]
     size = f", {raster_size[0]} x {raster_size[1]} pixels" if raster_size else ""
+    if chips:
+        sides = sorted({side for _, hw in chips for side in hw})
+        names = ", ".join(name for name, _ in chips[:10]) + (f" and {len(chips) - 10} more" if len(chips) > 10 else "")
+        source = ("Chips", f"{len(chips)} chips of {sides[0]}-{sides[-1]} pixels a side: {names}")
+        hold_out = ("Hold-out", f"{pi['n_val_blocks']} of {pi['n_blocks']} chips held out whole "
+                                f"({pi['n_val_mine_blocks']} of {pi['n_mine_blocks']} chips with mines), so held-out "
+                                "and training tiles never come from one chip")
+    else:
+        source = ("Raster", f"{os.path.basename(os.path.normpath(str(raster_path)))}{size}")
+        hold_out = ("Spatial hold-out", f"{pi['n_val_blocks']} of {pi['n_blocks']} blocks of {p['block_tiles']} x "
+                                        f"{p['block_tiles']} tiles held out ({pi['n_val_mine_blocks']} of "
+                                        f"{pi['n_mine_blocks']} blocks with mines); a tile lies in one block, so "
+                                        "held-out and training tiles share no pixel")
     settings = [
-        ("Raster", f"{os.path.basename(os.path.normpath(str(raster_path)))}{size}"),
+        source,
         ("Input channels", f"{len(info.band_names)}: bands {', '.join(info.preprocessing['bands'])}"
                            + (f"; indices {', '.join(info.preprocessing['indices'])}"
                               if info.preprocessing["indices"] else "")),
         ("Tiles", f"{p['tile']} x {p['tile']} pixels; {pi['n_train_tiles']} training ({pi['n_train_mine_tiles']} with "
                   f"mines), {pi['n_val_tiles']} held out ({pi['n_val_mine_tiles']} with mines); "
                   f"{p['negatives_per_positive']:g} background tile(s) per mine tile"),
-        ("Spatial hold-out", f"{pi['n_val_blocks']} of {pi['n_blocks']} blocks of {p['block_tiles']} x "
-                             f"{p['block_tiles']} tiles held out ({pi['n_val_mine_blocks']} of "
-                             f"{pi['n_mine_blocks']} blocks with mines); a tile lies in one block, so held-out and "
-                             "training tiles share no pixel"),
+        hold_out,
         ("Network", f"U-Net, depth {p['depth']}, width {p['width']} (x2 per level)"),
         ("Training", f"{p['epochs']} epochs, batch {p['batch_size']}, Adam, learning rate {p['lr']:g} (cosine "
                      f"decay), weight decay {p['weight_decay']:g}; loss "
@@ -127,7 +140,8 @@ def training_report(result, raster_size=None, raster_path=""):
     sections.append(("Tile layout", _layout_svg(plan)))
     if result.example is not None:
         ex = result.example
-        sections.append((f"Example {ex['split']} tile (grid row {ex['tile'][0]}, column {ex['tile'][1]})",
-                         tile_figure(ex)))
+        where = (f"chip {chips[ex['tile'][0]][0]}, its tile {ex['tile'][1] + 1}" if chips
+                 else f"grid row {ex['tile'][0]}, column {ex['tile'][1]}")
+        sections.append((f"Example {ex['split']} tile ({where})", tile_figure(ex)))
     return report.html_report("Sentinel-2 mine segmentation: training report", sections,
                               subtitle=info.description + " - " + info.training["date"])
