@@ -2,6 +2,8 @@
 dominant mineral, and zone statistics under polygons.
 """
 
+import os
+
 import numpy as np
 
 from ..engine import compositional
@@ -102,7 +104,7 @@ def predict_abundance_map(raster_path, model_path, out_path, interval_path=None,
     colours = model.info.class_rgb
     outputs = [OutputSpec(out_path, [f"{nm} (%)" for nm in names], band_tags=[{"mineral": nm, "unit": "%"}
                                                                             for nm in names],
-                          tags={"oremap_task": TASK, "oremap_model": model_path})]
+                          tags={"oremap_task": TASK, "oremap_model": os.path.abspath(str(model_path))})]
     if interval_path:
         outputs.append(OutputSpec(interval_path, [f"{nm} lower {pct}%" for nm in names]
                                   + [f"{nm} upper {pct}%" for nm in names],
