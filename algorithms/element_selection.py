@@ -23,7 +23,6 @@ from .evaluate_prospectivity import (
     DISTANCE_HELP,
     add_distance_parameters,
     distance_crs_for_points,
-    metres_factor,
     refuse_geographic_raster,
 )
 from .survey_input import COVERAGE_HELP, FIELDS_HELP, survey_table
@@ -62,7 +61,7 @@ class ElementSelection(OreMapAlgorithm):
         "model.\n\n"
         "Neighbouring samples are not independent, so ZAUC overstates significance: use it to rank elements. Points "
         "in a geographic CRS, or in a projected one in feet, are measured in the UTM zone of their centroid; a "
-        "raster must be in a projected CRS.\n\n"
+        "raster must be in a projected CRS (in metres or feet: distances are metres either way).\n\n"
         "Distances: when the positive radius or the negative distance leave fewer than 2 positives or negatives "
         "(a prospect-scale survey near known sites, a sparse regional one), the error gives values that work, "
         "from the sample spacing and the samples' distances to the deposits. " + TRADE_OFF)
@@ -154,7 +153,6 @@ class ElementSelection(OreMapAlgorithm):
             path, layer = self.raster_path(parameters, "INPUT", context, require_crs=True)
             refuse_geographic_raster(self, "INPUT", layer)
             crs = layer.crs()
-            factor = metres_factor(crs)
             deposits = self.deposit_points(parameters, "DEPOSITS", context, crs, feedback)
             # raster values are used as they are (no below-detection step); no second log10 of a log10 grid
             _, options["transform"], found = grid_meaning.adapt_preprocessing(
@@ -162,7 +160,7 @@ class ElementSelection(OreMapAlgorithm):
             for line in found:
                 feedback.info(line)
             rows, notes, scan = element_selection.select_elements_raster(
-                path, deposits, radius * factor, min_distance * factor,
+                path, deposits, radius, min_distance,
                 seed=self.parameterAsInt(parameters, "SEED", context), feedback=feedback,
                 memory_mb=self.memory_mb(), **options)
             subject = f"Element raster: {path}"
@@ -171,7 +169,6 @@ class ElementSelection(OreMapAlgorithm):
             source = self.parameterAsSource(parameters, "POINTS", context)
             chosen = self.parameterAsFields(parameters, "FIELDS", context)
             crs = distance_crs_for_points(self, source, context, feedback)
-            factor = metres_factor(crs)
             if chosen:
                 fields = chosen
                 require_fields(self, source, fields, numeric=True)
@@ -185,8 +182,8 @@ class ElementSelection(OreMapAlgorithm):
                     missing=options["missing"], zeros=options["zeros"], feedback=feedback)
             deposits = self.deposit_points(parameters, "DEPOSITS", context, crs, feedback)
             dep = pe.deposit_array(deposits)
-            check_distances(xs, ys, dep, radius * factor, min_distance * factor, pe.MIN_POSITIVES, 2)
-            labels = pe.label_by_distance(xs, ys, dep[:, 0], dep[:, 1], radius * factor, min_distance * factor)
+            check_distances(xs, ys, dep, radius, min_distance, pe.MIN_POSITIVES, 2)
+            labels = pe.label_by_distance(xs, ys, dep[:, 0], dep[:, 1], radius, min_distance)
             feedback.info(f"{int((labels == 1).sum())} positive samples, {int((labels == 0).sum())} negative "
                           f"samples, {int((labels == -1).sum())} left out between the two distances.")
             rows, notes = element_selection.select_elements(matrix, fields, labels, **options)

@@ -104,7 +104,8 @@ class EvaluateProspectivity(OreMapAlgorithm):
         "success-rate curve (share of deposits captured against share of the area ranked by decreasing score) and "
         "the prediction-area plot, whose intersection gives the share of deposits found in the complementary share "
         "of the area.\n\n"
-        "Give either a score raster or scored points. A score raster must be in a projected CRS. Points in a "
+        "Give either a score raster or scored points. A score raster must be in a projected CRS (in metres or feet: "
+        "distances are metres either way). Points in a "
         "geographic CRS (longitude/latitude), or in a projected one in feet, are measured in the UTM zone of their "
         "centroid, as the log says. For "
         "points, the area is the set of samples and a deposit's score is that of the nearest sample within the "
@@ -189,9 +190,8 @@ class EvaluateProspectivity(OreMapAlgorithm):
                 raise self.fail("SCORE_BAND", f"Band {band} does not exist; the raster has {layer.bandCount()}.",
                                 "Choose an existing band.")
             crs = layer.crs()
-            factor = metres_factor(crs)
             deposits = self.deposit_points(parameters, "DEPOSITS", context, crs, feedback)
-            result = pe.evaluate_raster(path, deposits, radius * factor, min_distance * factor, n_draws=n_draws,
+            result = pe.evaluate_raster(path, deposits, radius, min_distance, n_draws=n_draws,
                                         seed=seed, feedback=feedback, memory_mb=self.memory_mb(), band=band,
                                         n_negatives=n_negatives)
             title = f"Evaluation of {os.path.basename(path)}"
@@ -208,10 +208,9 @@ class EvaluateProspectivity(OreMapAlgorithm):
                                 "Choose the numeric field holding the scores (e.g. anomaly_score).")
             self._parameter_overrides["score"] = "SCORE_FIELD"
             crs = distance_crs_for_points(self, source, context, feedback)
-            factor = metres_factor(crs)
             xs, ys, values = self.layer_points(parameters, "POINTS", context, crs, [field], feedback)
             deposits = self.deposit_points(parameters, "DEPOSITS", context, crs, feedback)
-            result = pe.evaluate_points(xs, ys, values[field], deposits, radius * factor, min_distance * factor,
+            result = pe.evaluate_points(xs, ys, values[field], deposits, radius, min_distance,
                                         n_draws=n_draws, seed=seed, n_negatives=n_negatives, feedback=feedback)
             title = f"Evaluation of '{field}'"
             subject = f"Scored points: {source.sourceName()}, field '{field}'"

@@ -26,7 +26,7 @@ from ..core.geochemistry import survey_hygiene as sh
 from ..core.geochemistry.distance_advice import TRADE_OFF
 from . import qt_compat as field_type
 from .base import OreMapAlgorithm, require_fields, split_names
-from .evaluate_prospectivity import DISTANCE_HELP, distance_crs_for_points, metres_factor
+from .evaluate_prospectivity import DISTANCE_HELP, distance_crs_for_points
 from .survey_input import COVERAGE_HELP, FIELDS_HELP, read_points, warn_unlocated
 
 BELOW = [("half", "Half the detection limit"), ("limit", "The detection limit"), ("nan", "Missing")]
@@ -194,7 +194,6 @@ class GeochemAnomaly(OreMapAlgorithm):
         csv_path = self.output_path(parameters, "OUTPUT_CSV", context, feedback)
         has_deposits = parameters.get("DEPOSITS") not in (None, "")
         crs = distance_crs_for_points(self, source, context, feedback)
-        factor = metres_factor(crs)
         columns = list(fields) or [f.name() for f in source.fields() if f.isNumeric()]
         features, xs, ys, gx, gy, values = read_points(self, source, context, crs, columns)
         if not features:
@@ -217,7 +216,7 @@ class GeochemAnomaly(OreMapAlgorithm):
             include_vae=self.parameterAsBool(parameters, "INCLUDE_VAE", context),
             vae_options={"epochs": self.parameterAsInt(parameters, "EPOCHS", context),
                          "seed": self.parameterAsInt(parameters, "SEED", context)},
-            deposits_xy=deposits, positive_radius=radius * factor, negative_min_distance=min_distance * factor,
+            deposits_xy=deposits, positive_radius=radius, negative_min_distance=min_distance,
             report_path=html_path,
             subtitle=f"Sample points: {source.sourceName()}" + (
                 f"; positive radius {radius:g} m, negatives at least {min_distance:g} m from deposits"

@@ -30,7 +30,6 @@ from .survey_input import COVERAGE_HELP, FIELDS_HELP, survey_table
 from .evaluate_prospectivity import (
     DISTANCE_HELP,
     distance_crs_for_points,
-    metres_factor,
     refuse_geographic_raster,
 )
 
@@ -288,7 +287,6 @@ class VaeAnomaly(OreMapAlgorithm):
                           + (" ..." if len(fields) > 20 else ""))
         if table is None:
             crs = distance_crs_for_points(self, source, context, feedback)
-        factor = metres_factor(crs)
         features, xs, ys, rows = ([], [], [], []) if table is None else (features, list(xs), list(ys), table)
         numeric = [source.fields().lookupField(f) for f in fields]
         for feature, geometry in (self.source_features(source, context, crs, name="POINTS") if table is None else ()):
@@ -309,8 +307,8 @@ class VaeAnomaly(OreMapAlgorithm):
         result = vae.run_points(
             np.array(xs), np.array(ys), np.array(rows, dtype=float).reshape(len(rows), len(fields)), fields,
             model_path=model_path, model_out=model_out, report_path=html_path,
-            labels=[f.id() for f in features], deposits_xy=deposits, positive_radius=radius * factor,
-            negative_min_distance=min_distance * factor, options=options,
+            labels=[f.id() for f in features], deposits_xy=deposits, positive_radius=radius,
+            negative_min_distance=min_distance, options=options,
             subtitle=f"Sample points: {source.sourceName()}" + (
                 f"; deposits: positive radius {radius:g} m, negatives at least {min_distance:g} m ({units})"
                 if has_deposits else ""),
@@ -372,18 +370,17 @@ class VaeAnomaly(OreMapAlgorithm):
         if not score_path:
             raise self.fail("OUTPUT_SCORE", "A raster is scored into a score raster.", "Choose where to save it.")
         class_path = self.output_path(parameters, "OUTPUT_CLASSES", context, feedback)
-        deposits, factor = None, 1.0
+        deposits = None
         crs = layer.crs()
         if has_deposits:
             refuse_geographic_raster(self, "INPUT", layer)
-            factor = metres_factor(crs)
             deposits = self.deposit_points(parameters, "DEPOSITS", context, crs, feedback)
         nodata = parameters.get("NODATA")
         nodata = None if nodata in (None, "") else self.parameterAsDouble(parameters, "NODATA", context)
         result = vae.run_raster(
             path, score_path, class_path, model_path=model_path, model_out=model_out, report_path=html_path,
             bands=bands, nodata=nodata, max_samples=self.parameterAsInt(parameters, "RASTER_SAMPLE", context),
-            deposits_xy=deposits, positive_radius=radius * factor, negative_min_distance=min_distance * factor,
+            deposits_xy=deposits, positive_radius=radius, negative_min_distance=min_distance,
             options=options, subtitle=f"Element raster: {path}", memory_mb=self.memory_mb(), feedback=feedback)
         out = self._values(result["evaluation"], result["scored"])
         out["OUTPUT_SCORE"] = score_path

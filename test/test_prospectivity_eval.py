@@ -240,6 +240,21 @@ def distance_raster(path, noise=0.0, width=300, height=200, crs=UTM):
     return str(path), score
 
 
+def test_raster_in_feet_is_measured_in_metres(tmp_path):
+    """A grid in US survey feet (State Plane): the radius and distance stay metres, as the parameters say."""
+    path, score = distance_raster(tmp_path / "ft.tif", crs="EPSG:2229")
+    result = pe.evaluate_raster(path, DEPOSITS, 2000, 4000, n_draws=3, seed=1)
+    x, y = centres(300, 200)
+    metres = nearest(x, y) * 1200.0 / 3937.0  # the US survey foot
+    valid = score != -9999.0
+    assert result["n_positive"] == int((valid & (metres <= 2000)).sum())
+    assert result["n_negative_candidates"] == int((valid & (metres >= 4000)).sum())
+    # the same grid in metres counts the distances as metres: more positives (the grid looks 3.3 times smaller)
+    metre_result = pe.evaluate_raster(distance_raster(tmp_path / "m.tif")[0], DEPOSITS, 2000, 4000, n_draws=3, seed=1)
+    assert metre_result["n_positive"] < result["n_positive"]
+    assert result["positive_radius"] == 2000.0
+
+
 def test_raster_minus_distance_scores_near_one(tmp_path):
     path, score = distance_raster(tmp_path / "d.tif")
     result = pe.evaluate_raster(path, DEPOSITS, 2000, 4000, n_draws=5, seed=1)

@@ -153,6 +153,20 @@ def pixel_area(transform):
     return abs(transform.a * transform.e - transform.b * transform.d)
 
 
+def metres_per_unit(crs):
+    """Metres per linear unit of a projected CRS (0.3048006 for US survey feet); 1 when unknown or absent.
+
+    Geographic CRSs have no linear unit: callers that measure distances refuse them first.
+    """
+    if crs is None:
+        return 1.0
+    try:
+        factor = float(crs.linear_units_factor[1])
+    except Exception:  # noqa: BLE001 - geographic, engineering or unparsable: taken as metres
+        return 1.0
+    return factor if factor > 0 else 1.0
+
+
 FILL_MIN_BANDS = 10
 """Bands from which a spectrum with one value in every band is taken for fill (:class:`RasterSource`)."""
 

@@ -583,7 +583,7 @@ def _scan_raster(path, bands, dep, positive_radius, negative_min_distance, seed,
     ``min``/``max`` of band 1 and the source's ``width``/``height``. A pixel is
     valid where any band is; each band keeps its own NaNs.
     """
-    from ..engine.raster import RasterSource, block_windows, memory_budget_mb
+    from ..engine.raster import RasterSource, block_windows, memory_budget_mb, metres_per_unit
 
     feedback = ensure(feedback)
     _check_distances(positive_radius, negative_min_distance)
@@ -592,6 +592,9 @@ def _scan_raster(path, bands, dep, positive_radius, negative_min_distance, seed,
     with RasterSource(path, bands=bands, nodata=nodata, scale=1) as src:
         nb = src.n_bands
         width, height, transform = src.width, src.height, src.transform
+        per_unit = metres_per_unit(src.crs)  # distances are in metres; a grid in feet is measured in metres too
+        if per_unit != 1.0:
+            tree = cKDTree(dep * per_unit)
         pool = _Reservoir(negative_pool if negative_pool is not None else _pool_size(memory_mb, nb),
                           _salt(seed, 1))
         area = _Reservoir(area_sample, _salt(seed, 2))
@@ -615,7 +618,7 @@ def _scan_raster(path, bands, dep, positive_radius, negative_min_distance, seed,
             rows, cols = np.nonzero(valid)
             values = data[rows, cols]
             x, y = _pixel_centres(transform, window, rows, cols)
-            d = tree.query(np.column_stack([x, y]), k=1, distance_upper_bound=bound)[0]
+            d = tree.query(np.column_stack([x, y]) * per_unit, k=1, distance_upper_bound=bound)[0]
             labels = _labels_from_distance(d, positive_radius, negative_min_distance)
             index = (rows + window.row_off).astype(np.int64) * width + (cols + window.col_off)
             positives.append(values[labels == 1])
@@ -643,7 +646,7 @@ def sample_raster_by_distance(path, deposits_xy, positive_radius, negative_min_d
 
     Streams the raster block by block; a pixel is positive within ``positive_radius``
     of a deposit and a negative candidate at least ``negative_min_distance`` from every
-    deposit (pixel centres, units of the raster's CRS). ``max_negatives`` caps the
+    deposit (pixel centres; distances in metres, a CRS in feet converted). ``max_negatives`` caps the
     uniform random sample of negatives (default: from the memory budget); the sample
     depends only on ``seed``. Each band keeps its own nodata as NaN.
 
@@ -688,7 +691,7 @@ def evaluate_raster(score_path, deposits_xy, positive_radius=2000.0, negative_mi
 
     Positives: valid pixels whose centre is within ``positive_radius`` of a deposit;
     negative candidates: valid pixels at least ``negative_min_distance`` from every
-    deposit (units of the raster's CRS, which must be projected). AUC/AP from
+    deposit (in metres; the raster must be projected, in metres or feet). AUC/AP from
     :func:`repeated_negative_auc` with negatives drawn from a uniform sample of at most
     ``max_negatives`` negative pixels (default from the memory budget). Success-rate
     curve (exact) and P-A plot from all valid pixels, each deposit scored by the pixel
