@@ -57,6 +57,7 @@ from qgis.PyQt.QtCore import QCoreApplication
 from ..core.engine import compute, dependencies
 from ..core.engine.errors import Cancelled, OreMapError
 from ..core.engine.feedback import Feedback
+from ..core.engine.files import OutputGuard
 from ..core.engine.raster import check_output_path, clean_partials, gdal_cache_limit
 from ..processing_provider import settings
 from . import styles
@@ -292,6 +293,9 @@ class OreMapAlgorithm(QgsProcessingAlgorithm):
     # install it, at the top of the help and when the algorithm is started; the provider loads regardless.
     REQUIRES = ()
     RECOMMENDS = {}
+
+    # what a cancelled run says; an algorithm that keeps finished parts (the batch) says so instead
+    CANCEL_MESSAGE = "Cancelled: no output was written."
 
     # core error key -> parameter name of this algorithm (filled in per run where it varies)
     CORE_PARAMETERS = {
@@ -832,8 +836,16 @@ class OreMapAlgorithm(QgsProcessingAlgorithm):
         """The destination file of a raster or file output, checked to be writable; None if skipped.
 
         A trained model (``OUTPUT_MODEL``) left at a temporary output goes to the model library folder
-        (:meth:`library_model_path`) instead of Processing's temporary folder.
+        (:meth:`library_model_path`) instead of Processing's temporary folder. The file (and its sidecars)
+        is guarded for the run: a failed or cancelled run puts back what was there and removes what it made.
         """
+        path = self._output_path(parameters, name, context, feedback)
+        guard = getattr(self, "_guard", None)
+        if path and guard is not None:
+            guard.add(path)
+        return path
+
+    def _output_path(self, parameters, name, context, feedback):
         definition = self.parameterDefinition(name)
         if parameters.get(name) in (None, "") and definition.metadata().get(TEMPORARY_DEFAULT):
             parameters = {**parameters, name: QgsProcessing.TEMPORARY_OUTPUT}
@@ -957,10 +969,16 @@ class OreMapAlgorithm(QgsProcessingAlgorithm):
         """``process``, with core errors turned into QgsProcessingExceptions naming the parameter."""
         self._feedback = bridge  # for helpers that log (e.g. a sensor product converted on input)
         self._check_outputs_apart(parameters, context)
+        self._guard = OutputGuard()
+        completed = False
         try:
-            return self.process(parameters, context, bridge)
+            results = self.process(parameters, context, bridge)
+            if bridge.is_canceled():  # cancelled after the last check: the run is not taken as done
+                raise Cancelled()
+            completed = True
+            return results
         except Cancelled:
-            raise QgsProcessingException(self.tr("Cancelled: no output was written."))
+            raise QgsProcessingException(self.tr(self.CANCEL_MESSAGE))
         except OreMapError as exc:
             key = exc.parameter
             name = self._parameter_overrides.get(key) or self.CORE_PARAMETERS.get(key, key)
@@ -977,6 +995,12 @@ class OreMapAlgorithm(QgsProcessingAlgorithm):
         except MemoryError:
             raise QgsProcessingException(
                 self.tr("Out of memory. Lower the memory budget in Processing > Options > Providers > OreMap."))
+        finally:
+            if completed:
+                self._guard.commit()
+            else:  # an error or a cancellation: the output files are as they were before the run
+                self._guard.rollback()
+            self._guard = None
 
     def _check_outputs_apart(self, parameters, context):
         """Refuse an output file that is also an input file, or one file named by two outputs: writing it would

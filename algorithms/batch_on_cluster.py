@@ -22,6 +22,8 @@ MODES = [("fcls", "Fully constrained (>= 0, sum 1)"), ("nn_closed", "Non-negativ
 
 class BatchOnCluster(OreMapAlgorithm):
     NAME = "batch_on_cluster"
+    CANCEL_MESSAGE = ("Cancelled: the scenes already finished keep their outputs, the others have none; run again "
+                      "with 'Resume' to continue.")
     DISPLAY_NAME = "Run a mapping algorithm over many scenes on a cluster (Dask)"
     GROUP = "batch"
     REQUIRES = ("distributed",)
@@ -35,8 +37,9 @@ class BatchOnCluster(OreMapAlgorithm):
         "Sentinel-2 product folder (one file per band) is one scene.\n\n"
         "Scenes taller than the rows per part are cut into row ranges that the workers read and write "
         "themselves (whole blocks of the memory budget); one more task stitches them. No raster passes "
-        "through the scheduler. A scene's outputs appear only when complete: a failed scene, a lost worker or "
-        "a cancelled run leaves none of its files; 'Resume' skips scenes whose outputs exist. Each scene's "
+        "through the scheduler. A scene's outputs appear only when complete: a failed scene or a lost worker "
+        "leaves none of its files. A cancelled run keeps the scenes already finished and leaves no file of the "
+        "others; 'Resume' skips scenes whose outputs exist, so a rerun continues where it stopped. Each scene's "
         "warnings are logged under its name; failed scenes are named with the reason, and a run in which every "
         "scene fails stops with an error. Workers load the model from its file (shared file system), or from "
         "its bytes sent once to every worker.\n\n"

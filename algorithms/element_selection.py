@@ -186,6 +186,8 @@ class ElementSelection(OreMapAlgorithm):
             labels = pe.label_by_distance(xs, ys, dep[:, 0], dep[:, 1], radius, min_distance)
             feedback.info(f"{int((labels == 1).sum())} positive samples, {int((labels == 0).sum())} negative "
                           f"samples, {int((labels == -1).sum())} left out between the two distances.")
+            feedback.check()
+            feedback.progress(60)
             rows, notes = element_selection.select_elements(matrix, fields, labels, **options)
             subject = f"Sample points: {source.sourceName()}"
         for note in notes:
@@ -194,6 +196,8 @@ class ElementSelection(OreMapAlgorithm):
         feedback.info(f"Selected ({len(selected)}): " + (", ".join(selected) or "none"))
         units = f"distances in {crs.authid()}" if crs.isValid() else "distances in layer units"
         title = "Element selection" + (f" of {os.path.basename(path)}" if has_raster else "")
+        feedback.check()
+        feedback.progress(90)
         element_selection.write_element_selection_outputs(
             rows, title, html_path, csv_path, threshold=threshold, notes=notes,
             subtitle=f"{subject}; positive radius {radius:g} m, negatives at least {min_distance:g} m from deposits "

@@ -86,7 +86,7 @@ class PredictAbundance(OreMapAlgorithm):
         feedback.info(f"Model: {', '.join(model.names)}; onnxruntime on {', '.join(model.onnx.providers_used)}.")
         stats = abundance_map.predict_abundance_map(
             path, model_path, out, intervals, dominant, level=level, image_bands=bands, resampler=matrix,
-            scale=scale, nodata=nodata, memory_mb=self.memory_mb(), feedback=feedback)
+            scale=scale, nodata=nodata, memory_mb=self.memory_mb(), feedback=feedback.scaled(0, 90))
         rows = [{"zone": "all", "pixels": stats["valid_pixels"], **row} for row in stats["table"]]
         for row in stats["table"]:
             feedback.info(f"  {row['mineral']}: mean {row['mean_percent']:.1f} % (sd {row['sd_percent']:.1f}), "
@@ -98,7 +98,7 @@ class PredictAbundance(OreMapAlgorithm):
             else:
                 geometries, _, names = self.features_with_values(parameters, "ZONES", [], context, layer.crs())
             zone_rows = abundance_map.zone_statistics(out, geometries, names, model.names, interval_path=intervals,
-                                                      feedback=feedback)
+                                                      feedback=feedback.scaled(90, 100))
             covered = {r["zone"] for r in zone_rows if r["pixels"] > 0}
             empty = sorted({str(n) for n in names} - covered)
             if empty and not covered:

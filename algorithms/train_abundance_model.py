@@ -182,7 +182,7 @@ class TrainAbundanceModel(OreMapAlgorithm):
                           fill_spectra=True) as source:
             # every ROI its own label: a pixel in two ROIs has two compositions and is left out
             pixels = labelled_pixels(source, geometries, np.arange(len(geometries)), parameter="training",
-                                     feedback=feedback)
+                                     feedback=feedback.scaled(0, 15))
             band_names = [layer.bandName(b) for b in (bands or range(1, source.n_bands + 1))]
             report_fill(source, feedback)
         X, roi = pixels.values, pixels.groups.astype(np.int64)

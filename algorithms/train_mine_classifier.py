@@ -181,7 +181,7 @@ class TrainMineClassifier(OreMapAlgorithm):
         classifier = patch_models.CLASSIFIERS[self.parameterAsEnum(parameters, "CLASSIFIER", context)][0]
         model_path = self.output_path(parameters, "OUTPUT_MODEL", context, feedback)
         report_path = self.output_path(parameters, "OUTPUT_REPORT", context, feedback)
-        data = self.patch_set(parameters, context, feedback, keep_patches=classifier == "cnn")
+        data = self.patch_set(parameters, context, feedback.scaled(0, 35), keep_patches=classifier == "cnn")
         feedback.info(f"{data.n} patches: {data.n_positive} with a mine, {data.n_negative} without.")
         spatial = self.parameterAsBool(parameters, "SPATIAL", context)
         block = self.parameterAsDouble(parameters, "BLOCK_SIZE", context) or None
@@ -190,7 +190,8 @@ class TrainMineClassifier(OreMapAlgorithm):
             inner_folds=self.parameterAsInt(parameters, "INNER_FOLDS", context),
             seed=self.parameterAsInt(parameters, "SEED", context), block_size=block if spatial else 0,
             model_path=model_path, report_path=report_path,
-            cnn_options={"epochs": self.parameterAsInt(parameters, "EPOCHS", context)}, feedback=feedback)
+            cnn_options={"epochs": self.parameterAsInt(parameters, "EPOCHS", context)},
+            feedback=feedback.scaled(35, 100))
         m = result["metrics"]
         return {"OUTPUT_MODEL": model_path, "OUTPUT_REPORT": report_path, "F1": m["f1"],
                 "PRECISION": m["precision"], "RECALL": m["recall"], "THRESHOLD": result["threshold"]}

@@ -233,7 +233,7 @@ class TrainSpectralCnn(OreMapAlgorithm):
                                                                           key=lambda i: info.centers[i])]
             good = None if info is None else training.target_bands(info, exclude_water=False)
             with RasterSource(path, bands=bands, feedback=feedback, fill_spectra=True) as source:
-                data = training.image_training_set(source, geometries, labels, good, feedback=feedback,
+                data = training.image_training_set(source, geometries, labels, good, feedback=feedback.scaled(0, 15),
                                                    names=[f"feature {i} ({label})" for i, label in zip(ids, labels)])
                 report_fill(source, feedback)
             feedback.info(f"{data.X.shape[0]} training pixels from {len(set(data.groups.tolist()))} features.")

@@ -174,6 +174,53 @@ def test_cancelled_run_leaves_nothing(processing_provider, tmp_path):
     assert os.listdir(tmp_path) == []
 
 
+class CancelAt:
+    """A feedback that cancels when progress first reaches ``percent`` (100: after the last block is written)."""
+
+    def __new__(cls, percent):
+        from qgis.core import QgsProcessingFeedback
+
+        class Feedback(QgsProcessingFeedback):
+            def setProgress(self, value):  # noqa: N802 (QGIS API)
+                super().setProgress(value)
+                if value >= percent:
+                    self.cancel()
+
+        return Feedback()
+
+
+def test_cancel_at_the_end_keeps_the_existing_output(processing_provider, tmp_path):
+    """A cancel after the engine's last block (the outputs already complete) still cancels: the file that was
+    at the output path is put back, its sidecars too, and no other file is left."""
+    import processing
+
+    target = tmp_path / "a.tif"
+    target.write_bytes(b"old")
+    (tmp_path / "a.qml").write_text("old style")
+    with pytest.raises(QgsProcessingException) as err:
+        processing.run("oremap:unmix_fcls", {"INPUT": AVIRIS_NG, "LIBRARY": USGS_LIBRARY,
+                                             "SPECTRA": "Kaolinite CM9; Goethite WS222", "OUTPUT": str(target)},
+                       feedback=CancelAt(100))
+    assert "Cancelled" in str(err.value)
+    assert target.read_bytes() == b"old" and (tmp_path / "a.qml").read_text() == "old style"
+    assert sorted(os.listdir(tmp_path)) == ["a.qml", "a.tif"]
+
+
+def test_failed_run_removes_what_it_wrote(run_alg, tmp_path, monkeypatch):
+    """An error after one output is complete (here the style step of a later output) removes that output."""
+    from oremap.algorithms import sam_classify
+
+    def broken(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(sam_classify.OreMapAlgorithm, "style_output", broken)
+    with pytest.raises(QgsProcessingException, match="could not be read or written"):
+        run_alg("sam_classify", {"INPUT": AVIRIS_NG, "LIBRARY": USGS_LIBRARY,
+                                 "SPECTRA": "Kaolinite CM9; Goethite WS222",
+                                 "OUTPUT_CLASSES": str(tmp_path / "c.tif"), "OUTPUT_ANGLE": str(tmp_path / "a.tif")})
+    assert os.listdir(tmp_path) == []
+
+
 def test_memory_budget_setting(processing_provider):
     from processing.core.ProcessingConfig import ProcessingConfig
 

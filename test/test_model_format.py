@@ -293,3 +293,27 @@ def test_build_date_follows_source_date_epoch(monkeypatch):
     assert build_time().strftime("%Y-%m-%d %H:%M") == "2026-12-04 00:00"
     monkeypatch.delenv("SOURCE_DATE_EPOCH")
     assert build_time().tzinfo is not None and build_time().microsecond == 0
+
+
+def test_output_guard_puts_back_and_removes(tmp_path):
+    from oremap.core.engine.files import OutputGuard, write_atomic
+
+    old, new = tmp_path / "old.tif", tmp_path / "new.tif"
+    old.write_bytes(b"old")
+    (tmp_path / "old.tif.aux.xml").write_text("old stats")
+    guard = OutputGuard()
+    guard.add(str(old))
+    guard.add(str(new))
+    write_atomic(str(old), b"replaced")
+    os.remove(tmp_path / "old.tif.aux.xml")
+    write_atomic(str(new), b"made")
+    write_atomic(str(tmp_path / "new.qml"), "style")
+    guard.rollback()
+    assert old.read_bytes() == b"old" and (tmp_path / "old.tif.aux.xml").read_text() == "old stats"
+    assert sorted(os.listdir(tmp_path)) == ["old.tif", "old.tif.aux.xml"]
+    # a completed run keeps the new files and drops the kept copies
+    guard = OutputGuard()
+    guard.add(str(old))
+    write_atomic(str(old), b"replaced")
+    guard.commit()
+    assert old.read_bytes() == b"replaced" and sorted(os.listdir(tmp_path)) == ["old.tif", "old.tif.aux.xml"]

@@ -61,3 +61,87 @@ def write_atomic(path, data, parameter="output"):
                               "Choose another file name or close the program that holds the file.") from exc
         raise
     return path
+
+
+BACKUP_COPY_LIMIT = 256 * 1024 * 1024
+"""Largest existing output copied when the file system cannot hard-link it (:class:`OutputGuard`)."""
+
+
+class OutputGuard:
+    """A run's output files, kept as they were unless the run completes.
+
+    :meth:`add` is called for each output file before the run writes it: an existing file is kept
+    under a hidden name beside it (a hard link, so no data is copied; the writers of the engine
+    replace a file rather than rewrite it, so the link keeps the old content), with its ``.aux.xml``
+    and ``.qml`` sidecars. :meth:`rollback` after a failure or a cancellation puts every kept file
+    back and removes the files the run created; :meth:`commit` after success drops the kept copies.
+    A file that can be neither linked nor copied (over :data:`BACKUP_COPY_LIMIT`) is not kept: a
+    failed run may then leave it replaced by a complete new file, never by a partial one.
+    """
+
+    def __init__(self):
+        self._entries = {}  # path -> name of the kept copy, or None when the path did not exist
+
+    @staticmethod
+    def _family(path):
+        return [path, path + ".aux.xml", os.path.splitext(path)[0] + ".qml"]
+
+    def add(self, path):
+        if not path:
+            return
+        path = os.path.realpath(os.fspath(path))
+        if os.path.isdir(path):  # an output folder: what goes in it is the algorithm's business
+            return
+        for p in self._family(path):
+            if p in self._entries:
+                continue
+            kept = None
+            if os.path.isfile(p):
+                kept = self._keep(p)
+                if kept is None:
+                    continue  # cannot keep it: leave it out of the rollback rather than delete it
+            self._entries[p] = kept
+
+    @staticmethod
+    def _keep(path):
+        import shutil
+
+        name = os.path.join(os.path.dirname(path), "." + os.path.basename(path) + ".oremap-kept-"
+                            + secrets.token_hex(4))
+        try:
+            os.link(path, name)
+            return name
+        except OSError:
+            pass
+        try:
+            if os.path.getsize(path) <= BACKUP_COPY_LIMIT:
+                shutil.copy2(path, name)
+                return name
+        except OSError:
+            pass
+        return None
+
+    def rollback(self):
+        """Put the kept files back and remove those the run created; returns the paths restored or removed."""
+        touched = []
+        for path, kept in self._entries.items():
+            try:
+                if kept is not None:
+                    os.replace(kept, path)
+                    touched.append(path)
+                elif os.path.lexists(path):
+                    os.remove(path)
+                    touched.append(path)
+            except OSError:
+                pass
+        self._entries = {}
+        return touched
+
+    def commit(self):
+        for kept in self._entries.values():
+            if kept is not None:
+                try:
+                    os.remove(kept)
+                except OSError:
+                    pass
+        self._entries = {}

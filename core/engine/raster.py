@@ -691,6 +691,7 @@ def run_pixelwise(source, outputs, func, memory_mb=None, work_bytes_per_pixel=0,
             del results
             n_valid += n_block
             feedback.progress(100.0 * (i + 1) / len(windows))
+        feedback.check()  # a cancel at the last block's report: nothing is moved into place
         for dst in datasets:
             dst.close()
         fill = report_fill(source, feedback)
