@@ -154,7 +154,8 @@ def test_a_models_own_bands_flagged_by_this_scene_are_read_not_interpolated():
     kept = mapping.image_band_info(AVIRIS_NG, bad_bands="keep 381-401 nm")
     negative = np.flatnonzero(found.bad & ~kept.bad)
     assert (negative + 1).tolist() == [8, 9, 10, 12] and {found.bad_reason[i] for i in negative} == {"negative"}
-    model = SimpleNamespace(wavelengths=kept.centers[kept.good].tolist(), fwhm=None)
+    image_trained = {"parameters": {"feature_check": True}}  # a CNN trained on labelled pixels
+    model = SimpleNamespace(wavelengths=kept.centers[kept.good].tolist(), fwhm=None, training=image_trained, extra={})
     log = core_warnings()
     bands, matrix = mapping.model_input(AVIRIS_NG, model, found, log)
     assert bands == [int(i) + 1 for i in np.flatnonzero(kept.good)] and matrix is None  # the model's bands as they are
@@ -164,12 +165,31 @@ def test_a_models_own_bands_flagged_by_this_scene_are_read_not_interpolated():
                             "then interpolated) or retrain without them."]
     # a model that also lists two bbl bands (1393 and 1398 nm): those stay out, interpolated, and the log says so
     water = [i for i in np.flatnonzero(found.bad) if found.bad_reason[i] == "bbl"][16:18]
-    model = SimpleNamespace(wavelengths=sorted(model.wavelengths + found.centers[water].tolist()), fwhm=None)
+    model = SimpleNamespace(wavelengths=sorted(model.wavelengths + found.centers[water].tolist()), fwhm=None,
+                            training=image_trained, extra={})
     log = core_warnings()
     bands, matrix = mapping.model_input(AVIRIS_NG, model, found, log)
     assert matrix is not None and len(bands) == len(model.wavelengths) - 2
     assert log.warnings[1] == ("2 of the model's bands are left out in this raster (1393.1, 1398.1 nm): they are "
                                "interpolated from the neighbouring good bands.")
+    # following the warning's advice works: dropped by the user, scene-flagged bands are interpolated
+    dropped = mapping.image_band_info(AVIRIS_NG, bad_bands="drop 386-391 nm")
+    assert [dropped.bad_reason[i] for i in negative] == ["negative", "user", "user", "negative"]
+    model = SimpleNamespace(wavelengths=kept.centers[kept.good].tolist(), fwhm=None, training=image_trained, extra={})
+    log = core_warnings()
+    bands, matrix = mapping.model_input(AVIRIS_NG, model, dropped, log)
+    assert matrix is not None and bands[:3] == [8, 11, 12]
+    assert log.warnings[1] == ("2 of the model's bands are left out in this raster (386.4, 391.4 nm): they are "
+                               "interpolated from the neighbouring good bands.")
+    # a model trained on library spectra lists a sensor's bands, not a scene's good ones: only the bands below
+    # the scene's first good band (396 nm), which nothing could be interpolated from, are read; 401 nm is
+    # interpolated
+    library = SimpleNamespace(wavelengths=model.wavelengths, fwhm=None, training={"parameters": {}}, extra={})
+    log = core_warnings()
+    bands, matrix = mapping.model_input(AVIRIS_NG, library, found, log)
+    assert matrix is not None and bands[:5] == [8, 9, 10, 11, 13]
+    assert log.warnings[0].startswith("3 of the model's bands are flagged bad in this scene (negative scene median: "
+                                      "381.4, 386.4, 391.4 nm): they are read as they are, since no good band")
 
 
 def test_absorption_features_of_a_noise_free_scene_are_not_noise():

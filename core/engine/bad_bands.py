@@ -429,7 +429,8 @@ def detect_bad_bands(values, centers=None, bbl=None, choice=None, noise_factor=N
                 flag(_noisy(rows, centers, usable, noise_factor, window), "noisy")
     user_drop = _in_ranges(choice.drop, centers, n_bands)
     user_keep = _in_ranges(choice.keep, centers, n_bands)
-    flag(user_drop & ~user_keep, "user")
+    for i in np.flatnonzero(user_drop & ~user_keep):  # the user's word wins over the scene's own reason
+        reason[i] = "user"
     kept = np.array([bool(r) for r in reason]) & user_keep
     for i in np.flatnonzero(kept):
         reason[i] = ""

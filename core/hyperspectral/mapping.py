@@ -87,15 +87,26 @@ SCENE_REASONS = ("water", "negative", "noisy")
 SAME_BAND_NM = 0.5
 
 
-def keep_model_bands(image_info, model_wavelengths, feedback=None):
+def trained_on_image(info):
+    """Whether a model was trained on pixels of an image (abundance models, CNNs from labelled pixels), whose
+    band list is that image's good bands; library-trained models list a sensor's bands, clean or not."""
+    if (getattr(info, "extra", None) or {}).get("abundance"):
+        return True
+    parameters = ((getattr(info, "training", None) or {}).get("parameters") or {})
+    return bool(parameters.get("feature_check"))
+
+
+def keep_model_bands(image_info, model_wavelengths, feedback=None, edges_only=False):
     """``image_info`` with the model's own bands read although this scene's statistics flag them.
 
-    A model trained on a scene of the same sensor lists that scene's good bands. When this scene's statistics
+    For models trained on image pixels (:func:`trained_on_image`): such a model lists its scene's good bands. When this scene's statistics
     flag one of them (water vapour, negative median, noise: :data:`SCENE_REASONS`), interpolating it from the
     neighbouring good bands feeds the model values it never saw (train and predict on one raster: 5-10 times
     the abundance error), so the band is read as it is, and ``feedback`` warned. Bands flagged by the file
     (bbl), by the user, as constant or as a detector overlap stay out; model bands on them are said to be
-    interpolated.
+    interpolated. With ``edges_only`` (library-trained models, whose bands are a sensor's, not a scene's good
+    ones) only the flagged model bands beyond the scene's first or last good band are read, since nothing lies
+    beyond them to interpolate from; the others are interpolated.
     """
     feedback = ensure(feedback)
     reasons = image_info.bad_reason
@@ -105,13 +116,20 @@ def keep_model_bands(image_info, model_wavelengths, feedback=None):
     same = np.abs(image_info.centers[:, None] - model_wl[None, :]).min(axis=1) <= SAME_BAND_NM
     why = np.asarray(reasons, dtype=object)
     restore = image_info.bad & same & np.isin(why, SCENE_REASONS)
+    if edges_only:
+        good = image_info.centers[~image_info.bad]
+        if good.size:
+            restore &= (image_info.centers < good.min()) | (image_info.centers > good.max())
     if restore.any():
         found = [f"{REASONS[r]}: {_nm_list(image_info.centers[restore & (why == r)])}"
                  for r in SCENE_REASONS if (restore & (why == r)).any()]
         feedback.warning(
             f"{int(restore.sum())} of the model's bands are flagged bad in this scene ({'; '.join(found)}): they "
-            "are read as they are, since the model was trained on them. If they are noise in this scene, drop them "
-            "with the bad-band parameter (they are then interpolated) or retrain without them.")
+            "are read as they are, since "
+            + ("no good band lies beyond them to interpolate from. If they are noise in this scene, use a model "
+               "without them." if edges_only else
+               "the model was trained on them. If they are noise in this scene, drop them with the bad-band "
+               "parameter (they are then interpolated) or retrain without them."))
         bad = image_info.bad & ~restore
         reasons = [r if b else "" for r, b in zip(reasons, bad)]
         image_info = BandInfo(centers=image_info.centers, fwhm=image_info.fwhm, bad=bad, origin=image_info.origin,
@@ -444,8 +462,10 @@ def model_input(raster_path, info, band_info=None, feedback=None):
     """
     feedback = ensure(feedback)
     if info.wavelengths:
-        image_info = keep_model_bands(band_info or image_band_info(raster_path, feedback=feedback),
-                                      info.wavelengths, feedback)
+        image_info = band_info or image_band_info(raster_path, feedback=feedback)
+        # an image-trained model's bands were good in its scene: read them here too; a library model's only
+        # where they cannot be interpolated
+        image_info = keep_model_bands(image_info, info.wavelengths, feedback, edges_only=not trained_on_image(info))
         bands, matrix = resampling_operator(image_info, info.wavelengths, info.fwhm)
         if matrix is not None:
             feedback.info(f"The raster's {len(bands)} good bands are resampled to the model's "
