@@ -58,6 +58,12 @@ def test_a_unit_the_values_contradict_is_refused_or_warned():
     assert low.warnings == ["The abundances were read as percentages, but no value exceeds 1 (the chosen minerals "
                             "cover at most 1.00 % of any ROI): if they are fractions (0-1), choose Fractions or "
                             "Detect."]
+    assert low.warnings[0] in low.messages  # in the report's notes too
+    detected = ab.prepare_compositions([[0.6, 0.55], [0.5, 0.5]], ["A", "B"], units="auto")
+    assert detected.units == "percent" and detected.warnings[0].endswith("choose Fractions.")
+    with pytest.raises(OreMapError) as err:  # a fraction above 1 is no fraction
+        ab.prepare_compositions([[1.3, 0.1]], ["A", "B"], units="fraction")
+    assert err.value.parameter == "units" and "reach 1.3" in err.value.message
     twice = ab.prepare_compositions([[60.0, 90.0], [40.0, 60.0]], ["A", "B"], units="percent")
     assert twice.warnings == ["1 ROIs sum to more than 100 % (up to 150.0 %); they were closed to 100 %. Check the "
                               "unit and that no field is counted twice."]

@@ -80,6 +80,15 @@ def test_a_class_table_names_spectra_by_their_start_and_says_what_it_did_not_use
                        "Calcite WS272 BECKa AREF": "Calcite", "Muscovite GDS1070 BECKa AREF": "Mica (other)"}
     assert log.warnings == ["1 class-table row(s) name no spectrum of the libraries: Phlogopite GDS20. A row takes "
                             "the spectra whose names are, or begin with, its name."]
+    # a row whose every spectrum a longer row takes is said to be shadowed, not to name nothing
+    table.write_text("name,class\nMuscovite GDS108,White mica\nMuscovite GDS108 BECKb AREF,Mica (other)\n",
+                     encoding="utf-8")
+    log = core_warnings()
+    library_training_set([path], target, class_table=str(table), feedback=log)
+    assert log.warnings == ["1 class-table row(s) took no spectrum, since longer rows took all theirs: "
+                            "Muscovite GDS108."]
+    table.write_text("name,class\nMuscovite GDS107,White mica\nMuscovite,Mica (other)\nIllite IL105 BECKa AREF,"
+                     "White mica\nPhlogopite GDS20,Mica (other)\n", encoding="utf-8")
     with pytest.raises(OreMapError) as err:
         library_training_set([path], target, class_table=str(table), classes=["White mica", "Biotite"])
     assert "Biotite" in err.value.message and "class table" in err.value.fix

@@ -122,6 +122,7 @@ def prepare_compositions(values, names, units="auto", add_other=True, tolerance=
     if (v < 0).any():
         raise OreMapError(f"Negative abundances were found (smallest {v.min():.4g}).", "fields",
                           "Abundances must be >= 0 (in % or fractions).")
+    detected = units == "auto"
     if units == "auto":
         units = "fraction" if v.max() <= 1.0 + 1e-9 and v.sum(axis=1).max() <= 1.05 else "percent"
         messages.append("Abundances read as fractions (0-1) and converted to %." if units == "fraction"
@@ -130,11 +131,15 @@ def prepare_compositions(values, names, units="auto", add_other=True, tolerance=
         raise OreMapError(f"The abundances were declared fractions (0-1), but ROIs sum to up to "
                           f"{v.sum(axis=1).max():.4g}: they look like percentages.", "units",
                           "Choose Percent (0-100) or Detect.")
+    elif units == "fraction" and v.max() > 1.0 + 1e-9:
+        raise OreMapError(f"The abundances were declared fractions (0-1), but values reach {v.max():.4g}.", "units",
+                          "Choose Percent (0-100) or Detect, or correct the values above 1.")
     warnings = []
     if units == "percent" and v.max() <= 1.0 + 1e-9:
         warnings.append(f"The abundances were read as percentages, but no value exceeds 1 (the chosen minerals "
                         f"cover at most {v.sum(axis=1).max():.2f} % of any ROI): if they are fractions (0-1), "
-                        "choose Fractions or Detect.")
+                        + ("choose Fractions." if detected else "choose Fractions or Detect."))
+        messages.append(warnings[-1])  # in the report's notes too
     if units == "fraction":
         v = v * 100.0
     elif units != "percent":

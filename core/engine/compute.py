@@ -220,6 +220,7 @@ def matmul_one_thread(a, b):
     give the same bytes as one process, so per-pixel products run on one thread everywhere.
     """
     try:
+        import scipy.linalg.blas  # noqa: F401 - loaded before the limit, which covers only the libraries loaded
         from threadpoolctl import threadpool_limits
     except ImportError:  # pragma: no cover - shipped with scikit-learn
         return gemm(a, b)

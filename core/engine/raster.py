@@ -655,9 +655,10 @@ def run_pixelwise(source, outputs, func, memory_mb=None, work_bytes_per_pixel=0,
     feedback = ensure(feedback)
     sizing = pixelwise_sizing(source.n_bands, source.dataset.dtypes[0], [(o.count, o.dtype) for o in outputs],
                               work_bytes_per_pixel, fixed_bytes, memory_mb, file_bands=source.dataset.count)
-    if sizing.over_budget and _held_for(source, sizing, fixed_bytes) > (1 - MIN_BLOCK_SHARE) * sizing.memory_mb * MB:
+    held = _held_for(source, sizing, fixed_bytes) if sizing.over_budget else 0
+    if held > (1 - MIN_BLOCK_SHARE) * sizing.memory_mb * MB:
         feedback.warning(f"The memory budget ({sizing.memory_mb:.0f} MB) leaves less than an eighth of itself for "
-                         f"the blocks: {sizing.reserved / MB:.0f} MB of it are held whatever the block size (GDAL's "
+                         f"the blocks: up to {held / MB:.0f} MB of it are held whatever the block size (GDAL's "
                          "cache, decoded tiles of the raster, model buffers). Blocks get an eighth of the budget, so "
                          "the run may exceed it; a larger budget (Processing > Options > Providers > OreMap) avoids "
                          "this.")

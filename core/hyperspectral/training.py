@@ -91,6 +91,7 @@ class ClassTable:
     def __init__(self, table):
         self.table = dict(table)
         self.used = set()
+        self.matched = set()  # entries that matched a spectrum, which a longer entry may have taken
 
     def label(self, name):
         name = " ".join(str(name).split())
@@ -101,10 +102,16 @@ class ClassTable:
             return None
         key = max(hits, key=len)
         self.used.add(key)
+        self.matched.update(hits)
         return self.table[key]
 
     def unused(self):
-        return [key for key in self.table if key not in self.used]
+        """Entries that matched no spectrum at all."""
+        return [key for key in self.table if key not in self.matched]
+
+    def shadowed(self):
+        """Entries whose every spectrum a longer entry took."""
+        return [key for key in self.table if key in self.matched and key not in self.used]
 
 
 def target_bands(band_info, exclude_water=True):
@@ -192,6 +199,10 @@ def library_training_set(paths, band_info, class_rule="first_word", class_table=
         feedback.warning(f"{len(unused)} class-table row(s) name no spectrum of the libraries: "
                          + ", ".join(unused[:10]) + (" ..." if len(unused) > 10 else "")
                          + ". A row takes the spectra whose names are, or begin with, its name.")
+    shadowed = table.shadowed()
+    if shadowed:
+        feedback.warning(f"{len(shadowed)} class-table row(s) took no spectrum, since longer rows took all theirs: "
+                         + ", ".join(shadowed[:10]) + (" ..." if len(shadowed) > 10 else "") + ".")
     if wanted:
         found = {label.lower() for label in labels}
         missing = sorted(name for key, name in wanted.items() if key not in found)
