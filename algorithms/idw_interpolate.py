@@ -1,5 +1,7 @@
 """oremap:idw_interpolate - grid geochemical point samples by inverse distance weighting."""
 
+import re
+
 import numpy as np
 from qgis.core import (
     QgsCoordinateReferenceSystem,
@@ -150,8 +152,11 @@ class IdwInterpolate(OreMapAlgorithm):
         in the point layer's CRS, and the log says so."""
         if parameters.get("EXTENT") in (None, ""):
             return None
-        given = self.parameterAsExtentCrs(parameters, "EXTENT", context)
-        if given.isValid():
+        value = parameters.get("EXTENT")
+        bare = isinstance(value, str) and re.fullmatch(r"\s*[^,\[\]]+(,[^,\[\]]+){3}\s*", value) is not None
+        # a bare text has no CRS of its own; QGIS would lend it the project's, which the user did not choose
+        given = None if bare else self.parameterAsExtentCrs(parameters, "EXTENT", context)
+        if given is not None and given.isValid():
             return self.parameterAsExtent(parameters, "EXTENT", context, crs)
         rectangle = self.parameterAsExtent(parameters, "EXTENT", context)
         if rectangle is None or rectangle.isNull() or rectangle.isEmpty() or layer_crs == crs:

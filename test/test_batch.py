@@ -6,6 +6,7 @@ although each scene is cut into row ranges run by two worker processes and stitc
 """
 
 import hashlib
+import glob
 import os
 import shutil
 import signal
@@ -228,6 +229,13 @@ def test_spectrometer_products_as_delivered_are_scenes_like_in_the_single_algori
     scenes = batch.expand_inputs([str(folder)])
     assert sorted(os.path.basename(p) for p in scenes) == sorted(
         os.path.basename(p) for p in (emit["path"], enmap["image"], prisma["path"]))
+    # a pattern matching the EnMAP product's XML and image gives it once; an HDF5 file that is no product
+    # (network weights) is no scene
+    (folder / "weights.h5").write_bytes(b"\x89HDF\r\n\x1a\n")
+    assert [os.path.basename(p) for p in batch.expand_inputs([str(folder / "ENMAP*")])] == [
+        sorted(os.path.basename(p) for p in glob.glob(str(folder / "ENMAP*")) if not "QL_" in p)[0]]
+    assert len(batch.expand_inputs([str(folder)])) == 3
+    os.remove(folder / "weights.h5")
     refs = {}
     for scene in scenes:
         tif = sensor_products.prepare_input(scene, str(tmp_path / "single"), memory_mb=512)

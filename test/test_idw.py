@@ -348,14 +348,19 @@ def test_an_extent_without_a_crs_is_read_in_the_layers_crs(processing_provider, 
     from qgis.core import QgsCoordinateReferenceSystem, QgsCoordinateTransform, QgsProject, QgsRectangle
 
     layer = memory_points("EPSG:4326")
+    project = QgsProject.instance()
+    before = project.crs()
+    project.setCrs(QgsCoordinateReferenceSystem("EPSG:3857"))  # a project in another CRS does not lend it its CRS
     try:
         bare, log = recorded_run("idw_interpolate", {"INPUT": layer, "FIELDS": ["Au_ppb"], "CELL_SIZE": 500.0,
                                                      "EXTENT": "117.45,117.75,-33.15,-32.95",
                                                      "OUTPUT": str(tmp_path / "bare.tif")})
+        project.setCrs(before)
         tagged, _ = recorded_run("idw_interpolate", {"INPUT": layer, "FIELDS": ["Au_ppb"], "CELL_SIZE": 500.0,
                                                      "EXTENT": "117.45,117.75,-33.15,-32.95 [EPSG:4326]",
                                                      "OUTPUT": str(tmp_path / "tagged.tif")})
     finally:
+        project.setCrs(before)
         del layer
     assert "The extent has no CRS: read in the point layer's (EPSG:4326) and transformed to the grid's (EPSG:32750)." \
         in log

@@ -92,7 +92,7 @@ def product_file(path):
     return match.group(1) if match else path
 
 
-def _enmap_metadata(path):
+def enmap_metadata(path):
     """The METADATA.XML of an EnMAP product given by its XML or any of its TIFs, else None."""
     name = os.path.basename(path)
     if not name.upper().startswith("ENMAP") or "L2A" not in name.upper():
@@ -115,7 +115,7 @@ def detect(path):
         return EMIT_L2A_RFL
     if name.endswith((".HE5", ".H5")) and name.startswith("PRS_L2D"):
         return PRISMA_L2D
-    if _enmap_metadata(path):
+    if enmap_metadata(path):
         return ENMAP_L2A
     return None
 
@@ -126,7 +126,7 @@ def is_companion(path):
     name = os.path.basename(product_file(path)).upper()
     if name.startswith("EMIT_L2A_") and name.endswith(".NC"):
         return detect(path) is None
-    return bool(_enmap_metadata(product_file(path))) and not name.endswith(("-SPECTRAL_IMAGE.TIF",
+    return bool(enmap_metadata(product_file(path))) and not name.endswith(("-SPECTRAL_IMAGE.TIF",
                                                                             "METADATA.XML"))
 
 
@@ -326,7 +326,7 @@ def _numbers(text):
 def _open_enmap(path):
     import rasterio
 
-    xml_path = _enmap_metadata(path)
+    xml_path = enmap_metadata(path)
     stem = xml_path[: -len("-METADATA.XML")]
     image = next((stem + s for s in ("-SPECTRAL_IMAGE.TIF", "-SPECTRAL_IMAGE.tif") if os.path.exists(stem + s)), None)
     if image is None:
@@ -564,7 +564,7 @@ def prepare_input(path, folder, memory_mb=512, feedback=None):
         return path
     feedback = ensure(feedback)
     source = product_file(path)
-    xml = _enmap_metadata(source)
+    xml = enmap_metadata(source)
     source = xml or source
     stat = os.stat(source)
     key = f"{os.path.splitext(os.path.basename(source))[0]}_{stat.st_size:x}_{int(stat.st_mtime):x}.tif"

@@ -117,7 +117,21 @@ def check_algorithm(name):
 # Inputs and outputs
 # --------------------------------------------------------------------------------------
 def _is_raster_file(path):
-    return os.path.isfile(path) and path.lower().endswith(RASTER_EXTENSIONS)
+    if not (os.path.isfile(path) and path.lower().endswith(RASTER_EXTENSIONS)):
+        return False
+    if path.lower().endswith((".h5", ".he5")):  # HDF5 holds anything (network weights...): PRISMA products only
+        from ..hyperspectral.sensor_products import detect
+
+        return detect(path) is not None
+    return True
+
+
+def _scene_key(path):
+    """One key per scene: an EnMAP product given by its XML and its image (a pattern matches both) is one."""
+    from ..hyperspectral.sensor_products import enmap_metadata, product_file
+
+    metadata = enmap_metadata(product_file(path)) if os.path.isfile(path) else None
+    return os.path.realpath(metadata or path)
 
 
 def is_sentinel2_product(folder):
@@ -189,7 +203,7 @@ def expand_inputs(items, list_files=(), parameter="inputs"):
                 found.append(path)
     seen, unique = set(), []
     for path in found:
-        key = os.path.realpath(path)
+        key = _scene_key(path)
         if key not in seen:
             seen.add(key)
             unique.append(os.path.abspath(path))
