@@ -82,6 +82,13 @@ def test_a_bare_symbol_with_a_unit_in_the_units_table_counts_as_stated():
     plan = sh.plan_elements(["AU", "As_ppm", "Cu_ppm"], values, units={"AU": "ppb"})
     assert plan.fields == ["AU", "As_ppm", "Cu_ppm"] and plan.left_out == {}
     assert "AU: element Au, unit ppb (from the units table)." in plan.log
+    # beside a field of the same element that states its unit, the table's field comes second (merged into it)
+    plan = sh.plan_elements(["AU", "Au_ppm", "Cu_ppm"], np.array([[5.0, 0.004, 30.0], [12.0, 0.011, 41.0],
+                                                                  [7.0, 0.008, 35.0]]), units={"AU": "ppb"})
+    assert plan.fields == ["Au_ppm", "Cu_ppm"] and plan.columns["Au"] == ["Au_ppm", "AU"]
+    assert plan.factors["Au"] == pytest.approx([1.0, 0.001])
+    assert any(line.startswith("Columns of one element merged (1") and line.endswith("AU -> Au_ppm")
+               for line in plan.log) and not any(line.startswith("Oxide") for line in plan.log)
     # where no name states its unit, the bare names are the elements, the table's or ppm
     plan = sh.plan_elements(["AU", "AS", "CU"], values, units={"AU": "ppb"})
     assert plan.fields == ["AU", "AS", "CU"] and "AS: element As, unit ppm (assumed)." in plan.log

@@ -314,12 +314,13 @@ def plan_elements(columns, values=None, x=None, y=None, coverage=DEFAULT_COVERAG
                 if c.assumed_unit and not c.unit_from_table:
                     plan.left_out[c.name] = "bare name without a unit, while other columns state theirs"
             candidates = with_unit
-    # group by element: element columns before oxides, then in column order
-    groups, merged = {}, []
+    # group by element: element columns before oxides, names stating their unit before units-table ones, then
+    # in column order
+    groups, merged, doubles = {}, [], []
     for j, col in candidates:
         groups.setdefault(col.element, []).append((j, col))
     for element, members in groups.items():
-        members.sort(key=lambda m: (m[1].oxide is not None, m[0]))
+        members.sort(key=lambda m: (m[1].oxide is not None, m[1].assumed_unit, m[0]))
         first = members[0][1]
         plan.columns[element] = [c.name for _, c in members]
         plan.factors[element] = [c.factor / first.factor for _, c in members]
@@ -330,11 +331,16 @@ def plan_elements(columns, values=None, x=None, y=None, coverage=DEFAULT_COVERAG
         if first.oxide is not None and not explicit:
             plan.log.append(f"{first.name}: oxide {first.oxide} read as {element} "
                             f"(x {first.ratio:.4f}, the mass share of {element}).")
-        merged.extend(f"{c.name} -> {first.name}" for _, c in members[1:])
+        merged.extend(f"{c.name} -> {first.name}" for _, c in members[1:] if c.oxide is not None)
+        doubles.extend(f"{c.name} -> {first.name}" for _, c in members[1:] if c.oxide is None)
     if merged:
         plan.log.append(f"Oxide columns merged into their element ({len(merged)}; the element's own value first, "
                         "the oxide converted where it is missing): " + ", ".join(merged[:30])
                         + (" ..." if len(merged) > 30 else ""))
+    if doubles:
+        plan.log.append(f"Columns of one element merged ({len(doubles)}; the first column's value first, the "
+                        "other converted to its unit where it is missing): " + ", ".join(doubles[:30])
+                        + (" ..." if len(doubles) > 30 else ""))
     order = sorted(groups, key=lambda e: min(j for j, _ in groups[e]))
     if values is not None and n:
         index = {c: j for j, c in enumerate(columns)}
