@@ -144,6 +144,10 @@ def test_anomaly_classes_keep_equal_scores_together_and_the_highest_on_top():
     zeros = np.r_[np.zeros(90), np.arange(1.0, 11.0), np.nan]
     assert am.anomaly_classes(zeros)[:90].max() == 0 and am.anomaly_classes(zeros)[-1] == -1
     assert am.anomaly_classes(zeros)[90:100].tolist() == [1] * 5 + [2] * 4 + [3]
+    # a large group of equal scores across the 85th percentile (ranks 51-90, middle 70.5 %) stays below it: it
+    # filled the 85-95th class with 40 % of the samples
+    straddle = am.anomaly_classes(np.r_[np.arange(50.0), np.full(40, 60.0), np.arange(70.0, 80.0)])
+    assert straddle[:90].max() == 0 and np.bincount(straddle).tolist() == [90, 5, 4, 1]
 
 
 def test_samples_missing_most_elements_are_not_scored():

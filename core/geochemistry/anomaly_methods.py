@@ -290,10 +290,11 @@ CLASS_PERCENTILES = (85.0, 95.0, 99.0)
 def anomaly_classes(score, percentiles=CLASS_PERCENTILES):
     """Class codes of ``score``: 0 up to its first percentile, ``i`` above percentile ``i``; -1 where NaN.
 
-    Samples of one score share a class: a group of equal scores that reaches a percentile goes to the class
-    above it, so the highest scores are always in the top class (ties of the spatial support or of repeated
-    records had mean ranks just under 99 % and left the top class empty). The survey's lowest score is
-    background however many samples share it (enrichment-only scores of 0).
+    Samples of one score share a class. The group of the highest score is in the class its top reaches, so the
+    highest scores are always in the top class (ties of the spatial support or of repeated records had mean
+    ranks just under 99 % and left the top class empty); any other group of equal scores is in the class of its
+    middle rank, so that a large group straddling a percentile does not fill the class above it. The survey's
+    lowest score is background however many samples share it (enrichment-only scores of 0).
     """
     s = np.asarray(score, float)
     out = np.full(s.shape, -1, dtype=np.int16)
@@ -301,6 +302,14 @@ def anomaly_classes(score, percentiles=CLASS_PERCENTILES):
     if ok.any():
         values = s[ok]
         codes = np.searchsorted(np.percentile(values, percentiles), values, side="right")
+        tied = (np.unique(values, return_counts=True)[1] > 1).any()
+        if tied:
+            from scipy.stats import rankdata
+
+            middle = rankdata(values) / values.size * 100.0  # a group's mean rank, as a percentage
+            by_middle = np.searchsorted(np.asarray(percentiles, float), middle, side="right")
+            others = values < values.max()
+            codes[others] = np.minimum(codes[others], by_middle[others])
         codes[values <= values.min()] = 0
         out[ok] = codes
     return out

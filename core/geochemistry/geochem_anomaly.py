@@ -20,8 +20,9 @@ N_DRAWS = 20
 METHOD_COLOURS = {"fusion": "#000000", "target": "#e31a1c", "enrichment": "#ff7f00", "mcd": "#1f78b4",
                   "rpca": "#6a3d9a", "iforest": "#33a02c", "spatial": "#b15928", "vae": "#fb9a99",
                   "suite": "#a6cee3"}
-MAP_CLASSES = [(0.0, "Below the 85th percentile", "#d9d9d9"), (85.0, "85-95th", "#fed976"),
-               (95.0, "95-99th", "#fd8d3c"), (99.0, "Top 1 %", "#bd0026")]
+_P = am.CLASS_PERCENTILES
+MAP_CLASSES = [(0.0, f"Below the {_P[0]:g}th percentile", "#d9d9d9"), (_P[0], f"{_P[0]:g}-{_P[1]:g}th", "#fed976"),
+               (_P[1], f"{_P[1]:g}-{_P[2]:g}th", "#fd8d3c"), (_P[2], f"Top {100 - _P[2]:g} %", "#bd0026")]
 """The map's classes, those of :func:`anomaly_methods.anomaly_classes` (lower percentile, label, colour)."""
 
 
