@@ -89,14 +89,18 @@ def core_warnings():
 
 
 def warning_recorder():
-    """A QgsProcessingFeedback that keeps the warnings pushed to it in ``.warnings`` and its log lines in
-    ``.infos``."""
+    """A QgsProcessingFeedback that keeps the warnings pushed to it in ``.warnings``, its log lines in
+    ``.infos`` and the progress reported from Python in ``.progress``."""
     from qgis.core import QgsProcessingFeedback
 
     class Recorder(QgsProcessingFeedback):
         def __init__(self):
             super().__init__()
-            self.warnings, self.infos = [], []
+            self.warnings, self.infos, self.progress = [], [], []
+
+        def setProgress(self, value):  # noqa: N802 (QGIS API)
+            self.progress.append(float(value))
+            super().setProgress(value)
 
         def pushWarning(self, text):  # noqa: N802 (QGIS API)
             self.warnings.append(text)

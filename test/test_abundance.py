@@ -326,6 +326,8 @@ def test_training_algorithm_leaves_out_pixels_of_overlapping_rois(run_alg, tmp_p
     assert "1 of the ROIs lost every pixel to overlaps and was left out: S13." in log.warnings
     # 12 x 9 ROI pixels + the 6 gap pixels S01 now covers, less the 7 shared ones; S13 is gone
     assert "107 pixels in 12 ROIs." in log.infos
+    # progress runs once from 0 to 100 (the pixel sampling ran its own 0-100 before training started over)
+    assert log.progress[-1] == 100.0 and all(b >= a for a, b in zip(log.progress, log.progress[1:]))
     training = abundance_map.AbundanceModel(out["OUTPUT_MODEL"]).info.training
     assert training["n_samples"] == 107 and training["n_rois"] == 12
 
