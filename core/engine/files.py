@@ -127,7 +127,9 @@ class OutputGuard:
         for path, kept in self._entries.items():
             try:
                 if kept is not None:
-                    os.replace(kept, path)
+                    os.replace(kept, path)  # a no-op when the file was never replaced (two links to it)
+                    if os.path.lexists(kept):
+                        os.remove(kept)
                     touched.append(path)
                 elif os.path.lexists(path):
                     os.remove(path)
