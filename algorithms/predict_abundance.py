@@ -119,5 +119,6 @@ class PredictAbundance(OreMapAlgorithm):
             self.style_output(context, intervals, ramp)
         if dominant:
             self.style_output(context, dominant, styles.model_classes(model.info.classes))
+        feedback.progress(100)
         return {"OUTPUT": out, "OUTPUT_INTERVALS": intervals, "OUTPUT_DOMINANT": dominant,
                 "OUTPUT_TABLE": table_path, "VALID_PIXELS": stats["valid_pixels"]}
