@@ -518,3 +518,30 @@ def test_detection_leaves_clouds_of_the_scene_classification_out(trained, tmp_pa
         prob, mask = a.read(1), b.read(1)
     assert (prob[cloud] == md.PROB_NODATA).all() and (mask[cloud] == md.MASK_NODATA).all()
     assert ((prob[~cloud] >= 0) & (prob[~cloud] <= 1)).all() and set(np.unique(mask[~cloud])) <= {0, 1}
+
+
+def test_background_tiles_drawn_again_each_epoch_are_filled_like_the_first():
+    """Background tiles beyond the memory budget are drawn afresh each epoch; they reach the network with their
+    nodata continued from the nearest valid pixel, as the first draw and detection's windows do (they were written
+    raw, nodata as NaN and then zeros, from the second epoch on)."""
+    from oremap.core.sentinel2.segmentation_data import BackgroundStream
+    from oremap.core.sentinel2.segmentation_network import fill_nodata
+
+    class Source:
+        def read(self, refs, feedback):
+            X = np.stack([np.full((2, 8, 8), 10.0 + r, np.float32) for r in refs])
+            X[:, :, :, 5:] = np.nan  # a nodata strip on the right: 62 % valid
+            X[:, 0, :, 4] = 20.0 + np.asarray(refs)[:, None]  # the valid column next to the strip
+            return X, np.isfinite(X[:, 0])
+
+    source = Source()
+    X, V = source.read([0, 1, 2], None)
+    Y = np.zeros((3, 8, 8), np.uint8)
+    fill_nodata(X)
+    stream = BackgroundStream(source, list(range(3, 10)), 3, [1, 2], 0.5, np.random.default_rng(0), 9)
+    stream.refill(X, V, Y)
+    assert not np.isnan(X).any()
+    raw, _ = source.read([int(X[1, 1, 0, 0]) - 10, int(X[2, 1, 0, 0]) - 10], None)
+    np.testing.assert_array_equal(X[1:], fill_nodata(raw))
+    # the strip takes the values of the column next to it
+    assert (X[1, 0, :, 5:] == X[1, 0, :, 4:5]).all() and X[1, 0, 0, 7] >= 23.0

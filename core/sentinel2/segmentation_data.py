@@ -12,6 +12,7 @@ import numpy as np
 
 from ..engine.errors import OreMapError
 from ..engine.feedback import ensure
+from .segmentation_network import fill_nodata
 from .sentinel2 import S2_BANDS, compute_indices, index_bands, normalise_band_name, open_sentinel2
 
 
@@ -515,6 +516,7 @@ class BackgroundStream:
                     continue
                 slot = self.slots[filled]
                 X[slot], V[slot], Y[slot] = Xb[k], Vb[k], 0
+                fill_nodata(X[slot:slot + 1])  # as the first draw was filled before training, and detection is
                 filled += 1
                 self.seen += 1
                 if filled == len(self.slots):
