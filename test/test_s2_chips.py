@@ -248,7 +248,8 @@ def test_a_mask_whose_nodata_is_its_mine_value_keeps_its_mine_pixels(chipset, tm
 
     values = np.array([[0, 255, 255], [0, 0, 255]], dtype=np.uint8)
     log = core_warnings()
-    assert cs.mine_pixels(values, 255, "m.tif", log).tolist() == [[False, True, True], [False, False, True]]
+    assert cs.mine_pixels(values, 255, "m.tif", log, nodata_is_mine=True).tolist() == [[False, True, True],
+                                                                                      [False, False, True]]
     assert log.warnings == ["The mask m.tif declares its only non-zero value (255) as nodata: those pixels are taken "
                             "as mine pixels. Clear the mask's nodata value to silence this."]
     log = core_warnings()
@@ -266,6 +267,31 @@ def test_a_mask_whose_nodata_is_its_mine_value_keeps_its_mine_pixels(chipset, tm
     reader = SimpleNamespace(width=mask.shape[1], height=mask.shape[0])
     log = core_warnings()
     plain = cs._mask_tiles(os.path.join(chipset["masks"], name), reader, 32, name)
-    again = cs._mask_tiles(tagged, reader, 32, name, log)
+    assert cs.nodata_is_mine_value([tagged])
+    again = cs._mask_tiles(tagged, reader, 32, name, log, nodata_is_mine=True)
     assert plain and sorted(plain) == sorted(again) and all(np.array_equal(plain[k], again[k]) for k in plain)
     assert len(log.warnings) == 1 and "declares its only non-zero value (255) as nodata" in log.warnings[0]
+
+
+def test_nodata_is_the_mine_value_only_when_the_whole_mask_set_says_so(tmp_path):
+    """0/1 masks saved with nodata 255, one chip with mines and one mine-free chip with a nodata edge: the edge was
+    taken for mine pixels (its chip's only non-zero value); decided over the set, it stays nodata. A set of 0/255
+    masks with nodata 255 keeps 255 as its mine value; a negative or fractional nodata never is one."""
+    from conftest import core_warnings
+
+    def write(name, values, nodata):
+        path = str(tmp_path / name)
+        with rasterio.open(path, "w", driver="GTiff", width=values.shape[1], height=values.shape[0], count=1,
+                           dtype=values.dtype, nodata=nodata) as dst:
+            dst.write(values, 1)
+        return path
+
+    edge = np.array([[0, 0, 255], [0, 0, 255]], dtype=np.uint8)
+    with_mines = write("a_mask.tif", np.array([[0, 1, 255], [1, 0, 255]], dtype=np.uint8), 255)
+    mine_free = write("b_mask.tif", edge, 255)
+    assert not cs.nodata_is_mine_value([with_mines, mine_free])
+    log = core_warnings()
+    assert cs.mine_pixels(edge, 255, "b_mask.tif", log, nodata_is_mine=False).sum() == 0 and log.warnings == []
+    tagged = write("c_mask.tif", np.array([[0, 255, 0], [0, 0, 0]], dtype=np.uint8), 255)
+    assert cs.nodata_is_mine_value([tagged, write("d_mask.tif", np.zeros((2, 3), np.uint8), 255)])
+    assert not cs.nodata_is_mine_value([write("e_mask.tif", np.array([[0, -9999.0]], np.float32), -9999.0)])

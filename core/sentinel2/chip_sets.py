@@ -99,25 +99,61 @@ def chips_from_scenes(pairs):
     return chips
 
 
-def mine_pixels(values, nodata, name, feedback=None):
+def _whole_positive(nodata):
+    """Whether a mask's declared ``nodata`` could be a mine value: a positive whole number."""
+    return nodata is not None and bool(np.isfinite(nodata)) and nodata > 0 and nodata == int(nodata)
+
+
+def nodata_is_mine_value(mask_paths):
+    """Whether a set of mask chips uses its nodata as the mine value (0/255 masks saved with nodata 255).
+
+    Decided once over the whole set (a first pass, block by block), not per chip: it does when no mask holds a
+    finite non-zero value other than its nodata, some mask holds its nodata, and every mask that declares a nodata
+    declares a positive whole one (never a negative or fractional one such as -9999). A set with another mine
+    value (0/1 masks with nodata 255) keeps its nodata as nodata, in its mine-free chips too, whose nodata edge
+    would otherwise be taken for mine pixels.
+    """
+    import rasterio
+
+    held = False
+    for path in mask_paths:
+        if not path:
+            continue
+        try:
+            ds = rasterio.open(path)
+        except rasterio.errors.RasterioIOError as exc:
+            raise OreMapError(f"Cannot read the mask '{path}': {exc}.", "masks") from None
+        with ds:
+            nodata = None if ds.nodata == 0 else ds.nodata
+            if nodata is not None and not _whole_positive(nodata):
+                return False
+            for _, window in ds.block_windows(1):
+                v = ds.read(1, window=window)
+                if ((v != 0) & np.isfinite(v) & (v != nodata if nodata is not None else True)).any():
+                    return False
+                held = held or (nodata is not None and bool((v == nodata).any()))
+    return held
+
+
+def mine_pixels(values, nodata, name, feedback=None, nodata_is_mine=False):
     """The mine pixels of a mask chip's ``values``: non-zero, finite and not its ``nodata``.
 
-    A mask whose declared nodata is its only non-zero value (0/255 masks saved with nodata 255) would lose every
-    mine pixel: then the nodata is taken for the mine value, and ``feedback`` warned (such chips trained as mine-free
-    ground before).
+    With ``nodata_is_mine`` (:func:`nodata_is_mine_value` of the chip set, decided over all its masks) a positive
+    whole nodata is the mine value: a set of masks whose declared nodata is their only non-zero value would
+    otherwise lose every mine pixel (such chips trained as mine-free ground before); ``feedback`` is warned.
     """
     values = np.asarray(values)
     mine = (values != 0) & np.isfinite(values)
     if nodata is None or nodata == 0 or not (values == nodata).any():
         return mine
-    if not (mine & (values != nodata)).any():
+    if nodata_is_mine and _whole_positive(nodata):
         ensure(feedback).warning(f"The mask {name} declares its only non-zero value ({nodata:g}) as nodata: those "
                                  "pixels are taken as mine pixels. Clear the mask's nodata value to silence this.")
         return mine
     return mine & (values != nodata)
 
 
-def _mask_tiles(path, reader, tile, name, feedback=None):
+def _mask_tiles(path, reader, tile, name, feedback=None, nodata_is_mine=False):
     """``{(i, j): mask}`` of a chip's tiles holding mine pixels, read from its mask raster (:func:`mine_pixels`)."""
     import rasterio
 
@@ -129,7 +165,7 @@ def _mask_tiles(path, reader, tile, name, feedback=None):
         if (ds.width, ds.height) != (reader.width, reader.height):
             raise OreMapError(f"The mask {os.path.basename(path)} is {ds.width} x {ds.height} pixels, its chip {name} "
                               f"{reader.width} x {reader.height}.", "masks", "Give masks on the grid of their chips.")
-        mine_all = mine_pixels(ds.read(1), ds.nodata, os.path.basename(path), feedback)
+        mine_all = mine_pixels(ds.read(1), ds.nodata, os.path.basename(path), feedback, nodata_is_mine)
         out = {}
         for i in range(math.ceil(ds.height / tile)):
             mine = mine_all[i * tile:(i + 1) * tile]
@@ -146,7 +182,7 @@ class ChipTiles:
     """The tiles of many chips for :func:`core.sentinel2.segmentation_data.select_tiles`.
 
     A tile reference is ``(chip, i, j)``; its block is the chip. Opening reads each chip's size and its
-    mine tiles (masks are read strip by strip, polygons rasterised per tile), one chip at a time.
+    mine tiles (a mask read whole, polygons rasterised per tile), one chip at a time.
     Attributes as a :class:`core.sentinel2.segmentation_data.FeatureReader` where training needs them:
     ``channel_names``, ``bands``, ``indices``, ``n_channels``, and the first chip's ``transform``,
     ``crs``, ``width``, ``height``.
@@ -160,6 +196,8 @@ class ChipTiles:
         self.bands, self.indices, self.band_map, self.mask_clouds = bands, indices, band_map, mask_clouds
         self.sizes, self.masks = [], {}
         self._open = (None, None)
+        masks = [chip.mask for chip in self.chips if chip.mask]
+        nodata_is_mine = bool(masks) and nodata_is_mine_value(masks)
         for k, chip in enumerate(self.chips):
             feedback.check()
             with self._reader(k) as reader:
@@ -170,7 +208,7 @@ class ChipTiles:
                     self.width, self.height = reader.width, reader.height
                 self.sizes.append((reader.height, reader.width))
                 if chip.mask:
-                    tiles = _mask_tiles(chip.mask, reader, self.tile, chip.name, feedback)
+                    tiles = _mask_tiles(chip.mask, reader, self.tile, chip.name, feedback, nodata_is_mine)
                 else:
                     geoms = load_polygons(chip.polygons, reader.crs)
                     tiles = mine_pixels_per_tile(geoms, reader.transform, reader.height, reader.width, self.tile)

@@ -13,7 +13,7 @@ from ..engine.feedback import ensure
 from .patch_features import patch_features
 from .band_sets import resolve_bands
 from .sentinel2 import S2_BANDS, open_sentinel2
-from .chip_sets import mine_pixels
+from .chip_sets import mine_pixels, nodata_is_mine_value
 
 
 @dataclass
@@ -296,6 +296,7 @@ def patches_from_chips(chips, patch_size=112, min_overlap=0.02, max_nodata=0.5, 
     features, labels, names, kept, groups = [], [], [], [], []
     skipped_ambiguous = skipped_nodata = too_small = 0
     notes = []
+    nodata_is_mine = nodata_is_mine_value([chip.mask for chip in chips])
     for k, chip in enumerate(chips):
         feedback.check()
         with open_sentinel2(chip.raster, band_map=band_map, mask_clouds=mask_clouds, required=bands) as s2, \
@@ -309,7 +310,7 @@ def patches_from_chips(chips, patch_size=112, min_overlap=0.02, max_nodata=0.5, 
                 too_small += 1
                 continue
             mask = mds.read(1)
-            mine = mine_pixels(mask, mds.nodata, os.path.basename(chip.mask), feedback)
+            mine = mine_pixels(mask, mds.nodata, os.path.basename(chip.mask), feedback, nodata_is_mine)
             with s2.open_source(bands) as source:
                 for r in range(0, s2.height - size + 1, size):
                     for c in range(0, s2.width - size + 1, size):
