@@ -523,25 +523,37 @@ def test_detection_leaves_clouds_of_the_scene_classification_out(trained, tmp_pa
 def test_background_tiles_drawn_again_each_epoch_are_filled_like_the_first():
     """Background tiles beyond the memory budget are drawn afresh each epoch; they reach the network with their
     nodata continued from the nearest valid pixel, as the first draw and detection's windows do (they were written
-    raw, nodata as NaN and then zeros, from the second epoch on)."""
-    from oremap.core.sentinel2.segmentation_data import BackgroundStream
-    from oremap.core.sentinel2.segmentation_network import fill_nodata
+    raw, nodata as NaN and then zeros, from the second epoch on). Streaming is forced by a budget of 4 tiles."""
+    from oremap.core.sentinel2.segmentation_data import select_tiles
 
     class Source:
+        tile, n_channels, block_tiles = 8, 2, 1
+
+        def refs(self):
+            return [(0, k) for k in range(20)]
+
+        def block(self, ref):
+            return ref
+
         def read(self, refs, feedback):
-            X = np.stack([np.full((2, 8, 8), 10.0 + r, np.float32) for r in refs])
+            k = np.array([r[1] for r in refs], np.float32)
+            X = np.stack([np.full((2, 8, 8), 10.0 + r, np.float32) for r in k])
             X[:, :, :, 5:] = np.nan  # a nodata strip on the right: 62 % valid
-            X[:, 0, :, 4] = 20.0 + np.asarray(refs)[:, None]  # the valid column next to the strip
+            X[:, 0, :, 4] = 100.0 + k[:, None]  # the valid column next to the strip
             return X, np.isfinite(X[:, 0])
 
     source = Source()
-    X, V = source.read([0, 1, 2], None)
-    Y = np.zeros((3, 8, 8), np.uint8)
-    fill_nodata(X)
-    stream = BackgroundStream(source, list(range(3, 10)), 3, [1, 2], 0.5, np.random.default_rng(0), 9)
-    stream.refill(X, V, Y)
-    assert not np.isnan(X).any()
-    raw, _ = source.read([int(X[1, 1, 0, 0]) - 10, int(X[2, 1, 0, 0]) - 10], None)
-    np.testing.assert_array_equal(X[1:], fill_nodata(raw))
+    per_tile_mb = (2 * 4 + 2) * 8 * 8 / 2 ** 20
+    mask = np.zeros((8, 8), np.uint8)
+    mask[2:4, 1:3] = 1
+    plan, X, Y, V = select_tiles(source, {(0, 0): mask}, 0.0, -1, 0.5, 0, 8.5 * per_tile_mb)
+    stream = plan.stream
+    assert stream is not None and stream.slots == [1, 2, 3] and X.shape[0] == 4
+    sn.fill_nodata(X)  # what training does once, before the first epoch
+    first = X[1:].copy()
+    stream.refill(X, V, Y)  # what each later epoch does
+    refs = [(0, int(x[1, 0, 0]) - 10) for x in X[1:]]
+    assert not np.isnan(X).any() and not (X[1:] == first).all()
+    np.testing.assert_array_equal(X[1:], sn.fill_nodata(source.read(refs, None)[0]))
     # the strip takes the values of the column next to it
-    assert (X[1, 0, :, 5:] == X[1, 0, :, 4:5]).all() and X[1, 0, 0, 7] >= 23.0
+    assert (X[1:, 0, :, 5:] == X[1:, 0, :, 4:5]).all() and (Y[1:] == 0).all() and V[1:, :, :5].all()

@@ -121,6 +121,7 @@ def test_hold_out_is_grouped_by_chip_and_backgrounds_are_streamed_past_the_budge
     """Chips of four 32-pixel tiles: every chip's tiles fall in one split. A budget holding the mine tiles and a few
     background tiles: those few slots see a fresh draw of backgrounds at every epoch, no tile is lost."""
     from oremap.core.engine.feedback import Feedback
+    from oremap.core.sentinel2.segmentation_network import fill_nodata
 
     class Recorder(Feedback):
         def __init__(self):
@@ -149,7 +150,7 @@ def test_hold_out_is_grouped_by_chip_and_backgrounds_are_streamed_past_the_budge
         assert plan.stream.refill(X, V, Y) == len(slots)
         refs = plan.stream.order[plan.stream.next - len(slots):plan.stream.next]
         fresh, _ = source.read(refs, None)
-        np.testing.assert_array_equal(np.nan_to_num(X[slots], nan=-1), np.nan_to_num(fresh, nan=-1))
+        np.testing.assert_array_equal(X[slots], fill_nodata(fresh))  # filled as training fills the first draw
         assert not np.array_equal(np.nan_to_num(before, nan=-1), np.nan_to_num(X[slots], nan=-1))
         assert (Y[slots] == 0).all()
     # through training: each epoch after the first draws a new set into the slots
@@ -273,25 +274,76 @@ def test_a_mask_whose_nodata_is_its_mine_value_keeps_its_mine_pixels(chipset, tm
     assert len(log.warnings) == 1 and "declares its only non-zero value (255) as nodata" in log.warnings[0]
 
 
-def test_nodata_is_the_mine_value_only_when_the_whole_mask_set_says_so(tmp_path):
+def test_nodata_is_the_mine_value_only_when_the_whole_mask_set_says_so(chipset, tmp_path):
     """0/1 masks saved with nodata 255, one chip with mines and one mine-free chip with a nodata edge: the edge was
     taken for mine pixels (its chip's only non-zero value); decided over the set, it stays nodata. A set of 0/255
     masks with nodata 255 keeps 255 as its mine value; a negative or fractional nodata never is one."""
     from conftest import core_warnings
 
-    def write(name, values, nodata):
+    def write(name, values, nodata, profile=None):
         path = str(tmp_path / name)
-        with rasterio.open(path, "w", driver="GTiff", width=values.shape[1], height=values.shape[0], count=1,
-                           dtype=values.dtype, nodata=nodata) as dst:
+        profile = dict(profile or dict(driver="GTiff", width=values.shape[1], height=values.shape[0], count=1),
+                       dtype=values.dtype, nodata=nodata)
+        with rasterio.open(path, "w", **profile) as dst:
             dst.write(values, 1)
         return path
 
+    # the known answers of mine_pixels and of the set-level decision on tiny masks
     edge = np.array([[0, 0, 255], [0, 0, 255]], dtype=np.uint8)
     with_mines = write("a_mask.tif", np.array([[0, 1, 255], [1, 0, 255]], dtype=np.uint8), 255)
     mine_free = write("b_mask.tif", edge, 255)
     assert not cs.nodata_is_mine_value([with_mines, mine_free])
     log = core_warnings()
+    assert cs.mine_pixels(edge, 255, "b_mask.tif", log).sum() == 0 and log.warnings == []
     assert cs.mine_pixels(edge, 255, "b_mask.tif", log, nodata_is_mine=False).sum() == 0 and log.warnings == []
     tagged = write("c_mask.tif", np.array([[0, 255, 0], [0, 0, 0]], dtype=np.uint8), 255)
     assert cs.nodata_is_mine_value([tagged, write("d_mask.tif", np.zeros((2, 3), np.uint8), 255)])
-    assert not cs.nodata_is_mine_value([write("e_mask.tif", np.array([[0, -9999.0]], np.float32), -9999.0)])
+    assert cs.nodata_is_mine_value([tagged, write("d0_mask.tif", np.zeros((2, 3), np.uint8), None)])
+    assert not cs.nodata_is_mine_value([tagged, write("d1_mask.tif", np.eye(2, 3, dtype=np.uint8), None)])
+    assert not cs.nodata_is_mine_value([write("d2_mask.tif", np.zeros((2, 3), np.uint8), 255)])  # never held
+    minus = np.array([[0, -9999.0, -9999.0]], np.float32)
+    assert not cs.nodata_is_mine_value([write("e_mask.tif", minus, -9999.0)])
+    assert not cs.nodata_is_mine_value([write("f_mask.tif", np.array([[0, 2.5]], np.float32), 2.5)])
+    log = core_warnings()
+    assert cs.mine_pixels(minus, -9999.0, "e_mask.tif", log, nodata_is_mine=True).sum() == 0 and log.warnings == []
+
+    # through ChipTiles: a chip with mines and a mine-free one, both with a nodata edge in their last 8 columns
+    def read(name):
+        with rasterio.open(os.path.join(chipset["masks"], name)) as ds:
+            return ds.profile, ds.read(1)
+
+    names = sorted(os.listdir(chipset["masks"]))
+    mined = max(names, key=lambda n: int((read(n)[1][:, :-8] > 0).sum()))  # mines off the nodata edge
+    bare = next(n for n in names if not read(n)[1].any())
+    profile, truth = read(mined)[0], read(mined)[1] > 0
+    for folder in ("ones", "tagged"):
+        os.makedirs(tmp_path / folder)
+    sets = {}
+    for folder, value in (("ones", 1), ("tagged", 255)):
+        paths = []
+        for n in (mined, bare):
+            m = read(n)[1].astype(np.uint8) // 255 * value
+            if folder == "ones":
+                m[:, -8:] = 255  # a nodata edge
+            paths.append(write(os.path.join(folder, n), m, 255, profile))
+        sets[folder] = [cs.Chip(name=os.path.splitext(n)[0].replace("_mask", ""),
+                                raster=os.path.join(chipset["images"], n.replace("_mask", "")), mask=p)
+                        for n, p in zip((mined, bare), paths)]
+    expected = truth.copy()
+    expected[:, -8:] = False
+    assert expected.any()
+    log = core_warnings()
+    with cs.ChipTiles(sets["ones"], None, [], tile=32, feedback=log) as source:
+        got = np.zeros((64, 64), bool)
+        for (k, i, j), m in source.masks.items():
+            assert k == 0  # the mine-free chip's nodata edge is no mine
+            got[i * 32:(i + 1) * 32, j * 32:(j + 1) * 32] = m > 0
+    assert np.array_equal(got, expected) and log.warnings == []
+    log = core_warnings()
+    with cs.ChipTiles(sets["tagged"], None, [], tile=32, feedback=log) as source:
+        got = np.zeros((64, 64), bool)
+        for (k, i, j), m in source.masks.items():
+            assert k == 0
+            got[i * 32:(i + 1) * 32, j * 32:(j + 1) * 32] = m > 0
+    assert np.array_equal(got, truth) and truth.any()
+    assert len(log.warnings) == 1 and "declares its only non-zero value (255) as nodata" in log.warnings[0]

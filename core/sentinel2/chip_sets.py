@@ -129,7 +129,10 @@ def nodata_is_mine_value(mask_paths):
                 return False
             for _, window in ds.block_windows(1):
                 v = ds.read(1, window=window)
-                if ((v != 0) & np.isfinite(v) & (v != nodata if nodata is not None else True)).any():
+                other = (v != 0) & np.isfinite(v)
+                if nodata is not None:
+                    other &= v != nodata
+                if other.any():
                     return False
                 held = held or (nodata is not None and bool((v == nodata).any()))
     return held
@@ -154,7 +157,8 @@ def mine_pixels(values, nodata, name, feedback=None, nodata_is_mine=False):
 
 
 def _mask_tiles(path, reader, tile, name, feedback=None, nodata_is_mine=False):
-    """``{(i, j): mask}`` of a chip's tiles holding mine pixels, read from its mask raster (:func:`mine_pixels`)."""
+    """``{(i, j): mask}`` of a chip's tiles holding mine pixels, its mask raster read whole (:func:`mine_pixels`;
+    ``nodata_is_mine`` is decided over the chip set by :func:`nodata_is_mine_value`)."""
     import rasterio
 
     try:

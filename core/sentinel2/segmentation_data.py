@@ -489,7 +489,9 @@ class BackgroundStream:
 
     ``order`` is every training background tile in random order; the first ``used`` were read for the
     first epoch. :meth:`refill` reads the next tiles (with at least ``min_valid`` valid pixels), going
-    round ``order`` again, reshuffled, once it is used up.
+    round ``order`` again, reshuffled, once it is used up. Their nodata is filled from the nearest valid
+    pixel (:func:`core.sentinel2.segmentation_network.fill_nodata`) as each is written, as training fills the
+    first draw before its first epoch.
     """
 
     def __init__(self, source, order, used, slots, min_valid, rng, wanted):
@@ -498,7 +500,7 @@ class BackgroundStream:
         self.seen = int(used)
 
     def refill(self, X, V, Y, feedback=None):
-        """Overwrite the slots of ``X``, ``V`` (and zero ``Y``) with the next background tiles."""
+        """Overwrite the slots of ``X`` (nodata filled), ``V`` (and zero ``Y``) with the next background tiles."""
         feedback = ensure(feedback)
         filled, misses = 0, 0
         while filled < len(self.slots):
@@ -516,7 +518,7 @@ class BackgroundStream:
                     continue
                 slot = self.slots[filled]
                 X[slot], V[slot], Y[slot] = Xb[k], Vb[k], 0
-                fill_nodata(X[slot:slot + 1])  # as the first draw was filled before training, and detection is
+                fill_nodata(X[slot:slot + 1])  # as training fills the first draw and detection its windows
                 filled += 1
                 self.seen += 1
                 if filled == len(self.slots):
