@@ -198,7 +198,8 @@ def gemm(a, b):
     module loaded after it. Measured: a 2000 x 400 by 400 x 200 float32 product 20 times slower, the bundled CNN's
     classification at half its speed, and last bits that differ from a Python process (batch outputs disagreed
     with ``qgis_process`` runs by 4e-6). GSL exports no Fortran ``sgemm_``, so this call reaches OpenBLAS in every
-    process, and gives the bits of numpy's ``@`` in a plain Python process. Other shapes and types use ``@``.
+    process, and gives the bits of numpy's ``@`` in a plain Python process (inputs whose rows or columns are
+    contiguous; a step between columns may change the last bits). Other shapes and types use ``@``.
     """
     a, b = np.asarray(a), np.asarray(b)
     dtype = np.result_type(a, b)
