@@ -195,7 +195,7 @@ def test_chip_folders_through_processing(run_alg, chipset, tmp_path):
     assert os.path.getsize(str(tmp_path / "m.pt")) > 1000
     # the report describes chips, not one raster of the first chip's size in blocks of tiles
     html = open(str(tmp_path / "m.html"), encoding="utf-8").read()
-    assert "10 chips of 64-64 pixels a side: site_00, site_01, site_02" in html and "Raster" not in html
+    assert "10 chips of 64 pixels a side: site_00, site_01, site_02" in html and "Raster" not in html
     assert "chips held out whole" in html and "blocks of" not in html
     assert re.search(r"Example held-out tile \(chip site_\d\d, its tile 1\)", html)
     message = ""

@@ -91,7 +91,8 @@ def training_report(result, raster_size=None, raster_path="", chips=None):
     if chips:
         sides = sorted({side for _, hw in chips for side in hw})
         names = ", ".join(name for name, _ in chips[:10]) + (f" and {len(chips) - 10} more" if len(chips) > 10 else "")
-        source = ("Chips", f"{len(chips)} chips of {sides[0]}-{sides[-1]} pixels a side: {names}")
+        span = f"{sides[0]}" if sides[0] == sides[-1] else f"{sides[0]}-{sides[-1]}"
+        source = ("Chips", f"{len(chips)} chips of {span} pixels a side: {names}")
         hold_out = ("Hold-out", f"{pi['n_val_blocks']} of {pi['n_blocks']} chips held out whole "
                                 f"({pi['n_val_mine_blocks']} of {pi['n_mine_blocks']} chips with mines), so held-out "
                                 "and training tiles never come from one chip")
