@@ -99,6 +99,11 @@ def test_chips_and_masks_are_paired_by_name(chipset, tmp_path):
             os.link(os.path.join(folder, name), both / name)
     together = cs.find_chip_pairs(str(both), str(both))
     assert [(c.name, os.path.basename(c.mask)) for c in together] == [(c.name, os.path.basename(c.mask)) for c in chips]
+    # an image whose own name holds a mask word: the file of its chip with more such words is the mask
+    os.link(both / "site_00.tif", both / "seg 02.tif")
+    os.link(both / "site_00_mask.tif", both / "seg 02_mask.tif")
+    named = {c.name: os.path.basename(c.mask) for c in cs.find_chip_pairs(str(both), str(both))}
+    assert named["seg 02"] == "seg 02_mask.tif" and len(named) == 11
 
 
 def test_training_from_a_chip_folder_equals_training_from_the_chips_pasted_into_one_raster(chipset):

@@ -48,20 +48,40 @@ def _rasters(folder, parameter):
                   and not f.startswith("."))
 
 
+def _mask_words(path):
+    return len(_MASK_WORDS.findall(os.path.splitext(os.path.basename(path))[0]))
+
+
+def _split_one_folder(files):
+    """``(images, masks)`` of one folder holding both: among the files of one chip (one :func:`_stem_key`) the
+    masks are those whose names hold the most mask words (``seg 02_mask.tif`` beside the image ``seg 02.tif``); a
+    file alone is a mask when its name holds one."""
+    groups = {}
+    for path in files:
+        groups.setdefault(_stem_key(path), []).append(path)
+    images, masks = [], []
+    for group in groups.values():
+        top = max(_mask_words(p) for p in group)
+        for path in group:
+            words = _mask_words(path)
+            (masks if top and words == top and (len(group) > 1 or words) else images).append(path)
+    return sorted(images), sorted(masks)
+
+
 def find_chip_pairs(image_folder, mask_folder, feedback=None):
     """Chips of an image folder with their masks of a mask folder, matched by file name.
 
     A mask matches an image when their names are equal once words such as ``mask``, ``label`` or ``gt``
     (and the extension) are left out: ``tile_017.tif`` and ``tile_017_mask.tif`` or ``mask_tile_017.png``.
     Images without a mask are refused (naming some); masks without an image are ignored with a warning. Both may
-    be one folder: then the files whose names hold such a word are the masks.
+    be one folder: then, among the files of one chip, the one whose name holds more such words is the mask
+    (``seg 02.tif`` and ``seg 02_mask.tif``).
     """
     feedback = ensure(feedback)
     images = _rasters(image_folder, "chips")
     masks = _rasters(mask_folder, "masks")
     if os.path.realpath(image_folder) == os.path.realpath(mask_folder):  # one folder: the names say which is which
-        masks = [p for p in images if _MASK_WORDS.search(os.path.splitext(os.path.basename(p))[0])]
-        images = [p for p in images if p not in masks]
+        images, masks = _split_one_folder(images)
     if not images:
         raise OreMapError(f"The chip folder '{image_folder}' holds no raster.", "chips",
                           "Choose the folder of image chips (GeoTIFF).")
