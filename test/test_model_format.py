@@ -317,3 +317,15 @@ def test_output_guard_puts_back_and_removes(tmp_path):
     write_atomic(str(old), b"replaced")
     guard.commit()
     assert old.read_bytes() == b"replaced" and sorted(os.listdir(tmp_path)) == ["old.tif", "old.tif.aux.xml"]
+    # an output given as a link: the link is what a writer replaces, and what a failed run puts back
+    target = tmp_path / "data.tif"
+    target.write_bytes(b"user data")
+    link = tmp_path / "link.tif"
+    os.symlink(target, link)
+    guard = OutputGuard()
+    guard.add(str(link))
+    write_atomic(str(link), b"new")
+    assert not link.is_symlink()
+    guard.rollback()
+    assert link.is_symlink() and link.read_bytes() == b"user data" and not any(
+        n.startswith(".") for n in os.listdir(tmp_path))

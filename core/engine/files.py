@@ -89,14 +89,14 @@ class OutputGuard:
     def add(self, path):
         if not path:
             return
-        path = os.path.realpath(os.fspath(path))
+        path = os.path.abspath(os.fspath(path))  # a link is what the writers replace, not its target
         if os.path.isdir(path):  # an output folder: what goes in it is the algorithm's business
             return
         for p in self._family(path):
             if p in self._entries:
                 continue
             kept = None
-            if os.path.isfile(p):
+            if os.path.lexists(p) and not os.path.isdir(p):
                 kept = self._keep(p)
                 if kept is None:
                     continue  # cannot keep it: leave it out of the rollback rather than delete it
@@ -109,41 +109,45 @@ class OutputGuard:
         name = os.path.join(os.path.dirname(path), "." + os.path.basename(path) + ".oremap-kept-"
                             + secrets.token_hex(4))
         try:
-            os.link(path, name)
+            os.link(path, name, follow_symlinks=False)
             return name
-        except OSError:
+        except (OSError, NotImplementedError):
             pass
         try:
             if os.path.getsize(path) <= BACKUP_COPY_LIMIT:
-                shutil.copy2(path, name)
+                shutil.copy2(path, name, follow_symlinks=False)
                 return name
         except OSError:
-            pass
+            _remove(name)  # a copy cut short (disk full)
         return None
 
     def rollback(self):
-        """Put the kept files back and remove those the run created; returns the paths restored or removed."""
-        touched = []
+        """Put the kept files back and remove those the run created."""
         for path, kept in self._entries.items():
+            if kept is None:
+                if not os.path.isdir(path):
+                    _remove(path)
+                continue
             try:
-                if kept is not None:
-                    os.replace(kept, path)  # a no-op when the file was never replaced (two links to it)
-                    if os.path.lexists(kept):
-                        os.remove(kept)
-                    touched.append(path)
-                elif os.path.lexists(path):
-                    os.remove(path)
-                    touched.append(path)
+                os.replace(kept, path)  # a no-op when the file was never replaced (two links to it)
+            except OSError:
+                pass
+            try:  # the kept name is dropped only when it is the file at the path; else it holds the only old copy
+                if os.path.samefile(kept, path):
+                    _remove(kept)
             except OSError:
                 pass
         self._entries = {}
-        return touched
 
     def commit(self):
         for kept in self._entries.values():
             if kept is not None:
-                try:
-                    os.remove(kept)
-                except OSError:
-                    pass
+                _remove(kept)
         self._entries = {}
+
+
+def _remove(path):
+    try:
+        os.remove(path)
+    except OSError:
+        pass

@@ -296,20 +296,20 @@ def anomaly_classes(score, percentiles=CLASS_PERCENTILES):
     middle rank, so that a large group straddling a percentile does not fill the class above it. The survey's
     lowest score is background however many samples share it (enrichment-only scores of 0).
     """
+    from scipy.stats import rankdata
+
     s = np.asarray(score, float)
     out = np.full(s.shape, -1, dtype=np.int16)
     ok = np.isfinite(s)
     if ok.any():
         values = s[ok]
         codes = np.searchsorted(np.percentile(values, percentiles), values, side="right")
-        tied = (np.unique(values, return_counts=True)[1] > 1).any()
-        if tied:
-            from scipy.stats import rankdata
-
-            middle = rankdata(values) / values.size * 100.0  # a group's mean rank, as a percentage
-            by_middle = np.searchsorted(np.asarray(percentiles, float), middle, side="right")
-            others = values < values.max()
-            codes[others] = np.minimum(codes[others], by_middle[others])
+        # a group's mean rank, as a percentage: never above an untied value's own code, lower for a tie group
+        # straddling a percentile
+        middle = rankdata(values) / values.size * 100.0
+        by_middle = np.searchsorted(np.asarray(percentiles, float), middle, side="right")
+        others = values < values.max()
+        codes[others] = np.minimum(codes[others], by_middle[others])
         codes[values <= values.min()] = 0
         out[ok] = codes
     return out

@@ -333,14 +333,13 @@ def plan_elements(columns, values=None, x=None, y=None, coverage=DEFAULT_COVERAG
                             f"(x {first.ratio:.4f}, the mass share of {element}).")
         merged.extend(f"{c.name} -> {first.name}" for _, c in members[1:] if c.oxide is not None)
         doubles.extend(f"{c.name} -> {first.name}" for _, c in members[1:] if c.oxide is None)
-    if merged:
-        plan.log.append(f"Oxide columns merged into their element ({len(merged)}; the element's own value first, "
-                        "the oxide converted where it is missing): " + ", ".join(merged[:30])
-                        + (" ..." if len(merged) > 30 else ""))
-    if doubles:
-        plan.log.append(f"Columns of one element merged ({len(doubles)}; the first column's value first, the "
-                        "other converted to its unit where it is missing): " + ", ".join(doubles[:30])
-                        + (" ..." if len(doubles) > 30 else ""))
+    for title, how, pairs in (("Oxide columns merged into their element", "the element's own value first, the oxide "
+                               "converted where it is missing", merged),
+                              ("Columns of one element merged", "the first column's value first, the other "
+                               "converted to its unit where it is missing", doubles)):
+        if pairs:
+            plan.log.append(f"{title} ({len(pairs)}; {how}): " + ", ".join(pairs[:30])
+                            + (" ..." if len(pairs) > 30 else ""))
     order = sorted(groups, key=lambda e: min(j for j, _ in groups[e]))
     if values is not None and n:
         index = {c: j for j, c in enumerate(columns)}

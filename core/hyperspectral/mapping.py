@@ -99,8 +99,8 @@ def trained_on_image(info):
 def keep_model_bands(image_info, model_wavelengths, feedback=None, edges_only=False):
     """``image_info`` with the model's own bands read although this scene's statistics flag them.
 
-    For models trained on image pixels (:func:`trained_on_image`): such a model lists its scene's good bands. When this scene's statistics
-    flag one of them (water vapour, negative median, noise: :data:`SCENE_REASONS`), interpolating it from the
+    For models trained on image pixels (:func:`trained_on_image`), which list their scene's good bands: when this
+    scene's statistics flag one of them (water vapour, negative median, noise: :data:`SCENE_REASONS`), interpolating it from the
     neighbouring good bands feeds the model values it never saw (train and predict on one raster: 5-10 times
     the abundance error), so the band is read as it is, and ``feedback`` warned. Bands flagged by the file
     (bbl), by the user, as constant or as a detector overlap stay out; model bands on them are said to be

@@ -64,7 +64,7 @@ def _split_one_folder(files):
         top = max(_mask_words(p) for p in group)
         for path in group:
             words = _mask_words(path)
-            (masks if top and words == top and (len(group) > 1 or words) else images).append(path)
+            (masks if words and words == top else images).append(path)
     return sorted(images), sorted(masks)
 
 
