@@ -840,10 +840,19 @@ class OreMapAlgorithm(QgsProcessingAlgorithm):
         is guarded for the run: a failed or cancelled run puts back what was there and removes what it made.
         """
         path = self._output_path(parameters, name, context, feedback)
-        guard = getattr(self, "_guard", None)
-        if path and guard is not None:
-            guard.add(path)
+        self._guard_file(path, feedback, sidecars=True)
         return path
+
+    def _guard_file(self, path, feedback=None, sidecars=False):
+        """Put ``path`` (with its .aux.xml and .qml when ``sidecars``) under the run's output guard."""
+        guard = getattr(self, "_guard", None)
+        if not path or guard is None:
+            return
+        removed = guard.add(path) if sidecars else guard.add_file(path)
+        log = feedback or getattr(self, "_feedback", None)
+        for name in removed if log is not None else ():
+            log.info(
+                f"Removed '{name}': the copy of an earlier output that an interrupted run had kept.")
 
     def _output_path(self, parameters, name, context, feedback):
         definition = self.parameterDefinition(name)
@@ -909,6 +918,9 @@ class OreMapAlgorithm(QgsProcessingAlgorithm):
         """
         if not path:
             return
+        file_path = str(path).split("|")[0]
+        if os.path.isfile(file_path):  # a vector sink's style is guarded too (the sink's file is Processing's)
+            self._guard_file(os.path.splitext(file_path)[0] + ".qml")
         qml = styles.write_style(path, style)
         if context.willLoadLayerOnCompletion(path):
             processor = styles.StylePostProcessor(qml, style)
@@ -999,7 +1011,9 @@ class OreMapAlgorithm(QgsProcessingAlgorithm):
             if completed:
                 self._guard.commit()
             else:  # an error or a cancellation: the output files are as they were before the run
-                self._guard.rollback()
+                for path, kept in self._guard.rollback():
+                    bridge.warning(f"The previous '{path}' could not be put back (is it open in another "
+                                       f"program?); it is kept as '{kept}': rename it to get it back.")
             self._guard = None
 
     def _check_outputs_apart(self, parameters, context):

@@ -297,8 +297,7 @@ class TrainSpectralCnn(OreMapAlgorithm):
             learning_rate=number("LEARNING_RATE"), patience=integer("PATIENCE"),
             val_fraction=number("VALIDATION_FRACTION"), seed=integer("SEED"), feedback=feedback,
             refit=self.parameterAsBool(parameters, "REFIT", context), ensemble=integer("ENSEMBLE"),
-            outliers=outliers, outlier_weight=number("OUTLIER_WEIGHT"), min_epochs=integer("MIN_EPOCHS"),
-            feature_check=not from_library)
+            outliers=outliers, outlier_weight=number("OUTLIER_WEIGHT"), min_epochs=integer("MIN_EPOCHS"))
         feedback.info(f"Validation: CNN overall accuracy {summary['cnn']['overall_accuracy']:.4f} "
                       f"(kappa {summary['cnn']['kappa']:.4f}); SAM {summary['sam']['overall_accuracy']:.4f}.")
         return {"OUTPUT_MODEL": model_path, "OUTPUT_REPORT": report_path,

@@ -154,6 +154,11 @@ def test_a_models_own_bands_flagged_by_this_scene_are_read_not_interpolated():
     kept = mapping.image_band_info(AVIRIS_NG, bad_bands="keep 381-401 nm")
     negative = np.flatnonzero(found.bad & ~kept.bad)
     assert (negative + 1).tolist() == [8, 9, 10, 12] and {found.bad_reason[i] for i in negative} == {"negative"}
+    # the recorded training source decides; models saved before it was recorded are told by the feature check
+    assert mapping.trained_on_image(SimpleNamespace(training={"source": "image", "parameters": {}}, extra={}))
+    assert not mapping.trained_on_image(SimpleNamespace(training={"source": "library",
+                                                                   "parameters": {"feature_check": True}}, extra={}))
+    assert not mapping.trained_on_image(SimpleNamespace(training={"parameters": {"feature_check": False}}, extra={}))
     image_trained = {"parameters": {"feature_check": True}}  # a CNN trained on labelled pixels
     model = SimpleNamespace(wavelengths=kept.centers[kept.good].tolist(), fwhm=None, training=image_trained, extra={})
     log = core_warnings()

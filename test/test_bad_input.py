@@ -206,6 +206,32 @@ def test_cancel_at_the_end_keeps_the_existing_output(processing_provider, tmp_pa
     assert sorted(os.listdir(tmp_path)) == ["a.qml", "a.tif"]
 
 
+def test_failed_run_puts_back_the_style_of_a_vector_output(run_alg, tmp_path, monkeypatch):
+    """A vector output goes through Processing's sink, but the style OreMap writes beside it is guarded like a
+    raster's: a run failing once the new style is written puts back the .qml that was there."""
+    import geopandas as gpd
+    from oremap.algorithms import styles
+    from test_anomaly_compilations import soil_compilation
+
+    table, _, _ = soil_compilation()
+    points = tmp_path / "soil.gpkg"
+    gpd.GeoDataFrame(table, geometry=gpd.points_from_xy(table["X"], table["Y"]), crs="EPSG:4326").to_file(
+        points, driver="GPKG")
+    (tmp_path / "scores.qml").write_text("old style")
+    written = []
+
+    def write_then_fail(path, style, real=styles.write_style):
+        written.append(open(real(path, style)).read())
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(styles, "write_style", write_then_fail)
+    with pytest.raises(QgsProcessingException, match="could not be read or written"):
+        run_alg("geochem_anomaly", {"POINTS": str(points), "OUTPUT": str(tmp_path / "scores.gpkg")})
+    assert "anomaly_class" in written[0]  # the new style was written, then the run failed
+    assert (tmp_path / "scores.qml").read_text() == "old style"
+    assert not any(n.startswith(".") for n in os.listdir(tmp_path))
+
+
 def test_failed_run_removes_what_it_wrote(run_alg, tmp_path, monkeypatch):
     """An error after one output is complete (here the style step of a later output) removes that output."""
     from oremap.algorithms import sam_classify

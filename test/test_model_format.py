@@ -329,3 +329,40 @@ def test_output_guard_puts_back_and_removes(tmp_path):
     guard.rollback()
     assert link.is_symlink() and link.read_bytes() == b"user data" and not any(
         n.startswith(".") for n in os.listdir(tmp_path))
+
+
+def test_output_guard_copy_that_cannot_be_put_back(tmp_path, monkeypatch):
+    """A restore that fails (on Windows, the old output held open in QGIS) leaves the old file under its kept name
+    and says so; a later run writing the same output removes that copy once the run that kept it is gone, and never
+    a copy of a run still going."""
+    import subprocess
+
+    from oremap.core.engine import files
+    from oremap.core.engine.files import OutputGuard, host_tag, write_atomic
+
+    out = tmp_path / "map.tif"
+    out.write_bytes(b"old")
+    guard = OutputGuard()
+    guard.add(str(out))
+    write_atomic(str(out), b"failed run")
+    real_replace = os.replace
+    monkeypatch.setattr(files.os, "replace", lambda a, b: (_ for _ in ()).throw(PermissionError(13, "in use")))
+    unrestored = guard.rollback()
+    monkeypatch.setattr(files.os, "replace", real_replace)
+    assert len(unrestored) == 1 and unrestored[0][0] == str(out)
+    kept = unrestored[0][1]
+    assert os.path.basename(kept).startswith(f".map.tif.oremap-kept-{host_tag()}-{os.getpid()}-")
+    assert open(kept, "rb").read() == b"old" and out.read_bytes() == b"failed run"
+    # the run that kept it still lives (this process): a new run leaves the copy alone
+    later = OutputGuard()
+    assert later.add(str(out)) == [] and os.path.exists(kept)
+    later.commit()
+    # once that process is gone, the copy is removed by the next run writing map.tif, and named for the log
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    stale = str(tmp_path / f".map.tif.oremap-kept-{host_tag()}-{gone.pid}-0a1b2c3d")
+    os.rename(kept, stale)
+    later = OutputGuard()
+    assert later.add(str(out)) == [stale] and not os.path.exists(stale)
+    later.commit()
+    assert sorted(os.listdir(tmp_path)) == ["map.tif"] and out.read_bytes() == b"failed run"

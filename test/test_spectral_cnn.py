@@ -595,10 +595,14 @@ def test_default_training_classifies_pixels_of_unseen_samples(tmp_path):
     held_out = np.isin(groups, [groups[y == c][-1] for c in range(len(PIXEL_CLASSES))])  # one sample per class
     names = list(PIXEL_CLASSES)
     data = TrainingSet(X=X[~held_out].astype(np.float32), y=y[~held_out], groups=np.arange((~held_out).sum()),
-                       class_names=names, band_info=BandInfo(centers=centres, fwhm=None, bad=None))
+                       class_names=names, band_info=BandInfo(centers=centres, fwhm=None, bad=None), source="image")
     summary = cnn_training.train_and_report(data, tmp_path / "pixels.onnx", seed=42,
-                                            augment_copies=cnn_training.PIXEL_AUGMENT_COPIES, feature_check=True)
+                                            augment_copies=cnn_training.PIXEL_AUGMENT_COPIES)
     info = summary["info"]
+    # image pixels: the source is recorded (the model's bands are then read as a scene's good bands) and the
+    # feature view of the out-of-distribution check is on without being asked for
+    assert info.training["source"] == "image" and info.training["parameters"]["feature_check"] is True
+    assert OnnxModel(tmp_path / "pixels.onnx", threads=1).info.training["source"] == "image"
     assert info.training["parameters"]["ensemble"] == cnn_training.ENSEMBLE_DEFAULT == 1
     assert info.training["parameters"]["augment_options"]["n_per_spectrum"] == 5
     assert info.training["parameters"]["refit"] is True and info.preprocessing_method == "continuum_removal"

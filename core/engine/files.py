@@ -1,11 +1,45 @@
 """Writing files safely: complete or not at all."""
 
 import os
+import re
 import secrets
+import time
 
 from .errors import OreMapError
 
 _TRIES = 100
+
+STALE_AFTER_S = 24 * 3600
+"""A run's temporary or kept file from another machine (shared folder) is taken as stale once untouched this long."""
+
+
+def host_tag():
+    """Six hex digits naming this machine in temporary file names (a folder may be shared between machines)."""
+    import hashlib
+    import socket
+
+    return hashlib.sha1(socket.gethostname().encode("utf-8", "replace")).hexdigest()[:6]
+
+
+def _pid_alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        return True  # exists, owned by someone else (or cannot tell: keep the file)
+    return True
+
+
+def run_file_is_stale(path, host, pid):
+    """Whether the file a run named with ``host`` (:func:`host_tag`) and process id ``pid`` is left over: a run of
+    this machine whose process is gone, or of another machine and untouched for :data:`STALE_AFTER_S`."""
+    if host == host_tag():
+        return int(pid) != os.getpid() and not _pid_alive(int(pid))
+    try:
+        return time.time() - os.path.getmtime(path) >= STALE_AFTER_S
+    except OSError:
+        return False
 
 
 def _create_temporary(path, folder):
@@ -77,6 +111,10 @@ class OutputGuard:
     back and removes the files the run created; :meth:`commit` after success drops the kept copies.
     A file that can be neither linked nor copied (over :data:`BACKUP_COPY_LIMIT`) is not kept: a
     failed run may then leave it replaced by a complete new file, never by a partial one.
+
+    The kept copy is named ``.NAME.oremap-kept-HOST-PID-TOKEN``; one left by a run that died, or whose
+    rollback could not put it back (a file held open on Windows), is removed when a later run writes ``NAME``
+    again (:meth:`add` returns those names, for the log).
     """
 
     def __init__(self):
@@ -87,27 +125,37 @@ class OutputGuard:
         return [path, path + ".aux.xml", os.path.splitext(path)[0] + ".qml"]
 
     def add(self, path):
+        """Guard output ``path`` and its sidecars; returns the stale kept copies removed beside them."""
         if not path:
-            return
+            return []
         path = os.path.abspath(os.fspath(path))  # a link is what the writers replace, not its target
         if os.path.isdir(path):  # an output folder: what goes in it is the algorithm's business
-            return
+            return []
+        removed = []
         for p in self._family(path):
-            if p in self._entries:
-                continue
-            kept = None
-            if os.path.lexists(p) and not os.path.isdir(p):
-                kept = self._keep(p)
-                if kept is None:
-                    continue  # cannot keep it: leave it out of the rollback rather than delete it
-            self._entries[p] = kept
+            removed += self.add_file(p)
+        return removed
+
+    def add_file(self, path):
+        """Guard the one file ``path`` (no sidecars: e.g. a style written beside a vector output)."""
+        path = os.path.abspath(os.fspath(path))
+        if path in self._entries:
+            return []
+        removed = remove_stale_kept(path)
+        kept = None
+        if os.path.lexists(path) and not os.path.isdir(path):
+            kept = self._keep(path)
+            if kept is None:
+                return removed  # cannot keep it: leave it out of the rollback rather than delete it
+        self._entries[path] = kept
+        return removed
 
     @staticmethod
     def _keep(path):
         import shutil
 
-        name = os.path.join(os.path.dirname(path), "." + os.path.basename(path) + ".oremap-kept-"
-                            + secrets.token_hex(4))
+        name = os.path.join(os.path.dirname(path), "." + os.path.basename(path) + _KEPT + host_tag() + "-"
+                            + str(os.getpid()) + "-" + secrets.token_hex(4))
         try:
             os.link(path, name, follow_symlinks=False)
             return name
@@ -122,7 +170,11 @@ class OutputGuard:
         return None
 
     def rollback(self):
-        """Put the kept files back and remove those the run created."""
+        """Put the kept files back and remove those the run created.
+
+        Returns ``(path, kept)`` for each old file that could not be put back: it stays under the kept name.
+        """
+        unrestored = []
         for path, kept in self._entries.items():
             if kept is None:
                 if not os.path.isdir(path):
@@ -135,15 +187,48 @@ class OutputGuard:
             try:  # the kept name is dropped only when it is the file at the path; else it holds the only old copy
                 if os.path.samefile(kept, path):
                     _remove(kept)
+                    continue
             except OSError:
                 pass
+            if os.path.lexists(kept):
+                unrestored.append((path, kept))
         self._entries = {}
+        return unrestored
 
     def commit(self):
         for kept in self._entries.values():
             if kept is not None:
                 _remove(kept)
         self._entries = {}
+
+
+_KEPT = ".oremap-kept-"
+_KEPT_NAME = re.compile(r"\.oremap-kept-(?P<host>[0-9a-f]{6})-(?P<pid>\d+)-[0-9a-f]+$")
+
+
+def remove_stale_kept(path):
+    """Remove the copies of ``path`` that :class:`OutputGuard` kept for runs now gone (:func:`run_file_is_stale`);
+    return the names of those that held an older file than the one at ``path`` (the others were mere links to it)."""
+    folder, base = os.path.split(os.path.abspath(path))
+    prefix = "." + base + _KEPT
+    try:
+        names = [n for n in os.listdir(folder) if n.startswith(prefix)]
+    except OSError:
+        return []
+    removed = []
+    for name in names:
+        match = _KEPT_NAME.fullmatch(name[len(base) + 1:])
+        full = os.path.join(folder, name)
+        if match is None or not run_file_is_stale(full, match.group("host"), match.group("pid")):
+            continue
+        try:
+            same = os.path.samefile(full, path)
+        except OSError:
+            same = False
+        _remove(full)
+        if not os.path.lexists(full) and not same:
+            removed.append(full)
+    return removed
 
 
 def _remove(path):

@@ -15,7 +15,6 @@ nothing half-written is ever left behind.
 
 import os
 import re
-import time
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -24,6 +23,7 @@ from rasterio.windows import Window
 
 from .errors import OreMapError
 from .feedback import ensure
+from .files import STALE_AFTER_S, host_tag, run_file_is_stale
 
 DEFAULT_MEMORY_MB = 512
 """Memory budget of one algorithm run, unless the caller or ``OREMAP_MEMORY_MB`` says otherwise."""
@@ -34,8 +34,6 @@ MEMORY_SETTING = "OREMAP_MEMORY_MB"
 PARTIAL_SUFFIX = ".oremap-partial.tif"
 """Suffix of the fixed temporary name older OreMap versions wrote beside an output (now only cleaned up)."""
 
-STALE_AFTER_S = 24 * 3600
-"""A partial file of another machine (shared folder) is taken as stale once untouched this long."""
 
 
 def memory_budget_mb(value=None):
@@ -433,23 +431,6 @@ def _open_output(spec, source, tmp_path):
     return dst
 
 
-def _host_tag():
-    import hashlib
-    import socket
-
-    return hashlib.sha1(socket.gethostname().encode("utf-8", "replace")).hexdigest()[:6]
-
-
-def _pid_alive(pid):
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except (PermissionError, OSError):
-        return True  # exists, owned by someone else (or cannot tell: keep the file)
-    return True
-
-
 def partial_path(path, extension=".tif"):
     """A new, unique temporary name beside output ``path``: ``NAME.oremap-partial-HOST-PID-TOKEN.tif``.
 
@@ -460,7 +441,7 @@ def partial_path(path, extension=".tif"):
     """
     import secrets
 
-    return f"{path}.oremap-partial-{_host_tag()}-{os.getpid()}-{secrets.token_hex(4)}{extension}"
+    return f"{path}.oremap-partial-{host_tag()}-{os.getpid()}-{secrets.token_hex(4)}{extension}"
 
 
 _PARTIAL = re.compile(r"\.oremap-partial(?:-(?P<host>[0-9a-f]{6})-(?P<pid>\d+)-[0-9a-f]+)?\.[A-Za-z0-9]+$")
@@ -482,22 +463,13 @@ def remove_stale_partials(path):
     except OSError:
         return []
     removed = []
-    host, now = _host_tag(), time.time()
     for name in names:
         match = _PARTIAL.fullmatch(name[len(os.path.basename(path)):])
         if match is None:
             continue
         full = os.path.join(folder, name)
-        if match.group("pid") is not None:
-            if match.group("host") == host:
-                if int(match.group("pid")) == os.getpid() or _pid_alive(int(match.group("pid"))):
-                    continue
-            else:
-                try:
-                    if now - os.path.getmtime(full) < STALE_AFTER_S:
-                        continue
-                except OSError:
-                    continue
+        if match.group("pid") is not None and not run_file_is_stale(full, match.group("host"), match.group("pid")):
+            continue
         try:
             os.remove(full)
         except OSError:

@@ -51,7 +51,7 @@ def train_and_report(data, model_path, report_path=None, preprocessing=DEFAULT_P
                      epochs=150, batch_size=256, learning_rate=1e-3, patience=15, val_fraction=0.25, seed=42,
                      description="", network=None, feedback=None, refit=True, ensemble=ENSEMBLE_DEFAULT,
                      label_smoothing=0.0, ood_joint=True, outliers=None, outlier_weight=0.5, min_epochs=1,
-                     feature_check=False):
+                     feature_check=None):
     """Train on a :class:`~core.hyperspectral.training.TrainingSet`, write the model and the HTML report.
 
     ``ensemble`` networks of different seeds are averaged in the saved model and ``label_smoothing`` smooths
@@ -59,7 +59,8 @@ def train_and_report(data, model_path, report_path=None, preprocessing=DEFAULT_P
     :class:`~core.hyperspectral.training.TrainingSet` of materials outside every class (its classes are the
     materials), at the same bands, for outlier exposure with ``outlier_weight``
     (:func:`core.hyperspectral.spectral_cnn.train_classifier`), ``min_epochs`` the earliest epoch early stopping
-    may keep, ``feature_check`` adds the feature view to the out-of-distribution check. ``network`` overrides the network's size (``channels``, ``kernels``, ``hidden``, ``dropout``; see
+    may keep, ``feature_check`` adds the feature view to the out-of-distribution check (None: for image pixels,
+    ``data.source == "image"``). The model records ``data.source`` as ``training["source"]``. ``network`` overrides the network's size (``channels``, ``kernels``, ``hidden``, ``dropout``; see
     :func:`core.engine.spectral_network.SpectralCNN`).
 
     The model's ``training["metrics"]`` are those of :func:`core.hyperspectral.spectral_cnn.train_classifier`
@@ -76,6 +77,8 @@ def train_and_report(data, model_path, report_path=None, preprocessing=DEFAULT_P
     """
     feedback = ensure(feedback)
     info = data.band_info
+    if feature_check is None:
+        feature_check = data.source == "image"
     result = train_classifier(
         data.X, data.y, data.class_names, groups=data.groups,
         wavelengths=None if info is None else info.centers, fwhm=None if info is None else info.fwhm,
@@ -97,14 +100,15 @@ def train_and_report(data, model_path, report_path=None, preprocessing=DEFAULT_P
         "cnn": result.val_summary or accuracy.summary(y_val, y_val, labels, data.class_names),
         "sam": accuracy.summary(y_val, sam_pred, labels, data.class_names),
     }
+    training = dict(result.info.training)
+    training["source"] = data.source or "unknown"  # library-trained or image-trained: how bands are read later
     if y_val.size:
-        training = dict(result.info.training)
         training["metrics"] = {**training.get("metrics", {}),
                                "sam_val_accuracy": summaries["sam"]["overall_accuracy"],
                                "sam_val_kappa": summaries["sam"]["kappa"],
                                "sam_val_macro_f1": summaries["sam"]["macro_f1"]}
-        result.info.training = training
-        result.info = ModelInfo.from_json(result.info.to_json())  # as stored (NaN -> None)
+    result.info.training = training
+    result.info = ModelInfo.from_json(result.info.to_json())  # as stored (NaN -> None)
     result.save(model_path)
     feedback.progress(97)
     if report_path:

@@ -92,8 +92,11 @@ def trained_on_image(info):
     band list is that image's good bands; library-trained models list a sensor's bands, clean or not."""
     if (getattr(info, "extra", None) or {}).get("abundance"):
         return True
-    parameters = ((getattr(info, "training", None) or {}).get("parameters") or {})
-    return bool(parameters.get("feature_check"))
+    training = getattr(info, "training", None) or {}
+    if training.get("source") in ("image", "library"):
+        return training["source"] == "image"
+    # models saved before 0.2.2 record no source: the feature view of the check was on for image pixels only
+    return bool((training.get("parameters") or {}).get("feature_check"))
 
 
 def keep_model_bands(image_info, model_wavelengths, feedback=None, edges_only=False):

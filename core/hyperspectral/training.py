@@ -26,7 +26,11 @@ WATER_WINDOWS = ((1330.0, 1460.0), (1760.0, 1970.0))
 
 @dataclass
 class TrainingSet:
-    """Samples ``X`` (n, n_bands) with class indexes ``y`` into ``class_names`` and ``groups``."""
+    """Samples ``X`` (n, n_bands) with class indexes ``y`` into ``class_names`` and ``groups``.
+
+    ``source`` says where the samples come from: ``"library"`` (spectra resampled to a sensor's bands),
+    ``"image"`` (pixels of one raster, whose bands are its good bands) or ``"outliers"``; a model records it.
+    """
 
     X: np.ndarray
     y: np.ndarray
@@ -34,6 +38,7 @@ class TrainingSet:
     class_names: list
     band_info: BandInfo = None
     sample_names: list = field(default_factory=list)
+    source: str = ""
 
     def counts(self):
         return {name: int((self.y == i).sum()) for i, name in enumerate(self.class_names)}
@@ -228,7 +233,8 @@ def library_training_set(paths, band_info, class_rule="first_word", class_table=
     groups = np.array([samples.setdefault(sample_id(n), len(samples)) for n in names], dtype=np.int64)
     feedback.info(f"{y.size} spectra of {len(samples)} physical samples (measurements of one sample by "
                   "several spectrometers are validated together).")
-    return TrainingSet(X=X, y=y, groups=groups, class_names=class_names, band_info=target, sample_names=names)
+    return TrainingSet(X=X, y=y, groups=groups, class_names=class_names, band_info=target, sample_names=names,
+                       source="library")
 
 
 #: Deepest absorption (1 - continuum-removed reflectance at the model's bands) an outlier spectrum must reach to
@@ -288,7 +294,7 @@ def outlier_set(paths, data, materials=None, min_depth=OUTLIER_MIN_DEPTH, feedba
     class_names = sorted(set(found))
     y = np.array([class_names.index(m) for m in found], dtype=np.int64)
     return TrainingSet(X=np.asarray(X, dtype=np.float32), y=y, groups=y.copy(), class_names=class_names,
-                       band_info=target, sample_names=names)
+                       band_info=target, sample_names=names, source="outliers")
 
 
 def image_training_set(source, geometries, labels, band_info=None, feedback=None, names=None):
@@ -309,4 +315,4 @@ def image_training_set(source, geometries, labels, band_info=None, feedback=None
     index = {c: i for i, c in enumerate(class_names)}
     y = np.array([index[c] for c in pixel_labels], dtype=np.int64)
     return TrainingSet(X=X.astype(np.float32), y=y, groups=np.asarray(groups), class_names=class_names,
-                       band_info=band_info)
+                       band_info=band_info, source="image")

@@ -45,7 +45,7 @@ from ..engine.model_format import ModelInfo, write_model
 from ..engine.raster import memory_budget_mb
 from .segmentation_report import training_report
 from .segmentation_network import (INPUT_NAME, OUTPUT_NAME, Z_CLIP, _torch_classes, build_unet, check_architecture,
-                                   export_onnx, fill_nodata, predict_torch, tile_model)
+                                   export_onnx, predict_torch, tile_model)
 from .augmentation import AUGMENTATIONS, load_init_weights, mine_pixel_weight, photometric
 from .band_sets import resolve_bands, resolve_indices
 from .ground_units import pixel_size_m
@@ -398,8 +398,7 @@ def train_mine_segmentation(raster_path, polygons, model_path=None, report_path=
         feedback.info(f"{pi['n_train_tiles']} training tiles ({pi['n_train_mine_tiles']} with mines), "
                       f"{pi['n_val_tiles']} held-out tiles ({pi['n_val_mine_tiles']} with mines) in {where}.")
         train_idx, val_idx = plan.train_index, plan.val_index
-        mean, sd = _fit_stats(X, V, train_idx)
-        fill_nodata(X)  # as detection fills its windows
+        mean, sd = _fit_stats(X, V, train_idx)  # on valid pixels only: nodata was filled as the tiles were read
         pos_weight = mine_pixel_weight(Y, V, train_idx) if class_weight else None
         if pos_weight is not None:
             feedback.info(f"Mine pixels weigh {pos_weight:.2f} in the BCE (background / mine pixels, at most 20).")

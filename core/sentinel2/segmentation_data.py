@@ -420,7 +420,7 @@ def select_tiles(source, masks, val_fraction, negatives_per_positive, min_valid,
             if limit is not None and kept >= limit:
                 break
             batch = group[start:start + 32]
-            X, V = source.read(batch, read_fb)
+            X, V = read_filled(source, batch, read_fb)
             used = start + len(batch)
             for k in np.flatnonzero(V.mean(axis=(1, 2)) >= min_valid):
                 if limit is not None and kept >= limit:
@@ -484,14 +484,20 @@ def select_tiles(source, masks, val_fraction, negatives_per_positive, min_valid,
     return plan, X, Y, V
 
 
+def read_filled(source, refs, feedback):
+    """Training tiles ``refs`` of ``source`` (features, valid mask), their nodata filled from the nearest valid pixel
+    (:func:`core.sentinel2.segmentation_network.fill_nodata`) as detection fills its windows; the valid mask keeps
+    the filled pixels out of the statistics and the loss."""
+    X, V = source.read(refs, feedback)
+    return fill_nodata(X), V
+
+
 class BackgroundStream:
     """Training background tiles beyond the memory budget: slots of ``X`` refilled at each epoch.
 
     ``order`` is every training background tile in random order; the first ``used`` were read for the
     first epoch. :meth:`refill` reads the next tiles (with at least ``min_valid`` valid pixels), going
-    round ``order`` again, reshuffled, once it is used up. Their nodata is filled from the nearest valid
-    pixel (:func:`core.sentinel2.segmentation_network.fill_nodata`) as each is written, as training fills the
-    first draw before its first epoch.
+    round ``order`` again, reshuffled, once it is used up, nodata filled as in the first draw (:func:`read_filled`).
     """
 
     def __init__(self, source, order, used, slots, min_valid, rng, wanted):
@@ -509,7 +515,7 @@ class BackgroundStream:
                 self.next = 0
             batch = self.order[self.next:self.next + min(32, len(self.slots) - filled)]
             self.next += len(batch)
-            Xb, Vb = self.source.read(batch, ensure(None))
+            Xb, Vb = read_filled(self.source, batch, ensure(None))
             for k in range(len(batch)):
                 if Vb[k].mean() < self.min_valid:
                     misses += 1
@@ -518,7 +524,6 @@ class BackgroundStream:
                     continue
                 slot = self.slots[filled]
                 X[slot], V[slot], Y[slot] = Xb[k], Vb[k], 0
-                fill_nodata(X[slot:slot + 1])  # as training fills the first draw and detection its windows
                 filled += 1
                 self.seen += 1
                 if filled == len(self.slots):
