@@ -150,7 +150,7 @@ class BatchOnCluster(OreMapAlgorithm):
         paths += [p for p in patterns if p not in lists]
         if not paths and not lists:
             raise self.fail("INPUTS", "No scene was given.", "Choose raster layers or give a pattern or folder.")
-        inputs = batch.expand_inputs(paths, lists)
+        inputs = batch.expand_inputs(paths, lists, feedback=feedback)
         model_file = self.parameterAsFile(parameters, "MODEL_FILE", context)
         if not model_file or not os.path.isfile(model_file):
             raise self.fail("MODEL_FILE", f"The model (or library) file '{model_file}' does not exist.",

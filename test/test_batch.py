@@ -226,14 +226,25 @@ def test_spectrometer_products_as_delivered_are_scenes_like_in_the_single_algori
     folder = tmp_path / "products"
     folder.mkdir()
     emit, enmap, prisma = make_emit(str(folder)), make_enmap(str(folder)), make_prisma(str(folder))
-    scenes = batch.expand_inputs([str(folder)])
+    from conftest import core_warnings
+
+    log = core_warnings()
+    scenes = batch.expand_inputs([str(folder)], feedback=log)
     assert sorted(os.path.basename(p) for p in scenes) == sorted(
         os.path.basename(p) for p in (emit["path"], enmap["image"], prisma["path"]))
-    # a pattern matching the EnMAP product's XML and image gives it once; an HDF5 file that is no product
-    # (network weights) is no scene
+    # the companions left out are named in the log
+    left_out = sorted(os.path.basename(p) for p in glob.glob(str(folder / "*"))
+                      if sensor_products.is_companion(p) and batch._is_raster_file(p))
+    assert left_out and log.infos == [f"{len(left_out)} companion file(s) of sensor products left out (read with "
+                                      f"their product's image, not as scenes): {', '.join(left_out)}."]
+    # a pattern matching the EnMAP product's XML and image gives it once, and says so; an HDF5 file that is no
+    # product (network weights) is no scene
     (folder / "weights.h5").write_bytes(b"\x89HDF\r\n\x1a\n")
-    assert [os.path.basename(p) for p in batch.expand_inputs([str(folder / "ENMAP*")])] == [
-        sorted(os.path.basename(p) for p in glob.glob(str(folder / "ENMAP*")) if not "QL_" in p)[0]]
+    log = core_warnings()
+    enmap_files = sorted(os.path.basename(p) for p in glob.glob(str(folder / "ENMAP*")) if not "QL_" in p)
+    assert [os.path.basename(p) for p in batch.expand_inputs([str(folder / "ENMAP*")], feedback=log)] == \
+        enmap_files[:1]
+    assert log.infos[-1] == f"Given twice, processed once: {enmap_files[1]} (the same scene as {enmap_files[0]})."
     assert len(batch.expand_inputs([str(folder)])) == 3
     os.remove(folder / "weights.h5")
     refs = {}

@@ -251,12 +251,14 @@ def _score_cells(source, model, row_edges, col_edges, window, fit, max_nodata, b
                 j += 1
             r0, r1 = int(rs[i]), int(rs[j - 1] + window)
             strip = _read_nan(source, r0, r1, -window, width + window)
-            for k in range(i, j):
+            for k in range(i, j):  # one strip may hold every row of cells: progress and cancel by row
                 sub = strip[:, rs[k] - r0:rs[k] - r0 + window, :]
                 for m in range(0, n_cols, chunk):
+                    feedback.check()
                     idx = cs[m:m + chunk, None] + window + ar[None, :]
                     wins = np.ascontiguousarray(np.transpose(sub[:, :, idx], (2, 0, 1, 3)))
                     proba[k, m:m + chunk] = _score(model, wins, max_nodata, batch)
+                feedback.progress(100.0 * (k + 1) / n_rows)
         else:
             j = i + 1
             a, b = int(row_edges[i]), int(row_edges[i + 1])

@@ -149,7 +149,7 @@ def is_sentinel2_product(folder):
     return sum(1 for entry in os.scandir(folder) if entry.is_file() and _FILE_BAND.search(entry.name)) >= 2
 
 
-def expand_inputs(items, list_files=(), parameter="inputs"):
+def expand_inputs(items, list_files=(), parameter="inputs", feedback=None):
     """Input scenes from glob patterns, folders and list files (one path a line).
 
     A folder that is a Sentinel-2 product (:func:`is_sentinel2_product`: one GeoTIFF or JP2 per band, as
@@ -157,9 +157,10 @@ def expand_inputs(items, list_files=(), parameter="inputs"):
     gives its raster files and the Sentinel-2 product folders in it (of an EMIT, EnMAP or PRISMA product, the image
     only: not its mask, uncertainty or quality-layer files). Entries of a list file are taken as
     they are (a file, or a Sentinel-2 band folder for mine detection); relative entries are relative to
-    the list file. Duplicates are dropped, order kept.
+    the list file. Duplicates are dropped, order kept; ``feedback`` is told which companion files and repeated
+    scenes were left out.
     """
-    found = []
+    found, companions = [], []
     for item in items or ():
         item = os.path.expanduser(str(item))
         if any(ch in item for ch in "*?["):
@@ -171,6 +172,7 @@ def expand_inputs(items, list_files=(), parameter="inputs"):
 
             found += [p for p in matches if os.path.isdir(p)
                       or not (p.lower().endswith((".hdr", ".aux.xml")) or is_companion(p))]
+            companions += [p for p in matches if os.path.isfile(p) and is_companion(p)]
         elif is_sentinel2_product(item):
             found.append(item)
         elif os.path.isdir(item):
@@ -178,6 +180,7 @@ def expand_inputs(items, list_files=(), parameter="inputs"):
 
             files = sorted(os.path.join(item, f) for f in os.listdir(item))
             rasters = [f for f in files if (_is_raster_file(f) and not is_companion(f)) or is_sentinel2_product(f)]
+            companions += [f for f in files if _is_raster_file(f) and is_companion(f)]
             if not rasters:
                 raise OreMapError(f"The folder '{item}' holds no raster file ({', '.join(RASTER_EXTENSIONS)}) "
                                   "and no Sentinel-2 product folder.",
@@ -201,12 +204,22 @@ def expand_inputs(items, list_files=(), parameter="inputs"):
                     raise OreMapError(f"Line {n} of '{list_file}': '{line}' does not exist.", "list",
                                       "Correct or remove the line.")
                 found.append(path)
-    seen, unique = set(), []
+    seen, unique, repeated = {}, [], []
     for path in found:
         key = _scene_key(path)
         if key not in seen:
-            seen.add(key)
-            unique.append(os.path.abspath(path))
+            seen[key] = os.path.abspath(path)
+            unique.append(seen[key])
+        elif os.path.abspath(path) != seen[key]:
+            repeated.append(f"{os.path.basename(path)} (the same scene as {os.path.basename(seen[key])})")
+    feedback = ensure(feedback)
+    if companions:
+        feedback.info(f"{len(companions)} companion file(s) of sensor products left out (read with their product's "
+                      f"image, not as scenes): {', '.join(os.path.basename(p) for p in companions[:10])}"
+                      + (" ..." if len(companions) > 10 else "") + ".")
+    if repeated:
+        feedback.info(f"Given twice, processed once: {'; '.join(repeated[:10])}" + (" ..." if len(repeated) > 10
+                                                                                    else "") + ".")
     if not unique:
         raise OreMapError("No input scene was given.", parameter, "Give files, a folder, a pattern or a list file.")
     return unique
