@@ -35,7 +35,8 @@ class SamClassify(OreMapAlgorithm):
     }
     OUTPUT_HELP = {
         "OUTPUT_CLASSES": "Class raster: 1..n = the reference spectra in order (names and colours in the layer "
-                          "style and the GeoTIFF colour table), 0 = unclassified, 255 = nodata.",
+                          "style and the GeoTIFF colour table), 0 = unclassified; nodata 255 (8-bit, up to 254 "
+                          "spectra) or 65535 (16-bit, more spectra: a whole library).",
         "OUTPUT_SCORE": "Best angle (radians) or divergence per pixel: low values are good matches.",
         "VALID_PIXELS": "Number of valid (not nodata) pixels processed.",
     }

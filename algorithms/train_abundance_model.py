@@ -169,7 +169,8 @@ class TrainAbundanceModel(OreMapAlgorithm):
             table, fields, units=UNITS[self.parameterAsEnum(parameters, "UNITS", context)][0],
             add_other=self.parameterAsBool(parameters, "ADD_OTHER", context))
         for message in comp.messages:
-            feedback.info(message)
+            if message not in comp.warnings:  # a warning is also a note of the report: logged once, as a warning
+                feedback.info(message)
         for message in comp.warnings:
             feedback.warning(message)
         geometries = [g for g, keep in zip(geometries, comp.kept) if keep]

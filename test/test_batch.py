@@ -242,10 +242,12 @@ def test_spectrometer_products_as_delivered_are_scenes_like_in_the_single_algori
     (folder / "weights.h5").write_bytes(b"\x89HDF\r\n\x1a\n")
     log = core_warnings()
     enmap_files = sorted(os.path.basename(p) for p in glob.glob(str(folder / "ENMAP*")) if not "QL_" in p)
-    assert [os.path.basename(p) for p in batch.expand_inputs([str(folder / "ENMAP*")], feedback=log)] == \
-        enmap_files[:1]
-    assert log.infos[-1] == f"Given twice, processed once: {enmap_files[1]} (the same scene as {enmap_files[0]})."
+    xml, image = enmap_files  # the XML sorts first; the image is the scene, as from the folder (outputs named by it)
+    assert xml.endswith("METADATA.XML") and image == os.path.basename(enmap["image"])
+    assert [os.path.basename(p) for p in batch.expand_inputs([str(folder / "ENMAP*")], feedback=log)] == [image]
+    assert log.infos[-1] == f"Given twice, processed once: {xml} (the same scene as {image})."
     assert len(batch.expand_inputs([str(folder)])) == 3
+    assert "weights.h5" not in [os.path.basename(p) for p in batch.expand_inputs([str(folder / "*")])]
     os.remove(folder / "weights.h5")
     refs = {}
     for scene in scenes:

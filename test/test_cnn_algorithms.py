@@ -167,6 +167,16 @@ def test_min_confidence_unclassifies_uncertain_pixels(trained, tmp_path):
     near = np.abs(confidence - threshold) < 1e-5
     assert np.array_equal(got[~near], expected[~near])
     assert 0 < stats["class_counts"]["Unclassified"] == int((got == 0).sum()) < got.size
+    # the classified pixels the model is unsure of (confidence < 0.5) are counted, and said in the log
+    from conftest import core_warnings
+
+    log = core_warnings()
+    stats = mapping.cnn_classify_map(AVIRIS_NG, model, str(tmp_path / "d.tif"), batch_size=7, ood=False, feedback=log)
+    unsure = int((confidence < mapping.UNSURE).sum())
+    if unsure:  # in each case the count is the independent prediction's
+        assert stats["low_confidence"] == unsure and any(f"{unsure} classified pixels" in m for m in log.infos)
+    else:
+        assert stats["low_confidence"] == 0 and not any("unsure" in m for m in log.infos)
 
 
 def test_resampling_operator_reaches_just_beyond_the_image_range():

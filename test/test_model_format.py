@@ -335,6 +335,7 @@ def test_output_guard_copy_that_cannot_be_put_back(tmp_path, monkeypatch):
     """A restore that fails (on Windows, the old output held open in QGIS) leaves the old file under its kept name
     and says so; a later run writing the same output removes that copy once the run that kept it is gone, and never
     a copy of a run still going."""
+    import shutil
     import subprocess
 
     from oremap.core.engine import files
@@ -362,7 +363,12 @@ def test_output_guard_copy_that_cannot_be_put_back(tmp_path, monkeypatch):
     gone.wait()
     stale = str(tmp_path / f".map.tif.oremap-kept-{host_tag()}-{gone.pid}-0a1b2c3d")
     os.rename(kept, stale)
+    other = str(tmp_path / f".map.tif.oremap-kept-{'0' * 6 if host_tag() != '0' * 6 else '1' * 6}-1-0a1b2c3d")
+    shutil.copy(stale, other)
+    os.utime(other, (0, 0))  # a copy keeps the old output's time: age says nothing of its run
     later = OutputGuard()
     assert later.add(str(out)) == [stale] and not os.path.exists(stale)
     later.commit()
+    assert os.path.exists(other)  # another machine's run (a shared folder): its process cannot be checked
+    os.remove(other)
     assert sorted(os.listdir(tmp_path)) == ["map.tif"] and out.read_bytes() == b"failed run"

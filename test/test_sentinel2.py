@@ -105,6 +105,17 @@ def test_folder_is_stacked_on_the_10m_grid_without_writing_into_it():
     assert sorted(os.listdir(PATCH)) == before  # nothing written next to the shared data
 
 
+def test_folder_of_several_patches_or_of_none_is_refused(tmp_path):
+    """The folder holding the six real patches is not one scene: it was read as the first patch's bands, silently.
+    A folder without band files said 'min() arg is an empty sequence'."""
+    with pytest.raises(OreMapError) as err:
+        open_sentinel2(BEN)
+    assert err.value.parameter == "raster" and "holds more than one Sentinel-2 product" in err.value.message
+    assert "B01" in err.value.message and os.path.basename(PATCH) in err.value.message
+    with pytest.raises(OreMapError, match="holds no Sentinel-2 band file"):
+        open_sentinel2(str(tmp_path))
+
+
 @pytest.mark.parametrize("band,factor", [("B05", 2), ("B11", 2), ("B01", 6)])
 def test_coarse_bands_are_bilinear_on_the_10m_grid(band, factor):
     src, t_src = read_band(PATCH, band)

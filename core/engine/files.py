@@ -22,6 +22,8 @@ def host_tag():
 
 
 def _pid_alive(pid):
+    if os.name == "nt":  # os.kill would terminate the process there, not test it
+        return _windows_pid_alive(pid)
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -31,11 +33,29 @@ def _pid_alive(pid):
     return True
 
 
-def run_file_is_stale(path, host, pid):
+def _windows_pid_alive(pid):
+    import ctypes
+
+    kernel32 = ctypes.windll.kernel32
+    handle = kernel32.OpenProcess(0x1000, False, int(pid))  # PROCESS_QUERY_LIMITED_INFORMATION
+    if not handle:
+        return ctypes.GetLastError() == 5  # access denied: it exists (someone else's); else it is gone
+    try:
+        code = ctypes.c_ulong()
+        if not kernel32.GetExitCodeProcess(handle, ctypes.byref(code)):
+            return True
+        return code.value == 259  # STILL_ACTIVE
+    finally:
+        kernel32.CloseHandle(handle)
+
+
+def run_file_is_stale(path, host, pid, by_age=True):
     """Whether the file a run named with ``host`` (:func:`host_tag`) and process id ``pid`` is left over: a run of
-    this machine whose process is gone, or of another machine and untouched for :data:`STALE_AFTER_S`."""
+    this machine whose process is gone, or (``by_age``) of another machine and untouched for :data:`STALE_AFTER_S`."""
     if host == host_tag():
         return int(pid) != os.getpid() and not _pid_alive(int(pid))
+    if not by_age:
+        return False
     try:
         return time.time() - os.path.getmtime(path) >= STALE_AFTER_S
     except OSError:
@@ -112,8 +132,8 @@ class OutputGuard:
     A file that can be neither linked nor copied (over :data:`BACKUP_COPY_LIMIT`) is not kept: a
     failed run may then leave it replaced by a complete new file, never by a partial one.
 
-    The kept copy is named ``.NAME.oremap-kept-HOST-PID-TOKEN``; one left by a run that died, or whose
-    rollback could not put it back (a file held open on Windows), is removed when a later run writes ``NAME``
+    The kept copy is named ``.NAME.oremap-kept-HOST-PID-TOKEN``; one left by a run of this machine that died, or
+    whose rollback could not put it back (a file held open on Windows), is removed when a later run writes ``NAME``
     again (:meth:`add` returns those names, for the log).
     """
 
@@ -207,7 +227,8 @@ _KEPT_NAME = re.compile(r"\.oremap-kept-(?P<host>[0-9a-f]{6})-(?P<pid>\d+)-[0-9a
 
 
 def remove_stale_kept(path):
-    """Remove the copies of ``path`` that :class:`OutputGuard` kept for runs now gone (:func:`run_file_is_stale`);
+    """Remove the copies of ``path`` that :class:`OutputGuard` kept for runs of this machine now gone (those of
+    another machine sharing the folder are left: their process cannot be checked, and their age is the output's);
     return the names of those that held an older file than the one at ``path`` (the others were mere links to it)."""
     folder, base = os.path.split(os.path.abspath(path))
     prefix = "." + base + _KEPT
@@ -219,7 +240,8 @@ def remove_stale_kept(path):
     for name in names:
         match = _KEPT_NAME.fullmatch(name[len(base) + 1:])
         full = os.path.join(folder, name)
-        if match is None or not run_file_is_stale(full, match.group("host"), match.group("pid")):
+        # by process only: a kept copy has the old output's time, so its age says nothing of its run
+        if match is None or not run_file_is_stale(full, match.group("host"), match.group("pid"), by_age=False):
             continue
         try:
             same = os.path.samefile(full, path)

@@ -204,6 +204,15 @@ def match_library(library, band_info, min_bands=2, feedback=None, drop_partial=F
     lo, hi = np.nanmin(library.wavelengths), np.nanmax(library.wavelengths)
     good_centers = band_info.centers[good]
     good_lo, good_hi = (good_centers.min(), good_centers.max()) if good_centers.size else (np.nan, np.nan)
+    overlap = good.any() and lo <= good_hi and hi >= good_lo
+    if n_usable == 0 and overlap and len(library.names) > 1:  # the ranges overlap: spectra measured over part of it
+        partial = [n for n, row in zip(library.names, finite) if row[good].mean() < LIBRARY_COVERAGE]
+        raise OreMapError(
+            f"No good image band is covered by every one of the {len(library.names)} library spectra: "
+            f"{len(partial)} of them were measured over part of the range only"
+            + (f" ({', '.join(partial[:5])}{', ...' if len(partial) > 5 else ''})." if partial else "."),
+            "library", "Name the spectra to use (e.g. the endmembers), leaving out those measured over part of the "
+            "range.")
     if n_usable == 0:
         raise OreMapError(
             f"The library ({lo:.0f}-{hi:.0f} nm) does not overlap the image's good bands "
@@ -261,6 +270,10 @@ def sample_endmembers(raster_path, xs, ys, names, band_info=None, nodata=None, s
     feedback.info(f"{len(names)} endmember points give {len(library.names)} endmembers: "
                   + ", ".join(library.names))
     return library, bands
+
+
+UNSURE = 0.5
+"""Confidence below which :func:`cnn_classify_map` counts a classified pixel as unsure (in the log)."""
 
 
 def _class_output(path, names, what, colours=None, tags=None):
@@ -557,6 +570,7 @@ def cnn_classify_map(raster_path, model_path, class_path, probability_path=None,
         feedback.info("The model stores no class exemplars: no out-of-distribution check (rebuild or retrain it "
                       "with this OreMap version to get one).")
     n_far = np.zeros(1, dtype=np.int64)
+    n_unsure = np.zeros(1, dtype=np.int64)  # classified, with a confidence below UNSURE
 
     def per_block(pixels):
         spectra = pixels if matrix is None else matmul_one_thread(pixels, matrix)
@@ -569,6 +583,7 @@ def cnn_classify_map(raster_path, model_path, class_path, probability_path=None,
             classes[far] = 0
         if min_confidence:
             classes[confidence < min_confidence] = 0
+        n_unsure[0] += int(((classes > 0) & (confidence < UNSURE)).sum())
         counts[:] += np.bincount(classes, minlength=counts.size)
         results = [classes]
         if probability_path:
@@ -590,4 +605,10 @@ def cnn_classify_map(raster_path, model_path, class_path, probability_path=None,
     stats["out_of_distribution"] = int(n_far[0])
     if check is not None:
         feedback.info(f"{int(n_far[0])} pixels unlike the training spectra of their class left unclassified.")
+    stats["low_confidence"] = int(n_unsure[0])
+    if n_unsure[0]:
+        n_classified = max(int(counts[1:].sum()), 1)
+        feedback.info(f"{int(n_unsure[0])} classified pixels ({100 * n_unsure[0] / n_classified:.0f} %) have a "
+                      f"confidence below {UNSURE}: the model is unsure of them. Set a minimum confidence to leave them "
+                      "unclassified, or look at the confidence output.")
     return stats

@@ -454,9 +454,14 @@ def _prepare_arrays(X, y, groups, class_names, val_fraction, seed, augment_optio
     standardisation (fitted on the training spectra); a dict of the arrays."""
     n_bands = X.shape[1]
     train_idx, val_idx, split_info = grouped_split(y, groups, val_fraction, seed)
-    for label in split_info["classes_without_validation"]:
-        feedback.warning(f"Class '{class_names[label]}' has a single group of samples: it is used for training "
-                         "only and not validated.")
+    single = [class_names[label] for label in split_info["classes_without_validation"]]
+    if len(single) == 1:
+        feedback.warning(f"Class '{single[0]}' has a single group of samples: it is used for training only and not "
+                         "validated.")
+    elif single:  # one line, however many (a whole library gives hundreds)
+        feedback.warning(f"{len(single)} of {len(class_names)} classes have a single group of samples: they are used "
+                         f"for training only and not validated ({', '.join(single[:10])}"
+                         f"{', ...' if len(single) > 10 else ''}).")
     if val_fraction > 0 and val_idx.size == 0:
         feedback.warning("No class has two groups of samples, so nothing is held out for validation; "
                          "early stopping follows the training loss.")

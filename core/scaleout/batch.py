@@ -144,7 +144,10 @@ def is_sentinel2_product(folder):
     if not os.path.isdir(folder):
         return False
     if os.path.normpath(folder).lower().endswith(".safe"):
-        return len(find_band_files(folder)) >= 2
+        try:
+            return len(find_band_files(folder)) >= 2
+        except OreMapError:  # band files of several products: a scene that fails with that message
+            return True
     # the folder's own files only: no walk of a tree of scenes to decide about its top
     return sum(1 for entry in os.scandir(folder) if entry.is_file() and _FILE_BAND.search(entry.name)) >= 2
 
@@ -171,7 +174,8 @@ def expand_inputs(items, list_files=(), parameter="inputs", feedback=None):
             from ..hyperspectral.sensor_products import is_companion
 
             found += [p for p in matches if os.path.isdir(p)
-                      or not (p.lower().endswith((".hdr", ".aux.xml")) or is_companion(p))]
+                      or not (p.lower().endswith((".hdr", ".aux.xml")) or is_companion(p)
+                              or (p.lower().endswith((".h5", ".he5")) and not _is_raster_file(p)))]
             companions += [p for p in matches if os.path.isfile(p) and is_companion(p)]
         elif is_sentinel2_product(item):
             found.append(item)
@@ -207,10 +211,13 @@ def expand_inputs(items, list_files=(), parameter="inputs", feedback=None):
     seen, unique, repeated = {}, [], []
     for path in found:
         key = _scene_key(path)
+        path = os.path.abspath(path)
         if key not in seen:
-            seen[key] = os.path.abspath(path)
-            unique.append(seen[key])
-        elif os.path.abspath(path) != seen[key]:
+            seen[key] = path
+            unique.append(path)
+        elif path != seen[key]:
+            if os.path.realpath(seen[key]) == key != os.path.realpath(path):  # an EnMAP XML first: keep the image,
+                unique[unique.index(seen[key])], seen[key], path = path, path, seen[key]  # which names the outputs
             repeated.append(f"{os.path.basename(path)} (the same scene as {os.path.basename(seen[key])})")
     feedback = ensure(feedback)
     if companions:

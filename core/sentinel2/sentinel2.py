@@ -576,9 +576,14 @@ def _names_from_wavelengths(ds):
 
 
 def find_band_files(folder):
-    """``{name: path}`` of per-band files under ``folder`` (the finest resolution when several)."""
-    found = {}
-    for root, _dirs, files in os.walk(folder):
+    """``{name: path}`` of per-band files under ``folder`` (the finest resolution when several).
+
+    One product only: a band found twice at one resolution (a folder of several patches or tiles) raises
+    :class:`OreMapError` naming the folders, rather than stacking one scene's bands, or several scenes' bands.
+    """
+    found, seen = {}, {}
+    for root, dirs, files in os.walk(folder):
+        dirs.sort()
         for name in sorted(files):
             match = _FILE_BAND.search(name)
             if not match:
@@ -587,8 +592,18 @@ def find_band_files(folder):
             if band not in S2_CENTERS:
                 continue
             res = int(match.group(3)) if match.group(3) else 0
+            path = os.path.join(root, name)
+            seen.setdefault((band, res), []).append(path)
             if band not in found or res < found[band][0]:
-                found[band] = (res, os.path.join(root, name))
+                found[band] = (res, path)
+    repeated = next((paths for paths in seen.values() if len(paths) > 1), None)
+    if repeated:
+        where = sorted({os.path.relpath(os.path.dirname(p), folder) for p in repeated})
+        raise OreMapError(f"The folder '{folder}' holds more than one Sentinel-2 product: "
+                          f"{os.path.basename(repeated[0])} and {os.path.basename(repeated[1])} are the same band "
+                          f"(in {', '.join(where[:4])}{' ...' if len(where) > 4 else ''}).", "raster",
+                          "Choose the folder of one product (one patch, tile or .SAFE); to process many, use Batch "
+                          "on a cluster.")
     return {band: p for band, (_, p) in found.items()}
 
 
@@ -643,6 +658,10 @@ def _open_folder(folder, required, feedback, out_dir, mask_clouds=True):
     import rasterio
 
     files = find_band_files(folder)
+    if not files:
+        raise OreMapError(f"The folder '{folder}' holds no Sentinel-2 band file.", "raster",
+                          "Choose a folder of per-band files named like *_B02.tif, *_B8A.jp2 or T31UFQ_..._B04_10m.jp2 "
+                          "(a BigEarthNet patch, a .SAFE product), or give a multi-band raster instead.")
     found = [b for b in KNOWN_BANDS if b in files]
     missing = [b for b in required if b not in files]
     if missing:
