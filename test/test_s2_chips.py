@@ -305,6 +305,12 @@ def test_nodata_is_the_mine_value_only_when_the_whole_mask_set_says_so(chipset, 
     assert cs.nodata_is_mine_value([tagged, write("d_mask.tif", np.zeros((2, 3), np.uint8), 255)])
     assert cs.nodata_is_mine_value([tagged, write("d0_mask.tif", np.zeros((2, 3), np.uint8), None)])
     assert not cs.nodata_is_mine_value([tagged, write("d1_mask.tif", np.eye(2, 3, dtype=np.uint8), None)])
+    # one 0/255 set saved both ways (with and without nodata 255): 255 is the mine value of both; lost before
+    both = np.array([[0, 255, 255], [0, 0, 255]], dtype=np.uint8)
+    assert cs.nodata_is_mine_value([write("g_mask.tif", both, None), write("h_mask.tif", both, 255)])
+    assert not cs.nodata_is_mine_value([write("i_mask.tif", both * 0 + np.uint8(7) * (both > 0), None),
+                                        write("j_mask.tif", both, 255)])  # 7 where the other set says 255
+    assert not cs.nodata_is_mine_value([tagged, write("k_mask.tif", both, 254)])  # two nodata values
     assert not cs.nodata_is_mine_value([write("d2_mask.tif", np.zeros((2, 3), np.uint8), 255)])  # never held
     minus = np.array([[0, -9999.0, -9999.0]], np.float32)
     assert not cs.nodata_is_mine_value([write("e_mask.tif", minus, -9999.0)])

@@ -128,14 +128,15 @@ def nodata_is_mine_value(mask_paths):
     """Whether a set of mask chips uses its nodata as the mine value (0/255 masks saved with nodata 255).
 
     Decided once over the whole set (a first pass, block by block), not per chip: it does when no mask holds a
-    finite non-zero value other than its nodata, some mask holds its nodata, and every mask that declares a nodata
-    declares a positive whole one (never a negative or fractional one such as -9999). A set with another mine
+    finite non-zero value other than its nodata, some mask holds its nodata, every mask that declares a nodata
+    declares the same positive whole one (never a negative or fractional one such as -9999), and the masks saved
+    without a nodata hold no other non-zero value (one set saved both ways). A set with another mine
     value (0/1 masks with nodata 255) keeps its nodata as nodata, in its mine-free chips too, whose nodata edge
     would otherwise be taken for mine pixels.
     """
     import rasterio
 
-    held = False
+    held, declared, plain = False, set(), set()  # plain: non-zero values of the masks that declare no nodata
     for path in mask_paths:
         if not path:
             continue
@@ -147,15 +148,19 @@ def nodata_is_mine_value(mask_paths):
             nodata = None if ds.nodata == 0 else ds.nodata
             if nodata is not None and not _whole_positive(nodata):
                 return False
+            declared |= {float(nodata)} if nodata is not None else set()
             for _, window in ds.block_windows(1):
                 v = ds.read(1, window=window)
                 other = (v != 0) & np.isfinite(v)
-                if nodata is not None:
-                    other &= v != nodata
-                if other.any():
+                if nodata is None:  # a mask saved without nodata: its mine value must be the others' nodata
+                    plain |= {float(x) for x in np.unique(v[other])}
+                    if len(plain) > 1:
+                        return False
+                    continue
+                if (other & (v != nodata)).any():
                     return False
-                held = held or (nodata is not None and bool((v == nodata).any()))
-    return held
+                held = held or bool((v == nodata).any())
+    return held and len(declared) == 1 and plain <= declared
 
 
 def mine_pixels(values, nodata, name, feedback=None, nodata_is_mine=False):
