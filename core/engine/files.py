@@ -222,6 +222,14 @@ class OutputGuard:
         self._entries = {}
 
 
+def names_beside(folder, prefix):
+    """Names in ``folder`` starting with ``prefix`` (none when the folder cannot be listed)."""
+    try:
+        return [n for n in os.listdir(folder) if n.startswith(prefix)]
+    except OSError:
+        return []
+
+
 _KEPT = ".oremap-kept-"
 _KEPT_NAME = re.compile(r"\.oremap-kept-(?P<host>[0-9a-f]{6})-(?P<pid>\d+)-[0-9a-f]+$")
 
@@ -231,13 +239,8 @@ def remove_stale_kept(path):
     another machine sharing the folder are left: their process cannot be checked, and their age is the output's);
     return the names of those that held an older file than the one at ``path`` (the others were mere links to it)."""
     folder, base = os.path.split(os.path.abspath(path))
-    prefix = "." + base + _KEPT
-    try:
-        names = [n for n in os.listdir(folder) if n.startswith(prefix)]
-    except OSError:
-        return []
     removed = []
-    for name in names:
+    for name in names_beside(folder, "." + base + _KEPT):
         match = _KEPT_NAME.fullmatch(name[len(base) + 1:])
         full = os.path.join(folder, name)
         # by process only: a kept copy has the old output's time, so its age says nothing of its run

@@ -23,7 +23,7 @@ from rasterio.windows import Window
 
 from .errors import OreMapError
 from .feedback import ensure
-from .files import STALE_AFTER_S, host_tag, run_file_is_stale
+from .files import host_tag, names_beside, run_file_is_stale
 
 DEFAULT_MEMORY_MB = 512
 """Memory budget of one algorithm run, unless the caller or ``OREMAP_MEMORY_MB`` says otherwise."""
@@ -457,13 +457,8 @@ def remove_stale_partials(path):
     if not path:
         return []
     folder = os.path.dirname(os.path.abspath(path)) or "."
-    base = os.path.basename(path) + ".oremap-partial"
-    try:
-        names = [n for n in os.listdir(folder) if n.startswith(base)]
-    except OSError:
-        return []
     removed = []
-    for name in names:
+    for name in names_beside(folder, os.path.basename(path) + ".oremap-partial"):
         match = _PARTIAL.fullmatch(name[len(os.path.basename(path)):])
         if match is None:
             continue
