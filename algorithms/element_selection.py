@@ -202,6 +202,7 @@ class ElementSelection(OreMapAlgorithm):
             rows, title, html_path, csv_path, threshold=threshold, notes=notes,
             subtitle=f"{subject}; positive radius {radius:g} m, negatives at least {min_distance:g} m from deposits "
                      f"({units}).")
+        feedback.progress(100)
         out = {"OUTPUT_HTML": html_path, "SELECTED": ";".join(selected), "N_SELECTED": len(selected)}
         if csv_path:
             out["OUTPUT_CSV"] = csv_path

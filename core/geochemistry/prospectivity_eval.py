@@ -435,7 +435,8 @@ def evaluate_points(x, y, scores, deposits_xy, positive_radius=2000.0, negative_
     """Evaluate scores of sample points (e.g. anomaly scores of geochemical samples) against deposits.
 
     Samples within ``positive_radius`` of a deposit are positives, those at least
-    ``negative_min_distance`` from every deposit negative candidates
+    ``negative_min_distance`` from every deposit negative candidates (metres: ``x``, ``y`` and the deposits in a
+    CRS in metres, as the algorithms project them)
     (:func:`label_by_distance`); AUC and AP come from :func:`repeated_negative_auc`.
     The success-rate and P-A curves rank all scored samples (area share = share of
     samples); a deposit's score is that of the nearest scored sample within
@@ -487,7 +488,7 @@ def evaluate_points(x, y, scores, deposits_xy, positive_radius=2000.0, negative_
     n_dep_scored = int(np.isfinite(dep_scores).sum())
     if n_dep_scored < dep.shape[0]:
         feedback.warning(f"{dep.shape[0] - n_dep_scored} of {dep.shape[0]} deposits have no scored sample within "
-                         f"{positive_radius:g}; they are left out of the success-rate and P-A curves.")
+                         f"{positive_radius:g} m; they are left out of the success-rate and P-A curves.")
     success = success_rate_curve(scores[finite], dep_scores)
     pa = prediction_area(scores[finite], dep_scores)
     feedback.progress(100)
@@ -497,7 +498,7 @@ def evaluate_points(x, y, scores, deposits_xy, positive_radius=2000.0, negative_
     settings = {"positive_radius": float(positive_radius), "negative_min_distance": float(negative_min_distance),
                 "n_draws": int(n_draws), "seed": seed}
     counts["guard_warnings"] = check_evaluation(
-        "deposits", dep.shape[0], n_dep_scored, f"the other deposits have no scored sample within {positive_radius:g}:"
+        "deposits", dep.shape[0], n_dep_scored, f"the other deposits have no scored sample within {positive_radius:g} m:"
         " they lie outside the sampled area, or the deposits' CRS or the radius units are not those of the samples.",
         feedback=feedback)
     return _result("points", draws, success, pa, dep, dep_scores, counts, settings)
