@@ -56,7 +56,7 @@ from qgis.PyQt.QtCore import QCoreApplication
 
 from ..core.engine import compute, dependencies
 from ..core.engine.errors import Cancelled, OreMapError
-from ..core.engine.feedback import Feedback
+from ..core.engine.feedback import Feedback, ensure
 from ..core.engine.files import OutputGuard
 from ..core.engine.raster import check_output_path, clean_partials, gdal_cache_limit
 from ..processing_provider import settings
@@ -849,9 +849,8 @@ class OreMapAlgorithm(QgsProcessingAlgorithm):
         if not path or guard is None:
             return
         removed = guard.add(path) if sidecars else guard.add_file(path)
-        log = feedback or getattr(self, "_feedback", None)
-        for name in removed if log is not None else ():
-            log.info(
+        for name in removed:
+            ensure(feedback or getattr(self, "_feedback", None)).info(
                 f"Removed '{name}': the copy of an earlier output that an interrupted run had kept.")
 
     def _output_path(self, parameters, name, context, feedback):

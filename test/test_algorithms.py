@@ -13,7 +13,7 @@ import os
 import numpy as np
 import pytest
 import rasterio
-from qgis.core import QgsFeature, QgsGeometry, QgsPointXY, QgsVectorLayer
+from qgis.core import QgsFeature, QgsGeometry, QgsPointXY, QgsProcessingException, QgsVectorLayer
 
 from conftest import AVIRIS_NG, AVIRIS_NG_2, USGS_LIBRARY
 from fcls_reference import weighted_nnls
@@ -278,6 +278,21 @@ def test_fill_outside_the_footprint_is_nodata_not_a_mineral(processing_provider,
     with rasterio.open(res["OUTPUT_CLASSES"]) as ds:
         classes = ds.read(1)
         assert (classes[fill] == ds.nodata).all() and (classes[~fill] != ds.nodata).all()
+
+
+def test_unmixing_on_every_spectrum_of_splib07_says_why(run_alg, tmp_path):
+    """Unmixing keeps every spectrum it is given, so the whole splib07 library leaves no band all of them cover. It
+    said the library (383-2508 nm) does not overlap the image (396-2505 nm); it now names the part-range records."""
+    from conftest import SHARED_DATA
+
+    library = os.path.join(SHARED_DATA, "hyperspectral", "s07_AV95_envi.sli")
+    with pytest.raises(QgsProcessingException) as err:
+        run_alg("unmix_fcls", {"INPUT": AVIRIS_NG, "LIBRARY": library, "OUTPUT": str(tmp_path / "u.tif")})
+    message = str(err.value)
+    assert "No good image band is covered by every one of the 2457 library spectra: 908 of them were measured " \
+           "over part of the range only (Actinolite HS22.3B NIC4bbb RREF," in message
+    assert "Name the spectra to use" in message and "does not overlap" not in message
+    assert os.listdir(tmp_path) == []
 
 
 def test_sam_with_every_spectrum_of_splib07_runs(run_alg, tmp_path):

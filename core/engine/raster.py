@@ -35,7 +35,6 @@ PARTIAL_SUFFIX = ".oremap-partial.tif"
 """Suffix of the fixed temporary name older OreMap versions wrote beside an output (now only cleaned up)."""
 
 
-
 def memory_budget_mb(value=None):
     """The memory budget in MB: ``value`` if given, else ``$OREMAP_MEMORY_MB``, else 512."""
     if value:

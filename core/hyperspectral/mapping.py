@@ -209,8 +209,8 @@ def match_library(library, band_info, min_bands=2, feedback=None, drop_partial=F
         partial = [n for n, row in zip(library.names, finite) if row[good].mean() < LIBRARY_COVERAGE]
         raise OreMapError(
             f"No good image band is covered by every one of the {len(library.names)} library spectra: "
-            f"{len(partial)} of them were measured over part of the range only"
-            + (f" ({', '.join(partial[:5])}{', ...' if len(partial) > 5 else ''})." if partial else "."),
+            + (f"{len(partial)} of them were measured over part of the range only ({', '.join(partial[:5])}"
+               f"{', ...' if len(partial) > 5 else ''})." if partial else "each band is missing from some spectrum."),
             "library", "Name the spectra to use (e.g. the endmembers), leaving out those measured over part of the "
             "range.")
     if n_usable == 0:

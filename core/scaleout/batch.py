@@ -176,7 +176,7 @@ def expand_inputs(items, list_files=(), parameter="inputs", feedback=None):
             found += [p for p in matches if os.path.isdir(p)
                       or not (p.lower().endswith((".hdr", ".aux.xml")) or is_companion(p)
                               or (p.lower().endswith((".h5", ".he5")) and not _is_raster_file(p)))]
-            companions += [p for p in matches if os.path.isfile(p) and is_companion(p)]
+            companions += [p for p in matches if _is_raster_file(p) and is_companion(p)]
         elif is_sentinel2_product(item):
             found.append(item)
         elif os.path.isdir(item):
@@ -216,8 +216,10 @@ def expand_inputs(items, list_files=(), parameter="inputs", feedback=None):
             seen[key] = path
             unique.append(path)
         elif path != seen[key]:
-            if os.path.realpath(seen[key]) == key != os.path.realpath(path):  # an EnMAP XML first: keep the image,
-                unique[unique.index(seen[key])], seen[key], path = path, path, seen[key]  # which names the outputs
+            first = seen[key]
+            if os.path.realpath(first) == key != os.path.realpath(path):  # an EnMAP XML came first: the image, which
+                unique[unique.index(first)] = seen[key] = path             # names the outputs, takes its place
+                path = first
             repeated.append(f"{os.path.basename(path)} (the same scene as {os.path.basename(seen[key])})")
     feedback = ensure(feedback)
     if companions:

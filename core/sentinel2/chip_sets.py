@@ -148,7 +148,8 @@ def nodata_is_mine_value(mask_paths):
             nodata = None if ds.nodata == 0 else ds.nodata
             if nodata is not None and not _whole_positive(nodata):
                 return False
-            declared |= {float(nodata)} if nodata is not None else set()
+            if nodata is not None:
+                declared.add(float(nodata))
             for _, window in ds.block_windows(1):
                 v = ds.read(1, window=window)
                 other = (v != 0) & np.isfinite(v)
