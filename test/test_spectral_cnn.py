@@ -355,6 +355,33 @@ def test_seed_ensemble_is_the_mean_of_its_members_in_one_graph(tmp_path):
     assert err.value.parameter == "training"
 
 
+def test_progress_runs_through_the_refit():
+    """Early stopping and the refit after it share the progress bar: the refit no longer sits at the
+    early-stopping run's last percent."""
+    needs_torch()
+
+    class Recorder(Feedback):
+        def __init__(self):
+            self.percent = []
+
+        def progress(self, percent):
+            self.percent.append(percent)
+
+    lib, X, y, _ = augmented_subset(10)
+    feedback = Recorder()
+    result = sc.train_classifier(X, y, SUBSET_CLASSES, epochs=3, patience=10, network_options=TINY, seed=2,
+                                 feedback=feedback)
+    refit_epochs = result.info.training["metrics"]["best_epoch"]
+    assert result.info.training["metrics"]["refit_samples"] == y.size
+    # three early-stopping epochs up to 47.5 %, then the refit's epochs up to 95 %
+    for k in (1, 2, 3):
+        assert any(abs(p - 47.5 * k / 3) < 1e-9 for p in feedback.percent)
+    assert feedback.percent[-2:] == pytest.approx([95.0, 100.0]) and feedback.percent == sorted(feedback.percent)
+    refit = [p for p in feedback.percent[:-1] if p > 47.5 + 1e-9]
+    assert refit[-refit_epochs:] == pytest.approx([47.5 + 47.5 * k / refit_epochs
+                                                   for k in range(1, refit_epochs + 1)])
+
+
 def test_default_network_is_the_one_recorded():
     needs_torch()
     X = np.random.default_rng(0).uniform(0.1, 0.5, (40, 32))

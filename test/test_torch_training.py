@@ -114,12 +114,28 @@ def test_batches_shuffled_by_the_generator_and_a_single_sample_skipped():
     assert seen == expected.permutation(9)[:8].tolist() + expected.permutation(9)[:8].tolist()
 
 
-def test_cancel_stops_between_epochs():
+def test_cancel_stops_between_batches():
     net, step, rng = linear_fit()
+    steps = []
+
+    def counted(batch):
+        steps.append(len(batch))
+        return step(batch)
+
+    # checks: before epoch 1, before its batch 1, before its batch 2 (cancelled)
     feedback = Recorder(cancel_after=2)
     with pytest.raises(Cancelled):
-        torch_training.train_epochs(40, 8, 10, rng, step, feedback)
-    assert len(feedback.percent) == 2  # two epochs ran
+        torch_training.train_epochs(40, 8, 10, rng, counted, feedback)
+    assert steps == [8] and feedback.percent == []
+
+
+def test_progress_within_an_epoch():
+    # 100 samples in batches of 2: 50 batches an epoch, a report before batches 21 and 41 and at each epoch's end
+    feedback = Recorder()
+    torch_training.train_epochs(100, 2, 2, np.random.default_rng(0), lambda batch: torch.tensor(0.5), feedback,
+                                progress=(10.0, 80.0))
+    assert torch_training.PROGRESS_BATCHES == 20
+    assert feedback.percent == pytest.approx([26.0, 42.0, 50.0, 66.0, 82.0, 90.0])
 
 
 def test_seeded_gives_the_same_weights_and_leaves_the_callers_generator_alone():

@@ -129,3 +129,30 @@ def test_outlier_set_leaves_out_own_classes_gaps_and_featureless_spectra(tmp_pat
     with pytest.raises(OreMapError, match="have none") as err:
         outlier_set([path], no_wavelengths)
     assert err.value.parameter == "outliers"
+
+
+def test_a_whole_library_of_many_classes_is_trained_with_a_warning(tmp_path):
+    """All of USGS splib07 with no classes named makes 641 classes (flowers, liquids and paints among them): the log
+    says so and how to name the classes; 50 classes, or classes named, train without the warning."""
+    from oremap.core.hyperspectral import training
+
+    wl = np.arange(400.0, 2501.0, 10.0)
+    rng = np.random.default_rng(0)
+    spectra = {f"Material{i:02d} S{i} BECKa AREF": rng.uniform(0.2, 0.6, wl.size) for i in range(51)}
+    path = write_csv(tmp_path / "lib.csv", wl, spectra)
+    target = BandInfo(centers=wl, fwhm=None, bad=None)
+    log = core_warnings()
+    data = library_training_set([path], target, feedback=log)
+    assert len(data.class_names) == 51 == training.MANY_CLASSES + 1
+    assert log.warnings == ["51 classes: every class of the libraries is trained, as no classes were named (e.g. "
+                            "Material00, Material01, Material02). A whole library such as USGS splib07 also holds "
+                            "soils, vegetation, liquids and man-made materials, and a model of this many classes "
+                            "trains for a long time. To map minerals, name the classes to train (e.g. 'Kaolinite; "
+                            "Alunite; Calcite')."]
+    log = core_warnings()
+    library_training_set([path], target, classes=[f"Material{i:02d}" for i in range(51)], feedback=log)
+    assert log.warnings == []
+    del spectra["Material50 S50 BECKa AREF"]
+    log = core_warnings()
+    library_training_set([write_csv(tmp_path / "fifty.csv", wl, spectra)], target, feedback=log)
+    assert log.warnings == []

@@ -60,12 +60,16 @@ class Outcome:
     train_loss: list = field(default_factory=list)
 
 
+#: Batches between two progress reports within an epoch (an epoch of a large augmented library takes minutes).
+PROGRESS_BATCHES = 20
+
+
 def train_epochs(n, batch_size, epochs, rng, step, feedback=None, *, end_epoch=None, start_epoch=None,
                  model=None, patience=0, progress=(0.0, 100.0), log=None, early_stop_message=None,
                  min_batch=2, as_tensor=None, min_epochs=1):
     """Train for up to ``epochs`` epochs over ``n`` samples; returns an :class:`Outcome`.
 
-    Each epoch: ``feedback.check()`` (cancel), ``start_epoch(epoch)`` (train mode, learning-rate
+    Each epoch: ``feedback.check()`` (cancel; checked before every batch too), ``start_epoch(epoch)`` (train mode, learning-rate
     schedule), a permutation ``rng.permutation(n)`` cut into batches of ``batch_size``; a batch
     smaller than ``min_batch`` is skipped (batch norm cannot train on one sample), otherwise
     ``step(batch)`` trains on it and returns the loss tensor (or ``None`` when it skipped the batch
@@ -80,7 +84,8 @@ def train_epochs(n, batch_size, epochs, rng, step, feedback=None, *, end_epoch=N
     patience counts from it: a loss that is lowest in the first few epochs (a network trained beside a
     regulariser, e.g. outlier exposure, whose held-out loss bottoms out before its confidence has grown) does not
     end training there. Progress runs from ``progress[0]`` to ``progress[0] + progress[1]``
-    (``None``: not reported); ``log(epoch, train_loss)`` writes the epoch's line.
+    (``None``: not reported), within an epoch too (every :data:`PROGRESS_BATCHES` batches); ``log(epoch,
+    train_loss)`` writes the epoch's line.
     """
     feedback = ensure(feedback)
     epochs = int(epochs)
@@ -95,7 +100,10 @@ def train_epochs(n, batch_size, epochs, rng, step, feedback=None, *, end_epoch=N
         if as_tensor is not None:
             order = as_tensor.from_numpy(order)
         total, seen = 0.0, 0
-        for start in range(0, n, batch_size):
+        for number, start in enumerate(range(0, n, batch_size)):
+            feedback.check()
+            if progress is not None and number and number % PROGRESS_BATCHES == 0:
+                feedback.progress(progress[0] + progress[1] * (epoch + start / n) / epochs)
             batch = order[start:start + batch_size]
             size = len(batch)
             if size < min_batch:

@@ -388,12 +388,14 @@ def _batch_loss(net, loss_fn, xb, yb, exposure):
     return exposure.loss(net, xb, yb, loss_fn)
 
 
-def _fit(net, torch, optimiser, loss_fn, train, val, history, rng, schedule, feedback, exposure=None):
+def _fit(net, torch, optimiser, loss_fn, train, val, history, rng, schedule, feedback, exposure=None,
+         progress=95.0):
     """The epochs of :func:`train_classifier` on the shared loop (:func:`core.engine.torch_training.train_epochs`).
 
     ``train``: (spectra, labels) tensors; ``val``: (spectra, labels) arrays, possibly empty;
-    ``schedule``: (epochs, batch size, patience, minimum epochs); ``exposure``: an :class:`_Exposure` or None. Fills
-    ``history``; returns the loop's outcome with the best epoch's weights loaded into ``net``.
+    ``schedule``: (epochs, batch size, patience, minimum epochs); ``exposure``: an :class:`_Exposure` or None;
+    ``progress``: the percent the epochs run up to. Fills ``history``; returns the loop's outcome with the best
+    epoch's weights loaded into ``net``.
     """
     X_all, y_all = train
     Zva, yva_t = val
@@ -439,7 +441,7 @@ def _fit(net, torch, optimiser, loss_fn, train, val, history, rng, schedule, fee
 
     return torch_training.train_epochs(
         int(y_all.shape[0]), batch_size, epochs, rng, step, feedback, start_epoch=start_epoch, end_epoch=end_epoch,
-        model=net, patience=patience, progress=(0.0, 95.0), log=log, early_stop_message=stopped, as_tensor=torch,
+        model=net, patience=patience, progress=(0.0, float(progress)), log=log, early_stop_message=stopped, as_tensor=torch,
         min_epochs=min_epochs)
 
 
@@ -470,9 +472,12 @@ def _prepare_arrays(X, y, groups, class_names, val_fraction, seed, augment_optio
     Xva, yva, gva = X[val_idx], y[val_idx], groups[val_idx]
     if augment_options is not None:
         options = _augment_settings(augment_options, wl)
+        copies = int(options["n_per_spectrum"])
+        feedback.info(f"Augmenting {X.shape[0]} spectra into {copies} copies each ({X.shape[0] * copies} spectra).")
         Xtr, ytr, gtr = augment(Xtr, ytr, gtr, rng=np.random.default_rng([seed, 1]), **options)
         if Xva.shape[0]:
             Xva, yva, _ = augment(Xva, yva, gva, rng=np.random.default_rng([seed, 2]), **options)
+    feedback.check()
     has_val = Xva.shape[0] > 0
     feedback.info(f"Training on {ytr.size} spectra ({train_idx.size} before augmentation), validating on "
                   f"{yva.size} ({val_idx.size} before augmentation, {split_info['n_val_groups']} of "
@@ -517,7 +522,7 @@ def _prepare_outliers(outliers, outlier_groups, weight, n_bands, seed, augment_o
 
 
 def _train_members(torch, tc, X, y, groups, class_names, seed, augment_options, preprocessing, wl, network, schedule,
-                   feedback, members, prepared=None, label_smoothing=0.0, exposure=None):
+                   feedback, members, prepared=None, label_smoothing=0.0, exposure=None, progress=(0.0, 95.0)):
     """New networks trained for the epochs early stopping chose, on every sample (the refit: ``prepared`` None)
     or on the training groups of the early-stopping run (``prepared``: its :func:`_prepare_arrays`);
     ``(export modules, n samples)``.
@@ -525,9 +530,11 @@ def _train_members(torch, tc, X, y, groups, class_names, seed, augment_options, 
     ``members`` lists the member numbers to train: member 0 draws the refit's random numbers (torch seed
     ``seed + 1``, batches from ``[seed, 4]``, outliers from ``[seed, 6]``), member ``k`` seed ``seed + 1 + k``,
     ``[seed, 4, k]`` and ``[seed, 6, k]``; all see the same (augmented) spectra. ``exposure``: ``(preprocessed
-    outliers, record with the weight)`` of :func:`_prepare_outliers`, or None.
+    outliers, record with the weight)`` of :func:`_prepare_outliers`, or None. ``progress``: (start, span) in
+    percent, shared equally by the members.
     """
     lr, weight_decay, batch_size, epochs = schedule
+    share = float(progress[1]) / max(len(members), 1)
     d = prepared if prepared is not None else _prepare_arrays(X, y, groups, class_names, 0.0, seed, augment_options,
                                                               preprocessing, wl, feedback)
     n_classes = len(class_names)
@@ -538,7 +545,7 @@ def _train_members(torch, tc, X, y, groups, class_names, seed, augment_options, 
                                         label_smoothing=float(label_smoothing))
     Z, t = torch.from_numpy(d["Ztr"]), torch.from_numpy(d["ytr_t"])
     modules = []
-    for k in members:
+    for number, k in enumerate(members):
         feedback.check()
         torch.manual_seed(int(seed) + 1 + int(k))
         net = SpectralCNN(X.shape[1], n_classes, **network)
@@ -557,8 +564,8 @@ def _train_members(torch, tc, X, y, groups, class_names, seed, augment_options, 
             return loss
 
         rng = np.random.default_rng([seed, 4] if k == 0 else [seed, 4, int(k)])
-        torch_training.train_epochs(int(t.shape[0]), batch_size, epochs, rng, step, feedback, progress=None,
-                                    as_tensor=torch)
+        torch_training.train_epochs(int(t.shape[0]), batch_size, epochs, rng, step, feedback,
+                                    progress=(float(progress[0]) + number * share, share), as_tensor=torch)
         net.eval()
         module = tc["export"](net, d["mean"], d["std"])
         module.eval()
@@ -735,9 +742,12 @@ def train_classifier(X, y, class_names, groups=None, wavelengths=None, fwhm=None
         optimiser = torch.optim.Adam(net.parameters(), lr=lr, weight_decay=weight_decay)
         exposure = None if exposed is None else _Exposure(torch, exposed[0], mean, std, exposed[1]["weight"],
                                                           np.random.default_rng([seed, 7]))
+        # progress: early stopping and each network trained after it (refit, ensemble) take equal shares
+        n_after = int(ensemble) if refit and has_val else int(ensemble) - 1
+        fit_share = 95.0 / (1 + n_after)
         outcome = _fit(net, torch, optimiser, loss_fn, (torch.from_numpy(Ztr), torch.from_numpy(ytr_t)),
                        (Zva, yva_t), history, rng, (epochs, batch_size, patience, min_epochs), feedback,
-                       exposure)
+                       exposure, progress=fit_share)
         best_epoch = outcome.best_epoch
         feedback.check()
         if outcome.best_state is None:  # the monitored loss was NaN in every epoch
@@ -771,7 +781,8 @@ def train_classifier(X, y, class_names, groups=None, wavelengths=None, fwhm=None
             trained, n_trained = _train_members(
                 torch, tc, X, y, groups, class_names, seed, augment_options, preprocessing, wl, network,
                 (lr, weight_decay, batch_size, best_epoch + 1), feedback, members,
-                prepared=None if refitting else d, label_smoothing=label_smoothing, exposure=exposed)
+                prepared=None if refitting else d, label_smoothing=label_smoothing, exposure=exposed,
+                progress=(fit_share, 95.0 - fit_share))
             n_refit = n_trained if refitting else 0
             module = ensemble_module(trained if refitting else [module] + trained)
         # held-out groups of one spectrum each (labelled pixels without a group) come from the training samples:

@@ -143,6 +143,10 @@ def _fill_small_gaps(values, wavelengths, max_fraction=0.05):
     return out
 
 
+#: More classes than this, none named: :func:`library_training_set` warns that the whole library is trained.
+MANY_CLASSES = 50
+
+
 def library_training_set(paths, band_info, class_rule="first_word", class_table=None, classes=None,
                          exclude_water=True, min_spectra=1, feedback=None):
     """Training set from spectral library files resampled to a target sensor.
@@ -233,6 +237,12 @@ def library_training_set(paths, band_info, class_rule="first_word", class_table=
     groups = np.array([samples.setdefault(sample_id(n), len(samples)) for n in names], dtype=np.int64)
     feedback.info(f"{y.size} spectra of {len(samples)} physical samples (measurements of one sample by "
                   "several spectrometers are validated together).")
+    if classes is None and len(class_names) > MANY_CLASSES:
+        feedback.warning(f"{len(class_names)} classes: every class of the libraries is trained, as no classes were "
+                         f"named (e.g. {', '.join(class_names[:3])}). A whole library such as USGS splib07 also "
+                         "holds soils, vegetation, liquids and man-made materials, and a model of this many classes "
+                         "trains for a long time. To map minerals, name the classes to train (e.g. 'Kaolinite; "
+                         "Alunite; Calcite').")
     return TrainingSet(X=X, y=y, groups=groups, class_names=class_names, band_info=target, sample_names=names,
                        source="library")
 
