@@ -3,6 +3,7 @@
 import os
 
 from ..core.hyperspectral import sensor_products
+from . import styles
 from .base import OreMapAlgorithm
 
 
@@ -36,7 +37,8 @@ class ImportSpectrometerProduct(OreMapAlgorithm):
     }
     OUTPUT_HELP = {
         "OUTPUT": "Float32 GeoTIFF of reflectance, bands sorted by wavelength, wavelength and FWHM in each band's "
-                  "metadata, nodata -9999.",
+                  "metadata, nodata -9999; it loads in true colour (the bands nearest 640, 550 and 460 nm, "
+                  "stretched to their 2-98 % cut; style saved beside it as .qml).",
         "BANDS": "Number of bands written.",
     }
     REFERENCES = [
@@ -70,4 +72,5 @@ class ImportSpectrometerProduct(OreMapAlgorithm):
         out_path = self.output_path(parameters, "OUTPUT", context, feedback)
         self._parameter_overrides["output"] = "OUTPUT"
         sensor_products.write_geotiff(product, out_path, memory_mb=self.memory_mb(), feedback=feedback)
+        self.style_output(context, out_path, styles.true_colour(product.band_info.centers))
         return {"OUTPUT": out_path, "BANDS": product.band_info.n_bands}

@@ -11,6 +11,9 @@ A style is a dict:
 * ``{"kind": "ramp", "band": 1, "ramp": "Viridis", "invert": False,
   "min": None, "max": None}`` - continuous band with a colour ramp, stretched to the
   given range or to the band's 2-98 % cumulative cut;
+* ``{"kind": "true_colour", "bands": [r, g, b]}`` - a multiband raster (e.g. a
+  reflectance cube) shown as red, green and blue from three of its bands (1-based), each
+  stretched to its 2-98 % cumulative cut;
 * ``{"kind": "graduated", "field": "probability", "ramp": "Magma", "invert": False,
   "classes": 5, "mode": "equal" | "quantile", "min": None, "max": None,
   "geometry": "Polygon", "opacity": 0.85}`` - vector layer, graduated by a numeric
@@ -28,7 +31,9 @@ import os
 import numpy as np
 from qgis.core import (
     QgsColorRampShader,
+    QgsContrastEnhancement,
     QgsGraduatedSymbolRenderer,
+    QgsMultiBandColorRenderer,
     QgsPalettedRasterRenderer,
     QgsProcessingLayerPostProcessorInterface,
     QgsRasterBandStats,
@@ -75,6 +80,26 @@ def _ramp_renderer(layer, style):
     renderer = QgsSingleBandPseudoColorRenderer(layer.dataProvider(), band, shader)
     renderer.setClassificationMin(lo)
     renderer.setClassificationMax(hi)
+    return renderer
+
+
+def _true_colour_renderer(layer, style):
+    provider = layer.dataProvider()
+    red, green, blue = (int(b) for b in style["bands"])
+    renderer = QgsMultiBandColorRenderer(provider, red, green, blue)
+    enhancements = []
+    for band in (red, green, blue):
+        lo, hi = provider.cumulativeCut(band, 0.02, 0.98)
+        if not hi > lo:
+            hi = lo + 1.0
+        enhancement = QgsContrastEnhancement(provider.dataType(band))
+        enhancement.setContrastEnhancementAlgorithm(QgsContrastEnhancement.StretchToMinimumMaximum, True)
+        enhancement.setMinimumValue(lo)
+        enhancement.setMaximumValue(hi)
+        enhancements.append(enhancement)
+    renderer.setRedContrastEnhancement(enhancements[0])
+    renderer.setGreenContrastEnhancement(enhancements[1])
+    renderer.setBlueContrastEnhancement(enhancements[2])
     return renderer
 
 
@@ -131,7 +156,8 @@ def _graduated_renderer(layer, style):
     return renderer
 
 
-RENDERERS = {"classes": _class_renderer, "ramp": _ramp_renderer, "graduated": _graduated_renderer}
+RENDERERS = {"classes": _class_renderer, "ramp": _ramp_renderer, "graduated": _graduated_renderer,
+             "true_colour": _true_colour_renderer}
 VECTOR_KINDS = {"graduated"}
 
 
@@ -234,6 +260,21 @@ def model_classes(model_classes_):
 def mine_mask(threshold):
     """oremap:detect_mines' mask at probability ``threshold``."""
     return classes(dict(c, name=f"mine (P >= {threshold:g})") if c["name"] == "mine" else c for c in MASK_LEGEND)
+
+
+#: Band centres (nm) shown as red, green and blue by :func:`true_colour`.
+TRUE_COLOUR_NM = (640.0, 550.0, 460.0)
+
+
+def true_colour(centers):
+    """A cube with band ``centers`` (nm, in band order) as true colour: the bands nearest 640, 550 and 460 nm;
+    bands 1-3 (QGIS's own choice) when the cube does not reach the visible."""
+    centers = np.asarray(centers, dtype=float)
+    if centers.size >= 3 and centers.min() <= 700.0 and centers.max() >= 420.0:
+        bands = [int(np.argmin(np.abs(centers - nm))) + 1 for nm in TRUE_COLOUR_NM]
+    else:
+        bands = [1, min(2, centers.size), min(3, centers.size)]
+    return {"kind": "true_colour", "bands": bands}
 
 
 ANOMALY_SCORE = {"kind": "ramp", "ramp": "Magma"}

@@ -289,12 +289,21 @@ def test_algorithm_on_the_real_survey(processing_provider, tmp_path):
     assert result["OUTPUT_CRS"] == "EPSG:32750" and result["SAMPLES"] == 820
     data, transform, nodata, names, crs = read(out)
     assert names == fields and crs.to_epsg() == 32750 and nodata == -9999.0
-    # the whole grid against brute force on the independently prepared samples
+    # the whole grid against brute force on the independently prepared samples; by default no cell farther than
+    # 5 sample spacings (median distance between neighbouring locations, here by brute force) from every sample
+    apart = np.hypot(px[:, None] - px[None, :], py[:, None] - py[None, :])
+    np.fill_diagonal(apart, np.inf)
+    limit = 5 * np.median(apart.min(axis=1))
+    assert 4000 < limit < 5000
+    assert f"Cells farther than {limit:.0f} m from every sample are nodata: 5 times the median distance between " \
+           "neighbouring sample locations (set MAX_DISTANCE to choose another; 0 = no limit)." in log
     qx, qy = centres(transform, data.shape[1], data.shape[2])
     for b in range(2):
         ok = np.isfinite(values[:, b])  # each element from the samples that have a value for it
         assert ok.sum() < 820  # some locations have only zeros (missing)
-        expected = brute_idw(px[ok], py[ok], values[ok, b], qx, qy, k=8)
+        nearest = np.hypot(qx[:, None] - px[ok][None, :], qy[:, None] - py[ok][None, :]).min(axis=1)
+        expected = np.where(nearest <= limit, brute_idw(px[ok], py[ok], values[ok, b], qx, qy, k=8), -9999.0)
+        assert 0.5 < (expected == -9999.0).mean() < 0.8  # the drainages cover a fraction of their bounding box
         np.testing.assert_allclose(data[b].ravel(), expected, rtol=1e-5)
     assert os.path.exists(os.path.splitext(out)[0] + ".qml")
     data, transform, *_ = read(out2)

@@ -204,6 +204,17 @@ def test_import_algorithm(products, run_alg, tmp_path, sensor, key, bands):
         assert ds.count == bands and ds.profile["tiled"] and ds.dtypes[0] == "float32"
         assert ds.tags()["OREMAP_SOURCE_PRODUCT"].startswith(sensor)
     assert info.fwhm is not None and np.all(np.diff(info.centers) > 0)
+    # it loads in true colour: the bands nearest 640, 550 and 460 nm, stretched
+    from qgis.core import QgsRasterLayer
+
+    layer = QgsRasterLayer(out, "product", "gdal")
+    renderer = layer.renderer()
+    assert renderer.type() == "multibandcolor"
+    shown = [renderer.redBand(), renderer.greenBand(), renderer.blueBand()]
+    assert shown == [1 + int(np.argmin(np.abs(info.centers - nm))) for nm in (640, 550, 460)]
+    assert [abs(info.centers[b - 1] - nm) < 10 for b, nm in zip(shown, (640, 550, 460))] == [True] * 3
+    enhancement = renderer.redContrastEnhancement()
+    assert 0 < enhancement.minimumValue() < enhancement.maximumValue() < 1.5
 
 
 def test_import_aviris_classic_envi(run_alg, tmp_path):

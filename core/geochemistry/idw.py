@@ -98,14 +98,25 @@ def grid_geometry(x, y, cell_size, extent=None, margin=None):
                 transform=from_origin(xmin, ymax, cell_size, cell_size))
 
 
-def suggest_cell_size(x, y):
-    """A round cell size near a quarter of the median distance between neighbouring sample
-    locations (1, 2 or 5 x a power of ten), or None with fewer than two locations."""
+AUTO_DISTANCE_FACTOR = 5.0
+"""oremap:idw_interpolate's default maximum distance to the nearest sample, in sample spacings
+(:func:`sample_spacing`)."""
+
+
+def sample_spacing(x, y):
+    """The median distance from each distinct sample location to its nearest other one; NaN with fewer than two
+    locations."""
     xy = np.unique(np.column_stack([np.asarray(x, float), np.asarray(y, float)]), axis=0)
     xy = xy[np.isfinite(xy).all(axis=1)]
     if len(xy) < 2:
-        return None
-    spacing = float(np.median(cKDTree(xy).query(xy, k=2)[0][:, 1])) / 4.0
+        return float("nan")
+    return float(np.median(cKDTree(xy).query(xy, k=2)[0][:, 1]))
+
+
+def suggest_cell_size(x, y):
+    """A round cell size near a quarter of the median distance between neighbouring sample
+    locations (1, 2 or 5 x a power of ten), or None with fewer than two locations."""
+    spacing = sample_spacing(x, y) / 4.0
     if not spacing > 0:
         return None
     power = 10.0 ** np.floor(np.log10(spacing))
