@@ -967,14 +967,52 @@ class OreMapAlgorithm(QgsProcessingAlgorithm):
                     if isinstance(d, QgsProcessingParameterRasterLayer)
                     and isinstance(parameters.get(d.name()), str) and detect(parameters.get(d.name()))}
         if not products:
-            return super().checkParameterValues(parameters, context)
+            ok, message = super().checkParameterValues(parameters, context)
+            return (ok, message) if ok else (False, self._unloadable_layer(parameters, context) or message)
         for definition in self.parameterDefinitions():
             name = definition.name()
             if name in products or definition.flags() & QgsProcessingParameterDefinition.FlagHidden:
                 continue
             if not definition.checkValueIsAcceptable(parameters.get(name), context):
-                return False, self.tr(f"Incorrect parameter value for {definition.description()} ({name}).")
+                return False, (self._unloadable_layer(parameters, context)
+                               or self.tr(f"Incorrect parameter value for {definition.description()} ({name})."))
         return True, ""
+
+    #: What a file that is no layer probably is, by its extension, and where it goes instead.
+    OTHER_FILES = {".onnx": "it looks like an OreMap model (ONNX), which goes in a model parameter",
+                   ".sli": "it looks like an ENVI spectral library, which goes in a spectral library parameter",
+                   ".html": "it looks like a report", ".qml": "it looks like a QGIS style file",
+                   ".hdr": "it is an ENVI header: give the image file beside it (.img, .dat, .bsq or no extension)"}
+
+    def _unloadable_layer(self, parameters, context):
+        """Why QGIS refused a raster or vector parameter given as a path, naming the parameter: the file does not
+        exist, or it exists but is no layer of that kind (an ONNX model given as the raster...); None when every
+        such parameter loads (QGIS refused something else)."""
+        kinds = ((QgsProcessingParameterRasterLayer, QgsProcessingUtils.LayerHint.Raster, QgsMapLayer.RasterLayer,
+                  "raster", "a GeoTIFF or an ENVI image"),
+                 (QgsProcessingParameterFeatureSource, QgsProcessingUtils.LayerHint.Vector, QgsMapLayer.VectorLayer,
+                  "vector layer", "a GeoPackage, shapefile or GeoJSON file"))
+        for definition in self.parameterDefinitions():
+            kind = next((k for k in kinds if isinstance(definition, k[0])), None)
+            value = parameters.get(definition.name())
+            if kind is None or not isinstance(value, str) or not value.strip():
+                continue
+            _, hint, layer_type, noun, examples = kind
+            layer = QgsProcessingUtils.mapLayerFromString(value, context, True, hint)
+            if layer is not None and layer.type() == layer_type:
+                continue
+            label = f"{definition.description()} ({definition.name()})"
+            path = value.split("|")[0]
+            if not os.path.exists(path):
+                return (f"{label}: '{value}' is neither an existing file nor a layer of the project. Choose an "
+                        f"existing {noun} file or a loaded layer.")
+            what = self.OTHER_FILES.get(os.path.splitext(path)[1].lower())
+            layer = layer or QgsProcessingUtils.mapLayerFromString(value, context, True)
+            if layer is not None and layer.type() in (QgsMapLayer.RasterLayer, QgsMapLayer.VectorLayer):
+                what = "it is a raster" if layer.type() == QgsMapLayer.RasterLayer else "it is a vector layer"
+            return (f"{label}: '{os.path.basename(path)}' is not a {noun} QGIS can open"
+                    + (f"; {what}." if what else ".") + ("" if what and "give" in what else f" Choose {examples}."))
+        return None
 
     def _process_translated(self, parameters, context, bridge):
         """``process``, with core errors turned into QgsProcessingExceptions naming the parameter."""

@@ -280,3 +280,34 @@ def test_bad_band_parameter(run_alg, tmp_path):
     default = mapping.image_band_info(AVIRIS_NG)
     kept = mapping.image_band_info(AVIRIS_NG, bad_bands="keep 386-402 nm")
     assert np.flatnonzero(default.bad & ~kept.bad).tolist() == [8, 9, 11]  # bands 9, 10 and 12
+
+
+@pytest.mark.parametrize("name, params, expected", [
+    ("classify_spectral_cnn", {"INPUT": "MODEL"},
+     "Hyperspectral raster (INPUT): 'usgs_minerals_cnn.onnx' is not a raster QGIS can open; it looks like an OreMap "
+     "model (ONNX), which goes in a model parameter. Choose a GeoTIFF or an ENVI image."),
+    ("sam_classify", {"INPUT": "HEADER", "LIBRARY": USGS_LIBRARY},
+     "Hyperspectral raster (INPUT): 'ang20150420t182808_corr_v1e_img_4200-4210_70-80.hdr' is not a raster QGIS can "
+     "open; it is an ENVI header: give the image file beside it (.img, .dat, .bsq or no extension)."),
+    ("element_selection", {"INPUT": "RASTER", "DEPOSITS": "RASTER"},
+     "Known deposits (DEPOSITS): 'jasper_ridge_40x40.tif' is not a vector layer QGIS can open; it is a raster. "
+     "Choose a GeoPackage, shapefile or GeoJSON file."),
+    ("sam_classify", {"INPUT": "MISSING", "LIBRARY": USGS_LIBRARY},
+     "Hyperspectral raster (INPUT): 'MISSING' is neither an existing file nor a layer of the project. Choose an "
+     "existing raster file or a loaded layer."),
+])
+def test_a_file_of_the_wrong_kind_is_named_with_its_parameter(processing_provider, tmp_path, name, params, expected):
+    """QGIS's own check said 'Could not load source layer for INPUT: model.onnx not found' of a file that exists."""
+    from qgis.core import QgsProcessingContext
+
+    from conftest import DATA, ROOT
+
+    files = {"MODEL": os.path.join(ROOT, "models", "usgs_minerals_cnn.onnx"),
+             "HEADER": os.path.splitext(AVIRIS_NG)[0] + ".hdr", "RASTER": os.path.join(DATA, "jasper_ridge_40x40.tif"),
+             "MISSING": str(tmp_path / "scene.tif")}
+    params = {k: files.get(v, v) for k, v in params.items()}
+    expected = expected.replace("'MISSING'", f"'{files['MISSING']}'")
+    algorithm = next(a for a in processing_provider.algorithms() if a.name() == name)
+    ok, message = algorithm.checkParameterValues({**params, "OUTPUT_CLASSES": str(tmp_path / "c.tif")},
+                                                 QgsProcessingContext())
+    assert not ok and message == expected
