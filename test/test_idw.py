@@ -264,6 +264,20 @@ def expected_survey_values(fields):
     return geochem.aggregate_duplicates(x, y, values, "mean")
 
 
+def test_sample_spacing_of_a_grid_of_sites_sampled_once_or_twice():
+    """100 m grid of sites: spacing 100 m (cell size 20 m); every site sampled again 3 m away: half the distance to
+    the second nearest location (the next site, 97-103 m away), not the pairs' 3 m; a quarter of the sites paired:
+    the median nearest distance is still the grid's."""
+    gx, gy = np.meshgrid(np.arange(20) * 100.0, np.arange(15) * 100.0)
+    x, y = gx.ravel(), gy.ravel()
+    assert idw.sample_spacing(x, y) == 100.0 and idw.suggest_cell_size(x, y) == 20.0
+    assert idw.sample_spacing(np.r_[x, x + 3.0], np.r_[y, y]) == 48.5  # the pair's other point is 97 m off
+    quarter = slice(0, x.size // 4)
+    assert idw.sample_spacing(np.r_[x, x[quarter] + 3.0], np.r_[y, y[quarter]]) == 100.0
+    assert np.isnan(idw.sample_spacing([5.0, 5.0], [1.0, 1.0]))
+    assert idw.sample_spacing([0.0, 30.0], [0.0, 40.0]) == 50.0
+
+
 def test_algorithm_on_the_real_survey(processing_provider, tmp_path):
     fields = ["Au_ppm", "As_ppm"]
     px, py, values, merged = expected_survey_values(fields)

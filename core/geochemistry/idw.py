@@ -104,13 +104,17 @@ AUTO_DISTANCE_FACTOR = 5.0
 
 
 def sample_spacing(x, y):
-    """The median distance from each distinct sample location to its nearest other one; NaN with fewer than two
-    locations."""
+    """The typical distance between neighbouring sample locations: the median distance from each distinct location
+    to its nearest other one, or half the median distance to its second nearest when that is larger (a survey whose
+    sites were mostly sampled twice a few metres apart would otherwise get the pairs' spacing); NaN with fewer than
+    two locations."""
     xy = np.unique(np.column_stack([np.asarray(x, float), np.asarray(y, float)]), axis=0)
     xy = xy[np.isfinite(xy).all(axis=1)]
     if len(xy) < 2:
         return float("nan")
-    return float(np.median(cKDTree(xy).query(xy, k=2)[0][:, 1]))
+    d = cKDTree(xy).query(xy, k=min(3, len(xy)))[0]
+    second = float(np.median(d[:, 2])) / 2.0 if d.shape[1] > 2 else 0.0
+    return max(float(np.median(d[:, 1])), second)
 
 
 def suggest_cell_size(x, y):
