@@ -643,3 +643,13 @@ def test_help_shows_the_output_file_names(processing_provider):
     assert "holding <scene>.<output>.tif (and its .qml style) for every scene written; scenes whose outputs" in text
     assert ". .tif" not in text
     assert "as &lt;scene&gt;.&lt;output&gt;.tif" in alg.help_html()
+
+
+def test_a_relative_output_folder_is_made_absolute(tmp_path, monkeypatch):
+    """Workers of a remote scheduler run in other folders: the README's `--out abundances/` failed every scene with
+    'The scene's work folder has gone'."""
+    from oremap.core.scaleout.batch import BatchJob
+
+    monkeypatch.chdir(tmp_path)
+    job = BatchJob("classify_cnn", "m.onnx", [], "maps/")
+    assert job.out_dir == str(tmp_path / "maps")

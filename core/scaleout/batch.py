@@ -105,6 +105,11 @@ class BatchJob:
     threads: int = 1
     ship_model: bool = False
 
+    def __post_init__(self):
+        # workers of a remote scheduler run in other folders: a relative output folder would be theirs
+        if self.out_dir:
+            self.out_dir = os.path.abspath(os.fspath(self.out_dir))
+
 
 def check_algorithm(name):
     if name not in ALGORITHMS:
