@@ -978,11 +978,12 @@ class OreMapAlgorithm(QgsProcessingAlgorithm):
                                or self.tr(f"Incorrect parameter value for {definition.description()} ({name})."))
         return True, ""
 
-    #: What a file that is no layer probably is, by its extension, and where it goes instead.
-    OTHER_FILES = {".onnx": "it looks like an OreMap model (ONNX), which goes in a model parameter",
-                   ".sli": "it looks like an ENVI spectral library, which goes in a spectral library parameter",
-                   ".html": "it looks like a report", ".qml": "it looks like a QGIS style file",
-                   ".hdr": "it is an ENVI header: give the image file beside it (.img, .dat, .bsq or no extension)"}
+    #: What a file that is no layer probably is, by its extension, and its own fix (None: choose a layer file).
+    OTHER_FILES = {".onnx": ("it looks like an OreMap model (ONNX), which goes in a model parameter", None),
+                   ".sli": ("it looks like an ENVI spectral library, which goes in a spectral library parameter", None),
+                   ".html": ("it looks like a report", None), ".qml": ("it looks like a QGIS style file", None),
+                   ".hdr": ("it is an ENVI header", "Give the image file beside it (.img, .dat, .bsq or no "
+                                                     "extension).")}
 
     def _unloadable_layer(self, parameters, context):
         """Why QGIS refused a raster or vector parameter given as a path, naming the parameter: the file does not
@@ -1006,12 +1007,12 @@ class OreMapAlgorithm(QgsProcessingAlgorithm):
             if not os.path.exists(path):
                 return (f"{label}: '{value}' is neither an existing file nor a layer of the project. Choose an "
                         f"existing {noun} file or a loaded layer.")
-            what = self.OTHER_FILES.get(os.path.splitext(path)[1].lower())
+            what, fix = self.OTHER_FILES.get(os.path.splitext(path)[1].lower(), (None, None))
             layer = layer or QgsProcessingUtils.mapLayerFromString(value, context, True)
             if layer is not None and layer.type() in (QgsMapLayer.RasterLayer, QgsMapLayer.VectorLayer):
                 what = "it is a raster" if layer.type() == QgsMapLayer.RasterLayer else "it is a vector layer"
             return (f"{label}: '{os.path.basename(path)}' is not a {noun} QGIS can open"
-                    + (f"; {what}." if what else ".") + ("" if what and "give" in what else f" Choose {examples}."))
+                    + (f"; {what}." if what else ".") + " " + (fix or f"Choose {examples}."))
         return None
 
     def _process_translated(self, parameters, context, bridge):

@@ -61,8 +61,9 @@ class IdwInterpolate(OreMapAlgorithm):
         "RADIUS": "Search radius in metres: samples farther than that from a cell are ignored, and a cell "
                   "with fewer than the minimum number of samples left is nodata. 0 = no radius.",
         "MAX_DISTANCE": "Cells farther than this (metres) from their nearest sample are nodata, so the surface does "
-                        "not extrapolate into unsampled ground. Empty: 5 times the median distance between "
-                        "neighbouring sample locations (logged; on the shared area1 survey, 4.7 km: without it 73 % "
+                        "not extrapolate into unsampled ground. Empty: 5 times the sample spacing, the median distance "
+                        "between neighbouring sample locations (sites sampled twice a few metres apart count as one; "
+                        "logged; on the shared area1 survey, 4.7 km: without it 73 % "
                         "of the default grid lay farther than 3.7 km from every sample, the surveyed drainages "
                         "covering a quarter of their bounding box). 0 = no limit: every cell of the extent gets a "
                         "value.",
@@ -241,10 +242,12 @@ class IdwInterpolate(OreMapAlgorithm):
                                 "Give an extent over the samples (in the layer's CRS, or with its own CRS "
                                 "appended: 'xmin,xmax,ymin,ymax [EPSG:4326]'), or leave it empty.")
         if parameters.get("MAX_DISTANCE") in (None, ""):
-            max_distance = idw.AUTO_DISTANCE_FACTOR * idw.sample_spacing(x, y)
+            spacing = idw.sample_spacing(x, y)
+            max_distance = idw.AUTO_DISTANCE_FACTOR * spacing
             feedback.info(f"Cells farther than {max_distance:.0f} m from every sample are nodata: "
-                          f"{idw.AUTO_DISTANCE_FACTOR:g} times the median distance between neighbouring sample "
-                          "locations (set MAX_DISTANCE to choose another; 0 = no limit).")
+                          f"{idw.AUTO_DISTANCE_FACTOR:g} times the sample spacing of {spacing:.0f} m, the median "
+                          "distance between neighbouring sample locations (set MAX_DISTANCE to choose another; 0 = no "
+                          "limit).")
         else:
             max_distance = self.parameterAsDouble(parameters, "MAX_DISTANCE", context) or None
         out_path = self.output_path(parameters, "OUTPUT", context, feedback)

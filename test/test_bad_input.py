@@ -288,7 +288,7 @@ def test_bad_band_parameter(run_alg, tmp_path):
      "model (ONNX), which goes in a model parameter. Choose a GeoTIFF or an ENVI image."),
     ("sam_classify", {"INPUT": "HEADER", "LIBRARY": USGS_LIBRARY},
      "Hyperspectral raster (INPUT): 'ang20150420t182808_corr_v1e_img_4200-4210_70-80.hdr' is not a raster QGIS can "
-     "open; it is an ENVI header: give the image file beside it (.img, .dat, .bsq or no extension)."),
+     "open; it is an ENVI header. Give the image file beside it (.img, .dat, .bsq or no extension)."),
     ("element_selection", {"INPUT": "RASTER", "DEPOSITS": "RASTER"},
      "Known deposits (DEPOSITS): 'jasper_ridge_40x40.tif' is not a vector layer QGIS can open; it is a raster. "
      "Choose a GeoPackage, shapefile or GeoJSON file."),

@@ -309,8 +309,9 @@ def test_algorithm_on_the_real_survey(processing_provider, tmp_path):
     np.fill_diagonal(apart, np.inf)
     limit = 5 * np.median(apart.min(axis=1))
     assert 4000 < limit < 5000
-    assert f"Cells farther than {limit:.0f} m from every sample are nodata: 5 times the median distance between " \
-           "neighbouring sample locations (set MAX_DISTANCE to choose another; 0 = no limit)." in log
+    assert f"Cells farther than {limit:.0f} m from every sample are nodata: 5 times the sample spacing of " \
+           f"{limit / 5:.0f} m, the median distance between neighbouring sample locations (set MAX_DISTANCE to " \
+           "choose another; 0 = no limit)." in log
     qx, qy = centres(transform, data.shape[1], data.shape[2])
     for b in range(2):
         ok = np.isfinite(values[:, b])  # each element from the samples that have a value for it

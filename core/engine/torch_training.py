@@ -69,8 +69,8 @@ def train_epochs(n, batch_size, epochs, rng, step, feedback=None, *, end_epoch=N
                  min_batch=2, as_tensor=None, min_epochs=1):
     """Train for up to ``epochs`` epochs over ``n`` samples; returns an :class:`Outcome`.
 
-    Each epoch: ``feedback.check()`` (cancel; checked before every batch too), ``start_epoch(epoch)`` (train mode, learning-rate
-    schedule), a permutation ``rng.permutation(n)`` cut into batches of ``batch_size``; a batch
+    Each epoch: ``feedback.check()`` (cancel; checked before every batch too), ``start_epoch(epoch)`` (train mode,
+    learning-rate schedule), a permutation ``rng.permutation(n)`` cut into batches of ``batch_size``; a batch
     smaller than ``min_batch`` is skipped (batch norm cannot train on one sample), otherwise
     ``step(batch)`` trains on it and returns the loss tensor (or ``None`` when it skipped the batch
     itself). ``as_tensor``: the torch module, to pass the permutation as a tensor instead of numpy.

@@ -118,8 +118,8 @@ def sample_spacing(x, y):
 
 
 def suggest_cell_size(x, y):
-    """A round cell size near a quarter of the median distance between neighbouring sample
-    locations (1, 2 or 5 x a power of ten), or None with fewer than two locations."""
+    """A round cell size near a quarter of the sample spacing (:func:`sample_spacing`; 1, 2 or 5 x a power of
+    ten), or None with fewer than two locations."""
     spacing = sample_spacing(x, y) / 4.0
     if not spacing > 0:
         return None

@@ -441,8 +441,8 @@ def _fit(net, torch, optimiser, loss_fn, train, val, history, rng, schedule, fee
 
     return torch_training.train_epochs(
         int(y_all.shape[0]), batch_size, epochs, rng, step, feedback, start_epoch=start_epoch, end_epoch=end_epoch,
-        model=net, patience=patience, progress=(0.0, float(progress)), log=log, early_stop_message=stopped, as_tensor=torch,
-        min_epochs=min_epochs)
+        model=net, patience=patience, progress=(0.0, float(progress)), log=log, early_stop_message=stopped,
+        as_tensor=torch, min_epochs=min_epochs)
 
 
 def _augment_settings(augment_options, wl):
@@ -742,9 +742,9 @@ def train_classifier(X, y, class_names, groups=None, wavelengths=None, fwhm=None
         optimiser = torch.optim.Adam(net.parameters(), lr=lr, weight_decay=weight_decay)
         exposure = None if exposed is None else _Exposure(torch, exposed[0], mean, std, exposed[1]["weight"],
                                                           np.random.default_rng([seed, 7]))
-        # progress: early stopping and each network trained after it (refit, ensemble) take equal shares
-        n_after = int(ensemble) if refit and has_val else int(ensemble) - 1
-        fit_share = 95.0 / (1 + n_after)
+        refitting = bool(refit and has_val)
+        members = list(range(int(ensemble))) if refitting else list(range(1, int(ensemble)))
+        fit_share = 95.0 / (1 + len(members))  # early stopping and each network trained after it: equal shares
         outcome = _fit(net, torch, optimiser, loss_fn, (torch.from_numpy(Ztr), torch.from_numpy(ytr_t)),
                        (Zva, yva_t), history, rng, (epochs, batch_size, patience, min_epochs), feedback,
                        exposure, progress=fit_share)
@@ -769,8 +769,6 @@ def train_classifier(X, y, class_names, groups=None, wavelengths=None, fwhm=None
             source_distance = feature_distances(validated, P_source[val_idx]) if source_proba is not None else None
             validated_spread = ood.reference_distances(feature_references(validated), k)
         n_refit = 0
-        refitting = bool(refit and has_val)
-        members = list(range(int(ensemble))) if refitting else list(range(1, int(ensemble)))
         if members:
             if refitting:
                 feedback.info(f"Refit: training {len(members)} new network(s) on all {y.size} labelled samples "
