@@ -9,7 +9,9 @@ No QGIS needed. From a checkout use ``scripts/oremap-batch`` (it imports the che
 Without ``--scheduler`` a local cluster with one worker process per core starts and stops with the job.
 The job's report (scenes done, skipped, failed; pixels; seconds) is printed as JSON on stdout; progress
 and messages go to stderr. Exit status 0 when every scene is done or skipped, 1 when any failed, 2 for
-bad arguments. See :mod:`oremap.core.scaleout.batch` for how the work is split and kept atomic.
+bad arguments, 130 when interrupted (Ctrl+C). (``oremap:batch_on_cluster`` in QGIS succeeds when at least
+one scene was written, and names the failed ones in its log and its SCENES_FAILED output.) See
+:mod:`oremap.core.scaleout.batch` for how the work is split and kept atomic.
 """
 
 import argparse
@@ -53,10 +55,18 @@ def parser():
     p.add_argument("--ship-model", action="store_true",
                    help="send the model's bytes once to every worker (workers without the shared file system)")
     p.add_argument("--spectra", type=_names, help="unmix_fcls: endmember names in the library (; separated)")
-    p.add_argument("--mode", choices=["fcls", "nn_closed"], default="fcls", help="unmix_fcls: mode")
-    p.add_argument("--level", type=float, default=0.9, help="predict_abundance: interval level, 0-1")
-    p.add_argument("--threshold", type=float, help="detect_mines: probability threshold (the model's own)")
-    p.add_argument("--min-confidence", type=float, help="classify_cnn: below it a pixel is unclassified")
+    p.add_argument("--mode", choices=list(core_batch.UNMIXING_MODES),
+                   help="unmix_fcls: fcls (fully constrained, the default) or nn_closed (non-negative, then closed)")
+    p.add_argument("--level", type=float, help="predict_abundance: interval level, 0-1 (default 0.9)")
+    p.add_argument("--threshold", type=float, help="detect_mines: probability threshold (default: the model's own)")
+    p.add_argument("--min-confidence", type=float, help="classify_cnn: below it a pixel is unclassified (0-1)")
+    p.add_argument("--no-ood-check", dest="ood", action="store_false", default=None,
+                   help="classify_cnn: keep every pixel's best class, even where the model's out-of-distribution "
+                        "check finds it unlike the training spectra")
+    p.add_argument("--bad-bands", metavar="TEXT",
+                   help="classify_cnn, unmix_fcls, predict_abundance: bands to keep or drop besides those found "
+                        "in each scene, e.g. 'keep 381-401 nm; drop 2450-2510 nm; drop bands 1-5', or 'off' "
+                        "(the ENVI bbl only); default: automatic")
     p.add_argument("--wavelengths", type=_floats, help="band centres in nm when the rasters carry none")
     p.add_argument("--scale", type=float, help="reflectance divisor (10000 for 0-10000 integers)")
     p.add_argument("--nodata", type=float, help="an extra nodata value")
@@ -66,7 +76,7 @@ def parser():
 def job_from_args(args):
     options = {"spectra": args.spectra, "mode": args.mode, "level": args.level, "threshold": args.threshold,
                "min_confidence": args.min_confidence, "wavelengths": args.wavelengths, "scale": args.scale,
-               "nodata": args.nodata}
+               "nodata": args.nodata, "bad_bands": args.bad_bands, "ood": args.ood}
     inputs = core_batch.expand_inputs(args.inputs, args.list)
     return core_batch.BatchJob(args.algorithm, args.model, inputs, args.out,
                                {k: v for k, v in options.items() if v is not None}, resume=args.resume,
@@ -79,8 +89,9 @@ def main(argv=None):
     feedback = PrintFeedback()
     try:
         job = job_from_args(args)
-        core_batch.plan(job)   # bad arguments fail before a cluster starts
-        client, cluster = core_batch.start_cluster(args.scheduler, args.workers or None)
+        core_batch.plan(job, feedback)   # bad arguments (model, options, scenes) fail before a cluster starts
+        client, cluster = core_batch.start_cluster(args.scheduler, args.workers or None,
+                                                   packages=core_batch.ALGORITHMS[job.algorithm].requires)
     except OreMapError as exc:
         print(f"oremap-batch: {exc}", file=sys.stderr)
         return 2
@@ -92,6 +103,10 @@ def main(argv=None):
     except (OreMapError, Cancelled) as exc:
         print(f"oremap-batch: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:   # Ctrl+C: the scenes not finished were removed; no traceback for a user's stop
+        print("oremap-batch: interrupted. Finished scenes keep their outputs; run again with --resume to "
+              "continue.", file=sys.stderr)
+        return 130
     finally:
         client.close()
         if cluster is not None:

@@ -71,6 +71,12 @@ class BatchOnCluster(OreMapAlgorithm):
         "LEVEL": "Abundance prediction: level of the intervals (%).",
         "THRESHOLD": "Mine detection: probability from which a pixel is mine (empty: the model's own).",
         "MIN_CONFIDENCE": "CNN classification: pixels whose highest probability is lower stay unclassified.",
+        "OOD_CHECK": "CNN classification: leave pixels unlike the model's training spectra of their class "
+                     "unclassified (the model's out-of-distribution check, as oremap:classify_spectral_cnn).",
+        "BAD_BANDS": "CNN classification, unmixing and abundance prediction: bands left out besides each scene's "
+                     "ENVI bbl, as in the single algorithms (found in every scene on its own: water vapour, "
+                     "constant, negative and noisy bands). Empty: automatic; e.g. 'keep 381-401 nm; drop "
+                     "2450-2510 nm; drop bands 1-5', or 'off' for the bbl only. Checked before the cluster starts.",
     }
     OUTPUT_HELP = {
         "OUTPUT_FOLDER": "The output folder, holding &lt;scene&gt;.&lt;output&gt;.tif (and its .qml style) for "
@@ -88,7 +94,8 @@ class BatchOnCluster(OreMapAlgorithm):
     CORE_PARAMETERS = {**OreMapAlgorithm.CORE_PARAMETERS, "inputs": "PATTERN", "list": "PATTERN",
                        "out_dir": "OUTPUT_FOLDER", "scheduler": "SCHEDULER", "algorithm": "ALGORITHM",
                        "rows_per_part": "ROWS_PER_PART", "raster": "INPUTS", "library": "MODEL_FILE",
-                       "threshold": "THRESHOLD", "level": "LEVEL", "min_confidence": "MIN_CONFIDENCE"}
+                       "threshold": "THRESHOLD", "level": "LEVEL", "min_confidence": "MIN_CONFIDENCE",
+                       "ood": "OOD_CHECK", "spectra": "SPECTRA", "mode": "MODE"}
 
     def group(self):
         return self.tr("Batch")
@@ -112,6 +119,9 @@ class BatchOnCluster(OreMapAlgorithm):
         self.add_number("LEVEL", "Interval level (%) (abundance)", 90.0, 50.0, 99.0)
         self.add_number("THRESHOLD", "Mine probability threshold", None, 0.0, 1.0, optional=True)
         self.add_number("MIN_CONFIDENCE", "Minimum confidence (CNN)", 0.0, 0.0, 1.0)
+        self._add(QgsProcessingParameterBoolean("OOD_CHECK", self.tr("Leave pixels unlike the training data "
+                                                                     "unclassified (CNN)"), defaultValue=True),
+                  advanced=True)
         self.add_number("WORKERS", "Local workers (0 = one per core)", 0, 0, integer=True, advanced=True)
         self.add_number("ROWS_PER_PART", "Rows per part", batch.DEFAULT_ROWS_PER_PART, 1, integer=True,
                         advanced=True)
@@ -154,12 +164,13 @@ class BatchOnCluster(OreMapAlgorithm):
         model_file = self.parameterAsFile(parameters, "MODEL_FILE", context)
         if not model_file or not os.path.isfile(model_file):
             raise self.fail("MODEL_FILE", f"The model (or library) file '{model_file}' does not exist.",
-                            "Choose an OreMap .onnx model, or an endmember library for unmixing.")
+                            f"Choose {batch.ALGORITHMS[algorithm].model}.")
         out_dir = self.parameterAsString(parameters, "OUTPUT_FOLDER", context)
         if os.path.exists(out_dir) and not os.path.isdir(out_dir):
             raise self.fail("OUTPUT_FOLDER", f"'{out_dir}' is a file, not a folder.", "Choose a folder for the outputs.")
         os.makedirs(out_dir, exist_ok=True)
         wavelengths, nodata, scale = self.band_parameters(parameters, context)
+        self.bad_bands(parameters, context)   # an entry it cannot read is named before anything runs
         threshold = parameters.get("THRESHOLD")
         options = {
             "spectra": split_names(self.parameterAsString(parameters, "SPECTRA", context)) or None,
@@ -170,18 +181,26 @@ class BatchOnCluster(OreMapAlgorithm):
             "min_confidence": self.parameterAsDouble(parameters, "MIN_CONFIDENCE", context) or None,
             "wavelengths": None if wavelengths is None else [float(w) for w in wavelengths],
             "scale": scale, "nodata": nodata,
+            "bad_bands": self.parameterAsString(parameters, "BAD_BANDS", context).strip() or None,
         }
-        job = batch.BatchJob(algorithm, model_file, inputs, out_dir,
-                             {k: v for k, v in options.items() if v is not None},
+        if not self.parameterAsBool(parameters, "OOD_CHECK", context):
+            options["ood"] = False
+        options = {k: v for k, v in options.items() if v is not None}
+        if algorithm not in batch.OPTIONS["mode"]:     # the Toolbox sends every parameter: only those that apply
+            options.pop("mode", None)
+        if algorithm not in batch.OPTIONS["level"]:
+            options.pop("level", None)
+        job = batch.BatchJob(algorithm, model_file, inputs, out_dir, options,
                              resume=self.parameterAsBool(parameters, "RESUME", context),
                              overwrite=self.parameterAsBool(parameters, "OVERWRITE", context),
                              rows_per_part=self.parameterAsInt(parameters, "ROWS_PER_PART", context),
                              memory_mb=self.memory_mb(), threads=1,
                              ship_model=self.parameterAsBool(parameters, "SHIP_MODEL", context))
-        batch.plan(job)   # bad input is named before a cluster starts
+        batch.plan(job, feedback)   # bad input (the model, the options, the scenes) is named before a cluster starts
         scheduler = self.parameterAsString(parameters, "SCHEDULER", context).strip()
         workers = self.parameterAsInt(parameters, "WORKERS", context) or None
-        client, cluster = batch.start_cluster(scheduler or None, workers)
+        client, cluster = batch.start_cluster(scheduler or None, workers,
+                                              packages=batch.ALGORITHMS[algorithm].requires)
         try:
             n_workers = len(client.scheduler_info().get("workers", {}))
             feedback.info(f"{len(inputs)} scenes, {batch.ALGORITHMS[algorithm].label}, on "

@@ -653,3 +653,206 @@ def test_a_relative_output_folder_is_made_absolute(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     job = BatchJob("classify_cnn", "m.onnx", [], "maps/")
     assert job.out_dir == str(tmp_path / "maps")
+
+
+# --------------------------------------------------------------------------------------
+# Settings of the single algorithms, checked before a cluster starts
+# --------------------------------------------------------------------------------------
+DROPPED = "drop 2000-2100 nm; drop bands 1-3"
+
+
+def test_the_bad_band_setting_gives_the_single_runs_maps(client, tmp_path):
+    """BAD_BANDS was accepted and ignored: 4 of 100 class pixels differed from a single run with the same
+    setting. Now each scene's bands are chosen as the single algorithm chooses them, and the log says so."""
+    ref = {"classes": str(tmp_path / "c.tif"), "confidence": str(tmp_path / "p.tif")}
+    default = str(tmp_path / "default.p.tif")
+    from conftest import core_warnings
+
+    single_log = core_warnings()
+    info = mapping.image_band_info(AVIRIS_NG, bad_bands=DROPPED, feedback=single_log)
+    mapping.cnn_classify_map(AVIRIS_NG, CNN, ref["classes"], None, ref["confidence"], threads=1, band_info=info,
+                             memory_mb=MEMORY_MB)
+    mapping.cnn_classify_map(AVIRIS_NG, CNN, str(tmp_path / "default.c.tif"), None, default, threads=1,
+                             band_info=mapping.image_band_info(AVIRIS_NG), memory_mb=MEMORY_MB)
+    with rasterio.open(default) as a, rasterio.open(ref["confidence"]) as b:
+        assert not np.array_equal(a.read(), b.read())      # the setting changes the map
+    log = core_warnings()
+    job, report, out, plans = run(client, tmp_path, "classify_cnn", CNN, [AVIRIS_NG], rows=3, feedback=log,
+                                  bad_bands=DROPPED)
+    assert report.done == [AVIRIS_NG] and len(plans[0].parts) == 4
+    assert_same_files(job, {AVIRIS_NG: ref})
+    dropped = [m for m in single_log.infos if "band" in m.lower() and "drop" in m.lower()]
+    name = os.path.basename(AVIRIS_NG)
+    assert dropped and all(f"{name}: {m}" in log.infos for m in dropped)   # once each, under the scene's name
+    # unmixing reads the same bands as oremap:unmix_fcls with the setting
+    library = read_library(USGS_LIBRARY).subset(ENDMEMBERS)
+    expected = str(tmp_path / "u.tif")
+    mapping.unmix_map(AVIRIS_NG, library, expected, band_info=mapping.image_band_info(AVIRIS_NG, bad_bands=DROPPED),
+                      memory_mb=MEMORY_MB)
+    job, report, out, plans = run(client, tmp_path, "unmix_fcls", USGS_LIBRARY, [AVIRIS_NG], rows=3, name="u",
+                                  bad_bands=DROPPED, spectra=ENDMEMBERS)
+    assert sha(batch.output_paths("unmix_fcls", AVIRIS_NG, str(out))["abundances"]) == sha(expected)
+
+
+@pytest.mark.parametrize("options, parameter, message", [
+    ({"min_confidence": 5}, "min_confidence", r"min confidence 5 is outside \[0, 1\]"),
+    ({"level": 90}, "level", r"level 90 is outside \(0, 1\)"),
+    ({"threshold": -0.1}, "threshold", r"threshold -0.1 is outside \[0, 1\]"),
+    ({"scale": 0}, "scale", r"scale 0 is outside \(0, inf\)"),
+    ({"mode": "sunsal"}, "mode", "Unknown unmixing mode 'sunsal'"),
+    ({"bad_bands": "drop water"}, "bad_bands", "Cannot read the bad-band entry 'drop water'"),
+    ({"wavelengths": [500.0]}, "wavelengths", "two or more positive numbers"),
+    ({"min_confidnce": 0.5}, "min_confidnce", "Unknown option"),
+])
+def test_options_out_of_range_are_refused_before_a_cluster_starts(tmp_path, options, parameter, message):
+    job = batch.BatchJob("classify_cnn", CNN, [AVIRIS_NG], str(tmp_path), options)
+    with pytest.raises(OreMapError, match=message) as err:
+        batch.plan(job)
+    assert err.value.parameter == parameter
+    assert not os.listdir(tmp_path)
+
+
+def test_the_model_is_checked_and_unused_options_named_before_a_cluster_starts(tmp_path):
+    from conftest import core_warnings
+
+    with pytest.raises(OreMapError, match="is a mineral classification model .* not a mineral abundance") as err:
+        batch.plan(batch.BatchJob("predict_abundance", CNN, [AVIRIS_NG], str(tmp_path)))
+    assert err.value.parameter == "model"
+    with pytest.raises(OreMapError, match="Jarosite XYZ") as err:
+        batch.plan(batch.BatchJob("unmix_fcls", USGS_LIBRARY, [AVIRIS_NG], str(tmp_path),
+                                  {"spectra": ["Kaolinite CM9", "Jarosite XYZ"]}))
+    # one text of names, as the Toolbox and the command line give it, is names, not characters
+    job = batch.BatchJob("unmix_fcls", USGS_LIBRARY, [AVIRIS_NG], str(tmp_path), {"spectra": "; ".join(ENDMEMBERS)})
+    assert job.options["spectra"] == ENDMEMBERS
+    log = core_warnings()
+    batch.plan(batch.BatchJob("unmix_fcls", USGS_LIBRARY, [AVIRIS_NG], str(tmp_path),
+                              {"spectra": ENDMEMBERS, "min_confidence": 0.5, "nodata": -1}), log)
+    assert log.infos == ["The option 'min_confidence' does not apply to unmix_fcls: it is ignored."]
+
+
+def test_outputs_in_the_input_folder_are_not_scenes_of_a_rerun(tmp_path):
+    """An output folder that is also the input folder: a rerun with --resume took the outputs for new scenes."""
+    from conftest import core_warnings
+
+    scene = copy_envi(AVIRIS_NG, tmp_path, "line1")
+    for suffix in ("classes", "confidence"):
+        (tmp_path / f"line1.{suffix}.tif").write_bytes(b"written before")
+    inputs = batch.expand_inputs([str(tmp_path)])
+    assert len(inputs) == 3
+    log = core_warnings()
+    job = batch.BatchJob("classify_cnn", CNN, inputs, str(tmp_path), resume=True)
+    plans = batch.plan(job, log)
+    assert [(p.scene, p.skip) for p in plans] == [(scene, True)]
+    assert log.infos == ["2 input(s) left out: outputs of other scenes of this job line1.classes.tif (of line1.img); "
+                         "line1.confidence.tif (of line1.img)."]
+
+
+def test_resume_refuses_another_algorithms_output(tmp_path):
+    """classify_cnn and score_anomaly both write <scene>.classes.tif: resuming one where the other ran replaced the
+    other's classes without a word."""
+    (tmp_path / f"{batch.scene_stem(AVIRIS_NG)}.classes.tif").write_bytes(b"anomaly classes")
+    job = batch.BatchJob("classify_cnn", CNN, [AVIRIS_NG], str(tmp_path), resume=True)
+    with pytest.raises(OreMapError, match="but not every output of classify_cnn for this scene") as err:
+        batch.plan(job)
+    assert err.value.parameter == "out_dir" and "one folder per algorithm" in err.value.fix
+    job.overwrite = True
+    assert [p.skip for p in batch.plan(job)] == [False]
+
+
+def test_overwriting_removes_the_old_style_and_statistics(tmp_path):
+    """--overwrite left the earlier run's .qml (its legend and stretch) beside the new map."""
+    outputs = batch.output_paths("unmix_fcls", AVIRIS_NG, str(tmp_path))
+    stem = os.path.splitext(outputs["abundances"])[0]
+    for side in (".qml", ".tif.aux.xml"):
+        with open(stem + side, "w") as handle:
+            handle.write("old")
+    batch.run_scene("unmix_fcls", AVIRIS_NG, USGS_LIBRARY, outputs, {"spectra": ENDMEMBERS})
+    assert sorted(os.listdir(tmp_path)) == [os.path.basename(outputs["abundances"])]
+
+
+def test_a_shipped_library_carries_its_header_whatever_its_name(tmp_path):
+    """--ship-model sent library.sli without library.sli.hdr, so the workers could not read it."""
+    data = tmp_path / "lib.sli"
+    shutil.copyfile(USGS_LIBRARY, data)
+    shutil.copyfile(os.path.splitext(USGS_LIBRARY)[0] + ".hdr", str(data) + ".hdr")
+    files = batch.model_files(str(data))
+    assert sorted(files) == ["lib.sli", "lib.sli.hdr"]
+    assert sorted(batch.model_files(str(data) + ".hdr")) == ["lib.sli", "lib.sli.hdr"]
+    ref = batch.model_ref(str(data))
+    gone = batch.ModelRef(str(tmp_path / "elsewhere" / "lib.sli"), ref.sha256)
+    cached = batch.materialise(gone, files, cache=str(tmp_path / "cache"))
+    assert read_library(cached).names == read_library(str(data)).names
+
+
+def fake_python(folder, name, script):
+    path = os.path.join(folder, name)
+    with open(path, "w") as handle:
+        handle.write("#!/bin/sh\n" + script + "\n")
+    os.chmod(path, 0o755)
+    return path
+
+
+def test_the_worker_python_is_checked_before_a_local_cluster_starts(tmp_path, monkeypatch):
+    """Inside QGIS (sys.executable is QGIS) a python3 first on the PATH without OreMap's packages made Dask restart
+    the workers forever. Now the workers' Python must be this version and import the packages, or the job stops
+    naming each interpreter tried and the fix."""
+    import sys
+
+    from oremap.core.engine import package_installer
+
+    this_python = sys.executable
+    broken = fake_python(str(tmp_path), "python3", "exit 1")
+    other = fake_python(str(tmp_path), "python3.99", "echo 3.99; echo")
+    lacking = fake_python(str(tmp_path), "python-lacking",
+                          f"echo {sys.version_info[0]}.{sys.version_info[1]}; echo rasterio distributed")
+    monkeypatch.setattr(sys, "executable", "/usr/bin/qgis")
+    monkeypatch.delenv("OREMAP_WORKER_PYTHON", raising=False)
+    monkeypatch.setattr(package_installer, "python_candidates", lambda: [broken, other, lacking])
+    with pytest.raises(OreMapError) as err:
+        batch.start_cluster(None, 1, packages=("onnxruntime",))
+    assert err.value.parameter == "scheduler"
+    assert err.value.message == (
+        f"No Python was found to run the local cluster's worker processes ({broken} does not run (exit status 1); "
+        f"{other} is Python 3.99, this is Python {sys.version_info[0]}.{sys.version_info[1]}; {lacking} lacks "
+        "rasterio, distributed).")
+    assert "OREMAP_WORKER_PYTHON" in err.value.fix and "numpy, scipy, rasterio, distributed, onnxruntime" in \
+        err.value.fix
+    monkeypatch.setattr(package_installer, "python_candidates", lambda: [broken, this_python])
+    assert batch.worker_python(("onnxruntime",)) == this_python   # the test's own Python has every package
+    monkeypatch.setenv("OREMAP_WORKER_PYTHON", lacking)      # the user's choice is the only one tried
+    with pytest.raises(OreMapError, match="lacks rasterio"):
+        batch.worker_python()
+
+
+def test_cli_refuses_bad_options_before_a_cluster_starts(tmp_path, capsys, monkeypatch):
+    from oremap.batch import main
+
+    def no_cluster(*args, **kwargs):
+        raise AssertionError("a cluster was started")
+
+    monkeypatch.setattr(batch, "start_cluster", no_cluster)
+    out = tmp_path / "maps"
+    out.mkdir()
+    assert main(["classify_cnn", AVIRIS_NG, "--model", CNN, "--out", str(out), "--min-confidence", "5"]) == 2
+    assert "min confidence 5 is outside [0, 1]" in capsys.readouterr().err
+    assert main(["classify_cnn", AVIRIS_NG, "--model", CNN, "--out", str(out), "--bad-bands", "drop water"]) == 2
+    assert "Cannot read the bad-band entry 'drop water'" in capsys.readouterr().err
+    assert main(["predict_abundance", AVIRIS_NG, "--model", CNN, "--out", str(out)]) == 2
+    assert "is a mineral classification model" in capsys.readouterr().err
+    assert os.listdir(out) == []
+
+
+def test_processing_algorithm_names_a_bad_setting_before_a_cluster_starts(run_alg, tmp_path, monkeypatch):
+    from qgis.core import QgsProcessingException
+
+    def no_cluster(*args, **kwargs):
+        raise AssertionError("a cluster was started")
+
+    monkeypatch.setattr(batch, "start_cluster", no_cluster)
+    params = {"ALGORITHM": list(batch.ALGORITHMS).index("classify_cnn"), "MODEL_FILE": CNN, "INPUTS": [AVIRIS_NG],
+              "OUTPUT_FOLDER": str(tmp_path / "maps")}
+    with pytest.raises(QgsProcessingException, match=r"\(BAD_BANDS\): Cannot read the bad-band entry 'drop water'"):
+        run_alg("batch_on_cluster", dict(params, BAD_BANDS="drop water"))
+    with pytest.raises(QgsProcessingException, match=r"Model \(or endmember library\) \(MODEL_FILE\): "
+                                                     r"'usgs_minerals_cnn.onnx' is a mineral classification model"):
+        run_alg("batch_on_cluster", dict(params, ALGORITHM=list(batch.ALGORITHMS).index("score_anomaly")))

@@ -310,3 +310,25 @@ def test_dialog_runs_the_installer_in_a_thread_with_progress_and_log(qgis_app, t
         "step 10", "step 60", "step 100", f"Done. Installed onnx==1.23.2 into {folder}."]
     assert dialog.install_button.isEnabled()
     dialog.close()
+
+
+def test_the_dask_hint_names_the_system_packages_and_pinned_versions():
+    """The missing-Dask hint sent users to the installer, which does not install Dask, and its pip command had no
+    versions. Each pip command now names the versions the tests run (the installer's pins, Debian's Dask)."""
+    from oremap.core.engine import dependencies
+
+    hint = dependencies.install_hint(["distributed"])
+    assert "Install optional packages" not in hint
+    assert "sudo apt install python3-dask python3-distributed" in hint
+    assert "python -m pip install dask==2022.12.1 distributed==2022.12.1" in hint
+    pins = {name: version for group in pi.read_pins().values() for name, version, _ in group["packages"]}
+    assert dependencies.install_command(["onnx", "onnxruntime", "torch"]) == [
+        f"python -m pip install onnx=={pins['onnx']} onnxruntime=={pins['onnxruntime']}",
+        f"python -m pip install torch=={pins['torch'].split('+')[0]} --index-url https://download.pytorch.org/whl/cpu"]
+    both = dependencies.install_hint(["onnx", "distributed"])
+    assert "Install optional packages (no administrator rights needed) installs onnx." in both
+    try:   # the Dask the tests run is the version the hint pins
+        import distributed
+    except ImportError:
+        return
+    assert distributed.__version__.split("+")[0] == "2022.12.1"

@@ -412,3 +412,25 @@ def test_package_leaves_out_caches_and_compiled_files(tmp_path, monkeypatch):
     assert problems == []
     with zipfile.ZipFile(path) as archive:
         assert "oremap/core/__init__.py" in archive.namelist()
+
+
+def test_pip_commands_in_the_docs_name_the_tested_versions():
+    """The README and the user guide give pip commands for the optional packages: each names the version OreMap
+    pins (the installer's pins file, Dask's pin in core/engine/dependencies.py), so they cannot drift apart."""
+    from oremap.core.engine import dependencies
+    from oremap.core.engine.package_installer import normalise, read_pins
+
+    pins = {normalise(n): v.split("+")[0] for g in read_pins().values() for n, v, _ in g["packages"]}
+    pins.update(re.findall(r"([\w-]+)==([\w.]+)", dependencies.OPTIONAL_PACKAGES["distributed"][1]))
+    found = 0
+    for doc in ("README.md", os.path.join("docs", "user_guide.md")):
+        with open(os.path.join(ROOT, doc), encoding="utf-8") as handle:
+            text = handle.read()
+        for command in re.findall(r"pip install ([^`\n]*)", text):
+            for name in re.findall(r"(?:^|\s)(onnxruntime|onnx|torch|skl2onnx|dask|distributed)(==[\w.+]+)?(?=[\s`]|$)",
+                                   command):
+                package, version = name
+                assert version, f"{doc}: 'pip install {command}' names {package} without its version"
+                assert version[2:] == pins[normalise(package)], f"{doc}: {package}{version}, pinned {pins[package]}"
+                found += 1
+    assert found >= 7

@@ -158,9 +158,9 @@ def test_missing_package_is_explained_in_help_and_refused_at_run(processing_prov
     train = next(a for a in registry if a.name() == "train_spectral_cnn")
     help_html = train.shortHelpString()
     assert help_html.startswith("<p><b>This algorithm cannot run yet.</b> Missing Python package: 'torch' trains")
-    assert "python -m pip install torch --index-url https://download.pytorch.org/whl/cpu" in help_html
+    assert "python -m pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu" in help_html
     ok, message = train.checkParameterValues({}, QgsProcessingContext())
-    assert not ok and "pip install torch" in message
+    assert not ok and "pip install torch==2.13.0" in message
     abundance = next(a for a in registry if a.name() == "train_abundance_model")
     assert "<b>Some options need more:</b> 'torch' for the CNN family" in abundance.shortHelpString()
     assert "torch" not in abundance.checkParameterValues({}, QgsProcessingContext())[1]  # runs without the CNN
@@ -173,7 +173,7 @@ def test_missing_package_is_explained_in_help_and_refused_at_run(processing_prov
                                                        "OUTPUT_REPORT": str(tmp_path / "r.html")})
     except QgsProcessingException as exc:
         message = str(exc)
-    assert "pip install torch" in message
+    assert "pip install torch==2.13.0" in message
     assert not os.path.exists(tmp_path / "m.onnx")
 
 

@@ -52,9 +52,11 @@ def status_html():
         if version:
             lines.append(f"<b>{package}</b> {version}: {purpose}.")
         else:
+            way = (f"Debian/Ubuntu: <code>sudo apt install {dependencies.SYSTEM_PACKAGES[package]}</code>"
+                   if package in dependencies.SYSTEM_PACKAGES else
+                   "<i>Plugins &gt; OreMap &gt; Install optional packages</i>")
             lines.append(f"<b>{package}</b>: <span style='color:#b00000'>not installed</span> ({purpose}). "
-                         "<i>Plugins &gt; OreMap &gt; Install optional packages</i>, or "
-                         f"<code>{' ; '.join(dependencies.install_command([package]))}</code>")
+                         f"{way}, or <code>{' ; '.join(dependencies.install_command([package]))}</code>")
     support = compute.cuda_support()
     found = [name for name in ("onnxruntime", "torch") if support[name]]
     lines.append("CUDA: " + (f"available through {' and '.join(found)}" + (f" ({support['name']})"

@@ -8,15 +8,22 @@ say what to install (see ``algorithms/base.py``, ``REQUIRES``).
 
 import importlib.util
 
-#: package -> (what OreMap uses it for, pip requirement and extra pip arguments)
+#: package -> (what OreMap uses it for, pip requirement and extra pip arguments). The pins of the packages
+#: that Plugins > OreMap > Install optional packages installs come from its pins file (optional_packages.txt);
+#: the others' requirements are pinned here, to the versions the tests run.
 OPTIONAL_PACKAGES = {
     "torch": ("trains the neural networks (CNN, ResNet)",
               "torch --index-url https://download.pytorch.org/whl/cpu"),
     "onnx": ("writes and reads OreMap model files (.onnx)", "onnx"),
     "onnxruntime": ("runs OreMap models (inference)", "onnxruntime"),
-    "distributed": ("runs batch jobs on a Dask cluster (oremap:batch_on_cluster)", "dask distributed"),
+    "distributed": ("runs batch jobs on a Dask cluster (oremap:batch_on_cluster)",
+                    "dask==2022.12.1 distributed==2022.12.1"),
     "skl2onnx": ("saves scikit-learn models (abundance ensembles, prospectivity model comparison) as ONNX", "skl2onnx"),
 }
+
+#: packages the installer does not install (they start processes and servers of their own): their Debian/Ubuntu
+#: packages, the versions the tests run
+SYSTEM_PACKAGES = {"distributed": "python3-dask python3-distributed"}
 
 
 def is_installed(package):
@@ -32,23 +39,59 @@ def missing(packages):
     return [p for p in packages if not is_installed(p)]
 
 
+def installer_pins():
+    """``{package: pinned version}`` of what Plugins > OreMap > Install optional packages installs."""
+    from .package_installer import normalise, read_pins
+
+    try:
+        groups = read_pins()
+    except (OSError, ValueError):
+        return {}
+    return {normalise(name): version for group in groups.values() for name, version, _ in group["packages"]}
+
+
+def _requirement(package, pins):
+    """The pip requirement of ``package``: the installer's pin, else :data:`OPTIONAL_PACKAGES`' own."""
+    spec = OPTIONAL_PACKAGES.get(package, ("", package))[1]
+    name, _, extra = spec.partition(" ")
+    version = pins.get(name.lower().replace("_", "-"))
+    if version is None:
+        return spec
+    if name == "torch":
+        version = version.split("+")[0]   # the CPU build comes from its own index, which the extra names
+    return f"{name}=={version}" + (f" {extra}" if extra else "")
+
+
 def install_command(packages):
-    """One pip command line installing ``packages`` (torch's CPU index kept for torch alone)."""
-    plain = [OPTIONAL_PACKAGES.get(p, ("", p))[1] for p in packages if p != "torch"]
+    """One pip command line installing ``packages`` at the versions OreMap is tested with (torch's CPU index
+    kept for torch alone)."""
+    pins = installer_pins()
+    plain = [_requirement(p, pins) for p in packages if p != "torch"]
     lines = []
     if plain:
         lines.append("python -m pip install " + " ".join(plain))
     if "torch" in packages:
-        lines.append("python -m pip install " + OPTIONAL_PACKAGES["torch"][1])
+        lines.append("python -m pip install " + _requirement("torch", pins))
     return lines
 
 
 def install_hint(packages):
-    """Plain-text instructions for installing ``packages`` into the Python that QGIS uses."""
+    """Plain-text instructions for installing ``packages`` into the Python that QGIS uses: the installer for
+    what it installs, the system's packages for the rest (Dask), and pip commands with the tested versions."""
     what = "; ".join(f"'{p}' {OPTIONAL_PACKAGES[p][0]}" if p in OPTIONAL_PACKAGES else f"'{p}'" for p in packages)
+    system = [p for p in packages if p in SYSTEM_PACKAGES]
+    other = [p for p in packages if p not in SYSTEM_PACKAGES]
+    ways = []
+    if other:
+        ways.append("In QGIS: Plugins > OreMap > Install optional packages (no administrator rights needed) "
+                    f"installs {', '.join(other)}.")
+    if system:
+        ways.append(f"{', '.join(system)}: on Debian/Ubuntu 'sudo apt install "
+                    f"{' '.join(SYSTEM_PACKAGES[p] for p in system)}' (the installer does not install "
+                    f"{'it' if len(system) == 1 else 'them'}).")
     commands = install_command(packages)
-    return (f"Missing Python package{'s' if len(packages) > 1 else ''}: {what}. In QGIS: Plugins > OreMap > "
-            "Install optional packages (no administrator rights needed). Or install into the Python that QGIS "
-            "uses, then restart QGIS: " + " ; ".join(commands) + ". Windows: run it in the OSGeo4W Shell. macOS: "
-            "/Applications/QGIS.app/Contents/MacOS/bin/python3 -m pip install ... Linux: the python3 that QGIS "
-            "runs (pip install --user, or a venv made with --system-site-packages).")
+    return (f"Missing Python package{'s' if len(packages) > 1 else ''}: {what}. " + " ".join(ways)
+            + " Or install into the Python that QGIS uses, then restart QGIS: " + " ; ".join(commands)
+            + ". Windows: run it in the OSGeo4W Shell. macOS: /Applications/QGIS.app/Contents/MacOS/bin/python3 -m "
+            "pip install ... Linux: the python3 that QGIS runs (pip install --user, or a venv made with "
+            "--system-site-packages).")

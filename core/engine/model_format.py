@@ -41,6 +41,7 @@ import numpy as np
 
 from . import compute
 from .errors import OreMapError
+from .dependencies import install_hint
 from .files import write_atomic
 from .version import plugin_version
 
@@ -281,8 +282,7 @@ def _onnx():
         raise OreMapError(
             "The Python package 'onnx' is not installed; OreMap needs it to write and read models.",
             parameter="model",
-            fix="Install it into the Python that QGIS uses: python -m pip install onnx "
-                "(on Windows, from the OSGeo4W Shell).",
+            fix=install_hint(["onnx"]),
         ) from None
     return onnx
 
@@ -482,8 +482,7 @@ class OnnxModel:
             raise OreMapError(
                 "The Python package 'onnxruntime' is not installed; OreMap needs it to run models.",
                 parameter="model",
-                fix="Install it into the Python that QGIS uses: python -m pip install onnxruntime "
-                    "(on Windows, from the OSGeo4W Shell).",
+                fix=install_hint(["onnxruntime"]),
             ) from None
         options = ort.SessionOptions()
         threads = compute.onnx_threads(threads)

@@ -24,6 +24,7 @@ closure), for comparisons.
 import numpy as np
 
 from .errors import OreMapError
+from .dependencies import install_hint
 
 OPSET = 17
 ML_OPSET = 3
@@ -39,7 +40,7 @@ def onnx_modules(parameter="training"):
         from onnx import helper, numpy_helper
     except ImportError:
         raise OreMapError("The Python package 'onnx' is not installed; OreMap needs it to save models.",
-                          parameter=parameter, fix="python -m pip install onnx") from None
+                          parameter=parameter, fix=install_hint(["onnx"])) from None
     return onnx, helper, numpy_helper
 
 
@@ -140,7 +141,7 @@ def sklearn_to_onnx(estimator, n_features):
         from skl2onnx import to_onnx
     except ImportError:
         raise OreMapError("The Python package 'skl2onnx' is not installed; OreMap needs it to save "
-                          "scikit-learn models.", parameter="training", fix="python -m pip install skl2onnx") from None
+                          "scikit-learn models.", parameter="training", fix=install_hint(["skl2onnx"])) from None
     return to_onnx(estimator, np.zeros((1, int(n_features)), np.float32),
                    target_opset={"": OPSET, "ai.onnx.ml": ML_OPSET})
 

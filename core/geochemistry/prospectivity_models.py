@@ -26,6 +26,7 @@ and the ensemble's score is the mean of those shares.
 import numpy as np
 
 from ..engine.errors import OreMapError
+from ..engine.dependencies import install_hint
 
 #: Names of the tabular methods, in report order.
 TABULAR = ("logistic", "random_forest", "gradient_boosting", "mlp")
@@ -170,7 +171,7 @@ def _classifier_graph(member):
         from skl2onnx import to_onnx
     except ImportError:
         raise OreMapError("The Python package 'skl2onnx' is not installed; OreMap needs it to save scikit-learn "
-                          "models.", parameter="output", fix="python -m pip install skl2onnx") from None
+                          "models.", parameter="output", fix=install_hint(["skl2onnx"])) from None
     model = to_onnx(member.estimator, np.zeros((1, member.n_features), np.float32),
                     options={id(member.estimator): {"zipmap": False}},
                     target_opset={"": OPSET, "ai.onnx.ml": ML_OPSET})

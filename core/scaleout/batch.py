@@ -23,7 +23,8 @@ engine of :mod:`core.engine.raster`. This module only cuts the work and hands it
   file. No torch or scikit-learn object is ever pickled.
 * Mine detection runs one scene per task: its windows overlap and blend across rows.
 
-Dask is optional (``python3-distributed`` on Debian/Ubuntu, ``pip install distributed``): only
+Dask is optional (``python3-distributed`` on Debian/Ubuntu, else the pip command of
+:func:`core.engine.dependencies.install_hint`): only
 :func:`run_batch` and :func:`start_cluster` need it; planning and the per-scene functions do not.
 """
 
@@ -40,10 +41,6 @@ import numpy as np
 
 from ..engine.errors import OreMapError
 from ..engine.feedback import Feedback, ensure
-
-#: what the algorithm needs installed, for messages (package -> how to install)
-DASK_HINT = ("Install Dask's distributed scheduler into the Python that runs OreMap: Debian/Ubuntu "
-             "'apt install python3-distributed', else 'python -m pip install distributed'.")
 
 RASTER_EXTENSIONS = (".tif", ".tiff", ".img", ".dat", ".bsq", ".bil", ".bip", ".vrt", ".jp2", ".nc", ".hdf", ".he5",
                      ".h5")
@@ -62,24 +59,29 @@ class BatchAlgorithm:
     split_rows: bool      # may a scene be cut into row ranges
     model: str            # what the model file is
     requires: tuple = ("onnxruntime",)
+    tasks: tuple = ()     # the OreMap model tasks it runs (core.engine.model_task); empty: a spectral library
 
 
 ALGORITHMS = {
     "classify_cnn": BatchAlgorithm(
         "classify_cnn", "Spectral CNN classification (oremap:classify_spectral_cnn)",
-        ("classes", "confidence"), True, "an OreMap spectral classifier (.onnx)"),
+        ("classes", "confidence"), True, "an OreMap spectral classifier (.onnx)",
+        tasks=("spectral_classification",)),
     "unmix_fcls": BatchAlgorithm(
         "unmix_fcls", "Fully constrained linear unmixing (oremap:unmix_fcls)",
         ("abundances",), True, "a spectral library of the endmembers (.sli + .hdr, or .csv)", ()),
     "predict_abundance": BatchAlgorithm(
         "predict_abundance", "Mineral abundance prediction (oremap:predict_abundance)",
-        ("abundance", "intervals", "dominant"), True, "an OreMap abundance model (.onnx)"),
+        ("abundance", "intervals", "dominant"), True, "an OreMap abundance model (.onnx)",
+        tasks=("mineral_abundance",)),
     "detect_mines": BatchAlgorithm(
         "detect_mines", "Mine detection in Sentinel-2 scenes (oremap:detect_mines)",
-        ("probability", "mask"), False, "an OreMap mine segmentation model or patch classifier (.onnx)"),
+        ("probability", "mask"), False, "an OreMap mine segmentation model or patch classifier (.onnx)",
+        tasks=("mine_segmentation", "mine_patch_classification")),
     "score_anomaly": BatchAlgorithm(
         "score_anomaly", "Anomaly scores of an element raster with a trained VAE (oremap:vae_anomaly)",
-        ("score", "classes"), True, "an OreMap VAE anomaly model (.onnx)"),
+        ("score", "classes"), True, "an OreMap VAE anomaly model (.onnx)",
+        tasks=("geochemical_anomaly",)),
 }
 
 
@@ -87,10 +89,12 @@ ALGORITHMS = {
 class BatchJob:
     """One batch job: an algorithm, a model, many inputs, one output folder.
 
-    ``options`` are the algorithm's own settings: ``spectra`` (list of endmember names, FCLS; all
-    spectra of the library when empty), ``mode`` ("fcls" or "nn_closed"), ``level`` (interval level,
-    0-1), ``threshold`` (mine probability), ``min_confidence`` (CNN), ``wavelengths`` (nm, one per
-    band), ``scale`` (reflectance divisor), ``nodata``.
+    ``options`` are the algorithm's own settings: ``spectra`` (list of endmember names, or one text of names
+    separated by ``;``, FCLS; all spectra of the library when empty), ``mode`` ("fcls" or "nn_closed"),
+    ``level`` (interval level, 0-1), ``threshold`` (mine probability), ``min_confidence`` (CNN), ``ood``
+    (CNN: the out-of-distribution check, on by default), ``wavelengths`` (nm, one per band), ``scale``
+    (reflectance divisor), ``nodata``, ``bad_bands`` (CNN, unmixing and abundance: the bad-band choice as
+    text, :func:`core.engine.bad_bands.parse_bad_bands`; empty: automatic). :func:`check_options` checks them.
     """
 
     algorithm: str
@@ -109,6 +113,92 @@ class BatchJob:
         # workers of a remote scheduler run in other folders: a relative output folder would be theirs
         if self.out_dir:
             self.out_dir = os.path.abspath(os.fspath(self.out_dir))
+        spectra = (self.options or {}).get("spectra")
+        if isinstance(spectra, str):   # one text of names: split as the Toolbox and the command line split it
+            sep = ";" if ";" in spectra else ","
+            self.options = {**self.options, "spectra": [n.strip() for n in spectra.split(sep) if n.strip()] or None}
+
+
+#: option -> the algorithms it applies to (None: all)
+OPTIONS = {"spectra": ("unmix_fcls",), "mode": ("unmix_fcls",), "level": ("predict_abundance",),
+           "threshold": ("detect_mines",), "min_confidence": ("classify_cnn",), "ood": ("classify_cnn",),
+           "wavelengths": ("classify_cnn", "unmix_fcls", "predict_abundance"),
+           "bad_bands": ("classify_cnn", "unmix_fcls", "predict_abundance"),
+           "scale": ("classify_cnn", "unmix_fcls", "predict_abundance"), "nodata": None}
+UNMIXING_MODES = ("fcls", "nn_closed")
+
+
+def _number(options, key, low, high, fix, low_open=False, high_open=False):
+    """``options[key]`` as a float inside ``low``-``high`` (None when not set), else :class:`OreMapError`."""
+    value = options.get(key)
+    if value is None:
+        return None
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        raise OreMapError(f"The {key.replace('_', ' ')} '{value}' is not a number.", key, fix) from None
+    below = value <= low if low_open else value < low
+    above = high is not None and (value >= high if high_open else value > high)
+    if not np.isfinite(value) or below or above:
+        raise OreMapError(f"The {key.replace('_', ' ')} {value:g} is outside {'(' if low_open else '['}{low:g}, "
+                          f"{'inf' if high is None else format(high, 'g')}{')' if high_open or high is None else ']'}.",
+                          key, fix)
+    return value
+
+
+def check_options(algorithm, options):
+    """The job's options checked before any scene runs: unknown names, values out of range (a minimum
+    confidence of 5 would leave every pixel unclassified), the unmixing mode, the bad-band text and the
+    wavelengths. Returns the notes on options that ``algorithm`` does not use (they are ignored)."""
+    check_algorithm(algorithm)
+    options = dict(options or {})
+    unknown = sorted(set(options) - set(OPTIONS))
+    if unknown:
+        raise OreMapError(f"Unknown option(s): {', '.join(unknown)}.", unknown[0],
+                          "Use " + ", ".join(sorted(OPTIONS)) + ".")
+    _number(options, "min_confidence", 0.0, 1.0, "Give a probability from 0 to 1 (e.g. 0.5); 0 classifies every "
+            "pixel.")
+    _number(options, "threshold", 0.0, 1.0, "Give a probability from 0 to 1, or none for the model's own.")
+    _number(options, "level", 0.0, 1.0, "Give the interval level as a fraction, e.g. 0.9 for 90 %.", low_open=True,
+            high_open=True)
+    _number(options, "scale", 0.0, None, "Give the divisor that turns the values into reflectance (10000 for "
+            "0-10000 integers), or none to detect it.", low_open=True)
+    _number(options, "nodata", -np.inf, None, "Give a number, or none.")
+    mode = options.get("mode")
+    if mode is not None and mode not in UNMIXING_MODES:
+        raise OreMapError(f"Unknown unmixing mode '{mode}'.", "mode", "Use " + " or ".join(UNMIXING_MODES) + ".")
+    if options.get("bad_bands") is not None:
+        from ..engine.bad_bands import parse_bad_bands
+
+        parse_bad_bands(options["bad_bands"])   # an entry it cannot read is named, with the syntax
+    wavelengths = options.get("wavelengths")
+    if wavelengths is not None:
+        values = np.asarray(wavelengths, dtype=float).ravel()
+        if values.size < 2 or not np.all(np.isfinite(values)) or np.any(values <= 0):
+            raise OreMapError("The wavelengths must be two or more positive numbers (nm), one per band.",
+                              "wavelengths", "Give the band centres in nm, e.g. '400.5, 410.2, ...'.")
+    return [f"The option '{key}' does not apply to {algorithm}: it is ignored." for key in sorted(options)
+            if options[key] is not None and OPTIONS[key] is not None and algorithm not in OPTIONS[key]]
+
+
+def check_model(algorithm, model, options=None):
+    """The model file checked before any scene runs: an OreMap ONNX model of the task ``algorithm`` runs (a CNN
+    classifier for classify_cnn, ...), or for unmixing a spectral library holding the endmembers named."""
+    spec = check_algorithm(algorithm)
+    if not model or not os.path.isfile(model):
+        raise OreMapError(f"The model '{model}' does not exist.", "model", f"Choose {spec.model}.")
+    if spec.tasks:
+        from ..engine.model_format import read_model_info
+        from ..engine.model_task import check_task
+
+        check_task(read_model_info(model), spec.tasks, model)
+        return
+    from ..hyperspectral.spectral_library import read_library
+
+    library = read_library(model)
+    names = (options or {}).get("spectra")
+    if names:
+        library.subset(list(names))
 
 
 def check_algorithm(name):
@@ -268,11 +358,35 @@ class ScenePlan:
     skip: bool = False
 
 
-def plan(job):
-    """Check a job and cut it into scenes and row ranges (reads raster headers only)."""
+def outputs_among_inputs(inputs, out_dir):
+    """``{input: scene}`` of the inputs that are outputs of another input in ``out_dir`` (of any batch
+    algorithm): an output folder that is also the input folder gives them to a rerun's folder or pattern."""
+    outputs = {}
+    for scene in inputs:
+        for name in ALGORITHMS:
+            for path in output_paths(name, scene, out_dir).values():
+                outputs.setdefault(os.path.abspath(path), scene)
+    return {path: outputs[os.path.abspath(path)] for path in inputs
+            if os.path.abspath(path) in outputs and outputs[os.path.abspath(path)] != path}
+
+
+def plan(job, feedback=None):
+    """Check a job (its model, options and output folder) and cut it into scenes and row ranges (reads raster
+    headers only). Inputs that are outputs of other inputs (an output folder that is also the input folder)
+    are left out, and ``feedback`` is told so and about options the algorithm does not use."""
     spec = check_algorithm(job.algorithm)
-    if not job.model or not os.path.isfile(job.model):
-        raise OreMapError(f"The model '{job.model}' does not exist.", "model", f"Choose {spec.model}.")
+    feedback = ensure(feedback)
+    check_model(job.algorithm, job.model, job.options)
+    for note in check_options(job.algorithm, job.options):
+        feedback.info(note)
+    derived = outputs_among_inputs(job.inputs, job.out_dir)
+    if derived:
+        job.inputs = [p for p in job.inputs if p not in derived]
+        feedback.info(f"{len(derived)} input(s) left out: outputs of other scenes of this job "
+                      + "; ".join(f"{os.path.basename(p)} (of {os.path.basename(s)})" for p, s in
+                                  list(derived.items())[:5]) + (" ..." if len(derived) > 5 else "") + ".")
+        if not job.inputs:
+            raise OreMapError("Every input is an output of another input.", "inputs", "Choose the scenes themselves.")
     if not os.path.isdir(job.out_dir):
         raise OreMapError(f"The output folder '{job.out_dir}' does not exist.", "out_dir", "Create it first.")
     if not os.access(job.out_dir, os.W_OK):
@@ -292,9 +406,14 @@ def plan(job):
         existing = [o for o in outputs.values() if os.path.exists(o)]
         if job.resume and len(existing) == len(outputs):
             p.skip = True
-        elif existing and not (job.overwrite or job.resume):
-            raise OreMapError(f"'{existing[0]}' already exists.", "out_dir",
-                              "Resume the job (skip finished scenes), allow overwriting, or choose another folder.")
+        elif existing and not job.overwrite:
+            # resuming: a scene holds some outputs only when another algorithm wrote them (classify_cnn and
+            # score_anomaly both write <scene>.classes.tif) or a run stopped while moving them into place
+            raise OreMapError(f"'{existing[0]}' already exists" + (
+                f", but not every output of {job.algorithm} for this scene ({', '.join(spec.outputs)}): another "
+                "algorithm may have written it" if job.resume else "") + ".", "out_dir",
+                "Allow overwriting, or choose another folder (one folder per algorithm)." if job.resume else
+                "Resume the job (skip finished scenes), allow overwriting, or choose another folder.")
         if not p.skip and spec.split_rows and os.path.isfile(scene) and not is_spectrometer_product(scene):
             import rasterio
 
@@ -324,11 +443,19 @@ def _sha256(path):
 
 def model_files(path):
     """The model file and its sidecars (an ENVI library's header) as ``{file name: bytes}``."""
-    files = {os.path.basename(path): open(path, "rb").read()}
-    stem = os.path.splitext(path)[0]
-    for ext in (".hdr", ".HDR"):
-        if os.path.isfile(stem + ext) and path != stem + ext:
-            files[os.path.basename(stem + ext)] = open(stem + ext, "rb").read()
+    def read(name):
+        with open(name, "rb") as handle:
+            return handle.read()
+
+    files = {os.path.basename(path): read(path)}
+    if os.path.splitext(path)[1].lower() in (".sli", ".esl", ".hdr", ".dat"):
+        from ..hyperspectral.spectral_library import _envi_paths
+
+        try:   # the header and the data of an ENVI library (library.hdr or library.sli.hdr), as read_library finds them
+            for other in _envi_paths(path):
+                files.setdefault(os.path.basename(other), read(other))
+        except OreMapError:
+            pass   # no library: the workers say why when they read it
     return files
 
 
@@ -485,8 +612,10 @@ class _Settings:
     sizing: object = None   # a Sizing
 
 
-def _settings(algorithm, scene, model, options, threads):
-    """Bands, wavelengths, the reflectance scale and the call of the core function, from the whole scene.
+def _settings(algorithm, scene, model, options, threads, feedback=None):
+    """Bands, wavelengths, the reflectance scale and the call of the core function, from the whole scene,
+    as the single algorithm resolves them (band centres, bad bands with the user's choice, the model's bands);
+    ``feedback`` is told what it logs (the bands dropped, ...).
 
     ``sizing`` repeats the sizing of the core function's block engine call (input, outputs and the
     work it declares) so that row ranges can be whole numbers of the engine's blocks; the part tasks
@@ -498,12 +627,18 @@ def _settings(algorithm, scene, model, options, threads):
     opt = dict(options or {})
     wavelengths = opt.get("wavelengths")
     nodata = opt.get("nodata")
+    feedback = ensure(feedback)
+
+    def band_info(required=True):
+        return mapping.image_band_info(scene, wavelengths, required=required, bad_bands=opt.get("bad_bands"),
+                                       nodata=nodata, scale=opt.get("scale"), feedback=feedback)
+
     if algorithm == "classify_cnn":
         from ..engine.model_format import OnnxModel, read_model_info
 
         info = read_model_info(model)
-        band_info = mapping.image_band_info(scene, wavelengths) if (info.wavelengths or wavelengths) else None
-        bands, matrix = mapping.model_input(scene, info, band_info)
+        image_info = band_info() if (info.wavelengths or wavelengths) else None
+        bands, matrix = mapping.model_input(scene, info, image_info)   # cnn_classify_map logs what it says
         k = len(info.class_names)
         work, fixed = mapping.cnn_block_bytes(OnnxModel(model, threads=threads), matrix is not None,
                                              mapping.CNN_BATCH_ROWS)
@@ -512,8 +647,8 @@ def _settings(algorithm, scene, model, options, threads):
         def call(raster, paths, memory_mb, feedback, scale_arg):
             return mapping.cnn_classify_map(raster, model, paths["classes"], None, paths["confidence"],
                                             min_confidence=opt.get("min_confidence"), threads=threads,
-                                            band_info=band_info, scale=scale_arg, nodata=nodata,
-                                            memory_mb=memory_mb, feedback=feedback)
+                                            band_info=image_info, scale=scale_arg, nodata=nodata,
+                                            memory_mb=memory_mb, feedback=feedback, ood=opt.get("ood", True))
         return _Settings(_scale_decision(scene, bands, opt.get("scale")), call, sizing)
     if algorithm == "unmix_fcls":
         from ..engine import unmixing
@@ -523,24 +658,23 @@ def _settings(algorithm, scene, model, options, threads):
         names = opt.get("spectra")
         if names:
             library = library.subset(list(names))
-        band_info = mapping.image_band_info(scene, wavelengths)
-        bands, _ = mapping.reference_matrix(scene, library, band_info, min_bands=len(library.names))
+        image_info = band_info()
+        bands, _ = mapping.reference_matrix(scene, library, image_info, min_bands=len(library.names))
         k = len(library.names)
         residuals = len(mapping.RESIDUAL_BANDS[opt.get("mode") or "fcls"])
         sizing = _sizing(scene, bands, [(k + residuals, "float32")], *unmixing.block_bytes(len(bands), k))
 
         def call(raster, paths, memory_mb, feedback, scale_arg):
             return mapping.unmix_map(raster, library, paths["abundances"], mode=opt.get("mode") or "fcls",
-                                     band_info=band_info, scale=scale_arg, nodata=nodata, memory_mb=memory_mb,
+                                     band_info=image_info, scale=scale_arg, nodata=nodata, memory_mb=memory_mb,
                                      feedback=feedback)
         return _Settings(_scale_decision(scene, bands, opt.get("scale")), call, sizing)
     if algorithm == "predict_abundance":
         from ..abundance import abundance_map as abundance
 
         model_obj = abundance.AbundanceModel(model)
-        info = mapping.image_band_info(scene, wavelengths, required=False) \
-            if (model_obj.info.wavelengths or wavelengths) else None
-        bands, matrix = mapping.model_input(scene, model_obj.info, info)
+        info = band_info(required=False) if (model_obj.info.wavelengths or wavelengths) else None
+        bands, matrix = mapping.model_input(scene, model_obj.info, info, feedback)
         k = len(model_obj.names)
         sizing = _sizing(scene, bands, [(k, "float32"), (2 * k, "float32"), (1, class_raster_dtype(k))],
                          *model_obj.block_bytes(matrix is not None))
@@ -694,7 +828,7 @@ def run_part(algorithm, scene, model, options, work, index, rows=None, memory_mb
     scene = scene_raster(scene, work, memory_mb, feedback)
     with compute.session(device, threads) as run:
         try:
-            settings = _settings(algorithm, scene, model, options, threads)
+            settings = _settings(algorithm, scene, model, options, threads, feedback)
             (scale, gain, bias), call = settings.scale, settings.call
             paths = part_paths(work, index, spec.outputs)
             raster = scene
@@ -854,7 +988,10 @@ def assemble(algorithm, scene, work, outputs, parts, memory_mb=None, sizing=None
                      _stitched(windows, parts, work, suffix, out_spec, count))
         finals[suffix] = out_spec.path
     for suffix, path in finals.items():
+        # the old file's side files describe the old pixels: GDAL's statistics, and the style of an earlier run
+        # (its class legend, its stretch); the Toolbox writes a new style after the run
         _remove_quietly(outputs[suffix] + ".aux.xml")
+        _remove_quietly(os.path.splitext(outputs[suffix])[0] + ".qml")
         os.replace(path, outputs[suffix])
     shutil.rmtree(work, ignore_errors=True)
     return dict(outputs)
@@ -911,15 +1048,19 @@ def run_scene(algorithm, scene, model, outputs, options=None, memory_mb=None, th
 # Dask
 # --------------------------------------------------------------------------------------
 def require_dask():
-    from ..engine.dependencies import missing
+    from ..engine.dependencies import install_hint, missing
 
     if missing(["dask", "distributed"]):
-        raise OreMapError("Running on a cluster needs Dask's 'distributed' package.", "scheduler", DASK_HINT)
+        raise OreMapError("Running on a cluster needs Dask's 'distributed' package.", "scheduler",
+                          install_hint(["distributed"]))
 
 
 _BOOTSTRAP = """
 import importlib.util, os, sys
 root = {root!r}
+for folder in {paths!r}:   # OreMap's optional-package folder of the QGIS profile, when the driver has one
+    if os.path.isdir(folder) and folder not in sys.path:
+        sys.path.insert(0, folder)
 if 'oremap' not in sys.modules:
     root = os.environ.get('OREMAP_PLUGIN_DIR') or root
     spec = importlib.util.spec_from_file_location('oremap', os.path.join(root, '__init__.py'),
@@ -940,8 +1081,90 @@ def prepare_client(client):
     from the same path (a shared file system), or ``$OREMAP_PLUGIN_DIR`` on the worker."""
     import functools
 
-    code = _BOOTSTRAP.format(root=plugin_root())
+    code = _BOOTSTRAP.format(root=plugin_root(), paths=package_folders())
     client.register_worker_callbacks(setup=functools.partial(exec, code, {}))
+
+
+def package_folders():
+    """The folders of OreMap's optional packages on this Python's path (Plugins > OreMap > Install optional
+    packages puts them into the QGIS profile and on QGIS's ``sys.path``): worker processes need them too."""
+    import sys
+
+    from ..engine.package_installer import FOLDER_NAME
+
+    return [p for p in sys.path if p and os.path.basename(os.path.normpath(p)) == FOLDER_NAME]
+
+
+#: what every worker process imports (OreMap's core and Dask's worker), besides the algorithm's own packages
+WORKER_PACKAGES = ("numpy", "scipy", "rasterio", "distributed")
+
+_PROBE = """
+import importlib, sys
+sys.path[:0] = {paths!r}
+missing = []
+for name in {packages!r}:
+    try:
+        importlib.import_module(name)
+    except Exception as exc:
+        missing.append(name)
+print('%d.%d' % sys.version_info[:2])
+print(' '.join(missing))
+"""
+
+
+def _python_problem(python, packages, timeout=120):
+    """Why ``python`` cannot run OreMap's worker processes ("" when it can): it does not start, is another
+    Python version than this one (tasks travel pickled), or lacks one of ``packages``."""
+    import subprocess
+    import sys
+
+    want = "%d.%d" % sys.version_info[:2]
+    code = _PROBE.format(paths=package_folders(), packages=list(packages))
+    try:
+        proc = subprocess.run([python, "-c", code], capture_output=True, text=True, timeout=timeout)
+    except (OSError, subprocess.SubprocessError) as exc:
+        return f"{python} does not run ({exc})"
+    lines = proc.stdout.splitlines()
+    if proc.returncode != 0 or not lines:
+        return f"{python} does not run (exit status {proc.returncode})"
+    if lines[0].strip() != want:
+        return f"{python} is Python {lines[0].strip()}, this is Python {want}"
+    missing = lines[1].split() if len(lines) > 1 else []
+    if missing:
+        return f"{python} lacks {', '.join(missing)}"
+    return ""
+
+
+def worker_python(packages=(), timeout=120):
+    """The Python executable that a local cluster's worker processes run.
+
+    The interpreter given by ``$OREMAP_WORKER_PYTHON`` when set; else this Python itself when it is a Python
+    executable (``qgis_process``, scripts); else (inside QGIS, whose ``sys.executable`` is QGIS) the first of
+    the interpreters that may be QGIS's own (:func:`core.engine.package_installer.python_candidates`) that is
+    this Python's version and imports :data:`WORKER_PACKAGES` and ``packages``. Without that check a wrong
+    ``python3`` first on the PATH (another venv, another version) makes Dask restart the workers forever.
+    Raises :class:`OreMapError` naming every interpreter tried and why it does not do.
+    """
+    import sys
+
+    chosen = os.environ.get("OREMAP_WORKER_PYTHON", "").strip()
+    if not chosen and os.path.basename(sys.executable or "").lower().startswith("python"):
+        return sys.executable
+    from ..engine.package_installer import python_candidates
+
+    needed = list(dict.fromkeys(WORKER_PACKAGES + tuple(packages)))
+    reasons = []
+    for python in ([chosen] if chosen else python_candidates()):
+        why = _python_problem(python, needed, timeout)
+        if not why:
+            return python
+        reasons.append(why)
+    version = "%d.%d" % sys.version_info[:2]
+    raise OreMapError(
+        "No Python was found to run the local cluster's worker processes"
+        + (f" ({'; '.join(reasons)})" if reasons else "") + ".", "scheduler",
+        f"Set the environment variable OREMAP_WORKER_PYTHON to a Python {version} that imports "
+        f"{', '.join(needed)} (the Python that QGIS runs), or give the address of a running Dask scheduler.")
 
 
 def local_workers():
@@ -952,12 +1175,11 @@ def local_workers():
         return max(1, os.cpu_count() or 1)
 
 
-def start_cluster(scheduler=None, n_workers=None, threads_per_worker=1):
+def start_cluster(scheduler=None, n_workers=None, threads_per_worker=1, packages=()):
     """A client of the cluster at ``scheduler`` (address), or of a new ``LocalCluster`` of worker
-    processes (one per core, one thread each, by default). Returns ``(client, cluster or None)``."""
+    processes (one per core, one thread each, by default) running :func:`worker_python`, which must import
+    ``packages`` too (the algorithm's, e.g. onnxruntime). Returns ``(client, cluster or None)``."""
     require_dask()
-    import sys
-
     from distributed import Client, LocalCluster
 
     if scheduler:
@@ -968,13 +1190,12 @@ def start_cluster(scheduler=None, n_workers=None, threads_per_worker=1):
                               "Check the address (tcp://host:8786) and that the scheduler runs.") from exc
         prepare_client(client)
         return client, None
-    if not os.path.basename(sys.executable).startswith("python"):
-        # inside QGIS sys.executable is QGIS itself: worker processes must start a Python
-        import multiprocessing
+    python = worker_python(packages)
+    import multiprocessing
+    import sys
 
-        python = shutil.which("python3") or shutil.which("python")
-        if python:
-            multiprocessing.set_executable(python)
+    if python != sys.executable:   # inside QGIS sys.executable is QGIS itself: worker processes must start a Python
+        multiprocessing.set_executable(python)
     cluster = LocalCluster(n_workers=int(n_workers or local_workers()), threads_per_worker=int(threads_per_worker),
                            processes=True, dashboard_address=":0")
     client = Client(cluster)
