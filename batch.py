@@ -34,14 +34,14 @@ def _names(text):
 def parser():
     p = argparse.ArgumentParser(
         prog="oremap-batch", description="Run an OreMap mapping algorithm over many scenes on a Dask cluster.",
-        epilog="Algorithms: " + "; ".join(f"{a.name}: {a.label}, model = {a.model}, writes "
+        epilog="Algorithms: " + "; ".join(f"{a.name}: {a.label}, model = {a.model or 'none'}, writes "
                                           + ", ".join(f"<scene>.{o}.tif" for o in a.outputs)
                                           for a in core_batch.ALGORITHMS.values()))
     p.add_argument("algorithm", choices=sorted(core_batch.ALGORITHMS))
     p.add_argument("inputs", nargs="*", help="scene files, folders (their rasters) or quoted glob patterns")
     p.add_argument("--list", action="append", default=[], metavar="FILE",
                    help="a text file naming one scene a line (repeatable)")
-    p.add_argument("--model", required=True, help="the model file (see the algorithms below)")
+    p.add_argument("--model", help="the model file (see the algorithms below; s2_indices needs none)")
     p.add_argument("--out", required=True, metavar="FOLDER", help="output folder (must exist)")
     p.add_argument("--scheduler", metavar="ADDRESS", help="Dask scheduler, e.g. tcp://head:8786; default: a "
                    "local cluster")
@@ -54,7 +54,18 @@ def parser():
     p.add_argument("--threads", type=int, default=1, help="onnxruntime threads per task (default 1)")
     p.add_argument("--ship-model", action="store_true",
                    help="send the model's bytes once to every worker (workers without the shared file system)")
-    p.add_argument("--spectra", type=_names, help="unmix_fcls: endmember names in the library (; separated)")
+    p.add_argument("--spectra", type=_names, help="unmix_fcls, sam_classify: spectra names in the library "
+                   "(; separated; default: all)")
+    p.add_argument("--method", choices=list(core_batch.SAM_METHODS), help="sam_classify: sam (angle, the default) "
+                   "or sid (divergence)")
+    p.add_argument("--max-score", type=float, help="sam_classify: largest angle (radians) or divergence accepted "
+                   "(default: no limit)")
+    p.add_argument("--indices", type=_names, help="s2_indices: indices to compute (; or , separated; default: all "
+                   "the bands allow)")
+    p.add_argument("--band-map", help="s2_indices, detect_mines: the raster band of each S2 band, e.g. "
+                   "'B2=1, B3=2, B4=3, B8=4'")
+    p.add_argument("--no-cloud-mask", dest="cloud_mask", action="store_false", default=None,
+                   help="s2_indices, detect_mines: do not mask clouds with a product folder's scene classification")
     p.add_argument("--mode", choices=list(core_batch.UNMIXING_MODES),
                    help="unmix_fcls: fcls (fully constrained, the default) or nn_closed (non-negative, then closed)")
     p.add_argument("--level", type=float, help="predict_abundance: interval level, 0-1 (default 0.9)")
@@ -76,7 +87,9 @@ def parser():
 def job_from_args(args):
     options = {"spectra": args.spectra, "mode": args.mode, "level": args.level, "threshold": args.threshold,
                "min_confidence": args.min_confidence, "wavelengths": args.wavelengths, "scale": args.scale,
-               "nodata": args.nodata, "bad_bands": args.bad_bands, "ood": args.ood}
+               "nodata": args.nodata, "bad_bands": args.bad_bands, "ood": args.ood, "method": args.method,
+               "max_score": args.max_score, "indices": args.indices, "band_map": args.band_map,
+               "cloud_mask": args.cloud_mask}
     inputs = core_batch.expand_inputs(args.inputs, args.list)
     return core_batch.BatchJob(args.algorithm, args.model, inputs, args.out,
                                {k: v for k, v in options.items() if v is not None}, resume=args.resume,

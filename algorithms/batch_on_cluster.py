@@ -4,6 +4,7 @@ import os
 
 from qgis.core import (
     QgsProcessingParameterBoolean,
+    QgsProcessingParameterEnum,
     QgsProcessingParameterFile,
     QgsProcessingParameterFolderDestination,
     QgsProcessingParameterMultipleLayers,
@@ -13,7 +14,10 @@ from qgis.core import (
 
 from ..core.engine import compute
 from ..core.scaleout import batch
+from ..core.sentinel2.sentinel2 import INDEX_NAMES
 from .base import OreMapAlgorithm, split_names
+from .s2_indices import INDEX_STYLE
+from .sam_classify import METHODS as SAM_METHODS, SCORE_STYLE
 from . import styles
 
 CHOICES = list(batch.ALGORITHMS)
@@ -30,11 +34,13 @@ class BatchOnCluster(OreMapAlgorithm):
     TAGS = "batch,cluster,dask,distributed,slurm,kubernetes,many scenes,flight lines,archive,parallel"
     HELP = (
         "Runs one mapping algorithm (spectral CNN classification, fully constrained unmixing, abundance "
-        "prediction, mine detection or VAE anomaly scores) with one model over many scenes, on a Dask cluster: "
+        "prediction, mine detection, VAE anomaly scores, SAM classification or Sentinel-2 indices) with one model "
+        "(or none, for the indices) over many scenes, on a Dask cluster: "
         "the scheduler at the given address, or a local cluster of one worker process per core. Each scene "
         "writes its own outputs into the output folder as &lt;scene&gt;.&lt;output&gt;.tif, the same files the "
         "algorithm writes on one machine (bit for bit), styled as it styles them (a .qml beside each). A "
-        "Sentinel-2 product folder (one file per band) is one scene.\n\n"
+        "Sentinel-2 product folder (one file per band) is one scene. The model, the options and each scene's "
+        "bands are checked and chosen as the single algorithm does, before the cluster starts.\n\n"
         "Scenes taller than the rows per part are cut into row ranges that the workers read and write "
         "themselves (whole blocks of the memory budget); one more task stitches them. No raster passes "
         "through the scheduler. A scene's outputs appear only when complete: a failed scene or a lost worker "
@@ -49,10 +55,13 @@ class BatchOnCluster(OreMapAlgorithm):
         "itself (the Toolbox's own batch mode works as before).")
     PARAM_HELP = {
         "ALGORITHM": "What to compute for every scene. Outputs: classify_cnn: classes, confidence; unmix_fcls: "
-                     "abundances (+ RMSE band); predict_abundance: abundance, intervals, dominant; detect_mines: "
-                     "probability, mask (one task per scene: its windows overlap); score_anomaly: score, classes.",
+                     "abundances (+ RMSE band(s)); predict_abundance: abundance, intervals, dominant; detect_mines: "
+                     "probability, mask (one task per scene: its windows overlap); score_anomaly: score, classes; "
+                     "sam_classify: classes, score; s2_indices: indices (one task per scene). Use one output "
+                     "folder per algorithm (several write &lt;scene&gt;.classes.tif).",
         "MODEL_FILE": "The model: an OreMap .onnx model for the CNN, abundance, mine and anomaly algorithms; a "
-                      "spectral library (.sli with .hdr, or .csv) of the endmembers for unmixing.",
+                      "spectral library (.sli with .hdr, or .csv) of the endmembers for unmixing and of the "
+                      "reference spectra for SAM; none for Sentinel-2 indices.",
         "INPUTS": "Scenes (raster layers or files; a Sentinel-2 product folder, one file per band, is one "
                   "scene). Optional when a pattern is given.",
         "PATTERN": "More scenes: a glob pattern (e.g. /data/emit/*.nc), a folder (its raster files and the "
@@ -66,7 +75,16 @@ class BatchOnCluster(OreMapAlgorithm):
         "ROWS_PER_PART": "Scenes taller than this many rows are cut into row ranges run in parallel (rounded to "
                          "whole blocks of the memory budget).",
         "SHIP_MODEL": "Send the model's bytes once to every worker (workers without the shared file system).",
-        "SPECTRA": "Unmixing: names of the endmember spectra in the library (';' separated; empty = all).",
+        "SPECTRA": "Unmixing and SAM: names of the spectra in the library (';' separated; empty = all).",
+        "SAM_METHOD": "SAM classification: spectral angle or spectral information divergence.",
+        "MAX_SCORE": "SAM classification: largest angle (radians, SAM) or divergence (SID) still accepted; pixels "
+                     "whose best match is worse are unclassified. 0 = no limit.",
+        "INDICES": "Sentinel-2 indices to compute (every one whose bands a scene has; the others are skipped and "
+                   "logged).",
+        "BAND_MAP": "Sentinel-2 indices and mine detection: the raster band of each S2 band (e.g. 'B2=1, B3=2, "
+                    "B4=3, B8=4'), for stacks whose bands carry no names.",
+        "CLOUD_MASK": "Sentinel-2 indices and mine detection: treat pixels the L2A scene classification of a "
+                      "product folder classes as cloud, shadow, cirrus, saturated or no data as nodata.",
         "MODE": "Unmixing: constraint.",
         "LEVEL": "Abundance prediction: level of the intervals (%).",
         "THRESHOLD": "Mine detection: probability from which a pixel is mine (empty: the model's own).",
@@ -95,7 +113,9 @@ class BatchOnCluster(OreMapAlgorithm):
                        "out_dir": "OUTPUT_FOLDER", "scheduler": "SCHEDULER", "algorithm": "ALGORITHM",
                        "rows_per_part": "ROWS_PER_PART", "raster": "INPUTS", "library": "MODEL_FILE",
                        "threshold": "THRESHOLD", "level": "LEVEL", "min_confidence": "MIN_CONFIDENCE",
-                       "ood": "OOD_CHECK", "spectra": "SPECTRA", "mode": "MODE"}
+                       "ood": "OOD_CHECK", "spectra": "SPECTRA", "mode": "MODE",
+                       "method": "SAM_METHOD", "max_score": "MAX_SCORE", "indices": "INDICES", "band_map": "BAND_MAP",
+                       "cloud_mask": "CLOUD_MASK"}
 
     def group(self):
         return self.tr("Batch")
@@ -105,7 +125,7 @@ class BatchOnCluster(OreMapAlgorithm):
 
     def initAlgorithm(self, config=None):  # noqa: N802
         self.add_enum("ALGORITHM", "Algorithm", [batch.ALGORITHMS[c].label for c in CHOICES])
-        self._add(QgsProcessingParameterFile("MODEL_FILE", self.tr("Model (or endmember library)")))
+        self._add(QgsProcessingParameterFile("MODEL_FILE", self.tr("Model (or spectral library)"), optional=True))
         self._add(QgsProcessingParameterMultipleLayers("INPUTS", self.tr("Scenes"), QgsProcessing.TypeRaster,
                                                        optional=True))
         self._add(QgsProcessingParameterString("PATTERN", self.tr("More scenes: pattern, folder or list file"),
@@ -121,6 +141,15 @@ class BatchOnCluster(OreMapAlgorithm):
         self.add_number("MIN_CONFIDENCE", "Minimum confidence (CNN)", 0.0, 0.0, 1.0)
         self._add(QgsProcessingParameterBoolean("OOD_CHECK", self.tr("Leave pixels unlike the training data "
                                                                      "unclassified (CNN)"), defaultValue=True),
+                  advanced=True)
+        self.add_enum("SAM_METHOD", "SAM method", [label for _, label in SAM_METHODS])
+        self.add_number("MAX_SCORE", "SAM: maximum angle (rad) or divergence; 0 = no limit", 0.0, 0.0)
+        self._add(QgsProcessingParameterEnum("INDICES", self.tr("Sentinel-2 indices"), options=INDEX_NAMES,
+                                             allowMultiple=True, defaultValue=list(range(len(INDEX_NAMES)))))
+        self._add(QgsProcessingParameterString("BAND_MAP", self.tr("Sentinel-2 band map"), optional=True),
+                  advanced=True)
+        self._add(QgsProcessingParameterBoolean("CLOUD_MASK", self.tr("Sentinel-2: mask clouds with the scene "
+                                                                      "classification (SCL)"), defaultValue=True),
                   advanced=True)
         self.add_number("WORKERS", "Local workers (0 = one per core)", 0, 0, integer=True, advanced=True)
         self.add_number("ROWS_PER_PART", "Rows per part", batch.DEFAULT_ROWS_PER_PART, 1, integer=True,
@@ -161,10 +190,13 @@ class BatchOnCluster(OreMapAlgorithm):
         if not paths and not lists:
             raise self.fail("INPUTS", "No scene was given.", "Choose raster layers or give a pattern or folder.")
         inputs = batch.expand_inputs(paths, lists, feedback=feedback)
-        model_file = self.parameterAsFile(parameters, "MODEL_FILE", context)
-        if not model_file or not os.path.isfile(model_file):
+        model_file = self.parameterAsFile(parameters, "MODEL_FILE", context) or None
+        needs = batch.ALGORITHMS[algorithm].model
+        if needs is not None and not model_file:
+            raise self.fail("MODEL_FILE", "No model (or library) file was given.", f"Choose {needs}.")
+        if needs is not None and not os.path.isfile(model_file):
             raise self.fail("MODEL_FILE", f"The model (or library) file '{model_file}' does not exist.",
-                            f"Choose {batch.ALGORITHMS[algorithm].model}.")
+                            f"Choose {needs}.")
         out_dir = self.parameterAsString(parameters, "OUTPUT_FOLDER", context)
         if os.path.exists(out_dir) and not os.path.isdir(out_dir):
             raise self.fail("OUTPUT_FOLDER", f"'{out_dir}' is a file, not a folder.", "Choose a folder for the outputs.")
@@ -185,17 +217,28 @@ class BatchOnCluster(OreMapAlgorithm):
         }
         if not self.parameterAsBool(parameters, "OOD_CHECK", context):
             options["ood"] = False
-        options = {k: v for k, v in options.items() if v is not None}
-        if algorithm not in batch.OPTIONS["mode"]:     # the Toolbox sends every parameter: only those that apply
-            options.pop("mode", None)
-        if algorithm not in batch.OPTIONS["level"]:
-            options.pop("level", None)
+        if not self.parameterAsBool(parameters, "CLOUD_MASK", context):
+            options["cloud_mask"] = False
+        if algorithm == "sam_classify":
+            options["method"] = SAM_METHODS[self.parameterAsEnum(parameters, "SAM_METHOD", context)][0]
+            options["max_score"] = self.parameterAsDouble(parameters, "MAX_SCORE", context) or None
+        if algorithm == "s2_indices":
+            chosen = self.parameterAsEnums(parameters, "INDICES", context)
+            if not chosen:
+                raise self.fail("INDICES", "No index was chosen.", "Choose at least one index.")
+            options["indices"] = [INDEX_NAMES[i] for i in sorted(set(chosen))]
+        options["band_map"] = self.parameterAsString(parameters, "BAND_MAP", context).strip() or None
+        # the Toolbox sends every parameter, with its default: only those that apply to the algorithm are passed
+        options = {k: v for k, v in options.items() if v is not None and algorithm in batch.OPTIONS[k]}
         job = batch.BatchJob(algorithm, model_file, inputs, out_dir, options,
                              resume=self.parameterAsBool(parameters, "RESUME", context),
                              overwrite=self.parameterAsBool(parameters, "OVERWRITE", context),
                              rows_per_part=self.parameterAsInt(parameters, "ROWS_PER_PART", context),
                              memory_mb=self.memory_mb(), threads=1,
                              ship_model=self.parameterAsBool(parameters, "SHIP_MODEL", context))
+        if model_file and needs is None:
+            feedback.warning(f"{algorithm} uses no model: {model_file} is ignored.")
+            job.model = None
         batch.plan(job, feedback)   # bad input (the model, the options, the scenes) is named before a cluster starts
         scheduler = self.parameterAsString(parameters, "SCHEDULER", context).strip()
         workers = self.parameterAsInt(parameters, "WORKERS", context) or None
@@ -266,4 +309,11 @@ def output_styles(algorithm, summary, info=None):
 
             out["classes"] = styles.classes(class_legend([float(p) for p in percentiles]))
         return out
+    if algorithm == "sam_classify":   # as oremap:sam_classify styles them
+        out = {"score": dict(SCORE_STYLE)}
+        if summary.get("legend"):
+            out["classes"] = styles.classes(summary["legend"])
+        return out
+    if algorithm == "s2_indices":
+        return {"indices": dict(INDEX_STYLE)}
     return {}

@@ -1,6 +1,5 @@
 """oremap:s2_indices - spectral indices of a Sentinel-2 scene (vegetation, water, bare soil, iron, clay)."""
 
-import numpy as np
 from qgis.core import (
     QgsCoordinateReferenceSystem,
     QgsProcessingParameterBoolean,
@@ -10,12 +9,12 @@ from qgis.core import (
     QgsProcessingParameterString,
 )
 
-from ..core.engine.raster import OutputSpec, run_pixelwise
-from ..core.sentinel2.sentinel2 import (INDEX_NAMES, INDICES, compute_indices, index_bands, indices_for_bands,
-                                        open_sentinel2, skipped_text)
+from ..core.sentinel2.sentinel2 import INDEX_NAMES, INDEX_NODATA, INDICES, indices_map, open_sentinel2
 from .base import OreMapAlgorithm
 
-NODATA = -9999.0
+NODATA = INDEX_NODATA
+#: the style of the indices raster: its first index on a red-yellow-green ramp
+INDEX_STYLE = {"kind": "ramp", "band": 1, "ramp": "RdYlGn"}
 
 
 S2_INPUT_HELP = {
@@ -130,30 +129,8 @@ class S2Indices(OreMapAlgorithm):
         asked = [INDEX_NAMES[i] for i in sorted(set(chosen))]
         out_path = self.output_path(parameters, "OUTPUT", context, feedback)
         path, band_map, _ = s2_input_path(self, parameters, context, with_crs=False)
-        with open_sentinel2(path, band_map=band_map, feedback=feedback, required=[],
-                            mask_clouds=cloud_mask(self, parameters, context)) as s2:
-            which, skipped = indices_for_bands(asked, s2.bands)
-            if not which:
-                raise self.fail(self._parameter_overrides.get("raster", "INPUT"),
-                                "None of the chosen indices can be computed from the bands of the input "
-                                f"({', '.join(s2.bands) or 'none identified'}): {skipped_text(skipped)}.",
-                                "Choose indices these bands allow (IRON_OXIDE needs only B2 and B4), or an input "
-                                "with more bands (or name its bands with a band map).")
-            if skipped:
-                feedback.warning(f"Skipped for lack of bands: {skipped_text(skipped)}.")
-            bands = index_bands(which)
-            feedback.info(f"Indices {', '.join(which)} from bands {', '.join(bands)}.")
-            spec = OutputSpec(out_path, which, dtype="float32", nodata=NODATA,
-                              band_tags=[{"index": w, "definition": INDICES[w][2]} for w in which],
-                              tags={"source": s2.source_path, "reflectance_scale": s2.scale,
-                                    "reflectance_offset": s2.offset})
-
-            def func(pixels):
-                values, _ = compute_indices(pixels, bands, which)
-                return np.where(np.isfinite(values), values, NODATA).astype(np.float32)
-
-            with s2.open_source(bands) as source:
-                stats = run_pixelwise(source, [spec], func, memory_mb=self.memory_mb(),
-                                      work_bytes_per_pixel=8 * (len(bands) + 2 * len(which)), feedback=feedback)
-        self.style_output(context, out_path, {"kind": "ramp", "band": 1, "ramp": "RdYlGn"})
-        return {"OUTPUT": out_path, "VALID_PIXELS": stats["valid_pixels"], "INDICES_SKIPPED": ", ".join(skipped)}
+        stats = indices_map(path, out_path, asked, band_map=band_map, mask_clouds=cloud_mask(self, parameters, context),
+                            memory_mb=self.memory_mb(), feedback=feedback)
+        self.style_output(context, out_path, INDEX_STYLE)
+        return {"OUTPUT": out_path, "VALID_PIXELS": stats["valid_pixels"],
+                "INDICES_SKIPPED": ", ".join(stats["skipped"])}

@@ -5,6 +5,8 @@ from .base import OreMapAlgorithm
 from . import styles
 
 METHODS = [("sam", "Spectral Angle Mapper (SAM)"), ("sid", "Spectral Information Divergence (SID)")]
+#: the style of the best angle / divergence: low values (good matches) bright
+SCORE_STYLE = {"kind": "ramp", "ramp": "Viridis", "invert": True}
 
 
 class SamClassify(OreMapAlgorithm):
@@ -82,6 +84,6 @@ class SamClassify(OreMapAlgorithm):
         self.style_output(context, class_path, styles.classes(stats["legend"]))
         results = {"OUTPUT_CLASSES": class_path, "VALID_PIXELS": stats["valid_pixels"]}
         if score_path:
-            self.style_output(context, score_path, {"kind": "ramp", "ramp": "Viridis", "invert": True})
+            self.style_output(context, score_path, dict(SCORE_STYLE))
             results["OUTPUT_SCORE"] = score_path
         return results

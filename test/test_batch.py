@@ -853,6 +853,83 @@ def test_processing_algorithm_names_a_bad_setting_before_a_cluster_starts(run_al
               "OUTPUT_FOLDER": str(tmp_path / "maps")}
     with pytest.raises(QgsProcessingException, match=r"\(BAD_BANDS\): Cannot read the bad-band entry 'drop water'"):
         run_alg("batch_on_cluster", dict(params, BAD_BANDS="drop water"))
-    with pytest.raises(QgsProcessingException, match=r"Model \(or endmember library\) \(MODEL_FILE\): "
+    with pytest.raises(QgsProcessingException, match=r"Model \(or spectral library\) \(MODEL_FILE\): "
                                                      r"'usgs_minerals_cnn.onnx' is a mineral classification model"):
         run_alg("batch_on_cluster", dict(params, ALGORITHM=list(batch.ALGORITHMS).index("score_anomaly")))
+
+
+def test_sam_classification_on_the_cluster_is_bit_identical(client, tmp_path):
+    """SAM was no batch algorithm. Cut into row ranges, with a whole library (spectra over part of the range left
+    out, decided on the whole scene) and with named spectra under a maximum angle: the single run's bytes."""
+    refs = {}
+    library = read_library(USGS_LIBRARY)
+    for scene in (JASPER,):
+        refs[scene] = {"classes": str(tmp_path / "c.tif"), "score": str(tmp_path / "s.tif")}
+        single = mapping.sam_map(scene, library, refs[scene]["classes"], refs[scene]["score"],
+                                 band_info=mapping.image_band_info(scene), memory_mb=MEMORY_MB, whole_library=True)
+    job, report, out, plans = run(client, tmp_path, "sam_classify", USGS_LIBRARY, [JASPER], rows=16)
+    assert not report.failed and len(plans[0].parts) == 3
+    assert_same_files(job, refs)
+    assert report.summaries[JASPER]["class_counts"] == single["class_counts"]
+    with rasterio.open(refs[JASPER]["classes"]) as ds:
+        assert len(np.unique(ds.read(1))) >= 2
+    sid = {"classes": str(tmp_path / "c2.tif"), "score": str(tmp_path / "s2.tif")}
+    mapping.sam_map(JASPER, library.subset(ENDMEMBERS), sid["classes"], sid["score"], method="sid", threshold=0.05,
+                    band_info=mapping.image_band_info(JASPER), memory_mb=MEMORY_MB)
+    job, report, out, plans = run(client, tmp_path, "sam_classify", USGS_LIBRARY, [JASPER], rows=16, name="sid",
+                                  spectra="; ".join(ENDMEMBERS), method="sid", max_score=0.05)
+    assert_same_files(job, {JASPER: sid})
+    with rasterio.open(sid["classes"]) as ds:
+        assert (ds.read(1) == 0).any()     # the limit leaves some pixels unclassified
+
+
+def test_sentinel2_indices_of_product_folders_on_the_cluster(client, tmp_path):
+    """The indices-to-file logic lived in the algorithm only; it is core.sentinel2.sentinel2.indices_map, which
+    the cluster runs scene by scene (no model) and oremap:s2_indices runs once."""
+    from oremap.core.sentinel2.sentinel2 import indices_map
+
+    ref = str(tmp_path / "ref.tif")
+    single = indices_map(S2_PRODUCT, ref, ["NDVI", "IRON_OXIDE"], memory_mb=MEMORY_MB)
+    assert single["indices"] == ["NDVI", "IRON_OXIDE"] and single["skipped"] == {}
+    job, report, out, plans = run(client, tmp_path, "s2_indices", None, [S2_PRODUCT], rows=4,
+                                  indices=["ndvi", "iron oxide"])
+    assert report.done == [S2_PRODUCT] and plans[0].parts == []
+    assert_same_files(job, {S2_PRODUCT: {"indices": ref}})
+    with rasterio.open(ref) as ds:
+        assert list(ds.descriptions) == ["NDVI", "IRON_OXIDE"]
+        ndvi = ds.read(1)
+        b4, b8 = (rasterio.open(glob.glob(os.path.join(S2_PRODUCT, f"*_{b}.tif"))[0]).read(1).astype(float)
+                  for b in ("B04", "B08"))
+    # acquired in 2017, before processing baseline 04.00: reflectance = DN / 10000, no offset
+    assert ndvi.shape == b4.shape == (120, 120)
+    assert np.allclose(ndvi, (b8 - b4) / (b8 + b4), atol=1e-6)
+
+
+def test_processing_algorithm_runs_sam_and_indices_styled_as_their_single_runs(run_alg, client, tmp_path):
+    """SAM (with a library) and Sentinel-2 indices (no model: MODEL_FILE left empty) from QGIS on a running
+    scheduler: the outputs and their .qml are those of oremap:sam_classify and oremap:s2_indices."""
+    base = {"SCHEDULER": client.scheduler.address}
+    result = run_alg("batch_on_cluster", dict(base, ALGORITHM=list(batch.ALGORITHMS).index("s2_indices"),
+                                              INPUTS=[S2_PRODUCT], INDICES=[0, 1],
+                                              OUTPUT_FOLDER=str(tmp_path / "idx")))
+    assert (result["SCENES_DONE"], result["SCENES_FAILED"]) == (1, 0)
+    single = run_alg("s2_indices", {"INPUT_FOLDER": S2_PRODUCT, "INDICES": [0, 1],
+                                    "OUTPUT": str(tmp_path / "single_idx.tif")})
+    written = batch.output_paths("s2_indices", S2_PRODUCT, str(tmp_path / "idx"))["indices"]
+    with rasterio.open(written) as a, rasterio.open(single["OUTPUT"]) as b:
+        assert np.array_equal(a.read(), b.read()) and a.descriptions == b.descriptions
+    with open(os.path.splitext(written)[0] + ".qml") as mine, open(str(tmp_path / "single_idx.qml")) as theirs:
+        assert mine.read() == theirs.read()
+    result = run_alg("batch_on_cluster", dict(base, ALGORITHM=list(batch.ALGORITHMS).index("sam_classify"),
+                                              MODEL_FILE=USGS_LIBRARY, INPUTS=[JASPER], SPECTRA="; ".join(ENDMEMBERS),
+                                              OUTPUT_FOLDER=str(tmp_path / "sam")))
+    assert result["SCENES_DONE"] == 1
+    single = run_alg("sam_classify", {"INPUT": JASPER, "LIBRARY": USGS_LIBRARY, "SPECTRA": "; ".join(ENDMEMBERS),
+                                      "OUTPUT_CLASSES": str(tmp_path / "c.tif"),
+                                      "OUTPUT_SCORE": str(tmp_path / "s.tif")})
+    outputs = batch.output_paths("sam_classify", JASPER, str(tmp_path / "sam"))
+    for suffix, ref in (("classes", single["OUTPUT_CLASSES"]), ("score", single["OUTPUT_SCORE"])):
+        assert sha(outputs[suffix]) == sha(ref)
+        styled = os.path.splitext(outputs[suffix])[0] + ".qml"
+        with open(styled) as mine, open(os.path.splitext(ref)[0] + ".qml") as theirs:
+            assert mine.read() == theirs.read()

@@ -57,7 +57,7 @@ class BatchAlgorithm:
     label: str
     outputs: tuple        # output suffixes, in the order the core function writes them
     split_rows: bool      # may a scene be cut into row ranges
-    model: str            # what the model file is
+    model: str            # what the model file is (None: the algorithm needs none)
     requires: tuple = ("onnxruntime",)
     tasks: tuple = ()     # the OreMap model tasks it runs (core.engine.model_task); empty: a spectral library
 
@@ -82,6 +82,12 @@ ALGORITHMS = {
         "score_anomaly", "Anomaly scores of an element raster with a trained VAE (oremap:vae_anomaly)",
         ("score", "classes"), True, "an OreMap VAE anomaly model (.onnx)",
         tasks=("geochemical_anomaly",)),
+    "sam_classify": BatchAlgorithm(
+        "sam_classify", "Spectral Angle Mapper classification (oremap:sam_classify)",
+        ("classes", "score"), True, "a spectral library of the reference spectra (.sli + .hdr, or .csv)", ()),
+    "s2_indices": BatchAlgorithm(
+        "s2_indices", "Sentinel-2 spectral indices (oremap:s2_indices)",
+        ("indices",), False, None, ()),
 }
 
 
@@ -119,13 +125,16 @@ class BatchJob:
             self.options = {**self.options, "spectra": [n.strip() for n in spectra.split(sep) if n.strip()] or None}
 
 
-#: option -> the algorithms it applies to (None: all)
-OPTIONS = {"spectra": ("unmix_fcls",), "mode": ("unmix_fcls",), "level": ("predict_abundance",),
+_SPECTRAL = ("classify_cnn", "unmix_fcls", "predict_abundance", "sam_classify")
+_SENTINEL2 = ("detect_mines", "s2_indices")
+#: option -> the algorithms it applies to
+OPTIONS = {"spectra": ("unmix_fcls", "sam_classify"), "mode": ("unmix_fcls",), "level": ("predict_abundance",),
            "threshold": ("detect_mines",), "min_confidence": ("classify_cnn",), "ood": ("classify_cnn",),
-           "wavelengths": ("classify_cnn", "unmix_fcls", "predict_abundance"),
-           "bad_bands": ("classify_cnn", "unmix_fcls", "predict_abundance"),
-           "scale": ("classify_cnn", "unmix_fcls", "predict_abundance"), "nodata": None}
+           "method": ("sam_classify",), "max_score": ("sam_classify",), "indices": ("s2_indices",),
+           "band_map": _SENTINEL2, "cloud_mask": _SENTINEL2, "wavelengths": _SPECTRAL, "bad_bands": _SPECTRAL,
+           "scale": _SPECTRAL, "nodata": _SPECTRAL + ("score_anomaly",)}
 UNMIXING_MODES = ("fcls", "nn_closed")
+SAM_METHODS = ("sam", "sid")
 
 
 def _number(options, key, low, high, fix, low_open=False, high_open=False):
@@ -164,6 +173,22 @@ def check_options(algorithm, options):
     _number(options, "scale", 0.0, None, "Give the divisor that turns the values into reflectance (10000 for "
             "0-10000 integers), or none to detect it.", low_open=True)
     _number(options, "nodata", -np.inf, None, "Give a number, or none.")
+    _number(options, "max_score", 0.0, None, "Give the largest angle (radians, SAM) or divergence (SID) still "
+            "accepted, e.g. 0.1, or none for no limit.")
+    if options.get("method") is not None and options["method"] not in SAM_METHODS:
+        raise OreMapError(f"Unknown SAM method '{options['method']}'.", "method", "Use sam or sid.")
+    if options.get("indices") is not None:
+        from ..sentinel2.sentinel2 import _index_name
+
+        names = [options["indices"]] if isinstance(options["indices"], str) else list(options["indices"])
+        if not names:
+            raise OreMapError("No index was chosen.", "indices", "Choose at least one index, or none for all.")
+        for name in names:
+            _index_name(name)   # an unknown index is named, with the list
+    if options.get("band_map") is not None:
+        from ..sentinel2.sentinel2 import parse_band_map
+
+        parse_band_map(options["band_map"])
     mode = options.get("mode")
     if mode is not None and mode not in UNMIXING_MODES:
         raise OreMapError(f"Unknown unmixing mode '{mode}'.", "mode", "Use " + " or ".join(UNMIXING_MODES) + ".")
@@ -178,27 +203,33 @@ def check_options(algorithm, options):
             raise OreMapError("The wavelengths must be two or more positive numbers (nm), one per band.",
                               "wavelengths", "Give the band centres in nm, e.g. '400.5, 410.2, ...'.")
     return [f"The option '{key}' does not apply to {algorithm}: it is ignored." for key in sorted(options)
-            if options[key] is not None and OPTIONS[key] is not None and algorithm not in OPTIONS[key]]
+            if options[key] is not None and algorithm not in OPTIONS[key]]
 
 
 def check_model(algorithm, model, options=None):
     """The model file checked before any scene runs: an OreMap ONNX model of the task ``algorithm`` runs (a CNN
-    classifier for classify_cnn, ...), or for unmixing a spectral library holding the endmembers named."""
+    classifier for classify_cnn, ...), or for unmixing and SAM a spectral library holding the spectra named.
+    Returns the notes to log (a model given to an algorithm that uses none is ignored)."""
     spec = check_algorithm(algorithm)
-    if not model or not os.path.isfile(model):
+    if spec.model is None:
+        return [f"{algorithm} uses no model: '{os.path.basename(model)}' is ignored."] if model else []
+    if not model:
+        raise OreMapError("No model was given.", "model", f"Choose {spec.model}.")
+    if not os.path.isfile(model):
         raise OreMapError(f"The model '{model}' does not exist.", "model", f"Choose {spec.model}.")
     if spec.tasks:
         from ..engine.model_format import read_model_info
         from ..engine.model_task import check_task
 
         check_task(read_model_info(model), spec.tasks, model)
-        return
+        return []
     from ..hyperspectral.spectral_library import read_library
 
     library = read_library(model)
     names = (options or {}).get("spectra")
     if names:
         library.subset(list(names))
+    return []
 
 
 def check_algorithm(name):
@@ -376,8 +407,7 @@ def plan(job, feedback=None):
     are left out, and ``feedback`` is told so and about options the algorithm does not use."""
     spec = check_algorithm(job.algorithm)
     feedback = ensure(feedback)
-    check_model(job.algorithm, job.model, job.options)
-    for note in check_options(job.algorithm, job.options):
+    for note in check_model(job.algorithm, job.model, job.options) + check_options(job.algorithm, job.options):
         feedback.info(note)
     derived = outputs_among_inputs(job.inputs, job.out_dir)
     if derived:
@@ -707,7 +737,38 @@ def _settings(algorithm, scene, model, options, threads, feedback=None):
         def call(raster, paths, memory_mb, feedback, scale_arg):  # footprints counted as a single run counts them
             return detect_mines(raster, model, paths["probability"], paths["mask"],
                                 threshold=opt.get("threshold"), min_area_ha=DEFAULT_MIN_AREA_HA,
-                                memory_mb=memory_mb, feedback=feedback, threads=threads)
+                                memory_mb=memory_mb, feedback=feedback, threads=threads,
+                                band_map=opt.get("band_map"), mask_clouds=opt.get("cloud_mask", True))
+        return _Settings((None, None, None), call)
+    if algorithm == "sam_classify":
+        from ..hyperspectral import sam
+        from ..hyperspectral.spectral_library import read_library
+
+        library = read_library(model)
+        names = opt.get("spectra")
+        if names:
+            library = library.subset(list(names))
+        method = opt.get("method") or "sam"
+        image_info = band_info()
+        whole = not names   # a whole library: spectra measured over part of the range are left out, as in one run
+        bands, _, kept = mapping.reference_spectra(scene, library, image_info, drop_partial=whole)
+        k = len(kept.names)
+        sizing = _sizing(scene, bands, [(1, class_raster_dtype(k)), (1, "float32")],
+                         sam.work_bytes_per_pixel(len(bands), k, method))
+
+        def call(raster, paths, memory_mb, feedback, scale_arg):
+            return mapping.sam_map(raster, library, paths["classes"], paths["score"], method=method,
+                                   threshold=opt.get("max_score") or None, band_info=image_info, scale=scale_arg,
+                                   nodata=nodata, memory_mb=memory_mb, feedback=feedback, whole_library=whole)
+        return _Settings(_scale_decision(scene, bands, opt.get("scale")), call, sizing)
+    if algorithm == "s2_indices":
+        from ..sentinel2.sentinel2 import indices_map
+
+        def call(raster, paths, memory_mb, feedback, scale_arg):
+            indices = opt.get("indices")
+            return indices_map(raster, paths["indices"], [indices] if isinstance(indices, str) else indices,
+                               band_map=opt.get("band_map"), mask_clouds=opt.get("cloud_mask", True),
+                               memory_mb=memory_mb, feedback=feedback)
         return _Settings((None, None, None), call)
     check_algorithm(algorithm)
     raise AssertionError(algorithm)
@@ -1282,14 +1343,15 @@ def run_batch(job, client, feedback=None, progress=None, device=None):
     feedback = ensure(feedback)
     start = time.perf_counter()
     plans = plan(job)
+    spec = check_algorithm(job.algorithm)
     report = BatchReport(workers=len(client.scheduler_info().get("workers", {})))
     report.skipped = [p.scene for p in plans if p.skip]
     todo = [p for p in plans if not p.skip]
     for p in report.skipped:
         feedback.info(f"Skipped (finished before): {p}")
-    ref = model_ref(job.model)
+    ref = model_ref(job.model) if spec.model is not None else None
     shipped = None
-    if job.ship_model:
+    if job.ship_model and ref is not None:
         shipped = client.scatter(model_files(job.model), broadcast=True, hash=False)
     device = compute.current().requested if device is None else device
 
@@ -1412,7 +1474,7 @@ def _part_task(algorithm, scene, ref, shipped, options, work, index, rows, memor
     a traceback for it. Anything else is raised (a bug shows its traceback)."""
     feedback = _Messages([(part_vrt(work, index), scene)])
     try:
-        model = materialise(ref, shipped)
+        model = materialise(ref, shipped) if ref is not None else None
         result = run_part(algorithm, scene, model, options, work, index, rows, memory_mb, threads, feedback, device)
     except (OreMapError, OSError) as exc:
         result = dict(_failure(exc), index=index, rows=list(rows) if rows is not None else [0, None], empty=True)

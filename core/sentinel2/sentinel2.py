@@ -898,6 +898,54 @@ def compute_indices(refl, band_names, which=None):
     return out.astype(np.float32), list(which)
 
 
+INDEX_NODATA = -9999.0
+
+
+def indices_map(path, out_path, which=None, band_map=None, mask_clouds=True, memory_mb=None, feedback=None):
+    """Write the spectral indices ``which`` (all by default) of the Sentinel-2 scene at ``path`` (a raster or a
+    folder of per-band files, :func:`open_sentinel2`) to ``out_path``: float32, one band per index (named by it,
+    its definition in the band tags), nodata :data:`INDEX_NODATA` (also where a denominator is zero), streamed
+    by the block engine under ``memory_mb``.
+
+    The indices whose bands the scene lacks are skipped and ``feedback`` warned; when none can be computed an
+    :class:`OreMapError` (parameter ``"raster"``) says which bands each needs. Returns the engine's stats with
+    ``indices`` (computed) and ``skipped`` (``{index: [missing bands]}``).
+    """
+    from ..engine.feedback import ensure
+    from ..engine.raster import OutputSpec, run_pixelwise
+
+    feedback = ensure(feedback)
+    asked = None if which is None else [_index_name(w) for w in which]
+    if asked is not None and not asked:
+        raise OreMapError("No index was chosen.", "indices", "Choose at least one index.")
+    with open_sentinel2(path, band_map=band_map, feedback=feedback, required=[], mask_clouds=mask_clouds) as s2:
+        usable, skipped = indices_for_bands(asked, s2.bands)
+        if not usable:
+            raise OreMapError("None of the chosen indices can be computed from the bands of the input "
+                              f"({', '.join(s2.bands) or 'none identified'}): {skipped_text(skipped)}.", "raster",
+                              "Choose indices these bands allow (IRON_OXIDE needs only B2 and B4), or an input "
+                              "with more bands (or name its bands with a band map).")
+        if skipped:
+            feedback.warning(f"Skipped for lack of bands: {skipped_text(skipped)}.")
+        bands = index_bands(usable)
+        feedback.info(f"Indices {', '.join(usable)} from bands {', '.join(bands)}.")
+        spec = OutputSpec(out_path, usable, dtype="float32", nodata=INDEX_NODATA,
+                          band_tags=[{"index": w, "definition": INDICES[w][2]} for w in usable],
+                          tags={"source": s2.source_path, "reflectance_scale": s2.scale,
+                                "reflectance_offset": s2.offset})
+
+        def per_block(pixels):
+            values, _ = compute_indices(pixels, bands, usable)
+            return np.where(np.isfinite(values), values, INDEX_NODATA).astype(np.float32)
+
+        with s2.open_source(bands) as source:
+            stats = run_pixelwise(source, [spec], per_block, memory_mb=memory_mb,
+                                  work_bytes_per_pixel=8 * (len(bands) + 2 * len(usable)), feedback=feedback)
+    stats["indices"] = usable
+    stats["skipped"] = skipped
+    return stats
+
+
 # ---------------------------------------------------------------------------
 # Spectra to Sentinel-2 bands
 # ---------------------------------------------------------------------------
