@@ -14,7 +14,7 @@ Through OreMap's Processing algorithms (``processing.run`` in a standalone QGIS)
 3. ``detect_mines`` with the U-Net on another scene (480 x 480, 10 mines, other backgrounds
    layout and mines): probability, mask, footprint polygons of at least 0.5 ha;
 4. ``train_mine_classifier``: gradient boosting on 160 competition-style patches of 120 pixels
-   (folder + ``labels.csv``), a quarter of them with a mine as in the competition, nested spatially
+   (folder + ``labels.csv``), a quarter of them with a mine, nested spatially
    grouped cross-validation;
 5. ``detect_mines`` with that classifier on the unseen scene (120-pixel patches every 60 pixels);
 6. ``detect_mines`` with the U-Net and with the classifier on each of the six real BigEarthNet patches

@@ -369,12 +369,15 @@ def unmix_map(raster_path, endmembers, out_path, mode="fcls", band_info=None, im
         ``image_bands``.
     out_path : str
         Output raster: one float32 abundance band per endmember (described by its
-        name) and a last band with the residual RMSE of the fit.
+        name), then the residual RMSE band(s) of :data:`RESIDUAL_BANDS`: one for
+        "fcls" (the fit), two for "nn_closed" (the non-negative fit, then the
+        closed abundances).
     mode : {"fcls", "nn_closed"}
 
     Returns
     -------
-    dict with ``mean_abundance`` per endmember, ``mean_rmse`` and engine stats.
+    dict with ``mean_abundance`` per endmember, ``mean_rmse`` (and for "nn_closed"
+    ``mean_closed_rmse``) and engine stats.
     """
     feedback = ensure(feedback)
     if mode not in UNMIX_MODES:
