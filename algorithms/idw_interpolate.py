@@ -242,12 +242,7 @@ class IdwInterpolate(OreMapAlgorithm):
                                 "Give an extent over the samples (in the layer's CRS, or with its own CRS "
                                 "appended: 'xmin,xmax,ymin,ymax [EPSG:4326]'), or leave it empty.")
         if parameters.get("MAX_DISTANCE") in (None, ""):
-            spacing = idw.sample_spacing(x, y)
-            max_distance = idw.AUTO_DISTANCE_FACTOR * spacing
-            feedback.info(f"Cells farther than {max_distance:.0f} m from every sample are nodata: "
-                          f"{idw.AUTO_DISTANCE_FACTOR:g} times the sample spacing of {spacing:.0f} m, the median "
-                          "distance between neighbouring sample locations (set MAX_DISTANCE to choose another; 0 = no "
-                          "limit).")
+            max_distance = idw.AUTO   # the core's default: a multiple of the sample spacing, logged
         else:
             max_distance = self.parameterAsDouble(parameters, "MAX_DISTANCE", context) or None
         out_path = self.output_path(parameters, "OUTPUT", context, feedback)

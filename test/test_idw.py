@@ -209,7 +209,7 @@ def test_matches_gdal_grid_invdistnn(tmp_path):
         '<GeometryType>wkbPoint</GeometryType><GeometryField encoding="PointFromColumns" x="x" y="y" z="z"/>'
         '</OGRVRTLayer></OGRVRTDataSource>')
     ours = str(tmp_path / "ours.tif")
-    stats = idw.idw_to_raster(px, py, z, ["z"], ours, 100.0, k=12, radius=900.0)
+    stats = idw.idw_to_raster(px, py, z, ["z"], ours, 100.0, k=12, radius=900.0, max_distance=None)  # as gdal_grid
     xmin, ymin, xmax, ymax = stats["extent"]
     # gdal_grid's -txe/-tye are the pixel edges and it evaluates pixel centres: same grid as ours
     subprocess.run([gdal_grid, "-q", "-a", "invdistnn:power=2:smoothing=0:max_points=12:radius=900:nodata=-9999",
@@ -422,3 +422,30 @@ def test_bad_input(run_alg, tmp_path, crs, params, parameter, words):
         assert word.lower() in message.lower(), message
     assert not os.path.exists(out)
     assert not [n for n in os.listdir(os.path.dirname(out)) if n.startswith(os.path.basename(out) + ".oremap-partial")]
+
+
+def test_the_core_grids_with_the_algorithms_default_distance(tmp_path):
+    """The automatic maximum distance lived in the algorithm only: plain Python and scripts extrapolated over the
+    whole grid. idw_to_raster's default is now the algorithm's: 5 sample spacings, logged; 0 or None: no limit."""
+    from conftest import core_warnings
+
+    gx, gy = np.meshgrid(np.arange(10) * 100.0, np.arange(10) * 100.0)   # 100 m grid of sites
+    x, y = gx.ravel(), gy.ravel()
+    z = x / 100.0 + y / 1000.0
+    extent = (-1000.0, -1000.0, 2000.0, 2000.0)   # reaches 1 km beyond the sites
+    log = core_warnings()
+    idw.idw_to_raster(x, y, z, ["z"], str(tmp_path / "auto.tif"), 50.0, extent=extent, feedback=log)
+    assert log.infos[0].startswith("Cells farther than 500 m from every sample are nodata: 5 times the sample "
+                                   "spacing of 100 m")
+    data, transform, *_ = read(str(tmp_path / "auto.tif"))
+    rows, cols = np.indices(data.shape[1:])
+    cx, cy = transform * (cols + 0.5, rows + 0.5)
+    nearest = np.hypot(np.clip(cx, 0.0, 900.0) - cx, np.clip(cy, 0.0, 900.0) - cy)   # distance to the site grid
+    assert np.array_equal(data[0] == idw.NODATA, nearest > 500.0)
+    for no_limit in (0, None):
+        idw.idw_to_raster(x, y, z, ["z"], str(tmp_path / f"all{no_limit}.tif"), 50.0, extent=extent,
+                          max_distance=no_limit)
+        assert not (read(str(tmp_path / f"all{no_limit}.tif"))[0] == idw.NODATA).any()
+    with pytest.raises(OreMapError, match="Cannot read the maximum distance 'far'") as err:
+        idw.idw_to_raster(x, y, z, ["z"], str(tmp_path / "x.tif"), 50.0, max_distance="far")
+    assert err.value.parameter == "max_distance"

@@ -8,7 +8,8 @@ centre, with weights ``1 / d**power``:
 * ``radius``: samples farther than that from the cell centre are ignored; a cell with
   fewer than ``min_points`` samples left is nodata;
 * ``max_distance``: a cell farther than that from its nearest sample is nodata
-  (no extrapolation far from the data);
+  (no extrapolation far from the data); ``"auto"`` (the default of grids):
+  :data:`AUTO_DISTANCE_FACTOR` times the sample spacing (:func:`sample_spacing`);
 * a cell centre on a sample (closer than ``HIT_TOLERANCE`` cell) takes the sample's
   value (the mean of the samples there), whatever ``min_points``;
 * missing values (NaN) are per element: each band uses only the samples that have a
@@ -99,6 +100,8 @@ def grid_geometry(x, y, cell_size, extent=None, margin=None):
 
 
 AUTO_DISTANCE_FACTOR = 5.0
+#: ``max_distance`` value: :data:`AUTO_DISTANCE_FACTOR` times the sample spacing
+AUTO = "auto"
 """oremap:idw_interpolate's default maximum distance to the nearest sample, in sample spacings
 (:func:`sample_spacing`)."""
 
@@ -115,6 +118,18 @@ def sample_spacing(x, y):
     d = cKDTree(xy).query(xy, k=min(3, len(xy)))[0]
     second = float(np.median(d[:, 2])) / 2.0 if d.shape[1] > 2 else 0.0
     return max(float(np.median(d[:, 1])), second)
+
+
+def auto_max_distance(x, y, feedback=None):
+    """The default largest distance from a cell to its nearest sample: :data:`AUTO_DISTANCE_FACTOR` times the
+    sample spacing (:func:`sample_spacing`) of the located samples ``x``, ``y``; ``feedback`` is told why."""
+    spacing = sample_spacing(x, y)
+    max_distance = AUTO_DISTANCE_FACTOR * spacing
+    ensure(feedback).info(
+        f"Cells farther than {max_distance:.0f} m from every sample are nodata: {AUTO_DISTANCE_FACTOR:g} times the "
+        f"sample spacing of {spacing:.0f} m, the median distance between neighbouring sample locations (set "
+        "MAX_DISTANCE to choose another; 0 = no limit).")
+    return max_distance
 
 
 def suggest_cell_size(x, y):
@@ -317,7 +332,11 @@ def _prepare(x, y, values, names, power, k, radius, max_distance, min_points, fe
     if not 1 <= min_points <= k:
         raise OreMapError(f"The minimum number of points must lie within 1-{k} (the neighbours).", "min_points")
     radius = float(radius) if radius else None
-    max_distance = float(max_distance) if max_distance else None
+    auto = isinstance(max_distance, str) and max_distance.strip().lower() == AUTO
+    if isinstance(max_distance, str) and not auto:
+        raise OreMapError(f"Cannot read the maximum distance '{max_distance}'.", "max_distance",
+                          f"Give a distance, 0 for no limit, or '{AUTO}'.")
+    max_distance = None if auto else (float(max_distance) if max_distance else None)
     for value, key in ((radius, "radius"), (max_distance, "max_distance")):
         if value is not None and not value > 0:
             raise OreMapError(f"The {key.replace('_', ' ')} must be positive (or 0 for none).", key)
@@ -327,6 +346,8 @@ def _prepare(x, y, values, names, power, k, radius, max_distance, min_points, fe
         x, y, V = x[located], y[located], V[located]
     if x.size == 0:
         raise OreMapError("No sample has coordinates.", "points", "Check the point layer.")
+    if auto:
+        max_distance = auto_max_distance(x, y, feedback)
     V[~np.isfinite(V)] = np.nan
     return x, y, V, names, (power, k, radius, max_distance, min_points)
 
@@ -365,7 +386,7 @@ def idw_at(x, y, values, qx, qy, power=2.0, k=12, radius=None, max_distance=None
 
 
 def idw_to_raster(x, y, values, names, out_path, cell_size, extent=None, margin=None, crs=None, power=2.0,
-                  k=12, radius=None, max_distance=None, min_points=1, memory_mb=None, feedback=None,
+                  k=12, radius=None, max_distance=AUTO, min_points=1, memory_mb=None, feedback=None,
                   nodata=NODATA, threads=None, band_tags=None):
     # Over 100 lines by its docstring (every parameter documented); the code is 76 lines.
     """Grid point samples by inverse distance weighting into a float32 GeoTIFF.
@@ -390,7 +411,9 @@ def idw_to_raster(x, y, values, names, out_path, cell_size, extent=None, margin=
     k : int
         Number of nearest samples used.
     radius, max_distance : float, optional
-        Search radius; largest distance from a cell to its nearest sample. None or 0 = no limit.
+        Search radius; largest distance from a cell to its nearest sample. None or 0 = no limit;
+        ``max_distance="auto"`` (the default, as ``oremap:idw_interpolate``'s): :data:`AUTO_DISTANCE_FACTOR`
+        times the sample spacing, logged.
     min_points : int
         Fewest samples (within the radius) a cell needs, else nodata.
     memory_mb : float, optional
