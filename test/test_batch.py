@@ -462,10 +462,15 @@ def test_scene_summaries_add_the_parts(tmp_path):
     assert summary["valid_pixels"] == 40 and summary["class_counts"] == [7, 33]
     assert summary["means"] == pytest.approx({"a": 0.3, "b": 0.7}) and summary["legend"] == [{"value": 0}]
     messages = [{"index": 0, "rows": [0, 4], "messages": [["warning", "w"], ["info", "rows 0-4"]]},
-                {"index": 1, "rows": [4, 8], "messages": [["warning", "w"], ["info", "rows 4-8"]]}]
+                {"index": 1, "rows": [4, 8], "messages": [["warning", "w"], ["info", "rows 4-8"],
+                                                          ["info", "only here"]]},
+                {"index": 2, "rows": [8, 9], "messages": [["warning", "w"], ["info", "rows 8-9"]]}]
+    # said by every part: once; said by each part with its numbers: once, with how many parts said it likewise
     assert batch.scene_messages("/x/line.img", messages) == [
-        ("warning", "line.img: w"), ("info", "line.img (rows 1-4): rows 0-4"),
-        ("info", "line.img (rows 5-8): rows 4-8")]
+        ("warning", "line.img: w"), ("info", "line.img (rows 1-4, and likewise in 2 more parts): rows 0-4"),
+        ("info", "line.img (rows 5-8): only here")]
+    assert batch.scene_messages("/x/line.img", messages[2:]) == [("warning", "line.img: w"),
+                                                                 ("info", "line.img: rows 8-9")]
 
 
 # --------------------------------------------------------------------------------------
@@ -933,3 +938,23 @@ def test_processing_algorithm_runs_sam_and_indices_styled_as_their_single_runs(r
         styled = os.path.splitext(outputs[suffix])[0] + ".qml"
         with open(styled) as mine, open(os.path.splitext(ref)[0] + ".qml") as theirs:
             assert mine.read() == theirs.read()
+
+
+def test_a_scene_keeps_all_its_outputs_or_none(tmp_path, monkeypatch):
+    """Cancelling removes a scene's work folder; between the moves of its outputs into place that left the first
+    output without the second. A move that fails now takes back the outputs already moved."""
+    outputs = batch.output_paths("classify_cnn", AVIRIS_NG, str(tmp_path))
+    real = os.replace
+
+    def replace(src, dst):
+        if dst.endswith(".confidence.tif"):
+            raise FileNotFoundError(src)     # the work folder went while the classes were being moved
+        return real(src, dst)
+
+    monkeypatch.setattr(os, "replace", replace)
+    with pytest.raises(FileNotFoundError):
+        batch.run_scene("classify_cnn", AVIRIS_NG, CNN, outputs)
+    assert os.listdir(tmp_path) == []
+    monkeypatch.setattr(os, "replace", real)
+    batch.run_scene("classify_cnn", AVIRIS_NG, CNN, outputs)
+    assert sorted(os.listdir(tmp_path)) == sorted(os.path.basename(p) for p in outputs.values())

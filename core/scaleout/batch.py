@@ -1048,12 +1048,20 @@ def assemble(algorithm, scene, work, outputs, parts, memory_mb=None, sizing=None
         write_blocks(out_spec, width, height, transform, crs,
                      _stitched(windows, parts, work, suffix, out_spec, count))
         finals[suffix] = out_spec.path
-    for suffix, path in finals.items():
-        # the old file's side files describe the old pixels: GDAL's statistics, and the style of an earlier run
-        # (its class legend, its stretch); the Toolbox writes a new style after the run
-        _remove_quietly(outputs[suffix] + ".aux.xml")
-        _remove_quietly(os.path.splitext(outputs[suffix])[0] + ".qml")
-        os.replace(path, outputs[suffix])
+    moved = []
+    try:
+        for suffix, path in finals.items():
+            # the old file's side files describe the old pixels: GDAL's statistics, and the style of an earlier run
+            # (its class legend, its stretch); the Toolbox writes a new style after the run
+            _remove_quietly(outputs[suffix] + ".aux.xml")
+            _remove_quietly(os.path.splitext(outputs[suffix])[0] + ".qml")
+            os.replace(path, outputs[suffix])
+            moved.append(outputs[suffix])
+    except OSError:
+        # a cancelled job removes the work folder, maybe between two moves: a scene keeps all its outputs or none
+        for target in moved:
+            _remove_quietly(target)
+        raise
     shutil.rmtree(work, ignore_errors=True)
     return dict(outputs)
 
@@ -1306,19 +1314,47 @@ def check_outcome(report):
                       f"{message}", parameter, "The log names every failed scene and why.")
 
 
+def _rows_text(rows):
+    return f"row {rows[0] + 1}" if rows[1] - rows[0] == 1 else f"rows {rows[0] + 1}-{rows[1]}"
+
+
 def scene_messages(scene, results):
     """``[(kind, text)]`` to log for a scene from its tasks' results: each message once, prefixed by the
-    scene's name; a message that not every part of a split scene gave also names the part's rows."""
+    scene's name. A message that not every part of a split scene gave also names the part's rows; one that
+    several parts gave with their own numbers (pixels left unclassified, ...) is logged once, the first
+    part's, saying how many more parts gave it likewise (a scene of ten parts would repeat it ten times)."""
+    import re
+
     name = os.path.basename(os.path.normpath(scene))
     parts = sorted(results, key=lambda r: r["index"])
     lists = [[(kind, text) for kind, text in r.get("messages") or ()] for r in parts]
     common = set.intersection(*(set(m) for m in lists)) if len(lists) > 1 else set(lists[0] if lists else ())
-    out = []
-    for result, messages in zip(parts, lists):
+
+    def shape(kind, text):
+        return kind, re.sub(r"\d+(?:\.\d+)?", "#", text)
+
+    alike = {}   # message shape -> indices of the parts that gave it (with other numbers)
+    for index, messages in enumerate(lists):
+        for kind, text in messages:
+            if (kind, text) not in common:
+                alike.setdefault(shape(kind, text), [])
+                if index not in alike[shape(kind, text)]:
+                    alike[shape(kind, text)].append(index)
+    out, seen = [], set()
+    for index, (result, messages) in enumerate(zip(parts, lists)):
         for kind, text in messages:
             rows = result.get("rows") or [0, None]
-            where = name if (kind, text) in common or rows[1] is None else f"{name} (rows {rows[0] + 1}-{rows[1]})"
-            line = (kind, f"{where}: {text}")
+            if (kind, text) in common or rows[1] is None:
+                line = (kind, f"{name}: {text}")
+            else:
+                key = shape(kind, text)
+                if key in seen:
+                    continue
+                seen.add(key)
+                more = len(alike[key]) - 1
+                where = _rows_text(rows) + (f", and likewise in {more} more part{'s' if more > 1 else ''}" if more
+                                            else "")
+                line = (kind, f"{name} ({where}): {text}")
             if line not in out:
                 out.append(line)
     return out
