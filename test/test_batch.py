@@ -897,7 +897,7 @@ def test_sentinel2_indices_of_product_folders_on_the_cluster(client, tmp_path):
     single = indices_map(S2_PRODUCT, ref, ["NDVI", "IRON_OXIDE"], memory_mb=MEMORY_MB)
     assert single["indices"] == ["NDVI", "IRON_OXIDE"] and single["skipped"] == {}
     job, report, out, plans = run(client, tmp_path, "s2_indices", None, [S2_PRODUCT], rows=4,
-                                  indices=["ndvi", "iron oxide"])
+                                  indices="ndvi; iron oxide")   # one text, as a script may give it
     assert report.done == [S2_PRODUCT] and plans[0].parts == []
     assert_same_files(job, {S2_PRODUCT: {"indices": ref}})
     with rasterio.open(ref) as ds:

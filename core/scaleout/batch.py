@@ -95,11 +95,14 @@ ALGORITHMS = {
 class BatchJob:
     """One batch job: an algorithm, a model, many inputs, one output folder.
 
-    ``options`` are the algorithm's own settings: ``spectra`` (list of endmember names, or one text of names
-    separated by ``;``, FCLS; all spectra of the library when empty), ``mode`` ("fcls" or "nn_closed"),
-    ``level`` (interval level, 0-1), ``threshold`` (mine probability), ``min_confidence`` (CNN), ``ood``
-    (CNN: the out-of-distribution check, on by default), ``wavelengths`` (nm, one per band), ``scale``
-    (reflectance divisor), ``nodata``, ``bad_bands`` (CNN, unmixing and abundance: the bad-band choice as
+    ``options`` are the algorithm's own settings (:data:`OPTIONS` says which algorithms use each):
+    ``spectra`` (list of spectrum names, or one text of names separated by ``;``, unmixing and SAM; all
+    spectra of the library when empty), ``mode`` ("fcls" or "nn_closed"), ``level`` (interval level,
+    0-1), ``threshold`` (mine probability), ``min_confidence`` (CNN), ``ood`` (CNN: the
+    out-of-distribution check, on by default), ``method`` ("sam" or "sid") and ``max_score`` (largest
+    angle or divergence accepted) of SAM, ``indices`` (Sentinel-2 index names, a list or one text; all by
+    default), ``band_map`` and ``cloud_mask`` (Sentinel-2 inputs, as the single algorithms), ``wavelengths``
+    (nm, one per band), ``scale`` (reflectance divisor), ``nodata``, ``bad_bands`` (the bad-band choice as
     text, :func:`core.engine.bad_bands.parse_bad_bands`; empty: automatic). :func:`check_options` checks them.
     """
 
@@ -119,10 +122,11 @@ class BatchJob:
         # workers of a remote scheduler run in other folders: a relative output folder would be theirs
         if self.out_dir:
             self.out_dir = os.path.abspath(os.fspath(self.out_dir))
-        spectra = (self.options or {}).get("spectra")
-        if isinstance(spectra, str):   # one text of names: split as the Toolbox and the command line split it
-            sep = ";" if ";" in spectra else ","
-            self.options = {**self.options, "spectra": [n.strip() for n in spectra.split(sep) if n.strip()] or None}
+        for key in ("spectra", "indices"):
+            names = (self.options or {}).get(key)
+            if isinstance(names, str):   # one text of names: split as the Toolbox and the command line split it
+                sep = ";" if ";" in names else ","
+                self.options = {**self.options, key: [n.strip() for n in names.split(sep) if n.strip()] or None}
 
 
 _SPECTRAL = ("classify_cnn", "unmix_fcls", "predict_abundance", "sam_classify")
@@ -180,7 +184,7 @@ def check_options(algorithm, options):
     if options.get("indices") is not None:
         from ..sentinel2.sentinel2 import _index_name
 
-        names = [options["indices"]] if isinstance(options["indices"], str) else list(options["indices"])
+        names = list(options["indices"])
         if not names:
             raise OreMapError("No index was chosen.", "indices", "Choose at least one index, or none for all.")
         for name in names:
@@ -765,10 +769,8 @@ def _settings(algorithm, scene, model, options, threads, feedback=None):
         from ..sentinel2.sentinel2 import indices_map
 
         def call(raster, paths, memory_mb, feedback, scale_arg):
-            indices = opt.get("indices")
-            return indices_map(raster, paths["indices"], [indices] if isinstance(indices, str) else indices,
-                               band_map=opt.get("band_map"), mask_clouds=opt.get("cloud_mask", True),
-                               memory_mb=memory_mb, feedback=feedback)
+            return indices_map(raster, paths["indices"], opt.get("indices"), band_map=opt.get("band_map"),
+                               mask_clouds=opt.get("cloud_mask", True), memory_mb=memory_mb, feedback=feedback)
         return _Settings((None, None, None), call)
     check_algorithm(algorithm)
     raise AssertionError(algorithm)
