@@ -21,6 +21,8 @@ from .sam_classify import METHODS as SAM_METHODS, SCORE_STYLE
 from . import styles
 
 CHOICES = list(batch.ALGORITHMS)
+#: the job options of parameters the Toolbox always sends, at their defaults
+TOOLBOX_DEFAULTS = {"mode": "fcls", "level": 0.9}
 MODES = [("fcls", "Fully constrained (>= 0, sum 1)"), ("nn_closed", "Non-negative, then closed (scale-invariant)")]
 
 
@@ -228,8 +230,14 @@ class BatchOnCluster(OreMapAlgorithm):
                 raise self.fail("INDICES", "No index was chosen.", "Choose at least one index.")
             options["indices"] = [INDEX_NAMES[i] for i in sorted(set(chosen))]
         options["band_map"] = self.parameterAsString(parameters, "BAND_MAP", context).strip() or None
-        # the Toolbox sends every parameter, with its default: only those that apply to the algorithm are passed
-        options = {k: v for k, v in options.items() if v is not None and algorithm in batch.OPTIONS[k]}
+        # the Toolbox sends every parameter, with its default: only those that apply to the algorithm are passed,
+        # and one set to another value than its default that does not apply is named
+        options = {k: v for k, v in options.items() if v is not None}
+        ignored = [k for k, v in options.items() if algorithm not in batch.OPTIONS[k] and TOOLBOX_DEFAULTS.get(k) != v]
+        if ignored:
+            feedback.warning(f"{', '.join(self.CORE_PARAMETERS.get(k, k.upper()) for k in ignored)} "
+                             f"{'does' if len(ignored) == 1 else 'do'} not apply to {algorithm}: ignored.")
+        options = {k: v for k, v in options.items() if algorithm in batch.OPTIONS[k]}
         job = batch.BatchJob(algorithm, model_file, inputs, out_dir, options,
                              resume=self.parameterAsBool(parameters, "RESUME", context),
                              overwrite=self.parameterAsBool(parameters, "OVERWRITE", context),

@@ -913,11 +913,18 @@ def test_sentinel2_indices_of_product_folders_on_the_cluster(client, tmp_path):
 def test_processing_algorithm_runs_sam_and_indices_styled_as_their_single_runs(run_alg, client, tmp_path):
     """SAM (with a library) and Sentinel-2 indices (no model: MODEL_FILE left empty) from QGIS on a running
     scheduler: the outputs and their .qml are those of oremap:sam_classify and oremap:s2_indices."""
+    import processing
+
     base = {"SCHEDULER": client.scheduler.address}
-    result = run_alg("batch_on_cluster", dict(base, ALGORITHM=list(batch.ALGORITHMS).index("s2_indices"),
-                                              INPUTS=[S2_PRODUCT], INDICES=[0, 1],
-                                              OUTPUT_FOLDER=str(tmp_path / "idx")))
+    log = log_feedback()
+    choice = list(batch.ALGORITHMS).index("s2_indices")
+    result = processing.run("oremap:batch_on_cluster", dict(base, ALGORITHM=choice,
+                                                            INPUTS=[S2_PRODUCT], INDICES=[0, 1], BAD_BANDS="off",
+                                                            MODE=1, OUTPUT_FOLDER=str(tmp_path / "idx")),
+                            feedback=log)
     assert (result["SCENES_DONE"], result["SCENES_FAILED"]) == (1, 0)
+    # settings of other algorithms changed from their defaults are named; those left at them are not
+    assert "MODE, BAD_BANDS do not apply to s2_indices: ignored." in log.warnings
     single = run_alg("s2_indices", {"INPUT_FOLDER": S2_PRODUCT, "INDICES": [0, 1],
                                     "OUTPUT": str(tmp_path / "single_idx.tif")})
     written = batch.output_paths("s2_indices", S2_PRODUCT, str(tmp_path / "idx"))["indices"]
