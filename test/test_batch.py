@@ -965,3 +965,34 @@ def test_a_scene_keeps_all_its_outputs_or_none(tmp_path, monkeypatch):
     monkeypatch.setattr(os, "replace", real)
     batch.run_scene("classify_cnn", AVIRIS_NG, CNN, outputs)
     assert sorted(os.listdir(tmp_path)) == sorted(os.path.basename(p) for p in outputs.values())
+
+
+def test_a_worker_without_a_package_says_which_and_how_to_install_it(client, tmp_path, monkeypatch):
+    """A worker lacking onnxruntime failed each scene with the QGIS installer's hint (Plugins > OreMap > ...), which
+    means nothing on a cluster node. Each scene now names the worker, its Python, and the pinned pip command."""
+    from oremap.core.engine import dependencies
+
+    def no_onnxruntime(dask_worker=None):
+        from oremap.core.engine import dependencies as deps
+
+        real = deps.missing
+        deps.missing = lambda packages: [p for p in packages if p == "onnxruntime"] + real(
+            [p for p in packages if p != "onnxruntime"])
+
+    client.run(no_onnxruntime)
+    try:
+        out = tmp_path / "maps"
+        out.mkdir()
+        job = batch.BatchJob("classify_cnn", CNN, [AVIRIS_NG], str(out))
+        report = batch.run_batch(job, client)
+        message = report.failed[AVIRIS_NG]
+        assert "lacks the Python package onnxruntime." in message and "(/" in message
+        assert message.endswith(f"Install into the workers' Python (or their container image): "
+                                f"{dependencies.install_command(['onnxruntime'])[0]}.")
+        assert os.listdir(out) == []
+        with pytest.raises(OreMapError) as err:
+            batch.check_outcome(report)
+        assert err.value.parameter == "scheduler"
+    finally:
+        client.restart()
+        batch.prepare_client(client)

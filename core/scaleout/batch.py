@@ -1296,9 +1296,10 @@ class BatchReport:
 
 
 #: core keys of failures that concern the whole job (the model and the settings), not a scene
-JOB_PARAMETERS = {"model": "model", "library": "model", "spectra": "spectra", "mode": "mode",
-                  "wavelengths": "wavelengths", "scale": "scale", "nodata": "nodata", "threshold": "threshold",
-                  "level": "level", "min_confidence": "min_confidence"}
+JOB_PARAMETERS = {"model": "model", "library": "model", "scheduler": "scheduler",
+                  **{key: key for key in ("spectra", "mode", "wavelengths", "scale", "nodata", "threshold", "level",
+                                          "min_confidence", "ood", "method", "max_score", "indices", "band_map",
+                                          "cloud_mask", "bad_bands")}}
 
 
 def check_outcome(report):
@@ -1504,6 +1505,22 @@ def _failure(exc):
             "parameter": getattr(exc, "parameter", None) or "raster"}
 
 
+def check_worker(algorithm):
+    """Raise :class:`OreMapError` when this worker's Python lacks a package ``algorithm`` needs, naming the
+    worker's host and Python and the pip command (the QGIS installer's hint means nothing on a cluster node)."""
+    import socket
+    import sys
+
+    from ..engine.dependencies import install_command, missing
+
+    lacking = missing(list(dict.fromkeys(WORKER_PACKAGES + check_algorithm(algorithm).requires)))
+    if lacking:
+        raise OreMapError(f"The worker on {socket.gethostname()} ({sys.executable}) lacks the Python package"
+                          f"{'s' if len(lacking) > 1 else ''} {', '.join(lacking)}.", "scheduler",
+                          "Install into the workers' Python (or their container image): "
+                          + " ; ".join(install_command(lacking)) + ".")
+
+
 def _part_task(algorithm, scene, ref, shipped, options, work, index, rows, memory_mb, threads, device=None):
     """A row range (or the whole scene) on a worker: :func:`run_part`, its messages kept in the result.
 
@@ -1512,6 +1529,7 @@ def _part_task(algorithm, scene, ref, shipped, options, work, index, rows, memor
     a traceback for it. Anything else is raised (a bug shows its traceback)."""
     feedback = _Messages([(part_vrt(work, index), scene)])
     try:
+        check_worker(algorithm)
         model = materialise(ref, shipped) if ref is not None else None
         result = run_part(algorithm, scene, model, options, work, index, rows, memory_mb, threads, feedback, device)
     except (OreMapError, OSError) as exc:
