@@ -1257,7 +1257,8 @@ def start_cluster(scheduler=None, n_workers=None, threads_per_worker=1, packages
         try:
             client = Client(scheduler, timeout="20s")
         except (OSError, TimeoutError) as exc:
-            raise OreMapError(f"Cannot reach the Dask scheduler at '{scheduler}': {exc}.", "scheduler",
+            reason = str(exc).rstrip(".")
+            raise OreMapError(f"Cannot reach the Dask scheduler at '{scheduler}': {reason}.", "scheduler",
                               "Check the address (tcp://host:8786) and that the scheduler runs.") from exc
         prepare_client(client)
         return client, None
