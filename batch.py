@@ -59,7 +59,7 @@ def parser():
     p.add_argument("--method", choices=list(core_batch.SAM_METHODS), help="sam_classify: sam (angle, the default) "
                    "or sid (divergence)")
     p.add_argument("--max-score", type=float, help="sam_classify: largest angle (radians) or divergence accepted "
-                   "(default: no limit)")
+                   "(default or 0: no limit)")
     p.add_argument("--indices", type=_names, help="s2_indices: indices to compute (; or , separated; default: all "
                    "the bands allow)")
     p.add_argument("--band-map", help="s2_indices, detect_mines: the raster band of each S2 band, e.g. "
@@ -68,15 +68,16 @@ def parser():
                    help="s2_indices, detect_mines: do not mask clouds with a product folder's scene classification")
     p.add_argument("--mode", choices=list(core_batch.UNMIXING_MODES),
                    help="unmix_fcls: fcls (fully constrained, the default) or nn_closed (non-negative, then closed)")
-    p.add_argument("--level", type=float, help="predict_abundance: interval level, 0-1 (default 0.9)")
+    p.add_argument("--level", type=float, help="predict_abundance: interval level, 0.5-0.99 (default 0.9)")
     p.add_argument("--threshold", type=float, help="detect_mines: probability threshold (default: the model's own)")
     p.add_argument("--min-confidence", type=float, help="classify_cnn: below it a pixel is unclassified (0-1)")
     p.add_argument("--no-ood-check", dest="ood", action="store_false", default=None,
                    help="classify_cnn: keep every pixel's best class, even where the model's out-of-distribution "
                         "check finds it unlike the training spectra")
     p.add_argument("--bad-bands", metavar="TEXT",
-                   help="classify_cnn, unmix_fcls, predict_abundance: bands to keep or drop besides those found "
-                        "in each scene, e.g. 'keep 381-401 nm; drop 2450-2510 nm; drop bands 1-5', or 'off' "
+                   help="classify_cnn, unmix_fcls, predict_abundance, sam_classify: bands to keep or drop "
+                        "besides those found in each scene, e.g. 'keep 381-401 nm; drop 2450-2510 nm; drop bands "
+                        "1-5', or 'off' "
                         "(the ENVI bbl only); default: automatic")
     p.add_argument("--wavelengths", type=_floats, help="band centres in nm when the rasters carry none")
     p.add_argument("--scale", type=float, help="reflectance divisor (10000 for 0-10000 integers)")
@@ -97,6 +98,23 @@ def job_from_args(args):
                                memory_mb=args.memory_mb, threads=args.threads, ship_model=args.ship_model)
 
 
+#: core parameter keys of errors -> the option the user typed
+FLAGS = {"model": "--model", "library": "--model", "out_dir": "--out", "inputs": "the inputs", "list": "--list",
+         "ood": "--no-ood-check", "cloud_mask": "--no-cloud-mask", "raster": "the scene"}
+
+
+def flag(parameter):
+    """The command-line option of a core error's parameter (``min_confidence`` -> ``--min-confidence``)."""
+    if not parameter:
+        return None
+    return FLAGS.get(parameter, "--" + str(parameter).replace("_", "-"))
+
+
+def say(exc):
+    where = flag(getattr(exc, "parameter", None))
+    print(f"oremap-batch: {where + ': ' if where else ''}{exc}", file=sys.stderr)
+
+
 def main(argv=None):
     args = parser().parse_intermixed_args(argv)
     feedback = PrintFeedback()
@@ -106,7 +124,7 @@ def main(argv=None):
         client, cluster = core_batch.start_cluster(args.scheduler, args.workers or None,
                                                    packages=core_batch.ALGORITHMS[job.algorithm].requires)
     except OreMapError as exc:
-        print(f"oremap-batch: {exc}", file=sys.stderr)
+        say(exc)
         return 2
     try:
         def progress(done, total):
@@ -114,7 +132,7 @@ def main(argv=None):
 
         report = core_batch.run_batch(job, client, feedback, progress)
     except (OreMapError, Cancelled) as exc:
-        print(f"oremap-batch: {exc}", file=sys.stderr)
+        say(exc)
         return 2
     except KeyboardInterrupt:   # Ctrl+C: the scenes not finished were removed; no traceback for a user's stop
         print("oremap-batch: interrupted. Finished scenes keep their outputs; run again with --resume to "

@@ -22,7 +22,7 @@ from . import styles
 
 CHOICES = list(batch.ALGORITHMS)
 #: the job options of parameters the Toolbox always sends, at their defaults
-TOOLBOX_DEFAULTS = {"mode": "fcls", "level": 0.9}
+TOOLBOX_DEFAULTS = {"mode": "fcls", "level": 0.9, "method": "sam", "indices": list(INDEX_NAMES)}
 MODES = [("fcls", "Fully constrained (>= 0, sum 1)"), ("nn_closed", "Non-negative, then closed (scale-invariant)")]
 
 
@@ -93,7 +93,7 @@ class BatchOnCluster(OreMapAlgorithm):
         "MIN_CONFIDENCE": "CNN classification: pixels whose highest probability is lower stay unclassified.",
         "OOD_CHECK": "CNN classification: leave pixels unlike the model's training spectra of their class "
                      "unclassified (the model's out-of-distribution check, as oremap:classify_spectral_cnn).",
-        "BAD_BANDS": "CNN classification, unmixing and abundance prediction: bands left out besides each scene's "
+        "BAD_BANDS": "CNN classification, unmixing, abundance prediction and SAM: bands left out besides each scene's "
                      "ENVI bbl, as in the single algorithms (found in every scene on its own: water vapour, "
                      "constant, negative and noisy bands). Empty: automatic; e.g. 'keep 381-401 nm; drop "
                      "2450-2510 nm; drop bands 1-5', or 'off' for the bbl only. Checked before the cluster starts.",
@@ -136,7 +136,7 @@ class BatchOnCluster(OreMapAlgorithm):
                                                optional=True))
         self._add(QgsProcessingParameterBoolean("RESUME", self.tr("Resume (skip finished scenes)"), False))
         self._add(QgsProcessingParameterBoolean("OVERWRITE", self.tr("Overwrite existing outputs"), False))
-        self._add(QgsProcessingParameterString("SPECTRA", self.tr("Endmember names (unmixing)"), optional=True))
+        self._add(QgsProcessingParameterString("SPECTRA", self.tr("Spectra names (unmixing, SAM)"), optional=True))
         self.add_enum("MODE", "Unmixing constraint", [label for _, label in MODES])
         self.add_number("LEVEL", "Interval level (%) (abundance)", 90.0, 50.0, 99.0)
         self.add_number("THRESHOLD", "Mine probability threshold", None, 0.0, 1.0, optional=True)
@@ -202,7 +202,16 @@ class BatchOnCluster(OreMapAlgorithm):
         out_dir = self.parameterAsString(parameters, "OUTPUT_FOLDER", context)
         if os.path.exists(out_dir) and not os.path.isdir(out_dir):
             raise self.fail("OUTPUT_FOLDER", f"'{out_dir}' is a file, not a folder.", "Choose a folder for the outputs.")
+        created = not os.path.exists(out_dir)
         os.makedirs(out_dir, exist_ok=True)
+        try:
+            return self._run(parameters, context, feedback, algorithm, inputs, model_file, needs, out_dir)
+        except BaseException:
+            if created and os.path.isdir(out_dir) and not os.listdir(out_dir):
+                os.rmdir(out_dir)   # a run refused before it wrote anything leaves no empty folder behind
+            raise
+
+    def _run(self, parameters, context, feedback, algorithm, inputs, model_file, needs, out_dir):
         wavelengths, nodata, scale = self.band_parameters(parameters, context)
         self.bad_bands(parameters, context)   # an entry it cannot read is named before anything runs
         threshold = parameters.get("THRESHOLD")
@@ -221,14 +230,12 @@ class BatchOnCluster(OreMapAlgorithm):
             options["ood"] = False
         if not self.parameterAsBool(parameters, "CLOUD_MASK", context):
             options["cloud_mask"] = False
-        if algorithm == "sam_classify":
-            options["method"] = SAM_METHODS[self.parameterAsEnum(parameters, "SAM_METHOD", context)][0]
-            options["max_score"] = self.parameterAsDouble(parameters, "MAX_SCORE", context) or None
-        if algorithm == "s2_indices":
-            chosen = self.parameterAsEnums(parameters, "INDICES", context)
-            if not chosen:
-                raise self.fail("INDICES", "No index was chosen.", "Choose at least one index.")
-            options["indices"] = [INDEX_NAMES[i] for i in sorted(set(chosen))]
+        options["method"] = SAM_METHODS[self.parameterAsEnum(parameters, "SAM_METHOD", context)][0]
+        options["max_score"] = self.parameterAsDouble(parameters, "MAX_SCORE", context) or None
+        chosen = self.parameterAsEnums(parameters, "INDICES", context)
+        if not chosen and algorithm == "s2_indices":
+            raise self.fail("INDICES", "No index was chosen.", "Choose at least one index.")
+        options["indices"] = [INDEX_NAMES[i] for i in sorted(set(chosen))] or None
         options["band_map"] = self.parameterAsString(parameters, "BAND_MAP", context).strip() or None
         # the Toolbox sends every parameter, with its default: only those that apply to the algorithm are passed,
         # and one set to another value than its default that does not apply is named

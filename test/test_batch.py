@@ -467,7 +467,8 @@ def test_scene_summaries_add_the_parts(tmp_path):
                 {"index": 2, "rows": [8, 9], "messages": [["warning", "w"], ["info", "rows 8-9"]]}]
     # said by every part: once; said by each part with its numbers: once, with how many parts said it likewise
     assert batch.scene_messages("/x/line.img", messages) == [
-        ("warning", "line.img: w"), ("info", "line.img (rows 1-4, and likewise in 2 more parts): rows 0-4"),
+        ("warning", "line.img: w"),
+        ("info", "line.img (rows 1-4; 2 more parts of the scene said this too, with their own numbers): rows 0-4"),
         ("info", "line.img (rows 5-8): only here")]
     assert batch.scene_messages("/x/line.img", messages[2:]) == [("warning", "line.img: w"),
                                                                  ("info", "line.img: rows 8-9")]
@@ -627,7 +628,7 @@ def test_processing_algorithm_maps_mines_of_a_sentinel2_folder_styled(processing
         assert 'label="mine (P >= 0.5)"' in handle.read()
     assert "Compute device used: onnxruntime: CPUExecutionProvider (on the Dask workers)." in log.infos
     assert [w for w in log.warnings if w.startswith("Failed: ")] == [
-        f"Failed: {broken}: Cannot read the raster '{broken}': '{broken}' not recognized as a supported file format.."
+        f"Failed: {broken}: Cannot read the raster '{broken}': '{broken}' not recognized as a supported file format."
         " Choose a raster GDAL can open (GeoTIFF, ENVI, ...)."]
     # every scene failing: an error naming the scenes, how many failed and the first failure
     other = tmp_path / "other.tif"
@@ -637,7 +638,7 @@ def test_processing_algorithm_maps_mines_of_a_sentinel2_folder_styled(processing
                              r"Cannot read the raster .*The log names every failed scene and why\.$"):
         processing.run("oremap:batch_on_cluster", dict(params, INPUTS=[], PATTERN=f"{broken};{other}",
                                                       OUTPUT_FOLDER=str(tmp_path / "none")))
-    assert os.listdir(tmp_path / "none") == []
+    assert not os.path.exists(tmp_path / "none")   # the folder this run made, empty, does not stay behind
 
 
 def test_help_shows_the_output_file_names(processing_provider):
@@ -701,7 +702,7 @@ def test_the_bad_band_setting_gives_the_single_runs_maps(client, tmp_path):
 
 @pytest.mark.parametrize("options, parameter, message", [
     ({"min_confidence": 5}, "min_confidence", r"min confidence 5 is outside \[0, 1\]"),
-    ({"level": 90}, "level", r"level 90 is outside \(0, 1\)"),
+    ({"level": 90}, "level", r"level 90 is outside \[0.5, 0.99\]"),
     ({"threshold": -0.1}, "threshold", r"threshold -0.1 is outside \[0, 1\]"),
     ({"scale": 0}, "scale", r"scale 0 is outside \(0, inf\)"),
     ({"mode": "sunsal"}, "mode", "Unknown unmixing mode 'sunsal'"),
@@ -748,7 +749,7 @@ def test_outputs_in_the_input_folder_are_not_scenes_of_a_rerun(tmp_path):
     job = batch.BatchJob("classify_cnn", CNN, inputs, str(tmp_path), resume=True)
     plans = batch.plan(job, log)
     assert [(p.scene, p.skip) for p in plans] == [(scene, True)]
-    assert log.infos == ["2 input(s) left out: outputs of other scenes of this job line1.classes.tif (of line1.img); "
+    assert log.infos == ["2 input(s) left out: batch outputs of other scenes line1.classes.tif (of line1.img); "
                          "line1.confidence.tif (of line1.img)."]
 
 
@@ -838,13 +839,71 @@ def test_cli_refuses_bad_options_before_a_cluster_starts(tmp_path, capsys, monke
     monkeypatch.setattr(batch, "start_cluster", no_cluster)
     out = tmp_path / "maps"
     out.mkdir()
+    # each message starts with the option the user typed
     assert main(["classify_cnn", AVIRIS_NG, "--model", CNN, "--out", str(out), "--min-confidence", "5"]) == 2
-    assert "min confidence 5 is outside [0, 1]" in capsys.readouterr().err
+    assert "oremap-batch: --min-confidence: The min confidence 5 is outside [0, 1]" in capsys.readouterr().err
     assert main(["classify_cnn", AVIRIS_NG, "--model", CNN, "--out", str(out), "--bad-bands", "drop water"]) == 2
-    assert "Cannot read the bad-band entry 'drop water'" in capsys.readouterr().err
+    assert "--bad-bands: Cannot read the bad-band entry 'drop water'" in capsys.readouterr().err
     assert main(["predict_abundance", AVIRIS_NG, "--model", CNN, "--out", str(out)]) == 2
-    assert "is a mineral classification model" in capsys.readouterr().err
+    assert "--model: 'usgs_minerals_cnn.onnx' is a mineral classification model" in capsys.readouterr().err
+    for option, value, words in (("--memory-mb", "-5", "memory budget must be positive, not -5 MB"),
+                                 ("--threads", "0", "threads per task must be at least 1, not 0")):
+        assert main(["classify_cnn", AVIRIS_NG, "--model", CNN, "--out", str(out), option, value]) == 2
+        assert f"{option}: The {words}" in capsys.readouterr().err
     assert os.listdir(out) == []
+    monkeypatch.undo()
+    # a negative worker count started a cluster without workers and waited for ever
+    assert main(["classify_cnn", AVIRIS_NG, "--model", CNN, "--out", str(out), "--workers", "-1"]) == 2
+    assert "--workers: A local cluster needs at least one worker, not -1." in capsys.readouterr().err
+
+
+def test_patterns_take_rasters_and_leave_out_earlier_outputs_and_styles(tmp_path):
+    """A pattern over a folder took the .qml styles a QGIS run wrote for scenes, and the next job on that folder
+    (with another output folder) took the first job's outputs for scenes: both failed on the cluster."""
+    from conftest import core_warnings
+
+    scene = copy_envi(AVIRIS_NG, tmp_path, "line1")
+    plain = str(tmp_path / "line2_img")              # an ENVI image without extension, as AVIRIS-NG delivers them
+    shutil.copyfile(AVIRIS_NG, plain)
+    shutil.copyfile(os.path.splitext(AVIRIS_NG)[0] + ".hdr", plain + ".hdr")
+    for name in ("line1.classes.tif", "line1.confidence.tif"):
+        shutil.copyfile(JASPER, str(tmp_path / name))   # rasters, written by an earlier classify_cnn job
+    for name in ("line1.classes.qml", "notes.txt", "report.json"):
+        (tmp_path / name).write_text("x")
+    log = core_warnings()
+    inputs = batch.expand_inputs([str(tmp_path / "*")], feedback=log)
+    assert inputs == [str(tmp_path / "line1.classes.tif"), str(tmp_path / "line1.confidence.tif"), scene, plain]
+    assert log.infos == ["3 file(s) matched that are not rasters left out: line1.classes.qml, notes.txt, "
+                         "report.json."]
+    assert batch.expand_inputs([str(tmp_path)]) == inputs       # a folder gives the same rasters
+    out = tmp_path / "sam"
+    out.mkdir()
+    log = core_warnings()
+    plans = batch.plan(batch.BatchJob("sam_classify", USGS_LIBRARY, inputs, str(out)), log)
+    assert [p.scene for p in plans] == [scene, plain]
+    assert log.infos == ["2 input(s) left out: batch outputs of other scenes line1.classes.tif (of line1.img); "
+                         "line1.confidence.tif (of line1.img)."]
+    with pytest.raises(OreMapError, match=r"matches no raster file \(1 other file\(s\)\)") as err:
+        batch.expand_inputs([str(tmp_path / "*.qml")])
+    assert err.value.parameter == "inputs"
+
+
+def test_a_split_scene_logs_the_whole_scenes_reflectance_scale(client, tmp_path):
+    """Each row range reads its rows through a VRT carrying the whole scene's scale, and logged it as 'raster
+    scale/offset metadata'; the scene's own reason (a guess from its integer values) was lost."""
+    from conftest import core_warnings
+
+    log = core_warnings()
+    job, report, out, plans = run(client, tmp_path, "unmix_fcls", USGS_LIBRARY, [JASPER], rows=16, feedback=log,
+                                  spectra=ENDMEMBERS)
+    assert len(plans[0].parts) == 3
+    single = core_warnings()
+    mapping.unmix_map(JASPER, read_library(USGS_LIBRARY).subset(ENDMEMBERS), str(tmp_path / "one.tif"),
+                      band_info=mapping.image_band_info(JASPER), memory_mb=MEMORY_MB, feedback=single)
+    said = [m for m in single.infos if m.startswith(("Integer raster", "Reflectance ="))]
+    assert len(said) == 1 and said[0].startswith("Integer raster without scale metadata")
+    name = os.path.basename(JASPER)
+    assert [m for m in log.infos if "Reflectance =" in m or "Integer raster" in m] == [f"{name}: {said[0]}"]
 
 
 def test_processing_algorithm_names_a_bad_setting_before_a_cluster_starts(run_alg, tmp_path, monkeypatch):

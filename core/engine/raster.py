@@ -15,6 +15,7 @@ nothing half-written is ever left behind.
 
 import os
 import re
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -24,6 +25,11 @@ from rasterio.windows import Window
 from .errors import OreMapError
 from .feedback import ensure
 from .files import host_tag, names_beside, run_file_is_stale
+
+# A raster without georeferencing (a lab or mine-face image, a test tile) is read in pixel coordinates; rasterio
+# warns of it with a Python traceback on stderr and in the QGIS log at every open. The algorithms that need a
+# CRS say so in their own words (the CRS rule of algorithms/base.py).
+warnings.filterwarnings("ignore", category=rasterio.errors.NotGeoreferencedWarning)
 
 DEFAULT_MEMORY_MB = 512
 """Memory budget of one algorithm run, unless the caller or ``OREMAP_MEMORY_MB`` says otherwise."""
@@ -117,10 +123,14 @@ def open_raster(path, parameter="raster", what="raster"):
     """Open a raster with rasterio, or raise :class:`OreMapError` saying what to choose instead."""
     if not path or not os.path.exists(path):
         raise OreMapError(f"The {what} '{path}' does not exist.", parameter, f"Choose an existing {what} file.")
+    if os.path.isdir(path):
+        raise OreMapError(f"'{path}' is a folder, not a {what} file.", parameter,
+                          f"Choose a {what} file (a Sentinel-2 product folder is read by the Sentinel-2 algorithms).")
     try:
         return rasterio.open(path)
     except rasterio.errors.RasterioIOError as exc:
-        raise OreMapError(f"Cannot read the {what} '{path}': {exc}.", parameter,
+        reason = str(exc).rstrip(".")
+        raise OreMapError(f"Cannot read the {what} '{path}': {reason}.", parameter,
                           f"Choose a {what} GDAL can open (GeoTIFF, ENVI, ...).") from exc
 
 

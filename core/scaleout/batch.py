@@ -172,8 +172,8 @@ def check_options(algorithm, options):
     _number(options, "min_confidence", 0.0, 1.0, "Give a probability from 0 to 1 (e.g. 0.5); 0 classifies every "
             "pixel.")
     _number(options, "threshold", 0.0, 1.0, "Give a probability from 0 to 1, or none for the model's own.")
-    _number(options, "level", 0.0, 1.0, "Give the interval level as a fraction, e.g. 0.9 for 90 %.", low_open=True,
-            high_open=True)
+    _number(options, "level", 0.5, 0.99, "Give the interval level as a fraction from 0.5 to 0.99, e.g. 0.9 for 90 % "
+            "(as oremap:predict_abundance's 50-99 %).")
     _number(options, "scale", 0.0, None, "Give the divisor that turns the values into reflectance (10000 for "
             "0-10000 integers), or none to detect it.", low_open=True)
     _number(options, "nodata", -np.inf, None, "Give a number, or none.")
@@ -247,8 +247,16 @@ def check_algorithm(name):
 # Inputs and outputs
 # --------------------------------------------------------------------------------------
 def _is_raster_file(path):
-    if not (os.path.isfile(path) and path.lower().endswith(RASTER_EXTENSIONS)):
+    """A file read as a scene: a raster extension, or an ENVI image without one (``ang..._img`` beside its
+    ``.hdr``, as AVIRIS-NG delivers them); not a style, a table or a header."""
+    if not os.path.isfile(path):
         return False
+    if path.lower().endswith(".xml"):   # an EnMAP product named by its metadata file
+        from ..hyperspectral.sensor_products import detect
+
+        return detect(path) is not None
+    if not path.lower().endswith(RASTER_EXTENSIONS):
+        return not os.path.splitext(path)[1] and os.path.isfile(path + ".hdr")
     if path.lower().endswith((".h5", ".he5")):  # HDF5 holds anything (network weights...): PRISMA products only
         from ..hyperspectral.sensor_products import detect
 
@@ -293,7 +301,7 @@ def expand_inputs(items, list_files=(), parameter="inputs", feedback=None):
     the list file. Duplicates are dropped, order kept; ``feedback`` is told which companion files and repeated
     scenes were left out.
     """
-    found, companions = [], []
+    found, companions, others = [], [], []
     for item in items or ():
         item = os.path.expanduser(str(item))
         if any(ch in item for ch in "*?["):
@@ -303,17 +311,23 @@ def expand_inputs(items, list_files=(), parameter="inputs", feedback=None):
                                   "Check the pattern (quote it so the shell does not expand it).")
             from ..hyperspectral.sensor_products import is_companion
 
-            found += [p for p in matches if os.path.isdir(p)
-                      or not (p.lower().endswith((".hdr", ".aux.xml")) or is_companion(p)
-                              or (p.lower().endswith((".h5", ".he5")) and not _is_raster_file(p)))]
+            rasters = [p for p in matches if os.path.isdir(p) or (_is_raster_file(p) and not is_companion(p))]
             companions += [p for p in matches if _is_raster_file(p) and is_companion(p)]
+            others += [p for p in matches if os.path.isfile(p) and not _is_raster_file(p)
+                       and not p.lower().endswith((".hdr", ".aux.xml"))]   # headers go with their images
+            if not rasters:
+                raise OreMapError(f"The pattern '{item}' matches no raster file ({len(matches)} other file(s)).",
+                                  parameter, "Check the pattern: it should match the scenes (e.g. '*.tif').")
+            found += rasters
         elif is_sentinel2_product(item):
             found.append(item)
         elif os.path.isdir(item):
             from ..hyperspectral.sensor_products import is_companion
 
             files = sorted(os.path.join(item, f) for f in os.listdir(item))
-            rasters = [f for f in files if (_is_raster_file(f) and not is_companion(f)) or is_sentinel2_product(f)]
+            # an EnMAP product's image, not also its metadata XML (which names the same scene)
+            rasters = [f for f in files if (_is_raster_file(f) and not is_companion(f)
+                                            and not f.lower().endswith(".xml")) or is_sentinel2_product(f)]
             companions += [f for f in files if _is_raster_file(f) and is_companion(f)]
             if not rasters:
                 raise OreMapError(f"The folder '{item}' holds no raster file ({', '.join(RASTER_EXTENSIONS)}) "
@@ -352,6 +366,10 @@ def expand_inputs(items, list_files=(), parameter="inputs", feedback=None):
                 path = first
             repeated.append(f"{os.path.basename(path)} (the same scene as {os.path.basename(seen[key])})")
     feedback = ensure(feedback)
+    if others:
+        feedback.info(f"{len(others)} file(s) matched that are not rasters left out: "
+                      f"{', '.join(os.path.basename(p) for p in others[:10])}" + (" ..." if len(others) > 10 else "")
+                      + ".")
     if companions:
         feedback.info(f"{len(companions)} companion file(s) of sensor products left out (read with their product's "
                       f"image, not as scenes): {', '.join(os.path.basename(p) for p in companions[:10])}"
@@ -394,13 +412,15 @@ class ScenePlan:
 
 
 def outputs_among_inputs(inputs, out_dir):
-    """``{input: scene}`` of the inputs that are outputs of another input in ``out_dir`` (of any batch
-    algorithm): an output folder that is also the input folder gives them to a rerun's folder or pattern."""
+    """``{input: scene}`` of the inputs that are batch outputs (of any batch algorithm) of another input, in
+    ``out_dir`` or beside that input: an output folder that is also the input folder gives them to a rerun's
+    folder or pattern, and to the next job on that folder."""
     outputs = {}
     for scene in inputs:
-        for name in ALGORITHMS:
-            for path in output_paths(name, scene, out_dir).values():
-                outputs.setdefault(os.path.abspath(path), scene)
+        for folder in (out_dir, os.path.dirname(os.path.abspath(scene))):
+            for name in ALGORITHMS:
+                for path in output_paths(name, scene, folder).values():
+                    outputs.setdefault(os.path.abspath(path), scene)
     return {path: outputs[os.path.abspath(path)] for path in inputs
             if os.path.abspath(path) in outputs and outputs[os.path.abspath(path)] != path}
 
@@ -416,7 +436,7 @@ def plan(job, feedback=None):
     derived = outputs_among_inputs(job.inputs, job.out_dir)
     if derived:
         job.inputs = [p for p in job.inputs if p not in derived]
-        feedback.info(f"{len(derived)} input(s) left out: outputs of other scenes of this job "
+        feedback.info(f"{len(derived)} input(s) left out: batch outputs of other scenes "
                       + "; ".join(f"{os.path.basename(p)} (of {os.path.basename(s)})" for p, s in
                                   list(derived.items())[:5]) + (" ..." if len(derived) > 5 else "") + ".")
         if not job.inputs:
@@ -428,6 +448,11 @@ def plan(job, feedback=None):
                           "Choose a folder you can write to.")
     if int(job.rows_per_part) < 1:
         raise OreMapError("Rows per part must be at least 1.", "rows_per_part", "Use e.g. 1024.")
+    if job.memory_mb is not None and not float(job.memory_mb) > 0:
+        raise OreMapError(f"The memory budget must be positive, not {job.memory_mb:g} MB.", "memory_mb",
+                          "Give the megabytes one task may use, e.g. 512, or leave it out.")
+    if int(job.threads) < 1:
+        raise OreMapError(f"The threads per task must be at least 1, not {job.threads}.", "threads", "Use e.g. 1.")
     plans, stems = [], {}
     for scene in job.inputs:
         stem = scene_stem(scene)
@@ -588,15 +613,25 @@ def row_vrt(scene, row0, row1, vrt_path, gain=None, bias=None):
 
 def _scale_decision(scene, bands, scale):
     """How the block engine turns the whole scene's values into reflectance, for the bands it reads:
-    ``(scale, gain, bias)``: a divisor to pass on, or the gain and bias the part's VRT carries."""
+    ``(scale, gain, bias, note)``: a divisor to pass on, or the gain and bias the part's VRT carries, and what
+    the single run logs about it (a part, which reads its rows through a VRT carrying the decision, would log
+    the VRT's scale as metadata, or a divisor of 1 as the user's setting: its note is replaced by this one)."""
     from ..engine.raster import detect_scale, open_raster
 
     with open_raster(scene) as ds:
         bands = list(range(1, ds.count + 1)) if bands is None else list(bands)
-        gain, bias, _ = detect_scale(ds, scale, bands)
+        gain, bias, note = detect_scale(ds, scale, bands)
     if gain == 1.0 and bias == 0.0:
-        return 1.0, None, None      # "divide by 1": the part never guesses on its own few pixels
-    return None, gain, bias
+        return 1.0, None, None, note or ""   # "divide by 1": the part never guesses on its own few pixels
+    return None, gain, bias, note or ""
+
+
+def _part_scale_notes(gain, bias, note):
+    """``{what a part logs about its reflectance scale: what the whole scene's run logs}`` (see
+    :func:`_scale_decision`); an empty text drops the part's note."""
+    if gain is None:
+        return {"Reflectance = value / 1 (user setting).": note}
+    return {f"Reflectance = value x {gain:g} + {bias:g} (raster scale/offset metadata).": note}
 
 
 # --------------------------------------------------------------------------------------
@@ -734,7 +769,7 @@ def _settings(algorithm, scene, model, options, threads, feedback=None):
         def call(raster, paths, memory_mb, feedback, scale_arg):
             return vae_raster.score_raster(anomaly, raster, paths["score"], paths["classes"], nodata=nodata,
                                             memory_mb=memory_mb, feedback=feedback)
-        return _Settings((1.0, None, None), call, sizing)   # element rasters are read as they are (scale 1)
+        return _Settings((1.0, None, None, ""), call, sizing)   # element rasters are read as they are (scale 1)
     if algorithm == "detect_mines":
         from ..sentinel2.mine_detection import DEFAULT_MIN_AREA_HA, detect_mines
 
@@ -743,7 +778,7 @@ def _settings(algorithm, scene, model, options, threads, feedback=None):
                                 threshold=opt.get("threshold"), min_area_ha=DEFAULT_MIN_AREA_HA,
                                 memory_mb=memory_mb, feedback=feedback, threads=threads,
                                 band_map=opt.get("band_map"), mask_clouds=opt.get("cloud_mask", True))
-        return _Settings((None, None, None), call)
+        return _Settings((None, None, None, ""), call)
     if algorithm == "sam_classify":
         from ..hyperspectral import sam
         from ..hyperspectral.spectral_library import read_library
@@ -771,7 +806,7 @@ def _settings(algorithm, scene, model, options, threads, feedback=None):
         def call(raster, paths, memory_mb, feedback, scale_arg):
             return indices_map(raster, paths["indices"], opt.get("indices"), band_map=opt.get("band_map"),
                                mask_clouds=opt.get("cloud_mask", True), memory_mb=memory_mb, feedback=feedback)
-        return _Settings((None, None, None), call)
+        return _Settings((None, None, None, ""), call)
     check_algorithm(algorithm)
     raise AssertionError(algorithm)
 
@@ -892,11 +927,15 @@ def run_part(algorithm, scene, model, options, work, index, rows=None, memory_mb
     with compute.session(device, threads) as run:
         try:
             settings = _settings(algorithm, scene, model, options, threads, feedback)
-            (scale, gain, bias), call = settings.scale, settings.call
+            (scale, gain, bias, note), call = settings.scale, settings.call
             paths = part_paths(work, index, spec.outputs)
             raster = scene
             if rows is not None:
                 raster = row_vrt(scene, rows[0], rows[1], part_vrt(work, index), gain, bias)
+                if scale is not None or gain is not None:
+                    swap = getattr(feedback, "swap", None)
+                    if swap is not None:
+                        swap.update(_part_scale_notes(gain, bias, note))
             try:
                 # the whole scene: exactly the single-process call; a row range: the whole scene's scale decision
                 scale_arg = (options or {}).get("scale") if rows is None else scale
@@ -956,16 +995,19 @@ def part_vrt(work, index):
 class _Messages(Feedback):
     """Core feedback of a task on a worker: keeps the messages, ``[kind, text]`` (``"warning"`` or
     ``"info"``), for the task's result, where the driver logs them under the scene's name. ``replace``:
-    ``(old, new)`` texts replaced in them (a part's VRT by the scene)."""
+    ``(old, new)`` texts replaced in them (a part's VRT by the scene); ``swap``: whole messages said otherwise
+    for the whole scene (``""``: dropped)."""
 
     def __init__(self, replace=()):
-        self.messages, self.replace = [], list(replace)
+        self.messages, self.replace, self.swap = [], list(replace), {}
 
     def _keep(self, kind, message):
         text = str(message)
         for old, new in self.replace:
             text = text.replace(old, new)
-        self.messages.append([kind, text])
+        text = self.swap.get(text, text)   # a whole message the scene says otherwise ("": not at all)
+        if text:
+            self.messages.append([kind, text])
 
     def info(self, message):
         self._keep("info", message)
@@ -1231,6 +1273,11 @@ def worker_python(packages=(), timeout=120):
             return python
         reasons.append(why)
     version = "%d.%d" % sys.version_info[:2]
+    if chosen:
+        raise OreMapError(f"The Python of OREMAP_WORKER_PYTHON cannot run the local cluster's worker processes "
+                          f"({'; '.join(reasons)}).", "scheduler",
+                          f"Set OREMAP_WORKER_PYTHON to a Python {version} that imports {', '.join(needed)} (the "
+                          "Python that QGIS runs), or unset it, or give the address of a running Dask scheduler.")
     raise OreMapError(
         "No Python was found to run the local cluster's worker processes"
         + (f" ({'; '.join(reasons)})" if reasons else "") + ".", "scheduler",
@@ -1251,6 +1298,9 @@ def start_cluster(scheduler=None, n_workers=None, threads_per_worker=1, packages
     processes (one per core, one thread each, by default) running :func:`worker_python`, which must import
     ``packages`` too (the algorithm's, e.g. onnxruntime). Returns ``(client, cluster or None)``."""
     require_dask()
+    if n_workers is not None and int(n_workers) < 1:
+        raise OreMapError(f"A local cluster needs at least one worker, not {n_workers}.", "workers",
+                          "Give 1 or more, or leave it out for one per core.")
     from distributed import Client, LocalCluster
 
     if scheduler:
@@ -1326,7 +1376,8 @@ def scene_messages(scene, results):
     """``[(kind, text)]`` to log for a scene from its tasks' results: each message once, prefixed by the
     scene's name. A message that not every part of a split scene gave also names the part's rows; one that
     several parts gave with their own numbers (pixels left unclassified, ...) is logged once, the first
-    part's, saying how many more parts gave it likewise (a scene of ten parts would repeat it ten times)."""
+    part's, saying how many more parts gave it with their own (a scene of ten parts would repeat it ten
+    times); the numbers are that part's, not the scene's."""
     import re
 
     name = os.path.basename(os.path.normpath(scene))
@@ -1356,8 +1407,8 @@ def scene_messages(scene, results):
                     continue
                 seen.add(key)
                 more = len(alike[key]) - 1
-                where = _rows_text(rows) + (f", and likewise in {more} more part{'s' if more > 1 else ''}" if more
-                                            else "")
+                where = _rows_text(rows) + (f"; {more} more part{'s' if more > 1 else ''} of the scene said this too, "
+                                            f"with {'their' if more > 1 else 'its'} own numbers" if more else "")
                 line = (kind, f"{name} ({where}): {text}")
             if line not in out:
                 out.append(line)
