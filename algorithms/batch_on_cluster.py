@@ -192,26 +192,20 @@ class BatchOnCluster(OreMapAlgorithm):
         if not paths and not lists:
             raise self.fail("INPUTS", "No scene was given.", "Choose raster layers or give a pattern or folder.")
         inputs = batch.expand_inputs(paths, lists, feedback=feedback)
-        model_file = self.parameterAsFile(parameters, "MODEL_FILE", context) or None
-        needs = batch.ALGORITHMS[algorithm].model
-        if needs is not None and not model_file:
-            raise self.fail("MODEL_FILE", "No model (or library) file was given.", f"Choose {needs}.")
-        if needs is not None and not os.path.isfile(model_file):
-            raise self.fail("MODEL_FILE", f"The model (or library) file '{model_file}' does not exist.",
-                            f"Choose {needs}.")
+        model_file = self.parameterAsFile(parameters, "MODEL_FILE", context) or None   # checked by batch.plan
         out_dir = self.parameterAsString(parameters, "OUTPUT_FOLDER", context)
         if os.path.exists(out_dir) and not os.path.isdir(out_dir):
             raise self.fail("OUTPUT_FOLDER", f"'{out_dir}' is a file, not a folder.", "Choose a folder for the outputs.")
         created = not os.path.exists(out_dir)
         os.makedirs(out_dir, exist_ok=True)
         try:
-            return self._run(parameters, context, feedback, algorithm, inputs, model_file, needs, out_dir)
+            return self._run(parameters, context, feedback, algorithm, inputs, model_file, out_dir)
         except BaseException:
             if created and os.path.isdir(out_dir) and not os.listdir(out_dir):
                 os.rmdir(out_dir)   # a run refused before it wrote anything leaves no empty folder behind
             raise
 
-    def _run(self, parameters, context, feedback, algorithm, inputs, model_file, needs, out_dir):
+    def _run(self, parameters, context, feedback, algorithm, inputs, model_file, out_dir):
         wavelengths, nodata, scale = self.band_parameters(parameters, context)
         self.bad_bands(parameters, context)   # an entry it cannot read is named before anything runs
         threshold = parameters.get("THRESHOLD")
@@ -251,9 +245,6 @@ class BatchOnCluster(OreMapAlgorithm):
                              rows_per_part=self.parameterAsInt(parameters, "ROWS_PER_PART", context),
                              memory_mb=self.memory_mb(), threads=1,
                              ship_model=self.parameterAsBool(parameters, "SHIP_MODEL", context))
-        if model_file and needs is None:
-            feedback.warning(f"{algorithm} uses no model: {model_file} is ignored.")
-            job.model = None
         batch.plan(job, feedback)   # bad input (the model, the options, the scenes) is named before a cluster starts
         scheduler = self.parameterAsString(parameters, "SCHEDULER", context).strip()
         workers = self.parameterAsInt(parameters, "WORKERS", context) or None
@@ -261,7 +252,7 @@ class BatchOnCluster(OreMapAlgorithm):
                                               packages=batch.ALGORITHMS[algorithm].requires)
         try:
             n_workers = len(client.scheduler_info().get("workers", {}))
-            feedback.info(f"{len(inputs)} scenes, {batch.ALGORITHMS[algorithm].label}, on "
+            feedback.info(f"{len(job.inputs)} scenes, {batch.ALGORITHMS[algorithm].label}, on "
                           f"{scheduler or 'a local cluster'} with {n_workers} workers.")
             device = None
             if not scheduler and n_workers > 1 and compute.current().requested == "cuda":

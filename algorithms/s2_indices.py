@@ -9,10 +9,9 @@ from qgis.core import (
     QgsProcessingParameterString,
 )
 
-from ..core.sentinel2.sentinel2 import INDEX_NAMES, INDEX_NODATA, INDICES, indices_map, open_sentinel2
+from ..core.sentinel2.sentinel2 import INDEX_NAMES, INDICES, indices_map, open_sentinel2
 from .base import OreMapAlgorithm
 
-NODATA = INDEX_NODATA
 #: the style of the indices raster: its first index on a red-yellow-green ramp
 INDEX_STYLE = {"kind": "ramp", "band": 1, "ramp": "RdYlGn"}
 

@@ -6,6 +6,7 @@ These are optional: the plugin loads without them, and the algorithms that need 
 say what to install (see ``algorithms/base.py``, ``REQUIRES``).
 """
 
+import functools
 import importlib.util
 
 #: package -> (what OreMap uses it for, pip requirement and extra pip arguments). The pins of the packages
@@ -39,8 +40,10 @@ def missing(packages):
     return [p for p in packages if not is_installed(p)]
 
 
+@functools.lru_cache(maxsize=1)
 def installer_pins():
-    """``{package: pinned version}`` of what Plugins > OreMap > Install optional packages installs."""
+    """``{package: pinned version}`` of what Plugins > OreMap > Install optional packages installs (names as pip
+    compares them: :func:`core.engine.package_installer.normalise`), read once."""
     from .package_installer import normalise, read_pins
 
     try:
@@ -52,9 +55,11 @@ def installer_pins():
 
 def _requirement(package, pins):
     """The pip requirement of ``package``: the installer's pin, else :data:`OPTIONAL_PACKAGES`' own."""
+    from .package_installer import normalise
+
     spec = OPTIONAL_PACKAGES.get(package, ("", package))[1]
     name, _, extra = spec.partition(" ")
-    version = pins.get(name.lower().replace("_", "-"))
+    version = pins.get(normalise(name))
     if version is None:
         return spec
     if name == "torch":

@@ -249,8 +249,9 @@ def find_python():
         f"{sys.version_info[0]}.{sys.version_info[1]}" + (f" ({'; '.join(reasons)})" if reasons else "") + ".",
         fix="Install pip for QGIS's Python (Debian/Ubuntu: sudo apt install python3-pip; Windows: the OSGeo4W "
             "installer's python3-pip package), or install the packages by hand: python -m pip install --target "
-            "<QGIS profile>/python/oremap-packages " + " ".join(f"{name}=={version}" for name, version, _ in
-                                                               read_pins()["run"]["packages"][:2]) + ".")
+            "<QGIS profile>/python/oremap-packages " + " ".join(
+                f"{name}=={version}" for name, version, _ in read_pins()["run"]["packages"]
+                if name in ("onnx", "onnxruntime")) + ".")
 
 
 def pip_command(python, requirements, target, find_links=None, index_url=None, extra_index_url=None):

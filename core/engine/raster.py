@@ -306,6 +306,11 @@ def band_descriptions(path, parameter="raster"):
         return [d.strip() if d and d.strip() else f"Band {i}" for i, d in enumerate(ds.descriptions, start=1)]
 
 
+#: what :func:`detect_scale` says of a divisor the user set, and of GDAL's band scale/offset
+SCALE_NOTE_USER = "Reflectance = value / {scale:g} (user setting)."
+SCALE_NOTE_METADATA = "Reflectance = value x {gain:g} + {bias:g} (raster scale/offset metadata)."
+
+
 def detect_scale(dataset, scale, bands):
     """Find how raw values turn into reflectance: ``reflectance = raw * gain + bias``.
 
@@ -318,7 +323,7 @@ def detect_scale(dataset, scale, bands):
         if scale < 0:
             raise OreMapError("The reflectance scale factor must be positive.", "scale",
                               "Use e.g. 10000 for reflectance stored as 0-10000, or 0 for automatic.")
-        return 1.0 / float(scale), 0.0, f"Reflectance = value / {scale:g} (user setting)."
+        return 1.0 / float(scale), 0.0, SCALE_NOTE_USER.format(scale=scale)
     gains = [dataset.scales[b - 1] for b in bands]
     biases = [dataset.offsets[b - 1] for b in bands]
     if any(g not in (None, 1.0) for g in gains) or any(o not in (None, 0.0) for o in biases):
@@ -326,7 +331,7 @@ def detect_scale(dataset, scale, bands):
             raise OreMapError("Bands have different scale/offset metadata; OreMap needs one for all bands.",
                               "scale", "Set the reflectance scale factor explicitly.")
         gain, bias = float(gains[0] or 1.0), float(biases[0] or 0.0)
-        return gain, bias, f"Reflectance = value x {gain:g} + {bias:g} (raster scale/offset metadata)."
+        return gain, bias, SCALE_NOTE_METADATA.format(gain=gain, bias=bias)
     envi = dataset.tags(ns="ENVI")
     factor = envi.get("reflectance_scale_factor") or envi.get("reflectance scale factor")
     if factor:

@@ -251,16 +251,14 @@ def _is_raster_file(path):
     ``.hdr``, as AVIRIS-NG delivers them); not a style, a table or a header."""
     if not os.path.isfile(path):
         return False
-    if path.lower().endswith(".xml"):   # an EnMAP product named by its metadata file
+    name = path.lower()
+    # an EnMAP product named by its metadata file; HDF5 holds anything (network weights...): PRISMA products only
+    if name.endswith((".xml", ".h5", ".he5")):
         from ..hyperspectral.sensor_products import detect
 
         return detect(path) is not None
-    if not path.lower().endswith(RASTER_EXTENSIONS):
+    if not name.endswith(RASTER_EXTENSIONS):
         return not os.path.splitext(path)[1] and os.path.isfile(path + ".hdr")
-    if path.lower().endswith((".h5", ".he5")):  # HDF5 holds anything (network weights...): PRISMA products only
-        from ..hyperspectral.sensor_products import detect
-
-        return detect(path) is not None
     return True
 
 
@@ -311,10 +309,14 @@ def expand_inputs(items, list_files=(), parameter="inputs", feedback=None):
                                   "Check the pattern (quote it so the shell does not expand it).")
             from ..hyperspectral.sensor_products import is_companion
 
-            rasters = [p for p in matches if os.path.isdir(p) or (_is_raster_file(p) and not is_companion(p))]
-            companions += [p for p in matches if _is_raster_file(p) and is_companion(p)]
-            others += [p for p in matches if os.path.isfile(p) and not _is_raster_file(p)
-                       and not p.lower().endswith((".hdr", ".aux.xml"))]   # headers go with their images
+            rasters = []
+            for p in matches:
+                if os.path.isdir(p):
+                    rasters.append(p)
+                elif _is_raster_file(p):
+                    (companions if is_companion(p) else rasters).append(p)
+                elif not p.lower().endswith((".hdr", ".aux.xml")):   # headers go with their images
+                    others.append(p)
             if not rasters:
                 raise OreMapError(f"The pattern '{item}' matches no raster file ({len(matches)} other file(s)).",
                                   parameter, "Check the pattern: it should match the scenes (e.g. '*.tif').")
@@ -629,9 +631,11 @@ def _scale_decision(scene, bands, scale):
 def _part_scale_notes(gain, bias, note):
     """``{what a part logs about its reflectance scale: what the whole scene's run logs}`` (see
     :func:`_scale_decision`); an empty text drops the part's note."""
+    from ..engine.raster import SCALE_NOTE_METADATA, SCALE_NOTE_USER
+
     if gain is None:
-        return {"Reflectance = value / 1 (user setting).": note}
-    return {f"Reflectance = value x {gain:g} + {bias:g} (raster scale/offset metadata).": note}
+        return {SCALE_NOTE_USER.format(scale=1.0): note}
+    return {SCALE_NOTE_METADATA.format(gain=gain, bias=bias): note}
 
 
 # --------------------------------------------------------------------------------------
@@ -1273,16 +1277,12 @@ def worker_python(packages=(), timeout=120):
             return python
         reasons.append(why)
     version = "%d.%d" % sys.version_info[:2]
-    if chosen:
-        raise OreMapError(f"The Python of OREMAP_WORKER_PYTHON cannot run the local cluster's worker processes "
-                          f"({'; '.join(reasons)}).", "scheduler",
-                          f"Set OREMAP_WORKER_PYTHON to a Python {version} that imports {', '.join(needed)} (the "
-                          "Python that QGIS runs), or unset it, or give the address of a running Dask scheduler.")
     raise OreMapError(
-        "No Python was found to run the local cluster's worker processes"
-        + (f" ({'; '.join(reasons)})" if reasons else "") + ".", "scheduler",
-        f"Set the environment variable OREMAP_WORKER_PYTHON to a Python {version} that imports "
-        f"{', '.join(needed)} (the Python that QGIS runs), or give the address of a running Dask scheduler.")
+        ("The Python of OREMAP_WORKER_PYTHON cannot" if chosen else "No Python was found to")
+        + " run the local cluster's worker processes" + (f" ({'; '.join(reasons)})" if reasons else "") + ".",
+        "scheduler", f"Set {'' if chosen else 'the environment variable '}OREMAP_WORKER_PYTHON to a Python "
+        f"{version} that imports {', '.join(needed)} (the Python that QGIS runs){', or unset it' if chosen else ''}, "
+        "or give the address of a running Dask scheduler.")
 
 
 def local_workers():
@@ -1347,10 +1347,7 @@ class BatchReport:
 
 
 #: core keys of failures that concern the whole job (the model and the settings), not a scene
-JOB_PARAMETERS = {"model": "model", "library": "model", "scheduler": "scheduler",
-                  **{key: key for key in ("spectra", "mode", "wavelengths", "scale", "nodata", "threshold", "level",
-                                          "min_confidence", "ood", "method", "max_score", "indices", "band_map",
-                                          "cloud_mask", "bad_bands")}}
+JOB_PARAMETERS = {"model": "model", "library": "model", "scheduler": "scheduler", **{key: key for key in OPTIONS}}
 
 
 def check_outcome(report):
@@ -1388,15 +1385,13 @@ def scene_messages(scene, results):
     def shape(kind, text):
         return kind, re.sub(r"\d+(?:\.\d+)?", "#", text)
 
-    alike = {}   # message shape -> indices of the parts that gave it (with other numbers)
+    alike = {}   # message shape -> the parts that gave it (with other numbers)
     for index, messages in enumerate(lists):
         for kind, text in messages:
             if (kind, text) not in common:
-                alike.setdefault(shape(kind, text), [])
-                if index not in alike[shape(kind, text)]:
-                    alike[shape(kind, text)].append(index)
+                alike.setdefault(shape(kind, text), set()).add(index)
     out, seen = [], set()
-    for index, (result, messages) in enumerate(zip(parts, lists)):
+    for result, messages in zip(parts, lists):
         for kind, text in messages:
             rows = result.get("rows") or [0, None]
             if (kind, text) in common or rows[1] is None:
