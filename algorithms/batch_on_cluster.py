@@ -192,7 +192,9 @@ class BatchOnCluster(OreMapAlgorithm):
         if not paths and not lists:
             raise self.fail("INPUTS", "No scene was given.", "Choose raster layers or give a pattern or folder.")
         inputs = batch.expand_inputs(paths, lists, feedback=feedback)
-        model_file = self.parameterAsFile(parameters, "MODEL_FILE", context) or None   # checked by batch.plan
+        model_file = self.parameterAsFile(parameters, "MODEL_FILE", context) or None
+        if model_file is None or not os.path.isfile(model_file):   # the user's mistake before the folder's
+            batch.check_model(algorithm, model_file)                 # (batch.plan checks the model's content)
         out_dir = self.parameterAsString(parameters, "OUTPUT_FOLDER", context)
         if os.path.exists(out_dir) and not os.path.isdir(out_dir):
             raise self.fail("OUTPUT_FOLDER", f"'{out_dir}' is a file, not a folder.", "Choose a folder for the outputs.")
