@@ -120,7 +120,7 @@ def main(argv=None):
     feedback = PrintFeedback()
     try:
         job = job_from_args(args)
-        core_batch.plan(job, feedback)   # bad arguments (model, options, scenes) fail before a cluster starts
+        core_batch.plan(job, feedback, flag)   # bad arguments (model, options, scenes) fail before a cluster starts
         client, cluster = core_batch.start_cluster(args.scheduler, args.workers or None,
                                                    packages=core_batch.ALGORITHMS[job.algorithm].requires)
     except OreMapError as exc:

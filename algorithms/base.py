@@ -840,15 +840,16 @@ class OreMapAlgorithm(QgsProcessingAlgorithm):
         is guarded for the run: a failed or cancelled run puts back what was there and removes what it made.
         """
         path = self._output_path(parameters, name, context, feedback)
-        self._guard_file(path, feedback, sidecars=True)
+        self._guard_file(path, feedback, sidecars=True, parameter=name)
         return path
 
-    def _guard_file(self, path, feedback=None, sidecars=False):
-        """Put ``path`` (with its .aux.xml and .qml when ``sidecars``) under the run's output guard."""
+    def _guard_file(self, path, feedback=None, sidecars=False, parameter=None):
+        """Put ``path`` (with its .aux.xml and .qml when ``sidecars``) under the run's output guard; another run
+        writing that output now is an error naming ``parameter``."""
         guard = getattr(self, "_guard", None)
         if not path or guard is None:
             return
-        removed = guard.add(path) if sidecars else guard.add_file(path)
+        removed = guard.add(path, parameter) if sidecars else guard.add_file(path)
         for name in removed:
             ensure(feedback or getattr(self, "_feedback", None)).info(
                 f"Removed '{name}': the copy of an earlier output that an interrupted run had kept.")

@@ -200,16 +200,25 @@ def test_cnn_classification_on_the_cluster_is_bit_identical(client, tmp_path):
         refs[scene] = {"classes": str(tmp_path / f"{stem}.c.tif"), "confidence": str(tmp_path / f"{stem}.p.tif")}
         single[scene] = mapping.cnn_classify_map(scene, CNN, refs[scene]["classes"], None, refs[scene]["confidence"],
                                                  threads=1, memory_mb=MEMORY_MB)
-    job, report, out, plans = run(client, tmp_path, "classify_cnn", CNN, [AVIRIS_NG, AVIRIS_NG_2], rows=3)
+    log = core_warnings()
+    job, report, out, plans = run(client, tmp_path, "classify_cnn", CNN, [AVIRIS_NG, AVIRIS_NG_2], rows=3,
+                                  feedback=log)
     assert sorted(report.done) == sorted([AVIRIS_NG, AVIRIS_NG_2]) and not report.failed
     # 10 x 10 pixels each; 60 of the second tile are fill (one value in every band), nodata
     assert [p.parts for p in plans] == [[(0, 3), (3, 6), (6, 9), (9, 10)]] * 2 and report.pixels == 100 + 40
-    assert_same_files(job, refs)
+    assert_same_files(job, refs)   # no part, work folder or mark is left in the folder
+    notes = [m for m in log.infos if "unlike the training spectra" in m or "the model is unsure" in m]
+    expected_notes = []
     for scene in (AVIRIS_NG, AVIRIS_NG_2):        # the scene's numbers, added from its 4 parts, and its legend
         summary = report.summaries[scene]
         assert summary["valid_pixels"] == single[scene]["valid_pixels"]
         assert summary["class_counts"] == {k: int(v) for k, v in single[scene]["class_counts"].items()}
         assert summary["legend"] == single[scene]["legend"]
+        for key in ("out_of_distribution", "low_confidence"):
+            assert summary[key] == single[scene][key]
+        expected_notes += [f"{os.path.basename(scene)}: {n}" for n in mapping.classification_notes(single[scene])]
+    # the whole scene's counts, as its single run logs them, once: not each of its 4 parts' own
+    assert sorted(notes) == sorted(expected_notes) and len(expected_notes) >= 2
     with rasterio.open(refs[AVIRIS_NG]["classes"]) as ds:
         assert len(np.unique(ds.read(1))) >= 2                  # a map with more than one class
 
@@ -724,6 +733,8 @@ def test_the_model_is_checked_and_unused_options_named_before_a_cluster_starts(t
     with pytest.raises(OreMapError, match="is a mineral classification model .* not a mineral abundance") as err:
         batch.plan(batch.BatchJob("predict_abundance", CNN, [AVIRIS_NG], str(tmp_path)))
     assert err.value.parameter == "model"
+    # what to use it with: the batch algorithm of its task (not the QGIS name)
+    assert err.value.fix == "Use it with the batch algorithm classify_cnn, and choose a mineral abundance model here."
     with pytest.raises(OreMapError, match="Jarosite XYZ") as err:
         batch.plan(batch.BatchJob("unmix_fcls", USGS_LIBRARY, [AVIRIS_NG], str(tmp_path),
                                   {"spectra": ["Kaolinite CM9", "Jarosite XYZ"]}))
@@ -734,6 +745,45 @@ def test_the_model_is_checked_and_unused_options_named_before_a_cluster_starts(t
     batch.plan(batch.BatchJob("unmix_fcls", USGS_LIBRARY, [AVIRIS_NG], str(tmp_path),
                               {"spectra": ENDMEMBERS, "min_confidence": 0.5, "nodata": -1}), log)
     assert log.infos == ["The option 'min_confidence' does not apply to unmix_fcls: it is ignored."]
+
+
+def test_cli_names_an_ignored_option_by_its_flag(tmp_path, capsys, monkeypatch):
+    from oremap.batch import main
+
+    def stop(*args, **kwargs):
+        raise OreMapError("stopped after planning", "scheduler")
+
+    monkeypatch.setattr(batch, "start_cluster", stop)
+    main(["unmix_fcls", AVIRIS_NG, "--model", USGS_LIBRARY, "--spectra", "; ".join(ENDMEMBERS), "--out",
+          str(tmp_path), "--no-ood-check", "--min-confidence", "0.5"])
+    err = capsys.readouterr().err
+    assert "--min-confidence does not apply to unmix_fcls: it is ignored." in err
+    assert "--no-ood-check does not apply to unmix_fcls: it is ignored." in err
+
+
+def test_a_second_job_on_an_output_folder_being_written_is_refused(tmp_path):
+    """Two jobs on one folder shared the scenes' work folders (each removes the other's parts) and could replace
+    each other's outputs: the second stops before a cluster starts, naming the folder and who writes there."""
+    import subprocess
+
+    from oremap.core.engine.files import host_tag
+
+    job = batch.BatchJob("classify_cnn", CNN, [AVIRIS_NG], str(tmp_path))
+    live = subprocess.Popen(["sleep", "60"])
+    try:
+        mark = tmp_path / f".oremap-batch.oremap-writing-{host_tag()}-{live.pid}-0a1b2c3d"
+        mark.touch()
+        with pytest.raises(OreMapError) as err:
+            batch.plan(job)
+    finally:
+        live.kill()
+        live.wait()
+    assert err.value.parameter == "out_dir"
+    assert str(err.value) == (f"The output folder '{tmp_path}' is being written by another OreMap run (process "
+                              f"{live.pid} of this machine). Wait for it to finish, or choose another output.")
+    assert os.listdir(tmp_path) == [mark.name]
+    batch.plan(job)   # that process gone: its mark is stale and removed
+    assert os.listdir(tmp_path) == []
 
 
 def test_outputs_in_the_input_folder_are_not_scenes_of_a_rerun(tmp_path):
@@ -846,6 +896,15 @@ def test_cli_refuses_bad_options_before_a_cluster_starts(tmp_path, capsys, monke
     assert "--bad-bands: Cannot read the bad-band entry 'drop water'" in capsys.readouterr().err
     assert main(["predict_abundance", AVIRIS_NG, "--model", CNN, "--out", str(out)]) == 2
     assert "--model: 'usgs_minerals_cnn.onnx' is a mineral classification model" in capsys.readouterr().err
+    # the wavelengths typed are checked against every scene's band count before a cluster starts
+    assert main(["classify_cnn", AVIRIS_NG, AVIRIS_NG_2, "--model", CNN, "--out", str(out),
+                 "--wavelengths", "500, 600, 700"]) == 2
+    with rasterio.open(AVIRIS_NG) as ds:
+        n_bands = ds.count
+    assert (f"oremap-batch: --wavelengths: 3 wavelengths were given, but 2 scene(s) have another band count: "
+            f"{os.path.basename(AVIRIS_NG)} ({n_bands} bands), {os.path.basename(AVIRIS_NG_2)} ({n_bands} bands). "
+            "Give exactly one wavelength per band (nm), or run scenes of different sensors as separate jobs."
+            ) in capsys.readouterr().err
     for option, value, words in (("--memory-mb", "-5", "memory budget must be positive, not -5 MB"),
                                  ("--threads", "0", "threads per task must be at least 1, not 0")):
         assert main(["classify_cnn", AVIRIS_NG, "--model", CNN, "--out", str(out), option, value]) == 2

@@ -301,6 +301,53 @@ def test_big_raster_path_matches_exact(tmp_path):
     np.testing.assert_array_equal(again["aucs"], approx["aucs"])
 
 
+def test_a_map_of_few_values_gets_the_exact_intersection_on_the_big_raster_path(tmp_path):
+    """Quantile thresholds interpolated between two map values (0.5 + e) moved the P-A threshold of a map of five
+    values (0.694 exact, 0.501 approximate) though both picked the same cells: the thresholds are now map values."""
+    # five bands of 60 columns, 0 to 1 from west to east: the deposits score 0.25, 0.75 and 0 (one is off the map)
+    score = np.repeat(np.repeat(np.linspace(0.0, 1.0, 5), 60)[None, :], 200, axis=0).astype("float32")
+    path = str(tmp_path / "classes.tif")
+    with rasterio.open(path, "w", driver="GTiff", width=300, height=200, count=1, dtype="float32", crs=UTM,
+                       transform=TRANSFORM) as ds:
+        ds.write(score, 1)
+    exact = pe.evaluate_raster(path, DEPOSITS, 2000, 4000, n_draws=2, seed=0)
+    approx = pe.evaluate_raster(path, DEPOSITS, 2000, 4000, n_draws=2, seed=0, max_area_sample=100)
+    assert approx["pa_approximate"] and not exact["pa_approximate"]
+    assert 0.25 < exact["pa_threshold"] < 0.5 and 33 < exact["pa_rate"] < 67
+    assert approx["pa_threshold"] == exact["pa_threshold"] and approx["pa_rate"] == exact["pa_rate"]
+
+
+def test_deposits_sharing_a_pixel_or_a_sample_each_count_and_are_said(tmp_path):
+    """Two deposits in one pixel count twice in the success-rate curve (as every deposit counts); the number of
+    distinct places is returned, logged and in the report, and the AUC row says when it used a sample of the
+    negatives."""
+    from conftest import core_warnings
+
+    path, score = distance_raster(tmp_path / "d.tif")
+    twice = np.vstack([DEPOSITS, DEPOSITS[:1] + 20.0])   # 20 m from the first: the same 100 m pixel
+    log = core_warnings()
+    result = pe.evaluate_raster(path, twice, 2000, 4000, n_draws=2, seed=0, feedback=log, max_negatives=500)
+    assert result["n_deposits_scored"] == 4 and result["n_deposit_places"] == 3
+    assert "The 4 deposits with a score lie on 3 distinct pixels: each deposit counts in the success-rate and P-A " \
+        "curves, so a pixel holding several weighs more." in log.infos
+    on = np.isfinite(result["deposit_scores"])
+    valid = score[score != -9999.0]
+    assert result["success"]["auc"] == pytest.approx(brute_auc(result["deposit_scores"][on], valid))
+    rows = dict((r[0], r[1]) for r in er._summary_rows(result))
+    assert rows["Distinct pixels holding them (several deposits on one count each)"] == 3
+    label = f"ROC-AUC against a random sample of 500 of the {result['n_negative_candidates']} negative candidates"
+    assert rows[label] == result["auc_all"]
+    whole = pe.evaluate_raster(path, DEPOSITS, 2000, 4000, n_draws=2, seed=0)
+    assert "ROC-AUC against all negative candidates" in dict((r[0], r[1]) for r in er._summary_rows(whole))
+    # points: two deposits whose nearest sample is the same
+    rng = np.random.default_rng(2)
+    px, py = rng.uniform(500000, 530000, 800), rng.uniform(6280000, 6300000, 800)
+    log = core_warnings()
+    points = pe.evaluate_points(px, py, -nearest(px, py), twice, 2000, 4000, n_draws=2, seed=0, feedback=log)
+    assert points["n_deposits_scored"] == 5 and points["n_deposit_places"] == 4
+    assert any("lie on 4 distinct samples" in m for m in log.infos)
+
+
 def test_points_minus_distance_scores_near_one():
     rng = np.random.default_rng(2)
     x = rng.uniform(500000, 530000, 3000)

@@ -92,8 +92,10 @@ def test_stale_partials_are_removed_and_logged(tmp_path):
 @pytest.mark.slow
 def test_concurrent_qgis_process_runs(qgis_process, run_alg, tmp_path):
     """Four `qgis_process` runs at once with the bundled spectral CNN: two different cubes to one path, and one cube
-    to two paths. Every run exits 0 without a traceback; the shared path holds one whole, correct map (the last
-    run's), the other two equal the in-process result; no partial file is left."""
+    to two paths. The runs to their own paths exit 0 without a traceback and equal the in-process result. Of the two
+    on one path, one that starts writing while the other writes is refused with the reason (a failure of either
+    would otherwise roll back the other's file); the shared path holds one whole, correct map; no partial file or
+    mark is left."""
     import subprocess
 
     exe, env = qgis_process.exe, qgis_process.env
@@ -104,7 +106,14 @@ def test_concurrent_qgis_process_runs(qgis_process, run_alg, tmp_path):
                                f"OUTPUT_CLASSES={out}"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                               text=True) for cube, out in jobs]
     outputs = [p.communicate(timeout=600)[0] for p in procs]
-    for proc, text in zip(procs, outputs):
+    refused = [i for i in (0, 1) if procs[i].returncode != 0]
+    assert len(refused) <= 1, outputs[0][-3000:]
+    for i in refused:
+        assert "Mineral classes (OUTPUT_CLASSES): The output 'same.tif' is being written by another OreMap run (process " \
+            in outputs[i], outputs[i][-3000:]
+    for i, (proc, text) in enumerate(zip(procs, outputs)):
+        if i in refused:
+            continue
         assert proc.returncode == 0, text[-3000:]
         assert "Traceback" not in text and "Error" not in text.replace("OreMap", ""), text[-3000:]
     expected = {}
@@ -120,7 +129,7 @@ def test_concurrent_qgis_process_runs(qgis_process, run_alg, tmp_path):
     for name in ("a.tif", "b.tif"):
         with rasterio.open(tmp_path / name) as ds:
             assert np.array_equal(ds.read(1), expected[AVIRIS_NG])
-    assert _partials(tmp_path) == []
+    assert _partials(tmp_path) == [] and not [n for n in os.listdir(tmp_path) if ".oremap-writing-" in n]
 
 
 @pytest.mark.slow
@@ -381,3 +390,89 @@ def test_a_csv_given_as_it_is_is_told_to_be_loaded_as_points(processing_provider
         processing.run("oremap:geochem_anomaly", {"POINTS": str(table), "OUTPUT_HTML": str(tmp_path / "r.html")})
     assert "(POINTS): The layer is a table without geometry" in str(err.value)
     assert "Add Delimited Text Layer" in str(err.value) and "delimitedtext://" in str(err.value)
+
+
+def _other_host():
+    from oremap.core.engine.files import host_tag
+
+    return "0" * 6 if host_tag() != "0" * 6 else "1" * 6
+
+
+def test_a_second_run_on_an_output_being_written_is_refused(tmp_path):
+    """Two runs writing one output at once: when one failed, its rollback removed or replaced the other's completed
+    file. The second run now stops before it writes, naming the parameter and who writes; marks of runs that are gone
+    (a dead process, another machine's untouched for a day) are removed; none is left after a run."""
+    import subprocess
+
+    from oremap.core.engine.errors import OreMapError
+    from oremap.core.engine.files import OutputGuard, host_tag, write_atomic
+
+    out = tmp_path / "map.tif"
+    first = OutputGuard()
+    first.add(str(out), "OUTPUT_CLASSES")
+    (mark,) = [n for n in os.listdir(tmp_path) if ".oremap-writing-" in n]
+    assert mark.startswith(f".map.tif.oremap-writing-{host_tag()}-{os.getpid()}-")
+    second = OutputGuard()
+    with pytest.raises(OreMapError) as err:   # another QGIS task of this program
+        second.add(str(out), "OUTPUT_CLASSES")
+    assert err.value.parameter == "OUTPUT_CLASSES"
+    assert err.value.message == "The output 'map.tif' is being written by another OreMap run (in this program)."
+    assert err.value.fix == "Wait for it to finish, or choose another output."
+    assert os.listdir(tmp_path) == [mark]   # the refused run leaves no mark of its own
+    write_atomic(str(out), b"first")
+    first.commit()
+    assert os.listdir(tmp_path) == ["map.tif"]
+    # the first run done: the second may write, and a failure rolls back only its own change
+    second.add(str(out), "OUTPUT_CLASSES")
+    write_atomic(str(out), b"second")
+    second.rollback()
+    assert out.read_bytes() == b"first" and os.listdir(tmp_path) == ["map.tif"]
+
+    live = subprocess.Popen(["sleep", "60"])
+    try:
+        (tmp_path / f".map.tif.oremap-writing-{host_tag()}-{live.pid}-0a1b2c3d").touch()
+        with pytest.raises(OreMapError, match=rf"another OreMap run \(process {live.pid} of this machine\)"):
+            OutputGuard().add(str(out))
+    finally:
+        live.kill()
+        live.wait()
+    # its process gone: the mark is stale and removed; another machine's recent mark stops the run
+    other = tmp_path / f".map.tif.oremap-writing-{_other_host()}-1-0a1b2c3d"
+    other.touch()
+    with pytest.raises(OreMapError, match="on another machine sharing the folder") as err:
+        OutputGuard().add(str(out))
+    assert "delete the mark (it is taken as stale after 24 h)" in err.value.fix
+    assert not (tmp_path / f".map.tif.oremap-writing-{host_tag()}-{live.pid}-0a1b2c3d").exists()
+    os.utime(other, (0, 0))   # untouched for a day: that run is taken as gone
+    guard = OutputGuard()
+    guard.add(str(out))
+    guard.commit()
+    assert os.listdir(tmp_path) == ["map.tif"] and out.read_bytes() == b"first"
+
+
+def test_a_run_on_an_output_another_run_writes_names_the_parameter(processing_provider, tmp_path):
+    """Through Processing: the error names the output parameter the user set, and the file already there is kept."""
+    import subprocess
+
+    import processing
+    from qgis.core import QgsProcessingException
+
+    from conftest import DATA
+    from oremap.core.engine.files import host_tag
+
+    out = tmp_path / "classes.tif"
+    out.write_bytes(b"a finished map")
+    live = subprocess.Popen(["sleep", "60"])
+    try:
+        (tmp_path / f".classes.tif.oremap-writing-{host_tag()}-{live.pid}-0a1b2c3d").touch()
+        with pytest.raises(QgsProcessingException) as err:
+            processing.run("oremap:sam_classify", {"INPUT": os.path.join(DATA, "jasper_ridge_40x40.tif"),
+                                                   "LIBRARY": USGS_LIBRARY, "SPECTRA": "Kaolinite CM9;Goethite WS222",
+                                                   "OUTPUT_CLASSES": str(out)})
+    finally:
+        live.kill()
+        live.wait()
+    assert str(err.value) == (f"Class raster (OUTPUT_CLASSES): The output 'classes.tif' is being written by another "
+                              f"OreMap run (process {live.pid} of this machine). Wait for it to finish, or choose "
+                              "another output.")
+    assert out.read_bytes() == b"a finished map"

@@ -121,6 +121,71 @@ BACKUP_COPY_LIMIT = 256 * 1024 * 1024
 """Largest existing output copied when the file system cannot hard-link it (:class:`OutputGuard`)."""
 
 
+_WRITING = ".oremap-writing-"
+_WRITING_NAME = re.compile(r"\.oremap-writing-(?P<host>[0-9a-f]{6})-(?P<pid>\d+)-[0-9a-f]+$")
+
+
+def claim(path, parameter=None, what=None):
+    """Mark ``path`` as being written by this run; return the mark (give it to :func:`release`), or None when the
+    folder cannot take one (the write itself will say why).
+
+    The mark is an empty hidden file beside it, ``.NAME.oremap-writing-HOST-PID-TOKEN``. Another run's mark stops
+    this run with an :class:`OreMapError` naming ``parameter``: a run of this process (another QGIS task), of a
+    live process of this machine, or of another machine sharing the folder and touched within
+    :data:`STALE_AFTER_S`. Marks of runs that are gone are removed. Two runs that claim at the same instant both
+    see the other's mark and both stop, rather than both writing. ``what`` names the file in the message
+    (default: its name).
+    """
+    folder, base = os.path.split(os.path.abspath(os.fspath(path)))
+    mine = os.path.join(folder, f".{base}{_WRITING}{host_tag()}-{os.getpid()}-{secrets.token_hex(4)}")
+    try:
+        os.close(os.open(mine, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o666))
+    except OSError:
+        mine = None
+    for name in names_beside(folder, "." + base + _WRITING):
+        full = os.path.join(folder, name)
+        match = _WRITING_NAME.fullmatch(name[len(base) + 1:])
+        if match is None or full == mine:
+            continue
+        host, pid = match.group("host"), int(match.group("pid"))
+        if run_file_is_stale(full, host, pid):
+            _remove(full)
+            continue
+        release(mine)
+        if host != host_tag():
+            who = (f"on another machine sharing the folder (its mark '{name}' was last touched "
+                   f"{time.strftime('%Y-%m-%d %H:%M', time.localtime(_mtime(full)))})")
+            fix = ("Wait for it to finish, or choose another output. If that run is gone, delete the mark (it is "
+                   "taken as stale after 24 h).")
+        else:
+            who = "in this program" if pid == os.getpid() else f"process {pid} of this machine"
+            fix = "Wait for it to finish, or choose another output."
+        raise OreMapError(f"{what or repr(base)} is being written by another OreMap run ({who}).", parameter, fix)
+    return mine
+
+
+def release(mark):
+    """Remove a mark of :func:`claim` (None: nothing)."""
+    if mark:
+        _remove(mark)
+
+
+def touch(mark):
+    """Renew a mark of :func:`claim` (None: nothing): other machines take a mark untouched for a day as stale."""
+    if mark:
+        try:
+            os.utime(mark)
+        except OSError:
+            pass
+
+
+def _mtime(path):
+    try:
+        return os.path.getmtime(path)
+    except OSError:
+        return time.time()
+
+
 class OutputGuard:
     """A run's output files, kept as they were unless the run completes.
 
@@ -139,18 +204,22 @@ class OutputGuard:
 
     def __init__(self):
         self._entries = {}  # path -> name of the kept copy, or None when the path did not exist
+        self._marks = {}    # output path -> its mark (:func:`claim`): two runs never write one output at once
 
     @staticmethod
     def _family(path):
         return [path, path + ".aux.xml", os.path.splitext(path)[0] + ".qml"]
 
-    def add(self, path):
-        """Guard output ``path`` and its sidecars; returns the stale kept copies removed beside them."""
+    def add(self, path, parameter=None):
+        """Guard output ``path`` and its sidecars; returns the stale kept copies removed beside them. Another run
+        writing ``path`` now stops this one (:func:`claim`, its error naming ``parameter``)."""
         if not path:
             return []
         path = os.path.abspath(os.fspath(path))  # a link is what the writers replace, not its target
         if os.path.isdir(path):  # an output folder: what goes in it is the algorithm's business
             return []
+        if path not in self._marks:
+            self._marks[path] = claim(path, parameter, f"The output '{os.path.basename(path)}'")
         removed = []
         for p in self._family(path):
             removed += self.add_file(p)
@@ -213,6 +282,7 @@ class OutputGuard:
             if os.path.lexists(kept):
                 unrestored.append((path, kept))
         self._entries = {}
+        self._release()
         return unrestored
 
     def commit(self):
@@ -220,6 +290,12 @@ class OutputGuard:
             if kept is not None:
                 _remove(kept)
         self._entries = {}
+        self._release()
+
+    def _release(self):
+        for mark in self._marks.values():
+            release(mark)
+        self._marks = {}
 
 
 def names_beside(folder, prefix):

@@ -25,10 +25,11 @@ def task_name(task):
     return _NAMES.get(task, f"'{task}'")
 
 
-def check_task(info, expected, path, parameter="model"):
+def check_task(info, expected, path, parameter="model", users=None):
     """Raise :class:`OreMapError` unless the model's task (``info.task``) is one of ``expected`` (a task or a list).
 
-    The message says what the file is and, when OreMap knows one, the algorithm that uses it.
+    The message says what the file is and, when OreMap knows one, what uses it: ``users`` maps a task to its
+    words (the batch names its own algorithms), else the Processing algorithm of the task.
     """
     from .model_library import TASK_ALGORITHMS
 
@@ -38,8 +39,8 @@ def check_task(info, expected, path, parameter="model"):
         return
     name = os.path.basename(os.fspath(path)) if path else "The model"
     wanted = " or ".join(task_name(t) for t in expected)
-    owner = TASK_ALGORITHMS.get(task)
+    owner = (users or {}).get(task) or getattr(TASK_ALGORITHMS.get(task), "algorithm", None)
     message = f"'{name}' is a {task_name(task)} model (task '{task}'), not a {wanted} model."
-    fix = (f"Use it with {owner.algorithm}, and choose a {wanted} model here." if owner is not None
+    fix = (f"Use it with {owner}, and choose a {wanted} model here." if owner is not None
            else f"Choose a {wanted} model made by OreMap.")
     raise OreMapError(message, parameter, fix)

@@ -37,6 +37,10 @@ DEFAULT_MEMORY_MB = 512
 MEMORY_SETTING = "OREMAP_MEMORY_MB"
 """Name of the budget's Processing setting and environment variable."""
 
+WHERE_BUDGET = ("(in QGIS: Processing > Options > Providers > OreMap; elsewhere: the OREMAP_MEMORY_MB environment "
+                "variable, or oremap-batch --memory-mb)")
+"""Where a user raises the memory budget, for messages: the core runs in QGIS, in scripts and on Dask workers."""
+
 PARTIAL_SUFFIX = ".oremap-partial.tif"
 """Suffix of the fixed temporary name older OreMap versions wrote beside an output (now only cleaned up)."""
 
@@ -641,8 +645,7 @@ def run_pixelwise(source, outputs, func, memory_mb=None, work_bytes_per_pixel=0,
         feedback.warning(f"The memory budget ({sizing.memory_mb:.0f} MB) leaves less than an eighth of itself for "
                          f"the blocks: up to {held / MB:.0f} MB of it are held whatever the block size (GDAL's "
                          "cache, decoded tiles of the raster, model buffers). Blocks get an eighth of the budget, so "
-                         "the run may exceed it; a larger budget (Processing > Options > Providers > OreMap) avoids "
-                         "this.")
+                         f"the run may exceed it; a larger budget {WHERE_BUDGET} avoids this.")
     windows = sizing.windows(source.width, source.height)
 
     for o in outputs:

@@ -18,6 +18,15 @@ def _fmt(value, digits=3):
     return f"{value:.{digits}f}"
 
 
+def _all_negatives_label(result):
+    """The row of the AUC against every negative at once: against all candidates, or (a raster with more negative
+    pixels than the memory-sized pool) against the pool, a uniform random sample of them."""
+    pool, candidates = result.get("n_negative_pool"), result["n_negative_candidates"]
+    if pool is not None and pool < candidates:
+        return f"ROC-AUC against a random sample of {pool} of the {candidates} negative candidates"
+    return "ROC-AUC against all negative candidates"
+
+
 def _summary_rows(result, for_html=False):
     unit = "pixels" if result["kind"] == "raster" else "samples"
     threshold = result["pa_threshold"]
@@ -26,7 +35,7 @@ def _summary_rows(result, for_html=False):
     rows = [
         ["ROC-AUC, mean over draws", result["auc_mean"]],
         ["ROC-AUC, standard deviation over draws", result["auc_sd"]],
-        ["ROC-AUC against all negative candidates", result["auc_all"]],
+        [_all_negatives_label(result), result["auc_all"]],
         ["Standard error of the mean AUC (Hanley & McNeil)", result["auc_se"]],
         ["ZAUC = (AUC - 0.5) / SE", result["zauc"]],
         ["Average precision, mean over draws", result["ap_mean"]],
@@ -46,6 +55,8 @@ def _summary_rows(result, for_html=False):
         ["Deposits with a score (success rate, P-A)", result["n_deposits_scored"]],
         [f"Scored {unit}", result["n_scored"]],
     ]
+    if result.get("n_deposit_places") is not None:
+        rows.append([f"Distinct {unit} holding them (several deposits on one count each)", result["n_deposit_places"]])
     return rows
 
 

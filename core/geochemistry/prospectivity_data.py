@@ -9,7 +9,7 @@ import numpy as np
 
 from ..engine.errors import OreMapError
 from ..engine.feedback import ensure
-from ..engine.raster import RasterSource, band_descriptions, block_windows, memory_budget_mb
+from ..engine.raster import WHERE_BUDGET, RasterSource, band_descriptions, block_windows, memory_budget_mb
 
 
 @dataclass
@@ -132,7 +132,7 @@ def read_stack(path, pad=0, nodata=None, memory_mb=None, feedback=None):
             raise OreMapError(
                 f"The element stack ({c} bands of {w} x {h} cells) needs {need:.0f} MB in memory, more than "
                 f"the memory budget of {budget:.0f} MB.", "raster",
-                "Raise the memory budget (Processing > Options > Providers > OreMap) or grid the elements "
+                f"Raise the memory budget {WHERE_BUDGET} or grid the elements "
                 "at a coarser cell size.")
         data = np.full((c, h + 2 * pad, w + 2 * pad), np.nan, dtype=np.float32)
         windows = block_windows(w, h, c * 16 + 1, max(budget - need, 16.0))

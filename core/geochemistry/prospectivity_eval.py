@@ -27,7 +27,10 @@ how well it separates places near known deposits from places far from any:
   the area share, the map captures that share of deposits in the complementary share
   of the area.
 
-High scores mean prospective. Non-finite scores are left out everywhere.
+High scores mean prospective. Non-finite scores are left out everywhere. Every deposit counts once
+in the success-rate and P-A curves, also when several lie on one pixel or share their nearest sample
+(a cluster of workings, a site listed twice): that place then weighs more. The number of distinct
+places is returned (``n_deposit_places``) and logged when it is smaller.
 
 Rasters (:func:`evaluate_raster`) are streamed block by block; distances are computed
 with a k-d tree of the deposits for the pixel centres of each block. Negatives for the
@@ -414,6 +417,14 @@ def _thin_pa(pa, max_points=1001):
 # --------------------------------------------------------------------------------------
 # Points
 # --------------------------------------------------------------------------------------
+def _shared_note(n_scored, n_places, place, feedback):
+    """Say when scored deposits share a ``place`` (pixel or sample): each deposit counts in the success-rate and P-A
+    curves, so a place holding several (a cluster of workings, a site listed twice) weighs more."""
+    if n_places < n_scored:
+        feedback.info(f"The {n_scored} deposits with a score lie on {n_places} distinct {place}s: each deposit counts "
+                      f"in the success-rate and P-A curves, so a {place} holding several weighs more.")
+
+
 def _result(kind, draws, success, pa, deposits, deposit_scores, counts, settings, approximate=False):
     out = {
         "kind": kind, "auc_mean": draws["mean"], "auc_sd": draws["sd"], "aucs": draws["aucs"],
@@ -449,7 +460,7 @@ def evaluate_points(x, y, scores, deposits_xy, positive_radius=2000.0, negative_
         The measures (``auc_mean``, ``auc_sd``, ``aucs``, ``ap_mean``, ``ap_sd``,
         ``auc_se``, ``zauc``, ``auc_all``, ``pa_threshold``, ``pa_rate``), curves
         (``roc_*``, ``success``, ``pa``), counts (``n_samples``, ``n_scored``,
-        ``n_positive``, ``n_negative_candidates``, ``n_excluded``, ``n_deposits``,
+        ``n_positive``, ``n_negative_candidates``, ``n_excluded``, ``n_deposits``, ``n_deposit_places``,
         ``n_deposits_scored``) and settings.
     """
     feedback = ensure(feedback)
@@ -486,6 +497,8 @@ def evaluate_points(x, y, scores, deposits_xy, positive_radius=2000.0, negative_
     d, idx = tree.query(dep, k=1)
     dep_scores = np.where(d <= positive_radius, scores[finite][np.minimum(idx, finite.sum() - 1)], np.nan)
     n_dep_scored = int(np.isfinite(dep_scores).sum())
+    n_places = int(np.unique(idx[np.isfinite(dep_scores)]).size)
+    _shared_note(n_dep_scored, n_places, "sample", feedback)
     if n_dep_scored < dep.shape[0]:
         feedback.warning(f"{dep.shape[0] - n_dep_scored} of {dep.shape[0]} deposits have no scored sample within "
                          f"{positive_radius:g} m; they are left out of the success-rate and P-A curves.")
@@ -494,7 +507,7 @@ def evaluate_points(x, y, scores, deposits_xy, positive_radius=2000.0, negative_
     feedback.progress(100)
     counts = {"n_samples": int(scores.size), "n_scored": int(finite.sum()), "n_negative_candidates":
               int((labels == 0).sum()), "n_excluded": int(((labels == -1) & finite).sum()),
-              "n_deposits": int(dep.shape[0]), "n_deposits_scored": n_dep_scored}
+              "n_deposits": int(dep.shape[0]), "n_deposits_scored": n_dep_scored, "n_deposit_places": n_places}
     settings = {"positive_radius": float(positive_radius), "negative_min_distance": float(negative_min_distance),
                 "n_draws": int(n_draws), "seed": seed}
     counts["guard_warnings"] = check_evaluation(
@@ -637,8 +650,8 @@ def _scan_raster(path, bands, dep, positive_radius, negative_min_distance, seed,
     positives = np.concatenate(positives) if positives else np.zeros((0, nb))
     return {"positives": positives, "negatives": pool.values(nb), "n_valid": n_valid,
             "n_positive": int(positives.shape[0]), "n_negative_candidates": n_neg, "n_excluded": n_excluded,
-            "deposit_values": deposit_values, "area": area.values(1).ravel(), "n_area": area.seen, "min": lo,
-            "max": hi, "width": width, "height": height}
+            "deposit_values": deposit_values, "deposit_pixels": dep_rows * width + dep_cols,
+            "area": area.values(1).ravel(), "n_area": area.seen, "min": lo, "max": hi, "width": width, "height": height}
 
 
 def sample_raster_by_distance(path, deposits_xy, positive_radius, negative_min_distance, bands=None, seed=0,
@@ -735,13 +748,17 @@ def evaluate_raster(score_path, deposits_xy, positive_radius=2000.0, negative_mi
         raise OreMapError("No deposit lies on a valid pixel of the score raster.", "deposits",
                           "Check that the deposits overlap the score raster (same area, CRS).")
     dep_ok = dep_scores[np.isfinite(dep_scores)]
+    n_places = int(np.unique(scan["deposit_pixels"][np.isfinite(dep_scores)]).size)
+    _shared_note(n_dep_scored, n_places, "pixel", feedback)
     approximate = scan["n_area"] > scan["area"].size
     if not approximate:
         success = success_rate_curve(scan["area"], dep_ok)
         pa = prediction_area(scan["area"], dep_ok)
     else:
         sample = np.sort(scan["area"])
-        grid = np.quantile(sample, np.linspace(0.0, 1.0, 2001))
+        # values of the map itself (not interpolated between two), so a map of few distinct values gets the
+        # thresholds, and the P-A intersection, of the exact curves
+        grid = np.quantile(sample, np.linspace(0.0, 1.0, 2001), method="inverted_cdf")
         thresholds = np.unique(np.concatenate([grid, dep_ok, [scan["min"], scan["max"]]]))
         ge, gt = _exact_counts(score_path, band, thresholds, nodata, memory_mb, feedback.scaled(70, 100))
         n = scan["n_area"]
@@ -754,7 +771,7 @@ def evaluate_raster(score_path, deposits_xy, positive_radius=2000.0, negative_mi
     feedback.progress(100)
     counts = {"n_valid": scan["n_valid"], "n_scored": scan["n_area"], "n_negative_candidates":
               scan["n_negative_candidates"], "n_excluded": scan["n_excluded"], "n_negative_pool": int(neg.size),
-              "n_deposits": int(dep.shape[0]), "n_deposits_scored": n_dep_scored}
+              "n_deposits": int(dep.shape[0]), "n_deposits_scored": n_dep_scored, "n_deposit_places": n_places}
     settings = {"positive_radius": float(positive_radius), "negative_min_distance": float(negative_min_distance),
                 "n_draws": int(n_draws), "seed": seed, "raster": str(score_path), "band": int(band)}
     validation = read_validation(score_path)

@@ -524,7 +524,7 @@ def cnn_block_bytes(model, resampled, batch_size, ood=True):
 
 def cnn_classify_map(raster_path, model_path, class_path, probability_path=None, confidence_path=None,
                      min_confidence=None, threads=None, band_info=None, scale=None, nodata=None,
-                     memory_mb=None, batch_size=None, feedback=None, ood=True):
+                     memory_mb=None, batch_size=None, feedback=None, ood=True, log_counts=True):
     """Classify every pixel with an OreMap ONNX spectral classifier.
 
     The image spectra are resampled to the model's wavelengths when its bands differ,
@@ -535,9 +535,13 @@ def cnn_classify_map(raster_path, model_path, class_path, probability_path=None,
     spectrum of a training sample or polygon) exceeds that class's threshold in one of the model's views
     (:mod:`core.hyperspectral.ood`); their probabilities and confidence are still written.
 
+    The counts of pixels left unclassified by the check and of low confidence are logged
+    (:func:`classification_notes`) unless ``log_counts`` is False (a batch logs a scene's totals over its parts).
+
     Returns
     -------
-    dict with ``legend``, ``class_counts``, ``resampled`` (bool), ``providers`` and engine stats.
+    dict with ``legend``, ``class_counts``, ``out_of_distribution``, ``ood_checked``, ``low_confidence``,
+    ``resampled`` (bool), ``providers`` and engine stats.
     """
     from ..engine.model_format import OnnxModel
     from .ood import check_of as ood_check, describe, out_of_distribution
@@ -606,12 +610,26 @@ def cnn_classify_map(raster_path, model_path, class_path, probability_path=None,
     stats["resampled"] = matrix is not None
     stats["providers"] = list(model.providers_used)
     stats["out_of_distribution"] = int(n_far[0])
-    if check is not None:
-        feedback.info(f"{int(n_far[0])} pixels unlike the training spectra of their class left unclassified.")
+    stats["ood_checked"] = check is not None
     stats["low_confidence"] = int(n_unsure[0])
-    if n_unsure[0]:
-        n_classified = max(int(counts[1:].sum()), 1)
-        feedback.info(f"{int(n_unsure[0])} classified pixels ({100 * n_unsure[0] / n_classified:.0f} %) have a "
-                      f"confidence below {UNSURE}: the model is unsure of them. Set a minimum confidence to leave them "
-                      "unclassified, or look at the confidence output.")
+    if log_counts:
+        for note in classification_notes(stats):
+            feedback.info(note)
     return stats
+
+
+def classification_notes(stats):
+    """The log lines of :func:`cnn_classify_map`'s counts (``stats``, or a batch scene's counts added over its
+    parts): the pixels the out-of-distribution check left unclassified, and the classified pixels of low
+    confidence."""
+    notes = []
+    if stats.get("ood_checked"):
+        notes.append(f"{int(stats.get('out_of_distribution', 0))} pixels unlike the training spectra of their class "
+                     "left unclassified.")
+    unsure = int(stats.get("low_confidence", 0))
+    if unsure:
+        n_classified = max(sum(int(v) for k, v in (stats.get("class_counts") or {}).items() if k != "Unclassified"), 1)
+        notes.append(f"{unsure} classified pixels ({100 * unsure / n_classified:.0f} %) have a confidence below "
+                     f"{UNSURE}: the model is unsure of them. Set a minimum confidence to leave them unclassified, or "
+                     "look at the confidence output.")
+    return notes

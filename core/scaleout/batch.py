@@ -40,6 +40,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from ..engine.errors import OreMapError
+from ..engine.files import claim, release, touch
 from ..engine.feedback import Feedback, ensure
 
 RASTER_EXTENSIONS = (".tif", ".tiff", ".img", ".dat", ".bsq", ".bil", ".bip", ".vrt", ".jp2", ".nc", ".hdf", ".he5",
@@ -159,10 +160,11 @@ def _number(options, key, low, high, fix, low_open=False, high_open=False):
     return value
 
 
-def check_options(algorithm, options):
+def check_options(algorithm, options, name=None):
     """The job's options checked before any scene runs: unknown names, values out of range (a minimum
     confidence of 5 would leave every pixel unclassified), the unmixing mode, the bad-band text and the
-    wavelengths. Returns the notes on options that ``algorithm`` does not use (they are ignored)."""
+    wavelengths. Returns the notes on options that ``algorithm`` does not use (they are ignored), each naming
+    its option by ``name(key)`` (default: "The option 'key'"; the command line gives its flag)."""
     check_algorithm(algorithm)
     options = dict(options or {})
     unknown = sorted(set(options) - set(OPTIONS))
@@ -206,7 +208,8 @@ def check_options(algorithm, options):
         if values.size < 2 or not np.all(np.isfinite(values)) or np.any(values <= 0):
             raise OreMapError("The wavelengths must be two or more positive numbers (nm), one per band.",
                               "wavelengths", "Give the band centres in nm, e.g. '400.5, 410.2, ...'.")
-    return [f"The option '{key}' does not apply to {algorithm}: it is ignored." for key in sorted(options)
+    name = name or (lambda key: f"The option '{key}'")
+    return [f"{name(key)} does not apply to {algorithm}: it is ignored." for key in sorted(options)
             if options[key] is not None and algorithm not in OPTIONS[key]]
 
 
@@ -225,7 +228,7 @@ def check_model(algorithm, model, options=None):
         from ..engine.model_format import read_model_info
         from ..engine.model_task import check_task
 
-        check_task(read_model_info(model), spec.tasks, model)
+        check_task(read_model_info(model), spec.tasks, model, users=_task_users())
         return []
     from ..hyperspectral.spectral_library import read_library
 
@@ -234,6 +237,18 @@ def check_model(algorithm, model, options=None):
     if names:
         library.subset(list(names))
     return []
+
+
+def _task_users():
+    """``{model task: words}`` naming the batch algorithm that runs a model of that task, or the QGIS algorithm
+    when none does (a wrong model's message names what to use it with)."""
+    from ..engine.model_library import TASK_ALGORITHMS
+
+    users = {task: f"{owner.algorithm} in QGIS (no batch algorithm runs it)" for task, owner in TASK_ALGORITHMS.items()}
+    for spec in ALGORITHMS.values():
+        for task in spec.tasks:
+            users[task] = f"the batch algorithm {spec.name}"
+    return users
 
 
 def check_algorithm(name):
@@ -427,13 +442,15 @@ def outputs_among_inputs(inputs, out_dir):
             if os.path.abspath(path) in outputs and outputs[os.path.abspath(path)] != path}
 
 
-def plan(job, feedback=None):
+def plan(job, feedback=None, name=None):
     """Check a job (its model, options and output folder) and cut it into scenes and row ranges (reads raster
     headers only). Inputs that are outputs of other inputs (an output folder that is also the input folder)
-    are left out, and ``feedback`` is told so and about options the algorithm does not use."""
+    are left out, and ``feedback`` is told so and about options the algorithm does not use (named by ``name``,
+    see :func:`check_options`)."""
     spec = check_algorithm(job.algorithm)
     feedback = ensure(feedback)
-    for note in check_model(job.algorithm, job.model, job.options) + check_options(job.algorithm, job.options):
+    for note in check_model(job.algorithm, job.model, job.options) + check_options(job.algorithm, job.options,
+                                                                                   name):
         feedback.info(note)
     derived = outputs_among_inputs(job.inputs, job.out_dir)
     if derived:
@@ -448,6 +465,7 @@ def plan(job, feedback=None):
     if not os.access(job.out_dir, os.W_OK):
         raise OreMapError(f"The output folder '{job.out_dir}' is not writable.", "out_dir",
                           "Choose a folder you can write to.")
+    release(claim_folder(job.out_dir))   # another job writing there is named before a cluster starts
     if int(job.rows_per_part) < 1:
         raise OreMapError("Rows per part must be at least 1.", "rows_per_part", "Use e.g. 1024.")
     if job.memory_mb is not None and not float(job.memory_mb) > 0:
@@ -456,6 +474,8 @@ def plan(job, feedback=None):
     if int(job.threads) < 1:
         raise OreMapError(f"The threads per task must be at least 1, not {job.threads}.", "threads", "Use e.g. 1.")
     plans, stems = [], {}
+    n_wavelengths = len((job.options or {}).get("wavelengths") or ()) if job.algorithm in OPTIONS["wavelengths"] else 0
+    mismatched = []   # scenes whose band count is not that of the wavelengths given
     for scene in job.inputs:
         stem = scene_stem(scene)
         if stem in stems:
@@ -481,6 +501,8 @@ def plan(job, feedback=None):
             try:
                 with rasterio.open(scene) as ds:
                     p.height, width = ds.height, ds.width
+                    if n_wavelengths and ds.count != n_wavelengths:
+                        mismatched.append(f"{os.path.basename(scene)} ({ds.count} bands)")
                 if p.height > int(job.rows_per_part):
                     settings = _settings(job.algorithm, scene, job.model, job.options, job.threads)
                     p.sizing = settings.sizing
@@ -488,6 +510,11 @@ def plan(job, feedback=None):
             except (rasterio.errors.RasterioIOError, OreMapError):
                 p.parts = []   # the scene's one task reports why it cannot run
         plans.append(p)
+    if mismatched:   # the wavelengths apply to every scene: found here, not scene by scene on the cluster
+        raise OreMapError(f"{n_wavelengths} wavelengths were given, but {len(mismatched)} scene(s) have another band "
+                          f"count: {', '.join(mismatched[:5])}{' ...' if len(mismatched) > 5 else ''}.",
+                          "wavelengths", "Give exactly one wavelength per band (nm), or run scenes of different "
+                          "sensors as separate jobs.")
     return plans
 
 
@@ -721,7 +748,8 @@ def _settings(algorithm, scene, model, options, threads, feedback=None):
             return mapping.cnn_classify_map(raster, model, paths["classes"], None, paths["confidence"],
                                             min_confidence=opt.get("min_confidence"), threads=threads,
                                             band_info=image_info, scale=scale_arg, nodata=nodata,
-                                            memory_mb=memory_mb, feedback=feedback, ood=opt.get("ood", True))
+                                            memory_mb=memory_mb, feedback=feedback, ood=opt.get("ood", True),
+                                            log_counts=False)   # the scene's totals are logged when it ends
         return _Settings(_scale_decision(scene, bands, opt.get("scale")), call, sizing)
     if algorithm == "unmix_fcls":
         from ..engine import unmixing
@@ -844,7 +872,8 @@ def row_ranges(width, height, sizing, memory_mb, rows_per_part):
     return parts if len(parts) > 1 else []
 
 
-COUNT_KEYS = ("valid_pixels", "scored", "n_mines", "mine_pixels", "total_area_ha")
+COUNT_KEYS = ("valid_pixels", "scored", "n_mines", "mine_pixels", "total_area_ha", "out_of_distribution",
+              "low_confidence")
 """The counts of a core function's result that a task returns, and that a split scene's parts add up."""
 
 
@@ -865,6 +894,8 @@ def _summary(stats):
             out[key] = [int(v) for v in np.asarray(value).ravel()]
     if stats.get("threshold") is not None:
         out["threshold"] = float(stats["threshold"])
+    if "ood_checked" in stats:
+        out["ood_checked"] = bool(stats["ood_checked"])
     if isinstance(stats.get("legend"), list):
         out["legend"] = [{"value": int(c["value"]), "name": str(c["name"]), "color": str(c["color"])}
                          for c in stats["legend"]]
@@ -891,7 +922,7 @@ def scene_summary(results):
             out["class_counts"] = {k: sum(s["class_counts"].get(k, 0) for s in stats) for k in first}
         else:
             out["class_counts"] = [int(v) for v in np.sum([s["class_counts"] for s in stats], axis=0)]
-    for key in ("threshold", "legend"):
+    for key in ("threshold", "legend", "ood_checked"):
         if key in stats[0]:
             out[key] = stats[0][key]
     if all("means" in s for s in stats):
@@ -1422,13 +1453,28 @@ def run_batch(job, client, feedback=None, progress=None, device=None):
     what their models ran on is noted in that session. Returns a :class:`BatchReport`.
     """
     require_dask()
+    feedback = ensure(feedback)
+    start = time.perf_counter()
+    plans = plan(job)
+    mark = claim_folder(job.out_dir)   # a second job on this folder now stops here, before touching a work folder
+    try:
+        return _run_planned(job, plans, client, feedback, progress, device, start, mark)
+    finally:
+        release(mark)
+
+
+def claim_folder(out_dir):
+    """:func:`core.engine.files.claim` of a batch's output folder: one job at a time writes in it (their scenes'
+    work folders and outputs would collide)."""
+    return claim(os.path.join(out_dir, "oremap-batch"), "out_dir",
+                 f"The output folder '{out_dir}'")
+
+
+def _run_planned(job, plans, client, feedback, progress, device, start, mark):
     from distributed import as_completed
 
     from ..engine import compute
 
-    feedback = ensure(feedback)
-    start = time.perf_counter()
-    plans = plan(job)
     spec = check_algorithm(job.algorithm)
     report = BatchReport(workers=len(client.scheduler_info().get("workers", {})))
     report.skipped = [p.scene for p in plans if p.skip]
@@ -1503,6 +1549,12 @@ def run_batch(job, client, feedback=None, progress=None, device=None):
                         report.outputs[p.scene] = dict(p.outputs)
                         report.summaries[p.scene] = scene_summary(results[p.scene])
                         log_messages(p)
+                        if job.algorithm == "classify_cnn":   # the counts of the whole scene, not of each part
+                            from ..hyperspectral.mapping import classification_notes
+
+                            name = os.path.basename(os.path.normpath(p.scene))
+                            for note in classification_notes(report.summaries[p.scene]):
+                                feedback.info(f"{name}: {note}")
                         feedback.info(f"Done: {p.scene}")
                 else:
                     report.pixels += int(result.get("stats", {}).get("valid_pixels", 0))
@@ -1516,6 +1568,7 @@ def run_batch(job, client, feedback=None, progress=None, device=None):
             if progress is not None:
                 progress(finished, total)
             feedback.progress(100.0 * finished / max(total, 1))
+            touch(mark)   # a job of hours keeps its folder from machines that take marks untouched for a day as stale
             if feedback.is_canceled():
                 raise_cancel = True
                 break

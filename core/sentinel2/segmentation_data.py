@@ -12,6 +12,7 @@ import numpy as np
 
 from ..engine.errors import OreMapError
 from ..engine.feedback import ensure
+from ..engine.raster import WHERE_BUDGET
 from .segmentation_network import fill_nodata
 from .sentinel2 import S2_BANDS, compute_indices, index_bands, normalise_band_name, open_sentinel2
 
@@ -407,7 +408,7 @@ def select_tiles(source, masks, val_fraction, negatives_per_positive, min_valid,
         raise OreMapError(
             f"The {n_pos} tiles holding mines need {n_pos * per_tile_mb:.0f} MB in memory, more than half the memory "
             f"budget ({budget_mb:.0f} MB).", "raster",
-            "Raise the memory budget (Processing > Options > Providers > OreMap), use smaller tiles, or train on "
+            f"Raise the memory budget {WHERE_BUDGET}, use smaller tiles, or train on "
             "a part of the scene.")
     chosen = {"train": [], "val": []}
     parts = {"train": [], "val": []}
