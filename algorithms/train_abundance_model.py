@@ -63,7 +63,8 @@ class TrainAbundanceModel(OreMapAlgorithm):
                      "remainder. Off: such rows are scaled up to 100 %.",
         "FAMILIES": "Model families to train and stack. The CNN is the slowest (a few minutes on a CPU).",
         "SPACE": "How closure is enforced: projection onto the simplex (exact zeros possible), or regression in "
-                 "isometric log-ratio space (Egozcue et al. 2003; never exactly zero).",
+                 "isometric log-ratio space (Egozcue et al. 2003; never exactly zero: a zero in the table counts as "
+                 "0.65 %, below a 1 % detection limit, so a pure mineral is predicted near 99 %).",
         "PREPROCESSING": "Applied to spectra before every model: none, brightness normalisation (insensitive to "
                          "illumination), or continuum removal (absorption depths).",
         "FOLDS": "Cross-validation folds (whole ROIs per fold; at most the number of ROIs).",

@@ -78,6 +78,9 @@ def test_replace_zeros_keeps_total_and_ratios():
     default = comp.replace_zeros([[0.0, 2.0, 8.0]])
     assert np.isclose(default[0, 0], 0.65 * 2.0)  # 0.65 x the smallest positive value
     assert np.isclose(default.sum(), 10.0) and np.isclose(default[0, 2] / default[0, 1], 4.0)
+    # zeros that would take a row's whole total made its other parts negative (and the log-ratio fail later)
+    with pytest.raises(OreMapError, match=r"row 1 by 0.013 would take all of its total \(0.02\)"):
+        comp.replace_zeros([[0.02, 0.0, 0.0, 0.0], [0.5, 0.3, 0.1, 0.1]])
 
 
 def test_closure():

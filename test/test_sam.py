@@ -31,6 +31,21 @@ def test_sid_hand_computed():
     assert d[0, 1] == pytest.approx(0.0, abs=1e-12)
 
 
+def test_a_pixel_without_a_positive_value_is_unclassified_by_sid_as_by_sam():
+    """Clipping made an all-zero or all-negative pixel flat, and SID gave it the flattest reference's class with a
+    small divergence, under any threshold; SAM leaves it unclassified."""
+    refs = np.array([[0.2, 0.4, 0.6, 0.8], [0.5, 0.5, 0.5, 0.45]])
+    pixels = np.array([[0.0, 0.0, 0.0, 0.0], [-1.0, -2.0, -1.0, -3.0], [0.0, -0.1, 0.2, 0.0], [0.2, 0.4, 0.6, 0.8]])
+    classes, score = sam.classify(pixels[:1], refs)
+    assert classes.tolist() == [0] and np.isnan(score[0])          # SAM: no angle to a zero vector
+    for threshold in (None, 0.01):
+        classes, score = sam.classify(pixels, refs, method="sid", threshold=threshold)
+        assert classes.tolist()[:2] == [0, 0] and np.isnan(score[:2]).all()
+        assert classes[3] == 1 and score[3] == pytest.approx(0.0, abs=1e-6)
+    # a pixel with one positive band still has a distribution
+    assert np.isfinite(sam.spectral_information_divergence(pixels[2:3], refs)).all()
+
+
 def test_classify_best_match_and_threshold():
     refs = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
     pixels = np.array([[0.9, 0.1, 0.0], [0.0, 0.2, 2.0], [1.0, 1.0, 1.0]])

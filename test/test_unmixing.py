@@ -424,3 +424,29 @@ def test_unmix_map_names_residual_bands_and_warns_of_a_scale_mismatch(tmp_path):
             assert names[3:] == ("RMSE (non-negative fit)", "RMSE (closed abundances)")
             np.testing.assert_allclose(data[:, 4], unmixing.reconstruction_rmse(factor * X, A, E), rtol=1e-5)
             assert stats["mean_closed_rmse"] > 2 * stats["mean_rmse"] and log.warnings == []
+
+
+def test_means_of_nn_closed_leave_out_pixels_without_a_fit(tmp_path):
+    """Pixels whose non-negative fit is all zero (dark or negative spectra: water, shadow) get nodata abundances,
+    but the means divided by every valid pixel: 6 mixtures of 50/50 and 2 negative pixels gave means of 0.375."""
+    import rasterio
+    from affine import Affine
+
+    from oremap.core.hyperspectral import mapping
+    from oremap.core.hyperspectral.spectral_library import SpectralLibrary
+
+    E = np.array([[0.2, 0.5, 0.8, 0.4], [0.6, 0.3, 0.1, 0.5]])
+    pixels = np.array([0.5 * E[0] + 0.5 * E[1]] * 6 + [-E[0]] * 2)
+    cube = str(tmp_path / "dark.tif")
+    with rasterio.open(cube, "w", driver="GTiff", width=4, height=2, count=4, dtype="float32", crs="EPSG:32611",
+                       transform=Affine(1, 0, 0, 0, -1, 2)) as ds:
+        ds.write(pixels.T.reshape(4, 2, 4).astype(np.float32))
+    library = SpectralLibrary(names=["A", "B"], spectra=E, wavelengths=np.arange(1, 5.0), wavelengths_known=False)
+    log = core_warnings()
+    stats = mapping.unmix_map(cube, library, str(tmp_path / "ab.tif"), mode="nn_closed", image_bands=[1, 2, 3, 4],
+                              feedback=log)
+    assert stats["valid_pixels"] == 8 and stats["unmixed_pixels"] == 6
+    assert stats["mean_abundance"] == pytest.approx({"A": 0.5, "B": 0.5}, abs=1e-6)
+    assert stats["mean_rmse"] == pytest.approx(0.0, abs=1e-6)
+    assert "2 pixels have no non-negative fit (every abundance zero: dark or negative spectra): their abundances " \
+        "are nodata, and the means leave them out." in log.infos

@@ -51,10 +51,15 @@ class AbundanceModel:
         return work, pre_fixed + self.BATCH * self.onnx.activation_bytes_per_row
 
     def quantiles(self, level):
-        """Conformal score quantile per part at ``level`` (finite-sample corrected)."""
+        """Conformal score quantile per part at ``level`` (finite-sample corrected); infinite, as in training
+        (:func:`core.abundance.abundance.conformal_quantile`), when the calibration set is too small for the level
+        (its intervals are then 0-100 %)."""
         if not 0.5 <= float(level) < 1.0:
             raise OreMapError("The interval level must be between 50 and 99 %.", "level")
-        p = min(1.0, np.ceil((self.n_calibration + 1) * float(level)) / self.n_calibration)
+        rank = np.ceil((self.n_calibration + 1) * float(level))
+        if rank > self.n_calibration:
+            return np.full(len(self.scores), np.inf)
+        p = rank / self.n_calibration
         return np.array([np.interp(p, self.levels, s) for s in self.scores])
 
     def predict(self, X, level=0.9, preprocessed=False, members=False):

@@ -75,8 +75,11 @@ def replace_zeros(X, delta=None, total=None):
     """Multiplicative replacement of zeros (and negatives) in compositions.
 
     Zeros become ``delta`` (default: 0.65 x the smallest positive value of the table, a
-    common stand-in for "below detection"), and the non-zero parts of the row are scaled
-    down so that the row keeps its total: ratios between non-zero parts are unchanged.
+    common stand-in for "below detection" when assays go down to their detection limits; a
+    table whose smallest value is large, e.g. mineral abundances in whole per cent, should
+    give ``delta`` from its detection limit instead), and the non-zero parts of the row are
+    scaled down so that the row keeps its total: ratios between non-zero parts are unchanged.
+    Raises :class:`OreMapError` when a row's zeros would take all of its total (parts <= 0).
     """
     X = _rows(X)
     positive = X > 0
@@ -90,6 +93,12 @@ def replace_zeros(X, delta=None, total=None):
     row_total = X.clip(min=0).sum(axis=1, keepdims=True) if total is None else np.full((X.shape[0], 1), total)
     n_zero = (~positive).sum(axis=1, keepdims=True)
     kept = X.clip(min=0).sum(axis=1, keepdims=True)
+    short = (kept > 0) & (row_total - delta * n_zero <= 0)
+    if short.any():
+        row = int(np.flatnonzero(short.ravel())[0])
+        raise OreMapError(f"Replacing the zeros of row {row + 1} by {delta:g} would take all of its total "
+                          f"({float(row_total[row, 0]):g}): its other parts would be zero or negative.", "composition",
+                          "Give a smaller replacement value (below the detection limit).")
     with np.errstate(invalid="ignore", divide="ignore"):
         factor = np.where(kept > 0, (row_total - delta * n_zero) / np.where(kept > 0, kept, 1.0), 1.0)
     return np.where(positive, X * factor, delta)

@@ -377,7 +377,8 @@ def unmix_map(raster_path, endmembers, out_path, mode="fcls", band_info=None, im
     Returns
     -------
     dict with ``mean_abundance`` per endmember, ``mean_rmse`` (and for "nn_closed"
-    ``mean_closed_rmse``) and engine stats.
+    ``mean_closed_rmse``), all over the ``unmixed_pixels`` (the valid pixels with abundances: an all-zero
+    non-negative fit has none), and engine stats.
     """
     feedback = ensure(feedback)
     if mode not in UNMIX_MODES:
@@ -393,6 +394,7 @@ def unmix_map(raster_path, endmembers, out_path, mode="fcls", band_info=None, im
     closed = mode == "nn_closed"
     residual_bands = RESIDUAL_BANDS[mode]
     sums = np.zeros(len(names) + len(residual_bands))
+    n_good = np.zeros(1, dtype=np.int64)   # pixels with abundances (nn_closed: an all-zero fit has none)
     mismatch = np.zeros(4)  # evidence of a brightness-scale mismatch (strict mode): unmixing.scale_sums
 
     def per_block(pixels):
@@ -405,6 +407,7 @@ def unmix_map(raster_path, endmembers, out_path, mode="fcls", band_info=None, im
         good = np.isfinite(abundances).all(axis=1)
         block = np.column_stack(columns)
         sums[:] += block[good].sum(axis=0)
+        n_good[0] += int(good.sum())
         return (block,)
 
     out = OutputSpec(out_path, names + residual_bands, "float32", ABUNDANCE_NODATA,
@@ -414,7 +417,11 @@ def unmix_map(raster_path, endmembers, out_path, mode="fcls", band_info=None, im
                       fill_spectra=True) as src:
         stats = run_pixelwise(src, [out], per_block, memory_mb=memory_mb, work_bytes_per_pixel=work,
                               fixed_bytes=fixed, feedback=feedback)
-    n = max(stats["valid_pixels"], 1)
+    stats["unmixed_pixels"] = int(n_good[0])
+    if n_good[0] < stats["valid_pixels"]:
+        feedback.info(f"{stats['valid_pixels'] - int(n_good[0])} pixels have no non-negative fit (every abundance "
+                      "zero: dark or negative spectra): their abundances are nodata, and the means leave them out.")
+    n = max(int(n_good[0]), 1)   # the means are over the pixels with abundances, not over every valid pixel
     stats["mean_abundance"] = {name: float(s / n) for name, s in zip(names, sums[:len(names)])}
     stats["mean_rmse"] = float(sums[len(names)] / n)
     if closed:

@@ -40,11 +40,13 @@ def spectral_information_divergence(pixels, references):
     """Symmetric KL divergence between band-probability distributions (Chang, 2000).
 
     Each spectrum is clipped to a small positive value and divided by its sum, so
-    that p_i = x_i / sum(x); SID(x, r) = sum p log(p / q) + sum q log(q / p).
+    that p_i = x_i / sum(x); SID(x, r) = sum p log(p / q) + sum q log(q / p). A pixel with
+    no positive value has no distribution: NaN (as its angle is in SAM), where the clipping
+    made it flat and gave it the class of the flattest reference.
 
     Returns
     -------
-    ndarray (n_pixels, n_refs), >= 0.
+    ndarray (n_pixels, n_refs), >= 0, NaN for pixels without a positive value.
     """
     x = np.clip(np.asarray(pixels, dtype=np.float64), _EPS, None)
     r = np.clip(np.asarray(references, dtype=np.float64), _EPS, None)
@@ -54,7 +56,11 @@ def spectral_information_divergence(pixels, references):
     # sum_i (p_i - q_i)(log p_i - log q_i), expanded so it is two matrix products.
     self_p = np.sum(p * logp, axis=1)
     self_q = np.sum(q * logq, axis=1)
-    return self_p[:, None] + self_q[None, :] - gemm(p, logq.T) - gemm(logp, q.T)
+    sid = self_p[:, None] + self_q[None, :] - gemm(p, logq.T) - gemm(logp, q.T)
+    empty = x.max(axis=1) <= _EPS   # every value clipped: none was positive
+    if empty.any():
+        sid[empty] = np.nan
+    return sid
 
 
 METHODS = {"sam": spectral_angles, "sid": spectral_information_divergence}

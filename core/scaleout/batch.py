@@ -873,7 +873,7 @@ def row_ranges(width, height, sizing, memory_mb, rows_per_part):
 
 
 COUNT_KEYS = ("valid_pixels", "scored", "n_mines", "mine_pixels", "total_area_ha", "out_of_distribution",
-              "low_confidence")
+              "low_confidence", "unmixed_pixels")
 """The counts of a core function's result that a task returns, and that a split scene's parts add up."""
 
 
@@ -926,7 +926,8 @@ def scene_summary(results):
         if key in stats[0]:
             out[key] = stats[0][key]
     if all("means" in s for s in stats):
-        weights = [max(int(s.get("valid_pixels", 1)), 0) for s in stats]
+        # unmixing's means are over the pixels it unmixed (nn_closed leaves all-zero fits out)
+        weights = [max(int(s.get("unmixed_pixels", s.get("valid_pixels", 1))), 0) for s in stats]
         total = sum(weights) or 1
         out["means"] = {k: sum(w * s["means"].get(k, 0.0) for w, s in zip(weights, stats)) / total
                         for k in stats[0]["means"]}
