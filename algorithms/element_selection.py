@@ -16,7 +16,7 @@ from ..core.geochemistry import geochem
 from ..core.geochemistry import prospectivity_eval as pe
 from ..core.geochemistry import element_selection
 from ..core.geochemistry import survey_hygiene as sh
-from ..core.geochemistry.distance_advice import TRADE_OFF, check_distances
+from ..core.geochemistry.distance_advice import TRADE_OFF
 from ..core.geochemistry import grid_meaning
 from .base import OreMapAlgorithm, require_fields
 from .evaluate_prospectivity import (
@@ -181,14 +181,10 @@ class ElementSelection(OreMapAlgorithm):
                     self, source, context, crs, [], self.parameterAsDouble(parameters, "COVERAGE", context) / 100.0,
                     missing=options["missing"], zeros=options["zeros"], feedback=feedback)
             deposits = self.deposit_points(parameters, "DEPOSITS", context, crs, feedback)
-            dep = pe.deposit_array(deposits)
-            check_distances(xs, ys, dep, radius, min_distance, pe.MIN_POSITIVES, 2)
-            labels = pe.label_by_distance(xs, ys, dep[:, 0], dep[:, 1], radius, min_distance)
-            feedback.info(f"{int((labels == 1).sum())} positive samples, {int((labels == 0).sum())} negative "
-                          f"samples, {int((labels == -1).sum())} left out between the two distances.")
             feedback.check()
             feedback.progress(60)
-            rows, notes = element_selection.select_elements(matrix, fields, labels, **options)
+            rows, notes, _ = element_selection.select_elements_points(matrix, fields, xs, ys, deposits, radius,
+                                                                      min_distance, feedback, **options)
             subject = f"Sample points: {source.sourceName()}"
         for note in notes:
             feedback.info(note)

@@ -180,3 +180,53 @@ def test_real_rock_chip_survey_area4_runs_with_defaults():
     with pytest.raises(Exception) as err:                          # 2 km / 4 km: no negatives; the error says why
         pe.evaluate_points(x, y, res["scores"]["fusion"], sites, 2000.0, 4000.0)
     assert "negative" in str(err.value).lower()
+
+
+def test_element_selection_counts_a_repeated_record_once():
+    """Element selection counted every copy of a repeated record (526 of area1's 1,392 rows): the AUC's standard
+    error shrank and |ZAUC| grew (Li and Rb passed 2.58 there only through the copies). Now the same as the
+    distinct records alone, and said."""
+    from conftest import core_warnings
+    from oremap.core.geochemistry import element_selection as es
+
+    rng = np.random.default_rng(1)
+    x, y = rng.uniform(0, 20000, 300), rng.uniform(0, 20000, 300)
+    deposits = np.array([[5000.0, 5000.0], [15000.0, 12000.0]])
+    near = np.hypot(x[:, None] - deposits[:, 0], y[:, None] - deposits[:, 1]).min(axis=1) < 2000
+    values = np.column_stack([rng.lognormal(0, 1, 300) * np.where(near, 3.0, 1.0), rng.lognormal(2, 1, 300)])
+    names = ["Au_ppm", "Cu_ppm"]
+    once, _, labels = es.select_elements_points(values, names, x, y, deposits, 2000, 4000)
+    again = np.r_[np.arange(300), np.arange(150)]   # half of the records written twice
+    log = core_warnings()
+    twice, _, labels2 = es.select_elements_points(values[again], names, x[again], y[again], deposits, 2000, 4000,
+                                                  feedback=log)
+    assert twice == once and np.array_equal(labels2, labels)
+    assert "150 of 450 samples repeat another record (same place and values): each record counts once (300 " \
+        "samples)." in log.infos
+    rows, _ = es.select_elements(values[again], names, labels[again])
+    au = {r["element"]: r for r in rows}["Au_ppm"]
+    assert au["n_neg"] > once[0]["n_neg"] and abs(au["zauc"]) > abs(once[0]["zauc"])   # what the copies did
+
+
+def test_clr_scores_a_sample_missing_one_element_as_log10_does():
+    """Under clr a sample missing any element had no log-ratios, so was never scored, and the log blamed 'fewer
+    than 50 % of the elements' (area1: 526 said, 235 true). Its missing part now enters at the element's median
+    before the log-ratio, as under log10 after it."""
+    rng = np.random.default_rng(3)
+    values = rng.lognormal(3, 0.5, (400, 8))
+    values[5, 0] = -9999.0        # missing
+    values[8, 3] = 0.0            # zero: missing by default
+    values[11, :5] = -9999.0      # 3 of 8 measured: under half, not scored
+    for transform in ("log10", "clr"):
+        Z, scored, messages = am.prepare(values, [f"E{i}_ppm" for i in range(8)], transform=transform)
+        assert scored[5] and scored[8] and not scored[11] and scored.sum() == 399, transform
+        assert "1 samples with fewer than 50 % of the elements are not scored." in messages, (transform, messages)
+    assert "CLR: 2 missing values of 2 samples with at least 50 % of the elements entered at the element's median " \
+        "before the log-ratios." in messages
+    # the filled part is the element's median: the sample's log-ratios are those of that completed composition
+    completed = values[5].copy()
+    completed[0] = np.median(np.delete(values[:, 0], [5, 11]))
+    expected = geochem.transform(completed[None], "clr", names=[f"E{i}_ppm" for i in range(8)])[0]
+    direct = geochem.preprocess(values, [f"E{i}_ppm" for i in range(8)], transform="clr", scale="none",
+                                clr_fill=0.5)[0][5]
+    np.testing.assert_allclose(direct, expected, rtol=1e-9)

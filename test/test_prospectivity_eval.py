@@ -625,13 +625,17 @@ def test_real_survey_element_selection(run_alg, tmp_path, survey):
     assert selected[0] == "Au_ppm" and out["N_SELECTED"] == len(selected) == table["selected"].sum()
     assert "Hg_ppm" in selected
     au = table.set_index("element").loc["Au_ppm"]
-    assert au["n_pos"] == 10 and au["zauc"] > 3.5
+    # a record the compilation repeats (526 of 1,392 rows, same place and values) counts once: with the copies
+    # Au's ZAUC was 3.90 (a standard error too small)
+    assert au["n_pos"] == 10 and 3.4 < au["zauc"] < 3.6
     negative = set(table["element"][(table["direction"] == "negative") & (table["zauc"] < -2.58)])
     assert {"La_ppm", "Ce_ppm", "Th_ppm", "Zr_ppm"} <= negative and not negative & set(selected)
     # Au's AUC by brute force (half detection limit, 0 and -9999 missing, negatives >= 4 km)
-    v = samples["Au_ppm"].to_numpy(float)
+    distinct = samples.drop_duplicates(subset=["X", "Y"] + list(table["element"]))
+    assert len(distinct) == 866 and au["n_pos"] + au["n_neg"] < 866
+    v = distinct["Au_ppm"].to_numpy(float)
     v = np.where((v == -9999) | (v == 0), np.nan, np.where(v < 0, -v / 2, v))
-    xy = projected(samples["X"], samples["Y"])
+    xy = projected(distinct["X"], distinct["Y"])
     sxy = projected(site_table["X"], site_table["Y"])
     d = np.hypot(xy[:, None, 0] - sxy[None, :, 0], xy[:, None, 1] - sxy[None, :, 1]).min(axis=1)
     ok = np.isfinite(v)
@@ -639,7 +643,7 @@ def test_real_survey_element_selection(run_alg, tmp_path, survey):
     # zeros kept as values: the survey artefact
     raw = run_alg("element_selection", {"POINTS": layer, "DEPOSITS": sites, "ZEROS": 2,
                                         "OUTPUT_HTML": str(tmp_path / "z.html")})
-    assert raw["SELECTED"].split(";")[:3] == ["Bi_ppm", "Re_ppm", "Sb_ppm"]
+    assert {"Bi_ppm", "Re_ppm"} <= set(raw["SELECTED"].split(";")[:3])
 
 
 # --------------------------------------------------------------------------------------

@@ -98,7 +98,7 @@ def test_indices_name_what_each_skipped_one_needs():
     assert usable == ["IRON_OXIDE"]
     assert skipped == {"NDVI": ["B8"], "NDWI": ["B8"], "MNDWI": ["B11"], "BSI": ["B8", "B11"],
                        "NBR": ["B8", "B12"], "NBR2": ["B11", "B12"], "NDMI": ["B8", "B11"],
-                       "FERROUS_IRON": ["B8A", "B12"], "CLAY": ["B11", "B12"]}
+                       "FERROUS_IRON": ["B8A", "B11"], "CLAY": ["B11", "B12"]}
     assert s2m.indices_for_bands(["ndvi", "iron"], RGB + ["B8"]) == (["NDVI", "IRON_OXIDE"], {})
     assert pf.channels(RGB) == RGB + ["IRON_OXIDE"] and pf.threshold_rules(RGB) == []
     assert len(pf.feature_names(RGB)) == 4 * len(pf.STATS)
@@ -379,3 +379,28 @@ def test_models_of_oremap_0_2_keep_their_resolution_check(chips):
     md._check_geometry(old([9e-5, 9e-5], 4326), utm, fb)
     md._check_geometry(old([9e-5, 9e-5], 4258), utm, fb)  # ETRS89, geographic too
     assert len(messages) == 1
+
+
+def test_models_of_the_earlier_index_definitions_get_their_own_indices():
+    """FERROUS_IRON became Segal's B11 / B8A and negative reflectance counts as 0 (index version 2). A patch
+    classifier or U-Net trained on version 1 (B12 / B8A, no clipping) stores no version: it still gets the
+    features it was trained on, not silently others under the same names."""
+    rng = np.random.default_rng(0)
+    patch = rng.uniform(0.05, 0.4, (1, 8, 8, 12)).astype(np.float32)
+    patch[0, 0, 0, s2m.S2_BANDS.index("B4")] = -0.01
+    col = {b: patch[0, ..., i].astype(np.float64) for i, b in enumerate(s2m.S2_BANDS)}
+    names = pf.feature_names()
+    assert pf.feature_names(index_version=1) == names   # same columns, other values
+    for version, ratio in ((1, col["B12"] / col["B8A"]), (2, col["B11"] / col["B8A"])):
+        features = dict(zip(names, pf.patch_features(patch, index_version=version)[0]))
+        assert features["FERROUS_IRON_mean"] == pytest.approx(ratio.mean(), rel=1e-5)
+        assert features["frac_FERROUS_IRON_gt_1"] == pytest.approx((ratio > 1).mean())
+    ndvi = s2m.compute_indices(patch[0, 0, :1], s2m.S2_BANDS, ["NDVI"], version=1)[0][0, 0]
+    b8 = float(patch[0, 0, 0, s2m.S2_BANDS.index("B8")])
+    assert ndvi == pytest.approx((b8 + 0.01) / (b8 - 0.01), rel=1e-5)   # version 1: the negative value as it was
+    assert s2m.compute_indices(patch[0, 0, :1], s2m.S2_BANDS, ["NDVI"])[0][0, 0] == pytest.approx(1.0)
+    assert pf.index_version_of({}) == 1 and pf.index_version_of(pf.feature_definition()) == s2m.INDEX_VERSION == 2
+    assert s2m.index_bands(["FERROUS_IRON"], version=1) == ["B8A", "B12"]
+    assert s2m.index_bands(["FERROUS_IRON"]) == ["B8A", "B11"]
+    with pytest.raises(OreMapError, match="version 3, which this OreMap does not know"):
+        s2m.index_definitions(3)

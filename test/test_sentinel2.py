@@ -169,6 +169,52 @@ def test_product_baseline_04_in_the_folder_name_applies_the_offset(tmp_path):
         np.testing.assert_allclose(s2.read_reflectance(["B4"]), 0.1234, rtol=1e-5)
 
 
+def test_band_files_named_by_esa_take_the_baseline_from_their_acquisition_date(tmp_path):
+    """Band files copied out of a product's IMG_DATA, without its metadata or the '_N0400_' of its name: acquired
+    since 25 January 2022 they have baseline 04.00 or later, so the offset (2500 DN was 0.25, not 0.15); an older
+    date, or no date, gives no offset, and an integer product of unknown baseline is warned of."""
+    data = np.full((1, 4, 4), 2500, dtype=np.uint16)
+    for date, offset, baseline in (("20230601", -0.1, "04.00"), ("20210601", 0.0, None), ("", 0.0, None)):
+        folder = tmp_path / (date or "undated")
+        folder.mkdir()
+        for band in ("B02", "B03", "B04", "B08"):
+            write_stack(folder / (f"T33UVP_{date}T100559_{band}_10m.tif" if date else f"scene_{band}.tif"), data)
+        log = core_warnings()
+        with open_sentinel2(str(folder), required=["B2", "B3", "B4", "B8"], feedback=log) as s2:
+            assert s2.baseline == baseline and s2.offset == pytest.approx(offset)
+            np.testing.assert_allclose(s2.read_reflectance(["B4"]), 0.25 + offset, rtol=1e-5)
+        if baseline:
+            assert "the acquisition date 2023-06-01 is on or after 25 January 2022" in " ".join(log.infos)
+            assert log.warnings == []
+        elif date:   # most likely an original product of baseline 02-03: said, not warned of
+            assert "The acquisition date 2021-06-01 in the name is before processing baseline 04.00" in \
+                " ".join(log.infos) and log.warnings == []
+        else:
+            assert len(log.warnings) == 1 and log.warnings[0].startswith("The processing baseline is unknown")
+    # a multi-band export named after its product keeps the date rule; a float reflectance raster is no DN
+    stack = write_stack(tmp_path / "S2B_MSIL2A_20230601T100559_stack.tif", np.full((12, 3, 3), 2500), S2_BANDS)
+    with open_sentinel2(stack) as s2:
+        assert s2.offset == pytest.approx(-0.1)
+    log = core_warnings()
+    with open_sentinel2(write_stack(tmp_path / "refl.tif", np.full((12, 3, 3), 0.2), S2_BANDS, dtype="float32"),
+                        feedback=log):
+        assert log.warnings == []
+
+
+def test_dn_zero_is_nodata_also_where_the_file_declares_another(tmp_path):
+    """A re-exported product declaring nodata 65535: its swath-edge DN 0 (the L2A NO_DATA) were read as reflectance
+    -0.1 (baseline 05.09) and reached the indices and the models."""
+    dn = np.full((12, 4, 5), 2000, dtype=np.uint16)
+    dn[:, :, :2] = 0
+    dn[:, 0, 4] = 65535
+    path = write_stack(tmp_path / "S2A_MSIL2A_20240101T000000_N0509_edge.tif", dn, S2_BANDS, nodata=65535)
+    with open_sentinel2(path) as s2:
+        refl = s2.read_reflectance()
+    assert np.isnan(refl[:, :2]).all() and np.isnan(refl[0, 4]).all()
+    np.testing.assert_allclose(refl[1:, 2:], 0.1, rtol=1e-5)
+    assert np.isfinite(refl).sum() == 12 * (4 * 3 - 1)
+
+
 def test_scene_classification_masks_clouds_and_shadows_of_a_folder(tmp_path):
     """Pixels of 10 m whose 20 m SCL class is no data, cloud shadow, cloud or cirrus become nodata in every band
     (nearest neighbour: 2 x 2 pixels per SCL pixel); the others keep exactly their values; the log gives the
@@ -242,7 +288,10 @@ def test_unnamed_stack_of_band_files_sorted_by_name_is_read_with_b8a_last(tmp_pa
             assert s2.band_numbers == {b: order.index(b) + 1 for b in S2_BANDS}, layout
             got = s2.read_reflectance(S2_BANDS)
         np.testing.assert_allclose(got, np.round(refl * 10000) / 10000, atol=1e-6)
-        assert len(log.warnings) == 1 and ("looks like B8A" in log.warnings[0]) == (layout == "by_name")
+        # no baseline in the stack's metadata or name: that is said as well
+        assert [w for w in log.warnings if w.startswith("The processing baseline is unknown")]
+        band_warnings = [w for w in log.warnings if not w.startswith("The processing baseline is unknown")]
+        assert len(band_warnings) == 1 and ("looks like B8A" in band_warnings[0]) == (layout == "by_name")
 
 
 def test_gdal_band_scale_and_offset_are_honoured(tmp_path):
@@ -367,7 +416,7 @@ def test_indices_against_hand_computed_values():
     assert v["NBR2"] == pytest.approx(0.1 / 0.3, rel=1e-6)
     assert v["NDMI"] == pytest.approx(0.2 / 0.6, rel=1e-6)
     assert v["IRON_OXIDE"] == pytest.approx(0.05 / 0.04, rel=1e-6)
-    assert v["FERROUS_IRON"] == pytest.approx(0.1 / 0.42, rel=1e-6)
+    assert v["FERROUS_IRON"] == pytest.approx(0.2 / 0.42, rel=1e-6)   # Segal's SWIR / NIR: B11 / B8A
     assert v["CLAY"] == pytest.approx(2.0, rel=1e-6)
     w = dict(zip(names, values[1]))
     assert w["BSI"] == pytest.approx((0.68 - 0.43) / 1.11, rel=1e-6) and w["BSI"] > 0.1 and w["NDVI"] < 0.2
@@ -378,6 +427,19 @@ def test_indices_against_hand_computed_values():
     np.testing.assert_allclose(sub[:2], values[:2, :2], rtol=1e-6)
     with pytest.raises(OreMapError, match="B11"):
         compute_indices(refl[:, :4], S2_BANDS[:4], ["BSI"])
+    assert w["FERROUS_IRON"] == pytest.approx(0.42 / 0.30, rel=1e-6) and w["FERROUS_IRON"] > 1 > v["FERROUS_IRON"]
+
+
+def test_negative_reflectance_counts_as_zero_in_the_indices():
+    """After the baseline-04 offset dark water and shadow give reflectance below 0 (DN under 1000): NDVI of B8
+    0.0003 and B4 -0.001 was -1.86, outside [-1, 1]; ratios came out negative."""
+    values, names = compute_indices(np.array([[0.0003, -0.001, 0.02, -0.002], [-0.01, -0.02, 0.02, 0.03]]),
+                                    ["B8", "B4", "B2", "B3"], ["NDVI", "IRON_OXIDE", "NDWI"])
+    v = dict(zip(names, values[0]))
+    assert v["NDVI"] == pytest.approx(1.0) and v["IRON_OXIDE"] == 0.0 and v["NDWI"] == pytest.approx(-1.0)
+    w = dict(zip(names, values[1]))
+    assert np.isnan(w["NDVI"]) and w["IRON_OXIDE"] == 0.0 and w["NDWI"] == pytest.approx(1.0)   # 0 / 0: no value
+    assert np.nanmin(values[:, [0, 2]]) >= -1.0 and np.nanmax(values[:, [0, 2]]) <= 1.0
 
 
 def test_gaussian_band_responses_of_a_linear_spectrum_give_the_centre_value():
@@ -472,7 +534,7 @@ def test_s2_indices_algorithm_on_a_folder_and_on_a_raster(run_alg, tmp_path):
     r = {name: (1000 + 100 * i) / 10000.0 for i, name in enumerate(S2_BANDS)}
     expected_bsi = ((r["B11"] + r["B4"]) - (r["B8"] + r["B2"])) / ((r["B11"] + r["B4"]) + (r["B8"] + r["B2"]))
     assert bsi[2, 3] == pytest.approx(expected_bsi, rel=1e-5) and bsi[0, 0] == -9999 and bsi[1, 1] == -9999
-    assert ferrous[2, 3] == pytest.approx(r["B12"] / r["B8A"], rel=1e-5)
+    assert ferrous[2, 3] == pytest.approx(r["B11"] / r["B8A"], rel=1e-5)
 
 
 def test_s2_indices_algorithm_names_missing_bands(run_alg, tmp_path):
@@ -503,3 +565,22 @@ def test_s2_indices_leave_clouds_out_unless_told(run_alg, tmp_path):
         m, p = a.read(1), b.read(1)
     assert (m[cloud] == -9999).all() and (p != -9999).all()
     np.testing.assert_array_equal(m[~cloud], p[~cloud])
+
+
+def test_a_polygons_hole_is_taken_off_its_geodesic_area():
+    """On a geographic CRS the hole of a footprint was added to its area, whatever the rings' winding."""
+    from pyproj import Geod
+    from shapely.geometry import MultiPolygon, Polygon, box
+
+    from oremap.core.sentinel2.ground_units import GroundUnits
+
+    units = GroundUnits(Affine(0.0001, 0, 10.0, 0, -0.0001, 60.0), "EPSG:4326")
+    shell, hole = box(10.0, 59.9, 10.1, 60.0), box(10.03, 59.93, 10.06, 59.96)
+    geod = Geod(ellps="WGS84")
+    expected = abs(geod.geometry_area_perimeter(shell)[0]) - abs(geod.geometry_area_perimeter(hole)[0])
+    for rings in ((shell.exterior.coords, [hole.exterior.coords]),
+                  (shell.exterior.coords[::-1], [hole.exterior.coords[::-1]])):
+        area = units.area_m2(Polygon(*rings))
+        assert area == pytest.approx(expected, rel=1e-9) and 5.0e7 < area < 6.0e7
+    two = MultiPolygon([Polygon(shell.exterior.coords, [hole.exterior.coords]), box(11.0, 59.9, 11.01, 59.91)])
+    assert units.area_m2(two) == pytest.approx(expected + abs(geod.geometry_area_perimeter(two.geoms[1])[0]))

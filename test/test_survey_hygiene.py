@@ -188,3 +188,25 @@ def test_geochem_delegates_to_the_survey_hygiene():
     expected = sh.survey_elements(list(table.columns), table.to_numpy(float), e, no)
     assert names == expected[0] and plan.left_out == expected[2].left_out
     np.testing.assert_array_equal(values, expected[1])
+
+
+def test_an_oxide_without_its_element_stands_for_it_and_a_total_comes_first():
+    """The log said an oxide-only column was 'read as Fe (x 0.6994)' while its values stayed Fe2O3's: it now says
+    what happens. Among iron oxides the total (Fe2O3T) comes first, and the single oxidation states beside it
+    (ferric Fe2O3, ferrous FeO: part of the iron only) no longer fill it."""
+    columns = ["Cu_ppm", "Fe2O3_pct", "FeO_pct", "Fe2O3T_pct", "ZnO_ppm"]
+    values = np.array([[10.0, 2.0, 3.0, 5.33, 100.0], [20.0, 1.0, 1.0, -9999.0, 50.0], [30.0, 1.5, 2.0, 4.0, 80.0]])
+    names, table, plan = sh.survey_elements(columns, values, coverage=0.0)
+    assert names == ["Cu_ppm", "Fe2O3T_pct", "ZnO_ppm"] and plan.columns["Fe"] == ["Fe2O3T_pct"]
+    np.testing.assert_allclose(table[:, 1], [5.33, -9999.0, 4.0])   # not filled from ferric or ferrous iron
+    for column, oxide in (("Fe2O3_pct", "Fe2O3"), ("FeO_pct", "FeO")):
+        assert plan.left_out[column] == f"one oxidation state of Fe only ({oxide}), where Fe2O3T_pct holds all of it"
+    np.testing.assert_allclose(table[:, 2], [100.0, 50.0, 80.0])   # ZnO's own values, under its own name
+    log = " ".join(plan.log)
+    assert "ZnO_ppm: no Zn column, so the oxide ZnO stands for Zn under its own name and values (Zn is 0.8034 of " \
+           "its mass" in log
+    assert "Fe2O3T_pct: no Fe column, so the oxide Fe2O3 (total) stands for Fe" in log
+    # one oxide beside its element still fills the samples the element lacks (GSWA's ZnO beside Zn)
+    names, table, plan = sh.survey_elements(["Zn_ppm", "ZnO_ppm"], np.array([[10.0, 12.45], [-9999.0, 100.0]]),
+                                            coverage=0.0)
+    np.testing.assert_allclose(table[:, 0], [10.0, 100.0 * 0.80339], rtol=1e-4)

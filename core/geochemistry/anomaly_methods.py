@@ -104,11 +104,14 @@ def prepare(values, names, below="half", zeros=geochem.DEFAULT_ZEROS, missing=-9
 
     Returns ``(Z, scored, messages)``: ``scored`` is True for samples with at least
     ``min_present`` of their elements measured; their missing elements are imputed at the
-    median; rows not scored are 0 in ``Z`` and must be ignored.
+    median (under ``transform="clr"`` in ppm before the log-ratios, which need every part);
+    rows not scored are 0 in ``Z`` and must be ignored.
     """
     names = [str(n) for n in names]
+    # a centred log-ratio needs every part: the missing ones are entered at the median before it, not after
     X, scaler, messages = geochem.preprocess(values, names, below=below, transform=transform, scale="robust",
-                                             missing=missing, zeros=zeros)
+                                             missing=missing, zeros=zeros,
+                                             clr_fill=min_present if transform == "clr" else None)
     present = np.isfinite(X)
     share = present.mean(axis=1) if X.shape[1] else np.zeros(X.shape[0])
     scored = share >= min_present

@@ -355,20 +355,34 @@ class Scaler:
 
 
 def preprocess(values, names, below="half", transform="none", scale="zscore", missing=-9999.0, fit_rows=None,
-               zeros=DEFAULT_ZEROS):
+               zeros=DEFAULT_ZEROS, clr_fill=None):
     """Missing codes, values below detection and zeros (:func:`below_detection`), transform and scaling in one call.
 
     ``zeros``: exact zeros are missing by default (:data:`DEFAULT_ZEROS`); ``"half_min"``
     makes them half the column's smallest positive value; ``"keep"`` leaves them (log10
     then refuses them). ``fit_rows`` (boolean mask or indexes) selects the samples the
-    scaler is fitted on (the training fold); every sample is transformed. Returns
-    ``(array, scaler, messages)`` where messages are lines for the log.
+    scaler is fitted on (the training fold); every sample is transformed. ``clr_fill`` (a
+    share, e.g. 0.5): before a centred log-ratio, which needs every part, the missing values
+    of samples with at least that share of their elements are entered at the element's
+    median (None: such samples have no log-ratios). Returns ``(array, scaler, messages)``
+    where messages are lines for the log.
     """
     names = list(names)
     X, counts = below_detection(values, mode=below, missing=missing, zeros=zeros)
     if X.shape[1] != len(names):
         raise OreMapError(f"{len(names)} names for {X.shape[1]} columns.", "names")
     messages = value_notes(names, counts, below, zeros, n_samples=X.shape[0])
+    if transform == "clr" and clr_fill is not None and X.size:
+        present = np.isfinite(X)
+        fill = (present.mean(axis=1) >= clr_fill) & ~present.all(axis=1)
+        if fill.any():
+            with warnings.catch_warnings():   # an element missing everywhere stays missing
+                warnings.simplefilter("ignore", RuntimeWarning)
+                median = np.nanmedian(X, axis=0)
+            X[fill] = np.where(present[fill], X[fill], median[None, :])
+            messages.append(f"CLR: {int((~present[fill]).sum())} missing values of {int(fill.sum())} samples with at "
+                            f"least {100 * clr_fill:.0f} % of the elements entered at the element's median before "
+                            "the log-ratios.")
     X = _transform(X, transform, names=names)
     if transform == "clr":
         incomplete = int((~np.isfinite(X).all(axis=1)).sum())

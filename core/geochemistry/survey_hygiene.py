@@ -13,9 +13,12 @@ as they come:
   ``LATITUDE_D``), ids (``SAMPLEID``, ``fid``), and any column whose values equal the
   point geometry;
 * oxide columns duplicate their element (``ZnO_ppm`` beside ``Zn_ppm`` in the GSWA
-  compilations carry the same analyses, converted): an oxide is dropped where its element
-  has a column, and converted to the element (stoichiometric factor) where it has none;
-  where both exist, samples missing the element are filled from the oxide;
+  compilations carry the same analyses, converted): where the element has a column, the
+  oxide only fills the samples the element's column does not measure (converted by the
+  stoichiometric factor); where it has none, the oxide stands for the element under its own
+  name and values (a constant factor changes no log-ratio z-score, rank or AUC). A total
+  (``Fe2O3T``) comes before a single oxidation state (``Fe2O3``, ``FeO``), which is left out
+  where a total or the element's own column exists: it holds part of the element only;
 * most of ~120 columns are measured in few samples: the default element set keeps those
   measured in at least :data:`DEFAULT_COVERAGE` of the samples.
 
@@ -83,14 +86,16 @@ _ID_PATTERN = re.compile(r"(^|_)(id|no|num|nr|code)$|^id_|^sample|^site_|^lab_|^
 class Column:
     """What a column name says: ``element`` (symbol, e.g. ``"Zn"``) or None, ``unit`` (a key of
     :data:`UNIT_FACTORS`, or None), ``oxide`` (``"ZnO"``, None for an element column), ``ratio``
-    (element mass per oxide mass, 1 for an element column), ``assumed_unit`` (unit not in the name:
-    taken from the units table, then ``unit_from_table``, or assumed ppm)."""
+    (element mass per oxide mass, 1 for an element column), ``total`` (an oxide of all the element's
+    oxidation states, ``Fe2O3T``), ``assumed_unit`` (unit not in the name: taken from the units table,
+    then ``unit_from_table``, or assumed ppm)."""
 
     name: str
     element: str = None
     unit: str = None
     oxide: str = None
     ratio: float = 1.0
+    total: bool = False
     assumed_unit: bool = False
     unit_from_table: bool = False
     reason: str = ""
@@ -108,8 +113,8 @@ def _symbol(text):
 
 
 def _oxide(text):
-    """``(element, oxide formula, element mass per oxide mass)`` of an oxide name like ``Fe2O3`` or
-    ``Fe2O3T`` (total iron), or None. Case matters except for all-capital names (``FE2O3``)."""
+    """``(element, oxide formula, element mass per oxide mass, total)`` of an oxide name like ``Fe2O3`` or
+    ``Fe2O3T`` (total iron: ``total`` True), or None. Case matters except for all-capital names (``FE2O3``)."""
     candidates = [text]
     if text.isupper():
         # FE2O3 -> Fe2O3; CO2 stays CO2 (carbon), ZNO -> ZnO
@@ -123,7 +128,7 @@ def _oxide(text):
         el = match.group("el")
         mass = n * ATOMIC_WEIGHTS[el]
         formula = candidate[:match.end("m")] if match.group("total") else candidate
-        return el, formula, mass / (mass + m * ATOMIC_WEIGHTS["O"])
+        return el, formula, mass / (mass + m * ATOMIC_WEIGHTS["O"]), bool(match.group("total"))
     return None
 
 
@@ -167,7 +172,7 @@ def parse_column(name, units=None):
         return out
     oxide = _oxide(head)
     if oxide is not None:
-        out.element, out.oxide, out.ratio = oxide
+        out.element, out.oxide, out.ratio, out.total = oxide
         return out
     out.unit = None if unit_at is None else out.unit
     out.assumed_unit = out.unit_from_table = False
@@ -320,7 +325,18 @@ def plan_elements(columns, values=None, x=None, y=None, coverage=DEFAULT_COVERAG
     for j, col in candidates:
         groups.setdefault(col.element, []).append((j, col))
     for element, members in groups.items():
-        members.sort(key=lambda m: (m[1].oxide is not None, m[1].assumed_unit, m[0]))
+        # the element's own column, then a total oxide, then single oxidation states
+        members.sort(key=lambda m: (m[1].oxide is not None, not m[1].total, m[1].assumed_unit, m[0]))
+        whole = [m for m in members if m[1].oxide is None or m[1].total]
+        # an oxide beside a total of the same element (Fe2O3 beside Fe2O3T), or oxides of several oxidation
+        # states beside the element's column (Fe2O3 and FeO beside Fe), hold part of the element only
+        split = len({m[1].oxide for m in members if m[1].oxide is not None}) > 1
+        if any(m[1].total for m in members) or (whole and split):
+            for _, c in members:
+                if c.oxide is not None and not c.total:
+                    plan.left_out[c.name] = (f"one oxidation state of {element} only ({c.oxide}), where "
+                                             f"{whole[0][1].name} holds all of it")
+            members[:] = whole
         first = members[0][1]
         plan.columns[element] = [c.name for _, c in members]
         plan.factors[element] = [c.factor / first.factor for _, c in members]
@@ -329,8 +345,10 @@ def plan_elements(columns, values=None, x=None, y=None, coverage=DEFAULT_COVERAG
             plan.log.append(f"{first.name}: element {element}, unit {first.unit} ("
                             + ("from the units table" if first.unit_from_table else "assumed") + ").")
         if first.oxide is not None and not explicit:
-            plan.log.append(f"{first.name}: oxide {first.oxide} read as {element} "
-                            f"(x {first.ratio:.4f}, the mass share of {element}).")
+            plan.log.append(f"{first.name}: no {element} column, so the oxide {first.oxide}"
+                            f"{' (total)' if first.total else ''} stands for {element} under its own name and values "
+                            f"({element} is {first.ratio:.4f} of its mass; a constant factor changes no z-score of "
+                            "log-ratios, rank or AUC).")
         merged.extend(f"{c.name} -> {first.name}" for _, c in members[1:] if c.oxide is not None)
         doubles.extend(f"{c.name} -> {first.name}" for _, c in members[1:] if c.oxide is None)
     for title, how, pairs in (("Oxide columns merged into their element", "the element's own value first, the oxide "

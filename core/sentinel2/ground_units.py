@@ -74,7 +74,11 @@ class GroundUnits:
     def area_m2(self, geom):
         """Area (m2) of a polygon in the raster's CRS (geodesic on a geographic CRS)."""
         if self.geographic:
-            return abs(float(self.geod.geometry_area_perimeter(geom)[0]))
+            from shapely.geometry.polygon import orient
+
+            # pyproj signs each ring's area by its winding: holes subtract only when they wind against the shell
+            polygons = getattr(geom, "geoms", [geom])
+            return float(sum(self.geod.geometry_area_perimeter(orient(p, 1.0))[0] for p in polygons))
         return float(geom.area) * self.factor ** 2
 
     def length_m(self, geom):

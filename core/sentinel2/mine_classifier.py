@@ -43,7 +43,7 @@ import numpy as np
 from ..engine.errors import OreMapError
 from ..engine.feedback import ensure
 from .sentinel2 import S2_BANDS
-from .patch_features import feature_definition, feature_names, patch_features
+from .patch_features import feature_definition, feature_names, index_version_of, patch_features
 from .patch_models import CLASSIFIERS, INPUT_FEATURES, INPUT_PATCHES, OUTPUT_NAME, make_model_factory
 from ..engine.model_format import build_date, build_time
 
@@ -354,7 +354,8 @@ def predict_proba(model_path, patches):
     if meta.get("classifier") == "cnn":
         p = model.run(np.moveaxis(patches, -1, 1))[:, 1]
     else:
-        p = model.run(patch_features(patches, bands=meta.get("bands") or S2_BANDS))[:, 1]
+        p = model.run(patch_features(patches, bands=meta.get("bands") or S2_BANDS,
+                                     index_version=index_version_of(meta.get("features"))))[:, 1]
     return p.astype(np.float64), float(meta.get("threshold", 0.5))
 
 

@@ -491,12 +491,13 @@ def _segment(reader, model, out, tile, overlap, budget_mb, feedback):
 
 def _classifier_scores(model, patches, chunk=16):
     """Mine probability of reflectance patches ``(n, rows, cols, B)`` of the model's bands (NaN = nodata)."""
-    from .patch_features import patch_features
+    from .patch_features import index_version_of, patch_features
 
     meta = model.info.extra.get("mine_classifier") or {}
     if meta.get("classifier") == "cnn":
         return model.run(np.ascontiguousarray(np.moveaxis(patches, -1, 1)))[:, 1]
-    return model.run(patch_features(patches, chunk=chunk, bands=meta.get("bands")))[:, 1]
+    return model.run(patch_features(patches, chunk=chunk, bands=meta.get("bands"),
+                                    index_version=index_version_of(meta.get("features"))))[:, 1]
 
 
 def _classify(reader, model, out, stride, budget_mb, feedback):
@@ -644,16 +645,18 @@ def detect_mines(raster_path, model_path, prob_path, mask_path=None, threshold=N
         if not 0 <= overlap <= tile // 2:
             raise OreMapError(f"The overlap must be 0-{tile // 2} pixels (half a window), not {overlap}.", "overlap")
         bands, indices = info.preprocessing.get("bands"), info.preprocessing.get("indices") or []
+        index_version = int(info.preprocessing.get("index_version", 1))   # models of 0.2.4 and earlier: 1
     else:
         meta = info.extra.get("mine_classifier") or {}
         default_threshold = float(meta.get("threshold", 0.5))
-        bands, indices = list(meta.get("bands") or []), []
+        bands, indices, index_version = list(meta.get("bands") or []), [], None
         if not bands:
             raise OreMapError("The patch classifier does not say which Sentinel-2 bands it uses.", "model", _FIX_MODEL)
     threshold = default_threshold if threshold is None else float(threshold)
     if not 0.0 < threshold < 1.0:
         raise OreMapError("The threshold must lie between 0 and 1.", "threshold")
-    with FeatureReader(raster_path, bands, indices, band_map, feedback, mask_clouds) as reader:
+    with FeatureReader(raster_path, bands, indices, band_map, feedback, mask_clouds,
+                       index_version=index_version) as reader:
         if kind == "segmentation" and reader.channel_names != list(info.band_names or []):
             raise OreMapError("The model's input channels differ from this OreMap's features "
                               f"({', '.join(info.band_names or [])}).", "model", _FIX_MODEL)

@@ -51,6 +51,7 @@ from .band_sets import resolve_bands, resolve_indices
 from .ground_units import pixel_size_m
 from .chip_sets import ChipTiles
 from .segmentation_data import FeatureReader, TilePlan, load_polygons, plan_tiles
+from .sentinel2 import INDEX_VERSION
 from ..engine.model_format import build_date
 
 #: Task name of the models made here.
@@ -433,6 +434,7 @@ def train_mine_segmentation(raster_path, polygons, model_path=None, report_path=
         output={"name": OUTPUT_NAME, "kind": "probability_map"},
         band_names=channel_names,
         preprocessing={"method": "sentinel2_features", "bands": bands_used, "indices": indices_used,
+                       "index_version": INDEX_VERSION,
                        "reflectance": "DN * scale + offset (core.sentinel2.sentinel2)",
                        "mean": [float(v) for v in mean],
                        "sd": [float(v) for v in sd], "clip": Z_CLIP,

@@ -6,7 +6,7 @@ import warnings
 
 import numpy as np
 
-from .sentinel2 import INDEX_NAMES, S2_BANDS, compute_indices, indices_for_bands
+from .sentinel2 import INDEX_NAMES, INDEX_VERSION, S2_BANDS, compute_indices, indices_for_bands
 
 
 FEATURE_VERSION = 1
@@ -38,30 +38,38 @@ def _bands(bands):
     return list(S2_BANDS if bands is None else bands)
 
 
-def channel_indices(bands=None):
+def channel_indices(bands=None, index_version=INDEX_VERSION):
     """The indices computed from ``bands`` (all 10 for the 12 L2A bands; IRON_OXIDE alone for RGB)."""
-    return indices_for_bands(None, _bands(bands))[0]
+    return indices_for_bands(None, _bands(bands), index_version)[0]
 
 
-def channels(bands=None):
+def channels(bands=None, index_version=INDEX_VERSION):
     """Channels of the features of patches with ``bands``: the bands, then the indices they allow."""
-    return _bands(bands) + channel_indices(bands)
+    return _bands(bands) + channel_indices(bands, index_version)
 
 
-def threshold_rules(bands=None):
+def threshold_rules(bands=None, index_version=INDEX_VERSION):
     """The rules of :data:`THRESHOLD_RULES` whose indices ``bands`` allow."""
-    have = set(channel_indices(bands))
+    have = set(channel_indices(bands, index_version))
     return [r for r in THRESHOLD_RULES if all(i in have for i in _RULE_NEEDS[r[1]])]
 
 
-def feature_names(bands=None):
+def feature_names(bands=None, index_version=INDEX_VERSION):
     """Names of the patch features of patches with ``bands`` (the 12 L2A bands by default), in column order."""
-    return [f"{c}_{s}" for c in channels(bands) for s in STATS] + [rule[0] for rule in threshold_rules(bands)]
+    return [f"{c}_{s}" for c in channels(bands, index_version) for s in STATS] + \
+        [rule[0] for rule in threshold_rules(bands, index_version)]
+
+
+def index_version_of(definition):
+    """The index version (:data:`core.sentinel2.sentinel2.INDEX_VERSION`) of a model's stored feature
+    definition: 1 for models that store none (OreMap 0.2.4 and earlier)."""
+    return int((definition or {}).get("index_version", 1))
 
 
 def feature_definition(bands=None):
     """The feature definition stored in a model (enough to recompute the features)."""
-    return {"version": FEATURE_VERSION, "bands": _bands(bands), "indices": channel_indices(bands),
+    return {"version": FEATURE_VERSION, "index_version": INDEX_VERSION, "bands": _bands(bands),
+            "indices": channel_indices(bands),
             "stats": list(STATS), "percentiles": "linear interpolation over valid pixels",
             "threshold_rules": [list(r) for r in threshold_rules(bands)], "input": "surface reflectance (0-1)",
             "names": feature_names(bands)}
@@ -103,16 +111,16 @@ def _percentiles(values, counts, qs):
     return out
 
 
-def patch_channels(refl, bands=None):
+def patch_channels(refl, bands=None, index_version=INDEX_VERSION):
     """Bands and indices of pixels: ``(..., B)`` reflectance of ``bands`` (the 12 L2A bands by default) ->
     ``(..., len(channels(bands)))`` (22 for the 12 bands); NaN rows stay NaN."""
     bands = _bands(bands)
     refl = np.asarray(refl, dtype=np.float32)
     shape = refl.shape[:-1]
     flat = refl.reshape(-1, refl.shape[-1])
-    which = channel_indices(bands)
+    which = channel_indices(bands, index_version)
     if which:
-        indices, _ = compute_indices(flat, bands, which)
+        indices, _ = compute_indices(flat, bands, which, index_version)
     else:
         indices = np.zeros((flat.shape[0], 0), dtype=np.float32)
     bad = ~np.isfinite(flat).all(axis=1)
@@ -120,7 +128,7 @@ def patch_channels(refl, bands=None):
     return np.concatenate([flat, indices], axis=1).reshape(shape + (len(bands) + len(which),))
 
 
-def patch_features(patches, chunk=16, bands=None):
+def patch_features(patches, chunk=16, bands=None, index_version=INDEX_VERSION):
     """Feature matrix of reflectance patches.
 
     Parameters
@@ -128,6 +136,9 @@ def patch_features(patches, chunk=16, bands=None):
     patches : array (n, rows, cols, B) or (rows, cols, B), or list of such arrays
         Reflectance of ``bands`` (default: the 12 of :data:`core.sentinel2.sentinel2.S2_BANDS`), in
         that order; NaN = nodata.
+    index_version : int
+        The index definitions (:data:`core.sentinel2.sentinel2.INDEX_VERSION`): a model's own
+        (:func:`index_version_of`) at detection.
 
     Returns
     -------
@@ -142,13 +153,13 @@ def patch_features(patches, chunk=16, bands=None):
     else:
         groups = [np.asarray(p, dtype=np.float32)[None] for p in patches]
     bands = _bands(bands)
-    names = channels(bands)
+    names = channels(bands, index_version)
     nb, nc = len(bands), len(names)
-    rules = threshold_rules(bands)
+    rules = threshold_rules(bands, index_version)
     rows = []
     for group in groups:
         k = group.shape[0]
-        channels32 = patch_channels(group, bands).reshape(k, -1, nc)
+        channels32 = patch_channels(group, bands, index_version).reshape(k, -1, nc)
         valid_px = np.isfinite(channels32[..., :nb]).all(axis=2)
         channels32[~valid_px] = np.nan
         values64 = channels32.astype(np.float64)

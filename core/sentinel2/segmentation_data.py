@@ -14,7 +14,7 @@ from ..engine.errors import OreMapError
 from ..engine.feedback import ensure
 from ..engine.raster import WHERE_BUDGET
 from .segmentation_network import fill_nodata
-from .sentinel2 import S2_BANDS, compute_indices, index_bands, normalise_band_name, open_sentinel2
+from .sentinel2 import INDEX_VERSION, S2_BANDS, compute_indices, index_bands, normalise_band_name, open_sentinel2
 
 
 _FIX_POLYGONS = "Choose a polygon layer of mine footprints that overlaps the raster."
@@ -43,7 +43,8 @@ class FeatureReader:
         ``bands + indices``.
     """
 
-    def __init__(self, raster_path, bands=None, indices=None, band_map=None, feedback=None, mask_clouds=True):
+    def __init__(self, raster_path, bands=None, indices=None, band_map=None, feedback=None, mask_clouds=True,
+                 index_version=None):
         bands = list(S2_BANDS if not bands else bands)
         names = []
         for b in bands:
@@ -55,10 +56,11 @@ class FeatureReader:
             raise OreMapError("A band is listed twice.", "bands")
         self.bands = names
         indices = [] if indices is None else list(indices)
+        self.index_version = INDEX_VERSION if index_version is None else int(index_version)   # a model's own
         self.indices = []
         if indices:
             self.indices = compute_indices(np.ones((1, len(S2_BANDS))), S2_BANDS, indices)[1]  # canonical names
-        needed = set(self.bands) | set(index_bands(self.indices) if self.indices else [])
+        needed = set(self.bands) | set(index_bands(self.indices, self.index_version) if self.indices else [])
         self.read_bands = [b for b in S2_BANDS if b in needed] + [b for b in self.bands if b not in S2_BANDS]
         self.s2 = open_sentinel2(raster_path, band_map=band_map, feedback=feedback, required=self.read_bands,
                                  mask_clouds=mask_clouds)
@@ -105,7 +107,7 @@ class FeatureReader:
         out = np.empty((refl.shape[0], self.n_channels), dtype=np.float32)
         out[:, :len(self.bands)] = refl[:, self._band_cols]
         if self.indices:
-            out[:, len(self.bands):] = compute_indices(refl, self.read_bands, self.indices)[0]
+            out[:, len(self.bands):] = compute_indices(refl, self.read_bands, self.indices, self.index_version)[0]
         return out
 
     def read(self, r0, r1, c0, c1, chunk_pixels=1 << 16):

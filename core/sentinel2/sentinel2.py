@@ -61,6 +61,19 @@ KNOWN_BANDS = S2_BANDS[:10] + ["B10"] + S2_BANDS[10:]
 #: Offset (in DN) added before scaling from processing baseline 04.00 (25 January 2022) on.
 BASELINE_04_OFFSET = -1000.0
 
+INDEX_VERSION = 2
+"""Version of the index definitions, stored in the models that use indices: 2 (OreMap 0.2.5) takes FERROUS_IRON
+as Segal's B11 / B8A and counts negative reflectance as 0; 1 (earlier) had FERROUS_IRON = B12 / B8A and used
+negative reflectance as it was. A model that stores no version is of version 1, and its indices are computed
+as it was trained on them (:func:`index_definitions`)."""
+
+#: First acquisition date of processing baseline 04.00: every L2A product acquired since has the offset.
+BASELINE_04_SINCE = "20220125"
+
+#: The acquisition date in ESA's names: of a product (``S2B_MSIL2A_20230601T100559_...``) or of its band files
+#: (``T33UVP_20230601T100559_B02_10m.jp2``).
+_DATE_IN_NAME = re.compile(r"(?:MSIL2A|MSIL1C|_T\d{2}[A-Z]{3}|^T\d{2}[A-Z]{3})_(20\d{6})T\d{6}")
+
 # STAC / common band names -> S2 band.
 _COMMON_NAMES = {
     "coastal": "B1", "coastal aerosol": "B1", "aerosol": "B1", "blue": "B2", "green": "B3", "red": "B4",
@@ -165,6 +178,9 @@ class S2Input:
         Processing baseline found in the metadata (``"04.00"``), if any.
     notes : list of str
         What was decided and why (also sent to the feedback).
+    warnings : list of str
+        What may be wrong (an integer product whose processing baseline, so offset, is unknown), sent to the
+        feedback as warnings.
     """
 
     path: str
@@ -181,6 +197,7 @@ class S2Input:
     notes: list = field(default_factory=list)
     source_path: str = ""
     temp_dir: str = None
+    warnings: list = field(default_factory=list)
 
     @property
     def bands(self):
@@ -287,6 +304,8 @@ def open_sentinel2(path, band_map=None, feedback=None, required=None, out_dir=No
         s2 = _open_file(path, parse_band_map(band_map), required, feedback)
     for note in s2.notes:
         feedback.info(note)
+    for warning in s2.warnings:
+        feedback.warning(warning)
     return s2
 
 
@@ -318,9 +337,22 @@ def _baseline(upper, hint):
     return hint
 
 
-def _scaling(tags, dtype, sample_max, baseline_hint, notes, band_scaling=None):
+def _acquisition_date(names):
+    """The acquisition date (``"20230601"``) in ESA's product or band-file names among ``names``, else None."""
+    for name in names:
+        for part in reversed(os.path.normpath(str(name)).split(os.sep)):
+            match = _DATE_IN_NAME.search(part)
+            if match:
+                return match.group(1)
+    return None
+
+
+def _scaling(tags, dtype, sample_max, baseline_hint, notes, band_scaling=None, names=(), warnings=None):
     """``(scale, offset, baseline)`` from the bands' own scale and offset (``band_scaling``, see
-    :func:`_band_scaling`) when set, else metadata items, data type and a sample maximum."""
+    :func:`_band_scaling`) when set, else metadata items, data type and a sample maximum. Without a baseline in
+    the metadata or ``baseline_hint``, an acquisition date since :data:`BASELINE_04_SINCE` in ESA's ``names``
+    (the product's, the band files') means baseline 04.00 or later; an integer product with neither gets no
+    offset and a warning in ``warnings``."""
     upper = {str(k).upper(): v for k, v in tags.items()}
     if band_scaling is not None:
         gain, bias = band_scaling
@@ -345,6 +377,12 @@ def _scaling(tags, dtype, sample_max, baseline_hint, notes, band_scaling=None):
             notes.append(f"Offset {offset_dn:g} DN from the metadata item {key}.")
             break
     baseline = _baseline(upper, baseline_hint)
+    acquired = _acquisition_date(names) if baseline is None and offset_dn is None and band_scaling is None else None
+    if acquired is not None and acquired >= BASELINE_04_SINCE:
+        baseline = "04.00"
+        notes.append(f"No processing baseline in the metadata or the name, but the acquisition date "
+                     f"{acquired[:4]}-{acquired[4:6]}-{acquired[6:]} is on or after 25 January 2022: every product "
+                     "since has baseline 04.00 or later.")
     if offset_dn is None and baseline is not None and float(baseline) >= 4.0:
         offset_dn = BASELINE_04_OFFSET
         notes.append(f"Processing baseline {baseline} (>= 04.00): reflectance = (DN - 1000) / "
@@ -353,6 +391,17 @@ def _scaling(tags, dtype, sample_max, baseline_hint, notes, band_scaling=None):
     if offset_dn == 0.0:
         notes.append(f"Reflectance = DN / {1.0 / scale:g}"
                      + (f" (processing baseline {baseline})." if baseline else "."))
+        if baseline is None and acquired is not None:
+            notes.append(f"The acquisition date {acquired[:4]}-{acquired[4:6]}-{acquired[6:]} in the name is before "
+                         "processing baseline 04.00 (25 January 2022): no offset (a reprocessed product would name "
+                         "its baseline, e.g. '_N0500_').")
+        elif baseline is None and warnings is not None and np.issubdtype(np.dtype(dtype), np.integer):
+            warnings.append(
+                "The processing baseline is unknown (no MTD_MSIL2A.xml, no '_N0400_' or acquisition date in the "
+                "names, no band offset): reflectance is taken as DN / 10000. Products of baseline 04.00 or later "
+                "(all acquired since 25 January 2022, and reprocessed older ones) need DN - 1000 first: if this is "
+                "one, keep the product's names or metadata, or set the bands' offset (gdal_edit.py -scale 0.0001 "
+                "-offset -0.1), else every reflectance is 0.1 too high.")
     return scale, offset_dn * scale, baseline
 
 
@@ -394,13 +443,18 @@ def _open_file(path, band_map, required, feedback):
         sample_max = _sample_max(ds, [numbers[b] for b in found])
         band_scaling = _band_scaling([(ds.scales[numbers[b] - 1], ds.offsets[numbers[b] - 1]) for b in found],
                                      f"'{os.path.basename(path)}'")
-        scale, offset, baseline = _scaling(tags, ds.dtypes[0], sample_max, hint, notes, band_scaling)
+        warnings = []
+        # the names of a VRT's source files (band files stacked with gdalbuildvrt) carry the product's date too
+        scale, offset, baseline = _scaling(tags, ds.dtypes[0], sample_max, hint, notes, band_scaling,
+                                           [path] + list(ds.files or ()), warnings)
         nodata = ds.nodatavals[0]
-        if nodata is None and np.issubdtype(np.dtype(ds.dtypes[0]), np.integer):
+        if np.issubdtype(np.dtype(ds.dtypes[0]), np.integer):
+            # DN 0 is the L2A product's NO_DATA, also in a file that declares another nodata (65535 after a
+            # re-export): masked as well, since the reader masks the file's own nodata anyway
             nodata = 0.0
         return S2Input(path=path, band_numbers=numbers, scale=scale, offset=offset, transform=ds.transform,
                        crs=ds.crs, width=ds.width, height=ds.height, nodata=nodata, baseline=baseline,
-                       notes=notes, source_path=path)
+                       notes=notes, source_path=path, warnings=warnings)
 
 
 def _sample_max(ds, bands):
@@ -435,16 +489,18 @@ def merge_band_map(named, band_map, notes=None):
     return numbers
 
 
-def indices_for_bands(which, bands):
+def indices_for_bands(which, bands, version=INDEX_VERSION):
     """``(usable, skipped)``: the indices of ``which`` (all when None) computable from ``bands``, and
-    ``{index: [missing bands]}`` of the others, both in the order of :data:`INDICES`."""
+    ``{index: [missing bands]}`` of the others, both in the order of :data:`INDICES` (definitions of index
+    ``version``)."""
     which = INDEX_NAMES if which is None else [_index_name(w) for w in which]
     have = {normalise_band_name(b) or str(b) for b in bands}
+    definitions = index_definitions(version)
     usable, skipped = [], {}
     for name in INDEX_NAMES:
         if name not in which:
             continue
-        missing = [b for b in INDICES[name][1] if b not in have]
+        missing = [b for b in definitions[name][1] if b not in have]
         if missing:
             skipped[name] = [b for b in S2_BANDS if b in missing]
         else:
@@ -703,7 +759,9 @@ def _open_folder(folder, required, feedback, out_dir, mask_clouds=True):
         with rasterio.open(files[finest]) as ds:
             sample_max = _sample_max(ds, [1])
     band_scaling = _band_scaling([infos[b]["scaling"] for b in names], "the folder's band files")
-    scale, offset, baseline = _scaling(tags, dtype, sample_max, hint, notes, band_scaling)
+    warnings = []
+    scale, offset, baseline = _scaling(tags, dtype, sample_max, hint, notes, band_scaling,
+                                       [os.path.abspath(folder)] + [files[b] for b in names], warnings)
     integer = np.issubdtype(np.dtype(dtype), np.integer)
     nodata = ref["nodata"] if ref["nodata"] is not None else (0.0 if integer else None)
     scl = _scene_classification(folder, ref, nodata, mask_clouds, notes)
@@ -718,10 +776,11 @@ def _open_folder(folder, required, feedback, out_dir, mask_clouds=True):
     from ..engine.files import write_atomic
 
     write_atomic(vrt_path, xml, parameter="raster")
+    # the VRT's nodata is the files' own; the reader masks DN 0 (the L2A NO_DATA) as well
     return S2Input(path=vrt_path, band_numbers={b: i + 1 for i, b in enumerate(names)}, scale=scale,
                    offset=offset, transform=ref["transform"], crs=ref["crs"], width=ref["width"],
-                   height=ref["height"], nodata=nodata, resampled=resampled, baseline=baseline, notes=notes,
-                   source_path=folder, temp_dir=temp_dir)
+                   height=ref["height"], nodata=0.0 if integer else nodata, resampled=resampled, baseline=baseline,
+                   notes=notes, source_path=folder, temp_dir=temp_dir, warnings=warnings)
 
 
 def _scene_classification(folder, ref, nodata, mask_clouds, notes):
@@ -819,7 +878,11 @@ def _vrt_xml(names, files, infos, ref, nodata, scl=None):
 # ---------------------------------------------------------------------------
 
 #: Index name -> (kind, bands, description). kind "nd": (a - b) / (a + b); "ratio": a / b;
-#: "bsi": ((B11 + B4) - (B8 + B2)) / ((B11 + B4) + (B8 + B2)).
+#: "bsi": ((B11 + B4) - (B8 + B2)) / ((B11 + B4) + (B8 + B2)). The three mineral ratios are Segal's (1982)
+#: Landsat TM ratios on the Sentinel-2 bands that match them: iron oxide TM3 / TM1 (red / blue), ferrous
+#: minerals TM5 / TM4 (SWIR 1.6 um / NIR; the 20 m NIR band B8A, at the resolution of B11) and clay TM5 / TM7
+#: (SWIR 1.6 / 2.2 um). Segal, D. B. (1982), Theoretical basis for differentiation of ferric-iron bearing
+#: minerals using Landsat MSS data, Proc. 2nd Thematic Conf. Remote Sensing for Exploration Geology, 949-951.
 INDICES = {
     "NDVI": ("nd", ("B8", "B4"), "Normalised difference vegetation index (B8, B4)"),
     "NDWI": ("nd", ("B3", "B8"), "Normalised difference water index, McFeeters (B3, B8)"),
@@ -829,16 +892,28 @@ INDICES = {
     "NBR2": ("nd", ("B11", "B12"), "Normalised burn ratio 2 (B11, B12)"),
     "NDMI": ("nd", ("B8", "B11"), "Normalised difference moisture index (B8, B11)"),
     "IRON_OXIDE": ("ratio", ("B4", "B2"), "Iron oxide ratio B4 / B2"),
-    "FERROUS_IRON": ("ratio", ("B12", "B8A"), "Ferrous iron ratio B12 / B8A"),
+    "FERROUS_IRON": ("ratio", ("B11", "B8A"), "Ferrous minerals ratio B11 / B8A (Segal's TM5 / TM4)"),
     "CLAY": ("ratio", ("B11", "B12"), "Clay (hydroxyl) ratio B11 / B12"),
 }
 INDEX_NAMES = list(INDICES)
 
+_EARLIER = {1: {"FERROUS_IRON": ("ratio", ("B12", "B8A"), "Ferrous iron ratio B12 / B8A (index version 1)")}}
 
-def index_bands(which=None):
-    """S2 bands needed by the indices ``which`` (all by default), in the standard order."""
+
+def index_definitions(version=INDEX_VERSION):
+    """:data:`INDICES` as index version ``version`` defined them (:data:`INDEX_VERSION`)."""
+    if version not in (1, INDEX_VERSION):
+        raise OreMapError(f"The model's spectral indices are of version {version}, which this OreMap does not "
+                          f"know (it knows 1 to {INDEX_VERSION}).", "model", "Update OreMap.")
+    return {**INDICES, **_EARLIER.get(version, {})}
+
+
+def index_bands(which=None, version=INDEX_VERSION):
+    """S2 bands needed by the indices ``which`` (all by default; definitions of index ``version``), in the
+    standard order."""
     which = INDEX_NAMES if which is None else [_index_name(w) for w in which]
-    needed = {b for w in which for b in INDICES[w][1]}
+    definitions = index_definitions(version)
+    needed = {b for w in which for b in definitions[w][1]}
     return [b for b in S2_BANDS if b in needed]
 
 
@@ -852,17 +927,19 @@ def _index_name(name):
     return key
 
 
-def compute_indices(refl, band_names, which=None):
+def compute_indices(refl, band_names, which=None, version=INDEX_VERSION):
     """Spectral indices of reflectance pixels.
 
     Parameters
     ----------
     refl : array-like of shape (n, n_bands)
-        Reflectance (not DN).
+        Reflectance (not DN); negative values count as 0.
     band_names : list of str
         S2 name of each column.
     which : list of str, optional
         Index names (see :data:`INDICES`); all by default.
+    version : int
+        The definitions of :data:`INDEX_VERSION` by default; a model's own (:func:`index_definitions`).
 
     Returns
     -------
@@ -877,15 +954,19 @@ def compute_indices(refl, band_names, which=None):
     if refl.shape[1] != len(names):
         raise OreMapError(f"{refl.shape[1]} columns but {len(names)} band names.", "raster")
     which = INDEX_NAMES if which is None else [_index_name(w) for w in which]
-    missing = [b for b in index_bands(which) if b not in names]
+    missing = [b for b in index_bands(which, version) if b not in names]
     if missing:
         raise OreMapError(f"The indices {', '.join(which)} need the bands {', '.join(missing)}, which are missing.",
                           "raster", "Choose a raster with these bands, or other indices.")
-    col = {n: refl[:, names.index(n)] for n in set(names) if n in S2_CENTERS}
+    # negative reflectance (dark water or shadow after the baseline-04 offset, noise) is 0: normalised differences
+    # stay within [-1, 1] (NDVI of B8 0.0003, B4 -0.001 was -1.86) and ratios non-negative
+    low = 0.0 if version >= 2 else -np.inf
+    col = {n: np.maximum(refl[:, names.index(n)], low) for n in set(names) if n in S2_CENTERS}
+    definitions = index_definitions(version)
     out = np.empty((refl.shape[0], len(which)), dtype=np.float64)
     with np.errstate(divide="ignore", invalid="ignore"):
         for j, name in enumerate(which):
-            kind, bands, _ = INDICES[name]
+            kind, bands, _ = definitions[name]
             if kind == "nd":
                 num, den = col[bands[0]] - col[bands[1]], col[bands[0]] + col[bands[1]]
             elif kind == "ratio":
