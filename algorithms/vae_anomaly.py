@@ -86,7 +86,9 @@ class VaeAnomaly(OreMapAlgorithm):
                      "missing an element have none).",
         "SCALING": "Per-element centring and scaling, fitted on the training samples and stored in the model.",
         "MAX_MISSING": "Percent of a sample's elements that may be missing; a missing element enters the network "
-                       "at the training median and is left out of the score. Samples missing more are not scored.",
+                       "at the training median and is left out of the score. Samples missing more are not scored. "
+                       "On a raster the same holds for each pixel (IDW grids leave each element nodata beyond its "
+                       "own distance).",
         "HIDDEN": "Encoder layer sizes, comma separated (the decoder mirrors them): 24,12 as Luo et al. (2020).",
         "LATENT": "Dimension of the latent code (3 in Luo et al. 2020).",
         "KL_WEIGHT": "Weight of the KL divergence in the loss (beta): higher gives a smoother latent space and "

@@ -101,16 +101,20 @@ def test_element_selection_on_the_points(chain, survey):
     rows = {r["element"]: r for r in chain["selection"]}
     # the default elements: the 45 measured in >= 80 % of the samples (survey hygiene), oxides merged
     assert len(rows) == 45 and sum(r["selected"] for r in rows.values()) == 2
-    d = survey["distance"]
+    # a record the compilation repeats (same place and values) counts once: the first of each
+    samples = survey["samples"]
+    first = ~samples.duplicated(subset=["X", "Y"] + sorted(rows))
+    assert first.sum() == 866
+    d = survey["distance"][first]
     for element, n_pos in (("Au_ppm", 10), ("Hg_ppm", 10)):
-        v = survey["values"](element)
+        v = survey["values"](element)[first]
         ok = np.isfinite(v)
         pos, neg = v[ok & (d <= 2000)], v[ok & (d >= 4000)]
         a = brute_auc(pos, neg)
         assert pos.size == n_pos == rows[element]["n_pos"] and neg.size == rows[element]["n_neg"]
         assert rows[element]["auc"] == pytest.approx(a, abs=1e-7)  # the CSV has 8 significant digits
         assert rows[element]["zauc"] == pytest.approx(hanley_mcneil_z(a, pos.size, neg.size), rel=1e-6)
-    assert rows["Au_ppm"]["auc"] == pytest.approx(0.8172, abs=1e-4) and rows["Hg_ppm"]["zauc"] > 2.58
+    assert rows["Au_ppm"]["auc"] == pytest.approx(0.7971, abs=1e-4) and rows["Hg_ppm"]["zauc"] > 2.58
     # Bi, Re and Sb (0 = not analysed in whole surveys: the zero rule) are measured in too few samples to enter
     assert not {"Bi_ppm", "Re_ppm", "Sb_ppm", "ZnO_ppm"} & set(rows)
 

@@ -235,3 +235,50 @@ def test_gemm_gives_the_bits_of_a_python_process_where_gsl_cblas_is_loaded_first
     subprocess.run([sys.executable, "-c", script], check=True, env=dict(os.environ, LD_PRELOAD=gsl))
     assert not np.array_equal(np.load(tmp_path / "at.npy"), a @ b)  # numpy's @ on GSL
     assert np.array_equal(np.load(tmp_path / "g.npy"), a @ b)
+
+
+def test_the_scale_of_a_file_is_the_same_whichever_bands_are_read(tmp_path):
+    """The 0-10000 test looked at the bands read: a short-wave subset of a scene of dark water (below 100 DN there,
+    not in the visible) was taken as reflectance, and its land came out as 3007, not 0.3007."""
+    from conftest import core_warnings
+
+    wavelengths = np.linspace(400, 2500, 100)
+    water = np.clip(600 * np.exp(-(wavelengths - 400) / 150), 1, None)    # bright blue, near 0 in the SWIR
+    soil = 3000 + 200 * (wavelengths - 400) / 2100
+    data = np.repeat(water[:, None, None], 40, axis=1).repeat(40, axis=2)
+    data[:, :4, :] = soil[:, None, None]                                  # 10 % land
+    path = write_cube(str(tmp_path / "lake.tif"), np.round(data), dtype="int16")
+    swir = [int(b) + 1 for b in np.flatnonzero(wavelengths >= 2000)]
+    for bands in (None, swir):
+        with RasterSource(path, bands=bands) as src:
+            assert src.gain == pytest.approx(1e-4), bands
+            values, valid = src.read(rasterio.windows.Window(0, 0, 40, 40))
+        assert values[0, 0, -1] == pytest.approx(soil[-1] / 10000, rel=1e-3)
+
+
+@pytest.mark.parametrize("dtype, values, words", [
+    ("int16", 30.0, "99 % of a sample lie below 30"),          # reflectance in per cent
+    ("float32", 3000.0, "99 % of a sample lie below 3000"),    # floats x 10000, no scale factor
+])
+def test_values_that_are_not_reflectance_are_warned_of(tmp_path, dtype, values, words):
+    from conftest import core_warnings
+
+    path = write_cube(str(tmp_path / "x.tif"), np.full((4, 20, 20), values), dtype=dtype)
+    log = core_warnings()
+    with RasterSource(path, feedback=log) as src:
+        assert src.gain == 1.0
+    assert len(log.warnings) == 1 and log.warnings[0].startswith("The values are not reflectance of 0-1: " + words)
+    assert "give the reflectance scale factor 100" in log.warnings[0]
+    log = core_warnings()
+    with RasterSource(path, feedback=log, scale=100.0 if dtype == "int16" else 10000.0) as src:
+        assert log.warnings == [] and src.gain == pytest.approx(0.01 if dtype == "int16" else 1e-4)
+    log = core_warnings()
+    with RasterSource(write_cube(str(tmp_path / "r.tif"), np.full((4, 20, 20), 0.3)), feedback=log):
+        assert log.warnings == [] and log.infos == []
+
+
+def test_bad_band_runs_of_overlapping_detectors_give_their_span():
+    from oremap.core.engine.bad_bands import _ranges
+
+    centers = np.array([650.0, 660.0, 677.0, 674.0, 676.0, 680.0])
+    assert _ranges([2, 3, 4], centers) == "3-5 (674-677 nm)"

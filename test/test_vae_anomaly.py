@@ -397,3 +397,47 @@ def test_a_raster_too_small_to_train_on_names_the_raster(tmp_path):
         va.run_raster(raster, str(tmp_path / "s.tif"))
     assert err.value.parameter == "raster" and str(err.value).startswith("The raster has only 4 valid pixels")
     assert not os.path.exists(tmp_path / "s.tif")
+
+
+def test_a_raster_pixel_missing_an_element_is_scored_when_the_model_allows_it(tmp_path):
+    """MAX_MISSING had no effect on rasters: a pixel missing one element (IDW leaves each element nodata beyond its
+    own distance) was never scored, nor trained on, though the same values as points were."""
+    values, _ = survey()
+    result = va.train_vae(values, NAMES, **dict(FAST, max_missing=0.4))
+    model_path = result.save(tmp_path / "m.onnx")
+    raster = write_stack(tmp_path / "stack.tif", values, width=30)
+    with rasterio.open(raster, "r+") as ds:
+        band = ds.read(2)
+        band[:2] = -9999.0                 # the second element missing in the first two rows (60 pixels)
+        ds.write(band, 2)
+    with rasterio.open(raster) as ds:
+        cube = ds.read().reshape(ds.count, -1).T.astype(np.float64)
+    cube[cube == -9999.0] = np.nan
+    expected = va.load_model(model_path).score(cube)
+    stats = vae_raster.score_raster(model_path, raster, str(tmp_path / "s.tif"), memory_mb=0.02)
+    with rasterio.open(tmp_path / "s.tif") as ds:
+        scores = ds.read(1).ravel()
+    assert stats["scored"] == values.shape[0] and (scores[:60] != -9999.0).all()
+    assert scores == pytest.approx(expected["scores"], rel=1e-4)
+    # a complete-samples model leaves those pixels nodata, as its points
+    complete = va.train_vae(values, NAMES, **FAST).save(tmp_path / "c.onnx")
+    vae_raster.score_raster(complete, raster, str(tmp_path / "c.tif"))
+    with rasterio.open(tmp_path / "c.tif") as ds:
+        assert (ds.read(1).ravel()[:60] == -9999.0).all()
+
+
+def test_bands_naming_some_of_the_models_elements_are_not_read_in_order(trained, tmp_path):
+    """A raster with bands Pb, Cu, Ag for a model of Cu, Zn, Pb was scored in band order: Pb as Cu, Cu as Zn."""
+    values, _, result = trained
+    model_path = result.save(tmp_path / "m.onnx")
+    raster = write_stack(tmp_path / "stack.tif", values, width=30)
+    with rasterio.open(raster, "r+") as ds:
+        ds.set_band_description(1, "Foo")
+    with pytest.raises(OreMapError, match=f"name {len(NAMES) - 1} of the model's {len(NAMES)} elements but not "
+                                          f"{NAMES[0]}"):
+        vae_raster.score_raster(model_path, raster, str(tmp_path / "s.tif"))
+    assert not os.path.exists(tmp_path / "s.tif")
+    with rasterio.open(raster, "r+") as ds:   # no band named after any element: in order, with a warning
+        for i in range(len(NAMES)):
+            ds.set_band_description(i + 1, f"Band {i + 1}")
+    assert vae_raster.raster_bands(raster, NAMES) == (list(range(1, len(NAMES) + 1)), True)

@@ -193,7 +193,8 @@ def _ranges(index, centers):
     for a, b in runs:
         text = f"{a + 1}" if a == b else f"{a + 1}-{b + 1}"
         if centers is not None:
-            text += f" ({centers[a]:.0f} nm)" if a == b else f" ({centers[a]:.0f}-{centers[b]:.0f} nm)"
+            run = centers[a:b + 1]   # overlapping detectors list centres out of order: the run's span
+            text += f" ({centers[a]:.0f} nm)" if a == b else f" ({min(run):.0f}-{max(run):.0f} nm)"
         parts.append(text)
     return ", ".join(parts)
 

@@ -201,11 +201,15 @@ class RasterSource:
         No measured spectrum is flat to the last digit over many bands; such pixels are the fill outside a
         scene's footprint written without a nodata value (AVIRIS-NG tiles: -0.005 in all 432 bands), which
         would otherwise be classified or unmixed. :attr:`fill_pixels` counts them.
+    partial : bool
+        Bands that may be missing one by one (element grids: IDW leaves each element nodata beyond its own
+        distance): :meth:`read` gives NaN where *that band* is missing, and a pixel is valid where any band is.
     """
 
-    def __init__(self, path, bands=None, nodata=None, scale=None, feedback=None, fill_spectra=False):
+    def __init__(self, path, bands=None, nodata=None, scale=None, feedback=None, fill_spectra=False, partial=False):
         feedback = ensure(feedback)
         self.fill_spectra = fill_spectra
+        self.partial = bool(partial)
         self.fill_pixels = 0
         self.dataset = ds = open_raster(path)
         self.path = path
@@ -218,7 +222,7 @@ class RasterSource:
                                     | ({float(nodata)} if nodata is not None else set()))
         self.gain, self.bias, how = detect_scale(ds, scale, self.bands)
         if how:
-            feedback.info(how)
+            (feedback.warning if scale_note_kind(how) == "warning" else feedback.info)(how)
 
     # geometry ----------------------------------------------------------------------
     @property
@@ -259,8 +263,12 @@ class RasterSource:
         data : ndarray of float32, shape (rows, cols, n_bands)
             Reflectance (scaled); undefined where ``valid`` is False.
         valid : ndarray of bool, shape (rows, cols)
-            False where any band is nodata, NaN or infinite.
+            False where any band is nodata, NaN or infinite (``partial``: where every band is; the others are
+            NaN in ``data``).
         """
+        if self.partial:
+            data = self.read_nan(window, np.float32)
+            return data, ~np.isnan(data).all(axis=-1)
         raw = read_window(self.dataset, self.bands, window)  # (bands, rows, cols), native dtype
         invalid = np.zeros(raw.shape[1:], dtype=bool)
         for value in self._native_nodata(raw.dtype):
@@ -313,15 +321,26 @@ def band_descriptions(path, parameter="raster"):
 #: what :func:`detect_scale` says of a divisor the user set, and of GDAL's band scale/offset
 SCALE_NOTE_USER = "Reflectance = value / {scale:g} (user setting)."
 SCALE_NOTE_METADATA = "Reflectance = value x {gain:g} + {bias:g} (raster scale/offset metadata)."
+#: how :func:`detect_scale`'s note starts when the values do not look like reflectance (logged as a warning)
+SCALE_DOUBT = "The values are not reflectance of 0-1"
+
+
+def scale_note_kind(note):
+    """``"warning"`` for :func:`detect_scale`'s note that the values do not look like reflectance, else ``"info"``."""
+    return "warning" if str(note).startswith(SCALE_DOUBT) else "info"
 
 
 def detect_scale(dataset, scale, bands):
     """Find how raw values turn into reflectance: ``reflectance = raw * gain + bias``.
 
     Order: a user ``scale`` (divisor) > GDAL's band scale/offset > the ENVI header's
-    ``reflectance scale factor`` > for integer rasters, a sample of the data: values
-    above 100 are taken as reflectance x 10000 (and logged). Returns ``(gain, bias,
-    message)``; message is empty when nothing needed saying.
+    ``reflectance scale factor`` > a sample of the data (up to 32 bands spread over the
+    whole file, whichever ``bands`` are read, so every reader of a file decides alike: a
+    short-wave subset of a scene of dark water is below 100 where its visible bands are not):
+    integers above 100 are taken as reflectance x 10000 (and logged); other values above 1.5
+    (per cent, floats x 10000, radiance) are kept and said in a note starting with
+    :data:`SCALE_DOUBT` (a warning, :func:`scale_note_kind`). Returns ``(gain, bias, message)``;
+    message is empty when nothing needed saying.
     """
     if scale:
         if scale < 0:
@@ -345,11 +364,18 @@ def detect_scale(dataset, scale, bands):
             factor = None
         if factor and factor != 1.0:
             return 1.0 / factor, 0.0, f"Reflectance = value / {factor:g} (ENVI reflectance scale factor)."
-    if np.issubdtype(np.dtype(dataset.dtypes[bands[0] - 1]), np.integer):
-        values = _sample_values(dataset, bands[: min(len(bands), 32)])
-        if values.size and np.percentile(values, 99) > 100:
-            return 1e-4, 0.0, ("Integer raster without scale metadata: reflectance taken as value / 10000. "
-                               "Set the reflectance scale factor if that is wrong.")
+    spread = sorted({int(b) for b in np.linspace(1, dataset.count, min(dataset.count, 32)).round()})
+    values = _sample_values(dataset, spread)
+    values = values[np.isfinite(values)]
+    high = float(np.percentile(values, 99)) if values.size else 0.0
+    if np.issubdtype(np.dtype(dataset.dtypes[bands[0] - 1]), np.integer) and high > 100:
+        return 1e-4, 0.0, ("Integer raster without scale metadata: reflectance taken as value / 10000. "
+                           "Set the reflectance scale factor if that is wrong.")
+    if high > 1.5:
+        return 1.0, 0.0, (f"{SCALE_DOUBT}: 99 % of a sample lie below {high:.4g}, and no scale is in the metadata. "
+                          "Per cent: give the reflectance scale factor 100; reflectance x 10000 stored as floats: "
+                          "10000; radiance: convert it to reflectance first. SAM, SID and the CNN do not depend on "
+                          "the scale; unmixing, the abundance models and the bad-band rules do.")
     return 1.0, 0.0, ""
 
 

@@ -735,7 +735,8 @@ def run_raster(raster_path, score_path, class_path=None, model_path=None, model_
             options = options_for_raster(raster_path, chosen, options, feedback.info)
             seed = int(options.get("seed", 0))
             sample, n_valid = sample_raster(raster_path, chosen, nodata, max_samples, seed, memory_mb,
-                                            feedback.scaled(0, 10))
+                                            feedback.scaled(0, 10),
+                                            partial=float(options.get("max_missing", 0.0)) > 0)
             if n_valid < 10:  # train_vae's own error would blame the element fields of the points mode
                 raise OreMapError(f"The raster has only {n_valid} valid pixel{'s' if n_valid != 1 else ''}; the "
                                   "autoencoder needs at least 10 to learn from.", "raster",

@@ -20,41 +20,44 @@ from .vae_anomaly import (CLASS_NODATA, MAX_RASTER_TRAINING, SCORE_NODATA, TASK,
 def raster_bands(path, names, parameter="raster"):
     """1-based bands of ``path`` holding ``names`` (band descriptions; case-insensitive), and the band names.
 
-    Without descriptions matching every name, a raster with exactly ``len(names)``
-    bands is taken in order (the second value says so: ``by_order``).
+    When no description names any of them (``Band 1`` ...), a raster with exactly ``len(names)``
+    bands is taken in order (the second value says so: ``by_order``). Descriptions that name some of
+    them but not all are refused: in order, a band named after one element would be read as another.
     """
     from ..engine.raster import band_descriptions
 
     descriptions = band_descriptions(path, parameter)  # the names training takes (trimmed; "Band i" if none)
     count = len(descriptions)
     lower = [d.lower() for d in descriptions]
-    bands = []
-    for name in names:
-        if name.lower() in lower:
-            bands.append(lower.index(name.lower()) + 1)
-        else:
-            break
-    else:
+    bands = [lower.index(n.lower()) + 1 for n in names if n.lower() in lower]
+    if len(bands) == len(names):
         return bands, False
+    lacking = [n for n in names if n.lower() not in lower]
+    if bands:
+        raise OreMapError(f"The raster's bands name {len(bands)} of the model's {len(names)} elements but not "
+                          f"{', '.join(lacking)} (its bands: {', '.join(descriptions)}).", parameter,
+                          "Give a raster with a band for each of the model's elements, named after it.")
     if count == len(names):
         return list(range(1, count + 1)), True
+    name = lacking[0]
     raise OreMapError(f"The raster has no band named '{name}' and {count} bands for {len(names)} elements.",
                       parameter, "Name the bands after the elements (band descriptions), or give a raster with "
                                  "exactly the model's elements as bands, in order.")
 
 
 def sample_raster(path, bands=None, nodata=None, max_samples=MAX_RASTER_TRAINING, seed=0, memory_mb=None,
-                  feedback=None):
+                  feedback=None, partial=False):
     """A uniform random sample (at most ``max_samples``) of the valid pixels of a raster, block by block.
 
-    A pixel is valid where every chosen band is (not nodata, finite). The sample is
+    A pixel is valid where every chosen band is (not nodata, finite); with ``partial``, where any is (the
+    missing ones NaN, for a model that takes samples with missing elements). The sample is
     tied to pixel positions, not to the block layout. Returns ``(values (k, b), n_valid)``.
     """
     from .prospectivity_eval import _Reservoir, _salt
     from ..engine.raster import RasterSource, block_windows, memory_budget_mb
 
     feedback = ensure(feedback)
-    with RasterSource(path, bands=bands, nodata=nodata, scale=1) as src:
+    with RasterSource(path, bands=bands, nodata=nodata, scale=1, partial=partial) as src:
         pool = _Reservoir(int(max_samples), _salt(seed, 11))
         windows = block_windows(src.width, src.height, src.n_bands * 12 + 32, memory_budget_mb(memory_mb) / 2)
         for i, window in enumerate(windows):
@@ -141,7 +144,9 @@ def score_raster(model, raster_path, score_path, class_path=None, nodata=None, m
         outputs.append(OutputSpec(class_path, ["anomaly_class"], "uint8", CLASS_NODATA, colormap=colours,
                                   tags=dict(tags, classes="; ".join(f"{c['value']}={c['name']}" for c in legend))))
     work = m * 8 * 10 + 64
-    with RasterSource(raster_path, bands=bands, nodata=nodata, scale=1) as src:
+    # a model that takes samples with missing elements (max_missing) gets the pixels missing some, as points do
+    partial = float(model.preprocessing.max_missing) > 0
+    with RasterSource(raster_path, bands=bands, nodata=nodata, scale=1, partial=partial) as src:
         done = run_pixelwise(src, outputs, func, memory_mb=memory_mb, work_bytes_per_pixel=work, feedback=feedback)
     if stats["scored"] == 0:
         for spec in outputs:

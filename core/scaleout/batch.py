@@ -1041,9 +1041,13 @@ class _Messages(Feedback):
         text = str(message)
         for old, new in self.replace:
             text = text.replace(old, new)
-        text = self.swap.get(text, text)   # a whole message the scene says otherwise ("": not at all)
-        if text:
-            self.messages.append([kind, text])
+        swapped = self.swap.get(text, text)   # a whole message the scene says otherwise ("": not at all)
+        if swapped != text:
+            from ..engine.raster import scale_note_kind
+
+            kind = scale_note_kind(swapped)   # the scene's own note on its scale may be a warning
+        if swapped:
+            self.messages.append([kind, swapped])
 
     def info(self, message):
         self._keep("info", message)
