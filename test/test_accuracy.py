@@ -282,6 +282,51 @@ def test_legend_from_tag_and_fallbacks(tmp_path):
     assert [e["value"] for e in legend] == [0, 1, 3]
     assert [e["name"] for e in legend] == ["Class 0", "Class 1", "Class 3"]
     assert [e["color"] for e in legend] == ["#000000", "#ff0000", "#0000ff"]
+    assert all(e["observed"] for e in legend)   # the codes the map holds, not its classes
+
+
+def test_a_reference_class_the_plain_map_never_gives_counts_as_errors(tmp_path):
+    """On a class raster without OreMap's legend, the legend is the codes the map holds: reference points of a class
+    the map never gives (code 3) were left out as 'not in the legend', and the assessment said OA 1.0 of 4 points.
+    They are omission errors: OA 0.5 of 8."""
+    path = str(tmp_path / "plain.tif")
+    with rasterio.open(path, "w", driver="GTiff", width=4, height=2, count=1, dtype="uint8", nodata=255,
+                       crs="EPSG:32612", transform=Affine(1.0, 0, 0, 0, -1.0, 2.0)) as ds:
+        ds.write(np.array([[1, 1, 2, 2], [1, 2, 1, 2]], dtype=np.uint8), 1)
+    points = [Point(c + 0.5, 1.5 - r) for r in range(2) for c in range(4)]
+    labels = [1, 1, 2, 2, 3, 3, 3, 3]
+    result = assess_class_raster(path, points, labels)
+    assert result["n_samples"] == 8 and result["overall_accuracy"] == pytest.approx(0.5)
+    assert np.asarray(result["matrix"]).tolist() == [[2, 0, 0], [0, 2, 0], [2, 2, 0]]
+    assert result["class_mapping"] == {"1": "Class 1", "2": "Class 2", "3": "Class 3"}
+    # with OreMap's own legend (every class listed), a code outside it is still no class
+    assert match_classes(LEGEND[:3], [1, 7]).unmatched == [7]
+
+
+def test_the_dominant_mineral_map_is_assessed_by_mineral_name(tmp_path):
+    """The abundance model's dominant-mineral raster carried its names in a tag the assessment did not read: a
+    reference field of mineral names matched nothing ('Raster classes: Class 2, Class 3 ...')."""
+    from abundance_scene import LISTED, make_scene, roi_pixels
+    from oremap.core.abundance import abundance as ab
+    from oremap.core.abundance.abundance_map import predict_abundance_map
+
+    scene = make_scene(str(tmp_path), n_rows=2, n_cols=3, roi_size=4, seed=3)
+    X, _, ids = roi_pixels(scene)
+    comp = ab.prepare_compositions(scene["lab"][:, :4], LISTED)
+    model = ab.train_abundance_model(X, comp.values[ids], ids, comp.names, families=["ridge"], n_folds=3, fcls=False,
+                                     seed=0)
+    model_path = model.save(str(tmp_path / "m.onnx"))
+    dominant = str(tmp_path / "dominant.tif")
+    predict_abundance_map(scene["raster"], model_path, str(tmp_path / "a.tif"), dominant_path=dominant)
+    legend = legend_from_raster(dominant)
+    assert [e["name"] for e in legend] == list(comp.names) and [e["value"] for e in legend] == \
+        list(range(1, len(comp.names) + 1))
+    with rasterio.open(dominant) as ds:
+        data, transform = ds.read(1), ds.transform
+    rows, cols = np.nonzero(data != ds.nodata)
+    points = [Point(*(transform * (c + 0.5, r + 0.5))) for r, c in zip(rows[:20], cols[:20])]
+    result = assess_class_raster(dominant, points, [comp.names[data[r, c] - 1] for r, c in zip(rows[:20], cols[:20])])
+    assert result["n_samples"] == 20 and result["overall_accuracy"] == 1.0
 
 
 # --------------------------------------------------------------------------------------

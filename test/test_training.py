@@ -25,6 +25,16 @@ def test_class_and_sample_from_usgs_names():
     assert sample_id("Kaolinite CM9 BECKb AREF") == sample_id("Kaolinite  CM9   ASDNGb AREF") == "Kaolinite CM9"
     assert sample_id("Grass-FescueNeedlg YNP-FN-1 AVIRISb RTGC") == "Grass-FescueNeedlg YNP-FN-1"
     assert sample_id("field spectrum 12") == "field spectrum 12"
+    # splits and grain sizes of one sample are that sample (their spectra are 0.1 degree apart: a split between
+    # them is no held-out sample)
+    for names, sample in ((["Quartz HS32.1B BECKb AREF", "Quartz HS32.2B ASDFRb AREF"], "Quartz HS32"),
+                          (["Hematite GDS69.a BECKa AREF", "Hematite GDS69.g BECKb AREF"], "Hematite GDS69"),
+                          (["Goethite WS222 Coarse Gr. BECKb AREF", "Goethite WS222 Medium Gr. BECKa AREF"],
+                           "Goethite WS222"),
+                          (["Pyrophyllite PYS1A <5um BECKb AREF", "Pyrophyllite PYS1A >250um BECKb AREF"],
+                           "Pyrophyllite PYS1A"),
+                          (["Chlorite SMR-13.a BECKb AREF", "Chlorite SMR-13.e BECKb AREF"], "Chlorite SMR-13")):
+        assert {sample_id(n) for n in names} == {sample}
     with pytest.raises(OreMapError):
         class_from_name("x", "last_word")
 

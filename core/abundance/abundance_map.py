@@ -2,11 +2,13 @@
 dominant mineral, and zone statistics under polygons.
 """
 
+import json
 import os
 
 import numpy as np
 
 from ..engine import compositional
+from ..engine.colors import hex_colour
 from ..engine.compute import gemm
 from ..engine.errors import OreMapError
 from ..engine.feedback import ensure
@@ -56,10 +58,13 @@ class AbundanceModel:
         (its intervals are then 0-100 %)."""
         if not 0.5 <= float(level) < 1.0:
             raise OreMapError("The interval level must be between 50 and 99 %.", "level")
-        rank = np.ceil((self.n_calibration + 1) * float(level))
-        if rank > self.n_calibration:
+        n = self.n_calibration
+        rank = np.ceil((n + 1) * float(level))
+        if rank > n:
             return np.full(len(self.scores), np.inf)
-        p = rank / self.n_calibration
+        # the rank-th smallest score: at (rank - 1) / (n - 1) of the stored quantile curve (linear between order
+        # statistics), the training's conformal_quantile (rank / n read a little above it: wider intervals)
+        p = (rank - 1) / max(n - 1, 1)
         return np.array([np.interp(p, self.levels, s) for s in self.scores])
 
     def predict(self, X, level=0.9, preprocessed=False, members=False):
@@ -117,7 +122,10 @@ def predict_abundance_map(raster_path, model_path, out_path, interval_path=None,
     if dominant_path:
         outputs.append(OutputSpec(dominant_path, ["Dominant mineral"], dtype=class_raster_dtype(k),
                                   nodata=class_nodata(k), colormap={i + 1: c for i, c in enumerate(colours)},
-                                  tags={"oremap_classes": ";".join(names)}))
+                                  # the legend the class maps carry: accuracy assessment matches minerals by name
+                                  tags={"OREMAP_CLASSES": json.dumps(
+                                      [{"value": i + 1, "name": nm, "color": hex_colour(c)}
+                                       for i, (nm, c) in enumerate(zip(names, colours))])}))
 
     def func(pixels):
         X = pixels if resampler is None else gemm(pixels, resampler)

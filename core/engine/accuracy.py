@@ -586,7 +586,9 @@ def match_classes(raster_legend, reference_labels):
     Only when **none** of the integer labels is a class name, and some of them are codes of the legend
     (a plain class raster whose classes are "Class 1", "Class 2", ..., or codes given for named
     classes), are integer labels taken as class **codes** (``rule == "codes"``). Text labels are always
-    matched by name.
+    matched by name. A legend read from the codes a plain raster holds (entries marked ``observed``,
+    :func:`legend_from_raster`) lacks the classes the map never gives: under the codes rule every
+    non-negative integer label is then a class, and its reference pixels count as omission errors.
 
     Parameters
     ----------
@@ -606,6 +608,8 @@ def match_classes(raster_legend, reference_labels):
     """
     pairs = _legend_pairs(raster_legend)
     codes = {code for code, _ in pairs}
+    observed = isinstance(raster_legend, list) and bool(raster_legend) and all(
+        isinstance(e, dict) and e.get("observed") for e in raster_legend)
     labels, seen = [], set()
     for label in reference_labels:
         label = _py(label)
@@ -621,7 +625,8 @@ def match_classes(raster_legend, reference_labels):
     mapping, unmatched, ambiguous = {}, [], {}
     for label in labels:
         if rule == "codes" and label in integers:
-            code, candidates = (_as_code(label), []) if _as_code(label) in codes else (None, [])
+            known = _as_code(label) in codes or (observed and _as_code(label) >= 0)
+            code, candidates = (_as_code(label), []) if known else (None, [])
         else:
             code, candidates = by_name[label]
         if code is None:
@@ -670,7 +675,7 @@ def legend_from_raster(path, band=1):
             codes.update(np.unique(block).tolist())
         codes.discard(nodata)
     return [{"value": int(c), "name": f"Class {int(c)}",
-             "color": hex_colour(colormap[c]) if colormap and c in colormap else None}
+             "color": hex_colour(colormap[c]) if colormap and c in colormap else None, "observed": True}
             for c in sorted(codes)]
 
 
@@ -740,7 +745,8 @@ def assess_class_raster(raster_path, geometries, labels, band=1, all_touched=Fal
         "n_skipped": int(sum(no_geometry)),
         "n_unmatched_features": int(sum(1 for skip, v in zip(no_geometry, labels) if not skip and v not in mapping)),
         "unmatched_labels": unmatched,
-        "class_mapping": {str(k): names[v] for k, v in mapping.items() if str(k) != names[v]},
+        "class_mapping": {str(k): names.get(v, f"Class {v}") for k, v in mapping.items()
+                          if str(k) != names.get(v, f"Class {v}")},
     })
     result["match_rule"] = matched.rule
     feedback.info(f"{result['n_samples']} reference pixels from {result['n_features_used']} features: "

@@ -65,11 +65,18 @@ def sample_id(name):
 
     USGS names end with the spectrometer and the record kind (``"Kaolinite CM9 BECKb AREF"``,
     ``"Kaolinite CM9 ASDNGb AREF"``): both are measurements of sample ``"Kaolinite CM9"``, and
-    must stay on the same side of a validation split. Other names are their own sample.
+    must stay on the same side of a validation split. So must the splits and grain sizes of one
+    sample, which follow its code (``"Quartz HS32.1B"`` and ``"HS32.2B"``, ``"Hematite GDS69.a"`` to
+    ``".g"``, ``"Goethite WS222 Coarse Gr."`` and ``"Medium Gr."``, ``"Pyrophyllite PYS1A <5um"``):
+    the sample is the name up to its code (the first word after the first holding a digit), the
+    code cut at its first full stop. Other names are their own sample.
     """
     words = " ".join(str(name).split()).split(" ")
     if len(words) >= 3 and _RECORD_SUFFIX.match(words[-1]) and _INSTRUMENT.match(words[-2]):
         words = words[:-2]
+        code = next((i for i, w in enumerate(words[1:], 1) if re.search(r"\d", w)), None)
+        if code is not None:
+            words = words[:code] + [words[code].split(".")[0]]
     return " ".join(words)
 
 
