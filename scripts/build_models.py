@@ -284,7 +284,8 @@ quartz-feldspar background stands for. The list and the rules: `OUTLIERS` in `sc
 
 ## Validation
 Grouped by physical sample: about 25 % of each class's samples held out with all their measurements (a
-sample measured by several spectrometers is one group), and augmented the same way.
+sample measured by several spectrometers, and its splits and grain sizes, are one group), and augmented the
+same way.
 Overall accuracy {m.get('val_accuracy', float('nan')):.3f}, kappa
 {m.get('val_kappa', float('nan')):.3f}, macro F1 {m.get('val_macro_f1', float('nan')):.3f} on
 {m.get('n_validation', 0)} held-out augmented spectra; Spectral Angle Mapper (class mean spectra) on the same

@@ -63,6 +63,12 @@ def test_a_unit_the_values_contradict_is_refused_or_warned():
     assert low.warnings[0] in low.messages  # in the report's notes too
     detected = ab.prepare_compositions([[0.6, 0.55], [0.5, 0.5]], ["A", "B"], units="auto")
     assert detected.units == "percent" and detected.warnings[0].endswith("choose Fractions.")
+    # detected as fractions, but the minerals cover under half of every ROI: per cents of minor minerals?
+    minor = ab.prepare_compositions([[0.2, 0.1], [0.1, 0.15]], ["A", "B"], units="auto")
+    assert minor.units == "fraction" and minor.warnings == [
+        "The abundances were read as fractions (no value exceeds 1), but the chosen minerals cover at most 30 % of "
+        "any ROI: if they are percentages, choose Percent."]
+    assert ab.prepare_compositions([[0.2, 0.3], [0.5, 0.5]], ["A", "B"]).warnings == []
     with pytest.raises(OreMapError) as err:  # a fraction above 1 is no fraction
         ab.prepare_compositions([[1.3, 0.1]], ["A", "B"], units="fraction")
     assert err.value.parameter == "units" and "reach 1.3" in err.value.message

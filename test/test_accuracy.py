@@ -536,6 +536,34 @@ def test_reference_points_outside_the_raster_are_counted_once():
                              "n_empty": 70})
     assert notes == ["30 of 100 reference features were used, giving 30 reference pixels.",
                      "70 reference points lie outside the class raster."]
-    notes = _sampling_notes({"n_outside": 2, "n_empty": 5})
+    notes = _sampling_notes({"n_outside": 2, "n_empty": 5, "n_empty_small": 3})
     assert notes[-1] == ("3 reference features cover no pixel centre of the class raster (smaller than a pixel, or "
                          "on its edge).")
+
+
+def test_each_empty_reference_feature_is_said_once_with_its_reason(tmp_path):
+    """A point on nodata was said twice ('no data' and 'cover no pixel centre'), a polygon outside the raster was
+    'smaller than a pixel', and points outside hid a nodata point from the count."""
+    from oremap.core.engine.accuracy import _sampling_notes, sample_reference
+
+    path = str(tmp_path / "c.tif")
+    with rasterio.open(path, "w", driver="GTiff", width=4, height=4, count=1, dtype="uint8", nodata=255,
+                       transform=Affine(1.0, 0, 0, 0, -1.0, 4.0)) as ds:
+        data = np.ones((4, 4), np.uint8)
+        data[0, 0] = 255
+        ds.write(data, 1)
+    geometries = [Point(0.5, 3.5),                                   # on the nodata pixel
+                  MultiPoint([(10.0, 10.0), (11.0, 11.0)]),          # both points outside
+                  box(20.0, 20.0, 21.0, 21.0),                       # a polygon outside
+                  box(1.1, 1.1, 1.4, 1.4),                           # inside, smaller than a pixel
+                  Point(2.5, 2.5)]                                   # fine
+    sample = sample_reference(path, geometries, [1] * 5)
+    assert (sample.n_nodata, sample.n_outside, sample.n_empty, sample.n_empty_small, sample.n_empty_outside) == \
+        (1, 2, 4, 1, 1)
+    notes = _sampling_notes({"n_nodata": sample.n_nodata, "n_outside": sample.n_outside, "n_empty": sample.n_empty,
+                             "n_empty_small": sample.n_empty_small, "n_empty_outside": sample.n_empty_outside})
+    assert notes == ["1 reference pixels were left out because the class raster has no data there.",
+                     "2 reference points lie outside the class raster.",
+                     "1 reference polygons or lines lie outside the class raster.",
+                     "1 reference features cover no pixel centre of the class raster (smaller than a pixel, or on its "
+                     "edge)."]

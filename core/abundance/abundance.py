@@ -140,6 +140,12 @@ def prepare_compositions(values, names, units="auto", add_other=True, tolerance=
                         f"cover at most {v.sum(axis=1).max():.2f} % of any ROI): if they are fractions (0-1), "
                         + ("choose Fractions." if detected else "choose Fractions or Detect."))
         messages.append(warnings[-1])  # in the report's notes too
+    if units == "fraction" and detected and v.sum(axis=1).max() < 0.5:
+        # every ROI's minerals below half of it: more likely per cents of minor minerals than fractions
+        warnings.append(f"The abundances were read as fractions (no value exceeds 1), but the chosen minerals cover "
+                        f"at most {100 * v.sum(axis=1).max():.0f} % of any ROI: if they are percentages, choose "
+                        "Percent.")
+        messages.append(warnings[-1])
     if units == "fraction":
         v = v * 100.0
     elif units != "percent":

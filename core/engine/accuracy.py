@@ -348,10 +348,11 @@ def _sampling_notes(s):
         notes.append(f"{s['n_nodata']} reference pixels were left out because the class raster has no data there.")
     if s.get("n_outside"):
         notes.append(f"{s['n_outside']} reference points lie outside the class raster.")
-    empty = s.get("n_empty", 0) - s.get("n_outside", 0)  # features outside the raster are counted above
-    if empty > 0:
-        notes.append(f"{empty} reference features cover no pixel centre of the class raster (smaller than a "
-                     "pixel, or on its edge).")
+    if s.get("n_empty_outside"):
+        notes.append(f"{s['n_empty_outside']} reference polygons or lines lie outside the class raster.")
+    if s.get("n_empty_small"):   # features on nodata only and outside ones are said above
+        notes.append(f"{s['n_empty_small']} reference features cover no pixel centre of the class raster (smaller "
+                     "than a pixel, or on its edge).")
     if s.get("unmatched_labels"):
         notes.append("Reference classes not found in the class raster's legend (their features were left out): "
                      + ", ".join(str(v) for v in s["unmatched_labels"]) + ".")
@@ -388,15 +389,19 @@ class ReferenceSample(tuple):
         Points (of Point/MultiPoint features) outside the raster.
     n_empty : int
         Features that gave no pixel at all (outside the raster, smaller than a
-        pixel, or only nodata).
+        pixel, or only nodata), of which ``n_empty_small`` cover no pixel centre inside the
+        raster (smaller than a pixel, or on its edge) and ``n_empty_outside`` are polygons
+        or lines wholly outside it (points outside are counted in ``n_outside``).
     n_skipped : int
         Features without a geometry or without a label (None, NaN, empty text).
     """
 
-    def __new__(cls, values, labels, features, n_nodata=0, n_outside=0, n_empty=0, n_skipped=0):
+    def __new__(cls, values, labels, features, n_nodata=0, n_outside=0, n_empty=0, n_skipped=0, n_empty_small=0,
+                n_empty_outside=0):
         self = super().__new__(cls, (values, labels, features))
         self.n_nodata, self.n_outside, self.n_empty, self.n_skipped = (
             int(n_nodata), int(n_outside), int(n_empty), int(n_skipped))
+        self.n_empty_small, self.n_empty_outside = int(n_empty_small), int(n_empty_outside)
         return self
 
     @property
@@ -478,9 +483,22 @@ def sample_reference(raster_path, geometries, classes, band=1, all_touched=False
     feats = pixels.index[ok]
     values = block_values[ok, 0].astype(np.int64) if ok.any() else np.zeros(0, np.int64)
     labels = _label_array([classes[i] for i in feats]) if feats.size else np.zeros(0, np.int64)
-    n_empty = int((~skip & (np.bincount(feats, minlength=len(geometries)) == 0)).sum())
+    empty = ~skip & (np.bincount(feats, minlength=len(geometries)) == 0)
+    # why a feature gave nothing: only nodata pixels (said with the pixels), outside the raster, or no pixel centre
+    no_pixel = empty & (np.bincount(pixels.index, minlength=len(geometries)) == 0)
+    footprint = _footprint(src.transform, src.width, src.height)
+    inside = np.array([bool(no_pixel[i]) and geometries[i].intersects(footprint) for i in range(len(geometries))])
+    point = np.array([g is not None and g.geom_type in ("Point", "MultiPoint") for g in geometries])
     return ReferenceSample(values, labels, feats, n_nodata=int((~ok).sum()), n_outside=pixels.n_outside,
-                           n_empty=n_empty, n_skipped=int(skip.sum()))
+                           n_empty=int(empty.sum()), n_skipped=int(skip.sum()), n_empty_small=int(inside.sum()),
+                           n_empty_outside=int((no_pixel & ~inside & ~point).sum()))
+
+
+def _footprint(transform, width, height):
+    """The raster's area as a polygon (its four corners: rotated rasters too)."""
+    from shapely.geometry import Polygon
+
+    return Polygon([transform * corner for corner in ((0, 0), (width, 0), (width, height), (0, height))])
 
 
 # --------------------------------------------------------------------------------------
@@ -742,6 +760,7 @@ def assess_class_raster(raster_path, geometries, labels, band=1, all_touched=Fal
         "n_features": len(labels),
         "n_features_used": len(labels) - sample.n_skipped - sample.n_empty,
         "n_nodata": sample.n_nodata, "n_outside": sample.n_outside, "n_empty": sample.n_empty,
+        "n_empty_small": sample.n_empty_small, "n_empty_outside": sample.n_empty_outside,
         "n_skipped": int(sum(no_geometry)),
         "n_unmatched_features": int(sum(1 for skip, v in zip(no_geometry, labels) if not skip and v not in mapping)),
         "unmatched_labels": unmatched,

@@ -568,14 +568,10 @@ def resample_spectra(values, src_wl, dst, src_fwhm=None):
     finite source samples touching that window is wider than ``FWHM/2``.
 
     When the source is too coarse for the response (a source interval
-    overlapping ``centre +- FWHM/2`` is wider than ``0.75 x FWHM`` of the kernel
-    applied), or the target FWHM is unknown, the band value is the linear
-    interpolation at the centre between the two neighbouring source samples
-    (np.interp's formula), NaN outside the source range or when one of the two
-    is missing. The kernel's FWHM, not half of it, is the measure: AVIRIS-NG
-    (5 nm apart, 5.5 nm wide) resampled to 10 nm bands needs a kernel of 8.3 nm,
-    which its samples resolve; half of it (4.2 nm) sent every band to linear
-    interpolation, which kept the image's 5.5 nm resolution.
+    overlapping ``centre +- FWHM/2`` is wider than ``FWHM/2``), or the target
+    FWHM is unknown, the band value is the linear interpolation at the centre
+    between the two neighbouring source samples (np.interp's formula), NaN
+    outside the source range or when one of the two is missing.
     """
     values = np.asarray(values, dtype=np.float64)
     one_d = values.ndim == 1
@@ -608,7 +604,7 @@ def resample_spectra(values, src_wl, dst, src_fwhm=None):
         own = np.interp(centers, src_wl, src_fwhm)
         fwhm = np.sqrt(np.clip(fwhm**2 - own**2, 0.0, None))
     coarse = _largest_interval_in_window(src_wl, centers - fwhm / 2.0, centers + fwhm / 2.0)
-    use_gauss = (fwhm > 0) & (coarse <= 0.75 * fwhm)
+    use_gauss = (fwhm > 0) & (coarse <= fwhm / 2.0)
     if np.any(use_gauss):
         out[:, use_gauss] = _gaussian(values, src_wl, centers[use_gauss], fwhm[use_gauss])
     return out[0] if one_d else out
