@@ -47,6 +47,7 @@ CLASSES = {
     "Kaolinite": ["Kaolinite"], "Montmorillonite": ["Montmorillonite"], "Muscovite-Illite": ["Muscovite", "Illite"],
     "Pyrophyllite": ["Pyrophyllite"],
 }
+CLASS_NAMES = list(CLASSES)
 
 #: Training settings compared: keyword arguments of train_and_report on top of the defaults before this
 #: experiment (brightness normalisation, no augmentation of labelled pixels, refit, one network; see run_config).
@@ -185,6 +186,12 @@ def folds_of(protocol, X, y, groups, n_folds=5, seed=0):
     from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 
     if protocol == "grouped":
+        # a class with fewer physical samples than folds has folds without it in training: no honest grouped fold
+        few = {CLASS_NAMES[c]: len(set(groups[y == c])) for c in np.unique(y) if len(set(groups[y == c])) < n_folds}
+        if few:
+            raise SystemExit(f"grouped protocol: {', '.join(f'{k} has {v}' for k, v in few.items())} physical samples, "
+                             f"fewer than the {n_folds} folds (a sample's splits and grain sizes are one sample since "
+                             "OreMap 0.2.5); use --protocol stratified, or fewer folds.")
         return list(StratifiedGroupKFold(n_splits=n_folds, shuffle=True, random_state=seed).split(X, y, groups))
     if protocol == "stratified":
         return list(StratifiedKFold(n_splits=n_folds, shuffle=True, random_state=seed).split(X, y))
