@@ -69,7 +69,8 @@ def parser():
     p.add_argument("--mode", choices=list(core_batch.UNMIXING_MODES),
                    help="unmix_fcls: fcls (fully constrained, the default) or nn_closed (non-negative, then closed)")
     p.add_argument("--level", type=float, help="predict_abundance: interval level, 0.5-0.99 (default 0.9)")
-    p.add_argument("--threshold", type=float, help="detect_mines: probability threshold (default: the model's own)")
+    p.add_argument("--threshold", type=float, help="detect_mines: probability threshold (default or 0: the model's "
+                   "own)")
     p.add_argument("--min-confidence", type=float, help="classify_cnn: below it a pixel is unclassified (0-1)")
     p.add_argument("--no-ood-check", dest="ood", action="store_false", default=None,
                    help="classify_cnn: keep every pixel's best class, even where the model's out-of-distribution "

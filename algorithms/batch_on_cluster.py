@@ -89,7 +89,8 @@ class BatchOnCluster(OreMapAlgorithm):
                       "product folder classes as cloud, shadow, cirrus, saturated or no data as nodata.",
         "MODE": "Unmixing: constraint.",
         "LEVEL": "Abundance prediction: level of the intervals (%).",
-        "THRESHOLD": "Mine detection: probability from which a pixel is mine (empty: the model's own).",
+        "THRESHOLD": "Mine detection: probability from which a pixel is mine (empty or 0: the model's own, as in "
+                     "oremap:detect_mines).",
         "MIN_CONFIDENCE": "CNN classification: pixels whose highest probability is lower stay unclassified.",
         "OOD_CHECK": "CNN classification: leave pixels unlike the model's training spectra of their class "
                      "unclassified (the model's out-of-distribution check, as oremap:classify_spectral_cnn).",

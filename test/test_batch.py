@@ -415,6 +415,18 @@ def test_mine_detection_scene_by_scene_is_bit_identical(client, tmp_path, mines)
     assert_same_files(job, refs)
 
 
+def test_a_mine_threshold_of_0_is_the_models_own_as_in_detect_mines(client, tmp_path, mines):
+    """THRESHOLD=0 means the model's own threshold in oremap:detect_mines; on the cluster it was taken as 0 and made
+    every valid pixel a mine."""
+    scenes, model = mines
+    job, report, out, _ = run(client, tmp_path, "detect_mines", model, scenes[:1], rows=16, threshold=0)
+    default, report0, out0, _ = run(client, tmp_path, "detect_mines", model, scenes[:1], rows=16, name="default")
+    for suffix in ("probability", "mask"):
+        assert sha(batch.output_paths("detect_mines", scenes[0], str(out))[suffix]) == \
+            sha(batch.output_paths("detect_mines", scenes[0], str(out0))[suffix])
+    assert report.summaries[scenes[0]]["threshold"] == 0.5
+
+
 def test_mine_detection_of_a_sentinel2_folder_logs_the_workers_warnings(client, tmp_path, mines):
     """A Sentinel-2 folder is one scene; what the core function says on a worker reaches the driver's log under
     the scene's name (as it reaches the log of a single run), and the models' compute device its session."""

@@ -98,7 +98,8 @@ def test_qgis_process_trains_and_detects_mines_headless(qgis_process, tmp_path):
     out = qgis_process.run_json("oremap:detect_mines", INPUT=scene["raster"], MODEL_FILE=str(model), MIN_AREA=0,
                                 OUTPUT=str(tmp_path / "p.tif"), OUTPUT_MASK=str(tmp_path / "m.tif"),
                                 OUTPUT_POLYGONS=str(tmp_path / "mines.gpkg"))["results"]
-    ref = detect_mines(scene["raster"], str(model), str(tmp_path / "p_core.tif"), str(tmp_path / "m_core.tif"))
+    ref = detect_mines(scene["raster"], str(model), str(tmp_path / "p_core.tif"), str(tmp_path / "m_core.tif"),
+                       min_area_ha=0)
     with rasterio.open(tmp_path / "p.tif") as a, rasterio.open(tmp_path / "p_core.tif") as b:
         assert np.array_equal(a.read(), b.read()) and a.descriptions == ("P(mine)",)
     with rasterio.open(tmp_path / "m.tif") as ds:

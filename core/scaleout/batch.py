@@ -173,7 +173,7 @@ def check_options(algorithm, options, name=None):
                           "Use " + ", ".join(sorted(OPTIONS)) + ".")
     _number(options, "min_confidence", 0.0, 1.0, "Give a probability from 0 to 1 (e.g. 0.5); 0 classifies every "
             "pixel.")
-    _number(options, "threshold", 0.0, 1.0, "Give a probability from 0 to 1, or none for the model's own.")
+    _number(options, "threshold", 0.0, 1.0, "Give a probability from 0 to 1, or 0 or none for the model's own.")
     _number(options, "level", 0.5, 0.99, "Give the interval level as a fraction from 0.5 to 0.99, e.g. 0.9 for 90 % "
             "(as oremap:predict_abundance's 50-99 %).")
     _number(options, "scale", 0.0, None, "Give the divisor that turns the values into reflectance (10000 for "
@@ -807,7 +807,7 @@ def _settings(algorithm, scene, model, options, threads, feedback=None):
 
         def call(raster, paths, memory_mb, feedback, scale_arg):  # footprints counted as a single run counts them
             return detect_mines(raster, model, paths["probability"], paths["mask"],
-                                threshold=opt.get("threshold"), min_area_ha=DEFAULT_MIN_AREA_HA,
+                                threshold=opt.get("threshold") or None, min_area_ha=DEFAULT_MIN_AREA_HA,
                                 memory_mb=memory_mb, feedback=feedback, threads=threads,
                                 band_map=opt.get("band_map"), mask_clouds=opt.get("cloud_mask", True))
         return _Settings((None, None, None, ""), call)

@@ -579,7 +579,7 @@ def model_kind(info, path=None):
     check_task(info, [SEGMENTATION_TASK, CLASSIFIER_TASK], path)
 
 
-def detect_mines(raster_path, model_path, prob_path, mask_path=None, threshold=None, min_area_ha=0.0,
+def detect_mines(raster_path, model_path, prob_path, mask_path=None, threshold=None, min_area_ha=DEFAULT_MIN_AREA_HA,
                  min_compactness=0.0, memory_mb=None, feedback=None, polygons_path=None, band_map=None,
                  overlap=None, stride=None, threads=None, mask_clouds=True):
     # Over 100 lines by its docstring (every parameter documented); the code is 62 lines.
@@ -598,7 +598,8 @@ def detect_mines(raster_path, model_path, prob_path, mask_path=None, threshold=N
     threshold : float, optional
         Probability from which a pixel is mine; the model's own threshold by default.
     min_area_ha, min_compactness : float
-        Footprints smaller (ha) or less compact (Polsby-Popper, 0-1) are dropped from the polygons.
+        Footprints smaller (ha) or less compact (Polsby-Popper, 0-1) are dropped from the polygons (the smallest
+        area is :data:`DEFAULT_MIN_AREA_HA` by default, as ``oremap:detect_mines``'s and the batch's).
     memory_mb : float, optional
         Memory budget, see :func:`core.engine.raster.memory_budget_mb`.
     polygons_path : str, optional
