@@ -399,7 +399,7 @@ def test_models_of_the_earlier_index_definitions_get_their_own_indices():
     b8 = float(patch[0, 0, 0, s2m.S2_BANDS.index("B8")])
     assert ndvi == pytest.approx((b8 + 0.01) / (b8 - 0.01), rel=1e-5)   # version 1: the negative value as it was
     assert s2m.compute_indices(patch[0, 0, :1], s2m.S2_BANDS, ["NDVI"])[0][0, 0] == pytest.approx(1.0)
-    assert pf.index_version_of({}) == 1 and pf.index_version_of(pf.feature_definition()) == s2m.INDEX_VERSION == 2
+    assert s2m.index_version_of({}) == 1 and s2m.index_version_of(pf.feature_definition()) == s2m.INDEX_VERSION == 2
     assert s2m.index_bands(["FERROUS_IRON"], version=1) == ["B8A", "B12"]
     assert s2m.index_bands(["FERROUS_IRON"]) == ["B8A", "B11"]
     with pytest.raises(OreMapError, match="version 3, which this OreMap does not know"):

@@ -8,7 +8,7 @@ import os
 import numpy as np
 
 from ..engine import compositional
-from ..engine.colors import hex_colour
+from ..engine.colors import legend_entries
 from ..engine.compute import gemm
 from ..engine.errors import OreMapError
 from ..engine.feedback import ensure
@@ -123,9 +123,7 @@ def predict_abundance_map(raster_path, model_path, out_path, interval_path=None,
         outputs.append(OutputSpec(dominant_path, ["Dominant mineral"], dtype=class_raster_dtype(k),
                                   nodata=class_nodata(k), colormap={i + 1: c for i, c in enumerate(colours)},
                                   # the legend the class maps carry: accuracy assessment matches minerals by name
-                                  tags={"OREMAP_CLASSES": json.dumps(
-                                      [{"value": i + 1, "name": nm, "color": hex_colour(c)}
-                                       for i, (nm, c) in enumerate(zip(names, colours))])}))
+                                  tags={"OREMAP_CLASSES": json.dumps(legend_entries(names, colours))}))
 
     def func(pixels):
         X = pixels if resampler is None else gemm(pixels, resampler)

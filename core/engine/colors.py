@@ -62,3 +62,9 @@ def class_colours(names):
 
 def hex_colour(rgb):
     return "#%02x%02x%02x" % tuple(rgb[:3])
+
+
+def legend_entries(names, colours, first=1):
+    """``[{"value", "name", "color"}]`` of classes ``names`` with ``colours`` (RGB), valued from ``first``: the legend
+    a class raster carries in its ``OREMAP_CLASSES`` tag (read by :func:`core.engine.accuracy.legend_from_raster`)."""
+    return [{"value": first + i, "name": nm, "color": hex_colour(c)} for i, (nm, c) in enumerate(zip(names, colours))]

@@ -417,12 +417,15 @@ def _thin_pa(pa, max_points=1001):
 # --------------------------------------------------------------------------------------
 # Points
 # --------------------------------------------------------------------------------------
-def _shared_note(n_scored, n_places, place, feedback):
-    """Say when scored deposits share a ``place`` (pixel or sample): each deposit counts in the success-rate and P-A
-    curves, so a place holding several (a cluster of workings, a site listed twice) weighs more."""
+def _deposit_places(where, scored, place, feedback):
+    """How many distinct places (``where``: each deposit's pixel or sample index) the ``scored`` deposits lie on,
+    said when fewer than the deposits: each deposit counts in the success-rate and P-A curves, so a place holding
+    several (a cluster of workings, a site listed twice) weighs more."""
+    n_scored, n_places = int(np.count_nonzero(scored)), int(np.unique(np.asarray(where)[scored]).size)
     if n_places < n_scored:
         feedback.info(f"The {n_scored} deposits with a score lie on {n_places} distinct {place}s: each deposit counts "
                       f"in the success-rate and P-A curves, so a {place} holding several weighs more.")
+    return n_places
 
 
 def _result(kind, draws, success, pa, deposits, deposit_scores, counts, settings, approximate=False):
@@ -497,8 +500,7 @@ def evaluate_points(x, y, scores, deposits_xy, positive_radius=2000.0, negative_
     d, idx = tree.query(dep, k=1)
     dep_scores = np.where(d <= positive_radius, scores[finite][np.minimum(idx, finite.sum() - 1)], np.nan)
     n_dep_scored = int(np.isfinite(dep_scores).sum())
-    n_places = int(np.unique(idx[np.isfinite(dep_scores)]).size)
-    _shared_note(n_dep_scored, n_places, "sample", feedback)
+    n_places = _deposit_places(idx, np.isfinite(dep_scores), "sample", feedback)
     if n_dep_scored < dep.shape[0]:
         feedback.warning(f"{dep.shape[0] - n_dep_scored} of {dep.shape[0]} deposits have no scored sample within "
                          f"{positive_radius:g} m; they are left out of the success-rate and P-A curves.")
@@ -748,8 +750,7 @@ def evaluate_raster(score_path, deposits_xy, positive_radius=2000.0, negative_mi
         raise OreMapError("No deposit lies on a valid pixel of the score raster.", "deposits",
                           "Check that the deposits overlap the score raster (same area, CRS).")
     dep_ok = dep_scores[np.isfinite(dep_scores)]
-    n_places = int(np.unique(scan["deposit_pixels"][np.isfinite(dep_scores)]).size)
-    _shared_note(n_dep_scored, n_places, "pixel", feedback)
+    n_places = _deposit_places(scan["deposit_pixels"], np.isfinite(dep_scores), "pixel", feedback)
     approximate = scan["n_area"] > scan["area"].size
     if not approximate:
         success = success_rate_curve(scan["area"], dep_ok)

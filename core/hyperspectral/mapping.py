@@ -17,7 +17,7 @@ import numpy as np
 from . import sam
 from ..engine import unmixing
 from ..engine.bad_bands import REASONS, scene_bad_bands
-from ..engine.colors import UNCLASSIFIED, class_colours, hex_colour
+from ..engine.colors import UNCLASSIFIED, class_colours, hex_colour, legend_entries
 from ..engine.compute import matmul_one_thread
 from ..engine.errors import OreMapError
 from ..engine.feedback import ensure
@@ -282,7 +282,7 @@ def _class_output(path, names, what, colours=None, tags=None):
     colormap = {0: UNCLASSIFIED + (255,)}
     colormap.update({i + 1: tuple(c) + (255,) for i, c in enumerate(colours)})
     legend = [{"value": 0, "name": "Unclassified", "color": hex_colour(UNCLASSIFIED)}]
-    legend += [{"value": i + 1, "name": nm, "color": hex_colour(c)} for i, (nm, c) in enumerate(zip(names, colours))]
+    legend += legend_entries(names, colours)
     spec = OutputSpec(path=path, band_names=[what], dtype=class_raster_dtype(n), nodata=class_nodata(n),
                       colormap=colormap, tags={"OREMAP_CLASSES": json.dumps(legend), **(tags or {})})
     return spec, legend

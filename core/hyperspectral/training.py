@@ -68,8 +68,8 @@ def sample_id(name):
     must stay on the same side of a validation split. So must the splits and grain sizes of one
     sample, which follow its code (``"Quartz HS32.1B"`` and ``"HS32.2B"``, ``"Hematite GDS69.a"`` to
     ``".g"``, ``"Goethite WS222 Coarse Gr."`` and ``"Medium Gr."``, ``"Pyrophyllite PYS1A <5um"``):
-    the sample is the name up to its code (the first word after the first holding a digit), the
-    code cut at its first full stop. Other names are their own sample.
+    the sample is the name up to and including its code (the first word after the mineral's name
+    that holds a digit), the code cut at its first full stop. Other names are their own sample.
     """
     words = " ".join(str(name).split()).split(" ")
     if len(words) >= 3 and _RECORD_SUFFIX.match(words[-1]) and _INSTRUMENT.match(words[-2]):

@@ -42,8 +42,8 @@ import numpy as np
 
 from ..engine.errors import OreMapError
 from ..engine.feedback import ensure
-from .sentinel2 import S2_BANDS
-from .patch_features import feature_definition, feature_names, index_version_of, patch_features
+from .sentinel2 import S2_BANDS, index_version_of
+from .patch_features import feature_definition, feature_names, patch_features
 from .patch_models import CLASSIFIERS, INPUT_FEATURES, INPUT_PATCHES, OUTPUT_NAME, make_model_factory
 from ..engine.model_format import build_date, build_time
 

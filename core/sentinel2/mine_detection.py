@@ -54,6 +54,7 @@ from ..engine.model_format import OnnxModel
 from ..engine.raster import (OutputSpec, _open_output, _remove_quietly, check_output_path, clean_partials,
                              memory_budget_mb, partial_path)
 from .segmentation_network import fill_nodata
+from .sentinel2 import index_version_of
 
 PROB_NODATA = -9999.0
 MASK_NODATA = 255
@@ -491,7 +492,7 @@ def _segment(reader, model, out, tile, overlap, budget_mb, feedback):
 
 def _classifier_scores(model, patches, chunk=16):
     """Mine probability of reflectance patches ``(n, rows, cols, B)`` of the model's bands (NaN = nodata)."""
-    from .patch_features import index_version_of, patch_features
+    from .patch_features import patch_features
 
     meta = model.info.extra.get("mine_classifier") or {}
     if meta.get("classifier") == "cnn":
@@ -646,7 +647,7 @@ def detect_mines(raster_path, model_path, prob_path, mask_path=None, threshold=N
         if not 0 <= overlap <= tile // 2:
             raise OreMapError(f"The overlap must be 0-{tile // 2} pixels (half a window), not {overlap}.", "overlap")
         bands, indices = info.preprocessing.get("bands"), info.preprocessing.get("indices") or []
-        index_version = int(info.preprocessing.get("index_version", 1))   # models of 0.2.4 and earlier: 1
+        index_version = index_version_of(info.preprocessing)
     else:
         meta = info.extra.get("mine_classifier") or {}
         default_threshold = float(meta.get("threshold", 0.5))

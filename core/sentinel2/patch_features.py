@@ -60,12 +60,6 @@ def feature_names(bands=None, index_version=INDEX_VERSION):
         [rule[0] for rule in threshold_rules(bands, index_version)]
 
 
-def index_version_of(definition):
-    """The index version (:data:`core.sentinel2.sentinel2.INDEX_VERSION`) of a model's stored feature
-    definition: 1 for models that store none (OreMap 0.2.4 and earlier)."""
-    return int((definition or {}).get("index_version", 1))
-
-
 def feature_definition(bands=None):
     """The feature definition stored in a model (enough to recompute the features)."""
     return {"version": FEATURE_VERSION, "index_version": INDEX_VERSION, "bands": _bands(bands),
@@ -138,7 +132,7 @@ def patch_features(patches, chunk=16, bands=None, index_version=INDEX_VERSION):
         that order; NaN = nodata.
     index_version : int
         The index definitions (:data:`core.sentinel2.sentinel2.INDEX_VERSION`): a model's own
-        (:func:`index_version_of`) at detection.
+        (:func:`core.sentinel2.sentinel2.index_version_of`) at detection.
 
     Returns
     -------

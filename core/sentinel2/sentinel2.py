@@ -377,7 +377,7 @@ def _scaling(tags, dtype, sample_max, baseline_hint, notes, band_scaling=None, n
             notes.append(f"Offset {offset_dn:g} DN from the metadata item {key}.")
             break
     baseline = _baseline(upper, baseline_hint)
-    acquired = _acquisition_date(names) if baseline is None and offset_dn is None and band_scaling is None else None
+    acquired = _acquisition_date(names) if baseline is None and offset_dn is None else None
     if acquired is not None and acquired >= BASELINE_04_SINCE:
         baseline = "04.00"
         notes.append(f"No processing baseline in the metadata or the name, but the acquisition date "
@@ -881,8 +881,8 @@ def _vrt_xml(names, files, infos, ref, nodata, scl=None):
 #: "bsi": ((B11 + B4) - (B8 + B2)) / ((B11 + B4) + (B8 + B2)). The three mineral ratios are Segal's (1982)
 #: Landsat TM ratios on the Sentinel-2 bands that match them: iron oxide TM3 / TM1 (red / blue), ferrous
 #: minerals TM5 / TM4 (SWIR 1.6 um / NIR; the 20 m NIR band B8A, at the resolution of B11) and clay TM5 / TM7
-#: (SWIR 1.6 / 2.2 um). Segal, D. B. (1982), Theoretical basis for differentiation of ferric-iron bearing
-#: minerals using Landsat MSS data, Proc. 2nd Thematic Conf. Remote Sensing for Exploration Geology, 949-951.
+#: (SWIR 1.6 / 2.2 um). Segal, D. (1982), Theoretical basis for differentiation of ferric-iron bearing rocks,
+#: using Landsat MSS data, Proc. 2nd Thematic Conf. on Remote Sensing for Exploration Geology, Fort Worth.
 INDICES = {
     "NDVI": ("nd", ("B8", "B4"), "Normalised difference vegetation index (B8, B4)"),
     "NDWI": ("nd", ("B3", "B8"), "Normalised difference water index, McFeeters (B3, B8)"),
@@ -898,6 +898,12 @@ INDICES = {
 INDEX_NAMES = list(INDICES)
 
 _EARLIER = {1: {"FERROUS_IRON": ("ratio", ("B12", "B8A"), "Ferrous iron ratio B12 / B8A (index version 1)")}}
+
+
+def index_version_of(stored):
+    """The index version of a model's stored settings (its patch-feature definition, its segmentation
+    preprocessing): 1 for models that store none (OreMap 0.2.4 and earlier)."""
+    return int((stored or {}).get("index_version", 1))
 
 
 def index_definitions(version=INDEX_VERSION):
