@@ -133,6 +133,29 @@ def test_source_resolution_is_taken_into_account():
     np.testing.assert_allclose(out, _absorption(centers, depth * sigma / s_dst, centre, s_dst), atol=1e-6)
 
 
+def test_source_sampled_at_its_own_resolution_gets_the_target_response():
+    # AVIRIS-NG-like bands (5 nm apart, 5.5 nm wide) to a 10 nm model: the kernel (8.3 nm) spans whole 5 nm
+    # intervals, which the source's own response already smooths, so the Gaussian path gives the 10 nm response.
+    # Linear interpolation keeps the 5.5 nm depth: 0.012 too deep at the feature (the rule before 0.2.6).
+    depth, centre, sigma = 0.3, 2205.0, 6.0
+    src = np.arange(2000.0, 2400.1, 5.0) + 0.3
+    s_src = math.hypot(sigma, 5.5 * SIGMA_PER_FWHM)
+    values = _absorption(src, depth * sigma / s_src, centre, s_src)
+    centers = np.arange(2150.0, 2260.0, 10.0)
+    out = resample_spectra(
+        values, src, BandInfo(centers=centers, fwhm=np.full(centers.size, 10.0)), src_fwhm=np.full(src.size, 5.5)
+    )
+    s_dst = math.hypot(sigma, 10.0 * SIGMA_PER_FWHM)
+    np.testing.assert_allclose(out, _absorption(centers, depth * sigma / s_dst, centre, s_dst), rtol=0, atol=1e-4)
+    # a source of 8 nm bands 8 nm apart is coarser than the 6 nm kernel it would need: linear, as before
+    src = np.arange(2000.0, 2400.1, 8.0)
+    values = _absorption(src, 0.2, centre, 9.0)
+    out = resample_spectra(
+        values, src, BandInfo(centers=centers, fwhm=np.full(centers.size, 10.0)), src_fwhm=np.full(src.size, 8.0)
+    )
+    np.testing.assert_array_equal(out, np.interp(centers, src, values))
+
+
 def test_coarse_source_falls_back_to_exact_linear_interpolation():
     rng = np.random.default_rng(3)
     src = np.arange(400.0, 1001.0, 10.0)

