@@ -140,7 +140,7 @@ class BatchOnCluster(OreMapAlgorithm):
         self._add(QgsProcessingParameterString("SPECTRA", self.tr("Spectra names (unmixing, SAM)"), optional=True))
         self.add_enum("MODE", "Unmixing constraint", [label for _, label in MODES])
         self.add_number("LEVEL", "Interval level (%) (abundance)", 90.0, 50.0, 99.0)
-        self.add_number("THRESHOLD", "Mine probability threshold", None, 0.0, 1.0, optional=True)
+        self.add_number("THRESHOLD", "Mine probability threshold", None, 0.0, 0.99, optional=True)
         self.add_number("MIN_CONFIDENCE", "Minimum confidence (CNN)", 0.0, 0.0, 1.0)
         self._add(QgsProcessingParameterBoolean("OOD_CHECK", self.tr("Leave pixels unlike the training data "
                                                                      "unclassified (CNN)"), defaultValue=True),

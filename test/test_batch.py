@@ -328,6 +328,19 @@ def test_abundance_prediction_on_the_cluster_is_bit_identical(client, tmp_path):
     with rasterio.open(ref["abundance"]) as ds:
         total = ds.read().sum(axis=0)
         assert np.allclose(total[ds.read(1) != ds.nodata], 100.0, atol=1e-3)
+    # a worker that cannot read the model loads the shipped copy; the map still names the user's model file
+    away = str(tmp_path / "away" / "abundance.onnx")
+    os.makedirs(os.path.dirname(away))
+    shutil.copyfile(model, away)
+    model_ref, shipped = batch.model_ref(away), client.scatter(batch.model_files(away), broadcast=True, hash=False)
+    os.remove(away)
+    work = tmp_path / "work"
+    work.mkdir()
+    result = client.submit(batch._part_task, "predict_abundance", scene["raster"], model_ref, shipped, {"level": 0.8},
+                           str(work), 0, None, MEMORY_MB, 1, pure=False).result()
+    assert not result.get("failed")
+    with rasterio.open(str(work / "part00000.abundance.tif")) as ds:
+        assert ds.tags()["oremap_model"] == away
 
 
 def test_anomaly_scores_on_the_cluster_are_bit_identical_with_an_empty_row_range(client, tmp_path):
@@ -354,8 +367,16 @@ def test_anomaly_scores_on_the_cluster_are_bit_identical_with_an_empty_row_range
     ref = {"score": str(tmp_path / "ref.score.tif"), "classes": str(tmp_path / "ref.classes.tif")}
     anomaly = va.load_model(model, threads=1)
     single = vae_raster.score_raster(anomaly, raster, ref["score"], ref["classes"], memory_mb=MEMORY_MB)
-    job, report, out, plans = run(client, tmp_path, "score_anomaly", model, [raster], rows=6)
+    log = core_warnings()
+    job, report, out, plans = run(client, tmp_path, "score_anomaly", model, [raster], rows=6, feedback=log)
     assert not report.failed and plans[0].parts[0] == (0, 6) and report.pixels == 30 * 18 - 1
+    # what the single algorithm logs of the grid's band metadata, once
+    from oremap.core.geochemistry.grid_meaning import check_raster_for_model
+
+    said = []
+    check_raster_for_model(raster, vae_raster.raster_bands(raster, anomaly.names)[0], anomaly.preprocessing,
+                           said.append)
+    assert said and [i for i in log.infos if i in ["stack.tif: " + s for s in said]] == ["stack.tif: " + s for s in said]
     assert_same_files(job, {raster: ref})
     summary = report.summaries[raster]                          # the parts' counts added (the first part: empty)
     assert (summary["valid_pixels"], summary["scored"]) == (30 * 18 - 1, single["scored"])
@@ -382,6 +403,78 @@ def test_anomaly_scores_on_the_cluster_are_bit_identical_with_an_empty_row_range
     assert not report.done and list(report.failed) == [logged]
     assert "the raster holds log10 values already" in str(report.failed[logged])
     assert not os.listdir(out)
+
+
+def test_a_split_scene_logs_the_scenes_totals_as_a_single_run_does(client, tmp_path):
+    """Fill pixels, pixels without a fit and strict unmixing's brightness-scale hint are the whole scene's, not
+    one part's: here the top half is 31.9 and the bottom 3.5 times too bright, so each part alone would say
+    "about 1.7" or "about 0.49 times as bright" while the scene as a whole is not far enough off for the hint."""
+    cube = np.fromfile(AVIRIS_NG, dtype="<f4").reshape(10, 10, 432).copy()
+    cube[:5] *= 31.9
+    cube[5:] *= 3.5
+    cube[1, :2] = 0.25     # fill: one value in every band, in two parts
+    cube[8, 3] = 0.25
+    cube[4, 9] *= -1.0      # no non-negative fit (not one value: fill)
+    cube[7, 0] *= -1.0
+    scene = str(tmp_path / "mixed.img")
+    cube.astype("<f4").tofile(scene)
+    shutil.copyfile(os.path.splitext(AVIRIS_NG)[0] + ".hdr", str(tmp_path / "mixed.hdr"))
+    library = read_library(USGS_LIBRARY).subset(ENDMEMBERS)
+    for mode in ("fcls", "nn_closed"):   # the hint is the strict mode's; pixels without a fit, nn_closed's
+        single = core_warnings()
+        mapping.unmix_map(scene, library, str(tmp_path / f"single.{mode}.tif"), mode=mode, scale=1,
+                          band_info=mapping.image_band_info(scene, scale=1), memory_mb=MEMORY_MB, feedback=single)
+        counted = [w for w in single.warnings if "bright" in w or "every band" in w]
+        assert counted == ["3 pixels hold one value in every band (fill outside the scene's footprint, written "
+                           "without a nodata value) and are left out as nodata."]
+        fits = [i for i in single.infos if "no non-negative fit" in i]
+        assert [f[:8] for f in fits] == ([] if mode == "fcls" else ["2 pixels"])
+        log = core_warnings()
+        job, report, out, plans = run(client, tmp_path, "unmix_fcls", USGS_LIBRARY, [scene], rows=3, feedback=log,
+                                      name=mode, spectra=ENDMEMBERS, scale=1, mode=mode)
+        assert len(plans[0].parts) == 4 and not report.failed
+        assert [w for w in log.warnings if "bright" in w or "every band" in w] == ["mixed.img: " + w for w in counted]
+        assert [i for i in log.infos if "no non-negative fit" in i] == ["mixed.img: " + i for i in fits]
+
+
+def test_a_batch_waiting_on_its_tasks_stops_when_cancelled():
+    """Cancel is honoured while a long task runs (a whole Sentinel-2 tile is one task), not when it ends."""
+    from oremap.core.engine.feedback import Feedback
+
+    class Pending:                # an as_completed whose one task never finishes
+        def __init__(self):
+            self.polls = 0
+
+        def is_empty(self):
+            return False
+
+        def next_batch(self, block=True):
+            assert not block
+            self.polls += 1
+            return []
+
+    class CancelledAfter(Feedback):
+        def __init__(self, n):
+            self.n = n
+
+        def is_canceled(self):
+            self.n -= 1
+            return self.n < 0
+
+    pending = Pending()
+    assert list(batch._as_finished(pending, CancelledAfter(3))) == [None] and pending.polls == 4
+
+    class Done(Pending):          # tasks finishing: passed on as they come
+        def __init__(self):
+            self.batches = [["a"], [], ["b", "c"]]
+
+        def is_empty(self):
+            return not self.batches
+
+        def next_batch(self, block=True):
+            return self.batches.pop(0)
+
+    assert list(batch._as_finished(Done(), CancelledAfter(10))) == ["a", "b", "c"]
 
 
 @pytest.fixture(scope="module")
@@ -726,7 +819,8 @@ def test_the_bad_band_setting_gives_the_single_runs_maps(client, tmp_path):
 @pytest.mark.parametrize("options, parameter, message", [
     ({"min_confidence": 5}, "min_confidence", r"min confidence 5 is outside \[0, 1\]"),
     ({"level": 90}, "level", r"level 90 is outside \[0.5, 0.99\]"),
-    ({"threshold": -0.1}, "threshold", r"threshold -0.1 is outside \[0, 1\]"),
+    ({"threshold": -0.1}, "threshold", r"threshold -0.1 is outside \[0, 1\)"),
+    ({"threshold": 1}, "threshold", r"threshold 1 is outside \[0, 1\)"),   # detect_mines needs below 1
     ({"scale": 0}, "scale", r"scale 0 is outside \(0, inf\)"),
     ({"mode": "sunsal"}, "mode", "Unknown unmixing mode 'sunsal'"),
     ({"bad_bands": "drop water"}, "bad_bands", "Cannot read the bad-band entry 'drop water'"),

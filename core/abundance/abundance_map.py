@@ -95,11 +95,13 @@ def dominant(A):
 
 def predict_abundance_map(raster_path, model_path, out_path, interval_path=None, dominant_path=None, level=0.9,
                           image_bands=None, resampler=None, scale=None, nodata=None, memory_mb=None,
-                          feedback=None):
+                          feedback=None, model_name=None):
     """Abundance (%), interval and dominant-mineral rasters; returns summary statistics.
 
     ``image_bands`` (1-based) and ``resampler`` (matrix from image bands to model bands) come
     from :func:`core.hyperspectral.mapping.model_input` so the image matches the model's wavelengths.
+    ``model_name``: the model's path recorded in the abundance raster's ``oremap_model`` tag (default
+    ``model_path``; a batch worker reading a shipped copy records the user's file).
     """
     from ..engine.raster import (OutputSpec, RasterSource, class_nodata, class_raster_dtype, pixel_area,
                                   run_pixelwise)
@@ -114,7 +116,7 @@ def predict_abundance_map(raster_path, model_path, out_path, interval_path=None,
     colours = model.info.class_rgb
     outputs = [OutputSpec(out_path, [f"{nm} (%)" for nm in names], band_tags=[{"mineral": nm, "unit": "%"}
                                                                             for nm in names],
-                          tags={"oremap_task": TASK, "oremap_model": os.path.abspath(str(model_path))})]
+                          tags={"oremap_task": TASK, "oremap_model": os.path.abspath(str(model_name or model_path))})]
     if interval_path:
         outputs.append(OutputSpec(interval_path, [f"{nm} lower {pct}%" for nm in names]
                                   + [f"{nm} upper {pct}%" for nm in names],

@@ -150,12 +150,17 @@ def read_window(dataset, bands, window, parameter="raster", what="raster"):
                           f"Copy or export the {what} again and choose the complete file.") from exc
 
 
+def fill_warning(fill):
+    """The warning on ``fill`` pixels left out as fill (:func:`report_fill`; a batch logs a split scene's total)."""
+    return (f"{fill} pixels hold one value in every band (fill outside the scene's footprint, written without a "
+            "nodata value) and are left out as nodata.")
+
+
 def report_fill(source, feedback):
     """Warn how many pixels :class:`RasterSource` ``source`` left out as fill (``fill_spectra``); returns it."""
     fill = getattr(source, "fill_pixels", 0)
     if fill:
-        ensure(feedback).warning(f"{fill} pixels hold one value in every band (fill outside the scene's footprint, "
-                                 "written without a nodata value) and are left out as nodata.")
+        ensure(feedback).warning(fill_warning(fill))
     return fill
 
 
@@ -661,7 +666,7 @@ def run_pixelwise(source, outputs, func, memory_mb=None, work_bytes_per_pixel=0,
     Returns
     -------
     dict
-        ``{"valid_pixels": int, "blocks": int}``.
+        ``{"valid_pixels": int, "blocks": int, "fill_pixels": int}`` (pixels left out as fill).
     """
     feedback = ensure(feedback)
     sizing = pixelwise_sizing(source.n_bands, source.dataset.dtypes[0], [(o.count, o.dtype) for o in outputs],
@@ -719,7 +724,7 @@ def run_pixelwise(source, outputs, func, memory_mb=None, work_bytes_per_pixel=0,
         for tmp in tmp_paths:
             _remove_quietly(tmp)
         raise
-    return {"valid_pixels": n_valid, "blocks": len(windows)}
+    return {"valid_pixels": n_valid, "blocks": len(windows), "fill_pixels": int(fill)}
 
 
 def write_blocks(spec, width, height, transform, crs, blocks, feedback=None):

@@ -358,6 +358,12 @@ UNMIX_MODES = {
 }
 
 
+def no_fit_note(n):
+    """The note on ``n`` valid pixels without a non-negative fit (:func:`unmix_map`; a batch totals a split scene)."""
+    return (f"{n} pixels have no non-negative fit (every abundance zero: dark or negative spectra): their "
+            "abundances are nodata, and the means leave them out.")
+
+
 def unmix_map(raster_path, endmembers, out_path, mode="fcls", band_info=None, image_bands=None,
               scale=None, nodata=None, memory_mb=None, feedback=None):
     """Unmix every pixel into endmember abundances.
@@ -419,14 +425,14 @@ def unmix_map(raster_path, endmembers, out_path, mode="fcls", band_info=None, im
                               fixed_bytes=fixed, feedback=feedback)
     stats["unmixed_pixels"] = int(n_good[0])
     if n_good[0] < stats["valid_pixels"]:
-        feedback.info(f"{stats['valid_pixels'] - int(n_good[0])} pixels have no non-negative fit (every abundance "
-                      "zero: dark or negative spectra): their abundances are nodata, and the means leave them out.")
+        feedback.info(no_fit_note(stats["valid_pixels"] - int(n_good[0])))
     n = max(int(n_good[0]), 1)   # the means are over the pixels with abundances, not over every valid pixel
     stats["mean_abundance"] = {name: float(s / n) for name, s in zip(names, sums[:len(names)])}
     stats["mean_rmse"] = float(sums[len(names)] / n)
     if closed:
         stats["mean_closed_rmse"] = float(sums[len(names) + 1] / n)
     else:
+        stats["scale_sums"] = [float(v) for v in mismatch]   # a batch adds a split scene's parts' sums
         stats["scale_hint"] = unmixing.scale_mismatch_hint(mismatch, stats["mean_abundance"])
         if stats["scale_hint"]:
             feedback.warning(stats["scale_hint"])

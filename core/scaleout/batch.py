@@ -173,7 +173,8 @@ def check_options(algorithm, options, name=None):
                           "Use " + ", ".join(sorted(OPTIONS)) + ".")
     _number(options, "min_confidence", 0.0, 1.0, "Give a probability from 0 to 1 (e.g. 0.5); 0 classifies every "
             "pixel.")
-    _number(options, "threshold", 0.0, 1.0, "Give a probability from 0 to 1, or 0 or none for the model's own.")
+    _number(options, "threshold", 0.0, 1.0, "Give a probability from 0 to below 1 (e.g. 0.5), or 0 or none for the "
+            "model's own.", high_open=True)
     _number(options, "level", 0.5, 0.99, "Give the interval level as a fraction from 0.5 to 0.99, e.g. 0.9 for 90 % "
             "(as oremap:predict_abundance's 50-99 %).")
     _number(options, "scale", 0.0, None, "Give the divisor that turns the values into reflectance (10000 for "
@@ -561,7 +562,8 @@ def model_ref(path):
 
 def materialise(ref, files=None, cache=None):
     """The local path of the model on this worker: its own path when readable with the same checksum,
-    else the shipped bytes written once to a cache folder (same file name, so tags naming it agree)."""
+    else the shipped bytes written once to a cache folder (same file name; outputs that record the model name
+    the user's path, see :func:`run_part`)."""
     if os.path.isfile(ref.path) and (files is None or _sha256(ref.path) == ref.sha256):
         return ref.path
     if not files:
@@ -712,10 +714,11 @@ class _Settings:
     sizing: object = None   # a Sizing
 
 
-def _settings(algorithm, scene, model, options, threads, feedback=None):
+def _settings(algorithm, scene, model, options, threads, feedback=None, model_name=None):
     """Bands, wavelengths, the reflectance scale and the call of the core function, from the whole scene,
     as the single algorithm resolves them (band centres, bad bands with the user's choice, the model's bands);
-    ``feedback`` is told what it logs (the bands dropped, ...).
+    ``feedback`` is told what it logs (the bands dropped, ...). ``model_name``: the user's model path where
+    ``model`` is a worker's copy of it (:func:`materialise`), for the outputs that record it.
 
     ``sizing`` repeats the sizing of the core function's block engine call (input, outputs and the
     work it declares) so that row ranges can be whole numbers of the engine's blocks; the part tasks
@@ -784,7 +787,8 @@ def _settings(algorithm, scene, model, options, threads, feedback=None):
             return abundance.predict_abundance_map(raster, model, paths["abundance"], paths["intervals"],
                                                    paths["dominant"], level=float(opt.get("level") or 0.9),
                                                    image_bands=bands, resampler=matrix, scale=scale_arg,
-                                                   nodata=nodata, memory_mb=memory_mb, feedback=feedback)
+                                                   nodata=nodata, memory_mb=memory_mb, feedback=feedback,
+                                                   model_name=model_name)
         return _Settings(_scale_decision(scene, bands, opt.get("scale")), call, sizing)
     if algorithm == "score_anomaly":
         from ..geochemistry import vae_anomaly, vae_raster
@@ -794,7 +798,7 @@ def _settings(algorithm, scene, model, options, threads, feedback=None):
         anomaly = vae_anomaly.load_model(model, threads=threads)
         bands, _ = vae_raster.raster_bands(scene, anomaly.names)
         # as a single run: no step the grid holds repeated, no grid of another transform than the training grid's
-        check_raster_for_model(scene, bands, anomaly.preprocessing, lambda message: None)
+        check_raster_for_model(scene, bands, anomaly.preprocessing, feedback.info)
         m = len(anomaly.names)
         sizing = _sizing(scene, bands, [(1, "float32"), (1, "uint8")], m * 8 * 10 + 64)
 
@@ -873,7 +877,7 @@ def row_ranges(width, height, sizing, memory_mb, rows_per_part):
 
 
 COUNT_KEYS = ("valid_pixels", "scored", "n_mines", "mine_pixels", "total_area_ha", "out_of_distribution",
-              "low_confidence", "unmixed_pixels")
+              "low_confidence", "unmixed_pixels", "fill_pixels")
 """The counts of a core function's result that a task returns, and that a split scene's parts add up."""
 
 
@@ -896,6 +900,8 @@ def _summary(stats):
         out["threshold"] = float(stats["threshold"])
     if "ood_checked" in stats:
         out["ood_checked"] = bool(stats["ood_checked"])
+    if stats.get("scale_sums") is not None:   # strict unmixing's evidence of a brightness-scale mismatch
+        out["scale_sums"] = [float(v) for v in stats["scale_sums"]]
     if isinstance(stats.get("legend"), list):
         out["legend"] = [{"value": int(c["value"]), "name": str(c["name"]), "color": str(c["color"])}
                          for c in stats["legend"]]
@@ -925,6 +931,8 @@ def scene_summary(results):
     for key in ("threshold", "legend", "ood_checked"):
         if key in stats[0]:
             out[key] = stats[0][key]
+    if all("scale_sums" in s for s in stats):
+        out["scale_sums"] = [float(v) for v in np.sum([s["scale_sums"] for s in stats], axis=0)]
     if all("means" in s for s in stats):
         # unmixing's means are over the pixels it unmixed (nn_closed leaves all-zero fits out)
         weights = [max(int(s.get("unmixed_pixels", s.get("valid_pixels", 1))), 0) for s in stats]
@@ -939,7 +947,7 @@ def part_paths(work, index, suffixes):
 
 
 def run_part(algorithm, scene, model, options, work, index, rows=None, memory_mb=None, threads=1,
-             feedback=None, device=None):
+             feedback=None, device=None, model_name=None):
     """Run the core function on a scene, or on rows ``rows = (row0, row1)`` of it, writing part files
     into ``work``. Returns a small dict (pixels, seconds, the core function's counts, and under
     ``compute`` what the models ran on, :func:`core.engine.compute.note`).
@@ -949,7 +957,8 @@ def run_part(algorithm, scene, model, options, work, index, rows=None, memory_mb
     the caller's session.
 
     A row range without any valid (or scorable) pixel writes nothing and says ``empty``: the
-    assembly fills its rows with each output's nodata, as the whole-scene run does.
+    assembly fills its rows with each output's nodata, as the whole-scene run does. ``model_name``: the
+    user's path of ``model`` when ``model`` is a worker's copy (:func:`_settings`).
     """
     from ..engine import compute
 
@@ -962,7 +971,7 @@ def run_part(algorithm, scene, model, options, work, index, rows=None, memory_mb
     scene = scene_raster(scene, work, memory_mb, feedback)
     with compute.session(device, threads) as run:
         try:
-            settings = _settings(algorithm, scene, model, options, threads, feedback)
+            settings = _settings(algorithm, scene, model, options, threads, feedback, model_name)
             (scale, gain, bias, note), call = settings.scale, settings.call
             paths = part_paths(work, index, spec.outputs)
             raster = scene
@@ -1405,17 +1414,51 @@ def _rows_text(rows):
     return f"row {rows[0] + 1}" if rows[1] - rows[0] == 1 else f"rows {rows[0] + 1}-{rows[1]}"
 
 
+def _scene_totals(parts):
+    """The warnings a split scene's parts gave on their own pixels that the scene's totals replace, as a single
+    run words them: ``(per-part lines to drop, scene lines)``: the fill count, the pixels unmixing found no fit
+    for, and strict unmixing's brightness-scale hint (its sums added, the scene's mean abundances)."""
+    from ..engine.raster import fill_warning
+    from ..engine.unmixing import scale_mismatch_hint
+    from ..hyperspectral.mapping import no_fit_note
+
+    stats = [r.get("stats") or {} for r in parts if not r.get("empty")]
+    drop, lines = set(), []
+    if stats and all("fill_pixels" in s for s in stats):
+        drop |= {("warning", fill_warning(s["fill_pixels"])) for s in stats}
+        total = sum(s["fill_pixels"] for s in stats)
+        if total:
+            lines.append(("warning", fill_warning(total)))
+    if stats and all("unmixed_pixels" in s and "valid_pixels" in s for s in stats):
+        drop |= {("info", no_fit_note(s["valid_pixels"] - s["unmixed_pixels"])) for s in stats}
+        total = sum(s["valid_pixels"] - s["unmixed_pixels"] for s in stats)
+        if total:
+            lines.append(("info", no_fit_note(total)))
+    if stats and all("scale_sums" in s for s in stats):
+        drop |= {("warning", scale_mismatch_hint(s["scale_sums"], s.get("means"))) for s in stats}
+        scene = scene_summary(parts)
+        hint = scale_mismatch_hint(scene["scale_sums"], scene.get("means"))
+        if hint:
+            lines.append(("warning", hint))
+    return drop, lines
+
+
 def scene_messages(scene, results):
     """``[(kind, text)]`` to log for a scene from its tasks' results: each message once, prefixed by the
     scene's name. A message that not every part of a split scene gave also names the part's rows; one that
     several parts gave with their own numbers (pixels left unclassified, ...) is logged once, the first
     part's, saying how many more parts gave it with their own (a scene of ten parts would repeat it ten
-    times); the numbers are that part's, not the scene's."""
+    times); the numbers are that part's, not the scene's. The fill count and the brightness-scale hint of
+    unmixing are the scene's, as a single run gives them (:func:`_scene_totals`)."""
     import re
 
     name = os.path.basename(os.path.normpath(scene))
     parts = sorted(results, key=lambda r: r["index"])
     lists = [[(kind, text) for kind, text in r.get("messages") or ()] for r in parts]
+    totals = []
+    if len(parts) > 1:
+        drop, totals = _scene_totals(parts)
+        lists = [[m for m in messages if m not in drop] for messages in lists]
     common = set.intersection(*(set(m) for m in lists)) if len(lists) > 1 else set(lists[0] if lists else ())
 
     def shape(kind, text):
@@ -1443,7 +1486,7 @@ def scene_messages(scene, results):
                 line = (kind, f"{name} ({where}): {text}")
             if line not in out:
                 out.append(line)
-    return out
+    return out + [(kind, f"{name}: {text}") for kind, text in totals]
 
 
 def run_batch(job, client, feedback=None, progress=None, device=None):
@@ -1534,7 +1577,10 @@ def _run_planned(job, plans, client, feedback, progress, device, start, mark):
 
     finished = 0
     try:
-        for future in as_completed(futures):
+        for future in _as_finished(as_completed(futures), feedback):
+            if future is None:   # cancelled while tasks run
+                raise_cancel = True
+                break
             p = owner[future.key]
             finished += 1
             if future.status == "error":
@@ -1596,6 +1642,24 @@ def _run_planned(job, plans, client, feedback, progress, device, start, mark):
     return report
 
 
+CANCEL_POLL_S = 0.25
+"""How often (seconds) a batch waiting on its tasks asks whether it was cancelled."""
+
+
+def _as_finished(pending, feedback):
+    """The futures of ``pending`` (a distributed ``as_completed``) as they finish; None, and no more, as soon as
+    ``feedback`` is cancelled while none finishes (a task of a whole Sentinel-2 tile can run for minutes)."""
+    while not pending.is_empty():
+        batch = pending.next_batch(block=False)
+        if not batch:
+            if feedback.is_canceled():
+                yield None
+                return
+            time.sleep(CANCEL_POLL_S)
+            continue
+        yield from batch
+
+
 def _abandon(client, futures, plans, report):
     """Cancel what is left and remove the work folders of the scenes not finished."""
     client.cancel([f for f in futures if f.status == "pending"])
@@ -1636,7 +1700,8 @@ def _part_task(algorithm, scene, ref, shipped, options, work, index, rows, memor
     try:
         check_worker(algorithm)
         model = materialise(ref, shipped) if ref is not None else None
-        result = run_part(algorithm, scene, model, options, work, index, rows, memory_mb, threads, feedback, device)
+        result = run_part(algorithm, scene, model, options, work, index, rows, memory_mb, threads, feedback, device,
+                          model_name=ref.path if ref is not None else None)
     except (OreMapError, OSError) as exc:
         result = dict(_failure(exc), index=index, rows=list(rows) if rows is not None else [0, None], empty=True)
     result["messages"] = feedback.messages
