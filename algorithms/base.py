@@ -209,13 +209,47 @@ def crs_missing(crs):
 
 
 def as_number(value):
-    """A field value as float: NaN for NULL, empty or non-numeric values."""
+    """A field value as float: NaN for NULL, empty or non-numeric values. Text such as ``'<0.5'`` (a survey
+    compilation's value below the detection limit, which makes a CSV column load as text) is minus the limit,
+    the survey tables' convention (:mod:`core.geochemistry.geochem`); ``'>10000'`` (over range) is the limit."""
     if value is None or value == NULL:
         return float("nan")
     try:
         return float(value)
     except (TypeError, ValueError):
-        return float("nan")
+        pass
+    if isinstance(value, str):
+        text = value.strip()
+        if text[:1] in ("<", ">"):
+            try:
+                limit = abs(float(text[1:].strip()))
+            except ValueError:
+                return float("nan")
+            return -limit if text[0] == "<" else limit
+    return float("nan")
+
+
+def text_numbers(source, fields):
+    """``{field: (values, numbers, an example value)}`` for text ``fields`` of the feature source: how many
+    features hold a non-empty value, how many of those read as numbers (:func:`as_number`), and one that does
+    not (None when all do)."""
+    index = [source.fields().lookupField(f) for f in fields]
+    counts = {f: [0, 0, None] for f in fields}
+    if not fields:
+        return {}
+    request = QgsFeatureRequest().setFlags(QgsFeatureRequest.NoGeometry).setSubsetOfAttributes(index)
+    for feature in source.getFeatures(request):
+        attributes = feature.attributes()
+        for f, i in zip(fields, index):
+            value = attributes[i]
+            if value is None or value == NULL or (isinstance(value, str) and not value.strip()):
+                continue
+            counts[f][0] += 1
+            if np.isfinite(as_number(value)):
+                counts[f][1] += 1
+            elif counts[f][2] is None:
+                counts[f][2] = str(value)
+    return {f: tuple(c) for f, c in counts.items()}
 
 
 MODEL_OUTPUT = "OUTPUT_MODEL"
@@ -239,15 +273,21 @@ def fields_hint(source, what="fields"):
 
 
 def require_fields(alg, source, fields, parameter="FIELDS", what="element fields", numeric=False):
-    """Refuse ``fields`` that the layer ``source`` lacks (the error lists its fields) or, with ``numeric``, that
-    hold text: one error naming ``parameter``."""
+    """Refuse ``fields`` that the layer ``source`` lacks (the error lists its fields) or, with ``numeric``, text
+    fields that hold no number (a text field of numbers, or of values such as ``'<0.5'``, is read as numbers:
+    :func:`as_number`): one error naming ``parameter``."""
     missing = [f for f in fields if source.fields().lookupField(f) < 0]
     if missing:
         raise alg.fail(parameter, f"Fields not in the layer: {', '.join(missing)}.", fields_hint(source, what))
-    text = [f for f in fields if numeric and not source.fields().field(f).isNumeric()]
+    if not numeric:
+        return
+    found = text_numbers(source, [f for f in fields if not source.fields().field(f).isNumeric()])
+    text = [f for f, (_, numbers, _) in found.items() if numbers == 0]
     if text:
+        examples = "; ".join(f"{f}: '{found[f][2]}'" for f in text if found[f][2] is not None)
         raise alg.fail(parameter, f"Field{'s' if len(text) > 1 else ''} {', '.join(text)} "
-                                  f"{'are' if len(text) > 1 else 'is'} not numeric.", f"Choose numeric {what}.")
+                                  f"{'hold' if len(text) > 1 else 'holds'} no numbers"
+                                  + (f" ({examples})." if examples else "."), f"Choose numeric {what}.")
 
 
 INPUT_FILE_TYPES = {"raster", "source", "vector", "multilayer", "layer", "mesh", "pointcloud", "file"}
@@ -719,7 +759,18 @@ class OreMapAlgorithm(QgsProcessingAlgorithm):
                 yield feature, None
                 continue
             if transform is not None:
-                geometry.transform(transform)
+                try:
+                    geometry.transform(transform)
+                except QgsCsException:
+                    crs = source.sourceCrs()
+                    first = feature.geometry().vertexAt(0)   # a fresh copy: the transform left inf in this one
+                    raise self.fail(name, f"Feature {feature.id()} at ({first.x():.6g}, {first.y():.6g}) "
+                                    f"cannot be placed from its CRS {crs.authid() or crs.description()} into "
+                                    f"{target_crs.authid() or target_crs.description()}: its coordinates are not "
+                                    "valid there.",
+                                    "Check the layer's CRS (Layer Properties > Source): coordinates in metres "
+                                    "labelled as degrees (EPSG:4326) are the usual cause; assign the CRS the "
+                                    "coordinates are in.") from None
             yield feature, geometry
 
     def labelled_geometries(self, parameters, name, field_name, context, target_crs, feedback=None, with_ids=False):
@@ -986,6 +1037,26 @@ class OreMapAlgorithm(QgsProcessingAlgorithm):
                    ".hdr": ("it is an ENVI header", "Give the image file beside it (.img, .dat, .bsq or no "
                                                      "extension).")}
 
+    def _wrong_file(self, definition, value):
+        """Why a file parameter with an extension (a model's .onnx) refuses ``value``, or None: a file that does
+        not exist, or one of another kind (a report, a raster given as the model)."""
+        extension = definition.extension() if definition.behavior() == QgsProcessingParameterFile.File else ""
+        label = f"{definition.description()} ({definition.name()})"
+        if not os.path.exists(value):
+            return f"{label}: '{value}' does not exist. Choose an existing " + (f".{extension} file." if extension
+                                                                                 else "file.")
+        suffix = os.path.splitext(value)[1].lower()
+        if not extension or suffix == "." + extension.lower():
+            return None
+        what = self.OTHER_FILES.get(suffix, (None, None))[0]
+        if what is None and suffix in (".tif", ".tiff", ".img", ".dat", ".vrt"):
+            what = "it looks like a raster"
+        if what is None and suffix in (".gpkg", ".shp", ".geojson", ".csv"):
+            what = "it looks like a vector layer or table"
+        return (f"{label}: '{os.path.basename(value)}' is not a .{extension} file" + (f"; {what}." if what else ".")
+                + f" Choose a .{extension} file" + (" (an OreMap model: the model library lists yours)."
+                                                    if extension.lower() == "onnx" else "."))
+
     def _unloadable_layer(self, parameters, context):
         """Why QGIS refused a raster or vector parameter given as a path, naming the parameter: the file does not
         exist, or it exists but is no layer of that kind (an ONNX model given as the raster...); None when every
@@ -997,6 +1068,11 @@ class OreMapAlgorithm(QgsProcessingAlgorithm):
         for definition in self.parameterDefinitions():
             kind = next((k for k in kinds if isinstance(definition, k[0])), None)
             value = parameters.get(definition.name())
+            if isinstance(definition, QgsProcessingParameterFile) and isinstance(value, str) and value.strip():
+                wrong = self._wrong_file(definition, value)
+                if wrong:
+                    return wrong
+                continue
             if kind is None or not isinstance(value, str) or not value.strip():
                 continue
             _, hint, layer_type, noun, examples = kind

@@ -109,7 +109,7 @@ class ElementSelection(OreMapAlgorithm):
         self._add(QgsProcessingParameterRasterLayer("INPUT", self.tr("Element raster stack"), optional=True))
         self._add(QgsProcessingParameterFeatureSource("POINTS", self.tr("Sample points (instead of a raster)"),
                                                       [QgsProcessing.TypeVectorPoint], optional=True))
-        self._add(QgsProcessingParameterField("FIELDS", self.tr("Element fields (empty = all with a unit suffix)"),
+        self._add(QgsProcessingParameterField("FIELDS", self.tr("Element fields (empty = by unit and coverage)"),
                                               parentLayerParameterName="POINTS",
                                               type=QgsProcessingParameterField.Numeric, allowMultiple=True,
                                               optional=True))

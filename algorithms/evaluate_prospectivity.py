@@ -115,7 +115,8 @@ class EvaluateProspectivity(OreMapAlgorithm):
         "SCORE_BAND": "Band of the score raster.",
         "POINTS": "Instead of a raster: scored sample points (e.g. anomaly scores of geochemical samples).",
         "SCORE_FIELD": "Numeric field of the points holding the score (higher = more anomalous). Empty values are "
-                       "left out.",
+                       "left out. Not chosen: anomaly_score, the main score of OreMap's anomaly algorithms, when "
+                       "the layer has it.",
         **DISTANCE_HELP,
         "N_DRAWS": "Number of random draws of negatives; AUC and AP are averaged over them.",
         "N_NEGATIVES": "Negatives per draw; 0 = as many as there are positives (capped at the candidates "
@@ -199,8 +200,18 @@ class EvaluateProspectivity(OreMapAlgorithm):
         else:
             source = self.parameterAsSource(parameters, "POINTS", context)
             field = self.parameterAsString(parameters, "SCORE_FIELD", context)
-            if not field or source.fields().lookupField(field) < 0:
-                raise self.fail("SCORE_FIELD", f"The score field '{field or ''}' is not in the point layer.",
+            numeric = [f.name() for f in source.fields() if f.isNumeric() and f.name().lower() != "fid"]
+            if not field and "anomaly_score" in numeric:   # the main score of OreMap's anomaly algorithms
+                field = "anomaly_score"
+                feedback.info("Score field: anomaly_score (none was chosen; the main score of oremap:geochem_anomaly "
+                              "and oremap:vae_anomaly).")
+            if not field:
+                raise self.fail("SCORE_FIELD", "No score field was chosen.",
+                                "Choose the numeric field holding the scores"
+                                + (f": {', '.join(numeric[:12])}{' ...' if len(numeric) > 12 else ''}."
+                                   if numeric else " (the layer has no numeric field)."))
+            if source.fields().lookupField(field) < 0:
+                raise self.fail("SCORE_FIELD", f"The score field '{field}' is not in the point layer.",
                                 "Choose the numeric field holding the scores.")
             if not source.fields().field(field).isNumeric():
                 raise self.fail("SCORE_FIELD", f"The score field '{field}' is not numeric "

@@ -38,6 +38,7 @@ class GeochemAnomaly(OreMapAlgorithm):
     NAME = "geochem_anomaly"
     DISPLAY_NAME = "Geochemical anomalies (robust scores, fusion, commodity presets)"
     GROUP = "geochemistry"
+    REQUIRES = ("sklearn",)
     RECOMMENDS = {"torch": "the VAE score"}
     TAGS = ("anomaly,mahalanobis,mcd,robust pca,isolation forest,element suite,spatial,fusion,pathfinder,target,"
             "geochemistry,stream sediment,till,soil,vae")
@@ -187,7 +188,7 @@ class GeochemAnomaly(OreMapAlgorithm):
         if source is None:
             raise self.fail("POINTS", "The point layer could not be loaded.", "Choose a point layer.")
         fields = self.parameterAsFields(parameters, "FIELDS", context)
-        require_fields(self, source, fields)
+        require_fields(self, source, fields, numeric=True)
         target = TARGET_LABELS[self.parameterAsEnum(parameters, "TARGET", context)][0]
         method = am.METHODS[self.parameterAsEnum(parameters, "METHOD", context)]
         html_path = self.output_path(parameters, "OUTPUT_HTML", context, feedback)

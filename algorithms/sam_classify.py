@@ -27,8 +27,9 @@ class SamClassify(OreMapAlgorithm):
                  "(or give them under the advanced wavelength parameter).",
         "LIBRARY": "ENVI spectral library (.sli with .hdr) or CSV (a wavelength column in nm or micrometres, "
                    "then one column per spectrum). Leave empty when using endmember points.",
-        "SPECTRA": "Names of the library spectra to use, e.g. 'Kaolinite CM9; Alunite GDS84'. A unique start "
-                   "of a name is enough and case does not matter. Empty: every spectrum of the library.",
+        "SPECTRA": "Names of the library spectra to use, e.g. 'Kaolinite CM9 BECKb; Alunite GDS84 Na03 BECKa' "
+                   "(USGS splib07). A unique start of a name is enough and case does not matter. Empty: every "
+                   "spectrum of the library.",
         "METHOD": "SAM (angle, radians) or SID (divergence).",
         "THRESHOLD": "Largest angle in radians (SAM) or divergence (SID) still accepted; pixels whose best "
                      "match is worse are unclassified (class 0). 0 = no limit. Typical SAM values: 0.05-0.15.",

@@ -6,7 +6,7 @@ Not an algorithm: helpers around :mod:`core.geochemistry.survey_hygiene` for QGI
 import numpy as np
 
 from ..core.geochemistry import survey_hygiene as sh
-from .base import as_number, require_fields
+from .base import as_number, require_fields, text_numbers
 
 COVERAGE_HELP = ("Without chosen element fields: an element enters the default set when it is measured in at least "
                  "this percentage of the samples (not missing, not a 0 read as 'not analysed'; a value below "
@@ -19,8 +19,18 @@ FIELDS_HELP = ("Element fields. Empty: the survey's elements, recognised by the 
                "without one, converted to it; only elements measured in enough samples are kept (coverage).")
 
 
+NUMBER_SHARE = 0.8
+"""A text field is a candidate element (:func:`numeric_fields`) when at least this share of its values read as
+numbers: a compilation loaded from CSV makes a column text when some entries are '<0.5' or 'n.a.'."""
+
+
 def numeric_fields(source):
-    return [f.name() for f in source.fields() if f.isNumeric()]
+    """The fields that hold numbers, in the layer's order: numeric fields, and text fields whose non-empty values
+    read as numbers (:func:`~algorithms.base.as_number`, '<0.5' below detection included) in at least
+    :data:`NUMBER_SHARE` of the features that have one."""
+    text = text_numbers(source, [f.name() for f in source.fields() if not f.isNumeric()])
+    return [f.name() for f in source.fields()
+            if f.isNumeric() or (text[f.name()][0] and text[f.name()][1] >= NUMBER_SHARE * text[f.name()][0])]
 
 
 def read_points(alg, source, context, crs, fields):
@@ -63,7 +73,7 @@ def survey_table(alg, source, context, crs, fields, coverage, missing=-9999.0, z
     through :func:`core.geochemistry.survey_hygiene.plan_elements` (names, units, geometry, coverage). The choice and
     what was left out go to the log.
     """
-    require_fields(alg, source, fields, parameter)
+    require_fields(alg, source, fields, parameter, numeric=True)
     columns = list(fields) or numeric_fields(source)
     features, xs, ys, gx, gy, values = read_points(alg, source, context, crs, columns)
     if feedback is not None:

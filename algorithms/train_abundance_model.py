@@ -29,8 +29,7 @@ class TrainAbundanceModel(OreMapAlgorithm):
     NAME = "train_abundance_model"
     DISPLAY_NAME = "Train mineral abundance model"
     GROUP = "abundance"
-    REQUIRES = ("onnx", "skl2onnx")
-    RECOMMENDS = {"torch": "the 1D CNN member (leave it out of the model families without torch)"}
+    REQUIRES = ("onnx", "skl2onnx", "sklearn")
     RECOMMENDS = {"torch": "the CNN family"}
     TAGS = "abundance,regression,ensemble,stacking,pls,ridge,extra trees,gradient boosting,cnn,xrd,closure,conformal"
     CORE_PARAMETERS = {**OreMapAlgorithm.CORE_PARAMETERS, "training": "ROIS", "fields": "FIELDS",

@@ -22,7 +22,7 @@ class TrainMineClassifier(OreMapAlgorithm):
     DISPLAY_NAME = "Train a mine patch classifier"
     GROUP = "sentinel2"
     TAGS = "sentinel-2,mine,mining,detection,patch,classification,gradient boosting,cnn,onnx,cross-validation"
-    REQUIRES = ("onnx", "onnxruntime")
+    REQUIRES = ("onnx", "onnxruntime", "sklearn")
     RECOMMENDS = {"torch": "the CNN classifier"}
     CORE_PARAMETERS = {**OreMapAlgorithm.CORE_PARAMETERS, "labels": "LABELS", "polygons": "POLYGONS",
                        "chips": "CHIP_FOLDER", "masks": "MASK_FOLDER",

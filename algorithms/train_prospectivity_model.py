@@ -23,7 +23,7 @@ class TrainProspectivityModel(OreMapAlgorithm):
     NAME = "train_prospectivity_model"
     DISPLAY_NAME = "Compare prospectivity models (spatial cross-validation)"
     GROUP = "geochemistry"
-    REQUIRES = ("onnx", "skl2onnx")
+    REQUIRES = ("onnx", "skl2onnx", "sklearn")
     RECOMMENDS = {"torch": "the ResNet row (the other models train without it)"}
     TAGS = ("prospectivity,logistic regression,random forest,gradient boosting,mlp,resnet,ensemble,baseline,"
             "spatial cross-validation,model comparison,deposits,onnx")

@@ -150,7 +150,7 @@ class VaeAnomaly(OreMapAlgorithm):
     def initAlgorithm(self, config=None):  # noqa: N802
         self._add(QgsProcessingParameterFeatureSource("POINTS", self.tr("Sample points"),
                                                       [QgsProcessing.TypeVectorPoint], optional=True))
-        self._add(QgsProcessingParameterField("FIELDS", self.tr("Element fields (empty = all with a unit suffix)"),
+        self._add(QgsProcessingParameterField("FIELDS", self.tr("Element fields (empty = by unit and coverage)"),
                                               parentLayerParameterName="POINTS",
                                               type=QgsProcessingParameterField.Numeric, allowMultiple=True,
                                               optional=True))
@@ -281,7 +281,7 @@ class VaeAnomaly(OreMapAlgorithm):
                                 "Lower the coverage, or choose the element fields.")
         else:
             fields = self.parameterAsFields(parameters, "FIELDS", context)
-            require_fields(self, source, fields)
+            require_fields(self, source, fields, numeric=True)
             if len(fields) < 2:
                 raise self.fail("FIELDS", "At least two numeric element fields are needed.",
                                 "Choose the element fields.")

@@ -250,6 +250,9 @@ def test_element_selection_and_evaluation_write_reports_by_default(run_alg, till
     ev = run_alg("evaluate_prospectivity", {"POINTS": scored["OUTPUT"], "SCORE_FIELD": "anomaly_score",
                                             "DEPOSITS": deposits})
     assert os.path.exists(ev["OUTPUT_HTML"])
+    # no score field chosen: the anomaly algorithms' main score, the same evaluation
+    default = run_alg("evaluate_prospectivity", {"POINTS": scored["OUTPUT"], "DEPOSITS": deposits})
+    assert default["AUC_MEAN"] == ev["AUC_MEAN"] and default["AUC_SD"] == ev["AUC_SD"]
 
 
 # --------------------------------------------------------------------------------------

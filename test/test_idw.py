@@ -400,7 +400,7 @@ def test_an_extent_without_a_crs_is_read_in_the_layers_crs(processing_provider, 
     (None, {"FIELDS": ["Au_ppb"], "CELL_SIZE": 100.0}, "INPUT", ["no coordinate reference system", "assign"]),
     ("EPSG:4326", {"FIELDS": ["Au_ppb"], "CELL_SIZE": 100.0, "EXTENT": "0,1000,0,1000 [EPSG:32750]"}, "EXTENT",
      ["km from the samples' area", "extrapolated"]),
-    ("EPSG:4326", {"FIELDS": ["name"], "CELL_SIZE": 100.0}, "FIELDS", ["not numeric"]),
+    ("EPSG:4326", {"FIELDS": ["name"], "CELL_SIZE": 100.0}, "FIELDS", ["holds no numbers", "'s0'"]),
     # only zeros: missing by default (nothing left to grid), kept on request (log10 refuses them)
     ("EPSG:4326", {"FIELDS": ["Au_ppb"], "CELL_SIZE": 100.0, "LOG10": True}, "ZEROS", ["no sample", "zeros"]),
     ("EPSG:4326", {"FIELDS": ["Au_ppb"], "CELL_SIZE": 100.0, "LOG10": True, "ZEROS": 2}, "LOG10",
@@ -449,3 +449,81 @@ def test_the_core_grids_with_the_algorithms_default_distance(tmp_path):
     with pytest.raises(OreMapError, match="Cannot read the maximum distance 'far'") as err:
         idw.idw_to_raster(x, y, z, ["z"], str(tmp_path / "x.tif"), 50.0, max_distance="far")
     assert err.value.parameter == "max_distance"
+
+
+def test_a_text_column_of_assays_is_read_and_a_text_column_of_words_refused(run_alg, tmp_path):
+    """A compilation loaded from CSV makes a column text when some entries read '<1' (below detection) or 'n.a.':
+    such a column is an element (the '<1' as minus the limit, the tables' convention), a column of words is not,
+    and choosing one is refused naming FIELDS and a value (it was read as all missing, scores at the median)."""
+    from oremap.algorithms.base import as_number
+    from oremap.algorithms.survey_input import numeric_fields
+
+    assert [as_number(v) for v in ("<1", " < 0.5 ", ">10000", "12", "n.a.", "<", "")][:4] == [-1.0, -0.5, 10000.0, 12.0]
+    assert all(np.isnan(as_number(v)) for v in ("n.a.", "<", "", "<abc"))
+    layer = QgsVectorLayer("Point?crs=EPSG:32750", "survey", "memory")
+    layer.dataProvider().addAttributes([QgsField("Au_ppb", QVariant.String), QgsField("SAMPLETYPE", QVariant.String),
+                                        QgsField("Cu_ppm", QVariant.Double), QgsField("Pt_ppb", QVariant.String)])
+    layer.updateFields()
+    features = []
+    rows = [("<1", "STREAM", 20.0, "n.a."), ("5", "STREAM", 35.0, "n.a."), ("12", "SOIL", 18.0, "3"),
+            ("n.a.", "SOIL", 50.0, "n.a."), ("2", "STREAM", 41.0, "<2"), ("8", "SOIL", 27.0, "")]
+    for i, row in enumerate(rows):
+        f = QgsFeature(layer.fields())
+        f.setGeometry(QgsGeometry.fromPointXY(QgsPointXY(400000 + 500 * i, 6400000 + 300 * (i % 3))))
+        f.setAttributes(list(row))
+        features.append(f)
+    layer.dataProvider().addFeatures(features)
+    # Au: 5 of 6 values read (83 %); Pt: 2 of 5 non-empty values read (40 %): not an element by default
+    assert numeric_fields(layer) == ["Au_ppb", "Cu_ppm"]
+    for algorithm, params in (("idw_interpolate", {"INPUT": layer, "CELL_SIZE": 500.0, "OUTPUT": str(tmp_path / "o.tif")}),
+                              ("geochem_anomaly", {"POINTS": layer, "OUTPUT": str(tmp_path / "o.gpkg")})):
+        fields = {"FIELDS": ["SAMPLETYPE", "Cu_ppm"]}
+        with pytest.raises(QgsProcessingException) as err:
+            run_alg(algorithm, {**params, **fields})
+        assert "(FIELDS)" in str(err.value) and "SAMPLETYPE holds no numbers (SAMPLETYPE: 'STREAM')" in str(err.value)
+    # the text column of assays grids as the same assays in a numeric column, '<1' stored as -1 (below detection)
+    numeric = QgsVectorLayer("Point?crs=EPSG:32750", "numeric", "memory")
+    numeric.dataProvider().addAttributes([QgsField("Au_ppb", QVariant.Double)])
+    numeric.updateFields()
+    copies = []
+    for feature, value in zip(features, (-1.0, 5.0, 12.0, None, 2.0, 8.0)):
+        f = QgsFeature(numeric.fields())
+        f.setGeometry(feature.geometry())
+        f.setAttributes([value])
+        copies.append(f)
+    numeric.dataProvider().addFeatures(copies)
+    grids = []
+    for source, name in ((layer, "text"), (numeric, "numeric")):
+        result = run_alg("idw_interpolate", {"INPUT": source, "FIELDS": ["Au_ppb"], "CELL_SIZE": 500.0,
+                                             "OUTPUT": str(tmp_path / f"{name}.tif")})
+        with rasterio.open(result["OUTPUT"]) as ds:
+            grids.append(ds.read(1))
+    assert np.array_equal(grids[0], grids[1])
+    del layer, numeric
+
+
+def test_deposits_whose_crs_is_wrong_are_named_with_the_fix(run_alg, tmp_path):
+    """UTM coordinates labelled EPSG:4326 cannot be transformed: the error named no parameter and showed PROJ's
+    own text; it now names the layer's parameter, the feature and the usual cause."""
+    samples = QgsVectorLayer("Point?crs=EPSG:32750", "samples", "memory")
+    samples.dataProvider().addAttributes([QgsField("Cu_ppm", QVariant.Double), QgsField("Zn_ppm", QVariant.Double)])
+    samples.updateFields()
+    rng = np.random.default_rng(0)
+    features = []
+    for i in range(40):
+        f = QgsFeature(samples.fields())
+        f.setGeometry(QgsGeometry.fromPointXY(QgsPointXY(400000 + 250 * (i % 8), 6400000 + 250 * (i // 8))))
+        f.setAttributes([float(10 ** rng.normal(1.5, 0.3)), float(10 ** rng.normal(1.8, 0.3))])
+        features.append(f)
+    samples.dataProvider().addFeatures(features)
+    sites = QgsVectorLayer("Point?crs=EPSG:4326", "sites", "memory")   # metres labelled as degrees
+    site = QgsFeature(sites.fields())
+    site.setGeometry(QgsGeometry.fromPointXY(QgsPointXY(400500, 6400500)))
+    sites.dataProvider().addFeatures([site])
+    with pytest.raises(QgsProcessingException) as err:
+        run_alg("geochem_anomaly", {"POINTS": samples, "FIELDS": ["Cu_ppm", "Zn_ppm"], "DEPOSITS": sites,
+                                    "OUTPUT": str(tmp_path / "scores.gpkg")})
+    message = str(err.value)
+    assert "(DEPOSITS): Feature 1 at (400500, 6.4005e+06) cannot be placed from its CRS EPSG:4326 into EPSG:32750" \
+        in message and "labelled as degrees" in message, message
+    del samples, sites

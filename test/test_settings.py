@@ -177,6 +177,22 @@ def test_missing_package_is_explained_in_help_and_refused_at_run(processing_prov
     assert not os.path.exists(tmp_path / "m.onnx")
 
 
+def test_an_algorithm_fitting_scikit_learn_models_says_how_to_get_it(processing_provider, monkeypatch):
+    """A QGIS Python without scikit-learn ran geochem_anomaly into an ImportError traceback mid-run; the four
+    algorithms that fit scikit-learn models now refuse to start and name the system package and pip's."""
+    from qgis.core import QgsProcessingContext
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "sklearn" else real(name, *a))
+    registry = {a.name(): a for a in processing_provider.algorithms()}
+    for name in ("geochem_anomaly", "train_abundance_model", "train_mine_classifier", "train_prospectivity_model"):
+        ok, message = registry[name].checkParameterValues({}, QgsProcessingContext())
+        assert not ok and "sudo apt install python3-sklearn" in message and "pip install scikit-learn" in message
+        assert registry[name].shortHelpString().startswith("<p><b>This algorithm cannot run yet.</b> Missing Python "
+                                                          "package: 'sklearn' fits the scikit-learn models")
+    assert registry["idw_interpolate"].checkParameterValues({}, QgsProcessingContext())[1].find("sklearn") < 0
+
+
 PROVIDER_WITHOUT_PACKAGES = r"""
 import importlib.util, os, sys
 root = sys.argv[1]
@@ -215,6 +231,40 @@ def test_provider_loads_without_torch_onnx_and_onnxruntime(tmp_path):
                "train_prospectivity_cnn", "prospectivity_map"}
     assert needing <= set(blocked.split("|")) and "sam_classify" not in blocked
     assert "'onnx' writes and reads OreMap model files" in first and "'onnxruntime' runs OreMap models" in first
+
+
+PLUGIN_WITHOUT_RASTERIO = r"""
+import importlib.util, os, sys
+root = sys.argv[1]
+sys.modules["rasterio"] = None  # import fails, find_spec says missing
+spec = importlib.util.spec_from_file_location("oremap", os.path.join(root, "__init__.py"),
+                                              submodule_search_locations=[root])
+m = importlib.util.module_from_spec(spec); sys.modules["oremap"] = m; spec.loader.exec_module(m)
+from qgis.core import QgsApplication, QgsMessageLog
+app = QgsApplication([], False)
+app.initQgis()
+logged = []
+QgsApplication.messageLog().messageReceived.connect(lambda message, tag, level: logged.append((tag, message)))
+plugin = m.classFactory(None)
+plugin.initGui()
+app.processEvents()
+print(type(plugin).__name__, "|", [a.id() for a in QgsApplication.processingRegistry().providers()
+                                   if a.id() == "oremap"], "|", logged[-1][0], "|", logged[-1][1])
+plugin.unload()
+"""
+
+
+def test_without_rasterio_the_plugin_starts_and_says_what_to_install(tmp_path):
+    """A QGIS Python without rasterio (a stock Windows QGIS) made the plugin fail to start with a traceback, so the
+    menu and its installer could not even be reached; now it says what to install, where it is looked for."""
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen", XDG_RUNTIME_DIR=str(tmp_path))
+    proc = subprocess.run([sys.executable, "-c", PLUGIN_WITHOUT_RASTERIO, ROOT], capture_output=True, text=True,
+                          env=env, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    kind, providers, tag, message = [part.strip() for part in proc.stdout.strip().splitlines()[-1].split("|")]
+    assert (kind, providers, tag) == ("MissingPackagesPlugin", "[]", "OreMap")
+    assert message.startswith("OreMap cannot start: QGIS's Python lacks rasterio. Debian/Ubuntu: sudo apt install "
+                              "python3-rasterio.") and "OSGeo4W" in message
 
 
 def test_html_reports_reach_the_results_viewer_and_the_log(saved_settings, processing_provider, tmp_path):

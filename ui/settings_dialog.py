@@ -34,11 +34,11 @@ def package_status():
     from importlib import metadata
 
     rows = []
-    for package, (purpose, _) in dependencies.OPTIONAL_PACKAGES.items():
+    for package, (purpose, spec) in dependencies.OPTIONAL_PACKAGES.items():
         version = None
         if dependencies.is_installed(package):
             try:
-                version = metadata.version(package)
+                version = metadata.version(spec.split()[0].split("==")[0])   # the distribution (scikit-learn)
             except metadata.PackageNotFoundError:
                 version = "installed"
         rows.append((package, version, purpose))

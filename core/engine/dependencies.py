@@ -20,11 +20,13 @@ OPTIONAL_PACKAGES = {
     "distributed": ("runs batch jobs on a Dask cluster (oremap:batch_on_cluster)",
                     "dask==2022.12.1 distributed==2022.12.1"),
     "skl2onnx": ("saves scikit-learn models (abundance ensembles, prospectivity model comparison) as ONNX", "skl2onnx"),
+    "sklearn": ("fits the scikit-learn models (anomaly scores side by side, abundance ensembles, prospectivity model "
+                "comparison, the mine patch classifier)", "scikit-learn"),
 }
 
 #: packages the installer does not install (they start processes and servers of their own): their Debian/Ubuntu
 #: packages, the versions the tests run
-SYSTEM_PACKAGES = {"distributed": "python3-dask python3-distributed"}
+SYSTEM_PACKAGES = {"distributed": "python3-dask python3-distributed", "sklearn": "python3-sklearn"}
 
 
 def is_installed(package):
