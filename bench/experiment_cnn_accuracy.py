@@ -15,8 +15,9 @@ shared real data allow:
   ``s ~ U(0.75, 1.15)`` and Gaussian noise of SNR ``U(50, 200)`` (linear, on the pixel's mean), on the 198
   channels Jasper Ridge keeps (water-vapour and edge channels left out, as a scene's bad bands are);
   1,051 pixels, the classes about equal, each class's pixels spread over its samples;
-* **protocols**: ``grouped`` (the default): 5-fold :class:`sklearn.model_selection.StratifiedGroupKFold` by
-  physical sample, so no sample is on both sides (stricter than the reporters'); ``stratified``: the reporters'
+* **protocols**: ``grouped`` (the default): 5 folds by physical sample, each class's samples dealt round the
+  folds (:func:`folds_of`), so no sample is on both sides and every class is in every fold's training (stricter
+  than the reporters'); ``stratified``: the reporters'
   5-fold :class:`sklearn.model_selection.StratifiedKFold`, pixels of one sample on both sides; each fold trains :func:`core.hyperspectral.cnn_training.train_and_report` as
   ``oremap:train_spectral_cnn`` does for labelled points (each point its own group inside), saves the
   model and classifies the test pixels through the saved ONNX model as ``oremap:classify_spectral_cnn``
@@ -183,16 +184,24 @@ PROTOCOLS = ("grouped", "stratified")
 def folds_of(protocol, X, y, groups, n_folds=5, seed=0):
     """(train, test) index pairs of ``protocol``: ``grouped`` keeps each physical sample on one side,
     ``stratified`` (the reporters') splits pixels by class only."""
-    from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
+    from sklearn.model_selection import StratifiedKFold
 
     if protocol == "grouped":
-        # a class with fewer physical samples than folds has folds without it in training: no honest grouped fold
-        few = {CLASS_NAMES[c]: len(set(groups[y == c])) for c in np.unique(y) if len(set(groups[y == c])) < n_folds}
-        if few:
-            raise SystemExit(f"grouped protocol: {', '.join(f'{k} has {v}' for k, v in few.items())} physical samples, "
-                             f"fewer than the {n_folds} folds (a sample's splits and grain sizes are one sample since "
-                             "OreMap 0.2.5); use --protocol stratified, or fewer folds.")
-        return list(StratifiedGroupKFold(n_splits=n_folds, shuffle=True, random_state=seed).split(X, y, groups))
+        # each class's physical samples dealt round the folds in random order from a random fold, so a class with
+        # fewer samples than folds is missing from some test parts, never from a training part (two samples
+        # suffice); sklearn's StratifiedGroupKFold balances class shares instead and can put both samples of a
+        # two-sample class in one test part
+        rng = np.random.default_rng(seed)
+        fold_of = {}
+        for c in np.unique(y):
+            samples = rng.permutation(np.unique(groups[y == c]))
+            if samples.size < 2:
+                raise SystemExit(f"grouped protocol: {CLASS_NAMES[c]} has one physical sample; it cannot be both "
+                                 "trained and tested. Use --protocol stratified.")
+            start = rng.integers(n_folds)
+            fold_of.update({s: (start + i) % n_folds for i, s in enumerate(samples)})
+        fold = np.array([fold_of[s] for s in groups])
+        return [(np.flatnonzero(fold != k), np.flatnonzero(fold == k)) for k in range(n_folds)]
     if protocol == "stratified":
         return list(StratifiedKFold(n_splits=n_folds, shuffle=True, random_state=seed).split(X, y))
     raise ValueError(f"unknown protocol {protocol!r}: one of {PROTOCOLS}")
