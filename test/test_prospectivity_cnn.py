@@ -290,6 +290,24 @@ def test_training_is_deterministic_with_a_seed(stack):
 # ---------------------------------------------------------------------------------------
 # The trained model
 # ---------------------------------------------------------------------------------------
+def test_the_reports_mean_row_holds_the_folds_means_and_the_pooled_row_the_pooled_figures(trained):
+    """The "mean +/- sd" row showed the pooled accuracy, balanced accuracy and F1 under the fold means' label."""
+    import re
+
+    result = trained["result"]
+    cv = result.cv
+    done = [f for f in result.folds if not f["skipped"]]
+    html = open(trained["report"], encoding="utf-8").read()
+    mean_row = re.search(r"<tr><td>mean \+/- sd</td>(.*?)</tr>", html).group(1)
+    pooled_row = re.search(r"<tr><td>pooled \(all validation windows\)</td>(.*?)</tr>", html).group(1)
+    cells = re.findall(r"<td[^>]*>(.*?)</td>", mean_row)[-4:]
+    for cell, key in zip(cells[1:], ("accuracy", "balanced_accuracy", "f1")):
+        values = np.array([f["metrics"][key] for f in done], dtype=float)
+        assert cell == f"{values.mean():.3f} &plusmn; {values.std(ddof=1):.3f}", (key, cell)
+    pooled = re.findall(r"<td[^>]*>(.*?)</td>", pooled_row)[-4:]
+    assert pooled[1:] == [f"{cv[k]:.3f}" for k in ("accuracy", "balanced_accuracy", "f1")], pooled
+
+
 def test_onnx_export_matches_torch_and_metadata_are_complete(trained, stack):
     result = trained["result"]
     data = read_nan(stack["path"]).astype(np.float32)

@@ -151,7 +151,15 @@ def test_repeated_draws_deterministic_and_seed_dependent():
     assert full["n_negatives"] == 300 and np.allclose(full["aucs"], full["auc_all"]) and full["sd"] < 1e-12
     np.testing.assert_allclose(full["aps"], pe.average_precision(scores, labels))
     fpr, tpr, _ = pe.roc_curve(scores, labels)
-    np.testing.assert_allclose(full["roc_tpr"][0], np.interp(pe.ROC_GRID, fpr, tpr))  # no tied scores here
+    np.testing.assert_allclose(full["roc_tpr"][0][1::2], np.interp(pe.ROC_GRID, fpr, tpr))  # no tied scores here
+    # the plotted curve has each draw's AUC as its area when the curve's points lie on grid values (10 negatives,
+    # tied scores included); one value per grid point (the upper one at a jump) made it larger by up to 0.005
+    rng = np.random.default_rng(4)
+    tied = np.round(rng.normal(size=60), 1)
+    few = pe.repeated_negative_auc(np.r_[tied[:20] + 0.3, tied[20:]], np.r_[np.ones(20), np.zeros(40)], n_draws=6,
+                                   n_negatives=10, seed=1)
+    assert np.array_equal(few["roc_fpr"], np.repeat(pe.ROC_GRID, 2))
+    np.testing.assert_allclose([np.trapz(t, few["roc_fpr"]) for t in few["roc_tpr"]], few["aucs"], rtol=0, atol=1e-12)
     with pytest.raises(OreMapError) as err:
         pe.repeated_negative_auc([1.0, 0.0, 0.5], [1, 0, 0])
     assert err.value.parameter == "deposits"
@@ -209,6 +217,11 @@ def test_element_selection_by_hand():
                                two_sided=True)
     assert [r["element"] for r in two][:2] in (["A", "B"], ["B", "A"]) and all(
         r["selected"] for r in two if r["element"] in "AB")
+    # the chart draws the perfect separators (ZAUC +-inf) too, capped beyond the largest finite bar and named so
+    html = es.element_selection_report(rows, "t", threshold=2.0)
+    chart = html[html.index("<svg"):]
+    cap = 1.25 * max(abs(by["C"]["zauc"]), 2.0, 1.0)
+    assert "A (+\u221e)" in chart and "B (\u2212\u221e)" in chart and f"drawn at {cap:.3g}" in chart
 
 
 # --------------------------------------------------------------------------------------
@@ -377,6 +390,8 @@ def test_report_and_csv(tmp_path):
     # the ROC plot draws the 6 draws as one series broken by NaN gaps: 6 polylines, plus mean and chance
     roc = re.findall(r"<svg.*?</svg>", text, re.S)[0]
     assert roc.count("<polyline") == 6 + 2
+    # deposit coordinates to the decimetre, as the CSV (6 significant digits put northings to the nearest 100 m)
+    assert "<td class=\"num\">510000.5</td><td class=\"num\">6290000.3</td>" in text
     with open(table, encoding="utf-8-sig") as fh:
         rows = list(csv.reader(fh))
     measures = {r[0]: r[1] for r in rows if len(r) == 2}

@@ -214,14 +214,21 @@ def element_selection_sections(rows, threshold=DEFAULT_ZAUC_THRESHOLD, notes=(),
         [[r["element"], r["auc"], r["se"], z_cell(r["zauc"]), r["selected"], r["direction"], r["n_pos"], r["n_neg"]]
          for r in rows])
     sections = [("Selected elements", summary), ("AUC and ZAUC per element", table)]
-    shown = [r for r in rows if np.isfinite(r["zauc"])]
+    shown = [r for r in rows if not np.isnan(r["zauc"])]
     if len(shown) > 40:  # the strongest at both ends (rows are sorted by ZAUC, or by |ZAUC| when two-sided)
         by_z = all(a["zauc"] >= b["zauc"] for a, b in zip(shown, shown[1:]))
         shown = shown[:25] + shown[-15:] if by_z else shown[:40]
     if shown:
-        bars = report.svg_bar_chart([r["element"] for r in shown], [[r["zauc"] for r in shown]], ["ZAUC"],
-                                    f"ZAUC per element (selection at {threshold:g})", "ZAUC",
-                                    colours=["#1f78b4"])
+        # a perfect separator (AUC 0 or 1: ZAUC infinite, the strongest element) is drawn at a cap beyond the
+        # largest finite bar and the threshold, and named so
+        cap = 1.25 * max([abs(r["zauc"]) for r in shown if np.isfinite(r["zauc"])] + [abs(threshold), 1.0])
+        infinite = [not np.isfinite(r["zauc"]) for r in shown]
+        labels = [r["element"] + ((" (+\u221e)" if r["zauc"] > 0 else " (\u2212\u221e)") if inf else "")
+                  for r, inf in zip(shown, infinite)]
+        values = [float(np.sign(r["zauc"]) * cap) if inf else r["zauc"] for r, inf in zip(shown, infinite)]
+        title = f"ZAUC per element (selection at {threshold:g})" + (
+            f"; infinite ZAUC (perfect separation) drawn at {cap:.3g}" if any(infinite) else "")
+        bars = report.svg_bar_chart(labels, [values], ["ZAUC"], title, "ZAUC", colours=["#1f78b4"])
         sections.append(("ZAUC", bars))
     return [(prefix + h, f) for h, f in sections]
 

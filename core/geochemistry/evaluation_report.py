@@ -126,7 +126,7 @@ def evaluation_sections(result, prefix=""):
     sections.append(("Deposits", report.html_table(
         ["Deposit", "X", "Y", "Score"],
         [[i + 1, float(x), float(y), float(s)] for i, ((x, y), s) in enumerate(zip(dep, result["deposit_scores"]))],
-        number_format="{:.6g}")))
+        number_format="{:.8g}")))   # as the CSV: .6g put northings to the nearest 100 m
     return [(prefix + heading, fragment) for heading, fragment in sections]
 
 

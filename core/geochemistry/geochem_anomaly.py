@@ -115,7 +115,7 @@ def _map_svg(x, y, score, deposits=None):
     dx, dy = np.ptp(x[ok]) or 1.0, np.ptp(y[ok]) or 1.0
     width = 560
     height = int(min(760, max(280, 90 + (width - 60) * dy / dx)))
-    return report.svg_scatter(groups, "Map of the fused score (percentile classes)", "Easting", "Northing",
+    return report.svg_scatter(groups, "Map of the fused score (percentile classes)", "Easting (m)", "Northing (m)",
                               width=width, height=height, identity=False)
 
 

@@ -59,10 +59,10 @@ from ..engine.evaluation_guard import check_evaluation, read_validation
 __all__ = [
     "roc_auc", "roc_curve", "auc_standard_error", "zauc", "average_precision", "nearest_distance",
     "label_by_distance", "repeated_negative_auc", "success_rate_curve", "prediction_area", "evaluate_points",
-    "evaluate_raster", "deposit_array", "sample_raster_by_distance", "ROC_GRID", "DEFAULT_ZAUC_THRESHOLD",
+    "evaluate_raster", "deposit_array", "sample_raster_by_distance", "ROC_GRID", "ROC_CURVE_FPR", "DEFAULT_ZAUC_THRESHOLD",
 ]  # reports: evaluation_report; element selection: element_selection
 
-ROC_GRID = np.linspace(0.0, 1.0, 101)
+ROC_GRID = np.arange(101) / 100.0   # i / 100 correctly rounded, as a curve's k / n is: 3 / 10 == 30 / 100
 """False-positive rates at which the ROC curves of the draws are sampled and averaged."""
 
 DEFAULT_ZAUC_THRESHOLD = 2.58
@@ -130,15 +130,32 @@ def roc_curve(scores, labels):
     return np.r_[0.0, fp / neg.size], np.r_[0.0, tp / pos.size], np.r_[np.inf, thresholds]
 
 
-def _roc_on_grid(fpr, tpr, grid=ROC_GRID):
-    """True-positive rate of a ROC curve at the false-positive rates of ``grid`` (upper value at jumps)."""
-    # the polyline through the points in order: the last point at or left of g, then its segment to the next one
-    j = np.clip(np.searchsorted(fpr, grid, side="right") - 1, 0, fpr.size - 1)
+def _roc_at(fpr, tpr, grid, side):
+    """True-positive rate of the ROC polyline at the false-positive rates ``grid``: at a vertical jump on a grid
+    value, the value below it (``side="left"``) or above it (``"right"``)."""
+    # the last point left of g ("left") or at or left of g ("right"), then its segment to the next one
+    j = np.clip(np.searchsorted(fpr, grid, side=side) - 1, 0, fpr.size - 1)
     k = np.minimum(j + 1, fpr.size - 1)
     span = fpr[k] - fpr[j]
     with np.errstate(invalid="ignore", divide="ignore"):
         w = np.where(span > 0, (grid - fpr[j]) / np.where(span > 0, span, 1.0), 0.0)
     return tpr[j] + w * (tpr[k] - tpr[j])
+
+
+ROC_CURVE_FPR = np.repeat(ROC_GRID, 2)
+"""False-positive rates of the ROC curves that evaluations return and plot: each :data:`ROC_GRID` value twice,
+for the true-positive rate below and above a jump there (:func:`_roc_on_grid`)."""
+
+
+def _roc_on_grid(fpr, tpr, grid=ROC_GRID):
+    """True-positive rates of a ROC curve at :data:`ROC_CURVE_FPR`: at each ``grid`` value the value below and the
+    value above a vertical jump there. The polyline through them has the curve's area whenever the curve's points
+    lie on grid values (as many negatives as divide 100), where one value per grid point (the upper) overstated
+    it by up to half a grid step per jump; otherwise it cuts corners both ways."""
+    out = np.empty(2 * np.asarray(grid).size)
+    out[0::2] = _roc_at(fpr, tpr, grid, "left")
+    out[1::2] = _roc_at(fpr, tpr, grid, "right")
+    return out
 
 
 def auc_standard_error(auc, n_pos, n_neg):
@@ -275,7 +292,7 @@ def repeated_negative_auc(scores, labels, n_draws=20, n_negatives=None, seed=0):
         ``aucs`` (per draw); ``ap_mean``, ``ap_sd``, ``aps``; ``n_positive``,
         ``n_negatives`` (per draw), ``n_candidates``; ``se`` and ``zauc`` of the mean
         AUC (Hanley & McNeil with ``n_positive`` and ``n_negatives``); ``auc_all``
-        (AUC against all candidates); ``roc_fpr`` (:data:`ROC_GRID`), ``roc_tpr``
+        (AUC against all candidates); ``roc_fpr`` (:data:`ROC_CURVE_FPR`), ``roc_tpr``
         (one row per draw) and ``roc_tpr_mean``; ``n_draws``, ``seed``.
     """
     pos, neg = _split(scores, labels)
@@ -308,7 +325,7 @@ def repeated_negative_auc(scores, labels, n_draws=20, n_negatives=None, seed=0):
         "n_positive": int(pos.size), "n_negatives": int(k), "n_candidates": int(neg.size),
         "se": auc_standard_error(mean, pos.size, k), "zauc": zauc(mean, pos.size, k),
         "auc_all": _auc(pos, neg),
-        "roc_fpr": ROC_GRID.copy(), "roc_tpr": tprs, "roc_tpr_mean": tprs.mean(axis=0),
+        "roc_fpr": ROC_CURVE_FPR.copy(), "roc_tpr": tprs, "roc_tpr_mean": tprs.mean(axis=0),
         "n_draws": n_draws, "seed": seed,
     }
 

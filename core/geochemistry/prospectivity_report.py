@@ -79,9 +79,26 @@ def training_report(result, height, width, raster_path=""):
             rows.append([f["fold"], f.get("n_train_positive"), f.get("n_train_negative"), f.get("n_val_positive"),
                          f.get("n_val_negative"), f.get("buffered_deposits"), m["auc"], m["accuracy"],
                          m["balanced_accuracy"], m["f1"]])
-        rows.append(["mean +/- sd", None, None, None, None, None,
-                     report.Raw(f"{cv['auc_mean']:.3f} &plusmn; {cv['auc_sd']:.3f}")
-                     if np.isfinite(cv["auc_mean"]) else None, cv["accuracy"], cv["balanced_accuracy"], cv["f1"]])
+
+        def mean_sd(key):
+            """Mean +/- sample sd of a metric over the scored folds (the AUC's as the cross-validation gives it)."""
+            if key == "auc":
+                mean, sd = cv["auc_mean"], cv["auc_sd"]
+            else:
+                values = np.array([f["metrics"][key] for f in result.folds if not f.get("skipped")
+                                   and f["metrics"].get(key) is not None], dtype=float)
+                values = values[np.isfinite(values)]
+                if not values.size:
+                    return None
+                mean, sd = values.mean(), values.std(ddof=1) if values.size > 1 else np.nan
+            if not np.isfinite(mean):
+                return None
+            return report.Raw(f"{mean:.3f} &plusmn; {sd:.3f}" if np.isfinite(sd) else f"{mean:.3f}")
+
+        rows.append(["mean +/- sd", None, None, None, None, None] + [mean_sd(k) for k in
+                                                                    ("auc", "accuracy", "balanced_accuracy", "f1")])
+        rows.append(["pooled (all validation windows)", None, None, None, None, None, cv["pooled_auc"],
+                     cv["accuracy"], cv["balanced_accuracy"], cv["f1"]])
         table = report.html_table(
             ["Fold", "training deposit windows", "training background", "validation deposits",
              "validation background", "deposits buffered out", "AUC", "accuracy", "balanced accuracy", "F1"], rows)

@@ -54,8 +54,9 @@ def tile_figure(example, size=384):
             f'red dashed: predicted (threshold)</text></svg>')
 
 
-def _layout_svg(plan, size=360):
-    """The tile grid: training tiles blue, held-out tiles orange (darker with mines), held-out blocks framed."""
+def _layout_svg(plan, size=360, example=None):
+    """The tile grid: training tiles blue, held-out tiles orange (darker with mines), held-out blocks framed;
+    ``example`` (row, column of the grid, from 0), the example tile, ringed in black."""
     n_r, n_c = plan.grid
     cell = size / max(n_r, n_c)
     w, h = n_c * cell, n_r * cell
@@ -71,8 +72,12 @@ def _layout_svg(plan, size=360):
     for bi, bj in sorted(plan.val_blocks):
         out.append(f'<rect x="{bj * bt:.1f}" y="{bi * bt:.1f}" width="{bt:.1f}" height="{bt:.1f}" fill="none" '
                    f'stroke="#7f2704" stroke-width="2"/>')
+    if example is not None:
+        out.append(f'<rect x="{example[1] * cell:.1f}" y="{example[0] * cell:.1f}" width="{cell:.1f}" '
+                   f'height="{cell:.1f}" fill="none" stroke="#000" stroke-width="2.5"/>')
     out.append(f'<text x="0" y="{h + 16:.1f}" font-size="11" font-family="sans-serif">blue: training, orange: '
-               'held out (dark: with mines); framed: held-out blocks; grey: unused</text></svg>')
+               'held out (dark: with mines); framed: held-out blocks; grey: unused'
+               + ('; ringed in black: the example tile' if example is not None else '') + '</text></svg>')
     return "".join(out)
 
 
@@ -138,11 +143,12 @@ def training_report(result, raster_size=None, raster_path="", chips=None):
         [("held-out IoU", epochs, result.history["val_iou"], "#2ca02c"),
          ("held-out F1", epochs, result.history["val_f1"], "#d62728")], "Held-out accuracy", "epoch", "score")
     sections.append(("Learning curves", curves))
-    sections.append(("Tile layout", _layout_svg(plan)))
-    if result.example is not None:
-        ex = result.example
+    ex = result.example
+    sections.append(("Tile layout", _layout_svg(plan, example=None if ex is None or chips else ex["tile"])))
+    if ex is not None:
         where = (f"chip {chips[ex['tile'][0]][0]}, its tile {ex['tile'][1] + 1}" if chips
-                 else f"grid row {ex['tile'][0]}, column {ex['tile'][1]}")
+                 else f"grid row {ex['tile'][0] + 1}, column {ex['tile'][1] + 1}, counted from 1; ringed in the "
+                      "layout above")
         sections.append((f"Example {ex['split']} tile ({where})", tile_figure(ex)))
     return report.html_report("Sentinel-2 mine segmentation: training report", sections,
                               subtitle=info.description + " - " + info.training["date"])
