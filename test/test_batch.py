@@ -414,6 +414,7 @@ def test_a_split_scene_logs_the_scenes_totals_as_a_single_run_does(client, tmp_p
     cube[5:] *= 3.5
     cube[1, :2] = 0.25     # fill: one value in every band, in two parts
     cube[8, 3] = 0.25
+    cube[9] = 0.25         # and the last row range (row 10) fill alone: an empty part that counts its fill
     cube[4, 9] *= -1.0      # no non-negative fit (not one value: fill)
     cube[7, 0] *= -1.0
     scene = str(tmp_path / "mixed.img")
@@ -425,7 +426,7 @@ def test_a_split_scene_logs_the_scenes_totals_as_a_single_run_does(client, tmp_p
         mapping.unmix_map(scene, library, str(tmp_path / f"single.{mode}.tif"), mode=mode, scale=1,
                           band_info=mapping.image_band_info(scene, scale=1), memory_mb=MEMORY_MB, feedback=single)
         counted = [w for w in single.warnings if "bright" in w or "every band" in w]
-        assert counted == ["3 pixels hold one value in every band (fill outside the scene's footprint, written "
+        assert counted == ["13 pixels hold one value in every band (fill outside the scene's footprint, written "
                            "without a nodata value) and are left out as nodata."]
         fits = [i for i in single.infos if "no non-negative fit" in i]
         assert [f[:8] for f in fits] == ([] if mode == "fcls" else ["2 pixels"])

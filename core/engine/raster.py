@@ -712,9 +712,11 @@ def run_pixelwise(source, outputs, func, memory_mb=None, work_bytes_per_pixel=0,
             dst.close()
         fill = report_fill(source, feedback)
         if n_valid == 0:
-            raise OreMapError("Every pixel of the raster is nodata (or NaN)"
-                              + (", or holds one value in every band (fill)." if fill else "."), "raster",
-                              "Check the raster and the nodata value.")
+            error = OreMapError("Every pixel of the raster is nodata (or NaN)"
+                                + (", or holds one value in every band (fill)." if fill else "."), "raster",
+                                "Check the raster and the nodata value.")
+            error.fill_pixels = int(fill)   # a batch's row range of fill alone still counts in its scene's total
+            raise error
         for spec, tmp in zip(outputs, tmp_paths):
             _remove_quietly(spec.path + ".aux.xml")  # stale statistics of a replaced file
             os.replace(tmp, spec.path)

@@ -990,7 +990,8 @@ def run_part(algorithm, scene, model, options, work, index, rows=None, memory_mb
                 if rows is None or exc.parameter != "raster" or not _no_usable_pixels(exc):
                     raise
                 return {"index": index, "rows": list(rows), "empty": True, "seconds": time.perf_counter() - start,
-                        "pixels": 0, "message": str(exc), "compute": dict(run.used)}
+                        "pixels": 0, "message": str(exc), "compute": dict(run.used),
+                        "fill_pixels": int(getattr(exc, "fill_pixels", 0))}
             finally:
                 if rows is not None:
                     try:
@@ -1425,10 +1426,11 @@ def _scene_totals(parts):
     stats = [r.get("stats") or {} for r in parts if not r.get("empty")]
     drop, lines = set(), []
     if stats and all("fill_pixels" in s for s in stats):
-        drop |= {("warning", fill_warning(s["fill_pixels"])) for s in stats}
-        total = sum(s["fill_pixels"] for s in stats)
-        if total:
-            lines.append(("warning", fill_warning(total)))
+        # a row range of fill alone is an empty part that still counts its fill
+        fills = [s["fill_pixels"] for s in stats] + [r.get("fill_pixels", 0) for r in parts if r.get("empty")]
+        drop |= {("warning", fill_warning(n)) for n in fills}
+        if sum(fills):
+            lines.append(("warning", fill_warning(sum(fills))))
     if stats and all("unmixed_pixels" in s and "valid_pixels" in s for s in stats):
         drop |= {("info", no_fit_note(s["valid_pixels"] - s["unmixed_pixels"])) for s in stats}
         total = sum(s["valid_pixels"] - s["unmixed_pixels"] for s in stats)
