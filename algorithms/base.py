@@ -1081,6 +1081,10 @@ class OreMapAlgorithm(QgsProcessingAlgorithm):
                 continue
             label = f"{definition.description()} ({definition.name()})"
             path = value.split("|")[0]
+            if value.startswith("file://") and "?" in value and noun == "vector layer":
+                # a delimited-text URI without its provider, as the Data Source Manager shows it
+                return (f"{label}: '{value}' is a delimited-text URI without its provider. Give it as "
+                        f"'delimitedtext://{value}'.")
             if not os.path.exists(path):
                 return (f"{label}: '{value}' is neither an existing file nor a layer of the project. Choose an "
                         f"existing {noun} file or a loaded layer.")
