@@ -32,6 +32,7 @@ from qgis.core import (
     QgsProcessingException,
     QgsProcessingFeatureSource,
     QgsProcessingOutputBoolean,
+    QgsProcessingOutputFile,
     QgsProcessingOutputNumber,
     QgsProcessingOutputLayerDefinition,
     QgsProcessingOutputString,
@@ -559,7 +560,7 @@ class OreMapAlgorithm(QgsProcessingAlgorithm):
     def add_value_output(self, name, label, kind="number"):
         """A value the algorithm reports (e.g. an accuracy), offered to later steps of a model."""
         output = {"number": QgsProcessingOutputNumber, "boolean": QgsProcessingOutputBoolean,
-                  "string": QgsProcessingOutputString}[kind]
+                  "string": QgsProcessingOutputString, "file": QgsProcessingOutputFile}[kind]
         self.addOutput(output(name, self.tr(label)))
 
     def add_raster_output(self, name, label, optional=False, create=None):

@@ -40,7 +40,9 @@ class ClassifySpectralCnn(OreMapAlgorithm):
                  "machine (MODEL=0 is always the first bundled model); a model that cannot run here says why "
                  "when it is chosen.",
         "MODEL_FILE": "An OreMap .onnx model file, used when 'Model file' is chosen above (or when a script "
-                      "gives no MODEL); ignored, with a warning, when a bundled model is chosen.",
+                      "gives no MODEL). Given while a bundled model is chosen, the run stops and asks which one "
+                      "you mean (in the Graphical Modeler: set Model to 'Model file' when this comes from a "
+                      "training step).",
         "MIN_CONFIDENCE": "Pixels whose highest class probability is below this value are unclassified "
                           "(class 0). 0 = keep every pixel's best class.",
         "THREADS": "Threads onnxruntime may use; 0 = all cores.",
@@ -86,11 +88,13 @@ class ClassifySpectralCnn(OreMapAlgorithm):
         self.add_value_output("MODEL_USED", "Model file used", kind="string")
         self.add_value_output("OUT_OF_DISTRIBUTION", "Pixels unlike the training data (unclassified)")
 
-    def model_path(self, parameters, context, feedback=None):
+    def model_path(self, parameters, context):
         """The model file: the bundled model chosen under MODEL, or MODEL_FILE when 'Model file' is chosen.
 
         A script that gives MODEL_FILE without MODEL uses the file. A file given while a bundled model is
-        chosen (e.g. remembered by the dialog from an earlier run) is ignored, with a warning.
+        chosen is refused: in the Graphical Modeler, a model file wired from a training step with Model left at
+        its default ran the bundled model with only a warning; in the dialog it is a file remembered from an
+        earlier run, which the message says to clear.
         """
         models = self.models()
         path = self.parameterAsFile(parameters, "MODEL_FILE", context)
@@ -99,9 +103,12 @@ class ClassifySpectralCnn(OreMapAlgorithm):
         else:
             choice = self.parameterAsEnum(parameters, "MODEL", context)
         if choice < len(models):
-            if path and feedback is not None:
-                feedback.warning(f"The model file {path} is ignored: the bundled model '{models[choice][0]}' is "
-                                 "chosen. Choose 'Model file' under Model to use the file.")
+            if path:
+                raise self.fail("MODEL_FILE", f"A model file ({path}) is given while the bundled model "
+                                f"'{models[choice][0]}' is chosen under Model.",
+                                "Choose 'Model file' under Model to use the file (in the Graphical Modeler too, "
+                                "when the file comes from another step), or clear the file to use the bundled "
+                                "model.")
             reason = unusable_reason(models[choice][1])
             if reason:
                 raise self.fail("MODEL", f"The bundled model '{models[choice][0]}' cannot be used here.", reason)
@@ -112,7 +119,7 @@ class ClassifySpectralCnn(OreMapAlgorithm):
 
     def process(self, parameters, context, feedback):
         raster, _ = self.raster_path(parameters, "INPUT", context)
-        model_path = self.model_path(parameters, context, feedback)
+        model_path = self.model_path(parameters, context)
         wavelengths, nodata, scale = self.band_parameters(parameters, context)
         feedback.info(f"Model file: {model_path}")
         from ..core.engine.model_format import read_model_info

@@ -77,6 +77,8 @@ class TrainProspectivityModel(OreMapAlgorithm):
                          "resnet.onnx and ensemble.onnx (those chosen). Files of these names are replaced.",
         "OUTPUT_REPORT": "HTML report: the table, ROC and success-rate curves, uncertainty, unused deposits, folds.",
         "BEST_MODEL": "The model with the highest mean fold ROC-AUC.",
+        "BEST_MODEL_FILE": "Its .onnx file in the model folder, for a next step such as oremap:prospectivity_map "
+                           "(in the Graphical Modeler: its Model file). Empty when no model could be scored.",
         "BEST_AUC_MEAN": "The best model's mean ROC-AUC over the spatial folds.",
         "BEST_AUC_SD": "The best model's sample standard deviation of the ROC-AUC over the folds.",
         "BASELINE_ELEMENT": "The element whose grid value alone ranks the validation windows best.",
@@ -121,6 +123,7 @@ class TrainProspectivityModel(OreMapAlgorithm):
         self._add(QgsProcessingParameterFolderDestination("OUTPUT_FOLDER", self.tr("Model folder")))
         self.add_report_output("OUTPUT_REPORT", "Comparison report", "HTML files (*.html)")
         self.add_value_output("BEST_MODEL", "Best model", kind="string")
+        self.add_value_output("BEST_MODEL_FILE", "Best model file", kind="file")
         self.add_value_output("BEST_AUC_MEAN", "Best model's spatial CV AUC (mean)")
         self.add_value_output("BEST_AUC_SD", "Best model's spatial CV AUC (sd)")
         self.add_value_output("BASELINE_ELEMENT", "Best single element", kind="string")
@@ -180,7 +183,9 @@ class TrainProspectivityModel(OreMapAlgorithm):
         models = [r for r in result.rows if r["key"] != "baseline" and np.isfinite(r["auc_mean"])]
         best = max(models, key=lambda r: r["auc_mean"]) if models else result.rows[0]
         base = result.row("baseline")
+        best_file = os.path.join(folder, f"{best['key']}.onnx") if models else None
         return {"OUTPUT_FOLDER": folder, "OUTPUT_REPORT": report_path, "BEST_MODEL": best["key"],
+                "BEST_MODEL_FILE": best_file if best_file and os.path.isfile(best_file) else None,
                 "BEST_AUC_MEAN": best["auc_mean"], "BEST_AUC_SD": best["auc_sd"],
                 "BASELINE_ELEMENT": base["element"], "BASELINE_AUC_MEAN": base["auc_mean"],
                 "DEPOSITS_VALIDATED": base["n_deposits"]}

@@ -71,6 +71,10 @@ CONFIGS = {
                                       "feature_check": True},
     "current_sample_groups_per_view": {"preprocessing": "continuum_removal", "augment_copies": 5,
                                        "sample_groups": True, "ood_joint": False},
+    # on the honest grouped protocol (0.2.6): more copies per pixel, or a seed ensemble, on top of the defaults
+    "current_augment10": {"preprocessing": "continuum_removal", "augment_copies": 10, "feature_check": True},
+    "current_ensemble3": {"preprocessing": "continuum_removal", "augment_copies": 5, "feature_check": True,
+                          "ensemble": 3},
     "defaults": {},
     "no_refit": {"refit": False},
     "augment5": {"augment_copies": 5},

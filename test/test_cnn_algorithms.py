@@ -208,24 +208,30 @@ def test_resampling_operator_reaches_just_beyond_the_image_range():
 
 
 def test_model_file_is_used_only_when_chosen(trained, tmp_path):
-    """A file remembered by the dialog does not override a bundled model chosen under MODEL."""
+    """A model file given while a bundled model is chosen is refused, naming both: in the Graphical Modeler a file
+    wired from a training step with Model left at its default ran the bundled model with only a warning."""
     import processing
+    from qgis.core import QgsProcessingException
 
     from oremap.core.engine.bundled import bundled_models
 
     bundled = bundled_models("spectral_classification")
     own = os.path.abspath(trained["OUTPUT_MODEL"])
-    feedback = warning_recorder()
-    result = processing.run("oremap:classify_spectral_cnn", {
-        "INPUT": AVIRIS_NG, "MODEL": 0, "MODEL_FILE": own, "OUTPUT_CLASSES": str(tmp_path / "a.tif")},
-        feedback=feedback)
-    assert result["MODEL_USED"] == os.path.abspath(bundled[0][1])
-    assert any("is ignored" in w and own in w for w in feedback.warnings), feedback.warnings
+    with pytest.raises(QgsProcessingException) as err:
+        processing.run("oremap:classify_spectral_cnn", {
+            "INPUT": AVIRIS_NG, "MODEL": 0, "MODEL_FILE": own, "OUTPUT_CLASSES": str(tmp_path / "a.tif")})
+    message = str(err.value)
+    assert "(MODEL_FILE): A model file" in message and own in message and bundled[0][0] in message \
+        and "Choose 'Model file' under Model" in message, message
+    assert not os.path.exists(tmp_path / "a.tif")
     feedback = warning_recorder()
     result = processing.run("oremap:classify_spectral_cnn", {
         "INPUT": AVIRIS_NG, "MODEL": len(bundled), "MODEL_FILE": own, "OUTPUT_CLASSES": str(tmp_path / "b.tif")},
         feedback=feedback)  # 'Model file' chosen
-    assert result["MODEL_USED"] == own and not any("is ignored" in w for w in feedback.warnings)
+    assert result["MODEL_USED"] == own
+    result = processing.run("oremap:classify_spectral_cnn", {   # a script giving the file alone uses it
+        "INPUT": AVIRIS_NG, "MODEL_FILE": own, "OUTPUT_CLASSES": str(tmp_path / "c.tif")})
+    assert result["MODEL_USED"] == own
 
 
 def test_classify_resamples_a_cube_with_other_bands(trained, run_alg, tmp_path):

@@ -294,6 +294,11 @@ def test_algorithm_compares_and_saves_models_through_processing(run_alg, tmp_pat
     assert info.task == "prospectivity" and info.input["window"] == WINDOW and info.band_names == ELEMENTS
     assert result["BASELINE_ELEMENT"] == "Au_ppb" and result["DEPOSITS_VALIDATED"] == 14
     assert result["BEST_MODEL"] in ("logistic", "random_forest", "ensemble")
+    # the best model's file, for a next step (the Graphical Modeler's prospectivity_map)
+    assert result["BEST_MODEL_FILE"] == str(tmp_path / "models" / f"{result['BEST_MODEL']}.onnx")
+    best = read_model_info(result["BEST_MODEL_FILE"])
+    assert best.task == "prospectivity" and best.training["metrics"]["cv_auc_mean"] == pytest.approx(
+        result["BEST_AUC_MEAN"])
     assert result["BEST_AUC_MEAN"] == pytest.approx(info.training["metrics"]["cv_auc_mean"]) or \
         result["BEST_MODEL"] != "logistic"
     html = (tmp_path / "report.html").read_text(encoding="utf-8")
