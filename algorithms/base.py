@@ -1004,7 +1004,10 @@ class OreMapAlgorithm(QgsProcessingAlgorithm):
             path = (results or {}).get(output.name())
             if output.type() == "outputHtml" and isinstance(path, str) and path:
                 bridge.info(f"Report: {path} (opens from Processing > Results Viewer, or in a browser).")
-        return results
+        # an optional destination that was not asked for is left out, as QGIS's own algorithms do (not None,
+        # which qgis_process --json prints as null and a model's next step would take for a path)
+        destinations = {d.name() for d in self.destinationParameterDefinitions()}
+        return {k: v for k, v in (results or {}).items() if not (v is None and k in destinations)}
 
     def checkParameterValues(self, parameters, context):  # noqa: N802 (QGIS API)
         """A missing package refuses the run with how to install it; then QGIS's checks, except that a raster
