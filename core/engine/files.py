@@ -132,9 +132,9 @@ def claim(path, parameter=None, what=None):
     The mark is an empty hidden file beside it, ``.NAME.oremap-writing-HOST-PID-TOKEN``. Another run's mark stops
     this run with an :class:`OreMapError` naming ``parameter``: a run of this process (another QGIS task), of a
     live process of this machine, or of another machine sharing the folder and touched within
-    :data:`STALE_AFTER_S`. Marks of runs that are gone are removed. Two runs that claim at the same instant both
-    see the other's mark and both stop, rather than both writing. ``what`` names the file in the message
-    (default: its name).
+    :data:`STALE_AFTER_S`. Marks of runs that are gone are removed, all of them before a live one stops the
+    run. Two runs that claim at the same instant both see the other's mark and both stop, rather than both
+    writing. ``what`` names the file in the message (default: its name).
     """
     folder, base = os.path.split(os.path.abspath(os.fspath(path)))
     mine = os.path.join(folder, f".{base}{_WRITING}{host_tag()}-{os.getpid()}-{secrets.token_hex(4)}")
@@ -142,7 +142,8 @@ def claim(path, parameter=None, what=None):
         os.close(os.open(mine, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o666))
     except OSError:
         mine = None
-    for name in names_beside(folder, "." + base + _WRITING):
+    live = []
+    for name in sorted(names_beside(folder, "." + base + _WRITING)):   # every stale mark is removed first
         full = os.path.join(folder, name)
         match = _WRITING_NAME.fullmatch(name[len(base) + 1:])
         if match is None or full == mine:
@@ -150,7 +151,10 @@ def claim(path, parameter=None, what=None):
         host, pid = match.group("host"), int(match.group("pid"))
         if run_file_is_stale(full, host, pid):
             _remove(full)
-            continue
+        else:
+            live.append((name, full, host, pid))
+    if live:
+        name, full, host, pid = live[0]
         release(mine)
         if host != host_tag():
             who = (f"on another machine sharing the folder (its mark '{name}' was last touched "
