@@ -298,6 +298,16 @@ def test_class_polygons_overlapping_keep_same_class_pixels_once(tmp_path):
     assert data.class_names == ["calcite", "clay"]
     assert sorted(zip(data.X[:, 0].astype(int).tolist(), data.y.tolist())) == [(0, 1), (1, 1), (3, 0), (11, 1),
                                                                                 (24, 0)]
+    # features off the raster (a wrong CRS or extent) are said, with their names; they were dropped silently
+    log = core_warnings()
+    from shapely.geometry import Point
+
+    with RasterSource(path) as src:
+        X, y, groups = training_pixels(src, polygons + [_cells(50, 51, 0, 0), Point(100000.5, 0.5)],
+                                       labels + ["clay", "calcite"], feedback=log, names=list("abcdef"))
+    assert y.size == 5 and log.warnings[-1] == (
+        "2 of 6 training features cover no valid pixel of the raster and are left out (e, f): they lie outside it "
+        "or on nodata. Check the layer's CRS and extent if they should be on it.")
     # every pixel ambiguous: an error, not an empty training set
     with RasterSource(path) as src, pytest.raises(OreMapError) as err:
         training_pixels(src, [_cells(0, 1, 0, 0), _cells(0, 1, 0, 0)], ["clay", "calcite"])

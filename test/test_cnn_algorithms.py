@@ -57,6 +57,12 @@ def test_training_from_library_writes_model_and_report(trained):
     html = open(trained["OUTPUT_REPORT"], encoding="utf-8").read()
     assert html.count("<svg") >= 5 and "CNN and SAM on the same validation data" in html
     assert "Kaolinite" in html and "kappa" in html.lower()
+    # the figures count augmented copies of the held-out spectra, and the report says so (it said "pixels")
+    n_val = info.training["metrics"]["n_validation"]
+    assert n_val % 60 == 0 and (f"<td>{n_val} (60 augmented copies of each of the {n_val // 60} held-out spectra"
+                                in html)
+    assert "Validation samples (augmented copies of held-out spectra)" in html and "Reference samples (pixels)" \
+        not in html
 
 
 def test_same_seed_gives_the_same_model(trained, run_alg, tmp_path):

@@ -297,3 +297,39 @@ def test_graph_returns_the_feature_distance_it_was_calibrated_on(feature_model, 
         ood.angles(onnx.info, X, P, probs.argmax(axis=1))
     # each library spectrum its own group: the angle views get the wider margin, the feature view none
     assert onnx.info.training["ood"]["margin"] == ood.PIXEL_MARGIN == 2.0
+
+
+def test_a_class_of_one_labelled_pixel_is_mapped_with_the_check_off_for_it(tmp_path):
+    """From one labelled pixel (and its augmented copies) the check's thresholds carry no spread: every other pixel
+    of the class lay beyond them, so the class was trained but never mapped. The check is now off for such a
+    class, and the log says so and what to label."""
+    from conftest import core_warnings
+    from oremap.core.hyperspectral.training import TrainingSet
+
+    target = mapping.image_band_info(AVIRIS_NG)
+    data = training.library_training_set([os.path.join(DATA, "usgs_train.sli")], target)
+    kaolinite = data.class_names.index("Kaolinite")
+    rows = np.flatnonzero(data.y == kaolinite)
+    keep = np.ones(data.y.size, bool)
+    keep[rows[1:]] = False                       # one kaolinite spectrum: one labelled pixel
+    one = TrainingSet(X=data.X[keep], y=data.y[keep], groups=np.arange(keep.sum()), class_names=data.class_names,
+                      band_info=data.band_info)
+    log = core_warnings()
+    path = str(tmp_path / "m.onnx")
+    cnn_training.train_and_report(one, path, None, preprocessing="continuum_removal", augment_copies=5, snr=100,
+                                  epochs=30, patience=8, seed=3, feature_check=True, feedback=log)
+    assert [w for w in log.warnings if w.startswith("Too few labelled pixels")] == [
+        "Too few labelled pixels for the out-of-distribution check: 'Kaolinite' (1). It is off for this class (such "
+        "pixels are classified by the network's confidence alone): label at least 5 pixels of each class (more "
+        "points, or a polygon) for the check to judge them."]
+    model = OnnxModel(path)
+    check = model.info.training["ood"]
+    assert check["unchecked_classes"] == [kaolinite]
+    assert all(v["max_angle"][kaolinite] is None and v["max_angle"][kaolinite - 1] > 0 for v in check["views"])
+    assert check["feature"]["max_distance"][kaolinite] is None
+    # the other kaolinite spectra of the library (never labelled): classified, not rejected by the check
+    others = data.X[rows[1:]]
+    probs, angles = spectral_cnn.predict_proba(model, others, with_angle=True)
+    given = probs.argmax(axis=1)
+    far = ood.out_of_distribution(model.info, angles, given)
+    assert not far[given == kaolinite].any() and (given == kaolinite).sum() >= 1

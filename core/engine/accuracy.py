@@ -292,15 +292,15 @@ def accuracy_html(summary, title, extra_sections=()):
     return report.html_report(title, sections, subtitle=subtitle)
 
 
-def accuracy_sections(summary, prefix=""):
+def accuracy_sections(summary, prefix="", samples="Reference samples (pixels)"):
     """Report sections of a :func:`summary`: the overall figures with a short explanation of
     kappa, reference-data notes (for :func:`assess_class_raster` results), the per-class
     table, the confusion matrix heatmap, and user's/producer's accuracy per class as bars.
-    ``prefix`` starts every heading (e.g. ``"CNN: "``)."""
+    ``prefix`` starts every heading (e.g. ``"CNN: "``); ``samples`` names what was counted."""
     names = summary["names"]
     pc = summary["per_class"]
     overall = report.html_table(["Measure", "Value"], [
-        ["Reference samples (pixels)", summary["n_samples"]],
+        [samples, summary["n_samples"]],
         ["Classes", len(names)],
         ["Overall accuracy", summary["overall_accuracy"]],
         ["Cohen's kappa", summary["kappa"]],

@@ -292,4 +292,11 @@ def training_pixels(source, geometries, labels, parameter="training", feedback=N
     out = labelled_pixels(source, geometries, labels, parameter=parameter, feedback=feedback)
     if feedback is not None:
         out.overlaps.log(feedback, names)
+        given = [i for i, g in enumerate(geometries) if g is not None and not g.is_empty]
+        missed = sorted(set(given) - set(int(i) for i in out.covering))
+        if missed:   # the others trained: say how many features gave nothing, and the likely cause
+            shown = [str(names[i]) if names is not None else str(i) for i in missed[:10]]
+            feedback.warning(f"{len(missed)} of {len(given)} training features cover no valid pixel of the raster "
+                             f"and are left out ({', '.join(shown)}{', ...' if len(missed) > 10 else ''}): they lie "
+                             "outside it or on nodata. Check the layer's CRS and extent if they should be on it.")
     return out.values, out.labels, out.groups

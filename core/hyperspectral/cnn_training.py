@@ -141,7 +141,9 @@ def training_report(data, result, summaries, preprocessing, augment_copies, snr)
         ("Augmentation", f"{augment_copies} copies per spectrum, noise around SNR {snr:g}:1, mixing, shade, "
                          "slope, brightness" if augment_copies else "none"),
         ("Epochs run", str(len(result.history.get("train_loss", [])))),
-        ("Validation samples", str(len(result.val_labels))),
+        ("Validation samples", f"{len(result.val_labels)}" + (
+            f" ({augment_copies} augmented copies of each of the {len(result.val_indices)} held-out spectra, as "
+            "training makes them: the figures below count copies)" if augment_copies else "")),
         ("Model saved", (f"refit on all {result.info.training['metrics'].get('refit_samples', 0)} training samples "
                          f"(held-out ones included) for the {result.info.training['metrics'].get('best_epoch')} "
                          "epochs early stopping chose; the figures below are those of the held-out run")
@@ -172,6 +174,9 @@ def training_report(data, result, summaries, preprocessing, augment_copies, snr)
         + report.svg_line_chart(
         [("training accuracy", epochs, history["train_acc"], "#1f77b4"),
          ("validation accuracy", epochs, history["val_acc"], "#ff7f0e")], "Accuracy", "epoch", "accuracy")))
-    sections += accuracy.accuracy_sections(cnn, "CNN: ") + accuracy.accuracy_sections(sam_summary, "SAM: ")
+    counted = "Validation samples (augmented copies of held-out spectra)" if augment_copies else \
+        "Validation samples (held-out spectra)"
+    sections += (accuracy.accuracy_sections(cnn, "CNN: ", counted)
+                 + accuracy.accuracy_sections(sam_summary, "SAM: ", counted))
     return report.html_report("Spectral CNN training report", sections,
                               subtitle=result.info.description or "OreMap spectral classifier")

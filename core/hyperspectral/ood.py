@@ -310,6 +310,26 @@ def feature_check(n_classes, k, n_reference, held_out=None, reference=None, quan
             "max_distance": [threshold] * int(n_classes)}
 
 
+#: Fewest labelled spectra of a class (before augmentation) in a model trained on image pixels for the check to
+#: judge its pixels: from one labelled pixel (and its augmented copies) the thresholds carry no spread, and every
+#: other pixel of the class lay beyond them (the class was trained but never mapped: 2,000 of 2,012 Jasper Ridge
+#: tree pixels unclassified, 1,845 given the class without the check).
+MIN_CHECKED_SPECTRA = 2
+
+
+def unchecked(check, classes):
+    """``check`` (:func:`fit`, with its feature view) without thresholds for ``classes``: pixels given one of them
+    are classified by the network's confidence alone (a missing threshold checks nothing)."""
+    classes = set(int(c) for c in classes)
+    for view in check["views"]:
+        view["max_angle"] = [None if i in classes else t for i, t in enumerate(view["max_angle"])]
+    if check.get("feature"):
+        check["feature"]["max_distance"] = [None if i in classes else t
+                                            for i, t in enumerate(check["feature"]["max_distance"])]
+    check["unchecked_classes"] = sorted(classes)
+    return check
+
+
 def _beyond(angle, limit):
     """True where ``angle`` exceeds ``limit`` or is NaN (a zero spectrum); a NaN limit checks nothing."""
     with np.errstate(invalid="ignore"):

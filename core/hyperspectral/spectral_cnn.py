@@ -841,6 +841,15 @@ def train_classifier(X, y, class_names, groups=None, wavelengths=None, fwhm=None
         check = ood.with_exemplars(check, ood.exemplar_views(X, P_source, y, groups, n_classes, wl, preprocessing))
     if feature is not None:  # the saved network's threshold
         check["feature"] = feature[1]
+    counts = np.bincount(y, minlength=n_classes)
+    few = [i for i in range(n_classes) if counts[i] < ood.MIN_CHECKED_SPECTRA]
+    if feature_check and few:   # a model of image pixels: a class of one pixel was trained but never mapped
+        check = ood.unchecked(check, few)
+        listed = ", ".join(f"'{class_names[i]}' ({counts[i]})" for i in few)
+        feedback.warning(f"Too few labelled pixels for the out-of-distribution check: {listed}. It is off for "
+                         f"{'this class' if len(few) == 1 else 'these classes'} (such pixels are classified by "
+                         f"the network's confidence alone): label at least {ood.FEATURE_K} pixels of each class "
+                         "(more points, or a polygon) for the check to judge them.")
     parameters = {
         "epochs": int(epochs), "batch_size": int(batch_size), "lr": float(lr), "patience": int(patience),
         "min_epochs": int(min_epochs),
