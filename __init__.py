@@ -49,11 +49,15 @@ class MissingPackagesPlugin:
         self.iface = iface
         self.message = missing_required_message(missing)
         self.action = None
+        self.logged = False
 
     def initProcessing(self):  # noqa: N802 (QGIS API)
+        if self.logged:   # QGIS calls it, and initGui again
+            return
         from qgis.core import Qgis, QgsMessageLog
 
         QgsMessageLog.logMessage(self.message, "OreMap", Qgis.Critical)
+        self.logged = True
 
     def initGui(self):  # noqa: N802 (QGIS API)
         self.initProcessing()

@@ -210,15 +210,23 @@ def crs_missing(crs):
 
 
 def as_number(value):
-    """A field value as float: NaN for NULL, empty or non-numeric values. Text such as ``'<0.5'`` (a survey
-    compilation's value below the detection limit, which makes a CSV column load as text) is minus the limit,
-    the survey tables' convention (:mod:`core.geochemistry.geochem`); ``'>10000'`` (over range) is the limit."""
+    """A field value as float: NaN for NULL, empty or non-numeric values."""
     if value is None or value == NULL:
         return float("nan")
     try:
         return float(value)
     except (TypeError, ValueError):
-        pass
+        return float("nan")
+
+
+def assay_number(value):
+    """An element's value as float (:func:`as_number`), where text such as ``'<0.5'`` (a survey compilation's value
+    below the detection limit, which makes a CSV column load as text) is minus the limit, the survey tables'
+    convention (:mod:`core.geochemistry.geochem`), and ``'>10000'`` (over range) the limit. Element fields only:
+    elsewhere (abundances, scores) a '<' value stays NaN."""
+    number = as_number(value)
+    if number == number or value is None or value == NULL:
+        return number
     if isinstance(value, str):
         text = value.strip()
         if text[:1] in ("<", ">"):
@@ -232,21 +240,21 @@ def as_number(value):
 
 def text_numbers(source, fields):
     """``{field: (values, numbers, an example value)}`` for text ``fields`` of the feature source: how many
-    features hold a non-empty value, how many of those read as numbers (:func:`as_number`), and one that does
-    not (None when all do)."""
-    index = [source.fields().lookupField(f) for f in fields]
-    counts = {f: [0, 0, None] for f in fields}
+    features hold a non-empty text value, how many of those read as element values (:func:`assay_number`), and
+    one that does not (None when all do). Values that are not text (a Bool field's) count as none."""
     if not fields:
         return {}
+    index = [source.fields().lookupField(f) for f in fields]
+    counts = {f: [0, 0, None] for f in fields}
     request = QgsFeatureRequest().setFlags(QgsFeatureRequest.NoGeometry).setSubsetOfAttributes(index)
     for feature in source.getFeatures(request):
         attributes = feature.attributes()
         for f, i in zip(fields, index):
             value = attributes[i]
-            if value is None or value == NULL or (isinstance(value, str) and not value.strip()):
+            if not isinstance(value, str) or not value.strip():
                 continue
             counts[f][0] += 1
-            if np.isfinite(as_number(value)):
+            if np.isfinite(assay_number(value)):
                 counts[f][1] += 1
             elif counts[f][2] is None:
                 counts[f][2] = str(value)
@@ -276,7 +284,7 @@ def fields_hint(source, what="fields"):
 def require_fields(alg, source, fields, parameter="FIELDS", what="element fields", numeric=False):
     """Refuse ``fields`` that the layer ``source`` lacks (the error lists its fields) or, with ``numeric``, text
     fields that hold no number (a text field of numbers, or of values such as ``'<0.5'``, is read as numbers:
-    :func:`as_number`): one error naming ``parameter``."""
+    :func:`assay_number`): one error naming ``parameter``."""
     missing = [f for f in fields if source.fields().lookupField(f) < 0]
     if missing:
         raise alg.fail(parameter, f"Fields not in the layer: {', '.join(missing)}.", fields_hint(source, what))
@@ -834,24 +842,25 @@ class OreMapAlgorithm(QgsProcessingAlgorithm):
             raise self.fail(name, "The layer has no features with a geometry.", "Choose a layer with features.")
         return geometries, np.asarray(rows, dtype=float).reshape(len(rows), len(fields)), ids
 
-    def layer_points(self, parameters, name, context, target_crs, fields=(), feedback=None):
+    def layer_points(self, parameters, name, context, target_crs, fields=(), feedback=None, parse=as_number):
         """Coordinates (in ``target_crs``) of every point of a point-layer parameter, and the values of ``fields``.
 
         MultiPoint features give one row per point. Features without a geometry are left out (and
-        counted in the log). Values that are NULL or not numbers become NaN.
+        counted in the log). Values that are NULL or not numbers become NaN; ``parse`` reads a value
+        (:func:`assay_number` for element fields).
 
         Returns ``(xs, ys, {field: list of float})``.
         """
         source = self.parameterAsSource(parameters, name, context)
         if source is None:
             raise self.fail(name, "No point layer was given.", "Choose a point layer.")
-        xs, ys, values, skipped = self.source_points(source, context, target_crs, fields, name=name)
+        xs, ys, values, skipped = self.source_points(source, context, target_crs, fields, name=name, parse=parse)
         if skipped and feedback is not None:
             feedback.warning(f"{skipped} features of {self.parameterDefinition(name).description()} have no "
                              "geometry and were left out.")
         return xs, ys, values
 
-    def source_points(self, source, context, target_crs, fields=(), name=None):
+    def source_points(self, source, context, target_crs, fields=(), name=None, parse=as_number):
         """``(xs, ys, {field: values}, features without a geometry)`` of a feature source's points (every vertex),
         in ``target_crs``; see :meth:`layer_points`."""
         indexes = [source.fields().lookupField(f) for f in fields]
@@ -861,7 +870,7 @@ class OreMapAlgorithm(QgsProcessingAlgorithm):
                 skipped += 1
                 continue
             attributes = feature.attributes()
-            row = [as_number(attributes[i]) if i >= 0 else float("nan") for i in indexes]
+            row = [parse(attributes[i]) if i >= 0 else float("nan") for i in indexes]
             for point in geometry.vertices():
                 xs.append(point.x())
                 ys.append(point.y())

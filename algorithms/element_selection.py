@@ -18,7 +18,7 @@ from ..core.geochemistry import element_selection
 from ..core.geochemistry import survey_hygiene as sh
 from ..core.geochemistry.distance_advice import TRADE_OFF
 from ..core.geochemistry import grid_meaning
-from .base import OreMapAlgorithm, require_fields
+from .base import OreMapAlgorithm, assay_number, require_fields
 from .evaluate_prospectivity import (
     DISTANCE_HELP,
     add_distance_parameters,
@@ -174,7 +174,8 @@ class ElementSelection(OreMapAlgorithm):
                 require_fields(self, source, fields, numeric=True)
                 feedback.info(f"{len(fields)} element fields: " + ", ".join(fields[:20])
                               + (" ..." if len(fields) > 20 else ""))
-                xs, ys, values = self.layer_points(parameters, "POINTS", context, crs, fields, feedback)
+                xs, ys, values = self.layer_points(parameters, "POINTS", context, crs, fields, feedback,
+                                                   parse=assay_number)
                 matrix = np.column_stack([values[f] for f in fields]) if xs else np.zeros((0, len(fields)))
             else:  # survey hygiene: elements by unit, never coordinates, oxides merged, enough coverage
                 _, xs, ys, fields, matrix, _ = survey_table(

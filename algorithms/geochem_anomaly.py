@@ -27,7 +27,7 @@ from ..core.geochemistry.distance_advice import TRADE_OFF
 from . import qt_compat as field_type
 from .base import OreMapAlgorithm, require_fields, split_names
 from .evaluate_prospectivity import DISTANCE_HELP, distance_crs_for_points
-from .survey_input import COVERAGE_HELP, FIELDS_HELP, read_points, warn_unlocated
+from .survey_input import COVERAGE_HELP, FIELDS_HELP, numeric_fields, read_points, warn_unlocated
 
 BELOW = [("half", "Half the detection limit"), ("limit", "The detection limit"), ("nan", "Missing")]
 TARGET_LABELS = [("none", "None: every element measured widely enough")] + [
@@ -195,7 +195,7 @@ class GeochemAnomaly(OreMapAlgorithm):
         csv_path = self.output_path(parameters, "OUTPUT_CSV", context, feedback)
         has_deposits = parameters.get("DEPOSITS") not in (None, "")
         crs = distance_crs_for_points(self, source, context, feedback)
-        columns = list(fields) or [f.name() for f in source.fields() if f.isNumeric()]
+        columns = list(fields) or numeric_fields(source)
         features, xs, ys, gx, gy, values = read_points(self, source, context, crs, columns)
         if not features:
             raise self.fail("POINTS", "The layer has no features.", "Choose a layer of sample points.")

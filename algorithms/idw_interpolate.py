@@ -16,7 +16,7 @@ from qgis.core import (
 from ..core.engine.errors import OreMapError
 from ..core.geochemistry import geochem, grid_meaning, idw
 from ..core.geochemistry import survey_hygiene as sh
-from .base import OreMapAlgorithm, require_fields
+from .base import OreMapAlgorithm, assay_number, require_fields
 from .survey_input import numeric_fields
 
 DUPLICATES = [("mean", "Mean"), ("median", "Median")]
@@ -138,7 +138,8 @@ class IdwInterpolate(OreMapAlgorithm):
         self.require_layer_crs("INPUT", source)
         crs = source.sourceCrs()
         read_crs = QgsCoordinateReferenceSystem("EPSG:4326") if crs.isGeographic() else crs
-        xs, ys, columns = self.layer_points(parameters, "INPUT", context, read_crs, fields, feedback)
+        xs, ys, columns = self.layer_points(parameters, "INPUT", context, read_crs, fields, feedback,
+                                           parse=assay_number)
         if not xs:
             raise self.fail("INPUT", "The layer has no point geometries.", "Choose a layer of sample points.")
         values = np.column_stack([columns[name] for name in fields])

@@ -6,7 +6,7 @@ Not an algorithm: helpers around :mod:`core.geochemistry.survey_hygiene` for QGI
 import numpy as np
 
 from ..core.geochemistry import survey_hygiene as sh
-from .base import as_number, require_fields, text_numbers
+from .base import assay_number, require_fields, text_numbers
 
 COVERAGE_HELP = ("Without chosen element fields: an element enters the default set when it is measured in at least "
                  "this percentage of the samples (not missing, not a 0 read as 'not analysed'; a value below "
@@ -26,7 +26,7 @@ numbers: a compilation loaded from CSV makes a column text when some entries are
 
 def numeric_fields(source):
     """The fields that hold numbers, in the layer's order: numeric fields, and text fields whose non-empty values
-    read as numbers (:func:`~algorithms.base.as_number`, '<0.5' below detection included) in at least
+    read as numbers (:func:`~algorithms.base.assay_number`, '<0.5' below detection included) in at least
     :data:`NUMBER_SHARE` of the features that have one."""
     text = text_numbers(source, [f.name() for f in source.fields() if not f.isNumeric()])
     return [f.name() for f in source.fields()
@@ -40,7 +40,7 @@ def read_points(alg, source, context, crs, fields):
     features, xs, ys, gx, gy, rows = [], [], [], [], [], []
     for feature, geometry in alg.source_features(source, context, crs, name="POINTS"):
         attributes = feature.attributes()
-        rows.append([as_number(attributes[i]) if i >= 0 else float("nan") for i in index])
+        rows.append([assay_number(attributes[i]) if i >= 0 else float("nan") for i in index])
         x = y = ox = oy = float("nan")
         if geometry is not None:
             point = next(iter(geometry.vertices()))

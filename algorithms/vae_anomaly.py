@@ -23,7 +23,7 @@ from qgis.core import (
 from ..core.geochemistry import geochem
 from ..core.geochemistry import vae_anomaly as vae
 from . import qt_compat as field_type
-from .base import OreMapAlgorithm, as_number, require_fields
+from .base import OreMapAlgorithm, assay_number, require_fields
 from . import styles
 from ..core.geochemistry import survey_hygiene as sh
 from .survey_input import COVERAGE_HELP, FIELDS_HELP, survey_table
@@ -294,7 +294,7 @@ class VaeAnomaly(OreMapAlgorithm):
         for feature, geometry in (self.source_features(source, context, crs, name="POINTS") if table is None else ()):
             feedback.check()
             attributes = feature.attributes()
-            rows.append([as_number(attributes[i]) if i >= 0 else float("nan") for i in numeric])
+            rows.append([assay_number(attributes[i]) if i >= 0 else float("nan") for i in numeric])
             x = y = float("nan")
             if geometry is not None:
                 point = next(iter(geometry.vertices()))

@@ -436,6 +436,7 @@ def test_a_split_scene_logs_the_scenes_totals_as_a_single_run_does(client, tmp_p
         assert len(plans[0].parts) == 4 and not report.failed
         assert [w for w in log.warnings if "bright" in w or "every band" in w] == ["mixed.img: " + w for w in counted]
         assert [i for i in log.infos if "no non-negative fit" in i] == ["mixed.img: " + i for i in fits]
+        assert report.summaries[scene]["fill_pixels"] == 13   # the summary's total agrees, empty part included
 
 
 def test_a_batch_waiting_on_its_tasks_stops_when_cancelled():

@@ -455,25 +455,28 @@ def test_a_text_column_of_assays_is_read_and_a_text_column_of_words_refused(run_
     """A compilation loaded from CSV makes a column text when some entries read '<1' (below detection) or 'n.a.':
     such a column is an element (the '<1' as minus the limit, the tables' convention), a column of words is not,
     and choosing one is refused naming FIELDS and a value (it was read as all missing, scores at the median)."""
-    from oremap.algorithms.base import as_number
+    from oremap.algorithms.base import as_number, assay_number
     from oremap.algorithms.survey_input import numeric_fields
 
-    assert [as_number(v) for v in ("<1", " < 0.5 ", ">10000", "12", "n.a.", "<", "")][:4] == [-1.0, -0.5, 10000.0, 12.0]
-    assert all(np.isnan(as_number(v)) for v in ("n.a.", "<", "", "<abc"))
+    assert [assay_number(v) for v in ("<1", " < 0.5 ", ">10000", "12")] == [-1.0, -0.5, 10000.0, 12.0]
+    assert all(np.isnan(assay_number(v)) for v in ("n.a.", "<", "", "<abc", None))
+    assert np.isnan(as_number("<1"))   # outside element fields (abundances, scores) a '<' value stays missing
     layer = QgsVectorLayer("Point?crs=EPSG:32750", "survey", "memory")
     layer.dataProvider().addAttributes([QgsField("Au_ppb", QVariant.String), QgsField("SAMPLETYPE", QVariant.String),
-                                        QgsField("Cu_ppm", QVariant.Double), QgsField("Pt_ppb", QVariant.String)])
+                                        QgsField("Cu_ppm", QVariant.Double), QgsField("Pt_ppb", QVariant.String),
+                                        QgsField("checked", QVariant.Bool)])
     layer.updateFields()
     features = []
-    rows = [("<1", "STREAM", 20.0, "n.a."), ("5", "STREAM", 35.0, "n.a."), ("12", "SOIL", 18.0, "3"),
-            ("n.a.", "SOIL", 50.0, "n.a."), ("2", "STREAM", 41.0, "<2"), ("8", "SOIL", 27.0, "")]
+    rows = [("<1", "STREAM", 20.0, "n.a.", True), ("5", "STREAM", 35.0, "n.a.", False), ("12", "SOIL", 18.0, "3", True),
+            ("n.a.", "SOIL", 50.0, "n.a.", True), ("2", "STREAM", 41.0, "<2", False), ("8", "SOIL", 27.0, "", True)]
     for i, row in enumerate(rows):
         f = QgsFeature(layer.fields())
         f.setGeometry(QgsGeometry.fromPointXY(QgsPointXY(400000 + 500 * i, 6400000 + 300 * (i % 3))))
         f.setAttributes(list(row))
         features.append(f)
     layer.dataProvider().addFeatures(features)
-    # Au: 5 of 6 values read (83 %); Pt: 2 of 5 non-empty values read (40 %): not an element by default
+    # Au: 5 of 6 values read (83 %); Pt: 2 of 5 non-empty values read (40 %): not an element by default; a Bool
+    # field is no element either
     assert numeric_fields(layer) == ["Au_ppb", "Cu_ppm"]
     for algorithm, params in (("idw_interpolate", {"INPUT": layer, "CELL_SIZE": 500.0, "OUTPUT": str(tmp_path / "o.tif")}),
                               ("geochem_anomaly", {"POINTS": layer, "OUTPUT": str(tmp_path / "o.gpkg")})):
@@ -481,6 +484,13 @@ def test_a_text_column_of_assays_is_read_and_a_text_column_of_words_refused(run_
         with pytest.raises(QgsProcessingException) as err:
             run_alg(algorithm, {**params, **fields})
         assert "(FIELDS)" in str(err.value) and "SAMPLETYPE holds no numbers (SAMPLETYPE: 'STREAM')" in str(err.value)
+    # geochem_anomaly's default elements take the text column of assays too (it took numeric fields only)
+    try:
+        scored = run_alg("geochem_anomaly", {"POINTS": layer, "OUTPUT": str(tmp_path / "default.gpkg")})
+        elements = scored["ELEMENTS"]
+    except QgsProcessingException as exc:   # six samples may be too few to score; the choice is logged first
+        elements = str(exc)
+    assert "Au_ppb" in elements, elements
     # the text column of assays grids as the same assays in a numeric column, '<1' stored as -1 (below detection)
     numeric = QgsVectorLayer("Point?crs=EPSG:32750", "numeric", "memory")
     numeric.dataProvider().addAttributes([QgsField("Au_ppb", QVariant.Double)])

@@ -320,8 +320,8 @@ def test_a_class_of_one_labelled_pixel_is_mapped_with_the_check_off_for_it(tmp_p
                                   epochs=30, patience=8, seed=3, feature_check=True, feedback=log)
     assert [w for w in log.warnings if w.startswith("Too few labelled pixels")] == [
         "Too few labelled pixels for the out-of-distribution check: 'Kaolinite' (1). It is off for this class (such "
-        "pixels are classified by the network's confidence alone): label at least 5 pixels of each class (more "
-        "points, or a polygon) for the check to judge them."]
+        "pixels are classified by the network's confidence alone): label at least 2 pixels of each class for the "
+        "check to run, and 5 or more (more points, or a polygon) for it to judge them well."]
     model = OnnxModel(path)
     check = model.info.training["ood"]
     assert check["unchecked_classes"] == [kaolinite]

@@ -848,8 +848,9 @@ def train_classifier(X, y, class_names, groups=None, wavelengths=None, fwhm=None
         listed = ", ".join(f"'{class_names[i]}' ({counts[i]})" for i in few)
         feedback.warning(f"Too few labelled pixels for the out-of-distribution check: {listed}. It is off for "
                          f"{'this class' if len(few) == 1 else 'these classes'} (such pixels are classified by "
-                         f"the network's confidence alone): label at least {ood.FEATURE_K} pixels of each class "
-                         "(more points, or a polygon) for the check to judge them.")
+                         f"the network's confidence alone): label at least {ood.MIN_CHECKED_SPECTRA} pixels of "
+                         f"each class for the check to run, and {ood.FEATURE_K} or more (more points, or a polygon) "
+                         "for it to judge them well.")
     parameters = {
         "epochs": int(epochs), "batch_size": int(batch_size), "lr": float(lr), "patience": int(patience),
         "min_epochs": int(min_epochs),

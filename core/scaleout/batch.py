@@ -922,6 +922,8 @@ def scene_summary(results):
     for key in COUNT_KEYS:
         if all(key in s for s in stats):
             out[key] = sum(s[key] for s in stats)
+    if "fill_pixels" in out:   # a row range of fill alone is an empty part that counts its fill too
+        out["fill_pixels"] += sum(r.get("fill_pixels", 0) for r in results if r.get("empty"))
     if all("class_counts" in s for s in stats):
         first = stats[0]["class_counts"]
         if isinstance(first, dict):
