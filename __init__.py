@@ -21,15 +21,9 @@ REQUIRED_PACKAGES = {
 
 def missing_required():
     """The :data:`REQUIRED_PACKAGES` that QGIS's Python cannot import."""
-    import importlib.util
+    from .core.engine.dependencies import missing   # imports nothing of them
 
-    def found(name):
-        try:
-            return importlib.util.find_spec(name) is not None
-        except (ImportError, ValueError):
-            return False
-
-    return [name for name in REQUIRED_PACKAGES if not found(name)]
+    return missing(list(REQUIRED_PACKAGES))
 
 
 def missing_required_message(missing):

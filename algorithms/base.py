@@ -1050,11 +1050,10 @@ class OreMapAlgorithm(QgsProcessingAlgorithm):
                    ".hdr": ("it is an ENVI header", "Give the image file beside it (.img, .dat, .bsq or no "
                                                      "extension).")}
 
-    def _wrong_file(self, definition, value):
+    def _wrong_file(self, definition, value, label):
         """Why a file parameter with an extension (a model's .onnx) refuses ``value``, or None: a file that does
-        not exist, or one of another kind (a report, a raster given as the model)."""
+        not exist, or one of another kind (a report, a raster given as the model). ``label`` names the parameter."""
         extension = definition.extension() if definition.behavior() == QgsProcessingParameterFile.File else ""
-        label = f"{definition.description()} ({definition.name()})"
         if not os.path.exists(value):
             return f"{label}: '{value}' does not exist. Choose an existing " + (f".{extension} file." if extension
                                                                                  else "file.")
@@ -1081,8 +1080,9 @@ class OreMapAlgorithm(QgsProcessingAlgorithm):
         for definition in self.parameterDefinitions():
             kind = next((k for k in kinds if isinstance(definition, k[0])), None)
             value = parameters.get(definition.name())
+            label = f"{definition.description()} ({definition.name()})"
             if isinstance(definition, QgsProcessingParameterFile) and isinstance(value, str) and value.strip():
-                wrong = self._wrong_file(definition, value)
+                wrong = self._wrong_file(definition, value, label)
                 if wrong:
                     return wrong
                 continue
@@ -1092,7 +1092,6 @@ class OreMapAlgorithm(QgsProcessingAlgorithm):
             layer = QgsProcessingUtils.mapLayerFromString(value, context, True, hint)
             if layer is not None and layer.type() == layer_type:
                 continue
-            label = f"{definition.description()} ({definition.name()})"
             path = value.split("|")[0]
             if value.startswith("file://") and "?" in value and noun == "vector layer":
                 # a delimited-text URI without its provider, as the Data Source Manager shows it

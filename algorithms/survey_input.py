@@ -29,8 +29,8 @@ def numeric_fields(source):
     read as numbers (:func:`~algorithms.base.assay_number`, '<0.5' below detection included) in at least
     :data:`NUMBER_SHARE` of the features that have one."""
     text = text_numbers(source, [f.name() for f in source.fields() if not f.isNumeric()])
-    return [f.name() for f in source.fields()
-            if f.isNumeric() or (text[f.name()][0] and text[f.name()][1] >= NUMBER_SHARE * text[f.name()][0])]
+    numbers = {name: values and read >= NUMBER_SHARE * values for name, (values, read, _) in text.items()}
+    return [f.name() for f in source.fields() if f.isNumeric() or numbers[f.name()]]
 
 
 def read_points(alg, source, context, crs, fields):

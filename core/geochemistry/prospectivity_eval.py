@@ -59,7 +59,8 @@ from ..engine.evaluation_guard import check_evaluation, read_validation
 __all__ = [
     "roc_auc", "roc_curve", "auc_standard_error", "zauc", "average_precision", "nearest_distance",
     "label_by_distance", "repeated_negative_auc", "success_rate_curve", "prediction_area", "evaluate_points",
-    "evaluate_raster", "deposit_array", "sample_raster_by_distance", "ROC_GRID", "ROC_CURVE_FPR", "DEFAULT_ZAUC_THRESHOLD",
+    "evaluate_raster", "deposit_array", "sample_raster_by_distance", "ROC_GRID", "ROC_CURVE_FPR",
+    "DEFAULT_ZAUC_THRESHOLD",
 ]  # reports: evaluation_report; element selection: element_selection
 
 ROC_GRID = np.arange(101) / 100.0   # i / 100 correctly rounded, as a curve's k / n is: 3 / 10 == 30 / 100

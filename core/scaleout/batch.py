@@ -1426,21 +1426,19 @@ def _scene_totals(parts):
     from ..hyperspectral.mapping import no_fit_note
 
     stats = [r.get("stats") or {} for r in parts if not r.get("empty")]
+    scene = scene_summary(parts)   # the scene's totals (the fill of empty parts included)
     drop, lines = set(), []
-    if stats and all("fill_pixels" in s for s in stats):
-        # a row range of fill alone is an empty part that still counts its fill
+    if "fill_pixels" in scene:
         fills = [s["fill_pixels"] for s in stats] + [r.get("fill_pixels", 0) for r in parts if r.get("empty")]
         drop |= {("warning", fill_warning(n)) for n in fills}
-        if sum(fills):
-            lines.append(("warning", fill_warning(sum(fills))))
-    if stats and all("unmixed_pixels" in s and "valid_pixels" in s for s in stats):
+        if scene["fill_pixels"]:
+            lines.append(("warning", fill_warning(scene["fill_pixels"])))
+    if "unmixed_pixels" in scene and "valid_pixels" in scene:
         drop |= {("info", no_fit_note(s["valid_pixels"] - s["unmixed_pixels"])) for s in stats}
-        total = sum(s["valid_pixels"] - s["unmixed_pixels"] for s in stats)
-        if total:
-            lines.append(("info", no_fit_note(total)))
-    if stats and all("scale_sums" in s for s in stats):
+        if scene["valid_pixels"] > scene["unmixed_pixels"]:
+            lines.append(("info", no_fit_note(scene["valid_pixels"] - scene["unmixed_pixels"])))
+    if "scale_sums" in scene:
         drop |= {("warning", scale_mismatch_hint(s["scale_sums"], s.get("means"))) for s in stats}
-        scene = scene_summary(parts)
         hint = scale_mismatch_hint(scene["scale_sums"], scene.get("means"))
         if hint:
             lines.append(("warning", hint))
