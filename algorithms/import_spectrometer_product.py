@@ -21,9 +21,10 @@ class ImportSpectrometerProduct(OreMapAlgorithm):
         "geometry lookup table (location/glt_x, glt_y); bands with good_wavelengths = 0 left out; the fill value "
         "and, when the L2A mask granule (EMIT_L2A_MASK_...nc) lies beside it, pixels with the Aggregate Flag "
         "become nodata.\n"
-        "EnMAP L2A (GeoTIFF + METADATA.XML): band centres, FWHM, gains and offsets from METADATA.XML; the VNIR "
-        "and SWIR overlap handled as below; pixels flagged in QL_QUALITY_CLOUD, _CLOUDSHADOW and _CIRRUS beside "
-        "it become nodata.\n"
+        "EnMAP L2A (METADATA.XML with the image as ordered: GeoTIFF, ENVI BSQ/BIL/BIP or JPEG2000): band "
+        "centres, FWHM, gains and offsets from METADATA.XML; the VNIR and SWIR overlap handled as below; bands "
+        "that hold only the nodata value (water-vapour bands the processor fills) left out; pixels flagged in "
+        "QL_QUALITY_CLOUD, _CLOUDSHADOW and _CIRRUS (any cirrus level, thin to thick) beside it become nodata.\n"
         "PRISMA L2D (HDF-EOS5): the VNIR and SWIR cubes joined into one spectrum sorted by wavelength, scaled "
         "with L2ScaleMin/Max, unused bands left out, pixels that are 0 in every band nodata.\n"
         "AVIRIS-Classic / AVIRIS-NG (ENVI, or any raster with wavelength metadata): bad bands (bbl) left out, "
@@ -32,7 +33,7 @@ class ImportSpectrometerProduct(OreMapAlgorithm):
         "overlap is cut at its middle wavelength and each detector's edge bands beyond the cut are left out; "
         "the log says which. Nodata is -9999.")
     PARAM_HELP = {
-        "INPUT": "The product file: EMIT_L2A_RFL_*.nc, an EnMAP L2A *-METADATA.XML (or its *-SPECTRAL_IMAGE.TIF), "
+        "INPUT": "The product file: EMIT_L2A_RFL_*.nc, an EnMAP L2A *-METADATA.XML (or its *-SPECTRAL_IMAGE file), "
                  "PRS_L2D_*.he5, or an ENVI / GeoTIFF cube with wavelengths (AVIRIS-Classic, AVIRIS-NG).",
     }
     OUTPUT_HELP = {

@@ -105,12 +105,25 @@ class S2Indices(OreMapAlgorithm):
                            "the log says which bands each needs.",
     }
     REFERENCES = [
-        "Rouse, J. W. et al. (1974). Monitoring vegetation systems in the Great Plains with ERTS. NASA SP-351.",
-        "McFeeters, S. K. (1996). The use of the Normalized Difference Water Index (NDWI). IJRS 17(7).",
-        "Xu, H. (2006). Modification of normalised difference water index (MNDWI). IJRS 27(14).",
-        "Rikimaru, A. et al. (2002). Tropical forest cover density mapping (bare soil index). Tropical Ecology 43.",
+        "Rouse, J. W. et al. (1974). Monitoring vegetation systems in the Great Plains with ERTS. Third ERTS "
+        "Symposium, NASA SP-351, vol. 1, 309-317 (NDVI).",
+        "McFeeters, S. K. (1996). The use of the Normalized Difference Water Index (NDWI) in the delineation of "
+        "open water features. International Journal of Remote Sensing 17(7), 1425-1432.",
+        "Xu, H. (2006). Modification of normalised difference water index (NDWI) to enhance open water features "
+        "in remotely sensed imagery. International Journal of Remote Sensing 27(14), 3025-3033 (MNDWI).",
+        "Rikimaru, A., Roy, P. S. and Miyatake, S. (2002). Tropical forest cover density mapping. Tropical "
+        "Ecology 43(1), 39-47 (bare soil index).",
+        "Key, C. H. and Benson, N. C. (2006). Landscape assessment. In: Lutes, D. C. et al., FIREMON: Fire "
+        "Effects Monitoring and Inventory System. USDA Forest Service RMRS-GTR-164-CD, LA 1-55 (NBR).",
+        "USGS. Landsat Surface Reflectance-derived Spectral Indices, product guide (NBR2).",
+        "Wilson, E. H. and Sader, S. A. (2002). Detection of forest harvest type using multiple dates of Landsat "
+        "TM imagery. Remote Sensing of Environment 80, 385-396 (NDMI).",
+        "Segal, D. (1982). Theoretical basis for differentiation of ferric-iron bearing minerals, using Landsat "
+        "MSS data. Proc. 2nd Thematic Conference on Remote Sensing for Exploratory Geology, Fort Worth, 949-951 "
+        "(the iron oxide, ferrous minerals and clay ratios, as image-processing software applies them to "
+        "Landsat TM bands).",
         "van der Meer, F. D. et al. (2014). Potential of ESA's Sentinel-2 for geological applications. "
-        "Remote Sensing of Environment 148.",
+        "Remote Sensing of Environment 148, 124-133.",
     ]
 
     def initAlgorithm(self, config=None):  # noqa: N802

@@ -17,6 +17,7 @@ from qgis.core import (
 from ..core.hyperspectral import cnn_training
 from ..core.engine.spectra import PREPROCESSING
 from .base import OreMapAlgorithm, split_names
+from .classify_spectral_cnn import DEEPGEOMAP_REFERENCES
 
 CLASS_RULES = [("first_word", "First word of the spectrum name (mineral)"), ("whole_name", "Whole spectrum name")]
 
@@ -138,9 +139,7 @@ class TrainSpectralCnn(OreMapAlgorithm):
         "SAM_ACCURACY": "Overall accuracy of the Spectral Angle Mapper (class mean spectra) on the same data.",
     }
     REFERENCES = [
-        "DeepGeoMap: a spectrally focused 1D CNN trained on geochemically validated laboratory spectra for "
-        "mineral mapping of hyperspectral mine-face scans (Apliki Cu-Au-pyrite mine: 98.83 % overall accuracy, "
-        "85.13 % for SAM).",
+        *DEEPGEOMAP_REFERENCES,
         "Kingma, D. P. and Ba, J. (2015). Adam: a method for stochastic optimization. ICLR.",
         "Kokaly, R. F. et al. (2017). USGS Spectral Library Version 7. USGS Data Series 1035.",
         "Hendrycks, D., Mazeika, M. and Dietterich, T. (2019). Deep anomaly detection with outlier exposure. ICLR.",

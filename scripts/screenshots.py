@@ -190,11 +190,13 @@ def save_png(image, name, max_width=1000):
     target = os.path.join(IMAGES, name)
     width = min(max_width, image.width())
     while True:
-        scaled = image.scaledToWidth(width, Qt.SmoothTransformation) if width < image.width() else image
+        smooth = Qt.TransformationMode.SmoothTransformation
+        scaled = image.scaledToWidth(width, smooth) if width < image.width() else image
         scaled.save(target, "PNG", 9)
         if os.path.getsize(target) <= MAX_BYTES:
             return target
-        scaled.convertToFormat(QImage.Format_Indexed8, Qt.ThresholdDither | Qt.AutoColor).save(target, "PNG", 9)
+        dither = Qt.ImageConversionFlag.ThresholdDither | Qt.ImageConversionFlag.AutoColor
+        scaled.convertToFormat(QImage.Format.Format_Indexed8, dither).save(target, "PNG", 9)
         if os.path.getsize(target) <= MAX_BYTES:
             return target
         width = int(width * 0.85)

@@ -83,13 +83,16 @@ def _attr(obj, key, value):
     a.Write(value)
 
 
-def make_emit(folder, lines=8, samples=6, with_mask=True):
+def make_emit(folder, lines=8, samples=6, with_mask=True, glt_fill=None):
     """An EMIT L2A RFL granule and its mask granule.
 
     The swath (lines x samples) lies rotated on the map grid: map cell (row, col) of the
     (samples + 2) x (lines + 2) grid takes swath line ``col - 1`` and sample ``samples - row``
     (1-based in the GLT), inside a one-cell border of GLT 0 (no data). Swath pixel (0, 0) carries
     the fill value, swath pixel (1, 1) is flagged in the mask's Aggregate Flag.
+
+    ``glt_fill``: a GLT re-saved with that declared ``_FillValue`` in the border instead of 0 (the
+    product itself writes 0).
 
     Returns a dict with the paths, the swath cube, its labels, the band arrays and the geotransform.
     """
@@ -132,8 +135,9 @@ def make_emit(folder, lines=8, samples=6, with_mask=True):
         for col in range(1, ox - 1):
             glt_y[row, col] = col       # swath line col - 1, 1-based
             glt_x[row, col] = samples - row + 1  # swath sample samples - row, 1-based
-    _md_array(loc, "glt_x", [d_oy, d_ox], glt_x, gdal.GDT_Int32, {"long_name": "GLT Sample Lookup"})
-    _md_array(loc, "glt_y", [d_oy, d_ox], glt_y, gdal.GDT_Int32, {"long_name": "GLT Line Lookup"})
+    for name, glt, title in (("glt_x", glt_x, "GLT Sample Lookup"), ("glt_y", glt_y, "GLT Line Lookup")):
+        stored = glt if glt_fill is None else np.where(glt == 0, glt_fill, glt).astype(np.int32)
+        _md_array(loc, name, [d_oy, d_ox], stored, gdal.GDT_Int32, {"long_name": title}, nodata=glt_fill)
     lat = 36.10 - 0.0005 * np.arange(lines)[:, None] * np.ones((1, samples))
     _md_array(loc, "lat", [d_down, d_cross], lat, gdal.GDT_Float64, {"units": "degrees_north"})
     _md_array(loc, "lon", [d_down, d_cross], -117.3 + 0.0005 * np.ones((lines, 1)) * np.arange(samples),
@@ -176,8 +180,14 @@ def enmap_bands():
     return p.centers, p.fwhm, np.array(p.detectors, dtype=object)
 
 
-def make_enmap(folder, rows=8, cols=6, cloud=((2, 3),)):
-    """An EnMAP L2A product: SPECTRAL_IMAGE.TIF (int16, nodata -32768), METADATA.XML, QL_QUALITY_CLOUD.TIF."""
+def make_enmap(folder, rows=8, cols=6, cloud=((2, 3),), cirrus=None, filled_bands=(), image_format="GTiff"):
+    """An EnMAP L2A product: SPECTRAL_IMAGE.TIF (int16, nodata -32768), METADATA.XML, QL_QUALITY_CLOUD.TIF.
+
+    ``cirrus``: ``{(row, col): level}`` of a QL_QUALITY_CIRRUS layer (0 none, 1 thin, 2 medium, 3 thick,
+    255 fill); ``filled_bands``: product band indexes the processor filled with the nodata value in every
+    pixel; ``image_format`` "ENVI": the image ordered as ENVI band-sequential (``-SPECTRAL_IMAGE.BSQ`` with
+    its ``.HDR``), the quality layers likewise.
+    """
     import rasterio
 
     centers, fwhm, detectors = enmap_bands()
@@ -185,18 +195,28 @@ def make_enmap(folder, rows=8, cols=6, cloud=((2, 3),)):
     gain, offset = 1.0e-4, 0.0
     dn = np.round((cube - offset) / gain).astype(np.int16)
     dn[0, 0, :] = -32768
+    dn[:, :, list(filled_bands)] = -32768
     stem = os.path.join(folder, ENMAP_STEM)
     transform = rasterio.Affine(30.0, 0.0, 368000.0, 0.0, -30.0, 5812000.0)
-    profile = dict(driver="GTiff", width=cols, height=rows, count=centers.size, dtype="int16", nodata=-32768,
-                   crs="EPSG:32633", transform=transform, interleave="band")
-    with rasterio.open(stem + "-SPECTRAL_IMAGE.TIF", "w", **profile) as dst:
+    ending = ".BSQ" if image_format == "ENVI" else ".TIF"
+    profile = dict(driver=image_format, width=cols, height=rows, count=centers.size, dtype="int16", nodata=-32768,
+                   crs="EPSG:32633", transform=transform)
+    if image_format == "GTiff":
+        profile["interleave"] = "band"
+    with rasterio.open(stem + "-SPECTRAL_IMAGE" + ending, "w", **profile) as dst:
         dst.write(np.moveaxis(dn, -1, 0))
     mask = np.zeros((rows, cols), np.uint8)
     for r, c in cloud:
         mask[r, c] = 1
-    for name, data in (("CLOUD", mask), ("CLOUDSHADOW", np.zeros_like(mask))):
-        with rasterio.open(stem + f"-QL_QUALITY_{name}.TIF", "w", **dict(profile, count=1, dtype="uint8",
-                                                                         nodata=None)) as dst:
+    layers = [("CLOUD", mask), ("CLOUDSHADOW", np.zeros_like(mask))]
+    if cirrus is not None:
+        levels = np.zeros_like(mask)
+        for (r, c), level in cirrus.items():
+            levels[r, c] = level
+        layers.append(("CIRRUS", levels))
+    for name, data in layers:
+        with rasterio.open(stem + f"-QL_QUALITY_{name}" + ending, "w", **dict(profile, count=1, dtype="uint8",
+                                                                              nodata=None)) as dst:
             dst.write(data[None])
     vnir = [i + 1 for i in range(centers.size) if detectors[i] == "VNIR"]
     swir = [i + 1 for i in range(centers.size) if detectors[i] == "SWIR"]
@@ -228,7 +248,7 @@ def make_enmap(folder, rows=8, cols=6, cloud=((2, 3),)):
 """
     with open(stem + "-METADATA.XML", "w", encoding="utf-8") as fh:
         fh.write(xml)
-    return {"xml": stem + "-METADATA.XML", "image": stem + "-SPECTRAL_IMAGE.TIF", "cube": dn.astype(np.float64) * gain
+    return {"xml": stem + "-METADATA.XML", "image": stem + "-SPECTRAL_IMAGE" + ending, "cube": dn.astype(np.float64) * gain
             + offset, "labels": labels, "centers": centers, "fwhm": fwhm, "detectors": detectors, "cloud": mask,
             "transform": transform}
 

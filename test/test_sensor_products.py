@@ -66,6 +66,17 @@ def test_emit_without_mask_keeps_flagged_pixel(tmp_path):
     np.testing.assert_allclose(data[:, samples - 1, 2], fx["cube"][1, 1, fx["good"]], rtol=1e-6)
 
 
+def test_emit_glt_with_declared_fill(tmp_path):
+    """A GLT re-saved with _FillValue -9999 where the product has 0 places the swath as the original."""
+    (tmp_path / "a").mkdir(), (tmp_path / "b").mkdir()
+    plain = sf.make_emit(str(tmp_path / "a"), with_mask=False)
+    filled = sf.make_emit(str(tmp_path / "b"), with_mask=False, glt_fill=-9999)
+    a = written(sensor_products.open_product(plain["path"]), tmp_path, "a.tif")
+    b = written(sensor_products.open_product(filled["path"]), tmp_path, "b.tif")
+    np.testing.assert_array_equal(a[0], b[0])
+    assert np.all(b[0][:, 0, :] == b[4])  # the border row: no swath pixel
+
+
 def test_emit_bad_product_names_the_file(tmp_path):
     from osgeo import gdal
 
@@ -101,6 +112,37 @@ def test_enmap_scale_overlap_and_masks(tmp_path):
     assert np.all(data[:, 0, 0] == nodata)  # -32768 in the SPECTRAL_IMAGE
     assert np.all(data[:, 2, 3] == nodata)  # QL_QUALITY_CLOUD
     assert np.sum(np.all(data == nodata, axis=0)) == 2
+
+
+def test_enmap_cirrus_levels_and_filled_bands(tmp_path):
+    """Every cirrus level (1 thin to 3 thick) is nodata, the layer's fill 255 is not; bands the processor
+    filled with the nodata value are left out and named in the notes."""
+    levels = {(1, 1): 1, (1, 2): 2, (1, 3): 3, (1, 4): 255}
+    fx = sf.make_enmap(str(tmp_path), cirrus=levels, filled_bands=(120, 121, 122))
+    product = sensor_products.open_product(fx["xml"])
+    data, _, _, info, nodata = written(product, tmp_path)
+    for (r, c), level in levels.items():
+        assert np.all(data[:, r, c] == nodata) == (level != 255), level
+    assert info.n_bands == 212 - 3
+    assert not np.isin(np.round(info.centers, 3), np.round(fx["centers"][[120, 121, 122]], 3)).any()
+    assert any(note.startswith("3 bands hold only the nodata value (") for note in product.notes)
+    assert any("every cirrus level" in note for note in product.notes)
+
+
+def test_enmap_ordered_as_envi(tmp_path):
+    """A product ordered as ENVI band-sequential reads as the GeoTIFF one, quality layers included."""
+    (tmp_path / "tif").mkdir(), (tmp_path / "bsq").mkdir()
+    tif = sf.make_enmap(str(tmp_path / "tif"))
+    bsq = sf.make_enmap(str(tmp_path / "bsq"), image_format="ENVI")
+    assert bsq["image"].endswith("-SPECTRAL_IMAGE.BSQ")
+    for given in (bsq["xml"], bsq["image"]):
+        assert sensor_products.detect(given) == sensor_products.ENMAP_L2A
+    assert sensor_products.is_companion(bsq["image"][:-4] + ".HDR")
+    assert not sensor_products.is_companion(bsq["image"])
+    a = written(sensor_products.open_product(tif["xml"]), tmp_path, "a.tif")
+    b = written(sensor_products.open_product(bsq["image"]), tmp_path, "b.tif")
+    np.testing.assert_array_equal(a[0], b[0])
+    assert np.all(b[0][:, 2, 3] == b[4])  # QL_QUALITY_CLOUD.BSQ
 
 
 def test_enmap_metadata_errors_name_the_field(tmp_path):

@@ -10,7 +10,8 @@ Conventions
 The confusion matrix has the **reference (true) classes as rows and the map
 (predicted) classes as columns**, as in scikit-learn: ``cm[i, j]`` counts the
 samples of reference class ``i`` mapped as class ``j``. Remote-sensing textbooks
-(Congalton, 1991; Congalton & Green) often print the transpose (map classes as
+(Congalton, 1991; Congalton & Green, 2019, *Assessing the Accuracy of Remotely Sensed
+Data*, 3rd ed., CRC Press) often print the transpose (map classes as
 rows); the measures are the same:
 
 - *producer's accuracy* of a class = recall = correct / reference samples of the

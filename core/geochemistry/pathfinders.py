@@ -44,7 +44,7 @@ PRESETS = {
         "commodity": ["Li"],
         "pathfinders": ["Li", "Cs", "Rb", "Ta", "Nb", "Sn", "Be", "Ga"],
         "reference": "Bradley, D. C. et al. (2017). Lithium. In: Critical Mineral Resources of the United States, "
-                     "USGS Professional Paper 1802-K; Cerny, P. and Ercit, T. S. (2005). The classification of "
+                     "USGS Professional Paper 1802-K; Černý, P. and Ercit, T. S. (2005). The classification of "
                      "granitic pegmatites revisited. Canadian Mineralogist 43, 2005-2026.",
     },
     "REE": {
@@ -52,8 +52,9 @@ PRESETS = {
         "commodity": ["La", "Ce", "Pr", "Nd"],
         "pathfinders": ["La", "Ce", "Pr", "Nd", "Sm", "Eu", "Gd", "Tb", "Dy", "Y", "Th", "Nb", "P", "Ba", "Sr"],
         "reference": "Chakhmouradian, A. R. and Wall, F. (2012). Rare earth elements: minerals, mines, magnets "
-                     "(and more). Elements 8, 333-340; Verplanck, P. L. et al. (2014). Rare earth element deposit "
-                     "models. Reviews in Economic Geology 18.",
+                     "(and more). Elements 8, 333-340; Verplanck, P. L. and Hitzman, M. W. (eds) (2016). Rare "
+                     "Earth and Critical Elements in Ore Deposits. Reviews in Economic Geology 18, Society of "
+                     "Economic Geologists.",
     },
     "ZnPb": {
         "label": "Zinc-lead (sediment-hosted)",

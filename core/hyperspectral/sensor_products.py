@@ -19,12 +19,16 @@ field by field after them):
   The L2A mask granule beside it (``EMIT_L2A_MASK_...nc``: ``mask`` with ``sensor_band_parameters/
   mask_bands``) masks pixels whose ``Aggregate Flag`` is set.
 * **EnMAP L2A, processor version 1.x** (GeoTIFF + ``METADATA.XML``; EnMAP L2A product
-  specification): ``...-SPECTRAL_IMAGE.TIF`` (int16 with a nodata value) and ``...-METADATA.XML``
+  specification): ``...-SPECTRAL_IMAGE.TIF`` (int16 with a nodata value; products ordered as ENVI
+  ``.BSQ``/``.BIL``/``.BIP`` with a header, JPEG2000 ``.JP2`` or ``_COG.tiff`` are read the same way)
+  and ``...-METADATA.XML``
   with ``specific/bandCharacterisation/bandID`` (``wavelengthCenterOfBand``, ``FWHMOfBand``,
   ``GainOfBand``, ``OffsetOfBand``; reflectance = DN x gain + offset) and the VNIR and SWIR channel
   lists ``specific/vnirProductQuality/expectedChannelsList`` and ``swirProductQuality/...``. Quality
-  masks beside it (``-QL_QUALITY_CLOUD.TIF``, ``-QL_QUALITY_CLOUDSHADOW.TIF``,
-  ``-QL_QUALITY_CIRRUS.TIF``; 1 = flagged) become nodata.
+  masks beside it (``-QL_QUALITY_CLOUD``, ``-QL_QUALITY_CLOUDSHADOW`` (0/1) and ``-QL_QUALITY_CIRRUS``
+  (0 none, 1 thin, 2 medium, 3 thick); any level from 1 to 254 is flagged, 255 is the layers' fill)
+  become nodata. Bands that hold only the nodata value (the processor fills some water-vapour bands
+  with it) are found on a sample of rows and left out.
 * **PRISMA L2D, product specification issue 2.3** (HDF-EOS5): ``HDFEOS/SWATHS/PRS_L2D_HCO/Data
   Fields/VNIR_Cube`` and ``SWIR_Cube`` (uint16, lines x bands x samples, bands from long to short
   wavelengths); root attributes ``List_Cw_Vnir``/``List_Cw_Swir``, ``List_Fwhm_Vnir``/``_Swir``
@@ -85,6 +89,28 @@ class SensorProduct:
 _GDAL_URI = re.compile(r'^(?:NETCDF|HDF5):"?([^"]+?)"?:')
 
 
+#: The file endings an EnMAP image or quality layer is delivered with (GeoTIFF, ENVI, JPEG2000, COG),
+#: with the ENVI header beside an ENVI image.
+_ENMAP_ENDINGS = (".TIF", ".TIFF", ".GEOTIFF", "_COG.TIFF", ".BSQ", ".BIL", ".BIP", ".JP2", ".HDR")
+_ENMAP_IMAGE_SUFFIX = r"(_COG\.TIFF|\.TIFF?|\.GEOTIFF|\.BSQ|\.BIL|\.BIP|\.JP2|\.HDR)"
+
+
+def _enmap_layer(stem, layer):
+    """The file of an EnMAP product's ``layer`` (``SPECTRAL_IMAGE``, ``QL_QUALITY_CLOUD``...) beside
+    ``stem``, whatever format it was ordered in (any letter case), else None."""
+    folder, prefix = os.path.split(stem)
+    wanted = (os.path.basename(prefix) + "-" + layer).upper()
+    try:
+        names = sorted(os.listdir(folder or "."))
+    except OSError:
+        return None
+    for ending in _ENMAP_ENDINGS[:-1]:
+        for name in names:
+            if name.upper() == wanted + ending:
+                return os.path.join(folder, name)
+    return None
+
+
 def product_file(path):
     """The file behind ``path``: a GDAL subdataset URI (``NETCDF:"x.nc":reflectance``) gives ``x.nc``."""
     path = str(path).split("|")[0]
@@ -99,7 +125,7 @@ def enmap_metadata(path):
         return None
     if name.upper().endswith("METADATA.XML"):
         return path
-    stem = re.sub(r"-(SPECTRAL_IMAGE|QL_[A-Z_]+)\.TIF$", "", name, flags=re.IGNORECASE)
+    stem = re.sub(r"-(SPECTRAL_IMAGE|QL_[A-Z_]+)" + _ENMAP_IMAGE_SUFFIX + "$", "", name, flags=re.IGNORECASE)
     for suffix in ("-METADATA.XML", "-METADATA.xml"):
         candidate = os.path.join(os.path.dirname(path), stem + suffix)
         if os.path.exists(candidate):
@@ -126,8 +152,10 @@ def is_companion(path):
     name = os.path.basename(product_file(path)).upper()
     if name.startswith("EMIT_L2A_") and name.endswith(".NC"):
         return detect(path) is None
-    return bool(enmap_metadata(product_file(path))) and not name.endswith(("-SPECTRAL_IMAGE.TIF",
-                                                                            "METADATA.XML"))
+    is_image = re.search(r"-SPECTRAL_IMAGE" + _ENMAP_IMAGE_SUFFIX + "$", name) and not name.endswith(".HDR")
+    if name.endswith("METADATA.XML") or is_image:
+        return False
+    return bool(enmap_metadata(product_file(path)))
 
 
 def open_product(path, feedback=None):
@@ -145,7 +173,7 @@ def open_product(path, feedback=None):
     if kind is None:
         raise OreMapError(
             f"'{os.path.basename(path)}' is not an EMIT L2A RFL (EMIT_L2A_RFL_*.nc), EnMAP L2A (*-METADATA.XML or "
-            "*-SPECTRAL_IMAGE.TIF beside it) or PRISMA L2D (PRS_L2D_*.he5) product.", "raster",
+            "*-SPECTRAL_IMAGE file beside it) or PRISMA L2D (PRS_L2D_*.he5) product.", "raster",
             "Choose the product as delivered, with its original file name.")
     product = readers[kind](path)
     for note in product.notes:
@@ -230,6 +258,17 @@ def _attribute(obj, name, path=None, default=None):
 # EMIT L2A RFL
 # ---------------------------------------------------------------------------
 
+def _glt(array):
+    """A geometry lookup table as int64, its declared fill value (-9999 in re-saved or clipped files; the
+    product itself writes 0) turned into 0, "no swath pixel"."""
+    values = np.asarray(array.ReadAsArray(), np.int64)
+    fill = array.GetNoDataValueAsDouble()
+    for value in {-9999.0, fill} - {None, 0.0}:
+        if np.isfinite(value):
+            values[values == int(value)] = 0
+    return values
+
+
 def _open_emit(path):
     ds = _open_multidim(path)
     root = ds.GetRootGroup()
@@ -245,8 +284,7 @@ def _open_emit(path):
     if centers.size != dims[2]:
         raise _fail(path, f"{centers.size} wavelengths for {dims[2]} bands")
     location = _group(root, "location")
-    glt_x = np.asarray(_array(location, "glt_x", path).ReadAsArray(), np.int64)
-    glt_y = np.asarray(_array(location, "glt_y", path).ReadAsArray(), np.int64)
+    glt_x, glt_y = (_glt(_array(location, name, path)) for name in ("glt_x", "glt_y"))
     geotransform = tuple(float(v) for v in np.ravel(_attribute(root, "geotransform", path)))
     crs_wkt = str(_attribute(root, "spatial_ref", path))
     fill = refl.GetNoDataValueAsDouble()
@@ -328,9 +366,9 @@ def _open_enmap(path):
 
     xml_path = enmap_metadata(path)
     stem = xml_path[: -len("-METADATA.XML")]
-    image = next((stem + s for s in ("-SPECTRAL_IMAGE.TIF", "-SPECTRAL_IMAGE.tif") if os.path.exists(stem + s)), None)
+    image = _enmap_layer(stem, "SPECTRAL_IMAGE")
     if image is None:
-        raise _fail(xml_path, "no -SPECTRAL_IMAGE.TIF beside the METADATA.XML")
+        raise _fail(xml_path, "no -SPECTRAL_IMAGE file (.TIF, .BSQ, .BIL, .BIP, .JP2) beside the METADATA.XML")
     try:
         root = ElementTree.parse(xml_path).getroot()
     except ElementTree.ParseError as exc:
@@ -365,11 +403,17 @@ def _open_enmap(path):
     has_detectors = set(detectors) >= {"VNIR", "SWIR"}
     keep = _select_bands(centers, fwhm, np.ones(centers.size, bool), detectors if has_detectors else None,
                          notes, xml_path)
-    masks = [stem + s for s in ("-QL_QUALITY_CLOUD.TIF", "-QL_QUALITY_CLOUDSHADOW.TIF", "-QL_QUALITY_CIRRUS.TIF")
-             if os.path.exists(stem + s)]
+    empty = _enmap_empty_bands(image, keep, nodata)
+    if empty.size:
+        notes.append(f"{empty.size} bands hold only the nodata value ({_nm_list(centers[empty])} nm): left out.")
+        keep = keep[~np.isin(keep, empty)]
+        if keep.size < 2:
+            raise _fail(xml_path, "fewer than two bands hold data")
+    masks = [m for m in (_enmap_layer(stem, f"QL_QUALITY_{name}") for name in ("CLOUD", "CLOUDSHADOW", "CIRRUS"))
+             if m is not None]
     if masks:
         notes.append("pixels flagged in " + ", ".join(os.path.basename(m).split("-")[-1] for m in masks)
-                     + " are nodata.")
+                     + " are nodata (every cirrus level, thin to thick).")
     notes.append("reflectance = DN x GainOfBand + OffsetOfBand (METADATA.XML).")
     info = BandInfo(centers=centers[keep], fwhm=fwhm[keep])
 
@@ -386,13 +430,40 @@ def _open_enmap(path):
         invalid = np.zeros((count, width), bool)
         for mask_path in masks:
             with rasterio.open(mask_path) as m:
-                invalid |= m.read(1, window=window) == 1
+                level = m.read(1, window=window)
+                invalid |= (level >= 1) & (level <= 254)  # 255: the layer's fill
         out = np.moveaxis(out, 0, -1)
         out[invalid] = np.nan
         return out
 
     return SensorProduct(ENMAP_L2A, xml_path, width, height, crs_wkt, geotransform, info, read_rows,
                          bytes_per_row=width * keep.size * 10, notes=notes)
+
+
+def _nm_list(values, shown=6):
+    text = ", ".join(f"{v:.0f}" for v in values[:shown])
+    return text + (f" and {len(values) - shown} more" if len(values) > shown else "")
+
+
+def _enmap_empty_bands(image, keep, nodata, rows=16):
+    """Indexes among ``keep`` of the bands that hold only ``nodata`` on ``rows`` rows spread over the
+    image, wherever another band holds data (the DLR processor fills some water-vapour bands)."""
+    import rasterio
+    from rasterio.windows import Window
+
+    if nodata is None:
+        return np.array([], int)
+    with rasterio.open(image) as ds:
+        picks = np.unique(np.linspace(0, ds.height - 1, min(rows, ds.height)).round().astype(int))
+        has_data = np.zeros(keep.size, bool)
+        for row in picks:
+            raw = ds.read([int(b) + 1 for b in keep], window=Window(0, int(row), ds.width, 1))[:, 0, :]
+            filled = raw == nodata
+            pixels = ~filled.all(axis=0)  # pixels where some band holds data
+            has_data |= (~filled[:, pixels]).any(axis=1)
+            if has_data.all():
+                return np.array([], int)
+    return keep[~has_data] if has_data.any() else np.array([], int)
 
 
 # ---------------------------------------------------------------------------

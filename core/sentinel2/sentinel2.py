@@ -881,8 +881,9 @@ def _vrt_xml(names, files, infos, ref, nodata, scl=None):
 #: "bsi": ((B11 + B4) - (B8 + B2)) / ((B11 + B4) + (B8 + B2)). The three mineral ratios are Segal's (1982)
 #: Landsat TM ratios on the Sentinel-2 bands that match them: iron oxide TM3 / TM1 (red / blue), ferrous
 #: minerals TM5 / TM4 (SWIR 1.6 um / NIR; the 20 m NIR band B8A, at the resolution of B11) and clay TM5 / TM7
-#: (SWIR 1.6 / 2.2 um). Segal, D. (1982), Theoretical basis for differentiation of ferric-iron bearing rocks,
-#: using Landsat MSS data, Proc. 2nd Thematic Conf. on Remote Sensing for Exploration Geology, Fort Worth.
+#: (SWIR 1.6 / 2.2 um). Segal, D. (1982), Theoretical basis for differentiation of ferric-iron bearing minerals,
+#: using Landsat MSS data, Proc. 2nd Thematic Conf. on Remote Sensing for Exploratory Geology, Fort Worth,
+#: 949-951 (the TM forms are those image-processing software applies; the paper's title names MSS data).
 INDICES = {
     "NDVI": ("nd", ("B8", "B4"), "Normalised difference vegetation index (B8, B4)"),
     "NDWI": ("nd", ("B3", "B8"), "Normalised difference water index, McFeeters (B3, B8)"),
