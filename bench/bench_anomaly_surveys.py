@@ -5,9 +5,9 @@ Run from the repository root::
 
     OREMAP_GEOCHEMAD_DATA=/path/to/geochemad-csvs .venv/bin/python bench/bench_anomaly_surveys.py [--seeds 6]
 
-Surveys (each skipped when its CSV is absent): the GeoChemAD benchmark's GSWA compilations (Ding et al.,
-GeoChemAD, MIT licence; assays and sites from the Geological Survey of Western Australia / WAMEX and
-MINEDEX, CC BY 4.0), as extracted from the benchmark's repository, file names unchanged, into the folder
+Surveys (each skipped when its CSV is absent): the GeoChemAD / OpenGADBench benchmark's GSWA compilations
+(repository yihaoding/geochemad, MIT licence; assays and sites from the Geological Survey of Western Australia /
+WAMEX, CC BY 4.0), as extracted from the benchmark's repository, file names unchanged, into the folder
 ``OREMAP_GEOCHEMAD_DATA``: ``area1_sediment_au`` (stream sediment, 32 gold sites; also in the shared data),
 ``area4_rockchip_au`` (rock chips, 2 x 1.6 km, 12 sites), ``area6_soil_au`` (soil, 2 x 4 km, 14 sites), each
 with its ``*_site.csv``; then ``--seeds`` synthetic granite-greenstone surveys (``test/geochem_synthetic.py``).
