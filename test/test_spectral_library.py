@@ -252,6 +252,89 @@ def test_band_info_from_descriptions_imagery_and_none(tmp_path):
     np.testing.assert_allclose(info.fwhm, [65.0, 75.0])
 
 
+def _envi_copy(tmp_path, name, edit):
+    """A copy of the real AVIRIS-NG tile whose header is ``edit(header text)``."""
+    import shutil
+
+    img = tmp_path / (name + ".img")
+    shutil.copyfile(AVNG, img)
+    (tmp_path / (name + ".hdr")).write_text(edit(AVNG.with_suffix(".hdr").read_text()))
+    return img
+
+
+def _set_field(text, key, value):
+    """``text`` with ENVI field ``key`` (a multi-line ``{...}`` list or one line) set to ``value`` (None: removed)."""
+    text = re.sub(rf"^{key}\s*=\s*(\{{[^}}]*\}}|[^\n]*)\n", "", text, flags=re.MULTILINE | re.IGNORECASE)
+    return text if value is None else text.rstrip("\n") + f"\n{key} = {value}\n"
+
+
+@needs_avng
+def test_band_numbers_are_no_wavelengths_from_any_source(tmp_path):
+    """ENVI's 'wavelength units = Index' with 1 ... 432 (GDAL also copies them into per-band items, without
+    units) and the same list with units 'Unknown' are band numbers: the band names' wavelengths are read
+    instead, and without them there are none."""
+    real = band_info_from_raster(AVNG)
+    numbers = "{ " + " , ".join(str(i) for i in range(1, 433)) + " }"
+    names = "{ " + " , ".join(f"Band {i} ({w:.4f} Nanometers)" for i, w in enumerate(real.centers, 1)) + " }"
+    for units in ("Index", "Unknown"):
+        def edit(text, units=units, names=None):
+            text = _set_field(_set_field(_set_field(text, "wavelength", numbers), "wavelength units", units),
+                              "fwhm", None)
+            return text if names is None else _set_field(text, "band names", names)
+        assert band_info_from_raster(_envi_copy(tmp_path, "numbers_" + units, edit)) is None
+        info = band_info_from_raster(_envi_copy(tmp_path, "named_" + units, lambda t: edit(t, names=names)))
+        np.testing.assert_allclose(info.centers, real.centers, atol=5e-5)
+        assert info.origin == "ENVI header 'band names', units 'Nanometers'"
+
+
+@needs_avng
+def test_units_that_contradict_the_values_are_refused(tmp_path):
+    """'Micrometers' over nanometre values (and the reverse) name the units read, where a wrong range went
+    on to the algorithms before."""
+    for units, shown in (("Micrometers", "read as 3.463e+05-2.505e+06 nm (ENVI header 'wavelength', units "
+                                         "'Micrometers')"),
+                         ("Nanometers", "")):
+        edit = (lambda t, u=units: _set_field(t, "wavelength units", u))
+        if units == "Nanometers":
+            text = AVNG.with_suffix(".hdr").read_text()
+            um = "{ " + " , ".join(f"{w / 1000:.7f}" for w in band_info_from_raster(AVNG).centers) + " }"
+            edit = (lambda t, um=um: _set_field(_set_field(t, "wavelength", um), "wavelength units", "Nanometers"))
+        with pytest.raises(OreMapError) as err:
+            band_info_from_raster(_envi_copy(tmp_path, units, edit))
+        assert err.value.parameter == "wavelengths" and f"'{units}.img'" in err.value.message
+        assert shown in err.value.message and "wavelength units" in err.value.fix
+
+
+@needs_avng
+def test_header_line_gdal_drops_is_read_from_the_file(tmp_path):
+    """GDAL drops an ENVI header line over 10,000 characters (a 432-value list written with 22 decimals) and
+    every field after it; the header file itself still gives the wavelengths."""
+    real = band_info_from_raster(AVNG)
+    long = "{" + ", ".join(f"{w:.22f}" for w in real.centers) + "}"
+    img = _envi_copy(tmp_path, "long", lambda t: _set_field(t, "wavelength", long))
+    with rasterio.open(img) as ds:
+        assert "wavelength" not in ds.tags(ns="ENVI")
+    info = band_info_from_raster(img)
+    np.testing.assert_allclose(info.centers, real.centers, atol=1e-9)
+    assert info.origin == "ENVI header file 'wavelength', units 'Nanometers'"
+
+
+def test_dataset_level_wavelength_items(tmp_path):
+    """A dataset-level ENVI-style list, or Band_<i> items as a copy of an ENVI file's dataset tags carries them."""
+    path = _write_tif(tmp_path / "list.tif", 3)
+    with rasterio.open(path, "r+") as ds:
+        ds.update_tags(wavelength="{ 0.45 , 0.55 , 1.65 }", wavelength_units="Micrometers", fwhm="{ 0.01, 0.01, 0.02 }")
+    info = band_info_from_raster(path)
+    np.testing.assert_allclose(info.centers, [450.0, 550.0, 1650.0])
+    np.testing.assert_allclose(info.fwhm, [10.0, 10.0, 20.0])
+    path = _write_tif(tmp_path / "items.tif", 2)
+    with rasterio.open(path, "r+") as ds:
+        ds.update_tags(Band_1="346.2995778 Nanometers", Band_2="351.3082 Nanometers")
+    info = band_info_from_raster(path)
+    np.testing.assert_allclose(info.centers, [346.2995778, 351.3082])
+    assert info.origin == "dataset metadata 'Band_1' ... 'Band_2', units 'Nanometers'"
+
+
 # ---------------------------------------------------------------------------
 # ENVI libraries
 # ---------------------------------------------------------------------------

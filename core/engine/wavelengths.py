@@ -11,14 +11,26 @@ Metadata sources read by :func:`band_info_from_raster`, in this order:
 1. GDAL's ``ENVI`` metadata domain. GDAL copies every ENVI header field there,
    with spaces in the key replaced by underscores (``wavelength_units``) and
    list values left as raw text (``"{ 346.29 , 351.30 , ... }"``).
+   Then the ``.hdr`` file itself: its ``wavelength`` list (GDAL drops a header
+   line over 10,000 characters) or ``band names`` with a unit, which GDAL
+   replaces by band numbers when the units are ``Index``.
 2. Per-band metadata items ``wavelength`` (or ``WAVELENGTH``),
    ``wavelength_units`` and ``fwhm``. GDAL's ENVI driver sets the first two
    itself; :func:`band_tags` writes all three.
-3. The per-band ``IMAGERY`` domain (``CENTRAL_WAVELENGTH_UM``, ``FWHM_UM``),
+3. Dataset metadata items: an ENVI-style list ``wavelength = {...}`` (with
+   ``wavelength_units`` and ``fwhm``), or ``Band_1 = "346.3 Nanometers"`` ...
+   as a copy of an ENVI file's dataset tags carries them.
+4. The per-band ``IMAGERY`` domain (``CENTRAL_WAVELENGTH_UM``, ``FWHM_UM``),
    the convention of recent GDAL drivers.
-4. Band descriptions holding a number with an optional unit, such as
+5. Band descriptions holding a number with an optional unit, such as
    ``"452.3 nm"``, ``"0.45 um"``, ``"Band 3 (450 nm)"`` or GDAL's ENVI style
    ``"346.2995778 Nanometers"``.
+
+A list that is the band numbers (1, 2, ... n or 0 ... n-1, as ENVI writes with
+``wavelength units = Index``) is no wavelength list, whatever source gives it:
+the next source is tried. Centres outside :data:`PLAUSIBLE_NM` after the unit
+conversion are refused, naming the units read (a header that says micrometres
+over nanometre values).
 """
 
 import math
@@ -35,6 +47,9 @@ FWHM_PER_SIGMA = 2.0 * math.sqrt(2.0 * math.log(2.0))
 
 #: Below this largest value, wavelengths without units are micrometres.
 MICROMETRE_LIMIT = 30.0
+
+#: Band centres of reflected or emitted light that a raster's metadata may give (nm): ultraviolet to thermal.
+PLAUSIBLE_NM = (100.0, 20000.0)
 
 # Unit words (lower case, without a plural "s") -> nanometres per unit.
 _UNIT_FACTORS = {
@@ -294,10 +309,26 @@ def _is_index_units(units):
     return units is not None and str(units).strip().lower().startswith("index")
 
 
-def _in_nanometres(centers, fwhm, units):
-    """Centres and FWHM (same units) in nm; unstated units decided by the centres."""
+def _band_numbers(values):
+    """Whether ``values`` are band numbers (1 ... n or 0 ... n-1) rather than wavelengths."""
+    values = np.asarray(values, dtype=np.float64)
+    n = values.size
+    return n >= 2 and (np.array_equal(values, np.arange(1, n + 1)) or np.array_equal(values, np.arange(n)))
+
+
+def _unit_text(units, factor):
+    stated = None if units is None or str(units).strip().lower() in _UNSTATED else str(units).strip()
+    return f"units '{stated}'" if stated else ("no units, micrometres by magnitude" if factor == 1000.0
+                                                else "no units, nanometres by magnitude")
+
+
+def _in_nanometres(centers, fwhm, units, source):
+    """``(centres, FWHM, how)`` in nm (same units in, unstated units decided by the centres); ``how`` says
+    the source and the units read; None for band numbers."""
+    if _band_numbers(centers):
+        return None
     factor = nanometres_per_unit(units, centers)
-    return centers * factor, None if fwhm is None else fwhm * factor
+    return centers * factor, None if fwhm is None else fwhm * factor, f"{source}, {_unit_text(units, factor)}"
 
 
 def _envi_tags(ds):
@@ -310,7 +341,54 @@ def _from_envi_domain(ds, tags):
     centers = _envi_list(tags.get("wavelength"))
     if centers is None or centers.size != ds.count or _is_index_units(units):
         return None
-    return _in_nanometres(centers, _envi_list(tags.get("fwhm")), units)
+    return _in_nanometres(centers, _envi_list(tags.get("fwhm")), units, "ENVI header 'wavelength'")
+
+
+def _from_envi_header_file(ds):
+    """The ENVI header file itself, where GDAL's ENVI domain gave no wavelengths: its ``wavelength`` list (GDAL
+    drops a header line over 10,000 characters and every field after it), else ``band names`` carrying
+    wavelengths with a unit (GDAL replaces them by the band numbers when ``wavelength units = Index``)."""
+    from .envi_header import parse_envi_header
+
+    header_path = next((f for f in (getattr(ds, "files", None) or []) if str(f).lower().endswith(".hdr")), None)
+    if header_path is None:
+        return None
+    try:
+        header = parse_envi_header(header_path)
+    except OreMapError:
+        return None
+    units = header.get("wavelength units")
+    centers = _envi_list("{" + ",".join(header.get("wavelength") or []) + "}")
+    if centers is not None and centers.size == ds.count and not _is_index_units(units):
+        fwhm = _envi_list("{" + ",".join(header.get("fwhm") or []) + "}")
+        found = _in_nanometres(centers, fwhm, units, "ENVI header file 'wavelength'")
+        if found is not None:
+            return found
+    names = header.get("band names") or []
+    parsed = [_wavelength_from_description(n) for n in names] if len(names) == ds.count else [None]
+    if any(p is None or p[1] is None for p in parsed):
+        return None
+    values = np.array([p[0] for p in parsed])
+    return (values * np.array([_unit_factor(p[1]) for p in parsed]), None,
+            f"ENVI header 'band names', units '{parsed[0][1]}'")
+
+
+def _from_dataset_items(ds):
+    """A dataset-level list ``wavelength = {...}`` or ``Band_<i> = "<value> <unit>"`` items (a copy of an
+    ENVI file's dataset tags)."""
+    tags = {k.lower(): v for k, v in ds.tags().items()}
+    centers = _envi_list(tags.get("wavelength"))
+    if centers is not None and centers.size == ds.count and not _is_index_units(tags.get("wavelength_units")):
+        return _in_nanometres(centers, _envi_list(tags.get("fwhm")), tags.get("wavelength_units"),
+                              "dataset metadata 'wavelength'")
+    parsed = [_wavelength_from_description(tags.get(f"band_{i}")) for i in range(1, ds.count + 1)]
+    if any(p is None or p[1] is None for p in parsed):
+        return None
+    values = np.array([p[0] for p in parsed])
+    if _band_numbers(values):
+        return None
+    return (values * np.array([_unit_factor(p[1]) for p in parsed]), None,
+            f"dataset metadata 'Band_1' ... 'Band_{ds.count}', units '{parsed[0][1]}'")
 
 
 def _from_band_items(ds):
@@ -327,14 +405,14 @@ def _from_band_items(ds):
             fwhm.append(np.nan)
         units.append(tags.get("wavelength_units"))
     centers, fwhm = np.array(centers), np.array(fwhm)
-    if any(_is_index_units(u) for u in units):
+    if any(_is_index_units(u) for u in units) or _band_numbers(centers):
         return None
     if len(set(units)) == 1:
-        return _in_nanometres(centers, fwhm, units[0])
+        return _in_nanometres(centers, fwhm, units[0], "band metadata 'wavelength'")
     if any(_unit_factor(u) is None for u in units):
         return None  # some bands with units, some without: ambiguous
     factors = np.array([_unit_factor(u) for u in units])
-    return centers * factors, fwhm * factors
+    return centers * factors, fwhm * factors, "band metadata 'wavelength', units per band"
 
 
 def _from_imagery_domain(ds):
@@ -349,7 +427,7 @@ def _from_imagery_domain(ds):
             fwhm.append(float(tags["FWHM_UM"]))
         except (KeyError, ValueError):
             fwhm.append(np.nan)
-    return np.array(centers) * 1000.0, np.array(fwhm) * 1000.0
+    return np.array(centers) * 1000.0, np.array(fwhm) * 1000.0, "band metadata 'CENTRAL_WAVELENGTH_UM' (IMAGERY)"
 
 
 def _wavelength_from_description(text):
@@ -373,13 +451,10 @@ def _from_descriptions(ds):
     values = np.array([p[0] for p in parsed])
     units = [p[1] for p in parsed]
     if all(u is None for u in units):
-        n = values.size
-        if np.array_equal(values, np.arange(1, n + 1)) or np.array_equal(values, np.arange(n)):
-            return None  # band numbers, not wavelengths
-        return _in_nanometres(values, None, None)
-    if any(u is None for u in units):
+        return _in_nanometres(values, None, None, "band descriptions")
+    if any(u is None for u in units) or _band_numbers(values):
         return None  # some with a unit, some without: ambiguous
-    return values * np.array([_unit_factor(u) for u in units]), None
+    return values * np.array([_unit_factor(u) for u in units]), None, f"band descriptions, units '{units[0]}'"
 
 
 def band_info_from_raster(path_or_dataset):
@@ -397,14 +472,16 @@ def band_info_from_raster(path_or_dataset):
         docstring) that gives one finite wavelength for every band, with the
         FWHM from the same source when complete and positive. Bad bands come
         from an ENVI ``bbl`` list (0 = bad) of the right length, else none
-        are flagged. ``None`` when no source describes every band, or the
-        ENVI wavelength units are ``Index``.
+        are flagged. ``origin`` names the source and the units read. ``None``
+        when no source describes every band with wavelengths (band numbers,
+        ENVI units ``Index``).
 
     Raises
     ------
     OreMapError
         ``parameter="wavelengths"`` when the metadata use wavenumbers or an
-        unknown unit; ``parameter="raster"`` when the file cannot be opened.
+        unknown unit, or give centres outside :data:`PLAUSIBLE_NM`;
+        ``parameter="raster"`` when the file cannot be opened.
     """
     if isinstance(path_or_dataset, (str, Path)):
         import rasterio  # local import: only this function needs it
@@ -416,18 +493,27 @@ def band_info_from_raster(path_or_dataset):
             raise OreMapError(f"Cannot open raster '{path_or_dataset}': {exc}", parameter="raster") from None
     ds = path_or_dataset
     envi = _envi_tags(ds)
-    sources = (lambda: _from_envi_domain(ds, envi), lambda: _from_band_items(ds),
-               lambda: _from_imagery_domain(ds), lambda: _from_descriptions(ds))
+    sources = (lambda: _from_envi_domain(ds, envi), lambda: _from_envi_header_file(ds), lambda: _from_band_items(ds),
+               lambda: _from_dataset_items(ds), lambda: _from_imagery_domain(ds), lambda: _from_descriptions(ds))
     for source in sources:
         found = source()
         if found is not None and np.all(np.isfinite(found[0])):
             break
     else:
         return None
-    centers, fwhm = found
+    centers, fwhm, how = found
+    lo, hi = float(np.min(centers)), float(np.max(centers))
+    if lo < PLAUSIBLE_NM[0] or hi > PLAUSIBLE_NM[1]:
+        name = Path(str(getattr(ds, "name", "") or "")).name
+        raise OreMapError(
+            f"The band centres in the metadata of '{name}' read as {lo:.4g}-{hi:.4g} nm ({how}): outside any "
+            f"imaging sensor's range ({PLAUSIBLE_NM[0]:g} nm to {PLAUSIBLE_NM[1] / 1000:g} um).",
+            parameter="wavelengths",
+            fix="Correct the wavelength units in the file's metadata (an ENVI header's 'wavelength units'), or "
+                "give the band centres in nm where the algorithm has a wavelength parameter.")
     bbl = _envi_list(envi.get("bbl"))
     bad = (bbl == 0) if bbl is not None and bbl.size == ds.count else None
-    return BandInfo(centers=centers, fwhm=_valid_fwhm(fwhm, ds.count), bad=bad)
+    return BandInfo(centers=centers, fwhm=_valid_fwhm(fwhm, ds.count), bad=bad, origin=how)
 
 
 def band_tags(info):

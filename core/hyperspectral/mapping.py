@@ -48,10 +48,17 @@ def image_band_info(raster_path, wavelengths=None, fwhm=None, required=True, bad
     from ..engine.band_order import flag_overlaps
 
     feedback = ensure(feedback)
+    given = wavelengths is not None and len(wavelengths)
     with open_raster(raster_path) as ds:
         count = ds.count
-        info = band_info_from_raster(ds)
-    if wavelengths is not None and len(wavelengths):
+        try:
+            info = band_info_from_raster(ds)
+        except OreMapError as exc:
+            if exc.parameter != "wavelengths" or (required and not given):
+                raise
+            feedback.warning(f"{exc.message} They are not used.")
+            info = None
+    if given:
         wavelengths = np.asarray(wavelengths, dtype=float)
         if wavelengths.size != count:
             raise OreMapError(f"{wavelengths.size} wavelengths were given for a raster of {count} bands.",
@@ -61,6 +68,11 @@ def image_band_info(raster_path, wavelengths=None, fwhm=None, required=True, bad
         info, origin = BandInfo(centers=wavelengths, fwhm=fwhm, bad=bad), "the wavelength parameter"
     else:
         origin = f"the metadata of '{os.path.basename(str(raster_path))}'"
+        if info is not None:
+            feedback.info(f"Band centres from {origin} ({info.origin}): {info.n_bands} bands, "
+                          f"{info.centers.min():.0f}-{info.centers.max():.0f} nm"
+                          + ("." if info.fwhm is not None else "; no FWHM in the metadata: band widths unknown, "
+                             "resampling to other bands treats them as narrow."))
     if info is None:
         if required:
             raise OreMapError(

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..engine.envi_header import parse_envi_header
 from ..engine.errors import OreMapError
 from ..engine.feedback import ensure
 from ..engine.names import match_name, name_key
@@ -43,7 +44,6 @@ ENVI_IGNORE_VALUE = -1.23e34
 # ENVI "data type" codes -> numpy type (byte order applied later).
 _ENVI_DTYPES = {1: "u1", 2: "i2", 3: "i4", 4: "f4", 5: "f8", 12: "u2", 13: "u4", 14: "i8", 15: "u8"}
 # Header fields kept as text rather than split into a list.
-_TEXT_FIELDS = ("description", "coordinate system string")
 
 
 @dataclass
@@ -314,78 +314,6 @@ def read_library(path, feedback=None):
         parameter="library",
         fix="Use an ENVI spectral library (.sli with .hdr) or a CSV table (.csv).",
     )
-
-
-def parse_envi_header(path):
-    """Parse an ENVI header file.
-
-    Parameters
-    ----------
-    path : str or pathlib.Path
-        The ``.hdr`` file.
-
-    Returns
-    -------
-    dict
-        Keys lower-cased with single spaces (``"wavelength units"``). Values
-        in braces are lists of stripped strings split on commas, possibly
-        over several lines, except ``description`` and ``coordinate system
-        string``, kept as text without the braces. Other values are stripped
-        strings.
-
-    Raises
-    ------
-    OreMapError
-        ``parameter="library"`` when the file does not start with ``ENVI``
-        or a brace is not closed.
-    """
-    path = Path(path)
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise OreMapError(f"Cannot read ENVI header '{path}': {exc}", parameter="library") from None
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        text = raw.decode("latin-1")
-    lines = text.splitlines()
-    if not lines or not lines[0].strip().upper().startswith("ENVI"):
-        raise OreMapError(
-            f"'{path.name}' is not an ENVI header (the first line must be 'ENVI').",
-            parameter="library",
-        )
-    header = {}
-    i = 1
-    while i < len(lines):
-        line = lines[i]
-        i += 1
-        if "=" not in line or line.lstrip().startswith(";"):
-            continue
-        key, value = line.split("=", 1)
-        key = " ".join(key.split()).lower()
-        value = value.strip()
-        if value.startswith("{"):
-            parts = [value]
-            depth = value.count("{") - value.count("}")
-            while depth > 0:
-                if i >= len(lines):
-                    raise OreMapError(
-                        f"ENVI header '{path.name}': the value of '{key}' has no closing brace.",
-                        parameter="library",
-                    )
-                parts.append(lines[i])
-                depth += lines[i].count("{") - lines[i].count("}")
-                i += 1
-            whole = "\n".join(parts)
-            inner = whole[whole.index("{") + 1 : whole.rindex("}")]
-            if key in _TEXT_FIELDS:
-                header[key] = inner.strip()
-            else:
-                items = [item.strip() for item in inner.split(",")]
-                header[key] = items if items != [""] else []
-        else:
-            header[key] = value
-    return header
 
 
 def _header_int(header, key, path, default=None):
