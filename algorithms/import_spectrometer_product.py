@@ -33,6 +33,9 @@ class ImportSpectrometerProduct(OreMapAlgorithm):
         "overlap is cut at its middle wavelength and each detector's edge bands beyond the cut are left out; "
         "the log says which. Nodata is -9999.")
     PARAM_HELP = {
+        "SCALE": "For an ENVI or GeoTIFF cube: reflectance = value / scale (10000 for reflectance x 10000, 100 for "
+                 "per cent); 0 reads it from the raster's metadata or guesses it (integers above 100: 10000). "
+                 "Sensor products carry their own scale, which is always used.",
         "INPUT": "The product file: EMIT_L2A_RFL_*.nc, an EnMAP L2A *-METADATA.XML (or its *-SPECTRAL_IMAGE file), "
                  "PRS_L2D_*.he5, or an ENVI / GeoTIFF cube with wavelengths (AVIRIS-Classic, AVIRIS-NG).",
     }
@@ -58,18 +61,24 @@ class ImportSpectrometerProduct(OreMapAlgorithm):
             "INPUT", self.tr("Product file"), fileFilter="Imaging spectrometer products (*.nc *.he5 *.h5 *.xml "
                                                          "*.XML *.tif *.TIF *.img *.dat *.bsq *.bil *.bip);;"
                                                          "All files (*.*)"))
+        self.add_number("SCALE", "Reflectance scale factor of a plain raster (0 = automatic)", 0.0, 0.0,
+                        advanced=True)
         self.add_raster_output("OUTPUT", "Reflectance GeoTIFF")
         self.add_value_output("BANDS", "Bands written")
 
     def process(self, parameters, context, feedback):
         path = self.parameterAsFile(parameters, "INPUT", context)
-        self._parameter_overrides.update(raster="INPUT", wavelengths="INPUT", scale="INPUT")
+        self._parameter_overrides.update(raster="INPUT", wavelengths="INPUT", scale="SCALE")
         if not path or not os.path.exists(path):
             raise self.fail("INPUT", f"'{path}' does not exist.", "Choose the product file.")
+        scale = self.parameterAsDouble(parameters, "SCALE", context)
         if sensor_products.detect(path):
+            if scale:
+                feedback.warning("Reflectance scale factor (SCALE) is for plain rasters: the product's own scale "
+                                 "(its metadata) is applied instead.")
             product = sensor_products.open_product(path, feedback)
         else:
-            product = sensor_products.open_raster_product(path, feedback)
+            product = sensor_products.open_raster_product(path, feedback, scale=scale or None)
         out_path = self.output_path(parameters, "OUTPUT", context, feedback)
         self._parameter_overrides["output"] = "OUTPUT"
         sensor_products.write_geotiff(product, out_path, memory_mb=self.memory_mb(), feedback=feedback)

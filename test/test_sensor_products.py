@@ -274,6 +274,35 @@ def test_import_aviris_classic_envi(run_alg, tmp_path):
         np.testing.assert_allclose(ds.read(1), src.read(1) / 10000.0, rtol=1e-6)
 
 
+def test_import_applies_the_scale_of_a_plain_raster(run_alg, tmp_path):
+    """Float reflectance x 10000 without scale metadata is written as given unless SCALE says 10000; a product's
+    own scale wins over SCALE."""
+    cube = _write_cube(tmp_path / "x10000.tif", scale=10000.0)
+    plain = run_alg("import_spectrometer_product", {"INPUT": cube, "OUTPUT": str(tmp_path / "a.tif")})
+    scaled = run_alg("import_spectrometer_product", {"INPUT": cube, "SCALE": 10000, "OUTPUT": str(tmp_path / "b.tif")})
+    with rasterio.open(cube) as src, rasterio.open(plain["OUTPUT"]) as a, rasterio.open(scaled["OUTPUT"]) as b:
+        np.testing.assert_allclose(a.read(), src.read(), rtol=1e-6)
+        np.testing.assert_allclose(b.read(), src.read() / 10000.0, rtol=1e-6)
+    fx = sf.make_enmap(str(tmp_path))
+    out = run_alg("import_spectrometer_product", {"INPUT": fx["xml"], "SCALE": 100, "OUTPUT": str(tmp_path / "e.tif")})
+    with rasterio.open(out["OUTPUT"]) as ds:
+        np.testing.assert_allclose(ds.read(1)[4, 2], fx["cube"][4, 2, 0], rtol=1e-5)
+
+
+def _write_cube(path, scale):
+    """A 3 x 4 x 5 float32 GeoTIFF of plausible reflectance x ``scale`` with band wavelengths, no scale metadata."""
+    from oremap.core.engine.wavelengths import BandInfo, band_tags
+
+    info = BandInfo(centers=[450.0, 550.0, 650.0, 850.0, 1650.0])
+    values = (np.linspace(0.05, 0.45, 5)[:, None, None] * np.ones((5, 3, 4)) * scale).astype(np.float32)
+    with rasterio.open(path, "w", driver="GTiff", width=4, height=3, count=5, dtype="float32", crs="EPSG:32633",
+                       transform=rasterio.Affine(30, 0, 500000, 0, -30, 4000000)) as ds:
+        ds.write(values)
+        for i, tags in enumerate(band_tags(info), start=1):
+            ds.update_tags(i, **tags)
+    return str(path)
+
+
 @pytest.mark.slow
 def test_qgis_process_classifies_emit_granule(qgis_process, products, tmp_path):
     fx = products["EMIT"]

@@ -538,11 +538,12 @@ def _open_prisma(path):
 # Any raster with wavelengths (AVIRIS-Classic / AVIRIS-NG ENVI and the like)
 # ---------------------------------------------------------------------------
 
-def open_raster_product(path, feedback=None):
+def open_raster_product(path, feedback=None, scale=None):
     """A :class:`SensorProduct` of an ordinary raster with band wavelengths (ENVI header, GeoTIFF metadata).
 
     Bad bands (ENVI ``bbl``) and the edge bands of overlapping detectors are left out, the rest sorted by
-    wavelength; values are reflectance by the raster's scale (:func:`core.engine.raster.detect_scale`).
+    wavelength; values are reflectance by ``scale`` (a divisor) or the raster's own
+    (:func:`core.engine.raster.detect_scale`).
     """
     import rasterio
     from rasterio.windows import Window
@@ -554,7 +555,7 @@ def open_raster_product(path, feedback=None):
     info = image_band_info(path, bad_bands="off", feedback=feedback)  # the algorithms that read it drop bad bands
     good = np.flatnonzero(info.good)
     keep = good[np.argsort(info.centers[good], kind="stable")]
-    source = RasterSource(path, bands=[int(b) + 1 for b in keep], feedback=feedback, fill_spectra=True)
+    source = RasterSource(path, bands=[int(b) + 1 for b in keep], feedback=feedback, fill_spectra=True, scale=scale)
     with rasterio.open(path) as ds:
         width, height = ds.width, ds.height
         crs_wkt = ds.crs.to_wkt() if ds.crs else ""
