@@ -1116,6 +1116,37 @@ def test_sam_classification_on_the_cluster_is_bit_identical(client, tmp_path):
         assert (ds.read(1) == 0).any()     # the limit leaves some pixels unclassified
 
 
+def test_per_band_scales_on_the_cluster_are_the_single_runs(client, tmp_path):
+    """A scene whose bands carry their own gains (half of them stored at twice the DN step): each row range's
+    VRT carries every band's own scale, so the unmixing equals the single run's bytes and logs its scale line."""
+    from conftest import core_warnings
+
+    scene = str(tmp_path / "perband.tif")
+    with rasterio.open(JASPER) as src:
+        profile = src.profile
+        data = src.read().astype(np.float64)
+        tags = [src.tags(b) for b in range(1, src.count + 1)]
+    gains = np.where(np.arange(data.shape[0]) % 2 == 0, 1e-4, 2e-4)
+    with rasterio.open(scene, "w", **profile) as dst:
+        dst.write(np.round(data * 1e-4 / gains[:, None, None]).astype(profile["dtype"]))
+        for b, band_tags in enumerate(tags, start=1):
+            dst.update_tags(b, **band_tags)
+        dst.scales = tuple(gains)
+        dst.offsets = tuple(0.0 for _ in gains)
+    ref = {"abundances": str(tmp_path / "a.tif")}
+    single = core_warnings()
+    mapping.unmix_map(scene, read_library(USGS_LIBRARY).subset(ENDMEMBERS), ref["abundances"],
+                      band_info=mapping.image_band_info(scene), memory_mb=MEMORY_MB, feedback=single)
+    said = [m for m in single.infos if m.startswith("Reflectance =")]
+    assert len(said) == 1 and "of each band" in said[0]
+    log = core_warnings()
+    job, report, out, plans = run(client, tmp_path, "unmix_fcls", USGS_LIBRARY, [scene], rows=16, feedback=log,
+                                  spectra=ENDMEMBERS)
+    assert not report.failed and len(plans[0].parts) == 3
+    assert_same_files(job, {scene: ref})
+    assert [m for m in log.infos if "Reflectance =" in m] == [f"perband.tif: {said[0]}"]
+
+
 def test_sentinel2_indices_of_product_folders_on_the_cluster(client, tmp_path):
     """The indices-to-file logic lived in the algorithm only; it is core.sentinel2.sentinel2.indices_map, which
     the cluster runs scene by scene (no model) and oremap:s2_indices runs once."""

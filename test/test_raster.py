@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import rasterio
 from affine import Affine
+from conftest import core_warnings
 
 from oremap.core.engine.errors import Cancelled, OreMapError
 from oremap.core.engine.feedback import Feedback
@@ -118,6 +119,29 @@ def test_gdal_scale_offset_metadata(tmp_path):
     with RasterSource(path) as src:
         values, _ = src.read(rasterio.windows.Window(0, 0, 2, 1))
     np.testing.assert_allclose(values[0, :, 0], [0.15, 0.25], rtol=1e-6)
+
+
+def test_per_band_scale_offset_metadata(tmp_path):
+    """One gain and offset per band (an ENVI header's 'data gain values', per-band GeoTIFF scales) are each
+    applied to their band, by read and read_nan alike, whichever bands are read; they were refused."""
+    data = np.array([[[1000, 2000]], [[1000, 2000]], [[500, 1000]]], dtype=np.int16)  # 3 bands, 1 x 2 pixels
+    path = str(tmp_path / "perband.tif")
+    with rasterio.open(path, "w", driver="GTiff", width=2, height=1, count=3, dtype="int16") as ds:
+        ds.write(data)
+        ds.scales = (1e-4, 2e-4, 4e-4)
+        ds.offsets = (0.0, 0.0, 0.01)
+    log = core_warnings()
+    with RasterSource(path, feedback=log) as src:
+        values, _ = src.read(rasterio.windows.Window(0, 0, 2, 1))
+        nan = src.read_nan(rasterio.windows.Window(0, 0, 2, 1))
+    expected = [[0.1, 0.2, 0.21], [0.2, 0.4, 0.41]]
+    np.testing.assert_allclose(values[0], expected, rtol=1e-6)
+    np.testing.assert_allclose(nan[0], expected, rtol=1e-12)
+    assert log.infos == ["Reflectance = value x gain + offset of each band (raster scale/offset metadata: gains "
+                         "0.0001-0.0004, offsets 0-0.01)."]
+    with RasterSource(path, bands=[3, 1]) as src:
+        values, _ = src.read(rasterio.windows.Window(0, 0, 2, 1))
+    np.testing.assert_allclose(values[0], [[0.21, 0.1], [0.41, 0.2]], rtol=1e-6)
 
 
 def test_user_nodata_and_huge_nodata_value(tmp_path):

@@ -287,18 +287,21 @@ class RasterSource:
             fill = (data.max(axis=-1) == data.min(axis=-1)) & ~invalid
             self.fill_pixels += int(fill.sum())
             invalid |= fill
-        if self.gain != 1.0 or self.bias != 0.0:  # in place: no block-sized temporaries (pixelwise_sizing)
-            data *= np.float32(self.gain)
-            data += np.float32(self.bias)
+        if self._scaled():  # in place: no block-sized temporaries (pixelwise_sizing)
+            data *= np.asarray(self.gain, np.float32)  # a scalar, or one gain per band read (the last axis)
+            data += np.asarray(self.bias, np.float32)
         return data, ~invalid
+
+    def _scaled(self):
+        return bool(np.any(np.asarray(self.gain) != 1.0) or np.any(np.asarray(self.bias) != 0.0))
 
     def read_nan(self, window, dtype=np.float64):
         """One window as ``(rows, cols, n_bands)`` values (scaled) with NaN where *that band* is nodata or not
         finite: each band on its own, for data whose bands may be missing separately (element grids)."""
         raw = read_window(self.dataset, self.bands, window)
         data = raw.astype(dtype)
-        if self.gain != 1.0 or self.bias != 0.0:
-            data = data * np.asarray(self.gain, dtype) + np.asarray(self.bias, dtype)
+        if self._scaled():
+            data = data * np.asarray(self.gain, dtype).reshape(-1, 1, 1) + np.asarray(self.bias, dtype).reshape(-1, 1, 1)
         for value in self._native_nodata(raw.dtype):
             data[raw == value] = np.nan
         data[~np.isfinite(data)] = np.nan
@@ -323,9 +326,12 @@ def band_descriptions(path, parameter="raster"):
         return [d.strip() if d and d.strip() else f"Band {i}" for i, d in enumerate(ds.descriptions, start=1)]
 
 
-#: what :func:`detect_scale` says of a divisor the user set, and of GDAL's band scale/offset
+#: what :func:`detect_scale` says of a divisor the user set, and of GDAL's band scale/offset (one for all bands,
+#: or one per band)
 SCALE_NOTE_USER = "Reflectance = value / {scale:g} (user setting)."
 SCALE_NOTE_METADATA = "Reflectance = value x {gain:g} + {bias:g} (raster scale/offset metadata)."
+SCALE_NOTE_PER_BAND = ("Reflectance = value x gain + offset of each band (raster scale/offset metadata: gains "
+                       "{gain_min:g}-{gain_max:g}, offsets {bias_min:g}-{bias_max:g}).")
 #: how :func:`detect_scale`'s note starts when the values do not look like reflectance (logged as a warning)
 SCALE_DOUBT = "The values are not reflectance of 0-1"
 
@@ -345,7 +351,9 @@ def detect_scale(dataset, scale, bands):
     integers above 100 are taken as reflectance x 10000 (and logged); other values above 1.5
     (per cent, floats x 10000, radiance) are kept and said in a note starting with
     :data:`SCALE_DOUBT` (a warning, :func:`scale_note_kind`). Returns ``(gain, bias, message)``;
-    message is empty when nothing needed saying.
+    message is empty when nothing needed saying. Bands whose scale/offset metadata differ (an ENVI header's
+    ``data gain values`` / ``data offset values``, per-band GeoTIFF scales) give arrays of one gain and bias
+    per band of ``bands``.
     """
     if scale:
         if scale < 0:
@@ -356,8 +364,10 @@ def detect_scale(dataset, scale, bands):
     biases = [dataset.offsets[b - 1] for b in bands]
     if any(g not in (None, 1.0) for g in gains) or any(o not in (None, 0.0) for o in biases):
         if len(set(gains)) > 1 or len(set(biases)) > 1:
-            raise OreMapError("Bands have different scale/offset metadata; OreMap needs one for all bands.",
-                              "scale", "Set the reflectance scale factor explicitly.")
+            gain = np.array([1.0 if g is None else float(g) for g in gains])
+            bias = np.array([0.0 if o is None else float(o) for o in biases])
+            return gain, bias, SCALE_NOTE_PER_BAND.format(gain_min=gain.min(), gain_max=gain.max(),
+                                                          bias_min=bias.min(), bias_max=bias.max())
         gain, bias = float(gains[0] or 1.0), float(biases[0] or 0.0)
         return gain, bias, SCALE_NOTE_METADATA.format(gain=gain, bias=bias)
     envi = dataset.tags(ns="ENVI")

@@ -596,7 +596,8 @@ def _xml(text):
 
 def row_vrt(scene, row0, row1, vrt_path, gain=None, bias=None):
     """Write a VRT of rows ``row0:row1`` of ``scene``: same pixels, nodata, band descriptions and
-    metadata, georeferenced where the rows lie; ``gain``/``bias`` become every band's scale/offset."""
+    metadata, georeferenced where the rows lie; ``gain``/``bias`` become every band's scale/offset (arrays: one
+    per band of the scene)."""
     import rasterio
 
     with rasterio.open(scene) as ds:
@@ -627,8 +628,9 @@ def row_vrt(scene, row0, row1, vrt_path, gain=None, bias=None):
             if ds.nodatavals[b - 1] is not None:
                 lines.append(f"    <NoDataValue>{repr(float(ds.nodatavals[b - 1]))}</NoDataValue>")
             if gain is not None:
-                lines.append(f"    <Offset>{repr(float(bias))}</Offset>")
-                lines.append(f"    <Scale>{repr(float(gain))}</Scale>")
+                band_gain, band_bias = (gain[b - 1], bias[b - 1]) if np.ndim(gain) else (gain, bias)
+                lines.append(f"    <Offset>{repr(float(band_bias))}</Offset>")
+                lines.append(f"    <Scale>{repr(float(band_gain))}</Scale>")
             lines.append("    <SimpleSource>")
             lines.append(f'      <SourceFilename relativeToVRT="0">{source}</SourceFilename>')
             lines.append(f"      <SourceBand>{b}</SourceBand>")
@@ -652,7 +654,9 @@ def _scale_decision(scene, bands, scale):
     with open_raster(scene) as ds:
         bands = list(range(1, ds.count + 1)) if bands is None else list(bands)
         gain, bias, note = detect_scale(ds, scale, bands)
-    if gain == 1.0 and bias == 0.0:
+        if np.ndim(gain):  # one per band: the part's VRT carries each band's own, for every band of the scene
+            gain, bias, _ = detect_scale(ds, scale, list(range(1, ds.count + 1)))
+    if np.ndim(gain) == 0 and gain == 1.0 and bias == 0.0:
         return 1.0, None, None, note or ""   # "divide by 1": the part never guesses on its own few pixels
     return None, gain, bias, note or ""
 
@@ -664,6 +668,8 @@ def _part_scale_notes(gain, bias, note):
 
     if gain is None:
         return {SCALE_NOTE_USER.format(scale=1.0): note}
+    if np.ndim(gain):
+        return {}  # per-band scales: the part's VRT carries the scene's own, so its note is the scene's
     return {SCALE_NOTE_METADATA.format(gain=gain, bias=bias): note}
 
 
