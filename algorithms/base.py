@@ -219,29 +219,55 @@ def as_number(value):
         return float("nan")
 
 
+#: Words laboratories write for a result below an unreported detection limit (lower case, dots and spaces removed).
+BELOW_DETECTION_WORDS = {"bdl", "bd", "nd", "<dl", "<lod", "<ld", "bld", "lod", "belowdetection", "notdetected"}
+#: Words compilations write for "no result" (not analysed, insufficient sample, not received...).
+MISSING_WORDS = {"na", "n/a", "-", "--", "---", "is", "ns", "nr", "nan", "null", "none", "x", "notanalysed",
+                 "notanalyzed", "nosample", "lns", "tbr"}
+
+
+def _word(text):
+    return text.strip().lower().replace(".", "").replace(" ", "")
+
+
+def _decimal(text):
+    """``float`` of a number written with a decimal point or, when it has no point and one comma, a decimal
+    comma (``'0,05'``, as decimal-comma CSV files write values that load as text)."""
+    text = text.strip()
+    if "," in text and "." not in text and text.count(",") == 1:
+        text = text.replace(",", ".")
+    return float(text)
+
+
 def assay_number(value):
     """An element's value as float (:func:`as_number`), where text such as ``'<0.5'`` (a survey compilation's value
     below the detection limit, which makes a CSV column load as text) is minus the limit, the survey tables'
-    convention (:mod:`core.geochemistry.geochem`), and ``'>10000'`` (over range) the limit. Element fields only:
+    convention (:mod:`core.geochemistry.geochem`), ``'>10000'`` (over range) the limit, a result below an
+    unreported limit (``'BDL'``, ``'ND'``: :data:`BELOW_DETECTION_WORDS`) ``-inf``, and a decimal comma
+    (``'0,05'``, ``'<0,5'``) a decimal point. :data:`MISSING_WORDS` and other text are NaN. Element fields only:
     elsewhere (abundances, scores) a '<' value stays NaN."""
     number = as_number(value)
     if number == number or value is None or value == NULL:
         return number
     if isinstance(value, str):
         text = value.strip()
-        if text[:1] in ("<", ">"):
-            try:
-                limit = abs(float(text[1:].strip()))
-            except ValueError:
-                return float("nan")
-            return -limit if text[0] == "<" else limit
+        if _word(text) in BELOW_DETECTION_WORDS:
+            return float("-inf")
+        try:
+            if text[:1] in ("<", ">"):
+                limit = abs(_decimal(text[1:]))
+                return -limit if text[0] == "<" else limit
+            return _decimal(text)
+        except ValueError:
+            return float("nan")
     return float("nan")
 
 
 def text_numbers(source, fields):
     """``{field: (values, numbers, an example value)}`` for text ``fields`` of the feature source: how many
-    features hold a non-empty text value, how many of those read as element values (:func:`assay_number`), and
-    one that does not (None when all do). Values that are not text (a Bool field's) count as none."""
+    features hold a text value that is not empty nor a word for "no result" (:data:`MISSING_WORDS`), how many
+    of those read as element values (:func:`assay_number`; 'BDL' included), and one that does not (None when all
+    do). Values that are not text (a Bool field's) count as none."""
     if not fields:
         return {}
     index = [source.fields().lookupField(f) for f in fields]
@@ -251,10 +277,11 @@ def text_numbers(source, fields):
         attributes = feature.attributes()
         for f, i in zip(fields, index):
             value = attributes[i]
-            if not isinstance(value, str) or not value.strip():
+            if not isinstance(value, str) or not value.strip() or _word(value) in MISSING_WORDS:
                 continue
             counts[f][0] += 1
-            if np.isfinite(assay_number(value)):
+            number = assay_number(value)
+            if np.isfinite(number) or number == float("-inf"):
                 counts[f][1] += 1
             elif counts[f][2] is None:
                 counts[f][2] = str(value)
@@ -664,7 +691,10 @@ class OreMapAlgorithm(QgsProcessingAlgorithm):
                                   "no place.",
                             "Load it as points: Layer > Add Layer > Add Delimited Text Layer with its X/Y (or "
                             "longitude/latitude) fields and their CRS, or in qgis_process a URI such as "
-                            "'delimitedtext://file:///path/samples.csv?xField=X&yField=Y&crs=EPSG:4326'.")
+                            "'delimitedtext://file:///path/samples.csv?xField=X&yField=Y&crs=EPSG:4326'. If the "
+                            "file already names its X/Y fields, their values did not read as numbers: coordinates "
+                            "written with decimal commas need '&decimalPoint=,' (the dialog's 'Decimal separator "
+                            "is comma').")
         if source is not None and crs_missing(source.sourceCrs()):
             raise self.fail(name, "The layer has no coordinate reference system (CRS), so it cannot be placed "
                                   "on other layers or measured in metres.", NO_CRS_FIX_VECTOR)

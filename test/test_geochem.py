@@ -86,6 +86,26 @@ def test_below_detection_other_missing_code_and_bad_mode():
     assert err.value.parameter == "below_detection"
 
 
+def test_below_an_unreported_limit_and_an_undeclared_missing_code():
+    """'BDL' (read as -inf: below detection, limit not reported) stands at the column's smallest measured value or
+    limit, halved like any value below detection; -99 above every measured value of three columns is a
+    missing-value code there and in the fourth (where 99 is no higher than its values), and the log says so."""
+    rows = [[-np.inf, -99.0, -99.0, -99.0, -99.0],
+            [0.5, 1.2, 0.03, 0.2, 150.0],
+            [2.0, 0.8, -0.01, 0.4, 300.0],
+            [-0.2, 2.5, 0.05, 0.1, -99.0]]
+    out, counts = geochem.below_detection(rows, mode="half", missing=-9999.0)
+    np.testing.assert_array_equal(out[:, 0], [0.1, 0.5, 2.0, 0.1])
+    assert np.isnan(out[0, 1:]).all() and np.isnan(out[3, 4]) and out[2, 2] == 0.005
+    assert counts["below_detection"].tolist() == [2, 0, 1, 0, 0] and counts["missing"].tolist() == [0, 1, 1, 1, 2]
+    assert counts["codes"] == {-99.0: 3} and counts["code_values"] == 5
+    assert geochem.value_notes(list("abcde"), counts)[0] == (
+        "-99 read as a missing-value code (5 values made missing): in 3 columns it lies above every measured value, "
+        "which no detection limit does. Set the missing-value code to it to say so yourself.")
+    limit, _ = geochem.below_detection(rows, mode="limit", missing=-9999.0)
+    assert limit[0, 0] == 0.2
+
+
 def test_zeros_to_half_minimum():
     out, counts, used = geochem.zeros_to_half_minimum([[0.0, 0.0, 1.0], [0.4, 0.0, NAN], [0.1, 0.0, 0.0]])
     np.testing.assert_array_equal(out, [[0.05, 0.0, 1.0], [0.4, 0.0, NAN], [0.1, 0.0, 0.5]])

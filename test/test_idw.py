@@ -459,7 +459,9 @@ def test_a_text_column_of_assays_is_read_and_a_text_column_of_words_refused(run_
     from oremap.algorithms.survey_input import numeric_fields
 
     assert [assay_number(v) for v in ("<1", " < 0.5 ", ">10000", "12")] == [-1.0, -0.5, 10000.0, 12.0]
-    assert all(np.isnan(assay_number(v)) for v in ("n.a.", "<", "", "<abc", None))
+    assert all(np.isnan(assay_number(v)) for v in ("n.a.", "<", "", "<abc", None, "IS", "-"))
+    # decimal commas (a ';' CSV whose '<' values make the column text); below an unreported limit: -inf
+    assert [assay_number(v) for v in ("0,0001", "<0,5", "BDL", "n.d.", "1.5")] == [0.0001, -0.5, -np.inf, -np.inf, 1.5]
     assert np.isnan(as_number("<1"))   # outside element fields (abundances, scores) a '<' value stays missing
     layer = QgsVectorLayer("Point?crs=EPSG:32750", "survey", "memory")
     layer.dataProvider().addAttributes([QgsField("Au_ppb", QVariant.String), QgsField("SAMPLETYPE", QVariant.String),
@@ -475,9 +477,10 @@ def test_a_text_column_of_assays_is_read_and_a_text_column_of_words_refused(run_
         f.setAttributes(list(row))
         features.append(f)
     layer.dataProvider().addFeatures(features)
-    # Au: 5 of 6 values read (83 %); Pt: 2 of 5 non-empty values read (40 %): not an element by default; a Bool
-    # field is no element either
-    assert numeric_fields(layer) == ["Au_ppb", "Cu_ppm"]
+    # Au: 5 of 6 values read (83 %); Pt: its 2 values that are not 'n.a.' (a word for no result) read, so it is a
+    # numeric field, which the coverage rule then leaves out with its reason (2 of 6 measured); a Bool field is no
+    # element; SAMPLETYPE's words are no numbers
+    assert numeric_fields(layer) == ["Au_ppb", "Cu_ppm", "Pt_ppb"]
     for algorithm, params in (("idw_interpolate", {"INPUT": layer, "CELL_SIZE": 500.0, "OUTPUT": str(tmp_path / "o.tif")}),
                               ("geochem_anomaly", {"POINTS": layer, "OUTPUT": str(tmp_path / "o.gpkg")})):
         fields = {"FIELDS": ["SAMPLETYPE", "Cu_ppm"]}

@@ -62,6 +62,41 @@ def test_column_names_are_read_by_unit_anywhere():
         assert sh.parse_column(name).element is None, name
 
 
+def test_column_names_in_other_labs_styles():
+    """Units in brackets, '%' and mass ratios, and a method code between element and unit: names that dropped Au and
+    Hg from the default set of a compilation ('no unit in the name')."""
+    for name, element, unit in (("Au (ppb)", "Au", "ppb"), ("Au [ppb]", "Au", "ppb"), ("Hg (ppm)", "Hg", "ppm"),
+                                ("Cu mg/kg", "Cu", "mg/kg"), ("Cu_%", "Cu", "%"), ("S (%)", "S", "%"),
+                                ("Au_FA_ppb", "Au", "ppb"), ("Au-FA_ppb", "Au", "ppb"), ("Au_AA23_ppm", "Au", "ppm"),
+                                ("Y (ppm)", "Y", "ppm"), ("SiO2_wt%", "Si", "wt%"), ("Fe2O3%", "Fe", "%")):
+        c = sh.parse_column(name)
+        assert (c.element, c.unit) == (element, unit), name
+    fe = sh.parse_column("Fe2O3 %")
+    assert fe.oxide == "Fe2O3" and fe.factor == pytest.approx(1e4 * 2 * 55.85 / (2 * 55.85 + 3 * 16.0), rel=1e-12)
+    assert sh.parse_column("Au (ppb)").factor == 0.001 and sh.parse_column("Cu mg/kg").factor == 1.0
+    # a second symbol between element and unit is no method code: ambiguous, not read
+    assert sh.parse_column("Au_Ag_ppm").element is None
+
+
+def test_a_missing_code_the_survey_does_not_declare():
+    """-99 where the missing-value code is -9999: above every measured value in many columns, which no detection
+    limit is, so it is missing (it was 49.5 ppm of every element, in columns never analysed too). A high detection
+    limit in one column alone (area1's Ag: -0.1 where Ag reaches 0.059) stays below detection."""
+    table = pd.read_csv(SURVEY, low_memory=False)
+    numeric = [c for c in table.columns if pd.api.types.is_numeric_dtype(table[c])]
+    raw = table[numeric].to_numpy(float)
+    assert sh.missing_codes(raw) == {}
+    recoded = np.where(raw == -9999, -99.0, raw)
+    codes = sh.missing_codes(recoded)
+    assert list(codes) == [-99.0] and codes[-99.0] >= 20
+    names, values, plan = sh.survey_elements(numeric, recoded, table["X"].to_numpy(), table["Y"].to_numpy())
+    ref_names, ref_values, _ = sh.survey_elements(numeric, raw, table["X"].to_numpy(), table["Y"].to_numpy())
+    assert names == ref_names
+    np.testing.assert_array_equal(values, ref_values)
+    assert plan.log[0].startswith(f"-99 read as a missing-value code ({int((raw == -9999).sum())} values made "
+                                  f"missing): in {codes[-99.0]} columns it lies above every measured value")
+
+
 def test_values_equal_to_the_geometry_are_coordinates():
     x = np.array([420000.5, 421000.0, 425000.0])
     y = np.array([7000000.0, 7001000.0, 7002000.0])

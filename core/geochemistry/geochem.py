@@ -33,6 +33,7 @@ import numpy as np
 
 from ..engine import compositional
 from ..engine.errors import OreMapError
+from .survey_hygiene import code_note, missing_codes
 
 UNIT_FACTORS = {"pct": 1e4, "ppm": 1.0, "ppb": 1e-3}
 """Multiply by the factor to get parts per million."""
@@ -113,7 +114,10 @@ def below_detection(values, mode="half", missing=-9999.0, zeros=DEFAULT_ZEROS):
     Parameters
     ----------
     values : array (n, m)
-        Concentrations; a negative value ``-v`` means "below the detection limit ``v``".
+        Concentrations; a negative value ``-v`` means "below the detection limit ``v``", ``-inf`` "below
+        detection, limit not reported" (``BDL``, ``ND``: half the column's smallest measured value, or that
+        value with ``"limit"``). Negative values that are missing-value codes (:func:`survey_hygiene.missing_codes`:
+        -99 where ``missing`` says -9999) are missing.
     mode : {"half", "limit", "nan", "drop"}
         ``"half"``: ``v / 2``; ``"limit"``: ``v``; ``"nan"`` or ``"drop"``: missing (NaN).
     missing : float or None
@@ -127,8 +131,9 @@ def below_detection(values, mode="half", missing=-9999.0, zeros=DEFAULT_ZEROS):
     -------
     array (n, m) float64, and a dict of per-column arrays (m,): ``below_detection`` (values
     below detection, replaced), ``missing`` (missing codes and NaN on input), ``zeros``
-    (exact zeros found, handled as ``zeros`` says) and ``zero_value`` (the value zeros
-    became with ``"half_min"``, else NaN).
+    (exact zeros found, handled as ``zeros`` says), ``zero_value`` (the value zeros
+    became with ``"half_min"``, else NaN) and ``codes`` (``{missing-value code: columns}``, with
+    ``code_values`` the number of values it made missing).
     """
     if mode not in BELOW_MODES:
         raise OreMapError(f"Unknown below-detection handling '{mode}'.", "below_detection",
@@ -138,9 +143,17 @@ def below_detection(values, mode="half", missing=-9999.0, zeros=DEFAULT_ZEROS):
     X = _table(values)
     if missing is not None and not (isinstance(missing, float) and math.isnan(missing)):
         X[X == float(missing)] = np.nan
+    codes = missing_codes(X, missing)
+    code_hit = np.isin(X, list(codes)) if codes else np.zeros(X.shape, bool)
+    X[code_hit] = np.nan
     is_missing = np.isnan(X)
     below = X < 0  # NaN compares False
+    unknown = np.isneginf(X)
     is_zero = X == 0
+    if unknown.any():  # below an unreported limit: the column's smallest measured value stands for it
+        measured_values = np.where(np.isfinite(X) & (X != 0), np.abs(X), np.inf)
+        smallest = measured_values.min(axis=0)
+        X[unknown] = np.broadcast_to(np.where(np.isfinite(smallest), -smallest, np.nan), X.shape)[unknown]
     if mode == "half":
         X[below] = -X[below] / 2.0
     elif mode == "limit":
@@ -153,7 +166,8 @@ def below_detection(values, mode="half", missing=-9999.0, zeros=DEFAULT_ZEROS):
     elif zeros == "half_min":
         X, _, zero_value = zeros_to_half_minimum(X)
     return X, {"below_detection": below.sum(axis=0), "missing": is_missing.sum(axis=0),
-               "zeros": is_zero.sum(axis=0), "zero_value": zero_value}
+               "zeros": is_zero.sum(axis=0), "zero_value": zero_value, "codes": codes,
+               "code_values": int(code_hit.sum())}
 
 
 def value_notes(names, counts, below="half", zeros=DEFAULT_ZEROS, n_samples=None, per_column=True):
@@ -168,6 +182,7 @@ def value_notes(names, counts, below="half", zeros=DEFAULT_ZEROS, n_samples=None
                  "half_min": "set to half the smallest positive value",
                  "keep": "kept as 0"}[zeros]
     names = [str(n) for n in names]
+    code_lines = [code_note(counts["codes"], counts.get("code_values", 0))] if counts.get("codes") else []
     n_below = np.asarray(counts["below_detection"], dtype=int)
     n_missing = np.asarray(counts["missing"], dtype=int)
     n_zeros = np.asarray(counts.get("zeros", np.zeros(len(names))), dtype=int)
@@ -180,7 +195,7 @@ def value_notes(names, counts, below="half", zeros=DEFAULT_ZEROS, n_samples=None
                 worst = [j for j in np.argsort(-total, kind="stable")[:5] if total[j]]
                 lines.append(f"{int(total.sum())} {label} (" + ", ".join(f"{names[j]}: {int(total[j])}"
                                                                          for j in worst) + ").")
-        return lines
+        return code_lines + lines
     of = f" (of {int(n_samples)} samples)" if n_samples is not None else ""
     lines = []
     for j, name in enumerate(names):
@@ -195,7 +210,7 @@ def value_notes(names, counts, below="half", zeros=DEFAULT_ZEROS, n_samples=None
             parts.append(f"{n_missing[j]} missing")
         if parts:
             lines.append(f"{name}: " + ", ".join(parts) + of + ".")
-    return lines
+    return code_lines + lines
 
 
 def zeros_to_half_minimum(values):

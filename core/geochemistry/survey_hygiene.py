@@ -40,9 +40,15 @@ Why 0.8: in the GSWA stream-sediment survey of the tests (1,392 samples, 123 col
 columns are measured in at least 83 % of the samples and the next in at most 66 %; a
 multivariate model needs complete rows, and 80 % keeps the imputed share small."""
 
-UNIT_FACTORS = {"pct": 1e4, "percent": 1e4, "wt%": 1e4, "ppm": 1.0, "ppb": 1e-3, "ppt": 1e-6, "gt": 1.0,
-                "g/t": 1.0}
-"""Multiply by the factor to get ppm (``pct`` is weight percent; ``g/t`` equals ppm)."""
+UNIT_FACTORS = {"pct": 1e4, "percent": 1e4, "wt%": 1e4, "%": 1e4, "ppm": 1.0, "ppb": 1e-3, "ppt": 1e-6, "gt": 1.0,
+                "g/t": 1.0, "mg/kg": 1.0, "ug/kg": 1e-3, "µg/kg": 1e-3, "μg/kg": 1e-3, "ug/g": 1.0, "µg/g": 1.0,
+                "μg/g": 1.0, "ng/g": 1e-3}
+"""Multiply by the factor to get ppm (``pct`` and ``%`` are weight percent; ``g/t``, ``mg/kg`` and ``µg/g``
+equal ppm; ``µg/kg`` and ``ng/g`` equal ppb)."""
+
+MISSING_CODE_COLUMNS = 3
+"""A negative value is a missing-value code, not a detection limit, when in at least this many columns it lies
+above every value measured in the column (:func:`missing_codes`)."""
 
 # Standard atomic weights (IUPAC, rounded to 0.01): used to convert oxides to elements.
 ATOMIC_WEIGHTS = {
@@ -62,7 +68,8 @@ SYMBOLS = {s.lower(): s for s in ATOMIC_WEIGHTS}
 NOT_ELEMENTS = {"H", "O", "N"}
 """Symbols never taken as an element of a survey (water, oxygen, nitrogen are not analysed as such)."""
 
-_TOKEN = re.compile(r"[_\s\-.]+")
+_TOKEN = re.compile(r"[_\s\-.()\[\]{},;:]+")
+_PERCENT = re.compile(r"(?<![Ww][Tt])%")  # a '%' glued to a name (Fe2O3%) is a token of its own; 'wt%' stays one
 _OXIDE = re.compile(r"^(?P<el>[A-Z][a-z]?)(?P<n>\d*)O(?P<m>\d*)(?P<total>T|TOT|TOTAL)?$")
 
 COORDINATE_STEMS = ("northing", "easting", "latitude", "longitude", "elevation", "altitude")
@@ -137,11 +144,12 @@ def parse_column(name, units=None):
 
     ``units``: a units table for columns named by the bare symbol, ``{"AU": "ppb", "Cu": "ppm"}``
     (case-insensitive keys; unit ``ppm`` assumed when missing). The unit may stand anywhere after
-    the element: ``Cu_ppm``, ``Cu_ppm_511``, ``CU PPM``, ``Au_ppb_FA``; ``Fe2O3_pct`` and
-    ``ZnO_ppm`` are oxides of Fe and Zn.
+    the element: ``Cu_ppm``, ``Cu_ppm_511``, ``CU PPM``, ``Au_ppb_FA``, ``Au (ppb)``, ``Au [ppb]``,
+    ``Cu mg/kg``, ``S (%)``; a method code may stand between them (``Au_FA_ppb``, ``Au-AA23_ppm``) when it
+    is no element symbol itself; ``Fe2O3_pct``, ``Fe2O3 %`` and ``ZnO_ppm`` are oxides of Fe and Zn.
     """
     text = str(name).strip()
-    tokens = [t for t in _TOKEN.split(text) if t]
+    tokens = [t for t in _TOKEN.split(_PERCENT.sub(" % ", text)) if t]
     out = Column(text)
     unit_at = next((i for i, t in enumerate(tokens) if t.lower() in UNIT_FACTORS), None)
     if not tokens or (unit_at is None and (is_coordinate_name(text) or is_identifier_name(text))):
@@ -166,14 +174,19 @@ def parse_column(name, units=None):
             raise OreMapError(f"Unknown unit '{out.unit}' for column '{text}' in the units table.", "units",
                               f"Use one of: {', '.join(sorted(UNIT_FACTORS))}.")
         out.assumed_unit = True
-    symbol = _symbol(head)
-    if symbol is not None:
-        out.element = symbol
-        return out
-    oxide = _oxide(head)
-    if oxide is not None:
-        out.element, out.oxide, out.ratio, out.total = oxide
-        return out
+    heads = [head]
+    if unit_at is not None and unit_at > 1 and not any(_symbol(t) or _oxide(t) for t in tokens[1:unit_at]):
+        heads.append(tokens[0])  # the element, then a method code: Au_FA_ppb, Au_AA23_ppm
+    for head in heads:
+        symbol = _symbol(head)
+        if symbol is not None:
+            out.element = symbol
+            return out
+        oxide = _oxide(head)
+        if oxide is not None:
+            out.element, out.oxide, out.ratio, out.total = oxide
+            return out
+    head = heads[0]
     out.unit = None if unit_at is None else out.unit
     out.assumed_unit = out.unit_from_table = False
     out.reason = f"'{head}' is not an element or an oxide" + (" (a volatile or a sum)" if unit_at is not None
@@ -242,12 +255,44 @@ class ElementPlan:
         return [c for e in self.elements for c in self.columns[e]]
 
 
+def missing_codes(values, missing=-9999.0):
+    """``{code: columns}``: negative values of the table ``values`` (n, m) that are missing-value codes, not
+    detection limits, with the number of columns that show it. A value ``-v`` is a code when in at least
+    :data:`MISSING_CODE_COLUMNS` columns it lies above every value measured in the column, which no detection
+    limit does: a survey coded -99 where ``missing`` says -9999 would otherwise give 49.5 ppm of every element
+    it did not analyse. ``missing`` itself and ``-inf`` (below detection, limit unknown) are never codes."""
+    X = np.asarray(values, dtype=float)
+    if X.ndim != 2 or not X.size:
+        return {}
+    flagged = {}
+    for j in range(X.shape[1]):
+        col = X[:, j]
+        positive = col[col > 0]
+        if not positive.size:
+            continue
+        limits = col[np.isfinite(col) & (col < 0) & (-col > positive.max())]
+        if missing is not None and np.isfinite(missing):
+            limits = limits[limits != missing]
+        for value in np.unique(limits):
+            flagged[float(value)] = flagged.get(float(value), 0) + 1
+    return {v: k for v, k in sorted(flagged.items()) if k >= MISSING_CODE_COLUMNS}
+
+
+def code_note(codes, n_values):
+    """The log line saying which values :func:`missing_codes` found and how many became missing."""
+    listed = ", ".join(f"{v:g}" for v in codes)
+    most = max(codes.values())
+    return (f"{listed} read as a missing-value code ({n_values} values made missing): in {most} columns it lies "
+            "above every measured value, which no detection limit does. Set the missing-value code to it to say "
+            "so yourself.")
+
+
 def measured(values, missing=-9999.0, zeros_missing=True):
     """Boolean mask of measured values: finite, not the missing code, not 0 when zeros mean 'not analysed'.
 
-    A value below detection (negative) is a measurement."""
+    A value below detection (negative, ``-inf`` when the limit is not known) is a measurement."""
     v = np.asarray(values, dtype=float)
-    ok = np.isfinite(v)
+    ok = np.isfinite(v) | np.isneginf(v)
     if missing is not None and np.isfinite(missing):
         ok &= v != missing
     if zeros_missing:
@@ -407,6 +452,17 @@ def apply_plan(plan, columns, values, missing=-9999.0, zeros_missing=True):
     return out
 
 
+def _without_codes(values, missing):
+    """``(values, note)``: the table with the missing-value codes of :func:`missing_codes` made ``missing`` (NaN
+    when there is no missing code), and the log line saying so (None when there was none)."""
+    codes = missing_codes(values, missing)
+    if not codes:
+        return values, None
+    hit = np.isin(values, list(codes))
+    values = np.where(hit, missing if missing is not None and np.isfinite(missing) else np.nan, values)
+    return values, code_note(codes, int(hit.sum()))
+
+
 def survey_elements(columns, values, x=None, y=None, fields=None, coverage=DEFAULT_COVERAGE, units=None,
                     missing=-9999.0, zeros_missing=True):
     """``(names, table, plan)``: the element columns to use and their values, oxides merged.
@@ -415,17 +471,21 @@ def survey_elements(columns, values, x=None, y=None, fields=None, coverage=DEFAU
     otherwise :func:`plan_elements` chooses by name, unit, geometry and coverage. Raises
     an OreMapError naming ``fields`` when no element is left, with the best-covered ones.
     """
+    values = np.asarray(values, dtype=float).reshape(-1, len(columns)) if len(columns) else np.zeros((0, 0))
     if fields:
         missing_cols = [f for f in fields if f not in columns]
         if missing_cols:
             raise OreMapError(f"Columns not in the table: {', '.join(missing_cols)}.", "fields")
         idx = [columns.index(f) for f in fields]
-        plan = plan_elements(list(fields), np.asarray(values, float)[:, idx], x, y, coverage=0.0, units=units,
+        chosen, note = _without_codes(values[:, idx], missing)
+        plan = plan_elements(list(fields), chosen, x, y, coverage=0.0, units=units,
                              missing=missing, zeros_missing=zeros_missing, explicit=True)
-        return plan.fields, apply_plan(plan, list(fields), np.asarray(values, float)[:, idx], missing,
-                                       zeros_missing), plan
+        plan.log[:0] = [note] if note else []
+        return plan.fields, apply_plan(plan, list(fields), chosen, missing, zeros_missing), plan
+    values, note = _without_codes(values, missing)
     plan = plan_elements(columns, values, x, y, coverage=coverage, units=units, missing=missing,
                          zeros_missing=zeros_missing)
+    plan.log[:0] = [note] if note else []
     if not plan.elements:
         best = sorted(plan.coverage.items(), key=lambda kv: -kv[1])[:5]
         raise OreMapError(

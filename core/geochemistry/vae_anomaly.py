@@ -231,6 +231,7 @@ def _transformed(values, names, prep):
     if prep.below == "none":
         if prep.missing is not None:
             V[V == float(prep.missing)] = np.nan
+        V[np.isinf(V)] = np.nan  # 'BDL' read as -inf: no value without a below-detection rule
         return geochem.transform(V, prep.transform, names=names), np.zeros(V.shape, bool), []
     zero = V == 0
     X, _, messages = geochem.preprocess(V, names, below=prep.below, transform=prep.transform, scale="none",
