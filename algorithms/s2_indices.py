@@ -1,5 +1,7 @@
 """oremap:s2_indices - spectral indices of a Sentinel-2 scene (vegetation, water, bare soil, iron, clay)."""
 
+import os
+
 from qgis.core import (
     QgsCoordinateReferenceSystem,
     QgsProcessingParameterBoolean,
@@ -9,7 +11,7 @@ from qgis.core import (
     QgsProcessingParameterString,
 )
 
-from ..core.sentinel2.sentinel2 import INDEX_NAMES, INDICES, indices_map, open_sentinel2
+from ..core.sentinel2.sentinel2 import INDEX_NAMES, INDICES, indices_map, open_sentinel2, product_folder
 from .base import OreMapAlgorithm
 
 #: the style of the indices raster: its first index on a red-yellow-green ramp
@@ -18,9 +20,11 @@ INDEX_STYLE = {"kind": "ramp", "band": 1, "ramp": "RdYlGn"}
 
 S2_INPUT_HELP = {
     "INPUT": "A multi-band Sentinel-2 raster at 10 m (L2A surface reflectance preferred) whose bands are named "
-             "(B2, B04, 'Band 8A' ...), or give a band map. Leave empty when using a folder.",
-    "INPUT_FOLDER": "Instead of a raster: a folder of per-band files (*_B02.tif, *_B8A.jp2 ... or a .SAFE "
-                    "product), stacked on the 10 m grid (20 m and 60 m bands resampled bilinearly).",
+             "(B2, B04, 'Band 8A' ...), or give a band map. A product's MTD_MSIL2A.xml (or a GDAL subdataset of it) "
+             "reads its .SAFE folder; a zipped product has to be unzipped first. Leave empty when using a folder.",
+    "INPUT_FOLDER": "Instead of a raster: a folder of per-band files (*_B02.tif, *_B8A.jp2, B02.tif, or blue.tif, "
+                    "nir08.tif ... as COG archives name them) or a .SAFE product (its quality masks are no bands), "
+                    "stacked on the 10 m grid (20 m and 60 m bands resampled bilinearly).",
     "BAND_MAP": "The raster band of each S2 band, e.g. 'B2=1, B3=2, B4=3, B8=4, B11=5, B12=6': names unnamed "
                 "bands, renames named ones (B8=4 on a band called B4 makes it B8) and completes them (the bands "
                 "the map does not mention keep their names).",
@@ -53,13 +57,32 @@ def cloud_mask(alg, parameters, context):
     return alg.parameterAsBoolean(parameters, "CLOUD_MASK", context)
 
 
+def _is_product_reference(text):
+    """Whether INPUT names a Sentinel-2 product rather than a raster: its MTD_MSIL*.xml, a SENTINEL2_L*
+    subdataset, a .zip, or a .SAFE folder."""
+    text = text.strip()
+    name = os.path.basename(text.rstrip("/\\")).upper()
+    return (text.upper().startswith("SENTINEL2_L") or name.endswith(".ZIP") or name.startswith("MTD_MSIL")
+            or (name.endswith(".SAFE") and os.path.isdir(text)))
+
+
 def s2_input_path(alg, parameters, context, with_crs=True):
     """``(path, band_map, crs)`` of the Sentinel-2 input: the raster INPUT or the folder INPUT_FOLDER (one of them).
 
     ``crs`` is a QgsCoordinateReferenceSystem of the input (to bring vector layers onto it); None when
     ``with_crs`` is False (a folder is then not opened here).
     """
-    layer = alg.parameterAsRasterLayer(parameters, "INPUT", context)
+    raw = parameters.get("INPUT")
+    via_input = isinstance(raw, str) and _is_product_reference(raw)
+    if via_input:
+        # a product's MTD_MSIL2A.xml (what QGIS opens), a GDAL subdataset of it, a zipped product: read as the
+        # product folder, or refused with the fix, as given in INPUT
+        if alg.parameterAsFile(parameters, "INPUT_FOLDER", context):
+            raise alg.fail("INPUT_FOLDER", "Both a raster and a folder were given.", "Use one of them.")
+        alg._parameter_overrides["raster"] = "INPUT"
+        folder = product_folder(raw)
+        parameters = {**parameters, "INPUT": None, "INPUT_FOLDER": folder}
+    layer = alg.parameterAsRasterLayer(parameters, "INPUT", context) if parameters.get("INPUT") else None
     folder = alg.parameterAsFile(parameters, "INPUT_FOLDER", context)
     if layer is not None and folder:
         raise alg.fail("INPUT_FOLDER", "Both a raster and a folder were given.", "Use one of them.")
@@ -70,7 +93,7 @@ def s2_input_path(alg, parameters, context, with_crs=True):
     if layer is not None:
         path, layer = alg.raster_path(parameters, "INPUT", context, require_crs=True)
         return path, band_map, layer.crs() if with_crs else None
-    alg._parameter_overrides["raster"] = "INPUT_FOLDER"
+    alg._parameter_overrides["raster"] = "INPUT" if via_input else "INPUT_FOLDER"
     if not with_crs:
         return folder, band_map, None
     with open_sentinel2(folder, required=[], mask_clouds=False) as s2:  # only its grid is needed here

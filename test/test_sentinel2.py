@@ -169,6 +169,69 @@ def test_product_baseline_04_in_the_folder_name_applies_the_offset(tmp_path):
         np.testing.assert_allclose(s2.read_reflectance(["B4"]), 0.1234, rtol=1e-5)
 
 
+def test_a_safe_of_baseline_04_with_its_quality_masks(tmp_path):
+    """From baseline 04.00 a .SAFE holds MSK_DETFOO_Bxx and MSK_QUALIT_Bxx per band in GRANULE/*/QI_DATA: they were
+    taken for band files, and every such product was refused as 'more than one product'. Its MTD_MSIL2A.xml (as QGIS
+    opens a product), a subdataset of it and the zipped product given instead of the folder."""
+    safe = tmp_path / "S2B_MSIL2A_20220301T101029_N0400_R022_T33UUP_20220301T130000.SAFE"
+    granule = safe / "GRANULE" / "L2A_T33UUP_A026000_20220301T101029"
+    (granule / "IMG_DATA" / "R10m").mkdir(parents=True)
+    (granule / "QI_DATA").mkdir()
+    data = np.full((1, 4, 4), 2234, dtype=np.uint16)
+    for band in ("B02", "B03", "B04", "B08"):
+        write_stack(granule / "IMG_DATA" / "R10m" / f"T33UUP_20220301T101029_{band}_10m.tif", data)
+        for mask in ("DETFOO", "QUALIT"):
+            write_stack(granule / "QI_DATA" / f"MSK_{mask}_{band[:1]}{band[1:]}.tif", np.zeros((1, 4, 4), np.uint8),
+                        dtype="uint8")
+    (safe / "MTD_MSIL2A.xml").write_text(
+        "<n1:Level-2A_User_Product><PROCESSING_BASELINE>04.00</PROCESSING_BASELINE>"
+        "<BOA_QUANTIFICATION_VALUE unit=\"none\">10000</BOA_QUANTIFICATION_VALUE>"
+        "<BOA_ADD_OFFSET band_id=\"0\">-1000</BOA_ADD_OFFSET></n1:Level-2A_User_Product>")
+    four = ["B2", "B3", "B4", "B8"]
+    for given in (safe, safe / "MTD_MSIL2A.xml", f"SENTINEL2_L2A:{safe / 'MTD_MSIL2A.xml'}:10m:EPSG_32633"):
+        with open_sentinel2(str(given), required=four) as s2:
+            assert s2.bands == four and s2.offset == pytest.approx(-0.1)
+            np.testing.assert_allclose(s2.read_reflectance(["B4"]), 0.1234, rtol=1e-5)
+    (tmp_path / "product.zip").write_bytes(b"PK\x05\x06" + bytes(18))
+    for given in (tmp_path / "product.zip", f"SENTINEL2_L2A:/vsizip/{tmp_path}/product.zip/x.SAFE/MTD_MSIL2A.xml:10m"):
+        with pytest.raises(OreMapError) as err:
+            open_sentinel2(str(given), required=four)
+        assert err.value.parameter == "raster" and "product.zip' is a zipped Sentinel-2 product" in err.value.message
+        assert err.value.fix == "Unzip it and choose its .SAFE folder (the folder input)."
+
+
+def test_cog_archives_name_band_files_by_band_or_common_name(tmp_path):
+    """Element84's COG archive names files B02.tif ... or blue.tif ...; its item id carries the date
+    (S2A_33UUP_20220613_0_L2A: baseline 04.00, the offset)."""
+    data = np.full((1, 4, 4), 2500, dtype=np.uint16)
+    for layout, names in (("bands", ("B02", "B03", "B04", "B08")), ("common", ("blue", "green", "red", "nir"))):
+        folder = tmp_path / layout / "S2A_33UUP_20220613_0_L2A"
+        folder.mkdir(parents=True)
+        for name in names:
+            write_stack(folder / f"{name}.tif", data)
+        write_stack(folder / "visual.tif", np.zeros((3, 4, 4), np.uint8), dtype="uint8")   # the true-colour image
+        with open_sentinel2(str(folder), required=["B2", "B3", "B4", "B8"]) as s2:
+            assert s2.bands == ["B2", "B3", "B4", "B8"] and s2.baseline == "04.00"
+            np.testing.assert_allclose(s2.read_reflectance(["B4"]), 0.15, rtol=1e-5)
+
+
+def test_an_unnamed_stack_in_another_order_is_refused(tmp_path):
+    """BigEarthNet's channel order (B2, B3, B4, B8, B5, B6, B7, B8A, B11, B12, B1, B9) unnamed: band 12 (B9) was
+    taken for B8A on a correlation of 0.76 with band 8 (B8A), and every index came out wrong; it fits neither known
+    order, so a band map is asked for."""
+    refl = _patch_reflectance()
+    dn = np.round(refl * 10000).astype(np.uint16).transpose(2, 0, 1)
+    order = ["B2", "B3", "B4", "B8", "B5", "B6", "B7", "B8A", "B11", "B12", "B1", "B9"]
+    path = write_stack(tmp_path / "ben_order.tif", np.stack([dn[S2_BANDS.index(b)] for b in order]))
+    with pytest.raises(OreMapError) as err:
+        open_sentinel2(path)
+    assert err.value.parameter == "raster" and "follow neither the standard Sentinel-2 order" in err.value.message
+    assert "Give a band map" in err.value.fix
+    band_map = ", ".join(f"{b}={i}" for i, b in enumerate(order, start=1))
+    with open_sentinel2(path, band_map=band_map) as s2:
+        np.testing.assert_allclose(s2.read_reflectance(S2_BANDS), np.round(refl * 10000) / 10000, atol=1e-6)
+
+
 def test_band_files_named_by_esa_take_the_baseline_from_their_acquisition_date(tmp_path):
     """Band files copied out of a product's IMG_DATA, without its metadata or the '_N0400_' of its name: acquired
     since 25 January 2022 they have baseline 04.00 or later, so the offset (2500 DN was 0.25, not 0.15); an older

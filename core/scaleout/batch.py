@@ -291,7 +291,7 @@ def is_sentinel2_product(folder):
     (:func:`core.sentinel2.sentinel2.find_band_files`) lie in the folder itself (BigEarthNet patches, a
     folder of ``*_B02.tif`` ...), or it is a ``.SAFE`` holding band files (under ``GRANULE/.../IMG_DATA``).
     A folder of such folders is not one."""
-    from ..sentinel2.sentinel2 import _FILE_BAND, find_band_files
+    from ..sentinel2.sentinel2 import band_of_file, find_band_files
 
     if not os.path.isdir(folder):
         return False
@@ -301,7 +301,7 @@ def is_sentinel2_product(folder):
         except OreMapError:  # band files of several products: a scene that fails with that message
             return True
     # the folder's own files only: no walk of a tree of scenes to decide about its top
-    return sum(1 for entry in os.scandir(folder) if entry.is_file() and _FILE_BAND.search(entry.name)) >= 2
+    return sum(1 for entry in os.scandir(folder) if entry.is_file() and band_of_file(entry.name)) >= 2
 
 
 def expand_inputs(items, list_files=(), parameter="inputs", feedback=None):

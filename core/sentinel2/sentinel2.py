@@ -72,7 +72,8 @@ BASELINE_04_SINCE = "20220125"
 
 #: The acquisition date in ESA's names: of a product (``S2B_MSIL2A_20230601T100559_...``) or of its band files
 #: (``T33UVP_20230601T100559_B02_10m.jp2``).
-_DATE_IN_NAME = re.compile(r"(?:MSIL2A|MSIL1C|_T\d{2}[A-Z]{3}|^T\d{2}[A-Z]{3})_(20\d{6})T\d{6}")
+_DATE_IN_NAME = re.compile(r"(?:MSIL2A|MSIL1C|_T\d{2}[A-Z]{3}|^T\d{2}[A-Z]{3})_(20\d{6})T\d{6}"
+                           r"|^S2[A-D]_\d{1,2}[A-Z]{3}_(20\d{6})_\d+_L[12][AC]$")  # the second: Element84 item ids
 
 # STAC / common band names -> S2 band.
 _COMMON_NAMES = {
@@ -84,8 +85,27 @@ _COMMON_NAMES = {
     "swir22": "B12", "swir2": "B12", "swir 2": "B12",
 }
 _BAND_WORD = re.compile(r"(?<![A-Za-z0-9])B(?:AND)?[\s_]*0?(\d{1,2})(A?)(?![0-9])", re.IGNORECASE)
-_FILE_BAND = re.compile(r"_B(\d{1,2})(A?)(?:_(\d{2})m)?\.(?:tif|tiff|jp2|img|vrt)$", re.IGNORECASE)
-_FILE_SCL = re.compile(r"_SCL(?:_(\d{2})m)?\.(?:tif|tiff|jp2|img|vrt)$", re.IGNORECASE)
+_FILE_BAND = re.compile(r"(?:^|_)B(\d{1,2})(A?)(?:_(\d{2})m)?\.(?:tif|tiff|jp2|img|vrt)$", re.IGNORECASE)
+_FILE_SCL = re.compile(r"(?:^|_)SCL(?:_(\d{2})m)?\.(?:tif|tiff|jp2|img|vrt)$", re.IGNORECASE)
+#: Band files named by their STAC common name, as Element84's COG archive names them (blue.tif, nir08.tif ...).
+_FILE_COMMON = re.compile(r"^(coastal|blue|green|red|rededge[123]|nir|nir08|nir09|swir16|swir22)\.(?:tif|tiff|jp2)$",
+                          re.IGNORECASE)
+#: Where a product keeps files that are no bands: its quality masks (baseline 04.00 on: MSK_DETFOO_B01.jp2,
+#: MSK_QUALIT_B02.jp2 ... under GRANULE/*/QI_DATA).
+_NOT_BAND_FOLDERS = {"QI_DATA", "AUX_DATA", "HTML", "REP_INFO", "DATASTRIP"}
+
+
+def band_of_file(name):
+    """``(band, resolution in m or 0)`` of a per-band file name (``T33UVP_..._B04_10m.jp2``, ``..._B8A.tif``,
+    ``B02.tif``, ``blue.tif``), or None (quality masks ``MSK_*`` included)."""
+    if name.upper().startswith("MSK_") or re.search(r"zenith|azimuth|quality", name, re.IGNORECASE):
+        return None  # quality masks; SNAP's angle and quality bands (view_zenith_B1.img ...)
+    match = _FILE_BAND.search(name)
+    if match:
+        band = f"B{int(match.group(1))}{match.group(2).upper()}"
+        return (band, int(match.group(3)) if match.group(3) else 0) if band in S2_CENTERS else None
+    match = _FILE_COMMON.match(name)
+    return (_COMMON_NAMES[match.group(1).lower()], 0) if match else None
 
 #: Classes of the L2A scene classification (SCL) that are masked: {value: meaning}. Dark areas (2, often
 #: topographic shadow, also in pits), vegetation, bare ground, water, unclassified and snow are kept.
@@ -292,6 +312,7 @@ def open_sentinel2(path, band_map=None, feedback=None, required=None, out_dir=No
     """
     feedback = ensure(feedback)
     required = list(S2_BANDS if required is None else [normalise_band_name(b) or b for b in required])
+    path = product_folder(path) if path else path
     if not path or not os.path.exists(str(path)):
         raise OreMapError(f"The Sentinel-2 input '{path}' does not exist.", "raster",
                           "Choose a Sentinel-2 raster or a folder of per-band files.")
@@ -307,6 +328,28 @@ def open_sentinel2(path, band_map=None, feedback=None, required=None, out_dir=No
     for warning in s2.warnings:
         feedback.warning(warning)
     return s2
+
+
+_MTD = re.compile(r"^MTD_MSIL[12][AC]\.xml$", re.IGNORECASE)
+_SUBDATASET = re.compile(r"^SENTINEL2_L[12][AC](?:_[A-Z]+)?:(.+?\.xml)(?::.*)?$", re.IGNORECASE)
+
+
+def product_folder(path):
+    """The folder to read for a Sentinel-2 product given by its metadata file (``MTD_MSIL2A.xml``, as QGIS opens a
+    product) or a GDAL subdataset of it (``SENTINEL2_L2A:/x.SAFE/MTD_MSIL2A.xml:10m:EPSG_32633``); ``path``
+    itself otherwise. A zipped product (``.zip``, or a subdataset inside one) is refused: it has to be unzipped
+    (GDAL reads it only as subdatasets of one resolution each)."""
+    text = os.fspath(path)
+    match = _SUBDATASET.match(text)
+    if match:
+        text = match.group(1)
+    if text.lower().endswith(".zip") or "/vsizip/" in text.lower():
+        raise OreMapError(f"'{os.path.basename(text.split('/vsizip/')[-1].split('.zip')[0])}.zip' is a zipped "
+                          "Sentinel-2 product.", "raster",
+                          "Unzip it and choose its .SAFE folder (the folder input).")
+    if _MTD.match(os.path.basename(text)) and os.path.isfile(text):
+        return os.path.dirname(os.path.abspath(text))
+    return text
 
 
 def _missing_error(missing, found, where):
@@ -343,7 +386,7 @@ def _acquisition_date(names):
         for part in reversed(os.path.normpath(str(name)).split(os.sep)):
             match = _DATE_IN_NAME.search(part)
             if match:
-                return match.group(1)
+                return match.group(1) or match.group(2)
     return None
 
 
@@ -401,7 +444,9 @@ def _scaling(tags, dtype, sample_max, baseline_hint, notes, band_scaling=None, n
                 "names, no band offset): reflectance is taken as DN / 10000. Products of baseline 04.00 or later "
                 "(all acquired since 25 January 2022, and reprocessed older ones) need DN - 1000 first: if this is "
                 "one, keep the product's names or metadata, or set the bands' offset (gdal_edit.py -scale 0.0001 "
-                "-offset -0.1), else every reflectance is 0.1 too high.")
+                "-offset -0.1), else every reflectance is 0.1 too high. Harmonized exports (Earth Engine "
+                "COPERNICUS/S2_SR_HARMONIZED, Sentinel Hub with harmonizeValues, the default) have the offset "
+                "removed already: leave those as they are.")
     return scale, offset_dn * scale, baseline
 
 
@@ -424,6 +469,9 @@ def _open_file(path, band_map, required, feedback):
     notes = []
     with open_raster(path) as ds:
         count = ds.count
+        if not count:
+            raise OreMapError(f"'{os.path.basename(path)}' holds no raster band (a container of subdatasets).",
+                              "raster", "Choose a Sentinel-2 raster, or the folder of the product (a .SAFE).")
         if band_map:
             bad = [f"{k}={v}" for k, v in band_map.items() if not 1 <= v <= count]
             if bad:
@@ -545,7 +593,13 @@ def _identify_bands(ds, notes, feedback, quiet=False):
         return dict(named)
     if count in (12, 13) and not quiet:
         order = S2_BANDS if count == 12 else KNOWN_BANDS
-        b8a_last = _b8a_last(ds)
+        b8a_last, unlike = _b8a_last(ds), _standard_order_unlikely(ds)
+        if not b8a_last and unlike:
+            raise OreMapError(
+                f"The raster's {count} bands carry no names, and their data follow neither the standard Sentinel-2 "
+                f"order nor the order of band files sorted by name: {unlike}.", "raster",
+                "Give a band map (e.g. 'B2=1, B3=2, B4=3, B8=4, ...' in the raster's order), or name the bands in "
+                "the raster's band descriptions.")
         if b8a_last:
             order = [b for b in order if b != "B8A"] + ["B8A"]
             feedback.warning(
@@ -562,15 +616,8 @@ def _identify_bands(ds, notes, feedback, quiet=False):
     return {}
 
 
-def _b8a_last(ds, size=32):
-    """For an unnamed 12- or 13-band stack: a text of the evidence when its last band, not band 9, is B8A (a
-    stack of band files sorted by name: ..., B09, (B10,) B11, B12, B8A), else ``""``.
-
-    B8A (865 nm) lies on the same near-infrared plateau as B8 (842 nm): over land, water and vegetation it follows
-    B8 more closely than any other band (correlation 0.89-0.98 on the real BigEarthNet patches, ratio 0.96-1.06),
-    while B9 (945 nm, water vapour) follows it less (0.68-0.88) and B12 (2190 nm) is darker (ratio 0.12-0.55).
-    So the last band is taken for B8A when it correlates with band 8 better than band 9 does and has about
-    band 8's level (ratio 0.8-1.25), on the sample windows of :func:`core.engine.raster.sample_windows`."""
+def _order_sample(ds, size=32):
+    """Valid sample pixels of bands 8, 9 and the last (rows of the array), or None when too few vary."""
     from ..engine.raster import sample_windows
 
     x = sample_windows(ds, [8, 9, ds.count], size).astype(np.float64)
@@ -579,10 +626,39 @@ def _b8a_last(ds, size=32):
         ok &= np.all(x != value, axis=0)
     x = x[:, ok]
     if x.shape[1] < 50 or np.ptp(x[0]) == 0 or np.ptp(x[1]) == 0 or np.ptp(x[2]) == 0:
+        return None
+    return x
+
+
+def _standard_order_unlikely(ds):
+    """For an unnamed 12- or 13-band stack: a text of the evidence when band 9 cannot be B8A beside band 8 as B8
+    (the standard order): their correlation below 0.5, where B8 and B8A correlate 0.89-0.98 on every surface of
+    the real BigEarthNet patches (see :func:`_b8a_last`); else ``""``. A stack in another order (BigEarthNet's
+    channel order puts B8A 8th and B11 9th: -0.32) would otherwise be read wrongly."""
+    x = _order_sample(ds)
+    if x is None:
+        return ""
+    r9 = np.corrcoef(x[0], x[1])[0, 1]
+    return f"band 8 and band 9 correlate {r9:.2f}, where B8 and B8A correlate 0.89-0.98" if r9 < 0.5 else ""
+
+
+def _b8a_last(ds, size=32):
+    """For an unnamed 12- or 13-band stack: a text of the evidence when its last band, not band 9, is B8A (a
+    stack of band files sorted by name: ..., B09, (B10,) B11, B12, B8A), else ``""``.
+
+    B8A (865 nm) lies on the same near-infrared plateau as B8 (842 nm): over land, water and vegetation it follows
+    B8 more closely than any other band (correlation 0.89-0.98 on the real BigEarthNet patches, ratio 0.96-1.06),
+    while B9 (945 nm, water vapour) follows it less (0.68-0.88) and B12 (2190 nm) is darker (ratio 0.12-0.55).
+    So the last band is taken for B8A when it correlates with band 8 better than band 9 does, at least 0.8, and
+    has about band 8's level (ratio 0.8-1.25), while band 9 (then B9) still follows band 8 (at least 0.5), on the
+    sample windows of :func:`core.engine.raster.sample_windows`. In BigEarthNet's channel order B9 comes last and
+    correlates 0.76-0.84 with band 8 (B8A there), but band 9 is B11 there (-0.34)."""
+    x = _order_sample(ds, size)
+    if x is None:
         return ""
     r9, r_last = np.corrcoef(x[0], x[1])[0, 1], np.corrcoef(x[0], x[2])[0, 1]
     ratio = float(np.median(x[2] / x[0]))
-    if r_last > r9 and 0.8 <= ratio <= 1.25:
+    if r_last > r9 and r_last >= 0.8 and r9 >= 0.5 and 0.8 <= ratio <= 1.25:
         return f"correlation with band 8 {r_last:.2f} against band 9's {r9:.2f}, median ratio {ratio:.2f}"
     return ""
 
@@ -603,10 +679,8 @@ def _names_from_vrt_sources(ds):
         number = int(band.get("band", 0))
         files = {os.path.basename((src.text or "").strip()) for src in band.iter("SourceFilename")}
         if 1 <= number <= ds.count and len(files) == 1:
-            match = _FILE_BAND.search(files.pop())
-            if match:
-                name = f"B{int(match.group(1))}{match.group(2).upper()}"
-                names[number - 1] = name if name in S2_CENTERS else None
+            known = band_of_file(files.pop())
+            names[number - 1] = known[0] if known else None
     return names
 
 
@@ -639,15 +713,12 @@ def find_band_files(folder):
     """
     found, seen = {}, {}
     for root, dirs, files in os.walk(folder):
-        dirs.sort()
+        dirs[:] = sorted(d for d in dirs if d.upper() not in _NOT_BAND_FOLDERS)
         for name in sorted(files):
-            match = _FILE_BAND.search(name)
-            if not match:
+            known = band_of_file(name)
+            if known is None:
                 continue
-            band = f"B{int(match.group(1))}{match.group(2).upper()}"
-            if band not in S2_CENTERS:
-                continue
-            res = int(match.group(3)) if match.group(3) else 0
+            band, res = known
             path = os.path.join(root, name)
             seen.setdefault((band, res), []).append(path)
             if band not in found or res < found[band][0]:
@@ -666,7 +737,8 @@ def find_band_files(folder):
 def find_scl_file(folder):
     """The scene classification file (``*_SCL_20m.jp2`` ...) under ``folder``, the finest when several; None if none."""
     best = None
-    for root, _dirs, files in os.walk(folder):
+    for root, dirs, files in os.walk(folder):
+        dirs[:] = sorted(d for d in dirs if d.upper() not in _NOT_BAND_FOLDERS)
         for name in sorted(files):
             match = _FILE_SCL.search(name)
             if match:
@@ -704,9 +776,11 @@ def _folder_metadata(folder, files):
             re.search(r"<QUANTIFICATION_VALUE[^>]*>\s*([\d.]+)\s*<", text)
         if match:
             tags["QUANTIFICATION_VALUE"] = match.group(1)
-        match = re.search(r"<(?:BOA|RADIO)_ADD_OFFSET[^>]*>\s*(-?[\d.]+)\s*<", text)
+        match = re.search(r"<(BOA|RADIO)_ADD_OFFSET[^>]*>\s*(-?[\d.]+)\s*<", text)
         if match:
-            tags["BOA_ADD_OFFSET"] = match.group(1)
+            tags[f"{match.group(1)}_ADD_OFFSET"] = match.group(2)
+        if re.search(r"<PRODUCT_TYPE>\s*S2MSI1C\s*<", text):
+            tags["PRODUCT_TYPE"] = "S2MSI1C"
     return tags, hint
 
 
@@ -762,6 +836,12 @@ def _open_folder(folder, required, feedback, out_dir, mask_clouds=True):
     warnings = []
     scale, offset, baseline = _scaling(tags, dtype, sample_max, hint, notes, band_scaling,
                                        [os.path.abspath(folder)] + [files[b] for b in names], warnings)
+    level_1c = str(tags.get("PRODUCT_TYPE", "")).upper() == "S2MSI1C" or any(
+        "MSIL1C" in part.upper() for part in os.path.abspath(folder).split(os.sep))
+    if level_1c:
+        warnings.append("A Level-1C product: top-of-atmosphere reflectance, not the surface reflectance of L2A. "
+                        "Indices shift with the atmosphere, and models trained on L2A (the bundled ones) may "
+                        "misread it; use the L2A product of the scene where there is one.")
     integer = np.issubdtype(np.dtype(dtype), np.integer)
     nodata = ref["nodata"] if ref["nodata"] is not None else (0.0 if integer else None)
     scl = _scene_classification(folder, ref, nodata, mask_clouds, notes)
