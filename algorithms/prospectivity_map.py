@@ -102,7 +102,7 @@ class ProspectivityMap(OreMapAlgorithm):
         self.add_value_output("DEPOSIT_CELLS", "Scored cells holding a deposit")
 
     def process(self, parameters, context, feedback):
-        from ..core.geochemistry.prospectivity_mapping import prospectivity_map
+        from ..core.geochemistry.prospectivity_mapping import MAX_CELLS, prospectivity_map
 
         raster, layer = self.raster_path(parameters, "INPUT", context, require_crs=True)
         feedback.info(grid_meaning.describe(grid_meaning.read_meaning(raster)))  # z-scored as they are
@@ -121,13 +121,12 @@ class ProspectivityMap(OreMapAlgorithm):
             stride=self.parameterAsInt(parameters, "STRIDE", context) or None,
             fit=FITS[self.parameterAsEnum(parameters, "FIT", context)][0], deposits_xy=deposits, nodata=nodata,
             memory_mb=self.memory_mb(), threads=self.parameterAsInt(parameters, "THREADS", context) or None,
-            feedback=feedback)
+            max_cells=MAX_CELLS if parameters.get("OUTPUT_CELLS") not in (None, "") else 0, feedback=feedback)
         cells = result["cells"]
         feedback.info(f"{result['n_scored']} cells scored, {result['n_unscored']} left as nodata (too little data).")
         self.style_output(context, out_path, {"kind": "ramp", "ramp": "Magma", "min": 0.0, "max": 1.0})
-        outputs = {"OUTPUT": out_path, "N_CELLS": len(cells),
-                   "TOP_PROBABILITY": max((c["probability"] for c in cells), default=float("nan")),
-                   "DEPOSIT_CELLS": sum(1 for c in cells if c.get("has_deposit"))}
+        outputs = {"OUTPUT": out_path, "N_CELLS": result["n_scored"], "TOP_PROBABILITY": result["top_probability"],
+                   "DEPOSIT_CELLS": result["n_deposit_cells"] or 0}
         fields = QgsFields()
         for name, kind in (("id", field_type.INT), ("row", field_type.INT), ("col", field_type.INT),
                            ("probability", field_type.DOUBLE), ("rank", field_type.INT),

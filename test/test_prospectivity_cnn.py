@@ -249,6 +249,37 @@ def test_clustered_deposits_leave_every_fold_training_deposits():
     assert sorted(validated) == list(range(12))
 
 
+def test_refusals_name_what_can_work():
+    """Three deposits closer together than the zone kept free around validation windows: no block size can work,
+    and the refusal says so (it offered a smaller block size, which then scored no fold). A grid so coarse that
+    one window reaches every cell: the window is named, not the minimum distance the user left at its default."""
+    valid = np.ones((SIZE, SIZE), dtype=bool)
+    transform = rasterio.Affine(CELL, 0, X0, 0, -CELL, Y0)
+    close = to_xy(np.array([(90, 90), (95, 100), (100, 94)], dtype=float) + 0.5)
+    for fix in (None, "Compare elsewhere."):
+        with pytest.raises(OreMapError) as err:
+            pf.plan_spatial_folds(valid, close, transform, WINDOW, n_folds=3, block_size=2000.0, no_folds_fix=fix,
+                                  negatives_per_positive=2, jitter_copies=1)
+        assert err.value.parameter == "block_size"
+        assert err.value.message == (
+            "The 3 usable deposits lie within 1000 map units of each other, inside the zone kept free of training "
+            "windows around each validation window (1800 map units: window and crop margin), so no block size "
+            "gives a fold with deposits to train on and to validate.")
+        assert err.value.fix == (fix or "Train without cross-validation (0 folds), or use more deposits, spread "
+                                        "wider.")
+    apart = to_xy(np.array([(20, 20), (150, 150)], dtype=float) + 0.5)
+    with pytest.raises(OreMapError) as err:
+        pf.plan_spatial_folds(valid, apart, transform, WINDOW, n_folds=3, block_size=100 * SIZE * CELL,
+                              negatives_per_positive=2, jitter_copies=1)
+    assert err.value.message.startswith("All deposits lie in one block") and "block size below 6500" in err.value.fix
+    small = np.ones((24, 24), dtype=bool)
+    with pytest.raises(OreMapError) as err:
+        pf.plan_spatial_folds(small, to_xy(np.array([[12.5, 12.5]])), transform, WINDOW, n_folds=0,
+                              negatives_per_positive=2, jitter_copies=1)
+    assert err.value.parameter == "window" and "within one window (16 cells of 100 map units: 1600)" in \
+        err.value.message
+
+
 def test_background_windows_keep_their_distance_from_every_deposit(stack):
     data = read_nan(stack["path"])
     valid = np.isfinite(data[0])
@@ -516,6 +547,16 @@ def test_algorithms_train_and_map_through_processing(run_alg, stack, tmp_path):
     assert sorted(ranks) == list(range(1, len(ranks) + 1)) and yes == holding
     assert mapped["DEPOSIT_CELLS"] == len(holding)
     assert os.path.exists(str(tmp_path / "p.qml"))
+    # the counts are of every scored cell, not of the target-cell list (capped at its best ranked cells), and no
+    # list (nor its cap's warning) is made when no target-cell layer is asked for
+    few = pm.prospectivity_map(stack["path"], result["OUTPUT_MODEL"], str(tmp_path / "few.tif"), mode="grid",
+                               grid=(12, 12), deposits_xy=stack["deposits"], threads=1, max_cells=5)
+    assert len(few["cells"]) == 5 and few["n_scored"] == mapped["N_CELLS"]
+    assert few["n_deposit_cells"] == len(holding) and few["top_probability"] == mapped["TOP_PROBABILITY"]
+    bare = run_alg("prospectivity_map", {
+        "INPUT": stack["path"], "MODEL_FILE": result["OUTPUT_MODEL"], "MODE": 0, "GRID_ROWS": 12, "GRID_COLS": 12,
+        "DEPOSITS": deposit_layer(stack["deposits"]), "THREADS": 1, "OUTPUT": str(tmp_path / "p2.tif")})
+    assert (bare["N_CELLS"], bare["DEPOSIT_CELLS"]) == (mapped["N_CELLS"], len(holding))
 
 
 def test_bad_input_is_refused_with_the_parameter_and_nothing_written(run_alg, trained, stack, tmp_path):

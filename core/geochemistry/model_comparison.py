@@ -308,7 +308,10 @@ def compare_models(raster_path, deposits_xy, deposit_names=None, samples_xy=None
     stack = pc.read_stack(raster_path, pad=window + crop + 2, nodata=nodata, memory_mb=memory_mb)
     feedback.progress(2)
     plan = pc.plan_spatial_folds(stack.valid, deposits_xy, stack.transform, window, n_folds, block_size, min_distance,
-                                 negatives_per_positive, jitter_copies, None, crop, max_nodata, seed, feedback)
+                                 negatives_per_positive, jitter_copies, None, crop, max_nodata, seed, feedback,
+                                 no_folds_fix="A comparison needs cross-validation: with these deposits, train one "
+                                              "model without it instead (oremap:train_prospectivity_cnn, FOLDS 0), "
+                                              "or use more deposits, spread wider.")
     if not plan.folds:
         raise OreMapError("The comparison needs at least 2 spatial folds.", "folds", "Choose 2 or more folds.")
     deposits = deposit_status(stack, plan, deposits_xy, deposit_names, samples_xy)

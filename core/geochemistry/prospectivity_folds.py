@@ -257,7 +257,7 @@ def _deposit_windows(xy, valid, transform, fraction, max_nodata):
 
 
 def _background_windows(xy, valid, transform, fraction, max_nodata, min_distance, negatives_per_positive, n_dep,
-                        rng, feedback):
+                        rng, feedback, window=None, distance_given=True):
     """Step 2 of :func:`plan_spatial_folds`: background windows drawn among the valid cells at least
     ``min_distance`` from every deposit."""
     from scipy.spatial import cKDTree
@@ -277,14 +277,28 @@ def _background_windows(xy, valid, transform, fraction, max_nodata, min_distance
     chosen = np.sort(rng.choice(pool, n_neg, replace=False)) if n_neg else np.zeros(0, np.int64)
     negatives = WindowSpecs(chosen // w, chosen % w, np.zeros(n_neg, np.int64), np.arange(n_neg))
     if n_neg == 0:
-        raise OreMapError("No background window can be placed: every valid cell is within the minimum distance "
-                          "of a deposit.", "min_distance", "Lower the minimum distance to deposits.")
+        if distance_given:
+            raise OreMapError(f"No background window can be placed: every valid cell is within the minimum distance "
+                              f"({min_distance:g} map units) of a deposit.", "min_distance",
+                              "Lower the minimum distance to deposits.")
+        cell = max(pixel_size(transform))
+        raise OreMapError(
+            f"No background window can be placed: every valid cell is within one window ({window} cells of "
+            f"{cell:g} map units: {min_distance:g}) of a deposit, the default minimum distance.", "window",
+            f"Choose a smaller window, a finer grid, or a minimum distance below {min_distance:g} map units.")
     return negatives
+
+
+def _largest_gap(rows, cols):
+    """The largest distance (cells, Chebyshev) between two of the cells ``rows``, ``cols``."""
+    if len(rows) < 2:
+        return 0.0
+    return float(max(np.ptp(rows), np.ptp(cols)))
 
 
 def plan_spatial_folds(valid, deposits_xy, transform, window, n_folds=5, block_size=None, min_distance=None,
                        negatives_per_positive=10, jitter_copies=8, jitter=None, crop_pad=None, max_nodata=0.5,
-                       seed=0, feedback=None):
+                       seed=0, feedback=None, no_folds_fix=None):
     # Over 100 lines by its docstring; the code (95 lines) is four numbered steps sharing the plan's arrays.
     """Sample deposit and background windows and split them into spatial folds before any augmentation.
 
@@ -324,6 +338,9 @@ def plan_spatial_folds(valid, deposits_xy, transform, window, n_folds=5, block_s
         Default ``window // 4``, at most ``window // 2 - 1 - crop_pad`` (the deposit stays in its window).
     crop_pad : int, optional
         Default ``window // 8``.
+    no_folds_fix : str, optional
+        The fix to offer when deposits are too close for any fold, for a caller that cannot train without
+        cross-validation (default: 0 folds).
 
     Raises
     ------
@@ -344,7 +361,8 @@ def plan_spatial_folds(valid, deposits_xy, transform, window, n_folds=5, block_s
     jitter = min(max(window // 4, 1) if jitter is None else max(int(jitter), 0), limit)
     rng = np.random.default_rng([int(seed), 11])
     px_w, px_h = pixel_size(transform)
-    if min_distance is None or min_distance <= 0:
+    distance_given = min_distance is not None and min_distance > 0
+    if not distance_given:
         min_distance = window * max(px_w, px_h)
     integral = _invalid_integral(valid)
 
@@ -358,7 +376,7 @@ def plan_spatial_folds(valid, deposits_xy, transform, window, n_folds=5, block_s
 
     # 2. background centres
     negatives = _background_windows(xy, valid, transform, fraction, max_nodata, min_distance, negatives_per_positive,
-                                    n_dep, rng, feedback)
+                                    n_dep, rng, feedback, window, distance_given)
     n_neg = len(negatives)
     info.update(n_negatives=n_neg, min_distance=float(min_distance), jitter=int(jitter), crop_pad=int(crop_pad),
                 jitter_copies=int(jitter_copies), max_nodata=float(max_nodata))
@@ -381,11 +399,23 @@ def plan_spatial_folds(valid, deposits_xy, transform, window, n_folds=5, block_s
     n_folds = int(n_folds)
     if n_folds >= 2:
         blocks_with = int((counts_dep > 0).sum())
+        reach = (window + crop_pad) * max(px_w, px_h)
+        spread = _largest_gap(dep_rows, dep_cols) * max(px_w, px_h)
+        if n_dep < 2 or spread < reach:
+            where = ("Only one deposit is usable" if n_dep < 2 else
+                     f"The {n_dep} usable deposits lie within {spread:g} map units of each other, inside the "
+                     f"zone kept free of training windows around each validation window ({reach:g} map units: "
+                     f"window and crop margin)")
+            raise OreMapError(
+                f"{where}, so no block size gives a fold with deposits to train on and to validate.",
+                "block_size", no_folds_fix or "Train without cross-validation (0 folds), or use more deposits, "
+                                              "spread wider.")
         if blocks_with < 2:
             raise OreMapError(
                 f"All deposits lie in one block of {block_size:g} map units: spatial cross-validation needs "
                 "deposits in at least 2 blocks.", "block_size",
-                "Choose a smaller block size, or 0 folds to train without cross-validation.")
+                f"Choose a block size below {spread / 2:g} map units"
+                + (", or 0 folds to train without cross-validation." if not no_folds_fix else "."))
         if blocks_with < n_folds:
             feedback.warning(f"Only {blocks_with} blocks hold deposits: {blocks_with} folds instead of {n_folds}.")
             n_folds = blocks_with

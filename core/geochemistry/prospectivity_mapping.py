@@ -134,7 +134,8 @@ def prospectivity_map(raster_path, model_path, out_path, mode="grid", grid=(12, 
     threads : int, optional
         onnxruntime threads (all cores when None).
     max_cells : int, default :data:`MAX_CELLS`
-        The cell list holds at most this many cells, the best ranked (a small stride makes millions).
+        The cell list holds at most this many cells, the best ranked (a small stride makes millions); 0: no
+        cell list (the counts below are of every cell all the same).
 
     Returns
     -------
@@ -143,7 +144,9 @@ def prospectivity_map(raster_path, model_path, out_path, mode="grid", grid=(12, 
         ``polygon`` (map coordinates of the 4 corners), ``bounds``, ``probability``, ``rank`` (1 =
         highest; ties by cell order) and, with deposits, ``n_deposits`` and ``has_deposit``), only for
         scored cells; ``probabilities`` (the cell grid, NaN where not scored), ``row_edges``,
-        ``col_edges``, ``mode``, ``fit``, ``window``, ``n_scored``, ``n_unscored``.
+        ``col_edges``, ``mode``, ``fit``, ``window``, ``n_scored``, ``n_unscored``, ``top_probability`` and,
+        with deposits, ``n_deposit_cells`` (scored cells holding a deposit; None without deposits), all of every
+        cell whatever ``max_cells`` keeps in the list.
     """
     feedback = ensure(feedback)
     if mode not in MODES:
@@ -176,12 +179,16 @@ def prospectivity_map(raster_path, model_path, out_path, mode="grid", grid=(12, 
                              feedback.scaled(0, 85))
         _write_cells(source, proba, row_edges, col_edges, out_path, model_path, mode, window, budget,
                      feedback.scaled(85, 100), model_info=model.info)
-        cells = _cell_list(proba, row_edges, col_edges, source.transform, deposits_xy, height, width, max_cells,
-                           feedback)
+        counts = _deposit_counts(proba, row_edges, col_edges, source.transform, deposits_xy, height, width)
+        cells = _cell_list(proba, row_edges, col_edges, source.transform, counts, max_cells,
+                           feedback) if max_cells != 0 else []
     feedback.progress(100)
     n_scored = int(np.isfinite(proba).sum())
+    scored = np.isfinite(proba)
     return {"cells": cells, "probabilities": proba, "row_edges": row_edges, "col_edges": col_edges, "mode": mode,
-            "fit": fit, "window": window, "n_scored": n_scored, "n_unscored": int(proba.size - n_scored)}
+            "fit": fit, "window": window, "n_scored": n_scored, "n_unscored": int(proba.size - n_scored),
+            "top_probability": float(np.max(proba[scored])) if n_scored else float("nan"),
+            "n_deposit_cells": None if counts is None else int(np.count_nonzero(scored & (counts > 0)))}
 
 
 def _check_grid_geometry(info, source, feedback):
@@ -312,14 +319,19 @@ def _write_cells(source, proba, row_edges, col_edges, out_path, model_path, mode
     write_blocks(spec, width, height, source.transform, source.crs, blocks(), feedback)
 
 
-def _cell_list(proba, row_edges, col_edges, transform, deposits_xy, height, width, max_cells=None, feedback=None):
-    counts = None
-    if deposits_xy is not None:
-        r, c, inside = deposit_cells(deposits_xy, transform, height, width)
-        ri = np.searchsorted(row_edges, r[inside], side="right") - 1
-        ci = np.searchsorted(col_edges, c[inside], side="right") - 1
-        counts = np.zeros(proba.shape, dtype=np.int64)
-        np.add.at(counts, (ri, ci), 1)
+def _deposit_counts(proba, row_edges, col_edges, transform, deposits_xy, height, width):
+    """Deposits per cell of the cell grid (shape of ``proba``), or None without deposits."""
+    if deposits_xy is None:
+        return None
+    r, c, inside = deposit_cells(deposits_xy, transform, height, width)
+    ri = np.searchsorted(row_edges, r[inside], side="right") - 1
+    ci = np.searchsorted(col_edges, c[inside], side="right") - 1
+    counts = np.zeros(proba.shape, dtype=np.int64)
+    np.add.at(counts, (ri, ci), 1)
+    return counts
+
+
+def _cell_list(proba, row_edges, col_edges, transform, counts, max_cells=None, feedback=None):
     flat = proba.ravel()
     scored = np.flatnonzero(np.isfinite(flat))
     order = scored[np.argsort(-flat[scored], kind="stable")]
