@@ -108,6 +108,11 @@ def split_names(text):
     return [p.strip() for p in parts if p.strip()]
 
 
+#: Said under every deposits parameter: how to use some of a layer's points only.
+DEPOSIT_SUBSET_NOTE = ("To use some of the layer's points only (the gold ones of a list of occurrences of several "
+                       "commodities), select them and tick 'Selected features only', or in qgis_process give a "
+                       "subset: 'sites.gpkg|layername=sites|subset=\"COMMODITY\" LIKE '%Au%''.")
+
 # Help of the parameters the helpers below add; an algorithm's PARAM_HELP may refine any of them.
 COMMON_PARAM_HELP = {
     "POINTS": "Instead of a library: a point layer on the raster; the pixel spectra of points with the same "
@@ -468,7 +473,8 @@ class OreMapAlgorithm(QgsProcessingAlgorithm):
             if definitions:
                 sections.append((title, [(d.description(), d.name(),
                                           " ".join(t for t in [self.tr(texts.get(d.name(), "")),
-                                                            MODEL_OUTPUT_NOTE if d.name() == MODEL_OUTPUT else ""]
+                                                            MODEL_OUTPUT_NOTE if d.name() == MODEL_OUTPUT else "",
+                                                            DEPOSIT_SUBSET_NOTE if d.name() == "DEPOSITS" else ""]
                                                    + parameter_facts(d) if t)) for d in definitions]))
         values = [o for o in self.outputDefinitions() if self.parameterDefinition(o.name()) is None]
         if values:
@@ -1035,6 +1041,8 @@ class OreMapAlgorithm(QgsProcessingAlgorithm):
                         f"{run.threads or 'all cores'}, memory budget {self.memory_mb():.0f} MB.")
             if run.fallback_message():
                 bridge.warning(run.fallback_message())
+            for note in self._first_layer_notes(parameters):
+                bridge.warning(note)
             try:
                 results = self._process_translated(parameters, context, bridge)
             finally:
@@ -1047,6 +1055,28 @@ class OreMapAlgorithm(QgsProcessingAlgorithm):
         # which qgis_process --json prints as null and a model's next step would take for a path)
         destinations = {d.name() for d in self.destinationParameterDefinitions()}
         return {k: v for k, v in (results or {}).items() if not (v is None and k in destinations)}
+
+    def _first_layer_notes(self, parameters):
+        """A warning for each vector parameter given as a bare path to a file of several layers (a GeoPackage):
+        QGIS reads its first layer, which may not be the one meant (copper sites evaluated for gold)."""
+        from osgeo import ogr
+
+        notes = []
+        for definition in self.parameterDefinitions():
+            value = parameters.get(definition.name())
+            if definition.type() not in ("source", "vector") or not isinstance(value, str) or "|" in value \
+                    or not os.path.isfile(value):
+                continue
+            dataset = ogr.Open(value, 0)
+            names = [] if dataset is None else [dataset.GetLayer(i).GetName() for i in range(dataset.GetLayerCount())]
+            dataset = None
+            if len(names) > 1:
+                base = os.path.basename(value)
+                notes.append(f"{definition.description()} ({definition.name()}): '{base}' holds {len(names)} layers "
+                             f"({', '.join(names[:8])}{' ...' if len(names) > 8 else ''}); the first, '{names[0]}', "
+                             f"is read. For another, give '{base}|layername=NAME' (in the dialog, choose the layer "
+                             "when adding the file).")
+        return notes
 
     def checkParameterValues(self, parameters, context):  # noqa: N802 (QGIS API)
         """A missing package refuses the run with how to install it; then QGIS's checks, except that a raster

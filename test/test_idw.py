@@ -540,3 +540,28 @@ def test_deposits_whose_crs_is_wrong_are_named_with_the_fix(run_alg, tmp_path):
     assert "(DEPOSITS): Feature 1 at (400500, 6.4005e+06) cannot be placed from its CRS EPSG:4326 into EPSG:32750" \
         in message and "labelled as degrees" in message, message
     del samples, sites
+
+
+def test_a_file_of_several_layers_says_which_layer_is_read(processing_provider, tmp_path):
+    """A GeoPackage of two point layers given as a bare path: QGIS reads its first layer, which may not be the one
+    meant (copper sites read for gold); the log names the layers and how to choose another."""
+    import geopandas as gpd
+    import processing
+    from shapely.geometry import Point
+    from conftest import warning_recorder
+
+    path = str(tmp_path / "two.gpkg")
+    points = [Point(400000 + 500 * i, 6400000 + 300 * (i % 3)) for i in range(6)]
+    gpd.GeoDataFrame({"Cu_ppm": [20.0, 35.0, 18.0, 50.0, 41.0, 27.0]}, geometry=points, crs=32750).to_file(
+        path, layer="samples")
+    gpd.GeoDataFrame({"Zn_ppm": [1.0]}, geometry=points[:1], crs=32750).to_file(path, layer="copper_sites")
+    log = warning_recorder()
+    processing.run("oremap:idw_interpolate", {"INPUT": path, "CELL_SIZE": 500.0, "OUTPUT": str(tmp_path / "o.tif")},
+                   feedback=log)
+    assert ("Sample points (INPUT): 'two.gpkg' holds 2 layers (samples, copper_sites); the first, 'samples', is "
+            "read. For another, give 'two.gpkg|layername=NAME' (in the dialog, choose the layer when adding the "
+            "file).") in log.warnings
+    log = warning_recorder()
+    processing.run("oremap:idw_interpolate", {"INPUT": path + "|layername=samples", "CELL_SIZE": 500.0,
+                                              "OUTPUT": str(tmp_path / "o2.tif")}, feedback=log)
+    assert not [w for w in log.warnings if "layers" in w]
