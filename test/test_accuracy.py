@@ -528,6 +528,28 @@ def test_training_legends_order_numeric_names_by_value(tmp_path):
     assert data.class_names == [str(v) for v in range(1, 13)] and data.y.tolist() == list(range(11, -1, -1))
 
 
+def test_a_class_whose_reference_polygons_give_no_pixel_is_warned_of(tmp_path):
+    """Deposit footprints 300 m across on a 1 km map rarely cover a pixel centre: the log said only 'N reference
+    pixels from M features', while one class's figures rested on few of its features."""
+    path = str(tmp_path / "c.tif")
+    with rasterio.open(path, "w", driver="GTiff", width=6, height=6, count=1, dtype="uint8", nodata=255,
+                       crs="EPSG:32750", transform=Affine(1000.0, 0, 0, 0, -1000.0, 6000.0)) as ds:
+        ds.write(np.ones((6, 6), np.uint8), 1)
+    small = [box(x * 1000 + 100, 5000 - 1000 * x + 100, x * 1000 + 400, 5000 - 1000 * x + 400) for x in range(4)]
+    centred = [box(4200, 1200, 4800, 1800)]                       # covers the centre of its pixel
+    background = [box(0, 0, 2000, 2000), box(4000, 4000, 6000, 6000)]
+    geometries = small + centred + background
+    log = core_warnings()
+    result = assess_class_raster(path, geometries, ["1"] * 5 + ["1", "1"], feedback=log)
+    assert result["n_features_used"] == 3
+    assert "4 reference features cover no pixel centre of the class raster (smaller than a pixel, or on its edge)." \
+        in log.infos
+    log = core_warnings()
+    assess_class_raster(path, geometries, ["1"] * 5 + ["0", "0"], feedback=log)
+    lost = [w for w in log.warnings if w.startswith("Most reference features of some classes gave no pixel")]
+    assert len(lost) == 1 and "Class 1 1 of 5 features used" in lost[0]
+
+
 def test_reference_points_outside_the_raster_are_counted_once():
     """70 of 100 points off the raster were reported twice: 'lie outside' and 'cover no pixel centre'."""
     from oremap.core.engine.accuracy import _sampling_notes

@@ -771,6 +771,9 @@ def assess_class_raster(raster_path, geometries, labels, band=1, all_touched=Fal
     result["match_rule"] = matched.rule
     feedback.info(f"{result['n_samples']} reference pixels from {result['n_features_used']} features: "
                   f"overall accuracy {result['overall_accuracy']:.3f}, kappa {result['kappa']:.3f}.")
+    for note in _sampling_notes({k: result[k] for k in ("n_nodata", "n_outside", "n_empty_outside", "n_empty_small")}):
+        feedback.info(note)   # what the report says of the features that gave no pixel
+    _log_lost_features(sample, codes, no_geometry, names, feedback)
     labelled = result["n_features"] - result["n_skipped"]
     validation = read_validation(raster_path)
     result["guard_warnings"] = check_evaluation(
@@ -783,6 +786,23 @@ def assess_class_raster(raster_path, geometries, labels, band=1, all_touched=Fal
         "class mapping in the report), or the reference data differ from the training data (another area, "
         "sensor, scale or preprocessing).", feedback)
     return result
+
+
+def _log_lost_features(sample, codes, no_geometry, names, feedback):
+    """Warn of a reference class that lost most of its features (its figures then rest on a few of them)."""
+    used = set(np.unique(sample.features).tolist())
+    counts = {}
+    for i, code in enumerate(codes):
+        if code is None or no_geometry[i]:
+            continue
+        total, kept = counts.get(code, (0, 0))
+        counts[code] = (total + 1, kept + (i in used))
+    lost = [f"{names.get(c, f'Class {c}')} {kept} of {total}" for c, (total, kept) in sorted(counts.items())
+            if total >= 2 and kept < total / 2]
+    if lost:
+        feedback.warning("Most reference features of some classes gave no pixel, so their figures rest on the "
+                         "few left: " + ", ".join(lost) + " features used. Reference polygons need to cover pixel "
+                         "centres (be at least a pixel across); points always give their pixel.")
 
 
 def _rule_message(matched, labels):

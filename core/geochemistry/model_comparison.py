@@ -319,7 +319,8 @@ def compare_models(raster_path, deposits_xy, deposit_names=None, samples_xy=None
         if d["status"] in ("off the grid", "on nodata", "window mostly nodata"):
             where = (f", {d['distance_to_sample']:.0f} map units from the nearest sample"
                      if np.isfinite(d["distance_to_sample"]) else "")
-            feedback.warning(f"Deposit {d['name']} (id {d['id']}) is {d['status']} and is not used: "
+            state = "has a window mostly of nodata" if d["status"] == "window mostly nodata" else f"is {d['status']}"
+            feedback.warning(f"Deposit {d['name']} (id {d['id']}) {state} and is not used: "
                              f"{d['distance_to_valid']:.0f} map units from the nearest valid cell{where}.")
     options = _resnet_options(window, plan.crop_pad, depth, width, epochs, batch_size, lr)
     torch = pc._torch_classes()["torch"] if "resnet" in methods else None
@@ -333,7 +334,8 @@ def compare_models(raster_path, deposits_xy, deposit_names=None, samples_xy=None
             train, val = fold["train"], fold["val"]
             part = feedback.scaled(3 + 90 * f / n_runs, 3 + 90 * (f + 1) / n_runs)
             if train.n_positive == 0 or train.n_negative == 0 or val.n_positive == 0:
-                feedback.warning(f"Fold {f + 1} is skipped for every model ({val.n_positive} deposits not validated).")
+                feedback.warning(f"Fold {f + 1} is skipped for every model ({pc._deposits(val.n_positive)} not "
+                                 "validated).")
                 folds.append({"fold": f + 1, "skipped": True, "n_val_positive": val.n_positive})
                 continue
             members, refs = _fit_fold(stack, train, methods, options, seed + 1000 * (f + 1), part, f"Fold {f + 1}")

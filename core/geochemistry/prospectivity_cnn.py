@@ -59,6 +59,11 @@ from ..engine.model_format import build_date
 # ---------------------------------------------------------------------------
 
 
+def _deposits(n):
+    """``"1 deposit"``, ``"3 deposits"``."""
+    return f"{n} deposit" + ("" if n == 1 else "s")
+
+
 def _augment(raw, window, crop_pad, flips, rng):
     """Random crops of ``(n, C, window + 2 crop_pad, ...)`` windows to ``window``, then flips and rot90s."""
     n = raw.shape[0]
@@ -297,6 +302,8 @@ def train_prospectivity(raster_path, deposits_xy, model_path=None, report_path=N
                                                                                   "nodata")):
         if pinfo[key]:
             feedback.warning(f"{pinfo[key]} deposit points {text} and are left out.")
+    if pinfo["n_shared_cells"]:
+        feedback.info(f"{pinfo['n_shared_cells']} deposit points share a cell with another and count once with it.")
     feedback.info(f"{pinfo['n_deposits']} deposit windows, {pinfo['n_negatives']} background windows, "
                   + (f"{pinfo['n_folds']} spatial folds over {pinfo['n_blocks']} blocks of {pinfo['block_cells'][0]} "
                      "cells." if plan.folds else "no cross-validation (0 folds): the model gets no validation figure."))
@@ -321,7 +328,7 @@ def train_prospectivity(raster_path, deposits_xy, model_path=None, report_path=N
                            "no training deposit is left: the others lie within the buffer around its validation "
                            f"windows ({plan.window + plan.crop_pad} cells)" if train.n_positive == 0 else
                            "no training background window is left")
-                    feedback.warning(f"Fold {f + 1} is skipped ({val.n_positive} deposits not validated): {why}.")
+                    feedback.warning(f"Fold {f + 1} is skipped ({_deposits(val.n_positive)} not validated): {why}.")
                     folds.append({"fold": f + 1, "skipped": True, "n_train": len(train), "n_val": len(val),
                                   "n_val_positive": val.n_positive,
                                   "history": {"train_loss": [], "val_loss": []},
@@ -359,10 +366,12 @@ def train_prospectivity(raster_path, deposits_xy, model_path=None, report_path=N
     if plan.folds and cv["n_deposits_validated"] < plan.info["n_deposits"]:
         feedback.warning(
             f"Spatial cross-validation validated {cv['n_deposits_validated']} of {plan.info['n_deposits']} deposits "
-            f"({cv['n_folds_scored']} of {len(plan.folds)} folds scored): its figures speak for those deposits only. "
-            "When nearly all deposits lie within a window or so of a fold's validation windows, the buffer around "
-            "them can leave no training deposit; try a smaller window (WINDOW), fewer folds or another block "
-            "size.")
+            f"({cv['n_folds_scored']} of {len(plan.folds)} folds scored)"
+            + (": its figures speak for those deposits only. " if cv["n_deposits_validated"]
+               else ": it gives no figure. ")
+            + "When nearly all deposits lie within a window or so of a fold's validation windows, the buffer around "
+              "them can leave no training deposit; try a smaller window (WINDOW), fewer folds or another block "
+              "size.")
     info = _model_info(stack, plan, cv, folds, options, final_options, module, n_cells, max_nodata, seed, n_folds,
                        negatives_per_positive, description, raster_path)
     result = ProspectivityResult(onnx_bytes=onnx_bytes, info=info, plan=plan, folds=folds, cv=cv, history=history,
