@@ -723,7 +723,7 @@ class OreMapAlgorithm(QgsProcessingAlgorithm):
         from ..core.hyperspectral.spectral_library import read_library
 
         path = self.parameterAsFile(parameters, "LIBRARY", context)
-        lib = read_library(path)
+        lib = read_library(path, feedback=feedback)
         names = split_names(self.parameterAsString(parameters, "SPECTRA", context))
         if names:
             lib = lib.subset(names)

@@ -24,7 +24,7 @@ CLASS_RULES = [("first_word", "First word of the spectrum name (mineral)"), ("wh
 
 class TrainSpectralCnn(OreMapAlgorithm):
     CORE_PARAMETERS = {**OreMapAlgorithm.CORE_PARAMETERS, "report": "OUTPUT_REPORT", "output": "OUTPUT_MODEL",
-                       "class_rule": "CLASS_RULE", "outliers": "OUTLIER_LIBRARIES"}
+                       "class_rule": "CLASS_RULE", "outliers": "OUTLIER_LIBRARIES", "library": "LIBRARIES"}
     NAME = "train_spectral_cnn"
     DISPLAY_NAME = "Train a spectral CNN"
     GROUP = "hyperspectral"

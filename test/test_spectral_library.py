@@ -724,10 +724,13 @@ def test_spectra_measured_over_part_of_the_range_are_left_out_of_the_comparison(
     assert len(log.warnings) == 1
     assert log.warnings[0].startswith("1 of 4 spectra cover less than 98 % of the 104 good image bands")
     assert log.warnings[0].endswith("left out: Goethite VNIR only.")
-    # spectra chosen by name (and unmixing's endmembers) are all kept, compared on the bands all of them cover
+    # spectra chosen by name (and unmixing's endmembers) are all kept, compared on the bands all of them cover,
+    # and the one that narrows the comparison to the VNIR is named (it was an info line of band counts only)
     bands, refs, kept = match_library(library, image, feedback=log)
-    assert kept is library and len(log.warnings) == 1
+    assert kept is library and len(log.warnings) == 2
     assert bands == [b + 1 for b in range(wl.size) if wl[b] <= 1000.0 and b not in (50, 51)]
+    assert log.warnings[1].startswith("Every spectrum is compared on the 31 of 104 good bands all of them cover: "
+                                      "Goethite VNIR only covers less of the range than the others")
     # every spectrum complete: nothing left out, the same library back
     full = SpectralLibrary(["A", "B"], spectra[[0, 1]], wl)
     assert match_library(full, image, drop_partial=True)[2] is full
@@ -746,3 +749,32 @@ def test_whole_splib07_library_is_compared_on_the_real_tile():
     assert np.isfinite(refs).all()
     # a full-range laboratory record stays, a record of the near-infrared spectrometer alone (NIC4) goes
     assert "Kaolinite CM9 BECKb AREF" in kept.names and "Actinolite HS22.3B NIC4bbb RREF" not in kept.names
+
+
+def test_csv_library_of_deleted_channels_in_per_cent(tmp_path):
+    """A CSV or text library as splib07's ASCII columns paste: -1.23e34 for a deleted channel (read as a value, it
+    made SAM never pick that mineral and unmixing give 0.25 everywhere) is missing; values in per cent are divided
+    to 0-1 (strict unmixing took them as they were); both said in the log."""
+    from oremap.core.hyperspectral.spectral_library import read_library
+
+    text = "Wavelength (microns)\tKaolinite\tCalcite\n" + "".join(
+        f"{w:.3f}\t{k}\t{c}\n" for w, k, c in ((0.40, "45.0", "60.5"), (0.50, "-1.23e34", "62.0"),
+                                             (0.60, "55.5", "64.0"), (0.70, "58.0", "-1.23e+34")))
+    path = tmp_path / "splib_columns.txt"
+    path.write_text(text)
+    log = core_warnings()
+    lib = read_library(path, feedback=log)
+    np.testing.assert_allclose(lib.wavelengths, [400.0, 500.0, 600.0, 700.0])
+    np.testing.assert_allclose(lib.spectra, [[0.45, np.nan, 0.555, 0.58], [0.605, 0.62, 0.64, np.nan]])
+    assert "splib_columns.txt: 2 values of magnitude above 1e+20 (deleted channels, such as USGS's -1.23e34) set " \
+           "to missing." in log.infos
+    assert "Spectral library 'splib_columns.txt': 99 % of its values lie below 63.9, read as per cent: divided by " \
+           "100 to reflectance of 0-1." in log.infos
+
+
+def test_a_name_two_spectra_share_is_a_library_fix():
+    """Two spectra of one name: no name typed in SPECTRA can pick one, so the fix is the library's."""
+    lib = SpectralLibrary(["Kaolinite CM9", "Kaolinite CM9", "Calcite"], np.full((3, 3), 0.3), [500.0, 600.0, 700.0])
+    with pytest.raises(OreMapError) as err:
+        lib.subset(["Kaolinite CM9"])
+    assert err.value.parameter == "library" and "share the name 'Kaolinite CM9'" in err.value.message

@@ -237,6 +237,16 @@ def match_library(library, band_info, min_bands=2, feedback=None, drop_partial=F
     n_bad = int((~good).sum())
     feedback.info(f"Comparing on {n_usable} of {band_info.n_bands} bands "
                   f"({n_bad} bad bands, {int((~covered & good).sum())} good bands not covered by the library).")
+    if len(library.names) > 1 and n_usable < 0.8 * int(good.sum()):
+        share = finite[:, good].mean(axis=1)
+        short = [n for n, s in zip(library.names, share) if s < share.max() - 0.05]
+        if short:
+            feedback.warning(f"Every spectrum is compared on the {n_usable} of {int(good.sum())} good bands all of "
+                             "them cover: " + ", ".join(short[:8]) + (" ..." if len(short) > 8 else "")
+                             + (" covers" if len(short) == 1 else " cover")
+                             + " less of the range than the others, so the features outside it (e.g. the "
+                               "short-wave infrared of clays) are not compared. Leave them out of the spectra to "
+                               "compare on more bands.")
     bands = [int(i) + 1 for i in np.flatnonzero(usable)]
     return bands, resampled.spectra[:, usable], library
 

@@ -154,6 +154,11 @@ class SpectralLibrary:
             found, candidates = match_name(str(wanted), self.names, keys)
             if found is not None:
                 rows.append(found)
+            elif candidates and len({self.names[i] for i in candidates}) == 1:
+                raise OreMapError(
+                    f"'{wanted}' names {len(candidates)} spectra of the library that share the name "
+                    f"'{self.names[candidates[0]]}'.", parameter="library",
+                    fix="Rename the spectra in the library so every name is unique (e.g. add the sample code).")
             elif candidates:
                 shown = _listing([f"'{self.names[i]}'" for i in candidates])
                 problems.append(f"'{wanted}' matches {len(candidates)} spectra: {shown}")
@@ -275,6 +280,21 @@ def _close_names(wanted, names, keys, limit=5):
 # ---------------------------------------------------------------------------
 
 
+def _as_fraction(library, path, feedback):
+    """``library`` with reflectance in per cent (most values up to 100) or x 10000 (up to 10000) divided to 0-1,
+    and the log told so: SAM does not care, but strict unmixing and a CNN without continuum removal do."""
+    values = library.spectra[np.isfinite(library.spectra)]
+    if not values.size:
+        return library
+    high = float(np.percentile(np.abs(values), 99))
+    for limit, divisor, what in ((100.0, 100.0, "per cent"), (10000.0, 10000.0, "reflectance x 10000")):
+        if 1.5 < high <= limit:
+            ensure(feedback).info(f"Spectral library '{Path(path).name}': 99 % of its values lie below {high:.4g}, "
+                                  f"read as {what}: divided by {divisor:g} to reflectance of 0-1.")
+            return replace(library, spectra=library.spectra / divisor)
+    return library
+
+
 def read_library(path, feedback=None):
     """Read a spectral library file.
 
@@ -306,9 +326,9 @@ def read_library(path, feedback=None):
         )
     suffix = path.suffix.lower()
     if suffix in (".sli", ".esl", ".hdr"):
-        return read_envi_library(path, feedback=feedback)
+        return _as_fraction(read_envi_library(path, feedback=feedback), path, feedback)
     if suffix in (".csv", ".txt"):
-        return read_csv_library(path, feedback=feedback)
+        return _as_fraction(read_csv_library(path, feedback=feedback), path, feedback)
     raise OreMapError(
         f"Unknown spectral library format '{path.suffix}' ({path.name}).",
         parameter="library",
@@ -725,10 +745,16 @@ def read_csv_library(path, feedback=None):
     if text_only:  # e.g. a comment column: not a spectrum
         feedback.warning(f"{path.name}: column{'s' if len(text_only) > 1 else ''} "
                          + ", ".join(repr(names[k]) for k in text_only[:10])
-                         + " hold no numbers and were left out (not spectra).")
+                         + (" hold" if len(text_only) > 1 else " holds") + " no numbers and "
+                         + ("were" if len(text_only) > 1 else "was") + " left out (not spectra).")
         keep = [k for k in range(len(names)) if k not in text_only]
         spectra, names = spectra[keep], [names[k] for k in keep]
         n_text = sum(text_cells[k] for k in keep)
+    absurd = np.abs(np.nan_to_num(spectra)) > ABSURD_MAGNITUDE   # USGS's -1.23e34 of a deleted channel
+    if absurd.any():
+        spectra = np.where(absurd, np.nan, spectra)
+        feedback.info(f"{path.name}: {int(absurd.sum())} values of magnitude above {ABSURD_MAGNITUDE:g} (deleted "
+                      "channels, such as USGS's -1.23e34) set to missing.")
     wavelengths, spectra, _ = _sorted_channels(wavelengths, spectra, None, path)
     if n_text:
         feedback.warning(f"{path.name}: {n_text} cells that are not numbers were read as missing values.")

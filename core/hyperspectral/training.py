@@ -181,12 +181,20 @@ def library_training_set(paths, band_info, class_rule="first_word", class_table=
     feedback = ensure(feedback)
     if not paths:
         raise OreMapError("No spectral library was given.", "libraries", "Choose one or more library files.")
-    libraries = [read_library(path) for path in paths]
+    libraries = [read_library(path, feedback=feedback) for path in paths]
     # bands inside every library's wavelength range (no extrapolation)
     lo = max(lib.wavelengths.min() for lib in libraries)
     hi = min(lib.wavelengths.max() for lib in libraries)
     target = target_bands(band_info, exclude_water)
     inside = (target.centers >= lo) & (target.centers <= hi)
+    if not inside.all():
+        narrow = [os.path.basename(str(p)) for p, lib in zip(paths, libraries)
+                  if (lib.wavelengths.min() == lo and lo > target.centers.min())
+                  or (lib.wavelengths.max() == hi and hi < target.centers.max())]
+        feedback.warning(f"Training is limited to {lo:.0f}-{hi:.0f} nm, {int(inside.sum())} of the target's "
+                         f"{target.n_bands} bands: the range every library covers" + (
+                             f" ({', '.join(narrow)} cover{'s' if len(narrow) == 1 else ''} the least)" if narrow
+                             else "") + ". Leave out a library of a narrower range to train on every band.")
     target = BandInfo(centers=target.centers[inside], fwhm=None if target.fwhm is None else target.fwhm[inside],
                       bad=None)
     if target.n_bands < 5:
