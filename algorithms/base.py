@@ -244,6 +244,27 @@ def _decimal(text):
     return float(text)
 
 
+#: Words of a mineral table (XRD, QEMSCAN, point counts) for a mineral looked for and not found, or found in a trace
+#: below quantification: read as 0 (lower case, dots and spaces removed).
+NOT_FOUND_WORDS = {"nd", "-", "--", "bdl", "notdetected", "tr", "trace", "tr?", "nf", "absent"}
+
+
+def abundance_number(value):
+    """A mineral's amount as float (:func:`as_number`), where text of a mineral table reads as the table means it:
+    ``'nd'``, ``'-'``, ``'tr'`` (not found, or a trace below quantification: :data:`NOT_FOUND_WORDS`) as 0,
+    ``'<1'`` as half the limit, and a decimal comma (``'12,5'``) as a decimal point. Other text is NaN."""
+    number = as_number(value)
+    if number == number or not isinstance(value, str):
+        return number
+    text = value.strip()
+    if _word(text) in NOT_FOUND_WORDS:
+        return 0.0
+    try:
+        return abs(_decimal(text[1:])) / 2.0 if text[:1] == "<" else _decimal(text)
+    except ValueError:
+        return float("nan")
+
+
 def assay_number(value):
     """An element's value as float (:func:`as_number`), where text such as ``'<0.5'`` (a survey compilation's value
     below the detection limit, which makes a CSV column load as text) is minus the limit, the survey tables'
@@ -852,10 +873,10 @@ class OreMapAlgorithm(QgsProcessingAlgorithm):
         return (geometries, labels, ids) if with_ids else (geometries, labels)
 
     def features_with_values(self, parameters, name, fields, context, target_crs, feedback=None,
-                             fields_parameter="FIELDS"):
+                             fields_parameter="FIELDS", parse=as_number):
         """Shapely geometries (in ``target_crs``), a (n, len(fields)) float table (NaN = empty) and
         feature ids of a vector parameter's features with a geometry. A field not in the layer is refused,
-        naming ``fields_parameter``."""
+        naming ``fields_parameter``; ``parse`` reads a value (:func:`abundance_number` for mineral amounts)."""
         from shapely import wkb
 
         source = self.parameterAsSource(parameters, name, context)
@@ -872,7 +893,7 @@ class OreMapAlgorithm(QgsProcessingAlgorithm):
             if geometry is None:
                 continue
             geometries.append(wkb.loads(bytes(geometry.asWkb())))
-            rows.append([as_number(feature[field]) for field in fields])
+            rows.append([parse(feature[field]) for field in fields])
             ids.append(feature.id())
         if not geometries:
             raise self.fail(name, "The layer has no features with a geometry.", "Choose a layer with features.")

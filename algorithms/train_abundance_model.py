@@ -15,7 +15,7 @@ from ..core.abundance import abundance
 from ..core.abundance import abundance_report
 from ..core.abundance import members
 from ..core.engine.spectra import PREPROCESSING
-from .base import OreMapAlgorithm
+from .base import OreMapAlgorithm, abundance_number
 
 UNITS = [("auto", "Detect (fractions if every value is at most 1)"), ("percent", "Percent (0-100)"),
          ("fraction", "Fractions (0-1)")]
@@ -54,12 +54,15 @@ class TrainAbundanceModel(OreMapAlgorithm):
         "INPUT": "Hyperspectral reflectance raster covering the ROIs. Bad bands (ENVI bbl) are left out.",
         "ROIS": "Polygons (or points) over samples with measured compositions, in any CRS. A pixel in more than "
                 "one ROI is left out (its composition is ambiguous); the log names the ROIs that overlap.",
-        "FIELDS": "Numeric fields holding the abundance of each mineral (one field per mineral; the field name "
-                  "becomes the mineral name). An ROI with an empty field is left out.",
+        "FIELDS": "Fields holding the abundance of each mineral (one field per mineral; the field name becomes the "
+                  "mineral name): numbers, or a lab table's text ('nd', '-' and 'tr' read as 0, '<1' as half the "
+                  "limit, decimal commas). An ROI with an empty field is left out (named in the log). ROIs of one "
+                  "composition (a sample split into parts, replicate points) are one sample for cross-validation.",
         "UNITS": "Unit of the abundance fields. Detect: fractions when no value exceeds 1, else percent "
                  "(the log states the choice).",
         "ADD_OTHER": "When the chosen minerals sum to less than 100 % in some ROIs, add an 'Other' part for the "
-                     "remainder. Off: such rows are scaled up to 100 %.",
+                     "remainder (into the table's own Other / Unclassified field when one is chosen). Off: such rows "
+                     "are scaled up to 100 %. Sums on both sides of 100 % within 5 points are rounding: closed.",
         "FAMILIES": "Model families to train and stack. The CNN is the slowest (a few minutes on a CPU).",
         "SPACE": "How closure is enforced: projection onto the simplex (exact zeros possible), or regression in "
                  "isometric log-ratio space (Egozcue et al. 2003; never exactly zero: a zero in the table counts as "
@@ -106,7 +109,7 @@ class TrainAbundanceModel(OreMapAlgorithm):
             [QgsProcessing.TypeVectorPolygon, QgsProcessing.TypeVectorPoint]))
         self._add(QgsProcessingParameterField("FIELDS", self.tr("Abundance fields (one per mineral)"),
                                               parentLayerParameterName="ROIS",
-                                              type=QgsProcessingParameterField.Numeric, allowMultiple=True))
+                                              type=QgsProcessingParameterField.Any, allowMultiple=True))
         self.add_enum("UNITS", "Abundance unit", [label for _, label in UNITS])
         self._add(QgsProcessingParameterBoolean("ADD_OTHER", self.tr("Add an 'Other' part for the remainder"),
                                                 defaultValue=True))
@@ -164,12 +167,22 @@ class TrainAbundanceModel(OreMapAlgorithm):
         fields = self.parameterAsFields(parameters, "FIELDS", context)
         if not fields:
             raise self.fail("FIELDS", "No abundance field was chosen.", "Choose one numeric field per mineral.")
-        geometries, table, ids = self.features_with_values(parameters, "ROIS", fields, context, layer.crs(), feedback)
+        geometries, table, ids = self.features_with_values(parameters, "ROIS", fields, context, layer.crs(), feedback,
+                                                           parse=abundance_number)
+        unread = ~np.isfinite(table).all(axis=1)
+        if unread.any():
+            names = self.roi_names(parameters, context, ids, fields)
+            feedback.warning(f"{int(unread.sum())} ROIs lack a value for some chosen mineral and are left out: "
+                             + ", ".join(names[i] for i in np.flatnonzero(unread)[:10])
+                             + (" ..." if unread.sum() > 10 else "") + ". An empty cell reads as 'not measured': write "
+                             "0 (or 'nd') where a mineral was looked for and not found.")
         comp = abundance.prepare_compositions(
             table, fields, units=UNITS[self.parameterAsEnum(parameters, "UNITS", context)][0],
             add_other=self.parameterAsBool(parameters, "ADD_OTHER", context))
         for message in comp.messages:
-            if message not in comp.warnings:  # a warning is also a note of the report: logged once, as a warning
+            if message not in comp.warnings and "without a value for every mineral" not in message:
+                # a warning is also a note of the report: logged once, as a warning (the ROIs left out for an empty
+                # value were named above)
                 feedback.info(message)
         for message in comp.warnings:
             feedback.warning(message)
@@ -187,6 +200,14 @@ class TrainAbundanceModel(OreMapAlgorithm):
             band_names = [layer.bandName(b) for b in (bands or range(1, source.n_bands + 1))]
             report_fill(source, feedback)
         X, roi = pixels.values, pixels.groups.astype(np.int64)
+        # ROIs of one composition are one physical sample (a polygon split in parts, replicate points): one group,
+        # kept on one side of every cross-validation split, as parts of one sample would otherwise validate each other
+        _, sample_of = np.unique(np.round(comp.values, 9), axis=0, return_inverse=True)
+        sample_of = np.asarray(sample_of).reshape(-1)
+        if sample_of.max() + 1 < len(geometries):
+            feedback.info(f"{len(geometries)} ROIs hold {int(sample_of.max()) + 1} distinct compositions: the ROIs of one "
+                          "composition (one sample split into parts, replicate points) stay on one side of every "
+                          "cross-validation split.")
         uncovered = sorted(set(range(len(geometries))) - set(pixels.covering.tolist()))
         roi_names = (self.roi_names(parameters, context, ids, fields) if uncovered or pixels.overlaps.n_ambiguous
                      else None)
@@ -203,7 +224,7 @@ class TrainAbundanceModel(OreMapAlgorithm):
         model_path = self.output_path(parameters, "OUTPUT_MODEL", context, feedback)
         report_path = self.output_path(parameters, "OUTPUT_REPORT", context, feedback)
         result = abundance.train_abundance_model(
-            X, comp.values[roi], roi, comp.names,
+            X, comp.values[roi], sample_of[roi], comp.names,
             wavelengths=None if info is None else info.centers[info.good],
             fwhm=None if info is None or info.fwhm is None else info.fwhm[info.good], band_names=band_names,
             preprocessing=PREPROCESSING[self.parameterAsEnum(parameters, "PREPROCESSING", context)][0],
@@ -229,6 +250,22 @@ class TrainAbundanceModel(OreMapAlgorithm):
         for label, values in metrics.items():
             feedback.info(f"  {label}: mean RMSE {values['mean_rmse']:.2f} %")
         feedback.info(f"Interval coverage at {100 * level:.0f} %: {100 * result.coverage['all']:.1f} % on held-out ROIs.")
+        if not np.all(np.isfinite(result.quantiles)):
+            feedback.warning(f"Too few ROI pixels to calibrate {100 * level:.0f} % intervals (a conformal interval needs "
+                             f"at least {abundance.conformal_minimum(level)} held-out pixels): every interval is 0-100 %, "
+                             "so the coverage above says nothing. Add ROIs, or lower the level.")
+        Y = comp.values
+        present = (Y[:, :len(fields)] > 0).sum(axis=0)
+        absent = [comp.names[j] for j in range(len(fields)) if present[j] == 0]
+        single = [comp.names[j] for j in range(len(fields)) if present[j] == 1]
+        if absent or single:
+            feedback.warning(
+                "Minerals the ROIs hardly sample: " + "; ".join(
+                    part for part in (f"absent from every ROI: {', '.join(absent)} (predicted 0 everywhere; its "
+                                      "figures flatter the means)" if absent else "",
+                                      f"in one ROI only: {', '.join(single)} (cross-validation cannot test it)"
+                                      if single else "") if part)
+                + ". Leave them out of FIELDS or add ROIs holding them.")
         return {"OUTPUT_MODEL": model_path, "OUTPUT_REPORT": report_path, "ENSEMBLE_RMSE": metrics[ens]["mean_rmse"],
                 "BEST_SINGLE_RMSE": best, "UNMIXING_RMSE": min(unmix) if unmix else float("nan"),
                 "COVERAGE": result.coverage["all"]}

@@ -47,6 +47,103 @@ def test_prepare_compositions_units_other_and_closure():
     assert pct.warnings == []  # 110 %: rounding or a lab's totals, not a unit mistake
 
 
+def test_lab_tables_rounding_an_own_remainder_and_mixed_units():
+    """Totals of 96-104 % on both sides of 100 are a lab's rounding: closed, no spurious 'Other' (it took 0.7 % and
+    flattered the mean RMSE); a table's own 'Unclassified' column takes the remainder (a column 'Other' was refused,
+    and renaming it made two); fractions among percentages are warned of; all-zero rows are named."""
+    rounded = ab.prepare_compositions([[48.0, 49.0], [52.0, 51.0], [30.0, 70.0]], ["Kaolinite", "Quartz"])
+    assert not rounded.other_added and rounded.names == ["Kaolinite", "Quartz"]
+    np.testing.assert_allclose(rounded.values, [[4800 / 97, 4900 / 97], [5200 / 103, 5100 / 103], [30, 70]])
+    assert any("read as rounding and closed to 100 %" in m for m in rounded.messages)
+    own = ab.prepare_compositions([[40.0, 30.0, 10.0], [50.0, 45.0, 5.0]], ["Kaolinite", "Quartz", "Unclassified"])
+    assert own.names == ["Kaolinite", "Quartz", "Unclassified"] and not own.other_added
+    np.testing.assert_allclose(own.values, [[40, 30, 30], [50, 45, 5]])
+    mixed = ab.prepare_compositions([[60.0, 40.0], [0.6, 0.4], [30.0, 70.0]], ["A", "B"])
+    assert mixed.warnings == ["1 ROIs sum to at most 1.00 % while others reach 100 %: they look like fractions (0-1) "
+                              "among percentages. Write them in per cent."]
+    with pytest.raises(OreMapError) as err:
+        ab.prepare_compositions([[60.0, 40.0], [0.0, 0.0]], ["A", "B"], add_other=False)
+    assert err.value.message == "1 ROIs have every chosen mineral at zero (rows 2)."
+
+
+def test_a_lab_tables_text_and_a_sample_split_in_parts(run_alg, tmp_path):
+    """XRD tables write 'nd', 'tr', '<1' and decimal commas: read (six ROIs were left out with one line that named
+    none); a sample split into two polygons is one cross-validation group (its halves validated each other)."""
+    import geopandas as gpd
+    import pandas as pd
+    import processing
+    from shapely.geometry import box
+
+    from conftest import warning_recorder
+    from oremap.algorithms.base import abundance_number
+
+    assert [abundance_number(v) for v in ("nd", "-", "tr", "<1", "12,5", " 7.5 ", None)][:6] == \
+        [0.0, 0.0, 0.0, 0.5, 12.5, 7.5]
+    scene = make_scene(str(tmp_path), n_rows=3, n_cols=4, roi_size=3, seed=5)
+    rois = gpd.read_file(scene["rois"])
+    fields = [m.lower() for m in LISTED]
+    text = rois.copy()
+    for f in fields:
+        text[f] = [f"{v:g}".replace(".", ",") for v in rois[f]]
+    text.loc[0, fields[0]], text.loc[1, fields[1]] = "nd", "tr"
+    path = str(tmp_path / "text.gpkg")
+    text.to_file(path, driver="GPKG")
+    log = warning_recorder()
+    processing.run("oremap:train_abundance_model", {
+        "INPUT": scene["raster"], "ROIS": path, "FIELDS": fields, "FAMILIES": [1], "FOLDS": 3,
+        "OUTPUT_MODEL": str(tmp_path / "t.onnx")}, feedback=log)
+    assert "108 pixels in 12 ROIs." in log.infos and not [w for w in log.warnings if "left out" in w]
+    halves = []
+    for _, row in rois.iterrows():
+        x0, y0, x1, y1 = row.geometry.bounds
+        for part in (box(x0, y0, (x0 + x1) / 2, y1), box((x0 + x1) / 2, y0, x1, y1)):
+            halves.append({**row.drop("geometry").to_dict(), "geometry": part})
+    split = str(tmp_path / "halves.gpkg")
+    gpd.GeoDataFrame(pd.DataFrame(halves), crs=rois.crs).to_file(split, driver="GPKG")
+    log = warning_recorder()
+    out = processing.run("oremap:train_abundance_model", {
+        "INPUT": scene["raster"], "ROIS": split, "FIELDS": fields, "FAMILIES": [1], "FOLDS": 3,
+        "OUTPUT_MODEL": str(tmp_path / "h.onnx")}, feedback=log)
+    assert ("24 ROIs hold 12 distinct compositions: the ROIs of one composition (one sample split into parts, "
+            "replicate points) stay on one side of every cross-validation split.") in log.infos
+    assert abundance_map.AbundanceModel(out["OUTPUT_MODEL"]).info.training["n_rois"] == 12
+
+
+def test_minerals_the_rois_hardly_sample_and_too_few_pixels_for_intervals(run_alg, tmp_path):
+    """A mineral at 0 in every ROI flattered the mean RMSE and coverage, one in a single ROI cannot be
+    cross-validated, and 5 point ROIs give 0-100 % intervals while the log said 100 % coverage: all said."""
+    import geopandas as gpd
+    import processing
+
+    from conftest import warning_recorder
+
+    scene = make_scene(str(tmp_path), n_rows=3, n_cols=4, roi_size=3, seed=5)
+    rois = gpd.read_file(scene["rois"])
+    fields = [m.lower() for m in LISTED]
+    rois["pyrite"] = 0.0
+    rois["gypsum"] = 0.0
+    rois.loc[3, "gypsum"] = 8.0
+    path = str(tmp_path / "sparse.gpkg")
+    rois.to_file(path, driver="GPKG")
+    log = warning_recorder()
+    processing.run("oremap:train_abundance_model", {
+        "INPUT": scene["raster"], "ROIS": path, "FIELDS": fields + ["pyrite", "gypsum"], "FAMILIES": [1],
+        "FOLDS": 3, "OUTPUT_MODEL": str(tmp_path / "s.onnx")}, feedback=log)
+    assert ("Minerals the ROIs hardly sample: absent from every ROI: pyrite (predicted 0 everywhere; its figures "
+            "flatter the means); in one ROI only: gypsum (cross-validation cannot test it). Leave them out of FIELDS "
+            "or add ROIs holding them.") in log.warnings
+    points = rois.iloc[:5].copy()
+    points["geometry"] = points.geometry.centroid
+    few = str(tmp_path / "five.gpkg")
+    points.to_file(few, driver="GPKG")
+    log = warning_recorder()
+    processing.run("oremap:train_abundance_model", {
+        "INPUT": scene["raster"], "ROIS": few, "FIELDS": fields, "FAMILIES": [1], "FOLDS": 3,
+        "OUTPUT_MODEL": str(tmp_path / "f.onnx")}, feedback=log)
+    assert any(w.startswith("Too few ROI pixels to calibrate 90 % intervals (a conformal interval needs at least 9 "
+                            "held-out pixels): every interval is 0-100 %") for w in log.warnings)
+
+
 def test_a_unit_the_values_contradict_is_refused_or_warned():
     """Percent data declared as fractions (sums up to 9990 %) is refused naming UNITS; fractions declared as
     percent (the minerals would cover 1 % of the ROIs, 'Other' the rest) are trained with a warning; sums far

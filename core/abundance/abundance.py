@@ -87,6 +87,12 @@ class Compositions:
 FRACTION_SUM_LIMIT = 1.5
 
 
+#: Row sums within this many percent points of 100 on both sides are a lab's rounding (closed, no Other part).
+ROUNDING_SLACK = 5.0
+#: Names of a table's own remainder column (case ignored): the shortfall of each row goes there.
+OTHER_NAMES = ("other", "others", "rest", "remainder", "unclassified", "unidentified")
+
+
 def prepare_compositions(values, names, units="auto", add_other=True, tolerance=1.0):
     """Check a table of measured compositions and bring it to % summing to 100.
 
@@ -100,8 +106,10 @@ def prepare_compositions(values, names, units="auto", add_other=True, tolerance=
         ``"auto"``: fractions when no value exceeds 1 (and rows sum to at most 1.05),
         else %. The choice is reported in ``messages``.
     add_other : bool
-        Add an "Other" part, 100 - sum, when some rows sum to less than 100 - ``tolerance``.
-        Without it such rows are closed (divided by their sum), which is reported.
+        Add an "Other" part, 100 - sum, when some rows sum to less than 100 - ``tolerance`` (to the table's own
+        column named in :data:`OTHER_NAMES` when there is one). Without it such rows are closed (divided by their
+        sum), which is reported. Sums on both sides of 100 within :data:`ROUNDING_SLACK` points are rounding:
+        closed, no part added.
     tolerance : float
         Percent points of slack on the row sums (rounding of lab reports).
     """
@@ -146,32 +154,52 @@ def prepare_compositions(values, names, units="auto", add_other=True, tolerance=
                         f"at most {100 * v.sum(axis=1).max():.0f} % of any ROI: if they are percentages, choose "
                         "Percent.")
         messages.append(warnings[-1])
+    if units == "percent":
+        row = v.sum(axis=1)
+        small = row <= 1.05
+        if small.any() and (row >= 50.0).any():
+            warnings.append(f"{int(small.sum())} ROIs sum to at most {row[small].max():.2f} % while others reach "
+                            f"{row.max():.0f} %: they look like fractions (0-1) among percentages. Write them in "
+                            "per cent.")
+            messages.append(warnings[-1])
     if units == "fraction":
         v = v * 100.0
     elif units != "percent":
         raise OreMapError(f"Unknown unit '{units}'.", "units")
     sums = v.sum(axis=1)
-    if (sums > 100.0 + tolerance).any():
+    rounding = bool((sums > 100.0 + tolerance).any() and (sums < 100.0 - tolerance).any()
+                    and np.all(np.abs(sums - 100.0) <= ROUNDING_SLACK))
+    if rounding:   # sums on both sides of 100 and close to it: the scatter of a lab's rounding, no missing part
+        messages.append(f"The ROIs sum to {sums.min():.1f}-{sums.max():.1f} %, on both sides of 100 % and within "
+                        f"{ROUNDING_SLACK:g} points of it: read as rounding and closed to 100 % (no 'Other' part).")
+    if (sums > 100.0 + tolerance).any() and not rounding:
         n_over = int((sums > 100.0 + tolerance).sum())
         text = f"{n_over} ROIs sum to more than 100 % (up to {sums.max():.1f} %); they were closed to 100 %."
         if sums.max() > 100.0 * FRACTION_SUM_LIMIT / 1.05:  # far beyond rounding: a unit or field mistake
             warnings.append(text + " Check the unit and that no field is counted twice.")
         messages.append(text)
-    other = bool(add_other and (sums < 100.0 - tolerance).any())
-    if other:
-        if "Other" in names:
-            raise OreMapError("A field is already called 'Other'.", "fields", "Rename it.")
+    other = bool(add_other and not rounding and (sums < 100.0 - tolerance).any())
+    own = next((j for j, n in enumerate(names) if n.strip().lower() in OTHER_NAMES), None)
+    if other and own is not None:   # the table's own remainder column takes the shortfall
+        v = v.copy()
+        v[:, own] += np.clip(100.0 - sums, 0.0, None)
+        other = False
+        messages.append(f"The rest of each ROI (100 % minus the chosen fields, which cover "
+                        f"{sums.min():.1f}-{sums.max():.1f} %) was added to the table's own '{names[own]}' column.")
+    elif other:
         v = np.column_stack([v, np.clip(100.0 - sums, 0.0, None)])
         names = names + ["Other"]
         messages.append(f"An 'Other' part (100 % minus the chosen minerals) was added: the chosen minerals "
                         f"cover {sums.min():.1f}-{sums.max():.1f} % of the ROIs.")
-    elif (sums < 100.0 - tolerance).any():
+    elif (sums < 100.0 - tolerance).any() and not rounding:
         messages.append("Rows summing to less than 100 % were closed to 100 % (no 'Other' part).")
     if len(names) < 2:
         raise OreMapError("At least two parts are needed (two minerals, or one mineral and 'Other').", "fields")
     sums = v.sum(axis=1)
     if (sums <= 0).any():
-        raise OreMapError("Some ROIs have all abundances zero.", "fields")
+        raise OreMapError(f"{int((sums <= 0).sum())} ROIs have every chosen mineral at zero (rows "
+                          + ", ".join(str(i + 1) for i in np.flatnonzero(kept)[sums <= 0][:10]) + ").", "fields",
+                          "Choose the mineral they consist of too, or keep the 'Other' part (ADD_OTHER) for them.")
     v = v / sums[:, None] * 100.0
     return Compositions(names, v, units, other, messages, kept, warnings)
 
@@ -240,6 +268,14 @@ def conformal_quantile(scores, level):
     n = scores.size
     rank = int(np.ceil((n + 1) * float(level)))
     return float(scores[rank - 1]) if 1 <= rank <= n else float("inf")
+
+
+def conformal_minimum(level):
+    """The fewest calibration scores that give :func:`conformal_quantile` a finite value at ``level``."""
+    n = 1
+    while int(np.ceil((n + 1) * float(level))) > n:   # as conformal_quantile ranks
+        n += 1
+    return n
 
 
 def intervals(A, spread, quantiles, floors):
