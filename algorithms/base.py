@@ -225,7 +225,8 @@ def as_number(value):
 
 
 #: Words laboratories write for a result below an unreported detection limit (lower case, dots and spaces removed).
-BELOW_DETECTION_WORDS = {"bdl", "bd", "nd", "<dl", "<lod", "<ld", "bld", "lod", "belowdetection", "notdetected"}
+BELOW_DETECTION_WORDS = {"bdl", "bd", "<dl", "<lod", "<ld", "bld", "lod", "belowdetection", "notdetected"}
+# ('nd' / 'n.d.' is left missing: in assay tables it is as often "not determined" as "not detected")
 #: Words compilations write for "no result" (not analysed, insufficient sample, not received...).
 MISSING_WORDS = {"na", "n/a", "-", "--", "---", "is", "ns", "nr", "nan", "null", "none", "x", "notanalysed",
                  "notanalyzed", "nosample", "lns", "tbr"}
@@ -240,7 +241,8 @@ def _decimal(text):
     comma (``'0,05'``, as decimal-comma CSV files write values that load as text)."""
     text = text.strip()
     if "," in text and "." not in text and text.count(",") == 1:
-        text = text.replace(",", ".")
+        # '1,250' and '10,000' are thousands separators (a spreadsheet's formatted numbers), '0,05' a decimal comma
+        text = text.replace(",", "" if re.fullmatch(r"[-+]?[1-9]\d{0,2},\d{3}", text) else ".")
     return float(text)
 
 
@@ -1089,7 +1091,9 @@ class OreMapAlgorithm(QgsProcessingAlgorithm):
                     or not os.path.isfile(value):
                 continue
             dataset = ogr.Open(value, 0)
-            names = [] if dataset is None else [dataset.GetLayer(i).GetName() for i in range(dataset.GetLayerCount())]
+            layers = [] if dataset is None else [dataset.GetLayer(i) for i in range(dataset.GetLayerCount())]
+            names = [layer.GetName() for layer in layers   # tables without geometry (QGIS's layer_styles) are no choice
+                     if layer.GetGeomType() != ogr.wkbNone and layer.GetName() != "layer_styles"]
             dataset = None
             if len(names) > 1:
                 base = os.path.basename(value)

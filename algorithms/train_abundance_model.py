@@ -166,7 +166,7 @@ class TrainAbundanceModel(OreMapAlgorithm):
         path, layer = self.raster_path(parameters, "INPUT", context)
         fields = self.parameterAsFields(parameters, "FIELDS", context)
         if not fields:
-            raise self.fail("FIELDS", "No abundance field was chosen.", "Choose one numeric field per mineral.")
+            raise self.fail("FIELDS", "No abundance field was chosen.", "Choose one field per mineral.")
         geometries, table, ids = self.features_with_values(parameters, "ROIS", fields, context, layer.crs(), feedback,
                                                            parse=abundance_number)
         unread = ~np.isfinite(table).all(axis=1)
@@ -204,10 +204,13 @@ class TrainAbundanceModel(OreMapAlgorithm):
         # kept on one side of every cross-validation split, as parts of one sample would otherwise validate each other
         _, sample_of = np.unique(np.round(comp.values, 9), axis=0, return_inverse=True)
         sample_of = np.asarray(sample_of).reshape(-1)
+        pure = (comp.values > 0).sum(axis=1) < 2   # end members (100 % of one part) of different places stay apart
+        sample_of = np.where(pure, sample_of.max() + 1 + np.arange(len(sample_of)), sample_of)
+        sample_of = np.unique(sample_of, return_inverse=True)[1].reshape(-1)
         if sample_of.max() + 1 < len(geometries):
             feedback.info(f"{len(geometries)} ROIs hold {int(sample_of.max()) + 1} distinct compositions: the ROIs of one "
-                          "composition (one sample split into parts, replicate points) stay on one side of every "
-                          "cross-validation split.")
+                          "mixed composition (one sample split into parts, replicate points) stay on one side of "
+                          "every cross-validation split, and count as one ROI in the figures.")
         uncovered = sorted(set(range(len(geometries))) - set(pixels.covering.tolist()))
         roi_names = (self.roi_names(parameters, context, ids, fields) if uncovered or pixels.overlaps.n_ambiguous
                      else None)

@@ -104,8 +104,9 @@ def test_a_lab_tables_text_and_a_sample_split_in_parts(run_alg, tmp_path):
     out = processing.run("oremap:train_abundance_model", {
         "INPUT": scene["raster"], "ROIS": split, "FIELDS": fields, "FAMILIES": [1], "FOLDS": 3,
         "OUTPUT_MODEL": str(tmp_path / "h.onnx")}, feedback=log)
-    assert ("24 ROIs hold 12 distinct compositions: the ROIs of one composition (one sample split into parts, "
-            "replicate points) stay on one side of every cross-validation split.") in log.infos
+    assert ("24 ROIs hold 12 distinct compositions: the ROIs of one mixed composition (one sample split into parts, "
+            "replicate points) stay on one side of every cross-validation split, and count as one ROI in the "
+            "figures.") in log.infos
     assert abundance_map.AbundanceModel(out["OUTPUT_MODEL"]).info.training["n_rois"] == 12
 
 

@@ -100,8 +100,8 @@ def test_below_an_unreported_limit_and_an_undeclared_missing_code():
     assert counts["below_detection"].tolist() == [2, 0, 1, 0, 0] and counts["missing"].tolist() == [0, 1, 1, 1, 2]
     assert counts["codes"] == {-99.0: 3} and counts["code_values"] == 5
     assert geochem.value_notes(list("abcde"), counts)[0] == (
-        "-99 read as a missing-value code (5 values made missing): in 3 columns it lies above every measured value, "
-        "which no detection limit does. Set the missing-value code to it to say so yourself.")
+        "-99 (3 columns) read as a missing-value code (5 values made missing): there it lies above every measured "
+        "value, which no detection limit does. Set the missing-value code to it to say so yourself.")
     limit, _ = geochem.below_detection(rows, mode="limit", missing=-9999.0)
     assert limit[0, 0] == 0.2
 

@@ -461,7 +461,10 @@ def test_a_text_column_of_assays_is_read_and_a_text_column_of_words_refused(run_
     assert [assay_number(v) for v in ("<1", " < 0.5 ", ">10000", "12")] == [-1.0, -0.5, 10000.0, 12.0]
     assert all(np.isnan(assay_number(v)) for v in ("n.a.", "<", "", "<abc", None, "IS", "-"))
     # decimal commas (a ';' CSV whose '<' values make the column text); below an unreported limit: -inf
-    assert [assay_number(v) for v in ("0,0001", "<0,5", "BDL", "n.d.", "1.5")] == [0.0001, -0.5, -np.inf, -np.inf, 1.5]
+    assert [assay_number(v) for v in ("0,0001", "<0,5", "BDL", "<DL", "1.5")] == [0.0001, -0.5, -np.inf, -np.inf, 1.5]
+    # a spreadsheet's thousands separators stay thousands; 'n.d.' (not determined, or not detected) stays missing
+    assert [assay_number(v) for v in ("1,250", ">10,000", "<1,000")] == [1250.0, 10000.0, -1000.0]
+    assert np.isnan(assay_number("n.d."))
     assert np.isnan(as_number("<1"))   # outside element fields (abundances, scores) a '<' value stays missing
     layer = QgsVectorLayer("Point?crs=EPSG:32750", "survey", "memory")
     layer.dataProvider().addAttributes([QgsField("Au_ppb", QVariant.String), QgsField("SAMPLETYPE", QVariant.String),

@@ -93,8 +93,13 @@ def test_a_missing_code_the_survey_does_not_declare():
     ref_names, ref_values, _ = sh.survey_elements(numeric, raw, table["X"].to_numpy(), table["Y"].to_numpy())
     assert names == ref_names
     np.testing.assert_array_equal(values, ref_values)
-    assert plan.log[0].startswith(f"-99 read as a missing-value code ({int((raw == -9999).sum())} values made "
-                                  f"missing): in {codes[-99.0]} columns it lies above every measured value")
+    assert plan.log[0].startswith(f"-99 ({codes[-99.0]} columns) read as a missing-value code "
+                                  f"({int((raw == -9999).sum())} values made missing): there it lies above every "
+                                  "measured value")
+    # a limit of an old method above every background value of three elements is no code where it is a real limit
+    table = np.array([[-5.0, -5.0, -5.0, -5.0], [1.0, 0.5, 2.0, 200.0], [2.0, 1.0, 3.0, 40.0]])
+    codes = sh.missing_codes(table)
+    assert codes == {-5.0: 3} and sh.code_mask(table, codes)[0].tolist() == [True, True, True, False]
 
 
 def test_values_equal_to_the_geometry_are_coordinates():

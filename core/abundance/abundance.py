@@ -156,7 +156,7 @@ def prepare_compositions(values, names, units="auto", add_other=True, tolerance=
         messages.append(warnings[-1])
     if units == "percent":
         row = v.sum(axis=1)
-        small = row <= 1.05
+        small = (row >= 0.9) & (row <= 1.05)   # a fraction's row sums to about 1 (not 0: a fresh-rock row)
         if small.any() and (row >= 50.0).any():
             warnings.append(f"{int(small.sum())} ROIs sum to at most {row[small].max():.2f} % while others reach "
                             f"{row.max():.0f} %: they look like fractions (0-1) among percentages. Write them in "
@@ -168,7 +168,7 @@ def prepare_compositions(values, names, units="auto", add_other=True, tolerance=
         raise OreMapError(f"Unknown unit '{units}'.", "units")
     sums = v.sum(axis=1)
     rounding = bool((sums > 100.0 + tolerance).any() and (sums < 100.0 - tolerance).any()
-                    and np.all(np.abs(sums - 100.0) <= ROUNDING_SLACK))
+                    and np.all(np.abs(sums - 100.0) <= ROUNDING_SLACK) and abs(np.median(sums) - 100.0) <= tolerance)
     if rounding:   # sums on both sides of 100 and close to it: the scatter of a lab's rounding, no missing part
         messages.append(f"The ROIs sum to {sums.min():.1f}-{sums.max():.1f} %, on both sides of 100 % and within "
                         f"{ROUNDING_SLACK:g} points of it: read as rounding and closed to 100 % (no 'Other' part).")

@@ -801,8 +801,8 @@ def _log_lost_features(sample, codes, no_geometry, names, feedback):
             if total >= 2 and kept < total / 2]
     if lost:
         feedback.warning("Most reference features of some classes gave no pixel, so their figures rest on the "
-                         "few left: " + ", ".join(lost) + " features used. Reference polygons need to cover pixel "
-                         "centres (be at least a pixel across); points always give their pixel.")
+                         "few left: " + ", ".join(lost) + " features used. A feature gives no pixel when it covers no pixel "
+                         "centre (a polygon under a pixel across), lies outside the raster or only on its nodata.")
 
 
 def _rule_message(matched, labels):

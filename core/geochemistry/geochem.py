@@ -33,7 +33,7 @@ import numpy as np
 
 from ..engine import compositional
 from ..engine.errors import OreMapError
-from .survey_hygiene import code_note, missing_codes
+from .survey_hygiene import code_mask, code_note, missing_codes
 
 UNIT_FACTORS = {"pct": 1e4, "ppm": 1.0, "ppb": 1e-3}
 """Multiply by the factor to get parts per million."""
@@ -144,7 +144,7 @@ def below_detection(values, mode="half", missing=-9999.0, zeros=DEFAULT_ZEROS):
     if missing is not None and not (isinstance(missing, float) and math.isnan(missing)):
         X[X == float(missing)] = np.nan
     codes = missing_codes(X, missing)
-    code_hit = np.isin(X, list(codes)) if codes else np.zeros(X.shape, bool)
+    code_hit = code_mask(X, codes) if codes else np.zeros(X.shape, bool)
     X[code_hit] = np.nan
     is_missing = np.isnan(X)
     below = X < 0  # NaN compares False

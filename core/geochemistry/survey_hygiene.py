@@ -278,13 +278,30 @@ def missing_codes(values, missing=-9999.0):
     return {v: k for v, k in sorted(flagged.items()) if k >= MISSING_CODE_COLUMNS}
 
 
+def code_mask(values, codes):
+    """Where the missing-value ``codes`` of :func:`missing_codes` stand for "missing" in ``values``: in the columns
+    where the value lies above every measured value (or nothing is measured), and everywhere for a sentinel of
+    nines (-99, -999, -9999 ...). Elsewhere the same number can be a real detection limit (-5 where As reaches
+    200) and stays one."""
+    X = np.asarray(values, dtype=float)
+    mask = np.zeros(X.shape, bool)
+    for value in codes:
+        hit = X == value
+        if str(int(abs(value))).strip("9") == "" and abs(value) == int(abs(value)):
+            mask |= hit
+            continue
+        for j in range(X.shape[1]):
+            positive = X[:, j][X[:, j] > 0]
+            if not positive.size or -value > positive.max():
+                mask[:, j] |= hit[:, j]
+    return mask
+
+
 def code_note(codes, n_values):
     """The log line saying which values :func:`missing_codes` found and how many became missing."""
-    listed = ", ".join(f"{v:g}" for v in codes)
-    most = max(codes.values())
-    return (f"{listed} read as a missing-value code ({n_values} values made missing): in {most} columns it lies "
-            "above every measured value, which no detection limit does. Set the missing-value code to it to say "
-            "so yourself.")
+    listed = ", ".join(f"{v:g} ({k} columns)" for v, k in codes.items())
+    return (f"{listed} read as a missing-value code ({n_values} values made missing): there it lies above every "
+            "measured value, which no detection limit does. Set the missing-value code to it to say so yourself.")
 
 
 def measured(values, missing=-9999.0, zeros_missing=True):
@@ -458,7 +475,7 @@ def _without_codes(values, missing):
     codes = missing_codes(values, missing)
     if not codes:
         return values, None
-    hit = np.isin(values, list(codes))
+    hit = code_mask(values, codes)
     values = np.where(hit, missing if missing is not None and np.isfinite(missing) else np.nan, values)
     return values, code_note(codes, int(hit.sum()))
 

@@ -287,8 +287,8 @@ def _as_fraction(library, path, feedback):
     if not values.size:
         return library
     high = float(np.percentile(np.abs(values), 99))
-    for limit, divisor, what in ((100.0, 100.0, "per cent"), (10000.0, 10000.0, "reflectance x 10000")):
-        if 1.5 < high <= limit:
+    for limit, divisor, what in ((150.0, 100.0, "per cent"), (15000.0, 10000.0, "reflectance x 10000")):
+        if 1.5 < high <= limit:   # with room for bright targets over 100 % (an imperfect panel)
             ensure(feedback).info(f"Spectral library '{Path(path).name}': 99 % of its values lie below {high:.4g}, "
                                   f"read as {what}: divided by {divisor:g} to reflectance of 0-1.")
             return replace(library, spectra=library.spectra / divisor)
