@@ -71,10 +71,8 @@ def test_a_lab_tables_text_and_a_sample_split_in_parts(run_alg, tmp_path):
     none); a sample split into two polygons is one cross-validation group (its halves validated each other)."""
     import geopandas as gpd
     import pandas as pd
-    import processing
     from shapely.geometry import box
 
-    from conftest import warning_recorder
     from oremap.algorithms.base import abundance_number
 
     assert [abundance_number(v) for v in ("nd", "-", "tr", "<1", "12,5", " 7.5 ", None)][:6] == \
@@ -86,37 +84,40 @@ def test_a_lab_tables_text_and_a_sample_split_in_parts(run_alg, tmp_path):
     for f in fields:
         text[f] = [f"{v:g}".replace(".", ",") for v in rois[f]]
     text.loc[0, fields[0]], text.loc[1, fields[1]] = "nd", "tr"
-    path = str(tmp_path / "text.gpkg")
-    text.to_file(path, driver="GPKG")
-    log = warning_recorder()
-    processing.run("oremap:train_abundance_model", {
-        "INPUT": scene["raster"], "ROIS": path, "FIELDS": fields, "FAMILIES": [1], "FOLDS": 3,
-        "OUTPUT_MODEL": str(tmp_path / "t.onnx")}, feedback=log)
+    _, log = _train_logged(scene, text, fields, tmp_path / "text.gpkg")
     assert "108 pixels in 12 ROIs." in log.infos and not [w for w in log.warnings if "left out" in w]
     halves = []
     for _, row in rois.iterrows():
         x0, y0, x1, y1 = row.geometry.bounds
         for part in (box(x0, y0, (x0 + x1) / 2, y1), box((x0 + x1) / 2, y0, x1, y1)):
             halves.append({**row.drop("geometry").to_dict(), "geometry": part})
-    split = str(tmp_path / "halves.gpkg")
-    gpd.GeoDataFrame(pd.DataFrame(halves), crs=rois.crs).to_file(split, driver="GPKG")
-    log = warning_recorder()
-    out = processing.run("oremap:train_abundance_model", {
-        "INPUT": scene["raster"], "ROIS": split, "FIELDS": fields, "FAMILIES": [1], "FOLDS": 3,
-        "OUTPUT_MODEL": str(tmp_path / "h.onnx")}, feedback=log)
+    out, log = _train_logged(scene, gpd.GeoDataFrame(pd.DataFrame(halves), crs=rois.crs), fields,
+                             tmp_path / "halves.gpkg")
     assert ("24 ROIs hold 12 distinct compositions: the ROIs of one mixed composition (one sample split into parts, "
             "replicate points) stay on one side of every cross-validation split, and count as one ROI in the "
             "figures.") in log.infos
     assert abundance_map.AbundanceModel(out["OUTPUT_MODEL"]).info.training["n_rois"] == 12
 
 
+def _train_logged(scene, rois, fields, path, **params):
+    """Write ``rois`` (a GeoDataFrame) to ``path`` and train on it quickly (ridge, 3 folds) with a recorder:
+    ``(results, log)``."""
+    import processing
+
+    from conftest import warning_recorder
+
+    rois.to_file(str(path), driver="GPKG")
+    log = warning_recorder()
+    out = processing.run("oremap:train_abundance_model", {
+        "INPUT": scene["raster"], "ROIS": str(path), "FIELDS": fields, "FAMILIES": [1], "FOLDS": 3,
+        "OUTPUT_MODEL": str(path)[:-5] + ".onnx", **params}, feedback=log)
+    return out, log
+
+
 def test_minerals_the_rois_hardly_sample_and_too_few_pixels_for_intervals(run_alg, tmp_path):
     """A mineral at 0 in every ROI flattered the mean RMSE and coverage, one in a single ROI cannot be
     cross-validated, and 5 point ROIs give 0-100 % intervals while the log said 100 % coverage: all said."""
     import geopandas as gpd
-    import processing
-
-    from conftest import warning_recorder
 
     scene = make_scene(str(tmp_path), n_rows=3, n_cols=4, roi_size=3, seed=5)
     rois = gpd.read_file(scene["rois"])
@@ -124,23 +125,13 @@ def test_minerals_the_rois_hardly_sample_and_too_few_pixels_for_intervals(run_al
     rois["pyrite"] = 0.0
     rois["gypsum"] = 0.0
     rois.loc[3, "gypsum"] = 8.0
-    path = str(tmp_path / "sparse.gpkg")
-    rois.to_file(path, driver="GPKG")
-    log = warning_recorder()
-    processing.run("oremap:train_abundance_model", {
-        "INPUT": scene["raster"], "ROIS": path, "FIELDS": fields + ["pyrite", "gypsum"], "FAMILIES": [1],
-        "FOLDS": 3, "OUTPUT_MODEL": str(tmp_path / "s.onnx")}, feedback=log)
+    _, log = _train_logged(scene, rois, fields + ["pyrite", "gypsum"], tmp_path / "sparse.gpkg")
     assert ("Minerals the ROIs hardly sample: absent from every ROI: pyrite (predicted 0 everywhere; its figures "
             "flatter the means); in one ROI only: gypsum (cross-validation cannot test it). Leave them out of FIELDS "
             "or add ROIs holding them.") in log.warnings
     points = rois.iloc[:5].copy()
     points["geometry"] = points.geometry.centroid
-    few = str(tmp_path / "five.gpkg")
-    points.to_file(few, driver="GPKG")
-    log = warning_recorder()
-    processing.run("oremap:train_abundance_model", {
-        "INPUT": scene["raster"], "ROIS": few, "FIELDS": fields, "FAMILIES": [1], "FOLDS": 3,
-        "OUTPUT_MODEL": str(tmp_path / "f.onnx")}, feedback=log)
+    _, log = _train_logged(scene, points, fields, tmp_path / "five.gpkg")
     assert any(w.startswith("Too few ROI pixels to calibrate 90 % intervals (a conformal interval needs at least 9 "
                             "held-out pixels): every interval is 0-100 %") for w in log.warnings)
 
