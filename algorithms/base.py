@@ -271,8 +271,8 @@ def assay_number(value):
     """An element's value as float (:func:`as_number`), where text such as ``'<0.5'`` (a survey compilation's value
     below the detection limit, which makes a CSV column load as text) is minus the limit, the survey tables'
     convention (:mod:`core.geochemistry.geochem`), ``'>10000'`` (over range) the limit, a result below an
-    unreported limit (``'BDL'``, ``'ND'``: :data:`BELOW_DETECTION_WORDS`) ``-inf``, and a decimal comma
-    (``'0,05'``, ``'<0,5'``) a decimal point. :data:`MISSING_WORDS` and other text are NaN. Element fields only:
+    unreported limit (``'BDL'``: :data:`BELOW_DETECTION_WORDS`) ``-inf``, and a decimal comma
+    (``'0,05'``, ``'<0,5'``; ``'1,250'`` is a thousands separator) a decimal point; ``'n.d.'`` stays NaN. :data:`MISSING_WORDS` and other text are NaN. Element fields only:
     elsewhere (abundances, scores) a '<' value stays NaN."""
     number = as_number(value)
     if number == number or value is None or value == NULL:
