@@ -281,7 +281,7 @@ def _close_names(wanted, names, keys, limit=5):
 
 
 def _as_fraction(library, path, feedback):
-    """``library`` with reflectance in per cent (most values up to 100) or x 10000 (up to 10000) divided to 0-1,
+    """``library`` with reflectance in per cent (99 % of values up to 150) or x 10000 (up to 15000) divided to 0-1,
     and the log told so: SAM does not care, but strict unmixing and a CNN without continuum removal do."""
     values = library.spectra[np.isfinite(library.spectra)]
     if not values.size:
