@@ -1,7 +1,7 @@
 """oremap:sam_classify - Spectral Angle Mapper / Spectral Information Divergence."""
 
 from ..core.hyperspectral import mapping
-from .base import OreMapAlgorithm
+from .base import LIBRARY_FORMATS, OreMapAlgorithm
 from . import styles
 
 METHODS = [("sam", "Spectral Angle Mapper (SAM)"), ("sid", "Spectral Information Divergence (SID)")]
@@ -25,8 +25,7 @@ class SamClassify(OreMapAlgorithm):
     PARAM_HELP = {
         "INPUT": "Hyperspectral reflectance raster (GeoTIFF, ENVI, ...) with band wavelengths in its metadata "
                  "(or give them under the advanced wavelength parameter).",
-        "LIBRARY": "ENVI spectral library (.sli with .hdr) or CSV (a wavelength column in nm or micrometres, "
-                   "then one column per spectrum). Leave empty when using endmember points.",
+        "LIBRARY": LIBRARY_FORMATS + " Leave empty when using endmember points.",
         "SPECTRA": "Names of the library spectra to use, e.g. 'Kaolinite CM9 BECKb; Alunite GDS84 Na03 BECKa' "
                    "(USGS splib07). A unique start of a name is enough and case does not matter. Empty: every "
                    "spectrum of the library.",

@@ -16,7 +16,7 @@ from qgis.core import (
 
 from ..core.hyperspectral import cnn_training
 from ..core.engine.spectra import PREPROCESSING
-from .base import OreMapAlgorithm, split_names
+from .base import LIBRARY_FORMATS, OreMapAlgorithm, split_names
 from .classify_spectral_cnn import DEEPGEOMAP_REFERENCES
 
 CLASS_RULES = [("first_word", "First word of the spectrum name (mineral)"), ("whole_name", "Whole spectrum name")]
@@ -57,7 +57,8 @@ class TrainSpectralCnn(OreMapAlgorithm):
         "INPUT": "(a) Hyperspectral raster to take training pixels from.",
         "TRAINING": "(a) Points or polygons over the raster, with a class field.",
         "CLASS_FIELD": "(a) Field holding each feature's class (mineral) name.",
-        "LIBRARIES": "(b) One or more spectral libraries (ENVI .sli or CSV).",
+        "LIBRARIES": "(b) One or more spectral libraries (several one-spectrum files of a field campaign too): "
+                     + LIBRARY_FORMATS,
         "CLASS_RULE": "(b) How a library spectrum's class is found from its name.",
         "CLASS_TABLE": "(b) Optional CSV 'spectrum name,class' overriding the rule for the spectra it lists: a "
                        "row takes the spectra whose names are, or begin with, its name (a sample name such as "

@@ -1,7 +1,7 @@
 """oremap:unmix_fcls - fully constrained linear spectral unmixing."""
 
 from ..core.hyperspectral import mapping
-from .base import OreMapAlgorithm
+from .base import LIBRARY_FORMATS, OreMapAlgorithm
 from . import styles
 
 MODES = [
@@ -28,8 +28,7 @@ class UnmixFcls(OreMapAlgorithm):
     PARAM_HELP = {
         "INPUT": "Hyperspectral reflectance raster with band wavelengths in its metadata (or under the "
                  "advanced wavelength parameter when endmembers come from a library).",
-        "LIBRARY": "ENVI spectral library (.sli with .hdr) or CSV with the endmember spectra. Leave empty when "
-                   "using endmember points.",
+        "LIBRARY": "The endmember spectra: " + LIBRARY_FORMATS + " Leave empty when using endmember points.",
         "SPECTRA": "Names of the library spectra to use as endmembers (at least 2; ';' or ',' separated; "
                    "a unique start of a name is enough). Empty: every spectrum of the library.",
         "MODE": "Strict fully constrained, or non-negative then closed (scale-invariant).",

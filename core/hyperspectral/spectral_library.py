@@ -6,6 +6,8 @@ wavelengths in nanometres, NaN marking missing values. Libraries come from
 * ENVI spectral library files (``.sli``/``.esl`` with a ``.hdr``), such as the
   USGS splib07 convolved libraries (:func:`read_library`);
 * CSV tables with a wavelength column and one column per spectrum;
+* one-spectrum files of spectrometers and published libraries (ECOSTRESS/ASTER, USGS splib07 ASCII, ASD text
+  exports, Spectral Evolution ``.sed``, Spectra Vista ``.sig``; :mod:`.spectrometer_files`);
 * pixels of a raster at given points (:func:`library_from_points`).
 
 They are written back with :func:`write_envi_library` and
@@ -26,6 +28,8 @@ from ..engine.errors import OreMapError
 from ..engine.feedback import ensure
 from ..engine.names import match_name, name_key
 from ..engine.wavelengths import nanometres_per_unit, resample_spectra, unit_word_factor
+from .spectrometer_files import (SPECTROMETER_SUFFIXES, kind_of_text, read_headed_text, read_splib_ascii,
+                                 refuse_binary_asd)
 
 #: Record names (lower case, single spaces) of ENVI library rows that are not
 #: spectra: USGS error-bar rows and wavelength / bandpass records.
@@ -295,6 +299,50 @@ def _as_fraction(library, path, feedback):
     return library
 
 
+def _deleted_channels_missing(library, path, feedback):
+    """``library`` with values of magnitude above :data:`ABSURD_MAGNITUDE` (USGS's -1.23e34 of a deleted channel,
+    smeared by convolution) set to NaN, and the log told how many."""
+    absurd = np.abs(np.nan_to_num(library.spectra)) > ABSURD_MAGNITUDE
+    if not absurd.any():
+        return library
+    ensure(feedback).info(f"{Path(path).name}: {int(absurd.sum())} values of magnitude above {ABSURD_MAGNITUDE:g} "
+                          "(deleted channels, such as USGS's -1.23e34) set to missing.")
+    return replace(library, spectra=np.where(absurd, np.nan, library.spectra))
+
+
+def _sorted_channels(library, path, feedback):
+    """``library`` with channels in increasing wavelength; channels of one wavelength (a spectrometer's detector
+    overlap exported unmatched) averaged into one, and the log told so."""
+    order = np.argsort(library.wavelengths, kind="stable")
+    wavelengths, spectra = library.wavelengths[order], library.spectra[:, order]
+    fwhm = None if library.fwhm is None else library.fwhm[order]
+    unique, first, counts = np.unique(wavelengths, return_index=True, return_counts=True)
+    if unique.size < wavelengths.size:
+        groups = np.repeat(np.arange(unique.size), counts)
+        sums = np.zeros((spectra.shape[0], unique.size))
+        finite = np.isfinite(spectra)
+        np.add.at(sums.T, groups, np.where(finite, spectra, 0.0).T)
+        n = np.zeros_like(sums)
+        np.add.at(n.T, groups, finite.T.astype(float))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            spectra = np.where(n > 0, sums / np.maximum(n, 1), np.nan)
+        fwhm = None if fwhm is None else fwhm[first]
+        repeated = unique[counts > 1]
+        ensure(feedback).info(f"{Path(path).name}: {repeated.size} wavelength(s) listed more than once ("
+                              + ", ".join(f"{w:g}" for w in repeated[:5]) + (" ..." if repeated.size > 5 else "")
+                              + " nm); their values are averaged.")
+        wavelengths = unique
+    return replace(library, wavelengths=wavelengths, spectra=spectra, fwhm=fwhm)
+
+
+def _finished(library, path, feedback):
+    """The rules every library file goes through after its reader: deleted channels missing, channels in
+    wavelength order, reflectance scaled to 0-1."""
+    library = _deleted_channels_missing(library, path, feedback)
+    library = _sorted_channels(library, path, feedback)
+    return _as_fraction(library, path, feedback)
+
+
 def read_library(path, feedback=None):
     """Read a spectral library file.
 
@@ -303,13 +351,17 @@ def read_library(path, feedback=None):
     path : str or pathlib.Path
         ``.sli``, ``.esl`` or ``.hdr``: ENVI spectral library (data file and
         header side by side). ``.csv`` or ``.txt``: CSV table, see
-        :func:`read_csv_library`.
+        :func:`read_csv_library`, or one spectrum as a spectrometer or a published library writes it (ECOSTRESS /
+        ASTER ``.spectrum.txt``, USGS splib07 ASCII, ASD ViewSpec Pro text with its header); ``.sed`` (Spectral
+        Evolution) and ``.sig`` (Spectra Vista): see :mod:`.spectrometer_files`.
     feedback : Feedback, optional
         Receives a message about dropped auxiliary records and missing values.
 
     Returns
     -------
     SpectralLibrary
+        Channels in increasing wavelength (repeated wavelengths averaged), magnitudes above
+        :data:`ABSURD_MAGNITUDE` missing, reflectance in per cent or x 10000 divided to 0-1.
 
     Raises
     ------
@@ -322,18 +374,26 @@ def read_library(path, feedback=None):
         raise OreMapError(
             f"Spectral library '{path}' does not exist.",
             parameter="library",
-            fix="Choose an existing .sli/.hdr (ENVI) or .csv library file.",
+            fix="Choose an existing .sli/.hdr (ENVI), .csv or spectrum text file.",
         )
     suffix = path.suffix.lower()
     if suffix in (".sli", ".esl", ".hdr"):
-        return _as_fraction(read_envi_library(path, feedback=feedback), path, feedback)
-    if suffix in (".csv", ".txt"):
-        return _as_fraction(read_csv_library(path, feedback=feedback), path, feedback)
-    raise OreMapError(
-        f"Unknown spectral library format '{path.suffix}' ({path.name}).",
-        parameter="library",
-        fix="Use an ENVI spectral library (.sli with .hdr) or a CSV table (.csv).",
-    )
+        library = read_envi_library(path, feedback=feedback)
+    elif suffix in (".csv", ".txt") + SPECTROMETER_SUFFIXES:
+        kind = kind_of_text(path)
+        library = (read_splib_ascii(path, feedback=feedback) if kind == "splib"
+                   else read_headed_text(path, feedback=feedback) if kind == "headed"
+                   else read_csv_library(path, feedback=feedback))
+    elif suffix == ".asd":
+        refuse_binary_asd(path)
+    else:
+        raise OreMapError(
+            f"Unknown spectral library format '{path.suffix}' ({path.name}).",
+            parameter="library",
+            fix="Use an ENVI spectral library (.sli with .hdr), a CSV table (.csv) or a spectrum text file (.txt, "
+                ".sed, .sig).",
+        )
+    return _finished(library, path, feedback)
 
 
 def _header_int(header, key, path, default=None):
@@ -435,8 +495,8 @@ def read_envi_library(path, feedback=None):
     """Read an ENVI spectral library (``.sli``/``.esl`` + ``.hdr``).
 
     One spectrum per line (``lines`` spectra of ``samples`` channels, one
-    band). ``data ignore value`` (to float32 precision), non-finite values
-    and magnitudes above :data:`ABSURD_MAGNITUDE` become NaN; spectra (not
+    band). ``data ignore value`` (to float32 precision) and non-finite values
+    become NaN; spectra (not
     wavelength or bandpass records) are then divided by ``reflectance scale
     factor``. Wavelengths come from the
     ``wavelength`` field in ``wavelength units`` (magnitude rule when
@@ -444,7 +504,7 @@ def read_envi_library(path, feedback=None):
     else from a ``Resolution in ...``/``Bandpass ...`` record. Auxiliary
     records (names starting with :data:`AUXILIARY_PREFIXES`) are dropped and
     counted in ``n_dropped``. Runs of spaces inside names are collapsed to
-    one. Channels are sorted by wavelength.
+    one. :func:`read_library` then applies the rules of every library (deleted channels, channel order, scale).
 
     Parameters
     ----------
@@ -477,8 +537,6 @@ def read_envi_library(path, feedback=None):
             missing |= np.isclose(spectra, float(raw.dtype.type(ignore[0])), rtol=1e-6, atol=0.0)
         else:
             missing |= spectra == ignore[0]
-    absurd = (np.abs(np.where(missing, 0.0, spectra)) > ABSURD_MAGNITUDE) & ~missing
-    missing |= absurd
     spectra[missing] = np.nan
 
     n_lines, n_channels = spectra.shape
@@ -526,7 +584,6 @@ def read_envi_library(path, feedback=None):
 
     keep = np.array([not _is_auxiliary(n) for n in names], dtype=bool)
     n_dropped = int((~keep).sum())
-    n_absurd = int(absurd[keep].sum())
     spectra = spectra[keep]
     names = [n for n, k in zip(names, keep) if k]
     # Scale only the spectra: wavelength and bandpass records are not reflectances.
@@ -538,9 +595,6 @@ def read_envi_library(path, feedback=None):
             f"{data_path.name}: dropped {n_dropped} auxiliary records (error bars, wavelength and "
             f"bandpass records); {len(names)} spectra remain."
         )
-    if n_absurd:
-        feedback.info(f"{data_path.name}: {n_absurd} values of magnitude above {ABSURD_MAGNITUDE:g} set to missing.")
-    wavelengths, spectra, fwhm = _sorted_channels(wavelengths, spectra, fwhm, data_path)
     return SpectralLibrary(
         names=names,
         spectra=spectra,
@@ -559,19 +613,6 @@ def _factor_or_fail(wavelengths, units, path):
         return nanometres_per_unit(units, wavelengths)
     except OreMapError as exc:
         raise OreMapError(exc.message, parameter="library", fix=exc.fix) from None
-
-
-def _sorted_channels(wavelengths, spectra, fwhm, path):
-    """Order channels by increasing wavelength; repeated wavelengths are an error."""
-    order = np.argsort(wavelengths, kind="stable")
-    wavelengths = wavelengths[order]
-    if np.any(np.diff(wavelengths) == 0):
-        repeated = wavelengths[np.flatnonzero(np.diff(wavelengths) == 0)[0]]
-        raise OreMapError(
-            f"Library '{Path(path).name}' lists wavelength {repeated:g} nm more than once.",
-            parameter="library",
-        )
-    return wavelengths, spectra[:, order], None if fwhm is None else fwhm[order]
 
 
 # -- CSV --------------------------------------------------------------------
@@ -652,8 +693,8 @@ def read_csv_library(path, feedback=None):
     data row (so names may hold the others), else the first found in the
     header, else white space; with a tab or semicolon a decimal comma is
     accepted. Blank or non-numeric cells become
-    NaN; rows with a blank wavelength are skipped. Channels are sorted by
-    wavelength.
+    NaN; rows with a blank wavelength are skipped. :func:`read_library` then
+    applies the rules of every library (deleted channels, channel order, scale).
 
     Parameters
     ----------
@@ -750,12 +791,6 @@ def read_csv_library(path, feedback=None):
         keep = [k for k in range(len(names)) if k not in text_only]
         spectra, names = spectra[keep], [names[k] for k in keep]
         n_text = sum(text_cells[k] for k in keep)
-    absurd = np.abs(np.nan_to_num(spectra)) > ABSURD_MAGNITUDE   # USGS's -1.23e34 of a deleted channel
-    if absurd.any():
-        spectra = np.where(absurd, np.nan, spectra)
-        feedback.info(f"{path.name}: {int(absurd.sum())} values of magnitude above {ABSURD_MAGNITUDE:g} (deleted "
-                      "channels, such as USGS's -1.23e34) set to missing.")
-    wavelengths, spectra, _ = _sorted_channels(wavelengths, spectra, None, path)
     if n_text:
         feedback.warning(f"{path.name}: {n_text} cells that are not numbers were read as missing values.")
     return SpectralLibrary(names=names, spectra=spectra, wavelengths=wavelengths, source=str(path))
