@@ -170,19 +170,12 @@ class TrainAbundanceModel(OreMapAlgorithm):
         geometries, table, ids = self.features_with_values(parameters, "ROIS", fields, context, layer.crs(), feedback,
                                                            parse=abundance_number)
         unread = ~np.isfinite(table).all(axis=1)
-        if unread.any():
-            names = self.roi_names(parameters, context, ids, fields)
-            feedback.warning(f"{int(unread.sum())} ROIs lack a value for some chosen mineral and are left out: "
-                             + ", ".join(names[i] for i in np.flatnonzero(unread)[:10])
-                             + (" ..." if unread.sum() > 10 else "") + ". An empty cell reads as 'not measured': write "
-                             "0 (or 'nd') where a mineral was looked for and not found.")
         comp = abundance.prepare_compositions(
             table, fields, units=UNITS[self.parameterAsEnum(parameters, "UNITS", context)][0],
-            add_other=self.parameterAsBool(parameters, "ADD_OTHER", context))
+            add_other=self.parameterAsBool(parameters, "ADD_OTHER", context),
+            row_names=self.roi_names(parameters, context, ids, fields) if unread.any() else None)
         for message in comp.messages:
-            if message not in comp.warnings and "without a value for every mineral" not in message:
-                # a warning is also a note of the report: logged once, as a warning (the ROIs left out for an empty
-                # value were named above)
+            if message not in comp.warnings:   # a warning is also a note of the report: logged once, as a warning
                 feedback.info(message)
         for message in comp.warnings:
             feedback.warning(message)
@@ -210,7 +203,7 @@ class TrainAbundanceModel(OreMapAlgorithm):
         if sample_of.max() + 1 < len(geometries):
             feedback.info(f"{len(geometries)} ROIs hold {int(sample_of.max()) + 1} distinct compositions: the ROIs of one "
                           "mixed composition (one sample split into parts, replicate points) stay on one side of "
-                          "every cross-validation split, and count as one ROI in the figures.")
+                          "every cross-validation split, as one group.")
         uncovered = sorted(set(range(len(geometries))) - set(pixels.covering.tolist()))
         roi_names = (self.roi_names(parameters, context, ids, fields) if uncovered or pixels.overlaps.n_ambiguous
                      else None)
@@ -227,7 +220,7 @@ class TrainAbundanceModel(OreMapAlgorithm):
         model_path = self.output_path(parameters, "OUTPUT_MODEL", context, feedback)
         report_path = self.output_path(parameters, "OUTPUT_REPORT", context, feedback)
         result = abundance.train_abundance_model(
-            X, comp.values[roi], sample_of[roi], comp.names,
+            X, comp.values[roi], sample_of[roi], comp.names, n_rois=int(np.unique(roi).size),
             wavelengths=None if info is None else info.centers[info.good],
             fwhm=None if info is None or info.fwhm is None else info.fwhm[info.good], band_names=band_names,
             preprocessing=PREPROCESSING[self.parameterAsEnum(parameters, "PREPROCESSING", context)][0],

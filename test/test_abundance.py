@@ -44,7 +44,7 @@ def test_prepare_compositions_units_other_and_closure():
     with pytest.raises(OreMapError) as err:
         ab.prepare_compositions([[-1.0, 50.0]], ["A", "B"])
     assert err.value.parameter == "fields"
-    assert pct.warnings == []  # 110 %: rounding or a lab's totals, not a unit mistake
+    assert [w for w in pct.warnings if "left out" not in w] == []  # 110 %: rounding or a lab's totals, not a unit mistake
 
 
 def test_lab_tables_rounding_an_own_remainder_and_mixed_units():
@@ -94,9 +94,10 @@ def test_a_lab_tables_text_and_a_sample_split_in_parts(run_alg, tmp_path):
     out, log = _train_logged(scene, gpd.GeoDataFrame(pd.DataFrame(halves), crs=rois.crs), fields,
                              tmp_path / "halves.gpkg")
     assert ("24 ROIs hold 12 distinct compositions: the ROIs of one mixed composition (one sample split into parts, "
-            "replicate points) stay on one side of every cross-validation split, and count as one ROI in the "
-            "figures.") in log.infos
-    assert abundance_map.AbundanceModel(out["OUTPUT_MODEL"]).info.training["n_rois"] == 12
+            "replicate points) stay on one side of every cross-validation split, as one group.") in log.infos
+    training = abundance_map.AbundanceModel(out["OUTPUT_MODEL"]).info.training
+    assert (training["n_rois"], training["n_groups"]) == (24, 12)   # ROIs counted as ROIs, groups as groups
+    assert any(m.startswith("108 pixels from 24 ROIs in 12 groups (ROIs of one sample together)") for m in log.infos)
 
 
 def _train_logged(scene, rois, fields, path, **params):
@@ -735,3 +736,15 @@ def test_the_summary_table_leaves_missing_values_empty(tmp_path):
         {"zone": "S02", "mineral": "kaolinite", "mean_percent": None, "mean_interval_width": np.float64("nan")}])
     assert open(path, encoding="utf-8").read() == ("zone,mineral,mean_percent,mean_interval_width\n"
                                                    "all,kaolinite,10.3723,4.5\nS01,kaolinite,9.5,\nS02,kaolinite,,\n")
+
+
+def test_rois_left_out_for_a_missing_value_are_named_once():
+    """An ROI with an empty cell is left out, named in one warning (also a report note) with the fix; core no longer
+    says it a second time in other words."""
+    values = [[60.0, 40.0], [np.nan, 50.0], [70.0, 30.0], [55.0, np.nan]]
+    comp = ab.prepare_compositions(values, ["Kaolinite", "Alunite"], row_names=["S01", "S02", "S03", "S04"])
+    assert comp.kept.tolist() == [True, False, True, False]
+    expected = ("2 ROIs lack a value for some chosen mineral and are left out: S02, S04. An empty cell reads as "
+                "'not measured': write 0 (or 'nd') where a mineral was looked for and not found.")
+    assert comp.warnings == [expected]
+    assert [m for m in comp.messages if "left out" in m] == [expected]

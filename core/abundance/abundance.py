@@ -93,7 +93,7 @@ ROUNDING_SLACK = 5.0
 OTHER_NAMES = ("other", "others", "rest", "remainder", "unclassified", "unidentified")
 
 
-def prepare_compositions(values, names, units="auto", add_other=True, tolerance=1.0):
+def prepare_compositions(values, names, units="auto", add_other=True, tolerance=1.0, row_names=None):
     """Check a table of measured compositions and bring it to % summing to 100.
 
     Parameters
@@ -112,6 +112,8 @@ def prepare_compositions(values, names, units="auto", add_other=True, tolerance=
         closed, no part added.
     tolerance : float
         Percent points of slack on the row sums (rounding of lab reports).
+    row_names : list of str, optional
+        One name per ROI (its label or id), to name the ROIs left out for a missing value in the warning.
     """
     values = np.asarray(values, dtype=np.float64)
     names = [str(n) for n in names]
@@ -119,10 +121,15 @@ def prepare_compositions(values, names, units="auto", add_other=True, tolerance=
         raise OreMapError("The composition table must have one column per mineral.", "fields")
     if len(set(names)) != len(names):
         raise OreMapError("Mineral names must be unique.", "fields")
-    messages = []
+    messages, warnings = [], []
     kept = np.isfinite(values).all(axis=1)
     if not kept.all():
-        messages.append(f"{int((~kept).sum())} ROIs without a value for every mineral were left out.")
+        left = np.flatnonzero(~kept)
+        named = "" if row_names is None else (": " + ", ".join(str(row_names[i]) for i in left[:10])
+                                              + (" ..." if left.size > 10 else ""))
+        warnings.append(f"{left.size} ROIs lack a value for some chosen mineral and are left out{named}. An empty "
+                        "cell reads as 'not measured': write 0 (or 'nd') where a mineral was looked for and not found.")
+        messages.append(warnings[-1])
     v = values[kept]
     if v.shape[0] == 0:
         raise OreMapError("No ROI has a value for every chosen mineral.", "fields",
@@ -142,7 +149,6 @@ def prepare_compositions(values, names, units="auto", add_other=True, tolerance=
     elif units == "fraction" and v.max() > 1.0 + 1e-9:
         raise OreMapError(f"The abundances were declared fractions (0-1), but values reach {v.max():.4g}.", "units",
                           "Choose Percent (0-100) or Detect, or correct the values above 1.")
-    warnings = []
     if units == "percent" and v.max() <= 1.0 + 1e-9:
         warnings.append(f"The abundances were read as percentages, but no value exceeds 1 (the chosen minerals "
                         f"cover at most {v.sum(axis=1).max():.2f} % of any ROI): if they are fractions (0-1), "
@@ -424,7 +430,7 @@ def _conformal(P_oof, A_oof, Y, names, folds, n_folds, space, level):
 
 
 def _model_info(X, Y, groups, names, wl, fwhm, band_names, metrics, coverage, widths, W, floors, score_table,
-                settings):
+                settings, n_rois):
     """The :class:`ModelInfo` of an abundance ensemble trained by :func:`train_abundance_model`
     (``settings``: its keyword arguments that the model records)."""
     families, space, n_folds = settings["families"], settings["space"], settings["n_folds"]
@@ -453,7 +459,8 @@ def _model_info(X, Y, groups, names, wl, fwhm, band_names, metrics, coverage, wi
         preprocessing={"method": preprocessing},
         training={
             "date": build_date(),
-            "data_hash": digest.hexdigest(), "n_samples": int(n), "n_rois": int(np.unique(groups).size),
+            "data_hash": digest.hexdigest(), "n_samples": int(n), "n_rois": int(n_rois),
+            "n_groups": int(np.unique(groups).size),
             "metrics": summary_metrics,
             "parameters": {"families": families, "space": space, "n_folds": int(n_folds),
                            "augment_copies": int(augment_copies), "snr_db": snr_db, "brightness": float(brightness),
@@ -476,7 +483,7 @@ def train_abundance_model(X, Y, groups, names, wavelengths=None, fwhm=None, band
                           preprocessing="none", families=("pls", "ridge", "extra_trees", "hgb", "cnn"),
                           space="simplex", n_folds=5, augment_copies=0, snr_db=None, brightness=0.0,
                           level=0.9, seed=0, fcls=True, member_options=None, n_jobs=None,
-                          description="", feedback=None):
+                          description="", n_rois=None, feedback=None):
     # Over 100 lines by its docstring (every setting documented); the code is 86 lines.
     """Train the abundance ensemble; see the module docstring for the steps.
 
@@ -487,7 +494,8 @@ def train_abundance_model(X, Y, groups, names, wavelengths=None, fwhm=None, band
     Y : array (n, k)
         Composition of each pixel's ROI in %, rows summing to 100 (see :func:`prepare_compositions`).
     groups : array (n,)
-        ROI id of each pixel.
+        Cross-validation group of each pixel: its ROI, or one id for ROIs of one sample (whole groups stay on one
+        side of every split).
     names : list of str
         The k part names.
     preprocessing : {"none", "brightness", "continuum_removal"}
@@ -505,6 +513,8 @@ def train_abundance_model(X, Y, groups, names, wavelengths=None, fwhm=None, band
         Also evaluate linear unmixing with endmembers estimated from the training ROIs.
     member_options : dict, optional
         ``{family: {option: value}}`` overriding a member's defaults (see :func:`make_member`).
+    n_rois : int, optional
+        How many ROIs the pixels come from, when ``groups`` joins some of them; default: the number of groups.
     """
     from ..engine.spectra import preprocess
 
@@ -526,8 +536,12 @@ def train_abundance_model(X, Y, groups, names, wavelengths=None, fwhm=None, band
     unmix_oof = {"fcls": np.full((n, k), np.nan), "nn_closed": np.full((n, k), np.nan)} if fcls else {}
     n_steps = n_folds + 1
     rng = np.random.default_rng([seed, 11])
-    feedback.info(f"{n} pixels from {np.unique(groups).size} ROIs, {b} bands, {k} parts; {n_folds}-fold "
-                  f"cross-validation by ROI; members: {', '.join(FAMILY_LABELS[f] for f in families)}.")
+    n_groups = int(np.unique(groups).size)
+    n_rois = n_groups if n_rois is None else int(n_rois)
+    unit = "ROIs" if n_rois == n_groups else "ROI groups"
+    feedback.info(f"{n} pixels from {n_rois} ROIs"
+                  + (f" in {n_groups} groups (ROIs of one sample together)" if n_rois != n_groups else "")
+                  + f", {b} bands, {k} parts; {n_folds}-fold cross-validation by {unit[:-1]}; members: {', '.join(FAMILY_LABELS[f] for f in families)}.")
 
     def fit_members(Xtr, Ttr, gtr, step):
         Xa, Ta, _ = augment_spectra(Xtr, Ttr, gtr, augment_copies, rng, snr_db, brightness)
@@ -556,7 +570,7 @@ def train_abundance_model(X, Y, groups, names, wavelengths=None, fwhm=None, band
             for mode in unmix_oof:
                 A, _ = unmix(X[va], E.T, mode=mode)
                 unmix_oof[mode][va] = np.nan_to_num(A.astype(np.float64)) * TOTAL
-        feedback.info(f"Fold {f + 1}/{n_folds}: {va.size} pixels of {np.unique(groups[va]).size} ROIs held out.")
+        feedback.info(f"Fold {f + 1}/{n_folds}: {va.size} pixels of {np.unique(groups[va]).size} {unit} held out.")
 
     # stacking: final weights on all out-of-fold predictions; the ensemble's own OOF with nested weights
     W = stacking_weights(P_oof, T)
@@ -588,7 +602,7 @@ def train_abundance_model(X, Y, groups, names, wavelengths=None, fwhm=None, band
                 "snr_db": snr_db, "brightness": brightness, "seed": seed, "member_options": member_options,
                 "preprocessing": preprocessing, "level": level, "description": description}
     info = _model_info(X, Y, groups, names, wl, fwhm, band_names, metrics, coverage, widths, W, floors, score_table,
-                       settings)
+                       settings, n_rois)
     feedback.progress(100.0)
     return AbundanceResult(graph, info, names, oof, Y, groups, folds, metrics, coverage, W, families, quantiles,
                            floors, S_oof, widths)

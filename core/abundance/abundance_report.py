@@ -18,10 +18,13 @@ def training_report(result, title="Mineral abundance model", data_notes=(), max_
     singles = [FAMILY_LABELS[f] for f in result.families]
     best_single = min(singles, key=lambda lab: result.metrics[lab]["mean_rmse"])
     sections = []
-    n_rois = int(np.unique(result.groups).size)
+    n_groups = int(np.unique(result.groups).size)
+    n_rois = int(result.info.training.get("n_rois", n_groups))
     params = result.info.training["parameters"]
-    lines = [f"{result.truth.shape[0]} pixels from {n_rois} ROIs; parts: {', '.join(names)}.",
-             f"Cross-validation: {params['n_folds']} folds of whole ROIs (no ROI is ever on both sides); every "
+    lines = [f"{result.truth.shape[0]} pixels from {n_rois} ROIs"
+             + (f" ({n_groups} groups: ROIs of one sample, with one composition, are one group)"
+                if n_groups != n_rois else "") + f"; parts: {', '.join(names)}.",
+             f"Cross-validation: {params['n_folds']} folds of whole ROI groups (no ROI is ever on both sides); every "
              "figure below is out-of-fold, for ROIs the models did not see.",
              f"Closure: {'projection onto the simplex' if params['space'] == 'simplex' else 'models in isometric log-ratio (ILR) space'}"
              f" (abundances >= 0, summing to exactly 100 %). Preprocessing: {result.info.preprocessing_method}.",
