@@ -273,6 +273,33 @@ def abundance_number(value):
         return float("nan")
 
 
+def _file_georeferencing(path):
+    """``(placed by GCPs only, has a CRS)`` of a raster file as GDAL reads it (not as QGIS shows the layer: QGIS warps
+    a GCP raster on the fly and shows a CRS assigned to the layer)."""
+    from osgeo import gdal
+
+    dataset = gdal.Open(path)
+    if dataset is None:
+        return False, True
+    gcp_only = dataset.GetGeoTransform(can_return_null=True) is None and dataset.GetGCPCount() > 0
+    return gcp_only, bool(dataset.GetProjectionRef())
+
+
+def _stamp_crs(alg, results, wkt):
+    """Write ``wkt`` into each raster output of ``results`` that has no CRS (its input's CRS was assigned in QGIS)."""
+    from osgeo import gdal
+
+    for definition in alg.destinationParameterDefinitions():
+        path = (results or {}).get(definition.name())
+        if not isinstance(definition, QgsProcessingParameterRasterDestination) or not isinstance(path, str) \
+                or not os.path.isfile(path):
+            continue
+        dataset = gdal.Open(path, gdal.GA_Update)
+        if dataset is not None and not dataset.GetProjectionRef():
+            dataset.SetProjection(wkt)
+        dataset = None
+
+
 def assay_number(value):
     """An element's value as float (:func:`as_number`), where text such as ``'<0.5'`` (a survey compilation's value
     below the detection limit, which makes a CSV column load as text) is minus the limit, the survey tables'
@@ -434,6 +461,7 @@ class OreMapAlgorithm(QgsProcessingAlgorithm):
         self._post_processors = []
         self._parameter_overrides = {}  # core error key -> parameter, decided while running
         self._rasters_without_crs = []  # raster parameters resolved without a CRS in this run
+        self._assigned_crs = None  # WKT of a CRS assigned in QGIS to an input file without one, written to outputs
 
     # -- identity ---------------------------------------------------------------------
     def tr(self, text):
@@ -663,6 +691,13 @@ class OreMapAlgorithm(QgsProcessingAlgorithm):
         if layer.providerType() != "gdal" or not os.path.exists(layer.source().split("|")[0]):
             raise self.fail(name, f"'{layer.name()}' is not a raster file on disk.",
                             "Save it as GeoTIFF first (Raster > Conversion > Translate).")
+        path = layer.source().split("|")[0]
+        gcp_only, file_crs = _file_georeferencing(path)
+        if gcp_only:
+            raise self.fail(name, f"'{layer.name()}' is placed on the map by ground control points (GCPs) only; "
+                                  "OreMap works on rasters with a map grid, and its outputs would lose the placing.",
+                            "Warp it onto a map grid first (Raster > Projections > Warp (Reproject), or gdalwarp), "
+                            "and give the warped raster.")
         if crs_missing(layer.crs()):
             if require_crs:
                 raise self.fail(name, f"'{layer.name()}' has no coordinate reference system (CRS), so distances "
@@ -670,7 +705,15 @@ class OreMapAlgorithm(QgsProcessingAlgorithm):
             if name not in self._rasters_without_crs:
                 self._rasters_without_crs.append(name)
                 self._warn_no_crs(name, layer)
-        return layer.source().split("|")[0], layer
+        elif not file_crs and self._assigned_crs is None:
+            # a CRS assigned in QGIS to a file without one: the outputs get it too (processAlgorithm)
+            self._assigned_crs = layer.crs().toWkt()
+            feedback = getattr(self, "_feedback", None)
+            if feedback is not None:
+                feedback.info(f"'{layer.name()}' has no CRS in its file; the CRS assigned to it in QGIS "
+                              f"({layer.crs().authid() or layer.crs().description()}) is written to the raster "
+                              "outputs.")
+        return path, layer
 
     def _warn_no_crs(self, name, layer):
         """Say plainly that a raster without a CRS is used (pixel by pixel work, e.g. a drill-core scan)."""
@@ -1072,10 +1115,13 @@ class OreMapAlgorithm(QgsProcessingAlgorithm):
                 bridge.warning(run.fallback_message())
             for note in self._first_layer_notes(parameters):
                 bridge.warning(note)
+            self._assigned_crs = None
             try:
                 results = self._process_translated(parameters, context, bridge)
             finally:
                 bridge.info(f"Compute device used: {run.summary()}.")
+        if self._assigned_crs:
+            _stamp_crs(self, results, self._assigned_crs)
         for output in self.outputDefinitions():
             path = (results or {}).get(output.name())
             if output.type() == "outputHtml" and isinstance(path, str) and path:

@@ -16,6 +16,7 @@ from qgis.core import (
     QgsUnitTypes,
 )
 
+from ..core.engine import map_scale
 from ..core.geochemistry import geochem
 from ..core.geochemistry import prospectivity_eval as pe
 from ..core.geochemistry import evaluation_report
@@ -57,25 +58,44 @@ def distance_crs_for_points(alg, source, context, feedback, name="POINTS"):
     alg.require_layer_crs(name, source)
     crs = source.sourceCrs()
     in_metres = abs(metres_factor(crs) - 1.0) < 1e-9
+    error = 0.0
     if not crs.isGeographic() and in_metres:
-        return crs
+        xs, ys, _, _ = alg.source_points(source, context, crs, name=name)
+        error = map_scale.scale_error(crs.toWkt(), xs, ys)
+        if error <= map_scale.SCALE_TOLERANCE:
+            return crs
     lons, lats, _, _ = alg.source_points(source, context, QgsCoordinateReferenceSystem("EPSG:4326"), name=name)
     if not lons:
         return crs
     target = QgsCoordinateReferenceSystem(f"EPSG:{geochem.utm_crs_for(lons, lats)}")
-    kind = "a geographic CRS" if crs.isGeographic() else \
-        f"a CRS in {QgsUnitTypes.toString(crs.mapUnits())}, not metres"
+    kind = ("a geographic CRS" if crs.isGeographic()
+            else f"a CRS whose scale is off by up to {100.0 * error:.0f} % at its points" if error
+            else f"a CRS in {QgsUnitTypes.toString(crs.mapUnits())}, not metres")
     feedback.info(f"The sample layer is in {kind} ({crs.authid()}): distances are measured in "
                   f"{target.authid()} ({target.description()}), the UTM zone of its points' centroid.")
     return target
 
 
 def refuse_geographic_raster(alg, name, layer):
+    """Refuse a raster whose CRS cannot measure distances in metres: geographic, or projected but not true to scale
+    where the raster lies (Web Mercator away from the equator, :mod:`core.engine.map_scale`)."""
+    from affine import Affine
+
     crs = layer.crs()
     if crs.isValid() and crs.isGeographic():
         raise alg.fail(name, f"The raster is in a geographic CRS ({crs.authid()}); distances in metres need a "
                              "projected CRS.",
                        "Warp it to a projected CRS first (Raster > Projections > Warp), e.g. the local UTM zone.")
+    if crs.isValid() and layer.width() and layer.height():
+        extent = layer.extent()
+        transform = Affine(extent.width() / layer.width(), 0.0, extent.xMinimum(), 0.0,
+                           -extent.height() / layer.height(), extent.yMaximum())
+        error = map_scale.raster_scale_error(crs.toWkt(), transform, layer.width(), layer.height())
+        if error > map_scale.SCALE_TOLERANCE:
+            raise alg.fail(name, f"The raster's CRS ({crs.authid() or crs.description()}) is not true to scale: "
+                                 f"{map_scale.not_true_to_scale(error)}, so distances in metres would be wrong.",
+                           "Warp it to a CRS true to scale first (Raster > Projections > Warp), e.g. the local UTM "
+                           "zone.")
 
 
 def add_distance_parameters(alg, default_negative=4000.0):

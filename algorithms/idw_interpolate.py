@@ -17,6 +17,7 @@ from ..core.engine.errors import OreMapError
 from ..core.geochemistry import geochem, grid_meaning, idw
 from ..core.geochemistry import survey_hygiene as sh
 from .base import OreMapAlgorithm, assay_number, require_fields
+from .evaluate_prospectivity import distance_crs_for_points
 from .survey_input import numeric_fields
 
 DUPLICATES = [("mean", "Mean"), ("median", "Median")]
@@ -40,11 +41,13 @@ class IdwInterpolate(OreMapAlgorithm):
         "samples at the same location are merged (mean or median). Each element uses only the samples that "
         "have a value for it. Concentrations are right-skewed: the log10 option grids "
         "log10 of the values, which gives smoother, less outlier-dominated surfaces.\n\n"
-        "Distances must be in metres: a layer in longitude/latitude is reprojected to the WGS 84 UTM zone "
-        "of its centroid (the log says which), and the raster is written in that CRS. A layer without a "
-        "valid CRS is refused.")
+        "Distances must be in ground metres: a layer in longitude/latitude, in feet, or in a CRS not true to "
+        "scale where the samples lie (Web Mercator, EPSG:3857, whose metres are 1.5 ground metres at 48 degrees) "
+        "is reprojected to the WGS 84 UTM zone of its centroid (the log says which), and the raster is written in "
+        "that CRS. A layer without a valid CRS is refused.")
     PARAM_HELP = {
-        "INPUT": "Point layer of samples, in a projected CRS or in longitude/latitude (reprojected to UTM).",
+        "INPUT": "Point layer of samples, in a projected CRS or in longitude/latitude (reprojected to UTM, as are "
+                 "layers in feet or in Web Mercator).",
         "FIELDS": "Numeric fields to grid, one output band each (e.g. Au_ppb, As_ppm). Empty: the survey's "
                   "elements measured in at least 80 % of the samples (survey hygiene, as the other geochemistry "
                   "algorithms: units in the names, coordinates and ids left out, oxides merged; the log lists "
@@ -132,11 +135,11 @@ class IdwInterpolate(OreMapAlgorithm):
         """The CRS to grid in, the samples' coordinates in it, their values (NaN = empty) and their coordinates
         as read (the layer's own, or longitude/latitude: a field equal to them is no element), read once.
 
-        A layer in a geographic CRS is read in longitude/latitude and projected to the WGS 84
-        UTM zone of its points' centroid (:func:`core.geochemistry.geochem.utm_crs_for`).
+        A layer in a geographic CRS, in feet or in a CRS not true to scale (Web Mercator) is gridded in the WGS 84
+        UTM zone of its points' centroid (:func:`algorithms.evaluate_prospectivity.distance_crs_for_points`).
         """
-        self.require_layer_crs("INPUT", source)
         crs = source.sourceCrs()
+        target = distance_crs_for_points(self, source, context, feedback, name="INPUT")  # (no CRS: refused)
         read_crs = QgsCoordinateReferenceSystem("EPSG:4326") if crs.isGeographic() else crs
         xs, ys, columns = self.layer_points(parameters, "INPUT", context, read_crs, fields, feedback,
                                            parse=assay_number)
@@ -144,13 +147,10 @@ class IdwInterpolate(OreMapAlgorithm):
             raise self.fail("INPUT", "The layer has no point geometries.", "Choose a layer of sample points.")
         values = np.column_stack([columns[name] for name in fields])
         read_x, read_y = np.asarray(xs, dtype=np.float64), np.asarray(ys, dtype=np.float64)
-        if crs.isGeographic():
-            epsg = geochem.utm_crs_for(xs, ys)
-            xs, ys = geochem.project_points(xs, ys, 4326, epsg)
-            utm = QgsCoordinateReferenceSystem(f"EPSG:{epsg}")
-            feedback.info(f"Distances need a projected CRS: reprojected from {crs.authid() or crs.description()} "
-                          f"to {utm.authid()} ({utm.description()}).")
-            crs = utm
+        if target != crs:   # degrees, feet or a CRS not true to scale: gridded in the UTM zone the log names
+            xs, ys = geochem.project_points(xs, ys, "EPSG:4326" if crs.isGeographic() else crs.toWkt(),
+                                            target.toWkt())
+            crs = target
         return crs, np.asarray(xs, dtype=np.float64), np.asarray(ys, dtype=np.float64), values, read_x, read_y
 
     def _extent(self, parameters, context, layer_crs, crs, feedback):

@@ -114,6 +114,16 @@ def fx(tmp_path_factory):
     f.grid_lonlat = _write_tif(os.path.join(d, "elements_lonlat.tif"), grid, crs="EPSG:4326",
                                transform=rasterio.Affine(0.0003, 0, 117.9, 0, -0.0003, -33.6),
                                descriptions=["Au_ppb", "Cu_ppm", "As_ppm"])
+    # Web Mercator at 33.6 S: 30 map metres are 25 ground metres (distances would be 20 % off)
+    f.grid_mercator = _write_tif(os.path.join(d, "elements_3857.tif"), grid, crs="EPSG:3857",
+                                 transform=rasterio.Affine(30, 0, 13125000, 0, -30, -3975000),
+                                 descriptions=["Au_ppb", "Cu_ppm", "As_ppm"])
+    # placed by ground control points only (a scanned map or a raw swath): no geotransform
+    f.grid_gcps = os.path.join(d, "elements_gcps.tif")
+    with rasterio.open(f.grid_gcps, "w", driver="GTiff", width=60, height=60, count=3, dtype="float32",
+                       gcps=[rasterio.control.GroundControlPoint(r, c, 500000 + 30 * c, 4100000 - 30 * r)
+                             for r, c in ((0, 0), (0, 60), (60, 0), (60, 60))], crs=UTM) as dst:
+        dst.write(grid)
     classes = rng.integers(1, 4, size=(1, 200, 200)).astype(np.uint8)
     f.trunc_classes = _truncate(_write_tif(os.path.join(d, "classes_cut.tif"), classes,
                                            transform=rasterio.Affine(0.1, 0, bounds[0], 0, -0.1, bounds[3])))
@@ -286,6 +296,11 @@ CASES = [
          "projected CRS", INPUT=lambda f: f.grid_lonlat),
     case("compare-raster-lonlat", "train_prospectivity_model", PCOMPARE, "INPUT", "geographic CRS (EPSG:4326)",
          INPUT=lambda f: f.grid_lonlat),
+    case("pmap-raster-gcps", "prospectivity_map", PMAP, "INPUT", "ground control points (GCPs) only",
+         "Raster > Projections > Warp", INPUT=lambda f: f.grid_gcps),
+    case("compare-raster-mercator", "train_prospectivity_model", PCOMPARE, "INPUT",
+         "CRS (EPSG:3857) is not true to scale: its scale is off by up to 20 % here", "local UTM zone",
+         INPUT=lambda f: f.grid_mercator),
     case("pmap-raster-no-crs", "prospectivity_map", PMAP, "INPUT", "no coordinate reference system",
          INPUT=lambda f: f.grid_nocrs),
     case("pmap-jasper-no-crs", "prospectivity_map", PMAP, "INPUT", "no coordinate reference system", INPUT=JASPER),

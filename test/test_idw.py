@@ -299,7 +299,8 @@ def test_algorithm_on_the_real_survey(processing_provider, tmp_path):
             "EXTENT": f"{xmin!r},{xmin + 40 * cs!r},{ymax - 30 * cs!r},{ymax!r} [EPSG:32750]"})
     finally:
         del layer
-    assert any("reprojected from EPSG:4326 to EPSG:32750" in line for line in log), log
+    assert any("The sample layer is in a geographic CRS (EPSG:4326): distances are measured in EPSG:32750" in line
+               for line in log), log
     assert result["OUTPUT_CRS"] == "EPSG:32750" and result["SAMPLES"] == 820
     data, transform, nodata, names, crs = read(out)
     assert names == fields and crs.to_epsg() == 32750 and nodata == -9999.0
@@ -568,3 +569,30 @@ def test_a_file_of_several_layers_says_which_layer_is_read(processing_provider, 
     processing.run("oremap:idw_interpolate", {"INPUT": path + "|layername=samples", "CELL_SIZE": 500.0,
                                               "OUTPUT": str(tmp_path / "o2.tif")}, feedback=log)
     assert not [w for w in log.warnings if "layers" in w]
+
+
+def test_web_mercator_and_feet_layers_are_gridded_in_ground_metres(processing_provider, tmp_path):
+    """The survey in Web Mercator (a map metre is 0.88 ground metres at 28 S) and in US feet was gridded in map
+    units: 2500 'm' cells were 2500 ft or 2200 ground metres, radii likewise. Both now go to the UTM zone, and give
+    the grid of the longitude/latitude layer."""
+    import geopandas as gpd
+    import pandas as pd
+
+    table = pd.read_csv(SURVEY)
+    points = gpd.GeoDataFrame(table[["Au_ppm"]], geometry=gpd.points_from_xy(table.X, table.Y), crs=4326)
+    runs = {}
+    for epsg in (4326, 3857, 2230):
+        path = str(tmp_path / f"survey_{epsg}.gpkg")
+        points.to_crs(epsg).to_file(path, driver="GPKG")
+        result, log = recorded_run("idw_interpolate", {"INPUT": path, "FIELDS": ["Au_ppm"], "CELL_SIZE": 2500.0,
+                                                       "OUTPUT": str(tmp_path / f"au_{epsg}.tif")})
+        runs[epsg] = (result, log, read(result["OUTPUT"]))
+    assert all(r["OUTPUT_CRS"] == "EPSG:32750" for r, _, _ in runs.values())
+    assert any("The sample layer is in a CRS whose scale is off by up to 21 % at its points (EPSG:3857): distances "
+               "are measured in EPSG:32750" in line for line in runs[3857][1])
+    assert any("The sample layer is in a CRS in feet" in line for line in runs[2230][1])
+    reference = runs[4326][2]
+    for epsg in (3857, 2230):
+        data, transform, _, _, _ = runs[epsg][2]
+        assert transform == pytest.approx(reference[1], abs=1e-3)
+        np.testing.assert_allclose(data, reference[0], rtol=1e-6)

@@ -647,3 +647,52 @@ def test_a_polygons_hole_is_taken_off_its_geodesic_area():
         assert area == pytest.approx(expected, rel=1e-9) and 5.0e7 < area < 6.0e7
     two = MultiPolygon([Polygon(shell.exterior.coords, [hole.exterior.coords]), box(11.0, 59.9, 11.01, 59.91)])
     assert units.area_m2(two) == pytest.approx(expected + abs(geod.geometry_area_perimeter(two.geoms[1])[0]))
+
+
+def test_web_mercator_areas_and_pixels_are_ground_metres():
+    """EPSG:3857's map metre is 1 / cos(latitude) ground metres: at 48 degrees N a 100 x 100 m footprint was
+    reported as 2.2 times its area and a 10 m pixel as 15 m. Areas, perimeters and pixel sizes are now measured on
+    the ellipsoid, as a local equal-area projection gives them; UTM stays map units times 1."""
+    from pyproj import Transformer
+    from shapely.geometry import box
+    from shapely.ops import transform
+
+    from oremap.core.sentinel2.ground_units import GroundUnits, pixel_size_m
+
+    to_3857 = Transformer.from_crs("EPSG:32633", "EPSG:3857", always_xy=True)
+    x0, y0 = 500000.0, 5316000.0                     # 15 E, 48 N in UTM 33N
+    footprint = box(x0, y0, x0 + 100.0, y0 + 100.0)  # 1 ha on the ground
+    merc = transform(lambda x, y, z=None: to_3857.transform(x, y), footprint)
+    mx, my = to_3857.transform(x0, y0)
+    size = 10.0 / np.cos(np.radians(48.0))           # a 10 m ground pixel in map metres
+    units = GroundUnits(Affine(size, 0, mx, 0, -size, my + 50 * size), "EPSG:3857", width=100)
+    laea = Transformer.from_crs("EPSG:3857", "+proj=laea +lat_0=48 +lon_0=15 +ellps=WGS84", always_xy=True)
+    true_area = transform(lambda x, y, z=None: laea.transform(x, y), merc).area
+    assert true_area == pytest.approx(10000.0, rel=2e-3)
+    assert merc.area / true_area == pytest.approx(2.24, abs=0.02)          # what map units gave
+    assert units.area_m2(merc) == pytest.approx(true_area, rel=1e-3)
+    assert units.length_m(merc.exterior) == pytest.approx(400.0, rel=2e-3)
+    assert units.row_pixel_area(0, 3) == pytest.approx([100.0] * 3, rel=2e-3)
+    assert pixel_size_m(units.transform, "EPSG:3857", 100, 100) == pytest.approx((10.0, 10.0), rel=2e-3)
+    utm = GroundUnits(Affine(10.0, 0, x0, 0, -10.0, y0), "EPSG:32633", width=100)
+    assert utm.to_lonlat is None and utm.area_m2(footprint) == 10000.0
+
+
+def test_a_crs_assigned_in_qgis_is_written_to_the_outputs(run_alg, tmp_path):
+    """A file without a CRS whose layer the user gave one in QGIS (Layer Properties > Source): the layer placed
+    vector inputs by that CRS, but the outputs came out without any. They now carry it, on the input's grid."""
+    from qgis.core import QgsCoordinateReferenceSystem, QgsRasterLayer
+
+    path = str(tmp_path / "rgbn_nocrs.tif")
+    with rasterio.open(path, "w", driver="GTiff", width=3, height=3, count=4, dtype="uint16",
+                       transform=Affine(10, 0, 400000, 0, -10, 5300000)) as dst:
+        dst.write((np.arange(36).reshape(4, 3, 3) * 50 + 500).astype("uint16"))
+        for i, band in enumerate(["B2", "B3", "B4", "B8"], start=1):
+            dst.set_band_description(i, band)
+    layer = QgsRasterLayer(path, "rgbn", "gdal")
+    layer.setCrs(QgsCoordinateReferenceSystem("EPSG:32633"))
+    out = run_alg("s2_indices", {"INPUT": layer, "INDICES": [0], "OUTPUT": str(tmp_path / "ndvi.tif")})
+    with rasterio.open(out["OUTPUT"]) as ds:
+        assert ds.crs.to_epsg() == 32633 and ds.transform == Affine(10, 0, 400000, 0, -10, 5300000)
+    with rasterio.open(path) as ds:
+        assert ds.crs is None   # the user's file is left as it was

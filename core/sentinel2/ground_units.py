@@ -3,7 +3,10 @@
 Sentinel-2 chips often come in geographic coordinates (EPSG:4326, pixels of about 9e-5 degrees);
 areas in square degrees mean nothing to a user who filters footprints in hectares. Here:
 
-* projected CRSs: map units times the CRS's linear unit (metre, US foot ...);
+* projected CRSs true to scale where the raster lies (UTM, State Plane: :mod:`core.engine.map_scale`): map units
+  times the CRS's linear unit (metre, US foot ...);
+* projected CRSs that are not (Web Mercator, whose scale is 1 / cos(latitude)): measured on the ellipsoid, as
+  geographic ones, after taking the coordinates to the CRS's own longitude and latitude;
 * geographic CRSs (north-up rasters): the area of a pixel is that of its latitude-longitude
   quadrangle on the CRS's ellipsoid, exactly (the authalic formula: ``b^2 / 2 * dlambda *
   [q(phi2) - q(phi1)]``), so it changes from row to row; lengths are geodesic on the ellipsoid
@@ -16,6 +19,7 @@ import math
 import numpy as np
 
 from ..engine.errors import OreMapError
+from ..engine.map_scale import SCALE_TOLERANCE, scale_error
 from ..engine.raster import pixel_area
 
 
@@ -31,12 +35,21 @@ class GroundUnits:
     """Metres of a raster grid: :meth:`row_pixel_area` (m2 per pixel, per row), :meth:`length_m` and
     :meth:`area_m2` of geometries in the raster's CRS, :meth:`pixel_size_m`."""
 
-    def __init__(self, transform, crs):
+    def __init__(self, transform, crs, width=1):
         self.transform = transform
         self.crs = _pyproj_crs(crs)
         self.geographic = bool(self.crs is not None and self.crs.is_geographic)
         t = transform
         self.map_pixel_area = pixel_area(t)
+        self.to_lonlat = None   # a projected CRS not true to scale: its coordinates to longitude and latitude
+        self.centre_col = float(width) / 2.0
+        if self.crs is not None and self.crs.is_projected:
+            xs, ys = t * (np.array([0.0, self.centre_col, float(width)]), np.zeros(3))
+            if scale_error(self.crs, xs, ys) > SCALE_TOLERANCE:
+                import pyproj
+
+                self.to_lonlat = pyproj.Transformer.from_crs(self.crs, self.crs.geodetic_crs, always_xy=True)
+                self.geod = self.crs.get_geod()
         if self.geographic:
             if t.b != 0 or t.d != 0:
                 raise OreMapError("Rotated rasters in a geographic CRS are not supported.", "raster",
@@ -44,7 +57,7 @@ class GroundUnits:
             self.geod = self.crs.get_geod()
             self.factor = None
         else:
-            self.geod = None
+            self.geod = getattr(self, "geod", None)
             factor = 1.0
             if self.crs is not None and self.crs.axis_info:
                 factor = float(self.crs.axis_info[0].unit_conversion_factor or 1.0)
@@ -60,8 +73,21 @@ class GroundUnits:
         e = math.sqrt(e2)
         return (1.0 - e2) * (s / (1.0 - e2 * s * s) - np.log((1.0 - e * s) / (1.0 + e * s)) / (2.0 * e))
 
+    def _lonlat(self, geom):
+        from shapely.ops import transform
+
+        return transform(lambda x, y, z=None: self.to_lonlat.transform(x, y), geom)
+
     def row_pixel_area(self, r0, rows):
         """Area (m2) of one pixel of each of the rows ``r0 ... r0 + rows - 1`` (float64 array)."""
+        if self.to_lonlat is not None:   # the pixel at the row's middle, its corners on the ellipsoid
+            t, c = self.transform, self.centre_col
+            r = np.arange(int(r0), int(r0) + int(rows), dtype=np.float64)
+            corners = [(c, r), (c + 1.0, r), (c + 1.0, r + 1.0), (c, r + 1.0)]
+            lonlat = [self.to_lonlat.transform(*(t * (np.full_like(rr, cc), rr))) for cc, rr in corners]
+            return np.array([abs(self.geod.polygon_area_perimeter([p[0][i] for p in lonlat],
+                                                                  [p[1][i] for p in lonlat])[0])
+                             for i in range(r.size)], dtype=np.float64)
         if not self.geographic:
             return np.full(int(rows), self.map_pixel_area * self.factor ** 2)
         t = self.transform
@@ -72,8 +98,10 @@ class GroundUnits:
         return np.abs(np.radians(t.a) * a * a / 2.0 * (q[1:] - q[:-1]))
 
     def area_m2(self, geom):
-        """Area (m2) of a polygon in the raster's CRS (geodesic on a geographic CRS)."""
-        if self.geographic:
+        """Area (m2) of a polygon in the raster's CRS (geodesic on a geographic CRS or one not true to scale)."""
+        if self.to_lonlat is not None:
+            geom = self._lonlat(geom)
+        if self.geographic or self.to_lonlat is not None:
             from shapely.geometry.polygon import orient
 
             # pyproj signs each ring's area by its winding: holes subtract only when they wind against the shell
@@ -82,7 +110,10 @@ class GroundUnits:
         return float(geom.area) * self.factor ** 2
 
     def length_m(self, geom):
-        """Length (m) of a geometry's lines (a polygon's boundary: its perimeter), geodesic on a geographic CRS."""
+        """Length (m) of a geometry's lines (a polygon's boundary: its perimeter), geodesic on a geographic CRS or
+        one not true to scale."""
+        if self.to_lonlat is not None:
+            return float(self.geod.geometry_length(self._lonlat(geom)))
         if self.geographic:
             return float(self.geod.geometry_length(geom))
         return float(geom.length) * self.factor
@@ -91,12 +122,14 @@ class GroundUnits:
     def pixel_size_m(self, width, height):
         """``(x, y)`` ground size (m) of a pixel at the raster's centre."""
         t = self.transform
-        if not self.geographic:
+        if not self.geographic and self.to_lonlat is None:
             return (math.hypot(t.a, t.d) * self.factor, math.hypot(t.b, t.e) * self.factor)
         col, row = width / 2.0, height / 2.0
         x0, y0 = t * (col, row)
         x1, y1 = t * (col + 1, row)
         x2, y2 = t * (col, row + 1)
+        if self.to_lonlat is not None:
+            (x0, x1, x2), (y0, y1, y2) = self.to_lonlat.transform([x0, x1, x2], [y0, y1, y2])
         dx = self.geod.inv(x0, y0, x1, y1)[2]
         dy = self.geod.inv(x0, y0, x2, y2)[2]
         return (float(dx), float(dy))
@@ -104,4 +137,4 @@ class GroundUnits:
 
 def pixel_size_m(transform, crs, width, height):
     """Ground size (m) ``(x, y)`` of a raster's pixel at its centre, for any CRS (see :class:`GroundUnits`)."""
-    return GroundUnits(transform, crs).pixel_size_m(width, height)
+    return GroundUnits(transform, crs, width).pixel_size_m(width, height)

@@ -143,7 +143,7 @@ class Polygoniser:
 
         self.transform = transform
         self.width = int(width)
-        self.units = GroundUnits(transform, crs)
+        self.units = GroundUnits(transform, crs, width)
         self.min_area_ha = float(min_area_ha or 0.0)
         self.min_compactness = float(min_compactness or 0.0)
         self.active = {}
