@@ -15,8 +15,12 @@ from oremap.core.engine.raster import (
     RasterSource,
     block_windows,
     check_output_path,
+    detect_scale,
+    report_fill,
     run_pixelwise,
+    scale_note_kind,
 )
+from rasterio.windows import Window
 
 TRANSFORM = Affine.translation(724440.0, 4077192.0) * Affine.rotation(75.0) * Affine.scale(1.1, -1.1)
 
@@ -306,3 +310,87 @@ def test_bad_band_runs_of_overlapping_detectors_give_their_span():
 
     centers = np.array([650.0, 660.0, 677.0, 674.0, 676.0, 680.0])
     assert _ranges([2, 3, 4], centers) == "3-5 (674-677 nm)"
+
+
+def _spectra_cube(rng, bands=12, size=6):
+    """Reflectance-like spectra (0.05-0.6, varying band to band) of ``size`` x ``size`` pixels."""
+    return (0.05 + 0.55 * rng.random((bands, size, size))).astype("float32")
+
+
+def test_gdal_masks_and_alpha_bands_are_nodata(tmp_path):
+    """A per-dataset mask (cloud, outside the footprint) and an alpha band (gdalwarp -dstalpha): the masked pixels
+    held real-looking values and were classified, unmixed and scored. They are now nodata, and the alpha band is no
+    spectral band."""
+    from rasterio.enums import ColorInterp
+
+    rng = np.random.default_rng(3)
+    cube = _spectra_cube(rng)
+    masked = np.zeros((6, 6), bool)
+    masked[:2, :3] = True
+    path = str(tmp_path / "masked.tif")
+    with rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True):
+        with rasterio.open(path, "w", driver="GTiff", width=6, height=6, count=12, dtype="float32",
+                           crs="EPSG:32612", transform=TRANSFORM) as dst:
+            dst.write(cube)
+            dst.write_mask(np.where(masked, 0, 255).astype("uint8"))
+    with RasterSource(path, fill_spectra=True) as source:
+        _, valid = source.read(Window(0, 0, 6, 6))
+        assert source.n_bands == 12 and (valid == ~masked).all()
+    alpha_path = str(tmp_path / "alpha.tif")
+    with rasterio.open(alpha_path, "w", driver="GTiff", width=6, height=6, count=13, dtype="float32",
+                       crs="EPSG:32612", transform=TRANSFORM) as dst:
+        dst.write(cube, indexes=list(range(1, 13)))
+        dst.write(np.where(masked, 0, 1).astype("float32"), 13)
+        dst.colorinterp = [ColorInterp.gray] * 12 + [ColorInterp.alpha]
+    with RasterSource(alpha_path, fill_spectra=True) as source:
+        data, valid = source.read(Window(0, 0, 6, 6))
+        assert source.n_bands == 12 and data.shape == (6, 6, 12) and (valid == ~masked).all()
+        np.testing.assert_allclose(data[~masked], np.moveaxis(cube, 0, -1)[~masked])
+
+
+def test_a_nodata_zero_spectrum_clipped_at_zero_is_kept(tmp_path):
+    """uint16 reflectance x 10000 with nodata 0 and negatives clipped to 0: a pixel with its two dark blue bands at 0
+    was nodata (half the scene's pixels, a whole mineral, gone without a word). Spectra are now nodata where most
+    bands are 0, counted where some are; other nodata values still mask a pixel in any band."""
+    rng = np.random.default_rng(4)
+    cube = (_spectra_cube(rng) * 10000).astype("uint16")
+    cube[:2, 0, 0] = 0        # clipped blue bands: kept
+    cube[:8, 0, 1] = 0        # most bands empty: nodata
+    cube[:, 0, 2] = 0         # outside the scene
+    path = write_cube(tmp_path / "u16.tif", cube, nodata=0, dtype="uint16")
+    with RasterSource(path, fill_spectra=True) as source:
+        data, valid = source.read(Window(0, 0, 6, 6))
+        assert valid[0, :3].tolist() == [True, False, False] and valid.sum() == 34
+        assert source.zero_band_pixels == 1 and data[0, 0, 0] == 0.0
+    log = core_warnings()
+    report_fill(source, log)
+    assert log.infos == ["1 pixels have some bands at the nodata value 0 and most bands measured: kept, with those "
+                         "bands read as reflectance 0 (a spectrum clipped at zero). A pixel is nodata where most of "
+                         "its bands are 0."]
+    cube[0, 3, 3] = 65535
+    path = write_cube(tmp_path / "u16_max.tif", cube, nodata=65535, dtype="uint16")
+    with RasterSource(path, fill_spectra=True) as source:
+        assert not source.read(Window(0, 0, 6, 6))[1][3, 3]
+
+
+def test_absurd_values_are_nodata(tmp_path):
+    """1e30 (or FLT_MAX) written for missing values in some bands went into the predictions as NaN and spoiled the
+    scene's statistics; such a pixel is now nodata, in the per-band reader too."""
+    rng = np.random.default_rng(5)
+    cube = _spectra_cube(rng)
+    cube[3, 2, 2] = 1e30
+    cube[5, 4, 1] = -3.4e38
+    path = write_cube(tmp_path / "huge.tif", cube)
+    with RasterSource(path) as source:
+        _, valid = source.read(Window(0, 0, 6, 6))
+        assert (~valid).sum() == 2 and not valid[2, 2] and not valid[4, 1]
+        per_band = source.read_nan(Window(0, 0, 6, 6))
+        assert np.isnan(per_band[2, 2, 3]) and np.isfinite(per_band[2, 2, 2]) and np.isnan(per_band).sum() == 2
+
+
+def test_an_8_bit_raster_is_doubted_as_reflectance(tmp_path):
+    rng = np.random.default_rng(6)
+    path = write_cube(tmp_path / "quicklook.tif", (rng.random((12, 6, 6)) * 255).astype("uint8"), dtype="uint8")
+    with rasterio.open(path) as ds:
+        gain, bias, note = detect_scale(ds, None, list(range(1, 13)))
+    assert gain == 1e-4 and scale_note_kind(note) == "warning" and "8-bit raster (0-255)" in note

@@ -696,3 +696,46 @@ def test_a_crs_assigned_in_qgis_is_written_to_the_outputs(run_alg, tmp_path):
         assert ds.crs.to_epsg() == 32633 and ds.transform == Affine(10, 0, 400000, 0, -10, 5300000)
     with rasterio.open(path) as ds:
         assert ds.crs is None   # the user's file is left as it was
+
+
+def test_an_alpha_band_is_a_mask_not_b12(tmp_path):
+    """gdalwarp -dstalpha adds a 13th band: unnamed, the stack was taken as a 13-band L1C (B10, B11, B12 = the real
+    B11, B12 and the alpha), and every short-wave index and the mine maps were wrong. The alpha band is now a mask:
+    the 12 bands keep the L2A order and alpha 0 is nodata."""
+    from rasterio.enums import ColorInterp
+
+    from conftest import core_warnings
+
+    refl = _patch_reflectance()
+    dn = np.round(refl * 10000).astype(np.uint16).transpose(2, 0, 1)
+    alpha = np.full(dn.shape[1:], 65535, np.uint16)
+    alpha[:10, :] = 0
+    path = write_stack(tmp_path / "warped.tif", np.concatenate([dn, alpha[None]]))
+    with rasterio.open(path, "r+") as ds:
+        ds.colorinterp = [ColorInterp.gray] * 12 + [ColorInterp.alpha]
+    log = core_warnings()
+    with open_sentinel2(path, feedback=log) as s2:
+        assert s2.bands == S2_BANDS and s2.band_index("B12") == 12
+        values = s2.read_reflectance(["B11", "B12"])
+    assert "standard Sentinel-2 order (B1, B2, B3, B4, B5, B6, B7, B8, B8A, B9, B11, B12)" in log.warnings[0]
+    assert np.isnan(values[:10]).all()
+    np.testing.assert_allclose(values[10:], refl[10:, :, 10:], atol=1e-4)
+
+
+def test_float_reflectance_in_per_cent_and_a_zero_border(tmp_path):
+    """Float reflectance in per cent was divided by 10000 (mine maps on 1/100 of the reflectance); a float stack
+    warped without a nodata value scored its zero border as ground. Per cent is now read as such, with a warning,
+    and a border of one value in every band is nodata."""
+    from conftest import core_warnings
+
+    refl = _patch_reflectance()
+    percent = (refl * 100.0).astype(np.float32).transpose(2, 0, 1)
+    percent[:, :, :6] = 0.0
+    path = write_stack(tmp_path / "percent.tif", percent, descriptions=S2_BANDS, dtype="float32")
+    log = core_warnings()
+    with open_sentinel2(path, feedback=log) as s2:
+        assert s2.scale == 0.01
+        values = s2.read_reflectance()
+    assert any("taken as reflectance in per cent (scale 0.01)" in w for w in log.warnings)
+    assert np.isnan(values[:, :6]).all()
+    np.testing.assert_allclose(values[:, 6:], refl[:, 6:], rtol=1e-5, atol=1e-6)

@@ -112,7 +112,7 @@ def predict_abundance_map(raster_path, model_path, out_path, interval_path=None,
     k = len(names)
     pct = int(round(100 * float(level)))
     stats = {"n": 0, "sum": np.zeros(k), "sumsq": np.zeros(k), "dominant": np.zeros(k, np.int64),
-             "width": np.zeros(k)}
+             "width": np.zeros(k), "unpredictable": 0}
     colours = model.info.class_rgb
     outputs = [OutputSpec(out_path, [f"{nm} (%)" for nm in names], band_tags=[{"mineral": nm, "unit": "%"}
                                                                             for nm in names],
@@ -130,17 +130,27 @@ def predict_abundance_map(raster_path, model_path, out_path, interval_path=None,
     def func(pixels):
         X = pixels if resampler is None else gemm(pixels, resampler)
         A, lo, hi = model.predict(X, level)
-        stats["n"] += A.shape[0]
+        bad = ~(np.isfinite(A).all(axis=1) & np.isfinite(lo).all(axis=1) & np.isfinite(hi).all(axis=1))
+        if bad.any():   # a spectrum far outside anything measured: nodata in every output, out of the statistics
+            stats["unpredictable"] += int(bad.sum())
+            good = ~bad
+            A, lo, hi = (np.where(good[:, None], v, 0.0) for v in (A, lo, hi))
+        else:
+            good = None
+        stats["n"] += A.shape[0] if good is None else int(good.sum())
         stats["sum"] += A.sum(axis=0)
         stats["sumsq"] += (A ** 2).sum(axis=0)
         top = dominant(A)
-        stats["dominant"] += np.bincount(top, minlength=k)
+        stats["dominant"] += np.bincount(top if good is None else top[good], minlength=k)
         stats["width"] += (hi - lo).sum(axis=0)
         results = [A.astype(np.float32)]
         if interval_path:
             results.append(np.hstack([lo, hi]).astype(np.float32))
         if dominant_path:
             results.append(top + 1)
+        if good is not None:
+            for result, spec in zip(results, outputs):
+                result[bad] = spec.nodata
         return results
 
     work, fixed = model.block_bytes(resampler is not None)
@@ -149,6 +159,9 @@ def predict_abundance_map(raster_path, model_path, out_path, interval_path=None,
         run = run_pixelwise(source, outputs, func, memory_mb=memory_mb, work_bytes_per_pixel=work,
                             fixed_bytes=fixed, feedback=feedback)
         area = pixel_area(source.transform)
+    if stats["unpredictable"]:
+        feedback.warning(f"{stats['unpredictable']} pixels gave no finite abundance (spectra far outside any "
+                         "reflectance the model saw): nodata in every output and left out of the statistics.")
     n = max(stats["n"], 1)
     mean = stats["sum"] / n
     sd = np.sqrt(np.maximum(stats["sumsq"] / n - mean ** 2, 0.0))

@@ -157,11 +157,45 @@ def fill_warning(fill):
 
 
 def report_fill(source, feedback):
-    """Warn how many pixels :class:`RasterSource` ``source`` left out as fill (``fill_spectra``); returns it."""
+    """Warn how many pixels :class:`RasterSource` ``source`` left out as fill (``fill_spectra``), and say how many
+    spectra were kept with some bands at a nodata value of 0; returns the fill count."""
     fill = getattr(source, "fill_pixels", 0)
     if fill:
         ensure(feedback).warning(fill_warning(fill))
+    zeros = getattr(source, "zero_band_pixels", 0)
+    if zeros:
+        ensure(feedback).info(f"{zeros} pixels have some bands at the nodata value 0 and most bands measured: kept, "
+                              "with those bands read as reflectance 0 (a spectrum clipped at zero). A pixel is "
+                              "nodata where most of its bands are 0.")
     return fill
+
+
+#: Magnitudes above this are no measurement (1e30 or FLT_MAX written for missing values): such a pixel is nodata.
+ABSURD_VALUE = 1.0e20
+
+
+def alpha_bands(dataset):
+    """1-based indexes of the bands GDAL reads as alpha (transparency: ``gdalwarp -dstalpha``, an RGBA quicklook)."""
+    from rasterio.enums import ColorInterp
+
+    return [i for i, c in enumerate(dataset.colorinterp, start=1) if c == ColorInterp.alpha]
+
+
+def spectral_count(dataset):
+    """How many bands carry data: all but trailing alpha bands (which are masks, not measurements)."""
+    count, alpha = dataset.count, set(alpha_bands(dataset))
+    while count > 1 and count in alpha:
+        count -= 1
+    return count
+
+
+def uses_mask(dataset, bands):
+    """Whether GDAL gives ``bands`` a mask of their own beyond nodata: a per-dataset mask (an internal or ``.msk``
+    mask) or an alpha band."""
+    from rasterio.enums import MaskFlags
+
+    flags = dataset.mask_flag_enums
+    return any(MaskFlags.per_dataset in flags[b - 1] or MaskFlags.alpha in flags[b - 1] for b in bands)
 
 
 def pixel_area(transform):
@@ -218,13 +252,18 @@ class RasterSource:
         self.fill_pixels = 0
         self.dataset = ds = open_raster(path)
         self.path = path
-        self.bands = list(range(1, ds.count + 1)) if bands is None else [int(b) for b in bands]
+        self.bands = list(range(1, spectral_count(ds) + 1)) if bands is None else [int(b) for b in bands]
         if not self.bands:
             raise OreMapError("No bands left to read.", "raster", "Check the bad-band list.")
         if min(self.bands) < 1 or max(self.bands) > ds.count:
             raise OreMapError(f"Band indexes must lie within 1-{ds.count}.", "raster")
         self.nodata_values = sorted({v for v in ds.nodatavals if v is not None}
                                     | ({float(nodata)} if nodata is not None else set()))
+        self.masked = uses_mask(ds, self.bands)   # GDAL's mask (internal, .msk, alpha): 0 is nodata
+        # an alpha band GDAL does not apply itself (it does for gray + alpha and RGBA only): 0 is nodata
+        alpha = [b for b in alpha_bands(ds) if b not in self.bands]
+        self.alpha_band = alpha[0] if alpha and not self.masked else None
+        self.zero_band_pixels = 0   # spectra kept although some of their bands hold a nodata value of 0
         self.gain, self.bias, how = detect_scale(ds, scale, self.bands)
         if how:
             (feedback.warning if scale_note_kind(how) == "warning" else feedback.info)(how)
@@ -268,29 +307,51 @@ class RasterSource:
         data : ndarray of float32, shape (rows, cols, n_bands)
             Reflectance (scaled); undefined where ``valid`` is False.
         valid : ndarray of bool, shape (rows, cols)
-            False where any band is nodata, NaN or infinite (``partial``: where every band is; the others are
-            NaN in ``data``).
+            False where GDAL's mask (internal, ``.msk`` or alpha band) says so, and where any band is nodata, NaN,
+            infinite or of absurd magnitude (:data:`ABSURD_VALUE`); for spectra (``fill_spectra``) a nodata value
+            of 0 must hold in most bands, since a spectrum clipped at zero has real zeros (``partial``: where
+            every band is missing; the others are NaN in ``data``).
         """
         if self.partial:
             data = self.read_nan(window, np.float32)
             return data, ~np.isnan(data).all(axis=-1)
         raw = read_window(self.dataset, self.bands, window)  # (bands, rows, cols), native dtype
-        invalid = np.zeros(raw.shape[1:], dtype=bool)
+        invalid = self._mask(window, raw.shape[1:])
+        spectra = self.fill_spectra and raw.shape[0] >= FILL_MIN_BANDS
         for value in self._native_nodata(raw.dtype):
-            invalid |= np.any(raw == value, axis=0)
+            if spectra and value == 0:
+                # 0 is also a real value of a spectrum clipped at zero (dark blue bands of a uint16 product): a
+                # spectrum is nodata when most of its bands are 0, and counted when some are
+                zeros = np.count_nonzero(raw == value, axis=0)
+                most = zeros * 2 > raw.shape[0]
+                self.zero_band_pixels += int(np.count_nonzero((zeros > 0) & ~most & ~invalid))
+                invalid |= most
+            else:
+                invalid |= np.any(raw == value, axis=0)
         floating = raw.dtype.kind == "f"
         data = np.moveaxis(raw, 0, -1).astype(np.float32, copy=False)  # a view of float32 rasters, else a copy
         del raw
-        if floating:
-            invalid |= ~np.all(np.isfinite(data), axis=-1)
-        if self.fill_spectra and data.shape[-1] >= FILL_MIN_BANDS:
-            fill = (data.max(axis=-1) == data.min(axis=-1)) & ~invalid
+        if floating or spectra:   # per-pixel extremes: no block-sized temporaries
+            high, low = data.max(axis=-1), data.min(axis=-1)
+        if floating:   # NaN, infinite or absurd (1e30 written for missing)
+            with np.errstate(invalid="ignore"):
+                invalid |= ~((high < ABSURD_VALUE) & (low > -ABSURD_VALUE))
+        if spectra:
+            fill = (high == low) & ~invalid
             self.fill_pixels += int(fill.sum())
             invalid |= fill
         if self._scaled():  # in place: no block-sized temporaries (pixelwise_sizing)
             data *= np.asarray(self.gain, np.float32)  # a scalar, or one gain per band read (the last axis)
             data += np.asarray(self.bias, np.float32)
         return data, ~invalid
+
+    def _mask(self, window, shape):
+        """``invalid`` of a window from GDAL's mask or the alpha band (False everywhere without one)."""
+        if self.alpha_band is not None:
+            return self.dataset.read(self.alpha_band, window=window) == 0
+        if not self.masked:
+            return np.zeros(shape, dtype=bool)
+        return self.dataset.read_masks(self.bands[0], window=window) == 0
 
     def _scaled(self):
         return bool(np.any(np.asarray(self.gain) != 1.0) or np.any(np.asarray(self.bias) != 0.0))
@@ -304,7 +365,9 @@ class RasterSource:
             data = data * np.asarray(self.gain, dtype).reshape(-1, 1, 1) + np.asarray(self.bias, dtype).reshape(-1, 1, 1)
         for value in self._native_nodata(raw.dtype):
             data[raw == value] = np.nan
-        data[~np.isfinite(data)] = np.nan
+        data[~np.isfinite(data) | (np.abs(data) > ABSURD_VALUE)] = np.nan
+        if self.masked or self.alpha_band is not None:
+            data[:, self._mask(window, raw.shape[1:])] = np.nan
         return np.moveaxis(data, 0, -1)
 
     def _native_nodata(self, dtype):
@@ -379,11 +442,17 @@ def detect_scale(dataset, scale, bands):
             factor = None
         if factor and factor != 1.0:
             return 1.0 / factor, 0.0, f"Reflectance = value / {factor:g} (ENVI reflectance scale factor)."
-    spread = sorted({int(b) for b in np.linspace(1, dataset.count, min(dataset.count, 32)).round()})
+    count = spectral_count(dataset)   # an alpha band is no reflectance
+    spread = sorted({int(b) for b in np.linspace(1, count, min(count, 32)).round()})
     values = _sample_values(dataset, spread)
     values = values[np.isfinite(values)]
     high = float(np.percentile(values, 99)) if values.size else 0.0
-    if np.issubdtype(np.dtype(dataset.dtypes[bands[0] - 1]), np.integer) and high > 100:
+    kind = np.dtype(dataset.dtypes[bands[0] - 1])
+    if kind == np.uint8:
+        return 1e-4, 0.0, (f"{SCALE_DOUBT}: an 8-bit raster (0-255) holds display values (a quicklook or a "
+                           "stretched export), not reflectance; taken as value / 10000. Use the reflectance product; "
+                           "SAM, SID and the CNN do not depend on the scale, unmixing and the abundance models do.")
+    if np.issubdtype(kind, np.integer) and high > 100:
         return 1e-4, 0.0, ("Integer raster without scale metadata: reflectance taken as value / 10000. "
                            "Set the reflectance scale factor if that is wrong.")
     if high > 1.5:
@@ -401,19 +470,28 @@ def _sample_values(dataset, bands, size=16):
     raster decompresses every tile of the scene.
     """
     nodata = [v for v in dataset.nodatavals if v is not None]
-    values = sample_windows(dataset, bands, size).ravel()
+    values = sample_windows(dataset, bands, size)
+    alpha = [b for b in alpha_bands(dataset) if b not in bands]
+    if uses_mask(dataset, bands):   # GDAL's mask (cloud, outside the footprint): no sample of reflectance
+        values = values[:, sample_windows(dataset, bands[:1], size, masks=True)[0] > 0]
+    elif alpha:
+        values = values[:, sample_windows(dataset, alpha[:1], size)[0] != 0]
+    values = values.ravel()
     return values[~np.isin(values, nodata)] if nodata else values
 
 
-def sample_windows(dataset, bands, size=16):
+def sample_windows(dataset, bands, size=16, masks=False):
     """``(len(bands), pixels)``: the pixels of five small full-resolution windows (the centre and the quarter
-    points), as read (nodata included)."""
+    points), as read (nodata included); ``masks``: GDAL's mask values of those pixels instead (0: masked)."""
     chunks = []
     for fy, fx in [(0.5, 0.5), (0.25, 0.25), (0.25, 0.75), (0.75, 0.25), (0.75, 0.75)]:
         h, w = min(size, dataset.height), min(size, dataset.width)
         row = min(int(fy * dataset.height), dataset.height - h)
         col = min(int(fx * dataset.width), dataset.width - w)
-        chunks.append(read_window(dataset, bands, Window(col, row, w, h)).reshape(len(bands), -1))
+        window = Window(col, row, w, h)
+        block = (np.stack([dataset.read_masks(b, window=window) for b in bands]) if masks
+                 else read_window(dataset, bands, window))
+        chunks.append(block.reshape(len(bands), -1))
     return np.concatenate(chunks, axis=1)
 
 

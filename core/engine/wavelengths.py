@@ -336,10 +336,17 @@ def _envi_tags(ds):
     return {k.lower().replace(" ", "_"): v for k, v in ds.tags(ns="ENVI").items()}
 
 
+def _n_bands(ds):
+    """The bands that carry data: trailing alpha bands (masks) are no spectral bands and have no wavelength."""
+    from .raster import spectral_count
+
+    return spectral_count(ds)
+
+
 def _from_envi_domain(ds, tags):
     units = tags.get("wavelength_units")
     centers = _envi_list(tags.get("wavelength"))
-    if centers is None or centers.size != ds.count or _is_index_units(units):
+    if centers is None or centers.size != _n_bands(ds) or _is_index_units(units):
         return None
     return _in_nanometres(centers, _envi_list(tags.get("fwhm")), units, "ENVI header 'wavelength'")
 
@@ -359,13 +366,13 @@ def _from_envi_header_file(ds):
         return None
     units = header.get("wavelength units")
     centers = _envi_list("{" + ",".join(header.get("wavelength") or []) + "}")
-    if centers is not None and centers.size == ds.count and not _is_index_units(units):
+    if centers is not None and centers.size == _n_bands(ds) and not _is_index_units(units):
         fwhm = _envi_list("{" + ",".join(header.get("fwhm") or []) + "}")
         found = _in_nanometres(centers, fwhm, units, "ENVI header file 'wavelength'")
         if found is not None:
             return found
     names = header.get("band names") or []
-    parsed = [_wavelength_from_description(n) for n in names] if len(names) == ds.count else [None]
+    parsed = [_wavelength_from_description(n) for n in names] if len(names) == _n_bands(ds) else [None]
     if any(p is None or p[1] is None for p in parsed):
         return None
     values = np.array([p[0] for p in parsed])
@@ -378,22 +385,22 @@ def _from_dataset_items(ds):
     ENVI file's dataset tags)."""
     tags = {k.lower(): v for k, v in ds.tags().items()}
     centers = _envi_list(tags.get("wavelength"))
-    if centers is not None and centers.size == ds.count and not _is_index_units(tags.get("wavelength_units")):
+    if centers is not None and centers.size == _n_bands(ds) and not _is_index_units(tags.get("wavelength_units")):
         return _in_nanometres(centers, _envi_list(tags.get("fwhm")), tags.get("wavelength_units"),
                               "dataset metadata 'wavelength'")
-    parsed = [_wavelength_from_description(tags.get(f"band_{i}")) for i in range(1, ds.count + 1)]
+    parsed = [_wavelength_from_description(tags.get(f"band_{i}")) for i in range(1, _n_bands(ds) + 1)]
     if any(p is None or p[1] is None for p in parsed):
         return None
     values = np.array([p[0] for p in parsed])
     if _band_numbers(values):
         return None
     return (values * np.array([_unit_factor(p[1]) for p in parsed]), None,
-            f"dataset metadata 'Band_1' ... 'Band_{ds.count}', units '{parsed[0][1]}'")
+            f"dataset metadata 'Band_1' ... 'Band_{_n_bands(ds)}', units '{parsed[0][1]}'")
 
 
 def _from_band_items(ds):
     centers, fwhm, units = [], [], []
-    for bidx in range(1, ds.count + 1):
+    for bidx in range(1, _n_bands(ds) + 1):
         tags = {k.lower(): v for k, v in ds.tags(bidx).items()}
         try:
             centers.append(float(tags["wavelength"]))
@@ -417,7 +424,7 @@ def _from_band_items(ds):
 
 def _from_imagery_domain(ds):
     centers, fwhm = [], []
-    for bidx in range(1, ds.count + 1):
+    for bidx in range(1, _n_bands(ds) + 1):
         tags = ds.tags(bidx, ns="IMAGERY")
         try:
             centers.append(float(tags["CENTRAL_WAVELENGTH_UM"]))
@@ -445,7 +452,7 @@ def _wavelength_from_description(text):
 
 
 def _from_descriptions(ds):
-    parsed = [_wavelength_from_description(d) for d in ds.descriptions]
+    parsed = [_wavelength_from_description(d) for d in ds.descriptions[:_n_bands(ds)]]
     if any(p is None for p in parsed):
         return None
     values = np.array([p[0] for p in parsed])
@@ -512,8 +519,8 @@ def band_info_from_raster(path_or_dataset):
             fix="Correct the wavelength units in the file's metadata (an ENVI header's 'wavelength units'), or "
                 "give the band centres in nm where the algorithm has a wavelength parameter.")
     bbl = _envi_list(envi.get("bbl"))
-    bad = (bbl == 0) if bbl is not None and bbl.size == ds.count else None
-    return BandInfo(centers=centers, fwhm=_valid_fwhm(fwhm, ds.count), bad=bad, origin=how)
+    bad = (bbl == 0) if bbl is not None and bbl.size == _n_bands(ds) else None
+    return BandInfo(centers=centers, fwhm=_valid_fwhm(fwhm, _n_bands(ds)), bad=bad, origin=how)
 
 
 def band_tags(info):

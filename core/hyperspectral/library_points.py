@@ -7,6 +7,7 @@ import numpy as np
 from ..engine.errors import OreMapError
 from ..engine.feedback import ensure
 from ..engine.sampling import pixels_under, read_covered
+from ..engine.raster import spectral_count
 from .spectral_library import SpectralLibrary, _listing
 
 
@@ -75,9 +76,9 @@ def library_from_points(source, xy, names, band_info=None, feedback=None):
             parameter="endmembers",
             fix="Fill the name field of every endmember point.",
         )
-    if band_info is not None and band_info.n_bands != source.dataset.count:
+    if band_info is not None and band_info.n_bands != spectral_count(source.dataset):
         raise OreMapError(
-            f"{band_info.n_bands} wavelengths were given for a raster of {source.dataset.count} bands.",
+            f"{band_info.n_bands} wavelengths were given for a raster of {spectral_count(source.dataset)} bands.",
             parameter="wavelengths",
             fix="Give exactly one wavelength per band, in nm.",
         )

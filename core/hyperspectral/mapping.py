@@ -21,7 +21,8 @@ from ..engine.colors import UNCLASSIFIED, class_colours, hex_colour, legend_entr
 from ..engine.compute import matmul_one_thread
 from ..engine.errors import OreMapError
 from ..engine.feedback import ensure
-from ..engine.raster import OutputSpec, RasterSource, class_nodata, class_raster_dtype, open_raster, run_pixelwise
+from ..engine.raster import (OutputSpec, RasterSource, class_nodata, class_raster_dtype, open_raster, run_pixelwise,
+                             spectral_count)
 from .library_points import library_from_points
 from ..engine.wavelengths import BandInfo, band_info_from_raster, resample_spectra
 from ..engine.evaluation_guard import validation_tags
@@ -50,7 +51,7 @@ def image_band_info(raster_path, wavelengths=None, fwhm=None, required=True, bad
     feedback = ensure(feedback)
     given = wavelengths is not None and len(wavelengths)
     with open_raster(raster_path) as ds:
-        count = ds.count
+        count = spectral_count(ds)   # an alpha band is a mask (RasterSource reads it so), not a band
         try:
             info = band_info_from_raster(ds)
         except OreMapError as exc:
@@ -527,8 +528,8 @@ def model_input(raster_path, info, band_info=None, feedback=None):
                           f"{info.wavelengths[-1]:.0f} nm).")
         return bands, matrix
     with open_raster(raster_path) as ds:
-        if ds.count != info.n_bands:
-            raise OreMapError(f"The model expects {info.n_bands} bands, the raster has {ds.count}.",
+        if spectral_count(ds) != info.n_bands:
+            raise OreMapError(f"The model expects {info.n_bands} bands, the raster has {spectral_count(ds)}.",
                               "raster", "Use a raster with the bands the model was trained on.")
     return None, None
 

@@ -608,14 +608,20 @@ def write_geotiff(product, out_path, memory_mb=512, feedback=None, overwrite=Tru
                 dst.update_tags(i, **tags)
                 dst.set_band_description(i, f"{info.centers[i - 1]:.2f} nm")
             dst.update_tags(OREMAP_SOURCE_PRODUCT=product.kind, OREMAP_SOURCE_FILE=os.path.basename(product.path))
+            n_valid = 0
             for row in range(0, product.height, rows):
                 feedback.check()
                 count = min(rows, product.height - row)
                 block = product.read_rows(row, count)
+                n_valid += int(np.count_nonzero(np.isfinite(block).any(axis=-1)))
                 block = np.where(np.isfinite(block), block, np.float32(NODATA))
                 dst.write(np.moveaxis(block, -1, 0).astype(np.float32),
                           window=rasterio.windows.Window(0, row, product.width, count))
                 feedback.progress(100.0 * (row + count) / product.height)
+        if not n_valid:
+            raise OreMapError(f"Every pixel of '{os.path.basename(product.path)}' is nodata: nothing to write.",
+                              "raster", "Check the nodata value (a nodata of 0 is met where most bands are 0), the "
+                                        "mask and the product's quality layers.")
         os.replace(tmp, out_path)
         if os.path.exists(tmp + ".aux.xml"):
             os.replace(tmp + ".aux.xml", out_path + ".aux.xml")

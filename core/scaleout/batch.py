@@ -499,11 +499,13 @@ def plan(job, feedback=None, name=None):
         if not p.skip and spec.split_rows and os.path.isfile(scene) and not is_spectrometer_product(scene):
             import rasterio
 
+            from ..engine.raster import spectral_count
+
             try:
                 with rasterio.open(scene) as ds:
                     p.height, width = ds.height, ds.width
-                    if n_wavelengths and ds.count != n_wavelengths:
-                        mismatched.append(f"{os.path.basename(scene)} ({ds.count} bands)")
+                    if n_wavelengths and spectral_count(ds) != n_wavelengths:
+                        mismatched.append(f"{os.path.basename(scene)} ({spectral_count(ds)} bands)")
                 if p.height > int(job.rows_per_part):
                     settings = _settings(job.algorithm, scene, job.model, job.options, job.threads)
                     p.sizing = settings.sizing

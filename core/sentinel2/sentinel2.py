@@ -241,8 +241,10 @@ class S2Input:
         from ..engine.raster import RasterSource
 
         names = list(S2_BANDS if names is None else names)
+        # a float stack warped without a nodata value has a border of one value in every band: fill, not ground
+        # (integer products keep DN 0 as NO_DATA in any band: a detector's edge leaves some bands empty)
         source = RasterSource(self.path, bands=self.band_indexes(names), nodata=self.nodata, scale=1.0,
-                              feedback=None)
+                              feedback=None, fill_spectra=self.nodata != 0)
         source.gain, source.bias = float(self.scale), float(self.offset)
         return source
 
@@ -408,6 +410,14 @@ def _scaling(tags, dtype, sample_max, baseline_hint, notes, band_scaling=None, n
     if np.issubdtype(np.dtype(dtype), np.floating) and sample_max is not None and sample_max <= 2.0:
         notes.append("Float raster with values up to about 1: taken as reflectance already (scale 1).")
         return 1.0, 0.0, None
+    if np.issubdtype(np.dtype(dtype), np.floating) and sample_max is not None and sample_max <= 150.0:
+        # DN reach thousands over any land; values up to ~100 are reflectance in per cent
+        text = (f"Float raster with values up to about {sample_max:.4g}: taken as reflectance in per cent "
+                "(scale 0.01). Give a band map or rescale the raster if that is wrong.")
+        notes.append(text)
+        if warnings is not None:
+            warnings.append(text)
+        return 0.01, 0.0, None
     quant = None
     for key in ("BOA_QUANTIFICATION_VALUE", "QUANTIFICATION_VALUE", "L2A_BOA_QUANTIFICATION_VALUE",
                 "REFLECTANCE_CONVERSION_QUANTIFICATION_VALUE"):
@@ -565,8 +575,11 @@ def skipped_text(skipped):
 
 def _identify_bands(ds, notes, feedback, quiet=False):
     """``{name: band}`` from descriptions, then band metadata, then wavelengths, then the standard order
-    (only when not ``quiet``: a band map then names the bands)."""
-    count = ds.count
+    (only when not ``quiet``: a band map then names the bands). Trailing alpha bands (``gdalwarp -dstalpha``) are
+    masks, never bands (:func:`core.engine.raster.spectral_count`)."""
+    from ..engine.raster import spectral_count
+
+    count = spectral_count(ds)
     sources = []
     generic = all(re.fullmatch(rf"\s*band\s*{i}\s*", d or "", re.IGNORECASE) for i, d in enumerate(ds.descriptions, 1))
     if not generic:  # "Band 1", "Band 2", ... are band numbers, not Sentinel-2 names
@@ -622,7 +635,9 @@ def _order_sample(ds, size=32):
     """Valid sample pixels of bands 8, 9 and the last (rows of the array), or None when too few vary."""
     from ..engine.raster import sample_windows
 
-    x = sample_windows(ds, [8, 9, ds.count], size).astype(np.float64)
+    from ..engine.raster import spectral_count
+
+    x = sample_windows(ds, [8, 9, spectral_count(ds)], size).astype(np.float64)
     ok = np.all(np.isfinite(x), axis=0) & (x[0] > 0)
     for value in {v for v in ds.nodatavals if v is not None}:
         ok &= np.all(x != value, axis=0)
