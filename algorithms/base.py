@@ -273,6 +273,28 @@ def abundance_number(value):
         return float("nan")
 
 
+def _one_spelling(labels, field, feedback):
+    """``labels`` with spellings of one name (case, spaces: 'Kaolinite', 'kaolinite ') made one, the most frequent
+    spelling kept (the first on a tie), and the log told; numbers are left as they are."""
+    from collections import Counter
+
+    from ..core.engine.names import name_key
+
+    texts = [v for v in labels if isinstance(v, str)]
+    spellings = {}
+    for text, count in Counter(texts).most_common():
+        spellings.setdefault(name_key(text), []).append(text)
+    merged = {k: v for k, v in spellings.items() if len(v) > 1}
+    if not merged:
+        return labels
+    if feedback is not None:
+        feedback.warning(f"'{field}' spells some classes in more than one way, taken as one class each (case and "
+                         "spaces ignored): " + "; ".join(" = ".join(repr(t) for t in v) for v in merged.values())
+                         + ". Fix the spelling in the layer to silence this.")
+    keep = {t: v[0] for v in merged.values() for t in v}
+    return [keep.get(v, v) if isinstance(v, str) else v for v in labels]
+
+
 def _file_georeferencing(path):
     """``(placed by GCPs only, has a CRS)`` of a raster file as GDAL reads it (not as QGIS shows the layer: QGIS warps
     a GCP raster on the fly and shows a CRS assigned to the layer)."""
@@ -870,11 +892,17 @@ class OreMapAlgorithm(QgsProcessingAlgorithm):
             transform = QgsCoordinateTransform(source.sourceCrs(), target_crs, context.transformContext())
         features = (source.getFeatures(QgsFeatureRequest(), QgsProcessingFeatureSource.FlagSkipGeometryValidityChecks)
                     if skip_validity else source.getFeatures())
+        points_only = self._takes_points_only(name)
+        not_points = []
         for feature in features:
             geometry = feature.geometry()
             if geometry is None or geometry.isNull() or geometry.isEmpty():
                 yield feature, None
                 continue
+            if points_only and QgsWkbTypes.geometryType(geometry.wkbType()) != QgsWkbTypes.PointGeometry:
+                # a pit outline among the points of a layer of mixed geometry: its vertices would each be a point
+                not_points.append(feature.id())
+                geometry = geometry.centroid()
             if transform is not None:
                 try:
                     geometry.transform(transform)
@@ -889,6 +917,18 @@ class OreMapAlgorithm(QgsProcessingAlgorithm):
                                     "labelled as degrees (EPSG:4326) are the usual cause; assign the CRS the "
                                     "coordinates are in.") from None
             yield feature, geometry
+        if not_points and getattr(self, "_feedback", None) is not None:
+            label = self.parameterDefinition(name).description() if name else "the layer"
+            self._feedback.warning(f"{len(not_points)} features of {label} are lines or polygons in a layer of points "
+                                   "(mixed geometry): each is taken as one point, its centroid (feature ids "
+                                   + ", ".join(str(i) for i in not_points[:10])
+                                   + (" ..." if len(not_points) > 10 else "") + ").")
+
+    def _takes_points_only(self, name):
+        """Whether parameter ``name`` takes points only (a layer of mixed geometry may still hold polygons)."""
+        definition = self.parameterDefinition(name) if name else None
+        types = list(definition.dataTypes()) if hasattr(definition, "dataTypes") else []
+        return bool(types) and all(t == QgsProcessing.TypeVectorPoint for t in types)
 
     def labelled_geometries(self, parameters, name, field_name, context, target_crs, feedback=None, with_ids=False):
         """Shapely geometries (in ``target_crs``) and labels of a vector parameter's features (and, ``with_ids``,
@@ -921,6 +961,7 @@ class OreMapAlgorithm(QgsProcessingAlgorithm):
         if skipped and feedback is not None:
             feedback.warning(f"{skipped} features of {self.parameterDefinition(name).description()} have no "
                              f"geometry or no '{field}' value and were left out.")
+        labels = _one_spelling(labels, field, feedback)
         return (geometries, labels, ids) if with_ids else (geometries, labels)
 
     def features_with_values(self, parameters, name, fields, context, target_crs, feedback=None,
@@ -939,15 +980,19 @@ class OreMapAlgorithm(QgsProcessingAlgorithm):
                             f"{', '.join(repr(f) for f in missing)} not in the layer "
                             f"{self.parameterDefinition(name).description()}.",
                             fields_hint(source))
-        geometries, rows, ids = [], [], []
+        geometries, rows, ids, skipped = [], [], [], 0
         for feature, geometry in self.source_features(source, context, target_crs, name=name):
             if geometry is None:
+                skipped += 1
                 continue
             geometries.append(wkb.loads(bytes(geometry.asWkb())))
             rows.append([parse(feature[field]) for field in fields])
             ids.append(feature.id())
         if not geometries:
             raise self.fail(name, "The layer has no features with a geometry.", "Choose a layer with features.")
+        if skipped and feedback is not None:
+            feedback.warning(f"{skipped} features of {self.parameterDefinition(name).description()} have no "
+                             "geometry and were left out.")
         return geometries, np.asarray(rows, dtype=float).reshape(len(rows), len(fields)), ids
 
     def layer_points(self, parameters, name, context, target_crs, fields=(), feedback=None, parse=as_number):

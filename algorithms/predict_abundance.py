@@ -94,9 +94,11 @@ class PredictAbundance(OreMapAlgorithm):
         if self.parameterAsSource(parameters, "ZONES", context) is not None:
             field = self.parameterAsString(parameters, "ZONE_FIELD", context)
             if field:
-                geometries, names = self.labelled_geometries(parameters, "ZONES", "ZONE_FIELD", context, layer.crs())
+                geometries, names = self.labelled_geometries(parameters, "ZONES", "ZONE_FIELD", context, layer.crs(),
+                                                             feedback=feedback)
             else:
-                geometries, _, names = self.features_with_values(parameters, "ZONES", [], context, layer.crs())
+                geometries, _, names = self.features_with_values(parameters, "ZONES", [], context, layer.crs(),
+                                                                 feedback=feedback)
             zone_rows = abundance_map.zone_statistics(out, geometries, names, model.names, interval_path=intervals,
                                                       feedback=feedback.scaled(90, 100))
             covered = {r["zone"] for r in zone_rows if r["pixels"] > 0}

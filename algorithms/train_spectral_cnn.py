@@ -214,7 +214,7 @@ class TrainSpectralCnn(OreMapAlgorithm):
         if raster is not None:
             path, layer = self.raster_path(parameters, "INPUT", context)
             geometries, labels, ids = self.labelled_geometries(parameters, "TRAINING", "CLASS_FIELD", context,
-                                                               layer.crs(), with_ids=True)
+                                                               layer.crs(), feedback=feedback, with_ids=True)
             info = image_band_info(path, required=False, bad_bands=self.bad_bands(parameters, context),
                                    feedback=feedback)
             if info is None:

@@ -308,3 +308,18 @@ def test_sam_with_every_spectrum_of_splib07_runs(run_alg, tmp_path):
         classes = ds.read(1)
     assert len(legend) == 1 + 1586 and result["VALID_PIXELS"] == 100
     assert classes.min() >= 1  # no threshold: every pixel gets its nearest spectrum
+
+
+def test_class_spellings_are_one_class():
+    """'Kaolinite' and 'kaolinite ' became two classes (two colours on the map, validation accuracy 0.75 instead of
+    1); spellings of one name are now one class, the most frequent spelling kept, and the log says so."""
+    from conftest import core_warnings
+    from oremap.algorithms.base import _one_spelling
+
+    log = core_warnings()
+    labels = _one_spelling(["Kaolinite", "kaolinite ", "Kaolinite", "Alunite", 3, "ALUNITE  K"], "class", log)
+    assert labels == ["Kaolinite", "Kaolinite", "Kaolinite", "Alunite", 3, "ALUNITE  K"]
+    assert log.warnings == ["'class' spells some classes in more than one way, taken as one class each (case and "
+                            "spaces ignored): 'Kaolinite' = 'kaolinite '. Fix the spelling in the layer to silence "
+                            "this."]
+    assert _one_spelling(["A", "B"], "class", log) == ["A", "B"] and len(log.warnings) == 1

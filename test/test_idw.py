@@ -596,3 +596,28 @@ def test_web_mercator_and_feet_layers_are_gridded_in_ground_metres(processing_pr
         data, transform, _, _, _ = runs[epsg][2]
         assert transform == pytest.approx(reference[1], abs=1e-3)
         np.testing.assert_allclose(data, reference[0], rtol=1e-6)
+
+
+def test_a_polygon_among_the_points_is_one_sample(processing_provider, tmp_path):
+    """A layer of mixed geometry (a GeoJSON whose first features are points; QGIS calls it a point layer) with one
+    sample digitised as a polygon: each of its vertices became a sample. It is now one sample at its centroid, and
+    the log says so."""
+    import geopandas as gpd
+    import pandas as pd
+    from shapely.geometry import Point
+
+    table = pd.read_csv(SURVEY).head(200)
+    geometry = [Point(x, y) for x, y in zip(table.X, table.Y)]
+    geometry[-1] = Point(table.X.iloc[-1], table.Y.iloc[-1]).buffer(0.01, 8)   # a 33-vertex ring around the sample
+    path = str(tmp_path / "mixed.geojson")
+    gpd.GeoDataFrame(table[["Au_ppm"]], geometry=geometry, crs=4326).to_file(path, driver="GeoJSON")
+    result, log = recorded_run("idw_interpolate", {"INPUT": path, "FIELDS": ["Au_ppm"], "CELL_SIZE": 2500.0,
+                                                   "OUTPUT": str(tmp_path / "au.tif")})
+    plain = gpd.GeoDataFrame(table[["Au_ppm"]], geometry=gpd.points_from_xy(table.X, table.Y), crs=4326)
+    plain.to_file(str(tmp_path / "plain.gpkg"), driver="GPKG")
+    reference, _ = recorded_run("idw_interpolate", {"INPUT": str(tmp_path / "plain.gpkg"), "FIELDS": ["Au_ppm"],
+                                                    "CELL_SIZE": 2500.0, "OUTPUT": str(tmp_path / "ref.tif")})
+    assert result["SAMPLES"] == reference["SAMPLES"]
+    assert any("1 features of Sample points are lines or polygons in a layer of points (mixed geometry): each is "
+               "taken as one point, its centroid (feature ids 199)." in line for line in log), log
+    np.testing.assert_allclose(read(result["OUTPUT"])[0], read(reference["OUTPUT"])[0], rtol=1e-6)

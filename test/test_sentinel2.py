@@ -739,3 +739,16 @@ def test_float_reflectance_in_per_cent_and_a_zero_border(tmp_path):
     assert any("taken as reflectance in per cent (scale 0.01)" in w for w in log.warnings)
     assert np.isnan(values[:, :6]).all()
     np.testing.assert_allclose(values[:, 6:], refl[:, 6:], rtol=1e-5, atol=1e-6)
+
+
+def test_a_self_crossing_mine_outline_keeps_both_lobes():
+    """A bow-tie outline (digitised with its last vertices swapped) lost one lobe to buffer(0): half the mine was
+    labelled background. Both lobes are kept."""
+    from shapely.geometry import Polygon
+
+    from oremap.core.sentinel2.segmentation_data import repaired
+
+    bowtie = Polygon([(0, 0), (400, 200), (400, 0), (0, 200)])
+    assert not bowtie.is_valid
+    fixed = repaired(bowtie)
+    assert fixed.is_valid and fixed.area == pytest.approx(40000.0) and bowtie.buffer(0).area == pytest.approx(20000.0)

@@ -14,6 +14,7 @@ from .patch_features import patch_features
 from .band_sets import resolve_bands
 from .sentinel2 import S2_BANDS, open_sentinel2
 from .chip_sets import mine_pixels, nodata_is_mine_value
+from .segmentation_data import repaired
 
 
 @dataclass
@@ -226,7 +227,7 @@ def patches_from_raster(raster, geometries, patch_size=120, stride=None, min_ove
     geoms = [g for g in geometries if g is not None and not g.is_empty]
     if not geoms:
         raise OreMapError("No mine polygons were given.", "polygons", "Choose a layer with mine polygons.")
-    mines = unary_union([g if g.is_valid else g.buffer(0) for g in geoms])
+    mines = unary_union([repaired(g) for g in geoms])
     bands = resolve_bands(raster, bands, band_map, mask_clouds, feedback)
     with open_sentinel2(raster, band_map=band_map, feedback=feedback, mask_clouds=mask_clouds, required=bands) as s2:
         if s2.width < size or s2.height < size:

@@ -154,6 +154,20 @@ def _aligned(start, stop, size):
     return list(zip(edges[:-1], edges[1:]))
 
 
+def repaired(geometry):
+    """``geometry`` made valid with every part kept: a self-crossing (bow-tie) outline keeps both lobes, which
+    ``buffer(0)`` halves."""
+    if geometry.is_valid:
+        return geometry
+    from shapely.ops import unary_union
+    from shapely.validation import make_valid
+
+    fixed = make_valid(geometry)
+    if fixed.geom_type == "GeometryCollection":   # lines or points where the outline touched itself: dropped
+        fixed = unary_union([p for p in fixed.geoms if p.geom_type in ("Polygon", "MultiPolygon")])
+    return fixed
+
+
 def load_polygons(polygons, crs, parameter="polygons"):
     """Polygon geometries (shapely) in ``crs`` from a vector file path, a GeoDataFrame or a sequence.
 
@@ -188,7 +202,7 @@ def load_polygons(polygons, crs, parameter="polygons"):
                 continue
             raise OreMapError(f"The mine layer holds a {g.geom_type}; mine footprints must be polygons.", parameter,
                               _FIX_POLYGONS)
-        out.append(g if g.is_valid else g.buffer(0))
+        out.append(repaired(g))
     if not out:
         raise OreMapError("The mine layer holds no polygons.", parameter, _FIX_POLYGONS)
     return out
