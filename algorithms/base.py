@@ -59,7 +59,7 @@ from ..core.engine import compute, dependencies
 from ..core.engine.errors import Cancelled, OreMapError
 from ..core.engine.feedback import Feedback, ensure
 from ..core.engine.files import OutputGuard
-from ..core.engine.raster import check_output_path, clean_partials, gdal_cache_limit
+from ..core.engine.raster import check_output_path, clean_partials, gdal_cache_limit, output_name_problem
 from ..processing_provider import settings
 from . import styles
 
@@ -106,13 +106,25 @@ class QgisFeedback(Feedback):
             self._fb.pushWarning(message)
 
 
-def split_names(text):
-    """Names from a parameter string: separated by ';' or new lines if any, else by commas."""
+def split_names(text, known=None, commas=True):
+    """Names from a parameter string: separated by ';' or new lines if any, else by commas (not with ``commas``
+    False: paths). A text without ';' that is itself the start of one of ``known`` names (case and spaces
+    ignored) is one name: USGS names hold commas ('Jarosite GDS99 K,Sy 200C', 'Ferrihydrite GDS75 Sy, F6')."""
+    from ..core.engine.names import name_key
+
     if not text or not text.strip():
         return []
-    parts = re.split(r"[;\n]", text) if re.search(r"[;\n]", text) else text.split(",")
+    if re.search(r"[;\n]", text):
+        parts = re.split(r"[;\n]", text)
+    elif not commas or (known and any(name_key(k).startswith(name_key(text)) for k in known)):
+        parts = [text]
+    else:
+        parts = text.split(",")
     return [p.strip() for p in parts if p.strip()]
 
+
+#: Vector formats that keep no geometry (a vector output written so would lose its points or polygons).
+NO_GEOMETRY_FORMATS = (".csv", ".xlsx", ".xls", ".ods", ".dbf")
 
 #: Said under every deposits parameter: how to use some of a layer's points only.
 DEPOSIT_SUBSET_NOTE = ("To use some of the layer's points only (the gold ones of a list of occurrences of several "
@@ -818,7 +830,7 @@ class OreMapAlgorithm(QgsProcessingAlgorithm):
 
         path = self.parameterAsFile(parameters, "LIBRARY", context)
         lib = read_library(path, feedback=feedback)
-        names = split_names(self.parameterAsString(parameters, "SPECTRA", context))
+        names = split_names(self.parameterAsString(parameters, "SPECTRA", context), known=lib.names)
         if names:
             lib = lib.subset(names)
         feedback.info(f"Library '{os.path.basename(path)}': {len(lib.names)} spectra: "
@@ -1343,12 +1355,15 @@ class OreMapAlgorithm(QgsProcessingAlgorithm):
             for path in files_of(parameters.get(definition.name()), context, layers=kind != "file"):
                 if os.path.isfile(path):
                     inputs.setdefault(path, definition.name())
-        outputs = {}
+        outputs, styles = {}, {}
         for definition in self.destinationParameterDefinitions():
             name, value = definition.name(), parameters.get(definition.name())
             if isinstance(definition, QgsProcessingParameterFolderDestination) or is_temporary_output(value):
                 continue
             for path in files_of(value, context, layers=False):
+                problem = output_name_problem(path)
+                if problem:
+                    raise self.fail(name, *problem)
                 other = inputs.get(path)
                 if other:
                     raise self.fail(name, f"{path} is also the input {self.parameterDefinition(other).description()} "
@@ -1358,7 +1373,21 @@ class OreMapAlgorithm(QgsProcessingAlgorithm):
                     raise self.fail(name, f"{path} is also the output {outputs[path]}: one would replace the other.",
                                     "Give each output its own file.")
                 outputs[path] = name
+                styled = isinstance(definition, (QgsProcessingParameterRasterDestination,
+                                                 QgsProcessingParameterFeatureSink))
+                style = os.path.splitext(path)[0] + ".qml" if styled else None
+                if style in styles:
+                    raise self.fail(name, f"{os.path.basename(path)} and the output {styles[style]} share one style "
+                                          f"file ({os.path.basename(style)}): one would load with the other's style.",
+                                    "Give the outputs names that differ before the extension (e.g. mines.tif and "
+                                    "mines_footprints.gpkg).")
+                if style:
+                    styles[style] = name
                 if isinstance(definition, QgsProcessingParameterFeatureSink):
+                    if os.path.splitext(path)[1].lower() in NO_GEOMETRY_FORMATS:
+                        raise self.fail(name, f"A {os.path.splitext(path)[1]} file keeps the attributes but not the "
+                                              "geometries: the layer's points or polygons would be lost.",
+                                        "Save it as a GeoPackage (.gpkg).")
                     if path.lower().endswith(".shp"):
                         raise self.fail(name, "A shapefile cuts field names to 10 characters, and this layer's "
                                               "(e.g. anomaly_score, probability, compactness) are longer: the layer's "

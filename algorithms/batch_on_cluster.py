@@ -187,7 +187,7 @@ class BatchOnCluster(OreMapAlgorithm):
         layers = self.parameterAsLayerList({**parameters, "INPUTS": others or None}, "INPUTS", context) if others \
             else []
         paths = [layer.source().split("|")[0] for layer in layers] + folders
-        patterns = split_names(self.parameterAsString(parameters, "PATTERN", context))
+        patterns = split_names(self.parameterAsString(parameters, "PATTERN", context), commas=False)
         lists = [p for p in patterns if p.lower().endswith(".txt") and os.path.isfile(p)]
         paths += [p for p in patterns if p not in lists]
         if not paths and not lists:

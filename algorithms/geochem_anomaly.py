@@ -174,7 +174,7 @@ class GeochemAnomaly(OreMapAlgorithm):
                         0.0)
         self._add(QgsProcessingParameterFeatureSink("OUTPUT", self.tr("Scored points"), QgsProcessing.TypeVectorPoint,
                                                     optional=True, createByDefault=True))
-        self.add_report_output("OUTPUT_HTML", "Report", "HTML files (*.html)")
+        self.add_report_output("OUTPUT_HTML", "Report", "HTML files (*.html *.htm)")
         self.add_file_output("OUTPUT_CSV", "Table of AUCs per method", "CSV files (*.csv)", optional=True)
         self.add_value_output("AUC_MEAN", "ROC-AUC of the main score (mean over draws)")
         self.add_value_output("AUC_SD", "ROC-AUC standard deviation")
@@ -236,8 +236,11 @@ class GeochemAnomaly(OreMapAlgorithm):
             rows = ga.auc_table(result["evaluations"])
             text = "method,label,auc_mean,auc_sd,ap_mean,success_auc,n_positive,n_negatives_per_draw\n" + "".join(
                 ",".join([r[0], '"' + r[1] + '"'] + [f"{v:.6g}" for v in r[2:]]) + "\n" for r in rows)
-            report.write_text_atomic(csv_path, text, parameter="table")
+            report.write_text_atomic(csv_path, text, parameter="table", encoding="utf-8-sig")
             out["OUTPUT_CSV"] = csv_path
+        elif csv_path:
+            feedback.warning("The AUC table (OUTPUT_CSV) compares the methods on known deposits: give DEPOSITS to "
+                             "get it. Not written.")
         self._write_points(parameters, context, feedback, source, features, scores, method, out)
         return out
 

@@ -199,7 +199,7 @@ class VaeAnomaly(OreMapAlgorithm):
         self.add_raster_output("OUTPUT_SCORE", "Anomaly score raster", optional=True, create=True)
         self.add_raster_output("OUTPUT_CLASSES", "Anomaly class raster", optional=True, create=True)
         self.add_file_output("OUTPUT_MODEL", "Model", "ONNX models (*.onnx)", optional=True, create=True)
-        self.add_report_output("OUTPUT_HTML", "Report", "HTML files (*.html)")
+        self.add_report_output("OUTPUT_HTML", "Report", "HTML files (*.html *.htm)")
         self.add_value_output("AUC_MEAN", "ROC-AUC (mean over draws)")
         self.add_value_output("AUC_SD", "ROC-AUC standard deviation")
         self.add_value_output("N_SCORED", "Samples or pixels scored")

@@ -624,7 +624,7 @@ def test_algorithms_train_and_predict(run_alg, scenes, tmp_path):
     direct, lo, hi = model.predict(cube[:, ~water], 0.8)
     assert np.abs(direct.T.reshape(A.shape) - A).max() < 1e-3
     # the summary table: overall means, and zone S01 from the raster's pixels under that ROI
-    rows = list(csv.DictReader(open(pred["OUTPUT_TABLE"], encoding="utf-8")))
+    rows = list(csv.DictReader(open(pred["OUTPUT_TABLE"], encoding="utf-8-sig")))
     overall = {r["mineral"]: r for r in rows if r["zone"] == "all"}
     assert np.isclose(float(overall["calcite"]["mean_percent"]), A[2].mean(), rtol=1e-4)
     s01 = {r["mineral"]: r for r in rows if r["zone"] == "S01"}

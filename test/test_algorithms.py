@@ -323,3 +323,17 @@ def test_class_spellings_are_one_class():
                             "spaces ignored): 'Kaolinite' = 'kaolinite '. Fix the spelling in the layer to silence "
                             "this."]
     assert _one_spelling(["A", "B"], "class", log) == ["A", "B"] and len(log.warnings) == 1
+
+
+def test_names_with_commas_stay_whole():
+    """USGS names hold commas: 'Jarosite GDS99 K,Sy 200C' alone was split into two requests of one spectrum; a
+    batch PATTERN folder with a comma was split although its help says ';' separates."""
+    from oremap.algorithms.base import split_names
+
+    names = ["Jarosite GDS99 K,Sy 200C", "Kaolinite CM9 BECKb AREF", "Alunite GDS84 Na03 BECKa AREF"]
+    assert split_names("Jarosite GDS99 K,Sy 200C", known=names) == ["Jarosite GDS99 K,Sy 200C"]
+    assert split_names("jarosite gds99 k,sy", known=names) == ["jarosite gds99 k,sy"]
+    assert split_names("Kaolinite CM9, Alunite GDS84", known=names) == ["Kaolinite CM9", "Alunite GDS84"]
+    assert split_names("Jarosite GDS99 K,Sy 200C; Kaolinite", known=names) == ["Jarosite GDS99 K,Sy 200C",
+                                                                                "Kaolinite"]
+    assert split_names("/data/scenes, 2017/*.tif", commas=False) == ["/data/scenes, 2017/*.tif"]

@@ -296,6 +296,12 @@ CASES = [
          "projected CRS", INPUT=lambda f: f.grid_lonlat),
     case("compare-raster-lonlat", "train_prospectivity_model", PCOMPARE, "INPUT", "geographic CRS (EPSG:4326)",
          INPUT=lambda f: f.grid_lonlat),
+    case("detect-one-style-file", "detect_mines", DETECT, "OUTPUT_POLYGONS", "share one style file (mines.qml)",
+         "names that differ before the extension", OUTPUT_POLYGONS=O("mines.gpkg")),
+    case("detect-polygons-csv", "detect_mines", DETECT, "OUTPUT_POLYGONS", "keeps the attributes but not the "
+         "geometries", "GeoPackage (.gpkg)", OUTPUT_POLYGONS=O("footprints.csv")),
+    case("sam-name-too-long", "sam_classify", SAM, "OUTPUT_CLASSES", "The file name is 234 bytes long",
+         "at most 199 bytes", OUTPUT_CLASSES=O("a" * 230 + ".tif")),
     case("pmap-raster-gcps", "prospectivity_map", PMAP, "INPUT", "ground control points (GCPs) only",
          "Raster > Projections > Warp", INPUT=lambda f: f.grid_gcps),
     case("compare-raster-mercator", "train_prospectivity_model", PCOMPARE, "INPUT",

@@ -208,7 +208,8 @@ def test_algorithm_defaults_on_a_till_survey(run_alg, till, tmp_path):
     assert sorted(scored["anomaly_class"].unique()) == [0, 1, 2, 3]
     ev = pe.evaluate_points(e, no, scored["score_fusion"].to_numpy(), sites, 2000.0, 4000.0, n_draws=20, seed=0)
     assert res["AUC_MEAN"] == pytest.approx(ev["auc_mean"], abs=1e-9)
-    aucs = pd.read_csv(res["OUTPUT_CSV"])
+    aucs = pd.read_csv(res["OUTPUT_CSV"], encoding="utf-8-sig")
+    assert open(res["OUTPUT_CSV"], "rb").read(3) == b"\xef\xbb\xbf"   # spreadsheets read names as UTF-8
     assert aucs["method"].tolist() == ["fusion", "enrichment", "mcd", "rpca", "iforest", "spatial", "suite"]
     html = open(res["OUTPUT_HTML"], encoding="utf-8").read()
     for text in ("ROC curves of every method", "Success-rate curves of every method", "Map of the fused score",
@@ -329,7 +330,7 @@ def test_real_survey_through_the_algorithm(run_alg, area1, tmp_path):
     core = ga.run_points(x, y, numeric, raw, gx, gy, target="Au", deposits_xy=sites)
     assert res["ELEMENTS"] == "Au_ppm;Ag_ppm;As_ppm;Hg_ppm;Mo_ppm"
     assert res["AUC_MEAN"] == pytest.approx(core["evaluations"]["fusion"]["auc_mean"], abs=1e-9)
-    aucs = pd.read_csv(tmp_path / "aucs.csv").set_index("method")
+    aucs = pd.read_csv(tmp_path / "aucs.csv", encoding="utf-8-sig").set_index("method")
     assert aucs.loc["fusion", "auc_mean"] >= 0.864 and aucs.loc["fusion", "n_positive"] == 10
 
 

@@ -394,3 +394,14 @@ def test_an_8_bit_raster_is_doubted_as_reflectance(tmp_path):
     with rasterio.open(path) as ds:
         gain, bias, note = detect_scale(ds, None, list(range(1, 13)))
     assert gain == 1e-4 and scale_note_kind(note) == "warning" and "8-bit raster (0-255)" in note
+
+
+def test_an_output_that_is_a_folder_or_too_long_a_name_is_refused_before_the_run(tmp_path):
+    """Both failed only when the finished result was moved into place, naming an internal temporary file."""
+    with pytest.raises(OreMapError) as err:
+        check_output_path(str(tmp_path), parameter="OUTPUT")
+    assert err.value.parameter == "OUTPUT" and "is a folder" in err.value.message
+    with pytest.raises(OreMapError) as err:
+        check_output_path(str(tmp_path / ("é" * 100 + ".tif")), parameter="OUTPUT")
+    assert "The file name is 204 bytes long" in err.value.message and "at most 199 bytes" in err.value.fix
+    assert check_output_path(str(tmp_path / ("é" * 97 + ".tif")), parameter="OUTPUT") is False

@@ -107,4 +107,5 @@ def write_table_csv(path, rows, parameter="table"):
         writer.writeheader()
         for row in rows:
             writer.writerow({k: _cell(v) for k, v in row.items()})
-    return write_text_atomic(path, buffer.getvalue(), parameter=parameter)
+    # with a byte-order mark, as OreMap's other tables: spreadsheets then read mineral and zone names as UTF-8
+    return write_text_atomic(path, buffer.getvalue(), parameter=parameter, encoding="utf-8-sig")

@@ -520,6 +520,25 @@ class OutputSpec:
         return len(self.band_names)
 
 
+#: Bytes OreMap's temporary names add to an output's file name (``NAME.oremap-partial-HOST-PID-TOKEN.tif``,
+#: ``.NAME.oremap-writing-...``), on file systems whose names hold at most 255 bytes.
+TEMPORARY_NAME_BYTES = 56
+NAME_MAX_BYTES = 255
+
+
+def output_name_problem(path):
+    """``(message, fix)`` when ``path`` cannot be an output file whatever the folder (an existing folder, a name
+    too long to carry OreMap's temporary suffixes), else None."""
+    if os.path.isdir(path):
+        return f"'{path}' is a folder.", "Give a file name inside it (e.g. " + os.path.join(path, "output.tif") + ")."
+    size = len(os.path.basename(path).encode("utf-8"))
+    if size + TEMPORARY_NAME_BYTES > NAME_MAX_BYTES:
+        return (f"The file name is {size} bytes long; with the temporary suffixes OreMap writes while it works it "
+                f"would pass the file system's {NAME_MAX_BYTES}.",
+                f"Use a file name of at most {NAME_MAX_BYTES - TEMPORARY_NAME_BYTES} bytes (accented letters take 2).")
+    return None
+
+
 def check_output_path(path, overwrite=True, parameter="output"):
     """Raise :class:`OreMapError` unless ``path`` can be written.
 
@@ -527,6 +546,9 @@ def check_output_path(path, overwrite=True, parameter="output"):
     """
     if not path:
         raise OreMapError("No output file given.", parameter, "Choose where to save the output.")
+    problem = output_name_problem(path)
+    if problem:
+        raise OreMapError(problem[0], parameter, problem[1])
     folder = os.path.dirname(os.path.abspath(path)) or "."
     if not os.path.isdir(folder):
         raise OreMapError(f"Folder '{folder}' does not exist.", parameter, "Choose an existing folder.")
