@@ -734,7 +734,7 @@ def test_the_summary_table_leaves_missing_values_empty(tmp_path):
         {"zone": "all", "mineral": "kaolinite", "mean_percent": 10.37231, "mean_interval_width": 4.5},
         {"zone": "S01", "mineral": "kaolinite", "mean_percent": 9.5, "mean_interval_width": float("nan")},
         {"zone": "S02", "mineral": "kaolinite", "mean_percent": None, "mean_interval_width": np.float64("nan")}])
-    assert open(path, encoding="utf-8").read() == ("zone,mineral,mean_percent,mean_interval_width\n"
+    assert open(path, encoding="utf-8-sig").read() == ("zone,mineral,mean_percent,mean_interval_width\n"
                                                    "all,kaolinite,10.3723,4.5\nS01,kaolinite,9.5,\nS02,kaolinite,,\n")
 
 
