@@ -201,6 +201,7 @@ def run_points(x, y, columns, values, geometry_x=None, geometry_y=None, fields=N
             settings += [("Positive radius", positive_radius), ("Negative minimum distance", negative_min_distance)]
         if target != "none":
             settings.append(("Pathfinder reference", pathfinders.PRESETS[target]["reference"]))
+            settings.append(("What the reference supports", pathfinders.PRESETS[target]["basis"]))
         html = report_html("Geochemical anomalies", names, settings, scores, method, x, y, evaluations,
                            deposits_xy, log, subtitle)
         report.write_report(report_path, html)
