@@ -69,7 +69,8 @@ class TrainMineClassifier(OreMapAlgorithm):
         "FOLDS": "Outer cross-validation folds (fewer when there are fewer spatial blocks or patches).",
         "INNER_FOLDS": "Inner folds used to tune each outer fold's threshold on its training folds.",
         "SPATIAL": "Group the folds by spatial block of the patch centres (when the patches are georeferenced).",
-        "BLOCK_SIZE": "Side of the spatial blocks in CRS units (metres); 0 = five patch widths.",
+        "BLOCK_SIZE": "Side of the spatial blocks in metres (CRS units of a projected raster; a raster in degrees has "
+                      "its patch centres taken to metres); 0 = five patch widths.",
         "EPOCHS": "CNN only: training epochs.",
         "SEED": "Random seed: the same data and seed give the same folds and model.",
         "BANDS": "S2 bands the classifier uses, from RGB ('B2, B3, B4') to all 12; empty = every L2A band of "

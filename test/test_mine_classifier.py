@@ -368,3 +368,15 @@ def test_algorithm_from_a_raster_and_polygons(run_alg, tmp_path):
                                           "OUTPUT_REPORT": str(tmp_path / "y.html")})
     assert "(POLYGONS): Training needs at least 2 patches with and 2 without a mine (found 36 and 0)." in \
         str(err.value)
+
+
+def test_spatial_blocks_of_a_raster_in_degrees_are_metres():
+    """On a raster in EPSG:4326 a 1200 m block was 1200 degrees: every patch in one block and the 'spatial'
+    cross-validation not spatial. Centres in degrees are taken to metres at their latitude (60 N: a degree of
+    longitude is 55.5 km)."""
+    lon = 10.0 + np.array([0.0, 0.01, 0.03, 0.05])     # 0, 555, 1665, 2775 m east
+    centres = np.column_stack([lon, np.full(4, 60.0)])
+    groups = mc.spatial_groups(centres, ["EPSG:4326"] * 4, 1200.0)
+    assert len(set(groups.tolist())) == 3 and groups[0] == groups[1]
+    metric, degree = mc.metric_centres(centres, ["EPSG:4326"] * 4)
+    assert degree == pytest.approx(55_500.0) and metric[1, 0] - metric[0, 0] == pytest.approx(555.0)

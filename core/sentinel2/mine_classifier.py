@@ -35,6 +35,7 @@ Metadata: ``task = "mine_patch_classification"``, the S2 band list, the feature
 definition, the decision threshold and the patch size (under ``extra["mine_classifier"]``).
 """
 
+import functools
 import hashlib
 import math
 
@@ -58,9 +59,39 @@ THRESHOLD_GRID = np.round(np.arange(0.01, 1.0, 0.01), 2)
 # ---------------------------------------------------------------------------
 
 
+#: Metres per degree of latitude (WGS 84, mid-latitudes); a degree of longitude is this times cos(latitude).
+METRES_PER_DEGREE = 111_000.0
+
+
+@functools.lru_cache(maxsize=64)
+def _geographic(key):
+    import pyproj
+
+    try:
+        return pyproj.CRS.from_user_input(str(key)).is_geographic
+    except pyproj.exceptions.CRSError:
+        return False
+
+
+def metric_centres(centres, crs_keys):
+    """``(centres, degree_scale)``: patch centres in metres for blocking, those in a geographic CRS converted at
+    their latitude (a block of 1200 'units' was 1200 degrees: one block, no spatial cross-validation);
+    ``degree_scale`` the metres per degree of longitude used (None when no CRS is geographic)."""
+    centres = np.array(centres, dtype=np.float64)
+    geographic = np.array([_geographic(k) for k in crs_keys], dtype=bool)
+    if not geographic.any():
+        return centres, None
+    lat = float(np.mean(centres[geographic, 1]))
+    scale = METRES_PER_DEGREE * math.cos(math.radians(lat))
+    centres[geographic, 0] *= scale
+    centres[geographic, 1] *= METRES_PER_DEGREE
+    return centres, scale
+
+
 def spatial_groups(centres, crs_keys, block_size):
-    """Group id of each patch: its centre's ``block_size`` square, separately per CRS."""
-    centres = np.asarray(centres, dtype=np.float64)
+    """Group id of each patch: its centre's ``block_size`` square, separately per CRS (metres for a geographic
+    CRS, :func:`metric_centres`)."""
+    centres, _ = metric_centres(centres, crs_keys)
     keys = [(str(k), int(math.floor(x / block_size)), int(math.floor(y / block_size)))
             for k, (x, y) in zip(crs_keys, centres)]
     lookup = {key: i for i, key in enumerate(sorted(set(keys)))}
@@ -271,11 +302,13 @@ def train_mine_classifier(patch_set, classifier="hgb", n_folds=5, inner_folds=3,
         feedback.info(f"Cross-validation grouped by chip: {np.unique(groups).size} chips, a chip's patches never on "
                       "both sides of a split.")
     elif ps.centres is not None and (block_size is None or block_size > 0):
-        width = (ps.patch_shape[1] if ps.patch_shape else 120) * (ps.pixel_size or 10.0)
+        _, degree = metric_centres(ps.centres, ps.crs_keys)
+        width = (ps.patch_shape[1] if ps.patch_shape else 120) * (ps.pixel_size or 10.0) * (degree or 1.0)
         block = float(block_size) if block_size else 5.0 * width
         groups = spatial_groups(ps.centres, ps.crs_keys, block)
         feedback.info(f"Spatial cross-validation: patch centres in {np.unique(groups).size} blocks of "
-                      f"{block:g} x {block:g} (CRS units).")
+                      f"{block:g} x {block:g} " + ("m (centres in degrees taken to metres at their latitude)."
+                                                   if degree else "(CRS units, metres for a UTM raster)."))
     else:
         feedback.info("Patch positions unknown (or grouping off): folds are stratified but not spatially grouped.")
     cv = cross_validate(data, ps.labels, groups, make_model, n_folds, inner_folds, seed, feedback.scaled(0, 80))
