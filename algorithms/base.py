@@ -807,6 +807,12 @@ class OreMapAlgorithm(QgsProcessingAlgorithm):
                             "file already names its X/Y fields, their values did not read as numbers: coordinates "
                             "written with decimal commas need '&decimalPoint=,' (the dialog's 'Decimal separator "
                             "is comma').")
+        if source is not None and QgsWkbTypes.flatType(source.wkbType()) == QgsWkbTypes.GeometryCollection:
+            # QGIS shows such a layer as a table without a CRS: saying "no CRS" would send the user the wrong way
+            raise self.fail(name, "The layer holds geometry collections, which QGIS treats as geometry-less (and "
+                                  "without a CRS).",
+                            "Split them into single parts first (Vector > Geometry Tools > Multipart to Singleparts) "
+                            "and give that layer.")
         if source is not None and crs_missing(source.sourceCrs()):
             raise self.fail(name, "The layer has no coordinate reference system (CRS), so it cannot be placed "
                                   "on other layers or measured in metres.", NO_CRS_FIX_VECTOR)

@@ -145,6 +145,9 @@ def fx(tmp_path_factory):
     f.deposits_nocrs = _vector(os.path.join(d, "deposits_nocrs.gpkg"), points[:4], crs=None, kind=["au"] * 4)
     f.deposits_polygons = _vector(os.path.join(d, "deposit_polygons.gpkg"), [p.buffer(50) for p in points[:4]],
                                   kind=["au"] * 4)
+    from shapely.geometry import GeometryCollection
+    f.deposits_collections = _vector(os.path.join(d, "deposit_collections.gpkg"),
+                                     [GeometryCollection([p, p.buffer(50)]) for p in points[:4]], kind=["au"] * 4)
     cx, cy = (bounds[0] + bounds[2]) / 2, (bounds[1] + bounds[3]) / 2
     on_cube = [Point(cx + dx, cy + dy) for dx, dy in ((-5, -5), (5, 5), (-5, 5), (5, -5))]
     f.cube_points_nocrs = _vector(os.path.join(d, "cube_points_nocrs.gpkg"), on_cube, crs=None,
@@ -296,6 +299,8 @@ CASES = [
          "projected CRS", INPUT=lambda f: f.grid_lonlat),
     case("compare-raster-lonlat", "train_prospectivity_model", PCOMPARE, "INPUT", "geographic CRS (EPSG:4326)",
          INPUT=lambda f: f.grid_lonlat),
+    case("select-deposits-collections", "element_selection", SELECT, "DEPOSITS", "geometry collections",
+         "Multipart to Singleparts", DEPOSITS=lambda f: f.deposits_collections),
     case("detect-one-style-file", "detect_mines", DETECT, "OUTPUT_POLYGONS", "share one style file (mines.qml)",
          "names that differ before the extension", OUTPUT_POLYGONS=O("mines.gpkg")),
     case("detect-polygons-csv", "detect_mines", DETECT, "OUTPUT_POLYGONS", "keeps the attributes but not the "
