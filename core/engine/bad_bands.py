@@ -26,6 +26,7 @@ reason, so the log can say what was left out.
 """
 
 import re
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -401,7 +402,8 @@ def detect_bad_bands(values, centers=None, bbl=None, choice=None, noise_factor=N
             flag(np.any([(centers >= lo) & (centers <= hi) for lo, hi in WATER_WINDOWS], axis=0), "water")
         if pixels.shape[0]:
             finite = np.isfinite(pixels)
-            with np.errstate(invalid="ignore"):
+            with np.errstate(invalid="ignore"), warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)   # an all-NaN band: its spread is NaN, said below
                 spread = np.nanmax(pixels, axis=0) - np.nanmin(pixels, axis=0) if finite.any() else None
             if finite.any():  # nanmedian of |pixels|, with one copy of the values instead of three
                 magnitudes = pixels[~np.isnan(pixels)]
