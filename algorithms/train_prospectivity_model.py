@@ -133,7 +133,7 @@ class TrainProspectivityModel(OreMapAlgorithm):
     def process(self, parameters, context, feedback):
         import numpy as np
 
-        from ..core.geochemistry.model_comparison import compare_models
+        from ..core.geochemistry.model_comparison import compare_models, model_keys
 
         raster, layer = self.raster_path(parameters, "INPUT", context, require_crs=True)
         refuse_geographic_raster(self, "INPUT", layer)  # block sizes and distances are in map units
@@ -161,7 +161,9 @@ class TrainProspectivityModel(OreMapAlgorithm):
         folder = self.parameterAsFileOutput(parameters, "OUTPUT_FOLDER", context)
         if not folder:
             raise self.fail("OUTPUT_FOLDER", "No model folder was given.", "Choose a folder for the models.")
-        taken = [f"{m}.onnx" for m in [METHODS[i][0] for i in chosen] + ["ensemble"]
+        if os.path.isdir(folder) and not os.access(folder, os.W_OK):   # before the cross-validation, not after
+            raise self.fail("OUTPUT_FOLDER", f"Folder '{folder}' is not writable.", "Choose a folder you can write to.")
+        taken = [f"{m}.onnx" for m in model_keys([METHODS[i][0] for i in chosen])
                  if os.path.exists(os.path.join(folder, f"{m}.onnx"))]
         if taken:
             feedback.warning(f"Model folder: replacing {', '.join(taken)} in {folder}")

@@ -252,6 +252,12 @@ def _row_measures(key, per_fold, n_folds_total):
 # ---------------------------------------------------------------------------
 
 
+def model_keys(methods):
+    """The models a comparison writes (``<key>.onnx``): each method's, and the ensemble of two or more."""
+    methods = list(methods)
+    return methods + (["ensemble"] if len(methods) > 1 else [])
+
+
 def compare_models(raster_path, deposits_xy, deposit_names=None, samples_xy=None, out_dir=None, report_path=None,
                    methods=METHODS, window=16, depth=18, width=16, epochs=30, batch_size=32, lr=0.05, n_folds=5,
                    block_size=None, min_distance=None, negatives_per_positive=10, jitter_copies=8, max_nodata=0.5,
@@ -300,8 +306,7 @@ def compare_models(raster_path, deposits_xy, deposit_names=None, samples_xy=None
     crop = max(window // 8, 1)
     if out_dir:
         if not overwrite:
-            taken = [f"{k}.onnx" for k in list(methods) + ["ensemble"] if os.path.exists(os.path.join(out_dir,
-                                                                                                    f"{k}.onnx"))]
+            taken = [f"{k}.onnx" for k in model_keys(methods) if os.path.exists(os.path.join(out_dir, f"{k}.onnx"))]
             if taken:
                 raise OreMapError(f"The folder already holds {', '.join(taken)}.", "output",
                                   "Choose an empty folder.")
@@ -328,7 +333,7 @@ def compare_models(raster_path, deposits_xy, deposit_names=None, samples_xy=None
     folds, per_key = [], {}
     elements = list(stack.names)
     rng_area = np.random.default_rng([int(seed), 23])
-    keys = methods + (["ensemble"] if len(methods) > 1 else [])
+    keys = model_keys(methods)
     with _torch_session(torch, threads):
         for f, fold in enumerate(plan.folds):
             train, val = fold["train"], fold["val"]
