@@ -586,7 +586,7 @@ def write_geotiff(product, out_path, memory_mb=512, feedback=None, overwrite=Tru
     """
     import rasterio
 
-    from ..engine.raster import _remove_quietly, check_output_path
+    from ..engine.raster import _remove_quietly, check_output_path, report_fill
 
     feedback = ensure(feedback)
     check_output_path(out_path, overwrite=overwrite)
@@ -628,6 +628,9 @@ def write_geotiff(product, out_path, memory_mb=512, feedback=None, overwrite=Tru
     except BaseException:
         _remove_quietly(tmp)
         raise
+    for handle in getattr(product, "handles", None) or []:
+        if hasattr(handle, "fill_pixels"):   # a plain raster's reader: the fill it left out, as every algorithm says
+            report_fill(handle, feedback)
     feedback.info(f"{product.kind}: {product.width} x {product.height} pixels, {info.n_bands} bands "
                   f"({info.centers[0]:.0f}-{info.centers[-1]:.0f} nm) written to '{out_path}'.")
     return out_path
