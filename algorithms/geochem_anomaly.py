@@ -196,7 +196,7 @@ class GeochemAnomaly(OreMapAlgorithm):
         has_deposits = parameters.get("DEPOSITS") not in (None, "")
         crs = distance_crs_for_points(self, source, context, feedback)
         columns = list(fields) or numeric_fields(source)
-        features, xs, ys, gx, gy, values = read_points(self, source, context, crs, columns)
+        features, xs, ys, gx, gy, values = read_points(self, source, context, crs, columns, feedback)
         if not features:
             raise self.fail("POINTS", "The layer has no features.", "Choose a layer of sample points.")
         warn_unlocated(xs, ys, feedback, "they are not scored (the scores use each sample's place: repeated "

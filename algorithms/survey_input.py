@@ -33,14 +33,19 @@ def numeric_fields(source):
     return [f.name() for f in source.fields() if f.isNumeric() or numbers[f.name()]]
 
 
-def read_points(alg, source, context, crs, fields):
+def read_points(alg, source, context, crs, fields, feedback=None):
     """``(features, xs, ys, gx, gy, values)``: every feature, its first vertex in ``crs`` (NaN without a geometry)
-    and in the layer's own CRS, and the values of ``fields`` (NaN for NULL)."""
+    and in the layer's own CRS, and the values of ``fields`` (NaN for NULL). ``feedback`` is told how many values
+    were over the upper limit ('>10000': read as the limit)."""
     index = [source.fields().lookupField(f) for f in fields]
     features, xs, ys, gx, gy, rows = [], [], [], [], [], []
+    over = dict.fromkeys(fields, 0)
     for feature, geometry in alg.source_features(source, context, crs, name="POINTS"):
         attributes = feature.attributes()
         rows.append([assay_number(attributes[i]) if i >= 0 else float("nan") for i in index])
+        for f, i in zip(fields, index):
+            if i >= 0 and isinstance(attributes[i], str) and attributes[i].strip().startswith(">"):
+                over[f] += 1
         x = y = ox = oy = float("nan")
         if geometry is not None:
             point = next(iter(geometry.vertices()))
@@ -53,6 +58,10 @@ def read_points(alg, source, context, crs, fields):
         gx.append(ox)
         gy.append(oy)
     values = np.array(rows, dtype=float).reshape(len(rows), len(fields))
+    over = {f: n for f, n in over.items() if n}
+    if over and feedback is not None:
+        feedback.info(f"{sum(over.values())} values over the laboratory's upper limit ('>x') are read as the limit, "
+                      "a lower bound of the true value: " + ", ".join(f"{f} {n}" for f, n in over.items()) + ".")
     return features, np.array(xs), np.array(ys), np.array(gx), np.array(gy), values
 
 
@@ -75,7 +84,7 @@ def survey_table(alg, source, context, crs, fields, coverage, missing=-9999.0, z
     """
     require_fields(alg, source, fields, parameter, numeric=True)
     columns = list(fields) or numeric_fields(source)
-    features, xs, ys, gx, gy, values = read_points(alg, source, context, crs, columns)
+    features, xs, ys, gx, gy, values = read_points(alg, source, context, crs, columns, feedback)
     if feedback is not None:
         warn_unlocated(xs, ys, feedback)
     names, table, plan = sh.survey_elements(columns, values, gx, gy, fields=list(fields) or None,

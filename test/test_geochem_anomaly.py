@@ -407,3 +407,26 @@ def test_the_algorithm_says_how_many_samples_have_no_geometry(processing_provide
     assert result["N_SCORED"] == 45
     scored = gpd.read_file(result["OUTPUT"])
     assert len(scored) == 50 and scored["score_mcd"].isna().sum() == 5 and scored["score_spatial"].isna().sum() == 5
+
+
+def test_values_over_the_upper_limit_are_counted(processing_provider, tmp_path):
+    """'>10000' (over the laboratory's range) is read as the limit, a lower bound: the log now says how many."""
+    import geopandas as gpd
+
+    from conftest import warning_recorder
+    import processing
+
+    rng = np.random.default_rng(2)
+    n = 60
+    au = [f"{v:.2f}" for v in rng.lognormal(1, 0.5, n)]
+    au[3], au[7] = ">1000", "> 1000"
+    frame = gpd.GeoDataFrame({"Au_ppb": au, "Cu_ppm": rng.lognormal(3, 0.4, n), "As_ppm": rng.lognormal(2, 0.4, n)},
+                             geometry=gpd.points_from_xy(500000 + 250 * (np.arange(n) % 10),
+                                                         6000000 + 250 * (np.arange(n) // 10)), crs=32750)
+    path = str(tmp_path / "over.gpkg")
+    frame.to_file(path, driver="GPKG")
+    log = warning_recorder()
+    processing.run("oremap:geochem_anomaly", {"POINTS": path, "FIELDS": ["Au_ppb", "Cu_ppm", "As_ppm"],
+                                              "OUTPUT": str(tmp_path / "scores.gpkg")}, feedback=log)
+    assert ("2 values over the laboratory's upper limit ('>x') are read as the limit, a lower bound of the true "
+            "value: Au_ppb 2.") in log.infos
