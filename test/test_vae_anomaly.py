@@ -453,3 +453,30 @@ def test_bands_naming_some_of_the_models_elements_are_not_read_in_order(trained,
         for i in range(len(NAMES)):
             ds.set_band_description(i + 1, f"Band {i + 1}")
     assert vae_raster.raster_bands(raster, NAMES) == (list(range(1, len(NAMES) + 1)), True)
+
+
+def test_a_zero_filled_grid_is_told_to_give_zero_as_nodata(run_alg, trained, tmp_path):
+    """An element grid whose surroundings are 0 without a nodata value: scoring stopped on log10 of the zeros with
+    advice about zero handling the run already had; the error now names NODATA and the value to give."""
+    from qgis.core import QgsProcessingException
+
+    values, _, _ = trained
+    # as a model trained on a grid is (no values below detection in an interpolated grid)
+    model_path = va.train_vae(values, NAMES, below="none", **FAST).save(tmp_path / "m.onnx")
+    filled = values.copy()
+    filled[:30] = 0.0                                   # the first row of the grid: fill around the survey
+    raster = str(tmp_path / "zeros.tif")
+    height = values.shape[0] // 30
+    with rasterio.open(raster, "w", driver="GTiff", width=30, height=height, count=len(NAMES), dtype="float32",
+                       crs=UTM, transform=TRANSFORM) as ds:
+        ds.write(filled[: 30 * height].T.reshape(len(NAMES), height, 30).astype("float32"))
+        for i, name in enumerate(NAMES):
+            ds.set_band_description(i + 1, name)
+    with pytest.raises(QgsProcessingException) as caught:
+        run_alg("vae_anomaly", {"INPUT": raster, "MODEL_FILE": model_path, "OUTPUT_SCORE": str(tmp_path / "s.tif")})
+    message = str(caught.value)
+    del caught
+    assert "(NODATA)" in message and "give 0 as the nodata value (NODATA=0)" in message, message
+    out = run_alg("vae_anomaly", {"INPUT": raster, "MODEL_FILE": model_path, "NODATA": 0,
+                                  "OUTPUT_SCORE": str(tmp_path / "s2.tif")})
+    assert out["N_SCORED"] == values.shape[0] // 30 * 30 - 30
