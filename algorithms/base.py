@@ -496,6 +496,7 @@ class OreMapAlgorithm(QgsProcessingAlgorithm):
         self._parameter_overrides = {}  # core error key -> parameter, decided while running
         self._rasters_without_crs = []  # raster parameters resolved without a CRS in this run
         self._assigned_crs = None  # WKT of a CRS assigned in QGIS to an input file without one, written to outputs
+        self._said_not_points = set()  # point parameters whose lines or polygons the log has named
 
     # -- identity ---------------------------------------------------------------------
     def tr(self, text):
@@ -625,7 +626,7 @@ class OreMapAlgorithm(QgsProcessingAlgorithm):
 
     def add_library_parameters(self, optional=False):
         self._add(QgsProcessingParameterFile(
-            "LIBRARY", self.tr("Spectral library (ENVI .sli or CSV)"),
+            "LIBRARY", self.tr("Spectral library (ENVI .sli, CSV or spectrum files)"),
             behavior=QgsProcessingParameterFile.File, fileFilter=LIBRARY_FILTER, optional=optional))
         self._add(QgsProcessingParameterString(
             "SPECTRA", self.tr("Spectra to use (names separated by ';' or ','; empty = all)"),
@@ -935,7 +936,8 @@ class OreMapAlgorithm(QgsProcessingAlgorithm):
                                     "labelled as degrees (EPSG:4326) are the usual cause; assign the CRS the "
                                     "coordinates are in.") from None
             yield feature, geometry
-        if not_points and getattr(self, "_feedback", None) is not None:
+        if not_points and getattr(self, "_feedback", None) is not None and name not in self._said_not_points:
+            self._said_not_points.add(name)   # once per parameter, however often the layer is read
             label = self.parameterDefinition(name).description() if name else "the layer"
             self._feedback.warning(f"{len(not_points)} features of {label} are lines or polygons in a layer of points "
                                    "(mixed geometry): each is taken as one point, its centroid (feature ids "

@@ -69,7 +69,7 @@ def distance_crs_for_points(alg, source, context, feedback, name="POINTS"):
         return crs
     target = QgsCoordinateReferenceSystem(f"EPSG:{geochem.utm_crs_for(lons, lats)}")
     kind = ("a geographic CRS" if crs.isGeographic()
-            else f"a CRS whose scale is off by up to {100.0 * error:.0f} % at its points" if error
+            else f"a CRS whose scale is off by up to {100.0 * error:.1f} % at its points" if error
             else f"a CRS in {QgsUnitTypes.toString(crs.mapUnits())}, not metres")
     feedback.info(f"The sample layer is in {kind} ({crs.authid()}): distances are measured in "
                   f"{target.authid()} ({target.description()}), the UTM zone of its points' centroid.")

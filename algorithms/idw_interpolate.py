@@ -42,7 +42,7 @@ class IdwInterpolate(OreMapAlgorithm):
         "have a value for it. Concentrations are right-skewed: the log10 option grids "
         "log10 of the values, which gives smoother, less outlier-dominated surfaces.\n\n"
         "Distances must be in ground metres: a layer in longitude/latitude, in feet, or in a CRS not true to "
-        "scale where the samples lie (Web Mercator, EPSG:3857, whose metres are 1.5 ground metres at 48 degrees) "
+        "scale where the samples lie (Web Mercator, EPSG:3857: one ground metre spans 1.5 of its metres at 48 degrees) "
         "is reprojected to the WGS 84 UTM zone of its centroid (the log says which), and the raster is written in "
         "that CRS. A layer without a valid CRS is refused.")
     PARAM_HELP = {

@@ -9,7 +9,7 @@ Each writer follows its format's layout line by line:
   row ``Wvl  Rad. (Ref.)  Rad. (Target)  Reflect. %`` and tab-separated rows;
 * Spectra Vista ``.sig`` (HR-1024i): ``/*** Spectra Vista SIG Data ***/``, ``key= value`` lines, ``data=``, then
   wavelength, reference and target radiance and reflectance (per cent) separated by spaces; the detectors' overlap
-  near 1000 and 1900 nm left in (wavelengths go back down, one repeated exactly);
+  near 1000 and 1900 nm left in (wavelengths go back down), each detector with its own small gain;
 * ASD ViewSpec Pro ASCII export with its header printed: the "Text conversion of header file" block, then
   ``Wavelength<TAB>spec00012.asd`` and reflectance (0-1);
 * USGS splib07 ASCII (the AVIRIS-1995 convolved pack): ``s07_AV95 Record=N: title`` and one value per line, the
@@ -67,14 +67,15 @@ def write_sed(path, wavelengths_nm, reflectance):
     Path(path).write_text("\r\n".join(header + rows) + "\r\n")
 
 
-def write_sig(path, wavelengths_nm, reflectance, overlap=(1000.0, 1900.0)):
+def write_sig(path, wavelengths_nm, reflectance, overlap=(1000.0, 1900.0), gains=(1.0, 1.03, 0.97)):
     """An SVC file with each detector's overlap left in: the rows past each edge are followed by the next
-    detector's rows from a little below it (one wavelength repeated exactly)."""
+    detector's rows from a little below it; each detector reads the target through its own ``gains`` (detectors
+    disagree a little, as they do). Returns the rows ``(wavelength, reflectance)`` as written."""
     rows = []
     for detector, (low, high) in enumerate(((0, overlap[0]), (overlap[0] - 30.0, overlap[1]),
                                            (overlap[1] - 30.0, 1e9))):
         inside = (wavelengths_nm >= low) & (wavelengths_nm < high + (30.0 if detector < 2 else 0.0))
-        rows += [(w, r) for w, r in zip(wavelengths_nm[inside], reflectance[inside])]
+        rows += [(w, r * gains[detector]) for w, r in zip(wavelengths_nm[inside], reflectance[inside])]
     reference = [2800.0 + 0.5 * w for w, _ in rows]
     header = ["/*** Spectra Vista SIG Data ***/", f"name= {Path(path).name}", "instrument= HI: 1062077 (HR-1024i)",
               "integration= 10, 10, 10, 10, 10, 10", "scan method= Time-based, Time-based",
@@ -88,7 +89,7 @@ def write_sig(path, wavelengths_nm, reflectance, overlap=(1000.0, 1900.0)):
               "data= "]
     lines = [f"{w:.1f}  {ref:.2f}  {ref * r:.2f}  {100.0 * r:.2f}" for (w, r), ref in zip(rows, reference)]
     Path(path).write_text("\n".join(header + lines) + "\n")
-    return np.array([w for w, _ in rows])
+    return np.array(rows)
 
 
 def write_asd_text(path, wavelengths_nm, reflectance):

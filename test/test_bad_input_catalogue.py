@@ -310,7 +310,7 @@ CASES = [
     case("pmap-raster-gcps", "prospectivity_map", PMAP, "INPUT", "ground control points (GCPs) only",
          "Raster > Projections > Warp", INPUT=lambda f: f.grid_gcps),
     case("compare-raster-mercator", "train_prospectivity_model", PCOMPARE, "INPUT",
-         "CRS (EPSG:3857) is not true to scale: its scale is off by up to 20 % here", "local UTM zone",
+         "CRS (EPSG:3857) is not true to scale: its scale is off by up to 20.1 % here", "local UTM zone",
          INPUT=lambda f: f.grid_mercator),
     case("pmap-raster-no-crs", "prospectivity_map", PMAP, "INPUT", "no coordinate reference system",
          INPUT=lambda f: f.grid_nocrs),

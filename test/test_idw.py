@@ -588,7 +588,7 @@ def test_web_mercator_and_feet_layers_are_gridded_in_ground_metres(processing_pr
                                                        "OUTPUT": str(tmp_path / f"au_{epsg}.tif")})
         runs[epsg] = (result, log, read(result["OUTPUT"]))
     assert all(r["OUTPUT_CRS"] == "EPSG:32750" for r, _, _ in runs.values())
-    assert any("The sample layer is in a CRS whose scale is off by up to 21 % at its points (EPSG:3857): distances "
+    assert any("The sample layer is in a CRS whose scale is off by up to 21.1 % at its points (EPSG:3857): distances "
                "are measured in EPSG:32750" in line for line in runs[3857][1])
     assert any("The sample layer is in a CRS in feet" in line for line in runs[2230][1])
     reference = runs[4326][2]
@@ -618,6 +618,20 @@ def test_a_polygon_among_the_points_is_one_sample(processing_provider, tmp_path)
     reference, _ = recorded_run("idw_interpolate", {"INPUT": str(tmp_path / "plain.gpkg"), "FIELDS": ["Au_ppm"],
                                                     "CELL_SIZE": 2500.0, "OUTPUT": str(tmp_path / "ref.tif")})
     assert result["SAMPLES"] == reference["SAMPLES"]
-    assert any("1 features of Sample points are lines or polygons in a layer of points (mixed geometry): each is "
-               "taken as one point, its centroid (feature ids 199)." in line for line in log), log
+    said = [line for line in log if "1 features of Sample points are lines or polygons in a layer of points (mixed "
+            "geometry): each is taken as one point, its centroid (feature ids 199)." in line]
+    assert len(said) == 1, log   # once, although the layer is read twice
     np.testing.assert_allclose(read(result["OUTPUT"])[0], read(reference["OUTPUT"])[0], rtol=1e-6)
+
+
+def test_national_albers_and_lambert_projections_are_true_enough_to_scale():
+    """GDA94 Albers and GA Lambert at Kalgoorlie are 1.0-1.1 % off scale: used as they are (a first 1 % limit
+    refused them); Web Mercator there (16 % off) is not."""
+    from pyproj import Transformer
+
+    from oremap.core.engine.map_scale import SCALE_TOLERANCE, scale_error
+
+    for epsg, low, high in ((3577, 0.009, 0.012), (3112, 0.009, 0.012), (3857, 0.15, 0.18)):
+        x, y = Transformer.from_crs(4326, epsg, always_xy=True).transform(121.47, -30.75)
+        error = scale_error(f"EPSG:{epsg}", [x], [y])
+        assert low < error < high and (error > SCALE_TOLERANCE) == (epsg == 3857)

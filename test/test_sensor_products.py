@@ -370,3 +370,19 @@ def test_import_refuses_a_raster_without_wavelengths(run_alg, tmp_path):
         run_alg("import_spectrometer_product", {"INPUT": path, "OUTPUT": str(tmp_path / "out.tif")})
     assert "(INPUT)" in str(err.value) and "has no band wavelengths in its metadata" in str(err.value)
     assert not os.path.exists(tmp_path / "out.tif")
+
+
+def test_an_all_nodata_raster_is_not_imported(tmp_path):
+    """A raster every pixel of which is nodata (here a uint16 product with nodata 0 whose spectra are 0 in most
+    bands) was written as an all-nodata GeoTIFF, rc 0; it is refused, and nothing is left behind."""
+    path = str(tmp_path / "empty.tif")
+    with rasterio.open(path, "w", driver="GTiff", width=4, height=3, count=20, dtype="uint16", nodata=0,
+                       crs="EPSG:32612", transform=rasterio.Affine(30, 0, 500000, 0, -30, 4100000)) as ds:
+        ds.write(np.zeros((20, 3, 4), np.uint16))
+        for i in range(1, 21):
+            ds.update_tags(i, wavelength=str(400 + 100 * i), wavelength_units="nm")
+    out = tmp_path / "out.tif"
+    with pytest.raises(OreMapError) as err:
+        written(sensor_products.open_raster_product(path), tmp_path, "out.tif")
+    assert "Every pixel of 'empty.tif' is nodata" in err.value.message and err.value.parameter == "raster"
+    assert sorted(os.listdir(tmp_path)) == ["empty.tif"] and not out.exists()

@@ -650,7 +650,7 @@ def test_a_polygons_hole_is_taken_off_its_geodesic_area():
 
 
 def test_web_mercator_areas_and_pixels_are_ground_metres():
-    """EPSG:3857's map metre is 1 / cos(latitude) ground metres: at 48 degrees N a 100 x 100 m footprint was
+    """In EPSG:3857 one ground metre spans 1 / cos(latitude) map metres: at 48 degrees N a 100 x 100 m footprint was
     reported as 2.2 times its area and a 10 m pixel as 15 m. Areas, perimeters and pixel sizes are now measured on
     the ellipsoid, as a local equal-area projection gives them; UTM stays map units times 1."""
     from pyproj import Transformer

@@ -43,19 +43,25 @@ def test_spectral_evolution_sed_takes_the_reflectance_column(tmp_path):
 
 
 def test_svc_sig_with_detector_overlap(tmp_path):
-    """An SVC .sig file keeps the detectors' overlap: wavelengths go back down at each junction and one repeats
-    exactly. The channels come back in increasing order, the repeated one averaged, the last (reflectance %)
-    column read."""
+    """An SVC .sig file keeps the detectors' overlap: wavelengths go back down at each junction, and the detectors
+    disagree a little. Interleaved by a sort they made a saw-tooth; the earlier detector's overlap rows are now left
+    out (the next detector's kept, as SVC's overlap matching does), and the last (reflectance %) column is read."""
     wavelengths, reflectance = usgs_spectrum(KAOLINITE)
     path = tmp_path / "HR.000_0012.sig"
-    written = write_sig(path, wavelengths, reflectance)
-    assert np.any(np.diff(written) < 0)            # the fixture really has the overlap
+    rows = write_sig(path, wavelengths, reflectance)
+    assert np.any(np.diff(rows[:, 0]) < 0)            # the fixture really has the overlap
     log = core_warnings()
     library = read_library(path, feedback=log)
     assert library.names == ["HR.000_0012"]
-    np.testing.assert_allclose(library.wavelengths, np.unique(written), atol=0.051)
-    np.testing.assert_allclose(library.spectra[0], reflectance, atol=5.1e-5)
-    assert any("listed more than once" in m and "averaged" in m for m in log.infos)
+    expected = {}
+    for w, r in rows:   # in file order: a later detector's row replaces an earlier one's at and above its start
+        for old in [k for k in expected if k >= w]:
+            del expected[old]
+        expected[w] = r
+    assert np.all(np.diff(library.wavelengths) > 0)
+    np.testing.assert_allclose(library.wavelengths, sorted(expected), atol=0.051)
+    np.testing.assert_allclose(library.spectra[0], [expected[w] for w in sorted(expected)], atol=5.1e-5)
+    assert any("overlaps the next one's left out" in m for m in log.infos)
 
 
 def test_asd_text_export_with_header(tmp_path):
@@ -112,3 +118,32 @@ def test_plain_csv_is_still_a_csv(tmp_path):
     library = read_library(path)
     assert library.names == ["Kaolinite", "Calcite"]
     np.testing.assert_allclose(library.spectra, [[0.45, 0.50, 0.55], [0.60, 0.62, 0.64]])
+
+
+def test_a_csv_whose_names_hold_colons_and_whose_first_rows_are_blank_stays_a_csv(tmp_path):
+    """A plain CSV (as write_csv_library writes missing values: blank) whose header holds '=' and whose first rows
+    are blank was taken for a headed file: names empty, channels lost. Only a file that opens with a header line
+    or a spectrometer's first line is headed."""
+    path = tmp_path / "blanklead.csv"
+    rows = ["Wavelength (nm),Sphalerite (Zn=0.99),Mix 50:50"] + [f"{w},," for w in (400, 410, 420)] + \
+        [f"{w},{0.1 + w / 10000:.4f},{0.2 + w / 10000:.4f}" for w in (430, 440, 450, 460)]
+    path.write_text("\n".join(rows) + "\n")
+    library = read_library(path)
+    assert library.names == ["Sphalerite (Zn=0.99)", "Mix 50:50"] and library.wavelengths.size == 7
+    np.testing.assert_allclose(library.spectra[0, 3:], [0.143, 0.144, 0.145, 0.146])
+
+
+def test_an_asd_export_named_target_is_read_and_repeated_wavelengths_averaged(tmp_path):
+    """ASD names the column after the file: 'Target_01.asd' was taken for a radiance column and refused. A CSV that
+    lists a wavelength twice has its two values averaged, said in the log."""
+    wavelengths, reflectance = usgs_spectrum(ALUNITE)
+    path = tmp_path / "Target_01.asd.txt"
+    write_asd_text(path, wavelengths, reflectance)
+    path.write_text(path.read_text().replace("spec00012.asd", "Target_01.asd"))
+    assert read_library(path).names == ["Target_01"]
+    twice = tmp_path / "twice.csv"
+    twice.write_text("Wavelength (nm),Calcite\n400,0.40\n500,0.50\n500,0.54\n600,0.60\n")
+    log = core_warnings()
+    library = read_library(twice, feedback=log)
+    np.testing.assert_allclose(library.spectra[0], [0.40, 0.52, 0.60])
+    assert "twice.csv: 1 wavelength(s) listed more than once (500 nm); their values are averaged." in log.infos

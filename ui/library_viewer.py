@@ -77,7 +77,7 @@ class SpectraPlot(QWidget):
 
 
 class LibraryViewerDialog(QDialog):
-    """Open an ENVI .sli or CSV library, filter and plot spectra, copy the selected names."""
+    """Open a spectral library (ENVI .sli, CSV or a spectrum file), filter and plot spectra, copy the selected names."""
 
     def __init__(self, parent=None, path=None):
         super().__init__(parent)

@@ -3,6 +3,7 @@
 from pathlib import Path
 
 from .errors import OreMapError
+from .files import decode_text
 
 #: Fields whose braces hold free text, not a comma-separated list.
 _TEXT_FIELDS = ("description", "coordinate system string")
@@ -36,11 +37,7 @@ def parse_envi_header(path):
         raw = path.read_bytes()
     except OSError as exc:
         raise OreMapError(f"Cannot read ENVI header '{path}': {exc}", parameter="library") from None
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        text = raw.decode("latin-1")
-    lines = text.splitlines()
+    lines = decode_text(raw).splitlines()
     if not lines or not lines[0].strip().upper().startswith("ENVI"):
         raise OreMapError(
             f"'{path.name}' is not an ENVI header (the first line must be 'ENVI').",

@@ -13,6 +13,15 @@ STALE_AFTER_S = 24 * 3600
 """A run's temporary or kept file from another machine (shared folder) is taken as stale once untouched this long."""
 
 
+def decode_text(raw):
+    """Text of a file's bytes: UTF-8 (a byte-order mark dropped), else Latin-1, which every byte reads as (the
+    spectral libraries and headers of older instruments and Windows tools)."""
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        return raw.decode("latin-1")
+
+
 def host_tag():
     """Six hex digits naming this machine in temporary file names (a folder may be shared between machines)."""
     import hashlib

@@ -1,18 +1,23 @@
 """How far a projected CRS's map metre is from a ground metre at given places.
 
-A projection true to scale where the data lie (UTM within its zone: at most 0.1 %; State Plane; a local
-equal-area projection) lets distances and areas be measured in map units. Web Mercator (EPSG:3857) does not: its
-scale is 1 / cos(latitude), so a map metre is 1.5 ground metres at 48 degrees and 2 at 60 degrees, and areas are
-off by the square of that. :func:`scale_error` measures it with the projection's own scale factors (PROJ's
+A projection true to scale where the data lie (UTM within its zone: at most 0.1 %; State Plane; a national
+Albers or Lambert projection inside its country: 1-2 %) lets distances and areas be measured in map units. Web
+Mercator (EPSG:3857) does not: its scale is 1 / cos(latitude), so one ground metre spans 1.5 map metres at 48
+degrees and 2 at 60 degrees, and areas are off by the square of that. :func:`scale_error` measures it with the projection's own scale factors (PROJ's
 ``get_factors``), so any CRS is judged, not a list of codes.
 """
 
 import numpy as np
 
-#: A projected CRS whose scale differs from 1 by more than this where the data lie is not used for distances and
-#: areas in metres (1 %: UTM's 0.1 % and a State Plane zone's 0.01 % pass, Web Mercator beyond 8 degrees of the
-#: equator does not).
-SCALE_TOLERANCE = 0.01
+#: A projected CRS whose scale differs from 1 by more than this where the data lie is not used for distances in
+#: metres (point layers go to UTM, rasters are refused): UTM's 0.1 %, a State Plane zone's 0.01 % and national
+#: Albers / Lambert projections (GDA94 Albers at Kalgoorlie 1.1 %, CONUS Albers at 48 N 1.0 %) pass, Web Mercator
+#: beyond 13 degrees of the equator does not.
+SCALE_TOLERANCE = 0.025
+
+#: Above this, areas and lengths of mine footprints are measured on the ellipsoid rather than in map units (exact
+#: either way; below it map units differ from the ground by less than 1 %).
+MEASURE_TOLERANCE = 0.01
 
 
 def _crs(crs):
@@ -70,4 +75,4 @@ def raster_scale_error(crs, transform, width, height):
 
 def not_true_to_scale(error):
     """The phrase for a log or an error: ``"its scale is off by up to 49 % here"``."""
-    return f"its scale is off by up to {100.0 * error:.0f} % here"
+    return f"its scale is off by up to {100.0 * error:.1f} % here"

@@ -164,11 +164,15 @@ def report_fill(source, feedback):
         ensure(feedback).warning(fill_warning(fill))
     zeros = getattr(source, "zero_band_pixels", 0)
     if zeros:
-        ensure(feedback).info(f"{zeros} pixels have some bands at the nodata value 0 and most bands measured: kept, "
-                              "with those bands read as reflectance 0 (a spectrum clipped at zero). A pixel is "
-                              "nodata where most of its bands are 0.")
+        ensure(feedback).warning(f"{zeros} pixels have a few bands (at most {100 * CLIPPED_SHARE:.0f} %) at the nodata "
+                                 "value 0: kept, with those bands read as reflectance 0 (a spectrum clipped at zero). "
+                                 "A pixel with more zero bands is nodata.")
     return fill
 
+
+#: A spectrum with a nodata value of 0 in at most this share of its bands is a spectrum clipped at zero (kept); more
+#: zero bands are an empty detector or the scene's edge (nodata).
+CLIPPED_SHARE = 0.1
 
 #: Magnitudes above this are no measurement (1e30 or FLT_MAX written for missing values): such a pixel is nodata.
 ABSURD_VALUE = 1.0e20
@@ -309,8 +313,8 @@ class RasterSource:
         valid : ndarray of bool, shape (rows, cols)
             False where GDAL's mask (internal, ``.msk`` or alpha band) says so, and where any band is nodata, NaN,
             infinite or of absurd magnitude (:data:`ABSURD_VALUE`); for spectra (``fill_spectra``) a nodata value
-            of 0 must hold in most bands, since a spectrum clipped at zero has real zeros (``partial``: where
-            every band is missing; the others are NaN in ``data``).
+            of 0 must hold in more than :data:`CLIPPED_SHARE` of the bands, since a spectrum clipped at zero has a
+            few real zeros (``partial``: where every band is missing; the others are NaN in ``data``).
         """
         if self.partial:
             data = self.read_nan(window, np.float32)
@@ -320,12 +324,12 @@ class RasterSource:
         spectra = self.fill_spectra and raw.shape[0] >= FILL_MIN_BANDS
         for value in self._native_nodata(raw.dtype):
             if spectra and value == 0:
-                # 0 is also a real value of a spectrum clipped at zero (dark blue bands of a uint16 product): a
-                # spectrum is nodata when most of its bands are 0, and counted when some are
+                # 0 is also a real value of a spectrum clipped at zero (a few dark bands of a uint16 product): such a
+                # spectrum is kept and counted; more zero bands (a detector empty at a swath's edge) are nodata
                 zeros = np.count_nonzero(raw == value, axis=0)
-                most = zeros * 2 > raw.shape[0]
-                self.zero_band_pixels += int(np.count_nonzero((zeros > 0) & ~most & ~invalid))
-                invalid |= most
+                empty = zeros > max(1, int(CLIPPED_SHARE * raw.shape[0]))
+                self.zero_band_pixels += int(np.count_nonzero((zeros > 0) & ~empty & ~invalid))
+                invalid |= empty
             else:
                 invalid |= np.any(raw == value, axis=0)
         floating = raw.dtype.kind == "f"

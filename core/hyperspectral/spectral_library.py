@@ -26,6 +26,8 @@ import numpy as np
 from ..engine.envi_header import parse_envi_header
 from ..engine.errors import OreMapError
 from ..engine.feedback import ensure
+from ..engine.files import decode_text
+from ..engine.raster import ABSURD_VALUE
 from ..engine.names import match_name, name_key
 from ..engine.wavelengths import nanometres_per_unit, resample_spectra, unit_word_factor
 from .spectrometer_files import (SPECTROMETER_SUFFIXES, kind_of_text, read_headed_text, read_splib_ascii,
@@ -39,7 +41,7 @@ AUXILIARY_PREFIXES = ("error bars", "wavelengths in", "resolution in", "bandpass
 #: as missing. In the USGS splib07 AVIRIS-convolved library such values (for
 #: example -1.68e25, the -1.23e34 "deleted point" marker smeared by the
 #: convolution) occur in the "error bars" records, which are dropped anyway.
-ABSURD_MAGNITUDE = 1.0e20
+ABSURD_MAGNITUDE = ABSURD_VALUE
 
 #: Value written for missing data by :func:`write_envi_library` (the USGS
 #: convention) and declared as the header's ``data ignore value``.
@@ -714,12 +716,7 @@ def read_csv_library(path, feedback=None):
     """
     feedback = ensure(feedback)
     path = Path(path)
-    raw = path.read_bytes()
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        text = raw.decode("latin-1")
-    lines = [line for line in text.splitlines() if line.strip()]
+    lines = [line for line in decode_text(path.read_bytes()).splitlines() if line.strip()]
     if not lines:
         raise OreMapError(f"CSV library '{path.name}' is empty.", parameter="library")
     delimiter = _csv_delimiter(lines)

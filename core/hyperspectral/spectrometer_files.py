@@ -24,6 +24,7 @@ import numpy as np
 
 from ..engine.errors import OreMapError
 from ..engine.feedback import ensure
+from ..engine.files import decode_text
 from ..engine.wavelengths import nanometres_per_unit, unit_word_factor
 
 #: File endings of spectrometers' own text files (read here whatever their first line).
@@ -52,12 +53,7 @@ def _numeric(cells):
 
 
 def _lines(path):
-    raw = Path(path).read_bytes()
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        text = raw.decode("latin-1")
-    return text.splitlines()
+    return decode_text(Path(path).read_bytes()).splitlines()
 
 
 def _table_start(lines):
@@ -73,8 +69,19 @@ def _table_start(lines):
     return None
 
 
+#: First lines of spectrometer exports that open with no ``key: value`` line.
+_SIGNATURES = ("/*** spectra vista", "text conversion of header file")
+
+
+def _header_line(line):
+    """A ``key: value`` / ``key= value`` line of a header block (not a CSV row that happens to hold ':' or '=')."""
+    match = _META_LINE.match(line)
+    return bool(match) and not any(d in match.group(1) for d in (",", ";", "\t"))
+
+
 def kind_of_text(path):
-    """``"splib"``, ``"headed"`` or ``None`` (a plain CSV table) for a text library file."""
+    """``"splib"``, ``"headed"`` or ``None`` (a plain CSV table) for a text library file: headed when the file opens
+    with a header line (``Name: ...``, ``name= ...``) or a spectrometer's own first line, as a CSV never does."""
     path = Path(path)
     lines = _lines(path)
     first = next((line for line in lines if line.strip()), "")
@@ -82,12 +89,9 @@ def kind_of_text(path):
         return "splib"
     if path.suffix.lower() in SPECTROMETER_SUFFIXES:
         return "headed"
-    start = _table_start(lines)
-    if start is None:
-        return None
-    before = [line for line in lines[:start] if line.strip()]
-    # A plain table has at most its column-name row before the numbers; a header block has metadata lines.
-    return "headed" if len(before) > 1 and sum(bool(_META_LINE.match(b)) for b in before[:-1]) >= 1 else None
+    if first.strip().casefold().startswith(_SIGNATURES) or _header_line(first):
+        return "headed" if _table_start(lines) is not None else None
+    return None
 
 
 def refuse_binary_asd(path):
@@ -100,6 +104,20 @@ def refuse_binary_asd(path):
 
 
 # -- headed text ---------------------------------------------------------------------------------------------------
+
+
+def _overlap_trimmed(data):
+    """``(rows, n left out)``: where the wavelengths go back down (a spectrometer's next detector starting inside
+    the previous one's range, SVC and ASD exports without overlap matching), the previous detector's rows from the
+    next one's first wavelength on are left out, so the two detectors do not interleave into a saw-tooth."""
+    if np.count_nonzero(np.diff(data[:, 0]) < 0) * 2 > data.shape[0]:   # written long to short (ECOSTRESS)
+        data = data[::-1]
+    wavelengths = data[:, 0]
+    keep = np.ones(wavelengths.size, dtype=bool)
+    for start in np.flatnonzero(np.diff(wavelengths) < 0) + 1:
+        earlier = np.arange(start)
+        keep[earlier[wavelengths[:start] >= wavelengths[start]]] = False
+    return data[keep], int((~keep).sum())
 
 
 def _stem(path):
@@ -144,8 +162,10 @@ def _spectrum_columns(names, n_columns, header, path):
                   and (re.search(r"reflect|tgt\.?\s*/\s*ref|\bref\.?\s*%", keys[j]))]
         if chosen:
             return chosen
-        other = [j for j in range(1, n_columns)
-                 if not (j < len(keys) and re.search(r"rad|irrad|\bdn\b|raw|ref\.\)|reference|target", keys[j]))]
+        # radiance and raw columns of SED / SIG exports ("Rad. (Ref.)", "Rad. (Target)", "Radiance(W/...)"); an
+        # ASD column is named by its file, which may hold any word ("Target_01.asd")
+        other = [j for j in range(1, n_columns) if not (j < len(keys) and re.search(
+            r"\brad\.|radiance|\(target\)|\(ref\.?\)|\bdn\b|\braw\b|reference", keys[j]))]
         if other:
             return other
     elif n_columns == 2:
@@ -187,7 +207,8 @@ def read_headed_text(path, feedback=None):
     rows = [_cells(line) for line in lines[start:] if line.strip()]
     n_columns = max(len(r) for r in rows)
     column_names = []
-    if above and len(_cells(above[-1])) == n_columns and (not _META_LINE.match(above[-1]) or "\t" in above[-1]):
+    if above and len(_cells(above[-1])) == n_columns and (not _META_LINE.match(above[-1]) or "\t" in above[-1]) \
+            and all(c.strip() for c in _cells(above[-1])):
         column_names = _cells(above[-1])   # a column-name row (SED's "Wvl  Rad. (Ref.) ...", ASD's file name)
     data = np.full((len(rows), n_columns), np.nan)
     for i, row in enumerate(rows):
@@ -195,6 +216,10 @@ def read_headed_text(path, feedback=None):
             if cell and _NUMBER.match(cell):
                 data[i, j] = float(cell)
     data = data[np.isfinite(data[:, 0])]
+    data, trimmed = _overlap_trimmed(data)
+    if trimmed:
+        feedback.info(f"'{path.name}': {trimmed} rows where a detector's range overlaps the next one's left out (the "
+                      "next detector's rows kept), as the spectrometer's own overlap matching does.")
     columns = _spectrum_columns(column_names, n_columns, "\n".join(above), path)
     wavelengths = data[:, 0] * _x_factor(meta, column_names[0] if column_names else "", data[:, 0], path)
     spectra = data[:, columns].T
@@ -255,9 +280,11 @@ def _best_companion(candidates, path):
     # spectrometer codes such as BECKa, ASDFRb, NIC4a: upper case with a one-letter version
     tokens = {t.rstrip("abcdefghijklmnopqrstuvwxyz").casefold() for t in stem.split("_")[1:]
               if t.isupper() or t[:-1].isupper()}
-    def score(candidate):
+
+    def score(candidate):   # the whole code (ASDFR, ASDHR, ASDNG share 2151 channels) before its first letters
         name = candidate.name.casefold()
-        return (name.startswith(prefix + "_"), sum(t[:3] in name for t in tokens if len(t) >= 3))
+        return (name.startswith(prefix + "_"), sum(t in name for t in tokens if len(t) >= 3),
+                sum(t[:3] in name for t in tokens if len(t) >= 3))
     ranked = sorted(candidates, key=score, reverse=True)
     if len(ranked) > 1 and score(ranked[0]) == score(ranked[1]):
         return None

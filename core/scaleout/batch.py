@@ -70,7 +70,7 @@ ALGORITHMS = {
         tasks=("spectral_classification",)),
     "unmix_fcls": BatchAlgorithm(
         "unmix_fcls", "Fully constrained linear unmixing (oremap:unmix_fcls)",
-        ("abundances",), True, "a spectral library of the endmembers (.sli + .hdr, or .csv)", ()),
+        ("abundances",), True, "a spectral library of the endmembers (.sli + .hdr, .csv or spectrum files)", ()),
     "predict_abundance": BatchAlgorithm(
         "predict_abundance", "Mineral abundance prediction (oremap:predict_abundance)",
         ("abundance", "intervals", "dominant"), True, "an OreMap abundance model (.onnx)",
@@ -85,7 +85,7 @@ ALGORITHMS = {
         tasks=("geochemical_anomaly",)),
     "sam_classify": BatchAlgorithm(
         "sam_classify", "Spectral Angle Mapper classification (oremap:sam_classify)",
-        ("classes", "score"), True, "a spectral library of the reference spectra (.sli + .hdr, or .csv)", ()),
+        ("classes", "score"), True, "a spectral library of the reference spectra (.sli + .hdr, .csv or spectrum files)", ()),
     "s2_indices": BatchAlgorithm(
         "s2_indices", "Sentinel-2 spectral indices (oremap:s2_indices)",
         ("indices",), False, None, ()),

@@ -19,7 +19,7 @@ import math
 import numpy as np
 
 from ..engine.errors import OreMapError
-from ..engine.map_scale import SCALE_TOLERANCE, scale_error
+from ..engine.map_scale import MEASURE_TOLERANCE, scale_error
 from ..engine.raster import pixel_area
 
 
@@ -45,7 +45,7 @@ class GroundUnits:
         self.centre_col = float(width) / 2.0
         if self.crs is not None and self.crs.is_projected:
             xs, ys = t * (np.array([0.0, self.centre_col, float(width)]), np.zeros(3))
-            if scale_error(self.crs, xs, ys) > SCALE_TOLERANCE:
+            if scale_error(self.crs, xs, ys) > MEASURE_TOLERANCE:
                 import pyproj
 
                 self.to_lonlat = pyproj.Transformer.from_crs(self.crs, self.crs.geodetic_crs, always_xy=True)
