@@ -973,6 +973,8 @@ class OreMapAlgorithm(QgsProcessingAlgorithm):
                 skipped += 1
                 continue
             geometries.append(wkb.loads(bytes(geometry.asWkb())))
+            if isinstance(value, float) and value.is_integer():
+                value = int(value)   # a class code in a Real field: 1, not '1.0'
             labels.append(value if isinstance(value, int) else str(value).strip())
             ids.append(feature.id())
         if not geometries:

@@ -195,3 +195,9 @@ def test_model_library_dock_screenshot_shows_the_class_colours(processing_provid
     # a drawn panel, not a blank one: many distinct colours, mostly light background
     assert len(np.unique(pixels, axis=0)) > 60
     assert (pixels.mean(axis=1) > 200).mean() > 0.5
+
+
+def test_accented_mineral_names_get_their_colour():
+    from oremap.core.engine.colors import MINERAL_COLOURS, class_colours
+
+    assert class_colours(["Hématite", "Kaolinite"]) == [MINERAL_COLOURS["hematite"], MINERAL_COLOURS["kaolinite"]]

@@ -7,6 +7,7 @@ colour of a qualitative palette, so a class map is readable without editing.
 """
 
 import re
+import unicodedata
 
 # Matched on the first run of letters of a class or spectrum name, lower case.
 MINERAL_COLOURS = {
@@ -50,8 +51,9 @@ def class_colours(names):
     """One (r, g, b) per name: a mineral's conventional colour, else the palette's next."""
     colours, used = [], set()
     for i, name in enumerate(names):
-        # first run of letters: "Muscovite-Illite" -> muscovite, "Lawn_Grass GDS91" -> lawn
-        word = re.match(r"[a-z]*", str(name).strip().lower()).group(0)
+        # first run of letters, accents dropped: "Muscovite-Illite" -> muscovite, "Hématite" -> hematite
+        plain = unicodedata.normalize("NFKD", str(name)).encode("ascii", "ignore").decode("ascii")
+        word = re.match(r"[a-z]*", plain.strip().lower()).group(0)
         colour = MINERAL_COLOURS.get(word)
         if colour is None or colour in used:
             colour = next((c for c in PALETTE if c not in used), PALETTE[i % len(PALETTE)])
