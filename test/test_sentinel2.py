@@ -752,3 +752,14 @@ def test_a_self_crossing_mine_outline_keeps_both_lobes():
     assert not bowtie.is_valid
     fixed = repaired(bowtie)
     assert fixed.is_valid and fixed.area == pytest.approx(40000.0) and bowtie.buffer(0).area == pytest.approx(20000.0)
+
+
+def test_valid_pixels_leave_out_pixels_without_any_index(run_alg, tmp_path):
+    """VALID_PIXELS counted pixels whose every index is undefined (nodata in every output band)."""
+    data = np.full((4, 3, 3), 0.2, np.float32)
+    data[2:, 0, :2] = 0.0          # B4 = B8 = 0: NDVI is 0 / 0
+    raster = write_stack(tmp_path / "rgbn.tif", data, ["B2", "B3", "B4", "B8"], dtype="float32")
+    out = run_alg("s2_indices", {"INPUT": raster, "INDICES": [0], "OUTPUT": str(tmp_path / "ndvi.tif")})
+    with rasterio.open(out["OUTPUT"]) as ds:
+        ndvi = ds.read(1)
+    assert out["VALID_PIXELS"] == 7 == int((ndvi != -9999).sum())

@@ -1121,13 +1121,18 @@ def indices_map(path, out_path, which=None, band_map=None, mask_clouds=True, mem
                           tags={"source": s2.source_path, "reflectance_scale": s2.scale,
                                 "reflectance_offset": s2.offset})
 
+        no_index = [0]   # pixels read as valid whose every index is undefined (nodata in every output band)
+
         def per_block(pixels):
             values, _ = compute_indices(pixels, bands, usable)
-            return np.where(np.isfinite(values), values, INDEX_NODATA).astype(np.float32)
+            finite = np.isfinite(values)
+            no_index[0] += int(np.count_nonzero(~finite.any(axis=1)))
+            return np.where(finite, values, INDEX_NODATA).astype(np.float32)
 
         with s2.open_source(bands) as source:
             stats = run_pixelwise(source, [spec], per_block, memory_mb=memory_mb,
                                   work_bytes_per_pixel=8 * (len(bands) + 2 * len(usable)), feedback=feedback)
+        stats["valid_pixels"] -= no_index[0]
     stats["indices"] = usable
     stats["skipped"] = skipped
     return stats
