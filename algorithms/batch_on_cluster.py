@@ -212,8 +212,15 @@ class BatchOnCluster(OreMapAlgorithm):
         wavelengths, nodata, scale = self.band_parameters(parameters, context)
         self.bad_bands(parameters, context)   # an entry it cannot read is named before anything runs
         threshold = parameters.get("THRESHOLD")
+        spectra = self.parameterAsString(parameters, "SPECTRA", context)
+        known = None
+        if spectra and ";" not in spectra and "," in spectra and str(model_file).lower().endswith(
+                (".sli", ".esl", ".hdr", ".csv", ".txt", ".sed", ".sig")):
+            from ..core.hyperspectral.spectral_library import read_library
+
+            known = read_library(model_file).names   # a name with a comma ('Jarosite GDS99 K,Sy 200C') stays whole
         options = {
-            "spectra": split_names(self.parameterAsString(parameters, "SPECTRA", context)) or None,
+            "spectra": split_names(spectra, known=known) or None,
             "mode": MODES[self.parameterAsEnum(parameters, "MODE", context)][0],
             "level": self.parameterAsDouble(parameters, "LEVEL", context) / 100.0,
             "threshold": self.parameterAsDouble(parameters, "THRESHOLD", context) if threshold not in (None, "")
