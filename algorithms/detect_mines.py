@@ -108,7 +108,8 @@ class DetectMines(OreMapAlgorithm):
             memory_mb=self.memory_mb(), feedback=feedback, band_map=band_map,
             overlap=None if overlap < 0 else overlap,
             stride=self.parameterAsInt(parameters, "STRIDE", context) or None,
-            mask_clouds=cloud_mask(self, parameters, context))
+            mask_clouds=cloud_mask(self, parameters, context),
+            crs=crs.toWkt() if crs is not None and crs.isValid() else None)
         threshold = result["threshold"]
         self.style_output(context, prob_path, styles.unit_ramp("Magma"))
         if mask_path:

@@ -560,3 +560,18 @@ def test_background_tiles_drawn_again_each_epoch_are_filled_like_the_first():
     np.testing.assert_array_equal(X[1:], sn.fill_nodata(source.read(refs, None)[0]))
     # the strip takes the values of the column next to it
     assert (X[1:, 0, :, 5:] == X[1:, 0, :, 4:5]).all() and (Y[1:] == 0).all() and V[1:, :, :5].all()
+
+
+def test_areas_of_a_raster_whose_crs_was_assigned_in_qgis(trained, scenes, tmp_path):
+    """A scene whose file lost its CRS, given one in QGIS (the algorithm passes the layer's): areas are measured
+    in it, as for the scene with its CRS in the file (map units were taken as metres whatever the CRS)."""
+    with rasterio.open(scenes[1]["raster"]) as ds:
+        profile, dn, crs = ds.profile, ds.read(), ds.crs
+    profile.pop("crs", None)
+    path = str(tmp_path / "nocrs.tif")
+    with rasterio.open(path, "w", **profile) as ds:
+        ds.write(dn)
+    reference = md.detect_mines(scenes[1]["raster"], trained["model"], str(tmp_path / "a.tif"), threads=1)
+    given = md.detect_mines(path, trained["model"], str(tmp_path / "b.tif"), threads=1, crs=crs.to_wkt())
+    assert given["crs"] == crs and given["total_area_ha"] == pytest.approx(reference["total_area_ha"])
+    assert reference["n_mines"] > 0

@@ -582,7 +582,7 @@ def model_kind(info, path=None):
 
 def detect_mines(raster_path, model_path, prob_path, mask_path=None, threshold=None, min_area_ha=DEFAULT_MIN_AREA_HA,
                  min_compactness=0.0, memory_mb=None, feedback=None, polygons_path=None, band_map=None,
-                 overlap=None, stride=None, threads=None, mask_clouds=True):
+                 overlap=None, stride=None, threads=None, mask_clouds=True, crs=None):
     # Over 100 lines by its docstring (every parameter documented); the code is 62 lines.
     """Mine probability, mask and footprint polygons of a Sentinel-2 scene (see the module docstring).
 
@@ -615,6 +615,9 @@ def detect_mines(raster_path, model_path, prob_path, mask_path=None, threshold=N
         onnxruntime threads (all cores when None).
     mask_clouds : bool, default True
         A folder's scene classification (SCL) makes clouds and their shadows nodata.
+    crs : str, optional
+        WKT (or "EPSG:n") of the raster's CRS when its file has none (a CRS assigned to the layer in QGIS): areas
+        and perimeters are measured in it.
 
     Returns
     -------
@@ -663,7 +666,13 @@ def detect_mines(raster_path, model_path, prob_path, mask_path=None, threshold=N
             raise OreMapError("The model's input channels differ from this OreMap's features "
                               f"({', '.join(info.band_names or [])}).", "model", _FIX_MODEL)
         _check_geometry(info, reader, feedback)
-        poly = Polygoniser(reader.transform, reader.width, min_area_ha, min_compactness, crs=reader.crs)
+        # the CRS areas are measured in: the file's, else the one the caller knows (assigned to the layer in QGIS)
+        measured = reader.crs
+        if measured is None and crs:
+            from rasterio.crs import CRS
+
+            measured = CRS.from_user_input(crs)
+        poly = Polygoniser(reader.transform, reader.width, min_area_ha, min_compactness, crs=measured)
         tags = {"OREMAP_MODEL": os.path.basename(str(model_path)), "OREMAP_TASK": info.task,
                 "OREMAP_THRESHOLD": f"{threshold:g}"}
         with _Outputs(reader, prob_path, mask_path, threshold, poly, tags) as out:
@@ -671,7 +680,7 @@ def detect_mines(raster_path, model_path, prob_path, mask_path=None, threshold=N
                 details = _segment(reader, model, out, tile, overlap, budget, feedback.scaled(0, 95))
             else:
                 details = _classify(reader, model, out, stride, budget, feedback.scaled(0, 95))
-        crs, transform = reader.crs, reader.transform
+        crs, transform = measured, reader.transform
     polygons = poly.close()
     if crs is not None and crs.is_geographic:
         feedback.info("The raster's CRS is geographic: areas (ha) are those of the pixels on the ellipsoid and "
