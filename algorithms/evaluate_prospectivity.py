@@ -221,9 +221,10 @@ class EvaluateProspectivity(OreMapAlgorithm):
             source = self.parameterAsSource(parameters, "POINTS", context)
             field = self.parameterAsString(parameters, "SCORE_FIELD", context)
             numeric = [f.name() for f in source.fields() if f.isNumeric() and f.name().lower() != "fid"]
-            if not field and "anomaly_score" in numeric:   # the main score of OreMap's anomaly algorithms
-                field = "anomaly_score"
-                feedback.info("Score field: anomaly_score (none was chosen; the main score of oremap:geochem_anomaly "
+            main = next((f for f in ("anomaly_score", "anomaly_sc") if f in numeric), None)   # 'anomaly_sc': the
+            if not field and main:   # main score of OreMap's anomaly algorithms, cut to 10 letters by a shapefile
+                field = main
+                feedback.info(f"Score field: {main} (none was chosen; the main score of oremap:geochem_anomaly "
                               "and oremap:vae_anomaly).")
             if not field:
                 raise self.fail("SCORE_FIELD", "No score field was chosen.",
