@@ -726,3 +726,16 @@ def test_a_positive_radius_with_no_sample_gives_distances_that_work():
     assert err.value.parameter == "positive_radius"
     assert str(err.value).startswith("Only 0 scored samples lie within the positive radius (50 m) of a deposit")
     assert "median sample spacing is 100 m" in err.value.fix and "A positive radius of" in err.value.fix
+
+
+def test_the_main_score_of_a_shapefile_export_is_found(run_alg, tmp_path):
+    """A shapefile cuts anomaly_score to anomaly_sc: without SCORE_FIELD the evaluation asked for a field instead
+    of taking it."""
+    rng = np.random.default_rng(3)
+    xy = np.column_stack([rng.uniform(500000, 530000, 400), rng.uniform(6280000, 6300000, 400)])
+    score = -nearest(xy[:, 0], xy[:, 1]) + rng.normal(0, 2000, 400)
+    out = run_alg("evaluate_prospectivity", {
+        "POINTS": memory_points(xy, UTM, {"anomaly_sc": list(score)}), "DEPOSITS": memory_points(DEPOSITS, UTM),
+        "N_DRAWS": 4, "OUTPUT_HTML": str(tmp_path / "p.html")})
+    expected = pe.evaluate_points(xy[:, 0], xy[:, 1], score, DEPOSITS, 2000, 4000, n_draws=4, seed=0)
+    assert out["AUC_MEAN"] == pytest.approx(expected["auc_mean"], abs=1e-9)
