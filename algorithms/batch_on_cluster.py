@@ -1,5 +1,6 @@
 """oremap:batch_on_cluster - one of OreMap's mapping algorithms over many scenes on a Dask cluster."""
 
+import glob
 import os
 
 from qgis.core import (
@@ -187,7 +188,10 @@ class BatchOnCluster(OreMapAlgorithm):
         layers = self.parameterAsLayerList({**parameters, "INPUTS": others or None}, "INPUTS", context) if others \
             else []
         paths = [layer.source().split("|")[0] for layer in layers] + folders
-        patterns = split_names(self.parameterAsString(parameters, "PATTERN", context), commas=False)
+        text = self.parameterAsString(parameters, "PATTERN", context)
+        patterns = split_names(text, commas=False)   # a folder may hold a comma ('scenes, 2017')
+        if len(patterns) == 1 and "," in patterns[0] and not glob.glob(patterns[0]):
+            patterns = split_names(text)   # nothing by that name: a list written with commas
         lists = [p for p in patterns if p.lower().endswith(".txt") and os.path.isfile(p)]
         paths += [p for p in patterns if p not in lists]
         if not paths and not lists:

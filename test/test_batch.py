@@ -707,6 +707,10 @@ def test_processing_algorithm_on_a_local_cluster(run_alg, tmp_path):
         run_alg("batch_on_cluster", params)
     with pytest.raises(QgsProcessingException, match=r"\(INPUTS\): No scene"):
         run_alg("batch_on_cluster", dict(params, INPUTS=[], PATTERN=""))
+    # a list written with commas (the help says ';') still gives both scenes
+    listed = run_alg("batch_on_cluster", dict(params, INPUTS=[], PATTERN=f"{AVIRIS_NG},{AVIRIS_NG_2}",
+                                              OUTPUT_FOLDER=str(tmp_path / "listed")))
+    assert listed["SCENES_DONE"] == 2
 
 
 def log_feedback():
