@@ -748,3 +748,33 @@ def test_rois_left_out_for_a_missing_value_are_named_once():
                 "'not measured': write 0 (or 'nd') where a mineral was looked for and not found.")
     assert comp.warnings == [expected]
     assert [m for m in comp.messages if "left out" in m] == [expected]
+
+
+def test_pixels_without_a_finite_prediction_are_nodata_and_out_of_the_statistics(scenes, tmp_path, monkeypatch):
+    """A prediction that is not finite (a spectrum far outside anything the model saw) went into the rasters as NaN
+    and made every mean of the scene's table NaN. Such pixels are now nodata in every output, out of the
+    statistics, and counted in a warning."""
+    from conftest import core_warnings
+
+    original = abundance_map.AbundanceModel.predict
+
+    def spoiled(self, X, level, **kw):
+        A, lo, hi = original(self, X, level, **kw)
+        A = A.copy()
+        A[::97] = np.nan     # every 97th pixel of each block
+        return A, lo, hi
+
+    monkeypatch.setattr(abundance_map.AbundanceModel, "predict", spoiled)
+    log = core_warnings()
+    out = [str(tmp_path / n) for n in ("a.tif", "i.tif", "d.tif")]
+    stats = abundance_map.predict_abundance_map(scenes["test"]["raster"], scenes["model"], *out, feedback=log)
+    with rasterio.open(out[0]) as a, rasterio.open(out[1]) as i, rasterio.open(out[2]) as d:
+        A, ci, dom = a.read(), i.read(), d.read(1)
+        dom_nodata = d.nodata
+    bad = (A == -9999.0).all(axis=0)
+    assert bad.sum() > 0 and np.isfinite(A).all()
+    assert (ci[:, bad] == -9999.0).all() and (dom[bad] == dom_nodata).all() and (dom[~bad] != dom_nodata).all()
+    assert all(np.isfinite(row["mean_percent"]) for row in stats["table"])
+    assert np.isclose(stats["table"][2]["mean_percent"], A[2][~bad].mean(), rtol=1e-4)
+    assert log.warnings == [f"{int(bad.sum())} pixels gave no finite abundance (spectra far outside any reflectance "
+                            "the model saw): nodata in every output and left out of the statistics."]
