@@ -620,7 +620,7 @@ def write_geotiff(product, out_path, memory_mb=512, feedback=None, overwrite=Tru
                 feedback.progress(100.0 * (row + count) / product.height)
         if not n_valid:
             raise OreMapError(f"Every pixel of '{os.path.basename(product.path)}' is nodata: nothing to write.",
-                              "raster", "Check the nodata value (a nodata of 0 is met where most bands are 0), the "
+                              "raster", "Check the nodata value (0 makes a pixel nodata where over 10 % of its bands are 0), the "
                                         "mask and the product's quality layers.")
         os.replace(tmp, out_path)
         if os.path.exists(tmp + ".aux.xml"):
