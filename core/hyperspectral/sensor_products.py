@@ -81,6 +81,17 @@ class SensorProduct:
     handles: list = field(default_factory=list)  # open GDAL datasets the reader's arrays belong to
     limits: dict = field(default_factory=dict)  # reader's own memory limits (bytes), set by write_geotiff
 
+    def close(self):
+        """Close the datasets the reader holds (a product is read once: :func:`write_geotiff` closes it)."""
+        for handle in self.handles:
+            close = getattr(handle, "close", None)
+            if callable(close):
+                try:
+                    close()
+                except Exception:  # noqa: BLE001 - closing what is already closed, or a handle without a file
+                    pass
+        self.handles = []
+
 
 # ---------------------------------------------------------------------------
 # Detection
@@ -620,17 +631,19 @@ def write_geotiff(product, out_path, memory_mb=512, feedback=None, overwrite=Tru
                 feedback.progress(100.0 * (row + count) / product.height)
         if not n_valid:
             raise OreMapError(f"Every pixel of '{os.path.basename(product.path)}' is nodata: nothing to write.",
-                              "raster", "Check the nodata value (0 makes a pixel nodata where over 10 % of its bands are 0), the "
-                                        "mask and the product's quality layers.")
+                              "raster", "Check the nodata value (0 makes a pixel nodata where over 10 % of its bands "
+                                        "are 0), the mask and the product's quality layers.")
         os.replace(tmp, out_path)
         if os.path.exists(tmp + ".aux.xml"):
             os.replace(tmp + ".aux.xml", out_path + ".aux.xml")
     except BaseException:
         _remove_quietly(tmp)
+        product.close()   # not left to the garbage collector: a dataset freed after GDAL's own shutdown crashes
         raise
     for handle in getattr(product, "handles", None) or []:
         if hasattr(handle, "fill_pixels"):   # a plain raster's reader: the fill it left out, as every algorithm says
             report_fill(handle, feedback)
+    product.close()
     feedback.info(f"{product.kind}: {product.width} x {product.height} pixels, {info.n_bands} bands "
                   f"({info.centers[0]:.0f}-{info.centers[-1]:.0f} nm) written to '{out_path}'.")
     return out_path
