@@ -53,7 +53,7 @@ class AccuracyAssessment(OreMapAlgorithm):
             [QgsProcessing.TypeVectorPoint, QgsProcessing.TypeVectorPolygon]))
         self._add(QgsProcessingParameterField("CLASS_FIELD", self.tr("Reference class field"),
                                               parentLayerParameterName="REFERENCE"))
-        self.add_report_output("OUTPUT_HTML", "Accuracy report", "HTML files (*.html *.htm)")
+        self.add_report_output("OUTPUT_HTML", "Accuracy report")
         self.add_file_output("OUTPUT_CSV", "Accuracy table", "CSV files (*.csv)", optional=True)
         self.add_value_output("OVERALL_ACCURACY", "Overall accuracy")
         self.add_value_output("KAPPA", "Cohen's kappa")

@@ -75,6 +75,7 @@ GROUPS = {
 # Metadata key of a report output written to a temporary file when no path is set (add_report_output).
 TEMPORARY_DEFAULT = "oremap_temporary_default"
 
+HTML_FILTER = "HTML files (*.html *.htm)"
 LIBRARY_FILTER = "Spectral libraries (*.sli *.hdr *.esl *.csv *.txt *.sed *.sig);;All files (*.*)"
 #: The library formats every library parameter reads (core/hyperspectral/spectral_library.py, spectrometer_files.py).
 LIBRARY_FORMATS = ("ENVI spectral library (.sli with .hdr); CSV (a wavelength column in nm or micrometres, then one "
@@ -683,7 +684,7 @@ class OreMapAlgorithm(QgsProcessingAlgorithm):
             name, self.tr(label), fileFilter=file_filter, optional=optional,
             createByDefault=(not optional) if create is None else create))
 
-    def add_report_output(self, name, label, file_filter):
+    def add_report_output(self, name, label, file_filter=HTML_FILTER):
         """A report or table file that ``qgis_process`` need not be given: optional, and written to a temporary
         file (named in the log and the results) when no path is set."""
         parameter = self.add_file_output(name, label, file_filter, optional=True, create=True)

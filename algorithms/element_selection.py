@@ -126,7 +126,7 @@ class ElementSelection(OreMapAlgorithm):
         self._add(QgsProcessingParameterBoolean("TWO_SIDED", self.tr("Also select negatively associated elements"),
                                                 defaultValue=False), advanced=True)
         self.add_number("SEED", "Random seed (raster negatives)", 0, 0, integer=True, advanced=True)
-        self.add_report_output("OUTPUT_HTML", "Element selection report", "HTML files (*.html *.htm)")
+        self.add_report_output("OUTPUT_HTML", "Element selection report")
         self.add_file_output("OUTPUT_CSV", "Element table", "CSV files (*.csv)", optional=True)
         self.add_value_output("SELECTED", "Selected elements", kind="string")
         self.add_value_output("N_SELECTED", "Number of selected elements")

@@ -182,7 +182,7 @@ class EvaluateProspectivity(OreMapAlgorithm):
         self.add_number("N_NEGATIVES", "Negatives per draw (0 = as many as positives)", 0, 0, integer=True,
                         advanced=True)
         self.add_number("SEED", "Random seed", 0, 0, integer=True, advanced=True)
-        self.add_report_output("OUTPUT_HTML", "Evaluation report", "HTML files (*.html *.htm)")
+        self.add_report_output("OUTPUT_HTML", "Evaluation report")
         self.add_file_output("OUTPUT_CSV", "Evaluation table", "CSV files (*.csv)", optional=True)
         self.add_value_output("AUC_MEAN", "ROC-AUC (mean over draws)")
         self.add_value_output("AUC_SD", "ROC-AUC standard deviation")

@@ -174,7 +174,7 @@ class GeochemAnomaly(OreMapAlgorithm):
                         0.0)
         self._add(QgsProcessingParameterFeatureSink("OUTPUT", self.tr("Scored points"), QgsProcessing.TypeVectorPoint,
                                                     optional=True, createByDefault=True))
-        self.add_report_output("OUTPUT_HTML", "Report", "HTML files (*.html *.htm)")
+        self.add_report_output("OUTPUT_HTML", "Report")
         self.add_file_output("OUTPUT_CSV", "Table of AUCs per method", "CSV files (*.csv)", optional=True)
         self.add_value_output("AUC_MEAN", "ROC-AUC of the main score (mean over draws)")
         self.add_value_output("AUC_SD", "ROC-AUC standard deviation")

@@ -128,7 +128,7 @@ class TrainAbundanceModel(OreMapAlgorithm):
         self.add_number("SEED", "Random seed", 42, 0, integer=True, advanced=True)
         self.add_band_parameters()
         self.add_file_output("OUTPUT_MODEL", "Model file", "ONNX models (*.onnx)")
-        self.add_report_output("OUTPUT_REPORT", "Training report", "HTML files (*.html *.htm)")
+        self.add_report_output("OUTPUT_REPORT", "Training report")
         self.add_value_output("ENSEMBLE_RMSE", "Ensemble mean RMSE (%)")
         self.add_value_output("BEST_SINGLE_RMSE", "Best single model mean RMSE (%)")
         self.add_value_output("UNMIXING_RMSE", "Linear unmixing mean RMSE (%)")

@@ -125,7 +125,7 @@ class TrainMineClassifier(OreMapAlgorithm):
                                                optional=True), advanced=True)
         add_cloud_mask(self)
         self.add_file_output("OUTPUT_MODEL", "Model file", "ONNX models (*.onnx)")
-        self.add_report_output("OUTPUT_REPORT", "Training report", "HTML files (*.html *.htm)")
+        self.add_report_output("OUTPUT_REPORT", "Training report")
         self.add_value_output("F1", "F1 (held-out folds)")
         self.add_value_output("PRECISION", "Precision (held-out folds)")
         self.add_value_output("RECALL", "Recall (held-out folds)")

@@ -160,7 +160,7 @@ class TrainMineSegmentation(OreMapAlgorithm):
         self._add(QgsProcessingParameterFile("INIT_WEIGHTS", self.tr("Initial weights (.pt)"), extension="pt",
                                              optional=True), advanced=True)
         self.add_file_output("OUTPUT_MODEL", "Model file", "ONNX models (*.onnx)")
-        self.add_report_output("OUTPUT_REPORT", "Training report", "HTML files (*.html *.htm)")
+        self.add_report_output("OUTPUT_REPORT", "Training report")
         self.add_file_output("OUTPUT_WEIGHTS", "Network weights (.pt, to start another training from)",
                              "Torch weights (*.pt)", optional=True)
         self.add_value_output("IOU", "Held-out IoU (mine)")

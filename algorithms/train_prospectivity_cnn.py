@@ -145,7 +145,7 @@ class TrainProspectivityCnn(OreMapAlgorithm):
         self.add_nodata_parameter()
         self.add_number("THREADS", "Threads (0 = all)", 0, 0, 256, integer=True, advanced=True)
         self.add_file_output("OUTPUT_MODEL", "Model file", "ONNX models (*.onnx)")
-        self.add_report_output("OUTPUT_REPORT", "Training report", "HTML files (*.html *.htm)")
+        self.add_report_output("OUTPUT_REPORT", "Training report")
         self.add_value_output("CV_AUC_MEAN", "Spatial CV AUC (mean)")
         self.add_value_output("CV_AUC_SD", "Spatial CV AUC (standard deviation)")
         self.add_value_output("CV_ACCURACY", "Spatial CV accuracy")

@@ -121,7 +121,7 @@ class TrainProspectivityModel(OreMapAlgorithm):
         self.add_nodata_parameter()
         self.add_number("THREADS", "Threads (0 = all)", 0, 0, 256, integer=True, advanced=True)
         self._add(QgsProcessingParameterFolderDestination("OUTPUT_FOLDER", self.tr("Model folder")))
-        self.add_report_output("OUTPUT_REPORT", "Comparison report", "HTML files (*.html *.htm)")
+        self.add_report_output("OUTPUT_REPORT", "Comparison report")
         self.add_value_output("BEST_MODEL", "Best model", kind="string")
         self.add_value_output("BEST_MODEL_FILE", "Best model file", kind="file")
         self.add_value_output("BEST_AUC_MEAN", "Best model's spatial CV AUC (mean)")

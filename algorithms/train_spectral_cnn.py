@@ -191,7 +191,7 @@ class TrainSpectralCnn(OreMapAlgorithm):
                                                 defaultValue=True), advanced=True)
         self.add_bad_bands_parameter()
         self.add_file_output("OUTPUT_MODEL", "Model file", "ONNX models (*.onnx)")
-        self.add_report_output("OUTPUT_REPORT", "Training report", "HTML files (*.html *.htm)")
+        self.add_report_output("OUTPUT_REPORT", "Training report")
         self.add_value_output("VALIDATION_ACCURACY", "CNN validation accuracy")
         self.add_value_output("KAPPA", "CNN validation kappa")
         self.add_value_output("SAM_ACCURACY", "SAM validation accuracy")

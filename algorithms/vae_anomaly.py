@@ -20,7 +20,6 @@ from qgis.core import (
     QgsProcessingParameterString,
 )
 
-from ..core.engine.errors import OreMapError
 from ..core.geochemistry import geochem
 from ..core.geochemistry import vae_anomaly as vae
 from . import qt_compat as field_type
@@ -200,7 +199,7 @@ class VaeAnomaly(OreMapAlgorithm):
         self.add_raster_output("OUTPUT_SCORE", "Anomaly score raster", optional=True, create=True)
         self.add_raster_output("OUTPUT_CLASSES", "Anomaly class raster", optional=True, create=True)
         self.add_file_output("OUTPUT_MODEL", "Model", "ONNX models (*.onnx)", optional=True, create=True)
-        self.add_report_output("OUTPUT_HTML", "Report", "HTML files (*.html *.htm)")
+        self.add_report_output("OUTPUT_HTML", "Report")
         self.add_value_output("AUC_MEAN", "ROC-AUC (mean over draws)")
         self.add_value_output("AUC_SD", "ROC-AUC standard deviation")
         self.add_value_output("N_SCORED", "Samples or pixels scored")
@@ -253,18 +252,8 @@ class VaeAnomaly(OreMapAlgorithm):
             out = self._points(parameters, context, feedback, model_path, model_out, html_path, options,
                                has_deposits, radius, min_distance)
         else:
-            try:
-                out = self._raster(parameters, context, feedback, model_path, model_out, html_path, options,
-                                   has_deposits, radius, min_distance)
-            except OreMapError as exc:
-                if exc.parameter != "transform" or "zero" not in exc.message or parameters.get("NODATA") not in \
-                        (None, ""):
-                    raise
-                # a grid's zeros are nearly always the fill around its data, written without a nodata value
-                raise self.fail("NODATA", exc.message, "A grid's zeros are usually the fill around its data, "
-                                "written without a nodata value: give 0 as the nodata value (NODATA=0), or set the "
-                                "raster's nodata (Raster > Conversion > Translate, 'Assign a specified nodata "
-                                "value').") from None
+            out = self._raster(parameters, context, feedback, model_path, model_out, html_path, options,
+                               has_deposits, radius, min_distance)
         if model_out and os.path.exists(model_out):
             out["OUTPUT_MODEL"] = model_out
         out["OUTPUT_HTML"] = html_path

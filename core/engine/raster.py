@@ -202,6 +202,18 @@ def uses_mask(dataset, bands):
     return any(MaskFlags.per_dataset in flags[b - 1] or MaskFlags.alpha in flags[b - 1] for b in bands)
 
 
+def mask_reader(dataset, bands):
+    """A function ``window -> bool array`` (True: masked) from GDAL's mask of ``bands`` (an internal or ``.msk``
+    mask) or from an alpha band outside them (GDAL applies alpha itself for gray + alpha and RGBA only); None when
+    neither masks anything."""
+    if uses_mask(dataset, bands):
+        return lambda window: dataset.read_masks(bands[0], window=window) == 0
+    alpha = [b for b in alpha_bands(dataset) if b not in bands]
+    if alpha:
+        return lambda window: dataset.read(alpha[0], window=window) == 0
+    return None
+
+
 def pixel_area(transform):
     """Area of one pixel in the CRS's units squared (rotated grids too)."""
     return abs(transform.a * transform.e - transform.b * transform.d)
@@ -263,10 +275,7 @@ class RasterSource:
             raise OreMapError(f"Band indexes must lie within 1-{ds.count}.", "raster")
         self.nodata_values = sorted({v for v in ds.nodatavals if v is not None}
                                     | ({float(nodata)} if nodata is not None else set()))
-        self.masked = uses_mask(ds, self.bands)   # GDAL's mask (internal, .msk, alpha): 0 is nodata
-        # an alpha band GDAL does not apply itself (it does for gray + alpha and RGBA only): 0 is nodata
-        alpha = [b for b in alpha_bands(ds) if b not in self.bands]
-        self.alpha_band = alpha[0] if alpha and not self.masked else None
+        self.masked = mask_reader(ds, self.bands)   # GDAL's mask or an alpha band: masked pixels are nodata
         self.zero_band_pixels = 0   # spectra kept although some of their bands hold a nodata value of 0
         self.gain, self.bias, how = detect_scale(ds, scale, self.bands)
         if how:
@@ -351,11 +360,7 @@ class RasterSource:
 
     def _mask(self, window, shape):
         """``invalid`` of a window from GDAL's mask or the alpha band (False everywhere without one)."""
-        if self.alpha_band is not None:
-            return self.dataset.read(self.alpha_band, window=window) == 0
-        if not self.masked:
-            return np.zeros(shape, dtype=bool)
-        return self.dataset.read_masks(self.bands[0], window=window) == 0
+        return np.zeros(shape, dtype=bool) if self.masked is None else self.masked(window)
 
     def _scaled(self):
         return bool(np.any(np.asarray(self.gain) != 1.0) or np.any(np.asarray(self.bias) != 0.0))
@@ -370,8 +375,8 @@ class RasterSource:
         for value in self._native_nodata(raw.dtype):
             data[raw == value] = np.nan
         data[~np.isfinite(data) | (np.abs(data) > ABSURD_VALUE)] = np.nan
-        if self.masked or self.alpha_band is not None:
-            data[:, self._mask(window, raw.shape[1:])] = np.nan
+        if self.masked is not None:
+            data[:, self.masked(window)] = np.nan
         return np.moveaxis(data, 0, -1)
 
     def _native_nodata(self, dtype):
@@ -475,28 +480,25 @@ def _sample_values(dataset, bands, size=16):
     """
     nodata = [v for v in dataset.nodatavals if v is not None]
     values = sample_windows(dataset, bands, size)
-    alpha = [b for b in alpha_bands(dataset) if b not in bands]
-    if uses_mask(dataset, bands):   # GDAL's mask (cloud, outside the footprint): no sample of reflectance
-        values = values[:, sample_windows(dataset, bands[:1], size, masks=True)[0] > 0]
-    elif alpha:
-        values = values[:, sample_windows(dataset, alpha[:1], size)[0] != 0]
+    masked = mask_reader(dataset, bands)
+    if masked is not None:   # cloud, outside the footprint: no sample of reflectance
+        values = values[:, ~np.concatenate([masked(w).ravel() for w in _sample_grid(dataset, size)])]
     values = values.ravel()
     return values[~np.isin(values, nodata)] if nodata else values
 
 
-def sample_windows(dataset, bands, size=16, masks=False):
+def _sample_grid(dataset, size=16):
+    """The five small full-resolution windows of :func:`sample_windows`: the centre and the quarter points."""
+    h, w = min(size, dataset.height), min(size, dataset.width)
+    return [Window(min(int(fx * dataset.width), dataset.width - w), min(int(fy * dataset.height), dataset.height - h),
+                   w, h) for fy, fx in [(0.5, 0.5), (0.25, 0.25), (0.25, 0.75), (0.75, 0.25), (0.75, 0.75)]]
+
+
+def sample_windows(dataset, bands, size=16):
     """``(len(bands), pixels)``: the pixels of five small full-resolution windows (the centre and the quarter
-    points), as read (nodata included); ``masks``: GDAL's mask values of those pixels instead (0: masked)."""
-    chunks = []
-    for fy, fx in [(0.5, 0.5), (0.25, 0.25), (0.25, 0.75), (0.75, 0.25), (0.75, 0.75)]:
-        h, w = min(size, dataset.height), min(size, dataset.width)
-        row = min(int(fy * dataset.height), dataset.height - h)
-        col = min(int(fx * dataset.width), dataset.width - w)
-        window = Window(col, row, w, h)
-        block = (np.stack([dataset.read_masks(b, window=window) for b in bands]) if masks
-                 else read_window(dataset, bands, window))
-        chunks.append(block.reshape(len(bands), -1))
-    return np.concatenate(chunks, axis=1)
+    points), as read (nodata included)."""
+    return np.concatenate([read_window(dataset, bands, window).reshape(len(bands), -1)
+                           for window in _sample_grid(dataset, size)], axis=1)
 
 
 # --------------------------------------------------------------------------------------

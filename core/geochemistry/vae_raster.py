@@ -147,7 +147,16 @@ def score_raster(model, raster_path, score_path, class_path=None, nodata=None, m
     # a model that takes samples with missing elements (max_missing) gets the pixels missing some, as points do
     partial = float(model.preprocessing.max_missing) > 0
     with RasterSource(raster_path, bands=bands, nodata=nodata, scale=1, partial=partial) as src:
-        done = run_pixelwise(src, outputs, func, memory_mb=memory_mb, work_bytes_per_pixel=work, feedback=feedback)
+        try:
+            done = run_pixelwise(src, outputs, func, memory_mb=memory_mb, work_bytes_per_pixel=work,
+                                 feedback=feedback)
+        except OreMapError as exc:
+            if exc.parameter != "transform" or model.preprocessing.transform != "log10" or nodata is not None:
+                raise
+            # the model's log10 met values <= 0: in a grid without a nodata value, the fill around its data
+            raise OreMapError(exc.message, "nodata", "A grid's zeros are usually the fill around its data, written "
+                              "without a nodata value: give 0 as the nodata value (NODATA=0), or set the raster's "
+                              "nodata (Raster > Conversion > Translate, 'Assign a specified nodata value').") from None
     if stats["scored"] == 0:
         for spec in outputs:
             _remove_quietly(spec.path)

@@ -636,14 +636,14 @@ def write_geotiff(product, out_path, memory_mb=512, feedback=None, overwrite=Tru
         os.replace(tmp, out_path)
         if os.path.exists(tmp + ".aux.xml"):
             os.replace(tmp + ".aux.xml", out_path + ".aux.xml")
+        for handle in product.handles:
+            if hasattr(handle, "fill_pixels"):   # a plain raster's reader: the fill it left out, as elsewhere said
+                report_fill(handle, feedback)
     except BaseException:
         _remove_quietly(tmp)
-        product.close()   # not left to the garbage collector: a dataset freed after GDAL's own shutdown crashes
         raise
-    for handle in getattr(product, "handles", None) or []:
-        if hasattr(handle, "fill_pixels"):   # a plain raster's reader: the fill it left out, as every algorithm says
-            report_fill(handle, feedback)
-    product.close()
+    finally:
+        product.close()   # not left to the garbage collector: a dataset freed after GDAL's own shutdown crashes
     feedback.info(f"{product.kind}: {product.width} x {product.height} pixels, {info.n_bands} bands "
                   f"({info.centers[0]:.0f}-{info.centers[-1]:.0f} nm) written to '{out_path}'.")
     return out_path

@@ -29,9 +29,9 @@ from ..engine.feedback import ensure
 from ..engine.files import decode_text
 from ..engine.raster import ABSURD_VALUE
 from ..engine.names import match_name, name_key
-from ..engine.wavelengths import nanometres_per_unit, resample_spectra, unit_word_factor
-from .spectrometer_files import (SPECTROMETER_SUFFIXES, kind_of_text, read_headed_text, read_splib_ascii,
-                                 refuse_binary_asd)
+from ..engine.wavelengths import nanometres_per_unit, resample_spectra
+from .spectrometer_files import (SPECTROMETER_SUFFIXES, _header_unit, _header_words, kind_of_text, read_headed_text,
+                                 read_splib_ascii, refuse_binary_asd)
 
 #: Record names (lower case, single spaces) of ENVI library rows that are not
 #: spectra: USGS error-bar rows and wavelength / bandpass records.
@@ -319,15 +319,11 @@ def _sorted_channels(library, path, feedback):
     wavelengths, spectra = library.wavelengths[order], library.spectra[:, order]
     fwhm = None if library.fwhm is None else library.fwhm[order]
     unique, first, counts = np.unique(wavelengths, return_index=True, return_counts=True)
-    if unique.size < wavelengths.size:
-        groups = np.repeat(np.arange(unique.size), counts)
-        sums = np.zeros((spectra.shape[0], unique.size))
+    if unique.size < wavelengths.size:   # sorted: each wavelength's channels are side by side, from ``first`` on
         finite = np.isfinite(spectra)
-        np.add.at(sums.T, groups, np.where(finite, spectra, 0.0).T)
-        n = np.zeros_like(sums)
-        np.add.at(n.T, groups, finite.T.astype(float))
-        with np.errstate(invalid="ignore", divide="ignore"):
-            spectra = np.where(n > 0, sums / np.maximum(n, 1), np.nan)
+        sums = np.add.reduceat(np.where(finite, spectra, 0.0), first, axis=1)
+        n = np.add.reduceat(finite.astype(float), first, axis=1)
+        spectra = np.where(n > 0, sums / np.maximum(n, 1), np.nan)
         fwhm = None if fwhm is None else fwhm[first]
         repeated = unique[counts > 1]
         ensure(feedback).info(f"{Path(path).name}: {repeated.size} wavelength(s) listed more than once ("
@@ -620,16 +616,6 @@ def _factor_or_fail(wavelengths, units, path):
 # -- CSV --------------------------------------------------------------------
 
 _WAVELENGTH_WORDS = {"wavelength", "wavelengths", "wl", "lambda", "λ"}
-
-
-def _header_words(cell):
-    return set(w for w in re.split(r"[^a-zµμλ]+", cell.casefold()) if w)
-
-
-def _header_unit(words):
-    """Nanometre or micrometre unit word among a header cell's words, else None."""
-    units = {unit_word_factor(w): w for w in sorted(words)}
-    return units.get(1.0) or units.get(1000.0)
 
 
 def _csv_delimiter(lines):

@@ -16,6 +16,7 @@
 Binary ASD ``.asd`` files are refused with the export to use instead.
 """
 
+import functools
 import math
 import re
 from pathlib import Path
@@ -52,8 +53,16 @@ def _numeric(cells):
     return len(cells) >= 2 and all(_NUMBER.match(c) for c in cells if c) and sum(bool(c) for c in cells) >= 2
 
 
-def _lines(path):
-    return decode_text(Path(path).read_bytes()).splitlines()
+#: Bytes :func:`kind_of_text` reads: a header block and the first rows of the table (a CSV library is then read
+#: once, by its reader).
+_HEAD_BYTES = 64 * 1024
+
+
+def _lines(path, head=False):
+    with open(path, "rb") as handle:
+        raw = handle.read(_HEAD_BYTES) if head else handle.read()
+    lines = decode_text(raw).splitlines()
+    return lines[:-1] if head and len(raw) == _HEAD_BYTES and len(lines) > 1 else lines   # a cut last line
 
 
 def _table_start(lines):
@@ -83,7 +92,7 @@ def kind_of_text(path):
     """``"splib"``, ``"headed"`` or ``None`` (a plain CSV table) for a text library file: headed when the file opens
     with a header line (``Name: ...``, ``name= ...``) or a spectrometer's own first line, as a CSV never does."""
     path = Path(path)
-    lines = _lines(path)
+    lines = _lines(path, head=True)
     first = next((line for line in lines if line.strip()), "")
     if _SPLIB_RECORD.match(first):
         return "splib"
@@ -137,20 +146,26 @@ def _metadata(lines):
     return meta
 
 
-def _words(text):
-    return [w for w in re.split(r"[^a-zµμ%]+", text.casefold()) if w]
+def _header_words(cell):
+    return set(w for w in re.split(r"[^a-zµμλ]+", cell.casefold()) if w)
+
+
+def _header_unit(words):
+    """Nanometre or micrometre unit word among a header cell's words, else None."""
+    units = {unit_word_factor(w): w for w in sorted(words)}
+    return units.get(1.0) or units.get(1000.0)
 
 
 def _x_factor(meta, column_name, wavelengths, path):
     """Nanometres per unit of the wavelength column: from ``X Units`` or the column name, else by magnitude."""
     for text in (meta.get("x units", ""), column_name or ""):
-        factors = {unit_word_factor(w) for w in _words(text)} - {None}
         if "wavenumber" in text.casefold() or "cm-1" in text.casefold().replace(" ", ""):
             raise OreMapError(f"'{Path(path).name}' gives wavenumbers ({text.strip()}), not wavelengths.",
                               parameter="library",
                               fix="Convert the first column to wavelengths (10^7 / wavenumber in cm-1 gives nm).")
-        if len(factors) == 1:
-            return factors.pop()
+        unit = _header_unit(_header_words(text))
+        if unit:
+            return unit_word_factor(unit)
     return nanometres_per_unit(None, wavelengths)
 
 
@@ -243,7 +258,15 @@ def read_headed_text(path, feedback=None):
 
 
 def _splib_values(path):
-    """(record title, values) of a splib07 ASCII file: a ``Record=`` line then one value per line."""
+    """(record title, values) of a splib07 ASCII file: a ``Record=`` line then one value per line. Read once per
+    file version: the spectra of one folder share their wavelength files."""
+    path = Path(path)
+    title, values = _splib_read(str(path), path.stat().st_mtime_ns)
+    return title, values.copy()
+
+
+@functools.lru_cache(maxsize=32)
+def _splib_read(path, mtime_ns):
     lines = [line for line in _lines(path) if line.strip()]
     match = _SPLIB_RECORD.match(lines[0]) if lines else None
     titled = bool(match) or bool(lines) and not _NUMBER.match(lines[0].split()[0])
