@@ -63,7 +63,8 @@ class BatchOnCluster(OreMapAlgorithm):
                      "sam_classify: classes, score; s2_indices: indices (one task per scene). Use one output "
                      "folder per algorithm (several write &lt;scene&gt;.classes.tif).",
         "MODEL_FILE": "The model: an OreMap .onnx model for the CNN, abundance, mine and anomaly algorithms; a "
-                      "spectral library (.sli with .hdr, .csv or spectrum files) of the endmembers for unmixing and of the "
+                      "spectral library (.sli with .hdr, .csv or spectrum files) of the endmembers for unmixing and of "
+                      "the "
                       "reference spectra for SAM; none for Sentinel-2 indices.",
         "INPUTS": "Scenes (raster layers or files; a Sentinel-2 product folder, one file per band, is one "
                   "scene). Optional when a pattern is given.",

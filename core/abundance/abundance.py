@@ -541,7 +541,8 @@ def train_abundance_model(X, Y, groups, names, wavelengths=None, fwhm=None, band
     unit = "ROIs" if n_rois == n_groups else "ROI groups"
     feedback.info(f"{n} pixels from {n_rois} ROIs"
                   + (f" in {n_groups} groups (ROIs of one sample together)" if n_rois != n_groups else "")
-                  + f", {b} bands, {k} parts; {n_folds}-fold cross-validation by {unit[:-1]}; members: {', '.join(FAMILY_LABELS[f] for f in families)}.")
+                  + f", {b} bands, {k} parts; {n_folds}-fold cross-validation by {unit[:-1]}; members: "
+                  + ", ".join(FAMILY_LABELS[f] for f in families) + ".")
 
     def fit_members(Xtr, Ttr, gtr, step):
         Xa, Ta, _ = augment_spectra(Xtr, Ttr, gtr, augment_copies, rng, snr_db, brightness)

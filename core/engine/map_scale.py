@@ -3,8 +3,8 @@
 A projection true to scale where the data lie (UTM within its zone: at most 0.1 %; State Plane; a national
 Albers or Lambert projection inside its country: 1-2 %) lets distances and areas be measured in map units. Web
 Mercator (EPSG:3857) does not: its scale is 1 / cos(latitude), so one ground metre spans 1.5 map metres at 48
-degrees and 2 at 60 degrees, and areas are off by the square of that. :func:`scale_error` measures it with the projection's own scale factors (PROJ's
-``get_factors``), so any CRS is judged, not a list of codes.
+degrees and 2 at 60 degrees, and areas are off by the square of that. :func:`scale_error` measures it with the
+projection's own scale factors (PROJ's ``get_factors``), so any CRS is judged, not a list of codes.
 """
 
 import numpy as np

@@ -85,7 +85,8 @@ ALGORITHMS = {
         tasks=("geochemical_anomaly",)),
     "sam_classify": BatchAlgorithm(
         "sam_classify", "Spectral Angle Mapper classification (oremap:sam_classify)",
-        ("classes", "score"), True, "a spectral library of the reference spectra (.sli + .hdr, .csv or spectrum files)", ()),
+        ("classes", "score"), True,
+        "a spectral library of the reference spectra (.sli + .hdr, .csv or spectrum files)", ()),
     "s2_indices": BatchAlgorithm(
         "s2_indices", "Sentinel-2 spectral indices (oremap:s2_indices)",
         ("indices",), False, None, ()),
