@@ -201,3 +201,19 @@ def test_accented_mineral_names_get_their_colour():
     from oremap.core.engine.colors import MINERAL_COLOURS, class_colours
 
     assert class_colours(["Hématite", "Kaolinite"]) == [MINERAL_COLOURS["hematite"], MINERAL_COLOURS["kaolinite"]]
+
+
+def test_palette_colours_stay_apart_from_the_minerals_of_the_map():
+    """A class without a conventional colour no longer gets the palette's blue beside kaolinite (CIE76 3.3) or its
+    red beside hematite (5.3), and a mineral listed after others keeps its own colour."""
+    from oremap.core.engine.colors import DISTINCT_DELTA_E, MINERAL_COLOURS, PALETTE, class_colours, delta_e
+
+    assert delta_e(MINERAL_COLOURS["kaolinite"], PALETTE[1]) < 5
+    assert delta_e(MINERAL_COLOURS["hematite"], PALETTE[0]) < 6
+    colours = class_colours(["Kaolinite", "Rock A", "Rock B", "Hematite"])
+    assert colours[0] == MINERAL_COLOURS["kaolinite"] and colours[3] == MINERAL_COLOURS["hematite"]
+    assert colours[1:3] == [PALETTE[2], PALETTE[3]]  # red and blue skipped: too near hematite and kaolinite
+    for colour in colours[1:3]:
+        assert min(delta_e(colour, m) for m in (colours[0], colours[3])) >= DISTINCT_DELTA_E
+    # five unknown classes first used to take alunite's orange, which then went to a palette colour
+    assert class_colours(["A", "B", "C", "D", "E", "Alunite"])[-1] == MINERAL_COLOURS["alunite"]

@@ -47,18 +47,61 @@ PALETTE = [
 UNCLASSIFIED = (0, 0, 0)
 
 
+#: Smallest CIE76 colour difference between a palette colour given to a class and any colour already given:
+#: below about 15 two classes of a map read as one (the palette's blue against kaolinite's is 8).
+DISTINCT_DELTA_E = 15.0
+
+
+def _lab(rgb):
+    """CIELAB (D65) of an sRGB colour."""
+    def linear(c):
+        c = c / 255.0
+        return c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4
+
+    r, g, b = (linear(float(c)) for c in rgb[:3])
+    xyz = (0.4124 * r + 0.3576 * g + 0.1805 * b) / 0.95047, 0.2126 * r + 0.7152 * g + 0.0722 * b, \
+        (0.0193 * r + 0.1192 * g + 0.9505 * b) / 1.08883
+
+    def f(t):
+        return t ** (1 / 3) if t > 216 / 24389 else (24389 / 27 * t + 16) / 116
+
+    fx, fy, fz = (f(t) for t in xyz)
+    return 116 * fy - 16, 500 * (fx - fy), 200 * (fy - fz)
+
+
+def delta_e(a, b):
+    """CIE76 colour difference of two sRGB colours."""
+    return sum((p - q) ** 2 for p, q in zip(_lab(a), _lab(b))) ** 0.5
+
+
+def _mineral_word(name):
+    """The first run of letters, lower case, accents dropped: "Muscovite-Illite" -> muscovite, "Hématite" ->
+    hematite."""
+    plain = unicodedata.normalize("NFKD", str(name)).encode("ascii", "ignore").decode("ascii")
+    return re.match(r"[a-z]*", plain.strip().lower()).group(0)
+
+
 def class_colours(names):
-    """One (r, g, b) per name: a mineral's conventional colour, else the palette's next."""
-    colours, used = [], set()
+    """One (r, g, b) per name: a mineral's conventional colour, else a palette colour.
+
+    Known minerals are served first, so a class listed after others keeps its colour. Each other class gets the
+    palette's first colour at least :data:`DISTINCT_DELTA_E` from every colour given (else the palette colour
+    farthest from them), so it cannot pass for a mineral of the map.
+    """
+    colours, used = [None] * len(names), []
     for i, name in enumerate(names):
-        # first run of letters, accents dropped: "Muscovite-Illite" -> muscovite, "Hématite" -> hematite
-        plain = unicodedata.normalize("NFKD", str(name)).encode("ascii", "ignore").decode("ascii")
-        word = re.match(r"[a-z]*", plain.strip().lower()).group(0)
-        colour = MINERAL_COLOURS.get(word)
-        if colour is None or colour in used:
-            colour = next((c for c in PALETTE if c not in used), PALETTE[i % len(PALETTE)])
-        used.add(colour)
-        colours.append(colour)
+        colour = MINERAL_COLOURS.get(_mineral_word(name))
+        if colour is not None and colour not in used:
+            colours[i] = colour
+            used.append(colour)
+    for i in range(len(names)):
+        if colours[i] is not None:
+            continue
+        free = [c for c in PALETTE if c not in used] or PALETTE
+        nearest = [min((delta_e(c, u) for u in used), default=float("inf")) for c in free]
+        distinct = [c for c, d in zip(free, nearest) if d >= DISTINCT_DELTA_E]
+        colours[i] = distinct[0] if distinct else free[max(range(len(free)), key=nearest.__getitem__)]
+        used.append(colours[i])
     return colours
 
 
