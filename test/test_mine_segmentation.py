@@ -564,14 +564,24 @@ def test_background_tiles_drawn_again_each_epoch_are_filled_like_the_first():
 
 def test_areas_of_a_raster_whose_crs_was_assigned_in_qgis(trained, scenes, tmp_path):
     """A scene whose file lost its CRS, given one in QGIS (the algorithm passes the layer's): areas are measured
-    in it, as for the scene with its CRS in the file (map units were taken as metres whatever the CRS)."""
+    in it (map units were taken as metres whatever the CRS). The scene is placed in Web Mercator at 60 degrees N,
+    20 map metres a pixel for its 10 m on the ground: measured in the assigned CRS its footprints have the areas of
+    the UTM scene; taken as metres they would be four times as large."""
+    from pyproj import CRS, Transformer
+    from rasterio.transform import Affine
+
     with rasterio.open(scenes[1]["raster"]) as ds:
-        profile, dn, crs = ds.profile, ds.read(), ds.crs
+        profile, dn, transform = ds.profile, ds.read(), ds.transform
+    assert transform.a == 10.0
+    x0, y0 = Transformer.from_crs(4326, 3857, always_xy=True).transform(15.0, 60.0)
     profile.pop("crs", None)
+    profile["transform"] = Affine(20.0, 0.0, x0, 0.0, -20.0, y0)
     path = str(tmp_path / "nocrs.tif")
     with rasterio.open(path, "w", **profile) as ds:
         ds.write(dn)
     reference = md.detect_mines(scenes[1]["raster"], trained["model"], str(tmp_path / "a.tif"), threads=1)
-    given = md.detect_mines(path, trained["model"], str(tmp_path / "b.tif"), threads=1, crs=crs.to_wkt())
-    assert given["crs"] == crs and given["total_area_ha"] == pytest.approx(reference["total_area_ha"])
-    assert reference["n_mines"] > 0
+    mercator = CRS.from_epsg(3857)
+    given = md.detect_mines(path, trained["model"], str(tmp_path / "b.tif"), threads=1, crs=mercator.to_wkt())
+    assert reference["n_mines"] > 0 and given["crs"] == mercator
+    # the scene spans 3.6 km of latitude: Mercator's scale changes by 0.2 % over it
+    assert given["total_area_ha"] == pytest.approx(reference["total_area_ha"], rel=0.01)
