@@ -217,6 +217,20 @@ def test_algorithm_defaults_on_a_till_survey(run_alg, till, tmp_path):
         assert text in html, text
 
 
+def test_every_preset_element_is_accounted_for_in_its_basis():
+    """Each pathfinder of a preset is named in the preset's ``basis`` (where its support is said), and the elements
+    the sources read did not support are out of the lists (Mg and Cr of Ni, Ga of Li, Cd and Hg of Zn-Pb)."""
+    import re
+
+    for target, preset in ga.pathfinders.PRESETS.items():
+        words = set(re.findall(r"[A-Z][a-z]?", preset["basis"]))
+        assert set(preset["pathfinders"]) - set(preset["commodity"]) <= words, target
+        assert set(preset["commodity"]) <= set(preset["pathfinders"]), target
+    presets = ga.pathfinders.PRESETS
+    assert not {"Mg", "Cr"} & set(presets["Ni"]["pathfinders"]) and "Ga" not in presets["Li"]["pathfinders"]
+    assert not {"Cd", "Hg"} & set(presets["ZnPb"]["pathfinders"])
+
+
 def test_algorithm_target_presets(run_alg, till, tmp_path):
     table, e, no, points, deposits, sites = till
     res = run_alg("geochem_anomaly", {"POINTS": points, "TARGET": list(ga.pathfinders.TARGETS).index("Ni"),
