@@ -6,6 +6,7 @@ The patches are read from SHARED_DATA, never copied.
 """
 
 import glob
+import json
 import os
 import shutil
 
@@ -201,8 +202,8 @@ def test_a_safe_of_baseline_04_with_its_quality_masks(tmp_path):
 
 
 def test_cog_archives_name_band_files_by_band_or_common_name(tmp_path):
-    """Element84's COG archive names files B02.tif ... or blue.tif ...; its item id carries the date
-    (S2A_33UUP_20220613_0_L2A: baseline 04.00, the offset)."""
+    """Element84's COG archive names files B02.tif ... (STAC download tools blue.tif ...); its item id carries the
+    date (S2A_33UUP_20220613_0_L2A: baseline 04.00). No blue DN under 1000 here: the offset is still in."""
     data = np.full((1, 4, 4), 2500, dtype=np.uint16)
     for layout, names in (("bands", ("B02", "B03", "B04", "B08")), ("common", ("blue", "green", "red", "nir"))):
         folder = tmp_path / layout / "S2A_33UUP_20220613_0_L2A"
@@ -213,6 +214,48 @@ def test_cog_archives_name_band_files_by_band_or_common_name(tmp_path):
         with open_sentinel2(str(folder), required=["B2", "B3", "B4", "B8"]) as s2:
             assert s2.bands == ["B2", "B3", "B4", "B8"] and s2.baseline == "04.00"
             np.testing.assert_allclose(s2.read_reflectance(["B4"]), 0.15, rtol=1e-5)
+
+
+def test_earth_search_items_get_the_offset_their_collection_gives_them(tmp_path):
+    """Earth Search's legacy collection took the -1000 DN offset out of most items since 2022 (the date rule took it
+    off a second time: 0.1 too low, dark pixels negative); its collection 1 keeps ESA's DN of a 05.00 reprocessing,
+    with the offset on every date (the date rule left it in before 2022: 0.1 too high)."""
+    def item(name, blue, json_flag=None):
+        folder = tmp_path / name
+        folder.mkdir()
+        for band in ("B03", "B04", "B08"):
+            write_stack(folder / f"{band}.tif", np.full((1, 64, 64), 2500, np.uint16))
+        write_stack(folder / "B02.tif", blue)
+        if json_flag is not None:
+            (folder / f"{name}.json").write_text(json.dumps({
+                "type": "Feature", "stac_version": "1.0.0", "id": name,
+                "properties": {"earthsearch:boa_offset_applied": json_flag, "s2:processing_baseline": "04.00"}}))
+        return str(folder)
+
+    four = ["B2", "B3", "B4", "B8"]
+    vegetation = np.where(np.arange(64 * 64).reshape(1, 64, 64) % 3 == 0, 420, 1350).astype(np.uint16)
+    # taken out already: a third of the blue DN under 1000 (vegetation, 0.042)
+    with open_sentinel2(item("S2A_33UUP_20220613_0_L2A", vegetation), required=four) as s2:
+        assert s2.offset == 0.0 and not s2.warnings
+        np.testing.assert_allclose(s2.read_reflectance(["B4"]), 0.25, rtol=1e-5)
+        assert any("33% of its blue DN lie under 1000" in n for n in s2.notes)
+    # the item's own flag decides over the data
+    with open_sentinel2(item("S2B_33UUP_20220614_0_L2A", vegetation, json_flag=False), required=four) as s2:
+        assert s2.offset == pytest.approx(-0.1) and s2.baseline == "04.00"
+    with open_sentinel2(item("S2B_33UUP_20220615_0_L2A", np.full((1, 64, 64), 1420, np.uint16), json_flag=True),
+                        required=four) as s2:
+        assert s2.offset == 0.0
+    # still in: every blue DN over 1000, warned
+    with open_sentinel2(item("S2A_33UUP_20230613_1_L2A", np.full((1, 64, 64), 1420, np.uint16)),
+                        required=four) as s2:
+        assert s2.offset == pytest.approx(-0.1) and any("still in" in w for w in s2.warnings)
+    # before 2022 in the legacy collection: no offset (the date rule, as before)
+    with open_sentinel2(item("S2A_33UUP_20210613_0_L2A", vegetation), required=four) as s2:
+        assert s2.offset == 0.0
+    # collection 1 in 2021: the offset
+    with open_sentinel2(item("S2B_T33UUP_20210613T101029_L2A", vegetation + 1000), required=four) as s2:
+        assert s2.offset == pytest.approx(-0.1) and s2.baseline == "05.00"
+        np.testing.assert_allclose(s2.read_reflectance(["B4"]), 0.15, rtol=1e-5)
 
 
 def test_an_unnamed_stack_in_another_order_is_refused(tmp_path):

@@ -77,6 +77,18 @@ BASELINE_04_SINCE = "20220125"
 _DATE_IN_NAME = re.compile(r"(?:MSIL2A|MSIL1C|_T\d{2}[A-Z]{3}|^T\d{2}[A-Z]{3})_(20\d{6})T\d{6}"
                            r"|^S2[A-D]_\d{1,2}[A-Z]{3}_(20\d{6})_\d+_L[12][AC]$")  # the second: Element84 item ids
 
+#: Item ids of Element84's Earth Search (the folder a download keeps the band files in): the legacy collection
+#: ``sentinel-2-l2a`` (``S2B_10SGF_20250808_0_L2A``), whose COGs have had the -1000 DN offset taken out already
+#: on most items acquired since 25 January 2022 (the item's ``earthsearch:boa_offset_applied`` says which), and
+#: collection 1 ``sentinel-2-c1-l2a`` (``S2B_T38XNF_20250422T091553_L2A``), ESA's DN of a reprocessing at baseline
+#: 05.00 or later: the offset is in them on every date, before 2022 too (Earth Search README and issues 9, 23, 41).
+_EARTH_SEARCH_LEGACY = re.compile(r"^S2[A-D]_\d{1,2}[A-Z]{3}_(20\d{6})_\d+_L2A$")
+_EARTH_SEARCH_C1 = re.compile(r"^S2[A-D]_T\d{2}[A-Z]{3}_(20\d{6})T\d{6}_L2A$")
+#: Share of a legacy Earth Search item's blue DN under 1000 from which its offset counts as taken out already: with
+#: the offset in, DN < 1000 is negative reflectance, which the blue band of a scene hardly has; without it, every
+#: pixel darker than 0.1 (vegetation, water, shadow, most soils) is one.
+DARK_SHARE_OFFSET_REMOVED = 0.02
+
 # STAC / common band names -> S2 band.
 _COMMON_NAMES = {
     "coastal": "B1", "coastal aerosol": "B1", "aerosol": "B1", "blue": "B2", "green": "B3", "red": "B4",
@@ -89,7 +101,8 @@ _COMMON_NAMES = {
 _BAND_WORD = re.compile(r"(?<![A-Za-z0-9])B(?:AND)?[\s_]*0?(\d{1,2})(A?)(?![0-9])", re.IGNORECASE)
 _FILE_BAND = re.compile(r"(?:^|_)B(\d{1,2})(A?)(?:_(\d{2})m)?\.(?:tif|tiff|jp2|img|vrt)$", re.IGNORECASE)
 _FILE_SCL = re.compile(r"(?:^|_)SCL(?:_(\d{2})m)?\.(?:tif|tiff|jp2|img|vrt)$", re.IGNORECASE)
-#: Band files named by their STAC common name, as Element84's COG archive names them (blue.tif, nir08.tif ...).
+#: Band files named by their STAC asset key (blue.tif, nir08.tif ...), as STAC download tools name them; Element84's
+#: archive itself names them B02.tif ...
 _FILE_COMMON = re.compile(r"^(coastal|blue|green|red|rededge[123]|nir|nir08|nir09|swir16|swir22)\.(?:tif|tiff|jp2)$",
                           re.IGNORECASE)
 #: Where a product keeps files that are no bands: its quality masks (baseline 04.00 on: MSK_DETFOO_B01.jp2,
@@ -394,12 +407,76 @@ def _acquisition_date(names):
     return None
 
 
-def _scaling(tags, dtype, sample_max, baseline_hint, notes, band_scaling=None, names=(), warnings=None):
+def _earth_search_item(names):
+    """``(collection, date)`` of an Earth Search item id among the folders of ``names`` (``"legacy"`` or ``"c1"``),
+    else None."""
+    for name in names:
+        for part in reversed(os.path.normpath(str(name)).split(os.sep)):
+            for kind, pattern in (("legacy", _EARTH_SEARCH_LEGACY), ("c1", _EARTH_SEARCH_C1)):
+                match = pattern.match(part)
+                if match:
+                    return kind, match.group(1)
+    return None
+
+
+def _dark_share(path, band):
+    """Share of the valid DN (not 0) under 1000 in ``band`` of the raster ``path``, on five 64 x 64 windows; None
+    without any."""
+    import rasterio
+
+    from ..engine.raster import _sample_values
+
+    with rasterio.open(path) as ds:
+        values = _sample_values(ds, [band], size=64).astype(np.float64)
+    values = values[np.isfinite(values) & (values != 0)]
+    return float(np.mean(values < 1000)) if values.size else None
+
+
+def _earth_search_offset(item, upper, dark_share, notes, warnings):
+    """The offset in DN of an Earth Search item, or None where the general rules decide (see
+    :data:`_EARTH_SEARCH_LEGACY`): the item's own ``earthsearch:boa_offset_applied`` first, else the share of dark
+    blue DN (``dark_share()``)."""
+    kind, date = item
+    day = f"{date[:4]}-{date[4:6]}-{date[6:]}"
+    if kind == "c1":
+        notes.append(f"Earth Search collection 1 item (acquired {day}): ESA's DN of a reprocessing at baseline "
+                     "05.00 or later, so the -1000 DN offset applies on every date.")
+        return BASELINE_04_OFFSET
+    if date < BASELINE_04_SINCE:
+        return None
+    applied = str(upper.get("EARTHSEARCH:BOA_OFFSET_APPLIED", "")).strip().lower()
+    if applied in ("true", "false"):
+        notes.append(f"Earth Search item of {day}: its earthsearch:boa_offset_applied is {applied}.")
+        return 0.0 if applied == "true" else BASELINE_04_OFFSET
+    share = dark_share() if dark_share is not None else None
+    if share is None:
+        text = (f"An Earth Search item of {day} (legacy collection sentinel-2-l2a) without its item JSON and without "
+                "a blue band to judge by: Earth Search took the -1000 DN offset out of most such items, so none is "
+                "applied. If the reflectance comes out 0.1 too high, its offset was still in: give the item's JSON "
+                "(with earthsearch:boa_offset_applied) beside the band files.")
+        warnings.append(text)
+        return 0.0
+    if share >= DARK_SHARE_OFFSET_REMOVED:
+        notes.append(f"Earth Search item of {day} (legacy collection): {share:.0%} of its blue DN lie under 1000, so "
+                     "Earth Search has taken the -1000 DN offset out already (as on most items since 2022): "
+                     "reflectance = DN / 10000.")
+        return 0.0
+    warnings.append(f"Earth Search item of {day} (legacy collection): only {share:.1%} of its blue DN lie under 1000, "
+                    "so the -1000 DN offset reads as still in (Earth Search took it out of most items since 2022, "
+                    "not all): reflectance = (DN - 1000) / 10000. A scene with no pixel darker than 0.1 in blue (snow, "
+                    "a salt flat) can mislead this: give the item's JSON (with earthsearch:boa_offset_applied) beside "
+                    "the band files to settle it.")
+    return BASELINE_04_OFFSET
+
+
+def _scaling(tags, dtype, sample_max, baseline_hint, notes, band_scaling=None, names=(), warnings=None,
+             dark_share=None):
     """``(scale, offset, baseline)`` from the bands' own scale and offset (``band_scaling``, see
     :func:`_band_scaling`) when set, else metadata items, data type and a sample maximum. Without a baseline in
     the metadata or ``baseline_hint``, an acquisition date since :data:`BASELINE_04_SINCE` in ESA's ``names``
     (the product's, the band files') means baseline 04.00 or later; an integer product with neither gets no
-    offset and a warning in ``warnings``."""
+    offset and a warning in ``warnings``. An Earth Search item id among ``names`` is decided by
+    :func:`_earth_search_offset` (``dark_share``: a function giving the share of blue DN under 1000)."""
     upper = {str(k).upper(): v for k, v in tags.items()}
     if band_scaling is not None:
         gain, bias = band_scaling
@@ -432,6 +509,14 @@ def _scaling(tags, dtype, sample_max, baseline_hint, notes, band_scaling=None, n
             notes.append(f"Offset {offset_dn:g} DN from the metadata item {key}.")
             break
     baseline = _baseline(upper, baseline_hint)
+    item = _earth_search_item(names) if offset_dn is None and np.issubdtype(np.dtype(dtype), np.integer) else None
+    if item is not None:
+        offset_dn = _earth_search_offset(item, upper, dark_share, notes, warnings if warnings is not None else [])
+        if offset_dn is not None:
+            baseline = baseline or ("05.00" if item[0] == "c1" else "04.00")
+            if offset_dn:
+                notes.append(f"Reflectance = (DN - 1000) / {1.0 / scale:g}.")
+            return scale, offset_dn * scale, baseline
     acquired = _acquisition_date(names) if baseline is None and offset_dn is None else None
     if acquired is not None and acquired >= BASELINE_04_SINCE:
         baseline = "04.00"
@@ -505,8 +590,10 @@ def _open_file(path, band_map, required, feedback):
                                      f"'{os.path.basename(path)}'")
         warnings = []
         # the names of a VRT's source files (band files stacked with gdalbuildvrt) carry the product's date too
+        blue = next((numbers[b] for b in ("B2", "B3", "B4") if b in numbers), None)
         scale, offset, baseline = _scaling(tags, ds.dtypes[0], sample_max, hint, notes, band_scaling,
-                                           [path] + list(ds.files or ()), warnings)
+                                           [path] + list(ds.files or ()), warnings,
+                                           None if blue is None else lambda: _dark_share(path, blue))
         nodata = ds.nodatavals[0]
         if np.issubdtype(np.dtype(ds.dtypes[0]), np.integer):
             # DN 0 is the L2A product's NO_DATA, also in a file that declares another nodata (65535 after a
@@ -767,6 +854,27 @@ def find_scl_file(folder):
     return best[1] if best else None
 
 
+def _stac_item(path):
+    """Metadata items of a STAC item JSON that bear on the offset (``earthsearch:boa_offset_applied``, the
+    processing baseline), or {} for any other file."""
+    try:
+        if os.path.getsize(path) > 5_000_000:
+            return {}
+        with open(path, encoding="utf-8") as handle:
+            item = json.load(handle)
+    except (OSError, ValueError):
+        return {}
+    properties = item.get("properties") if isinstance(item, dict) and item.get("type") == "Feature" else None
+    if not isinstance(properties, dict):
+        return {}
+    found = {}
+    if "earthsearch:boa_offset_applied" in properties:
+        found["EARTHSEARCH:BOA_OFFSET_APPLIED"] = str(properties["earthsearch:boa_offset_applied"])
+    if _baseline_value(properties.get("s2:processing_baseline")) is not None:
+        found["PROCESSING_BASELINE"] = str(properties["s2:processing_baseline"])
+    return found
+
+
 def _folder_metadata(folder, files):
     """Metadata items and baseline hint of a folder: MTD XML, BigEarthNet JSON, product names."""
     tags, hint = {}, _baseline_from_text(os.path.abspath(folder)) or \
@@ -782,6 +890,11 @@ def _folder_metadata(folder, files):
             for key, value in meta.items():
                 if isinstance(value, (str, int, float)):
                     tags[str(key)] = value
+    for json_path in sorted(glob.glob(os.path.join(folder, "*.json")))[:8]:   # a STAC item saved with the bands
+        item = _stac_item(json_path)
+        if item:
+            tags.update(item)
+            break
     for xml_path in sorted(glob.glob(os.path.join(folder, "MTD_MSIL*.xml")))[:1]:
         try:
             with open(xml_path, encoding="utf-8", errors="replace") as handle:
@@ -853,8 +966,10 @@ def _open_folder(folder, required, feedback, out_dir, mask_clouds=True):
             sample_max = _sample_max(ds, [1])
     band_scaling = _band_scaling([infos[b]["scaling"] for b in names], "the folder's band files")
     warnings = []
+    blue = next((files[b] for b in ("B2", "B3", "B4") if b in files), None)
     scale, offset, baseline = _scaling(tags, dtype, sample_max, hint, notes, band_scaling,
-                                       [os.path.abspath(folder)] + [files[b] for b in names], warnings)
+                                       [os.path.abspath(folder)] + [files[b] for b in names], warnings,
+                                       None if blue is None else lambda: _dark_share(blue, 1))
     level_1c = str(tags.get("PRODUCT_TYPE", "")).upper() == "S2MSI1C" or any(
         "MSIL1C" in part.upper() for part in os.path.abspath(folder).split(os.sep))
     if level_1c:
