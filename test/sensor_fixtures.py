@@ -180,11 +180,13 @@ def enmap_bands():
     return p.centers, p.fwhm, np.array(p.detectors, dtype=object)
 
 
-def make_enmap(folder, rows=8, cols=6, cloud=((2, 3),), cirrus=None, filled_bands=(), image_format="GTiff"):
+def make_enmap(folder, rows=8, cols=6, cloud=((2, 3),), cirrus=None, filled_bands=(), image_format="GTiff",
+               snow=None, haze=None):
     """An EnMAP L2A product: SPECTRAL_IMAGE.TIF (int16, nodata -32768), METADATA.XML, QL_QUALITY_CLOUD.TIF.
 
     ``cirrus``: ``{(row, col): level}`` of a QL_QUALITY_CIRRUS layer (0 none, 1 thin, 2 medium, 3 thick,
-    255 fill); ``filled_bands``: product band indexes the processor filled with the nodata value in every
+    255 fill); ``snow``, ``haze``: pixels ``(row, col)`` flagged 1 in a QL_QUALITY_SNOW / _HAZE layer;
+    ``filled_bands``: product band indexes the processor filled with the nodata value in every
     pixel; ``image_format`` "ENVI": the image ordered as ENVI band-sequential (``-SPECTRAL_IMAGE.BSQ`` with
     its ``.HDR``), the quality layers likewise.
     """
@@ -214,6 +216,12 @@ def make_enmap(folder, rows=8, cols=6, cloud=((2, 3),), cirrus=None, filled_band
         for (r, c), level in cirrus.items():
             levels[r, c] = level
         layers.append(("CIRRUS", levels))
+    for name, pixels in (("SNOW", snow), ("HAZE", haze)):
+        if pixels is not None:
+            flags = np.zeros_like(mask)
+            for r, c in pixels:
+                flags[r, c] = 1
+            layers.append((name, flags))
     for name, data in layers:
         with rasterio.open(stem + f"-QL_QUALITY_{name}" + ending, "w", **dict(profile, count=1, dtype="uint8",
                                                                               nodata=None)) as dst:
@@ -275,8 +283,12 @@ def prisma_bands():
     return tuple(out)
 
 
-def make_prisma(folder, rows=8, cols=6):
-    """A PRISMA L2D file: VNIR and SWIR cubes (lines, bands, samples) uint16 with the L2 scale attributes."""
+def make_prisma(folder, rows=8, cols=6, errors=None):
+    """A PRISMA L2D file: VNIR and SWIR cubes (lines, bands, samples) uint16 with the L2 scale attributes, and
+    their error matrices ``VNIR_PIXEL_L2_ERR_MATRIX`` / ``SWIR_...`` (uint8, the cubes' shape; 0 ok, 1 invalid
+    in L1, 2 negative and 3 saturated after the atmospheric correction). ``errors``: ``{(cube, row, col, band):
+    code}`` with ``cube`` "VNIR" or "SWIR", ``band`` the stored index (long to short) and ``row``/``col`` None for
+    every line / sample."""
     import h5py
 
     cw_v, fw_v, fl_v, cw_s, fw_s, fl_s = prisma_bands()
@@ -305,6 +317,12 @@ def make_prisma(folder, rows=8, cols=6):
         # stored (lines, bands, samples), bands in the order of the wavelength lists (long to short)
         fields.create_dataset("VNIR_Cube", data=np.moveaxis(v_dn, -1, 1))
         fields.create_dataset("SWIR_Cube", data=np.moveaxis(s_dn, -1, 1))
+        for cube, n in (("VNIR", cw_v.size), ("SWIR", cw_s.size)):
+            codes = np.zeros((rows, n, cols), np.uint8)
+            for (which, r, c, band), code in (errors or {}).items():
+                if which == cube:
+                    codes[slice(None) if r is None else r, band, slice(None) if c is None else c] = code
+            fields.create_dataset(f"{cube}_PIXEL_L2_ERR_MATRIX", data=codes)
         geo = f.create_group("HDFEOS/SWATHS/PRS_L2D_HCO/Geolocation Fields")
         geo.create_dataset("Latitude", data=np.full((rows, cols), 40.6, np.float32))
         geo.create_dataset("Longitude", data=np.full((rows, cols), 15.0, np.float32))

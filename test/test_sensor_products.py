@@ -129,6 +129,16 @@ def test_enmap_cirrus_levels_and_filled_bands(tmp_path):
     assert any("every cirrus level" in note for note in product.notes)
 
 
+def test_enmap_snow_is_nodata_and_haze_is_not(tmp_path):
+    """Snow hides the ground and its short-wave absorptions pass for minerals': flagged pixels are nodata. Haze is
+    corrected by the processor and kept."""
+    fx = sf.make_enmap(str(tmp_path), snow=[(5, 1)], haze=[(6, 2)])
+    product = sensor_products.open_product(fx["xml"])
+    data, _, _, _, nodata = written(product, tmp_path)
+    assert np.all(data[:, 5, 1] == nodata) and not np.any(data[:, 6, 2] == nodata)
+    assert any("QL_QUALITY_SNOW" in note for note in product.notes)
+
+
 def test_enmap_ordered_as_envi(tmp_path):
     """A product ordered as ENVI band-sequential reads as the GeoTIFF one, quality layers included."""
     (tmp_path / "tif").mkdir(), (tmp_path / "bsq").mkdir()
@@ -176,6 +186,29 @@ def test_prisma_joined_sorted_and_scaled(tmp_path):
     expected = np.concatenate([v_ref[3, 4, keep_v], s_ref[3, 4, keep_s]])[order]
     np.testing.assert_allclose(data[:, 3, 4], expected, rtol=1e-5)
     assert np.all(data[:, 0, 0] == nodata) and np.sum(np.all(data == nodata, axis=0)) == 1
+
+
+def test_prisma_error_matrices(tmp_path):
+    """A pixel flagged saturated in one kept band is nodata; a band flagged negative in every pixel (a water-vapour
+    band after the atmospheric correction) is left out and named rather than taking the whole scene with it; a flag
+    in a band that is left out anyway (the unused slots) changes nothing."""
+    cw_v, _, _, cw_s, _, _ = sf.prisma_bands()
+    band_1400 = int(np.argmin(np.abs(cw_s - 1400.0)))
+    errors = {("SWIR", 5, 2, 40): 3, ("VNIR", 6, 1, 20): 1, ("SWIR", None, None, band_1400): 2,
+              ("VNIR", 2, 2, int(np.flatnonzero(cw_v == 0)[0])): 1}
+    clean = written(sensor_products.open_product(sf.make_prisma(str(tmp_path))["path"]), tmp_path, "a.tif")
+    (tmp_path / "flagged").mkdir()
+    fx = sf.make_prisma(str(tmp_path / "flagged"), errors=errors)
+    product = sensor_products.open_product(fx["path"])
+    data, _, _, info, nodata = written(product, tmp_path, "b.tif")
+    assert info.n_bands == clean[3].n_bands - 1
+    assert not np.isclose(info.centers, cw_s[band_1400], atol=1e-3).any()
+    assert any(n.startswith("1 bands flagged in the error matrix") and f"{cw_s[band_1400]:.0f}" in n
+               for n in product.notes)
+    lost = np.all(data == nodata, axis=0)
+    assert lost[5, 2] and lost[6, 1] and not lost[2, 2] and lost.sum() == 3  # and (0, 0), outside the image
+    kept = np.isin(np.round(clean[3].centers, 3), np.round(info.centers, 3))
+    np.testing.assert_array_equal(data[:, 3, 4], clean[0][kept, 3, 4])
 
 
 def test_not_a_product(tmp_path):

@@ -25,17 +25,21 @@ field by field after them):
   with ``specific/bandCharacterisation/bandID`` (``wavelengthCenterOfBand``, ``FWHMOfBand``,
   ``GainOfBand``, ``OffsetOfBand``; reflectance = DN x gain + offset) and the VNIR and SWIR channel
   lists ``specific/vnirProductQuality/expectedChannelsList`` and ``swirProductQuality/...``. Quality
-  masks beside it (``-QL_QUALITY_CLOUD``, ``-QL_QUALITY_CLOUDSHADOW`` (0/1) and ``-QL_QUALITY_CIRRUS``
-  (0 none, 1 thin, 2 medium, 3 thick); any level from 1 to 254 is flagged, 255 is the layers' fill)
-  become nodata. Bands that hold only the nodata value (the processor fills some water-vapour bands
+  masks beside it (``-QL_QUALITY_CLOUD``, ``-QL_QUALITY_CLOUDSHADOW``, ``-QL_QUALITY_SNOW`` (0/1) and
+  ``-QL_QUALITY_CIRRUS`` (0 none, 1 thin, 2 medium, 3 thick); any level from 1 to 254 is flagged, 255 may be
+  the layers' fill) become nodata; ``-QL_QUALITY_HAZE`` is not applied (haze is corrected by the processor). Bands that hold only the nodata value (the processor fills some water-vapour bands
   with it) are found on a sample of rows and left out.
 * **PRISMA L2D, product specification issue 2.3** (HDF-EOS5): ``HDFEOS/SWATHS/PRS_L2D_HCO/Data
   Fields/VNIR_Cube`` and ``SWIR_Cube`` (uint16, lines x bands x samples, bands from long to short
   wavelengths); root attributes ``List_Cw_Vnir``/``List_Cw_Swir``, ``List_Fwhm_Vnir``/``_Swir``
   (nm, 0 for unused bands), ``List_Cw_Vnir_Flags``/``_Swir_Flags``, ``L2ScaleVnirMin``/``Max`` and
   ``L2ScaleSwirMin``/``Max`` (reflectance = min + DN (max - min) / 65535), ``Epsg_Code`` and the
-  pixel-centre corners ``Product_ULcorner_easting``/``_northing`` and ``Product_LRcorner_...``.
-  Pixels that are 0 in every band are nodata.
+  pixel-centre corners ``Product_ULcorner_easting``/``_northing`` and ``Product_LRcorner_...`` (as
+  prismaread, EnMAP-Box and SNAP read them; line 0 is the north edge, sample 0 the west one, no flip).
+  Pixels that are 0 in every band are nodata. ``VNIR_PIXEL_L2_ERR_MATRIX`` and ``SWIR_PIXEL_L2_ERR_MATRIX``
+  (the cubes' shape; 0 ok, 1 invalid in L1, 2 negative and 3 saturated after the atmospheric correction, as
+  SNAP's reader decodes them) make a pixel nodata where any band kept is flagged; a band flagged in most pixels
+  is left out instead. L2D carries no cloud mask (only L1 does).
 
 GDAL's own netCDF and HDF5 drivers read the files (the multidimensional API), so nothing beyond
 QGIS's GDAL is needed.
@@ -420,8 +424,7 @@ def _open_enmap(path):
         keep = keep[~np.isin(keep, empty)]
         if keep.size < 2:
             raise _fail(xml_path, "fewer than two bands hold data")
-    masks = [m for m in (_enmap_layer(stem, f"QL_QUALITY_{name}") for name in ("CLOUD", "CLOUDSHADOW", "CIRRUS"))
-             if m is not None]
+    masks = [m for m in (_enmap_layer(stem, f"QL_QUALITY_{name}") for name in ENMAP_MASKED) if m is not None]
     if masks:
         notes.append("pixels flagged in " + ", ".join(os.path.basename(m).split("-")[-1] for m in masks)
                      + " are nodata (every cirrus level, thin to thick).")
@@ -449,6 +452,12 @@ def _open_enmap(path):
 
     return SensorProduct(ENMAP_L2A, xml_path, width, height, crs_wkt, geotransform, info, read_rows,
                          bytes_per_row=width * keep.size * 10, notes=notes)
+
+
+#: EnMAP quality layers whose flagged pixels are nodata: clouds, their shadows, cirrus of every level, and snow (valid
+#: reflectance, but of snow, not of the ground, and its short-wave absorptions pass for minerals'). QL_QUALITY_HAZE is
+#: kept: the processor corrects haze, and it weakens the visible bands most, the short-wave features least.
+ENMAP_MASKED = ("CLOUD", "CLOUDSHADOW", "CIRRUS", "SNOW")
 
 
 def _nm_list(values, shown=6):
@@ -492,10 +501,12 @@ def _open_prisma(path):
     fields = _group(root, *_PRISMA_FIELDS)
     if fields is None:
         raise _fail(path, "no group " + "/".join(_PRISMA_FIELDS))
-    cubes, centers, fwhm, good, detectors, scales = [], [], [], [], [], []
+    cubes, centers, fwhm, good, detectors, scales, errors = [], [], [], [], [], [], []
     for name, cube_name in (("Vnir", "VNIR_Cube"), ("Swir", "SWIR_Cube")):
         cube = _array(fields, cube_name, path)
         dims = [d.GetSize() for d in cube.GetDimensions()]
+        error = _quiet(fields.OpenMDArray, f"{name.upper()}_PIXEL_L2_ERR_MATRIX")
+        errors.append(error if error is not None and [d.GetSize() for d in error.GetDimensions()] == dims else None)
         cw = np.asarray(_attribute(root, f"List_Cw_{name}", path), float).ravel()
         fw = np.asarray(_attribute(root, f"List_Fwhm_{name}", path), float).ravel()
         flags = _attribute(root, f"List_Cw_{name}_Flags", None, None)
@@ -517,6 +528,17 @@ def _open_prisma(path):
     notes = [f"VNIR ({n_vnir} bands) and SWIR ({centers.size - n_vnir} bands) joined, sorted by wavelength."]
     keep = _select_bands(centers, fwhm, good, np.array(detectors, dtype=object), notes, path)
     height, width = cubes[0][1][0], cubes[0][1][2]
+    flagged_bands = _prisma_flagged_bands(cubes, errors, height, width)
+    if flagged_bands[keep].any():
+        dropped = keep[flagged_bands[keep]]
+        notes.append(f"{dropped.size} bands flagged in the error matrix (*_PIXEL_L2_ERR_MATRIX) in most pixels "
+                     f"({_nm_list(np.sort(centers[dropped]))} nm): left out.")
+        keep = keep[~flagged_bands[keep]]
+        if keep.size < 2:
+            raise _fail(path, "fewer than two bands are not flagged in the error matrices")
+    if any(e is not None for e in errors):
+        notes.append("Pixels flagged in VNIR_ or SWIR_PIXEL_L2_ERR_MATRIX in any band kept (invalid in L1, negative "
+                     "or saturated after the atmospheric correction) are nodata.")
     epsg = int(np.ravel(_attribute(root, "Epsg_Code", path))[0])
     ul_e = float(np.ravel(_attribute(root, "Product_ULcorner_easting", path))[0])
     ul_n = float(np.ravel(_attribute(root, "Product_ULcorner_northing", path))[0])
@@ -531,18 +553,46 @@ def _open_prisma(path):
     info = BandInfo(centers=centers[keep], fwhm=fwhm[keep])
 
     def read_rows(row, count):
-        parts, empty = [], np.ones((count, width), bool)
-        for (cube, dims), (offset, step) in zip(cubes, scales):
+        parts, flags, empty = [], [], np.ones((count, width), bool)
+        for (cube, dims), (offset, step), error in zip(cubes, scales, errors):
             raw = np.asarray(cube.ReadAsArray(array_start_idx=[row, 0, 0], count=[count, dims[1], width]))
             empty &= np.all(raw == 0, axis=1)
             parts.append(offset + raw.astype(np.float32) * np.float32(step))
+            flags.append(np.zeros(raw.shape, bool) if error is None else
+                         np.asarray(error.ReadAsArray(array_start_idx=[row, 0, 0], count=[count, dims[1], width])) > 0)
         values = np.concatenate(parts, axis=1)[:, keep, :]  # (rows, bands, cols)
         out = np.moveaxis(values, 1, -1).astype(np.float32)
-        out[empty] = np.nan
+        out[empty | np.concatenate(flags, axis=1)[:, keep, :].any(axis=1)] = np.nan
         return out
 
     return SensorProduct(PRISMA_L2D, path, width, height, srs.ExportToWkt(), geotransform, info, read_rows,
                          bytes_per_row=width * centers.size * 10, notes=notes, handles=[ds, root, fields])
+
+
+#: Share of a scene's pixels (with data) from which a band flagged in PRISMA's error matrix is left out rather than
+#: taking every such pixel with it (a band negative after the atmospheric correction over the whole scene).
+FLAGGED_BAND_SHARE = 0.5
+
+
+def _prisma_flagged_bands(cubes, errors, height, width, rows=16):
+    """Per band of the joined VNIR + SWIR lists: flagged in ``*_PIXEL_L2_ERR_MATRIX`` (any code above 0: 1
+    invalid in L1, 2 negative and 3 saturated after the atmospheric correction) in over :data:`FLAGGED_BAND_SHARE`
+    of the pixels with data, on ``rows`` rows spread over the scene."""
+    picks = np.unique(np.linspace(0, height - 1, min(rows, height)).round().astype(int))
+    shares = []
+    for (cube, dims), error in zip(cubes, errors):
+        if error is None:
+            shares.append(np.zeros(dims[1]))
+            continue
+        flagged, pixels = np.zeros(dims[1]), 0
+        for row in picks:
+            raw = np.asarray(cube.ReadAsArray(array_start_idx=[int(row), 0, 0], count=[1, dims[1], width]))[0]
+            data = ~np.all(raw == 0, axis=0)
+            codes = np.asarray(error.ReadAsArray(array_start_idx=[int(row), 0, 0], count=[1, dims[1], width]))[0]
+            flagged += (codes[:, data] > 0).sum(axis=1)
+            pixels += int(data.sum())
+        shares.append(flagged / max(pixels, 1))
+    return np.concatenate(shares) > FLAGGED_BAND_SHARE
 
 
 # ---------------------------------------------------------------------------
