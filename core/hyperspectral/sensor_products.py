@@ -27,8 +27,9 @@ field by field after them):
   lists ``specific/vnirProductQuality/expectedChannelsList`` and ``swirProductQuality/...``. Quality
   masks beside it (``-QL_QUALITY_CLOUD``, ``-QL_QUALITY_CLOUDSHADOW``, ``-QL_QUALITY_SNOW`` (0/1) and
   ``-QL_QUALITY_CIRRUS`` (0 none, 1 thin, 2 medium, 3 thick); any level from 1 to 254 is flagged, 255 may be
-  the layers' fill) become nodata; ``-QL_QUALITY_HAZE`` is not applied (haze is corrected by the processor). Bands that hold only the nodata value (the processor fills some water-vapour bands
-  with it) are found on a sample of rows and left out.
+  the layers' fill) become nodata; ``-QL_QUALITY_HAZE`` is not applied (haze is corrected by the processor).
+  Bands that hold only the nodata value (the processor fills some water-vapour bands with it) are found on a
+  sample of rows and left out.
 * **PRISMA L2D, product specification issue 2.3** (HDF-EOS5): ``HDFEOS/SWATHS/PRS_L2D_HCO/Data
   Fields/VNIR_Cube`` and ``SWIR_Cube`` (uint16, lines x bands x samples, bands from long to short
   wavelengths); root attributes ``List_Cw_Vnir``/``List_Cw_Swir``, ``List_Fwhm_Vnir``/``_Swir``
@@ -362,8 +363,9 @@ def _open_emit(path):
             out[valid] = gather(lines, samples)
         return out
 
+    handles = [ds, root] + ([mask_ds, mask_root] if mask_array is not None else [])
     product = SensorProduct(EMIT_L2A_RFL, path, glt_x.shape[1], glt_x.shape[0], crs_wkt, geotransform, info,
-                            read_rows, notes=notes, limits=limits, handles=[ds, root] + ([mask_ds, mask_root] if mask_array is not None else []))
+                            read_rows, notes=notes, limits=limits, handles=handles)
     product.bytes_per_row = glt_x.shape[1] * keep.size * 12
     return product
 
