@@ -53,7 +53,7 @@ from qgis.core import (
     QgsProcessingUtils,
     QgsWkbTypes,
 )
-from qgis.PyQt.QtCore import QCoreApplication
+from qgis.PyQt.QtCore import QCoreApplication, QUrl
 
 from ..core.engine import compute, dependencies
 from ..core.engine.errors import Cancelled, OreMapError
@@ -430,8 +430,6 @@ def files_of(value, context, layers=True):
     """The local files a parameter value names (real paths): a path, a ``file://`` URI, a layer's source (a
     layer object, or with ``layers`` a layer id or name of the project), a feature source or output definition,
     or a list of them; an OGR/GDAL suffix (``|layername=...``) is dropped."""
-    from urllib.parse import unquote, urlparse
-
     if isinstance(value, (list, tuple)):
         return [p for v in value for p in files_of(v, context, layers)]
     if isinstance(value, QgsProcessingOutputLayerDefinition):
@@ -445,8 +443,8 @@ def files_of(value, context, layers=True):
         value = layer.source() if layer is not None else value
     if not isinstance(value, str) or not value:
         return []
-    if value.startswith("file://"):
-        value = unquote(urlparse(value).path)
+    if value.startswith("file://"):  # Qt's reading: C:/... on Windows (not /C:/...), //server/share for UNC
+        value = QUrl(value).toLocalFile()
     value = value.split("|")[0]
     return [os.path.realpath(value)] if value else []
 

@@ -149,6 +149,43 @@ def test_install_from_a_local_wheel_folder_and_import_through_the_hook(tmp_path)
     assert (tmp_path / "profile/python/oremap-packages/oremap_probe.py").read_text() == "ANSWER = 43\n"
 
 
+def test_a_package_in_the_folder_is_not_installed_again_nor_replaced_while_loaded(tmp_path):
+    """Installing again (the 'run' group is ticked by default, so adding torch later asked for onnx again) kept
+    nothing of what was there: pip reinstalled it, and on Windows the loaded onnxruntime DLLs stopped the replacement
+    halfway, leaving a package without its __init__.py. A package at its pin in the folder is now left alone, and one
+    loaded in this session is refused before anything is moved."""
+    wheels = tmp_path / "wheels"
+    wheels.mkdir()
+    make_wheel(str(wheels), "oremap_loaded", "1.0.0", {"oremap_loaded/__init__.py": "ANSWER = 1\n"})
+    make_wheel(str(wheels), "oremap_loaded", "1.1.0", {"oremap_loaded/__init__.py": "ANSWER = 2\n"})
+    folder = pi.folder_for_profile(str(tmp_path / "profile"))
+    first = write_pins(tmp_path / "pins.txt", "[probe]  a probe\noremap_loaded==1.0.0\n")
+    sys_path = list(sys.path)
+    try:
+        assert pi.install(["probe"], folder, find_links=str(wheels), pins=first)["installed"] == ["oremap_loaded==1.0.0"]
+        assert pi.plan(["probe"], folder, pins=first)["install"] == []
+        lines = []
+        assert pi.install(["probe"], folder, find_links=str(wheels), pins=first, log=lines.append)["installed"] == []
+        assert "Nothing to install: every package is already there." in lines
+        import oremap_loaded
+
+        assert oremap_loaded.ANSWER == 1
+        newer = write_pins(tmp_path / "pins2.txt", "[probe]  a probe\noremap_loaded==1.1.0\n")
+        with pytest.raises(pi.InstallError) as err:
+            pi.install(["probe"], folder, find_links=str(wheels), pins=newer)
+        assert "oremap_loaded is in use in this QGIS session" in err.value.message
+        assert err.value.fix.startswith("Restart QGIS")
+        assert pi.folder_version("oremap_loaded", folder) == "1.0.0"
+        assert (tmp_path / "profile/python/oremap-packages/oremap_loaded/__init__.py").read_text() == "ANSWER = 1\n"
+        assert sorted(os.listdir(os.path.dirname(folder))) == ["oremap-packages"]  # no staging folder left
+        del sys.modules["oremap_loaded"]  # as after a restart
+        pi.install(["probe"], folder, find_links=str(wheels), pins=newer)
+        assert pi.folder_version("oremap_loaded", folder) == "1.1.0"
+    finally:
+        sys.path[:] = sys_path
+        sys.modules.pop("oremap_loaded", None)
+
+
 def test_install_refuses_and_leaves_nothing(tmp_path):
     wheels = tmp_path / "wheels"
     wheels.mkdir()

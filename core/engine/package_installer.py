@@ -152,9 +152,9 @@ def plan(groups=DEFAULT_GROUPS, folder=None, pins=None, versions=None):
     Returns
     -------
     dict
-        ``install``: ``["name==version"]`` for pip; ``kept``: ``[(name, version)]`` already good enough in
-        QGIS's Python; ``problems``: sentences, one per host package missing or too old (the installation
-        must then be refused).
+        ``install``: ``["name==version"]`` for pip (a package already in ``folder`` at its pin is left out);
+        ``kept``: ``[(name, version)]`` already good enough in QGIS's Python; ``problems``: sentences, one per host
+        package missing or too old (the installation must then be refused).
     """
     pins = read_pins() if pins is None else pins
     versions = versions or (lambda name: host_version(name, folder))
@@ -177,6 +177,8 @@ def plan(groups=DEFAULT_GROUPS, folder=None, pins=None, versions=None):
             host[key] = (name, max([v for v in (earlier, least) if v], key=version_tuple, default=None))
     install, kept, problems = [], [], []
     for key, (name, pinned) in wanted.items():
+        if folder and version_tuple(folder_version(name, folder) or "") == version_tuple(pinned):
+            continue  # already in the packages folder at its pin: installing it again would only replace it
         have = versions(name)
         # a package asked for by name (no minimum) is always installed at its pin unless already the same
         least = minimum[key]
@@ -385,10 +387,35 @@ def _run_pip(command, count, log, progress, is_canceled):
     return None if code == 0 and not is_canceled() else "\n".join(lines[-15:])
 
 
+def loaded_from(folder, entries):
+    """The modules of this Python session imported from the ``entries`` (package folders, module files) of
+    ``folder``: those entries cannot be replaced now (Windows locks a loaded extension module and its DLLs, and
+    everywhere the old version stays in use until QGIS restarts)."""
+    folder = os.path.normcase(os.path.abspath(folder))
+    targets = {os.path.normcase(os.path.join(folder, e)) for e in entries}
+    loaded = []
+    for name, module in list(sys.modules.items()):
+        path = getattr(module, "__file__", None)
+        if not path or "." in name:
+            continue
+        path = os.path.normcase(os.path.abspath(path))
+        if any(path == t or path.startswith(t + os.sep) for t in targets):
+            loaded.append(name)
+    return sorted(loaded)
+
+
 def _move_into(staging, folder):
-    """Move what pip put in ``staging`` into ``folder``, replacing earlier versions of the same packages."""
+    """Move what pip put in ``staging`` into ``folder``, replacing earlier versions of the same packages; refused
+    (nothing moved) while an earlier version is loaded in this session (:func:`loaded_from`)."""
     os.makedirs(folder, exist_ok=True)
     entries = [e for e in os.listdir(staging) if e != "bin"]
+    loaded = loaded_from(folder, [e for e in entries if not e.endswith((".dist-info", ".egg-info"))
+                                  and os.path.lexists(os.path.join(folder, e))])
+    if loaded:
+        raise InstallError(f"{', '.join(loaded)} {'is' if len(loaded) == 1 else 'are'} in use in this QGIS session "
+                           "(an algorithm or the model library loaded it), so its files cannot be replaced now: "
+                           "Windows keeps them locked, and elsewhere the old version would stay in use. Nothing was "
+                           "changed.", fix="Restart QGIS and install again before running an OreMap algorithm.")
     # an upgraded package: remove the old version's metadata folder too
     names = {normalise(e.split("-")[0]) for e in entries if e.endswith((".dist-info", ".egg-info"))}
     for old in os.listdir(folder):
