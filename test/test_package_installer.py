@@ -162,7 +162,8 @@ def test_a_package_in_the_folder_is_not_installed_again_nor_replaced_while_loade
     first = write_pins(tmp_path / "pins.txt", "[probe]  a probe\noremap_loaded==1.0.0\n")
     sys_path = list(sys.path)
     try:
-        assert pi.install(["probe"], folder, find_links=str(wheels), pins=first)["installed"] == ["oremap_loaded==1.0.0"]
+        done = pi.install(["probe"], folder, find_links=str(wheels), pins=first)
+        assert done["installed"] == ["oremap_loaded==1.0.0"]
         assert pi.plan(["probe"], folder, pins=first)["install"] == []
         lines = []
         assert pi.install(["probe"], folder, find_links=str(wheels), pins=first, log=lines.append)["installed"] == []
