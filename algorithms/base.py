@@ -51,6 +51,7 @@ from qgis.core import (
     QgsProcessingFeatureSourceDefinition,
     QgsMapLayer,
     QgsProcessingUtils,
+    QgsProject,
     QgsWkbTypes,
 )
 from qgis.PyQt.QtCore import QCoreApplication, QUrl
@@ -58,7 +59,7 @@ from qgis.PyQt.QtCore import QCoreApplication, QUrl
 from ..core.engine import compute, dependencies
 from ..core.engine.errors import Cancelled, OreMapError
 from ..core.engine.feedback import Feedback, ensure
-from ..core.engine.files import OutputGuard
+from ..core.engine.files import OutputGuard, replace_blocked
 from ..core.engine.raster import check_output_path, clean_partials, gdal_cache_limit, output_name_problem
 from ..processing_provider import settings
 from . import styles
@@ -447,6 +448,29 @@ def files_of(value, context, layers=True):
         value = QUrl(value).toLocalFile()
     value = value.split("|")[0]
     return [os.path.realpath(value)] if value else []
+
+
+WINDOWS = os.name == "nt"
+"""Whether this is Windows, where a file open in another program cannot be replaced (a test may set it)."""
+
+
+def locked_output_problem(path, project, windows=None):
+    """``(message, fix)`` when the existing output file ``path`` could not be replaced at the end of the run, else
+    None: on Windows a file loaded as a layer of ``project`` (GDAL keeps it open without sharing its deletion) or
+    open in another program (:func:`core.engine.files.replace_blocked`). Elsewhere a loaded file can be replaced."""
+    if not (WINDOWS if windows is None else windows) or not os.path.isfile(path):
+        return None
+    key = os.path.normcase(os.path.realpath(path))
+    for layer in (project.mapLayers().values() if project is not None else ()):
+        if any(os.path.normcase(p) == key for p in files_of(layer, None, layers=False)):
+            return (f"{os.path.basename(path)} is loaded in the project as the layer '{layer.name()}'. Windows keeps a "
+                    "loaded file locked, so it could not be replaced: the run would fail at its end.",
+                    "Remove the layer from the project (Layers panel: right-click > Remove Layer), or choose another "
+                    "file name.")
+    if replace_blocked(path):
+        return (f"{os.path.basename(path)} is open in another program (or another QGIS), which keeps it locked: it "
+                "could not be replaced.", "Close it there, or choose another file name.")
+    return None
 
 
 class OreMapAlgorithm(QgsProcessingAlgorithm):
@@ -1331,6 +1355,10 @@ class OreMapAlgorithm(QgsProcessingAlgorithm):
             if name and self.parameterDefinition(name) is None:
                 name = None
             raise self.fail(name, exc.message, exc.fix or "")
+        except PermissionError as exc:  # a file another program holds (Windows), or a folder without write access
+            raise QgsProcessingException(f"A file could not be written or replaced: {str(exc).strip()}. If it is "
+                                         "open in QGIS (a loaded layer) or another program, close it there or choose "
+                                         "another file name; else check that the folder is writable.")
         except OSError as exc:  # e.g. rasterio's RasterioIOError from a read no core check foresaw
             raise QgsProcessingException(f"A file could not be read or written: {str(exc).strip()}. Check that the "
                                          "input files are complete and the output folder is writable.")
@@ -1362,8 +1390,8 @@ class OreMapAlgorithm(QgsProcessingAlgorithm):
             if definition.isDestination() or kind not in INPUT_FILE_TYPES:  # not fields, names, extents, numbers
                 continue
             for path in files_of(parameters.get(definition.name()), context, layers=kind != "file"):
-                if os.path.isfile(path):
-                    inputs.setdefault(path, definition.name())
+                if os.path.isfile(path):  # compared as the file system does (case-blind on Windows)
+                    inputs.setdefault(os.path.normcase(path), definition.name())
         outputs, styles = {}, {}
         for definition in self.destinationParameterDefinitions():
             name, value = definition.name(), parameters.get(definition.name())
@@ -1373,21 +1401,25 @@ class OreMapAlgorithm(QgsProcessingAlgorithm):
                 problem = output_name_problem(path)
                 if problem:
                     raise self.fail(name, *problem)
-                other = inputs.get(path)
+                other = inputs.get(os.path.normcase(path))
                 if other:
                     raise self.fail(name, f"{path} is also the input {self.parameterDefinition(other).description()} "
                                           f"({other}): writing it would destroy what this run reads.",
                                     "Choose another file for the output.")
-                if path in outputs:
-                    raise self.fail(name, f"{path} is also the output {outputs[path]}: one would replace the other.",
-                                    "Give each output its own file.")
-                outputs[path] = name
+                if os.path.normcase(path) in outputs:
+                    raise self.fail(name, f"{path} is also the output {outputs[os.path.normcase(path)]}: one would "
+                                          "replace the other.", "Give each output its own file.")
+                outputs[os.path.normcase(path)] = name
+                locked = locked_output_problem(path, context.project() or QgsProject.instance())
+                if locked:
+                    raise self.fail(name, *locked)
                 styled = isinstance(definition, (QgsProcessingParameterRasterDestination,
                                                  QgsProcessingParameterFeatureSink))
-                style = os.path.splitext(path)[0] + ".qml" if styled else None
+                style = os.path.normcase(os.path.splitext(path)[0] + ".qml") if styled else None
                 if style in styles:
                     raise self.fail(name, f"{os.path.basename(path)} and the output {styles[style]} share one style "
-                                          f"file ({os.path.basename(style)}): one would load with the other's style.",
+                                          f"file ({os.path.splitext(os.path.basename(path))[0]}.qml): one would load "
+                                          "with the other's style.",
                                     "Give the outputs names that differ before the extension (e.g. mines.tif and "
                                     "mines_footprints.gpkg).")
                 if style:

@@ -311,3 +311,33 @@ def test_a_file_of_the_wrong_kind_is_named_with_its_parameter(processing_provide
     ok, message = algorithm.checkParameterValues({**params, "OUTPUT_CLASSES": str(tmp_path / "c.tif")},
                                                  QgsProcessingContext())
     assert not ok and message == expected
+
+
+def test_an_output_loaded_in_the_project_is_refused_first_on_windows(run_alg, tmp_path, monkeypatch):
+    """Windows keeps a loaded raster locked: rerunning into the map just loaded computed everything, then failed at
+    the final replace with 'Access is denied ... check that the output folder is writable' and left a kept link
+    behind. The loaded output is now refused before the run, naming the parameter and the layer; elsewhere (a file
+    can be replaced under its readers) nothing changes."""
+    from qgis.core import QgsProject, QgsRasterLayer
+
+    from oremap.algorithms import base
+
+    out = tmp_path / "classes.tif"
+    params = {"INPUT": AVIRIS_NG, "LIBRARY": USGS_LIBRARY, "SPECTRA": "Kaolinite CM9;Alunite GDS84 Na03",
+              "OUTPUT_CLASSES": str(out)}
+    run_alg("sam_classify", params)
+    before = out.read_bytes()
+    layer = QgsRasterLayer(str(out), "SAM classes")
+    QgsProject.instance().addMapLayer(layer)
+    try:
+        assert base.locked_output_problem(str(out), QgsProject.instance(), windows=False) is None
+        assert base.locked_output_problem(str(tmp_path / "other.tif"), QgsProject.instance(), windows=True) is None
+        monkeypatch.setattr(base, "WINDOWS", True)
+        with pytest.raises(QgsProcessingException) as err:
+            run_alg("sam_classify", params)
+        message = str(err.value)
+        assert "(OUTPUT_CLASSES)" in message and "loaded in the project as the layer 'SAM classes'" in message
+        assert "Remove the layer from the project" in message
+        assert out.read_bytes() == before and sorted(os.listdir(tmp_path)) == ["classes.qml", "classes.tif"]
+    finally:
+        QgsProject.instance().removeMapLayer(layer.id())

@@ -42,13 +42,28 @@ def _pid_alive(pid):
     return True
 
 
+def _kernel32():
+    """Windows' kernel32 with its last error kept per call (``ctypes.get_last_error``): the plain ``windll`` one can
+    read an error value that a call in between (Python's own) has overwritten."""
+    import ctypes
+    from ctypes import wintypes
+
+    kernel32 = ctypes.WinDLL("kernel32", use_last_error=True)
+    kernel32.OpenProcess.restype = wintypes.HANDLE
+    kernel32.CreateFileW.restype = wintypes.HANDLE
+    kernel32.CreateFileW.argtypes = [wintypes.LPCWSTR, wintypes.DWORD, wintypes.DWORD, wintypes.LPVOID,
+                                     wintypes.DWORD, wintypes.DWORD, wintypes.HANDLE]
+    kernel32.CloseHandle.argtypes = [wintypes.HANDLE]
+    return kernel32
+
+
 def _windows_pid_alive(pid):
     import ctypes
 
-    kernel32 = ctypes.windll.kernel32
+    kernel32 = _kernel32()
     handle = kernel32.OpenProcess(0x1000, False, int(pid))  # PROCESS_QUERY_LIMITED_INFORMATION
     if not handle:
-        return ctypes.GetLastError() == 5  # access denied: it exists (someone else's); else it is gone
+        return ctypes.get_last_error() == 5  # access denied: it exists (someone else's); else it is gone
     try:
         code = ctypes.c_ulong()
         if not kernel32.GetExitCodeProcess(handle, ctypes.byref(code)):
@@ -56,6 +71,23 @@ def _windows_pid_alive(pid):
         return code.value == 259  # STILL_ACTIVE
     finally:
         kernel32.CloseHandle(handle)
+
+
+def replace_blocked(path):
+    """True when a handle open on the existing file ``path`` keeps it from being replaced or removed: on Windows a
+    file opened without FILE_SHARE_DELETE, as GDAL opens the rasters QGIS shows and most programs open theirs.
+    Elsewhere a file can always be replaced (its readers keep the old one): False."""
+    if os.name != "nt" or not os.path.isfile(path):
+        return False
+    import ctypes
+
+    kernel32 = _kernel32()
+    # DELETE access, sharing read, write and delete with everyone; OPEN_EXISTING; FILE_ATTRIBUTE_NORMAL
+    handle = kernel32.CreateFileW(os.path.abspath(path), 0x00010000, 0x7, None, 3, 0x80, None)
+    if handle is None or handle == ctypes.c_void_p(-1).value:
+        return ctypes.get_last_error() == 32  # ERROR_SHARING_VIOLATION
+    kernel32.CloseHandle(handle)
+    return False
 
 
 def run_file_is_stale(path, host, pid, by_age=True):
