@@ -166,3 +166,24 @@ def test_a_whole_library_of_many_classes_is_trained_with_a_warning(tmp_path):
     log = core_warnings()
     library_training_set([write_csv(tmp_path / "fifty.csv", wl, spectra)], target, feedback=log)
     assert log.warnings == []
+
+
+def test_tables_saved_by_excel_and_notepad_on_windows_are_read(tmp_path):
+    """Excel on Windows saves a CSV in the Western code page (cp1252), with ';' where the decimal mark is a comma,
+    and Notepad saves lists in it too: a class table naming 'Hämatit' stopped with a UnicodeDecodeError traceback,
+    and a ';' table had 'no name,class rows'."""
+    from oremap.core.hyperspectral.training import read_class_table
+    from oremap.core.scaleout.batch import expand_inputs
+    from oremap.core.sentinel2 import patch_sets
+
+    table = tmp_path / "classes.csv"
+    table.write_bytes("name;class\r\nHematite GDS27;Hämatit\r\nKaolinite CM9;Kaolinit – gut\r\n".encode("cp1252"))
+    assert read_class_table(str(table)) == {"Hematite GDS27": "Hämatit", "Kaolinite CM9": "Kaolinit – gut"}
+    labels = tmp_path / "labels.csv"
+    labels.write_bytes("file;label\r\nPatch Zoë.tif;1\r\nb.tif;0\r\n".encode("cp1252"))
+    assert patch_sets.read_label_table(str(labels)) == [("Patch Zoë.tif", 1), ("b.tif", 0)]
+    scene = tmp_path / "Szene Müller.tif"
+    scene.write_bytes(b"")
+    listing = tmp_path / "scenes.txt"
+    listing.write_bytes("# Szenen\r\nSzene Müller.tif\r\n".encode("cp1252"))
+    assert expand_inputs([], list_files=[str(listing)]) == [str(scene)]

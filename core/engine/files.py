@@ -14,12 +14,26 @@ STALE_AFTER_S = 24 * 3600
 
 
 def decode_text(raw):
-    """Text of a file's bytes: UTF-8 (a byte-order mark dropped), else Latin-1, which every byte reads as (the
-    spectral libraries and headers of older instruments and Windows tools)."""
-    try:
-        return raw.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        return raw.decode("latin-1")
+    """Text of a file's bytes: UTF-8 (a byte-order mark dropped), else Windows' Western code page (cp1252: what
+    Excel and Notepad save there, curly quotes and dashes included), else Latin-1, which every byte reads as (the
+    spectral libraries and headers of older instruments)."""
+    for encoding in ("utf-8-sig", "cp1252"):
+        try:
+            return raw.decode(encoding)
+        except UnicodeDecodeError:
+            pass
+    return raw.decode("latin-1")
+
+
+def read_table_text(path):
+    """``(text, delimiter)`` of a small CSV table as spreadsheets save it: UTF-8 or Windows' code page
+    (:func:`decode_text`), fields separated by commas, semicolons (Excel where the decimal mark is a comma) or
+    tabs, whichever the first lines hold most of."""
+    with open(path, "rb") as handle:
+        text = decode_text(handle.read())
+    sample = text[:4096]
+    counts = {d: sample.count(d) for d in (",", ";", "\t")}
+    return text, max(counts, key=lambda d: (counts[d], d == ","))
 
 
 def host_tag():

@@ -8,6 +8,7 @@ or polygons over a raster (:mod:`core.engine.sampling`). Every sample carries a 
 """
 
 import csv
+import io
 import os
 import re
 from dataclasses import dataclass, field
@@ -16,6 +17,7 @@ import numpy as np
 
 from ..engine.class_order import sorted_class_names
 from ..engine.errors import OreMapError
+from ..engine.files import read_table_text
 from ..engine.feedback import ensure
 from .spectral_library import read_library
 from ..engine.wavelengths import BandInfo
@@ -85,10 +87,10 @@ def read_class_table(path):
     if not os.path.exists(path):
         raise OreMapError(f"Class table '{path}' does not exist.", "class_table")
     table = {}
-    with open(path, newline="", encoding="utf-8-sig") as fh:
-        for row in csv.reader(fh):
-            if len(row) >= 2 and row[0].strip() and not row[0].lower().startswith(("name", "spectrum")):
-                table[" ".join(row[0].split())] = row[1].strip()
+    text, delimiter = read_table_text(path)  # UTF-8 or Windows' code page; ';' as Excel writes it in Europe
+    for row in csv.reader(io.StringIO(text, newline=""), delimiter=delimiter):
+        if len(row) >= 2 and row[0].strip() and not row[0].lower().startswith(("name", "spectrum")):
+            table[" ".join(row[0].split())] = row[1].strip()
     if not table:
         raise OreMapError(f"Class table '{path}' has no 'name,class' rows.", "class_table")
     return table

@@ -40,7 +40,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from ..engine.errors import OreMapError
-from ..engine.files import claim, release, touch
+from ..engine.files import claim, decode_text, release, touch
 from ..engine.feedback import Feedback, ensure
 
 RASTER_EXTENSIONS = (".tif", ".tiff", ".img", ".dat", ".bsq", ".bil", ".bip", ".vrt", ".jp2", ".nc", ".hdf", ".he5",
@@ -361,16 +361,17 @@ def expand_inputs(items, list_files=(), parameter="inputs", feedback=None):
         if not os.path.isfile(list_file):
             raise OreMapError(f"The list file '{list_file}' does not exist.", "list", "Choose an existing file.")
         base = os.path.dirname(os.path.abspath(list_file))
-        with open(list_file, encoding="utf-8") as handle:
-            for n, line in enumerate(handle, start=1):
-                line = line.strip()
-                if not line or line.startswith("#"):
-                    continue
-                path = line if os.path.isabs(line) else os.path.join(base, line)
-                if not os.path.exists(path):
-                    raise OreMapError(f"Line {n} of '{list_file}': '{line}' does not exist.", "list",
-                                      "Correct or remove the line.")
-                found.append(path)
+        with open(list_file, "rb") as handle:  # UTF-8 or Windows' code page (a list saved by Notepad)
+            lines = decode_text(handle.read()).splitlines()
+        for n, line in enumerate(lines, start=1):
+            line = line.strip()
+            if not line or line.startswith("#"):
+                continue
+            path = line if os.path.isabs(line) else os.path.join(base, line)
+            if not os.path.exists(path):
+                raise OreMapError(f"Line {n} of '{list_file}': '{line}' does not exist.", "list",
+                                  "Correct or remove the line.")
+            found.append(path)
     seen, unique, repeated = {}, [], []
     for path in found:
         key = _scene_key(path)

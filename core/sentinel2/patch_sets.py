@@ -4,11 +4,13 @@ competition layout) or cut from a raster with mine polygons.
 
 from dataclasses import dataclass, field
 import csv
+import io
 import os
 
 import numpy as np
 
 from ..engine.errors import OreMapError
+from ..engine.files import read_table_text
 from ..engine.feedback import ensure
 from .patch_features import patch_features
 from .band_sets import resolve_bands
@@ -106,11 +108,8 @@ def read_label_table(csv_path):
     if not csv_path or not os.path.isfile(csv_path):
         raise OreMapError(f"The label table '{csv_path}' does not exist.", "labels",
                           "Choose the CSV with columns file,label.")
-    with open(csv_path, newline="", encoding="utf-8-sig") as handle:
-        sample = handle.read(4096)
-        handle.seek(0)
-        delimiter = ";" if sample.count(";") > sample.count(",") else ("\t" if sample.count("\t") > sample.count(",")
-                                                                       else ",")
+    text, delimiter = read_table_text(csv_path)  # UTF-8 or Windows' code page
+    with io.StringIO(text, newline="") as handle:
         reader = csv.DictReader(handle, delimiter=delimiter)
         header = {h.strip().lower(): h for h in (reader.fieldnames or [])}
         file_col = next((header[c] for c in _FILE_COLUMNS if c in header), None)
