@@ -1,7 +1,9 @@
 """The model library: task table, listing, cards, removal; the dock under pytest-qgis (offscreen)."""
 
 import dataclasses
+import html
 import os
+import re
 
 import pytest
 
@@ -95,7 +97,13 @@ def test_card_shows_task_classes_input_training_and_versions(library):
     assert info.training["date"][:10] in card and f"{info.oremap_version} (model format 1)" in card
     assert f"{info.training['metrics']['val_accuracy']:.3g}" in card  # 0.899
     assert "confusion matrix" not in card  # nested metrics left out
-    assert 'href="card:' in card and "_report.html" in card  # the bundled card and report are linked
+    # the bundled card and report are linked by file URIs (card:C:\... links were percent-encoded into paths that
+    # opened nothing on Windows)
+    assert 'href="file:///' in card and "_report.html" in card
+    from qgis.PyQt.QtCore import QUrl
+
+    hrefs = re.findall(r'href="([^"]+)"', card)
+    assert all(os.path.isfile(QUrl(html.unescape(h)).toLocalFile()) for h in hrefs) and len(hrefs) == 2
     unknown = model_library.card_html(model_library.read_entry(paths["unknown"], model_library.USER))
     assert "no OreMap algorithm applies this task" in unknown and "weather_forecast" in unknown
     broken = model_library.card_html(model_library.read_entry(paths["broken"], model_library.USER))

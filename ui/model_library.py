@@ -124,12 +124,7 @@ class CardDialog(QDialog):
 
 
 def _open_link(url):
-    """Links of a card: ``card:<path>`` and ``file:<path>`` open the file with the system."""
-    text = url.toString()
-    for prefix in ("card:", "file:"):
-        if text.startswith(prefix):
-            QDesktopServices.openUrl(QUrl.fromLocalFile(text[len(prefix):]))
-            return
+    """Links of a card (file URIs of the model card and the training report) open with the system."""
     QDesktopServices.openUrl(url)
 
 

@@ -11,6 +11,7 @@ beyond colours) that the model library dock shows as it is.
 
 import html
 import os
+import pathlib
 from dataclasses import dataclass
 
 from .bundled import MODELS_DIR, bundled_models, forget, model_info
@@ -243,11 +244,11 @@ def card_html(entry):
     params = _scalars(training.get("parameters"))
     if params:
         parts.append("<h4>Training settings</h4>" + _table([(_e(k), _e(v)) for k, v in params]))
-    links = []
+    links = []  # file URIs (file:///C:/Users/..., spaces and accents percent-encoded), which every platform opens
     if entry.card_file:
-        links.append(f'<a href="card:{_e(entry.card_file)}">model card</a>')
+        links.append(f'<a href="{_e(pathlib.Path(os.path.abspath(entry.card_file)).as_uri())}">model card</a>')
     if entry.report_file:
-        links.append(f'<a href="file:{_e(entry.report_file)}">training report</a>')
+        links.append(f'<a href="{_e(pathlib.Path(os.path.abspath(entry.report_file)).as_uri())}">training report</a>')
     if links:
         parts.append("<p>Open the " + " or the ".join(links) + ".</p>")
     if info.description and info.description != entry.title:
