@@ -372,3 +372,31 @@ def test_output_guard_copy_that_cannot_be_put_back(tmp_path, monkeypatch):
     assert os.path.exists(other)  # another machine's run (a shared folder): its process cannot be checked
     os.remove(other)
     assert sorted(os.listdir(tmp_path)) == ["map.tif"] and out.read_bytes() == b"failed run"
+
+
+def test_a_package_that_is_installed_but_will_not_load_is_not_called_missing(monkeypatch):
+    """On Windows onnxruntime or torch can be installed and still fail to load ('DLL load failed while importing
+    onnxruntime_pybind11_state', '[WinError 126] ... c10.dll'): the error said 'not installed, install it', which
+    the installer then found installed, and torch's OSError was reported as a file that could not be written."""
+    import builtins
+
+    from oremap.core.engine import compute
+    from oremap.core.engine.dependencies import import_failure
+
+    message, fix = import_failure("numpy", ImportError("DLL load failed while importing _multiarray_umath"), "go")
+    assert message.startswith("The Python package 'numpy' is installed but cannot be loaded (ImportError: DLL load")
+    assert "Visual C++ Redistributable" in fix and "Restart QGIS" in fix
+    message, fix = import_failure("no_such_package_oremap", ImportError("x"), "go")
+    assert "'no_such_package_oremap' is not installed" in message and fix.startswith("Missing Python package")
+    real_import = builtins.__import__
+
+    def failing(name, *args, **kwargs):
+        if name == "torch":
+            raise OSError("[WinError 126] The specified module could not be found. Error loading c10.dll")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", failing)
+    with pytest.raises(OreMapError) as err:
+        compute.require_torch()
+    assert "'torch' is installed but cannot be loaded (OSError: [WinError 126]" in err.value.message
+    assert err.value.parameter == "training"

@@ -235,12 +235,14 @@ def require_torch(what="train neural networks"):
     try:
         import torch
         from torch import nn
-    except ImportError:
+    except (ImportError, OSError) as exc:  # absent, or a DLL that will not load (Windows: [WinError 126] c10.dll)
+        from .dependencies import import_failure
         from .errors import OreMapError
 
-        raise OreMapError(
-            f"The Python package 'torch' is not installed; OreMap needs it to {what}.", parameter="training",
-            fix="Install the CPU build into the Python that QGIS uses: " + install_command(["torch"])[0]) from None
+        message, fix = import_failure("torch", exc, what)
+        if fix.startswith("Missing Python package"):
+            fix = "Install the CPU build into the Python that QGIS uses: " + install_command(["torch"])[0]
+        raise OreMapError(message, parameter="training", fix=fix) from None
     use_torch(torch)
     return torch, nn
 

@@ -37,6 +37,20 @@ def is_installed(package):
         return False
 
 
+def import_failure(package, exc, what):
+    """``(message, fix)`` of a failed ``import package`` (``exc``: its ImportError or OSError) for an algorithm that
+    needs it to ``what``: not installed (how to install it), or installed but not loadable, as on Windows when a
+    DLL it needs is missing or an older copy of one was loaded first (the error itself, and what helps)."""
+    if not is_installed(package):
+        return (f"The Python package '{package}' is not installed; OreMap needs it to {what}.", install_hint([package]))
+    return (f"The Python package '{package}' is installed but cannot be loaded ({type(exc).__name__}: "
+            f"{str(exc).strip()}); OreMap needs it to {what}.",
+            "Restart QGIS, then try again. On Windows a 'DLL load failed' usually means the Microsoft Visual C++ "
+            "Redistributable (x64, latest) is missing or older than the package needs, or another program's copy "
+            "of a DLL was loaded first: install the redistributable, restart QGIS, and if it persists reinstall the "
+            "package with Plugins > OreMap > Install optional packages.")
+
+
 def missing(packages):
     """The packages of ``packages`` that cannot be imported, in order."""
     return [p for p in packages if not is_installed(p)]

@@ -41,7 +41,7 @@ import numpy as np
 
 from . import compute
 from .errors import OreMapError
-from .dependencies import install_hint
+from .dependencies import import_failure
 from .files import write_atomic
 from .version import plugin_version
 
@@ -278,12 +278,9 @@ def _malformed(what):
 def _onnx():
     try:
         import onnx
-    except ImportError:
-        raise OreMapError(
-            "The Python package 'onnx' is not installed; OreMap needs it to write and read models.",
-            parameter="model",
-            fix=install_hint(["onnx"]),
-        ) from None
+    except (ImportError, OSError) as exc:
+        message, fix = import_failure("onnx", exc, "write and read models")
+        raise OreMapError(message, parameter="model", fix=fix) from None
     return onnx
 
 
@@ -478,12 +475,9 @@ class OnnxModel:
         del model  # onnxruntime parses the file's bytes itself
         try:
             import onnxruntime as ort
-        except ImportError:
-            raise OreMapError(
-                "The Python package 'onnxruntime' is not installed; OreMap needs it to run models.",
-                parameter="model",
-                fix=install_hint(["onnxruntime"]),
-            ) from None
+        except (ImportError, OSError) as exc:  # absent, or present with a DLL that will not load (Windows)
+            message, fix = import_failure("onnxruntime", exc, "run models")
+            raise OreMapError(message, parameter="model", fix=fix) from None
         options = ort.SessionOptions()
         threads = compute.onnx_threads(threads)
         if threads:
