@@ -36,6 +36,14 @@ def read_table_text(path):
     return text, max(counts, key=lambda d: (counts[d], d == ","))
 
 
+def no_console():
+    """Keyword arguments of ``subprocess.run``/``Popen`` that keep a child process (pip, a Python probe) from opening
+    a console window over QGIS on Windows, where closing it would kill the child; none elsewhere."""
+    import subprocess
+
+    return {"creationflags": subprocess.CREATE_NO_WINDOW} if os.name == "nt" else {}
+
+
 def host_tag():
     """Six hex digits naming this machine in temporary file names (a folder may be shared between machines)."""
     import hashlib

@@ -28,6 +28,7 @@ import sys
 import tempfile
 
 from .errors import OreMapError
+from .files import no_console
 
 PINS_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "optional_packages.txt")
 FOLDER_NAME = "oremap-packages"
@@ -202,14 +203,15 @@ def _interpreter_ok(python, timeout=60):
     """``(True, "")`` when ``python`` is this Python's version and has pip, else ``(False, why)``."""
     want = f"{sys.version_info[0]}.{sys.version_info[1]}"
     try:
-        proc = subprocess.run([python, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+        proc = subprocess.run([python, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"], **no_console(),
                               capture_output=True, text=True, timeout=timeout)
     except (OSError, subprocess.SubprocessError) as exc:
         return False, f"{python} does not run ({exc})"
     if proc.returncode != 0 or proc.stdout.strip() != want:
         return False, f"{python} is Python {proc.stdout.strip() or '?'}, QGIS runs {want}"
     try:
-        proc = subprocess.run([python, "-m", "pip", "--version"], capture_output=True, text=True, timeout=timeout)
+        proc = subprocess.run([python, "-m", "pip", "--version"], capture_output=True, text=True, timeout=timeout,
+                              **no_console())
     except (OSError, subprocess.SubprocessError) as exc:
         return False, f"{python} -m pip does not run ({exc})"
     if proc.returncode != 0:
@@ -369,6 +371,7 @@ def _run_pip(command, count, log, progress, is_canceled):
     lines, done = [], 0
     progress(1)
     with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+                          **no_console(),
                           bufsize=1) as proc:
         for line in proc.stdout:
             line = line.rstrip()

@@ -40,7 +40,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from ..engine.errors import OreMapError
-from ..engine.files import claim, decode_text, release, touch
+from ..engine.files import claim, decode_text, no_console, release, touch
 from ..engine.feedback import Feedback, ensure
 
 RASTER_EXTENSIONS = (".tif", ".tiff", ".img", ".dat", ".bsq", ".bil", ".bip", ".vrt", ".jp2", ".nc", ".hdf", ".he5",
@@ -1296,7 +1296,7 @@ def _python_problem(python, packages, timeout=120):
     want = "%d.%d" % sys.version_info[:2]
     code = _PROBE.format(paths=package_folders(), packages=list(packages))
     try:
-        proc = subprocess.run([python, "-c", code], capture_output=True, text=True, timeout=timeout)
+        proc = subprocess.run([python, "-c", code], capture_output=True, text=True, timeout=timeout, **no_console())
     except (OSError, subprocess.SubprocessError) as exc:
         return f"{python} does not run ({exc})"
     lines = proc.stdout.splitlines()
@@ -1377,7 +1377,7 @@ def start_cluster(scheduler=None, n_workers=None, threads_per_worker=1, packages
     if python != sys.executable:   # inside QGIS sys.executable is QGIS itself: worker processes must start a Python
         multiprocessing.set_executable(python)
     cluster = LocalCluster(n_workers=int(n_workers or local_workers()), threads_per_worker=int(threads_per_worker),
-                           processes=True, dashboard_address=":0")
+                           processes=True, dashboard_address="127.0.0.1:0")  # this machine only: no firewall prompt
     client = Client(cluster)
     prepare_client(client)
     return client, cluster
