@@ -940,6 +940,32 @@ def test_overwriting_removes_the_old_style_and_statistics(tmp_path):
     assert sorted(os.listdir(tmp_path)) == [os.path.basename(outputs["abundances"])]
 
 
+def test_a_scene_whose_output_cannot_be_replaced_keeps_its_earlier_outputs(tmp_path, monkeypatch):
+    """On Windows a map open in QGIS cannot be replaced: with --overwrite, classes.tif was replaced, then removed
+    when confidence.tif failed, and both maps of the earlier run were gone (the error blamed the input raster). The
+    earlier outputs are now kept until every new one is in place, and put back."""
+    outputs = batch.output_paths("classify_cnn", AVIRIS_NG, str(tmp_path))
+    for suffix, path in outputs.items():
+        with open(path, "w") as handle:
+            handle.write(f"earlier {suffix}")
+    real_replace = os.replace
+
+    def locked(src, dst, *args, **kwargs):  # the open confidence.tif can be neither moved nor replaced
+        if os.path.abspath(outputs["confidence"]) in (os.path.abspath(str(src)), os.path.abspath(str(dst))):
+            raise PermissionError(13, "Access is denied", str(src))
+        return real_replace(src, dst, *args, **kwargs)
+
+    monkeypatch.setattr(os, "replace", locked)
+    with pytest.raises(OreMapError) as err:
+        batch.run_scene("classify_cnn", AVIRIS_NG, CNN, outputs)
+    monkeypatch.setattr(os, "replace", real_replace)
+    assert err.value.parameter == "out_dir" and "earlier outputs are as they were" in err.value.message
+    assert "Close the file" in err.value.fix
+    for suffix, path in outputs.items():
+        assert open(path).read() == f"earlier {suffix}", suffix
+    assert sorted(os.listdir(tmp_path)) == sorted(os.path.basename(p) for p in outputs.values())
+
+
 def test_a_shipped_library_carries_its_header_whatever_its_name(tmp_path):
     """--ship-model sent library.sli without library.sli.hdr, so the workers could not read it."""
     data = tmp_path / "lib.sli"

@@ -1154,20 +1154,36 @@ def assemble(algorithm, scene, work, outputs, parts, memory_mb=None, sizing=None
         write_blocks(out_spec, width, height, transform, crs,
                      _stitched(windows, parts, work, suffix, out_spec, count))
         finals[suffix] = out_spec.path
-    moved = []
+    moved, kept = [], {}
     try:
         for suffix, path in finals.items():
-            # the old file's side files describe the old pixels: GDAL's statistics, and the style of an earlier run
-            # (its class legend, its stretch); the Toolbox writes a new style after the run
-            _remove_quietly(outputs[suffix] + ".aux.xml")
-            _remove_quietly(os.path.splitext(outputs[suffix])[0] + ".qml")
-            os.replace(path, outputs[suffix])
-            moved.append(outputs[suffix])
-    except OSError:
-        # a cancelled job removes the work folder, maybe between two moves: a scene keeps all its outputs or none
+            target = outputs[suffix]
+            if os.path.lexists(target):  # kept in the work folder until every output is in place
+                kept[target] = os.path.join(work, "previous." + os.path.basename(target))
+                os.replace(target, kept[target])
+            os.replace(path, target)
+            moved.append(target)
+    except OSError as exc:
+        # a scene keeps all its new outputs or its old ones: a cancelled job removes the work folder, maybe between
+        # two moves, and on Windows a file open in QGIS or another program cannot be replaced
         for target in moved:
             _remove_quietly(target)
-        raise
+        for target, previous in kept.items():
+            try:
+                os.replace(previous, target)
+            except OSError:
+                pass
+        if not os.path.isdir(work):
+            raise
+        raise OreMapError(f"{exc.filename or 'An output'} could not be replaced ({exc.strerror or exc}); the scene's "
+                          "earlier outputs are as they were.", "out_dir",
+                          "Close the file where it is open (remove the layer from the QGIS project), then run again "
+                          "with resume.") from None
+    for target in moved:
+        # the old file's side files describe the old pixels: GDAL's statistics, and the style of an earlier run
+        # (its class legend, its stretch); the Toolbox writes a new style after the run
+        _remove_quietly(target + ".aux.xml")
+        _remove_quietly(os.path.splitext(target)[0] + ".qml")
     shutil.rmtree(work, ignore_errors=True)
     return dict(outputs)
 
