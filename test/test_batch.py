@@ -1285,3 +1285,27 @@ def test_a_worker_without_a_package_says_which_and_how_to_install_it(client, tmp
     finally:
         client.restart()
         batch.prepare_client(client)
+
+
+def test_paths_past_windows_limit_are_refused_before_the_job(tmp_path, monkeypatch):
+    """A long scene name in a long folder (OneDrive, a user name with accents) took the work folder's assembled
+    file and its temporary name past Windows' 260 characters: GDAL wrote it, Python could not move or remove it, and
+    the scene failed late, leaving gigabytes behind. The work folder now holds short names, and a path that would
+    still pass the limit is refused when the job is planned, naming the output folder."""
+    from oremap.core.engine import raster
+
+    monkeypatch.setattr(raster, "WINDOWS_PATHS", True)
+    scene = copy_envi(AVIRIS_NG, tmp_path, "EnMAP_L2A_" + "x" * 60)
+    short = tmp_path / "maps"
+    short.mkdir()
+    job = batch.BatchJob("classify_cnn", CNN, [scene], str(short))
+    work = batch.plan(job)[0].work
+    assert os.path.basename(work).startswith(".oremap-batch-EnMAP_L2A_xxxxxxxxxxxxxx-")
+    assert len(os.path.basename(work)) == len(".oremap-batch-") + 24 + 1 + 8
+    deep = tmp_path / ("Documents Zoë Müller OneDrive " * 5)
+    deep.mkdir()
+    with pytest.raises(OreMapError) as err:
+        batch.plan(batch.BatchJob("classify_cnn", CNN, [scene], str(deep)))
+    assert err.value.parameter == "out_dir" and "would pass Windows' limit of 259" in err.value.message
+    monkeypatch.setattr(raster, "WINDOWS_PATHS", False)
+    assert batch.plan(batch.BatchJob("classify_cnn", CNN, [scene], str(deep)))

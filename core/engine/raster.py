@@ -532,11 +532,23 @@ TEMPORARY_NAME_BYTES = 56
 NAME_MAX_BYTES = 255
 
 
+#: Whether paths are held to Windows' 260 characters (MAX_PATH: QGIS is no long-path-aware program), a test may set.
+WINDOWS_PATHS = os.name == "nt"
+MAX_PATH = 260
+
+
 def output_name_problem(path):
     """``(message, fix)`` when ``path`` cannot be an output file whatever the folder (an existing folder, a name
-    too long to carry OreMap's temporary suffixes), else None."""
+    too long to carry OreMap's temporary suffixes, on Windows a path that would pass 260 characters with them),
+    else None."""
     if os.path.isdir(path):
         return f"'{path}' is a folder.", "Give a file name inside it (e.g. " + os.path.join(path, "output.tif") + ")."
+    length = len(os.path.abspath(path))
+    if WINDOWS_PATHS and length + TEMPORARY_NAME_BYTES >= MAX_PATH:
+        return (f"The path is {length} characters long; with the temporary suffixes OreMap writes while it works it "
+                f"would pass Windows' limit of {MAX_PATH - 1}, and the run would fail at its end.",
+                f"Save it in a folder with a shorter path, or give a shorter name (at most "
+                f"{MAX_PATH - 1 - TEMPORARY_NAME_BYTES} characters in all).")
     size = len(os.path.basename(path).encode("utf-8"))
     if size + TEMPORARY_NAME_BYTES > NAME_MAX_BYTES:
         return (f"The file name is {size} bytes long; with the temporary suffixes OreMap writes while it works it "

@@ -416,8 +416,12 @@ def output_paths(algorithm, scene, out_dir):
 
 
 def work_folder(algorithm, scene, out_dir):
-    """The scene's hidden work folder (parts, temporary files), removed when the scene ends."""
-    return os.path.join(out_dir, f"{WORK_PREFIX}{scene_stem(scene)}.{algorithm}")
+    """The scene's hidden work folder (parts, temporary files), removed when the scene ends: the scene's name cut to
+    24 characters and a hash of it and the algorithm, so the paths inside stay short (Windows' 260-character paths:
+    a long scene name in a OneDrive folder took the assembled file's temporary name past them)."""
+    stem = scene_stem(scene)
+    digest = hashlib.sha1(f"{stem}.{algorithm}".encode("utf-8")).hexdigest()[:8]
+    return os.path.join(out_dir, f"{WORK_PREFIX}{stem[:24]}-{digest}")
 
 
 @dataclass
@@ -487,6 +491,15 @@ def plan(job, feedback=None, name=None):
         stems[stem] = scene
         outputs = output_paths(job.algorithm, scene, job.out_dir)
         p = ScenePlan(scene, outputs, work_folder(job.algorithm, scene, job.out_dir))
+        # the outputs, and the longest file of the scene's work folder, under the file system's limits
+        from ..engine.raster import output_name_problem
+
+        longest = max(spec.outputs, key=len)
+        for path in list(outputs.values()) + [os.path.join(p.work, f"assembled.{longest}.tif")]:
+            problem = output_name_problem(path)
+            if problem and not os.path.isdir(path):
+                raise OreMapError(f"For '{os.path.basename(scene)}': {problem[0]}", "out_dir",
+                                  "Choose an output folder with a shorter path, or give the scene a shorter name.")
         existing = [o for o in outputs.values() if os.path.exists(o)]
         if job.resume and len(existing) == len(outputs):
             p.skip = True
@@ -1144,7 +1157,7 @@ def assemble(algorithm, scene, work, outputs, parts, memory_mb=None, sizing=None
                     colormap = ds.colormap(1)
                 except ValueError:
                     colormap = None
-            out_spec = OutputSpec(os.path.join(work, "assembled." + os.path.basename(target)),
+            out_spec = OutputSpec(os.path.join(work, f"assembled.{suffix}.tif"),
                                   list(ds.descriptions), ds.dtypes[0], ds.nodata, colormap=colormap,
                                   band_tags=band_tags if any(band_tags) else None, tags=tags)
             count, itemsize = ds.count, np.dtype(ds.dtypes[0]).itemsize
@@ -1159,7 +1172,7 @@ def assemble(algorithm, scene, work, outputs, parts, memory_mb=None, sizing=None
         for suffix, path in finals.items():
             target = outputs[suffix]
             if os.path.lexists(target):  # kept in the work folder until every output is in place
-                kept[target] = os.path.join(work, "previous." + os.path.basename(target))
+                kept[target] = os.path.join(work, f"previous.{suffix}{os.path.splitext(target)[1]}")
                 os.replace(target, kept[target])
             os.replace(path, target)
             moved.append(target)
