@@ -239,7 +239,10 @@ class ModelLibraryDock(QgsDockWidget):
     def select(self, path=None):
         """Select the model at ``path`` (the first model when ``None`` or not listed)."""
         items = self.items()
-        chosen = next((it for it in items if it.data(0, PATH_ROLE) == path), items[0] if items else None)
+        def same(a, b):  # one file whatever the separators and letter case (Windows)
+            return bool(a and b) and os.path.normcase(os.path.abspath(a)) == os.path.normcase(os.path.abspath(b))
+
+        chosen = next((it for it in items if same(it.data(0, PATH_ROLE), path)), items[0] if items else None)
         if chosen is not None:
             self.tree.setCurrentItem(chosen)
         else:
@@ -341,7 +344,7 @@ class ModelLibraryDock(QgsDockWidget):
             source = model_library.ModelEntry(os.path.abspath(path), model_library.USER)  # sidecars only
             for part in [source.path] + source.sidecars():
                 target = os.path.join(self.folder, os.path.basename(part))
-                if os.path.abspath(part) != os.path.abspath(target):
+                if not (os.path.exists(target) and os.path.samefile(part, target)):  # already the folder's own
                     shutil.copy2(part, target)
             copied.append(os.path.join(self.folder, os.path.basename(source.path)))
         self.refresh()
