@@ -894,7 +894,8 @@ def test_a_second_job_on_an_output_folder_being_written_is_refused(tmp_path):
         live.wait()
     assert err.value.parameter == "out_dir"
     assert str(err.value) == (f"The output folder '{tmp_path}' is being written by another OreMap run (process "
-                              f"{live.pid} of this machine). Wait for it to finish, or choose another output.")
+                              f"{live.pid} of this machine). Wait for it to finish, or choose another output. If no "
+                              f"OreMap run is going, delete its mark '{mark}'.")
     assert os.listdir(tmp_path) == [mark.name]
     batch.plan(job)   # that process gone: its mark is stale and removed
     assert os.listdir(tmp_path) == []

@@ -2,6 +2,7 @@
 
 import os
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -430,9 +431,17 @@ def test_a_second_run_on_an_output_being_written_is_refused(tmp_path):
 
     live = subprocess.Popen(["sleep", "60"])
     try:
-        (tmp_path / f".map.tif.oremap-writing-{host_tag()}-{live.pid}-0a1b2c3d").touch()
-        with pytest.raises(OreMapError, match=rf"another OreMap run \(process {live.pid} of this machine\)"):
+        mark = tmp_path / f".map.tif.oremap-writing-{host_tag()}-{live.pid}-0a1b2c3d"
+        mark.touch()
+        with pytest.raises(OreMapError, match=rf"another OreMap run \(process {live.pid} of this machine\)") as err:
             OutputGuard().add(str(out))
+        assert err.value.fix.endswith(f"If no OreMap run is going, delete its mark '{mark}'.")
+        # a mark last written before its process id's live process started: a crashed run's, the id reused since
+        os.utime(mark, (time.time() - 3600, time.time() - 3600))
+        guard = OutputGuard()
+        guard.add(str(out))
+        guard.rollback()
+        assert not mark.exists()
     finally:
         live.kill()
         live.wait()
@@ -474,5 +483,6 @@ def test_a_run_on_an_output_another_run_writes_names_the_parameter(processing_pr
         live.wait()
     assert str(err.value) == (f"Class raster (OUTPUT_CLASSES): The output 'classes.tif' is being written by another "
                               f"OreMap run (process {live.pid} of this machine). Wait for it to finish, or choose "
-                              "another output.")
+                              "another output. If no OreMap run is going, delete its mark "
+                              f"'{tmp_path / f'.classes.tif.oremap-writing-{host_tag()}-{live.pid}-0a1b2c3d'}'.")
     assert out.read_bytes() == b"a finished map"

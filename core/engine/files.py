@@ -95,6 +95,34 @@ def _windows_pid_alive(pid):
         kernel32.CloseHandle(handle)
 
 
+def _process_start(pid):
+    """When process ``pid`` started (seconds since the epoch), or None where that cannot be read."""
+    if os.name == "nt":
+        import ctypes
+        from ctypes import wintypes
+
+        kernel32 = _kernel32()
+        handle = kernel32.OpenProcess(0x1000, False, int(pid))  # PROCESS_QUERY_LIMITED_INFORMATION
+        if not handle:
+            return None
+        try:
+            times = [wintypes.FILETIME() for _ in range(4)]
+            if not kernel32.GetProcessTimes(handle, *[ctypes.byref(t) for t in times]):
+                return None
+            created = (times[0].dwHighDateTime << 32) | times[0].dwLowDateTime  # 100 ns since 1601
+            return created / 1e7 - 11644473600.0
+        finally:
+            kernel32.CloseHandle(handle)
+    try:
+        with open(f"/proc/{int(pid)}/stat", "rb") as handle:
+            fields = handle.read().rsplit(b")", 1)[1].split()
+        with open("/proc/stat", "rb") as handle:
+            boot = next(float(line.split()[1]) for line in handle if line.startswith(b"btime"))
+        return boot + int(fields[19]) / os.sysconf("SC_CLK_TCK")  # field 22, starttime, in clock ticks
+    except (OSError, ValueError, IndexError, StopIteration):
+        return None  # no /proc (macOS): the id alone decides
+
+
 def replace_blocked(path):
     """True when a handle open on the existing file ``path`` keeps it from being replaced or removed: on Windows a
     file opened without FILE_SHARE_DELETE, as GDAL opens the rasters QGIS shows and most programs open theirs.
@@ -116,7 +144,17 @@ def run_file_is_stale(path, host, pid, by_age=True):
     """Whether the file a run named with ``host`` (:func:`host_tag`) and process id ``pid`` is left over: a run of
     this machine whose process is gone, or (``by_age``) of another machine and untouched for :data:`STALE_AFTER_S`."""
     if host == host_tag():
-        return int(pid) != os.getpid() and not _pid_alive(int(pid))
+        if int(pid) == os.getpid():
+            return False
+        if not _pid_alive(int(pid)):
+            return True
+        # a live process that started after the file was last written is another one under a reused id (Windows
+        # reuses ids soon; after a crash the id may even be this QGIS's own next session)
+        started = _process_start(int(pid))
+        try:
+            return started is not None and os.path.getmtime(path) < started - 2.0
+        except OSError:
+            return False
     if not by_age:
         return False
     try:
@@ -226,7 +264,8 @@ def claim(path, parameter=None, what=None):
                    "taken as stale after 24 h).")
         else:
             who = "in this program" if pid == os.getpid() else f"process {pid} of this machine"
-            fix = "Wait for it to finish, or choose another output."
+            fix = "Wait for it to finish, or choose another output." + (
+                "" if pid == os.getpid() else f" If no OreMap run is going, delete its mark '{full}'.")
         raise OreMapError(f"{what or repr(base)} is being written by another OreMap run ({who}).", parameter, fix)
     return mine
 
