@@ -486,3 +486,30 @@ def test_a_run_on_an_output_another_run_writes_names_the_parameter(processing_pr
                               "another output. If no OreMap run is going, delete its mark "
                               f"'{tmp_path / f'.classes.tif.oremap-writing-{host_tag()}-{live.pid}-0a1b2c3d'}'.")
     assert out.read_bytes() == b"a finished map"
+
+
+def test_a_rename_waits_out_a_file_held_for_a_moment_on_windows(tmp_path, monkeypatch):
+    """A virus scanner or OneDrive opening a file just written made the final rename fail at once with 'Access is
+    denied' on Windows; it is now tried again for about a second, and gives up after that."""
+    from oremap.core.engine import files
+
+    source, target = tmp_path / "new.tif", tmp_path / "map.tif"
+    source.write_bytes(b"new")
+    real, calls = os.replace, []
+
+    def busy_twice(a, b):
+        calls.append(a)
+        if len(calls) <= 2:
+            raise PermissionError(13, "Access is denied", str(b))
+        return real(a, b)
+
+    monkeypatch.setattr(files.time, "sleep", lambda s: None)
+    monkeypatch.setattr(files.os, "replace", busy_twice)
+    monkeypatch.setattr(files.os, "name", "nt")
+    files.replace(str(source), str(target))
+    monkeypatch.setattr(files.os, "name", "posix")
+    assert len(calls) == 3 and target.read_bytes() == b"new"
+    calls.clear()
+    with pytest.raises(PermissionError):   # elsewhere: one try, as before
+        files.replace(str(target), str(source))
+    assert len(calls) == 1

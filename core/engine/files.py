@@ -36,6 +36,23 @@ def read_table_text(path):
     return text, max(counts, key=lambda d: (counts[d], d == ","))
 
 
+#: How long a rename waits out a file that another program holds for a moment (Windows: the virus scanner, the
+#: search indexer or OneDrive opening a file just written), in tries 0.1 s apart.
+REPLACE_TRIES = 10
+
+
+def replace(source, target):
+    """``os.replace``, tried again for about a second while Windows reports the file in use (PermissionError): a
+    scanner or OneDrive that opens a file just written lets go within moments. Elsewhere a single try."""
+    for attempt in range(REPLACE_TRIES if os.name == "nt" else 1):
+        try:
+            return os.replace(source, target)
+        except PermissionError:
+            if attempt == REPLACE_TRIES - 1 or os.name != "nt":
+                raise
+            time.sleep(0.1)
+
+
 def no_console():
     """Keyword arguments of ``subprocess.run``/``Popen`` that keep a child process (pip, a Python probe) from opening
     a console window over QGIS on Windows, where closing it would kill the child; none elsewhere."""
@@ -205,7 +222,7 @@ def write_atomic(path, data, parameter="output"):
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
-        os.replace(tmp, path)
+        replace(tmp, path)
     except BaseException as exc:
         try:
             os.remove(tmp)
@@ -376,7 +393,7 @@ class OutputGuard:
                     _remove(path)
                 continue
             try:
-                os.replace(kept, path)  # a no-op when the file was never replaced (two links to it)
+                replace(kept, path)  # a no-op when the file was never replaced (two links to it)
             except OSError:
                 pass
             try:  # the kept name is dropped only when it is the file at the path; else it holds the only old copy

@@ -24,7 +24,7 @@ from rasterio.windows import Window
 
 from .errors import OreMapError
 from .feedback import ensure
-from .files import host_tag, names_beside, run_file_is_stale
+from .files import host_tag, names_beside, replace, run_file_is_stale
 
 # A raster without georeferencing (a lab or mine-face image, a test tile) is read in pixel coordinates; rasterio
 # warns of it with a Python traceback on stderr and in the QGIS log at every open. The algorithms that need a
@@ -847,7 +847,7 @@ def run_pixelwise(source, outputs, func, memory_mb=None, work_bytes_per_pixel=0,
             raise error
         for spec, tmp in zip(outputs, tmp_paths):
             _remove_quietly(spec.path + ".aux.xml")  # stale statistics of a replaced file
-            os.replace(tmp, spec.path)
+            replace(tmp, spec.path)
     except BaseException:
         for dst in datasets:
             dst.close()
@@ -875,7 +875,7 @@ def write_blocks(spec, width, height, transform, crs, blocks, feedback=None):
             dst.write(np.asarray(block).astype(spec.dtype, copy=False), window=window)
         dst.close()
         _remove_quietly(spec.path + ".aux.xml")
-        os.replace(tmp, spec.path)
+        replace(tmp, spec.path)
     except BaseException:
         if dst is not None:
             dst.close()

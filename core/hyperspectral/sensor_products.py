@@ -53,6 +53,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..engine.files import replace
 from ..engine.band_order import overlap_bands
 from ..engine.errors import OreMapError
 from ..engine.feedback import ensure
@@ -685,9 +686,9 @@ def write_geotiff(product, out_path, memory_mb=512, feedback=None, overwrite=Tru
             raise OreMapError(f"Every pixel of '{os.path.basename(product.path)}' is nodata: nothing to write.",
                               "raster", "Check the nodata value (0 makes a pixel nodata where over 10 % of its bands "
                                         "are 0), the mask and the product's quality layers.")
-        os.replace(tmp, out_path)
+        replace(tmp, out_path)
         if os.path.exists(tmp + ".aux.xml"):
-            os.replace(tmp + ".aux.xml", out_path + ".aux.xml")
+            replace(tmp + ".aux.xml", out_path + ".aux.xml")
         for handle in product.handles:
             if hasattr(handle, "fill_pixels"):   # a plain raster's reader: the fill it left out, as elsewhere said
                 report_fill(handle, feedback)

@@ -40,7 +40,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from ..engine.errors import OreMapError
-from ..engine.files import claim, decode_text, no_console, release, touch
+from ..engine.files import claim, decode_text, no_console, release, replace, touch
 from ..engine.feedback import Feedback, ensure
 
 RASTER_EXTENSIONS = (".tif", ".tiff", ".img", ".dat", ".bsq", ".bil", ".bip", ".vrt", ".jp2", ".nc", ".hdf", ".he5",
@@ -1173,8 +1173,8 @@ def assemble(algorithm, scene, work, outputs, parts, memory_mb=None, sizing=None
             target = outputs[suffix]
             if os.path.lexists(target):  # kept in the work folder until every output is in place
                 kept[target] = os.path.join(work, f"previous.{suffix}{os.path.splitext(target)[1]}")
-                os.replace(target, kept[target])
-            os.replace(path, target)
+                replace(target, kept[target])
+            replace(path, target)
             moved.append(target)
     except OSError as exc:
         # a scene keeps all its new outputs or its old ones: a cancelled job removes the work folder, maybe between
@@ -1183,7 +1183,7 @@ def assemble(algorithm, scene, work, outputs, parts, memory_mb=None, sizing=None
             _remove_quietly(target)
         for target, previous in kept.items():
             try:
-                os.replace(previous, target)
+                replace(previous, target)
             except OSError:
                 pass
         if not os.path.isdir(work):

@@ -48,6 +48,7 @@ import os
 
 import numpy as np
 
+from ..engine.files import replace
 from ..engine.errors import OreMapError
 from ..engine.feedback import ensure
 from ..engine.model_format import OnnxModel
@@ -268,7 +269,7 @@ def write_polygons(path, features, crs):
     tmp = partial_path(path, ".gpkg")
     try:
         gdf.to_file(tmp, driver="GPKG", layer="mines")
-        os.replace(tmp, path)
+        replace(tmp, path)
     except BaseException:
         _remove_quietly(tmp)
         raise
@@ -351,7 +352,7 @@ class _Outputs:
                 raise OreMapError("Every pixel of the raster is nodata.", "raster", "Check the raster and its nodata.")
             for spec, tmp in zip(self.specs, self.tmp):
                 _remove_quietly(spec.path + ".aux.xml")
-                os.replace(tmp, spec.path)
+                replace(tmp, spec.path)
         except BaseException:
             self._abort()
             raise
