@@ -4,6 +4,7 @@ The Graphical Modeler chain element_selection -> IDW (log10) -> VAE runs headles
 
 import json
 import os
+import re
 
 import numpy as np
 import pytest
@@ -150,3 +151,48 @@ def test_vae_trained_on_a_log10_grid_refuses_a_grid_of_concentrations(tmp_path):
         va.run_raster(plain, str(tmp_path / "wrong.tif"), model_path=model)
     assert err.value.parameter == "raster" and "trained on log10 values" in str(err.value)
     assert not os.path.exists(tmp_path / "wrong.tif")
+
+
+def _untagged(path, values):
+    with rasterio.open(path, "w", driver="GTiff", width=20, height=20, count=3, dtype="float32", nodata=-9999.0,
+                       crs="EPSG:32750", transform=rasterio.Affine(100, 0, 500000, 0, -100, 6300000)) as dst:
+        dst.write(values.astype("float32"))
+        for b, name in enumerate(["Au_ppm", "As_ppm", "Cu_ppm"], start=1):
+            dst.set_band_description(b, name)
+    return str(path)
+
+
+def test_a_grid_unlike_the_training_values_is_refused_when_nothing_records_its_transform(tmp_path):
+    """Models of OreMap 0.2.0 and grids made elsewhere record no transform, so the metadata check passed them: a
+    0.2.0 VAE trained on a log10 grid put all 9,302 pixels of a concentration grid above P99 without a word. The
+    values themselves now decide: concentrations lie far from a log10 model's centre and spread far wider."""
+    from conftest import core_warnings
+    from oremap.core.geochemistry import vae_anomaly as va
+
+    rng = np.random.default_rng(0)
+    log10 = np.array([-2.5, 1.0, 1.5])[:, None, None] + 0.3 * rng.standard_normal((3, 20, 20))
+    model = str(tmp_path / "vae.onnx")
+    va.run_raster(_untagged(tmp_path / "log10.tif", log10), str(tmp_path / "s.tif"), model_out=model,
+                  options={"epochs": 3, "seed": 1})
+    assert va.load_model(model).preprocessing.input_transform is None  # as a 0.2.0 model: nothing recorded
+    # another survey of the same kind: shifted a little, scored without a word
+    log = core_warnings()
+    va.run_raster(_untagged(tmp_path / "near.tif", log10 + 0.2), str(tmp_path / "near_s.tif"), model_path=model,
+                  feedback=log)
+    assert not any("unlike" in w or "well away" in w for w in log.warnings)
+    with pytest.raises(OreMapError) as err:
+        va.run_raster(_untagged(tmp_path / "ppm.tif", 10.0 ** log10), str(tmp_path / "wrong.tif"), model_path=model)
+    assert err.value.parameter == "raster" and "unlike those the model was trained on" in err.value.message
+    assert "Au_ppm" in err.value.message and not os.path.exists(tmp_path / "wrong.tif")
+    # a moderate shift is warned of, not refused
+    log = core_warnings()
+    va.run_raster(_untagged(tmp_path / "shifted.tif", log10 + 1.8), str(tmp_path / "sh.tif"), model_path=model,
+                  feedback=log)
+    assert any(w.startswith("The raster's values lie well away") for w in log.warnings)
+    # the spread alone (centred, twenty times narrower: log10 values near a concentration model's centre)
+    z = 0.05 * rng.standard_normal((400, 3))
+    with pytest.raises(OreMapError) as err:
+        gm.check_training_range(z, ["Au_ppm", "As_ppm", "Cu_ppm"], print)
+    factor = float(re.search(r"their spread differs from the training values' by a factor of ([\d.]+)",
+                             err.value.message).group(1))
+    assert 15 < factor < 25

@@ -619,6 +619,29 @@ def test_a_model_is_not_applied_to_a_grid_transformed_otherwise(trained, stack, 
     pm.prospectivity_map(plain, trained["model"], str(tmp_path / "ok.tif"), threads=1)  # unrecorded: mapped
 
 
+def test_a_grid_of_log10_values_is_refused_by_a_model_of_concentrations_whatever_its_metadata(trained, stack,
+                                                                                               tmp_path):
+    """Neither this model nor a grid made elsewhere records a transform: the log10 grid lies near the model's centre
+    but spreads tens of times narrower than the concentrations it was trained on, and is refused; the training
+    stack itself maps without a word."""
+    from conftest import core_warnings
+
+    log10 = str(tmp_path / "log10.tif")
+    with rasterio.open(stack["path"]) as src:
+        profile, data = src.profile, src.read()
+    with rasterio.open(log10, "w", **profile) as dst:
+        dst.write(np.where(data > 0, np.log10(np.where(data > 0, data, 1.0)), data).astype("float32"))
+        for b, name in enumerate(ELEMENTS, start=1):
+            dst.set_band_description(b, name)
+    with pytest.raises(OreMapError) as err:
+        pm.prospectivity_map(log10, trained["model"], str(tmp_path / "p.tif"), threads=1)
+    assert err.value.parameter == "raster" and "unlike those the model was trained on" in err.value.message
+    assert not os.path.exists(tmp_path / "p.tif")
+    log = core_warnings()
+    pm.prospectivity_map(stack["path"], trained["model"], str(tmp_path / "ok.tif"), threads=1, feedback=log)
+    assert not any("unlike" in w or "well away" in w for w in log.warnings)
+
+
 def test_mapping_with_a_model_never_validated_says_so(trained, stack, tmp_path):
     """The reported default run validated no deposit (CV AUC nan); prospectivity_map then mapped without a word."""
     from oremap.core.engine.model_format import write_model

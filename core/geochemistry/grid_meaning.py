@@ -17,6 +17,8 @@ the preprocessing a reader must still do (never a step twice), with the sentence
 
 import re
 
+import numpy as np
+
 from ..engine.errors import OreMapError
 
 TRANSFORM_KEY = "OREMAP_TRANSFORM"
@@ -171,3 +173,72 @@ def check_raster_for_model(path, bands, prep, log):
     log(describe(meaning))
     check_model_input(meaning, prep.below, prep.transform)
     check_input_transform(prep.input_transform, meaning)
+
+
+#: How far the typical element's median over a raster may lie from the model's training centre, in the model's own
+#: standard units, before the raster is refused (beyond :data:`FAR_FROM_TRAINING`) or warned of (beyond
+#: :data:`ODD_FROM_TRAINING`); and by what factor its spread (robust, in those units) may differ from the training
+#: values' (:data:`SPREAD_FACTOR_FAR`, :data:`SPREAD_FACTOR_ODD`). Concentrations given to a model trained on log10
+#: grids lie tens to hundreds of units away and spread tens of times wider; log10 values given to a model trained
+#: on concentrations lie near its centre but spread ten to a hundred times narrower. Another survey of similar rocks
+#: differs by a few units and a factor of two or three at most.
+FAR_FROM_TRAINING = 8.0
+ODD_FROM_TRAINING = 4.0
+SPREAD_FACTOR_FAR = 8.0
+SPREAD_FACTOR_ODD = 4.0
+
+
+def raster_sample(path, bands, nodata=None, size=64):
+    """``(pixels, len(bands))`` float64 values of five small windows of ``bands`` (1-based) of the raster at
+    ``path``, its nodata and ``nodata`` as NaN."""
+    from ..engine.raster import open_raster, sample_windows
+
+    with open_raster(path, "raster") as ds:
+        values = sample_windows(ds, [int(b) for b in bands], size).astype(np.float64).T
+        for j, b in enumerate(bands):
+            for missing in (ds.nodatavals[int(b) - 1], nodata):
+                if missing is not None and np.isfinite(missing):
+                    values[values[:, j] == missing, j] = np.nan
+    values[~np.isfinite(values)] = np.nan
+    return values
+
+
+def check_training_range(z, names, log):
+    """Refuse (or warn of, through ``log``) a raster whose values, scaled by the model's own scaling (``z``: pixels x
+    elements), lie far from the values the model was trained on, or spread far wider or narrower: a grid of
+    concentrations given to a model trained on log10 grids (or the reverse, or other units) scores every pixel at
+    one end of the scale. Decided on the typical element (the median over elements), so one element of another
+    range does not decide; the raster's metadata may say nothing (older OreMap models and grids made elsewhere
+    record no transform)."""
+    z = np.asarray(z, dtype=np.float64)
+    if z.ndim != 2 or not z.size:
+        return
+    medians, spreads = [], []
+    for col in z.T:
+        col = col[np.isfinite(col)]
+        if col.size < 10:
+            medians.append(np.nan)
+            spreads.append(np.nan)
+            continue
+        q25, q50, q75 = np.percentile(col, [25, 50, 75])
+        medians.append(q50)
+        spreads.append((q75 - q25) / 1.349 if q75 > q25 else np.nan)
+    medians, spreads = np.array(medians), np.array(spreads)
+    if not np.isfinite(medians).any():
+        return
+    typical = float(np.median(np.abs(medians[np.isfinite(medians)])))
+    factors = np.abs(np.log10(spreads[np.isfinite(spreads)]))
+    factor = float(10.0 ** np.median(factors)) if factors.size else 1.0
+    listing = ", ".join(f"{n} {m:+.1f} (spread x {p:.2g})" for n, m, p in zip(names, medians, spreads)
+                        if np.isfinite(m))
+    where = (f"the elements' medians lie {typical:.1f} of the model's standard units from its training centre, and "
+             f"their spread differs from the training values' by a factor of {factor:.1f} ({listing})")
+    if typical > FAR_FROM_TRAINING or factor > SPREAD_FACTOR_FAR:
+        raise OreMapError(f"The raster's values are unlike those the model was trained on: {where}. Its scores would "
+                          "be meaningless: most likely the raster holds concentrations where the model was trained on "
+                          "log10 grids (or the reverse), or other units.", "raster",
+                          "Grid the elements as the training raster was (oremap:idw_interpolate with LOG10 as then, "
+                          "the same units), or train a model on this raster.")
+    if typical > ODD_FROM_TRAINING or factor > SPREAD_FACTOR_ODD:
+        log(f"The raster's values lie well away from those the model was trained on: {where}. Its scores may sit at "
+            "one end of the scale: check that the grid was made as the training raster was.")

@@ -12,7 +12,7 @@ from ..engine.feedback import ensure
 from ..engine.evaluation_guard import validation_tags
 from ..engine.model_format import OnnxModel
 from ..engine.raster import OutputSpec, block_windows, check_output_path, memory_budget_mb, write_blocks
-from .grid_meaning import check_input_transform, read_meaning
+from .grid_meaning import check_input_transform, check_training_range, raster_sample, read_meaning
 from .prospectivity_data import _read_nan, _source, element_bands
 from .prospectivity_folds import deposit_cells, pixel_size
 from .prospectivity_network import TASK
@@ -158,7 +158,13 @@ def prospectivity_map(raster_path, model_path, out_path, mode="grid", grid=(12, 
     window, elements = _check_model(model)
     max_nodata = float(model.info.preprocessing.get("max_nodata", 0.5))
     bands = element_bands(raster_path, elements)
-    check_input_transform(model.info.preprocessing.get("input_transform"), read_meaning(raster_path, bands))
+    prep = model.info.preprocessing
+    check_input_transform(prep.get("input_transform"), read_meaning(raster_path, bands))
+    if prep.get("method") == "zscore" and len(prep.get("mean") or ()) == len(bands) == len(prep.get("sd") or ()):
+        sd = np.asarray(prep["sd"], dtype=np.float64)
+        z = (raster_sample(raster_path, bands, nodata) - np.asarray(prep["mean"], dtype=np.float64)) / \
+            np.where(sd > 0, sd, 1.0)
+        check_training_range(z, elements, feedback.warning)
     cv_auc = ((model.info.training or {}).get("metrics") or {}).get("cv_auc_mean")
     if cv_auc is None or not np.isfinite(float(cv_auc)):
         feedback.warning("The model has no spatial cross-validation figure (no fold was scored, or it was trained "

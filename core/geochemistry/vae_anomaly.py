@@ -732,13 +732,19 @@ def run_raster(raster_path, score_path, class_path=None, model_path=None, model_
     training = None
     tmp_model = None
     try:
-        from .grid_meaning import check_raster_for_model, options_for_raster
+        from .grid_meaning import check_raster_for_model, check_training_range, options_for_raster, raster_sample
 
         if model_path:
             model = load_model(model_path)
             parameters = model.info.training.get("parameters")
-            check_raster_for_model(raster_path, raster_bands(raster_path, model.names)[0], model.preprocessing,
-                                   feedback.info)
+            model_bands = raster_bands(raster_path, model.names)[0]
+            check_raster_for_model(raster_path, model_bands, model.preprocessing, feedback.info)
+            try:  # the scaler is set: nothing is fitted
+                z = prepare(raster_sample(raster_path, model_bands, nodata), model.names, model.preprocessing)[0]
+            except OreMapError:
+                z = None  # values the preprocessing cannot take: the scoring itself says which and what to do
+            if z is not None:
+                check_training_range(z, model.names, feedback.warning)
         else:
             from ..engine.raster import band_descriptions
 
