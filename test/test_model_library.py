@@ -104,6 +104,10 @@ def test_card_shows_task_classes_input_training_and_versions(library):
 
     hrefs = re.findall(r'href="([^"]+)"', card)
     assert all(os.path.isfile(QUrl(html.unescape(h)).toLocalFile()) for h in hrefs) and len(hrefs) == 2
+    # what guards a run: an older file without class exemplars says it has no out-of-distribution check
+    assert "<b>Safeguard</b></td><td>out-of-distribution check: spectra unlike every trained class" in card
+    old = dataclasses.replace(info, training={k: v for k, v in info.training.items() if k != "ood"})
+    assert model_library._safeguard(old).startswith("none: the file stores no class exemplars")
     unknown = model_library.card_html(model_library.read_entry(paths["unknown"], model_library.USER))
     assert "no OreMap algorithm applies this task" in unknown and "weather_forecast" in unknown
     broken = model_library.card_html(model_library.read_entry(paths["broken"], model_library.USER))

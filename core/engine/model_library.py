@@ -203,6 +203,26 @@ def input_summary(info):
     return "; ".join(parts)
 
 
+def _safeguard(info):
+    """What protects a run of this model from inputs unlike its training data, said plainly, or "" where the task
+    has no such check: older files lack what later OreMap versions record."""
+    training = info.training or {}
+    if info.task == "spectral_classification":
+        if training.get("ood"):
+            return ("out-of-distribution check: spectra unlike every trained class are left unclassified"
+                    + (" (with the feature view)" if (training["ood"] or {}).get("feature") else "") + ".")
+        return ("none: the file stores no class exemplars (made by an OreMap before the out-of-distribution check), "
+                "so a spectrum unlike every class still gets one; retrain it to have the check.")
+    if info.task in ("prospectivity", "geochemical_anomaly"):
+        held = (info.preprocessing or {}).get("input_transform")
+        if held in ("log10", "none"):
+            return (f"trained on a grid of {'log10 values' if held == 'log10' else 'concentrations'}: a grid recorded "
+                    "otherwise is refused, and any grid whose values lie far from the training range.")
+        return ("the training grid's transform is not recorded (an older OreMap, or a grid without OreMap's band "
+                "metadata): only a grid whose values lie far from the training range is refused.")
+    return ""
+
+
 def card_html(entry):
     """The model card of ``entry`` as HTML: task, classes with colours, input, training, metrics, versions."""
     rows = [("File", _e(entry.path)),
@@ -226,6 +246,9 @@ def card_html(entry):
         rows.append(("Training data (sha256)", f"<code>{_e(str(training['data_hash'])[:16])}...</code>"))
     shown = {"date", "n_samples", "data_hash", "metrics", "parameters"}
     rows += [(_e(k), _e(v)) for k, v in _scalars({k: v for k, v in training.items() if k not in shown})]
+    safeguard = _safeguard(info)
+    if safeguard:
+        rows.append(("Safeguard", _e(safeguard)))
     rows.append(("OreMap version", _e(info.oremap_version or "unknown")
                  + f" (model format {int(info.schema_version)})"))
     parts = [head, _table(rows)]
