@@ -225,12 +225,15 @@ def _select_bands(centers, fwhm, good, detectors, notes, path):
 def _open_multidim(path):
     from osgeo import gdal
 
+    # the netCDF and HDF5 libraries of some GDAL builds open no path with letters beyond ASCII on Windows
+    fix = ("Move the file to a folder whose path has no accented or other non-ASCII letters, then try again."
+           if not str(path).isascii() else "")
     try:
         ds = gdal.OpenEx(path, gdal.OF_MULTIDIM_RASTER)
     except RuntimeError as exc:  # when the caller's GDAL raises exceptions
-        raise OreMapError(f"GDAL cannot open '{os.path.basename(path)}': {exc}", "raster") from None
+        raise OreMapError(f"GDAL cannot open '{os.path.basename(path)}': {exc}", "raster", fix) from None
     if ds is None:
-        raise OreMapError(f"GDAL cannot open '{os.path.basename(path)}'.", "raster")
+        raise OreMapError(f"GDAL cannot open '{os.path.basename(path)}'.", "raster", fix)
     return ds
 
 
