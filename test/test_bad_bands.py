@@ -224,3 +224,24 @@ def test_absorption_features_of_a_noise_free_scene_are_not_noise():
         noisy[:, band] += rng.normal(0, 0.05, 400)
         found = bad_bands.detect_bad_bands(noisy, info.centers)
         assert found.bad[band] and found.reason[band] == "noisy", sensor
+
+
+def test_model_bands_of_another_grid_built_from_other_bands_are_named():
+    """A 10 nm library model on a 5 nm scene whose first bands (381-401 nm) are negative: its 400 nm input was
+    resampled from 406 nm on without a word (only 'Bad bands: 63 of 432 left out'), and 2-13 % of the classes moved
+    against earlier versions. The model bands whose neighbours are left out are now named."""
+    from conftest import core_warnings
+    from oremap.core.engine.wavelengths import BandInfo
+    from oremap.core.hyperspectral.mapping import keep_model_bands
+
+    centers = np.arange(381.0, 501.0, 5.0)
+    bad = centers <= 401.0
+    info = BandInfo(centers=centers, fwhm=np.full(centers.size, 5.5), bad=bad,
+                    bad_reason=["negative" if b else "" for b in bad])
+    log = core_warnings()
+    keep_model_bands(info, np.arange(400.0, 501.0, 10.0), log, edges_only=True)
+    assert log.warnings == ["1 of the model's bands lie where this raster's bands are left out (400.0 nm): they are "
+                            "resampled from the nearest good bands."]
+    log = core_warnings()
+    keep_model_bands(info, np.arange(410.0, 501.0, 10.0), log, edges_only=True)
+    assert log.warnings == []

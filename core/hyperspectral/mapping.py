@@ -157,6 +157,16 @@ def keep_model_bands(image_info, model_wavelengths, feedback=None, edges_only=Fa
         feedback.warning(f"{int(still.sum())} of the model's bands are left out in this raster "
                          f"({_nm_list(image_info.centers[still])}): they are interpolated from the neighbouring "
                          "good bands.")
+    # model bands of another grid (a 10 nm model on 5 nm bands) whose neighbouring raster bands are left out: their
+    # values come from the good bands further away, which the log should say as it does for bands in common
+    spacing = float(np.median(np.diff(np.sort(image_info.centers)))) if image_info.centers.size > 1 else 0.0
+    apart = np.abs(image_info.centers[:, None] - model_wl[None, :])
+    own = apart.min(axis=0) > SAME_BAND_NM
+    near_bad = ((apart <= spacing) & image_info.bad[:, None]).any(axis=0)
+    rebuilt = own & near_bad
+    if spacing > 0 and rebuilt.any():
+        feedback.warning(f"{int(rebuilt.sum())} of the model's bands lie where this raster's bands are left out "
+                         f"({_nm_list(model_wl[rebuilt])}): they are resampled from the nearest good bands.")
     return image_info
 
 
