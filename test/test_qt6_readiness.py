@@ -202,3 +202,28 @@ def test_qt_only_modules_run_on_pyqt6(tmp_path):
                           env=dict(os.environ, QT_QPA_PLATFORM="offscreen"))
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.splitlines() == ["['run']", "['run', 'torch']", "Failed. no network", "True"]
+
+
+def test_field_types_follow_qt_not_only_the_qgis_version(monkeypatch):
+    """The Qt 6 builds of QGIS 3.34 and 3.36 have no QVariant.Int: qt_compat chose the QVariant branch by the QGIS
+    version alone, and four algorithms would not load there. A QVariant without the Qt 5 types gets QMetaType."""
+    import importlib
+
+    from qgis.core import Qgis
+    from qgis.PyQt import QtCore
+
+    from oremap.algorithms import qt_compat
+
+    class Qt6Variant:  # PyQt6's QVariant: no QVariant.Type members
+        pass
+
+    try:
+        monkeypatch.setattr(Qgis, "QGIS_VERSION_INT", 33600)
+        monkeypatch.setattr(QtCore, "QVariant", Qt6Variant)
+        importlib.reload(qt_compat)
+        assert (qt_compat.INT, qt_compat.DOUBLE, qt_compat.STRING) == (
+            QtCore.QMetaType.Type.Int, QtCore.QMetaType.Type.Double, QtCore.QMetaType.Type.QString)
+    finally:
+        monkeypatch.undo()
+        importlib.reload(qt_compat)
+    assert qt_compat.INT == QtCore.QVariant.Int  # QGIS 3.22 on Qt 5, as before
