@@ -36,7 +36,6 @@ from qgis.core import (
     QgsMultiBandColorRenderer,
     QgsPalettedRasterRenderer,
     QgsProcessingLayerPostProcessorInterface,
-    QgsRasterBandStats,
     QgsRasterLayer,
     QgsRasterShader,
     QgsRendererRange,
@@ -67,7 +66,7 @@ def _ramp_renderer(layer, style):
         if hi is None:
             hi = hi_cut
         if not (hi > lo):
-            stats = layer.dataProvider().bandStatistics(band, QgsRasterBandStats.Min | QgsRasterBandStats.Max)
+            stats = layer.dataProvider().bandStatistics(band)  # every statistic: no flag sum (enums on Qt 6)
             lo, hi = stats.minimumValue, stats.maximumValue
             hi = hi if hi > lo else lo + 1.0
     ramp = QgsStyle.defaultStyle().colorRamp(style.get("ramp", "Viridis"))
