@@ -203,36 +203,44 @@ def raster_sample(path, bands, nodata=None, size=64):
     return values
 
 
-def check_training_range(z, names, log):
+def check_training_range(z, names, log, robust=True):
     """Refuse (or warn of, through ``log``) a raster whose values, scaled by the model's own scaling (``z``: pixels x
     elements), lie far from the values the model was trained on, or spread far wider or narrower: a grid of
     concentrations given to a model trained on log10 grids (or the reverse, or other units) scores every pixel at
-    one end of the scale. Decided on the typical element (the median over elements), so one element of another
+    one end of the scale. The raster is measured with the statistics the scaling was fitted with: median and
+    interquartile range for a robust scaler (``robust``), mean and standard deviation for a z-score (the robust
+    spread of a heavy-tailed concentration grid is a small fraction of its standard deviation, which refused a model
+    its own training grid). Decided on the typical element (the median over elements), so one element of another
     range does not decide; the raster's metadata may say nothing (older OreMap models and grids made elsewhere
     record no transform)."""
     z = np.asarray(z, dtype=np.float64)
     if z.ndim != 2 or not z.size:
         return
-    medians, spreads = [], []
+    centres, spreads = [], []
     for col in z.T:
         col = col[np.isfinite(col)]
         if col.size < 10:
-            medians.append(np.nan)
+            centres.append(np.nan)
             spreads.append(np.nan)
             continue
-        q25, q50, q75 = np.percentile(col, [25, 50, 75])
-        medians.append(q50)
-        spreads.append((q75 - q25) / 1.349 if q75 > q25 else np.nan)
-    medians, spreads = np.array(medians), np.array(spreads)
-    if not np.isfinite(medians).any():
+        if robust:
+            q25, q50, q75 = np.percentile(col, [25, 50, 75])
+            centre, spread = q50, (q75 - q25) / 1.349
+        else:
+            centre, spread = float(np.mean(col)), float(np.std(col))
+        centres.append(centre)
+        spreads.append(spread if spread > 0 else np.nan)
+    centres, spreads = np.array(centres), np.array(spreads)
+    if not np.isfinite(centres).any():
         return
-    typical = float(np.median(np.abs(medians[np.isfinite(medians)])))
+    typical = float(np.median(np.abs(centres[np.isfinite(centres)])))
     factors = np.abs(np.log10(spreads[np.isfinite(spreads)]))
     factor = float(10.0 ** np.median(factors)) if factors.size else 1.0
-    listing = ", ".join(f"{n} {m:+.1f} (spread x {p:.2g})" for n, m, p in zip(names, medians, spreads)
+    listing = ", ".join(f"{n} {m:+.1f} (spread x {p:.2g})" for n, m, p in zip(names, centres, spreads)
                         if np.isfinite(m))
-    where = (f"the elements' medians lie {typical:.1f} of the model's standard units from its training centre, and "
-             f"their spread differs from the training values' by a factor of {factor:.1f} ({listing})")
+    statistic = "medians" if robust else "means"
+    where = (f"the elements' {statistic} lie {typical:.1f} of the model's standard units from its training centre, "
+             f"and their spread differs from the training values' by a factor of {factor:.1f} ({listing})")
     if typical > FAR_FROM_TRAINING or factor > SPREAD_FACTOR_FAR:
         raise OreMapError(f"The raster's values are unlike those the model was trained on: {where}. Its scores would "
                           "be meaningless: most likely the raster holds concentrations where the model was trained on "

@@ -164,7 +164,7 @@ def prospectivity_map(raster_path, model_path, out_path, mode="grid", grid=(12, 
         sd = np.asarray(prep["sd"], dtype=np.float64)
         z = (raster_sample(raster_path, bands, nodata) - np.asarray(prep["mean"], dtype=np.float64)) / \
             np.where(sd > 0, sd, 1.0)
-        check_training_range(z, elements, feedback.warning)
+        check_training_range(z, elements, feedback.warning, robust=False)  # the mean and sd of the training cells
     cv_auc = ((model.info.training or {}).get("metrics") or {}).get("cv_auc_mean")
     if cv_auc is None or not np.isfinite(float(cv_auc)):
         feedback.warning("The model has no spatial cross-validation figure (no fold was scored, or it was trained "
