@@ -217,3 +217,6 @@ def test_palette_colours_stay_apart_from_the_minerals_of_the_map():
         assert min(delta_e(colour, m) for m in (colours[0], colours[3])) >= DISTINCT_DELTA_E
     # five unknown classes first used to take alunite's orange, which then went to a palette colour
     assert class_colours(["A", "B", "C", "D", "E", "Alunite"])[-1] == MINERAL_COLOURS["alunite"]
+    # past the palette its colours come round again (the first version gave every further class its red)
+    many = class_colours([f"class {i}" for i in range(len(PALETTE) + 6)])
+    assert len(set(many[:len(PALETTE)])) == len(PALETTE) and many[len(PALETTE):] == PALETTE[:6]

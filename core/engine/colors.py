@@ -94,10 +94,15 @@ def class_colours(names):
         if colour is not None and colour not in used:
             colours[i] = colour
             used.append(colour)
+    extra = 0  # classes past the palette: its colours again, in turn
     for i in range(len(names)):
         if colours[i] is not None:
             continue
-        free = [c for c in PALETTE if c not in used] or PALETTE
+        free = [c for c in PALETTE if c not in used]
+        if not free:
+            colours[i] = PALETTE[extra % len(PALETTE)]
+            extra += 1
+            continue
         nearest = [min((delta_e(c, u) for u in used), default=float("inf")) for c in free]
         distinct = [c for c, d in zip(free, nearest) if d >= DISTINCT_DELTA_E]
         colours[i] = distinct[0] if distinct else free[max(range(len(free)), key=nearest.__getitem__)]
