@@ -182,9 +182,23 @@ def test_a_package_in_the_folder_is_not_installed_again_nor_replaced_while_loade
         del sys.modules["oremap_loaded"]  # as after a restart
         pi.install(["probe"], folder, find_links=str(wheels), pins=newer)
         assert pi.folder_version("oremap_loaded", folder) == "1.1.0"
+        # a package at its pin with files missing (an installation stopped halfway) is installed again: repaired
+        os.remove(os.path.join(folder, "oremap_loaded", "__init__.py"))
+        assert not pi.folder_intact("oremap_loaded", folder)
+        assert pi.plan(["probe"], folder, pins=newer)["install"] == ["oremap_loaded==1.1.0"]
+        pi.install(["probe"], folder, find_links=str(wheels), pins=newer)
+        assert pi.folder_intact("oremap_loaded", folder)
+        # a namespace package (protobuf's google/, no __init__.py) in use is seen through its submodules
+        os.makedirs(os.path.join(folder, "oremap_ns", "inner"))
+        with open(os.path.join(folder, "oremap_ns", "inner", "__init__.py"), "w") as handle:
+            handle.write("X = 1\n")
+        import oremap_ns.inner  # noqa: F401
+
+        assert pi.loaded_from(folder, ["oremap_ns"]) == ["oremap_ns"]
     finally:
         sys.path[:] = sys_path
-        sys.modules.pop("oremap_loaded", None)
+        for name in ("oremap_loaded", "oremap_ns", "oremap_ns.inner"):
+            sys.modules.pop(name, None)
 
 
 def test_install_refuses_and_leaves_nothing(tmp_path):

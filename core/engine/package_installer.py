@@ -136,6 +136,17 @@ def folder_version(name, folder):
     return None
 
 
+def folder_intact(name, folder):
+    """Whether every file that distribution ``name``'s record lists is in ``folder`` (an installation stopped
+    halfway, or a package folder removed by hand, is not: installing it again repairs it)."""
+    wanted = normalise(name)
+    for dist in importlib.metadata.distributions(path=[folder]):
+        if normalise(dist.metadata["Name"] or "") == wanted:
+            files = [f for f in (dist.files or []) if "__pycache__" not in f.parts and f.suffix != ".pyc"]
+            return all(os.path.exists(dist.locate_file(f)) for f in files)
+    return False
+
+
 def plan(groups=DEFAULT_GROUPS, folder=None, pins=None, versions=None):
     """What an installation of ``groups`` would do, without doing it.
 
@@ -178,8 +189,9 @@ def plan(groups=DEFAULT_GROUPS, folder=None, pins=None, versions=None):
             host[key] = (name, max([v for v in (earlier, least) if v], key=version_tuple, default=None))
     install, kept, problems = [], [], []
     for key, (name, pinned) in wanted.items():
-        if folder and version_tuple(folder_version(name, folder) or "") == version_tuple(pinned):
-            continue  # already in the packages folder at its pin: installing it again would only replace it
+        if folder and version_tuple(folder_version(name, folder) or "") == version_tuple(pinned) \
+                and folder_intact(name, folder):
+            continue  # already in the packages folder at its pin, whole: installing it again would only replace it
         have = versions(name)
         # a package asked for by name (no minimum) is always installed at its pin unless already the same
         least = minimum[key]
@@ -396,14 +408,16 @@ def loaded_from(folder, entries):
     everywhere the old version stays in use until QGIS restarts)."""
     folder = os.path.normcase(os.path.abspath(folder))
     targets = {os.path.normcase(os.path.join(folder, e)) for e in entries}
-    loaded = []
+    loaded = set()
     for name, module in list(sys.modules.items()):
-        path = getattr(module, "__file__", None)
-        if not path or "." in name:
-            continue
-        path = os.path.normcase(os.path.abspath(path))
-        if any(path == t or path.startswith(t + os.sep) for t in targets):
-            loaded.append(name)
+        # a module's file, or a namespace package's folders (google/ of protobuf has no __init__.py)
+        paths = [getattr(module, "__file__", None)] + list(getattr(module, "__path__", None) or [])
+        for path in paths:
+            if not isinstance(path, str) or not path:
+                continue
+            path = os.path.normcase(os.path.abspath(path))
+            if any(path == t or path.startswith(t + os.sep) for t in targets):
+                loaded.add(name.split(".")[0])
     return sorted(loaded)
 
 
@@ -416,7 +430,7 @@ def _move_into(staging, folder):
                                   and os.path.lexists(os.path.join(folder, e))])
     if loaded:
         raise InstallError(f"{', '.join(loaded)} {'is' if len(loaded) == 1 else 'are'} in use in this QGIS session "
-                           "(an algorithm or the model library loaded it), so its files cannot be replaced now: "
+                           "(an algorithm, the settings or the model library loaded it), so its files cannot be replaced now: "
                            "Windows keeps them locked, and elsewhere the old version would stay in use. Nothing was "
                            "changed.", fix="Restart QGIS and install again before running an OreMap algorithm.")
     # an upgraded package: remove the old version's metadata folder too
