@@ -430,9 +430,10 @@ def _move_into(staging, folder):
                                   and os.path.lexists(os.path.join(folder, e))])
     if loaded:
         raise InstallError(f"{', '.join(loaded)} {'is' if len(loaded) == 1 else 'are'} in use in this QGIS session "
-                           "(an algorithm, the settings or the model library loaded it), so its files cannot be replaced now: "
-                           "Windows keeps them locked, and elsewhere the old version would stay in use. Nothing was "
-                           "changed.", fix="Restart QGIS and install again before running an OreMap algorithm.")
+                           "(an algorithm, the settings or the model library loaded it), so its files cannot be "
+                           "replaced now: Windows keeps them locked, and elsewhere the old version would stay in use. "
+                           "Nothing was changed.", fix="Restart QGIS and install again before running an OreMap "
+                                                       "algorithm.")
     # an upgraded package: remove the old version's metadata folder too
     names = {normalise(e.split("-")[0]) for e in entries if e.endswith((".dist-info", ".egg-info"))}
     for old in os.listdir(folder):
