@@ -513,3 +513,32 @@ def test_a_rename_waits_out_a_file_held_for_a_moment_on_windows(tmp_path, monkey
     with pytest.raises(PermissionError):   # elsewhere: one try, as before
         files.replace(str(target), str(source))
     assert len(calls) == 1
+
+
+def test_reused_process_ids_and_the_files_of_live_runs(tmp_path):
+    """A mark left by a crashed run whose process id is now this process's own was refused as 'another OreMap run
+    (in this program)' for ever; and the process-start rule must not reach a live run's kept copy, which keeps the old
+    output's time (review M4, M8)."""
+    import subprocess
+
+    from oremap.core.engine.files import _KEPT, OutputGuard, host_tag, remove_stale_kept
+
+    out = tmp_path / "map.tif"
+    out.write_bytes(b"old map")
+    mark = tmp_path / f".map.tif.oremap-writing-{host_tag()}-{os.getpid()}-0a1b2c3d"
+    mark.touch()
+    os.utime(mark, (time.time() - 10 * 86400, time.time() - 10 * 86400))  # before this process started
+    guard = OutputGuard()
+    guard.add(str(out))
+    guard.rollback()
+    assert not mark.exists() and out.read_bytes() == b"old map"
+    live = subprocess.Popen(["sleep", "60"])
+    try:
+        kept = tmp_path / f".map.tif{_KEPT}{host_tag()}-{live.pid}-0a1b2c3d"
+        os.link(out, kept)   # the live run's copy of the old output, with the old output's time
+        os.utime(kept, (time.time() - 3600, time.time() - 3600))
+        remove_stale_kept(str(out))
+        assert kept.exists()
+    finally:
+        live.kill()
+        live.wait()

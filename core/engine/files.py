@@ -157,17 +157,19 @@ def replace_blocked(path):
     return False
 
 
-def run_file_is_stale(path, host, pid, by_age=True):
+def run_file_is_stale(path, host, pid, by_age=True, by_start=False):
     """Whether the file a run named with ``host`` (:func:`host_tag`) and process id ``pid`` is left over: a run of
-    this machine whose process is gone, or (``by_age``) of another machine and untouched for :data:`STALE_AFTER_S`."""
+    this machine whose process is gone, or (``by_age``) of another machine and untouched for :data:`STALE_AFTER_S`.
+    With ``by_start`` (files a run creates while it runs: marks, partial outputs; not kept copies, which keep the old
+    file's time), a process that started after the file was last written is another one under a reused id: Windows
+    reuses ids soon, and after a crash the id may be this very QGIS's."""
     if host == host_tag():
-        if int(pid) == os.getpid():
-            return False
-        if not _pid_alive(int(pid)):
+        pid = int(pid)
+        if pid != os.getpid() and not _pid_alive(pid):
             return True
-        # a live process that started after the file was last written is another one under a reused id (Windows
-        # reuses ids soon; after a crash the id may even be this QGIS's own next session)
-        started = _process_start(int(pid))
+        if not by_start:
+            return False
+        started = _process_start(pid)
         try:
             return started is not None and os.path.getmtime(path) < started - 2.0
         except OSError:
@@ -267,7 +269,7 @@ def claim(path, parameter=None, what=None):
         if match is None or full == mine:
             continue
         host, pid = match.group("host"), int(match.group("pid"))
-        if run_file_is_stale(full, host, pid):
+        if run_file_is_stale(full, host, pid, by_start=True):
             _remove(full)
         else:
             live.append((name, full, host, pid))

@@ -640,7 +640,8 @@ def remove_stale_partials(path):
         if match is None:
             continue
         full = os.path.join(folder, name)
-        if match.group("pid") is not None and not run_file_is_stale(full, match.group("host"), match.group("pid")):
+        if match.group("pid") is not None and not run_file_is_stale(full, match.group("host"), match.group("pid"),
+                                                                     by_start=True):
             continue
         try:
             os.remove(full)
