@@ -967,6 +967,29 @@ def test_a_scene_whose_output_cannot_be_replaced_keeps_its_earlier_outputs(tmp_p
     assert sorted(os.listdir(tmp_path)) == sorted(os.path.basename(p) for p in outputs.values())
 
 
+def test_a_cancel_while_a_scene_moves_its_outputs_keeps_the_earlier_ones(tmp_path, monkeypatch):
+    """A cancel removes the scene's work folder while its last task may still run: the earlier outputs, kept there
+    by the first version of the keeping, went with it (review M5). They are kept beside the outputs now."""
+    outputs = batch.output_paths("classify_cnn", AVIRIS_NG, str(tmp_path))
+    for suffix, path in outputs.items():
+        with open(path, "w") as handle:
+            handle.write(f"earlier {suffix}")
+    real_replace = os.replace
+
+    def cancelled(src, dst, *args, **kwargs):  # the work folder goes just before the first new output moves in
+        if ".oremap-batch-" in str(src):
+            shutil.rmtree(os.path.dirname(str(src)), ignore_errors=True)
+        return real_replace(src, dst, *args, **kwargs)
+
+    monkeypatch.setattr(os, "replace", cancelled)
+    with pytest.raises(OSError):
+        batch.run_scene("classify_cnn", AVIRIS_NG, CNN, outputs)
+    monkeypatch.setattr(os, "replace", real_replace)
+    for suffix, path in outputs.items():
+        assert open(path).read() == f"earlier {suffix}", suffix
+    assert sorted(os.listdir(tmp_path)) == sorted(os.path.basename(p) for p in outputs.values())
+
+
 def test_a_shipped_library_carries_its_header_whatever_its_name(tmp_path):
     """--ship-model sent library.sli without library.sli.hdr, so the workers could not read it."""
     data = tmp_path / "lib.sli"

@@ -368,8 +368,7 @@ class OutputGuard:
     def _keep(path):
         import shutil
 
-        name = os.path.join(os.path.dirname(path), "." + os.path.basename(path) + _KEPT + host_tag() + "-"
-                            + str(os.getpid()) + "-" + secrets.token_hex(4))
+        name = kept_name(path)
         try:
             os.link(path, name, follow_symlinks=False)
             return name
@@ -432,6 +431,14 @@ def names_beside(folder, prefix):
 
 
 _KEPT = ".oremap-kept-"
+
+
+def kept_name(path):
+    """A hidden name beside ``path`` for the previous file while a run replaces it
+    (``.NAME.oremap-kept-HOST-PID-TOKEN``): a later run removes it once this process is gone
+    (:func:`remove_stale_kept`)."""
+    return os.path.join(os.path.dirname(path), "." + os.path.basename(path) + _KEPT + host_tag() + "-"
+                        + str(os.getpid()) + "-" + secrets.token_hex(4))
 _KEPT_NAME = re.compile(r"\.oremap-kept-(?P<host>[0-9a-f]{6})-(?P<pid>\d+)-[0-9a-f]+$")
 
 

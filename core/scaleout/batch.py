@@ -40,7 +40,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from ..engine.errors import OreMapError
-from ..engine.files import claim, decode_text, no_console, release, replace, touch
+from ..engine.files import claim, decode_text, kept_name, no_console, release, replace, touch
 from ..engine.feedback import Feedback, ensure
 
 RASTER_EXTENSIONS = (".tif", ".tiff", ".img", ".dat", ".bsq", ".bil", ".bip", ".vrt", ".jp2", ".nc", ".hdf", ".he5",
@@ -1171,8 +1171,8 @@ def assemble(algorithm, scene, work, outputs, parts, memory_mb=None, sizing=None
     try:
         for suffix, path in finals.items():
             target = outputs[suffix]
-            if os.path.lexists(target):  # kept in the work folder until every output is in place
-                kept[target] = os.path.join(work, f"previous.{suffix}{os.path.splitext(target)[1]}")
+            if os.path.lexists(target):  # kept beside it until every output is in place (a cancel removes the
+                kept[target] = kept_name(target)  # work folder, maybe while this runs)
                 replace(target, kept[target])
             replace(path, target)
             moved.append(target)
@@ -1188,10 +1188,13 @@ def assemble(algorithm, scene, work, outputs, parts, memory_mb=None, sizing=None
                 pass
         if not os.path.isdir(work):
             raise
-        raise OreMapError(f"{exc.filename or 'An output'} could not be replaced ({exc.strerror or exc}); the scene's "
+        raise OreMapError(f"{exc.filename2 or exc.filename or 'An output'} could not be replaced "
+                          f"({exc.strerror or exc}); the scene's "
                           "earlier outputs are as they were.", "out_dir",
                           "Close the file where it is open (remove the layer from the QGIS project), then run again "
                           "with resume.") from None
+    for previous in kept.values():
+        _remove_quietly(previous)
     for target in moved:
         # the old file's side files describe the old pixels: GDAL's statistics, and the style of an earlier run
         # (its class legend, its stretch); the Toolbox writes a new style after the run
