@@ -84,10 +84,12 @@ _DATE_IN_NAME = re.compile(r"(?:MSIL2A|MSIL1C|_T\d{2}[A-Z]{3}|^T\d{2}[A-Z]{3})_(
 #: 05.00 or later: the offset is in them on every date, before 2022 too (Earth Search README and issues 9, 23, 41).
 _EARTH_SEARCH_LEGACY = re.compile(r"^S2[A-D]_\d{1,2}[A-Z]{3}_(20\d{6})_\d+_L2A$")
 _EARTH_SEARCH_C1 = re.compile(r"^S2[A-D]_T\d{2}[A-Z]{3}_(20\d{6})T\d{6}_L2A$")
-#: Share of a legacy Earth Search item's blue DN under 1000 from which its offset counts as taken out already: with
-#: the offset in, DN < 1000 is negative reflectance, which the blue band of a scene hardly has; without it, every
-#: pixel darker than 0.1 (vegetation, water, shadow, most soils) is one.
-DARK_SHARE_OFFSET_REMOVED = 0.02
+#: Share of a legacy Earth Search item's blue DN under :data:`DARK_DN` from which its offset counts as taken out
+#: already: with the offset in, DN < 900 is a reflectance under -0.01, which the blue band of a scene does not have
+#: (water, the darkest, reflects 0.02-0.08 there); without it, every pixel darker than 0.09 is one (vegetation,
+#: water, shadow, most soils), and even an arid scene has some among its pits, ponds and shadows.
+DARK_DN = 900
+DARK_SHARE_OFFSET_REMOVED = 0.001
 
 # STAC / common band names -> S2 band.
 _COMMON_NAMES = {
@@ -419,17 +421,23 @@ def _earth_search_item(names):
     return None
 
 
-def _dark_share(path, band):
-    """Share of the valid DN (not 0) under 1000 in ``band`` of the raster ``path``, on five 64 x 64 windows; None
-    without any."""
+def _dark_share(path, band, grid=5, size=64):
+    """Share of the valid DN (not 0, not the file's nodata) under :data:`DARK_DN` in ``band`` of the raster ``path``,
+    on ``grid`` x ``grid`` windows of ``size`` pixels spread over it (a few tiles of a COG); None without any."""
     import rasterio
+    from rasterio.windows import Window
 
-    from ..engine.raster import _sample_values
-
+    values = []
     with rasterio.open(path) as ds:
-        values = _sample_values(ds, [band], size=64).astype(np.float64)
-    values = values[np.isfinite(values) & (values != 0)]
-    return float(np.mean(values < 1000)) if values.size else None
+        h, w = min(size, ds.height), min(size, ds.width)
+        for fy in np.linspace(0.1, 0.9, grid):
+            for fx in np.linspace(0.1, 0.9, grid):
+                window = Window(int(fx * (ds.width - w)), int(fy * (ds.height - h)), w, h)
+                values.append(ds.read(band, window=window).astype(np.float64).ravel())
+        nodata = ds.nodatavals[band - 1]
+    values = np.concatenate(values)
+    values = values[np.isfinite(values) & (values != 0) & ((values != nodata) if nodata is not None else True)]
+    return float(np.mean(values < DARK_DN)) if values.size else None
 
 
 def _earth_search_offset(item, upper, dark_share, notes, warnings):
@@ -451,21 +459,21 @@ def _earth_search_offset(item, upper, dark_share, notes, warnings):
     share = dark_share() if dark_share is not None else None
     if share is None:
         text = (f"An Earth Search item of {day} (legacy collection sentinel-2-l2a) without its item JSON and without "
-                "a blue band to judge by: Earth Search took the -1000 DN offset out of most such items, so none is "
-                "applied. If the reflectance comes out 0.1 too high, its offset was still in: give the item's JSON "
+                "valid blue pixels to judge by: Earth Search took the -1000 DN offset out of most such items, so none "
+                "is applied. If the reflectance comes out 0.1 too high, its offset was still in: give the item's JSON "
                 "(with earthsearch:boa_offset_applied) beside the band files.")
         warnings.append(text)
         return 0.0
     if share >= DARK_SHARE_OFFSET_REMOVED:
-        notes.append(f"Earth Search item of {day} (legacy collection): {share:.0%} of its blue DN lie under 1000, so "
-                     "Earth Search has taken the -1000 DN offset out already (as on most items since 2022): "
-                     "reflectance = DN / 10000.")
+        notes.append(f"Earth Search item of {day} (legacy collection): {share:.1%} of its blue DN lie under "
+                     f"{DARK_DN}, a reflectance under -0.01 were the offset still in, so Earth Search has taken the "
+                     "-1000 DN offset out already (as on most items since 2022): reflectance = DN / 10000.")
         return 0.0
-    warnings.append(f"Earth Search item of {day} (legacy collection): only {share:.1%} of its blue DN lie under 1000, "
-                    "so the -1000 DN offset reads as still in (Earth Search took it out of most items since 2022, "
-                    "not all): reflectance = (DN - 1000) / 10000. A scene with no pixel darker than 0.1 in blue (snow, "
-                    "a salt flat) can mislead this: give the item's JSON (with earthsearch:boa_offset_applied) beside "
-                    "the band files to settle it.")
+    warnings.append(f"Earth Search item of {day} (legacy collection): only {share:.2%} of its sampled blue DN lie "
+                    f"under {DARK_DN}, so the -1000 DN offset reads as still in (Earth Search took it out of most "
+                    "items since 2022, not all): reflectance = (DN - 1000) / 10000. A scene with no pixel darker than "
+                    "0.09 in blue (snow, a salt flat, bright desert) can mislead this: give the item's JSON (with "
+                    "earthsearch:boa_offset_applied) beside the band files to settle it.")
     return BASELINE_04_OFFSET
 
 
