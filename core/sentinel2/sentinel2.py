@@ -592,6 +592,11 @@ def _open_file(path, band_map, required, feedback):
         tags = dict(ds.tags())
         for b in range(1, count + 1):
             tags.update({k: v for k, v in ds.tags(b).items() if "OFFSET" in k.upper() or "QUANT" in k.upper()})
+        for json_path in sorted(glob.glob(os.path.join(os.path.dirname(os.path.abspath(path)), "*.json")))[:8]:
+            item = _stac_item(json_path)  # a STAC item saved beside a stack of its bands
+            if item:
+                tags.update(item)
+                break
         hint = _baseline_from_text(path)
         sample_max = _sample_max(ds, [numbers[b] for b in found])
         band_scaling = _band_scaling([(ds.scales[numbers[b] - 1], ds.offsets[numbers[b] - 1]) for b in found],
