@@ -386,6 +386,9 @@ def test_a_package_that_is_installed_but_will_not_load_is_not_called_missing(mon
     message, fix = import_failure("numpy", ImportError("DLL load failed while importing _multiarray_umath"), "go")
     assert message.startswith("The Python package 'numpy' is installed but cannot be loaded (ImportError: DLL load")
     assert "Visual C++ Redistributable" in fix and "Restart QGIS" in fix
+    missing = ModuleNotFoundError("No module named 'flatbuffers'", name="flatbuffers")
+    message, fix = import_failure("numpy", missing, "go")
+    assert "a package it needs, 'flatbuffers', is not" in message and "Install the package again" in fix
     message, fix = import_failure("no_such_package_oremap", ImportError("x"), "go")
     assert "'no_such_package_oremap' is not installed" in message and fix.startswith("Missing Python package")
     real_import = builtins.__import__

@@ -187,3 +187,6 @@ def test_tables_saved_by_excel_and_notepad_on_windows_are_read(tmp_path):
     listing = tmp_path / "scenes.txt"
     listing.write_bytes("# Szenen\r\nSzene Müller.tif\r\n".encode("cp1252"))
     assert expand_inputs([], list_files=[str(listing)]) == [str(scene)]
+    # tab-separated, one comma in every name: the tie goes to the tab
+    table.write_text("name\tclass\nJarosite GDS99 K,Sy 200C\tJarosite\n", encoding="utf-8")
+    assert read_class_table(str(table)) == {"Jarosite GDS99 K,Sy 200C": "Jarosite"}

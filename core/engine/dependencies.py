@@ -43,6 +43,12 @@ def import_failure(package, exc, what):
     DLL it needs is missing or an older copy of one was loaded first (the error itself, and what helps)."""
     if not is_installed(package):
         return (f"The Python package '{package}' is not installed; OreMap needs it to {what}.", install_hint([package]))
+    missing_part = getattr(exc, "name", None) if isinstance(exc, ModuleNotFoundError) else None
+    if missing_part and missing_part.split(".")[0] != package:
+        return (f"The Python package '{package}' is installed, but a package it needs, '{missing_part}', is not; "
+                f"OreMap needs it to {what}.",
+                "Install the package again with Plugins > OreMap > Install optional packages (it installs what it "
+                "needs), then restart QGIS.")
     return (f"The Python package '{package}' is installed but cannot be loaded ({type(exc).__name__}: "
             f"{str(exc).strip()}); OreMap needs it to {what}.",
             "Restart QGIS, then try again. On Windows a 'DLL load failed' usually means the Microsoft Visual C++ "

@@ -33,7 +33,8 @@ def read_table_text(path):
         text = decode_text(handle.read())
     sample = text[:4096]
     counts = {d: sample.count(d) for d in (",", ";", "\t")}
-    return text, max(counts, key=lambda d: (counts[d], d == ","))
+    # a tie goes to the semicolon or the tab: names hold commas far more often than either
+    return text, max(counts, key=lambda d: (counts[d], d != ","))
 
 
 #: How long a rename waits out a file that another program holds for a moment (Windows: the virus scanner, the

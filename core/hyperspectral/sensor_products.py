@@ -507,12 +507,15 @@ def _open_prisma(path):
     fields = _group(root, *_PRISMA_FIELDS)
     if fields is None:
         raise _fail(path, "no group " + "/".join(_PRISMA_FIELDS))
-    cubes, centers, fwhm, good, detectors, scales, errors = [], [], [], [], [], [], []
+    cubes, centers, fwhm, good, detectors, scales, errors, notes = [], [], [], [], [], [], [], []
     for name, cube_name in (("Vnir", "VNIR_Cube"), ("Swir", "SWIR_Cube")):
         cube = _array(fields, cube_name, path)
         dims = [d.GetSize() for d in cube.GetDimensions()]
         error = _quiet(fields.OpenMDArray, f"{name.upper()}_PIXEL_L2_ERR_MATRIX")
-        errors.append(error if error is not None and [d.GetSize() for d in error.GetDimensions()] == dims else None)
+        if error is not None and [d.GetSize() for d in error.GetDimensions()] != dims:
+            notes.append(f"{name.upper()}_PIXEL_L2_ERR_MATRIX is not of {cube_name}'s shape: not applied.")
+            error = None
+        errors.append(error)
         cw = np.asarray(_attribute(root, f"List_Cw_{name}", path), float).ravel()
         fw = np.asarray(_attribute(root, f"List_Fwhm_{name}", path), float).ravel()
         flags = _attribute(root, f"List_Cw_{name}_Flags", None, None)
@@ -531,7 +534,7 @@ def _open_prisma(path):
         raise _fail(path, "VNIR_Cube and SWIR_Cube differ in size")
     n_vnir = centers[0].size
     centers, fwhm, good = np.concatenate(centers), np.concatenate(fwhm), np.concatenate(good)
-    notes = [f"VNIR ({n_vnir} bands) and SWIR ({centers.size - n_vnir} bands) joined, sorted by wavelength."]
+    notes.insert(0, f"VNIR ({n_vnir} bands) and SWIR ({centers.size - n_vnir} bands) joined, sorted by wavelength.")
     keep = _select_bands(centers, fwhm, good, np.array(detectors, dtype=object), notes, path)
     height, width = cubes[0][1][0], cubes[0][1][2]
     flagged_bands = _prisma_flagged_bands(cubes, errors, height, width)
