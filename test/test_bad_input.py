@@ -331,7 +331,12 @@ def test_an_output_loaded_in_the_project_is_refused_first_on_windows(run_alg, tm
     QgsProject.instance().addMapLayer(layer)
     try:
         assert base.locked_output_problem(str(out), QgsProject.instance(), windows=False) is None
-        assert base.locked_output_problem(str(tmp_path / "other.tif"), QgsProject.instance(), windows=True) is None
+        other = tmp_path / "other.tif"
+        other.write_bytes(before)   # an existing file that no layer shows: free to replace
+        assert base.locked_output_problem(str(other), QgsProject.instance(), windows=True) is None
+        assert base.locked_output_problem(str(out), QgsProject.instance(), windows=True)[0].startswith(
+            "classes.tif is loaded in the project as the layer 'SAM classes'")
+        other.unlink()
         monkeypatch.setattr(base, "WINDOWS", True)
         with pytest.raises(QgsProcessingException) as err:
             run_alg("sam_classify", params)

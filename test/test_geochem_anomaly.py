@@ -223,7 +223,7 @@ def test_every_preset_element_is_accounted_for_in_its_basis():
     import re
 
     for target, preset in ga.pathfinders.PRESETS.items():
-        words = set(re.findall(r"[A-Z][a-z]?", preset["basis"]))
+        words = set(re.findall(r"\b[A-Z][a-z]?\b", preset["basis"]))  # whole symbols, not "La" of "Large"
         assert set(preset["pathfinders"]) - set(preset["commodity"]) <= words, target
         assert set(preset["commodity"]) <= set(preset["pathfinders"]), target
     presets = ga.pathfinders.PRESETS

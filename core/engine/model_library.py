@@ -214,12 +214,17 @@ def _safeguard(info):
         return ("none: the file stores no class exemplars (made by an OreMap before the out-of-distribution check), "
                 "so a spectrum unlike every class still gets one; retrain it to have the check.")
     if info.task in ("prospectivity", "geochemical_anomaly"):
-        held = (info.preprocessing or {}).get("input_transform")
-        if held in ("log10", "none"):
-            return (f"trained on a grid of {'log10 values' if held == 'log10' else 'concentrations'}: a grid recorded "
-                    "otherwise is refused, and any grid whose values lie far from the training range.")
-        return ("the training grid's transform is not recorded (an older OreMap, or a grid without OreMap's band "
-                "metadata): only a grid whose values lie far from the training range is refused.")
+        prep = info.preprocessing or {}
+        held = prep.get("input_transform")
+        checked = prep.get("method") == "zscore" if info.task == "prospectivity" else \
+            prep.get("scale") in ("robust", "zscore")
+        parts = [f"trained on {'log10 values' if held == 'log10' else 'untransformed values (concentrations)'}: a "
+                 "raster recorded otherwise is refused" if held in ("log10", "none") else
+                 "what its training values held (log10 or not) is not recorded (an older OreMap, or a grid without "
+                 "OreMap's band metadata)"]
+        parts.append("a raster whose values lie far from the training range is refused" if checked else
+                     "the values' range is not checked")
+        return "; ".join(parts) + "."
     return ""
 
 
