@@ -195,6 +195,9 @@ def test_a_package_in_the_folder_is_not_installed_again_nor_replaced_while_loade
         import oremap_ns.inner  # noqa: F401
 
         assert pi.loaded_from(folder, ["oremap_ns"]) == ["oremap_ns"]
+        import torch  # noqa: F401  torch.classes answers any attribute, __path__ too, with an object of its own
+
+        assert pi.loaded_from(folder, ["oremap_ns"]) == ["oremap_ns"]
     finally:
         sys.path[:] = sys_path
         for name in ("oremap_loaded", "oremap_ns", "oremap_ns.inner"):

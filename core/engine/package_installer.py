@@ -411,7 +411,11 @@ def loaded_from(folder, entries):
     loaded = set()
     for name, module in list(sys.modules.items()):
         # a module's file, or a namespace package's folders (google/ of protobuf has no __init__.py)
-        paths = [getattr(module, "__file__", None)] + list(getattr(module, "__path__", None) or [])
+        paths = [getattr(module, "__file__", None)]
+        try:
+            paths += [p for p in getattr(module, "__path__", None) or () if isinstance(p, str)]
+        except TypeError:  # a module object whose __path__ is something else (torch.classes answers any name)
+            pass
         for path in paths:
             if not isinstance(path, str) or not path:
                 continue
