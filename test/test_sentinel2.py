@@ -244,6 +244,19 @@ def test_earth_search_items_get_the_offset_their_collection_gives_them(tmp_path)
     arid[0, 30:34, 30:34] = 380
     with open_sentinel2(item("S2A_33UUP_20220616_0_L2A", arid), required=four) as s2:
         assert s2.offset == 0.0 and not s2.warnings
+    # the real patches, as Earth Search would hold them (offset taken out) and with it still in, the snow scene too
+    patches = sorted(glob.glob(os.path.join(SHARED_DATA, "sentinel2", "BigEarthNet-S2-Example", "S2*")))
+    for k, patch in enumerate(patches):
+        blue = glob.glob(os.path.join(patch, "*_B02.tif"))[0]
+        with rasterio.open(blue) as src:
+            dn = src.read().astype(np.int64)
+        day = "2023" + os.path.basename(patch)[15:19]  # the patch's month and day, since 2022
+        with open_sentinel2(item(f"S2B_33UUP_{day}_{k}_L2A", dn.astype(np.uint16)), required=four) as s2:
+            assert s2.offset == 0.0, patch
+        with open_sentinel2(item(f"S2B_33UUP_{day}_{k + 10}_L2A", (dn + 1000).astype(np.uint16)),
+                            required=four) as s2:
+            assert s2.offset == pytest.approx(-0.1), patch
+    assert len(patches) == 6
     # the item's own flag decides over the data
     with open_sentinel2(item("S2B_33UUP_20220614_0_L2A", vegetation, json_flag=False), required=four) as s2:
         assert s2.offset == pytest.approx(-0.1) and s2.baseline == "04.00"

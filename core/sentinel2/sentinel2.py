@@ -87,9 +87,11 @@ _EARTH_SEARCH_C1 = re.compile(r"^S2[A-D]_T\d{2}[A-Z]{3}_(20\d{6})T\d{6}_L2A$")
 #: Share of a legacy Earth Search item's blue DN under :data:`DARK_DN` from which its offset counts as taken out
 #: already: with the offset in, DN < 900 is a reflectance under -0.01, which the blue band of a scene does not have
 #: (water, the darkest, reflects 0.02-0.08 there); without it, every pixel darker than 0.09 is one (vegetation,
-#: water, shadow, most soils), and even an arid scene has some among its pits, ponds and shadows.
+#: water, shadow, most soils), and even an arid scene has some among its pits, ponds and shadows. Measured on the six
+#: real BigEarthNet patches: 77-100 % of their blue DN lie under 900 as they are, none with 1000 added, and the snow
+#: scene of February 2018 0.056 % as it is.
 DARK_DN = 900
-DARK_SHARE_OFFSET_REMOVED = 0.001
+DARK_SHARE_OFFSET_REMOVED = 0.0002
 
 # STAC / common band names -> S2 band.
 _COMMON_NAMES = {
