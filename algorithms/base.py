@@ -59,6 +59,7 @@ from qgis.PyQt.QtCore import QCoreApplication, QUrl
 from ..core.engine import compute, dependencies
 from ..core.engine.errors import Cancelled, OreMapError
 from ..core.engine.feedback import Feedback, ensure
+from ..core.engine import files
 from ..core.engine.files import OutputGuard, replace_blocked
 from ..core.engine.raster import check_output_path, clean_partials, gdal_cache_limit, output_name_problem
 from ..processing_provider import settings
@@ -450,15 +451,11 @@ def files_of(value, context, layers=True):
     return [os.path.realpath(value)] if value else []
 
 
-WINDOWS = os.name == "nt"
-"""Whether this is Windows, where a file open in another program cannot be replaced (a test may set it)."""
-
-
 def locked_output_problem(path, project, windows=None):
     """``(message, fix)`` when the existing output file ``path`` could not be replaced at the end of the run, else
     None: on Windows a file loaded as a layer of ``project`` (GDAL keeps it open without sharing its deletion) or
     open in another program (:func:`core.engine.files.replace_blocked`). Elsewhere a loaded file can be replaced."""
-    if not (WINDOWS if windows is None else windows) or not os.path.isfile(path):
+    if not (files.WINDOWS if windows is None else windows) or not os.path.isfile(path):
         return None
     key = os.path.normcase(os.path.realpath(path))
     for layer in (project.mapLayers().values() if project is not None else ()):

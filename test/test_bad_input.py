@@ -321,6 +321,7 @@ def test_an_output_loaded_in_the_project_is_refused_first_on_windows(run_alg, tm
     from qgis.core import QgsProject, QgsRasterLayer
 
     from oremap.algorithms import base
+    from oremap.core.engine import files
 
     out = tmp_path / "classes.tif"
     params = {"INPUT": AVIRIS_NG, "LIBRARY": USGS_LIBRARY, "SPECTRA": "Kaolinite CM9;Alunite GDS84 Na03",
@@ -337,7 +338,7 @@ def test_an_output_loaded_in_the_project_is_refused_first_on_windows(run_alg, tm
         assert base.locked_output_problem(str(out), QgsProject.instance(), windows=True)[0].startswith(
             "classes.tif is loaded in the project as the layer 'SAM classes'")
         other.unlink()
-        monkeypatch.setattr(base, "WINDOWS", True)
+        monkeypatch.setattr(files, "WINDOWS", True)
         with pytest.raises(QgsProcessingException) as err:
             run_alg("sam_classify", params)
         message = str(err.value)

@@ -1316,9 +1316,9 @@ def test_paths_past_windows_limit_are_refused_before_the_job(tmp_path, monkeypat
     file and its temporary name past Windows' 260 characters: GDAL wrote it, Python could not move or remove it, and
     the scene failed late, leaving gigabytes behind. The work folder now holds short names, and a path that would
     still pass the limit is refused when the job is planned, naming the output folder."""
-    from oremap.core.engine import raster
+    from oremap.core.engine import files
 
-    monkeypatch.setattr(raster, "WINDOWS_PATHS", True)
+    monkeypatch.setattr(files, "WINDOWS", True)
     scene = copy_envi(AVIRIS_NG, tmp_path, "EnMAP_L2A_" + "x" * 60)
     short = tmp_path / "maps"
     short.mkdir()
@@ -1331,5 +1331,5 @@ def test_paths_past_windows_limit_are_refused_before_the_job(tmp_path, monkeypat
     with pytest.raises(OreMapError) as err:
         batch.plan(batch.BatchJob("classify_cnn", CNN, [scene], str(deep)))
     assert err.value.parameter == "out_dir" and "would pass Windows' limit of 259" in err.value.message
-    monkeypatch.setattr(raster, "WINDOWS_PATHS", False)
+    monkeypatch.setattr(files, "WINDOWS", False)
     assert batch.plan(batch.BatchJob("classify_cnn", CNN, [scene], str(deep)))

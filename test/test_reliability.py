@@ -505,9 +505,9 @@ def test_a_rename_waits_out_a_file_held_for_a_moment_on_windows(tmp_path, monkey
 
     monkeypatch.setattr(files.time, "sleep", lambda s: None)
     monkeypatch.setattr(files.os, "replace", busy_twice)
-    monkeypatch.setattr(files.os, "name", "nt")
+    monkeypatch.setattr(files, "WINDOWS", True)
     files.replace(str(source), str(target))
-    monkeypatch.setattr(files.os, "name", "posix")
+    monkeypatch.setattr(files, "WINDOWS", False)
     assert len(calls) == 3 and target.read_bytes() == b"new"
     calls.clear()
     with pytest.raises(PermissionError):   # elsewhere: one try, as before

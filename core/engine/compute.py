@@ -239,9 +239,8 @@ def require_torch(what="train neural networks"):
         from .dependencies import import_failure
         from .errors import OreMapError
 
-        message, fix = import_failure("torch", exc, what)
-        if fix.startswith("Missing Python package"):
-            fix = "Install the CPU build into the Python that QGIS uses: " + install_command(["torch"])[0]
+        message, fix = import_failure("torch", exc, what, install="Install the CPU build into the Python that QGIS "
+                                      "uses: " + install_command(["torch"])[0])
         raise OreMapError(message, parameter="training", fix=fix) from None
     use_torch(torch)
     return torch, nn

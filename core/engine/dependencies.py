@@ -37,12 +37,14 @@ def is_installed(package):
         return False
 
 
-def import_failure(package, exc, what):
+def import_failure(package, exc, what, install=None):
     """``(message, fix)`` of a failed ``import package`` (``exc``: its ImportError or OSError) for an algorithm that
-    needs it to ``what``: not installed (how to install it), or installed but not loadable, as on Windows when a
-    DLL it needs is missing or an older copy of one was loaded first (the error itself, and what helps)."""
+    needs it to ``what``: not installed (``install``, or how to install it), or installed but not loadable, as on
+    Windows when a DLL it needs is missing or an older copy of one was loaded first (the error itself, and what
+    helps)."""
     if not is_installed(package):
-        return (f"The Python package '{package}' is not installed; OreMap needs it to {what}.", install_hint([package]))
+        return (f"The Python package '{package}' is not installed; OreMap needs it to {what}.",
+                install or install_hint([package]))
     missing_part = getattr(exc, "name", None) if isinstance(exc, ModuleNotFoundError) else None
     if missing_part and missing_part.split(".")[0] != package:
         return (f"The Python package '{package}' is installed, but a package it needs, '{missing_part}', is not; "

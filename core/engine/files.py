@@ -25,17 +25,24 @@ def decode_text(raw):
     return raw.decode("latin-1")
 
 
-def read_table_text(path):
-    """``(text, delimiter)`` of a small CSV table as spreadsheets save it: UTF-8 or Windows' code page
+def read_table(path):
+    """The rows (lists of fields) of a small CSV table as spreadsheets save it: UTF-8 or Windows' code page
     (:func:`decode_text`), fields separated by commas, semicolons (Excel where the decimal mark is a comma) or
-    tabs, whichever the first lines hold most of."""
+    tabs, whichever the first lines hold most of (a tie goes to the semicolon or the tab: names hold commas far
+    more often than either)."""
+    import csv
+    import io
+
     with open(path, "rb") as handle:
         text = decode_text(handle.read())
-    sample = text[:4096]
-    counts = {d: sample.count(d) for d in (",", ";", "\t")}
-    # a tie goes to the semicolon or the tab: names hold commas far more often than either
-    return text, max(counts, key=lambda d: (counts[d], d != ","))
+    counts = {d: text[:4096].count(d) for d in (",", ";", "\t")}
+    delimiter = max(counts, key=lambda d: (counts[d], d != ","))
+    return list(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter))
 
+
+WINDOWS = os.name == "nt"
+"""Whether Windows' rules hold for files (a file open in a program cannot be replaced; paths end at 260 characters):
+the rules OreMap follows there, which a test may switch on elsewhere. Calls into Windows itself test ``os.name``."""
 
 #: How long a rename waits out a file that another program holds for a moment (Windows: the virus scanner, the
 #: search indexer or OneDrive opening a file just written), in tries 0.1 s apart.
@@ -45,11 +52,12 @@ REPLACE_TRIES = 10
 def replace(source, target):
     """``os.replace``, tried again for about a second while Windows reports the file in use (PermissionError): a
     scanner or OneDrive that opens a file just written lets go within moments. Elsewhere a single try."""
-    for attempt in range(REPLACE_TRIES if os.name == "nt" else 1):
+    tries = REPLACE_TRIES if WINDOWS else 1
+    for attempt in range(tries):
         try:
             return os.replace(source, target)
         except PermissionError:
-            if attempt == REPLACE_TRIES - 1 or os.name != "nt":
+            if attempt == tries - 1:
                 raise
             time.sleep(0.1)
 
@@ -433,6 +441,8 @@ def names_beside(folder, prefix):
 
 _KEPT = ".oremap-kept-"
 
+_KEPT_NAME = re.compile(r"\.oremap-kept-(?P<host>[0-9a-f]{6})-(?P<pid>\d+)-[0-9a-f]+$")
+
 
 def kept_name(path):
     """A hidden name beside ``path`` for the previous file while a run replaces it
@@ -440,7 +450,6 @@ def kept_name(path):
     (:func:`remove_stale_kept`)."""
     return os.path.join(os.path.dirname(path), "." + os.path.basename(path) + _KEPT + host_tag() + "-"
                         + str(os.getpid()) + "-" + secrets.token_hex(4))
-_KEPT_NAME = re.compile(r"\.oremap-kept-(?P<host>[0-9a-f]{6})-(?P<pid>\d+)-[0-9a-f]+$")
 
 
 def remove_stale_kept(path):

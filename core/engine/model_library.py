@@ -272,11 +272,9 @@ def card_html(entry):
     params = _scalars(training.get("parameters"))
     if params:
         parts.append("<h4>Training settings</h4>" + _table([(_e(k), _e(v)) for k, v in params]))
-    links = []  # file URIs (file:///C:/Users/..., spaces and accents percent-encoded), which every platform opens
-    if entry.card_file:
-        links.append(f'<a href="{_e(pathlib.Path(os.path.abspath(entry.card_file)).as_uri())}">model card</a>')
-    if entry.report_file:
-        links.append(f'<a href="{_e(pathlib.Path(os.path.abspath(entry.report_file)).as_uri())}">training report</a>')
+    # file URIs (file:///C:/Users/..., spaces and accents percent-encoded), which every platform opens
+    links = [f'<a href="{_e(pathlib.Path(os.path.abspath(path)).as_uri())}">{what}</a>'
+             for path, what in ((entry.card_file, "model card"), (entry.report_file, "training report")) if path]
     if links:
         parts.append("<p>Open the " + " or the ".join(links) + ".</p>")
     if info.description and info.description != entry.title:

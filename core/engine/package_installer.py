@@ -215,8 +215,8 @@ def _interpreter_ok(python, timeout=60):
     """``(True, "")`` when ``python`` is this Python's version and has pip, else ``(False, why)``."""
     want = f"{sys.version_info[0]}.{sys.version_info[1]}"
     try:
-        proc = subprocess.run([python, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"], **no_console(),
-                              capture_output=True, text=True, timeout=timeout)
+        proc = subprocess.run([python, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+                              capture_output=True, text=True, timeout=timeout, **no_console())
     except (OSError, subprocess.SubprocessError) as exc:
         return False, f"{python} does not run ({exc})"
     if proc.returncode != 0 or proc.stdout.strip() != want:
@@ -383,8 +383,7 @@ def _run_pip(command, count, log, progress, is_canceled):
     lines, done = [], 0
     progress(1)
     with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
-                          **no_console(),
-                          bufsize=1) as proc:
+                          bufsize=1, **no_console()) as proc:
         for line in proc.stdout:
             line = line.rstrip()
             lines.append(line)

@@ -24,6 +24,7 @@ from rasterio.windows import Window
 
 from .errors import OreMapError
 from .feedback import ensure
+from . import files
 from .files import host_tag, names_beside, replace, run_file_is_stale
 
 # A raster without georeferencing (a lab or mine-face image, a test tile) is read in pixel coordinates; rasterio
@@ -482,23 +483,26 @@ def _sample_values(dataset, bands, size=16):
     values = sample_windows(dataset, bands, size)
     masked = mask_reader(dataset, bands)
     if masked is not None:   # cloud, outside the footprint: no sample of reflectance
-        values = values[:, ~np.concatenate([masked(w).ravel() for w in _sample_grid(dataset, size)])]
+        values = values[:, ~np.concatenate([masked(w).ravel() for w in sample_grid(dataset, size)])]
     values = values.ravel()
     return values[~np.isin(values, nodata)] if nodata else values
 
 
-def _sample_grid(dataset, size=16):
-    """The five small full-resolution windows of :func:`sample_windows`: the centre and the quarter points."""
+def sample_grid(dataset, size=16, grid=None):
+    """Small full-resolution windows of ``size`` pixels: the five of :func:`sample_windows` (the centre and the
+    quarter points), or ``grid`` x ``grid`` spread from a tenth to nine tenths of the raster."""
     h, w = min(size, dataset.height), min(size, dataset.width)
+    points = [(0.5, 0.5), (0.25, 0.25), (0.25, 0.75), (0.75, 0.25), (0.75, 0.75)] if grid is None else \
+        [(fy, fx) for fy in np.linspace(0.1, 0.9, grid) for fx in np.linspace(0.1, 0.9, grid)]
     return [Window(min(int(fx * dataset.width), dataset.width - w), min(int(fy * dataset.height), dataset.height - h),
-                   w, h) for fy, fx in [(0.5, 0.5), (0.25, 0.25), (0.25, 0.75), (0.75, 0.25), (0.75, 0.75)]]
+                   w, h) for fy, fx in points]
 
 
 def sample_windows(dataset, bands, size=16):
     """``(len(bands), pixels)``: the pixels of five small full-resolution windows (the centre and the quarter
     points), as read (nodata included)."""
     return np.concatenate([read_window(dataset, bands, window).reshape(len(bands), -1)
-                           for window in _sample_grid(dataset, size)], axis=1)
+                           for window in sample_grid(dataset, size)], axis=1)
 
 
 # --------------------------------------------------------------------------------------
@@ -532,8 +536,7 @@ TEMPORARY_NAME_BYTES = 56
 NAME_MAX_BYTES = 255
 
 
-#: Whether paths are held to Windows' 260 characters (MAX_PATH: QGIS is no long-path-aware program), a test may set.
-WINDOWS_PATHS = os.name == "nt"
+#: Windows' path limit (MAX_PATH: QGIS is no long-path-aware program), held to where its rules hold (files.WINDOWS).
 MAX_PATH = 260
 
 
@@ -544,7 +547,7 @@ def output_name_problem(path):
     if os.path.isdir(path):
         return f"'{path}' is a folder.", "Give a file name inside it (e.g. " + os.path.join(path, "output.tif") + ")."
     length = len(os.path.abspath(path))
-    if WINDOWS_PATHS and length + TEMPORARY_NAME_BYTES >= MAX_PATH:
+    if files.WINDOWS and length + TEMPORARY_NAME_BYTES >= MAX_PATH:
         return (f"The path is {length} characters long; with the temporary suffixes OreMap writes while it works it "
                 f"would pass Windows' limit of {MAX_PATH - 1}, and the run would fail at its end.",
                 f"Save it in a folder with a shorter path, or give a shorter name (at most "

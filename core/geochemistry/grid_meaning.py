@@ -175,13 +175,13 @@ def check_raster_for_model(path, bands, prep, log):
     check_input_transform(prep.input_transform, meaning)
 
 
-#: How far the typical element's median over a raster may lie from the model's training centre, in the model's own
+#: How far the typical element's centre over a raster may lie from the model's training centre, in the model's own
 #: standard units, before the raster is refused (beyond :data:`FAR_FROM_TRAINING`) or warned of (beyond
-#: :data:`ODD_FROM_TRAINING`); and by what factor its spread (robust, in those units) may differ from the training
-#: values' (:data:`SPREAD_FACTOR_FAR`, :data:`SPREAD_FACTOR_ODD`). Concentrations given to a model trained on log10
-#: grids lie tens to hundreds of units away and spread tens of times wider; log10 values given to a model trained
-#: on concentrations lie near its centre but spread ten to a hundred times narrower. Another survey of similar rocks
-#: differs by a few units and a factor of two or three at most.
+#: :data:`ODD_FROM_TRAINING`); and by what factor its spread (in those units, by the scaling's own statistics) may
+#: differ from the training values' (:data:`SPREAD_FACTOR_FAR`, :data:`SPREAD_FACTOR_ODD`). Concentrations given to
+#: a model trained on log10 grids lie tens to hundreds of units away and spread tens of times wider; log10 values
+#: given to a model trained on concentrations lie nearer its centre but spread narrower. Another survey of similar
+#: rocks differs by a few units and a factor of two or three at most.
 FAR_FROM_TRAINING = 8.0
 ODD_FROM_TRAINING = 4.0
 SPREAD_FACTOR_FAR = 8.0

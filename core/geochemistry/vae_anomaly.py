@@ -739,14 +739,14 @@ def run_raster(raster_path, score_path, class_path=None, model_path=None, model_
             parameters = model.info.training.get("parameters")
             model_bands = raster_bands(raster_path, model.names)[0]
             check_raster_for_model(raster_path, model_bands, model.preprocessing, feedback.info)
-            z = None
             if model.preprocessing.scale in ("robust", "zscore"):  # without scaling there is no training range
                 try:  # the scaler is set: nothing is fitted
                     z = prepare(raster_sample(raster_path, model_bands, nodata), model.names, model.preprocessing)[0]
                 except OreMapError:
-                    z = None  # values the preprocessing cannot take: the scoring itself says which and what to do
-            if z is not None:
-                check_training_range(z, model.names, feedback.warning, robust=model.preprocessing.scale == "robust")
+                    pass  # values the preprocessing cannot take: the scoring itself says which and what to do
+                else:
+                    check_training_range(z, model.names, feedback.warning,
+                                         robust=model.preprocessing.scale == "robust")
         else:
             from ..engine.raster import band_descriptions
 

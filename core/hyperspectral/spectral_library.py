@@ -30,7 +30,7 @@ from ..engine.files import decode_text
 from ..engine.raster import ABSURD_VALUE
 from ..engine.names import match_name, name_key
 from ..engine.wavelengths import nanometres_per_unit, resample_spectra
-from .spectrometer_files import (SPECTROMETER_SUFFIXES, _header_unit, _header_words, kind_of_text, read_headed_text,
+from .spectrometer_files import (SPECTROMETER_SUFFIXES, header_unit, header_words, kind_of_text, read_headed_text,
                                  read_splib_ascii, refuse_binary_asd)
 
 #: Record names (lower case, single spaces) of ENVI library rows that are not
@@ -658,7 +658,7 @@ def _spectra_as_columns(rows, decimal_comma, path, feedback):
         return rows
     width = max(len(r) for r in rows)
     padded = [list(r) + [""] * (width - len(r)) for r in rows]
-    label = head[0] if _header_words(head[0]) & _WAVELENGTH_WORDS or _header_unit(_header_words(head[0])) \
+    label = head[0] if header_words(head[0]) & _WAVELENGTH_WORDS or header_unit(header_words(head[0])) \
         else "wavelength"
     turned = [[label] + [r[0].strip() for r in padded[1:]]]
     turned += [[padded[0][j]] + [r[j] for r in padded[1:]] for j in range(1, width)]
@@ -713,7 +713,7 @@ def read_csv_library(path, feedback=None):
     rows = _spectra_as_columns(rows, delimiter in ("\t", ";"), path, feedback)
     head = [cell.strip() for cell in rows[0]]
     wl_col = next((j for j, cell in enumerate(head)
-                   if _header_words(cell) & _WAVELENGTH_WORDS or _header_unit(_header_words(cell))), 0)
+                   if header_words(cell) & _WAVELENGTH_WORDS or header_unit(header_words(cell))), 0)
     spectrum_cols = [j for j in range(len(head)) if j != wl_col]
     if not spectrum_cols:
         raise OreMapError(
@@ -721,7 +721,7 @@ def read_csv_library(path, feedback=None):
             parameter="library",
             fix="Put wavelengths in the first column and one spectrum per further column, named in the first row.",
         )
-    units = _header_unit(_header_words(head[wl_col]))
+    units = header_unit(header_words(head[wl_col]))
     decimal_comma = delimiter in ("\t", ";")
 
     wavelengths, values, n_text = [], [], 0

@@ -146,11 +146,12 @@ def _metadata(lines):
     return meta
 
 
-def _header_words(cell):
+def header_words(cell):
+    """The words of a column-name cell, lower case (``"Wavelength (µm)"`` -> ``{"wavelength", "µm"}``)."""
     return set(w for w in re.split(r"[^a-zµμλ]+", cell.casefold()) if w)
 
 
-def _header_unit(words):
+def header_unit(words):
     """Nanometre or micrometre unit word among a header cell's words, else None."""
     units = {unit_word_factor(w): w for w in sorted(words)}
     return units.get(1.0) or units.get(1000.0)
@@ -163,7 +164,7 @@ def _x_factor(meta, column_name, wavelengths, path):
             raise OreMapError(f"'{Path(path).name}' gives wavenumbers ({text.strip()}), not wavelengths.",
                               parameter="library",
                               fix="Convert the first column to wavelengths (10^7 / wavenumber in cm-1 gives nm).")
-        unit = _header_unit(_header_words(text))
+        unit = header_unit(header_words(text))
         if unit:
             return unit_word_factor(unit)
     return nanometres_per_unit(None, wavelengths)

@@ -7,8 +7,6 @@ or polygons over a raster (:mod:`core.engine.sampling`). Every sample carries a 
 (the source spectrum, or the feature it came from) so that validation can be grouped.
 """
 
-import csv
-import io
 import os
 import re
 from dataclasses import dataclass, field
@@ -17,7 +15,7 @@ import numpy as np
 
 from ..engine.class_order import sorted_class_names
 from ..engine.errors import OreMapError
-from ..engine.files import read_table_text
+from ..engine.files import read_table
 from ..engine.feedback import ensure
 from .spectral_library import read_library
 from ..engine.wavelengths import BandInfo
@@ -87,8 +85,7 @@ def read_class_table(path):
     if not os.path.exists(path):
         raise OreMapError(f"Class table '{path}' does not exist.", "class_table")
     table = {}
-    text, delimiter = read_table_text(path)  # UTF-8 or Windows' code page; ';' as Excel writes it in Europe
-    for row in csv.reader(io.StringIO(text, newline=""), delimiter=delimiter):
+    for row in read_table(path):  # UTF-8 or Windows' code page; ';' as Excel writes it in Europe
         if len(row) >= 2 and row[0].strip() and not row[0].lower().startswith(("name", "spectrum")):
             table[" ".join(row[0].split())] = row[1].strip()
     if not table:

@@ -497,7 +497,7 @@ def plan(job, feedback=None, name=None):
         longest = max(spec.outputs, key=len)
         for path in list(outputs.values()) + [os.path.join(p.work, f"assembled.{longest}.tif")]:
             problem = output_name_problem(path)
-            if problem and not os.path.isdir(path):
+            if problem:
                 raise OreMapError(f"For '{os.path.basename(scene)}': {problem[0]}", "out_dir",
                                   "Choose an output folder with a shorter path, or give the scene a shorter name.")
         existing = [o for o in outputs.values() if os.path.exists(o)]
@@ -1189,8 +1189,7 @@ def assemble(algorithm, scene, work, outputs, parts, memory_mb=None, sizing=None
         if not os.path.isdir(work):
             raise
         raise OreMapError(f"{exc.filename2 or exc.filename or 'An output'} could not be replaced "
-                          f"({exc.strerror or exc}); the scene's "
-                          "earlier outputs are as they were.", "out_dir",
+                          f"({exc.strerror or exc}); the scene's earlier outputs are as they were.", "out_dir",
                           "Close the file where it is open (remove the layer from the QGIS project), then run again "
                           "with resume.") from None
     for previous in kept.values():

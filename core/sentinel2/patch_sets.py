@@ -3,14 +3,12 @@ competition layout) or cut from a raster with mine polygons.
 """
 
 from dataclasses import dataclass, field
-import csv
-import io
 import os
 
 import numpy as np
 
 from ..engine.errors import OreMapError
-from ..engine.files import read_table_text
+from ..engine.files import read_table
 from ..engine.feedback import ensure
 from .patch_features import patch_features
 from .band_sets import resolve_bands
@@ -108,22 +106,20 @@ def read_label_table(csv_path):
     if not csv_path or not os.path.isfile(csv_path):
         raise OreMapError(f"The label table '{csv_path}' does not exist.", "labels",
                           "Choose the CSV with columns file,label.")
-    text, delimiter = read_table_text(csv_path)  # UTF-8 or Windows' code page
-    with io.StringIO(text, newline="") as handle:
-        reader = csv.DictReader(handle, delimiter=delimiter)
-        header = {h.strip().lower(): h for h in (reader.fieldnames or [])}
-        file_col = next((header[c] for c in _FILE_COLUMNS if c in header), None)
-        label_col = next((header[c] for c in _LABEL_COLUMNS if c in header), None)
-        if file_col is None or label_col is None:
-            raise OreMapError(f"The label table needs a file column and a label column; it has "
-                              f"{', '.join(reader.fieldnames or []) or 'no header'}.", "labels",
-                              "Give a CSV whose header is 'file,label'.")
-        rows = []
-        for i, row in enumerate(reader, start=2):
-            name = (row.get(file_col) or "").strip()
-            if not name:
-                continue
-            rows.append((name, _parse_label(row.get(label_col), i)))
+    table = [row for row in read_table(csv_path) if row]  # UTF-8 or Windows' code page
+    fields = table[0] if table else []
+    header = {h.strip().lower(): j for j, h in enumerate(fields)}
+    file_col = next((header[c] for c in _FILE_COLUMNS if c in header), None)
+    label_col = next((header[c] for c in _LABEL_COLUMNS if c in header), None)
+    if file_col is None or label_col is None:
+        raise OreMapError(f"The label table needs a file column and a label column; it has "
+                          f"{', '.join(fields) or 'no header'}.", "labels", "Give a CSV whose header is 'file,label'.")
+    rows = []
+    for i, row in enumerate(table[1:], start=2):
+        name = row[file_col].strip() if file_col < len(row) else ""
+        if not name:
+            continue
+        rows.append((name, _parse_label(row[label_col] if label_col < len(row) else None, i)))
     if not rows:
         raise OreMapError("The label table lists no patches.", "labels", "Fill the CSV with file,label rows.")
     return rows

@@ -427,17 +427,13 @@ def _dark_share(path, band, grid=5, size=64):
     """Share of the valid DN (not 0, not the file's nodata) under :data:`DARK_DN` in ``band`` of the raster ``path``,
     on ``grid`` x ``grid`` windows of ``size`` pixels spread over it (a few tiles of a COG); None without any."""
     import rasterio
-    from rasterio.windows import Window
 
-    values = []
+    from ..engine.raster import sample_grid
+
     with rasterio.open(path) as ds:
-        h, w = min(size, ds.height), min(size, ds.width)
-        for fy in np.linspace(0.1, 0.9, grid):
-            for fx in np.linspace(0.1, 0.9, grid):
-                window = Window(int(fx * (ds.width - w)), int(fy * (ds.height - h)), w, h)
-                values.append(ds.read(band, window=window).astype(np.float64).ravel())
+        values = np.concatenate([ds.read(band, window=w).astype(np.float64).ravel()
+                                 for w in sample_grid(ds, size, grid)])
         nodata = ds.nodatavals[band - 1]
-    values = np.concatenate(values)
     values = values[np.isfinite(values) & (values != 0) & ((values != nodata) if nodata is not None else True)]
     return float(np.mean(values < DARK_DN)) if values.size else None
 
@@ -486,7 +482,7 @@ def _scaling(tags, dtype, sample_max, baseline_hint, notes, band_scaling=None, n
     the metadata or ``baseline_hint``, an acquisition date since :data:`BASELINE_04_SINCE` in ESA's ``names``
     (the product's, the band files') means baseline 04.00 or later; an integer product with neither gets no
     offset and a warning in ``warnings``. An Earth Search item id among ``names`` is decided by
-    :func:`_earth_search_offset` (``dark_share``: a function giving the share of blue DN under 1000)."""
+    :func:`_earth_search_offset` (``dark_share``: a function giving the share of blue DN under :data:`DARK_DN`)."""
     upper = {str(k).upper(): v for k, v in tags.items()}
     if band_scaling is not None:
         gain, bias = band_scaling
@@ -594,11 +590,7 @@ def _open_file(path, band_map, required, feedback):
         tags = dict(ds.tags())
         for b in range(1, count + 1):
             tags.update({k: v for k, v in ds.tags(b).items() if "OFFSET" in k.upper() or "QUANT" in k.upper()})
-        for json_path in sorted(glob.glob(os.path.join(os.path.dirname(os.path.abspath(path)), "*.json")))[:8]:
-            item = _stac_item(json_path)  # a STAC item saved beside a stack of its bands
-            if item:
-                tags.update(item)
-                break
+        tags.update(_stac_item_beside(os.path.dirname(os.path.abspath(path))))  # saved beside a stack of its bands
         hint = _baseline_from_text(path)
         sample_max = _sample_max(ds, [numbers[b] for b in found])
         band_scaling = _band_scaling([(ds.scales[numbers[b] - 1], ds.offsets[numbers[b] - 1]) for b in found],
@@ -890,6 +882,15 @@ def _stac_item(path):
     return found
 
 
+def _stac_item_beside(folder):
+    """:func:`_stac_item` of the first STAC item JSON in ``folder`` (of its first eight JSON files), else {}."""
+    for json_path in sorted(glob.glob(os.path.join(folder, "*.json")))[:8]:
+        item = _stac_item(json_path)
+        if item:
+            return item
+    return {}
+
+
 def _folder_metadata(folder, files):
     """Metadata items and baseline hint of a folder: MTD XML, BigEarthNet JSON, product names."""
     tags, hint = {}, _baseline_from_text(os.path.abspath(folder)) or \
@@ -905,11 +906,7 @@ def _folder_metadata(folder, files):
             for key, value in meta.items():
                 if isinstance(value, (str, int, float)):
                     tags[str(key)] = value
-    for json_path in sorted(glob.glob(os.path.join(folder, "*.json")))[:8]:   # a STAC item saved with the bands
-        item = _stac_item(json_path)
-        if item:
-            tags.update(item)
-            break
+    tags.update(_stac_item_beside(folder))   # a STAC item saved with the bands
     for xml_path in sorted(glob.glob(os.path.join(folder, "MTD_MSIL*.xml")))[:1]:
         try:
             with open(xml_path, encoding="utf-8", errors="replace") as handle:
