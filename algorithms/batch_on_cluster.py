@@ -64,8 +64,7 @@ class BatchOnCluster(OreMapAlgorithm):
                      "folder per algorithm (several write &lt;scene&gt;.classes.tif).",
         "MODEL_FILE": "The model: an OreMap .onnx model for the CNN, abundance, mine and anomaly algorithms; a "
                       "spectral library (.sli with .hdr, .csv or spectrum files) of the endmembers for unmixing and of "
-                      "the "
-                      "reference spectra for SAM; none for Sentinel-2 indices.",
+                      "the reference spectra for SAM; none for Sentinel-2 indices.",
         "INPUTS": "Scenes (raster layers or files; a Sentinel-2 product folder, one file per band, is one "
                   "scene). Optional when a pattern is given.",
         "PATTERN": "More scenes: a glob pattern (e.g. /data/emit/*.nc), a folder (its raster files and the "

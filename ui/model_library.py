@@ -239,6 +239,7 @@ class ModelLibraryDock(QgsDockWidget):
     def select(self, path=None):
         """Select the model at ``path`` (the first model when ``None`` or not listed)."""
         items = self.items()
+
         def same(a, b):  # one file whatever the separators and letter case (Windows)
             return bool(a and b) and os.path.normcase(os.path.abspath(a)) == os.path.normcase(os.path.abspath(b))
 
