@@ -2,7 +2,8 @@
 
 
 def packages_folder():
-    """``<QGIS profile>/python/oremap-packages``: the optional packages installed from the plugin."""
+    """``<QGIS profile>/python/oremap-packages/<Python's cache tag>``: the optional packages installed from the
+    plugin (:func:`core.engine.package_installer.folder_for_profile`)."""
     from qgis.core import QgsApplication
 
     from .core.engine.package_installer import folder_for_profile

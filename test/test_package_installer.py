@@ -126,8 +126,9 @@ def test_install_from_a_local_wheel_folder_and_import_through_the_hook(tmp_path)
     assert any("--no-deps" in line and "--no-index" in line for line in lines)
     assert sorted(os.listdir(folder)) == ["oremap_probe-1.2.0.dist-info", "oremap_probe.py",
                                           "oremap_probe_dep", "oremap_probe_dep-0.3.0.dist-info"]
-    # nothing of the staging folder is left beside it
-    assert os.listdir(os.path.dirname(folder)) == ["oremap-packages"]
+    # one folder per Python version, nothing of the staging folder left beside it
+    assert folder == str(profile / "python" / "oremap-packages" / sys.implementation.cache_tag)
+    assert os.listdir(os.path.dirname(folder)) == [sys.implementation.cache_tag]
     assert pi.folder_version("oremap_probe", folder) == "1.2.0"
     # a fresh Python sees the package only through the hook
     code = ("import sys; sys.path.insert(0, sys.argv[1]); from oremap.core.engine import package_installer as pi\n"
@@ -146,7 +147,7 @@ def test_install_from_a_local_wheel_folder_and_import_through_the_hook(tmp_path)
     finally:
         sys.path[:] = sys_path
     assert "oremap_probe-1.2.0.dist-info" not in os.listdir(folder)
-    assert (tmp_path / "profile/python/oremap-packages/oremap_probe.py").read_text() == "ANSWER = 43\n"
+    assert open(os.path.join(folder, "oremap_probe.py")).read() == "ANSWER = 43\n"
 
 
 def test_a_package_in_the_folder_is_not_installed_again_nor_replaced_while_loaded(tmp_path):
@@ -177,8 +178,8 @@ def test_a_package_in_the_folder_is_not_installed_again_nor_replaced_while_loade
         assert "oremap_loaded is in use in this QGIS session" in err.value.message
         assert err.value.fix.startswith("Restart QGIS")
         assert pi.folder_version("oremap_loaded", folder) == "1.0.0"
-        assert (tmp_path / "profile/python/oremap-packages/oremap_loaded/__init__.py").read_text() == "ANSWER = 1\n"
-        assert sorted(os.listdir(os.path.dirname(folder))) == ["oremap-packages"]  # no staging folder left
+        assert open(os.path.join(folder, "oremap_loaded", "__init__.py")).read() == "ANSWER = 1\n"
+        assert os.listdir(os.path.dirname(folder)) == [sys.implementation.cache_tag]  # no staging folder left
         del sys.modules["oremap_loaded"]  # as after a restart
         pi.install(["probe"], folder, find_links=str(wheels), pins=newer)
         assert pi.folder_version("oremap_loaded", folder) == "1.1.0"
@@ -387,3 +388,47 @@ def test_the_dask_hint_names_the_system_packages_and_pinned_versions():
     except ImportError:
         return
     assert distributed.__version__.split("+")[0] == "2022.12.1"
+
+
+def _legacy_package(parent, name, tag):
+    """A package as 0.2.9 and earlier installed it, straight in ``oremap-packages``, built for wheel ``tag``."""
+    dist = parent / f"{name}-1.0.dist-info"
+    dist.mkdir(parents=True)
+    (dist / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: 1.0\n")
+    (dist / "WHEEL").write_text(f"Wheel-Version: 1.0\nRoot-Is-Purelib: false\nTag: {tag}\n")
+    (parent / f"{name}.py").write_text("X = 1\n")
+
+
+def test_packages_folder_is_per_python_version_and_an_older_release_folder_is_used_only_when_it_fits(tmp_path):
+    """A QGIS upgrade keeps its profile while its Python may change (OSGeo4W: 3.9 -> 3.12); packages compiled
+    for the old Python, first on sys.path, failed to import or shadowed QGIS's own. Each Python now has its own
+    folder; the flat folder of 0.2.9 and earlier stays in use only while every package in it suits this Python."""
+    major, minor = sys.version_info[:2]
+    here, other = f"cp{major}{minor}", f"cp{major}{minor - 1}"
+    tagged = str(tmp_path / "a" / "python" / "oremap-packages" / sys.implementation.cache_tag)
+    assert pi.folder_for_profile(str(tmp_path / "a")) == tagged   # nothing installed yet
+    # an earlier release's folder, built for this Python: still used, nothing to install again
+    parent = tmp_path / "b" / "python" / "oremap-packages"
+    _legacy_package(parent, "onnxruntime", f"{here}-{here}-manylinux_2_27_x86_64")
+    _legacy_package(parent, "protobuf", "py3-none-any")
+    assert pi.folder_for_profile(str(tmp_path / "b")) == str(parent)
+    assert pi.unused_for_other_python(str(parent)) == ""
+    # ... built for the Python before: not used; the versioned folder is, and the dialog says why
+    parent = tmp_path / "c" / "python" / "oremap-packages"
+    _legacy_package(parent, "onnxruntime", f"{other}-{other}-win_amd64")
+    _legacy_package(parent, "protobuf", "py3-none-any")
+    folder = pi.folder_for_profile(str(tmp_path / "c"))
+    assert folder == str(parent / sys.implementation.cache_tag)
+    assert pi.unused_for_other_python(folder) == (
+        f"{parent} holds packages built for another Python version (installed by an earlier QGIS); they are not "
+        f"used. Install the packages again for this QGIS's Python {major}.{minor}; the old ones can be deleted.")
+    # once the versioned folder exists it is used, whatever the flat one holds
+    parent = tmp_path / "b" / "python" / "oremap-packages"
+    (parent / sys.implementation.cache_tag).mkdir()
+    assert pi.folder_for_profile(str(tmp_path / "b")) == str(parent / sys.implementation.cache_tag)
+    # wheel tags: exact CPython, stable ABI from an older minor, pure Python; not another minor nor Python 2
+    assert pi.wheel_tag_fits("cp311-cp311-win_amd64", (3, 11)) and not pi.wheel_tag_fits("cp39-cp39-win_amd64", (3, 11))
+    assert pi.wheel_tag_fits("cp38-abi3-manylinux2014_x86_64", (3, 12))
+    assert not pi.wheel_tag_fits("cp312-abi3-macosx_11_0_arm64", (3, 11))
+    assert pi.wheel_tag_fits("py2.py3-none-any", (3, 9)) and pi.wheel_tag_fits("py3-none-any", (3, 13))
+    assert not pi.wheel_tag_fits("py2-none-any", (3, 11)) and not pi.wheel_tag_fits("garbage", (3, 11))

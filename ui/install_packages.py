@@ -5,6 +5,8 @@ default; CPU torch and skl2onnx on request), runs pip in a worker thread with pr
 puts the profile's packages folder on ``sys.path`` when it is done.
 """
 
+import html
+
 from qgis.PyQt.QtCore import QThread, pyqtSignal
 from qgis.PyQt.QtWidgets import (
     QCheckBox,
@@ -53,6 +55,9 @@ def status_text(folder):
             state = (f"{version} ({'OreMap packages folder' if where == 'profile' else 'QGIS Python'})"
                      if version else "<span style='color:#b00000'>not installed</span>")
             lines.append(f"<b>{name}</b>: {state}. <i>{title}</i>")
+    unused = package_installer.unused_for_other_python(folder)
+    if unused:
+        lines.append(f"<i>{html.escape(unused)}</i>")
     return "<br>".join(lines)
 
 

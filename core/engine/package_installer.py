@@ -2,8 +2,8 @@
 
 A stock QGIS has numpy, scipy and rasterio but not the neural-network packages. This module installs
 them without administrator rights into one folder of the QGIS profile,
-``<profile>/python/oremap-packages``, that the plugin puts on ``sys.path`` when it loads
-(:func:`activate`). It never touches QGIS's own packages:
+``<profile>/python/oremap-packages/<Python's cache tag>`` (:func:`folder_for_profile`), that the plugin puts on
+``sys.path`` when it loads (:func:`activate`). It never touches QGIS's own packages:
 
 - the pins come from ``optional_packages.txt`` beside this file (transcribed from the project's
   ``requirements.lock``); pip runs with ``--no-deps`` over the list computed here, so it resolves nothing
@@ -95,8 +95,81 @@ def read_pins(path=PINS_FILE):
 
 
 def folder_for_profile(profile_dir):
-    """The packages folder of a QGIS profile (``QgsApplication.qgisSettingsDirPath()``)."""
-    return os.path.join(profile_dir, "python", FOLDER_NAME)
+    """The packages folder of a QGIS profile (``QgsApplication.qgisSettingsDirPath()``) for the running Python.
+
+    ``<profile>/python/oremap-packages/<cache tag>`` (``cpython-311``): compiled packages suit one Python
+    version only, and a QGIS upgrade keeps its profile while its Python may change (OSGeo4W's QGIS went from
+    Python 3.9 to 3.12); packages built for the old Python first on ``sys.path`` would fail to import or shadow
+    QGIS's own. Releases up to 0.2.9 installed straight into ``oremap-packages``: that folder is still used when
+    it holds packages and every one of them was built for this Python (:func:`built_for_this_python`), and the
+    versioned one does not exist yet; packages built for another Python are left where they are, unused.
+    """
+    parent = os.path.join(profile_dir, "python", FOLDER_NAME)
+    tagged = os.path.join(parent, python_tag())
+    if not os.path.isdir(tagged) and _legacy_dists(parent) and built_for_this_python(parent):
+        return parent
+    return tagged
+
+
+def python_tag():
+    """The running Python's folder name for its packages: ``sys.implementation.cache_tag`` (``cpython-311``)."""
+    return sys.implementation.cache_tag or f"py{sys.version_info[0]}{sys.version_info[1]}"
+
+
+def _legacy_dists(parent):
+    """The ``*.dist-info`` folders straight in ``parent`` (packages installed before the versioned folders)."""
+    try:
+        return [os.path.join(parent, e) for e in os.listdir(parent) if e.endswith(".dist-info")]
+    except OSError:
+        return []
+
+
+def wheel_tag_fits(tag, version=None):
+    """Whether a wheel tag (``cp311-cp311-win_amd64``, ``py3-none-any``, ``cp38-abi3-manylinux...``) can run
+    on Python ``version`` ((major, minor), default the running one). The platform part is not judged: a profile
+    folder belongs to one machine."""
+    major, minor = version or sys.version_info[:2]
+    parts = tag.strip().split("-")
+    if len(parts) != 3:
+        return False
+    interpreters, abis = parts[0].split("."), parts[1].split(".")
+    for interpreter in interpreters:
+        found = re.fullmatch(r"(cp|py)(\d)(\d*)", interpreter)
+        if not found or int(found.group(2)) != major:
+            continue
+        kind, wanted_minor = found.group(1), found.group(3)
+        if kind == "py" and (not wanted_minor or int(wanted_minor) <= minor) and "none" in abis:
+            return True   # pure Python (py3, py2.py3, py38)
+        if kind == "cp" and wanted_minor and ((int(wanted_minor) == minor)
+                                              or ("abi3" in abis and int(wanted_minor) <= minor)):
+            return True
+    return False
+
+
+def unused_for_other_python(folder):
+    """A sentence when the parent ``oremap-packages`` of ``folder`` holds packages of an earlier release built
+    for another Python, which are not used (and may be deleted); '' otherwise."""
+    parent = os.path.dirname(os.path.abspath(folder))
+    if os.path.basename(parent) != FOLDER_NAME or not _legacy_dists(parent) or built_for_this_python(parent):
+        return ""
+    return (f"{parent} holds packages built for another Python version (installed by an earlier QGIS); they are "
+            f"not used. Install the packages again for this QGIS's Python {sys.version_info[0]}."
+            f"{sys.version_info[1]}; the old ones can be deleted.")
+
+
+def built_for_this_python(folder):
+    """Whether every package straight in ``folder`` was built for the running Python, read from the ``Tag:``
+    lines of its ``.dist-info/WHEEL`` file (pip installs only wheels here); a package without one counts as
+    not."""
+    for dist in _legacy_dists(folder):
+        try:
+            with open(os.path.join(dist, "WHEEL"), encoding="utf-8") as handle:
+                tags = [line.split(":", 1)[1] for line in handle if line.lower().startswith("tag:")]
+        except OSError:
+            return False
+        if not any(wheel_tag_fits(tag) for tag in tags):
+            return False
+    return True
 
 
 def activate(folder):
@@ -265,7 +338,7 @@ def find_python():
         f"{sys.version_info[0]}.{sys.version_info[1]}" + (f" ({'; '.join(reasons)})" if reasons else "") + ".",
         fix="Install pip for QGIS's Python (Debian/Ubuntu: sudo apt install python3-pip; Windows: the OSGeo4W "
             "installer's python3-pip package), or install the packages by hand: python -m pip install --target "
-            "<QGIS profile>/python/oremap-packages " + " ".join(
+            f"<QGIS profile>/python/oremap-packages/{python_tag()} " + " ".join(
                 f"{name}=={version}" for name, version, _ in read_pins()["run"]["packages"]
                 if name in ("onnx", "onnxruntime")) + ".")
 
@@ -350,8 +423,11 @@ def install(groups=DEFAULT_GROUPS, folder=None, python=None, find_links=None, lo
         raise InstallError(f"Cannot install into {folder}: {problem}",
                            fix="Check the permissions of your QGIS profile folder.")
     python = python or find_python()
-    os.makedirs(os.path.dirname(folder), exist_ok=True)
-    staging = tempfile.mkdtemp(prefix=".oremap-install-", dir=os.path.dirname(folder))
+    parent = os.path.dirname(folder)
+    made = not os.path.isdir(parent)   # oremap-packages itself, above the Python's folder, on a first install
+    os.makedirs(parent, exist_ok=True)
+    staging = tempfile.mkdtemp(prefix=".oremap-install-", dir=parent)
+    done = False
     try:
         torch = any(r.startswith("torch==") for r in what["install"])
         command = pip_command(python, what["install"], staging, find_links=find_links,
@@ -367,8 +443,11 @@ def install(groups=DEFAULT_GROUPS, folder=None, python=None, find_links=None, lo
                                    f"exists for Python {sys.version_info[0]}.{sys.version_info[1]} on this "
                                    "system; a network error needs a connection (or a proxy in pip's settings).")
         _move_into(staging, folder)
+        done = True
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+        if made and not done and not os.listdir(parent):
+            os.rmdir(parent)   # a failed first installation leaves no folder behind
     activate(folder)
     progress(100)
     log(f"Installed into {folder}: {', '.join(what['install'])}.")
