@@ -14,6 +14,8 @@ onnx = pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
 from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
 from oremap.core.engine.errors import OreMapError  # noqa: E402
 from oremap.core.engine.model_format import (  # noqa: E402
     METADATA_KEY,
@@ -93,7 +95,7 @@ def test_round_trip_through_a_real_onnx_file(tmp_path):
     assert back.class_names == ["Kaolinite", "Alunite", "Calcite"]
     assert back.class_rgb[1] == (255, 127, 0)
     assert back.n_bands == N_BANDS and back.preprocessing_method == "brightness"
-    assert back.schema_version == SCHEMA_VERSION == 1
+    assert back.schema_version == 1 and SCHEMA_VERSION == 2   # nothing needs more than OreMap 0.2.0's reader
     stored = onnx.load(path)
     assert {p.key: p.value for p in stored.metadata_props}["author"] == "someone"  # other metadata kept
     raw = json.loads({p.key: p.value for p in stored.metadata_props}[METADATA_KEY])
@@ -124,7 +126,7 @@ def test_newer_schema_version_is_refused(tmp_path):
     with pytest.raises(OreMapError) as err:
         read_model_info(path)
     assert err.value.parameter == "model"
-    assert "newer OreMap" in err.value.message and "version 2" in err.value.message
+    assert "newer OreMap" in err.value.message and "version 3" in err.value.message
     assert "Update the OreMap plugin" in err.value.fix
     with pytest.raises(OreMapError, match="newer OreMap"):
         OnnxModel(path)
@@ -403,3 +405,56 @@ def test_a_package_that_is_installed_but_will_not_load_is_not_called_missing(mon
         compute.require_torch()
     assert "'torch' is installed but cannot be loaded (OSError: [WinError 126]" in err.value.message
     assert err.value.parameter == "training"
+
+
+def test_a_model_needing_more_than_the_first_reader_says_so_and_older_readers_refuse_it(tmp_path, monkeypatch):
+    """OreMap 0.2.0 reads schema 1 and ran later models without a word: a CNN without its out-of-distribution
+    check (every pixel classified), a mine model with other Sentinel-2 indices, a geochemical model without the
+    check of its grid's transform. Such a model is now written as schema 2 with what it needs; one that needs
+    nothing more stays schema 1, so older OreMaps keep using it."""
+    from oremap.core.engine import model_format
+
+    plain = make_info()
+    assert model_format.required_features(plain) == [] and plain.to_dict()["schema_version"] == 1
+    assert "requires" not in plain.to_dict()
+    cases = [
+        (make_info(training={"ood": {"views": []}}), ["ood_check"]),
+        (make_info(task="mine_segmentation"), ["sentinel2_index_version_2"]),
+        (make_info(task="mine_patch_classification",
+                   extra={"mine_classifier": {"classifier": "hgb", "features": {"index_version": 2}}}),
+         ["sentinel2_index_version_2"]),
+        (make_info(task="prospectivity", preprocessing={"method": "zscore", "input_transform": "log10"}),
+         ["input_transform_check"]),
+    ]
+    for info, needs in cases:
+        assert model_format.required_features(info) == needs
+        data = info.to_dict()
+        assert data["schema_version"] == 2 and data["requires"] == needs
+        back = ModelInfo.from_json(info.to_json())
+        assert back.schema_version == 2 and "requires" not in back.extra and back.to_dict() == data
+    # not needed: a patch CNN (indices in its graph), version-1 features, a grid transform nobody recorded
+    for info in (make_info(task="mine_patch_classification",
+                           extra={"mine_classifier": {"classifier": "cnn", "features": {"index_version": 2}}}),
+                 make_info(task="mine_patch_classification",
+                           extra={"mine_classifier": {"classifier": "hgb", "features": {"index_version": 1}}}),
+                 make_info(task="geochemical_anomaly", preprocessing={"method": "none", "input_transform": None})):
+        assert model_format.required_features(info) == [] and info.to_dict()["schema_version"] == 1
+    # a reader of schema 1 (0.2.0 to 0.2.9) refuses the schema-2 file instead of skipping the check
+    path = tmp_path / "m.onnx"
+    write_model(softmax_graph(), cases[0][0], str(path))
+    monkeypatch.setattr(model_format, "SCHEMA_VERSION", 1)
+    with pytest.raises(OreMapError, match="made by a newer OreMap .model format version 2; this OreMap reads up to "
+                                          "version 1"):
+        read_model_info(str(path))
+    monkeypatch.undo()
+    assert read_model_info(str(path)).training["ood"] == {"views": []}
+    # a later OreMap's need this one does not know is refused by name
+    data = cases[0][0].to_dict()
+    data["requires"] = ["ood_check", "something_later"]
+    with pytest.raises(OreMapError) as err:
+        ModelInfo.from_json(data)
+    assert err.value.parameter == "model" and err.value.fix == "Update the OreMap plugin to use this model."
+    assert err.value.message.startswith("The model was made by a newer OreMap: it needs something_later,")
+    # the bundled CNN (written by 0.2.0's layout with the check) is read as it is, and would be written as 2
+    bundled = read_model_info(os.path.join(ROOT, "models", "usgs_minerals_cnn.onnx"))
+    assert bundled.schema_version == 1 and bundled.to_dict()["requires"] == ["ood_check"]

@@ -5,7 +5,8 @@ Every model OreMap trains, ships or runs is a plain ONNX file whose
 whose value is a JSON object::
 
     {
-      "schema_version": 1,
+      "schema_version": 1 or 2,
+      "requires": [feature, ...] (version 2 only: see FEATURES and required_features),
       "task": "spectral_classification",
       "classes": [{"name": "Kaolinite", "color": "#1f78b4"}, ...],
       "wavelengths": [nm, ...] or null,
@@ -45,8 +46,22 @@ from .dependencies import import_failure
 from .files import write_atomic
 from .version import plugin_version
 
-#: Version of the metadata layout this OreMap writes and the newest it reads.
-SCHEMA_VERSION = 1
+#: Newest version of the metadata layout this OreMap reads. A model is written with the lowest version whose
+#: readers apply everything it needs (:func:`required_features`): 1 (OreMap 0.2.0's layout) when nothing more, so
+#: that older OreMaps keep using it; 2 when it needs a safeguard or a computation that 0.2.0 would silently skip.
+#: Version 2 lists those needs in ``requires``; a reader refuses a model needing one it does not know.
+SCHEMA_VERSION = 2
+
+#: What a model may need of its reader beyond OreMap 0.2.0's, as named in ``requires``: what a reader without it
+#: would do instead (0.2.0 ran such models without a word).
+FEATURES = {
+    "ood_check": "classify every pixel, without the out-of-distribution check that leaves unlike spectra "
+                 "unclassified (OreMap 0.2.1)",
+    "sentinel2_index_version_2": "compute other Sentinel-2 indices than the model was trained on (OreMap 0.2.5; "
+                                 "U-Nets also fill nodata from neighbours since 0.2.1)",
+    "input_transform_check": "accept an element grid of the other transform (concentrations for a log10 model, "
+                             "or the reverse) and score it wrongly (OreMap 0.2.1)",
+}
 
 #: Key of the ``metadata_props`` entry holding the JSON description.
 METADATA_KEY = "oremap"
@@ -121,7 +136,8 @@ class ModelInfo:
     description : str
         Human-readable title or summary.
     schema_version : int
-        Version of the metadata layout, :data:`SCHEMA_VERSION` when written.
+        Version of the metadata layout as read (1 for a new model); :meth:`to_dict` writes 2 where the model
+        needs more of its reader than version 1 (:func:`required_features`).
     extra : dict
         Top-level keys this version does not know (from a newer OreMap with
         the same schema version, or another tool); kept and written back.
@@ -138,7 +154,7 @@ class ModelInfo:
     training: dict = field(default_factory=dict)
     oremap_version: str = field(default_factory=plugin_version)
     description: str = ""
-    schema_version: int = SCHEMA_VERSION
+    schema_version: int = 1
     extra: dict = field(default_factory=dict)
 
     def __post_init__(self):
@@ -174,8 +190,12 @@ class ModelInfo:
     # -- JSON ---------------------------------------------------------------
 
     def to_dict(self):
-        """Plain JSON-compatible dict (known keys first, then :attr:`extra`)."""
-        data = {"schema_version": int(self.schema_version)}
+        """Plain JSON-compatible dict (known keys first, then :attr:`extra`); ``schema_version`` 2 with the
+        ``requires`` list when :func:`required_features` names any, else :attr:`schema_version` (1 by default)."""
+        needs = required_features(self)
+        data = {"schema_version": max(int(self.schema_version), 2 if needs else 1)}
+        if needs:
+            data["requires"] = needs
         for f in fields(self):
             if f.name not in ("schema_version", "extra"):
                 data[f.name] = _jsonable(getattr(self, f.name))
@@ -213,6 +233,17 @@ class ModelInfo:
             raise OreMapError(
                 f"The model was made by a newer OreMap (model format version {version}; this OreMap "
                 f"reads up to version {SCHEMA_VERSION}).",
+                parameter="model",
+                fix="Update the OreMap plugin to use this model.",
+            )
+        requires = data.pop("requires", [])
+        if not isinstance(requires, list) or not all(isinstance(r, str) for r in requires):
+            raise _malformed("its 'requires' is not a list of names")
+        unknown = [r for r in requires if r not in FEATURES]
+        if unknown:
+            raise OreMapError(
+                f"The model was made by a newer OreMap: it needs {', '.join(unknown)}, which this OreMap does not "
+                f"know, and would give wrong results without.",
                 parameter="model",
                 fix="Update the OreMap plugin to use this model.",
             )
@@ -262,6 +293,33 @@ class ModelInfo:
                 raise _malformed(f"its '{key}' is not a JSON object")
         if not isinstance(self.description, str):
             raise _malformed("its description is not text")
+
+
+def required_features(info):
+    """The :data:`FEATURES` a model needs of its reader, sorted: what OreMap 0.2.0 would skip without a word.
+
+    - ``ood_check``: a spectral classifier that carries an out-of-distribution check (``training.ood``);
+    - ``sentinel2_index_version_2``: a mine U-Net (its index channels, and its nodata fill, changed), or a
+      gradient-boosting patch classifier whose features use Sentinel-2 indices of version 2 or later (a patch
+      CNN computes them in its graph);
+    - ``input_transform_check``: a geochemical model that records the transform of its training grid.
+    """
+    training = info.training if isinstance(info.training, dict) else {}
+    prep = info.preprocessing if isinstance(info.preprocessing, dict) else {}
+    extra = info.extra if isinstance(info.extra, dict) else {}
+    needs = set()
+    if info.task == "spectral_classification" and training.get("ood"):
+        needs.add("ood_check")
+    if info.task == "mine_segmentation":
+        needs.add("sentinel2_index_version_2")
+    patch = extra.get("mine_classifier") if isinstance(extra.get("mine_classifier"), dict) else {}
+    features = patch.get("features") if isinstance(patch.get("features"), dict) else {}
+    version = features.get("index_version", 1)
+    if patch.get("classifier") == "hgb" and isinstance(version, int) and version >= 2:
+        needs.add("sentinel2_index_version_2")
+    if prep.get("input_transform") in ("log10", "none"):
+        needs.add("input_transform_check")
+    return sorted(needs)
 
 
 def _malformed(what):
