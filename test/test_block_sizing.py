@@ -132,3 +132,34 @@ def test_run_pixelwise_warns_when_the_budget_is_below_its_reservations(tmp_path)
                           lambda p: p[:, 0], memory_mb=budget, feedback=log)
         warned = [w for w in log.warnings if "memory budget (%d MB) leaves less than an eighth of itself" % budget in w]
         assert len(warned) == expected, (raster, budget)
+
+
+def test_blocks_reach_func_one_pixel_per_row_and_sam_keeps_to_its_declared_work(tmp_path):
+    """A block read band-first and turned band-last reached func, when every pixel was valid, with its bands a block
+    apart; the BLAS product in SAM then copied the whole block again, and SAM peaked at 1.2x the memory budget
+    (bench/bench_rss.py: +302 MB at 256 MB). The declared-work test above passed only because its pixels were
+    contiguous. Whole and partly valid blocks now reach func alike."""
+    from test_raster import write_cube
+
+    from oremap.core.engine.raster import OutputSpec, RasterSource, run_pixelwise
+
+    rng = np.random.default_rng(3)
+    data = np.round(rng.uniform(500, 6000, (99, 40, 64))).astype(np.uint16)
+    refs = rng.uniform(0.05, 0.6, (4, 99))
+    seen = []
+
+    def func(pixels):
+        peak, (classes, _) = _peak(sam.classify, pixels, refs)
+        seen.append((pixels.shape[0], pixels.flags.c_contiguous, peak / pixels.shape[0]))
+        return classes
+
+    for name in ("whole", "partly valid"):
+        if name == "partly valid":
+            data[:, 30, 5] = 0                               # one nodata pixel
+        cube = write_cube(str(tmp_path / f"{name}.tif"), data, nodata=0, dtype="uint16")
+        with RasterSource(cube) as src:
+            run_pixelwise(src, [OutputSpec(str(tmp_path / f"{name}_out.tif"), ["class"], "int32", -1)], func,
+                          memory_mb=64, work_bytes_per_pixel=sam.work_bytes_per_pixel(99, 4))
+    assert [n for n, _, _ in seen] == [40 * 64, 40 * 64 - 1]         # one block each
+    assert all(contiguous for _, contiguous, _ in seen)
+    assert all(work <= sam.work_bytes_per_pixel(99, 4) for _, _, work in seen), seen
