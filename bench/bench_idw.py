@@ -98,8 +98,10 @@ def main():
         for _ in range(args.repeats):  # alternate, so both see the same machine load
             out = os.path.join(folder, "ours.tif")
             t0 = time.perf_counter()
+            # max_distance=None: gdal_grid has no limit but the radius (OreMap's default also leaves cells far
+            # from every sample nodata)
             idw_to_raster(x, y, z, ["z"], out, cell, extent=bounds, crs="EPSG:32750", k=args.k,
-                          radius=args.radius)
+                          radius=args.radius, max_distance=None)
             ours_times.append(time.perf_counter() - t0)
             seconds, gdal_out = run_gdal_grid(folder, x, y, z, bounds, args.size, args.radius, args.k)
             gdal_times.append(seconds)

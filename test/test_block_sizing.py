@@ -134,11 +134,11 @@ def test_run_pixelwise_warns_when_the_budget_is_below_its_reservations(tmp_path)
         assert len(warned) == expected, (raster, budget)
 
 
-def test_blocks_reach_func_one_pixel_per_row_and_sam_keeps_to_its_declared_work(tmp_path):
+def test_sam_and_sid_keep_to_their_declared_work_on_whole_blocks_of_the_engine(tmp_path):
     """A block read band-first and turned band-last reached func, when every pixel was valid, with its bands a block
     apart; the BLAS product in SAM then copied the whole block again, and SAM peaked at 1.2x the memory budget
     (bench/bench_rss.py: +302 MB at 256 MB). The declared-work test above passed only because its pixels were
-    contiguous. Whole and partly valid blocks now reach func alike."""
+    contiguous. SAM and SID now take their pixels one per contiguous row, as partly valid blocks give them."""
     from test_raster import write_cube
 
     from oremap.core.engine.raster import OutputSpec, RasterSource, run_pixelwise
@@ -149,8 +149,9 @@ def test_blocks_reach_func_one_pixel_per_row_and_sam_keeps_to_its_declared_work(
     seen = []
 
     def func(pixels):
-        peak, (classes, _) = _peak(sam.classify, pixels, refs)
-        seen.append((pixels.shape[0], pixels.flags.c_contiguous, peak / pixels.shape[0]))
+        for method in ("sam", "sid"):
+            peak, (classes, _) = _peak(sam.classify, pixels, refs, method)
+            seen.append((pixels.shape[0], method, peak / pixels.shape[0]))
         return classes
 
     for name in ("whole", "partly valid"):
@@ -160,6 +161,5 @@ def test_blocks_reach_func_one_pixel_per_row_and_sam_keeps_to_its_declared_work(
         with RasterSource(cube) as src:
             run_pixelwise(src, [OutputSpec(str(tmp_path / f"{name}_out.tif"), ["class"], "int32", -1)], func,
                           memory_mb=64, work_bytes_per_pixel=sam.work_bytes_per_pixel(99, 4))
-    assert [n for n, _, _ in seen] == [40 * 64, 40 * 64 - 1]         # one block each
-    assert all(contiguous for _, contiguous, _ in seen)
-    assert all(work <= sam.work_bytes_per_pixel(99, 4) for _, _, work in seen), seen
+    assert [n for n, _, _ in seen] == [40 * 64] * 2 + [40 * 64 - 1] * 2        # one block each
+    assert all(work <= sam.work_bytes_per_pixel(99, 4, method) for _, method, work in seen), seen

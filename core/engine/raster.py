@@ -823,11 +823,7 @@ def run_pixelwise(source, outputs, func, memory_mb=None, work_bytes_per_pixel=0,
             feedback.check()
             data, valid = source.read(window)
             n_block = int(valid.sum())
-            # one pixel per contiguous row, whichever pixels are valid: the block is band-last over a band-first read,
-            # so a whole block would reach func with its bands a block apart, and the BLAS calls of func would copy it
-            # again (SAM peaked at 1.2x the budget); both layouts would also round some sums differently
-            pixels = (np.ascontiguousarray(data.reshape(-1, data.shape[-1])) if n_block == valid.size
-                      else data[valid]) if n_block else None
+            pixels = (data.reshape(-1, data.shape[-1]) if n_block == valid.size else data[valid]) if n_block else None
             del data  # only the valid pixels stay while func runs
             results = func(pixels) if n_block else None
             del pixels
