@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from .bundled import MODELS_DIR, bundled_models, forget, model_info
 from .errors import OreMapError
+from .model_format import required_features
 
 
 @dataclass(frozen=True)
@@ -207,8 +208,9 @@ def _safeguard(info):
     """What protects a run of this model from inputs unlike its training data, said plainly, or "" where the task
     has no such check: older files lack what later OreMap versions record."""
     training = info.training or {}
+    needs = required_features(info)   # the one rule for what a model carries that guards its runs
     if info.task == "spectral_classification":
-        if training.get("ood"):
+        if "ood_check" in needs:
             return ("out-of-distribution check: spectra unlike every trained class are left unclassified"
                     + (" (with the feature view)" if (training["ood"] or {}).get("feature") else "") + ".")
         return ("none: the file stores no class exemplars (made by an OreMap before the out-of-distribution check), "
@@ -219,7 +221,7 @@ def _safeguard(info):
         checked = prep.get("method") == "zscore" if info.task == "prospectivity" else \
             prep.get("scale") in ("robust", "zscore")
         parts = [f"trained on {'log10 values' if held == 'log10' else 'untransformed values (concentrations)'}: a "
-                 "raster recorded otherwise is refused" if held in ("log10", "none") else
+                 "raster recorded otherwise is refused" if "input_transform_check" in needs else
                  "what its training values held (log10 or not) is not recorded (an older OreMap, or a grid without "
                  "OreMap's band metadata)"]
         parts.append("a raster whose values lie far from the training range is refused" if checked else

@@ -43,8 +43,8 @@ PRESETS = {
         "commodity": ["Ni"],
         "pathfinders": ["Ni", "Cu", "Co", "Pt", "Pd", "Ir", "S"],
         "basis": "Ni, Cu and the platinum-group elements (Pt, Pd, Ir) are the ore metals (Schulz et al. 2014); Ni, "
-                 "Cu and Co tell nickel-sulphide gossans from others, and Pd and Ir, which follow Ni and survive weathering, settle "
-                 "the doubtful ones (Roberts and Travis 1986; Travis et al. 1976); S as in komatiite "
+                 "Cu and Co tell nickel-sulphide gossans from others, and Pd and Ir, which follow Ni and survive "
+                 "weathering, settle the doubtful ones (Roberts and Travis 1986; Travis et al. 1976); S as in komatiite "
                  "lithogeochemistry (Le Vaillant et al. 2014). Cr and Mg are left out: they mark the ultramafic host, "
                  "and barren komatiite sequences carry more Cr, so a high value is no sign of ore.",
         "reference": "Schulz, K. J. et al. (2014). Occurrence model for magmatic sulfide-rich nickel-copper-"

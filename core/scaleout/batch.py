@@ -424,6 +424,11 @@ def work_folder(algorithm, scene, out_dir):
     return os.path.join(out_dir, f"{WORK_PREFIX}{stem[:24]}-{digest}")
 
 
+def assembled_path(work, suffix):
+    """The file in the scene's work folder that output ``suffix`` is assembled into before it takes its place."""
+    return os.path.join(work, f"assembled.{suffix}.tif")
+
+
 @dataclass
 class ScenePlan:
     scene: str
@@ -480,6 +485,8 @@ def plan(job, feedback=None, name=None):
                           "Give the megabytes one task may use, e.g. 512, or leave it out.")
     if int(job.threads) < 1:
         raise OreMapError(f"The threads per task must be at least 1, not {job.threads}.", "threads", "Use e.g. 1.")
+    from ..engine.raster import output_name_problem
+
     plans, stems = [], {}
     n_wavelengths = len((job.options or {}).get("wavelengths") or ()) if job.algorithm in OPTIONS["wavelengths"] else 0
     mismatched = []   # scenes whose band count is not that of the wavelengths given
@@ -492,10 +499,8 @@ def plan(job, feedback=None, name=None):
         outputs = output_paths(job.algorithm, scene, job.out_dir)
         p = ScenePlan(scene, outputs, work_folder(job.algorithm, scene, job.out_dir))
         # the outputs, and the longest file of the scene's work folder, under the file system's limits
-        from ..engine.raster import output_name_problem
-
         longest = max(spec.outputs, key=len)
-        for path in list(outputs.values()) + [os.path.join(p.work, f"assembled.{longest}.tif")]:
+        for path in list(outputs.values()) + [assembled_path(p.work, longest)]:
             problem = output_name_problem(path)
             if problem:
                 raise OreMapError(f"For '{os.path.basename(scene)}': {problem[0]}", "out_dir",
@@ -1157,7 +1162,7 @@ def assemble(algorithm, scene, work, outputs, parts, memory_mb=None, sizing=None
                     colormap = ds.colormap(1)
                 except ValueError:
                     colormap = None
-            out_spec = OutputSpec(os.path.join(work, f"assembled.{suffix}.tif"),
+            out_spec = OutputSpec(assembled_path(work, suffix),
                                   list(ds.descriptions), ds.dtypes[0], ds.nodata, colormap=colormap,
                                   band_tags=band_tags if any(band_tags) else None, tags=tags)
             count, itemsize = ds.count, np.dtype(ds.dtypes[0]).itemsize
