@@ -1044,6 +1044,29 @@ def test_the_worker_python_is_checked_before_a_local_cluster_starts(tmp_path, mo
         batch.worker_python()
 
 
+def test_local_workers_on_windows_run_the_windowless_python(tmp_path, monkeypatch):
+    """Inside QGIS on Windows each worker of a console python.exe opened a console window over QGIS (closing it
+    killed the worker). The interpreter checked is python.exe; the workers run the pythonw.exe beside it."""
+    import functools
+    import sys
+
+    from oremap.core.engine import package_installer
+
+    version = f"{sys.version_info[0]}.{sys.version_info[1]}"
+    console = fake_python(str(tmp_path), "python.exe", f"echo {version}; echo")
+    monkeypatch.setattr(sys, "executable", str(tmp_path / "qgis-bin.exe"))
+    monkeypatch.delenv("OREMAP_WORKER_PYTHON", raising=False)
+    monkeypatch.setattr(package_installer, "python_candidates", lambda: [console])
+    monkeypatch.setattr(batch, "windowless_python", functools.partial(batch.windowless_python, windows=True))
+    assert batch.worker_python() == console                       # no pythonw.exe beside it: python.exe
+    windowless = fake_python(str(tmp_path), "pythonw.exe", "exit 1")
+    assert batch.worker_python() == windowless
+    monkeypatch.setenv("OREMAP_WORKER_PYTHON", console)           # the user's own choice is kept as given
+    assert batch.worker_python() == console
+    assert batch.windowless_python(console, windows=False) == console   # other systems: the Python checked
+    assert batch.windowless_python(windowless, windows=True) == windowless
+
+
 def test_cli_refuses_bad_options_before_a_cluster_starts(tmp_path, capsys, monkeypatch):
     from oremap.batch import main
 

@@ -1352,8 +1352,9 @@ def worker_python(packages=(), timeout=120):
     The interpreter given by ``$OREMAP_WORKER_PYTHON`` when set; else this Python itself when it is a Python
     executable (``qgis_process``, scripts); else (inside QGIS, whose ``sys.executable`` is QGIS) the first of
     the interpreters that may be QGIS's own (:func:`core.engine.package_installer.python_candidates`) that is
-    this Python's version and imports :data:`WORKER_PACKAGES` and ``packages``. Without that check a wrong
-    ``python3`` first on the PATH (another venv, another version) makes Dask restart the workers forever.
+    this Python's version and imports :data:`WORKER_PACKAGES` and ``packages``, as its windowless twin on Windows
+    (:func:`windowless_python`). Without that check a wrong ``python3`` first on the PATH (another venv, another
+    version) makes Dask restart the workers forever.
     Raises :class:`OreMapError` naming every interpreter tried and why it does not do.
     """
     import sys
@@ -1368,7 +1369,7 @@ def worker_python(packages=(), timeout=120):
     for python in ([chosen] if chosen else python_candidates()):
         why = _python_problem(python, needed, timeout)
         if not why:
-            return python
+            return python if chosen else windowless_python(python)
         reasons.append(why)
     version = "%d.%d" % sys.version_info[:2]
     raise OreMapError(
@@ -1377,6 +1378,19 @@ def worker_python(packages=(), timeout=120):
         "scheduler", f"Set {'' if chosen else 'the environment variable '}OREMAP_WORKER_PYTHON to a Python "
         f"{version} that imports {', '.join(needed)} (the Python that QGIS runs){', or unset it' if chosen else ''}, "
         "or give the address of a running Dask scheduler.")
+
+
+def windowless_python(python, windows=os.name == "nt"):
+    """On Windows, the ``pythonw.exe`` beside a console ``python.exe`` (same installation, no console): QGIS is no
+    console program, so each worker process of a console Python opened a console window over QGIS, and closing
+    one killed that worker. ``python`` itself elsewhere, when it is already windowless, or when no ``pythonw.exe``
+    lies beside it (it was checked, :func:`worker_python`; the windowless twin runs the same files)."""
+    folder, name = os.path.split(python)
+    name = name.lower()
+    if not windows or not name.startswith("python") or name.startswith("pythonw"):
+        return python
+    twin = os.path.join(folder, "pythonw.exe")
+    return twin if os.path.isfile(twin) else python
 
 
 def local_workers():
