@@ -66,6 +66,7 @@ bench: setup
 	$(PYTHON) bench/bench_detect_mines.py --quick
 	OMP_NUM_THREADS=1 $(PYTHON) bench/bench_batch.py
 	OMP_NUM_THREADS=1 $(PYTHON) bench/bench_anomaly_default.py
+	$(PYTHON) bench/bench_anomaly_scale.py
 
 package:
 	@/usr/bin/python3 scripts/package.py $(VERSION) $(if $(DIST),--dest "$(DIST)")

@@ -444,3 +444,51 @@ def test_values_over_the_upper_limit_are_counted(processing_provider, tmp_path):
                                               "OUTPUT": str(tmp_path / "scores.gpkg")}, feedback=log)
     assert ("2 values over the laboratory's upper limit ('>x') are read as the limit, a lower bound of the true "
             "value: Au_ppb 2.") in log.infos
+
+
+def _spatial_one_by_one(Z, x, y, k=am.DEFAULT_K, floor=am.SPREAD_FLOOR):
+    """The spatial-context score by its definition, sample by sample (as before it was computed in chunks)."""
+    from scipy.spatial import cKDTree
+
+    n = Z.shape[0]
+    dist, idx = cKDTree(np.column_stack([x, y])).query(np.column_stack([x, y]), k=min(n, k + 9))
+    out = np.empty(n)
+    for i in range(n):
+        nb = idx[i][(dist[i] > 0) & (idx[i] != i)][:k]
+        if nb.size < 2:
+            nb = idx[i][idx[i] != i][:k]
+        med = np.median(Z[nb], axis=0)
+        mad = 1.4826 * np.median(np.abs(Z[nb] - med), axis=0)
+        out[i] = np.sqrt(np.mean(np.clip((Z[i] - med) / np.maximum(mad, floor), 0, None) ** 2))
+    return out
+
+
+def test_the_spatial_score_in_chunks_equals_the_sample_by_sample_definition():
+    """Scored in chunks (200,000 samples took 48 s one by one): the same numbers, bit for bit, also for samples
+    with fewer neighbours apart than k (30 field duplicates at one place) and for chunks that split the survey."""
+    rng = np.random.default_rng(4)
+    Z = rng.standard_normal((900, 6))
+    x, y = rng.uniform(0, 9000, 900).round(-1), rng.uniform(0, 9000, 900).round(-1)
+    x[:30], y[:30] = 100.0, 100.0
+    expected = _spatial_one_by_one(Z, x, y)
+    np.testing.assert_array_equal(am.score_spatial(Z, x, y, chunk=97), expected)
+    np.testing.assert_array_equal(am.score_spatial(Z[:4], x[:4], y[:4]), _spatial_one_by_one(Z[:4], x[:4], y[:4]))
+
+
+def test_a_large_survey_fits_the_robust_covariance_on_a_random_subset(monkeypatch):
+    """A regional compilation (here 3,000 samples with the cap at 1,000): the MCD is fitted on a seeded random
+    subset, every sample is scored against it, the log says so, and the planted anomalies stay on top."""
+    values, x, y = planted(n=3000, seed=3)
+    full, _ = am.score_all(values, NAMES, x, y, methods=("mcd",), support=0)
+    monkeypatch.setattr(am, "MCD_FIT_MAX", 1000)
+    capped, messages = am.score_all(values, NAMES, x, y, methods=("mcd",), support=0)
+    assert ("Robust covariance (MCD): fitted on a random 1,000 of the 3,000 distinct records (seeded), then every "
+            "record scored against it.") in messages
+    # the 10 planted samples are among the top 13, as with the fit on every sample
+    assert top_share(capped["mcd"], np.arange(10)) == top_share(full["mcd"], np.arange(10)) == pytest.approx(13 / 3000)
+    from scipy.stats import spearmanr
+
+    assert spearmanr(capped["mcd"], full["mcd"])[0] > 0.99
+    assert not np.array_equal(capped["mcd"], full["mcd"])
+    again, _ = am.score_all(values, NAMES, x, y, methods=("mcd",), support=0)
+    np.testing.assert_array_equal(again["mcd"], capped["mcd"])        # seeded: the same subset each run

@@ -88,6 +88,13 @@ Why: a stream-sediment anomaly worth following is a dispersion train seen in sev
 samples, while one high gold value alone is often the nugget effect (one particle in the aliquot). 0
 scores each sample alone."""
 RPCA_VARIANCE = 0.8
+MCD_FIT_MAX = 50000
+"""Rows the robust covariance (MCD) is fitted on: a survey with more (a regional compilation of 100,000s of samples)
+is fitted on a seeded random 50,000 of them, and every sample is then scored against that fit. FastMCD itself
+searches subsets of a few hundred samples (Rousseeuw and Van Driessen 1999); its final steps over every sample took
+89 s for 200,000 samples of 45 elements, with no way to cancel, against 22 s on 50,000. Measured there: location
+within 0.010 robust z of the full fit's (its sampling error), scatter within 1.4 %, scores' Spearman 0.9996, and
+97 % of the top 1 % shared (``bench/bench_anomaly_scale.py``)."""
 DEFAULT_K = 8
 DEFAULT_MIN_PRESENT = 0.5
 SPREAD_FLOOR = 0.25
@@ -139,13 +146,17 @@ def _spread_out(score, scored):
 # --------------------------------------------------------------------------------------
 # Scores (each on the scored rows of Z; NaN elsewhere)
 # --------------------------------------------------------------------------------------
-def _mcd(Z, seed):
+def _mcd(Z, seed, fit_max=None):
+    """The fitted ``MinCovDet`` of ``Z``; on a seeded random :data:`MCD_FIT_MAX` of its rows when it has more."""
     from sklearn.covariance import MinCovDet
 
     n, m = Z.shape
     if n <= m + 1:
         raise OreMapError(f"A robust covariance of {m} elements needs more than {m + 1} samples (got {n}).",
                           "fields", "Choose fewer elements.")
+    fit_max = MCD_FIT_MAX if fit_max is None else int(fit_max)
+    if n > fit_max:
+        Z = Z[np.sort(np.random.default_rng(seed).choice(n, fit_max, replace=False))]
     jitter = 1e-9 * np.random.default_rng(seed).standard_normal(Z.shape)  # breaks exact ties of detection limits
     mcd = MinCovDet(random_state=seed).fit(Z + jitter)
     return mcd
@@ -190,11 +201,12 @@ def score_suite(Z, size=SUITE_SIZE):
     return np.sort(Z, axis=1)[:, -size:].mean(axis=1)
 
 
-def score_spatial(Z, x, y, k=DEFAULT_K, floor=SPREAD_FLOOR):
+def score_spatial(Z, x, y, k=DEFAULT_K, floor=SPREAD_FLOOR, chunk=20000):
     """Root mean square over elements of the positive residual of each sample against its ``k`` nearest samples.
 
     Neighbours at the sample's own location (field duplicates) are left out, so a sample is judged
     against its surroundings; residual = (value - neighbours' median) / max(1.4826 MAD, ``floor``).
+    Samples with ``k`` such neighbours are scored ``chunk`` at a time, the others one by one.
     """
     x = np.asarray(x, float).ravel()
     y = np.asarray(y, float).ravel()
@@ -202,7 +214,7 @@ def score_spatial(Z, x, y, k=DEFAULT_K, floor=SPREAD_FLOOR):
     if not located.all():
         out = np.full(Z.shape[0], np.nan)
         if located.sum() >= 3:
-            out[located] = score_spatial(Z[located], x[located], y[located], k=k, floor=floor)
+            out[located] = score_spatial(Z[located], x[located], y[located], k=k, floor=floor, chunk=chunk)
         return out
     n = Z.shape[0]
     if n < 3:
@@ -211,17 +223,29 @@ def score_spatial(Z, x, y, k=DEFAULT_K, floor=SPREAD_FLOOR):
     tree = cKDTree(pts)
     query = min(n, k + 1 + 8)  # room for co-located duplicates
     dist, idx = tree.query(pts, k=query)
+    dist, idx = dist.reshape(n, -1), idx.reshape(n, -1)
+    apart = (dist > 0) & (idx != np.arange(n)[:, None]) & (idx < n)
+    first = np.argsort(~apart, axis=1, kind="stable")[:, :k]      # the k nearest neighbours apart, in order
+    full = apart.sum(axis=1) >= k
     out = np.empty(n)
-    for i in range(n):
-        nb = idx[i][(dist[i] > 0) & (idx[i] != i) & (idx[i] < n)][:k]
+    rows = np.flatnonzero(full)
+    for start in range(0, rows.size, max(1, int(chunk))):
+        part = rows[start:start + max(1, int(chunk))]
+        out[part] = _spatial_residual(Z[part], Z[np.take_along_axis(idx[part], first[part], axis=1)], floor)
+    for i in np.flatnonzero(~full):
+        nb = idx[i][apart[i]][:k]
         if nb.size < 2:
             nb = idx[i][(idx[i] != i) & (idx[i] < n)][:k]
-        local = Z[nb]
-        med = np.median(local, axis=0)
-        mad = 1.4826 * np.median(np.abs(local - med), axis=0)
-        r = (Z[i] - med) / np.maximum(mad, floor)
-        out[i] = np.sqrt(np.mean(np.clip(r, 0, None) ** 2))
+        out[i] = _spatial_residual(Z[i:i + 1], Z[nb][None], floor)[0]
     return out
+
+
+def _spatial_residual(values, local, floor):
+    """:func:`score_spatial` for samples ``values`` (s, m) against their neighbours ``local`` (s, k, m)."""
+    med = np.median(local, axis=1)
+    mad = 1.4826 * np.median(np.abs(local - med[:, None, :]), axis=1)
+    r = (values - med) / np.maximum(mad, floor)
+    return np.sqrt(np.mean(np.clip(r, 0, None) ** 2, axis=1))
 
 
 def score_vae(values, names, scored, options=None, feedback=None):
@@ -380,6 +404,9 @@ def score_all(values, names, x, y, methods=METHODS, fused=None, targets=None, pa
         feedback.info(f"Scoring: {METHOD_LABELS[method]}.")
         if method in ("mcd", "rpca") and fitted is None:
             fitted = _mcd(Zs, seed)
+            if Zs.shape[0] > MCD_FIT_MAX:
+                messages.append(f"Robust covariance (MCD): fitted on a random {MCD_FIT_MAX:,} of the {Zs.shape[0]:,} "
+                                "distinct records (seeded), then every record scored against it.")
         if method == "mcd":
             s = fitted.mahalanobis(Zs)
         elif method == "rpca":
