@@ -1381,14 +1381,15 @@ class OreMapAlgorithm(QgsProcessingAlgorithm):
         folders (a batch's) are not files. A vector output may not be a shapefile (its 10-character field names
         would cut OreMap's: ``anomaly_score``, ``probability``, ``compactness``), and replacing an existing
         vector file (all its layers, as Processing does) is said."""
-        inputs = {}
+        inputs, identities = {}, {}
         for definition in self.parameterDefinitions():
             kind = definition.type()
             if definition.isDestination() or kind not in INPUT_FILE_TYPES:  # not fields, names, extents, numbers
                 continue
             for path in files_of(parameters.get(definition.name()), context, layers=kind != "file"):
-                if os.path.isfile(path):  # compared as the file system does (case-blind on Windows)
-                    inputs.setdefault(os.path.normcase(path), definition.name())
+                if os.path.isfile(path):  # compared as the file system does (case-blind on Windows and macOS)
+                    inputs.setdefault(files.file_key(path), definition.name())
+                    identities.setdefault(files.file_identity(path), definition.name())
         outputs, styles = {}, {}
         for definition in self.destinationParameterDefinitions():
             name, value = definition.name(), parameters.get(definition.name())
@@ -1398,21 +1399,23 @@ class OreMapAlgorithm(QgsProcessingAlgorithm):
                 problem = output_name_problem(path)
                 if problem:
                     raise self.fail(name, *problem)
-                other = inputs.get(os.path.normcase(path))
+                # an existing output that is an input under another spelling or a link (same device and inode)
+                other = inputs.get(files.file_key(path)) or (identities.get(files.file_identity(path))
+                                                             if os.path.exists(path) else None)
                 if other:
                     raise self.fail(name, f"{path} is also the input {self.parameterDefinition(other).description()} "
                                           f"({other}): writing it would destroy what this run reads.",
                                     "Choose another file for the output.")
-                if os.path.normcase(path) in outputs:
-                    raise self.fail(name, f"{path} is also the output {outputs[os.path.normcase(path)]}: one would "
+                if files.file_key(path) in outputs:
+                    raise self.fail(name, f"{path} is also the output {outputs[files.file_key(path)]}: one would "
                                           "replace the other.", "Give each output its own file.")
-                outputs[os.path.normcase(path)] = name
+                outputs[files.file_key(path)] = name
                 locked = locked_output_problem(path, context.project() or QgsProject.instance())
                 if locked:
                     raise self.fail(name, *locked)
                 styled = isinstance(definition, (QgsProcessingParameterRasterDestination,
                                                  QgsProcessingParameterFeatureSink))
-                style = os.path.normcase(os.path.splitext(path)[0] + ".qml") if styled else None
+                style = files.file_key(os.path.splitext(path)[0] + ".qml") if styled else None
                 if style in styles:
                     raise self.fail(name, f"{os.path.basename(path)} and the output {styles[style]} share one style "
                                           f"file ({os.path.splitext(os.path.basename(path))[0]}.qml): one would load "

@@ -300,6 +300,13 @@ def test_an_output_on_an_input_file_or_on_another_output_is_refused(processing_p
         processing.run("oremap:sam_classify", {**library, "INPUT": str(tmp_path / "link.tif"),
                                                "OUTPUT_CLASSES": os.path.relpath(cube)})
     os.remove(tmp_path / "link.tif")
+    # another name of the same file, as 'Scene.tif' is of 'scene.tif' on a Mac's or Windows' case-blind file system:
+    # here a hard link (same device and inode), which no comparison of names catches
+    os.link(cube, tmp_path / "Cube.tif")
+    with pytest.raises(QgsProcessingException, match=r"\(OUTPUT_CLASSES\).*Cube.tif is also the input"):
+        processing.run("oremap:sam_classify", {**library, "OUTPUT_CLASSES": str(tmp_path / "Cube.tif")})
+    os.remove(tmp_path / "Cube.tif")
+    assert cube.read_bytes() == before
     # a text parameter that happens to be the name of a project layer is no input: a field named like an element
     # grid loaded in the project does not stop a run that writes that grid
     from qgis.core import QgsProject, QgsRasterLayer
@@ -542,3 +549,33 @@ def test_reused_process_ids_and_the_files_of_live_runs(tmp_path):
     finally:
         live.kill()
         live.wait()
+
+
+def test_names_are_compared_as_a_case_blind_file_system_compares_them(tmp_path, monkeypatch):
+    """On macOS (APFS, HFS+) and Windows 'Out.tif' and 'out.tif' are one file: a second run's write mark, two outputs
+    and two batch scenes that differ only in case are seen as one there, and kept apart elsewhere."""
+    from oremap.core.engine import files
+    from oremap.core.engine.errors import OreMapError
+    from oremap.core.scaleout import batch
+
+    assert files.file_key("/data/Out.tif") != files.file_key("/data/out.tif")   # Linux: case-sensitive
+    monkeypatch.setattr(files, "CASE_BLIND", True)
+    assert files.file_key("/data/Out.tif") == files.file_key("/data/out.tif")
+    mark = files.claim(tmp_path / "Out.tif", "OUTPUT")
+    other = str(mark).replace("Out.tif", "out.tif").replace(f"-{os.getpid()}-", "-1-")
+    os.rename(mark, other)   # as another live run's mark on the same file spelt in lower case (pid 1 is alive)
+    with pytest.raises(OreMapError, match="'out.tif' is being written by another OreMap run"):
+        files.claim(tmp_path / "out.tif", "OUTPUT")
+    os.remove(other)
+    import shutil
+
+    from conftest import DATA
+
+    (tmp_path / "a").mkdir(), (tmp_path / "b").mkdir(), (tmp_path / "out").mkdir()
+    scenes = [str(tmp_path / "a" / "Scene1.tif"), str(tmp_path / "b" / "scene1.tif")]
+    for scene in scenes:
+        shutil.copy(os.path.join(DATA, "jasper_ridge_40x40.tif"), scene)
+    with pytest.raises(OreMapError, match=r"Two inputs would write the same outputs 'scene1\.\*'"):
+        batch.plan(batch.BatchJob("unmix_fcls", USGS_LIBRARY, scenes, str(tmp_path / "out")))
+    monkeypatch.setattr(files, "CASE_BLIND", False)
+    assert len(batch.plan(batch.BatchJob("unmix_fcls", USGS_LIBRARY, scenes, str(tmp_path / "out")))) == 2

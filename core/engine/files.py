@@ -3,6 +3,7 @@
 import os
 import re
 import secrets
+import sys
 import time
 
 from .errors import OreMapError
@@ -43,6 +44,26 @@ def read_table(path):
 WINDOWS = os.name == "nt"
 """Whether Windows' rules hold for files (a file open in a program cannot be replaced; paths end at 260 characters):
 the rules OreMap follows there, which a test may switch on elsewhere. Calls into Windows itself test ``os.name``."""
+
+CASE_BLIND = os.name == "nt" or sys.platform == "darwin"
+"""Whether file names are compared without regard to case, as the file systems of Windows (NTFS) and macOS (APFS and
+HFS+, unless formatted case-sensitive) compare them: there 'Scene.tif' and 'scene.tif' are one file."""
+
+
+def file_key(path):
+    """``path`` as the file system compares names (:data:`CASE_BLIND`): equal keys, one file. A case-sensitive Mac
+    volume then refuses a few names it could keep apart, never the reverse."""
+    return os.path.normcase(path).casefold() if CASE_BLIND else path
+
+
+def file_identity(path):
+    """``(device, inode)`` of the file at ``path`` (links and other spellings of one file share it), or None."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino)
+
 
 #: How long a rename waits out a file that another program holds for a moment (Windows: the virus scanner, the
 #: search indexer or OneDrive opening a file just written), in tries 0.1 s apart.
@@ -432,9 +453,10 @@ class OutputGuard:
 
 
 def names_beside(folder, prefix):
-    """Names in ``folder`` starting with ``prefix`` (none when the folder cannot be listed)."""
+    """Names in ``folder`` starting with ``prefix`` as the file system compares names (:func:`file_key`; none when
+    the folder cannot be listed)."""
     try:
-        return [n for n in os.listdir(folder) if n.startswith(prefix)]
+        return [n for n in os.listdir(folder) if file_key(n).startswith(file_key(prefix))]
     except OSError:
         return []
 

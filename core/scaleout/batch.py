@@ -40,7 +40,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from ..engine.errors import OreMapError
-from ..engine.files import claim, decode_text, kept_name, no_console, release, replace, touch
+from ..engine.files import claim, decode_text, file_key, kept_name, no_console, release, replace, touch
 from ..engine.feedback import Feedback, ensure
 
 RASTER_EXTENSIONS = (".tif", ".tiff", ".img", ".dat", ".bsq", ".bil", ".bip", ".vrt", ".jp2", ".nc", ".hdf", ".he5",
@@ -492,10 +492,10 @@ def plan(job, feedback=None, name=None):
     mismatched = []   # scenes whose band count is not that of the wavelengths given
     for scene in job.inputs:
         stem = scene_stem(scene)
-        if stem in stems:
-            raise OreMapError(f"Two inputs would write the same outputs '{stem}.*': '{stems[stem]}' and '{scene}'.",
-                              "inputs", "Rename one of them, or run them into different output folders.")
-        stems[stem] = scene
+        if file_key(stem) in stems:   # 'Scene1' and 'scene1' are one output name on Windows and macOS
+            raise OreMapError(f"Two inputs would write the same outputs '{stem}.*': '{stems[file_key(stem)]}' and "
+                              f"'{scene}'.", "inputs", "Rename one of them, or run them into different output folders.")
+        stems[file_key(stem)] = scene
         outputs = output_paths(job.algorithm, scene, job.out_dir)
         p = ScenePlan(scene, outputs, work_folder(job.algorithm, scene, job.out_dir))
         # the outputs, and the longest file of the scene's work folder, under the file system's limits
