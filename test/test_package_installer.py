@@ -324,6 +324,51 @@ def test_install_dialog_lists_groups_and_status(qgis_app, tmp_path):
     dialog.close()
 
 
+def test_macs_get_the_builds_that_exist_for_them(tmp_path, monkeypatch):
+    """On a Mac the torch pin '2.13.0+cpu' matched nothing (the Mac builds carry no local label), onnxruntime 1.32 has
+    wheels only for Apple silicon on macOS 14 or later, and PyTorch publishes no torch 2.13 for Intel Macs (each
+    checked with pip download --platform on PyPI). The plan asks for what exists, and says why torch cannot be had."""
+    versions = {"numpy": "1.26.4", "jinja2": "3.1.2"}.get
+    linux = pi.plan(["run", "torch"], versions=versions)["install"]
+    assert "torch==2.13.0+cpu" in linux and "onnxruntime==1.32.0" in linux
+    for where, onnxruntime in ((("darwin", "arm64", (14, 5)), "1.32.0"), (("darwin", "arm64", (13, 6)), "1.23.2")):
+        monkeypatch.setattr(pi, "host_platform", lambda where=where: where)
+        mac = pi.plan(["run", "torch"], versions=versions)["install"]
+        assert "torch==2.13.0" in mac and f"onnxruntime=={onnxruntime}" in mac
+    monkeypatch.setattr(pi, "host_platform", lambda: ("darwin", "x86_64", (13, 6)))
+    assert "onnxruntime==1.23.2" in pi.plan(["run"], versions=versions)["install"]
+    with pytest.raises(pi.InstallError) as err:
+        pi.plan(["run", "torch"], versions=versions)
+    assert err.value.message == ("PyTorch publishes no torch 2.13.0 for Intel Macs, so the networks cannot be trained "
+                                 "with this QGIS.")
+    assert err.value.fix.startswith("Untick torch: the other packages install")
+    # inside the QGIS app on macOS sys.executable is QGIS itself: its folder's python (the 3.44/4.x wrapper) and
+    # bin/python3 are candidates; Apple's /usr/bin stub is not
+    app = tmp_path / "QGIS-LTR 3.44.app" / "Contents" / "MacOS"
+    (app / "bin").mkdir(parents=True)
+    for name in ("QGIS", "python", "bin/python3"):
+        (app / name).write_text("")
+    monkeypatch.setattr(pi.sys, "platform", "darwin")
+    monkeypatch.setattr(pi.sys, "executable", str(app / "QGIS"))
+    for prefix in ("exec_prefix", "base_exec_prefix", "prefix"):   # the bundle's Python home
+        monkeypatch.setattr(pi.sys, prefix, str(app.parent / "Frameworks"))
+    monkeypatch.setattr(pi.shutil, "which", lambda name: "/usr/bin/python3" if name == "python3" else None)
+    found = pi.python_candidates()
+    assert str(app / "python") in found and str(app / "bin" / "python3") in found
+    assert "/usr/bin/python3" not in found
+
+
+def test_a_package_macos_refuses_to_load_is_said_so():
+    from oremap.core.engine.dependencies import import_failure
+
+    error = ImportError("dlopen(.../onnxruntime_pybind11_state.so, 0x0002): tried: '...' (code signature in <...> "
+                        "'.../onnxruntime_pybind11_state.so' not valid for use in process: mapping process and "
+                        "mapped file (non-platform) have different Team IDs)")
+    message, fix = import_failure("numpy", error, "run models")
+    assert message.startswith("The Python package 'numpy' is installed, but macOS refused to load its compiled")
+    assert "different Team IDs" in fix and "restarting does not help" in fix and "Visual C++" not in fix
+
+
 def test_no_interpreter_with_pip_is_refused_with_the_fix(tmp_path, monkeypatch):
     monkeypatch.setattr(pi, "python_candidates", lambda: [])
     with pytest.raises(pi.InstallError) as err:

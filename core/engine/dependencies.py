@@ -51,8 +51,16 @@ def import_failure(package, exc, what, install=None):
                 f"OreMap needs it to {what}.",
                 "Install the package again with Plugins > OreMap > Install optional packages (it installs what it "
                 "needs), then restart QGIS.")
+    text = str(exc)
+    if "Team ID" in text or "not valid for use in process" in text:
+        return (f"The Python package '{package}' is installed, but macOS refused to load its compiled library into "
+                f"this QGIS ({type(exc).__name__}: {text.strip()}); OreMap needs it to {what}.",
+                "The signed QGIS app only loads libraries signed by its own developer (macOS library validation: "
+                "'different Team IDs'), so it cannot load compiled packages installed with pip; restarting does not "
+                "help. It is a known limit of some signed QGIS builds for macOS (QGIS issue 62928): use a QGIS "
+                "installation that loads such packages (for example QGIS from conda-forge).")
     return (f"The Python package '{package}' is installed but cannot be loaded ({type(exc).__name__}: "
-            f"{str(exc).strip()}); OreMap needs it to {what}.",
+            f"{text.strip()}); OreMap needs it to {what}.",
             "Restart QGIS, then try again. On Windows a 'DLL load failed' usually means the Microsoft Visual C++ "
             "Redistributable (x64, latest) is missing or older than the package needs, or another program's copy "
             "of a DLL was loaded first: install the redistributable, restart QGIS, and if it persists reinstall the "
@@ -121,6 +129,7 @@ def install_hint(packages):
     commands = install_command(packages)
     return (f"Missing Python package{'s' if len(packages) > 1 else ''}: {what}. " + " ".join(ways)
             + " Or install into the Python that QGIS uses, then restart QGIS: " + " ; ".join(commands)
-            + ". Windows: run it in the OSGeo4W Shell. macOS: /Applications/QGIS.app/Contents/MacOS/bin/python3 -m "
-            "pip install ... Linux: the python3 that QGIS runs (pip install --user, or a venv made with "
+            + ". Windows: run it in the OSGeo4W Shell. macOS: the Python inside the QGIS app (e.g. "
+            "'/Applications/QGIS-LTR.app/Contents/MacOS/bin/python3'; 'Contents/MacOS/python' in the 3.44 and 4.x "
+            "builds) -m pip install ... Linux: the python3 that QGIS runs (pip install --user, or a venv made with "
             "--system-site-packages).")

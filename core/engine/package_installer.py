@@ -34,6 +34,10 @@ PINS_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "optional_p
 FOLDER_NAME = "oremap-packages"
 #: PyTorch's index of CPU-only wheels (the PyPI torch is the large CUDA build on Linux).
 TORCH_INDEX = "https://download.pytorch.org/whl/cpu"
+ONNXRUNTIME_OLDER_MACS = "1.23.2"
+"""onnxruntime for the Macs its pinned release has no wheel for (Intel Macs, Apple silicon before macOS 14): the last
+release with wheels for them. It runs OreMap's models (ONNX IR 8, opset 17) with the same outputs as the pinned one:
+checked on every bundled and demo model, and with the model tests, on Linux."""
 DEFAULT_GROUPS = ("run",)
 
 
@@ -220,6 +224,36 @@ def folder_intact(name, folder):
     return False
 
 
+def host_platform():
+    """``(sys.platform, machine, macOS version as a tuple or None)`` of the running Python (an x86_64 QGIS under
+    Rosetta reports x86_64: its Python takes x86_64 wheels)."""
+    import platform
+
+    release = platform.mac_ver()[0] if sys.platform == "darwin" else ""
+    return sys.platform, platform.machine().lower(), version_tuple(release) if release else None
+
+
+def platform_pin(name, pinned, where=None):
+    """The version of ``name`` to install on this platform (``where``: :func:`host_platform`): its pin, except on
+    macOS, where torch's pin loses its local label (``2.13.0+cpu``: the Mac builds are PyPI's, and carry none) and
+    onnxruntime is :data:`ONNXRUNTIME_OLDER_MACS` on Intel Macs and before macOS 14. Raises :class:`InstallError`
+    for torch on an Intel Mac, for which PyTorch publishes no build of the pinned version."""
+    system, machine, macos = where or host_platform()
+    if system != "darwin":
+        return pinned
+    intel = machine in ("x86_64", "i386", "amd64")
+    if normalise(name) == "torch":
+        if intel:
+            raise InstallError(f"PyTorch publishes no torch {pinned.split('+')[0]} for Intel Macs, so the networks "
+                               "cannot be trained with this QGIS.",
+                               fix="Untick torch: the other packages install, and models trained elsewhere (or the "
+                                   "bundled ones) run here. Train on an Apple-silicon Mac, Linux or Windows.")
+        return pinned.split("+")[0]
+    if normalise(name) == "onnxruntime" and (intel or (macos is not None and macos < (14,))):
+        return ONNXRUNTIME_OLDER_MACS
+    return pinned
+
+
 def plan(groups=DEFAULT_GROUPS, folder=None, pins=None, versions=None):
     """What an installation of ``groups`` would do, without doing it.
 
@@ -248,8 +282,10 @@ def plan(groups=DEFAULT_GROUPS, folder=None, pins=None, versions=None):
         raise InstallError(f"Unknown package group(s): {', '.join(unknown)}.",
                            fix=f"Choose among {', '.join(pins)}.")
     wanted, minimum, host = {}, {}, {}
+    where = host_platform()
     for group in groups:
         for name, pinned, least in pins[group]["packages"]:
+            pinned = platform_pin(name, pinned, where)
             key = normalise(name)
             wanted.setdefault(key, (name, pinned))
             if least is None or minimum.get(key, "") is None:
@@ -318,9 +354,15 @@ def python_candidates():
             found += [os.path.join(prefix, "python.exe"), os.path.join(prefix, f"python{major}.exe")]
         else:
             found += [os.path.join(prefix, "bin", name) for name in names]
+    if sys.platform == "darwin" and sys.executable:
+        # the QGIS app's own folder (Contents/MacOS: its 'python' wrapper in the 3.44 and 4.x builds, bin/python3
+        # in earlier ones), whatever the bundle's Python home
+        here = os.path.dirname(sys.executable)
+        found += [os.path.join(folder, name) for folder in (here, os.path.join(here, "bin")) for name in names]
     for name in names:
         path = shutil.which(name)
-        if path:
+        # not Apple's /usr/bin stubs: another Python, and without the developer tools they open an install dialog
+        if path and not (sys.platform == "darwin" and os.path.dirname(path) == "/usr/bin"):
             found.append(path)
     return [p for p in dict.fromkeys(found) if os.path.isfile(p)]
 
@@ -429,7 +471,8 @@ def install(groups=DEFAULT_GROUPS, folder=None, python=None, find_links=None, lo
     staging = tempfile.mkdtemp(prefix=".oremap-install-", dir=parent)
     done = False
     try:
-        torch = any(r.startswith("torch==") for r in what["install"])
+        # torch's CPU build from PyTorch's index, but on macOS from PyPI (the Mac builds there are CPU builds)
+        torch = any(r.startswith("torch==") for r in what["install"]) and host_platform()[0] != "darwin"
         command = pip_command(python, what["install"], staging, find_links=find_links,
                               index_url=TORCH_INDEX if torch and not find_links else None,
                               extra_index_url="https://pypi.org/simple" if torch and not find_links else None)
