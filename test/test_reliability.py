@@ -579,3 +579,26 @@ def test_names_are_compared_as_a_case_blind_file_system_compares_them(tmp_path, 
         batch.plan(batch.BatchJob("unmix_fcls", USGS_LIBRARY, scenes, str(tmp_path / "out")))
     monkeypatch.setattr(files, "CASE_BLIND", False)
     assert len(batch.plan(batch.BatchJob("unmix_fcls", USGS_LIBRARY, scenes, str(tmp_path / "out")))) == 2
+
+
+def test_a_mac_is_named_by_its_local_host_name_which_does_not_follow_the_network(monkeypatch):
+    """macOS's host name follows the network (a laptop's 'dhcp-10-1-2-3' at work), so a crashed run's mark passed
+    for another machine's and blocked its output for a day: the Mac's local host name (scutil) names it instead."""
+    import subprocess
+
+    from oremap.core.engine import files
+
+    calls = []
+
+    def scutil(command, **kwargs):
+        calls.append(command)
+        return subprocess.CompletedProcess(command, 0, stdout="Annas-MacBook-Pro\n", stderr="")
+
+    monkeypatch.setattr(files.sys, "platform", "darwin")
+    monkeypatch.setattr(subprocess, "run", scutil)
+    monkeypatch.setattr("socket.gethostname", lambda: "dhcp-10-1-2-3.example.org")
+    assert files.machine_name() == "Annas-MacBook-Pro" and calls == [["scutil", "--get", "LocalHostName"]]
+    monkeypatch.setattr(subprocess, "run", lambda *a, **k: (_ for _ in ()).throw(FileNotFoundError("scutil")))
+    assert files.machine_name() == "dhcp-10-1-2-3.example.org"
+    monkeypatch.setattr(files.sys, "platform", "linux")
+    assert files.machine_name() == "dhcp-10-1-2-3.example.org"

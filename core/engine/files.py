@@ -1,5 +1,6 @@
 """Writing files safely: complete or not at all."""
 
+import functools
 import os
 import re
 import secrets
@@ -91,12 +92,30 @@ def no_console():
     return {"creationflags": subprocess.CREATE_NO_WINDOW} if os.name == "nt" else {}
 
 
+@functools.lru_cache(maxsize=1)
 def host_tag():
     """Six hex digits naming this machine in temporary file names (a folder may be shared between machines)."""
     import hashlib
+
+    return hashlib.sha1(machine_name().encode("utf-8", "replace")).hexdigest()[:6]
+
+
+def machine_name():
+    """This machine's name, as it stays: on macOS the computer's local host name (``scutil --get LocalHostName``),
+    since its host name follows the network (a laptop's 'dhcp-10-1-2-3' at work): a crashed run's mark would then
+    pass for another machine's and block its output for a day. Elsewhere (and if scutil fails) the host name."""
     import socket
 
-    return hashlib.sha1(socket.gethostname().encode("utf-8", "replace")).hexdigest()[:6]
+    if sys.platform == "darwin":
+        import subprocess
+
+        try:
+            proc = subprocess.run(["scutil", "--get", "LocalHostName"], capture_output=True, text=True, timeout=5)
+            if proc.returncode == 0 and proc.stdout.strip():
+                return proc.stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            pass
+    return socket.gethostname()
 
 
 def _pid_alive(pid):
