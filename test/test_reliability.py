@@ -602,3 +602,26 @@ def test_a_mac_is_named_by_its_local_host_name_which_does_not_follow_the_network
     assert files.machine_name() == "dhcp-10-1-2-3.example.org"
     monkeypatch.setattr(files.sys, "platform", "linux")
     assert files.machine_name() == "dhcp-10-1-2-3.example.org"
+
+
+def test_a_process_start_time_on_a_mac_comes_from_ps(monkeypatch):
+    """macOS has no /proc: a reused process id kept a dead run's mark alive. ps gives the start time there."""
+    import subprocess
+    import time
+
+    from oremap.core.engine import files
+
+    linux = files._process_start(os.getpid())   # this process, from /proc
+    started = time.strftime("%a %b %e %H:%M:%S %Y", time.localtime(linux))
+    seen = []
+
+    def ps(command, **kwargs):
+        seen.append((command, kwargs["env"]["LC_ALL"]))
+        return subprocess.CompletedProcess(command, 0, stdout=started + "\n", stderr="")
+
+    monkeypatch.setattr(files.sys, "platform", "darwin")
+    monkeypatch.setattr(subprocess, "run", ps)
+    assert abs(files._process_start(os.getpid()) - linux) < 1.0
+    assert seen == [(["ps", "-o", "lstart=", "-p", str(os.getpid())], "C")]
+    monkeypatch.setattr(subprocess, "run", lambda command, **kwargs: subprocess.CompletedProcess(command, 1, "", ""))
+    assert files._process_start(99999999) is None          # no such process: ps prints nothing

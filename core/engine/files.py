@@ -179,6 +179,15 @@ def _process_start(pid):
             return created / 1e7 - 11644473600.0
         finally:
             kernel32.CloseHandle(handle)
+    if sys.platform == "darwin":   # no /proc: ps's start time (to the second, local time, in the C locale)
+        import subprocess
+
+        try:
+            proc = subprocess.run(["ps", "-o", "lstart=", "-p", str(int(pid))], capture_output=True, text=True,
+                                  timeout=5, env=dict(os.environ, LC_ALL="C"))
+            return time.mktime(time.strptime(" ".join(proc.stdout.split()), "%a %b %d %H:%M:%S %Y"))
+        except (OSError, subprocess.SubprocessError, ValueError, OverflowError):
+            return None   # the id alone decides
     try:
         with open(f"/proc/{int(pid)}/stat", "rb") as handle:
             fields = handle.read().rsplit(b")", 1)[1].split()
@@ -186,7 +195,7 @@ def _process_start(pid):
             boot = next(float(line.split()[1]) for line in handle if line.startswith(b"btime"))
         return boot + int(fields[19]) / os.sysconf("SC_CLK_TCK")  # field 22, starttime, in clock ticks
     except (OSError, ValueError, IndexError, StopIteration):
-        return None  # no /proc (macOS): the id alone decides
+        return None  # the id alone decides
 
 
 def replace_blocked(path):
