@@ -106,16 +106,18 @@ def machine_name():
     pass for another machine's and block its output for a day. Elsewhere (and if scutil fails) the host name."""
     import socket
 
-    if sys.platform == "darwin":
-        import subprocess
+    return (sys.platform == "darwin" and _command_output(["scutil", "--get", "LocalHostName"])) or socket.gethostname()
 
-        try:
-            proc = subprocess.run(["scutil", "--get", "LocalHostName"], capture_output=True, text=True, timeout=5)
-            if proc.returncode == 0 and proc.stdout.strip():
-                return proc.stdout.strip()
-        except (OSError, subprocess.SubprocessError):
-            pass
-    return socket.gethostname()
+
+def _command_output(command):
+    """The stripped standard output of ``command`` run in the C locale, or '' when it cannot run or fails."""
+    import subprocess
+
+    try:
+        proc = subprocess.run(command, capture_output=True, text=True, timeout=5, env=dict(os.environ, LC_ALL="C"))
+    except (OSError, subprocess.SubprocessError):
+        return ""
+    return proc.stdout.strip() if proc.returncode == 0 else ""
 
 
 def _pid_alive(pid):
@@ -180,13 +182,10 @@ def _process_start(pid):
         finally:
             kernel32.CloseHandle(handle)
     if sys.platform == "darwin":   # no /proc: ps's start time (to the second, local time, in the C locale)
-        import subprocess
-
         try:
-            proc = subprocess.run(["ps", "-o", "lstart=", "-p", str(int(pid))], capture_output=True, text=True,
-                                  timeout=5, env=dict(os.environ, LC_ALL="C"))
-            return time.mktime(time.strptime(" ".join(proc.stdout.split()), "%a %b %d %H:%M:%S %Y"))
-        except (OSError, subprocess.SubprocessError, ValueError, OverflowError):
+            started = " ".join(_command_output(["ps", "-o", "lstart=", "-p", str(int(pid))]).split())
+            return time.mktime(time.strptime(started, "%a %b %d %H:%M:%S %Y"))
+        except (ValueError, OverflowError):
             return None   # the id alone decides
     try:
         with open(f"/proc/{int(pid)}/stat", "rb") as handle:
