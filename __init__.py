@@ -29,7 +29,14 @@ def missing_required():
 
 def missing_required_message(missing):
     """What to install, per platform, when ``missing`` required packages are not there."""
+    import os
+
     debian = " ".join(REQUIRED_PACKAGES[name] for name in missing)
+    if os.environ.get("FLATPAK_ID") or os.path.exists("/.flatpak-info"):
+        return (f"OreMap cannot start: this QGIS is the Flatpak ({os.environ.get('FLATPAK_ID') or 'sandboxed'}), "
+                f"whose Python lacks {', '.join(missing)} and has no pip or system packages to add them. Use QGIS "
+                "from your distribution or from qgis.org's repositories (Debian/Ubuntu: sudo apt install qgis "
+                f"python3-qgis {debian}; Fedora: sudo dnf install qgis python3-qgis {debian}).")
     return (f"OreMap cannot start: QGIS's Python lacks {', '.join(missing)}. Debian/Ubuntu: sudo apt install {debian}. "
             f"Windows: run the OSGeo4W installer (Advanced Install) and add {debian} (the OSGeo4W packages use "
             "QGIS's own GDAL). macOS: use a QGIS build that ships them (QGIS 3.28 or later from qgis.org). Do not "

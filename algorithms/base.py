@@ -1352,6 +1352,8 @@ class OreMapAlgorithm(QgsProcessingAlgorithm):
             if name and self.parameterDefinition(name) is None:
                 name = None
             raise self.fail(name, exc.message, exc.fix or "")
+        except ModuleNotFoundError as exc:  # a package QGIS's Python lacks that no REQUIRES names (shapely, pyproj...)
+            raise self.fail(None, *dependencies.missing_module_message(exc))
         except PermissionError as exc:  # a file another program holds (Windows), or a folder without write access
             raise QgsProcessingException(f"A file could not be written or replaced: {str(exc).strip()}. If it is "
                                          "open in QGIS (a loaded layer) or another program, close it there or choose "

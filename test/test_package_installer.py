@@ -358,6 +358,17 @@ def test_macs_get_the_builds_that_exist_for_them(tmp_path, monkeypatch):
     assert "/usr/bin/python3" not in found
 
 
+def test_a_python_older_than_the_pins_need_is_refused_with_the_reason(monkeypatch):
+    """Ubuntu 22.04's QGIS runs Python 3.10, for which onnxruntime 1.32 has no wheel: pip failed with 'No matching
+    distribution' after a refusal that blamed numpy and advised an apt command that could not help."""
+    monkeypatch.setattr(pi.sys, "version_info", (3, 10, 12))
+    with pytest.raises(pi.InstallError) as err:
+        pi.plan(["run"], versions={"numpy": "1.21.5"}.get)
+    assert err.value.message == ("The packages OreMap is tested with need Python 3.11 or later; this QGIS runs "
+                                 "Python 3.10.")
+    assert "Ubuntu 24.04" in err.value.fix and "(SAM, unmixing, IDW" in err.value.fix
+
+
 def test_a_package_macos_refuses_to_load_is_said_so():
     from oremap.core.engine.dependencies import import_failure
 

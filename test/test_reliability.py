@@ -625,3 +625,33 @@ def test_a_process_start_time_on_a_mac_comes_from_ps(monkeypatch):
     assert seen == [(["ps", "-o", "lstart=", "-p", str(os.getpid())], "C")]
     monkeypatch.setattr(subprocess, "run", lambda command, **kwargs: subprocess.CompletedProcess(command, 1, "", ""))
     assert files._process_start(99999999) is None          # no such process: ps prints nothing
+
+
+def test_a_package_qgis_python_lacks_is_named_with_where_to_get_it(processing_provider, tmp_path, monkeypatch):
+    """qgis.org's QGIS for Ubuntu and the Flatpak do not bring shapely (the Debian machine has it through geopandas):
+    a run that reads vector geometries (here SAM's endmember points) stopped with a ModuleNotFoundError traceback. It now names the package and the
+    system package to install, never pip (its wheels bring their own GEOS)."""
+    import sys
+
+    import geopandas as gpd
+    import processing
+    from qgis.core import QgsProcessingException
+    from shapely.geometry import Point
+
+    with rasterio.open(AVIRIS_NG) as ds:   # two endmember points inside the AVIRIS-NG tile
+        points = [Point(*(ds.transform * (c + 0.5, r + 0.5))) for r, c in ((2, 2), (7, 7))]
+        crs = ds.crs.to_wkt()
+    layer = tmp_path / "endmembers.gpkg"
+    gpd.GeoDataFrame({"name": ["a", "b"]}, geometry=points, crs=crs).to_file(layer, driver="GPKG")
+    for name in [n for n in sys.modules if n == "shapely" or n.startswith("shapely.")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, "shapely", None)   # as if not installed
+    with pytest.raises(QgsProcessingException) as err:
+        processing.run("oremap:sam_classify", {"INPUT": AVIRIS_NG, "POINTS": str(layer), "NAME_FIELD": "name",
+                                               "OUTPUT_CLASSES": str(tmp_path / "classes.tif")})
+    assert str(err.value) == (
+        "This run needs the Python package 'shapely', which QGIS's Python lacks. Debian/Ubuntu: sudo apt install "
+        "python3-shapely; Fedora: sudo dnf install python3-shapely; Windows: the OSGeo4W installer (Advanced Install), "
+        "package python3-shapely; then restart QGIS. Do not pip-install it into QGIS: its wheels bring their own "
+        "GDAL/PROJ/GEOS, which crash QGIS.")
+    assert not (tmp_path / "classes.tif").exists()

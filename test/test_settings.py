@@ -265,6 +265,15 @@ def test_without_rasterio_the_plugin_starts_and_says_what_to_install(tmp_path):
     assert (kind, providers, tag) == ("MissingPackagesPlugin", "[]", "OreMap")
     assert message.startswith("OreMap cannot start: QGIS's Python lacks rasterio. Debian/Ubuntu: sudo apt install "
                               "python3-rasterio.") and "OSGeo4W" in message
+    # the Flatpak QGIS (org.qgis.qgis) has no rasterio, scipy or pip, and apt cannot reach its sandbox
+    env["FLATPAK_ID"] = "org.qgis.qgis"
+    proc = subprocess.run([sys.executable, "-c", PLUGIN_WITHOUT_RASTERIO, ROOT], capture_output=True, text=True,
+                          env=env, timeout=120)
+    message = proc.stdout.strip().splitlines()[-1].split("|")[-1].strip()
+    assert message == ("OreMap cannot start: this QGIS is the Flatpak (org.qgis.qgis), whose Python lacks rasterio and "
+                       "has no pip or system packages to add them. Use QGIS from your distribution or from qgis.org's "
+                       "repositories (Debian/Ubuntu: sudo apt install qgis python3-qgis python3-rasterio; Fedora: sudo "
+                       "dnf install qgis python3-qgis python3-rasterio).")
 
 
 def test_html_reports_reach_the_results_viewer_and_the_log(saved_settings, processing_provider, tmp_path):

@@ -67,6 +67,28 @@ def import_failure(package, exc, what, install=None):
             "package with Plugins > OreMap > Install optional packages.")
 
 
+#: Packages OreMap takes from the system (or QGIS's installer) only, never from PyPI: their wheels bring a GDAL, PROJ or
+#: GEOS of their own, which crash inside QGIS. Package -> (Debian/Ubuntu and OSGeo4W package, Fedora package).
+GEO_PACKAGES = {"shapely": ("python3-shapely",) * 2, "pyproj": ("python3-pyproj",) * 2,
+                "geopandas": ("python3-geopandas",) * 2, "pandas": ("python3-pandas",) * 2,
+                "h5py": ("python3-h5py",) * 2, "rasterio": ("python3-rasterio",) * 2, "scipy": ("python3-scipy",) * 2,
+                "sklearn": ("python3-sklearn", "python3-scikit-learn")}
+
+
+def missing_module_message(exc):
+    """``(message, fix)`` for a run stopped by a missing Python module (``exc``: its ModuleNotFoundError): the
+    package QGIS's Python lacks and how to add it there (from the system for :data:`GEO_PACKAGES`; OreMap's
+    installer for the rest)."""
+    package = (getattr(exc, "name", None) or "?").split(".")[0]
+    message = f"This run needs the Python package '{package}', which QGIS's Python lacks."
+    if package not in GEO_PACKAGES:
+        return message, install_hint([package])
+    debian, fedora = GEO_PACKAGES[package]
+    return message, (f"Debian/Ubuntu: sudo apt install {debian}; Fedora: sudo dnf install {fedora}; Windows: the "
+                     f"OSGeo4W installer (Advanced Install), package {debian}; then restart QGIS. Do not pip-install "
+                     "it into QGIS: its wheels bring their own GDAL/PROJ/GEOS, which crash QGIS.")
+
+
 def missing(packages):
     """The packages of ``packages`` that cannot be imported, in order."""
     return [p for p in packages if not is_installed(p)]

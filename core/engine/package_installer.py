@@ -39,6 +39,9 @@ ONNXRUNTIME_OLDER_MACS = "1.23.2"
 release with wheels for them. It runs OreMap's models (ONNX IR 8, opset 17) with the same outputs as the pinned one:
 checked on every bundled and demo model, and with the model tests, on Linux."""
 DEFAULT_GROUPS = ("run",)
+PYTHON_MINIMUM = (3, 11)
+"""The oldest Python the pinned packages install on: onnxruntime 1.32 and torch's filelock and networkx need 3.11
+(their wheels and ``Requires-Python``); Ubuntu 22.04's QGIS runs 3.10, older Windows and macOS builds 3.9."""
 
 
 class InstallError(OreMapError):
@@ -277,6 +280,12 @@ def plan(groups=DEFAULT_GROUPS, folder=None, pins=None, versions=None):
     """
     pins = read_pins() if pins is None else pins
     versions = versions or (lambda name: host_version(name, folder))
+    if sys.version_info[:2] < PYTHON_MINIMUM:
+        raise InstallError(f"The packages OreMap is tested with need Python {'.'.join(map(str, PYTHON_MINIMUM))} or "
+                           f"later; this QGIS runs Python {sys.version_info[0]}.{sys.version_info[1]}.",
+                           fix="Use a QGIS whose Python is newer: on Debian 12 or Ubuntu 24.04 and later, or a "
+                               "current QGIS installer for Windows or macOS. The algorithms that need no optional "
+                               "package (SAM, unmixing, IDW, element selection, indices, evaluation) run here.")
     unknown = [g for g in groups if g not in pins]
     if unknown:
         raise InstallError(f"Unknown package group(s): {', '.join(unknown)}.",
@@ -451,8 +460,9 @@ def install(groups=DEFAULT_GROUPS, folder=None, python=None, find_links=None, lo
     what = plan(groups, folder, pins)
     if what["problems"]:
         raise InstallError("The packages cannot be installed here: " + " ".join(what["problems"]),
-                           fix="Use a QGIS whose Python provides these packages (QGIS 3.28 or later on Windows "
-                               "and macOS; Debian/Ubuntu: sudo apt install python3-numpy python3-sklearn).")
+                           fix="Use a QGIS whose Python provides these packages at those versions (QGIS 3.28 or later "
+                               "on Windows and macOS; Debian 12 or Ubuntu 24.04 and later: sudo apt install "
+                               "python3-numpy python3-sklearn; an older system's own numpy cannot be replaced).")
     for name, version in what["kept"]:
         log(f"{name} {version}: already in QGIS's Python, kept.")
     if not what["install"]:

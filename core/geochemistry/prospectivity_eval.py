@@ -777,7 +777,9 @@ def evaluate_raster(score_path, deposits_xy, positive_radius=2000.0, negative_mi
         sample = np.sort(scan["area"])
         # values of the map itself (not interpolated between two), so a map of few distinct values gets the
         # thresholds, and the P-A intersection, of the exact curves
-        grid = np.quantile(sample, np.linspace(0.0, 1.0, 2001), method="inverted_cdf")
+        # (numpy's quantile method "inverted_cdf", written out: the keyword needs numpy 1.22, Ubuntu 22.04 has 1.21)
+        levels = np.linspace(0.0, 1.0, 2001)
+        grid = sample[np.clip(np.ceil(levels * sample.size).astype(np.int64) - 1, 0, sample.size - 1)]
         thresholds = np.unique(np.concatenate([grid, dep_ok, [scan["min"], scan["max"]]]))
         ge, gt = _exact_counts(score_path, band, thresholds, nodata, memory_mb, feedback.scaled(70, 100))
         n = scan["n_area"]
