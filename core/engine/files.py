@@ -322,7 +322,7 @@ def claim(path, parameter=None, what=None):
     live = []
     for name in sorted(names_beside(folder, "." + base + _WRITING)):   # every stale mark is removed first
         full = os.path.join(folder, name)
-        match = _WRITING_NAME.fullmatch(name[len(base) + 1:])
+        match = _WRITING_NAME.search(name)   # not sliced: a case-blind match may differ in length (casefold)
         if match is None or full == mine:
             continue
         host, pid = match.group("host"), int(match.group("pid"))
@@ -508,7 +508,7 @@ def remove_stale_kept(path):
     folder, base = os.path.split(os.path.abspath(path))
     removed = []
     for name in names_beside(folder, "." + base + _KEPT):
-        match = _KEPT_NAME.fullmatch(name[len(base) + 1:])
+        match = _KEPT_NAME.search(name)
         full = os.path.join(folder, name)
         # by process only: a kept copy has the old output's time, so its age says nothing of its run
         if match is None or not run_file_is_stale(full, match.group("host"), match.group("pid"), by_age=False):

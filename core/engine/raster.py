@@ -639,7 +639,7 @@ def remove_stale_partials(path):
     folder = os.path.dirname(os.path.abspath(path)) or "."
     removed = []
     for name in names_beside(folder, os.path.basename(path) + ".oremap-partial"):
-        match = _PARTIAL.fullmatch(name[len(os.path.basename(path)):])
+        match = _PARTIAL.search(name)
         if match is None:
             continue
         full = os.path.join(folder, name)
