@@ -11,13 +11,9 @@ def packages_folder():
     return folder_for_profile(QgsApplication.qgisSettingsDirPath())
 
 
-#: Packages without which nothing of OreMap runs, and how to get them into QGIS's Python. They bring their own
-#: GDAL/PROJ/GEOS when installed from PyPI, which crash inside QGIS: the system's or QGIS's own builds only.
-REQUIRED_PACKAGES = {
-    "numpy": "python3-numpy",
-    "scipy": "python3-scipy",
-    "rasterio": "python3-rasterio",
-}
+#: Packages without which nothing of OreMap runs. They bring their own GDAL/PROJ/GEOS when installed from PyPI, which
+#: crash inside QGIS: the system's or QGIS's own builds only (their packages: ``core.engine.dependencies.GEO_PACKAGES``).
+REQUIRED_PACKAGES = ("numpy", "scipy", "rasterio")
 
 
 def missing_required():
@@ -31,7 +27,9 @@ def missing_required_message(missing):
     """What to install, per platform, when ``missing`` required packages are not there."""
     import os
 
-    debian = " ".join(REQUIRED_PACKAGES[name] for name in missing)
+    from .core.engine.dependencies import GEO_PACKAGES
+
+    debian = " ".join(GEO_PACKAGES[name][0] for name in missing)
     if os.environ.get("FLATPAK_ID") or os.path.exists("/.flatpak-info"):
         return (f"OreMap cannot start: this QGIS is the Flatpak ({os.environ.get('FLATPAK_ID') or 'sandboxed'}), "
                 f"whose Python lacks {', '.join(missing)} and has no pip or system packages to add them. Use QGIS "

@@ -457,9 +457,9 @@ def locked_output_problem(path, project, windows=None):
     open in another program (:func:`core.engine.files.replace_blocked`). Elsewhere a loaded file can be replaced."""
     if not (files.WINDOWS if windows is None else windows) or not os.path.isfile(path):
         return None
-    key = os.path.normcase(os.path.realpath(path))
+    key = files.file_key(os.path.realpath(path))
     for layer in (project.mapLayers().values() if project is not None else ()):
-        if any(os.path.normcase(p) == key for p in files_of(layer, None, layers=False)):
+        if any(files.file_key(p) == key for p in files_of(layer, None, layers=False)):
             return (f"{os.path.basename(path)} is loaded in the project as the layer '{layer.name()}'. Windows keeps a "
                     "loaded file locked, so it could not be replaced: the run would fail at its end.",
                     "Remove the layer from the project (Layers panel: right-click > Remove Layer), or choose another "
@@ -1353,6 +1353,8 @@ class OreMapAlgorithm(QgsProcessingAlgorithm):
                 name = None
             raise self.fail(name, exc.message, exc.fix or "")
         except ModuleNotFoundError as exc:  # a package QGIS's Python lacks that no REQUIRES names (shapely, pyproj...)
+            if (getattr(exc, "name", None) or "").split(".")[0] in (__name__.split(".")[0], "oremap"):
+                raise   # a file of OreMap itself: a broken installation, whose traceback says where
             raise self.fail(None, *dependencies.missing_module_message(exc))
         except PermissionError as exc:  # a file another program holds (Windows), or a folder without write access
             raise QgsProcessingException(f"A file could not be written or replaced: {str(exc).strip()}. If it is "

@@ -342,6 +342,25 @@ def test_macs_get_the_builds_that_exist_for_them(tmp_path, monkeypatch):
     assert err.value.message == ("PyTorch publishes no torch 2.13.0 for Intel Macs, so the networks cannot be trained "
                                  "with this QGIS.")
     assert err.value.fix.startswith("Untick torch: the other packages install")
+    # the commands the help gives for installing by hand name the same builds
+    from oremap.core.engine import dependencies
+
+    assert dependencies.install_command(["onnxruntime", "torch"]) == [
+        "python -m pip install onnxruntime==1.23.2", "python -m pip install torch (no build for this Mac)"]
+    monkeypatch.setattr(pi, "host_platform", lambda: ("darwin", "arm64", (14, 5)))
+    assert dependencies.install_command(["torch"]) == ["python -m pip install torch==2.13.0"]
+    # and the installer takes torch from PyPI there, not from PyTorch's CPU index (no Mac build carries '+cpu')
+    calls = []
+
+    def pip_command(python, requirements, target, **kwargs):
+        calls.append((requirements, kwargs))
+        raise RuntimeError("stop before pip runs")
+
+    monkeypatch.setattr(pi, "plan", lambda *a, **k: {"install": ["torch==2.13.0"], "kept": [], "problems": []})
+    monkeypatch.setattr(pi, "pip_command", pip_command)
+    with pytest.raises(RuntimeError, match="stop before pip runs"):
+        pi.install(["torch"], folder=str(tmp_path / "packages"), python="python3")
+    assert calls == [(["torch==2.13.0"], {"find_links": None, "index_url": None, "extra_index_url": None})]
     # inside the QGIS app on macOS sys.executable is QGIS itself: its folder's python (the 3.44/4.x wrapper) and
     # bin/python3 are candidates; Apple's /usr/bin stub is not
     app = tmp_path / "QGIS-LTR 3.44.app" / "Contents" / "MacOS"
@@ -358,15 +377,16 @@ def test_macs_get_the_builds_that_exist_for_them(tmp_path, monkeypatch):
     assert "/usr/bin/python3" not in found
 
 
-def test_a_python_older_than_the_pins_need_is_refused_with_the_reason(monkeypatch):
+def test_a_python_older_than_the_pins_need_is_refused_with_the_reason(tmp_path, monkeypatch):
     """Ubuntu 22.04's QGIS runs Python 3.10, for which onnxruntime 1.32 has no wheel: pip failed with 'No matching
     distribution' after a refusal that blamed numpy and advised an apt command that could not help."""
     monkeypatch.setattr(pi.sys, "version_info", (3, 10, 12))
     with pytest.raises(pi.InstallError) as err:
-        pi.plan(["run"], versions={"numpy": "1.21.5"}.get)
+        pi.install(["run"], folder=str(tmp_path / "packages"))
     assert err.value.message == ("The packages OreMap is tested with need Python 3.11 or later; this QGIS runs "
                                  "Python 3.10.")
     assert "Ubuntu 24.04" in err.value.fix and "(SAM, unmixing, IDW" in err.value.fix
+    assert not (tmp_path / "packages").exists()
 
 
 def test_a_package_macos_refuses_to_load_is_said_so():

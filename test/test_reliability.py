@@ -561,11 +561,15 @@ def test_names_are_compared_as_a_case_blind_file_system_compares_them(tmp_path, 
     assert files.file_key("/data/Out.tif") != files.file_key("/data/out.tif")   # Linux: case-sensitive
     monkeypatch.setattr(files, "CASE_BLIND", True)
     assert files.file_key("/data/Out.tif") == files.file_key("/data/out.tif")
-    mark = files.claim(tmp_path / "Out.tif", "OUTPUT")
-    other = str(mark).replace("Out.tif", "out.tif").replace(f"-{os.getpid()}-", "-1-")
-    os.rename(mark, other)   # as another live run's mark on the same file spelt in lower case (pid 1 is alive)
-    with pytest.raises(OreMapError, match="'out.tif' is being written by another OreMap run"):
-        files.claim(tmp_path / "out.tif", "OUTPUT")
+    mark = files.claim(tmp_path / "out.tif", "OUTPUT")
+    other = str(mark).replace(f"-{os.getpid()}-", "-1-")
+    os.rename(mark, other)   # as another live run's mark on 'out.tif' (pid 1 is alive)
+    with pytest.raises(OreMapError, match="'OUT.tif' is being written by another OreMap run"):
+        files.claim(tmp_path / "OUT.tif", "OUTPUT")              # the same file there, spelt in capitals
+    monkeypatch.setattr(files, "CASE_BLIND", False)
+    files.release(files.claim(tmp_path / "OUT.tif", "OUTPUT"))   # another file on a case-sensitive system
+    monkeypatch.setattr(files, "CASE_BLIND", True)
+    assert files.file_key("Straße.tif") != files.file_key("STRASSE.tif")   # one character for one, as NTFS/APFS
     os.remove(other)
     import shutil
 
@@ -605,26 +609,25 @@ def test_a_mac_is_named_by_its_local_host_name_which_does_not_follow_the_network
 
 
 def test_a_process_start_time_on_a_mac_comes_from_ps(monkeypatch):
-    """macOS has no /proc: a reused process id kept a dead run's mark alive. ps gives the start time there."""
+    """macOS has no /proc: a reused process id kept a dead run's mark alive. ps gives the time since the start there
+    (its elapsed time, not its local start time, which is ambiguous in the hour a clock goes back)."""
     import subprocess
     import time
 
     from oremap.core.engine import files
 
-    linux = files._process_start(os.getpid())   # this process, from /proc
-    started = time.strftime("%a %b %e %H:%M:%S %Y", time.localtime(linux))
-    seen = []
+    seen, answers = [], iter(["1-02:03:04\n", "05:07\n", ""])
 
     def ps(command, **kwargs):
         seen.append((command, kwargs["env"]["LC_ALL"]))
-        return subprocess.CompletedProcess(command, 0, stdout=started + "\n", stderr="")
+        return subprocess.CompletedProcess(command, 0, stdout=next(answers), stderr="")
 
     monkeypatch.setattr(files.sys, "platform", "darwin")
     monkeypatch.setattr(subprocess, "run", ps)
-    assert abs(files._process_start(os.getpid()) - linux) < 1.0
-    assert seen == [(["ps", "-o", "lstart=", "-p", str(os.getpid())], "C")]
-    monkeypatch.setattr(subprocess, "run", lambda command, **kwargs: subprocess.CompletedProcess(command, 1, "", ""))
-    assert files._process_start(99999999) is None          # no such process: ps prints nothing
+    assert abs(files._process_start(4242) - (time.time() - 93784)) < 2.0      # 1 day, 2 h, 3 min, 4 s ago
+    assert abs(files._process_start(4242) - (time.time() - 307)) < 2.0
+    assert files._process_start(4242) is None                                # no such process: ps prints nothing
+    assert seen[0] == (["ps", "-o", "etime=", "-p", "4242"], "C")
 
 
 def test_a_package_qgis_python_lacks_is_named_with_where_to_get_it(processing_provider, tmp_path, monkeypatch):
@@ -653,5 +656,10 @@ def test_a_package_qgis_python_lacks_is_named_with_where_to_get_it(processing_pr
         "This run needs the Python package 'shapely', which QGIS's Python lacks. Debian/Ubuntu: sudo apt install "
         "python3-shapely; Fedora: sudo dnf install python3-shapely; Windows: the OSGeo4W installer (Advanced Install), "
         "package python3-shapely; then restart QGIS. Do not pip-install it into QGIS: its wheels bring their own "
-        "GDAL/PROJ/GEOS, which crash QGIS.")
+        "GDAL/PROJ/GEOS or numpy, which break QGIS.")
+    # a package that is there but broken is not called missing (nor sent to pip or apt)
+    from oremap.core.engine.dependencies import missing_module_message
+
+    message, fix = missing_module_message(ModuleNotFoundError("No module named 'numpy.core._x'", name="numpy.core._x"))
+    assert message.startswith("The Python package 'numpy' is installed but cannot be loaded") and "pip" not in fix
     assert not (tmp_path / "classes.tif").exists()

@@ -27,6 +27,7 @@ OPTIONAL_PACKAGES = {
 #: packages the installer does not install (they start processes and servers of their own): their Debian/Ubuntu
 #: packages, the versions the tests run
 SYSTEM_PACKAGES = {"distributed": "python3-dask python3-distributed", "sklearn": "python3-sklearn"}
+"""(Kept beside :data:`GEO_PACKAGES`, whose Debian names these agree with, for Dask: pip may install it.)"""
 
 
 def is_installed(package):
@@ -68,25 +69,28 @@ def import_failure(package, exc, what, install=None):
 
 
 #: Packages OreMap takes from the system (or QGIS's installer) only, never from PyPI: their wheels bring a GDAL, PROJ or
-#: GEOS of their own, which crash inside QGIS. Package -> (Debian/Ubuntu and OSGeo4W package, Fedora package).
-GEO_PACKAGES = {"shapely": ("python3-shapely",) * 2, "pyproj": ("python3-pyproj",) * 2,
-                "geopandas": ("python3-geopandas",) * 2, "pandas": ("python3-pandas",) * 2,
-                "h5py": ("python3-h5py",) * 2, "rasterio": ("python3-rasterio",) * 2, "scipy": ("python3-scipy",) * 2,
+#: GEOS of their own, or replace QGIS's own numpy. Package -> (Debian/Ubuntu and OSGeo4W package, Fedora package).
+GEO_PACKAGES = {"numpy": ("python3-numpy",) * 2, "scipy": ("python3-scipy",) * 2,
+                "rasterio": ("python3-rasterio",) * 2, "shapely": ("python3-shapely",) * 2,
+                "pyproj": ("python3-pyproj",) * 2, "geopandas": ("python3-geopandas",) * 2,
+                "pandas": ("python3-pandas",) * 2, "h5py": ("python3-h5py",) * 2,
                 "sklearn": ("python3-sklearn", "python3-scikit-learn")}
 
 
-def missing_module_message(exc):
-    """``(message, fix)`` for a run stopped by a missing Python module (``exc``: its ModuleNotFoundError): the
-    package QGIS's Python lacks and how to add it there (from the system for :data:`GEO_PACKAGES`; OreMap's
-    installer for the rest)."""
-    package = (getattr(exc, "name", None) or "?").split(".")[0]
+def missing_module_message(exc, what="run this algorithm"):
+    """``(message, fix)`` for a run stopped by ``exc`` (a ModuleNotFoundError): a package QGIS's Python lacks and how
+    to add it there (from the system for :data:`GEO_PACKAGES`, never pip; else as :func:`install_hint` says), or,
+    when the package is there but a part of it is not, :func:`import_failure`'s account of a broken installation."""
+    package = (getattr(exc, "name", None) or "").split(".")[0]
+    if not package or is_installed(package):
+        return import_failure(package or "?", exc, what)
     message = f"This run needs the Python package '{package}', which QGIS's Python lacks."
     if package not in GEO_PACKAGES:
         return message, install_hint([package])
     debian, fedora = GEO_PACKAGES[package]
     return message, (f"Debian/Ubuntu: sudo apt install {debian}; Fedora: sudo dnf install {fedora}; Windows: the "
                      f"OSGeo4W installer (Advanced Install), package {debian}; then restart QGIS. Do not pip-install "
-                     "it into QGIS: its wheels bring their own GDAL/PROJ/GEOS, which crash QGIS.")
+                     "it into QGIS: its wheels bring their own GDAL/PROJ/GEOS or numpy, which break QGIS.")
 
 
 def missing(packages):
@@ -108,7 +112,8 @@ def installer_pins():
 
 
 def _requirement(package, pins):
-    """The pip requirement of ``package``: the installer's pin, else :data:`OPTIONAL_PACKAGES`' own."""
+    """The pip requirement of ``package``: the installer's pin (on a Mac the build the installer takes there),
+    else :data:`OPTIONAL_PACKAGES`' own."""
     from .package_installer import normalise
 
     spec = OPTIONAL_PACKAGES.get(package, ("", package))[1]
@@ -116,6 +121,14 @@ def _requirement(package, pins):
     version = pins.get(normalise(name))
     if version is None:
         return spec
+    from .package_installer import InstallError, host_platform, platform_pin
+
+    where = host_platform()
+    if where[0] == "darwin":   # the Mac's own builds: PyPI's torch, an older onnxruntime on older Macs
+        try:
+            return f"{name}=={platform_pin(name, version, where)}"
+        except InstallError:
+            return f"{name} (no build for this Mac)"
     if name == "torch":
         version = version.split("+")[0]   # the CPU build comes from its own index, which the extra names
     return f"{name}=={version}" + (f" {extra}" if extra else "")

@@ -52,18 +52,22 @@ HFS+, unless formatted case-sensitive) compare them: there 'Scene.tif' and 'scen
 
 
 def file_key(path):
-    """``path`` as the file system compares names (:data:`CASE_BLIND`): equal keys, one file. A case-sensitive Mac
-    volume then refuses a few names it could keep apart, never the reverse."""
-    return os.path.normcase(path).casefold() if CASE_BLIND else path
+    """``path`` as the file system compares names (:data:`CASE_BLIND`): equal keys, one file. Each character is
+    lower-cased on its own, as NTFS and APFS fold case one character for one ('Straße' and 'STRASSE' stay two names;
+    a case-sensitive Mac volume then refuses a few names it could keep apart, never the reverse)."""
+    if not CASE_BLIND:
+        return path
+    return "".join(c if len(c.lower()) != 1 else c.lower() for c in os.path.normcase(path))
 
 
 def file_identity(path):
-    """``(device, inode)`` of the file at ``path`` (links and other spellings of one file share it), or None."""
+    """``(device, inode)`` of the file at ``path`` (links and other spellings of one file share it), or None (also
+    where the file system gives no file id: some network shares report 0)."""
     try:
         st = os.stat(path)
     except OSError:
         return None
-    return (st.st_dev, st.st_ino)
+    return (st.st_dev, st.st_ino) if st.st_ino else None
 
 
 #: How long a rename waits out a file that another program holds for a moment (Windows: the virus scanner, the
@@ -181,11 +185,13 @@ def _process_start(pid):
             return created / 1e7 - 11644473600.0
         finally:
             kernel32.CloseHandle(handle)
-    if sys.platform == "darwin":   # no /proc: ps's start time (to the second, local time, in the C locale)
+    if sys.platform == "darwin":   # no /proc: the time since it started, from ps ([[dd-]hh:]mm:ss)
+        elapsed = _command_output(["ps", "-o", "etime=", "-p", str(int(pid))])
+        days, _, clock = elapsed.rpartition("-")
         try:
-            started = " ".join(_command_output(["ps", "-o", "lstart=", "-p", str(int(pid))]).split())
-            return time.mktime(time.strptime(started, "%a %b %d %H:%M:%S %Y"))
-        except (ValueError, OverflowError):
+            seconds = sum(int(part) * 60 ** k for k, part in enumerate(reversed(clock.split(":"))))
+            return time.time() - seconds - 86400 * int(days or 0) if clock else None
+        except ValueError:
             return None   # the id alone decides
     try:
         with open(f"/proc/{int(pid)}/stat", "rb") as handle:

@@ -280,12 +280,6 @@ def plan(groups=DEFAULT_GROUPS, folder=None, pins=None, versions=None):
     """
     pins = read_pins() if pins is None else pins
     versions = versions or (lambda name: host_version(name, folder))
-    if sys.version_info[:2] < PYTHON_MINIMUM:
-        raise InstallError(f"The packages OreMap is tested with need Python {'.'.join(map(str, PYTHON_MINIMUM))} or "
-                           f"later; this QGIS runs Python {sys.version_info[0]}.{sys.version_info[1]}.",
-                           fix="Use a QGIS whose Python is newer: on Debian 12 or Ubuntu 24.04 and later, or a "
-                               "current QGIS installer for Windows or macOS. The algorithms that need no optional "
-                               "package (SAM, unmixing, IDW, element selection, indices, evaluation) run here.")
     unknown = [g for g in groups if g not in pins]
     if unknown:
         raise InstallError(f"Unknown package group(s): {', '.join(unknown)}.",
@@ -456,6 +450,12 @@ def install(groups=DEFAULT_GROUPS, folder=None, python=None, find_links=None, lo
     is_canceled = is_canceled or (lambda: False)
     if not folder:
         raise InstallError("No packages folder was given.", fix="Pass the QGIS profile's oremap-packages folder.")
+    if pins is None and sys.version_info[:2] < PYTHON_MINIMUM:
+        raise InstallError(f"The packages OreMap is tested with need Python {'.'.join(map(str, PYTHON_MINIMUM))} or "
+                           f"later; this QGIS runs Python {sys.version_info[0]}.{sys.version_info[1]}.",
+                           fix="Use a QGIS whose Python is newer: on Debian 12 or Ubuntu 24.04 and later, or a "
+                               "current QGIS installer for Windows or macOS. The algorithms that need no optional "
+                               "package (SAM, unmixing, IDW, element selection, indices, evaluation) run here.")
     folder = os.path.abspath(folder)
     what = plan(groups, folder, pins)
     if what["problems"]:
