@@ -69,7 +69,7 @@ def import_failure(package, exc, what, install=None):
 
 
 #: Packages OreMap takes from the system (or QGIS's installer) only, never from PyPI: their wheels bring a GDAL, PROJ or
-#: GEOS of their own, or replace QGIS's own numpy. Package -> (Debian/Ubuntu and OSGeo4W package, Fedora package).
+#: GEOS of their own, or replace QGIS's own numpy. Package -> (Debian/Ubuntu package, Fedora and OSGeo4W package).
 GEO_PACKAGES = {"numpy": ("python3-numpy",) * 2, "scipy": ("python3-scipy",) * 2,
                 "rasterio": ("python3-rasterio",) * 2, "shapely": ("python3-shapely",) * 2,
                 "pyproj": ("python3-pyproj",) * 2, "geopandas": ("python3-geopandas",) * 2,
@@ -89,7 +89,7 @@ def missing_module_message(exc, what="run this algorithm"):
         return message, install_hint([package])
     debian, fedora = GEO_PACKAGES[package]
     return message, (f"Debian/Ubuntu: sudo apt install {debian}; Fedora: sudo dnf install {fedora}; Windows: the "
-                     f"OSGeo4W installer (Advanced Install), package {debian}; then restart QGIS. Do not pip-install "
+                     f"OSGeo4W installer (Advanced Install), package {fedora}; then restart QGIS. Do not pip-install "
                      "it into QGIS: its wheels bring their own GDAL/PROJ/GEOS or numpy, which break QGIS.")
 
 
