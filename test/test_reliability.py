@@ -661,5 +661,6 @@ def test_a_package_qgis_python_lacks_is_named_with_where_to_get_it(processing_pr
     from oremap.core.engine.dependencies import missing_module_message
 
     message, fix = missing_module_message(ModuleNotFoundError("No module named 'numpy.core._x'", name="numpy.core._x"))
-    assert message.startswith("The Python package 'numpy' is installed but cannot be loaded") and "pip" not in fix
+    assert message.startswith("The Python package 'numpy' is installed but cannot be loaded")
+    assert fix.endswith("reinstall the system package python3-numpy (OSGeo4W: python3-numpy), never with pip.")
     assert not (tmp_path / "classes.tif").exists()

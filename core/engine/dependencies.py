@@ -65,7 +65,8 @@ def import_failure(package, exc, what, install=None):
             "Restart QGIS, then try again. On Windows a 'DLL load failed' usually means the Microsoft Visual C++ "
             "Redistributable (x64, latest) is missing or older than the package needs, or another program's copy "
             "of a DLL was loaded first: install the redistributable, restart QGIS, and if it persists reinstall the "
-            "package with Plugins > OreMap > Install optional packages.")
+            + (f"system package {GEO_PACKAGES[package][0]} (OSGeo4W: {GEO_PACKAGES[package][1]}), never with pip."
+               if package in GEO_PACKAGES else "package with Plugins > OreMap > Install optional packages."))
 
 
 #: Packages OreMap takes from the system (or QGIS's installer) only, never from PyPI: their wheels bring a GDAL, PROJ or
