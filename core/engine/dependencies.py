@@ -24,10 +24,17 @@ OPTIONAL_PACKAGES = {
                 "comparison, the mine patch classifier)", "scikit-learn"),
 }
 
+#: Packages OreMap takes from the system (or QGIS's installer) only, never from PyPI: their wheels bring a GDAL, PROJ or
+#: GEOS of their own, or replace QGIS's own numpy. Package -> (Debian/Ubuntu package, Fedora and OSGeo4W package).
+GEO_PACKAGES = {"numpy": ("python3-numpy",) * 2, "scipy": ("python3-scipy",) * 2,
+                "rasterio": ("python3-rasterio",) * 2, "shapely": ("python3-shapely",) * 2,
+                "pyproj": ("python3-pyproj",) * 2, "geopandas": ("python3-geopandas",) * 2,
+                "pandas": ("python3-pandas",) * 2, "h5py": ("python3-h5py",) * 2,
+                "sklearn": ("python3-sklearn", "python3-scikit-learn")}
+
 #: packages the installer does not install (they start processes and servers of their own): their Debian/Ubuntu
 #: packages, the versions the tests run
-SYSTEM_PACKAGES = {"distributed": "python3-dask python3-distributed", "sklearn": "python3-sklearn"}
-"""(Kept beside :data:`GEO_PACKAGES`, whose Debian names these agree with, for Dask: pip may install it.)"""
+SYSTEM_PACKAGES = {"distributed": "python3-dask python3-distributed", "sklearn": GEO_PACKAGES["sklearn"][0]}
 
 
 def is_installed(package):
@@ -67,15 +74,6 @@ def import_failure(package, exc, what, install=None):
             "of a DLL was loaded first: install the redistributable, restart QGIS, and if it persists reinstall the "
             + (f"system package {GEO_PACKAGES[package][0]} (OSGeo4W: {GEO_PACKAGES[package][1]}), never with pip."
                if package in GEO_PACKAGES else "package with Plugins > OreMap > Install optional packages."))
-
-
-#: Packages OreMap takes from the system (or QGIS's installer) only, never from PyPI: their wheels bring a GDAL, PROJ or
-#: GEOS of their own, or replace QGIS's own numpy. Package -> (Debian/Ubuntu package, Fedora and OSGeo4W package).
-GEO_PACKAGES = {"numpy": ("python3-numpy",) * 2, "scipy": ("python3-scipy",) * 2,
-                "rasterio": ("python3-rasterio",) * 2, "shapely": ("python3-shapely",) * 2,
-                "pyproj": ("python3-pyproj",) * 2, "geopandas": ("python3-geopandas",) * 2,
-                "pandas": ("python3-pandas",) * 2, "h5py": ("python3-h5py",) * 2,
-                "sklearn": ("python3-sklearn", "python3-scikit-learn")}
 
 
 def missing_module_message(exc, what="run this algorithm"):

@@ -328,7 +328,7 @@ def claim(path, parameter=None, what=None):
     live = []
     for name in sorted(names_beside(folder, "." + base + _WRITING)):   # every stale mark is removed first
         full = os.path.join(folder, name)
-        match = _WRITING_NAME.search(name)   # not sliced: a case-blind match may differ in length (casefold)
+        match = _WRITING_NAME.search(name)   # by its tail: the name's start may be spelt otherwise (case-blind)
         if match is None or full == mine:
             continue
         host, pid = match.group("host"), int(match.group("pid"))

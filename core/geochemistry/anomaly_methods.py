@@ -228,9 +228,9 @@ def score_spatial(Z, x, y, k=DEFAULT_K, floor=SPREAD_FLOOR, chunk=20000):
     first = np.argsort(~apart, axis=1, kind="stable")[:, :k]      # the k nearest neighbours apart, in order
     full = apart.sum(axis=1) >= k
     out = np.empty(n)
-    rows = np.flatnonzero(full)
-    for start in range(0, rows.size, max(1, int(chunk))):
-        part = rows[start:start + max(1, int(chunk))]
+    rows, step = np.flatnonzero(full), max(1, int(chunk))
+    for start in range(0, rows.size, step):
+        part = rows[start:start + step]
         out[part] = _spatial_residual(Z[part], Z[np.take_along_axis(idx[part], first[part], axis=1)], floor)
     for i in np.flatnonzero(~full):
         nb = idx[i][apart[i]][:k]
