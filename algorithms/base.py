@@ -61,7 +61,8 @@ from ..core.engine.errors import Cancelled, OreMapError
 from ..core.engine.feedback import Feedback, ensure
 from ..core.engine import files
 from ..core.engine.files import OutputGuard, replace_blocked
-from ..core.engine.raster import check_output_path, clean_partials, gdal_cache_limit, output_name_problem
+from ..core.engine.raster import (check_output_path, clean_partials, damaged_file_reason, gdal_cache_limit,
+                                  output_name_problem)
 from ..processing_provider import settings
 from . import styles
 
@@ -1328,6 +1329,10 @@ class OreMapAlgorithm(QgsProcessingAlgorithm):
             layer = layer or QgsProcessingUtils.mapLayerFromString(value, context, True)
             if layer is not None and layer.type() in (QgsMapLayer.RasterLayer, QgsMapLayer.VectorLayer):
                 what = "it is a raster" if layer.type() == QgsMapLayer.RasterLayer else "it is a vector layer"
+            elif what is None and os.path.isfile(path):
+                what = damaged_file_reason(path)
+                if what:
+                    fix = "Copy or download the file again and choose the complete file."
             return (f"{label}: '{os.path.basename(path)}' is not a {noun} QGIS can open"
                     + (f"; {what}." if what else ".") + " " + (fix or f"Choose {examples}."))
         return None

@@ -27,17 +27,20 @@ style from :class:`StylePostProcessor` when Processing loads it.
 """
 
 import os
+import re
 
 import numpy as np
 from qgis.core import (
     QgsColorRampShader,
     QgsContrastEnhancement,
     QgsGraduatedSymbolRenderer,
+    QgsMapLayer,
     QgsMultiBandColorRenderer,
     QgsPalettedRasterRenderer,
     QgsProcessingLayerPostProcessorInterface,
     QgsRasterLayer,
     QgsRasterShader,
+    QgsReadWriteContext,
     QgsRendererRange,
     QgsSingleBandPseudoColorRenderer,
     QgsStyle,
@@ -181,6 +184,33 @@ def _style_layer(path, style):
     return QgsVectorLayer(path, name, "ogr")
 
 
+_STYLE_CATEGORIES = QgsMapLayer.StyleCategories(QgsMapLayer.AllStyleCategories)
+if hasattr(QgsMapLayer, "Elevation"):  # QGIS 3.26 on: the profile symbols of a new layer get random colours
+    _STYLE_CATEGORIES &= ~QgsMapLayer.Elevation
+"""What a saved style holds: everything but the elevation profile settings, which OreMap leaves at QGIS's defaults
+and which would make the same output's .qml differ from run to run."""
+
+
+_RANDOM_ID = re.compile(r"^\{[0-9a-fA-F]{8}(-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}\}$")
+
+
+def _drop_random_ids(document):
+    """Remove the random ids QGIS 3.30 and later write in a style: on every symbol layer (``<layer class=...
+    id="{uuid}">``) and on every class of a graduated or categorised renderer (``<range uuid="{uuid}">``), so the
+    same output gets the same .qml on every run, in a batch as alone. QGIS gives what it reads without one a new id,
+    as it does for styles of older versions."""
+    stack = [document.documentElement()]
+    while stack:
+        element = stack.pop()
+        for name in ("id", "uuid"):
+            if _RANDOM_ID.match(element.attribute(name)):
+                element.removeAttribute(name)
+        child = element.firstChildElement()
+        while not child.isNull():
+            stack.append(child)
+            child = child.nextSiblingElement()
+
+
 def write_style(path, style):
     """Style the raster or vector file at ``path`` and save it as ``<path without extension>.qml``.
 
@@ -201,7 +231,8 @@ def write_style(path, style):
         from ..core.engine.files import write_atomic
 
         document = QDomDocument("qgis")
-        layer.exportNamedStyle(document)
+        layer.exportNamedStyle(document, QgsReadWriteContext(), _STYLE_CATEGORIES)
+        _drop_random_ids(document)
         write_atomic(qml, document.toString(2))
         return qml
     finally:

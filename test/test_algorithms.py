@@ -236,7 +236,7 @@ def test_integer_reflectance_real_scene(run_alg, tmp_path):
     with open(library, "w") as fh:
         fh.write("wavelength_nm," + ",".join(picks) + "\n")
         for b, wl in enumerate(info.centers):
-            fh.write(f"{wl!r}," + ",".join(repr(float(reflectance[b][rc])) for rc in picks.values()) + "\n")
+            fh.write(f"{float(wl)!r}," + ",".join(repr(float(reflectance[b][rc])) for rc in picks.values()) + "\n")
     as_float = str(tmp_path / "jasper_float.tif")
     with rasterio.open(JASPER) as src, rasterio.open(as_float, "w", driver="GTiff", width=src.width,
                                                       height=src.height, count=src.count, dtype="float32") as dst:

@@ -100,6 +100,11 @@ def fx(tmp_path_factory):
     bounds = rasterio.transform.array_bounds(10, 10, transform)
     f.trunc_cube = _truncate(_write_tif(os.path.join(d, "cube cut in half.tif"), cube, transform=transform,
                                         band_tags=band_tags(info)))
+    # cut after its first bytes, as an interrupted download leaves it: no GDAL opens it, so QGIS refuses the layer
+    f.head_cube = _truncate(_write_tif(os.path.join(d, "cube download stopped.tif"), cube, transform=transform,
+                                       band_tags=band_tags(info)), share=0.0005)
+    f.empty_tif = os.path.join(d, "empty.tif")
+    open(f.empty_tif, "wb").close()
     f.nan_cube = _write_tif(os.path.join(d, "nan.tif"), np.full((cube.shape[0], 1, 1), np.nan, np.float32),
                             transform=transform, band_tags=band_tags(info))
     rng = np.random.default_rng(7)
@@ -236,6 +241,10 @@ CASES = [
     case("cnn-raster-truncated", "classify_spectral_cnn", CNN, "INPUT", "truncated or damaged",
          INPUT=lambda f: f.trunc_cube),
     case("unmix-raster-truncated", "unmix_fcls", UNMIX, "INPUT", "truncated", INPUT=lambda f: f.trunc_cube),
+    case("sam-raster-cut-short", "sam_classify", SAM, "INPUT", "starts as a TIFF file", "truncated or damaged",
+         "cube download stopped.tif", "download the file again", INPUT=lambda f: f.head_cube),
+    case("cnn-raster-empty", "classify_spectral_cnn", CNN, "INPUT", "empty (0 bytes)", "empty.tif",
+         INPUT=lambda f: f.empty_tif),
     case("s2-raster-truncated", "s2_indices", S2, "INPUT", "truncated", INPUT=lambda f: f.trunc_s2),
     case("accuracy-classes-truncated", "accuracy_assessment", ACCURACY, "INPUT", "truncated",
          INPUT=lambda f: f.trunc_classes, REFERENCE=lambda f: f.cube_polygons, CLASS_FIELD="mineral"),

@@ -203,7 +203,7 @@ def test_matches_gdal_grid_invdistnn(tmp_path):
     z = rng.lognormal(size=400)
     with open(tmp_path / "p.csv", "w") as fh:
         fh.write("x,y,z\n")
-        fh.writelines(f"{a!r},{b!r},{c!r}\n" for a, b, c in zip(px, py, z))
+        fh.writelines(f"{float(a)!r},{float(b)!r},{float(c)!r}\n" for a, b, c in zip(px, py, z))
     (tmp_path / "p.vrt").write_text(
         '<OGRVRTDataSource><OGRVRTLayer name="p"><SrcDataSource>p.csv</SrcDataSource>'
         '<GeometryType>wkbPoint</GeometryType><GeometryField encoding="PointFromColumns" x="x" y="y" z="z"/>'
@@ -213,7 +213,7 @@ def test_matches_gdal_grid_invdistnn(tmp_path):
     xmin, ymin, xmax, ymax = stats["extent"]
     # gdal_grid's -txe/-tye are the pixel edges and it evaluates pixel centres: same grid as ours
     subprocess.run([gdal_grid, "-q", "-a", "invdistnn:power=2:smoothing=0:max_points=12:radius=900:nodata=-9999",
-                    "-txe", repr(xmin), repr(xmax), "-tye", repr(ymax), repr(ymin),
+                    "-txe", repr(float(xmin)), repr(float(xmax)), "-tye", repr(float(ymax)), repr(float(ymin)),
                     "-outsize", str(stats["width"]), str(stats["height"]), "-ot", "Float64", "-l", "p",
                     str(tmp_path / "p.vrt"), str(tmp_path / "gdal.tif")], check=True, cwd=tmp_path, timeout=120)
     a, ta, *_ = read(ours)
@@ -296,7 +296,7 @@ def test_algorithm_on_the_real_survey(processing_provider, tmp_path):
         out2 = str(tmp_path / "hit.tif")
         result2, _ = recorded_run("idw_interpolate", {
             "INPUT": layer, "FIELDS": fields, "CELL_SIZE": cs, "OUTPUT": out2,
-            "EXTENT": f"{xmin!r},{xmin + 40 * cs!r},{ymax - 30 * cs!r},{ymax!r} [EPSG:32750]"})
+            "EXTENT": ",".join(repr(float(v)) for v in (xmin, xmin + 40 * cs, ymax - 30 * cs, ymax)) + " [EPSG:32750]"})
     finally:
         del layer
     assert any("The sample layer is in a geographic CRS (EPSG:4326): distances are measured in EPSG:32750" in line
@@ -341,7 +341,7 @@ def test_defaults_grid_the_survey_elements_at_a_cell_size_from_the_spacing(proce
     try:
         result, log = recorded_run("idw_interpolate", {
             "INPUT": layer, "OUTPUT": str(tmp_path / "all.tif"),
-            "EXTENT": f"{x0 - 5000!r},{x0 + 5000!r},{y0 - 5000!r},{y0 + 5000!r} [EPSG:32750]"})
+            "EXTENT": ",".join(repr(float(v)) for v in (x0 - 5000, x0 + 5000, y0 - 5000, y0 + 5000)) + " [EPSG:32750]"})
     finally:
         del layer
     data, transform, nodata, names, crs = read(result["OUTPUT"])

@@ -261,7 +261,8 @@ def test_gemm_gives_the_bits_of_a_python_process_where_gsl_cblas_is_loaded_first
               f"a, b = np.load({str(tmp_path / 'a.npy')!r}), np.load({str(tmp_path / 'b.npy')!r}); "
               f"np.save({str(tmp_path / 'at.npy')!r}, a @ b); np.save({str(tmp_path / 'g.npy')!r}, gemm(a, b))")
     subprocess.run([sys.executable, "-c", script], check=True, env=dict(os.environ, LD_PRELOAD=gsl))
-    assert not np.array_equal(np.load(tmp_path / "at.npy"), a @ b)  # numpy's @ on GSL
+    if int(np.__version__.split(".")[0]) < 2:  # Debian 12's numpy calls the cblas_sgemm loaded first; Debian 13's not
+        assert not np.array_equal(np.load(tmp_path / "at.npy"), a @ b)  # numpy's @ on GSL
     assert np.array_equal(np.load(tmp_path / "g.npy"), a @ b)
 
 

@@ -135,6 +135,39 @@ def test_graduated_vector_style_renders_one_colour_per_class(tmp_path, qgis_app)
     assert all(b > a + 10 for a, b in zip(luminance, luminance[1:]))  # magma: dark (unlikely) to bright
 
 
+def test_a_style_file_is_the_same_on_every_run(tmp_path, qgis_app):
+    """QGIS 3.30 and later write a random id on every symbol layer and every class of a graduated renderer, and
+    3.26 and later give a new layer's elevation profile random colours, so the same output got another .qml on each
+    run and a batch's styles differed from a single run's (seen on Debian 13's QGIS 3.40). The ids are dropped (QGIS
+    gives what it reads without one a new id) and the elevation settings are not saved; the style still loads whole."""
+    from qgis.core import QgsVectorLayer
+    from qgis.PyQt.QtXml import QDomDocument
+
+    from oremap.algorithms import styles
+
+    document = QDomDocument("qgis")
+    assert document.setContent('<qgis><renderer-v2><ranges><range symbol="0" label="low" '
+                               'uuid="{ab8a669a-0684-4b00-a11e-a9b8fc86361f}"/></ranges><symbols><symbol name="0">'
+                               '<layer class="SimpleFill" id="{2b0b8b13-7b26-429a-aacc-e733d42be846}" enabled="1"/>'
+                               '</symbol></symbols></renderer-v2><layer class="SimpleLine" id="kept"/></qgis>')[0]
+    styles._drop_random_ids(document)
+    text = document.toString(-1)
+    assert "2b0b8b13" not in text and "ab8a669a" not in text and 'id="kept"' in text
+    assert text.count("<layer ") == 2 and 'class="SimpleFill"' in text and 'label="low"' in text
+    written = []
+    for run in ("a", "b"):
+        path = str(tmp_path / f"cells_{run}.gpkg")
+        _cells_gpkg(path, [0.05, 0.5, 0.99])
+        with open(styles.write_style(path, GRADUATED)) as handle:
+            written.append(handle.read())
+    assert written[0] == written[1] and 'id="{' not in written[0]
+    layer = QgsVectorLayer(str(tmp_path / "cells_a.gpkg"), "cells", "ogr")
+    try:
+        assert layer.renderer().type() == "graduatedSymbol" and len(layer.renderer().ranges()) == 5
+    finally:
+        del layer
+
+
 def test_temporary_vector_output_gets_the_style_when_loaded(processing_provider, tmp_path):
     """A memory-layer output (no file to put a .qml beside) is styled by the post-processor."""
     from qgis.core import (

@@ -18,6 +18,7 @@ them without administrator rights into one folder of the QGIS profile,
 No QGIS here: the dialog (``ui/install_packages.py``) and the plugin pass the profile folder in.
 """
 
+import csv
 import importlib
 import importlib.metadata
 import os
@@ -222,7 +223,13 @@ def folder_intact(name, folder):
     wanted = normalise(name)
     for dist in importlib.metadata.distributions(path=[folder]):
         if normalise(dist.metadata["Name"] or "") == wanted:
-            files = [f for f in (dist.files or []) if "__pycache__" not in f.parts and f.suffix != ".pyc"]
+            # the RECORD itself, not ``dist.files``: from Python 3.12 on, ``files`` leaves out the files that are
+            # missing, so every installation looked whole
+            record = dist.read_text("RECORD")
+            if record is None:
+                return False
+            files = [row[0] for row in csv.reader(record.splitlines()) if row and row[0]]
+            files = [f for f in files if "__pycache__" not in f.split("/") and not f.endswith(".pyc")]
             return all(os.path.exists(dist.locate_file(f)) for f in files)
     return False
 

@@ -151,6 +151,31 @@ def read_window(dataset, bands, window, parameter="raster", what="raster"):
                           f"Copy or export the {what} again and choose the complete file.") from exc
 
 
+TIFF_SIGNATURES = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
+"""The first four bytes of a TIFF and of a BigTIFF file, in either byte order."""
+
+
+def damaged_file_reason(path):
+    """Why an existing file GDAL cannot open is no usable raster, when its bytes tell: it is empty, or it starts as
+    a TIFF (or BigTIFF) but its directory cannot be read, as after an interrupted download or copy (GDAL 3.10 opens
+    no TIFF cut in half; older GDALs open it and fail mid-read, :func:`read_window`). None otherwise."""
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(4)
+    except OSError:
+        return None
+    if not head:
+        return "the file is empty (0 bytes)"
+    if head not in TIFF_SIGNATURES:
+        return None
+    try:
+        with rasterio.open(path):
+            return None
+    except rasterio.errors.RasterioIOError as exc:
+        detail = str(exc).strip()[:200]
+    return f"it starts as a TIFF file but GDAL cannot read it: the file is truncated or damaged (GDAL: {detail})"
+
+
 def fill_warning(fill):
     """The warning on ``fill`` pixels left out as fill (:func:`report_fill`; a batch logs a split scene's total)."""
     return (f"{fill} pixels hold one value in every band (fill outside the scene's footprint, written without a "
