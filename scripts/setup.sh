@@ -13,6 +13,22 @@ python3-sklearn python3-scipy python3-rtree python3-cairo python3-pip python3-py
 
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 
+# requirements.lock pins Python 3.11 wheels (with their hashes) and keeps Debian 12's numpy 1.24: on another system
+# (Debian 13 runs Python 3.13 and numpy 2.2) pip would stop on a missing wheel. Say so before installing anything.
+SYSTEM_PYTHON=${OREMAP_SYSTEM_PYTHON:-/usr/bin/python3}
+if [ -x "$SYSTEM_PYTHON" ]; then
+  have=$("$SYSTEM_PYTHON" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+  if [ "$have" != "3.11" ]; then
+    system=$(. /etc/os-release 2>/dev/null && echo "${PRETTY_NAME:-this system}" || echo "this system")
+    echo "setup: OreMap's development setup is pinned to Debian 12 (bookworm), whose Python is 3.11;" \
+         "$system runs Python $have, for which requirements.lock has no wheels." >&2
+    echo "setup: run 'make test' and 'make demo' on Debian 12 (a machine, VM or container holding this folder" \
+         "and ../shared beside it, as CI does). The plugin itself runs in this system's QGIS:" \
+         "'make package', then Plugins > Install from ZIP." >&2
+    exit 1
+  fi
+fi
+
 missing=""
 for p in $APT_PACKAGES; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
@@ -34,7 +50,7 @@ fi
 # A venv over Debian's python so QGIS's embedded interpreter and ours see the same geo stack.
 if [ ! -x .venv/bin/python ]; then
   echo "setup: creating .venv (system site packages)"
-  /usr/bin/python3 -m venv --system-site-packages .venv
+  "$SYSTEM_PYTHON" -m venv --system-site-packages .venv
 fi
 
 # Exactly the lock: every package pinned with its hash, nothing resolved here (see `make lock`).

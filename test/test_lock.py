@@ -35,3 +35,20 @@ def test_the_checker_names_unpinned_and_drifted_packages(tmp_path):
     assert env.differences({"onnx": "1.23.2", "numpy": "1.24.2"}, {"onnx": "1.23.1", "sympy": "1.14.0"}) == [
         "  numpy==1.24.2 is in the lock but not installed", "  onnx: installed 1.23.1, the lock says 1.23.2",
         "  sympy 1.14.0 is installed but not in the lock"]
+
+
+def test_setup_on_another_python_stops_first_and_says_why(tmp_path):
+    """On Debian 13 (Python 3.13, numpy 2.2) pip stopped deep in the lock on a missing Python 3.11 wheel. setup.sh now
+    checks the system Python before installing anything and says where the development setup runs."""
+    import subprocess
+
+    stub = tmp_path / "python3"
+    stub.write_text("#!/bin/sh\necho 3.13\n")
+    stub.chmod(0o755)
+    env = dict(os.environ, OREMAP_SYSTEM_PYTHON=str(stub), PATH="/usr/bin:/bin")
+    proc = subprocess.run(["bash", os.path.join(ROOT, "scripts", "setup.sh")], env=env, capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode == 1 and proc.stdout == ""
+    assert "pinned to Debian 12 (bookworm), whose Python is 3.11" in proc.stderr
+    assert "runs Python 3.13, for which requirements.lock has no wheels" in proc.stderr
+    assert "'make package', then Plugins > Install from ZIP" in proc.stderr

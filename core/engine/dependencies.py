@@ -8,6 +8,15 @@ say what to install (see ``algorithms/base.py``, ``REQUIRES``).
 
 import functools
 import importlib.util
+import sys
+
+
+def dask_version(python=None):
+    """The Dask (and distributed) release OreMap's batch runs are tested with for Python ``python`` (default: this
+    one): Debian 12's 2022.12.1 on Python 3.11 and before, Debian 13's 2024.12.1 on 3.12 and later, where the older
+    release is not made for the Python."""
+    return "2022.12.1" if tuple(python or sys.version_info)[:2] < (3, 12) else "2024.12.1"
+
 
 #: package -> (what OreMap uses it for, pip requirement and extra pip arguments). The pins of the packages
 #: that Plugins > OreMap > Install optional packages installs come from its pins file (optional_packages.txt);
@@ -18,7 +27,7 @@ OPTIONAL_PACKAGES = {
     "onnx": ("writes and reads OreMap model files (.onnx)", "onnx"),
     "onnxruntime": ("runs OreMap models (inference)", "onnxruntime"),
     "distributed": ("runs batch jobs on a Dask cluster (oremap:batch_on_cluster)",
-                    "dask==2022.12.1 distributed==2022.12.1"),
+                    f"dask=={dask_version()} distributed=={dask_version()}"),
     "skl2onnx": ("saves scikit-learn models (abundance ensembles, prospectivity model comparison) as ONNX", "skl2onnx"),
     "sklearn": ("fits the scikit-learn models (anomaly scores side by side, abundance ensembles, prospectivity model "
                 "comparison, the mine patch classifier)", "scikit-learn"),
