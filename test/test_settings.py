@@ -196,8 +196,11 @@ def test_an_algorithm_fitting_scikit_learn_models_says_how_to_get_it(processing_
 PROVIDER_WITHOUT_PACKAGES = r"""
 import importlib.util, os, sys
 root = sys.argv[1]
-for name in ("torch", "onnx", "onnxruntime"):
-    sys.modules[name] = None  # import fails, find_spec says missing
+class Uninstalled:  # as if not installed: import and find_spec fail. (A None in sys.modules made scipy 1.17's
+    def find_spec(self, name, path=None, target=None):  # array-API check read None.Tensor: not what a user has.)
+        if name.split(".")[0] in ("torch", "onnx", "onnxruntime"):
+            raise ModuleNotFoundError(f"No module named '{name}'", name=name)
+sys.meta_path.insert(0, Uninstalled())
 sys.path.append("/usr/share/qgis/python/plugins")
 spec = importlib.util.spec_from_file_location("oremap", os.path.join(root, "__init__.py"),
                                               submodule_search_locations=[root])

@@ -1075,6 +1075,9 @@ def _vrt_xml(names, files, infos, ref, nodata, scl=None):
             lines.append(f"    <NoDataValue>{nodata!r}</NoDataValue>")
         if scl:
             lines.append("    <PixelFunctionType>mul</PixelFunctionType>")
+            # the 0 of a masked class is nodata, and newer GDALs (3.13 here) skip nodata inputs of ``mul`` unless told:
+            # the clouds then kept their values (GDAL 3.6 and 3.10 take the argument and give the same product)
+            lines.append('    <PixelFunctionArguments propagateNoData="true"/>')
         resampling = ' resampling="bilinear"' if info["res"] > ref["res"] * 1.0001 else ""
         lines.append(f"    <ComplexSource{resampling}>")
         lines.append(f'      <SourceFilename relativeToVRT="0">{escape(os.path.abspath(files[band]))}'
