@@ -1075,8 +1075,9 @@ def _vrt_xml(names, files, infos, ref, nodata, scl=None):
             lines.append(f"    <NoDataValue>{nodata!r}</NoDataValue>")
         if scl:
             lines.append("    <PixelFunctionType>mul</PixelFunctionType>")
-            # the 0 of a masked class is nodata, and newer GDALs (3.13 here) skip nodata inputs of ``mul`` unless told:
-            # the clouds then kept their values (GDAL 3.6 and 3.10 take the argument and give the same product)
+            # the 0 of a masked class is nodata, and GDAL 3.12 and later (pixel functions made nodata-aware) skip the
+            # nodata inputs of ``mul`` unless told: with 3.13 the clouds kept their values. GDAL 3.6 and 3.10 take
+            # the argument and give the same product as without it.
             lines.append('    <PixelFunctionArguments propagateNoData="true"/>')
         resampling = ' resampling="bilinear"' if info["res"] > ref["res"] * 1.0001 else ""
         lines.append(f"    <ComplexSource{resampling}>")
