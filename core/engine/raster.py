@@ -171,7 +171,7 @@ def damaged_file_reason(path):
     try:
         with rasterio.open(path):
             return None
-    except rasterio.errors.RasterioIOError as exc:
+    except rasterio.errors.RasterioError as exc:
         detail = str(exc).strip()[:200]
     return f"it starts as a TIFF file but GDAL cannot read it: the file is truncated or damaged (GDAL: {detail})"
 
