@@ -171,7 +171,7 @@ def damaged_file_reason(path):
     try:
         with rasterio.open(path):
             return None
-    except rasterio.errors.RasterioError as exc:
+    except (rasterio.errors.RasterioIOError, rasterio.errors.RasterioError) as exc:  # not one family in rasterio 1.3
         detail = str(exc).strip()[:200]
     return f"it starts as a TIFF file but GDAL cannot read it: the file is truncated or damaged (GDAL: {detail})"
 
