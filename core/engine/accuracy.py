@@ -40,7 +40,7 @@ import re
 
 import numpy as np
 
-from . import report
+from . import affine_ops, report
 from .class_order import numeric_value
 from .colors import hex_colour
 from .errors import OreMapError
@@ -499,7 +499,7 @@ def _footprint(transform, width, height):
     """The raster's area as a polygon (its four corners: rotated rasters too)."""
     from shapely.geometry import Polygon
 
-    return Polygon([transform * corner for corner in ((0, 0), (width, 0), (width, height), (0, height))])
+    return Polygon([affine_ops.apply(transform, *corner) for corner in ((0, 0), (width, 0), (width, height), (0, height))])
 
 
 # --------------------------------------------------------------------------------------

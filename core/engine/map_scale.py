@@ -9,6 +9,8 @@ projection's own scale factors (PROJ's ``get_factors``), so any CRS is judged, n
 
 import numpy as np
 
+from . import affine_ops
+
 #: A projected CRS whose scale differs from 1 by more than this where the data lie is not used for distances in
 #: metres (point layers go to UTM, rasters are refused): UTM's 0.1 %, a State Plane zone's 0.01 % and national
 #: Albers / Lambert projections (GDA94 Albers at Kalgoorlie 1.1 %, CONUS Albers at 48 N 1.0 %) pass, Web Mercator
@@ -69,7 +71,7 @@ def raster_scale_error(crs, transform, width, height):
     """:func:`scale_error` at a raster's corners, edge midpoints and centre."""
     cols = np.array([0.0, width / 2.0, width, 0.0, width / 2.0, width, 0.0, width / 2.0, width])
     rows = np.array([0.0, 0.0, 0.0, height / 2.0, height / 2.0, height / 2.0, height, height, height])
-    xs, ys = transform * (cols, rows)
+    xs, ys = affine_ops.apply(transform, cols, rows)
     return scale_error(crs, xs, ys)
 
 

@@ -15,6 +15,7 @@ from rasterio import features
 from rasterio.windows import Window
 from rasterio.windows import transform as window_transform
 
+from . import affine_ops
 from .errors import OreMapError
 from .feedback import ensure
 
@@ -67,7 +68,7 @@ def pixels_under(geometries, transform, width, height, all_touched=False, skip=N
             continue
         if is_point(geom):
             xy = np.asarray(point_coords(geom), dtype=float)
-            c, r = inverse * (xy[:, 0], xy[:, 1])
+            c, r = affine_ops.apply(inverse, xy[:, 0], xy[:, 1])
             r, c = np.floor(r).astype(np.int64), np.floor(c).astype(np.int64)
             inside = (r >= 0) & (r < height) & (c >= 0) & (c < width)
             n_outside += int((~inside).sum())

@@ -8,6 +8,7 @@ import math
 
 import numpy as np
 
+from ..engine import affine_ops
 from ..engine.errors import OreMapError
 from ..engine.feedback import ensure
 from .prospectivity_network import _check_window
@@ -31,7 +32,7 @@ def deposit_cells(xy, transform, height, width):
     """Cell (row, col) of each point and whether it lies on the raster: ``rows, cols, inside``."""
     xy = np.asarray(xy, dtype=np.float64).reshape(-1, 2)
     inverse = ~transform
-    c, r = inverse * (xy[:, 0], xy[:, 1])
+    c, r = affine_ops.apply(inverse, xy[:, 0], xy[:, 1])
     r = np.floor(np.asarray(r)).astype(np.int64)
     c = np.floor(np.asarray(c)).astype(np.int64)
     inside = (r >= 0) & (r < height) & (c >= 0) & (c < width)

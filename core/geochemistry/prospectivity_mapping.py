@@ -7,6 +7,7 @@ import os
 
 import numpy as np
 
+from ..engine import affine_ops
 from ..engine.errors import OreMapError
 from ..engine.feedback import ensure
 from ..engine.evaluation_guard import validation_tags
@@ -352,7 +353,7 @@ def _cell_list(proba, row_edges, col_edges, transform, counts, max_cells=None, f
     for k in scored:
         i, j = divmod(int(k), n_cols)
         r0, r1, c0, c1 = int(row_edges[i]), int(row_edges[i + 1]), int(col_edges[j]), int(col_edges[j + 1])
-        corners = [transform * (c, r) for c, r in ((c0, r0), (c1, r0), (c1, r1), (c0, r1))]
+        corners = [affine_ops.apply(transform, c, r) for c, r in ((c0, r0), (c1, r0), (c1, r1), (c0, r1))]
         xs, ys = [p[0] for p in corners], [p[1] for p in corners]
         cell = {"id": int(k) + 1, "row": i, "col": j, "window": (r0, r1, c0, c1),
                 "polygon": [(float(x), float(y)) for x, y in corners],

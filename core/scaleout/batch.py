@@ -39,6 +39,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from ..engine import affine_ops
 from ..engine.errors import OreMapError
 from ..engine.files import claim, decode_text, file_key, kept_name, no_console, release, replace, touch
 from ..engine.feedback import Feedback, ensure
@@ -624,7 +625,7 @@ def row_vrt(scene, row0, row1, vrt_path, gain=None, bias=None):
 
     with rasterio.open(scene) as ds:
         width, height = ds.width, row1 - row0
-        gt = (ds.transform * ds.transform.translation(0, row0)).to_gdal()
+        gt = affine_ops.compose(ds.transform, ds.transform.translation(0, row0)).to_gdal()
         lines = [f'<VRTDataset rasterXSize="{width}" rasterYSize="{height}">']
         if ds.crs is not None:
             lines.append(f"  <SRS>{_xml(ds.crs.to_wkt())}</SRS>")

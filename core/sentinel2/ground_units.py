@@ -18,6 +18,7 @@ import math
 
 import numpy as np
 
+from ..engine import affine_ops
 from ..engine.errors import OreMapError
 from ..engine.map_scale import MEASURE_TOLERANCE, scale_error
 from ..engine.raster import pixel_area
@@ -44,7 +45,7 @@ class GroundUnits:
         self.to_lonlat = None   # a projected CRS not true to scale: its coordinates to longitude and latitude
         self.centre_col = float(width) / 2.0
         if self.crs is not None and self.crs.is_projected:
-            xs, ys = t * (np.array([0.0, self.centre_col, float(width)]), np.zeros(3))
+            xs, ys = affine_ops.apply(t, np.array([0.0, self.centre_col, float(width)]), np.zeros(3))
             if scale_error(self.crs, xs, ys) > MEASURE_TOLERANCE:
                 import pyproj
 
@@ -84,7 +85,7 @@ class GroundUnits:
             t, c = self.transform, self.centre_col
             r = np.arange(int(r0), int(r0) + int(rows), dtype=np.float64)
             corners = [(c, r), (c + 1.0, r), (c + 1.0, r + 1.0), (c, r + 1.0)]
-            lonlat = [self.to_lonlat.transform(*(t * (np.full_like(rr, cc), rr))) for cc, rr in corners]
+            lonlat = [self.to_lonlat.transform(*affine_ops.apply(t, np.full_like(rr, cc), rr)) for cc, rr in corners]
             return np.array([abs(self.geod.polygon_area_perimeter([p[0][i] for p in lonlat],
                                                                   [p[1][i] for p in lonlat])[0])
                              for i in range(r.size)], dtype=np.float64)
@@ -125,9 +126,9 @@ class GroundUnits:
         if not self.geographic and self.to_lonlat is None:
             return (math.hypot(t.a, t.d) * self.factor, math.hypot(t.b, t.e) * self.factor)
         col, row = width / 2.0, height / 2.0
-        x0, y0 = t * (col, row)
-        x1, y1 = t * (col + 1, row)
-        x2, y2 = t * (col, row + 1)
+        x0, y0 = affine_ops.apply(t, col, row)
+        x1, y1 = affine_ops.apply(t, col + 1, row)
+        x2, y2 = affine_ops.apply(t, col, row + 1)
         if self.to_lonlat is not None:
             (x0, x1, x2), (y0, y1, y2) = self.to_lonlat.transform([x0, x1, x2], [y0, y1, y2])
         dx = self.geod.inv(x0, y0, x1, y1)[2]

@@ -7,6 +7,7 @@ import os
 
 import numpy as np
 
+from ..engine import affine_ops
 from ..engine.errors import OreMapError
 from ..engine.files import read_table
 from ..engine.feedback import ensure
@@ -163,7 +164,7 @@ def load_patch_folder(csv_path, folder=None, keep_patches=False, band_map=None, 
             notes = notes or list(s2.notes)
             t = s2.transform
             georeferenced = s2.crs is not None and not t.is_identity
-            centre = t * (s2.width / 2.0, s2.height / 2.0) if georeferenced else None
+            centre = affine_ops.apply(t, s2.width / 2.0, s2.height / 2.0) if georeferenced else None
             crs_key = s2.crs.to_string() if georeferenced else None
             if georeferenced:
                 pixel_sizes.append(abs(t.a))
@@ -232,7 +233,7 @@ def patches_from_raster(raster, geometries, patch_size=120, stride=None, min_ove
         starts = [(r, c) for r in range(0, s2.height - size + 1, step) for c in range(0, s2.width - size + 1, step)]
         boxes = []
         for r, c in starts:
-            corners = [t * (c, r), t * (c + size, r), t * (c + size, r + size), t * (c, r + size)]
+            corners = [affine_ops.apply(t, c + dc, r + dr) for dc, dr in ((0, 0), (size, 0), (size, size), (0, size))]
             boxes.append(Polygon(corners))
         overlap = np.array([mines.intersection(b).area / b.area if mines.intersects(b) else 0.0 for b in boxes])
         features, labels, names, kept, centres = [], [], [], [], []
@@ -249,7 +250,7 @@ def patches_from_raster(raster, geometries, patch_size=120, stride=None, min_ove
                 features.append(patch_features(refl, bands=bands)[0])
                 labels.append(label)
                 names.append(f"row{r}_col{c}")
-                centres.append(t * (c + size / 2.0, r + size / 2.0))
+                centres.append(affine_ops.apply(t, c + size / 2.0, r + size / 2.0))
                 if keep_patches:
                     kept.append(refl)
                 feedback.progress(100.0 * (i + 1) / len(starts))

@@ -10,6 +10,7 @@ import os
 from rasterio.windows import Window
 import numpy as np
 
+from ..engine import affine_ops
 from ..engine.errors import OreMapError
 from ..engine.feedback import ensure
 from ..engine.raster import WHERE_BUDGET
@@ -306,7 +307,7 @@ def mine_pixels_per_tile(geometries, transform, height, width, tile, feedback=No
     candidates = {}
     for k, g in enumerate(geometries):
         minx, miny, maxx, maxy = g.bounds
-        corners = [inverse * (x, y) for x, y in ((minx, miny), (minx, maxy), (maxx, miny), (maxx, maxy))]
+        corners = [affine_ops.apply(inverse, x, y) for x, y in ((minx, miny), (minx, maxy), (maxx, miny), (maxx, maxy))]
         cs, rs = [c for c, _ in corners], [r for _, r in corners]
         i0, i1 = max(int(math.floor(min(rs) / tile)), 0), min(int(math.floor(max(rs) / tile)), n_r - 1)
         j0, j1 = max(int(math.floor(min(cs) / tile)), 0), min(int(math.floor(max(cs) / tile)), n_c - 1)
