@@ -12,7 +12,8 @@ def packages_folder():
 
 
 #: Packages without which nothing of OreMap runs. They bring their own GDAL/PROJ/GEOS when installed from PyPI, which
-#: crash inside QGIS: the system's or QGIS's own builds only (their packages: ``core.engine.dependencies.GEO_PACKAGES``).
+#: crash inside QGIS: the system's or QGIS's own builds only (their package names:
+#: ``core.engine.dependencies.GEO_PACKAGES``).
 REQUIRED_PACKAGES = ("numpy", "scipy", "rasterio")
 
 

@@ -1398,7 +1398,9 @@ class OreMapAlgorithm(QgsProcessingAlgorithm):
             for path in files_of(parameters.get(definition.name()), context, layers=kind != "file"):
                 if os.path.isfile(path):  # compared as the file system does (case-blind on Windows and macOS)
                     inputs.setdefault(files.file_key(path), definition.name())
-                    identities.setdefault(files.file_identity(path), definition.name())
+                    identity = files.file_identity(path)
+                    if identity is not None:   # none where the file system gives no file id: nothing to compare
+                        identities.setdefault(identity, definition.name())
         outputs, styles = {}, {}
         for definition in self.destinationParameterDefinitions():
             name, value = definition.name(), parameters.get(definition.name())
@@ -1409,16 +1411,16 @@ class OreMapAlgorithm(QgsProcessingAlgorithm):
                 if problem:
                     raise self.fail(name, *problem)
                 # an existing output that is an input under another spelling or a link (same device and inode)
-                other = inputs.get(files.file_key(path)) or (identities.get(files.file_identity(path))
-                                                             if os.path.exists(path) else None)
+                key = files.file_key(path)
+                other = inputs.get(key) or identities.get(files.file_identity(path))
                 if other:
                     raise self.fail(name, f"{path} is also the input {self.parameterDefinition(other).description()} "
                                           f"({other}): writing it would destroy what this run reads.",
                                     "Choose another file for the output.")
-                if files.file_key(path) in outputs:
-                    raise self.fail(name, f"{path} is also the output {outputs[files.file_key(path)]}: one would "
-                                          "replace the other.", "Give each output its own file.")
-                outputs[files.file_key(path)] = name
+                if key in outputs:
+                    raise self.fail(name, f"{path} is also the output {outputs[key]}: one would replace the other.",
+                                    "Give each output its own file.")
+                outputs[key] = name
                 locked = locked_output_problem(path, context.project() or QgsProject.instance())
                 if locked:
                     raise self.fail(name, *locked)

@@ -158,7 +158,8 @@ def test_a_package_with_a_file_missing_is_not_intact_under_every_python(tmp_path
 
     wheels = tmp_path / "wheels"
     wheels.mkdir()
-    make_wheel(str(wheels), "oremap_half", "1.0.0", {"oremap_half/__init__.py": "A = 1\n", "oremap_half/b.py": "B = 2\n"})
+    make_wheel(str(wheels), "oremap_half", "1.0.0",
+               {"oremap_half/__init__.py": "A = 1\n", "oremap_half/b.py": "B = 2\n"})
     folder = pi.folder_for_profile(str(tmp_path / "profile"))
     pins = write_pins(tmp_path / "pins.txt", "[probe]  a probe\noremap_half==1.0.0\n")
     pi.install(["probe"], folder, find_links=str(wheels), pins=pins)

@@ -408,3 +408,32 @@ def test_an_output_that_is_a_folder_or_too_long_a_name_is_refused_before_the_run
         check_output_path(str(tmp_path / ("é" * 100 + ".tif")), parameter="OUTPUT")
     assert "The file name is 204 bytes long" in err.value.message and "at most 199 bytes" in err.value.fix
     assert check_output_path(str(tmp_path / ("é" * 97 + ".tif")), parameter="OUTPUT") is False
+
+
+def test_transforms_applied_and_composed_without_the_deprecated_operator_give_affines_bits():
+    """affine 3 deprecates ``*`` and affine 2.4 (Debian 12) has no ``@``: core applies and composes transforms with
+    ``affine_ops``, which must give the very numbers of affine's ``*`` (batch outputs are compared bit for bit)."""
+    import warnings
+
+    from affine import Affine
+
+    from oremap.core.engine import affine_ops
+
+    rng = np.random.default_rng(3)
+    scales = np.array([1e-3, 1.0, 30.0, 1e6])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PendingDeprecationWarning)
+        for _ in range(500):
+            a, b = (Affine(*(rng.normal(size=6) * rng.choice(scales, 6))) for _ in range(2))
+            x, y = rng.normal(size=2) * 1e5
+            assert affine_ops.apply(a, x, y) == a * (x, y)
+            assert tuple(affine_ops.compose(a, b)) == tuple(a * b)
+            xs, ys = rng.normal(size=(2, 7)) * 1e4
+            for mine, theirs in zip(affine_ops.apply(a, xs, ys), a * (xs, ys)):
+                assert np.array_equal(mine, theirs)
+    # a known answer: 30 m pixels from (500000, 4100000), cell (2, 1) to its corner and back
+    t = Affine(30.0, 0.0, 500000.0, 0.0, -30.0, 4100000.0)
+    assert affine_ops.apply(t, 1, 2) == (500030.0, 4099940.0)
+    assert affine_ops.apply(~t, 500030.0, 4099940.0) == (1.0, 2.0)
+    assert tuple(affine_ops.compose(t, Affine.translation(0, 5))) == (30.0, 0.0, 500000.0, 0.0, -30.0, 4099850.0,
+                                                                       0.0, 0.0, 1.0)

@@ -277,7 +277,7 @@ def test_raster_without_crs_runs_with_a_warning_naming_the_input(processing_prov
         assert ds.crs is None and ds.read(1).size == 1600
 
 
-def test_an_output_on_an_input_file_or_on_another_output_is_refused(processing_provider, tmp_path):
+def test_an_output_on_an_input_file_or_on_another_output_is_refused(processing_provider, tmp_path, monkeypatch):
     """A user who names the input cube as the class map (or a point layer's GeoPackage as the scored output) lost the
     input with only a 'replacing existing file' warning; two outputs on one file lost one of them. Both are refused
     before anything is read, naming the output parameter; the input stays byte for byte."""
@@ -310,6 +310,17 @@ def test_an_output_on_an_input_file_or_on_another_output_is_refused(processing_p
         processing.run("oremap:sam_classify", {**library, "OUTPUT_CLASSES": str(tmp_path / "Cube.tif")})
     os.remove(tmp_path / "Cube.tif")
     assert cube.read_bytes() == before
+    # where the file system gives no file ids (some network shares report inode 0), another existing file is no
+    # input: it was taken for one, since every file there shares the missing id
+    from oremap.core.engine import files
+
+    other = tmp_path / "other.tif"
+    shutil.copy(cube, other)
+    monkeypatch.setattr(files, "file_identity", lambda path: None)
+    processing.run("oremap:sam_classify", {**library, "OUTPUT_CLASSES": str(other)})
+    monkeypatch.undo()
+    with rasterio.open(other) as ds:
+        assert ds.count == 1 and ds.dtypes[0] == "uint8"   # the class map replaced the copy of the cube
     # a text parameter that happens to be the name of a project layer is no input: a field named like an element
     # grid loaded in the project does not stop a run that writes that grid
     from qgis.core import QgsProject, QgsRasterLayer
@@ -635,8 +646,8 @@ def test_a_process_start_time_on_a_mac_comes_from_ps(monkeypatch):
 
 def test_a_package_qgis_python_lacks_is_named_with_where_to_get_it(processing_provider, tmp_path, monkeypatch):
     """qgis.org's QGIS for Ubuntu and the Flatpak do not bring shapely (the Debian machine has it through geopandas):
-    a run that reads vector geometries (here SAM's endmember points) stopped with a ModuleNotFoundError traceback. It now names the package and the
-    system package to install, never pip (its wheels bring their own GEOS)."""
+    a run that reads vector geometries (here SAM's endmember points) stopped with a ModuleNotFoundError traceback. It
+    now names the package and the system package to install, never pip (its wheels bring their own GEOS)."""
     import sys
 
     import geopandas as gpd

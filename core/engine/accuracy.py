@@ -499,7 +499,8 @@ def _footprint(transform, width, height):
     """The raster's area as a polygon (its four corners: rotated rasters too)."""
     from shapely.geometry import Polygon
 
-    return Polygon([affine_ops.apply(transform, *corner) for corner in ((0, 0), (width, 0), (width, height), (0, height))])
+    corners = ((0, 0), (width, 0), (width, height), (0, height))
+    return Polygon([affine_ops.apply(transform, col, row) for col, row in corners])
 
 
 # --------------------------------------------------------------------------------------

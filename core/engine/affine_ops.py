@@ -2,7 +2,8 @@
 
 affine 3 deprecates ``transform * (x, y)`` and ``transform * other`` in favour of ``@``, which affine 2.4 (Debian 12,
 QGIS 3.22's rasterio) does not have. These functions write the products out in the order affine computes them, so
-the numbers are the same to the last bit under either version.
+the numbers are the same to the last bit under either version. Every transform OreMap applies by hand goes
+through them.
 """
 
 from affine import Affine
@@ -15,9 +16,7 @@ def apply(transform, x, y):
     return x * t.a + y * t.b + t.c, x * t.d + y * t.e + t.f
 
 
-def compose(first, second):
-    """The transform applying ``second`` and then ``first`` (affine's ``first * second``)."""
-    a = first
-    b = second
+def compose(a, b):
+    """The transform applying ``b`` and then ``a`` (affine's ``a * b``)."""
     return Affine(a.a * b.a + a.b * b.d, a.a * b.b + a.b * b.e, a.a * b.c + a.b * b.f + a.c,
                   a.d * b.a + a.e * b.d, a.d * b.b + a.e * b.e, a.d * b.c + a.e * b.f + a.f)

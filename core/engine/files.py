@@ -488,8 +488,9 @@ class OutputGuard:
 def names_beside(folder, prefix):
     """Names in ``folder`` starting with ``prefix`` as the file system compares names (:func:`file_key`; none when
     the folder cannot be listed)."""
+    start = file_key(prefix)
     try:
-        return [n for n in os.listdir(folder) if file_key(n).startswith(file_key(prefix))]
+        return [n for n in os.listdir(folder) if file_key(n).startswith(start)]
     except OSError:
         return []
 

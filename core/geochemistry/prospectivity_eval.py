@@ -52,6 +52,7 @@ import numpy as np
 from scipy.spatial import cKDTree
 from scipy.stats import rankdata
 
+from ..engine import affine_ops
 from ..engine.errors import OreMapError
 from ..engine.feedback import ensure
 from ..engine.evaluation_guard import check_evaluation, read_validation
@@ -586,13 +587,11 @@ class _Reservoir:
 def _pixel_centres(transform, window, rows, cols):
     c = cols + window.col_off + 0.5
     r = rows + window.row_off + 0.5
-    return transform.a * c + transform.b * r + transform.c, transform.d * c + transform.e * r + transform.f
+    return affine_ops.apply(transform, c, r)
 
 
 def _deposit_pixels(transform, width, height, dep):
-    inverse = ~transform
-    cols = inverse.a * dep[:, 0] + inverse.b * dep[:, 1] + inverse.c
-    rows = inverse.d * dep[:, 0] + inverse.e * dep[:, 1] + inverse.f
+    cols, rows = affine_ops.apply(~transform, dep[:, 0], dep[:, 1])
     cols, rows = np.floor(cols).astype(np.int64), np.floor(rows).astype(np.int64)
     inside = (cols >= 0) & (cols < width) & (rows >= 0) & (rows < height)
     return rows, cols, inside

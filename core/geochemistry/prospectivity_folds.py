@@ -23,9 +23,7 @@ def cell_centres(transform, rows, cols):
     """Map coordinates ``(n, 2)`` of the centres of cells ``(rows, cols)``."""
     rows = np.asarray(rows, dtype=np.float64) + 0.5
     cols = np.asarray(cols, dtype=np.float64) + 0.5
-    x = transform.a * cols + transform.b * rows + transform.c
-    y = transform.d * cols + transform.e * rows + transform.f
-    return np.column_stack([x, y])
+    return np.column_stack(affine_ops.apply(transform, cols, rows))
 
 
 def deposit_cells(xy, transform, height, width):

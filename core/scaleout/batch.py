@@ -493,10 +493,11 @@ def plan(job, feedback=None, name=None):
     mismatched = []   # scenes whose band count is not that of the wavelengths given
     for scene in job.inputs:
         stem = scene_stem(scene)
-        if file_key(stem) in stems:   # 'Scene1' and 'scene1' are one output name on Windows and macOS
-            raise OreMapError(f"Two inputs would write the same outputs '{stem}.*': '{stems[file_key(stem)]}' and "
-                              f"'{scene}'.", "inputs", "Rename one of them, or run them into different output folders.")
-        stems[file_key(stem)] = scene
+        key = file_key(stem)   # 'Scene1' and 'scene1' are one output name on Windows and macOS
+        if key in stems:
+            raise OreMapError(f"Two inputs would write the same outputs '{stem}.*': '{stems[key]}' and '{scene}'.",
+                              "inputs", "Rename one of them, or run them into different output folders.")
+        stems[key] = scene
         outputs = output_paths(job.algorithm, scene, job.out_dir)
         p = ScenePlan(scene, outputs, work_folder(job.algorithm, scene, job.out_dir))
         # the outputs, and the longest file of the scene's work folder, under the file system's limits
