@@ -28,6 +28,7 @@ style from :class:`StylePostProcessor` when Processing loads it.
 
 import os
 import re
+from xml.etree import ElementTree
 
 import numpy as np
 from qgis.core import (
@@ -194,21 +195,27 @@ and which would make the same output's .qml differ from run to run."""
 _RANDOM_ID = re.compile(r"^\{[0-9a-fA-F]{8}(-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}\}$")
 
 
-def _drop_random_ids(document):
-    """Remove the random ids QGIS 3.30 and later write in a style: on every symbol layer (``<layer class=...
-    id="{uuid}">``) and on every class of a graduated or categorised renderer (``<range uuid="{uuid}">``), so the
-    same output gets the same .qml on every run, in a batch as alone. QGIS gives what it reads without one a new id,
-    as it does for styles of older versions."""
-    stack = [document.documentElement()]
-    while stack:
-        element = stack.pop()
-        for name in ("id", "uuid"):
-            if _RANDOM_ID.match(element.attribute(name)):
-                element.removeAttribute(name)
-        child = element.firstChildElement()
-        while not child.isNull():
-            stack.append(child)
-            child = child.nextSiblingElement()
+_DOCTYPE = "<!DOCTYPE qgis PUBLIC 'http://mrcc.com/qgis.dtd' 'SYSTEM'>"
+
+
+def stable_style_text(xml_text):
+    """The style document ``xml_text`` as OreMap writes it: the same output gets the same .qml in every run and
+    every process, in a batch as alone.
+
+    Two things made it differ. QGIS 3.30 and later write random ids, on every symbol layer (``<layer class=...
+    id="{uuid}">``) and on every class of a graduated or categorised renderer (``<range uuid="{uuid}">``): they are
+    dropped, and QGIS gives what it reads without one a new id, as it does for styles of older versions. And Qt 5's
+    DOM writes an element's attributes in the order of a hash seeded anew in each process (``qgis_process`` and
+    QGIS itself), so every run put them in another order: they are written sorted by name. Whitespace-only text
+    becomes two-space indentation; no other text or value changes."""
+    root = ElementTree.fromstring(xml_text)
+    for element in root.iter():
+        attributes = {name: value for name, value in element.attrib.items()
+                      if not (name in ("id", "uuid") and _RANDOM_ID.match(value))}
+        element.attrib.clear()
+        element.attrib.update(sorted(attributes.items()))
+    ElementTree.indent(root, space="  ")
+    return f"{_DOCTYPE}\n{ElementTree.tostring(root, encoding='unicode')}\n"
 
 
 def write_style(path, style):
@@ -232,8 +239,7 @@ def write_style(path, style):
 
         document = QDomDocument("qgis")
         layer.exportNamedStyle(document, QgsReadWriteContext(), _STYLE_CATEGORIES)
-        _drop_random_ids(document)
-        write_atomic(qml, document.toString(2))
+        write_atomic(qml, stable_style_text(document.toString(-1)))
         return qml
     finally:
         del layer
