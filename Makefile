@@ -37,7 +37,7 @@ setup:
 # Re-resolve requirements.txt under constraints.txt in a throwaway venv and pin everything it installs.
 lock:
 	/usr/bin/python3 scripts/lock.py
-	@echo "Now: rm -rf .venv && make test, then commit requirements.lock"
+	@echo "Now: rm -rf .venv && make test, then commit the lock it wrote"
 
 # One OpenMP thread per library in tests: torch, scikit-learn and onnxruntime each start a pool, and on a
 # busy 2-core machine their spinning threads slow each other down by an order of magnitude.

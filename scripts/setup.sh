@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Install everything OreMap needs on Debian 12 (bookworm). Idempotent: a second run
+# Install everything OreMap needs on Debian 12 (bookworm) or Debian 13 (trixie). Idempotent: a second run
 # checks and returns in about a second. Run as root or with sudo available.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,20 +13,25 @@ python3-sklearn python3-scipy python3-rtree python3-cairo python3-pip python3-py
 
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 
-# requirements.lock pins Python 3.11 wheels (with their hashes) and keeps Debian 12's numpy 1.24: on another system
-# (Debian 13 runs Python 3.13 and numpy 2.2) pip would stop on a missing wheel. Say so before installing anything.
+# The lock pins wheels (with their hashes) for one Python: requirements.lock Debian 12's 3.11 (keeping its numpy 1.24),
+# requirements-debian13.lock Debian 13's 3.13 (torch from Debian there). On another system pip would stop deep in the
+# lock on a missing wheel: say so before installing anything. scripts/check_env.py holds the table.
 SYSTEM_PYTHON=${OREMAP_SYSTEM_PYTHON:-/usr/bin/python3}
+LOCK=requirements.lock
 if [ -x "$SYSTEM_PYTHON" ]; then
   have=$("$SYSTEM_PYTHON" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
-  if [ "$have" != "3.11" ]; then
+  which=$(python3 scripts/check_env.py --which "$have" 2>/dev/null || true)
+  if [ -z "$which" ]; then
     system=$(. /etc/os-release 2>/dev/null && echo "${PRETTY_NAME:-this system}" || echo "this system")
-    echo "setup: OreMap's development setup is pinned to Debian 12 (bookworm), whose Python is 3.11;" \
-         "$system runs Python $have, for which requirements.lock has no wheels." >&2
-    echo "setup: run 'make test' and 'make demo' on Debian 12 (a machine, VM or container holding this folder" \
+    echo "setup: OreMap's development setup runs on Debian 12 (bookworm, Python 3.11; CI's) and Debian 13" \
+         "(trixie, Python 3.13); $system runs Python $have, for which no lock has wheels." >&2
+    echo "setup: run 'make test' and 'make demo' on one of those (a machine, VM or container holding this folder" \
          "and ../shared beside it, as CI does). The plugin itself runs in this system's QGIS:" \
          "'make package', then Plugins > Install from ZIP." >&2
     exit 1
   fi
+  LOCK=$(echo "$which" | cut -d'|' -f2)
+  APT_PACKAGES="$APT_PACKAGES $(echo "$which" | cut -d'|' -f4)"
 fi
 
 missing=""
@@ -55,10 +60,10 @@ fi
 
 # Exactly the lock: every package pinned with its hash, nothing resolved here (see `make lock`).
 stamp=.venv/.oremap-lock
-want=$(sha256sum requirements.lock | cut -d' ' -f1)
+want=$(sha256sum "$LOCK" | cut -d' ' -f1)
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
-  echo "setup: installing the Python packages of requirements.lock into .venv"
-  .venv/bin/pip install -q --disable-pip-version-check --no-deps --require-hashes -r requirements.lock \
+  echo "setup: installing the Python packages of $LOCK into .venv"
+  .venv/bin/pip install -q --disable-pip-version-check --no-deps --require-hashes -r "$LOCK" \
     2> >(grep -v "is ignored: it is neither a file nor a directory" >&2)
   echo "$want" > "$stamp"
 fi

@@ -39,16 +39,52 @@ def test_the_checker_names_unpinned_and_drifted_packages(tmp_path):
 
 def test_setup_on_another_python_stops_first_and_says_why(tmp_path):
     """On Debian 13 (Python 3.13, numpy 2.2) pip stopped deep in the lock on a missing Python 3.11 wheel. setup.sh now
-    checks the system Python before installing anything and says where the development setup runs."""
+    checks the system Python before installing anything: Debian 12's 3.11 and Debian 13's 3.13 have a lock; on
+    another (Ubuntu 24.04's 3.12) it says where the development setup runs."""
     import subprocess
 
     stub = tmp_path / "python3"
-    stub.write_text("#!/bin/sh\necho 3.13\n")
+    stub.write_text("#!/bin/sh\necho 3.12\n")
     stub.chmod(0o755)
     env = dict(os.environ, OREMAP_SYSTEM_PYTHON=str(stub), PATH="/usr/bin:/bin")
     proc = subprocess.run(["bash", os.path.join(ROOT, "scripts", "setup.sh")], env=env, capture_output=True,
                           text=True, timeout=60)
     assert proc.returncode == 1 and proc.stdout == ""
-    assert "pinned to Debian 12 (bookworm), whose Python is 3.11" in proc.stderr
-    assert "runs Python 3.13, for which requirements.lock has no wheels" in proc.stderr
+    assert "runs on Debian 12 (bookworm, Python 3.11; CI's) and Debian 13 (trixie, Python 3.13)" in proc.stderr
+    assert "runs Python 3.12, for which no lock has wheels" in proc.stderr
     assert "'make package', then Plugins > Install from ZIP" in proc.stderr
+
+
+def test_each_system_has_its_lock_with_the_same_pins(capsys):
+    """Debian 13 has its own lock (Python 3.13 wheels, Debian's numpy 2.2 kept) with the same direct requirements at
+    the same versions as Debian 12's, less torch, which is Debian's python3-torch there; its transitive pins are the
+    optional-package installer's, so the tests run what the installer puts into QGIS's Python."""
+    env = _check_env()
+    assert env.main(["--which", "3.13"]) == 0
+    assert capsys.readouterr().out == ("Debian 13 (trixie)|requirements-debian13.lock|constraints-debian13.txt|"
+                                       "python3-torch\n")
+    assert env.main(["--which", "3.12"]) == 0 and capsys.readouterr().out == ""
+    bookworm = env.read_lock(os.path.join(ROOT, "requirements.lock"))
+    trixie = env.read_lock(os.path.join(ROOT, "requirements-debian13.lock"))
+    direct = env.pip_requirements(env.system_for("3.13"))
+    assert set(direct) == {"onnxruntime", "onnx", "pytest", "pytest-qgis", "skl2onnx"} and "torch" not in trixie
+    assert env.requirement_problems(direct, trixie) == []
+    assert all(bookworm[name] == version for name, version in direct.items())
+    from oremap.core.engine import package_installer as pi
+
+    pins = {env.canonical(name): version for group in pi.read_pins().values() for name, version, _ in group["packages"]}
+    shared = set(pins) & set(trixie)
+    assert {"onnx", "onnxruntime", "protobuf", "ml-dtypes", "flatbuffers", "skl2onnx"} <= shared
+    assert all(pins[name] == trixie[name] for name in shared)
+
+
+def test_pip_check_tolerates_only_debians_own_metadata_of_what_debian_stands_in_for(tmp_path):
+    """Debian 13's torch 2.6.0 declares upstream's sympy==1.13.1 and setuptools, while Debian ships sympy 1.13.3 and no
+    setuptools: pip check fails on every Debian 13 machine. Those lines are left out there; any other stays."""
+    env = _check_env()
+    stub = tmp_path / "python"
+    stub.write_text("#!/bin/sh\necho 'torch 2.6.0+debian has requirement sympy==1.13.1, but you have sympy 1.13.3.'\n"
+                    "echo 'onnx 1.23.2 requires protobuf, which is not installed.'\nexit 1\n")
+    stub.chmod(0o755)
+    assert env.pip_check(str(stub), env.system_for("3.13")) == ["onnx 1.23.2 requires protobuf, which is not installed."]
+    assert len(env.pip_check(str(stub), env.system_for("3.11"))) == 2
