@@ -132,6 +132,16 @@ def load_script(name):
     return module
 
 
+def check_env():
+    """scripts/check_env.py as a module: the lock checker and the table of the systems the setup runs on."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("check_env", os.path.join(ROOT, "scripts", "check_env.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def qgis_env(tmp_root):
     """Environment for a ``qgis_process`` subprocess that sees this checkout as plugin ``oremap``."""
     plugins = os.path.join(ROOT, ".build", "plugins")

@@ -1,21 +1,14 @@
 """The install lock: every direct requirement pinned to the lock's version, and the checker that stops a
 drifted .venv (scripts/check_env.py) finds what it must."""
 
-import importlib.util
 import os
 
 from conftest import ROOT
-
-
-def _check_env():
-    spec = importlib.util.spec_from_file_location("check_env", os.path.join(ROOT, "scripts", "check_env.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from conftest import check_env
 
 
 def test_every_direct_requirement_is_pinned_to_the_lock():
-    env = _check_env()
+    env = check_env()
     locked = env.read_lock(os.path.join(ROOT, "requirements.lock"))
     direct = env.direct_requirements(os.path.join(ROOT, "requirements.txt"))
     assert set(direct) == {"torch", "onnxruntime", "onnx", "pytest", "pytest-qgis", "skl2onnx"}
@@ -24,7 +17,7 @@ def test_every_direct_requirement_is_pinned_to_the_lock():
 
 
 def test_the_checker_names_unpinned_and_drifted_packages(tmp_path):
-    env = _check_env()
+    env = check_env()
     requirements = tmp_path / "requirements.txt"
     requirements.write_text("# comment\nonnx\npytest==9.1.0  # too old\nTorch==2.13.0\nextra_pkg==1.0\n")
     locked = {"onnx": "1.23.2", "pytest": "9.2.0", "torch": "2.13.0+cpu"}
@@ -59,7 +52,7 @@ def test_each_system_has_its_lock_with_the_same_pins(capsys):
     """Debian 13 has its own lock (Python 3.13 wheels, Debian's numpy 2.2 kept) with the same direct requirements at
     the same versions as Debian 12's, less torch, which is Debian's python3-torch there; its transitive pins are the
     optional-package installer's, so the tests run what the installer puts into QGIS's Python."""
-    env = _check_env()
+    env = check_env()
     assert env.main(["--which", "3.13"]) == 0
     assert capsys.readouterr().out == ("Debian 13 (trixie)|requirements-debian13.lock|constraints-debian13.txt|"
                                        "python3-torch\n")
@@ -81,7 +74,7 @@ def test_each_system_has_its_lock_with_the_same_pins(capsys):
 def test_pip_check_tolerates_only_debians_own_metadata_of_what_debian_stands_in_for(tmp_path):
     """Debian 13's torch 2.6.0 declares upstream's sympy==1.13.1 and setuptools, while Debian ships sympy 1.13.3 and no
     setuptools: pip check fails on every Debian 13 machine. Those lines are left out there; any other stays."""
-    env = _check_env()
+    env = check_env()
     stub = tmp_path / "python"
     stub.write_text("#!/bin/sh\necho 'torch 2.6.0+debian has requirement sympy==1.13.1, but you have sympy 1.13.3.'\n"
                     "echo 'onnx 1.23.2 requires protobuf, which is not installed.'\nexit 1\n")
