@@ -17,8 +17,9 @@ as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 # requirements-debian13.lock Debian 13's 3.13 (torch from Debian there). On another system pip would stop deep in the
 # lock on a missing wheel: say so before installing anything. scripts/check_env.py holds the table.
 SYSTEM_PYTHON=${OREMAP_SYSTEM_PYTHON:-/usr/bin/python3}
-LOCK=requirements.lock
-if [ -x "$SYSTEM_PYTHON" ]; then
+LOCK=""
+pick_lock() {
+  local have which system
   have=$("$SYSTEM_PYTHON" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
   which=$(python3 scripts/check_env.py --which "$have" 2>/dev/null || true)
   if [ -z "$which" ]; then
@@ -32,19 +33,25 @@ if [ -x "$SYSTEM_PYTHON" ]; then
   fi
   LOCK=$(echo "$which" | cut -d'|' -f2)
   APT_PACKAGES="$APT_PACKAGES $(echo "$which" | cut -d'|' -f4)"
-fi
-
-missing=""
-for p in $APT_PACKAGES; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
-done
-if [ -n "$missing" ]; then
-  echo "setup: installing Debian packages:$missing"
-  export DEBIAN_FRONTEND=noninteractive
-  as_root apt-get update -qq
-  # shellcheck disable=SC2086
-  as_root apt-get install -y -qq --no-install-recommends $missing
-fi
+}
+install_missing() {
+  local missing="" p
+  for p in $APT_PACKAGES; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+  done
+  if [ -n "$missing" ]; then
+    echo "setup: installing Debian packages:$missing"
+    export DEBIAN_FRONTEND=noninteractive
+    as_root apt-get update -qq
+    # shellcheck disable=SC2086
+    as_root apt-get install -y -qq --no-install-recommends $missing
+  fi
+}
+# A bare container may have no Python yet: then the lock (and the system's own packages) are picked once the
+# packages have brought it.
+if [ -x "$SYSTEM_PYTHON" ]; then pick_lock; fi
+install_missing
+if [ -z "$LOCK" ]; then pick_lock; install_missing; fi
 
 # Debian's wrapper passes --noversioncheck, which qgis_process rejects: every call fails.
 if [ -f /etc/default/qgis ] && grep -q -- '--noversioncheck' /etc/default/qgis; then
