@@ -80,5 +80,6 @@ def test_pip_check_tolerates_only_debians_own_metadata_of_what_debian_stands_in_
     stub.write_text("#!/bin/sh\necho 'torch 2.6.0+debian has requirement sympy==1.13.1, but you have sympy 1.13.3.'\n"
                     "echo 'onnx 1.23.2 requires protobuf, which is not installed.'\nexit 1\n")
     stub.chmod(0o755)
-    assert env.pip_check(str(stub), env.system_for("3.13")) == ["onnx 1.23.2 requires protobuf, which is not installed."]
+    kept = env.pip_check(str(stub), env.system_for("3.13"))
+    assert kept == ["onnx 1.23.2 requires protobuf, which is not installed."]
     assert len(env.pip_check(str(stub), env.system_for("3.11"))) == 2

@@ -151,8 +151,8 @@ def test_a_style_file_is_the_same_on_every_run(tmp_path, qgis_app):
            '<symbol name="0"><layer class="SimpleFill" id="{2b0b8b13-7b26-429a-aacc-e733d42be846}" enabled="1"/>'
            '</symbol></symbols></renderer-v2><layer class="SimpleLine" id="kept"/><note>a  b</note></qgis>')
     other = ('<!DOCTYPE qgis PUBLIC \'http://mrcc.com/qgis.dtd\' \'SYSTEM\'>\n<qgis minScale="1e+08" version="3.40">\n'
-             '  <renderer-v2 attr="p" type="graduatedSymbol"><ranges><range uuid="{0c1d2e3f-0684-4b00-a11e-a9b8fc863600}"'
-             ' label="low" symbol="0"/></ranges><symbols><symbol name="0"><layer enabled="1" '
+             '  <renderer-v2 attr="p" type="graduatedSymbol"><ranges>'
+             '<range uuid="{0c1d2e3f-0684-4b00-a11e-a9b8fc863600}" label="low" symbol="0"/></ranges><symbols><symbol name="0"><layer enabled="1" '
              'id="{99999999-7b26-429a-aacc-e733d42be846}" class="SimpleFill"/></symbol></symbols></renderer-v2>'
              '<layer id="kept" class="SimpleLine"/><note>a  b</note></qgis>')
     text = styles.stable_style_text(one)
