@@ -21,7 +21,7 @@ LOCK=""
 pick_lock() {
   local have which system
   have=$("$SYSTEM_PYTHON" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
-  which=$(python3 scripts/check_env.py --which "$have" 2>/dev/null || true)
+  which=$("$SYSTEM_PYTHON" scripts/check_env.py --which "$have" 2>/dev/null || true)
   if [ -z "$which" ]; then
     system=$(. /etc/os-release 2>/dev/null && echo "${PRETTY_NAME:-this system}" || echo "this system")
     echo "setup: OreMap's development setup runs on Debian 12 (bookworm, Python 3.11; CI's) and Debian 13" \

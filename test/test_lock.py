@@ -37,7 +37,7 @@ def test_setup_on_another_python_stops_first_and_says_why(tmp_path):
     import subprocess
 
     stub = tmp_path / "python3"
-    stub.write_text("#!/bin/sh\necho 3.12\n")
+    stub.write_text('#!/bin/sh\nif [ "$1" = -c ]; then echo 3.12; else exec /usr/bin/python3 "$@"; fi\n')  # Python 3.12
     stub.chmod(0o755)
     env = dict(os.environ, OREMAP_SYSTEM_PYTHON=str(stub), PATH="/usr/bin:/bin")
     proc = subprocess.run(["bash", os.path.join(ROOT, "scripts", "setup.sh")], env=env, capture_output=True,
