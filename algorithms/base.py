@@ -681,6 +681,13 @@ class OreMapAlgorithm(QgsProcessingAlgorithm):
         text = self.parameterAsString(parameters, "BAD_BANDS", context) if "BAD_BANDS" in parameters else ""
         return parse_bad_bands(text)
 
+    def field_names(self, parameters, name, context):
+        """The field names chosen in the field parameter ``name``. QGIS 3.32 deprecates ``parameterAsFields`` for
+        ``parameterAsStrings`` (the same list; QGIS 4 drops deprecated calls): the newer where QGIS has it."""
+        if hasattr(self, "parameterAsStrings"):
+            return self.parameterAsStrings(parameters, name, context)
+        return self.parameterAsFields(parameters, name, context)  # qgis4-scan: allow (QGIS before 3.32)
+
     def add_nodata_parameter(self, label="Additional nodata value"):
         """Advanced, optional: a value to treat as nodata besides the raster's own."""
         self.add_number("NODATA", label, None, None, advanced=True, optional=True)

@@ -167,7 +167,7 @@ class ElementSelection(OreMapAlgorithm):
             feedback.info(f"{scan['n_positive']} positive pixels, {scan['negatives'].shape[0]} negative pixels.")
         else:
             source = self.parameterAsSource(parameters, "POINTS", context)
-            chosen = self.parameterAsFields(parameters, "FIELDS", context)
+            chosen = self.field_names(parameters, "FIELDS", context)
             crs = distance_crs_for_points(self, source, context, feedback)
             if chosen:
                 fields = chosen

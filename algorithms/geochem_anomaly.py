@@ -187,7 +187,7 @@ class GeochemAnomaly(OreMapAlgorithm):
         source = self.parameterAsSource(parameters, "POINTS", context)
         if source is None:
             raise self.fail("POINTS", "The point layer could not be loaded.", "Choose a point layer.")
-        fields = self.parameterAsFields(parameters, "FIELDS", context)
+        fields = self.field_names(parameters, "FIELDS", context)
         require_fields(self, source, fields, numeric=True)
         target = TARGET_LABELS[self.parameterAsEnum(parameters, "TARGET", context)][0]
         method = am.METHODS[self.parameterAsEnum(parameters, "METHOD", context)]

@@ -177,7 +177,7 @@ class IdwInterpolate(OreMapAlgorithm):
         source = self.parameterAsSource(parameters, "INPUT", context)
         if source is None:
             raise self.fail("INPUT", "No point layer was given.", "Choose a layer of sample points.")
-        fields = self.parameterAsFields(parameters, "FIELDS", context)
+        fields = self.field_names(parameters, "FIELDS", context)
         require_fields(self, source, fields, numeric=True)
         below = BELOW[self.parameterAsEnum(parameters, "BELOW_DETECTION", context)][0]
         missing = self.parameterAsDouble(parameters, "MISSING_VALUE", context)

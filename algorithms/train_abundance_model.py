@@ -164,7 +164,7 @@ class TrainAbundanceModel(OreMapAlgorithm):
         from ..core.engine.sampling import labelled_pixels
 
         path, layer = self.raster_path(parameters, "INPUT", context)
-        fields = self.parameterAsFields(parameters, "FIELDS", context)
+        fields = self.field_names(parameters, "FIELDS", context)
         if not fields:
             raise self.fail("FIELDS", "No abundance field was chosen.", "Choose one field per mineral.")
         geometries, table, ids = self.features_with_values(parameters, "ROIS", fields, context, layer.crs(), feedback,

@@ -270,7 +270,7 @@ class VaeAnomaly(OreMapAlgorithm):
         if model_path:
             fields = [f.name() for f in source.fields()]
             self._fields_match_model(parameters, context, model_path)
-        elif not self.parameterAsFields(parameters, "FIELDS", context):
+        elif not self.field_names(parameters, "FIELDS", context):
             # survey hygiene: elements by unit, never coordinates, oxides merged, measured in enough samples
             crs = distance_crs_for_points(self, source, context, feedback)
             features, xs, ys, fields, table, _ = survey_table(
@@ -280,7 +280,7 @@ class VaeAnomaly(OreMapAlgorithm):
                 raise self.fail("FIELDS", f"Only {len(fields)} element is measured in enough samples.",
                                 "Lower the coverage, or choose the element fields.")
         else:
-            fields = self.parameterAsFields(parameters, "FIELDS", context)
+            fields = self.field_names(parameters, "FIELDS", context)
             require_fields(self, source, fields, numeric=True)
             if len(fields) < 2:
                 raise self.fail("FIELDS", "At least two numeric element fields are needed.",
@@ -349,7 +349,7 @@ class VaeAnomaly(OreMapAlgorithm):
         from ..core.engine.model_format import read_model_info
         from ..core.engine.model_task import check_task
 
-        chosen = self.parameterAsFields(parameters, "FIELDS", context)
+        chosen = self.field_names(parameters, "FIELDS", context)
         if not chosen:
             return
         try:

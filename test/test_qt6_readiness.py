@@ -227,3 +227,32 @@ def test_field_types_follow_qt_not_only_the_qgis_version(monkeypatch):
         monkeypatch.undo()
         importlib.reload(qt_compat)
     assert qt_compat.INT == QtCore.QVariant.Int  # QGIS 3.22 on Qt 5, as before
+
+
+#: QGIS calls that QGIS deprecates (so QGIS 4 drops), with what replaces them, as QGIS 3.40 warns of them.
+DEPRECATED_QGIS = {"parameterAsFields": "parameterAsStrings (QGIS 3.32), through OreMapAlgorithm.field_names"}
+QGIS4_ALLOW_MARK = "qgis4-scan: allow"
+
+
+def deprecated_calls(source, path="<string>"):
+    """Sentences naming each call of a deprecated QGIS method not marked as the fallback for older QGIS."""
+    lines = source.splitlines()
+    return [f"{path}:{node.lineno}: {node.func.attr}() is deprecated; use {DEPRECATED_QGIS[node.func.attr]}"
+            for node in ast.walk(ast.parse(source, path))
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+            and node.func.attr in DEPRECATED_QGIS and QGIS4_ALLOW_MARK not in lines[node.lineno - 1]]
+
+
+def test_no_deprecated_qgis_call_and_field_names_takes_the_newer_call(processing_provider):
+    """QGIS 3.40 warned of parameterAsFields (deprecated in 3.32) in every geochemistry run, and QGIS 4 drops
+    deprecated calls. The scan finds it; no module calls it but the base class's fallback for QGIS before 3.32."""
+    assert deprecated_calls("x = self.parameterAsFields(p, 'F', c)\n") == [
+        "<string>:1: parameterAsFields() is deprecated; use " + DEPRECATED_QGIS["parameterAsFields"]]
+    problems = []
+    for rel, _ in plugin_modules():
+        with open(os.path.join(ROOT, rel), encoding="utf-8") as fh:
+            problems += deprecated_calls(fh.read(), rel)
+    assert problems == []
+    alg = next(a for a in processing_provider.algorithms() if a.name() == "idw_interpolate").create()
+    alg.parameterAsStrings = lambda parameters, name, context: ["from", name]   # as QGIS 3.32 and later have it
+    assert alg.field_names({}, "FIELDS", None) == ["from", "FIELDS"]
