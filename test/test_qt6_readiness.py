@@ -109,11 +109,17 @@ def test_the_scan_finds_what_pyqt6_removed():
                               ("QtWidgets", "QDialogButtonBox", "StandardButton", "Cancel")]
 
 
-def all_scoped():
-    problems, scoped = [], set()
+def module_sources():
+    """(path relative to the plugin, source) of every module."""
     for rel, _ in plugin_modules():
         with open(os.path.join(ROOT, rel), encoding="utf-8") as fh:
-            found, used = scan(fh.read(), rel)
+            yield rel, fh.read()
+
+
+def all_scoped():
+    problems, scoped = [], set()
+    for rel, source in module_sources():
+        found, used = scan(source, rel)
         problems += found
         scoped.update(used)
     return problems, sorted(scoped)
@@ -248,11 +254,7 @@ def test_no_deprecated_qgis_call_and_field_names_takes_the_newer_call(processing
     deprecated calls. The scan finds it; no module calls it but the base class's fallback for QGIS before 3.32."""
     assert deprecated_calls("x = self.parameterAsFields(p, 'F', c)\n") == [
         "<string>:1: parameterAsFields() is deprecated; use " + DEPRECATED_QGIS["parameterAsFields"]]
-    problems = []
-    for rel, _ in plugin_modules():
-        with open(os.path.join(ROOT, rel), encoding="utf-8") as fh:
-            problems += deprecated_calls(fh.read(), rel)
-    assert problems == []
+    assert [p for rel, source in module_sources() for p in deprecated_calls(source, rel)] == []
     alg = next(a for a in processing_provider.algorithms() if a.name() == "idw_interpolate").create()
     alg.parameterAsStrings = lambda parameters, name, context: ["from", name]   # as QGIS 3.32 and later have it
     assert alg.field_names({}, "FIELDS", None) == ["from", "FIELDS"]
