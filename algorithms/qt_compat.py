@@ -12,6 +12,6 @@ from qgis.PyQt.QtCore import QVariant
 if Qgis.QGIS_VERSION_INT >= 33800 or not hasattr(QVariant, "Int"):
     from qgis.PyQt.QtCore import QMetaType
 
-    INT, DOUBLE, STRING = QMetaType.Type.Int, QMetaType.Type.Double, QMetaType.Type.QString
+    INT, DOUBLE, STRING, BOOL = QMetaType.Type.Int, QMetaType.Type.Double, QMetaType.Type.QString, QMetaType.Type.Bool
 else:  # QGIS 3.22-3.36 on Qt 5
-    INT, DOUBLE, STRING = QVariant.Int, QVariant.Double, QVariant.String  # qt6-scan: allow (Qt 5 branch)
+    INT, DOUBLE, STRING, BOOL = QVariant.Int, QVariant.Double, QVariant.String, QVariant.Bool  # qt6-scan: allow (Qt 5)

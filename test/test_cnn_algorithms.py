@@ -452,7 +452,7 @@ def test_numeric_labels_train_classify_and_assess_by_name(run_alg, tmp_path, fir
     against the same field. The legend is in numeric order and the assessment matches labels to class
     names, so its accuracy is the share of points whose map class is named with their label."""
     from qgis.core import QgsFeature, QgsField, QgsGeometry, QgsPointXY, QgsVectorLayer
-    from qgis.PyQt.QtCore import QVariant
+    from oremap.algorithms import qt_compat as field_type
 
     with rasterio.open(AVIRIS_NG) as ds:
         transform = ds.transform
@@ -461,7 +461,7 @@ def test_numeric_labels_train_classify_and_assess_by_name(run_alg, tmp_path, fir
     order = np.argsort(brightness.ravel())
     cells = [divmod(int(i), 10) for i in order[np.linspace(0, 99, 24).round().astype(int)]]
     layer = QgsVectorLayer("Point?crs=EPSG:32612", "labels", "memory")
-    layer.dataProvider().addAttributes([QgsField("label_id", QVariant.Int)])
+    layer.dataProvider().addAttributes([QgsField("label_id", field_type.INT)])
     layer.updateFields()
     features = []
     for k, (r, c) in enumerate(cells):

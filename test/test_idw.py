@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import rasterio
 from qgis.core import QgsFeature, QgsField, QgsGeometry, QgsPointXY, QgsProcessingException, QgsVectorLayer
-from qgis.PyQt.QtCore import QVariant
+from oremap.algorithms import qt_compat as field_type
 
 from conftest import SHARED_DATA
 from oremap.core.geochemistry import geochem, idw
@@ -354,7 +354,7 @@ def test_defaults_grid_the_survey_elements_at_a_cell_size_from_the_spacing(proce
 
 def memory_points(crs):
     layer = QgsVectorLayer(f"Point?crs={crs or ''}", "pts", "memory")  # no crs: invalid (not the 4326 default)
-    layer.dataProvider().addAttributes([QgsField("Au_ppb", QVariant.Double), QgsField("name", QVariant.String)])
+    layer.dataProvider().addAttributes([QgsField("Au_ppb", field_type.DOUBLE), QgsField("name", field_type.STRING)])
     layer.updateFields()
     features = []
     for i, (x, y) in enumerate([(117.5, -33.0), (117.6, -33.1), (117.7, -33.05)]):
@@ -468,9 +468,10 @@ def test_a_text_column_of_assays_is_read_and_a_text_column_of_words_refused(run_
     assert np.isnan(assay_number("n.d."))
     assert np.isnan(as_number("<1"))   # outside element fields (abundances, scores) a '<' value stays missing
     layer = QgsVectorLayer("Point?crs=EPSG:32750", "survey", "memory")
-    layer.dataProvider().addAttributes([QgsField("Au_ppb", QVariant.String), QgsField("SAMPLETYPE", QVariant.String),
-                                        QgsField("Cu_ppm", QVariant.Double), QgsField("Pt_ppb", QVariant.String),
-                                        QgsField("checked", QVariant.Bool)])
+    layer.dataProvider().addAttributes([QgsField("Au_ppb", field_type.STRING),
+                                        QgsField("SAMPLETYPE", field_type.STRING),
+                                        QgsField("Cu_ppm", field_type.DOUBLE), QgsField("Pt_ppb", field_type.STRING),
+                                        QgsField("checked", field_type.BOOL)])
     layer.updateFields()
     features = []
     rows = [("<1", "STREAM", 20.0, "n.a.", True), ("5", "STREAM", 35.0, "n.a.", False), ("12", "SOIL", 18.0, "3", True),
@@ -500,7 +501,7 @@ def test_a_text_column_of_assays_is_read_and_a_text_column_of_words_refused(run_
     assert "Au_ppb" in elements, elements
     # the text column of assays grids as the same assays in a numeric column, '<1' stored as -1 (below detection)
     numeric = QgsVectorLayer("Point?crs=EPSG:32750", "numeric", "memory")
-    numeric.dataProvider().addAttributes([QgsField("Au_ppb", QVariant.Double)])
+    numeric.dataProvider().addAttributes([QgsField("Au_ppb", field_type.DOUBLE)])
     numeric.updateFields()
     copies = []
     for feature, value in zip(features, (-1.0, 5.0, 12.0, None, 2.0, 8.0)):
@@ -523,7 +524,7 @@ def test_deposits_whose_crs_is_wrong_are_named_with_the_fix(run_alg, tmp_path):
     """UTM coordinates labelled EPSG:4326 cannot be transformed: the error named no parameter and showed PROJ's
     own text; it now names the layer's parameter, the feature and the usual cause."""
     samples = QgsVectorLayer("Point?crs=EPSG:32750", "samples", "memory")
-    samples.dataProvider().addAttributes([QgsField("Cu_ppm", QVariant.Double), QgsField("Zn_ppm", QVariant.Double)])
+    samples.dataProvider().addAttributes([QgsField("Cu_ppm", field_type.DOUBLE), QgsField("Zn_ppm", field_type.DOUBLE)])
     samples.updateFields()
     rng = np.random.default_rng(0)
     features = []

@@ -262,10 +262,10 @@ def test_unused_deposits_are_listed_with_distances_and_uncertainty_is_stated(com
 def point_layer(xy_utm, names=None):
     """A memory point layer in the stack's CRS, with a text 'name' field."""
     from qgis.core import QgsFeature, QgsField, QgsGeometry, QgsPointXY, QgsVectorLayer
-    from qgis.PyQt.QtCore import QVariant
+    from oremap.algorithms import qt_compat as field_type
 
     layer = QgsVectorLayer("Point?crs=EPSG:32750", "points", "memory")
-    layer.dataProvider().addAttributes([QgsField("name", QVariant.String)])
+    layer.dataProvider().addAttributes([QgsField("name", field_type.STRING)])
     layer.updateFields()
     features = []
     for i, (x, y) in enumerate(xy_utm):

@@ -24,7 +24,7 @@ from qgis.core import (
     QgsProject,
     QgsVectorLayer,
 )
-from qgis.PyQt.QtCore import QVariant
+from oremap.algorithms import qt_compat as field_type
 from rasterio.transform import from_origin
 
 from conftest import SHARED_DATA
@@ -409,7 +409,7 @@ def memory_points(coords, crs, fields=None):
     """A memory point layer; ``fields`` {name: list of values} (floats, None for NULL)."""
     fields = fields or {}
     layer = QgsVectorLayer(f"Point?crs={crs}", "points", "memory")
-    layer.dataProvider().addAttributes([QgsField(n, QVariant.Double) for n in fields])
+    layer.dataProvider().addAttributes([QgsField(n, field_type.DOUBLE) for n in fields])
     layer.updateFields()
     features = []
     for i, (x, y) in enumerate(coords):

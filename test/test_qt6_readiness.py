@@ -109,16 +109,26 @@ def test_the_scan_finds_what_pyqt6_removed():
                               ("QtWidgets", "QDialogButtonBox", "StandardButton", "Cancel")]
 
 
-def module_sources():
-    """(path relative to the plugin, source) of every module."""
-    for rel, _ in plugin_modules():
+#: folders of Python the plugin does not ship but that runs inside QGIS all the same (the tests in pytest-qgis,
+#: the scripts and benches through qgis_process or the QGIS API): they must run on QGIS 4 too
+DEVELOPER_FOLDERS = ["test", "bench", "scripts"]
+
+
+def module_sources(developer=True):
+    """(path relative to the plugin, source) of every module, and with ``developer`` of every test, bench and
+    script too."""
+    paths = [rel for rel, _ in plugin_modules()]
+    if developer:
+        paths += sorted(os.path.join(folder, name) for folder in DEVELOPER_FOLDERS
+                        for name in os.listdir(os.path.join(ROOT, folder)) if name.endswith(".py"))
+    for rel in paths:
         with open(os.path.join(ROOT, rel), encoding="utf-8") as fh:
             yield rel, fh.read()
 
 
-def all_scoped():
+def all_scoped(developer=True):
     problems, scoped = [], set()
-    for rel, source in module_sources():
+    for rel, source in module_sources(developer):
         found, used = scan(source, rel)
         problems += found
         scoped.update(used)
@@ -126,9 +136,12 @@ def all_scoped():
 
 
 def test_no_pyqt6_removed_api_in_any_module():
+    """The plugin's modules, and the tests, benches and scripts (on QGIS 4 the suite must run to show anything:
+    the tests built fields with ``QVariant.Double`` and images with ``QImage.Format_RGB888``)."""
     problems, scoped = all_scoped()
     assert problems == []
     assert ("QtCore", "Qt", "DockWidgetArea", "RightDockWidgetArea") in scoped  # the scan sees the plugin's enums
+    assert ("QtGui", "QImage", "Format", "Format_RGB888") in scoped  # and the tests'
 
 
 def test_every_module_imports(qgis_app):
@@ -227,12 +240,14 @@ def test_field_types_follow_qt_not_only_the_qgis_version(monkeypatch):
         monkeypatch.setattr(Qgis, "QGIS_VERSION_INT", 33600)
         monkeypatch.setattr(QtCore, "QVariant", Qt6Variant)
         importlib.reload(qt_compat)
-        assert (qt_compat.INT, qt_compat.DOUBLE, qt_compat.STRING) == (
-            QtCore.QMetaType.Type.Int, QtCore.QMetaType.Type.Double, QtCore.QMetaType.Type.QString)
+        assert (qt_compat.INT, qt_compat.DOUBLE, qt_compat.STRING, qt_compat.BOOL) == (
+            QtCore.QMetaType.Type.Int, QtCore.QMetaType.Type.Double, QtCore.QMetaType.Type.QString,
+            QtCore.QMetaType.Type.Bool)
     finally:
         monkeypatch.undo()
         importlib.reload(qt_compat)
-    assert qt_compat.INT == QtCore.QVariant.Int  # QGIS 3.22 on Qt 5, as before
+    if Qgis.QGIS_VERSION_INT < 33800:
+        assert (qt_compat.INT, qt_compat.BOOL) == (QtCore.QVariant.Int, QtCore.QVariant.Bool)  # QGIS 3.22 on Qt 5
 
 
 #: QGIS calls that QGIS deprecates (so QGIS 4 drops), with what replaces them, as QGIS 3.40 warns of them.

@@ -15,7 +15,7 @@ def image_array(image):
     """A QImage as an (h, w, 3) uint8 array."""
     from qgis.PyQt.QtGui import QImage
 
-    image = image.convertToFormat(QImage.Format_RGB888)
+    image = image.convertToFormat(QImage.Format.Format_RGB888)
     ptr = image.constBits()
     ptr.setsize(image.byteCount())
     rows = np.frombuffer(ptr, np.uint8).reshape(image.height(), image.bytesPerLine())
@@ -34,7 +34,7 @@ def render(layer, width, height, extent=None):
     settings.setExtent(extent or layer.extent())
     settings.setOutputSize(QSize(width, height))
     settings.setBackgroundColor(QColor("white"))
-    image = QImage(QSize(width, height), QImage.Format_ARGB32)
+    image = QImage(QSize(width, height), QImage.Format.Format_ARGB32)
     image.fill(QColor("white"))
     painter = QPainter(image)
     job = QgsMapRendererCustomPainterJob(settings, painter)
@@ -188,11 +188,11 @@ def test_temporary_vector_output_gets_the_style_when_loaded(processing_provider,
         QgsProject,
         QgsVectorLayer,
     )
-    from qgis.PyQt.QtCore import QVariant
+    from oremap.algorithms import qt_compat as field_type
 
     alg = next(a for a in processing_provider.algorithms() if a.name() == "prospectivity_map").create()
     layer = QgsVectorLayer("Polygon?crs=EPSG:32750", "cells", "memory")
-    layer.dataProvider().addAttributes([QgsField("probability", QVariant.Double)])
+    layer.dataProvider().addAttributes([QgsField("probability", field_type.DOUBLE)])
     layer.updateFields()
     feature = QgsFeature(layer.fields())
     feature.setGeometry(QgsGeometry.fromWkt("POLYGON((0 0,1 0,1 1,0 1,0 0))"))
