@@ -2,6 +2,7 @@
 drifted .venv (scripts/check_env.py) finds what it must."""
 
 import os
+import sys
 
 from conftest import ROOT
 from conftest import check_env
@@ -83,3 +84,22 @@ def test_pip_check_tolerates_only_debians_own_metadata_of_what_debian_stands_in_
     kept = env.pip_check(str(stub), env.system_for("3.13"))
     assert kept == ["onnx 1.23.2 requires protobuf, which is not installed."]
     assert len(env.pip_check(str(stub), env.system_for("3.11"))) == 2
+
+
+def test_a_missing_debian_package_is_named_with_its_apt_name(monkeypatch, capsys):
+    """On Debian 13 torch is the apt package python3-torch, not a pip pin: a .venv that matches the lock but lacks it
+    (built with --system-site-packages before the package was installed) must fail and name the package to install,
+    not pass until the first torch test."""
+    env = check_env()
+    version = "%d.%d" % sys.version_info[:2]
+    name, lock, constraints, _ = env.system_for()
+    monkeypatch.setitem(env.SYSTEMS, version, (name, lock, constraints, {"oremap_absent_module": "python3-absent"}))
+    monkeypatch.setattr(env, "installed", lambda: env.read_lock(os.path.join(ROOT, lock)))
+    monkeypatch.setattr(env, "pip_check", lambda python, system: [])
+    monkeypatch.setattr(env, "pip_requirements", lambda system: {})
+    assert env.main([]) == 1
+    err = capsys.readouterr().err
+    assert f"  oremap_absent_module is not installed: it is the Debian package python3-absent on {name}" in err
+    monkeypatch.setitem(env.SYSTEMS, version, (name, lock, constraints, {"json": "python3-json"}))  # present
+    assert env.main([]) == 0
+    assert capsys.readouterr().out.startswith(f"setup: .venv matches {lock}")
