@@ -339,6 +339,32 @@ def test_dn_zero_is_nodata_also_where_the_file_declares_another(tmp_path):
     assert np.isfinite(refl).sum() == 12 * (4 * 3 - 1)
 
 
+def test_coarse_bands_next_to_a_nodata_edge_are_not_mixed_with_dn_zero(tmp_path):
+    """L2A JP2s and BigEarthNet's GeoTIFFs declare no nodata: GDAL resampled the 20 m and 60 m bands as if the DN 0
+    of a swath edge were a value, so the first valid 10 m pixels got B11 0.225-0.2 instead of 0.3 and B1 0.017-0.083
+    instead of 0.1 (three pixels deep), and passed as reflectance into the indices and the models."""
+    folder = tmp_path / "S2B_MSIL2A_20230601T100559_N0509_R022_T33UUP_20230601T120000.SAFE"
+    folder.mkdir()
+    for band, res, dn in [(b, 10, 2500) for b in ("B02", "B03", "B04", "B08")] + [
+            (b, 20, 4000) for b in ("B05", "B06", "B07", "B8A", "B11", "B12")] + [(b, 60, 2000) for b in ("B01", "B09")]:
+        n = 240 // res
+        data = np.full((n, n), dn, np.uint16)
+        data[:, :n // 2] = 0   # the left half is outside the swath
+        with rasterio.open(folder / f"T33UUP_20230601T100559_{band}_{res}m.tif", "w", driver="GTiff", width=n,
+                           height=n, count=1, dtype="uint16", crs="EPSG:32633",
+                           transform=Affine(res, 0, 400000, 0, -res, 5000000)) as ds:
+            ds.write(data, 1)
+    with open_sentinel2(str(folder)) as s2:
+        refl = s2.read_reflectance(["B4", "B11", "B1"])
+        temp, written = s2.temp_dir, sorted(os.listdir(s2.temp_dir))
+    assert s2.offset == pytest.approx(-0.1)
+    assert np.isnan(refl[:, :12]).all()
+    np.testing.assert_allclose(refl[:, 12:], np.broadcast_to([0.15, 0.3, 0.1], (24, 12, 3)), rtol=1e-5)
+    assert written == sorted([f"{folder.name}_10m.vrt"] + [
+        f"{folder.name}_{b}_nodata.vrt" for b in ("B1", "B5", "B6", "B7", "B8A", "B9", "B11", "B12")])
+    assert not os.path.exists(temp)
+
+
 def test_scene_classification_masks_clouds_and_shadows_of_a_folder(tmp_path):
     """Pixels of 10 m whose 20 m SCL class is no data, cloud shadow, cloud or cirrus become nodata in every band
     (nearest neighbour: 2 x 2 pixels per SCL pixel); the others keep exactly their values; the log gives the

@@ -998,9 +998,18 @@ def _open_folder(folder, required, feedback, out_dir, mask_clouds=True):
         temp_dir, vrt_folder = None, out_dir
     stem = os.path.basename(os.path.normpath(folder)) or "sentinel2"
     vrt_path = os.path.join(vrt_folder, f"{stem}_10m.vrt")
-    xml = _vrt_xml(names, files, infos, ref, nodata, scl)
     from ..engine.files import write_atomic
 
+    sources = dict(files)
+    for band in resampled:
+        if nodata is not None and infos[band]["nodata"] is None:
+            # GDAL resamples a source that declares no nodata as if DN 0 were a value, and applies the VRT's nodata
+            # only after: the valid pixels along a swath edge got 20 m bands mixed with 0 (B11 0.225 instead of
+            # 0.3), 60 m bands over three pixels. L2A JP2s and BigEarthNet's GeoTIFFs declare none. Declared (in a
+            # VRT of the file on its own grid), the resampler weighs the valid pixels only.
+            sources[band] = write_atomic(os.path.join(vrt_folder, f"{stem}_{band}_nodata.vrt"),
+                                         _nodata_vrt_xml(files[band], infos[band], nodata), parameter="raster")
+    xml = _vrt_xml(names, sources, infos, ref, nodata, scl)
     write_atomic(vrt_path, xml, parameter="raster")
     # the VRT's nodata is the files' own; the reader masks DN 0 (the L2A NO_DATA) as well
     return S2Input(path=vrt_path, band_numbers={b: i + 1 for i, b in enumerate(names)}, scale=scale,
@@ -1040,6 +1049,21 @@ def _scene_classification(folder, ref, nodata, mask_clouds, notes):
                  f"the scene is nodata ({detail}). Turn the cloud mask off if bright mine surfaces were taken "
                  "for cloud.")
     return info
+
+
+def _nodata_vrt_xml(path, info, nodata):
+    """A VRT of the band file ``path`` on its own grid, declaring ``nodata``."""
+    t = info["transform"]
+    return (f'<VRTDataset rasterXSize="{info["width"]}" rasterYSize="{info["height"]}">\n'
+            f"  <GeoTransform>{t.c!r}, {t.a!r}, {t.b!r}, {t.f!r}, {t.d!r}, {t.e!r}</GeoTransform>\n"
+            '  <VRTRasterBand dataType="Float32" band="1">\n'
+            f"    <NoDataValue>{nodata!r}</NoDataValue>\n"
+            "    <SimpleSource>\n"
+            f'      <SourceFilename relativeToVRT="0">{escape(os.path.abspath(path))}</SourceFilename>\n'
+            "      <SourceBand>1</SourceBand>\n"
+            "    </SimpleSource>\n"
+            "  </VRTRasterBand>\n"
+            "</VRTDataset>\n")
 
 
 def _vrt_xml(names, files, infos, ref, nodata, scl=None):
