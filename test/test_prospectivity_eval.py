@@ -269,6 +269,25 @@ def test_raster_in_feet_is_measured_in_metres(tmp_path):
     assert result["positive_radius"] == 2000.0
 
 
+def test_raster_without_negative_candidates_names_a_distance_that_works(tmp_path):
+    """Every valid pixel nearer a deposit than the negative distance: evaluate_raster stopped with a bare IndexError
+    (the empty negative sample came back 1-D), where the points gave advice. Now the farthest pixel's distance."""
+    path, score = distance_raster(tmp_path / "d.tif")
+    x, y = centres(300, 200)
+    farthest = nearest(x, y)[score != -9999.0].max()
+    with pytest.raises(OreMapError) as err:
+        pe.evaluate_raster(path, DEPOSITS, 2000, farthest + 1, n_draws=2)
+    assert err.value.parameter == "negative_min_distance"
+    assert err.value.message == (f"No valid pixel lies at least the negative distance ({farthest + 1:g} m) from every "
+                                 f"deposit: the farthest lies {farthest:.0f} m from its nearest deposit.")
+    assert err.value.fix.startswith("Lower the negative minimum distance to 10000 m or less, or score a larger area.")
+    assert f"{farthest:.0f}" == "13383"  # a corner of the grid
+    with pytest.raises(OreMapError) as err:
+        pe.evaluate_raster(path, DEPOSITS, 12000, 20000, n_draws=2)
+    assert err.value.fix.startswith("Lower the negative minimum distance to 10000 m or less (and the positive radius "
+                                    "below it), or score a larger area.")
+
+
 def test_raster_minus_distance_scores_near_one(tmp_path):
     path, score = distance_raster(tmp_path / "d.tif")
     result = pe.evaluate_raster(path, DEPOSITS, 2000, 4000, n_draws=5, seed=1)

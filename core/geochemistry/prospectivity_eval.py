@@ -579,7 +579,7 @@ class _Reservoir:
 
     def values(self, width):
         if self.rows is None:
-            return np.zeros((0, width)) if width > 1 else np.zeros(0)
+            return np.zeros((0, width))  # 2-D like the rows added: a one-band scan indexes [:, 0]
         order = np.argsort(self.keys, kind="stable")  # a fixed order, whatever the block layout
         return self.rows[order]
 
@@ -613,7 +613,8 @@ def _scan_raster(path, bands, dep, positive_radius, negative_min_distance, seed,
     the negative pixels), ``n_valid``, ``n_positive``, ``n_negative_candidates``,
     ``n_excluded``, ``deposit_values`` (d, b; NaN outside or on nodata), ``area``
     (a uniform sample of the valid values of band 1, at most ``area_sample``),
-    ``min``/``max`` of band 1 and the source's ``width``/``height``. A pixel is
+    ``min``/``max`` of band 1, the source's ``width``/``height`` and ``farthest`` (metres from its nearest deposit
+    of the farthest valid pixel nearer than the negative distance). A pixel is
     valid where any band is; each band keeps its own NaNs.
     """
     from ..engine.raster import RasterSource, block_windows, memory_budget_mb, metres_per_unit
@@ -634,7 +635,7 @@ def _scan_raster(path, bands, dep, positive_radius, negative_min_distance, seed,
         dep_rows, dep_cols, inside = _deposit_pixels(transform, width, height, dep)
         deposit_values = np.full((dep.shape[0], nb), np.nan)
         positives, n_valid, n_neg, n_excluded = [], 0, 0, 0
-        lo, hi = np.inf, -np.inf
+        lo, hi, farthest = np.inf, -np.inf, 0.0
         windows = block_windows(width, height, nb * 24 + 64, memory_budget_mb(memory_mb))
         for i, window in enumerate(windows):
             feedback.check()
@@ -653,6 +654,9 @@ def _scan_raster(path, bands, dep, positive_radius, negative_min_distance, seed,
             x, y = _pixel_centres(transform, window, rows, cols)
             d = tree.query(np.column_stack([x, y]) * per_unit, k=1, distance_upper_bound=bound)[0]
             labels = _labels_from_distance(d, positive_radius, negative_min_distance)
+            near = d[np.isfinite(d)]   # within the negative distance of a deposit (inf beyond: negatives)
+            if near.size:
+                farthest = max(farthest, float(near.max()))
             index = (rows + window.row_off).astype(np.int64) * width + (cols + window.col_off)
             positives.append(values[labels == 1])
             neg = labels == 0
@@ -669,6 +673,7 @@ def _scan_raster(path, bands, dep, positive_radius, negative_min_distance, seed,
     positives = np.concatenate(positives) if positives else np.zeros((0, nb))
     return {"positives": positives, "negatives": pool.values(nb), "n_valid": n_valid,
             "n_positive": int(positives.shape[0]), "n_negative_candidates": n_neg, "n_excluded": n_excluded,
+            "farthest": farthest,
             "deposit_values": deposit_values, "deposit_pixels": dep_rows * width + dep_cols,
             "area": area.values(1).ravel(), "n_area": area.seen, "min": lo, "max": hi, "width": width, "height": height}
 
@@ -751,6 +756,16 @@ def evaluate_raster(score_path, deposits_xy, positive_radius=2000.0, negative_mi
                           "positive radius.")
     feedback.info(f"{scan['n_valid']} valid pixels: {n_pos} positive, {scan['n_negative_candidates']} negative "
                   f"candidates, {scan['n_excluded']} left out between the two distances.")
+    if scan["n_negative_candidates"] == 0:
+        from .distance_advice import TRADE_OFF, nice_down
+
+        limit = nice_down(scan["farthest"])
+        raise OreMapError(f"No valid pixel lies at least the negative distance ({negative_min_distance:g} m) from "
+                          f"every deposit: the farthest lies {scan['farthest']:.0f} m from its nearest deposit.",
+                          "negative_min_distance",
+                          f"Lower the negative minimum distance to {limit:g} m or less"
+                          + (" (and the positive radius below it)" if positive_radius >= limit else "")
+                          + f", or score a larger area. {TRADE_OFF}")
     pos, neg = scan["positives"][:, 0], scan["negatives"][:, 0]
     if neg.size < scan["n_negative_candidates"]:
         feedback.info(f"Negatives are drawn from a random sample of {neg.size} of the "
