@@ -173,3 +173,16 @@ def test_qgis_process_classifies_aviris_classic(qgis_process, cube, tmp_path):
     names = {d["value"]: d["name"] for d in json.loads(legend["OREMAP_CLASSES"])}
     got = np.vectorize(names.get)(classes)
     assert (got == np.array(expected)[:, None]).all()
+
+
+def test_a_third_repeat_meets_the_band_kept():
+    """Only neighbours in wavelength order were compared, and a band just dropped was skipped: of three bands at
+    500 nm two were kept, and of 500, 500.3 and 500.6 nm (under 1 nm apart) 500 and 500.6, said to be out of order."""
+    dropped, notes = overlap_bands([500.0, 500.0, 500.0, 600.0, 700.0])
+    assert dropped.tolist() == [False, True, True, False, False]
+    assert notes == ["Repeated band centres: band 2 (500.00 nm, same as band 1 at 500.00 nm), 3 (500.00 nm, same as "
+                     "band 1 at 500.00 nm) left out."]
+    dropped, notes = overlap_bands([500.0, 500.3, 500.6, 600.0, 700.0])
+    assert dropped.tolist() == [False, True, True, False, False] and len(notes) == 1
+    dropped, _ = overlap_bands([500.0, 500.6, 501.2, 600.0])   # a chain: 501.2 is 1.2 nm from the band kept
+    assert dropped.tolist() == [False, True, False, False]

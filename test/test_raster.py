@@ -437,3 +437,76 @@ def test_transforms_applied_and_composed_without_the_deprecated_operator_give_af
     assert affine_ops.apply(~t, 500030.0, 4099940.0) == (1.0, 2.0)
     assert tuple(affine_ops.compose(t, Affine.translation(0, 5))) == (30.0, 0.0, 500000.0, 0.0, -30.0, 4099850.0,
                                                                        0.0, 0.0, 1.0)
+
+
+def _separate_vrt(tmp_path, name, bands):
+    """A VRT stacking one single-band GeoTIFF per ``(array, dtype, nodata)``, each band with its own nodata and type
+    (what gdalbuildvrt -separate makes of separate files)."""
+    lines = [f'<VRTDataset rasterXSize="{bands[0][0].shape[1]}" rasterYSize="{bands[0][0].shape[0]}">',
+             "  <GeoTransform>500000, 10, 0, 7000000, 0, -10</GeoTransform>"]
+    kinds = {"uint8": "Byte", "uint16": "UInt16", "float32": "Float32"}
+    for i, (array, dtype, nodata) in enumerate(bands, start=1):
+        path = str(tmp_path / f"{name}_{i}.tif")
+        write_cube(path, array[None], nodata=nodata, dtype=dtype, transform=Affine(10, 0, 500000, 0, -10, 7000000))
+        lines += [f'  <VRTRasterBand dataType="{kinds[dtype]}" band="{i}">']
+        lines += [f"    <NoDataValue>{nodata}</NoDataValue>"] if nodata is not None else []
+        lines += [f'    <SimpleSource><SourceFilename relativeToVRT="0">{path}</SourceFilename>'
+                  "<SourceBand>1</SourceBand></SimpleSource>", "  </VRTRasterBand>"]
+    vrt = tmp_path / f"{name}.vrt"
+    vrt.write_text("\n".join(lines + ["</VRTDataset>"]) + "\n")
+    return str(vrt)
+
+
+def test_each_band_has_its_own_nodata(tmp_path):
+    """Band 1's nodata 0 and band 2's 255 were pooled and tested in every band: a pixel whose band 2 holds a valid 0
+    was nodata, and in element-grid mode band 2's 0 became NaN."""
+    path = _separate_vrt(tmp_path, "nd", [(np.array([[0, 7, 5, 5]]), "uint8", 0),
+                                          (np.array([[9, 0, 255, 6]]), "uint8", 255)])
+    window = Window(0, 0, 4, 1)
+    with RasterSource(path, scale=1) as src:
+        data, valid = src.read(window)
+    assert valid[0].tolist() == [False, True, False, True]
+    np.testing.assert_array_equal(data[0, valid[0]], [[7, 0], [5, 6]])
+    with RasterSource(path, scale=1, partial=True) as src:
+        data, valid = src.read(window)
+    np.testing.assert_array_equal(data[0], [[np.nan, 9], [7, 0], [5, np.nan], [5, 6]])
+    assert valid[0].tolist() == [True, True, True, True]
+    with RasterSource(path, scale=1, nodata=7) as src:   # a user's nodata holds for every band
+        assert src.read(window)[1][0].tolist() == [False, False, False, True]
+
+
+def test_bands_of_several_types_are_read_into_one(tmp_path):
+    """A uint16 band beside a float32 one stopped every algorithm with rasterio's 'more than one dtype found'."""
+    path = _separate_vrt(tmp_path, "mixed", [(np.array([[1000, 2000, 3000, 4000]]), "uint16", None),
+                                             (np.array([[0.25, 0.5, 0.75, 1.5]]), "float32", None)])
+    with RasterSource(path, scale=1) as src:
+        data, valid = src.read(Window(0, 0, 4, 1))
+    np.testing.assert_array_equal(data[0], [[1000, 0.25], [2000, 0.5], [3000, 0.75], [4000, 1.5]])
+    assert valid.all()
+
+
+def test_the_scale_of_a_tile_with_data_in_one_corner(tmp_path):
+    """A tile at a scene's edge, data only in its top-left 200 x 200 of 1000 x 1000: the five sample windows (centre
+    and quarter points) were all nodata, so gain 1 was taken without a word and reflectance read as 500-4999."""
+    data = np.zeros((2, 1000, 1000), np.uint16)
+    data[:, :200, :200] = np.random.default_rng(0).integers(500, 5000, (2, 200, 200))
+    path = write_cube(str(tmp_path / "corner.tif"), data, nodata=0, dtype="uint16")
+    with rasterio.open(path) as ds:
+        gain, bias, note = detect_scale(ds, None, [1, 2])
+    assert (gain, bias) == (1e-4, 0.0) and note.startswith("Integer raster without scale metadata")
+
+
+def test_a_colour_table_of_more_than_256_classes_keeps_every_colour(tmp_path):
+    """rasterio writes 256 colour-table entries: a uint16 class map of 300 classes (SAM against a whole library) had
+    classes 256-299 black in its file's table."""
+    colours = {k: ((7 * k) % 256, (13 * k) % 256, (29 * k) % 256) for k in range(300)}
+    data = np.arange(300, dtype=np.float32).reshape(1, 15, 20) / 1000 + 0.01
+    path = write_cube(str(tmp_path / "classes_in.tif"), data)
+    out = OutputSpec(str(tmp_path / "classes.tif"), ["class"], "uint16", 65535, colormap=colours)
+    with RasterSource(path, scale=1) as src:
+        run_pixelwise(src, [out], lambda p: np.rint((p[:, 0] - 0.01) * 1000).astype(np.uint16))
+    with rasterio.open(out.path) as ds:
+        assert ds.read(1)[14, 19] == 299
+        table = ds.colormap(1)
+    assert all(table[k] == colours[k] + (255,) for k in range(300))
+    assert table[299] == (45, 47, 223, 255)

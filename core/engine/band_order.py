@@ -118,9 +118,9 @@ def overlap_bands(centers, fwhm=None, bad=None, detectors=None):
     keep = np.flatnonzero(~bad & ~dropped)
     order = keep[np.argsort(centers[keep], kind="stable")]
     repeated = []
-    for i, j in zip(order[:-1], order[1:]):
-        if dropped[i]:
-            continue
+    anchor = order[0] if order.size else None   # the last band kept, in wavelength order: each band is compared
+    for j in order[1:]:                         # with it, so a third repeat meets the band kept of the first two
+        i = anchor
         gap = abs(centers[j] - centers[i])
         limit = DUPLICATE_NM
         if fwhm is not None and np.isfinite(fwhm[i]) and np.isfinite(fwhm[j]):
@@ -129,6 +129,9 @@ def overlap_bands(centers, fwhm=None, bad=None, detectors=None):
             later = max(i, j)
             dropped[later] = True
             repeated.append((min(i, j), later))
+            anchor = min(i, j)
+        else:
+            anchor = j
     if repeated:
         pairs = ", ".join(f"{b + 1} ({centers[b]:.2f} nm, same as band {a + 1} at {centers[a]:.2f} nm)"
                           for a, b in repeated[:5])

@@ -142,7 +142,13 @@ def open_raster(path, parameter="raster", what="raster"):
 def read_window(dataset, bands, window, parameter="raster", what="raster"):
     """``dataset.read(bands, window=window)``, a read error mid-file (a truncated or damaged file: GDAL's
     ``TIFFReadEncodedStrip() failed``, ``IReadBlock failed``) raised as :class:`OreMapError` naming the file."""
+    kinds = {dataset.dtypes[b - 1] for b in np.atleast_1d(bands)}
     try:
+        if len(kinds) > 1 and not np.isscalar(bands):
+            # bands of several types (a VRT of separate files), which rasterio refuses to read at once ("more than one
+            # 'dtype' found"): band by band, into one type that holds them all
+            common = np.result_type(*kinds)
+            return np.stack([dataset.read(int(b), window=window).astype(common, copy=False) for b in bands])
         return dataset.read(bands, window=window)
     except rasterio.errors.RasterioIOError as exc:
         row = f" near row {int(window.row_off)}" if window is not None else ""
@@ -202,6 +208,10 @@ CLIPPED_SHARE = 0.1
 
 #: Magnitudes above this are no measurement (1e30 or FLT_MAX written for missing values): such a pixel is nodata.
 ABSURD_VALUE = 1.0e20
+
+#: Valid values the scale detection wants from its sample before it believes it (:func:`detect_scale`): fewer, and
+#: the sample is taken again over a grid of 8 x 8 windows.
+MIN_SCALE_SAMPLE = 1000
 
 
 def alpha_bands(dataset):
@@ -299,8 +309,9 @@ class RasterSource:
             raise OreMapError("No bands left to read.", "raster", "Check the bad-band list.")
         if min(self.bands) < 1 or max(self.bands) > ds.count:
             raise OreMapError(f"Band indexes must lie within 1-{ds.count}.", "raster")
-        self.nodata_values = sorted({v for v in ds.nodatavals if v is not None}
-                                    | ({float(nodata)} if nodata is not None else set()))
+        # each band read has its own nodata (a VRT of separate files, HDF, ENVI can differ), and a user's for all
+        user = {float(nodata)} if nodata is not None else set()
+        self.band_nodata = [sorted(({ds.nodatavals[b - 1]} - {None}) | user) for b in self.bands]
         self.masked = mask_reader(ds, self.bands)   # GDAL's mask or an alpha band: masked pixels are nodata
         self.zero_band_pixels = 0   # spectra kept although some of their bands hold a nodata value of 0
         self.gain, self.bias, how = detect_scale(ds, scale, self.bands)
@@ -357,16 +368,18 @@ class RasterSource:
         raw = read_window(self.dataset, self.bands, window)  # (bands, rows, cols), native dtype
         invalid = self._mask(window, raw.shape[1:])
         spectra = self.fill_spectra and raw.shape[0] >= FILL_MIN_BANDS
-        for value in self._native_nodata(raw.dtype):
+        for value, which in self._native_nodata(raw.dtype):
+            hit = raw == value if which is None else raw[which] == value
             if spectra and value == 0:
                 # 0 is also a real value of a spectrum clipped at zero (a few dark bands of a uint16 product): such a
                 # spectrum is kept and counted; more zero bands (a detector empty at a swath's edge) are nodata
-                zeros = np.count_nonzero(raw == value, axis=0)
+                zeros = np.count_nonzero(hit, axis=0)
                 empty = zeros > max(1, int(CLIPPED_SHARE * raw.shape[0]))
                 self.zero_band_pixels += int(np.count_nonzero((zeros > 0) & ~empty & ~invalid))
                 invalid |= empty
             else:
-                invalid |= np.any(raw == value, axis=0)
+                invalid |= np.any(hit, axis=0)
+            del hit
         floating = raw.dtype.kind == "f"
         data = np.moveaxis(raw, 0, -1).astype(np.float32, copy=False)  # a view of float32 rasters, else a copy
         del raw
@@ -398,24 +411,34 @@ class RasterSource:
         data = raw.astype(dtype)
         if self._scaled():
             data = data * np.asarray(self.gain, dtype).reshape(-1, 1, 1) + np.asarray(self.bias, dtype).reshape(-1, 1, 1)
-        for value in self._native_nodata(raw.dtype):
-            data[raw == value] = np.nan
+        for value, which in self._native_nodata(raw.dtype):
+            if which is None:
+                data[raw == value] = np.nan
+            else:
+                for i in which:
+                    data[i][raw[i] == value] = np.nan
         data[~np.isfinite(data) | (np.abs(data) > ABSURD_VALUE)] = np.nan
         if self.masked is not None:
             data[:, self.masked(window)] = np.nan
         return np.moveaxis(data, 0, -1)
 
     def _native_nodata(self, dtype):
-        """The nodata values as numbers of the raster's type; compared in the native type, so a huge nodata
-        value never overflows a cast (values an integer type cannot hold are left out)."""
-        values = []
-        for value in self.nodata_values:
+        """``[(value, which)]``: each nodata value as a number of the raster's type, with the positions of the bands
+        read that have it (None: every band). Compared in the native type, so a huge nodata value never overflows a
+        cast (values an integer type cannot hold are left out)."""
+        bands = {}
+        for position, values in enumerate(self.band_nodata):
+            for value in values:
+                bands.setdefault(value, []).append(position)
+        found = []
+        for value, positions in bands.items():
             if np.issubdtype(dtype, np.integer):
                 info = np.iinfo(dtype)
                 if not (info.min <= value <= info.max) or value != int(value):
                     continue
-            values.append(np.asarray(value).astype(dtype))
-        return values
+            which = None if len(positions) == len(self.band_nodata) else np.asarray(positions)
+            found.append((np.asarray(value).astype(dtype), which))
+        return found
 
 
 def band_descriptions(path, parameter="raster"):
@@ -481,6 +504,11 @@ def detect_scale(dataset, scale, bands):
     spread = sorted({int(b) for b in np.linspace(1, count, min(count, 32)).round()})
     values = _sample_values(dataset, spread)
     values = values[np.isfinite(values)]
+    if values.size < MIN_SCALE_SAMPLE:
+        # the centre and quarter points fell on nodata (a tile at a scene's edge, data in one corner): gain 1 was
+        # taken without a word and reflectance x 10000 read as is; 8 x 8 windows spread over the raster instead
+        values = _sample_values(dataset, spread, grid=8)
+        values = values[np.isfinite(values)]
     high = float(np.percentile(values, 99)) if values.size else 0.0
     kind = np.dtype(dataset.dtypes[bands[0] - 1])
     if kind == np.uint8:
@@ -498,17 +526,17 @@ def detect_scale(dataset, scale, bands):
     return 1.0, 0.0, ""
 
 
-def _sample_values(dataset, bands, size=16):
-    """Valid values of a few small full-resolution windows (centre and quarter points).
+def _sample_values(dataset, bands, size=16, grid=None):
+    """Valid values of a few small full-resolution windows (centre and quarter points, or a ``grid`` of them).
 
     Small windows, not a decimated read: a decimated read of a tiled, pixel-interleaved
     raster decompresses every tile of the scene.
     """
     nodata = [v for v in dataset.nodatavals if v is not None]
-    values = sample_windows(dataset, bands, size)
+    values = sample_windows(dataset, bands, size, grid)
     masked = mask_reader(dataset, bands)
     if masked is not None:   # cloud, outside the footprint: no sample of reflectance
-        values = values[:, ~np.concatenate([masked(w).ravel() for w in sample_grid(dataset, size)])]
+        values = values[:, ~np.concatenate([masked(w).ravel() for w in sample_grid(dataset, size, grid)])]
     values = values.ravel()
     return values[~np.isin(values, nodata)] if nodata else values
 
@@ -523,11 +551,11 @@ def sample_grid(dataset, size=16, grid=None):
                    w, h) for fy, fx in points]
 
 
-def sample_windows(dataset, bands, size=16):
+def sample_windows(dataset, bands, size=16, grid=None):
     """``(len(bands), pixels)``: the pixels of five small full-resolution windows (the centre and the quarter
-    points), as read (nodata included)."""
+    points; ``grid``: see :func:`sample_grid`), as read (nodata included)."""
     return np.concatenate([read_window(dataset, bands, window).reshape(len(bands), -1)
-                           for window in sample_grid(dataset, size)], axis=1)
+                           for window in sample_grid(dataset, size, grid)], axis=1)
 
 
 # --------------------------------------------------------------------------------------
@@ -631,9 +659,36 @@ def _open_output(spec, source, tmp_path):
             dst.update_tags(i, **{k: str(v) for k, v in spec.band_tags[i - 1].items()})
     if spec.tags:
         dst.update_tags(**{k: str(v) for k, v in spec.tags.items()})
-    if spec.colormap and spec.count == 1:
+    if spec.colormap and spec.count == 1 and not _wide_colormap(spec):
         dst.write_colormap(1, {int(k): tuple(v) for k, v in spec.colormap.items()})
     return dst
+
+
+def _wide_colormap(spec):
+    """True for a colour table with codes above 255 (a uint16 class raster), which rasterio cuts to 256 entries."""
+    return bool(spec.colormap) and spec.count == 1 and max(int(k) for k in spec.colormap) > 255
+
+
+def _close_output(dst, spec):
+    """Close an output of :func:`_open_output`; a colour table with codes above 255 is then written through GDAL
+    itself (rasterio keeps 256 entries: classes 256 and up of a 300-class SAM map came out black). Without GDAL's
+    Python bindings the table is left out; QGIS colours the classes from the style file (.qml) all the same."""
+    path = dst.name
+    dst.close()
+    if not _wide_colormap(spec):
+        return
+    try:
+        from osgeo import gdal
+    except ImportError:
+        return
+    table = gdal.ColorTable()
+    for code, colour in spec.colormap.items():
+        table.SetColorEntry(int(code), tuple(int(c) for c in colour) + ((255,) if len(colour) == 3 else ()))
+    ds = gdal.Open(path, gdal.GA_Update)
+    if ds is None:
+        raise OreMapError(f"Cannot write the colour table of '{path}'.", "output")
+    ds.GetRasterBand(1).SetRasterColorTable(table)
+    ds = None
 
 
 def partial_path(path, extension=".tif"):
@@ -865,8 +920,8 @@ def run_pixelwise(source, outputs, func, memory_mb=None, work_bytes_per_pixel=0,
             n_valid += n_block
             feedback.progress(100.0 * (i + 1) / len(windows))
         feedback.check()  # a cancel at the last block's report: nothing is moved into place
-        for dst in datasets:
-            dst.close()
+        for spec, dst in zip(outputs, datasets):
+            _close_output(dst, spec)
         fill = report_fill(source, feedback)
         if n_valid == 0:
             error = OreMapError("Every pixel of the raster is nodata (or NaN)"
@@ -902,7 +957,7 @@ def write_blocks(spec, width, height, transform, crs, blocks, feedback=None):
         dst = _open_output(spec, grid, tmp)
         for window, block in blocks:
             dst.write(np.asarray(block).astype(spec.dtype, copy=False), window=window)
-        dst.close()
+        _close_output(dst, spec)
         _remove_quietly(spec.path + ".aux.xml")
         replace(tmp, spec.path)
     except BaseException:
