@@ -14,6 +14,7 @@ import os
 import numpy as np
 import pytest
 import rasterio
+from conftest import core_warnings
 from scipy.ndimage import gaussian_filter
 
 from oremap.core.geochemistry import model_comparison as mc
@@ -183,6 +184,34 @@ def test_no_model_ever_sees_a_validation_cell(tmp_path, monkeypatch):
     assert violations == [(0, WINDOW)]
 
 
+def test_a_fold_without_validation_background_is_skipped_not_made_nan(tmp_path, monkeypatch):
+    """A fold with validation deposits but no validation background window (few negatives per deposit) gave its
+    deposits NaN shares: every deposit-level AUC, interval and paired difference was NaN and every pair "not
+    significant", while the fold-AUC mean dropped the fold quietly. Now the fold is skipped and said to be."""
+    path = str(tmp_path / "stack.tif")
+    deposits = make_stack(path)
+    real_plan = pc.plan_spatial_folds
+
+    def plan_without_background(*args, **kwargs):
+        plan = real_plan(*args, **kwargs)
+        plan.folds[1]["val"] = plan.folds[1]["val"].subset(plan.folds[1]["val"].labels == 1)
+        return plan
+
+    monkeypatch.setattr(pc, "plan_spatial_folds", plan_without_background)
+    log = core_warnings()
+    result = mc.compare_models(path, deposits, methods=["logistic", "random_forest"], feedback=log, **SETTINGS)
+    assert [f.get("skipped", False) for f in result.folds] == [False, True, False]
+    assert [w for w in log.warnings if w.startswith("Fold 2 is skipped")] == [
+        f"Fold 2 is skipped for every model ({result.folds[1]['n_val_positive']} deposits not validated): no "
+        "validation background window (its deposits would get no AUC); more negatives per deposit give some."]
+    assert [r["key"] for r in result.rows][:2] == ["logistic", "random_forest"] and result.pairs
+    for row in result.rows:
+        assert row["n_folds"] == 2 and row["u"].size == row["n_deposits"] > 2
+        assert np.isfinite(row["deposit_auc"]) and np.isfinite(row["deposit_ci"]).all()
+    for pair in result.pairs:
+        assert np.isfinite(pair["difference"]) and np.isfinite(pair["ci"]).all()
+
+
 def test_saved_models_map_through_prospectivity_map_and_match_in_memory(compared):
     import onnxruntime as ort
 
@@ -318,3 +347,15 @@ def test_bad_choices_are_refused_naming_the_parameter_and_nothing_is_written(tmp
                           out_dir=str(tmp_path / "b"), report_path=str(tmp_path / "b.html"))
     assert err.value.parameter == "folds"
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists() and not (tmp_path / "b.html").exists()
+
+
+def test_the_resnet_trainer_and_the_comparison_skip_folds_for_the_same_reasons():
+    """Both skip a fold that lacks deposits or background on either side, with one sentence for the log."""
+    from types import SimpleNamespace as part
+
+    plan = part(window=8, crop_pad=1)
+    full = part(n_positive=3, n_negative=30)
+    assert pc.skip_reason(plan, full, part(n_positive=0, n_negative=30)) == "no validation deposit"
+    assert pc.skip_reason(plan, part(n_positive=0, n_negative=30), full).endswith("validation windows (9 cells)")
+    assert pc.skip_reason(plan, part(n_positive=3, n_negative=0), full) == "no training background window is left"
+    assert pc.skip_reason(plan, full, part(n_positive=3, n_negative=0)).startswith("no validation background window")

@@ -59,6 +59,19 @@ from ..engine.model_format import build_date
 # ---------------------------------------------------------------------------
 
 
+def skip_reason(plan, train, val):
+    """Why a fold of ``plan`` cannot be trained or scored: its training or validation part lacks deposits or
+    background windows (an AUC needs both in each)."""
+    if val.n_positive == 0:
+        return "no validation deposit"
+    if train.n_positive == 0:
+        return ("no training deposit is left: the others lie within the buffer around its validation windows "
+                f"({plan.window + plan.crop_pad} cells)")
+    if train.n_negative == 0:
+        return "no training background window is left"
+    return "no validation background window (its deposits would get no AUC); more negatives per deposit give some"
+
+
 def _deposits(n):
     """``"1 deposit"``, ``"3 deposits"``."""
     return f"{n} deposit" + ("" if n == 1 else "s")
@@ -323,12 +336,9 @@ def train_prospectivity(raster_path, deposits_xy, model_path=None, report_path=N
             for f, fold in enumerate(plan.folds):
                 train, val = fold["train"], fold["val"]
                 part = feedback.scaled(3 + 92 * f / runs, 3 + 92 * (f + 1) / runs)
-                if train.n_positive == 0 or train.n_negative == 0 or val.n_positive == 0:
-                    why = ("no validation deposit" if val.n_positive == 0 else
-                           "no training deposit is left: the others lie within the buffer around its validation "
-                           f"windows ({plan.window + plan.crop_pad} cells)" if train.n_positive == 0 else
-                           "no training background window is left")
-                    feedback.warning(f"Fold {f + 1} is skipped ({_deposits(val.n_positive)} not validated): {why}.")
+                if train.n_positive == 0 or train.n_negative == 0 or val.n_positive == 0 or val.n_negative == 0:
+                    feedback.warning(f"Fold {f + 1} is skipped ({_deposits(val.n_positive)} not validated): "
+                                     f"{skip_reason(plan, train, val)}.")
                     folds.append({"fold": f + 1, "skipped": True, "n_train": len(train), "n_val": len(val),
                                   "n_val_positive": val.n_positive,
                                   "history": {"train_loss": [], "val_loss": []},

@@ -18,7 +18,10 @@ as they come:
   stoichiometric factor); where it has none, the oxide stands for the element under its own
   name and values (a constant factor changes no log-ratio z-score, rank or AUC). A total
   (``Fe2O3T``) comes before a single oxidation state (``Fe2O3``, ``FeO``), which is left out
-  where a total or the element's own column exists: it holds part of the element only;
+  where a total exists, or where oxides of several oxidation states stand beside the element's
+  own column (``Fe2O3`` and ``FeO`` beside ``Fe``): each holds part of the element only. A lone
+  oxide beside the element's column fills it like any other oxide: compilations report total
+  iron as ``Fe2O3`` or ``FeO`` (petrology's FeO*) without saying so;
 * most of ~120 columns are measured in few samples: the default element set keeps those
   measured in at least :data:`DEFAULT_COVERAGE` of the samples.
 
