@@ -120,6 +120,18 @@ def test_continuum_removal_with_repeated_wavelengths():
                                    atol=1e-12)
         np.testing.assert_allclose(spectra.continuum_removal([0.1, 0.6, 0.5, 0.7], [400, 500, 500, 600]),
                                    [1, 1, 0.5 / 0.6, 1], atol=1e-12)
+    # three bands at the first wavelength: the highest (1.03) left the hull, and 0.98 was its own continuum
+    got = spectra.continuum_removal([0.54, 1.03, 0.98, 1.33, 1.2], [400, 400, 400, 500, 600])
+    np.testing.assert_allclose(got, [0.54 / 1.03, 1, 0.98 / 1.03, 1, 1], atol=1e-12)
+    rng = np.random.default_rng(5)   # against the hull of each wavelength's highest value, repeats anywhere
+    for _ in range(300):
+        x = np.sort(rng.choice(np.arange(400.0, 1400.0, 100.0), 6, replace=False))
+        x = np.r_[x[0], x[0], x]   # three bands share the first wavelength
+        y = rng.uniform(0.5, 1.5, 8)
+        unique = np.unique(x)
+        top = np.array([y[x == u].max() for u in unique])
+        expected = y / np.interp(x, unique, reference_continuum(unique, top))
+        np.testing.assert_allclose(spectra.continuum_removal(y, x), np.clip(expected, 0, 1), atol=1e-12)
 
 
 def test_brightness_normalisation():

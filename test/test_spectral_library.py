@@ -308,15 +308,20 @@ def test_units_that_contradict_the_values_are_refused(tmp_path):
 @needs_avng
 def test_header_line_gdal_drops_is_read_from_the_file(tmp_path):
     """GDAL drops an ENVI header line over 10,000 characters (a 432-value list written with 22 decimals) and
-    every field after it; the header file itself still gives the wavelengths."""
+    every field after it; the header file itself still gives the wavelengths, and the bad-band list after them (it
+    was lost: the 59 bands the tile's bbl flags went into SAM and the models)."""
     real = band_info_from_raster(AVNG)
     long = "{" + ", ".join(f"{w:.22f}" for w in real.centers) + "}"
-    img = _envi_copy(tmp_path, "long", lambda t: _set_field(t, "wavelength", long))
+    bbl = "{" + ", ".join("0" if b else "1" for b in real.bad) + "}"   # written after the long line
+    img = _envi_copy(tmp_path, "long", lambda t: _set_field(_set_field(t, "wavelength", long), "bbl", bbl))
     with rasterio.open(img) as ds:
         assert "wavelength" not in ds.tags(ns="ENVI")
     info = band_info_from_raster(img)
     np.testing.assert_allclose(info.centers, real.centers, atol=1e-9)
     assert info.origin == "ENVI header file 'wavelength', units 'Nanometers'"
+    with rasterio.open(img) as ds:
+        assert "bbl" not in ds.tags(ns="ENVI")
+    assert int(real.bad.sum()) == 59 and np.array_equal(info.bad, real.bad)
 
 
 def test_dataset_level_wavelength_items(tmp_path):

@@ -132,7 +132,7 @@ def _continuum(x, YT):
 
     After :func:`_hull_vertices`, one sweep down the bands carries each spectrum's next vertex (value and
     wavelength) and one sweep up its last vertex; between them the hull is the straight line. Bands of equal
-    wavelength between two vertices get the left vertex's value (a flat step, merged by the caller).
+    wavelength are merged by the caller before (each wavelength's highest value).
     """
     b, n = YT.shape
     vertex = _hull_vertices(x, YT)
@@ -192,9 +192,13 @@ def continuum_removal(X, wavelengths=None):
         finite = np.isfinite(YT).all(axis=0)
         if not finite.all():
             YT[:, ~finite] = 0.0
-        hull = _continuum(xs, YT) if b >= 3 else YT.copy()
-        if repeats is not None:
-            hull = np.repeat(np.maximum.reduceat(hull, starts, axis=0), repeats, axis=0)
+        if repeats is None:
+            hull = _continuum(xs, YT) if b >= 3 else YT.copy()
+        else:
+            # the upper hull of bands sharing wavelengths is that of each wavelength's highest value: the hull of the
+            # bands themselves lost that value when three or more shared the first wavelength (an edge of width 0)
+            top = np.maximum.reduceat(YT, starts, axis=0)
+            hull = np.repeat(_continuum(xs[starts], top) if starts.size >= 3 else top, repeats, axis=0)
         ratio = np.ones_like(hull)
         np.divide(YT, hull, out=ratio, where=hull > 0)
         np.clip(ratio, 0.0, 1.0, out=ratio)

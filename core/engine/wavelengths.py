@@ -351,18 +351,25 @@ def _from_envi_domain(ds, tags):
     return _in_nanometres(centers, _envi_list(tags.get("fwhm")), units, "ENVI header 'wavelength'")
 
 
-def _from_envi_header_file(ds):
-    """The ENVI header file itself, where GDAL's ENVI domain gave no wavelengths: its ``wavelength`` list (GDAL
-    drops a header line over 10,000 characters and every field after it), else ``band names`` carrying
-    wavelengths with a unit (GDAL replaces them by the band numbers when ``wavelength units = Index``)."""
+def _header_file(ds):
+    """The fields of the ENVI header file beside ``ds`` (parsed here, not by GDAL), or None."""
     from .envi_header import parse_envi_header
 
     header_path = next((f for f in (getattr(ds, "files", None) or []) if str(f).lower().endswith(".hdr")), None)
     if header_path is None:
         return None
     try:
-        header = parse_envi_header(header_path)
+        return parse_envi_header(header_path)
     except OreMapError:
+        return None
+
+
+def _from_envi_header_file(ds):
+    """The ENVI header file itself, where GDAL's ENVI domain gave no wavelengths: its ``wavelength`` list (GDAL
+    drops a header line over 10,000 characters and every field after it), else ``band names`` carrying
+    wavelengths with a unit (GDAL replaces them by the band numbers when ``wavelength units = Index``)."""
+    header = _header_file(ds)
+    if header is None:
         return None
     units = header.get("wavelength units")
     centers = _envi_list("{" + ",".join(header.get("wavelength") or []) + "}")
@@ -519,6 +526,12 @@ def band_info_from_raster(path_or_dataset):
             fix="Correct the wavelength units in the file's metadata (an ENVI header's 'wavelength units'), or "
                 "give the band centres in nm where the algorithm has a wavelength parameter.")
     bbl = _envi_list(envi.get("bbl"))
+    if bbl is None or bbl.size != _n_bands(ds):
+        # GDAL drops every field after a header line of over 10,000 characters (a long wavelength list): the bad-band
+        # list then comes from the header file, as the wavelengths did
+        header = _header_file(ds)
+        if header is not None and header.get("bbl"):
+            bbl = _envi_list("{" + ",".join(header["bbl"]) + "}")
     bad = (bbl == 0) if bbl is not None and bbl.size == _n_bands(ds) else None
     return BandInfo(centers=centers, fwhm=_valid_fwhm(fwhm, _n_bands(ds)), bad=bad, origin=how)
 
