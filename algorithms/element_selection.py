@@ -52,14 +52,17 @@ class ElementSelection(OreMapAlgorithm):
         "Ranks the elements of a geochemical survey by how well their concentrations separate samples near known "
         "deposits (positives) from samples far from any (negatives): for each element the ROC-AUC, its standard "
         "error after Hanley & McNeil (1982) and ZAUC = (AUC - 0.5) / SE. Elements whose ZAUC reaches the threshold "
-        "are selected; elements with AUC below 0.5 (lower near deposits) are reported as negatively associated and "
+        "are selected, if the rank test of no association (Mann-Whitney, its z in the table) reaches it too: the "
+        "ZAUC of a perfect split is infinite however few the samples. Elements with AUC below 0.5 (lower near deposits) are reported as negatively associated and "
         "not selected unless two-sided selection is on.\n\n"
         "Give sample points with element fields, or a raster stack with one band per element (band descriptions "
         "as names). For points, missing codes, values below detection (stored as minus the limit) and zeros "
         "(missing by default: 'not analysed' in survey compilations) are handled first; a raster's values are used "
         "as they are, nodata left out. The selected names come out as a ';'-separated text for the next steps of a "
         "model.\n\n"
-        "Neighbouring samples are not independent, so ZAUC overstates significance: use it to rank elements. Points "
+        "Neighbouring samples are not independent, so ZAUC overstates significance: use it to rank elements. On a "
+        "raster every cell counts as a sample, so ZAUC grows with finer cells (the same grid at half the cell size "
+        "has about twice the ZAUC); compare AUCs across grids. Points "
         "in a geographic CRS, or in a projected one in feet, are measured in the UTM zone of their centroid; a "
         "raster must be in a projected CRS (in metres or feet: distances are metres either way).\n\n"
         "Distances: when the positive radius or the negative distance leave fewer than 2 positives or negatives "
@@ -80,14 +83,15 @@ class ElementSelection(OreMapAlgorithm):
         "TRANSFORM": "Transform before the AUC. AUC depends only on the order of an element's values, so log10 gives "
                      "the same AUCs as none (values still zero or negative are left out); the centred log-ratio "
                      "over the chosen elements changes them (samples missing any chosen element are left out).",
-        "THRESHOLD": "ZAUC at which an element is selected (2.58: 1 % two-sided; 1.96: 5 %).",
+        "THRESHOLD": "ZAUC (and rank-test z) at which an element is selected (2.58: 1 % two-sided; 1.96: 5 %).",
         "TWO_SIDED": "Also select elements with ZAUC at or below minus the threshold (lower near deposits).",
         "SEED": "For a raster: seed of the random sample of negative pixels.",
     }
     OUTPUT_HELP = {
         "OUTPUT_HTML": "HTML report: selected elements, the table of AUC, SE and ZAUC per element, ZAUC bars. A "
                        "temporary file when not given.",
-        "OUTPUT_CSV": "CSV table: element, auc, se, zauc, selected, direction, n_pos, n_neg, sorted by ZAUC.",
+        "OUTPUT_CSV": "CSV table: element, auc, se, zauc, z_null (the rank test's z), selected, direction, n_pos, "
+                      "n_neg, sorted by ZAUC.",
         "SELECTED": "Names of the selected elements (field or band names), ';' separated, highest ZAUC first.",
         "N_SELECTED": "Number of selected elements.",
     }

@@ -70,9 +70,17 @@ def test_auc_se_zauc_by_hand():
     assert se == pytest.approx(0.128369, abs=1e-6)
     assert pe.zauc(11 / 12, 3, 4) == pytest.approx((11 / 12 - 0.5) / se, rel=1e-12)  # 3.2459
     assert pe.zauc(11 / 12, 3, 4) == pytest.approx(3.2459, abs=1e-4)
-    # symmetric: swapping the classes gives 1/12 and the opposite ZAUC... only when n_pos == n_neg
+    # symmetric: an element lower near the deposits and its values negated (AUC A and 1 - A, the same samples) have
+    # one standard error, taken at max(A, 1 - A): at A itself 0.3 got 0.0706 and 0.7 got 0.0934 (10 and 700)
     assert pe.zauc(0.2, 5, 5) == pytest.approx(-pe.zauc(0.8, 5, 5))
+    assert pe.auc_standard_error(0.3, 10, 700) == pe.auc_standard_error(0.7, 10, 700) == pytest.approx(0.0934, abs=1e-4)
+    assert pe.zauc(0.3, 10, 700) == pytest.approx(-pe.zauc(0.7, 10, 700)) == pytest.approx(-2.14, abs=0.01)
     assert pe.zauc(1.0, 5, 5) == np.inf and pe.auc_standard_error(1.0, 5, 5) == 0.0
+    # the rank test's z: the standard error at AUC 0.5, (n_pos + n_neg + 1) / (12 n_pos n_neg)
+    assert pe.null_z(1.0, 2, 2) == pytest.approx(0.5 / np.sqrt(5 / 48))            # 1.55
+    assert pe.null_z(0.0, 3, 3) == pytest.approx(-0.5 / np.sqrt(7 / 108))          # -1.96
+    assert pe.null_z(0.5, 3, 4) == 0.0
+    assert pe.null_z(11 / 12, 3, 4) == pytest.approx((11 / 12 - 0.5) / pe.auc_standard_error(0.5, 3, 4))
     # vectorised
     np.testing.assert_allclose(pe.auc_standard_error(np.array([11 / 12, 0.5]), 3, 4),
                                [se, np.sqrt((0.25 + 2 * (1 / 3 - 0.25) + 3 * (1 / 3 - 0.25)) / 12)])
@@ -223,6 +231,26 @@ def test_element_selection_by_hand():
     chart = html[html.index("<svg"):]
     cap = 1.25 * max(abs(by["C"]["zauc"]), 2.0, 1.0)
     assert "A (+\u221e)" in chart and "B (\u2212\u221e)" in chart and f"drawn at {cap:.3g}" in chart
+    assert by["A"]["z_null"] == pytest.approx(0.5 / np.sqrt(11 / 288))   # 2.56: A passes the rank test too
+
+
+def test_a_perfect_split_of_a_few_values_is_not_selected():
+    """A sparse column measured in 2 samples near deposits and 2 far: AUC 1, standard error 0, ZAUC infinite, and
+    it was selected and ranked above a real signal. The rank test's z (1.55; exact p 1/6) holds it back."""
+    labels = np.r_[np.ones(10, int), np.zeros(30, int)]
+    rng = np.random.default_rng(0)
+    real = np.r_[rng.normal(2.0, 1.0, 10), rng.normal(0.0, 1.0, 30)]
+    sparse = np.full(40, np.nan)
+    sparse[[0, 1]], sparse[[10, 11]] = [9.0, 8.0], [1.0, 0.5]
+    rows = es.element_selection(np.column_stack([real, sparse]), ["Au_ppb", "W_ppm"], labels)
+    by = {r["element"]: r for r in rows}
+    assert by["W_ppm"]["zauc"] == np.inf and by["W_ppm"]["z_null"] == pytest.approx(1.549, abs=1e-3)
+    assert not by["W_ppm"]["selected"] and by["Au_ppb"]["selected"]
+    assert es.held_back_notes(rows) == [
+        "W_ppm: ZAUC inf reaches 2.58, but with 2 values near deposits and 2 far from them the rank test of no "
+        "association gives only z = 1.55: not selected (a perfect split of a few samples has an infinite ZAUC)."]
+    table = es.element_selection_report(rows, "t")
+    assert "Rank test z" in table and "W_ppm: ZAUC inf reaches 2.58" not in table   # notes go in through select_*
 
 
 # --------------------------------------------------------------------------------------
@@ -664,7 +692,11 @@ def test_real_survey_element_selection(run_alg, tmp_path, survey):
     # Au's ZAUC was 3.90 (a standard error too small)
     assert au["n_pos"] == 10 and 3.4 < au["zauc"] < 3.6
     negative = set(table["element"][(table["direction"] == "negative") & (table["zauc"] < -2.58)])
-    assert {"La_ppm", "Ce_ppm", "Th_ppm", "Zr_ppm"} <= negative and not negative & set(selected)
+    assert {"La_ppm", "Ce_ppm", "Th_ppm"} <= negative and not negative & set(selected)
+    # Zr (AUC 0.286) was -2.6 with the standard error taken at 0.286; it is now that of its mirror, 0.714
+    zr = table.set_index("element").loc["Zr_ppm"]
+    assert zr["auc"] == pytest.approx(0.286, abs=1e-3) and zr["zauc"] == pytest.approx(-2.31, abs=0.01)
+    assert zr["zauc"] == pytest.approx(-pe.zauc(1 - zr["auc"], zr["n_pos"], zr["n_neg"]))
     # Au's AUC by brute force (half detection limit, 0 and -9999 missing, negatives >= 4 km)
     distinct = samples.drop_duplicates(subset=["X", "Y"] + list(table["element"]))
     assert len(distinct) == 866 and au["n_pos"] + au["n_neg"] < 866

@@ -12,7 +12,7 @@ from ..engine import report
 from ..engine.errors import OreMapError
 from ..engine.feedback import ensure
 from .evaluation_report import _csv_value
-from .prospectivity_eval import (DEFAULT_ZAUC_THRESHOLD, MIN_POSITIVES, _auc, _split, auc_standard_error,
+from .prospectivity_eval import (DEFAULT_ZAUC_THRESHOLD, MIN_POSITIVES, _auc, _split, auc_standard_error, null_z,
                                  sample_raster_by_distance, zauc)
 
 
@@ -28,7 +28,8 @@ def element_selection(values, names, labels, threshold=DEFAULT_ZAUC_THRESHOLD, t
     labels : array (n,)
         1 positive, 0 negative, anything else left out.
     threshold : float
-        ZAUC needed for selection (2.58: 1 % two-sided).
+        ZAUC needed for selection (2.58: 1 % two-sided); the z of the rank test of no
+        association (:func:`~core.geochemistry.prospectivity_eval.null_z`) must reach it too.
     two_sided : bool
         False (default): only elements with high values near deposits (AUC > 0.5,
         ZAUC >= threshold) are selected and rows are sorted by ZAUC, highest first;
@@ -38,7 +39,7 @@ def element_selection(values, names, labels, threshold=DEFAULT_ZAUC_THRESHOLD, t
     Returns
     -------
     list of dict
-        ``element``, ``auc``, ``se``, ``zauc``, ``selected``, ``direction``
+        ``element``, ``auc``, ``se``, ``zauc``, ``z_null``, ``selected``, ``direction``
         (``"positive"``, ``"negative"`` or ``"none"``), ``n_pos``, ``n_neg``.
     """
     values = np.asarray(values, dtype=float)
@@ -54,10 +55,13 @@ def element_selection(values, names, labels, threshold=DEFAULT_ZAUC_THRESHOLD, t
         a = _auc(pos, neg) if pos.size >= MIN_POSITIVES and neg.size >= 2 else float("nan")
         se = auc_standard_error(a, pos.size, neg.size) if np.isfinite(a) else float("nan")
         z = zauc(a, pos.size, neg.size) if np.isfinite(a) else float("nan")
+        z0 = null_z(a, pos.size, neg.size) if np.isfinite(a) else float("nan")
         direction = "none" if not np.isfinite(a) or a == 0.5 else ("positive" if a > 0.5 else "negative")
-        selected = bool(not np.isnan(z) and (z >= threshold or (two_sided and z <= -threshold)))
-        rows.append({"element": name, "auc": a, "se": se, "zauc": z, "selected": selected, "direction": direction,
-                     "n_pos": int(pos.size), "n_neg": int(neg.size)})
+        # both the ZAUC and the rank test of no association must pass: the ZAUC of a perfect split is infinite
+        # however few the samples (2 against 2 values were selected first, above a real signal)
+        selected = bool(not np.isnan(z) and ((min(z, z0) >= threshold) or (two_sided and max(z, z0) <= -threshold)))
+        rows.append({"element": name, "auc": a, "se": se, "zauc": z, "z_null": z0, "selected": selected,
+                     "direction": direction, "n_pos": int(pos.size), "n_neg": int(neg.size)})
 
     def key(row):
         z = row["zauc"]
@@ -120,7 +124,20 @@ def select_elements(values, names, labels, below="half", missing=-9999.0, transf
         incomplete = int((~np.isfinite(X).all(axis=1)).sum())
         if incomplete:
             notes.append(f"clr: {incomplete} samples with a missing element have no log-ratios and were left out.")
-    return element_selection(X, names, labels, threshold=threshold, two_sided=two_sided), notes
+    rows = element_selection(X, names, labels, threshold=threshold, two_sided=two_sided)
+    return rows, notes + held_back_notes(rows, threshold, two_sided)
+
+
+def held_back_notes(rows, threshold=DEFAULT_ZAUC_THRESHOLD, two_sided=False):
+    """A line for each element whose ZAUC reaches ``threshold`` while the rank test of no association does not."""
+    notes = []
+    for r in rows:
+        if not r["selected"] and (r["zauc"] >= threshold or (two_sided and r["zauc"] <= -threshold)):
+            notes.append(f"{r['element']}: ZAUC {r['zauc']:.2f} reaches {threshold:g}, but with {r['n_pos']} values "
+                         f"near deposits and {r['n_neg']} far from them the rank test of no association gives only "
+                         f"z = {r['z_null']:.2f}: not selected (a perfect split of a few samples has an infinite "
+                         "ZAUC).")
+    return notes
 
 
 def select_elements_points(values, names, x, y, deposits_xy, positive_radius, negative_min_distance, feedback=None,
@@ -203,16 +220,18 @@ def element_selection_sections(rows, threshold=DEFAULT_ZAUC_THRESHOLD, notes=(),
             + (", ".join(selected) if selected else "none") + ".")
     summary = report.paragraph(text) + "".join("\n" + report.paragraph(n) for n in notes) + "\n" + report.paragraph(
         "AUC is the probability that a positive sample has a higher value than a negative one; ZAUC = (AUC - 0.5) / "
-        "SE with the Hanley & McNeil (1982) standard error. Elements with AUC below 0.5 are lower near deposits "
-        "(negatively associated). Neighbouring samples are not independent, so ZAUC overstates significance: use it "
-        "to rank elements.", "note")
+        "SE with the Hanley & McNeil (1982) standard error. An element is selected when its ZAUC and the z of the "
+        "rank test of no association (Mann-Whitney; its standard error is Hanley & McNeil's at AUC 0.5) both reach "
+        "the threshold. Elements with AUC below 0.5 are lower near deposits (negatively associated). Neighbouring "
+        "samples (and cells of a grid) are not independent, so ZAUC overstates significance, and on a grid it grows "
+        "with finer cells: use it to rank elements.", "note")
     def z_cell(z):
         return ("+\u221e" if z > 0 else "\u2212\u221e") if np.isinf(z) else z
 
     table = report.html_table(
-        ["Element", "AUC", "SE", "ZAUC", "Selected", "Direction", "Positives", "Negatives"],
-        [[r["element"], r["auc"], r["se"], z_cell(r["zauc"]), r["selected"], r["direction"], r["n_pos"], r["n_neg"]]
-         for r in rows])
+        ["Element", "AUC", "SE", "ZAUC", "Rank test z", "Selected", "Direction", "Positives", "Negatives"],
+        [[r["element"], r["auc"], r["se"], z_cell(r["zauc"]), r["z_null"], r["selected"], r["direction"], r["n_pos"],
+          r["n_neg"]] for r in rows])
     sections = [("Selected elements", summary), ("AUC and ZAUC per element", table)]
     shown = [r for r in rows if not np.isnan(r["zauc"])]
     if len(shown) > 40:  # the strongest at both ends (rows are sorted by ZAUC, or by |ZAUC| when two-sided)
@@ -242,9 +261,9 @@ def write_element_selection_csv(rows, path, parameter="table"):
     """Write :func:`element_selection` rows as CSV (UTF-8 with BOM), atomically. Returns ``path``."""
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\r\n")
-    w.writerow(["element", "auc", "se", "zauc", "selected", "direction", "n_pos", "n_neg"])
+    w.writerow(["element", "auc", "se", "zauc", "z_null", "selected", "direction", "n_pos", "n_neg"])
     for r in rows:
-        w.writerow([r["element"]] + [_csv_value(r[k]) for k in ("auc", "se", "zauc", "selected")]
+        w.writerow([r["element"]] + [_csv_value(r[k]) for k in ("auc", "se", "zauc", "z_null", "selected")]
                    + [r["direction"], r["n_pos"], r["n_neg"]])
     return report.write_text_atomic(path, buf.getvalue(), parameter=parameter, encoding="utf-8-sig")
 

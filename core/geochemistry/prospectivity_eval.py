@@ -13,9 +13,10 @@ how well it separates places near known deposits from places far from any:
   negatives vastly outnumber positives, :func:`repeated_negative_auc` draws balanced
   sets of negatives (as many as positives by default) several times and reports the
   mean and standard deviation of the AUC and of the average precision.
-- **Significance** (:func:`auc_standard_error`, :func:`zauc`): the Hanley & McNeil
-  (1982) standard error and ZAUC = (AUC - 0.5) / SE, used by :func:`element_selection`
-  to pick the elements whose concentrations are associated with the deposits.
+- **Significance** (:func:`auc_standard_error`, :func:`zauc`, :func:`null_z`): the Hanley &
+  McNeil (1982) standard error and ZAUC = (AUC - 0.5) / SE, used by :func:`element_selection`
+  to pick the elements whose concentrations are associated with the deposits, with the rank
+  test of no association (its z) as a second bar: the standard error of a perfect split is 0.
   Neighbouring samples and pixels are not independent, so SE and ZAUC overstate the
   significance: read them as a ranking, not as p-values.
 - **Success-rate curve** (:func:`success_rate_curve`): share of the deposits captured
@@ -58,7 +59,7 @@ from ..engine.feedback import ensure
 from ..engine.evaluation_guard import check_evaluation, read_validation
 
 __all__ = [
-    "roc_auc", "roc_curve", "auc_standard_error", "zauc", "average_precision", "nearest_distance",
+    "roc_auc", "roc_curve", "auc_standard_error", "zauc", "null_z", "average_precision", "nearest_distance",
     "label_by_distance", "repeated_negative_auc", "success_rate_curve", "prediction_area", "evaluate_points",
     "evaluate_raster", "deposit_array", "sample_raster_by_distance", "ROC_GRID", "ROC_CURVE_FPR",
     "DEFAULT_ZAUC_THRESHOLD",
@@ -166,9 +167,13 @@ def auc_standard_error(auc, n_pos, n_neg):
         Q1 = A / (2 - A),  Q2 = 2 A^2 / (1 + A)
         SE = sqrt((A (1 - A) + (n_pos - 1)(Q1 - A^2) + (n_neg - 1)(Q2 - A^2)) / (n_pos n_neg))
 
-    Works on scalars and arrays.
+    evaluated at ``max(A, 1 - A)``: an element lower near the deposits and the same values negated are the same
+    samples, with AUCs ``A`` and ``1 - A``, and one standard error. The formula, derived for ``A >= 0.5``, is not
+    symmetric: at ``A`` itself a depleted element got a smaller error (0.071 against 0.093 for 0.3 and 0.7 with
+    10 and 700 samples) and so a larger ``|ZAUC|``. Works on scalars and arrays.
     """
     a = np.asarray(auc, dtype=float)
+    a = np.where(a < 0.5, 1.0 - a, a)
     n_pos = np.asarray(n_pos, dtype=float)
     n_neg = np.asarray(n_neg, dtype=float)
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -177,6 +182,18 @@ def auc_standard_error(auc, n_pos, n_neg):
         var = (a * (1.0 - a) + (n_pos - 1.0) * (q1 - a * a) + (n_neg - 1.0) * (q2 - a * a)) / (n_pos * n_neg)
         se = np.sqrt(np.maximum(var, 0.0))
     return float(se) if se.ndim == 0 else se
+
+
+def null_z(auc, n_pos, n_neg):
+    """The rank test of no association (Mann-Whitney) as a z: ``(AUC - 0.5) / SE0`` with
+    ``SE0 = sqrt((n_pos + n_neg + 1) / (12 n_pos n_neg))``, Hanley & McNeil's standard error at AUC 0.5. Finite for
+    a perfect split: 2 against 2 samples give 1.55, however perfect (the exact one-sided p is 1/6)."""
+    a = np.asarray(auc, dtype=float)
+    n_pos = np.asarray(n_pos, dtype=float)
+    n_neg = np.asarray(n_neg, dtype=float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        z = (a - 0.5) / np.sqrt((n_pos + n_neg + 1.0) / (12.0 * n_pos * n_neg))
+    return float(z) if np.ndim(z) == 0 else z
 
 
 def zauc(auc, n_pos, n_neg):
