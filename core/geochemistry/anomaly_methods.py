@@ -106,13 +106,16 @@ scaling): a few near-identical neighbours must not turn noise into anomalies."""
 # Preparation
 # --------------------------------------------------------------------------------------
 def prepare(values, names, below="half", zeros=geochem.DEFAULT_ZEROS, missing=-9999.0, transform="log10",
-            min_present=DEFAULT_MIN_PRESENT):
+            min_present=DEFAULT_MIN_PRESENT, with_present=False):
     """Robust z-scores ``(n, m)`` of raw concentrations, missing elements at 0 (the median), and the rows scored.
 
     Returns ``(Z, scored, messages)``: ``scored`` is True for samples with at least
     ``min_present`` of their elements measured; their missing elements are imputed at the
     median (under ``transform="clr"`` in ppm before the log-ratios, which need every part);
-    rows not scored are 0 in ``Z`` and must be ignored.
+    rows not scored are 0 in ``Z`` and must be ignored. The multivariate scores need whole rows;
+    those that read one element at a time (the target score, the spatial context) take
+    ``present`` (``with_present``: a fourth item, True where the value was measured) and leave
+    the imputed values out.
     """
     names = [str(n) for n in names]
     # a centred log-ratio needs every part: the missing ones are entered at the median before it, not after
@@ -134,7 +137,12 @@ def prepare(values, names, below="half", zeros=geochem.DEFAULT_ZEROS, missing=-9
                         "are not scored.")
     Z = np.where(present, X, 0.0)
     Z[~scored] = 0.0
-    return Z, scored, messages
+    if not with_present:
+        return Z, scored, messages
+    measured = present
+    if transform == "clr":   # the log-ratios entered missing parts at the median before: measured is what came in
+        measured = present & np.isfinite(geochem.below_detection(values, mode=below, missing=missing, zeros=zeros)[0])
+    return Z, scored, messages, measured
 
 
 def _spread_out(score, scored):
@@ -201,15 +209,20 @@ def score_suite(Z, size=SUITE_SIZE):
     return np.sort(Z, axis=1)[:, -size:].mean(axis=1)
 
 
-def score_spatial(Z, x, y, k=DEFAULT_K, floor=SPREAD_FLOOR, chunk=20000):
+def score_spatial(Z, x, y, k=DEFAULT_K, floor=SPREAD_FLOOR, chunk=20000, present=None):
     """Root mean square over elements of the positive residual of each sample against its ``k`` nearest samples.
 
     Neighbours at the sample's own location (field duplicates) are left out, so a sample is judged
     against its surroundings; residual = (value - neighbours' median) / max(1.4826 MAD, ``floor``).
     Samples with ``k`` such neighbours are scored ``chunk`` at a time, the others one by one.
+    ``present`` (as ``Z``): False where a value was imputed (:func:`prepare`); such values take no
+    part, in the sample or among its neighbours, and the mean is over the elements left (a sample
+    not analysed for gold in a low-gold catchment was enriched in gold against its neighbours).
     """
     x = np.asarray(x, float).ravel()
     y = np.asarray(y, float).ravel()
+    if present is not None and not np.all(present):
+        Z = np.where(present, Z, np.nan)
     located = np.isfinite(x) & np.isfinite(y)  # a sample without a place has no neighbours: NaN
     if not located.all():
         out = np.full(Z.shape[0], np.nan)
@@ -241,7 +254,17 @@ def score_spatial(Z, x, y, k=DEFAULT_K, floor=SPREAD_FLOOR, chunk=20000):
 
 
 def _spatial_residual(values, local, floor):
-    """:func:`score_spatial` for samples ``values`` (s, m) against their neighbours ``local`` (s, k, m)."""
+    """:func:`score_spatial` for samples ``values`` (s, m) against their neighbours ``local`` (s, k, m); NaN (not
+    measured) values are left out, and a sample with no element left is NaN."""
+    if np.isnan(values).any() or np.isnan(local).any():
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)   # all-NaN slices: NaN, as meant
+            med = np.nanmedian(local, axis=1)
+            mad = 1.4826 * np.nanmedian(np.abs(local - med[:, None, :]), axis=1)
+            r = (values - med) / np.maximum(mad, floor)
+            return np.sqrt(np.nanmean(np.clip(r, 0, None) ** 2, axis=1))
     med = np.median(local, axis=1)
     mad = 1.4826 * np.median(np.abs(local - med[:, None, :]), axis=1)
     r = (values - med) / np.maximum(mad, floor)
@@ -258,13 +281,20 @@ def score_vae(values, names, scored, options=None, feedback=None):
     return result.scores
 
 
-def score_target(Z, names, targets):
-    """Mean robust z-score of the ``targets`` columns (element names, e.g. ``["Au_ppm"]``) present in ``names``."""
+def score_target(Z, names, targets, present=None):
+    """Mean robust z-score of the ``targets`` columns (element names, e.g. ``["Au_ppm"]``) present in ``names``,
+    over those measured in the sample (``present``, :func:`prepare`): NaN where none is (a sample never analysed
+    for gold got the median's score)."""
     idx = [names.index(t) for t in targets if t in names]
     if not idx:
         raise OreMapError("None of the target's commodity elements is among the elements.", "target",
                           "Choose a target whose element the survey measures, or another method.")
-    return Z[:, idx].mean(axis=1)
+    if present is None:
+        return Z[:, idx].mean(axis=1)
+    measured = np.asarray(present)[:, idx]
+    count = measured.sum(axis=1)
+    total = np.where(measured, Z[:, idx], 0.0).sum(axis=1)
+    return np.where(count > 0, total / np.maximum(count, 1), np.nan)
 
 
 def distinct_records(Z, x, y):
@@ -343,9 +373,11 @@ def anomaly_classes(score, percentiles=CLASS_PERCENTILES):
 
 
 def fuse(scores, methods):
-    """Mean percentile rank of ``scores[m]`` over ``methods`` (NaN where any of them is missing)."""
+    """Mean percentile rank of ``scores[m]`` over the ``methods`` that scored the sample (NaN where none did: the
+    target score of a sample not analysed for the commodity, the spatial context of one without a place)."""
     ranks = np.column_stack([percentile_ranks(scores[m]) for m in methods])
-    return ranks.mean(axis=1)
+    count = np.isfinite(ranks).sum(axis=1)
+    return np.where(count > 0, np.nansum(ranks, axis=1) / np.maximum(count, 1), np.nan)
 
 
 # --------------------------------------------------------------------------------------
@@ -381,8 +413,8 @@ def score_all(values, names, x, y, methods=METHODS, fused=None, targets=None, pa
     if values.ndim != 2 or values.shape[1] != len(names) or len(names) < 2:
         raise OreMapError(f"At least two elements are needed (got {len(names)}).", "fields",
                           "Choose two or more element fields.")
-    Z, scored, messages = prepare(values, names, below=below, zeros=zeros, missing=missing, transform=transform,
-                                  min_present=min_present)
+    Z, scored, messages, present = prepare(values, names, below=below, zeros=zeros, missing=missing,
+                                           transform=transform, min_present=min_present, with_present=True)
     needed = [m for m in METHODS if m != "fusion" and (m in methods or ("fusion" in methods and m in fused))]
     xa, ya = np.asarray(x, float).ravel(), np.asarray(y, float).ravel()
     rows = np.flatnonzero(scored)
@@ -396,7 +428,7 @@ def score_all(values, names, x, y, methods=METHODS, fused=None, targets=None, pa
         first, copy_of = np.arange(rows.size), np.arange(rows.size)
     unique = np.zeros(scored.shape, bool)
     unique[rows[first]] = True
-    Zs = Z[unique]
+    Zs, Ps = Z[unique], present[unique]
     xs, ys = xa[unique], ya[unique]
     out, distinct, fitted = {}, {}, None
     for i, method in enumerate(needed):
@@ -419,11 +451,16 @@ def score_all(values, names, x, y, methods=METHODS, fused=None, targets=None, pa
         elif method == "suite":
             s = score_suite(Zs)
         elif method == "target":
-            s = score_target(Zs, names, list(targets))
+            s = score_target(Zs, names, list(targets), Ps)
+            unanalysed = int(np.isnan(s).sum())
+            if unanalysed:
+                messages.append(f"Target score: {unanalysed} of {s.size} records have no {' or '.join(targets)} "
+                                "value and get none (the fusion ranks them on its other scores).")
         elif method == "spatial":
-            s = score_spatial(Zs, xs, ys, k=k)
+            s = score_spatial(Zs, xs, ys, k=k, present=Ps)
         else:
-            s = score_vae(values, names, unique, dict(vae_options or {}, below=below, zeros=zeros, missing=missing),
+            s = score_vae(values, names, unique, dict({"transform": transform}, **(vae_options or {}), below=below,
+                                                      zeros=zeros, missing=missing),
                           feedback=feedback.scaled(100 * i / len(needed), 100 * (i + 1) / len(needed)))
         if support and method != "spatial":
             s = spatial_support(s, xs, ys, support)
