@@ -473,6 +473,23 @@ def test_csv_micrometres_and_nanometres_give_the_same_library(tmp_path):
         np.testing.assert_array_equal(lib.spectra, expected)
 
 
+def test_a_grain_size_in_a_spectrums_name_is_no_wavelength_unit(tmp_path):
+    """USGS names carry grain sizes ('Kaolinite GDS11 <63um'): with an unnamed first column (pandas' index) that
+    spectrum's column was taken for the wavelengths, the real wavelengths became a spectrum and the library was
+    divided by 10000."""
+    rows = [",Quartz GDS74 BECKb AREF,Kaolinite GDS11 <63um BECKb AREF"]
+    rows += [f"{w},{0.5 + 0.0001 * w:.4f},{0.6 - 0.0001 * w:.4f}" for w in range(400, 2501, 100)]
+    (tmp_path / "usgs.csv").write_text("\n".join(rows) + "\n")
+    lib = read_library(tmp_path / "usgs.csv")
+    assert lib.names == ["Quartz GDS74 BECKb AREF", "Kaolinite GDS11 <63um BECKb AREF"]
+    np.testing.assert_allclose(lib.wavelengths, np.arange(400.0, 2501.0, 100.0))
+    np.testing.assert_allclose(lib.spectra[1, :2], [0.56, 0.55])
+    # a unit with nothing but wavelength words beside it still names the column, wherever it is
+    (tmp_path / "later.csv").write_text("Kaolinite <2um,Band centre [nm]\n0.5,450\n0.6,550\n")
+    lib = read_library(tmp_path / "later.csv")
+    assert lib.names == ["Kaolinite <2um"] and lib.wavelengths.tolist() == [450.0, 550.0]
+
+
 def test_csv_with_one_spectrum_per_row_as_a_spreadsheet_exports_it(tmp_path):
     """Wavelengths across the first row, a spectrum per row, ';' and decimal commas (a European spreadsheet's CSV):
     the same library as the column layout (it was refused: "wavelength 'Kaolinite ...' is not a number")."""

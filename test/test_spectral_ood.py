@@ -124,7 +124,8 @@ def test_thresholds_need_spread_to_calibrate_on():
     y = np.array([0] * 40 + [1] * 3)
     exemplars = {"preprocessed": ood.ood_exemplars(P, y, np.array([0] * 40 + [1] * 3), 2)}
     check = ood.fit((P, P, y), None, exemplars, 2, wl, "none")
-    angles = ood.prototype_angle(P, y, *exemplars["preprocessed"])
+    E, owner = exemplars["preprocessed"]
+    angles = ood.prototype_angle(P, y, np.round(E, 6), owner)   # the exemplars as the model stores them
     limits = check["views"][0]["max_angle"]
     assert limits[0] == pytest.approx(ood.OOD_MARGIN * np.quantile(angles[:40], ood.QUANTILE))
     assert limits[1] == pytest.approx(ood.OOD_MARGIN * np.quantile(angles, ood.QUANTILE))
@@ -157,6 +158,8 @@ def test_thresholds_from_held_out_groups():
     exemplars = {"reflectance": ood.ood_exemplars(train, y, groups, 2)}
     check = ood.fit((train, train, y), (held, held, y_held), exemplars, 2, wl, "none")
     E, owner = exemplars["reflectance"]
+    E = np.round(E, 6)   # as the model stores them: the thresholds are of these (the check applies these)
+    assert np.array_equal(E, check["views"][0]["exemplars"])
     train_angles = ood.prototype_angle(train, y, E, owner)
     spread = [np.quantile(train_angles[y == c], 0.99) for c in (0, 1)]
     held_angles = ood.prototype_angle(held, y_held, E, owner)
@@ -172,6 +175,7 @@ def test_thresholds_from_held_out_groups():
     angles = ood.angles(info, probe, probe, np.array([0, 0]))
     assert angles[:, 0] == pytest.approx([0.05, 0.3], abs=1e-5)  # exemplars stored to 6 decimals
     assert ood.out_of_distribution(info, angles, np.array([0, 0])).tolist() == [False, True]
+
     # held-out groups of single pixels: the same thresholds times the margin, recorded in the check
     wide = ood.fit((train, train, y), (held, held, y_held), exemplars, 2, wl, "none", held_out_margin=1.25)
     assert wide["views"][0]["max_angle"] == pytest.approx([1.25 * t for t in limits])
@@ -179,6 +183,39 @@ def test_thresholds_from_held_out_groups():
     # without held-out data: margin x quantile of the training spectra's angles (the older rule)
     check = ood.fit((train, train, y), None, exemplars, 2, wl, "none")
     assert check["views"][0]["max_angle"] == pytest.approx([ood.OOD_MARGIN * s for s in spread])
+
+
+def test_the_stored_check_rejects_what_it_was_calibrated_to():
+    """Few held-out spectra per class: the joint quantile reaches 1 and each threshold is its class's farthest
+    held-out angle. Computed with the exemplars before their rounding to 6 decimals, the stored check put those
+    spectra 1e-8 to 3e-6 rad beyond it: 12.5 % of these held-out spectra were rejected instead of none."""
+    from types import SimpleNamespace
+
+    from oremap.core.engine.spectra import preprocess
+    from oremap.core.hyperspectral import ood
+
+    rng = np.random.default_rng(0)
+    wl = np.linspace(400, 2500, 200)
+    base = [0.3 + 0.2 * np.sin(wl / 300 + c) - 0.1 * np.exp(-((wl - 2000 - 40 * c) / 30) ** 2) for c in range(6)]
+
+    def spectra(groups):
+        X, y, g = [], [], []
+        for c in range(6):
+            for group in groups:
+                s = base[c] * rng.uniform(0.9, 1.1) + 0.01 * rng.standard_normal(wl.size)
+                X += [s + 0.003 * rng.standard_normal(wl.size) for _ in range(4)]
+                y += [c] * 4
+                g += [c * 100 + group] * 4
+        return np.array(X), np.array(y), np.array(g)
+
+    Xt, yt, gt = spectra(range(4))
+    Xh, yh, _ = spectra(range(4, 7))
+    Pt, Ph = preprocess(Xt, "continuum_removal", wl), preprocess(Xh, "continuum_removal", wl)
+    exemplars = ood.exemplar_views(Xt, Pt, yt, gt, 6, wl, "continuum_removal")
+    check = ood.fit((Xt, Pt, yt), (Xh, Ph, yh), exemplars, 6, wl, "continuum_removal")
+    assert check["view_quantile"] == 1.0 and yh.size == 72
+    info = SimpleNamespace(training={"ood": check}, wavelengths=wl, preprocessing_method="continuum_removal")
+    assert not ood.out_of_distribution(info, ood.angles(info, Xh, Ph, yh), yh).any()
 
 
 def test_views_together_reject_the_target_share_of_held_out_spectra():

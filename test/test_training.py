@@ -139,6 +139,13 @@ def test_outlier_set_leaves_out_own_classes_gaps_and_featureless_spectra(tmp_pat
     with pytest.raises(OreMapError, match="have none") as err:
         outlier_set([path], no_wavelengths)
     assert err.value.parameter == "outliers"
+    # classes named by a class table ('Clays' for the kaolinite): the material trained on is no outlier (it was
+    # kept, and the model was trained to doubt its own classes)
+    grouped = TrainingSet(X=data.X, y=data.y, groups=data.groups, class_names=["Clays", "Carbonates"],
+                          band_info=data.band_info, sample_names=["Kaolinite k9", "Kaolinite k9"])
+    out = outlier_set([path], grouped, feedback=log)
+    assert out.sample_names == ["Garnet g1", "Garnet g2", "Dolomite d1"]
+    assert log.infos[-1].startswith("Outlier spectra left out: 1 of your classes,")
 
 
 def test_a_whole_library_of_many_classes_is_trained_with_a_warning(tmp_path):

@@ -616,6 +616,16 @@ def _factor_or_fail(wavelengths, units, path):
 # -- CSV --------------------------------------------------------------------
 
 _WAVELENGTH_WORDS = {"wavelength", "wavelengths", "wl", "lambda", "λ"}
+_HEADER_FILLERS = {"band", "bands", "centre", "center", "centres", "centers", "in", "of", "x"}
+
+
+def _wavelength_header(cell):
+    """True for a column name that names wavelengths: a wavelength word or a unit, with nothing but such words
+    (``"Wavelength (nm)"``, ``"um"``, ``"Band centre [nm]"``). A spectrum's name may hold a unit too (USGS's
+    ``"Kaolinite GDS11 <63um"``, a grain size), which took it for the wavelength column."""
+    words = header_words(cell)
+    return bool(words & _WAVELENGTH_WORDS or header_unit(words)) and all(
+        w in _WAVELENGTH_WORDS or w in _HEADER_FILLERS or header_unit({w}) for w in words)
 
 
 def _csv_delimiter(lines):
@@ -658,8 +668,7 @@ def _spectra_as_columns(rows, decimal_comma, path, feedback):
         return rows
     width = max(len(r) for r in rows)
     padded = [list(r) + [""] * (width - len(r)) for r in rows]
-    label = head[0] if header_words(head[0]) & _WAVELENGTH_WORDS or header_unit(header_words(head[0])) \
-        else "wavelength"
+    label = head[0] if _wavelength_header(head[0]) else "wavelength"
     turned = [[label] + [r[0].strip() for r in padded[1:]]]
     turned += [[padded[0][j]] + [r[j] for r in padded[1:]] for j in range(1, width)]
     feedback.info(f"CSV library '{path.name}': one spectrum per row, wavelengths across the first row "
@@ -712,8 +721,7 @@ def read_csv_library(path, feedback=None):
         rows = list(csv.reader(lines, delimiter=delimiter))
     rows = _spectra_as_columns(rows, delimiter in ("\t", ";"), path, feedback)
     head = [cell.strip() for cell in rows[0]]
-    wl_col = next((j for j, cell in enumerate(head)
-                   if header_words(cell) & _WAVELENGTH_WORDS or header_unit(header_words(cell))), 0)
+    wl_col = next((j for j, cell in enumerate(head) if _wavelength_header(cell)), 0)
     spectrum_cols = [j for j in range(len(head)) if j != wl_col]
     if not spectrum_cols:
         raise OreMapError(

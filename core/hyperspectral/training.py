@@ -272,7 +272,8 @@ def outlier_set(paths, data, materials=None, min_depth=OUTLIER_MIN_DEPTH, feedba
     for outlier exposure (:func:`core.hyperspectral.spectral_cnn.train_classifier`'s ``outliers``).
 
     Each spectrum's material is the first word of its name. Spectra of ``data``'s classes (the class name or one
-    of its parts split at '-', '/', '+', ',' or spaces, any case: 'Muscovite-Illite' covers both minerals),
+    of its parts split at '-', '/', '+', ',' or spaces, any case: 'Muscovite-Illite' covers both minerals, or the
+    material of a spectrum ``data`` was trained on, as a class table maps them to classes of other names),
     of materials not in ``materials`` (when given), that do not cover the bands (small gaps filled as for training)
     or are not positive, and featureless ones (deepest continuum-removed absorption below ``min_depth``) are left
     out, each count logged. Returns a TrainingSet at ``data``'s bands whose classes are the materials.
@@ -287,6 +288,10 @@ def outlier_set(paths, data, materials=None, min_depth=OUTLIER_MIN_DEPTH, feedba
     target = BandInfo(centers=info.centers, fwhm=info.fwhm, bad=None)
     own = {c.lower() for c in data.class_names}
     own |= {part for c in own for part in re.split(r"[-/+,\s]+", c) if part}
+    # and the materials of the spectra trained on: a class table names classes by group ('Kaolin group',
+    # 'Sulfate'), and the very kaolinite and alunite spectra of the training were kept as outliers, trained
+    # towards a flat output
+    own |= {class_from_name(n).lower() for n in (getattr(data, "sample_names", None) or []) if n}
     wanted = None if materials is None else set(materials)
     X, found, names = [], [], []
     left = {"of your classes": 0, "not covering the bands or not positive": 0, "featureless": 0}
