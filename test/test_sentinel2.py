@@ -345,8 +345,9 @@ def test_coarse_bands_next_to_a_nodata_edge_are_not_mixed_with_dn_zero(tmp_path)
     instead of 0.1 (three pixels deep), and passed as reflectance into the indices and the models."""
     folder = tmp_path / "S2B_MSIL2A_20230601T100559_N0509_R022_T33UUP_20230601T120000.SAFE"
     folder.mkdir()
-    for band, res, dn in [(b, 10, 2500) for b in ("B02", "B03", "B04", "B08")] + [
-            (b, 20, 4000) for b in ("B05", "B06", "B07", "B8A", "B11", "B12")] + [(b, 60, 2000) for b in ("B01", "B09")]:
+    bands = [(b, 10, 2500) for b in ("B02", "B03", "B04", "B08")] + [
+        (b, 20, 4000) for b in ("B05", "B06", "B07", "B8A", "B11", "B12")] + [(b, 60, 2000) for b in ("B01", "B09")]
+    for band, res, dn in bands:
         n = 240 // res
         data = np.full((n, n), dn, np.uint16)
         data[:, :n // 2] = 0   # the left half is outside the swath
