@@ -159,6 +159,32 @@ def test_threshold_is_never_tuned_on_the_reported_fold(monkeypatch):
     assert cv["metrics"] == mc.binary_metrics(y, cv["pred"])
 
 
+def test_a_fold_without_a_mine_has_no_f1_rather_than_zero():
+    """Spatially grouped folds holding no mine, and finding none, scored F1 0 (it is 0 / 0), which pulled the 'F1
+    per fold' of the model and its report to 0.464 +/- 0.539 where the folds with mines gave 0.929."""
+
+    class Step:
+        needs_patches = False
+
+        def fit(self, X, y):
+            return self
+
+        def predict_proba(self, X):
+            return 1 / (1 + np.exp(-8 * (X[:, 0] - 0.5)))
+
+    rng = np.random.default_rng(0)
+    y = np.zeros(60, int)
+    y[[0, 1, 2, 3, 10, 11, 12, 13]] = 1            # every mine in blocks 0 and 1 of six
+    X = np.c_[y + rng.normal(0, 0.3, 60), rng.normal(size=60)]
+    cv = mc.cross_validate(X, y, np.repeat(np.arange(6), 10), lambda fold=0: Step(), n_folds=4, inner_folds=2,
+                           seed=0)
+    f1 = [d["f1"] for d in cv["folds"]]
+    assert [d["n_test_positive"] for d in cv["folds"]] == [4, 4, 0, 0]
+    assert f1[0] == 1.0 and f1[1] == pytest.approx(6 / 7) and np.isnan(f1[2]) and np.isnan(f1[3])
+    assert cv["fold_f1_mean"] == pytest.approx((1 + 6 / 7) / 2) and cv["n_folds_scored"] == 2
+    assert cv["metrics"]["f1"] == pytest.approx(14 / 15)   # pooled: 7 of 8 found, none wrong
+
+
 # ---------------------------------------------------------------------------
 # Gradient boosting: held-out quality, ONNX, metadata, report
 # ---------------------------------------------------------------------------
@@ -243,6 +269,25 @@ def test_cnn_is_deterministic_and_its_onnx_matches_torch(patch_data, tmp_path):
     assert np.isfinite(out).all()
 
 
+def test_the_cnns_graph_computes_the_indices_its_metadata_names():
+    """The model records index version 2 (negative reflectance counts as 0) and its standardisation is fitted on
+    those values, but the graph's index layer took negative reflectance as it came: a dark pixel (B2 -0.004, B8
+    -0.002) got NDVI -1.22 and BSI 1.19 in the graph, -1 and 1 by the definition."""
+    pytest.importorskip("torch")
+    import torch
+
+    from oremap.core.sentinel2.patch_features import patch_channels
+    from oremap.core.sentinel2.sentinel2 import S2_BANDS
+
+    bands = list(S2_BANDS)
+    px = np.full(12, 0.05, np.float32)
+    px[bands.index("B2")], px[bands.index("B4")], px[bands.index("B8")] = -0.004, 0.02, -0.002
+    layer = patch_models._torch_classes()["indices"](bands)
+    graph = layer(torch.from_numpy(px.reshape(1, 12, 1, 1)))[0, :, 0, 0].numpy()
+    np.testing.assert_allclose(graph, patch_channels(px[None])[0, 12:], rtol=1e-6, atol=1e-7)
+    assert graph[layer.which.index("NDVI")] == pytest.approx(-1.0)
+
+
 def test_cnn_training_writes_a_window_model(patch_data, tmp_path):
     _, full = patch_data
     pick = np.r_[np.flatnonzero(full.labels == 1)[:12], np.flatnonzero(full.labels == 0)[:12]]
@@ -290,6 +335,13 @@ def test_patches_from_a_raster_are_labelled_by_polygon_overlap(tmp_path):
     with pytest.raises(OreMapError) as err:
         patch_sets.patches_from_raster(scene["raster"], [], patch_size=40)
     assert err.value.parameter == "polygons"
+    # overlapping patches share pixels across spatial folds: said (70 of 281 held-out patches did at stride 20)
+    from conftest import core_warnings
+
+    log = core_warnings()
+    patch_sets.patches_from_raster(scene["raster"], geoms, patch_size=40, stride=20, feedback=log)
+    assert log.warnings[0].startswith("Patches of 40 pixels every 20 overlap: patches on either side of a spatial "
+                                      "block's edge share pixels across cross-validation folds")
 
 
 def test_label_table_errors(tmp_path):

@@ -11,6 +11,7 @@ import os
 import numpy as np
 import pytest
 import rasterio
+from conftest import core_warnings
 
 from oremap.core.sentinel2 import mine_detection as md
 from oremap.core.sentinel2 import mine_segmentation as ms
@@ -560,6 +561,63 @@ def test_background_tiles_drawn_again_each_epoch_are_filled_like_the_first():
     np.testing.assert_array_equal(X[1:], sn.fill_nodata(source.read(refs, None)[0]))
     # the strip takes the values of the column next to it
     assert (X[1:, 0, :, 5:] == X[1:, 0, :, 4:5]).all() and (Y[1:] == 0).all() and V[1:, :, :5].all()
+
+
+class _Blocks:
+    """A tile source of 2 x 20 tiles of 8 pixels, one block per column of tiles (tests of select_tiles)."""
+    tile, n_channels, block_tiles = 8, 2, 1
+
+    def refs(self):
+        return [(i, k) for i in range(2) for k in range(20)]
+
+    def block(self, ref):
+        return (0, ref[1])
+
+    def read(self, refs, feedback):
+        return np.ones((len(refs), 2, 8, 8), np.float32), np.ones((len(refs), 8, 8), bool)
+
+
+def test_streamed_training_leaves_the_held_out_split_its_background():
+    """When the training background fills the memory budget, the training took all the room left (streaming what
+    did not fit) and the held-out split got no background tile: held-out precision and IoU were measured on mine
+    tiles alone. The held-out split keeps its share of the room now, and the training streams the rest."""
+    from oremap.core.sentinel2.segmentation_data import select_tiles
+
+    mask = np.zeros((8, 8), np.uint8)
+    mask[2:4, 1:3] = 1
+    masks = {(0, k): mask for k in range(0, 20, 4)}   # mines in 5 of the 20 blocks
+    per_tile_mb = (2 * 4 + 2) * 8 * 8 / 2 ** 20
+    log = core_warnings()
+    plan, X, _, _ = select_tiles(_Blocks(), masks, 0.4, 3, 0.5, 0, 2 * 14 * per_tile_mb, log)
+    assert plan.stream is not None
+    val = plan.split == "val"
+    assert (plan.mine_pixels[val] > 0).sum() == 2
+    assert (plan.mine_pixels[val] == 0).sum() == 3   # was 0: its share (about 0.4) of the room for background
+    assert log.warnings == ["Held-out background tiles were limited by the memory budget to 3."]
+
+
+def test_held_out_mine_pixels_of_mines_a_block_edge_cuts_are_counted_and_said():
+    """Blocks are whole squares of tiles: a mine across a block's edge is trained on in part and scored in part. The
+    plan counts the held-out mine pixels of such mines (pixels touching across tile edges, diagonals included, are
+    one mine) and training says so, since the held-out figures are optimistic for them."""
+    from oremap.core.sentinel2.segmentation_data import select_tiles, shared_mine_tiles
+
+    left, right, apart = (np.zeros((8, 8), np.uint8) for _ in range(3))
+    left[3:5, 6:8] = 1      # reaches the right edge of tile (0, 0) ...
+    right[4:6, 0:2] = 1     # ... and goes on, one row lower, in tile (0, 1) of the next block
+    apart[3:5, 3:5] = 1     # a mine inside tile (0, 5)
+    corner = np.zeros((8, 8), np.uint8)
+    corner[7, 7] = 1        # touches tile (1, 8)'s first pixel diagonally
+    below = np.zeros((8, 8), np.uint8)
+    below[0, 0] = 1
+    masks = {(0, 0): left, (0, 1): right, (0, 5): apart, (0, 7): corner, (1, 8): below}
+    val_blocks = {(0, 1), (0, 5), (0, 8)}
+    split_of = lambda ref: "val" if (0, ref[1]) in val_blocks else "train"  # noqa: E731
+    assert shared_mine_tiles(masks, split_of) == {(0, 1), (1, 8)}
+    far = {**masks, (0, 1): np.roll(right, 3, axis=0)}   # the second part three rows lower: not touching
+    assert shared_mine_tiles(far, split_of) == {(1, 8)}
+    assert sd.shared_mines_sentence({"val_mine_pixels_shared": 5, "val_mine_pixels": 8}).startswith(
+        "5 of the 8 held-out mine pixels (62 %) belong to mines that a block's edge cuts")
 
 
 def test_areas_of_a_raster_whose_crs_was_assigned_in_qgis(trained, scenes, tmp_path):

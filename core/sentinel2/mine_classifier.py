@@ -233,15 +233,20 @@ def cross_validate(data, y, groups, make_model, n_folds=5, inner_folds=3, seed=0
         pred[test] = (p >= threshold).astype(np.int64)
         fold_of[test] = f
         m = binary_metrics(y[test], pred[test])
+        if not (y[test].any() or pred[test].any()):
+            m["f1"] = float("nan")   # no mine and none found: F1 is 0 / 0, not 0 (it pulled the fold mean down)
         details.append(dict(fold=f + 1, train=train, test=test, threshold=threshold, tuned_on=how,
                             n_test=int(test.size), n_test_positive=int(y[test].sum()), **m))
         feedback.info(f"Fold {f + 1}/{len(outer)}: {test.size} patches held out ({int(y[test].sum())} mines), "
-                      f"threshold {threshold:.2f} from the training folds: F1 {m['f1']:.3f}, precision "
-                      f"{m['precision']:.3f}, recall {m['recall']:.3f}.")
+                      f"threshold {threshold:.2f} from the training folds: "
+                      + (f"F1 {m['f1']:.3f}, precision {m['precision']:.3f}, recall {m['recall']:.3f}."
+                         if np.isfinite(m["f1"]) else "no mine held out and none found (no F1)."))
         feedback.progress(100.0 * (f + 1) / len(outer))
     f1s = np.array([d["f1"] for d in details])
+    f1s = f1s[np.isfinite(f1s)]   # folds without a mine and without a mine found have no F1
     return {"proba": proba, "pred": pred, "fold": fold_of, "folds": details, "metrics": binary_metrics(y, pred),
-            "fold_f1_mean": float(f1s.mean()), "fold_f1_sd": float(f1s.std(ddof=1)) if f1s.size > 1 else 0.0,
+            "fold_f1_mean": float(f1s.mean()) if f1s.size else float("nan"),
+            "fold_f1_sd": float(f1s.std(ddof=1)) if f1s.size > 1 else 0.0, "n_folds_scored": int(f1s.size),
             "curve": threshold_curve(y, proba), "oof_threshold": tune_threshold(y, proba),
             "n_folds": len(outer), "grouped": groups is not None}
 
@@ -411,7 +416,9 @@ def training_report(result, ps):
                              "of the training folds only (nested)"],
         ["F1 (held out)", m["f1"]], ["Precision", m["precision"]], ["Recall", m["recall"]],
         ["Accuracy", m["accuracy"]],
-        ["F1 per fold", f"{cv['fold_f1_mean']:.3f} +/- {cv['fold_f1_sd']:.3f}"],
+        ["F1 per fold", f"{cv['fold_f1_mean']:.3f} +/- {cv['fold_f1_sd']:.3f}"
+         + (f" over the {cv['n_folds_scored']} folds with a mine held out or found"
+            if cv.get("n_folds_scored", cv["n_folds"]) < cv["n_folds"] else "")],
         ["Saved model's threshold", result["threshold"]],
     ]
     fold_rows = [[d["fold"], d["n_test"], d["n_test_positive"], d["threshold"], d["f1"], d["precision"],

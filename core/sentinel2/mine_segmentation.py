@@ -50,7 +50,7 @@ from .augmentation import AUGMENTATIONS, load_init_weights, mine_pixel_weight, p
 from .band_sets import resolve_bands, resolve_indices
 from .ground_units import pixel_size_m
 from .chip_sets import ChipTiles
-from .segmentation_data import FeatureReader, TilePlan, load_polygons, plan_tiles
+from .segmentation_data import FeatureReader, TilePlan, load_polygons, plan_tiles, shared_mines_sentence
 from .sentinel2 import INDEX_VERSION
 from ..engine.model_format import build_date
 
@@ -415,6 +415,8 @@ def train_mine_segmentation(raster_path, polygons, model_path=None, report_path=
         feedback.info(f"Held-out tiles: IoU {metrics['val_iou']:.3f}, F1 {metrics['val_f1']:.3f}, precision "
                       f"{metrics['val_precision']:.3f}, recall {metrics['val_recall']:.3f} at threshold "
                       f"{threshold:g}.")
+        if pi.get("val_mine_pixels_shared"):
+            feedback.warning(shared_mines_sentence(pi))
     parameters = {"tile": tile, "depth": depth, "width": width, "epochs": int(epochs), "batch_size": bs,
                   "lr": float(lr), "weight_decay": float(weight_decay), "dice_weight": float(dice_weight),
                   "negatives_per_positive": float(negatives_per_positive), "block_tiles": int(block_tiles),

@@ -81,7 +81,9 @@ def _torch_classes(torch, nn):
             self.which = channel_indices(self.bands)
 
         def forward(self, x):
-            b = {name: x[:, i:i + 1] for i, name in enumerate(self.bands)}
+            # negative reflectance is 0, as in compute_indices' version 2 that the metadata record (and the
+            # standardisation is fitted on): dark water and shadow got NDVI -1.22, BSI 1.19 in the graph
+            b = {name: torch.clamp(x[:, i:i + 1], min=0.0) for i, name in enumerate(self.bands)}
             out = [x[:, :0]]
             for name in self.which:
                 kind, bands, _ = INDICES[name]
@@ -134,7 +136,7 @@ def _torch_classes(torch, nn):
             p = torch.sigmoid(self.logits(x))[:, None]
             return torch.cat([1.0 - p, p], dim=1)
 
-    return dict(net=PatchNet, export=ExportModule)
+    return dict(net=PatchNet, export=ExportModule, indices=PatchIndices)
 
 
 def _small_work(X):

@@ -209,6 +209,10 @@ def patches_from_raster(raster, geometries, patch_size=120, stride=None, min_ove
     little of a mine to call either way), as are patches with more than
     ``max_nodata`` of nodata pixels (clouds included when a folder's scene
     classification masks them, ``mask_clouds``). ``geometries`` are in the raster's CRS.
+    A ``stride`` below the patch size overlaps the patches: spatial folds group them by
+    the block of their centre, so patches on either side of a block's edge then share
+    pixels across folds (70 of 281 held-out patches at stride 20 for patches of 40), and
+    cross-validation is optimistic; the log says so.
     """
     from shapely.geometry import Polygon
     from shapely.ops import unary_union
@@ -218,6 +222,10 @@ def patches_from_raster(raster, geometries, patch_size=120, stride=None, min_ove
     step = int(stride or size)
     if size < 8 or step < 1:
         raise OreMapError("The patch size must be at least 8 pixels.", "patch_size")
+    if step < size:
+        feedback.warning(f"Patches of {size} pixels every {step} overlap: patches on either side of a spatial "
+                         "block's edge share pixels across cross-validation folds, so held-out figures are "
+                         "optimistic. A stride of the patch size keeps the folds apart.")
     if not 0.0 < float(min_overlap) <= 1.0:
         raise OreMapError("The minimum overlap must lie in (0, 1].", "min_overlap")
     geoms = [g for g in geometries if g is not None and not g.is_empty]

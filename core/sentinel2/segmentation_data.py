@@ -296,6 +296,55 @@ def assign_blocks(has_mines, val_fraction, rng):
     return held
 
 
+def shared_mine_tiles(masks, split_of):
+    """The held-out tiles (``split_of(ref) == "val"``) holding pixels of a mine that also has pixels in a training
+    tile: mine pixels touching across tile edges (diagonals included) are one mine. Blocks are whole squares of
+    tiles, so a mine a block's edge cuts is trained on in part and scored in part (on the test scene 4 of 6 mines,
+    all its held-out mine pixels); leaving either part out left that scene without training or held-out mines.
+    ``masks`` maps tile references (``(..., row, col)``) to masks."""
+    parent = {ref: ref for ref in masks}
+
+    def root(ref):
+        while parent[ref] != ref:
+            parent[ref] = parent[parent[ref]]
+            ref = parent[ref]
+        return ref
+
+    def near(a, b):   # pixels of two edge lines touching, diagonals included
+        b = np.asarray(b, bool)
+        grown = b.copy()
+        grown[1:] |= b[:-1]
+        grown[:-1] |= b[1:]
+        return bool((np.asarray(a, bool) & grown).any())
+
+    for ref, m in masks.items():
+        head, i, j = tuple(ref[:-2]), ref[-2], ref[-1]
+        for di, dj in ((0, 1), (1, 0), (1, 1), (1, -1)):
+            other = masks.get(head + (i + di, j + dj))
+            if other is None:
+                continue
+            if (di, dj) == (0, 1):
+                touch = near(m[:, -1], other[:, 0])
+            elif (di, dj) == (1, 0):
+                touch = near(m[-1, :], other[0, :])
+            elif dj == 1:
+                touch = bool(m[-1, -1] and other[0, 0])
+            else:
+                touch = bool(m[-1, 0] and other[0, -1])
+            if touch:
+                parent[root(ref)] = root(head + (i + di, j + dj))
+    trained = {root(ref) for ref in masks if split_of(ref) == "train"}
+    return {ref for ref in masks if split_of(ref) == "val" and root(ref) in trained}
+
+
+def shared_mines_sentence(info):
+    """The share of held-out mine pixels whose mine a block edge cuts (trained on in part), for the log and report."""
+    shared, total = info.get("val_mine_pixels_shared") or 0, info.get("val_mine_pixels") or 0
+    return (f"{shared} of the {total} held-out mine pixels ({100 * shared / max(total, 1):.0f} %) belong to mines that "
+            "a block's edge cuts, whose other part is trained on: the held-out figures are optimistic for them. "
+            "Larger blocks (more tiles a side) cut fewer mines.")
+
+
 def mine_pixels_per_tile(geometries, transform, height, width, tile, feedback=None):
     """``{(i, j): mask}`` of the grid tiles holding mine pixels (pixel centres inside the polygons).
 
@@ -409,6 +458,7 @@ def select_tiles(source, masks, val_fraction, negatives_per_positive, min_valid,
         feedback.warning("Only one spatial block holds mines, so no mine is held out: IoU and F1 cannot be "
                          "measured. Use smaller blocks or more places (chips) with mines.")
     split_of = lambda ref: "val" if source.block(ref) in val_blocks else "train"  # noqa: E731
+    shared = shared_mine_tiles(masks, split_of)
     positives = {"train": [], "val": []}
     for ref in sorted(masks):
         positives[split_of(ref)].append(ref)
@@ -454,7 +504,17 @@ def select_tiles(source, masks, val_fraction, negatives_per_positive, min_valid,
         n_kept, _ = take(positives[s], s, None)
         want = len(negatives[s]) if negatives_per_positive < 0 else \
             int(math.ceil(negatives_per_positive * max(n_kept, 1)))
-        pending = len(positives["val"]) if s == "train" else 0
+        pending = 0
+        if s == "train":
+            # the held-out mine tiles, and the held-out background's share of the room left: a training stream took
+            # all of it, and held-out precision and IoU were measured on mine tiles alone
+            n_val = len(positives["val"])
+            free = max(room - len(chosen["train"]) - n_val, 0)
+            want_val = len(negatives["val"]) if negatives_per_positive < 0 else \
+                int(math.ceil(negatives_per_positive * max(n_val, 1)))
+            share = len(negatives["val"]) / max(len(negatives["train"]) + len(negatives["val"]), 1)
+            pending = n_val + (min(want_val, len(negatives["val"])) if want + want_val <= free else
+                               min(want_val, len(negatives["val"]), int(free * share)))
         room_left = max(room - len(chosen["train"]) - len(chosen["val"]) - pending, 0)
         order = [negatives[s][k] for k in rng.permutation(len(negatives[s]))]
         if want > room_left and s == "train" and room_left > 0:
@@ -495,6 +555,8 @@ def select_tiles(source, masks, val_fraction, negatives_per_positive, min_valid,
               "n_val_mine_tiles": int(((split == "val") & (mine_px > 0)).sum()),
               "train_mine_pixels": int(mine_px[split == "train"].sum()),
               "val_mine_pixels": int(mine_px[split == "val"].sum()),
+              "val_mine_pixels_shared": int(sum(mine_px[k] for k, ref in enumerate(all_tiles)
+                                                if split[k] == "val" and ref in shared)),
               "n_dropped_nodata": int(n_pos - sum(1 for ref in all_tiles if ref in masks)),
               "n_background_pool": len(negatives["train"]) if stream is not None else None},
         stream=stream)

@@ -87,6 +87,7 @@ def training_report(result, raster_size=None, raster_path="", chips=None):
     ``chips``: ``[(name, (height, width))]`` of a run on chips, whose blocks are whole chips and whose layout has
     one row of tiles per chip."""
     from ..engine import report
+    from .segmentation_data import shared_mines_sentence
 
     info, plan, m = result.info, result.plan, result.metrics
     p = info.training["parameters"]
@@ -106,7 +107,9 @@ def training_report(result, raster_size=None, raster_path="", chips=None):
         hold_out = ("Spatial hold-out", f"{pi['n_val_blocks']} of {pi['n_blocks']} blocks of {p['block_tiles']} x "
                                         f"{p['block_tiles']} tiles held out ({pi['n_val_mine_blocks']} of "
                                         f"{pi['n_mine_blocks']} blocks with mines); a tile lies in one block, so "
-                                        "held-out and training tiles share no pixel")
+                                        "held-out and training tiles share no pixel"
+                                        + (". " + shared_mines_sentence(pi) if pi.get("val_mine_pixels_shared")
+                                           else ""))
     settings = [
         source,
         ("Input channels", f"{len(info.band_names)}: bands {', '.join(info.preprocessing['bands'])}"
