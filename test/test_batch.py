@@ -178,6 +178,82 @@ def test_a_row_range_vrt_reads_the_scenes_own_values(tmp_path):
         assert part.transform.f == whole.transform.f + 16 * whole.transform.e
 
 
+def test_a_row_range_vrt_keeps_the_scenes_mask_and_alpha_band(tmp_path):
+    """A part read its rows through a VRT without GDAL's mask of the scene (internal or .msk) or the alpha band's
+    colour interpretation: the masked pixels of a split scene were classified and unmixed (1600 valid pixels where
+    the single run had 1400)."""
+    from rasterio.enums import ColorInterp
+
+    from oremap.core.engine.raster import RasterSource
+
+    with rasterio.open(JASPER) as src:
+        profile, data = src.profile, src.read()
+    mask = np.full((40, 40), 255, np.uint8)
+    mask[20:30, 5:25] = 0
+    masked, alpha = str(tmp_path / "masked.tif"), str(tmp_path / "alpha.tif")
+    with rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True), rasterio.open(masked, "w", **dict(profile, driver="GTiff")) as ds:
+        ds.write(data)
+        ds.write_mask(mask)
+    with rasterio.open(alpha, "w", **dict(profile, driver="GTiff", count=profile["count"] + 1)) as ds:
+        ds.write(data, indexes=list(range(1, profile["count"] + 1)))
+        ds.write(np.where(mask == 0, 0, 10000).astype(profile["dtype"]), profile["count"] + 1)
+        ds.colorinterp = [ColorInterp.gray] + [ColorInterp.undefined] * (profile["count"] - 1) + [ColorInterp.alpha]
+    window = rasterio.windows.Window(0, 0, 40, 16)
+    for scene in (masked, alpha):
+        vrt = batch.row_vrt(scene, 16, 32, str(tmp_path / (os.path.basename(scene) + ".rows.vrt")), 1e-4, 0.0)
+        with RasterSource(vrt) as part, RasterSource(scene) as whole:
+            assert part.n_bands == whole.n_bands == profile["count"]
+            valid = part.read(window)[1]
+            assert np.array_equal(valid, whole.read(rasterio.windows.Window(0, 16, 40, 16))[1])
+            assert int((~valid).sum()) == 200
+
+
+def test_scenes_of_band_types_a_vrt_cannot_carry_run_whole(tmp_path):
+    """int64 scenes (and int8 before GDAL 3.7) failed in every part ('int64', 'Invalid dataType = Int8') though they
+    run alone: a scene of a type a VRT cannot carry here is run whole (rasterio 1.3 reads a VRT's Int64 band as
+    uint64), any other is cut into row ranges."""
+    with rasterio.open(JASPER) as src:
+        profile, data, tags = src.profile, src.read(), [src.tags(b) for b in range(1, src.count + 1)]
+    for dtype in ("int64", "int16"):
+        with rasterio.open(str(tmp_path / f"{dtype}.tif"), "w", **dict(profile, driver="GTiff", dtype=dtype)) as ds:
+            ds.write(data.astype(dtype))
+            for b, band_tags in enumerate(tags, start=1):   # the wavelengths
+                ds.update_tags(b, **band_tags)
+    job = batch.BatchJob("unmix_fcls", USGS_LIBRARY, [str(tmp_path / "int64.tif"), str(tmp_path / "int16.tif")],
+                         str(tmp_path / "out"), rows_per_part=16, memory_mb=MEMORY_MB)
+    os.makedirs(job.out_dir)
+    assert [p.parts for p in batch.plan(job)] == [[], [(0, 16), (16, 32), (32, 40)]]
+    assert batch.vrt_type("int64") is None and batch.vrt_type("float32") == "Float32"
+    gdal = tuple(int(v) for v in rasterio.__gdal_version__.split(".")[:2])
+    assert batch.vrt_type("int8") == ("Int8" if gdal >= (3, 7) else None)
+
+
+def test_a_failed_part_is_reported_by_its_scene_and_the_scenes_row():
+    """A part's failure named its deleted VRT and its own row: 'The raster .../part00002.vrt cannot be read near row
+    0' for the scene's row 32."""
+    part = "/w/.oremap-batch-x/part00002.vrt"
+    exc = OreMapError(f"The raster '{part}' cannot be read near row 0: the file is truncated or damaged.", "raster")
+    failed = batch._failure(exc, [(part, "/data/scene.tif")], (32, 48))
+    assert failed == {"failed": "The raster '/data/scene.tif' cannot be read near row 32: the file is truncated or "
+                                "damaged.", "parameter": "raster"}
+    assert batch._failure(OSError("disk full"))["failed"] == "disk full"
+
+
+def test_a_scheduler_address_dask_cannot_parse_is_named(monkeypatch):
+    """'http://host:8786' or 'host:8786x' raised distributed's ValueError with a traceback (the CLI exited 1, the
+    code of a failed scene, instead of 2)."""
+    import distributed
+
+    def refuse(address, timeout=None):
+        raise ValueError("unknown address scheme 'http' (known schemes: ['inproc', 'tcp', 'tls'])")
+
+    monkeypatch.setattr(distributed, "Client", refuse)
+    with pytest.raises(OreMapError) as err:
+        batch.start_cluster("http://127.0.0.1:8786")
+    assert err.value.parameter == "scheduler"
+    assert err.value.message.startswith("Cannot reach the Dask scheduler at 'http://127.0.0.1:8786': unknown address")
+
+
 def test_a_model_shipped_as_bytes_is_written_once_to_the_cache(tmp_path):
     ref = batch.model_ref(USGS_LIBRARY)
     files = batch.model_files(USGS_LIBRARY)

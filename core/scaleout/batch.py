@@ -528,7 +528,8 @@ def plan(job, feedback=None, name=None):
                     p.height, width = ds.height, ds.width
                     if n_wavelengths and spectral_count(ds) != n_wavelengths:
                         mismatched.append(f"{os.path.basename(scene)} ({spectral_count(ds)} bands)")
-                if p.height > int(job.rows_per_part):
+                    whole = not all(vrt_type(d) for d in ds.dtypes)   # a VRT of rows cannot carry them
+                if p.height > int(job.rows_per_part) and not whole:
                     settings = _settings(job.algorithm, scene, job.model, job.options, job.threads)
                     p.sizing = settings.sizing
                     p.parts = row_ranges(width, p.height, settings.sizing, job.memory_mb, int(job.rows_per_part))
@@ -614,6 +615,18 @@ _GDAL_TYPES = {"uint8": "Byte", "int8": "Int8", "uint16": "UInt16", "int16": "In
                "int32": "Int32", "float32": "Float32", "float64": "Float64", "complex64": "CFloat32"}
 
 
+def vrt_type(dtype):
+    """The VRT name of a band type, or None where a VRT cannot carry it here: Int8 came with GDAL 3.7 (before, a
+    signed byte is a Byte band the VRT would read unsigned), and rasterio 1.3 reads a VRT's Int64 band as uint64
+    (-1 as 2**63 - 1). A scene of such bands is run whole, not cut into row ranges (its parts failed with 'int64'
+    or 'Invalid dataType = Int8')."""
+    import rasterio
+
+    name = _GDAL_TYPES.get(str(dtype))
+    gdal = tuple(int(v) for v in rasterio.__gdal_version__.split(".")[:2])
+    return None if name is None or (name == "Int8" and gdal < (3, 7)) else name
+
+
 def _xml(text):
     return (str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;"))
 
@@ -639,11 +652,17 @@ def row_vrt(scene, row0, row1, vrt_path, gain=None, bias=None):
                 lines += [f'    <MDI key="{_xml(k)}">{_xml(v)}</MDI>' for k, v in tags.items()]
                 lines.append("  </Metadata>")
         source = _xml(os.path.abspath(scene))
+        from rasterio.enums import ColorInterp, MaskFlags
+
+        window = (f'      <SrcRect xOff="0" yOff="{row0}" xSize="{width}" ySize="{height}" />\n'
+                  f'      <DstRect xOff="0" yOff="0" xSize="{width}" ySize="{height}" />')
         for b in range(1, ds.count + 1):
             dtype = ds.dtypes[b - 1]
-            lines.append(f'  <VRTRasterBand dataType="{_GDAL_TYPES[dtype]}" band="{b}">')
+            lines.append(f'  <VRTRasterBand dataType="{vrt_type(dtype)}" band="{b}">')
             if ds.descriptions[b - 1]:
                 lines.append(f"    <Description>{_xml(ds.descriptions[b - 1])}</Description>")
+            if ds.colorinterp[b - 1] == ColorInterp.alpha:   # an alpha band masks the others (mask_reader)
+                lines.append("    <ColorInterp>Alpha</ColorInterp>")
             tags = ds.tags(b)
             if tags:
                 lines.append("    <Metadata>")
@@ -658,10 +677,15 @@ def row_vrt(scene, row0, row1, vrt_path, gain=None, bias=None):
             lines.append("    <SimpleSource>")
             lines.append(f'      <SourceFilename relativeToVRT="0">{source}</SourceFilename>')
             lines.append(f"      <SourceBand>{b}</SourceBand>")
-            lines.append(f'      <SrcRect xOff="0" yOff="{row0}" xSize="{width}" ySize="{height}" />')
-            lines.append(f'      <DstRect xOff="0" yOff="0" xSize="{width}" ySize="{height}" />')
+            lines.append(window)
             lines.append("    </SimpleSource>")
             lines.append("  </VRTRasterBand>")
+        if any(MaskFlags.per_dataset in flags for flags in ds.mask_flag_enums):
+            # GDAL's mask of the scene (an internal or .msk mask): the part's pixels it masks were classified
+            lines += ["  <MaskBand>", '    <VRTRasterBand dataType="Byte">', "      <SimpleSource>",
+                      f'        <SourceFilename relativeToVRT="0">{source}</SourceFilename>',
+                      "        <SourceBand>mask,1</SourceBand>", "  " + window.replace("\n", "\n  "),
+                      "      </SimpleSource>", "    </VRTRasterBand>", "  </MaskBand>"]
         lines.append("</VRTDataset>")
     with open(vrt_path, "w", encoding="utf-8") as handle:
         handle.write("\n".join(lines) + "\n")
@@ -1416,7 +1440,7 @@ def start_cluster(scheduler=None, n_workers=None, threads_per_worker=1, packages
     if scheduler:
         try:
             client = Client(scheduler, timeout="20s")
-        except (OSError, TimeoutError) as exc:
+        except (OSError, TimeoutError, ValueError) as exc:   # ValueError: an address distributed cannot parse
             reason = str(exc).rstrip(".")
             raise OreMapError(f"Cannot reach the Dask scheduler at '{scheduler}': {reason}.", "scheduler",
                               "Check the address (tcp://host:8786) and that the scheduler runs.") from exc
@@ -1732,10 +1756,18 @@ def _abandon(client, futures, plans, report):
             shutil.rmtree(p.work, ignore_errors=True)
 
 
-def _failure(exc):
-    """A task's failure as its result: the message and the core key of the input at fault."""
-    return {"failed": str(exc).strip() or type(exc).__name__,
-            "parameter": getattr(exc, "parameter", None) or "raster"}
+def _failure(exc, replace=(), rows=None):
+    """A task's failure as its result: the message and the core key of the input at fault. A part's message names
+    the scene, not the part's VRT (``replace``, as its log lines), and the scene's row (``rows``: the part's range),
+    not the part's: 'The raster .../part00002.vrt cannot be read near row 0' named a deleted file."""
+    import re
+
+    text = str(exc).strip() or type(exc).__name__
+    for old, new in replace:
+        text = text.replace(old, new)
+    if rows is not None and rows[0]:
+        text = re.sub(r"near row (\d+)", lambda m: f"near row {int(m.group(1)) + int(rows[0])}", text)
+    return {"failed": text, "parameter": getattr(exc, "parameter", None) or "raster"}
 
 
 def check_worker(algorithm):
@@ -1767,7 +1799,8 @@ def _part_task(algorithm, scene, ref, shipped, options, work, index, rows, memor
         result = run_part(algorithm, scene, model, options, work, index, rows, memory_mb, threads, feedback, device,
                           model_name=ref.path if ref is not None else None)
     except (OreMapError, OSError) as exc:
-        result = dict(_failure(exc), index=index, rows=list(rows) if rows is not None else [0, None], empty=True)
+        result = dict(_failure(exc, feedback.replace, rows), index=index,
+                      rows=list(rows) if rows is not None else [0, None], empty=True)
     result["messages"] = feedback.messages
     return result
 
