@@ -130,6 +130,11 @@ def split_names(text, known=None, commas=True):
 #: Vector formats that keep no geometry (a vector output written so would lose its points or polygons).
 NO_GEOMETRY_FORMATS = (".csv", ".xlsx", ".xls", ".ods", ".dbf")
 
+#: Vector files OreMap writes its layers to. Another extension was written in a format QGIS chose from it, or under
+#: another name: '.txt' became Geoconcept ('x.txt.gxt', every field text, the scores too), '.xyz' 'x.xyz.gpkg',
+#: which a second run then replaced without a word.
+VECTOR_OUTPUT_FORMATS = (".gpkg", ".geojson", ".json", ".fgb", ".sqlite")
+
 #: Said under every deposits parameter: how to use some of a layer's points only.
 DEPOSIT_SUBSET_NOTE = ("To use some of the layer's points only (the gold ones of a list of occurrences of several "
                        "commodities), select them and tick 'Selected features only', or in qgis_process give a "
@@ -390,7 +395,8 @@ def text_numbers(source, fields):
 MODEL_OUTPUT = "OUTPUT_MODEL"
 MODEL_OUTPUT_NOTE = ("Left at its default (a temporary file), the model is saved in the model library folder "
                      "(Plugins > OreMap > Settings; listed in Plugins > OreMap > Model library) as "
-                     "&lt;algorithm&gt;_&lt;date-time&gt;.onnx.")
+                     "&lt;algorithm&gt;_&lt;date-time&gt;.onnx. In qgis_process, which needs every output named, "
+                     "give OUTPUT_MODEL=TEMPORARY_OUTPUT for that.")
 
 
 def is_temporary_output(value):
@@ -1265,15 +1271,38 @@ class OreMapAlgorithm(QgsProcessingAlgorithm):
                     and isinstance(parameters.get(d.name()), str) and detect(parameters.get(d.name()))}
         if not products:
             ok, message = super().checkParameterValues(parameters, context)
-            return (ok, message) if ok else (False, self._unloadable_layer(parameters, context) or message)
+            return (ok, message) if ok else (False, self._unloadable_layer(parameters, context)
+                                             or self._value_problem(parameters, context) or message)
         for definition in self.parameterDefinitions():
             name = definition.name()
             if name in products or definition.flags() & QgsProcessingParameterDefinition.FlagHidden:
                 continue
             if not definition.checkValueIsAcceptable(parameters.get(name), context):
-                return False, (self._unloadable_layer(parameters, context)
+                return False, (self._unloadable_layer(parameters, context) or self._value_problem(parameters, context)
                                or self.tr(f"Incorrect parameter value for {definition.description()} ({name})."))
         return True, ""
+
+    def _value_problem(self, parameters, context):
+        """What is wrong with a number or a choice QGIS refused, with what is allowed (QGIS says only "Incorrect
+        parameter value for THRESHOLD"); None when neither is at fault."""
+        for definition in self.parameterDefinitions():
+            name, value = definition.name(), parameters.get(definition.name())
+            if value is None or definition.checkValueIsAcceptable(value, context):
+                continue
+            label = f"{definition.description()} ({name})"
+            if isinstance(definition, QgsProcessingParameterNumber):
+                low, high = definition.minimum(), definition.maximum()
+                integer = definition.dataType() == QgsProcessingParameterNumber.Integer
+                bounds = [f"at least {low:g}" if low > -1e300 else "", f"at most {high:g}" if high < 1e300 else ""]
+                allowed = " and ".join(b for b in bounds if b) or "a number"
+                return (f"{label}: {value!r} is not allowed: give {'a whole number' if integer else 'a number'} "
+                        f"{allowed}." if allowed != "a number" else f"{label}: {value!r} is not a number.")
+            if isinstance(definition, QgsProcessingParameterEnum):
+                options = "; ".join(f"{i} = {o}" for i, o in enumerate(definition.options()))
+                if definition.allowMultiple() and value in ("", []):
+                    return f"{label}: choose at least one of: {options}."
+                return f"{label}: {value!r} is not one of the choices: {options}."
+        return None
 
     #: What a file that is no layer probably is, by its extension, and its own fix (None: choose a layer file).
     OTHER_FILES = {".onnx": ("it looks like an OreMap model (ONNX), which goes in a model parameter", None),
@@ -1442,7 +1471,17 @@ class OreMapAlgorithm(QgsProcessingAlgorithm):
                                     "mines_footprints.gpkg).")
                 if style:
                     styles[style] = name
+                    qml = os.path.splitext(path)[0] + ".qml"
+                    if os.path.exists(qml) and not os.path.exists(path):   # a style of the user's, or of a run
+                        self._feedback.warning(f"{definition.description()}: replacing the existing style file "
+                                               f"{qml} with the output's style.")
                 if isinstance(definition, QgsProcessingParameterFeatureSink):
+                    extension = os.path.splitext(path)[1].lower()
+                    if extension not in VECTOR_OUTPUT_FORMATS + NO_GEOMETRY_FORMATS + (".shp",):
+                        raise self.fail(name, f"OreMap cannot write '{extension or 'no extension'}' files here.",
+                                        "Save it as a GeoPackage (e.g. "
+                                        f"{os.path.splitext(os.path.basename(path))[0]}.gpkg); GeoJSON (.geojson) and "
+                                        "FlatGeobuf (.fgb) also work.")
                     if os.path.splitext(path)[1].lower() in NO_GEOMETRY_FORMATS:
                         raise self.fail(name, f"A {os.path.splitext(path)[1]} file keeps the attributes but not the "
                                               "geometries: the layer's points or polygons would be lost.",

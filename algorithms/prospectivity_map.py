@@ -77,8 +77,8 @@ class ProspectivityMap(OreMapAlgorithm):
         "ResNet convolutional neural network. Applied Sciences 12(22), 11433 (Pangxidong district: the area cut "
         "into 12 x 12 windows, each mapped with its probability of ore).",
     ]
-    CORE_PARAMETERS = {**OreMapAlgorithm.CORE_PARAMETERS, "grid": "GRID_ROWS", "stride": "STRIDE", "fit": "FIT",
-                       "output": "OUTPUT"}
+    CORE_PARAMETERS = {**OreMapAlgorithm.CORE_PARAMETERS, "grid": "GRID_ROWS", "grid_cols": "GRID_COLS",
+                       "stride": "STRIDE", "fit": "FIT", "output": "OUTPUT"}
 
     def initAlgorithm(self, config=None):  # noqa: N802
         self.add_raster_input("INPUT", "Element stack")
@@ -124,6 +124,13 @@ class ProspectivityMap(OreMapAlgorithm):
             max_cells=MAX_CELLS if parameters.get("OUTPUT_CELLS") not in (None, "") else 0, feedback=feedback)
         cells = result["cells"]
         feedback.info(f"{result['n_scored']} cells scored, {result['n_unscored']} left as nodata (too little data).")
+        if deposits is not None and len(deposits):
+            extent = layer.extent()
+            inside = int(sum(extent.xMinimum() <= x <= extent.xMaximum() and extent.yMinimum() <= y <= extent.yMaximum()
+                             for x, y in deposits))
+            if inside == 0:   # DEPOSIT_CELLS 0 said nothing of why
+                feedback.warning(f"None of the {len(deposits)} deposits lies on the raster: the target cells hold no "
+                                 "deposit. Check that the deposit layer covers the same area (and its CRS).")
         self.style_output(context, out_path, {"kind": "ramp", "ramp": "Magma", "min": 0.0, "max": 1.0})
         outputs = {"OUTPUT": out_path, "N_CELLS": result["n_scored"], "TOP_PROBABILITY": result["top_probability"],
                    "DEPOSIT_CELLS": result["n_deposit_cells"] or 0}

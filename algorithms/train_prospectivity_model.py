@@ -10,7 +10,7 @@ from qgis.core import (
     QgsProcessingParameterFolderDestination,
 )
 
-from .base import OreMapAlgorithm
+from .base import OreMapAlgorithm, require_fields
 from .evaluate_prospectivity import refuse_geographic_raster
 from .train_prospectivity_cnn import DEPTHS, add_window_and_fold_parameters
 
@@ -142,6 +142,8 @@ class TrainProspectivityModel(OreMapAlgorithm):
         if source is None:
             raise self.fail("DEPOSITS", "No deposit layer was given.", "Choose a point layer of known deposits.")
         name_field = self.parameterAsString(parameters, "DEPOSIT_NAME", context)
+        if name_field:   # a name typed in qgis_process that the layer lacks gave a KeyError traceback
+            require_fields(self, source, [name_field], "DEPOSIT_NAME", "the deposits' name field")
         xy, names = [], []
         for feature, geometry in self.source_features(source, context, crs, name="DEPOSITS"):
             if geometry is None:
@@ -161,6 +163,8 @@ class TrainProspectivityModel(OreMapAlgorithm):
         folder = self.parameterAsFileOutput(parameters, "OUTPUT_FOLDER", context)
         if not folder:
             raise self.fail("OUTPUT_FOLDER", "No model folder was given.", "Choose a folder for the models.")
+        if os.path.exists(folder) and not os.path.isdir(folder):   # 'File exists' after the cross-validation
+            raise self.fail("OUTPUT_FOLDER", f"'{folder}' is a file, not a folder.", "Choose a folder for the models.")
         if os.path.isdir(folder) and not os.access(folder, os.W_OK):   # before the cross-validation, not after
             raise self.fail("OUTPUT_FOLDER", f"Folder '{folder}' is not writable.", "Choose a folder you can write to.")
         taken = [f"{m}.onnx" for m in model_keys([METHODS[i][0] for i in chosen])

@@ -16,6 +16,7 @@ from qgis.core import (
 
 from ..core.hyperspectral import cnn_training
 from ..core.engine.spectra import PREPROCESSING
+from ..core.engine.errors import OreMapError
 from .base import LIBRARY_FORMATS, OreMapAlgorithm, split_names
 from .classify_spectral_cnn import DEEPGEOMAP_REFERENCES
 
@@ -252,8 +253,20 @@ class TrainSpectralCnn(OreMapAlgorithm):
         if len(given) > 1:
             raise self.fail(given[1], f"{' and '.join(given)} both give a target sensor.", "Use one of them.")
         if reference is not None:
-            target = image_band_info(self.raster_path(parameters, "REFERENCE", context)[0],
-                                     bad_bands=self.bad_bands(parameters, context), feedback=feedback)
+            reference_path = self.raster_path(parameters, "REFERENCE", context)[0]
+            try:
+                target = image_band_info(reference_path, bad_bands=self.bad_bands(parameters, context),
+                                         feedback=feedback)
+            except OreMapError as exc:
+                if exc.parameter != "wavelengths":
+                    raise
+                # here the raster is at fault, not WAVELENGTHS: giving those as well was then refused as a second
+                # target sensor
+                raise self.fail("REFERENCE", f"The target sensor raster {os.path.basename(reference_path)} has no "
+                                             "band centres in its metadata.",
+                                "Choose a raster whose metadata give them (an ENVI header's 'wavelength', band "
+                                "metadata), or leave REFERENCE empty and choose a sensor preset or enter the target "
+                                "wavelengths instead.") from None
         elif sensor > 0:
             from ..core.hyperspectral import sensor_presets
 

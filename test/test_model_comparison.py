@@ -334,6 +334,23 @@ def test_algorithm_compares_and_saves_models_through_processing(run_alg, tmp_pat
     assert "Site 14" in html and "Site 15" in html  # off the grid, on nodata: listed by name
 
 
+def test_a_missing_name_field_or_a_file_for_the_folder_is_named_before_any_training(run_alg, tmp_path):
+    """A DEPOSIT_NAME the layer lacks stopped with a KeyError traceback; a file given as the model folder with
+    '[Errno 17] File exists' after the cross-validation, blaming the input files."""
+    from qgis.core import QgsProcessingException
+
+    path = str(tmp_path / "stack.tif")
+    deposits = point_layer(make_stack(path), [f"Site {i}" for i in range(16)])
+    base = {"INPUT": path, "DEPOSITS": deposits, "METHODS": [0], "WINDOW": WINDOW, "FOLDS": 2,
+            "OUTPUT_FOLDER": str(tmp_path / "models")}
+    with pytest.raises(QgsProcessingException, match=r"\(DEPOSIT_NAME\): Fields not in the layer: nosuch\. .*name"):
+        run_alg("train_prospectivity_model", {**base, "DEPOSIT_NAME": "nosuch"})
+    (tmp_path / "taken.tif").write_bytes(b"x")
+    with pytest.raises(QgsProcessingException, match=r"\(OUTPUT_FOLDER\): '.*taken\.tif' is a file, not a folder"):
+        run_alg("train_prospectivity_model", {**base, "OUTPUT_FOLDER": str(tmp_path / "taken.tif")})
+    assert not os.path.exists(tmp_path / "models")
+
+
 def test_bad_choices_are_refused_naming_the_parameter_and_nothing_is_written(tmp_path):
     from oremap.core.engine.errors import OreMapError
 

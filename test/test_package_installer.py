@@ -177,6 +177,24 @@ def test_a_package_with_a_file_missing_is_not_intact_under_every_python(tmp_path
     assert pi.plan(["probe"], folder, pins=pins)["install"] == ["oremap_half==1.0.0"]
 
 
+def test_a_package_with_a_console_script_is_whole_once_installed(tmp_path):
+    """pip records a console script outside the package folder ('../../bin/...'), and the staging 'bin' is not
+    moved in: onnx, onnxruntime, torch and sympy were never whole, so every later run installed them again, and
+    once they were loaded it refused ('in use: restart QGIS')."""
+    wheels = tmp_path / "wheels"
+    wheels.mkdir()
+    make_wheel(str(wheels), "oremap_tool", "1.0.0", {
+        "oremap_tool.py": "def main():\n    return 0\n",
+        "oremap_tool-1.0.0.dist-info/entry_points.txt": "[console_scripts]\noremap-tool = oremap_tool:main\n"})
+    folder = pi.folder_for_profile(str(tmp_path / "profile"))
+    pins = write_pins(tmp_path / "pins.txt", "[probe]  a probe\noremap_tool==1.0.0\n")
+    pi.install(["probe"], folder, find_links=str(wheels), pins=pins)
+    record = next(d for d in importlib.metadata.distributions(path=[folder])).read_text("RECORD")
+    assert "../../bin/oremap-tool" in record.replace("\\", "/")
+    assert pi.folder_intact("oremap_tool", folder)
+    assert pi.plan(["probe"], folder, pins=pins)["install"] == []
+
+
 def test_a_package_in_the_folder_is_not_installed_again_nor_replaced_while_loaded(tmp_path):
     """Installing again (the 'run' group is ticked by default, so adding torch later asked for onnx again) kept
     nothing of what was there: pip reinstalled it, and on Windows the loaded onnxruntime DLLs stopped the replacement

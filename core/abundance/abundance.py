@@ -132,8 +132,12 @@ def prepare_compositions(values, names, units="auto", add_other=True, tolerance=
         messages.append(warnings[-1])
     v = values[kept]
     if v.shape[0] == 0:
-        raise OreMapError("No ROI has a value for every chosen mineral.", "fields",
-                          "Fill the composition fields of the ROIs.")
+        empty = [n for j, n in enumerate(names) if not np.isfinite(values[:, j]).any()]
+        raise OreMapError("No ROI has a value for every chosen mineral"
+                          + (f": {', '.join(empty)} {'holds' if len(empty) == 1 else 'hold'} no number in any ROI."
+                             if empty else "."), "fields",
+                          "Choose the fields that hold the amounts (numbers, % or fractions), or fill them."
+                          if empty else "Fill the composition fields of the ROIs.")
     if (v < 0).any():
         raise OreMapError(f"Negative abundances were found (smallest {v.min():.4g}).", "fields",
                           "Abundances must be >= 0 (in % or fractions).")

@@ -98,7 +98,11 @@ def check_distances(x, y, deposits_xy, positive_radius, negative_min_distance, m
     n_neg = int((d >= negative_min_distance).sum())
     if n_pos >= min_positives and n_neg >= min_negatives:
         return n_pos, n_neg
-    if n_pos == 0 and d.min() > 10 * max(positive_radius, negative_min_distance):
+    pts = np.column_stack([x[ok], y[ok]])
+    extent = float(np.hypot(*(pts.max(axis=0) - pts.min(axis=0)))) if pts.shape[0] > 1 else 0.0
+    # deposits farther from every sample than the survey is wide: another place or another CRS. Nearer, the
+    # distances are at fault (2 and 4 typed for 2 km and 4 km were blamed on the CRS)
+    if n_pos == 0 and d.min() > 10 * max(positive_radius, negative_min_distance) and d.min() > extent:
         raise OreMapError(f"Only 0 {what} lie within the positive radius ({positive_radius:g} m) of a deposit: the "
                           f"nearest deposit is {d.min() / 1000:.3g} km away.", "deposits",
                           "Check that the deposits lie in the sampled area and that both layers have the right CRS.")
@@ -113,6 +117,9 @@ def check_distances(x, y, deposits_xy, positive_radius, negative_min_distance, m
         parameter = "negative_min_distance"
     facts = (f"Here the median sample spacing is {spacing:.0f} m and the {what} lie {ds.min():.0f} to {ds.max():.0f} m "
              f"from their nearest deposit (median {np.median(ds):.0f} m).")
+    if positive_radius < 100 and np.isfinite(spacing) and positive_radius < spacing / 10:
+        facts = (f"The distances are in metres ({positive_radius:g} km would be {1000 * positive_radius:g}). "
+                 + facts)
     if s_pos >= min_positives and s_neg >= min_negatives:
         fix = (f"{facts} A positive radius of {radius:g} m and a negative distance of {negative:g} m give {s_pos} "
                f"positives and {s_neg} negative candidates. {TRADE_OFF}")

@@ -237,15 +237,15 @@ def zeros_to_half_minimum(values):
 # --------------------------------------------------------------------------------------
 # Transforms
 # --------------------------------------------------------------------------------------
-def transform(values, method, names=None):
+def transform(values, method, names=None, clr_delta=None):
     """Transform concentrations: ``"none"``, ``"log10"`` or ``"clr"``.
 
     ``"log10"`` needs positive values (NaN stays NaN). ``"clr"`` is the centred
     log-ratio of each sample over all the columns: with ``names``, columns are first
     converted to ppm (:func:`element_unit_factor`), zeros are replaced
-    (:func:`core.engine.compositional.replace_zeros`, 0.65 x the smallest positive value) and
-    :func:`core.engine.compositional.clr` is applied. A CLR needs every part of a sample, so
-    samples with a missing value come out as a row of NaN.
+    (:func:`core.engine.compositional.replace_zeros`, ``clr_delta`` ppm or 0.65 x the smallest positive
+    value of the table) and :func:`core.engine.compositional.clr` is applied. A CLR needs every part of a
+    sample, so samples with a missing value come out as a row of NaN.
     """
     X = _table(values)
     if method == "none":
@@ -275,7 +275,8 @@ def transform(values, method, names=None):
         out = np.full_like(X, np.nan)
         complete = np.isfinite(X).all(axis=1)
         if complete.any():
-            out[complete] = compositional.clr(compositional.replace_zeros(X[complete]))
+            # zeros: clr_delta, or 0.65 x the smallest positive value of the table (a model gives its training's)
+            out[complete] = compositional.clr(compositional.replace_zeros(X[complete], delta=clr_delta))
         return out
     raise OreMapError(f"Unknown transform '{method}'.", "transform", f"Use one of: {', '.join(TRANSFORMS)}.")
 
@@ -369,8 +370,20 @@ class Scaler:
             raise OreMapError(f"Invalid scaler metadata: {exc}.", "model") from exc
 
 
+def clr_zero_delta(values, names, below="half", missing=-9999.0, zeros=DEFAULT_ZEROS):
+    """The ppm a zero becomes in :func:`transform`'s ``"clr"`` of these raw values (0.65 x the smallest positive
+    value of the complete samples), or None when no sample is complete: what a model keeps of its training table,
+    so that a sample's log-ratios do not depend on the samples scored with it."""
+    X = below_detection(values, mode=below, missing=missing, zeros=zeros)[0]
+    if names is not None:
+        X = X * np.array([element_unit_factor(n)[0] for n in names])[None, :]
+    complete = X[np.isfinite(X).all(axis=1)]
+    positive = complete[complete > 0]
+    return float(0.65 * positive.min()) if positive.size else None
+
+
 def preprocess(values, names, below="half", transform="none", scale="zscore", missing=-9999.0, fit_rows=None,
-               zeros=DEFAULT_ZEROS, clr_fill=None):
+               zeros=DEFAULT_ZEROS, clr_fill=None, clr_delta=None):
     """Missing codes, values below detection and zeros (:func:`below_detection`), transform and scaling in one call.
 
     ``zeros``: exact zeros are missing by default (:data:`DEFAULT_ZEROS`); ``"half_min"``
@@ -398,7 +411,7 @@ def preprocess(values, names, below="half", transform="none", scale="zscore", mi
             messages.append(f"CLR: {int((~present[fill]).sum())} missing values of {int(fill.sum())} samples with at "
                             f"least {100 * clr_fill:.0f} % of the elements entered at the element's median before "
                             "the log-ratios.")
-    X = _transform(X, transform, names=names)
+    X = _transform(X, transform, names=names, clr_delta=clr_delta)
     if transform == "clr":
         incomplete = int((~np.isfinite(X).all(axis=1)).sum())
         if incomplete:

@@ -516,6 +516,9 @@ def evaluate_points(x, y, scores, deposits_xy, positive_radius=2000.0, negative_
     if (~finite).sum():
         feedback.warning(f"{int((~finite).sum())} of {scores.size} samples have no score (or no position) and were "
                          "left out.")
+    if np.ptp(scores[finite]) == 0:   # a field holding one value (e.g. a missing code, -9999, everywhere)
+        feedback.warning(f"Every scored sample has the same score ({scores[finite][0]:g}): it ranks nothing, and the "
+                         "AUC is 0.5. Choose the field that holds the scores.")
     labels = label_by_distance(x, y, dep[:, 0], dep[:, 1], positive_radius, negative_min_distance)
     labels[~finite] = -1
     from .distance_advice import check_distances

@@ -61,9 +61,10 @@ def cell_edges(height, width, mode="grid", grid=(12, 12), stride=None, window=64
     """Row and column edges of the map cells: ``grid`` rows x cols of (nearly) equal size, or ``stride`` cells."""
     if mode == "grid":
         n_rows, n_cols = (int(grid[0]), int(grid[1])) if np.ndim(grid) else (int(grid), int(grid))
-        if not (1 <= n_rows <= height and 1 <= n_cols <= width):
-            raise OreMapError(f"A grid of {n_rows} x {n_cols} cells does not fit a raster of {width} x {height} "
-                              "cells.", "grid", "Choose between 1 and the raster's size in rows and columns.")
+        if not (1 <= n_rows <= height and 1 <= n_cols <= width):   # rows x columns, both of them
+            raise OreMapError(f"A grid of {n_rows} rows x {n_cols} columns of cells does not fit a raster of {height} "
+                              f"rows x {width} columns.", "grid" if not 1 <= n_rows <= height else "grid_cols",
+                              f"Choose 1 to {height} rows and 1 to {width} columns.")
         return (np.round(np.linspace(0, height, n_rows + 1)).astype(np.int64),
                 np.round(np.linspace(0, width, n_cols + 1)).astype(np.int64))
     if mode == "sliding":

@@ -174,6 +174,8 @@ class Preprocessing:
     scaler: geochem.Scaler = None
     zero_values: list = None
     input_transform: str = None
+    zero_fill: list = None
+    clr_delta: float = None
 
     def check(self):
         if self.below not in BELOW_MODES:
@@ -197,7 +199,9 @@ class Preprocessing:
         return {"method": "geochem", "below": self.below, "transform": self.transform, "scale": self.scale,
                 "zeros": self.zeros, "missing": self.missing, "max_missing": float(self.max_missing),
                 "scaler": None if self.scaler is None else self.scaler.to_dict(),
-                "zero_values": self.zero_values, "input_transform": self.input_transform}
+                "zero_values": self.zero_values, "input_transform": self.input_transform,
+                **({"zero_fill": self.zero_fill} if self.zero_fill is not None else {}),
+                **({"clr_delta": self.clr_delta} if self.clr_delta is not None else {})}
 
     @classmethod
     def from_dict(cls, data):
@@ -206,7 +210,8 @@ class Preprocessing:
                        zeros=str(data.get("zeros", geochem.DEFAULT_ZEROS)), missing=data.get("missing"),
                        max_missing=float(data.get("max_missing", 0.0)),
                        scaler=geochem.Scaler.from_dict(data["scaler"]), zero_values=data.get("zero_values"),
-                       input_transform=data.get("input_transform"))
+                       input_transform=data.get("input_transform"), zero_fill=data.get("zero_fill"),
+                       clr_delta=data.get("clr_delta"))
         except (KeyError, TypeError, ValueError) as exc:
             raise OreMapError(f"The model's preprocessing metadata are damaged ({exc}).", "model") from None
         return prep.check()
@@ -235,7 +240,7 @@ def _transformed(values, names, prep):
         return geochem.transform(V, prep.transform, names=names), np.zeros(V.shape, bool), []
     zero = V == 0
     X, _, messages = geochem.preprocess(V, names, below=prep.below, transform=prep.transform, scale="none",
-                                        missing=prep.missing, zeros=prep.zeros)
+                                        missing=prep.missing, zeros=prep.zeros, clr_delta=prep.clr_delta)
     return X, zero, messages
 
 
@@ -249,8 +254,23 @@ def prepare(values, names, prep, fit_rows=None):
     block, as it treated zeros at training.
     """
     names = [str(n) for n in names]
-    X, zero, messages = _transformed(values, names, prep)
     fitting = prep.scaler is None
+    if fitting and prep.zeros == "half_min" and prep.below != "none":
+        # half the smallest value of each element in the training samples, in the input's units: scoring took half
+        # the smallest of the batch scored (a sample's score changed with its companions, a raster's with the memory
+        # budget, and a batch without a positive value of an element stopped under log10)
+        raw = geochem.below_detection(values, mode=prep.below, missing=prep.missing, zeros="keep")[0]
+        positive = np.where(np.isfinite(raw) & (raw > 0), raw, np.inf).min(axis=0)
+        prep.zero_fill = [float(0.5 * v) if np.isfinite(v) else None for v in positive]
+    if fitting and prep.transform == "clr" and prep.below != "none":
+        # the zeros a clr keeps become a share of the smallest value of the training table, not of the batch scored
+        prep.clr_delta = geochem.clr_zero_delta(values, names, prep.below, prep.missing, prep.zeros)
+    elif not fitting and prep.zero_fill is not None and prep.below != "none":
+        values = np.array(values, dtype=np.float64)
+        fill = np.asarray([np.nan if v is None else v for v in prep.zero_fill], dtype=np.float64)
+        if fill.size == values.shape[-1]:
+            values = np.where((values == 0) & np.isfinite(fill)[None, :], fill[None, :], values)
+    X, zero, messages = _transformed(values, names, prep)
     if not fitting and prep.zero_values is not None and prep.transform != "clr":
         stored = np.asarray([np.nan if v is None else v for v in prep.zero_values], dtype=np.float64)
         fill = zero & np.isfinite(stored)[None, :]
