@@ -559,6 +559,22 @@ def test_algorithms_train_and_map_through_processing(run_alg, stack, tmp_path):
     assert (bare["N_CELLS"], bare["DEPOSIT_CELLS"]) == (mapped["N_CELLS"], len(holding))
 
 
+def test_deposits_off_the_raster_are_said(processing_provider, trained, stack, tmp_path):
+    """DEPOSIT_CELLS came out 0 without a word when every deposit lay elsewhere (another area, another CRS)."""
+    import processing
+
+    from conftest import warning_recorder
+
+    feedback = warning_recorder()
+    far = np.asarray(stack["deposits"]) + np.array([400000.0, 0.0])
+    result = processing.run("oremap:prospectivity_map", {
+        "INPUT": stack["path"], "MODEL_FILE": trained["model"], "MODE": 0, "GRID_ROWS": 4, "GRID_COLS": 4,
+        "DEPOSITS": deposit_layer(far), "THREADS": 1, "OUTPUT": str(tmp_path / "far.tif")}, feedback=feedback)
+    assert result["DEPOSIT_CELLS"] == 0
+    assert f"None of the {len(far)} deposits lies on the raster: the target cells hold no deposit. Check that the " \
+           "deposit layer covers the same area (and its CRS)." in feedback.warnings
+
+
 def test_bad_input_is_refused_with_the_parameter_and_nothing_written(run_alg, trained, stack, tmp_path):
     # a stack without Sb: the model's element is named
     partial = str(tmp_path / "no_sb.tif")
