@@ -142,6 +142,14 @@ def test_newer_schema_version_is_refused(tmp_path):
     (json.dumps({**make_info().to_dict(), "input": {"name": "x", "n_bands": 6}}), "no input 'x'"),
     (json.dumps({**make_info().to_dict(), "input": {"name": "spectra", "n_bands": 5},
                  "wavelengths": None, "fwhm": None, "band_names": None}), "takes 6 bands"),
+    # found by an audit: each passed, to fail later (onnxruntime's own error, classes past the list's end, a NaN
+    # wavelength blamed on the raster, the model card's AttributeError, a RecursionError)
+    (json.dumps({**make_info().to_dict(), "classes": make_info().classes[:2]}),
+     "gives 3 class probabilities, its metadata list 2 classes"),
+    (json.dumps(make_info().to_dict()).replace("2150.5", "NaN"), "wavelengths hold a value that is not a finite"),
+    (json.dumps({**make_info().to_dict(), "training": {"ood": True}}), "training 'ood' is not a JSON object"),
+    (json.dumps({**make_info().to_dict(), "training": {"metrics": [0.9]}}), "training 'metrics' is not a JSON"),
+    ('{"a": ' * 100000 + "1" + "}" * 100000, "nested too deeply"),
 ])
 def test_malformed_metadata_is_refused(tmp_path, text, words):
     path = tmp_path / "bad.onnx"
@@ -284,6 +292,20 @@ def test_window_model_takes_windows_of_its_size_only(tmp_path):
     # run_dense takes windows of any size, but still the model's bands
     with pytest.raises(OreMapError, match=f"expects windows of {N_BANDS} bands, but"):
         model.run_dense(X[:, :-1])
+
+
+def test_graph_inputs_of_another_type_or_window_are_refused_on_reading(tmp_path):
+    """A float64 input, or windows of another size than the metadata say, passed reading and stopped at run time with
+    onnxruntime's 'InvalidArgument'."""
+    graph = window_graph(window=3)
+    with pytest.raises(OreMapError, match="takes windows of 3 x 3 cells, its metadata say 2") as err:
+        write_model(graph, make_info(input={"name": "windows", "n_bands": N_BANDS, "window": 2}), tmp_path / "w.onnx")
+    assert err.value.parameter == "model"
+    doubles = softmax_graph()
+    doubles.graph.input[0].type.tensor_type.elem_type = TensorProto.DOUBLE
+    with pytest.raises(OreMapError, match="takes other values than float32"):
+        write_model(doubles, make_info(), tmp_path / "d.onnx")
+    assert not os.listdir(tmp_path)
 
 
 def test_build_date_follows_source_date_epoch(monkeypatch):

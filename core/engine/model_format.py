@@ -224,6 +224,8 @@ class ModelInfo:
                 data = json.loads(text)
             except (TypeError, ValueError) as exc:
                 raise _malformed(f"its OreMap metadata is not valid JSON ({exc})") from None
+            except RecursionError:
+                raise _malformed("its OreMap metadata are nested too deeply to be read") from None
         if not isinstance(data, dict):
             raise _malformed("its OreMap metadata is not a JSON object")
         version = data.get("schema_version")
@@ -288,9 +290,14 @@ class ModelInfo:
             kind = str if key == "band_names" else (int, float)
             if not all(isinstance(v, kind) and not isinstance(v, bool) for v in values):
                 raise _malformed(f"its {key} hold values of the wrong type")
+            if kind != str and not all(math.isfinite(v) for v in values):   # JSON's NaN and Infinity
+                raise _malformed(f"its {key} hold a value that is not a finite number")
         for key in ("preprocessing", "training", "extra"):
             if not isinstance(getattr(self, key), dict):
                 raise _malformed(f"its '{key}' is not a JSON object")
+        for key in ("ood", "metrics", "parameters"):   # read as objects by the checks and the model card
+            if self.training.get(key) is not None and not isinstance(self.training[key], dict):
+                raise _malformed(f"its training '{key}' is not a JSON object")
         if not isinstance(self.description, str):
             raise _malformed("its description is not text")
 
@@ -356,6 +363,16 @@ def _graph_io(model):
     return inputs, [v.name for v in model.graph.output], widths
 
 
+def _static_dims(values, name):
+    """The dimensions of graph value ``name`` (None where symbolic), and its element type; ``(None, None)`` when
+    the graph has no such value."""
+    for value in values:
+        if value.name == name:
+            tensor = value.type.tensor_type
+            return [int(d.dim_value) if d.HasField("dim_value") else None for d in tensor.shape.dim], tensor.elem_type
+    return None, None
+
+
 def _check_graph(model, info, where):
     inputs, outputs, widths = _graph_io(model)
     name = info.input["name"]
@@ -365,6 +382,19 @@ def _check_graph(model, info, where):
         raise _malformed(f"{where} has no output '{info.output['name']}' (outputs: {', '.join(outputs) or 'none'})")
     if name in widths and widths[name] != info.n_bands:
         raise _malformed(f"{where} takes {widths[name]} bands, its metadata say {info.n_bands}")
+    # found here, not as onnxruntime's 'InvalidArgument' at run time (or, for a class list shorter than the graph's
+    # output, as classes past the end of the list)
+    dims, kind = _static_dims(model.graph.input, name)
+    if kind not in (None, 0, 1):   # 1: float32, what OreMap feeds every model
+        raise _malformed(f"{where} takes other values than float32 (ONNX type {kind})")
+    window = info.input.get("window")
+    if dims is not None and len(dims) == 4 and window and any(d not in (None, window) for d in dims[2:]):
+        raise _malformed(f"{where} takes windows of {dims[2]} x {dims[3]} cells, its metadata say {window}")
+    if info.task == "spectral_classification":
+        out, _ = _static_dims(model.graph.output, info.output["name"])
+        if out is not None and len(out) == 2 and out[1] is not None and out[1] != len(info.classes):
+            raise _malformed(f"{where} gives {out[1]} class probabilities, its metadata list {len(info.classes)} "
+                             "classes")
 
 
 def model_bytes(onnx_model_or_bytes, info):
