@@ -177,6 +177,46 @@ def test_a_package_with_a_file_missing_is_not_intact_under_every_python(tmp_path
     assert pi.plan(["probe"], folder, pins=pins)["install"] == ["oremap_half==1.0.0"]
 
 
+def test_every_pinned_wheel_has_its_hashes_and_the_locks_are_among_them():
+    """pip ran with name==version only: any file of that name and version (another index in the user's pip
+    settings, a file added to a release) was installed and its code run in QGIS. The hashes of every wheel of each
+    pinned version are recorded (scripts/make_installer_hashes.py); the lock's, which the tests ran, are among
+    them. torch's CPU build alone (PyTorch's index) has none."""
+    hashes = pi.read_hashes()
+    wanted = {(pi.normalise(n), v) for g in pi.read_pins().values() for n, v, _ in g["packages"]}
+    wanted |= {("torch", "2.13.0"), ("onnxruntime", pi.ONNXRUNTIME_OLDER_MACS)}   # the Mac builds
+    unhashed = {(n, v) for n, v in wanted if f"{n}=={v}" not in hashes}
+    assert unhashed == {("torch", "2.13.0+cpu")}
+    assert {tuple(k.split("==")) for k in hashes} == wanted - unhashed   # nothing stale
+    locked = {}
+    with open(os.path.join(ROOT, "requirements.lock")) as fh:
+        for name, version, digests in re.findall(r"^([A-Za-z0-9_.-]+)==(\S+) \\\n((?:\s+--hash=sha256:[0-9a-f]+(?: \\)?\n)+)",
+                                                 fh.read(), re.M):
+            locked[f"{pi.normalise(name)}=={version}"] = set(re.findall(r"sha256:([0-9a-f]+)", digests))
+    shared = set(locked) & set(hashes)
+    assert {"onnx==1.23.2", "onnxruntime==1.32.0", "skl2onnx==1.20.0", "protobuf==7.36.2"} <= shared
+    assert all(locked[k] <= set(hashes[k]) for k in shared)
+
+
+def test_hashed_packages_are_installed_only_when_their_file_matches(tmp_path):
+    wheels = tmp_path / "wheels"
+    wheels.mkdir()
+    path = make_wheel(str(wheels), "oremap_sure", "1.0.0", {"oremap_sure.py": "A = 1\n"})
+    digest = hashlib.sha256(open(path, "rb").read()).hexdigest()
+    pins = write_pins(tmp_path / "pins.txt", "[probe]  a probe\noremap_sure==1.0.0\n")
+    folder = pi.folder_for_profile(str(tmp_path / "profile"))
+    lines = []
+    with pytest.raises(pi.InstallError) as err:
+        pi.install(["probe"], folder, find_links=str(wheels), pins=pins, log=lines.append,
+                   hashes={"oremap-sure==1.0.0": ["0" * 64]})
+    assert err.value.fix.startswith("A file of the package index differs from the one OreMap was tested with")
+    assert any("--require-hashes" in line for line in lines) and not os.path.exists(folder)
+    done = pi.install(["probe"], folder, find_links=str(wheels), pins=pins, hashes={"oremap-sure==1.0.0": [digest]})
+    assert done["installed"] == ["oremap_sure==1.0.0"] and pi.folder_version("oremap_sure", folder) == "1.0.0"
+    assert pi.hashed_requirements(["oremap_sure==1.0.0", "torch==2.13.0+cpu"], {"oremap-sure==1.0.0": ["ab"]}) == (
+        ["oremap_sure==1.0.0 --hash=sha256:ab"], ["torch==2.13.0+cpu"])
+
+
 def test_a_package_with_a_console_script_is_whole_once_installed(tmp_path):
     """pip records a console script outside the package folder ('../../bin/...'), and the staging 'bin' is not
     moved in: onnx, onnxruntime, torch and sympy were never whole, so every later run installed them again, and
@@ -331,7 +371,8 @@ def test_real_onnx_install_into_a_fresh_profile_then_classify_spectral_cnn(tmp_p
     profile_dir = os.path.join(env["QGIS_CUSTOM_CONFIG_PATH"], "profiles", "default")
     folder = pi.folder_for_profile(profile_dir)
     code = ("import sys; sys.path.insert(0, sys.argv[1]); from oremap.core.engine import package_installer as pi\n"
-            "r = pi.install(['run'], sys.argv[2], find_links=sys.argv[3]); print(sorted(r['installed']))\n"
+            # wheels repacked from this machine's packages: not the index's files the hashes are of
+            "r = pi.install(['run'], sys.argv[2], find_links=sys.argv[3], hashes={}); print(sorted(r['installed']))\n"
             "import onnx, onnxruntime, numpy; print(onnx.__file__, onnxruntime.__version__, numpy.__file__)")
     proc = subprocess.run([SYSTEM_PYTHON, "-c", code, os.path.join(ROOT, ".build", "plugins"), folder, str(wheels)],
                           capture_output=True, text=True, timeout=300, env=env)
@@ -395,17 +436,23 @@ def test_macs_get_the_builds_that_exist_for_them(tmp_path, monkeypatch):
     monkeypatch.setattr(pi, "host_platform", lambda: ("darwin", "arm64", (14, 5)))
     assert dependencies.install_command(["torch"]) == ["python -m pip install torch==2.13.0"]
     # and the installer takes torch from PyPI there, not from PyTorch's CPU index (no Mac build carries '+cpu')
+    # (PyPI's Mac build has its hashes recorded: installed with --require-hashes, from PyPI)
     calls = []
 
     def pip_command(python, requirements, target, **kwargs):
-        calls.append((requirements, kwargs))
+        hashed = kwargs.get("hashed_file")
+        calls.append((requirements, {k: v for k, v in kwargs.items() if k != "hashed_file"},
+                      open(hashed).read().split() if hashed else None))
         raise RuntimeError("stop before pip runs")
 
     monkeypatch.setattr(pi, "plan", lambda *a, **k: {"install": ["torch==2.13.0"], "kept": [], "problems": []})
     monkeypatch.setattr(pi, "pip_command", pip_command)
     with pytest.raises(RuntimeError, match="stop before pip runs"):
         pi.install(["torch"], folder=str(tmp_path / "packages"), python="python3")
-    assert calls == [(["torch==2.13.0"], {"find_links": None, "index_url": None, "extra_index_url": None})]
+    [(requirements, options, lines)] = calls
+    assert requirements == [] and options == {"find_links": None} and lines[0] == "torch==2.13.0"
+    assert len(lines) == 25 and all(line.startswith("--hash=sha256:") for line in lines[1:])
+    assert not [n for n in os.listdir(tmp_path) if n.startswith(".oremap-install-")]   # nor its requirements file
     # inside the QGIS app on macOS sys.executable is QGIS itself: its folder's python (the 3.44/4.x wrapper) and
     # bin/python3 are candidates; Apple's /usr/bin stub is not
     app = tmp_path / "QGIS-LTR 3.44.app" / "Contents" / "MacOS"

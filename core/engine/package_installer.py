@@ -32,6 +32,10 @@ from .errors import OreMapError
 from .files import no_console
 
 PINS_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "optional_packages.txt")
+#: The sha256 of every wheel of each pinned version (scripts/make_installer_hashes.py): pip installs those with
+#: ``--require-hashes``, so no file the project did not see (another index in the user's pip settings, a file
+#: added to a release) is installed and run. torch's CPU build (PyTorch's index) has none.
+HASHES_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "optional_packages.hashes")
 FOLDER_NAME = "oremap-packages"
 #: PyTorch's index of CPU-only wheels (the PyPI torch is the large CUDA build on Linux).
 TORCH_INDEX = "https://download.pytorch.org/whl/cpu"
@@ -100,6 +104,36 @@ def read_pins(path=PINS_FILE):
             else:
                 current["packages"].append((pin.group(1), pin.group(2), pin.group(3)))
     return groups
+
+
+def read_hashes(path=HASHES_FILE):
+    """``{"name==version": [sha256, ...]}`` (names normalised) of :data:`HASHES_FILE`; empty when there is none."""
+    hashes = {}
+    if not path or not os.path.exists(path):
+        return hashes
+    with open(path, encoding="utf-8") as fh:
+        for number, raw in enumerate(fh, 1):
+            line = raw.split("#", 1)[0].strip()
+            if not line:
+                continue
+            match = re.match(r"([A-Za-z0-9_.-]+)==(\S+)\s+sha256:([0-9a-f]{64})$", line)
+            if not match:
+                raise ValueError(f"{path}, line {number}: cannot read '{raw.strip()}'")
+            hashes.setdefault(f"{normalise(match.group(1))}=={match.group(2)}", []).append(match.group(3))
+    return hashes
+
+
+def hashed_requirements(requirements, hashes):
+    """``(lines for a requirements file with --hash, the requirements without hashes)`` of ``["name==version"]``."""
+    lines, bare = [], []
+    for requirement in requirements:
+        name, version = requirement.split("==", 1)
+        digests = hashes.get(f"{normalise(name)}=={version}")
+        if digests:
+            lines.append(f"{requirement} " + " ".join(f"--hash=sha256:{d}" for d in digests))
+        else:
+            bare.append(requirement)
+    return lines, bare
 
 
 def folder_for_profile(profile_dir):
@@ -399,11 +433,15 @@ def find_python():
                 if name in ("onnx", "onnxruntime")) + ".")
 
 
-def pip_command(python, requirements, target, find_links=None, index_url=None, extra_index_url=None):
-    """The pip command line: ``--no-deps`` over the pinned list, binary wheels only, into ``target``."""
+def pip_command(python, requirements, target, find_links=None, index_url=None, extra_index_url=None,
+                hashed_file=None):
+    """The pip command line: ``--no-deps`` over the pinned list, binary wheels only, into ``target``; with
+    ``hashed_file`` (a requirements file whose lines carry ``--hash``) ``--require-hashes -r`` it instead."""
     command = [python, "-m", "pip", "install", "--no-deps", "--only-binary=:all:", "--no-input",
                "--disable-pip-version-check", "--no-warn-script-location", "--no-compile", "--upgrade",
                "--target", target]
+    if hashed_file:
+        command += ["--require-hashes", "-r", hashed_file]
     if find_links:
         command += ["--no-index", "--find-links", find_links]
     else:
@@ -428,7 +466,7 @@ def _writable(folder):
 
 
 def install(groups=DEFAULT_GROUPS, folder=None, python=None, find_links=None, log=None, progress=None,
-            is_canceled=None, pins=None):
+            is_canceled=None, pins=None, hashes=None):
     """Install the pinned packages of ``groups`` into ``folder`` and put it on ``sys.path``.
 
     Parameters
@@ -444,6 +482,9 @@ def install(groups=DEFAULT_GROUPS, folder=None, python=None, find_links=None, lo
         PyTorch's CPU index for torch).
     log, progress, is_canceled : callable, optional
         ``log(text)`` gets pip's output line by line; ``progress(percent)``; ``is_canceled()`` True stops pip.
+    hashes : dict, optional
+        :func:`read_hashes` result (default: the plugin's file): the packages listed there are installed with
+        ``--require-hashes``, the others (torch's CPU build) by name and version, in a second pip call.
 
     Returns
     -------
@@ -492,24 +533,45 @@ def install(groups=DEFAULT_GROUPS, folder=None, python=None, find_links=None, lo
     staging = tempfile.mkdtemp(prefix=".oremap-install-", dir=parent)
     done = False
     try:
-        # torch's CPU build from PyTorch's index, but on macOS from PyPI (the Mac builds there are CPU builds)
-        torch = any(r.startswith("torch==") for r in what["install"]) and host_platform()[0] != "darwin"
-        command = pip_command(python, what["install"], staging, find_links=find_links,
-                              index_url=TORCH_INDEX if torch and not find_links else None,
-                              extra_index_url="https://pypi.org/simple" if torch and not find_links else None)
-        log("Running: " + " ".join(command))
-        tail = _run_pip(command, len(what["install"]), log, progress, is_canceled)
-        if is_canceled():
-            raise InstallError("The installation was cancelled; nothing was installed.")
-        if tail is not None:
-            raise InstallError("pip could not install the packages:\n" + tail,
-                               fix="Read the log above. 'No matching distribution' means no wheel of that version "
+        lines, bare = hashed_requirements(what["install"], read_hashes() if hashes is None else hashes)
+        calls = []
+        if lines:   # every file checked against the hashes the project recorded
+            hashed_file = os.path.join(staging + ".requirements.txt")
+            with open(hashed_file, "w", encoding="utf-8") as fh:
+                fh.write("\n".join(lines) + "\n")
+            calls.append((pip_command(python, [], staging, find_links=find_links, hashed_file=hashed_file),
+                          len(lines)))
+        if bare:
+            # torch's CPU build from PyTorch's index, but on macOS from PyPI (the Mac builds there are CPU builds)
+            torch = any(r.startswith("torch==") for r in bare) and host_platform()[0] != "darwin"
+            calls.append((pip_command(python, bare, staging, find_links=find_links,
+                                      index_url=TORCH_INDEX if torch and not find_links else None,
+                                      extra_index_url="https://pypi.org/simple" if torch and not find_links else None),
+                          len(bare)))
+        total, done_count = len(what["install"]), 0
+        for command, count in calls:
+            log("Running: " + " ".join(command))
+            start, share = done_count / total, count / total
+            tail = _run_pip(command, count, log, lambda p, s=start, w=share: progress(int(100 * s + p * w)),
+                            is_canceled)
+            done_count += count
+            if is_canceled():
+                raise InstallError("The installation was cancelled; nothing was installed.")
+            if tail is not None:
+                mismatch = "Expected sha256" in tail or "DO NOT MATCH THE HASHES" in tail
+                raise InstallError("pip could not install the packages:\n" + tail,
+                                   fix="A file of the package index differs from the one OreMap was tested with: "
+                                       "check pip's index settings (another index or mirror), or report it."
+                                   if mismatch else
+                                   "Read the log above. 'No matching distribution' means no wheel of that version "
                                    f"exists for Python {sys.version_info[0]}.{sys.version_info[1]} on this "
                                    "system; a network error needs a connection (or a proxy in pip's settings).")
         _move_into(staging, folder)
         done = True
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+        if os.path.exists(staging + ".requirements.txt"):
+            os.remove(staging + ".requirements.txt")
         if made and not done and not os.listdir(parent):
             os.rmdir(parent)   # a failed first installation leaves no folder behind
     activate(folder)
