@@ -227,7 +227,9 @@ def _open_multidim(path):
 
     # the netCDF and HDF5 libraries of some GDAL builds open no path with letters beyond ASCII on Windows
     fix = ("Move the file to a folder whose path has no accented or other non-ASCII letters, then try again."
-           if not str(path).isascii() else "")
+           if not str(path).isascii() else
+           "The file is damaged or not a NetCDF/HDF5 product (a download cut short, or another file renamed): "
+           "download the product again.")
     try:
         ds = gdal.OpenEx(path, gdal.OF_MULTIDIM_RASTER)
     except RuntimeError as exc:  # when the caller's GDAL raises exceptions
