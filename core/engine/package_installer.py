@@ -81,28 +81,34 @@ def at_least(version, minimum):
     return a + [0] * (width - len(a)) >= b + [0] * (width - len(b))
 
 
+def _lines(path):
+    """``(line, complaint)`` of each line of ``path`` holding more than a comment: the line without it, and the
+    ValueError to raise when it cannot be read."""
+    with open(path, encoding="utf-8") as fh:
+        for number, raw in enumerate(fh, 1):
+            line = raw.split("#", 1)[0].strip()
+            if line:
+                yield line, ValueError(f"{path}, line {number}: cannot read '{raw.strip()}'")
+
+
 def read_pins(path=PINS_FILE):
     """``{group: {"title", "packages": [(name, pinned version, minimum or None)], "host": [(name, minimum)]}}``."""
     groups = {}
     current = None
-    with open(path, encoding="utf-8") as fh:
-        for number, raw in enumerate(fh, 1):
-            line = raw.split("#", 1)[0].strip()
-            if not line:
-                continue
-            header = re.match(r"\[(\w+)\]\s*(.*)", line)
-            if header:
-                current = groups.setdefault(header.group(1), {"title": header.group(2).strip(), "packages": [],
-                                                               "host": []})
-                continue
-            host = re.match(r"host\s+([A-Za-z0-9_.-]+)\s*(?:>=\s*(\S+))?$", line)
-            pin = re.match(r"([A-Za-z0-9_.-]+)==(\S+)(?:\s+>=\s*(\S+))?$", line)
-            if current is None or not (host or pin):
-                raise ValueError(f"{path}, line {number}: cannot read '{raw.strip()}'")
-            if host:
-                current["host"].append((host.group(1), host.group(2)))
-            else:
-                current["packages"].append((pin.group(1), pin.group(2), pin.group(3)))
+    for line, complaint in _lines(path):
+        header = re.match(r"\[(\w+)\]\s*(.*)", line)
+        if header:
+            current = groups.setdefault(header.group(1), {"title": header.group(2).strip(), "packages": [],
+                                                           "host": []})
+            continue
+        host = re.match(r"host\s+([A-Za-z0-9_.-]+)\s*(?:>=\s*(\S+))?$", line)
+        pin = re.match(r"([A-Za-z0-9_.-]+)==(\S+)(?:\s+>=\s*(\S+))?$", line)
+        if current is None or not (host or pin):
+            raise complaint
+        if host:
+            current["host"].append((host.group(1), host.group(2)))
+        else:
+            current["packages"].append((pin.group(1), pin.group(2), pin.group(3)))
     return groups
 
 
@@ -111,15 +117,11 @@ def read_hashes(path=HASHES_FILE):
     hashes = {}
     if not path or not os.path.exists(path):
         return hashes
-    with open(path, encoding="utf-8") as fh:
-        for number, raw in enumerate(fh, 1):
-            line = raw.split("#", 1)[0].strip()
-            if not line:
-                continue
-            match = re.match(r"([A-Za-z0-9_.-]+)==(\S+)\s+sha256:([0-9a-f]{64})$", line)
-            if not match:
-                raise ValueError(f"{path}, line {number}: cannot read '{raw.strip()}'")
-            hashes.setdefault(f"{normalise(match.group(1))}=={match.group(2)}", []).append(match.group(3))
+    for line, complaint in _lines(path):
+        match = re.match(r"([A-Za-z0-9_.-]+)==(\S+)\s+sha256:([0-9a-f]{64})$", line)
+        if not match:
+            raise complaint
+        hashes.setdefault(f"{normalise(match.group(1))}=={match.group(2)}", []).append(match.group(3))
     return hashes
 
 
