@@ -115,3 +115,15 @@ def test_a_reference_raster_without_band_centres_is_blamed_not_the_wavelengths(r
         run_alg("train_spectral_cnn", {"LIBRARIES": [USGS_LIBRARY], "REFERENCE": reference, "CLASSES": "Kaolinite",
                                        "OUTPUT_MODEL": str(tmp_path / "m.onnx")})
     assert not os.path.exists(tmp_path / "m.onnx")
+
+
+def test_wavelengths_given_for_a_raster_with_its_own_are_said_to_replace_them():
+    """The parameter replaced the header's band centres without the log line every other source gets."""
+    from conftest import AVIRIS_NG
+    from oremap.core.hyperspectral.mapping import image_band_info
+
+    log = core_warnings()
+    info = image_band_info(AVIRIS_NG, wavelengths=np.linspace(400.0, 2500.0, 432), bad_bands="off", feedback=log)
+    assert info.origin == "the wavelength parameter" and info.centers[0] == 400.0
+    assert log.infos[0].startswith("Band centres from the wavelength parameter: 432 bands, 400-2500 nm, instead of "
+                                   "those in the metadata of 'ang2015")

@@ -66,6 +66,10 @@ def image_band_info(raster_path, wavelengths=None, fwhm=None, required=True, bad
                               "wavelengths", "Give exactly one wavelength per band, in nm.")
         bad = info.bad if info is not None and info.n_bands == count else np.zeros(count, bool)
         fwhm = None if fwhm is None else np.asarray(fwhm, dtype=float)
+        feedback.info(f"Band centres from the wavelength parameter: {count} bands, {wavelengths.min():.0f}-"
+                      f"{wavelengths.max():.0f} nm"
+                      + (f", instead of those in the metadata of '{os.path.basename(str(raster_path))}' "
+                         f"({info.centers.min():.0f}-{info.centers.max():.0f} nm)." if info is not None else "."))
         info, origin = BandInfo(centers=wavelengths, fwhm=fwhm, bad=bad), "the wavelength parameter"
     else:
         origin = f"the metadata of '{os.path.basename(str(raster_path))}'"
