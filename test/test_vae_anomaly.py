@@ -506,3 +506,16 @@ def test_a_zero_filled_grid_is_told_to_give_zero_as_nodata(run_alg, trained, tmp
     out = run_alg("vae_anomaly", {"INPUT": raster, "MODEL_FILE": model_path, "NODATA": 0,
                                   "OUTPUT_SCORE": str(tmp_path / "s2.tif")})
     assert out["N_SCORED"] == values.shape[0] // 30 * 30 - 30
+
+
+def test_the_reports_collapse_note_reads_the_network_kept():
+    """The training warned of posterior collapse at the epoch early stopping kept, the report at the last epoch: a
+    run could say both, or neither, of the same network."""
+    from oremap.core.geochemistry.vae_report import report_html
+
+    history = {"train_recon": [1.0, 0.8, 0.7], "train_kl": [2.0, 0.1, 0.9], "val_recon": [1.0, 0.9, 0.95],
+               "val_kl": [2.0, 0.1, 0.9]}
+    kept = report_html("t", ["Au_ppm"], [["a", "b"]], history=history, percentiles=(85, 95, 99), kept_epoch=2)
+    assert "The KL divergence of the network kept (epoch 2) is 0.1 per sample" in kept
+    assert "posterior collapse" not in report_html("t", ["Au_ppm"], [["a", "b"]], history=history,
+                                                   percentiles=(85, 95, 99), kept_epoch=3)

@@ -725,7 +725,8 @@ def run_points(x, y, values, names, model_path=None, model_out=None, report_path
                            map_svg=_map_svg_points(x, y, classes, class_legend(percentiles),
                                                    None if deposits_xy is None else deposits_xy),
                            top=top, evaluation=evaluation, subtitle=subtitle,
-                           notes=[] if training is None else training.messages[:40])
+                           notes=[] if training is None else training.messages[:40],
+                           kept_epoch=None if training is None else training.best_epoch)
         report.write_report(report_path, html)
     feedback.progress(100)
     return {"scores": scores, "classes": classes, "element_errors": errors, "thresholds": thresholds,
@@ -837,7 +838,8 @@ def run_raster(raster_path, score_path, class_path=None, model_path=None, model_
                            history=None if training is None else training.history, thresholds=model.thresholds,
                            percentiles=model.percentiles, map_svg=map_svg, top=top, evaluation=evaluation,
                            histogram=(centres, stats["hist_counts"]), subtitle=subtitle,
-                           notes=[] if training is None else training.messages[:40])
+                           notes=[] if training is None else training.messages[:40],
+                           kept_epoch=None if training is None else training.best_epoch)
         report.write_report(report_path, html)
     feedback.progress(100)
     return {**stats, "thresholds": model.thresholds, "percentiles": model.percentiles, "names": model.names,

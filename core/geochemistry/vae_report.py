@@ -135,7 +135,7 @@ def _contribution_sections(names, errors_top, labels_top, scores_top, classes_to
 
 
 def report_html(title, names, settings_rows, history=None, scores=None, thresholds=(), percentiles=(),
-                map_svg="", top=None, evaluation=None, notes=(), histogram=None, subtitle=None):
+                map_svg="", top=None, evaluation=None, notes=(), histogram=None, subtitle=None, kept_epoch=None):
     """The HTML report: settings, loss curves, histogram with thresholds, map, contributions, evaluation.
 
     ``top``: dict ``labels``, ``scores``, ``classes``, ``errors`` (the top anomalies),
@@ -149,9 +149,13 @@ def report_html(title, names, settings_rows, history=None, scores=None, threshol
     sections = [("Settings (to reproduce this run)", report.html_table(["Setting", "Value"], settings_rows))]
     if history is not None and history.get("train_recon"):
         kl = np.asarray(history["train_kl"], float)
-        if kl.size and np.isfinite(kl[-1]) and kl[-1] < COLLAPSED_KL:
+        # the network kept (early stopping's epoch, 1-based ``kept_epoch``), as the training's warning says: the
+        # last epoch's KL could say otherwise
+        at = int(kept_epoch) - 1 if kept_epoch and 0 < int(kept_epoch) <= kl.size else kl.size - 1
+        if kl.size and np.isfinite(kl[at]) and kl[at] < COLLAPSED_KL:
             notes = list(notes) + [
-                f"The KL divergence ends at {kl[-1]:.3g} per sample: the latent code carries almost no information "
+                f"The KL divergence of the network kept (epoch {at + 1}) is {kl[at]:.3g} per sample: the latent code "
+                "carries almost no information "
                 "(posterior collapse, e.g. with a high KL weight), so reconstructions stay close to the background "
                 "centre and the score approaches a per-element deviation index rather than a multivariate one."]
     if notes:
