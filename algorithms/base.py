@@ -1293,10 +1293,12 @@ class OreMapAlgorithm(QgsProcessingAlgorithm):
             if isinstance(definition, QgsProcessingParameterNumber):
                 low, high = definition.minimum(), definition.maximum()
                 integer = definition.dataType() == QgsProcessingParameterNumber.Integer
-                bounds = [f"at least {low:g}" if low > -1e300 else "", f"at most {high:g}" if high < 1e300 else ""]
-                allowed = " and ".join(b for b in bounds if b) or "a number"
+                bounds = [b for b, bounded in ((f"at least {low:g}", low > -1e300), (f"at most {high:g}", high < 1e300))
+                          if bounded]
+                if not bounds:
+                    return f"{label}: {value!r} is not a number."
                 return (f"{label}: {value!r} is not allowed: give {'a whole number' if integer else 'a number'} "
-                        f"{allowed}." if allowed != "a number" else f"{label}: {value!r} is not a number.")
+                        f"{' and '.join(bounds)}.")
             if isinstance(definition, QgsProcessingParameterEnum):
                 options = "; ".join(f"{i} = {o}" for i, o in enumerate(definition.options()))
                 if definition.allowMultiple() and value in ("", []):
@@ -1482,7 +1484,7 @@ class OreMapAlgorithm(QgsProcessingAlgorithm):
                                         "Save it as a GeoPackage (e.g. "
                                         f"{os.path.splitext(os.path.basename(path))[0]}.gpkg); GeoJSON (.geojson) and "
                                         "FlatGeobuf (.fgb) also work.")
-                    if os.path.splitext(path)[1].lower() in NO_GEOMETRY_FORMATS:
+                    if extension in NO_GEOMETRY_FORMATS:
                         raise self.fail(name, f"A {os.path.splitext(path)[1]} file keeps the attributes but not the "
                                               "geometries: the layer's points or polygons would be lost.",
                                         "Save it as a GeoPackage (.gpkg).")

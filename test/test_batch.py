@@ -20,6 +20,7 @@ from conftest import AVIRIS_NG, AVIRIS_NG_2, DATA, USGS_LIBRARY, core_warnings
 from s2_scene import S2_FOLDER
 from oremap.core.scaleout import batch
 from oremap.core.hyperspectral import mapping
+from oremap.core.engine import raster
 from oremap.core.engine.errors import OreMapError
 from oremap.core.hyperspectral.spectral_library import read_library
 
@@ -223,9 +224,9 @@ def test_scenes_of_band_types_a_vrt_cannot_carry_run_whole(tmp_path):
                          str(tmp_path / "out"), rows_per_part=16, memory_mb=MEMORY_MB)
     os.makedirs(job.out_dir)
     assert [p.parts for p in batch.plan(job)] == [[], [(0, 16), (16, 32), (32, 40)]]
-    assert batch.vrt_type("int64") is None and batch.vrt_type("float32") == "Float32"
+    assert raster.vrt_type("int64") is None and raster.vrt_type("float32") == "Float32"
     gdal = tuple(int(v) for v in rasterio.__gdal_version__.split(".")[:2])
-    assert batch.vrt_type("int8") == ("Int8" if gdal >= (3, 7) else None)
+    assert raster.vrt_type("int8") == ("Int8" if gdal >= (3, 7) else None)
 
 
 def test_a_failed_part_is_reported_by_its_scene_and_the_scenes_row():

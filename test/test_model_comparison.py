@@ -376,3 +376,4 @@ def test_the_resnet_trainer_and_the_comparison_skip_folds_for_the_same_reasons()
     assert pc.skip_reason(plan, part(n_positive=0, n_negative=30), full).endswith("validation windows (9 cells)")
     assert pc.skip_reason(plan, part(n_positive=3, n_negative=0), full) == "no training background window is left"
     assert pc.skip_reason(plan, full, part(n_positive=3, n_negative=0)).startswith("no validation background window")
+    assert pc.skip_reason(plan, full, full) is None

@@ -114,21 +114,19 @@ def test_the_scan_finds_what_pyqt6_removed():
 DEVELOPER_FOLDERS = ["test", "bench", "scripts"]
 
 
-def module_sources(developer=True):
-    """(path relative to the plugin, source) of every module, and with ``developer`` of every test, bench and
-    script too."""
+def module_sources():
+    """(path relative to the plugin, source) of every module, test, bench and script."""
     paths = [rel for rel, _ in plugin_modules()]
-    if developer:
-        paths += sorted(os.path.join(folder, name) for folder in DEVELOPER_FOLDERS
-                        for name in os.listdir(os.path.join(ROOT, folder)) if name.endswith(".py"))
+    paths += sorted(os.path.join(folder, name) for folder in DEVELOPER_FOLDERS
+                    for name in os.listdir(os.path.join(ROOT, folder)) if name.endswith(".py"))
     for rel in paths:
         with open(os.path.join(ROOT, rel), encoding="utf-8") as fh:
             yield rel, fh.read()
 
 
-def all_scoped(developer=True):
+def all_scoped():
     problems, scoped = [], set()
-    for rel, source in module_sources(developer):
+    for rel, source in module_sources():
         found, used = scan(source, rel)
         problems += found
         scoped.update(used)

@@ -19,6 +19,7 @@ from oremap.core.engine.raster import (
     report_fill,
     run_pixelwise,
     scale_note_kind,
+    vrt_type,
 )
 from rasterio.windows import Window
 
@@ -444,11 +445,10 @@ def _separate_vrt(tmp_path, name, bands):
     (what gdalbuildvrt -separate makes of separate files)."""
     lines = [f'<VRTDataset rasterXSize="{bands[0][0].shape[1]}" rasterYSize="{bands[0][0].shape[0]}">',
              "  <GeoTransform>500000, 10, 0, 7000000, 0, -10</GeoTransform>"]
-    kinds = {"uint8": "Byte", "uint16": "UInt16", "float32": "Float32"}
     for i, (array, dtype, nodata) in enumerate(bands, start=1):
         path = str(tmp_path / f"{name}_{i}.tif")
         write_cube(path, array[None], nodata=nodata, dtype=dtype, transform=Affine(10, 0, 500000, 0, -10, 7000000))
-        lines += [f'  <VRTRasterBand dataType="{kinds[dtype]}" band="{i}">']
+        lines += [f'  <VRTRasterBand dataType="{vrt_type(dtype)}" band="{i}">']
         lines += [f"    <NoDataValue>{nodata}</NoDataValue>"] if nodata is not None else []
         lines += [f'    <SimpleSource><SourceFilename relativeToVRT="0">{path}</SourceFilename>'
                   "<SourceBand>1</SourceBand></SimpleSource>", "  </VRTRasterBand>"]

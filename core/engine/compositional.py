@@ -71,6 +71,14 @@ def project_simplex(Y, total=1.0):
     return X
 
 
+def zero_delta(X):
+    """What :func:`replace_zeros` puts for a zero by default: 0.65 x the smallest positive value of the table, or
+    None when it has none."""
+    X = np.asarray(X, dtype=float)
+    positive = X[np.isfinite(X) & (X > 0)]
+    return float(0.65 * positive.min()) if positive.size else None
+
+
 def replace_zeros(X, delta=None, total=None):
     """Multiplicative replacement of zeros (and negatives) in compositions.
 
@@ -89,7 +97,7 @@ def replace_zeros(X, delta=None, total=None):
         raise OreMapError("Every value of the composition is zero or negative.", "composition",
                           "Check the input fields: log-ratios need positive values.")
     if delta is None:
-        delta = 0.65 * float(X[positive].min())
+        delta = zero_delta(X)
     row_total = X.clip(min=0).sum(axis=1, keepdims=True) if total is None else np.full((X.shape[0], 1), total)
     n_zero = (~positive).sum(axis=1, keepdims=True)
     kept = X.clip(min=0).sum(axis=1, keepdims=True)

@@ -533,12 +533,12 @@ def install(groups=DEFAULT_GROUPS, folder=None, python=None, find_links=None, lo
     made = not os.path.isdir(parent)   # oremap-packages itself, above the Python's folder, on a first install
     os.makedirs(parent, exist_ok=True)
     staging = tempfile.mkdtemp(prefix=".oremap-install-", dir=parent)
+    hashed_file = staging + ".requirements.txt"   # beside the staging folder: pip installs into that one
     done = False
     try:
         lines, bare = hashed_requirements(what["install"], read_hashes() if hashes is None else hashes)
         calls = []
         if lines:   # every file checked against the hashes the project recorded
-            hashed_file = os.path.join(staging + ".requirements.txt")
             with open(hashed_file, "w", encoding="utf-8") as fh:
                 fh.write("\n".join(lines) + "\n")
             calls.append((pip_command(python, [], staging, find_links=find_links, hashed_file=hashed_file),
@@ -572,8 +572,8 @@ def install(groups=DEFAULT_GROUPS, folder=None, python=None, find_links=None, lo
         done = True
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-        if os.path.exists(staging + ".requirements.txt"):
-            os.remove(staging + ".requirements.txt")
+        if os.path.exists(hashed_file):
+            os.remove(hashed_file)
         if made and not done and not os.listdir(parent):
             os.rmdir(parent)   # a failed first installation leaves no folder behind
     activate(folder)

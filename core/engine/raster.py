@@ -157,6 +157,21 @@ def read_window(dataset, bands, window, parameter="raster", what="raster"):
                           f"Copy or export the {what} again and choose the complete file.") from exc
 
 
+#: GDAL's names of the band types (a VRT's ``dataType``).
+VRT_TYPES = {"uint8": "Byte", "int8": "Int8", "uint16": "UInt16", "int16": "Int16", "uint32": "UInt32",
+             "int32": "Int32", "float32": "Float32", "float64": "Float64", "complex64": "CFloat32"}
+
+
+def vrt_type(dtype):
+    """The VRT ``dataType`` of a band type, or None where a VRT cannot carry it here: Int8 came with GDAL 3.7
+    (before, a signed byte is a Byte band the VRT would read unsigned), and rasterio 1.3 reads a VRT's Int64 band
+    as uint64 (-1 as 2**63 - 1). A batch runs a scene of such bands whole, not cut into row ranges (its parts
+    failed with 'int64' or 'Invalid dataType = Int8')."""
+    name = VRT_TYPES.get(str(dtype))
+    gdal = tuple(int(v) for v in rasterio.__gdal_version__.split(".")[:2])
+    return None if name is None or (name == "Int8" and gdal < (3, 7)) else name
+
+
 TIFF_SIGNATURES = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
 """The first four bytes of a TIFF and of a BigTIFF file, in either byte order."""
 

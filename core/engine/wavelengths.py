@@ -364,6 +364,11 @@ def _header_file(ds):
         return None
 
 
+def _header_list(header, key):
+    """A list field of a parsed ENVI header (:func:`_header_file`) as numbers, or None."""
+    return _envi_list("{" + ",".join(header.get(key) or []) + "}")
+
+
 def _from_envi_header_file(ds):
     """The ENVI header file itself, where GDAL's ENVI domain gave no wavelengths: its ``wavelength`` list (GDAL
     drops a header line over 10,000 characters and every field after it), else ``band names`` carrying
@@ -372,9 +377,9 @@ def _from_envi_header_file(ds):
     if header is None:
         return None
     units = header.get("wavelength units")
-    centers = _envi_list("{" + ",".join(header.get("wavelength") or []) + "}")
+    centers = _header_list(header, "wavelength")
     if centers is not None and centers.size == _n_bands(ds) and not _is_index_units(units):
-        fwhm = _envi_list("{" + ",".join(header.get("fwhm") or []) + "}")
+        fwhm = _header_list(header, "fwhm")
         found = _in_nanometres(centers, fwhm, units, "ENVI header file 'wavelength'")
         if found is not None:
             return found
@@ -530,8 +535,8 @@ def band_info_from_raster(path_or_dataset):
         # GDAL drops every field after a header line of over 10,000 characters (a long wavelength list): the bad-band
         # list then comes from the header file, as the wavelengths did
         header = _header_file(ds)
-        if header is not None and header.get("bbl"):
-            bbl = _envi_list("{" + ",".join(header["bbl"]) + "}")
+        if header is not None:
+            bbl = _header_list(header, "bbl")
     bad = (bbl == 0) if bbl is not None and bbl.size == _n_bands(ds) else None
     return BandInfo(centers=centers, fwhm=_valid_fwhm(fwhm, _n_bands(ds)), bad=bad, origin=how)
 

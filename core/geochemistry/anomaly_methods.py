@@ -256,19 +256,16 @@ def score_spatial(Z, x, y, k=DEFAULT_K, floor=SPREAD_FLOOR, chunk=20000, present
 def _spatial_residual(values, local, floor):
     """:func:`score_spatial` for samples ``values`` (s, m) against their neighbours ``local`` (s, k, m); NaN (not
     measured) values are left out, and a sample with no element left is NaN."""
-    if np.isnan(values).any() or np.isnan(local).any():
-        import warnings
+    import warnings
 
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)   # all-NaN slices: NaN, as meant
-            med = np.nanmedian(local, axis=1)
-            mad = 1.4826 * np.nanmedian(np.abs(local - med[:, None, :]), axis=1)
-            r = (values - med) / np.maximum(mad, floor)
-            return np.sqrt(np.nanmean(np.clip(r, 0, None) ** 2, axis=1))
-    med = np.median(local, axis=1)
-    mad = 1.4826 * np.median(np.abs(local - med[:, None, :]), axis=1)
-    r = (values - med) / np.maximum(mad, floor)
-    return np.sqrt(np.mean(np.clip(r, 0, None) ** 2, axis=1))
+    gaps = np.isnan(values).any() or np.isnan(local).any()   # the NaN-aware functions only then: they are slower
+    median, mean = (np.nanmedian, np.nanmean) if gaps else (np.median, np.mean)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)   # all-NaN slices: NaN, as meant
+        med = median(local, axis=1)
+        mad = 1.4826 * median(np.abs(local - med[:, None, :]), axis=1)
+        r = (values - med) / np.maximum(mad, floor)
+        return np.sqrt(mean(np.clip(r, 0, None) ** 2, axis=1))
 
 
 def score_vae(values, names, scored, options=None, feedback=None):

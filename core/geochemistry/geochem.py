@@ -268,7 +268,7 @@ def transform(values, method, names=None, clr_delta=None):
         if names is not None:
             if len(names) != X.shape[1]:
                 raise OreMapError(f"{len(names)} names for {X.shape[1]} columns.", "names")
-            X = X * np.array([element_unit_factor(n)[0] for n in names])[None, :]
+            X = _in_ppm(X, names)
         if (np.isfinite(X) & (X < 0)).any():
             raise OreMapError("The centred log-ratio needs non-negative concentrations; negative values remain.",
                               "transform", "Handle values below detection (half the limit or the limit) first.")
@@ -370,16 +370,19 @@ class Scaler:
             raise OreMapError(f"Invalid scaler metadata: {exc}.", "model") from exc
 
 
+def _in_ppm(X, names):
+    """Columns ``names`` of ``X`` converted to ppm by their unit (:func:`element_unit_factor`)."""
+    return X * np.array([element_unit_factor(n)[0] for n in names])[None, :]
+
+
 def clr_zero_delta(values, names, below="half", missing=-9999.0, zeros=DEFAULT_ZEROS):
     """The ppm a zero becomes in :func:`transform`'s ``"clr"`` of these raw values (0.65 x the smallest positive
     value of the complete samples), or None when no sample is complete: what a model keeps of its training table,
     so that a sample's log-ratios do not depend on the samples scored with it."""
     X = below_detection(values, mode=below, missing=missing, zeros=zeros)[0]
     if names is not None:
-        X = X * np.array([element_unit_factor(n)[0] for n in names])[None, :]
-    complete = X[np.isfinite(X).all(axis=1)]
-    positive = complete[complete > 0]
-    return float(0.65 * positive.min()) if positive.size else None
+        X = _in_ppm(X, names)
+    return compositional.zero_delta(X[np.isfinite(X).all(axis=1)])
 
 
 def preprocess(values, names, below="half", transform="none", scale="zscore", missing=-9999.0, fit_rows=None,

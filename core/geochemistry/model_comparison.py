@@ -338,11 +338,10 @@ def compare_models(raster_path, deposits_xy, deposit_names=None, samples_xy=None
         for f, fold in enumerate(plan.folds):
             train, val = fold["train"], fold["val"]
             part = feedback.scaled(3 + 90 * f / n_runs, 3 + 90 * (f + 1) / n_runs)
-            if train.n_positive == 0 or train.n_negative == 0 or val.n_positive == 0 or val.n_negative == 0:
-                # a fold without validation background gives its deposits no AUC: kept, they made every
-                # deposit-level AUC, interval and paired difference NaN ("not significant")
+            why = pc.skip_reason(plan, train, val)   # a fold without validation background made every
+            if why:                                   # deposit-level AUC, interval and paired difference NaN
                 feedback.warning(f"Fold {f + 1} is skipped for every model ({pc._deposits(val.n_positive)} not "
-                                 f"validated): {pc.skip_reason(plan, train, val)}.")
+                                 f"validated): {why}.")
                 folds.append({"fold": f + 1, "skipped": True, "n_val_positive": val.n_positive})
                 continue
             members, refs = _fit_fold(stack, train, methods, options, seed + 1000 * (f + 1), part, f"Fold {f + 1}")

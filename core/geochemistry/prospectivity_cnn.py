@@ -60,8 +60,8 @@ from ..engine.model_format import build_date
 
 
 def skip_reason(plan, train, val):
-    """Why a fold of ``plan`` cannot be trained or scored: its training or validation part lacks deposits or
-    background windows (an AUC needs both in each)."""
+    """Why a fold of ``plan`` cannot be trained or scored, or None when it can: its training or validation part
+    lacks deposits or background windows (an AUC needs both in each)."""
     if val.n_positive == 0:
         return "no validation deposit"
     if train.n_positive == 0:
@@ -69,7 +69,9 @@ def skip_reason(plan, train, val):
                 f"({plan.window + plan.crop_pad} cells)")
     if train.n_negative == 0:
         return "no training background window is left"
-    return "no validation background window (its deposits would get no AUC); more negatives per deposit give some"
+    if val.n_negative == 0:
+        return "no validation background window (its deposits would get no AUC); more negatives per deposit give some"
+    return None
 
 
 def _deposits(n):
@@ -336,9 +338,9 @@ def train_prospectivity(raster_path, deposits_xy, model_path=None, report_path=N
             for f, fold in enumerate(plan.folds):
                 train, val = fold["train"], fold["val"]
                 part = feedback.scaled(3 + 92 * f / runs, 3 + 92 * (f + 1) / runs)
-                if train.n_positive == 0 or train.n_negative == 0 or val.n_positive == 0 or val.n_negative == 0:
-                    feedback.warning(f"Fold {f + 1} is skipped ({_deposits(val.n_positive)} not validated): "
-                                     f"{skip_reason(plan, train, val)}.")
+                why = skip_reason(plan, train, val)
+                if why:
+                    feedback.warning(f"Fold {f + 1} is skipped ({_deposits(val.n_positive)} not validated): {why}.")
                     folds.append({"fold": f + 1, "skipped": True, "n_train": len(train), "n_val": len(val),
                                   "n_val_positive": val.n_positive,
                                   "history": {"train_loss": [], "val_loss": []},

@@ -255,16 +255,16 @@ def prepare(values, names, prep, fit_rows=None):
     """
     names = [str(n) for n in names]
     fitting = prep.scaler is None
-    if fitting and prep.zeros == "half_min" and prep.below != "none":
-        # half the smallest value of each element in the training samples, in the input's units: scoring took half
-        # the smallest of the batch scored (a sample's score changed with its companions, a raster's with the memory
-        # budget, and a batch without a positive value of an element stopped under log10)
-        raw = geochem.below_detection(values, mode=prep.below, missing=prep.missing, zeros="keep")[0]
-        positive = np.where(np.isfinite(raw) & (raw > 0), raw, np.inf).min(axis=0)
-        prep.zero_fill = [float(0.5 * v) if np.isfinite(v) else None for v in positive]
-    if fitting and prep.transform == "clr" and prep.below != "none":
-        # the zeros a clr keeps become a share of the smallest value of the training table, not of the batch scored
-        prep.clr_delta = geochem.clr_zero_delta(values, names, prep.below, prep.missing, prep.zeros)
+    # what a zero becomes is fixed by the training samples, not by the batch scored: a sample's score changed with
+    # its companions, a raster's with the memory budget, and a batch without a positive value of an element stopped
+    # under log10
+    if fitting and prep.below != "none":
+        if prep.zeros == "half_min":   # half the smallest value of each element, in the input's units
+            raw = geochem.below_detection(values, mode=prep.below, missing=prep.missing, zeros="keep")[0]
+            positive = np.where(np.isfinite(raw) & (raw > 0), raw, np.inf).min(axis=0)
+            prep.zero_fill = [float(0.5 * v) if np.isfinite(v) else None for v in positive]
+        if prep.transform == "clr":   # the zeros a clr keeps: a share of the smallest value of the table
+            prep.clr_delta = geochem.clr_zero_delta(values, names, prep.below, prep.missing, prep.zeros)
     elif not fitting and prep.zero_fill is not None and prep.below != "none":
         values = np.array(values, dtype=np.float64)
         fill = np.asarray([np.nan if v is None else v for v in prep.zero_fill], dtype=np.float64)

@@ -521,7 +521,7 @@ def plan(job, feedback=None, name=None):
         if not p.skip and spec.split_rows and os.path.isfile(scene) and not is_spectrometer_product(scene):
             import rasterio
 
-            from ..engine.raster import spectral_count
+            from ..engine.raster import spectral_count, vrt_type
 
             try:
                 with rasterio.open(scene) as ds:
@@ -611,22 +611,6 @@ def materialise(ref, files=None, cache=None):
 # --------------------------------------------------------------------------------------
 # A row range of a scene, as a raster of its own
 # --------------------------------------------------------------------------------------
-_GDAL_TYPES = {"uint8": "Byte", "int8": "Int8", "uint16": "UInt16", "int16": "Int16", "uint32": "UInt32",
-               "int32": "Int32", "float32": "Float32", "float64": "Float64", "complex64": "CFloat32"}
-
-
-def vrt_type(dtype):
-    """The VRT name of a band type, or None where a VRT cannot carry it here: Int8 came with GDAL 3.7 (before, a
-    signed byte is a Byte band the VRT would read unsigned), and rasterio 1.3 reads a VRT's Int64 band as uint64
-    (-1 as 2**63 - 1). A scene of such bands is run whole, not cut into row ranges (its parts failed with 'int64'
-    or 'Invalid dataType = Int8')."""
-    import rasterio
-
-    name = _GDAL_TYPES.get(str(dtype))
-    gdal = tuple(int(v) for v in rasterio.__gdal_version__.split(".")[:2])
-    return None if name is None or (name == "Int8" and gdal < (3, 7)) else name
-
-
 def _xml(text):
     return (str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;"))
 
@@ -636,6 +620,8 @@ def row_vrt(scene, row0, row1, vrt_path, gain=None, bias=None):
     metadata, georeferenced where the rows lie; ``gain``/``bias`` become every band's scale/offset (arrays: one
     per band of the scene)."""
     import rasterio
+
+    from ..engine.raster import vrt_type
 
     with rasterio.open(scene) as ds:
         width, height = ds.width, row1 - row0

@@ -499,22 +499,26 @@ def select_tiles(source, masks, val_fraction, negatives_per_positive, min_valid,
                 kept += 1
         return kept, used
 
+    def wanted(split, n_mines):   # background tiles a split wants beside its mine tiles
+        if negatives_per_positive < 0:
+            return len(negatives[split])
+        return int(math.ceil(negatives_per_positive * max(n_mines, 1)))
+
     for s in ("train", "val"):
         # mine tiles (those with enough valid pixels), then background tiles in random order
         n_kept, _ = take(positives[s], s, None)
-        want = len(negatives[s]) if negatives_per_positive < 0 else \
-            int(math.ceil(negatives_per_positive * max(n_kept, 1)))
+        want = wanted(s, n_kept)
         pending = 0
         if s == "train":
             # the held-out mine tiles, and the held-out background's share of the room left: a training stream took
             # all of it, and held-out precision and IoU were measured on mine tiles alone
             n_val = len(positives["val"])
             free = max(room - len(chosen["train"]) - n_val, 0)
-            want_val = len(negatives["val"]) if negatives_per_positive < 0 else \
-                int(math.ceil(negatives_per_positive * max(n_val, 1)))
-            share = len(negatives["val"]) / max(len(negatives["train"]) + len(negatives["val"]), 1)
-            pending = n_val + (min(want_val, len(negatives["val"])) if want + want_val <= free else
-                               min(want_val, len(negatives["val"]), int(free * share)))
+            reserve = min(wanted("val", n_val), len(negatives["val"]))
+            if want + reserve > free:
+                share = len(negatives["val"]) / max(len(negatives["train"]) + len(negatives["val"]), 1)
+                reserve = min(reserve, int(free * share))
+            pending = n_val + reserve
         room_left = max(room - len(chosen["train"]) - len(chosen["val"]) - pending, 0)
         order = [negatives[s][k] for k in rng.permutation(len(negatives[s]))]
         if want > room_left and s == "train" and room_left > 0:

@@ -1051,15 +1051,13 @@ def _scene_classification(folder, ref, nodata, mask_clouds, notes):
     return info
 
 
-#: GDAL's names of the band types of Sentinel-2 files (the VRT of a band keeps its type: resampled in it, as before)
-_VRT_TYPES = {"uint8": "Byte", "uint16": "UInt16", "int16": "Int16", "uint32": "UInt32", "int32": "Int32",
-              "float32": "Float32", "float64": "Float64"}
-
-
 def _nodata_vrt_xml(path, info, nodata):
-    """A VRT of the band file ``path`` on its own grid and in its own type, declaring ``nodata``."""
+    """A VRT of the band file ``path`` on its own grid and in its own type (GDAL resamples in it: whole DN, as the
+    file itself gives), declaring ``nodata``."""
+    from ..engine.raster import vrt_type
+
     t = info["transform"]
-    kind = _VRT_TYPES.get(str(info.get("dtype")), "Float32")
+    kind = vrt_type(info.get("dtype")) or "Float32"
     return (f'<VRTDataset rasterXSize="{info["width"]}" rasterYSize="{info["height"]}">\n'
             f"  <GeoTransform>{t.c!r}, {t.a!r}, {t.b!r}, {t.f!r}, {t.d!r}, {t.e!r}</GeoTransform>\n"
             f'  <VRTRasterBand dataType="{kind}" band="1">\n'
