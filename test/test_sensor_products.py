@@ -419,3 +419,87 @@ def test_an_all_nodata_raster_is_not_imported(tmp_path):
         written(sensor_products.open_raster_product(path), tmp_path, "out.tif")
     assert "Every pixel of 'empty.tif' is nodata" in err.value.message and err.value.parameter == "raster"
     assert sorted(os.listdir(tmp_path)) == ["empty.tif"] and not out.exists()
+
+
+# ---------------------------------------------------------------------------
+# The GeoTIFF made on the way (audit of 0.2.14)
+# ---------------------------------------------------------------------------
+
+def test_cached_geotiff_follows_a_mask_granule_that_arrives_later(tmp_path):
+    """The converted GeoTIFF was keyed on the product file alone: a mask granule put beside it after the first
+    run was never applied in that session, and its cloud-flagged pixel stayed a spectrum."""
+    fx = sf.make_emit(str(tmp_path))
+    later = fx["mask"] + ".later"
+    os.rename(fx["mask"], later)
+    cache = str(tmp_path / "cache")
+    first = sensor_products.prepare_input(fx["path"], cache)
+    os.rename(later, fx["mask"])
+    second = sensor_products.prepare_input(fx["path"], cache)
+    assert second != first
+    assert sensor_products.prepare_input(fx["path"], cache) == second   # reused while nothing changes
+    samples = fx["cube"].shape[1]
+    with rasterio.open(first) as before, rasterio.open(second) as after:
+        flagged_before, flagged_after = before.read()[:, samples - 1, 2], after.read()[:, samples - 1, 2]
+        nodata = after.nodata
+    np.testing.assert_allclose(flagged_before, fx["cube"][1, 1, fx["good"]], rtol=1e-6)
+    assert np.all(flagged_after == nodata)
+
+
+def test_cached_geotiff_follows_the_enmap_quality_layers(tmp_path):
+    import shutil
+
+    (tmp_path / "a").mkdir(), (tmp_path / "b").mkdir()
+    fx = sf.make_enmap(str(tmp_path / "a"), cloud=())
+    cache = str(tmp_path / "cache")
+    first = sensor_products.prepare_input(fx["xml"], cache)
+    sf.make_enmap(str(tmp_path / "b"), snow=[(5, 1)], cloud=())
+    snow = [n for n in os.listdir(tmp_path / "b") if "QL_QUALITY_SNOW" in n]
+    assert len(snow) == 1
+    shutil.copy(tmp_path / "b" / snow[0], tmp_path / "a" / snow[0])   # the layer arrives beside the product
+    second = sensor_products.prepare_input(fx["xml"], cache)
+    with rasterio.open(first) as before, rasterio.open(second) as after:
+        assert not np.any(before.read()[:, 5, 1] == before.nodata)
+        assert np.all(after.read()[:, 5, 1] == after.nodata)
+
+
+def test_reimport_leaves_no_statistics_of_the_file_it_replaces(tmp_path):
+    from osgeo import gdal
+
+    out = str(tmp_path / "imported.tif")
+    (tmp_path / "emit").mkdir(), (tmp_path / "prisma").mkdir()
+    emit = sf.make_emit(str(tmp_path / "emit"))
+    sensor_products.write_geotiff(sensor_products.open_product(emit["path"]), out)
+    ds = gdal.Open(out)
+    old = ds.GetRasterBand(1).ComputeStatistics(False)
+    ds = None
+    assert os.path.exists(out + ".aux.xml")
+    prisma = sf.make_prisma(str(tmp_path / "prisma"))
+    sensor_products.write_geotiff(sensor_products.open_product(prisma["path"]), out)
+    ds = gdal.Open(out)
+    band = ds.GetRasterBand(1)
+    values = band.ReadAsArray()
+    values = values[values != band.GetNoDataValue()]
+    stats = band.GetStatistics(1, 0)   # only what is stored: the old file's were 'approximately ok'
+    ds = None
+    assert stats[0] != pytest.approx(old[0]) or not os.path.exists(out + ".aux.xml")
+    assert not os.path.exists(out + ".aux.xml") or stats[0] == pytest.approx(float(values.min()), rel=1e-5)
+
+
+def test_conversions_of_one_product_use_their_own_partial_files(tmp_path, monkeypatch):
+    """The temporary file was '.NAME.partial.tif' for every run: two conversions of one product at once
+    wrote into one file, and the second crashed on the rename."""
+    fx = sf.make_emit(str(tmp_path))
+    used = []
+    real = sensor_products.replace
+    monkeypatch.setattr(sensor_products, "replace", lambda a, b: (used.append(a), real(a, b)))
+    out = str(tmp_path / "out.tif")
+    for _ in range(2):
+        sensor_products.write_geotiff(sensor_products.open_product(fx["path"]), out)
+    tmps = [u for u in used if u.endswith(".tif")]
+    assert len(tmps) == 2 and tmps[0] != tmps[1] and all(".oremap-partial-" in u for u in tmps)
+
+
+def test_enmap_note_names_cirrus_only_when_applied(tmp_path):
+    product = sensor_products.open_product(sf.make_enmap(str(tmp_path))["xml"])
+    masked = [note for note in product.notes if note.startswith("pixels flagged in")]
+    assert masked and "CIRRUS" not in masked[0] and "cirrus level" not in masked[0]

@@ -316,7 +316,7 @@ def _open_emit(path):
     info = BandInfo(centers=centers[keep], fwhm=fwhm[keep])
 
     mask_array, aggregate = None, None
-    mask_path = os.path.join(os.path.dirname(path), os.path.basename(path).replace("_RFL_", "_MASK_", 1))
+    mask_path = _emit_mask(path)
     if mask_path != path and os.path.exists(mask_path):
         mask_ds = _open_multidim(mask_path)
         mask_root = mask_ds.GetRootGroup()
@@ -434,8 +434,9 @@ def _open_enmap(path):
             raise _fail(xml_path, "fewer than two bands hold data")
     masks = [m for m in (_enmap_layer(stem, f"QL_QUALITY_{name}") for name in ENMAP_MASKED) if m is not None]
     if masks:
-        notes.append("pixels flagged in " + ", ".join(os.path.basename(m).split("-")[-1] for m in masks)
-                     + " are nodata (every cirrus level, thin to thick).")
+        layers = [os.path.basename(m).split("-")[-1] for m in masks]
+        cirrus = " (every cirrus level, thin to thick)" if any("CIRRUS" in n.upper() for n in layers) else ""
+        notes.append("pixels flagged in " + ", ".join(layers) + f" are nodata{cirrus}.")
     notes.append("reflectance = DN x GainOfBand + OffsetOfBand (METADATA.XML).")
     info = BandInfo(centers=centers[keep], fwhm=fwhm[keep])
 
@@ -658,7 +659,7 @@ def write_geotiff(product, out_path, memory_mb=512, feedback=None, overwrite=Tru
     """
     import rasterio
 
-    from ..engine.raster import _remove_quietly, check_output_path, report_fill
+    from ..engine.raster import _remove_quietly, check_output_path, clean_partials, partial_path, report_fill
 
     feedback = ensure(feedback)
     check_output_path(out_path, overwrite=overwrite)
@@ -671,8 +672,8 @@ def write_geotiff(product, out_path, memory_mb=512, feedback=None, overwrite=Tru
     profile = dict(driver="GTiff", width=product.width, height=product.height, count=info.n_bands,
                    dtype="float32", nodata=NODATA, tiled=True, blockxsize=256, blockysize=rows, compress="deflate",
                    predictor=3, bigtiff="if_safer", interleave="band")
-    folder = os.path.dirname(os.path.abspath(out_path))
-    tmp = os.path.join(folder, "." + os.path.basename(out_path) + ".partial.tif")
+    clean_partials(out_path, feedback)
+    tmp = partial_path(out_path)   # unique: two runs converting one product never share it
     try:
         with rasterio.open(tmp, "w", crs=product.crs_wkt or None,
                            transform=rasterio.Affine.from_gdal(*product.geotransform), **profile) as dst:
@@ -694,6 +695,7 @@ def write_geotiff(product, out_path, memory_mb=512, feedback=None, overwrite=Tru
             raise OreMapError(f"Every pixel of '{os.path.basename(product.path)}' is nodata: nothing to write.",
                               "raster", "Check the nodata value (0 makes a pixel nodata where over 10 % of its bands "
                                         "are 0), the mask and the product's quality layers.")
+        _remove_quietly(out_path + ".aux.xml")   # the statistics of a file this one replaces
         replace(tmp, out_path)
         if os.path.exists(tmp + ".aux.xml"):
             replace(tmp + ".aux.xml", out_path + ".aux.xml")
@@ -710,19 +712,47 @@ def write_geotiff(product, out_path, memory_mb=512, feedback=None, overwrite=Tru
     return out_path
 
 
+def _emit_mask(path):
+    """The EMIT L2A mask granule's path beside RFL file ``path`` (it may not exist)."""
+    return os.path.join(os.path.dirname(path), os.path.basename(path).replace("_RFL_", "_MASK_", 1))
+
+
+def files_read(path):
+    """Every file the reader of product ``path`` takes values from, as far as they exist now: the image,
+    EMIT's mask granule, EnMAP's METADATA.XML, spectral image and applied quality layers."""
+    source = product_file(path)
+    kind = detect(source)
+    if kind == EMIT_L2A_RFL:
+        files = [source, _emit_mask(source)]
+    elif kind == ENMAP_L2A:
+        xml = enmap_metadata(source)
+        stem = xml[: -len("-METADATA.XML")]
+        files = [xml, _enmap_layer(stem, "SPECTRAL_IMAGE")] + [
+            _enmap_layer(stem, f"QL_QUALITY_{name}") for name in ENMAP_MASKED]
+    else:
+        files = [source]
+    return [f for f in files if f is not None and os.path.exists(f)]
+
+
 def prepare_input(path, folder, memory_mb=512, feedback=None):
     """``path`` itself for an ordinary raster; for a sensor product, a GeoTIFF of it in ``folder``.
 
-    The GeoTIFF is made once per product file (name, size and modification time) and reused.
+    The GeoTIFF is made once per state of the files the reader takes values from (:func:`files_read`:
+    names, sizes and modification times, so a mask granule or quality layer that arrives later is applied)
+    and reused while they stay the same.
     """
+    import hashlib
+
     if detect(path) is None:
         return path
     feedback = ensure(feedback)
     source = product_file(path)
-    xml = enmap_metadata(source)
-    source = xml or source
-    stat = os.stat(source)
-    key = f"{os.path.splitext(os.path.basename(source))[0]}_{stat.st_size:x}_{int(stat.st_mtime):x}.tif"
+    source = enmap_metadata(source) or source
+    state = hashlib.sha1()
+    for name in files_read(source):
+        stat = os.stat(name)
+        state.update(f"{os.path.basename(name)}|{stat.st_size}|{stat.st_mtime_ns}\n".encode())
+    key = f"{os.path.splitext(os.path.basename(source))[0]}_{state.hexdigest()[:16]}.tif"
     os.makedirs(folder, exist_ok=True)
     out = os.path.join(folder, key)
     if os.path.exists(out):
