@@ -102,11 +102,16 @@ def backgrounds(wavelengths):
     """Real background pixels at the library's AVIRIS-1995 channels: Jasper Ridge and the AVIRIS-NG tiles."""
     import scipy.io
 
+    from core.hyperspectral import sensor_presets
+
     jr = scipy.io.loadmat(os.path.join(HS, "jasperRidge2_R198.mat"))
-    keep = jr["SlectBands"].ravel().astype(int) - 1  # 1-based AVIRIS channel numbers
+    keep = jr["SlectBands"].ravel().astype(int) - 1  # 1-based AVIRIS channel numbers, in channel order
     Y = jr["Y"].astype(np.float64).T / 10000.0  # (10000, 198) reflectance
     full = np.full((Y.shape[0], wavelengths.size), np.nan)
-    full[:, keep] = Y
+    # the library's channels are sorted by wavelength; AVIRIS's channel order differs where its spectrometers
+    # overlap, so each kept channel goes to the position of its own centre
+    channel_centres = sensor_presets.preset("AVIRIS-Classic").centers[keep]
+    full[:, np.abs(np.asarray(wavelengths)[None, :] - channel_centres[:, None]).argmin(axis=1)] = Y
     pools = [full]
     for name in sorted(os.listdir(HS)):
         if name.startswith("ang") and name.endswith(".img"):

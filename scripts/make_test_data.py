@@ -73,17 +73,24 @@ def main():
     train.source = "USGS splib07a convolved to AVIRIS-1995 (Kokaly et al. 2017), training subset for OreMap tests"
     library_writers.write_envi_library(train, os.path.join(OUT, "usgs_train.sli"))
     print(f"{len(train.names)} spectra -> {OUT}/usgs_train.sli")
-    write_jasper_ridge(usgs.wavelengths)
+    write_jasper_ridge()
 
 
-def write_jasper_ridge(aviris_wavelengths, size=40, offset=(30, 30)):
+def write_jasper_ridge(size=40, offset=(30, 30)):
     """A 40 x 40 window of the real AVIRIS Jasper Ridge scene as delivered: uint16 (reflectance x 10000),
-    198 of the 224 AVIRIS channels, wavelengths as GeoTIFF band metadata, no georeferencing."""
+    198 of the 224 AVIRIS channels, wavelengths as GeoTIFF band metadata, no georeferencing.
+
+    The kept channels' centres are taken in the sensor's channel order (the AVIRIS-1995 wavelength record,
+    the aviris_classic preset), not from a library sorted by wavelength: where AVIRIS's spectrometers
+    overlap the two orders differ."""
     import numpy as np
     import rasterio
     import scipy.io
 
     from core.engine.wavelengths import BandInfo, band_tags
+    from core.hyperspectral import sensor_presets
+
+    aviris_wavelengths = sensor_presets.preset("AVIRIS-Classic").centers   # channel order
 
     mat = scipy.io.loadmat(os.path.join(SHARED, "hyperspectral", "jasperRidge2_R198.mat"))
     bands = mat["SlectBands"].ravel().astype(int)  # 1-based AVIRIS channels kept

@@ -91,10 +91,15 @@ def test_planted_constant_and_noisy_bands_are_dropped(tmp_path):
 
 
 def test_clean_scene_and_jasper_ridge_lose_only_the_water_windows():
-    """Jasper Ridge (AVIRIS, its published 198 bands): nothing but the edges of the removed water windows."""
+    """Jasper Ridge (AVIRIS, its published 198 bands in channel order): nothing but the edges of the removed
+    water windows and the edge bands where AVIRIS's spectrometers overlap (channels 31-34 near 675 nm and
+    96-97 near 1260 nm: 677.17, 687.00 | 664.30, 673.87 and 1268.99 | 1252.36 nm)."""
     info = mapping.image_band_info(JASPER)
     water = np.any([(info.centers >= lo) & (info.centers <= hi) for lo, hi in bad_bands.WATER_WINDOWS], axis=0)
-    assert np.array_equal(info.bad, water)
+    overlap = np.array([r == "overlap" for r in info.bad_reason])
+    assert np.array_equal(np.flatnonzero(overlap), [27, 28, 29, 30, 92, 93])
+    np.testing.assert_allclose(info.centers[overlap], [677.17, 687.0, 664.3, 673.87, 1268.99, 1252.36], atol=0.01)
+    assert np.array_equal(info.bad, water | overlap)
     assert water.sum() == 8
 
 
