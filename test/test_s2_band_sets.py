@@ -362,6 +362,30 @@ def test_the_resolution_check_compares_metres(rgb_unet, chips, tmp_path):
     assert any("(20 m) differ from the training raster's (9.5" in w for w in wide.warnings)
 
 
+
+def test_the_resolution_check_uses_a_crs_assigned_in_qgis(rgb_unet, chips, tmp_path):
+    """A geographic raster whose file has no CRS, the CRS given as ``crs`` (assigned to the layer in QGIS, as
+    oremap:detect_mines passes it): areas were measured in it but the pixel-size check took the file's (none) and
+    warned that the ~9.5 m pixels were 9e-05 m. Both now use the CRS given."""
+    from conftest import core_warnings
+
+    with rasterio.open(chips["geo"]) as ds:
+        refl = np.moveaxis(ds.read(), 0, -1)
+    nocrs = write_bands(tmp_path / "geo_nocrs.tif", refl, RGB, GEO, None)
+    with rasterio.open(nocrs) as ds:
+        assert ds.crs is None
+    given, filed = core_warnings(), core_warnings()
+    a = md.detect_mines(nocrs, rgb_unet["model"], str(tmp_path / "a.tif"), threads=1, feedback=given, crs="EPSG:4326")
+    b = md.detect_mines(chips["geo"], rgb_unet["model"], str(tmp_path / "b.tif"), threads=1, feedback=filed)
+    assert b["n_mines"] > 0 and a["crs"] == b["crs"]
+    assert a["total_area_ha"] == pytest.approx(b["total_area_ha"], rel=1e-12)
+    assert not any("differ from the training" in w for w in given.warnings + filed.warnings)
+    # without any CRS the degrees are taken as metres: the check says so
+    none = core_warnings()
+    md.detect_mines(nocrs, rgb_unet["model"], str(tmp_path / "c.tif"), threads=1, feedback=none)
+    assert any("(9e-05 m) differ from the training raster's (9.5" in w for w in none.warnings)
+
+
 def test_models_of_oremap_0_2_keep_their_resolution_check(chips):
     """Models without pixel_size_m: a projected training CRS was in metres (checked); a geographic one in degrees
     (not comparable, no check)."""

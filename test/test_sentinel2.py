@@ -769,6 +769,92 @@ def test_web_mercator_areas_and_pixels_are_ground_metres():
     assert utm.to_lonlat is None and utm.area_m2(footprint) == 10000.0
 
 
+
+def test_a_footprints_holes_count_in_its_geodesic_perimeter():
+    """pyproj's geometry_length of a polygon measures its exterior ring only: on a geographic CRS (and one not true to
+    scale) a pit ring around an unmined pit lake had the perimeter of its outline alone, and a compactness 2.5 times
+    that of the same footprint in UTM, where shapely's length counts the hole. Every ring is now measured."""
+    from pyproj import Geod
+    from rasterio.crs import CRS
+    from shapely.geometry import MultiPolygon, Polygon, box
+
+    from oremap.core.sentinel2 import mine_detection as md
+    from oremap.core.sentinel2.ground_units import GroundUnits
+
+    geod = Geod(ellps="WGS84")
+    units = GroundUnits(Affine(0.0001, 0, 10.0, 0, -0.0001, 60.0), "EPSG:4326")
+    shell, hole = box(10.0, 59.9, 10.1, 60.0), box(10.03, 59.93, 10.06, 59.96)
+    ring = lambda b: geod.line_length(*b.exterior.xy)  # noqa: E731 (a polygon's outline, geodesic)
+    assert ring(shell) == pytest.approx(2 * 5575.0 + 2 * 11132.0, rel=2e-3)   # 0.1 degree at 60 N: 5.6 x 11.1 km
+    polygon = Polygon(shell.exterior.coords, [hole.exterior.coords])
+    assert units.length_m(polygon) == pytest.approx(ring(shell) + ring(hole), rel=1e-12)
+    other = box(11.0, 59.9, 11.01, 59.91)
+    assert units.length_m(MultiPolygon([polygon, other])) == pytest.approx(ring(shell) + ring(hole) + ring(other),
+                                                                         rel=1e-12)
+    assert units.length_m(shell) == pytest.approx(ring(shell), rel=1e-12)
+    assert units.length_m(shell.exterior) == pytest.approx(ring(shell), rel=1e-12)   # lines as they were
+    # the same pit ring (140 x 140 pixels around an 80 x 80 lake) in UTM, in EPSG:4326 and in Web Mercator at 60 N
+    mask = np.zeros((200, 200), bool)
+    mask[30:170, 30:170] = True
+    mask[60:140, 60:140] = False
+    grids = {"EPSG:32632": Affine(10, 0, 500000, 0, -10, 6650000), "EPSG:4326": Affine(1.8e-4, 0, 9.0, 0, -9e-5, 60.0),
+             "EPSG:3857": Affine(20, 0, 1000000, 0, -20, 8399737.9)}
+    for crs, t in grids.items():
+        f, = md.footprints(mask, np.full(mask.shape, 0.9), t, crs=CRS.from_user_input(crs))
+        outline = (4 * 140 + 4 * 80) * 10.0            # 8800 m in UTM; 10 x 10 m pixels about as much elsewhere
+        assert f["perimeter_m"] == pytest.approx(outline, rel=0.01)
+        assert f["compactness"] == pytest.approx(4 * np.pi * 13200 * 100 / outline ** 2, rel=0.01)  # 0.214
+        if crs == "EPSG:4326":
+            g = f["geometry"]
+            assert f["perimeter_m"] == pytest.approx(ring(g) + geod.line_length(*g.interiors[0].xy), rel=1e-9)
+
+
+def test_a_projected_crs_is_judged_true_to_scale_over_the_whole_raster():
+    """A Web Mercator mosaic from 1 S to 11 S was judged true to scale from its top row (scale off by 0.02 %; by
+    1.9 % at its bottom) and its footprints were measured in map units, 4 % too large at 11 S; a UTM zone stretched
+    over 3200 km took every pixel's area at the centre column, 6 % off at the far columns. Areas are now measured on
+    the ellipsoid wherever the raster is not true to scale, and compared here with the geodesic area of the
+    footprint's outline."""
+    from pyproj import Transformer
+    from pyproj import CRS as ProjCRS
+    from rasterio.crs import CRS
+    from shapely.geometry.polygon import orient
+    from shapely.ops import transform
+
+    from oremap.core.sentinel2 import mine_detection as md
+    from oremap.core.sentinel2.ground_units import GroundUnits
+
+    def geodesic_ha(geom, crs):
+        c = ProjCRS.from_user_input(crs)
+        to_lonlat = Transformer.from_crs(c, c.geodetic_crs, always_xy=True)
+        lonlat = transform(lambda x, y, z=None: to_lonlat.transform(x, y), geom)
+        return abs(c.get_geod().geometry_area_perimeter(orient(lonlat, 1.0))[0]) / 1e4
+
+    def square(crs, t, width, height, r0, c0):
+        """The footprint of 100 x 100 pixels at row r0, column c0 of a width x height raster (only its strip given)."""
+        poly = md.Polygoniser(t, width, crs=CRS.from_user_input(crs), height=height)
+        mask = np.zeros((100, width), bool)
+        mask[:, c0:c0 + 100] = True
+        poly.add(r0, mask, np.ones(mask.shape))
+        return poly.close()[0]
+
+    y_top = Transformer.from_crs(4326, 3857, always_xy=True).transform(-50.0, -1.0)[1]
+    mercator = Affine(10, 0, -5565974.5, 0, -10, y_top)      # 10 map metres, 1 S to 11 S: 112,000 rows
+    assert GroundUnits(mercator, "EPSG:3857", 20000).to_lonlat is None               # its first row alone
+    assert GroundUnits(mercator, "EPSG:3857", 20000, 112000).to_lonlat is not None
+    for r0, at_most in ((1000, 99.3), (110000, 95.9)):   # 100 map ha: about 100 cos^2(latitude) ha at 1.1 S, 10.7 S
+        f = square("EPSG:3857", mercator, 20000, 112000, r0, 10000)
+        assert f["area_ha"] == pytest.approx(geodesic_ha(f["geometry"], "EPSG:3857"), rel=1e-4)
+        assert f["area_ha"] < at_most
+    wide = Affine(10, 0, 500000 - 1600000, 0, -10, 600000)   # UTM 33N from 0.6 E to 29.4 E near the equator
+    for c0 in (1000, 159950, 300000):
+        f = square("EPSG:32633", wide, 320000, 1000, 0, c0)
+        assert f["area_ha"] == pytest.approx(geodesic_ha(f["geometry"], "EPSG:32633"), rel=1e-3)
+    # a UTM scene in its zone stays in map units
+    utm = GroundUnits(Affine(10.0, 0, 300000, 0, -10.0, 7000000), "EPSG:32633", 10980, 10980)
+    assert utm.to_lonlat is None and utm.pixel_areas(0, [0, 5000], [0, 10979]).tolist() == [100.0, 100.0]
+
+
 def test_a_crs_assigned_in_qgis_is_written_to_the_outputs(run_alg, tmp_path):
     """A file without a CRS whose layer the user gave one in QGIS (Layer Properties > Source): the layer placed
     vector inputs by that CRS, but the outputs came out without any. They now carry it, on the input's grid."""

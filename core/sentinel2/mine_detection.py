@@ -137,14 +137,17 @@ class Polygoniser:
     crs : optional
         The raster's CRS: areas and perimeters are in metres for any CRS (geographic ones on the
         ellipsoid, :class:`core.sentinel2.ground_units.GroundUnits`); map units are metres without one.
+    height : int, optional
+        Raster height in pixels: a projected CRS is measured in map units only if it is true to scale over the
+        whole raster (the first row only when not given).
     """
 
-    def __init__(self, transform, width, min_area_ha=0.0, min_compactness=0.0, crs=None):
+    def __init__(self, transform, width, min_area_ha=0.0, min_compactness=0.0, crs=None, height=None):
         from .ground_units import GroundUnits
 
         self.transform = transform
         self.width = int(width)
-        self.units = GroundUnits(transform, crs, width)
+        self.units = GroundUnits(transform, crs, width, height or 1)
         self.min_area_ha = float(min_area_ha or 0.0)
         self.min_compactness = float(min_compactness or 0.0)
         self.active = {}
@@ -167,8 +170,8 @@ class Polygoniser:
         if n:
             inside = labels[mask]  # only the mask's pixels: small arrays whatever the strip
             counts = np.bincount(inside, minlength=n + 1)
-            row_area = self.units.row_pixel_area(r0, rows)  # m2 of a pixel of each row
-            areas = np.bincount(inside, weights=row_area[np.nonzero(mask)[0]], minlength=n + 1)
+            pixel_area = self.units.pixel_areas(r0, *np.nonzero(mask))  # m2 of each mask pixel, in labels[mask]'s order
+            areas = np.bincount(inside, weights=pixel_area, minlength=n + 1)
             psums = np.bincount(inside, weights=np.asarray(prob)[mask].astype(np.float64), minlength=n + 1)
             firsts = {}
             for k, box in enumerate(ndimage.find_objects(labels), start=1):
@@ -250,7 +253,7 @@ def footprints(mask, prob, transform, min_area_ha=0.0, min_compactness=0.0, stri
     """Footprints of a whole in-memory mask (the same as streaming it in strips of ``strip`` rows)."""
     mask = np.asarray(mask, dtype=bool)
     prob = np.asarray(prob, dtype=np.float64)
-    poly = Polygoniser(transform, mask.shape[1], min_area_ha, min_compactness, crs=crs)
+    poly = Polygoniser(transform, mask.shape[1], min_area_ha, min_compactness, crs=crs, height=mask.shape[0])
     for r in range(0, mask.shape[0], int(strip)):
         poly.add(r, mask[r:r + strip], prob[r:r + strip])
     return poly.close()
@@ -666,14 +669,16 @@ def detect_mines(raster_path, model_path, prob_path, mask_path=None, threshold=N
         if kind == "segmentation" and reader.channel_names != list(info.band_names or []):
             raise OreMapError("The model's input channels differ from this OreMap's features "
                               f"({', '.join(info.band_names or [])}).", "model", _FIX_MODEL)
-        _check_geometry(info, reader, feedback)
-        # the CRS areas are measured in: the file's, else the one the caller knows (assigned to the layer in QGIS)
+        # the CRS areas and pixel sizes are measured in: the file's, else the one the caller knows (assigned to the
+        # layer in QGIS)
         measured = reader.crs
         if measured is None and crs:
             from rasterio.crs import CRS
 
             measured = CRS.from_user_input(crs)
-        poly = Polygoniser(reader.transform, reader.width, min_area_ha, min_compactness, crs=measured)
+        _check_geometry(info, reader, feedback, measured)
+        poly = Polygoniser(reader.transform, reader.width, min_area_ha, min_compactness, crs=measured,
+                           height=reader.height)
         tags = {"OREMAP_MODEL": os.path.basename(str(model_path)), "OREMAP_TASK": info.task,
                 "OREMAP_THRESHOLD": f"{threshold:g}"}
         with _Outputs(reader, prob_path, mask_path, threshold, poly, tags) as out:
@@ -711,9 +716,9 @@ def _geographic_epsg(epsg):
         return False
 
 
-def _check_geometry(info, reader, feedback):
+def _check_geometry(info, reader, feedback, crs=None):
     """Warn when the raster's pixels differ in ground size (metres, any CRS; the side of a square pixel of the same
-    area) from the training raster's by over 10 %."""
+    area) from the training raster's by over 10 %. ``crs``: the raster's CRS (the reader's when None)."""
     from .ground_units import pixel_size_m
 
     spatial = info.extra.get("spatial") or {}
@@ -722,7 +727,8 @@ def _check_geometry(info, reader, feedback):
         if not spatial.get("pixel_size") or _geographic_epsg(spatial.get("epsg")):
             return
         size = spatial["pixel_size"]
-    px = math.sqrt(np.prod(pixel_size_m(reader.transform, reader.crs, reader.width, reader.height)))
+    crs = reader.crs if crs is None else crs
+    px = math.sqrt(np.prod(pixel_size_m(reader.transform, crs, reader.width, reader.height)))
     trained = math.sqrt(abs(size[0] * size[-1]))  # sides of square pixels of the same area
     if abs(px - trained) > 0.1 * trained:
         feedback.warning(f"The raster's pixels ({px:.3g} m) differ from the training raster's ({trained:.3g} m): "
