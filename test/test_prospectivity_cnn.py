@@ -280,6 +280,35 @@ def test_refusals_name_what_can_work():
         err.value.message
 
 
+def test_no_background_refusal_names_the_limit_that_left_none():
+    """The refusal blamed the distance to deposits whatever left no background window: a count per deposit that
+    rounds to none (0.1 x 4 deposits), where no distance helps, and windows that are mostly nodata."""
+    valid = np.ones((SIZE, SIZE), dtype=bool)
+    transform = rasterio.Affine(CELL, 0, X0, 0, -CELL, Y0)
+    four = to_xy(np.array([(20, 20), (20, 150), (150, 20), (150, 150)], dtype=float) + 0.5)
+    for distance in (1600.0, 1.0):
+        with pytest.raises(OreMapError) as err:
+            pf.plan_spatial_folds(valid, four, transform, WINDOW, n_folds=0, min_distance=distance,
+                                  negatives_per_positive=0.1, jitter_copies=1)
+        assert err.value.parameter == "negatives_per_positive"
+        assert "asks for 0.4, which rounds to no background window" in err.value.message
+        assert "at least 0.25 background windows per deposit" in err.value.fix
+    assert len(pf.plan_spatial_folds(valid, four, transform, WINDOW, n_folds=0, min_distance=1600.0,
+                                     negatives_per_positive=0.25, jitter_copies=1).negatives) == 1
+    # data around the deposit, and far from it a strip whose windows are mostly nodata: the cells far enough away
+    # are dropped for their nodata, not for their distance, and the refusal says both
+    data = np.zeros((SIZE, SIZE), dtype=bool)
+    data[10:40, 10:40] = True
+    data[:, 150:154] = True
+    with pytest.raises(OreMapError) as err:
+        pf.plan_spatial_folds(data, to_xy(np.array([[25.5, 25.5]])), transform, WINDOW, n_folds=0,
+                              min_distance=3000.0, negatives_per_positive=2, jitter_copies=1)
+    assert err.value.parameter == "min_distance" and err.value.message.startswith(
+        "No background window can be placed: every one of the ") and \
+        "valid cells whose window holds at most 50% nodata is within the minimum distance (3000 map units)" in \
+        err.value.message
+
+
 def test_background_windows_keep_their_distance_from_every_deposit(stack):
     data = read_nan(stack["path"])
     valid = np.isfinite(data[0])

@@ -261,14 +261,20 @@ def _background_windows(xy, valid, transform, fraction, max_nodata, min_distance
     ``min_distance`` from every deposit."""
     from scipy.spatial import cKDTree
 
+    n_neg = int(round(negatives_per_positive * n_dep))
+    if n_neg == 0:   # the count asked for, not the map: no distance would help
+        raise OreMapError(
+            f"{negatives_per_positive:g} background windows per deposit for {n_dep} deposit(s) asks for "
+            f"{negatives_per_positive * n_dep:g}, which rounds to no background window.", "negatives_per_positive",
+            f"Ask for at least {1.0 / n_dep:.2g} background windows per deposit (the default 10 is usual).")
     w = valid.shape[1]
     pool = np.flatnonzero(valid.ravel())
     pool = pool[fraction(pool // w, pool % w) <= max_nodata]
     if pool.size > 2_000_000:
         pool = np.sort(rng.choice(pool, 2_000_000, replace=False))
     dist, _ = cKDTree(xy).query(cell_centres(transform, pool // w, pool % w))
+    n_open = int(pool.size)   # windows with enough data, before the distance to deposits
     pool = pool[dist >= min_distance]
-    n_neg = int(round(negatives_per_positive * n_dep))
     if pool.size < n_neg:
         feedback.warning(f"Only {pool.size} background cells lie at least {min_distance:g} map units from every "
                          f"deposit; {n_neg} were asked for.")
@@ -276,13 +282,15 @@ def _background_windows(xy, valid, transform, fraction, max_nodata, min_distance
     chosen = np.sort(rng.choice(pool, n_neg, replace=False)) if n_neg else np.zeros(0, np.int64)
     negatives = WindowSpecs(chosen // w, chosen % w, np.zeros(n_neg, np.int64), np.arange(n_neg))
     if n_neg == 0:
+        with_data = (f"every one of the {n_open} valid cells whose window holds at most {max_nodata:.0%} nodata is "
+                     if n_open < int(valid.sum()) else "every valid cell is ")
         if distance_given:
-            raise OreMapError(f"No background window can be placed: every valid cell is within the minimum distance "
+            raise OreMapError(f"No background window can be placed: {with_data}within the minimum distance "
                               f"({min_distance:g} map units) of a deposit.", "min_distance",
                               "Lower the minimum distance to deposits.")
         cell = max(pixel_size(transform))
         raise OreMapError(
-            f"No background window can be placed: every valid cell is within one window ({window} cells of "
+            f"No background window can be placed: {with_data}within one window ({window} cells of "
             f"{cell:g} map units: {min_distance:g}) of a deposit, the default minimum distance.", "window",
             f"Choose a smaller window, a finer grid, or a minimum distance below {min_distance:g} map units.")
     return negatives
