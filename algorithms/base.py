@@ -18,6 +18,7 @@ import os
 import re
 import textwrap
 import time
+import weakref
 
 import numpy as np
 
@@ -52,8 +53,10 @@ from qgis.core import (
     QgsMapLayer,
     QgsProcessingUtils,
     QgsProject,
+    QgsProperty,
     QgsWkbTypes,
 )
+from qgis.PyQt import sip
 from qgis.PyQt.QtCore import QCoreApplication, QUrl
 
 from ..core.engine import compute, dependencies
@@ -404,6 +407,85 @@ def is_temporary_output(value):
     if isinstance(value, QgsProcessingOutputLayerDefinition):
         value = value.sink.staticValue()
     return value in (None, "", QgsProcessing.TEMPORARY_OUTPUT)
+
+
+#: Files a vector format's writer makes beside the file it names, by its extension: SQLite's journals (GeoPackage,
+#: SpatiaLite) and a shapefile's parts; the guard of a feature sink keeps and restores them with the file.
+SINK_SIDE_FILES = {".gpkg": ("-wal", "-shm", "-journal"), ".sqlite": ("-wal", "-shm", "-journal"),
+                   ".db": ("-wal", "-shm", "-journal"),
+                   ".shp": (".shx", ".dbf", ".prj", ".cpg", ".qix", ".sbn", ".sbx", ".shp.xml")}
+
+
+def sink_side_files(path):
+    """The files a writer of vector file ``path`` may make beside it (:data:`SINK_SIDE_FILES`): ``x.gpkg-wal``...,
+    or a shapefile's ``x.shx``, ``x.dbf``... (spelt in the case of its extension)."""
+    stem, extension = os.path.splitext(path)
+    sides = SINK_SIDE_FILES.get(extension.lower(), ())
+    if extension.lower() == ".shp":
+        return [stem + (side.upper() if extension.isupper() else side) for side in sides]
+    return [path + side for side in sides]   # SQLite names its journals so whatever the case
+
+
+class RunGuard(OutputGuard):
+    """A run's :class:`OutputGuard`, which also guards the files of its feature sinks (vector outputs).
+
+    Processing writes a sink itself (:meth:`OreMapAlgorithm.parameterAsSink`): before it creates the file,
+    :meth:`add_sink` keeps the file there (and its side files, :func:`sink_side_files`) and clears the way, so the
+    writer always makes a new file and never rewrites the kept one (SQLite's journals are rewritten in place);
+    :meth:`track` follows the sink objects. :meth:`rollback` first closes the sinks still open (a failure or a
+    cancel leaves them referenced by the traceback, their file held open by GDAL), then puts back what was there
+    and removes what the run made. ``left`` then names the files made by the run that could not be removed.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self._sinks = []  # weak references: a sink the algorithm has let go of is closed already
+        self.left = []
+
+    def add_sink(self, path, parameter=None):
+        """Guard the file ``path`` a feature sink is about to write (with its style, its side files and the mark
+        of :func:`claim`), moving an existing one aside; returns the stale kept copies removed."""
+        path = os.path.abspath(os.fspath(path))
+        if os.path.isdir(path):
+            return []
+        removed = self.add(path, parameter)
+        data = [path] + [os.path.abspath(p) for p in sink_side_files(path)]
+        for side in data[1:]:
+            removed += self.add_file(side)
+        for name in data:
+            if self._entries.get(name) is not None:  # kept: the writer finds no file to rewrite or reopen
+                try:
+                    os.remove(name)
+                except OSError:
+                    pass  # held open (Windows): the writer replaces it as before, the kept copy is still there
+        return removed
+
+    def track(self, sink):
+        """Follow a feature sink of the run, to close it before a rollback."""
+        if sink is not None:   # a weak reference: holding the sink would keep its file open past the algorithm
+            self._sinks.append(weakref.ref(sink))
+
+    def close_sinks(self):
+        """Close (delete) the sinks still open: GDAL writes and lets go of their files."""
+        for ref in self._sinks:
+            sink = ref()
+            if sink is not None and not sip.isdeleted(sink):
+                try:
+                    sip.delete(sink)
+                except RuntimeError:
+                    pass
+        self._sinks = []
+
+    def rollback(self):
+        self.close_sinks()
+        made = [path for path, kept in self._entries.items() if kept is None]
+        unrestored = super().rollback()
+        self.left = [path for path in made if os.path.lexists(path) and not os.path.isdir(path)]
+        return unrestored
+
+    def commit(self):
+        self._sinks = []
+        super().commit()
 
 
 def fields_hint(source, what="fields"):
@@ -1102,6 +1184,50 @@ class OreMapAlgorithm(QgsProcessingAlgorithm):
             raise self.fail(name, "The deposit layer holds no points.", "Choose a point layer of known deposits.")
         return np.column_stack([xs, ys]).astype(np.float64).reshape(-1, 2)
 
+    def parameterAsSink(self, parameters, name, context, *args, **kwargs):  # noqa: N802 (QGIS API)
+        """``QgsProcessingAlgorithm.parameterAsSink``, with the sink's file under the run's output guard: a failed or
+        cancelled run closes the sink, removes the file it made and puts back the one that was there (its side
+        files too); a successful one drops the kept copy. A destination that is no plain file (a temporary
+        output, ``memory:``, ``ogr:``, a database) needs nothing."""
+        path = self._sink_file(parameters, name, context)
+        if path:
+            guard = getattr(self, "_guard", None)
+            removed = guard.add_sink(path, name) if isinstance(guard, RunGuard) else []
+            for kept in removed:
+                ensure(getattr(self, "_feedback", None)).info(
+                    f"Removed '{kept}': the copy of an earlier output that an interrupted run had kept.")
+        sink, dest = super().parameterAsSink(parameters, name, context, *args, **kwargs)
+        guard = getattr(self, "_guard", None)
+        if isinstance(guard, RunGuard):
+            guard.track(sink)
+        return sink, dest
+
+    def _sink_file(self, parameters, name, context):
+        """The local file a feature-sink parameter will write, or None (not given, a temporary output, a
+        provider's URI such as ``memory:``, ``ogr:dbname=...`` or ``postgres:...``)."""
+        definition = self.parameterDefinition(name)
+        value = parameters.get(name)
+        if value is None and definition is not None:
+            value = definition.defaultValue()
+        # read as Processing reads it, but not through parameterAsOutputLayer, which would also ask for the value
+        # to be loaded on completion (a second, bogus layer for a memory: or ogr: destination)
+        if isinstance(value, QgsProcessingOutputLayerDefinition):
+            value = value.sink
+        if isinstance(value, QgsProperty):
+            value = value.valueAsString(context.expressionContext(), "")
+            value = value[0] if isinstance(value, tuple) else value   # (value, ok) in PyQGIS
+        if not isinstance(value, str):
+            return None
+        dest = value.strip()
+        if not dest or dest == QgsProcessing.TEMPORARY_OUTPUT:
+            return None
+        if dest.startswith("file://"):
+            dest = QUrl(dest).toLocalFile()
+        elif re.match(r"^[A-Za-z][A-Za-z0-9_+.-]+:", dest):   # a provider's URI, not C:/... (one letter)
+            return None
+        dest = dest.split("|")[0]
+        return dest or None
+
     def output_path(self, parameters, name, context, feedback):
         """The destination file of a raster or file output, checked to be writable; None if skipped.
 
@@ -1189,7 +1315,7 @@ class OreMapAlgorithm(QgsProcessingAlgorithm):
         if not path:
             return
         file_path = str(path).split("|")[0]
-        if os.path.isfile(file_path):  # a vector sink's style is guarded too (the sink's file is Processing's)
+        if os.path.isfile(file_path):  # a vector sink's style (parameterAsSink guards its file and style already)
             self._guard_file(os.path.splitext(file_path)[0] + ".qml")
         qml = styles.write_style(path, style)
         if context.willLoadLayerOnCompletion(path):
@@ -1379,7 +1505,7 @@ class OreMapAlgorithm(QgsProcessingAlgorithm):
         """``process``, with core errors turned into QgsProcessingExceptions naming the parameter."""
         self._feedback = bridge  # for helpers that log (e.g. a sensor product converted on input)
         self._check_outputs_apart(parameters, context)
-        self._guard = OutputGuard()
+        self._guard = RunGuard()
         completed = False
         try:
             results = self.process(parameters, context, bridge)
@@ -1388,7 +1514,8 @@ class OreMapAlgorithm(QgsProcessingAlgorithm):
             completed = True
             return results
         except Cancelled:
-            raise QgsProcessingException(self.tr(self.CANCEL_MESSAGE))
+            # the outputs are put back first: the message says what is left
+            raise QgsProcessingException(self._cancel_message(self._roll_back(bridge)))
         except OreMapError as exc:
             key = exc.parameter
             name = self._parameter_overrides.get(key) or self.CORE_PARAMETERS.get(key, key)
@@ -1416,11 +1543,35 @@ class OreMapAlgorithm(QgsProcessingAlgorithm):
         finally:
             if completed:
                 self._guard.commit()
+                self._guard = None
             else:  # an error or a cancellation: the output files are as they were before the run
-                for path, kept in self._guard.rollback():
-                    bridge.warning(f"The previous '{path}' could not be put back (is it open in another "
-                                       f"program?); it is kept as '{kept}': rename it to get it back.")
-            self._guard = None
+                self._roll_back(bridge)
+
+    def _roll_back(self, bridge):
+        """Roll the run's outputs back (once; :class:`RunGuard`), warning of each file that could not be put back
+        or removed; returns those problems, in words (none: every output is as it was before the run)."""
+        guard, self._guard = self._guard, None
+        if guard is None:
+            return []
+        problems = []
+        for path, kept in guard.rollback():
+            bridge.warning(f"The previous '{path}' could not be put back (is it open in another "
+                           f"program?); it is kept as '{kept}': rename it to get it back.")
+            problems.append(f"the previous '{path}' could not be put back (it is kept as '{kept}')")
+        for path in guard.left:
+            bridge.warning(f"'{path}', written by this run, could not be removed (is it open in another program?): "
+                           "delete it.")
+            problems.append(f"'{path}', written by this run, could not be removed")
+        return problems
+
+    def _cancel_message(self, problems):
+        """What a cancelled run says: ``CANCEL_MESSAGE``, unless an output could not be put back as it was."""
+        if not problems:
+            return self.tr(self.CANCEL_MESSAGE)
+        said = "; ".join(problems) + "."
+        if self.CANCEL_MESSAGE == OreMapAlgorithm.CANCEL_MESSAGE:
+            return self.tr("Cancelled, but not every output is as it was before the run: ") + said
+        return self.tr(self.CANCEL_MESSAGE) + " " + said
 
     def _check_outputs_apart(self, parameters, context):
         """Refuse an output file that is also an input file, or one file named by two outputs: writing it would
