@@ -150,8 +150,10 @@ COMMON_PARAM_HELP = {
     "NAME_FIELD": "Field of the point layer holding each point's class or endmember name.",
     "WAVELENGTHS": "Band centres in nm, comma separated, one per band; only needed when the raster carries no "
                    "wavelength metadata (ENVI header, GeoTIFF band metadata).",
-    "NODATA": "A value to treat as nodata in addition to the raster's own nodata (a pixel with any band equal "
-              "to it is skipped). NaN is always nodata.",
+    "NODATA": "A value to treat as nodata in addition to the raster's own nodata: a pixel with any band equal "
+              "to it is skipped, except 0 in a spectral cube (10 bands or more), which makes a pixel nodata only where over 10 % of "
+              "its bands are 0 (a few zero bands are a spectrum clipped at zero, kept and counted in the log). NaN "
+              "is always nodata.",
     "BAD_BANDS": "Bands left out besides those of the raster's ENVI bbl. Empty: found automatically (with "
                  "wavelengths: the water-vapour windows 1345-1430 and 1775-1950 nm; always: bands constant or "
                  "missing over the scene, bands with a negative scene median, bands whose band-to-band noise is "
