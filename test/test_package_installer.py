@@ -563,6 +563,26 @@ def test_the_dask_hint_names_the_system_packages_and_pinned_versions():
     assert distributed.__version__.split("+")[0] == pinned
 
 
+def test_scikit_learn_is_never_offered_through_pip(monkeypatch):
+    """An algorithm needing scikit-learn refused with 'python -m pip install scikit-learn' (and the Settings page
+    showed that line), while the same package's import message says never to pip-install it into QGIS: its wheels
+    replace QGIS's numpy. Both now give the system's package."""
+    from oremap.core.engine import dependencies
+    from oremap.ui import settings_dialog
+
+    assert dependencies.install_command(["sklearn"]) == []
+    hint = dependencies.install_hint(["sklearn"])
+    assert "pip install" not in hint and "scikit-learn==" not in hint
+    assert "sudo apt install python3-sklearn" in hint and "Do not pip-install it into QGIS" in hint
+    mixed = dependencies.install_hint(["sklearn", "onnx"])
+    assert "python -m pip install onnx==" in mixed and "scikit-learn==" not in mixed
+    monkeypatch.setattr(settings_dialog, "package_status", lambda: [("sklearn", None, "fits models")])
+    monkeypatch.setattr(settings_dialog.compute, "cuda_support", lambda: {"onnxruntime": False, "torch": False,
+                                                                          "name": None})
+    html = settings_dialog.status_html()
+    assert "sudo apt install python3-sklearn" in html and "pip install" not in html
+
+
 def _legacy_package(parent, name, tag):
     """A package as 0.2.9 and earlier installed it, straight in ``oremap-packages``, built for wheel ``tag``."""
     dist = parent / f"{name}-1.0.dist-info"

@@ -55,8 +55,11 @@ def status_html():
             way = (f"Debian/Ubuntu: <code>sudo apt install {dependencies.SYSTEM_PACKAGES[package]}</code>"
                    if package in dependencies.SYSTEM_PACKAGES else
                    "<i>Plugins &gt; OreMap &gt; Install optional packages</i>")
+            commands = dependencies.install_command([package])   # none for a package never to pip-install
+            pip = f", or <code>{' ; '.join(commands)}</code>" if commands else (
+                " (from the system only: its wheels would replace QGIS's numpy)")
             lines.append(f"<b>{package}</b>: <span style='color:#b00000'>not installed</span> ({purpose}). "
-                         f"{way}, or <code>{' ; '.join(dependencies.install_command([package]))}</code>")
+                         f"{way}{pip}")
     support = compute.cuda_support()
     found = [name for name in ("onnxruntime", "torch") if support[name]]
     lines.append("CUDA: " + (f"available through {' and '.join(found)}" + (f" ({support['name']})"

@@ -95,10 +95,15 @@ def missing_module_message(exc, what="run this algorithm"):
     message = f"This run needs the Python package '{package}', which QGIS's Python lacks."
     if package not in GEO_PACKAGES:
         return message, install_hint([package])
+    return message, system_install(package)
+
+
+def system_install(package):
+    """How to add :data:`GEO_PACKAGES` member ``package`` to QGIS's Python: from the system, never pip."""
     debian, fedora = GEO_PACKAGES[package]
-    return message, (f"Debian/Ubuntu: sudo apt install {debian}; Fedora: sudo dnf install {fedora}; Windows: the "
-                     f"OSGeo4W installer (Advanced Install), package {fedora}; then restart QGIS. Do not pip-install "
-                     "it into QGIS: its wheels bring their own GDAL/PROJ/GEOS or numpy, which break QGIS.")
+    return (f"Debian/Ubuntu: sudo apt install {debian}; Fedora: sudo dnf install {fedora}; Windows: the "
+            f"OSGeo4W installer (Advanced Install), package {fedora}; then restart QGIS. Do not pip-install "
+            "it into QGIS: its wheels bring their own GDAL/PROJ/GEOS or numpy, which break QGIS.")
 
 
 def missing(packages):
@@ -144,9 +149,9 @@ def _requirement(package, pins):
 
 def install_command(packages):
     """One pip command line installing ``packages`` at the versions OreMap is tested with (torch's CPU index
-    kept for torch alone)."""
+    kept for torch alone); none for :data:`GEO_PACKAGES`, which come from the system only."""
     pins = installer_pins()
-    plain = [_requirement(p, pins) for p in packages if p != "torch"]
+    plain = [_requirement(p, pins) for p in packages if p != "torch" and p not in GEO_PACKAGES]
     lines = []
     if plain:
         lines.append("python -m pip install " + " ".join(plain))
@@ -159,9 +164,10 @@ def install_hint(packages):
     """Plain-text instructions for installing ``packages`` into the Python that QGIS uses: the installer for
     what it installs, the system's packages for the rest (Dask), and pip commands with the tested versions."""
     what = "; ".join(f"'{p}' {OPTIONAL_PACKAGES[p][0]}" if p in OPTIONAL_PACKAGES else f"'{p}'" for p in packages)
-    system = [p for p in packages if p in SYSTEM_PACKAGES]
-    other = [p for p in packages if p not in SYSTEM_PACKAGES]
-    ways = []
+    geo = [p for p in packages if p in GEO_PACKAGES]
+    system = [p for p in packages if p in SYSTEM_PACKAGES and p not in GEO_PACKAGES]
+    other = [p for p in packages if p not in SYSTEM_PACKAGES and p not in GEO_PACKAGES]
+    ways = [f"{p}: {system_install(p)}" for p in geo]
     if other:
         ways.append("In QGIS: Plugins > OreMap > Install optional packages (no administrator rights needed) "
                     f"installs {', '.join(other)}.")
@@ -170,8 +176,11 @@ def install_hint(packages):
                     f"{' '.join(SYSTEM_PACKAGES[p] for p in system)}' (the installer does not install "
                     f"{'it' if len(system) == 1 else 'them'}).")
     commands = install_command(packages)
+    if not commands:
+        return f"Missing Python package{'s' if len(packages) > 1 else ''}: {what}. " + " ".join(ways)
     return (f"Missing Python package{'s' if len(packages) > 1 else ''}: {what}. " + " ".join(ways)
-            + " Or install into the Python that QGIS uses, then restart QGIS: " + " ; ".join(commands)
+            + " Or install " + ("the others " if geo else "") + "into the Python that QGIS uses, then restart "
+            "QGIS: " + " ; ".join(commands)
             + ". Windows: run it in the OSGeo4W Shell. macOS: the Python inside the QGIS app (e.g. "
             "'/Applications/QGIS-LTR.app/Contents/MacOS/bin/python3'; 'Contents/MacOS/python' in the 3.44 and 4.x "
             "builds) -m pip install ... Linux: the python3 that QGIS runs (pip install --user, or a venv made with "
