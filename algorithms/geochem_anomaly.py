@@ -286,6 +286,5 @@ class GeochemAnomaly(OreMapAlgorithm):
             copy.setAttributes(list(feature.attributes()) + extra)
             sink.addFeature(copy, QgsFeatureSink.FastInsert)
         out["OUTPUT"] = dest
-        self.style_output(context, dest, {"kind": "graduated", "field": "anomaly_class", "ramp": "YlOrRd",
-                                          "min": -0.5, "max": 3.5, "classes": 4, "geometry": "Point",
-                                          "opacity": 1.0})
+        self.style_output(context, dest, {"kind": "categories", "field": "anomaly_class", "geometry": "Point",
+                                          "opacity": 1.0, "legend": ga.class_legend()})

@@ -20,7 +20,10 @@ A style is a dict:
   field: ``classes`` ranges of equal width between ``min`` and ``max`` (the field's
   range when not given) or with equal counts (quantiles, from the layer's values).
   With ``min`` and ``max`` given, the style needs no data, so it can be written
-  while the output is still being filled.
+  while the output is still being filled;
+* ``{"kind": "categories", "field": "anomaly_class", "legend": [{"value", "name", "color"}, ...],
+  "geometry": "Point", "opacity": 1.0}`` - vector layer, one named category per class code of an
+  integer field (the legend of the same classes in a raster output).
 
 :func:`write_style` works on file paths; a temporary (memory) output gets the same
 style from :class:`StylePostProcessor` when Processing loads it.
@@ -33,6 +36,7 @@ from xml.etree import ElementTree
 import numpy as np
 from qgis.core import (
     QgsColorRampShader,
+    QgsCategorizedSymbolRenderer,
     QgsContrastEnhancement,
     QgsGraduatedSymbolRenderer,
     QgsMapLayer,
@@ -42,6 +46,7 @@ from qgis.core import (
     QgsRasterLayer,
     QgsRasterShader,
     QgsReadWriteContext,
+    QgsRendererCategory,
     QgsRendererRange,
     QgsSingleBandPseudoColorRenderer,
     QgsStyle,
@@ -146,12 +151,7 @@ def _graduated_renderer(layer, style):
     n = len(breaks) - 1
     ranges = []
     for i in range(n):
-        symbol = QgsSymbol.defaultSymbol(layer.geometryType())
-        symbol.setColor(ramp.color((i + 0.5) / n))
-        symbol.setOpacity(float(style.get("opacity", 0.85)))
-        if layer.geometryType() == QgsWkbTypes.PolygonGeometry:
-            symbol.symbolLayer(0).setStrokeColor(QColor(60, 60, 60))
-            symbol.symbolLayer(0).setStrokeWidth(0.1)
+        symbol = _vector_symbol(layer, ramp.color((i + 0.5) / n), style)
         ranges.append(QgsRendererRange(breaks[i], breaks[i + 1], symbol, _label(breaks[i], breaks[i + 1],
                                                                                  breaks[-1] - breaks[0])))
     renderer = QgsGraduatedSymbolRenderer(field, ranges)
@@ -159,9 +159,25 @@ def _graduated_renderer(layer, style):
     return renderer
 
 
+def _vector_symbol(layer, colour, style):
+    symbol = QgsSymbol.defaultSymbol(layer.geometryType())
+    symbol.setColor(QColor(colour))
+    symbol.setOpacity(float(style.get("opacity", 0.85)))
+    if layer.geometryType() == QgsWkbTypes.PolygonGeometry:
+        symbol.symbolLayer(0).setStrokeColor(QColor(60, 60, 60))
+        symbol.symbolLayer(0).setStrokeWidth(0.1)
+    return symbol
+
+
+def _category_renderer(layer, style):
+    categories = [QgsRendererCategory(int(c["value"]), _vector_symbol(layer, c["color"], style), str(c["name"]))
+                  for c in style["legend"]]
+    return QgsCategorizedSymbolRenderer(style["field"], categories)
+
+
 RENDERERS = {"classes": _class_renderer, "ramp": _ramp_renderer, "graduated": _graduated_renderer,
-             "true_colour": _true_colour_renderer}
-VECTOR_KINDS = {"graduated"}
+             "true_colour": _true_colour_renderer, "categories": _category_renderer}
+VECTOR_KINDS = {"graduated", "categories"}
 
 
 def apply_style(layer, style):
@@ -180,6 +196,8 @@ def _style_layer(path, style):
     name = os.path.basename(path)
     if style["kind"] not in VECTOR_KINDS:
         return QgsRasterLayer(path, name, "gdal")
+    if style["kind"] == "categories":   # needs no data either
+        return QgsVectorLayer(f"{style.get('geometry', 'Polygon')}?field={style['field']}:integer", name, "memory")
     if style.get("min") is not None and style.get("max") is not None and style.get("mode", "equal") == "equal":
         return QgsVectorLayer(f"{style.get('geometry', 'Polygon')}?field={style['field']}:double", name, "memory")
     return QgsVectorLayer(path, name, "ogr")

@@ -338,10 +338,8 @@ class VaeAnomaly(OreMapAlgorithm):
                 [float(score), int(code)] if np.isfinite(score) else [NULL, NULL]))
             sink.addFeature(copy, QgsFeatureSink.FastInsert)
         out["OUTPUT"] = dest
-        k = len(result["thresholds"])
-        self.style_output(context, dest, {"kind": "graduated", "field": "anomaly_class", "ramp": "YlOrRd",
-                                          "min": -0.5, "max": k + 0.5, "classes": k + 1, "geometry": "Point",
-                                          "opacity": 1.0})
+        self.style_output(context, dest, {"kind": "categories", "field": "anomaly_class", "geometry": "Point",
+                                          "opacity": 1.0, "legend": vae.class_legend(result["percentiles"])})
         return out
 
     def _fields_match_model(self, parameters, context, model_path):

@@ -186,3 +186,26 @@ def qgis_process(tmp_path_factory):
     call.run_json = run_json
     call.exe, call.env = exe, env
     return call
+
+
+def vector_classes(path, field):
+    """``(renderer type, [(value, label, colour)] of its categories, {(field value, colour drawn)})`` of the vector
+    file ``path`` with its saved style: plain values, the layer released before returning (a layer left to the
+    garbage collector after QGIS exits crashes the test run)."""
+    from qgis.core import QgsRenderContext, QgsVectorLayer
+
+    layer = QgsVectorLayer(str(path), "styled", "ogr")
+    try:
+        layer.loadDefaultStyle()
+        renderer = layer.renderer().clone()
+        kind = renderer.type()
+        if kind != "categorizedSymbol":
+            return kind, [], set()
+        categories = [(int(c.value()), c.label(), c.symbol().color().name()) for c in renderer.categories()]
+        context = QgsRenderContext()
+        renderer.startRender(context, layer.fields())
+        drawn = {(f[field], renderer.symbolForFeature(f, context).color().name()) for f in layer.getFeatures()}
+        renderer.stopRender(context)
+        return kind, categories, drawn
+    finally:
+        del layer

@@ -26,6 +26,11 @@ MAP_CLASSES = [(0.0, f"Below the {_P[0]:g}th percentile", "#d9d9d9"), (_P[0], f"
 """The map's classes, those of :func:`anomaly_methods.anomaly_classes` (lower percentile, label, colour)."""
 
 
+def class_legend():
+    """``[{"value", "name", "color"}]`` of the class codes 0..3 of :data:`MAP_CLASSES` (for styles)."""
+    return [{"value": k, "name": label, "color": colour} for k, (_, label, colour) in enumerate(MAP_CLASSES)]
+
+
 NO_TARGET_HINT = ("No commodity target: the scores look for any multi-element departure from the survey "
                   "(lithology, regolith and contamination as well as mineralisation). If you explore for one "
                   "commodity, set TARGET: its pathfinders are scored instead (README, 'Tell OreMap what you explore "
