@@ -643,3 +643,26 @@ def test_areas_of_a_raster_whose_crs_was_assigned_in_qgis(trained, scenes, tmp_p
     assert reference["n_mines"] > 0 and given["crs"] == mercator
     # the scene spans 3.6 km of latitude: Mercator's scale changes by 0.2 % over it
     assert given["total_area_ha"] == pytest.approx(reference["total_area_ha"], rel=0.01)
+
+
+def test_class_weight_leaves_the_training_curve_unweighted_like_the_held_out_one(tmp_path):
+    """With class_weight the loss optimised weighs mine pixels by their rarity; the held-out curve does not. The
+    training curve is the unweighted loss (the held-out one's definition) of the batches trained on, the weighted one
+    recorded apart. Known answer: one batch per epoch, so the first epoch's forward pass is the same with and
+    without the weight (same seed, same augmentation): its training loss is the same in both runs (it was the
+    weighted loss, larger, with the weight); and the report says what the loss chart shows."""
+    from s2_scene import make_scene
+
+    scene = make_scene(str(tmp_path / "s"), seed=6, size=(128, 128), n_mines=2)
+    small = dict(tile=32, depth=2, width=4, bands=["B2", "B3", "B4"], indices=[], block_tiles=2, seed=0, threads=1,
+                 epochs=2, batch_size=64)
+    plain = ms.train_mine_segmentation(scene["raster"], scene["mines"], **small)
+    weighted = ms.train_mine_segmentation(scene["raster"], scene["mines"], None, str(tmp_path / "r.html"),
+                                          class_weight=True, **small)
+    assert plain.plan.train_index.size <= 64 and "train_weighted_loss" not in plain.history
+    assert weighted.history["train_loss"][0] == pytest.approx(plain.history["train_loss"][0], rel=1e-6)
+    # the loss optimised, recorded apart: mine pixels weigh more than 1, so it is the larger
+    assert len(weighted.history["train_weighted_loss"]) == 2
+    assert weighted.history["train_weighted_loss"][0] > weighted.history["train_loss"][0] + 0.05
+    html = open(tmp_path / "r.html", encoding="utf-8").read()
+    assert "BCE + Dice, mine pixels unweighted" in html and "Loss optimised (mine pixels weighted)" in html

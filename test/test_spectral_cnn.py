@@ -702,3 +702,69 @@ def test_outlier_exposure_refuses_spectra_of_other_bands():
     assert err.value.parameter == "outliers"
     with pytest.raises(OreMapError, match="outlier weight"):
         sc.train_classifier(X, y, ["a", "b"], outliers=X[:4], outlier_weight=-1)
+
+
+def test_training_curve_is_the_classes_loss_measured_as_the_validation_one():
+    """With outlier exposure the loss optimised is the classes' cross-entropy plus weight x the outliers'
+    cross-entropy to a flat output (at least weight x ln K); the validation curve has no such term. The training
+    curve records the classes' part alone, measured as the validation curve is, and the outliers' term apart.
+    Known answer: a network that does not change (learning rate 0), validated on its own training spectra, gives
+    both curves the same value every epoch: the loss function over all the spectra at once (class weights, label
+    smoothing, batches of uneven class make-up). Before, the training curve was about 2 ln 3 higher."""
+    needs_torch()
+    import torch
+
+    rng = np.random.default_rng(3)
+    Z = rng.normal(size=(50, 12)).astype(np.float32)
+    y = np.repeat([0, 1, 2], [10, 15, 25]).astype(np.int64)
+    loss_fn = torch.nn.CrossEntropyLoss(weight=torch.tensor([2.0, 1.0, 0.5]), label_smoothing=0.1)
+    torch.manual_seed(0)
+    net = torch.nn.Linear(12, 3)
+    optimiser = torch.optim.SGD(net.parameters(), lr=0.0)
+    exposure = sc._Exposure(torch, rng.normal(size=(7, 12)), np.zeros(12, np.float32), np.ones(12, np.float32), 2.0,
+                            np.random.default_rng(1))
+    history = {"train_loss": [], "val_loss": [], "train_acc": [], "val_acc": []}
+    sc._fit(net, torch, optimiser, loss_fn, (torch.from_numpy(Z), torch.from_numpy(y)), (Z, y), history,
+            np.random.default_rng(2), (3, 16, 10, 1), Feedback(), exposure)   # batches of 16, 16, 16 and 2
+    with torch.no_grad():
+        expected = float(loss_fn(net(torch.from_numpy(Z)), torch.from_numpy(y)))
+    np.testing.assert_allclose(history["train_loss"], [expected] * 3, rtol=1e-5)
+    np.testing.assert_allclose(history["val_loss"], history["train_loss"], rtol=1e-5)
+    assert history["train_acc"] == pytest.approx(history["val_acc"])
+    assert len(history["train_outlier_loss"]) == 3 and min(history["train_outlier_loss"]) >= 2.0 * np.log(3) - 1e-5
+
+
+def test_outlier_weight_leaves_the_training_curve_and_the_report_compares_like_with_like(tmp_path):
+    """train_and_report with outlier exposure, one batch per epoch: the first epoch's forward pass is the same
+    whatever the outlier weight, so its training loss (the classes' cross-entropy) is the same for weights 0.5
+    and 2, and the recorded outliers' term four times larger; the model's figure is the curve's, and the report
+    says what the loss chart shows and draws the outliers' term on its own."""
+    from oremap.core.engine.wavelengths import BandInfo
+    from oremap.core.hyperspectral import cnn_training
+    from oremap.core.hyperspectral.training import TrainingSet
+
+    needs_torch()
+    lib = read_library(USGS_LIBRARY)
+    first = [n.split()[0] for n in lib.names]
+    classes = [first.index(m) for m in ["Kaolinite", "Alunite", "Calcite", "Goethite", "Lawn_Grass"]]
+    outliers = [i for i, m in enumerate(first) if m in ("Gypsum", "Buddingtonite", "Epidote", "Jarosite")]
+    X, y, _ = sc.augment(lib.spectra[classes], np.arange(5), np.arange(5), 20, 0, wavelengths=lib.wavelengths)
+    bands = BandInfo(centers=lib.wavelengths, fwhm=lib.fwhm, bad=None)
+    data = TrainingSet(X=X, y=y, groups=np.arange(y.size), class_names=SUBSET_CLASSES, band_info=bands,
+                       source="library")
+    others = TrainingSet(X=lib.spectra[outliers], y=np.arange(len(outliers)), groups=np.arange(len(outliers)),
+                         class_names=[first[i] for i in outliers], band_info=bands, source="outliers")
+    runs = {}
+    for weight in (0.5, 2.0):
+        runs[weight] = cnn_training.train_and_report(
+            data, tmp_path / f"m{weight}.onnx", tmp_path / f"r{weight}.html", epochs=2, batch_size=128, patience=5,
+            network=TINY, refit=False, outliers=others, outlier_weight=weight, seed=0)
+    a, b = runs[0.5]["history"], runs[2.0]["history"]
+    assert a["train_loss"][0] == pytest.approx(b["train_loss"][0], rel=1e-6)
+    assert b["train_outlier_loss"][0] == pytest.approx(4 * a["train_outlier_loss"][0], rel=1e-5)
+    assert a["train_outlier_loss"][0] >= 0.5 * np.log(5) - 1e-5
+    metrics = runs[0.5]["info"].training["metrics"]
+    assert metrics["train_loss"] == a["train_loss"][metrics["best_epoch"] - 1]
+    html = open(tmp_path / "r0.5.html", encoding="utf-8").read()
+    assert "classes&#x27; cross-entropy" in html   # the loss chart's axis (escaped)
+    assert "Outlier exposure (training)" in html and "left out of the training line" in html

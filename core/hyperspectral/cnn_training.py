@@ -126,6 +126,28 @@ def _exposure_text(exposure):
             f"towards a flat output (weight {exposure['weight']:g})")
 
 
+def _loss_note(result):
+    """What the loss chart shows: the same quantity on both lines (the outliers' term left out of the training one)."""
+    exposure = result.info.training.get("parameters", {}).get("outlier_exposure")
+    text = ("Both lines are the cross-entropy of the classes' spectra, with the class weights and label smoothing "
+            "of training: the training line over each epoch's batches while the network trained on them, the "
+            "validation line over the validation spectra after the epoch.")
+    if exposure:
+        text += (f" Training also minimised the outlier-exposure term (weight {exposure['weight']:g} x the outliers' "
+                 "cross-entropy to a flat output, at least the weight x ln(number of classes)); it is left out of the "
+                 "training line, which the validation spectra have no counterpart of, and drawn on its own below.")
+    return text
+
+
+def _outlier_chart(history, epochs):
+    """The outlier-exposure term of the training loss per epoch (an empty string without exposure)."""
+    if not history.get("train_outlier_loss"):
+        return ""
+    return report.svg_line_chart(
+        [("outlier-exposure term", epochs, history["train_outlier_loss"], "#2ca02c")],
+        "Outlier exposure (training)", "epoch", "weight x cross-entropy to flat")
+
+
 def training_report(data, result, summaries, preprocessing, augment_copies, snr):
     """The HTML training report: data, settings, CNN vs SAM, learning curves, confusion matrices."""
     cnn, sam_summary = summaries["cnn"], summaries["sam"]
@@ -170,7 +192,10 @@ def training_report(data, result, summaries, preprocessing, augment_copies, snr)
     epochs = list(range(1, len(history.get("train_loss", [])) + 1))
     sections.append(("Learning curves", report.svg_line_chart(
         [("training loss", epochs, history["train_loss"], "#1f77b4"),
-         ("validation loss", epochs, history["val_loss"], "#ff7f0e")], "Loss", "epoch", "cross-entropy")
+         ("validation loss", epochs, history["val_loss"], "#ff7f0e")], "Loss of the classes", "epoch",
+        "classes' cross-entropy")
+        + report.paragraph(_loss_note(result), "note")
+        + _outlier_chart(history, epochs)
         + report.svg_line_chart(
         [("training accuracy", epochs, history["train_acc"], "#1f77b4"),
          ("validation accuracy", epochs, history["val_acc"], "#ff7f0e")], "Accuracy", "epoch", "accuracy")))

@@ -256,7 +256,13 @@ class TrainingResult:
     info : ModelInfo
     history : dict of list of float
         Per epoch: ``train_loss``, ``val_loss``, ``train_acc``, ``val_acc``
-        (validation entries NaN without validation).
+        (validation entries NaN without validation). ``train_loss`` is the
+        classes' cross-entropy (the loss ``val_loss`` measures on the
+        validation spectra) over the epoch's training batches, as they were
+        trained (training mode), without the outliers' term of outlier
+        exposure; with exposure, ``train_outlier_loss`` holds that term
+        (weight x the outliers' cross-entropy to a flat output), the loss
+        optimised being the sum of the two.
     train_indices, val_indices : ndarray of int64
         Rows of the input ``X`` used for training and validation.
     val_labels : ndarray of int64
@@ -371,21 +377,34 @@ class _Exposure:
         self.rng = rng
 
     def loss(self, net, xb, yb, loss_fn):
-        """(loss of the batch with its outliers, logits of the training batch)."""
+        """(loss of the batch with its outliers, logits of the training batch, the classes' cross-entropy alone:
+        the loss without ``weight`` x the outliers' term)."""
         torch = self.torch
         n = xb.shape[0]
         rows = torch.from_numpy(self.rng.integers(0, self.Z.shape[0], n))
         logits = net(torch.cat([xb, self.Z[rows]]))
         flat = -torch.log_softmax(logits[n:], dim=1).mean()
-        return loss_fn(logits[:n], yb) + self.weight * flat, logits[:n]
+        classes = loss_fn(logits[:n], yb)
+        return classes + self.weight * flat, logits[:n], classes
 
 
 def _batch_loss(net, loss_fn, xb, yb, exposure):
-    """(loss, logits) of one training batch, with the outliers of ``exposure`` when given."""
+    """(loss, logits, classes' loss) of one training batch, with the outliers of ``exposure`` when given: the loss
+    optimised, the logits of the batch's spectra and their cross-entropy ``loss_fn`` alone (the loss itself without
+    outliers), the quantity :func:`_evaluate` measures on the validation spectra."""
     if exposure is None:
         logits = net(xb)
-        return loss_fn(logits, yb), logits
+        loss = loss_fn(logits, yb)
+        return loss, logits, loss
     return exposure.loss(net, xb, yb, loss_fn)
+
+
+def _weight_sum(loss_fn, yb):
+    """Denominator of ``loss_fn``'s mean over a batch: the summed class weights of its labels (its size without
+    weights). Batch losses times it, summed and divided by its sum, give ``loss_fn`` over all the batches at once
+    (a weighted cross-entropy's mean, label smoothing included, divides by the labels' weights)."""
+    weight = getattr(loss_fn, "weight", None)
+    return float(yb.shape[0]) if weight is None else float(weight[yb].sum())
 
 
 def _fit(net, torch, optimiser, loss_fn, train, val, history, rng, schedule, feedback, exposure=None,
@@ -405,31 +424,44 @@ def _fit(net, torch, optimiser, loss_fn, train, val, history, rng, schedule, fee
 
     def start_epoch(epoch):
         net.train()
-        tally.update(correct=0, seen=0)
+        tally.update(correct=0, seen=0, classes=0.0, classes_weight=0.0, outliers=0.0)
 
     def step(batch):
         xb, yb = X_all[batch], y_all[batch]
         optimiser.zero_grad()
-        loss, logits = _batch_loss(net, loss_fn, xb, yb, exposure)
+        loss, logits, classes = _batch_loss(net, loss_fn, xb, yb, exposure)
         loss.backward()
         optimiser.step()
         tally["correct"] += int((logits.argmax(dim=1) == yb).sum())
         tally["seen"] += batch.numel()
+        weight = _weight_sum(loss_fn, yb)
+        tally["classes"] += classes.item() * weight
+        tally["classes_weight"] += weight
+        if exposure is not None:  # weight x the outliers' cross-entropy to a flat output (as many as the batch)
+            tally["outliers"] += (loss.item() - classes.item()) * batch.numel()
         return loss
 
     def end_epoch(epoch, train_loss):
+        # train_loss: the loss optimised (with the outliers' term under exposure); the curve records the classes'
+        # cross-entropy over the epoch's batches, as _evaluate measures the validation spectra's
         train_acc = tally["correct"] / max(tally["seen"], 1)
+        classes_loss = tally["classes"] / tally["classes_weight"] if tally["classes_weight"] > 0 else float("nan")
         if has_val:
             val_loss, val_acc = _evaluate(net, torch, Zva, yva_t, loss_fn)
         else:
             val_loss, val_acc = float("nan"), float("nan")
-        for key, value in zip(history, (train_loss, val_loss, train_acc, val_acc)):
+        for key, value in (("train_loss", classes_loss), ("val_loss", val_loss), ("train_acc", train_acc),
+                           ("val_acc", val_acc)):
             history[key].append(value)
-        return val_loss if has_val else train_loss
+        if exposure is not None:
+            history.setdefault("train_outlier_loss", []).append(tally["outliers"] / max(tally["seen"], 1))
+        return val_loss if has_val else train_loss  # early stopping without validation: on the loss optimised
 
     def log(epoch, train_loss):
         if (epoch + 1) % 10 == 0 or epoch == 0:
-            line = f"Epoch {epoch + 1}: training loss {train_loss:.4f}, accuracy {100 * history['train_acc'][-1]:.1f} %"
+            line = (f"Epoch {epoch + 1}: training loss {history['train_loss'][-1]:.4f}"
+                    + (f" (+ outlier exposure {history['train_outlier_loss'][-1]:.4f})" if exposure is not None else "")
+                    + f", accuracy {100 * history['train_acc'][-1]:.1f} %")
             if has_val:
                 line += (f"; validation loss {history['val_loss'][-1]:.4f}, "
                          f"accuracy {100 * history['val_acc'][-1]:.1f} %")
@@ -558,7 +590,7 @@ def _train_members(torch, tc, X, y, groups, class_names, seed, augment_options, 
         def step(batch, net=net, optimiser=optimiser, outliers=outliers):
             net.train()
             optimiser.zero_grad()
-            loss, _ = _batch_loss(net, loss_fn, Z[batch], t[batch], outliers)
+            loss, _, _ = _batch_loss(net, loss_fn, Z[batch], t[batch], outliers)
             loss.backward()
             optimiser.step()
             return loss
@@ -623,8 +655,9 @@ def train_classifier(X, y, class_names, groups=None, wavelengths=None, fwhm=None
     lr : float, default 1e-3
         Adam learning rate.
     patience : int, default 15
-        Stop after this many epochs without a lower validation loss (training
-        loss without validation); the best epoch's weights are kept.
+        Stop after this many epochs without a lower validation loss (the loss
+        optimised, outlier exposure's term included, without validation); the
+        best epoch's weights are kept.
     min_epochs : int, default 1
         Early stopping keeps no epoch before this one (at most ``epochs``) and counts patience from it. With
         outlier exposure the validation loss can be lowest after a few epochs, while the network is still
@@ -690,7 +723,8 @@ def train_classifier(X, y, class_names, groups=None, wavelengths=None, fwhm=None
     -------
     TrainingResult
         ``info.training["metrics"]`` holds ``best_epoch``, ``epochs_run``,
-        ``train_loss``, ``train_accuracy``, ``n_train``, ``n_validation`` and,
+        ``train_loss`` (the classes' cross-entropy of ``history``), ``train_accuracy``, ``n_train``,
+        ``n_validation`` and,
         with validation data, ``val_loss``, ``val_accuracy``,
         ``val_balanced_accuracy``, ``val_kappa``, ``val_macro_f1``,
         ``confusion_matrix`` and ``per_class``.

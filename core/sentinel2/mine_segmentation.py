@@ -82,7 +82,11 @@ class SegmentationResult:
     info : ModelInfo
     plan : TilePlan
     history : dict
-        Per epoch: ``train_loss``, ``val_loss``, ``val_iou``, ``val_f1``.
+        Per epoch: ``train_loss``, ``val_loss``, ``val_iou``, ``val_f1``. Both losses are BCE + Dice with mine
+        pixels unweighted, the mean over batches weighted by their valid pixels: ``train_loss`` over the epoch's
+        (augmented) training batches as they were trained, ``val_loss`` over the held-out tiles after the epoch.
+        With ``class_weight``, ``train_weighted_loss`` holds the loss optimised (mine pixels weighted), the mean
+        over the epoch's batches weighted by their tiles.
     metrics : dict
         ``val_iou``, ``val_f1``, ``val_precision``, ``val_recall``, ``val_pixels``,
         ``val_mine_pixels``, and the same for the training tiles (``train_...``).
@@ -240,7 +244,10 @@ def _fit_unet(X, Y, V, plan, mean, sd, n_channels, rgb_cols, hp, feedback):
         module = tile_model(net, mean, sd)
         optimiser = torch.optim.Adam(net.parameters(), lr=float(lr), weight_decay=float(weight_decay))
 
+        tally = {}
+
         def start_epoch(epoch):
+            tally.update(loss=0.0, pixels=0.0)
             if epoch > 0 and plan.stream is not None:  # background tiles beyond the budget: a fresh draw
                 plan.stream.refill(X, V, Y)
             for group in optimiser.param_groups:
@@ -253,27 +260,43 @@ def _fit_unet(X, Y, V, plan, mean, sd, n_channels, rgb_cols, hp, feedback):
             if augment == "photometric":
                 x = photometric(x, hp["bands"], hp["indices"], photo_rng)
             optimiser.zero_grad()
-            loss = _loss(torch, module.logit(torch.from_numpy(x)),
-                         torch.from_numpy(y.astype(np.float32)[:, None]), torch.from_numpy(v[:, None]),
-                         float(dice_weight), pos_weight)
+            logits = module.logit(torch.from_numpy(x))
+            target, valid = torch.from_numpy(y.astype(np.float32)[:, None]), torch.from_numpy(v[:, None])
+            loss = _loss(torch, logits, target, valid, float(dice_weight), pos_weight)
             loss.backward()
             optimiser.step()
+            # the curve: the held-out loss's definition (mine pixels unweighted; batches weighted by valid pixels),
+            # on the logits the step trained on; with pos_weight None that is the loss optimised
+            pixels = float(v.sum())
+            if pos_weight is None:
+                plain = loss.item()
+            else:
+                with torch.no_grad():
+                    plain = _loss(torch, logits.detach(), target, valid, float(dice_weight)).item()
+            tally["loss"] += plain * pixels
+            tally["pixels"] += pixels
             return loss
 
         def end_epoch(epoch, train_loss):
+            # train_loss: the loss optimised (mine pixels weighted pos_weight with CLASS_WEIGHT); divergence is
+            # judged on it, the curve records the unweighted loss, comparable with the held-out one
             if not np.isfinite(train_loss):
                 raise OreMapError("Training diverged: the loss is not a number.", "learning_rate",
                                   "Lower the learning rate (e.g. 0.001).")
             val_loss, counts, _ = _evaluate(module, torch, X, Y, V, val_idx, threshold, dice_weight, bs)
             scores = pixel_scores(*counts)
-            history["train_loss"].append(train_loss)
+            history["train_loss"].append(tally["loss"] / max(tally["pixels"], 1.0))
+            if pos_weight is not None:
+                history.setdefault("train_weighted_loss", []).append(train_loss)
             history["val_loss"].append(val_loss)
             history["val_iou"].append(scores["iou"])
             history["val_f1"].append(scores["f1"])
 
         def log(epoch, train_loss):
             if (epoch + 1) % 5 == 0 or epoch == 0 or epoch + 1 == int(epochs):
-                line = f"Epoch {epoch + 1}: training loss {train_loss:.4f}"
+                line = f"Epoch {epoch + 1}: training loss {history['train_loss'][-1]:.4f}"
+                if pos_weight is not None:
+                    line += f" (with mine pixels weighted, as optimised: {train_loss:.4f})"
                 if val_idx.size:
                     line += (f", held-out loss {history['val_loss'][-1]:.4f}, IoU {history['val_iou'][-1]:.3f}, "
                              f"F1 {history['val_f1'][-1]:.3f}")

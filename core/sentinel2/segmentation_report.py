@@ -139,9 +139,23 @@ def training_report(result, raster_size=None, raster_path="", chips=None):
         f"{seg['threshold']:g}. Held-out tiles hold every mine tile of the held-out blocks and a random share of "
         "their background tiles, so precision on a whole scene (mostly background) can be lower.", "note")))
     epochs = list(range(1, len(result.history["train_loss"]) + 1))
+    weighted = result.history.get("train_weighted_loss")
     curves = report.svg_line_chart(
         [("training loss", epochs, result.history["train_loss"], "#1f77b4"),
-         ("held-out loss", epochs, result.history["val_loss"], "#ff7f0e")], "Loss", "epoch", "BCE + Dice")
+         ("held-out loss", epochs, result.history["val_loss"], "#ff7f0e")], "Loss", "epoch",
+        "BCE + Dice, mine pixels unweighted" if weighted else "BCE + Dice")
+    note = (f"Both lines are BCE + {p['dice_weight']:g} x (1 - soft Dice) over valid pixels, every pixel weighing "
+            "alike, averaged over batches by their valid pixels: the training line over each epoch's augmented "
+            "training tiles while the network trained on them, the held-out line over the held-out tiles after the "
+            "epoch.")
+    if weighted:
+        how = p.get("loss", "").partition(", ")[2] or "mine pixels weighted"
+        note += (f" Training minimised the BCE with mine pixels weighted by their rarity ({how}); that loss, not "
+                 "comparable with the held-out one, is drawn on its own below.")
+    curves += report.paragraph(note, "note")
+    if weighted:
+        curves += report.svg_line_chart([("training loss optimised", epochs, weighted, "#9467bd")],
+                                        "Loss optimised (mine pixels weighted)", "epoch", "weighted BCE + Dice")
     curves += report.svg_line_chart(
         [("held-out IoU", epochs, result.history["val_iou"], "#2ca02c"),
          ("held-out F1", epochs, result.history["val_f1"], "#d62728")], "Held-out accuracy", "epoch", "score")
