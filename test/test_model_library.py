@@ -218,6 +218,22 @@ def test_dock_lists_models_and_opens_the_right_algorithm_dialog(library, model_f
         assert copied == [os.path.join(folder, "usgs_minerals_cnn.onnx")]
         assert os.path.exists(os.path.join(folder, "usgs_minerals_cnn.md"))
         assert dock.selected_entry().path == copied[0] and dock.selected_entry().source == model_library.USER
+        # another model of the same file name, without a report: it replaced the user's model (and left the old
+        # report, which the new card then linked) without a question
+        other = tmp_path / "elsewhere" / "usgs_minerals_cnn.onnx"
+        other.parent.mkdir()
+        other.write_bytes(b"other model")
+        asked = []
+        dock.confirm = lambda title, text: asked.append(text) and False   # the user says no
+        assert dock.add_models([str(other)]) == []
+        assert asked and "usgs_minerals_cnn.onnx, usgs_minerals_cnn.md, usgs_minerals_cnn_report.html" in asked[0]
+        assert open(copied[0], "rb").read() == open(BUNDLED, "rb").read()
+        dock.confirm = lambda title, text: True
+        assert dock.add_models([str(other)]) == copied
+        assert open(copied[0], "rb").read() == b"other model"
+        assert not os.path.exists(os.path.join(folder, "usgs_minerals_cnn_report.html"))   # no stale report
+        assert not os.path.exists(os.path.join(folder, "usgs_minerals_cnn.md"))
+        assert "usgs_minerals_cnn_report.html" in os.listdir(trash / "files")
     finally:
         for dialog in dock.dialogs:
             dialog.close()

@@ -334,7 +334,11 @@ class ModelLibraryDock(QgsDockWidget):
         return removed
 
     def add_models(self, paths=None):
-        """Copy model files (and their .md card and _report.html) into the model folder; returns the copies."""
+        """Copy model files (and their .md card and _report.html) into the model folder; returns the copies.
+
+        A model of the same file name already in the folder is replaced only when the user agrees, and then
+        with its card and report (to the trash where there is one): a report left behind would be linked from
+        the new model's card."""
         if not paths:
             paths, _ = QFileDialog.getOpenFileNames(self, "Add OreMap models", "", "ONNX models (*.onnx)")
         if not paths:
@@ -343,11 +347,25 @@ class ModelLibraryDock(QgsDockWidget):
         copied = []
         for path in paths:
             source = model_library.ModelEntry(os.path.abspath(path), model_library.USER)  # sidecars only
+            target = os.path.join(self.folder, os.path.basename(source.path))
+            if os.path.exists(target) and os.path.samefile(source.path, target):   # already the folder's own
+                copied.append(target)
+                continue
+            if os.path.exists(target):
+                existing = model_library.ModelEntry(target, model_library.USER)
+                names = ", ".join(os.path.basename(p) for p in [existing.path] + existing.sidecars())
+                if not self.confirm("Replace model", f"The model folder already holds {names}. Replace "
+                                                     f"{'them' if existing.sidecars() else 'it'} with "
+                                                     f"{source.path}?"):
+                    continue
+                try:
+                    model_library.remove_model(existing, remove=move_to_trash)
+                except OSError as exc:
+                    QMessageBox.warning(self, "Add model", f"Could not replace {target}: {exc}")
+                    continue
             for part in [source.path] + source.sidecars():
-                target = os.path.join(self.folder, os.path.basename(part))
-                if not (os.path.exists(target) and os.path.samefile(part, target)):  # already the folder's own
-                    shutil.copy2(part, target)
-            copied.append(os.path.join(self.folder, os.path.basename(source.path)))
+                shutil.copy2(part, os.path.join(self.folder, os.path.basename(part)))
+            copied.append(target)
         self.refresh()
         if copied:
             self.select(copied[-1])
