@@ -27,7 +27,9 @@ class PredictAbundance(OreMapAlgorithm):
         "a confidence interval per mineral, and the dominant mineral.\n\n"
         "The intervals are split-conformal: calibrated on ROIs held out during training, so that a 90 % interval "
         "contains the true abundance about 90 % of the time on new samples like the training ones. They are "
-        "wider where the ensemble's models disagree, and stay within 0-100 %.\n\n"
+        "wider where the ensemble's models disagree, and stay within 0-100 %. Each training ROI counts once: a "
+        "level needs enough of them (9 for 90 %, 19 for 95 %, 99 for 99 %); with fewer the intervals are 0-100 % "
+        "and the log names the levels the model can give.\n\n"
         "The raster's bands are matched to the model's wavelengths (resampled when they differ). A summary table "
         "gives, per mineral, the mean and standard deviation of the abundance and its area share, overall and per "
         "zone when a polygon layer is given.")

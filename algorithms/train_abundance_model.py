@@ -47,7 +47,9 @@ class TrainAbundanceModel(OreMapAlgorithm):
         "to exactly 100 % (projection onto the simplex, or modelling in log-ratio space). When the chosen "
         "minerals do not make up the whole sample, an 'Other' part takes the remainder.\n\n"
         "Per-pixel confidence intervals are calibrated by split-conformal prediction on the grouped "
-        "out-of-fold residuals, scaled by how much the models disagree. Linear unmixing with endmembers "
+        "out-of-fold residuals, scaled by how much the models disagree. The pixels of one ROI share its "
+        "composition, so each ROI counts once: 90 % intervals need at least 9 ROIs, 95 % 19 (with fewer they are "
+        "0-100 %, and the log says so). Linear unmixing with endmembers "
         "estimated from the same ROIs is evaluated on the same folds, so the report shows when physics-based "
         "unmixing is as good. The model is one ONNX file for 'Predict mineral abundances'.")
     PARAM_HELP = {
@@ -66,7 +68,9 @@ class TrainAbundanceModel(OreMapAlgorithm):
         "FAMILIES": "Model families to train and stack. The CNN is the slowest (a few minutes on a CPU).",
         "SPACE": "How closure is enforced: projection onto the simplex (exact zeros possible), or regression in "
                  "isometric log-ratio space (Egozcue et al. 2003; never exactly zero: a zero in the table counts as "
-                 "0.65 %, below a 1 % detection limit, so a pure mineral is predicted near 99 %).",
+                 "0.65 %, below a 1 % detection limit, and the other parts give way, so a pure mineral's target is "
+                 "100 - 0.65 (k - 1) % for k parts, Other included: 98.7 % with 3 parts, 97.4 % with 5, 94.2 % with "
+                 "10).",
         "PREPROCESSING": "Applied to spectra before every model: none, brightness normalisation (insensitive to "
                          "illumination), or continuum removal (absorption depths).",
         "FOLDS": "Cross-validation folds (whole ROIs per fold; at most the number of ROIs).",
@@ -246,10 +250,18 @@ class TrainAbundanceModel(OreMapAlgorithm):
         for label, values in metrics.items():
             feedback.info(f"  {label}: mean RMSE {values['mean_rmse']:.2f} %")
         feedback.info(f"Interval coverage at {100 * level:.0f} %: {100 * result.coverage['all']:.1f} % on held-out ROIs.")
+        training = result.info.training
+        unit = "ROIs" if training["n_groups"] == training["n_rois"] else "ROI groups"
         if not np.all(np.isfinite(result.quantiles)):
-            feedback.warning(f"Too few ROI pixels to calibrate {100 * level:.0f} % intervals (a conformal interval needs "
-                             f"at least {abundance.conformal_minimum(level)} held-out pixels): every interval is 0-100 %, "
-                             "so the coverage above says nothing. Add ROIs, or lower the level.")
+            feedback.warning(abundance.calibration_warning(training["n_groups"], level, unit)
+                             + " The coverage above says nothing.")
+        else:   # enough ROIs for the model, too few outside some fold for its check
+            need = abundance.conformal_minimum(level)
+            short = sum(np.unique(result.groups[result.folds != f]).size < need for f in np.unique(result.folds))
+            if short:
+                feedback.warning(f"In {short} of {np.unique(result.folds).size} folds fewer than {need} {unit} were "
+                                 f"left to calibrate the held-out ROIs' {100 * level:.0f} % intervals: those were "
+                                 "0-100 %, so the coverage above overstates the model's (add ROIs to check it).")
         Y = comp.values
         present = (Y[:, :len(fields)] > 0).sum(axis=0)
         absent = [comp.names[j] for j in range(len(fields)) if present[j] == 0]

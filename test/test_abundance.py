@@ -22,6 +22,7 @@ from oremap.core.abundance import members as ab_members
 from oremap.core.engine import onnx_ensemble
 from oremap.core.engine.compositional import ilr_basis, ilr_inverse, project_simplex
 from oremap.core.engine.errors import OreMapError
+from oremap.core.engine.feedback import Feedback
 from oremap.core.engine.wavelengths import band_info_from_raster
 from oremap.core.hyperspectral.spectral_library import read_library
 
@@ -130,11 +131,16 @@ def test_minerals_the_rois_hardly_sample_and_too_few_pixels_for_intervals(run_al
     assert ("Minerals the ROIs hardly sample: absent from every ROI: pyrite (predicted 0 everywhere; its figures "
             "flatter the means); in one ROI only: gypsum (cross-validation cannot test it). Leave them out of FIELDS "
             "or add ROIs holding them.") in log.warnings
+    # 12 ROIs give the model 90 % intervals, but each of 3 folds is checked with the 8 ROIs outside it
+    assert ("In 3 of 3 folds fewer than 9 ROIs were left to calibrate the held-out ROIs' 90 % intervals: those were "
+            "0-100 %, so the coverage above overstates the model's (add ROIs to check it).") in log.warnings
     points = rois.iloc[:5].copy()
     points["geometry"] = points.geometry.centroid
     _, log = _train_logged(scene, points, fields, tmp_path / "five.gpkg")
-    assert any(w.startswith("Too few ROI pixels to calibrate 90 % intervals (a conformal interval needs at least 9 "
-                            "held-out pixels): every interval is 0-100 %") for w in log.warnings)
+    assert ("Too few ROIs to calibrate 90 % intervals: the pixels of one ROI share its lab composition, so the ROIs, "
+            "not the pixels, are the calibration units, and a conformal interval at that level needs at least 9 ROIs "
+            "(5 here). Every interval is 0-100 %. Add ROIs, or lower the level to at most 83 %. The coverage above "
+            "says nothing.") in log.warnings
 
 
 def test_a_unit_the_values_contradict_is_refused_or_warned():
@@ -193,6 +199,90 @@ def test_conformal_quantile_is_the_finite_sample_rank():
     assert ab.conformal_quantile(scores, 0.9) == 9.0   # ceil(10 * 0.9) = 9th smallest
     assert ab.conformal_quantile(scores, 0.5) == 5.0   # ceil(10 * 0.5) = 5th
     assert ab.conformal_quantile(scores[:3], 0.9) == np.inf  # too few to promise 90 %
+
+
+def test_conformal_quantile_counts_each_roi_once():
+    """Every pixel of an ROI carries its one lab composition, so the residuals of an ROI go together and n pixels
+    are not n exchangeable calibration scores: 3 ROIs of 60 pixels gave 90 % intervals that held 77 % of new ROIs'
+    pixels. The ROIs are the units: each weighs one, a level needs conformal_minimum ROIs, one pixel per ROI is the
+    plain split-conformal rank."""
+    three = np.repeat([1.0, 2.0, 3.0], 60)
+    assert ab.conformal_quantile(three, 0.9) == 3.0   # the 163rd of 180 pixels
+    assert ab.conformal_quantile(three, 0.9, np.repeat([0, 1, 2], 60)) == np.inf   # 9 ROIs needed for 90 %
+    # pooled weight 1/3, 2/3 reaches 0.5 x 4/3: the 2nd ROI, as the 2nd of 3 single scores
+    assert ab.conformal_quantile(three, 0.5, np.repeat([0, 1, 2], 60)) == 2.0 == ab.conformal_quantile([1, 2, 3], 0.5)
+    # one big ROI of 100 pixels at 1 and nine one-pixel ROIs at 2..10: pixel-wise the big one is the quantile; ROI-wise
+    # it weighs 1/10 and 90 % needs weight 0.9 x 11/10 = 0.99 (the 10th ROI), 80 % 0.88 (the 9th)
+    scores, groups = np.r_[np.ones(100), np.arange(2.0, 11.0)], np.r_[np.zeros(100), np.arange(1, 10)]
+    assert ab.conformal_quantile(scores, 0.9) == 1.0 and ab.conformal_quantile(scores, 0.9, groups) == 10.0
+    assert ab.conformal_quantile(scores, 0.8, groups) == 9.0
+    # one score per ROI: the rank ceil((n + 1) level), whatever the order or level
+    rng = np.random.default_rng(0)
+    for n, level in [(9, 0.9), (10, 0.9), (37, 0.95), (200, 0.8), (19, 0.95), (3, 0.5)]:
+        x = rng.random(n)
+        assert ab.conformal_quantile(x, level, rng.permutation(n)) == ab.conformal_quantile(x, level)
+    # a new ROI's pixels inside the interval, when ROIs differ more than their pixels: with 4 ROIs of 30 pixels the
+    # pixel-wise quantile held about 83 % (the ROI-wise one makes no promise: 0-100 %); with 10 or 20 ROIs the
+    # ROI-wise quantile holds at least 90 % on average (a guarantee for exchangeable ROIs)
+    rng = np.random.default_rng(0)
+    for k in (4, 10, 20):
+        old, new = [], []
+        for _ in range(1000):
+            s = np.abs(rng.standard_normal((k + 1, 1)) + 0.2 * rng.standard_normal((k + 1, 30)))
+            old.append((s[k] <= ab.conformal_quantile(s[:k].ravel(), 0.9)).mean())
+            new.append((s[k] <= ab.conformal_quantile(s[:k].ravel(), 0.9, np.repeat(np.arange(k), 30))).mean())
+        if k == 4:
+            assert np.mean(old) < 0.86 and np.mean(new) == 1.0, np.mean(old)
+        else:
+            assert np.mean(new) >= 0.9, (k, np.mean(new))
+
+
+def test_few_rois_give_0_100_intervals_with_warnings(tmp_path):
+    """4 ROIs of 9 pixels: 36 pixels made 90 % intervals finite (they held about 83 % of new ROIs' pixels). The ROIs
+    are the calibration units: 90 % needs 9, so the intervals are 0-100 % and the report says why; a prediction at a
+    level the model cannot give warns (it wrote 0-100 % silently), naming the ROIs needed and the levels that work."""
+    scene = make_scene(str(tmp_path), n_rows=2, n_cols=2, roi_size=3, seed=3)
+    X, lab, ids = roi_pixels(scene)
+    result = ab.train_abundance_model(X, lab, ids, ["Kaolinite", "Muscovite", "Calcite", "Goethite", "Quartz"],
+                                      families=["ridge"], n_folds=4, fcls=False, seed=0)
+    assert np.isinf(result.quantiles).all() and result.coverage["all"] == 1.0
+    warning = ("Too few ROIs to calibrate 90 % intervals: the pixels of one ROI share its lab composition, so the "
+               "ROIs, not the pixels, are the calibration units, and a conformal interval at that level needs at least "
+               "9 ROIs (4 here). Every interval is 0-100 %. Add ROIs, or lower the level to at most 80 %.")
+    assert ab.calibration_warning(4, 0.9) == warning and ab.calibration_warning(9, 0.9) is None
+    assert warning in abundance_report.training_report(result)
+    path = str(tmp_path / "four.onnx")
+    result.save(path)
+    model = abundance_map.AbundanceModel(path)
+    assert model.n_calibration == 4 and model.grouped
+    _, lo, hi = model.predict(X, 0.9)
+    assert (lo == 0).all() and (hi == 100).all()
+    _, lo, hi = model.predict(X, 0.8)   # 4 ROIs: 80 % is the highest level with a finite quantile
+    assert (hi - lo).max() < 100
+
+    class Log(Feedback):
+        def __init__(self):
+            self.warnings = []
+
+        def warning(self, message):
+            self.warnings.append(message)
+
+    log = Log()
+    abundance_map.predict_abundance_map(scene["raster"], path, str(tmp_path / "a.tif"), str(tmp_path / "i.tif"),
+                                        level=0.95, feedback=log)
+    assert log.warnings == [warning.replace("90 %", "95 %").replace("least 9 ROIs", "least 19 ROIs")]
+    with rasterio.open(str(tmp_path / "i.tif")) as ds:
+        bounds = ds.read()
+        valid = bounds[0] != ds.nodata
+        assert (bounds[:5, valid] == 0).all() and (bounds[5:, valid] == 100).all()
+    log.warnings.clear()
+    abundance_map.predict_abundance_map(scene["raster"], path, str(tmp_path / "b.tif"), level=0.8, feedback=log)
+    assert log.warnings == []
+    # a model saved before ROIs counted once (its n_calibration counts pixels) keeps its pixel-wise reading
+    model.grouped, model.n_calibration = False, 36
+    assert np.isfinite(model.quantiles(0.9)).all() and model.calibration_warning(0.99).startswith(
+        "Too few calibration pixels to calibrate 99 % intervals: a conformal interval at that level needs at least 99 "
+        "calibration pixels (36 here).")
 
 
 def test_intervals_are_clipped_to_0_100():
@@ -714,7 +804,7 @@ def test_ilr_targets_of_pure_minerals_stay_pure(tmp_path):
     path = str(tmp_path / "ilr.onnx")
     result.save(path)
     model = abundance_map.AbundanceModel(path)
-    A, lo, hi = model.predict(E, 0.9)
+    A, lo, hi = model.predict(E, 0.85)   # 8 ROIs: 90 % would need 9
     assert np.diag(A).min() > 98.0 and np.diag(A).max() < 99.5   # 76 % before; 98.7 % is the target itself
     assert (lo <= A).all() and (A <= hi).all() and (hi - lo).max() < 100
     # too few calibration pixels for the level: no finite conformal quantile, as in training (it took the largest
@@ -723,6 +813,20 @@ def test_ilr_targets_of_pure_minerals_stay_pure(tmp_path):
     assert np.isinf(model.quantiles(0.9)).all() and np.isfinite(model.quantiles(0.8)).all()
     A5, lo5, hi5 = model.predict(E, 0.9)
     assert (lo5 == 0).all() and (hi5 == 100).all() and np.array_equal(A5, A)
+
+
+def test_the_help_gives_the_ilr_target_of_a_pure_mineral():
+    """The SPACE help said a pure mineral is predicted 'near 99 %' in log-ratio space; its target is
+    100 - 0.65 (k - 1) %: 98.7 % with 3 parts, 97.4 % with 5 (the usual 4 minerals and Other), 94.2 % with 10."""
+    from oremap.algorithms.train_abundance_model import TrainAbundanceModel
+
+    text = TrainAbundanceModel.PARAM_HELP["SPACE"]
+    assert "near 99 %" not in text and "100 - 0.65 (k - 1) %" in text
+    for k in (3, 5, 10):
+        pure = np.zeros((1, k))
+        pure[0, 0] = 100.0
+        target = ilr_inverse(ab._to_targets(pure, "ilr"), 100.0)[0, 0]
+        assert target == pytest.approx(100 - 0.65 * (k - 1)) and f"{target:.1f} % with {k}" in text
 
 
 def test_the_summary_table_leaves_missing_values_empty(tmp_path):

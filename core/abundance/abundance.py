@@ -22,8 +22,10 @@ Training (:func:`train_abundance_model`):
    is closed by construction;
 5. intervals: split-conformal on the grouped out-of-fold residuals, scaled by the
    members' disagreement (the spread): ``|y - a| / (spread + floor)`` has an
-   empirical quantile ``q`` per mineral, and the interval ``a -/+ q (spread + floor)``
-   clipped to [0, 100] holds the truth at the chosen rate on new ROIs. Its coverage
+   empirical quantile ``q`` per mineral, each ROI (group) weighing one, as the ROIs
+   are the exchangeable units (:func:`conformal_quantile`), and the interval
+   ``a -/+ q (spread + floor)`` clipped to [0, 100] holds the truth at the chosen rate
+   on new ROIs; below :func:`conformal_minimum` ROIs it is 0-100 %. Its coverage
    is checked on each fold with a quantile from the other folds only;
 6. a physics baseline on the same folds: endmember spectra estimated from the training
    ROIs (least squares on the compositions) and :func:`core.engine.unmixing.unmix`, so the
@@ -272,20 +274,67 @@ def regression_metrics(Y, A, names):
     return rows
 
 
-def conformal_quantile(scores, level):
-    """The split-conformal quantile: the ceil((n+1) level)-th smallest score (inf when n is too small)."""
-    scores = np.sort(np.asarray(scores, np.float64).reshape(-1))
+def conformal_quantile(scores, level, groups=None):
+    """The split-conformal quantile: the ceil((n+1) level)-th smallest score (inf when n is too small).
+
+    With ``groups`` (the ROI of each score) the calibration units are the groups, not the scores: the pixels of one
+    ROI share its lab composition, so their residuals go together and n pixels are not n exchangeable draws (with
+    3 ROIs of 60 pixels, 90 % intervals held 77 % of new ROIs' pixels). Each of the K groups then weighs 1 / K, shared
+    by its scores, and the quantile is the smallest score whose pooled weight reaches ``level (K + 1) / K``: inf
+    below :func:`conformal_minimum` groups. For a new group exchangeable with the K, the expected share of its
+    pixels inside the interval is at least ``level`` (the new group's own weight, unknown, is counted as above every
+    score, as split-conformal counts the new score); one score per group gives the rank above.
+    """
+    scores = np.asarray(scores, np.float64).reshape(-1)
+    if groups is not None:
+        k = np.unique(np.asarray(groups).reshape(-1)).size
+        if int(np.ceil((k + 1) * float(level))) > k:   # as conformal_minimum
+            return float("inf")
+        return float(pooled_quantile(scores, group_weights(groups), min(float(level) * (k + 1) / k, 1.0)))
+    scores = np.sort(scores)
     n = scores.size
     rank = int(np.ceil((n + 1) * float(level)))
     return float(scores[rank - 1]) if 1 <= rank <= n else float("inf")
 
 
+def group_weights(groups):
+    """Weight of each score when every group (ROI) counts once: ``1 / (K n_g)``, summing to 1."""
+    _, inverse, counts = np.unique(np.asarray(groups).reshape(-1), return_inverse=True, return_counts=True)
+    return 1.0 / (counts.size * counts[np.asarray(inverse).reshape(-1)])
+
+
+def pooled_quantile(scores, weights, p):
+    """The smallest score whose weight with every smaller score's reaches ``p`` (scalar or array; the inverse of the
+    weighted empirical distribution, a step function: no interpolation)."""
+    order = np.argsort(np.asarray(scores, np.float64), kind="stable")
+    s = np.asarray(scores, np.float64)[order]
+    cum = np.cumsum(np.asarray(weights, np.float64)[order])
+    cum /= cum[-1]   # rounding: the total is exactly 1
+    i = np.searchsorted(cum, np.asarray(p, np.float64) - 1e-9, side="left")
+    return s[np.minimum(i, s.size - 1)]
+
+
 def conformal_minimum(level):
-    """The fewest calibration scores that give :func:`conformal_quantile` a finite value at ``level``."""
+    """The fewest calibration scores (or groups) that give :func:`conformal_quantile` a finite value at ``level``."""
     n = 1
     while int(np.ceil((n + 1) * float(level))) > n:   # as conformal_quantile ranks
         n += 1
     return n
+
+
+def calibration_warning(n_units, level, unit="ROIs"):
+    """What to say when ``n_units`` calibration units (``unit``: ROIs, ROI groups, or the pixels of a model made
+    before ROIs counted once) are too few for a finite conformal quantile at ``level``: the intervals are then
+    0-100 %. None when they are enough."""
+    need = conformal_minimum(level)
+    if n_units >= need:
+        return None
+    ok = [p for p in range(50, 100) if int(np.ceil((n_units + 1) * p / 100.0)) <= n_units]
+    why = ("" if "pixel" in unit else f"the pixels of one ROI share its lab composition, so the {unit}, not the "
+           "pixels, are the calibration units, and ")
+    return (f"Too few {unit} to calibrate {round(100 * float(level), 6):g} % intervals: {why}a conformal interval at "
+            f"that level needs at least {need} {unit} ({n_units} here). Every interval is 0-100 %. Add ROIs, or "
+            "lower the level" + (f" to at most {ok[-1]} %." if ok else "."))
 
 
 def intervals(A, spread, quantiles, floors):
@@ -407,21 +456,22 @@ def _check_inputs(X, Y, groups, k, families, space, preprocessing, level):
     return families
 
 
-def _conformal(P_oof, A_oof, Y, names, folds, n_folds, space, level):
+def _conformal(P_oof, A_oof, Y, names, groups, folds, n_folds, space, level):
     """Conformal intervals of :func:`train_abundance_model` scaled by the members' spread: the spread,
-    floors and quantiles, and the out-of-fold coverage and widths (each fold calibrated without itself)."""
+    floors and quantiles, and the out-of-fold coverage and widths (each fold calibrated without itself).
+    The calibration units are the ``groups`` (ROIs), each weighing one (:func:`conformal_quantile`)."""
     n, k = Y.shape
     m = P_oof.shape[1]
     S_oof = _spread(P_oof, space)
     floors = np.maximum(np.median(S_oof, axis=0), 0.5) if m > 1 else np.full(k, 1.0)
     R = np.abs(Y - A_oof) / (S_oof + floors)
-    quantiles = np.array([conformal_quantile(R[:, j], level) for j in range(k)])
+    quantiles = np.array([conformal_quantile(R[:, j], level, groups) for j in range(k)])
     coverage, widths = {}, {}
     covered = np.zeros((n, k), bool)
     width = np.zeros((n, k))
     for f in range(n_folds):
         va, tr = folds == f, folds != f
-        q = np.array([conformal_quantile(R[tr, j], level) for j in range(k)])
+        q = np.array([conformal_quantile(R[tr, j], level, groups[tr]) for j in range(k)])
         lo, hi = intervals(A_oof[va], S_oof[va], q, floors)
         covered[va] = (Y[va] >= lo - 1e-9) & (Y[va] <= hi + 1e-9)
         width[va] = hi - lo
@@ -429,7 +479,8 @@ def _conformal(P_oof, A_oof, Y, names, folds, n_folds, space, level):
         coverage[name] = float(covered[:, j].mean())
         widths[name] = float(width[:, j].mean())
     coverage["all"] = float(covered.mean())
-    score_table = np.array([np.quantile(R[:, j], _SCORE_LEVELS) for j in range(k)])
+    # the groups' pooled quantile curve; prediction reads it at level (K + 1) / K (AbundanceModel.quantiles)
+    score_table = np.array([pooled_quantile(R[:, j], group_weights(groups), _SCORE_LEVELS) for j in range(k)])
     return S_oof, floors, quantiles, coverage, widths, score_table
 
 
@@ -477,7 +528,8 @@ def _model_info(X, Y, groups, names, wl, fwhm, band_names, metrics, coverage, wi
     info.extra["abundance"] = {
         "space": space, "total": TOTAL, "other_part": "Other" in names,
         "conformal": {"floors": floors.tolist(), "levels": _SCORE_LEVELS.tolist(), "scores": score_table.tolist(),
-                      "n_calibration": int(n), "default_level": float(level)},
+                      "n_calibration": int(np.unique(groups).size), "units": "groups",
+                      "default_level": float(level)},
     }
     info = ModelInfo.from_json(info.to_json())
     return info
@@ -592,8 +644,8 @@ def train_abundance_model(X, Y, groups, names, wavelengths=None, fwhm=None, band
     metrics = {label: regression_metrics(Y, A, names) for label, A in oof.items()}
 
     # conformal intervals scaled by the members' spread
-    S_oof, floors, quantiles, coverage, widths, score_table = _conformal(P_oof, A_oof, Y, names, folds, n_folds, space,
-                                                                         level)
+    S_oof, floors, quantiles, coverage, widths, score_table = _conformal(P_oof, A_oof, Y, names, groups, folds,
+                                                                         n_folds, space, level)
 
     # final members on everything
     feedback.info("Fitting the final members on all ROIs.")

@@ -13,7 +13,7 @@ from ..engine.compute import gemm
 from ..engine.errors import OreMapError
 from ..engine.feedback import ensure
 from ..engine.model_format import OnnxModel
-from .abundance import TASK, TOTAL, _to_parts, intervals
+from .abundance import TASK, TOTAL, _to_parts, calibration_warning, intervals
 
 
 class AbundanceModel:
@@ -34,6 +34,8 @@ class AbundanceModel:
         self.scores = np.asarray(meta["scores"], np.float64)
         self.floors = np.asarray(meta["floors"], np.float64)
         self.n_calibration = int(meta["n_calibration"])
+        # ROIs (groups) since each ROI counts once; older models counted pixels
+        self.grouped = meta.get("units") == "groups"
 
     BATCH = 8192
     """Rows per onnxruntime run (:meth:`predict`)."""
@@ -62,10 +64,22 @@ class AbundanceModel:
         rank = np.ceil((n + 1) * float(level))
         if rank > n:
             return np.full(len(self.scores), np.inf)
+        if self.grouped:
+            # the ROIs' pooled quantile at level (n + 1) / n, read at the first stored level at or above it: never
+            # below the training's conformal_quantile over the ROIs
+            i = np.searchsorted(self.levels, min(float(level) * (n + 1) / n, 1.0) - 1e-9)
+            return self.scores[:, min(i, self.levels.size - 1)].copy()
         # the rank-th smallest score: at (rank - 1) / (n - 1) of the stored quantile curve (linear between order
         # statistics), the training's conformal_quantile (rank / n read a little above it: wider intervals)
         p = (rank - 1) / max(n - 1, 1)
         return np.array([np.interp(p, self.levels, s) for s in self.scores])
+
+    def calibration_warning(self, level):
+        """The warning when the model's calibration set is too small for ``level`` (its intervals are 0-100 %), naming
+        the units needed and the levels that give finite intervals; None when it is large enough."""
+        if np.isfinite(self.quantiles(level)).all():   # (which checks the level)
+            return None
+        return calibration_warning(self.n_calibration, level, "ROIs" if self.grouped else "calibration pixels")
 
     def predict(self, X, level=0.9, preprocessed=False, members=False):
         """Abundances (%), lower and upper bounds for spectra at the model's bands.
@@ -109,6 +123,9 @@ def predict_abundance_map(raster_path, model_path, out_path, interval_path=None,
     feedback = ensure(feedback)
     model = AbundanceModel(model_path)
     names = model.names
+    unfit = model.calibration_warning(level)
+    if unfit:   # as training warns for its own level
+        feedback.warning(unfit)
     k = len(names)
     pct = int(round(100 * float(level)))
     stats = {"n": 0, "sum": np.zeros(k), "sumsq": np.zeros(k), "dominant": np.zeros(k, np.int64),

@@ -4,7 +4,7 @@ weights) and its CSV tables.
 
 import numpy as np
 
-from .abundance import FAMILY_LABELS
+from .abundance import FAMILY_LABELS, calibration_warning
 
 
 def training_report(result, title="Mineral abundance model", data_notes=(), max_points=600, seed=0):
@@ -76,7 +76,10 @@ def training_report(result, title="Mineral abundance model", data_notes=(), max_
     sections.append((f"Confidence intervals ({100 * level:.0f} %)", report.paragraph(
         "Split-conformal intervals on the grouped out-of-fold residuals, scaled by how much the members disagree "
         "at each pixel, clipped to 0-100 %. Coverage is measured honestly: each fold's intervals use a quantile "
-        "computed from the other folds only.") + report.html_table(
+        "computed from the other folds only, each ROI (group) counting once.")
+        + ("" if np.all(np.isfinite(result.quantiles)) else report.paragraph(
+            "Warning: " + calibration_warning(n_groups, level, "ROIs" if n_groups == n_rois else "ROI groups")
+            + " The coverage below says nothing.")) + report.html_table(
         ["Part", "Nominal level (%)", "Empirical coverage (%)", "Mean width (% points)"], rows, "{:.1f}")))
 
     W = result.weights
