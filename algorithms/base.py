@@ -906,7 +906,16 @@ class OreMapAlgorithm(QgsProcessingAlgorithm):
         if not types or any(t not in allowed for t in types) or kind in (QgsWkbTypes.UnknownGeometry,
                                                                           QgsWkbTypes.NullGeometry):
             return
-        if kind not in {allowed[t] for t in types}:
+        accepted = {allowed[t] for t in types}
+        if kind not in accepted:
+            from qgis.core import QgsFeatureRequest
+
+            # a file of mixed geometries (GeoJSON) is typed by its first feature: such a layer is taken when any
+            # feature has an accepted type, as when that feature comes first (the readers warn of the others)
+            for feature in source.getFeatures(QgsFeatureRequest().setNoAttributes()):
+                geometry = feature.geometry()
+                if geometry is not None and not geometry.isNull() and geometry.type() in accepted:
+                    return
             words = {QgsWkbTypes.PointGeometry: "points", QgsWkbTypes.LineGeometry: "lines",
                      QgsWkbTypes.PolygonGeometry: "polygons"}
             wanted = " or ".join(words[allowed[t]] for t in types)
@@ -1096,8 +1105,9 @@ class OreMapAlgorithm(QgsProcessingAlgorithm):
             labels.append(value if isinstance(value, int) else str(value).strip())
             ids.append(feature.id())
         if not geometries:
-            raise self.fail(name, f"The layer has no features with both a geometry and a '{field}' value.",
-                            f"Fill the '{field}' field of the features.")
+            raise self.empty_layer(parameters, name, context,
+                                   f"The layer has no features with both a geometry and a '{field}' value.",
+                                   f"Fill the '{field}' field of the features.")
         if skipped and feedback is not None:
             feedback.warning(f"{skipped} features of {self.parameterDefinition(name).description()} have no "
                              f"geometry or no '{field}' value and were left out.")
@@ -1171,6 +1181,22 @@ class OreMapAlgorithm(QgsProcessingAlgorithm):
                     values[f].append(v)
         return xs, ys, values, skipped
 
+    def empty_layer(self, parameters, name, context, message, fix):
+        """The refusal of a vector parameter that gave no usable feature: ``message`` and ``fix``, unless the
+        layer has features that a selection ('Selected features only') or the layer's filter left out."""
+        value = parameters.get(name)
+        if isinstance(value, QgsProcessingFeatureSourceDefinition) and value.selectedFeaturesOnly:
+            layer = self.parameterAsVectorLayer(parameters, name, context)
+            chosen = layer.selectedFeatureCount() if layer is not None else 0
+            if not chosen:
+                return self.fail(name, "No feature of the layer is selected, and 'Selected features only' is on.",
+                                 "Select the features to use in the layer, or untick 'Selected features only'.")
+        layer = self.parameterAsVectorLayer(parameters, name, context)
+        if layer is not None and layer.subsetString() and layer.featureCount() == 0:
+            return self.fail(name, f"The layer's filter ({layer.subsetString()}) keeps no feature.",
+                             "Change the layer's filter (Layer Properties > Source > Provider Feature Filter).")
+        return self.fail(name, message, fix)
+
     def deposit_points(self, parameters, name, context, target_crs, feedback=None, required=True):
         """``(n, 2)`` coordinates, in ``target_crs``, of the points of a deposit-layer parameter.
 
@@ -1183,7 +1209,8 @@ class OreMapAlgorithm(QgsProcessingAlgorithm):
             return None
         xs, ys, _ = self.layer_points(parameters, name, context, target_crs, feedback=feedback)
         if not xs and required:
-            raise self.fail(name, "The deposit layer holds no points.", "Choose a point layer of known deposits.")
+            raise self.empty_layer(parameters, name, context, "The deposit layer holds no points.",
+                                   "Choose a point layer of known deposits.")
         return np.column_stack([xs, ys]).astype(np.float64).reshape(-1, 2)
 
     def parameterAsSink(self, parameters, name, context, *args, **kwargs):  # noqa: N802 (QGIS API)

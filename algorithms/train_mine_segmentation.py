@@ -33,7 +33,8 @@ def polygon_geometries(alg, parameters, name, context, crs, feedback=None):
     if skipped and feedback is not None:
         feedback.warning(f"{skipped} features without a geometry were left out.")
     if not geometries:
-        raise alg.fail(name, "The layer holds no polygons.", "Choose a polygon layer of mine footprints.")
+        raise alg.empty_layer(parameters, name, context, "The layer holds no polygons.",
+                              "Choose a polygon layer of mine footprints.")
     return geometries
 
 

@@ -154,7 +154,8 @@ class TrainProspectivityModel(OreMapAlgorithm):
                 xy.append((point.x(), point.y()))
                 names.append(label)
         if not xy:
-            raise self.fail("DEPOSITS", "The deposit layer holds no points.", "Choose a point layer of known deposits.")
+            raise self.empty_layer(parameters, "DEPOSITS", context, "The deposit layer holds no points.",
+                                   "Choose a point layer of known deposits.")
         samples = None
         if self.parameterAsSource(parameters, "SAMPLES", context) is not None:
             sx, sy, _ = self.layer_points(parameters, "SAMPLES", context, crs, feedback=feedback)

@@ -480,7 +480,7 @@ def test_class_polygons_overlapping_keep_same_class_pixels_once(tmp_path):
                                                                                 (24, 0)]
     # features off the raster (a wrong CRS or extent) are said, with their names; they were dropped silently
     log = core_warnings()
-    from shapely.geometry import Point
+    from shapely.geometry import Point, box
 
     with RasterSource(path) as src:
         X, y, groups = training_pixels(src, polygons + [_cells(50, 51, 0, 0), Point(100000.5, 0.5)],
@@ -488,6 +488,18 @@ def test_class_polygons_overlapping_keep_same_class_pixels_once(tmp_path):
     assert y.size == 5 and log.warnings[-1] == (
         "2 of 6 training features cover no valid pixel of the raster and are left out (e, f): they lie outside it "
         "or on nodata. Check the layer's CRS and extent if they should be on it.")
+    # a polygon inside one pixel, away from its centre: said as smaller than a pixel, not as off the raster
+    tiny = box(5.05, 2.05, 5.15, 2.15)
+    log = core_warnings()
+    with RasterSource(path) as src:
+        X, y, groups = training_pixels(src, polygons + [tiny], labels + ["clay"], feedback=log, names=list("abcde"))
+    assert y.size == 5 and log.warnings[-1] == (
+        "1 of 5 training features lie on the raster but cover no pixel centre (smaller than a pixel) and are left "
+        "out (e): use points or larger polygons for them.")
+    with RasterSource(path) as src, pytest.raises(OreMapError) as err:
+        training_pixels(src, [tiny], ["clay"])
+    assert err.value.message.startswith("No training pixel: the 1 training polygons lie on the raster but cover no "
+                                        "pixel centre")
     # every pixel ambiguous: an error, not an empty training set
     with RasterSource(path) as src, pytest.raises(OreMapError) as err:
         training_pixels(src, [_cells(0, 1, 0, 0), _cells(0, 1, 0, 0)], ["clay", "calcite"])

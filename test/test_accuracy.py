@@ -589,3 +589,33 @@ def test_each_empty_reference_feature_is_said_once_with_its_reason(tmp_path):
                      "1 reference polygons or lines lie outside the class raster.",
                      "1 reference features cover no pixel centre of the class raster (smaller than a pixel, or on its "
                      "edge)."]
+
+
+def test_only_subpixel_reference_polygons_are_refused_as_such(tmp_path):
+    """5 m squares on a 1 km map lie on it but cover no pixel centre: the refusal sent the user to check the CRS."""
+    path = str(tmp_path / "c.tif")
+    with rasterio.open(path, "w", driver="GTiff", width=6, height=6, count=1, dtype="uint8", nodata=255,
+                       crs="EPSG:32750", transform=Affine(1000.0, 0, 0, 0, -1000.0, 6000.0)) as ds:
+        ds.write(np.ones((6, 6), np.uint8), 1)
+    tiny = [box(x * 1000 + 100, 5000 - 1000 * x + 100, x * 1000 + 105, 5000 - 1000 * x + 105) for x in range(4)]
+    with pytest.raises(OreMapError) as err:
+        assess_class_raster(path, tiny, ["1"] * 4)
+    assert err.value.message.startswith("No reference pixel: the 4 reference polygons or lines lie on the class "
+                                        "raster but cover no pixel centre") and "Centroids" in err.value.fix
+    far = [box(90000, 90000, 91000, 91000)]   # off the raster: still the CRS hint
+    with pytest.raises(OreMapError) as err:
+        assess_class_raster(path, far, ["1"])
+    assert "same area, CRS" in err.value.fix
+
+
+def test_accented_names_match_in_either_unicode_form():
+    """'Hématite' typed with a combining accent (macOS, text pasted from a PDF) was another class."""
+    import unicodedata
+
+    from oremap.core.engine.names import name_key
+
+    composed, decomposed = "Hématite", unicodedata.normalize("NFD", "Hématite")
+    assert composed != decomposed and name_key(composed) == name_key(decomposed) == name_key("HÉMATITE ")
+    legend = [{"value": 1, "name": composed, "color": "#ff0000"}]
+    mapping, unmatched, _ = match_classes(legend, [decomposed])
+    assert mapping == {decomposed: 1} and not unmatched

@@ -791,3 +791,62 @@ def test_the_main_score_of_a_shapefile_export_is_found(run_alg, tmp_path):
         "N_DRAWS": 4, "OUTPUT_HTML": str(tmp_path / "p.html")})
     expected = pe.evaluate_points(xy[:, 0], xy[:, 1], score, DEPOSITS, 2000, 4000, n_draws=4, seed=0)
     assert out["AUC_MEAN"] == pytest.approx(expected["auc_mean"], abs=1e-9)
+
+
+def test_an_empty_selection_or_filter_is_named_not_an_empty_layer(run_alg, tmp_path):
+    """'Selected features only' with nothing selected (the workflow the help recommends for a subset of deposits),
+    or a layer filter keeping none, was refused as 'The deposit layer holds no points'."""
+    from qgis.core import QgsProcessingException, QgsProcessingFeatureSourceDefinition
+
+    path, _ = distance_raster(tmp_path / "n.tif", noise=3000.0)
+    deposits = memory_points(DEPOSITS, UTM)
+    QgsProject.instance().addMapLayer(deposits)
+    try:
+        selected = QgsProcessingFeatureSourceDefinition(deposits.id(), True)
+        with pytest.raises(QgsProcessingException) as err:
+            run_alg("evaluate_prospectivity", {"SCORE_RASTER": path, "DEPOSITS": selected,
+                                               "OUTPUT_HTML": str(tmp_path / "a.html")})
+        assert "No feature of the layer is selected, and 'Selected features only' is on" in str(err.value)
+        assert "untick 'Selected features only'" in str(err.value)
+        deposits.selectByIds([f.id() for f in deposits.getFeatures()][:3])
+        out = run_alg("evaluate_prospectivity", {"SCORE_RASTER": path, "DEPOSITS": selected, "N_DRAWS": 2,
+                                                 "POSITIVE_RADIUS": 2000, "NEGATIVE_MIN_DISTANCE": 4000,
+                                                 "OUTPUT_HTML": str(tmp_path / "b.html")})
+        expected = pe.evaluate_raster(path, DEPOSITS[:3], 2000, 4000, n_draws=2, seed=0)
+        assert out["AUC_MEAN"] == pytest.approx(expected["auc_mean"], abs=1e-9)   # the selection, not the layer
+        deposits.removeSelection()
+        deposits.setSubsetString('"fid" < 0' if deposits.fields().lookupField("fid") >= 0 else "1 = 0")
+        with pytest.raises(QgsProcessingException) as err:
+            run_alg("evaluate_prospectivity", {"SCORE_RASTER": path, "DEPOSITS": deposits,
+                                               "OUTPUT_HTML": str(tmp_path / "c.html")})
+        assert "The layer's filter (" in str(err.value) and "keeps no feature" in str(err.value)
+    finally:
+        QgsProject.instance().removeMapLayer(deposits.id())
+
+
+def test_mixed_geometries_are_taken_whatever_the_first_feature(run_alg, tmp_path):
+    """A GeoJSON of site points and one pit outline is typed by its first feature: with the outline first it was
+    refused as 'The layer holds polygons', with a point first it ran (the outline taken at its centroid)."""
+    import json
+
+    from qgis.core import QgsProcessingException
+
+    path, _ = distance_raster(tmp_path / "n.tif", noise=3000.0)
+    (x0, y0), points = DEPOSITS[0], DEPOSITS[1:]
+    outline = {"type": "Feature", "properties": {"id": 0}, "geometry": {"type": "Polygon", "coordinates": [[
+        [x0 - 50, y0 - 50], [x0 + 50, y0 - 50], [x0 + 50, y0 + 50], [x0 - 50, y0 + 50], [x0 - 50, y0 - 50]]]}}
+    sites = [{"type": "Feature", "properties": {"id": i + 1}, "geometry": {"type": "Point", "coordinates": [x, y]}}
+             for i, (x, y) in enumerate(points)]
+    results = []
+    for name, features in (("point_first", sites + [outline]), ("outline_first", [outline] + sites)):
+        file = tmp_path / f"{name}.geojson"
+        file.write_text(json.dumps({"type": "FeatureCollection", "crs": {"type": "name", "properties": {
+            "name": "urn:ogc:def:crs:EPSG::32750"}}, "features": features}))
+        results.append(run_alg("evaluate_prospectivity", {"SCORE_RASTER": path, "DEPOSITS": str(file), "N_DRAWS": 3,
+                                                          "SEED": 1, "OUTPUT_HTML": str(tmp_path / f"{name}.html")}))
+    assert results[0]["AUC_MEAN"] == pytest.approx(results[1]["AUC_MEAN"], abs=1e-12)
+    only_outline = tmp_path / "outline.geojson"   # a layer of polygons alone is still refused
+    only_outline.write_text(json.dumps({"type": "FeatureCollection", "features": [outline]}))
+    with pytest.raises(QgsProcessingException):
+        run_alg("evaluate_prospectivity", {"SCORE_RASTER": path, "DEPOSITS": str(only_outline),
+                                           "OUTPUT_HTML": str(tmp_path / "o.html")})

@@ -468,7 +468,7 @@ def sample_reference(raster_path, geometries, classes, band=1, all_touched=False
         skipped features).
     """
     from .raster import RasterSource
-    from .sampling import pixels_under, read_covered
+    from .sampling import pixels_under, raster_footprint, read_covered
 
     feedback = ensure(feedback)
     geometries, classes = list(geometries), list(classes)
@@ -487,20 +487,12 @@ def sample_reference(raster_path, geometries, classes, band=1, all_touched=False
     empty = ~skip & (np.bincount(feats, minlength=len(geometries)) == 0)
     # why a feature gave nothing: only nodata pixels (said with the pixels), outside the raster, or no pixel centre
     no_pixel = empty & (np.bincount(pixels.index, minlength=len(geometries)) == 0)
-    footprint = _footprint(src.transform, src.width, src.height)
+    footprint = raster_footprint(src.transform, src.width, src.height)
     inside = np.array([bool(no_pixel[i]) and geometries[i].intersects(footprint) for i in range(len(geometries))])
     point = np.array([g is not None and g.geom_type in ("Point", "MultiPoint") for g in geometries])
     return ReferenceSample(values, labels, feats, n_nodata=int((~ok).sum()), n_outside=pixels.n_outside,
                            n_empty=int(empty.sum()), n_skipped=int(skip.sum()), n_empty_small=int(inside.sum()),
                            n_empty_outside=int((no_pixel & ~inside & ~point).sum()))
-
-
-def _footprint(transform, width, height):
-    """The raster's area as a polygon (its four corners: rotated rasters too)."""
-    from shapely.geometry import Polygon
-
-    corners = ((0, 0), (width, 0), (width, height), (0, height))
-    return Polygon([affine_ops.apply(transform, col, row) for col, row in corners])
 
 
 # --------------------------------------------------------------------------------------
@@ -751,6 +743,11 @@ def assess_class_raster(raster_path, geometries, labels, band=1, all_touched=Fal
                               feedback=feedback)
     values, reference, _ = sample
     if values.size == 0:
+        if sample.n_empty_small and not (sample.n_nodata or sample.n_outside or sample.n_empty_outside):
+            raise OreMapError(
+                f"No reference pixel: the {sample.n_empty_small} reference polygons or lines lie on the class raster "
+                "but cover no pixel centre (they are smaller than a pixel).", "reference",
+                "Use points (Vector > Geometry Tools > Centroids) or polygons larger than the raster's pixels.")
         raise OreMapError("No reference pixel falls on valid pixels of the class raster.", "reference",
                           "Check that the reference layer overlaps the class raster (same area, CRS).")
     reference = reference.astype(np.int64)

@@ -4,8 +4,12 @@ accuracy assessment (class names of a legend against reference labels).
 
 
 def name_key(name):
-    """Name for loose matching: case-folded, runs of white space as one space."""
-    return " ".join(str(name).split()).casefold()
+    """Name for loose matching: case-folded, runs of white space as one space, accents in one Unicode form (NFC:
+    'Hématite' typed on macOS or pasted from a PDF, with a combining accent, is the same name as with a
+    precomposed one)."""
+    import unicodedata
+
+    return unicodedata.normalize("NFC", " ".join(str(name).split())).casefold()
 
 
 def match_name(wanted, names, keys=None):

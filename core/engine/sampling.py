@@ -258,6 +258,24 @@ class LabelledPixels:
     """Feature indexes that cover at least one valid pixel (before overlaps were resolved)."""
 
 
+def raster_footprint(transform, width, height):
+    """The raster's area as a polygon (its four corners: rotated rasters too)."""
+    from shapely.geometry import Polygon
+
+    corners = ((0, 0), (width, 0), (width, height), (0, height))
+    return Polygon([affine_ops.apply(transform, col, row) for col, row in corners])
+
+
+def without_pixel_centre(geometries, covered, transform, width, height):
+    """Indexes of the polygons and lines of ``geometries`` that lie on the raster but cover no pixel centre (smaller
+    than a pixel, or along its edge); ``covered``: the feature indexes that cover one."""
+    has = np.zeros(len(geometries), bool)
+    has[np.asarray(covered, dtype=np.int64)] = True
+    footprint = raster_footprint(transform, width, height)
+    return [i for i, g in enumerate(geometries)
+            if g is not None and not g.is_empty and not is_point(g) and not has[i] and g.intersects(footprint)]
+
+
 def labelled_pixels(source, geometries, labels, parameter="training", feedback=None):
     """Values, labels and group ids (feature index) of the valid pixels under labelled features.
 
@@ -269,6 +287,13 @@ def labelled_pixels(source, geometries, labels, parameter="training", feedback=N
     pixels = pixels_under(geometries, source.transform, source.width, source.height, feedback=feedback)
     values, valid = read_covered(source.read, pixels)
     if not valid.any():
+        small = without_pixel_centre(geometries, pixels.index, source.transform, source.width, source.height)
+        given = sum(1 for g in geometries if g is not None and not g.is_empty)
+        if small and len(small) == given:
+            raise OreMapError(f"No training pixel: the {given} training polygons lie on the raster but cover no pixel "
+                              "centre (they are smaller than a pixel).", parameter,
+                              "Use points (Vector > Geometry Tools > Centroids) or polygons larger than the raster's "
+                              "pixels.")
         raise OreMapError("No training feature covers a valid pixel of the raster.", parameter,
                           "Check that the features overlap the raster (same area, CRS) and lie on data.")
     pixels = CoveredPixels(pixels.rows[valid], pixels.cols[valid], pixels.index[valid], pixels.n_outside)
@@ -295,9 +320,20 @@ def training_pixels(source, geometries, labels, parameter="training", feedback=N
         out.overlaps.log(feedback, names)
         given = [i for i, g in enumerate(geometries) if g is not None and not g.is_empty]
         missed = sorted(set(given) - set(int(i) for i in out.covering))
-        if missed:   # the others trained: say how many features gave nothing, and the likely cause
-            shown = [str(names[i]) if names is not None else str(i) for i in missed[:10]]
-            feedback.warning(f"{len(missed)} of {len(given)} training features cover no valid pixel of the raster "
-                             f"and are left out ({', '.join(shown)}{', ...' if len(missed) > 10 else ''}): they lie "
-                             "outside it or on nodata. Check the layer's CRS and extent if they should be on it.")
+        small = set(without_pixel_centre(geometries, out.covering, source.transform, source.width, source.height))
+
+        def shown(indexes):
+            text = [str(names[i]) if names is not None else str(i) for i in indexes[:10]]
+            return ", ".join(text) + (", ..." if len(indexes) > 10 else "")
+
+        tiny = [i for i in missed if i in small]
+        away = [i for i in missed if i not in small]
+        if tiny:   # the others trained: say how many features gave nothing, and the likely cause
+            feedback.warning(f"{len(tiny)} of {len(given)} training features lie on the raster but cover no pixel "
+                             f"centre (smaller than a pixel) and are left out ({shown(tiny)}): use points or larger "
+                             "polygons for them.")
+        if away:
+            feedback.warning(f"{len(away)} of {len(given)} training features cover no valid pixel of the raster "
+                             f"and are left out ({shown(away)}): they lie outside it or on nodata. Check the "
+                             "layer's CRS and extent if they should be on it.")
     return out.values, out.labels, out.groups
