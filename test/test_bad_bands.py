@@ -250,3 +250,24 @@ def test_model_bands_of_another_grid_built_from_other_bands_are_named():
     log = core_warnings()
     keep_model_bands(info, np.arange(410.0, 501.0, 10.0), log, edges_only=True)
     assert log.warnings == []
+
+
+def test_an_alpha_band_is_no_band_with_detection_off(tmp_path):
+    """With BAD_BANDS 'off' the band list was sized by every band of the file, the alpha band included: with
+    wavelengths a refusal naming WAVELENGTHS ('13 bad-band flags were given for 12 bands'), without them the alpha
+    band's 255 read as reflectance."""
+    from oremap.core.engine.wavelengths import BandInfo
+
+    path = str(tmp_path / "alpha.tif")
+    centres = np.linspace(500.0, 1100.0, 12)
+    cube = np.random.default_rng(0).uniform(0.1, 0.5, (12, 6, 6)).astype(np.float32)
+    with rasterio.open(path, "w", driver="GTiff", width=6, height=6, count=13, dtype="float32",
+                       crs="EPSG:32633", transform=rasterio.Affine(30, 0, 500000, 0, -30, 4000000)) as ds:
+        ds.write(cube, indexes=list(range(1, 13)))
+        ds.write(np.full((6, 6), 255, np.float32), 13)
+        ds.colorinterp = [rasterio.enums.ColorInterp.gray] * 12 + [rasterio.enums.ColorInterp.alpha]
+        for i, tags in enumerate(band_tags(BandInfo(centers=centres, fwhm=None, bad=None)), start=1):
+            ds.update_tags(i, **tags)
+    info = mapping.image_band_info(path, bad_bands="off")
+    assert info.n_bands == 12 and not info.bad.any()
+    assert list(mapping.good_band_numbers(path, None, "off")) == list(range(1, 13))

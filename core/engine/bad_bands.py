@@ -456,10 +456,10 @@ def scene_bad_bands(path, centers=None, bbl=None, choice=None, nodata=None, scal
         with RasterSource(path, nodata=nodata, scale=scale) as source:
             values = sample_scene(source, max_pixels)
     else:
-        from .raster import open_raster
+        from .raster import open_raster, spectral_count
 
         with open_raster(path) as ds:
-            values = np.zeros((0, ds.count))
+            values = np.zeros((0, spectral_count(ds)))   # an alpha band is a mask, not a band
     found = detect_bad_bands(values, centers, bbl, choice, overlap=overlap)
     n_bad = int(found.bad.sum())
     how = f"from {found.n_pixels} sampled pixels; {choice.describe()}" if choice.auto else choice.describe()
