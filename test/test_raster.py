@@ -510,3 +510,26 @@ def test_a_colour_table_of_more_than_256_classes_keeps_every_colour(tmp_path):
         table = ds.colormap(1)
     assert all(table[k] == colours[k] + (255,) for k in range(300))
     assert table[299] == (45, 47, 223, 255)
+
+
+def test_a_raster_placed_by_gcps_only_is_refused_by_the_engine(tmp_path):
+    """Processing refused a GCP-only scene, but oremap-batch (the same engine) wrote its map with no CRS on an
+    identity grid and said nothing."""
+    from rasterio.control import GroundControlPoint
+
+    from oremap.core.engine.raster import RasterSource
+
+    path = str(tmp_path / "gcps.tif")
+    gcps = [GroundControlPoint(row=r, col=c, x=500000 + 30 * c, y=4000000 - 30 * r) for r, c in
+            ((0, 0), (0, 9), (9, 0), (9, 9))]
+    with rasterio.open(path, "w", driver="GTiff", width=10, height=10, count=1, dtype="float32") as ds:
+        ds.write(np.ones((1, 10, 10), np.float32))
+        ds.gcps = (gcps, rasterio.crs.CRS.from_epsg(32633))
+    with pytest.raises(OreMapError) as err:
+        RasterSource(path)
+    assert "ground control points (GCPs) only" in err.value.message and "Warp it" in err.value.fix
+    plain = str(tmp_path / "plain.tif")   # no georeferencing at all (a lab image): read as before
+    with rasterio.open(plain, "w", driver="GTiff", width=4, height=4, count=1, dtype="float32") as ds:
+        ds.write(np.ones((1, 4, 4), np.float32))
+    with RasterSource(plain) as src:
+        assert src.width == 4

@@ -319,6 +319,12 @@ class RasterSource:
         self.fill_pixels = 0
         self.dataset = ds = open_raster(path)
         self.path = path
+        if ds.gcps[0] and ds.transform.is_identity:   # as the Processing algorithms refuse it (base.raster_path)
+            ds.close()
+            raise OreMapError(f"'{path}' is placed on the map by ground control points (GCPs) only; OreMap works on "
+                              "rasters with a map grid, and its outputs would lose the placing.", "raster",
+                              "Warp it onto a map grid first (gdalwarp, or Raster > Projections > Warp (Reproject) in "
+                              "QGIS), and give the warped raster.")
         self.bands = list(range(1, spectral_count(ds) + 1)) if bands is None else [int(b) for b in bands]
         if not self.bands:
             raise OreMapError("No bands left to read.", "raster", "Check the bad-band list.")
