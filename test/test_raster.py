@@ -533,3 +533,30 @@ def test_a_raster_placed_by_gcps_only_is_refused_by_the_engine(tmp_path):
         ds.write(np.ones((1, 4, 4), np.float32))
     with RasterSource(plain) as src:
         assert src.width == 4
+
+
+def test_scale_and_nodata_survive_a_header_line_over_10000_characters(tmp_path):
+    """GDAL drops every ENVI header field after a line of over 10,000 characters (a long wavelength list written on
+    one line): the wavelengths and bad bands were recovered from the header, but not the reflectance scale factor
+    (reflectance / 1000 read as / 10000, 'without scale metadata') nor the data ignore value (-9999 classified)."""
+    from oremap.core.engine.raster import RasterSource
+
+    n = 1200   # bands: the wavelength line holds over 10,000 characters
+    path = str(tmp_path / "long.img")
+    data = np.repeat((200 + np.arange(n) % 100).astype(np.int16)[:, None, None], 12, axis=1).reshape(n, 3, 4)
+    data[:, 0, 0] = -9999
+    with rasterio.open(path, "w", driver="ENVI", width=4, height=3, count=n, dtype="int16") as ds:
+        ds.write(data)
+    wavelengths = ", ".join(f"{400 + 1.75 * i:.4f}" for i in range(n))
+    with open(path[:-4] + ".hdr", "w") as fh:
+        fh.write("ENVI\nsamples = 4\nlines = 3\nbands = %d\nheader offset = 0\nfile type = ENVI Standard\n"
+                 "data type = 2\ninterleave = bsq\nbyte order = 0\nwavelength units = Nanometers\n"
+                 "wavelength = {%s}\nreflectance scale factor = 1000\ndata ignore value = -9999\n" % (n, wavelengths))
+    assert len(wavelengths) > 10000
+    with rasterio.open(path) as ds:
+        assert ds.nodatavals[0] is None and "reflectance_scale_factor" not in ds.tags(ns="ENVI")   # GDAL lost them
+    with RasterSource(path, fill_spectra=True) as src:
+        assert src.gain == pytest.approx(1e-3)
+        values, valid = src.read(Window(0, 0, 4, 3))
+    assert not valid[0, 0] and valid.sum() == 11
+    assert values[1, 1, 0] == pytest.approx(0.2) and values[1, 1, 50] == pytest.approx(0.25)

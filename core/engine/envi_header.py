@@ -75,3 +75,28 @@ def parse_envi_header(path):
         else:
             header[key] = value
     return header
+
+
+def header_beside(dataset):
+    """The fields of the ENVI header file of an open raster (``.hdr`` among its files; parsed here, not by GDAL), or
+    None. GDAL drops every field after a header line of over 10,000 characters (a long wavelength list): the
+    wavelengths, bad bands, scale and nodata are then read from here."""
+    header_path = next((f for f in (getattr(dataset, "files", None) or []) if str(f).lower().endswith(".hdr")), None)
+    if header_path is None:
+        return None
+    try:
+        return parse_envi_header(header_path)
+    except OreMapError:
+        return None
+
+
+def dropped_field(dataset, key):
+    """Field ``key`` (``"reflectance scale factor"``) of the ENVI header beside ``dataset`` when GDAL did not read it
+    (it is not in the ENVI metadata domain), else None."""
+    if dataset.driver != "ENVI":
+        return None
+    tags = dataset.tags(ns="ENVI")
+    if key in tags or key.replace(" ", "_") in tags:
+        return None
+    header = header_beside(dataset)
+    return None if header is None else header.get(key)

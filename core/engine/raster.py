@@ -22,6 +22,7 @@ import numpy as np
 import rasterio
 from rasterio.windows import Window
 
+from .envi_header import dropped_field
 from .errors import OreMapError
 from .feedback import ensure
 from . import files
@@ -332,7 +333,9 @@ class RasterSource:
             raise OreMapError(f"Band indexes must lie within 1-{ds.count}.", "raster")
         # each band read has its own nodata (a VRT of separate files, HDF, ENVI can differ), and a user's for all
         user = {float(nodata)} if nodata is not None else set()
-        self.band_nodata = [sorted(({ds.nodatavals[b - 1]} - {None}) | user) for b in self.bands]
+        ignore = envi_nodata(ds)   # an ENVI 'data ignore value' GDAL dropped (after a header line over 10,000 chars)
+        self.band_nodata = [sorted(({ds.nodatavals[b - 1] if ds.nodatavals[b - 1] is not None else ignore} - {None})
+                                   | user) for b in self.bands]
         self.masked = mask_reader(ds, self.bands)   # GDAL's mask or an alpha band: masked pixels are nodata
         self.zero_band_pixels = 0   # spectra kept although some of their bands hold a nodata value of 0
         self.gain, self.bias, how = detect_scale(ds, scale, self.bands)
@@ -513,7 +516,8 @@ def detect_scale(dataset, scale, bands):
         gain, bias = float(gains[0] or 1.0), float(biases[0] or 0.0)
         return gain, bias, SCALE_NOTE_METADATA.format(gain=gain, bias=bias)
     envi = dataset.tags(ns="ENVI")
-    factor = envi.get("reflectance_scale_factor") or envi.get("reflectance scale factor")
+    factor = (envi.get("reflectance_scale_factor") or envi.get("reflectance scale factor")
+              or dropped_field(dataset, "reflectance scale factor"))   # GDAL drops fields after a long header line
     if factor:
         try:
             factor = float(factor)
@@ -547,13 +551,23 @@ def detect_scale(dataset, scale, bands):
     return 1.0, 0.0, ""
 
 
+def envi_nodata(dataset):
+    """The ENVI header's ``data ignore value`` when GDAL dropped it (:func:`core.engine.envi_header.dropped_field`),
+    else None."""
+    value = dropped_field(dataset, "data ignore value")
+    try:
+        return float(value) if value not in (None, "") else None
+    except ValueError:
+        return None
+
+
 def _sample_values(dataset, bands, size=16, grid=None):
     """Valid values of a few small full-resolution windows (centre and quarter points, or a ``grid`` of them).
 
     Small windows, not a decimated read: a decimated read of a tiled, pixel-interleaved
     raster decompresses every tile of the scene.
     """
-    nodata = [v for v in dataset.nodatavals if v is not None]
+    nodata = [v for v in dataset.nodatavals if v is not None] + [v for v in [envi_nodata(dataset)] if v is not None]
     values = sample_windows(dataset, bands, size, grid)
     masked = mask_reader(dataset, bands)
     if masked is not None:   # cloud, outside the footprint: no sample of reflectance

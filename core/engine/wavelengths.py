@@ -352,16 +352,10 @@ def _from_envi_domain(ds, tags):
 
 
 def _header_file(ds):
-    """The fields of the ENVI header file beside ``ds`` (parsed here, not by GDAL), or None."""
-    from .envi_header import parse_envi_header
+    """The fields of the ENVI header file beside ``ds`` (:func:`core.engine.envi_header.header_beside`)."""
+    from .envi_header import header_beside
 
-    header_path = next((f for f in (getattr(ds, "files", None) or []) if str(f).lower().endswith(".hdr")), None)
-    if header_path is None:
-        return None
-    try:
-        return parse_envi_header(header_path)
-    except OreMapError:
-        return None
+    return header_beside(ds)
 
 
 def _header_list(header, key):
