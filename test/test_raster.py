@@ -560,3 +560,26 @@ def test_scale_and_nodata_survive_a_header_line_over_10000_characters(tmp_path):
         values, valid = src.read(Window(0, 0, 4, 3))
     assert not valid[0, 0] and valid.sum() == 11
     assert values[1, 1, 0] == pytest.approx(0.2) and values[1, 1, 50] == pytest.approx(0.25)
+
+
+def test_bands_empty_everywhere_are_named_when_no_pixel_is_left(tmp_path):
+    """With bad-band detection off, water-vapour bands filled with NaN make every pixel nodata: the refusal blamed
+    the raster and its nodata value; it now names the empty bands and the fix."""
+    from oremap.core.engine.raster import RasterSource
+
+    path = str(tmp_path / "nan_bands.tif")
+    cube = np.random.default_rng(1).uniform(0.1, 0.5, (12, 8, 8)).astype(np.float32)
+    cube[[4, 5]] = np.nan
+    with rasterio.open(path, "w", driver="GTiff", width=8, height=8, count=12, dtype="float32",
+                       crs="EPSG:32633", transform=Affine(30, 0, 500000, 0, -30, 4000000)) as ds:
+        ds.write(cube)
+    with RasterSource(path) as src, pytest.raises(OreMapError) as err:
+        run_pixelwise(src, [OutputSpec(str(tmp_path / "o.tif"), ["a"])], lambda p: p[:, 0])
+    assert err.value.message == ("Every pixel has a band without data: 2 of the 12 bands read hold no value where "
+                                 "the others do (band 5, 6).") and "BAD_BANDS" in err.value.fix
+    cube[:] = np.nan   # no data at all: the raster is blamed, as before
+    with rasterio.open(path, "w", driver="GTiff", width=8, height=8, count=12, dtype="float32") as ds:
+        ds.write(cube)
+    with RasterSource(path) as src, pytest.raises(OreMapError) as err:
+        run_pixelwise(src, [OutputSpec(str(tmp_path / "o.tif"), ["a"])], lambda p: p[:, 0])
+    assert err.value.message.startswith("Every pixel of the raster is nodata")

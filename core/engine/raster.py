@@ -576,6 +576,18 @@ def _sample_values(dataset, bands, size=16, grid=None):
     return values[~np.isin(values, nodata)] if nodata else values
 
 
+def empty_bands(source, grid=8):
+    """Band numbers (of the file) of ``source``'s bands without a value in every sampled pixel where another band
+    has one (:func:`sample_grid`'s ``grid``): bands that leave no pixel valid, e.g. water-vapour bands filled with
+    NaN. Empty when no sampled pixel has data."""
+    values = np.concatenate([source.read_nan(w, np.float32).reshape(-1, len(source.bands))
+                             for w in sample_grid(source.dataset, grid=grid)])
+    some = np.isfinite(values).any(axis=1)
+    if not some.any():
+        return []
+    return [source.bands[i] for i in np.flatnonzero(~np.isfinite(values[some]).any(axis=0))]
+
+
 def sample_grid(dataset, size=16, grid=None):
     """Small full-resolution windows of ``size`` pixels: the five of :func:`sample_windows` (the centre and the
     quarter points), or ``grid`` x ``grid`` spread from a tenth to nine tenths of the raster."""
@@ -959,9 +971,17 @@ def run_pixelwise(source, outputs, func, memory_mb=None, work_bytes_per_pixel=0,
             _close_output(dst, spec)
         fill = report_fill(source, feedback)
         if n_valid == 0:
-            error = OreMapError("Every pixel of the raster is nodata (or NaN)"
-                                + (", or holds one value in every band (fill)." if fill else "."), "raster",
-                                "Check the raster and the nodata value.")
+            empty = empty_bands(source)
+            if empty:   # the pixels have data, but some bands never do: each of them makes every pixel nodata
+                shown = ", ".join(str(b) for b in empty[:12]) + (", ..." if len(empty) > 12 else "")
+                error = OreMapError(f"Every pixel has a band without data: {len(empty)} of the {len(source.bands)} "
+                                    f"bands read hold no value where the others do (band {shown}).", "raster",
+                                    "Leave those bands out: bad-band detection (BAD_BANDS empty, the default) finds "
+                                    "bands empty in every pixel, or list them in BAD_BANDS.")
+            else:
+                error = OreMapError("Every pixel of the raster is nodata (or NaN)"
+                                    + (", or holds one value in every band (fill)." if fill else "."), "raster",
+                                    "Check the raster and the nodata value.")
             error.fill_pixels = int(fill)   # a batch's row range of fill alone still counts in its scene's total
             raise error
         for spec, tmp in zip(outputs, tmp_paths):
