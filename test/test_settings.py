@@ -179,7 +179,8 @@ def test_missing_package_is_explained_in_help_and_refused_at_run(processing_prov
 
 def test_an_algorithm_fitting_scikit_learn_models_says_how_to_get_it(processing_provider, monkeypatch):
     """A QGIS Python without scikit-learn ran geochem_anomaly into an ImportError traceback mid-run; the four
-    algorithms that fit scikit-learn models now refuse to start and name the system package and pip's."""
+    algorithms that fit scikit-learn models now refuse to start and name the system package (never pip's: its
+    wheels replace QGIS's numpy)."""
     from qgis.core import QgsProcessingContext
 
     real = importlib.util.find_spec
@@ -187,7 +188,8 @@ def test_an_algorithm_fitting_scikit_learn_models_says_how_to_get_it(processing_
     registry = {a.name(): a for a in processing_provider.algorithms()}
     for name in ("geochem_anomaly", "train_abundance_model", "train_mine_classifier", "train_prospectivity_model"):
         ok, message = registry[name].checkParameterValues({}, QgsProcessingContext())
-        assert not ok and "sudo apt install python3-sklearn" in message and "pip install scikit-learn" in message
+        assert not ok and "sudo apt install python3-sklearn" in message and "pip install scikit-learn" not in message
+        assert "Do not pip-install it into QGIS" in message
         assert registry[name].shortHelpString().startswith("<p><b>This algorithm cannot run yet.</b> Missing Python "
                                                           "package: 'sklearn' fits the scikit-learn models")
     assert registry["idw_interpolate"].checkParameterValues({}, QgsProcessingContext())[1].find("sklearn") < 0
