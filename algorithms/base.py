@@ -15,6 +15,7 @@ which calls the core and returns the outputs dict.
 import html
 import math
 import os
+import functools
 import re
 import textwrap
 import time
@@ -257,8 +258,12 @@ def as_number(value):
 
 
 #: Words laboratories write for a result below an unreported detection limit (lower case, dots and spaces removed).
-BELOW_DETECTION_WORDS = {"bdl", "bd", "<dl", "<lod", "<ld", "bld", "lod", "belowdetection", "notdetected"}
-# ('nd' / 'n.d.' is left missing: in assay tables it is as often "not determined" as "not detected")
+BELOW_DETECTION_WORDS = {"bdl", "bd", "<dl", "<lod", "<ld", "bld", "lod", "belowdetection", "notdetected", "<lld",
+                         "lld", "<ldl", "<mdl", "<lor", "<loq", "<ll"}
+# ('nd' / 'n.d.' is left missing: in assay tables it is as often "not determined" as "not detected"; it is no text
+# either, so it does not make the field text: NOT_DETERMINED)
+#: 'n.d.': a result missing, as far as whether a field holds numbers goes (:func:`text_numbers`).
+NOT_DETERMINED = {"nd"}
 #: Words compilations write for "no result" (not analysed, insufficient sample, not received...).
 MISSING_WORDS = {"na", "n/a", "-", "--", "---", "is", "ns", "nr", "nan", "null", "none", "x", "notanalysed",
                  "notanalyzed", "nosample", "lns", "tbr"}
@@ -268,14 +273,55 @@ def _word(text):
     return text.strip().lower().replace(".", "").replace(" ", "")
 
 
-def _decimal(text):
+def _decimal(text, comma=None):
     """``float`` of a number written with a decimal point or, when it has no point and one comma, a decimal
-    comma (``'0,05'``, as decimal-comma CSV files write values that load as text)."""
+    comma (``'0,05'``, as decimal-comma CSV files write values that load as text). ``comma``: ``"decimal"`` when the
+    layer is known to write decimal commas (:func:`decimal_commas`), so ``'1,945'`` is 1.945; else such a value, one
+    to three digits and three after the comma, is read with a thousands separator (1945), as a spreadsheet formats
+    numbers. A comma with a point (``'1,250.5'``) is a thousands separator."""
     text = text.strip()
-    if "," in text and "." not in text and text.count(",") == 1:
-        # '1,250' and '10,000' are thousands separators (a spreadsheet's formatted numbers), '0,05' a decimal comma
-        text = text.replace(",", "" if re.fullmatch(r"[-+]?[1-9]\d{0,2},\d{3}", text) else ".")
+    if "," in text and "." in text and re.fullmatch(r"[-+]?\d{1,3}(,\d{3})+\.\d*", text):
+        text = text.replace(",", "")
+    elif "," in text and "." not in text and text.count(",") == 1:
+        thousands = comma != "decimal" and re.fullmatch(r"[-+]?[1-9]\d{0,2},\d{3}", text)
+        text = text.replace(",", "" if thousands else ".")
     return float(text)
+
+
+#: A value that can only be written with a decimal comma: a comma not followed by three digits, or after a lone 0.
+_DECIMAL_COMMA = re.compile(r"[<>]?\s*[-+]?(\d*,\d{1,2}|\d*,\d{4,}|0,\d+)")
+#: A value that can only be written with thousands separators: several comma groups, or commas and a point.
+_THOUSANDS = re.compile(r"[<>]?\s*[-+]?\d{1,3}(,\d{3}){2,}(\.\d*)?|[<>]?\s*[-+]?\d{1,3}(,\d{3})+\.\d*")
+
+
+def decimal_commas(source, fields):
+    """Whether the text values of ``fields`` of a feature source are written with decimal commas: some value can only
+    be read so ('0,05', '<0,5', '12,5') and none only with thousands separators ('1,250,000', '1,250.5'). A
+    decimal-comma export then reads '1,945' as 1.945, not 1945."""
+    index = [i for i in (source.fields().lookupField(f) for f in fields) if i >= 0]
+    index = [i for i in index if not source.fields().at(i).isNumeric()]
+    if not index:
+        return False
+    decimal = False
+    request = QgsFeatureRequest().setFlags(QgsFeatureRequest.NoGeometry).setSubsetOfAttributes(index)
+    for feature in source.getFeatures(request):
+        for i in index:
+            value = feature.attributes()[i]
+            if not isinstance(value, str) or "," not in value:
+                continue
+            text = value.strip()
+            if _THOUSANDS.fullmatch(text):
+                return False
+            decimal = decimal or bool(_DECIMAL_COMMA.fullmatch(text))
+    return decimal
+
+
+def column_reader(parse, source, fields):
+    """``parse`` (:func:`assay_number`, :func:`abundance_number`) with the layer's decimal comma decided once for
+    ``fields`` (:func:`decimal_commas`); other readers as they are."""
+    if parse not in (assay_number, abundance_number) or not decimal_commas(source, fields):
+        return parse
+    return functools.partial(parse, comma="decimal")
 
 
 #: Words of a mineral table (XRD, QEMSCAN, point counts) for a mineral looked for and not found, or found in a trace
@@ -283,7 +329,7 @@ def _decimal(text):
 NOT_FOUND_WORDS = {"nd", "-", "--", "bdl", "notdetected", "tr", "trace", "tr?", "nf", "absent"}
 
 
-def abundance_number(value):
+def abundance_number(value, comma=None):
     """A mineral's amount as float (:func:`as_number`), where text of a mineral table reads as the table means it:
     ``'nd'``, ``'-'``, ``'tr'`` (not found, or a trace below quantification: :data:`NOT_FOUND_WORDS`) as 0,
     ``'<1'`` as half the limit, and a decimal comma (``'12,5'``) as a decimal point. Other text is NaN."""
@@ -294,7 +340,7 @@ def abundance_number(value):
     if _word(text) in NOT_FOUND_WORDS:
         return 0.0
     try:
-        return abs(_decimal(text[1:])) / 2.0 if text[:1] == "<" else _decimal(text)
+        return abs(_decimal(text[1:], comma)) / 2.0 if text[:1] == "<" else _decimal(text, comma)
     except ValueError:
         return float("nan")
 
@@ -348,12 +394,13 @@ def _stamp_crs(alg, results, wkt):
         dataset = None
 
 
-def assay_number(value):
+def assay_number(value, comma=None):
     """An element's value as float (:func:`as_number`), where text such as ``'<0.5'`` (a survey compilation's value
     below the detection limit, which makes a CSV column load as text) is minus the limit, the survey tables'
     convention (:mod:`core.geochemistry.geochem`), ``'>10000'`` (over range) the limit, a result below an
     unreported limit (``'BDL'``: :data:`BELOW_DETECTION_WORDS`) ``-inf``, and a decimal comma
-    (``'0,05'``, ``'<0,5'``; ``'1,250'`` is a thousands separator) a decimal point; ``'n.d.'`` stays NaN. :data:`MISSING_WORDS` and other text are NaN. Element fields only:
+    (``'0,05'``, ``'<0,5'``; ``'1,250'`` is a thousands separator unless ``comma`` is ``"decimal"``:
+    :func:`column_reader`) a decimal point; ``'n.d.'`` stays NaN. :data:`MISSING_WORDS` and other text are NaN. Element fields only:
     elsewhere (abundances, scores) a '<' value stays NaN."""
     number = as_number(value)
     if number == number or value is None or value == NULL:
@@ -364,9 +411,9 @@ def assay_number(value):
             return float("-inf")
         try:
             if text[:1] in ("<", ">"):
-                limit = abs(_decimal(text[1:]))
+                limit = abs(_decimal(text[1:], comma))
                 return -limit if text[0] == "<" else limit
-            return _decimal(text)
+            return _decimal(text, comma)
         except ValueError:
             return float("nan")
     return float("nan")
@@ -386,7 +433,7 @@ def text_numbers(source, fields):
         attributes = feature.attributes()
         for f, i in zip(fields, index):
             value = attributes[i]
-            if not isinstance(value, str) or not value.strip() or _word(value) in MISSING_WORDS:
+            if not isinstance(value, str) or not value.strip() or _word(value) in MISSING_WORDS | NOT_DETERMINED:
                 continue
             counts[f][0] += 1
             number = assay_number(value)
@@ -1131,6 +1178,7 @@ class OreMapAlgorithm(QgsProcessingAlgorithm):
                             f"{self.parameterDefinition(name).description()}.",
                             fields_hint(source))
         geometries, rows, ids, skipped = [], [], [], 0
+        parse = column_reader(parse, source, fields)
         for feature, geometry in self.source_features(source, context, target_crs, name=name):
             if geometry is None:
                 skipped += 1
@@ -1168,6 +1216,7 @@ class OreMapAlgorithm(QgsProcessingAlgorithm):
         in ``target_crs``; see :meth:`layer_points`."""
         indexes = [source.fields().lookupField(f) for f in fields]
         xs, ys, values, skipped = [], [], {f: [] for f in fields}, 0
+        parse = column_reader(parse, source, fields)
         for feature, geometry in self.source_features(source, context, target_crs, name=name):
             if geometry is None:
                 skipped += 1

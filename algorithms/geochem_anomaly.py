@@ -195,7 +195,7 @@ class GeochemAnomaly(OreMapAlgorithm):
         csv_path = self.output_path(parameters, "OUTPUT_CSV", context, feedback)
         has_deposits = parameters.get("DEPOSITS") not in (None, "")
         crs = distance_crs_for_points(self, source, context, feedback)
-        columns = list(fields) or numeric_fields(source)
+        columns = list(fields) or numeric_fields(source, feedback)
         features, xs, ys, gx, gy, values = read_points(self, source, context, crs, columns, feedback)
         if not features:
             raise self.fail("POINTS", "The layer has no features.", "Choose a layer of sample points.")

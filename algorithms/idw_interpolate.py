@@ -182,7 +182,7 @@ class IdwInterpolate(OreMapAlgorithm):
         below = BELOW[self.parameterAsEnum(parameters, "BELOW_DETECTION", context)][0]
         missing = self.parameterAsDouble(parameters, "MISSING_VALUE", context)
         zeros = geochem.ZERO_CHOICES[self.parameterAsEnum(parameters, "ZEROS", context)][0]
-        columns = fields or numeric_fields(source)
+        columns = fields or numeric_fields(source, feedback)
         crs, x, y, values, gx, gy = self._read(parameters, source, columns, context, feedback)
         if not fields:  # the survey's elements (survey hygiene): names, units, geometry, coverage
             try:

@@ -6,7 +6,7 @@ Not an algorithm: helpers around :mod:`core.geochemistry.survey_hygiene` for QGI
 import numpy as np
 
 from ..core.geochemistry import survey_hygiene as sh
-from .base import assay_number, require_fields, text_numbers
+from .base import assay_number, column_reader, require_fields, text_numbers
 
 COVERAGE_HELP = ("Without chosen element fields: an element enters the default set when it is measured in at least "
                  "this percentage of the samples (not missing, not a 0 read as 'not analysed'; a value below "
@@ -24,12 +24,25 @@ NUMBER_SHARE = 0.8
 numbers: a compilation loaded from CSV makes a column text when some entries are '<0.5' or 'n.a.'."""
 
 
-def numeric_fields(source):
+def numeric_fields(source, feedback=None):
     """The fields that hold numbers, in the layer's order: numeric fields, and text fields whose non-empty values
     read as numbers (:func:`~algorithms.base.assay_number`, '<0.5' below detection included) in at least
-    :data:`NUMBER_SHARE` of the features that have one."""
+    :data:`NUMBER_SHARE` of the features that have one. ``feedback`` is told which fields named as elements
+    (:func:`core.geochemistry.survey_hygiene.parse_column`) were left out, and why: the survey plan's log never sees
+    them."""
     text = text_numbers(source, [f.name() for f in source.fields() if not f.isNumeric()])
     numbers = {name: values and read >= NUMBER_SHARE * values for name, (values, read, _) in text.items()}
+    if feedback is not None:
+        dropped = [(name, count) for name, count in text.items()
+                   if not numbers[name] and sh.parse_column(name).element is not None]
+        empty = [name for name, (values, _, _) in dropped if not values]
+        if empty:
+            feedback.info(f"Left out ({len(empty)}), no value in any sample: {', '.join(empty)}")
+        for name, (values, read, example) in dropped:
+            if values:
+                feedback.warning(f"Left out: {name}, whose values read as numbers in only {read} of the {values} "
+                                 f"samples that have one (e.g. '{example}'; below {NUMBER_SHARE:.0%} a field is "
+                                 "taken for text). Correct those values to use it.")
     return [f.name() for f in source.fields() if f.isNumeric() or numbers[f.name()]]
 
 
@@ -40,9 +53,10 @@ def read_points(alg, source, context, crs, fields, feedback=None):
     index = [source.fields().lookupField(f) for f in fields]
     features, xs, ys, gx, gy, rows = [], [], [], [], [], []
     over = dict.fromkeys(fields, 0)
+    parse = column_reader(assay_number, source, fields)   # a decimal-comma export: '1,945' is 1.945
     for feature, geometry in alg.source_features(source, context, crs, name="POINTS"):
         attributes = feature.attributes()
-        rows.append([assay_number(attributes[i]) if i >= 0 else float("nan") for i in index])
+        rows.append([parse(attributes[i]) if i >= 0 else float("nan") for i in index])
         for f, i in zip(fields, index):
             if i >= 0 and isinstance(attributes[i], str) and attributes[i].strip().startswith(">"):
                 over[f] += 1
@@ -83,7 +97,7 @@ def survey_table(alg, source, context, crs, fields, coverage, missing=-9999.0, z
     what was left out go to the log.
     """
     require_fields(alg, source, fields, parameter, numeric=True)
-    columns = list(fields) or numeric_fields(source)
+    columns = list(fields) or numeric_fields(source, feedback)
     features, xs, ys, gx, gy, values = read_points(alg, source, context, crs, columns, feedback)
     if feedback is not None:
         warn_unlocated(xs, ys, feedback)

@@ -23,7 +23,7 @@ from qgis.core import (
 from ..core.geochemistry import geochem
 from ..core.geochemistry import vae_anomaly as vae
 from . import qt_compat as field_type
-from .base import OreMapAlgorithm, assay_number, require_fields
+from .base import OreMapAlgorithm, assay_number, column_reader, require_fields
 from . import styles
 from ..core.geochemistry import survey_hygiene as sh
 from .survey_input import COVERAGE_HELP, FIELDS_HELP, survey_table
@@ -291,10 +291,11 @@ class VaeAnomaly(OreMapAlgorithm):
             crs = distance_crs_for_points(self, source, context, feedback)
         features, xs, ys, rows = ([], [], [], []) if table is None else (features, list(xs), list(ys), table)
         numeric = [source.fields().lookupField(f) for f in fields]
+        parse = column_reader(assay_number, source, fields) if table is None else assay_number
         for feature, geometry in (self.source_features(source, context, crs, name="POINTS") if table is None else ()):
             feedback.check()
             attributes = feature.attributes()
-            rows.append([assay_number(attributes[i]) if i >= 0 else float("nan") for i in numeric])
+            rows.append([parse(attributes[i]) if i >= 0 else float("nan") for i in numeric])
             x = y = float("nan")
             if geometry is not None:
                 point = next(iter(geometry.vertices()))

@@ -636,3 +636,74 @@ def test_national_albers_and_lambert_projections_are_true_enough_to_scale():
         x, y = Transformer.from_crs(4326, epsg, always_xy=True).transform(121.47, -30.75)
         error = scale_error(f"EPSG:{epsg}", [x], [y])
         assert low < error < high and (error > SCALE_TOLERANCE) == (epsg == 3857)
+
+
+def _text_layer(columns, rows):
+    layer = QgsVectorLayer("Point?crs=EPSG:32750", "survey", "memory")
+    layer.dataProvider().addAttributes([QgsField(c, field_type.STRING) for c in columns])
+    layer.updateFields()
+    features = []
+    for i, row in enumerate(rows):
+        f = QgsFeature(layer.fields())
+        f.setGeometry(QgsGeometry.fromPointXY(QgsPointXY(400000 + 500 * i, 6400000)))
+        f.setAttributes(list(row))
+        features.append(f)
+    layer.dataProvider().addFeatures(features)
+    return layer
+
+
+def test_a_decimal_comma_export_reads_three_decimals_as_decimals():
+    """'1,945' in a decimal-comma export (a ';' CSV whose column loads as text) was read as 1945, a spreadsheet's
+    thousands separator, next to '1,95' read as 1.95: the survey's strongest 'anomalies' came from the misreading.
+    Where the layer's text values show decimal commas ('0,5', '12,5'), every comma is one."""
+    from oremap.algorithms.base import assay_number, column_reader, decimal_commas
+
+    european = _text_layer(["Sr_ppm", "Ce_ppm"], [("1,945", "<0,5"), ("1,95", "24,896"), ("12,125", "3,1")])
+    assert decimal_commas(european, ["Sr_ppm", "Ce_ppm"])
+    parse = column_reader(assay_number, european, ["Sr_ppm", "Ce_ppm"])
+    assert [parse(v) for v in ("1,945", "1,95", "12,125", "<0,5", "24,896")] == [1.945, 1.95, 12.125, -0.5, 24.896]
+    formatted = _text_layer(["Sr_ppm"], [("1,250",), ("10,000",), ("1,250,000",)])   # thousands, shown so
+    assert not decimal_commas(formatted, ["Sr_ppm"]) and column_reader(assay_number, formatted, ["Sr_ppm"]) \
+        is assay_number and assay_number("1,250") == 1250.0
+    assert assay_number("1,250.5") == 1250.5   # commas and a point: thousands
+
+
+def test_element_fields_left_out_as_text_are_named_and_nd_is_no_text():
+    """30 % of Au written 'n.d.' or '<LLD' made the field text (under 80 % numbers) and it vanished with no log line
+    (the survey plan never saw it); an element column without any value vanished silently too."""
+    from conftest import core_warnings
+
+    from oremap.algorithms.base import assay_number
+    from oremap.algorithms.survey_input import numeric_fields
+
+    assert assay_number("<LLD") == float("-inf")   # below an unreported lower limit of detection
+    rows = [("n.d." if i % 3 == 0 else str(1 + i), "<LLD" if i % 3 == 0 else str(2 + i), "abc" if i % 2 else "4",
+             None, "STREAM") for i in range(12)]
+    layer = _text_layer(["Au_ppb", "Ag_ppm", "Cu_ppm", "Pt_ppb", "SAMPLETYPE"], rows)
+    log = core_warnings()
+    assert numeric_fields(layer, log) == ["Au_ppb", "Ag_ppm"]
+    assert log.infos == ["Left out (1), no value in any sample: Pt_ppb"]
+    assert log.warnings == ["Left out: Cu_ppm, whose values read as numbers in only 6 of the 12 samples that have one "
+                            "(e.g. 'abc'; below 80% a field is taken for text). Correct those values to use it."]
+
+
+def test_units_spelled_as_survey_hygiene_reads_them_scale_the_log_ratios():
+    """'Au (ppb)', 'Au-ppb' or 'Pd (ug/kg)' were taken as ppm by the log-ratio's conversion (survey hygiene read
+    their units), so a zero's stand-in and the CLR changed with the header's spelling."""
+    from oremap.core.geochemistry import geochem
+
+    for name, factor in (("Au_ppb", 1e-3), ("Au (ppb)", 1e-3), ("Au-ppb", 1e-3), ("Au_ppb_FA", 1e-3),
+                         ("Pd (ug/kg)", 1e-3), ("S (%)", 1e4), ("Fe2O3_pct", 1e4), ("Cu_ppm", 1.0), ("LOI_pct", 1e4)):
+        assert geochem.element_unit_factor(name)[0] == factor, name
+    assert geochem.element_unit_factor("Cu") == (1.0, None) and geochem.element_unit_factor("X") == (1.0, None)
+
+
+def test_a_value_below_an_unreported_limit_is_said_so():
+    """'BDL' became half the column's smallest measured value under the same log line as '<10' (half the limit)."""
+    from oremap.core.geochemistry import geochem
+
+    X, counts = geochem.below_detection(np.array([[-10.0], [-np.inf], [0.05], [3.0]]))
+    np.testing.assert_allclose(X[:, 0], [5.0, 0.025, 0.05, 3.0])
+    assert geochem.value_notes(["Pd_ppb"], counts, n_samples=4) == [
+        "Pd_ppb: 2 below detection set to half the detection limit (1 below a limit not reported, e.g. 'BDL': the "
+        "column's smallest measured value standing for the limit) (of 4 samples)."]

@@ -82,12 +82,19 @@ def _split(column):
 
 
 def element_unit_factor(name):
-    """``(factor, unit)`` turning the column's values into ppm, from its suffix.
+    """``(factor, unit)`` turning the column's values into ppm, from the unit its name carries, read as survey
+    hygiene reads it (:func:`core.geochemistry.survey_hygiene.parse_column`: ``Au_ppb``, ``Au (ppb)``, ``Au-ppb``,
+    ``Au_ppb_FA``, ``Pd (ug/kg)``, ``S (%)``).
 
     ``"Au_ppb"`` -> ``(0.001, "ppb")``, ``"Fe2O3_pct"`` -> ``(10000.0, "pct")``,
-    ``"Cu_ppm"`` -> ``(1.0, "ppm")``; a column without a known suffix gives ``(1.0, None)``.
+    ``"Cu_ppm"`` -> ``(1.0, "ppm")``; a column whose name carries no unit gives ``(1.0, None)``.
     """
-    unit = _split(name)[1]
+    from .survey_hygiene import UNIT_FACTORS as FACTORS, parse_column
+
+    column = parse_column(name)
+    if column.unit and not column.assumed_unit:
+        return FACTORS[column.unit], column.unit
+    unit = _split(name)[1]   # a unit suffix after a name that is no element ('LOI_pct')
     return (UNIT_FACTORS[unit], unit) if unit else (1.0, None)
 
 
@@ -167,7 +174,7 @@ def below_detection(values, mode="half", missing=-9999.0, zeros=DEFAULT_ZEROS):
         X, _, zero_value = zeros_to_half_minimum(X)
     return X, {"below_detection": below.sum(axis=0), "missing": is_missing.sum(axis=0),
                "zeros": is_zero.sum(axis=0), "zero_value": zero_value, "codes": codes,
-               "code_values": int(code_hit.sum())}
+               "code_values": int(code_hit.sum()), "unreported_limit": unknown.sum(axis=0)}
 
 
 def value_notes(names, counts, below="half", zeros=DEFAULT_ZEROS, n_samples=None, per_column=True):
@@ -187,10 +194,15 @@ def value_notes(names, counts, below="half", zeros=DEFAULT_ZEROS, n_samples=None
     n_missing = np.asarray(counts["missing"], dtype=int)
     n_zeros = np.asarray(counts.get("zeros", np.zeros(len(names))), dtype=int)
     used = np.asarray(counts.get("zero_value", np.full(len(names), np.nan)), dtype=float)
+    # 'BDL', '<DL': below a limit the table does not give, which the column's smallest measured value stands for
+    n_unknown = np.asarray(counts.get("unreported_limit", np.zeros(len(names))), dtype=int)
+    stand_in = "the column's smallest measured value standing for the limit"
     if not per_column:
         lines = []
         for total, label in ((n_zeros, f"values of exactly 0 were {zero_what}"),
-                             (n_below, f"values below detection were {what}")):
+                             (n_below, f"values below detection were {what}"),
+                             (n_unknown if below in ("half", "limit") else np.zeros(len(names), int),
+                              f"of those were below a limit not reported ('BDL'), {stand_in}")):
             if total.sum():
                 worst = [j for j in np.argsort(-total, kind="stable")[:5] if total[j]]
                 lines.append(f"{int(total.sum())} {label} (" + ", ".join(f"{names[j]}: {int(total[j])}"
@@ -201,7 +213,9 @@ def value_notes(names, counts, below="half", zeros=DEFAULT_ZEROS, n_samples=None
     for j, name in enumerate(names):
         parts = []
         if n_below[j]:
-            parts.append(f"{n_below[j]} below detection {what}")
+            unknown = (f" ({n_unknown[j]} below a limit not reported, e.g. 'BDL': {stand_in})"
+                       if n_unknown[j] and below in ("half", "limit") else "")
+            parts.append(f"{n_below[j]} below detection {what}{unknown}")
         if n_zeros[j]:
             value = f" ({used[j]:.4g})" if zeros == "half_min" and np.isfinite(used[j]) else ""
             kept = " (no positive value: kept as 0)" if zeros == "half_min" and not np.isfinite(used[j]) else ""
