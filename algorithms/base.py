@@ -1673,7 +1673,14 @@ class OreMapAlgorithm(QgsProcessingAlgorithm):
             name, value = definition.name(), parameters.get(definition.name())
             if isinstance(definition, QgsProcessingParameterFolderDestination) or is_temporary_output(value):
                 continue
-            for path in files_of(value, context, layers=False):
+            if isinstance(definition, QgsProcessingParameterFeatureSink):
+                # a provider's URI (memory: in a model's intermediate step, ogr:dbname=... from "Save to
+                # GeoPackage...", postgres:) is no file to check: only a plain file path is (_sink_file)
+                sink = self._sink_file(parameters, name, context)
+                paths = [os.path.abspath(sink)] if sink else []
+            else:
+                paths = files_of(value, context, layers=False)
+            for path in paths:
                 problem = output_name_problem(path)
                 if problem:
                     raise self.fail(name, *problem)

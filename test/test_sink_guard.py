@@ -210,3 +210,15 @@ def test_a_shapefile_sink_is_put_back_with_its_parts(tmp_path):
     (tmp_path / "a.shp").write_bytes(b"new")
     guard.commit()
     assert sorted(os.listdir(tmp_path)) == ["a.shp"]
+
+
+def test_provider_uri_destinations_run(run_alg, inputs, tmp_path):
+    """A model's intermediate sink is 'memory:<name>' and the Toolbox's 'Save to GeoPackage...' gives
+    'ogr:dbname=... table=...': both were refused as files OreMap 'cannot write' (no model could pass an OreMap vector
+    output to a next step)."""
+    memory = run_alg("geochem_anomaly", {"POINTS": inputs, "OUTPUT": "memory:Scored points"})
+    assert memory["OUTPUT"].featureCount() == 60   # processing.run gives the memory layer itself
+    target = tmp_path / "out.gpkg"
+    uri = f"ogr:dbname='{target}' table=\"scores\" (geom)"
+    saved = run_alg("geochem_anomaly", {"POINTS": inputs, "OUTPUT": uri})
+    assert _count(f"{target}|layername=scores") == 60 and "scores" in str(saved["OUTPUT"])
