@@ -18,6 +18,7 @@ from qgis.core import (
     QgsProcessingParameterFile,
     QgsProcessingParameterRasterLayer,
     QgsProcessingParameterString,
+    QgsProcessingUtils,
 )
 
 from ..core.geochemistry import geochem
@@ -368,9 +369,14 @@ class VaeAnomaly(OreMapAlgorithm):
         path, layer = self.raster_path(parameters, "INPUT", context, require_crs=True)
         bands = self.parameterAsInts(parameters, "BANDS", context) or None
         score_path = self.output_path(parameters, "OUTPUT_SCORE", context, feedback)
-        if not score_path:
-            raise self.fail("OUTPUT_SCORE", "A raster is scored into a score raster.", "Choose where to save it.")
         class_path = self.output_path(parameters, "OUTPUT_CLASSES", context, feedback)
+        if not score_path and not class_path:
+            raise self.fail("OUTPUT_SCORE", "A raster is scored into a score raster or a class raster, and neither "
+                                            "was given.", "Choose where to save the score raster (or the classes).")
+        wanted_score = bool(score_path)
+        # the classes come from the scores: without the score output (a model keeping the classes only, the
+        # optional output left out) the scores go to a temporary file
+        score_path = score_path or QgsProcessingUtils.generateTempFilename("anomaly_score.tif")
         deposits = None
         crs = layer.crs()
         if has_deposits:
@@ -384,8 +390,9 @@ class VaeAnomaly(OreMapAlgorithm):
             deposits_xy=deposits, positive_radius=radius, negative_min_distance=min_distance,
             options=options, subtitle=f"Element raster: {path}", memory_mb=self.memory_mb(), feedback=feedback)
         out = self._values(result["evaluation"], result["scored"])
-        out["OUTPUT_SCORE"] = score_path
-        self.style_output(context, score_path, styles.ANOMALY_SCORE)
+        if wanted_score:
+            out["OUTPUT_SCORE"] = score_path
+            self.style_output(context, score_path, styles.ANOMALY_SCORE)
         if class_path:
             out["OUTPUT_CLASSES"] = class_path
             self.style_output(context, class_path, styles.classes(vae.class_legend(result["percentiles"])))

@@ -303,6 +303,13 @@ def test_algorithm_raster(run_alg, tmp_path):
     assert os.path.exists(str(tmp_path / "c.qml")) and res["N_SCORED"] == 600
     html = open(res["OUTPUT_HTML"], encoding="utf-8").read()
     assert "Map of the anomaly classes" in html and "Training pixels" in html
+    # the score raster is an optional output: a model keeping only the classes (or qgis_process without it) was
+    # refused ("A raster is scored into a score raster")
+    only = run_alg("vae_anomaly", {"INPUT": raster, "MODEL_FILE": res["OUTPUT_MODEL"],
+                                   "OUTPUT_CLASSES": str(tmp_path / "only_classes.tif")})
+    assert "OUTPUT_SCORE" not in only
+    with rasterio.open(only["OUTPUT_CLASSES"]) as ds:
+        assert ds.read(1).ravel().tolist() == classes.tolist()
 
 
 def test_algorithm_bad_input(run_alg, tmp_path):
