@@ -85,6 +85,9 @@ class ElementSelection(OreMapAlgorithm):
                      "over the chosen elements changes them (samples missing any chosen element are left out).",
         "THRESHOLD": "ZAUC (and rank-test z) at which an element is selected (2.58: 1 % two-sided; 1.96: 5 %).",
         "TWO_SIDED": "Also select elements with ZAUC at or below minus the threshold (lower near deposits).",
+        "ALLOW_NONE": "When no element reaches the threshold: finish with an empty selection and the report, instead "
+                      "of stopping. Off by default: an empty SELECTED passed on in a Graphical Modeler chain is read "
+                      "by IDW and the VAE as 'no element chosen', i.e. every element of the survey.",
         "SEED": "For a raster: seed of the random sample of negative pixels.",
     }
     OUTPUT_HELP = {
@@ -130,6 +133,8 @@ class ElementSelection(OreMapAlgorithm):
         self._add(QgsProcessingParameterBoolean("TWO_SIDED", self.tr("Also select negatively associated elements"),
                                                 defaultValue=False), advanced=True)
         self.add_number("SEED", "Random seed (raster negatives)", 0, 0, integer=True, advanced=True)
+        self._add(QgsProcessingParameterBoolean("ALLOW_NONE", self.tr("Finish without a selection (report only)"),
+                                                defaultValue=False), advanced=True)
         self.add_report_output("OUTPUT_HTML", "Element selection report")
         self.add_file_output("OUTPUT_CSV", "Element table", "CSV files (*.csv)", optional=True)
         self.add_value_output("SELECTED", "Selected elements", kind="string")
@@ -194,6 +199,9 @@ class ElementSelection(OreMapAlgorithm):
         for note in notes:
             feedback.info(note)
         selected = [r["element"] for r in rows if r["selected"]]
+        if not selected and not self.parameterAsBool(parameters, "ALLOW_NONE", context):
+            # an empty SELECTED given to IDW's or the VAE's element fields in a model means "every element"
+            self._refuse_none_selected(rows, threshold)
         feedback.info(f"Selected ({len(selected)}): " + (", ".join(selected) or "none"))
         units = f"distances in {crs.authid()}" if crs.isValid() else "distances in layer units"
         title = "Element selection" + (f" of {os.path.basename(path)}" if has_raster else "")
@@ -208,3 +216,21 @@ class ElementSelection(OreMapAlgorithm):
         if csv_path:
             out["OUTPUT_CSV"] = csv_path
         return out
+
+    def _refuse_none_selected(self, rows, threshold):
+        """No element passes: refused, naming the best elements and the threshold that would select the first.
+        An empty list would pass on as "no element chosen", which the next algorithm of a Graphical Modeler chain
+        (IDW, VAE) reads as every element of the survey."""
+        scored = [r for r in rows if np.isfinite(r["auc"])]
+        best = ", ".join(f"{r['element']} ZAUC {r['zauc']:.2f}, rank-test z {r['z_null']:.2f}" for r in scored[:3])
+        first = scored[0] if scored else None
+        # the threshold that would select the first (positively associated) element; none for a depleted one
+        reach = min(first["zauc"], first["z_null"]) if first is not None else float("nan")
+        fix = (f"Lower the threshold to {np.floor(reach * 100) / 100:g} to select {first['element']} (a weaker "
+               "association), or give more deposits." if np.isfinite(reach) and reach > 0 else
+               "Give more deposits, or check the positive radius and the negative distance.") + (
+            " For the report alone, tick 'Finish without a selection' (ALLOW_NONE).")
+        raise self.fail("THRESHOLD", f"No element reaches the threshold {threshold:g} (ZAUC and rank-test z)"
+                                     + (f"; the best: {best}" if best else "") + ". An empty selection would pass "
+                                     "on as 'no element chosen', which IDW or the VAE read as every element.", fix)
+

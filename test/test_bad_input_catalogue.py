@@ -517,7 +517,7 @@ def test_hostile_names_stay_in_their_folder_and_out_of_the_html(run_alg, fx, tmp
     assert {n for n in os.listdir(folder) if not n.endswith(".aux.xml")} == {"grid é.qml", "grid é.tif"}
     assert set(os.listdir(tmp_path)) == before
     report = folder / "select.html"
-    run_alg("element_selection", {"POINTS": layer, "FIELDS": hostile, "DEPOSITS": fx.deposits,
+    run_alg("element_selection", {"POINTS": layer, "FIELDS": hostile, "DEPOSITS": fx.deposits, "ALLOW_NONE": True,
                                   "POSITIVE_RADIUS": 150.0, "NEGATIVE_MIN_DISTANCE": 200.0, "OUTPUT_HTML": str(report)})
     html = report.read_text(encoding="utf-8")
     assert "<script>alert(1)</script>" not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html

@@ -614,6 +614,22 @@ def test_element_selection_raster_stack(run_alg, tmp_path):
     assert table["n_pos"][1] == int((pos & ok).sum()) and table["n_neg"][1] == int((neg & ok).sum())
     assert table["auc"][2] == pytest.approx(brute_auc(stack[2][pos], stack[2][neg]), abs=1e-7)
     assert table["direction"][2] == "negative" and not table["selected"][2]
+    # no element passing: refused, not SELECTED='' (which IDW's FIELDS in a model reads as every element)
+    from qgis.core import QgsProcessingException
+
+    with pytest.raises(QgsProcessingException) as err:
+        run_alg("element_selection", {"INPUT": path, "DEPOSITS": memory_points(DEPOSITS, UTM), "THRESHOLD": 1000,
+                                      "POSITIVE_RADIUS": 1500, "NEGATIVE_MIN_DISTANCE": 3000,
+                                      "OUTPUT_HTML": str(tmp_path / "none.html")})
+    message = str(err.value)
+    assert "(THRESHOLD)" in message and "No element reaches the threshold 1000" in message
+    reach = min(table["zauc"][0], table["z_null"][0])
+    assert f"the best: Au_ppb ZAUC {table['zauc'][0]:.2f}" in message
+    assert f"Lower the threshold to {np.floor(reach * 100) / 100:g} to select Au_ppb" in message
+    allowed = run_alg("element_selection", {"INPUT": path, "DEPOSITS": memory_points(DEPOSITS, UTM),
+                                            "THRESHOLD": 1000, "ALLOW_NONE": True, "POSITIVE_RADIUS": 1500,
+                                            "NEGATIVE_MIN_DISTANCE": 3000, "OUTPUT_HTML": str(tmp_path / "none.html")})
+    assert allowed["SELECTED"] == "" and allowed["N_SELECTED"] == 0 and os.path.exists(allowed["OUTPUT_HTML"])
 
 
 # --------------------------------------------------------------------------------------
