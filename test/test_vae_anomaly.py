@@ -491,6 +491,13 @@ def test_bands_naming_some_of_the_models_elements_are_not_read_in_order(trained,
         for i in range(len(NAMES)):
             ds.set_band_description(i + 1, f"Band {i + 1}")
     assert vae_raster.raster_bands(raster, NAMES) == (list(range(1, len(NAMES) + 1)), True)
+    # bands named, but by bare element symbols in another order (Cu, Pb, ... for Cu_ppm ...): they were taken in
+    # band order, every element read as another (every pixel of a real grid in the top class)
+    with rasterio.open(raster, "r+") as ds:
+        for i, name in enumerate(reversed(NAMES)):
+            ds.set_band_description(i + 1, name.split("_")[0])
+    with pytest.raises(OreMapError, match="do not name the model's elements"):
+        vae_raster.raster_bands(raster, NAMES)
 
 
 def test_a_zero_filled_grid_is_told_to_give_zero_as_nodata(run_alg, trained, tmp_path):

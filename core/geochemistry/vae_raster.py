@@ -20,10 +20,13 @@ from .vae_anomaly import (CLASS_NODATA, MAX_RASTER_TRAINING, SCORE_NODATA, TASK,
 def raster_bands(path, names, parameter="raster"):
     """1-based bands of ``path`` holding ``names`` (band descriptions; case-insensitive), and the band names.
 
-    When no description names any of them (``Band 1`` ...), a raster with exactly ``len(names)``
-    bands is taken in order (the second value says so: ``by_order``). Descriptions that name some of
-    them but not all are refused: in order, a band named after one element would be read as another.
+    When the bands are unnamed (``Band 1`` ...), a raster with exactly ``len(names)`` bands is taken in order
+    (the second value says so: ``by_order``). Named bands that do not name every element are refused: in order, a
+    band named after one element would be read as another (bands ``Cu, Pb, Au, As`` for a model of ``Au_ppm,
+    As_ppm, Cu_ppm, Pb_ppm`` scored Cu as Au).
     """
+    import re
+
     from ..engine.raster import band_descriptions
 
     descriptions = band_descriptions(path, parameter)  # the names training takes (trimmed; "Band i" if none)
@@ -37,6 +40,12 @@ def raster_bands(path, names, parameter="raster"):
         raise OreMapError(f"The raster's bands name {len(bands)} of the model's {len(names)} elements but not "
                           f"{', '.join(lacking)} (its bands: {', '.join(descriptions)}).", parameter,
                           "Give a raster with a band for each of the model's elements, named after it.")
+    unnamed = all(re.fullmatch(r"band \d+", d.strip(), re.IGNORECASE) for d in descriptions)
+    if count == len(names) and not unnamed:
+        raise OreMapError(f"The raster's bands ({', '.join(descriptions)}) do not name the model's elements "
+                          f"({', '.join(names)}) as the model does, so which band is which element is unknown.",
+                          parameter, "Name each band exactly as the model's element (e.g. "
+                                     f"'{names[0]}', with its unit), or give the grid the model was trained on.")
     if count == len(names):
         return list(range(1, count + 1)), True
     name = lacking[0]
