@@ -650,7 +650,6 @@ class OreMapAlgorithm(QgsProcessingAlgorithm):
 
     def __init__(self):
         super().__init__()
-        self._post_processors = []
         self._parameter_overrides = {}  # core error key -> parameter, decided while running
         self._rasters_without_crs = []  # raster parameters resolved without a CRS in this run
         self._assigned_crs = None  # WKT of a CRS assigned in QGIS to an input file without one, written to outputs
@@ -1397,8 +1396,7 @@ class OreMapAlgorithm(QgsProcessingAlgorithm):
             self._guard_file(os.path.splitext(file_path)[0] + ".qml")
         qml = styles.write_style(path, style)
         if context.willLoadLayerOnCompletion(path):
-            processor = styles.StylePostProcessor(qml, style)
-            self._post_processors.append(processor)  # Processing does not keep a reference
+            processor = styles.StylePostProcessor(qml, style)   # kept alive by the class (a model drops `self`)
             context.layerToLoadOnCompletionDetails(path).setPostProcessor(processor)
 
     # -- errors ----------------------------------------------------------------------------------

@@ -264,12 +264,21 @@ def write_style(path, style):
 
 
 class StylePostProcessor(QgsProcessingLayerPostProcessorInterface):
-    """Styles an output layer when Processing loads it: from the saved .qml, else from the style dict."""
+    """Styles an output layer when Processing loads it: from the saved .qml, else from the style dict.
+
+    Processing keeps no reference to a post-processor, and a Graphical Modeler run deletes each step's algorithm
+    before its outputs load: the processors are kept here (:attr:`KEPT`, the newest :data:`KEEP`) until they have
+    styled their layer, so a model's temporary outputs load styled as the algorithm's own do."""
+
+    KEEP = 256
+    KEPT = []
 
     def __init__(self, qml, style=None):
         super().__init__()
         self.qml = qml
         self.style = style
+        StylePostProcessor.KEPT.append(self)
+        del StylePostProcessor.KEPT[:-self.KEEP]
 
     def postProcessLayer(self, layer, context, feedback):  # noqa: N802 (QGIS API)
         if layer is None or not layer.isValid():

@@ -204,8 +204,16 @@ def test_temporary_vector_output_gets_the_style_when_loaded(processing_provider,
     layer_id = layer.id()
     context.addLayerToLoadOnCompletion(layer_id, QgsProcessingContext.LayerDetails("cells", QgsProject.instance()))
     alg.style_output(context, layer_id, GRADUATED)
+    # a Graphical Modeler run deletes each step's algorithm before its outputs load: the processor, kept on the
+    # algorithm only, was gone and the model's temporary output loaded unstyled
+    import gc
+
+    from oremap.algorithms import styles
+
+    del alg
+    gc.collect()
     processor = context.layerToLoadOnCompletionDetails(layer_id).postProcessor()
-    assert processor is not None and processor.qml is None
+    assert isinstance(processor, styles.StylePostProcessor) and processor.qml is None
     processor.postProcessLayer(layer, context, QgsProcessingFeedback())
     assert layer.renderer().type() == "graduatedSymbol" and len(layer.renderer().ranges()) == 5
     del layer, processor, context
