@@ -30,7 +30,9 @@ class PredictAbundance(OreMapAlgorithm):
         "wider where the ensemble's models disagree, and stay within 0-100 %. Each training ROI counts once: a "
         "level needs enough of them (9 for 90 %, 19 for 95 %, 99 for 99 %); with fewer the intervals are 0-100 % "
         "and the log names the levels the model can give.\n\n"
-        "The raster's bands are matched to the model's wavelengths (resampled when they differ). A summary table "
+        "The raster's bands are matched to the model's wavelengths (resampled when they differ); to a model trained "
+        "on a raster without wavelengths, by the band names it records (band descriptions), in any order, or in "
+        "order when the raster's bands have no names. A summary table "
         "gives, per mineral, the mean and standard deviation of the abundance and its area share, overall and per "
         "zone when a polygon layer is given.")
     PARAM_HELP = {

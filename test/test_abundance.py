@@ -894,3 +894,65 @@ def test_pixels_without_a_finite_prediction_are_nodata_and_out_of_the_statistics
     assert np.isclose(stats["table"][2]["mean_percent"], A[2][~bad].mean(), rtol=1e-4)
     assert log.warnings == [f"{int(bad.sum())} pixels gave no finite abundance (spectra far outside any reflectance "
                             "the model saw): nodata in every output and left out of the statistics."]
+
+
+def test_a_model_without_wavelengths_finds_its_bands_by_name(tmp_path):
+    """A model trained on a raster without wavelengths records its band names ('Band 1: Blue', as QGIS names them),
+    but was given the raster's bands by position: the same six bands stored NIR, SWIR1, SWIR2, Blue, Green, Red gave
+    other abundances, without a word (up to 100 points). Named bands are now found by name, in any order; a band
+    of another name is refused; bands without names are read in order, and the log says so."""
+    from affine import Affine
+    from conftest import core_warnings
+
+    from oremap.core.hyperspectral.mapping import model_input
+
+    names = ["Blue", "Green", "Red", "NIR", "SWIR1", "SWIR2"]
+    rng = np.random.default_rng(4)
+    members = np.array([[0.05, 0.08, 0.10, 0.45, 0.30, 0.20], [0.20, 0.25, 0.30, 0.35, 0.40, 0.38],
+                        [0.10, 0.12, 0.20, 0.25, 0.15, 0.08]])
+    comps = rng.dirichlet(np.ones(3), 25) * 100.0                 # 25 ROIs of 2 x 2 pixels on a 10 x 10 raster
+    rows, cols = np.mgrid[0:10, 0:10]
+    roi = ((rows // 2) * 5 + cols // 2).ravel()
+    X = (comps[roi] @ members / 100.0 + rng.normal(0.0, 0.002, (100, 6))).astype(np.float32)
+    result = ab.train_abundance_model(X, comps[roi], roi, ["A", "B", "C"], band_names=[
+        f"Band {i}: {n}" for i, n in enumerate(names, start=1)], families=["ridge"], n_folds=3, fcls=False, seed=0)
+    model_path = str(tmp_path / "named.onnx")
+    result.save(model_path)
+    model = abundance_map.AbundanceModel(model_path)
+    assert model.info.wavelengths is None
+
+    def raster(name, order, descriptions):
+        path = str(tmp_path / name)
+        with rasterio.open(path, "w", driver="GTiff", width=10, height=10, count=6, dtype="float32", crs="EPSG:32633",
+                           transform=Affine(10, 0, 500000, 0, -10, 4000000)) as ds:
+            ds.write(X.T.reshape(6, 10, 10)[order])
+            for b, text in enumerate(descriptions, start=1):
+                ds.set_band_description(b, text)
+        return path
+
+    def predict(path, log):
+        bands, matrix = model_input(path, model.info, None, log)
+        out = str(tmp_path / ("A_" + os.path.basename(path)))
+        abundance_map.predict_abundance_map(path, model_path, out, image_bands=bands, resampler=matrix, feedback=log)
+        with rasterio.open(out) as ds:
+            return bands, ds.read()
+
+    order = [3, 4, 5, 0, 1, 2]
+    same = raster("same.tif", list(range(6)), names)
+    moved = raster("moved.tif", order, [names[i] for i in order])
+    bands, expected = predict(same, core_warnings())
+    assert bands is None
+    log = core_warnings()
+    bands, got = predict(moved, log)
+    assert bands == [4, 5, 6, 1, 2, 3]
+    np.testing.assert_array_equal(got, expected)
+    assert any("matched to the model's by name: bands 4, 5, 6, 1, 2, 3" in line for line in log.infos)
+    other = raster("other.tif", list(range(6)), names[:5] + ["Thermal"])
+    with pytest.raises(OreMapError) as err:
+        model_input(other, model.info, None, core_warnings())
+    assert err.value.parameter == "raster" and "none is named 'SWIR2'" in err.value.message
+    unnamed = raster("unnamed.tif", list(range(6)), [""] * 6)
+    log = core_warnings()
+    assert model_input(unnamed, model.info, None, log) == (None, None)
+    assert log.infos == ["The raster's bands have no names (band descriptions): they are read in order as the "
+                         "model's Blue, Green, Red, NIR, SWIR1, SWIR2."]

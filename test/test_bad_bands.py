@@ -271,3 +271,50 @@ def test_an_alpha_band_is_no_band_with_detection_off(tmp_path):
     info = mapping.image_band_info(path, bad_bands="off")
     assert info.n_bands == 12 and not info.bad.any()
     assert list(mapping.good_band_numbers(path, None, "off")) == list(range(1, 13))
+
+
+def test_jasper_ridge_with_its_bands_in_file_name_order_loses_only_the_water_windows(tmp_path):
+    """Jasper Ridge with its bands, wavelengths and all, stored in the order per-band files are listed (b1, b10,
+    b100, ..., b109, b11, b110, ..., b2): every drop in wavelength was taken for the edge of a detector and the
+    'overlapping detectors' (bands 1-12 and 13-23 at 509.9-1451.6 nm, ...) cut away 178 of the 198 bands. Such an
+    order is sorted: the 8 bands of the water windows go, as in channel order; the 6 edge bands of AVIRIS's
+    spectrometers stay (once the channel order is lost nothing tells which detector a band is from)."""
+    with rasterio.open(JASPER) as src:
+        cube = src.read()
+        tags = [{k: v for k, v in src.tags(b).items() if not k.startswith("STATISTICS")}
+                for b in range(1, src.count + 1)]
+        profile = dict(src.profile, tiled=False)
+    order = sorted(range(len(tags)), key=lambda i: str(i + 1))
+    path = str(tmp_path / "jasper_b1_b10_b100.tif")
+    with rasterio.open(path, "w", **profile) as dst:
+        dst.write(cube[order])
+        for b, i in enumerate(order, start=1):
+            dst.update_tags(b, **tags[i])
+    lines = []
+
+    class Log:
+        def info(self, text):
+            lines.append(text)
+
+        warning = info
+
+    info = mapping.image_band_info(path, feedback=Log())
+    water = np.any([(info.centers >= lo) & (info.centers <= hi) for lo, hi in bad_bands.WATER_WINDOWS], axis=0)
+    assert water.sum() == 8 and np.array_equal(info.bad, water)
+    assert not any("two detectors" in line for line in lines)
+    assert any("not listed detector by detector" in line for line in lines)
+
+
+def test_noisy_band_found_whatever_the_band_order():
+    """Band-to-band noise compares a band with its neighbours in wavelength, not in the file: with the bands
+    shuffled, the noise of each band and the one noisy band found are those of the bands in wavelength order."""
+    rng = np.random.default_rng(3)
+    wl = np.linspace(400.0, 1300.0, 100)
+    values = (0.3 + 0.1 * np.sin(wl / 150.0))[None, :] * rng.uniform(0.5, 1.5, (3000, 1))
+    values = values + rng.normal(0.0, 0.002, values.shape)
+    values[:, 60] += rng.normal(0.0, 0.03, 3000)   # one band with 15 times the noise of the others
+    order = rng.permutation(wl.size)
+    np.testing.assert_allclose(bad_bands.band_noise(values[:, order], wl[order]),
+                               bad_bands.band_noise(values, wl)[order])
+    found = bad_bands.detect_bad_bands(values[:, order], wl[order])
+    assert order[found.bad].tolist() == [60] and found.reason[int(np.flatnonzero(order == 60)[0])] == "noisy"

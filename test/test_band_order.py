@@ -186,3 +186,76 @@ def test_a_third_repeat_meets_the_band_kept():
     assert dropped.tolist() == [False, True, True, False, False] and len(notes) == 1
     dropped, _ = overlap_bands([500.0, 500.6, 501.2, 600.0])   # a chain: 501.2 is 1.2 nm from the band kept
     assert dropped.tolist() == [False, True, False, False]
+
+
+def test_bands_stored_in_another_order_are_sorted_not_cut_at_detector_edges(av95):
+    """Bands in the order per-band files are listed (b1, b10, b100, ..., b2), or shuffled, are no detectors listed
+    one after the other: each drop in wavelength was taken for a detector edge and 'overlapping' bands were cut
+    away (of Jasper Ridge's 198 bands 178). Their drops add up to many times the wavelength range (detectors': 39
+    of AVIRIS's 2130 nm), so they are sorted: only the centre repeated at 1880 nm goes, as in channel order."""
+    centres, fwhm = av95
+    lexicographic = sorted(range(centres.size), key=lambda i: str(i + 1))
+    dropped, notes = overlap_bands(centres[lexicographic], fwhm[lexicographic])
+    assert np.asarray(lexicographic)[dropped].tolist() == [160]   # channel 161, 0.35 nm from 160, listed after it
+    assert len(notes) == 2 and "Repeated band centres" in notes[0] and "(1879.90 nm" in notes[0]
+    assert "not in increasing order" in notes[1] and "not listed detector by detector" in notes[1]
+    shuffled = np.random.default_rng(0).permutation(centres.size)
+    dropped, notes = overlap_bands(centres[shuffled], fwhm[shuffled])
+    assert dropped.sum() == 1 and set(shuffled[dropped]) <= {159, 160}
+    assert not any("two detectors" in note for note in notes)
+    # VNIR then SWIR (PRISMA, EnMAP without their detector lists): still cut at the middle of their overlap
+    vnir, swir = np.arange(420.0, 1001.0, 6.5), np.arange(900.0, 2451.0, 10.0)
+    dropped, notes = overlap_bands(np.r_[vnir, swir])
+    assert np.r_[vnir, swir][dropped].min() >= 900.0 and np.r_[vnir, swir][dropped].max() <= 1000.0
+    cut = 0.5 * (swir[0] + vnir[-1])
+    assert dropped.sum() == (vnir > cut).sum() + (swir < cut).sum() and "two detectors" in notes[0]
+
+
+def test_the_scale_warning_says_what_the_scale_does_to_the_model(cube, tmp_path):
+    """The warning on values that are not reflectance of 0-1 said 'SAM, SID and the CNN do not depend on the scale',
+    but a CNN with preprocessing 'none' does (one trained on reflectance 0-1 classed 489 of 1,600 Jasper Ridge pixels
+    otherwise on reflectance x 10000). The bundled model (continuum removal) and a copy of it with preprocessing
+    'none', on the AVIRIS cube as float reflectance 0-1 and x 10000: the warning says which of them depends on the
+    scale, and so do their probabilities."""
+    from conftest import core_warnings
+
+    from oremap.core.engine.model_format import _load_onnx, read_model_info, write_model
+    from oremap.core.engine.wavelengths import band_info_from_raster, band_tags
+
+    path, _ = cube
+    with rasterio.open(path) as src:
+        raw = src.read().astype(np.float32)
+        tags = band_tags(band_info_from_raster(src))
+        profile = dict(driver="GTiff", width=src.width, height=src.height, count=src.count, dtype="float32",
+                       crs=src.crs, transform=src.transform)
+    rasters = {}
+    for name, values in (("f01", raw / 10000.0), ("x10000", raw)):
+        rasters[name] = str(tmp_path / f"{name}.tif")
+        with rasterio.open(rasters[name], "w", **profile) as dst:
+            dst.write(values.astype(np.float32))
+            for b, band in enumerate(tags, start=1):
+                dst.update_tags(b, **band)
+    info = read_model_info(BUNDLED)
+    assert info.preprocessing_method == "continuum_removal"
+    info.preprocessing = {"method": "none"}
+    plain = write_model(_load_onnx(BUNDLED)[0], info, str(tmp_path / "plain.onnx"))
+    for model, depends in ((BUNDLED, False), (plain, True)):
+        probabilities = []
+        for name in ("f01", "x10000"):
+            log = core_warnings()
+            out = str(tmp_path / f"p_{depends}_{name}.tif")
+            mapping.cnn_classify_map(rasters[name], model, str(tmp_path / "c.tif"), out, feedback=log)
+            with rasterio.open(out) as ds:
+                probabilities.append(ds.read())
+        doubt = [w for w in log.warnings if w.startswith("The values are not reflectance of 0-1")]
+        assert len(doubt) == 1 and "the CNN do not depend" not in doubt[0]
+        assert "spectral CNNs and abundance models with preprocessing 'none'" in doubt[0]
+        if depends:
+            assert doubt[0].endswith("This model's preprocessing is 'none': its classes depend on the scale. Give the "
+                                     "reflectance scale factor that puts the values on the scale of the spectra it was "
+                                     "trained on (reflectance of 0-1, unless its training raster was read otherwise).")
+            assert np.abs(probabilities[0] - probabilities[1]).max() > 0.1
+        else:
+            assert doubt[0].endswith("This model's preprocessing, continuum removal (divide by the upper convex hull), "
+                                     "makes its classes independent of the scale.")
+            np.testing.assert_allclose(probabilities[0], probabilities[1], atol=1e-4)

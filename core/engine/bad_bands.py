@@ -18,7 +18,8 @@ without a ``bbl`` (and adds to one when there is):
    absolute deviation) over the sampled pixels of the band's departure from the
    straight line between its two good neighbours, divided by the spread the same
    estimator gives for white noise of unit variance (sqrt(1.5)); the neighbours' level
-   is the median of that noise over the ``window`` good bands on either side.
+   is the median of that noise over the ``window`` good bands on either side. Neighbours
+   are neighbours in wavelength, whatever the order of the bands in the file.
 
 The user's choice (:func:`parse_bad_bands`) can switch the detection off, keep
 bands it dropped and add bands. The result lists every dropped band with its
@@ -231,6 +232,15 @@ def sample_scene(source, max_pixels=SAMPLE_PIXELS, size=32):
     return out[:n]
 
 
+def _by_wavelength(usable, centers):
+    """Indexes of the ``usable`` bands in wavelength order (file order without ``centers``): a band's neighbours
+    are the bands next to it in wavelength, whatever the file order (bands stored b1, b10, b100, ..., b2)."""
+    idx = np.flatnonzero(usable)
+    if centers is None:
+        return idx
+    return idx[np.argsort(np.asarray(centers, np.float64)[idx], kind="stable")]
+
+
 def band_noise(values, centers=None, usable=None):
     """Robust band-to-band noise of each band, in the units of ``values`` (NaN where not estimable).
 
@@ -239,13 +249,13 @@ def band_noise(values, centers=None, usable=None):
     wavelength, or band number) between the nearest usable bands below and above it; its noise is
     1.4826 x the median absolute deviation of that residual over the pixels, over sqrt(1.5) (the value
     for white noise of unit variance at even spacing). The first and last usable bands use the two
-    usable bands next to them.
+    usable bands next to them. Bands in any order: below and above are in wavelength.
     """
     values = np.asarray(values, dtype=np.float64)
     n_bands = values.shape[1]
     usable = np.ones(n_bands, bool) if usable is None else np.asarray(usable, bool)
     axis = np.arange(n_bands, dtype=np.float64) if centers is None else np.asarray(centers, np.float64)
-    idx = np.flatnonzero(usable)
+    idx = _by_wavelength(usable, centers)
     noise = np.full(n_bands, np.nan)
     if idx.size < 3:
         return noise
@@ -336,7 +346,7 @@ def _noisy(values, centers, usable, factor, window, max_rounds=50):
     flagged = np.zeros(usable.size, bool)
     for _ in range(max_rounds):
         noise = band_noise(values, centers, usable)
-        idx = np.flatnonzero(usable & np.isfinite(noise))
+        idx = _by_wavelength(usable & np.isfinite(noise), centers)   # neighbours in wavelength
         ratio = np.zeros(usable.size)
         for k, b in enumerate(idx):
             neighbours = np.concatenate((idx[max(0, k - window):k], idx[k + 1:k + 1 + window]))

@@ -14,6 +14,11 @@ strictly increasing centres:
   beyond the other, the two overlap: the overlap is cut at
   its middle wavelength and each run keeps its bands on its own side of the cut. The bands dropped
   are the edge bands of each detector, whose response (and signal-to-noise ratio) is the lowest.
+* Detectors are listed one after the other, and overlap over a small part of the range: the drops in wavelength
+  from one run to the next add up to less than half the range (AVIRIS-Classic: 39 of 2130 nm). A band order
+  whose drops add up to more (bands stored in another order, as per-band files listed b1, b10, b100, ..., b2,
+  or shuffled: many short runs, each drop spanning most of the range) is not detector by detector: no edge
+  band is left out, and the bands are taken in wavelength order (sorting).
 * After that, bands whose centres are closer than a quarter of their FWHM (1 nm when the FWHM is
   unknown), or equal, are one measurement twice: the later band in file order (the next detector's
   edge band) is left out.
@@ -28,6 +33,9 @@ import numpy as np
 DUPLICATE_FWHM_FRACTION = 0.25
 #: Centres closer than this (nm) are the same measurement when the FWHM is unknown.
 DUPLICATE_NM = 1.0
+#: Runs whose drops in wavelength add up to this fraction of the range or more are a permuted band order, not
+#: overlapping detectors (their drops: 0.02 of the range for AVIRIS-Classic, about 0.05 for PRISMA and EnMAP).
+PERMUTED_DROPS = 0.5
 
 
 def _runs(centers):
@@ -35,6 +43,13 @@ def _runs(centers):
     breaks = np.flatnonzero(np.diff(centers) <= 0) + 1
     edges = np.concatenate(([0], breaks, [centers.size]))
     return [(int(a), int(b)) for a, b in zip(edges[:-1], edges[1:])]
+
+
+def _detector_by_detector(centers, runs):
+    """Whether increasing ``runs`` of ``centers`` are detectors listed one after the other (small drops between
+    them), not a permuted band order (see :data:`PERMUTED_DROPS`)."""
+    drops = sum(centers[a1 - 1] - centers[b0] for (_, a1), (b0, _) in zip(runs[:-1], runs[1:]))
+    return drops < PERMUTED_DROPS * (centers.max() - centers.min())
 
 
 def _ranges(indexes):
@@ -91,7 +106,12 @@ def overlap_bands(centers, fwhm=None, bad=None, detectors=None):
         sizes = np.cumsum([0] + [g.size for g in groups])
         runs = list(zip(sizes[:-1].tolist(), sizes[1:].tolist()))
     c = centers[good]
-    runs = _runs(c) if detectors is None else runs
+    permuted = False
+    if detectors is None:
+        runs = _runs(c)
+        permuted = not _detector_by_detector(c, runs)
+        if permuted:
+            runs = []   # a permuted band order: sorted below, no detector edge left out
     for (a0, a1), (b0, b1) in zip(runs[:-1], runs[1:]):
         end, start = c[a1 - 1], c[b0]
         # two detectors overlap in part: each at least 2 bands, neither inside the other's range
@@ -140,7 +160,10 @@ def overlap_bands(centers, fwhm=None, bad=None, detectors=None):
     # any order still left (e.g. bands listed from long to short wavelengths) is handled by sorting
     kept = np.flatnonzero(~bad & ~dropped)
     if detectors is None and kept.size > 1 and np.any(np.diff(centers[kept]) <= 0):
-        notes.append("The band centres are not in increasing order: the spectra are resampled by wavelength.")
+        notes.append("The band centres are not in increasing order: the spectra are resampled by wavelength."
+                     + (" They are not listed detector by detector (in file order they go back down by more than "
+                        "half the wavelength range in all): no band is left out as a detector's edge band."
+                        if permuted else ""))
     return dropped, notes
 
 

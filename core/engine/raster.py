@@ -536,18 +536,22 @@ def detect_scale(dataset, scale, bands):
         values = values[np.isfinite(values)]
     high = float(np.percentile(values, 99)) if values.size else 0.0
     kind = np.dtype(dataset.dtypes[bands[0] - 1])
+    # what the scale changes: a model's preprocessing decides (a CNN trained on reflectance 0-1 with preprocessing
+    # 'none' classed 489 of 1,600 Jasper Ridge pixels otherwise on reflectance x 10000)
+    matters = ("SAM, SID and models whose preprocessing is brightness normalisation or continuum removal do not depend "
+               "on the scale; unmixing, and spectral CNNs and abundance models with preprocessing 'none' (the "
+               "abundance models' default), do.")
     if kind == np.uint8:
         return 1e-4, 0.0, (f"{SCALE_DOUBT}: an 8-bit raster (0-255) holds display values (a quicklook or a "
-                           "stretched export), not reflectance; taken as value / 10000. Use the reflectance product; "
-                           "SAM, SID and the CNN do not depend on the scale, unmixing and the abundance models do.")
+                           "stretched export), not reflectance; taken as value / 10000. Use the reflectance product. "
+                           + matters)
     if np.issubdtype(kind, np.integer) and high > 100:
         return 1e-4, 0.0, ("Integer raster without scale metadata: reflectance taken as value / 10000. "
                            "Set the reflectance scale factor if that is wrong.")
     if high > 1.5:
         return 1.0, 0.0, (f"{SCALE_DOUBT}: 99 % of a sample lie below {high:.4g}, and no scale is in the metadata. "
                           "Per cent: give the reflectance scale factor 100; reflectance x 10000 stored as floats: "
-                          "10000; radiance: convert it to reflectance first. SAM, SID and the CNN do not depend on "
-                          "the scale; unmixing, the abundance models and the bad-band rules do.")
+                          "10000; radiance: convert it to reflectance first. " + matters)
     return 1.0, 0.0, ""
 
 

@@ -11,6 +11,7 @@ the same thing::
 
 import json
 import os
+import re
 
 import numpy as np
 
@@ -20,9 +21,9 @@ from ..engine.bad_bands import REASONS, scene_bad_bands
 from ..engine.colors import UNCLASSIFIED, class_colours, hex_colour, legend_entries
 from ..engine.compute import matmul_one_thread
 from ..engine.errors import OreMapError
-from ..engine.feedback import ensure
-from ..engine.raster import (OutputSpec, RasterSource, class_nodata, class_raster_dtype, open_raster, run_pixelwise,
-                             spectral_count)
+from ..engine.feedback import Feedback, ensure
+from ..engine.raster import (SCALE_DOUBT, OutputSpec, RasterSource, class_nodata, class_raster_dtype, open_raster,
+                             run_pixelwise, spectral_count)
 from .library_points import library_from_points
 from ..engine.wavelengths import BandInfo, band_info_from_raster, resample_spectra
 from ..engine.evaluation_guard import validation_tags
@@ -524,12 +525,61 @@ def resampling_operator(image_info, model_wavelengths, model_fwhm=None):
     return bands, matrix.astype(np.float32)
 
 
+def _band_name(name):
+    """A band's own name: without QGIS's ``"Band 3: "`` before it; ``""`` for none (``"Band 3"``, empty)."""
+    return re.sub(r"^\s*band\s*\d+\s*(:|$)", "", str(name or ""), flags=re.IGNORECASE).strip()
+
+
+def _bands_by_name(raster_path, info, feedback):
+    """``(bands, None)`` for a model without wavelengths: its bands found by the names it records, or in order.
+
+    A model trained on a raster without wavelengths records that raster's band names (``"Band 1: Blue"``). When
+    the raster's bands are named too (band descriptions), each model band is the raster band of its name, whatever
+    the order (``bands`` None when they are all of them, in order); a model band without one is refused. Bands
+    without names (``"Band i"``) are taken in order, with a note.
+    """
+    from ..engine.names import name_key
+
+    with open_raster(raster_path) as ds:
+        count = spectral_count(ds)
+        names = [_band_name(d) for d in ds.descriptions[:count]]
+    wanted = [_band_name(n) for n in info.band_names or []]
+    if len(wanted) == info.n_bands and all(wanted) and any(names):
+        keys = {}
+        for i, name in enumerate(names, start=1):
+            if name:
+                keys.setdefault(name_key(name), i)
+        missing = [w for w in wanted if name_key(w) not in keys]
+        if missing:
+            raise OreMapError(
+                f"The raster's bands are not those the model was trained on: none is named "
+                f"{', '.join(repr(m) for m in missing)} (the model's bands: {', '.join(wanted)}; the raster's: "
+                f"{', '.join(n or f'Band {i}' for i, n in enumerate(names, start=1))}).", "raster",
+                "Choose a raster with the model's bands, named as in the training raster (band descriptions), in any "
+                "order; or name its bands so (GDAL band descriptions).")
+        bands = [keys[name_key(w)] for w in wanted]
+        if bands == list(range(1, count + 1)):
+            return None, None
+        feedback.info(f"The raster's bands are matched to the model's by name: bands {', '.join(map(str, bands))} "
+                      f"are the model's {', '.join(wanted)}" + (f"; its other {count - len(bands)} bands are not read."
+                                                                 if count > len(bands) else "."))
+        return bands, None
+    if count != info.n_bands:
+        raise OreMapError(f"The model expects {info.n_bands} bands, the raster has {count}.",
+                          "raster", "Use a raster with the bands the model was trained on.")
+    if any(wanted) and not any(names):
+        feedback.info(f"The raster's bands have no names (band descriptions): they are read in order as the model's "
+                      f"{', '.join(n or f'band {i}' for i, n in enumerate(wanted, start=1))}.")
+    return None, None
+
+
 def model_input(raster_path, info, band_info=None, feedback=None):
     """Which raster bands feed a model, and how: ``(bands, matrix)`` as :func:`resampling_operator`.
 
     A model that knows its wavelengths gets the raster's good bands resampled to them (or the
-    matching bands as they are); a model without wavelengths needs a raster with exactly its
-    number of bands (``bands`` None: all of them).
+    matching bands as they are); a model without wavelengths gets the raster's bands of the names it
+    records, or, when the raster's bands have none, needs a raster with exactly its number of bands
+    (``bands`` None: all of them, in order; see :func:`_bands_by_name`).
     """
     feedback = ensure(feedback)
     if info.wavelengths:
@@ -543,15 +593,39 @@ def model_input(raster_path, info, band_info=None, feedback=None):
                           f"{len(info.wavelengths)} wavelengths ({info.wavelengths[0]:.0f}-"
                           f"{info.wavelengths[-1]:.0f} nm).")
         return bands, matrix
-    with open_raster(raster_path) as ds:
-        if spectral_count(ds) != info.n_bands:
-            raise OreMapError(f"The model expects {info.n_bands} bands, the raster has {spectral_count(ds)}.",
-                              "raster", "Use a raster with the bands the model was trained on.")
-    return None, None
+    return _bands_by_name(raster_path, info, feedback)
 
 
 #: Spectra per onnxruntime call when classifying a raster (its activations are reserved whatever the block size).
 CNN_BATCH_ROWS = 1024
+
+
+def model_scale_note(method):
+    """What the scale of the values does to a model with preprocessing ``method`` (a sentence for the log)."""
+    from ..engine.spectra import PREPROCESSING
+
+    if method == "none":
+        return ("This model's preprocessing is 'none': its classes depend on the scale. Give the reflectance scale "
+                "factor that puts the values on the scale of the spectra it was trained on (reflectance of 0-1, unless "
+                "its training raster was read otherwise).")
+    label = dict(PREPROCESSING).get(method, method)
+    return f"This model's preprocessing, {label[0].lower() + label[1:]}, makes its classes independent of the scale."
+
+
+class _ModelScaleNote(Feedback):
+    """Feedback for the :class:`RasterSource` of a model's input: its warning that the values are not reflectance of
+    0-1 (:data:`core.engine.raster.SCALE_DOUBT`) goes on with :func:`model_scale_note`; the rest passes on."""
+
+    def __init__(self, feedback, method):
+        self._feedback, self._method = feedback, method
+
+    def info(self, message):
+        self._feedback.info(message)
+
+    def warning(self, message):
+        if str(message).startswith(SCALE_DOUBT):
+            message = f"{message} {model_scale_note(self._method)}"
+        self._feedback.warning(message)
 
 
 def cnn_block_bytes(model, resampled, batch_size, ood=True):
@@ -652,8 +726,8 @@ def cnn_classify_map(raster_path, model_path, class_path, probability_path=None,
         return results
 
     work, fixed = cnn_block_bytes(model, matrix is not None, batch_size, ood=check is not None)
-    with RasterSource(raster_path, bands=bands, nodata=nodata, scale=scale, feedback=feedback,
-                      fill_spectra=True) as src:
+    with RasterSource(raster_path, bands=bands, nodata=nodata, scale=scale,
+                      feedback=_ModelScaleNote(feedback, info.preprocessing_method), fill_spectra=True) as src:
         stats = run_pixelwise(src, outputs, per_block, memory_mb=memory_mb, work_bytes_per_pixel=work,
                               fixed_bytes=fixed, feedback=feedback)
     stats["class_counts"] = {"Unclassified": int(counts[0]),
