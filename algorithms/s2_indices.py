@@ -31,7 +31,8 @@ S2_INPUT_HELP = {
     "CLOUD_MASK": "For a folder holding the L2A scene classification (*_SCL_20m.jp2): treat pixels it classes as "
                   "cloud (medium or high probability), thin cirrus, cloud shadow, saturated or no data as nodata. "
                   "The log gives the share masked. Turn it off if bright mine surfaces (tailings, salt) were "
-                  "taken for cloud.",
+                  "taken for cloud. Cloud bands inside a raster (SCL, QA60, MSK_CLDPRB) are not used: the log says "
+                  "so.",
 }
 
 
@@ -114,7 +115,9 @@ class S2Indices(OreMapAlgorithm):
         "The input is a multi-band Sentinel-2 raster whose bands are named (B2, B04, 'Band 8A', ...; or give a "
         "band map), or a folder of per-band files as delivered (names ending in _B02.tif, _B8A.jp2 ...; 20 m and "
         "60 m bands are resampled bilinearly to 10 m, the log says so). Digital numbers become reflectance "
-        "(DN / 10000, with the -1000 offset of processing baseline 04.00 and later when the metadata say so). "
+        "(DN / 10000, with the -1000 offset of processing baseline 04.00 and later when the metadata say so; an "
+        "8-bit raster, as Sentinel Hub's default sampleType AUTO writes, is taken as reflectance x 255, with a "
+        "warning). "
         "Where a denominator is zero, the index is nodata. Every chosen index whose bands the input has is "
         "computed; the others are skipped and listed (an RGB chip gives the iron oxide ratio only).")
     PARAM_HELP = {

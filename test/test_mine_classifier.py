@@ -432,3 +432,93 @@ def test_spatial_blocks_of_a_raster_in_degrees_are_metres():
     assert len(set(groups.tolist())) == 3 and groups[0] == groups[1]
     metric, degree = mc.metric_centres(centres, ["EPSG:4326"] * 4)
     assert degree == pytest.approx(55_500.0) and metric[1, 0] - metric[0, 0] == pytest.approx(555.0)
+
+
+# ---------------------------------------------------------------------------
+# What the inputs say, and the pixel size a model was trained at
+# ---------------------------------------------------------------------------
+
+
+def test_training_says_each_warning_of_its_patches_once_with_a_count(tmp_path):
+    """Patches were opened without feedback: a label table of unnamed stacks (bands in an assumed order), of
+    unknown processing baseline and a Level-1C patch trained without a word. Each distinct warning is now said
+    once, with the number of patches that gave it, and a raster opened twice says its warnings once."""
+    import glob
+
+    from affine import Affine
+    from rasterio.crs import CRS
+
+    from conftest import core_warnings
+    from s2_scene import S2_FOLDER, make_scene
+    from oremap.core.sentinel2.sentinel2 import open_sentinel2
+
+    with open_sentinel2(os.path.join(S2_FOLDER, "S2A_MSIL2A_20170613T101031_87_48")) as s2:
+        dn = np.round(s2.read_reflectance(S2_BANDS) * 10000).astype(np.uint16)   # (120, 120, 12)
+        profile = dict(driver="GTiff", width=120, height=120, dtype="uint16", crs=s2.crs, transform=s2.transform)
+
+    def write(path, bands, names=None):
+        with rasterio.open(path, "w", count=len(bands), **profile) as dst:
+            for i, band in enumerate(bands, start=1):
+                dst.write(band, i)
+                if names:
+                    dst.set_band_description(i, names[i - 1])
+
+    rows = []
+    for k in range(3):  # unnamed 12-band stacks: taken in the standard order, baseline unknown
+        write(tmp_path / f"unnamed_{k}.tif", [np.rot90(dn[..., i], k) for i in range(12)])
+        rows.append((f"unnamed_{k}.tif", k % 2))
+    write(tmp_path / "named.tif", [dn[..., i] for i in range(12)], S2_BANDS)  # baseline unknown only
+    rows.append(("named.tif", 1))
+    l1c = "S2B_MSIL1C_20230601T100559_N0509_R022_T33UVP_20230601T120000"   # baseline 05.09 from its name
+    os.makedirs(tmp_path / l1c)
+    for i, b in enumerate(S2_BANDS):
+        write(tmp_path / l1c / f"T33UVP_20230601T100559_{'B%02d' % int(b[1:]) if b != 'B8A' else b}.tif",
+              [dn[..., i] + 1000])
+    rows.append((l1c, 0))
+    (tmp_path / "labels.csv").write_text("file,label\n" + "".join(f"{n},{lab}\n" for n, lab in rows))
+    log = core_warnings()
+    ps = patch_sets.load_patch_folder(str(tmp_path / "labels.csv"), feedback=log)
+    assert ps.n == 5
+    heads = ["3 of the 5 patches: The raster's 12 bands carry no names: taken in the standard Sentinel-2 order",
+             "4 of the 5 patches: The processing baseline is unknown (no MTD_MSIL2A.xml",
+             "1 of the 5 patches: A Level-1C product: top-of-atmosphere reflectance"]
+    assert len(log.warnings) == 3 and all(w.startswith(h) for w, h in zip(log.warnings, heads)), log.warnings
+    assert any("Bands taken in the standard order of a 12-band product." == m for m in log.infos)
+    # a raster with polygons is opened twice (its bands, then its patches): each warning said once
+    scene = make_scene(str(tmp_path / "scene"), seed=8, size=(120, 120))
+    with rasterio.open(scene["raster"]) as ds:
+        profile = dict(driver="GTiff", width=ds.width, height=ds.height, dtype="uint16", crs=ds.crs,
+                       transform=ds.transform)
+        write(tmp_path / "unnamed_scene.tif", list(ds.read()))
+    log = core_warnings()
+    patch_sets.patches_from_raster(str(tmp_path / "unnamed_scene.tif"), load_polygons(scene["mines"], None),
+                                   patch_size=40, feedback=log)
+    assert sum("carry no names" in w for w in log.warnings) == 1
+    assert sum("processing baseline is unknown" in w for w in log.warnings) == 1
+
+
+def test_a_patch_classifier_records_its_pixel_size_and_detection_checks_it(trained, tmp_path):
+    """Segmentation models record the ground size of their pixels and detection warns on a raster of other
+    pixels; patch classifiers recorded none, and a 20 m stack ran on a 10 m model without a word."""
+    from s2_scene import make_scene
+
+    from conftest import core_warnings
+    from oremap.core.sentinel2.mine_detection import detect_mines
+
+    spatial = read_model_info(trained["model_path"]).extra["spatial"]
+    assert spatial["pixel_size_m"] == pytest.approx([10.0, 10.0], rel=1e-3) and spatial["pixel_size"] == [10.0, 10.0]
+    scene = make_scene(str(tmp_path / "scene"), seed=3, size=(128, 128))
+    with rasterio.open(scene["raster"]) as ds:
+        profile, dn = ds.profile, ds.read().astype(np.float64)
+    profile.update(width=64, height=64, transform=ds.transform * ds.transform.scale(2))
+    coarse = str(tmp_path / "stack_20m.tif")
+    with rasterio.open(coarse, "w", **profile) as dst:
+        dst.write(np.round(dn.reshape(12, 64, 2, 64, 2).mean(axis=(2, 4))).astype(np.uint16))
+        dst.descriptions = tuple(S2_BANDS)
+    for raster, warned in ((scene["raster"], False), (coarse, True)):
+        log = core_warnings()
+        detect_mines(raster, trained["model_path"], str(tmp_path / f"p_{warned}.tif"), feedback=log, threads=1)
+        assert any("(20 m) differ from the training raster's (10 m)" in w for w in log.warnings) == warned
+    # patches without a position (no CRS): no pixel size, and no check (as for models trained before)
+    unplaced = patch_sets.PatchSet(features=np.zeros((2, 1)), labels=np.array([0, 1]), names=["a", "b"])
+    assert mc._spatial(unplaced) == {}

@@ -940,3 +940,110 @@ def test_valid_pixels_leave_out_pixels_without_any_index(run_alg, tmp_path):
     with rasterio.open(out["OUTPUT"]) as ds:
         ndvi = ds.read(1)
     assert out["VALID_PIXELS"] == 7 == int((ndvi != -9999).sum())
+
+
+# ---------------------------------------------------------------------------
+# Exports with layers appended, Level-1C, 8-bit and cloud bands in one raster
+# ---------------------------------------------------------------------------
+
+
+def _patch_dn():
+    """The real patch's 12 bands as uint16 DN (12, rows, cols) in S2_BANDS order."""
+    return np.round(_patch_reflectance() * 10000).astype(np.uint16).transpose(2, 0, 1)
+
+
+def _nbr(refl):
+    b8, b12 = np.maximum(refl[..., S2_BANDS.index("B8")], 0), np.maximum(refl[..., S2_BANDS.index("B12")], 0)
+    return (b8 - b12) / (b8 + b12)
+
+
+def test_the_12_l2a_bands_with_scl_appended_unnamed_are_refused_with_the_band_map_that_reads_them(tmp_path):
+    """openEO and Earth Engine's select(['B.*', 'SCL']) without names give 13 bands: they were read in the L1C order,
+    B11 as B10, B12 as B11 and the SCL codes as B12 (NBR median 0.997 for 0.429). The SCL band (whole numbers 0-11
+    where B12 is expected) and a 'B10' five times as bright as blue tell they are no L1C stack: refused, and the
+    band map of the fix reads them right. A layer that is no class (aerosol optical thickness) is told by the
+    'B10' alone; a 13-band L1C stack is read as before."""
+    dn = _patch_dn()
+    scl = np.full(dn.shape[1:], 4, np.uint16)
+    scl[:40] = 9
+    path = write_stack(tmp_path / "l2a_scl.tif", np.concatenate([dn, scl[None]]))
+    with pytest.raises(OreMapError) as err:
+        open_sentinel2(path)
+    assert err.value.parameter == "raster" and "do not fit the order" in err.value.message
+    assert "band 13, taken for B12, holds only whole numbers 4-9" in err.value.message
+    assert "band 11, taken for B10 (cirrus, 1375 nm)" in err.value.message
+    band_map = err.value.fix.split("scene classification: '")[1].split("'")[0]
+    assert band_map == "B1=1, B2=2, B3=3, B4=4, B5=5, B6=6, B7=7, B8=8, B8A=9, B9=10, B11=11, B12=12"
+    with open_sentinel2(path, band_map=band_map) as s2:
+        refl = s2.read_reflectance(S2_BANDS)
+    np.testing.assert_allclose(refl, dn.transpose(1, 2, 0) / 10000.0, atol=1e-6)
+    assert np.nanmedian(_nbr(refl)) == pytest.approx(0.429, abs=0.005)
+    aot = np.random.default_rng(1).normal(150, 10, dn.shape[1:]).round().astype(np.uint16)
+    path = write_stack(tmp_path / "l2a_aot.tif", np.concatenate([dn, aot[None]]))
+    with pytest.raises(OreMapError) as err:
+        open_sentinel2(path)
+    assert "band 11, taken for B10 (cirrus, 1375 nm), is 5.0 times as bright as band 2" in err.value.message
+    assert "class codes" not in err.value.message
+    cirrus = np.random.default_rng(2).uniform(5, 40, dn.shape[1:]).round().astype(np.uint16)  # clear-sky TOA DN
+    path = write_stack(tmp_path / "l1c.tif", np.concatenate([dn[:10], cirrus[None], dn[10:]]))
+    log = core_warnings()
+    with open_sentinel2(path, feedback=log) as s2:
+        assert s2.bands == S2_BANDS[:10] + ["B10"] + S2_BANDS[10:]
+        np.testing.assert_allclose(s2.read_reflectance(["B12"])[..., 0], dn[-1] / 10000.0, atol=1e-6)
+    assert any("standard Sentinel-2 order" in w for w in log.warnings)
+
+
+def test_level_1c_in_one_raster_is_warned_of_as_in_a_folder(tmp_path):
+    """The folder reader said that Level-1C is top-of-atmosphere reflectance; a single raster of it (an MSIL1C
+    product name, bands named B10, 13 unnamed bands taken with B10) was used without a word."""
+    dn = _patch_dn()
+    cirrus = np.random.default_rng(2).uniform(5, 40, dn.shape[1:]).round().astype(np.uint16)
+    l1c = np.concatenate([dn[:10], cirrus[None], dn[10:]])
+    names = S2_BANDS[:10] + ["B10"] + S2_BANDS[10:]
+    cases = {"S2B_MSIL1C_20230601T100559_N0509_R022_T33UVP_20230601T120000.tif": (dn, S2_BANDS, True),
+             "named_b10.tif": (l1c, names, True), "unnamed_13.tif": (l1c, None, True),
+             "S2B_MSIL2A_20230601T100559_N0509_R022_T33UVP_20230601T120000.tif": (dn, S2_BANDS, False),
+             "named_12.tif": (dn, S2_BANDS, False)}
+    for name, (data, descriptions, level_1c) in cases.items():
+        log = core_warnings()
+        with open_sentinel2(write_stack(tmp_path / name, data, descriptions), feedback=log) as s2:
+            assert s2.band_index("B12") == len(data)
+        assert any(w.startswith("A Level-1C product: top-of-atmosphere reflectance") for w in log.warnings) == \
+            level_1c, name
+
+
+def test_an_8_bit_raster_is_reflectance_times_255_as_sentinel_hub_writes_it(tmp_path):
+    """Sentinel Hub's default sampleType AUTO writes reflectance 0-1 stretched to 0-255 in 8 bits; it was read as
+    DN / 10000, 40 times too dark. Now value / 255, said in a warning."""
+    refl = _patch_reflectance()
+    stretched = np.clip(np.round(refl * 255), 1, 255).astype(np.uint8).transpose(2, 0, 1)
+    path = write_stack(tmp_path / "auto.tif", stretched, [f"B{b[1:].zfill(2)}" if b != "B8A" else b for b in S2_BANDS],
+                       dtype="uint8")
+    log = core_warnings()
+    with open_sentinel2(path, feedback=log) as s2:
+        assert s2.scale == pytest.approx(1 / 255) and s2.offset == 0.0
+        got = s2.read_reflectance(S2_BANDS)
+    np.testing.assert_allclose(got, stretched.transpose(1, 2, 0) / 255.0, rtol=1e-6)
+    np.testing.assert_allclose(np.median(got, axis=(0, 1)), np.median(refl, axis=(0, 1)), atol=2 / 255)
+    assert any("8-bit raster: taken as reflectance x 255" in w and "sampleType AUTO" in w for w in log.warnings)
+
+
+def test_cloud_layers_of_a_raster_are_said_not_to_be_masked(tmp_path):
+    """An Earth Engine export with SCL, MSK_CLDPRB and QA60 bands: the cloud mask (on by default) masks with a
+    product folder's SCL file only, and said nothing of these; now it says they are not used."""
+    dn = _patch_dn()
+    scl = np.full(dn.shape[1:], 4, np.uint16)
+    scl[:40] = 9
+    cloud = np.stack([scl, (scl == 9) * 95, (scl == 9) * 1024]).astype(np.uint16)
+    path = write_stack(tmp_path / "gee.tif", np.concatenate([dn, cloud]), S2_BANDS + ["SCL", "MSK_CLDPRB", "QA60"])
+    for mask_clouds in (True, False):
+        log = core_warnings()
+        with open_sentinel2(path, feedback=log, mask_clouds=mask_clouds) as s2:
+            assert s2.bands == S2_BANDS
+        said = [w for w in log.warnings if "that the cloud mask does not use" in w]
+        assert len(said) == int(mask_clouds), mask_clouds
+        assert all("(band 13 'SCL', band 14 'MSK_CLDPRB', band 15 'QA60')" in w for w in said)
+    log = core_warnings()
+    with open_sentinel2(write_stack(tmp_path / "plain.tif", dn, S2_BANDS), feedback=log):
+        pass
+    assert not any("cloud mask" in w for w in log.warnings)

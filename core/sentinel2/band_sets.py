@@ -30,18 +30,21 @@ def canonical_bands(bands, parameter="bands"):
     return names
 
 
-def bands_present(path, band_map=None, mask_clouds=True):
-    """The L2A bands a Sentinel-2 raster or folder holds, in the standard order."""
-    with open_sentinel2(path, band_map=band_map, required=[], mask_clouds=mask_clouds) as s2:
+def bands_present(path, band_map=None, mask_clouds=True, feedback=None):
+    """The L2A bands a Sentinel-2 raster or folder holds, in the standard order; ``feedback`` gets what
+    :func:`core.sentinel2.sentinel2.open_sentinel2` says of it."""
+    with open_sentinel2(path, band_map=band_map, required=[], mask_clouds=mask_clouds, feedback=feedback) as s2:
         return [b for b in S2_BANDS if b in s2.band_numbers]
 
 
 def resolve_bands(path, bands=None, band_map=None, mask_clouds=True, feedback=None):
-    """The model's bands: ``bands`` in canonical names, or every L2A band the input has when ``bands`` is empty."""
+    """The model's bands: ``bands`` in canonical names, or every L2A band the input has when ``bands`` is empty
+    (what opening it says goes to ``feedback``: callers that open the input again give an
+    :class:`core.sentinel2.sentinel2.InputWarnings` feedback, which says each warning once)."""
     feedback = ensure(feedback)
     if bands:
         return canonical_bands(bands)
-    present = bands_present(path, band_map, mask_clouds)
+    present = bands_present(path, band_map, mask_clouds, feedback)
     if not present:
         raise OreMapError("No Sentinel-2 band of the input could be identified.", "raster",
                           "Name the bands in the raster's band descriptions (B2, B3, ...) or give a band map "

@@ -20,6 +20,7 @@ import numpy as np
 from ..engine.errors import OreMapError
 from ..engine.feedback import ensure
 from .segmentation_data import FeatureReader, load_polygons, mine_pixels_per_tile, select_tiles
+from .sentinel2 import InputWarnings
 
 _IMAGE_EXT = (".tif", ".tiff", ".vrt", ".img", ".jp2", ".png")
 _MASK_WORDS = re.compile(r"(?:^|[_\-. ])(?:mask|masks|label|labels|gt|annotation|annotations|target|seg)(?=$|[_\-. ])",
@@ -215,13 +216,21 @@ class ChipTiles:
     mine tiles (a mask read whole, polygons rasterised per tile), one chip at a time.
     Attributes as a :class:`core.sentinel2.segmentation_data.FeatureReader` where training needs them:
     ``channel_names``, ``bands``, ``indices``, ``n_channels``, and the first chip's ``transform``,
-    ``crs``, ``width``, ``height``.
+    ``crs``, ``width``, ``height``. What opening the chips says goes to ``said`` (an
+    :class:`core.sentinel2.sentinel2.InputWarnings`, one of ``feedback`` by default), each distinct warning once.
     """
 
     block_tiles = 1
 
-    def __init__(self, chips, bands, indices, band_map=None, tile=128, feedback=None, mask_clouds=True):
+    def __init__(self, chips, bands, indices, band_map=None, tile=128, feedback=None, mask_clouds=True, said=None):
         feedback = ensure(feedback)
+        said = said if said is not None else InputWarnings(feedback, "chips")
+        try:
+            self._open_chips(chips, bands, indices, band_map, tile, feedback, mask_clouds, said)
+        finally:
+            said.flush()
+
+    def _open_chips(self, chips, bands, indices, band_map, tile, feedback, mask_clouds, said):
         self.chips, self.tile = list(chips), int(tile)
         self.bands, self.indices, self.band_map, self.mask_clouds = bands, indices, band_map, mask_clouds
         self.sizes, self.masks = [], {}
@@ -230,7 +239,7 @@ class ChipTiles:
         nodata_is_mine = bool(masks) and nodata_is_mine_value(masks)
         for k, chip in enumerate(self.chips):
             feedback.check()
-            with self._reader(k) as reader:
+            with self._reader(k, said.of(chip.raster)) as reader:
                 if k == 0:
                     self.channel_names, self.n_channels = list(reader.channel_names), reader.n_channels
                     self.bands, self.indices = list(reader.bands), list(reader.indices)
@@ -251,9 +260,10 @@ class ChipTiles:
         feedback.info(f"{len(self.chips)} chips, {n_mine_chips} with mines; {len(self.masks)} tiles of {self.tile} x "
                       f"{self.tile} hold mine pixels.")
 
-    def _reader(self, k):
+    def _reader(self, k, feedback=None):
+        """The feature reader of chip ``k``; silent unless given ``feedback`` (the first opening of each chip)."""
         chip = self.chips[k]
-        return FeatureReader(chip.raster, self.bands, self.indices, self.band_map, None, self.mask_clouds)
+        return FeatureReader(chip.raster, self.bands, self.indices, self.band_map, feedback, self.mask_clouds)
 
     def refs(self):
         t = self.tile

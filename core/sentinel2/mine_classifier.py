@@ -371,7 +371,18 @@ def model_info(ps, model, classifier, threshold, cv, seed, n_folds, inner_folds,
         description=f"Sentinel-2 mine patch classifier ({classifier})",
         extra={"mine_classifier": {"classifier": classifier, "bands": list(ps.bands), "threshold": float(threshold),
                                    "patch_size": patch_shape, "features": feature_definition(ps.bands),
-                                   "positive_class": "Mine"}})
+                                   "positive_class": "Mine"}, **_spatial(ps)})
+
+
+def _spatial(ps):
+    """``{"spatial": ...}``: the ground size of the training patches' pixels, as a segmentation model records it
+    (detection warns when a raster's pixels differ by over 10 %); ``{}`` for patches without a position."""
+    ground = getattr(ps, "pixel_size_m", None)
+    if not ground:
+        return {}
+    size = float(ps.pixel_size) if ps.pixel_size else None
+    return {"spatial": {"pixel_size": [size, size] if size else None, "pixel_size_m": [float(v) for v in ground],
+                        "epsg": getattr(ps, "epsg", None)}}
 
 
 def predict_proba(model_path, patches):

@@ -51,7 +51,7 @@ from .band_sets import resolve_bands, resolve_indices
 from .ground_units import pixel_size_m
 from .chip_sets import ChipTiles
 from .segmentation_data import FeatureReader, TilePlan, load_polygons, plan_tiles, shared_mines_sentence
-from .sentinel2 import INDEX_VERSION
+from .sentinel2 import INDEX_VERSION, InputWarnings
 from ..engine.model_format import build_date
 
 #: Task name of the models made here.
@@ -404,10 +404,11 @@ def train_mine_segmentation(raster_path, polygons, model_path=None, report_path=
     budget = memory_budget_mb(memory_mb)
     _torch_classes()  # torch missing: say so before reading the raster
     first = chips[0].raster if chips else raster_path
-    bands = resolve_bands(first, bands, band_map, mask_clouds, feedback)
+    said = InputWarnings(feedback, "chips")   # what opening the rasters says, each warning once
+    bands = resolve_bands(first, bands, band_map, mask_clouds, said.of(first))
     indices, _ = resolve_indices(indices, bands, feedback)
     with _training_tiles(raster_path, polygons, chips, bands, indices, band_map, tile, block_tiles, feedback,
-                         mask_clouds) as source:
+                         mask_clouds, said) as source:
         plan, X, Y, V = source.select(float(val_fraction), float(negatives_per_positive), float(min_valid), seed,
                                       budget, feedback)
         channel_names = list(source.channel_names)
@@ -494,8 +495,13 @@ def train_mine_segmentation(raster_path, polygons, model_path=None, report_path=
 class _SceneTiles:
     """One raster with mine polygons as a tile source (the reader stays open while training streams backgrounds)."""
 
-    def __init__(self, raster_path, polygons, bands, indices, band_map, tile, block_tiles, feedback, mask_clouds):
-        self.reader = FeatureReader(raster_path, bands, indices, band_map, feedback, mask_clouds)
+    def __init__(self, raster_path, polygons, bands, indices, band_map, tile, block_tiles, feedback, mask_clouds,
+                 said=None):
+        said = said if said is not None else InputWarnings(feedback)
+        try:
+            self.reader = FeatureReader(raster_path, bands, indices, band_map, said.of(raster_path), mask_clouds)
+        finally:
+            said.flush()
         try:
             self.geoms = load_polygons(polygons, self.reader.crs)
         except BaseException:
@@ -519,11 +525,14 @@ class _SceneTiles:
         self.reader.close()
 
 
-def _training_tiles(raster_path, polygons, chips, bands, indices, band_map, tile, block_tiles, feedback, mask_clouds):
-    """The tile source of a training run: many chips (:class:`ChipTiles`) or one raster with polygons."""
+def _training_tiles(raster_path, polygons, chips, bands, indices, band_map, tile, block_tiles, feedback, mask_clouds,
+                    said=None):
+    """The tile source of a training run: many chips (:class:`ChipTiles`) or one raster with polygons; ``said``
+    gathers what opening them says (:class:`core.sentinel2.sentinel2.InputWarnings`)."""
     if chips:
-        return ChipTiles(chips, bands, indices, band_map, tile, feedback, mask_clouds)
-    return _SceneTiles(raster_path, polygons, bands, indices, band_map, tile, block_tiles, feedback, mask_clouds)
+        return ChipTiles(chips, bands, indices, band_map, tile, feedback, mask_clouds, said)
+    return _SceneTiles(raster_path, polygons, bands, indices, band_map, tile, block_tiles, feedback, mask_clouds,
+                       said)
 
 
 def _example_tile(X, Y, V, plan, val_idx, val_proba, train_idx, module, threshold, rgb_cols):

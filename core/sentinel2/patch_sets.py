@@ -13,8 +13,9 @@ from ..engine.files import read_table
 from ..engine.feedback import ensure
 from .patch_features import patch_features
 from .band_sets import resolve_bands
-from .sentinel2 import S2_BANDS, open_sentinel2
+from .sentinel2 import S2_BANDS, InputWarnings, open_sentinel2
 from .chip_sets import mine_pixels, nodata_is_mine_value
+from .ground_units import pixel_size_m
 from .segmentation_data import repaired
 
 
@@ -23,8 +24,10 @@ class PatchSet:
     """Labelled patches: features always, reflectance patches when kept (for the CNN).
 
     ``centres`` (n, 2) map coordinates and ``crs_keys`` (one CRS text per patch) are
-    ``None`` when positions are unknown; ``pixel_size`` in CRS units. ``groups`` (the chip of each
-    patch, for patches cut from chips) groups the cross-validation folds instead of the positions.
+    ``None`` when positions are unknown; ``pixel_size`` in CRS units, ``pixel_size_m`` the ground size ``[x, y]``
+    (m) of a pixel (the median over the patches' rasters), ``epsg`` their CRS when they share one. ``groups``
+    (the chip of each patch, for patches cut from chips) groups the cross-validation folds instead of the
+    positions.
     """
 
     features: np.ndarray
@@ -39,6 +42,8 @@ class PatchSet:
     notes: list = field(default_factory=list)
     bands: list = field(default_factory=lambda: list(S2_BANDS))
     groups: np.ndarray = None
+    pixel_size_m: list = None
+    epsg: int = None
 
     @property
     def n(self):
@@ -143,9 +148,19 @@ def load_patch_folder(csv_path, folder=None, keep_patches=False, band_map=None, 
     ``folder`` holds the patch files (the CSV's folder by default). Each patch goes
     through :func:`core.sentinel2.sentinel2.open_sentinel2` (band names, DN scaling; ``mask_clouds``
     for patches that are folders with a scene classification). ``bands``: the bands to use, from RGB to
-    the 12 L2A bands; by default those of the first patch (every patch must have them).
+    the 12 L2A bands; by default those of the first patch (every patch must have them). What opening the patches
+    says is logged once (:class:`core.sentinel2.sentinel2.InputWarnings`): each distinct warning with the number of
+    patches that gave it.
     """
     feedback = ensure(feedback)
+    said = InputWarnings(feedback, "patches")
+    try:
+        return _load_patch_folder(csv_path, folder, keep_patches, band_map, feedback, mask_clouds, bands, said)
+    finally:
+        said.flush()
+
+
+def _load_patch_folder(csv_path, folder, keep_patches, band_map, feedback, mask_clouds, bands, said):
     rows = read_label_table(csv_path)
     folder = folder or os.path.dirname(os.path.abspath(csv_path))
     missing = [name for name, _ in rows if _resolve(folder, name) is None]
@@ -153,13 +168,13 @@ def load_patch_folder(csv_path, folder=None, keep_patches=False, band_map=None, 
         raise OreMapError(f"{len(missing)} patch files of the label table are not in '{folder}' (e.g. "
                           f"{', '.join(missing[:3])}).", "labels",
                           "Put the patches next to the CSV, or choose their folder.")
-    bands = resolve_bands(_resolve(folder, rows[0][0]), bands, band_map, mask_clouds, feedback)
+    bands = resolve_bands(_resolve(folder, rows[0][0]), bands, band_map, mask_clouds, said.of(rows[0][0]))
     features, labels, names, kept, centres, crs_keys = [], [], [], [], [], []
-    shapes, pixel_sizes, notes = set(), [], None
+    shapes, pixel_sizes, ground_sizes, epsgs, notes = set(), [], [], set(), None
     for i, (name, label) in enumerate(rows):
         feedback.check()
         with open_sentinel2(_resolve(folder, name), band_map=band_map, mask_clouds=mask_clouds,
-                            required=bands) as s2:
+                            required=bands, feedback=said.of(name)) as s2:
             refl = s2.read_reflectance(bands)
             notes = notes or list(s2.notes)
             t = s2.transform
@@ -168,6 +183,8 @@ def load_patch_folder(csv_path, folder=None, keep_patches=False, band_map=None, 
             crs_key = s2.crs.to_string() if georeferenced else None
             if georeferenced:
                 pixel_sizes.append(abs(t.a))
+                ground_sizes.append(pixel_size_m(t, s2.crs, s2.width, s2.height))
+                epsgs.add(s2.crs.to_epsg())
         if not np.isfinite(refl).all(axis=2).any():
             feedback.warning(f"Patch {name} has no valid pixel: left out.")
             continue
@@ -197,7 +214,9 @@ def load_patch_folder(csv_path, folder=None, keep_patches=False, band_map=None, 
                     crs_keys=crs_keys if known else None,
                     pixel_size=float(np.median(pixel_sizes)) if pixel_sizes else None,
                     patch_shape=next(iter(shapes)) if len(shapes) == 1 else None,
-                    source=os.path.abspath(csv_path), notes=notes or [], bands=list(bands))
+                    source=os.path.abspath(csv_path), notes=notes or [], bands=list(bands),
+                    pixel_size_m=[float(v) for v in np.median(ground_sizes, axis=0)] if ground_sizes else None,
+                    epsg=epsgs.pop() if len(epsgs) == 1 else None)
 
 
 def patches_from_raster(raster, geometries, patch_size=120, stride=None, min_overlap=0.02, max_nodata=0.5,
@@ -232,8 +251,11 @@ def patches_from_raster(raster, geometries, patch_size=120, stride=None, min_ove
     if not geoms:
         raise OreMapError("No mine polygons were given.", "polygons", "Choose a layer with mine polygons.")
     mines = unary_union([repaired(g) for g in geoms])
-    bands = resolve_bands(raster, bands, band_map, mask_clouds, feedback)
-    with open_sentinel2(raster, band_map=band_map, feedback=feedback, mask_clouds=mask_clouds, required=bands) as s2:
+    said = InputWarnings(feedback)   # the raster is opened twice: its warnings said once
+    bands = resolve_bands(raster, bands, band_map, mask_clouds, said.of(raster))
+    with open_sentinel2(raster, band_map=band_map, feedback=said.of(raster), mask_clouds=mask_clouds,
+                        required=bands) as s2:
+        said.flush()
         if s2.width < size or s2.height < size:
             raise OreMapError(f"The raster ({s2.width} x {s2.height}) is smaller than one patch ({size}).",
                               "patch_size", "Choose a smaller patch size.")
@@ -265,6 +287,8 @@ def patches_from_raster(raster, geometries, patch_size=120, stride=None, min_ove
         crs_key = s2.crs.to_string() if s2.crs is not None else None
         notes = list(s2.notes)
         pixel = abs(t.a)
+        ground = pixel_size_m(t, s2.crs, s2.width, s2.height) if crs_key else None
+        epsg = s2.crs.to_epsg() if crs_key else None
     if skipped_ambiguous:
         feedback.info(f"{skipped_ambiguous} patches touch a mine polygon by less than {100 * min_overlap:g} % of their "
                       "area: left out.")
@@ -279,7 +303,8 @@ def patches_from_raster(raster, geometries, patch_size=120, stride=None, min_ove
                     patches=np.stack(kept).astype(np.float32) if keep_patches else None,
                     centres=np.asarray(centres, dtype=np.float64) if crs_key else None,
                     crs_keys=[crs_key] * labels.size if crs_key else None, pixel_size=pixel,
-                    patch_shape=(size, size), source=os.path.abspath(raster), notes=notes, bands=list(bands))
+                    patch_shape=(size, size), source=os.path.abspath(raster), notes=notes, bands=list(bands),
+                    pixel_size_m=[float(v) for v in ground] if ground else None, epsg=epsg)
 
 
 def patches_from_chips(chips, patch_size=112, min_overlap=0.02, max_nodata=0.5, keep_patches=False, band_map=None,
@@ -288,25 +313,38 @@ def patches_from_chips(chips, patch_size=112, min_overlap=0.02, max_nodata=0.5, 
     labelled by the share of mine pixels (at least ``min_overlap``: mine; none: no mine; in between: left out).
 
     The chip of each patch is its cross-validation group (:attr:`PatchSet.groups`). ``bands``: those of
-    the first chip by default (every chip must have them).
+    the first chip by default (every chip must have them). What opening the chips says is logged once
+    (:class:`core.sentinel2.sentinel2.InputWarnings`).
     """
-    import rasterio
-
     feedback = ensure(feedback)
     size = int(patch_size)
     if size < 8:
         raise OreMapError("The patch size must be at least 8 pixels.", "patch_size")
-    chips = list(chips)
-    bands = resolve_bands(chips[0].raster, bands, band_map, mask_clouds, feedback)
+    said = InputWarnings(feedback, "chips")
+    try:
+        return _patches_from_chips(list(chips), size, min_overlap, max_nodata, keep_patches, band_map, feedback,
+                                   mask_clouds, bands, said)
+    finally:
+        said.flush()
+
+
+def _patches_from_chips(chips, size, min_overlap, max_nodata, keep_patches, band_map, feedback, mask_clouds, bands,
+                        said):
+    import rasterio
+
+    bands = resolve_bands(chips[0].raster, bands, band_map, mask_clouds, said.of(chips[0].raster))
     features, labels, names, kept, groups = [], [], [], [], []
     skipped_ambiguous = skipped_nodata = too_small = 0
-    notes = []
+    notes, ground_sizes, epsgs = [], [], set()
     nodata_is_mine = nodata_is_mine_value([chip.mask for chip in chips])
     for k, chip in enumerate(chips):
         feedback.check()
-        with open_sentinel2(chip.raster, band_map=band_map, mask_clouds=mask_clouds, required=bands) as s2, \
-                rasterio.open(chip.mask) as mds:
+        with open_sentinel2(chip.raster, band_map=band_map, mask_clouds=mask_clouds, required=bands,
+                            feedback=said.of(chip.raster)) as s2, rasterio.open(chip.mask) as mds:
             notes = notes or list(s2.notes)
+            if s2.crs is not None and not s2.transform.is_identity:
+                ground_sizes.append(pixel_size_m(s2.transform, s2.crs, s2.width, s2.height))
+                epsgs.add(s2.crs.to_epsg())
             if (mds.width, mds.height) != (s2.width, s2.height):
                 raise OreMapError(f"The mask {os.path.basename(chip.mask)} is {mds.width} x {mds.height} pixels, its "
                                   f"chip {chip.name} {s2.width} x {s2.height}.", "masks",
@@ -346,4 +384,6 @@ def patches_from_chips(chips, patch_size=112, min_overlap=0.02, max_nodata=0.5, 
     return PatchSet(features=np.stack(features), labels=labels, names=names,
                     patches=np.stack(kept).astype(np.float32) if keep_patches else None, patch_shape=(size, size),
                     source=os.path.dirname(os.path.abspath(chips[0].raster)), notes=notes, bands=list(bands),
-                    groups=np.asarray(groups, dtype=np.int64))
+                    groups=np.asarray(groups, dtype=np.int64),
+                    pixel_size_m=[float(v) for v in np.median(ground_sizes, axis=0)] if ground_sizes else None,
+                    epsg=epsgs.pop() if len(epsgs) == 1 else None)

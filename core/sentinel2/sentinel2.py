@@ -8,7 +8,10 @@
   their metadata (``BANDNAME``, wavelength tags), or by a user ``band_map``
   (``{"B4": 3, ...}``); a 12- or 13-band raster without any of these is taken in
   the standard order (or with B8A last, as band files sorted by name stack), with a warning, and refused when
-  its data fit neither;
+  its data fit neither (:func:`_standard_order_unlikely`, :func:`_order_misfit`: a band of SCL class codes where
+  reflectance is expected, a "B10" brighter than blue, as the 12 L2A bands with SCL appended give). Level-1C
+  data (an ``MSIL1C`` product name, a B10 band) are read with a warning, as are cloud layers in a raster (SCL,
+  QA60, MSK_CLDPRB bands), which the cloud mask does not use;
 * a folder of per-band files as delivered (names ending in ``_B02.tif``,
   ``_B8A.jp2``, ``_B02_10m.jp2``, or ``B02.tif`` / ``blue.tif`` of COG archives; searched recursively, e.g. a
   ``.SAFE`` product without its QI_DATA masks
@@ -20,7 +23,8 @@
 
 Reflectance is ``DN * scale + offset``: ``scale`` = 1/10000 (or 1/quantification
 value from the metadata) for digital numbers, 1 for a float raster already holding
-0-1 reflectance; ``offset`` = -1000 DN * scale for products of processing baseline
+0-1 reflectance, 1/255 for an 8-bit raster (Sentinel Hub's default sampleType AUTO stretches reflectance 0-1 to
+0-255; said as a warning); ``offset`` = -1000 DN * scale for products of processing baseline
 04.00 and later (from 25 January 2022), when the metadata say so (an ``ADD_OFFSET``
 item, a ``PROCESSING_BASELINE`` item, or the ``_N0400_`` baseline field of a
 product name in the path or in a BigEarthNet ``labels_metadata.json``).
@@ -40,7 +44,7 @@ from xml.sax.saxutils import escape
 import numpy as np
 
 from ..engine.errors import OreMapError
-from ..engine.feedback import ensure
+from ..engine.feedback import Feedback, ensure
 
 #: The 12 bands of Sentinel-2 Level-2A products, in the standard order (B10, cirrus, is L1C only).
 S2_BANDS = ["B1", "B2", "B3", "B4", "B5", "B6", "B7", "B8", "B8A", "B9", "B11", "B12"]
@@ -131,6 +135,15 @@ def band_of_file(name):
 SCL_MASKED = {0: "no data", 1: "saturated or defective", 3: "cloud shadow", 8: "cloud, medium probability",
               9: "cloud, high probability", 10: "thin cirrus"}
 _BASELINE_IN_NAME = re.compile(r"_N(\d{2})(\d{2})_")
+
+_LEVEL_1C = ("A Level-1C product: top-of-atmosphere reflectance, not the surface reflectance of L2A. Indices shift "
+             "with the atmosphere, and models trained on L2A (the bundled ones) may misread it; use the L2A product "
+             "of the scene where there is one.")
+
+#: Names of the cloud and classification layers exports carry beside the bands (Earth Engine: SCL, QA60,
+#: MSK_CLDPRB, MSK_CLASSI_*; Sentinel Hub and openEO: SCL, CLP, CLM).
+_CLOUD_BAND = re.compile(r"^\s*(SCL|QA60|MSK_CLDPRB|MSK_CLASSI_\w+|CLP|CLM|scene[ _]classification\w*)\s*$",
+                         re.IGNORECASE)
 
 _FIX_BANDS = ("Name the bands in the raster's band descriptions (B2, B3, ...), or give a band map such as "
               "'B2=1, B3=2, B4=3, B8=4'.")
@@ -343,12 +356,63 @@ def open_sentinel2(path, band_map=None, feedback=None, required=None, out_dir=No
             feedback.warning("The band map is ignored for a folder: bands are named by their file names.")
         s2 = _open_folder(path, required, feedback, out_dir, mask_clouds)
     else:
-        s2 = _open_file(path, parse_band_map(band_map), required, feedback)
+        s2 = _open_file(path, parse_band_map(band_map), required, feedback, mask_clouds)
     for note in s2.notes:
         feedback.info(note)
     for warning in s2.warnings:
         feedback.warning(warning)
     return s2
+
+
+class InputWarnings:
+    """The feedback of :func:`open_sentinel2` for many inputs read one after another (the patches of a label table,
+    the chips of a training): each distinct warning is said once, with how many of the inputs gave it, when
+    :meth:`flush` is called; the notes (info) of the first input are logged, as the reports keep them, those of the
+    others not. ``of(key)`` gives the feedback for the input ``key`` (opening one twice counts it once).
+
+    ``what`` names the inputs in the counts (``"patches"``); at most ``limit`` distinct warnings are said, then
+    how many more there were."""
+
+    def __init__(self, feedback, what="inputs", limit=10):
+        self.parent, self.what, self.limit = ensure(feedback), what, int(limit)
+        self.inputs, self.by_warning, self.infos = [], {}, set()
+
+    def of(self, key):
+        key = os.fspath(key) if isinstance(key, os.PathLike) else key
+        if key not in self.inputs:
+            self.inputs.append(key)
+        return _InputFeedback(self, key)
+
+    def flush(self):
+        """Say the warnings gathered so far (each once, with its count) and forget them."""
+        n, items = len(self.inputs), list(self.by_warning.items())
+        for message, keys in items[:self.limit]:
+            if n <= 1:
+                self.parent.warning(message)
+            else:
+                self.parent.warning(f"{'All' if len(keys) == n else f'{len(keys)} of the'} {n} {self.what}: "
+                                    f"{message}")
+        if len(items) > self.limit:
+            self.parent.warning(f"{len(items) - self.limit} other warnings about the {self.what} are not shown.")
+        self.by_warning = {}
+
+
+class _InputFeedback(Feedback):
+    """The feedback :meth:`InputWarnings.of` gives for one input."""
+
+    def __init__(self, tally, key):
+        self.tally, self.key = tally, key
+
+    def is_canceled(self):
+        return self.tally.parent.is_canceled()
+
+    def info(self, message):
+        if self.key == self.tally.inputs[0] and message not in self.tally.infos:
+            self.tally.infos.add(message)
+            self.tally.parent.info(message)
+
+    def warning(self, message):
+        self.tally.by_warning.setdefault(message, set()).add(self.key)
 
 
 _MTD = re.compile(r"^MTD_MSIL[12][AC]\.xml$", re.IGNORECASE)
@@ -490,6 +554,17 @@ def _scaling(tags, dtype, sample_max, baseline_hint, notes, band_scaling=None, n
         notes.append(f"Reflectance = DN x {gain:g} {'-' if bias < 0 else '+'} {abs(bias):g}: the bands' own scale "
                      "and offset (GDAL band metadata).")
         return gain, bias, baseline
+    if np.dtype(dtype) == np.uint8:
+        # no Sentinel-2 product holds DN in 8 bits (they reach 10000 and more): an 8-bit raster is a stretched export
+        text = ("8-bit raster: taken as reflectance x 255 (reflectance = value / 255), as Sentinel Hub's default "
+                "sampleType AUTO writes reflectance 0-1 stretched to 0-255 (values over 1 become 255), in steps of "
+                "0.004. If the export's evalscript scaled the bands (a true-colour image such as 2.5 x reflectance, "
+                "or ESA's TCI), the reflectance is wrong: export with sampleType UINT16 (DN) or FLOAT32, or set the "
+                "bands' scale (gdal_edit.py -scale).")
+        notes.append(text)
+        if warnings is not None:
+            warnings.append(text)
+        return 1.0 / 255.0, 0.0, _baseline(upper, baseline_hint)
     if np.issubdtype(np.dtype(dtype), np.floating) and sample_max is not None and sample_max <= 2.0:
         notes.append("Float raster with values up to about 1: taken as reflectance already (scale 1).")
         return 1.0, 0.0, None
@@ -566,7 +641,25 @@ def _band_scaling(pairs, where):
     return pairs.pop()
 
 
-def _open_file(path, band_map, required, feedback):
+def _level_1c_name(paths):
+    """Whether a product name of Level 1C (``S2B_MSIL1C_...``) is among the path components of ``paths``."""
+    return any("MSIL1C" in part.upper() for p in paths for part in os.path.normpath(str(p)).split(os.sep))
+
+
+def _cloud_bands(ds):
+    """``["band 13 'SCL'", ...]``: the bands of ``ds`` whose description or band name is a cloud or classification
+    layer (:data:`_CLOUD_BAND`)."""
+    found = []
+    for b in range(1, ds.count + 1):
+        tags = {k.upper(): v for k, v in ds.tags(b).items()}
+        for text in (ds.descriptions[b - 1], tags.get("BANDNAME"), tags.get("BAND_NAME")):
+            if text and _CLOUD_BAND.match(str(text)):
+                found.append(f"band {b} '{str(text).strip()}'")
+                break
+    return found
+
+
+def _open_file(path, band_map, required, feedback, mask_clouds=True):
     from ..engine.raster import open_raster
 
     notes = []
@@ -601,6 +694,16 @@ def _open_file(path, band_map, required, feedback):
         scale, offset, baseline = _scaling(tags, ds.dtypes[0], sample_max, hint, notes, band_scaling,
                                            [path] + list(ds.files or ()), warnings,
                                            None if blue is None else lambda: _dark_share(path, blue))
+        if "B10" in numbers or _level_1c_name([path] + list(ds.files or ())) or \
+                str(tags.get("PRODUCT_TYPE", "")).upper().replace("-", "") in ("S2MSI1C", "L1C", "LEVEL1C"):
+            warnings.append(_LEVEL_1C)
+        clouds = _cloud_bands(ds)
+        if clouds and mask_clouds:
+            warnings.append(f"The raster holds {'a cloud layer' if len(clouds) == 1 else 'cloud layers'} "
+                            f"({', '.join(clouds)}) that the cloud mask does not use: it masks with the scene "
+                            "classification file (*_SCL_20m.jp2) of a product folder only. Clouds and their shadows in "
+                            "this raster stay in the data; give the product folder, or set their pixels to nodata "
+                            "before.")
         nodata = ds.nodatavals[0]
         if np.issubdtype(np.dtype(ds.dtypes[0]), np.integer):
             # DN 0 is the L2A product's NO_DATA, also in a file that declares another nodata (65535 after a
@@ -711,6 +814,15 @@ def _identify_bands(ds, notes, feedback, quiet=False):
                 "the raster's band descriptions.")
         if b8a_last:
             order = [b for b in order if b != "B8A"] + ["B8A"]
+        misfit = _order_misfit(ds, order)
+        if misfit:
+            raise OreMapError(
+                f"The raster's {count} bands carry no names, and their data do not fit the order they would be taken "
+                f"in ({', '.join(order)}): {misfit}.", "raster",
+                "Give a band map of the reflectance bands in the raster's order (for the 12 L2A bands followed by "
+                "a scene classification: 'B1=1, B2=2, B3=3, B4=4, B5=5, B6=6, B7=7, B8=8, B8A=9, B9=10, B11=11, "
+                "B12=12'), or name the bands in the raster's band descriptions.")
+        if b8a_last:
             feedback.warning(
                 f"The raster's {count} bands carry no names, and band {count}, not band 9, looks like B8A: it follows "
                 f"band 8 (B8, 842 nm) as B8A (865 nm) does on every surface ({b8a_last}). Taken in file-name order "
@@ -753,6 +865,56 @@ def _standard_order_unlikely(ds):
     # positive evidence only: band 9 anti-correlated with band 8 (B11 in BigEarthNet's order: -0.34); a dark,
     # noisy near infrared (water, a pit lake) correlates weakly in the right order too
     return f"band 8 and band 9 correlate {r9:.2f}, where B8 and B8A correlate 0.89-0.98" if r9 < -0.1 else ""
+
+
+#: Bands that are never near 0 in the surface reflectance of any land, water or cloud (the near infrared and the
+#: short-wave infrared are, over clear water), and so never hold only the whole numbers 0-11 of a class layer.
+_NEVER_DARK_BOA = ("B1", "B2", "B3", "B4", "B5")
+
+
+def _order_misfit(ds, order, size=32):
+    """For an unnamed 12- or 13-band stack taken in ``order``: a text of the evidence that its data do not fit that
+    order, else ``""``. Two facts are checked, on the sample windows of
+    :func:`core.engine.raster.sample_windows`:
+
+    * a band where a reflectance band is expected holds only whole numbers 0-11: the class codes of a scene
+      classification (SCL), as exports of the 12 L2A bands with SCL appended have (openEO, Earth Engine's
+      ``select(['B.*', 'SCL'])``), which a 13-band stack in the L1C order read as B12. Checked where no band is
+      that dark over a whole scene: every band but B10 (cirrus) of the 13 top-of-atmosphere bands (the air's own
+      scattering lies on them), and B1-B5 of the 12 surface-reflectance bands (the near and short-wave infrared of
+      clear water are about 0). Not for 8-bit rasters, whose dark bands hold small whole numbers anyway;
+    * B10 (cirrus, 1375 nm) over twice as bright as B2 (blue): at the top of the atmosphere, where L1C measures,
+      water vapour absorbs nearly all of B10 below the cirrus (clear land and water give a few hundredths at most),
+      while air alone scatters more than that into blue, and clouds are no brighter at 1375 nm than in blue. The
+      B11 that stands there in a stack of the 12 L2A bands with a layer appended is 4.3-9.2 times their B2 on the
+      real BigEarthNet patches (snow: 0.12, which its SCL tells).
+    """
+    from ..engine.raster import sample_windows
+
+    x = sample_windows(ds, list(range(1, len(order) + 1)), size).astype(np.float64)
+    # pixels with data: every band finite and not the declared nodata, blue above 0 (DN 0 is no data)
+    ok = np.all(np.isfinite(x), axis=0) & (x[order.index("B2")] > 0)
+    for value in {v for v in ds.nodatavals if v is not None}:
+        ok &= np.all(x != value, axis=0)
+    x = x[:, ok]
+    if x.shape[1] < 50:
+        return ""
+    evidence = []
+    if np.dtype(ds.dtypes[0]) != np.uint8:
+        checked = [b for b in order if b != "B10"] if "B10" in order else [b for b in order if b in _NEVER_DARK_BOA]
+        for name in checked:
+            values = x[order.index(name)]
+            if np.all(values == np.round(values)) and values.min() >= 0 and values.max() <= 11:
+                evidence.append(f"band {order.index(name) + 1}, taken for {name}, holds only whole numbers "
+                                f"{values.min():g}-{values.max():g}, the class codes of a scene classification "
+                                "(SCL), not reflectance")
+    if "B10" in order:
+        ratio = float(np.median(x[order.index("B10")]) / np.median(x[order.index("B2")]))
+        if ratio > 2.0:
+            evidence.append(f"band {order.index('B10') + 1}, taken for B10 (cirrus, 1375 nm), is {ratio:.1f} times "
+                            "as bright as band 2 (B2, blue), where cirrus is darker than blue at the top of the "
+                            "atmosphere on every surface and cloud")
+    return "; ".join(evidence)
 
 
 def _b8a_last(ds, size=32):
@@ -982,12 +1144,9 @@ def _open_folder(folder, required, feedback, out_dir, mask_clouds=True):
     scale, offset, baseline = _scaling(tags, dtype, sample_max, hint, notes, band_scaling,
                                        [os.path.abspath(folder)] + [files[b] for b in names], warnings,
                                        None if blue is None else lambda: _dark_share(blue, 1))
-    level_1c = str(tags.get("PRODUCT_TYPE", "")).upper() == "S2MSI1C" or any(
-        "MSIL1C" in part.upper() for part in os.path.abspath(folder).split(os.sep))
+    level_1c = str(tags.get("PRODUCT_TYPE", "")).upper() == "S2MSI1C" or _level_1c_name([os.path.abspath(folder)])
     if level_1c:
-        warnings.append("A Level-1C product: top-of-atmosphere reflectance, not the surface reflectance of L2A. "
-                        "Indices shift with the atmosphere, and models trained on L2A (the bundled ones) may "
-                        "misread it; use the L2A product of the scene where there is one.")
+        warnings.append(_LEVEL_1C)
     integer = np.issubdtype(np.dtype(dtype), np.integer)
     nodata = ref["nodata"] if ref["nodata"] is not None else (0.0 if integer else None)
     scl = _scene_classification(folder, ref, nodata, mask_clouds, notes)
