@@ -619,3 +619,51 @@ def test_accented_names_match_in_either_unicode_form():
     legend = [{"value": 1, "name": composed, "color": "#ff0000"}]
     mapping, unmatched, _ = match_classes(legend, [decomposed])
     assert mapping == {decomposed: 1} and not unmatched
+
+
+def _class_tif(path, data, dtype="uint8", nodata=None):
+    with rasterio.open(path, "w", driver="GTiff", width=data.shape[1], height=data.shape[0], count=1, dtype=dtype,
+                       nodata=nodata, crs="EPSG:32611", transform=Affine(30, 0, 500000, 0, -30, 4000000)) as ds:
+        ds.write(data.astype(dtype), 1)
+    return path
+
+
+def test_class_names_kept_in_the_file_are_the_legend(tmp_path):
+    """GDAL category names (an ENVI classification's 'class names', its gdal_translate copy) and a raster attribute
+    table's names were never read: every class was 'Class N', and references naming them were refused as matching
+    no class, with the advice to use the names the raster uses."""
+    from osgeo import gdal
+
+    data = np.repeat(np.arange(4, dtype=np.uint8)[None, :], 4, axis=0)
+    names = ["Unclassified", "Kaolinite", "Alunite", "Muscovite"]
+    categories = _class_tif(str(tmp_path / "categories.tif"), data)
+    ds = gdal.Open(categories, gdal.GA_Update)
+    ds.GetRasterBand(1).SetCategoryNames(names)
+    ds = None
+    attributes = _class_tif(str(tmp_path / "rat.tif"), data)
+    rat = gdal.RasterAttributeTable()
+    rat.CreateColumn("Value", gdal.GFT_Integer, gdal.GFU_Generic)
+    rat.CreateColumn("Class_Name", gdal.GFT_String, gdal.GFU_Generic)
+    for row, (code, name) in enumerate([(3, "Muscovite"), (1, "Kaolinite"), (2, "Alunite")]):
+        rat.SetValueAsInt(row, 0, code)
+        rat.SetValueAsString(row, 1, name)
+    ds = gdal.Open(attributes, gdal.GA_Update)
+    ds.GetRasterBand(1).SetDefaultRAT(rat)
+    ds = None
+    for path, expected in ((categories, names), (attributes, ["Class 0"] + names[1:])):
+        assert [e["name"] for e in legend_from_raster(path)] == expected
+        points = [Point(500000 + 30 * c + 15, 4000000 - 45) for c in range(1, 4)]
+        result = assess_class_raster(path, points, ["kaolinite", "Alunite", "MUSCOVITE"])
+        assert result["overall_accuracy"] == 1.0 and result["names"] == names[1:]
+
+
+def test_whole_numbers_in_a_float_raster_are_class_codes(tmp_path):
+    """QGIS's Reclassify by table writes Float32 by default: its class map was refused as 'not integers'."""
+    data = np.repeat(np.array([1, 2, 3, -9999], np.float32)[None, :], 4, axis=0)
+    path = _class_tif(str(tmp_path / "reclassified.tif"), data, "float32", nodata=-9999)
+    assert [e["value"] for e in legend_from_raster(path)] == [1, 2, 3]
+    points = [Point(500000 + 30 * c + 15, 4000000 - 45) for c in range(3)]
+    assert assess_class_raster(path, points, [1, 2, 3])["overall_accuracy"] == 1.0
+    fractions = _class_tif(str(tmp_path / "scores.tif"), data * 0.37, "float32")
+    with pytest.raises(OreMapError, match="its values are not whole numbers"):
+        legend_from_raster(fractions)

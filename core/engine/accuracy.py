@@ -672,9 +672,7 @@ def legend_from_raster(path, band=1):
                         for e in entries]
             except (ValueError, TypeError, KeyError):
                 pass
-        if not np.issubdtype(np.dtype(ds.dtypes[band - 1]), np.integer):
-            raise OreMapError(f"'{path}' is not a class raster (its values are not integers).", "raster",
-                              "Choose a class raster, e.g. the output of SAM classification.")
+        floating = not np.issubdtype(np.dtype(ds.dtypes[band - 1]), np.integer)
         try:
             colormap = ds.colormap(band)
         except ValueError:
@@ -684,11 +682,55 @@ def legend_from_raster(path, band=1):
         codes = set()
         for r in range(0, ds.height, rows):
             block = read_window(ds, band, Window(0, r, ds.width, min(rows, ds.height - r)), what="class raster")
+            if floating:   # whole numbers in a float type (QGIS's Reclassify writes Float32) are class codes
+                block = block[np.isfinite(block) & (block != nodata)] if nodata is not None else \
+                    block[np.isfinite(block)]
+                fraction = block[block != np.round(block)]
+                if fraction.size:
+                    raise OreMapError(f"'{path}' is not a class raster: its values are not whole numbers (e.g. "
+                                      f"{float(fraction[0]):g}).", "raster",
+                                      "Choose a class raster, e.g. the output of SAM classification.")
             codes.update(np.unique(block).tolist())
         codes.discard(nodata)
-    return [{"value": int(c), "name": f"Class {int(c)}",
+    codes = {int(c) for c in codes}
+    names = file_class_names(path, band)
+    return [{"value": c, "name": names.get(c) or f"Class {c}",
              "color": hex_colour(colormap[c]) if colormap and c in colormap else None, "observed": True}
             for c in sorted(codes)]
+
+
+#: Columns of a GDAL raster attribute table that hold a class's name, lower case (besides a column of usage Name).
+RAT_NAME_COLUMNS = ("class_name", "classname", "class", "name", "label", "class_names", "category")
+
+
+def file_class_names(path, band=1):
+    """``{code: name}`` the class raster file itself gives: a GDAL raster attribute table (a name column, with a
+    ``Value`` column or row = code), else GDAL's category names (an ENVI classification's ``class names``, a GeoTIFF's
+    .aux.xml). Empty when it gives none."""
+    from osgeo import gdal
+
+    dataset = gdal.Open(str(path))
+    if dataset is None:
+        return {}
+    source = dataset.GetRasterBand(band)
+    names = {}
+    rat = source.GetDefaultRAT()
+    if rat is not None and rat.GetRowCount():
+        columns = [(rat.GetNameOfCol(i).strip().lower(), rat.GetUsageOfCol(i)) for i in range(rat.GetColumnCount())]
+        name_col = next((i for i, (n, u) in enumerate(columns) if u == gdal.GFU_Name), None)
+        if name_col is None:
+            name_col = next((i for i, (n, _) in enumerate(columns) if n in RAT_NAME_COLUMNS), None)
+        value_col = next((i for i, (n, u) in enumerate(columns)
+                          if u in (gdal.GFU_MinMax, gdal.GFU_Min) or n == "value"), None)
+        if name_col is not None:
+            for row in range(rat.GetRowCount()):
+                code = int(rat.GetValueAsDouble(row, value_col)) if value_col is not None else row
+                name = rat.GetValueAsString(row, name_col).strip()
+                if name:
+                    names[code] = name
+    if not names:
+        names = {code: name.strip() for code, name in enumerate(source.GetCategoryNames() or []) if name.strip()}
+    return names
 
 
 # --------------------------------------------------------------------------------------
