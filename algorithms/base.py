@@ -85,11 +85,12 @@ TEMPORARY_DEFAULT = "oremap_temporary_default"
 HTML_FILTER = "HTML files (*.html *.htm)"
 LIBRARY_FILTER = "Spectral libraries (*.sli *.hdr *.esl *.csv *.txt *.sed *.sig);;All files (*.*)"
 #: The library formats every library parameter reads (core/hyperspectral/spectral_library.py, spectrometer_files.py).
-LIBRARY_FORMATS = ("ENVI spectral library (.sli with .hdr); CSV (a wavelength column in nm or micrometres, then one "
-                   "column per spectrum, or one spectrum per row); or one spectrum per file as spectrometers and "
-                   "published libraries write it: ECOSTRESS/ASTER .spectrum.txt, USGS splib07 ASCII (inside its "
-                   "distribution folders, which hold the wavelength files), ASD ViewSpec Pro text export, Spectral "
-                   "Evolution .sed, Spectra Vista .sig. Values in per cent or x 10000 are divided to 0-1.")
+LIBRARY_FORMATS = ("ENVI spectral library (.sli with .hdr); CSV (a first row naming the columns, then a wavelength "
+                   "column in nm or micrometres and one column per spectrum, or one spectrum per row); or one "
+                   "spectrum per file as spectrometers and published libraries write it: ECOSTRESS/ASTER "
+                   ".spectrum.txt, USGS splib07 ASCII (inside its distribution folders, which hold the wavelength "
+                   "files), ASD ViewSpec Pro text export, Spectral Evolution .sed, Spectra Vista .sig. Values in "
+                   "per cent or x 10000 are divided to 0-1.")
 
 
 class QgisFeedback(Feedback):

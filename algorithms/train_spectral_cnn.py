@@ -62,8 +62,9 @@ class TrainSpectralCnn(OreMapAlgorithm):
                      + LIBRARY_FORMATS,
         "CLASS_RULE": "(b) How a library spectrum's class is found from its name.",
         "CLASS_TABLE": "(b) Optional CSV 'spectrum name,class' overriding the rule for the spectra it lists: a "
-                       "row takes the spectra whose names are, or begin with, its name (a sample name such as "
-                       "'Muscovite GDS107' takes every measurement of that sample; the longest row wins). Rows "
+                       "row takes the spectra whose names are, or begin with, its name followed by a space, '_', '-', "
+                       "'.' or a digit (a sample name such as 'Muscovite GDS107' takes every measurement of that "
+                       "sample; 'kaol' takes 'kaol_00001'; the longest row wins). Rows "
                        "that take no spectrum are listed in the log.",
         "CLASSES": "(b) Classes to train, e.g. 'Kaolinite; Alunite; Calcite'. Empty: every class with enough spectra.",
         "REFERENCE": "(b) A raster of the target sensor: the model is trained on its good bands.",
@@ -270,9 +271,11 @@ class TrainSpectralCnn(OreMapAlgorithm):
                                 "Choose a raster whose metadata give them (an ENVI header's 'wavelength', band "
                                 "metadata), or leave REFERENCE empty and choose a sensor preset or enter the target "
                                 "wavelengths instead.") from None
+            self._parameter_overrides["wavelengths"] = "REFERENCE"   # too few bands: the raster's, not WAVELENGTHS
         elif sensor > 0:
             from ..core.hyperspectral import sensor_presets
 
+            self._parameter_overrides["wavelengths"] = "SENSOR"
             target = sensor_presets.band_info(sensor_presets.names()[sensor - 1], feedback)
         elif text and text.strip():
             from ..core.engine.band_order import flag_overlaps

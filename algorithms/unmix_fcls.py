@@ -1,7 +1,7 @@
 """oremap:unmix_fcls - fully constrained linear spectral unmixing."""
 
 from ..core.hyperspectral import mapping
-from .base import LIBRARY_FORMATS, OreMapAlgorithm
+from .base import OreMapAlgorithm
 from . import styles
 
 MODES = [
@@ -28,7 +28,11 @@ class UnmixFcls(OreMapAlgorithm):
     PARAM_HELP = {
         "INPUT": "Hyperspectral reflectance raster with band wavelengths in its metadata (or under the "
                  "advanced wavelength parameter when endmembers come from a library).",
-        "LIBRARY": "The endmember spectra: " + LIBRARY_FORMATS + " Leave empty when using endmember points.",
+        "LIBRARY": "The endmember spectra, at least 2, in one file: ENVI spectral library (.sli with .hdr) or CSV (a "
+                   "wavelength column in nm or micrometres, then one column per spectrum, or one spectrum per row). "
+                   "A one-spectrum file (.sed, .sig, ASD text export, ECOSTRESS, splib07 ASCII) cannot serve: "
+                   "combine such spectra into one CSV or ENVI library first. Leave empty when using endmember "
+                   "points.",
         "SPECTRA": "Names of the library spectra to use as endmembers (at least 2; ';' or ',' separated; "
                    "a unique start of a name is enough). Empty: every spectrum of the library.",
         "MODE": "Strict fully constrained, or non-negative then closed (scale-invariant).",
@@ -68,6 +72,12 @@ class UnmixFcls(OreMapAlgorithm):
         raster, layer = self.raster_path(parameters, "INPUT", context)
         endmembers, band_info, image_bands, (nodata, scale) = self.reference_spectra(
             parameters, context, feedback, raster, layer)
+        if image_bands is None and endmembers.n_spectra < 2 and not self.parameterAsString(parameters, "SPECTRA",
+                                                                                            context).strip():
+            raise self.fail("LIBRARY", f"The library holds {endmembers.n_spectra} spectrum; unmixing needs at least "
+                                       "2 endmembers.",
+                            "A one-spectrum file cannot serve as an endmember library: combine the spectra into one "
+                            "CSV or ENVI library, or use endmember POINTS.")
         out_path = self.output_path(parameters, "OUTPUT", context, feedback)
         stats = mapping.unmix_map(
             raster, endmembers, out_path, mode=MODES[self.parameterAsEnum(parameters, "MODE", context)][0],

@@ -800,3 +800,73 @@ def test_a_name_two_spectra_share_is_a_library_fix():
     with pytest.raises(OreMapError) as err:
         lib.subset(["Kaolinite CM9"])
     assert err.value.parameter == "library" and "share the name 'Kaolinite CM9'" in err.value.message
+
+
+def test_csv_with_one_spectrum_per_row_and_numeric_sample_ids(tmp_path):
+    """'Sample ID,383.15,...' with rows '1001,...' (a soil library's export): the header's cells are wavelengths and
+    the first column is named as IDs, so rows are spectra. It was read sideways: spectra named '383.15', ... on the
+    'wavelengths' 1001-1003 nm. A table whose first column is the wavelength stays as it is."""
+    (tmp_path / "ids.csv").write_text("Sample ID,450,550,650,750\n1001,0.1,0.2,0.3,0.4\n1002,0.5,0.6,0.7,0.8\n"
+                                      "1003,0.2,0.2,0.2,0.2\n")
+    lib = read_library(tmp_path / "ids.csv")
+    assert lib.names == ["1001", "1002", "1003"]
+    np.testing.assert_allclose(lib.wavelengths, [450.0, 550.0, 650.0, 750.0])
+    np.testing.assert_allclose(lib.spectra[1], [0.5, 0.6, 0.7, 0.8])
+    (tmp_path / "cols.csv").write_text("Wavelength (nm),1001,1002\n450,0.1,0.5\n550,0.2,0.6\n650,0.3,0.7\n")
+    cols = read_library(tmp_path / "cols.csv")
+    assert cols.names == ["1001", "1002"] and cols.wavelengths.tolist() == [450.0, 550.0, 650.0]
+
+
+def test_a_class_table_row_takes_field_names_that_begin_with_it_and_a_separator():
+    """Field-campaign names such as 'kaol_00001' were taken by no row 'kaol' (only 'kaol ' followed by a space),
+    though the help says a row takes the names that begin with it. A separator or a digit must follow: 'kaol'
+    does not take 'kaolinite', 'Muscovite GDS107' does not take 'Muscovite GDS1070'; the longest row wins."""
+    from oremap.core.hyperspectral.training import ClassTable
+
+    table = ClassTable({"kaol": "Kaolinite", "kaol_0002": "Dickite", "Muscovite GDS107": "White mica"})
+    assert [table.label(n) for n in ("kaol_00001", "kaol-3", "kaol.7", "kaol00009", "KAOL", "kaol_0002.1",
+                                     "kaolinite", "Muscovite GDS107 BECKa AREF", "Muscovite GDS1070 BECKa")] == \
+        ["Kaolinite", "Kaolinite", "Kaolinite", "Kaolinite", "Kaolinite", "Dickite", None, "White mica", None]
+
+
+def test_libraries_without_a_common_range_are_blamed_with_their_ranges(tmp_path):
+    """A VNIR-only and a SWIR-only library: the error blamed WAVELENGTHS (left empty; the target came from REFERENCE)
+    after a warning of an inverted range ('limited to 1302-1067 nm'). The libraries are at fault, each range said."""
+    from oremap.core.engine.wavelengths import BandInfo
+    from oremap.core.hyperspectral.training import library_training_set
+
+    for name, lo, hi in (("vnir.csv", 400, 1000), ("swir.csv", 1300, 2500)):
+        (tmp_path / name).write_text("Wavelength (nm),Mineral\n" + "".join(f"{w},0.3\n" for w in range(lo, hi + 1, 50)))
+    log = core_warnings()
+    with pytest.raises(OreMapError) as err:
+        library_training_set([tmp_path / "vnir.csv", tmp_path / "swir.csv"],
+                             BandInfo(centers=np.arange(400.0, 2501.0, 10.0), fwhm=None, bad=None), feedback=log)
+    assert err.value.parameter == "libraries"
+    assert "cover no common wavelength range: vnir.csv 400-1000 nm, swir.csv 1300-2500 nm" in err.value.message
+    assert log.warnings == []
+
+
+def test_csv_of_wavenumbers_is_refused_as_the_headed_reader_refuses_it(tmp_path):
+    """An FTIR export 'Wavenumber (cm-1),...' was read as nanometres (4000 cm-1 as 4000 nm)."""
+    (tmp_path / "ftir.csv").write_text("Wavenumber (cm-1),Quartz\n4000,0.2\n3000,0.3\n2000,0.4\n")
+    with pytest.raises(OreMapError) as err:
+        read_library(tmp_path / "ftir.csv")
+    assert err.value.parameter == "library" and "gives wavenumbers (Wavenumber (cm-1))" in err.value.message
+    assert "10^7 / wavenumber" in err.value.fix
+
+
+def test_utf16_text_is_read_and_a_table_without_a_names_row_refused(tmp_path):
+    """Excel's 'Unicode Text' (UTF-16 with a byte-order mark, and UTF-16 without one) was refused as 'wavelength
+    ' ' is not a number'. A table without a names row lost its first channel and was named by a reflectance."""
+    table = "Wavelength\tKaolinite CM9\r\n450\t0.5\r\n550\t0.6\r\n650\t0.7\r\n"
+    for name, raw in (("bom.txt", b"\xff\xfe" + table.encode("utf-16-le")), ("be.txt", table.encode("utf-16-be")),
+                      ("utf32.txt", table.encode("utf-32"))):
+        (tmp_path / name).write_bytes(raw)
+        lib = read_library(tmp_path / name)
+        assert lib.names == ["Kaolinite CM9"] and lib.wavelengths.tolist() == [450.0, 550.0, 650.0], name
+        np.testing.assert_allclose(lib.spectra[0], [0.5, 0.6, 0.7])
+    (tmp_path / "headerless.txt").write_text("450\t0.5\n550\t0.6\n650\t0.7\n")
+    with pytest.raises(OreMapError) as err:
+        read_library(tmp_path / "headerless.txt")
+    assert err.value.parameter == "library" and "has no names row: its first row (450, 0.5) is numbers" in \
+        err.value.message

@@ -147,3 +147,22 @@ def test_an_asd_export_named_target_is_read_and_repeated_wavelengths_averaged(tm
     library = read_library(twice, feedback=log)
     np.testing.assert_allclose(library.spectra[0], [0.40, 0.52, 0.60])
     assert "twice.csv: 1 wavelength(s) listed more than once (500 nm); their values are averaged." in log.infos
+
+
+def test_sed_with_a_channel_number_column_takes_the_wavelength_column(tmp_path):
+    """DARWin writes 'Chan.#  Wvl  ...' when channel numbers are exported (SPECCHIO and SpecDAL take the 'Wvl'
+    column): the channel numbers 1..N were read as the wavelengths, the spectrum ~349 nm too short. Without a column
+    named as wavelengths, such a file is refused."""
+    wavelengths, reflectance = usgs_spectrum(ALUNITE)
+    path = tmp_path / "1514025_00024.sed"
+    write_sed(path, wavelengths, reflectance)
+    lines = path.read_text().splitlines()
+    start = lines.index("Data:") + 1
+    lines[start:] = [f"{'Chan.#' if i == 0 else i}\t{line}" for i, line in enumerate(lines[start:])]
+    path.write_text("\r\n".join(lines).replace("Columns [4]:", "Columns [5]:") + "\r\n")
+    library = read_library(path)
+    np.testing.assert_allclose(library.wavelengths, wavelengths, atol=0.051)
+    np.testing.assert_allclose(library.spectra[0], reflectance, atol=5.1e-5)
+    path.write_text(path.read_text().replace("Chan.#\tWvl", "Chan.#\tBand"))
+    with pytest.raises(OreMapError, match="numbers channels and no column is named as wavelengths"):
+        read_library(path)

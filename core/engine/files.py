@@ -16,9 +16,19 @@ STALE_AFTER_S = 24 * 3600
 
 
 def decode_text(raw):
-    """Text of a file's bytes: UTF-8 (a byte-order mark dropped), else Windows' Western code page (cp1252: what
-    Excel and Notepad save there, curly quotes and dashes included), else Latin-1, which every byte reads as (the
-    spectral libraries and headers of older instruments)."""
+    """Text of a file's bytes: UTF-32 or UTF-16 by their byte-order mark (Excel's 'Unicode Text' is UTF-16), UTF-16
+    without one where every second byte is mostly NUL, else UTF-8 (a byte-order mark dropped), else Windows' Western
+    code page (cp1252: what Excel and Notepad save there, curly quotes and dashes included), else Latin-1, which
+    every byte reads as (the spectral libraries and headers of older instruments)."""
+    if raw[:4] in (b"\xff\xfe\x00\x00", b"\x00\x00\xfe\xff"):
+        return raw.decode("utf-32", errors="replace")
+    if raw[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        return raw.decode("utf-16", errors="replace")
+    head = raw[:4096]
+    if len(head) >= 4:
+        for encoding, nuls in (("utf-16-le", head[1::2]), ("utf-16-be", head[0::2])):
+            if nuls.count(0) > 0.7 * len(nuls) and head.count(0) < 0.6 * len(head):
+                return raw[:len(raw) // 2 * 2].decode(encoding, errors="replace")
     for encoding in ("utf-8-sig", "cp1252"):
         try:
             return raw.decode(encoding)

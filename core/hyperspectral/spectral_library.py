@@ -654,6 +654,15 @@ def _csv_float(cell, decimal_comma):
     return value
 
 
+def _wavelength_sequence(values):
+    """True for values that read as wavelengths: strictly increasing or decreasing, all within 200-30000 (nm) or
+    0.2-30 (micrometres)."""
+    values = np.asarray(values, dtype=np.float64)
+    steps = np.diff(values)
+    return bool(values.size >= 2 and (np.all(steps > 0) or np.all(steps < 0))
+                and (np.all((values >= 200) & (values <= 30000)) or np.all((values >= 0.2) & (values <= 30))))
+
+
 def _spectra_as_columns(rows, decimal_comma, path, feedback):
     """``rows`` of a CSV library with the spectra in columns: a table exported from a spreadsheet with one spectrum
     per row (the header's cells after the first are wavelengths, each further row a name and its values) is
@@ -663,8 +672,13 @@ def _spectra_as_columns(rows, decimal_comma, path, feedback):
     numeric = [c for c in cells if math.isfinite(_csv_float(c, decimal_comma))]
     first = [r[0].strip() for r in rows[1:] if r and r[0].strip()]
     named = [c for c in first if not math.isfinite(_csv_float(c, decimal_comma))]
-    # wavelengths across the header and names down the first column (columns named by numbers stay columns)
-    if len(numeric) < 2 or len(numeric) < 0.8 * len(cells) or len(named) < 0.8 * max(len(first), 1):
+    # wavelengths across the header and names down the first column (columns named by numbers stay columns), or
+    # numeric sample IDs down a first column named as such ("Sample ID,383.15,...": not a wavelength column)
+    if len(numeric) < 2 or len(numeric) < 0.8 * len(cells):
+        return rows
+    if len(named) < 0.8 * max(len(first), 1) and not (
+            head[0] and not _wavelength_header(head[0]) and len(numeric) == len(cells)
+            and _wavelength_sequence([_csv_float(c, decimal_comma) for c in cells])):
         return rows
     width = max(len(r) for r in rows)
     padded = [list(r) + [""] * (width - len(r)) for r in rows]
@@ -719,6 +733,11 @@ def read_csv_library(path, feedback=None):
         rows = [line.split() for line in lines]
     else:
         rows = list(csv.reader(lines, delimiter=delimiter))
+    first_row = [cell for cell in rows[0] if cell.strip()]
+    if len(first_row) >= 2 and all(math.isfinite(_csv_float(c, delimiter in ("\t", ";"))) for c in first_row):
+        raise OreMapError(f"CSV library '{path.name}' has no names row: its first row ({', '.join(first_row[:4])}"
+                          f"{', ...' if len(first_row) > 4 else ''}) is numbers.", parameter="library",
+                          fix="Add a first row naming the columns, e.g. 'Wavelength (nm)' then each spectrum's name.")
     rows = _spectra_as_columns(rows, delimiter in ("\t", ";"), path, feedback)
     head = [cell.strip() for cell in rows[0]]
     wl_col = next((j for j, cell in enumerate(head) if _wavelength_header(cell)), 0)
@@ -729,6 +748,10 @@ def read_csv_library(path, feedback=None):
             parameter="library",
             fix="Put wavelengths in the first column and one spectrum per further column, named in the first row.",
         )
+    if "wavenumber" in head[wl_col].casefold() or "cm-1" in head[wl_col].casefold().replace(" ", ""):
+        raise OreMapError(f"CSV library '{path.name}' gives wavenumbers ({head[wl_col]}), not wavelengths.",
+                          parameter="library",
+                          fix="Convert the first column to wavelengths (10^7 / wavenumber in cm-1 gives nm).")
     units = header_unit(header_words(head[wl_col]))
     decimal_comma = delimiter in ("\t", ";")
 

@@ -170,6 +170,24 @@ def _x_factor(meta, column_name, wavelengths, path):
     return nanometres_per_unit(None, wavelengths)
 
 
+#: Words of a column name that numbers channels (DARWin's ``Chan.#``), and of one that gives wavelengths (``Wvl``).
+_CHANNEL_WORDS = {"chan", "channel", "channels", "ch", "index", "no", "number"}
+_WAVELENGTH_COLUMN_WORDS = {"wvl", "wavelength", "wavelengths", "wl", "lambda", "λ", "nm", "um", "µm", "μm"}
+
+
+def _channel_column_dropped(data, names, path):
+    """``(data, names)`` with a leading channel-number column (Spectral Evolution ``Chan.#  Wvl  ...``, as SPECCHIO's
+    and SpecDAL's readers take it) left out and the column named as wavelengths put first; without such a column,
+    refused: channel numbers 1..N read as nanometres shift the spectrum silently."""
+    wavelength = next((j for j in range(1, len(names)) if header_words(names[j]) & _WAVELENGTH_COLUMN_WORDS), None)
+    if wavelength is None:
+        raise OreMapError(f"'{Path(path).name}': the first column ('{names[0]}') numbers channels and no column is "
+                          "named as wavelengths (" + ", ".join(repr(n) for n in names) + ").", parameter="library",
+                          fix="Export the spectrum with a wavelength column (named 'Wvl' or 'Wavelength') first.")
+    order = [wavelength] + [j for j in range(1, len(names)) if j != wavelength]
+    return data[:, order], [names[j] for j in order]
+
+
 def _spectrum_columns(names, n_columns, header, path):
     """Indices of the reflectance column(s) among a table's columns (0 is the wavelength)."""
     keys = [n.casefold() for n in names] if names else []
@@ -231,6 +249,10 @@ def read_headed_text(path, feedback=None):
         for j, cell in enumerate(row[:n_columns]):
             if cell and _NUMBER.match(cell):
                 data[i, j] = float(cell)
+    if column_names and header_words(column_names[0]) & _CHANNEL_WORDS \
+            and not header_words(column_names[0]) & _WAVELENGTH_COLUMN_WORDS:
+        data, column_names = _channel_column_dropped(data, column_names, path)
+        n_columns -= 1
     data = data[np.isfinite(data[:, 0])]
     data, trimmed = _overlap_trimmed(data)
     if trimmed:

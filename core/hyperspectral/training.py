@@ -93,11 +93,22 @@ def read_class_table(path):
     return table
 
 
+def _begins_with(name, key):
+    """True when ``name`` is ``key`` or begins with it followed by a separator: a space, ``_``, ``-``, ``.`` or, after
+    a key not ending in a digit, a digit (field names such as ``kaol_00001``, ``kaol-3``, ``kaol00001``)."""
+    if name == key:
+        return True
+    if not key or not name.startswith(key):
+        return False
+    after = name[len(key)]
+    return after in " _-." or (after.isdigit() and not key[-1].isdigit())
+
+
 class ClassTable:
     """A class table's ``{name: class}`` matched to spectrum names: an entry takes the spectra its name is, or
-    begins (at a word), as ``SPECTRA`` matches names: ``Muscovite GDS107`` takes every measurement of that sample
-    (``Muscovite GDS107 BECKa AREF``...). The longest matching entry wins; :meth:`unused` lists the entries that
-    took no spectrum."""
+    begins followed by a separator (:func:`_begins_with`: ``kaol`` takes ``kaol_00001``): ``Muscovite GDS107`` takes
+    every measurement of that sample (``Muscovite GDS107 BECKa AREF``...). The longest matching entry wins;
+    :meth:`unused` lists the entries that took no spectrum."""
 
     def __init__(self, table):
         self.table = dict(table)
@@ -107,8 +118,7 @@ class ClassTable:
     def label(self, name):
         name = " ".join(str(name).split())
         lower = name.lower()
-        hits = [key for key in self.table
-                if lower == key.lower() or lower.startswith(key.lower() + " ")]
+        hits = [key for key in self.table if _begins_with(lower, key.lower())]
         if not hits:
             return None
         key = max(hits, key=len)
@@ -184,6 +194,12 @@ def library_training_set(paths, band_info, class_rule="first_word", class_table=
     # bands inside every library's wavelength range (no extrapolation)
     lo = max(lib.wavelengths.min() for lib in libraries)
     hi = min(lib.wavelengths.max() for lib in libraries)
+    if lo >= hi:
+        raise OreMapError("The libraries cover no common wavelength range: " + ", ".join(
+            f"{os.path.basename(str(p))} {lib.wavelengths.min():.0f}-{lib.wavelengths.max():.0f} nm"
+            for p, lib in zip(paths, libraries)) + ".", "libraries",
+            "Use libraries whose wavelength ranges overlap (leave out the library of another range, or train a "
+            "model on each).")
     target = target_bands(band_info, exclude_water)
     inside = (target.centers >= lo) & (target.centers <= hi)
     if not inside.all():
@@ -197,7 +213,8 @@ def library_training_set(paths, band_info, class_rule="first_word", class_table=
     target = BandInfo(centers=target.centers[inside], fwhm=None if target.fwhm is None else target.fwhm[inside],
                       bad=None)
     if target.n_bands < 5:
-        raise OreMapError("The target sensor has fewer than 5 usable bands.", "wavelengths",
+        raise OreMapError(f"The target sensor has fewer than 5 usable bands within {lo:.0f}-{hi:.0f} nm, the range "
+                          "every library covers.", "wavelengths",
                           "Check the reference raster or wavelength list.")
     table = ClassTable(read_class_table(class_table) if class_table else {})
     wanted = {c.lower(): c for c in classes} if classes else None
