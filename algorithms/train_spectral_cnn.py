@@ -107,7 +107,9 @@ class TrainSpectralCnn(OreMapAlgorithm):
                                "(held-out ones included) for that many epochs and saved (unless 'Refit' is off); "
                                "the report's figures are those of the held-out run.",
         "REFIT": "Train the saved model again on all labelled points for the epochs early stopping chose (on by "
-                 "default). Off: save the network of the best epoch, trained without the held-out points.",
+                 "default). Off: save the network of the best epoch, trained without the held-out points (with "
+                 "ENSEMBLE above 1, averaged with the other networks, also trained without them; the report's "
+                 "figures are then the average's).",
         "ENSEMBLE": "Networks of different seeds whose class probabilities the saved model averages, in one ONNX "
                     "graph (a seed ensemble). Early stopping runs once; each network is trained for the epochs "
                     "it chose. Each network adds its cost to classification; on labelled pixels of unseen "

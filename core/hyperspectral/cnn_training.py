@@ -169,7 +169,9 @@ def training_report(data, result, summaries, preprocessing, augment_copies, snr)
         ("Model saved", (f"refit on all {result.info.training['metrics'].get('refit_samples', 0)} training samples "
                          f"(held-out ones included) for the {result.info.training['metrics'].get('best_epoch')} "
                          "epochs early stopping chose; the figures below are those of the held-out run")
-         if result.info.training.get("parameters", {}).get("refit") else "the network of the best epoch"),
+         if result.info.training.get("parameters", {}).get("refit") else
+         ("the network of the best epoch" if result.info.training.get("parameters", {}).get("ensemble", 1) <= 1 else
+          "the network of the best epoch and the other networks, averaged; the figures below are the average's")),
         ("Ensemble", f"{result.info.training['parameters'].get('ensemble', 1)} network(s) of different seeds, "
                      "their class probabilities averaged in the model"),
         ("Outlier exposure", _exposure_text(result.info.training["parameters"].get("outlier_exposure"))),

@@ -817,6 +817,18 @@ def train_classifier(X, y, class_names, groups=None, wavelengths=None, fwhm=None
                 progress=(fit_share, 95.0 - fit_share))
             n_refit = n_trained if refitting else 0
             module = ensemble_module(trained if refitting else [module] + trained)
+            if not refitting and has_val:
+                # without a refit the average is what is saved and none of its networks saw a held-out spectrum:
+                # the validation figures are the average's (they were the first network's)
+                val_proba = predict_proba_torch(module, Pva)
+                if source_proba is not None:
+                    source_proba = predict_proba_torch(module, P_source[val_idx])
+                if feature_check:
+                    validated = with_feature_reference(module, P_source[ref_train], k)
+                    held_distance = feature_distances(validated, Pva)
+                    if source_proba is not None:
+                        source_distance = feature_distances(validated, P_source[val_idx])
+                    validated_spread = ood.reference_distances(feature_references(validated), k)
         # held-out groups of one spectrum each (labelled pixels without a group) come from the training samples:
         # their angles (and feature distances) understate a new sample's, so their thresholds get a margin
         singletons = np.unique(groups, return_counts=True)[1].max() == 1
