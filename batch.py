@@ -86,13 +86,13 @@ def parser():
     return p
 
 
-def job_from_args(args):
+def job_from_args(args, feedback=None):
     options = {"spectra": args.spectra, "mode": args.mode, "level": args.level, "threshold": args.threshold,
                "min_confidence": args.min_confidence, "wavelengths": args.wavelengths, "scale": args.scale,
                "nodata": args.nodata, "bad_bands": args.bad_bands, "ood": args.ood, "method": args.method,
                "max_score": args.max_score, "indices": args.indices, "band_map": args.band_map,
                "cloud_mask": args.cloud_mask}
-    inputs = core_batch.expand_inputs(args.inputs, args.list)
+    inputs = core_batch.expand_inputs(args.inputs, args.list, feedback=feedback)   # its notes of files left out
     return core_batch.BatchJob(args.algorithm, args.model, inputs, args.out,
                                {k: v for k, v in options.items() if v is not None}, resume=args.resume,
                                overwrite=args.overwrite, rows_per_part=args.rows_per_part,
@@ -120,7 +120,7 @@ def main(argv=None):
     args = parser().parse_intermixed_args(argv)
     feedback = PrintFeedback()
     try:
-        job = job_from_args(args)
+        job = job_from_args(args, feedback)
         core_batch.plan(job, feedback, flag)   # bad arguments (model, options, scenes) fail before a cluster starts
         client, cluster = core_batch.start_cluster(args.scheduler, args.workers or None,
                                                    packages=core_batch.ALGORITHMS[job.algorithm].requires)

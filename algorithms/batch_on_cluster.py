@@ -14,6 +14,7 @@ from qgis.core import (
 )
 
 from ..core.engine import compute
+from ..core.hyperspectral import sensor_products
 from ..core.scaleout import batch
 from ..core.sentinel2.sentinel2 import INDEX_NAMES
 from .base import OreMapAlgorithm, split_names
@@ -26,6 +27,12 @@ CHOICES = list(batch.ALGORITHMS)
 TOOLBOX_DEFAULTS = {"mode": "fcls", "level": 0.9, "method": "sam", "indices": list(INDEX_NAMES)}
 MODES = [("fcls", "Fully constrained (>= 0, sum 1)"), ("nn_closed", "Non-negative, then closed (scale-invariant)")]
 
+
+
+def layer_files(layers):
+    """The files of raster layers: a GDAL subdataset name (QGIS names an EMIT layer NETCDF:"x.nc":reflectance) gives
+    its file, as the single-run algorithms read it, and ``|`` options are dropped."""
+    return [sensor_products.product_file(layer.source()) for layer in layers]
 
 class BatchOnCluster(OreMapAlgorithm):
     NAME = "batch_on_cluster"
@@ -187,7 +194,7 @@ class BatchOnCluster(OreMapAlgorithm):
         folders, others = self._folders(parameters)
         layers = self.parameterAsLayerList({**parameters, "INPUTS": others or None}, "INPUTS", context) if others \
             else []
-        paths = [layer.source().split("|")[0] for layer in layers] + folders
+        paths = layer_files(layers) + folders
         text = self.parameterAsString(parameters, "PATTERN", context)
         patterns = split_names(text, commas=False)   # a folder may hold a comma ('scenes, 2017')
         if len(patterns) == 1 and "," in patterns[0] and not glob.glob(patterns[0]):

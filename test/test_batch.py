@@ -1436,3 +1436,37 @@ def test_paths_past_windows_limit_are_refused_before_the_job(tmp_path, monkeypat
     assert err.value.parameter == "out_dir" and "would pass Windows' limit of 259" in err.value.message
     monkeypatch.setattr(files, "WINDOWS", False)
     assert batch.plan(batch.BatchJob("classify_cnn", CNN, [scene], str(deep)))
+
+
+def test_cli_says_which_matched_files_it_leaves_out(client, tmp_path, capsys):
+    """oremap-batch called expand_inputs without its feedback: 'N file(s) matched that are not rasters left out'
+    never reached stderr, so a pattern matching 19 files gave 15 scenes and no word about the other four."""
+    import shutil
+
+    from oremap.batch import main
+
+    folder = tmp_path / "scenes"
+    folder.mkdir()
+    for ext in (".img", ".hdr"):
+        shutil.copy(AVIRIS_NG[:-4] + ext, folder / ("tile" + ext))
+    (folder / "notes.txt").write_text("field notes")
+    out = tmp_path / "maps"
+    out.mkdir()
+    code = main(["sam_classify", str(folder / "*"), "--model", USGS_LIBRARY, "--out", str(out),
+                 "--scheduler", client.scheduler.address])
+    assert code == 0
+    assert "matched that are not rasters left out" in capsys.readouterr().err
+
+
+def test_an_emit_layer_is_its_file_in_the_batch_algorithm(tmp_path):
+    """QGIS names an EMIT layer's source NETCDF:"x.nc":reflectance; the batch algorithm passed that name on and
+    the job was refused as 'does not exist', where the single algorithms read the file."""
+    from qgis.core import QgsRasterLayer
+    from sensor_fixtures import make_emit
+
+    from oremap.algorithms.batch_on_cluster import layer_files
+
+    emit = make_emit(str(tmp_path))
+    layer = QgsRasterLayer(f'NETCDF:"{emit["path"]}":reflectance', "emit", "gdal")
+    assert layer.isValid() and layer.source().startswith("NETCDF:")
+    assert batch.expand_inputs(layer_files([layer])) == [emit["path"]]
