@@ -177,6 +177,16 @@ def test_gdal_block_cache_capped_during_a_run_and_restored():
     with gdal_cache_limit(64):
         assert gdal.GetCacheMax() == 16 * 2 ** 20  # never below 16 MB
     assert gdal.GetCacheMax() == before
+    # two runs at once (QGIS's background tasks), the first ending first: each restoring what it found left the
+    # second with the process default and the process with the first's limit for the rest of the session
+    first, second = gdal_cache_limit(512), gdal_cache_limit(256)
+    first.__enter__()
+    second.__enter__()
+    assert gdal.GetCacheMax() == (64 + 32) * 2 ** 20
+    first.__exit__(None, None, None)
+    assert gdal.GetCacheMax() == 32 * 2 ** 20
+    second.__exit__(None, None, None)
+    assert gdal.GetCacheMax() == before
 
 
 def test_csv_library_text_column_is_left_out_with_a_warning(tmp_path):

@@ -538,3 +538,56 @@ def test_the_reports_collapse_note_reads_the_network_kept():
     assert "The KL divergence of the network kept (epoch 2) is 0.1 per sample" in kept
     assert "posterior collapse" not in report_html("t", ["Au_ppm"], [["a", "b"]], history=history,
                                                    percentiles=(85, 95, 99), kept_epoch=3)
+
+
+def test_two_trainings_at_once_give_their_solo_scores_and_both_save():
+    """QGIS runs algorithms in threads: two VAE trainings at once reseeded and drew from each other's torch
+    generator (scores moved by more than their spread from the solo run with the same seed), and two ONNX exports
+    at once failed ('GLOBALS.in_onnx_export must be False')."""
+    import threading
+
+    values, _ = survey(n=300, seed=3)
+    options = dict(FAST, epochs=15)
+    solo = [va.train_vae(values, NAMES, **dict(options, seed=s)).scores for s in (0, 1)]
+    together, errors = {}, []
+
+    def run(s):
+        try:
+            together[s] = va.train_vae(values, NAMES, **dict(options, seed=s)).scores
+        except Exception as exc:   # noqa: BLE001 - the test reports any failure of a thread
+            errors.append(repr(exc))
+
+    threads = [threading.Thread(target=run, args=(s,)) for s in (0, 1)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    for s in (0, 1):
+        np.testing.assert_array_equal(together[s], solo[s])
+
+
+def test_onnx_exports_at_once_both_succeed():
+    import threading
+
+    import torch
+
+    from oremap.core.engine import compute
+
+    module = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.Softmax(dim=1))
+    single = compute.onnx_bytes(module, (1, 4), "x", "p")
+    results, errors = [], []
+
+    def export():
+        try:
+            for _ in range(10):
+                results.append(compute.onnx_bytes(module, (1, 4), "x", "p"))
+        except Exception as exc:   # noqa: BLE001 - the test reports any failure of a thread
+            errors.append(repr(exc))
+
+    threads = [threading.Thread(target=export) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors and len(results) == 20 and all(r == single for r in results)

@@ -18,6 +18,7 @@ import contextlib
 import contextvars
 import functools
 import os
+import threading
 
 import numpy as np
 
@@ -28,6 +29,8 @@ THREADS_SETTING = "OREMAP_THREADS"
 DEVICES = {"cpu": "CPU", "cuda": "CUDA (NVIDIA GPU)"}
 
 _CUDA = {}  # cached answers of cuda_support()
+#: torch.onnx.export keeps process-wide state (two exports at once failed: 'GLOBALS.in_onnx_export must be False')
+_EXPORT_LOCK = threading.Lock()
 
 
 def cuda_support(refresh=False):
@@ -299,7 +302,7 @@ def onnx_bytes(module, example_shape, input_name, output_names, axes=None, opset
     names = [output_names] if isinstance(output_names, str) else list(output_names)
     module.eval()
     buffer = io.BytesIO()
-    with warnings.catch_warnings():
+    with _EXPORT_LOCK, warnings.catch_warnings():   # the exporter's state is process-wide: one export at a time
         warnings.simplefilter("ignore")
         torch.onnx.export(
             module, (torch.zeros(*[int(v) for v in example_shape], dtype=torch.float32),), buffer,

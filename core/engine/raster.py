@@ -13,8 +13,10 @@ place only when every block succeeded; an error or a cancellation removes them, 
 nothing half-written is ever left behind.
 """
 
+import contextlib
 import os
 import re
+import threading
 import warnings
 from dataclasses import dataclass, field
 
@@ -79,17 +81,40 @@ MIN_BLOCK_SHARE = 0.125
 MB = 2 ** 20
 
 
+#: The limits of the runs now inside :func:`gdal_cache_limit` (QGIS runs algorithms in threads, several at once),
+#: and GDAL's limit before the first of them; guarded by :data:`_CACHE_LOCK`.
+_CACHE_RUNS = []
+_CACHE_BEFORE = [None]
+_CACHE_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
 def gdal_cache_limit(memory_mb=None):
     """A context in which GDAL's (process-wide) block cache holds at most an eighth of the memory budget
     (and, once per process, :func:`steady_allocator`).
 
     GDAL keeps every block it reads or writes in its cache up to ``GDAL_CACHEMAX`` (by default 5 % of the
     machine's memory: gigabytes), so streaming a large raster block by block would still grow the process
-    by that much. The blocks of the engine are read once, so a small cache costs no speed. The previous
-    limit is restored on exit.
+    by that much. The blocks of the engine are read once, so a small cache costs no speed. The cache is one for
+    the process: runs at once (QGIS's background tasks) share it, its limit the sum of theirs, and the limit from
+    before the first is restored when the last ends (each run restoring what it found left a run without its
+    limit, and the process with another's for the rest of the session).
     """
+    from osgeo import gdal
+
     steady_allocator()
-    return rasterio.Env(GDAL_CACHEMAX=gdal_cache_bytes(memory_mb))
+    limit = gdal_cache_bytes(memory_mb)
+    with _CACHE_LOCK:
+        if not _CACHE_RUNS:
+            _CACHE_BEFORE[0] = gdal.GetCacheMax()
+        _CACHE_RUNS.append(limit)
+        gdal.SetCacheMax(int(sum(_CACHE_RUNS)))
+    try:
+        yield
+    finally:
+        with _CACHE_LOCK:
+            _CACHE_RUNS.remove(limit)
+            gdal.SetCacheMax(int(sum(_CACHE_RUNS)) if _CACHE_RUNS else int(_CACHE_BEFORE[0]))
 
 
 def gdal_cache_bytes(memory_mb=None):

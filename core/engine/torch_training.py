@@ -14,6 +14,7 @@ in the same order as in the per-network loops this replaces.
 """
 
 import contextlib
+import threading
 import copy
 from dataclasses import dataclass, field
 
@@ -23,15 +24,36 @@ from . import compute
 from .feedback import ensure
 
 
+#: torch's random generator and its deterministic-algorithms flag are one for the process: two trainings at once
+#: (QGIS runs algorithms in threads) reseeded and drew from each other's generator (a VAE's scores moved by more
+#: than their spread from its solo run with the same seed) and restored each other's flag. A training holds this
+#: lock while it sets, uses and restores them (:func:`seeded`, :func:`torch_state`): trainings run one at a time.
+TORCH_STATE = threading.RLock()
+
+
+@contextlib.contextmanager
+def torch_state():
+    """Hold :data:`TORCH_STATE` for the block: torch's process-wide random and algorithm state is this run's."""
+    with TORCH_STATE:
+        yield
+
+
 @contextlib.contextmanager
 def seeded(torch, seed, deterministic=False, threads=None):
-    """Run the block with torch seeded by ``seed`` in a forked generator.
+    """Run the block with torch seeded by ``seed`` in a forked generator, holding :data:`TORCH_STATE`.
 
     ``deterministic``: use torch's deterministic algorithms (warnings only) for the block.
     ``threads``: torch's thread count for the block (restored afterwards). Yields the device
     to train on (:func:`core.engine.compute.use_torch`).
     """
-    device = compute.use_torch(torch)
+    with torch_state():
+        device = compute.use_torch(torch)
+        with _seeded(torch, seed, deterministic, threads):
+            yield device
+
+
+@contextlib.contextmanager
+def _seeded(torch, seed, deterministic, threads):
     previous_deterministic = torch.are_deterministic_algorithms_enabled()
     previous_threads = torch.get_num_threads()
     with torch.random.fork_rng(devices=[]):
@@ -41,7 +63,7 @@ def seeded(torch, seed, deterministic=False, threads=None):
             torch.set_num_threads(int(threads))
         try:
             torch.manual_seed(int(seed))
-            yield device
+            yield
         finally:
             if deterministic:
                 torch.use_deterministic_algorithms(previous_deterministic)

@@ -34,6 +34,7 @@ import numpy as np
 from ..engine.errors import OreMapError
 from ..engine.feedback import ensure
 from ..engine.model_format import ModelInfo, build_date, write_model
+from ..engine.torch_training import torch_state
 from . import prospectivity_cnn as pc
 from . import prospectivity_folds as pf
 from . import prospectivity_network as pn
@@ -411,6 +412,9 @@ class _torch_session:
         if self.torch is None:
             return self
         t = self.torch
+        # torch's generator and flags are the process's: held for this comparison alone (one training at a time)
+        self.state = torch_state()
+        self.state.__enter__()
         self.fork = t.random.fork_rng(devices=[])
         self.fork.__enter__()
         self.previous = (t.are_deterministic_algorithms_enabled(), t.get_num_threads())
@@ -425,6 +429,7 @@ class _torch_session:
         self.torch.use_deterministic_algorithms(self.previous[0])
         self.torch.set_num_threads(self.previous[1])
         self.fork.__exit__(*exc)
+        self.state.__exit__(*exc)
         return False
 
 

@@ -328,9 +328,10 @@ def train_prospectivity(raster_path, deposits_xy, model_path=None, report_path=N
                "mask_channel": bool(mask_channel)}
     runs = len(plan.folds) + 1
     folds = []
-    previous = torch.are_deterministic_algorithms_enabled()
-    previous_threads = torch.get_num_threads()
-    with torch.random.fork_rng(devices=[]):
+    # torch's generator and flags are the process's: held for this training alone (one training at a time)
+    with torch_training.torch_state(), torch.random.fork_rng(devices=[]):
+        previous = torch.are_deterministic_algorithms_enabled()
+        previous_threads = torch.get_num_threads()
         torch.use_deterministic_algorithms(True, warn_only=True)
         if threads:
             torch.set_num_threads(int(threads))
