@@ -176,6 +176,9 @@ class ElementSelection(OreMapAlgorithm):
             feedback.info(f"{scan['n_positive']} positive pixels, {scan['negatives'].shape[0]} negative pixels.")
         else:
             source = self.parameterAsSource(parameters, "POINTS", context)
+            if source is not None and source.featureCount() == 0:   # a numpy reshape error further on
+                raise self.empty_layer(parameters, "POINTS", context, "The layer has no features.",
+                                       "Choose a layer of sample points.")
             chosen = self.field_names(parameters, "FIELDS", context)
             crs = distance_crs_for_points(self, source, context, feedback)
             if chosen:

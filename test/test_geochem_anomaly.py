@@ -170,6 +170,15 @@ def test_spatial_support_is_a_neighbourhood_mean_of_ranks():
     got = am.spatial_support(s, x, y, k=1)                        # itself and its nearest sample
     np.testing.assert_allclose(got, [(1 + .8) / 2, (.8 + 1) / 2, (.6 + .8) / 2, (.4 + .2) / 2, (.2 + .4) / 2])
     np.testing.assert_allclose(am.spatial_support(s, x, y, k=0), ranks)
+    # 12 composites of one drill hole at its collar: more than k share the place, and the tree returned the same
+    # k others for each, so every composite got one support and the richest lost its anomaly
+    rng = np.random.default_rng(0)
+    s = rng.normal(size=12)
+    s[5] = 50.0
+    at_collar = am.spatial_support(s, np.zeros(12), np.zeros(12), k=3)
+    ranks = am.percentile_ranks(s)
+    assert np.unique(np.round(at_collar, 12)).size > 1 and at_collar.argmax() == 5
+    assert at_collar[5] >= (ranks[5] + 3 * ranks.min()) / 4   # its own rank is always in its support
 
 
 def test_anomaly_classes_keep_equal_scores_together_and_the_highest_on_top():

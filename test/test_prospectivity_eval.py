@@ -866,3 +866,22 @@ def test_mixed_geometries_are_taken_whatever_the_first_feature(run_alg, tmp_path
     with pytest.raises(QgsProcessingException):
         run_alg("evaluate_prospectivity", {"SCORE_RASTER": path, "DEPOSITS": str(only_outline),
                                            "OUTPUT_HTML": str(tmp_path / "o.html")})
+
+
+def test_samples_at_one_place_are_said_so_not_a_spacing_of_nan():
+    from oremap.core.geochemistry.distance_advice import check_distances
+
+    with pytest.raises(OreMapError) as err:
+        check_distances(np.full(5, 500000.0), np.full(5, 6290000.0), [[500500.0, 6290000.0]], 2000.0, 4000.0)
+    assert "nan m" not in err.value.fix and "the samples share one location" in err.value.fix
+
+
+def test_element_selection_on_an_empty_sample_layer_is_refused_clearly(run_alg, tmp_path):
+    """It stopped with numpy's 'cannot reshape array of size 0 into shape (0,newaxis)'."""
+    from qgis.core import QgsProcessingException
+
+    empty = memory_points([], UTM, {"Au_ppm": []})
+    with pytest.raises(QgsProcessingException) as err:
+        run_alg("element_selection", {"POINTS": empty, "DEPOSITS": memory_points(DEPOSITS, UTM),
+                                      "OUTPUT_HTML": str(tmp_path / "e.html")})
+    assert "(POINTS): The layer has no features." in str(err.value) and "reshape" not in str(err.value)

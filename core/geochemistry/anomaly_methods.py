@@ -321,7 +321,13 @@ def spatial_support(score, x, y, k=DEFAULT_SUPPORT):
         return ranks if k <= 0 else out
     pts = np.column_stack([np.asarray(x, float)[ok], np.asarray(y, float)[ok]])
     _, idx = cKDTree(pts).query(pts, k=min(int(k) + 1, int(ok.sum())))
-    out[ok] = ranks[ok][idx.reshape(idx.shape[0], -1)].mean(axis=1)
+    idx = idx.reshape(idx.shape[0], -1)
+    # the sample itself is in its support: where more than k samples share its place (drill-hole composites at the
+    # collar) the tree may return k others, the same for each of them, leaving every one the same support
+    own = np.arange(idx.shape[0])
+    missing = ~(idx == own[:, None]).any(axis=1)
+    idx[missing, -1] = own[missing]
+    out[ok] = ranks[ok][idx].mean(axis=1)
     return out
 
 

@@ -115,7 +115,9 @@ def check_distances(x, y, deposits_xy, positive_radius, negative_min_distance, m
         problem = (f"Only {n_neg} {what} lie at least the negative distance ({negative_min_distance:g} m) from every "
                    f"deposit; at least {min_negatives} are needed.")
         parameter = "negative_min_distance"
-    facts = (f"Here the median sample spacing is {spacing:.0f} m and the {what} lie {ds.min():.0f} to {ds.max():.0f} m "
+    where = (f"the median sample spacing is {spacing:.0f} m" if np.isfinite(spacing) else
+             "the samples share one location (no spacing)")
+    facts = (f"Here {where} and the {what} lie {ds.min():.0f} to {ds.max():.0f} m "
              f"from their nearest deposit (median {np.median(ds):.0f} m).")
     if positive_radius < 100 and np.isfinite(spacing) and positive_radius < spacing / 10:
         facts = (f"The distances are in metres ({positive_radius:g} km would be {1000 * positive_radius:g}). "
