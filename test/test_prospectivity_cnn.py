@@ -280,6 +280,18 @@ def test_refusals_name_what_can_work():
         err.value.message
 
 
+def test_a_raster_smaller_than_any_window_is_not_told_to_take_a_window_it_cannot():
+    """A 5 x 5 grid was told 'Choose a window of at most 5 cells', which WINDOW (8-256) then refused."""
+    transform = rasterio.Affine(CELL, 0, X0, 0, -CELL, Y0)
+    deposit = to_xy(np.array([[2.5, 2.5]]))
+    with pytest.raises(OreMapError) as err:
+        pf.plan_spatial_folds(np.ones((5, 5), bool), deposit, transform, WINDOW, n_folds=0, jitter_copies=1)
+    assert err.value.parameter == "raster" and "smaller than the smallest window (8 cells)" in err.value.message
+    with pytest.raises(OreMapError) as err:   # a window that can shrink to fit is still advised so
+        pf.plan_spatial_folds(np.ones((12, 12), bool), deposit, transform, WINDOW, n_folds=0, jitter_copies=1)
+    assert err.value.parameter == "window" and "at most 12 cells" in err.value.fix
+
+
 def test_no_background_refusal_names_the_limit_that_left_none():
     """The refusal blamed the distance to deposits whatever left no background window: a count per deposit that
     rounds to none (0.1 x 4 deposits), where no distance helps, and windows that are mostly nodata."""

@@ -11,7 +11,7 @@ import numpy as np
 from ..engine import affine_ops
 from ..engine.errors import OreMapError
 from ..engine.feedback import ensure
-from .prospectivity_network import _check_window
+from .prospectivity_network import MIN_WINDOW, _check_window
 
 
 def pixel_size(transform):
@@ -360,6 +360,10 @@ def plan_spatial_folds(valid, deposits_xy, transform, window, n_folds=5, block_s
     h, w = valid.shape
     window = _check_window(window)
     if window > min(h, w):
+        if min(h, w) < MIN_WINDOW:   # no window the trainers take fits: advising a smaller one would be refused
+            raise OreMapError(f"The raster ({w} x {h} cells) is smaller than the smallest window ({MIN_WINDOW} "
+                              "cells).", "raster", f"Grid the elements at a finer cell size, so that the study area "
+                                                   f"is at least {MIN_WINDOW} x {MIN_WINDOW} cells.")
         raise OreMapError(f"The window ({window} cells) is larger than the raster ({w} x {h} cells).", "window",
                           f"Choose a window of at most {min(h, w)} cells.")
     crop_pad = max(window // 8, 1) if crop_pad is None else max(int(crop_pad), 0)
