@@ -262,12 +262,13 @@ def as_number(value):
 BELOW_DETECTION_WORDS = {"bdl", "bd", "<dl", "<lod", "<ld", "bld", "lod", "belowdetection", "notdetected", "<lld",
                          "lld", "<ldl", "<mdl", "<lor", "<loq", "<ll"}
 # ('nd' / 'n.d.' is left missing: in assay tables it is as often "not determined" as "not detected"; it is no text
-# either, so it does not make the field text: NOT_DETERMINED)
-#: 'n.d.': a result missing, as far as whether a field holds numbers goes (:func:`text_numbers`).
-NOT_DETERMINED = {"nd"}
+# either, so it does not make the field text: NO_VALUE_WORDS)
 #: Words compilations write for "no result" (not analysed, insufficient sample, not received...).
 MISSING_WORDS = {"na", "n/a", "-", "--", "---", "is", "ns", "nr", "nan", "null", "none", "x", "notanalysed",
                  "notanalyzed", "nosample", "lns", "tbr"}
+#: Words that are no value when judging whether a text field holds numbers (:func:`text_numbers`): the words for
+#: "no result", and 'n.d.'.
+NO_VALUE_WORDS = MISSING_WORDS | {"nd"}
 
 
 def _word(text):
@@ -306,8 +307,9 @@ def decimal_commas(source, fields):
     decimal = False
     request = QgsFeatureRequest().setFlags(QgsFeatureRequest.NoGeometry).setSubsetOfAttributes(index)
     for feature in source.getFeatures(request):
+        attributes = feature.attributes()
         for i in index:
-            value = feature.attributes()[i]
+            value = attributes[i]
             if not isinstance(value, str) or "," not in value:
                 continue
             text = value.strip()
@@ -434,7 +436,7 @@ def text_numbers(source, fields):
         attributes = feature.attributes()
         for f, i in zip(fields, index):
             value = attributes[i]
-            if not isinstance(value, str) or not value.strip() or _word(value) in MISSING_WORDS | NOT_DETERMINED:
+            if not isinstance(value, str) or not value.strip() or _word(value) in NO_VALUE_WORDS:
                 continue
             counts[f][0] += 1
             number = assay_number(value)
@@ -955,8 +957,6 @@ class OreMapAlgorithm(QgsProcessingAlgorithm):
             return
         accepted = {allowed[t] for t in types}
         if kind not in accepted:
-            from qgis.core import QgsFeatureRequest
-
             # a file of mixed geometries (GeoJSON) is typed by its first feature: such a layer is taken when any
             # feature has an accepted type, as when that feature comes first (the readers warn of the others)
             for feature in source.getFeatures(QgsFeatureRequest().setNoAttributes()):
@@ -1234,13 +1234,11 @@ class OreMapAlgorithm(QgsProcessingAlgorithm):
         """The refusal of a vector parameter that gave no usable feature: ``message`` and ``fix``, unless the
         layer has features that a selection ('Selected features only') or the layer's filter left out."""
         value = parameters.get(name)
-        if isinstance(value, QgsProcessingFeatureSourceDefinition) and value.selectedFeaturesOnly:
-            layer = self.parameterAsVectorLayer(parameters, name, context)
-            chosen = layer.selectedFeatureCount() if layer is not None else 0
-            if not chosen:
-                return self.fail(name, "No feature of the layer is selected, and 'Selected features only' is on.",
-                                 "Select the features to use in the layer, or untick 'Selected features only'.")
         layer = self.parameterAsVectorLayer(parameters, name, context)
+        selected_only = isinstance(value, QgsProcessingFeatureSourceDefinition) and value.selectedFeaturesOnly
+        if selected_only and (layer is None or not layer.selectedFeatureCount()):
+            return self.fail(name, "No feature of the layer is selected, and 'Selected features only' is on.",
+                             "Select the features to use in the layer, or untick 'Selected features only'.")
         if layer is not None and layer.subsetString() and layer.featureCount() == 0:
             return self.fail(name, f"The layer's filter ({layer.subsetString()}) keeps no feature.",
                              "Change the layer's filter (Layer Properties > Source > Provider Feature Filter).")

@@ -353,9 +353,10 @@ class ModelLibraryDock(QgsDockWidget):
                 continue
             if os.path.exists(target):
                 existing = model_library.ModelEntry(target, model_library.USER)
-                names = ", ".join(os.path.basename(p) for p in [existing.path] + existing.sidecars())
+                sides = existing.sidecars()
+                names = ", ".join(os.path.basename(p) for p in [existing.path] + sides)
                 if not self.confirm("Replace model", f"The model folder already holds {names}. Replace "
-                                                     f"{'them' if existing.sidecars() else 'it'} with "
+                                                     f"{'them' if sides else 'it'} with "
                                                      f"{source.path}?"):
                     continue
                 try:

@@ -40,7 +40,7 @@ import re
 
 import numpy as np
 
-from . import affine_ops, report
+from . import report
 from .class_order import numeric_value
 from .colors import hex_colour
 from .errors import OreMapError
@@ -468,7 +468,7 @@ def sample_reference(raster_path, geometries, classes, band=1, all_touched=False
         skipped features).
     """
     from .raster import RasterSource
-    from .sampling import pixels_under, raster_footprint, read_covered
+    from .sampling import is_point, pixels_under, read_covered, without_pixel_centre
 
     feedback = ensure(feedback)
     geometries, classes = list(geometries), list(classes)
@@ -487,9 +487,10 @@ def sample_reference(raster_path, geometries, classes, band=1, all_touched=False
     empty = ~skip & (np.bincount(feats, minlength=len(geometries)) == 0)
     # why a feature gave nothing: only nodata pixels (said with the pixels), outside the raster, or no pixel centre
     no_pixel = empty & (np.bincount(pixels.index, minlength=len(geometries)) == 0)
-    footprint = raster_footprint(src.transform, src.width, src.height)
-    inside = np.array([bool(no_pixel[i]) and geometries[i].intersects(footprint) for i in range(len(geometries))])
-    point = np.array([g is not None and g.geom_type in ("Point", "MultiPoint") for g in geometries])
+    inside = np.zeros(len(geometries), bool)   # polygons and lines on the raster that cover no pixel centre
+    inside[without_pixel_centre(geometries, pixels.index, src.transform, src.width, src.height)] = True
+    inside &= ~skip
+    point = np.array([g is not None and is_point(g) for g in geometries])
     return ReferenceSample(values, labels, feats, n_nodata=int((~ok).sum()), n_outside=pixels.n_outside,
                            n_empty=int(empty.sum()), n_skipped=int(skip.sum()), n_empty_small=int(inside.sum()),
                            n_empty_outside=int((no_pixel & ~inside & ~point).sum()))

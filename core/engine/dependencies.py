@@ -176,10 +176,10 @@ def install_hint(packages):
                     f"{' '.join(SYSTEM_PACKAGES[p] for p in system)}' (the installer does not install "
                     f"{'it' if len(system) == 1 else 'them'}).")
     commands = install_command(packages)
+    text = f"Missing Python package{'s' if len(packages) > 1 else ''}: {what}. " + " ".join(ways)
     if not commands:
-        return f"Missing Python package{'s' if len(packages) > 1 else ''}: {what}. " + " ".join(ways)
-    return (f"Missing Python package{'s' if len(packages) > 1 else ''}: {what}. " + " ".join(ways)
-            + " Or install " + ("the others " if geo else "") + "into the Python that QGIS uses, then restart "
+        return text
+    return (text + " Or install " + ("the others " if geo else "") + "into the Python that QGIS uses, then restart "
             "QGIS: " + " ; ".join(commands)
             + ". Windows: run it in the OSGeo4W Shell. macOS: the Python inside the QGIS app (e.g. "
             "'/Applications/QGIS-LTR.app/Contents/MacOS/bin/python3'; 'Contents/MacOS/python' in the 3.44 and 4.x "

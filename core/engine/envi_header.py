@@ -1,5 +1,7 @@
 """ENVI header files (``.hdr``): the one parser of libraries' and images' headers."""
 
+import functools
+import os
 from pathlib import Path
 
 from .errors import OreMapError
@@ -85,9 +87,17 @@ def header_beside(dataset):
     if header_path is None:
         return None
     try:
-        return parse_envi_header(header_path)
-    except OreMapError:
+        stat = os.stat(header_path)
+        return _parsed_header(str(header_path), stat.st_mtime_ns, stat.st_size)
+    except (OSError, OreMapError):
         return None
+
+
+@functools.lru_cache(maxsize=32)
+def _parsed_header(path, mtime_ns, size):
+    """:func:`parse_envi_header`, once per state of the file (a raster's opening asks for several fields).
+    The dict is shared: callers only read it."""
+    return parse_envi_header(path)
 
 
 def dropped_field(dataset, key):

@@ -256,6 +256,9 @@ class LabelledPixels:
     overlaps: Overlaps
     covering: np.ndarray
     """Feature indexes that cover at least one valid pixel (before overlaps were resolved)."""
+    small: list = field(default_factory=list)
+    """Feature indexes of polygons and lines on the raster that cover no pixel centre at all
+    (:func:`without_pixel_centre`)."""
 
 
 def raster_footprint(transform, width, height):
@@ -286,8 +289,9 @@ def labelled_pixels(source, geometries, labels, parameter="training", feedback=N
     """
     pixels = pixels_under(geometries, source.transform, source.width, source.height, feedback=feedback)
     values, valid = read_covered(source.read, pixels)
+    # any pixel centre, valid or not: a polygon over nodata is not 'smaller than a pixel'
+    small = without_pixel_centre(geometries, pixels.index, source.transform, source.width, source.height)
     if not valid.any():
-        small = without_pixel_centre(geometries, pixels.index, source.transform, source.width, source.height)
         given = sum(1 for g in geometries if g is not None and not g.is_empty)
         if small and len(small) == given:
             raise OreMapError(f"No training pixel: the {given} training polygons lie on the raster but cover no pixel "
@@ -304,7 +308,7 @@ def labelled_pixels(source, geometries, labels, parameter="training", feedback=N
                           "different labels.", parameter, "Make the features disjoint.")
     labels = np.asarray(labels, dtype=object)
     return LabelledPixels(values[keep], labels[pixels.index[keep]], pixels.index[keep], overlaps,
-                          np.unique(pixels.index))
+                          np.unique(pixels.index), small)
 
 
 def training_pixels(source, geometries, labels, parameter="training", feedback=None, names=None):
@@ -320,7 +324,7 @@ def training_pixels(source, geometries, labels, parameter="training", feedback=N
         out.overlaps.log(feedback, names)
         given = [i for i, g in enumerate(geometries) if g is not None and not g.is_empty]
         missed = sorted(set(given) - set(int(i) for i in out.covering))
-        small = set(without_pixel_centre(geometries, out.covering, source.transform, source.width, source.height))
+        small = set(out.small)
 
         def shown(indexes):
             text = [str(names[i]) if names is not None else str(i) for i in indexes[:10]]

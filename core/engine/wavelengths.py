@@ -40,6 +40,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .envi_header import header_beside
 from .errors import OreMapError
 
 #: FWHM of a Gaussian divided by its standard deviation, 2 sqrt(2 ln 2).
@@ -351,15 +352,8 @@ def _from_envi_domain(ds, tags):
     return _in_nanometres(centers, _envi_list(tags.get("fwhm")), units, "ENVI header 'wavelength'")
 
 
-def _header_file(ds):
-    """The fields of the ENVI header file beside ``ds`` (:func:`core.engine.envi_header.header_beside`)."""
-    from .envi_header import header_beside
-
-    return header_beside(ds)
-
-
 def _header_list(header, key):
-    """A list field of a parsed ENVI header (:func:`_header_file`) as numbers, or None."""
+    """A list field of a parsed ENVI header (:func:`core.engine.envi_header.header_beside`) as numbers, or None."""
     return _envi_list("{" + ",".join(header.get(key) or []) + "}")
 
 
@@ -367,7 +361,7 @@ def _from_envi_header_file(ds):
     """The ENVI header file itself, where GDAL's ENVI domain gave no wavelengths: its ``wavelength`` list (GDAL
     drops a header line over 10,000 characters and every field after it), else ``band names`` carrying
     wavelengths with a unit (GDAL replaces them by the band numbers when ``wavelength units = Index``)."""
-    header = _header_file(ds)
+    header = header_beside(ds)
     if header is None:
         return None
     units = header.get("wavelength units")
@@ -528,7 +522,7 @@ def band_info_from_raster(path_or_dataset):
     if bbl is None or bbl.size != _n_bands(ds):
         # GDAL drops every field after a header line of over 10,000 characters (a long wavelength list): the bad-band
         # list then comes from the header file, as the wavelengths did
-        header = _header_file(ds)
+        header = header_beside(ds)
         if header is not None:
             bbl = _header_list(header, "bbl")
     bad = (bbl == 0) if bbl is not None and bbl.size == _n_bands(ds) else None

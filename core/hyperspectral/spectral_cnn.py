@@ -791,18 +791,8 @@ def train_classifier(X, y, class_names, groups=None, wavelengths=None, fwhm=None
         net.eval()
         module = tc["export"](net, mean, std)
         module.eval()
-        val_proba = predict_proba_torch(module, Pva) if has_val else np.zeros((0, n_classes), np.float32)
-        # the held-out spectra as measured (before augmentation), for the out-of-distribution check's figures
-        source_proba = predict_proba_torch(module, P_source[val_idx]) if has_val and augment_options is not None \
-            else None
-        if feature_check:  # the validated network's feature distances of the held-out spectra
-            k = ood.FEATURE_K
-            ref_train = train_idx[ood.feature_reference_rows(y[train_idx])]
-            validated = with_feature_reference(module, P_source[ref_train], k)
-            held_distance = feature_distances(validated, Pva) if has_val else None
-            source_distance = feature_distances(validated, P_source[val_idx]) if source_proba is not None else None
-            validated_spread = ood.reference_distances(feature_references(validated), k)
         n_refit = 0
+        held = module   # the network the held-out figures describe
         if members:
             if refitting:
                 feedback.info(f"Refit: training {len(members)} new network(s) on all {y.size} labelled samples "
@@ -817,30 +807,31 @@ def train_classifier(X, y, class_names, groups=None, wavelengths=None, fwhm=None
                 progress=(fit_share, 95.0 - fit_share))
             n_refit = n_trained if refitting else 0
             module = ensemble_module(trained if refitting else [module] + trained)
-            if not refitting and has_val:
-                # without a refit the average is what is saved and none of its networks saw a held-out spectrum:
-                # the validation figures are the average's (they were the first network's)
-                val_proba = predict_proba_torch(module, Pva)
-                if source_proba is not None:
-                    source_proba = predict_proba_torch(module, P_source[val_idx])
-                if feature_check:
-                    validated = with_feature_reference(module, P_source[ref_train], k)
-                    held_distance = feature_distances(validated, Pva)
-                    if source_proba is not None:
-                        source_distance = feature_distances(validated, P_source[val_idx])
-                    validated_spread = ood.reference_distances(feature_references(validated), k)
+            if not refitting:   # the average is saved, and none of its networks saw a held-out spectrum
+                held = module
+        val_proba = predict_proba_torch(held, Pva) if has_val else np.zeros((0, n_classes), np.float32)
+        # the held-out spectra as measured (before augmentation), for the out-of-distribution check's figures
+        source_proba = predict_proba_torch(held, P_source[val_idx]) if has_val and augment_options is not None \
+            else None
+        if feature_check:  # the validated network's feature distances of the held-out spectra
+            k = ood.FEATURE_K
+            ref_train = train_idx[ood.feature_reference_rows(y[train_idx])]
+            validated = with_feature_reference(held, P_source[ref_train], k)
+            held_distance = feature_distances(validated, Pva) if has_val else None
+            source_distance = feature_distances(validated, P_source[val_idx]) if source_proba is not None else None
+            validated_spread = ood.reference_distances(feature_references(validated), k)
         # held-out groups of one spectrum each (labelled pixels without a group) come from the training samples:
         # their angles (and feature distances) understate a new sample's, so their thresholds get a margin
         singletons = np.unique(groups, return_counts=True)[1].max() == 1
         feature = None
         if feature_check:  # the saved network's reference: every group's spectra after a refit
             ref_rows, spread = ref_train, validated_spread
-            if members:
-                ref_rows = ood.feature_reference_rows(y) if refitting else ref_train
+            if held is module:   # the network validated is the one saved
+                module = validated
+            else:   # a refit: every group's spectra are its reference
+                ref_rows = ood.feature_reference_rows(y)
                 module = with_feature_reference(module, P_source[ref_rows], k)
                 spread = ood.reference_distances(feature_references(module), k)
-            else:
-                module = validated
             validated_scale = float(np.median(validated_spread))
             scale = float(np.median(spread)) / validated_scale if has_val and validated_scale > 0 else 1.0
             margin = ood.FEATURE_PIXEL_MARGIN if singletons else 1.0
