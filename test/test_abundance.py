@@ -496,6 +496,11 @@ def test_class_polygons_overlapping_keep_same_class_pixels_once(tmp_path):
     assert y.size == 5 and log.warnings[-1] == (
         "1 of 5 training features lie on the raster but cover no pixel centre (smaller than a pixel) and are left "
         "out (e): use points or larger polygons for them.")
+    log = core_warnings()   # a polygon over a nodata pixel is on nodata, not smaller than a pixel
+    with RasterSource(path, nodata=12.0) as src:
+        training_pixels(src, polygons + [_cells(2, 2, 1, 1)], labels + ["clay"], feedback=log, names=list("abcde"))
+    assert log.warnings[-1].startswith("1 of 5 training features cover no valid pixel of the raster and are left "
+                                       "out (e): they lie outside it or on nodata.")
     with RasterSource(path) as src, pytest.raises(OreMapError) as err:
         training_pixels(src, [tiny], ["clay"])
     assert err.value.message.startswith("No training pixel: the 1 training polygons lie on the raster but cover no "

@@ -274,6 +274,12 @@ def regression_metrics(Y, A, names):
     return rows
 
 
+def conformal_rank(n, level):
+    """The rank of the split-conformal quantile among ``n`` calibration units, ``ceil((n + 1) level)``: a finite
+    quantile needs it at most ``n``."""
+    return int(np.ceil((int(n) + 1) * float(level)))
+
+
 def conformal_quantile(scores, level, groups=None):
     """The split-conformal quantile: the ceil((n+1) level)-th smallest score (inf when n is too small).
 
@@ -288,12 +294,12 @@ def conformal_quantile(scores, level, groups=None):
     scores = np.asarray(scores, np.float64).reshape(-1)
     if groups is not None:
         k = np.unique(np.asarray(groups).reshape(-1)).size
-        if int(np.ceil((k + 1) * float(level))) > k:   # as conformal_minimum
+        if conformal_rank(k, level) > k:
             return float("inf")
         return float(pooled_quantile(scores, group_weights(groups), min(float(level) * (k + 1) / k, 1.0)))
     scores = np.sort(scores)
     n = scores.size
-    rank = int(np.ceil((n + 1) * float(level)))
+    rank = conformal_rank(n, level)
     return float(scores[rank - 1]) if 1 <= rank <= n else float("inf")
 
 
@@ -317,7 +323,7 @@ def pooled_quantile(scores, weights, p):
 def conformal_minimum(level):
     """The fewest calibration scores (or groups) that give :func:`conformal_quantile` a finite value at ``level``."""
     n = 1
-    while int(np.ceil((n + 1) * float(level))) > n:   # as conformal_quantile ranks
+    while conformal_rank(n, level) > n:
         n += 1
     return n
 
@@ -329,7 +335,7 @@ def calibration_warning(n_units, level, unit="ROIs"):
     need = conformal_minimum(level)
     if n_units >= need:
         return None
-    ok = [p for p in range(50, 100) if int(np.ceil((n_units + 1) * p / 100.0)) <= n_units]
+    ok = [p for p in range(50, 100) if conformal_rank(n_units, p / 100.0) <= n_units]
     why = ("" if "pixel" in unit else f"the pixels of one ROI share its lab composition, so the {unit}, not the "
            "pixels, are the calibration units, and ")
     return (f"Too few {unit} to calibrate {round(100 * float(level), 6):g} % intervals: {why}a conformal interval at "

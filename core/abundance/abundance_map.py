@@ -13,8 +13,13 @@ from ..engine.compute import gemm
 from ..engine.errors import OreMapError
 from ..engine.feedback import ensure
 from ..engine.model_format import OnnxModel
-from .abundance import TASK, TOTAL, _to_parts, calibration_warning, intervals
+from .abundance import TASK, TOTAL, _to_parts, calibration_warning, conformal_rank, intervals
 
+
+
+def _check_level(level):
+    if not 0.5 <= float(level) < 1.0:
+        raise OreMapError("The interval level must be between 50 and 99 %.", "level")
 
 class AbundanceModel:
     """A trained abundance model file, ready to predict (onnxruntime)."""
@@ -58,10 +63,9 @@ class AbundanceModel:
         """Conformal score quantile per part at ``level`` (finite-sample corrected); infinite, as in training
         (:func:`core.abundance.abundance.conformal_quantile`), when the calibration set is too small for the level
         (its intervals are then 0-100 %)."""
-        if not 0.5 <= float(level) < 1.0:
-            raise OreMapError("The interval level must be between 50 and 99 %.", "level")
+        _check_level(level)
         n = self.n_calibration
-        rank = np.ceil((n + 1) * float(level))
+        rank = conformal_rank(n, level)
         if rank > n:
             return np.full(len(self.scores), np.inf)
         if self.grouped:
@@ -77,8 +81,7 @@ class AbundanceModel:
     def calibration_warning(self, level):
         """The warning when the model's calibration set is too small for ``level`` (its intervals are 0-100 %), naming
         the units needed and the levels that give finite intervals; None when it is large enough."""
-        if np.isfinite(self.quantiles(level)).all():   # (which checks the level)
-            return None
+        _check_level(level)
         return calibration_warning(self.n_calibration, level, "ROIs" if self.grouped else "calibration pixels")
 
     def predict(self, X, level=0.9, preprocessed=False, members=False):
