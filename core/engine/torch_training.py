@@ -48,21 +48,24 @@ def seeded(torch, seed, deterministic=False, threads=None):
     """
     with torch_state():
         device = compute.use_torch(torch)
-        with _seeded(torch, seed, deterministic, threads):
+        with session(torch, deterministic, threads, seed):
             yield device
 
 
 @contextlib.contextmanager
-def _seeded(torch, seed, deterministic, threads):
-    previous_deterministic = torch.are_deterministic_algorithms_enabled()
-    previous_threads = torch.get_num_threads()
-    with torch.random.fork_rng(devices=[]):
+def session(torch, deterministic=True, threads=None, seed=None):
+    """torch's process-wide state for a block, restored afterwards: a forked generator (seeded by ``seed`` when
+    given), the deterministic-algorithms flag and the thread count, with :data:`TORCH_STATE` held."""
+    with torch_state(), torch.random.fork_rng(devices=[]):
+        previous_deterministic = torch.are_deterministic_algorithms_enabled()
+        previous_threads = torch.get_num_threads()
         if deterministic:
             torch.use_deterministic_algorithms(True, warn_only=True)
         if threads:
             torch.set_num_threads(int(threads))
         try:
-            torch.manual_seed(int(seed))
+            if seed is not None:
+                torch.manual_seed(int(seed))
             yield
         finally:
             if deterministic:

@@ -26,6 +26,7 @@ score a sample of the valid cells of the fold's held-out blocks, scores become t
 those cells scoring lower, so that the folds join into one out-of-fold map.
 """
 
+import contextlib
 import os
 from dataclasses import dataclass, field
 
@@ -34,7 +35,7 @@ import numpy as np
 from ..engine.errors import OreMapError
 from ..engine.feedback import ensure
 from ..engine.model_format import ModelInfo, build_date, write_model
-from ..engine.torch_training import torch_state
+from ..engine.torch_training import session
 from . import prospectivity_cnn as pc
 from . import prospectivity_folds as pf
 from . import prospectivity_network as pn
@@ -402,35 +403,10 @@ def compare_models(raster_path, deposits_xy, deposit_names=None, samples_xy=None
     return result
 
 
-class _torch_session:
-    """Deterministic torch with the asked threads (as the ResNet trainer), restored afterwards."""
-
-    def __init__(self, torch, threads):
-        self.torch, self.threads = torch, threads
-
-    def __enter__(self):
-        if self.torch is None:
-            return self
-        t = self.torch
-        # torch's generator and flags are the process's: held for this comparison alone (one training at a time)
-        self.state = torch_state()
-        self.state.__enter__()
-        self.fork = t.random.fork_rng(devices=[])
-        self.fork.__enter__()
-        self.previous = (t.are_deterministic_algorithms_enabled(), t.get_num_threads())
-        t.use_deterministic_algorithms(True, warn_only=True)
-        if self.threads:
-            t.set_num_threads(int(self.threads))
-        return self
-
-    def __exit__(self, *exc):
-        if self.torch is None:
-            return False
-        self.torch.use_deterministic_algorithms(self.previous[0])
-        self.torch.set_num_threads(self.previous[1])
-        self.fork.__exit__(*exc)
-        self.state.__exit__(*exc)
-        return False
+def _torch_session(torch, threads):
+    """Deterministic torch with the asked threads (as the ResNet trainer), restored afterwards; nothing without
+    torch."""
+    return contextlib.nullcontext() if torch is None else session(torch, deterministic=True, threads=threads)
 
 
 def _interval(u, n_boot, seed):

@@ -329,49 +329,40 @@ def train_prospectivity(raster_path, deposits_xy, model_path=None, report_path=N
     runs = len(plan.folds) + 1
     folds = []
     # torch's generator and flags are the process's: held for this training alone (one training at a time)
-    with torch_training.torch_state(), torch.random.fork_rng(devices=[]):
-        previous = torch.are_deterministic_algorithms_enabled()
-        previous_threads = torch.get_num_threads()
-        torch.use_deterministic_algorithms(True, warn_only=True)
-        if threads:
-            torch.set_num_threads(int(threads))
-        try:
-            for f, fold in enumerate(plan.folds):
-                train, val = fold["train"], fold["val"]
-                part = feedback.scaled(3 + 92 * f / runs, 3 + 92 * (f + 1) / runs)
-                why = skip_reason(plan, train, val)
-                if why:
-                    feedback.warning(f"Fold {f + 1} is skipped ({_deposits(val.n_positive)} not validated): {why}.")
-                    folds.append({"fold": f + 1, "skipped": True, "n_train": len(train), "n_val": len(val),
-                                  "n_val_positive": val.n_positive,
-                                  "history": {"train_loss": [], "val_loss": []},
-                                  "metrics": _metrics(np.zeros(0, np.int64), np.zeros(0))})
-                    continue
-                module, history, kept, _ = _train_one(stack, train, val, options, seed + 1000 * (f + 1), part,
-                                                      f"Fold {f + 1}")
-                proba, _ = _evaluate(module, torch, stack, val, window, 256)
-                metrics = _metrics(val.labels, proba)
-                feedback.info(f"Fold {f + 1}: AUC {metrics['auc']:.3f}, accuracy {metrics['accuracy']:.3f}, "
-                              f"F1 {metrics['f1']:.3f} on {val.n_positive} deposit and {val.n_negative} background "
-                              "windows.")
-                folds.append({"fold": f + 1, "skipped": False, "history": history, "epoch_kept": kept + 1,
-                              "metrics": metrics, "labels": val.labels, "proba": proba,
-                              "n_train_positive": train.n_positive, "n_train_negative": train.n_negative,
-                              "n_val_positive": val.n_positive, "n_val_negative": val.n_negative,
-                              "buffered_deposits": fold["buffered_deposits"],
-                              "buffered_negatives": fold["buffered_negatives"], "n_train": len(train),
-                              "n_val": len(val)})
-            final_options = dict(options)
-            kept_epochs = [fd["epoch_kept"] for fd in folds if not fd["skipped"]]
-            if options["patience"] and kept_epochs:
-                final_options["epochs"] = max(1, int(np.median(kept_epochs)))
-            part = feedback.scaled(3 + 92 * (runs - 1) / runs, 95)
-            module, history, _, n_cells = _train_one(stack, plan.final, WindowSpecs.empty(), final_options, seed,
-                                                     part, "Final model")
-            onnx_bytes = export_onnx(module, stack.n_elements, window)
-        finally:
-            torch.use_deterministic_algorithms(previous)
-            torch.set_num_threads(previous_threads)
+    with torch_training.session(torch, deterministic=True, threads=threads):
+        for f, fold in enumerate(plan.folds):
+            train, val = fold["train"], fold["val"]
+            part = feedback.scaled(3 + 92 * f / runs, 3 + 92 * (f + 1) / runs)
+            why = skip_reason(plan, train, val)
+            if why:
+                feedback.warning(f"Fold {f + 1} is skipped ({_deposits(val.n_positive)} not validated): {why}.")
+                folds.append({"fold": f + 1, "skipped": True, "n_train": len(train), "n_val": len(val),
+                              "n_val_positive": val.n_positive,
+                              "history": {"train_loss": [], "val_loss": []},
+                              "metrics": _metrics(np.zeros(0, np.int64), np.zeros(0))})
+                continue
+            module, history, kept, _ = _train_one(stack, train, val, options, seed + 1000 * (f + 1), part,
+                                                  f"Fold {f + 1}")
+            proba, _ = _evaluate(module, torch, stack, val, window, 256)
+            metrics = _metrics(val.labels, proba)
+            feedback.info(f"Fold {f + 1}: AUC {metrics['auc']:.3f}, accuracy {metrics['accuracy']:.3f}, "
+                          f"F1 {metrics['f1']:.3f} on {val.n_positive} deposit and {val.n_negative} background "
+                          "windows.")
+            folds.append({"fold": f + 1, "skipped": False, "history": history, "epoch_kept": kept + 1,
+                          "metrics": metrics, "labels": val.labels, "proba": proba,
+                          "n_train_positive": train.n_positive, "n_train_negative": train.n_negative,
+                          "n_val_positive": val.n_positive, "n_val_negative": val.n_negative,
+                          "buffered_deposits": fold["buffered_deposits"],
+                          "buffered_negatives": fold["buffered_negatives"], "n_train": len(train),
+                          "n_val": len(val)})
+        final_options = dict(options)
+        kept_epochs = [fd["epoch_kept"] for fd in folds if not fd["skipped"]]
+        if options["patience"] and kept_epochs:
+            final_options["epochs"] = max(1, int(np.median(kept_epochs)))
+        part = feedback.scaled(3 + 92 * (runs - 1) / runs, 95)
+        module, history, _, n_cells = _train_one(stack, plan.final, WindowSpecs.empty(), final_options, seed,
+                                                 part, "Final model")
+        onnx_bytes = export_onnx(module, stack.n_elements, window)
     cv = _cv_summary(folds)
     if np.isfinite(cv["auc_mean"]):
         feedback.info(f"Spatial cross-validation: AUC {cv['auc_mean']:.3f} +/- {cv['auc_sd']:.3f}, accuracy "

@@ -25,8 +25,6 @@ def raster_bands(path, names, parameter="raster"):
     band named after one element would be read as another (bands ``Cu, Pb, Au, As`` for a model of ``Au_ppm,
     As_ppm, Cu_ppm, Pb_ppm`` scored Cu as Au).
     """
-    import re
-
     from ..engine.raster import band_descriptions
 
     descriptions = band_descriptions(path, parameter)  # the names training takes (trimmed; "Band i" if none)
@@ -40,13 +38,12 @@ def raster_bands(path, names, parameter="raster"):
         raise OreMapError(f"The raster's bands name {len(bands)} of the model's {len(names)} elements but not "
                           f"{', '.join(lacking)} (its bands: {', '.join(descriptions)}).", parameter,
                           "Give a raster with a band for each of the model's elements, named after it.")
-    unnamed = all(re.fullmatch(r"band \d+", d.strip(), re.IGNORECASE) for d in descriptions)
-    if count == len(names) and not unnamed:
-        raise OreMapError(f"The raster's bands ({', '.join(descriptions)}) do not name the model's elements "
-                          f"({', '.join(names)}) as the model does, so which band is which element is unknown.",
-                          parameter, "Name each band exactly as the model's element (e.g. "
-                                     f"'{names[0]}', with its unit), or give the grid the model was trained on.")
     if count == len(names):
+        if descriptions != [f"Band {i}" for i in range(1, count + 1)]:   # named bands (band_descriptions' defaults)
+            raise OreMapError(f"The raster's bands ({', '.join(descriptions)}) do not name the model's elements "
+                              f"({', '.join(names)}) as the model does, so which band is which element is unknown.",
+                              parameter, "Name each band exactly as the model's element (e.g. "
+                                         f"'{names[0]}', with its unit), or give the grid the model was trained on.")
         return list(range(1, count + 1)), True
     name = lacking[0]
     raise OreMapError(f"The raster has no band named '{name}' and {count} bands for {len(names)} elements.",

@@ -641,9 +641,12 @@ def _band_scaling(pairs, where):
     return pairs.pop()
 
 
-def _level_1c_name(paths):
-    """Whether a product name of Level 1C (``S2B_MSIL1C_...``) is among the path components of ``paths``."""
-    return any("MSIL1C" in part.upper() for p in paths for part in os.path.normpath(str(p)).split(os.sep))
+def _level_1c(tags, paths, numbers=()):
+    """Whether the input is Level 1C: its product type (metadata), a product name of Level 1C (``S2B_MSIL1C_...``)
+    among the path components of ``paths``, or a band B10 (cirrus, which only Level 1C has) among ``numbers``."""
+    product = str(tags.get("PRODUCT_TYPE", "")).upper().replace("-", "")
+    return ("B10" in numbers or product in ("S2MSI1C", "L1C", "LEVEL1C")
+            or any("MSIL1C" in part.upper() for p in paths for part in os.path.normpath(str(p)).split(os.sep)))
 
 
 def _cloud_bands(ds):
@@ -694,8 +697,7 @@ def _open_file(path, band_map, required, feedback, mask_clouds=True):
         scale, offset, baseline = _scaling(tags, ds.dtypes[0], sample_max, hint, notes, band_scaling,
                                            [path] + list(ds.files or ()), warnings,
                                            None if blue is None else lambda: _dark_share(path, blue))
-        if "B10" in numbers or _level_1c_name([path] + list(ds.files or ())) or \
-                str(tags.get("PRODUCT_TYPE", "")).upper().replace("-", "") in ("S2MSI1C", "L1C", "LEVEL1C"):
+        if _level_1c(tags, [path] + list(ds.files or ()), numbers):
             warnings.append(_LEVEL_1C)
         clouds = _cloud_bands(ds)
         if clouds and mask_clouds:
@@ -1144,8 +1146,7 @@ def _open_folder(folder, required, feedback, out_dir, mask_clouds=True):
     scale, offset, baseline = _scaling(tags, dtype, sample_max, hint, notes, band_scaling,
                                        [os.path.abspath(folder)] + [files[b] for b in names], warnings,
                                        None if blue is None else lambda: _dark_share(blue, 1))
-    level_1c = str(tags.get("PRODUCT_TYPE", "")).upper() == "S2MSI1C" or _level_1c_name([os.path.abspath(folder)])
-    if level_1c:
+    if _level_1c(tags, [os.path.abspath(folder)]):
         warnings.append(_LEVEL_1C)
     integer = np.issubdtype(np.dtype(dtype), np.integer)
     nodata = ref["nodata"] if ref["nodata"] is not None else (0.0 if integer else None)
