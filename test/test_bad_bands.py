@@ -71,13 +71,11 @@ def test_planted_constant_and_noisy_bands_are_dropped(tmp_path):
     geotiff_copy(AVIRIS_NG_2, path, plant)
     clean = str(tmp_path / "clean.tif")
     geotiff_copy(AVIRIS_NG_2, clean)
-    lines = []
+    from conftest import core_warnings
 
-    class Log:
-        def info(self, text):
-            lines.append(text)
-
-    info = mapping.image_band_info(path, feedback=Log())
+    log = core_warnings()
+    info = mapping.image_band_info(path, feedback=log)
+    lines = log.infos
     before = mapping.image_band_info(clean)
     assert np.flatnonzero(info.bad != before.bad).tolist() == [99, 149, 249]
     assert any(line.strip().startswith("2 bands constant or missing in most pixels: 100 (") and "250 (" in line
@@ -290,19 +288,14 @@ def test_jasper_ridge_with_its_bands_in_file_name_order_loses_only_the_water_win
         dst.write(cube[order])
         for b, i in enumerate(order, start=1):
             dst.update_tags(b, **tags[i])
-    lines = []
+    from conftest import core_warnings
 
-    class Log:
-        def info(self, text):
-            lines.append(text)
-
-        warning = info
-
-    info = mapping.image_band_info(path, feedback=Log())
+    log = core_warnings()
+    info = mapping.image_band_info(path, feedback=log)
     water = np.any([(info.centers >= lo) & (info.centers <= hi) for lo, hi in bad_bands.WATER_WINDOWS], axis=0)
     assert water.sum() == 8 and np.array_equal(info.bad, water)
-    assert not any("two detectors" in line for line in lines)
-    assert any("not listed detector by detector" in line for line in lines)
+    assert not any("two detectors" in line for line in log.infos + log.warnings)
+    assert any("not listed detector by detector" in line for line in log.infos + log.warnings)
 
 
 def test_noisy_band_found_whatever_the_band_order():

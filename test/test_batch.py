@@ -1455,7 +1455,7 @@ def test_cli_says_which_matched_files_it_leaves_out(client, tmp_path, capsys):
     code = main(["sam_classify", str(folder / "*"), "--model", USGS_LIBRARY, "--out", str(out),
                  "--scheduler", client.scheduler.address])
     assert code == 0
-    assert "matched that are not rasters left out" in capsys.readouterr().err
+    assert "1 file(s) matched that are not rasters left out: notes.txt." in capsys.readouterr().err.splitlines()
 
 
 def test_an_emit_layer_is_its_file_in_the_batch_algorithm(tmp_path):
