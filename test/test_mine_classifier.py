@@ -443,11 +443,6 @@ def test_training_says_each_warning_of_its_patches_once_with_a_count(tmp_path):
     """Patches were opened without feedback: a label table of unnamed stacks (bands in an assumed order), of
     unknown processing baseline and a Level-1C patch trained without a word. Each distinct warning is now said
     once, with the number of patches that gave it, and a raster opened twice says its warnings once."""
-    import glob
-
-    from affine import Affine
-    from rasterio.crs import CRS
-
     from conftest import core_warnings
     from s2_scene import S2_FOLDER, make_scene
     from oremap.core.sentinel2.sentinel2 import open_sentinel2

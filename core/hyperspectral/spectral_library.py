@@ -30,8 +30,9 @@ from ..engine.files import decode_text
 from ..engine.raster import ABSURD_VALUE
 from ..engine.names import match_name, name_key
 from ..engine.wavelengths import nanometres_per_unit, resample_spectra
-from .spectrometer_files import (SPECTROMETER_SUFFIXES, header_unit, header_words, kind_of_text, read_headed_text,
-                                 read_splib_ascii, refuse_binary_asd)
+from .spectrometer_files import (SPECTROMETER_SUFFIXES, WAVELENGTH_WORDS, header_unit, header_words, kind_of_text,
+                                 names_wavelengths, read_headed_text, read_splib_ascii, refuse_binary_asd,
+                                 refuse_wavenumbers)
 
 #: Record names (lower case, single spaces) of ENVI library rows that are not
 #: spectra: USGS error-bar rows and wavelength / bandpass records.
@@ -615,7 +616,6 @@ def _factor_or_fail(wavelengths, units, path):
 
 # -- CSV --------------------------------------------------------------------
 
-_WAVELENGTH_WORDS = {"wavelength", "wavelengths", "wl", "lambda", "λ"}
 _HEADER_FILLERS = {"band", "bands", "centre", "center", "centres", "centers", "in", "of", "x"}
 
 
@@ -624,8 +624,8 @@ def _wavelength_header(cell):
     (``"Wavelength (nm)"``, ``"um"``, ``"Band centre [nm]"``). A spectrum's name may hold a unit too (USGS's
     ``"Kaolinite GDS11 <63um"``, a grain size), which took it for the wavelength column."""
     words = header_words(cell)
-    return bool(words & _WAVELENGTH_WORDS or header_unit(words)) and all(
-        w in _WAVELENGTH_WORDS or w in _HEADER_FILLERS or header_unit({w}) for w in words)
+    return names_wavelengths(words) and all(
+        w in WAVELENGTH_WORDS or w in _HEADER_FILLERS or header_unit({w}) for w in words)
 
 
 def _csv_delimiter(lines):
@@ -748,10 +748,7 @@ def read_csv_library(path, feedback=None):
             parameter="library",
             fix="Put wavelengths in the first column and one spectrum per further column, named in the first row.",
         )
-    if "wavenumber" in head[wl_col].casefold() or "cm-1" in head[wl_col].casefold().replace(" ", ""):
-        raise OreMapError(f"CSV library '{path.name}' gives wavenumbers ({head[wl_col]}), not wavelengths.",
-                          parameter="library",
-                          fix="Convert the first column to wavelengths (10^7 / wavenumber in cm-1 gives nm).")
+    refuse_wavenumbers(head[wl_col], f"CSV library '{path.name}'")
     units = header_unit(header_words(head[wl_col]))
     decimal_comma = delimiter in ("\t", ";")
 

@@ -157,13 +157,17 @@ def header_unit(words):
     return units.get(1.0) or units.get(1000.0)
 
 
+def refuse_wavenumbers(text, source):
+    """Refuse a wavelength column whose name or unit ``text`` says wavenumbers (``source``: the file, in words)."""
+    if "wavenumber" in text.casefold() or "cm-1" in text.casefold().replace(" ", ""):
+        raise OreMapError(f"{source} gives wavenumbers ({text.strip()}), not wavelengths.", parameter="library",
+                          fix="Convert the first column to wavelengths (10^7 / wavenumber in cm-1 gives nm).")
+
+
 def _x_factor(meta, column_name, wavelengths, path):
     """Nanometres per unit of the wavelength column: from ``X Units`` or the column name, else by magnitude."""
     for text in (meta.get("x units", ""), column_name or ""):
-        if "wavenumber" in text.casefold() or "cm-1" in text.casefold().replace(" ", ""):
-            raise OreMapError(f"'{Path(path).name}' gives wavenumbers ({text.strip()}), not wavelengths.",
-                              parameter="library",
-                              fix="Convert the first column to wavelengths (10^7 / wavenumber in cm-1 gives nm).")
+        refuse_wavenumbers(text, f"'{Path(path).name}'")
         unit = header_unit(header_words(text))
         if unit:
             return unit_word_factor(unit)
@@ -172,14 +176,20 @@ def _x_factor(meta, column_name, wavelengths, path):
 
 #: Words of a column name that numbers channels (DARWin's ``Chan.#``), and of one that gives wavelengths (``Wvl``).
 _CHANNEL_WORDS = {"chan", "channel", "channels", "ch", "index", "no", "number"}
-_WAVELENGTH_COLUMN_WORDS = {"wvl", "wavelength", "wavelengths", "wl", "lambda", "λ", "nm", "um", "µm", "μm"}
+#: Words naming a wavelength column (a unit word does too: :func:`names_wavelengths`).
+WAVELENGTH_WORDS = {"wavelength", "wavelengths", "wl", "wvl", "lambda", "λ"}
+
+
+def names_wavelengths(words):
+    """Whether a column name's ``words`` (:func:`header_words`) name wavelengths: a wavelength word or unit."""
+    return bool(words & WAVELENGTH_WORDS or header_unit(words))
 
 
 def _channel_column_dropped(data, names, path):
     """``(data, names)`` with a leading channel-number column (Spectral Evolution ``Chan.#  Wvl  ...``, as SPECCHIO's
     and SpecDAL's readers take it) left out and the column named as wavelengths put first; without such a column,
     refused: channel numbers 1..N read as nanometres shift the spectrum silently."""
-    wavelength = next((j for j in range(1, len(names)) if header_words(names[j]) & _WAVELENGTH_COLUMN_WORDS), None)
+    wavelength = next((j for j in range(1, len(names)) if names_wavelengths(header_words(names[j]))), None)
     if wavelength is None:
         raise OreMapError(f"'{Path(path).name}': the first column ('{names[0]}') numbers channels and no column is "
                           "named as wavelengths (" + ", ".join(repr(n) for n in names) + ").", parameter="library",
@@ -250,7 +260,7 @@ def read_headed_text(path, feedback=None):
             if cell and _NUMBER.match(cell):
                 data[i, j] = float(cell)
     if column_names and header_words(column_names[0]) & _CHANNEL_WORDS \
-            and not header_words(column_names[0]) & _WAVELENGTH_COLUMN_WORDS:
+            and not names_wavelengths(header_words(column_names[0])):
         data, column_names = _channel_column_dropped(data, column_names, path)
         n_columns -= 1
     data = data[np.isfinite(data[:, 0])]
