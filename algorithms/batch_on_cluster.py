@@ -93,8 +93,9 @@ class BatchOnCluster(OreMapAlgorithm):
                    "logged).",
         "BAND_MAP": "Sentinel-2 indices and mine detection: the raster band of each S2 band (e.g. 'B2=1, B3=2, "
                     "B4=3, B8=4'), for stacks whose bands carry no names.",
-        "CLOUD_MASK": "Sentinel-2 indices and mine detection: treat pixels the L2A scene classification of a "
-                      "product folder classes as cloud, shadow, cirrus, saturated or no data as nodata.",
+        "CLOUD_MASK": "Sentinel-2 indices and mine detection: treat pixels the L2A scene classification (of a "
+                      "product folder, or a band named SCL) classes as cloud, shadow, cirrus, saturated or no "
+                      "data as nodata.",
         "MODE": "Unmixing: constraint.",
         "LEVEL": "Abundance prediction: level of the intervals (%).",
         "THRESHOLD": "Mine detection: probability from which a pixel is mine (empty or 0: the model's own, as in "

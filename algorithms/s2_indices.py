@@ -28,11 +28,11 @@ S2_INPUT_HELP = {
     "BAND_MAP": "The raster band of each S2 band, e.g. 'B2=1, B3=2, B4=3, B8=4, B11=5, B12=6': names unnamed "
                 "bands, renames named ones (B8=4 on a band called B4 makes it B8) and completes them (the bands "
                 "the map does not mention keep their names).",
-    "CLOUD_MASK": "For a folder holding the L2A scene classification (*_SCL_20m.jp2): treat pixels it classes as "
-                  "cloud (medium or high probability), thin cirrus, cloud shadow, saturated or no data as nodata. "
-                  "The log gives the share masked. Turn it off if bright mine surfaces (tailings, salt) were "
-                  "taken for cloud. Cloud bands inside a raster (SCL, QA60, MSK_CLDPRB) are not used: the log says "
-                  "so.",
+    "CLOUD_MASK": "With the L2A scene classification (a folder's *_SCL_20m.jp2, or a band named SCL in the "
+                  "raster, as Earth Engine and openEO exports carry): treat pixels it classes as cloud (medium or "
+                  "high probability), thin cirrus, cloud shadow, saturated or no data as nodata. The log gives the "
+                  "share masked. Turn it off if bright mine surfaces (tailings, salt) were taken for cloud. Other "
+                  "cloud bands inside a raster (QA60, MSK_CLDPRB, CLM) are not used: the log says so.",
 }
 
 

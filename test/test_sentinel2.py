@@ -1028,21 +1028,38 @@ def test_an_8_bit_raster_is_reflectance_times_255_as_sentinel_hub_writes_it(tmp_
     assert any("8-bit raster: taken as reflectance x 255" in w and "sampleType AUTO" in w for w in log.warnings)
 
 
-def test_cloud_layers_of_a_raster_are_said_not_to_be_masked(tmp_path):
-    """An Earth Engine export with SCL, MSK_CLDPRB and QA60 bands: the cloud mask (on by default) masks with a
-    product folder's SCL file only, and said nothing of these; now it says they are not used."""
+def test_a_rasters_scl_band_masks_its_clouds_and_other_cloud_layers_are_said_not_to_be_used(tmp_path):
+    """An Earth Engine export with SCL, MSK_CLDPRB and QA60 bands. The SCL band now masks clouds and their shadows as
+    a product folder's SCL file does (before, the clouds stayed in the data with a warning); the other cloud layers
+    are said not to be used; with the cloud mask off nothing is masked and the SCL band is said to be unused."""
     dn = _patch_dn()
     scl = np.full(dn.shape[1:], 4, np.uint16)
-    scl[:40] = 9
+    scl[:40] = 9        # cloud, high probability
+    scl[40:45] = 3      # cloud shadow
+    scl[45:50] = 2      # dark area: kept
+    scl[50:52] = 255    # a fill outside the classes: no data
     cloud = np.stack([scl, (scl == 9) * 95, (scl == 9) * 1024]).astype(np.uint16)
     path = write_stack(tmp_path / "gee.tif", np.concatenate([dn, cloud]), S2_BANDS + ["SCL", "MSK_CLDPRB", "QA60"])
+    expected_valid = (scl == 4) | (scl == 2)
+    temp = []
     for mask_clouds in (True, False):
         log = core_warnings()
         with open_sentinel2(path, feedback=log, mask_clouds=mask_clouds) as s2:
             assert s2.bands == S2_BANDS
+            got = s2.read_reflectance(["B4", "B8"])
+            temp.append(s2.temp_dir)
+        valid = np.isfinite(got).all(axis=2)
         said = [w for w in log.warnings if "that the cloud mask does not use" in w]
-        assert len(said) == int(mask_clouds), mask_clouds
-        assert all("(band 13 'SCL', band 14 'MSK_CLDPRB', band 15 'QA60')" in w for w in said)
+        if mask_clouds:
+            assert len(said) == 1 and "(band 14 'MSK_CLDPRB', band 15 'QA60')" in said[0]
+            np.testing.assert_array_equal(valid, expected_valid & (dn[[3, 7]] != 0).all(axis=0))
+            assert any(n.startswith("Clouds masked with the raster's scene classification band (band 13, SCL)")
+                       for n in log.infos)
+        else:
+            assert said == [] and valid.sum() == (dn[[3, 7]] != 0).all(axis=0).sum()
+            assert "The scene classification (SCL) band is not used: clouds and their shadows are not masked." \
+                in log.infos
+    assert temp[0] and not os.path.exists(temp[0]) and temp[1] is None
     log = core_warnings()
     with open_sentinel2(write_stack(tmp_path / "plain.tif", dn, S2_BANDS), feedback=log):
         pass

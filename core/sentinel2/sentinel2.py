@@ -10,8 +10,8 @@
   the standard order (or with B8A last, as band files sorted by name stack), with a warning, and refused when
   its data fit neither (:func:`_standard_order_unlikely`, :func:`_order_misfit`: a band of SCL class codes where
   reflectance is expected, a "B10" brighter than blue, as the 12 L2A bands with SCL appended give). Level-1C
-  data (an ``MSIL1C`` product name, a B10 band) are read with a warning, as are cloud layers in a raster (SCL,
-  QA60, MSK_CLDPRB bands), which the cloud mask does not use;
+  data (an ``MSIL1C`` product name, a B10 band) are read with a warning, as are cloud layers in a raster other
+  than a band named SCL (QA60, MSK_CLDPRB bands), which the cloud mask does not use;
 * a folder of per-band files as delivered (names ending in ``_B02.tif``,
   ``_B8A.jp2``, ``_B02_10m.jp2``, or ``B02.tif`` / ``blue.tif`` of COG archives; searched recursively, e.g. a
   ``.SAFE`` product without its QI_DATA masks
@@ -19,7 +19,8 @@
   grid, 20 m and 60 m bands resampled bilinearly. When the folder holds the L2A
   scene classification (``*_SCL_20m.jp2``), pixels it classes as no data,
   saturated or defective, cloud shadow, cloud (medium or high probability) or thin
-  cirrus (:data:`SCL_MASKED`) are nodata (``mask_clouds``, on by default).
+  cirrus (:data:`SCL_MASKED`) are nodata (``mask_clouds``, on by default); so are they in a multi-band raster
+  with a band named SCL (a VRT over the file whose mask is looked up from that band, :func:`_scl_masked_vrt_xml`).
 
 Reflectance is ``DN * scale + offset``: ``scale`` = 1/10000 (or 1/quantification
 value from the metadata) for digital numbers, 1 for a float raster already holding
@@ -335,8 +336,8 @@ def open_sentinel2(path, band_map=None, feedback=None, required=None, out_dir=No
         Where a folder's VRT is written; a new temporary folder by default
         (removed by :meth:`S2Input.close`).
     mask_clouds : bool, default True
-        For a folder holding the scene classification (SCL): make the pixels of the
-        classes :data:`SCL_MASKED` nodata.
+        For a folder holding the scene classification (SCL), or a raster with a band named SCL: make the
+        pixels of the classes :data:`SCL_MASKED` nodata.
 
     Raises
     ------
@@ -700,20 +701,96 @@ def _open_file(path, band_map, required, feedback, mask_clouds=True):
         if _level_1c(tags, [path] + list(ds.files or ()), numbers):
             warnings.append(_LEVEL_1C)
         clouds = _cloud_bands(ds)
+        scl_band = _scl_band(ds) if mask_clouds else None
+        if scl_band is not None:
+            clouds = [c for c in clouds if not c.startswith(f"band {scl_band} ")]
         if clouds and mask_clouds:
             warnings.append(f"The raster holds {'a cloud layer' if len(clouds) == 1 else 'cloud layers'} "
-                            f"({', '.join(clouds)}) that the cloud mask does not use: it masks with the scene "
-                            "classification file (*_SCL_20m.jp2) of a product folder only. Clouds and their shadows in "
-                            "this raster stay in the data; give the product folder, or set their pixels to nodata "
-                            "before.")
+                            f"({', '.join(clouds)}) that the cloud mask does not use: it masks with a scene "
+                            "classification (SCL) only, a band named SCL or the *_SCL_20m.jp2 file of a product "
+                            "folder. Clouds and their shadows in this raster stay in the data; give the product "
+                            "folder, or set their pixels to nodata before.")
         nodata = ds.nodatavals[0]
         if np.issubdtype(np.dtype(ds.dtypes[0]), np.integer):
             # DN 0 is the L2A product's NO_DATA, also in a file that declares another nodata (65535 after a
             # re-export): masked as well, since the reader masks the file's own nodata anyway
             nodata = 0.0
-        return S2Input(path=path, band_numbers=numbers, scale=scale, offset=offset, transform=ds.transform,
+        read_path, temp_dir = path, None
+        if scl_band is not None:
+            notes.append(_scl_band_note(ds, scl_band))
+            temp_dir = tempfile.mkdtemp(prefix="oremap_s2_")
+            read_path = os.path.join(temp_dir, os.path.splitext(os.path.basename(path))[0] + "_scl_masked.vrt")
+            with open(read_path, "w", encoding="utf-8") as f:
+                f.write(_scl_masked_vrt_xml(path, ds, scl_band))
+        elif not mask_clouds and _scl_band(ds) is not None:
+            notes.append("The scene classification (SCL) band is not used: clouds and their shadows are not masked.")
+        return S2Input(path=read_path, band_numbers=numbers, scale=scale, offset=offset, transform=ds.transform,
                        crs=ds.crs, width=ds.width, height=ds.height, nodata=nodata, baseline=baseline,
-                       notes=notes, source_path=path, warnings=warnings)
+                       notes=notes, source_path=path, warnings=warnings, temp_dir=temp_dir)
+
+
+def _scl_band(ds):
+    """The 1-based band of ``ds`` named SCL (description or band-name tag) that holds scene classification codes
+    (whole numbers, at most 11 on a sample of the raster besides a fill of 255), else None."""
+    from ..engine.raster import _sample_values
+
+    for b in range(1, ds.count + 1):
+        tags = {k.upper(): v for k, v in ds.tags(b).items()}
+        names = (ds.descriptions[b - 1], tags.get("BANDNAME"), tags.get("BAND_NAME"))
+        if not any(n and str(n).strip().upper() == "SCL" for n in names):
+            continue
+        values = np.asarray(_sample_values(ds, [b]), dtype=np.float64).ravel()
+        values = values[np.isfinite(values) & (values != 255)]
+        if values.size and np.all(values == np.round(values)) and values.min() >= 0 and values.max() <= 11:
+            return b
+    return None
+
+
+def _scl_band_note(ds, band):
+    """What the SCL band masks: the share of each masked class in a grid of 10 x 10 small windows (a decimated read
+    of a pixel-interleaved stack would decompress the whole scene)."""
+    from ..engine.raster import sample_windows
+
+    classes = sample_windows(ds, [band], size=32, grid=10)
+    counts = np.bincount(np.clip(np.nan_to_num(classes.ravel(), nan=255), 0, 255).astype(np.intp), minlength=256)
+    shares = {v: float(counts[v]) / max(classes.size, 1) for v in SCL_MASKED}
+    shares[0] += float(counts[12:].sum()) / max(classes.size, 1)   # not a class (a fill such as 255): no data
+    detail = ", ".join(f"{SCL_MASKED[v]} {100 * f:.1f} %" for v, f in shares.items() if f > 0) or "none"
+    return (f"Clouds masked with the raster's scene classification band (band {band}, SCL): about "
+            f"{100 * sum(shares.values()):.1f} % of the raster is nodata ({detail}). Turn the cloud mask off if bright "
+            "mine surfaces were taken for cloud.")
+
+
+def _scl_masked_vrt_xml(path, ds, scl_band):
+    """A VRT of every band of ``path`` as it is, whose per-dataset mask is 0 where the band ``scl_band``'s class is
+    one of :data:`SCL_MASKED` or no class (12 and above), 255 elsewhere."""
+    from ..engine.raster import vrt_type
+
+    t = ds.transform
+    source = escape(os.path.abspath(path))
+    lut = ",".join(f"{v}:{0 if v in SCL_MASKED else 255}" for v in range(12)) + ",12:0"
+    lines = [f'<VRTDataset rasterXSize="{ds.width}" rasterYSize="{ds.height}">']
+    if ds.crs is not None:
+        lines.append(f'  <SRS dataAxisToSRSAxisMapping="1,2">{escape(ds.crs.to_wkt())}</SRS>')
+    lines.append(f"  <GeoTransform>{t.c!r}, {t.a!r}, {t.b!r}, {t.f!r}, {t.d!r}, {t.e!r}</GeoTransform>")
+    for b in range(1, ds.count + 1):
+        kind = vrt_type(ds.dtypes[b - 1]) or "Float32"
+        lines.append(f'  <VRTRasterBand dataType="{kind}" band="{b}">')
+        if ds.descriptions[b - 1]:
+            lines.append(f"    <Description>{escape(ds.descriptions[b - 1])}</Description>")
+        if ds.nodatavals[b - 1] is not None:
+            lines.append(f"    <NoDataValue>{ds.nodatavals[b - 1]!r}</NoDataValue>")
+        lines.append(f'    <SimpleSource><SourceFilename relativeToVRT="0">{source}</SourceFilename>'
+                     f"<SourceBand>{b}</SourceBand></SimpleSource>")
+        lines.append("  </VRTRasterBand>")
+    lines.append("  <MaskBand>")
+    lines.append('    <VRTRasterBand dataType="Byte">')
+    lines.append(f'      <ComplexSource><SourceFilename relativeToVRT="0">{source}</SourceFilename>'
+                 f"<SourceBand>{scl_band}</SourceBand><LUT>{lut}</LUT></ComplexSource>")
+    lines.append("    </VRTRasterBand>")
+    lines.append("  </MaskBand>")
+    lines.append("</VRTDataset>")
+    return "\n".join(lines) + "\n"
 
 
 def _sample_max(ds, bands):
