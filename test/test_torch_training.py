@@ -150,3 +150,40 @@ def test_seeded_gives_the_same_weights_and_leaves_the_callers_generator_alone():
     with torch_training.seeded(torch, 7):
         b = torch.nn.Linear(4, 2).weight.detach().clone()
     assert torch.equal(a, b) and str(device) == "cpu"
+
+
+def test_a_training_waiting_for_another_says_so_and_can_be_cancelled():
+    """Trainings run one at a time (TORCH_STATE). A second training started in QGIS waited without a word until the
+    first had finished, and its cancel button did nothing meanwhile. Now the wait is said once and cancel ends it;
+    a training that finds the lock free waits for nothing and says nothing."""
+    import threading
+    import time
+
+    held, release = threading.Event(), threading.Event()
+
+    def first():
+        with torch_training.torch_state():
+            held.set()
+            release.wait(30)
+
+    thread = threading.Thread(target=first)
+    thread.start()
+    try:
+        assert held.wait(10)
+        waiting = Recorder(cancel_after=3)
+        start = time.monotonic()
+        with pytest.raises(Cancelled):
+            with torch_training.seeded(torch, 0, feedback=waiting):
+                pytest.fail("entered while the first training held torch's state")
+        assert time.monotonic() - start < 5
+        assert len(waiting.lines) == 1 and waiting.lines[0].startswith(
+            "Waiting for another OreMap training in this QGIS to finish")
+        assert waiting.checks == 4
+    finally:
+        release.set()
+        thread.join(30)
+    free = Recorder(cancel_after=0)
+    with torch_training.session(torch, seed=1, feedback=free):
+        assert torch_training.TORCH_STATE.acquire(blocking=False)   # re-entrant for the thread that holds it
+        torch_training.TORCH_STATE.release()
+    assert free.lines == [] and free.checks == 0

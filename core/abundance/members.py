@@ -82,7 +82,7 @@ class _CNNRegressor:
         Z = torch.from_numpy(((X - xm) / xs).astype(np.float32))
         U = torch.from_numpy(((T - tm) / ts).astype(np.float32))
         rng = np.random.default_rng([self.seed, 7])
-        with torch_training.seeded(torch, self.seed, deterministic=True):
+        with torch_training.seeded(torch, self.seed, deterministic=True, feedback=self.feedback):
             net = SpectralCNN(X.shape[1], T.shape[1], channels=o["channels"], kernels=o["kernels"],
                               hidden=o["hidden"], dropout=o["dropout"])
             opt = torch.optim.AdamW(net.parameters(), lr=o["lr"], weight_decay=o["weight_decay"])

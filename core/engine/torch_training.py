@@ -31,32 +31,49 @@ from .feedback import ensure
 TORCH_STATE = threading.RLock()
 
 
+#: Seconds between two looks at the cancel button while a training waits for :data:`TORCH_STATE`.
+WAIT_POLL = 0.25
+
+
 @contextlib.contextmanager
-def torch_state():
-    """Hold :data:`TORCH_STATE` for the block: torch's process-wide random and algorithm state is this run's."""
-    with TORCH_STATE:
+def torch_state(feedback=None):
+    """Hold :data:`TORCH_STATE` for the block: torch's process-wide random and algorithm state is this run's.
+
+    While another training holds it, the wait is said once to ``feedback`` and cancel is honoured
+    (:class:`core.engine.feedback.Cancelled`): a second training started in QGIS could not be stopped before the
+    first had finished."""
+    if not TORCH_STATE.acquire(blocking=False):
+        feedback = ensure(feedback)
+        feedback.info("Waiting for another OreMap training in this QGIS to finish: networks train one at a time "
+                      "(torch's random state is one for the process). Cancel stops the wait.")
+        while not TORCH_STATE.acquire(timeout=WAIT_POLL):
+            feedback.check()
+    try:
         yield
+    finally:
+        TORCH_STATE.release()
 
 
 @contextlib.contextmanager
-def seeded(torch, seed, deterministic=False, threads=None):
+def seeded(torch, seed, deterministic=False, threads=None, feedback=None):
     """Run the block with torch seeded by ``seed`` in a forked generator, holding :data:`TORCH_STATE`.
 
     ``deterministic``: use torch's deterministic algorithms (warnings only) for the block.
     ``threads``: torch's thread count for the block (restored afterwards). Yields the device
-    to train on (:func:`core.engine.compute.use_torch`).
+    to train on (:func:`core.engine.compute.use_torch`). ``feedback``: see :func:`torch_state`.
     """
-    with torch_state():
+    with torch_state(feedback):
         device = compute.use_torch(torch)
         with session(torch, deterministic, threads, seed):
             yield device
 
 
 @contextlib.contextmanager
-def session(torch, deterministic=True, threads=None, seed=None):
+def session(torch, deterministic=True, threads=None, seed=None, feedback=None):
     """torch's process-wide state for a block, restored afterwards: a forked generator (seeded by ``seed`` when
-    given), the deterministic-algorithms flag and the thread count, with :data:`TORCH_STATE` held."""
-    with torch_state(), torch.random.fork_rng(devices=[]):
+    given), the deterministic-algorithms flag and the thread count, with :data:`TORCH_STATE` held (``feedback``:
+    see :func:`torch_state`)."""
+    with torch_state(feedback), torch.random.fork_rng(devices=[]):
         previous_deterministic = torch.are_deterministic_algorithms_enabled()
         previous_threads = torch.get_num_threads()
         if deterministic:

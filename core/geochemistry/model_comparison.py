@@ -336,7 +336,7 @@ def compare_models(raster_path, deposits_xy, deposit_names=None, samples_xy=None
     elements = list(stack.names)
     rng_area = np.random.default_rng([int(seed), 23])
     keys = model_keys(methods)
-    with _torch_session(torch, threads):
+    with _torch_session(torch, threads, feedback):
         for f, fold in enumerate(plan.folds):
             train, val = fold["train"], fold["val"]
             part = feedback.scaled(3 + 90 * f / n_runs, 3 + 90 * (f + 1) / n_runs)
@@ -403,10 +403,11 @@ def compare_models(raster_path, deposits_xy, deposit_names=None, samples_xy=None
     return result
 
 
-def _torch_session(torch, threads):
+def _torch_session(torch, threads, feedback=None):
     """Deterministic torch with the asked threads (as the ResNet trainer), restored afterwards; nothing without
     torch."""
-    return contextlib.nullcontext() if torch is None else session(torch, deterministic=True, threads=threads)
+    return contextlib.nullcontext() if torch is None else session(torch, deterministic=True, threads=threads,
+                                                                  feedback=feedback)
 
 
 def _interval(u, n_boot, seed):

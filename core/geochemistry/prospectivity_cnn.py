@@ -143,7 +143,7 @@ def _train_one(stack, train, val, options, seed, feedback, label):
     window, crop_pad = options["window"], options["crop_pad"]
     mean, sd, n_cells = _fit_stats(stack, train, window)
     rng = np.random.default_rng([int(seed), 7])
-    with torch_training.seeded(torch, seed):
+    with torch_training.seeded(torch, seed, feedback=feedback):
         channels = stack.n_elements + (1 if options["mask_channel"] else 0)
         net = build_resnet(channels, options["depth"], options["width"], window)
         module = window_model(net, mean, sd, options["mask_channel"])
@@ -329,7 +329,7 @@ def train_prospectivity(raster_path, deposits_xy, model_path=None, report_path=N
     runs = len(plan.folds) + 1
     folds = []
     # torch's generator and flags are the process's: held for this training alone (one training at a time)
-    with torch_training.session(torch, deterministic=True, threads=threads):
+    with torch_training.session(torch, deterministic=True, threads=threads, feedback=feedback):
         for f, fold in enumerate(plan.folds):
             train, val = fold["train"], fold["val"]
             part = feedback.scaled(3 + 92 * f / runs, 3 + 92 * (f + 1) / runs)

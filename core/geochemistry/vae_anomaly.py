@@ -470,7 +470,7 @@ def train_vae(values, names, below="half", transform="log10", scale="robust", ze
     order_rng = np.random.default_rng([int(seed), 2])
     # Linear layers and element-wise operations are deterministic on the CPU; a network this small is fastest on
     # one thread (and the same on every machine)
-    with torch_training.seeded(torch, seed, threads=1):
+    with torch_training.seeded(torch, seed, threads=1, feedback=feedback):
         vae = tc["vae"](m, hidden, latent, activation)
         optimiser = torch.optim.Adam(vae.parameters(), lr=float(lr))
         Xtr, Mtr = torch.from_numpy(X0_all[train_rows]), torch.from_numpy(M_all[train_rows])

@@ -769,7 +769,7 @@ def train_classifier(X, y, class_names, groups=None, wavelengths=None, fwhm=None
 
     history = {"train_loss": [], "val_loss": [], "train_acc": [], "val_acc": []}
     rng = np.random.default_rng([seed, 3])
-    with torch_training.seeded(torch, seed, deterministic=True):
+    with torch_training.seeded(torch, seed, deterministic=True, feedback=feedback):
         net = SpectralCNN(n_bands, n_classes, **network)
         loss_fn = torch.nn.CrossEntropyLoss(weight=torch.tensor(weights, dtype=torch.float32),
                                             label_smoothing=float(label_smoothing))

@@ -236,7 +236,7 @@ def _fit_unet(X, Y, V, plan, mean, sd, n_channels, rgb_cols, hp, feedback):
     bs = int(batch_size)
     augment, pos_weight = hp.get("augment") or "geometric", hp.get("pos_weight")
     photo_rng = np.random.default_rng([int(seed), 19])  # its own stream: the geometric draws stay as they were
-    with torch_training.seeded(torch, seed, deterministic=True, threads=threads):
+    with torch_training.seeded(torch, seed, deterministic=True, threads=threads, feedback=feedback):
         net = build_unet(n_channels, depth, width)
         if hp.get("init_weights"):
             n_loaded = load_init_weights(torch, net, hp["init_weights"])

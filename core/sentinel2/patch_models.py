@@ -188,7 +188,8 @@ class CNNPatchModel:
         n = y.size
         n_pos = max(float(y.sum()), 1.0)
         pos_weight = (n - n_pos) / n_pos if n > n_pos else 1.0
-        with torch_training.seeded(torch, self.seed, deterministic=True, threads=1 if _small_work(X) else None):
+        with torch_training.seeded(torch, self.seed, deterministic=True, threads=1 if _small_work(X) else None,
+                                    feedback=self.feedback):
             net = tc["net"](n_channels, self.width)
             module = tc["export"](net, mean, sd, lo, hi, self.bands)
             optimiser = torch.optim.AdamW(net.parameters(), lr=self.lr, weight_decay=self.weight_decay)
