@@ -206,6 +206,17 @@ def test_element_selection_counts_a_repeated_record_once():
     rows, _ = es.select_elements(values[again], names, labels[again])
     au = {r["element"]: r for r in rows}["Au_ppm"]
     assert au["n_neg"] > once[0]["n_neg"] and abs(au["zauc"]) > abs(once[0]["zauc"])   # what the copies did
+    # an empty assay in the repeated records (a NULL field read as NaN) left every copy counted: np.unique takes NaN
+    # for unequal to NaN
+    holed = values.copy()
+    holed[::7, 1] = np.nan
+    log = core_warnings()
+    es.select_elements_points(holed[again], names, x[again], y[again], deposits, 2000, 4000, feedback=log)
+    assert "150 of 450 samples repeat another record (same place and values): each record counts once (300 " \
+        "samples)." in log.infos
+    first, copy_of = am.distinct_records(np.array([[1.0, np.nan], [1.0, np.nan], [1.0, 2.0]]), np.zeros(3),
+                                         np.array([0.0, 0.0, np.nan]))
+    assert first.tolist() == [0, 2] and copy_of.tolist() == [0, 0, 1]
 
 
 def test_clr_scores_a_sample_missing_one_element_as_log10_does():

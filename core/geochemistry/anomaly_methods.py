@@ -294,6 +294,10 @@ def score_target(Z, names, targets, present=None):
     return np.where(count > 0, total / np.maximum(count, 1), np.nan)
 
 
+#: What NaN stands for in the records compared by :func:`distinct_records` (no measured value comes near it).
+_NAN_KEY = -1.2345e300
+
+
 def distinct_records(Z, x, y):
     """Rows of ``Z`` (at places ``x``, ``y``) that first hold each distinct record, and each row's record.
 
@@ -301,8 +305,10 @@ def distinct_records(Z, x, y):
     record; ``copy_of[i]`` the position in ``first`` of row i's record, so ``score[copy_of]`` gives every row its
     record's score. Survey compilations repeat records (two of the GeoChemAD GSWA extracts repeat 38 % and 50 %
     of their rows); scored as they come, a repeated record would count twice in the fits and fill half of
-    its own spatial support."""
+    its own spatial support. Missing values and unplaced samples (NaN) compare as equal: a repeated record with an
+    empty assay is still one record (``np.unique`` alone keeps every row holding a NaN)."""
     key = np.column_stack([np.asarray(x, float), np.asarray(y, float), np.asarray(Z, float)])
+    key[np.isnan(key)] = _NAN_KEY
     if key.shape[0] == 0:
         return np.zeros(0, int), np.zeros(0, int)
     _, first, inverse = np.unique(key, axis=0, return_index=True, return_inverse=True)

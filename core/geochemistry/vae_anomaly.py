@@ -55,6 +55,7 @@ import numpy as np
 
 from ..engine import report, torch_training
 from . import geochem
+from .anomaly_methods import distinct_records
 from ..engine.errors import OreMapError
 from ..engine.feedback import ensure
 from ..engine.model_format import ModelInfo, OnnxModel, write_model
@@ -650,16 +651,6 @@ def _evaluate_points(x, y, scores, deposits_xy, positive_radius, negative_min_di
                               seed=0, feedback=feedback)
 
 
-def _distinct_rows(values, x, y):
-    """:func:`core.geochemistry.anomaly_methods.distinct_records` of the raw rows, missing values and unplaced
-    samples (NaN) compared as equal: ``(first, copy_of)``."""
-    from .anomaly_methods import distinct_records
-
-    fill = -1.2345e300
-    return distinct_records(np.where(np.isnan(values), fill, values), np.where(np.isnan(x), fill, x),
-                            np.where(np.isnan(y), fill, y))
-
-
 def run_points(x, y, values, names, model_path=None, model_out=None, report_path=None, labels=None,
                deposits_xy=None, positive_radius=2000.0, negative_min_distance=4000.0, options=None,
                title="Geochemical anomalies (VAE)", subtitle=None, extra_settings=(), feedback=None):
@@ -691,7 +682,7 @@ def run_points(x, y, values, names, model_path=None, model_out=None, report_path
         parameters = model.info.training.get("parameters")
         feedback.progress(70)
     else:
-        first, copy_of = _distinct_rows(values, x, y)
+        first, copy_of = distinct_records(values, x, y)
         if first.size < len(values):
             feedback.info(f"{len(values) - first.size} repeated records (same place, same values: a compilation's "
                           f"repeated rows) are trained on once; each copy gets its record's score.")
