@@ -450,3 +450,31 @@ def test_means_of_nn_closed_leave_out_pixels_without_a_fit(tmp_path):
     assert stats["mean_rmse"] == pytest.approx(0.0, abs=1e-6)
     assert "2 pixels have no non-negative fit (every abundance zero: dark or negative spectra): their abundances " \
         "are nodata, and the means leave them out." in log.infos
+
+
+def test_endmembers_of_one_shape_are_warned_of(tmp_path):
+    """Kaolinite twice under two names (two libraries, two points on one pixel) or with a darker copy: unmixing split
+    its abundance between them arbitrarily without a word (on the AVIRIS-NG tile 0.066 / 0.066 in fcls, and 0.128 /
+    0.764 for a copy at half brightness). Now the pair and its angle are warned of; distinct minerals are not."""
+    import dataclasses
+
+    from conftest import AVIRIS_NG, USGS_LIBRARY
+    from oremap.core.hyperspectral import mapping
+
+    lib = read_library(USGS_LIBRARY).subset(["Kaolinite CM9", "Goethite WS222", "Alunite GDS84"])
+    assert unmixing.same_shape_pairs(lib.spectra.T, lib.names) == []
+    copy = dataclasses.replace(lib, names=lib.names[:2] + ["kaolinite, darker copy"],
+                               spectra=np.vstack([lib.spectra[:2], 0.5 * lib.spectra[:1]]))
+    pairs = unmixing.same_shape_pairs(copy.spectra.T, copy.names)
+    assert [(a, b) for a, b, _ in pairs] == [(copy.names[0], "kaolinite, darker copy")]
+    assert pairs[0][2] == pytest.approx(0.0, abs=1e-6)
+    E = np.array([[1.0, 0.0, 1.0], [0.0, 1.0, 0.02]])    # columns 1 and 3: 0.02 rad apart, above the default 0.01
+    assert unmixing.same_shape_pairs(E, ["a", "b", "c"]) == []
+    assert [p[:2] for p in unmixing.same_shape_pairs(E, ["a", "b", "c"], tolerance=0.03)] == [("a", "c")]
+    for library, warned in ((lib, False), (copy, True)):
+        log = core_warnings()
+        mapping.unmix_map(AVIRIS_NG, library, str(tmp_path / f"{warned}.tif"), feedback=log)
+        said = [w for w in log.warnings if w.startswith("Endmembers of nearly the same spectral shape")]
+        assert len(said) == int(warned)
+        if warned:
+            assert f"'{copy.names[0]}' and 'kaolinite, darker copy' (0.00 degrees)" in said[0]

@@ -436,6 +436,13 @@ def unmix_map(raster_path, endmembers, out_path, mode="fcls", band_info=None, im
     bands, E = reference_matrix(raster_path, endmembers, band_info, image_bands, min_bands=len(names),
                                 feedback=feedback)
     unmixing.check_endmembers(E.T, names)
+    same = unmixing.same_shape_pairs(E.T, names)
+    if same:
+        pairs = "; ".join(f"'{a}' and '{b}' ({np.degrees(angle):.2f} degrees)" for a, b, angle in same[:5])
+        more = f" and {len(same) - 5} more pairs" if len(same) > 5 else ""
+        feedback.warning(f"Endmembers of nearly the same spectral shape: {pairs}{more}. Unmixing cannot tell them "
+                         "apart, so the abundance they share is split between them arbitrarily (by noise and "
+                         "brightness). Keep one of each pair, or add their abundance bands up.")
     feedback.info(f"Unmixing with {len(names)} endmembers on {len(bands)} bands, mode: {UNMIX_MODES[mode]}.")
     closed = mode == "nn_closed"
     residual_bands = RESIDUAL_BANDS[mode]
