@@ -84,7 +84,7 @@ class IdwInterpolate(OreMapAlgorithm):
                   "metadata say what its values are: OREMAP_TRANSFORM (log10 or none), UNITS (from the field name, "
                   "e.g. Au_ppm: ppm) and OREMAP_DETECTION=applied (below-detection values and zeros handled), so "
                   "the VAE and other readers never repeat a step.",
-        "SAMPLES": "Number of distinct sample locations used.",
+        "SAMPLES": "Number of distinct sample locations used (with a value in at least one of the fields).",
         "OUTPUT_CRS": "CRS of the output raster (e.g. EPSG:32750).",
     }
     REFERENCES = [
@@ -225,6 +225,12 @@ class IdwInterpolate(OreMapAlgorithm):
             raise self.fail("INPUT", f"The samples lie at a single location ({merged + 1} samples there), so there is "
                                      "nothing to interpolate between.",
                             "Choose a layer with samples at two or more different locations.")
+        placed = np.isfinite(values).sum(axis=0)
+        lone = [fields[j] for j in range(len(fields)) if placed[j] < 2]
+        if lone:  # a map of one value everywhere within reach, passed off as an interpolation
+            raise self.fail("FIELDS", f"{', '.join(lone)} {'has' if len(lone) == 1 else 'have'} a value at a single "
+                                      "sample location only, so there is nothing to interpolate between.",
+                            "Leave such fields out, or choose fields measured at two or more locations.")
 
         extent = None
         rectangle = self._extent(parameters, context, source.sourceCrs(), crs, feedback)
@@ -268,4 +274,5 @@ class IdwInterpolate(OreMapAlgorithm):
             else:
                 feedback.warning(f"  {name}: no cell has a value (no samples, or none within the radius).")
         self.style_output(context, out_path, {"kind": "ramp", "band": 1, "ramp": "Spectral", "invert": True})
-        return {"OUTPUT": out_path, "SAMPLES": int(len(x)), "OUTPUT_CRS": crs.authid() or crs.description()}
+        used = int(np.isfinite(values).any(axis=1).sum())   # locations with a value in some field
+        return {"OUTPUT": out_path, "SAMPLES": used, "OUTPUT_CRS": crs.authid() or crs.description()}

@@ -301,7 +301,7 @@ def test_algorithm_on_the_real_survey(processing_provider, tmp_path):
         del layer
     assert any("The sample layer is in a geographic CRS (EPSG:4326): distances are measured in EPSG:32750" in line
                for line in log), log
-    assert result["OUTPUT_CRS"] == "EPSG:32750" and result["SAMPLES"] == 820
+    assert result["OUTPUT_CRS"] == "EPSG:32750" and result["SAMPLES"] == int(np.isfinite(values).any(axis=1).sum()) == 790
     data, transform, nodata, names, crs = read(out)
     assert names == fields and crs.to_epsg() == 32750 and nodata == -9999.0
     # the whole grid against brute force on the independently prepared samples; by default no cell farther than
@@ -406,11 +406,17 @@ def test_an_extent_without_a_crs_is_read_in_the_layers_crs(processing_provider, 
     ("EPSG:4326", {"FIELDS": ["Au_ppb"], "CELL_SIZE": 100.0, "LOG10": True}, "ZEROS", ["no sample", "zeros"]),
     ("EPSG:4326", {"FIELDS": ["Au_ppb"], "CELL_SIZE": 100.0, "LOG10": True, "ZEROS": 2}, "LOG10",
      ["log10", "positive"]),
+    # a field measured at one place was gridded into one value everywhere within reach, SAMPLES 3
+    ("EPSG:4326", {"FIELDS": ["Au_ppb"], "CELL_SIZE": 100.0, "LONE": True}, "FIELDS",
+     ["Au_ppb has a value at a single sample location only", "two or more locations"]),
 ])
 def test_bad_input(run_alg, tmp_path, crs, params, parameter, words):
     layer = memory_points(crs)
+    params = dict(params)
     if params.get("LOG10"):
         assert layer.dataProvider().changeAttributeValues({i: {0: 0.0} for i in (1, 2, 3)})
+    if params.pop("LONE", False):
+        assert layer.dataProvider().changeAttributeValues({i: {0: None} for i in (2, 3)})
     out = str(tmp_path / "o.tif")
     try:
         with pytest.raises(QgsProcessingException) as err:
