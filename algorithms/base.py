@@ -1092,6 +1092,12 @@ class OreMapAlgorithm(QgsProcessingAlgorithm):
             if geometry is None or geometry.isNull() or geometry.isEmpty():
                 yield feature, None
                 continue
+            if QgsWkbTypes.isCurvedType(geometry.wkbType()):
+                # arcs (QGIS's curve digitising, GeoPackages and FileGDB exports of CurvePolygon / MultiSurface, even
+                # with straight rings only) have no WKB shapely reads: segments of at most one degree of arc
+                geometry.convertToStraightSegment()
+                if QgsWkbTypes.isCurvedType(geometry.wkbType()):   # a MultiSurface of straight rings stays one
+                    geometry = (geometry.coerceToType(QgsWkbTypes.linearType(geometry.wkbType())) or [geometry])[0]
             if points_only and QgsWkbTypes.geometryType(geometry.wkbType()) != QgsWkbTypes.PointGeometry:
                 # a pit outline among the points of a layer of mixed geometry: its vertices would each be a point
                 not_points.append(feature.id())

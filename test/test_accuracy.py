@@ -667,3 +667,53 @@ def test_whole_numbers_in_a_float_raster_are_class_codes(tmp_path):
     fractions = _class_tif(str(tmp_path / "scores.tif"), data * 0.37, "float32")
     with pytest.raises(OreMapError, match="its values are not whole numbers"):
         legend_from_raster(fractions)
+
+
+def test_curved_and_multisurface_reference_polygons_are_read_as_their_straight_outlines(run_alg, tmp_path):
+    """A CurvePolygon (QGIS's curve digitising) or a MultiSurface layer (GeoPackage and FileGDB exports, even with
+    straight rings only) stopped every polygon-reading algorithm with shapely's 'Unknown WKB type'. Now they are
+    read as their straight outlines: the same result as the polygons saved as MultiPolygon."""
+    from qgis.core import QgsFeature, QgsField, QgsGeometry, QgsVectorLayer
+    from qgis.PyQt.QtCore import QVariant
+
+    path = str(tmp_path / "c.tif")
+    classes = np.ones((6, 6), np.uint8)
+    classes[:, 3:] = 2
+    with rasterio.open(path, "w", driver="GTiff", width=6, height=6, count=1, dtype="uint8", nodata=0,
+                       crs="EPSG:32750", transform=Affine(100.0, 0, 500000.0, 0, -100.0, 6000600.0)) as ds:
+        ds.write(classes, 1)
+    # a circle of radius 140 m around the centre of pixel (1, 1): it holds 5 pixel centres (the diagonal ones lie
+    # 141 m away), all of class 1;
+    # a square over columns 2-3 of rows 4-5: 2 pixels of class 1 and 2 of class 2, all referenced as class 2
+    circle = "CURVEPOLYGON(CIRCULARSTRING(500290 6000450, 500150 6000310, 500010 6000450, 500150 6000590, " \
+             "500290 6000450))"
+    square = "POLYGON((500210 6000010, 500390 6000010, 500390 6000190, 500210 6000190, 500210 6000010))"
+    straight = []
+    for wkt in (circle, square):
+        geometry = QgsGeometry.fromWkt(wkt)
+        geometry.convertToStraightSegment()
+        assert geometry.convertToMultiType()
+        straight.append(geometry.asWkt())
+    assert straight[0].startswith("MultiPolygon") and straight[0].count(",") > 100   # the circle as a polygon
+    results = {}
+    for kind, wkts in (("CurvePolygon", [circle, square]),
+                       ("MultiSurface", [f"MULTISURFACE({circle[len('CURVEPOLYGON'):]})",
+                                         f"MULTISURFACE({square[len('POLYGON'):]})"]),
+                       ("MultiPolygon", straight)):
+        layer = QgsVectorLayer(f"{kind}?crs=EPSG:32750", kind, "memory")
+        layer.dataProvider().addAttributes([QgsField("cls", QVariant.Int)])
+        layer.updateFields()
+        features = []
+        for wkt, value in zip(wkts, (1, 2)):
+            f = QgsFeature(layer.fields())
+            f.setGeometry(QgsGeometry.fromWkt(wkt))
+            f.setAttributes([value])
+            features.append(f)
+        assert layer.dataProvider().addFeatures(features) and layer.featureCount() == 2, kind
+        try:
+            results[kind] = run_alg("accuracy_assessment", {"INPUT": path, "REFERENCE": layer, "CLASS_FIELD": "cls",
+                                                            "OUTPUT_HTML": str(tmp_path / f"{kind}.html")})
+        finally:
+            del layer
+    for kind, result in results.items():
+        assert result["OVERALL_ACCURACY"] == pytest.approx(7 / 9), kind   # 5 + 2 right of 9 reference pixels
