@@ -37,6 +37,12 @@ class OreMapProvider(QgsProcessingProvider):
         ``anomaly_sc``, which the outputs' styles and later runs by field name do not find."""
         return [e for e in super().supportedOutputVectorLayerExtensions() if e.lower() not in ("shp", "dbf")]
 
+    def supportedOutputRasterLayerExtensions(self):  # noqa: N802 (QGIS API)
+        """GeoTIFF only (the block engine writes tiled, compressed GeoTIFF): QGIS then offers only it in 'Save to
+        File...' and gives temporary outputs .tif even when Processing's default raster extension is another
+        format (with 'img' every OreMap raster algorithm refused its own temporary output)."""
+        return ["tif", "tiff"]
+
     def defaultVectorFileExtension(self, hasGeometry=True):  # noqa: N802,N803 (QGIS API)
         return "gpkg"
 

@@ -410,6 +410,31 @@ def test_the_provider_offers_no_shapefile_output(processing_provider):
     assert "gpkg" in extensions and "shp" not in extensions
 
 
+def test_temporary_raster_outputs_are_geotiff_whatever_processings_default_raster_format(processing_provider):
+    """With Processing's default output raster extension set to another format ('img', Processing > Options >
+    General), QGIS named OreMap's temporary raster outputs .img and every raster algorithm refused them. The
+    provider offers GeoTIFF only, so its temporary outputs are .tif and 'Save to File...' offers what it writes."""
+    import processing
+    from processing.core.ProcessingConfig import ProcessingConfig
+    from qgis.core import QgsApplication
+
+    from conftest import USGS_LIBRARY
+
+    provider = QgsApplication.processingRegistry().providerById("oremap")
+    assert provider.supportedOutputRasterLayerExtensions() == ["tif", "tiff"]
+    setting = ProcessingConfig.DEFAULT_OUTPUT_RASTER_LAYER_EXT
+    before = ProcessingConfig.getSetting(setting)
+    ProcessingConfig.setSettingValue(setting, ProcessingConfig.settings[setting].options.index("img"))
+    try:
+        assert provider.defaultRasterFileExtension() == "tif"
+        result = processing.run("oremap:sam_classify", {
+            "INPUT": os.path.join(os.path.dirname(__file__), "data", "jasper_ridge_40x40.tif"),
+            "LIBRARY": USGS_LIBRARY, "SPECTRA": "Kaolinite CM9; Goethite WS222", "OUTPUT_CLASSES": "TEMPORARY_OUTPUT"})
+    finally:
+        ProcessingConfig.setSettingValue(setting, before)
+    assert result["OUTPUT_CLASSES"].endswith(".tif") and os.path.exists(result["OUTPUT_CLASSES"])
+
+
 def test_a_csv_given_as_it_is_is_told_to_be_loaded_as_points(processing_provider, tmp_path):
     """A CSV path given straight to a point input loads as a table without geometry: the advice was to assign a
     CRS, which cannot help; now it says how to load it as points."""
