@@ -65,9 +65,12 @@ class OreMapPlugin:
         for action in self.actions:
             if self.iface is not None:
                 self.iface.removePluginMenu(self.MENU, action)
+            action.deleteLater()   # children of the main window: they outlived the plugin, one set per reload
         self.actions = []
         if self.iface is not None and self.toolbar_action is not None:
             self.iface.removeToolBarIcon(self.toolbar_action)
+        if self.toolbar_action is not None:
+            self.toolbar_action.deleteLater()
         self.toolbar_action = None
         if self.iface is not None and self.options_factory is not None:
             self.iface.unregisterOptionsWidgetFactory(self.options_factory)

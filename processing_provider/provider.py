@@ -1,6 +1,5 @@
 """The ``oremap`` Processing provider."""
 
-import importlib
 import os
 import traceback
 
@@ -58,7 +57,10 @@ class OreMapProvider(QgsProcessingProvider):
     def loadAlgorithms(self):  # noqa: N802
         for module_name, class_name in ALGORITHMS:
             try:
-                module = importlib.import_module(f"..algorithms.{module_name}", __package__)
+                # an import statement's own hook (__import__), not importlib: QGIS records the plugin's modules
+                # through it and forgets them on unload. Imported by importlib, 15 algorithm modules stayed in
+                # sys.modules, and after an upgrade (or Plugin Reloader) they ran the old code until QGIS restarted.
+                module = getattr(__import__("algorithms", globals(), locals(), [module_name], 2), module_name)
                 algorithm_class = getattr(module, class_name)
                 # Declare the parameters once from Python first: an exception raised inside
                 # addAlgorithm (from C++) would abort QGIS instead of reaching this handler.
