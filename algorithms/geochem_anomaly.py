@@ -287,4 +287,4 @@ class GeochemAnomaly(OreMapAlgorithm):
             sink.addFeature(copy, QgsFeatureSink.FastInsert)
         out["OUTPUT"] = dest
         self.style_output(context, dest, {"kind": "categories", "field": "anomaly_class", "geometry": "Point",
-                                          "opacity": 1.0, "legend": ga.class_legend()})
+                                          "opacity": 1.0, "legend": ga.class_legend(), "null_name": "Not scored"})

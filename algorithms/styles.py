@@ -54,6 +54,7 @@ from qgis.core import (
     QgsVectorLayer,
     QgsWkbTypes,
 )
+from qgis.PyQt.QtCore import QVariant
 from qgis.PyQt.QtGui import QColor
 
 from ..core.sentinel2.mine_detection import MASK_LEGEND
@@ -170,8 +171,16 @@ def _vector_symbol(layer, colour, style):
 
 
 def _category_renderer(layer, style):
+    """A category per legend entry; with ``null_name``, also one for features whose field is NULL (samples that could
+    not be scored), drawn grey: without it they were drawn not at all and missing from the legend, so the samples
+    looked absent."""
     categories = [QgsRendererCategory(int(c["value"]), _vector_symbol(layer, c["color"], style), str(c["name"]))
                   for c in style["legend"]]
+    if style.get("null_name"):
+        symbol = _vector_symbol(layer, "#9e9e9e", style)
+        symbol.symbolLayer(0).setStrokeColor(QColor("#757575"))
+        # an invalid QVariant: qgis.core.NULL is a null *Int* variant, which the renderer keys as "0" (class 0)
+        categories.append(QgsRendererCategory(QVariant(), symbol, str(style["null_name"])))
     return QgsCategorizedSymbolRenderer(style["field"], categories)
 
 

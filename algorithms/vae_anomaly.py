@@ -341,7 +341,8 @@ class VaeAnomaly(OreMapAlgorithm):
             sink.addFeature(copy, QgsFeatureSink.FastInsert)
         out["OUTPUT"] = dest
         self.style_output(context, dest, {"kind": "categories", "field": "anomaly_class", "geometry": "Point",
-                                          "opacity": 1.0, "legend": vae.class_legend(result["percentiles"])})
+                                          "opacity": 1.0, "legend": vae.class_legend(result["percentiles"]),
+                                          "null_name": "Not scored"})
         return out
 
     def _fields_match_model(self, parameters, context, model_path):

@@ -192,7 +192,7 @@ def vector_classes(path, field):
     """``(renderer type, [(value, label, colour)] of its categories, {(field value, colour drawn)})`` of the vector
     file ``path`` with its saved style: plain values, the layer released before returning (a layer left to the
     garbage collector after QGIS exits crashes the test run)."""
-    from qgis.core import QgsRenderContext, QgsVectorLayer
+    from qgis.core import NULL, QgsRenderContext, QgsVectorLayer
 
     layer = QgsVectorLayer(str(path), "styled", "ogr")
     try:
@@ -201,10 +201,14 @@ def vector_classes(path, field):
         kind = renderer.type()
         if kind != "categorizedSymbol":
             return kind, [], set()
-        categories = [(int(c.value()), c.label(), c.symbol().color().name()) for c in renderer.categories()]
+        categories = [(None if c.value() in (None, "") or c.value() == NULL else int(c.value()), c.label(),
+                       c.symbol().color().name()) for c in renderer.categories()]
         context = QgsRenderContext()
         renderer.startRender(context, layer.fields())
-        drawn = {(f[field], renderer.symbolForFeature(f, context).color().name()) for f in layer.getFeatures()}
+        drawn = set()
+        for f in layer.getFeatures():   # NULL as None; a feature drawn by no symbol: colour None
+            symbol = renderer.symbolForFeature(f, context)
+            drawn.add((None if f[field] == NULL else f[field], symbol.color().name() if symbol else None))
         renderer.stopRender(context)
         return kind, categories, drawn
     finally:

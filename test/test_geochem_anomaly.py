@@ -264,7 +264,8 @@ def test_algorithm_defaults_on_a_till_survey(run_alg, till, tmp_path):
     legend = [(0, "Below the 85th percentile", "#d9d9d9"), (1, "85-95th", "#fed976"), (2, "95-99th", "#fd8d3c"),
               (3, "Top 1 %", "#bd0026")]
     assert vector_classes(res["OUTPUT"], "anomaly_class") == (
-        "categorizedSymbol", legend, {(value, colour) for value, _, colour in legend})
+        "categorizedSymbol", legend + [(None, "Not scored", "#9e9e9e")],
+        {(value, colour) for value, _, colour in legend})
     ev = pe.evaluate_points(e, no, scored["score_fusion"].to_numpy(), sites, 2000.0, 4000.0, n_draws=20, seed=0)
     assert res["AUC_MEAN"] == pytest.approx(ev["auc_mean"], abs=1e-9)
     aucs = pd.read_csv(res["OUTPUT_CSV"], encoding="utf-8-sig")

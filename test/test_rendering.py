@@ -270,3 +270,36 @@ def test_palette_colours_stay_apart_from_the_minerals_of_the_map():
     # past the palette its colours come round again (the first version gave every further class its red)
     many = class_colours([f"class {i}" for i in range(len(PALETTE) + 6)])
     assert len(set(many[:len(PALETTE)])) == len(PALETTE) and many[len(PALETTE):] == PALETTE[:6]
+
+
+def test_unscored_samples_are_drawn_and_in_the_legend(tmp_path, qgis_app):
+    """Samples that could not be scored have a NULL anomaly_class: the categories had none for NULL, so they were
+    drawn not at all and missing from the legend. With null_name they are a grey 'Not scored' category."""
+    from qgis.core import NULL, QgsFeature, QgsGeometry, QgsPointXY, QgsRenderContext, QgsVectorLayer
+
+    from oremap.algorithms import styles
+
+    layer = QgsVectorLayer("Point?crs=EPSG:32750&field=anomaly_class:integer", "scored", "memory")
+    features = []
+    for i, value in enumerate([0, 3, NULL]):
+        f = QgsFeature(layer.fields())
+        f.setGeometry(QgsGeometry.fromPointXY(QgsPointXY(500000.0 + i, 6000000.0)))
+        f.setAttributes([value])
+        features.append(f)
+    assert layer.dataProvider().addFeatures(features)
+    legend = [{"value": 0, "name": "Below", "color": "#d9d9d9"}, {"value": 3, "name": "Top 1 %", "color": "#bd0026"}]
+    drawn = {}
+    for null_name in (None, "Not scored"):
+        style = {"kind": "categories", "field": "anomaly_class", "geometry": "Point", "legend": legend}
+        if null_name:
+            style["null_name"] = null_name
+        assert styles.apply_style(layer, style)
+        renderer, context = layer.renderer(), QgsRenderContext()
+        renderer.startRender(context, layer.fields())
+        symbols = [renderer.symbolForFeature(f, context) for f in layer.getFeatures()]
+        renderer.stopRender(context)
+        drawn[null_name] = [s.color().name() if s else None for s in symbols]
+        labels = [c.label() for c in renderer.categories()]
+    assert drawn[None] == ["#d9d9d9", "#bd0026", None]
+    assert drawn["Not scored"] == ["#d9d9d9", "#bd0026", "#9e9e9e"] and labels == ["Below", "Top 1 %", "Not scored"]
+    del layer

@@ -266,7 +266,8 @@ def test_algorithm_points(run_alg, tmp_path, trained):
 
     kind, categories, _ = vector_classes(res["OUTPUT"], "anomaly_class")
     assert (kind, categories) == ("categorizedSymbol", [(c["value"], c["name"], c["color"])
-                                                        for c in va.class_legend([85.0, 95.0, 99.0])])
+                                                        for c in va.class_legend([85.0, 95.0, 99.0])]
+                                  + [(None, "Not scored", "#9e9e9e")])
     ev = pe.evaluate_points(x, y, expected.scores, deposits, 200, 3000, n_draws=20, seed=0)
     assert res["AUC_MEAN"] == pytest.approx(ev["auc_mean"], abs=1e-6) and res["AUC_MEAN"] > 0.95
     assert res["AUC_SD"] == pytest.approx(ev["auc_sd"], abs=1e-6)
