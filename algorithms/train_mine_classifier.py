@@ -61,7 +61,8 @@ class TrainMineClassifier(OreMapAlgorithm):
         "CHIP_FOLDER": "(c) A folder of image chips (GeoTIFF), as mine datasets are published; cut into patches "
                        "on a grid. The folds are grouped by chip.",
         "MASK_FOLDER": "(c) The mask chips: one per image chip, same size and name (a suffix such as _mask is "
-                       "allowed); non-zero pixels are mine.",
+                       "allowed); non-zero pixels are mine. A mask with a georeference must lie on its chip's "
+                       "grid (same CRS, origin and pixel size).",
         "PATCH_SIZE": "(b, c) Patch size in pixels (120 = 1.2 km at 10 m).",
         "MIN_OVERLAP": "(b, c) Share of a patch that mine polygons (or mask pixels) must cover for it to count as a "
                        "mine (0-1).",

@@ -69,7 +69,8 @@ class TrainMineSegmentation(OreMapAlgorithm):
                        "the chips share), as mine datasets are published. Each chip is cut into tiles; whole chips "
                        "are held out.",
         "MASK_FOLDER": "The mask chips: one per image chip, of the same size, named like it (a suffix or prefix "
-                       "such as _mask, _label or gt_ is allowed); non-zero pixels are mine.",
+                       "such as _mask, _label or gt_ is allowed); non-zero pixels are mine. A mask with a "
+                       "georeference must lie on its chip's grid (same CRS, origin and pixel size).",
         "BANDS": "S2 bands fed to the network, from RGB ('B2, B3, B4') to all 12; empty = every L2A band the "
                  "input has. The model records them, and detection asks for exactly these bands.",
         "INDICES": "Spectral indices added as input channels, computed from the chosen bands: indices needing "

@@ -336,7 +336,7 @@ def test_nodata_is_the_mine_value_only_when_the_whole_mask_set_says_so(chipset, 
             m = read(n)[1].astype(np.uint8) // 255 * value
             if folder == "ones":
                 m[:, -8:] = 255  # a nodata edge
-            paths.append(write(os.path.join(folder, n), m, 255, profile))
+            paths.append(write(os.path.join(folder, n), m, 255, read(n)[0]))
         sets[folder] = [cs.Chip(name=os.path.splitext(n)[0].replace("_mask", ""),
                                 raster=os.path.join(chipset["images"], n.replace("_mask", "")), mask=p)
                         for n, p in zip((mined, bare), paths)]

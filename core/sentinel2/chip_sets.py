@@ -183,6 +183,86 @@ def mine_pixels(values, nodata, name, feedback=None, nodata_is_mine=False):
     return mine & (values != nodata)
 
 
+def _georeferenced(crs, transform):
+    return crs is not None and transform is not None and not transform.is_identity
+
+
+def _same_crs(a, b):
+    if a == b:
+        return True
+    epsg = a.to_epsg()
+    return epsg is not None and epsg == b.to_epsg()
+
+
+def _crs_label(crs):
+    epsg = crs.to_epsg()
+    if epsg is not None:
+        return f"EPSG:{epsg}"
+    text = crs.to_string()
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _distance(value, crs):
+    """``abs(value)`` in the units of ``crs``: ``600 m``, ``0.0054°``."""
+    if crs.is_geographic:
+        return f"{abs(value):.6g}\u00b0"
+    units = crs.linear_units
+    return f"{abs(value):.6g} {'m' if units in ('metre', 'meter', 'm') else 'map units'}"
+
+
+def _grid_difference(mask_crs, mt, chip_crs, ct):
+    """Why a mask's grid (``mask_crs``, transform ``mt``) is not its chip's (``chip_crs``, ``ct``), or None when it
+    is: the CRS differs, the pixel size or orientation differs by more than 1e-6 of a pixel, or the origin lies more
+    than 0.01 pixel away."""
+    if not _same_crs(mask_crs, chip_crs):
+        return f"its CRS is {_crs_label(mask_crs)}, its chip's {_crs_label(chip_crs)}"
+    pixel = max(abs(ct.a), abs(ct.b), abs(ct.d), abs(ct.e))
+    if any(abs(m - c) > 1e-6 * pixel for m, c in zip((mt.a, mt.b, mt.d, mt.e), (ct.a, ct.b, ct.d, ct.e))):
+        if (mt.e > 0) != (ct.e > 0) and mt.b == ct.b == mt.d == ct.d == 0:
+            up = {True: "south-up", False: "north-up"}
+            return f"it is {up[mt.e > 0]}, its chip {up[ct.e > 0]}"
+        if (mt.a > 0) != (ct.a > 0) and mt.b == ct.b == mt.d == ct.d == 0:
+            return "it is flipped east-west against its chip"
+        if mt.b == ct.b == mt.d == ct.d == 0:
+            return (f"its pixels are {_distance(mt.a, chip_crs)} x {_distance(mt.e, chip_crs)}, its chip's "
+                    f"{_distance(ct.a, chip_crs)} x {_distance(ct.e, chip_crs)}")
+        return "its pixel grid is rotated or sheared against its chip's"
+    col, row = ~ct * (mt.c, mt.f)
+    if abs(col) <= 0.01 and abs(row) <= 0.01:
+        return None
+    dx, dy = mt.c - ct.c, mt.f - ct.f
+    parts = []
+    if abs(col) > 0.01 and dx:
+        parts.append(f"{_distance(dx, chip_crs)} {'east' if dx > 0 else 'west'}")
+    if abs(row) > 0.01 and dy:
+        parts.append(f"{_distance(dy, chip_crs)} {'north' if dy > 0 else 'south'}")
+    shift = " and ".join(parts) or f"{_distance(math.hypot(dx, dy), chip_crs)} away"
+    return f"its origin lies {shift} of its chip's ({col:+.3g} columns, {row:+.3g} rows)"
+
+
+def check_mask_grid(mask_path, mask, chip_name, chip):
+    """Refuse a mask chip that is not on the grid of its image chip: ``mask`` and ``chip`` are open rasters (or any
+    objects with ``width`` and ``height``, and ``crs`` and ``transform`` where known). Their sizes must be equal;
+    when both are georeferenced (a CRS and a transform other than the identity) their CRS must be the same and their
+    transforms equal to a hundredth of a pixel in origin and to 1e-6 in pixel size (:func:`_grid_difference`): a
+    mask of an offset extent, of another UTM zone or south-up would otherwise label the chip with another place.
+    A mask without georeference (a plain PNG, or a GeoTIFF without CRS) is paired with its chip by pixel position.
+    Used by the segmentation's :class:`ChipTiles` and the classifier's
+    :func:`core.sentinel2.patch_sets.patches_from_chips`."""
+    name = os.path.basename(mask_path)
+    if (mask.width, mask.height) != (chip.width, chip.height):
+        raise OreMapError(f"The mask {name} is {mask.width} x {mask.height} pixels, its chip {chip_name} "
+                          f"{chip.width} x {chip.height}.", "masks", "Give masks on the grid of their chips.")
+    grids = [(getattr(r, "crs", None), getattr(r, "transform", None)) for r in (mask, chip)]
+    if not all(_georeferenced(crs, transform) for crs, transform in grids):
+        return
+    why = _grid_difference(*grids[0], *grids[1])
+    if why:
+        raise OreMapError(f"Mask chip {name} is not on the grid of image chip {chip_name}: {why}.", "masks",
+                          "Export the masks on the chips' grids (same CRS, origin and pixel size), or without "
+                          "georeference to pair them with their chips by pixel position.")
+
+
 def _mask_tiles(path, reader, tile, name, feedback=None, nodata_is_mine=False):
     """``{(i, j): mask}`` of a chip's tiles holding mine pixels, its mask raster read whole (:func:`mine_pixels`;
     ``nodata_is_mine`` is decided over the chip set by :func:`nodata_is_mine_value`)."""
@@ -193,9 +273,7 @@ def _mask_tiles(path, reader, tile, name, feedback=None, nodata_is_mine=False):
     except rasterio.errors.RasterioIOError as exc:
         raise OreMapError(f"Cannot read the mask '{path}': {exc}.", "masks") from None
     with ds:
-        if (ds.width, ds.height) != (reader.width, reader.height):
-            raise OreMapError(f"The mask {os.path.basename(path)} is {ds.width} x {ds.height} pixels, its chip {name} "
-                              f"{reader.width} x {reader.height}.", "masks", "Give masks on the grid of their chips.")
+        check_mask_grid(path, ds, name, reader)
         mine_all = mine_pixels(ds.read(1), ds.nodata, os.path.basename(path), feedback, nodata_is_mine)
         out = {}
         for i in range(math.ceil(ds.height / tile)):

@@ -14,7 +14,7 @@ from ..engine.feedback import ensure
 from .patch_features import patch_features
 from .band_sets import resolve_bands
 from .sentinel2 import S2_BANDS, InputWarnings, open_sentinel2
-from .chip_sets import mine_pixels, nodata_is_mine_value
+from .chip_sets import check_mask_grid, mine_pixels, nodata_is_mine_value
 from .ground_units import pixel_size_m
 from .segmentation_data import repaired
 
@@ -345,10 +345,7 @@ def _patches_from_chips(chips, size, min_overlap, max_nodata, keep_patches, band
             if s2.crs is not None and not s2.transform.is_identity:
                 ground_sizes.append(pixel_size_m(s2.transform, s2.crs, s2.width, s2.height))
                 epsgs.add(s2.crs.to_epsg())
-            if (mds.width, mds.height) != (s2.width, s2.height):
-                raise OreMapError(f"The mask {os.path.basename(chip.mask)} is {mds.width} x {mds.height} pixels, its "
-                                  f"chip {chip.name} {s2.width} x {s2.height}.", "masks",
-                                  "Give masks on the grid of their chips.")
+            check_mask_grid(chip.mask, mds, chip.name, s2)
             if s2.width < size or s2.height < size:
                 too_small += 1
                 continue
