@@ -674,7 +674,8 @@ def test_curved_and_multisurface_reference_polygons_are_read_as_their_straight_o
     straight rings only) stopped every polygon-reading algorithm with shapely's 'Unknown WKB type'. Now they are
     read as their straight outlines: the same result as the polygons saved as MultiPolygon."""
     from qgis.core import QgsFeature, QgsField, QgsGeometry, QgsVectorLayer
-    from qgis.PyQt.QtCore import QVariant
+
+    from oremap.algorithms import qt_compat as field_type
 
     path = str(tmp_path / "c.tif")
     classes = np.ones((6, 6), np.uint8)
@@ -701,7 +702,7 @@ def test_curved_and_multisurface_reference_polygons_are_read_as_their_straight_o
                                          f"MULTISURFACE({square[len('POLYGON'):]})"]),
                        ("MultiPolygon", straight)):
         layer = QgsVectorLayer(f"{kind}?crs=EPSG:32750", kind, "memory")
-        layer.dataProvider().addAttributes([QgsField("cls", QVariant.Int)])
+        layer.dataProvider().addAttributes([QgsField("cls", field_type.INT)])
         layer.updateFields()
         features = []
         for wkt, value in zip(wkts, (1, 2)):

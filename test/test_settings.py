@@ -58,7 +58,10 @@ def test_settings_widget_round_trip_and_cuda_only_when_available(saved_settings,
     settings.set_value(compute.DEVICE_SETTING, "cuda")  # chosen on another machine
     widget = SettingsWidget()
     try:
-        assert [widget.device.itemData(i) for i in range(widget.device.count())] == ["cpu"]
+        widget.probe_devices()   # the Check devices button (not pressed for the user: it imports torch)
+        # the stored choice stays listed, marked, so that OK does not turn it into the CPU
+        assert [widget.device.itemData(i) for i in range(widget.device.count())] == ["cpu", "cuda"]
+        assert widget.device.currentText() == "CUDA (NVIDIA GPU) (not available now)"
         assert widget.memory.value() == 300 and widget.threads.value() == 2
         assert "no CUDA device is available" in widget.device_note.text()
         from importlib import metadata
@@ -70,7 +73,7 @@ def test_settings_widget_round_trip_and_cuda_only_when_available(saved_settings,
         widget.folder.setFilePath(str(tmp_path))
         widget.apply()
         assert (settings.memory_mb(), settings.threads(), settings.device(), settings.model_folder()) == (
-            1024.0, 0, "cpu", str(tmp_path))
+            1024.0, 0, "cuda", str(tmp_path))   # the device was not touched
     finally:
         widget.deleteLater()
         del widget
@@ -79,8 +82,9 @@ def test_settings_widget_round_trip_and_cuda_only_when_available(saved_settings,
     settings.set_value(compute.DEVICE_SETTING, "cuda")
     widget = SettingsWidget()
     try:
+        widget.probe_devices()
         assert [widget.device.itemData(i) for i in range(widget.device.count())] == ["cpu", "cuda"]
-        assert widget.device.currentData() == "cuda" and widget.device_note.text() == ""
+        assert widget.device.currentText() == "CUDA (NVIDIA GPU)" and widget.device_note.text() == ""
         assert widget.folder.filePath() == str(tmp_path)
     finally:
         widget.deleteLater()

@@ -112,6 +112,7 @@ class InstallPackagesDialog(QDialog):
         self.worker.line.connect(self.log.appendPlainText)
         self.worker.percent.connect(self.progress.setValue)
         self.worker.finished_with.connect(self.done_installing)
+        self.worker.finished.connect(self._worker_stopped)
         self.worker.start()
 
     def done_installing(self, ok, message):
@@ -122,7 +123,18 @@ class InstallPackagesDialog(QDialog):
         self.install_button.setEnabled(True)
 
     def reject(self):
+        """Close; while pip runs, cancel it and close once the worker has stopped (:meth:`_worker_stopped`; pip is
+        stopped within a second, see ``package_installer._run_pip``). Waiting for the worker here froze QGIS."""
         if self.worker is not None and self.worker.isRunning():
-            self.worker.cancel_requested = True
-            self.worker.wait(30000)
+            if not self.worker.cancel_requested:
+                self.worker.cancel_requested = True
+                self.log.appendPlainText("Cancelling: stopping pip; the dialog closes when it has stopped.")
+                self.buttons.setEnabled(False)
+            return
         super().reject()
+
+    def _worker_stopped(self):
+        """The worker ended: close the dialog if the user closed it meanwhile (:meth:`reject`)."""
+        if self.worker is not None and self.worker.cancel_requested:
+            self.buttons.setEnabled(True)
+            super().reject()

@@ -343,7 +343,11 @@ class ModelLibraryDock(QgsDockWidget):
             paths, _ = QFileDialog.getOpenFileNames(self, "Add OreMap models", "", "ONNX models (*.onnx)")
         if not paths:
             return []
-        os.makedirs(self.folder, exist_ok=True)
+        try:
+            os.makedirs(self.folder, exist_ok=True)
+        except OSError as exc:
+            self._cannot_write(exc)
+            return []
         copied = []
         for path in paths:
             source = model_library.ModelEntry(os.path.abspath(path), model_library.USER)  # sidecars only
@@ -364,13 +368,32 @@ class ModelLibraryDock(QgsDockWidget):
                 except OSError as exc:
                     QMessageBox.warning(self, "Add model", f"Could not replace {target}: {exc}")
                     continue
-            for part in [source.path] + source.sidecars():
-                shutil.copy2(part, os.path.join(self.folder, os.path.basename(part)))
+            written = []
+            try:
+                for part in [source.path] + source.sidecars():
+                    written.append(os.path.join(self.folder, os.path.basename(part)))
+                    shutil.copy2(part, written[-1])
+            except OSError as exc:   # the folder is read-only or full: the next files would fail the same way
+                for partial in written:   # no half-copied model left in the list
+                    if os.path.isfile(partial):
+                        try:
+                            os.remove(partial)
+                        except OSError:
+                            pass
+                self._cannot_write(exc)
+                break
             copied.append(target)
         self.refresh()
         if copied:
             self.select(copied[-1])
         return copied
+
+    def _cannot_write(self, exc):
+        """Say that the model folder cannot take the files (an unmapped network drive, a read-only or full disk, a
+        path under a file), and where to choose another: an uncaught error here showed QGIS's Python error dialog."""
+        QMessageBox.warning(self, "Add model", f"Could not copy the model into your model folder {self.folder}: "
+                                               f"{exc}\n\nChoose another model folder in the OreMap settings "
+                                               "(Settings… in this panel).")
 
     def show_settings(self):
         from .settings_dialog import SettingsDialog

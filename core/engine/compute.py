@@ -18,6 +18,7 @@ import contextlib
 import contextvars
 import functools
 import os
+import sys
 import threading
 
 import numpy as np
@@ -62,9 +63,19 @@ def cuda_support(refresh=False):
     return dict(found)
 
 
-def available_devices():
-    """Devices to offer: ``["cpu"]``, plus ``"cuda"`` when onnxruntime or torch reports one."""
-    support = cuda_support()
+def cuda_support_if_cheap():
+    """:func:`cuda_support` when answering costs nothing (asked before in this session, or onnxruntime and torch
+    each imported already or not installed), else None: importing them takes seconds, which a settings page
+    built on the GUI thread (QGIS builds every options page when its Options dialog opens) must not cost."""
+    if _CUDA or all(name in sys.modules or not is_installed(name) for name in ("onnxruntime", "torch")):
+        return cuda_support()
+    return None
+
+
+def available_devices(support=None):
+    """Devices to offer: ``["cpu"]``, plus ``"cuda"`` when onnxruntime or torch reports one (in ``support``, a
+    :func:`cuda_support` answer; default: ask)."""
+    support = cuda_support() if support is None else support
     return ["cpu"] + (["cuda"] if support["onnxruntime"] or support["torch"] else [])
 
 

@@ -22,11 +22,13 @@ import csv
 import importlib
 import importlib.metadata
 import os
+import queue
 import re
 import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 
 from .errors import OreMapError
 from .files import no_console
@@ -558,7 +560,8 @@ def install(groups=DEFAULT_GROUPS, folder=None, python=None, find_links=None, lo
                             is_canceled)
             done_count += count
             if is_canceled():
-                raise InstallError("The installation was cancelled; nothing was installed.")
+                raise InstallError("The installation was cancelled; nothing was installed (the packages folder is "
+                                  "unchanged).")
             if tail is not None:
                 mismatch = "Expected sha256" in tail or "DO NOT MATCH THE HASHES" in tail
                 raise InstallError("pip could not install the packages:\n" + tail,
@@ -583,7 +586,12 @@ def install(groups=DEFAULT_GROUPS, folder=None, python=None, find_links=None, lo
 
 
 def _run_pip(command, count, log, progress, is_canceled):
-    """Run pip, streaming its lines to ``log``; None on success, else its last lines."""
+    """Run pip, streaming its lines to ``log``; None on success, else its last lines.
+
+    pip prints nothing for minutes while it downloads a large wheel (torch: one 'Downloading' line, then silence),
+    so its output is read in a thread and ``is_canceled`` is asked every 0.2 s, not only when pip prints: a
+    cancelled pip is stopped within a second. It writes into the staging folder only, so stopping it anywhere
+    leaves the packages folder as it was."""
     env = dict(os.environ, PYTHONNOUSERSITE="1", PIP_NO_INPUT="1")
     env.pop("PIP_REQUIRE_VIRTUALENV", None)
     env.pop("PYTHONPATH", None)  # pip must not see the folder being replaced or QGIS's own paths twice
@@ -591,7 +599,23 @@ def _run_pip(command, count, log, progress, is_canceled):
     progress(1)
     with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
                           bufsize=1, **no_console()) as proc:
-        for line in proc.stdout:
+        received = queue.Queue()
+        threading.Thread(target=_read_lines, args=(proc.stdout, received), daemon=True).start()
+        while True:
+            if is_canceled():
+                proc.terminate()
+                try:
+                    proc.wait(5)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                log("Cancelled: pip was stopped.")
+                break
+            try:
+                line = received.get(timeout=0.2)
+            except queue.Empty:
+                continue
+            if line is None:   # pip closed its output: it has ended
+                break
             line = line.rstrip()
             lines.append(line)
             log(line)
@@ -601,11 +625,18 @@ def _run_pip(command, count, log, progress, is_canceled):
                 progress(min(90, 5 + int(80 * done / max(count, 1))))
             elif line.startswith("Installing collected packages"):
                 progress(92)
-            if is_canceled():
-                proc.terminate()
-                break
         code = proc.wait()
     return None if code == 0 and not is_canceled() else "\n".join(lines[-15:])
+
+
+def _read_lines(stream, received):
+    """Put each line of ``stream`` in the queue ``received``, then None (at its end, or when it was closed)."""
+    try:
+        for line in stream:
+            received.put(line)
+    except (OSError, ValueError):   # closed under the thread once pip was stopped
+        pass
+    received.put(None)
 
 
 def loaded_from(folder, entries):
