@@ -61,8 +61,10 @@ def test_planted_pattern_outliers_found_by_the_covariance_scores(scores):
 def test_planted_enrichment_found_by_every_score(scores):
     _, _, _, out, _ = scores
     enriched = np.arange(5, 10)
-    for method in ("mcd", "iforest", "enrichment", "suite", "target", "fusion", "vae"):
+    for method in ("mcd", "iforest", "enrichment", "suite", "target", "fusion"):
         assert top_share(out[method], enriched) <= 0.05, method       # all five in the top 5 %
+    # the VAE's batches follow the records' canonical order: 5.4 % (at most 5 % when they followed the rows' order)
+    assert top_share(out["vae"], enriched) <= 0.06
     # judged against 8 neighbours only (no spatial structure here), the spatial score is noisier: top 6 %
     assert top_share(out["spatial"], enriched) <= 0.06
 
@@ -347,9 +349,10 @@ def area1():
 def test_real_survey_under_the_published_protocol(area1):
     """20 draws, 2 km positives, negatives >= 4 km. The default fusion with the Au target (pathfinders of Eilu and
     Groves 2001, fixed beforehand) reaches the benchmark's transformer baseline (0.864). Without a target it does
-    not: the default (MCD + isolation forest + element-suite index) is 0.027 below the best robust baseline (MCD).
-    Measured: Au fusion 0.894 +- 0.086; no target: default 0.567, MCD 0.593, isolation forest 0.570, robust PCA
-    0.417, five-score fusion 0.450 (bench/bench_anomaly_surveys.py prints the whole table).
+    not: the default (MCD + isolation forest + element-suite index) is 0.006 below the best robust baseline (the
+    isolation forest). Measured (rows in the canonical order, 0.2.16): Au fusion 0.887 +- 0.071; no target: default
+    0.599, MCD 0.603, isolation forest 0.605, robust PCA 0.424, five-score fusion 0.491
+    (bench/bench_anomaly_surveys.py prints the whole table).
 
     526 of the 1,157 scored rows repeat another record exactly (one campaign reported twice, none near a site); counted
     twice they pull the MCD fit to that campaign and lift MCD to 0.725: a database artefact the default removes by
@@ -364,7 +367,7 @@ def test_real_survey_under_the_published_protocol(area1):
     assert any(line.startswith("526 of 1157 scored samples repeat another record exactly") for line in none["log"])
     auc = {m: ev["auc_mean"] for m, ev in none["evaluations"].items()}
     best = max(auc[m] for m in ("mcd", "rpca", "iforest"))
-    assert best == auc["mcd"] and best - 0.03 <= auc["fusion"] < best
+    assert best == auc["iforest"] and best - 0.03 <= auc["fusion"] < best
     assert auc["fusion"] < 0.864                                      # the issue's goal is not reached
     five = am.fuse(none["scores"], ("mcd", "rpca", "iforest", "enrichment", "spatial"))
     assert pe.evaluate_points(x, y, five, sites, 2000.0, 4000.0)["auc_mean"] < auc["fusion"] - 0.1
@@ -544,8 +547,9 @@ def test_a_large_survey_fits_the_robust_covariance_on_a_random_subset(monkeypatc
     capped, messages = am.score_all(values, NAMES, x, y, methods=("mcd",), support=0)
     assert ("Robust covariance (MCD): fitted on a random 1,000 of the 3,000 distinct records (seeded), then every "
             "record scored against it.") in messages
-    # the 10 planted samples are among the top 13, as with the fit on every sample
-    assert top_share(capped["mcd"], np.arange(10)) == top_share(full["mcd"], np.arange(10)) == pytest.approx(13 / 3000)
+    # the 10 planted samples are among the top 13, as with the fit on every sample (the subset: the top 12)
+    assert top_share(full["mcd"], np.arange(10)) == pytest.approx(13 / 3000)
+    assert top_share(capped["mcd"], np.arange(10)) == pytest.approx(12 / 3000)
     from scipy.stats import spearmanr
 
     assert spearmanr(capped["mcd"], full["mcd"])[0] > 0.99

@@ -677,7 +677,9 @@ def test_real_survey_log_au(run_alg, tmp_path, survey):
         measures = {r[0]: r[1] for r in csv.reader(fh) if len(r) == 2}
     assert float(measures["ROC-AUC against all negative candidates"]) == pytest.approx(
         brute_auc(log_au[pos], log_au[neg]), abs=1e-7)  # 0.8172
-    assert out["AUC_MEAN"] == pytest.approx(0.837, abs=0.005)
+    # 20 draws of 10 negatives: 0.837 when the draws followed the layer's row order, 0.805 since they follow the
+    # samples (sorted by place and score), whatever the order
+    assert out["AUC_MEAN"] == pytest.approx(0.805, abs=0.005)
     se = pe.auc_standard_error(0.73, 10, 10)
     assert abs(out["AUC_MEAN"] - 0.73) < 1.5 * se  # near the published value given 10 positives
     assert 0.03 < out["AUC_SD"] < 0.1

@@ -159,7 +159,7 @@ def select_elements_points(values, names, x, y, deposits_xy, positive_radius, ne
     feedback = ensure(feedback)
     values = np.asarray(values, dtype=float).reshape(len(x), -1)
     x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
-    first, _ = distinct_records(values, x, y)
+    first = np.sort(distinct_records(values, x, y)[0])   # in the layer's order: nothing here depends on it
     if first.size < x.size:
         feedback.info(f"{x.size - first.size} of {x.size} samples repeat another record (same place and values): "
                       f"each record counts once ({first.size} samples).")

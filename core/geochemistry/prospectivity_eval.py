@@ -508,6 +508,11 @@ def evaluate_points(x, y, scores, deposits_xy, positive_radius=2000.0, negative_
     scores = np.ravel(np.asarray(scores, float))
     if not (x.size == y.size == scores.size):
         raise ValueError("x, y and scores must have the same length.")
+    # the samples in one order (by x, y, score), whatever order the layer holds them in: the draws of negatives pick
+    # by position and the nearest sample of a deposit breaks ties by position (sorting area1's rows otherwise moved
+    # an AUC by up to 0.1 with the same seed)
+    order = np.lexsort((scores, y, x))
+    x, y, scores = x[order], y[order], scores[order]
     dep = deposit_array(deposits_xy)
     _check_distances(positive_radius, negative_min_distance)
     finite = np.isfinite(scores) & np.isfinite(x) & np.isfinite(y)
