@@ -168,10 +168,12 @@ class TrainProspectivityModel(OreMapAlgorithm):
             raise self.fail("OUTPUT_FOLDER", f"'{folder}' is a file, not a folder.", "Choose a folder for the models.")
         if os.path.isdir(folder) and not os.access(folder, os.W_OK):   # before the cross-validation, not after
             raise self.fail("OUTPUT_FOLDER", f"Folder '{folder}' is not writable.", "Choose a folder you can write to.")
-        taken = [f"{m}.onnx" for m in model_keys([METHODS[i][0] for i in chosen])
-                 if os.path.exists(os.path.join(folder, f"{m}.onnx"))]
+        keys = model_keys([METHODS[i][0] for i in chosen])
+        taken = [f"{m}.onnx" for m in keys if os.path.exists(os.path.join(folder, f"{m}.onnx"))]
         if taken:
             feedback.warning(f"Model folder: replacing {', '.join(taken)} in {folder}")
+        for key in keys:   # the models go under the run's guard: a cancel or error puts the folder back as it was
+            self._guard_file(os.path.join(folder, f"{key}.onnx"), feedback)
         report_path = self.output_path(parameters, "OUTPUT_REPORT", context, feedback)
         number = lambda name: self.parameterAsDouble(parameters, name, context)  # noqa: E731
         integer = lambda name: self.parameterAsInt(parameters, name, context)  # noqa: E731

@@ -377,3 +377,47 @@ def test_the_resnet_trainer_and_the_comparison_skip_folds_for_the_same_reasons()
     assert pc.skip_reason(plan, part(n_positive=3, n_negative=0), full) == "no training background window is left"
     assert pc.skip_reason(plan, full, part(n_positive=3, n_negative=0)).startswith("no validation background window")
     assert pc.skip_reason(plan, full, full) is None
+
+
+def test_a_late_cancel_leaves_the_model_folder_as_it_was_and_progress_moves_through_the_folds(processing_provider,
+                                                                                               tmp_path):
+    """The models were written into OUTPUT_FOLDER outside the run's guard: a cancel after they were written (while
+    the summary was logged) said 'no output was written' but left new models behind, or replaced a kept run's
+    models while putting its report back. And without the ResNet the progress bar stood at 2 % through every fold."""
+    import hashlib
+
+    import processing
+    from qgis.core import QgsProcessingException, QgsProcessingFeedback
+
+    path = str(tmp_path / "stack.tif")
+    deposits = make_stack(path)
+    folder, report = tmp_path / "models", tmp_path / "report.html"
+    base = {"INPUT": path, "DEPOSITS": point_layer(deposits), "METHODS": [0, 1], "WINDOW": WINDOW, "FOLDS": 3,
+            "BLOCK_SIZE": 6000.0, "NEGATIVES_PER_POSITIVE": 6, "JITTER_COPIES": 1, "BOOTSTRAP": 100,
+            "OUTPUT_FOLDER": str(folder), "OUTPUT_REPORT": str(report)}
+
+    class CancelAtSummary(QgsProcessingFeedback):
+        def __init__(self):
+            super().__init__()
+            self.percents = []
+            self.progressChanged.connect(self.percents.append)
+
+        def pushInfo(self, text):
+            super().pushInfo(text)
+            if "Best single element" in text:   # the summary, logged after the models are written
+                self.cancel()
+
+    digest = lambda: {p.name: hashlib.md5(p.read_bytes()).hexdigest() for p in folder.iterdir()}  # noqa: E731
+    late = CancelAtSummary()
+    with pytest.raises(QgsProcessingException, match="Cancelled"):
+        processing.run("oremap:train_prospectivity_model", dict(base, SEED=5), feedback=late)
+    assert not folder.exists() or list(folder.iterdir()) == []
+    assert not report.exists()
+    folds = [p for p in late.percents if 2.5 < p < 93]
+    assert len(folds) >= 6 and folds == sorted(folds)   # two fits and the end of each of three folds
+    processing.run("oremap:train_prospectivity_model", dict(base, SEED=5))   # a run the user keeps
+    kept, kept_report = digest(), report.read_bytes()
+    assert sorted(kept) == ["ensemble.onnx", "logistic.onnx", "random_forest.onnx"]
+    with pytest.raises(QgsProcessingException, match="Cancelled"):
+        processing.run("oremap:train_prospectivity_model", dict(base, SEED=6), feedback=CancelAtSummary())
+    assert digest() == kept and report.read_bytes() == kept_report

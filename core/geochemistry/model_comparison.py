@@ -148,17 +148,19 @@ def _fit_fold(stack, train, methods, options, seed, feedback, label):
     members, references = {}, {}
     background = train.subset(train.labels == 0)
     tabular = [m for m in methods if m in pm.TABULAR]
+    n_fits = len(tabular) + ("resnet" in methods)   # each fit's share of the fold's progress, in order
     if tabular:
         X = pm.stack_features(stack, train, options["window"])
         X_bg = X[train.labels == 0]
-        for method in tabular:
+        for i, method in enumerate(tabular):
             feedback.check()
             member = pm.TabularMember(method, X, train.labels, seed)
             members[method] = member
             references[method] = member.predict(X_bg)
+            feedback.progress(100 * (i + 1) / n_fits)
     if "resnet" in methods:
-        module, history, kept, n_cells = pc._train_one(stack, train, pc.WindowSpecs.empty(), options, seed, feedback,
-                                                       label)
+        module, history, kept, n_cells = pc._train_one(stack, train, pc.WindowSpecs.empty(), options, seed,
+                                                       feedback.scaled(100 * len(tabular) / n_fits, 100), label)
         members["resnet"] = module
         references["resnet"] = pn.predict_torch(module, stack.windows(background.rows, background.cols,
                                                                       options["window"]))
@@ -345,6 +347,7 @@ def compare_models(raster_path, deposits_xy, deposit_names=None, samples_xy=None
                 feedback.warning(f"Fold {f + 1} is skipped for every model ({pc._deposits(val.n_positive)} not "
                                  f"validated): {why}.")
                 folds.append({"fold": f + 1, "skipped": True, "n_val_positive": val.n_positive})
+                part.progress(100)
                 continue
             members, refs = _fit_fold(stack, train, methods, options, seed + 1000 * (f + 1), part, f"Fold {f + 1}")
             ar, ac = _area_cells(plan, stack.valid, max_nodata, max_area_cells, rng_area, f)
@@ -369,6 +372,7 @@ def compare_models(raster_path, deposits_xy, deposit_names=None, samples_xy=None
                           "n_val_negative": val.n_negative, "n_train_positive": train.n_positive,
                           "n_train_negative": train.n_negative, "n_area": int(ar.size), "scores": scores,
                           "resnet_history": members.get("resnet_history")})
+            part.progress(100)   # the tabular models said nothing: the bar stood at 2 % through every fold
         if not any(not f["skipped"] for f in folds):
             raise OreMapError("No fold could be scored: every fold lacks training or validation deposits.", "folds",
                               "Try fewer folds or another block size.")
