@@ -244,8 +244,13 @@ def test_utm_zone_and_projection():
     assert geochem.utm_crs_for([3.0, 3.5], [50.0, 51.0]) == 32631
     assert geochem.utm_crs_for([-70.6], [-33.4]) == 32719
     assert geochem.utm_crs_for([179.0, -177.5], [10.0, 10.0]) == 32601  # centroid across the antimeridian
-    with pytest.raises(OreMapError):
+    with pytest.raises(OreMapError, match="not longitude/latitude in degrees"):
         geochem.utm_crs_for([500000.0], [6200000.0])
+    # area1 loaded with X and Y swapped (latitude as x): it was told to be a projected layer declared geographic
+    with pytest.raises(OreMapError, match=r"look like longitude and latitude swapped: x runs from -34.3 to -32.6 and "
+                                          r"y from 117.2 to 118.5") as err:
+        geochem.utm_crs_for([-34.3, -32.6], [117.2, 118.5])
+    assert err.value.parameter == "crs" and "X = longitude" in err.value.fix
     # the central meridian of zone 50 is 117 E; the equator lies at 10,000 km north in the south zones
     px, py = geochem.project_points([117.0], [0.0], 4326, "EPSG:32750")
     np.testing.assert_allclose([px[0], py[0]], [500000.0, 10000000.0], atol=1e-6)

@@ -267,6 +267,11 @@ def test_refusals_name_what_can_work():
             "gives a fold with deposits to train on and to validate.")
         assert err.value.fix == (fix or "Train without cross-validation (0 folds), or use more deposits, spread "
                                         "wider.")
+    # one usable deposit: no block size helps, so the deposits are named, not BLOCK_SIZE
+    with pytest.raises(OreMapError) as err:
+        pf.plan_spatial_folds(valid, close[:1], transform, WINDOW, n_folds=3, block_size=2000.0,
+                              negatives_per_positive=2, jitter_copies=1)
+    assert err.value.parameter == "deposits" and err.value.message.startswith("Only one deposit is usable")
     apart = to_xy(np.array([(20, 20), (150, 150)], dtype=float) + 0.5)
     with pytest.raises(OreMapError) as err:
         pf.plan_spatial_folds(valid, apart, transform, WINDOW, n_folds=3, block_size=100 * SIZE * CELL,

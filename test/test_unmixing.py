@@ -478,3 +478,26 @@ def test_endmembers_of_one_shape_are_warned_of(tmp_path):
         assert len(said) == int(warned)
         if warned:
             assert f"'{copy.names[0]}' and 'kaolinite, darker copy' (0.00 degrees)" in said[0]
+
+
+def test_too_few_image_bands_for_the_endmembers_blame_the_image_not_the_library(tmp_path):
+    """A 3-band image (650, 1650, 2200 nm) with 5 USGS endmembers: the refusal blamed LIBRARY ('use a library that
+    covers more of the image's wavelength range') though the library covers all three bands."""
+    import rasterio
+    from affine import Affine
+
+    from conftest import USGS_LIBRARY
+    from oremap.core.hyperspectral import mapping
+
+    path = str(tmp_path / "three.tif")
+    with rasterio.open(path, "w", driver="GTiff", width=4, height=4, count=3, dtype="float32", crs="EPSG:32612",
+                       transform=Affine(30.0, 0, 500000.0, 0, -30.0, 4200000.0)) as ds:
+        ds.write(np.random.default_rng(0).uniform(0.1, 0.4, (3, 4, 4)).astype(np.float32))
+        for b, nm in enumerate((650.0, 1650.0, 2200.0), start=1):
+            ds.update_tags(b, wavelength=str(nm), wavelength_units="Nanometers")
+    names = ["Kaolinite CM9", "Alunite GDS84", "Muscovite GDS107", "Calcite WS272", "Goethite WS222"]
+    with pytest.raises(OreMapError) as err:
+        mapping.unmix_map(path, read_library(USGS_LIBRARY).subset(names), str(tmp_path / "a.tif"))
+    assert err.value.parameter == "raster"
+    assert err.value.message == "The image has only 3 good bands, and 5 are needed to separate 5 spectra."
+    assert err.value.fix == "Use at most 3 spectra (endmembers), or an image with more bands."

@@ -520,6 +520,12 @@ def utm_crs_for(lon, lat):
     if not ok.any():
         raise OreMapError("No point has valid coordinates.", "crs")
     lon, lat = lon[ok], lat[ok]
+    if np.abs(lat).max() > 90 and np.abs(lon).max() <= 90 and np.abs(lat).max() <= 360:
+        # x within +-90 and y beyond: degrees with the columns swapped, the CSV trap (X_POSSIBLE_NAMES=lat)
+        raise OreMapError(f"The coordinates look like longitude and latitude swapped: x runs from {lon.min():g} to "
+                          f"{lon.max():g} and y from {lat.min():g} to {lat.max():g}, beyond +-90 (a latitude).",
+                          "crs", "Load the points with X = longitude and Y = latitude (Layer Properties > Source, or "
+                          "the X and Y fields of the delimited-text import).")
     if np.abs(lat).max() > 90 or np.abs(lon).max() > 360:
         raise OreMapError("The coordinates are not longitude/latitude in degrees.", "crs",
                           "Check the layer's CRS: a projected layer must not be declared geographic.")

@@ -419,8 +419,8 @@ def plan_spatial_folds(valid, deposits_xy, transform, window, n_folds=5, block_s
                      f"window and crop margin)")
             raise OreMapError(
                 f"{where}, so no block size gives a fold with deposits to train on and to validate.",
-                "block_size", no_folds_fix or "Train without cross-validation (0 folds), or use more deposits, "
-                                              "spread wider.")
+                "deposits" if n_dep < 2 else "block_size",   # one deposit: no block size can help
+                no_folds_fix or "Train without cross-validation (0 folds), or use more deposits, spread wider.")
         if blocks_with < 2:
             raise OreMapError(
                 f"All deposits lie in one block of {block_size:g} map units: spatial cross-validation needs "

@@ -248,6 +248,10 @@ def match_library(library, band_info, min_bands=2, feedback=None, drop_partial=F
             f"The library ({lo:.0f}-{hi:.0f} nm) does not overlap the image's good bands "
             f"({good_lo:.0f}-{good_hi:.0f} nm)" + (" in a band every spectrum covers." if len(library.names) > 1 else "."),
             "library", "Use a library that covers the image's wavelength range, or check the wavelength units.")
+    if n_usable < min_bands and n_usable == int(good.sum()):   # the library covers every good band: the image is short
+        raise OreMapError(
+            f"The image has only {n_usable} good bands, and {min_bands} are needed to separate {min_bands} spectra.",
+            "raster", f"Use at most {n_usable} spectra (endmembers), or an image with more bands.")
     if n_usable < min_bands:
         raise OreMapError(
             f"Only {n_usable} image bands are covered by the library, {min_bands} are needed.",
