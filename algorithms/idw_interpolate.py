@@ -202,6 +202,9 @@ class IdwInterpolate(OreMapAlgorithm):
             feedback.info(f"Cell size {cell_size:g} m: a quarter of the median distance between neighbouring "
                           "sample locations, rounded (set CELL_SIZE to choose another).")
         values, counts = geochem.below_detection(values, mode=below, missing=missing, zeros=zeros)
+        impossible = geochem.impossible_values_note(values, fields)
+        if impossible:
+            feedback.warning(impossible)
         for line in geochem.value_notes(fields, counts, below, zeros, n_samples=len(values)):
             feedback.info(line)
         empty = [j for j in range(len(fields)) if not np.isfinite(values[:, j]).any()]

@@ -272,3 +272,14 @@ def test_real_survey_table_and_its_utm_zone():
     assert err.value.parameter == "fields"
     with pytest.raises(OreMapError):
         geochem.read_sample_table(SURVEY, x="lon")
+
+
+def test_values_above_the_whole_sample_are_warned_of():
+    """One As value of 1e30 (an overflow code) was gridded into values up to 5.6e29 without a word."""
+    values = np.array([[1e30, 5.0, 12.0], [3.0, 2e9, 15.0], [4.0, 7.0, 101.0], [np.nan, 8.0, 20.0]])
+    note = geochem.impossible_values_note(values, ["As_ppm", "Au_ppb", "SiO2_pct"])
+    assert note == ("Values above 100 % of the sample, which no assay gives (a code, an overflow or a unit slip): "
+                    "As_ppm: 1 (up to 1e+30); Au_ppb: 1 (up to 2e+09); SiO2_pct: 1 (up to 101). Give such a code as "
+                    "the missing value, or correct the values.")
+    assert geochem.impossible_values_note(values[1:, 2:] * 0 + 50.0, ["SiO2_pct"]) is None
+    assert geochem.impossible_values_note(np.array([[999999.0]]), ["Cu_ppm"]) is None

@@ -98,6 +98,28 @@ def element_unit_factor(name):
     return (UNIT_FACTORS[unit], unit) if unit else (1.0, None)
 
 
+#: More than this many ppm is more than the whole sample (100 %): an overflow, a sentinel or a unit slip.
+IMPOSSIBLE_PPM = 1e6
+
+
+def impossible_values_note(values, names):
+    """A warning naming the columns with values above 100 % of the sample (more than :data:`IMPOSSIBLE_PPM` once
+    their unit is read from the name, :func:`element_unit_factor`), or None. Such a value (1e30, 99999999) is a
+    code or an overflow, not a concentration, and an interpolated grid spreads it over its neighbourhood."""
+    X = np.asarray(values, dtype=np.float64).reshape(len(values), -1)
+    found = []
+    for j, name in enumerate(names):
+        factor, _ = element_unit_factor(str(name))
+        column = X[:, j][np.isfinite(X[:, j])]
+        bad = column[column * factor > IMPOSSIBLE_PPM]
+        if bad.size:
+            found.append(f"{name}: {bad.size} (up to {bad.max():.4g})")
+    if not found:
+        return None
+    return ("Values above 100 % of the sample, which no assay gives (a code, an overflow or a unit slip): "
+            + "; ".join(found) + ". Give such a code as the missing value, or correct the values.")
+
+
 def element_name(column):
     """The column name without its unit suffix: ``"Au_ppb"`` -> ``"Au"`` (unchanged without a suffix)."""
     return _split(column)[0]
