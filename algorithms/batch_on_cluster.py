@@ -267,11 +267,13 @@ class BatchOnCluster(OreMapAlgorithm):
                              rows_per_part=self.parameterAsInt(parameters, "ROWS_PER_PART", context),
                              memory_mb=self.memory_mb(), threads=1,
                              ship_model=self.parameterAsBool(parameters, "SHIP_MODEL", context))
-        batch.plan(job, feedback)   # bad input (the model, the options, the scenes) is named before a cluster starts
+        # bad input (the model, the options, the scenes) is named before a cluster starts
+        plans = batch.plan(job, feedback)
         scheduler = self.parameterAsString(parameters, "SCHEDULER", context).strip()
         workers = self.parameterAsInt(parameters, "WORKERS", context) or None
         client, cluster = batch.start_cluster(scheduler or None, workers,
                                               packages=batch.ALGORITHMS[algorithm].requires)
+        report, running = None, False
         try:
             n_workers = len(client.scheduler_info().get("workers", {}))
             feedback.info(f"{len(job.inputs)} scenes, {batch.ALGORITHMS[algorithm].label}, on "
@@ -282,14 +284,24 @@ class BatchOnCluster(OreMapAlgorithm):
                 feedback.warning(f"The compute device is CUDA, but the local cluster's {n_workers} worker processes "
                                  "would share one GPU, each with its own memory: they run on the CPU. Set WORKERS "
                                  "to 1 to run on the GPU.")
+            running = True
             report = batch.run_batch(job, client, feedback, device=device)
         finally:
             client.close()
             if cluster is not None:
                 cluster.close()
+            if running and report is None:
+                # cancelled (or stopped by an error) after some scenes were written: they keep their outputs, and
+                # get their styles now, read back from the outputs (the run's numbers went with it)
+                finished = self.style_written(job, [p.scene for p in plans if not p.skip], feedback)
+                if finished:
+                    feedback.info(f"{len(finished)} scene(s) finished before the run stopped: styled.")
         feedback.info(f"{len(report.done)} scenes written, {len(report.skipped)} skipped, {len(report.failed)} "
                       f"failed; {report.pixels} pixels in {report.seconds:.1f} s ({report.parts} tasks).")
         self.style_scenes(context, job, report)
+        restyled = self.style_written(job, report.skipped, feedback)
+        if restyled:
+            feedback.info(f"{len(restyled)} skipped scene(s) had outputs without a style (.qml): styled now.")
         batch.check_outcome(report)   # every scene failed: an error naming the first failure
         return {"OUTPUT_FOLDER": out_dir, "SCENES_DONE": len(report.done), "SCENES_SKIPPED": len(report.skipped),
                 "SCENES_FAILED": len(report.failed)}
@@ -304,6 +316,106 @@ class BatchOnCluster(OreMapAlgorithm):
                 info = read_model_info(job.model)
             for suffix, style in output_styles(job.algorithm, report.summaries.get(scene) or {}, info).items():
                 self.style_output(context, report.outputs[scene][suffix], style)
+
+    def style_written(self, job, scenes, feedback):
+        """A .qml beside every output of ``scenes`` (written before: skipped by Resume, or finished by a run that
+        was then cancelled) that has none, as :meth:`style_scenes` styles it, from what the outputs themselves keep
+        (:func:`summary_from_outputs`) and the model. Scenes not all of whose outputs exist are left alone. Returns
+        the scenes styled; one that cannot be styled is named in a warning (the run's outcome stands). No layer
+        of the folder is loaded on completion, so the .qml is all the style there is."""
+        styled, info = [], None
+        for scene in scenes:
+            outputs = batch.output_paths(job.algorithm, scene, job.out_dir)
+            if not all(os.path.isfile(path) for path in outputs.values()):
+                continue
+            bare = [suffix for suffix, path in outputs.items() if not os.path.exists(os.path.splitext(path)[0] +
+                                                                                      ".qml")]
+            if not bare:
+                continue
+            try:
+                if info is None and job.algorithm in ("predict_abundance", "score_anomaly"):
+                    from ..core.engine.model_format import read_model_info
+
+                    info = read_model_info(job.model)
+                chosen = output_styles(job.algorithm, summary_from_outputs(job.algorithm, outputs), info)
+                done = [suffix for suffix in bare if suffix in chosen]
+                for suffix in done:
+                    # not under the run's output guard (style_output): the scene's outputs stay whatever becomes
+                    # of this run (a cancel rolls the run's guarded files back), and so does their style
+                    styles.write_style(outputs[suffix], chosen[suffix])
+            except Exception as exc:   # noqa: BLE001 - a style never costs the run (nor hides its cancel)
+                feedback.warning(f"{os.path.basename(os.path.normpath(scene))}: its outputs could not be styled: "
+                                 f"{str(exc) or type(exc).__name__}")
+                continue
+            if done:
+                styled.append(scene)
+        return styled
+
+
+def summary_from_outputs(algorithm, outputs):
+    """What :func:`output_styles` needs of a scene (the numbers :func:`core.scaleout.batch.scene_summary` gives),
+    read back from the scene's written ``outputs`` (``{suffix: path}``): the class legend a class raster keeps
+    (``OREMAP_CLASSES``), the mine threshold the mask keeps (``OREMAP_THRESHOLD``) and the mean of every abundance
+    band over the pixels that have abundances (the band shown first). For a scene finished by an earlier run,
+    whose numbers are gone."""
+    import json
+
+    import rasterio
+
+    def tags(path):
+        with rasterio.open(path) as ds:
+            return ds.tags()
+
+    summary = {}
+    if algorithm in ("classify_cnn", "sam_classify"):
+        tag = tags(outputs["classes"]).get("OREMAP_CLASSES")
+        if tag:
+            summary["legend"] = [{"value": int(c["value"]), "name": str(c["name"]), "color": str(c["color"])}
+                                 for c in json.loads(tag)]
+    elif algorithm == "detect_mines":
+        for suffix in ("mask", "probability"):
+            tag = tags(outputs[suffix]).get("OREMAP_THRESHOLD")
+            if tag not in (None, ""):
+                summary["threshold"] = float(tag)
+                break
+    elif algorithm in ("unmix_fcls", "predict_abundance"):
+        path = outputs["abundances" if algorithm == "unmix_fcls" else "abundance"]
+        summary["means"] = abundance_means(path, algorithm == "unmix_fcls")
+    return summary
+
+
+def abundance_means(path, unmixed=False):
+    """The mean of every abundance band of ``path`` over the pixels with an abundance in every band (not nodata,
+    finite), as the run's statistics count them; ``unmixed``: an unmixing output, whose bands after the endmembers'
+    (``OREMAP_ENDMEMBERS``) are residuals."""
+    import json
+
+    import numpy as np
+    import rasterio
+    from rasterio.windows import Window
+
+    with rasterio.open(path) as ds:
+        count = ds.count
+        if unmixed:
+            try:
+                count = len(json.loads(ds.tags().get("OREMAP_ENDMEMBERS") or "")) or ds.count
+            except (ValueError, TypeError):
+                from ..core.hyperspectral.mapping import RESIDUAL_BANDS
+
+                count = ds.count - len(RESIDUAL_BANDS.get(ds.tags().get("OREMAP_UNMIXING_MODE"), ()))
+            count = min(max(count, 1), ds.count)
+        nodata = ds.nodata
+        sums, n = np.zeros(count), 0
+        rows = max(1, (1 << 21) // max(ds.width * count, 1))
+        for row in range(0, ds.height, rows):
+            block = ds.read(list(range(1, count + 1)), window=Window(0, row, ds.width, min(rows, ds.height - row)),
+                            out_dtype="float64").reshape(count, -1)
+            good = np.isfinite(block).all(axis=0)
+            if nodata is not None and not np.isnan(nodata):
+                good &= (block != nodata).all(axis=0)
+            sums += block[:, good].sum(axis=1)
+            n += int(good.sum())
+    return [float(s / max(n, 1)) for s in sums]
 
 
 def output_styles(algorithm, summary, info=None):
