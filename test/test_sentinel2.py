@@ -81,6 +81,27 @@ def write_stack(path, data, descriptions=None, tags=None, band_tags=None, dtype=
 # ---------------------------------------------------------------------------
 
 
+def test_a_cancel_while_the_opening_is_logged_leaves_no_vrt_folder(monkeypatch):
+    """The notes of a folder's opening are logged after its VRT folder is made: a cancel raised there (a feedback
+    whose log checks cancel) left the folder in the temporary directory."""
+    import tempfile
+
+    from oremap.core.engine.errors import Cancelled
+    from oremap.core.engine.feedback import Feedback
+
+    made = []
+    real = tempfile.mkdtemp
+    monkeypatch.setattr(tempfile, "mkdtemp", lambda *a, **k: made.append(real(*a, **k)) or made[-1])
+
+    class CancelOnLog(Feedback):
+        def info(self, message):
+            raise Cancelled()
+
+    with pytest.raises(Cancelled):
+        open_sentinel2(PATCH, feedback=CancelOnLog())
+    assert len(made) == 1 and not os.path.exists(made[0])
+
+
 def test_folder_is_stacked_on_the_10m_grid_without_writing_into_it():
     before = sorted(os.listdir(PATCH))
     s2 = open_sentinel2(PATCH)

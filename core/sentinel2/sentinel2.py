@@ -358,10 +358,14 @@ def open_sentinel2(path, band_map=None, feedback=None, required=None, out_dir=No
         s2 = _open_folder(path, required, feedback, out_dir, mask_clouds)
     else:
         s2 = _open_file(path, parse_band_map(band_map), required, feedback, mask_clouds)
-    for note in s2.notes:
-        feedback.info(note)
-    for warning in s2.warnings:
-        feedback.warning(warning)
+    try:
+        for note in s2.notes:
+            feedback.info(note)
+        for warning in s2.warnings:
+            feedback.warning(warning)
+    except BaseException:   # a cancel (or a failing log) here would leave the VRT folder behind
+        s2.close()
+        raise
     return s2
 
 
