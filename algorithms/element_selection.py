@@ -192,7 +192,7 @@ class ElementSelection(OreMapAlgorithm):
             else:  # survey hygiene: elements by unit, never coordinates, oxides merged, enough coverage
                 _, xs, ys, fields, matrix, _ = survey_table(
                     self, source, context, crs, [], self.parameterAsDouble(parameters, "COVERAGE", context) / 100.0,
-                    missing=options["missing"], zeros=options["zeros"], feedback=feedback)
+                    missing=options["missing"], zeros=options["zeros"], feedback=feedback, share=(0.0, 50.0))
             deposits = self.deposit_points(parameters, "DEPOSITS", context, crs, feedback)
             feedback.check()
             feedback.progress(60)

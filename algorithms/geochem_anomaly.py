@@ -27,7 +27,8 @@ from ..core.geochemistry.distance_advice import TRADE_OFF
 from . import qt_compat as field_type
 from .base import OreMapAlgorithm, require_fields, split_names
 from .evaluate_prospectivity import DISTANCE_HELP, distance_crs_for_points
-from .survey_input import COVERAGE_HELP, FIELDS_HELP, numeric_fields, read_points, warn_unlocated
+from .survey_input import (COVERAGE_HELP, FIELDS_HELP, READ_SHARE, WRITE_SHARE, features_by_id, numeric_fields,
+                           read_points, warn_unlocated)
 
 BELOW = [("half", "Half the detection limit"), ("limit", "The detection limit"), ("nan", "Missing")]
 TARGET_LABELS = [("none", "None: every element measured widely enough")] + [
@@ -196,8 +197,8 @@ class GeochemAnomaly(OreMapAlgorithm):
         has_deposits = parameters.get("DEPOSITS") not in (None, "")
         crs = distance_crs_for_points(self, source, context, feedback)
         columns = list(fields) or numeric_fields(source, feedback)
-        features, xs, ys, gx, gy, values = read_points(self, source, context, crs, columns, feedback)
-        if not features:
+        ids, xs, ys, gx, gy, values = read_points(self, source, context, crs, columns, feedback, share=READ_SHARE)
+        if not len(ids):
             raise self.fail("POINTS", "The layer has no features.", "Choose a layer of sample points.")
         warn_unlocated(xs, ys, feedback, "they are not scored (the scores use each sample's place: repeated "
                                          "records, neighbours, spatial support); their rows keep empty scores")
@@ -222,7 +223,7 @@ class GeochemAnomaly(OreMapAlgorithm):
             subtitle=f"Sample points: {source.sourceName()}" + (
                 f"; positive radius {radius:g} m, negatives at least {min_distance:g} m from deposits"
                 if has_deposits else ""),
-            feedback=feedback)
+            feedback=feedback.scaled(READ_SHARE[1], WRITE_SHARE[0]))
         scores = result["scores"]
         main = scores[method]
         evaluation = (result["evaluations"] or {}).get(method)
@@ -241,7 +242,7 @@ class GeochemAnomaly(OreMapAlgorithm):
         elif csv_path:
             feedback.warning("The AUC table (OUTPUT_CSV) compares the methods on known deposits: give DEPOSITS to "
                              "get it. Not written.")
-        self._write_points(parameters, context, feedback, source, features, scores, method, out)
+        self._write_points(parameters, context, feedback, source, ids, scores, method, out)
         return out
 
     def _units(self, parameters, context):
@@ -257,7 +258,7 @@ class GeochemAnomaly(OreMapAlgorithm):
             units[key] = unit.lower()
         return units
 
-    def _write_points(self, parameters, context, feedback, source, features, scores, method, out):
+    def _write_points(self, parameters, context, feedback, source, ids, scores, method, out):
         import numpy as np
 
         out_fields = QgsFields(source.fields())
@@ -276,7 +277,7 @@ class GeochemAnomaly(OreMapAlgorithm):
         main = scores[method]
         classes = am.anomaly_classes(main)
         columns = [scores[m] for m in scores]
-        for i, feature in enumerate(features):
+        for i, feature in enumerate(features_by_id(source, ids, feedback, WRITE_SHARE)):
             feedback.check()
             copy = QgsFeature(out_fields)
             copy.setGeometry(feature.geometry())

@@ -4,6 +4,7 @@ Not an algorithm: helpers around :mod:`core.geochemistry.survey_hygiene` for QGI
 """
 
 import numpy as np
+from qgis.core import QgsFeatureRequest, QgsProcessingException
 
 from ..core.geochemistry import survey_hygiene as sh
 from .base import assay_number, column_reader, require_fields, text_numbers
@@ -46,37 +47,136 @@ def numeric_fields(source, feedback=None):
     return [f.name() for f in source.fields() if f.isNumeric() or numbers[f.name()]]
 
 
-def read_points(alg, source, context, crs, fields, feedback=None):
-    """``(features, xs, ys, gx, gy, values)``: every feature, its first vertex in ``crs`` (NaN without a geometry)
-    and in the layer's own CRS, and the values of ``fields`` (NaN for NULL). ``feedback`` is told how many values
-    were over the upper limit ('>10000': read as the limit)."""
+READ_SHARE = (0.0, 20.0)
+"""The part of a run's progress (percent: start, end) that reading the sample points takes (:func:`read_points`)."""
+
+WRITE_SHARE = (90.0, 100.0)
+"""The part of a run's progress that writing the scored points takes (:func:`features_by_id`)."""
+
+READ_CHUNK = 4096
+"""Rows added at a time to the arrays of :func:`read_points` when the provider does not know its feature count (or
+has more features than it said)."""
+
+PROGRESS_EVERY = 256
+"""Features read between two progress reports (and cancel checks) of :func:`read_points` and
+:func:`features_by_id`."""
+
+
+class _Rows:
+    """Rows of float values (and int64 feature ids) filled in place: one array of the announced size, or chunks of
+    :data:`READ_CHUNK` rows when the size is unknown or turns out too small."""
+
+    def __init__(self, expected, width):
+        self._width = width
+        self._chunks = []          # (ids, values) arrays, full but the last
+        self._filled = 0           # rows filled in the last chunk
+        self.count = 0
+        self._add(expected if expected > 0 else READ_CHUNK)
+
+    def _add(self, rows):
+        self._chunks.append((np.empty(rows, dtype=np.int64), np.empty((rows, self._width), dtype=float)))
+        self._filled = 0
+
+    def next_row(self, fid):
+        """The row (a view to fill) of the next feature, whose id is ``fid``."""
+        ids, values = self._chunks[-1]
+        if self._filled == len(ids):
+            self._add(READ_CHUNK)
+            ids, values = self._chunks[-1]
+        ids[self._filled] = fid
+        row = values[self._filled]
+        self._filled += 1
+        self.count += 1
+        return row
+
+    def arrays(self):
+        """``(ids, values)`` of the rows filled, in the order they came (a copy only when chunks were added or the
+        announced size was too large)."""
+        ids, values = self._chunks[-1]
+        if len(self._chunks) == 1 and self._filled == len(ids):
+            return ids, values
+        parts = self._chunks[:-1] + [(ids[:self._filled], values[:self._filled])]
+        return (np.concatenate([p[0] for p in parts]),
+                np.concatenate([p[1] for p in parts]).reshape(self.count, self._width))
+
+
+def read_points(alg, source, context, crs, fields, feedback=None, share=(0.0, 100.0), say_over=True):
+    """``(ids, xs, ys, gx, gy, values)``: the id of every feature (an int64 array, in the order the source gives
+    them: :func:`features_by_id` reads them again to copy their attributes into an output), its first vertex in
+    ``crs`` (NaN without a geometry) and in the layer's own CRS, and the values of ``fields`` (NaN for NULL), read
+    straight into one float array (no feature is kept: a survey of 100,000 samples held 1.5 GB of features).
+
+    ``feedback`` gets the progress of the read within ``share`` (percent of the run: start, end) and may cancel it;
+    with ``say_over`` it is told how many values were over the upper limit ('>10000': read as the limit)."""
     index = [source.fields().lookupField(f) for f in fields]
-    features, xs, ys, gx, gy, rows = [], [], [], [], [], []
+    expected = source.featureCount()   # -1 when the provider does not know
+    rows = _Rows(expected, len(fields))
+    coords = _Rows(expected, 4)        # x, y in crs; x, y in the layer's CRS
     over = dict.fromkeys(fields, 0)
     parse = column_reader(assay_number, source, fields)   # a decimal-comma export: '1,945' is 1.945
-    for feature, geometry in alg.source_features(source, context, crs, name="POINTS"):
+    nan = float("nan")
+    start, end = share
+    for k, (feature, geometry) in enumerate(alg.source_features(source, context, crs, name="POINTS")):
+        if feedback is not None and k % PROGRESS_EVERY == 0:
+            feedback.check()
+            if expected > 0:
+                feedback.progress(start + (end - start) * min(k / expected, 1.0))
         attributes = feature.attributes()
-        rows.append([parse(attributes[i]) if i >= 0 else float("nan") for i in index])
+        rows.next_row(feature.id())[:] = [parse(attributes[i]) if i >= 0 else nan for i in index]
         for f, i in zip(fields, index):
             if i >= 0 and isinstance(attributes[i], str) and attributes[i].strip().startswith(">"):
                 over[f] += 1
-        x = y = ox = oy = float("nan")
+        x = y = ox = oy = nan
         if geometry is not None:
             point = next(iter(geometry.vertices()))
             x, y = point.x(), point.y()
             original = next(iter(feature.geometry().vertices()))
             ox, oy = original.x(), original.y()
-        features.append(feature)
-        xs.append(x)
-        ys.append(y)
-        gx.append(ox)
-        gy.append(oy)
-    values = np.array(rows, dtype=float).reshape(len(rows), len(fields))
+        coords.next_row(feature.id())[:] = (x, y, ox, oy)
+    if feedback is not None:
+        feedback.check()
+        feedback.progress(end)
+    ids, values = rows.arrays()
+    xy = coords.arrays()[1]
     over = {f: n for f, n in over.items() if n}
-    if over and feedback is not None:
+    if over and feedback is not None and say_over:
         feedback.info(f"{sum(over.values())} values over the laboratory's upper limit ('>x') are read as the limit, "
                       "a lower bound of the true value: " + ", ".join(f"{f} {n}" for f, n in over.items()) + ".")
-    return features, np.array(xs), np.array(ys), np.array(gx), np.array(gy), values
+    return ids, xy[:, 0].copy(), xy[:, 1].copy(), xy[:, 2].copy(), xy[:, 3].copy(), values
+
+
+def features_by_id(source, ids, feedback=None, share=None):
+    """The features of ``source`` whose ids are ``ids`` (from :func:`read_points`), one at a time in that order,
+    with their geometry and every attribute: what an output copies. The source is read again in its own order (the
+    order :func:`read_points` met the features); a feature out of that order is asked for by its id.
+    ``feedback`` may cancel, and gets the progress within ``share`` (start, end percent) when given."""
+    n = len(ids)
+    k = 0
+    if n:
+        for feature in source.getFeatures():   # as AlgorithmBase.source_features reads the source
+            if feature.id() != ids[k]:
+                break
+            if feedback is not None and k % PROGRESS_EVERY == 0:
+                feedback.check()
+                if share is not None:
+                    feedback.progress(share[0] + (share[1] - share[0]) * k / n)
+            yield feature
+            k += 1
+            if k == n:
+                break
+    for fid in ids[k:]:   # the source gave another order (or other features): each by its id
+        if feedback is not None and k % PROGRESS_EVERY == 0:
+            feedback.check()
+            if share is not None:
+                feedback.progress(share[0] + (share[1] - share[0]) * k / n)
+        feature = next(iter(source.getFeatures(QgsFeatureRequest().setFilterFid(int(fid)))), None)
+        if feature is None:
+            raise QgsProcessingException(f"Feature {int(fid)} of the layer is gone since it was read: the layer "
+                                         "changed during the run. Run it again.")
+        yield feature
+        k += 1
+    if feedback is not None and share is not None:
+        feedback.progress(share[1])
 
 
 def warn_unlocated(xs, ys, feedback, consequence="they are left out of everything that needs a place (scores "
@@ -89,8 +189,9 @@ def warn_unlocated(xs, ys, feedback, consequence="they are left out of everythin
 
 
 def survey_table(alg, source, context, crs, fields, coverage, missing=-9999.0, zeros="missing", feedback=None,
-                 parameter="FIELDS"):
-    """Read the points and choose the element table: ``(features, xs, ys, names, table, plan)``.
+                 parameter="FIELDS", share=(0.0, 100.0)):
+    """Read the points and choose the element table: ``(ids, xs, ys, names, table, plan)`` (feature ids:
+    :func:`read_points`; ``share``: the read's part of the run's progress).
 
     ``fields`` (the user's) are used as given, oxides among them merged; empty: every numeric field goes
     through :func:`core.geochemistry.survey_hygiene.plan_elements` (names, units, geometry, coverage). The choice and
@@ -98,7 +199,7 @@ def survey_table(alg, source, context, crs, fields, coverage, missing=-9999.0, z
     """
     require_fields(alg, source, fields, parameter, numeric=True)
     columns = list(fields) or numeric_fields(source, feedback)
-    features, xs, ys, gx, gy, values = read_points(alg, source, context, crs, columns, feedback)
+    ids, xs, ys, gx, gy, values = read_points(alg, source, context, crs, columns, feedback, share)
     if feedback is not None:
         warn_unlocated(xs, ys, feedback)
     names, table, plan = sh.survey_elements(columns, values, gx, gy, fields=list(fields) or None,
@@ -106,4 +207,4 @@ def survey_table(alg, source, context, crs, fields, coverage, missing=-9999.0, z
     if feedback is not None:
         for line in plan.log:
             feedback.info(line)
-    return features, xs, ys, names, table, plan
+    return ids, xs, ys, names, table, plan

@@ -24,10 +24,11 @@ from qgis.core import (
 from ..core.geochemistry import geochem
 from ..core.geochemistry import vae_anomaly as vae
 from . import qt_compat as field_type
-from .base import OreMapAlgorithm, assay_number, column_reader, require_fields
+from .base import OreMapAlgorithm, require_fields
 from . import styles
 from ..core.geochemistry import survey_hygiene as sh
-from .survey_input import COVERAGE_HELP, FIELDS_HELP, survey_table
+from .survey_input import (COVERAGE_HELP, FIELDS_HELP, READ_SHARE, WRITE_SHARE, features_by_id, read_points,
+                           survey_table)
 from .evaluate_prospectivity import (
     DISTANCE_HELP,
     distance_crs_for_points,
@@ -274,9 +275,9 @@ class VaeAnomaly(OreMapAlgorithm):
         elif not self.field_names(parameters, "FIELDS", context):
             # survey hygiene: elements by unit, never coordinates, oxides merged, measured in enough samples
             crs = distance_crs_for_points(self, source, context, feedback)
-            features, xs, ys, fields, table, _ = survey_table(
+            ids, xs, ys, fields, table, _ = survey_table(
                 self, source, context, crs, [], self.parameterAsDouble(parameters, "COVERAGE", context) / 100.0,
-                missing=options["missing"], zeros=options["zeros"], feedback=feedback)
+                missing=options["missing"], zeros=options["zeros"], feedback=feedback, share=READ_SHARE)
             if len(fields) < 2:
                 raise self.fail("FIELDS", f"Only {len(fields)} element is measured in enough samples.",
                                 "Lower the coverage, or choose the element fields.")
@@ -290,33 +291,23 @@ class VaeAnomaly(OreMapAlgorithm):
                           + (" ..." if len(fields) > 20 else ""))
         if table is None:
             crs = distance_crs_for_points(self, source, context, feedback)
-        features, xs, ys, rows = ([], [], [], []) if table is None else (features, list(xs), list(ys), table)
-        numeric = [source.fields().lookupField(f) for f in fields]
-        parse = column_reader(assay_number, source, fields) if table is None else assay_number
-        for feature, geometry in (self.source_features(source, context, crs, name="POINTS") if table is None else ()):
-            feedback.check()
-            attributes = feature.attributes()
-            rows.append([parse(attributes[i]) if i >= 0 else float("nan") for i in numeric])
-            x = y = float("nan")
-            if geometry is not None:
-                point = next(iter(geometry.vertices()))
-                x, y = point.x(), point.y()
-            features.append(feature)
-            xs.append(x)
-            ys.append(y)
-        if not features:
+        if table is None:   # the fields as they are (no survey hygiene): read as survey_table reads them
+            ids, xs, ys, _, _, table = read_points(self, source, context, crs, fields, feedback, share=READ_SHARE,
+                                                   say_over=False)
+        if not len(ids):
             raise self.fail("POINTS", "The layer has no features.", "Choose a layer of sample points.")
         deposits = self.deposit_points(parameters, "DEPOSITS", context, crs, feedback) if has_deposits else None
         units = f"distances in {crs.authid()}" if crs.isValid() else "distances in layer units"
         result = vae.run_points(
-            np.array(xs), np.array(ys), np.array(rows, dtype=float).reshape(len(rows), len(fields)), fields,
+            np.asarray(xs, dtype=float), np.asarray(ys, dtype=float), np.asarray(table, dtype=float), fields,
             model_path=model_path, model_out=model_out, report_path=html_path,
-            labels=[f.id() for f in features], deposits_xy=deposits, positive_radius=radius,
+            labels=ids.tolist(), deposits_xy=deposits, positive_radius=radius,
             negative_min_distance=min_distance, options=options,
             subtitle=f"Sample points: {source.sourceName()}" + (
                 f"; deposits: positive radius {radius:g} m, negatives at least {min_distance:g} m ({units})"
                 if has_deposits else ""),
-            extra_settings=[["Sample layer", source.sourceName()]], feedback=feedback)
+            extra_settings=[["Sample layer", source.sourceName()]],
+            feedback=feedback.scaled(READ_SHARE[1], WRITE_SHARE[0]))
         scores, classes = result["scores"], result["classes"]
         out = self._values(result["evaluation"], int(np.isfinite(scores).sum()))
 
@@ -332,7 +323,7 @@ class VaeAnomaly(OreMapAlgorithm):
             if parameters.get("OUTPUT") is not None:
                 raise QgsProcessingException(self.invalidSinkError(parameters, "OUTPUT"))
             return out
-        for feature, score, code in zip(features, scores, classes):
+        for feature, score, code in zip(features_by_id(source, ids, feedback, WRITE_SHARE), scores, classes):
             feedback.check()
             copy = QgsFeature(out_fields)
             copy.setGeometry(feature.geometry())
