@@ -142,7 +142,9 @@ class TrainSpectralCnn(OreMapAlgorithm):
         "OUTPUT_MODEL": "The model: ONNX with OreMap metadata (classes and colours, wavelengths, preprocessing, "
                         "training summary).",
         "OUTPUT_REPORT": "HTML training report with the CNN and SAM side by side on the validation data.",
-        "VALIDATION_ACCURACY": "Overall accuracy of the CNN on the held-out validation data (0-1).",
+        "VALIDATION_ACCURACY": "Overall accuracy of the CNN on the held-out validation data (0-1): for labelled "
+                               "image pixels the held-out pixels as they are, for library spectra augmented copies of "
+                               "the held-out spectra (field-like); SAM_ACCURACY is measured on the same data.",
         "KAPPA": "Cohen's kappa of the CNN on the validation data.",
         "SAM_ACCURACY": "Overall accuracy of the Spectral Angle Mapper (class mean spectra) on the same data.",
     }

@@ -321,8 +321,9 @@ def test_training_from_labelled_pixels_is_grouped(run_alg, tmp_path):
         del layer
     info = read_model_info(result["OUTPUT_MODEL"])
     assert info.class_names == ["bright", "dark"]
-    # one point per class held out, in 5 augmented copies (the default for labelled pixels)
-    assert info.training["metrics"]["n_validation"] == 2 * 5
+    # one point per class held out; the figures count the pixels themselves, early stopping watched their 5
+    # augmented copies (the default for labelled pixels)
+    assert info.training["metrics"]["n_validation"] == 2 and info.training["metrics"]["n_train"] == 6 * 5
     parameters = info.training["parameters"]
     assert parameters["ensemble"] == 1 and parameters["refit"] and parameters["augment_options"]["n_per_spectrum"] == 5
     # trained on the good bands: 432 less the 59 of the bbl and 4 more with a negative scene median (381-401 nm)

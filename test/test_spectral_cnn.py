@@ -651,6 +651,21 @@ def test_default_training_classifies_pixels_of_unseen_samples(tmp_path):
     assert info.training["ood"]["margin"] == ood.PIXEL_MARGIN == 2.0
     assert info.training["ood"]["feature"]["margin"] == ood.FEATURE_PIXEL_MARGIN == 1.0
     assert info.training["ood"]["feature"]["calibration"] == "held-out groups"
+    # the report's figures are the held-out pixels' as they are (on augmented copies, mixed with other classes and
+    # shaded, SAM looked 8-15 points worse than on the pixels): the CNN's from the validated network, SAM's from the
+    # training pixels' class means, both on data.X[val_indices]
+    result, val = summary["result"], summary["result"].val_indices
+    assert summary["n_validation"] == val.size and result.val_labels.size == 5 * val.size
+    assert summary["cnn"]["overall_accuracy"] == pytest.approx(np.mean(result.source_proba.argmax(axis=1) ==
+                                                                       data.y[val]))
+    train = result.train_indices
+    means = np.array([data.X[train][data.y[train] == c].mean(axis=0) for c in range(len(names))])
+    cosine = (data.X[val] @ means.T) / np.linalg.norm(data.X[val], axis=1)[:, None] / np.linalg.norm(means, axis=1)
+    assert summary["sam"]["overall_accuracy"] == pytest.approx(np.mean(cosine.argmax(axis=1) == data.y[val]))
+    metrics = info.training["metrics"]
+    assert metrics["val_accuracy"] == summary["cnn"]["overall_accuracy"] and metrics["n_validation"] == val.size
+    assert metrics["sam_val_accuracy"] == summary["sam"]["overall_accuracy"]
+    assert 0 < metrics["val_copies_accuracy"] <= 1 and metrics["validation_counts"] == "held-out pixels"
     pred = sc.predict_proba(OnnxModel(tmp_path / "pixels.onnx", threads=1), X[held_out]).argmax(axis=1)
     assert held_out.sum() == 23 and set(y[held_out]) == set(range(6))   # splits of a sample are one sample
     assert np.mean(pred == y[held_out]) >= 0.9

@@ -15,7 +15,7 @@ from . import sam
 from ..engine.feedback import ensure
 from ..engine.model_format import ModelInfo
 from ..engine.spectra import PREPROCESSING
-from .spectral_cnn import train_classifier
+from .spectral_cnn import _validation_metrics, train_classifier
 from ..engine.model_format import build_time
 
 PREPROCESSING_LABELS = dict(PREPROCESSING)
@@ -90,20 +90,34 @@ def train_and_report(data, model_path, report_path=None, preprocessing=DEFAULT_P
         outlier_groups=None if outliers is None else np.asarray(outliers.class_names)[outliers.y],
         outlier_weight=outlier_weight, min_epochs=min_epochs, feature_check=feature_check)
     labels = list(range(len(data.class_names)))
-    y_val = np.asarray(result.val_labels)
+    train = result.train_indices
+    # image pixels are judged as they are: augmented copies of a held-out pixel (mixed with up to 30 % of another
+    # class, shaded, tilted) are field conditions the pixels already have, and they made SAM look 8-15 points
+    # worse than on the pixels themselves while the CNN, trained on such copies, lost about 2
+    pixels = data.source == "image" and result.source_proba is not None
+    if pixels:
+        y_val, val_spectra = data.y[result.val_indices], data.X[result.val_indices]
+    else:
+        y_val, val_spectra = np.asarray(result.val_labels), result.val_spectra
     if y_val.size == 0:
         feedback.warning("No validation data (too few groups per class): the report shows training metrics only.")
-    train = result.train_indices
-    sam_pred = sam_baseline(data.X[train], data.y[train], result.val_spectra, len(labels)) if y_val.size else y_val
+    sam_pred = sam_baseline(data.X[train], data.y[train], val_spectra, len(labels)) if y_val.size else y_val
     # The CNN was evaluated once, by train_classifier (its figures are in the model's metrics).
-    summaries = {
-        "cnn": result.val_summary or accuracy.summary(y_val, y_val, labels, data.class_names),
-        "sam": accuracy.summary(y_val, sam_pred, labels, data.class_names),
-    }
+    if pixels and y_val.size:
+        cnn = accuracy.summary(y_val, result.source_proba.argmax(axis=1), labels, data.class_names)
+    else:
+        cnn = result.val_summary or accuracy.summary(y_val, y_val, labels, data.class_names)
+    summaries = {"cnn": cnn, "sam": accuracy.summary(y_val, sam_pred, labels, data.class_names)}
     training = dict(result.info.training)
     training["source"] = data.source or "unknown"  # library-trained or image-trained: how bands are read later
     if y_val.size:
-        training["metrics"] = {**training.get("metrics", {}),
+        metrics = dict(training.get("metrics", {}))
+        if pixels:   # the pixels' figures are the model's; those of the copies early stopping watched are kept
+            copies = {f"val_copies_{k[4:]}": metrics[k] for k in ("val_accuracy", "val_balanced_accuracy",
+                                                                  "val_kappa", "val_macro_f1") if k in metrics}
+            metrics.update(copies, **{k: v for k, v in _validation_metrics(cnn).items()},
+                           n_validation=int(y_val.size), validation_counts="held-out pixels")
+        training["metrics"] = {**metrics,
                                "sam_val_accuracy": summaries["sam"]["overall_accuracy"],
                                "sam_val_kappa": summaries["sam"]["kappa"],
                                "sam_val_macro_f1": summaries["sam"]["macro_f1"]}
@@ -112,7 +126,7 @@ def train_and_report(data, model_path, report_path=None, preprocessing=DEFAULT_P
     result.save(model_path)
     feedback.progress(97)
     if report_path:
-        html = training_report(data, result, summaries, preprocessing, augment_copies, snr)
+        html = training_report(data, result, summaries, preprocessing, augment_copies, snr, y_val if pixels else None)
         report.write_report(report_path, html)
     feedback.progress(100)
     return {**summaries, "history": result.history, "info": result.info, "n_validation": int(y_val.size),
@@ -148,11 +162,15 @@ def _outlier_chart(history, epochs):
         "Outlier exposure (training)", "epoch", "weight x cross-entropy to flat")
 
 
-def training_report(data, result, summaries, preprocessing, augment_copies, snr):
-    """The HTML training report: data, settings, CNN vs SAM, learning curves, confusion matrices."""
+def training_report(data, result, summaries, preprocessing, augment_copies, snr, pixel_labels=None):
+    """The HTML training report: data, settings, CNN vs SAM, learning curves, confusion matrices.
+
+    ``pixel_labels``: the labels of the held-out image pixels when the figures are those of the pixels themselves
+    (the augmented copies then only served early stopping)."""
     cnn, sam_summary = summaries["cnn"], summaries["sam"]
     counts = data.counts()
-    val_counts = np.bincount(np.asarray(result.val_labels, dtype=int), minlength=len(data.class_names))
+    evaluated = result.val_labels if pixel_labels is None else pixel_labels
+    val_counts = np.bincount(np.asarray(evaluated, dtype=int), minlength=len(data.class_names))
     info = data.band_info
     bands = "band numbers" if info is None else (
         f"{info.n_bands} bands, {info.centers.min():.0f}-{info.centers.max():.0f} nm")
@@ -163,7 +181,10 @@ def training_report(data, result, summaries, preprocessing, augment_copies, snr)
         ("Augmentation", f"{augment_copies} copies per spectrum, noise around SNR {snr:g}:1, mixing, shade, "
                          "slope, brightness" if augment_copies else "none"),
         ("Epochs run", str(len(result.history.get("train_loss", [])))),
-        ("Validation samples", f"{len(result.val_labels)}" + (
+        ("Validation samples", (
+            f"{len(evaluated)} held-out pixels, as they are: the figures below count them (early stopping watched "
+            f"{augment_copies} augmented copies of each)") if pixel_labels is not None else
+         f"{len(result.val_labels)}" + (
             f" ({augment_copies} augmented copies of each of the {len(result.val_indices)} held-out spectra, as "
             "training makes them: the figures below count copies)" if augment_copies else "")),
         ("Model saved", (f"refit on all {result.info.training['metrics'].get('refit_samples', 0)} training samples "
@@ -201,8 +222,9 @@ def training_report(data, result, summaries, preprocessing, augment_copies, snr)
         + report.svg_line_chart(
         [("training accuracy", epochs, history["train_acc"], "#1f77b4"),
          ("validation accuracy", epochs, history["val_acc"], "#ff7f0e")], "Accuracy", "epoch", "accuracy")))
-    counted = "Validation samples (augmented copies of held-out spectra)" if augment_copies else \
-        "Validation samples (held-out spectra)"
+    counted = ("Held-out pixels" if pixel_labels is not None else
+               "Validation samples (augmented copies of held-out spectra)" if augment_copies else
+               "Validation samples (held-out spectra)")
     sections += (accuracy.accuracy_sections(cnn, "CNN: ", counted)
                  + accuracy.accuracy_sections(sam_summary, "SAM: ", counted))
     return report.html_report("Spectral CNN training report", sections,

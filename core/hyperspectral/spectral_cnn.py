@@ -276,6 +276,9 @@ class TrainingResult:
     val_summary : dict or None
         :func:`core.engine.accuracy.summary` of those predictions (confusion matrix,
         per-class figures); ``None`` without validation data.
+    source_proba : ndarray of float32 of shape (len(val_indices), n_classes) or None
+        Probabilities of the held-out spectra themselves (``X[val_indices]``, not augmented) from the network
+        validated; None without augmentation (then they are the validation samples) or validation.
     torch_model : torch.nn.Module
         The export module (standardisation, network, softmax) in eval mode.
     """
@@ -290,6 +293,7 @@ class TrainingResult:
     val_proba: np.ndarray
     val_summary: dict = None
     torch_model: object = field(default=None, repr=False, compare=False)
+    source_proba: np.ndarray = None
 
     def save(self, path):
         """Write the OreMap model file (atomically); returns the path."""
@@ -908,4 +912,5 @@ def train_classifier(X, y, class_names, groups=None, wavelengths=None, fwhm=None
     feedback.progress(100.0)
     return TrainingResult(
         onnx_bytes=onnx_bytes, info=info, history=history, train_indices=train_idx, val_indices=val_idx,
-        val_labels=yva, val_spectra=Xva, val_proba=val_proba, val_summary=val_summary, torch_model=module)
+        val_labels=yva, val_spectra=Xva, val_proba=val_proba, val_summary=val_summary, torch_model=module,
+        source_proba=source_proba)
