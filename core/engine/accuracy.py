@@ -51,7 +51,8 @@ from .feedback import ensure
 __all__ = [
     "confusion_matrix", "overall_accuracy", "kappa", "per_class_metrics", "summary", "metrics_table_csv",
     "accuracy_html", "write_accuracy_outputs", "ReferenceSample", "sample_reference", "match_classes",
-    "legend_from_raster", "assess_class_raster", "accuracy_sections", "ClassMatch",
+    "legend_from_raster", "assess_class_raster", "accuracy_sections", "ClassMatch", "ReferenceTally",
+    "tally_reference", "reference_window_pixels",
 ]
 
 
@@ -200,7 +201,12 @@ def summary(y_true, y_pred, labels, names=None):
     names = [str(v) for v in labels] if names is None else [str(n) for n in names]
     if len(names) != len(labels):
         raise ValueError(f"{len(names)} names were given for {len(labels)} labels.")
-    cm = confusion_matrix(y_true, y_pred, labels)
+    return _matrix_summary(confusion_matrix(y_true, y_pred, labels), labels, names)
+
+
+def _matrix_summary(cm, labels, names):
+    """:func:`summary` of a confusion matrix ``cm`` (int64, rows = reference) of ``labels`` (plain Python values)
+    named ``names``."""
     m = per_class_metrics(cm)
     present = m["support"] > 0
     f1 = m["f1"]
@@ -468,7 +474,7 @@ def sample_reference(raster_path, geometries, classes, band=1, all_touched=False
         skipped features).
     """
     from .raster import RasterSource
-    from .sampling import is_point, pixels_under, read_covered, without_pixel_centre
+    from .sampling import pixels_under, read_covered
 
     feedback = ensure(feedback)
     geometries, classes = list(geometries), list(classes)
@@ -483,17 +489,173 @@ def sample_reference(raster_path, geometries, classes, band=1, all_touched=False
         block_values, ok = read_covered(src.read, pixels)
     feats = pixels.index[ok]
     values = block_values[ok, 0].astype(np.int64) if ok.any() else np.zeros(0, np.int64)
-    labels = _label_array([classes[i] for i in feats]) if feats.size else np.zeros(0, np.int64)
-    empty = ~skip & (np.bincount(feats, minlength=len(geometries)) == 0)
+    if feats.size:   # each feature's label once, then looked up per pixel (no Python list of every pixel)
+        used, where = np.unique(feats, return_inverse=True)
+        labels = _label_array([classes[i] for i in used])[where.ravel()]
+    else:
+        labels = np.zeros(0, np.int64)
+    counts = _empty_counts(geometries, skip, np.bincount(pixels.index, minlength=len(geometries)),
+                           np.bincount(feats, minlength=len(geometries)), src)
+    return ReferenceSample(values, labels, feats, n_nodata=int((~ok).sum()), n_outside=pixels.n_outside, **counts)
+
+
+def _empty_counts(geometries, skip, n_covered, n_valid, grid):
+    """``n_empty``, ``n_skipped``, ``n_empty_small`` and ``n_empty_outside`` of :class:`ReferenceSample` from the
+    pixels each feature covers (``n_covered``) and the valid ones among them (``n_valid``); ``grid`` has the
+    raster's ``transform``, ``width`` and ``height``."""
+    from .sampling import is_point, without_pixel_centre
+
+    empty = ~skip & (n_valid == 0)
     # why a feature gave nothing: only nodata pixels (said with the pixels), outside the raster, or no pixel centre
-    no_pixel = empty & (np.bincount(pixels.index, minlength=len(geometries)) == 0)
+    no_pixel = empty & (n_covered == 0)
     inside = np.zeros(len(geometries), bool)   # polygons and lines on the raster that cover no pixel centre
-    inside[without_pixel_centre(geometries, pixels.index, src.transform, src.width, src.height)] = True
+    inside[without_pixel_centre(geometries, np.flatnonzero(n_covered), grid.transform, grid.width,
+                                grid.height)] = True
     inside &= ~skip
-    point = np.array([g is not None and is_point(g) for g in geometries])
-    return ReferenceSample(values, labels, feats, n_nodata=int((~ok).sum()), n_outside=pixels.n_outside,
-                           n_empty=int(empty.sum()), n_skipped=int(skip.sum()), n_empty_small=int(inside.sum()),
-                           n_empty_outside=int((no_pixel & ~inside & ~point).sum()))
+    point = np.array([g is not None and is_point(g) for g in geometries], bool)
+    return {"n_empty": int(empty.sum()), "n_skipped": int(skip.sum()), "n_empty_small": int(inside.sum()),
+            "n_empty_outside": int((no_pixel & ~inside & ~point).sum())}
+
+
+REFERENCE_BYTES_PER_PIXEL = 64
+"""Bytes per pixel of a window of :func:`tally_reference` at its peak, rounded up: the polygon's mask, the raw,
+float32 and valid blocks of the read, the covered pixels' values, validity and feature index, their int64 codes
+and pair keys."""
+
+REFERENCE_SHARE = 0.25
+"""Share of the memory budget one window of :func:`tally_reference` may take (GDAL's cache and the process's
+other holdings need the rest)."""
+
+REFERENCE_MASK_SHARE = 0.5
+"""Share of the memory budget a polygon's mask, rasterised over its whole bounding window at once, may take while
+GDAL burns it (2 bytes per pixel; 1 byte while its windows are read, beside one window)."""
+
+
+def reference_window_pixels(memory_mb=None):
+    """``(window, mask)``: pixels of the largest window :func:`tally_reference` reads under the memory budget
+    ``memory_mb`` (MB; the run's budget by default), 2 million at the default 512 MB, and of the largest bounding
+    window of a polygon or line it rasterises at once, 134 million at 512 MB (a Sentinel-2 tile); larger ones are
+    rasterised window by window (:class:`~core.engine.sampling.CoveredStream`)."""
+    from .raster import MB, memory_budget_mb
+
+    budget = memory_budget_mb(memory_mb) * MB
+    return (max(1 << 12, int(budget * REFERENCE_SHARE // REFERENCE_BYTES_PER_PIXEL)),
+            max(1 << 12, int(budget * REFERENCE_MASK_SHARE // 2)))
+
+
+class ReferenceTally:
+    """Result of :func:`tally_reference`: the (reference code, map code) pairs counted, and what
+    :class:`ReferenceSample` counts besides (``n_nodata``, ``n_outside``, ``n_empty``, ``n_skipped``,
+    ``n_empty_small``, ``n_empty_outside``).
+
+    Attributes
+    ----------
+    pairs : dict
+        ``{(reference code, map code): pixels}``.
+    used : ndarray of int64
+        Indexes of the features that gave at least one pixel.
+    n_samples : int
+        Reference pixels counted.
+    """
+
+    def __init__(self, pairs, used, n_nodata=0, n_outside=0, n_empty=0, n_skipped=0, n_empty_small=0,
+                 n_empty_outside=0):
+        self.pairs, self.used = dict(pairs), np.asarray(used, np.int64)
+        self.n_samples = int(sum(self.pairs.values()))
+        self.n_nodata, self.n_outside, self.n_empty, self.n_skipped = (
+            int(n_nodata), int(n_outside), int(n_empty), int(n_skipped))
+        self.n_empty_small, self.n_empty_outside = int(n_empty_small), int(n_empty_outside)
+
+    @property
+    def classes(self):
+        """The codes that occur in the reference or in the map, sorted (plain ints)."""
+        return sorted({int(r) for r, _ in self.pairs} | {int(v) for _, v in self.pairs})
+
+    def matrix(self, classes=None):
+        """The confusion matrix (int64, rows = reference) over ``classes`` (:attr:`classes` by default); pairs of
+        a code not among them are left out, as :func:`confusion_matrix` does."""
+        classes = self.classes if classes is None else [int(c) for c in classes]
+        at = {c: k for k, c in enumerate(classes)}
+        cm = np.zeros((len(classes), len(classes)), np.int64)
+        for (r, v), n in self.pairs.items():
+            if r in at and v in at:
+                cm[at[r], at[v]] += n
+        return cm
+
+
+def _count_pairs(pairs, reference, values):
+    """Add the (reference, map) code pairs of one window to ``pairs`` ({(r, v): count})."""
+    if reference.size == 0:
+        return
+    r_lo, v_lo = int(reference.min()), int(values.min())
+    n_r, n_v = int(reference.max()) - r_lo + 1, int(values.max()) - v_lo + 1
+    if n_r * n_v <= max(1 << 16, 4 * reference.size):   # codes of a few classes: one bincount over their span
+        reference = reference - r_lo
+        reference *= n_v
+        reference += values
+        reference -= v_lo
+        counts = np.bincount(reference, minlength=n_r * n_v)
+        found = np.flatnonzero(counts)
+        keys = zip((found // n_v + r_lo).tolist(), (found % n_v + v_lo).tolist(), counts[found].tolist())
+    else:   # codes far apart
+        both, counts = np.unique(np.stack([reference, values]), axis=1, return_counts=True)
+        keys = zip(both[0].tolist(), both[1].tolist(), counts.tolist())
+    for r, v, n in keys:
+        pairs[(r, v)] = pairs.get((r, v), 0) + n
+
+
+def tally_reference(raster_path, geometries, codes, band=1, all_touched=False, nodata=None, feedback=None,
+                    memory_mb=None, max_window_pixels=None):
+    """Count (reference code, map code) pairs of a class raster under reference points and polygons, window by
+    window.
+
+    The pixels are those of :func:`sample_reference` (a point's pixel, a polygon's pixel centres or touched
+    pixels, a pixel under two features once for each, nodata left out), read by
+    :class:`~core.engine.sampling.CoveredStream` in windows of at most ``max_window_pixels``
+    (:func:`reference_window_pixels` of the memory budget ``memory_mb`` by default; when given, it bounds the
+    polygons' masks too): memory stays within the window and mask however many pixels the features cover. Each
+    feature's code is looked up per pixel from an array of the features' codes, and each window's pairs counted
+    with one bincount.
+
+    Parameters
+    ----------
+    codes : sequence
+        The class code (int) each geometry's pixels count as in the reference, None to leave it out.
+    Others as :func:`sample_reference`.
+
+    Returns
+    -------
+    ReferenceTally
+    """
+    from .raster import RasterSource
+    from .sampling import CoveredStream
+
+    feedback = ensure(feedback)
+    geometries, codes = list(geometries), list(codes)
+    if len(geometries) != len(codes):
+        raise ValueError(f"{len(geometries)} geometries but {len(codes)} class labels.")
+    skip = np.array([g is None or g.is_empty or _missing_label(c) for g, c in zip(geometries, codes)], bool)
+    code_of = np.zeros(len(codes), np.int64)
+    for i in np.flatnonzero(~skip):
+        code_of[i] = int(codes[i])
+    window_pixels, mask_pixels = reference_window_pixels(memory_mb)
+    if max_window_pixels:
+        window_pixels = mask_pixels = int(max_window_pixels)
+    _check_band(raster_path, band)
+    pairs = {}
+    # the block engine's reader: source and user nodata and NaN masked, values as stored (scale 1)
+    with RasterSource(raster_path, bands=[band], nodata=nodata, scale=1) as src:
+        stream = CoveredStream(geometries, src.transform, src.width, src.height, all_touched=all_touched, skip=skip,
+                               max_window_pixels=window_pixels, max_mask_pixels=mask_pixels)
+        for features, values, valid in stream.blocks(src.read, feedback):
+            features = features[valid]
+            map_codes = values[valid, 0].astype(np.int64)
+            del values, valid
+            _count_pairs(pairs, code_of[features], map_codes)
+        counts = _empty_counts(geometries, skip, stream.n_covered, stream.n_valid, src)
+    n_nodata = int((stream.n_covered - stream.n_valid).sum())
+    return ReferenceTally(pairs, np.flatnonzero(stream.n_valid), n_nodata=n_nodata, n_outside=stream.n_outside,
+                          **counts)
 
 
 # --------------------------------------------------------------------------------------
@@ -742,7 +904,8 @@ def assess_class_raster(raster_path, geometries, labels, band=1, all_touched=Fal
 
     Reference labels are matched to the raster's legend (:func:`match_classes`);
     features whose label matches nothing are left out and listed. Pixels are
-    sampled with :func:`sample_reference`. The classes of the matrix are the codes
+    counted with :func:`tally_reference` (the pixels of :func:`sample_reference`,
+    read window by window under the memory budget). The classes of the matrix are the codes
     that occur in the reference or in the map (including Unclassified, 0, when
     reference pixels were left unclassified: they count as errors).
 
@@ -782,10 +945,9 @@ def assess_class_raster(raster_path, geometries, labels, band=1, all_touched=Fal
             "Choose the field holding the class names used in the class raster (e.g. 'Kaolinite') "
             "or its class codes. Raster classes: " + ", ".join(names[c] for c in sorted(names)) + ".")
     codes = [mapping.get(v) if not _missing_label(v) else None for v in labels]
-    sample = sample_reference(raster_path, geometries, codes, band=band, all_touched=all_touched, nodata=nodata,
-                              feedback=feedback)
-    values, reference, _ = sample
-    if values.size == 0:
+    sample = tally_reference(raster_path, geometries, codes, band=band, all_touched=all_touched, nodata=nodata,
+                             feedback=feedback)
+    if sample.n_samples == 0:
         if sample.n_empty_small and not (sample.n_nodata or sample.n_outside or sample.n_empty_outside):
             raise OreMapError(
                 f"No reference pixel: the {sample.n_empty_small} reference polygons or lines lie on the class raster "
@@ -793,9 +955,8 @@ def assess_class_raster(raster_path, geometries, labels, band=1, all_touched=Fal
                 "Use points (Vector > Geometry Tools > Centroids) or polygons larger than the raster's pixels.")
         raise OreMapError("No reference pixel falls on valid pixels of the class raster.", "reference",
                           "Check that the reference layer overlaps the class raster (same area, CRS).")
-    reference = reference.astype(np.int64)
-    classes = sorted(set(np.unique(reference).tolist()) | set(np.unique(values).tolist()))
-    result = summary(reference, values, classes, [names.get(c, f"Class {c}") for c in classes])
+    classes = sample.classes
+    result = _matrix_summary(sample.matrix(classes), classes, [names.get(c, f"Class {c}") for c in classes])
     no_geometry = [g is None or g.is_empty or _missing_label(v) for g, v in zip(geometries, labels)]
     result.update({
         "raster": str(raster_path),
@@ -814,7 +975,7 @@ def assess_class_raster(raster_path, geometries, labels, band=1, all_touched=Fal
                   f"overall accuracy {result['overall_accuracy']:.3f}, kappa {result['kappa']:.3f}.")
     for note in _sampling_notes({k: result[k] for k in ("n_nodata", "n_outside", "n_empty_outside", "n_empty_small")}):
         feedback.info(note)   # what the report says of the features that gave no pixel
-    _log_lost_features(sample, codes, no_geometry, names, feedback)
+    _log_lost_features(sample.used, codes, no_geometry, names, feedback)
     labelled = result["n_features"] - result["n_skipped"]
     validation = read_validation(raster_path)
     result["guard_warnings"] = check_evaluation(
@@ -829,9 +990,10 @@ def assess_class_raster(raster_path, geometries, labels, band=1, all_touched=Fal
     return result
 
 
-def _log_lost_features(sample, codes, no_geometry, names, feedback):
-    """Warn of a reference class that lost most of its features (its figures then rest on a few of them)."""
-    used = set(np.unique(sample.features).tolist())
+def _log_lost_features(used, codes, no_geometry, names, feedback):
+    """Warn of a reference class that lost most of its features (its figures then rest on a few of them);
+    ``used``: the indexes of the features that gave a pixel."""
+    used = set(int(i) for i in used)
     counts = {}
     for i, code in enumerate(codes):
         if code is None or no_geometry[i]:

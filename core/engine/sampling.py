@@ -42,6 +42,52 @@ class CoveredPixels:
         return self.rows.size
 
 
+def _point_pixels(geom, inverse, width, height):
+    """``(rows, cols, n_outside)`` of the points of a Point/MultiPoint: the pixel that contains each point (one entry
+    per point, so two points in one pixel give it twice); ``inverse``: the raster's inverse transform."""
+    xy = np.asarray(point_coords(geom), dtype=float)
+    c, r = affine_ops.apply(inverse, xy[:, 0], xy[:, 1])
+    r, c = np.floor(r).astype(np.int64), np.floor(c).astype(np.int64)
+    inside = (r >= 0) & (r < height) & (c >= 0) & (c < width)
+    return r[inside], c[inside], int((~inside).sum())
+
+
+def _pixel_window(geom, to_pixels, width, height):
+    """The window of the raster under a polygon's or line's bounding box (``to_pixels``: the inverse transform's
+    coefficients for shapely), or None when it lies off the raster."""
+    from shapely import affinity
+
+    minx, miny, maxx, maxy = affinity.affine_transform(geom, to_pixels).bounds
+    c0, r0 = max(int(math.floor(minx)), 0), max(int(math.floor(miny)), 0)
+    c1, r1 = min(int(math.ceil(maxx)), width), min(int(math.ceil(maxy)), height)
+    if c1 <= c0 or r1 <= r0:
+        return None
+    return Window(c0, r0, c1 - c0, r1 - r0)
+
+
+def _covered_mask(geom, window, transform, all_touched):
+    """True where ``geom`` covers a pixel of ``window`` (pixel centres inside, or every pixel touched)."""
+    return features.geometry_mask([geom], out_shape=(int(window.height), int(window.width)),
+                                  transform=window_transform(window, transform), all_touched=all_touched, invert=True)
+
+
+TILE_MARGIN = 2
+"""Pixels around a strip of a polygon's bounding window rasterised with it (:class:`CoveredStream`), so that the
+strip's own edges are no edges for GDAL's rasteriser (all-touched pixels where a polygon's edge runs along them)."""
+
+
+def _tile_mask(geom, tile, window, transform, all_touched):
+    """:func:`_covered_mask` of ``tile``, a part of ``window``, rasterised with a margin of :data:`TILE_MARGIN`
+    pixels inside ``window`` and cut back to ``tile``."""
+    r0, c0 = max(int(tile.row_off) - TILE_MARGIN, int(window.row_off)), \
+        max(int(tile.col_off) - TILE_MARGIN, int(window.col_off))
+    r1 = min(int(tile.row_off + tile.height) + TILE_MARGIN, int(window.row_off + window.height))
+    c1 = min(int(tile.col_off + tile.width) + TILE_MARGIN, int(window.col_off + window.width))
+    mask = _covered_mask(geom, Window(c0, r0, c1 - c0, r1 - r0), transform, all_touched)
+    r, c = int(tile.row_off) - r0, int(tile.col_off) - c0
+    return mask[r:r + int(tile.height), c:c + int(tile.width)]
+
+
 def pixels_under(geometries, transform, width, height, all_touched=False, skip=None, feedback=None):
     """Row, column and feature index of every pixel covered by ``geometries``.
 
@@ -67,26 +113,17 @@ def pixels_under(geometries, transform, width, height, all_touched=False, skip=N
         if geom is None or geom.is_empty or (skip is not None and skip[i]):
             continue
         if is_point(geom):
-            xy = np.asarray(point_coords(geom), dtype=float)
-            c, r = affine_ops.apply(inverse, xy[:, 0], xy[:, 1])
-            r, c = np.floor(r).astype(np.int64), np.floor(c).astype(np.int64)
-            inside = (r >= 0) & (r < height) & (c >= 0) & (c < width)
-            n_outside += int((~inside).sum())
-            rows.append(r[inside])
-            cols.append(c[inside])
-            index.append(np.full(int(inside.sum()), i, dtype=np.int64))
+            r, c, outside = _point_pixels(geom, inverse, width, height)
+            n_outside += outside
+            rows.append(r)
+            cols.append(c)
+            index.append(np.full(r.size, i, dtype=np.int64))
             continue
-        from shapely import affinity
-
-        minx, miny, maxx, maxy = affinity.affine_transform(geom, to_pixels).bounds
-        c0, r0 = max(int(math.floor(minx)), 0), max(int(math.floor(miny)), 0)
-        c1, r1 = min(int(math.ceil(maxx)), width), min(int(math.ceil(maxy)), height)
-        if c1 <= c0 or r1 <= r0:
+        window = _pixel_window(geom, to_pixels, width, height)
+        if window is None:
             continue
-        window = Window(c0, r0, c1 - c0, r1 - r0)
-        inside = features.geometry_mask([geom], out_shape=(r1 - r0, c1 - c0),
-                                        transform=window_transform(window, transform),
-                                        all_touched=all_touched, invert=True)
+        r0, c0 = window.row_off, window.col_off
+        inside = _covered_mask(geom, window, transform, all_touched)
         rr, cc = np.nonzero(inside)
         rows.append(rr + r0)
         cols.append(cc + c0)
@@ -134,6 +171,144 @@ def read_covered(read, pixels, max_window_pixels=1 << 20):
         valid[sel] = ok[pixels.rows[sel] - r0, pixels.cols[sel] - c0]
         k = j
     return values, valid
+
+
+class CoveredStream:
+    """Pixels under features read window by window, for tallies that need no per-pixel arrays of the whole layer.
+
+    :func:`pixels_under` with :func:`read_covered` hold row, column, feature index and value of every covered
+    pixel at once (tens of bytes per pixel: gigabytes for a scene covered by polygons). This reads the same pixels
+    (the same point and pixel-centre or all-touched rules) in windows of at most ``max_window_pixels`` pixels: a
+    polygon's bounding window is cut into strips (tiles of a bounding window wider than ``max_window_pixels``)
+    read one at a time, and consecutive small features share one window. A polygon or line is rasterised over
+    its whole bounding window at once, as :func:`pixels_under` does, when that window holds at most
+    ``max_mask_pixels`` (a mask of 1 byte per pixel, 2 while GDAL burns it), else strip by strip (with a margin
+    of :data:`TILE_MARGIN` pixels): the same pixels, except ties, which GDAL settles in each strip's own
+    coordinates: a pixel centre lying exactly on a polygon's edge (to the last bits of the coordinates) on a
+    rotated raster, and a pixel a line or an all-touched polygon meets exactly at a corner. On a north-up raster
+    the strips' coordinates are exact and pixel centres the same. Memory is bounded by the window and the mask,
+    whatever the number of features and pixels; what grows with the layer is two counts per feature.
+
+    After :meth:`blocks` has run: ``n_outside`` (points outside the raster), ``n_covered`` (covered pixels per
+    feature, valid or not) and ``n_valid`` (valid ones), one entry per feature, pixels under two features
+    counted for each.
+    """
+
+    def __init__(self, geometries, transform, width, height, all_touched=False, skip=None,
+                 max_window_pixels=1 << 20, max_mask_pixels=None):
+        self.geometries = geometries
+        self.transform, self.width, self.height = transform, int(width), int(height)
+        self.all_touched, self.skip = all_touched, skip
+        self.max_window_pixels = max(1, int(max_window_pixels))
+        self.max_mask_pixels = max(self.max_window_pixels, int(max_mask_pixels or 0))
+        self.n_outside = 0
+        self.n_covered = np.zeros(len(geometries), np.int64)
+        self.n_valid = np.zeros(len(geometries), np.int64)
+        self.largest_window = 0
+        """Pixels of the largest window read (for checks of the memory bound)."""
+
+    def _tiles(self, window):
+        """``window`` cut into pieces of at most ``max_window_pixels``: full-width strips, or tiles when one row
+        of it is wider."""
+        limit = self.max_window_pixels
+        r0, c0, h, w = int(window.row_off), int(window.col_off), int(window.height), int(window.width)
+        if h * w <= limit:
+            return [window]
+        cols = min(w, limit)
+        rows = max(1, limit // cols)
+        return [Window(c, r, min(cols, c0 + w - c), min(rows, r0 + h - r))
+                for r in range(r0, r0 + h, rows) for c in range(c0, c0 + w, cols)]
+
+    def _pieces(self, feedback):
+        """``(feature, r0, c0, h, w, where)`` per piece of a feature, ``where`` a (h, w) mask (polygons and lines:
+        cut to the rows and columns it covers) or ``(rows, cols)`` relative to (r0, c0) (points)."""
+        inverse = ~self.transform
+        to_pixels = [inverse.a, inverse.b, inverse.d, inverse.e, inverse.xoff, inverse.yoff]
+        n = len(self.geometries)
+        for i, geom in enumerate(self.geometries):
+            if i % 256 == 0:
+                feedback.check()
+                feedback.progress(100.0 * i / max(n, 1))
+            if geom is None or geom.is_empty or (self.skip is not None and self.skip[i]):
+                continue
+            if is_point(geom):
+                rows, cols, outside = _point_pixels(geom, inverse, self.width, self.height)
+                self.n_outside += outside
+                if rows.size:
+                    r0, c0 = int(rows.min()), int(cols.min())
+                    h, w = int(rows.max()) - r0 + 1, int(cols.max()) - c0 + 1
+                    if h * w <= self.max_window_pixels:
+                        yield (i, r0, c0, h, w, (rows - r0, cols - c0))
+                    else:   # points far apart: one by one
+                        for r, c in zip(rows.tolist(), cols.tolist()):
+                            yield (i, r, c, 1, 1, (np.zeros(1, np.int64), np.zeros(1, np.int64)))
+                continue
+            window = _pixel_window(geom, to_pixels, self.width, self.height)
+            if window is None:
+                continue
+            whole = None
+            if int(window.width) * int(window.height) <= self.max_mask_pixels:
+                whole = _covered_mask(geom, window, self.transform, self.all_touched)
+            for tile in self._tiles(window):
+                if whole is None:
+                    mask = _tile_mask(geom, tile, window, self.transform, self.all_touched)
+                else:
+                    r, c = int(tile.row_off - window.row_off), int(tile.col_off - window.col_off)
+                    mask = whole[r:r + int(tile.height), c:c + int(tile.width)]
+                rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+                if rows.size == 0:
+                    continue
+                a, b, c, d = int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
+                part = mask[a:b, c:d] if whole is not None or (b - a, d - c) == mask.shape else mask[a:b, c:d].copy()
+                del mask
+                yield (i, int(tile.row_off) + a, int(tile.col_off) + c, b - a, d - c, part)
+        feedback.progress(100)
+
+    def blocks(self, read, feedback=None):
+        """Yield ``(features, values, valid)`` per window read: the feature index (int64), the value (``(n, ...)``,
+        as ``read`` gives it) and validity of each covered pixel of the window, a pixel under two features once
+        for each. ``read(window)`` is as for :func:`read_covered`."""
+        feedback = ensure(feedback)
+        group, extent, area = [], None, 0
+        for piece in self._pieces(feedback):
+            _, r0, c0, h, w, _ = piece
+            if group:
+                joint = (min(extent[0], r0), min(extent[1], c0), max(extent[2], r0 + h), max(extent[3], c0 + w))
+                if ((joint[2] - joint[0]) * (joint[3] - joint[1]) > self.max_window_pixels
+                        or area + h * w > self.max_window_pixels):
+                    feedback.check()
+                    yield self._read(read, group, extent)
+                    group, extent, area = [], None, 0
+            if not group:
+                extent = (r0, c0, r0 + h, c0 + w)
+            else:
+                extent = joint
+            group.append(piece)
+            area += h * w
+        if group:
+            yield self._read(read, group, extent)
+
+    def _read(self, read, group, extent):
+        top, left = extent[0], extent[1]
+        window = Window(left, top, extent[3] - left, extent[2] - top)
+        self.largest_window = max(self.largest_window, int(window.width) * int(window.height))
+        data, ok = read(window)
+        values, valid, index = [], [], []
+        for i, r0, c0, h, w, where in group:
+            r, c = r0 - top, c0 - left
+            if isinstance(where, tuple):
+                v, k = data[where[0] + r, where[1] + c], ok[where[0] + r, where[1] + c]
+            else:
+                v, k = data[r:r + h, c:c + w][where], ok[r:r + h, c:c + w][where]
+            self.n_covered[i] += k.size
+            self.n_valid[i] += int(np.count_nonzero(k))
+            values.append(v)
+            valid.append(k)
+            index.append(np.full(k.size, i, dtype=np.int64))
+        del data, ok
+        if len(group) == 1:
+            return index[0], values[0], valid[0]
+        return np.concatenate(index), np.concatenate(values), np.concatenate(valid)
 
 
 @dataclass
