@@ -198,7 +198,7 @@ class BatchOnCluster(OreMapAlgorithm):
         paths = layer_files(layers) + folders
         text = self.parameterAsString(parameters, "PATTERN", context)
         patterns = split_names(text, commas=False)   # a folder may hold a comma ('scenes, 2017')
-        if len(patterns) == 1 and "," in patterns[0] and not glob.glob(patterns[0]):
+        if len(patterns) == 1 and "," in patterns[0] and not (os.path.exists(patterns[0]) or glob.glob(patterns[0])):
             patterns = split_names(text)   # nothing by that name: a list written with commas
         lists = [p for p in patterns if p.lower().endswith(".txt") and os.path.isfile(p)]
         paths += [p for p in patterns if p not in lists]

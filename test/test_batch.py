@@ -103,6 +103,17 @@ def test_inputs_from_pattern_folder_and_list_file(tmp_path):
     (tmp_path / "bad.txt").write_text("missing.img\n")
     with pytest.raises(OreMapError, match="Line 1"):
         batch.expand_inputs([], [str(tmp_path / "bad.txt")])
+    # a path that exists is a path, whatever it holds: 'Survey [2023]' was a pattern that matched 'Survey 2' (another
+    # scene, run as if asked for) or nothing ('matches no file')
+    (tmp_path / "Survey [2023]").mkdir()
+    (tmp_path / "Survey 2").mkdir()
+    asked = copy_envi(AVIRIS_NG, str(tmp_path / "Survey [2023]"), "scene")
+    copy_envi(AVIRIS_NG_2, str(tmp_path / "Survey 2"), "scene")
+    assert batch.expand_inputs([asked]) == [asked]
+    assert batch.expand_inputs([str(tmp_path / "Survey [2023]")]) == [asked]
+    (tmp_path / "only [x]").mkdir()
+    alone = copy_envi(AVIRIS_NG, str(tmp_path / "only [x]"), "scene")
+    assert batch.expand_inputs([alone]) == [alone]
 
 
 def test_a_sentinel2_product_folder_is_one_scene(tmp_path):

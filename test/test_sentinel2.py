@@ -192,6 +192,25 @@ def test_product_baseline_04_in_the_folder_name_applies_the_offset(tmp_path):
         np.testing.assert_allclose(s2.read_reflectance(["B4"]), 0.1234, rtol=1e-5)
 
 
+def test_a_folder_whose_name_holds_brackets_keeps_its_metadata(tmp_path):
+    """'Survey [2023]' was taken for a glob pattern when the folder's MTD_MSIL2A.xml was looked for: the -1000 offset
+    it declares was not applied (every index wrong) and the log said there was no MTD_MSIL2A.xml."""
+    offsets = {}
+    for name in ("plain", "Survey [2023]", "tile [a-z]"):
+        folder = tmp_path / name
+        folder.mkdir()
+        for band in ("B02", "B03", "B04", "B08"):
+            write_stack(folder / f"{band}.tif", np.full((1, 4, 4), 2234, dtype=np.uint16))
+        (folder / "MTD_MSIL2A.xml").write_text(
+            "<n1:Level-2A_User_Product><PROCESSING_BASELINE>05.09</PROCESSING_BASELINE>"
+            "<BOA_QUANTIFICATION_VALUE unit=\"none\">10000</BOA_QUANTIFICATION_VALUE>"
+            "<BOA_ADD_OFFSET band_id=\"0\">-1000</BOA_ADD_OFFSET></n1:Level-2A_User_Product>")
+        with open_sentinel2(str(folder), required=["B2", "B3", "B4", "B8"]) as s2:
+            offsets[name] = (s2.offset, float(s2.read_reflectance(["B4"])[0, 0, 0]))
+    assert offsets["Survey [2023]"] == offsets["tile [a-z]"] == offsets["plain"] == (pytest.approx(-0.1),
+                                                                                      pytest.approx(0.1234))
+
+
 def test_a_safe_of_baseline_04_with_its_quality_masks(tmp_path):
     """From baseline 04.00 a .SAFE holds MSK_DETFOO_Bxx and MSK_QUALIT_Bxx per band in GRANULE/*/QI_DATA: they were
     taken for band files, and every such product was refused as 'more than one product'. Its MTD_MSIL2A.xml (as QGIS

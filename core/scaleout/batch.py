@@ -320,7 +320,9 @@ def expand_inputs(items, list_files=(), parameter="inputs", feedback=None):
     found, companions, others = [], [], []
     for item in items or ():
         item = os.path.expanduser(str(item))
-        if any(ch in item for ch in "*?["):
+        # a pattern only when no file or folder has that name: 'Survey [2023]/scene.tif' is a path (taken as a
+        # pattern it matched 'Survey 2/scene.tif', another scene, or nothing)
+        if any(ch in item for ch in "*?[") and not os.path.exists(item):
             matches = sorted(p for p in glob.glob(item, recursive=True) if os.path.isfile(p) or os.path.isdir(p))
             if not matches:
                 raise OreMapError(f"The pattern '{item}' matches no file.", parameter,

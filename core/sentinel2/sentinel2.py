@@ -1129,7 +1129,7 @@ def _stac_item(path):
 
 def _stac_item_beside(folder):
     """:func:`_stac_item` of the first STAC item JSON in ``folder`` (of its first eight JSON files), else {}."""
-    for json_path in sorted(glob.glob(os.path.join(folder, "*.json")))[:8]:
+    for json_path in sorted(glob.glob(os.path.join(glob.escape(folder), "*.json")))[:8]:
         item = _stac_item(json_path)
         if item:
             return item
@@ -1140,7 +1140,7 @@ def _folder_metadata(folder, files):
     """Metadata items and baseline hint of a folder: MTD XML, BigEarthNet JSON, product names."""
     tags, hint = {}, _baseline_from_text(os.path.abspath(folder)) or \
         next((_baseline_from_text(p) for p in files.values() if _baseline_from_text(p)), None)
-    for json_path in sorted(glob.glob(os.path.join(folder, "*metadata*.json")))[:1]:
+    for json_path in sorted(glob.glob(os.path.join(glob.escape(folder), "*metadata*.json")))[:1]:
         try:
             with open(json_path, encoding="utf-8") as handle:
                 meta = json.load(handle)
@@ -1152,7 +1152,8 @@ def _folder_metadata(folder, files):
                 if isinstance(value, (str, int, float)):
                     tags[str(key)] = value
     tags.update(_stac_item_beside(folder))   # a STAC item saved with the bands
-    for xml_path in sorted(glob.glob(os.path.join(folder, "MTD_MSIL*.xml")))[:1]:
+    # the folder escaped: 'Survey [2023]' is a name, not a pattern (the metadata, and the -1000 offset, went unseen)
+    for xml_path in sorted(glob.glob(os.path.join(glob.escape(folder), "MTD_MSIL*.xml")))[:1]:
         try:
             with open(xml_path, encoding="utf-8", errors="replace") as handle:
                 text = handle.read(2_000_000)
