@@ -69,6 +69,32 @@ def processing_provider(processing_initialised):
     yield ensure_provider()
 
 
+PLUGIN_IN_SUBPROCESS = r"""
+sys.path.append("/usr/share/qgis/python/plugins")
+spec = importlib.util.spec_from_file_location("oremap", os.path.join(root, "__init__.py"),
+                                              submodule_search_locations=[root])
+m = importlib.util.module_from_spec(spec); sys.modules["oremap"] = m; spec.loader.exec_module(m)
+from qgis.core import QgsApplication
+"""
+"""Lines of a script run in a fresh Python (``root``: the checkout, ``importlib.util``, ``os`` and ``sys`` imported):
+the checkout imported as the package ``oremap``, QGIS's Processing plugin on the path, QgsApplication imported."""
+
+
+def dask_client(n_workers):
+    """A local Dask cluster of ``n_workers`` processes (one thread each) prepared for OreMap's batch, as a
+    generator for a fixture: the client, then the cluster closed."""
+    from distributed import Client, LocalCluster
+
+    from oremap.core.scaleout import batch
+
+    cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True, dashboard_address=":0")
+    client = Client(cluster)
+    batch.prepare_client(client)
+    yield client
+    client.close()
+    cluster.close()
+
+
 def core_warnings():
     """A core :class:`~core.engine.feedback.Feedback` that keeps the warnings given to it in ``.warnings`` and its
     log lines in ``.infos``."""

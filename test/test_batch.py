@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import rasterio
 
-from conftest import AVIRIS_NG, AVIRIS_NG_2, DATA, USGS_LIBRARY, core_warnings
+from conftest import AVIRIS_NG, AVIRIS_NG_2, DATA, USGS_LIBRARY, core_warnings, dask_client
 from s2_scene import S2_FOLDER
 from oremap.core.scaleout import batch
 from oremap.core.hyperspectral import mapping
@@ -48,14 +48,7 @@ def copy_envi(src, folder, name):
 
 @pytest.fixture(scope="module")
 def client():
-    from distributed import Client, LocalCluster
-
-    cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0")
-    client = Client(cluster)
-    batch.prepare_client(client)
-    yield client
-    client.close()
-    cluster.close()
+    yield from dask_client(2)
 
 
 # A small memory budget, here and in the single-process runs, so that the fixtures' few rows make several

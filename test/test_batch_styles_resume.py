@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import rasterio
 
-from conftest import AVIRIS_NG, AVIRIS_NG_2, DATA, USGS_LIBRARY, ensure_provider
+from conftest import AVIRIS_NG, AVIRIS_NG_2, DATA, USGS_LIBRARY, dask_client, ensure_provider
 from oremap.core.scaleout import batch
 
 distributed = pytest.importorskip("distributed")
@@ -27,14 +27,7 @@ CNN_PARAMS = {"ALGORITHM": list(batch.ALGORITHMS).index("classify_cnn"), "MODEL_
 
 @pytest.fixture(scope="module")
 def client():
-    from distributed import Client, LocalCluster
-
-    cluster = LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=":0")
-    client = Client(cluster)
-    batch.prepare_client(client)
-    yield client
-    client.close()
-    cluster.close()
+    yield from dask_client(1)
 
 
 def qml(path):

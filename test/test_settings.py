@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from conftest import AVIRIS_NG, ROOT, USGS_LIBRARY, warning_recorder
+from conftest import AVIRIS_NG, PLUGIN_IN_SUBPROCESS, ROOT, USGS_LIBRARY, warning_recorder
 
 from oremap.core.engine import compute
 from oremap.core.engine.raster import MEMORY_SETTING
@@ -207,11 +207,7 @@ class Uninstalled:  # as if not installed: import and find_spec fail. (A None in
         if name.split(".")[0] in ("torch", "onnx", "onnxruntime"):
             raise ModuleNotFoundError(f"No module named '{name}'", name=name)
 sys.meta_path.insert(0, Uninstalled())
-sys.path.append("/usr/share/qgis/python/plugins")
-spec = importlib.util.spec_from_file_location("oremap", os.path.join(root, "__init__.py"),
-                                              submodule_search_locations=[root])
-m = importlib.util.module_from_spec(spec); sys.modules["oremap"] = m; spec.loader.exec_module(m)
-from qgis.core import QgsApplication
+""" + PLUGIN_IN_SUBPROCESS + r"""
 app = QgsApplication([], False)
 app.initQgis()
 from processing.core.Processing import Processing

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from conftest import ROOT, qgis_env
+from conftest import PLUGIN_IN_SUBPROCESS, ROOT, qgis_env
 
 from oremap.core.engine import compute
 from oremap.core.engine import package_installer as pi
@@ -84,11 +84,7 @@ def test_closing_the_installer_while_pip_runs_does_not_block_and_closes_when_it_
 OPTIONS_PAGE = r"""
 import importlib.util, os, sys
 root = sys.argv[1]
-sys.path.append("/usr/share/qgis/python/plugins")
-spec = importlib.util.spec_from_file_location("oremap", os.path.join(root, "__init__.py"),
-                                              submodule_search_locations=[root])
-m = importlib.util.module_from_spec(spec); sys.modules["oremap"] = m; spec.loader.exec_module(m)
-from qgis.core import QgsApplication
+""" + PLUGIN_IN_SUBPROCESS + r"""
 app = QgsApplication([], True)
 app.initQgis()
 from oremap.core.engine import compute
