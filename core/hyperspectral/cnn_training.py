@@ -115,8 +115,8 @@ def train_and_report(data, model_path, report_path=None, preprocessing=DEFAULT_P
         if pixels:   # the pixels' figures are the model's; those of the copies early stopping watched are kept
             copies = {f"val_copies_{k[4:]}": metrics[k] for k in ("val_accuracy", "val_balanced_accuracy",
                                                                   "val_kappa", "val_macro_f1") if k in metrics}
-            metrics.update(copies, **{k: v for k, v in _validation_metrics(cnn).items()},
-                           n_validation=int(y_val.size), validation_counts="held-out pixels")
+            metrics.update(copies, **_validation_metrics(cnn), n_validation=int(y_val.size),
+                           validation_counts="held-out pixels")
         training["metrics"] = {**metrics,
                                "sam_val_accuracy": summaries["sam"]["overall_accuracy"],
                                "sam_val_kappa": summaries["sam"]["kappa"],

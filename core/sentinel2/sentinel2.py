@@ -659,12 +659,16 @@ def _cloud_bands(ds):
     layer (:data:`_CLOUD_BAND`)."""
     found = []
     for b in range(1, ds.count + 1):
-        tags = {k.upper(): v for k, v in ds.tags(b).items()}
-        for text in (ds.descriptions[b - 1], tags.get("BANDNAME"), tags.get("BAND_NAME")):
-            if text and _CLOUD_BAND.match(str(text)):
-                found.append(f"band {b} '{str(text).strip()}'")
-                break
+        text = next((t for t in _band_names(ds, b) if _CLOUD_BAND.match(t)), None)
+        if text:
+            found.append(f"band {b} '{text.strip()}'")
     return found
+
+
+def _band_names(ds, b):
+    """The names band ``b`` of ``ds`` carries: its description and its band-name tags (those given)."""
+    tags = {k.upper(): v for k, v in ds.tags(b).items()}
+    return [str(t) for t in (ds.descriptions[b - 1], tags.get("BANDNAME"), tags.get("BAND_NAME")) if t]
 
 
 def _open_file(path, band_map, required, feedback, mask_clouds=True):
@@ -705,8 +709,8 @@ def _open_file(path, band_map, required, feedback, mask_clouds=True):
         if _level_1c(tags, [path] + list(ds.files or ()), numbers):
             warnings.append(_LEVEL_1C)
         clouds = _cloud_bands(ds)
-        scl_band = _scl_band(ds) if mask_clouds else None
-        if scl_band is not None:
+        scl_band = _scl_band(ds)
+        if scl_band is not None and mask_clouds:
             clouds = [c for c in clouds if not c.startswith(f"band {scl_band} ")]
         if clouds and mask_clouds:
             warnings.append(f"The raster holds {'a cloud layer' if len(clouds) == 1 else 'cloud layers'} "
@@ -720,13 +724,13 @@ def _open_file(path, band_map, required, feedback, mask_clouds=True):
             # re-export): masked as well, since the reader masks the file's own nodata anyway
             nodata = 0.0
         read_path, temp_dir = path, None
-        if scl_band is not None:
+        if scl_band is not None and mask_clouds:
             notes.append(_scl_band_note(ds, scl_band))
             temp_dir = tempfile.mkdtemp(prefix="oremap_s2_")
             read_path = os.path.join(temp_dir, os.path.splitext(os.path.basename(path))[0] + "_scl_masked.vrt")
             with open(read_path, "w", encoding="utf-8") as f:
                 f.write(_scl_masked_vrt_xml(path, ds, scl_band))
-        elif not mask_clouds and _scl_band(ds) is not None:
+        elif scl_band is not None:   # the cloud mask is off
             notes.append("The scene classification (SCL) band is not used: clouds and their shadows are not masked.")
         return S2Input(path=read_path, band_numbers=numbers, scale=scale, offset=offset, transform=ds.transform,
                        crs=ds.crs, width=ds.width, height=ds.height, nodata=nodata, baseline=baseline,
@@ -739,9 +743,7 @@ def _scl_band(ds):
     from ..engine.raster import _sample_values
 
     for b in range(1, ds.count + 1):
-        tags = {k.upper(): v for k, v in ds.tags(b).items()}
-        names = (ds.descriptions[b - 1], tags.get("BANDNAME"), tags.get("BAND_NAME"))
-        if not any(n and str(n).strip().upper() == "SCL" for n in names):
+        if not any(n.strip().upper() == "SCL" for n in _band_names(ds, b)):
             continue
         values = np.asarray(_sample_values(ds, [b]), dtype=np.float64).ravel()
         values = values[np.isfinite(values) & (values != 255)]
