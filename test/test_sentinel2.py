@@ -1104,3 +1104,22 @@ def test_a_rasters_scl_band_masks_its_clouds_and_other_cloud_layers_are_said_not
     with open_sentinel2(write_stack(tmp_path / "plain.tif", dn, S2_BANDS), feedback=log):
         pass
     assert not any("cloud mask" in w for w in log.warnings)
+
+
+def test_a_stacks_own_mask_still_masks_when_its_scl_band_masks_clouds(tmp_path):
+    """The SCL band's VRT mask replaced the file's internal mask (audit of 2026-12-07): the 25 pixels the file masks
+    got index values. Now a pixel is valid only where both the file's mask and the SCL class keep it."""
+    dn = _patch_dn()
+    scl = np.full(dn.shape[1:], 4, np.uint16)
+    scl[:10] = 9
+    path = write_stack(tmp_path / "masked.tif", np.concatenate([dn, scl[None]]), S2_BANDS + ["SCL"])
+    file_mask = np.full(scl.shape, 255, np.uint8)
+    file_mask[60:65, 60:65] = 0
+    with rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True), rasterio.open(path, "r+") as ds:
+        ds.write_mask(file_mask)
+    with open_sentinel2(path, feedback=core_warnings()) as s2:
+        got = s2.read_reflectance(["B4", "B8"])
+    valid = np.isfinite(got).all(axis=2)
+    expected = (scl == 4) & (file_mask == 255) & (dn[[3, 7]] != 0).all(axis=0)
+    assert (~expected).sum() > 25 + 10 * scl.shape[1] - 1
+    np.testing.assert_array_equal(valid, expected)

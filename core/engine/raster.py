@@ -325,9 +325,10 @@ class RasterSource:
         1-based indexes of the bands to read (e.g. the good bands); all by default.
     nodata : float, optional
         Extra nodata value given by the user, masked in addition to the source's own.
-    scale : float, optional
+    scale : float or "metadata", optional
         Reflectance scale factor: reflectance = raw / scale (10000 for 0-10000
-        integers). ``None`` or 0 picks it automatically, see :func:`detect_scale`.
+        integers). ``None`` or 0 picks it automatically, see :func:`detect_scale`. ``"metadata"``: values, not
+        reflectance (element grids, scores): only GDAL's band scale/offset is applied, as QGIS applies it.
     fill_spectra : bool
         Spectra: a pixel with one value in every band read (at least :data:`FILL_MIN_BANDS`) is nodata too.
         No measured spectrum is flat to the last digit over many bands; such pixels are the fill outside a
@@ -356,6 +357,13 @@ class RasterSource:
             raise OreMapError("No bands left to read.", "raster", "Check the bad-band list.")
         if min(self.bands) < 1 or max(self.bands) > ds.count:
             raise OreMapError(f"Band indexes must lie within 1-{ds.count}.", "raster")
+        complex_bands = [b for b in self.bands if np.dtype(ds.dtypes[b - 1]).kind == "c"]
+        if complex_bands:   # numpy would drop the imaginary part without a word
+            ds.close()
+            raise OreMapError(f"'{path}' holds complex values ({ds.dtypes[complex_bands[0] - 1]}, band "
+                              f"{complex_bands[0]}); OreMap reads real-valued rasters.", "raster",
+                              "Export the amplitude or the real part first (gdal_translate, or the Raster "
+                              "Calculator in QGIS), and give that raster.")
         # each band read has its own nodata (a VRT of separate files, HDF, ENVI can differ), and a user's for all
         user = {float(nodata)} if nodata is not None else set()
         ignore = envi_nodata(ds)   # an ENVI 'data ignore value' GDAL dropped (after a header line over 10,000 chars)
@@ -511,8 +519,27 @@ def scale_note_kind(note):
     return "warning" if str(note).startswith(SCALE_DOUBT) else "info"
 
 
+def _metadata_scale(dataset, bands):
+    """``(gain, bias, note)`` from GDAL's band scale/offset metadata of ``bands`` (one gain and bias per band where
+    they differ); ``(1.0, 0.0, "")`` where there is none."""
+    gains = [dataset.scales[b - 1] for b in bands]
+    biases = [dataset.offsets[b - 1] for b in bands]
+    if not (any(g not in (None, 1.0) for g in gains) or any(o not in (None, 0.0) for o in biases)):
+        return 1.0, 0.0, ""
+    if len(set(gains)) > 1 or len(set(biases)) > 1:
+        gain = np.array([1.0 if g is None else float(g) for g in gains])
+        bias = np.array([0.0 if o is None else float(o) for o in biases])
+        return gain, bias, SCALE_NOTE_PER_BAND.format(gain_min=gain.min(), gain_max=gain.max(),
+                                                      bias_min=bias.min(), bias_max=bias.max())
+    gain, bias = float(gains[0] or 1.0), float(biases[0] or 0.0)
+    return gain, bias, SCALE_NOTE_METADATA.format(gain=gain, bias=bias)
+
+
 def detect_scale(dataset, scale, bands):
     """Find how raw values turn into reflectance: ``reflectance = raw * gain + bias``.
+
+    ``scale="metadata"``: the values are not reflectance (element grids, scores); only GDAL's band scale/offset is
+    applied, as QGIS applies it, and ``(1.0, 0.0, "")`` where there is none.
 
     Order: a user ``scale`` (divisor) > GDAL's band scale/offset > the ENVI header's
     ``reflectance scale factor`` > a sample of the data (up to 32 bands spread over the
@@ -525,21 +552,17 @@ def detect_scale(dataset, scale, bands):
     ``data gain values`` / ``data offset values``, per-band GeoTIFF scales) give arrays of one gain and bias
     per band of ``bands``.
     """
+    if isinstance(scale, str) and scale == "metadata":   # values, not reflectance: GDAL's scale/offset only
+        gain, bias, note = _metadata_scale(dataset, bands)
+        return gain, bias, note.replace("Reflectance = value", "Value = stored value", 1)
     if scale:
         if scale < 0:
             raise OreMapError("The reflectance scale factor must be positive.", "scale",
                               "Use e.g. 10000 for reflectance stored as 0-10000, or 0 for automatic.")
         return 1.0 / float(scale), 0.0, SCALE_NOTE_USER.format(scale=scale)
-    gains = [dataset.scales[b - 1] for b in bands]
-    biases = [dataset.offsets[b - 1] for b in bands]
-    if any(g not in (None, 1.0) for g in gains) or any(o not in (None, 0.0) for o in biases):
-        if len(set(gains)) > 1 or len(set(biases)) > 1:
-            gain = np.array([1.0 if g is None else float(g) for g in gains])
-            bias = np.array([0.0 if o is None else float(o) for o in biases])
-            return gain, bias, SCALE_NOTE_PER_BAND.format(gain_min=gain.min(), gain_max=gain.max(),
-                                                          bias_min=bias.min(), bias_max=bias.max())
-        gain, bias = float(gains[0] or 1.0), float(biases[0] or 0.0)
-        return gain, bias, SCALE_NOTE_METADATA.format(gain=gain, bias=bias)
+    found = _metadata_scale(dataset, bands)
+    if found[2]:
+        return found
     envi = dataset.tags(ns="ENVI")
     factor = (envi.get("reflectance_scale_factor") or envi.get("reflectance scale factor")
               or dropped_field(dataset, "reflectance scale factor"))   # GDAL drops fields after a long header line

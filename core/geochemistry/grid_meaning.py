@@ -190,7 +190,7 @@ SPREAD_FACTOR_ODD = 4.0
 
 def raster_sample(path, bands, nodata=None, size=64):
     """``(pixels, len(bands))`` float64 values of five small windows of ``bands`` (1-based) of the raster at
-    ``path``, its nodata and ``nodata`` as NaN."""
+    ``path``, its nodata and ``nodata`` as NaN, GDAL's band scale/offset applied (as the block readers apply it)."""
     from ..engine.raster import open_raster, sample_windows
 
     with open_raster(path, "raster") as ds:
@@ -199,6 +199,8 @@ def raster_sample(path, bands, nodata=None, size=64):
             for missing in (ds.nodatavals[int(b) - 1], nodata):
                 if missing is not None and np.isfinite(missing):
                     values[values[:, j] == missing, j] = np.nan
+            gain, bias = ds.scales[int(b) - 1], ds.offsets[int(b) - 1]
+            values[:, j] = values[:, j] * (1.0 if gain is None else gain) + (0.0 if bias is None else bias)
     values[~np.isfinite(values)] = np.nan
     return values
 

@@ -91,7 +91,7 @@ def element_bands(path, elements):
 
 def _source(path, bands=None, nodata=None):
     # scale=1: concentrations are used as they are (no reflectance guess for integer rasters).
-    return RasterSource(path, bands=bands, nodata=nodata, scale=1)
+    return RasterSource(path, bands=bands, nodata=nodata, scale="metadata")
 
 
 def _read_nan(source, r0, r1, c0, c1):

@@ -648,7 +648,7 @@ def _scan_raster(path, bands, dep, positive_radius, negative_min_distance, seed,
     _check_distances(positive_radius, negative_min_distance)
     tree = cKDTree(dep)
     bound = negative_min_distance * (1 + 1e-9) + 1e-9
-    with RasterSource(path, bands=bands, nodata=nodata, scale=1) as src:
+    with RasterSource(path, bands=bands, nodata=nodata, scale="metadata") as src:
         nb = src.n_bands
         width, height, transform = src.width, src.height, src.transform
         per_unit = metres_per_unit(src.crs)  # distances are in metres; a grid in feet is measured in metres too
@@ -732,7 +732,7 @@ def _exact_counts(path, band, thresholds, nodata, memory_mb, feedback):
     t = np.asarray(thresholds, float)
     ge_hist = np.zeros(t.size + 1, np.int64)
     gt_hist = np.zeros(t.size + 1, np.int64)
-    with RasterSource(path, bands=[band], nodata=nodata, scale=1) as src:
+    with RasterSource(path, bands=[band], nodata=nodata, scale="metadata") as src:
         windows = block_windows(src.width, src.height, 48, memory_budget_mb(memory_mb))
         for i, window in enumerate(windows):
             feedback.check()

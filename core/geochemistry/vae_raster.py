@@ -63,7 +63,7 @@ def sample_raster(path, bands=None, nodata=None, max_samples=MAX_RASTER_TRAINING
     from ..engine.raster import RasterSource, block_windows, memory_budget_mb
 
     feedback = ensure(feedback)
-    with RasterSource(path, bands=bands, nodata=nodata, scale=1, partial=partial) as src:
+    with RasterSource(path, bands=bands, nodata=nodata, scale="metadata", partial=partial) as src:
         pool = _Reservoir(int(max_samples), _salt(seed, 11))
         windows = block_windows(src.width, src.height, src.n_bands * 12 + 32, memory_budget_mb(memory_mb) / 2)
         for i, window in enumerate(windows):
@@ -152,7 +152,7 @@ def score_raster(model, raster_path, score_path, class_path=None, nodata=None, m
     work = m * 8 * 10 + 64
     # a model that takes samples with missing elements (max_missing) gets the pixels missing some, as points do
     partial = float(model.preprocessing.max_missing) > 0
-    with RasterSource(raster_path, bands=bands, nodata=nodata, scale=1, partial=partial) as src:
+    with RasterSource(raster_path, bands=bands, nodata=nodata, scale="metadata", partial=partial) as src:
         try:
             done = run_pixelwise(src, outputs, func, memory_mb=memory_mb, work_bytes_per_pixel=work,
                                  feedback=feedback)

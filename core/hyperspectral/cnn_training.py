@@ -15,7 +15,7 @@ from . import sam
 from ..engine.feedback import ensure
 from ..engine.model_format import ModelInfo
 from ..engine.spectra import PREPROCESSING
-from .spectral_cnn import _validation_metrics, train_classifier
+from .spectral_cnn import validation_metrics, train_classifier
 from ..engine.model_format import build_time
 
 PREPROCESSING_LABELS = dict(PREPROCESSING)
@@ -115,7 +115,7 @@ def train_and_report(data, model_path, report_path=None, preprocessing=DEFAULT_P
         if pixels:   # the pixels' figures are the model's; those of the copies early stopping watched are kept
             copies = {f"val_copies_{k[4:]}": metrics[k] for k in ("val_accuracy", "val_balanced_accuracy",
                                                                   "val_kappa", "val_macro_f1") if k in metrics}
-            metrics.update(copies, **_validation_metrics(cnn), n_validation=int(y_val.size),
+            metrics.update(copies, **validation_metrics(cnn), n_validation=int(y_val.size),
                            validation_counts="held-out pixels")
         training["metrics"] = {**metrics,
                                "sam_val_accuracy": summaries["sam"]["overall_accuracy"],

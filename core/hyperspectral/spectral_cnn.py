@@ -308,7 +308,7 @@ def data_hash(X, y):
     return digest.hexdigest()
 
 
-def _validation_metrics(found):
+def validation_metrics(found):
     """The validation entries of ``training["metrics"]`` from an :func:`core.engine.accuracy.summary`."""
     recalls = [c["recall"] for c in found["per_class"] if c["support"] > 0]
     per_class = {c["name"]: {"precision": c["precision"], "recall": c["recall"], "f1": c["f1"],
@@ -861,7 +861,7 @@ def train_classifier(X, y, class_names, groups=None, wavelengths=None, fwhm=None
         from ..engine.accuracy import summary
 
         val_summary = summary(yva, val_proba.argmax(axis=1), list(range(n_classes)), class_names)
-        found = _validation_metrics(val_summary)
+        found = validation_metrics(val_summary)
         far = ood.out_of_distribution(checked, ood.angles(checked, Xva, Pva, val_proba.argmax(axis=1),
                                                           held_distance if feature else None),
                                       val_proba.argmax(axis=1))

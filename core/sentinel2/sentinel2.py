@@ -769,7 +769,11 @@ def _scl_band_note(ds, band):
 
 def _scl_masked_vrt_xml(path, ds, scl_band):
     """A VRT of every band of ``path`` as it is, whose per-dataset mask is 0 where the band ``scl_band``'s class is
-    one of :data:`SCL_MASKED` or no class (12 and above), 255 elsewhere."""
+    one of :data:`SCL_MASKED` or no class (12 and above), and where the file's own per-dataset mask (internal, ``.msk``
+    or an alpha band) is 0; 255 elsewhere. The file's mask is laid over the SCL lookup as a second source whose 255
+    is its nodata, so only its masked pixels are written (a VRT mask band replaces the file's mask otherwise)."""
+    from rasterio.enums import ColorInterp, MaskFlags
+
     from ..engine.raster import vrt_type
 
     t = ds.transform
@@ -784,6 +788,8 @@ def _scl_masked_vrt_xml(path, ds, scl_band):
         lines.append(f'  <VRTRasterBand dataType="{kind}" band="{b}">')
         if ds.descriptions[b - 1]:
             lines.append(f"    <Description>{escape(ds.descriptions[b - 1])}</Description>")
+        if ds.colorinterp[b - 1] == ColorInterp.alpha:   # an alpha band is no reflectance (spectral_count)
+            lines.append("    <ColorInterp>Alpha</ColorInterp>")
         if ds.nodatavals[b - 1] is not None:
             lines.append(f"    <NoDataValue>{ds.nodatavals[b - 1]!r}</NoDataValue>")
         lines.append(f'    <SimpleSource><SourceFilename relativeToVRT="0">{source}</SourceFilename>'
@@ -793,6 +799,9 @@ def _scl_masked_vrt_xml(path, ds, scl_band):
     lines.append('    <VRTRasterBand dataType="Byte">')
     lines.append(f'      <ComplexSource><SourceFilename relativeToVRT="0">{source}</SourceFilename>'
                  f"<SourceBand>{scl_band}</SourceBand><LUT>{lut}</LUT></ComplexSource>")
+    if any(MaskFlags.per_dataset in flags for flags in ds.mask_flag_enums):
+        lines.append(f'      <ComplexSource><SourceFilename relativeToVRT="0">{source}</SourceFilename>'
+                     "<SourceBand>mask,1</SourceBand><NODATA>255</NODATA></ComplexSource>")
     lines.append("    </VRTRasterBand>")
     lines.append("  </MaskBand>")
     lines.append("</VRTDataset>")
