@@ -28,6 +28,7 @@ from qgis.core import (
     QgsApplication,
     QgsCoordinateTransform,
     QgsCsException,
+    QgsDataSourceUri,
     QgsFeatureRequest,
     QgsProcessing,
     QgsProcessingAlgorithm,
@@ -136,9 +137,10 @@ def split_names(text, known=None, commas=True):
 NO_GEOMETRY_FORMATS = (".csv", ".xlsx", ".xls", ".ods", ".dbf")
 
 #: Vector files OreMap writes its layers to. Another extension was written in a format QGIS chose from it, or under
-#: another name: '.txt' became Geoconcept ('x.txt.gxt', every field text, the scores too), '.xyz' 'x.xyz.gpkg',
-#: which a second run then replaced without a word.
-VECTOR_OUTPUT_FORMATS = (".gpkg", ".geojson", ".json", ".fgb", ".sqlite")
+#: another name: '.txt' became Geoconcept ('x.txt.gxt', every field text, the scores too), '.xyz' and '.json'
+#: 'x.xyz.gpkg' and 'x.json.geojson', which a second run then replaced without a word; '.sqlite' lost its CRS (QGIS
+#: 3.22's writer), so OreMap's next step refused the layer.
+VECTOR_OUTPUT_FORMATS = (".gpkg", ".geojson", ".fgb")
 
 #: Said under every deposits parameter: how to use some of a layer's points only.
 DEPOSIT_SUBSET_NOTE = ("To use some of the layer's points only (the gold ones of a list of occurrences of several "
@@ -573,8 +575,14 @@ def files_of(value, context, layers=True):
     """The local files a parameter value names (real paths): a path, a ``file://`` URI, a layer's source (a
     layer object, or with ``layers`` a layer id or name of the project), a feature source or output definition,
     or a list of them; an OGR/GDAL suffix (``|layername=...``) is dropped."""
+    return [path for path, _ in layers_of(value, context, layers)]
+
+
+def layers_of(value, context, layers=True):
+    """:func:`files_of` as ``(real path, layer name or None)``: the layer of a multi-layer file (``|layername=``)
+    that the value names, None where it names none (OGR then opens the file's first layer)."""
     if isinstance(value, (list, tuple)):
-        return [p for v in value for p in files_of(v, context, layers)]
+        return [p for v in value for p in layers_of(v, context, layers)]
     if isinstance(value, QgsProcessingOutputLayerDefinition):
         value = value.sink.staticValue()
     elif isinstance(value, QgsProcessingFeatureSourceDefinition):
@@ -588,8 +596,40 @@ def files_of(value, context, layers=True):
         return []
     if value.startswith("file://"):  # Qt's reading: C:/... on Windows (not /C:/...), //server/share for UNC
         value = QUrl(value).toLocalFile()
-    value = value.split("|")[0]
-    return [os.path.realpath(value)] if value else []
+    value, *options = value.split("|")
+    layer = next((o.split("=", 1)[1] for o in options if o.lower().startswith("layername=")), None)
+    return [(os.path.realpath(value), layer)] if value else []
+
+
+def ogr_sink_layer(value):
+    """``(file, table)`` of an ``ogr:dbname='/x/y.gpkg' table="mines" (geom)`` destination (the Toolbox's "Save to
+    GeoPackage..."), or None for any other value."""
+    if not isinstance(value, str) or not value.startswith("ogr:"):
+        return None
+    uri = QgsDataSourceUri(value[4:])
+    return (os.path.realpath(uri.database()), uri.table()) if uri.database() and uri.table() else None
+
+
+def gpkg_layer_names(path):
+    """The names of the layers of the vector file ``path`` (empty where OGR cannot open it)."""
+    from osgeo import ogr
+
+    try:
+        dataset = ogr.Open(path)
+        return [dataset.GetLayer(i).GetName() for i in range(dataset.GetLayerCount())] if dataset is not None else []
+    except RuntimeError:
+        return []
+
+
+def first_layer_name(path):
+    """The name of the layer OGR opens from ``path`` when no layer is named (its first), or None."""
+    from osgeo import ogr
+
+    try:
+        dataset = ogr.Open(path)
+        return dataset.GetLayer(0).GetName() if dataset is not None and dataset.GetLayerCount() else None
+    except RuntimeError:
+        return None
 
 
 def locked_output_problem(path, project, windows=None):
@@ -1397,7 +1437,9 @@ class OreMapAlgorithm(QgsProcessingAlgorithm):
         if not path:
             return
         file_path = str(path).split("|")[0]
-        if os.path.isfile(file_path):  # a vector sink's style (parameterAsSink guards its file and style already)
+        # a vector sink's style (parameterAsSink guards its file and style already); a layer of a GeoPackage keeps
+        # its style inside the file (styles.write_style), no .qml
+        if os.path.isfile(file_path) and "|layername=" not in str(path):
             self._guard_file(os.path.splitext(file_path)[0] + ".qml")
         qml = styles.write_style(path, style)
         if context.willLoadLayerOnCompletion(path):
@@ -1654,6 +1696,46 @@ class OreMapAlgorithm(QgsProcessingAlgorithm):
             return self.tr("Cancelled, but not every output is as it was before the run: ") + said
         return self.tr(self.CANCEL_MESSAGE) + " " + said
 
+    def _check_sink_layer(self, parameters, name, context):
+        """Refuse a vector destination spelt as a layer of a file (``y.gpkg|layername=mines``: Processing writes a
+        new file of that whole name, and the guard took ``y.gpkg`` for the output and removed it), and an
+        ``ogr:`` destination that is a layer this run reads (it would be emptied before it is read); say when an
+        ``ogr:`` destination replaces a layer of a GeoPackage."""
+        value = parameters.get(name)
+        if isinstance(value, QgsProcessingOutputLayerDefinition):
+            value = value.sink.staticValue()
+        if not isinstance(value, str):
+            return
+        description = self.parameterDefinition(name).description()
+        if "|" in value and not re.match(r"^[A-Za-z][A-Za-z0-9_+.-]+:", value.strip()):
+            file_part, *options = value.split("|")
+            layer = next((o.split("=", 1)[1] for o in options if o.lower().startswith("layername=")), None)
+            raise self.fail(name, f"'{value}' names a layer inside a file, which Processing cannot write to: it "
+                                  "would make a new file of that whole name.",
+                            (f"To add the layer '{layer}' to {os.path.basename(file_part)}, give "
+                             f"ogr:dbname='{file_part}' table=\"{layer}\" (geom) (the Toolbox's 'Save to "
+                             "GeoPackage...'); or give a file name alone." if layer else "Give a file name alone."))
+        target = ogr_sink_layer(value)
+        if target is None:
+            return
+        path, table = target
+        for definition in self.parameterDefinitions():
+            kind = definition.type()
+            if definition.isDestination() or kind not in INPUT_FILE_TYPES:
+                continue
+            for source, layer in layers_of(parameters.get(definition.name()), context, layers=kind != "file"):
+                if files.file_key(source) != files.file_key(path):
+                    continue
+                layer = layer if layer is not None else first_layer_name(source)
+                if layer is not None and layer.casefold() == table.casefold():
+                    raise self.fail(name, f"The layer '{table}' of {os.path.basename(path)} is also the input "
+                                          f"{definition.description()} ({definition.name()}): writing it would "
+                                          "destroy what this run reads.",
+                                    "Give the output another layer name (table), or another file.")
+        if os.path.isfile(path) and table.casefold() in {(n or "").casefold() for n in gpkg_layer_names(path)}:
+            self._feedback.warning(f"{description}: replacing the layer '{table}' of {path}; its other layers are "
+                                   "kept.")
+
     def _check_outputs_apart(self, parameters, context):
         """Refuse an output file that is also an input file, or one file named by two outputs: writing it would
         destroy what the run reads, or one output would silently replace the other. Existing inputs only; output
@@ -1677,8 +1759,10 @@ class OreMapAlgorithm(QgsProcessingAlgorithm):
             if isinstance(definition, QgsProcessingParameterFolderDestination) or is_temporary_output(value):
                 continue
             if isinstance(definition, QgsProcessingParameterFeatureSink):
-                # a provider's URI (memory: in a model's intermediate step, ogr:dbname=... from "Save to
-                # GeoPackage...", postgres:) is no file to check: only a plain file path is (_sink_file)
+                # a provider's URI (memory: in a model's intermediate step, postgres:) is no file to check: only a
+                # plain file path is (_sink_file), and a layer of a GeoPackage named by ogr:dbname=... ("Save to
+                # GeoPackage...")
+                self._check_sink_layer(parameters, name, context)
                 sink = self._sink_file(parameters, name, context)
                 paths = [os.path.abspath(sink)] if sink else []
             else:

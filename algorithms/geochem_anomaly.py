@@ -287,5 +287,6 @@ class GeochemAnomaly(OreMapAlgorithm):
             copy.setAttributes(list(feature.attributes()) + extra)
             sink.addFeature(copy, QgsFeatureSink.FastInsert)
         out["OUTPUT"] = dest
+        del sink   # closed: a FlatGeobuf is written only now, and its style needs the file
         self.style_output(context, dest, {"kind": "categories", "field": "anomaly_class", "geometry": "Point",
                                           "opacity": 1.0, "legend": ga.class_legend(), "null_name": "Not scored"})

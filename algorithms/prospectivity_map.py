@@ -155,6 +155,7 @@ class ProspectivityMap(OreMapAlgorithm):
                                    NULL if has is None else ("yes" if has else "no")])
             sink.addFeature(feature, QgsFeatureSink.FastInsert)
         outputs["OUTPUT_CELLS"] = dest
+        del sink   # closed: a FlatGeobuf is written only now, and its style needs the file
         self.style_output(context, dest, {"kind": "graduated", "field": "probability", "ramp": "Magma", "min": 0.0,
                                           "max": 1.0, "classes": 5, "geometry": "Polygon"})
         feedback.info(f"Model: {os.path.basename(model)}; top cell probability {outputs['TOP_PROBABILITY']:.3f}.")

@@ -51,6 +51,7 @@ from qgis.core import (
     QgsSingleBandPseudoColorRenderer,
     QgsStyle,
     QgsSymbol,
+    QgsProviderRegistry,
     QgsVectorLayer,
     QgsWkbTypes,
 )
@@ -250,9 +251,28 @@ def write_style(path, style):
 
     QGIS loads that file as the layer's default style. Returns the .qml path, or None when ``path`` is
     not a file (a temporary layer) or cannot be opened by QGIS.
+
+    A layer of a GeoPackage (``y.gpkg|layername=mines``, an ``ogr:`` destination) gets its style saved in the
+    GeoPackage as the layer's default instead (returns None): ``y.qml`` would be every layer's default style of
+    that file, the user's other layers restyled on a field they lack, and a .qml of the user's replaced.
     """
     file_path = str(path).split("|")[0]
     if not os.path.isfile(file_path):
+        return None
+    if "|layername=" in str(path):
+        if style["kind"] in VECTOR_KINDS:
+            layer = QgsVectorLayer(str(path), os.path.basename(file_path), "ogr")
+            try:
+                if layer.isValid() and apply_style(layer, style):
+                    table = str(path).split("|layername=", 1)[1].split("|")[0]
+                    # a style of that name first removed: saving over it does not return in QGIS 3.22 (headless)
+                    _, ids, names, _, _ = layer.listStylesInDatabase()
+                    for style_id, name in zip(ids, names):
+                        if name == table:
+                            QgsProviderRegistry.instance().deleteStyleById("ogr", layer.source(), style_id, "")
+                    layer.saveStyleToDatabase(table, "OreMap", True, "")
+            finally:
+                del layer
         return None
     layer = _style_layer(file_path, style)
     try:

@@ -331,6 +331,7 @@ class VaeAnomaly(OreMapAlgorithm):
                 [float(score), int(code)] if np.isfinite(score) else [NULL, NULL]))
             sink.addFeature(copy, QgsFeatureSink.FastInsert)
         out["OUTPUT"] = dest
+        del sink   # closed: a FlatGeobuf is written only now, and its style needs the file
         self.style_output(context, dest, {"kind": "categories", "field": "anomaly_class", "geometry": "Point",
                                           "opacity": 1.0, "legend": vae.class_legend(result["percentiles"]),
                                           "null_name": "Not scored"})

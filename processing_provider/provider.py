@@ -32,9 +32,12 @@ class OreMapProvider(QgsProcessingProvider):
         return QIcon(os.path.join(PLUGIN_DIR, "icon.svg"))
 
     def supportedOutputVectorLayerExtensions(self):  # noqa: N802 (QGIS API)
-        """GeoPackage and the formats that keep long field names: a shapefile cuts ``anomaly_score`` to
-        ``anomaly_sc``, which the outputs' styles and later runs by field name do not find."""
-        return [e for e in super().supportedOutputVectorLayerExtensions() if e.lower() not in ("shp", "dbf")]
+        """The formats every OreMap vector output accepts (``algorithms.base.VECTOR_OUTPUT_FORMATS``: GeoPackage,
+        GeoJSON, FlatGeobuf): 'Save to File...' offered 24, of which 19 were refused at run time (a shapefile cuts
+        ``anomaly_score`` to ``anomaly_sc``, a CSV loses the geometries...)."""
+        from ..algorithms.base import VECTOR_OUTPUT_FORMATS
+
+        return [e for e in super().supportedOutputVectorLayerExtensions() if f".{e.lower()}" in VECTOR_OUTPUT_FORMATS]
 
     def supportedOutputRasterLayerExtensions(self):  # noqa: N802 (QGIS API)
         """GeoTIFF only (the block engine writes tiled, compressed GeoTIFF): QGIS then offers only it in 'Save to
