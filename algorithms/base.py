@@ -282,8 +282,11 @@ def _decimal(text, comma=None):
     comma (``'0,05'``, as decimal-comma CSV files write values that load as text). ``comma``: ``"decimal"`` when the
     layer is known to write decimal commas (:func:`decimal_commas`), so ``'1,945'`` is 1.945; else such a value, one
     to three digits and three after the comma, is read with a thousands separator (1945), as a spreadsheet formats
-    numbers. A comma with a point (``'1,250.5'``) is a thousands separator."""
+    numbers. A comma with a point (``'1,250.5'``) is a thousands separator; in a decimal-comma layer a point between
+    groups of three digits is (``'1.800'``, ``'1.800,5'``: German, French and Spanish spreadsheets write 1800 so)."""
     text = text.strip()
+    if comma == "decimal" and "." in text and re.fullmatch(r"[-+]?\d{1,3}(\.\d{3})+(,\d*)?", text):
+        text = text.replace(".", "")
     if "," in text and "." in text and re.fullmatch(r"[-+]?\d{1,3}(,\d{3})+\.\d*", text):
         text = text.replace(",", "")
     elif "," in text and "." not in text and text.count(",") == 1:
@@ -292,8 +295,9 @@ def _decimal(text, comma=None):
     return float(text)
 
 
-#: A value that can only be written with a decimal comma: a comma not followed by three digits, or after a lone 0.
-_DECIMAL_COMMA = re.compile(r"[<>]?\s*[-+]?(\d*,\d{1,2}|\d*,\d{4,}|0,\d+)")
+#: A value that can only be written with a decimal comma: a comma not followed by three digits, or after a lone 0,
+#: or after points between groups of three digits ('1.800,5').
+_DECIMAL_COMMA = re.compile(r"[<>]?\s*[-+]?(\d*,\d{1,2}|\d*,\d{4,}|0,\d+|\d{1,3}(\.\d{3})+,\d+)")
 #: A value that can only be written with thousands separators: several comma groups, or commas and a point.
 _THOUSANDS = re.compile(r"[<>]?\s*[-+]?\d{1,3}(,\d{3}){2,}(\.\d*)?|[<>]?\s*[-+]?\d{1,3}(,\d{3})+\.\d*")
 
@@ -407,6 +411,8 @@ def assay_number(value, comma=None):
     (``'0,05'``, ``'<0,5'``; ``'1,250'`` is a thousands separator unless ``comma`` is ``"decimal"``:
     :func:`column_reader`) a decimal point; ``'n.d.'`` stays NaN. :data:`MISSING_WORDS` and other text are NaN. Element fields only:
     elsewhere (abundances, scores) a '<' value stays NaN."""
+    if comma == "decimal" and isinstance(value, str) and re.fullmatch(r"\s*[-+]?\d{1,3}(\.\d{3})+\s*", value):
+        return _decimal(value, comma)   # '1.800' in a decimal-comma layer: 1800, not 1.8 (as_number's reading)
     number = as_number(value)
     if number == number or value is None or value == NULL:
         return number
@@ -1544,6 +1550,9 @@ class OreMapAlgorithm(QgsProcessingAlgorithm):
                 integer = definition.dataType() == QgsProcessingParameterNumber.Integer
                 bounds = [b for b, bounded in ((f"at least {low:g}", low > -1e300), (f"at most {high:g}", high < 1e300))
                           if bounded]
+                if isinstance(value, str) and re.fullmatch(r"\s*[-+]?\d*,\d+\s*", value):
+                    return (f"{label}: '{value}' is written with a decimal comma; parameters take a decimal point: "
+                            f"write {value.strip().replace(',', '.')}.")
                 if not bounds:
                     return f"{label}: {value!r} is not a number."
                 return (f"{label}: {value!r} is not allowed: give {'a whole number' if integer else 'a number'} "

@@ -22,7 +22,12 @@ def test_numbers_out_of_range_and_choices_say_what_is_allowed(processing_provide
                                                        "at least 0."),
               ("geochem_anomaly", {"METHOD": 55}, "Main score (METHOD): 55 is not one of the choices: 0 = Rank-mean "
                                                   "fusion of the scores; 1 = "),
-              ("s2_indices", {"INDICES": []}, "Indices (INDICES): choose at least one of: 0 = NDVI; 1 = NDWI;")]
+              ("s2_indices", {"INDICES": []}, "Indices (INDICES): choose at least one of: 0 = NDVI; 1 = NDWI;"),
+              # a decimal comma (a German or French user's '2000,5') was blamed on the range ('give a number at
+              # least 0')
+              ("idw_interpolate", {"CELL_SIZE": "2000,5"}, "Cell size (metres; 0 = from the sample spacing) (CELL_SIZE): '2000,5' is "
+                                                           "written with a decimal comma; parameters take a decimal "
+                                                           "point: write 2000.5.")]
     for name, parameters, start in checks:
         ok, message = algorithm(processing_provider, name).checkParameterValues(parameters, context)
         assert not ok and message.startswith(start), message
