@@ -4,6 +4,8 @@ import os
 
 import numpy as np
 from qgis.core import (
+    NULL,
+    QgsFeatureRequest,
     QgsProcessing,
     QgsProcessingParameterBoolean,
     QgsProcessingParameterFeatureSource,
@@ -17,7 +19,7 @@ from qgis.core import (
 from ..core.hyperspectral import cnn_training
 from ..core.engine.spectra import PREPROCESSING
 from ..core.engine.errors import OreMapError
-from .base import LIBRARY_FORMATS, OreMapAlgorithm, split_names
+from .base import LIBRARY_FORMATS, OreMapAlgorithm, fields_hint, split_names
 from .classify_spectral_cnn import DEEPGEOMAP_REFERENCES
 
 CLASS_RULES = [("first_word", "First word of the spectrum name (mineral)"), ("whole_name", "Whole spectrum name")]
@@ -58,6 +60,12 @@ class TrainSpectralCnn(OreMapAlgorithm):
         "INPUT": "(a) Hyperspectral raster to take training pixels from.",
         "TRAINING": "(a) Points or polygons over the raster, with a class field.",
         "CLASS_FIELD": "(a) Field holding each feature's class (mineral) name.",
+        "GROUP_FIELD": "(a) Optional field naming the physical sample, outcrop or site of each feature: features "
+                       "with the same value are held out together, so the report's figures are those of samples the "
+                       "network never saw. Empty: each polygon is a group, and so is each point; points are then "
+                       "pixels of the same outcrops on both sides of the split, and the figures are optimistic (on "
+                       "the project's benchmark of labelled AVIRIS pixels, 99.6 % reported against 94.8 % on pixels "
+                       "of new samples), which the log and the report say.",
         "LIBRARIES": "(b) One or more spectral libraries (several one-spectrum files of a field campaign too): "
                      + LIBRARY_FORMATS,
         "CLASS_RULE": "(b) How a library spectrum's class is found from its name.",
@@ -164,6 +172,8 @@ class TrainSpectralCnn(OreMapAlgorithm):
             [QgsProcessing.TypeVectorPoint, QgsProcessing.TypeVectorPolygon], optional=True))
         self._add(QgsProcessingParameterField("CLASS_FIELD", self.tr("Class field (a)"),
                                               parentLayerParameterName="TRAINING", optional=True))
+        self._add(QgsProcessingParameterField("GROUP_FIELD", self.tr("Sample field (a)"),
+                                              parentLayerParameterName="TRAINING", optional=True))
         self._add(QgsProcessingParameterMultipleLayers("LIBRARIES", self.tr("Spectral libraries (b)"),
                                                        QgsProcessing.TypeFile, optional=True))
         self.add_enum("CLASS_RULE", "Class from spectrum name (b)", [label for _, label in CLASS_RULES])
@@ -246,7 +256,7 @@ class TrainSpectralCnn(OreMapAlgorithm):
                                                    names=[f"feature {i} ({label})" for i, label in zip(ids, labels)])
                 report_fill(source, feedback)
             feedback.info(f"{data.X.shape[0]} training pixels from {len(set(data.groups.tolist()))} features.")
-            return data, False
+            return data, False, self._sample_groups(parameters, context, data, ids, feedback)
         self._parameter_overrides["training"] = "LIBRARIES"
         if not libraries:
             raise self.fail("LIBRARIES", "No training data were given.",
@@ -298,10 +308,43 @@ class TrainSpectralCnn(OreMapAlgorithm):
             exclude_water=self.parameterAsBool(parameters, "EXCLUDE_WATER", context), feedback=feedback)
         feedback.info(f"{data.X.shape[0]} library spectra in {len(data.class_names)} classes on "
                       f"{data.band_info.n_bands} bands: " + ", ".join(f"{k} ({v})" for k, v in data.counts().items()))
-        return data, True
+        return data, True, None
+
+    def _sample_groups(self, parameters, context, data, ids, feedback):
+        """Group the pixels by GROUP_FIELD (``data.groups`` then numbers its values), and say how validation is
+        grouped (the model and the report record it): by that field, by feature, or point by point, which is
+        warned of (held-out points are pixels of the training points' outcrops: the figures are optimistic)."""
+        field = self.parameterAsString(parameters, "GROUP_FIELD", context)
+        if field:
+            source = self.parameterAsSource(parameters, "TRAINING", context)
+            if source.fields().lookupField(field) < 0:
+                raise self.fail("GROUP_FIELD", f"Field '{field}' is not in the layer.",
+                                fields_hint(source, "the sample field"))
+            index = source.fields().lookupField(field)
+            wanted = set(int(i) for i in ids)
+            request = QgsFeatureRequest().setFlags(QgsFeatureRequest.NoGeometry).setSubsetOfAttributes([index])
+            values = {f.id(): f.attributes()[index] for f in source.getFeatures(request) if f.id() in wanted}
+            # a feature without a sample value is a sample of its own
+            text = {i: ("" if v is None or v == NULL else str(v).strip()) for i, v in values.items()}
+            keys = [("value", text[i]) if text.get(i) else ("feature", int(i)) for i in ids]
+            codes = {k: n for n, k in enumerate(dict.fromkeys(keys))}
+            feature_code = np.array([codes[k] for k in keys], dtype=np.int64)
+            data.groups = feature_code[np.asarray(data.groups, dtype=np.int64)]
+            n = len(set(data.groups.tolist()))
+            feedback.info(f"Validation holds out whole samples: {n} samples by the field '{field}'.")
+            return f"by the sample field '{field}' ({n} samples)"
+        sizes = np.bincount(np.asarray(data.groups, dtype=np.int64))
+        if sizes[sizes > 0].max() <= 1:
+            feedback.warning("Each training point is its own validation group: the held-out points are pixels of the "
+                             "same outcrops or samples as the training points, so the report's validation figures "
+                             "are optimistic (on the project's labelled-pixel benchmark 99.6 % reported against "
+                             "94.8 % on pixels of new samples). Give the Sample field (GROUP_FIELD), a sample or "
+                             "outcrop name, to hold out whole samples.")
+            return "point by point (each point its own group; the figures are optimistic)"
+        return "by feature (the pixels of a polygon are held out together)"
 
     def process(self, parameters, context, feedback):
-        data, from_library = self.training_set(parameters, context, feedback)
+        data, from_library, grouping = self.training_set(parameters, context, feedback)
         model_path = self.output_path(parameters, "OUTPUT_MODEL", context, feedback)
         report_path = self.output_path(parameters, "OUTPUT_REPORT", context, feedback)
         number = lambda name: self.parameterAsDouble(parameters, name, context)  # noqa: E731
@@ -320,7 +363,8 @@ class TrainSpectralCnn(OreMapAlgorithm):
             learning_rate=number("LEARNING_RATE"), patience=integer("PATIENCE"),
             val_fraction=number("VALIDATION_FRACTION"), seed=integer("SEED"), feedback=feedback,
             refit=self.parameterAsBool(parameters, "REFIT", context), ensemble=integer("ENSEMBLE"),
-            outliers=outliers, outlier_weight=number("OUTLIER_WEIGHT"), min_epochs=integer("MIN_EPOCHS"))
+            outliers=outliers, outlier_weight=number("OUTLIER_WEIGHT"), min_epochs=integer("MIN_EPOCHS"),
+            validation_groups=grouping)
         feedback.info(f"Validation: CNN overall accuracy {summary['cnn']['overall_accuracy']:.4f} "
                       f"(kappa {summary['cnn']['kappa']:.4f}); SAM {summary['sam']['overall_accuracy']:.4f}.")
         return {"OUTPUT_MODEL": model_path, "OUTPUT_REPORT": report_path,
