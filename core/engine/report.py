@@ -20,6 +20,7 @@ random identifiers; put a date in the ``subtitle`` when one is wanted)::
 
 import html
 import math
+import re
 
 import numpy as np
 
@@ -44,8 +45,19 @@ class Raw(str):
 # --------------------------------------------------------------------------------------
 # Small helpers
 # --------------------------------------------------------------------------------------
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+"""Characters XML 1.0 forbids (control characters but tab and newlines, lone surrogates, U+FFFE/U+FFFF)."""
+
+
 def _esc(text):
-    return html.escape(str(text), quote=True)
+    """``text`` escaped for HTML and XML, its XML-forbidden characters replaced by U+FFFD.
+
+    Inline SVG must be well-formed XML: a class name holding a vertical tab (as pasted
+    from a spreadsheet) would otherwise make the plot invalid for XML readers and
+    SVG editors. Escaping (``&amp;`` ...) cannot express these characters, so they
+    become the replacement character.
+    """
+    return html.escape(_NOT_XML.sub("\ufffd", str(text)), quote=True)
 
 
 def _n(value):
@@ -59,8 +71,56 @@ def _text_width(text, size):
 
 
 def _shorten(text, limit):
+    """``text`` cut to ``limit`` characters at its end, an ellipsis marking the cut."""
     text = str(text)
     return text if len(text) <= limit else text[: limit - 1] + "\u2026"
+
+
+def _shorten_middle(text, limit):
+    """``text`` cut to ``limit`` characters in its middle: its start, an ellipsis and its end.
+
+    Names that differ only at the end ("... (strong)", "... (weak)") keep what tells them
+    apart. The end starts at a word when one begins in its first two thirds.
+    """
+    text = str(text)
+    if len(text) <= limit:
+        return text
+    keep = max(limit - 1, 0)
+    tail = text[len(text) - keep // 2:] if keep // 2 else ""
+    space = tail.find(" ")
+    if 0 <= space < 2 * len(tail) // 3:
+        tail = tail[space + 1:]
+    return text[: keep - len(tail)] + "\u2026" + tail
+
+
+def _colliding(names, labels):
+    """Indices of labels equal to the label of a different name."""
+    owners = {}
+    for name, label in zip(names, labels):
+        owners.setdefault(label, set()).add(name)
+    return [i for i, label in enumerate(labels) if len(owners[label]) > 1]
+
+
+def _short_labels(names, limit):
+    """Axis labels of at most ``limit`` characters that stay distinct for distinct names.
+
+    Each long name is cut at its end (:func:`_shorten`); names whose cuts coincide
+    (class names sharing a long start) are cut in the middle instead, keeping their
+    ends; any still alike get their position in ``names`` as a suffix (" #3"). Equal
+    names keep equal labels.
+    """
+    names = [str(name) for name in names]
+    labels = [_shorten(name, limit) for name in names]
+    for i in _colliding(names, labels):
+        labels[i] = _shorten_middle(names[i], limit)
+    for _ in names:                         # numbering one label may make it meet another: repeat
+        colliding = _colliding(names, labels)
+        if not colliding:
+            break
+        for i in colliding:
+            tag = f" #{i + 1}"
+            labels[i] = _shorten_middle(names[i], max(limit - len(tag), 1)) + tag
+    return labels
 
 
 def _colour(colour, index):
@@ -125,13 +185,27 @@ def nice_ticks(lo, hi, max_ticks=6):
     return [0.0 if t == 0 else t for t in ticks], step
 
 
+def _decade(value):
+    """The power of ten of a positive number (floor of log10, robust to 0.001 stored as 0.000999...)."""
+    return math.floor(math.log10(value) + 1e-9)
+
+
 def _tick_label(value, step):
+    """A tick value as text that tells it apart from its neighbours ``step`` away.
+
+    Plain decimals, as many as the step needs: whole numbers for a step of 1 or more,
+    so UTM northings read 6323000, not 6.32e+06 for every tick. Scientific notation
+    only for values of 1e9 or more and steps below 1e-4, with enough significant
+    digits to resolve the step (0.50005 next to 0.5, 1.2345e+09 next to 1.2346e+09).
+    """
     if value == 0:
         return "0"
+    step = abs(step) if step else 1.0
     magnitude = max(abs(value), step)
-    if magnitude >= 1e6 or step < 1e-4:
-        return f"{value:.3g}"
-    decimals = max(0, -math.floor(math.log10(step) + 1e-9))
+    if magnitude >= 1e9 or step < 1e-4:
+        digits = max(3, _decade(magnitude) - _decade(step) + 1)
+        return f"{value:.{digits}g}"
+    decimals = max(0, -_decade(step))
     return f"{value:.{decimals}f}"
 
 
@@ -406,7 +480,7 @@ def svg_confusion_matrix(matrix, class_names, title, normalise="true"):
             frac = cm / cm.max() if cm.size and cm.max() > 0 else np.zeros_like(cm)
 
     cell = float(min(60, max(24, 440 // max(n, 1))))
-    names = [_shorten(name, 28) for name in class_names]
+    names = _short_labels(class_names, 28)
     label_size = 11.0 if cell >= 30 else 10.0
     label_w = max([_text_width(name, label_size) for name in names] + [20])
     diag = label_w * math.sqrt(0.5)              # extent of a 45-degree label
@@ -547,7 +621,7 @@ def svg_bar_chart(labels, groups_of_values, group_names, title, y_label, colours
     ticks, step = nice_ticks(lo, hi, 6)
     tick_labels = [_tick_label(t, step) for t in ticks]
 
-    short = [_shorten(label, 24) for label in labels]
+    short = _short_labels(labels, 24)
     label_w = max([_text_width(s, 10) for s in short] + [0])
     rotate = label_w > slot - 4
     left = 22 + max([_text_width(t, 10) for t in tick_labels] + [12]) + 10

@@ -365,8 +365,10 @@ def train_prospectivity(raster_path, deposits_xy, model_path=None, report_path=N
         onnx_bytes = export_onnx(module, stack.n_elements, window)
     cv = _cv_summary(folds)
     if np.isfinite(cv["auc_mean"]):
-        feedback.info(f"Spatial cross-validation: AUC {cv['auc_mean']:.3f} +/- {cv['auc_sd']:.3f}, accuracy "
-                      f"{cv['accuracy']:.3f}, F1 {cv['f1']:.3f}.")
+        from .prospectivity_report import cv_auc_text, score_text
+
+        feedback.info(f"Spatial cross-validation: {cv_auc_text(cv, plan.info['n_deposits'])}, accuracy "
+                      f"{score_text(cv['accuracy'])}, F1 {score_text(cv['f1'])}.")
     if plan.folds and cv["n_deposits_validated"] < plan.info["n_deposits"]:
         feedback.warning(
             f"Spatial cross-validation validated {cv['n_deposits_validated']} of {plan.info['n_deposits']} deposits "

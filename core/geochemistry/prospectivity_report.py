@@ -7,6 +7,27 @@ import os
 import numpy as np
 
 
+def score_text(value, digits=3):
+    """A score as text; "n/a" for a missing or non-finite one (never "nan")."""
+    return "n/a" if value is None or not np.isfinite(value) else f"{value:.{digits}f}"
+
+
+def cv_auc_text(cv, n_deposits):
+    """The fold AUC as the note states it: mean +/- sd, or what is known when one or no fold was scored.
+
+    The sample sd of one fold is undefined (NaN): the note then says so instead of printing "+/- nan".
+    """
+    n, mean, sd = cv["n_folds_scored"], cv["auc_mean"], cv["auc_sd"]
+    validated = f"validating {cv['n_deposits_validated']} of {n_deposits} deposits"
+    if mean is None or not np.isfinite(mean):
+        return f"AUC n/a (no fold could be scored, {validated})"
+    if sd is None or not np.isfinite(sd):
+        scored = "one scored fold" if n == 1 else f"{n} scored folds"
+        return f"AUC {score_text(mean)} ({scored}, no sd, {validated})"
+    return (f"AUC {score_text(mean)} +/- {score_text(sd)} (mean +/- sample sd over the {n} scored folds, "
+            f"{validated})")
+
+
 def _fold_map_svg(plan, height, width, size=480):
     """Blocks coloured by fold, deposits (black) and background centres (grey) as an SVG."""
     from ..engine.colors import PALETTE, hex_colour
@@ -106,10 +127,8 @@ def training_report(result, height, width, raster_path=""):
         chart = report.svg_bar_chart([f"fold {f['fold']}" for f in result.folds if not f["skipped"]], [aucs],
                                      ["AUC"], "Validation AUC per spatial fold", "AUC", y_range=(0, 1))
         note = report.paragraph(
-            f"AUC {cv['auc_mean']:.3f} +/- {cv['auc_sd']:.3f} (mean +/- sample sd over the {cv['n_folds_scored']} "
-            f"scored folds, validating {cv['n_deposits_validated']} of {plan.info['n_deposits']} deposits); pooled "
-            f"over all validation windows: AUC {cv['pooled_auc']:.3f}, accuracy {cv['accuracy']:.3f}, F1 "
-            f"{cv['f1']:.3f} "
+            f"{cv_auc_text(cv, plan.info['n_deposits'])}; pooled over all validation windows: AUC "
+            f"{score_text(cv['pooled_auc'])}, accuracy {score_text(cv['accuracy'])}, F1 {score_text(cv['f1'])} "
             "(deposit class, threshold 0.5). Accuracy counts every background window; with many more background "
             "than deposit windows, AUC and balanced accuracy say more.", "note")
         sections.append(("Spatial cross-validation", table + chart + note))
