@@ -355,25 +355,11 @@ def abundance_number(value, comma=None):
 
 
 def _one_spelling(labels, field, feedback):
-    """``labels`` with spellings of one name (case, spaces: 'Kaolinite', 'kaolinite ') made one, the most frequent
-    spelling kept (the first on a tie), and the log told; numbers are left as they are."""
-    from collections import Counter
+    """``labels`` with spellings of one name made one (:func:`core.engine.names.one_spelling`), the log told."""
+    from ..core.engine.names import one_spelling
 
-    from ..core.engine.names import name_key
-
-    texts = [v for v in labels if isinstance(v, str)]
-    spellings = {}
-    for text, count in Counter(texts).most_common():
-        spellings.setdefault(name_key(text), []).append(text)
-    merged = {k: v for k, v in spellings.items() if len(v) > 1}
-    if not merged:
-        return labels
-    if feedback is not None:
-        feedback.warning(f"'{field}' spells some classes in more than one way, taken as one class each (case and "
-                         "spaces ignored): " + "; ".join(" = ".join(repr(t) for t in v) for v in merged.values())
-                         + ". Fix the spelling in the layer to silence this.")
-    keep = {t: v[0] for v in merged.values() for t in v}
-    return [keep.get(v, v) if isinstance(v, str) else v for v in labels]
+    return one_spelling(labels, f"'{field}'", "Fix the spelling in the layer to silence this.",
+                        None if feedback is None else feedback.warning)
 
 
 def _file_georeferencing(path):

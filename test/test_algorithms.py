@@ -319,9 +319,9 @@ def test_class_spellings_are_one_class():
     log = core_warnings()
     labels = _one_spelling(["Kaolinite", "kaolinite ", "Kaolinite", "Alunite", 3, "ALUNITE  K"], "class", log)
     assert labels == ["Kaolinite", "Kaolinite", "Kaolinite", "Alunite", 3, "ALUNITE  K"]
-    assert log.warnings == ["'class' spells some classes in more than one way, taken as one class each (case and "
-                            "spaces ignored): 'Kaolinite' = 'kaolinite '. Fix the spelling in the layer to silence "
-                            "this."]
+    assert log.warnings == ["'class' spells some classes in more than one way, taken as one class each (case, "
+                            "spaces and accent encoding ignored): 'Kaolinite' = 'kaolinite '. Fix the spelling in the "
+                            "layer to silence this."]
     assert _one_spelling(["A", "B"], "class", log) == ["A", "B"] and len(log.warnings) == 1
 
 

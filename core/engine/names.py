@@ -12,6 +12,31 @@ def name_key(name):
     return unicodedata.normalize("NFC", " ".join(str(name).split())).casefold()
 
 
+def one_spelling(labels, where, fix, warn=None):
+    """``labels`` with the spellings of one class name (case, spaces, Unicode form: 'Kaolinit' and 'kaolinit ',
+    'Hämatit' with a precomposed or a combining accent: :func:`name_key`) made one, the most frequent spelling kept
+    (the first on a tie); labels that are not text (class codes) are left as they are. Without it each spelling was a
+    class of its own, and one mineral took several classes of a model and its map. ``warn(text)`` is told which
+    spellings were merged, ``where`` they were found (``"'mineral'"``, ``"The spectrum names"``) and ``fix``."""
+    import unicodedata
+    from collections import Counter
+
+    def shown(text):  # two encodings of one accent look alike: say which is which
+        return repr(text) + (" (accent as a combining mark)" if unicodedata.normalize("NFC", text) != text else "")
+
+    spellings = {}
+    for text, _ in Counter(v for v in labels if isinstance(v, str)).most_common():
+        spellings.setdefault(name_key(text), []).append(text)
+    merged = [v for v in spellings.values() if len(v) > 1]
+    if not merged:
+        return labels
+    if warn is not None:
+        warn(f"{where} spells some classes in more than one way, taken as one class each (case, spaces and accent "
+             "encoding ignored): " + "; ".join(" = ".join(shown(t) for t in v) for v in merged) + f". {fix}")
+    keep = {t: v[0] for v in merged for t in v}
+    return [keep.get(v, v) if isinstance(v, str) else v for v in labels]
+
+
 def match_name(wanted, names, keys=None):
     """Find ``wanted`` among ``names`` by OreMap's name-matching rules.
 

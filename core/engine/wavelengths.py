@@ -230,6 +230,19 @@ def _parse_range(token):
     return start + step * np.arange(count)
 
 
+#: A decimal comma: a comma between two digits (``486,5``).
+_DECIMAL_COMMA = re.compile(r"(?<=\d),(?=\d)")
+
+
+def _decimal_commas(text):
+    """``text`` with its decimal commas as points when it separates values by ``;``, as typed where a comma is
+    the decimal mark (``"486,5; 561,7"`` -> ``"486.5; 561.7"``); other text as it is, commas separating values
+    (also ``"400,500,600; 700"``: a value holds at most one decimal comma)."""
+    if ";" not in text or any(t.count(",") > 1 for t in re.split(r"[;\s]+", text)):
+        return text
+    return _DECIMAL_COMMA.sub(".", text)
+
+
 def parse_wavelength_list(text, units=None):
     """Parse a typed list of wavelengths.
 
@@ -239,7 +252,10 @@ def parse_wavelength_list(text, units=None):
         Values separated by commas, semicolons or white space, for example
         ``"450, 550.5; 650"``. A token ``"start:stop:step"`` expands to a
         regular sequence including ``stop`` when it falls on the step
-        (``"400:2500:10"``).
+        (``"400:2500:10"``). In text holding a ``;``, a comma between two
+        digits is a decimal comma (``"486,5; 561,7"``, as typed where the
+        comma is the decimal mark): ``"1,6; 2,2"`` is 1.6 and 2.2 um, not
+        four values.
     units : str, optional
         Unit of the values, see :func:`to_nanometres`; by default values all
         below 30 are micrometres, others nanometres.
@@ -255,11 +271,13 @@ def parse_wavelength_list(text, units=None):
     Raises
     ------
     OreMapError
-        ``parameter="wavelengths"`` for empty or unreadable text and values
-        that are not finite or not positive.
+        ``parameter="wavelengths"`` for empty or unreadable text, values
+        that are not finite or not positive, and centres outside
+        :data:`PLAUSIBLE_NM` (``"486,5, 561,7"``: decimal commas between
+        commas read as 486, 5, 561 and 7).
     """
     fix = 'Type wavelengths like "450, 550.5, 650" or a range "400:2500:10" (start:stop:step).'
-    cleaned = re.sub(r"\s*:\s*", ":", str(text or "").strip())
+    cleaned = _decimal_commas(re.sub(r"\s*:\s*", ":", str(text or "").strip()))
     tokens = [t for t in re.split(r"[,;\s]+", cleaned) if t]
     if not tokens:
         raise OreMapError("No wavelengths were given.", parameter="wavelengths", fix=fix)
@@ -275,7 +293,21 @@ def parse_wavelength_list(text, units=None):
     if np.any(values <= 0):
         raise OreMapError(f"Wavelengths must be positive: {values[values <= 0][0]:g} was given.",
                           parameter="wavelengths", fix=fix)
-    return to_nanometres(values, units)
+    return _plausible_typed(to_nanometres(values, units), len(values))
+
+
+def _plausible_typed(nanometres, count):
+    """``nanometres`` when each lies in :data:`PLAUSIBLE_NM`; else refused, with the likely cause: a decimal comma
+    between commas or spaces (``"486,5, 561,7"``) reads as two values, the second a few nanometres."""
+    outside = nanometres[(nanometres < PLAUSIBLE_NM[0]) | (nanometres > PLAUSIBLE_NM[1])]
+    if outside.size:
+        raise OreMapError(
+            f"{outside.size} of the {count} wavelengths read lie outside any imaging sensor's range "
+            f"({PLAUSIBLE_NM[0]:g} nm to {PLAUSIBLE_NM[1] / 1000:g} um), e.g. {outside[0]:g} nm.",
+            parameter="wavelengths",
+            fix="A decimal comma reads as two values unless ';' separates the values: type \"486,5; 561,7\" or "
+                "\"486.5, 561.7\" (not \"486,5, 561,7\"). Give nanometres, or values below 30 for micrometres.")
+    return nanometres
 
 
 # ---------------------------------------------------------------------------

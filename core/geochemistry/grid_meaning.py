@@ -15,8 +15,6 @@ float raster, and an algorithm reading it as survey values would take every nega
 the preprocessing a reader must still do (never a step twice), with the sentences to log.
 """
 
-import re
-
 import numpy as np
 
 from ..engine.errors import OreMapError
@@ -26,20 +24,23 @@ UNITS_KEY = "UNITS"
 DETECTION_KEY = "OREMAP_DETECTION"
 APPLIED = "applied"
 
-_UNITS = [("ppm", "ppm"), ("ppb", "ppb"), ("ppt", "ppt"), ("pct", "%"), ("percent", "%"), ("wt%", "%"),
-          ("%", "%"), ("mgkg", "mg/kg"), ("mg/kg", "mg/kg"), ("gt", "g/t"), ("g/t", "g/t")]
+#: The ``UNITS`` tag written for a unit of :data:`core.geochemistry.survey_hygiene.UNIT_FACTORS` that is spelt
+#: another way there (units not listed are written as they are: ``ppm``, ``ppb``, ``%``, ``g/t``, ``mg/kg``).
+DISPLAY_UNITS = {"pct": "%", "percent": "%", "wt%": "%", "gt": "g/t", "ug/g": "ppm", "µg/g": "ppm", "μg/g": "ppm",
+                 "ug/kg": "ppb", "µg/kg": "ppb", "μg/kg": "ppb", "ng/g": "ppb"}
 
 
 def units_from_name(name):
-    """The unit in a field name such as ``Au_ppb``, ``Cu ppm``, ``Fe2O3_pct`` or ``SiO2 (%)``; '' if none."""
-    tokens = [t for t in re.split(r"[\s_()\[\]-]+", str(name).lower()) if t]
-    for token in reversed(tokens[1:] if len(tokens) > 1 else []):
-        for key, unit in _UNITS:
-            if token == key:
-                return unit
-    if str(name).strip().endswith("%"):
-        return "%"
-    return ""
+    """The unit in a field name such as ``Au_ppb``, ``Cu ppm``, ``Fe2O3_pct``, ``SiO2 (%)``, ``Au (µg/g)`` (ppm)
+    or ``Pb.ppm``, as :func:`core.geochemistry.survey_hygiene.parse_column` reads it, so that the grid's ``UNITS``
+    tag says the unit the survey values were read in (a parser of its own missed names survey hygiene reads);
+    '' when the name states none (a bare ``Au`` whose ppm is only assumed)."""
+    from .survey_hygiene import parse_column
+
+    column = parse_column(name)
+    if not column.unit or column.assumed_unit:
+        return ""
+    return DISPLAY_UNITS.get(column.unit, column.unit)
 
 
 def band_tags(names, transform="none", detection_applied=True):

@@ -30,6 +30,7 @@ as they come:
 """
 
 import re
+import unicodedata
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -150,12 +151,18 @@ def parse_column(name, units=None):
     the element: ``Cu_ppm``, ``Cu_ppm_511``, ``CU PPM``, ``Au_ppb_FA``, ``Au (ppb)``, ``Au [ppb]``,
     ``Cu mg/kg``, ``S (%)``; a method code may stand between them (``Au_FA_ppb``, ``Au-AA23_ppm``) when it
     is no element symbol itself; ``Fe2O3_pct``, ``Fe2O3 %`` and ``ZnO_ppm`` are oxides of Fe and Zn.
+
+    The name is read in Unicode's compatibility form (NFKC): the full-width punctuation that Chinese and Japanese
+    input methods type (``Au（ppm）``, ``Cu，ppm``, ``Au［ppb］``, an ideographic space) reads as its ASCII
+    counterpart, and the micro sign as the Greek mu (``µg/g`` and ``μg/g`` are both units). ``Column.name`` stays
+    the name as given, the field to read.
     """
     text = str(name).strip()
-    tokens = [t for t in _TOKEN.split(_PERCENT.sub(" % ", text)) if t]
+    folded = unicodedata.normalize("NFKC", text)  # what the name says; ``text`` is the field's name
+    tokens = [t for t in _TOKEN.split(_PERCENT.sub(" % ", folded)) if t]
     out = Column(text)
     unit_at = next((i for i, t in enumerate(tokens) if t.lower() in UNIT_FACTORS), None)
-    if not tokens or (unit_at is None and (is_coordinate_name(text) or is_identifier_name(text))):
+    if not tokens or (unit_at is None and (is_coordinate_name(folded) or is_identifier_name(folded))):
         out.reason = "coordinate or identifier"
         return out
     if unit_at is not None:
@@ -170,8 +177,9 @@ def parse_column(name, units=None):
             out.reason = "no unit in the name"
             return out
         head = tokens[0]
-        table = {str(k).strip().lower(): str(v).strip().lower() for k, v in (units or {}).items()}
-        given = table.get(text.lower(), table.get(head.lower()))
+        table = {unicodedata.normalize("NFKC", str(k)).strip().lower(): str(v).strip().lower()
+                 for k, v in (units or {}).items()}
+        given = table.get(folded.lower(), table.get(head.lower()))
         out.unit, out.unit_from_table = given or "ppm", given is not None
         if out.unit not in UNIT_FACTORS:
             raise OreMapError(f"Unknown unit '{out.unit}' for column '{text}' in the units table.", "units",

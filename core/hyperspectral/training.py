@@ -17,6 +17,7 @@ from ..engine.class_order import sorted_class_names
 from ..engine.errors import OreMapError
 from ..engine.files import read_table
 from ..engine.feedback import ensure
+from ..engine.names import name_key, one_spelling
 from .spectral_library import read_library
 from ..engine.wavelengths import BandInfo
 
@@ -112,17 +113,21 @@ class ClassTable:
 
     def __init__(self, table):
         self.table = dict(table)
+        self.keys = {key: name_key(key) for key in self.table}  # as :meth:`label` compares them
         self.used = set()
         self.matched = set()  # entries that matched a spectrum, which a longer entry may have taken
 
     def label(self, name):
-        name = " ".join(str(name).split())
-        lower = name.lower()
-        hits = [key for key in self.table if _begins_with(lower, key.lower())]
+        """The class of spectrum ``name``, or None. Names are compared by :func:`core.engine.names.name_key`
+        (case, runs of spaces and the Unicode form ignored): a row 'Hämatit' typed on Windows takes a spectrum
+        'Hämatit 2' whose accent macOS wrote as a combining mark. Rows that are one name in two spellings are
+        used together."""
+        spectrum = name_key(name)
+        hits = [key for key in self.table if _begins_with(spectrum, self.keys[key])]
         if not hits:
             return None
-        key = max(hits, key=len)
-        self.used.add(key)
+        key = max(hits, key=lambda k: len(self.keys[k]))
+        self.used.update(k for k in hits if self.keys[k] == self.keys[key])
         self.matched.update(hits)
         return self.table[key]
 
@@ -177,7 +182,7 @@ def library_training_set(paths, band_info, class_rule="first_word", class_table=
     class_table : str, optional
         CSV ``name,class``; spectra it names get that class (others follow ``class_rule``).
     classes : list of str, optional
-        Keep only these classes (case-insensitive).
+        Keep only these classes (case, spaces and Unicode form ignored: :func:`core.engine.names.name_key`).
     min_spectra : int
         Classes with fewer spectra are dropped (logged).
 
@@ -217,13 +222,13 @@ def library_training_set(paths, band_info, class_rule="first_word", class_table=
                           "every library covers.", "wavelengths",
                           "Check the reference raster or wavelength list.")
     table = ClassTable(read_class_table(class_table) if class_table else {})
-    wanted = {c.lower(): c for c in classes} if classes else None
+    wanted = {name_key(c): c for c in classes} if classes else None
     X, labels, names, dropped = [], [], [], 0
     for lib in libraries:
         resampled = lib.resample(target).spectra
         for name, spectrum in zip(lib.names, resampled):
             label = table.label(name) or class_from_name(name, class_rule)
-            if wanted is not None and label.lower() not in wanted:
+            if wanted is not None and name_key(label) not in wanted:
                 continue
             filled = _fill_small_gaps(spectrum, target.centers)
             if filled is None:
@@ -243,8 +248,10 @@ def library_training_set(paths, band_info, class_rule="first_word", class_table=
     if shadowed:
         feedback.warning(f"{len(shadowed)} class-table row(s) took no spectrum, since longer rows took all theirs: "
                          + ", ".join(shadowed[:10]) + (" ..." if len(shadowed) > 10 else "") + ".")
+    labels = one_spelling(labels, "The library", "Fix the spelling in the library or class table to "
+                          "silence this.", ensure(feedback).warning)  # 'Kaolinit' and 'kaolinit' are one class
     if wanted:
-        found = {label.lower() for label in labels}
+        found = {name_key(label) for label in labels}
         missing = sorted(name for key, name in wanted.items() if key not in found)
         if missing:
             raise OreMapError(f"No usable spectrum for the classes {', '.join(missing)}.", "classes",
@@ -303,12 +310,12 @@ def outlier_set(paths, data, materials=None, min_depth=OUTLIER_MIN_DEPTH, feedba
         raise OreMapError("Outlier spectra are matched to the training bands by wavelength, and the training data "
                           "have none.", "outliers", "Give the raster wavelengths, or train without outlier spectra.")
     target = BandInfo(centers=info.centers, fwhm=info.fwhm, bad=None)
-    own = {c.lower() for c in data.class_names}
+    own = {name_key(c) for c in data.class_names}  # as the classes were matched: case and accent encoding ignored
     own |= {part for c in own for part in re.split(r"[-/+,\s]+", c) if part}
     # and the materials of the spectra trained on: a class table names classes by group ('Kaolin group',
     # 'Sulfate'), and the very kaolinite and alunite spectra of the training were kept as outliers, trained
     # towards a flat output
-    own |= {class_from_name(n).lower() for n in (getattr(data, "sample_names", None) or []) if n}
+    own |= {name_key(class_from_name(n)) for n in (getattr(data, "sample_names", None) or []) if n}
     wanted = None if materials is None else set(materials)
     X, found, names = [], [], []
     left = {"of your classes": 0, "not covering the bands or not positive": 0, "featureless": 0}
@@ -317,7 +324,7 @@ def outlier_set(paths, data, materials=None, min_depth=OUTLIER_MIN_DEPTH, feedba
             material = class_from_name(name)
             if wanted is not None and material not in wanted:
                 continue
-            if material.lower() in own:
+            if name_key(material) in own:
                 left["of your classes"] += 1
                 continue
             filled = _fill_small_gaps(spectrum, target.centers)
