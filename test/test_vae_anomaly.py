@@ -229,6 +229,24 @@ def test_raster_equals_points(trained, tmp_path):
     assert stats["class_counts"].tolist() == np.bincount(classes[~nodata], minlength=4).tolist()
 
 
+
+def test_samples_of_other_units_than_the_models_training_are_refused_as_a_raster_is(tmp_path):
+    """A model trained on log10 values (grids made with LOG10) scored survey concentrations without a word: every
+    sample above P99, scores up to 1,500 times those of the same pixels as a raster, which is refused (audit of
+    2026-12-07). Samples are now checked against the model's training range as a raster is."""
+    from oremap.core.engine.errors import OreMapError
+
+    values, _ = survey()
+    logs = np.log10(values)
+    result = va.train_vae(logs, NAMES, transform="none", input_transform="log10", **FAST)
+    model_path = str(result.save(tmp_path / "log_model.onnx"))
+    x, y = np.arange(len(logs)) * 100.0, np.zeros(len(logs))
+    same = va.run_points(x, y, logs, NAMES, model_path=model_path)
+    assert same["scores"] == pytest.approx(result.scores, rel=1e-5)
+    with pytest.raises(OreMapError, match="The samples' values are unlike those the model was trained on") as err:
+        va.run_points(x, y, values, NAMES, model_path=model_path)
+    assert err.value.parameter == "values"
+
 # --------------------------------------------------------------------------------------
 # The algorithm
 # --------------------------------------------------------------------------------------

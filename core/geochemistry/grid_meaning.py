@@ -206,8 +206,8 @@ def raster_sample(path, bands, nodata=None, size=64):
     return values
 
 
-def check_training_range(z, names, log, robust=True):
-    """Refuse (or warn of, through ``log``) a raster whose values, scaled by the model's own scaling (``z``: pixels x
+def check_training_range(z, names, log, robust=True, samples=False):
+    """Refuse (or warn of, through ``log``) a raster (or, with ``samples``, sample points) whose values, scaled by the model's own scaling (``z``: pixels x
     elements), lie far from the values the model was trained on, or spread far wider or narrower: a grid of
     concentrations given to a model trained on log10 grids (or the reverse, or other units) scores every pixel at
     one end of the scale. The raster is measured with the statistics the scaling was fitted with: median and
@@ -244,6 +244,17 @@ def check_training_range(z, names, log, robust=True):
     statistic = "medians" if robust else "means"
     where = (f"the elements' {statistic} lie {typical:.1f} of the model's standard units from its training centre, "
              f"and their spread differs from the training values' by a factor of {factor:.1f} ({listing})")
+    if samples:
+        if typical > FAR_FROM_TRAINING or factor > SPREAD_FACTOR_FAR:
+            raise OreMapError(f"The samples' values are unlike those the model was trained on: {where}. Their scores "
+                              "would be meaningless: most likely the samples hold concentrations where the model was "
+                              "trained on log10 grids (or the reverse), or other units.", "values",
+                              "Score samples with a model trained on samples of the same units (or on grids of "
+                              "concentrations, not log10), or train a model on these samples.")
+        if typical > ODD_FROM_TRAINING or factor > SPREAD_FACTOR_ODD:
+            log(f"The samples' values lie well away from those the model was trained on: {where}. Their scores may "
+                "sit at one end of the scale: check that they hold the units the model was trained on.")
+        return
     if typical > FAR_FROM_TRAINING or factor > SPREAD_FACTOR_FAR:
         raise OreMapError(f"The raster's values are unlike those the model was trained on: {where}. Its scores would "
                           "be meaningless: most likely the raster holds concentrations where the model was trained on "

@@ -651,6 +651,26 @@ def _evaluate_points(x, y, scores, deposits_xy, positive_radius, negative_min_di
                               seed=0, feedback=feedback)
 
 
+def _check_points_for_model(values, model, feedback):
+    """Refuse (or warn of) samples whose values, scaled by the model's own scaling, lie far from those it was trained
+    on, as a raster is (:func:`core.geochemistry.grid_meaning.check_training_range`): survey concentrations given to
+    a model trained on log10 grids were scored at up to 1,500 times the grid's scores, every sample above P99, with
+    no word. A model trained on log10 grids is said to expect log10 values."""
+    from .grid_meaning import check_training_range
+
+    prep = model.preprocessing
+    if getattr(prep, "input_transform", None) == "log10" and prep.transform == "none":
+        feedback.info("This model was trained on log10 values (grids made with LOG10): the samples' fields must "
+                         "hold log10 values too, not concentrations.")
+    if prep.scale not in ("robust", "zscore"):   # without scaling there is no training range
+        return
+    try:   # the scaler is set: nothing is fitted
+        z = prepare(values, model.names, prep)[0]
+    except OreMapError:
+        return   # values the preprocessing cannot take: the scoring itself says which and what to do
+    check_training_range(z, model.names, feedback.warning, robust=prep.scale == "robust", samples=True)
+
+
 def run_points(x, y, values, names, model_path=None, model_out=None, report_path=None, labels=None,
                deposits_xy=None, positive_radius=2000.0, negative_min_distance=4000.0, options=None,
                title="Geochemical anomalies (VAE)", subtitle=None, extra_settings=(), feedback=None):
@@ -672,6 +692,7 @@ def run_points(x, y, values, names, model_path=None, model_out=None, report_path
         order = model.column_order(names)
         names = model.names
         values = values[:, order]
+        _check_points_for_model(values, model, feedback)
         out = model.score(values)
         for line in out["messages"]:
             feedback.info(line)
