@@ -148,7 +148,8 @@ def load_patch_folder(csv_path, folder=None, keep_patches=False, band_map=None, 
     ``folder`` holds the patch files (the CSV's folder by default). Each patch goes
     through :func:`core.sentinel2.sentinel2.open_sentinel2` (band names, DN scaling; ``mask_clouds``
     for patches that are folders with a scene classification). ``bands``: the bands to use, from RGB to
-    the 12 L2A bands; by default those of the first patch (every patch must have them). What opening the patches
+    the 12 L2A bands; by default those of the first patch by file name (every patch must have them). The patches
+    are read in file-name order, whatever the table's row order, so the same table gives the same model. What opening the patches
     says is logged once (:class:`core.sentinel2.sentinel2.InputWarnings`): each distinct warning with the number of
     patches that gave it.
     """
@@ -161,7 +162,9 @@ def load_patch_folder(csv_path, folder=None, keep_patches=False, band_map=None, 
 
 
 def _load_patch_folder(csv_path, folder, keep_patches, band_map, feedback, mask_clouds, bands, said):
-    rows = read_label_table(csv_path)
+    # one order whatever the table's: the CNN's folds, batches and so its model followed the rows (a table's rows
+    # reversed moved F1 from 0.541 to 0.625 and the mine area of a scene from 453 to 358 ha)
+    rows = sorted(read_label_table(csv_path), key=lambda row: (str(row[0]), str(row[1])))
     folder = folder or os.path.dirname(os.path.abspath(csv_path))
     missing = [name for name, _ in rows if _resolve(folder, name) is None]
     if missing:
