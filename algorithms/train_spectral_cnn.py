@@ -355,6 +355,9 @@ class TrainSpectralCnn(OreMapAlgorithm):
         if outlier_paths:
             from ..core.hyperspectral import training
 
+            # a damaged or mismatched outlier library is named as such (its errors say "library" or "wavelengths",
+            # which would blame LIBRARIES or SENSOR)
+            self._parameter_overrides.update(library="OUTLIER_LIBRARIES", wavelengths="OUTLIER_LIBRARIES")
             outliers = training.outlier_set(outlier_paths, data, feedback=feedback)
         summary = cnn_training.train_and_report(
             data, model_path, report_path,

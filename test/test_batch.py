@@ -259,6 +259,28 @@ def test_a_scheduler_address_dask_cannot_parse_is_named(monkeypatch):
     assert err.value.message.startswith("Cannot reach the Dask scheduler at 'http://127.0.0.1:8786': unknown address")
 
 
+def test_the_submitting_machines_memory_budget_is_sent_to_the_workers(tmp_path, monkeypatch):
+    """A job without a budget sent None, which each worker read from its own environment: a remote worker without
+    OREMAP_MEMORY_MB cut 512 MB blocks where the plan had cut 24 MB ones, and the files were no longer those of a
+    single run (audit of 2026-12-07). The budget is now resolved on this machine and the parts get the number."""
+    pytest.importorskip("distributed")
+    seen = {}
+
+    def planned(job, plans, *args):
+        seen["memory_mb"] = job.memory_mb
+        seen["parts"] = [p.parts for p in plans]
+        return None
+
+    monkeypatch.setattr(batch, "_run_planned", planned)
+    monkeypatch.setenv("OREMAP_MEMORY_MB", "24")
+    job = batch.BatchJob("unmix_fcls", USGS_LIBRARY, [JASPER], str(tmp_path), rows_per_part=16)
+    batch.run_batch(job, client=None)
+    assert seen["memory_mb"] == 24.0 and job.memory_mb is None   # the user's job object is left as it was
+    monkeypatch.setenv("OREMAP_MEMORY_MB", "300")
+    batch.run_batch(batch.BatchJob("unmix_fcls", USGS_LIBRARY, [JASPER], str(tmp_path), rows_per_part=16,
+                                   memory_mb=40), client=None)
+    assert seen["memory_mb"] == 40.0
+
 def test_a_model_shipped_as_bytes_is_written_once_to_the_cache(tmp_path):
     ref = batch.model_ref(USGS_LIBRARY)
     files = batch.model_files(USGS_LIBRARY)

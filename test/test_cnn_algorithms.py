@@ -572,6 +572,15 @@ def test_outlier_spectra_train_the_model_towards_a_flat_output(run_alg, tmp_path
         run_alg("train_spectral_cnn", {**common, "OUTLIER_LIBRARIES": [TRAIN_LIBRARY],
                                        "OUTPUT_MODEL": str(tmp_path / "n.onnx")})
     assert not os.path.exists(tmp_path / "n.onnx")
+    # a damaged outlier library was blamed on the training libraries (LIBRARIES): its reader's errors say "library"
+    import shutil
+
+    damaged = tmp_path / "outliers.sli"
+    damaged.write_bytes(open(USGS_LIBRARY, "rb").read()[:4000])
+    shutil.copy(os.path.splitext(USGS_LIBRARY)[0] + ".hdr", tmp_path / "outliers.hdr")
+    with pytest.raises(QgsProcessingException, match=r"^Outlier spectra \(libraries\) \(OUTLIER_LIBRARIES\): 'outliers.sli' holds"):
+        run_alg("train_spectral_cnn", {**common, "OUTLIER_LIBRARIES": [str(damaged)],
+                                       "OUTPUT_MODEL": str(tmp_path / "o.onnx")})
 
 
 def test_training_on_a_raster_without_wavelengths_says_it_reads_every_band(processing_provider, tmp_path):

@@ -28,6 +28,7 @@ Dask is optional (``python3-distributed`` on Debian/Ubuntu, else the pip command
 :func:`run_batch` and :func:`start_cluster` need it; planning and the per-scene functions do not.
 """
 
+import dataclasses
 import glob
 import hashlib
 import json
@@ -1073,7 +1074,9 @@ def scene_raster(scene, work, memory_mb=None, feedback=None):
         return scene
     from ..hyperspectral import sensor_products
 
-    return sensor_products.prepare_input(scene, os.path.join(work, "product"), memory_mb=memory_mb or 512,
+    from ..engine.raster import memory_budget_mb
+
+    return sensor_products.prepare_input(scene, os.path.join(work, "product"), memory_mb=memory_budget_mb(memory_mb),
                                          feedback=feedback)
 
 
@@ -1579,6 +1582,13 @@ def run_batch(job, client, feedback=None, progress=None, device=None):
     require_dask()
     feedback = ensure(feedback)
     start = time.perf_counter()
+    # the budget of this machine (OREMAP_MEMORY_MB or the default), sent to the workers as a number: left None, each
+    # worker read its own environment, cut other blocks than the plan's (the files were no longer those of a single
+    # run) and ignored the user's budget
+    from ..engine.raster import memory_budget_mb
+
+    if job.memory_mb is None or float(job.memory_mb) > 0:
+        job = dataclasses.replace(job, memory_mb=memory_budget_mb(job.memory_mb))
     plans = plan(job)
     mark = claim_folder(job.out_dir)   # a second job on this folder now stops here, before touching a work folder
     try:
