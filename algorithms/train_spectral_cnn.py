@@ -136,7 +136,9 @@ class TrainSpectralCnn(OreMapAlgorithm):
                              "(README).",
         "OUTLIER_WEIGHT": "Weight of the outlier spectra's loss (their cross-entropy to a flat output) beside the "
                           "classes' loss.",
-        "SEED": "Random seed: the same seed and data give the same model.",
+        "SEED": "Random seed: the same seed, data and number of compute threads (Processing > Options > Providers > "
+                "OreMap; recorded in the model) give the same model. Another thread count sums in another order: "
+                "the network then differs in the last digits, which can move a held-out figure.",
         "BAD_BANDS": "Bands of the raster (a) or the target sensor raster (b) left out besides its ENVI bbl. Empty: "
                      "found automatically (with wavelengths: the water-vapour windows 1345-1430 and 1775-1950 nm; "
                      "always: bands constant or missing over the scene, bands with a negative scene median, bands "

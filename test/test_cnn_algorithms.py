@@ -326,6 +326,8 @@ def test_training_from_labelled_pixels_is_grouped(run_alg, tmp_path):
     assert info.training["metrics"]["n_validation"] == 2 and info.training["metrics"]["n_train"] == 6 * 5
     parameters = info.training["parameters"]
     assert parameters["ensemble"] == 1 and parameters["refit"] and parameters["augment_options"]["n_per_spectrum"] == 5
+    # the thread count it trained with: another one gives a network a few last digits apart
+    assert isinstance(parameters["torch_threads"], int) and parameters["torch_threads"] >= 1
     # trained on the good bands: 432 less the 59 of the bbl and 4 more with a negative scene median (381-401 nm)
     wl = np.asarray(info.wavelengths)
     assert wl.size == 432 - 63 and wl.min() > 396 and not np.any((wl > 1345) & (wl < 1430) | (np.abs(wl - 401.4) < 1))
