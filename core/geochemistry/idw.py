@@ -134,7 +134,7 @@ def auto_max_distance(x, y, feedback=None):
 
 def suggest_cell_size(x, y):
     """A round cell size near a quarter of the sample spacing (:func:`sample_spacing`; 1, 2 or 5 x a power of
-    ten), or None with fewer than two locations."""
+    ten, the nearest by ratio: 35 m gives 50, not 20), or None with fewer than two locations."""
     spacing = sample_spacing(x, y) / 4.0
     if not spacing > 0:
         return None
