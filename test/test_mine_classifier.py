@@ -174,14 +174,22 @@ def test_a_fold_without_a_mine_has_no_f1_rather_than_zero():
 
     rng = np.random.default_rng(0)
     y = np.zeros(60, int)
-    y[[0, 1, 2, 3, 10, 11, 12, 13]] = 1            # every mine in blocks 0 and 1 of six
+    y[[0, 1, 2, 3, 4, 5, 6, 7]] = 1            # every mine in block 0 of six: one fold can hold mines
     X = np.c_[y + rng.normal(0, 0.3, 60), rng.normal(size=60)]
     cv = mc.cross_validate(X, y, np.repeat(np.arange(6), 10), lambda fold=0: Step(), n_folds=4, inner_folds=2,
                            seed=0)
     f1 = [d["f1"] for d in cv["folds"]]
-    assert [d["n_test_positive"] for d in cv["folds"]] == [4, 4, 0, 0]
-    assert f1[0] == 1.0 and f1[1] == pytest.approx(6 / 7) and np.isnan(f1[2]) and np.isnan(f1[3])
-    assert cv["fold_f1_mean"] == pytest.approx((1 + 6 / 7) / 2) and cv["n_folds_scored"] == 2
+    assert [d["n_test_positive"] for d in cv["folds"]] == [8, 0, 0, 0]
+    assert f1[0] == 1.0 and np.isnan(f1[1:]).all()
+    assert cv["fold_f1_mean"] == 1.0 and cv["n_folds_scored"] == 1
+    # mines in blocks 0 and 1: the folds are capped at the two blocks that hold mines, so none is left without
+    y = np.zeros(60, int)
+    y[[0, 1, 2, 3, 10, 11, 12, 13]] = 1
+    X = np.c_[y + np.random.default_rng(0).normal(0, 0.3, 60), np.random.default_rng(0).normal(size=60)]
+    cv = mc.cross_validate(X, y, np.repeat(np.arange(6), 10), lambda fold=0: Step(), n_folds=4, inner_folds=2,
+                           seed=0)
+    assert [d["n_test_positive"] for d in cv["folds"]] == [4, 4]
+    assert [d["f1"] for d in cv["folds"]] == [1.0, pytest.approx(6 / 7)] and cv["n_folds_scored"] == 2
     assert cv["metrics"]["f1"] == pytest.approx(14 / 15)   # pooled: 7 of 8 found, none wrong
 
 

@@ -98,11 +98,34 @@ def spatial_groups(centres, crs_keys, block_size):
     return np.array([lookup[k] for k in keys], dtype=np.int64)
 
 
+def _cap_folds_by_groups(y, groups, k, feedback):
+    """Folds ``k`` capped at the number of groups (chips, spatial blocks) holding the rarer class's patches: a
+    class in fewer groups than folds leaves folds without it. Below 2 such groups every fold holds all of that class
+    or none, so the held-out figures cannot be measured: ``feedback`` is warned and ``k`` is left as it is."""
+    with_mine, without = np.unique(groups[y == 1]).size, np.unique(groups[y == 0]).size
+    n_min = min(with_mine, without)
+    if n_min == 0:   # a class without patches: refused below
+        return k
+    what = "mines" if with_mine <= without else "mine-free patches"
+    if n_min < 2:
+        feedback.warning(f"The {what} come from {n_min} chip{'s' if n_min != 1 else ''} or spatial "
+                         f"block{'s' if n_min != 1 else ''}: held-out figures cannot be measured (a fold holds "
+                         "them all or none of them). Give chips or areas with mines in more places.")
+        return k
+    if n_min < k:
+        feedback.warning(f"The {what} come from {n_min} chips or spatial blocks only: {n_min} folds instead of {k}.")
+        return n_min
+    return k
+
+
 def make_folds(y, groups, n_folds, seed, feedback=None):
     """``[(train_idx, test_idx), ...]``: stratified by label, grouped when ``groups`` is given.
 
     Folds are reduced (with a warning) when there are fewer groups or fewer patches
-    of a class than folds. Raises when fewer than 2 folds are possible.
+    of a class than folds. Raises when fewer than 2 folds are possible. With ``groups``, a class spreads over
+    no more folds than the groups holding it: folds are capped at the number of groups holding the rarer one,
+    and below 2 (the mines of one chip) the held-out figures cannot be measured, which is said (F1 0 was
+    reported without a word).
     """
     from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 
@@ -118,6 +141,8 @@ def make_folds(y, groups, n_folds, seed, feedback=None):
         elif n_groups < k:
             feedback.warning(f"Only {n_groups} spatial blocks: {n_groups} folds instead of {k}.")
             k = n_groups
+    if groups is not None:
+        k = _cap_folds_by_groups(y, np.asarray(groups), k, feedback)
     if n_min < k:
         if n_min < 2:
             raise OreMapError(f"Cross-validation needs at least 2 patches of each class (found {n_min} of the "
@@ -304,8 +329,8 @@ def train_mine_classifier(patch_set, classifier="hgb", n_folds=5, inner_folds=3,
     groups, block = None, None
     if ps.groups is not None and (block_size is None or block_size > 0):
         groups = np.asarray(ps.groups, dtype=np.int64)
-        feedback.info(f"Cross-validation grouped by chip: {np.unique(groups).size} chips, a chip's patches never on "
-                      "both sides of a split.")
+        feedback.info(f"Cross-validation grouped by chip: {np.unique(groups).size} chips or groups of chips sharing "
+                      "ground, a chip's patches never on both sides of a split.")
     elif ps.centres is not None and (block_size is None or block_size > 0):
         _, degree = metric_centres(ps.centres, ps.crs_keys)
         width = (ps.patch_shape[1] if ps.patch_shape else 120) * (ps.pixel_size or 10.0) * (degree or 1.0)

@@ -415,11 +415,14 @@ def train_mine_segmentation(raster_path, polygons, model_path=None, report_path=
         bands_used, indices_used = list(source.bands), list(source.indices)
         transform, crs = source.transform, source.crs
         raster_size = (source.width, source.height)
+        # chips: their median pixel size (the first chip's was recorded, whatever the others')
+        chip_pixel, chip_ground = getattr(source, "pixel_size", None), getattr(source, "pixel_size_m", None)
         chip_sizes = [(c.name, hw) for c, hw in zip(chips, source.sizes)] if chips else None
         rgb_cols = [source.bands.index(b) for b in ("B4", "B3", "B2") if b in source.bands]
         pi = plan.info
         where = f"{pi['n_val_blocks']} of {pi['n_blocks']} " + \
-            ("chips" if chips else f"blocks of {block_tiles} x {block_tiles} tiles")
+            (("chips" if pi["n_blocks"] == len(chips) else "groups of chips (chips sharing ground joined)") if chips
+             else f"blocks of {block_tiles} x {block_tiles} tiles")
         feedback.info(f"{pi['n_train_tiles']} training tiles ({pi['n_train_mine_tiles']} with mines), "
                       f"{pi['n_val_tiles']} held-out tiles ({pi['n_val_mine_tiles']} with mines) in {where}.")
         train_idx, val_idx = plan.train_index, plan.val_index
@@ -452,7 +455,8 @@ def train_mine_segmentation(raster_path, polygons, model_path=None, report_path=
                                                                   if hp["pos_weight"] else ""),
                   "init_weights": os.path.basename(str(init_weights)) if init_weights else None,
                   "val_blocks": sorted(list(b) for b in plan.val_blocks)}
-    px_w, px_h = math.hypot(transform.a, transform.d), math.hypot(transform.b, transform.e)
+    px_w, px_h = chip_pixel or (math.hypot(transform.a, transform.d), math.hypot(transform.b, transform.e))
+    ground = chip_ground or pixel_size_m(transform, crs, *raster_size)
     info = ModelInfo(
         task=TASK,
         classes=[dict(c) for c in CLASSES],
@@ -476,7 +480,7 @@ def train_mine_segmentation(raster_path, polygons, model_path=None, report_path=
         extra={"segmentation": {"tile": int(tile), "threshold": float(threshold), "overlap": int(tile // 4),
                                 "depth": depth, "width": width, "architecture": "unet"},
                "spatial": {"pixel_size": [float(px_w), float(px_h)],
-                           "pixel_size_m": [float(v) for v in pixel_size_m(transform, crs, *raster_size)],
+                           "pixel_size_m": [float(v) for v in ground],
                            "epsg": crs.to_epsg() if crs is not None else None}},
     )
     info = ModelInfo.from_json(info.to_json())

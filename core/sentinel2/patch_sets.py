@@ -14,7 +14,8 @@ from ..engine.feedback import ensure
 from .patch_features import patch_features
 from .band_sets import resolve_bands
 from .sentinel2 import S2_BANDS, InputWarnings, open_sentinel2
-from .chip_sets import check_mask_grid, mine_pixels, nodata_is_mine_value
+from .chip_sets import (check_mask_grid, check_mask_values, chip_groups, labelled_pixels,
+                        median_pixel_size, mine_pixels, nodata_is_mine_value)
 from .ground_units import pixel_size_m
 from .segmentation_data import repaired
 
@@ -68,24 +69,28 @@ _LABEL_COLUMNS = ("label", "class", "mine", "target", "y", "is_mine")
 
 
 
-def _patch_reflectance(source, row, col, size, max_nodata):
+def _patch_reflectance(source, row, col, size, max_nodata, labelled=None):
     """Reflectance of the ``size`` x ``size`` patch at ``(row, col)``, NaN where nodata; None when more than
-    ``max_nodata`` of it is nodata."""
+    ``max_nodata`` of it is nodata. ``labelled`` (``size`` x ``size``, a mask chip's labelled pixels): its
+    unlabelled pixels count as nodata."""
     from rasterio.windows import Window
 
     data, valid = source.read(Window(col, row, size, size))
+    if labelled is not None:
+        valid = valid & labelled
     if 1.0 - valid.mean() > max_nodata:
         return None
     refl = np.array(data, dtype=np.float32)
     refl[~valid] = np.nan
     return refl
 
-def _labelled_patch(source, row, col, size, share, min_overlap, max_nodata):
+def _labelled_patch(source, row, col, size, share, min_overlap, max_nodata, labelled=None):
     """``(reflectance, label)`` of the patch at ``(row, col)`` whose area is ``share`` mine, or the reason it is
-    left out: ``"ambiguous"`` (touching a mine by less than ``min_overlap``) or ``"nodata"``."""
+    left out: ``"ambiguous"`` (touching a mine by less than ``min_overlap``) or ``"nodata"`` (``labelled``: see
+    :func:`_patch_reflectance`)."""
     if 0.0 < share < min_overlap:
         return "ambiguous"
-    refl = _patch_reflectance(source, row, col, size, max_nodata)
+    refl = _patch_reflectance(source, row, col, size, max_nodata, labelled)
     if refl is None:
         return "nodata"
     return refl, 1 if share >= min_overlap else 0
@@ -315,7 +320,9 @@ def patches_from_chips(chips, patch_size=112, min_overlap=0.02, max_nodata=0.5, 
     """Patches cut on a grid over many chips with mask chips (:func:`core.sentinel2.chip_sets.find_chip_pairs`),
     labelled by the share of mine pixels (at least ``min_overlap``: mine; none: no mine; in between: left out).
 
-    The chip of each patch is its cross-validation group (:attr:`PatchSet.groups`). ``bands``: those of
+    The chip of each patch is its cross-validation group (:attr:`PatchSet.groups`), chips that share ground being
+    one group (:func:`core.sentinel2.chip_sets.chip_groups`). Mask pixels of the mask's nodata are unlabelled: they
+    count as nodata (``max_nodata``) and the mine share is that of the labelled pixels. ``bands``: those of
     the first chip by default (every chip must have them). What opening the chips says is logged once
     (:class:`core.sentinel2.sentinel2.InputWarnings`).
     """
@@ -338,15 +345,18 @@ def _patches_from_chips(chips, size, min_overlap, max_nodata, keep_patches, band
     bands = resolve_bands(chips[0].raster, bands, band_map, mask_clouds, said.of(chips[0].raster))
     features, labels, names, kept, groups = [], [], [], [], []
     skipped_ambiguous = skipped_nodata = too_small = 0
-    notes, ground_sizes, epsgs = [], [], set()
+    notes, ground_sizes, epsgs, grids = [], [], set(), []
     nodata_is_mine = nodata_is_mine_value([chip.mask for chip in chips])
+    check_mask_values([chip.mask for chip in chips], nodata_is_mine)
     for k, chip in enumerate(chips):
         feedback.check()
         with open_sentinel2(chip.raster, band_map=band_map, mask_clouds=mask_clouds, required=bands,
                             feedback=said.of(chip.raster)) as s2, rasterio.open(chip.mask) as mds:
             notes = notes or list(s2.notes)
-            if s2.crs is not None and not s2.transform.is_identity:
-                ground_sizes.append(pixel_size_m(s2.transform, s2.crs, s2.width, s2.height))
+            georeferenced = s2.crs is not None and not s2.transform.is_identity
+            grids.append((s2.crs, s2.transform, s2.width, s2.height))
+            ground_sizes.append(pixel_size_m(s2.transform, s2.crs, s2.width, s2.height) if georeferenced else None)
+            if georeferenced:
                 epsgs.add(s2.crs.to_epsg())
             check_mask_grid(chip.mask, mds, chip.name, s2)
             if s2.width < size or s2.height < size:
@@ -354,11 +364,18 @@ def _patches_from_chips(chips, size, min_overlap, max_nodata, keep_patches, band
                 continue
             mask = mds.read(1)
             mine = mine_pixels(mask, mds.nodata, os.path.basename(chip.mask), feedback, nodata_is_mine)
+            labelled = labelled_pixels(mask, mds.nodata, nodata_is_mine)
             with s2.open_source(bands) as source:
                 for r in range(0, s2.height - size + 1, size):
                     for c in range(0, s2.width - size + 1, size):
-                        share = float(mine[r:r + size, c:c + size].mean())
-                        patch = _labelled_patch(source, r, c, size, share, min_overlap, max_nodata)
+                        known = labelled[r:r + size, c:c + size]
+                        n_known = int(known.sum())
+                        if not n_known:   # nothing labelled: neither mine nor background
+                            skipped_nodata += 1
+                            continue
+                        share = float(mine[r:r + size, c:c + size].sum()) / n_known   # of the labelled pixels
+                        patch = _labelled_patch(source, r, c, size, share, min_overlap, max_nodata,
+                                                None if n_known == known.size else known)
                         if isinstance(patch, str):
                             skipped_ambiguous += patch == "ambiguous"
                             skipped_nodata += patch == "nodata"
@@ -375,7 +392,10 @@ def _patches_from_chips(chips, size, min_overlap, max_nodata, keep_patches, band
         feedback.warning(f"{too_small} chips are smaller than one patch ({size} pixels): left out.")
     if skipped_ambiguous or skipped_nodata:
         feedback.info(f"Left out: {skipped_ambiguous} patches with less than {100 * min_overlap:g} % mine pixels, "
-                      f"{skipped_nodata} more than {100 * max_nodata:g} % nodata.")
+                      f"{skipped_nodata} more than {100 * max_nodata:g} % nodata (or unlabelled in their mask).")
+    names_of_chips = [chip.name for chip in chips]
+    chip_group = chip_groups(names_of_chips, grids, [chip.raster for chip in chips], feedback)
+    ground = median_pixel_size(names_of_chips, ground_sizes, feedback)
     if not features:
         raise OreMapError("No patch could be cut from the chips.", "patch_size", "Choose a smaller patch size.")
     labels = np.asarray(labels, dtype=np.int64)
@@ -384,6 +404,6 @@ def _patches_from_chips(chips, size, min_overlap, max_nodata, keep_patches, band
     return PatchSet(features=np.stack(features), labels=labels, names=names,
                     patches=np.stack(kept).astype(np.float32) if keep_patches else None, patch_shape=(size, size),
                     source=os.path.dirname(os.path.abspath(chips[0].raster)), notes=notes, bands=list(bands),
-                    groups=np.asarray(groups, dtype=np.int64),
-                    pixel_size_m=[float(v) for v in np.median(ground_sizes, axis=0)] if ground_sizes else None,
+                    groups=chip_group[np.asarray(groups, dtype=np.int64)],
+                    pixel_size_m=ground,
                     epsg=epsgs.pop() if len(epsgs) == 1 else None)

@@ -1,0 +1,254 @@
+"""Chip sets of the mine classifier and the mine U-Net (audit of chip mode): chips sharing ground across the hold-out,
+masks coded 1 = background / 2 = mine, unlabelled mask pixels taken for background, chips of mixed resolution, and
+mines from only one or two chips.
+
+Each test builds a few small 4-band chips (and their masks) whose answer is known by construction.
+"""
+
+import os
+import shutil
+
+import numpy as np
+import pytest
+import rasterio
+from affine import Affine
+from rasterio.crs import CRS
+from rasterio.warp import transform_bounds
+
+from conftest import core_warnings
+from oremap.core.engine.errors import OreMapError
+from oremap.core.sentinel2 import chip_sets as cs
+from oremap.core.sentinel2 import mine_classifier as mc
+from oremap.core.sentinel2 import patch_sets
+
+BANDS = ["B2", "B3", "B4", "B8"]
+UTM = CRS.from_epsg(32629)
+ORIGIN = Affine(10.0, 0.0, 500000.0, 0.0, -10.0, 4000000.0)
+
+
+def _write(path, data, transform=None, crs=None, descriptions=None, nodata=None):
+    data = np.asarray(data)
+    if data.ndim == 2:
+        data = data[None]
+    profile = dict(driver="GTiff", width=data.shape[2], height=data.shape[1], count=data.shape[0], dtype=data.dtype)
+    if transform is not None:
+        profile.update(transform=transform, crs=crs)
+    if nodata is not None:
+        profile["nodata"] = nodata
+    with rasterio.open(path, "w", **profile) as dst:
+        dst.write(data)
+        for i, name in enumerate(descriptions or [], start=1):
+            dst.set_band_description(i, name)
+    return str(path)
+
+
+def _chip(folder, name, mask, transform=None, crs=None, seed=0, nodata=None):
+    """An image chip (4 bands, mine pixels bright) with its mask; mask values as given (``nodata`` declared)."""
+    rng = np.random.default_rng(seed)
+    mask = np.asarray(mask)
+    dn = rng.integers(800, 1500, size=(len(BANDS),) + mask.shape).astype(np.uint16)
+    dn[:, (mask != 0) & (mask != (nodata if nodata is not None else 0))] += 2000
+    image = _write(os.path.join(folder, f"{name}.tif"), dn, transform, crs, BANDS)
+    return cs.Chip(name=name, raster=image,
+                   mask=_write(os.path.join(folder, f"{name}_mask.tif"), mask, transform, crs, nodata=nodata))
+
+
+def _pit(size=32):
+    mask = np.zeros((size, size), dtype=np.uint8)
+    mask[2:14, 2:14] = 1
+    return mask
+
+
+def _at(row, col):
+    """The transform of a chip whose top-left pixel is ``(row, col)`` of a 10 m UTM grid."""
+    return ORIGIN * Affine.translation(col, row)
+
+
+# ---------------------------------------------------------------------------
+# 1. Chips sharing ground are one hold-out group
+# ---------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def sharing(tmp_path_factory):
+    """Chips A, B (B overlaps the east half of A: a stride of half a chip), C (touches B's east edge only), H (alone,
+    south), D (H's ground in EPSG:4326), E and F (one chip without georeference, exported twice under two names) and
+    G (another chip without georeference). Expected groups: A B | C | H D | E F | G."""
+    folder = str(tmp_path_factory.mktemp("sharing"))
+    chips = [_chip(folder, "A", _pit(), _at(0, 0), UTM, seed=1), _chip(folder, "B", _pit(), _at(0, 16), UTM, seed=2),
+             _chip(folder, "C", _pit(), _at(0, 48), UTM, seed=3), _chip(folder, "H", _pit(), _at(64, 0), UTM, seed=4)]
+    west, south, east, north = transform_bounds(UTM, "EPSG:4326", *rasterio.transform.array_bounds(32, 32, _at(64, 0)))
+    geo = rasterio.transform.from_bounds(west, south, east, north, 32, 32)
+    chips.append(_chip(folder, "D", _pit(), geo, CRS.from_epsg(4326), seed=5))
+    chips.append(_chip(folder, "E", _pit(), seed=6))
+    shutil.copyfile(chips[-1].raster, os.path.join(folder, "F.tif"))
+    shutil.copyfile(chips[-1].mask, os.path.join(folder, "F_mask.tif"))
+    chips.append(cs.Chip(name="F", raster=os.path.join(folder, "F.tif"), mask=os.path.join(folder, "F_mask.tif")))
+    chips.append(_chip(folder, "G", _pit(), seed=7))
+    return chips
+
+
+EXPECTED_GROUPS = [0, 0, 1, 2, 2, 3, 3, 4]
+
+
+def test_classifier_groups_chips_sharing_ground_as_one(sharing):
+    """Overlapping chips (stride below the chip), the same ground in another CRS and byte-identical copies were
+    grouped by chip file, so the same ground sat on both sides of a split (F1 0.988 against 0.968 by ground)."""
+    log = core_warnings()
+    ps = patch_sets.patches_from_chips(sharing, patch_size=16, min_overlap=0.05, bands=BANDS, feedback=log)
+    chip_of = [next(k for k, c in enumerate(sharing) if name.startswith(c.name + "_")) for name in ps.names]
+    assert ps.groups.tolist() == [EXPECTED_GROUPS[k] for k in chip_of]
+    assert sorted(set(chip_of)) == list(range(8))          # every chip gave patches
+    assert any("6 chips share ground" in w and "3 group(s)" in w for w in log.warnings)
+    assert any("2 chips without georeference are byte-identical" in w for w in log.warnings)
+
+
+def test_unet_blocks_are_groups_of_chips_sharing_ground(sharing):
+    """The U-Net's block was the chip file: 100 % of the held-out mine pixels lay inside a training chip."""
+    log = core_warnings()
+    with cs.ChipTiles(sharing, BANDS, [], tile=16, feedback=log) as tiles:
+        assert [tiles.block((k, 0, 0)) for k in range(8)] == [(g, 0) for g in EXPECTED_GROUPS]
+        plan, _, _, _ = tiles.select(0.4, 1.0, 0.5, 0, 512)
+    assert any("6 chips share ground" in w for w in log.warnings)
+    assert plan.info["n_blocks"] == 5 and plan.val_blocks <= {(g, 0) for g in range(5)}
+
+
+def test_chips_side_by_side_stay_apart(tmp_path):
+    """A grid of chips cut side by side (touching edges) keeps one group per chip, without a warning."""
+    chips = [_chip(str(tmp_path), f"s{k}", _pit(), _at(32 * (k // 2), 32 * (k % 2)), UTM, seed=k) for k in range(4)]
+    log = core_warnings()
+    assert cs.chip_groups([c.name for c in chips], [(UTM, _at(32 * (k // 2), 32 * (k % 2)), 32, 32)
+                                                    for k in range(4)], [c.raster for c in chips], log).tolist() \
+        == [0, 1, 2, 3]
+    assert log.warnings == []
+
+
+# ---------------------------------------------------------------------------
+# 2. Masks coded 1 = background, 2 = mine
+# ---------------------------------------------------------------------------
+
+
+def test_masks_coded_1_and_2_are_refused_naming_the_masks(tmp_path):
+    """Masks coded 1 = background, 2 = mine trained the U-Net on 'everything is mine' and the classifier blamed
+    the label count (72 mine patches, 0 without)."""
+    chips = [_chip(str(tmp_path), f"c{k}", _pit() + 1, _at(0, 40 * k), UTM, seed=k) for k in range(3)]
+    for read in (lambda: patch_sets.patches_from_chips(chips, patch_size=16, bands=BANDS),
+                 lambda: cs.ChipTiles(chips, BANDS, [], tile=16)):
+        with pytest.raises(OreMapError) as err:
+            read()
+        assert err.value.parameter == "masks"
+        assert "values found: 1, 2" in err.value.message and "0 must be background" in err.value.message
+        assert "100.0 % of the labelled mask pixels are non-zero" in err.value.message
+
+
+def test_mask_sets_mostly_mine_are_refused_and_one_all_mine_chip_is_not(tmp_path):
+    almost = np.ones((32, 32), np.uint8)
+    almost[0, :20] = 0                               # 20 of 1024 pixels background: 98.0 % mine
+    with pytest.raises(OreMapError) as err:
+        patch_sets.patches_from_chips([_chip(str(tmp_path), "a", almost, _at(0, 0), UTM)], patch_size=16,
+                                      bands=BANDS)
+    assert err.value.parameter == "masks"
+    assert "98.0 %" in err.value.message and "values found: 0, 1" in err.value.message
+    # one chip all mine beside one of background: the set is 50 % mine, accepted
+    cs.check_mask_values([_write(str(tmp_path / "b_mask.tif"), np.full((32, 32), 255, np.uint8)),
+                          _write(str(tmp_path / "c_mask.tif"), np.zeros((32, 32), np.uint8))])
+    # 0/255 masks whose nodata is their mine value, unlabelled (nodata) pixels left out of the count
+    ones = np.full((32, 32), 255, np.uint8)
+    ones[:, :4] = 0
+    cs.check_mask_values([_write(str(tmp_path / "d_mask.tif"), ones, nodata=255)])   # 0 labelled pixels are mine
+
+
+# ---------------------------------------------------------------------------
+# 3. Unlabelled mask pixels (the mask's nodata) are neither mine nor background
+# ---------------------------------------------------------------------------
+
+
+def _half_labelled(folder):
+    """Chip u: 16 x 16, columns 0-3 unlabelled (nodata 255), a mine in columns 4-5 (2 of its 12 labelled columns:
+    16.7 % of the labelled pixels, 12.5 % of all); chip v: 16 x 16 all labelled, a 8 x 8 mine (25 %)."""
+    u = np.zeros((16, 16), np.uint8)
+    u[:, :4] = 255
+    u[:, 4:6] = 1
+    v = np.zeros((16, 16), np.uint8)
+    v[:8, :8] = 1
+    return [_chip(folder, "u", u, _at(0, 0), UTM, seed=1, nodata=255),
+            _chip(folder, "v", v, _at(0, 40), UTM, seed=2, nodata=255)]
+
+
+def test_classifier_counts_unlabelled_pixels_as_nodata(tmp_path):
+    chips = _half_labelled(str(tmp_path))
+    ps = patch_sets.patches_from_chips(chips, patch_size=16, min_overlap=0.15, bands=BANDS)
+    # the mine share of chip u over its labelled pixels is 2/12 >= 0.15: a mine (over all pixels 2/16: left out)
+    assert list(zip(ps.names, ps.labels.tolist())) == [("u_row0_col0", 1), ("v_row0_col0", 1)]
+    # 4 of 16 columns unlabelled = 25 % nodata: left out at max_nodata 0.2
+    ps = patch_sets.patches_from_chips(chips, patch_size=16, min_overlap=0.05, max_nodata=0.2, bands=BANDS)
+    assert ps.names == ["v_row0_col0"]
+
+
+def test_unet_tiles_leave_unlabelled_pixels_out_of_the_valid_mask(tmp_path):
+    chips = _half_labelled(str(tmp_path))
+    with cs.ChipTiles(chips, BANDS, [], tile=16) as tiles:
+        _, V = tiles.read([(0, 0, 0), (1, 0, 0)], None)
+        assert int(tiles.masks[(0, 0, 0)].sum()) == 32
+    assert V[0].sum() == 16 * 12 and not V[0][:, :4].any() and V[1].all()
+
+
+# ---------------------------------------------------------------------------
+# 4. Chips of mixed resolution
+# ---------------------------------------------------------------------------
+
+
+def test_chips_of_another_pixel_size_are_named_and_the_median_recorded(tmp_path):
+    """A 20 m chip sorting first among 10 m chips: mixed silently, and the U-Net recorded 20 m."""
+    coarse = Affine(20.0, 0.0, 500000.0, 0.0, -20.0, 3990000.0)
+    chips = [_chip(str(tmp_path), "a20m", _pit(), coarse, UTM, seed=9)]
+    chips += [_chip(str(tmp_path), f"b10m_{k}", _pit(), _at(0, 40 * k), UTM, seed=k) for k in range(3)]
+    log = core_warnings()
+    with cs.ChipTiles(chips, BANDS, [], tile=16, feedback=log) as tiles:
+        assert tiles.pixel_size_m == [10.0, 10.0] and tiles.pixel_size == [10.0, 10.0]
+    said = [w for w in log.warnings if "median ground size" in w]
+    assert len(said) == 1 and "1 of 4 chips" in said[0] and "a20m (20 m)" in said[0] and "b10m" not in said[0]
+    log = core_warnings()
+    ps = patch_sets.patches_from_chips(chips, patch_size=16, bands=BANDS, feedback=log)
+    assert ps.pixel_size_m == [10.0, 10.0]
+    assert any("a20m (20 m)" in w for w in log.warnings)
+
+
+def test_unet_from_mixed_chips_records_the_median_pixel_size(tmp_path):
+    from oremap.core.sentinel2 import mine_segmentation as ms
+
+    coarse = Affine(20.0, 0.0, 500000.0, 0.0, -20.0, 3990000.0)
+    chips = [_chip(str(tmp_path), "a20m", _pit(), coarse, UTM, seed=9)]
+    chips += [_chip(str(tmp_path), f"b10m_{k}", _pit(), _at(0, 40 * k), UTM, seed=k) for k in range(3)]
+    result = ms.train_mine_segmentation(None, None, chips=chips, bands=BANDS, indices=[], tile=16, depth=1, width=4,
+                                        epochs=1, threads=1, seed=0)
+    spatial = result.info.extra["spatial"]
+    assert spatial["pixel_size_m"] == [10.0, 10.0] and spatial["pixel_size"] == [10.0, 10.0]
+
+
+# ---------------------------------------------------------------------------
+# 5. Mines from only one or two chips
+# ---------------------------------------------------------------------------
+
+
+def test_folds_are_capped_at_the_chips_holding_mines():
+    """Mines in 2 of 6 chips, 4 folds asked: 2 folds, each holding one chip's mines (2 of 4 folds held none)."""
+    y = np.zeros(60, int)
+    y[[0, 1, 2, 3, 10, 11, 12, 13]] = 1
+    groups = np.repeat(np.arange(6), 10)
+    log = core_warnings()
+    folds = mc.make_folds(y, groups, 4, 0, log)
+    assert len(folds) == 2 and sorted(int(y[te].sum()) for _, te in folds) == [4, 4]
+    assert any("mines come from 2 chips or spatial blocks only: 2 folds instead of 4" in w for w in log.warnings)
+
+
+def test_mines_from_one_chip_are_said_to_leave_held_out_figures_unmeasured():
+    """Mines in 1 chip of 21: F1 0 was reported without a word."""
+    y = np.zeros(84, int)
+    y[:3] = 1
+    groups = np.repeat(np.arange(21), 4)
+    log = core_warnings()
+    folds = mc.make_folds(y, groups, 5, 0, log)
+    assert len(folds) == 3   # the 3 mine patches still cap the folds
+    assert any("mines come from 1 chip or spatial block: held-out figures cannot be measured" in w
+               for w in log.warnings)
