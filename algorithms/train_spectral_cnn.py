@@ -329,9 +329,9 @@ class TrainSpectralCnn(OreMapAlgorithm):
             # a feature without a sample value is a sample of its own
             text = {i: ("" if v is None or v == NULL else str(v).strip()) for i, v in values.items()}
             keys = [("value", text[i]) if text.get(i) else ("feature", int(i)) for i in ids]
-            codes = {k: n for n, k in enumerate(dict.fromkeys(keys))}
-            feature_code = np.array([codes[k] for k in keys], dtype=np.int64)
-            data.groups = feature_code[np.asarray(data.groups, dtype=np.int64)]
+            from ..core.hyperspectral import training
+
+            data.groups = training.sample_groups(data, keys)   # keys[i]: the sample of feature i (ids order)
             n = len(set(data.groups.tolist()))
             feedback.info(f"Validation holds out whole samples: {n} samples by the field '{field}'.")
             return f"by the sample field '{field}' ({n} samples)"

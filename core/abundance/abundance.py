@@ -223,18 +223,22 @@ def roi_folds(groups, n_folds=5, seed=0):
     """Fold number of every sample: whole groups (ROIs) per fold, groups shuffled with ``seed``.
 
     Groups are dealt to folds in a random order, so folds hold (nearly) equal numbers
-    of ROIs. Raises when there are fewer than 3 groups.
+    of ROIs. The shuffle deals the groups in the order they first appear among the samples, not by the values
+    of their ids (since 0.2.17): ROI ids follow the order of the ROI layer, and the same ROIs listed in another
+    order got other folds. Raises when there are fewer than 3 groups.
     """
     groups = np.asarray(groups).reshape(-1)
-    unique, inverse = np.unique(groups, return_inverse=True)
+    unique, first, inverse = np.unique(groups, return_index=True, return_inverse=True)
     if unique.size < 3:
         raise OreMapError(f"Cross-validation needs at least 3 ROIs; {unique.size} cover valid pixels.", "training",
                           "Digitise more ROIs with measured compositions.")
     k = int(min(max(2, n_folds), unique.size))
+    appearance = np.empty(unique.size, dtype=np.int64)
+    appearance[np.argsort(first)] = np.arange(unique.size)   # rank of each group by its first sample
     order = np.random.default_rng(seed).permutation(unique.size)
-    fold_of_group = np.empty(unique.size, dtype=np.int64)
-    fold_of_group[order] = np.arange(unique.size) % k
-    return fold_of_group[inverse], k
+    fold_of_rank = np.empty(unique.size, dtype=np.int64)
+    fold_of_rank[order] = np.arange(unique.size) % k
+    return fold_of_rank[appearance][np.asarray(inverse).reshape(-1)], k
 
 
 def stacking_weights(P, T, shared=True):
@@ -552,7 +556,10 @@ def train_abundance_model(X, Y, groups, names, wavelengths=None, fwhm=None, band
     Parameters
     ----------
     X : array (n, b)
-        Reflectance spectra of ROI pixels (at the model's bands).
+        Reflectance spectra of ROI pixels (at the model's bands), in an order that does not depend on the ROIs'
+        (:func:`core.engine.sampling.labelled_pixels` gives raster order): folds, augmentation and the members'
+        fits follow the order of the pixels, and the folds the order in which the groups first appear
+        (:func:`roi_folds`), not their ids.
     Y : array (n, k)
         Composition of each pixel's ROI in %, rows summing to 100 (see :func:`prepare_compositions`).
     groups : array (n,)

@@ -459,7 +459,8 @@ def labelled_pixels(source, geometries, labels, parameter="training", feedback=N
 
     ``source`` is a :class:`~core.engine.raster.RasterSource`. A valid pixel under features of different labels
     is left out, one under several features of the same label is kept once (:func:`resolve_overlaps`); the
-    result's ``overlaps`` says which (:meth:`Overlaps.messages` for the log). Raises :class:`OreMapError` when
+    result's ``overlaps`` says which (:meth:`Overlaps.messages` for the log). The pixels come in raster order
+    (:func:`raster_order`; since 0.2.17, before in the features' order). Raises :class:`OreMapError` when
     no feature covers a valid pixel, or when overlaps leave none.
     """
     pixels = pixels_under(geometries, source.transform, source.width, source.height, feedback=feedback)
@@ -482,8 +483,18 @@ def labelled_pixels(source, geometries, labels, parameter="training", feedback=N
         raise OreMapError("Every valid pixel under the training features lies in more than one of them, with "
                           "different labels.", parameter, "Make the features disjoint.")
     labels = np.asarray(labels, dtype=object)
+    keep = raster_order(pixels, keep)
     return LabelledPixels(values[keep], labels[pixels.index[keep]], pixels.index[keep], overlaps,
                           np.unique(pixels.index), small)
+
+
+def raster_order(pixels, keep):
+    """The entries of ``pixels`` (:class:`CoveredPixels`) that ``keep`` marks, as indexes in raster order (row, then
+    column). After :func:`resolve_overlaps` each pixel is kept once, so the order is that of the raster alone, not of
+    the features: training draws its folds, splits and batches in the order of its samples, and ROIs or training
+    features listed in another order gave another model."""
+    kept = np.flatnonzero(keep)
+    return kept[np.lexsort((pixels.cols[kept], pixels.rows[kept]))]
 
 
 def training_pixels(source, geometries, labels, parameter="training", feedback=None, names=None):
@@ -491,8 +502,8 @@ def training_pixels(source, geometries, labels, parameter="training", feedback=N
 
     ``source`` is a :class:`~core.engine.raster.RasterSource`. A pixel under features of different classes is
     left out and one under several features of the same class used once (:func:`labelled_pixels`); ``feedback``
-    gets a log line saying so, naming the features ``names[i]`` (feature indexes without). Raises
-    :class:`OreMapError` when no feature covers a valid pixel.
+    gets a log line saying so, naming the features ``names[i]`` (feature indexes without). The pixels come in
+    raster order (:func:`labelled_pixels`). Raises :class:`OreMapError` when no feature covers a valid pixel.
     """
     out = labelled_pixels(source, geometries, labels, parameter=parameter, feedback=feedback)
     if feedback is not None:

@@ -9,6 +9,7 @@ or polygons over a raster (:mod:`core.engine.sampling`). Every sample carries a 
 
 import os
 import re
+import unicodedata
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -40,6 +41,9 @@ class TrainingSet:
     band_info: BandInfo = None
     sample_names: list = field(default_factory=list)
     source: str = ""
+    features: np.ndarray = None
+    """Image sets: the index, among the features given to :func:`image_training_set`, of each sample's feature
+    (``groups`` number the features in another order, see there); None otherwise."""
 
     def counts(self):
         return {name: int((self.y == i).sum()) for i, name in enumerate(self.class_names)}
@@ -164,6 +168,16 @@ def _fill_small_gaps(values, wavelengths, max_fraction=0.05):
     return out
 
 
+def canonical_order(y, names, X):
+    """Order of library spectra that does not depend on the order of the libraries or of the spectra in them:
+    by class index ``y``, physical sample (:func:`sample_id`), name, then the values (``X``'s row bytes), so that
+    only spectra identical in all four tie. The validation split and the augmentation draw samples in the order of
+    the training set: in the files' order, the libraries [a, b] and [b, a] held out other spectra."""
+    X = np.ascontiguousarray(X)
+    keys = [(int(c), sample_id(n), str(n), X[i].tobytes()) for i, (c, n) in enumerate(zip(y, names))]
+    return np.array(sorted(range(len(keys)), key=keys.__getitem__), dtype=np.int64)
+
+
 #: More classes than this, none named: :func:`library_training_set` warns that the whole library is trained.
 MANY_CLASSES = 50
 
@@ -190,7 +204,9 @@ def library_training_set(paths, band_info, class_rule="first_word", class_table=
     -------
     TrainingSet
         ``groups`` numbers the physical samples (:func:`sample_id`): all measurements of one sample,
-        and the augmented copies of each, stay on one side of a validation split.
+        and the augmented copies of each, stay on one side of a validation split. The spectra are in
+        :func:`canonical_order` (since 0.2.17), and the groups numbered in it: the same spectra give the same
+        training set, held-out samples and model whatever the order of ``paths`` and of the spectra in them.
     """
     feedback = ensure(feedback)
     if not paths:
@@ -248,8 +264,13 @@ def library_training_set(paths, band_info, class_rule="first_word", class_table=
     if shadowed:
         feedback.warning(f"{len(shadowed)} class-table row(s) took no spectrum, since longer rows took all theirs: "
                          + ", ".join(shadowed[:10]) + (" ..." if len(shadowed) > 10 else "") + ".")
-    labels = one_spelling(labels, "The library", "Fix the spelling in the library or class table to "
-                          "silence this.", ensure(feedback).warning)  # 'Kaolinit' and 'kaolinit' are one class
+    # 'Kaolinit' and 'kaolinit' are one class; a tie between spellings is broken by the spelling, not by which
+    # library came first (one_spelling keeps the first of equally frequent spellings it meets): a precomposed accent
+    # before a combining one, mixed case before all capitals, then code-point order
+    spelled = sorted(labels, key=lambda t: (unicodedata.normalize("NFC", t) != t, t.isupper(), t))
+    spelling = dict(zip(spelled, one_spelling(spelled, "The library", "Fix the spelling in the library or class "
+                                              "table to silence this.", ensure(feedback).warning)))
+    labels = [spelling[label] for label in labels]
     if wanted:
         found = {name_key(label) for label in labels}
         missing = sorted(name for key, name in wanted.items() if key not in found)
@@ -271,6 +292,8 @@ def library_training_set(paths, band_info, class_rule="first_word", class_table=
     X = np.asarray(X, dtype=np.float32)[keep]
     y = np.array([index[c] for c in labels[keep]], dtype=np.int64)
     names = [n for n, k in zip(names, keep) if k]
+    order = canonical_order(y, names, X)   # the same spectra, whatever the order of the files: the same split
+    X, y, names = X[order], y[order], [names[i] for i in order]
     samples = {}
     groups = np.array([samples.setdefault(sample_id(n), len(samples)) for n in names], dtype=np.int64)
     feedback.info(f"{y.size} spectra of {len(samples)} physical samples (measurements of one sample by "
@@ -300,7 +323,8 @@ def outlier_set(paths, data, materials=None, min_depth=OUTLIER_MIN_DEPTH, feedba
     material of a spectrum ``data`` was trained on, as a class table maps them to classes of other names),
     of materials not in ``materials`` (when given), that do not cover the bands (small gaps filled as for training)
     or are not positive, and featureless ones (deepest continuum-removed absorption below ``min_depth``) are left
-    out, each count logged. Returns a TrainingSet at ``data``'s bands whose classes are the materials.
+    out, each count logged. Returns a TrainingSet at ``data``'s bands whose classes are the materials, its spectra
+    in :func:`canonical_order` (the libraries' order changes nothing).
     """
     from ..engine.spectra import continuum_removal
 
@@ -346,20 +370,40 @@ def outlier_set(paths, data, materials=None, min_depth=OUTLIER_MIN_DEPTH, feedba
                           "Give libraries of other minerals and materials, or train without outlier spectra.")
     class_names = sorted(set(found))
     y = np.array([class_names.index(m) for m in found], dtype=np.int64)
-    return TrainingSet(X=np.asarray(X, dtype=np.float32), y=y, groups=y.copy(), class_names=class_names,
-                       band_info=target, sample_names=names, source="outliers")
+    X = np.asarray(X, dtype=np.float32)
+    order = canonical_order(y, names, X)   # as training sets: the same spectra, whatever the libraries' order
+    return TrainingSet(X=X[order], y=y[order], groups=y[order], class_names=class_names,
+                       band_info=target, sample_names=[names[i] for i in order], source="outliers")
+
+
+def feature_order(geometries, labels):
+    """Indexes of ``geometries`` in an order that does not depend on the layer's: by label (as text), then the
+    geometry's WKB bytes, then the index (only identical features of one label tie, and they are alike)."""
+    def key(i):
+        geom = geometries[i]
+        return (str(labels[i]), b"" if geom is None else geom.wkb, i)
+
+    return np.array(sorted(range(len(geometries)), key=key), dtype=np.int64)
 
 
 def image_training_set(source, geometries, labels, band_info=None, feedback=None, names=None):
     """Training set from pixels of ``source`` (a RasterSource) under labelled features.
 
-    ``groups`` is the feature index: pixels of one polygon never sit on both sides of a split. A pixel under
-    features of different classes is left out, and ``feedback`` told (:func:`core.engine.sampling.training_pixels`),
-    naming the features ``names[i]`` (their indexes without).
+    A pixel under features of different classes is left out, and ``feedback`` told
+    (:func:`core.engine.sampling.training_pixels`), naming the features ``names[i]`` (``feature i`` without); one under
+    several features of one class is used once. The same features give the same set whatever their order in the
+    layer (since 0.2.17; the split and the training draw samples in the set's order): the pixels come in raster
+    order, a pixel of several features of one class is taken for the first in :func:`feature_order`, and ``groups``
+    is each pixel's feature's position in that order, so pixels of one polygon never sit on both sides of a split.
+    ``features`` holds each pixel's feature as an index into ``geometries`` (:func:`sample_groups` groups by it).
     """
     from ..engine.sampling import training_pixels
 
-    X, pixel_labels, groups = training_pixels(source, geometries, labels, feedback=feedback, names=names)
+    order = feature_order(geometries, labels)
+    shown = names if names is not None else [f"feature {i}" for i in range(len(geometries))]
+    X, pixel_labels, groups = training_pixels(source, [geometries[i] for i in order], [labels[i] for i in order],
+                                              feedback=feedback, names=[shown[i] for i in order])
+    groups = np.asarray(groups, dtype=np.int64)
     pixel_labels = np.array([str(v) for v in pixel_labels], dtype=object)
     class_names = sorted_class_names(pixel_labels)
     if len(class_names) < 2:
@@ -367,5 +411,19 @@ def image_training_set(source, geometries, labels, band_info=None, feedback=None
                           "Label features of at least two classes.")
     index = {c: i for i, c in enumerate(class_names)}
     y = np.array([index[c] for c in pixel_labels], dtype=np.int64)
-    return TrainingSet(X=X.astype(np.float32), y=y, groups=np.asarray(groups), class_names=class_names,
-                       band_info=band_info, source="image")
+    return TrainingSet(X=X.astype(np.float32), y=y, groups=groups, class_names=class_names,
+                       band_info=band_info, source="image", features=order[groups])
+
+
+def sample_groups(data, samples):
+    """Groups of an image training set ``data`` by physical sample: ``samples[i]`` is the sample of feature ``i``
+    (indexes into the features given to :func:`image_training_set`, as ``data.features``); features of equal
+    samples are one group. Groups are numbered in the order the samples first appear among ``data``'s pixels,
+    which does not depend on the layer's order either."""
+    features = np.asarray(data.features, dtype=np.int64)
+    present, first = np.unique(features, return_index=True)
+    codes = {}
+    code = np.zeros(int(present.max()) + 1 if present.size else 0, dtype=np.int64)
+    for i in present[np.argsort(first)]:
+        code[i] = codes.setdefault(samples[int(i)], len(codes))
+    return code[features]
