@@ -16,6 +16,7 @@ from rasterio.crs import CRS
 from rasterio.warp import transform_bounds
 
 from conftest import core_warnings
+from test_chip_mask_grids import _write
 from oremap.core.engine.errors import OreMapError
 from oremap.core.sentinel2 import chip_sets as cs
 from oremap.core.sentinel2 import mine_classifier as mc
@@ -24,22 +25,6 @@ from oremap.core.sentinel2 import patch_sets
 BANDS = ["B2", "B3", "B4", "B8"]
 UTM = CRS.from_epsg(32629)
 ORIGIN = Affine(10.0, 0.0, 500000.0, 0.0, -10.0, 4000000.0)
-
-
-def _write(path, data, transform=None, crs=None, descriptions=None, nodata=None):
-    data = np.asarray(data)
-    if data.ndim == 2:
-        data = data[None]
-    profile = dict(driver="GTiff", width=data.shape[2], height=data.shape[1], count=data.shape[0], dtype=data.dtype)
-    if transform is not None:
-        profile.update(transform=transform, crs=crs)
-    if nodata is not None:
-        profile["nodata"] = nodata
-    with rasterio.open(path, "w", **profile) as dst:
-        dst.write(data)
-        for i, name in enumerate(descriptions or [], start=1):
-            dst.set_band_description(i, name)
-    return str(path)
 
 
 def _chip(folder, name, mask, transform=None, crs=None, seed=0, nodata=None):

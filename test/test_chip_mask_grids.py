@@ -26,13 +26,15 @@ CHIP_T = Affine(10.0, 0.0, 500000.0, 0.0, -10.0, 4000000.0)
 UTM29 = CRS.from_epsg(32629)
 
 
-def _write(path, data, transform=None, crs=None, descriptions=None):
+def _write(path, data, transform=None, crs=None, descriptions=None, nodata=None):
     data = np.asarray(data)
     if data.ndim == 2:
         data = data[None]
     profile = dict(driver="GTiff", width=data.shape[2], height=data.shape[1], count=data.shape[0], dtype=data.dtype)
     if transform is not None:
         profile.update(transform=transform, crs=crs)
+    if nodata is not None:
+        profile["nodata"] = nodata
     with rasterio.open(path, "w", **profile) as dst:
         dst.write(data)
         for i, name in enumerate(descriptions or [], start=1):
