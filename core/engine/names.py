@@ -14,8 +14,10 @@ def name_key(name):
 
 def one_spelling(labels, where, fix, warn=None):
     """``labels`` with the spellings of one class name (case, spaces, Unicode form: 'Kaolinit' and 'kaolinit ',
-    'Hämatit' with a precomposed or a combining accent: :func:`name_key`) made one, the most frequent spelling kept
-    (the first on a tie); labels that are not text (class codes) are left as they are. Without it each spelling was a
+    'Hämatit' with a precomposed or a combining accent: :func:`name_key`) made one, the most frequent spelling kept;
+    a tie is broken by the spelling itself, never by the labels' order (a precomposed accent before a combining one,
+    mixed case before all capitals, then code-point order), so the same labels in another order give the same
+    classes. Labels that are not text (class codes) are left as they are. Without it each spelling was a
     class of its own, and one mineral took several classes of a model and its map. ``warn(text)`` is told which
     spellings were merged, ``where`` they were found (``"'mineral'"``, ``"The spectrum names"``) and ``fix``."""
     import unicodedata
@@ -24,8 +26,9 @@ def one_spelling(labels, where, fix, warn=None):
     def shown(text):  # two encodings of one accent look alike: say which is which
         return repr(text) + (" (accent as a combining mark)" if unicodedata.normalize("NFC", text) != text else "")
 
+    counts = Counter(v for v in labels if isinstance(v, str))
     spellings = {}
-    for text, _ in Counter(v for v in labels if isinstance(v, str)).most_common():
+    for text in sorted(counts, key=lambda t: (-counts[t], unicodedata.normalize("NFC", t) != t, t.isupper(), t)):
         spellings.setdefault(name_key(text), []).append(text)
     merged = [v for v in spellings.values() if len(v) > 1]
     if not merged:

@@ -9,7 +9,6 @@ or polygons over a raster (:mod:`core.engine.sampling`). Every sample carries a 
 
 import os
 import re
-import unicodedata
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -264,13 +263,9 @@ def library_training_set(paths, band_info, class_rule="first_word", class_table=
     if shadowed:
         feedback.warning(f"{len(shadowed)} class-table row(s) took no spectrum, since longer rows took all theirs: "
                          + ", ".join(shadowed[:10]) + (" ..." if len(shadowed) > 10 else "") + ".")
-    # 'Kaolinit' and 'kaolinit' are one class; a tie between spellings is broken by the spelling, not by which
-    # library came first (one_spelling keeps the first of equally frequent spellings it meets): a precomposed accent
-    # before a combining one, mixed case before all capitals, then code-point order
-    spelled = sorted(labels, key=lambda t: (unicodedata.normalize("NFC", t) != t, t.isupper(), t))
-    spelling = dict(zip(spelled, one_spelling(spelled, "The library", "Fix the spelling in the library or class "
-                                              "table to silence this.", ensure(feedback).warning)))
-    labels = [spelling[label] for label in labels]
+    # 'Kaolinit' and 'kaolinit' are one class (a tie between spellings broken by the spelling, not the files' order)
+    labels = one_spelling(labels, "The library", "Fix the spelling in the library or class table to silence this.",
+                          ensure(feedback).warning)
     if wanted:
         found = {name_key(label) for label in labels}
         missing = sorted(name for key, name in wanted.items() if key not in found)
