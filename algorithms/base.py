@@ -588,9 +588,18 @@ def layers_of(value, context, layers=True):
         return []
     if value.startswith("file://"):  # Qt's reading: C:/... on Windows (not /C:/...), //server/share for UNC
         value = QUrl(value).toLocalFile()
-    value, *options = value.split("|")
-    layer = next((o.split("=", 1)[1] for o in options if o.lower().startswith("layername=")), None)
+    value, layer = split_layer_name(value)
     return [(os.path.realpath(value), layer)] if value else []
+
+
+#: A provider's URI (``memory:``, ``ogr:dbname=...``, ``postgres:``), not a path: ``C:/...`` has a one-letter scheme.
+PROVIDER_URI = re.compile(r"^[A-Za-z][A-Za-z0-9_+.-]+:")
+
+
+def split_layer_name(value):
+    """``(file, layer name or None)`` of an OGR source ``/x/y.gpkg|layername=mines`` (other options dropped)."""
+    file_part, *options = value.split("|")
+    return file_part, next((o.split("=", 1)[1] for o in options if o.lower().startswith("layername=")), None)
 
 
 def ogr_sink_layer(value):
@@ -615,13 +624,7 @@ def gpkg_layer_names(path):
 
 def first_layer_name(path):
     """The name of the layer OGR opens from ``path`` when no layer is named (its first), or None."""
-    from osgeo import ogr
-
-    try:
-        dataset = ogr.Open(path)
-        return dataset.GetLayer(0).GetName() if dataset is not None and dataset.GetLayerCount() else None
-    except RuntimeError:
-        return None
+    return next(iter(gpkg_layer_names(path)), None)
 
 
 def locked_output_problem(path, project, windows=None):
@@ -1337,7 +1340,7 @@ class OreMapAlgorithm(QgsProcessingAlgorithm):
             return None
         if dest.startswith("file://"):
             dest = QUrl(dest).toLocalFile()
-        elif re.match(r"^[A-Za-z][A-Za-z0-9_+.-]+:", dest):   # a provider's URI, not C:/... (one letter)
+        elif PROVIDER_URI.match(dest):
             return None
         dest = dest.split("|")[0]
         return dest or None
@@ -1702,9 +1705,8 @@ class OreMapAlgorithm(QgsProcessingAlgorithm):
         if not isinstance(value, str):
             return
         description = self.parameterDefinition(name).description()
-        if "|" in value and not re.match(r"^[A-Za-z][A-Za-z0-9_+.-]+:", value.strip()):
-            file_part, *options = value.split("|")
-            layer = next((o.split("=", 1)[1] for o in options if o.lower().startswith("layername=")), None)
+        if "|" in value and not PROVIDER_URI.match(value.strip()):
+            file_part, layer = split_layer_name(value)
             raise self.fail(name, f"'{value}' names a layer inside a file, which Processing cannot write to: it "
                                   "would make a new file of that whole name.",
                             (f"To add the layer '{layer}' to {os.path.basename(file_part)}, give "
