@@ -245,22 +245,19 @@ def check_training_range(z, names, log, robust=True, samples=False):
     where = (f"the elements' {statistic} lie {typical:.1f} of the model's standard units from its training centre, "
              f"and their spread differs from the training values' by a factor of {factor:.1f} ({listing})")
     if samples:
-        if typical > FAR_FROM_TRAINING or factor > SPREAD_FACTOR_FAR:
-            raise OreMapError(f"The samples' values are unlike those the model was trained on: {where}. Their scores "
-                              "would be meaningless: most likely the samples hold concentrations where the model was "
-                              "trained on log10 grids (or the reverse), or other units.", "values",
-                              "Score samples with a model trained on samples of the same units (or on grids of "
-                              "concentrations, not log10), or train a model on these samples.")
-        if typical > ODD_FROM_TRAINING or factor > SPREAD_FACTOR_ODD:
-            log(f"The samples' values lie well away from those the model was trained on: {where}. Their scores may "
-                "sit at one end of the scale: check that they hold the units the model was trained on.")
-        return
+        whose, cause, parameter = ("The samples' values", "the samples hold", "values")
+        fix = ("Score samples with a model trained on samples of the same units (or on grids of concentrations, not "
+               "log10), or train a model on these samples.")
+        check = "check that they hold the units the model was trained on."
+    else:
+        whose, cause, parameter = ("The raster's values", "the raster holds", "raster")
+        fix = ("Grid the elements as the training raster was (oremap:idw_interpolate with LOG10 as then, the same "
+               "units), or train a model on this raster.")
+        check = "check that the grid was made as the training raster was."
     if typical > FAR_FROM_TRAINING or factor > SPREAD_FACTOR_FAR:
-        raise OreMapError(f"The raster's values are unlike those the model was trained on: {where}. Its scores would "
-                          "be meaningless: most likely the raster holds concentrations where the model was trained on "
-                          "log10 grids (or the reverse), or other units.", "raster",
-                          "Grid the elements as the training raster was (oremap:idw_interpolate with LOG10 as then, "
-                          "the same units), or train a model on this raster.")
+        raise OreMapError(f"{whose} are unlike those the model was trained on: {where}. The scores would be "
+                          f"meaningless: most likely {cause} concentrations where the model was trained on log10 "
+                          "grids (or the reverse), or other units.", parameter, fix)
     if typical > ODD_FROM_TRAINING or factor > SPREAD_FACTOR_ODD:
-        log(f"The raster's values lie well away from those the model was trained on: {where}. Its scores may sit at "
-            "one end of the scale: check that the grid was made as the training raster was.")
+        log(f"{whose} lie well away from those the model was trained on: {where}. The scores may sit at one end of "
+            f"the scale: {check}")
