@@ -397,9 +397,8 @@ def assay_number(value, comma=None):
     (``'0,05'``, ``'<0,5'``; ``'1,250'`` is a thousands separator unless ``comma`` is ``"decimal"``:
     :func:`column_reader`) a decimal point; ``'n.d.'`` stays NaN. :data:`MISSING_WORDS` and other text are NaN. Element fields only:
     elsewhere (abundances, scores) a '<' value stays NaN."""
-    if comma == "decimal" and isinstance(value, str) and re.fullmatch(r"\s*[-+]?\d{1,3}(\.\d{3})+\s*", value):
-        return _decimal(value, comma)   # '1.800' in a decimal-comma layer: 1800, not 1.8 (as_number's reading)
-    number = as_number(value)
+    # text of a decimal-comma layer is read by _decimal alone: as_number would read '1.800' as 1.8, not 1800
+    number = float("nan") if comma == "decimal" and isinstance(value, str) else as_number(value)
     if number == number or value is None or value == NULL:
         return number
     if isinstance(value, str):
