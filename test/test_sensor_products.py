@@ -66,6 +66,25 @@ def test_emit_without_mask_keeps_flagged_pixel(tmp_path):
     np.testing.assert_allclose(data[:, samples - 1, 2], fx["cube"][1, 1, fx["good"]], rtol=1e-6)
 
 
+def test_emit_mask_of_collection_002_is_found_and_a_missing_mask_is_said(tmp_path):
+    """NASA publishes the L2A mask as collection 002 beside RFL 001 (EMIT_L2A_MASK_002_...). The reader looked only
+    for MASK_001, so a V002 mask was skipped without a word and a cloud pixel kept its spectrum."""
+    fx = sf.make_emit(str(tmp_path))
+    samples = fx["cube"].shape[1]
+    newer = fx["mask"].replace("_MASK_001_", "_MASK_002_")
+    os.rename(fx["mask"], newer)
+    product = sensor_products.open_product(fx["path"])
+    assert sensor_products.files_read(fx["path"]) == [fx["path"], newer]
+    data, _, _, _, nodata = written(product, tmp_path)
+    assert np.all(data[:, samples - 1, 2] == nodata)  # swath pixel (1, 1), flagged in the Aggregate Flag
+    assert any(note.startswith(f"pixels flagged in the mask granule '{os.path.basename(newer)}'")
+               for note in product.notes)
+    os.remove(newer)
+    product = sensor_products.open_product(fx["path"])
+    assert any(note.startswith("no mask granule (EMIT_L2A_MASK_001_") and "not masked" in note
+               for note in product.notes)
+
+
 def test_emit_glt_with_declared_fill(tmp_path):
     """A GLT re-saved with _FillValue -9999 where the product has 0 places the swath as the original."""
     (tmp_path / "a").mkdir(), (tmp_path / "b").mkdir()

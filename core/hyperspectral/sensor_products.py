@@ -326,6 +326,14 @@ def _open_emit(path):
             mask_array, aggregate = _array(mask_root, "mask", mask_path), names.index("aggregate flag")
             notes.append(f"pixels flagged in the mask granule '{os.path.basename(mask_path)}' (Aggregate Flag) "
                          "are nodata.")
+        else:
+            notes.append(f"the mask granule '{os.path.basename(mask_path)}' has no 'Aggregate Flag' band: clouds, "
+                         "cirrus and water are not masked.")
+    else:
+        looked = (f"no mask granule ({os.path.basename(mask_path)}) beside the file" if mask_path != path else
+                  "the file is not named as EMIT's (EMIT_L2A_RFL_...), so no mask granule was looked for")
+        notes.append(f"{looked}: clouds, cirrus and water are not masked. Put the EMIT_L2A_MASK granule of the same "
+                     "acquisition in the same folder, under its own name.")
     notes.append(f"orthorectified with the product's geometry lookup table onto its {glt_x.shape[1]} x "
                  f"{glt_x.shape[0]} map grid.")
     n_lines, n_samples = dims[0], dims[1]
@@ -713,8 +721,17 @@ def write_geotiff(product, out_path, memory_mb=512, feedback=None, overwrite=Tru
 
 
 def _emit_mask(path):
-    """The EMIT L2A mask granule's path beside RFL file ``path`` (it may not exist)."""
-    return os.path.join(os.path.dirname(path), os.path.basename(path).replace("_RFL_", "_MASK_", 1))
+    """The EMIT L2A mask granule's path beside RFL file ``path`` (it may not exist): the newest collection version
+    of the same acquisition (the mask is published as collection 002 beside RFL 001, ``EMIT_L2A_MASK_002_...``),
+    else the RFL's own version."""
+    folder, name = os.path.split(path)
+    match = re.match(r"(EMIT_L2A_)RFL_(\d{3})_(.+)$", name, re.IGNORECASE)
+    if not match:
+        return os.path.join(folder, name.replace("_RFL_", "_MASK_", 1))
+    prefix, version, rest = match.groups()
+    pattern = re.compile(re.escape(prefix) + r"MASK_(\d{3})_" + re.escape(rest) + "$", re.IGNORECASE)
+    versions = sorted((m.group(1), f) for f in os.listdir(folder or ".") if (m := pattern.match(f)))
+    return os.path.join(folder, versions[-1][1]) if versions else os.path.join(folder, f"{prefix}MASK_{version}_{rest}")
 
 
 def files_read(path):
