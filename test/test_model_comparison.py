@@ -241,6 +241,20 @@ def test_saved_models_map_through_prospectivity_map_and_match_in_memory(compared
             assert p[:, 1] == pytest.approx(1 - p[:, 0], abs=1e-6)
 
 
+def test_maps_of_the_saved_models_do_not_depend_on_the_memory_budget(compared, tmp_path):
+    """onnxruntime summed the window statistics of the tabular members in another order for another number of
+    windows per call, and the calls were sized from the budget: the comparison ensemble's map of a real survey
+    differed in 11 of 3,654 cells (up to 0.0024) between 12 and 512 MB. Every call now holds the same windows."""
+    result, path, _, _ = compared
+    for key in ("ensemble", "gradient_boosting", "logistic"):
+        maps = [prospectivity_mapping.prospectivity_map(path, result.models[key], str(tmp_path / f"{key}_{mb}.tif"),
+                                                        mode="sliding", stride=1, memory_mb=mb, threads=1,
+                                                        max_cells=0)["probabilities"] for mb in (512, 0.3, 0.05)]
+        assert np.isfinite(maps[0]).sum() > 1000
+        for other in maps[1:]:
+            np.testing.assert_array_equal(other, maps[0])
+
+
 def test_rank_mean_graph_is_the_mean_background_share(compared):
     result, path, _, _ = compared
     import onnxruntime as ort
