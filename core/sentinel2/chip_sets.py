@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..engine.disjoint_sets import DisjointSets
 from ..engine.errors import OreMapError
 from ..engine.feedback import ensure
 from .segmentation_data import FeatureReader, load_polygons, mine_pixels_per_tile, select_tiles
@@ -380,21 +381,9 @@ def chip_groups(names, grids, paths, feedback=None):
     """
     feedback = ensure(feedback)
     n = len(names)
-    parent = list(range(n))
-
-    def root(k):
-        while parent[k] != k:
-            parent[k] = parent[parent[k]]
-            k = parent[k]
-        return k
-
-    def join(a, b):
-        ra, rb = root(a), root(b)
-        if ra != rb:
-            parent[max(ra, rb)] = min(ra, rb)
-
+    sets = DisjointSets(range(n))
     for a, b in _overlapping_pairs(grids):
-        join(a, b)
+        sets.join(a, b)
     by_hash = {}
     for k, g in enumerate(grids):
         if g is None or not _georeferenced(g[0], g[1]):
@@ -404,10 +393,10 @@ def chip_groups(names, grids, paths, feedback=None):
     copies = [ks for ks in by_hash.values() if len(ks) > 1]
     for ks in copies:
         for k in ks[1:]:
-            join(ks[0], k)
+            sets.join(ks[0], k)
     number, groups = {}, []
     for k in range(n):
-        groups.append(number.setdefault(root(k), len(number)))
+        groups.append(number.setdefault(sets.root(k), len(number)))
     groups = np.asarray(groups, dtype=np.int64)
     if copies:
         feedback.warning(f"{sum(len(ks) for ks in copies)} chips without georeference are byte-identical copies of "

@@ -48,6 +48,7 @@ import os
 
 import numpy as np
 
+from ..engine.disjoint_sets import DisjointSets
 from ..engine.files import replace
 from ..engine.errors import OreMapError
 from ..engine.feedback import ensure
@@ -195,21 +196,14 @@ class Polygoniser:
         bottom = edge(labels[-1]) if rows else np.zeros(self.width, np.int64)
         if self.last_row is not None and n:
             both = (self.last_row > 0) & (top > 0)
-            parent = {}
-
-            def find(a):
-                while parent.get(a, a) != a:
-                    a = parent[a]
-                return a
-
+            sets = DisjointSets()
             for a, b in sorted(set(zip(self.last_row[both].tolist(), top[both].tolist()))):
-                ra, rb = find(a), find(b)
-                if ra != rb:
-                    keep, drop = min(ra, rb), max(ra, rb)
-                    parent[drop] = keep
+                joined = sets.join(a, b)
+                if joined:
+                    keep, drop = joined
                     self.active[keep].merge(self.active.pop(drop))
-            if parent:
-                lut = {int(v): find(int(v)) for v in np.unique(bottom[bottom > 0])}
+            if sets.joins:
+                lut = {int(v): sets.root(int(v)) for v in np.unique(bottom[bottom > 0])}
                 bottom = np.array([lut.get(v, 0) for v in bottom.tolist()], dtype=np.int64)
         open_ids = set(np.unique(bottom[bottom > 0]).tolist())
         for cid in [c for c in self.active if c not in open_ids]:

@@ -10,6 +10,7 @@ import os
 from rasterio.windows import Window
 import numpy as np
 
+from ..engine.disjoint_sets import DisjointSets
 from ..engine import affine_ops
 from ..engine.errors import OreMapError
 from ..engine.feedback import ensure
@@ -302,13 +303,7 @@ def shared_mine_tiles(masks, split_of):
     tiles, so a mine a block's edge cuts is trained on in part and scored in part (on the test scene 4 of 6 mines,
     all its held-out mine pixels); leaving either part out left that scene without training or held-out mines.
     ``masks`` maps tile references (``(..., row, col)``) to masks."""
-    parent = {ref: ref for ref in masks}
-
-    def root(ref):
-        while parent[ref] != ref:
-            parent[ref] = parent[parent[ref]]
-            ref = parent[ref]
-        return ref
+    sets = DisjointSets(masks)
 
     def near(a, b):   # pixels of two edge lines touching, diagonals included
         b = np.asarray(b, bool)
@@ -332,9 +327,9 @@ def shared_mine_tiles(masks, split_of):
             else:
                 touch = bool(m[-1, 0] and other[0, -1])
             if touch:
-                parent[root(ref)] = root(head + (i + di, j + dj))
-    trained = {root(ref) for ref in masks if split_of(ref) == "train"}
-    return {ref for ref in masks if split_of(ref) == "val" and root(ref) in trained}
+                sets.join(ref, head + (i + di, j + dj))
+    trained = {sets.root(ref) for ref in masks if split_of(ref) == "train"}
+    return {ref for ref in masks if split_of(ref) == "val" and sets.root(ref) in trained}
 
 
 def shared_mines_sentence(info):
