@@ -139,34 +139,7 @@ def nodata_is_mine_value(mask_paths):
     value (0/1 masks with nodata 255) keeps its nodata as nodata, in its mine-free chips too, whose nodata edge
     would otherwise be taken for mine pixels.
     """
-    import rasterio
-
-    held, declared, plain = False, set(), set()  # plain: non-zero values of the masks that declare no nodata
-    for path in mask_paths:
-        if not path:
-            continue
-        try:
-            ds = rasterio.open(path)
-        except rasterio.errors.RasterioIOError as exc:
-            raise OreMapError(f"Cannot read the mask '{path}': {exc}.", "masks") from None
-        with ds:
-            nodata = None if ds.nodata == 0 else ds.nodata
-            if nodata is not None and not _whole_positive(nodata):
-                return False
-            if nodata is not None:
-                declared.add(float(nodata))
-            for _, window in ds.block_windows(1):
-                v = ds.read(1, window=window)
-                other = (v != 0) & np.isfinite(v)
-                if nodata is None:  # a mask saved without nodata: its mine value must be the others' nodata
-                    plain |= {float(x) for x in np.unique(v[other])}
-                    if len(plain) > 1:
-                        return False
-                    continue
-                if (other & (v != nodata)).any():
-                    return False
-                held = held or bool((v == nodata).any())
-    return held and len(declared) == 1 and plain <= declared
+    return _MaskScan(mask_paths).nodata_is_mine
 
 
 def mine_pixels(values, nodata, name, feedback=None, nodata_is_mine=False):
@@ -210,30 +183,77 @@ def check_mask_values(mask_paths, nodata_is_mine=False):
     :data:`MAX_MINE_SHARE` of the labelled pixels (:func:`labelled_pixels`) are non-zero. Masks coded
     1 = background, 2 = mine trained the U-Net on "everything is mine" without a word, and the classifier blamed
     the label count. Read block by block, over the whole set (one chip may well be all mine)."""
-    import rasterio
+    _MaskScan(mask_paths).check(nodata_is_mine)
 
-    zero = other = 0
-    found = set()
-    for path in mask_paths:
-        if not path:
-            continue
-        with rasterio.open(path) as ds:
-            for _, window in ds.block_windows(1):
-                v = ds.read(1, window=window)
-                labelled = labelled_pixels(v, ds.nodata, nodata_is_mine)
-                n_zero = int((labelled & (v == 0)).sum())
-                zero += n_zero
-                other += int(labelled.sum()) - n_zero
-                if len(found) < 12:
-                    found |= {float(x) for x in np.unique(v[labelled])[:12]}
-    if not other or zero > (1.0 - MAX_MINE_SHARE) * (zero + other):
-        return
-    values = ", ".join(f"{x:g}" for x in sorted(found)[:10]) + (" ..." if len(found) > 10 else "")
-    share = 100.0 * other / (zero + other)
-    raise OreMapError(f"{share:.1f} % of the labelled mask pixels are non-zero (values found: {values}): a mask's "
-                      "0 must be background and any other value mine; masks coded 1 = background, 2 = mine would "
-                      "train every pixel as mine.", "masks",
-                      "Recode the masks to 0 = background and non-zero = mine (class codes 1/2: subtract 1).")
+
+def mask_set_rule(mask_paths):
+    """:func:`nodata_is_mine_value` of a set of mask chips, after :func:`check_mask_values` under it: one read of
+    the masks for both."""
+    scan = _MaskScan(mask_paths)
+    scan.check(scan.nodata_is_mine)
+    return scan.nodata_is_mine
+
+
+class _MaskScan:
+    """One block-by-block pass over a set of mask chips gathering what :func:`nodata_is_mine_value` decides and
+    what :func:`check_mask_values` counts, the latter under either rule."""
+
+    def __init__(self, mask_paths):
+        import rasterio
+
+        self.possible, self.held, self.declared, self.plain = True, False, set(), set()
+        self.zero, self.other, self.found = {False: 0, True: 0}, {False: 0, True: 0}, {False: set(), True: set()}
+        for path in mask_paths:
+            if not path:
+                continue
+            try:
+                ds = rasterio.open(path)
+            except rasterio.errors.RasterioIOError as exc:
+                raise OreMapError(f"Cannot read the mask '{path}': {exc}.", "masks") from None
+            with ds:
+                nodata = None if ds.nodata == 0 else ds.nodata
+                if nodata is not None and not _whole_positive(nodata):
+                    self.possible = False
+                if nodata is not None:
+                    self.declared.add(float(nodata))
+                for _, window in ds.block_windows(1):
+                    v = ds.read(1, window=window)
+                    self._rule(v, nodata)
+                    for rule in (False, True):
+                        labelled = labelled_pixels(v, ds.nodata, rule)
+                        n_zero = int((labelled & (v == 0)).sum())
+                        self.zero[rule] += n_zero
+                        self.other[rule] += int(labelled.sum()) - n_zero
+                        if len(self.found[rule]) < 12:
+                            self.found[rule] |= {float(x) for x in np.unique(v[labelled])[:12]}
+
+    def _rule(self, v, nodata):
+        if not self.possible:
+            return
+        other = (v != 0) & np.isfinite(v)
+        if nodata is None:  # a mask saved without nodata: its mine value must be the others' nodata
+            self.plain |= {float(x) for x in np.unique(v[other])}
+            self.possible = len(self.plain) <= 1
+        elif (other & (v != nodata)).any():
+            self.possible = False
+        else:
+            self.held = self.held or bool((v == nodata).any())
+
+    @property
+    def nodata_is_mine(self):
+        return self.possible and self.held and len(self.declared) == 1 and self.plain <= self.declared
+
+    def check(self, nodata_is_mine):
+        zero, other = self.zero[bool(nodata_is_mine)], self.other[bool(nodata_is_mine)]
+        if not other or zero > (1.0 - MAX_MINE_SHARE) * (zero + other):
+            return
+        found = self.found[bool(nodata_is_mine)]
+        values = ", ".join(f"{x:g}" for x in sorted(found)[:10]) + (" ..." if len(found) > 10 else "")
+        share = 100.0 * other / (zero + other)
+        raise OreMapError(f"{share:.1f} % of the labelled mask pixels are non-zero (values found: {values}): a "
+                          "mask's 0 must be background and any other value mine; masks coded 1 = background, 2 = "
+                          "mine would train every pixel as mine.", "masks",
+                          "Recode the masks to 0 = background and non-zero = mine (class codes 1/2: subtract 1).")
 
 
 def _georeferenced(crs, transform):
@@ -510,9 +530,7 @@ class ChipTiles:
         self.sizes, self.masks, self.labelled = [], {}, {}
         self._open = (None, None)
         masks = [chip.mask for chip in self.chips if chip.mask]
-        nodata_is_mine = bool(masks) and nodata_is_mine_value(masks)
-        if masks:
-            check_mask_values(masks, nodata_is_mine)
+        nodata_is_mine = bool(masks) and mask_set_rule(masks)
         grids, ground = [], []
         for k, chip in enumerate(self.chips):
             feedback.check()

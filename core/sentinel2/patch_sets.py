@@ -14,8 +14,8 @@ from ..engine.feedback import ensure
 from .patch_features import patch_features
 from .band_sets import resolve_bands
 from .sentinel2 import S2_BANDS, InputWarnings, open_sentinel2
-from .chip_sets import (check_mask_grid, check_mask_values, chip_groups, labelled_pixels,
-                        median_pixel_size, mine_pixels, nodata_is_mine_value)
+from .chip_sets import (check_mask_grid, chip_groups, labelled_pixels, mask_set_rule, median_pixel_size,
+                        mine_pixels)
 from .ground_units import pixel_size_m
 from .segmentation_data import repaired
 
@@ -346,8 +346,7 @@ def _patches_from_chips(chips, size, min_overlap, max_nodata, keep_patches, band
     features, labels, names, kept, groups = [], [], [], [], []
     skipped_ambiguous = skipped_nodata = too_small = 0
     notes, ground_sizes, epsgs, grids = [], [], set(), []
-    nodata_is_mine = nodata_is_mine_value([chip.mask for chip in chips])
-    check_mask_values([chip.mask for chip in chips], nodata_is_mine)
+    nodata_is_mine = mask_set_rule([chip.mask for chip in chips])
     for k, chip in enumerate(chips):
         feedback.check()
         with open_sentinel2(chip.raster, band_map=band_map, mask_clouds=mask_clouds, required=bands,
