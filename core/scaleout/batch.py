@@ -40,7 +40,6 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from ..engine import affine_ops
 from ..engine.errors import OreMapError
 from ..engine.files import claim, decode_text, file_key, kept_name, no_console, release, replace, touch
 from ..engine.feedback import Feedback, ensure
@@ -614,70 +613,18 @@ def materialise(ref, files=None, cache=None):
 # --------------------------------------------------------------------------------------
 # A row range of a scene, as a raster of its own
 # --------------------------------------------------------------------------------------
-def _xml(text):
-    return (str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;"))
-
-
 def row_vrt(scene, row0, row1, vrt_path, gain=None, bias=None):
     """Write a VRT of rows ``row0:row1`` of ``scene``: same pixels, nodata, band descriptions and
     metadata, georeferenced where the rows lie; ``gain``/``bias`` become every band's scale/offset (arrays: one
-    per band of the scene)."""
+    per band of the scene); GDAL's mask of the scene (internal or .msk) carried over the same rows."""
     import rasterio
 
-    from ..engine.raster import vrt_type
+    from ..engine.vrt import raster_vrt_xml
 
     with rasterio.open(scene) as ds:
-        width, height = ds.width, row1 - row0
-        gt = affine_ops.compose(ds.transform, ds.transform.translation(0, row0)).to_gdal()
-        lines = [f'<VRTDataset rasterXSize="{width}" rasterYSize="{height}">']
-        if ds.crs is not None:
-            lines.append(f"  <SRS>{_xml(ds.crs.to_wkt())}</SRS>")
-        lines.append("  <GeoTransform>" + ", ".join(repr(float(v)) for v in gt) + "</GeoTransform>")
-        for domain in [None] + [d for d in ds.tag_namespaces() if d in ("ENVI",)]:
-            tags = ds.tags(ns=domain) if domain else ds.tags()
-            if tags:
-                attr = f' domain="{domain}"' if domain else ""
-                lines.append(f"  <Metadata{attr}>")
-                lines += [f'    <MDI key="{_xml(k)}">{_xml(v)}</MDI>' for k, v in tags.items()]
-                lines.append("  </Metadata>")
-        source = _xml(os.path.abspath(scene))
-        from rasterio.enums import ColorInterp, MaskFlags
-
-        window = (f'      <SrcRect xOff="0" yOff="{row0}" xSize="{width}" ySize="{height}" />\n'
-                  f'      <DstRect xOff="0" yOff="0" xSize="{width}" ySize="{height}" />')
-        for b in range(1, ds.count + 1):
-            dtype = ds.dtypes[b - 1]
-            lines.append(f'  <VRTRasterBand dataType="{vrt_type(dtype)}" band="{b}">')
-            if ds.descriptions[b - 1]:
-                lines.append(f"    <Description>{_xml(ds.descriptions[b - 1])}</Description>")
-            if ds.colorinterp[b - 1] == ColorInterp.alpha:   # an alpha band masks the others (mask_reader)
-                lines.append("    <ColorInterp>Alpha</ColorInterp>")
-            tags = ds.tags(b)
-            if tags:
-                lines.append("    <Metadata>")
-                lines += [f'      <MDI key="{_xml(k)}">{_xml(v)}</MDI>' for k, v in tags.items()]
-                lines.append("    </Metadata>")
-            if ds.nodatavals[b - 1] is not None:
-                lines.append(f"    <NoDataValue>{repr(float(ds.nodatavals[b - 1]))}</NoDataValue>")
-            if gain is not None:
-                band_gain, band_bias = (gain[b - 1], bias[b - 1]) if np.ndim(gain) else (gain, bias)
-                lines.append(f"    <Offset>{repr(float(band_bias))}</Offset>")
-                lines.append(f"    <Scale>{repr(float(band_gain))}</Scale>")
-            lines.append("    <SimpleSource>")
-            lines.append(f'      <SourceFilename relativeToVRT="0">{source}</SourceFilename>')
-            lines.append(f"      <SourceBand>{b}</SourceBand>")
-            lines.append(window)
-            lines.append("    </SimpleSource>")
-            lines.append("  </VRTRasterBand>")
-        if any(MaskFlags.per_dataset in flags for flags in ds.mask_flag_enums):
-            # GDAL's mask of the scene (an internal or .msk mask): the part's pixels it masks were classified
-            lines += ["  <MaskBand>", '    <VRTRasterBand dataType="Byte">', "      <SimpleSource>",
-                      f'        <SourceFilename relativeToVRT="0">{source}</SourceFilename>',
-                      "        <SourceBand>mask,1</SourceBand>", "  " + window.replace("\n", "\n  "),
-                      "      </SimpleSource>", "    </VRTRasterBand>", "  </MaskBand>"]
-        lines.append("</VRTDataset>")
+        xml = raster_vrt_xml(scene, ds, rows=(row0, row1), gain=gain, bias=bias)
     with open(vrt_path, "w", encoding="utf-8") as handle:
-        handle.write("\n".join(lines) + "\n")
+        handle.write(xml)
     return vrt_path
 
 

@@ -772,40 +772,13 @@ def _scl_masked_vrt_xml(path, ds, scl_band):
     one of :data:`SCL_MASKED` or no class (12 and above), and where the file's own per-dataset mask (internal, ``.msk``
     or an alpha band) is 0; 255 elsewhere. The file's mask is laid over the SCL lookup as a second source whose 255
     is its nodata, so only its masked pixels are written (a VRT mask band replaces the file's mask otherwise)."""
-    from rasterio.enums import ColorInterp, MaskFlags
+    from ..engine.vrt import band_source, has_file_mask, raster_vrt_xml
 
-    from ..engine.raster import vrt_type
-
-    t = ds.transform
-    source = escape(os.path.abspath(path))
     lut = ",".join(f"{v}:{0 if v in SCL_MASKED else 255}" for v in range(12)) + ",12:0"
-    lines = [f'<VRTDataset rasterXSize="{ds.width}" rasterYSize="{ds.height}">']
-    if ds.crs is not None:
-        lines.append(f'  <SRS dataAxisToSRSAxisMapping="1,2">{escape(ds.crs.to_wkt())}</SRS>')
-    lines.append(f"  <GeoTransform>{t.c!r}, {t.a!r}, {t.b!r}, {t.f!r}, {t.d!r}, {t.e!r}</GeoTransform>")
-    for b in range(1, ds.count + 1):
-        kind = vrt_type(ds.dtypes[b - 1]) or "Float32"
-        lines.append(f'  <VRTRasterBand dataType="{kind}" band="{b}">')
-        if ds.descriptions[b - 1]:
-            lines.append(f"    <Description>{escape(ds.descriptions[b - 1])}</Description>")
-        if ds.colorinterp[b - 1] == ColorInterp.alpha:   # an alpha band is no reflectance (spectral_count)
-            lines.append("    <ColorInterp>Alpha</ColorInterp>")
-        if ds.nodatavals[b - 1] is not None:
-            lines.append(f"    <NoDataValue>{ds.nodatavals[b - 1]!r}</NoDataValue>")
-        lines.append(f'    <SimpleSource><SourceFilename relativeToVRT="0">{source}</SourceFilename>'
-                     f"<SourceBand>{b}</SourceBand></SimpleSource>")
-        lines.append("  </VRTRasterBand>")
-    lines.append("  <MaskBand>")
-    lines.append('    <VRTRasterBand dataType="Byte">')
-    lines.append(f'      <ComplexSource><SourceFilename relativeToVRT="0">{source}</SourceFilename>'
-                 f"<SourceBand>{scl_band}</SourceBand><LUT>{lut}</LUT></ComplexSource>")
-    if any(MaskFlags.per_dataset in flags for flags in ds.mask_flag_enums):
-        lines.append(f'      <ComplexSource><SourceFilename relativeToVRT="0">{source}</SourceFilename>'
-                     "<SourceBand>mask,1</SourceBand><NODATA>255</NODATA></ComplexSource>")
-    lines.append("    </VRTRasterBand>")
-    lines.append("  </MaskBand>")
-    lines.append("</VRTDataset>")
-    return "\n".join(lines) + "\n"
+    sources = [band_source(path, scl_band, extra=f"<LUT>{lut}</LUT>")]
+    if has_file_mask(ds):
+        sources.append(band_source(path, "mask,1", extra="<NODATA>255</NODATA>"))
+    return raster_vrt_xml(path, ds, mask_sources=sources, fallback_type="Float32")
 
 
 def _sample_max(ds, bands):
