@@ -447,11 +447,27 @@ MODEL_OUTPUT_NOTE = ("Left at its default (a temporary file), the model is saved
                      "give OUTPUT_MODEL=TEMPORARY_OUTPUT for that.")
 
 
-def is_temporary_output(value):
-    """True for a destination left at Processing's temporary output (or not given)."""
+def resolved_value(value, context=None):
+    """A parameter value as Processing reads it: an output's sink or a feature source's source unwrapped, a
+    data-defined value (QgsProperty: an expression in a model or a script) evaluated in ``context``'s expression
+    context, its static value without a context. An expression's value had been taken for a static value: empty,
+    so an output named by one counted as temporary (a model saved to the library instead of the file named, an
+    output that was also the input not refused)."""
     if isinstance(value, QgsProcessingOutputLayerDefinition):
-        value = value.sink.staticValue()
-    return value in (None, "", QgsProcessing.TEMPORARY_OUTPUT)
+        value = value.sink
+    elif isinstance(value, QgsProcessingFeatureSourceDefinition):
+        value = value.source
+    if isinstance(value, QgsProperty):
+        if context is None or value.propertyType() == QgsProperty.StaticProperty:
+            return value.staticValue()
+        value = value.value(context.expressionContext(), None)
+        value = value[0] if isinstance(value, tuple) else value   # (value, ok) in PyQGIS
+    return value
+
+
+def is_temporary_output(value, context=None):
+    """True for a destination left at Processing's temporary output (or not given)."""
+    return resolved_value(value, context) in (None, "", QgsProcessing.TEMPORARY_OUTPUT)
 
 
 #: Files a vector format's writer makes beside the file it names, by its extension: SQLite's journals (GeoPackage,
@@ -574,10 +590,7 @@ def layers_of(value, context, layers=True):
     that the value names, None where it names none (OGR then opens the file's first layer)."""
     if isinstance(value, (list, tuple)):
         return [p for v in value for p in layers_of(v, context, layers)]
-    if isinstance(value, QgsProcessingOutputLayerDefinition):
-        value = value.sink.staticValue()
-    elif isinstance(value, QgsProcessingFeatureSourceDefinition):
-        value = value.source.staticValue()
+    value = resolved_value(value, context)
     if isinstance(value, QgsMapLayer):
         value = value.source()
     elif isinstance(value, str) and value and layers and not os.path.exists(value.split("|")[0]):
@@ -1327,11 +1340,7 @@ class OreMapAlgorithm(QgsProcessingAlgorithm):
             value = definition.defaultValue()
         # read as Processing reads it, but not through parameterAsOutputLayer, which would also ask for the value
         # to be loaded on completion (a second, bogus layer for a memory: or ogr: destination)
-        if isinstance(value, QgsProcessingOutputLayerDefinition):
-            value = value.sink
-        if isinstance(value, QgsProperty):
-            value = value.valueAsString(context.expressionContext(), "")
-            value = value[0] if isinstance(value, tuple) else value   # (value, ok) in PyQGIS
+        value = resolved_value(value, context)
         if not isinstance(value, str):
             return None
         dest = value.strip()
@@ -1372,7 +1381,7 @@ class OreMapAlgorithm(QgsProcessingAlgorithm):
             parameters = {**parameters, name: QgsProcessing.TEMPORARY_OUTPUT}
         if parameters.get(name) is None and definition.flags() & QgsProcessingParameterDefinition.FlagOptional:
             return None
-        if name == MODEL_OUTPUT and is_temporary_output(parameters.get(name)):
+        if name == MODEL_OUTPUT and is_temporary_output(parameters.get(name), context):
             return self.library_model_path(feedback)
         if isinstance(self.parameterDefinition(name), QgsProcessingParameterFileDestination):
             path = self.parameterAsFileOutput(parameters, name, context)
@@ -1452,6 +1461,9 @@ class OreMapAlgorithm(QgsProcessingAlgorithm):
         missing = self.missing_packages()
         if missing:
             raise QgsProcessingException(dependencies.install_hint(missing))
+        problem = self._value_problem(self._numbers_and_choices(parameters, context), context)
+        if problem:
+            raise QgsProcessingException(problem)
         with compute.session(settings.device(), settings.threads()) as run, gdal_cache_limit(self.memory_mb()):
             bridge.info(f"OreMap settings: compute device {compute.DEVICES[run.requested]}, threads "
                         f"{run.threads or 'all cores'}, memory budget {self.memory_mb():.0f} MB.")
@@ -1524,6 +1536,15 @@ class OreMapAlgorithm(QgsProcessingAlgorithm):
                 return False, (self._unloadable_layer(parameters, context) or self._value_problem(parameters, context)
                                or self.tr(f"Incorrect parameter value for {definition.description()} ({name})."))
         return True, ""
+
+    def _numbers_and_choices(self, parameters, context):
+        """The numbers and choices given, as the run reads them (a data-defined value evaluated), for
+        :meth:`_value_problem` at the start of the run: QGIS 3.22 runs a model's steps without
+        checkParameterValues, which also lets a data-defined value through unevaluated. A minimum confidence of 60
+        (meant as per cent) from a model's parameter classified nothing, where the algorithm alone refuses it."""
+        kinds = (QgsProcessingParameterNumber, QgsProcessingParameterEnum)
+        return {d.name(): resolved_value(parameters[d.name()], context) for d in self.parameterDefinitions()
+                if isinstance(d, kinds) and parameters.get(d.name()) is not None}
 
     def _value_problem(self, parameters, context):
         """What is wrong with a number or a choice QGIS refused, with what is allowed (QGIS says only "Incorrect
@@ -1752,7 +1773,7 @@ class OreMapAlgorithm(QgsProcessingAlgorithm):
         outputs, styles = {}, {}
         for definition in self.destinationParameterDefinitions():
             name, value = definition.name(), parameters.get(definition.name())
-            if isinstance(definition, QgsProcessingParameterFolderDestination) or is_temporary_output(value):
+            if isinstance(definition, QgsProcessingParameterFolderDestination) or is_temporary_output(value, context):
                 continue
             if isinstance(definition, QgsProcessingParameterFeatureSink):
                 # a provider's URI (memory: in a model's intermediate step, postgres:) is no file to check: only a

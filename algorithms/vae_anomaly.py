@@ -246,6 +246,9 @@ class VaeAnomaly(OreMapAlgorithm):
         options = {} if model_path else self._options(parameters, context)
         if model_path:
             self._parameter_overrides["fields"] = "FIELDS" if has_points else "INPUT"
+        if has_raster:   # the element table's columns are the raster's bands: its problems are INPUT's or BANDS'
+            where = "BANDS" if parameters.get("BANDS") not in (None, "", []) else "INPUT"
+            self._parameter_overrides.update(values=where, names=where, **({} if model_path else {"fields": where}))
         html_path = self.output_path(parameters, "OUTPUT_HTML", context, feedback)
         model_out = None if model_path else self.output_path(parameters, "OUTPUT_MODEL", context, feedback)
         has_deposits = parameters.get("DEPOSITS") not in (None, "")
@@ -361,6 +364,12 @@ class VaeAnomaly(OreMapAlgorithm):
                 min_distance):
         path, layer = self.raster_path(parameters, "INPUT", context, require_crs=True)
         bands = self.parameterAsInts(parameters, "BANDS", context) or None
+        n_bands = len(set(bands)) if bands else layer.bandCount()
+        if n_bands < 2 and not model_path:
+            raise self.fail("BANDS" if bands else "INPUT",
+                            f"The raster gives {n_bands} element band; the VAE models how two or more elements vary "
+                            "together.", "Give a raster of two or more element bands (e.g. IDW of two or more "
+                            "fields) or choose two or more bands; for one element, map its grid directly.")
         score_path = self.output_path(parameters, "OUTPUT_SCORE", context, feedback)
         class_path = self.output_path(parameters, "OUTPUT_CLASSES", context, feedback)
         if not score_path and not class_path:
