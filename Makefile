@@ -43,10 +43,14 @@ lock:
 # busy 2-core machine their spinning threads slow each other down by an order of magnitude.
 # `make test TESTS="test/test_idw.py -k extent"` runs a subset with the same environment.
 TESTS ?= test
+# pytest-qgis keeps its QGIS settings in .qgis-settings between runs: every run starts without them, as on a new
+# machine (a setting a test stored would otherwise decide the next run's).
 test: setup
+	rm -rf .qgis-settings
 	OMP_NUM_THREADS=1 $(PYTHON) -m pytest -q -p no:cacheprovider $(TESTS)
 
 test-fast: setup
+	rm -rf .qgis-settings
 	$(PYTHON) -m pytest -q -p no:cacheprovider -m "not slow" test
 
 demo: setup

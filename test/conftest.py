@@ -69,6 +69,44 @@ def processing_provider(processing_initialised):
     yield ensure_provider()
 
 
+def settings_snapshot(names):
+    """``{name: (stored, value)}`` of OreMap settings, for :func:`restore_settings`."""
+    from oremap.processing_provider import settings
+
+    return {name: (settings.is_stored(name), settings.raw_value(name)) for name in names}
+
+
+def restore_settings(snapshot):
+    """Put OreMap settings back as :func:`settings_snapshot` found them, removed again where they had never been
+    stored (a stored setting wins over its environment variable, so one left behind would decide later tests:
+    pytest-qgis keeps its settings file between sessions)."""
+    from qgis.core import QgsSettings
+
+    from oremap.processing_provider import settings
+
+    for name, (stored, value) in snapshot.items():
+        settings.set_value(name, value)
+        if not stored:
+            QgsSettings().remove(settings.PREFIX + name)
+
+
+@pytest.fixture
+def oremap_setting(processing_provider):
+    """``oremap_setting(name, value)`` stores an OreMap setting for one test, put back afterwards
+    (:func:`restore_settings`)."""
+    from oremap.processing_provider import settings
+
+    before = {}
+
+    def store(name, value):
+        if name not in before:
+            before.update(settings_snapshot([name]))
+        settings.set_value(name, value)
+
+    yield store
+    restore_settings(before)
+
+
 PLUGIN_IN_SUBPROCESS = r"""
 sys.path.append("/usr/share/qgis/python/plugins")
 spec = importlib.util.spec_from_file_location("oremap", os.path.join(root, "__init__.py"),

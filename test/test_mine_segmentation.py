@@ -423,15 +423,11 @@ def test_cancelling_leaves_nothing_behind(trained, scenes, tmp_path):
 # Algorithms
 # ---------------------------------------------------------------------------------------
 @pytest.fixture
-def one_thread():
+def one_thread(oremap_setting):
     """OreMap's thread setting at 1 during a test (small networks on a busy 2-core machine), restored after."""
     from oremap.core.engine.compute import THREADS_SETTING
-    from oremap.processing_provider import settings
 
-    previous = settings.raw_value(THREADS_SETTING)
-    settings.set_value(THREADS_SETTING, 1)
-    yield
-    settings.set_value(THREADS_SETTING, previous)
+    oremap_setting(THREADS_SETTING, 1)
 
 
 def test_algorithms_train_and_detect_through_processing(run_alg, one_thread, trained, scenes, tmp_path):

@@ -7,7 +7,8 @@ import sys
 
 import pytest
 
-from conftest import AVIRIS_NG, PLUGIN_IN_SUBPROCESS, ROOT, USGS_LIBRARY, warning_recorder
+from conftest import (AVIRIS_NG, PLUGIN_IN_SUBPROCESS, ROOT, USGS_LIBRARY, restore_settings, settings_snapshot,
+                      warning_recorder)
 
 from oremap.core.engine import compute
 from oremap.core.engine.raster import MEMORY_SETTING
@@ -18,11 +19,10 @@ NAMES = [s.name for s in settings.SETTINGS]
 
 @pytest.fixture
 def saved_settings(processing_provider):
-    """Restore every OreMap setting after the test."""
-    before = {name: settings.raw_value(name) for name in NAMES}
+    """Restore every OreMap setting after the test (unstored again where it was)."""
+    before = settings_snapshot(NAMES)
     yield
-    for name, value in before.items():
-        settings.set_value(name, value)
+    restore_settings(before)
 
 
 def test_settings_round_trip_through_one_store(saved_settings, tmp_path):
