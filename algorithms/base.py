@@ -18,6 +18,7 @@ import os
 import functools
 import re
 import textwrap
+import threading
 import time
 import weakref
 
@@ -441,6 +442,10 @@ def text_numbers(source, fields):
 
 
 MODEL_OUTPUT = "OUTPUT_MODEL"
+
+_LIBRARY_NAMES_LOCK = threading.Lock()
+_LIBRARY_NAMES_GIVEN = set()
+"""Model library file names handed out in this process (:meth:`OreMapAlgorithm.library_model_path`)."""
 MODEL_OUTPUT_NOTE = ("Left at its default (a temporary file), the model is saved in the model library folder "
                      "(Plugins > OreMap > Settings; listed in Plugins > OreMap > Model library) as "
                      "&lt;algorithm&gt;_&lt;date-time&gt;.onnx. In qgis_process, which needs every output named, "
@@ -1406,9 +1411,15 @@ class OreMapAlgorithm(QgsProcessingAlgorithm):
                             "Choose a model file, or another model folder in Plugins > OreMap > Settings.")
         stem = f"{self.name()}_{time.strftime('%Y%m%d-%H%M%S')}"
         path, n = os.path.join(folder, stem + ".onnx"), 1
-        while os.path.exists(path):
-            n += 1
-            path = os.path.join(folder, f"{stem}-{n}.onnx")
+        # two trainings started in the same second (QGIS runs algorithms in background threads) took one name, and
+        # the second was refused for an output its user never chose: a name is handed out once per process, and
+        # one that another run (of any process) is writing is skipped too
+        with _LIBRARY_NAMES_LOCK:
+            while os.path.exists(path) or path in _LIBRARY_NAMES_GIVEN or \
+                    files.names_beside(folder, "." + os.path.basename(path) + files.WRITING_MARK):
+                n += 1
+                path = os.path.join(folder, f"{stem}-{n}.onnx")
+            _LIBRARY_NAMES_GIVEN.add(path)
         check_output_path(path, overwrite=False, parameter=MODEL_OUTPUT)
         feedback.info(f"The model goes to the model library folder: {path} (Plugins > OreMap > Model library).")
         return path

@@ -239,8 +239,23 @@ def matmul_one_thread(a, b):
         from threadpoolctl import threadpool_limits
     except ImportError:  # pragma: no cover - shipped with scikit-learn
         return gemm(a, b)
-    with threadpool_limits(limits=1, user_api="blas"):
+    # BLAS's thread count is the process's: runs in two threads (QGIS's background tasks) each saved it on entry
+    # and put back what they saw, so the last to leave restored the other's 1 for the rest of the session. The
+    # first to enter limits it, the last to leave restores it.
+    with _BLAS_LIMIT["lock"]:
+        if _BLAS_LIMIT["users"] == 0:
+            _BLAS_LIMIT["limit"] = threadpool_limits(limits=1, user_api="blas")
+        _BLAS_LIMIT["users"] += 1
+    try:
         return gemm(a, b)
+    finally:
+        with _BLAS_LIMIT["lock"]:
+            _BLAS_LIMIT["users"] -= 1
+            if _BLAS_LIMIT["users"] == 0:
+                _BLAS_LIMIT.pop("limit").restore_original_limits()
+
+
+_BLAS_LIMIT = {"lock": threading.Lock(), "users": 0}
 
 
 def require_torch(what="train neural networks"):

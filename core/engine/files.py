@@ -314,7 +314,8 @@ BACKUP_COPY_LIMIT = 256 * 1024 * 1024
 """Largest existing output copied when the file system cannot hard-link it (:class:`OutputGuard`)."""
 
 
-_WRITING = ".oremap-writing-"
+_WRITING = WRITING_MARK = ".oremap-writing-"
+"""The tail of the mark :func:`claim` puts beside a file while a run writes it (``.NAME.oremap-writing-...``)."""
 _WRITING_NAME = re.compile(r"\.oremap-writing-(?P<host>[0-9a-f]{6})-(?P<pid>\d+)-[0-9a-f]+$")
 
 
