@@ -718,3 +718,22 @@ def test_curved_and_multisurface_reference_polygons_are_read_as_their_straight_o
             del layer
     for kind, result in results.items():
         assert result["OVERALL_ACCURACY"] == pytest.approx(7 / 9), kind   # 5 + 2 right of 9 reference pixels
+
+
+def test_a_dominant_mineral_map_of_oremap_0_2_4_is_assessed_by_mineral_name(tmp_path):
+    """OreMap 0.2.1-0.2.4 wrote the dominant-mineral raster's names in a tag of their own ('oremap_classes', codes
+    1..n); the assessment named its classes 'Class 1..5' and refused reference points labelled by mineral, blaming
+    the reference field."""
+    path = str(tmp_path / "dominant_0_2_3.tif")
+    with rasterio.open(path, "w", driver="GTiff", width=3, height=2, count=1, dtype="uint8", nodata=0,
+                       crs="EPSG:32612", transform=Affine(1.0, 0, 0, 0, -1.0, 2.0)) as ds:
+        ds.write(np.array([[1, 2, 3], [4, 5, 1]], dtype=np.uint8), 1)
+        ds.write_colormap(1, {1: (255, 0, 0, 255), 2: (0, 255, 0, 255)})
+        ds.update_tags(oremap_classes="kaolinite;muscovite;calcite;goethite;Other")
+    legend = legend_from_raster(path)
+    assert [(e["value"], e["name"]) for e in legend] == [
+        (1, "kaolinite"), (2, "muscovite"), (3, "calcite"), (4, "goethite"), (5, "Other")]
+    assert [e["color"] for e in legend[:2]] == ["#ff0000", "#00ff00"]   # from the file's colour table
+    points = [Point(c + 0.5, 1.5 - r) for r in range(2) for c in range(3)]
+    result = assess_class_raster(path, points, ["kaolinite", "muscovite", "calcite", "goethite", "Other", "calcite"])
+    assert result["n_samples"] == 6 and result["overall_accuracy"] == pytest.approx(5 / 6)

@@ -835,11 +835,17 @@ def legend_from_raster(path, band=1):
                         for e in entries]
             except (ValueError, TypeError, KeyError):
                 pass
-        floating = not np.issubdtype(np.dtype(ds.dtypes[band - 1]), np.integer)
         try:
             colormap = ds.colormap(band)
         except ValueError:
             colormap = None
+        legacy = ds.tags().get("oremap_classes")
+        if legacy:   # dominant-mineral rasters of OreMap 0.2.1-0.2.4: names of codes 1..n, ';'-separated
+            names = [name.strip() for name in legacy.split(";")]
+            return [{"value": code, "name": name, "color": hex_colour(colormap[code]) if colormap and code in colormap
+                     else None}
+                    for code, name in enumerate(names, start=1) if name]
+        floating = not np.issubdtype(np.dtype(ds.dtypes[band - 1]), np.integer)
         nodata = ds.nodatavals[band - 1]
         rows = max(1, (1 << 22) // max(ds.width, 1))
         codes = set()
