@@ -36,7 +36,9 @@ class TrainMineClassifier(OreMapAlgorithm):
         "mine), as in mine-detection competitions, or (b) a Sentinel-2 raster with mine polygons: the raster is "
         "cut into patches on a grid, a patch covered by polygons over at least the minimum overlap is a mine, one "
         "they do not touch is not, and those in between are left out, or (c) a folder of image chips with a "
-        "folder of mask chips, cut into patches the same way (folds grouped by chip). Bands are identified by "
+        "folder of mask chips, cut into patches the same way (folds grouped by chip, chips that share ground as one; "
+        "where chips overlap in chains, as cut from one scene with a stride below the chip size, by spatial block "
+        "of the patch centres, the share of patches overlapping another block said). Bands are identified by "
         "name (or a band "
         "map) and turned into reflectance; the classifier uses the bands you choose, from RGB (B2, B3, B4) to "
         "all 12 L2A bands (by default every band the data have), and the model records them. Give many more "
@@ -59,7 +61,8 @@ class TrainMineClassifier(OreMapAlgorithm):
         "INPUT": "(b) A Sentinel-2 raster with named bands (B2, B04 ...).",
         "POLYGONS": "(b) Mine polygons over the raster (any CRS).",
         "CHIP_FOLDER": "(c) A folder of image chips (GeoTIFF), as mine datasets are published; cut into patches "
-                       "on a grid. The folds are grouped by chip.",
+                       "on a grid. The folds are grouped by chip (chips that share ground as one; chips overlapping "
+                       "in chains by spatial block, see above).",
         "MASK_FOLDER": "(c) The mask chips: one per image chip, same size and name (a suffix such as _mask is "
                        "allowed); non-zero pixels are mine. A mask with a georeference must lie on its chip's "
                        "grid (same CRS, origin and pixel size).",

@@ -237,3 +237,38 @@ def test_mines_from_one_chip_are_said_to_leave_held_out_figures_unmeasured():
     assert len(folds) == 3   # the 3 mine patches still cap the folds
     assert any("mines come from 1 chip or spatial block: held-out figures cannot be measured" in w
                for w in log.warnings)
+
+
+# ---------------------------------------------------------------------------
+# 6. Chips overlapping in a chain
+# ---------------------------------------------------------------------------
+
+
+def _chain(folder, stride, n=8):
+    """``n`` chips of 32 x 32 pixels in a row, each ``stride`` pixels east of the last (a pit of mine pixels in each):
+    one group of chips sharing ground."""
+    return [_chip(folder, f"K{k}", _pit(), _at(0, stride * k), UTM, seed=10 + k) for k in range(n)]
+
+
+@pytest.mark.parametrize("stride, n", [(16, 12), (8, 20)])   # 2,080 and 1,840 m of ground: three blocks
+def test_chips_in_a_chain_are_held_out_by_spatial_block(tmp_path, stride, n):
+    """Chips cut from one scene with a stride below the chip size are one group of chips sharing ground: held out by
+    chip, every fold held all the mines or none (the folds fell back to ungrouped ones, with a warning). The folds are
+    spatial blocks of the patch centres (5 patch widths) instead, and the share of patches overlapping a patch of
+    another block is said: none when the patches of overlapping chips coincide (stride 16 = the patch size)."""
+    chips = _chain(str(tmp_path), stride, n)
+    log = core_warnings()
+    ps = patch_sets.patches_from_chips(chips, patch_size=16, min_overlap=0.05, bands=BANDS, feedback=log)
+    assert set(ps.groups.tolist()) == {0} and ps.centres.shape == (ps.n, 2) and ps.pixel_size == 10.0
+    # by hand: patch squares of 160 m, blocks of 800 m; a patch overlapping one of another block
+    x, y = ps.centres[:, 0], ps.centres[:, 1]
+    block = [(int(np.floor(a / 800)), int(np.floor(b / 800))) for a, b in zip(x, y)]
+    touching = [any(abs(x[i] - x[j]) < 160 and abs(y[i] - y[j]) < 160 and block[i] != block[j]
+                    for j in range(ps.n)) for i in range(ps.n)]
+    expected = 100 * np.mean(touching)
+    assert (expected == 0) == (stride == 16)
+    result = mc.train_mine_classifier(ps, "hgb", n_folds=3, inner_folds=2, feedback=log)
+    assert len(set(block)) == 3 and result["block_size"] == 800.0 and result["cv"]["n_folds"] == 3
+    said = [w for w in log.warnings if w.startswith("The chips overlap in chains (1 group(s)")]
+    assert len(said) == 1 and f"; {expected:.1f} % of the patches overlap a patch of another block" in said[0]
+    assert not any("not spatially grouped" in w for w in log.warnings)

@@ -98,6 +98,32 @@ def spatial_groups(centres, crs_keys, block_size):
     return np.array([lookup[k] for k in keys], dtype=np.int64)
 
 
+def _groups_too_few(y, groups):
+    """Whether the groups (chips, or chips sharing ground) hold the mines or the mine-free patches in fewer than two:
+    every fold then holds all of that class or none, and grouped folds measure nothing."""
+    y, groups = np.asarray(y), np.asarray(groups)
+    return min(np.unique(groups[y == 1]).size, np.unique(groups[y == 0]).size) < 2
+
+
+def _share_overlapping_other_blocks(centres, crs_keys, groups, width):
+    """The share of patches (squares of side ``width``, metres as :func:`metric_centres` gives) overlapping a patch
+    of another spatial block: what a block fold can hold out while the other is trained on."""
+    from scipy.spatial import cKDTree
+
+    centres, _ = metric_centres(centres, crs_keys)
+    groups = np.asarray(groups)
+    touched = np.zeros(groups.size, dtype=bool)
+    keys = np.asarray([str(k) for k in crs_keys])
+    for key in np.unique(keys):
+        index = np.flatnonzero(keys == key)
+        pairs = cKDTree(centres[index]).query_pairs(width * (1 - 1e-9), p=np.inf, output_type="ndarray")
+        if pairs.size:
+            a, b = index[pairs[:, 0]], index[pairs[:, 1]]
+            other = groups[a] != groups[b]
+            touched[a[other]] = touched[b[other]] = True
+    return float(touched.mean()) if touched.size else 0.0
+
+
 def _cap_folds_by_groups(y, groups, k, feedback):
     """Folds ``k`` capped at the number of groups (chips, spatial blocks) holding the rarer class's patches: a
     class in fewer groups than folds leaves folds without it. Below 2 such groups every fold holds all of that class
@@ -327,7 +353,8 @@ def train_mine_classifier(patch_set, classifier="hgb", n_folds=5, inner_folds=3,
     else:
         data = ps.features
     groups, block = None, None
-    if ps.groups is not None and (block_size is None or block_size > 0):
+    chained = ps.groups is not None and ps.centres is not None and _groups_too_few(ps.labels, ps.groups)
+    if ps.groups is not None and not chained and (block_size is None or block_size > 0):
         groups = np.asarray(ps.groups, dtype=np.int64)
         feedback.info(f"Cross-validation grouped by chip: {np.unique(groups).size} chips or groups of chips sharing "
                       "ground, a chip's patches never on both sides of a split.")
@@ -339,6 +366,15 @@ def train_mine_classifier(patch_set, classifier="hgb", n_folds=5, inner_folds=3,
         feedback.info(f"Spatial cross-validation: patch centres in {np.unique(groups).size} blocks of "
                       f"{block:g} x {block:g} " + ("m (centres in degrees taken to metres at their latitude)."
                                                    if degree else "(CRS units, metres for a UTM raster)."))
+        if chained:
+            share = _share_overlapping_other_blocks(ps.centres, ps.crs_keys, groups, width)
+            feedback.warning(
+                f"The chips overlap in chains ({np.unique(ps.groups).size} group(s) of chips sharing ground): held "
+                "out by chip, the mines or the mine-free patches would lie in fewer than two groups and nothing "
+                "could be measured. The folds are spatial blocks of the patch centres instead; "
+                f"{100 * share:.1f} % of the patches overlap a patch of another block, which may be trained on "
+                "while they are held out, so the held-out figures are optimistic for them. Chips cut side by side "
+                "(a stride of the chip size) share no ground.")
     else:
         feedback.info("Patch positions unknown (or grouping off): folds are stratified but not spatially grouped.")
     cv = cross_validate(data, ps.labels, groups, make_model, n_folds, inner_folds, seed, feedback.scaled(0, 80))

@@ -14,8 +14,8 @@ from ..engine.feedback import ensure
 from .patch_features import patch_features
 from .band_sets import resolve_bands
 from .sentinel2 import S2_BANDS, InputWarnings, open_sentinel2
-from .chip_sets import (check_mask_grid, chip_groups, labelled_pixels, mask_set_rule, median_pixel_size,
-                        mine_pixels)
+from .chip_sets import (_median_map_pixel, check_mask_grid, chip_groups, labelled_pixels, mask_set_rule,
+                        median_pixel_size, mine_pixels)
 from .ground_units import pixel_size_m
 from .segmentation_data import repaired
 
@@ -343,7 +343,7 @@ def _patches_from_chips(chips, size, min_overlap, max_nodata, keep_patches, band
     import rasterio
 
     bands = resolve_bands(chips[0].raster, bands, band_map, mask_clouds, said.of(chips[0].raster))
-    features, labels, names, kept, groups = [], [], [], [], []
+    features, labels, names, kept, groups, centres, crs_keys = [], [], [], [], [], [], []
     skipped_ambiguous = skipped_nodata = too_small = 0
     notes, ground_sizes, epsgs, grids = [], [], set(), []
     nodata_is_mine = mask_set_rule([chip.mask for chip in chips])
@@ -384,6 +384,9 @@ def _patches_from_chips(chips, size, min_overlap, max_nodata, keep_patches, band
                         labels.append(label)
                         names.append(f"{chip.name}_row{r}_col{c}")
                         groups.append(k)
+                        centres.append(affine_ops.apply(s2.transform, c + size / 2.0, r + size / 2.0)
+                                       if georeferenced else None)
+                        crs_keys.append(s2.crs.to_string() if georeferenced else None)
                         if keep_patches:
                             kept.append(refl)
         feedback.progress(100.0 * (k + 1) / len(chips))
@@ -404,5 +407,10 @@ def _patches_from_chips(chips, size, min_overlap, max_nodata, keep_patches, band
                     patches=np.stack(kept).astype(np.float32) if keep_patches else None, patch_shape=(size, size),
                     source=os.path.dirname(os.path.abspath(chips[0].raster)), notes=notes, bands=list(bands),
                     groups=chip_group[np.asarray(groups, dtype=np.int64)],
+                    # positions where every chip is georeferenced: the folds fall back to spatial blocks when chips
+                    # sharing ground leave too few groups (mine_classifier.train)
+                    centres=np.asarray(centres, dtype=np.float64) if all(k is not None for k in crs_keys) else None,
+                    crs_keys=crs_keys if all(k is not None for k in crs_keys) else None,
+                    pixel_size=(_median_map_pixel(grids) or [None])[0],
                     pixel_size_m=ground,
                     epsg=epsgs.pop() if len(epsgs) == 1 else None)
