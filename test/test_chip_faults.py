@@ -272,3 +272,26 @@ def test_chips_in_a_chain_are_held_out_by_spatial_block(tmp_path, stride, n):
     said = [w for w in log.warnings if w.startswith("The chips overlap in chains (1 group(s)")]
     assert len(said) == 1 and f"; {expected:.1f} % of the patches overlap a patch of another block" in said[0]
     assert not any("not spatially grouped" in w for w in log.warnings)
+
+
+def test_unet_tiles_of_chips_in_a_chain_are_held_out_by_blocks_of_ground(tmp_path):
+    """The U-Net held chips sharing ground out as one group: chips in a chain were all one group and no mine was held
+    out. Its blocks are then squares of ground of block_tiles x block_tiles tiles, the overlap across them said."""
+    chips = _chain(str(tmp_path), 8, 20)   # 184 pixels of ground in a row; tiles of 16: 2 per chip side
+    log = core_warnings()
+    with cs.ChipTiles(chips, BANDS, [], tile=16, feedback=log, chain_block_tiles=4) as tiles:
+        # block of 640 m of ground, by tile centre: chip k's tile (0, j) is centred at column 8 k + 16 j + 8
+        expected = {(k, i, j): (int(np.floor((500000 + 10 * (8 * k + 16 * j + 8)) / 640)),
+                                int(np.floor((4000000 - 10 * (16 * i + 8)) / 640)))
+                    for k in range(20) for i in range(2) for j in range(2)}
+        assert {ref: tiles.block(ref) for ref in tiles.refs()} == expected
+        # by hand: tiles 160 m a side overlap one of another block
+        centres = {ref: (8 * ref[0] + 16 * ref[2], 16 * ref[1]) for ref in expected}
+        touching = [any(abs(a[0] - b[0]) < 16 and abs(a[1] - b[1]) < 16 and expected[r] != expected[q]
+                        for q, b in centres.items()) for r, a in centres.items()]
+        plan, _, _, _ = tiles.select(0.4, 1.0, 0.5, 0, 512)
+    said = [w for w in log.warnings if w.startswith("The chips overlap in chains (1 group(s)")]
+    assert len(said) == 1 and f"; {100 * np.mean(touching):.1f} % of the tiles overlap a tile of another block" in said[0]
+    assert f"({len(set(expected.values()))} blocks, " in said[0]
+    assert plan.info["n_val_mine_tiles"] > 0 and plan.info["n_train_mine_tiles"] > 0
+    assert not any("no mine is held out" in w for w in log.warnings)

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..engine import affine_ops
 from ..engine.disjoint_sets import DisjointSets
 from ..engine.errors import OreMapError
 from ..engine.feedback import ensure
@@ -492,6 +493,11 @@ def _mask_tiles(path, reader, tile, name, feedback=None, nodata_is_mine=False, u
     return out
 
 
+def _tile_centre(transform, i, j, tile):
+    """Map coordinates of the centre of tile ``(i, j)`` (``tile`` pixels a side) of a chip."""
+    return affine_ops.apply(transform, (j + 0.5) * tile, (i + 0.5) * tile)
+
+
 def _median_map_pixel(grids):
     """The median pixel size ``[x, y]`` in CRS units of georeferenced chips sharing the first one's CRS (None when
     none is georeferenced or their CRSs differ)."""
@@ -516,9 +522,11 @@ class ChipTiles:
 
     block_tiles = 1
 
-    def __init__(self, chips, bands, indices, band_map=None, tile=128, feedback=None, mask_clouds=True, said=None):
+    def __init__(self, chips, bands, indices, band_map=None, tile=128, feedback=None, mask_clouds=True, said=None,
+                 chain_block_tiles=4):
         feedback = ensure(feedback)
         said = said if said is not None else InputWarnings(feedback, "chips")
+        self.chain_block_tiles = int(chain_block_tiles)
         try:
             self._open_chips(chips, bands, indices, band_map, tile, feedback, mask_clouds, said)
         finally:
@@ -560,6 +568,12 @@ class ChipTiles:
         if not self.masks:
             raise OreMapError(f"None of the {len(self.chips)} chips holds a mine pixel.", "masks",
                               "Check the masks (mine pixels non-zero) or the polygons (they must cover pixel centres).")
+        self.spatial = None
+        mine_groups = {int(self.groups[key[0]]) for key in self.masks}
+        chained = len(set(self.groups.tolist())) < len(self.chips)   # some chips share ground
+        if len(mine_groups) < 2 and chained and self.pixel_size is not None and \
+                all(_georeferenced(g[0], g[1]) for g in grids):
+            self._blocks_by_ground(grids, feedback)
         n_mine_chips = len({key[0] for key in self.masks})
         feedback.info(f"{len(self.chips)} chips, {n_mine_chips} with mines; {len(self.masks)} tiles of {self.tile} x "
                       f"{self.tile} hold mine pixels.")
@@ -575,8 +589,40 @@ class ChipTiles:
                 for i in range(math.ceil(h / t)) for j in range(math.ceil(w / t))]
 
     def block(self, ref):
-        """The hold-out block of a tile: its chip's group (:func:`chip_groups`: chips sharing ground are one)."""
+        """The hold-out block of a tile: its chip's group (:func:`chip_groups`: chips sharing ground are one), or
+        where chips overlap in chains its spatial block (:meth:`_blocks_by_ground`)."""
+        if self.spatial is not None:
+            return self.spatial[tuple(ref)]
         return (int(self.groups[ref[0]]), 0)
+
+    def _blocks_by_ground(self, grids, feedback):
+        """Blocks of ``chain_block_tiles`` x ``chain_block_tiles`` tiles of ground (by each tile's centre) instead of
+        the chips' groups, when the chips sharing ground hold every mine in one group (chips cut from one scene
+        with a stride below the chip size overlap in chains): held out by group, no mine would be. The share of
+        tiles overlapping a tile of another block is said."""
+        from scipy.spatial import cKDTree
+
+        side = self.tile * float(np.mean(self.pixel_size))
+        size = self.chain_block_tiles * side
+        refs = self.refs()
+        centres = np.array([_tile_centre(grids[k][1], i, j, self.tile) for k, i, j in refs])
+        keys = [(int(np.floor(x / size)), int(np.floor(y / size))) for x, y in centres]
+        self.spatial = dict(zip(refs, keys))
+        number = {key: n for n, key in enumerate(sorted(set(keys)))}
+        blocks = np.array([number[key] for key in keys])
+        touched = np.zeros(len(refs), dtype=bool)
+        pairs = cKDTree(centres).query_pairs(side * (1 - 1e-9), p=np.inf, output_type="ndarray")
+        if pairs.size:
+            other = blocks[pairs[:, 0]] != blocks[pairs[:, 1]]
+            touched[pairs[other, 0]] = touched[pairs[other, 1]] = True
+        n_mine_blocks = len({self.spatial[tuple(key)] for key in self.masks})
+        feedback.warning(
+            f"The chips overlap in chains ({len(set(self.groups.tolist()))} group(s) of chips sharing ground): held out "
+            "by group, no mine would be. The hold-out blocks are squares of "
+            f"{self.chain_block_tiles} x {self.chain_block_tiles} tiles of ground instead ({len(set(keys))} blocks, "
+            f"{n_mine_blocks} with mines); {100 * touched.mean():.1f} % of the tiles overlap a tile of another block, "
+            "which may be trained on while they are held out, so the held-out figures are optimistic for them. "
+            "Chips cut side by side (a stride of the chip size) share no ground.")
 
     def read(self, refs, feedback):
         """Raw feature tiles ``(n, C, t, t)`` and valid masks of tile references (chips opened as needed); a pixel is

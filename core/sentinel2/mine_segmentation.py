@@ -360,7 +360,8 @@ def train_mine_segmentation(raster_path, polygons, model_path=None, report_path=
     negatives_per_positive : float, default 1.0
         Tiles without mines per tile with mines, per split; negative = all.
     block_tiles : int, default 4
-        Side of a spatial hold-out block, in tiles. ``val_fraction``: share of blocks held out.
+        Side of a spatial hold-out block, in tiles (a raster's; chips are held out by chip, or by blocks of ground
+        of this side where they overlap in chains). ``val_fraction``: share of blocks held out.
     threshold : float, default 0.5
         Probability above which a pixel is called mine (metrics and the model's default).
     min_valid : float, default 0.5
@@ -420,9 +421,14 @@ def train_mine_segmentation(raster_path, polygons, model_path=None, report_path=
         chip_sizes = [(c.name, hw) for c, hw in zip(chips, source.sizes)] if chips else None
         rgb_cols = [source.bands.index(b) for b in ("B4", "B3", "B2") if b in source.bands]
         pi = plan.info
-        where = f"{pi['n_val_blocks']} of {pi['n_blocks']} " + \
-            (("chips" if pi["n_blocks"] == len(chips) else "groups of chips (chips sharing ground joined)") if chips
-             else f"blocks of {block_tiles} x {block_tiles} tiles")
+        if chips and getattr(source, "spatial", None) is not None:
+            kind = (f"blocks of {source.chain_block_tiles} x {source.chain_block_tiles} tiles of ground (chips "
+                    "overlapping in chains)")
+        elif chips:
+            kind = "chips" if pi["n_blocks"] == len(chips) else "groups of chips (chips sharing ground joined)"
+        else:
+            kind = f"blocks of {block_tiles} x {block_tiles} tiles"
+        where = f"{pi['n_val_blocks']} of {pi['n_blocks']} {kind}"
         feedback.info(f"{pi['n_train_tiles']} training tiles ({pi['n_train_mine_tiles']} with mines), "
                       f"{pi['n_val_tiles']} held-out tiles ({pi['n_val_mine_tiles']} with mines) in {where}.")
         train_idx, val_idx = plan.train_index, plan.val_index
@@ -534,7 +540,7 @@ def _training_tiles(raster_path, polygons, chips, bands, indices, band_map, tile
     """The tile source of a training run: many chips (:class:`ChipTiles`) or one raster with polygons; ``said``
     gathers what opening them says (:class:`core.sentinel2.sentinel2.InputWarnings`)."""
     if chips:
-        return ChipTiles(chips, bands, indices, band_map, tile, feedback, mask_clouds, said)
+        return ChipTiles(chips, bands, indices, band_map, tile, feedback, mask_clouds, said, chain_block_tiles=block_tiles)
     return _SceneTiles(raster_path, polygons, bands, indices, band_map, tile, block_tiles, feedback, mask_clouds,
                        said)
 
