@@ -295,3 +295,23 @@ def test_unet_tiles_of_chips_in_a_chain_are_held_out_by_blocks_of_ground(tmp_pat
     assert f"({len(set(expected.values()))} blocks, " in said[0]
     assert plan.info["n_val_mine_tiles"] > 0 and plan.info["n_train_mine_tiles"] > 0
     assert not any("no mine is held out" in w for w in log.warnings)
+
+
+def test_chips_that_share_no_ground_keep_their_groups_when_mines_are_in_one(tmp_path):
+    """The chain fallback is for a group of chips sharing ground that holds every mine: mines in one chip standing
+    alone (beside two chips overlapping each other) keep the chips' groups, and what is said is that the mines come
+    from one chip (the fallback had said the chips overlap in chains)."""
+    folder = str(tmp_path)
+    free, two = np.zeros((32, 32), np.uint8), _pit()
+    two[18:30, 18:30] = 1
+    chips = [_chip(folder, "A", two, _at(0, 0), UTM, seed=1), _chip(folder, "B", free, _at(0, 64), UTM, seed=2),
+             _chip(folder, "C", free, _at(0, 80), UTM, seed=3)] + \
+        [_chip(folder, f"S{k}", free, _at(64, 64 * k), UTM, seed=4 + k) for k in range(3)]
+    log = core_warnings()
+    ps = patch_sets.patches_from_chips(chips, patch_size=16, min_overlap=0.05, bands=BANDS, feedback=log)
+    assert ps.groups.tolist() == [{"A": 0, "B": 1, "C": 1, "S0": 2, "S1": 3, "S2": 4}[n.split("_")[0]] for n in ps.names]
+    mc.train_mine_classifier(ps, "hgb", n_folds=3, inner_folds=2, feedback=log)
+    with cs.ChipTiles(chips, BANDS, [], tile=16, feedback=log) as tiles:
+        assert tiles.spatial is None and tiles.block((0, 0, 0)) == (0, 0)
+    assert not any("overlap in chains" in w for w in log.warnings)
+    assert any(w.startswith("The mines come from 1 chip or spatial block") for w in log.warnings)

@@ -16,7 +16,7 @@ from ..engine.raster import OutputSpec, block_windows, check_output_path, memory
 from .grid_meaning import check_input_transform, check_training_range, raster_sample, read_meaning
 from .prospectivity_data import _read_nan, _source, element_bands
 from .prospectivity_folds import deposit_cells, pixel_size
-from .prospectivity_network import TASK
+from .prospectivity_network import MIN_WINDOW, TASK
 
 
 #: Most cells :func:`prospectivity_map` lists (the best ranked) for the target-cell layer.
@@ -236,9 +236,10 @@ would depend on the budget (11 of 3,654 cells differed by up to 0.0024 between 1
 
 MAX_BATCH = 256
 
-BAND_ROWS = 64
-"""Rows of the raster summed at once into the cells' resampled windows (``fit="grid"``), at absolute offsets from
-the cells' first row: the partial sums add in the same order whatever the budget lets one read hold."""
+BAND_ROWS = MIN_WINDOW
+"""Rows of the raster summed at once into the cells' resampled windows (the whole-cell fit), at offsets from the
+cells' first row: the partial sums add in the same order whatever the budget lets one read hold. The smallest
+window, so that a read of whole pieces never exceeds the budget's rows (at least a window and one)."""
 
 
 def _batch_windows(model):

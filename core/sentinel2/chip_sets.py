@@ -570,7 +570,7 @@ class ChipTiles:
                               "Check the masks (mine pixels non-zero) or the polygons (they must cover pixel centres).")
         self.spatial = None
         mine_groups = {int(self.groups[key[0]]) for key in self.masks}
-        chained = len(set(self.groups.tolist())) < len(self.chips)   # some chips share ground
+        chained = any(np.count_nonzero(self.groups == g) > 1 for g in mine_groups)   # the mines' chips share ground
         if len(mine_groups) < 2 and chained and self.pixel_size is not None and \
                 all(_georeferenced(g[0], g[1]) for g in grids):
             self._blocks_by_ground(grids, feedback)
@@ -602,16 +602,16 @@ class ChipTiles:
         tiles overlapping a tile of another block is said."""
         from scipy.spatial import cKDTree
 
-        side = self.tile * float(np.mean(self.pixel_size))
-        size = self.chain_block_tiles * side
+        side = self.tile * np.asarray(self.pixel_size, dtype=np.float64)   # a tile's ground, x and y, CRS units
         refs = self.refs()
-        centres = np.array([_tile_centre(grids[k][1], i, j, self.tile) for k, i, j in refs])
+        centres = np.array([_tile_centre(grids[k][1], i, j, self.tile) for k, i, j in refs]) / side   # in tiles
+        size = self.chain_block_tiles
         keys = [(int(np.floor(x / size)), int(np.floor(y / size))) for x, y in centres]
         self.spatial = dict(zip(refs, keys))
         number = {key: n for n, key in enumerate(sorted(set(keys)))}
         blocks = np.array([number[key] for key in keys])
         touched = np.zeros(len(refs), dtype=bool)
-        pairs = cKDTree(centres).query_pairs(side * (1 - 1e-9), p=np.inf, output_type="ndarray")
+        pairs = cKDTree(centres).query_pairs(1 - 1e-9, p=np.inf, output_type="ndarray")
         if pairs.size:
             other = blocks[pairs[:, 0]] != blocks[pairs[:, 1]]
             touched[pairs[other, 0]] = touched[pairs[other, 1]] = True

@@ -105,12 +105,24 @@ def _groups_too_few(y, groups):
     return min(np.unique(groups[y == 1]).size, np.unique(groups[y == 0]).size) < 2
 
 
+def _chained(ps):
+    """Whether patches cut from chips need spatial blocks: the chips' groups hold the mines or the mine-free patches in
+    fewer than two (:func:`_groups_too_few`) and a group holding that class joins several chips that share ground
+    (overlapping in chains), and the patches' positions are known. Chips that share no ground keep their groups."""
+    if ps.groups is None or ps.centres is None or ps.chips is None or not ps.pixel_size or \
+            not _groups_too_few(ps.labels, ps.groups):
+        return False
+    y, groups, chips = np.asarray(ps.labels), np.asarray(ps.groups), np.asarray(ps.chips)
+    rarer = 1 if np.unique(groups[y == 1]).size <= np.unique(groups[y == 0]).size else 0
+    return any(np.unique(chips[groups == g]).size > 1 for g in np.unique(groups[y == rarer]))
+
+
 def _share_overlapping_other_blocks(centres, crs_keys, groups, width):
-    """The share of patches (squares of side ``width``, metres as :func:`metric_centres` gives) overlapping a patch
-    of another spatial block: what a block fold can hold out while the other is trained on."""
+    """The share of patches (squares of side ``width`` in their CRS's units, centred on ``centres``) overlapping a
+    patch of another spatial block: what a block fold can hold out while the other is trained on."""
     from scipy.spatial import cKDTree
 
-    centres, _ = metric_centres(centres, crs_keys)
+    centres = np.asarray(centres, dtype=np.float64)
     groups = np.asarray(groups)
     touched = np.zeros(groups.size, dtype=bool)
     keys = np.asarray([str(k) for k in crs_keys])
@@ -353,7 +365,7 @@ def train_mine_classifier(patch_set, classifier="hgb", n_folds=5, inner_folds=3,
     else:
         data = ps.features
     groups, block = None, None
-    chained = ps.groups is not None and ps.centres is not None and _groups_too_few(ps.labels, ps.groups)
+    chained = _chained(ps)
     if ps.groups is not None and not chained and (block_size is None or block_size > 0):
         groups = np.asarray(ps.groups, dtype=np.int64)
         feedback.info(f"Cross-validation grouped by chip: {np.unique(groups).size} chips or groups of chips sharing "
@@ -367,7 +379,8 @@ def train_mine_classifier(patch_set, classifier="hgb", n_folds=5, inner_folds=3,
                       f"{block:g} x {block:g} " + ("m (centres in degrees taken to metres at their latitude)."
                                                    if degree else "(CRS units, metres for a UTM raster)."))
         if chained:
-            share = _share_overlapping_other_blocks(ps.centres, ps.crs_keys, groups, width)
+            share = _share_overlapping_other_blocks(ps.centres, ps.crs_keys, groups,
+                                                    (ps.patch_shape[1] if ps.patch_shape else 120) * ps.pixel_size)
             feedback.warning(
                 f"The chips overlap in chains ({np.unique(ps.groups).size} group(s) of chips sharing ground): held "
                 "out by chip, the mines or the mine-free patches would lie in fewer than two groups and nothing "

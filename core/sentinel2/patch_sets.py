@@ -27,8 +27,8 @@ class PatchSet:
     ``centres`` (n, 2) map coordinates and ``crs_keys`` (one CRS text per patch) are
     ``None`` when positions are unknown; ``pixel_size`` in CRS units, ``pixel_size_m`` the ground size ``[x, y]``
     (m) of a pixel (the median over the patches' rasters), ``epsg`` their CRS when they share one. ``groups``
-    (the chip of each patch, for patches cut from chips) groups the cross-validation folds instead of the
-    positions.
+    (the chip of each patch, chips sharing ground as one, for patches cut from chips) groups the cross-validation
+    folds instead of the positions; ``chips`` is then each patch's chip.
     """
 
     features: np.ndarray
@@ -43,6 +43,7 @@ class PatchSet:
     notes: list = field(default_factory=list)
     bands: list = field(default_factory=lambda: list(S2_BANDS))
     groups: np.ndarray = None
+    chips: np.ndarray = None
     pixel_size_m: list = None
     epsg: int = None
 
@@ -406,7 +407,7 @@ def _patches_from_chips(chips, size, min_overlap, max_nodata, keep_patches, band
     return PatchSet(features=np.stack(features), labels=labels, names=names,
                     patches=np.stack(kept).astype(np.float32) if keep_patches else None, patch_shape=(size, size),
                     source=os.path.dirname(os.path.abspath(chips[0].raster)), notes=notes, bands=list(bands),
-                    groups=chip_group[np.asarray(groups, dtype=np.int64)],
+                    groups=chip_group[np.asarray(groups, dtype=np.int64)], chips=np.asarray(groups, dtype=np.int64),
                     # positions where every chip is georeferenced: the folds fall back to spatial blocks when chips
                     # sharing ground leave too few groups (mine_classifier.train)
                     centres=np.asarray(centres, dtype=np.float64) if all(k is not None for k in crs_keys) else None,
