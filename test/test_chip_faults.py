@@ -315,3 +315,72 @@ def test_chips_that_share_no_ground_keep_their_groups_when_mines_are_in_one(tmp_
         assert tiles.spatial is None and tiles.block((0, 0, 0)) == (0, 0)
     assert not any("overlap in chains" in w for w in log.warnings)
     assert any(w.startswith("The mines come from 1 chip or spatial block") for w in log.warnings)
+
+
+def _cut(folder, stride, n, georeferenced=True):
+    """``n`` chips of 32 x 32 pixels cut from one scene (the same pixels where they overlap), ``stride`` pixels apart
+    in a row, with or without georeference; a pit of mine pixels in each."""
+    rng = np.random.default_rng(40)
+    width = 32 + stride * (n - 1)
+    dn = rng.integers(800, 1500, size=(len(BANDS), 32, width)).astype(np.uint16)
+    mask = np.zeros((32, width), np.uint8)
+    for k in range(n):
+        mask[2:14, stride * k + 2:stride * k + 14] = 1
+    dn[:, mask == 1] += 2000
+    chips = []
+    for k in range(n):
+        cols = slice(stride * k, stride * k + 32)
+        transform, crs = (_at(0, stride * k), UTM) if georeferenced else (None, None)
+        image = _write(os.path.join(folder, f"P{k}.tif"), dn[:, :, cols], transform, crs, BANDS)
+        chips.append(cs.Chip(name=f"P{k}", raster=image,
+                             mask=_write(os.path.join(folder, f"P{k}_mask.tif"), mask[:, cols], transform, crs)))
+    return chips
+
+
+def test_chips_without_georeference_cut_from_one_scene_are_one_group(tmp_path):
+    """Chips without georeference were joined only when byte-identical: chips cut from one scene at half a chip's
+    stride were held out one by one, their ground on both sides of every split. The same pixels in 16-pixel blocks
+    join them; with every mine in that one group, the held-out figures are said to be optimistic."""
+    chips = _cut(str(tmp_path), 16, 10, georeferenced=False)
+    log = core_warnings()
+    ps = patch_sets.patches_from_chips(chips, patch_size=16, min_overlap=0.05, bands=BANDS, feedback=log)
+    assert set(ps.groups.tolist()) == {0} and ps.centres is None
+    assert any("10 chips share ground with another chip (overlapping footprints, the same pixels, or copies" in w
+               for w in log.warnings)
+    result = mc.train_mine_classifier(ps, "hgb", n_folds=3, inner_folds=2, feedback=log)
+    assert result["cv"]["grouped"] is False
+    assert any("not spatially grouped" in w for w in log.warnings)
+    # side by side (no pixel shared) they stay apart
+    os.makedirs(tmp_path / "apart")
+    apart = _cut(str(tmp_path / "apart"), 32, 4, georeferenced=False)
+    assert cs.chip_groups([c.name for c in apart], [None] * 4, [c.raster for c in apart]).tolist() == [0, 1, 2, 3]
+
+
+def test_chips_in_a_chain_in_two_crss_are_blocked_in_one(tmp_path):
+    """A chain whose chips are in two CRSs: the classifier's blocks were keyed by CRS (the same ground in two blocks)
+    or, with no common pixel size, the folds fell back to ungrouped ones that the report called grouped by chip; the
+    U-Net held no mine out. Positions are now taken to the first chip's CRS."""
+    from rasterio.warp import transform_bounds
+
+    folder = str(tmp_path)
+    chips = []
+    for k in range(12):
+        transform, crs = _at(0, 16 * k), UTM
+        if k % 2:   # the same ground in EPSG:4326
+            west, south, east, north = transform_bounds(UTM, "EPSG:4326",
+                                                        *rasterio.transform.array_bounds(32, 32, transform))
+            transform, crs = rasterio.transform.from_bounds(west, south, east, north, 32, 32), CRS.from_epsg(4326)
+        chips.append(_chip(folder, f"M{k}", _pit(), transform, crs, seed=60 + k))
+    log = core_warnings()
+    ps = patch_sets.patches_from_chips(chips, patch_size=16, min_overlap=0.05, bands=BANDS, feedback=log)
+    assert set(ps.groups.tolist()) == {0} and set(ps.crs_keys) == {UTM.to_string()}
+    assert abs(ps.pixel_size - 10.0) < 0.5
+    # a 4326 chip's patch centre lies where its UTM twin's ground is
+    first = [i for i, name in enumerate(ps.names) if name.startswith("M1_row0_col0")][0]
+    assert abs(ps.centres[first][0] - (500000 + 10 * (16 + 8))) < 2 and abs(ps.centres[first][1] - (4000000 - 80)) < 2
+    result = mc.train_mine_classifier(ps, "hgb", n_folds=3, inner_folds=2, feedback=log)
+    assert result["cv"]["grouped"] and result["block_size"] == pytest.approx(800.0, rel=1e-4)
+    assert any(w.startswith("The chips overlap in chains (1 group(s)") for w in log.warnings)
+    with cs.ChipTiles(chips, BANDS, [], tile=16, feedback=log, chain_block_tiles=4) as tiles:
+        assert tiles.spatial is not None
+        assert tiles.block((1, 0, 0)) == tiles.block((0, 0, 1))   # the same ground, one in each CRS

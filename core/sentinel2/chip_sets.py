@@ -367,6 +367,58 @@ def _file_hash(path):
     return digest.hexdigest()
 
 
+#: Side of the pixel blocks whose values find chips without georeference that share ground (see :func:`_block_hashes`).
+CONTENT_BLOCK = 16
+
+
+def _block_hashes(path):
+    """Hashes of the :data:`CONTENT_BLOCK`-pixel blocks of band 1 of a chip, on its own grid of such blocks, that are
+    not of one value (an empty or saturated block proves nothing): chips cut from one scene with a stride that is a
+    multiple of the block share some. Chips without georeference cut so had been held out one by one, their ground
+    on both sides of every split (96 % of the held-out mine pixels of a chain at half a chip's stride were trained
+    on). An unreadable chip gives none."""
+    import rasterio
+
+    try:
+        with rasterio.open(path) as ds:
+            band = ds.read(1)
+    except (rasterio.errors.RasterioIOError, OSError):
+        return set()
+    b = CONTENT_BLOCK
+    h, w = (band.shape[0] // b) * b, (band.shape[1] // b) * b
+    if not h or not w:
+        return set()
+    tiles = band[:h, :w].reshape(h // b, b, w // b, b).swapaxes(1, 2).reshape(-1, b * b)
+    varied = tiles.min(axis=1) != tiles.max(axis=1)
+    return {hashlib.sha1(np.ascontiguousarray(t).tobytes()).hexdigest() for t in tiles[varied]}
+
+
+def common_frame(grids):
+    """``(crs, [x, y])``: the first georeferenced chip's CRS and the chips' median pixel size in it (for chips in
+    other CRSs, the side of a square pixel of their reprojected footprint's area), or ``(None, None)`` when a chip
+    is not georeferenced. Chips in several CRSs are blocked and compared in one."""
+    if not grids or not all(g is not None and _georeferenced(g[0], g[1]) for g in grids):
+        return None, None
+    crs = grids[0][0]
+    same = _median_map_pixel(grids)
+    if same is not None:
+        return crs, same
+    sides = [math.sqrt(_footprint(g, crs).area / max(g[2] * g[3], 1)) for g in grids]
+    side = float(np.median(sides))
+    return crs, [side, side]
+
+
+def to_frame(points, crs, frame_crs):
+    """Map points ``(n, 2)`` in ``crs`` as coordinates of ``frame_crs``."""
+    from rasterio.warp import transform as warp
+
+    points = np.asarray(points, dtype=np.float64).reshape(-1, 2)
+    if _same_crs(crs, frame_crs) or not len(points):
+        return points
+    xs, ys = warp(crs, frame_crs, points[:, 0].tolist(), points[:, 1].tolist())
+    return np.column_stack([xs, ys])
+
+
 def _overlapping_pairs(grids):
     """Pairs ``(a, b)`` of the georeferenced chips (``grids[k]``: ``(crs, transform, width, height)``) whose
     footprints share at least half a pixel of the finer chip, compared in the first one's CRS: chips that merely
@@ -405,14 +457,19 @@ def chip_groups(names, grids, paths, feedback=None):
     sets = DisjointSets(range(n))
     for a, b in _overlapping_pairs(grids):
         sets.join(a, b)
-    by_hash = {}
+    by_hash, blocks = {}, {}
     for k, g in enumerate(grids):
         if g is None or not _georeferenced(g[0], g[1]):
             digest = _file_hash(paths[k])
             if digest is not None:
                 by_hash.setdefault(digest, []).append(k)
+            for block in _block_hashes(paths[k]):
+                blocks.setdefault(block, []).append(k)
     copies = [ks for ks in by_hash.values() if len(ks) > 1]
     for ks in copies:
+        for k in ks[1:]:
+            sets.join(ks[0], k)
+    for ks in blocks.values():   # chips without georeference cut from one scene: the same pixels in both
         for k in ks[1:]:
             sets.join(ks[0], k)
     number, groups = {}, []
@@ -426,7 +483,8 @@ def chip_groups(names, grids, paths, feedback=None):
     sizes = np.bincount(groups)
     joined = [k for k in range(n) if sizes[groups[k]] > 1]
     if joined:
-        feedback.warning(f"{len(joined)} chips share ground with another chip (overlapping footprints or copies, e.g. "
+        feedback.warning(f"{len(joined)} chips share ground with another chip (overlapping footprints, the same "
+                         "pixels, or copies, e.g. "
                          f"{', '.join(names[k] for k in joined[:4])}): they are joined into "
                          f"{int((sizes > 1).sum())} group(s) held out as wholes ({len(sizes)} group(s) in all), so "
                          "no held-out chip shares ground with a training chip.")
@@ -571,9 +629,9 @@ class ChipTiles:
         self.spatial = None
         mine_groups = {int(self.groups[key[0]]) for key in self.masks}
         chained = any(np.count_nonzero(self.groups == g) > 1 for g in mine_groups)   # the mines' chips share ground
-        if len(mine_groups) < 2 and chained and self.pixel_size is not None and \
-                all(_georeferenced(g[0], g[1]) for g in grids):
-            self._blocks_by_ground(grids, feedback)
+        frame = common_frame(grids)
+        if len(mine_groups) < 2 and chained and frame[0] is not None:
+            self._blocks_by_ground(grids, frame, feedback)
         n_mine_chips = len({key[0] for key in self.masks})
         feedback.info(f"{len(self.chips)} chips, {n_mine_chips} with mines; {len(self.masks)} tiles of {self.tile} x "
                       f"{self.tile} hold mine pixels.")
@@ -595,16 +653,18 @@ class ChipTiles:
             return self.spatial[tuple(ref)]
         return (int(self.groups[ref[0]]), 0)
 
-    def _blocks_by_ground(self, grids, feedback):
+    def _blocks_by_ground(self, grids, frame, feedback):
         """Blocks of ``chain_block_tiles`` x ``chain_block_tiles`` tiles of ground (by each tile's centre) instead of
         the chips' groups, when the chips sharing ground hold every mine in one group (chips cut from one scene
         with a stride below the chip size overlap in chains): held out by group, no mine would be. The share of
         tiles overlapping a tile of another block is said."""
         from scipy.spatial import cKDTree
 
-        side = self.tile * np.asarray(self.pixel_size, dtype=np.float64)   # a tile's ground, x and y, CRS units
+        crs, pixel = frame   # chips in several CRSs: tile centres in the first chip's
+        side = self.tile * np.asarray(pixel, dtype=np.float64)   # a tile's ground, x and y, in that CRS's units
         refs = self.refs()
-        centres = np.array([_tile_centre(grids[k][1], i, j, self.tile) for k, i, j in refs]) / side   # in tiles
+        centres = np.array([to_frame(_tile_centre(grids[k][1], i, j, self.tile), grids[k][0], crs)[0]
+                            for k, i, j in refs]) / side   # in tiles
         size = self.chain_block_tiles
         keys = [(int(np.floor(x / size)), int(np.floor(y / size))) for x, y in centres]
         self.spatial = dict(zip(refs, keys))
@@ -618,7 +678,7 @@ class ChipTiles:
         n_mine_blocks = len({self.spatial[tuple(key)] for key in self.masks})
         feedback.warning(
             f"The chips overlap in chains ({len(set(self.groups.tolist()))} group(s) of chips sharing ground): held out "
-            "by group, no mine would be. The hold-out blocks are squares of "
+            "by group, no mine would be. Instead of those groups, the hold-out blocks are squares of "
             f"{self.chain_block_tiles} x {self.chain_block_tiles} tiles of ground instead ({len(set(keys))} blocks, "
             f"{n_mine_blocks} with mines); {100 * touched.mean():.1f} % of the tiles overlap a tile of another block, "
             "which may be trained on while they are held out, so the held-out figures are optimistic for them. "

@@ -311,7 +311,7 @@ def cross_validate(data, y, groups, make_model, n_folds=5, inner_folds=3, seed=0
             "fold_f1_mean": float(f1s.mean()) if f1s.size else float("nan"),
             "fold_f1_sd": float(f1s.std(ddof=1)) if f1s.size > 1 else 0.0, "n_folds_scored": int(f1s.size),
             "curve": threshold_curve(y, proba), "oof_threshold": tune_threshold(y, proba),
-            "n_folds": len(outer), "grouped": groups is not None}
+            "n_folds": len(outer), "grouped": groups is not None and np.unique(groups).size >= 2}
 
 
 # ---------------------------------------------------------------------------
@@ -384,7 +384,7 @@ def train_mine_classifier(patch_set, classifier="hgb", n_folds=5, inner_folds=3,
             feedback.warning(
                 f"The chips overlap in chains ({np.unique(ps.groups).size} group(s) of chips sharing ground): held "
                 "out by chip, the mines or the mine-free patches would lie in fewer than two groups and nothing "
-                "could be measured. The folds are spatial blocks of the patch centres instead; "
+                "could be measured. Instead of those groups, the folds are spatial blocks of the patch centres; "
                 f"{100 * share:.1f} % of the patches overlap a patch of another block, which may be trained on "
                 "while they are held out, so the held-out figures are optimistic for them. Chips cut side by side "
                 "(a stride of the chip size) share no ground.")
@@ -496,7 +496,8 @@ def training_report(result, ps):
         ["Patches", f"{ps.n} ({ps.n_positive} with a mine, {ps.n_negative} without)"],
         ["Cross-validation", f"{cv['n_folds']} outer folds, stratified"
          + ((f", spatially grouped (blocks of {result['block_size']:g} CRS units)" if result["block_size"] else
-             ", grouped by chip") if cv["grouped"] else ", not spatially grouped (positions unknown)")],
+             ", grouped by chip") if cv["grouped"] else ", not spatially grouped (positions unknown, or every patch in "
+                                                     "one group: the held-out figures are optimistic)")],
         ["Threshold tuning", "per outer fold: maximum F1 on out-of-fold predictions of an inner cross-validation "
                              "of the training folds only (nested)"],
         ["F1 (held out)", m["f1"]], ["Precision", m["precision"]], ["Recall", m["recall"]],

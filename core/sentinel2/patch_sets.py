@@ -14,8 +14,8 @@ from ..engine.feedback import ensure
 from .patch_features import patch_features
 from .band_sets import resolve_bands
 from .sentinel2 import S2_BANDS, InputWarnings, open_sentinel2
-from .chip_sets import (_median_map_pixel, check_mask_grid, chip_groups, labelled_pixels, mask_set_rule,
-                        median_pixel_size, mine_pixels)
+from .chip_sets import (check_mask_grid, chip_groups, common_frame, labelled_pixels, mask_set_rule,
+                        median_pixel_size, mine_pixels, to_frame)
 from .ground_units import pixel_size_m
 from .segmentation_data import repaired
 
@@ -387,7 +387,7 @@ def _patches_from_chips(chips, size, min_overlap, max_nodata, keep_patches, band
                         groups.append(k)
                         centres.append(affine_ops.apply(s2.transform, c + size / 2.0, r + size / 2.0)
                                        if georeferenced else None)
-                        crs_keys.append(s2.crs.to_string() if georeferenced else None)
+                        crs_keys.append(s2.crs if georeferenced else None)
                         if keep_patches:
                             kept.append(refl)
         feedback.progress(100.0 * (k + 1) / len(chips))
@@ -402,6 +402,10 @@ def _patches_from_chips(chips, size, min_overlap, max_nodata, keep_patches, band
     if not features:
         raise OreMapError("No patch could be cut from the chips.", "patch_size", "Choose a smaller patch size.")
     labels = np.asarray(labels, dtype=np.int64)
+    # positions in the first chip's CRS (chips in several CRSs blocked together), where every chip is georeferenced
+    frame, frame_centres = common_frame(grids), None
+    if frame[0] is not None:
+        frame_centres = np.concatenate([to_frame([centres[i]], crs_keys[i], frame[0]) for i in range(labels.size)])
     feedback.info(f"{labels.size} patches of {size} x {size} pixels from {len(set(groups))} chips: "
                   f"{int(labels.sum())} with a mine, {int((labels == 0).sum())} without.")
     return PatchSet(features=np.stack(features), labels=labels, names=names,
@@ -410,8 +414,7 @@ def _patches_from_chips(chips, size, min_overlap, max_nodata, keep_patches, band
                     groups=chip_group[np.asarray(groups, dtype=np.int64)], chips=np.asarray(groups, dtype=np.int64),
                     # positions where every chip is georeferenced: the folds fall back to spatial blocks when chips
                     # sharing ground leave too few groups (mine_classifier.train)
-                    centres=np.asarray(centres, dtype=np.float64) if all(k is not None for k in crs_keys) else None,
-                    crs_keys=crs_keys if all(k is not None for k in crs_keys) else None,
-                    pixel_size=(_median_map_pixel(grids) or [None])[0],
+                    centres=frame_centres, crs_keys=None if frame_centres is None else [frame[0].to_string()] * labels.size,
+                    pixel_size=None if frame[1] is None else frame[1][0],
                     pixel_size_m=ground,
                     epsg=epsgs.pop() if len(epsgs) == 1 else None)
