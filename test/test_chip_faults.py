@@ -384,3 +384,20 @@ def test_chips_in_a_chain_in_two_crss_are_blocked_in_one(tmp_path):
     with cs.ChipTiles(chips, BANDS, [], tile=16, feedback=log, chain_block_tiles=4) as tiles:
         assert tiles.spatial is not None
         assert tiles.block((1, 0, 0)) == tiles.block((0, 0, 1))   # the same ground, one in each CRS
+
+
+def test_unet_says_when_a_chip_edge_cuts_a_held_out_mine(tmp_path):
+    """Side-by-side chips: a mine cut by the edge between a training chip and a held-out one was trained on in part,
+    and the U-Net said nothing (only tile edges inside one chip were looked at)."""
+    folder = str(tmp_path)
+    left, right = np.zeros((32, 32), np.uint8), np.zeros((32, 32), np.uint8)
+    left[10:20, 26:32] = right[10:20, 0:6] = 1          # one mine across the chips' shared edge
+    left[2:6, 2:6] = right[24:30, 24:30] = 1             # one more in each chip
+    chips = [_chip(folder, "L", left, _at(0, 0), UTM, seed=71), _chip(folder, "R", right, _at(0, 32), UTM, seed=72)]
+    with cs.ChipTiles(chips, BANDS, [], tile=16, feedback=core_warnings()) as tiles:
+        assert [tiles.ground_tile((1, i, j)) for i in range(2) for j in range(2)] == [(0, 2), (0, 3), (1, 2), (1, 3)]
+        plan, _, _, _ = tiles.select(0.5, 1.0, 0.5, 0, 512)
+    info = plan.info
+    assert info["n_val_blocks"] == 1 and info["n_val_mine_tiles"] > 0
+    # the held-out chip's part of the shared mine: rows 10-19, 6 columns
+    assert info["val_mine_pixels_shared"] == 60

@@ -551,6 +551,25 @@ def _mask_tiles(path, reader, tile, name, feedback=None, nodata_is_mine=False, u
     return out
 
 
+def _tile_origins(grids, tile):
+    """``[(row, col)]``: each chip's first tile on the first chip's grid of ``tile``-pixel tiles, or None unless every
+    chip is georeferenced in one CRS, with one pixel size and no rotation, and its origin lies whole tiles from
+    the first chip's."""
+    if not grids or not all(g is not None and _georeferenced(g[0], g[1]) for g in grids):
+        return None
+    crs, t0 = grids[0][0], grids[0][1]
+    origins = []
+    for g_crs, t, _, _ in grids:
+        if not _same_crs(g_crs, crs) or t.b or t.d or abs(t.a - t0.a) > 1e-9 * abs(t0.a) or \
+                abs(t.e - t0.e) > 1e-9 * abs(t0.e):
+            return None
+        dj, di = (t.c - t0.c) / (t0.a * tile), (t.f - t0.f) / (t0.e * tile)
+        if abs(dj - round(dj)) > 1e-6 or abs(di - round(di)) > 1e-6:
+            return None
+        origins.append((int(round(di)), int(round(dj))))
+    return origins
+
+
 def _tile_centre(transform, i, j, tile):
     """Map coordinates of the centre of tile ``(i, j)`` (``tile`` pixels a side) of a chip."""
     return affine_ops.apply(transform, (j + 0.5) * tile, (i + 0.5) * tile)
@@ -627,6 +646,7 @@ class ChipTiles:
             raise OreMapError(f"None of the {len(self.chips)} chips holds a mine pixel.", "masks",
                               "Check the masks (mine pixels non-zero) or the polygons (they must cover pixel centres).")
         self.spatial = None
+        self._ground_origin = _tile_origins(grids, self.tile)
         mine_groups = {int(self.groups[key[0]]) for key in self.masks}
         chained = any(np.count_nonzero(self.groups == g) > 1 for g in mine_groups)   # the mines' chips share ground
         frame = common_frame(grids)
@@ -652,6 +672,15 @@ class ChipTiles:
         if self.spatial is not None:
             return self.spatial[tuple(ref)]
         return (int(self.groups[ref[0]]), 0)
+
+    def ground_tile(self, ref):
+        """Tile ``(k, i, j)`` as ``(row, col)`` of one grid of tiles of ground, where every chip lies on it (one CRS,
+        one pixel size, origins whole tiles apart: chips cut from one scene); None otherwise. Mines that a chip's
+        edge cuts are then found (:func:`core.sentinel2.segmentation_data.shared_mine_tiles`)."""
+        if self._ground_origin is None:
+            return None
+        di, dj = self._ground_origin[ref[0]]
+        return (di + ref[1], dj + ref[2])
 
     def _blocks_by_ground(self, grids, frame, feedback):
         """Blocks of ``chain_block_tiles`` x ``chain_block_tiles`` tiles of ground (by each tile's centre) instead of

@@ -297,12 +297,21 @@ def assign_blocks(has_mines, val_fraction, rng):
     return held
 
 
-def shared_mine_tiles(masks, split_of):
+def shared_mine_tiles(masks, split_of, ground=None):
     """The held-out tiles (``split_of(ref) == "val"``) holding pixels of a mine that also has pixels in a training
     tile: mine pixels touching across tile edges (diagonals included) are one mine. Blocks are whole squares of
     tiles, so a mine a block's edge cuts is trained on in part and scored in part (on the test scene 4 of 6 mines,
     all its held-out mine pixels); leaving either part out left that scene without training or held-out mines.
-    ``masks`` maps tile references (``(..., row, col)``) to masks."""
+    ``masks`` maps tile references (``(..., row, col)``) to masks. ``ground``, when given, maps each reference to
+    its tile of one grid of ground (``(row, col)``; chips cut side by side from one scene), so that mines cut by a
+    chip's edge are found too; None where no such grid is known."""
+    if ground is not None:
+        on_ground = {ref: ground(ref) for ref in masks}
+        if None not in on_ground.values() and len(set(on_ground.values())) == len(on_ground):
+            back = {cell: ref for ref, cell in on_ground.items()}
+            found = shared_mine_tiles({cell: masks[ref] for ref, cell in on_ground.items()},
+                                      lambda cell: split_of(back[cell]))
+            return {back[cell] for cell in found}
     sets = DisjointSets(masks)
 
     def near(a, b):   # pixels of two edge lines touching, diagonals included
@@ -453,7 +462,7 @@ def select_tiles(source, masks, val_fraction, negatives_per_positive, min_valid,
         feedback.warning("Only one spatial block holds mines, so no mine is held out: IoU and F1 cannot be "
                          "measured. Use smaller blocks or more places (chips) with mines.")
     split_of = lambda ref: "val" if source.block(ref) in val_blocks else "train"  # noqa: E731
-    shared = shared_mine_tiles(masks, split_of)
+    shared = shared_mine_tiles(masks, split_of, getattr(source, "ground_tile", None))
     positives = {"train": [], "val": []}
     for ref in sorted(masks):
         positives[split_of(ref)].append(ref)
