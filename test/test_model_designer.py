@@ -124,3 +124,17 @@ def test_a_one_band_grid_is_blamed_on_the_raster_not_on_the_point_fields(process
     with pytest.raises(QgsProcessingException, match=r"\(BANDS\): The raster gives 1 element band"):
         processing.run("oremap:vae_anomaly", {"INPUT": two, "BANDS": [2, 2],
                                               "OUTPUT_SCORE": QgsProcessing.TEMPORARY_OUTPUT})
+
+
+def test_a_numpy_number_from_a_script_is_named_as_such(processing_provider, tmp_path):
+    """A PyQGIS script passing a numpy float32 or int64 (taken from an array) was told '1 is not allowed: give a
+    number at least 0', which it is; Processing cannot read a numpy value, and the message now says so."""
+    import processing
+    from qgis.core import QgsProcessing, QgsProcessingException
+
+    grid = _grid(str(tmp_path / "grid.tif"))
+    for value, kind in ((np.float32(0.5), "float32"), (np.int64(2), "int64")):
+        with pytest.raises(QgsProcessingException, match=rf"\(KL_WEIGHT\): .* is a numpy value \({kind}\), which "
+                                                        r"Processing cannot read; give a Python number"):
+            processing.run("oremap:vae_anomaly", {"INPUT": grid, "KL_WEIGHT": value,
+                                                  "OUTPUT_SCORE": QgsProcessing.TEMPORARY_OUTPUT})
