@@ -401,3 +401,37 @@ def test_unet_says_when_a_chip_edge_cuts_a_held_out_mine(tmp_path):
     assert info["n_val_blocks"] == 1 and info["n_val_mine_tiles"] > 0
     # the held-out chip's part of the shared mine: rows 10-19, 6 columns
     assert info["val_mine_pixels_shared"] == 60
+
+
+def test_shared_mine_pixels_count_the_mine_not_the_tile():
+    """A held-out tile holding the end of a trained mine and a second, untrained mine: only the first mine's pixels
+    are trained on in part. Joined by tile, every pixel of the tile (and of the tiles the second mine reaches) was
+    counted: a replay said 100 % where the mines said 37 %."""
+    from oremap.core.sentinel2.segmentation_data import shared_mine_pixels
+
+    train, val, beyond = (np.zeros((8, 8), np.uint8) for _ in range(3))
+    train[2:4, 6:8] = 1            # a mine reaching the right edge of the training tile (0, 0) ...
+    val[3:5, 0:2] = 1              # ... and on into the held-out tile (0, 1): 4 pixels
+    val[5:8, 5:8] = 1              # another mine in (0, 1), 9 pixels, going on into (1, 1)
+    beyond[0:2, 5:8] = 1           # its other part, held out too: 6 pixels
+    masks = {(0, 0): train, (0, 1): val, (1, 1): beyond}
+    split_of = lambda ref: "train" if ref == (0, 0) else "val"  # noqa: E731
+    assert shared_mine_pixels(masks, split_of) == {(0, 1): 4}
+    # the same two tiles in two chips side by side, on one grid of ground
+    chips = {(0, 0, 0): train, (1, 0, 0): val, (1, 1, 0): beyond}
+    ground = {(0, 0, 0): (0, 0), (1, 0, 0): (0, 1), (1, 1, 0): (1, 1)}
+    assert shared_mine_pixels(chips, lambda ref: "train" if ref[0] == 0 else "val", ground.get) == {(1, 0, 0): 4}
+    assert shared_mine_pixels(chips, lambda ref: "train" if ref[0] == 0 else "val") == {}   # without the grid
+
+
+def test_chips_without_georeference_sharing_only_flat_or_masked_blocks_stay_apart(tmp_path):
+    """Content joining took an all-NaN block (NaN != NaN) or a block of two values (nodata and saturation) for shared
+    ground: four unrelated chips with a cloud-masked corner became one group."""
+    rng = np.random.default_rng(5)
+    paths = []
+    for k in range(4):
+        band = rng.uniform(0.05, 0.4, (1, 48, 48)).astype(np.float32)
+        band[0, :16, :16] = np.nan                          # masked corner
+        band[0, 16:32, :16] = np.where(np.arange(16) < 8, 0.0, 1.0)[None, :]   # nodata / saturated stripes
+        paths.append(_write(str(tmp_path / f"U{k}.tif"), band, None, None, ["B2"]))
+    assert cs.chip_groups([f"U{k}" for k in range(4)], [None] * 4, paths).tolist() == [0, 1, 2, 3]

@@ -371,26 +371,41 @@ def _file_hash(path):
 CONTENT_BLOCK = 16
 
 
-def _block_hashes(path):
-    """Hashes of the :data:`CONTENT_BLOCK`-pixel blocks of band 1 of a chip, on its own grid of such blocks, that are
-    not of one value (an empty or saturated block proves nothing): chips cut from one scene with a stride that is a
-    multiple of the block share some. Chips without georeference cut so had been held out one by one, their ground
-    on both sides of every split (96 % of the held-out mine pixels of a chain at half a chip's stride were trained
-    on). An unreadable chip gives none."""
-    import rasterio
+#: Distinct values a block needs to count (:func:`_block_hashes`): fewer is a flat, masked, saturated or coded area
+#: that two unrelated scenes may share.
+CONTENT_MIN_VALUES = 16
 
+#: Blocks two chips without georeference must share to be joined (:func:`chip_groups`).
+CONTENT_MIN_SHARED = 2
+
+
+def _block_hashes(path):
+    """Hashes of the :data:`CONTENT_BLOCK`-pixel blocks of band 1 of a chip, on its own grid of such blocks, that hold
+    at least :data:`CONTENT_MIN_VALUES` distinct values and no nodata or non-finite pixel (a flat, masked or coded
+    block proves nothing: every chip with a NaN corner shared one): chips cut from one scene with a stride that is a
+    multiple of the block share many. Chips without georeference cut so had been held out one by one, their ground
+    on both sides of every split (96 % of the held-out mine pixels of a chain at half a chip's stride were trained
+    on). Read in strips of rows. An unreadable chip gives none."""
+    import rasterio
+    from rasterio.windows import Window
+
+    b, found = CONTENT_BLOCK, set()
     try:
         with rasterio.open(path) as ds:
-            band = ds.read(1)
+            h, w = (ds.height // b) * b, (ds.width // b) * b
+            for r0 in range(0, h, 64 * b):
+                rows = min(64 * b, h - r0)
+                band = ds.read(1, window=Window(0, r0, w, rows), masked=True)
+                bad = np.ma.getmaskarray(band) | ~np.isfinite(band.filled(0))
+                tiles = np.ma.getdata(band).reshape(rows // b, b, w // b, b).swapaxes(1, 2).reshape(-1, b * b)
+                bad = bad.reshape(rows // b, b, w // b, b).swapaxes(1, 2).reshape(-1, b * b).any(axis=1)
+                ordered = np.sort(tiles, axis=1)
+                distinct = 1 + np.count_nonzero(np.diff(ordered, axis=1), axis=1)
+                keep = ~bad & (distinct >= CONTENT_MIN_VALUES)
+                found |= {hashlib.sha1(np.ascontiguousarray(t).tobytes()).hexdigest() for t in tiles[keep]}
     except (rasterio.errors.RasterioIOError, OSError):
         return set()
-    b = CONTENT_BLOCK
-    h, w = (band.shape[0] // b) * b, (band.shape[1] // b) * b
-    if not h or not w:
-        return set()
-    tiles = band[:h, :w].reshape(h // b, b, w // b, b).swapaxes(1, 2).reshape(-1, b * b)
-    varied = tiles.min(axis=1) != tiles.max(axis=1)
-    return {hashlib.sha1(np.ascontiguousarray(t).tobytes()).hexdigest() for t in tiles[varied]}
+    return found
 
 
 def common_frame(grids):
@@ -403,9 +418,14 @@ def common_frame(grids):
     same = _median_map_pixel(grids)
     if same is not None:
         return crs, same
-    sides = [math.sqrt(_footprint(g, crs).area / max(g[2] * g[3], 1)) for g in grids]
-    side = float(np.median(sides))
-    return crs, [side, side]
+    sizes = []   # per axis: a chip in another CRS by its reprojected footprint's extent (degrees are not square)
+    for g in grids:
+        if _same_crs(g[0], crs):
+            sizes.append((math.hypot(g[1].a, g[1].d), math.hypot(g[1].b, g[1].e)))
+        else:
+            x0, y0, x1, y1 = _footprint(g, crs).bounds
+            sizes.append(((x1 - x0) / max(g[2], 1), (y1 - y0) / max(g[3], 1)))
+    return crs, [float(v) for v in np.median(np.array(sizes), axis=0)]
 
 
 def to_frame(points, crs, frame_crs):
@@ -469,9 +489,14 @@ def chip_groups(names, grids, paths, feedback=None):
     for ks in copies:
         for k in ks[1:]:
             sets.join(ks[0], k)
-    for ks in blocks.values():   # chips without georeference cut from one scene: the same pixels in both
-        for k in ks[1:]:
-            sets.join(ks[0], k)
+    shared = {}   # chips without georeference cut from one scene: the same pixels in both
+    for ks in blocks.values():
+        for i, a in enumerate(ks):
+            for c in ks[i + 1:]:
+                shared[(a, c)] = shared.get((a, c), 0) + 1
+    for (a, c), count in shared.items():
+        if count >= CONTENT_MIN_SHARED:
+            sets.join(a, c)
     number, groups = {}, []
     for k in range(n):
         groups.append(number.setdefault(sets.root(k), len(number)))

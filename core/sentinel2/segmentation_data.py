@@ -297,48 +297,68 @@ def assign_blocks(has_mines, val_fraction, rng):
     return held
 
 
-def shared_mine_tiles(masks, split_of, ground=None):
-    """The held-out tiles (``split_of(ref) == "val"``) holding pixels of a mine that also has pixels in a training
-    tile: mine pixels touching across tile edges (diagonals included) are one mine. Blocks are whole squares of
-    tiles, so a mine a block's edge cuts is trained on in part and scored in part (on the test scene 4 of 6 mines,
-    all its held-out mine pixels); leaving either part out left that scene without training or held-out mines.
-    ``masks`` maps tile references (``(..., row, col)``) to masks. ``ground``, when given, maps each reference to
-    its tile of one grid of ground (``(row, col)``; chips cut side by side from one scene), so that mines cut by a
-    chip's edge are found too; None where no such grid is known."""
-    if ground is not None:
-        on_ground = {ref: ground(ref) for ref in masks}
-        if None not in on_ground.values() and len(set(on_ground.values())) == len(on_ground):
-            back = {cell: ref for ref, cell in on_ground.items()}
-            found = shared_mine_tiles({cell: masks[ref] for ref, cell in on_ground.items()},
-                                      lambda cell: split_of(back[cell]))
-            return {back[cell] for cell in found}
-    sets = DisjointSets(masks)
+def shared_mine_pixels(masks, split_of, ground=None):
+    """``{held-out tile: its mine pixels whose mine also has pixels in a training tile}`` (tiles with none left out).
 
-    def near(a, b):   # pixels of two edge lines touching, diagonals included
-        b = np.asarray(b, bool)
-        grown = b.copy()
-        grown[1:] |= b[:-1]
-        grown[:-1] |= b[1:]
-        return bool((np.asarray(a, bool) & grown).any())
+    A mine is a set of mine pixels connected across tiles (8-connected, diagonals included): each tile's pixels are
+    labelled into pieces, and pieces whose edge pixels touch across a tile edge are one mine. Blocks are whole
+    squares of tiles, so a mine a block's edge cuts is trained on in part and scored in part (on the test scene 4 of
+    6 mines, all its held-out mine pixels); leaving either part out left that scene without training or held-out
+    mines. Counted by piece, not by tile: a tile holding a trained mine's end and another, untrained mine had
+    marked the other mine's pixels too. ``masks`` maps tile references (``(..., row, col)``) to masks. ``ground``,
+    when given, maps each reference to its tile of one grid of ground (``(row, col)``: chips lying on one grid), so
+    that mines cut by the edge between two chips count too, and tiles of one ground in two chips are one; None
+    (or a reference it maps to None) where no such grid is known."""
+    from scipy import ndimage
 
-    for ref, m in masks.items():
-        head, i, j = tuple(ref[:-2]), ref[-2], ref[-1]
+    cells = {ref: ground(ref) for ref in masks} if ground is not None else {}
+    if not cells or None in cells.values():
+        cells = {ref: ref for ref in masks}
+    labels = {ref: ndimage.label(np.asarray(m) > 0, structure=np.ones((3, 3), bool))[0] for ref, m in masks.items()}
+    sets = DisjointSets((ref, int(k)) for ref, lab in labels.items() for k in np.unique(lab[lab > 0]))
+    by_cell = {}
+    for ref, cell in cells.items():
+        by_cell.setdefault(cell, []).append(ref)
+
+    def join_lines(ref_a, line_a, ref_b, line_b, diagonal=True):
+        """Join the pieces of two edge lines whose pixels touch (the next pixel along the line counts when
+        ``diagonal``)."""
+        for k in np.flatnonzero(line_a):
+            for d in ((-1, 0, 1) if diagonal else (0,)):
+                if 0 <= k + d < line_b.size and line_b[k + d]:
+                    sets.join((ref_a, int(line_a[k])), (ref_b, int(line_b[k + d])))
+
+    for cell, refs in by_cell.items():
+        for other in refs[1:]:   # one ground in two chips: the same mines
+            join_lines(refs[0], labels[refs[0]].ravel(), other, labels[other].ravel(), diagonal=False)
+        head, i, j = tuple(cell[:-2]), cell[-2], cell[-1]
         for di, dj in ((0, 1), (1, 0), (1, 1), (1, -1)):
-            other = masks.get(head + (i + di, j + dj))
-            if other is None:
-                continue
-            if (di, dj) == (0, 1):
-                touch = near(m[:, -1], other[:, 0])
-            elif (di, dj) == (1, 0):
-                touch = near(m[-1, :], other[0, :])
-            elif dj == 1:
-                touch = bool(m[-1, -1] and other[0, 0])
-            else:
-                touch = bool(m[-1, 0] and other[0, -1])
-            if touch:
-                sets.join(ref, head + (i + di, j + dj))
-    trained = {sets.root(ref) for ref in masks if split_of(ref) == "train"}
-    return {ref for ref in masks if split_of(ref) == "val" and sets.root(ref) in trained}
+            for b in by_cell.get(head + (i + di, j + dj), ()):
+                for a in refs:
+                    la, lb = labels[a], labels[b]
+                    if (di, dj) == (0, 1):
+                        join_lines(a, la[:, -1], b, lb[:, 0])
+                    elif (di, dj) == (1, 0):
+                        join_lines(a, la[-1, :], b, lb[0, :])
+                    elif dj == 1 and la[-1, -1] and lb[0, 0]:
+                        sets.join((a, int(la[-1, -1])), (b, int(lb[0, 0])))
+                    elif dj == -1 and la[-1, 0] and lb[0, -1]:
+                        sets.join((a, int(la[-1, 0])), (b, int(lb[0, -1])))
+    trained = {sets.root((ref, int(k))) for ref, lab in labels.items() if split_of(ref) == "train"
+               for k in np.unique(lab[lab > 0])}
+    shared = {}
+    for ref, lab in labels.items():
+        if split_of(ref) != "val":
+            continue
+        pieces = [int(k) for k in np.unique(lab[lab > 0]) if sets.root((ref, int(k))) in trained]
+        if pieces:
+            shared[ref] = int(np.isin(lab, pieces).sum())
+    return shared
+
+
+def shared_mine_tiles(masks, split_of, ground=None):
+    """The held-out tiles holding pixels of a mine that is also trained on (:func:`shared_mine_pixels`)."""
+    return set(shared_mine_pixels(masks, split_of, ground))
 
 
 def shared_mines_sentence(info):
@@ -462,7 +482,7 @@ def select_tiles(source, masks, val_fraction, negatives_per_positive, min_valid,
         feedback.warning("Only one spatial block holds mines, so no mine is held out: IoU and F1 cannot be "
                          "measured. Use smaller blocks or more places (chips) with mines.")
     split_of = lambda ref: "val" if source.block(ref) in val_blocks else "train"  # noqa: E731
-    shared = shared_mine_tiles(masks, split_of, getattr(source, "ground_tile", None))
+    shared = shared_mine_pixels(masks, split_of, getattr(source, "ground_tile", None))
     positives = {"train": [], "val": []}
     for ref in sorted(masks):
         positives[split_of(ref)].append(ref)
@@ -563,8 +583,8 @@ def select_tiles(source, masks, val_fraction, negatives_per_positive, min_valid,
               "n_val_mine_tiles": int(((split == "val") & (mine_px > 0)).sum()),
               "train_mine_pixels": int(mine_px[split == "train"].sum()),
               "val_mine_pixels": int(mine_px[split == "val"].sum()),
-              "val_mine_pixels_shared": int(sum(mine_px[k] for k, ref in enumerate(all_tiles)
-                                                if split[k] == "val" and ref in shared)),
+              "val_mine_pixels_shared": int(sum(min(int(mine_px[k]), shared.get(ref, 0))
+                                                for k, ref in enumerate(all_tiles) if split[k] == "val")),
               "n_dropped_nodata": int(n_pos - sum(1 for ref in all_tiles if ref in masks)),
               "n_background_pool": len(negatives["train"]) if stream is not None else None},
         stream=stream)
