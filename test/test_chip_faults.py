@@ -395,7 +395,8 @@ def test_unet_says_when_a_chip_edge_cuts_a_held_out_mine(tmp_path):
     left[2:6, 2:6] = right[24:30, 24:30] = 1             # one more in each chip
     chips = [_chip(folder, "L", left, _at(0, 0), UTM, seed=71), _chip(folder, "R", right, _at(0, 32), UTM, seed=72)]
     with cs.ChipTiles(chips, BANDS, [], tile=16, feedback=core_warnings()) as tiles:
-        assert [tiles.ground_tile((1, i, j)) for i in range(2) for j in range(2)] == [(0, 2), (0, 3), (1, 2), (1, 3)]
+        assert [tiles.ground_origin((1, i, j)) for i in range(2) for j in range(2)] == [(0, 32), (0, 48), (16, 32),
+                                                                                          (16, 48)]
         plan, _, _, _ = tiles.select(0.5, 1.0, 0.5, 0, 512)
     info = plan.info
     assert info["n_val_blocks"] == 1 and info["n_val_mine_tiles"] > 0
@@ -417,9 +418,9 @@ def test_shared_mine_pixels_count_the_mine_not_the_tile():
     masks = {(0, 0): train, (0, 1): val, (1, 1): beyond}
     split_of = lambda ref: "train" if ref == (0, 0) else "val"  # noqa: E731
     assert shared_mine_pixels(masks, split_of) == {(0, 1): 4}
-    # the same two tiles in two chips side by side, on one grid of ground
+    # the same two tiles in two chips side by side, on one grid of ground pixels
     chips = {(0, 0, 0): train, (1, 0, 0): val, (1, 1, 0): beyond}
-    ground = {(0, 0, 0): (0, 0), (1, 0, 0): (0, 1), (1, 1, 0): (1, 1)}
+    ground = {(0, 0, 0): (0, 0), (1, 0, 0): (0, 8), (1, 1, 0): (8, 8)}
     assert shared_mine_pixels(chips, lambda ref: "train" if ref[0] == 0 else "val", ground.get) == {(1, 0, 0): 4}
     assert shared_mine_pixels(chips, lambda ref: "train" if ref[0] == 0 else "val") == {}   # without the grid
 
@@ -435,3 +436,18 @@ def test_chips_without_georeference_sharing_only_flat_or_masked_blocks_stay_apar
         band[0, 16:32, :16] = np.where(np.arange(16) < 8, 0.0, 1.0)[None, :]   # nodata / saturated stripes
         paths.append(_write(str(tmp_path / f"U{k}.tif"), band, None, None, ["B2"]))
     assert cs.chip_groups([f"U{k}" for k in range(4)], [None] * 4, paths).tolist() == [0, 1, 2, 3]
+
+
+def test_unet_finds_mines_cut_by_chip_edges_off_the_tile_grid(tmp_path):
+    """Chips whose size is not a whole number of tiles (24-pixel chips, 16-pixel tiles; 120-pixel BigEarthNet-style
+    chips with 128-pixel tiles) lie on no common grid of tiles: a mine cut by the edge between two of them went
+    unsaid. They lie on one grid of pixels, on which the mine's two parts touch."""
+    folder = str(tmp_path)
+    left, right = np.zeros((24, 24), np.uint8), np.zeros((24, 24), np.uint8)
+    left[4:8, 20:24] = right[4:8, 0:4] = 1              # one mine across the chips' shared edge: 16 + 16 pixels
+    left[2:5, 2:5] = right[2:5, 10:13] = 1               # one more in each chip
+    chips = [_chip(folder, "L", left, _at(0, 0), UTM, seed=81), _chip(folder, "R", right, _at(0, 24), UTM, seed=82)]
+    with cs.ChipTiles(chips, BANDS, [], tile=16, feedback=core_warnings()) as tiles:
+        assert tiles.ground_origin((1, 0, 1)) == (0, 40)
+        plan, _, _, _ = tiles.select(0.5, 1.0, 0.2, 0, 512)
+    assert plan.info["n_val_blocks"] == 1 and plan.info["val_mine_pixels_shared"] == 16

@@ -576,10 +576,10 @@ def _mask_tiles(path, reader, tile, name, feedback=None, nodata_is_mine=False, u
     return out
 
 
-def _tile_origins(grids, tile):
-    """``[(row, col)]``: each chip's first tile on the first chip's grid of ``tile``-pixel tiles, or None unless every
-    chip is georeferenced in one CRS, with one pixel size and no rotation, and its origin lies whole tiles from
-    the first chip's."""
+def _pixel_origins(grids):
+    """``[(row, col)]``: each chip's first pixel on the first chip's grid of pixels, or None unless every chip is
+    georeferenced in one CRS, with one pixel size and no rotation, and its origin lies whole pixels from the first
+    chip's (chips cut from one scene, whatever their stride)."""
     if not grids or not all(g is not None and _georeferenced(g[0], g[1]) for g in grids):
         return None
     crs, t0 = grids[0][0], grids[0][1]
@@ -588,10 +588,10 @@ def _tile_origins(grids, tile):
         if not _same_crs(g_crs, crs) or t.b or t.d or abs(t.a - t0.a) > 1e-9 * abs(t0.a) or \
                 abs(t.e - t0.e) > 1e-9 * abs(t0.e):
             return None
-        dj, di = (t.c - t0.c) / (t0.a * tile), (t.f - t0.f) / (t0.e * tile)
-        if abs(dj - round(dj)) > 1e-6 or abs(di - round(di)) > 1e-6:
+        col, row = (t.c - t0.c) / t0.a, (t.f - t0.f) / t0.e
+        if abs(col - round(col)) > 1e-6 or abs(row - round(row)) > 1e-6:
             return None
-        origins.append((int(round(di)), int(round(dj))))
+        origins.append((int(round(row)), int(round(col))))
     return origins
 
 
@@ -671,7 +671,7 @@ class ChipTiles:
             raise OreMapError(f"None of the {len(self.chips)} chips holds a mine pixel.", "masks",
                               "Check the masks (mine pixels non-zero) or the polygons (they must cover pixel centres).")
         self.spatial = None
-        self._ground_origin = _tile_origins(grids, self.tile)
+        self._ground_origin = _pixel_origins(grids)
         mine_groups = {int(self.groups[key[0]]) for key in self.masks}
         chained = any(np.count_nonzero(self.groups == g) > 1 for g in mine_groups)   # the mines' chips share ground
         frame = common_frame(grids)
@@ -698,14 +698,14 @@ class ChipTiles:
             return self.spatial[tuple(ref)]
         return (int(self.groups[ref[0]]), 0)
 
-    def ground_tile(self, ref):
-        """Tile ``(k, i, j)`` as ``(row, col)`` of one grid of tiles of ground, where every chip lies on it (one CRS,
-        one pixel size, origins whole tiles apart: chips cut from one scene); None otherwise. Mines that a chip's
-        edge cuts are then found (:func:`core.sentinel2.segmentation_data.shared_mine_tiles`)."""
+    def ground_origin(self, ref):
+        """Tile ``(k, i, j)``'s first pixel as ``(row, col)`` on one grid of ground pixels, where every chip lies on it
+        (one CRS, one pixel size, origins whole pixels apart: chips cut from one scene); None otherwise. Mines that
+        the edge between two chips cuts are then found (:func:`core.sentinel2.segmentation_data.shared_mine_pixels`)."""
         if self._ground_origin is None:
             return None
-        di, dj = self._ground_origin[ref[0]]
-        return (di + ref[1], dj + ref[2])
+        row, col = self._ground_origin[ref[0]]
+        return (row + ref[1] * self.tile, col + ref[2] * self.tile)
 
     def _blocks_by_ground(self, grids, frame, feedback):
         """Blocks of ``chain_block_tiles`` x ``chain_block_tiles`` tiles of ground (by each tile's centre) instead of

@@ -297,53 +297,63 @@ def assign_blocks(has_mines, val_fraction, rng):
     return held
 
 
-def shared_mine_pixels(masks, split_of, ground=None):
+def shared_mine_pixels(masks, split_of, origin=None, counted=None):
     """``{held-out tile: its mine pixels whose mine also has pixels in a training tile}`` (tiles with none left out).
 
-    A mine is a set of mine pixels connected across tiles (8-connected, diagonals included): each tile's pixels are
-    labelled into pieces, and pieces whose edge pixels touch across a tile edge are one mine. Blocks are whole
+    A mine is a set of mine pixels connected on the ground (8-connected, diagonals included): each tile's pixels
+    are labelled into pieces, and pieces of two tiles whose pixels touch or overlap are one mine. Blocks are whole
     squares of tiles, so a mine a block's edge cuts is trained on in part and scored in part (on the test scene 4 of
     6 mines, all its held-out mine pixels); leaving either part out left that scene without training or held-out
-    mines. Counted by piece, not by tile: a tile holding a trained mine's end and another, untrained mine had
-    marked the other mine's pixels too. ``masks`` maps tile references (``(..., row, col)``) to masks. ``ground``,
-    when given, maps each reference to its tile of one grid of ground (``(row, col)``: chips lying on one grid), so
-    that mines cut by the edge between two chips count too, and tiles of one ground in two chips are one; None
-    (or a reference it maps to None) where no such grid is known."""
+    mines. Counted by piece, not by tile: a tile holding a trained mine's end and another, untrained mine had marked
+    the other mine's pixels too. ``masks`` maps tile references (``(..., row, col)``) to masks of one shape.
+    ``origin``, when given, maps each reference to the position ``(row, col)`` of its first pixel on one grid of
+    ground pixels (chips in one CRS at one pixel size), so that mines cut by the edge between two chips, and one
+    ground in two overlapping chips, count too; without it (or where it gives None) tiles are placed on their own
+    grid, per head ``ref[:-2]`` (a chip's tiles). A tile that ``split_of`` puts on neither side still joins the
+    pieces of a mine. ``counted`` maps held-out tiles to the pixels to count (their valid mine pixels)."""
     from scipy import ndimage
 
-    cells = {ref: ground(ref) for ref in masks} if ground is not None else {}
-    if not cells or None in cells.values():
-        cells = {ref: ref for ref in masks}
-    labels = {ref: ndimage.label(np.asarray(m) > 0, structure=np.ones((3, 3), bool))[0] for ref, m in masks.items()}
+    if not masks:
+        return {}
+    th, tw = np.asarray(next(iter(masks.values()))).shape
+    place = {ref: origin(ref) for ref in masks} if origin is not None else {}
+    if not place or None in place.values():
+        place = {ref: (tuple(ref[:-2]), ref[-2] * th, ref[-1] * tw) for ref in masks}
+    else:
+        place = {ref: ((),) + tuple(int(v) for v in cell) for ref, cell in place.items()}
+    eight = np.ones((3, 3), bool)
+    labels = {ref: ndimage.label(np.asarray(m) > 0, structure=eight)[0] for ref, m in masks.items()}
     sets = DisjointSets((ref, int(k)) for ref, lab in labels.items() for k in np.unique(lab[lab > 0]))
-    by_cell = {}
-    for ref, cell in cells.items():
-        by_cell.setdefault(cell, []).append(ref)
+    big = np.iinfo(np.int64).max
 
-    def join_lines(ref_a, line_a, ref_b, line_b, diagonal=True):
-        """Join the pieces of two edge lines whose pixels touch (the next pixel along the line counts when
-        ``diagonal``)."""
-        for k in np.flatnonzero(line_a):
-            for d in ((-1, 0, 1) if diagonal else (0,)):
-                if 0 <= k + d < line_b.size and line_b[k + d]:
-                    sets.join((ref_a, int(line_a[k])), (ref_b, int(line_b[k + d])))
+    def near(ref):   # the labels of a tile's pieces spread one pixel around them (two pieces are 2 pixels apart)
+        padded = np.pad(labels[ref].astype(np.int64), 1)
+        low = ndimage.minimum_filter(np.where(padded > 0, padded, big), footprint=eight, mode="constant", cval=big)
+        return ndimage.maximum_filter(padded, footprint=eight, mode="constant"), np.where(low == big, 0, low)
 
-    for cell, refs in by_cell.items():
-        for other in refs[1:]:   # one ground in two chips: the same mines
-            join_lines(refs[0], labels[refs[0]].ravel(), other, labels[other].ravel(), diagonal=False)
-        head, i, j = tuple(cell[:-2]), cell[-2], cell[-1]
-        for di, dj in ((0, 1), (1, 0), (1, 1), (1, -1)):
-            for b in by_cell.get(head + (i + di, j + dj), ()):
-                for a in refs:
-                    la, lb = labels[a], labels[b]
-                    if (di, dj) == (0, 1):
-                        join_lines(a, la[:, -1], b, lb[:, 0])
-                    elif (di, dj) == (1, 0):
-                        join_lines(a, la[-1, :], b, lb[0, :])
-                    elif dj == 1 and la[-1, -1] and lb[0, 0]:
-                        sets.join((a, int(la[-1, -1])), (b, int(lb[0, 0])))
-                    elif dj == -1 and la[-1, 0] and lb[0, -1]:
-                        sets.join((a, int(la[-1, 0])), (b, int(lb[0, -1])))
+    buckets, order = {}, {ref: n for n, ref in enumerate(place)}
+    for ref, (head, r0, c0) in place.items():
+        buckets.setdefault((head, r0 // th, c0 // tw), []).append(ref)
+    spread = {}
+    for a, (head, ar, ac) in place.items():
+        for di in (-1, 0, 1):
+            for dj in (-1, 0, 1):
+                for b in buckets.get((head, ar // th + di, ac // tw + dj), ()):
+                    if order[b] <= order[a]:   # each pair once
+                        continue
+                    _, br, bc = place[b]
+                    r0, r1 = max(ar - 1, br), min(ar + th + 1, br + th)   # a's tile one pixel wider, and b's
+                    c0, c1 = max(ac - 1, bc), min(ac + tw + 1, bc + tw)
+                    if r0 >= r1 or c0 >= c1:
+                        continue
+                    if a not in spread:
+                        spread[a] = near(a)
+                    lb = labels[b][r0 - br:r1 - br, c0 - bc:c1 - bc]
+                    for spread_a in spread[a]:
+                        la = spread_a[r0 - ar + 1:r1 - ar + 1, c0 - ac + 1:c1 - ac + 1]
+                        both = (la > 0) & (lb > 0)
+                        for ka, kb in set(zip(la[both].tolist(), lb[both].tolist())):
+                            sets.join((a, int(ka)), (b, int(kb)))
     trained = {sets.root((ref, int(k))) for ref, lab in labels.items() if split_of(ref) == "train"
                for k in np.unique(lab[lab > 0])}
     shared = {}
@@ -352,13 +362,17 @@ def shared_mine_pixels(masks, split_of, ground=None):
             continue
         pieces = [int(k) for k in np.unique(lab[lab > 0]) if sets.root((ref, int(k))) in trained]
         if pieces:
-            shared[ref] = int(np.isin(lab, pieces).sum())
+            inside = np.isin(lab, pieces)
+            if counted is not None:
+                inside &= np.asarray(counted.get(ref, np.zeros_like(inside)), bool)
+            if inside.any():
+                shared[ref] = int(inside.sum())
     return shared
 
 
-def shared_mine_tiles(masks, split_of, ground=None):
+def shared_mine_tiles(masks, split_of, origin=None):
     """The held-out tiles holding pixels of a mine that is also trained on (:func:`shared_mine_pixels`)."""
-    return set(shared_mine_pixels(masks, split_of, ground))
+    return set(shared_mine_pixels(masks, split_of, origin))
 
 
 def shared_mines_sentence(info):
@@ -482,7 +496,6 @@ def select_tiles(source, masks, val_fraction, negatives_per_positive, min_valid,
         feedback.warning("Only one spatial block holds mines, so no mine is held out: IoU and F1 cannot be "
                          "measured. Use smaller blocks or more places (chips) with mines.")
     split_of = lambda ref: "val" if source.block(ref) in val_blocks else "train"  # noqa: E731
-    shared = shared_mine_pixels(masks, split_of, getattr(source, "ground_tile", None))
     positives = {"train": [], "val": []}
     for ref in sorted(masks):
         positives[split_of(ref)].append(ref)
@@ -566,6 +579,10 @@ def select_tiles(source, masks, val_fraction, negatives_per_positive, min_valid,
     Y[~V] = 0
     split = np.array(["train"] * len(chosen["train"]) + ["val"] * len(chosen["val"]))
     mine_px = Y.reshape(len(all_tiles), -1).sum(axis=1).astype(np.int64)
+    # held-out mine pixels whose mine is also trained on: the valid mine pixels of the tiles chosen for each side
+    side = {ref: str(split[k]) for k, ref in enumerate(all_tiles)}   # the mine tiles left out are on neither
+    shared = shared_mine_pixels(masks, side.get, getattr(source, "ground_origin", None),
+                                counted={ref: Y[k] > 0 for k, ref in enumerate(all_tiles) if mine_px[k]})
     if not (mine_px[split == "train"] > 0).any():
         raise OreMapError("No training tile holds valid mine pixels.", "polygons", _FIX_POLYGONS)
     layout = layout or (lambda ref: (ref[0], ref[1]))
@@ -583,8 +600,7 @@ def select_tiles(source, masks, val_fraction, negatives_per_positive, min_valid,
               "n_val_mine_tiles": int(((split == "val") & (mine_px > 0)).sum()),
               "train_mine_pixels": int(mine_px[split == "train"].sum()),
               "val_mine_pixels": int(mine_px[split == "val"].sum()),
-              "val_mine_pixels_shared": int(sum(min(int(mine_px[k]), shared.get(ref, 0))
-                                                for k, ref in enumerate(all_tiles) if split[k] == "val")),
+              "val_mine_pixels_shared": int(sum(shared.values())),
               "n_dropped_nodata": int(n_pos - sum(1 for ref in all_tiles if ref in masks)),
               "n_background_pool": len(negatives["train"]) if stream is not None else None},
         stream=stream)
