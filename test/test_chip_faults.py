@@ -272,6 +272,14 @@ def test_chips_in_a_chain_are_held_out_by_spatial_block(tmp_path, stride, n):
     said = [w for w in log.warnings if w.startswith("The chips overlap in chains (1 group(s)")]
     assert len(said) == 1 and f"; {expected:.1f} % of the patches overlap a patch of another block" in said[0]
     assert not any("not spatially grouped" in w for w in log.warnings)
+    # the buffer: no fold trains on a patch that overlaps one of its held-out patches
+    for fold in result["cv"]["folds"]:
+        assert not any(abs(x[i] - x[j]) < 160 - 1e-6 and abs(y[i] - y[j]) < 160 - 1e-6
+                       for i in fold["train"] for j in fold["test"])
+        left_out = sum(any(abs(x[i] - x[j]) < 160 - 1e-6 and abs(y[i] - y[j]) < 160 - 1e-6 for j in fold["test"])
+                       for i in range(ps.n) if i not in set(fold["test"]))
+        assert fold["n_buffered"] == left_out and fold["train"].size + left_out + fold["test"].size == ps.n
+    assert (sum(f["n_buffered"] for f in result["cv"]["folds"]) > 0) == (stride == 8)
 
 
 def test_unet_tiles_of_chips_in_a_chain_are_held_out_by_blocks_of_ground(tmp_path):
@@ -294,6 +302,16 @@ def test_unet_tiles_of_chips_in_a_chain_are_held_out_by_blocks_of_ground(tmp_pat
     assert len(said) == 1 and f"; {100 * np.mean(touching):.1f} % of the tiles overlap a tile of another block" in said[0]
     assert f"({len(set(expected.values()))} blocks, " in said[0]
     assert plan.info["n_val_mine_tiles"] > 0 and plan.info["n_train_mine_tiles"] > 0
+    # the buffer: no training tile shares ground with a held-out one, and those that would are counted
+    chosen = [((k, c // 2, c % 2), side) for k, c, side in zip(plan.rows.tolist(), plan.cols.tolist(), plan.split)]
+    train = [centres[r] for r, side in chosen if side == "train"]
+    held = [centres[r] for r, side in chosen if side == "val"]
+    assert train and held and not any(abs(a[0] - b[0]) < 16 and abs(a[1] - b[1]) < 16 for a in train for b in held)
+    val_blocks = {expected[r] for r, side in chosen if side == "val"}
+    buffer = {r for r in expected if expected[r] not in val_blocks and
+              any(expected[q] in val_blocks and abs(centres[r][0] - centres[q][0]) < 16 and
+                  abs(centres[r][1] - centres[q][1]) < 16 for q in expected)}
+    assert plan.info["n_buffered"] == len(buffer) > 0
     assert not any("no mine is held out" in w for w in log.warnings)
 
 

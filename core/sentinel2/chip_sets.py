@@ -670,7 +670,7 @@ class ChipTiles:
         if not self.masks:
             raise OreMapError(f"None of the {len(self.chips)} chips holds a mine pixel.", "masks",
                               "Check the masks (mine pixels non-zero) or the polygons (they must cover pixel centres).")
-        self.spatial = None
+        self.spatial, self.overlaps = None, {}
         self._ground_origin = _pixel_origins(grids)
         mine_groups = {int(self.groups[key[0]]) for key in self.masks}
         chained = any(np.count_nonzero(self.groups == g) > 1 for g in mine_groups)   # the mines' chips share ground
@@ -729,14 +729,18 @@ class ChipTiles:
         if pairs.size:
             other = blocks[pairs[:, 0]] != blocks[pairs[:, 1]]
             touched[pairs[other, 0]] = touched[pairs[other, 1]] = True
+            for a, b in pairs[other].tolist():   # tiles of two blocks sharing ground: the buffer of a held-out one
+                self.overlaps.setdefault(refs[a], set()).add(refs[b])
+                self.overlaps.setdefault(refs[b], set()).add(refs[a])
         n_mine_blocks = len({self.spatial[tuple(key)] for key in self.masks})
         feedback.warning(
             f"The chips overlap in chains ({len(set(self.groups.tolist()))} group(s) of chips sharing ground): held out "
             "by group, no mine would be. Instead of those groups, the hold-out blocks are squares of "
             f"{self.chain_block_tiles} x {self.chain_block_tiles} tiles of ground instead ({len(set(keys))} blocks, "
             f"{n_mine_blocks} with mines); {100 * touched.mean():.1f} % of the tiles overlap a tile of another block, "
-            "which may be trained on while they are held out, so the held-out figures are optimistic for them. "
-            "Chips cut side by side (a stride of the chip size) share no ground.")
+            "and a training tile that overlaps a held-out one is left out of training (a buffer), so no held-out "
+            "tile shares ground with one trained on. Chips cut side by side (a stride of the chip size) share no "
+            "ground.")
 
     def read(self, refs, feedback):
         """Raw feature tiles ``(n, C, t, t)`` and valid masks of tile references (chips opened as needed); a pixel is

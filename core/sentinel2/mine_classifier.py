@@ -117,23 +117,46 @@ def _chained(ps):
     return any(np.unique(chips[groups == g]).size > 1 for g in np.unique(groups[y == rarer]))
 
 
-def _share_overlapping_other_blocks(centres, crs_keys, groups, width):
-    """The share of patches (squares of side ``width`` in their CRS's units, centred on ``centres``) overlapping a
-    patch of another spatial block: what a block fold can hold out while the other is trained on."""
+def _overlapping_patches(centres, crs_keys, width):
+    """``(n, 2)`` index pairs of patches (squares of side ``width`` in their CRS's units, centred on ``centres``) that
+    share ground."""
     from scipy.spatial import cKDTree
 
     centres = np.asarray(centres, dtype=np.float64)
-    groups = np.asarray(groups)
-    touched = np.zeros(groups.size, dtype=bool)
     keys = np.asarray([str(k) for k in crs_keys])
+    found = [np.zeros((0, 2), dtype=np.int64)]
     for key in np.unique(keys):
         index = np.flatnonzero(keys == key)
         pairs = cKDTree(centres[index]).query_pairs(width * (1 - 1e-9), p=np.inf, output_type="ndarray")
         if pairs.size:
-            a, b = index[pairs[:, 0]], index[pairs[:, 1]]
-            other = groups[a] != groups[b]
-            touched[a[other]] = touched[b[other]] = True
+            found.append(index[pairs])
+    return np.concatenate(found).astype(np.int64)
+
+
+def _share_overlapping_other_blocks(pairs, groups):
+    """The share of patches overlapping (``pairs``, :func:`_overlapping_patches`) a patch of another spatial block."""
+    groups = np.asarray(groups)
+    touched = np.zeros(groups.size, dtype=bool)
+    if len(pairs):
+        other = groups[pairs[:, 0]] != groups[pairs[:, 1]]
+        touched[pairs[other, 0]] = touched[pairs[other, 1]] = True
     return float(touched.mean()) if touched.size else 0.0
+
+
+def _buffered(train, test, pairs, y):
+    """``train`` less the patches sharing ground (``pairs``) with a ``test`` patch, unless that leaves a class
+    without training patches (then ``train`` as it is and False)."""
+    if not len(pairs):
+        return train, True
+    held = np.zeros(y.size, dtype=bool)
+    held[test] = True
+    near = np.zeros(y.size, dtype=bool)
+    near[pairs[held[pairs[:, 0]], 1]] = True
+    near[pairs[held[pairs[:, 1]], 0]] = True
+    kept = train[~near[train]]
+    if np.unique(y[kept]).size < 2:
+        return train, False
+    return kept, True
 
 
 def _cap_folds_by_groups(y, groups, k, feedback):
@@ -251,7 +274,7 @@ def _oof(data, y, groups, idx, make_model, n_folds, seed, feedback):
     return p
 
 
-def cross_validate(data, y, groups, make_model, n_folds=5, inner_folds=3, seed=0, feedback=None):
+def cross_validate(data, y, groups, make_model, n_folds=5, inner_folds=3, seed=0, feedback=None, overlaps=None):
     """Nested cross-validation: a threshold per outer fold from the training folds only.
 
     Parameters
@@ -263,6 +286,9 @@ def cross_validate(data, y, groups, make_model, n_folds=5, inner_folds=3, seed=0
         Spatial block of each sample (grouped folds), or None.
     make_model : callable
         Returns a new model with ``fit(data, y)`` and ``predict_proba(data) -> p``.
+    overlaps : ndarray of shape (n, 2), optional
+        Pairs of samples sharing ground (patches of overlapping chips): each fold leaves the training samples that
+        share ground with one of its held-out samples out of its training (``n_buffered`` per fold).
 
     Returns
     -------
@@ -283,6 +309,13 @@ def cross_validate(data, y, groups, make_model, n_folds=5, inner_folds=3, seed=0
     details = []
     for f, (train, test) in enumerate(outer):
         feedback.check()
+        n_train = train.size
+        if overlaps is not None:
+            train, buffered = _buffered(train, test, overlaps, y)
+            if not buffered:
+                feedback.warning(f"Fold {f + 1}: leaving out the training patches that overlap its held-out ones "
+                                 "would leave a class without training patches; this fold trains on them, and its "
+                                 "figures are optimistic.")
         try:
             inner_p = _oof(data, y, groups, train, make_model, inner_folds, seed + 1 + f, feedback)
             threshold = tune_threshold(y[train], inner_p)
@@ -299,8 +332,10 @@ def cross_validate(data, y, groups, make_model, n_folds=5, inner_folds=3, seed=0
         if not (y[test].any() or pred[test].any()):
             m["f1"] = float("nan")   # no mine and none found: F1 is 0 / 0, not 0 (it pulled the fold mean down)
         details.append(dict(fold=f + 1, train=train, test=test, threshold=threshold, tuned_on=how,
-                            n_test=int(test.size), n_test_positive=int(y[test].sum()), **m))
-        feedback.info(f"Fold {f + 1}/{len(outer)}: {test.size} patches held out ({int(y[test].sum())} mines), "
+                            n_test=int(test.size), n_test_positive=int(y[test].sum()),
+                            n_buffered=int(n_train - train.size), **m))
+        buffer = f" ({n_train - train.size} training patches overlapping them left out)" if n_train > train.size else ""
+        feedback.info(f"Fold {f + 1}/{len(outer)}: {test.size} patches held out ({int(y[test].sum())} mines){buffer}, "
                       f"threshold {threshold:.2f} from the training folds: "
                       + (f"F1 {m['f1']:.3f}, precision {m['precision']:.3f}, recall {m['recall']:.3f}."
                          if np.isfinite(m["f1"]) else "no mine held out and none found (no F1)."))
@@ -364,7 +399,7 @@ def train_mine_classifier(patch_set, classifier="hgb", n_folds=5, inner_folds=3,
         data = ps.patches
     else:
         data = ps.features
-    groups, block = None, None
+    groups, block, overlaps = None, None, None
     chained = _chained(ps)
     if ps.groups is not None and not chained and (block_size is None or block_size > 0):
         groups = np.asarray(ps.groups, dtype=np.int64)
@@ -379,18 +414,21 @@ def train_mine_classifier(patch_set, classifier="hgb", n_folds=5, inner_folds=3,
                       f"{block:g} x {block:g} " + ("m (centres in degrees taken to metres at their latitude)."
                                                    if degree else "(CRS units, metres for a UTM raster)."))
         if chained:
-            share = _share_overlapping_other_blocks(ps.centres, ps.crs_keys, groups,
-                                                    (ps.patch_shape[1] if ps.patch_shape else 120) * ps.pixel_size)
+            overlaps = _overlapping_patches(ps.centres, ps.crs_keys,
+                                            (ps.patch_shape[1] if ps.patch_shape else 120) * ps.pixel_size)
+            share = _share_overlapping_other_blocks(overlaps, groups)
             feedback.warning(
                 f"The chips overlap in chains ({np.unique(ps.groups).size} group(s) of chips sharing ground): held "
                 "out by chip, the mines or the mine-free patches would lie in fewer than two groups and nothing "
                 "could be measured. Instead of those groups, the folds are spatial blocks of the patch centres; "
-                f"{100 * share:.1f} % of the patches overlap a patch of another block, which may be trained on "
-                "while they are held out, so the held-out figures are optimistic for them. Chips cut side by side "
-                "(a stride of the chip size) share no ground.")
+                f"{100 * share:.1f} % of the patches overlap a patch of another block, and each fold leaves the "
+                "training patches that overlap one of its held-out patches out of its training (a buffer), so no "
+                "held-out patch shares ground with one trained on. Chips cut side by side (a stride of the chip "
+                "size) share no ground.")
     else:
         feedback.info("Patch positions unknown (or grouping off): folds are stratified but not spatially grouped.")
-    cv = cross_validate(data, ps.labels, groups, make_model, n_folds, inner_folds, seed, feedback.scaled(0, 80))
+    cv = cross_validate(data, ps.labels, groups, make_model, n_folds, inner_folds, seed, feedback.scaled(0, 80),
+                        overlaps=overlaps if chained and groups is not None else None)
     m = cv["metrics"]
     feedback.info(f"Held-out (nested) F1 {m['f1']:.3f}, precision {m['precision']:.3f}, recall {m['recall']:.3f}, "
                   f"accuracy {m['accuracy']:.3f} over {cv['n_folds']} folds.")

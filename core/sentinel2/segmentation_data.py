@@ -496,12 +496,18 @@ def select_tiles(source, masks, val_fraction, negatives_per_positive, min_valid,
         feedback.warning("Only one spatial block holds mines, so no mine is held out: IoU and F1 cannot be "
                          "measured. Use smaller blocks or more places (chips) with mines.")
     split_of = lambda ref: "val" if source.block(ref) in val_blocks else "train"  # noqa: E731
+    # tiles sharing ground with a tile of another block (chips overlapping in chains, ChipTiles.overlaps): a training
+    # tile that overlaps a held-out one is left out (a buffer)
+    overlaps = getattr(source, "overlaps", None) or {}
+    buffered = {ref for ref, near in overlaps.items() if split_of(ref) == "train" and
+                any(split_of(other) == "val" for other in near)}
     positives = {"train": [], "val": []}
     for ref in sorted(masks):
-        positives[split_of(ref)].append(ref)
+        if ref not in buffered:
+            positives[split_of(ref)].append(ref)
     negatives = {"train": [], "val": []}
     for ref in refs:
-        if ref not in masks:
+        if ref not in masks and ref not in buffered:
             negatives[split_of(ref)].append(ref)
 
     t = source.tile
@@ -602,6 +608,7 @@ def select_tiles(source, masks, val_fraction, negatives_per_positive, min_valid,
               "val_mine_pixels": int(mine_px[split == "val"].sum()),
               "val_mine_pixels_shared": int(sum(shared.values())),
               "n_dropped_nodata": int(n_pos - sum(1 for ref in all_tiles if ref in masks)),
+              "n_buffered": len(buffered), "n_buffered_mine_tiles": len(buffered & set(masks)),
               "n_background_pool": len(negatives["train"]) if stream is not None else None},
         stream=stream)
     feedback.progress(30)
