@@ -93,8 +93,8 @@ class TrainMineSegmentation(OreMapAlgorithm):
         "NEGATIVES_PER_POSITIVE": "Tiles without mines drawn per tile with mines (per split); -1 = all.",
         "BLOCK_TILES": "Side of a spatial hold-out block, in tiles. Chips are held out whole (chips that share "
                        "ground as one); where chips overlap in chains (cut from one scene with a stride below the "
-                       "chip size), by blocks of ground of this side, the share of tiles overlapping another block "
-                       "said.",
+                       "chip size), by blocks of ground of this side, a training tile that overlaps a held-out one "
+                       "left out of training.",
         "VAL_FRACTION": "Share of the blocks held out (as many of those with mines as of the others).",
         "THRESHOLD": "Probability from which a pixel counts as mine (for the metrics; stored as the model's "
                      "default threshold).",

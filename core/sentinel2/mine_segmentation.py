@@ -431,6 +431,9 @@ def train_mine_segmentation(raster_path, polygons, model_path=None, report_path=
         where = f"{pi['n_val_blocks']} of {pi['n_blocks']} {kind}"
         feedback.info(f"{pi['n_train_tiles']} training tiles ({pi['n_train_mine_tiles']} with mines), "
                       f"{pi['n_val_tiles']} held-out tiles ({pi['n_val_mine_tiles']} with mines) in {where}.")
+        if pi.get("n_buffered"):
+            feedback.info(f"{pi['n_buffered']} tiles ({pi['n_buffered_mine_tiles']} with mines) overlap a held-out "
+                          "tile and are left out of training (a buffer).")
         train_idx, val_idx = plan.train_index, plan.val_index
         mean, sd = _fit_stats(X, V, train_idx)  # on valid pixels only: nodata was filled as the tiles were read
         pos_weight = mine_pixel_weight(Y, V, train_idx) if class_weight else None
