@@ -596,7 +596,7 @@ def test_held_out_mine_pixels_of_mines_a_block_edge_cuts_are_counted_and_said():
     """Blocks are whole squares of tiles: a mine across a block's edge is trained on in part and scored in part. The
     plan counts the held-out mine pixels of such mines (pixels touching across tile edges, diagonals included, are
     one mine) and training says so, since the held-out figures are optimistic for them."""
-    from oremap.core.sentinel2.segmentation_data import select_tiles, shared_mine_tiles
+    from oremap.core.sentinel2.segmentation_data import select_tiles, shared_mine_pixels
 
     left, right, apart = (np.zeros((8, 8), np.uint8) for _ in range(3))
     left[3:5, 6:8] = 1      # reaches the right edge of tile (0, 0) ...
@@ -609,9 +609,9 @@ def test_held_out_mine_pixels_of_mines_a_block_edge_cuts_are_counted_and_said():
     masks = {(0, 0): left, (0, 1): right, (0, 5): apart, (0, 7): corner, (1, 8): below}
     val_blocks = {(0, 1), (0, 5), (0, 8)}
     split_of = lambda ref: "val" if (0, ref[1]) in val_blocks else "train"  # noqa: E731
-    assert shared_mine_tiles(masks, split_of) == {(0, 1), (1, 8)}
+    assert shared_mine_pixels(masks, split_of) == {(0, 1): 4, (1, 8): 1}   # the pixels of the mines cut
     far = {**masks, (0, 1): np.roll(right, 3, axis=0)}   # the second part three rows lower: not touching
-    assert shared_mine_tiles(far, split_of) == {(1, 8)}
+    assert shared_mine_pixels(far, split_of) == {(1, 8): 1}
     assert sd.shared_mines_sentence({"val_mine_pixels_shared": 5, "val_mine_pixels": 8}).startswith(
         "5 of the 8 held-out mine pixels (62 %) belong to mines that a block's edge cuts")
 

@@ -428,15 +428,39 @@ def common_frame(grids):
     return crs, [float(v) for v in np.median(np.array(sizes), axis=0)]
 
 
-def to_frame(points, crs, frame_crs):
-    """Map points ``(n, 2)`` in ``crs`` as coordinates of ``frame_crs``."""
+def to_frame(points, crss, frame_crs):
+    """Map points ``(n, 2)``, point ``i`` in CRS ``crss[i]``, as coordinates of ``frame_crs`` (one transformation
+    per CRS)."""
     from rasterio.warp import transform as warp
 
-    points = np.asarray(points, dtype=np.float64).reshape(-1, 2)
-    if _same_crs(crs, frame_crs) or not len(points):
-        return points
-    xs, ys = warp(crs, frame_crs, points[:, 0].tolist(), points[:, 1].tolist())
-    return np.column_stack([xs, ys])
+    points = np.array(points, dtype=np.float64).reshape(-1, 2)
+    kinds, wkt = {}, {}
+    for i, crs in enumerate(crss):   # one CRS object per chip: its text read once
+        key = wkt.setdefault(id(crs), crs.to_wkt())
+        kinds.setdefault(key, (crs, []))[1].append(i)
+    for crs, index in kinds.values():
+        if not _same_crs(crs, frame_crs):
+            xs, ys = warp(crs, frame_crs, points[index, 0].tolist(), points[index, 1].tolist())
+            points[index] = np.column_stack([xs, ys])
+    return points
+
+
+def overlap_pairs(centres):
+    """``(n, 2)`` index pairs of squares of side 1 centred on ``centres`` (in their own side's units) that share
+    ground: patches or tiles of chips that overlap."""
+    from scipy.spatial import cKDTree
+
+    pairs = cKDTree(np.asarray(centres, dtype=np.float64)).query_pairs(1 - 1e-9, p=np.inf, output_type="ndarray")
+    return np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
+
+
+def share_touching(pairs, blocks):
+    """The share of items that overlap (``pairs``, :func:`overlap_pairs`) an item of another block."""
+    blocks = np.asarray(blocks)
+    touched = np.zeros(blocks.size, dtype=bool)
+    other = blocks[pairs[:, 0]] != blocks[pairs[:, 1]]
+    touched[pairs[other, 0]] = touched[pairs[other, 1]] = True
+    return float(touched.mean()) if touched.size else 0.0
 
 
 def _overlapping_pairs(grids):
@@ -712,32 +736,27 @@ class ChipTiles:
         the chips' groups, when the chips sharing ground hold every mine in one group (chips cut from one scene
         with a stride below the chip size overlap in chains): held out by group, no mine would be. The share of
         tiles overlapping a tile of another block is said."""
-        from scipy.spatial import cKDTree
-
         crs, pixel = frame   # chips in several CRSs: tile centres in the first chip's
         side = self.tile * np.asarray(pixel, dtype=np.float64)   # a tile's ground, x and y, in that CRS's units
         refs = self.refs()
-        centres = np.array([to_frame(_tile_centre(grids[k][1], i, j, self.tile), grids[k][0], crs)[0]
-                            for k, i, j in refs]) / side   # in tiles
+        centres = to_frame([_tile_centre(grids[k][1], i, j, self.tile) for k, i, j in refs],
+                           [grids[k][0] for k, _, _ in refs], crs) / side   # in tiles
         size = self.chain_block_tiles
         keys = [(int(np.floor(x / size)), int(np.floor(y / size))) for x, y in centres]
         self.spatial = dict(zip(refs, keys))
         number = {key: n for n, key in enumerate(sorted(set(keys)))}
         blocks = np.array([number[key] for key in keys])
-        touched = np.zeros(len(refs), dtype=bool)
-        pairs = cKDTree(centres).query_pairs(1 - 1e-9, p=np.inf, output_type="ndarray")
-        if pairs.size:
-            other = blocks[pairs[:, 0]] != blocks[pairs[:, 1]]
-            touched[pairs[other, 0]] = touched[pairs[other, 1]] = True
-            for a, b in pairs[other].tolist():   # tiles of two blocks sharing ground: the buffer of a held-out one
-                self.overlaps.setdefault(refs[a], set()).add(refs[b])
-                self.overlaps.setdefault(refs[b], set()).add(refs[a])
+        pairs = overlap_pairs(centres)
+        for a, b in pairs[blocks[pairs[:, 0]] != blocks[pairs[:, 1]]].tolist():   # the buffer of a held-out tile
+            self.overlaps.setdefault(refs[a], set()).add(refs[b])
+            self.overlaps.setdefault(refs[b], set()).add(refs[a])
         n_mine_blocks = len({self.spatial[tuple(key)] for key in self.masks})
         feedback.warning(
             f"The chips overlap in chains ({len(set(self.groups.tolist()))} group(s) of chips sharing ground): held out "
             "by group, no mine would be. Instead of those groups, the hold-out blocks are squares of "
-            f"{self.chain_block_tiles} x {self.chain_block_tiles} tiles of ground instead ({len(set(keys))} blocks, "
-            f"{n_mine_blocks} with mines); {100 * touched.mean():.1f} % of the tiles overlap a tile of another block, "
+            f"{self.chain_block_tiles} x {self.chain_block_tiles} tiles of ground ({len(set(keys))} blocks, "
+            f"{n_mine_blocks} with mines); {100 * share_touching(pairs, blocks):.1f} % of the tiles overlap a tile of "
+            "another block, "
             "and a training tile that overlaps a held-out one is left out of training (a buffer), so no held-out "
             "tile shares ground with one trained on. Chips cut side by side (a stride of the chip size) share no "
             "ground.")

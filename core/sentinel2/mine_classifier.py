@@ -46,6 +46,7 @@ from ..engine.feedback import ensure
 from .sentinel2 import S2_BANDS, index_version_of
 from .patch_features import feature_definition, feature_names, patch_features
 from .patch_models import CLASSIFIERS, INPUT_FEATURES, INPUT_PATCHES, OUTPUT_NAME, make_model_factory
+from .chip_sets import overlap_pairs, share_touching
 from ..engine.model_format import build_date, build_time
 
 TASK = "mine_patch_classification"
@@ -115,32 +116,6 @@ def _chained(ps):
     y, groups, chips = np.asarray(ps.labels), np.asarray(ps.groups), np.asarray(ps.chips)
     rarer = 1 if np.unique(groups[y == 1]).size <= np.unique(groups[y == 0]).size else 0
     return any(np.unique(chips[groups == g]).size > 1 for g in np.unique(groups[y == rarer]))
-
-
-def _overlapping_patches(centres, crs_keys, width):
-    """``(n, 2)`` index pairs of patches (squares of side ``width`` in their CRS's units, centred on ``centres``) that
-    share ground."""
-    from scipy.spatial import cKDTree
-
-    centres = np.asarray(centres, dtype=np.float64)
-    keys = np.asarray([str(k) for k in crs_keys])
-    found = [np.zeros((0, 2), dtype=np.int64)]
-    for key in np.unique(keys):
-        index = np.flatnonzero(keys == key)
-        pairs = cKDTree(centres[index]).query_pairs(width * (1 - 1e-9), p=np.inf, output_type="ndarray")
-        if pairs.size:
-            found.append(index[pairs])
-    return np.concatenate(found).astype(np.int64)
-
-
-def _share_overlapping_other_blocks(pairs, groups):
-    """The share of patches overlapping (``pairs``, :func:`_overlapping_patches`) a patch of another spatial block."""
-    groups = np.asarray(groups)
-    touched = np.zeros(groups.size, dtype=bool)
-    if len(pairs):
-        other = groups[pairs[:, 0]] != groups[pairs[:, 1]]
-        touched[pairs[other, 0]] = touched[pairs[other, 1]] = True
-    return float(touched.mean()) if touched.size else 0.0
 
 
 def _buffered(train, test, pairs, y):
@@ -414,9 +389,10 @@ def train_mine_classifier(patch_set, classifier="hgb", n_folds=5, inner_folds=3,
                       f"{block:g} x {block:g} " + ("m (centres in degrees taken to metres at their latitude)."
                                                    if degree else "(CRS units, metres for a UTM raster)."))
         if chained:
-            overlaps = _overlapping_patches(ps.centres, ps.crs_keys,
-                                            (ps.patch_shape[1] if ps.patch_shape else 120) * ps.pixel_size)
-            share = _share_overlapping_other_blocks(overlaps, groups)
+            # chip patches are in one frame (patch_sets: the first chip's CRS): squares of the patch's side
+            overlaps = overlap_pairs(np.asarray(ps.centres) / ((ps.patch_shape[1] if ps.patch_shape else 120)
+                                                               * ps.pixel_size))
+            share = share_touching(overlaps, groups)
             feedback.warning(
                 f"The chips overlap in chains ({np.unique(ps.groups).size} group(s) of chips sharing ground): held "
                 "out by chip, the mines or the mine-free patches would lie in fewer than two groups and nothing "

@@ -405,7 +405,7 @@ def _patches_from_chips(chips, size, min_overlap, max_nodata, keep_patches, band
     # positions in the first chip's CRS (chips in several CRSs blocked together), where every chip is georeferenced
     frame, frame_centres = common_frame(grids), None
     if frame[0] is not None:
-        frame_centres = np.concatenate([to_frame([centres[i]], crs_keys[i], frame[0]) for i in range(labels.size)])
+        frame_centres = to_frame(centres, crs_keys, frame[0])
     feedback.info(f"{labels.size} patches of {size} x {size} pixels from {len(set(groups))} chips: "
                   f"{int(labels.sum())} with a mine, {int((labels == 0).sum())} without.")
     return PatchSet(features=np.stack(features), labels=labels, names=names,

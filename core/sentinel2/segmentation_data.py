@@ -370,11 +370,6 @@ def shared_mine_pixels(masks, split_of, origin=None, counted=None):
     return shared
 
 
-def shared_mine_tiles(masks, split_of, origin=None):
-    """The held-out tiles holding pixels of a mine that is also trained on (:func:`shared_mine_pixels`)."""
-    return set(shared_mine_pixels(masks, split_of, origin))
-
-
 def shared_mines_sentence(info):
     """The share of held-out mine pixels whose mine a block edge cuts (trained on in part), for the log and report."""
     shared, total = info.get("val_mine_pixels_shared") or 0, info.get("val_mine_pixels") or 0
