@@ -1565,11 +1565,10 @@ class OreMapAlgorithm(QgsProcessingAlgorithm):
             if value is None or definition.checkValueIsAcceptable(value, context):
                 continue
             label = f"{definition.description()} ({name})"
-            if isinstance(value, np.generic) or (isinstance(value, (list, tuple)) and
-                                                 any(isinstance(v, np.generic) for v in value)):
-                # a numpy scalar reaches QGIS as an opaque Python object: refused by its check, and read as 0 past it
-                return (f"{label}: {value!r} is a numpy value ({type(value).__name__}), which Processing cannot read; "
-                        "give a Python number: float(value) or int(value).")
+            numpy = [v for v in (value if isinstance(value, (list, tuple)) else [value]) if isinstance(v, np.generic)]
+            if numpy:   # a numpy scalar reaches QGIS as an opaque Python object: refused by its check, 0 past it
+                return (f"{label}: {value!r} holds a numpy value ({type(numpy[0]).__name__}), which Processing cannot "
+                        "read; give Python numbers: float(value) or int(value).")
             if isinstance(definition, QgsProcessingParameterNumber):
                 low, high = definition.minimum(), definition.maximum()
                 integer = definition.dataType() == QgsProcessingParameterNumber.Integer

@@ -134,7 +134,7 @@ def test_a_numpy_number_from_a_script_is_named_as_such(processing_provider, tmp_
 
     grid = _grid(str(tmp_path / "grid.tif"))
     for value, kind in ((np.float32(0.5), "float32"), (np.int64(2), "int64")):
-        with pytest.raises(QgsProcessingException, match=rf"\(KL_WEIGHT\): .* is a numpy value \({kind}\), which "
-                                                        r"Processing cannot read; give a Python number"):
+        with pytest.raises(QgsProcessingException, match=rf"\(KL_WEIGHT\): .* holds a numpy value \({kind}\), "
+                                                        r"which Processing cannot read; give Python numbers"):
             processing.run("oremap:vae_anomaly", {"INPUT": grid, "KL_WEIGHT": value,
                                                   "OUTPUT_SCORE": QgsProcessing.TEMPORARY_OUTPUT})

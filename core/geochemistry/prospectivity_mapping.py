@@ -264,10 +264,10 @@ def _score_row(model, pieces, max_nodata, batch, out):
             cols.append(first + ok)
             wins.append(windows[ok])
             held += ok.size
-        while held >= batch:
-            c, w = np.concatenate(cols), np.concatenate(wins)
-            out[c[:batch]] = model.run(w[:batch], batch_size=batch)[:, 1]
-            cols, wins, held = [c[batch:]], [w[batch:]], held - batch
+        if held >= batch:   # every whole batch at once (model.run cuts it in batches); the rest waits
+            c, w, n = np.concatenate(cols), np.concatenate(wins), held // batch * batch
+            out[c[:n]] = model.run(w[:n], batch_size=batch)[:, 1]
+            cols, wins, held = [c[n:]], [w[n:]], held - n
     if held:
         c, w = np.concatenate(cols), np.concatenate(wins)
         out[c] = model.run(w, batch_size=batch)[:, 1]
