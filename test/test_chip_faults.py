@@ -282,6 +282,61 @@ def test_chips_in_a_chain_are_held_out_by_spatial_block(tmp_path, stride, n):
     assert (sum(f["n_buffered"] for f in result["cv"]["folds"]) > 0) == (stride == 8)
 
 
+def test_patches_of_chips_with_oblong_pixels_overlap_by_each_axis_size(tmp_path):
+    """Pixels of 10 m x 20 m (chips cut southwards with a stride of 8 rows): patches of 16 pixels are 160 m wide and
+    320 m tall. The overlap test took the x size for both axes, so patches 160 m apart north-south were not
+    overlapping: the share said was too low and no fold left them out of its training (no buffer)."""
+    t0 = Affine(10.0, 0.0, 500000.0, 0.0, -20.0, 4000000.0)
+    chips = [_chip(str(tmp_path), f"S{k}", _pit(), t0 * Affine.translation(0, 8 * k), UTM, seed=30 + k)
+             for k in range(20)]
+    log = core_warnings()
+    ps = patch_sets.patches_from_chips(chips, patch_size=16, min_overlap=0.05, bands=BANDS, feedback=log)
+    assert ps.pixel_size_xy == [10.0, 20.0]
+    x, y = ps.centres[:, 0], ps.centres[:, 1]
+    result = mc.train_mine_classifier(ps, "hgb", n_folds=3, inner_folds=2, feedback=log)
+    block = result["block_size"]
+    blocks = [(int(np.floor(a / block)), int(np.floor(b / block))) for a, b in zip(x, y)]
+
+    def overlap(i, j):
+        return abs(x[i] - x[j]) < 160 - 1e-6 and abs(y[i] - y[j]) < 320 - 1e-6
+
+    expected = 100 * np.mean([any(overlap(i, j) and blocks[i] != blocks[j] for j in range(ps.n))
+                              for i in range(ps.n)])
+    assert expected > 0
+    said = [w for w in log.warnings if w.startswith("The chips overlap in chains")]
+    assert len(said) == 1 and f"; {expected:.1f} % of the patches overlap a patch of another block" in said[0]
+    for fold in result["cv"]["folds"]:
+        assert not any(overlap(i, j) for i in fold["train"] for j in fold["test"])
+    assert sum(f["n_buffered"] for f in result["cv"]["folds"]) > 0
+
+
+def test_inner_folds_leave_out_training_patches_overlapping_their_held_out_ones():
+    """The outer folds were buffered, but the inner folds that tune each fold's threshold trained on patches sharing
+    ground with the ones they scored. A model that records what it trains on and scores shows every inner fold
+    buffered too: patch k overlaps patches k - 1 and k + 1 of a chain (36 patches in 6 spatial blocks)."""
+    n = 36
+    y = np.tile([1, 0, 0], n // 3)
+    groups = np.arange(n) // 6
+    pairs = np.column_stack([np.arange(n - 1), np.arange(1, n)])
+    seen = []
+
+    class Recording:
+        def fit(self, data, labels):
+            self.trained = set(data[:, 0].astype(int).tolist())
+
+        def predict_proba(self, data):
+            seen.append((self.trained, set(data[:, 0].astype(int).tolist())))
+            return np.full(len(data), 0.5)
+
+    data = np.arange(n, dtype=float)[:, None]
+    cv = mc.cross_validate(data, y, groups, Recording, n_folds=3, inner_folds=2, seed=0, overlaps=pairs)
+    near = {(int(a), int(b)) for a, b in pairs} | {(int(b), int(a)) for a, b in pairs}
+    assert len(seen) == 3 * 2 + 3   # 3 outer folds, each with 2 inner folds and its own fit
+    for trained, scored in seen:
+        assert not trained & scored and not any((i, j) in near for i in trained for j in scored)
+    assert all(f["n_buffered"] > 0 for f in cv["folds"])
+
+
 def test_unet_tiles_of_chips_in_a_chain_are_held_out_by_blocks_of_ground(tmp_path):
     """The U-Net held chips sharing ground out as one group: chips in a chain were all one group and no mine was held
     out. Its blocks are then squares of ground of block_tiles x block_tiles tiles, the overlap across them said."""

@@ -237,14 +237,17 @@ def tune_threshold(y, p):
 # ---------------------------------------------------------------------------
 
 
-def _oof(data, y, groups, idx, make_model, n_folds, seed, feedback):
-    """Out-of-fold probabilities of the samples ``idx`` by an inner cross-validation on them alone."""
+def _oof(data, y, groups, idx, make_model, n_folds, seed, feedback, overlaps=None):
+    """Out-of-fold probabilities of the samples ``idx`` by an inner cross-validation on them alone; with
+    ``overlaps``, each inner fold's training leaves out the samples sharing ground with its held-out ones, as the
+    outer folds do (:func:`_buffered`; kept when leaving them out would empty a class)."""
     folds = make_folds(y[idx], None if groups is None else groups[idx], n_folds, seed, feedback=None)
     p = np.full(idx.size, np.nan)
     for tr, te in folds:
         feedback.check()
+        train = idx[tr] if overlaps is None else _buffered(idx[tr], idx[te], overlaps, y)[0]
         model = make_model()
-        model.fit(data[idx[tr]], y[idx[tr]])
+        model.fit(data[train], y[train])
         p[te] = model.predict_proba(data[idx[te]])
     return p
 
@@ -263,7 +266,8 @@ def cross_validate(data, y, groups, make_model, n_folds=5, inner_folds=3, seed=0
         Returns a new model with ``fit(data, y)`` and ``predict_proba(data) -> p``.
     overlaps : ndarray of shape (n, 2), optional
         Pairs of samples sharing ground (patches of overlapping chips): each fold leaves the training samples that
-        share ground with one of its held-out samples out of its training (``n_buffered`` per fold).
+        share ground with one of its held-out samples out of its training (``n_buffered`` per fold), and so does
+        each inner fold that tunes its threshold.
 
     Returns
     -------
@@ -292,7 +296,7 @@ def cross_validate(data, y, groups, make_model, n_folds=5, inner_folds=3, seed=0
                                  "would leave a class without training patches; this fold trains on them, and its "
                                  "figures are optimistic.")
         try:
-            inner_p = _oof(data, y, groups, train, make_model, inner_folds, seed + 1 + f, feedback)
+            inner_p = _oof(data, y, groups, train, make_model, inner_folds, seed + 1 + f, feedback, overlaps)
             threshold = tune_threshold(y[train], inner_p)
             how = "inner cross-validation of the training folds"
         except OreMapError:
@@ -390,8 +394,10 @@ def train_mine_classifier(patch_set, classifier="hgb", n_folds=5, inner_folds=3,
                                                    if degree else "(CRS units, metres for a UTM raster)."))
         if chained:
             # chip patches are in one frame (patch_sets: the first chip's CRS): squares of the patch's side
-            overlaps = overlap_pairs(np.asarray(ps.centres) / ((ps.patch_shape[1] if ps.patch_shape else 120)
-                                                               * ps.pixel_size))
+            # (a patch's side per axis: pixels need not be square in the frame's CRS)
+            rows, cols = ps.patch_shape if ps.patch_shape else (120, 120)
+            px, py = ps.pixel_size_xy if ps.pixel_size_xy else (ps.pixel_size, ps.pixel_size)
+            overlaps = overlap_pairs(np.asarray(ps.centres) / np.array([cols * px, rows * py]))
             share = share_touching(overlaps, groups)
             feedback.warning(
                 f"The chips overlap in chains ({np.unique(ps.groups).size} group(s) of chips sharing ground): held "

@@ -25,10 +25,11 @@ class PatchSet:
     """Labelled patches: features always, reflectance patches when kept (for the CNN).
 
     ``centres`` (n, 2) map coordinates and ``crs_keys`` (one CRS text per patch) are
-    ``None`` when positions are unknown; ``pixel_size`` in CRS units, ``pixel_size_m`` the ground size ``[x, y]``
-    (m) of a pixel (the median over the patches' rasters), ``epsg`` their CRS when they share one. ``groups``
-    (the chip of each patch, chips sharing ground as one, for patches cut from chips) groups the cross-validation
-    folds instead of the positions; ``chips`` is then each patch's chip.
+    ``None`` when positions are unknown; ``pixel_size`` in CRS units (``pixel_size_xy`` per axis, where known:
+    chips), ``pixel_size_m`` the ground size ``[x, y]`` (m) of a pixel (the median over the patches' rasters),
+    ``epsg`` their CRS when they share one. ``groups`` (the chip of each patch, chips sharing ground as one, for
+    patches cut from chips) groups the cross-validation folds instead of the positions; ``chips`` is then each
+    patch's chip.
     """
 
     features: np.ndarray
@@ -46,6 +47,7 @@ class PatchSet:
     chips: np.ndarray = None
     pixel_size_m: list = None
     epsg: int = None
+    pixel_size_xy: list = None   # [x, y] in CRS units where known per axis (chips: their common frame)
 
     @property
     def n(self):
@@ -416,5 +418,5 @@ def _patches_from_chips(chips, size, min_overlap, max_nodata, keep_patches, band
                     # sharing ground leave too few groups (mine_classifier.train)
                     centres=frame_centres, crs_keys=None if frame_centres is None else [frame[0].to_string()] * labels.size,
                     pixel_size=None if frame[1] is None else frame[1][0],
-                    pixel_size_m=ground,
+                    pixel_size_xy=None if frame[1] is None else list(frame[1]), pixel_size_m=ground,
                     epsg=epsgs.pop() if len(epsgs) == 1 else None)
