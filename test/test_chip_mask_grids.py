@@ -165,3 +165,35 @@ def test_through_processing_the_refusal_names_the_mask_folder(run_alg, chip_fold
         message = str(exc)
     assert "(MASK_FOLDER)" in message and "600 m east" in message and "site_0_mask.tif" in message
     assert not os.path.exists(str(tmp_path / "m.onnx"))
+
+
+def test_one_pass_mask_counts_equal_each_rule_counted_alone(tmp_path):
+    """The mask scan counts labelled zero and non-zero pixels under both nodata rules in one pass (the rules differ
+    only by the pixels of a nodata taken as the mine value). On random masks (nodata none, 0, 255, 1, -9999, 2.5;
+    NaN in float masks; tiled and striped) its counts equal those of labelled_pixels under each rule, read whole."""
+    from oremap.core.sentinel2 import chip_sets as cs
+
+    rng = np.random.default_rng(1)
+    for trial in range(40):
+        paths = []
+        for k in range(int(rng.integers(1, 4))):
+            nodata = [None, 0, 255, 1, -9999, 2.5][int(rng.integers(0, 6))]
+            dtype = "float32" if nodata in (-9999, 2.5) or rng.random() < 0.3 else "uint8"
+            shape = tuple(int(v) for v in rng.integers(5, 70, 2))
+            values = rng.choice([0, 0, 0, 1, 2, 255, 7] + ([np.nan] if dtype == "float32" else []), size=shape)
+            path = str(tmp_path / f"m{trial}_{k}.tif")
+            with rasterio.open(path, "w", driver="GTiff", height=shape[0], width=shape[1], count=1, dtype=dtype,
+                               nodata=nodata, transform=Affine(1, 0, 0, 0, -1, 0), tiled=bool(rng.random() < 0.5),
+                               blockxsize=16, blockysize=16) as ds:
+                ds.write(values.astype(dtype), 1)
+            paths.append(path)
+        scan = cs._MaskScan(paths)
+        for rule in (False, True):
+            zero = other = 0
+            for path in paths:
+                with rasterio.open(path) as ds:
+                    v = ds.read(1)
+                    labelled = cs.labelled_pixels(v, ds.nodata, rule)
+                    zero += int((labelled & (v == 0)).sum())
+                    other += int((labelled & (v != 0)).sum())
+            assert (scan.zero[rule], scan.other[rule]) == (zero, other), (trial, rule)

@@ -6,6 +6,8 @@ the numbers are the same to the last bit under either version. Every transform O
 through them.
 """
 
+import math
+
 from affine import Affine
 
 
@@ -20,3 +22,8 @@ def compose(a, b):
     """The transform applying ``b`` and then ``a`` (affine's ``a * b``)."""
     return Affine(a.a * b.a + a.b * b.d, a.a * b.b + a.b * b.e, a.a * b.c + a.b * b.f + a.c,
                   a.d * b.a + a.e * b.d, a.d * b.b + a.e * b.e, a.d * b.c + a.e * b.f + a.f)
+
+
+def pixel_size(transform):
+    """``(x, y)``: a pixel's size in map units along its column and row directions (rotation included)."""
+    return math.hypot(transform.a, transform.d), math.hypot(transform.b, transform.e)

@@ -14,9 +14,7 @@ from ..engine.feedback import ensure
 from .prospectivity_network import MIN_WINDOW, _check_window
 
 
-def pixel_size(transform):
-    """(column width, row height) of a cell in map units (rotation-safe)."""
-    return math.hypot(transform.a, transform.d), math.hypot(transform.b, transform.e)
+pixel_size = affine_ops.pixel_size   # (column width, row height) of a cell in map units
 
 
 def cell_centres(transform, rows, cols):

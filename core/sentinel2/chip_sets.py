@@ -197,7 +197,8 @@ def mask_set_rule(mask_paths):
 
 class _MaskScan:
     """One block-by-block pass over a set of mask chips gathering what :func:`nodata_is_mine_value` decides and
-    what :func:`check_mask_values` counts, the latter under either rule."""
+    what :func:`check_mask_values` counts, the latter under either rule (counted once: they differ only by the
+    pixels of a nodata taken as the mine value)."""
 
     def __init__(self, mask_paths):
         import rasterio
@@ -217,16 +218,24 @@ class _MaskScan:
                     self.possible = False
                 if nodata is not None:
                     self.declared.add(float(nodata))
+                # the rules differ only where a positive whole nodata is taken as the mine value: those pixels
+                # (non-zero) are labelled, and mine, under the second one; everything else is counted once
+                mine_nodata = _whole_positive(ds.nodata)
                 for _, window in ds.block_windows(1):
                     v = ds.read(1, window=window)
                     self._rule(v, nodata)
-                    for rule in (False, True):
-                        labelled = labelled_pixels(v, ds.nodata, rule)
-                        n_zero = int((labelled & (v == 0)).sum())
+                    labelled = labelled_pixels(v, ds.nodata, False)
+                    n_zero = int((labelled & (v == 0)).sum())
+                    n_other = int(labelled.sum()) - n_zero
+                    n_nodata = int((v == ds.nodata).sum()) if mine_nodata else 0
+                    values = None
+                    for rule, extra in ((False, 0), (True, n_nodata)):
                         self.zero[rule] += n_zero
-                        self.other[rule] += int(labelled.sum()) - n_zero
+                        self.other[rule] += n_other + extra
                         if len(self.found[rule]) < 12:
-                            self.found[rule] |= {float(x) for x in np.unique(v[labelled])[:12]}
+                            values = np.unique(v[labelled]) if values is None else values
+                            more = np.union1d(values, [ds.nodata]) if extra else values
+                            self.found[rule] |= {float(x) for x in more[:12]}
 
     def _rule(self, v, nodata):
         if not self.possible:
@@ -421,7 +430,7 @@ def common_frame(grids):
     sizes = []   # per axis: a chip in another CRS by its reprojected footprint's extent (degrees are not square)
     for g in grids:
         if _same_crs(g[0], crs):
-            sizes.append((math.hypot(g[1].a, g[1].d), math.hypot(g[1].b, g[1].e)))
+            sizes.append(affine_ops.pixel_size(g[1]))
         else:
             x0, y0, x1, y1 = _footprint(g, crs).bounds
             sizes.append(((x1 - x0) / max(g[2], 1), (y1 - y0) / max(g[3], 1)))
@@ -630,8 +639,7 @@ def _median_map_pixel(grids):
     geo = [g for g in grids if g is not None and _georeferenced(g[0], g[1])]
     if not geo or not all(_same_crs(g[0], geo[0][0]) for g in geo):
         return None
-    sizes = [(math.hypot(t.a, t.d), math.hypot(t.b, t.e)) for _, t, _, _ in geo]
-    return [float(v) for v in np.median(np.array(sizes), axis=0)]
+    return [float(v) for v in np.median(np.array([affine_ops.pixel_size(t) for _, t, _, _ in geo]), axis=0)]
 
 
 class ChipTiles:

@@ -163,7 +163,7 @@ class GroundUnits:
         """``(x, y)`` ground size (m) of a pixel at the raster's centre."""
         t = self.transform
         if not self.geographic and self.to_lonlat is None:
-            return (math.hypot(t.a, t.d) * self.factor, math.hypot(t.b, t.e) * self.factor)
+            return tuple(v * self.factor for v in affine_ops.pixel_size(t))
         col, row = width / 2.0, height / 2.0
         x0, y0 = affine_ops.apply(t, col, row)
         x1, y1 = affine_ops.apply(t, col + 1, row)

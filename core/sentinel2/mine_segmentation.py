@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..engine import torch_training
+from ..engine import affine_ops, torch_training
 from ..engine.errors import OreMapError
 from ..engine.feedback import ensure
 from ..engine.model_format import ModelInfo, write_model
@@ -464,7 +464,7 @@ def train_mine_segmentation(raster_path, polygons, model_path=None, report_path=
                                                                   if hp["pos_weight"] else ""),
                   "init_weights": os.path.basename(str(init_weights)) if init_weights else None,
                   "val_blocks": sorted(list(b) for b in plan.val_blocks)}
-    px_w, px_h = chip_pixel or (math.hypot(transform.a, transform.d), math.hypot(transform.b, transform.e))
+    px_w, px_h = chip_pixel or affine_ops.pixel_size(transform)
     ground = chip_ground or pixel_size_m(transform, crs, *raster_size)
     info = ModelInfo(
         task=TASK,
