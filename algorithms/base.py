@@ -445,7 +445,8 @@ MODEL_OUTPUT = "OUTPUT_MODEL"
 
 _LIBRARY_NAMES_LOCK = threading.Lock()
 _LIBRARY_NAMES_GIVEN = set()
-"""Model library file names handed out in this process (:meth:`OreMapAlgorithm.library_model_path`)."""
+"""Model library file names handed out in this process in the current second (:meth:`OreMapAlgorithm.library_model_path`;
+names carry their second, so older ones cannot be handed out again and are forgotten)."""
 MODEL_OUTPUT_NOTE = ("Left at its default (a temporary file), the model is saved in the model library folder "
                      "(Plugins > OreMap > Settings; listed in Plugins > OreMap > Model library) as "
                      "&lt;algorithm&gt;_&lt;date-time&gt;.onnx. In qgis_process, which needs every output named, "
@@ -1409,12 +1410,14 @@ class OreMapAlgorithm(QgsProcessingAlgorithm):
         except OSError as exc:
             raise self.fail(MODEL_OUTPUT, f"The model folder {folder} cannot be created ({exc.strerror or exc}).",
                             "Choose a model file, or another model folder in Plugins > OreMap > Settings.")
-        stem = f"{self.name()}_{time.strftime('%Y%m%d-%H%M%S')}"
+        stamp = time.strftime('%Y%m%d-%H%M%S')
+        stem = f"{self.name()}_{stamp}"
         path, n = os.path.join(folder, stem + ".onnx"), 1
         # two trainings started in the same second (QGIS runs algorithms in background threads) took one name, and
         # the second was refused for an output its user never chose: a name is handed out once per process, and
         # one that another run (of any process) is writing is skipped too
         with _LIBRARY_NAMES_LOCK:
+            _LIBRARY_NAMES_GIVEN.difference_update([p for p in _LIBRARY_NAMES_GIVEN if f"_{stamp}" not in p])
             while os.path.exists(path) or path in _LIBRARY_NAMES_GIVEN or \
                     files.names_beside(folder, "." + os.path.basename(path) + files.WRITING_MARK):
                 n += 1

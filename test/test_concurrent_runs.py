@@ -1,6 +1,7 @@
 """OreMap runs at the same time in one QGIS (Processing runs algorithms in background threads): what is process-wide
 must come back as it was, and two runs must not take one file name."""
 
+import os
 import threading
 
 import numpy as np
@@ -70,3 +71,24 @@ def test_two_trainings_in_one_second_get_two_library_names(processing_provider, 
     assert [n[len(str(tmp_path)) + 1:] for n in names] == [
         "train_spectral_cnn_20261207-063109.onnx", "train_spectral_cnn_20261207-063109-3.onnx",
         "train_spectral_cnn_20261207-063109-4.onnx"]
+
+
+def test_library_names_of_earlier_seconds_are_forgotten(processing_provider, oremap_setting, tmp_path, monkeypatch):
+    """The names handed out were kept for the life of the QGIS session; names carry their second, so only those of
+    the current second can be handed out again and only they are kept."""
+    from oremap.algorithms import base
+    from oremap.processing_provider import settings
+
+    oremap_setting(settings.MODEL_FOLDER_SETTING, str(tmp_path))
+    run = processing_provider.algorithm("train_spectral_cnn").create()
+
+    class Quiet:
+        def info(self, text):
+            pass
+
+    given = set()
+    monkeypatch.setattr(base, "_LIBRARY_NAMES_GIVEN", given)
+    for second in ("20261207-063109", "20261207-063109", "20261207-063110"):
+        monkeypatch.setattr(base.time, "strftime", lambda fmt, s=second: s)
+        run.library_model_path(Quiet())
+    assert sorted(os.path.basename(p) for p in given) == ["train_spectral_cnn_20261207-063110.onnx"]
