@@ -45,9 +45,13 @@ lock:
 TESTS ?= test
 # pytest-qgis keeps its QGIS settings in .qgis-settings between runs: every run starts without them, as on a new
 # machine (a setting a test stored would otherwise decide the next run's).
+# Tests run with their own temporary folder, removed afterwards: QGIS's application and project each make a
+# QGIS3-* folder there, and the test session's QgsApplication is never destroyed, so they were left in /tmp.
 test: setup
 	rm -rf .qgis-settings
-	OMP_NUM_THREADS=1 $(PYTHON) -m pytest -q -p no:cacheprovider $(TESTS)
+	tmp=$$(mktemp -d "$${TMPDIR:-/tmp}/oremap-test.XXXXXX") && \
+	TMPDIR=$$tmp OMP_NUM_THREADS=1 $(PYTHON) -m pytest -q -p no:cacheprovider $(TESTS); \
+	rc=$$?; rm -rf "$$tmp"; exit $$rc
 
 test-fast: setup
 	rm -rf .qgis-settings
