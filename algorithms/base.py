@@ -929,7 +929,8 @@ class OreMapAlgorithm(QgsProcessingAlgorithm):
         ``require_crs`` (the algorithm measures in map units) or when a vector layer has to be placed on it
         (:meth:`source_features`); a raster only processed pixel by pixel (e.g. a drill-core scan) runs.
         A CRS the user assigned to the layer in QGIS counts as its CRS.
-        A sensor product (EMIT L2A RFL .nc, EnMAP L2A METADATA.XML or SPECTRAL_IMAGE file, PRISMA L2D .he5;
+        A sensor product (EMIT L2A RFL .nc, EnMAP L2A METADATA.XML or SPECTRAL_IMAGE file, PRISMA L2D .he5, or an
+        EnMAP or PRISMA product's ZIP;
         core/hyperspectral/sensor_products.py) is first written once to a GeoTIFF with its wavelengths in the
         Processing temporary folder, and that GeoTIFF is used.
         """

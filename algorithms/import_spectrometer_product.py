@@ -2,6 +2,8 @@
 
 import os
 
+from qgis.core import QgsProcessingUtils
+
 from ..core.hyperspectral import sensor_products
 from . import styles
 from .base import OreMapAlgorithm
@@ -31,6 +33,9 @@ class ImportSpectrometerProduct(OreMapAlgorithm):
         "with L2ScaleMin/Max, unused bands left out, pixels that are 0 in every band nodata; from "
         "VNIR_/SWIR_PIXEL_L2_ERR_MATRIX, a pixel flagged in any band kept becomes nodata and a band flagged in "
         "most pixels is left out.\n"
+        "EnMAP and PRISMA products may also be given as the ZIP archive they are delivered in "
+        "(ENMAP01-...L2A...ZIP, PRS_L2D_...zip); its files are extracted to the Processing temporary folder while "
+        "they are read.\n"
         "AVIRIS-Classic / AVIRIS-NG (ENVI, or any raster with wavelength metadata): bad bands (bbl) left out, "
         "reflectance scale applied.\n\n"
         "Where two detectors overlap (PRISMA and EnMAP near 950 nm, AVIRIS-Classic near 675 and 1260 nm) the "
@@ -41,7 +46,7 @@ class ImportSpectrometerProduct(OreMapAlgorithm):
                  "per cent); 0 reads it from the raster's metadata or guesses it (integers above 100: 10000). "
                  "Sensor products carry their own scale, which is always used.",
         "INPUT": "The product file: EMIT_L2A_RFL_*.nc, an EnMAP L2A *-METADATA.XML (or its *-SPECTRAL_IMAGE file), "
-                 "PRS_L2D_*.he5, or an ENVI / GeoTIFF cube with wavelengths (AVIRIS-Classic, AVIRIS-NG).",
+                 "PRS_L2D_*.he5, an EnMAP or PRISMA product's ZIP as delivered, or an ENVI / GeoTIFF cube with wavelengths (AVIRIS-Classic, AVIRIS-NG).",
     }
     OUTPUT_HELP = {
         "OUTPUT": "Float32 GeoTIFF of reflectance, bands sorted by wavelength, wavelength and FWHM in each band's "
@@ -63,7 +68,8 @@ class ImportSpectrometerProduct(OreMapAlgorithm):
 
         self._add(QgsProcessingParameterFile(
             "INPUT", self.tr("Product file"), fileFilter="Imaging spectrometer products (*.nc *.he5 *.h5 *.xml "
-                                                         "*.XML *.tif *.TIF *.img *.dat *.bsq *.bil *.bip);;"
+                                                         "*.XML *.zip *.ZIP *.tif *.TIF *.img *.dat *.bsq *.bil "
+                                                         "*.bip);;"
                                                          "All files (*.*)"))
         self.add_number("SCALE", "Reflectance scale factor of a plain raster (0 = automatic)", 0.0, 0.0,
                         advanced=True)
@@ -80,11 +86,14 @@ class ImportSpectrometerProduct(OreMapAlgorithm):
             if scale:
                 feedback.warning("Reflectance scale factor (SCALE) is for plain rasters: the product's own scale "
                                  "(its metadata) is applied instead.")
-            product = sensor_products.open_product(path, feedback)
-        else:
-            product = sensor_products.open_raster_product(path, feedback, scale=scale or None)
         out_path = self.output_path(parameters, "OUTPUT", context, feedback)
-        self._parameter_overrides["output"] = "OUTPUT"
-        sensor_products.write_geotiff(product, out_path, memory_mb=self.memory_mb(), feedback=feedback)
+        # a product's ZIP is extracted into the Processing temporary folder while it is read
+        with sensor_products.unpacked(path, QgsProcessingUtils.tempFolder(), feedback) as source:
+            if sensor_products.detect(path):
+                product = sensor_products.open_product(source, feedback)
+            else:
+                product = sensor_products.open_raster_product(source, feedback, scale=scale or None)
+            self._parameter_overrides["output"] = "OUTPUT"
+            sensor_products.write_geotiff(product, out_path, memory_mb=self.memory_mb(), feedback=feedback)
         self.style_output(context, out_path, styles.true_colour(product.band_info.centers))
         return {"OUTPUT": out_path, "BANDS": product.band_info.n_bands}

@@ -526,3 +526,110 @@ def test_enmap_note_names_cirrus_only_when_applied(tmp_path):
     product = sensor_products.open_product(sf.make_enmap(str(tmp_path))["xml"])
     masked = [note for note in product.notes if note.startswith("pixels flagged in")]
     assert masked and "CIRRUS" not in masked[0] and "cirrus level" not in masked[0]
+
+
+# ---------------------------------------------------------------------------
+# Products as delivered in their ZIP archives (audit of the EnMAP and PRISMA readers)
+# ---------------------------------------------------------------------------
+
+def _zip_enmap(folder, **kwargs):
+    """An EnMAP L2A product in its delivered ZIP (``<product>.ZIP`` holding ``<product>/<product>-...``, as EnMAP-Box
+    and EnPT read it), and the same product unzipped in ``folder/plain``."""
+    import zipfile
+
+    plain = os.path.join(folder, "plain")
+    os.makedirs(plain)
+    fx = sf.make_enmap(plain, **kwargs)
+    archive = os.path.join(folder, sf.ENMAP_STEM + ".ZIP")
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as zf:
+        for name in sorted(os.listdir(plain)):
+            zf.write(os.path.join(plain, name), f"{sf.ENMAP_STEM}/{name}")
+    return archive, fx
+
+
+def test_enmap_and_prisma_zips_read_as_the_unzipped_products(tmp_path):
+    """The delivered ZIPs were refused ('not an EnMAP L2A ... product; choose the product as delivered'). They now
+    give the same GeoTIFF as the unzipped product: values, wavelengths, grid, quality layers; the files extracted
+    while reading are removed afterwards."""
+    import zipfile
+
+    archive, fx = _zip_enmap(str(tmp_path / "enmap"), cirrus={(1, 1): 2})
+    px = sf.make_prisma(str(tmp_path))
+    prisma_zip = str(tmp_path / (sf.PRISMA_NAME[:-4] + ".zip"))
+    with zipfile.ZipFile(prisma_zip, "w") as zf:
+        zf.write(px["path"], sf.PRISMA_NAME)
+    for zipped, plain, kind in ((archive, fx["xml"], sensor_products.ENMAP_L2A),
+                                (prisma_zip, px["path"], sensor_products.PRISMA_L2D)):
+        assert sensor_products.detect(zipped) == kind
+        work = tmp_path / f"work_{kind.split()[0]}"
+        a = sensor_products.prepare_input(zipped, str(work / "zip"))
+        b = sensor_products.prepare_input(plain, str(work / "plain"))
+        with rasterio.open(a) as za, rasterio.open(b) as pb:
+            np.testing.assert_array_equal(za.read(), pb.read())
+            assert za.transform == pb.transform and za.crs == pb.crs and za.count == pb.count > 200
+            assert band_info_from_raster(za).centers.tolist() == band_info_from_raster(pb).centers.tolist()
+        assert os.listdir(work / "zip") == [os.path.basename(a)]   # nothing extracted is left
+    with rasterio.open(sensor_products.prepare_input(archive, str(tmp_path / "again"))) as ds:
+        data = ds.read()
+        assert np.all(data[:, 1, 1] == ds.nodata) and np.all(data[:, 2, 3] == ds.nodata)   # CIRRUS and CLOUD
+    # a file inside the archive, as QGIS opens it, names the product too
+    inner = f"/vsizip/{archive}/{sf.ENMAP_STEM}/{sf.ENMAP_STEM}-SPECTRAL_IMAGE.TIF"
+    assert sensor_products.product_file(inner) == archive and sensor_products.detect(inner) == sensor_products.ENMAP_L2A
+    assert sensor_products.product_file(f"/vsizip/{{{archive}}}/x.tif") == archive
+    plain_zip = str(tmp_path / "scenes.zip")   # any other ZIP stays GDAL's
+    assert sensor_products.product_file(f"/vsizip/{plain_zip}/a.tif") == f"/vsizip/{plain_zip}/a.tif"
+    assert sensor_products.detect(plain_zip) is None
+
+
+def test_a_zip_without_one_product_or_damaged_is_refused_with_the_fix(tmp_path):
+    import zipfile
+
+    empty = str(tmp_path / (sf.ENMAP_STEM + ".ZIP"))
+    with zipfile.ZipFile(empty, "w") as zf:
+        zf.writestr("readme.txt", "no product")
+    with pytest.raises(OreMapError) as err:
+        sensor_products.prepare_input(empty, str(tmp_path / "work"))
+    assert err.value.parameter == "raster" and "holds no EnMAP L2A product" in err.value.message
+    assert "-METADATA.XML" in err.value.fix
+    broken = str(tmp_path / (sf.PRISMA_NAME[:-4] + ".zip"))
+    with open(broken, "wb") as fh:
+        fh.write(b"PK\x03\x04 truncated download")
+    with pytest.raises(OreMapError) as err:
+        sensor_products.prepare_input(broken, str(tmp_path / "work"))
+    assert "cannot be read" in err.value.message and "Download the product again" in err.value.fix
+
+
+def test_enmap_image_without_a_nodata_tag_uses_the_l2a_fill(tmp_path):
+    """An image ordered without a nodata tag (an ENVI header without 'data ignore value') kept the L2A fill -32768
+    as reflectance -3.2768 in every band, and the bands the processor filled stayed in. The fill is the product's,
+    not the file format's."""
+    fx = sf.make_enmap(str(tmp_path), image_format="ENVI", filled_bands=(120, 121))
+    header = fx["image"][:-4] + ".hdr"   # GDAL writes it in lower case
+    text = open(header).read()
+    assert "data ignore value" in text
+    with open(header, "w") as fh:
+        fh.write("\n".join(line for line in text.splitlines() if not line.startswith("data ignore value")) + "\n")
+    for name in os.listdir(tmp_path):   # GDAL's side file keeps the nodata value too
+        if name.endswith(".aux.xml"):
+            os.remove(tmp_path / name)
+    with rasterio.open(fx["image"]) as ds:
+        assert ds.nodata is None
+    product = sensor_products.open_product(fx["xml"])
+    data, _, _, info, nodata = written(product, tmp_path)
+    assert info.n_bands == 210 and np.all(data[:, 0, 0] == nodata)
+    assert data[:, 2, 3].tolist() == [nodata] * 210 and np.sum(np.all(data == nodata, axis=0)) == 2
+    assert any("declares no nodata value: -32768" in note for note in product.notes)
+
+
+def test_import_and_batch_take_a_product_zip(run_alg, tmp_path):
+    """Through Processing: the import algorithm writes the ZIP's product, and a folder of product ZIPs gives its
+    scenes to a batch (it held 'no raster file')."""
+    from oremap.core.scaleout import batch
+
+    archive, fx = _zip_enmap(str(tmp_path / "enmap"))
+    out = str(tmp_path / "enmap.tif")
+    assert run_alg("import_spectrometer_product", {"INPUT": archive, "OUTPUT": out})["BANDS"] == 212
+    with rasterio.open(out) as ds:
+        assert ds.tags()["OREMAP_SOURCE_PRODUCT"].startswith("EnMAP")
+        np.testing.assert_allclose(ds.read()[:, 4, 2], written(sensor_products.open_product(fx["xml"]), tmp_path)[0][:, 4, 2])
+    assert batch.expand_inputs([str(tmp_path / "enmap")]) == [archive]

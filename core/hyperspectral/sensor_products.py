@@ -29,7 +29,8 @@ field by field after them):
   ``-QL_QUALITY_CIRRUS`` (0 none, 1 thin, 2 medium, 3 thick); any level from 1 to 254 is flagged, 255 may be
   the layers' fill) become nodata; ``-QL_QUALITY_HAZE`` is not applied (haze is corrected by the processor).
   Bands that hold only the nodata value (the processor fills some water-vapour bands with it) are found on a
-  sample of rows and left out.
+  sample of rows and left out. An image that declares no nodata value (an ENVI header without ``data ignore
+  value``) gets the L2A fill, -32768, or ``specific/backgroundValue`` where METADATA.XML gives one.
 * **PRISMA L2D, product specification issue 2.3** (HDF-EOS5): ``HDFEOS/SWATHS/PRS_L2D_HCO/Data
   Fields/VNIR_Cube`` and ``SWIR_Cube`` (uint16, lines x bands x samples, bands from long to short
   wavelengths); root attributes ``List_Cw_Vnir``/``List_Cw_Swir``, ``List_Fwhm_Vnir``/``_Swir``
@@ -42,12 +43,20 @@ field by field after them):
   SNAP's reader decodes them) make a pixel nodata where any band kept is flagged; a band flagged in most pixels
   is left out instead. L2D carries no cloud mask (only L1 does).
 
+EnMAP L2A and PRISMA L2D products are also taken as the ZIP archives they are delivered in (``ENMAP01-...L2A...ZIP``
+holding ``<product>/<product>-METADATA.XML`` and its layers, as EnMAP-Box, EnPT and SNAP read it;
+``PRS_L2D_...zip`` holding the ``.he5``), or as a file inside one (GDAL's ``/vsizip/`` path): :func:`unpacked`
+extracts the files the reader takes values from into a temporary folder.
+
 GDAL's own netCDF and HDF5 drivers read the files (the multidimensional API), so nothing beyond
 QGIS's GDAL is needed.
 """
 
+import contextlib
 import os
 import re
+import shutil
+import tempfile
 import xml.etree.ElementTree as ElementTree
 from dataclasses import dataclass, field
 
@@ -108,8 +117,12 @@ _GDAL_URI = re.compile(r'^(?:NETCDF|HDF5):"?([^"]+?)"?:')
 
 #: The file endings an EnMAP image or quality layer is delivered with (GeoTIFF, ENVI, JPEG2000, COG),
 #: with the ENVI header beside an ENVI image.
-_ENMAP_ENDINGS = (".TIF", ".TIFF", ".GEOTIFF", "_COG.TIFF", ".BSQ", ".BIL", ".BIP", ".JP2", ".HDR")
-_ENMAP_IMAGE_SUFFIX = r"(_COG\.TIFF|\.TIFF?|\.GEOTIFF|\.BSQ|\.BIL|\.BIP|\.JP2|\.HDR)"
+_ENMAP_ENDINGS = (".TIF", ".TIFF", ".GEOTIFF", "_COG.TIFF", ".BSQ", ".BIL", ".BIP", ".JP2", ".JPEG2000", ".HDR")
+_ENMAP_IMAGE_SUFFIX = r"(_COG\.TIFF|\.TIFF?|\.GEOTIFF|\.BSQ|\.BIL|\.BIP|\.JP2|\.JPEG2000|\.HDR)"
+
+#: The fill value of EnMAP L2A reflectance, whatever the file format declares (SNAP's EnMAP reader uses it for every
+#: L2A; ``specific/backgroundValue`` of METADATA.XML where given).
+ENMAP_FILL = -32768.0
 
 
 def _enmap_layer(stem, layer):
@@ -128,11 +141,37 @@ def _enmap_layer(stem, layer):
     return None
 
 
+_VSIZIP = re.compile(r"^/vsizip/+\{?(.+?\.zip)\}?(?:/.*)?$", re.IGNORECASE)
+
+
 def product_file(path):
-    """The file behind ``path``: a GDAL subdataset URI (``NETCDF:"x.nc":reflectance``) gives ``x.nc``."""
+    """The file behind ``path``: a GDAL subdataset URI (``NETCDF:"x.nc":reflectance``) gives ``x.nc``; a file inside
+    a product's ZIP archive (``/vsizip//data/ENMAP01-...ZIP/.../...-SPECTRAL_IMAGE.TIF``, as QGIS opens it) gives the
+    archive."""
     path = str(path).split("|")[0]
     match = _GDAL_URI.match(path)
-    return match.group(1) if match else path
+    if match:
+        return match.group(1)
+    match = _VSIZIP.match(path)
+    if match:
+        archive = match.group(1)
+        archive = archive if archive.startswith("/") or not path.startswith("/vsizip//") else "/" + archive
+        if _zip_kind(archive) is not None:
+            return archive
+    return path
+
+
+def _zip_kind(path):
+    """The product kind of a product's ZIP archive, by its delivered name (``ENMAP01-...L2A...ZIP``,
+    ``PRS_L2D_...zip``), else None."""
+    name = os.path.basename(str(path)).upper()
+    if not name.endswith(".ZIP"):
+        return None
+    if name.startswith("ENMAP") and "L2A" in name:
+        return ENMAP_L2A
+    if name.startswith("PRS_L2D"):
+        return PRISMA_L2D
+    return None
 
 
 def enmap_metadata(path):
@@ -154,6 +193,8 @@ def detect(path):
     """The product kind of ``path`` (:data:`EMIT_L2A_RFL`, :data:`ENMAP_L2A`, :data:`PRISMA_L2D`) or None."""
     path = product_file(path)
     name = os.path.basename(path).upper()
+    if name.endswith(".ZIP"):
+        return _zip_kind(path)
     if name.endswith(".NC") and name.startswith("EMIT_L2A_RFL_"):
         return EMIT_L2A_RFL
     if name.endswith((".HE5", ".H5")) and name.startswith("PRS_L2D"):
@@ -190,8 +231,10 @@ def open_product(path, feedback=None):
     if kind is None:
         raise OreMapError(
             f"'{os.path.basename(path)}' is not an EMIT L2A RFL (EMIT_L2A_RFL_*.nc), EnMAP L2A (*-METADATA.XML or "
-            "*-SPECTRAL_IMAGE file beside it) or PRISMA L2D (PRS_L2D_*.he5) product.", "raster",
-            "Choose the product as delivered, with its original file name.")
+            "*-SPECTRAL_IMAGE file beside it, or the product's ZIP) or PRISMA L2D (PRS_L2D_*.he5, or its ZIP) "
+            "product.", "raster", "Choose the product as delivered, with its original file name.")
+    if _zip_kind(path) is not None:   # its files are read row by row: they must stay while it is read
+        raise ValueError("A product's ZIP is opened through unpacked(), which extracts it for as long as it is read.")
     product = readers[kind](path)
     for note in product.notes:
         feedback.info(f"{kind} '{os.path.basename(path)}': {note}")
@@ -431,6 +474,13 @@ def _open_enmap(path):
         geotransform = ds.transform.to_gdal()
         nodata = ds.nodata
     notes = []
+    if nodata is None:   # an image ordered without a nodata tag (ENVI header without 'data ignore value'...)
+        text = (root.findtext("specific/backgroundValue") or "").strip()
+        try:
+            nodata = float(text) if text else ENMAP_FILL
+        except ValueError:
+            nodata = ENMAP_FILL
+        notes.append(f"the SPECTRAL_IMAGE declares no nodata value: {nodata:g}, the L2A fill value, is nodata.")
     has_detectors = set(detectors) >= {"VNIR", "SWIR"}
     keep = _select_bands(centers, fwhm, np.ones(centers.size, bool), detectors if has_detectors else None,
                          notes, xml_path)
@@ -736,10 +786,12 @@ def _emit_mask(path):
 
 def files_read(path):
     """Every file the reader of product ``path`` takes values from, as far as they exist now: the image,
-    EMIT's mask granule, EnMAP's METADATA.XML, spectral image and applied quality layers."""
+    EMIT's mask granule, EnMAP's METADATA.XML, spectral image and applied quality layers (a product's ZIP: itself)."""
     source = product_file(path)
     kind = detect(source)
-    if kind == EMIT_L2A_RFL:
+    if _zip_kind(source) is not None:
+        files = [source]
+    elif kind == EMIT_L2A_RFL:
         files = [source, _emit_mask(source)]
     elif kind == ENMAP_L2A:
         xml = enmap_metadata(source)
@@ -764,7 +816,8 @@ def prepare_input(path, folder, memory_mb=512, feedback=None):
         return path
     feedback = ensure(feedback)
     source = product_file(path)
-    source = enmap_metadata(source) or source
+    if _zip_kind(source) is None:
+        source = enmap_metadata(source) or source
     state = hashlib.sha1()
     for name in files_read(source):
         stat = os.stat(name)
@@ -775,5 +828,72 @@ def prepare_input(path, folder, memory_mb=512, feedback=None):
     if os.path.exists(out):
         feedback.info(f"Using the GeoTIFF already made from '{os.path.basename(source)}': {out}")
         return out
-    product = open_product(source, feedback)
-    return write_geotiff(product, out, memory_mb=memory_mb, feedback=feedback)
+    with unpacked(source, folder, feedback) as inner:
+        product = open_product(inner, feedback)
+        return write_geotiff(product, out, memory_mb=memory_mb, feedback=feedback)
+
+
+@contextlib.contextmanager
+def unpacked(path, folder, feedback=None):
+    """The product file of ``path``: for a product's ZIP archive (EnMAP L2A, PRISMA L2D) the METADATA.XML or ``.he5``
+    extracted, with the layers the reader takes values from, into a new folder in ``folder`` that is removed on
+    leaving; ``path``'s product file (:func:`product_file`) otherwise."""
+    source = product_file(path)
+    kind = _zip_kind(source)
+    if kind is None:
+        yield source
+        return
+    os.makedirs(folder, exist_ok=True)
+    work = tempfile.mkdtemp(prefix=".unzipped-", dir=folder)
+    try:
+        yield _extract(source, kind, work, ensure(feedback))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _extract(archive, kind, folder, feedback):
+    """Extract the files of the one product in ``archive`` that its reader needs into ``folder``; the path of its
+    METADATA.XML (EnMAP) or ``.he5`` (PRISMA)."""
+    import zipfile
+
+    name = os.path.basename(archive)
+    base = lambda member: member.filename.replace("\\", "/").rsplit("/", 1)[-1]   # noqa: E731
+    try:
+        with zipfile.ZipFile(archive) as zf:
+            members = [m for m in zf.infolist() if not m.is_dir()]
+            if kind == ENMAP_L2A:
+                heads = [m for m in members if base(m).upper().endswith("-METADATA.XML")
+                         and base(m).upper().startswith("ENMAP") and "L2A" in base(m).upper()]
+                what = "EnMAP L2A product (a -METADATA.XML)"
+            else:
+                heads = [m for m in members if base(m).upper().startswith("PRS_L2D")
+                         and base(m).upper().endswith((".HE5", ".H5"))]
+                what = "PRISMA L2D product (a PRS_L2D_*.he5)"
+            if len(heads) != 1:
+                listed = ", ".join(base(m) for m in heads[:4]) + (" ..." if len(heads) > 4 else "")
+                raise OreMapError(f"The archive '{name}' holds {'no' if not heads else len(heads)} {what}"
+                                  + (f": {listed}" if heads else "") + ".", "raster",
+                                  "Give the product's own ZIP, or unzip it and choose one product's "
+                                  + ("-METADATA.XML." if kind == ENMAP_L2A else ".he5 file."))
+            wanted = heads
+            if kind == ENMAP_L2A:
+                stem = base(heads[0]).upper()[: -len("-METADATA.XML")]
+                layers = ["SPECTRAL_IMAGE"] + [f"QL_QUALITY_{layer}" for layer in ENMAP_MASKED]
+                wanted = heads + [m for m in members if any(
+                    re.fullmatch(re.escape(f"{stem}-{layer}") + _ENMAP_IMAGE_SUFFIX, base(m).upper())
+                    for layer in layers)]
+            size = sum(m.file_size for m in wanted)
+            feedback.info(f"Extracting {len(wanted)} file(s) of '{name}' ({size / 2 ** 20:.0f} MB) to read them.")
+            for member in wanted:
+                feedback.check()
+                with zf.open(member) as src, open(os.path.join(folder, base(member)), "wb") as dst:
+                    shutil.copyfileobj(src, dst, 1 << 22)
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, EOFError) as exc:
+        raise OreMapError(f"The archive '{name}' cannot be read ({exc}).", "raster",
+                          "Download the product again (the archive may be incomplete), or unzip it and choose the "
+                          "product file inside.") from None
+    except OSError as exc:
+        raise OreMapError(f"The archive '{name}' cannot be extracted to {folder} ({exc.strerror or exc}).", "raster",
+                          "Free disk space in the temporary folder, or unzip the product and choose the product "
+                          "file inside.") from None
+    return os.path.join(folder, base(heads[0]))

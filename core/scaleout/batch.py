@@ -270,8 +270,9 @@ def _is_raster_file(path):
     if not os.path.isfile(path):
         return False
     name = path.lower()
-    # an EnMAP product named by its metadata file; HDF5 holds anything (network weights...): PRISMA products only
-    if name.endswith((".xml", ".h5", ".he5")):
+    # an EnMAP product named by its metadata file; HDF5 holds anything (network weights...): PRISMA products only;
+    # a ZIP: an EnMAP or PRISMA product's archive only
+    if name.endswith((".xml", ".h5", ".he5", ".zip")):
         from ..hyperspectral.sensor_products import detect
 
         return detect(path) is not None
