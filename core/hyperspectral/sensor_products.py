@@ -41,7 +41,8 @@ field by field after them):
   Pixels that are 0 in every band are nodata. ``VNIR_PIXEL_L2_ERR_MATRIX`` and ``SWIR_PIXEL_L2_ERR_MATRIX``
   (the cubes' shape; 0 ok, 1 invalid in L1, 2 negative and 3 saturated after the atmospheric correction, as
   SNAP's reader decodes them) make a pixel nodata where any band kept is flagged; a band flagged in most pixels
-  is left out instead. L2D carries no cloud mask (only L1 does).
+  is left out instead, and so are bands flagged each in pixels of their own when together they would leave over 5 %
+  of the pixels as nodata. L2D carries no cloud mask (only L1 does).
 
 EnMAP L2A and PRISMA L2D products are also taken as the ZIP archives they are delivered in (``ENMAP01-...L2A...ZIP``
 holding ``<product>/<product>-METADATA.XML`` and its layers, as EnMAP-Box, EnPT and SNAP read it;
@@ -598,7 +599,8 @@ def _open_prisma(path):
     notes.insert(0, f"VNIR ({n_vnir} bands) and SWIR ({centers.size - n_vnir} bands) joined, sorted by wavelength.")
     keep = _select_bands(centers, fwhm, good, np.array(detectors, dtype=object), notes, path)
     height, width = cubes[0][1][0], cubes[0][1][2]
-    flagged_bands = _prisma_flagged_bands(cubes, errors, height, width)
+    flags = _prisma_flag_sample(cubes, errors, height, width)
+    flagged_bands = flags.mean(axis=1) > FLAGGED_BAND_SHARE if flags.shape[1] else np.zeros(flags.shape[0], bool)
     if flagged_bands[keep].any():
         dropped = keep[flagged_bands[keep]]
         notes.append(f"{dropped.size} bands flagged in the error matrix (*_PIXEL_L2_ERR_MATRIX) in most pixels "
@@ -606,6 +608,12 @@ def _open_prisma(path):
         keep = keep[~flagged_bands[keep]]
         if keep.size < 2:
             raise _fail(path, "fewer than two bands are not flagged in the error matrices")
+    scattered, before, after = _scattered_flag_bands(flags, keep)
+    if scattered.size:
+        notes.append(f"{scattered.size} more bands flagged in the error matrix, each in its own pixels "
+                     f"({_nm_list(np.sort(centers[scattered]))} nm): left out, since together they would have left "
+                     f"{100 * before:.0f} % of the pixels as nodata ({100 * after:.0f} % without them).")
+        keep = keep[~np.isin(keep, scattered)]
     if any(e is not None for e in errors):
         notes.append("Pixels flagged in VNIR_ or SWIR_PIXEL_L2_ERR_MATRIX in any band kept (invalid in L1, negative "
                      "or saturated after the atmospheric correction) are nodata.")
@@ -643,26 +651,52 @@ def _open_prisma(path):
 #: taking every such pixel with it (a band negative after the atmospheric correction over the whole scene).
 FLAGGED_BAND_SHARE = 0.5
 
+#: Share of the pixels (with data) that the error matrices may leave as nodata before bands flagged each in its own
+#: pixels are left out (:func:`_scattered_flag_bands`), and the share of the pixels a band must give back to go.
+FLAGGED_PIXEL_SHARE = 0.05
+FLAGGED_PIXEL_GAIN = 0.01
 
-def _prisma_flagged_bands(cubes, errors, height, width, rows=16):
-    """Per band of the joined VNIR + SWIR lists: flagged in ``*_PIXEL_L2_ERR_MATRIX`` (any code above 0: 1
-    invalid in L1, 2 negative and 3 saturated after the atmospheric correction) in over :data:`FLAGGED_BAND_SHARE`
-    of the pixels with data, on ``rows`` rows spread over the scene."""
+
+def _prisma_flag_sample(cubes, errors, height, width, rows=16):
+    """``(bands, pixels)``: whether each band of the joined VNIR + SWIR lists is flagged in ``*_PIXEL_L2_ERR_MATRIX``
+    (any code above 0: 1 invalid in L1, 2 negative and 3 saturated after the atmospheric correction) at each pixel
+    with data (not 0 in every band of both cubes) of ``rows`` rows spread over the scene."""
     picks = np.unique(np.linspace(0, height - 1, min(rows, height)).round().astype(int))
-    shares = []
-    for (cube, dims), error in zip(cubes, errors):
-        if error is None:
-            shares.append(np.zeros(dims[1]))
-            continue
-        flagged, pixels = np.zeros(dims[1]), 0
-        for row in picks:
-            raw = np.asarray(cube.ReadAsArray(array_start_idx=[int(row), 0, 0], count=[1, dims[1], width]))[0]
-            data = ~np.all(raw == 0, axis=0)
-            codes = np.asarray(error.ReadAsArray(array_start_idx=[int(row), 0, 0], count=[1, dims[1], width]))[0]
-            flagged += (codes[:, data] > 0).sum(axis=1)
-            pixels += int(data.sum())
-        shares.append(flagged / max(pixels, 1))
-    return np.concatenate(shares) > FLAGGED_BAND_SHARE
+    out = []
+    for row in picks:
+        empty, flags = np.ones(width, bool), []
+        for (cube, dims), error in zip(cubes, errors):
+            window = dict(array_start_idx=[int(row), 0, 0], count=[1, dims[1], width])
+            empty &= np.all(np.asarray(cube.ReadAsArray(**window))[0] == 0, axis=0)
+            flags.append(np.zeros((dims[1], width), bool) if error is None
+                         else np.asarray(error.ReadAsArray(**window))[0] > 0)
+        out.append(np.concatenate(flags, axis=0)[:, ~empty])
+    return np.concatenate(out, axis=1)
+
+
+def _scattered_flag_bands(flags, keep):
+    """``(bands, lost before, lost after)``: bands among ``keep`` to leave out because each is flagged in pixels of
+    its own (``flags``: :func:`_prisma_flag_sample`), when together the kept bands' flags would leave over
+    :data:`FLAGGED_PIXEL_SHARE` of the pixels as nodata. Several water-vapour bands negative each in a third of the
+    pixels, in different ones, would blank most of the scene, while a band flagged in few pixels is better kept.
+    Bands go one at a time, the one giving back most pixels first, while one gives back at least
+    :data:`FLAGGED_PIXEL_GAIN` of them; pixels flagged in many bands (saturated, invalid in L1) stay nodata."""
+    keep = np.asarray(keep)
+    if not flags.shape[1] or keep.size <= 2:
+        return keep[:0], 0.0, 0.0
+    f = flags[keep]
+    active = np.ones(keep.size, bool)
+    count = f.sum(axis=0)
+    before = lost = float((count > 0).mean())
+    while lost > FLAGGED_PIXEL_SHARE and active.sum() > 2:
+        alone = np.where(active, (f & (count == 1)).sum(axis=1), -1)
+        best = int(np.argmax(alone))
+        if alone[best] < FLAGGED_PIXEL_GAIN * f.shape[1]:
+            break
+        active[best] = False
+        count = count - f[best]
+        lost = float((count > 0).mean())
+    return keep[~active], before, lost
 
 
 # ---------------------------------------------------------------------------
