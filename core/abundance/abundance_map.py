@@ -12,8 +12,8 @@ from ..engine.colors import legend_entries
 from ..engine.compute import gemm
 from ..engine.errors import OreMapError
 from ..engine.feedback import ensure
-from ..engine.model_format import OnnxModel
-from .abundance import TASK, TOTAL, _to_parts, calibration_warning, conformal_rank, intervals
+from ..engine.model_format import OnnxModel, unreadable_settings
+from .abundance import SPACES, TASK, TOTAL, _to_parts, calibration_warning, conformal_rank, intervals
 
 
 
@@ -33,14 +33,25 @@ class AbundanceModel:
         if "abundance" not in self.info.extra:
             raise OreMapError(f"'{path}' has no abundance metadata.", "model",
                               "Choose a model made by 'Train mineral abundance model'.")
-        meta = self.info.extra["abundance"]["conformal"]
         self.names = self.info.class_names
-        self.levels = np.asarray(meta["levels"], np.float64)
-        self.scores = np.asarray(meta["scores"], np.float64)
-        self.floors = np.asarray(meta["floors"], np.float64)
-        self.n_calibration = int(meta["n_calibration"])
-        # ROIs (groups) since each ROI counts once; older models counted pixels
-        self.grouped = meta.get("units") == "groups"
+        try:
+            meta = self.info.extra["abundance"]["conformal"]
+            self.levels = np.asarray(meta["levels"], np.float64)
+            self.scores = np.asarray(meta["scores"], np.float64)
+            self.floors = np.asarray(meta["floors"], np.float64)
+            self.n_calibration = int(meta["n_calibration"])
+            # ROIs (groups) since each ROI counts once; older models counted pixels
+            self.grouped = meta.get("units") == "groups"
+            space = self.info.extra["abundance"]["space"]
+        except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
+            raise unreadable_settings(path, "abundance", exc) from None
+        k = len(self.names)
+        if self.levels.ndim != 1 or not self.levels.size or self.scores.shape != (k, self.levels.size) or \
+                self.floors.shape != (k,):
+            raise unreadable_settings(path, "abundance", f"the conformal scores and floors do not hold one "
+                                                         f"row for each of its {k} minerals")
+        if space not in SPACES:
+            raise unreadable_settings(path, "abundance", f"space is {space!r}, not one of {', '.join(SPACES)}")
 
     BATCH = 8192
     """Rows per onnxruntime run (:meth:`predict`)."""

@@ -13,6 +13,7 @@ evaluation of that raster reads it back with :func:`read_validation`.
 
 import json
 import math
+import numbers
 
 from .feedback import ensure
 
@@ -24,8 +25,9 @@ MAX_DROP = 0.25
 
 
 def validation_tags(model_name, measure, value):
-    """``{tag: json}`` recording a model's own validation ``measure`` (e.g. ``"overall accuracy"``)."""
-    if value is None or not math.isfinite(float(value)):
+    """``{tag: json}`` recording a model's own validation ``measure`` (e.g. ``"overall accuracy"``); none when
+    ``value`` is not a finite number (absent, or text in a hand-edited model)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(float(value)):
         return {}
     return {VALIDATION_TAG: json.dumps({"model": str(model_name), "measure": str(measure), "value": float(value)})}
 

@@ -71,6 +71,11 @@ _MAX_ONNX_BYTES = 2**31
 
 _HEX_COLOUR = re.compile(r"^#[0-9a-fA-F]{6}$")
 
+#: Characters a name or description must not hold: control characters other than tab, line feed and carriage
+#: return, lone surrogates, and the non-characters U+FFFE and U+FFFF. GDAL band descriptions and the XML of a QML
+#: style cannot carry them, so the run failed only when writing its outputs.
+_BAD_TEXT = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
 _FIX_MODEL = "Choose an .onnx model trained or shipped by OreMap."
 
 
@@ -269,6 +274,9 @@ class ModelInfo:
         for i, c in enumerate(self.classes):
             if not isinstance(c, dict) or not isinstance(c.get("name"), str):
                 raise _malformed(f"class {i + 1} has no name")
+            bad = _BAD_TEXT.search(c["name"])
+            if bad:
+                raise _malformed(f"the name of class {i + 1} holds a control or invalid character ({bad.group()!r})")
             if not isinstance(c.get("color"), str) or not _HEX_COLOUR.match(c["color"]):
                 raise _malformed(f"class '{c['name']}' has no colour of the form #rrggbb")
         for key in ("input", "output"):
@@ -292,6 +300,8 @@ class ModelInfo:
                 raise _malformed(f"its {key} hold values of the wrong type")
             if kind != str and not all(math.isfinite(v) for v in values):   # JSON's NaN and Infinity
                 raise _malformed(f"its {key} hold a value that is not a finite number")
+            if kind == str and any(_BAD_TEXT.search(v) for v in values):
+                raise _malformed(f"its {key} hold a name with a control or invalid character")
         for key in ("preprocessing", "training", "extra"):
             if not isinstance(getattr(self, key), dict):
                 raise _malformed(f"its '{key}' is not a JSON object")
@@ -300,6 +310,8 @@ class ModelInfo:
                 raise _malformed(f"its training '{key}' is not a JSON object")
         if not isinstance(self.description, str):
             raise _malformed("its description is not text")
+        if _BAD_TEXT.search(self.description):
+            raise _malformed("its description holds a control or invalid character")
 
 
 def required_features(info):
@@ -333,6 +345,16 @@ def _malformed(what):
     return OreMapError(
         f"The model's OreMap metadata are damaged: {what}.", parameter="model", fix=_FIX_MODEL
     )
+
+
+def unreadable_settings(path, block, detail):
+    """The error for a model whose ``block`` metadata (e.g. ``"segmentation"``) hold a value of the wrong type,
+    size or range: ``detail`` says which (or is the exception reading it raised)."""
+    if isinstance(detail, KeyError):
+        detail = f"'{detail.args[0]}' is missing"
+    return OreMapError(
+        f"The model '{os.path.basename(os.fspath(path))}' cannot be used: its {block} settings are unreadable: "
+        f"{detail}.", parameter="model", fix=_FIX_MODEL)
 
 
 # ---------------------------------------------------------------------------
@@ -388,13 +410,23 @@ def _check_graph(model, info, where):
     if kind not in (None, 0, 1):   # 1: float32, what OreMap feeds every model
         raise _malformed(f"{where} takes other values than float32 (ONNX type {kind})")
     window = info.input.get("window")
+    if window and dims and len(dims) != 4:
+        raise _malformed(f"its input window is {window} cells, but {where} takes arrays of {len(dims)} dimensions, "
+                         "not windows")
     if dims is not None and len(dims) == 4 and window and any(d not in (None, window) for d in dims[2:]):
         raise _malformed(f"{where} takes windows of {dims[2]} x {dims[3]} cells, its metadata say {window}")
-    if info.task == "spectral_classification":
+    if info.task in ("spectral_classification", "mineral_abundance"):
         out, _ = _static_dims(model.graph.output, info.output["name"])
         if out is not None and len(out) == 2 and out[1] is not None and out[1] != len(info.classes):
-            raise _malformed(f"{where} gives {out[1]} class probabilities, its metadata list {len(info.classes)} "
-                             "classes")
+            what = "class probabilities" if info.task == "spectral_classification" else "abundances"
+            raise _malformed(f"{where} gives {out[1]} {what}, its metadata list {len(info.classes)} classes")
+    if info.task == "spectral_classification":
+        from .spectral_network import DISTANCE_NAME
+
+        feature = (info.training.get("ood") or {}).get("feature")
+        if feature and DISTANCE_NAME not in outputs:
+            raise _malformed(f"its out-of-distribution check has a feature view, but {where} has no output "
+                             f"'{DISTANCE_NAME}'")
 
 
 def model_bytes(onnx_model_or_bytes, info):
@@ -454,6 +486,40 @@ def write_model(onnx_model_or_bytes, info, path):
     return write_atomic(os.fspath(path), model_bytes(onnx_model_or_bytes, info), parameter="output")
 
 
+def _tensors(nodes):
+    """Every tensor held in the attributes of ``nodes`` and in their subgraphs (initializers included)."""
+    for node in nodes:
+        for attribute in node.attribute:
+            if attribute.HasField("t"):
+                yield attribute.t
+            yield from attribute.tensors
+            if attribute.HasField("sparse_tensor"):
+                yield from (attribute.sparse_tensor.values, attribute.sparse_tensor.indices)
+            for sparse in attribute.sparse_tensors:
+                yield from (sparse.values, sparse.indices)
+            for graph in ([attribute.g] if attribute.HasField("g") else []) + list(attribute.graphs):
+                yield from _graph_tensors(graph)
+
+
+def _graph_tensors(graph):
+    yield from graph.initializer
+    for sparse in graph.sparse_initializer:
+        yield from (sparse.values, sparse.indices)
+    yield from _tensors(graph.node)
+
+
+def _external_tensor(model):
+    """Name of a tensor of ``model`` (subgraphs and functions included) whose values lie in another file, or None."""
+    for function in model.functions:
+        for tensor in _tensors(function.node):
+            if tensor.data_location == tensor.EXTERNAL:
+                return tensor.name
+    for tensor in _graph_tensors(model.graph):
+        if tensor.data_location == tensor.EXTERNAL:
+            return tensor.name
+    return None
+
+
 def _load_onnx(path):
     """``(ModelProto, file bytes)`` of ``path``, or an OreMapError naming what is wrong."""
     onnx = _onnx()
@@ -482,6 +548,17 @@ def _load_onnx(path):
             "or of another format.",
             parameter="model",
             fix="Copy or download the model again, or " + _FIX_MODEL[0].lower() + _FIX_MODEL[1:],
+        )
+    # onnxruntime, given the bytes, would read such values from a path relative to QGIS's working folder, not the
+    # model's: another file's bytes as weights. OreMap writes every model as one file.
+    external = _external_tensor(model)
+    if external is not None:
+        raise OreMapError(
+            f"'{os.path.basename(path)}' keeps the values of its tensor '{external}' in a separate file (ONNX "
+            "external data), which OreMap does not read.",
+            parameter="model",
+            fix="Save the model as one file (with the onnx package: load it with its data file beside it, then "
+                "save it without save_as_external_data), or " + _FIX_MODEL[0].lower() + _FIX_MODEL[1:],
         )
     return model, data
 
@@ -620,7 +697,15 @@ class OnnxModel:
     def _batched(self, X, names, batch_size):
         """The graph outputs ``names`` for checked input ``X``, run ``batch_size`` rows at a time."""
         step = max(1, int(batch_size))
-        parts = [self._session.run(names, {self._input: X[i:i + step]}) for i in range(0, max(X.shape[0], 1), step)]
+        try:
+            parts = [self._session.run(names, {self._input: X[i:i + step]})
+                     for i in range(0, max(X.shape[0], 1), step)]
+        except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own exception types
+            raise OreMapError(
+                f"onnxruntime cannot run the model '{os.path.basename(self.path)}' on input of shape "
+                f"{tuple(X.shape)}: {exc}",
+                parameter="model", fix="Retrain the model with this OreMap, or " + _FIX_MODEL[0].lower() +
+                _FIX_MODEL[1:]) from None
         return [parts[0][j] if len(parts) == 1 else np.concatenate([p[j] for p in parts]) for j in range(len(names))]
 
     def run_outputs(self, X, batch_size=8192):

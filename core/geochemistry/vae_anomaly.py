@@ -206,16 +206,27 @@ class Preprocessing:
 
     @classmethod
     def from_dict(cls, data):
+        """The preprocessing stored in a model; OreMapError (``parameter="model"``) when a value is unreadable
+        or not one this OreMap knows: the model's, not a parameter the user set."""
         try:
+            missing, zero_values = data.get("missing"), data.get("zero_values")
             prep = cls(below=str(data["below"]), transform=str(data["transform"]), scale=str(data["scale"]),
-                       zeros=str(data.get("zeros", geochem.DEFAULT_ZEROS)), missing=data.get("missing"),
+                       zeros=str(data.get("zeros", geochem.DEFAULT_ZEROS)),
+                       missing=None if missing is None else float(missing),
                        max_missing=float(data.get("max_missing", 0.0)),
-                       scaler=geochem.Scaler.from_dict(data["scaler"]), zero_values=data.get("zero_values"),
+                       scaler=geochem.Scaler.from_dict(data["scaler"]),
+                       zero_values=None if zero_values is None else [None if v is None else float(v)
+                                                                     for v in zero_values],
                        input_transform=data.get("input_transform"), zero_fill=data.get("zero_fill"),
                        clr_delta=data.get("clr_delta"))
         except (KeyError, TypeError, ValueError) as exc:
             raise OreMapError(f"The model's preprocessing metadata are damaged ({exc}).", "model") from None
-        return prep.check()
+        try:
+            return prep.check()
+        except OreMapError as exc:
+            what = exc.message.rstrip(".")
+            raise OreMapError(f"The model's preprocessing metadata are damaged ({what}).", "model",
+                              "Choose a model trained by 'Geochemical anomalies with a VAE'.") from None
 
     def describe(self):
         """One line for logs and reports."""
@@ -588,6 +599,11 @@ class AnomalyModel:
             raise OreMapError("The model's thresholds do not match its percentiles.", "model")
         self.names = list(info.band_names)
         self.preprocessing = Preprocessing.from_dict(info.preprocessing)
+        stored = self.preprocessing.zero_values
+        if stored is not None and len(stored) != len(self.names):
+            raise OreMapError(f"The model's preprocessing metadata are damaged (its zero_values list {len(stored)} "
+                              f"values for {len(self.names)} elements).", "model",
+                              "Choose a model trained by 'Geochemical anomalies with a VAE'.")
 
     def column_order(self, names, parameter="fields"):
         """Indexes of the model's elements among ``names`` (exact, then case-insensitive match)."""

@@ -35,6 +35,7 @@ Measured on the bundled model: ``bench/bench_ood.py`` and the model card.
 import numpy as np
 
 from ..engine.compute import gemm
+from ..engine.errors import OreMapError
 from ..engine.spectra import preprocess
 from ..engine.spectral_network import DISTANCE_NAME
 
@@ -390,25 +391,77 @@ def with_exemplars(check, exemplars):
     return out
 
 
+def _damaged(what):
+    return OreMapError(f"The model's out-of-distribution check is damaged: {what}.", parameter="model",
+                       fix="Choose an .onnx model trained or shipped by OreMap.")
+
+
+def _thresholds(values, n_classes, where):
+    """``values`` (one number or null a class; ``n_classes`` None: any number of them) as float64, NaN for null;
+    raises when they are not."""
+    if not isinstance(values, list) or len(values) != (len(values) if n_classes is None else n_classes) or not all(
+            t is None or (isinstance(t, (int, float)) and not isinstance(t, bool)) for t in values):
+        raise _damaged(f"the thresholds of its {where} are not {n_classes or 'the'} numbers (one a class)")
+    return np.array([np.nan if t is None else t for t in values], dtype=np.float64)
+
+
+def _view_width(info, name):
+    """Values a spectrum has in view ``name`` of model ``info``; raises for a view this OreMap does not know."""
+    if name in ("preprocessed", "reflectance"):
+        return int(info.n_bands)
+    if name == "swir_depth":
+        bands = swir_bands(info.wavelengths)
+        if bands is None:
+            raise _damaged(f"its swir_depth view needs at least {SWIR_MIN_BANDS} bands at or beyond "
+                           f"{SWIR_FROM:g} nm, and the model's wavelengths have fewer")
+        return int(bands.size)
+    if name is None:
+        raise _damaged("one of its views has no name")
+    raise _damaged(f"it has a view {name!r}, which this OreMap does not know (views: "
+                   f"{', '.join(VIEWS + ('reflectance',))})")
+
+
 def check_of(info):
     """The check stored in a model as a list of views ``{"view", "exemplars", "exemplar_class", "max_angle"}``
-    (arrays), or None. A model made before the multi-view check stores one ``preprocessed`` view."""
+    (arrays), or None. A model made before the multi-view check stores one ``preprocessed`` view.
+
+    Raises OreMapError (``parameter="model"``) when the stored check cannot be applied as written: a view this
+    OreMap does not know, exemplars of another width than the view, exemplar classes out of range, or not one
+    threshold a class (any of which would raise, or leave every pixel unclassified)."""
     ood = (info.training or {}).get("ood")
     if not ood:
         return None
     entries = ood.get("views") or ([dict(ood, view="preprocessed")] if ood.get("exemplars") else [])
+    if not isinstance(entries, list) or not all(isinstance(v, dict) for v in entries):
+        raise _damaged("its views are not a list of objects")
+    # a model's metadata; else (no classes) a check being fitted (spectral_cnn), whose sizes are its own
+    model = getattr(info, "classes", None) is not None
+    n_classes = len(info.classes) if model else None
     out = []
     for v in entries:
         if not v.get("exemplars"):
             continue
-        out.append({"view": v["view"], "exemplars": np.asarray(v["exemplars"], dtype=np.float64),
-                    "exemplar_class": np.asarray(v["exemplar_class"], dtype=np.int64),
-                    "max_angle": np.array([np.nan if t is None else t for t in v["max_angle"]], dtype=np.float64)})
+        name = v.get("view")
+        width = _view_width(info, name) if model else None
+        try:
+            exemplars = np.asarray(v["exemplars"], dtype=np.float64)
+        except (TypeError, ValueError):
+            exemplars = None
+        if exemplars is None or exemplars.ndim != 2 or exemplars.shape[1] != (width or exemplars.shape[1]):
+            raise _damaged(f"the exemplars of its {name} view are not a table of numbers with {width} columns")
+        owner = v.get("exemplar_class")
+        if model and (not isinstance(owner, list) or len(owner) != exemplars.shape[0] or not all(
+                isinstance(c, int) and not isinstance(c, bool) and 0 <= c < n_classes for c in owner)):
+            raise _damaged(f"the exemplar classes of its {name} view are not {exemplars.shape[0]} class numbers "
+                           f"from 0 to {n_classes - 1}")
+        out.append({"view": name, "exemplars": exemplars, "exemplar_class": np.asarray(owner, dtype=np.int64),
+                    "max_angle": _thresholds(v.get("max_angle"), n_classes, f"{name} view")})
     feature = ood.get("feature")
     if feature:
+        if not isinstance(feature, dict):
+            raise _damaged("its feature view is not a JSON object")
         out.append({"view": FEATURE_VIEW, "exemplars": None, "exemplar_class": None,
-                    "max_angle": np.array([np.nan if t is None else t for t in feature["max_distance"]],
-                                          dtype=np.float64)})
+                    "max_angle": _thresholds(feature.get("max_distance"), n_classes, "feature view")})
     return out or None
 
 

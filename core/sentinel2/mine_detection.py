@@ -52,7 +52,7 @@ from ..engine.disjoint_sets import DisjointSets
 from ..engine.files import replace
 from ..engine.errors import OreMapError
 from ..engine.feedback import ensure
-from ..engine.model_format import OnnxModel
+from ..engine.model_format import OnnxModel, unreadable_settings
 from ..engine.raster import (OutputSpec, _open_output, _remove_quietly, check_output_path, clean_partials,
                              memory_budget_mb, partial_path)
 from .segmentation_network import fill_nodata
@@ -567,6 +567,17 @@ def _classify(reader, model, out, stride, budget_mb, feedback):
 # ---------------------------------------------------------------------------
 
 
+def _feature_names(bands, index_version):
+    """The patch features of ``bands``, a patch classifier's stored bands; their errors name the model."""
+    from .patch_features import feature_names
+
+    try:
+        return feature_names(bands, index_version)
+    except OreMapError as exc:
+        raise OreMapError(f"The patch classifier's stored features cannot be used: {exc.message}", "model",
+                          _FIX_MODEL) from None
+
+
 def model_kind(info, path=None):
     """``"segmentation"`` or ``"patch_classifier"`` for a model's metadata; OreMapError for other models."""
     if info.task == SEGMENTATION_TASK:
@@ -640,21 +651,53 @@ def detect_mines(raster_path, model_path, prob_path, mask_path=None, threshold=N
     info = model.info
     kind = model_kind(info, model_path)
     budget = memory_budget_mb(memory_mb)
+    block = own = "segmentation" if kind == "segmentation" else "mine_classifier"
+    try:  # the model's settings, read here: a damaged one is refused before the run, naming the model
+        if kind == "segmentation":
+            seg = info.extra.get("segmentation") or {}
+            tile = int(seg.get("tile") or info.input.get("window"))
+            default_threshold = float(seg.get("threshold", 0.5))
+            model_overlap = int(seg.get("overlap", tile // 4))
+            int(seg.get("width", 16) or 16)  # read by _segmentation_batch
+            block = "preprocessing"
+            bands, indices = info.preprocessing.get("bands"), info.preprocessing.get("indices") or []
+            index_version = index_version_of(info.preprocessing)
+        else:
+            meta = info.extra.get("mine_classifier") or {}
+            default_threshold = float(meta.get("threshold", 0.5))
+            bands, indices, index_version = list(meta.get("bands") or []), [], None
+            size = meta.get("patch_size") or [info.input.get("window") or 120] * 2
+            patch = (int(size[0]), int(size[1]))  # read by _classify
+            if meta.get("classifier") != "cnn":
+                n_features = len(_feature_names(bands, index_version_of(meta.get("features"))))
+        block = "spatial"
+        spatial = info.extra.get("spatial") or {}
+        size = spatial.get("pixel_size_m") or spatial.get("pixel_size")
+        if size:
+            float(size[0]) * float(size[-1])  # read by _check_geometry
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
+        raise unreadable_settings(model_path, block, exc) from None
+    if not 0.0 < default_threshold < 1.0 and threshold is None:
+        raise unreadable_settings(model_path, own, f"threshold is {default_threshold:g}, not between 0 and 1")
     if kind == "segmentation":
-        seg = info.extra.get("segmentation") or {}
-        tile = int(seg.get("tile") or info.input.get("window"))
-        default_threshold = float(seg.get("threshold", 0.5))
-        overlap = int(seg.get("overlap", tile // 4) if overlap is None else overlap)
+        if tile < 1:
+            raise unreadable_settings(model_path, own, f"tile is {tile} pixels, not a positive number")
+        if overlap is None and not 0 <= model_overlap <= tile // 2:
+            raise unreadable_settings(model_path, own, f"overlap is {model_overlap} pixels, not 0-{tile // 2} (half "
+                                                       "a window)")
+        overlap = model_overlap if overlap is None else int(overlap)
         if not 0 <= overlap <= tile // 2:
             raise OreMapError(f"The overlap must be 0-{tile // 2} pixels (half a window), not {overlap}.", "overlap")
-        bands, indices = info.preprocessing.get("bands"), info.preprocessing.get("indices") or []
-        index_version = index_version_of(info.preprocessing)
     else:
-        meta = info.extra.get("mine_classifier") or {}
-        default_threshold = float(meta.get("threshold", 0.5))
-        bands, indices, index_version = list(meta.get("bands") or []), [], None
         if not bands:
             raise OreMapError("The patch classifier does not say which Sentinel-2 bands it uses.", "model", _FIX_MODEL)
+        if min(patch) < 1:
+            raise unreadable_settings(model_path, own, f"patch_size is {patch[0]} x {patch[1]} pixels")
+        width = len(bands) if meta.get("classifier") == "cnn" else n_features
+        if width != info.n_bands:
+            what = "bands" if meta.get("classifier") == "cnn" else "features"
+            raise unreadable_settings(model_path, own, f"bands {', '.join(map(str, bands))} give {width} {what}, "
+                                                       f"but the graph takes {info.n_bands}")
     threshold = default_threshold if threshold is None else float(threshold)
     if not 0.0 < threshold < 1.0:
         raise OreMapError("The threshold must lie between 0 and 1.", "threshold")
