@@ -477,6 +477,21 @@ def test_unet_says_when_a_chip_edge_cuts_a_held_out_mine(tmp_path):
     assert info["val_mine_pixels_shared"] == 60
 
 
+def test_a_mine_in_two_pieces_meeting_one_piece_of_the_next_tile_is_one_mine_in_either_order():
+    """Held-out tile (0, 0) holds pixels (15, 3) and (15, 5), two pieces; trained tile (1, 0) below holds (0, 4), which
+    touches both diagonally: one mine, 2 held-out pixels shared. Only the higher-numbered piece was joined (the lowest
+    label's spread lost its sentinel to scipy's float cval), so 1 was said, or 2 with the tiles listed the other
+    way round."""
+    from oremap.core.sentinel2.segmentation_data import shared_mine_pixels
+
+    a, b = np.zeros((16, 16), np.uint8), np.zeros((16, 16), np.uint8)
+    a[15, 3] = a[15, 5] = 1
+    b[0, 4] = 1
+    split_of = {(0, 0, 0): "val", (0, 1, 0): "train"}.get
+    assert shared_mine_pixels({(0, 0, 0): a, (0, 1, 0): b}, split_of) == {(0, 0, 0): 2}
+    assert shared_mine_pixels({(0, 1, 0): b, (0, 0, 0): a}, split_of) == {(0, 0, 0): 2}
+
+
 def test_shared_mine_pixels_count_the_mine_not_the_tile():
     """A held-out tile holding the end of a trained mine and a second, untrained mine: only the first mine's pixels
     are trained on in part. Joined by tile, every pixel of the tile (and of the tiles the second mine reaches) was

@@ -324,10 +324,11 @@ def shared_mine_pixels(masks, split_of, origin=None, counted=None):
     eight = np.ones((3, 3), bool)
     labels = {ref: ndimage.label(np.asarray(m) > 0, structure=eight)[0] for ref, m in masks.items()}
     sets = DisjointSets((ref, int(k)) for ref, lab in labels.items() for k in np.unique(lab[lab > 0]))
-    big = np.iinfo(np.int64).max
-
     def near(ref):   # the labels of a tile's pieces spread one pixel around them (two pieces are 2 pixels apart)
         padded = np.pad(labels[ref].astype(np.int64), 1)
+        # above every label, and small enough that scipy's float cval keeps it (int64's maximum came back as its
+        # minimum, so the lowest spread never reached the padding ring that meets the next tile)
+        big = int(padded.max()) + 1
         low = ndimage.minimum_filter(np.where(padded > 0, padded, big), footprint=eight, mode="constant", cval=big)
         return ndimage.maximum_filter(padded, footprint=eight, mode="constant"), np.where(low == big, 0, low)
 
