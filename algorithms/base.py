@@ -1472,6 +1472,19 @@ class OreMapAlgorithm(QgsProcessingAlgorithm):
         return QgsProcessingException(f"{label}{message} {fix}".strip())
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
+        # QGIS 3.22 keeps the exception a Python processAlgorithm raises for the rest of the session. Raised inside
+        # an except block, it kept the core exception as its context, and with it every frame of the failed or
+        # cancelled run: the model's onnxruntime session and threads, open input files. Only the message goes out.
+        try:
+            return self._process_algorithm(parameters, context, feedback)
+        except QgsProcessingException as exc:
+            message = str(exc)
+        finally:
+            self._feedback = None
+        del parameters, context, feedback
+        raise QgsProcessingException(message)
+
+    def _process_algorithm(self, parameters, context, feedback):
         bridge = QgisFeedback(feedback)
         missing = self.missing_packages()
         if missing:
