@@ -302,8 +302,11 @@ def train_prospectivity(raster_path, deposits_xy, model_path=None, report_path=N
         raise OreMapError("Give at least some background windows per deposit.", "negatives_per_positive")
     if not 0.0 <= float(max_nodata) < 1.0:
         raise OreMapError("The largest nodata share of a window must be in [0, 1).", "max_nodata")
-    build_resnet(1, depth, width, window)  # checks depth and width before reading anything
     torch = _torch_classes()["torch"]
+    # depth and width are checked by building a network before anything is read; its initial weights drew from the
+    # process's random generator, which training promises to leave as it was
+    with torch.random.fork_rng(devices=[]):
+        build_resnet(1, depth, width, window)
     crop = max(window // 8, 1) if crop_pad is None else max(int(crop_pad), 0)
     stack = read_stack(raster_path, pad=window + crop + 2, nodata=nodata, memory_mb=memory_mb)
     feedback.progress(2)
