@@ -46,6 +46,26 @@ def test_a_pixel_without_a_positive_value_is_unclassified_by_sid_as_by_sam():
     assert np.isfinite(sam.spectral_information_divergence(pixels[2:3], refs)).all()
 
 
+def test_sid_does_not_depend_on_brightness_where_a_band_is_zero():
+    """SID compares band shares, so a pixel's brightness (shade, a x 10000 storage scale) must not matter. A band at
+    0 was clipped to 1e-12 before the division: its share shrank as the pixel brightened and the class changed
+    (2 at x 0.5, 1 at x 1). By hand, with the zero band's share at 1e-12 after closure:
+    SID = sum (p - q)(ln p - ln q) = 10.6646 and 10.6761 at any brightness."""
+    refs = np.array([[0.85, 0.48, 0.17, 0.88], [0.44, 0.03, 0.28, 0.39]])
+    pixel = np.array([[0.0, 0.09, 0.56, 0.31]])
+    p = np.array([1e-12, 0.09 / 0.96, 0.56 / 0.96, 0.31 / 0.96]) / (1 + 1e-12)
+    expected = [float(np.sum((p - q) * (np.log(p) - np.log(q)))) for q in refs / refs.sum(axis=1, keepdims=True)]
+    assert expected == pytest.approx([10.6646, 10.6761], abs=1e-4)
+    for scale in (0.5, 1.0, 10000.0):
+        classes, score = sam.classify(pixel * scale, refs, method="sid")
+        assert classes.tolist() == [1] and score[0] == pytest.approx(expected[0], abs=1e-5)   # float32 scores
+        d = sam.spectral_information_divergence(pixel * scale, refs)
+        assert d[0] == pytest.approx(expected, abs=1e-9)
+    # a negative band counts as 0, whatever the brightness
+    assert sam.spectral_information_divergence(pixel * 3 - [[0.2, 0, 0, 0]], refs)[0] == pytest.approx(expected,
+                                                                                                      abs=1e-9)
+
+
 def test_classify_best_match_and_threshold():
     refs = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
     pixels = np.array([[0.9, 0.1, 0.0], [0.0, 0.2, 2.0], [1.0, 1.0, 1.0]])

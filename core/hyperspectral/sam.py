@@ -41,28 +41,36 @@ def spectral_angles(pixels, references):
 def spectral_information_divergence(pixels, references):
     """Symmetric KL divergence between band-probability distributions (Chang, 2000).
 
-    Each spectrum is clipped to a small positive value and divided by its sum, so
-    that p_i = x_i / sum(x); SID(x, r) = sum p log(p / q) + sum q log(q / p). A pixel with
-    no positive value has no distribution: NaN (as its angle is in SAM), where the clipping
-    made it flat and gave it the class of the flattest reference.
+    Each spectrum's negative values are set to 0 and it is divided by its sum, so that p_i = x_i / sum(x); then
+    every share is raised to at least a small positive value (for the logarithms) and the shares are closed again.
+    SID(x, r) = sum p log(p / q) + sum q log(q / p). It does not depend on a spectrum's brightness, also where a
+    band is 0 or negative (clipped to an absolute value before the division, such a band's share shrank as the
+    pixel brightened and the class could change with the reflectance scale). A pixel with no positive value has no
+    distribution: NaN (as its angle is in SAM).
 
     Returns
     -------
     ndarray (n_pixels, n_refs), >= 0, NaN for pixels without a positive value.
     """
-    x = np.clip(np.ascontiguousarray(pixels, dtype=np.float64), _EPS, None)   # rows contiguous, as in SAM
-    r = np.clip(np.asarray(references, dtype=np.float64), _EPS, None)
-    p = x / x.sum(axis=1, keepdims=True)
-    q = r / r.sum(axis=1, keepdims=True)
+    x = np.clip(np.ascontiguousarray(pixels, dtype=np.float64), 0.0, None)   # rows contiguous, as in SAM
+    r = np.clip(np.asarray(references, dtype=np.float64), 0.0, None)
+    p, q = _shares(x), _shares(r)
     logp, logq = np.log(p), np.log(q)
     # sum_i (p_i - q_i)(log p_i - log q_i), expanded so it is two matrix products.
     self_p = np.sum(p * logp, axis=1)
     self_q = np.sum(q * logq, axis=1)
     sid = self_p[:, None] + self_q[None, :] - gemm(p, logq.T) - gemm(logp, q.T)
-    empty = x.max(axis=1) <= _EPS   # every value clipped: none was positive
+    empty = x.max(axis=1) <= 0.0   # none was positive
     if empty.any():
         sid[empty] = np.nan
     return sid
+
+
+def _shares(spectra):
+    """Rows of non-negative ``spectra`` as band shares summing to 1, each at least about :data:`_EPS`."""
+    total = spectra.sum(axis=1, keepdims=True)
+    shares = np.clip(spectra / np.where(total > 0, total, 1.0), _EPS, None)
+    return shares / shares.sum(axis=1, keepdims=True)
 
 
 METHODS = {"sam": spectral_angles, "sid": spectral_information_divergence}
