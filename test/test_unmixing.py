@@ -386,6 +386,9 @@ def test_scale_mismatch_hint_on_a_real_scene():
         assert measured == pytest.approx(factor, rel=0.12)  # the non-negative fit finds the factor
         assert hint is not None and f"about {measured:.2g} times as bright" in hint
         assert "scale-invariant" in hint and "SCALE" in hint
+        # the RMSEs quoted are those of the pixels sampled, and say so (they differ from the scene's mean RMSE)
+        assert f"(mean RMSE {sums[2] / sums[0]:.3g} against {sums[3] / sums[0]:.3g} on a sample of " \
+               f"{sums[0]:.0f} pixels)" in hint
     # ten times too bright (a scale factor of 1000 for data stored x 10000): vegetation is pushed out
     assert "vegetation is near 0 almost everywhere" in _hint(10.0 * X, E)[1]
     # a sample of every 16th pixel gives the same answer

@@ -452,8 +452,8 @@ def scale_mismatch_hint(sums, mean_abundance=None):
     unused = [name for name, value in (mean_abundance or {}).items() if value < 0.01]
     text = (f"The pixels are about {factor:.2g} times as bright as mixtures of the endmembers, and forcing the "
             f"abundances to sum to 1 leaves a residual {cost:.1f} times that of a fit with free brightness (mean "
-            f"RMSE {strict / n:.3g} against {free / n:.3g}): the image and the endmembers seem to be on different "
-            "brightness scales (calibration, shade, a reflectance scale factor)")
+            f"RMSE {strict / n:.3g} against {free / n:.3g} on a sample of {n:.0f} pixels): the image and the "
+            "endmembers seem to be on different brightness scales (calibration, shade, a reflectance scale factor)")
     if unused:
         text += f"; {', '.join(unused)} {'is' if len(unused) == 1 else 'are'} near 0 almost everywhere"
     return text + (". Try the non-negative-then-closed (scale-invariant) mode, or check the reflectance scale "
