@@ -78,7 +78,8 @@ def pixel_scores(predicted, truth):
     """IoU, F1, precision, recall (and the counts) of a boolean mask against the truth."""
     from oremap.core.sentinel2.mine_segmentation import pixel_scores as scores
 
-    return scores((predicted & truth).sum(), (predicted & ~truth).sum(), (~predicted & truth).sum())
+    return scores((predicted & truth).sum(), (predicted & ~truth).sum(), (~predicted & truth).sum(),
+                  (~predicted & ~truth).sum())   # tn too: numbers.json said 0
 
 
 def mines_found(footprints_path, mines_path):
