@@ -995,6 +995,22 @@ class OreMapAlgorithm(QgsProcessingAlgorithm):
             raise self.fail(name, f"The GeoTIFF made from the product cannot be loaded: {path}.")
         return path, layer
 
+    def source_label(self, parameters, name, context, source):
+        """How a report names the vector input ``name``: its source's name, else its layer's, else the file of the
+        path or URI given (a CSV given as a ``file:///...csv?type=csv&...`` URI has no source name)."""
+        label = source.sourceName() if source is not None else ""
+        if not label:
+            layer = self.parameterAsVectorLayer(parameters, name, context)
+            label = layer.name() if layer is not None else ""
+        if not label:
+            value = parameters.get(name)
+            value = value if isinstance(value, str) else getattr(value, "source", None)
+            value = value.staticValue() if hasattr(value, "staticValue") else value
+            if isinstance(value, str) and value:
+                path = value.split("|")[0].split("?")[0]
+                label = os.path.basename(path[len("file://"):] if path.startswith("file://") else path) or value
+        return label or name
+
     def require_geometry_type(self, name, source):
         """Refuse a layer whose geometry type the parameter does not take (e.g. polygons given where points are
         expected; ``qgis_process`` does not check it): their vertices would be taken as samples."""

@@ -198,7 +198,7 @@ class ElementSelection(OreMapAlgorithm):
             feedback.progress(60)
             rows, notes, _ = element_selection.select_elements_points(matrix, fields, xs, ys, deposits, radius,
                                                                       min_distance, feedback, **options)
-            subject = f"Sample points: {source.sourceName()}"
+            subject = f"Sample points: {self.source_label(parameters, 'POINTS', context, source)}"
         for note in notes:
             feedback.info(note)
         selected = [r["element"] for r in rows if r["selected"]]

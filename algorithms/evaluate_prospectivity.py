@@ -245,7 +245,7 @@ class EvaluateProspectivity(OreMapAlgorithm):
             result = pe.evaluate_points(xs, ys, values[field], deposits, radius, min_distance,
                                         n_draws=n_draws, seed=seed, n_negatives=n_negatives, feedback=feedback)
             title = f"Evaluation of '{field}'"
-            subject = f"Scored points: {source.sourceName()}, field '{field}'"
+            subject = f"Scored points: {self.source_label(parameters, 'POINTS', context, source)}, field '{field}'"
         units = f"distances in {crs.authid()}" if crs.isValid() else "distances in layer units"
         feedback.info(f"ROC-AUC {result['auc_mean']:.3f} +- {result['auc_sd']:.3f} over {n_draws} draws; "
                       f"AP {result['ap_mean']:.3f}; success-rate AUC {result['success']['auc']:.3f}.")

@@ -220,7 +220,7 @@ class GeochemAnomaly(OreMapAlgorithm):
                          "seed": self.parameterAsInt(parameters, "SEED", context)},
             deposits_xy=deposits, positive_radius=radius, negative_min_distance=min_distance,
             report_path=html_path,
-            subtitle=f"Sample points: {source.sourceName()}" + (
+            subtitle=f"Sample points: {self.source_label(parameters, 'POINTS', context, source)}" + (
                 f"; positive radius {radius:g} m, negatives at least {min_distance:g} m from deposits"
                 if has_deposits else ""),
             feedback=feedback.scaled(READ_SHARE[1], WRITE_SHARE[0]))

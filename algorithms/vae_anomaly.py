@@ -306,10 +306,10 @@ class VaeAnomaly(OreMapAlgorithm):
             model_path=model_path, model_out=model_out, report_path=html_path,
             labels=ids.tolist(), deposits_xy=deposits, positive_radius=radius,
             negative_min_distance=min_distance, options=options,
-            subtitle=f"Sample points: {source.sourceName()}" + (
+            subtitle=f"Sample points: {self.source_label(parameters, 'POINTS', context, source)}" + (
                 f"; deposits: positive radius {radius:g} m, negatives at least {min_distance:g} m ({units})"
                 if has_deposits else ""),
-            extra_settings=[["Sample layer", source.sourceName()]],
+            extra_settings=[["Sample layer", self.source_label(parameters, "POINTS", context, source)]],
             feedback=feedback.scaled(READ_SHARE[1], WRITE_SHARE[0]))
         scores, classes = result["scores"], result["classes"]
         out = self._values(result["evaluation"], int(np.isfinite(scores).sum()))

@@ -685,6 +685,17 @@ def test_real_survey_log_au(run_alg, tmp_path, survey):
     assert 0.03 < out["AUC_SD"] < 0.1
 
 
+def test_reports_name_sample_points_given_as_a_csv_uri(run_alg, tmp_path):
+    """A survey given as a delimited-text URI (as the demo gives it) has no source name: the report read
+    'Sample points: ;'. It names the file."""
+    uri = f"delimitedtext://file://{SURVEY}?type=csv&xField=X&yField=Y&crs=EPSG:4326&detectTypes=yes&geomType=point"
+    sites = f"delimitedtext://file://{SITES}?type=csv&xField=X&yField=Y&crs=EPSG:4326&geomType=point"
+    html = str(tmp_path / "e.html")
+    run_alg("element_selection", {"POINTS": uri, "DEPOSITS": sites, "OUTPUT_HTML": html})
+    text = open(html, encoding="utf-8").read()
+    assert f"Sample points: {os.path.basename(SURVEY)};" in text and "Sample points: ;" not in text
+
+
 def test_real_survey_element_selection(run_alg, tmp_path, survey):
     """The default elements (the 45 measured in >= 80 % of the samples, oxides merged): Au ranks first, selected with
     Hg; REE and HFSE are lower near the sites.
