@@ -197,3 +197,21 @@ def test_one_pass_mask_counts_equal_each_rule_counted_alone(tmp_path):
                     zero += int((labelled & (v == 0)).sum())
                     other += int((labelled & (v != 0)).sum())
             assert (scan.zero[rule], scan.other[rule]) == (zero, other), (trial, rule)
+
+
+def test_masks_are_refused_as_class_codes_only_over_95_percent_non_zero(tmp_path):
+    """The rule says a set over 95 % non-zero is taken for class codes; exactly 95 % was refused too."""
+    from oremap.core.sentinel2 import chip_sets as cs
+
+    for non_zero, refused in ((95, False), (96, True)):
+        values = np.zeros((10, 10), np.uint8)
+        values.flat[:non_zero] = 1
+        path = str(tmp_path / f"m{non_zero}.tif")
+        with rasterio.open(path, "w", driver="GTiff", height=10, width=10, count=1, dtype="uint8",
+                           transform=Affine(1, 0, 0, 0, -1, 0)) as ds:
+            ds.write(values, 1)
+        if refused:
+            with pytest.raises(OreMapError, match="96.0 % of the labelled mask pixels are non-zero"):
+                cs.check_mask_values([path])
+        else:
+            cs.check_mask_values([path])

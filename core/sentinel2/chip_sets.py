@@ -255,7 +255,7 @@ class _MaskScan:
 
     def check(self, nodata_is_mine):
         zero, other = self.zero[bool(nodata_is_mine)], self.other[bool(nodata_is_mine)]
-        if not other or zero > (1.0 - MAX_MINE_SHARE) * (zero + other):
+        if not other or other <= MAX_MINE_SHARE * (zero + other):   # refused only over the share
             return
         found = self.found[bool(nodata_is_mine)]
         values = ", ".join(f"{x:g}" for x in sorted(found)[:10]) + (" ..." if len(found) > 10 else "")
