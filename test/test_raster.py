@@ -562,6 +562,65 @@ def test_scale_and_nodata_survive_a_header_line_over_10000_characters(tmp_path):
     assert values[1, 1, 0] == pytest.approx(0.2) and values[1, 1, 50] == pytest.approx(0.25)
 
 
+def _long_header_cube(tmp_path, order, n=800, fwhm_line=False):
+    """An 800-band float32 ENVI cube (values 0.01-0.97) whose header has a wavelength line (or, with ``fwhm_line``, an
+    fwhm line) of over 10,000 characters, the fields in ``order`` ('size', 'long', 'layout')."""
+    truth = (np.arange(n * 4, dtype=np.float32).reshape(n, 2, 2) % 97) / 100.0 + 0.01
+    path = tmp_path / "cube.img"
+    truth.astype("<f4").tofile(path)
+    wavelengths = ", ".join(f"{400 + 2.6 * i:.7f}" for i in range(n))
+    parts = {"size": f"samples = 2\nlines = 2\nbands = {n}\n",
+             "long": f"wavelength units = Nanometers\nwavelength = {{{wavelengths}}}\n",
+             "layout": "header offset = 0\ndata type = 4\ninterleave = bsq\nbyte order = 0\n"}
+    if fwhm_line:
+        short = ", ".join(f"{400 + 3 * i:.1f}" for i in range(n))
+        fwhm = ", ".join(f"{8 + 0.001 * i:.10f}" for i in range(n))
+        parts["long"] = f"wavelength units = Nanometers\nwavelength = {{{short}}}\nfwhm = {{{fwhm}}}\n"
+    (tmp_path / "cube.hdr").write_text("ENVI\n" + "".join(parts[k] for k in order))
+    return str(path), truth
+
+
+def test_an_envi_header_whose_layout_gdal_drops_is_refused_not_misread(tmp_path):
+    """GDAL stops reading an ENVI header at a line over 10,000 characters. With the data type after it, a float32
+    cube was read as bytes (values off by up to 0.97, wavelengths right, no word); with the sizes after it, GDAL's
+    refusal said they were missing. Both now name the header and the fix; the fields before the line read as ever."""
+    from oremap.core.engine.raster import RasterSource
+    from oremap.core.engine.wavelengths import band_info_from_raster
+
+    path, truth = _long_header_cube(tmp_path, ("size", "long", "layout"))
+    with pytest.raises(OreMapError) as err:
+        RasterSource(path)
+    assert err.value.parameter == "raster" and "did not read data type, interleave, byte order, header offset" \
+        in err.value.message and "Move the long lists" in err.value.fix
+    path, _ = _long_header_cube(tmp_path, ("long", "size", "layout"))
+    with pytest.raises(OreMapError) as err:
+        RasterSource(path)
+    assert "only up to its first line of over 10,000 characters, and samples, lines, bands come after it" \
+        in err.value.message
+    path, truth = _long_header_cube(tmp_path, ("size", "layout", "long"))   # the long list last: read as ever
+    with RasterSource(path) as src:
+        values = src.read_nan(Window(0, 0, 2, 2))
+    np.testing.assert_allclose(np.moveaxis(values, -1, 0), truth, rtol=1e-6)
+    assert band_info_from_raster(path).centers[1] == pytest.approx(402.6)
+    # an fwhm line GDAL drops (the wavelengths before it are read): the FWHM from the header file, not none
+    path, _ = _long_header_cube(tmp_path, ("size", "layout", "long"), fwhm_line=True)
+    info = band_info_from_raster(path)
+    assert info.fwhm is not None and info.fwhm[:2].tolist() == pytest.approx([8.0, 8.001])
+
+
+def test_an_envi_header_saved_with_a_byte_order_mark_is_named(tmp_path):
+    """Windows Notepad's 'UTF-8 with BOM' header: GDAL does not recognise the image ('not recognized as a supported
+    file format'); the refusal now names the header and how to save it."""
+    from oremap.core.engine.raster import RasterSource
+
+    path, _ = _long_header_cube(tmp_path, ("size", "layout"))
+    header = tmp_path / "cube.hdr"
+    header.write_bytes(b"\xef\xbb\xbf" + header.read_bytes())
+    with pytest.raises(OreMapError) as err:
+        RasterSource(path)
+    assert "starts with a byte-order mark" in err.value.message and "without BOM" in err.value.fix
+
+
 def test_bands_empty_everywhere_are_named_when_no_pixel_is_left(tmp_path):
     """With bad-band detection off, water-vapour bands filled with NaN make every pixel nodata: the refusal blamed
     the raster and its nodata value; it now names the empty bands and the fix."""

@@ -110,3 +110,59 @@ def dropped_field(dataset, key):
         return None
     header = header_beside(dataset)
     return None if header is None else header.get(key)
+
+
+#: GDAL (3.6 at least) stops reading an ENVI header at its first line longer than this: the fields after it are lost.
+GDAL_LINE_LIMIT = 10000
+
+#: The fields GDAL reads an ENVI image's pixels by. Lost, it takes defaults (bytes, band-sequential, little-endian,
+#: no offset) without a word, or refuses the file.
+LAYOUT_FIELDS = ("samples", "lines", "bands", "data type", "interleave", "byte order", "header offset")
+
+_LONG_LINE_FIX = ("Move the long lists (wavelength, fwhm, band names...) to the end of the header, or break them over "
+                  "several lines, with a text editor; keep a copy of the original header.")
+
+
+def layout_problem(dataset, parameter="raster"):
+    """An :class:`OreMapError` when GDAL read an ENVI image without some of the layout fields its header gives
+    (:data:`LAYOUT_FIELDS`; dropped after a line over :data:`GDAL_LINE_LIMIT` characters): a float32 cube was read
+    as bytes, its wavelengths right. None otherwise."""
+    if dataset.driver != "ENVI":
+        return None
+    lost = [key for key in LAYOUT_FIELDS if dropped_field(dataset, key) is not None]
+    if not lost:
+        return None
+    header = next((f for f in dataset.files if str(f).lower().endswith(".hdr")), "")
+    return OreMapError(f"GDAL reads the ENVI header '{header}' only up to its first line of over {GDAL_LINE_LIMIT:,} "
+                       f"characters, so it did not read {', '.join(lost)} after it: the pixels would be read with "
+                       "its defaults (bytes, band-sequential), wrongly.", parameter, _LONG_LINE_FIX)
+
+
+def unreadable_header_reason(path):
+    """Why GDAL cannot open the ENVI image ``path`` though its header is there, when the header tells: it starts with
+    a byte-order mark (Windows Notepad's UTF-8), or a line over :data:`GDAL_LINE_LIMIT` characters comes before the
+    size fields. ``(reason, fix)`` or None."""
+    base = os.path.splitext(str(path))[0]
+    candidates = [str(path) + ".hdr", base + ".hdr", base + ".HDR", str(path) + ".HDR"]
+    header = next((c for c in candidates if os.path.isfile(c)), None)
+    if header is None:
+        return None
+    try:
+        with open(header, "rb") as handle:
+            raw = handle.read()
+    except OSError:
+        return None
+    if raw.startswith(b"\xef\xbb\xbf"):
+        return (f"its ENVI header '{header}' starts with a byte-order mark (saved as 'UTF-8 with BOM'), which GDAL "
+                "does not read", "Save the header as UTF-8 without BOM (or ANSI) in a text editor.")
+    seen = set()
+    for line in raw.decode("latin-1").splitlines():
+        if len(line) > GDAL_LINE_LIMIT:
+            lost = [key for key in ("samples", "lines", "bands") if key not in seen]
+            if lost:
+                return (f"GDAL reads its ENVI header '{header}' only up to its first line of over "
+                        f"{GDAL_LINE_LIMIT:,} characters, and {', '.join(lost)} come after it", _LONG_LINE_FIX)
+            return None
+        if "=" in line:
+            seen.add(" ".join(line.split("=", 1)[0].lower().split()))
+    return None

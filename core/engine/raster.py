@@ -24,7 +24,7 @@ import numpy as np
 import rasterio
 from rasterio.windows import Window
 
-from .envi_header import dropped_field
+from .envi_header import dropped_field, layout_problem, unreadable_header_reason
 from .errors import OreMapError
 from .feedback import ensure
 from . import files
@@ -158,11 +158,19 @@ def open_raster(path, parameter="raster", what="raster"):
         raise OreMapError(f"'{path}' is a folder, not a {what} file.", parameter,
                           f"Choose a {what} file (a Sentinel-2 product folder is read by the Sentinel-2 algorithms).")
     try:
-        return rasterio.open(path)
+        dataset = rasterio.open(path)
     except rasterio.errors.RasterioIOError as exc:
+        told = unreadable_header_reason(path)
+        if told:
+            raise OreMapError(f"Cannot read the {what} '{path}': {told[0]}.", parameter, told[1]) from None
         reason = str(exc).rstrip(".")
         raise OreMapError(f"Cannot read the {what} '{path}': {reason}.", parameter,
                           f"Choose a {what} GDAL can open (GeoTIFF, ENVI, ...).") from exc
+    problem = layout_problem(dataset, parameter)
+    if problem is not None:
+        dataset.close()
+        raise problem
+    return dataset
 
 
 def read_window(dataset, bands, window, parameter="raster", what="raster"):

@@ -381,7 +381,11 @@ def _from_envi_domain(ds, tags):
     centers = _envi_list(tags.get("wavelength"))
     if centers is None or centers.size != _n_bands(ds) or _is_index_units(units):
         return None
-    return _in_nanometres(centers, _envi_list(tags.get("fwhm")), units, "ENVI header 'wavelength'")
+    fwhm = _envi_list(tags.get("fwhm"))
+    if fwhm is None and "fwhm" not in tags:   # a long fwhm line GDAL dropped: from the header file itself
+        header = header_beside(ds)
+        fwhm = None if header is None else _header_list(header, "fwhm")
+    return _in_nanometres(centers, fwhm, units, "ENVI header 'wavelength'")
 
 
 def _header_list(header, key):
