@@ -870,3 +870,18 @@ def test_utf16_text_is_read_and_a_table_without_a_names_row_refused(tmp_path):
         read_library(tmp_path / "headerless.txt")
     assert err.value.parameter == "library" and "has no names row: its first row (450, 0.5) is numbers" in \
         err.value.message
+
+
+def test_a_csv_library_with_a_blank_top_left_cell_reads_one_spectrum_a_row(tmp_path):
+    """pandas writes a table indexed by spectrum name with a blank first cell (',450,550,...'): refused as having 'no
+    names row'. It reads as the same table with 'Name' in that cell."""
+    from oremap.core.hyperspectral.spectral_library import read_library
+
+    rows = ["kaolinite,0.61,0.72,0.55,0.40", "alunite,0.50,0.66,0.70,0.31"]
+    blank, named = tmp_path / "pandas.csv", tmp_path / "named.csv"
+    blank.write_text(",450,550,650,750\n" + "\n".join(rows) + "\n")
+    named.write_text("Name,450,550,650,750\n" + "\n".join(rows) + "\n")
+    a, b = read_library(str(blank)), read_library(str(named))
+    assert a.names == b.names == ["kaolinite", "alunite"]
+    np.testing.assert_array_equal(a.wavelengths, [450, 550, 650, 750])
+    np.testing.assert_array_equal(a.spectra, [[0.61, 0.72, 0.55, 0.40], [0.50, 0.66, 0.70, 0.31]])

@@ -166,3 +166,16 @@ def test_sed_with_a_channel_number_column_takes_the_wavelength_column(tmp_path):
     path.write_text(path.read_text().replace("Chan.#\tWvl", "Chan.#\tBand"))
     with pytest.raises(OreMapError, match="numbers channels and no column is named as wavelengths"):
         read_library(path)
+
+
+def test_a_spectrometer_text_with_decimal_commas_is_refused_for_its_numbers_not_its_header(tmp_path):
+    """An ASD ViewSpec export whose values use decimal commas has no table OreMap reads; it went on to the CSV reader,
+    whose refusal blamed a header word ("wavelength 'The' is not a number")."""
+    path = tmp_path / "asd_decimal_comma.txt"
+    path.write_text("Text conversion of header file C:\\ASD\\spec00012.asd\n\nThe instrument number was 18527\n"
+                    "xmin = 450 xmax = 850\n\nWavelength\tspec00012.asd\n"
+                    + "".join(f"{450 + i}\t0,{11 + i}\n" for i in range(20)), encoding="utf-8")
+    with pytest.raises(OreMapError) as err:
+        read_library(str(path))
+    assert err.value.parameter == "library" and "no table of wavelengths and values follows its header" \
+        in err.value.message and "decimal commas" in err.value.fix

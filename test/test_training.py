@@ -175,6 +175,22 @@ def test_a_whole_library_of_many_classes_is_trained_with_a_warning(tmp_path):
     assert log.warnings == []
 
 
+def test_class_table_rows_named_spectrum_are_rows_not_headers(tmp_path):
+    """Every row whose name began with 'name' or 'spectrum' was skipped as a header: 'Spectrum 1' (OreMap's name of an
+    unnamed spectrum) made a table 'without name,class rows', and 'spectrum_kaol' was dropped without a word. Only
+    a first row of header words is skipped."""
+    from oremap.core.hyperspectral.training import read_class_table
+
+    table = tmp_path / "classes.csv"
+    table.write_text("name,class\nSpectrum 1,kaolinite\nSpectrum 2,alunite\n")
+    assert read_class_table(str(table)) == {"Spectrum 1": "kaolinite", "Spectrum 2": "alunite"}
+    table.write_text("spectrum_kaol,kaolinite\nMuscovite,muscovite\nNamibite sample,namibite\n")
+    assert read_class_table(str(table)) == {"spectrum_kaol": "kaolinite", "Muscovite": "muscovite",
+                                           "Namibite sample": "namibite"}
+    table.write_text("Spectrum;Mineral\nKaolinite CM9;kaolinite\n")
+    assert read_class_table(str(table)) == {"Kaolinite CM9": "kaolinite"}
+
+
 def test_tables_saved_by_excel_and_notepad_on_windows_are_read(tmp_path):
     """Excel on Windows saves a CSV in the Western code page (cp1252), with ';' where the decimal mark is a comma,
     and Notepad saves lists in it too: a class table naming 'Hämatit' stopped with a UnicodeDecodeError traceback,

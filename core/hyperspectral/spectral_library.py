@@ -734,7 +734,8 @@ def read_csv_library(path, feedback=None):
     else:
         rows = list(csv.reader(lines, delimiter=delimiter))
     first_row = [cell for cell in rows[0] if cell.strip()]
-    if len(first_row) >= 2 and all(math.isfinite(_csv_float(c, delimiter in ("\t", ";"))) for c in first_row):
+    # a blank first cell (pandas' to_csv of a table indexed by name: ',450,550,...') heads one spectrum a row
+    if rows[0] and rows[0][0].strip() and len(first_row) >= 2 and all(math.isfinite(_csv_float(c, delimiter in ("\t", ";"))) for c in first_row):
         raise OreMapError(f"CSV library '{path.name}' has no names row: its first row ({', '.join(first_row[:4])}"
                           f"{', ...' if len(first_row) > 4 else ''}) is numbers.", parameter="library",
                           fix="Add a first row naming the columns, e.g. 'Wavelength (nm)' then each spectrum's name.")

@@ -99,7 +99,14 @@ def kind_of_text(path):
     if path.suffix.lower() in SPECTROMETER_SUFFIXES:
         return "headed"
     if first.strip().casefold().startswith(_SIGNATURES) or _header_line(first):
-        return "headed" if _table_start(lines) is not None else None
+        if _table_start(lines) is not None:
+            return "headed"
+        # a spectrometer's header with no table of numbers after it: not a CSV either (read as one, the refusal
+        # blamed a header word for not being a wavelength)
+        raise OreMapError(f"'{path.name}' opens as a spectrometer's text export, but no table of wavelengths and "
+                          "values follows its header.", parameter="library",
+                          fix="Export the spectrum again as text with the values written with a decimal point "
+                              "(450<TAB>0.11, not 0,11): decimal commas are not read in spectrometer texts.")
     return None
 
 

@@ -84,13 +84,23 @@ def sample_id(name):
     return " ".join(words)
 
 
+#: Second-column words of a class table's header row.
+_CLASS_HEADERS = {"class", "classes", "label", "labels", "group", "mineral", "minerals", "category", "class name",
+                  "klasse", "classe", "clase", "mineral class"}
+#: First-column words of a class table's header row.
+_NAME_HEADERS = {"name", "names", "spectrum", "spectra", "spectrum name", "sample", "sample name", "id"}
+
+
 def read_class_table(path):
     """``{spectrum name: class}`` from a CSV whose first two columns are name and class."""
     if not os.path.exists(path):
         raise OreMapError(f"Class table '{path}' does not exist.", "class_table")
     table = {}
-    for row in read_table(path):  # UTF-8 or Windows' code page; ';' as Excel writes it in Europe
-        if len(row) >= 2 and row[0].strip() and not row[0].lower().startswith(("name", "spectrum")):
+    for i, row in enumerate(read_table(path)):  # UTF-8 or Windows' code page; ';' as Excel writes it in Europe
+        if i == 0 and len(row) >= 2 and (row[1].strip().lower() in _CLASS_HEADERS
+                                         or row[0].strip().lower() in _NAME_HEADERS):
+            continue   # a header row (only the first: 'Spectrum 1', OreMap's name of an unnamed spectrum, is a row)
+        if len(row) >= 2 and row[0].strip():
             table[" ".join(row[0].split())] = row[1].strip()
     if not table:
         raise OreMapError(f"Class table '{path}' has no 'name,class' rows.", "class_table")
