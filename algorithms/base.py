@@ -995,6 +995,16 @@ class OreMapAlgorithm(QgsProcessingAlgorithm):
             raise self.fail(name, f"The GeoTIFF made from the product cannot be loaded: {path}.")
         return path, layer
 
+    def file_list(self, parameters, name, context):
+        """The files of a multiple-file parameter, empty entries left out. A value typed as one text 'a.sli;b.sli'
+        (QGIS's batch panel keeps what is typed in a cell, and parameterAsFileList does not split it) is split where
+        it is no file itself."""
+        out = []
+        for path in self.parameterAsFileList(parameters, name, context):
+            parts = path.split(";") if path and ";" in path and not os.path.exists(path) else [path]
+            out += [part.strip() for part in parts if part and part.strip()]
+        return out
+
     def source_label(self, parameters, name, context, source):
         """How a report names the vector input ``name``: its source's name, else its layer's, else the file of the
         path or URI given (a CSV given as a ``file:///...csv?type=csv&...`` URI has no source name)."""

@@ -228,7 +228,7 @@ class TrainSpectralCnn(OreMapAlgorithm):
         given = parameters.get("INPUT")
         raster = (given if isinstance(given, str) and given and detect(given)
                   else self.parameterAsRasterLayer(parameters, "INPUT", context))
-        libraries = [p for p in self.parameterAsFileList(parameters, "LIBRARIES", context) if p]
+        libraries = self.file_list(parameters, "LIBRARIES", context)
         if raster is not None and libraries:
             raise self.fail("LIBRARIES", "Both a raster (a) and spectral libraries (b) were given.",
                             "Train from one source: leave the other empty.")
@@ -352,7 +352,7 @@ class TrainSpectralCnn(OreMapAlgorithm):
         number = lambda name: self.parameterAsDouble(parameters, name, context)  # noqa: E731
         integer = lambda name: self.parameterAsInt(parameters, name, context)  # noqa: E731
         copies = integer("AUGMENT_COPIES") if from_library else integer("PIXEL_AUGMENT_COPIES")
-        outlier_paths = [p for p in self.parameterAsFileList(parameters, "OUTLIER_LIBRARIES", context) if p]
+        outlier_paths = self.file_list(parameters, "OUTLIER_LIBRARIES", context)
         outliers = None
         if outlier_paths:
             from ..core.hyperspectral import training
