@@ -407,6 +407,37 @@ def test_coarse_bands_next_to_a_nodata_edge_are_not_mixed_with_dn_zero(tmp_path)
     assert not os.path.exists(temp)
 
 
+@pytest.mark.parametrize("how", ["nodata 65535", "internal mask"])
+def test_each_band_file_of_a_folder_keeps_its_own_nodata(tmp_path, how):
+    """10 m files declaring nodata 0 and a 20 m B11 marking its pixel (0, 0) with nodata 65535, or with an internal
+    mask: every band was given the 10 m files' nodata, so 65535 was read as reflectance (or the masked value
+    resampled into the corner) and every pixel counted as valid. The 10 m pixel under it is now nodata, and its
+    neighbours are the valid 20 m pixels' bilinear mix, as at a swath edge."""
+    folder = tmp_path / "S2B_MSIL2A_20230601T100559_N0509_R022_T33UUP_20230601T120000.SAFE"
+    folder.mkdir()
+    for band, res in [(b, 10) for b in ("B02", "B03", "B04", "B08")] + [(b, 20) for b in ("B8A", "B11", "B12")]:
+        n = 80 // res
+        data = np.full((n, n), 3000, np.uint16)
+        profile = dict(driver="GTiff", width=n, height=n, count=1, dtype="uint16", crs="EPSG:32633",
+                       transform=Affine(res, 0, 400000, 0, -res, 5000000), nodata=0 if res == 10 else None)
+        masked = band == "B11"
+        if masked and how == "nodata 65535":
+            data[0, 0], profile["nodata"] = 65535, 65535
+        elif masked:
+            data[0, 0] = 60000
+        with rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True), \
+                rasterio.open(folder / f"T33UUP_20230601T100559_{band}_{res}m.tif", "w", **profile) as ds:
+            ds.write(data, 1)
+            if masked and how == "internal mask":
+                mask = np.full((n, n), 255, np.uint8)
+                mask[0, 0] = 0
+                ds.write_mask(mask)
+    with open_sentinel2(str(folder), required=["B4", "B11"]) as s2:
+        refl = s2.read_reflectance(["B4", "B11"])
+    assert np.isnan(refl[0, 0]).all() and np.isfinite(refl).all(axis=-1).sum() == 63
+    np.testing.assert_allclose(refl[1:, 1:, 1], 0.2, rtol=1e-5)   # DN 3000 with the -1000 offset of baseline 05.09
+
+
 def test_scene_classification_masks_clouds_and_shadows_of_a_folder(tmp_path):
     """Pixels of 10 m whose 20 m SCL class is no data, cloud shadow, cloud or cirrus become nodata in every band
     (nearest neighbour: 2 x 2 pixels per SCL pixel); the others keep exactly their values; the log gives the

@@ -1160,6 +1160,7 @@ def _folder_metadata(folder, files):
 
 def _open_folder(folder, required, feedback, out_dir, mask_clouds=True):
     import rasterio
+    from rasterio.enums import MaskFlags
 
     files = find_band_files(folder)
     if not files:
@@ -1175,9 +1176,12 @@ def _open_folder(folder, required, feedback, out_dir, mask_clouds=True):
     for band in names:
         try:
             with rasterio.open(files[band]) as ds:
+                flags = ds.mask_flag_enums[0]
                 infos[band] = dict(transform=ds.transform, crs=ds.crs, width=ds.width, height=ds.height,
                                    dtype=ds.dtypes[0], nodata=ds.nodatavals[0], res=abs(ds.transform.a),
-                                   tags=dict(ds.tags()), scaling=(ds.scales[0], ds.offsets[0]))
+                                   tags=dict(ds.tags()), scaling=(ds.scales[0], ds.offsets[0]),
+                                   # an internal mask or alpha band, not a nodata value, marks its nodata pixels
+                                   masked=MaskFlags.all_valid not in flags and MaskFlags.nodata not in flags)
         except rasterio.errors.RasterioIOError as exc:
             raise OreMapError(f"Cannot read the band file '{files[band]}': {exc}.", "raster") from None
     finest = min(names, key=lambda b: (infos[b]["res"], KNOWN_BANDS.index(b)))
@@ -1228,7 +1232,7 @@ def _open_folder(folder, required, feedback, out_dir, mask_clouds=True):
 
     sources = dict(files)
     for band in resampled:
-        if nodata is not None and infos[band]["nodata"] is None:
+        if nodata is not None and infos[band]["nodata"] is None and not infos[band]["masked"]:
             # GDAL resamples a source that declares no nodata as if DN 0 were a value, and applies the VRT's nodata
             # only after: the valid pixels along a swath edge got 20 m bands mixed with 0 (B11 0.225 instead of
             # 0.3), 60 m bands over three pixels. L2A JP2s and BigEarthNet's GeoTIFFs declare none. Declared (in a
@@ -1340,8 +1344,13 @@ def _vrt_xml(names, files, infos, ref, nodata, scl=None):
         lines.append("      <SourceBand>1</SourceBand>")
         lines.append(f'      <SrcRect xOff="0" yOff="0" xSize="{info["width"]}" ySize="{info["height"]}"/>')
         lines.append("      " + dst_rect(st, info["width"], info["height"]))
-        if nodata is not None:
-            lines.append(f"      <NODATA>{nodata!r}</NODATA>")
+        # each file's own nodata (or mask): a 20 m file with nodata 65535 among 10 m files with 0 had its 65535 read
+        # as a value, and a file's internal mask was not read at all
+        source_nodata = info["nodata"] if info.get("nodata") is not None else nodata
+        if info.get("masked"):
+            lines.append("      <UseMaskBand>true</UseMaskBand>")
+        elif source_nodata is not None:
+            lines.append(f"      <NODATA>{source_nodata!r}</NODATA>")
         lines.append("    </ComplexSource>")
         if scl:
             lines.append("    <ComplexSource>")
