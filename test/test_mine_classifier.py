@@ -529,6 +529,36 @@ def test_a_patch_classifier_records_its_pixel_size_and_detection_checks_it(train
     assert mc._spatial(unplaced) == {}
 
 
+def test_a_patch_classifier_scores_the_last_strip_of_a_raster_and_refuses_one_too_small(trained, tmp_path):
+    """Cells of 64 pixels on a raster 74 x 84 pixels: the last strips (10 and 20 pixels) held under a quarter of a
+    patch and were never scored, their valid pixels written as nodata without a word. Their patches are moved
+    inside the raster. A raster under a quarter of a patch was refused as 'every pixel is nodata'."""
+    from s2_scene import make_scene
+
+    from oremap.core.engine.errors import OreMapError
+    from oremap.core.sentinel2.mine_detection import detect_mines
+
+    scene = make_scene(str(tmp_path / "scene"), seed=3, size=(84, 74))
+    out = str(tmp_path / "p.tif")
+    detect_mines(scene["raster"], trained["model_path"], out, threads=1)
+    with rasterio.open(out) as ds:
+        valid = ds.read_masks(1) > 0
+        proba = ds.read(1)
+    assert valid.all()
+    assert len(np.unique(proba)) <= 4   # 4 cells, one probability each
+    with rasterio.open(scene["raster"]) as ds:
+        profile, dn = ds.profile, ds.read()
+    profile.update(width=20, height=30)
+    small = str(tmp_path / "small.tif")
+    with rasterio.open(small, "w", **profile) as dst:
+        dst.write(dn[:, :30, :20])
+        dst.descriptions = tuple(S2_BANDS)
+    with pytest.raises(OreMapError) as err:
+        detect_mines(small, trained["model_path"], str(tmp_path / "s.tif"), threads=1)
+    assert err.value.parameter == "raster" and "The raster is 20 x 30 pixels: too small for the model's patches of " \
+        "64 x 64 pixels" in err.value.message
+
+
 def test_the_label_tables_row_order_changes_nothing(tmp_path):
     """The patches were read in the table's row order, which the CNN's folds and batches followed: the same table
     with its rows reversed gave another model (F1 0.541 against 0.625, a scene's mine area 453 against 358 ha; audit

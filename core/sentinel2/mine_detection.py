@@ -510,10 +510,22 @@ def _classify(reader, model, out, stride, budget_mb, feedback):
     if stride < 1 or stride > min(ph, pw):
         raise OreMapError(f"The stride must be 1-{min(ph, pw)} pixels (the patch size), not {stride}.", "stride")
     H, W = reader.height, reader.width
+    if min(H, ph) * min(W, pw) < MIN_PATCH_VALID * ph * pw:
+        raise OreMapError(f"The raster is {W} x {H} pixels: too small for the model's patches of {pw} x {ph} pixels "
+                          f"(at least {100 * MIN_PATCH_VALID:g} % of a patch must lie on it).", "raster",
+                          "Give a larger raster, or a model trained on smaller patches.")
     row_edges = np.append(np.arange(0, H, stride), H)
     col_edges = np.append(np.arange(0, W, stride), W)
     n_r, n_c = row_edges.size - 1, col_edges.size - 1
     offset_r, offset_c = (stride - ph) // 2, (stride - pw) // 2
+    # each cell's patch, moved inside the raster where it would stick out (a raster at least a patch wide): the
+    # cells of a last strip narrower than a quarter of a patch were never scored, their valid pixels left nodata
+    row_starts = row_edges[:-1] + offset_r
+    col_starts = col_edges[:-1] + offset_c
+    if H >= ph:
+        row_starts = np.clip(row_starts, 0, H - ph)
+    if W >= pw:
+        col_starts = np.clip(col_starts, 0, W - pw)
     proba = np.full((n_r, n_c), np.nan, dtype=np.float32)
     bits = np.zeros((H, (W + 7) // 8), dtype=np.uint8)  # valid pixels, packed
     budget = budget_mb * 2 ** 20
@@ -528,16 +540,16 @@ def _classify(reader, model, out, stride, budget_mb, feedback):
     for i0 in range(0, n_r, cell_rows):
         feedback.check()
         i1 = min(n_r, i0 + cell_rows)
-        r0 = int(row_edges[i0]) + offset_r
-        r1 = int(row_edges[i1 - 1]) + offset_r + ph
-        c0, c1 = offset_c, int(col_edges[n_c - 1]) + offset_c + pw
-        refl, ok = reader.read(r0, r1, c0, c1, chunk_pixels)  # (bands, rows, cols) reflectance, NaN outside
         a, b = int(row_edges[i0]), int(row_edges[i1])
+        r0 = min(int(row_starts[i0:i1].min()), a)
+        r1 = max(int(row_starts[i0:i1].max()) + ph, b)
+        c0, c1 = min(int(col_starts.min()), 0), max(int(col_starts.max()) + pw, W)
+        refl, ok = reader.read(r0, r1, c0, c1, chunk_pixels)  # (bands, rows, cols) reflectance, NaN outside
         bits[a:b] = np.packbits(ok[a - r0:b - r0, -c0:-c0 + W], axis=1)
         for i in range(i0, i1):
             feedback.check()
-            rr = int(row_edges[i]) + offset_r - r0
-            starts = col_edges[:-1] + offset_c - c0
+            rr = int(row_starts[i]) - r0
+            starts = col_starts - c0
             for m0 in range(0, n_c, chunk):
                 idx = np.arange(m0, min(n_c, m0 + chunk))
                 share = np.array([ok[rr:rr + ph, int(starts[m]):int(starts[m]) + pw].mean() for m in idx])
