@@ -627,3 +627,17 @@ def test_training_on_a_raster_without_wavelengths_says_it_reads_every_band(proce
     assert "2 of the features lost every pixel to overlaps and were left out: feature 1 (bright), feature 9 (dark)." \
            in feedback.warnings
     assert read_model_info(result["OUTPUT_MODEL"]).n_bands == 432
+
+
+def test_a_raster_with_one_good_band_is_blamed_not_the_wavelengths_parameter():
+    """One good band left (the others bad): the resampler's 'needs at least two distinct source wavelengths' was
+    raised naming WAVELENGTHS, which the user never set. The raster is named, with its band."""
+    from oremap.core.engine.errors import OreMapError
+    from oremap.core.hyperspectral.mapping import resampling_operator
+    from oremap.core.engine.wavelengths import BandInfo
+
+    image = BandInfo(centers=np.array([741.0, 933.0, 1292.0]), fwhm=None, bad=np.array([False, True, True]))
+    with pytest.raises(OreMapError) as err:
+        resampling_operator(image, np.arange(430.0, 2441.0, 10.0))
+    assert err.value.parameter == "raster" and err.value.message == (
+        "The raster has 1 good band (741 nm): the model's 202 bands (430-2440 nm) cannot be made from it.")

@@ -510,6 +510,15 @@ def resampling_operator(image_info, model_wavelengths, model_fwhm=None):
     nearest = np.abs(centers[None, :] - model_wl[:, None]).argmin(axis=1)
     if np.all(np.abs(centers[nearest] - model_wl) <= 0.5):
         return [int(np.flatnonzero(good)[i]) + 1 for i in nearest], None
+    if np.unique(centers).size < 2:   # nothing to resample from (the resampler blamed WAVELENGTHS, never set)
+        origin = getattr(image_info, "origin", None)
+        raise OreMapError(
+            f"The raster has {np.unique(centers).size} good band"
+            f"{'' if np.unique(centers).size == 1 else 's'}"
+            f"{' (' + ', '.join(f'{c:.0f}' for c in np.unique(centers)) + ' nm)' if centers.size else ''}"
+            f"{', wavelengths from ' + origin if origin else ''}: the model's {model_wl.size} bands "
+            f"({model_wl.min():.0f}-{model_wl.max():.0f} nm) cannot be made from it.",
+            "raster", "Use a raster covering the model's range, or a model trained for this sensor.")
     fwhm = None if image_info.fwhm is None else image_info.fwhm[good]
     model_fwhm = None if model_fwhm is None else np.asarray(model_fwhm, float)
     target = BandInfo(centers=model_wl, fwhm=model_fwhm, bad=np.zeros(model_wl.size, bool))
