@@ -608,6 +608,22 @@ def test_an_envi_header_whose_layout_gdal_drops_is_refused_not_misread(tmp_path)
     assert info.fwhm is not None and info.fwhm[:2].tolist() == pytest.approx([8.0, 8.001])
 
 
+def test_envi_headers_with_keys_in_any_case_are_read_not_refused(tmp_path):
+    """GDAL matches ENVI keys in any case and keeps their spelling ('Data_Type'); the check for fields GDAL dropped
+    compared them in lower case and refused such valid headers as cut at a long line."""
+    from oremap.core.engine.raster import RasterSource
+
+    truth = np.arange(30, dtype=np.float32).reshape(3, 2, 5) / 10
+    truth.astype("<f4").tofile(tmp_path / "c.img")
+    for header in ("ENVI\nSamples = 5\nLines = 2\nBands = 3\nHeader Offset = 0\nData Type = 4\nInterleave = bsq\n"
+                   "Byte Order = 0\n", "ENVI\nSAMPLES = 5\nLINES = 2\nBANDS = 3\nDATA TYPE = 4\nINTERLEAVE = BSQ\n"
+                   "BYTE ORDER = 0\n"):
+        (tmp_path / "c.hdr").write_text(header)
+        with RasterSource(str(tmp_path / "c.img")) as src:
+            values = src.read_nan(Window(0, 0, 5, 2))
+        np.testing.assert_allclose(np.moveaxis(values, -1, 0), truth)
+
+
 def test_an_envi_header_saved_with_a_byte_order_mark_is_named(tmp_path):
     """Windows Notepad's 'UTF-8 with BOM' header: GDAL does not recognise the image ('not recognized as a supported
     file format'); the refusal now names the header and how to save it."""

@@ -105,8 +105,9 @@ def dropped_field(dataset, key):
     (it is not in the ENVI metadata domain), else None."""
     if dataset.driver != "ENVI":
         return None
-    tags = dataset.tags(ns="ENVI")
-    if key in tags or key.replace(" ", "_") in tags:
+    # GDAL keeps the header's own spelling ('Data_Type', 'BANDS'); the parsed header's keys are lower case
+    read = {" ".join(k.replace("_", " ").lower().split()) for k in dataset.tags(ns="ENVI")}
+    if key in read:
         return None
     header = header_beside(dataset)
     return None if header is None else header.get(key)
@@ -130,12 +131,21 @@ def layout_problem(dataset, parameter="raster"):
     if dataset.driver != "ENVI":
         return None
     lost = [key for key in LAYOUT_FIELDS if dropped_field(dataset, key) is not None]
-    if not lost:
-        return None
     header = next((f for f in dataset.files if str(f).lower().endswith(".hdr")), "")
+    if not lost or not _has_long_line(header):
+        return None
     return OreMapError(f"GDAL reads the ENVI header '{header}' only up to its first line of over {GDAL_LINE_LIMIT:,} "
                        f"characters, so it did not read {', '.join(lost)} after it: the pixels would be read with "
                        "its defaults (bytes, band-sequential), wrongly.", parameter, _LONG_LINE_FIX)
+
+
+def _has_long_line(path):
+    """Whether the text file ``path`` has a line over :data:`GDAL_LINE_LIMIT` characters."""
+    try:
+        with open(path, "rb") as handle:
+            return any(len(line.rstrip(b"\r\n")) > GDAL_LINE_LIMIT for line in handle)
+    except OSError:
+        return False
 
 
 def unreadable_header_reason(path):
