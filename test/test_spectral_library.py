@@ -885,3 +885,15 @@ def test_a_csv_library_with_a_blank_top_left_cell_reads_one_spectrum_a_row(tmp_p
     assert a.names == b.names == ["kaolinite", "alunite"]
     np.testing.assert_array_equal(a.wavelengths, [450, 550, 650, 750])
     np.testing.assert_array_equal(a.spectra, [[0.61, 0.72, 0.55, 0.40], [0.50, 0.66, 0.70, 0.31]])
+    # pandas' default index (0, 1, ...) under the blank cell names nothing: refused as before, not read as 4
+    # 'spectra' named by the wavelengths with the index taken for micrometres
+    numbered = tmp_path / "numbered.csv"
+    numbered.write_text(",450,550,650,750\n0,0.61,0.72,0.55,0.40\n1,0.50,0.66,0.70,0.31\n")
+    with pytest.raises(OreMapError, match="has no names row"):
+        read_library(str(numbered))
+    # a first cell holding ':' heads a CSV, decimal commas and all (it was taken for a spectrometer's header)
+    colon = tmp_path / "colon.csv"
+    colon.write_text("Wavelength: nm;Kaolinite;Alunite\n450;0,10;0,30\n550;0,20;0,40\n650;0,25;0,45\n")
+    c = read_library(str(colon))
+    assert c.names == ["Kaolinite", "Alunite"]
+    np.testing.assert_allclose(c.spectra, [[0.10, 0.20, 0.25], [0.30, 0.40, 0.45]])

@@ -189,6 +189,12 @@ def test_class_table_rows_named_spectrum_are_rows_not_headers(tmp_path):
                                            "Namibite sample": "namibite"}
     table.write_text("Spectrum;Mineral\nKaolinite CM9;kaolinite\n")
     assert read_class_table(str(table)) == {"Kaolinite CM9": "kaolinite"}
+    # the header after a blank line, a comment or Excel's 'sep=' line, or written with underscores
+    for text in ("\nname,class\nKaolinite CM9,kaolinite\n", "# classes\nname,class\nKaolinite CM9,kaolinite\n",
+                 "sep=;\nname;class\nKaolinite CM9;kaolinite\n", "spectrum_id,class_label\nKaolinite CM9,kaolinite\n",
+                 "Spectrum_Name;Class_Name\nKaolinite CM9;kaolinite\n"):
+        table.write_text(text)
+        assert read_class_table(str(table)) == {"Kaolinite CM9": "kaolinite"}, text
 
 
 def test_tables_saved_by_excel_and_notepad_on_windows_are_read(tmp_path):

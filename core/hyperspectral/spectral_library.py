@@ -734,8 +734,13 @@ def read_csv_library(path, feedback=None):
     else:
         rows = list(csv.reader(lines, delimiter=delimiter))
     first_row = [cell for cell in rows[0] if cell.strip()]
-    # a blank first cell (pandas' to_csv of a table indexed by name: ',450,550,...') heads one spectrum a row
-    if rows[0] and rows[0][0].strip() and len(first_row) >= 2 and all(math.isfinite(_csv_float(c, delimiter in ("\t", ";"))) for c in first_row):
+    decimal_comma = delimiter in ("\t", ";")
+    # a blank first cell over a column of names (pandas' to_csv of a table indexed by name: ',450,550,...') heads
+    # one spectrum a row; over a column of numbers (pandas' default index 0, 1, ...) it names nothing
+    names_below = [row[0] for row in rows[1:] if row and row[0].strip()]
+    named_rows = bool(rows[0]) and not rows[0][0].strip() and bool(names_below) and not any(
+        math.isfinite(_csv_float(cell, decimal_comma)) for cell in names_below)
+    if not named_rows and len(first_row) >= 2 and all(math.isfinite(_csv_float(c, decimal_comma)) for c in first_row):
         raise OreMapError(f"CSV library '{path.name}' has no names row: its first row ({', '.join(first_row[:4])}"
                           f"{', ...' if len(first_row) > 4 else ''}) is numbers.", parameter="library",
                           fix="Add a first row naming the columns, e.g. 'Wavelength (nm)' then each spectrum's name.")

@@ -98,11 +98,14 @@ def kind_of_text(path):
         return "splib"
     if path.suffix.lower() in SPECTROMETER_SUFFIXES:
         return "headed"
-    if first.strip().casefold().startswith(_SIGNATURES) or _header_line(first):
+    signed = first.strip().casefold().startswith(_SIGNATURES)
+    if signed or _header_line(first):
         if _table_start(lines) is not None:
             return "headed"
-        # a spectrometer's header with no table of numbers after it: not a CSV either (read as one, the refusal
-        # blamed a header word for not being a wavelength)
+        if not signed:   # one 'key: value' cell may head a CSV ('Wavelength: nm;Kaolinite'): the CSV reader decides
+            return None
+        # a spectrometer's own first line with no table of numbers after it: not a CSV either (read as one, the
+        # refusal blamed a header word for not being a wavelength)
         raise OreMapError(f"'{path.name}' opens as a spectrometer's text export, but no table of wavelengths and "
                           "values follows its header.", parameter="library",
                           fix="Export the spectrum again as text with the values written with a decimal point "

@@ -85,10 +85,11 @@ def sample_id(name):
 
 
 #: Second-column words of a class table's header row.
-_CLASS_HEADERS = {"class", "classes", "label", "labels", "group", "mineral", "minerals", "category", "class name",
-                  "klasse", "classe", "clase", "mineral class"}
+_CLASS_HEADERS = {"class", "classes", "label", "labels", "class label", "group", "mineral", "minerals", "category",
+                  "class name", "klasse", "classe", "clase", "mineral class"}
 #: First-column words of a class table's header row.
-_NAME_HEADERS = {"name", "names", "spectrum", "spectra", "spectrum name", "sample", "sample name", "id"}
+_NAME_HEADERS = {"name", "names", "spectrum", "spectra", "spectrum name", "spectrum id", "sample", "sample name",
+                 "sample id", "id"}
 
 
 def read_class_table(path):
@@ -96,12 +97,20 @@ def read_class_table(path):
     if not os.path.exists(path):
         raise OreMapError(f"Class table '{path}' does not exist.", "class_table")
     table = {}
-    for i, row in enumerate(read_table(path)):  # UTF-8 or Windows' code page; ';' as Excel writes it in Europe
-        if i == 0 and len(row) >= 2 and (row[1].strip().lower() in _CLASS_HEADERS
-                                         or row[0].strip().lower() in _NAME_HEADERS):
+
+    def word(cell):
+        return " ".join(cell.replace("_", " ").replace("-", " ").lower().split())
+
+    first = True
+    for row in read_table(path):  # UTF-8 or Windows' code page; ';' as Excel writes it in Europe
+        if len(row) < 2 or not row[0].strip() or row[0].lstrip().startswith("#") or \
+                row[0].strip().lower().startswith("sep="):
+            continue
+        if first and (word(row[1]) in _CLASS_HEADERS or word(row[0]) in _NAME_HEADERS):
+            first = False
             continue   # a header row (only the first: 'Spectrum 1', OreMap's name of an unnamed spectrum, is a row)
-        if len(row) >= 2 and row[0].strip():
-            table[" ".join(row[0].split())] = row[1].strip()
+        first = False
+        table[" ".join(row[0].split())] = row[1].strip()
     if not table:
         raise OreMapError(f"Class table '{path}' has no 'name,class' rows.", "class_table")
     return table
