@@ -132,6 +132,25 @@ def test_a_graph_that_fails_at_run_time_is_refused_naming_the_model_and_the_inpu
     assert model.run_outputs(np.ones((3, 4), np.float32))["probabilities"].shape == (4, 3)   # 12 values: it runs
 
 
+def test_onnxruntime_out_of_memory_is_a_memory_error_not_a_damaged_model(tmp_path):
+    """onnxruntime's bad_alloc was reported as a damaged model ('retrain the model'); it is the memory budget's
+    matter, which Processing's out-of-memory message names."""
+    info = ModelInfo(task="spectral_classification", classes=classes("a", "b", "c"),
+                     input={"name": "spectra", "n_bands": 4})
+    path = graph_model(tmp_path / "reshape.onnx", [helper.make_node("Reshape", ["spectra", "s"], ["probabilities"])],
+                       [("spectra", [None, 4])], [("probabilities", [None, 3])], info,
+                       [numpy_helper.from_array(np.array([-1, 3], np.int64), "s")])
+    model = OnnxModel(path)
+
+    class Exhausted:
+        def run(self, names, feeds):
+            raise RuntimeError("[ONNXRuntimeError] : 6 : RUNTIME_EXCEPTION : std::bad_alloc")
+
+    model._session = Exhausted()
+    with pytest.raises(MemoryError, match="bad_alloc"):
+        model.run(np.ones((3, 4), np.float32))
+
+
 # ---------------------------------------------------------------------------
 # 3. The spectral classifier's out-of-distribution check
 # ---------------------------------------------------------------------------

@@ -66,6 +66,17 @@ def test_sid_does_not_depend_on_brightness_where_a_band_is_zero():
                                                                                                       abs=1e-9)
 
 
+def test_a_reference_without_a_positive_value_takes_no_pixel_under_sid():
+    """An all-zero or all-negative library spectrum was made flat, and SID gave it the pixels nearest a flat
+    spectrum (5 of 1,600 on Jasper Ridge); SAM gives it none. Its divergences are now NaN."""
+    refs = np.array([[0.2, 0.4, 0.6, 0.8], [0.0, 0.0, 0.0, 0.0], [-0.1, -0.2, -0.1, -0.3]])
+    pixels = np.array([[0.5, 0.5, 0.5, 0.5], [0.2, 0.4, 0.6, 0.8]])
+    d = sam.spectral_information_divergence(pixels, refs)
+    assert np.isnan(d[:, 1:]).all() and np.isfinite(d[:, 0]).all()
+    classes, _ = sam.classify(pixels, refs, method="sid")
+    assert classes.tolist() == [1, 1]
+
+
 def test_classify_best_match_and_threshold():
     refs = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
     pixels = np.array([[0.9, 0.1, 0.0], [0.0, 0.2, 2.0], [1.0, 1.0, 1.0]])

@@ -700,7 +700,11 @@ class OnnxModel:
         try:
             parts = [self._session.run(names, {self._input: X[i:i + step]})
                      for i in range(0, max(X.shape[0], 1), step)]
+        except MemoryError:
+            raise
         except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own exception types
+            if any(text in str(exc) for text in ("bad_alloc", "Failed to allocate", "out of memory")):
+                raise MemoryError(str(exc)) from None   # the memory budget's fix, not the model's
             raise OreMapError(
                 f"onnxruntime cannot run the model '{os.path.basename(self.path)}' on input of shape "
                 f"{tuple(X.shape)}: {exc}",

@@ -45,8 +45,8 @@ def spectral_information_divergence(pixels, references):
     every share is raised to at least a small positive value (for the logarithms) and the shares are closed again.
     SID(x, r) = sum p log(p / q) + sum q log(q / p). It does not depend on a spectrum's brightness, also where a
     band is 0 or negative (clipped to an absolute value before the division, such a band's share shrank as the
-    pixel brightened and the class could change with the reflectance scale). A pixel with no positive value has no
-    distribution: NaN (as its angle is in SAM).
+    pixel brightened and the class could change with the reflectance scale). A pixel or reference with no positive
+    value has no distribution: NaN (as its angle is in SAM), so such a reference takes no pixel.
 
     Returns
     -------
@@ -63,6 +63,9 @@ def spectral_information_divergence(pixels, references):
     empty = x.max(axis=1) <= 0.0   # none was positive
     if empty.any():
         sid[empty] = np.nan
+    flat = r.max(axis=1) <= 0.0   # a reference without a positive value has no distribution either: it takes none
+    if flat.any():
+        sid[:, flat] = np.nan
     return sid
 
 
