@@ -1017,8 +1017,12 @@ class OreMapAlgorithm(QgsProcessingAlgorithm):
             value = value if isinstance(value, str) else getattr(value, "source", None)
             value = value.staticValue() if hasattr(value, "staticValue") else value
             if isinstance(value, str) and value:
+                from urllib.parse import unquote
+
                 path = value.split("|")[0].split("?")[0]
-                label = os.path.basename(path[len("file://"):] if path.startswith("file://") else path) or value
+                path = path.split("://", 1)[1] if path.startswith("delimitedtext://") else path
+                path = unquote(path[len("file://"):]) if path.startswith("file://") else path
+                label = os.path.basename(path) or value
         return label or name
 
     def require_geometry_type(self, name, source):

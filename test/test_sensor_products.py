@@ -246,7 +246,8 @@ def test_prisma_bands_flagged_each_in_their_own_pixels_do_not_blank_the_scene(tm
     assert not np.isclose(info.centers[:, None], cw_s[[a, b]], atol=1e-3).any()
     lost = np.all(data == nodata, axis=0)
     assert lost[7, 3] and lost[0, 0] and lost.sum() == 2
-    note = [n for n in product.notes if n.startswith("2 more bands flagged in the error matrix, each in its own")]
+    note = [n for n in product.notes
+            if n.startswith("2 more bands flagged in the error matrix, each in pixels of its own")]
     assert len(note) == 1 and "would have left 79 % of the pixels as nodata (2 % without them)" in note[0]
 
 

@@ -221,7 +221,8 @@ def open_product(path, feedback=None):
     """Read the metadata of a product and return its :class:`SensorProduct`.
 
     Raises :class:`OreMapError` (parameter ``"raster"``) for a file that is not one of the products, or a
-    product whose metadata do not follow the specification (the message names the file and field).
+    product whose metadata do not follow the specification (the message names the file and field). A product's
+    ZIP is opened through :func:`unpacked` (here a ValueError: its files must stay while it is read).
     """
     feedback = ensure(feedback)
     path = product_file(path)
@@ -610,8 +611,9 @@ def _open_prisma(path):
             raise _fail(path, "fewer than two bands are not flagged in the error matrices")
     scattered, before, after = _scattered_flag_bands(flags, keep)
     if scattered.size:
-        notes.append(f"{scattered.size} more bands flagged in the error matrix, each in its own pixels "
-                     f"({_nm_list(np.sort(centers[scattered]))} nm): left out, since together they would have left "
+        notes.append(f"{scattered.size} more band{'s' if scattered.size > 1 else ''} flagged in the error matrix, "
+                     f"each in pixels of its own ({_nm_list(np.sort(centers[scattered]))} nm): left out, since "
+                     f"together with the others kept they would have left "
                      f"{100 * before:.0f} % of the pixels as nodata ({100 * after:.0f} % without them).")
         keep = keep[~np.isin(keep, scattered)]
     if any(e is not None for e in errors):
@@ -877,8 +879,14 @@ def unpacked(path, folder, feedback=None):
     if kind is None:
         yield source
         return
-    os.makedirs(folder, exist_ok=True)
-    work = tempfile.mkdtemp(prefix=".unzipped-", dir=folder)
+    try:
+        os.makedirs(folder, exist_ok=True)
+        work = tempfile.mkdtemp(prefix=".unzipped-", dir=folder)
+    except OSError as exc:
+        raise OreMapError(f"The archive '{os.path.basename(source)}' cannot be extracted: the folder {folder} cannot "
+                          f"be written ({exc.strerror or exc}).", "raster",
+                          "Choose a writable temporary folder (Processing > Options > General), or unzip the "
+                          "product and choose the product file inside.") from None
     try:
         yield _extract(source, kind, work, ensure(feedback))
     finally:
@@ -893,19 +901,26 @@ def _extract(archive, kind, folder, feedback):
     name = os.path.basename(archive)
     base = lambda member: member.filename.replace("\\", "/").rsplit("/", 1)[-1]   # noqa: E731
     try:
-        with zipfile.ZipFile(archive) as zf:
+        zf = zipfile.ZipFile(archive)
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, EOFError, OSError) as exc:
+        raise OreMapError(f"The archive '{name}' cannot be read ({getattr(exc, 'strerror', None) or exc}).", "raster",
+                          "Download the product again (the archive may be incomplete), or unzip it and choose the "
+                          "product file inside.") from None
+    try:
+        with zf:
             members = [m for m in zf.infolist() if not m.is_dir()]
             if kind == ENMAP_L2A:
                 heads = [m for m in members if base(m).upper().endswith("-METADATA.XML")
                          and base(m).upper().startswith("ENMAP") and "L2A" in base(m).upper()]
-                what = "EnMAP L2A product (a -METADATA.XML)"
+                what = "EnMAP L2A product"
             else:
                 heads = [m for m in members if base(m).upper().startswith("PRS_L2D")
                          and base(m).upper().endswith((".HE5", ".H5"))]
-                what = "PRISMA L2D product (a PRS_L2D_*.he5)"
+                what = "PRISMA L2D product"
             if len(heads) != 1:
                 listed = ", ".join(base(m) for m in heads[:4]) + (" ..." if len(heads) > 4 else "")
                 raise OreMapError(f"The archive '{name}' holds {'no' if not heads else len(heads)} {what}"
+                                  + ("" if len(heads) < 2 else "s")
                                   + (f": {listed}" if heads else "") + ".", "raster",
                                   "Give the product's own ZIP, or unzip it and choose one product's "
                                   + ("-METADATA.XML." if kind == ENMAP_L2A else ".he5 file."))

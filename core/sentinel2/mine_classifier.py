@@ -243,9 +243,14 @@ def _oof(data, y, groups, idx, make_model, n_folds, seed, feedback, overlaps=Non
     outer folds do (:func:`_buffered`; kept when leaving them out would empty a class)."""
     folds = make_folds(y[idx], None if groups is None else groups[idx], n_folds, seed, feedback=None)
     p = np.full(idx.size, np.nan)
+    warned = False
     for tr, te in folds:
         feedback.check()
-        train = idx[tr] if overlaps is None else _buffered(idx[tr], idx[te], overlaps, y)[0]
+        train, buffered = (idx[tr], True) if overlaps is None else _buffered(idx[tr], idx[te], overlaps, y)
+        if not buffered and not warned:
+            warned = True
+            feedback.warning("An inner fold tuning a threshold trains on patches overlapping those it scores: leaving "
+                             "them out would leave a class without training patches. Its threshold may be optimistic.")
         model = make_model()
         model.fit(data[train], y[train])
         p[te] = model.predict_proba(data[idx[te]])
