@@ -211,6 +211,24 @@ def test_bands_stored_in_another_order_are_sorted_not_cut_at_detector_edges(av95
     assert dropped.sum() == (vnir > cut).sum() + (swir < cut).sum() and "two detectors" in notes[0]
 
 
+def test_detector_edges_are_cut_whatever_stray_bands_or_order(av95):
+    """One extra band appended (a NaN or constant band at 1400 nm, which OreMap drops anyway), water-window bands
+    appended, or the bands stored from long to short wavelengths made AVIRIS-Classic look 'not listed detector by
+    detector': no edge band was cut and every map changed (92 of 1,600 SAM classes on Jasper Ridge). The same
+    seven bands are cut in each case."""
+    centres, fwhm = av95
+    expected = [31, 32, 33, 34, 96, 97, 161]
+    for extra in ([1400.0], [1000.5], [1350.0, 1370.0, 1390.0, 1410.0, 1425.0]):
+        c, f = np.r_[centres, extra], np.r_[fwhm, [10.0] * len(extra)]
+        dropped, notes = overlap_bands(c, f)
+        assert (np.flatnonzero(dropped[:centres.size]) + 1).tolist() == expected, extra
+        assert "cut at 675." in notes[0] and "cut at 1260.7 nm" in notes[1]
+    reverse = np.arange(centres.size)[::-1]
+    dropped, notes = overlap_bands(centres[reverse], fwhm[reverse])
+    assert sorted((reverse[dropped] + 1).tolist()) == [31, 32, 33, 34, 96, 97, 160]   # of the repeat, the other
+    assert sum("two detectors" in note for note in notes) == 2
+
+
 def test_the_scale_warning_says_what_the_scale_does_to_the_model(cube, tmp_path):
     """The warning on values that are not reflectance of 0-1 said 'SAM, SID and the CNN do not depend on the scale',
     but a CNN with preprocessing 'none' does (one trained on reflectance 0-1 classed 489 of 1,600 Jasper Ridge pixels

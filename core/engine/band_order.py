@@ -18,7 +18,9 @@ strictly increasing centres:
   from one run to the next add up to less than half the range (AVIRIS-Classic: 39 of 2130 nm). A band order
   whose drops add up to more (bands stored in another order, as per-band files listed b1, b10, b100, ..., b2,
   or shuffled: many short runs, each drop spanning most of the range) is not detector by detector: no edge
-  band is left out, and the bands are taken in wavelength order (sorting).
+  band is left out, and the bands are taken in wavelength order (sorting). Stray bands (a run of one or two: a
+  band appended at the end) and the water-vapour windows' bands take no part in that decision, and a file
+  listed from long to short wavelengths is read the other way round.
 * After that, bands whose centres are closer than a quarter of their FWHM (1 nm when the FWHM is
   unknown), or equal, are one measurement twice: the later band in file order (the next detector's
   edge band) is left out.
@@ -45,11 +47,21 @@ def _runs(centers):
     return [(int(a), int(b)) for a, b in zip(edges[:-1], edges[1:])]
 
 
-def _detector_by_detector(centers, runs):
-    """Whether increasing ``runs`` of ``centers`` are detectors listed one after the other (small drops between
-    them), not a permuted band order (see :data:`PERMUTED_DROPS`)."""
-    drops = sum(centers[a1 - 1] - centers[b0] for (_, a1), (b0, _) in zip(runs[:-1], runs[1:]))
-    return drops < PERMUTED_DROPS * (centers.max() - centers.min())
+#: Increasing runs of fewer bands than this are stray bands (one appended, a band out of place), not detectors.
+MIN_DETECTOR_BANDS = 3
+#: Share of the bands the detectors' runs must hold for a file to be listed detector by detector.
+DETECTOR_SHARE = 0.9
+
+
+def _detector_runs(centers, runs):
+    """The runs of ``centers`` that are detectors listed one after the other (small drops between them), or None for
+    a permuted band order (see :data:`PERMUTED_DROPS`). Stray bands (runs under :data:`MIN_DETECTOR_BANDS`) take no
+    part, so a band appended at the end or one out of place does not make a file permuted."""
+    long = [r for r in runs if r[1] - r[0] >= MIN_DETECTOR_BANDS]
+    if not long or sum(b - a for a, b in long) < DETECTOR_SHARE * centers.size:
+        return None
+    drops = sum(max(centers[a1 - 1] - centers[b0], 0.0) for (_, a1), (b0, _) in zip(long[:-1], long[1:]))
+    return long if drops < PERMUTED_DROPS * (centers.max() - centers.min()) else None
 
 
 def _ranges(indexes):
@@ -105,11 +117,20 @@ def overlap_bands(centers, fwhm=None, bad=None, detectors=None):
         good = np.concatenate(groups)
         sizes = np.cumsum([0] + [g.size for g in groups])
         runs = list(zip(sizes[:-1].tolist(), sizes[1:].tolist()))
-    c = centers[good]
     permuted = False
     if detectors is None:
-        runs = _runs(c)
-        permuted = not _detector_by_detector(c, runs)
+        # water-vapour bands take no part in finding the detectors (noisy or filled bands appended there made a file
+        # look permuted); they are left out later, or kept as they are at the user's word
+        from .bad_bands import WATER_WINDOWS
+
+        dry = good[~np.any([(centers[good] >= lo) & (centers[good] <= hi) for lo, hi in WATER_WINDOWS], axis=0)]
+        good = dry if dry.size >= 2 else good
+        if np.count_nonzero(np.diff(centers[good]) < 0) * 2 > good.size - 1:
+            good = good[::-1]   # listed from long to short wavelengths: the detectors read the other way round
+    c = centers[good]
+    if detectors is None:
+        runs = _detector_runs(c, _runs(c))
+        permuted = runs is None
         if permuted:
             runs = []   # a permuted band order: sorted below, no detector edge left out
     for (a0, a1), (b0, b1) in zip(runs[:-1], runs[1:]):
