@@ -92,7 +92,7 @@ def s2_input_path(alg, parameters, context, with_crs=True):
                        "Choose a Sentinel-2 raster, or a folder of per-band files (*_B02.tif ...).")
     band_map = alg.parameterAsString(parameters, "BAND_MAP", context) or None
     if layer is not None:
-        path, layer = alg.raster_path(parameters, "INPUT", context, require_crs=True)
+        path, layer = alg.raster_path(parameters, "INPUT", context, require_crs=with_crs)   # indices are per pixel
         return path, band_map, layer.crs() if with_crs else None
     alg._parameter_overrides["raster"] = "INPUT" if via_input else "INPUT_FOLDER"
     if not with_crs:

@@ -944,6 +944,11 @@ def test_a_crs_assigned_in_qgis_is_written_to_the_outputs(run_alg, tmp_path):
         assert ds.crs.to_epsg() == 32633 and ds.transform == Affine(10, 0, 400000, 0, -10, 5300000)
     with rasterio.open(path) as ds:
         assert ds.crs is None   # the user's file is left as it was
+    # without any CRS, indices are still computed (per pixel), as from a folder of band files without one; they
+    # were refused as having 'no coordinate reference system, so distances ... mean nothing'
+    out = run_alg("s2_indices", {"INPUT": path, "INDICES": [0], "OUTPUT": str(tmp_path / "ndvi_nocrs.tif")})
+    with rasterio.open(out["OUTPUT"]) as ds, rasterio.open(str(tmp_path / "ndvi.tif")) as placed:
+        assert ds.crs is None and np.array_equal(ds.read(), placed.read())
 
 
 def test_an_alpha_band_is_a_mask_not_b12(tmp_path):
