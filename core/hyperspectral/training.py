@@ -392,10 +392,23 @@ def outlier_set(paths, data, materials=None, min_depth=OUTLIER_MIN_DEPTH, feedba
 
 def feature_order(geometries, labels):
     """Indexes of ``geometries`` in an order that does not depend on the layer's: by label (as text), then the
-    geometry's WKB bytes, then the index (only identical features of one label tie, and they are alike)."""
+    geometry's bounds rounded to 1e-6 of the CRS unit, then its big-endian WKB bytes, then the index (only identical
+    features of one label tie, and they are alike). The bounds come first so that the last bits of a coordinate
+    (a layer saved in another CRS and brought back) do not decide: little-endian WKB bytes compare those first."""
+    import shapely
+
+    def big_endian(geom):   # shapely 2 (Debian 13) and 1.8 (Debian 12)
+        if hasattr(shapely, "to_wkb"):
+            return shapely.to_wkb(geom, byte_order=0)
+        from shapely import wkb
+
+        return wkb.dumps(geom, big_endian=True)
+
     def key(i):
         geom = geometries[i]
-        return (str(labels[i]), b"" if geom is None else geom.wkb, i)
+        if geom is None or geom.is_empty:
+            return (str(labels[i]), (), b"", i)
+        return (str(labels[i]), tuple(np.round(geom.bounds, 6).tolist()), big_endian(geom), i)
 
     return np.array(sorted(range(len(geometries)), key=key), dtype=np.int64)
 
@@ -408,7 +421,8 @@ def image_training_set(source, geometries, labels, band_info=None, feedback=None
     several features of one class is used once. The same features give the same set whatever their order in the
     layer (since 0.2.17; the split and the training draw samples in the set's order): the pixels come in raster
     order, a pixel of several features of one class is taken for the first in :func:`feature_order`, and ``groups``
-    is each pixel's feature's position in that order, so pixels of one polygon never sit on both sides of a split.
+    numbers each pixel's feature by where its first pixel lies in raster order, so pixels of one polygon never sit
+    on both sides of a split and the numbers do not depend on the layer's CRS or order.
     ``features`` holds each pixel's feature as an index into ``geometries`` (:func:`sample_groups` groups by it).
     """
     from ..engine.sampling import training_pixels
@@ -418,6 +432,13 @@ def image_training_set(source, geometries, labels, band_info=None, feedback=None
     X, pixel_labels, groups = training_pixels(source, [geometries[i] for i in order], [labels[i] for i in order],
                                               feedback=feedback, names=[shown[i] for i in order])
     groups = np.asarray(groups, dtype=np.int64)
+    features = order[groups]
+    # groups numbered as the features first appear among the pixels (raster order), not by the sort above: the
+    # seeded split follows the numbers, which must not depend on how the features' coordinates were stored
+    present, first = np.unique(groups, return_index=True)
+    rank = np.zeros(int(present.max()) + 1 if present.size else 0, dtype=np.int64)
+    rank[present[np.argsort(first, kind="stable")]] = np.arange(present.size)
+    groups = rank[groups]
     pixel_labels = np.array([str(v) for v in pixel_labels], dtype=object)
     class_names = sorted_class_names(pixel_labels)
     if len(class_names) < 2:
@@ -426,7 +447,7 @@ def image_training_set(source, geometries, labels, band_info=None, feedback=None
     index = {c: i for i, c in enumerate(class_names)}
     y = np.array([index[c] for c in pixel_labels], dtype=np.int64)
     return TrainingSet(X=X.astype(np.float32), y=y, groups=groups, class_names=class_names,
-                       band_info=band_info, source="image", features=order[groups])
+                       band_info=band_info, source="image", features=features)
 
 
 def sample_groups(data, samples):
