@@ -298,9 +298,24 @@ def score_target(Z, names, targets, present=None):
 _NAN_KEY = -1.2345e300
 
 
+#: Significant digits a record's place and values are compared to: one measurement converted on the way (an oxide
+#: merged into its element, a unit changed) differs from its copy in the last bits only.
+KEY_DIGITS = 12
+
+
+def _rounded(values, digits=KEY_DIGITS):
+    """``values`` rounded to ``digits`` significant digits (0, NaN and infinities as they are)."""
+    out = np.array(values, dtype=float)
+    ok = np.isfinite(out) & (out != 0)
+    scale = 10.0 ** (digits - 1 - np.floor(np.log10(np.abs(out[ok]))))
+    out[ok] = np.round(out[ok] * scale) / scale
+    return out
+
+
 def _record_key(Z, x, y):
-    """``(n, 2 + columns)``: each row's place and values, NaN as :data:`_NAN_KEY`."""
-    key = np.column_stack([np.asarray(x, float), np.asarray(y, float), np.asarray(Z, float)])
+    """``(n, 2 + columns)``: each row's place and values to :data:`KEY_DIGITS` significant digits, NaN as
+    :data:`_NAN_KEY` (a record and its copy converted on the way, a last bit apart, are one record)."""
+    key = _rounded(np.column_stack([np.asarray(x, float), np.asarray(y, float), np.asarray(Z, float)]))
     key[np.isnan(key)] = _NAN_KEY
     return key
 
@@ -449,8 +464,8 @@ def score_all(values, names, x, y, methods=METHODS, fused=None, targets=None, pa
         first, copy_of = distinct_records(Z[rows], xa[rows], ya[rows])
         if first.size < rows.size:
             messages.append(f"{rows.size - first.size} of {rows.size} scored samples repeat another record exactly "
-                            "(same place, same values: a compilation's repeated row): each record is scored once and "
-                            "its copies get its score.")
+                            "(same place, same values to 12 significant digits: a compilation's repeated row): each "
+                            "record is scored once and its copies get its score.")
     else:
         first, copy_of = canonical_rows(Z[rows], xa[rows], ya[rows])
     unique = rows[first]   # the distinct records, in their canonical order (distinct_records)
