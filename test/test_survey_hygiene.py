@@ -34,7 +34,7 @@ def till_survey(n=200, seed=3):
     gaps = rng.choice(n, 20, replace=False)
     table.loc[gaps, "Zn_ppm_511"] = -9999.0          # Zn missing where only the oxide was reported
     table["Pt_ppb_511"] = -9999.0
-    table.loc[:39, "Pt_ppb_511"] = 1.0              # measured in 20 % of the samples
+    table.loc[:39, "Pt_ppb_511"] = 1.0 + np.arange(40) % 7   # measured in 20 % of the samples
     table.loc[5, "Au_ppb_521"] = -0.5               # below the detection limit of 0.5 ppb: a measurement
     return table, e, no, np.sort(gaps)
 
@@ -250,3 +250,19 @@ def test_an_oxide_without_its_element_stands_for_it_and_a_total_comes_first():
     names, table, plan = sh.survey_elements(["Zn_ppm", "ZnO_ppm"], np.array([[10.0, 12.45], [-9999.0, 100.0]]),
                                             coverage=0.0)
     np.testing.assert_allclose(table[:, 0], [10.0, 100.0 * 0.80339], rtol=1e-4)
+
+
+def test_an_element_with_one_value_in_every_sample_is_left_out_of_the_default_set():
+    """Ir below its detection limit in every sample ('<1 ppb', stored -1) counted as measured everywhere and entered
+    the default set: a constant column that only disturbed the fits (area1's default AUC 0.599 to 0.578). It is
+    left out and said; chosen by the user, it stays."""
+    from oremap.core.geochemistry import survey_hygiene as sh
+
+    rng = np.random.default_rng(1)
+    columns = ["Au_ppb", "Cu_ppm", "Ir_ppb"]
+    values = np.column_stack([rng.lognormal(0, 1, 50), rng.lognormal(3, 1, 50), np.full(50, -1.0)])
+    plan = sh.plan_elements(columns, values)
+    assert plan.elements == ["Au", "Cu"]
+    assert plan.left_out == {"Ir_ppb": "the same value in every sample measured (all below one detection limit?)"}
+    assert any(line.startswith("Left out (1), the same value in every sample measured") for line in plan.log)
+    assert sh.plan_elements(columns, values, explicit=True).elements == ["Au", "Cu", "Ir"]

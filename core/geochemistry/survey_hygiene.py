@@ -432,19 +432,29 @@ def plan_elements(columns, values=None, x=None, y=None, coverage=DEFAULT_COVERAG
             plan.log.append(f"{title} ({len(pairs)}; {how}): " + ", ".join(pairs[:30])
                             + (" ..." if len(pairs) > 30 else ""))
     order = sorted(groups, key=lambda e: min(j for j, _ in groups[e]))
+    constant = set()
     if values is not None and n:
         index = {c: j for j, c in enumerate(columns)}
         for element in order:
             mask = np.zeros(n, dtype=bool)
-            for c in plan.columns[element]:
-                mask |= measured(values[:, index[c]], missing, zeros_missing)
+            distinct = set()
+            for c, factor in zip(plan.columns[element], plan.factors[element]):
+                here = measured(values[:, index[c]], missing, zeros_missing)
+                mask |= here
+                distinct |= set(np.round(values[here, index[c]] * factor, 12).tolist())
             plan.coverage[element] = float(mask.mean())
+            if len(distinct) == 1:   # one value in every sample (all below one detection limit): no information
+                constant.add(element)
     kept = []
     for element in order:
         share = plan.coverage.get(element, 1.0)
         if not explicit and coverage > 0 and share < coverage:
             for c in plan.columns[element]:
                 plan.left_out[c] = f"measured in fewer than {100 * coverage:.0f} % of the samples"
+            continue
+        if not explicit and element in constant:
+            for c in plan.columns[element]:
+                plan.left_out[c] = "the same value in every sample measured (all below one detection limit?)"
             continue
         kept.append(element)
     plan.elements = kept
