@@ -88,7 +88,8 @@ class GeochemAnomaly(OreMapAlgorithm):
                   "Mahalanobis distance + isolation forest + element-suite index without one).",
         "COVERAGE": COVERAGE_HELP,
         "UNITS": "Units of fields named by the bare element symbol, e.g. 'AU=ppb; CU=ppm' (ppm, ppb, pct, ppt, g/t); "
-                 "such fields without an entry are taken as ppm, as the log says.",
+                 "such fields without an entry are taken as ppm, as the log says, where no field states its unit; "
+                 "beside fields that state theirs, a bare-named field is used only with an entry here.",
         "SUPPORT": "Spatial support: number of nearest samples each score is averaged over (as percentile ranks), "
                    "0 = each sample alone. Not applied to the spatial-context score.",
         "NEIGHBOURS": "Spatial context: number of nearest samples (at other locations) whose robust local fit "

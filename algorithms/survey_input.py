@@ -14,7 +14,8 @@ COVERAGE_HELP = ("Without chosen element fields: an element enters the default s
                  "detection counts as measured). Survey compilations hold ~120 columns, most measured in few "
                  "samples; the log lists what was left out and why. 0 keeps every element.")
 FIELDS_HELP = ("Element fields. Empty: the survey's elements, recognised by the unit anywhere in the field name "
-               "(_ppm, _ppb, _pct, e.g. Cu_ppm_511) or a bare element symbol (AU, Cu; ppm assumed); coordinates "
+               "(_ppm, _ppb, _pct, e.g. Cu_ppm_511) or a bare element symbol (AU, Cu; ppm assumed, but left out "
+               "beside fields that state their units: choose the fields to keep it); coordinates "
                "(x, y, lat, lon, easting, northing and truncations such as Northing_k), ids and fields equal to the "
                "point geometry are never elements; an oxide field (ZnO_ppm) is merged into its element (Zn_ppm) or, "
                "without one, converted to it; only elements measured in enough samples are kept (coverage).")

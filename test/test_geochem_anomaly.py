@@ -556,3 +556,18 @@ def test_a_large_survey_fits_the_robust_covariance_on_a_random_subset(monkeypatc
     assert not np.array_equal(capped["mcd"], full["mcd"])
     again, _ = am.score_all(values, NAMES, x, y, methods=("mcd",), support=0)
     np.testing.assert_array_equal(again["mcd"], capped["mcd"])        # seeded: the same subset each run
+
+
+def test_a_target_whose_commodity_field_is_a_bare_name_says_so():
+    """Au_ppm renamed AU beside unit-named fields: the bare name is left out (the rule), and TARGET=Au lost its
+    target score saying only that Au 'is not in the element set'. The log now names the field and the fix."""
+    rng = np.random.default_rng(0)
+    columns = ["AU", "Ag_ppm", "As_ppm", "Sb_ppm", "Cu_ppm"]
+    values = rng.lognormal(0.0, 1.0, (60, len(columns)))
+    names, _, commodity, pathfinder_cols, log = ga.choose_elements(columns, values, target="Au")
+    assert commodity == [] and "AU" not in names
+    note = [line for line in log if line.startswith("Target Au: its commodity element (Au) is not in the element set")]
+    assert len(note) == 1 and "The field(s) AU (for Au) name the element without a unit and were left out" in \
+        note[0] and "UNITS" in note[0]
+    names, _, commodity, _, _ = ga.choose_elements(columns, values, target="Au", units={"AU": "ppm"})
+    assert commodity == ["AU"]

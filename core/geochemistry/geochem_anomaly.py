@@ -55,17 +55,27 @@ def choose_elements(columns, values, geometry_x=None, geometry_y=None, fields=No
         symbols = [plan.elements[k] for k in range(len(plan.elements))]
         commodity, pathfinder_cols, absent = pathfinders.preset_columns(target, symbols, names)
         preset = pathfinders.PRESETS[target]
+        bare = _bare_fields(plan)
+
+        def left_bare(wanted):   # why a wanted element is missing, when a bare-named field of it was left out
+            found = [f"{', '.join(bare[e])} (for {e})" for e in wanted if e in bare]
+            return (f" The field(s) {'; '.join(found)} name the element without a unit and were left out, as other "
+                    "fields state theirs: give their units in UNITS (e.g. AU=ppm) or choose the element fields."
+                    if found else "")
+
         if absent:
             log.append(f"Target {target}: pathfinders not in the element set (not measured, or in fewer than "
-                       f"{100 * coverage:.0f} % of the samples): {', '.join(absent)}.")
+                       f"{100 * coverage:.0f} % of the samples): {', '.join(absent)}.{left_bare(absent)}")
         if not commodity:
             log.append(f"Target {target}: its commodity element ({', '.join(preset['commodity'])}) is not in the "
-                       "element set, so there is no target score; the pathfinders are scored.")
+                       "element set, so there is no target score; the pathfinders are scored."
+                       + left_bare(preset["commodity"]))
         if not fields:
             if len(pathfinder_cols) < 2:
                 raise OreMapError(
                     f"Only {len(pathfinder_cols)} of the {target} pathfinders ({', '.join(preset['pathfinders'])}) "
-                    f"are measured in at least {100 * coverage:.0f} % of the samples.", "target",
+                    f"are measured in at least {100 * coverage:.0f} % of the samples."
+                    + left_bare(preset["pathfinders"]), "target",
                     "Choose another target, lower the coverage, or choose the element fields.")
             keep = [names.index(c) for c in pathfinder_cols]
             names, table = [names[k] for k in keep], table[:, keep]
@@ -73,6 +83,17 @@ def choose_elements(columns, values, geometry_x=None, geometry_y=None, fields=No
     elif not fields:
         log.append(NO_TARGET_HINT)
     return names, table, commodity, pathfinder_cols, log
+
+
+def _bare_fields(plan):
+    """``{element symbol: [fields]}`` left out as bare names without a unit beside fields that state theirs."""
+    bare = {}
+    for name, reason in plan.left_out.items():
+        if reason.startswith("bare name"):
+            element = sh.parse_column(name).element
+            if element:
+                bare.setdefault(element, []).append(name)
+    return bare
 
 
 def evaluate_methods(x, y, scores, deposits_xy, positive_radius, negative_min_distance, seed=0, feedback=None):
