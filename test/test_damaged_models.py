@@ -119,13 +119,19 @@ def test_a_model_with_external_data_is_refused_and_no_other_file_is_read(tmp_pat
 # ---------------------------------------------------------------------------
 # 2. A graph onnxruntime loads but cannot run
 # ---------------------------------------------------------------------------
-def test_a_graph_that_fails_at_run_time_is_refused_naming_the_model_and_the_input_shape(tmp_path):
+def _reshape_model(tmp_path):
+    """A 4-band spectral classifier whose graph reshapes its input to rows of 3: it runs only on a multiple of 3
+    values."""
     info = ModelInfo(task="spectral_classification", classes=classes("a", "b", "c"),
                      input={"name": "spectra", "n_bands": 4})
     path = graph_model(tmp_path / "reshape.onnx", [helper.make_node("Reshape", ["spectra", "s"], ["probabilities"])],
                        [("spectra", [None, 4])], [("probabilities", [None, 3])], info,
                        [numpy_helper.from_array(np.array([-1, 3], np.int64), "s")])
-    model = OnnxModel(path)
+    return OnnxModel(path)
+
+
+def test_a_graph_that_fails_at_run_time_is_refused_naming_the_model_and_the_input_shape(tmp_path):
+    model = _reshape_model(tmp_path)
     err = refusal(lambda: model.run(np.ones((5, 4), np.float32)))   # 20 values: not rows of 3
     assert err.parameter == "model"
     assert "onnxruntime cannot run the model 'reshape.onnx' on input of shape (5, 4)" in err.message
@@ -135,12 +141,7 @@ def test_a_graph_that_fails_at_run_time_is_refused_naming_the_model_and_the_inpu
 def test_onnxruntime_out_of_memory_is_a_memory_error_not_a_damaged_model(tmp_path):
     """onnxruntime's bad_alloc was reported as a damaged model ('retrain the model'); it is the memory budget's
     matter, which Processing's out-of-memory message names."""
-    info = ModelInfo(task="spectral_classification", classes=classes("a", "b", "c"),
-                     input={"name": "spectra", "n_bands": 4})
-    path = graph_model(tmp_path / "reshape.onnx", [helper.make_node("Reshape", ["spectra", "s"], ["probabilities"])],
-                       [("spectra", [None, 4])], [("probabilities", [None, 3])], info,
-                       [numpy_helper.from_array(np.array([-1, 3], np.int64), "s")])
-    model = OnnxModel(path)
+    model = _reshape_model(tmp_path)
 
     class Exhausted:
         def run(self, names, feeds):
