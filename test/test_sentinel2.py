@@ -438,6 +438,29 @@ def test_each_band_file_of_a_folder_keeps_its_own_nodata(tmp_path, how):
     np.testing.assert_allclose(refl[1:, 1:, 1], 0.2, rtol=1e-5)   # DN 3000 with the -1000 offset of baseline 05.09
 
 
+def test_a_float_band_files_nan_nodata_stays_nodata_in_a_folder(tmp_path):
+    """Float32 reflectance files, the 10 m ones without a nodata value and B11 declaring NaN over its corner: the
+    VRT skipped the corner and, having no nodata of its own, filled it with 0, a valid reflectance."""
+    folder = tmp_path / "float_bands"
+    folder.mkdir()
+    for band, res in [(b, 10) for b in ("B02", "B03", "B04", "B08")] + [("B11", 20)]:
+        n = 80 // res
+        data = np.full((n, n), 0.3, np.float32)
+        profile = dict(driver="GTiff", width=n, height=n, count=1, dtype="float32", crs="EPSG:32633",
+                       transform=Affine(res, 0, 400000, 0, -res, 5000000))
+        if band == "B11":
+            data[:2, :2] = np.nan
+            profile["nodata"] = float("nan")
+        with rasterio.open(folder / f"T33UUP_{band}.tif", "w", **profile) as ds:
+            ds.write(data, 1)
+    with open_sentinel2(str(folder), required=["B4", "B11"]) as s2:
+        refl = s2.read_reflectance(["B4", "B11"])
+    b11 = refl[..., 1]
+    assert np.isnan(b11[:3, :3]).all() and not (b11 == 0).any()
+    np.testing.assert_allclose(b11[np.isfinite(b11)], 0.3, rtol=1e-6)
+    assert np.isfinite(b11[5:, 5:]).all()
+
+
 def test_scene_classification_masks_clouds_and_shadows_of_a_folder(tmp_path):
     """Pixels of 10 m whose 20 m SCL class is no data, cloud shadow, cloud or cirrus become nodata in every band
     (nearest neighbour: 2 x 2 pixels per SCL pixel); the others keep exactly their values; the log gives the

@@ -1220,6 +1220,10 @@ def _open_folder(folder, required, feedback, out_dir, mask_clouds=True):
         warnings.append(_LEVEL_1C)
     integer = np.issubdtype(np.dtype(dtype), np.integer)
     nodata = ref["nodata"] if ref["nodata"] is not None else (0.0 if integer else None)
+    if nodata is None and any(i["nodata"] is not None or i["masked"] for i in infos.values()):
+        # float files, the finest without a nodata value: the pixels another file marks (its nodata, its mask) are
+        # skipped in the VRT and would read as 0, a valid reflectance; they are NaN
+        nodata = float("nan")
     scl = _scene_classification(folder, ref, nodata, mask_clouds, notes)
     if out_dir is None:
         temp_dir = tempfile.mkdtemp(prefix="oremap_s2_")
