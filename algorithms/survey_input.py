@@ -12,7 +12,8 @@ from .base import assay_number, column_reader, require_fields, text_numbers
 COVERAGE_HELP = ("Without chosen element fields: an element enters the default set when it is measured in at least "
                  "this percentage of the samples (not missing, not a 0 read as 'not analysed'; a value below "
                  "detection counts as measured). Survey compilations hold ~120 columns, most measured in few "
-                 "samples; the log lists what was left out and why. 0 keeps every element.")
+                 "samples; an element with one value in every sample measured (all below one detection limit) is left "
+                 "out too; the log lists what was left out and why. 0 keeps every element.")
 FIELDS_HELP = ("Element fields. Empty: the survey's elements, recognised by the unit anywhere in the field name "
                "(_ppm, _ppb, _pct, e.g. Cu_ppm_511) or a bare element symbol (AU, Cu; ppm assumed, but left out "
                "beside fields that state their units: choose the fields to keep it); coordinates "

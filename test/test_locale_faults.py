@@ -148,7 +148,7 @@ def test_a_survey_with_full_width_field_names_keeps_its_elements():
     from oremap.core.geochemistry.survey_hygiene import plan_elements
 
     names = ["\u6837\u54c1\u53f7", "Au\uff08ppm\uff09", "Cu\uff08ppm\uff09", "Zn\uff08ppm\uff09", "Pb_ppm"]
-    plan = plan_elements(names, np.ones((5, 5)))
+    plan = plan_elements(names, np.arange(1.0, 26.0).reshape(5, 5))
     assert plan.fields == names[1:]
     assert plan.elements == ["Au", "Cu", "Zn", "Pb"]
 

@@ -266,3 +266,7 @@ def test_an_element_with_one_value_in_every_sample_is_left_out_of_the_default_se
     assert plan.left_out == {"Ir_ppb": "the same value in every sample measured (all below one detection limit?)"}
     assert any(line.startswith("Left out (1), the same value in every sample measured") for line in plan.log)
     assert sh.plan_elements(columns, values, explicit=True).elements == ["Au", "Cu", "Ir"]
+    assert sh.plan_elements(columns, values, coverage=0.0).elements == ["Au", "Cu", "Ir"]   # 0 keeps every element
+    # tiny values that differ are not one value (the rule is to 12 significant digits, not 12 decimals)
+    values[:, 2] = np.linspace(1e-13, 4e-13, 50)
+    assert sh.plan_elements(columns, values).elements == ["Au", "Cu", "Ir"]

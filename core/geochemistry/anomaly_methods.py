@@ -306,7 +306,7 @@ KEY_DIGITS = 12
 def _rounded(values, digits=KEY_DIGITS):
     """``values`` rounded to ``digits`` significant digits (0, NaN and infinities as they are)."""
     out = np.array(values, dtype=float)
-    ok = np.isfinite(out) & (out != 0)
+    ok = np.isfinite(out) & (np.abs(out) >= 1e-290)   # below: 10 ** digits overflows; kept as they are
     scale = 10.0 ** (digits - 1 - np.floor(np.log10(np.abs(out[ok]))))
     out[ok] = np.round(out[ok] * scale) / scale
     return out

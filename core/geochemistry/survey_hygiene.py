@@ -342,7 +342,8 @@ def plan_elements(columns, values=None, x=None, y=None, coverage=DEFAULT_COVERAG
     x, y : arrays (n,), optional
         The points' coordinates: a column equal to either is a coordinate.
     coverage : float
-        Share of samples (0-1) in which an element must be measured (:func:`measured`). 0 keeps all.
+        Share of samples (0-1) in which an element must be measured (:func:`measured`); an element with one value
+        in every sample measured (all below one detection limit) is left out too. 0 keeps all.
     units : dict, optional
         Units of columns named by the bare element symbol (see :func:`parse_column`).
     explicit : bool
@@ -437,13 +438,16 @@ def plan_elements(columns, values=None, x=None, y=None, coverage=DEFAULT_COVERAG
         index = {c: j for j, c in enumerate(columns)}
         for element in order:
             mask = np.zeros(n, dtype=bool)
-            distinct = set()
+            seen = []
             for c, factor in zip(plan.columns[element], plan.factors[element]):
                 here = measured(values[:, index[c]], missing, zeros_missing)
                 mask |= here
-                distinct |= set(np.round(values[here, index[c]] * factor, 12).tolist())
+                seen.append(values[here, index[c]] * factor)
             plan.coverage[element] = float(mask.mean())
-            if len(distinct) == 1:   # one value in every sample (all below one detection limit): no information
+            seen = np.concatenate(seen) if seen else np.zeros(0)
+            # one value in every sample measured (all below one detection limit: no information), to 12 significant
+            # digits; a single measurement is not 'one value in every sample'
+            if seen.size > 1 and np.ptp(seen) <= 1e-12 * np.abs(seen).max():
                 constant.add(element)
     kept = []
     for element in order:
@@ -452,7 +456,7 @@ def plan_elements(columns, values=None, x=None, y=None, coverage=DEFAULT_COVERAG
             for c in plan.columns[element]:
                 plan.left_out[c] = f"measured in fewer than {100 * coverage:.0f} % of the samples"
             continue
-        if not explicit and element in constant:
+        if not explicit and coverage > 0 and element in constant:   # coverage 0 keeps every element
             for c in plan.columns[element]:
                 plan.left_out[c] = "the same value in every sample measured (all below one detection limit?)"
             continue
