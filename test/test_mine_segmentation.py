@@ -362,8 +362,9 @@ def test_patch_classifier_probabilities_are_painted_to_their_cells(scenes, tmp_p
         padded = np.full((360 + 60, 360 + 60, 12), np.nan, np.float32)
         padded[30:390, 30:390] = refl
         cells = [(i, j) for i in range(360 // stride) for j in range(360 // stride)]
-        patches = np.stack([padded[30 + i * stride + off:60 + i * stride + off,
-                                   30 + j * stride + off:60 + j * stride + off] for i, j in cells])
+        # each cell's patch centred on it, moved inside the raster where it would stick out (0.2.19)
+        start = {k: min(max(k * stride + off, 0), 360 - 30) for k in range(360 // stride)}
+        patches = np.stack([padded[30 + start[i]:60 + start[i], 30 + start[j]:60 + start[j]] for i, j in cells])
         expected, threshold = mc.predict_proba(model, patches)
         for (i, j), p in zip(cells, expected):
             block = prob[i * stride:(i + 1) * stride, j * stride:(j + 1) * stride]

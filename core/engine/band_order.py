@@ -117,13 +117,14 @@ def overlap_bands(centers, fwhm=None, bad=None, detectors=None):
         good = np.concatenate(groups)
         sizes = np.cumsum([0] + [g.size for g in groups])
         runs = list(zip(sizes[:-1].tolist(), sizes[1:].tolist()))
-    permuted = False
+    permuted, aside = False, ""
     if detectors is None:
         # water-vapour bands take no part in finding the detectors (noisy or filled bands appended there made a file
         # look permuted); they are left out later, or kept as they are at the user's word
         from .bad_bands import WATER_WINDOWS
 
         dry = good[~np.any([(centers[good] >= lo) & (centers[good] <= hi) for lo, hi in WATER_WINDOWS], axis=0)]
+        aside = " (water-vapour bands aside)" if 2 <= dry.size < good.size else ""
         good = dry if dry.size >= 2 else good
         if np.count_nonzero(np.diff(centers[good]) < 0) * 2 > good.size - 1:
             good = good[::-1]   # listed from long to short wavelengths: the detectors read the other way round
@@ -152,7 +153,7 @@ def overlap_bands(centers, fwhm=None, bad=None, detectors=None):
                          f"{len(first)} {da} bands above and {len(second)} {db} bands below it are left out.")
             continue
         notes.append(
-            f"Bands {_ranges(good[a0:a1])} and {_ranges(good[b0:b1])} "
+            f"Bands {_ranges(good[a0:a1])} and {_ranges(good[b0:b1])}{aside} "
             f"overlap at {start:.1f}-{end:.1f} nm (two detectors): cut at {cut:.1f} nm, the edge bands "
             f"{_ranges(first + second)} are left out.")
     # repeated centres among the bands still kept
