@@ -435,10 +435,7 @@ def image_training_set(source, geometries, labels, band_info=None, feedback=None
     features = order[groups]
     # groups numbered as the features first appear among the pixels (raster order), not by the sort above: the
     # seeded split follows the numbers, which must not depend on how the features' coordinates were stored
-    present, first = np.unique(groups, return_index=True)
-    rank = np.zeros(int(present.max()) + 1 if present.size else 0, dtype=np.int64)
-    rank[present[np.argsort(first, kind="stable")]] = np.arange(present.size)
-    groups = rank[groups]
+    groups = _by_first_appearance(groups)
     pixel_labels = np.array([str(v) for v in pixel_labels], dtype=object)
     class_names = sorted_class_names(pixel_labels)
     if len(class_names) < 2:
@@ -456,9 +453,18 @@ def sample_groups(data, samples):
     samples are one group. Groups are numbered in the order the samples first appear among ``data``'s pixels,
     which does not depend on the layer's order either."""
     features = np.asarray(data.features, dtype=np.int64)
-    present, first = np.unique(features, return_index=True)
+    present = np.unique(features)
     codes = {}
     code = np.zeros(int(present.max()) + 1 if present.size else 0, dtype=np.int64)
-    for i in present[np.argsort(first)]:
+    for i in present:
         code[i] = codes.setdefault(samples[int(i)], len(codes))
-    return code[features]
+    return _by_first_appearance(code[features])
+
+
+def _by_first_appearance(keys):
+    """Integer ``keys`` (one a pixel) renumbered 0, 1, ... in the order they first appear."""
+    keys = np.asarray(keys, dtype=np.int64)
+    present, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
+    rank = np.empty(present.size, dtype=np.int64)
+    rank[np.argsort(first, kind="stable")] = np.arange(present.size)
+    return rank[np.ravel(inverse)]
