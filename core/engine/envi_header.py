@@ -83,7 +83,7 @@ def header_beside(dataset):
     """The fields of the ENVI header file of an open raster (``.hdr`` among its files; parsed here, not by GDAL), or
     None. GDAL drops every field after a header line of over 10,000 characters (a long wavelength list): the
     wavelengths, bad bands, scale and nodata are then read from here."""
-    header_path = next((f for f in (getattr(dataset, "files", None) or []) if str(f).lower().endswith(".hdr")), None)
+    header_path = _header_path(dataset)
     if header_path is None:
         return None
     try:
@@ -91,6 +91,17 @@ def header_beside(dataset):
         return _parsed_header(str(header_path), stat.st_mtime_ns, stat.st_size)
     except (OSError, OreMapError):
         return None
+
+
+def _header_path(dataset):
+    """The ``.hdr`` among an open raster's files, or None."""
+    return next((f for f in (getattr(dataset, "files", None) or []) if str(f).lower().endswith(".hdr")), None)
+
+
+def _read_keys(dataset):
+    """The header fields GDAL read into its ENVI domain, spelt as the parsed header spells them (GDAL keeps the
+    header's own spelling: 'Data_Type', 'BANDS')."""
+    return {" ".join(k.replace("_", " ").lower().split()) for k in dataset.tags(ns="ENVI")}
 
 
 @functools.lru_cache(maxsize=32)
@@ -105,9 +116,7 @@ def dropped_field(dataset, key):
     (it is not in the ENVI metadata domain), else None."""
     if dataset.driver != "ENVI":
         return None
-    # GDAL keeps the header's own spelling ('Data_Type', 'BANDS'); the parsed header's keys are lower case
-    read = {" ".join(k.replace("_", " ").lower().split()) for k in dataset.tags(ns="ENVI")}
-    if key in read:
+    if key in _read_keys(dataset):
         return None
     header = header_beside(dataset)
     return None if header is None else header.get(key)
@@ -130,8 +139,9 @@ def layout_problem(dataset, parameter="raster"):
     as bytes, its wavelengths right. None otherwise."""
     if dataset.driver != "ENVI":
         return None
-    lost = [key for key in LAYOUT_FIELDS if dropped_field(dataset, key) is not None]
-    header = next((f for f in dataset.files if str(f).lower().endswith(".hdr")), "")
+    fields, read = header_beside(dataset), _read_keys(dataset)
+    lost = [key for key in LAYOUT_FIELDS if fields and key not in read and fields.get(key) is not None]
+    header = _header_path(dataset)
     if not lost or not _has_long_line(header):
         return None
     return OreMapError(f"GDAL reads the ENVI header '{header}' only up to its first line of over {GDAL_LINE_LIMIT:,} "
