@@ -77,6 +77,7 @@ _HEX_COLOUR = re.compile(r"^#[0-9a-fA-F]{6}$")
 _BAD_TEXT = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 
 _FIX_MODEL = "Choose an .onnx model trained or shipped by OreMap."
+_OR_FIX_MODEL = "or " + _FIX_MODEL[0].lower() + _FIX_MODEL[1:]   # after another fix
 
 
 def build_time():
@@ -547,7 +548,7 @@ def _load_onnx(path):
             f"'{os.path.basename(path)}' is not a valid ONNX model: the file is corrupted, truncated, "
             "or of another format.",
             parameter="model",
-            fix="Copy or download the model again, or " + _FIX_MODEL[0].lower() + _FIX_MODEL[1:],
+            fix="Copy or download the model again, " + _OR_FIX_MODEL,
         )
     # onnxruntime, given the bytes, would read such values from a path relative to QGIS's working folder, not the
     # model's: another file's bytes as weights. OreMap writes every model as one file.
@@ -558,7 +559,7 @@ def _load_onnx(path):
             "external data), which OreMap does not read.",
             parameter="model",
             fix="Save the model as one file (with the onnx package: load it with its data file beside it, then "
-                "save it without save_as_external_data), or " + _FIX_MODEL[0].lower() + _FIX_MODEL[1:],
+                "save it without save_as_external_data), " + _OR_FIX_MODEL,
         )
     return model, data
 
@@ -708,8 +709,7 @@ class OnnxModel:
             raise OreMapError(
                 f"onnxruntime cannot run the model '{os.path.basename(self.path)}' on input of shape "
                 f"{tuple(X.shape)}: {exc}",
-                parameter="model", fix="Retrain the model with this OreMap, or " + _FIX_MODEL[0].lower() +
-                _FIX_MODEL[1:]) from None
+                parameter="model", fix="Retrain the model with this OreMap, " + _OR_FIX_MODEL) from None
         return [parts[0][j] if len(parts) == 1 else np.concatenate([p[j] for p in parts]) for j in range(len(names))]
 
     def run_outputs(self, X, batch_size=8192):
