@@ -348,6 +348,11 @@ def _malformed(what):
     )
 
 
+def is_number(value):
+    """Whether a value read from a model's metadata is a real number (JSON's true and false are not)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
 def unreadable_settings(path, block, detail):
     """The error for a model whose ``block`` metadata (e.g. ``"segmentation"``) hold a value of the wrong type,
     size or range: ``detail`` says which (or is the exception reading it raised)."""

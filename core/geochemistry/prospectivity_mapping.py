@@ -11,7 +11,7 @@ from ..engine import affine_ops
 from ..engine.errors import OreMapError
 from ..engine.feedback import ensure
 from ..engine.evaluation_guard import validation_tags
-from ..engine.model_format import OnnxModel, unreadable_settings
+from ..engine.model_format import OnnxModel, is_number, unreadable_settings
 from ..engine.raster import OutputSpec, block_windows, check_output_path, memory_budget_mb, write_blocks
 from .grid_meaning import check_input_transform, check_training_range, raster_sample, read_meaning
 from .prospectivity_data import _read_nan, _source, element_bands
@@ -93,14 +93,13 @@ def _check_model(model):
                           "Choose a model trained with 'Train a prospectivity ResNet'.")
     path = getattr(model, "path", None) or "model"
     max_nodata = info.preprocessing.get("max_nodata", 0.5)
-    if isinstance(max_nodata, bool) or not isinstance(max_nodata, (int, float)) or not 0.0 <= max_nodata < 1.0:
+    if not is_number(max_nodata) or not 0.0 <= max_nodata < 1.0:
         raise unreadable_settings(path, "preprocessing", f"max_nodata is {max_nodata!r}, not a share in [0, 1)")
     spatial = info.extra.get("spatial") or {}
     if not isinstance(spatial, dict):
         raise unreadable_settings(path, "spatial", "they are not a JSON object")
     size = spatial.get("cell_size")
-    if size and not (isinstance(size, list) and len(size) == 2 and all(
-            isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0 for v in size)):
+    if size and not (isinstance(size, list) and len(size) == 2 and all(is_number(v) and v > 0 for v in size)):
         raise unreadable_settings(path, "spatial", f"cell_size is {size!r}, not two positive numbers")
     return window, list(info.band_names)
 

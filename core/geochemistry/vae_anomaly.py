@@ -62,6 +62,7 @@ from ..engine.model_format import ModelInfo, OnnxModel, write_model
 from ..engine.model_format import build_date
 
 TASK = "geochemical_anomaly"
+_FIX_VAE_MODEL = "Choose a model trained by 'Geochemical anomalies with a VAE'."
 INPUT_NAME = "elements"
 OUTPUT_ERRORS = "element_errors"
 OUTPUT_SCORE = "score"
@@ -226,7 +227,7 @@ class Preprocessing:
         except OreMapError as exc:
             what = exc.message.rstrip(".")
             raise OreMapError(f"The model's preprocessing metadata are damaged ({what}).", "model",
-                              "Choose a model trained by 'Geochemical anomalies with a VAE'.") from None
+                              _FIX_VAE_MODEL) from None
 
     def describe(self):
         """One line for logs and reports."""
@@ -588,7 +589,7 @@ class AnomalyModel:
         anomaly = info.extra.get("anomaly")
         if not isinstance(anomaly, dict) or info.band_names is None:
             raise OreMapError("The model's anomaly metadata are missing.", "model",
-                              "Choose a model trained by 'Geochemical anomalies with a VAE'.")
+                              _FIX_VAE_MODEL)
         try:
             self.percentiles = tuple(float(p) for p in anomaly["percentiles"])
             self.thresholds = np.asarray(anomaly["thresholds"], dtype=float)
@@ -603,7 +604,7 @@ class AnomalyModel:
         if stored is not None and len(stored) != len(self.names):
             raise OreMapError(f"The model's preprocessing metadata are damaged (its zero_values list {len(stored)} "
                               f"values for {len(self.names)} elements).", "model",
-                              "Choose a model trained by 'Geochemical anomalies with a VAE'.")
+                              _FIX_VAE_MODEL)
 
     def column_order(self, names, parameter="fields"):
         """Indexes of the model's elements among ``names`` (exact, then case-insensitive match)."""

@@ -36,6 +36,7 @@ import numpy as np
 
 from ..engine.compute import gemm
 from ..engine.errors import OreMapError
+from ..engine.model_format import is_number
 from ..engine.spectra import preprocess
 from ..engine.spectral_network import DISTANCE_NAME
 
@@ -400,7 +401,7 @@ def _thresholds(values, n_classes, where):
     """``values`` (one number or null a class; ``n_classes`` None: any number of them) as float64, NaN for null;
     raises when they are not."""
     if not isinstance(values, list) or (n_classes is not None and len(values) != n_classes) or not all(
-            t is None or (isinstance(t, (int, float)) and not isinstance(t, bool)) for t in values):
+            t is None or is_number(t) for t in values):
         raise _damaged(f"the thresholds of its {where} are not {n_classes or 'the'} numbers (one a class)")
     return np.array([np.nan if t is None else t for t in values], dtype=np.float64)
 
