@@ -271,10 +271,13 @@ def test_algorithm_points(run_alg, tmp_path, trained):
     values, out, _ = trained                             # the same samples and settings as the core run
     path, x, y = synthetic_points(tmp_path, values)
     # the algorithm trains on the records in their canonical order (by place: the layer's row order must not count)
+    # and on the elements in theirs (by name: the order of the fields must not count either)
     from oremap.core.geochemistry.anomaly_methods import distinct_records
+    from oremap.core.geochemistry.geochem import canonical_columns
 
     first, copy_of = distinct_records(values, x, y)
-    canonical = va.train_vae(values[first], NAMES, **FAST)
+    order = canonical_columns(NAMES)
+    canonical = va.train_vae(values[first][:, order], [NAMES[j] for j in order], **FAST)
     expected = types.SimpleNamespace(scores=canonical.scores[copy_of], classes=canonical.classes[copy_of])
     deposits = np.column_stack([x, y])[out[:4]] + [100.0, 0.0]  # 100 m from 4 of the outliers
     dep_path = write_points(tmp_path / "deposits.gpkg", deposits[:, 0], deposits[:, 1], pd.DataFrame({"id": range(4)}))
@@ -321,11 +324,14 @@ def test_algorithm_raster(run_alg, tmp_path):
     with rasterio.open(res["OUTPUT_CLASSES"]) as ds:
         classes = ds.read(1).ravel()
     model = va.load_model(res["OUTPUT_MODEL"])
-    expected = model.score(values.astype(np.float32))
+    assert model.names == sorted(NAMES)                 # trained on its bands in the canonical order
+    expected = model.score(values.astype(np.float32), names=NAMES)
     assert scores == pytest.approx(expected["scores"], rel=1e-5)
     assert classes.tolist() == expected["classes"].tolist()
     assert model.thresholds == pytest.approx(np.percentile(scores, [85, 95, 99]), rel=1e-5)
-    assert np.argsort(np.argsort(-scores))[out].max() < out.size + 2
+    # the eight planted patterns in the top 11 of 600 pixels (measured: ranks up to 11 since 0.2.20's canonical band
+    # order, up to 10 before; 40 epochs)
+    assert np.argsort(np.argsort(-scores))[out].max() < out.size + 3
     assert os.path.exists(str(tmp_path / "c.qml")) and res["N_SCORED"] == 600
     html = open(res["OUTPUT_HTML"], encoding="utf-8").read()
     assert "Map of the anomaly classes" in html and "Training pixels" in html
@@ -424,10 +430,11 @@ def test_real_survey_best_settings(run_alg, real, tmp_path):
     missing, one of the four elements may be missing (25 %); the default network (24,12 / latent 3 / 10 draws) with
     KL weight 4 and enrichment-only residuals; 60 epochs, seed 0.
 
-    Measured (repeated records trained on once, since 0.2.7): AUC 0.833 +- 0.076 (seed 0); seeds 1-4: 0.803, 0.806,
-    0.791, 0.820 (before: 0.8185 +- 0.070; seeds 1-4 0.81-0.82).
+    Measured (elements trained on in the canonical order Ag, Au, Hg, Sr since 0.2.20): AUC 0.802 +- 0.086 (seed 0);
+    seeds 1-4: 0.803, 0.764, 0.788, 0.791 (in the fields' order Au, Hg, Ag, Sr, 0.2.7-0.2.19: 0.833 +- 0.076; seeds
+    1-4: 0.803, 0.806, 0.791, 0.820). The spread over seeds and orders is that of one draw of the network.
     Read with care: (1) the elements were chosen with the same deposits; with pathfinders chosen a priori (Au, As, Hg,
-    Ag, Mo, Cu, Pb, Zn) the same settings give 0.646, with Au and base metals 0.666; (2) at KL weight 4 the latent code
+    Ag, Mo, Cu, Pb, Zn) the same settings gave 0.646, with Au and base metals 0.666 (0.2.19); (2) at KL weight 4 the latent code
     collapses (KL about 0.07-0.2 per sample) and the score is close to the mean squared positive robust z-score of
     the four elements, which alone gives 0.815 (no network); log10(Au) alone gives 0.837 under this protocol.
     With 10 positives the standard error of an AUC is about 0.09: none of these differ significantly.
@@ -443,13 +450,13 @@ def test_real_survey_best_settings(run_alg, real, tmp_path):
         "OUTPUT": str(tmp_path / "scored.gpkg"), "OUTPUT_MODEL": str(tmp_path / "m.onnx"),
         "OUTPUT_HTML": str(tmp_path / "r.html")})
     print("best settings AUC", res["AUC_MEAN"], res["AUC_SD"])
-    assert res["AUC_MEAN"] >= 0.80, res["AUC_MEAN"]
+    assert res["AUC_MEAN"] >= 0.78, res["AUC_MEAN"]
     assert 0.03 < res["AUC_SD"] < 0.12
     assert res["N_SCORED"] == 1118                       # samples with at least three of the four elements
     params = read_model_info(res["OUTPUT_MODEL"]).training["parameters"]
     assert params["kl_weight"] == 4.0 and params["direction"] == "high" and params["hidden"] == [24, 12]
     html = open(res["OUTPUT_HTML"], encoding="utf-8").read()
-    assert "Au_ppm, Hg_ppm, Ag_ppm, Sr_ppm" in html and "at most 25 % of a sample" in html
+    assert "Ag_ppm, Au_ppm, Hg_ppm, Sr_ppm" in html and "at most 25 % of a sample" in html
     assert "posterior collapse" in html                  # the report says what KL weight 4 does here
 
 

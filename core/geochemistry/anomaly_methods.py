@@ -455,6 +455,9 @@ def score_all(values, names, x, y, methods=METHODS, fused=None, targets=None, pa
     if values.ndim != 2 or values.shape[1] != len(names) or len(names) < 2:
         raise OreMapError(f"At least two elements are needed (got {len(names)}).", "fields",
                           "Choose two or more element fields.")
+    # one column order whatever order the table or the user lists them in (geochem.canonical_columns)
+    order = geochem.canonical_columns(names)
+    values, names = values[:, order], [names[j] for j in order]
     Z, scored, messages, present = prepare(values, names, below=below, zeros=zeros, missing=missing,
                                            transform=transform, min_present=min_present, with_present=True)
     needed = [m for m in METHODS if m != "fusion" and (m in methods or ("fusion" in methods and m in fused))]

@@ -719,7 +719,9 @@ def run_points(x, y, values, names, model_path=None, model_out=None, report_path
         thresholds, percentiles, prep = model.thresholds, model.percentiles, model.preprocessing
         parameters = model.info.training.get("parameters")
         feedback.progress(70)
-    else:
+    else:   # trained on the columns in one order, whatever order they come in (geochem.canonical_columns)
+        order = geochem.canonical_columns(names)
+        values, names = values[:, order], [names[j] for j in order]
         first, copy_of = distinct_records(values, x, y)
         if first.size < len(values):
             feedback.info(f"{len(values) - first.size} repeated records (same place, same values: a compilation's "
@@ -802,6 +804,7 @@ def run_raster(raster_path, score_path, class_path=None, model_path=None, model_
 
             all_names = band_descriptions(raster_path)
             chosen = list(range(1, len(all_names) + 1)) if not bands else [int(b) for b in bands]
+            chosen = [chosen[j] for j in geochem.canonical_columns([all_names[b - 1] for b in chosen])]
             names = [all_names[b - 1] for b in chosen]
             if len(set(n.lower() for n in names)) != len(names):
                 raise OreMapError("Band names repeat: " + ", ".join(names) + ".", "raster",
