@@ -15,7 +15,8 @@ COVERAGE_HELP = ("Without chosen element fields: an element enters the default s
                  "samples; an element with one value in every sample measured (all below one detection limit) is left "
                  "out too; the log lists what was left out and why. 0 keeps every element.")
 FIELDS_HELP = ("Element fields. Empty: the survey's elements, recognised by the unit anywhere in the field name "
-               "(_ppm, _ppb, _pct, e.g. Cu_ppm_511) or a bare element symbol (AU, Cu; ppm assumed, but left out "
+               "(_ppm, _ppb, _pct, e.g. Cu_ppm_511) or a bare element symbol, alone or with a method code (AU, Cu, "
+               "Au_FA, Au_ME-MS61 as a shapefile cuts Au_ME-MS61_ppm; ppm assumed, but left out "
                "beside fields that state their units: choose the fields to keep it); coordinates "
                "(x, y, lat, lon, easting, northing and truncations such as Northing_k), ids and fields equal to the "
                "point geometry are never elements; an oxide field (ZnO_ppm) is merged into its element (Zn_ppm) or, "

@@ -78,6 +78,44 @@ def test_column_names_in_other_labs_styles():
     assert sh.parse_column("Au_Ag_ppm").element is None
 
 
+def test_names_cut_by_a_shapefile_after_a_method_code():
+    """A laboratory's names (``Au_ME-MS61_ppm``) saved as a shapefile lose their unit (``Au_ME-MS61``, ten
+    characters). They were no elements: TARGET=Au was refused blaming coverage, and without a target every numeric
+    field was scored, oxides unmerged and yttrium taken for a coordinate. Read as bare names with a method code,
+    area1 gives the same elements and values as with its own names (every unit then assumed: no name states one)."""
+    for name, element, oxide in (("Au_ME-MS61", "Au", None), ("Y_ME-MS61", "Y", None), ("I_ME-MS61_", "I", None),
+                                 ("Au-AA23_pp", "Au", None), ("Cu_ME-ICP4", "Cu", None), ("Au_FA", "Au", None),
+                                 ("Fe2O3T_ME-", "Fe", "Fe2O3"), ("BaO_ME-MS6", "Ba", "BaO"), ("Zn_ME-OG62", "Zn", None)):
+        c = sh.parse_column(name)
+        assert (c.element, c.oxide, c.assumed_unit) == (element, oxide, True), name
+    # no method code: a second element, a datum, a word; digits alone after Y or X stay a coordinate
+    for name in ("Au_Ag", "Cu_Zn_ME", "Y_GDA94", "X_MGA94", "Y_2", "Au_rpt", "Au_dup", "As_mean", "LOI_XRF"):
+        assert sh.parse_column(name).element is None, name
+    table = pd.read_csv(SURVEY, low_memory=False)
+    numeric = [c for c in table.columns if pd.api.types.is_numeric_dtype(table[c])]
+    lab = [c.replace("_pp", "_ME-MS61_pp").replace("_pct", "_ME-MS61_pct") if c not in ("LOI_pct", "H2Oneg_pct",
+                                                                                      "H2Opos_pct") else c
+           for c in numeric]
+    cut = [c[:10] for c in lab]
+    assert len(set(cut)) == len(cut) and "Au_ME-MS61" in cut and "Y_ME-MS61_" in cut
+    raw, x, y = table[numeric].to_numpy(float), table["X"].to_numpy(), table["Y"].to_numpy()
+    names, values, plan = sh.survey_elements(numeric, raw, x, y)
+    cut_names, cut_values, cut_plan = sh.survey_elements(cut, raw, x, y)
+    assert cut_plan.elements == plan.elements and len(plan.elements) == 45
+    assert cut_names == [lab[numeric.index(n)][:10] for n in names]
+    np.testing.assert_array_equal(cut_values, values)
+    assert "Y_ME-MS61_: element Y, unit ppm (assumed)." in cut_plan.log
+    # an oxide of unknown unit is not merged into its element of unknown unit: CaO in per cent would fill a missing
+    # Ca (ppm) 10,000 times too low
+    plan = sh.plan_elements(["Ca_ME-MS61", "CaO_ME-MS6", "Cu_ME-MS61"],
+                            np.array([[-9999.0, 2.0, 30.0], [14000.0, 1.9, 41.0], [15000.0, 2.1, 35.0]]), coverage=0.0)
+    assert plan.columns["Ca"] == ["Ca_ME-MS61"] and plan.fields == ["Ca_ME-MS61", "Cu_ME-MS61"]
+    assert plan.left_out["CaO_ME-MS6"].startswith("another column of Ca (Ca_ME-MS61), and without a unit")
+    merged = sh.plan_elements(["Ca_ME-MS61", "CaO_ME-MS6"], np.array([[-9999.0, 2.0], [14000.0, 1.9]]),
+                              coverage=0.0, units={"Ca_ME-MS61": "ppm", "CaO_ME-MS6": "pct"})
+    assert merged.columns["Ca"] == ["Ca_ME-MS61", "CaO_ME-MS6"]
+
+
 def test_a_missing_code_the_survey_does_not_declare():
     """-99 where the missing-value code is -9999: above every measured value in many columns, which no detection
     limit is, so it is missing (it was 49.5 ppm of every element, in columns never analysed too). A high detection

@@ -75,6 +75,28 @@ NOT_ELEMENTS = {"H", "O", "N"}
 _TOKEN = re.compile(r"[_\s\-.()\[\]{},;:]+")
 _PERCENT = re.compile(r"(?<![Ww][Tt])%")  # a '%' glued to a name (Fe2O3%) is a token of its own; 'wt%' stays one
 _OXIDE = re.compile(r"^(?P<el>[A-Z][a-z]?)(?P<n>\d*)O(?P<m>\d*)(?P<total>T|TOT|TOTAL)?$")
+METHOD_WORDS = {"me", "fa", "icp", "ms", "aas", "aa", "xrf", "inaa", "naa", "oes", "aes", "og", "gra", "td", "ar",
+                "fus", "ped", "bleg", "cn", "lf", "mmi"}
+"""Laboratory method words that may follow an element symbol where the unit is missing (``Au_FA``, ``Cu_ME-MS61`` as a
+shapefile cuts ``Cu_ME-MS61_ppm``)."""
+_METHOD_CODE = re.compile(r"^[a-z]{1,5}\d{1,4}[a-z]{0,2}\d{0,2}$|^\d{1,4}[a-z]{0,3}$")
+_DATUM_CODE = re.compile(r"^(gda|mga|amg|agd|wgs|nad|etrs|utm|epsg|grs|itrf)\d*$")
+_CUT_UNITS = ("p", "pp", "pc", "pe", "per", "perc", "pct", "wt")
+"""What is left of a unit when a shapefile cuts a name to 10 characters (``Au-AA23_ppm`` -> ``Au-AA23_pp``): no unit
+to read (ppm or ppb?), so the column counts as a bare name."""
+
+
+def _method_code(tokens):
+    """True when ``tokens`` (after an element symbol) are a laboratory method code, perhaps followed by what a
+    shapefile left of the unit: ``ME``, ``MS61``; ``AA23``, ``pp``; ``511``. No element, oxide or datum among them."""
+    words = [t.lower() for t in tokens]
+    if words and words[-1] in _CUT_UNITS and len(words) > 1:
+        words = words[:-1]
+    if not 1 <= len(words) <= 3 or any(_DATUM_CODE.match(w) for w in words):
+        return False
+    if any(_symbol(t) or _oxide(t) for t in tokens[:len(words)] if t.lower() not in METHOD_WORDS):
+        return False
+    return all(w in METHOD_WORDS or _METHOD_CODE.match(w) for w in words)
 
 COORDINATE_STEMS = ("northing", "easting", "latitude", "longitude", "elevation", "altitude")
 """Names starting with one of these (after case folding) are coordinates; shapefiles cut names to 10
@@ -162,7 +184,11 @@ def parse_column(name, units=None):
     tokens = [t for t in _TOKEN.split(_PERCENT.sub(" % ", folded)) if t]
     out = Column(text)
     unit_at = next((i for i, t in enumerate(tokens) if t.lower() in UNIT_FACTORS), None)
-    if not tokens or (unit_at is None and (is_coordinate_name(folded) or is_identifier_name(folded))):
+    # an element symbol and a method code with letters in it (Y_ME-MS61: yttrium, not a y coordinate; Y_2 stays one)
+    coded = (unit_at is None and len(tokens) > 1 and (_symbol(tokens[0]) or _oxide(tokens[0])) is not None
+             and _method_code(tokens[1:])
+             and not all(t.isdigit() for t in tokens[1:]))
+    if not tokens or (unit_at is None and not coded and (is_coordinate_name(folded) or is_identifier_name(folded))):
         out.reason = "coordinate or identifier"
         return out
     if unit_at is not None:
@@ -172,8 +198,8 @@ def parse_column(name, units=None):
         head = "".join(tokens[:unit_at])
         out.unit = tokens[unit_at].lower()
     else:
-        # bare names: the symbol alone or followed by a method code of digits (AU, Cu_511)
-        if not (len(tokens) == 1 or (len(tokens) == 2 and tokens[1].isdigit())):
+        # bare names: the symbol alone or followed by a method code (AU, Cu_511, Au_FA, Cu_ME-MS61, Au-AA23_pp)
+        if not (len(tokens) == 1 or (len(tokens) == 2 and tokens[1].isdigit()) or coded):
             out.reason = "no unit in the name"
             return out
         head = tokens[0]
@@ -412,6 +438,15 @@ def plan_elements(columns, values=None, x=None, y=None, coverage=DEFAULT_COVERAG
                                              f"{whole[0][1].name} holds all of it")
             members[:] = whole
         first = members[0][1]
+        # a column whose unit was assumed (no unit in its name, none in the units table) cannot be converted to
+        # another's: Ca_ME-MS61 (ppm) and CaO_ME-MS6 (per cent) as a shapefile cuts them would be merged 10,000 out
+        unknown = [m for m in members[1:] if (m[1].assumed_unit and not m[1].unit_from_table)
+                   or (first.assumed_unit and not first.unit_from_table)]
+        for _, c in unknown:
+            plan.left_out[c.name] = (f"another column of {element} ({first.name}), and without a unit in the name "
+                                     "the two cannot be converted into each other (give their units in UNITS to "
+                                     "merge them)")
+        members[:] = [m for m in members if m not in unknown]
         plan.columns[element] = [c.name for _, c in members]
         plan.factors[element] = [c.factor / first.factor for _, c in members]
         plan.names[element] = first.name
