@@ -66,8 +66,8 @@ class TrainSpectralCnn(OreMapAlgorithm):
                        "pixels of the same outcrops on both sides of the split, and the figures are optimistic (on "
                        "the project's benchmark of labelled AVIRIS pixels, 99.6 % reported against 94.8 % on pixels "
                        "of new samples), which the log and the report say.",
-        "LIBRARIES": "(b) One or more spectral libraries (several one-spectrum files of a field campaign too): "
-                     + LIBRARY_FORMATS,
+        "LIBRARIES": "(b) One or more spectral libraries (several one-spectrum files of a field campaign too; a "
+                     "spectrum in two of them, same name and values, is trained on once): " + LIBRARY_FORMATS,
         "CLASS_RULE": "(b) How a library spectrum's class is found from its name.",
         "CLASS_TABLE": "(b) Optional CSV 'spectrum name,class' overriding the rule for the spectra it lists: a "
                        "row takes the spectra whose names are, or begin with, its name followed by a space, '_', '-', "

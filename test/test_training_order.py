@@ -12,11 +12,12 @@ import pytest
 import rasterio
 from rasterio.transform import from_origin
 
-from conftest import AVIRIS_NG, DATA, USGS_LIBRARY
+from conftest import AVIRIS_NG, DATA, USGS_LIBRARY, core_warnings
 from oremap.core.engine.wavelengths import BandInfo, band_info_from_raster
 from oremap.core.hyperspectral import spectral_cnn, training
 
 TRAIN_LIBRARY = f"{DATA}/usgs_train.sli"
+
 TINY = {"epochs": 2, "batch_size": 64, "patience": 5, "seed": 7, "augment_options": {"n_per_spectrum": 3},
         "network_options": {"channels": (4, 4, 4), "hidden": 8}}
 
@@ -32,12 +33,22 @@ def test_libraries_in_either_order_give_the_same_training_set_split_and_model():
     ab = training.library_training_set([TRAIN_LIBRARY, USGS_LIBRARY], target)
     ba = training.library_training_set([USGS_LIBRARY, TRAIN_LIBRARY], target)
     _same_set(ab, ba)
-    # the canonical order: by class, then physical sample, then name (the two libraries share 'Kaolinite CM9',
-    # 'Alunite GDS84', 'Muscovite GDS107' and 'Calcite WS272': one group each, both measurements side by side)
-    assert ab.X.shape[0] == 47 and ab.sample_names[:3] == ["Alunite AL706 Na100 BECKb AREF",
+    # the canonical order: by class, then physical sample, then name. The two libraries share 'Kaolinite CM9',
+    # 'Alunite GDS84', 'Muscovite GDS107' and 'Calcite WS272', the same measurements: each is trained on once (47
+    # spectra before 0.2.20, the four twice)
+    said = core_warnings()
+    _same_set(training.library_training_set([TRAIN_LIBRARY, USGS_LIBRARY], target, feedback=said), ab)
+    assert "4 spectra repeat another exactly (same name, class and values: a library given twice, or a spectrum " \
+           "listed twice); each is trained on once." in said.warnings
+    assert ab.X.shape[0] == 43 and ab.sample_names[:5] == ["Alunite AL706 Na100 BECKb AREF",
                                                            "Alunite GDS82 Na82 BECKb AREF",
-                                                           "Alunite GDS83 Na63 BECKb AREF"]
-    assert ab.sample_names[3:5] == ["Alunite GDS84 Na03 BECKa AREF"] * 2 and ab.groups[3] == ab.groups[4] == 3
+                                                           "Alunite GDS83 Na63 BECKb AREF",
+                                                           "Alunite GDS84 Na03 BECKa AREF",
+                                                           "Buddingtonite GDS85 D-206 BECKb AREF"]
+    assert ab.sample_names.count("Kaolinite CM9") <= 1 and ab.groups[:5].tolist() == [0, 1, 2, 3, 4]
+    # one library given twice is that library once
+    _same_set(training.library_training_set([USGS_LIBRARY, USGS_LIBRARY], target),
+              training.library_training_set([USGS_LIBRARY], target))
     assert ab.groups.tolist() == sorted(ab.groups.tolist())   # numbered in that order
     # the split the audit saw differ (6 against 7 held-out spectra), and the model, byte for byte
     val = spectral_cnn.grouped_split(ab.y, ab.groups, 0.25, seed=7)[1]

@@ -308,6 +308,15 @@ def library_training_set(paths, band_info, class_rule="first_word", class_table=
     names = [n for n, k in zip(names, keep) if k]
     order = canonical_order(y, names, X)   # the same spectra, whatever the order of the files: the same split
     X, y, names = X[order], y[order], [names[i] for i in order]
+    # a spectrum listed twice (a library given twice, or one file inside another) is one spectrum: trained on twice it
+    # weighed double in the loss, the class balance and the augmentation; exact copies are side by side in this order
+    copy = np.zeros(y.size, dtype=bool)
+    copy[1:] = [(y[i] == y[i - 1] and names[i] == names[i - 1] and np.array_equal(X[i], X[i - 1], equal_nan=True))
+                for i in range(1, y.size)]
+    if copy.any():
+        feedback.warning(f"{int(copy.sum())} spectra repeat another exactly (same name, class and values: a library "
+                         "given twice, or a spectrum listed twice); each is trained on once.")
+        X, y, names = X[~copy], y[~copy], [n for n, c in zip(names, copy) if not c]
     samples = {}
     groups = np.array([samples.setdefault(sample_id(n), len(samples)) for n in names], dtype=np.int64)
     feedback.info(f"{y.size} spectra of {len(samples)} physical samples (measurements of one sample by "
