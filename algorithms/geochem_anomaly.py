@@ -81,7 +81,10 @@ class GeochemAnomaly(OreMapAlgorithm):
         "POINTS": "Geochemical sample points (any CRS; one in degrees or feet is measured in its UTM zone).",
         "FIELDS": FIELDS_HELP + " With a target, the target's pathfinders among them.",
         "TARGET": "Commodity sought: its pathfinder elements (literature presets, see the report) are scored when no "
-                  "fields are chosen, and its commodity element gives the target score. None: every element of the "
+                  "fields are chosen, and its commodity element gives the target score. A commodity element "
+                  "measured in fewer samples than COVERAGE asks, but in at least half, lowers the bar to its own "
+                  "coverage for the run (a warning says so); measured in fewer, there is no target score and the "
+                  "pathfinders are ranked as without a target (a warning says so). None: every element of the "
                   "default set.",
         "METHOD": "The main score (the fields anomaly_score and anomaly_class); every method's score is written "
                   "too. Default: the fusion (commodity element + pathfinder index with a target; robust "

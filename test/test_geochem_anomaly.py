@@ -594,10 +594,47 @@ def test_a_target_whose_commodity_field_is_a_bare_name_says_so():
     rng = np.random.default_rng(0)
     columns = ["AU", "Ag_ppm", "As_ppm", "Sb_ppm", "Cu_ppm"]
     values = rng.lognormal(0.0, 1.0, (60, len(columns)))
-    names, _, commodity, pathfinder_cols, log = ga.choose_elements(columns, values, target="Au")
+    names, _, commodity, pathfinder_cols, log, _ = ga.choose_elements(columns, values, target="Au")
     assert commodity == [] and "AU" not in names
     note = [line for line in log if line.startswith("Target Au: its commodity element (Au) is not in the element set")]
     assert len(note) == 1 and "The field(s) AU (for Au) name the element without a unit and were left out" in \
         note[0] and "UNITS" in note[0]
-    names, _, commodity, _, _ = ga.choose_elements(columns, values, target="Au", units={"AU": "ppm"})
+    names, _, commodity, _, _, _ = ga.choose_elements(columns, values, target="Au", units={"AU": "ppm"})
     assert commodity == ["AU"]
+
+
+def test_a_commodity_element_measured_in_fewer_samples_than_the_coverage_asks_is_scored():
+    """A lithium survey (GSWA rock chips, GeoChemAD area4_rockchip_li) measures Li in 54 % of its samples: under the
+    80 % coverage rule TARGET=Li scored only Rb, Ta and P, without a target score, and ranked the pegmatite sites
+    lowest of all (ROC-AUC 0.000; 1.000 with Li). The commodity now lowers the bar to its own coverage, with a
+    warning; below half the samples the run says there is no target score, naming the coverage."""
+    rng = np.random.default_rng(3)
+    n = 300
+    x, y = rng.uniform(0, 20000, n), rng.uniform(0, 20000, n)
+    sites = np.array([[5000.0, 5000.0], [15000.0, 12000.0]])
+    near = np.hypot(x[:, None] - sites[:, 0], y[:, None] - sites[:, 1]).min(axis=1) < 2000
+    columns = ["Li_ppm", "Cs_ppm", "Rb_ppm", "Ta_ppm", "P_ppm"]
+    values = 10 ** (1 + 0.2 * rng.standard_normal((n, len(columns))))
+    values[near, 0] *= 30                                     # lithium at the sites only; pathfinders say nothing
+    values[rng.permutation(n)[: int(0.4 * n)], 0] = -9999.0   # Li analysed in 60 % of the samples
+    values[near, 0] = np.abs(values[near, 0])
+    shown = []
+    names, _, commodity, pathfinder_cols, log, used = ga.choose_elements(columns, values, x, y, target="Li",
+                                                                        warn=shown.append)
+    share = float((values[:, 0] != -9999.0).mean())
+    assert commodity == ["Li_ppm"] and names[0] == "Li_ppm" and used == pytest.approx(share)
+    assert len(shown) == 1 and shown[0].startswith(f"Target Li: its commodity element (Li) is measured in "
+                                                   f"{100 * share:.3g} % of the samples, fewer than COVERAGE asks "
+                                                   "(80 %): the bar is lowered")
+    res = ga.run_points(x, y, columns, values, target="Li", deposits_xy=sites, positive_radius=2000.0,
+                        negative_min_distance=4000.0)
+    assert res["commodity"] == ["Li_ppm"] and res["evaluations"]["fusion"]["auc_mean"] > 0.95
+    # under half the samples: no target score, said as a warning with the coverage found
+    values[rng.permutation(n)[: int(0.3 * n)], 0] = -9999.0
+    shown = []
+    names, _, commodity, _, _, used = ga.choose_elements(columns, values, x, y, target="Li", warn=shown.append)
+    assert commodity == [] and "Li_ppm" not in names and used == 0.8
+    low = 100 * float((values[:, 0] != -9999.0).mean())
+    assert shown == [f"Target Li: its commodity element is measured in too few samples to be scored (Li {low:.3g} %; "
+                     "at least 50 % is needed): there is no target score, and the run ranks the samples on the other "
+                     "scores, as without a target. Choose the element fields to score it."]
