@@ -253,6 +253,28 @@ def test_small_survey_gets_distances_that_work():
     assert err.value.parameter == "positive_radius"
 
 
+def test_suggested_distances_reach_more_than_one_deposit():
+    """Rock chips at nine pegmatite sites (the GeoChemAD lithium survey's layout): six chips within 10 m of one site,
+    the others' nearest chips 30-80 m off, a 10 m grid of chips from 150 m out. The advice took the radius at which five
+    samples fall inside: 10 m, every positive at one site. It now also reaches three deposits."""
+    rng = np.random.default_rng(0)
+    sites = np.column_stack([np.arange(9) * 400.0, np.zeros(9)])
+    cluster = sites[0] + rng.uniform(-6, 6, (6, 2))
+    offsets = np.array([30.0, 35, 45, 55, 60, 70, 75, 80])
+    singles = sites[1:] + np.column_stack([offsets, np.zeros(8)])
+    gx, gy = np.meshgrid(np.arange(-400, 3700, 10.0), np.arange(150, 400, 10.0))   # 10 m apart, 150 m off
+    pts = np.vstack([cluster, singles, np.column_stack([gx.ravel(), gy.ravel()])])
+    x, y = pts[:, 0], pts[:, 1]
+    radius, negative, n_pos, n_neg, _, _ = da.suggest_distances(x, y, sites)
+    assert radius == 50.0 and n_pos == 9 and da.deposits_covered(x, y, sites, radius) == 4   # 3rd site's chip: 45 m
+    assert da.deposits_covered(x, y, sites, da.suggest_distances(x, y, sites, want_deposits=1)[0]) == 1  # as before
+    with pytest.raises(OreMapError) as err:
+        da.check_distances(x, y, sites, 2000.0, 4000.0)
+    assert f"A positive radius of 50 m and a negative distance of {negative:g} m give 9 positives (near 4 of the 9 " \
+           f"deposits) and {n_neg} negative candidates." in err.value.fix
+    assert da.check_distances(x, y, sites, radius, negative) == (n_pos, n_neg)
+
+
 def test_nice_rounding():
     assert [da.nice_up(v) for v in (130, 1300, 2.1, 100)] == [200, 2000, 2.5, 100]
     assert [da.nice_down(v) for v in (130, 1300, 2.6, 100)] == [100, 1000, 2.5, 100]
