@@ -638,3 +638,19 @@ def test_a_commodity_element_measured_in_fewer_samples_than_the_coverage_asks_is
     assert shown == [f"Target Li: its commodity element is measured in too few samples to be scored (Li {low:.3g} %; "
                      "at least 50 % is needed): there is no target score, and the run ranks the samples on the other "
                      "scores, as without a target. Choose the element fields to score it."]
+
+
+def test_records_sharing_a_place_with_other_values_are_said():
+    """GeoChemAD's area4 rock chips hold 99 samples reported twice with other rounding (no exact repeats): each copy
+    counted as a sample. The log now says how many records share a place; exact repeats are not counted in it."""
+    values, x, y = planted(n=60)
+    x, y = x.copy(), y.copy()
+    x[1], y[1] = x[0], y[0]                       # a second record at the first one's place, other values
+    x[3], y[3] = x[2], y[2]
+    values = np.vstack([values, values[5:6]])     # an exact repeat: scored once, not 'sharing a place'
+    x, y = np.append(x, x[5]), np.append(y, y[5])
+    _, messages = am.score_all(values, NAMES, x, y, methods=("mcd",), support=0)
+    assert "4 records share 2 places with a record of other values (drill-hole composites at their collar, or one " \
+           "sample reported twice with other rounding): each counts as a sample." in " ".join(messages)
+    assert any(m.startswith("1 of 61 scored samples repeat another record exactly") for m in messages)
+    assert am.shared_places_note(np.arange(5.0), np.zeros(5)) is None

@@ -152,7 +152,7 @@ def select_elements_points(values, names, x, y, deposits_xy, positive_radius, ne
     (:func:`core.geochemistry.distance_advice.check_distances`). ``options`` go to :func:`select_elements`.
     Returns ``(rows, notes, labels)``, ``labels`` those of the distinct records.
     """
-    from .anomaly_methods import distinct_records
+    from .anomaly_methods import distinct_records, shared_places_note
     from .distance_advice import check_distances
     from .prospectivity_eval import deposit_array, label_by_distance
 
@@ -164,6 +164,9 @@ def select_elements_points(values, names, x, y, deposits_xy, positive_radius, ne
         feedback.info(f"{x.size - first.size} of {x.size} samples repeat another record (same place and values): "
                       f"each record counts once ({first.size} samples).")
         values, x, y = values[first], x[first], y[first]
+    note = shared_places_note(x, y)
+    if note:
+        feedback.info(note)
     dep = deposit_array(deposits_xy)
     check_distances(x, y, dep, positive_radius, negative_min_distance, MIN_POSITIVES, 2)
     labels = label_by_distance(x, y, dep[:, 0], dep[:, 1], positive_radius, negative_min_distance)
