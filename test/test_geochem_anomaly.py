@@ -594,12 +594,14 @@ def test_a_target_whose_commodity_field_is_a_bare_name_says_so():
     rng = np.random.default_rng(0)
     columns = ["AU", "Ag_ppm", "As_ppm", "Sb_ppm", "Cu_ppm"]
     values = rng.lognormal(0.0, 1.0, (60, len(columns)))
-    names, _, commodity, pathfinder_cols, log, _ = ga.choose_elements(columns, values, target="Au")
+    names, _, commodity, pathfinder_cols, log, _, _ = ga.choose_elements(columns, values, target="Au")
     assert commodity == [] and "AU" not in names
-    note = [line for line in log if line.startswith("Target Au: its commodity element (Au) is not in the element set")]
+    note = [line for line in log if line.startswith("Target Au: its commodity element is not scored (Au: AU, a bare "
+                                                    "name without a unit while other fields state theirs), so there "
+                                                    "is no target score")]
     assert len(note) == 1 and "The field(s) AU (for Au) name the element without a unit and were left out" in \
         note[0] and "UNITS" in note[0]
-    names, _, commodity, _, _, _ = ga.choose_elements(columns, values, target="Au", units={"AU": "ppm"})
+    names, _, commodity, _, _, _, _ = ga.choose_elements(columns, values, target="Au", units={"AU": "ppm"})
     assert commodity == ["AU"]
 
 
@@ -619,26 +621,41 @@ def test_a_commodity_element_measured_in_fewer_samples_than_the_coverage_asks_is
     values[rng.permutation(n)[: int(0.4 * n)], 0] = -9999.0   # Li analysed in 60 % of the samples
     values[near, 0] = np.abs(values[near, 0])
     shown = []
-    names, _, commodity, pathfinder_cols, log, used = ga.choose_elements(columns, values, x, y, target="Li",
-                                                                        warn=shown.append)
+    names, _, commodity, pathfinder_cols, log, used, warned = ga.choose_elements(columns, values, x, y, target="Li",
+                                                                                warn=shown.append)
     share = float((values[:, 0] != -9999.0).mean())
     assert commodity == ["Li_ppm"] and names[0] == "Li_ppm" and used == pytest.approx(share)
     assert len(shown) == 1 and shown[0].startswith(f"Target Li: its commodity element (Li) is measured in "
                                                    f"{100 * share:.3g} % of the samples, fewer than COVERAGE asks "
                                                    "(80 %): the bar is lowered")
+    assert warned == shown and shown[0] in log                # in the log, so in the report too
     res = ga.run_points(x, y, columns, values, target="Li", deposits_xy=sites, positive_radius=2000.0,
                         negative_min_distance=4000.0)
     assert res["commodity"] == ["Li_ppm"] and res["evaluations"]["fusion"]["auc_mean"] > 0.95
     # under half the samples: no target score, said as a warning with the coverage found
-    values[rng.permutation(n)[: int(0.3 * n)], 0] = -9999.0
-    shown = []
-    names, _, commodity, _, _, used = ga.choose_elements(columns, values, x, y, target="Li", warn=shown.append)
+    low_values = values.copy()
+    low_values[rng.permutation(n)[: int(0.3 * n)], 0] = -9999.0
+    names, _, commodity, _, _, used, warned = ga.choose_elements(columns, low_values, x, y, target="Li")
     assert commodity == [] and "Li_ppm" not in names and used == 0.8
-    low = 100 * float((values[:, 0] != -9999.0).mean())
-    assert shown == [f"Target Li: its commodity element is measured in too few samples to be scored (Li {low:.3g} %; "
-                     "at least 50 % is needed): there is no target score, and the run ranks the samples on the other "
-                     "scores, as without a target. Choose the element fields to score it."]
-
+    low = 100 * float((low_values[:, 0] != -9999.0).mean())
+    assert warned == [f"Target Li: its commodity element is not scored (Li: measured in {low:.3g} % of the samples; "
+                      "at least 50 % is needed to score it), so there is no target score: the pathfinders are ranked "
+                      "on the scores of a run without a target. Choose the element fields to score it."]
+    # two commodity elements, one scored: no 'no target score'; the other is named in the log
+    zn = ["Zn_ppm", "Pb_ppm", "Cd_ppm", "Ag_ppm", "Ba_ppm", "Mn_ppm"]
+    table = 10 ** (1 + 0.2 * rng.standard_normal((n, len(zn))))
+    table[rng.permutation(n)[: int(0.6 * n)], 1] = -9999.0   # Pb in 40 %
+    _, _, commodity, _, log, _, warned = ga.choose_elements(zn, table, x, y, target="ZnPb")
+    assert commodity == ["Zn_ppm"] and warned == []
+    assert any(line.startswith("Target ZnPb: not scored with the commodity elements: Pb: measured in 40 % of the "
+                               "samples") for line in log)
+    # a commodity element left out as one value in every sample is said so, not blamed on its coverage
+    au = ["Au_ppm", "Ag_ppm", "As_ppm", "Sb_ppm", "Cu_ppm"]
+    table = 10 ** (1 + 0.2 * rng.standard_normal((n, len(au))))
+    table[:, 0] = -0.001                                      # every gold value below one detection limit
+    _, _, commodity, _, _, _, warned = ga.choose_elements(au, table, x, y, target="Au")
+    assert commodity == [] and warned[0].startswith("Target Au: its commodity element is not scored (Au: the same "
+                                                    "value in every sample measured")
 
 def test_records_sharing_a_place_with_other_values_are_said():
     """GeoChemAD's area4 rock chips hold 99 samples reported twice with other rounding (no exact repeats): each copy

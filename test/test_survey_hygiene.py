@@ -85,12 +85,22 @@ def test_names_cut_by_a_shapefile_after_a_method_code():
     area1 gives the same elements and values as with its own names (every unit then assumed: no name states one)."""
     for name, element, oxide in (("Au_ME-MS61", "Au", None), ("Y_ME-MS61", "Y", None), ("I_ME-MS61_", "I", None),
                                  ("Au-AA23_pp", "Au", None), ("Cu_ME-ICP4", "Cu", None), ("Au_FA", "Au", None),
-                                 ("Fe2O3T_ME-", "Fe", "Fe2O3"), ("BaO_ME-MS6", "Ba", "BaO"), ("Zn_ME-OG62", "Zn", None)):
+                                 ("Fe2O3T_ME-", "Fe", "Fe2O3"), ("BaO_ME-MS6", "Ba", "BaO"), ("Zn_ME-OG62", "Zn", None),
+                                 ("Pt_PGM-ICP23", "Pt", None), ("Pd_PGM-ICP", "Pd", None), ("Hg_CV41", "Hg", None),
+                                 ("Cu_4A-ICP", "Cu", None), ("Au_TL43", "Au", None)):
         c = sh.parse_column(name)
         assert (c.element, c.oxide, c.assumed_unit) == (element, oxide, True), name
     # no method code: a second element, a datum, a word; digits alone after Y or X stay a coordinate
-    for name in ("Au_Ag", "Cu_Zn_ME", "Y_GDA94", "X_MGA94", "Y_2", "Au_rpt", "Au_dup", "As_mean", "LOI_XRF"):
+    for name in ("Au_Ag", "Cu_Zn_ME", "Y_GDA94", "X_MGA94", "Y_2", "Au_rpt", "Au_dup", "As_mean", "LOI_XRF",
+                 "Cu_Tl", "Cu_Ge", "u_row0_col0"):
         assert sh.parse_column(name).element is None, name
+    # a coordinate with its datum or zone stays one (a code without a method word is no method code)
+    for name in ("Y_PSAD56", "Y_UTM19S", "Y_ED50", "Y_NZTM2000", "Y_Lo29", "Y_GRID1", "Y_PSAD56_UTM19S", "X_SAD69"):
+        assert sh.parse_column(name).reason == "coordinate or identifier", name
+    # chosen fields of one element and unknown units are used as given, each an element of its own
+    chosen = sh.plan_elements(["Au_FA", "Au_CN", "As_ICP"], np.array([[1.0, 2, 3], [2, 3, 4]]), explicit=True,
+                              coverage=0.0)
+    assert chosen.fields == ["Au_FA", "Au_CN", "As_ICP"] and chosen.left_out == {}
     table = pd.read_csv(SURVEY, low_memory=False)
     numeric = [c for c in table.columns if pd.api.types.is_numeric_dtype(table[c])]
     lab = [c.replace("_pp", "_ME-MS61_pp").replace("_pct", "_ME-MS61_pct") if c not in ("LOI_pct", "H2Oneg_pct",
@@ -273,6 +283,13 @@ def test_suggested_distances_reach_more_than_one_deposit():
     assert f"A positive radius of 50 m and a negative distance of {negative:g} m give 9 positives (near 4 of the 9 " \
            f"deposits) and {n_neg} negative candidates." in err.value.fix
     assert da.check_distances(x, y, sites, radius, negative) == (n_pos, n_neg)
+    # a deposit beyond the survey's edge does not take the radius out to it: reaching all three deposits took it to
+    # 5 km, the negative distance itself, with 95 % of a 10 x 10 km grid positive; two of them are reached instead
+    gx, gy = np.meshgrid(np.arange(0, 10001, 200.0), np.arange(0, 10001, 200.0))
+    far = np.array([[3000.0, 3000.0], [7000.0, 6000.0], [14000.0, 5000.0]])
+    radius, negative, n_pos, n_neg, _, _ = da.suggest_distances(gx.ravel(), gy.ravel(), far)
+    assert (radius, negative, n_pos) == (200.0, 5000.0, 10) and n_neg >= n_pos
+    assert da.deposits_covered(gx.ravel(), gy.ravel(), far, radius) == 2
 
 
 def test_nice_rounding():

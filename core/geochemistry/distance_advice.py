@@ -57,8 +57,9 @@ def suggest_distances(x, y, deposits_xy, min_positives=2, min_negatives=2, want_
     The radius is the distance at which ``want_positives`` samples (at least ``min_positives``) fall within it and
     ``want_deposits`` deposits (or all, when fewer) have a sample within it, at least one sample spacing, rounded up;
     the negative distance the largest leaving as many negatives as positives (at least ``min_negatives``), rounded
-    down, and never below the radius. Where covering the deposits leaves too few negatives, the radius covers the
-    samples only. Five samples next to one deposit made the whole evaluation: on a lithium survey with nine pegmatite
+    down, and never below the radius. Where covering the deposits leaves fewer negatives than positives, or a negative
+    distance under twice the radius, fewer deposits are reached (at least two), else the radius covers the samples
+    only. Five samples next to one deposit made the whole evaluation: on a lithium survey with nine pegmatite
     sites the advice gave six positives, all at one site.
     """
     x = np.asarray(x, float).ravel()
@@ -74,14 +75,17 @@ def suggest_distances(x, y, deposits_xy, min_positives=2, min_negatives=2, want_
     floor = max(d[k - 1], spacing if np.isfinite(spacing) else 0.0, 1e-9)
     cover = np.sort(cKDTree(np.column_stack([x[ok], y[ok]])).query(dep, k=1)[0])   # each deposit's nearest sample
     cover = cover[np.isfinite(cover)]
-    reach = cover[min(want_deposits, cover.size) - 1] if cover.size else 0.0
-    for low in ((max(floor, reach), floor) if reach > floor else (floor,)):
+    # radii reaching want_deposits deposits, then fewer (at least two), then the samples' own floor
+    reaches = [cover[m - 1] for m in range(min(want_deposits, cover.size), 1, -1) if cover[m - 1] > floor]
+    for low in reaches + [floor]:
         radius = nice_up(low)
         n_pos = int((d <= radius).sum())
         want_neg = max(min_negatives, n_pos)
         negative = max(nice_down(d[n - want_neg]), radius) if n - want_neg >= 0 else radius
         n_neg = int((d >= negative).sum())
-        if n_neg >= min_negatives:
+        # a radius reaching far deposits must leave as many negatives as positives, at least twice as far out (a
+        # deposit beyond the survey's edge took the radius up to the negative distance, 95 % of samples positive)
+        if low == floor or (n_neg >= want_neg and negative >= 2 * radius):
             break
     return radius, negative, n_pos, n_neg, spacing, d
 

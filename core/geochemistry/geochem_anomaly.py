@@ -45,41 +45,43 @@ COMMODITY_MIN_COVERAGE = 0.5
 def choose_elements(columns, values, geometry_x=None, geometry_y=None, fields=None, target="none",
                     coverage=sh.DEFAULT_COVERAGE, units=None, missing=-9999.0, zeros=geochem.DEFAULT_ZEROS,
                     warn=None):
-    """The element table a run scores: ``(names, table, commodity columns, pathfinder columns, log, coverage)``,
-    ``coverage`` the bar the run used.
+    """The element table a run scores: ``(names, table, commodity columns, pathfinder columns, log, coverage,
+    warnings)``, ``coverage`` the bar the run used, ``warnings`` the lines of ``log`` that are warnings.
 
     ``fields`` (the user's choice) win; else the survey's elements by coverage
     (:func:`core.geochemistry.survey_hygiene.plan_elements`), narrowed to the target's pathfinders when a
     target is given (:mod:`core.geochemistry.pathfinders`). A target's commodity element measured in fewer samples
     than ``coverage`` asks, but in at least :data:`COMMODITY_MIN_COVERAGE` of them, lowers the bar to its own
     coverage (said through ``warn``): a lithium survey with Li in 54 % of its rock chips scored the pegmatite sites
-    lowest of all (ROC-AUC 0.000 against 1.000) without it. ``warn``: called with each warning (default: logged).
+    lowest of all (ROC-AUC 0.000 against 1.000) without it. ``warn``: also called with each warning.
     """
     zeros_missing = zeros == "missing"
     survey = dict(fields=fields, units=units, missing=missing, zeros_missing=zeros_missing)
     names, table, plan = sh.survey_elements(list(columns), values, geometry_x, geometry_y, coverage=coverage,
                                             **survey)
-    log = list(plan.log)
-    warn = warn or log.append
-    commodity, pathfinder_cols, used, short = [], None, coverage, {}
+    log, warned = list(plan.log), []
+
+    def say(message):   # a warning: in the log (and the report) and told apart from the other lines
+        log.append(message)
+        warned.append(message)
+        if warn is not None:
+            warn(message)
+
+    used = coverage
+    commodity, pathfinder_cols = [], None
     if target and target != "none" and not fields and target in pathfinders.PRESETS:
+        # commodity elements left out for their coverage only (not a constant column, not a bare name)
         short = {e: plan.coverage[e] for e in pathfinders.PRESETS[target]["commodity"]
-                 if e not in plan.elements and e in plan.coverage}
+                 if e not in plan.elements and plan.coverage.get(e, coverage) < coverage}
         bar = max((share for share in short.values() if share >= COMMODITY_MIN_COVERAGE), default=None)
-        if bar is not None and bar < coverage:
+        if bar is not None:
             names, table, plan = sh.survey_elements(list(columns), values, geometry_x, geometry_y, coverage=bar,
                                                     **survey)
-            lowered, short = ", ".join(e for e, v in short.items() if v == bar), {}
             log, used = list(plan.log), bar
-            warn(f"Target {target}: its commodity element ({lowered}) is measured in {100 * bar:.3g} % of "
-                 f"the samples, fewer than COVERAGE asks ({100 * coverage:.0f} %): the bar is lowered to "
-                 f"{100 * bar:.3g} % for this run, so that it is scored (samples without it are ranked on the "
-                 "pathfinders alone).")
-        elif short:
-            warn(f"Target {target}: its commodity element is measured in too few samples to be scored ("
-                 + ", ".join(f"{e} {100 * v:.3g} %" for e, v in short.items()) + f"; at least "
-                 f"{100 * COMMODITY_MIN_COVERAGE:.0f} % is needed): there is no target score, and the run ranks the "
-                 "samples on the other scores, as without a target. Choose the element fields to score it.")
+            say(f"Target {target}: its commodity element ({', '.join(e for e, v in short.items() if v == bar)}) is "
+                f"measured in {100 * bar:.3g} % of the samples, fewer than COVERAGE asks ({100 * coverage:.3g} %): "
+                f"the bar is lowered to {100 * bar:.3g} % for this run, so that it is scored (samples without it are "
+                "ranked on the pathfinders alone).")
     if target and target != "none":
         symbols = [plan.elements[k] for k in range(len(plan.elements))]
         commodity, pathfinder_cols, absent = pathfinders.preset_columns(target, symbols, names)
@@ -97,10 +99,22 @@ def choose_elements(columns, values, geometry_x=None, geometry_y=None, fields=No
                                for e in absent)
             log.append(f"Target {target}: pathfinders not in the element set (not measured, or in fewer than "
                        f"{100 * used:.3g} % of the samples): {shares}.{left_bare(absent)}")
-        if not commodity and not short:
-            warn(f"Target {target}: its commodity element ({', '.join(preset['commodity'])}) is not in the element "
-                 "set, so there is no target score; the pathfinders are ranked on the scores of a run without a "
-                 "target." + left_bare(preset["commodity"]))
+        unscored = [e for e in preset["commodity"] if e not in plan.elements]
+        why = []
+        for e in unscored:   # each missing commodity element with its reason
+            reason = plan.left_out.get((plan.columns.get(e) or [""])[0])
+            if e in bare:
+                reason = f"{', '.join(bare[e])}, a bare name without a unit while other fields state theirs"
+            if e in plan.coverage and plan.coverage[e] < used:
+                reason = (f"measured in {100 * plan.coverage[e]:.3g} % of the samples; at least "
+                          f"{100 * COMMODITY_MIN_COVERAGE:.0f} % is needed to score it")
+            why.append(f"{e}: {reason or 'not measured'}")
+        if unscored and commodity:
+            log.append(f"Target {target}: not scored with the commodity elements: {'; '.join(why)}.")
+        elif unscored:
+            say(f"Target {target}: its commodity element is not scored ({'; '.join(why)}), so there is no target "
+                "score: the pathfinders are ranked on the scores of a run without a target."
+                + (left_bare(unscored) or ("" if fields else " Choose the element fields to score it.")))
         if not fields:
             if len(pathfinder_cols) < 2:
                 raise OreMapError(
@@ -113,7 +127,7 @@ def choose_elements(columns, values, geometry_x=None, geometry_y=None, fields=No
             log.append(f"Target {target} ({preset['label']}): {', '.join(names)}.")
     elif not fields:
         log.append(NO_TARGET_HINT)
-    return names, table, commodity, pathfinder_cols, log, used
+    return names, table, commodity, pathfinder_cols, log, used, warned
 
 
 def _bare_fields(plan):
@@ -222,11 +236,11 @@ def run_points(x, y, columns, values, geometry_x=None, geometry_y=None, fields=N
     feedback = ensure(feedback)
     if method not in am.METHODS:
         raise OreMapError(f"Unknown method '{method}'.", "method", f"Use one of: {', '.join(am.METHODS)}.")
-    names, table, commodity, pathfinder_cols, log, coverage = choose_elements(
+    names, table, commodity, pathfinder_cols, log, coverage, warned = choose_elements(
         columns, values, geometry_x, geometry_y, fields=fields, target=target, coverage=coverage, units=units,
-        missing=missing, zeros=zeros, warn=feedback.warning)
+        missing=missing, zeros=zeros)
     for line in log:
-        feedback.info(line)
+        (feedback.warning if line in warned else feedback.info)(line)
     if method == "target" and not commodity:
         raise OreMapError("The target score needs a commodity target whose element the survey measures.", "method",
                           "Choose a target (e.g. Au) or another method.")

@@ -75,28 +75,43 @@ NOT_ELEMENTS = {"H", "O", "N"}
 _TOKEN = re.compile(r"[_\s\-.()\[\]{},;:]+")
 _PERCENT = re.compile(r"(?<![Ww][Tt])%")  # a '%' glued to a name (Fe2O3%) is a token of its own; 'wt%' stays one
 _OXIDE = re.compile(r"^(?P<el>[A-Z][a-z]?)(?P<n>\d*)O(?P<m>\d*)(?P<total>T|TOT|TOTAL)?$")
-METHOD_WORDS = {"me", "fa", "icp", "ms", "aas", "aa", "xrf", "inaa", "naa", "oes", "aes", "og", "gra", "td", "ar",
-                "fus", "ped", "bleg", "cn", "lf", "mmi"}
-"""Laboratory method words that may follow an element symbol where the unit is missing (``Au_FA``, ``Cu_ME-MS61`` as a
-shapefile cuts ``Cu_ME-MS61_ppm``)."""
-_METHOD_CODE = re.compile(r"^[a-z]{1,5}\d{1,4}[a-z]{0,2}\d{0,2}$|^\d{1,4}[a-z]{0,3}$")
-_DATUM_CODE = re.compile(r"^(gda|mga|amg|agd|wgs|nad|etrs|utm|epsg|grs|itrf)\d*$")
+METHOD_WORDS = {"me", "fa", "faa", "icp", "ms", "aas", "aa", "xrf", "inaa", "naa", "oes", "aes", "og", "gra", "td",
+                "ar", "fus", "ped", "bleg", "cn", "lf", "mmi", "pgm", "cv", "st", "tl", "ir", "scr", "acd", "ge", "go",
+                "fp"}
+"""Laboratory method words (ALS, Intertek, SGS codes: ``ME-MS61``, ``Au-AA23``, ``PGM-ICP23``, ``Hg-CV41``,
+``4A/MS48``, ``GE_ICP40Q12``) that may follow an element symbol where the unit is missing (``Au_FA``, ``Cu_ME-MS61``
+as a shapefile cuts ``Cu_ME-MS61_ppm``)."""
+_METHOD_CODE = re.compile(r"^\d{0,2}(?P<word>[a-z]{1,6})\d{0,4}(?:[a-z]{1,2}\d{1,2})?$")
 _CUT_UNITS = ("p", "pp", "pc", "pe", "per", "perc", "pct", "wt")
 """What is left of a unit when a shapefile cuts a name to 10 characters (``Au-AA23_ppm`` -> ``Au-AA23_pp``): no unit
 to read (ppm or ppb?), so the column counts as a bare name."""
 
 
+def _method_word(token):
+    """True for a method code that starts (after digits) with a :data:`METHOD_WORDS` word: ``MS61``, ``AA23``,
+    ``4ACD81``, ``ICP40Q12``, a digestion ``4A``; not ``UTM19S``, ``PSAD56``, ``row0``."""
+    if re.fullmatch(r"\d{1,2}[a-z]{1,2}", token.lower()):   # a digestion: 4A (four acids), 2A
+        return True
+    match = _METHOD_CODE.match(token.lower())
+    if match is None or match.group("word") not in METHOD_WORDS:
+        return False
+    # a word alone that is an element symbol is that element (Cu_Tl, Cu_Ge: ambiguous), with digits a code (TL43)
+    return any(c.isdigit() for c in token) or (_symbol(token) is None and _oxide(token) is None)
+
+
 def _method_code(tokens):
-    """True when ``tokens`` (after an element symbol) are a laboratory method code, perhaps followed by what a
-    shapefile left of the unit: ``ME``, ``MS61``; ``AA23``, ``pp``; ``511``. No element, oxide or datum among them."""
+    """``(code, worded)``: whether ``tokens`` (after an element symbol) are a laboratory method code, perhaps followed
+    by what a shapefile left of the unit (``ME``, ``MS61``; ``AA23``, ``pp``; ``511``), and whether one of them is a
+    method word (digits alone, ``Y_2``, say nothing against a coordinate)."""
     words = [t.lower() for t in tokens]
     if words and words[-1] in _CUT_UNITS and len(words) > 1:
         words = words[:-1]
-    if not 1 <= len(words) <= 3 or any(_DATUM_CODE.match(w) for w in words):
-        return False
-    if any(_symbol(t) or _oxide(t) for t in tokens[:len(words)] if t.lower() not in METHOD_WORDS):
-        return False
-    return all(w in METHOD_WORDS or _METHOD_CODE.match(w) for w in words)
+    if not 1 <= len(words) <= 3:
+        return False, False
+    worded = [_method_word(w) for w in words]
+    code = all(ok or w.isdigit() for ok, w in zip(worded, words))
+    return code, code and any(worded)
+
 
 COORDINATE_STEMS = ("northing", "easting", "latitude", "longitude", "elevation", "altitude")
 """Names starting with one of these (after case folding) are coordinates; shapefiles cut names to 10
@@ -186,8 +201,7 @@ def parse_column(name, units=None):
     unit_at = next((i for i, t in enumerate(tokens) if t.lower() in UNIT_FACTORS), None)
     # an element symbol and a method code with letters in it (Y_ME-MS61: yttrium, not a y coordinate; Y_2 stays one)
     coded = (unit_at is None and len(tokens) > 1 and (_symbol(tokens[0]) or _oxide(tokens[0])) is not None
-             and _method_code(tokens[1:])
-             and not all(t.isdigit() for t in tokens[1:]))
+             and _method_code(tokens[1:])[1])
     if not tokens or (unit_at is None and not coded and (is_coordinate_name(folded) or is_identifier_name(folded))):
         out.reason = "coordinate or identifier"
         return out
@@ -410,6 +424,15 @@ def plan_elements(columns, values=None, x=None, y=None, coverage=DEFAULT_COVERAG
         if candidates:
             plan.log.append("No field names an element by its unit or symbol: every numeric field but "
                             "coordinates and ids is taken as one.")
+    if explicit:
+        # chosen fields of unknown unit beside another chosen field of their element cannot be converted into it: each
+        # is used as given, an element of its own (Au_FA and Au_CN both chosen)
+        count = {}
+        for _, c in candidates:
+            count[c.element] = count.get(c.element, 0) + 1
+        for _, c in candidates:
+            if count[c.element] > 1 and c.assumed_unit and not c.unit_from_table:
+                c.element = c.name
     if not explicit:
         # where some names state their units, a bare name is kept only when the user's units table gives its unit
         named = any(not c.assumed_unit for _, c in candidates)
