@@ -1390,6 +1390,12 @@ class OreMapAlgorithm(QgsProcessingAlgorithm):
         dest = dest.split("|")[0]
         return dest or None
 
+    def sink_skipped(self, parameters, name, context):
+        """True when the optional vector output ``name`` was not asked for: absent, None ('Skip output' of the dialog)
+        or blank (the Batch Processing panel's empty cell, a QgsProcessingOutputLayerDefinition of ''). A blank cell
+        had been taken for a destination that could not be made: every batch row failed after computing its map."""
+        return resolved_value(parameters.get(name), context) in (None, "")
+
     def output_path(self, parameters, name, context, feedback):
         """The destination file of a raster or file output, checked to be writable; None if skipped.
 

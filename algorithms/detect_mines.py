@@ -122,7 +122,7 @@ class DetectMines(OreMapAlgorithm):
         sink, dest = self.parameterAsSink(parameters, "OUTPUT_POLYGONS", context, fields, QgsWkbTypes.MultiPolygon,
                                           crs)
         if sink is None:
-            if parameters.get("OUTPUT_POLYGONS") is not None:
+            if not self.sink_skipped(parameters, "OUTPUT_POLYGONS", context):
                 raise QgsProcessingException(self.invalidSinkError(parameters, "OUTPUT_POLYGONS"))
             return outputs
         for footprint in result["polygons"]:

@@ -275,7 +275,7 @@ class GeochemAnomaly(OreMapAlgorithm):
         sink, dest = self.parameterAsSink(parameters, "OUTPUT", context, out_fields, source.wkbType(),
                                           source.sourceCrs())
         if sink is None:
-            if parameters.get("OUTPUT") is not None:
+            if not self.sink_skipped(parameters, "OUTPUT", context):
                 raise QgsProcessingException(self.invalidSinkError(parameters, "OUTPUT"))
             return
         main = scores[method]

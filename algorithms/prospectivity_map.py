@@ -142,7 +142,7 @@ class ProspectivityMap(OreMapAlgorithm):
         sink, dest = self.parameterAsSink(parameters, "OUTPUT_CELLS", context, fields, QgsWkbTypes.Polygon,
                                           layer.crs())
         if sink is None:
-            if parameters.get("OUTPUT_CELLS") is not None:
+            if not self.sink_skipped(parameters, "OUTPUT_CELLS", context):
                 raise QgsProcessingException(self.invalidSinkError(parameters, "OUTPUT_CELLS"))
             return outputs
         for cell in sorted(cells, key=lambda c: c["rank"]):

@@ -323,7 +323,7 @@ class VaeAnomaly(OreMapAlgorithm):
         sink, dest = self.parameterAsSink(parameters, "OUTPUT", context, out_fields, source.wkbType(),
                                           source.sourceCrs())
         if sink is None:
-            if parameters.get("OUTPUT") is not None:
+            if not self.sink_skipped(parameters, "OUTPUT", context):
                 raise QgsProcessingException(self.invalidSinkError(parameters, "OUTPUT"))
             return out
         for feature, score, code in zip(features_by_id(source, ids, feedback, WRITE_SHARE), scores, classes):
