@@ -671,6 +671,8 @@ class OreMapAlgorithm(QgsProcessingAlgorithm):
     TAGS = ""
     HELP = ""
     PARAM_HELP = {}
+    #: Fields longer than a shapefile's 10 characters in each vector output (named when a .shp is refused).
+    LONG_FIELDS = {}
     OUTPUT_HELP = {}
     REFERENCES = []
     # Optional Python packages (core/engine/dependencies.py) without which the algorithm cannot run, and
@@ -1897,10 +1899,12 @@ class OreMapAlgorithm(QgsProcessingAlgorithm):
                                               "geometries: the layer's points or polygons would be lost.",
                                         "Save it as a GeoPackage (.gpkg).")
                     if path.lower().endswith(".shp"):
-                        raise self.fail(name, "A shapefile cuts field names to 10 characters, and this layer's "
-                                              "(e.g. anomaly_score, probability, compactness) are longer: the layer's "
-                                              "style and the algorithms that read it look for the full names.",
-                                        "Save it as a GeoPackage (.gpkg).")
+                        long = self.LONG_FIELDS.get(name)
+                        raise self.fail(name, "A shapefile cuts field names to 10 characters, and "
+                                        + (f"this layer's {', '.join(long)} are longer" if long else
+                                           "this layer's are longer")
+                                        + ": the layer's style and the algorithms that read it look for the full "
+                                          "names.", "Save it as a GeoPackage (.gpkg).")
                     if os.path.exists(path):
                         self._feedback.warning(f"{definition.description()}: replacing existing file {path} (all "
                                                "its layers).")

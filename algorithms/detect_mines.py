@@ -25,6 +25,7 @@ FIELDS = [("id", field_type.INT), ("area_ha", field_type.DOUBLE), ("mean_prob", 
 
 class DetectMines(OreMapAlgorithm):
     NAME = "detect_mines"
+    LONG_FIELDS = {"OUTPUT_POLYGONS": ("perimeter_m", "compactness")}
     DISPLAY_NAME = "Detect mines in a Sentinel-2 scene"
     GROUP = "sentinel2"
     TAGS = ("sentinel-2,s2,mine,mining,open pit,tailings,detection,segmentation,u-net,patch classifier,footprint,"

@@ -37,6 +37,7 @@ TARGET_LABELS = [("none", "None: every element measured widely enough")] + [
 
 class GeochemAnomaly(OreMapAlgorithm):
     NAME = "geochem_anomaly"
+    LONG_FIELDS = {"OUTPUT": ("anomaly_score", "anomaly_class", "score_fusion")}
     DISPLAY_NAME = "Geochemical anomalies (robust scores, fusion, commodity presets)"
     GROUP = "geochemistry"
     REQUIRES = ("sklearn",)

@@ -30,6 +30,7 @@ FITS = [("centre", "Model window at the cell centre (training scale)"),
 
 class ProspectivityMap(OreMapAlgorithm):
     NAME = "prospectivity_map"
+    LONG_FIELDS = {"OUTPUT_CELLS": ("probability", "has_deposit")}
     DISPLAY_NAME = "Prospectivity map from a ResNet"
     GROUP = "geochemistry"
     REQUIRES = ("onnx", "onnxruntime")

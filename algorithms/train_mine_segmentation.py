@@ -192,6 +192,7 @@ class TrainMineSegmentation(OreMapAlgorithm):
             raise self.fail("MASK_FOLDER", "Chips need a folder of mask chips.",
                             "Choose the folder of masks (one per chip, same name, mine pixels non-zero).")
         self._parameter_overrides["raster"] = "CHIP_FOLDER"  # errors of a chip name the chip folder
+        self._parameter_overrides["polygons"] = "MASK_FOLDER"  # the mines of chips are their masks
         return find_chip_pairs(folder, masks, feedback)
 
     def process(self, parameters, context, feedback):

@@ -47,6 +47,7 @@ ACTIVATIONS = [(a, a.upper() if a != "tanh" else "tanh") for a in vae.ACTIVATION
 
 class VaeAnomaly(OreMapAlgorithm):
     NAME = "vae_anomaly"
+    LONG_FIELDS = {"OUTPUT": ("anomaly_score", "anomaly_class")}
     DISPLAY_NAME = "Geochemical anomalies with a variational autoencoder"
     GROUP = "geochemistry"
     REQUIRES = ("onnx", "onnxruntime")

@@ -389,7 +389,8 @@ def test_vector_outputs_are_not_cut_by_a_shapefile_and_replacing_one_is_said(pro
                      crs="EPSG:32750").to_file(points, layer="samples", driver="GPKG")
     with pytest.raises(QgsProcessingException) as err:
         processing.run("oremap:geochem_anomaly", {"POINTS": str(points), "OUTPUT": str(tmp_path / "scored.shp")})
-    assert "(OUTPUT): A shapefile cuts field names to 10 characters" in str(err.value)
+    assert "(OUTPUT): A shapefile cuts field names to 10 characters, and this layer's anomaly_score, " \
+           "anomaly_class, score_fusion are longer" in str(err.value)    # its own fields, not another output's
     assert "Save it as a GeoPackage (.gpkg)." in str(err.value)
     assert not any(n.startswith("scored") for n in os.listdir(tmp_path))
     existing = tmp_path / "scored.gpkg"
@@ -713,3 +714,18 @@ def test_a_package_qgis_python_lacks_is_named_with_where_to_get_it(processing_pr
     assert message.startswith("The Python package 'numpy' is installed but cannot be loaded")
     assert fix.endswith("reinstall the system package python3-numpy (OSGeo4W: python3-numpy), never with pip.")
     assert not (tmp_path / "classes.tif").exists()
+
+
+def test_every_vector_output_names_its_long_fields_for_the_shapefile_refusal(processing_provider):
+    """The refusal of a .shp output named 'anomaly_score, probability, compactness' for every output, fields of
+    other algorithms' layers; each vector output now names its own (and every one it names is over 10 characters)."""
+    from qgis.core import QgsApplication, QgsProcessingParameterFeatureSink
+
+    sinks = 0
+    for alg in QgsApplication.processingRegistry().providerById("oremap").algorithms():
+        for definition in alg.parameterDefinitions():
+            if isinstance(definition, QgsProcessingParameterFeatureSink):
+                sinks += 1
+                names = alg.LONG_FIELDS.get(definition.name())
+                assert names and all(len(n) > 10 for n in names), (alg.id(), definition.name())
+    assert sinks == 4

@@ -365,3 +365,43 @@ def test_nodata_is_the_mine_value_only_when_the_whole_mask_set_says_so(chipset, 
     assert np.array_equal(got, truth) and truth.any()
     masks_said = [w for w in log.warnings if not w.startswith("All 2 chips: ")]
     assert len(masks_said) == 1 and "declares its only non-zero value (255) as nodata" in masks_said[0]
+
+
+def test_mine_tiles_reaching_over_a_chip_edge_are_said_and_a_tile_larger_than_the_chips_is_named(run_alg, chipset,
+                                                                                                 tmp_path):
+    """Tiles of 48 pixels on 64-pixel chips: a chip's second tile on either axis holds 16 of its 48 rows or columns
+    (a third of it valid, at most), under the half a training tile needs, so mines there were never trained on, and
+    the log and report said nothing. Tiles of 128 pixels (twice the chips) were refused blaming the raster's nodata;
+    every mine tile dropped was blamed on the polygons, which a chip folder does not have."""
+    from qgis.core import QgsProcessingException
+
+    import rasterio as rio
+    from conftest import warning_recorder
+
+    dropped = 0
+    for name in sorted(os.listdir(chipset["masks"])):
+        with rio.open(os.path.join(chipset["masks"], name)) as ds:
+            mine = ds.read(1) > 0
+        dropped += sum(bool(mine[r * 48:(r + 1) * 48, c * 48:(c + 1) * 48].any())
+                       for r in range(2) for c in range(2) if (r, c) != (0, 0))
+    assert dropped >= 1
+    import processing
+
+    said = warning_recorder()
+    result = processing.run("oremap:train_mine_segmentation", {
+        "CHIP_FOLDER": chipset["images"], "MASK_FOLDER": chipset["masks"], "TILE": 48, "DEPTH": 2, "WIDTH": 4,
+        "EPOCHS": 1, "INDICES": [], "OUTPUT_MODEL": str(tmp_path / "m.onnx"),
+        "OUTPUT_REPORT": str(tmp_path / "m.html")}, feedback=said)
+    note = [w for w in said.warnings if "tiles holding mines have fewer than 50% valid pixels" in w]
+    assert len(note) == 1 and note[0].startswith(f"{dropped} of the ") and "TILE" in note[0]
+    html = open(result["OUTPUT_REPORT"], encoding="utf-8").read()
+    assert f"{dropped} tile(s) holding mines left out, with under 50 % valid pixels" in html
+    message = ""
+    try:
+        run_alg("train_mine_segmentation", {
+            "CHIP_FOLDER": chipset["images"], "MASK_FOLDER": chipset["masks"], "TILE": 128, "DEPTH": 2, "WIDTH": 4,
+            "EPOCHS": 1, "OUTPUT_MODEL": str(tmp_path / "x.onnx"), "OUTPUT_REPORT": str(tmp_path / "x.html")})
+    except QgsProcessingException as exc:
+        message = str(exc)
+    assert "(TILE)" in message and "No tile of 128 x 128 pixels has 50% valid pixels (the best 25%)" in message
+    assert not os.path.exists(str(tmp_path / "x.onnx"))

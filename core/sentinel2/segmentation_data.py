@@ -521,6 +521,8 @@ def select_tiles(source, masks, val_fraction, negatives_per_positive, min_valid,
     read_fb = feedback.scaled(10, 30)
     stream = None
 
+    best = [0.0]   # the largest valid share of a tile read
+
     def take(group, split, limit):
         kept, used = 0, 0
         for start in range(0, len(group), 32):
@@ -529,7 +531,9 @@ def select_tiles(source, masks, val_fraction, negatives_per_positive, min_valid,
             batch = group[start:start + 32]
             X, V = read_filled(source, batch, read_fb)
             used = start + len(batch)
-            for k in np.flatnonzero(V.mean(axis=(1, 2)) >= min_valid):
+            share = V.mean(axis=(1, 2))
+            best[0] = max(best[0], float(share.max(initial=0.0)))
+            for k in np.flatnonzero(share >= min_valid):
                 if limit is not None and kept >= limit:
                     used = start + int(k)
                     break
@@ -573,8 +577,22 @@ def select_tiles(source, masks, val_fraction, negatives_per_positive, min_valid,
                 feedback.warning(f"Held-out background tiles were limited by the memory budget to {room_left}.")
             take(order, s, min(want, room_left))
     all_tiles = chosen["train"] + chosen["val"]
+    fit = ("Choose a TILE that fits the raster or its chips (at most their size, best a divisor of it: a tile "
+           "reaching over an edge is filled with nodata).")
     if not all_tiles:
+        if best[0] > 0:   # valid pixels there are, but no tile holds enough of them: the tile is too large
+            raise OreMapError(f"No tile of {t} x {t} pixels has {min_valid:.0%} valid pixels (the best "
+                              f"{best[0]:.0%}): the tiles are larger than the raster or its chips.", "tile", fit)
         raise OreMapError("No tile has enough valid pixels.", "raster", "Check the raster's nodata.")
+    dropped = n_pos - sum(1 for ref in all_tiles if ref in masks)
+    if dropped and dropped == n_pos:
+        raise OreMapError(f"Each of the {n_pos} tiles holding mines has fewer than {min_valid:.0%} valid pixels (it "
+                          "reaches over the edge of the raster or its chip, or covers nodata): no mine is left to "
+                          "train on.", "tile", fit)
+    if dropped:
+        feedback.warning(f"{dropped} of the {n_pos} tiles holding mines have fewer than {min_valid:.0%} valid pixels "
+                         "(they reach over the edge of the raster or a chip, or cover nodata) and are not trained on: "
+                         f"their mine pixels are lost to training. {fit}")
     X = np.stack([p[0] for p in parts["train"] + parts["val"]])
     V = np.stack([p[1] for p in parts["train"] + parts["val"]])
     Y = np.stack([masks.get(ref, np.zeros((t, t), np.uint8)) for ref in all_tiles]).astype(np.uint8)
@@ -586,7 +604,9 @@ def select_tiles(source, masks, val_fraction, negatives_per_positive, min_valid,
     shared = shared_mine_pixels(masks, side.get, getattr(source, "ground_origin", None),
                                 counted={ref: Y[k] > 0 for k, ref in enumerate(all_tiles) if mine_px[k]})
     if not (mine_px[split == "train"] > 0).any():
-        raise OreMapError("No training tile holds valid mine pixels.", "polygons", _FIX_POLYGONS)
+        raise OreMapError("No training tile holds valid mine pixels: every mine tile kept lies in the held-out blocks "
+                          "(or next to them).", "polygons",
+                          "Give mines in more places (polygons, or mask chips), or hold out a smaller share.")
     layout = layout or (lambda ref: (ref[0], ref[1]))
     cells = [layout(ref) for ref in all_tiles]
     plan = TilePlan(
@@ -603,7 +623,7 @@ def select_tiles(source, masks, val_fraction, negatives_per_positive, min_valid,
               "train_mine_pixels": int(mine_px[split == "train"].sum()),
               "val_mine_pixels": int(mine_px[split == "val"].sum()),
               "val_mine_pixels_shared": int(sum(shared.values())),
-              "n_dropped_nodata": int(n_pos - sum(1 for ref in all_tiles if ref in masks)),
+              "n_dropped_nodata": int(dropped),
               "n_buffered": len(buffered), "n_buffered_mine_tiles": len(buffered & set(masks)),
               "n_background_pool": len(negatives["train"]) if stream is not None else None},
         stream=stream)
