@@ -64,6 +64,7 @@ def test_trained_vae_lands_in_the_library(run_alg, library_folder, tmp_path):
                                   "OUTPUT_MODEL": QgsProcessing.TEMPORARY_OUTPUT,
                                   "OUTPUT_HTML": str(tmp_path / "r.html")})
     assert os.path.dirname(res["OUTPUT_MODEL"]) == str(library_folder)
-    assert va.load_model(res["OUTPUT_MODEL"]).names == ["Cu_ppm", "Zn_ppm", "Pb_ppm", "Ni_ppm", "Co_ppm", "Cr_ppm"]
+    # the bands' elements, in the canonical order the VAE trains on (by name)
+    assert va.load_model(res["OUTPUT_MODEL"]).names == ["Co_ppm", "Cr_ppm", "Cu_ppm", "Ni_ppm", "Pb_ppm", "Zn_ppm"]
     listed = [e.path for e in model_library.list_models(str(library_folder)) if e.source == model_library.USER]
     assert listed == [res["OUTPUT_MODEL"]]
