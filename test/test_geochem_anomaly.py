@@ -649,6 +649,32 @@ def test_a_commodity_element_measured_in_fewer_samples_than_the_coverage_asks_is
     assert commodity == ["Zn_ppm"] and warned == []
     assert any(line.startswith("Target ZnPb: not scored with the commodity elements: Pb: measured in 40 % of the "
                                "samples") for line in log)
+    # two commodity elements short of COVERAGE but over half: both scored, the bar at the lesser coverage
+    table = 10 ** (1 + 0.2 * rng.standard_normal((n, len(zn))))
+    table[rng.permutation(n)[: int(0.3 * n)], 0] = -9999.0   # Zn in 70 %
+    table[rng.permutation(n)[: int(0.4 * n)], 1] = -9999.0   # Pb in 60 %
+    _, _, commodity, _, log, used, warned = ga.choose_elements(zn, table, x, y, target="ZnPb")
+    assert commodity == ["Zn_ppm", "Pb_ppm"] and used == pytest.approx(0.6)
+    assert warned == ["Target ZnPb: its commodity element (Zn, Pb) is measured in as few as 60 % of the samples, "
+                      "fewer than COVERAGE asks (80 %): the bar is lowered to 60 % for this run, so that it is scored "
+                      "(samples without it are ranked on the pathfinders alone)."]
+    # exactly half the samples is enough
+    half = values.copy()
+    half[:, 0] = np.abs(half[:, 0])
+    half[: n // 2, 0] = -9999.0
+    _, _, commodity, _, _, used, _ = ga.choose_elements(columns, half, x, y, target="Li")
+    assert commodity == ["Li_ppm"] and used == 0.5
+    # the run itself tells the warning apart from the log's other lines
+    from conftest import core_warnings
+
+    said = core_warnings()
+    ga.run_points(x, y, columns, values, target="Li", feedback=said)
+    assert [w for w in said.warnings if w.startswith("Target Li: its commodity element (Li) is measured in")] \
+        == [shown[0]]
+    # chosen fields of unknown units keep their elements: the target finds its commodity among them
+    _, _, commodity, _, _, _, _ = ga.choose_elements(["Li_FA", "Cs_ICP", "Rb_ICP"], values[:, :3], x, y,
+                                                     fields=["Li_FA", "Cs_ICP", "Rb_ICP"], target="Li")
+    assert commodity == ["Li_FA"]
     # a commodity element left out as one value in every sample is said so, not blamed on its coverage
     au = ["Au_ppm", "Ag_ppm", "As_ppm", "Sb_ppm", "Cu_ppm"]
     table = 10 ** (1 + 0.2 * rng.standard_normal((n, len(au))))
@@ -671,3 +697,7 @@ def test_records_sharing_a_place_with_other_values_are_said():
            "sample reported twice with other rounding): each counts as a sample." in " ".join(messages)
     assert any(m.startswith("1 of 61 scored samples repeat another record exactly") for m in messages)
     assert am.shared_places_note(np.arange(5.0), np.zeros(5)) is None
+    # places compared to 12 significant digits: 333 m apart are two places, a converted copy's last bits one
+    assert am.shared_places_note([500123.0, 500456.0], [7e6, 7e6]) is None
+    assert am.shared_places_note([500123.0, 500123.0 + 1e-9], [7e6, 7e6]).startswith("2 records share 1 places")
+    assert am.shared_places_note([np.nan, np.nan], [1.0, 1.0]) is None   # unplaced samples share no place

@@ -244,9 +244,13 @@ def test_numbers_are_reproducible_with_the_seed(chain, tmp_path):
                                             "OUTPUT_REPORT": str(tmp_path / "m.html")})
     for key in ("CV_AUC_MEAN", "CV_AUC_SD", "CV_ACCURACY", "CV_F1", "DEPOSITS_USED", "CV_DEPOSITS_VALIDATED"):
         assert again[key] == chain["cv"][key] or (np.isnan(again[key]) and np.isnan(chain["cv"][key]))
-    run("prospectivity_map", {"INPUT": paths["stack.tif"], "MODEL_FILE": str(tmp_path / "m.onnx"), "MODE": 1,
-                              "STRIDE": DEMO.SMALL["stride"], "OUTPUT": str(tmp_path / "map.tif"),
-                              "OUTPUT_CELLS": None})
+    from qgis.core import QgsProcessingOutputLayerDefinition, QgsProject
+
+    # the target cells left blank as the Batch Processing panel leaves an empty cell: skipped, not refused
+    mapped = run("prospectivity_map", {"INPUT": paths["stack.tif"], "MODEL_FILE": str(tmp_path / "m.onnx"), "MODE": 1,
+                                       "STRIDE": DEMO.SMALL["stride"], "OUTPUT": str(tmp_path / "map.tif"),
+                                       "OUTPUT_CELLS": QgsProcessingOutputLayerDefinition("", QgsProject.instance())})
+    assert "OUTPUT_CELLS" not in mapped
     first, *_ = read_band(paths["prospectivity.tif"])
     second, *_ = read_band(str(tmp_path / "map.tif"))
     np.testing.assert_array_equal(first, second)

@@ -729,3 +729,26 @@ def test_every_vector_output_names_its_long_fields_for_the_shapefile_refusal(pro
                 names = alg.LONG_FIELDS.get(definition.name())
                 assert names and all(len(n) > 10 for n in names), (alg.id(), definition.name())
     assert sinks == 4
+
+
+
+def test_an_empty_batch_cell_of_the_scored_points_skips_them(processing_provider, tmp_path):
+    """QGIS's Batch Processing panel passes an empty cell of an optional vector output as an output definition of '':
+    geochem_anomaly and vae_anomaly refused it ('could not create destination layer') after scoring."""
+    import geopandas as gpd
+    import processing
+    from qgis.core import QgsProcessingOutputLayerDefinition, QgsProject
+    from shapely.geometry import Point
+
+    points = tmp_path / "survey.gpkg"
+    rng = np.random.default_rng(0)
+    gpd.GeoDataFrame({"Cu_ppm": rng.lognormal(3, 1, 40), "Zn_ppm": rng.lognormal(4, 1, 40),
+                      "As_ppm": rng.lognormal(1, 1, 40)},
+                     geometry=[Point(400000 + 100 * i, 6000000 + 50 * (i % 7)) for i in range(40)],
+                     crs="EPSG:32750").to_file(points, layer="samples", driver="GPKG")
+    blank = QgsProcessingOutputLayerDefinition("", QgsProject.instance())
+    for name, extra in (("geochem_anomaly", {}), ("vae_anomaly", {"EPOCHS": 2})):
+        written = processing.run(f"oremap:{name}", {"POINTS": str(points), "OUTPUT": str(tmp_path / f"{name}.gpkg"),
+                                                    **extra})
+        skipped = processing.run(f"oremap:{name}", {"POINTS": str(points), "OUTPUT": blank, **extra})
+        assert "OUTPUT" not in skipped and skipped["N_SCORED"] == written["N_SCORED"] == 40, name

@@ -405,3 +405,21 @@ def test_mine_tiles_reaching_over_a_chip_edge_are_said_and_a_tile_larger_than_th
         message = str(exc)
     assert "(TILE)" in message and "No tile of 128 x 128 pixels has 50% valid pixels (the best 25%)" in message
     assert not os.path.exists(str(tmp_path / "x.onnx"))
+    # every mine in a chip's last corner: each tile holding one is a ninth valid, so none is left: TILE is named
+    corner = tmp_path / "corner_masks"
+    os.makedirs(corner)
+    for name in sorted(os.listdir(chipset["masks"])):
+        with rio.open(os.path.join(chipset["masks"], name)) as ds:
+            profile = ds.profile
+        mask = np.zeros((64, 64), dtype=profile["dtype"])
+        mask[52:60, 52:60] = 255
+        with rio.open(corner / name, "w", **profile) as dst:
+            dst.write(mask, 1)
+    message = ""
+    try:
+        run_alg("train_mine_segmentation", {
+            "CHIP_FOLDER": chipset["images"], "MASK_FOLDER": str(corner), "TILE": 48, "DEPTH": 2, "WIDTH": 4,
+            "EPOCHS": 1, "OUTPUT_MODEL": str(tmp_path / "y.onnx"), "OUTPUT_REPORT": str(tmp_path / "y.html")})
+    except QgsProcessingException as exc:
+        message = str(exc)
+    assert "(TILE)" in message and "Each of the 10 tiles holding mines has fewer than 50% valid pixels" in message

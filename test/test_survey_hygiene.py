@@ -87,12 +87,13 @@ def test_names_cut_by_a_shapefile_after_a_method_code():
                                  ("Au-AA23_pp", "Au", None), ("Cu_ME-ICP4", "Cu", None), ("Au_FA", "Au", None),
                                  ("Fe2O3T_ME-", "Fe", "Fe2O3"), ("BaO_ME-MS6", "Ba", "BaO"), ("Zn_ME-OG62", "Zn", None),
                                  ("Pt_PGM-ICP23", "Pt", None), ("Pd_PGM-ICP", "Pd", None), ("Hg_CV41", "Hg", None),
-                                 ("Cu_4A-ICP", "Cu", None), ("Au_TL43", "Au", None)):
+                                 ("Cu_4A-ICP", "Cu", None), ("Au_TL43", "Au", None), ("Au_ICP40Q12", "Au", None),
+                                 ("Cu_4ACD81", "Cu", None), ("Cu_4A_ICP_MS", "Cu", None)):
         c = sh.parse_column(name)
         assert (c.element, c.oxide, c.assumed_unit) == (element, oxide, True), name
     # no method code: a second element, a datum, a word; digits alone after Y or X stay a coordinate
     for name in ("Au_Ag", "Cu_Zn_ME", "Y_GDA94", "X_MGA94", "Y_2", "Au_rpt", "Au_dup", "As_mean", "LOI_XRF",
-                 "Cu_Tl", "Cu_Ge", "u_row0_col0"):
+                 "Cu_Tl", "Cu_Ge", "u_row0_col0", "Cu_4A_ICP_MS_X"):
         assert sh.parse_column(name).element is None, name
     # a coordinate with its datum or zone stays one (a code without a method word is no method code)
     for name in ("Y_PSAD56", "Y_UTM19S", "Y_ED50", "Y_NZTM2000", "Y_Lo29", "Y_GRID1", "Y_PSAD56_UTM19S", "X_SAD69"):
@@ -101,6 +102,12 @@ def test_names_cut_by_a_shapefile_after_a_method_code():
     chosen = sh.plan_elements(["Au_FA", "Au_CN", "As_ICP"], np.array([[1.0, 2, 3], [2, 3, 4]]), explicit=True,
                               coverage=0.0)
     assert chosen.fields == ["Au_FA", "Au_CN", "As_ICP"] and chosen.left_out == {}
+    assert sh.plan_elements(["Au_FA", "As_ICP"], np.array([[1.0, 2], [2, 3]]), explicit=True,
+                            coverage=0.0).elements == ["Au", "As"]    # alone, a chosen field keeps its element
+    # with their units in the table, two chosen fields of one element are one element, converted
+    table = sh.plan_elements(["Au_FA", "Au_CN"], np.array([[1.0, 2], [2, 3]]), explicit=True, coverage=0.0,
+                             units={"Au_FA": "ppm", "Au_CN": "ppb"})
+    assert table.columns["Au"] == ["Au_FA", "Au_CN"] and table.factors["Au"] == pytest.approx([1.0, 0.001])
     table = pd.read_csv(SURVEY, low_memory=False)
     numeric = [c for c in table.columns if pd.api.types.is_numeric_dtype(table[c])]
     lab = [c.replace("_pp", "_ME-MS61_pp").replace("_pct", "_ME-MS61_pct") if c not in ("LOI_pct", "H2Oneg_pct",
@@ -272,8 +279,8 @@ def test_suggested_distances_reach_more_than_one_deposit():
     cluster = sites[0] + rng.uniform(-6, 6, (6, 2))
     offsets = np.array([30.0, 35, 45, 55, 60, 70, 75, 80])
     singles = sites[1:] + np.column_stack([offsets, np.zeros(8)])
-    gx, gy = np.meshgrid(np.arange(-400, 3700, 10.0), np.arange(150, 400, 10.0))   # 10 m apart, 150 m off
-    pts = np.vstack([cluster, singles, np.column_stack([gx.ravel(), gy.ravel()])])
+    gx0, gy0 = np.meshgrid(np.arange(-400, 3700, 10.0), np.arange(150, 400, 10.0))   # 10 m apart, 150 m off
+    pts = np.vstack([cluster, singles, np.column_stack([gx0.ravel(), gy0.ravel()])])
     x, y = pts[:, 0], pts[:, 1]
     radius, negative, n_pos, n_neg, _, _ = da.suggest_distances(x, y, sites)
     assert radius == 50.0 and n_pos == 9 and da.deposits_covered(x, y, sites, radius) == 4   # 3rd site's chip: 45 m
@@ -290,6 +297,17 @@ def test_suggested_distances_reach_more_than_one_deposit():
     radius, negative, n_pos, n_neg, _, _ = da.suggest_distances(gx.ravel(), gy.ravel(), far)
     assert (radius, negative, n_pos) == (200.0, 5000.0, 10) and n_neg >= n_pos
     assert da.deposits_covered(gx.ravel(), gy.ravel(), far, radius) == 2
+    # 1.5 km past the edge: reaching it left negatives (2 km / 2.5 km, a quarter of the grid positive), but not twice
+    # the radius out
+    near = far.copy()
+    near[2] = (11500.0, 5000.0)
+    assert da.suggest_distances(gx.ravel(), gy.ravel(), near)[:3] == (200.0, 5000.0, 10)
+    # the third deposit sets the radius: its nearest chip 80 m off gives 100 m (two deposits: 50 m)
+    third = np.vstack([cluster, sites[1:] + np.column_stack([[30.0, 80, 90, 95, 99, 99, 99, 99], np.zeros(8)]),
+                       np.column_stack([gx0.ravel(), gy0.ravel()])])
+    assert da.suggest_distances(third[:, 0], third[:, 1], sites)[0] == 100.0
+    assert da.deposits_covered(third[:, 0], third[:, 1], sites, 100.0) == 9
+    assert da.suggest_distances(third[:, 0], third[:, 1], sites, want_deposits=2)[0] == 50.0
 
 
 def test_nice_rounding():

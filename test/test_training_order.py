@@ -83,6 +83,24 @@ def test_a_class_spelt_two_ways_once_each_takes_one_spelling_whatever_the_order(
                                "kaolinite KGa-1 BECKb AREF"]
 
 
+def test_only_exact_copies_of_a_spectrum_are_trained_on_once(tmp_path):
+    """A copy is a spectrum with the same name, class and values: a remeasurement under the same name (values 1 %
+    apart) and one measurement under two names are spectra of their own."""
+    wl = np.arange(400.0, 2501.0, 10.0)
+    band = 0.5 - 0.2 * np.exp(-0.5 * ((wl - 2200.0) / 20.0) ** 2)
+    a = _csv_library(tmp_path / "a.csv", wl, {"Kaolinite CM9 BECKb AREF": band, "Calcite WS272 BECKa AREF": band * 0.7})
+    b = _csv_library(tmp_path / "b.csv", wl, {"Kaolinite CM9 BECKb AREF": band * 1.01,
+                                              "Calcite CO2004 BECKb AREF": band * 0.7})
+    target = BandInfo(centers=np.arange(400.0, 2501.0, 20.0), fwhm=None, bad=None)
+    said = core_warnings()
+    both = training.library_training_set([a, b], target, feedback=said)
+    assert both.X.shape[0] == 4 and not any("repeat another exactly" in w for w in said.warnings)
+    said = core_warnings()
+    twice = training.library_training_set([a, a, b], target, feedback=said)
+    _same_set(twice, both)
+    assert "2 spectra repeat another exactly" in " ".join(said.warnings)
+
+
 def test_outlier_spectra_in_either_order(tmp_path):
     wl = np.arange(2000.0, 2401.0, 10.0)
 

@@ -73,15 +73,17 @@ def choose_elements(columns, values, geometry_x=None, geometry_y=None, fields=No
         # commodity elements left out for their coverage only (not a constant column, not a bare name)
         short = {e: plan.coverage[e] for e in pathfinders.PRESETS[target]["commodity"]
                  if e not in plan.elements and plan.coverage.get(e, coverage) < coverage}
-        bar = max((share for share in short.values() if share >= COMMODITY_MIN_COVERAGE), default=None)
+        # every commodity element measured in at least half the samples is scored: the bar comes down to the least
+        bar = min((share for share in short.values() if share >= COMMODITY_MIN_COVERAGE), default=None)
         if bar is not None:
             names, table, plan = sh.survey_elements(list(columns), values, geometry_x, geometry_y, coverage=bar,
                                                     **survey)
             log, used = list(plan.log), bar
-            say(f"Target {target}: its commodity element ({', '.join(e for e, v in short.items() if v == bar)}) is "
-                f"measured in {100 * bar:.3g} % of the samples, fewer than COVERAGE asks ({100 * coverage:.3g} %): "
-                f"the bar is lowered to {100 * bar:.3g} % for this run, so that it is scored (samples without it are "
-                "ranked on the pathfinders alone).")
+            lowered = [e for e, v in short.items() if v >= COMMODITY_MIN_COVERAGE]
+            say(f"Target {target}: its commodity element ({', '.join(lowered)}) is measured in "
+                f"{'as few as ' if len(lowered) > 1 else ''}{100 * bar:.3g} % of the samples, fewer than COVERAGE asks "
+                f"({100 * coverage:.3g} %): the bar is lowered to {100 * bar:.3g} % for this run, so that it is scored "
+                "(samples without it are ranked on the pathfinders alone).")
     if target and target != "none":
         symbols = [plan.elements[k] for k in range(len(plan.elements))]
         commodity, pathfinder_cols, absent = pathfinders.preset_columns(target, symbols, names)
