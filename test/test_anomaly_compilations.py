@@ -225,6 +225,16 @@ def test_element_selection_counts_a_repeated_record_once():
     first, copy_of = am.distinct_records(np.array([[1.0, np.nan], [1.0, np.nan], [1.0, 2.0]]), np.zeros(3),
                                          np.array([0.0, 0.0, np.nan]))
     assert first.tolist() == [2, 0] and copy_of.tolist() == [1, 1, 0]   # canonical order: by x, y (NaN first), values
+    # a sample without a place is no sample 'between the two distances' (a lab export's header row was counted so)
+    placed = np.hypot(x[:, None] - deposits[:, 0], y[:, None] - deposits[:, 1]).min(axis=1)
+    between = int(((placed > 2000) & (placed < 4000)).sum())
+    ux = x.copy()
+    ux[:3] = np.nan
+    log = core_warnings()
+    es.select_elements_points(values, names, ux, y, deposits, 2000, 4000, feedback=log)
+    gone = placed[:3]
+    assert any(line.endswith(f"{between - int(((gone > 2000) & (gone < 4000)).sum())} left out between the two "
+                             "distances, 3 without a place.") for line in log.infos)
 
 
 def test_scores_and_their_evaluation_do_not_depend_on_the_row_order():

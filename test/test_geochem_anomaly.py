@@ -682,6 +682,12 @@ def test_a_commodity_element_measured_in_fewer_samples_than_the_coverage_asks_is
     _, _, commodity, _, _, _, warned = ga.choose_elements(au, table, x, y, target="Au")
     assert commodity == [] and warned[0].startswith("Target Au: its commodity element is not scored (Au: the same "
                                                     "value in every sample measured")
+    # a pathfinder left out as constant is named with that reason, not as short of coverage ('W 100 %')
+    table[:, 4] = -10.0
+    _, _, _, _, log, _, _ = ga.choose_elements(["Au_ppm", "Ag_ppm", "As_ppm", "Sb_ppm", "W_ppm"], table, x, y,
+                                               target="Au")
+    note = [line for line in log if line.startswith("Target Au: pathfinders not in the element set")]
+    assert len(note) == 1 and "W the same value in every sample measured" in note[0] and "W 100 %" not in note[0]
 
 def test_records_sharing_a_place_with_other_values_are_said():
     """GeoChemAD's area4 rock chips hold 99 samples reported twice with other rounding (no exact repeats): each copy

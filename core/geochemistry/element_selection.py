@@ -170,8 +170,10 @@ def select_elements_points(values, names, x, y, deposits_xy, positive_radius, ne
     dep = deposit_array(deposits_xy)
     check_distances(x, y, dep, positive_radius, negative_min_distance, MIN_POSITIVES, 2)
     labels = label_by_distance(x, y, dep[:, 0], dep[:, 1], positive_radius, negative_min_distance)
+    unplaced = int((~(np.isfinite(x) & np.isfinite(y))).sum())
     feedback.info(f"{int((labels == 1).sum())} positive samples, {int((labels == 0).sum())} negative samples, "
-                  f"{int((labels == -1).sum())} left out between the two distances.")
+                  f"{int((labels == -1).sum()) - unplaced} left out between the two distances"
+                  + (f", {unplaced} without a place" if unplaced else "") + ".")
     rows, notes = select_elements(values, names, labels, **options)
     return rows, notes, labels
 

@@ -96,11 +96,16 @@ def choose_elements(columns, values, geometry_x=None, geometry_y=None, fields=No
                     "fields state theirs: give their units in UNITS (e.g. AU=ppm) or choose the element fields."
                     if found else "")
 
+        def absent_reason(e):   # why a preset element is not in the set: its own reason (coverage, constant...)
+            reason = plan.left_out.get((plan.columns.get(e) or [""])[0])
+            if e in plan.coverage and plan.coverage[e] < used:
+                return f"{e} in {100 * plan.coverage[e]:.3g} %"
+            return f"{e} {reason}" if reason else f"{e} not measured"
+
         if absent:
-            shares = ", ".join(f"{e} {100 * plan.coverage[e]:.3g} %" if e in plan.coverage else f"{e} not measured"
-                               for e in absent)
-            log.append(f"Target {target}: pathfinders not in the element set (not measured, or in fewer than "
-                       f"{100 * used:.3g} % of the samples): {shares}.{left_bare(absent)}")
+            log.append(f"Target {target}: pathfinders not in the element set (not measured, in fewer than "
+                       f"{100 * used:.3g} % of the samples, or left out for the reason given): "
+                       f"{'; '.join(absent_reason(e) for e in absent)}.{left_bare(absent)}")
         unscored = [e for e in preset["commodity"] if e not in plan.elements]
         why = []
         for e in unscored:   # each missing commodity element with its reason
