@@ -1285,25 +1285,28 @@ class OreMapAlgorithm(QgsProcessingAlgorithm):
                              "geometry and were left out.")
         return geometries, np.asarray(rows, dtype=float).reshape(len(rows), len(fields)), ids
 
-    def layer_points(self, parameters, name, context, target_crs, fields=(), feedback=None, parse=as_number):
+    def layer_points(self, parameters, name, context, target_crs, fields=(), feedback=None, parse=as_number,
+                     over=None):
         """Coordinates (in ``target_crs``) of every point of a point-layer parameter, and the values of ``fields``.
 
         MultiPoint features give one row per point. Features without a geometry are left out (and
         counted in the log). Values that are NULL or not numbers become NaN; ``parse`` reads a value
         (:func:`assay_number` for element fields).
 
-        Returns ``(xs, ys, {field: list of float})``.
+        Returns ``(xs, ys, {field: list of float})``; ``over``, a list, gets a row of booleans for every point:
+        which of its values were over the laboratory's upper limit (``'>10'``).
         """
         source = self.parameterAsSource(parameters, name, context)
         if source is None:
             raise self.fail(name, "No point layer was given.", "Choose a point layer.")
-        xs, ys, values, skipped = self.source_points(source, context, target_crs, fields, name=name, parse=parse)
+        xs, ys, values, skipped = self.source_points(source, context, target_crs, fields, name=name, parse=parse,
+                                                     over=over)
         if skipped and feedback is not None:
             feedback.warning(f"{skipped} features of {self.parameterDefinition(name).description()} have no "
                              "geometry and were left out.")
         return xs, ys, values
 
-    def source_points(self, source, context, target_crs, fields=(), name=None, parse=as_number):
+    def source_points(self, source, context, target_crs, fields=(), name=None, parse=as_number, over=None):
         """``(xs, ys, {field: values}, features without a geometry)`` of a feature source's points (every vertex),
         in ``target_crs``; see :meth:`layer_points`."""
         indexes = [source.fields().lookupField(f) for f in fields]
@@ -1315,9 +1318,13 @@ class OreMapAlgorithm(QgsProcessingAlgorithm):
                 continue
             attributes = feature.attributes()
             row = [parse(attributes[i]) if i >= 0 else float("nan") for i in indexes]
+            flags = [i >= 0 and isinstance(attributes[i], str) and attributes[i].strip().startswith(">")
+                     for i in indexes] if over is not None else None
             for point in geometry.vertices():
                 xs.append(point.x())
                 ys.append(point.y())
+                if flags is not None:
+                    over.append(flags)
                 for f, v in zip(fields, row):
                     values[f].append(v)
         return xs, ys, values, skipped

@@ -28,7 +28,7 @@ from . import qt_compat as field_type
 from .base import OreMapAlgorithm, require_fields, split_names
 from .evaluate_prospectivity import DISTANCE_HELP, distance_crs_for_points
 from .survey_input import (COVERAGE_HELP, FIELDS_HELP, READ_SHARE, WRITE_SHARE, features_by_id, numeric_fields,
-                           read_points, warn_unlocated)
+                           over_mask, read_points, warn_unlocated)
 
 BELOW = [("half", "Half the detection limit"), ("limit", "The detection limit"), ("nan", "Missing")]
 TARGET_LABELS = [("none", "None: every element measured widely enough")] + [
@@ -202,7 +202,9 @@ class GeochemAnomaly(OreMapAlgorithm):
         has_deposits = parameters.get("DEPOSITS") not in (None, "")
         crs = distance_crs_for_points(self, source, context, feedback)
         columns = list(fields) or numeric_fields(source, feedback)
-        ids, xs, ys, gx, gy, values = read_points(self, source, context, crs, columns, feedback, share=READ_SHARE)
+        over = []
+        ids, xs, ys, gx, gy, values = read_points(self, source, context, crs, columns, feedback, share=READ_SHARE,
+                                                  over=over)
         if not len(ids):
             raise self.fail("POINTS", "The layer has no features.", "Choose a layer of sample points.")
         warn_unlocated(xs, ys, feedback, "they are not scored (the scores use each sample's place: repeated "
@@ -212,6 +214,7 @@ class GeochemAnomaly(OreMapAlgorithm):
         min_distance = self.parameterAsDouble(parameters, "NEGATIVE_MIN_DISTANCE", context)
         result = ga.run_points(
             xs, ys, columns, values, gx, gy, fields=list(fields) or None, target=target, method=method,
+            over=over_mask(over, len(columns)),
             coverage=self.parameterAsDouble(parameters, "COVERAGE", context) / 100.0,
             units=self._units(parameters, context),
             below=BELOW[self.parameterAsEnum(parameters, "BELOW_DETECTION", context)][0],

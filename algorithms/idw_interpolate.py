@@ -18,7 +18,7 @@ from ..core.geochemistry import geochem, grid_meaning, idw
 from ..core.geochemistry import survey_hygiene as sh
 from .base import OreMapAlgorithm, assay_number, require_fields
 from .evaluate_prospectivity import distance_crs_for_points
-from .survey_input import numeric_fields
+from .survey_input import numeric_fields, over_mask
 
 DUPLICATES = [("mean", "Mean"), ("median", "Median")]
 BELOW = [("half", "Half the detection limit"), ("limit", "The detection limit"), ("nan", "Missing (left out)")]
@@ -132,8 +132,9 @@ class IdwInterpolate(OreMapAlgorithm):
 
     # -- reading -------------------------------------------------------------------------
     def _read(self, parameters, source, fields, context, feedback):
-        """The CRS to grid in, the samples' coordinates in it, their values (NaN = empty) and their coordinates
-        as read (the layer's own, or longitude/latitude: a field equal to them is no element), read once.
+        """The CRS to grid in, the samples' coordinates in it, their values (NaN = empty), their coordinates as read
+        (the layer's own, or longitude/latitude: a field equal to them is no element) and where their values were
+        over the laboratory's upper limit (:func:`algorithms.survey_input.over_mask`), read once.
 
         A layer in a geographic CRS, in feet or in a CRS not true to scale (Web Mercator) is gridded in the WGS 84
         UTM zone of its points' centroid (:func:`algorithms.evaluate_prospectivity.distance_crs_for_points`).
@@ -141,8 +142,10 @@ class IdwInterpolate(OreMapAlgorithm):
         crs = source.sourceCrs()
         target = distance_crs_for_points(self, source, context, feedback, name="INPUT")  # (no CRS: refused)
         read_crs = QgsCoordinateReferenceSystem("EPSG:4326") if crs.isGeographic() else crs
+        over = []
         xs, ys, columns = self.layer_points(parameters, "INPUT", context, read_crs, fields, feedback,
-                                           parse=assay_number)
+                                           parse=assay_number, over=over)
+
         if not xs:
             raise self.fail("INPUT", "The layer has no point geometries.", "Choose a layer of sample points.")
         values = np.column_stack([columns[name] for name in fields])
@@ -151,7 +154,8 @@ class IdwInterpolate(OreMapAlgorithm):
             xs, ys = geochem.project_points(xs, ys, "EPSG:4326" if crs.isGeographic() else crs.toWkt(),
                                             target.toWkt())
             crs = target
-        return crs, np.asarray(xs, dtype=np.float64), np.asarray(ys, dtype=np.float64), values, read_x, read_y
+        return (crs, np.asarray(xs, dtype=np.float64), np.asarray(ys, dtype=np.float64), values, read_x, read_y,
+                over_mask(over, len(fields)))
 
     def _extent(self, parameters, context, layer_crs, crs, feedback):
         """The EXTENT parameter in ``crs`` (the grid's): an extent with a CRS (the Toolbox's, or '[EPSG:...]' after
@@ -183,11 +187,11 @@ class IdwInterpolate(OreMapAlgorithm):
         missing = self.parameterAsDouble(parameters, "MISSING_VALUE", context)
         zeros = geochem.ZERO_CHOICES[self.parameterAsEnum(parameters, "ZEROS", context)][0]
         columns = fields or numeric_fields(source, feedback)
-        crs, x, y, values, gx, gy = self._read(parameters, source, columns, context, feedback)
+        crs, x, y, values, gx, gy, over = self._read(parameters, source, columns, context, feedback)
         if not fields:  # the survey's elements (survey hygiene): names, units, geometry, coverage
             try:
                 fields, values, plan = sh.survey_elements(columns, values, gx, gy, missing=missing,
-                                                          zeros_missing=zeros == "missing")
+                                                          zeros_missing=zeros == "missing", over=over)
             except OreMapError as exc:  # IDW has no coverage parameter: the fix is to choose the fields
                 raise self.fail("FIELDS", exc.message, "Choose the element fields to grid.") from None
             for line in plan.log:

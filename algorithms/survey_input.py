@@ -103,19 +103,20 @@ class _Rows:
                 np.concatenate([p[1] for p in parts]).reshape(self.count, self._width))
 
 
-def read_points(alg, source, context, crs, fields, feedback=None, share=(0.0, 100.0), say_over=True):
+def read_points(alg, source, context, crs, fields, feedback=None, share=(0.0, 100.0), say_over=True, over=None):
     """``(ids, xs, ys, gx, gy, values)``: the id of every feature (an int64 array, in the order the source gives
     them: :func:`features_by_id` reads them again to copy their attributes into an output), its first vertex in
     ``crs`` (NaN without a geometry) and in the layer's own CRS, and the values of ``fields`` (NaN for NULL), read
     straight into one float array (no feature is kept: a survey of 100,000 samples held 1.5 GB of features).
 
     ``feedback`` gets the progress of the read within ``share`` (percent of the run: start, end) and may cancel it;
-    with ``say_over`` it is told how many values were over the upper limit ('>10000': read as the limit)."""
+    with ``say_over`` it is told how many values were over the upper limit ('>10000': read as the limit). ``over``: a
+    list that gets, for every feature, the row of booleans saying which of its values were over the limit."""
     index = [source.fields().lookupField(f) for f in fields]
     expected = source.featureCount()   # -1 when the provider does not know
     rows = _Rows(expected, len(fields))
     coords = _Rows(expected, 4)        # x, y in crs; x, y in the layer's CRS
-    over = dict.fromkeys(fields, 0)
+    counted = dict.fromkeys(fields, 0)
     parse = column_reader(assay_number, source, fields)   # a decimal-comma export: '1,945' is 1.945
     nan = float("nan")
     start, end = share
@@ -126,9 +127,11 @@ def read_points(alg, source, context, crs, fields, feedback=None, share=(0.0, 10
                 feedback.progress(start + (end - start) * min(k / expected, 1.0))
         attributes = feature.attributes()
         rows.next_row(feature.id())[:] = [parse(attributes[i]) if i >= 0 else nan for i in index]
-        for f, i in zip(fields, index):
-            if i >= 0 and isinstance(attributes[i], str) and attributes[i].strip().startswith(">"):
-                over[f] += 1
+        flags = [i >= 0 and isinstance(attributes[i], str) and attributes[i].strip().startswith(">") for i in index]
+        for f, flag in zip(fields, flags):
+            counted[f] += flag
+        if over is not None:
+            over.append(flags)
         x = y = ox = oy = nan
         if geometry is not None:
             point = next(iter(geometry.vertices()))
@@ -141,11 +144,17 @@ def read_points(alg, source, context, crs, fields, feedback=None, share=(0.0, 10
         feedback.progress(end)
     ids, values = rows.arrays()
     xy = coords.arrays()[1]
-    over = {f: n for f, n in over.items() if n}
-    if over and feedback is not None and say_over:
-        feedback.info(f"{sum(over.values())} values over the laboratory's upper limit ('>x') are read as the limit, "
-                      "a lower bound of the true value: " + ", ".join(f"{f} {n}" for f, n in over.items()) + ".")
+    counted = {f: n for f, n in counted.items() if n}
+    if counted and feedback is not None and say_over:
+        feedback.info(f"{sum(counted.values())} values over the laboratory's upper limit ('>x') are read as the "
+                      "limit, a lower bound of the true value (replaced by another assay of the element where the "
+                      "survey has one): " + ", ".join(f"{f} {n}" for f, n in counted.items()) + ".")
     return ids, xy[:, 0].copy(), xy[:, 1].copy(), xy[:, 2].copy(), xy[:, 3].copy(), values
+
+
+def over_mask(rows, width):
+    """The ``(n, width)`` boolean array of the over-limit flags :func:`read_points` collected (one row a feature)."""
+    return np.asarray(rows, dtype=bool).reshape(len(rows), width)
 
 
 def features_by_id(source, ids, feedback=None, share=None):
@@ -202,11 +211,13 @@ def survey_table(alg, source, context, crs, fields, coverage, missing=-9999.0, z
     """
     require_fields(alg, source, fields, parameter, numeric=True)
     columns = list(fields) or numeric_fields(source, feedback)
-    ids, xs, ys, gx, gy, values = read_points(alg, source, context, crs, columns, feedback, share)
+    over = []
+    ids, xs, ys, gx, gy, values = read_points(alg, source, context, crs, columns, feedback, share, over=over)
     if feedback is not None:
         warn_unlocated(xs, ys, feedback)
     names, table, plan = sh.survey_elements(columns, values, gx, gy, fields=list(fields) or None,
-                                            coverage=coverage, missing=missing, zeros_missing=zeros == "missing")
+                                            coverage=coverage, missing=missing, zeros_missing=zeros == "missing",
+                                            over=over_mask(over, len(columns)))
     if feedback is not None:
         for line in plan.log:
             feedback.info(line)

@@ -365,3 +365,42 @@ def test_an_element_with_one_value_in_every_sample_is_left_out_of_the_default_se
     # tiny values that differ are not one value (the rule is to 12 significant digits, not 12 decimals)
     values[:, 2] = np.linspace(1e-13, 4e-13, 50)
     assert sh.plan_elements(columns, values).elements == ["Au", "Cu", "Ir"]
+
+
+def test_an_over_limit_value_is_replaced_by_the_elements_re_assay(processing_provider, tmp_path):
+    """A laboratory's gold column caps high values ('>10', read as the limit 10) and an over-limit re-assay column
+    (ALS Au-OG44) holds the true value. Read as measured, the cap kept the re-assay out: 14.3 ppm gold was gridded
+    and scored as 10. The re-assay now replaces a capped value, and the log says so."""
+    import geopandas as gpd
+    import processing
+    import rasterio as rio
+    from shapely.geometry import Point
+
+    values = np.array([[10.0, 0.2, 30.0], [2.0, 0.3, 31.0], [10.0, 0.1, 29.0], [0.5, -9999.0, 28.0]])
+    over = np.array([[True, False, False], [False, False, False], [False, False, False], [False, False, False]])
+    columns = ["Au_ppm", "Au_OG44_ppm", "Cu_ppm"]
+    values[0, 1] = 14.3
+    names, table, plan = sh.survey_elements(columns, values, fields=None, coverage=0.0, over=over)
+    assert names == ["Au_ppm", "Cu_ppm"] and table[:, 0].tolist() == [14.3, 2.0, 10.0, 0.5]   # row 2: a real 10
+    assert "Au_ppm: 1 values over the laboratory's upper limit ('>x') replaced by the element's other assay " \
+           "(Au_OG44_ppm 1)." in plan.log
+    assert sh.survey_elements(columns, values, coverage=0.0)[1][0, 0] == 10.0      # without the flags, as before
+    # through idw_interpolate, from text fields as a lab export loads
+    rng = np.random.default_rng(0)
+    n = 30
+    au = [f"{v:.2f}" for v in rng.uniform(0.1, 2.0, n)]
+    og = [""] * n
+    au[7], og[7] = ">10", "14.3"
+    peaks = []
+    for name, reassay in (("with", og), ("without", ["" if v == "14.3" else v for v in og])):
+        layer = gpd.GeoDataFrame({"Au_ppm": au, "Au_OG44_ppm": reassay, "Cu_ppm": rng.uniform(10, 50, n)},
+                                 geometry=[Point(500000 + 100 * (i % 6), 7000000 + 100 * (i // 6)) for i in range(n)],
+                                 crs="EPSG:32750")
+        layer.to_file(tmp_path / f"{name}.gpkg", driver="GPKG")
+        out = processing.run("oremap:idw_interpolate", {"INPUT": str(tmp_path / f"{name}.gpkg"), "CELL_SIZE": 50,
+                                                         "OUTPUT": str(tmp_path / f"{name}.tif")})
+        with rio.open(out["OUTPUT"]) as ds:
+            assert ds.descriptions[0] == "Au_ppm"
+            peaks.append(float(ds.read(1, masked=True).max()))
+    # the cells around the sample follow its value: 14.3 instead of 10 raises the peak by nearly the same ratio
+    assert peaks[0] / peaks[1] == pytest.approx(1.43, abs=0.1)

@@ -22,13 +22,14 @@ SITES = os.path.join(SHARED_DATA, "geochem", "area1_sediment_au_site.csv")
 
 # -- the reader as it was (every feature kept, a list of rows): the reference the outputs must still equal ----------
 
-def old_read_points(alg, source, context, crs, fields, feedback=None, share=None, say_over=True):
+def old_read_points(alg, source, context, crs, fields, feedback=None, share=None, say_over=True, over=None):
     """survey_input.read_points before the fix (features kept, rows of Python floats), returning the ids it would
     return now; :func:`old_features_by_id` gives back the features it kept."""
     from oremap.algorithms.base import assay_number, column_reader
 
     index = [source.fields().lookupField(f) for f in fields]
     features, xs, ys, gx, gy, rows = [], [], [], [], [], []
+    flags = over   # the over-limit flags of each feature (read_points' argument since 0.2.20), when asked for
     over = dict.fromkeys(fields, 0)
     parse = column_reader(assay_number, source, fields)
     for feature, geometry in alg.source_features(source, context, crs, name="POINTS"):
@@ -37,6 +38,9 @@ def old_read_points(alg, source, context, crs, fields, feedback=None, share=None
         for f, i in zip(fields, index):
             if i >= 0 and isinstance(attributes[i], str) and attributes[i].strip().startswith(">"):
                 over[f] += 1
+        if flags is not None:
+            flags.append([i >= 0 and isinstance(attributes[i], str) and attributes[i].strip().startswith(">")
+                          for i in index])
         x = y = ox = oy = float("nan")
         if geometry is not None:
             point = next(iter(geometry.vertices()))

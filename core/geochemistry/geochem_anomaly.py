@@ -44,7 +44,7 @@ COMMODITY_MIN_COVERAGE = 0.5
 
 def choose_elements(columns, values, geometry_x=None, geometry_y=None, fields=None, target="none",
                     coverage=sh.DEFAULT_COVERAGE, units=None, missing=-9999.0, zeros=geochem.DEFAULT_ZEROS,
-                    warn=None):
+                    warn=None, over=None):
     """The element table a run scores: ``(names, table, commodity columns, pathfinder columns, log, coverage,
     warnings)``, ``coverage`` the bar the run used, ``warnings`` the lines of ``log`` that are warnings.
 
@@ -56,7 +56,7 @@ def choose_elements(columns, values, geometry_x=None, geometry_y=None, fields=No
     lowest of all (ROC-AUC 0.000 against 1.000) without it. ``warn``: also called with each warning.
     """
     zeros_missing = zeros == "missing"
-    survey = dict(fields=fields, units=units, missing=missing, zeros_missing=zeros_missing)
+    survey = dict(fields=fields, units=units, missing=missing, zeros_missing=zeros_missing, over=over)
     names, table, plan = sh.survey_elements(list(columns), values, geometry_x, geometry_y, coverage=coverage,
                                             **survey)
     log, warned = list(plan.log), []
@@ -231,13 +231,14 @@ def run_points(x, y, columns, values, geometry_x=None, geometry_y=None, fields=N
                method="fusion", coverage=sh.DEFAULT_COVERAGE, units=None, below="half", zeros=geochem.DEFAULT_ZEROS,
                missing=-9999.0, transform="log10", support=am.DEFAULT_SUPPORT, k=am.DEFAULT_K, seed=0,
                include_vae=False, vae_options=None, deposits_xy=None, positive_radius=2000.0,
-               negative_min_distance=4000.0, report_path=None, subtitle=None, once=True, feedback=None):
+               negative_min_distance=4000.0, report_path=None, subtitle=None, once=True, feedback=None, over=None):
     """Choose the elements, compute every score, evaluate each against deposits, write the report.
 
     ``x``, ``y``: coordinates in a projected CRS; ``geometry_x``/``geometry_y``: the layer's own
     coordinates (a column equal to them is no element). ``method``: the main score (``"fusion"``
     by default). ``include_vae``: also train the VAE (slow); it is always computed when
-    ``method`` is ``"vae"``. ``once``: see :func:`anomaly_methods.score_all`. Returns a dict:
+    ``method`` is ``"vae"``. ``once``: see :func:`anomaly_methods.score_all`. ``over``: where values were over the
+    laboratory's upper limit (:func:`core.geochemistry.survey_hygiene.apply_plan`). Returns a dict:
     ``names``, ``scores`` (method -> array), ``main``, ``evaluations`` (method -> result, or None), ``log``.
     """
     feedback = ensure(feedback)
@@ -245,7 +246,7 @@ def run_points(x, y, columns, values, geometry_x=None, geometry_y=None, fields=N
         raise OreMapError(f"Unknown method '{method}'.", "method", f"Use one of: {', '.join(am.METHODS)}.")
     names, table, commodity, pathfinder_cols, log, coverage, warned = choose_elements(
         columns, values, geometry_x, geometry_y, fields=fields, target=target, coverage=coverage, units=units,
-        missing=missing, zeros=zeros)
+        missing=missing, zeros=zeros, over=over)
     for line in log:
         (feedback.warning if line in warned else feedback.info)(line)
     if method == "target" and not commodity:

@@ -533,22 +533,37 @@ def plan_elements(columns, values=None, x=None, y=None, coverage=DEFAULT_COVERAG
     return plan
 
 
-def apply_plan(plan, columns, values, missing=-9999.0, zeros_missing=True):
+def apply_plan(plan, columns, values, missing=-9999.0, zeros_missing=True, over=None):
     """The element table ``(n, len(plan.elements))`` of a plan: the first column of each element, with
     samples it does not measure filled from its oxide columns (converted to its unit). Raw codes
-    (missing, negative below-detection values) are kept as they are."""
+    (missing, negative below-detection values) are kept as they are.
+
+    ``over``: ``(n, len(columns))`` booleans, True where a value was over the laboratory's upper limit (``'>10'``,
+    read as the limit): there another column's measured value of the element (an over-limit re-assay such as ALS's
+    Au-OG44) replaces it. Read as measured, the limit had kept the re-assay out (14.3 ppm gold mapped as 10)."""
     columns = [str(c) for c in columns]
     values = np.asarray(values, dtype=float).reshape(-1, len(columns))
     index = {c: j for j, c in enumerate(columns)}
     out = np.empty((values.shape[0], len(plan.elements)))
+    replaced = {}
     for k, element in enumerate(plan.elements):
         sources = plan.columns[element]
         col = values[:, index[sources[0]]].copy()
+        capped = over[:, index[sources[0]]].copy() if over is not None else np.zeros(col.size, dtype=bool)
         for c, f in zip(sources[1:], plan.factors[element][1:]):
             other = values[:, index[c]]
-            fill = ~measured(col, missing, zeros_missing) & measured(other, missing, zeros_missing)
+            usable = measured(other, missing, zeros_missing)
+            if over is not None:
+                usable &= ~over[:, index[c]]
+            fill = (~measured(col, missing, zeros_missing) | capped) & usable
+            if (fill & capped).any():
+                replaced[sources[0]] = replaced.get(sources[0], []) + [(c, int((fill & capped).sum()))]
             col[fill] = other[fill] * f  # a negative (below detection) limit converts the same way
+            capped &= ~fill
         out[:, k] = col
+    for name, by in replaced.items():
+        plan.log.append(f"{name}: {sum(n for _, n in by)} values over the laboratory's upper limit ('>x') replaced by "
+                        "the element's other assay (" + ", ".join(f"{c} {n}" for c, n in by) + ").")
     return out
 
 
@@ -564,12 +579,13 @@ def _without_codes(values, missing):
 
 
 def survey_elements(columns, values, x=None, y=None, fields=None, coverage=DEFAULT_COVERAGE, units=None,
-                    missing=-9999.0, zeros_missing=True):
+                    missing=-9999.0, zeros_missing=True, over=None):
     """``(names, table, plan)``: the element columns to use and their values, oxides merged.
 
     ``fields`` (the user's choice) are used as given (oxide duplicates among them merged);
     otherwise :func:`plan_elements` chooses by name, unit, geometry and coverage. Raises
-    an OreMapError naming ``fields`` when no element is left, with the best-covered ones.
+    an OreMapError naming ``fields`` when no element is left, with the best-covered ones. ``over``: where values
+    were over the laboratory's upper limit (:func:`apply_plan`).
     """
     values = np.asarray(values, dtype=float).reshape(-1, len(columns)) if len(columns) else np.zeros((0, 0))
     if fields:
@@ -581,7 +597,8 @@ def survey_elements(columns, values, x=None, y=None, fields=None, coverage=DEFAU
         plan = plan_elements(list(fields), chosen, x, y, coverage=0.0, units=units,
                              missing=missing, zeros_missing=zeros_missing, explicit=True)
         plan.log[:0] = [note] if note else []
-        return plan.fields, apply_plan(plan, list(fields), chosen, missing, zeros_missing), plan
+        chosen_over = None if over is None else np.asarray(over, dtype=bool).reshape(values.shape)[:, idx]
+        return plan.fields, apply_plan(plan, list(fields), chosen, missing, zeros_missing, chosen_over), plan
     values, note = _without_codes(values, missing)
     plan = plan_elements(columns, values, x, y, coverage=coverage, units=units, missing=missing,
                          zeros_missing=zeros_missing)
@@ -593,4 +610,5 @@ def survey_elements(columns, values, x=None, y=None, fields=None, coverage=DEFAU
                 ": best covered " + ", ".join(f"{plan.names[e]} {100 * s:.0f} %" for e, s in best) if best else
                 " (no column name carries a unit such as _ppm, _ppb or _pct, or an element symbol)") + ".",
             "fields", "Lower the coverage, or choose the element fields.")
-    return plan.fields, apply_plan(plan, columns, values, missing, zeros_missing), plan
+    over = None if over is None else np.asarray(over, dtype=bool).reshape(values.shape)
+    return plan.fields, apply_plan(plan, columns, values, missing, zeros_missing, over), plan
