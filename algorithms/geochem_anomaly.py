@@ -27,8 +27,8 @@ from ..core.geochemistry.distance_advice import TRADE_OFF
 from . import qt_compat as field_type
 from .base import OreMapAlgorithm, require_fields, split_names
 from .evaluate_prospectivity import DISTANCE_HELP, distance_crs_for_points
-from .survey_input import (COVERAGE_HELP, FIELDS_HELP, READ_SHARE, WRITE_SHARE, features_by_id, numeric_fields,
-                           over_mask, read_points, warn_unlocated)
+from .survey_input import (COVERAGE_HELP, FIELDS_HELP, READ_SHARE, WRITE_SHARE, check_survey_rows, features_by_id,
+                           numeric_fields, over_mask, read_points, warn_unlocated)
 
 BELOW = [("half", "Half the detection limit"), ("limit", "The detection limit"), ("nan", "Missing")]
 TARGET_LABELS = [("none", "None: every element measured widely enough")] + [
@@ -201,6 +201,7 @@ class GeochemAnomaly(OreMapAlgorithm):
         csv_path = self.output_path(parameters, "OUTPUT_CSV", context, feedback)
         has_deposits = parameters.get("DEPOSITS") not in (None, "")
         crs = distance_crs_for_points(self, source, context, feedback)
+        check_survey_rows(source, feedback)
         columns = list(fields) or numeric_fields(source, feedback)
         over = []
         ids, xs, ys, gx, gy, values = read_points(self, source, context, crs, columns, feedback, share=READ_SHARE,

@@ -18,7 +18,7 @@ from ..core.geochemistry import geochem, grid_meaning, idw
 from ..core.geochemistry import survey_hygiene as sh
 from .base import OreMapAlgorithm, assay_number, require_fields
 from .evaluate_prospectivity import distance_crs_for_points
-from .survey_input import numeric_fields, over_mask
+from .survey_input import check_survey_rows, numeric_fields, over_mask
 
 DUPLICATES = [("mean", "Mean"), ("median", "Median")]
 BELOW = [("half", "Half the detection limit"), ("limit", "The detection limit"), ("nan", "Missing (left out)")]
@@ -186,6 +186,7 @@ class IdwInterpolate(OreMapAlgorithm):
         below = BELOW[self.parameterAsEnum(parameters, "BELOW_DETECTION", context)][0]
         missing = self.parameterAsDouble(parameters, "MISSING_VALUE", context)
         zeros = geochem.ZERO_CHOICES[self.parameterAsEnum(parameters, "ZEROS", context)][0]
+        check_survey_rows(source, feedback)
         columns = fields or numeric_fields(source, feedback)
         crs, x, y, values, gx, gy, over = self._read(parameters, source, columns, context, feedback)
         if not fields:  # the survey's elements (survey hygiene): names, units, geometry, coverage

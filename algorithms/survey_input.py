@@ -3,6 +3,8 @@
 Not an algorithm: helpers around :mod:`core.geochemistry.survey_hygiene` for QGIS feature sources.
 """
 
+import re
+
 import numpy as np
 from qgis.core import QgsFeatureRequest, QgsProcessingException
 
@@ -21,6 +23,50 @@ FIELDS_HELP = ("Element fields. Empty: the survey's elements, recognised by the 
                "(x, y, lat, lon, easting, northing and truncations such as Northing_k), ids and fields equal to the "
                "point geometry are never elements; an oxide field (ZnO_ppm) is merged into its element (Zn_ppm) or, "
                "without one, converted to it; only elements measured in enough samples are kept (coverage).")
+
+
+_QC_WORDS = re.compile(r"(?<![a-z])(qa ?/ ?qc|qaqc|qc|blank|blk|std|standard|crm|certified|duplicate|dup)(?![a-z])",
+                       re.IGNORECASE)
+"""Words that mark a quality-control row of a laboratory export (a blank, a certified standard, a duplicate)."""
+_HEADER_UNITS = {"ppm", "ppb", "pct", "%", "ppt", "g/t", "wt%", "mg/kg", "ug/kg"}
+
+
+def check_survey_rows(source, feedback):
+    """Warn about rows that are not field samples, from the layer's text fields: quality-control rows of a laboratory
+    export (blanks, certified standards, duplicates), scored and gridded as samples (a standard is high-grade: a
+    false anomaly; a blank beside a sample pulls its cell down), and the second and third header rows of an ALS-style
+    export (element symbols, units) read as a feature, whose columns then all load as text."""
+    if feedback is None:
+        return
+    text = [f.name() for f in source.fields() if not f.isNumeric()]
+    if not text:
+        return
+    index = [source.fields().lookupField(f) for f in text]
+    request = QgsFeatureRequest().setFlags(QgsFeatureRequest.NoGeometry).setSubsetOfAttributes(index)
+    qc, examples, header = 0, {}, 0
+    for k, feature in enumerate(source.getFeatures(request)):
+        attributes = feature.attributes()
+        row = [attributes[i] for i in index]   # (the request's other attributes are NULL, not left out)
+        values = [v.strip() for v in row if isinstance(v, str) and v.strip()]
+        if k < 3 and len(values) >= 5 and sum(v.lower() in sh.SYMBOLS or v.lower() in _HEADER_UNITS
+                                              for v in values) >= 0.6 * len(values):
+            header += 1
+        hits = [(f, v) for f, v in zip(text, row) if isinstance(v, str) and _QC_WORDS.search(v)]
+        if hits:
+            qc += 1
+            for f, v in hits:
+                examples.setdefault(f, set()).add(v.strip())
+    if header:
+        feedback.warning(f"The layer's first feature{'s' if header > 1 else ''} hold{'' if header > 1 else 's'} "
+                         "element symbols or units, not values: a file with several header rows (method codes, "
+                         "element symbols, units, as laboratories export them) loads its first row as the field "
+                         "names and the others as samples. Make one header row of names such as Au_ppm and Fe_pct "
+                         "and load the file again.")
+    if qc:
+        named = "; ".join(f"'{f}': " + ", ".join(f"'{v}'" for v in sorted(vs)[:4]) for f, vs in examples.items())
+        feedback.warning(f"{qc} features look like quality-control rows ({named}): they are scored and gridded as "
+                         "field samples (a certified standard is high-grade, a false anomaly). Filter them out "
+                         "before the run (the layer's Filter..., e.g. a field <> 'QA/QC').")
 
 
 NUMBER_SHARE = 0.8
@@ -210,6 +256,7 @@ def survey_table(alg, source, context, crs, fields, coverage, missing=-9999.0, z
     what was left out go to the log.
     """
     require_fields(alg, source, fields, parameter, numeric=True)
+    check_survey_rows(source, feedback)
     columns = list(fields) or numeric_fields(source, feedback)
     over = []
     ids, xs, ys, gx, gy, values = read_points(alg, source, context, crs, columns, feedback, share, over=over)

@@ -536,7 +536,7 @@ def test_values_over_the_upper_limit_are_counted(processing_provider, tmp_path):
     processing.run("oremap:geochem_anomaly", {"POINTS": path, "FIELDS": ["Au_ppb", "Cu_ppm", "As_ppm"],
                                               "OUTPUT": str(tmp_path / "scores.gpkg")}, feedback=log)
     assert ("2 values over the laboratory's upper limit ('>x') are read as the limit, a lower bound of the true "
-            "value: Au_ppb 2.") in log.infos
+            "value (replaced by another assay of the element where the survey has one): Au_ppb 2.") in log.infos
 
 
 def _spatial_one_by_one(Z, x, y, k=am.DEFAULT_K, floor=am.SPREAD_FLOOR):

@@ -752,3 +752,54 @@ def test_an_empty_batch_cell_of_the_scored_points_skips_them(processing_provider
                                                     **extra})
         skipped = processing.run(f"oremap:{name}", {"POINTS": str(points), "OUTPUT": blank, **extra})
         assert "OUTPUT" not in skipped and skipped["N_SCORED"] == written["N_SCORED"] == 40, name
+
+
+def test_quality_control_rows_and_extra_header_rows_of_a_lab_export_are_said(processing_provider, tmp_path):
+    """An ALS export as it comes: blanks and certified standards among the samples ('QA/QC', 'Blank Sample',
+    'STD01'), scored and gridded as field samples without a word (a standard is high-grade: a false anomaly); its
+    element-symbol and unit header rows read as features. Both are now warned about, naming what to do."""
+    import geopandas as gpd
+    import processing
+    from shapely.geometry import Point
+
+    from conftest import warning_recorder
+
+    rng = np.random.default_rng(0)
+    n = 40
+    kind = ["Ch"] * n
+    note = [""] * n
+    kind[5], note[5] = "QA/QC", "Blank Sample"
+    kind[9], note[9] = "QA/QC", "STD01 Standard"
+    table = {"Sample_Type": kind, "Remark": note, "Cu_ppm": rng.lognormal(3, 1, n), "Zn_ppm": rng.lognormal(4, 1, n),
+             "As_ppm": rng.lognormal(1, 1, n)}
+    points = [Point(400000 + 100 * i, 6000000 + 50 * (i % 7)) for i in range(n)]
+    gpd.GeoDataFrame(table, geometry=points, crs="EPSG:32750").to_file(tmp_path / "qc.gpkg", driver="GPKG")
+    said = warning_recorder()
+    processing.run("oremap:geochem_anomaly", {"POINTS": str(tmp_path / "qc.gpkg"), "OUTPUT": "TEMPORARY_OUTPUT"},
+                   feedback=said)
+    qc = [w for w in said.warnings if "look like quality-control rows" in w]
+    assert len(qc) == 1 and qc[0].startswith("2 features look like quality-control rows ('Sample_Type': 'QA/QC'; "
+                                             "'Remark': 'Blank Sample', 'STD01 Standard')")
+    assert not any("header rows" in w for w in said.warnings)
+    # the same survey without its QC rows: no warning (the real GSWA compilations give none either)
+    clean = {k: [v for i, v in enumerate(vals) if i not in (5, 9)] for k, vals in table.items()}
+    gpd.GeoDataFrame(clean, geometry=[p for i, p in enumerate(points) if i not in (5, 9)],
+                     crs="EPSG:32750").to_file(tmp_path / "clean.gpkg", driver="GPKG")
+    said = warning_recorder()
+    processing.run("oremap:idw_interpolate", {"INPUT": str(tmp_path / "clean.gpkg"), "OUTPUT": str(tmp_path / "g.tif")},
+                   feedback=said)
+    assert not any("quality-control" in w or "header rows" in w for w in said.warnings)
+    # three header rows, as ALS writes them: the element symbols and units become the first features
+    header = {"Au-AA23": ["Au", "ppm"] + [f"{v:.3f}" for v in rng.lognormal(-3, 1, n)],
+              **{f"ME-ICP41.{k}": [el, "ppm"] + [f"{v:.1f}" for v in rng.lognormal(2, 1, n)]
+                 for k, el in enumerate(["Ag", "As", "Cu", "Pb", "Zn"])}}
+    gpd.GeoDataFrame(header, geometry=[Point(400000 + 100 * i, 6000000) for i in range(n + 2)],
+                     crs="EPSG:32750").to_file(tmp_path / "als.gpkg", driver="GPKG")
+    said = warning_recorder()
+    try:
+        processing.run("oremap:idw_interpolate", {"INPUT": str(tmp_path / "als.gpkg"),
+                                                  "OUTPUT": str(tmp_path / "als.tif")}, feedback=said)
+    except Exception:
+        pass   # what follows the warning (a refusal or a grid of the method-code columns) is not the point here
+    assert any(w.startswith("The layer's first features hold element symbols or units, not values: a file with "
+                            "several header rows") for w in said.warnings)
