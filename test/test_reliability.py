@@ -374,19 +374,12 @@ def test_vector_outputs_are_not_cut_by_a_shapefile_and_replacing_one_is_said(pro
     """A shapefile cut anomaly_score to anomaly_sc, so the .qml written beside it (styled on anomaly_class) and a
     later evaluation by field name found nothing: refused before the run. Replacing an existing GeoPackage (all
     its layers) is said, as for rasters."""
-    import geopandas as gpd
     import processing
     from qgis.core import QgsProcessingException
-    from shapely.geometry import Point
 
     from conftest import warning_recorder
 
-    points = tmp_path / "survey.gpkg"
-    rng = np.random.default_rng(0)
-    gpd.GeoDataFrame({"Cu_ppm": rng.lognormal(3, 1, 40), "Zn_ppm": rng.lognormal(4, 1, 40),
-                      "As_ppm": rng.lognormal(1, 1, 40)},
-                     geometry=[Point(400000 + 100 * i, 6000000 + 50 * (i % 7)) for i in range(40)],
-                     crs="EPSG:32750").to_file(points, layer="samples", driver="GPKG")
+    points = _three_element_survey(tmp_path / "survey.gpkg")
     with pytest.raises(QgsProcessingException) as err:
         processing.run("oremap:geochem_anomaly", {"POINTS": str(points), "OUTPUT": str(tmp_path / "scored.shp")})
     assert "(OUTPUT): A shapefile cuts field names to 10 characters, and this layer's anomaly_score, " \
@@ -735,17 +728,10 @@ def test_every_vector_output_names_its_long_fields_for_the_shapefile_refusal(pro
 def test_an_empty_batch_cell_of_the_scored_points_skips_them(processing_provider, tmp_path):
     """QGIS's Batch Processing panel passes an empty cell of an optional vector output as an output definition of '':
     geochem_anomaly and vae_anomaly refused it ('could not create destination layer') after scoring."""
-    import geopandas as gpd
     import processing
     from qgis.core import QgsProcessingOutputLayerDefinition, QgsProject
-    from shapely.geometry import Point
 
-    points = tmp_path / "survey.gpkg"
-    rng = np.random.default_rng(0)
-    gpd.GeoDataFrame({"Cu_ppm": rng.lognormal(3, 1, 40), "Zn_ppm": rng.lognormal(4, 1, 40),
-                      "As_ppm": rng.lognormal(1, 1, 40)},
-                     geometry=[Point(400000 + 100 * i, 6000000 + 50 * (i % 7)) for i in range(40)],
-                     crs="EPSG:32750").to_file(points, layer="samples", driver="GPKG")
+    points = _three_element_survey(tmp_path / "survey.gpkg")
     blank = QgsProcessingOutputLayerDefinition("", QgsProject.instance())
     for name, extra in (("geochem_anomaly", {}), ("vae_anomaly", {"EPOCHS": 2})):
         written = processing.run(f"oremap:{name}", {"POINTS": str(points), "OUTPUT": str(tmp_path / f"{name}.gpkg"),
@@ -803,3 +789,16 @@ def test_quality_control_rows_and_extra_header_rows_of_a_lab_export_are_said(pro
         pass   # what follows the warning (a refusal or a grid of the method-code columns) is not the point here
     assert any(w.startswith("The layer's first features hold element symbols or units, not values: a file with "
                             "several header rows") for w in said.warnings)
+
+
+def _three_element_survey(path):
+    """A GeoPackage of 40 samples (Cu, Zn, As in ppm, log-normal, seed 0) in EPSG:32750, layer 'samples'."""
+    import geopandas as gpd
+    from shapely.geometry import Point
+
+    rng = np.random.default_rng(0)
+    gpd.GeoDataFrame({"Cu_ppm": rng.lognormal(3, 1, 40), "Zn_ppm": rng.lognormal(4, 1, 40),
+                      "As_ppm": rng.lognormal(1, 1, 40)},
+                     geometry=[Point(400000 + 100 * i, 6000000 + 50 * (i % 7)) for i in range(40)],
+                     crs="EPSG:32750").to_file(path, layer="samples", driver="GPKG")
+    return path

@@ -67,15 +67,21 @@ def _csv_library(path, wavelengths, spectra):
     return str(path)
 
 
-def test_a_class_spelt_two_ways_once_each_takes_one_spelling_whatever_the_order(tmp_path):
-    """'Kaolinite' in one library and 'kaolinite' in the other, once each: the class was named after whichever
-    library came first."""
+def _two_libraries(tmp_path, second):
+    """``(a, b, target)``: CSV library 'a' (Kaolinite CM9 and Calcite WS272, one absorption at 2200 nm), library 'b'
+    holding ``second(band)`` (names to spectra), and the 20 nm grid the tests train on."""
     wl = np.arange(400.0, 2501.0, 10.0)
     band = 0.5 - 0.2 * np.exp(-0.5 * ((wl - 2200.0) / 20.0) ** 2)
     a = _csv_library(tmp_path / "a.csv", wl, {"Kaolinite CM9 BECKb AREF": band, "Calcite WS272 BECKa AREF": band * 0.7})
-    b = _csv_library(tmp_path / "b.csv", wl, {"kaolinite KGa-1 BECKb AREF": band * 0.9,
-                                              "Calcite CO2004 BECKb AREF": band * 0.6})
-    target = BandInfo(centers=np.arange(400.0, 2501.0, 20.0), fwhm=None, bad=None)
+    b = _csv_library(tmp_path / "b.csv", wl, second(band))
+    return a, b, BandInfo(centers=np.arange(400.0, 2501.0, 20.0), fwhm=None, bad=None)
+
+
+def test_a_class_spelt_two_ways_once_each_takes_one_spelling_whatever_the_order(tmp_path):
+    """'Kaolinite' in one library and 'kaolinite' in the other, once each: the class was named after whichever
+    library came first."""
+    a, b, target = _two_libraries(tmp_path, lambda band: {"kaolinite KGa-1 BECKb AREF": band * 0.9,
+                                                          "Calcite CO2004 BECKb AREF": band * 0.6})
     ab, ba = (training.library_training_set(paths, target) for paths in ([a, b], [b, a]))
     _same_set(ab, ba)
     assert ab.class_names == ["Calcite", "Kaolinite"] and ab.y.tolist() == [0, 0, 1, 1]
@@ -86,12 +92,8 @@ def test_a_class_spelt_two_ways_once_each_takes_one_spelling_whatever_the_order(
 def test_only_exact_copies_of_a_spectrum_are_trained_on_once(tmp_path):
     """A copy is a spectrum with the same name, class and values: a remeasurement under the same name (values 1 %
     apart) and one measurement under two names are spectra of their own."""
-    wl = np.arange(400.0, 2501.0, 10.0)
-    band = 0.5 - 0.2 * np.exp(-0.5 * ((wl - 2200.0) / 20.0) ** 2)
-    a = _csv_library(tmp_path / "a.csv", wl, {"Kaolinite CM9 BECKb AREF": band, "Calcite WS272 BECKa AREF": band * 0.7})
-    b = _csv_library(tmp_path / "b.csv", wl, {"Kaolinite CM9 BECKb AREF": band * 1.01,
-                                              "Calcite CO2004 BECKb AREF": band * 0.7})
-    target = BandInfo(centers=np.arange(400.0, 2501.0, 20.0), fwhm=None, bad=None)
+    a, b, target = _two_libraries(tmp_path, lambda band: {"Kaolinite CM9 BECKb AREF": band * 1.01,
+                                                          "Calcite CO2004 BECKb AREF": band * 0.7})
     said = core_warnings()
     both = training.library_training_set([a, b], target, feedback=said)
     assert both.X.shape[0] == 4 and not any("repeat another exactly" in w for w in said.warnings)
