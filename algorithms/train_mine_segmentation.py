@@ -75,7 +75,10 @@ class TrainMineSegmentation(OreMapAlgorithm):
                  "input has. The model records them, and detection asks for exactly these bands.",
         "INDICES": "Spectral indices added as input channels, computed from the chosen bands: indices needing "
                    "another band are left out (the log lists them).",
-        "TILE": "Tile side in pixels (a multiple of 2 to the power of the depth); 128 = 1.28 km.",
+        "TILE": "Tile side in pixels (a multiple of 2 to the power of the depth); 128 = 1.28 km. A tile needs half "
+                "its pixels valid to be trained on: with chips, choose a tile that fits them (at most their size, best "
+                "a divisor of it), or the tiles reaching over a chip's edge are left out (the log and report count "
+                "those holding mines).",
         "DEPTH": "Poolings of the U-Net (3 or 4 usual).",
         "WIDTH": "Channels of the first level, doubled at each level.",
         "EPOCHS": "Passes over the training tiles.",
