@@ -25,7 +25,7 @@ from .evaluate_prospectivity import (
     distance_crs_for_points,
     refuse_geographic_raster,
 )
-from .survey_input import COVERAGE_HELP, FIELDS_HELP, survey_table
+from .survey_input import COVERAGE_HELP, FIELDS_HELP, check_survey_rows, survey_table
 
 BELOW = [("half", "Half the detection limit"), ("limit", "The detection limit"), ("nan", "Missing (left out)")]
 TRANSFORMS = [("none", "None"), ("log10", "log10 (same AUCs as none; zeros and negatives left out)"),
@@ -186,6 +186,7 @@ class ElementSelection(OreMapAlgorithm):
                 require_fields(self, source, fields, numeric=True)
                 feedback.info(f"{len(fields)} element fields: " + ", ".join(fields[:20])
                               + (" ..." if len(fields) > 20 else ""))
+                check_survey_rows(source, feedback)
                 xs, ys, values = self.layer_points(parameters, "POINTS", context, crs, fields, feedback,
                                                    parse=assay_number)
                 matrix = np.column_stack([values[f] for f in fields]) if xs else np.zeros((0, len(fields)))

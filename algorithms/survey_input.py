@@ -31,11 +31,23 @@ _QC_WORDS = re.compile(r"(?<![a-z])(qa ?/ ?qc|qaqc|qc|blank|blk|std|standard|crm
 _HEADER_UNITS = {"ppm", "ppb", "pct", "%", "ppt", "g/t", "wt%", "mg/kg", "ug/kg"}
 
 
+def _header_like(values):
+    """True for a row of text that reads as a header of element symbols or units (at least five values, 60 % of
+    them symbols of two letters or more, or units; one-letter symbols and 'NA', 'ND', 'No' are also flags and codes)."""
+    words = [v.lower() for v in values if len(v) > 1 and v.lower() not in ("na", "nd", "no")]
+    hits = sum(w in sh.SYMBOLS or w in _HEADER_UNITS for w in words)
+    return len(words) >= 5 and hits >= 0.6 * len(words)
+
+
 def check_survey_rows(source, feedback):
     """Warn about rows that are not field samples, from the layer's text fields: quality-control rows of a laboratory
     export (blanks, certified standards, duplicates), scored and gridded as samples (a standard is high-grade: a
     false anomaly; a blank beside a sample pulls its cell down), and the second and third header rows of an ALS-style
-    export (element symbols, units) read as a feature, whose columns then all load as text."""
+    export (element symbols, units) read as features, whose columns then all load as text.
+
+    Quality-control rows are a few per cent of an export: a field where a word of :data:`_QC_WORDS` marks most
+    features (a province 'QC', a project 'Gold Standard') says nothing about them. Header rows come first and once: a
+    pattern that repeats in later rows (unit columns, Y/N flags) is the data's own."""
     if feedback is None:
         return
     text = [f.name() for f in source.fields() if not f.isNumeric()]
@@ -43,27 +55,28 @@ def check_survey_rows(source, feedback):
         return
     index = [source.fields().lookupField(f) for f in text]
     request = QgsFeatureRequest().setFlags(QgsFeatureRequest.NoGeometry).setSubsetOfAttributes(index)
-    qc, examples, header = 0, {}, 0
+    hits, first, later, k = {}, 0, 0, -1
     for k, feature in enumerate(source.getFeatures(request)):
         attributes = feature.attributes()
         row = [attributes[i] for i in index]   # (the request's other attributes are NULL, not left out)
         values = [v.strip() for v in row if isinstance(v, str) and v.strip()]
-        if k < 3 and len(values) >= 5 and sum(v.lower() in sh.SYMBOLS or v.lower() in _HEADER_UNITS
-                                              for v in values) >= 0.6 * len(values):
-            header += 1
-        hits = [(f, v) for f, v in zip(text, row) if isinstance(v, str) and _QC_WORDS.search(v)]
-        if hits:
-            qc += 1
-            for f, v in hits:
-                examples.setdefault(f, set()).add(v.strip())
-    if header:
-        feedback.warning(f"The layer's first feature{'s' if header > 1 else ''} hold{'' if header > 1 else 's'} "
+        if _header_like(values):
+            first, later = (first + 1, later) if k < 3 else (first, later + 1)
+        for f, v in zip(text, row):
+            if isinstance(v, str) and _QC_WORDS.search(v):
+                hits.setdefault(f, []).append((k, v.strip()))
+    if first and not later:
+        feedback.warning(f"The layer's first feature{'s' if first > 1 else ''} hold{'' if first > 1 else 's'} "
                          "element symbols or units, not values: a file with several header rows (method codes, "
                          "element symbols, units, as laboratories export them) loads its first row as the field "
                          "names and the others as samples. Make one header row of names such as Au_ppm and Fe_pct "
                          "and load the file again.")
+    n = k + 1
+    marks = {f: rows for f, rows in hits.items() if len(rows) <= 0.5 * n}   # a minority of the features
+    qc = len({k for rows in marks.values() for k, _ in rows})
     if qc:
-        named = "; ".join(f"'{f}': " + ", ".join(f"'{v}'" for v in sorted(vs)[:4]) for f, vs in examples.items())
+        named = "; ".join(f"'{f}': " + ", ".join(f"'{v}'" for v in sorted({v for _, v in rows})[:4])
+                          for f, rows in marks.items())
         feedback.warning(f"{qc} features look like quality-control rows ({named}): they are scored and gridded as "
                          "field samples (a certified standard is high-grade, a false anomaly). Filter them out "
                          "before the run (the layer's Filter..., e.g. a field <> 'QA/QC').")

@@ -27,8 +27,8 @@ from . import qt_compat as field_type
 from .base import OreMapAlgorithm, require_fields
 from . import styles
 from ..core.geochemistry import survey_hygiene as sh
-from .survey_input import (COVERAGE_HELP, FIELDS_HELP, READ_SHARE, WRITE_SHARE, features_by_id, read_points,
-                           survey_table)
+from .survey_input import (COVERAGE_HELP, FIELDS_HELP, READ_SHARE, WRITE_SHARE, check_survey_rows, features_by_id,
+                           read_points, survey_table)
 from .evaluate_prospectivity import (
     DISTANCE_HELP,
     distance_crs_for_points,
@@ -296,6 +296,7 @@ class VaeAnomaly(OreMapAlgorithm):
         if table is None:
             crs = distance_crs_for_points(self, source, context, feedback)
         if table is None:   # the fields as they are (no survey hygiene): read as survey_table reads them
+            check_survey_rows(source, feedback)
             ids, xs, ys, _, _, table = read_points(self, source, context, crs, fields, feedback, share=READ_SHARE,
                                                    say_over=False)
         if not len(ids):

@@ -671,3 +671,36 @@ def test_class_weight_leaves_the_training_curve_unweighted_like_the_held_out_one
     assert weighted.history["train_weighted_loss"][0] > weighted.history["train_loss"][0] + 0.05
     html = open(tmp_path / "r.html", encoding="utf-8").read()
     assert "BCE + Dice, mine pixels unweighted" in html and "Loss optimised (mine pixels weighted)" in html
+
+
+def test_tiles_lost_to_clouds_blame_the_scene_not_the_tile():
+    """A scene 40 % valid everywhere (scattered clouds masked as nodata), tiles of 64 on 256 pixels: the refusal
+    named TILE and told to choose a tile that fits, which it did. Clouds now name the raster; a tile over the raster's
+    edge still names TILE."""
+    from oremap.core.engine.errors import OreMapError
+
+    size, t = 256, 64
+    valid = np.random.default_rng(0).random((size, size)) < 0.4
+
+    class Source:
+        tile, n_channels = t, 4
+
+        def refs(self):
+            return [(i, j) for i in range(size // t) for j in range(size // t)]
+
+        def block(self, ref):
+            return ref
+
+        def inside(self, ref):
+            return 1.0
+
+        def read(self, refs, feedback):
+            X = np.full((len(refs), 4, t, t), 0.1, np.float32)
+            V = np.stack([valid[i * t:(i + 1) * t, j * t:(j + 1) * t] for i, j in refs])
+            return X, V
+
+    mine = np.zeros((t, t), np.uint8)
+    mine[10:30, 10:30] = 1
+    with pytest.raises(OreMapError) as err:
+        sd.select_tiles(Source(), {(0, 0): mine, (2, 3): mine.copy()}, 0.25, 1.0, 0.5, 0, 2000)
+    assert err.value.parameter == "raster" and "mostly nodata or clouds" in err.value.message

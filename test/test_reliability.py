@@ -767,12 +767,32 @@ def test_quality_control_rows_and_extra_header_rows_of_a_lab_export_are_said(pro
     assert len(qc) == 1 and qc[0].startswith("2 features look like quality-control rows ('Sample_Type': 'QA/QC'; "
                                              "'Remark': 'Blank Sample', 'STD01 Standard')")
     assert not any("header rows" in w for w in said.warnings)
+    # with the fields chosen too, in every algorithm that reads sample points
+    gpd.GeoDataFrame({"id": [1, 2]}, geometry=[Point(400000, 6000000), Point(400100, 6000050)],
+                     crs="EPSG:32750").to_file(tmp_path / "sites.gpkg", driver="GPKG")
+    for name, extra in (("element_selection", {"DEPOSITS": str(tmp_path / "sites.gpkg"), "POSITIVE_RADIUS": 300,
+                                               "NEGATIVE_MIN_DISTANCE": 1000, "ALLOW_NONE": True}),
+                        ("vae_anomaly", {"EPOCHS": 2, "OUTPUT": "TEMPORARY_OUTPUT"})):
+        said = warning_recorder()
+        processing.run(f"oremap:{name}", {"POINTS": str(tmp_path / "qc.gpkg"), "FIELDS": ["Cu_ppm", "Zn_ppm", "As_ppm"],
+                                          **extra}, feedback=said)
+        assert sum("look like quality-control rows" in w for w in said.warnings) == 1, name
     # the same survey without its QC rows: no warning (the real GSWA compilations give none either)
     clean = {k: [v for i, v in enumerate(vals) if i not in (5, 9)] for k, vals in table.items()}
     gpd.GeoDataFrame(clean, geometry=[p for i, p in enumerate(points) if i not in (5, 9)],
                      crs="EPSG:32750").to_file(tmp_path / "clean.gpkg", driver="GPKG")
     said = warning_recorder()
     processing.run("oremap:idw_interpolate", {"INPUT": str(tmp_path / "clean.gpkg"), "OUTPUT": str(tmp_path / "g.tif")},
+                   feedback=said)
+    assert not any("quality-control" in w or "header rows" in w for w in said.warnings)
+    # a word of the QC list marking most rows is the survey's own (a Quebec survey, a project 'Gold Standard'), and
+    # one-letter symbols, NA/ND and unit columns repeated on every row are no header
+    ordinary = {"Province": ["QC"] * n, "Project": ["Gold Standard"] * n, "Flag1": ["Y"] * n, "Flag2": ["N"] * n,
+                "Au_unit": ["ppb"] * n, "Cu_unit": ["ppm"] * n, "As_unit": ["ppm"] * n, "Lab": ["ALS"] * n,
+                "Cu_ppm": rng.lognormal(3, 1, n), "Zn_ppm": rng.lognormal(4, 1, n), "As_ppm": rng.lognormal(1, 1, n)}
+    gpd.GeoDataFrame(ordinary, geometry=points, crs="EPSG:32750").to_file(tmp_path / "ordinary.gpkg", driver="GPKG")
+    said = warning_recorder()
+    processing.run("oremap:geochem_anomaly", {"POINTS": str(tmp_path / "ordinary.gpkg"), "OUTPUT": "TEMPORARY_OUTPUT"},
                    feedback=said)
     assert not any("quality-control" in w or "header rows" in w for w in said.warnings)
     # three header rows, as ALS writes them: the element symbols and units become the first features

@@ -385,6 +385,20 @@ def test_an_over_limit_value_is_replaced_by_the_elements_re_assay(processing_pro
     assert "Au_ppm: 1 values over the laboratory's upper limit ('>x') replaced by the element's other assay " \
            "(Au_OG44_ppm 1)." in plan.log
     assert sh.survey_elements(columns, values, coverage=0.0)[1][0, 0] == 10.0      # without the flags, as before
+    # the re-assay column first: a capped value of the second column still fills a sample the first misses (it had
+    # become missing), and a lower value of another column (a partial digestion) does not replace the limit
+    swapped = values[:, [1, 0, 2]].copy()
+    swapped[:, 0] = [14.3, -9999.0, -9999.0, -9999.0]                      # the re-assay only where over the limit
+    flags = over[:, [1, 0, 2]].copy()
+    flags[2, 1] = True                                                     # row 2: '>10', no re-assay
+    names, table, plan = sh.survey_elements(["Au_OG44_ppm", "Au_ppm", "Cu_ppm"], swapped, coverage=0.0, over=flags)
+    assert table[:, 0].tolist() == [14.3, 2.0, 10.0, 0.5]
+    partial = np.array([[10.0, 7.5], [3.0, 2.9]])
+    names, table, plan = sh.survey_elements(["Cu_pct", "Cu_AR_pct"], partial, coverage=0.0,
+                                            over=np.array([[True, False], [False, False]]))
+    assert table[:, 0].tolist() == [10.0, 3.0]
+    assert "Cu_pct: 1 values over the laboratory's upper limit ('>x') kept at the limit: the other column's value " \
+           "is lower, so it is no re-assay (Cu_AR_pct 1)." in plan.log
     # through idw_interpolate, from text fields as a lab export loads
     rng = np.random.default_rng(0)
     n = 30

@@ -545,25 +545,37 @@ def apply_plan(plan, columns, values, missing=-9999.0, zeros_missing=True, over=
     values = np.asarray(values, dtype=float).reshape(-1, len(columns))
     index = {c: j for j, c in enumerate(columns)}
     out = np.empty((values.shape[0], len(plan.elements)))
-    replaced = {}
+    replaced, lower = {}, {}
+    none = np.zeros(values.shape[0], dtype=bool)
     for k, element in enumerate(plan.elements):
         sources = plan.columns[element]
         col = values[:, index[sources[0]]].copy()
-        capped = over[:, index[sources[0]]].copy() if over is not None else np.zeros(col.size, dtype=bool)
+        capped = over[:, index[sources[0]]].copy() if over is not None else none.copy()
         for c, f in zip(sources[1:], plan.factors[element][1:]):
-            other = values[:, index[c]]
-            usable = measured(other, missing, zeros_missing)
-            if over is not None:
-                usable &= ~over[:, index[c]]
-            fill = (~measured(col, missing, zeros_missing) | capped) & usable
-            if (fill & capped).any():
-                replaced[sources[0]] = replaced.get(sources[0], []) + [(c, int((fill & capped).sum()))]
-            col[fill] = other[fill] * f  # a negative (below detection) limit converts the same way
-            capped &= ~fill
+            raw = values[:, index[c]]
+            usable = measured(raw, missing, zeros_missing)   # on the raw values: a missing code is no value
+            other = raw * f   # a negative (below detection) limit converts the same way
+            other_capped = over[:, index[c]] if over is not None else none
+            empty = ~measured(col, missing, zeros_missing) & usable      # a sample the first column misses
+            # a capped value is replaced by a measured value of another column at least the limit (a re-assay); a
+            # value under the limit is another digestion or method, not a re-assay of this one
+            higher = capped & ~empty & usable & ~other_capped & (other >= col)
+            under = capped & ~empty & usable & ~other_capped & (other < col)
+            if higher.any():
+                replaced.setdefault(sources[0], []).append((c, int(higher.sum())))
+            if under.any():
+                lower.setdefault(sources[0], []).append((c, int(under.sum())))
+            fill = empty | higher
+            col[fill] = other[fill]
+            capped = (capped & ~fill) | (empty & other_capped)
         out[:, k] = col
     for name, by in replaced.items():
         plan.log.append(f"{name}: {sum(n for _, n in by)} values over the laboratory's upper limit ('>x') replaced by "
                         "the element's other assay (" + ", ".join(f"{c} {n}" for c, n in by) + ").")
+    for name, by in lower.items():
+        plan.log.append(f"{name}: {sum(n for _, n in by)} values over the laboratory's upper limit ('>x') kept at the "
+                        "limit: the other column's value is lower, so it is no re-assay (" +
+                        ", ".join(f"{c} {n}" for c, n in by) + ").")
     return out
 
 

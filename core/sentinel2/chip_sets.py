@@ -723,6 +723,13 @@ class ChipTiles:
         return [(k, i, j) for k, (h, w) in enumerate(self.sizes)
                 for i in range(math.ceil(h / t)) for j in range(math.ceil(w / t))]
 
+    def inside(self, ref):
+        """The share of tile ``ref`` that lies inside its chip (the rest, over the chip's edge, is nodata)."""
+        k, i, j = ref
+        h, w = self.sizes[k]
+        t = self.tile
+        return min(t, h - i * t) * min(t, w - j * t) / float(t * t)
+
     def block(self, ref):
         """The hold-out block of a tile: its chip's group (:func:`chip_groups`: chips sharing ground are one), or
         where chips overlap in chains its spatial block (:meth:`_blocks_by_ground`)."""

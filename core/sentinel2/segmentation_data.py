@@ -438,6 +438,11 @@ class RasterTiles:
     def block(self, ref):
         return (ref[0] // self.block_tiles, ref[1] // self.block_tiles)
 
+    def inside(self, ref):
+        """The share of tile ``ref`` that lies inside the raster (the rest, over its edge, is nodata)."""
+        t = self.tile
+        return min(t, self.reader.height - ref[0] * t) * min(t, self.reader.width - ref[1] * t) / float(t * t)
+
     def read(self, refs, feedback):
         return _read_tiles(self.reader, [r[0] for r in refs], [r[1] for r in refs], self.tile, feedback)
 
@@ -579,20 +584,29 @@ def select_tiles(source, masks, val_fraction, negatives_per_positive, min_valid,
     all_tiles = chosen["train"] + chosen["val"]
     fit = ("Choose a TILE that fits the raster or its chips (at most their size, best a divisor of it: a tile "
            "reaching over an edge is filled with nodata).")
+    clear = "Use a clearer scene (clouds and nodata count as invalid), or mines where the raster has data."
+    inside = getattr(source, "inside", lambda ref: 1.0)   # the share of a tile inside its raster or chip
     if not all_tiles:
-        if best[0] > 0:   # valid pixels there are, but no tile holds enough of them: the tile is too large
+        if best[0] > 0 and max(inside(ref) for ref in refs) < min_valid:   # the tile is too large for what it tiles
             raise OreMapError(f"No tile of {t} x {t} pixels has {min_valid:.0%} valid pixels (the best "
                               f"{best[0]:.0%}): the tiles are larger than the raster or its chips.", "tile", fit)
-        raise OreMapError("No tile has enough valid pixels.", "raster", "Check the raster's nodata.")
-    dropped = n_pos - sum(1 for ref in all_tiles if ref in masks)
+        raise OreMapError(f"No tile has {min_valid:.0%} valid pixels (the best {best[0]:.0%}): the raster is mostly "
+                          "nodata or clouds.", "raster", clear)
+    kept = set(all_tiles)
+    lost = [ref for ref in positives["train"] + positives["val"] if ref not in kept]
+    edge = sum(1 for ref in lost if inside(ref) < min_valid)   # over an edge; the others lost to nodata or clouds
+    dropped = len(lost)
+    why = (f"{edge} reach{'es' if edge == 1 else ''} over the edge of the raster or a chip" if edge else "") + \
+        (", " if edge and dropped > edge else "") + \
+        (f"{dropped - edge} cover{'s' if dropped - edge == 1 else ''} nodata or clouds" if dropped > edge else "")
     if dropped and dropped == n_pos:
-        raise OreMapError(f"Each of the {n_pos} tiles holding mines has fewer than {min_valid:.0%} valid pixels (it "
-                          "reaches over the edge of the raster or its chip, or covers nodata): no mine is left to "
-                          "train on.", "tile", fit)
+        raise OreMapError(f"Each of the {n_pos} tiles holding mines has fewer than {min_valid:.0%} valid pixels "
+                          f"({why}): no mine is left to train on.", "tile" if edge == dropped else "raster",
+                          fit if edge == dropped else clear)
     if dropped:
         feedback.warning(f"{dropped} of the {n_pos} tiles holding mines have fewer than {min_valid:.0%} valid pixels "
-                         "(they reach over the edge of the raster or a chip, or cover nodata) and are not trained on: "
-                         f"their mine pixels are lost to training. {fit}")
+                         f"({why}) and are not trained on: their mine pixels are lost to training. "
+                         + (fit if edge else clear))
     X = np.stack([p[0] for p in parts["train"] + parts["val"]])
     V = np.stack([p[1] for p in parts["train"] + parts["val"]])
     Y = np.stack([masks.get(ref, np.zeros((t, t), np.uint8)) for ref in all_tiles]).astype(np.uint8)
