@@ -279,12 +279,17 @@ class VaeAnomaly(OreMapAlgorithm):
         elif not self.field_names(parameters, "FIELDS", context):
             # survey hygiene: elements by unit, never coordinates, oxides merged, measured in enough samples
             crs = distance_crs_for_points(self, source, context, feedback)
-            ids, xs, ys, fields, table, _ = survey_table(
+            ids, xs, ys, fields, table, plan = survey_table(
                 self, source, context, crs, [], self.parameterAsDouble(parameters, "COVERAGE", context) / 100.0,
                 missing=options["missing"], zeros=options["zeros"], feedback=feedback, share=READ_SHARE)
             if len(fields) < 2:
-                raise self.fail("FIELDS", f"Only {len(fields)} element is measured in enough samples.",
-                                "Lower the coverage, or choose the element fields.")
+                # the fix that helps: lowering the coverage only where elements were left out for it
+                short = sum(why.startswith("measured in fewer than") for why in plan.left_out.values())
+                raise self.fail("FIELDS", f"Only {len(fields)} element is in the survey's default element set ("
+                                + (f"{short} left out as measured in too few samples; " if short else "")
+                                + f"{len(plan.left_out) - short} other fields left out for the reasons the log gives).",
+                                ("Lower the coverage, or choose the element fields." if short else
+                                 "Choose the element fields (the log says why each field was left out)."))
         else:
             fields = self.field_names(parameters, "FIELDS", context)
             require_fields(self, source, fields, numeric=True)

@@ -704,3 +704,10 @@ def test_tiles_lost_to_clouds_blame_the_scene_not_the_tile():
     with pytest.raises(OreMapError) as err:
         sd.select_tiles(Source(), {(0, 0): mine, (2, 3): mine.copy()}, 0.25, 1.0, 0.5, 0, 2000)
     assert err.value.parameter == "raster" and "mostly nodata or clouds" in err.value.message
+    # a clear scene but for half of one mine tile: exactly half valid is enough (min_valid 0.5), nothing is lost
+    valid[:] = True
+    valid[:t, t // 2:t] = False                                 # its right half, away from its mine
+    said = core_warnings()
+    plan = sd.select_tiles(Source(), {(0, 0): mine, (2, 3): mine.copy()}, 0.25, 1.0, 0.5, 0, 2000, feedback=said)[0]
+    assert plan.info["n_dropped_nodata"] == 0 and plan.info["n_train_mine_tiles"] + plan.info["n_val_mine_tiles"] == 2
+    assert not any("tiles holding mines" in w for w in said.warnings)

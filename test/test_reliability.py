@@ -822,3 +822,28 @@ def _three_element_survey(path):
                      geometry=[Point(400000 + 100 * i, 6000000 + 50 * (i % 7)) for i in range(40)],
                      crs="EPSG:32750").to_file(path, layer="samples", driver="GPKG")
     return path
+
+
+def test_vae_defaults_with_one_element_advise_what_helps(processing_provider, tmp_path):
+    """A lab export read with its header row as the names leaves one element: the refusal told the user to lower the
+    coverage, also at COVERAGE 0, where that cannot help. It now says so only when elements were left out for it."""
+    import geopandas as gpd
+    import processing
+    from qgis.core import QgsProcessingException
+    from shapely.geometry import Point
+
+    rng = np.random.default_rng(0)
+    n = 30
+    table = {"Cu_ppm": rng.lognormal(3, 1, n), "ME-ICP41": rng.lognormal(2, 1, n), "ME-ICP41.1": rng.lognormal(2, 1, n),
+             "Zn_ppm": np.where(np.arange(n) < 5, rng.lognormal(4, 1, n), -9999.0)}
+    points = [Point(400000 + 100 * i, 6000000) for i in range(n)]
+    gpd.GeoDataFrame(table, geometry=points, crs="EPSG:32750").to_file(tmp_path / "sparse.gpkg", driver="GPKG")
+    del table["Zn_ppm"]
+    gpd.GeoDataFrame(table, geometry=points, crs="EPSG:32750").to_file(tmp_path / "one.gpkg", driver="GPKG")
+    for name, coverage, fix in (("sparse", 80, "Lower the coverage, or choose the element fields."),
+                                ("one", 0, "Choose the element fields (the log says why each field was left out).")):
+        with pytest.raises(QgsProcessingException) as err:
+            processing.run("oremap:vae_anomaly", {"POINTS": str(tmp_path / f"{name}.gpkg"), "COVERAGE": coverage,
+                                                  "EPOCHS": 2, "OUTPUT": "TEMPORARY_OUTPUT"})
+        assert "(FIELDS): Only 1 element is in the survey's default element set" in str(err.value)
+        assert str(err.value).endswith(fix), coverage
