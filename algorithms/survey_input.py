@@ -57,6 +57,8 @@ def check_survey_rows(source, feedback):
     request = QgsFeatureRequest().setFlags(QgsFeatureRequest.NoGeometry).setSubsetOfAttributes(index)
     hits, first, later, k = {}, 0, 0, -1
     for k, feature in enumerate(source.getFeatures(request)):
+        if k % PROGRESS_EVERY == 0:
+            feedback.check()   # a second a 100,000 points with a few text fields: cancel stops it
         attributes = feature.attributes()
         row = [attributes[i] for i in index]   # (the request's other attributes are NULL, not left out)
         values = [v.strip() for v in row if isinstance(v, str) and v.strip()]
@@ -73,7 +75,7 @@ def check_survey_rows(source, feedback):
                          "and load the file again.")
     n = k + 1
     marks = {f: rows for f, rows in hits.items() if len(rows) <= 0.5 * n}   # a minority of the features
-    qc = len({k for rows in marks.values() for k, _ in rows})
+    qc = len({row for rows in marks.values() for row, _ in rows})
     if qc:
         named = "; ".join(f"'{f}': " + ", ".join(f"'{v}'" for v in sorted({v for _, v in rows})[:4])
                           for f, rows in marks.items())

@@ -847,3 +847,38 @@ def test_vae_defaults_with_one_element_advise_what_helps(processing_provider, tm
                                                   "EPOCHS": 2, "OUTPUT": "TEMPORARY_OUTPUT"})
         assert "(FIELDS): Only 1 element is in the survey's default element set" in str(err.value)
         assert str(err.value).endswith(fix), coverage
+
+
+def test_the_survey_row_check_honours_cancel(processing_provider, tmp_path):
+    """check_survey_rows scans every text field of every feature (a second per 100,000 points with a few text
+    fields): a cancel stops it."""
+    import geopandas as gpd
+    from qgis.core import QgsVectorLayer
+    from shapely.geometry import Point
+
+    from oremap.algorithms.survey_input import check_survey_rows
+
+    gpd.GeoDataFrame({"Sample_Type": ["Ch"] * 600, "Cu_ppm": np.arange(600.0)},
+                     geometry=[Point(400000 + i, 6000000) for i in range(600)],
+                     crs="EPSG:32750").to_file(tmp_path / "many.gpkg", driver="GPKG")
+    layer = QgsVectorLayer(str(tmp_path / "many.gpkg"), "many", "ogr")
+
+    class Cancelled(Exception):
+        pass
+
+    class Feedback:
+        checks = 0
+
+        def check(self):
+            self.checks += 1
+            if self.checks == 2:
+                raise Cancelled()
+
+        def warning(self, message):
+            raise AssertionError(message)
+
+    said = Feedback()
+    with pytest.raises(Cancelled):
+        check_survey_rows(layer, said)
+    assert said.checks == 2          # at the first feature and at the 257th, every 256
+    del layer
