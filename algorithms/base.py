@@ -390,6 +390,11 @@ def _stamp_crs(alg, results, wkt):
         dataset = None
 
 
+def over_limit(value):
+    """True for an element value given as over the laboratory's upper limit (``'>10000'``; read as the limit)."""
+    return isinstance(value, str) and value.strip().startswith(">")
+
+
 def assay_number(value, comma=None):
     """An element's value as float (:func:`as_number`), where text such as ``'<0.5'`` (a survey compilation's value
     below the detection limit, which makes a CSV column load as text) is minus the limit, the survey tables'
@@ -1318,8 +1323,7 @@ class OreMapAlgorithm(QgsProcessingAlgorithm):
                 continue
             attributes = feature.attributes()
             row = [parse(attributes[i]) if i >= 0 else float("nan") for i in indexes]
-            flags = [i >= 0 and isinstance(attributes[i], str) and attributes[i].strip().startswith(">")
-                     for i in indexes] if over is not None else None
+            flags = [i >= 0 and over_limit(attributes[i]) for i in indexes] if over is not None else None
             for point in geometry.vertices():
                 xs.append(point.x())
                 ys.append(point.y())

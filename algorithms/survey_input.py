@@ -9,7 +9,7 @@ import numpy as np
 from qgis.core import QgsFeatureRequest, QgsProcessingException
 
 from ..core.geochemistry import survey_hygiene as sh
-from .base import assay_number, column_reader, require_fields, text_numbers
+from .base import assay_number, column_reader, over_limit, require_fields, text_numbers
 
 COVERAGE_HELP = ("Without chosen element fields: an element enters the default set when it is measured in at least "
                  "this percentage of the samples (not missing, not a 0 read as 'not analysed'; a value below "
@@ -188,7 +188,7 @@ def read_points(alg, source, context, crs, fields, feedback=None, share=(0.0, 10
                 feedback.progress(start + (end - start) * min(k / expected, 1.0))
         attributes = feature.attributes()
         rows.next_row(feature.id())[:] = [parse(attributes[i]) if i >= 0 else nan for i in index]
-        flags = [i >= 0 and isinstance(attributes[i], str) and attributes[i].strip().startswith(">") for i in index]
+        flags = [i >= 0 and over_limit(attributes[i]) for i in index]
         for f, flag in zip(fields, flags):
             counted[f] += flag
         if over is not None:

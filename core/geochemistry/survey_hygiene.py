@@ -100,17 +100,14 @@ def _method_word(token):
 
 
 def _method_code(tokens):
-    """``(code, worded)``: whether ``tokens`` (after an element symbol) are a laboratory method code, perhaps followed
-    by what a shapefile left of the unit (``ME``, ``MS61``; ``AA23``, ``pp``; ``511``), and whether one of them is a
-    method word (digits alone, ``Y_2``, say nothing against a coordinate)."""
+    """True when ``tokens`` (after an element symbol) are a laboratory method code holding a method word, perhaps
+    followed by what a shapefile left of the unit (``ME``, ``MS61``; ``AA23``, ``pp``); digits alone (``Y_2``) are no
+    such code: they say nothing against a coordinate."""
     words = [t.lower() for t in tokens]
     if words and words[-1] in _CUT_UNITS and len(words) > 1:
         words = words[:-1]
-    if not 1 <= len(words) <= 3:
-        return False, False
     worded = [_method_word(w) for w in words]
-    code = all(ok or w.isdigit() for ok, w in zip(worded, words))
-    return code, code and any(worded)
+    return 1 <= len(words) <= 3 and any(worded) and all(ok or w.isdigit() for ok, w in zip(worded, words))
 
 
 COORDINATE_STEMS = ("northing", "easting", "latitude", "longitude", "elevation", "altitude")
@@ -201,7 +198,7 @@ def parse_column(name, units=None):
     unit_at = next((i for i, t in enumerate(tokens) if t.lower() in UNIT_FACTORS), None)
     # an element symbol and a method code with letters in it (Y_ME-MS61: yttrium, not a y coordinate; Y_2 stays one)
     coded = (unit_at is None and len(tokens) > 1 and (_symbol(tokens[0]) or _oxide(tokens[0])) is not None
-             and _method_code(tokens[1:])[1])
+             and _method_code(tokens[1:]))
     if not tokens or (unit_at is None and not coded and (is_coordinate_name(folded) or is_identifier_name(folded))):
         out.reason = "coordinate or identifier"
         return out
@@ -559,8 +556,8 @@ def apply_plan(plan, columns, values, missing=-9999.0, zeros_missing=True, over=
             empty = ~measured(col, missing, zeros_missing) & usable      # a sample the first column misses
             # a capped value is replaced by a measured value of another column at least the limit (a re-assay); a
             # value under the limit is another digestion or method, not a re-assay of this one
-            higher = capped & ~empty & usable & ~other_capped & (other >= col)
-            under = capped & ~empty & usable & ~other_capped & (other < col)
+            candidate = capped & ~empty & usable & ~other_capped
+            higher, under = candidate & (other >= col), candidate & (other < col)
             if higher.any():
                 replaced.setdefault(sources[0], []).append((c, int(higher.sum())))
             if under.any():
