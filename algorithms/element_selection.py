@@ -25,7 +25,8 @@ from .evaluate_prospectivity import (
     distance_crs_for_points,
     refuse_geographic_raster,
 )
-from .survey_input import COVERAGE_HELP, FIELDS_HELP, check_survey_rows, survey_table
+from .survey_input import (COVERAGE_HELP, FIELDS_HELP, SAMPLE_FIELD_HELP, check_survey_rows, combine_sample_reports,
+                           sample_field, sample_field_parameter, survey_table)
 
 BELOW = [("half", "Half the detection limit"), ("limit", "The detection limit"), ("nan", "Missing (left out)")]
 TRANSFORMS = [("none", "None"), ("log10", "log10 (same AUCs as none; zeros and negatives left out)"),
@@ -73,6 +74,7 @@ class ElementSelection(OreMapAlgorithm):
                  "empty for points.",
         "POINTS": "Instead of a raster: geochemical sample points with one numeric field per element.",
         "FIELDS": FIELDS_HELP,
+        "SAMPLE_FIELD": SAMPLE_FIELD_HELP,
         "COVERAGE": COVERAGE_HELP,
         **DISTANCE_HELP,
         "BELOW_DETECTION": "Sample points: replacement of values below detection (stored as minus the detection "
@@ -120,6 +122,7 @@ class ElementSelection(OreMapAlgorithm):
                                               parentLayerParameterName="POINTS",
                                               type=QgsProcessingParameterField.Numeric, allowMultiple=True,
                                               optional=True))
+        sample_field_parameter(self)
         self.add_number("COVERAGE", "Default elements: measured in at least (% of samples)",
                         100 * sh.DEFAULT_COVERAGE, 0.0, 100.0, advanced=True)
         add_distance_parameters(self)
@@ -180,6 +183,7 @@ class ElementSelection(OreMapAlgorithm):
                 raise self.empty_layer(parameters, "POINTS", context, "The layer has no features.",
                                        "Choose a layer of sample points.")
             chosen = self.field_names(parameters, "FIELDS", context)
+            key_field = sample_field(self, parameters, context, source)
             crs = distance_crs_for_points(self, source, context, feedback)
             if chosen:
                 fields = chosen
@@ -187,13 +191,17 @@ class ElementSelection(OreMapAlgorithm):
                 feedback.info(f"{len(fields)} element fields: " + ", ".join(fields[:20])
                               + (" ..." if len(fields) > 20 else ""))
                 check_survey_rows(source, feedback)
+                keys = []
                 xs, ys, values = self.layer_points(parameters, "POINTS", context, crs, fields, feedback,
-                                                   parse=assay_number)
+                                                   parse=assay_number, key_field=key_field, keys=keys)
                 matrix = np.column_stack([values[f] for f in fields]) if xs else np.zeros((0, len(fields)))
+                matrix, xs, ys, _ = combine_sample_reports(key_field, keys, fields, matrix, xs, ys, None,
+                                                           options["missing"], feedback)
             else:  # survey hygiene: elements by unit, never coordinates, oxides merged, enough coverage
                 _, xs, ys, fields, matrix, _ = survey_table(
                     self, source, context, crs, [], self.parameterAsDouble(parameters, "COVERAGE", context) / 100.0,
-                    missing=options["missing"], zeros=options["zeros"], feedback=feedback, share=(0.0, 50.0))
+                    missing=options["missing"], zeros=options["zeros"], feedback=feedback, share=(0.0, 50.0),
+                    key_field=key_field)
             deposits = self.deposit_points(parameters, "DEPOSITS", context, crs, feedback)
             feedback.check()
             feedback.progress(60)

@@ -27,8 +27,9 @@ from ..core.geochemistry.distance_advice import TRADE_OFF
 from . import qt_compat as field_type
 from .base import OreMapAlgorithm, require_fields, split_names
 from .evaluate_prospectivity import DISTANCE_HELP, distance_crs_for_points
-from .survey_input import (COVERAGE_HELP, FIELDS_HELP, READ_SHARE, WRITE_SHARE, check_survey_rows, features_by_id,
-                           numeric_fields, over_mask, read_points, warn_unlocated)
+from .survey_input import (COVERAGE_HELP, FIELDS_HELP, READ_SHARE, SAMPLE_FIELD_HELP, WRITE_SHARE, check_survey_rows,
+                           combine_sample_reports, features_by_id, numeric_fields, over_mask, read_points,
+                           sample_field, sample_field_parameter, warn_unlocated)
 
 BELOW = [("half", "Half the detection limit"), ("limit", "The detection limit"), ("nan", "Missing")]
 TARGET_LABELS = [("none", "None: every element measured widely enough")] + [
@@ -81,6 +82,7 @@ class GeochemAnomaly(OreMapAlgorithm):
     PARAM_HELP = {
         "POINTS": "Geochemical sample points (any CRS; one in degrees or feet is measured in its UTM zone).",
         "FIELDS": FIELDS_HELP + " With a target, the target's pathfinders among them.",
+        "SAMPLE_FIELD": SAMPLE_FIELD_HELP,
         "TARGET": "Commodity sought: its pathfinder elements (literature presets, see the report) are scored when no "
                   "fields are chosen, and its commodity element gives the target score. A commodity element "
                   "measured in fewer samples than COVERAGE asks, but in at least half, lowers the bar to its own "
@@ -153,6 +155,7 @@ class GeochemAnomaly(OreMapAlgorithm):
                                               parentLayerParameterName="POINTS",
                                               type=QgsProcessingParameterField.Numeric, allowMultiple=True,
                                               optional=True))
+        sample_field_parameter(self)
         self.add_enum("TARGET", "Commodity target (pathfinder preset)", [label for _, label in TARGET_LABELS])
         self.add_enum("METHOD", "Main score", [am.METHOD_LABELS[m] for m in am.METHODS])
         self.add_number("COVERAGE", "Default elements: measured in at least (% of samples)",
@@ -201,26 +204,30 @@ class GeochemAnomaly(OreMapAlgorithm):
         csv_path = self.output_path(parameters, "OUTPUT_CSV", context, feedback)
         has_deposits = parameters.get("DEPOSITS") not in (None, "")
         crs = distance_crs_for_points(self, source, context, feedback)
+        key_field = sample_field(self, parameters, context, source)
         check_survey_rows(source, feedback)
-        columns = list(fields) or numeric_fields(source, feedback)
-        over = []
+        columns = list(fields) or [c for c in numeric_fields(source, feedback) if c != key_field]
+        over, keys = [], []
         ids, xs, ys, gx, gy, values = read_points(self, source, context, crs, columns, feedback, share=READ_SHARE,
-                                                  over=over)
+                                                  over=over, key_field=key_field, keys=keys)
         if not len(ids):
             raise self.fail("POINTS", "The layer has no features.", "Choose a layer of sample points.")
         warn_unlocated(xs, ys, feedback, "they are not scored (the scores use each sample's place: repeated "
                                          "records, neighbours, spatial support); their rows keep empty scores")
+        missing = self.parameterAsDouble(parameters, "MISSING_VALUE", context)
+        values, xs, ys, over = combine_sample_reports(key_field, keys, columns, values, xs, ys,
+                                                      over_mask(over, len(columns)), missing, feedback)
         deposits = self.deposit_points(parameters, "DEPOSITS", context, crs, feedback) if has_deposits else None
         radius = self.parameterAsDouble(parameters, "POSITIVE_RADIUS", context)
         min_distance = self.parameterAsDouble(parameters, "NEGATIVE_MIN_DISTANCE", context)
         result = ga.run_points(
             xs, ys, columns, values, gx, gy, fields=list(fields) or None, target=target, method=method,
-            over=over_mask(over, len(columns)),
+            over=over,
             coverage=self.parameterAsDouble(parameters, "COVERAGE", context) / 100.0,
             units=self._units(parameters, context),
             below=BELOW[self.parameterAsEnum(parameters, "BELOW_DETECTION", context)][0],
             zeros=geochem.ZERO_CHOICES[self.parameterAsEnum(parameters, "ZEROS", context)][0],
-            missing=self.parameterAsDouble(parameters, "MISSING_VALUE", context),
+            missing=missing,
             support=self.parameterAsInt(parameters, "SUPPORT", context),
             k=self.parameterAsInt(parameters, "NEIGHBOURS", context),
             seed=self.parameterAsInt(parameters, "SEED", context),

@@ -9,7 +9,7 @@ import numpy as np
 from qgis.core import QgsFeatureRequest, QgsProcessingException
 
 from ..core.geochemistry import survey_hygiene as sh
-from .base import assay_number, column_reader, over_limit, require_fields, text_numbers
+from .base import assay_number, column_reader, key_text, over_limit, require_fields, text_numbers
 
 COVERAGE_HELP = ("Without chosen element fields: an element enters the default set when it is measured in at least "
                  "this percentage of the samples (not missing, not a 0 read as 'not analysed'; a value below "
@@ -23,6 +23,56 @@ FIELDS_HELP = ("Element fields. Empty: the survey's elements, recognised by the 
                "(x, y, lat, lon, easting, northing and truncations such as Northing_k), ids and fields equal to the "
                "point geometry are never elements; an oxide field (ZnO_ppm) is merged into its element (Zn_ppm) or, "
                "without one, converted to it; only elements measured in enough samples are kept (coverage).")
+SAMPLE_FIELD_HELP = ("Optional field holding the sample id (e.g. the company's sample number). Records with one id at "
+                     "one place (within 1 m) are reports of one sample, as compilations that joined several reports "
+                     "of a survey hold them (re-rounded or re-assayed): they are combined into one record (per "
+                     "element the mean of the measured values, a measured value before one below detection) that "
+                     "counts once, and each of their rows gets its result. The log says how many, and where the "
+                     "reports disagree. Empty: only records repeated exactly (same place, same values) count once.")
+
+
+def sample_field_parameter(alg):
+    """Add the optional, advanced sample-id field SAMPLE_FIELD of the points parameter POINTS."""
+    from qgis.core import QgsProcessingParameterField
+
+    alg._add(QgsProcessingParameterField("SAMPLE_FIELD", alg.tr("Sample id field (reports of one sample combined)"),
+                                         parentLayerParameterName="POINTS", optional=True), advanced=True)
+
+
+def sample_field(alg, parameters, context, source):
+    """The SAMPLE_FIELD the user chose (None when empty), checked against the layer ``source``."""
+    if "SAMPLE_FIELD" not in parameters:
+        return None
+    chosen = alg.field_names(parameters, "SAMPLE_FIELD", context)
+    if not chosen:
+        return None
+    require_fields(alg, source, chosen, "SAMPLE_FIELD", what="sample id field")
+    return chosen[0]
+
+
+class _Silent:
+    """A feedback that says nothing (a caller without one)."""
+
+    def info(self, _text):
+        pass
+
+    warning = info
+
+
+def combine_sample_reports(key_field, keys, columns, values, xs, ys, over, missing, feedback):
+    """Combine the records that report one sample (:func:`core.geochemistry.survey_hygiene.combine_reports`) when
+    a sample-id field was chosen, and log it; returns ``(values, xs, ys, over)`` (as given without a field)."""
+    if key_field is None:
+        return values, xs, ys, over
+    elements = [sh.parse_column(c).element is not None for c in columns]
+    values, xs, ys, over, summary = sh.combine_reports(values, xs, ys, keys, over, missing=missing,
+                                                       elements=elements if any(elements) else None)
+    info, warnings = sh.reports_note(summary, key_field)
+    for line in info:
+        feedback.info(line)
+    for line in warnings:
+        feedback.warning(line)
+    return values, xs, ys, over
 
 
 _QC_WORDS = re.compile(r"(?<![a-z])(qa ?/ ?qc|qaqc|qc|blank|blk|std|standard|crm|certified|duplicate|dup)(?![a-z])",
@@ -164,7 +214,8 @@ class _Rows:
                 np.concatenate([p[1] for p in parts]).reshape(self.count, self._width))
 
 
-def read_points(alg, source, context, crs, fields, feedback=None, share=(0.0, 100.0), say_over=True, over=None):
+def read_points(alg, source, context, crs, fields, feedback=None, share=(0.0, 100.0), say_over=True, over=None,
+                key_field=None, keys=None):
     """``(ids, xs, ys, gx, gy, values)``: the id of every feature (an int64 array, in the order the source gives
     them: :func:`features_by_id` reads them again to copy their attributes into an output), its first vertex in
     ``crs`` (NaN without a geometry) and in the layer's own CRS, and the values of ``fields`` (NaN for NULL), read
@@ -172,8 +223,10 @@ def read_points(alg, source, context, crs, fields, feedback=None, share=(0.0, 10
 
     ``feedback`` gets the progress of the read within ``share`` (percent of the run: start, end) and may cancel it;
     with ``say_over`` it is told how many values were over the upper limit ('>10000': read as the limit). ``over``: a
-    list that gets, for every feature, the row of booleans saying which of its values were over the limit."""
+    list that gets, for every feature, the row of booleans saying which of its values were over the limit. ``keys``:
+    a list that gets, for every feature, the text of its ``key_field`` (a sample id; None where NULL or empty)."""
     index = [source.fields().lookupField(f) for f in fields]
+    key_index = source.fields().lookupField(key_field) if key_field is not None else -1
     expected = source.featureCount()   # -1 when the provider does not know
     rows = _Rows(expected, len(fields))
     coords = _Rows(expected, 4)        # x, y in crs; x, y in the layer's CRS
@@ -193,6 +246,8 @@ def read_points(alg, source, context, crs, fields, feedback=None, share=(0.0, 10
             counted[f] += flag
         if over is not None:
             over.append(flags)
+        if keys is not None:
+            keys.append(key_text(attributes[key_index]) if key_index >= 0 else None)
         x = y = ox = oy = nan
         if geometry is not None:
             point = next(iter(geometry.vertices()))
@@ -262,24 +317,29 @@ def warn_unlocated(xs, ys, feedback, consequence="they are left out of everythin
 
 
 def survey_table(alg, source, context, crs, fields, coverage, missing=-9999.0, zeros="missing", feedback=None,
-                 parameter="FIELDS", share=(0.0, 100.0)):
+                 parameter="FIELDS", share=(0.0, 100.0), key_field=None):
     """Read the points and choose the element table: ``(ids, xs, ys, names, table, plan)`` (feature ids:
     :func:`read_points`; ``share``: the read's part of the run's progress).
 
     ``fields`` (the user's) are used as given, oxides among them merged; empty: every numeric field goes
     through :func:`core.geochemistry.survey_hygiene.plan_elements` (names, units, geometry, coverage). The choice and
-    what was left out go to the log.
+    what was left out go to the log. ``key_field``: the sample-id field whose reports of one sample are combined
+    (:func:`combine_sample_reports`; their places in ``xs``, ``ys`` made one).
     """
     require_fields(alg, source, fields, parameter, numeric=True)
     check_survey_rows(source, feedback)
-    columns = list(fields) or numeric_fields(source, feedback)
-    over = []
-    ids, xs, ys, gx, gy, values = read_points(alg, source, context, crs, columns, feedback, share, over=over)
+    columns = list(fields) or [c for c in numeric_fields(source, feedback) if c != key_field]   # an id is no element
+    over, keys = [], []
+    ids, xs, ys, gx, gy, values = read_points(alg, source, context, crs, columns, feedback, share, over=over,
+                                              key_field=key_field, keys=keys)
     if feedback is not None:
         warn_unlocated(xs, ys, feedback)
+    over = over_mask(over, len(columns))
+    values, xs, ys, over = combine_sample_reports(key_field, keys, columns, values, xs, ys, over, missing,
+                                                  feedback if feedback is not None else _Silent())
     names, table, plan = sh.survey_elements(columns, values, gx, gy, fields=list(fields) or None,
                                             coverage=coverage, missing=missing, zeros_missing=zeros == "missing",
-                                            over=over_mask(over, len(columns)))
+                                            over=over)
     if feedback is not None:
         for line in plan.log:
             feedback.info(line)

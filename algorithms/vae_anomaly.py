@@ -27,8 +27,9 @@ from . import qt_compat as field_type
 from .base import OreMapAlgorithm, require_fields
 from . import styles
 from ..core.geochemistry import survey_hygiene as sh
-from .survey_input import (COVERAGE_HELP, FIELDS_HELP, READ_SHARE, WRITE_SHARE, check_survey_rows, features_by_id,
-                           read_points, survey_table)
+from .survey_input import (COVERAGE_HELP, FIELDS_HELP, READ_SHARE, SAMPLE_FIELD_HELP, WRITE_SHARE, check_survey_rows,
+                           combine_sample_reports, features_by_id, read_points, sample_field,
+                           sample_field_parameter, survey_table)
 from .evaluate_prospectivity import (
     DISTANCE_HELP,
     distance_crs_for_points,
@@ -72,6 +73,7 @@ class VaeAnomaly(OreMapAlgorithm):
     PARAM_HELP = {
         "POINTS": "Geochemical sample points with one numeric field per element. Leave empty for a raster.",
         "FIELDS": FIELDS_HELP + " With an existing model, its elements are used.",
+        "SAMPLE_FIELD": SAMPLE_FIELD_HELP,
         "COVERAGE": COVERAGE_HELP,
         "INPUT": "Instead of points: a multi-band element raster, band descriptions as element names.",
         "BANDS": "Raster bands to train on (default all). With an existing model, bands are found by name.",
@@ -157,6 +159,7 @@ class VaeAnomaly(OreMapAlgorithm):
                                               parentLayerParameterName="POINTS",
                                               type=QgsProcessingParameterField.Numeric, allowMultiple=True,
                                               optional=True))
+        sample_field_parameter(self)
         self._add(QgsProcessingParameterRasterLayer("INPUT", self.tr("Element raster (instead of points)"),
                                                     optional=True))
         self._add(QgsProcessingParameterBand("BANDS", self.tr("Raster bands (empty = all)"),
@@ -273,6 +276,7 @@ class VaeAnomaly(OreMapAlgorithm):
         if source is None:
             raise self.fail("POINTS", "The point layer could not be loaded.", "Choose a point layer.")
         table = None
+        key_field = sample_field(self, parameters, context, source)
         if model_path:
             fields = [f.name() for f in source.fields()]
             self._fields_match_model(parameters, context, model_path)
@@ -281,7 +285,8 @@ class VaeAnomaly(OreMapAlgorithm):
             crs = distance_crs_for_points(self, source, context, feedback)
             ids, xs, ys, fields, table, plan = survey_table(
                 self, source, context, crs, [], self.parameterAsDouble(parameters, "COVERAGE", context) / 100.0,
-                missing=options["missing"], zeros=options["zeros"], feedback=feedback, share=READ_SHARE)
+                missing=options["missing"], zeros=options["zeros"], feedback=feedback, share=READ_SHARE,
+                key_field=key_field)
             if len(fields) < 2:
                 # the fix that helps: lowering the coverage only where elements were left out for it
                 short = sum(why.startswith("measured in fewer than") for why in plan.left_out.values())
@@ -302,8 +307,12 @@ class VaeAnomaly(OreMapAlgorithm):
             crs = distance_crs_for_points(self, source, context, feedback)
         if table is None:   # the fields as they are (no survey hygiene): read as survey_table reads them
             check_survey_rows(source, feedback)
+            keys = []
             ids, xs, ys, _, _, table = read_points(self, source, context, crs, fields, feedback, share=READ_SHARE,
-                                                   say_over=False)
+                                                   say_over=False, key_field=key_field, keys=keys)
+            table, xs, ys, _ = combine_sample_reports(key_field, keys, fields, table, xs, ys, None,
+                                                      self.parameterAsDouble(parameters, "MISSING_VALUE", context),
+                                                      feedback)
         if not len(ids):
             raise self.fail("POINTS", "The layer has no features.", "Choose a layer of sample points.")
         deposits = self.deposit_points(parameters, "DEPOSITS", context, crs, feedback) if has_deposits else None

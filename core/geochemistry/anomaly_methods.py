@@ -367,8 +367,9 @@ def shared_places_note(x, y):
         return None
     return (f"{int(shared.sum())} records share {shared.size} places with a record of other values (drill-hole "
             "composites at their collar, or one sample reported twice with other rounding): each counts as a sample. "
-            "Where they are one sample reported twice, keep one row of each (copies shrink the error of an AUC and "
-            "weigh double in the fits).")
+            "Where they are one sample reported twice, choose the field that holds the sample id as the sample id "
+            "field, which combines a sample's reports into one record, or keep one row of each (copies shrink the "
+            "error of an AUC and weigh double in the fits).")
 
 
 def spatial_support(score, x, y, k=DEFAULT_SUPPORT):

@@ -1,0 +1,182 @@
+"""One sample reported in several records (the sample id field, SAMPLE_FIELD).
+
+Survey compilations that joined several reports of a survey hold one sample twice with other rounding (GeoChemAD's
+area4 rock chips: 99 samples in two WAMEX reports, Ca 300 against 299.99998) or with other analyses; no exact repeat,
+each counted as a sample. With the field that holds the sample id, the records of one id at one place are combined
+into one record (:func:`core.geochemistry.survey_hygiene.combine_reports`), unless they disagree.
+"""
+
+import os
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from conftest import SHARED_DATA, warning_recorder
+from oremap.core.geochemistry import survey_hygiene as sh
+
+SURVEY = os.path.join(SHARED_DATA, "geochem", "area1_sediment_au.csv")
+SITES = os.path.join(SHARED_DATA, "geochem", "area1_sediment_au_site.csv")
+#: area1's samples whose two reports disagree: in each, one report's values are the other's shifted by a column
+#: (Ag 0.002 / 0.016, As 0.016 / 0.00065, Au 0.00065 / 0.19 for HUGST0105)
+SHIFTED = ["HUGST0022", "HUGST0069", "HUGST0081", "HUGST0082", "HUGST0105", "HUGST0124"]
+
+
+def test_reports_of_one_sample_combined_by_the_rules():
+    # columns: rounding, measured beside below detection, measured beside missing, missing code beside measured,
+    # below detection beside 0, two limits, over the limit beside a re-assay, over two limits, nothing at all
+    values = np.array([[300.0, -0.5, np.nan, -9999.0, 0.0, -0.5, 10.0, 10.0, np.nan],
+                       [299.99998, 0.7, 3.0, 5.0, -0.2, -0.2, 14.3, 20.0, -9999.0],
+                       [41.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8]])
+    over = np.zeros(values.shape, bool)
+    over[0, 6] = over[0, 7] = over[1, 7] = True
+    x, y = np.array([500000.0, 500000.4, 500000.0]), np.array([7e6, 7e6 + 0.3, 7e6])
+    out, ox, oy, oflags, summary = sh.combine_reports(values, x, y, ["S1", "S1", "S2"], over)
+    expected = [299.99999, 0.7, 3.0, 5.0, -0.2, -0.2, 14.3, 20.0, np.nan]
+    np.testing.assert_allclose(out[0], expected, rtol=1e-12)
+    np.testing.assert_array_equal(out[1], out[0])
+    np.testing.assert_array_equal(out[2], values[2])                 # another id at the same place: its own sample
+    assert oflags[:2].tolist() == [[False] * 7 + [True, False]] * 2   # the re-assay measured it; 20 stays a bound
+    assert (ox[0], oy[0]) == (ox[1], oy[1]) == (500000.2, 7e6 + 0.15) and (ox[2], oy[2]) == (x[2], y[2])
+    assert summary == {"records": 2, "samples": 1, "apart": 0, "conflicts": []}
+    assert values[1, 0] == 299.99998 and not over[1, 6]             # the inputs are left as they were
+    # the same rows in another order give every row the same answer
+    order = [2, 1, 0]
+    again = sh.combine_reports(values[order], x[order], y[order], ["S2", "S1", "S1"], over[order])
+    np.testing.assert_array_equal(again[0], out[order])
+    np.testing.assert_array_equal(again[3], oflags[order])
+
+
+def test_ids_that_are_no_sample_of_one_place_are_left_alone():
+    values = np.array([[1.0, 2.0], [1.5, 2.5], [3.0, 4.0], [5.0, 6.0], [7.0, 8.0]])
+    x = np.array([0.0, 500.0, 0.0, 0.0, np.nan])   # one id 500 m apart: reused between projects
+    y = np.zeros(5)
+    out, ox, _, flags, summary = sh.combine_reports(values, x, y, ["A", "A", None, "", "A"])
+    np.testing.assert_array_equal(out, values)
+    np.testing.assert_array_equal(ox, x)
+    assert flags is None and summary == {"records": 0, "samples": 0, "apart": 1, "conflicts": []}
+    info, warnings = sh.reports_note(summary, "SAMPLE")
+    assert warnings == [] and info == [
+        "Sample id field 'SAMPLE': no two records give one id at one place (within 1 m), so every record counts as a "
+        "sample of its own.",
+        "1 sample ids recur at places more than 1 m apart: each place is counted as a sample of its own (an id can be "
+        "reused between projects)."]
+
+
+def test_reports_that_disagree_are_not_combined():
+    """Area1's six samples whose second report is the first shifted by a column: averaged, they would be nobody's
+    composition. Re-rounding (area4 differs by more than 10 % in at most 9 % of the elements, near detection) is
+    combined; more than a quarter of the elements differing is a conflict, named in a warning."""
+    base = np.array([0.002, 0.016, 0.00065, 120.0, 35.0, 8.0, 0.5, 14.0])
+    shifted = np.append(base[1:], 3.0)
+    rounded = base.copy()
+    rounded[6] = 0.6                                            # one of 8 elements 20 % off, near detection
+    values = np.vstack([base, shifted, base, rounded])
+    elements = [True] * 7 + [False]                               # an id-like column differs by nature
+    out, _, _, _, summary = sh.combine_reports(values, np.zeros(4), np.arange(4.0) // 2 * 100.0,
+                                               ["P1", "P1", "P2", "P2"], elements=elements)
+    np.testing.assert_array_equal(out[:2], values[:2])
+    np.testing.assert_allclose(out[2], (base + rounded) / 2)
+    assert summary["conflicts"] == ["P1"] and summary["samples"] == 1
+    _, warnings = sh.reports_note(summary, "COMPSAMPID")
+    assert warnings == ["Sample id field 'COMPSAMPID': the reports of 1 samples disagree (more than 25 % of the "
+                        "elements measured in two of them differ by more than 10 %): P1. They are not combined but "
+                        "kept as separate records; check them (a shifted column, another digestion or laboratory, or "
+                        "other samples under one id)."]
+
+
+# --------------------------------------------------------------------------------------
+# Through the algorithms, on the real area1 compilation (COMPSAMPID: the company's sample number)
+# --------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def layers(tmp_path_factory):
+    import geopandas as gpd
+
+    folder = tmp_path_factory.mktemp("reports")
+    table = pd.read_csv(SURVEY, low_memory=False)
+    points = str(folder / "area1.gpkg")
+    gpd.GeoDataFrame(table.drop(columns=["X", "Y"]), geometry=gpd.points_from_xy(table["X"], table["Y"]),
+                     crs="EPSG:4326").to_file(points, driver="GPKG")
+    sites = pd.read_csv(SITES, usecols=["X", "Y", "SITE_CODE"])
+    deposits = str(folder / "sites.gpkg")
+    gpd.GeoDataFrame(sites[["SITE_CODE"]], geometry=gpd.points_from_xy(sites["X"], sites["Y"]),
+                     crs="EPSG:4326").to_file(deposits, driver="GPKG")
+    return table, points, deposits
+
+
+@pytest.mark.skipif(not os.path.exists(SURVEY), reason="needs the shared geochemical survey")
+def test_anomaly_scores_count_each_sample_once(processing_provider, layers, tmp_path):
+    import geopandas as gpd
+    import processing
+
+    table, points, deposits = layers
+    log = warning_recorder()
+    res = processing.run("oremap:geochem_anomaly", {"POINTS": points, "DEPOSITS": deposits,
+                                                    "SAMPLE_FIELD": "COMPSAMPID",
+                                                    "OUTPUT": str(tmp_path / "scored.gpkg")}, feedback=log)
+    assert ("Sample id field 'COMPSAMPID': 1077 records report 519 samples (one id at one place, within 1 m)."
+            in " ".join(log.infos))
+    assert any(w.startswith("Sample id field 'COMPSAMPID': the reports of 6 samples disagree") and
+               ", ".join(SHIFTED) in w for w in log.warnings)
+    # most reports of one sample were exact repeats in the 45 scored elements already (526 rows); five more now are,
+    # and of the records sharing a place with other values (46 before) the shifted reports and other ids remain
+    assert any(line.startswith("531 of 1157 scored samples repeat another record exactly") for line in log.infos)
+    assert any(line.startswith("26 records share 13 places with a record of other values") for line in log.infos)
+    assert res["N_SCORED"] == 1157
+    # the default fusion, no target, 2 km positives, 20 draws (0.599 without the field)
+    assert res["AUC_MEAN"] == pytest.approx(0.6295, abs=5e-4)
+    # every row of a combined sample has its sample's score; the shifted reports keep scores of their own (without
+    # spatial support, which gives records at one place one neighbourhood, so near-equal scores)
+    alone = processing.run("oremap:geochem_anomaly", {"POINTS": points, "SAMPLE_FIELD": "COMPSAMPID", "SUPPORT": 0,
+                                                      "OUTPUT": str(tmp_path / "alone.gpkg")})
+    scored = gpd.read_file(alone["OUTPUT"])
+    assert len(scored) == len(table)
+    pairs = scored[scored["COMPSAMPID"].duplicated(keep=False) & scored["anomaly_score"].notna()]
+    spread = pairs.groupby("COMPSAMPID")["anomaly_score"].agg(lambda s: s.max() - s.min())
+    assert len(spread) == 498 and (spread[~spread.index.isin(SHIFTED)] == 0).all() and (spread[SHIFTED] > 0.1).all()
+
+
+@pytest.mark.skipif(not os.path.exists(SURVEY), reason="needs the shared geochemical survey")
+def test_element_selection_counts_each_sample_once(processing_provider, layers, tmp_path):
+    """Without the field Au and Hg pass |ZAUC| >= 2.58 on area1; counted once per sample only Au does. The same
+    with the element fields chosen."""
+    import processing
+
+    _, points, deposits = layers
+    common = {"POINTS": points, "DEPOSITS": deposits, "OUTPUT_HTML": str(tmp_path / "es.html")}
+    before = processing.run("oremap:element_selection", common)
+    assert before["SELECTED"] == "Au_ppm;Hg_ppm"
+    after = processing.run("oremap:element_selection", {**common, "SAMPLE_FIELD": "COMPSAMPID"})
+    assert after["SELECTED"] == "Au_ppm"
+    chosen = processing.run("oremap:element_selection", {**common, "SAMPLE_FIELD": "COMPSAMPID",
+                                                         "FIELDS": ["Au_ppm", "Hg_ppm", "As_ppm", "Ag_ppm"]})
+    assert chosen["SELECTED"] == "Au_ppm"
+
+
+def test_vae_rows_of_one_sample_get_one_score(processing_provider, tmp_path):
+    import geopandas as gpd
+    import processing
+
+    rng = np.random.default_rng(4)
+    n = 80
+    frame = pd.DataFrame({"Cu_ppm": rng.lognormal(3, 0.5, n), "Zn_ppm": rng.lognormal(4, 0.5, n),
+                          "As_ppm": rng.lognormal(1, 0.6, n), "Pb_ppm": rng.lognormal(2, 0.5, n)})
+    frame["sample_no"] = [f"R{i:03d}" for i in range(n)]
+    x, y = 400000 + 120.0 * (np.arange(n) % 10), 6500000 + 120.0 * (np.arange(n) // 10)
+    again = frame.iloc[:10].copy()                                 # ten samples reported again, re-rounded
+    again[["Cu_ppm", "Zn_ppm", "As_ppm", "Pb_ppm"]] = again[["Cu_ppm", "Zn_ppm", "As_ppm", "Pb_ppm"]].round(1)
+    frame = pd.concat([frame, again], ignore_index=True)
+    path = str(tmp_path / "survey.gpkg")
+    gpd.GeoDataFrame(frame, geometry=gpd.points_from_xy(np.append(x, x[:10]), np.append(y, y[:10])),
+                     crs="EPSG:32750").to_file(path, driver="GPKG")
+    log = warning_recorder()
+    res = processing.run("oremap:vae_anomaly", {"POINTS": path, "SAMPLE_FIELD": "sample_no", "EPOCHS": 3,
+                                                "OUTPUT": str(tmp_path / "s.gpkg"),
+                                                "OUTPUT_MODEL": str(tmp_path / "m.onnx")}, feedback=log)
+    assert any(i.startswith("Sample id field 'sample_no': 20 records report 10 samples") for i in log.infos)
+    scores = gpd.read_file(res["OUTPUT"])["anomaly_score"].to_numpy()
+    np.testing.assert_array_equal(scores[:10], scores[80:])
+    assert len(np.unique(scores[:80])) == 80
+    with pytest.raises(Exception, match="SAMPLE_FIELD"):
+        processing.run("oremap:vae_anomaly", {"POINTS": path, "SAMPLE_FIELD": "no_such_field", "EPOCHS": 3,
+                                              "OUTPUT_MODEL": str(tmp_path / "m2.onnx")})
