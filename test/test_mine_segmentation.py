@@ -106,7 +106,7 @@ def test_held_out_tiles_never_overlap_training_tiles(trained, scenes):
     used = {(int(i), int(j)) for i, j, m in zip(plan.rows, plan.cols, plan.mine_pixels) if m > 0}
     share = lambda i: (min(360, t * (i + 1)) - t * i) / t  # noqa: E731 (valid share of a tile row or column)
     assert used == {(i, j) for i, j in expected if share(i) * share(j) >= 0.5}  # the scene has no nodata
-    assert plan.info["n_dropped_nodata"] == len(expected) - len(used) > 0
+    assert plan.info["n_dropped_few_valid"] == plan.info["n_dropped_edge"] == len(expected) - len(used) > 0
     for split in ("train", "val"):
         mine = plan.mine_pixels[plan.split == split] > 0
         assert (~mine).sum() == mine.sum()
@@ -709,5 +709,5 @@ def test_tiles_lost_to_clouds_blame_the_scene_not_the_tile():
     valid[:t, t // 2:t] = False                                 # its right half, away from its mine
     said = core_warnings()
     plan = sd.select_tiles(Source(), {(0, 0): mine, (2, 3): mine.copy()}, 0.25, 1.0, 0.5, 0, 2000, feedback=said)[0]
-    assert plan.info["n_dropped_nodata"] == 0 and plan.info["n_train_mine_tiles"] + plan.info["n_val_mine_tiles"] == 2
+    assert plan.info["n_dropped_few_valid"] == plan.info["n_dropped_edge"] == 0 and plan.info["n_train_mine_tiles"] + plan.info["n_val_mine_tiles"] == 2
     assert not any("tiles holding mines" in w for w in said.warnings)

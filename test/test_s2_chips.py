@@ -395,7 +395,8 @@ def test_mine_tiles_reaching_over_a_chip_edge_are_said_and_a_tile_larger_than_th
     note = [w for w in said.warnings if "tiles holding mines have fewer than 50% valid pixels" in w]
     assert len(note) == 1 and note[0].startswith(f"{dropped} of the ") and "TILE" in note[0]
     html = open(result["OUTPUT_REPORT"], encoding="utf-8").read()
-    assert f"{dropped} tile(s) holding mines left out, with under 50 % valid pixels" in html
+    assert (f"{dropped} tile(s) holding mines left out, with under 50 % valid pixels ({dropped} over a chip's or the "
+            "raster's edge)") in html.replace("&#x27;", "'")
     message = ""
     try:
         run_alg("train_mine_segmentation", {

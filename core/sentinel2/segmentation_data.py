@@ -637,7 +637,7 @@ def select_tiles(source, masks, val_fraction, negatives_per_positive, min_valid,
               "train_mine_pixels": int(mine_px[split == "train"].sum()),
               "val_mine_pixels": int(mine_px[split == "val"].sum()),
               "val_mine_pixels_shared": int(sum(shared.values())),
-              "n_dropped_nodata": int(dropped),
+              "n_dropped_few_valid": int(dropped), "n_dropped_edge": int(edge),
               "n_buffered": len(buffered), "n_buffered_mine_tiles": len(buffered & set(masks)),
               "n_background_pool": len(negatives["train"]) if stream is not None else None},
         stream=stream)

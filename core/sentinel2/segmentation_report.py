@@ -118,8 +118,10 @@ def training_report(result, raster_size=None, raster_path="", chips=None):
         ("Tiles", f"{p['tile']} x {p['tile']} pixels; {pi['n_train_tiles']} training ({pi['n_train_mine_tiles']} with "
                   f"mines), {pi['n_val_tiles']} held out ({pi['n_val_mine_tiles']} with mines); "
                   f"{p['negatives_per_positive']:g} background tile(s) per mine tile"
-                  + (f"; {pi['n_dropped_nodata']} tile(s) holding mines left out, with under "
-                     f"{100 * float(p.get('min_valid', 0.5)):.0f} % valid pixels" if pi.get("n_dropped_nodata") else "")),
+                  + (f"; {pi['n_dropped_few_valid']} tile(s) holding mines left out, with under "
+                     f"{100 * float(p.get('min_valid', 0.5)):.0f} % valid pixels"
+                     + (f" ({pi['n_dropped_edge']} over a chip's or the raster's edge)" if pi.get("n_dropped_edge")
+                        else "") if pi.get("n_dropped_few_valid") else "")),
         hold_out,
         ("Network", f"U-Net, depth {p['depth']}, width {p['width']} (x2 per level)"),
         ("Training", f"{p['epochs']} epochs, batch {p['batch_size']}, Adam, learning rate {p['lr']:g} (cosine "
