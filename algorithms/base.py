@@ -1301,7 +1301,7 @@ class OreMapAlgorithm(QgsProcessingAlgorithm):
         return geometries, np.asarray(rows, dtype=float).reshape(len(rows), len(fields)), ids
 
     def layer_points(self, parameters, name, context, target_crs, fields=(), feedback=None, parse=as_number,
-                     over=None, key_field=None, keys=None):
+                     over=None, key_field=None, keys=None, fids=None):
         """Coordinates (in ``target_crs``) of every point of a point-layer parameter, and the values of ``fields``.
 
         MultiPoint features give one row per point. Features without a geometry are left out (and
@@ -1310,20 +1310,21 @@ class OreMapAlgorithm(QgsProcessingAlgorithm):
 
         Returns ``(xs, ys, {field: list of float})``; ``over``, a list, gets a row of booleans for every point:
         which of its values were over the laboratory's upper limit (``'>10'``); ``keys``, a list, the text of
-        every point's ``key_field`` (a sample id; None where NULL or empty).
+        every point's ``key_field`` (a sample id; None where NULL or empty); ``fids``, a list, every point's
+        feature id.
         """
         source = self.parameterAsSource(parameters, name, context)
         if source is None:
             raise self.fail(name, "No point layer was given.", "Choose a point layer.")
         xs, ys, values, skipped = self.source_points(source, context, target_crs, fields, name=name, parse=parse,
-                                                     over=over, key_field=key_field, keys=keys)
+                                                     over=over, key_field=key_field, keys=keys, fids=fids)
         if skipped and feedback is not None:
             feedback.warning(f"{skipped} features of {self.parameterDefinition(name).description()} have no "
                              "geometry and were left out.")
         return xs, ys, values
 
     def source_points(self, source, context, target_crs, fields=(), name=None, parse=as_number, over=None,
-                      key_field=None, keys=None):
+                      key_field=None, keys=None, fids=None):
         """``(xs, ys, {field: values}, features without a geometry)`` of a feature source's points (every vertex),
         in ``target_crs``; see :meth:`layer_points`."""
         indexes = [source.fields().lookupField(f) for f in fields]
@@ -1345,6 +1346,8 @@ class OreMapAlgorithm(QgsProcessingAlgorithm):
                     over.append(flags)
                 if keys is not None:
                     keys.append(key)
+                if fids is not None:
+                    fids.append(feature.id())
                 for f, v in zip(fields, row):
                     values[f].append(v)
         return xs, ys, values, skipped

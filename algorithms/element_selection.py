@@ -26,7 +26,7 @@ from .evaluate_prospectivity import (
     refuse_geographic_raster,
 )
 from .survey_input import (COVERAGE_HELP, FIELDS_HELP, SAMPLE_FIELD_HELP, check_survey_rows, combine_sample_reports,
-                           sample_field, sample_field_parameter, survey_table)
+                           sample_field, sample_field_parameter, survey_table, warn_shifted_records)
 
 BELOW = [("half", "Half the detection limit"), ("limit", "The detection limit"), ("nan", "Missing (left out)")]
 TRANSFORMS = [("none", "None"), ("log10", "log10 (same AUCs as none; zeros and negatives left out)"),
@@ -191,10 +191,11 @@ class ElementSelection(OreMapAlgorithm):
                 feedback.info(f"{len(fields)} element fields: " + ", ".join(fields[:20])
                               + (" ..." if len(fields) > 20 else ""))
                 check_survey_rows(source, feedback)
-                keys = []
+                keys, fids = [], []
                 xs, ys, values = self.layer_points(parameters, "POINTS", context, crs, fields, feedback,
-                                                   parse=assay_number, key_field=key_field, keys=keys)
+                                                   parse=assay_number, key_field=key_field, keys=keys, fids=fids)
                 matrix = np.column_stack([values[f] for f in fields]) if xs else np.zeros((0, len(fields)))
+                warn_shifted_records(fields, matrix, xs, ys, fids, options["missing"], feedback)
                 matrix, xs, ys, _ = combine_sample_reports(key_field, keys, fields, matrix, xs, ys, None,
                                                            options["missing"], feedback)
             else:  # survey hygiene: elements by unit, never coordinates, oxides merged, enough coverage

@@ -29,7 +29,7 @@ from .base import OreMapAlgorithm, require_fields, split_names
 from .evaluate_prospectivity import DISTANCE_HELP, distance_crs_for_points
 from .survey_input import (COVERAGE_HELP, FIELDS_HELP, READ_SHARE, SAMPLE_FIELD_HELP, WRITE_SHARE, check_survey_rows,
                            combine_sample_reports, features_by_id, numeric_fields, over_mask, read_points,
-                           sample_field, sample_field_parameter, warn_unlocated)
+                           sample_field, sample_field_parameter, warn_shifted_records, warn_unlocated)
 
 BELOW = [("half", "Half the detection limit"), ("limit", "The detection limit"), ("nan", "Missing")]
 TARGET_LABELS = [("none", "None: every element measured widely enough")] + [
@@ -215,6 +215,7 @@ class GeochemAnomaly(OreMapAlgorithm):
         warn_unlocated(xs, ys, feedback, "they are not scored (the scores use each sample's place: repeated "
                                          "records, neighbours, spatial support); their rows keep empty scores")
         missing = self.parameterAsDouble(parameters, "MISSING_VALUE", context)
+        warn_shifted_records(columns, values, xs, ys, ids, missing, feedback)
         values, xs, ys, over = combine_sample_reports(key_field, keys, columns, values, xs, ys,
                                                       over_mask(over, len(columns)), missing, feedback)
         deposits = self.deposit_points(parameters, "DEPOSITS", context, crs, feedback) if has_deposits else None

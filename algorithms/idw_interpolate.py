@@ -18,7 +18,7 @@ from ..core.geochemistry import geochem, grid_meaning, idw
 from ..core.geochemistry import survey_hygiene as sh
 from .base import OreMapAlgorithm, assay_number, require_fields
 from .evaluate_prospectivity import distance_crs_for_points
-from .survey_input import check_survey_rows, numeric_fields, over_mask
+from .survey_input import check_survey_rows, numeric_fields, over_mask, warn_shifted_records
 
 DUPLICATES = [("mean", "Mean"), ("median", "Median")]
 BELOW = [("half", "Half the detection limit"), ("limit", "The detection limit"), ("nan", "Missing (left out)")]
@@ -142,9 +142,9 @@ class IdwInterpolate(OreMapAlgorithm):
         crs = source.sourceCrs()
         target = distance_crs_for_points(self, source, context, feedback, name="INPUT")  # (no CRS: refused)
         read_crs = QgsCoordinateReferenceSystem("EPSG:4326") if crs.isGeographic() else crs
-        over = []
+        over, fids = [], []
         xs, ys, columns = self.layer_points(parameters, "INPUT", context, read_crs, fields, feedback,
-                                           parse=assay_number, over=over)
+                                           parse=assay_number, over=over, fids=fids)
 
         if not xs:
             raise self.fail("INPUT", "The layer has no point geometries.", "Choose a layer of sample points.")
@@ -154,8 +154,10 @@ class IdwInterpolate(OreMapAlgorithm):
             xs, ys = geochem.project_points(xs, ys, "EPSG:4326" if crs.isGeographic() else crs.toWkt(),
                                             target.toWkt())
             crs = target
-        return (crs, np.asarray(xs, dtype=np.float64), np.asarray(ys, dtype=np.float64), values, read_x, read_y,
-                over_mask(over, len(fields)))
+        xs, ys = np.asarray(xs, dtype=np.float64), np.asarray(ys, dtype=np.float64)
+        missing = self.parameterAsDouble(parameters, "MISSING_VALUE", context)
+        warn_shifted_records(fields, values, xs, ys, fids, missing, feedback)
+        return crs, xs, ys, values, read_x, read_y, over_mask(over, len(fields))
 
     def _extent(self, parameters, context, layer_crs, crs, feedback):
         """The EXTENT parameter in ``crs`` (the grid's): an extent with a CRS (the Toolbox's, or '[EPSG:...]' after

@@ -50,6 +50,17 @@ def sample_field(alg, parameters, context, source):
     return chosen[0]
 
 
+def warn_shifted_records(columns, values, xs, ys, labels, missing, feedback):
+    """Warn of records slipped by a column against another record at their place
+    (:func:`core.geochemistry.survey_hygiene.shifted_records`), named by ``labels`` (feature ids)."""
+    if feedback is None:
+        return
+    note = sh.shifted_note(sh.shifted_records(columns, values, xs, ys, missing),
+                           [f"feature {int(label)}" for label in labels])
+    if note:
+        feedback.warning(note)
+
+
 class _Silent:
     """A feedback that says nothing (a caller without one)."""
 
@@ -335,6 +346,7 @@ def survey_table(alg, source, context, crs, fields, coverage, missing=-9999.0, z
     if feedback is not None:
         warn_unlocated(xs, ys, feedback)
     over = over_mask(over, len(columns))
+    warn_shifted_records(columns, values, xs, ys, ids, missing, feedback)
     values, xs, ys, over = combine_sample_reports(key_field, keys, columns, values, xs, ys, over, missing,
                                                   feedback if feedback is not None else _Silent())
     names, table, plan = sh.survey_elements(columns, values, gx, gy, fields=list(fields) or None,

@@ -29,7 +29,7 @@ from . import styles
 from ..core.geochemistry import survey_hygiene as sh
 from .survey_input import (COVERAGE_HELP, FIELDS_HELP, READ_SHARE, SAMPLE_FIELD_HELP, WRITE_SHARE, check_survey_rows,
                            combine_sample_reports, features_by_id, read_points, sample_field,
-                           sample_field_parameter, survey_table)
+                           sample_field_parameter, survey_table, warn_shifted_records)
 from .evaluate_prospectivity import (
     DISTANCE_HELP,
     distance_crs_for_points,
@@ -310,9 +310,9 @@ class VaeAnomaly(OreMapAlgorithm):
             keys = []
             ids, xs, ys, _, _, table = read_points(self, source, context, crs, fields, feedback, share=READ_SHARE,
                                                    say_over=False, key_field=key_field, keys=keys)
-            table, xs, ys, _ = combine_sample_reports(key_field, keys, fields, table, xs, ys, None,
-                                                      self.parameterAsDouble(parameters, "MISSING_VALUE", context),
-                                                      feedback)
+            missing = self.parameterAsDouble(parameters, "MISSING_VALUE", context)
+            warn_shifted_records(fields, table, xs, ys, ids, missing, feedback)
+            table, xs, ys, _ = combine_sample_reports(key_field, keys, fields, table, xs, ys, None, missing, feedback)
         if not len(ids):
             raise self.fail("POINTS", "The layer has no features.", "Choose a layer of sample points.")
         deposits = self.deposit_points(parameters, "DEPOSITS", context, crs, feedback) if has_deposits else None

@@ -22,7 +22,8 @@ SITES = os.path.join(SHARED_DATA, "geochem", "area1_sediment_au_site.csv")
 
 # -- the reader as it was (every feature kept, a list of rows): the reference the outputs must still equal ----------
 
-def old_read_points(alg, source, context, crs, fields, feedback=None, share=None, say_over=True, over=None):
+def old_read_points(alg, source, context, crs, fields, feedback=None, share=None, say_over=True, over=None,
+                    key_field=None, keys=None):
     """survey_input.read_points before the fix (features kept, rows of Python floats), returning the ids it would
     return now; :func:`old_features_by_id` gives back the features it kept."""
     from oremap.algorithms.base import assay_number, column_reader
@@ -48,6 +49,9 @@ def old_read_points(alg, source, context, crs, fields, feedback=None, share=None
             original = next(iter(feature.geometry().vertices()))
             ox, oy = original.x(), original.y()
         features.append(feature)
+        if keys is not None:   # no sample id field in these runs (read_points' argument since 0.2.21)
+            assert key_field is None
+            keys.append(None)
         xs.append(x)
         ys.append(y)
         gx.append(ox)

@@ -762,3 +762,82 @@ def reports_note(summary, field, distance=SAME_SAMPLE_DISTANCE):
         info.append(f"{summary['apart']} sample ids recur at places more than {distance:g} m apart: each place is "
                     "counted as a sample of its own (an id can be reused between projects).")
     return info, warnings
+
+
+# --------------------------------------------------------------------------------------
+# A record whose values slipped by a column
+# --------------------------------------------------------------------------------------
+#: Records at one place are compared for a shift when the place holds at most this many (more are drill-hole
+#: composites at a collar, not reports of one sample).
+SHIFT_GROUP_MAX = 4
+
+#: A record is a shifted copy of another at its place when more than this share of its element values equal the
+#: other's next (or previous) element's, in the table's column order ...
+SHIFT_SHARE = 0.5
+
+#: ... and at most this share equal the other's own values (two reports of one sample agree unshifted).
+SHIFT_SAME_MAX = 0.2
+
+#: Fewest elements measured in either record for the test to say anything.
+SHIFT_MIN_ELEMENTS = 6
+
+
+def _equal_values(a, b, rtol=1e-4):
+    return np.isfinite(a) & np.isfinite(b) & (np.abs(a - b) <= rtol * np.maximum(np.abs(a), np.abs(b)))
+
+
+def shifted_records(columns, values, x, y, missing=-9999.0):
+    """Pairs of records at one place whose element values are the other's slipped by one column: ``[(row, other,
+    share), ...]``, ``row`` holding in each element the value ``other`` holds in the next element column (columns in
+    the table's order; oxides, which a compilation derives from its elements after the slip, and values missing or 0
+    in both left out), ``share`` the part of the elements where that holds.
+
+    GeoChemAD's area1 compilation (GSWA stream sediments) holds six samples reported twice, the second report
+    (WAMEX 104743) slipped by a column: its Ag is the first report's As, its As the Au, its Au the Ba. Those six
+    Au values (0.10-0.24 ppm) are the highest of the survey, 6 to 11 km from any gold site. Which of the two is
+    slipped, the table cannot say; the log names both. Places holding more than :data:`SHIFT_GROUP_MAX` records are
+    not compared (drill-hole composites at one collar)."""
+    names = [str(c) for c in columns]
+    keep = [j for j, c in enumerate(names) if (p := parse_column(c)).element is not None and p.oxide is None]
+    V = np.asarray(values, dtype=float).reshape(len(x), -1)[:, keep] if keep else np.zeros((len(x), 0))
+    if V.shape[1] < SHIFT_MIN_ELEMENTS:
+        return []
+    V = V.copy()
+    V[(V == 0) | (V == missing) if missing is not None else (V == 0)] = np.nan
+    place = np.column_stack([np.asarray(x, float), np.asarray(y, float)])
+    ok = np.flatnonzero(np.isfinite(place).all(axis=1))
+    if ok.size < 2:
+        return []
+    _, inverse, counts = np.unique(np.round(place[ok], 6), axis=0, return_inverse=True, return_counts=True)
+    inverse = np.ravel(inverse)
+    found = []
+    for g in np.flatnonzero((counts > 1) & (counts <= SHIFT_GROUP_MAX)):
+        rows = ok[inverse == g]
+        for i in range(rows.size):
+            for k in range(i + 1, rows.size):
+                a, b = V[rows[i]], V[rows[k]]
+                c = np.flatnonzero(np.isfinite(a) | np.isfinite(b))
+                if c.size < SHIFT_MIN_ELEMENTS:
+                    continue
+                A, B = a[c], b[c]
+                if _equal_values(A, B).mean() > SHIFT_SAME_MAX:
+                    continue
+                left, right = _equal_values(B[:-1], A[1:]).mean(), _equal_values(A[:-1], B[1:]).mean()
+                if left > SHIFT_SHARE:
+                    found.append((int(rows[k]), int(rows[i]), float(left)))
+                elif right > SHIFT_SHARE:
+                    found.append((int(rows[i]), int(rows[k]), float(right)))
+    return sorted(found)
+
+
+def shifted_note(found, labels):
+    """The warning of :func:`shifted_records` (``labels``: how to name each row, e.g. feature ids), or None."""
+    if not found:
+        return None
+    pairs = ", ".join(f"{labels[r]} / {labels[o]}" for r, o, _ in found[:10]) + (
+        f" and {len(found) - 10} more" if len(found) > 10 else "")
+    return (f"{len(found)} record{'s' if len(found) > 1 else ''} look{'' if len(found) > 1 else 's'} slipped by a "
+            f"column against another record at {'their' if len(found) > 1 else 'its'} place (in each pair the first "
+            f"holds in each element the value the second holds in the next element column): {pairs}. One of each "
+            "pair is a compilation error whose elements hold their neighbours' values, so a high value may be another "
+            "element's. Check them and remove the wrong one: both are used as they are.")
