@@ -26,7 +26,7 @@ from .evaluate_prospectivity import (
     refuse_geographic_raster,
 )
 from .survey_input import (COVERAGE_HELP, FIELDS_HELP, SAMPLE_FIELD_HELP, check_survey_rows, combine_sample_reports,
-                           sample_field, sample_field_parameter, survey_table, warn_shifted_records)
+                           over_mask, sample_field, sample_field_parameter, survey_table, warn_shifted_records)
 
 BELOW = [("half", "Half the detection limit"), ("limit", "The detection limit"), ("nan", "Missing (left out)")]
 TRANSFORMS = [("none", "None"), ("log10", "log10 (same AUCs as none; zeros and negatives left out)"),
@@ -191,13 +191,15 @@ class ElementSelection(OreMapAlgorithm):
                 feedback.info(f"{len(fields)} element fields: " + ", ".join(fields[:20])
                               + (" ..." if len(fields) > 20 else ""))
                 check_survey_rows(source, feedback)
-                keys, fids = [], []
+                keys, fids, over = [], [], []
                 xs, ys, values = self.layer_points(parameters, "POINTS", context, crs, fields, feedback,
-                                                   parse=assay_number, key_field=key_field, keys=keys, fids=fids)
+                                                   parse=assay_number, over=over, key_field=key_field, keys=keys,
+                                                   fids=fids)
                 matrix = np.column_stack([values[f] for f in fields]) if xs else np.zeros((0, len(fields)))
                 warn_shifted_records(fields, matrix, xs, ys, fids, options["missing"], feedback)
-                matrix, xs, ys, _ = combine_sample_reports(key_field, keys, fields, matrix, xs, ys, None,
-                                                           options["missing"], feedback)
+                matrix, xs, ys, _ = combine_sample_reports(key_field, keys, fields, matrix, xs, ys,
+                                                           over_mask(over, len(fields)), options["missing"], feedback,
+                                                           owners=fids)
             else:  # survey hygiene: elements by unit, never coordinates, oxides merged, enough coverage
                 _, xs, ys, fields, matrix, _ = survey_table(
                     self, source, context, crs, [], self.parameterAsDouble(parameters, "COVERAGE", context) / 100.0,
@@ -207,7 +209,8 @@ class ElementSelection(OreMapAlgorithm):
             feedback.check()
             feedback.progress(60)
             rows, notes, _ = element_selection.select_elements_points(matrix, fields, xs, ys, deposits, radius,
-                                                                      min_distance, feedback, **options)
+                                                                      min_distance, feedback,
+                                                                      sample_ids=key_field is not None, **options)
             subject = f"Sample points: {self.source_label(parameters, 'POINTS', context, source)}"
         for note in notes:
             feedback.info(note)

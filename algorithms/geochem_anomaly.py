@@ -223,7 +223,7 @@ class GeochemAnomaly(OreMapAlgorithm):
         min_distance = self.parameterAsDouble(parameters, "NEGATIVE_MIN_DISTANCE", context)
         result = ga.run_points(
             xs, ys, columns, values, gx, gy, fields=list(fields) or None, target=target, method=method,
-            over=over,
+            over=over, sample_ids=key_field is not None,
             coverage=self.parameterAsDouble(parameters, "COVERAGE", context) / 100.0,
             units=self._units(parameters, context),
             below=BELOW[self.parameterAsEnum(parameters, "BELOW_DETECTION", context)][0],

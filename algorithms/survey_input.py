@@ -70,14 +70,15 @@ class _Silent:
     warning = info
 
 
-def combine_sample_reports(key_field, keys, columns, values, xs, ys, over, missing, feedback):
+def combine_sample_reports(key_field, keys, columns, values, xs, ys, over, missing, feedback, owners=None):
     """Combine the records that report one sample (:func:`core.geochemistry.survey_hygiene.combine_reports`) when
-    a sample-id field was chosen, and log it; returns ``(values, xs, ys, over)`` (as given without a field)."""
+    a sample-id field was chosen, and log it; returns ``(values, xs, ys, over)`` (as given without a field).
+    ``owners``: the feature id of each row where a feature gives several (MultiPoint)."""
     if key_field is None:
         return values, xs, ys, over
     elements = [sh.parse_column(c).element is not None for c in columns]
     values, xs, ys, over, summary = sh.combine_reports(values, xs, ys, keys, over, missing=missing,
-                                                       elements=elements if any(elements) else None)
+                                                       elements=elements if any(elements) else None, owners=owners)
     info, warnings = sh.reports_note(summary, key_field)
     for line in info:
         feedback.info(line)

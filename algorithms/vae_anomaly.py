@@ -28,7 +28,7 @@ from .base import OreMapAlgorithm, require_fields
 from . import styles
 from ..core.geochemistry import survey_hygiene as sh
 from .survey_input import (COVERAGE_HELP, FIELDS_HELP, READ_SHARE, SAMPLE_FIELD_HELP, WRITE_SHARE, check_survey_rows,
-                           combine_sample_reports, features_by_id, read_points, sample_field,
+                           combine_sample_reports, features_by_id, over_mask, read_points, sample_field,
                            sample_field_parameter, survey_table, warn_shifted_records)
 from .evaluate_prospectivity import (
     DISTANCE_HELP,
@@ -307,12 +307,13 @@ class VaeAnomaly(OreMapAlgorithm):
             crs = distance_crs_for_points(self, source, context, feedback)
         if table is None:   # the fields as they are (no survey hygiene): read as survey_table reads them
             check_survey_rows(source, feedback)
-            keys = []
+            keys, over = [], []
             ids, xs, ys, _, _, table = read_points(self, source, context, crs, fields, feedback, share=READ_SHARE,
-                                                   say_over=False, key_field=key_field, keys=keys)
+                                                   say_over=False, over=over, key_field=key_field, keys=keys)
             missing = self.parameterAsDouble(parameters, "MISSING_VALUE", context)
             warn_shifted_records(fields, table, xs, ys, ids, missing, feedback)
-            table, xs, ys, _ = combine_sample_reports(key_field, keys, fields, table, xs, ys, None, missing, feedback)
+            table, xs, ys, _ = combine_sample_reports(key_field, keys, fields, table, xs, ys,
+                                                      over_mask(over, len(fields)), missing, feedback)
         if not len(ids):
             raise self.fail("POINTS", "The layer has no features.", "Choose a layer of sample points.")
         deposits = self.deposit_points(parameters, "DEPOSITS", context, crs, feedback) if has_deposits else None

@@ -47,6 +47,62 @@ def test_reports_of_one_sample_combined_by_the_rules():
     np.testing.assert_array_equal(again[3], oflags[order])
 
 
+def test_bounds_and_unknown_limits_are_combined_whatever_the_order():
+    """A value over the upper limit is a lower bound: a lower measured value (another digestion) leaves it, as the
+    survey-hygiene rule for a re-assay column does. 'BDL' (-inf: below detection, limit not known) is below
+    detection, before 0 and missing, whichever report comes first."""
+    values = np.array([[10.0, -np.inf, -np.inf, np.nan, 10.0],
+                       [5.0, np.nan, 0.0, -9999.0, 12.0]])
+    over = np.array([[True, False, False, False, True], [False] * 5])
+    for order in ([0, 1], [1, 0]):
+        out, _, _, flags, _ = sh.combine_reports(values[order], np.zeros(2), np.zeros(2), ["A", "A"], over[order])
+        np.testing.assert_array_equal(out[0], [10.0, -np.inf, -np.inf, np.nan, 12.0])
+        assert flags[0].tolist() == [True, False, False, False, False]
+
+
+def test_places_of_one_id_are_linked_step_by_step_and_points_of_one_feature_are_no_reused_id():
+    values = np.array([[10.0, 20.0], [10.2, 20.2], [10.4, 20.4], [50.0, 60.0]])
+    x = np.array([0.0, 0.95, 1.05, 300.0])
+    out, ox, _, _, summary = sh.combine_reports(values, x, np.zeros(4), ["A"] * 4)
+    np.testing.assert_allclose(out[:3], [[10.2, 20.2]] * 3, rtol=1e-12)   # 0, 0.95 and 1.05 m: one place
+    assert ox[0] == ox[2] == pytest.approx(2.0 / 3) and ox[3] == 300.0
+    assert summary == {"records": 3, "samples": 1, "apart": 1, "conflicts": []}
+    # a MultiPoint feature's points carry its id: they are no id reused between projects
+    _, _, _, _, summary = sh.combine_reports(values[[0, 3]], x[[0, 3]], np.zeros(2), ["A", "A"], owners=[7, 7])
+    assert summary["apart"] == 0
+    _, _, _, _, summary = sh.combine_reports(values[[0, 3]], x[[0, 3]], np.zeros(2), ["A", "A"], owners=[7, 8])
+    assert summary["apart"] == 1
+
+
+def test_chosen_fields_keep_the_over_limit_flags(processing_provider, tmp_path):
+    """With the element fields chosen, element selection read the reports without their over-limit flags: '>1000'
+    beside its re-assay 1500 was a measured 1000, so the reports 'disagreed' and the sample counted twice."""
+    import geopandas as gpd
+    import processing
+
+    rng = np.random.default_rng(3)
+    n = 40
+    frame = pd.DataFrame({"Au_ppb": [f"{v:.1f}" for v in rng.lognormal(2, 1, n)], "As_ppm": rng.lognormal(1, 1, n),
+                          "Cu_ppm": rng.lognormal(3, 0.5, n), "sample": [f"S{i:03d}" for i in range(n)]})
+    frame.loc[0, "Au_ppb"] = ">1000"
+    again = pd.DataFrame({"Au_ppb": ["1500"], "As_ppm": [np.nan], "Cu_ppm": [np.nan], "sample": ["S000"]})
+    frame = pd.concat([frame, again], ignore_index=True)
+    x = np.append(500000 + 400.0 * (np.arange(n) % 8), 500000.0)
+    y = np.append(6000000 + 400.0 * (np.arange(n) // 8), 6000000.0)
+    path = str(tmp_path / "survey.gpkg")
+    gpd.GeoDataFrame(frame, geometry=gpd.points_from_xy(x, y), crs="EPSG:32750").to_file(path, driver="GPKG")
+    deposits = str(tmp_path / "sites.gpkg")
+    gpd.GeoDataFrame({"id": [1]}, geometry=gpd.points_from_xy([500000.0], [6000000.0]),
+                     crs="EPSG:32750").to_file(deposits, driver="GPKG")
+    for fields in ([], ["Au_ppb", "As_ppm", "Cu_ppm"]):
+        log = warning_recorder()
+        processing.run("oremap:element_selection", {
+            "POINTS": path, "FIELDS": fields, "DEPOSITS": deposits, "POSITIVE_RADIUS": 900, "NEGATIVE_MIN_DISTANCE": 1000,
+            "SAMPLE_FIELD": "sample", "ALLOW_NONE": True, "OUTPUT_HTML": str(tmp_path / "e.html")}, feedback=log)
+        assert any(i.startswith("Sample id field 'sample': 2 records report 1 samples") for i in log.infos), fields
+        assert not any("disagree" in w for w in log.warnings), fields
+
+
 def test_ids_that_are_no_sample_of_one_place_are_left_alone():
     values = np.array([[1.0, 2.0], [1.5, 2.5], [3.0, 4.0], [5.0, 6.0], [7.0, 8.0]])
     x = np.array([0.0, 500.0, 0.0, 0.0, np.nan])   # one id 500 m apart: reused between projects
@@ -121,7 +177,8 @@ def test_anomaly_scores_count_each_sample_once(processing_provider, layers, tmp_
     # most reports of one sample were exact repeats in the 45 scored elements already (526 rows); five more now are,
     # and of the records sharing a place with other values (46 before) the shifted reports and other ids remain
     assert any(line.startswith("531 of 1157 scored samples repeat another record exactly") for line in log.infos)
-    assert any(line.startswith("26 records share 13 places with a record of other values") for line in log.infos)
+    assert any(line.startswith("26 records share 13 places with a record of other values under the sample id "
+                               "field (other sample ids at one place") for line in log.infos)
     assert res["N_SCORED"] == 1157
     # the default fusion, no target, 2 km positives, 20 draws (0.599 without the field)
     assert res["AUC_MEAN"] == pytest.approx(0.6295, abs=5e-4)

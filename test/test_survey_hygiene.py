@@ -365,6 +365,13 @@ def test_an_element_with_one_value_in_every_sample_is_left_out_of_the_default_se
     # tiny values that differ are not one value (the rule is to 12 significant digits, not 12 decimals)
     values[:, 2] = np.linspace(1e-13, 4e-13, 50)
     assert sh.plan_elements(columns, values).elements == ["Au", "Cu", "Ir"]
+    # one 'BDL' (below detection, limit not known: -inf) among measured values is no constant column (its spread
+    # was inf, and inf <= 1e-12 * inf held: the element was left out); 'BDL' in every sample is one value
+    values[:, 2] = rng.lognormal(0, 1, 50)
+    values[7, 2] = -np.inf
+    assert sh.plan_elements(columns, values).elements == ["Au", "Cu", "Ir"]
+    values[:, 2] = -np.inf
+    assert sh.plan_elements(columns, values).elements == ["Au", "Cu"]
 
 
 def test_an_over_limit_value_is_replaced_by_the_elements_re_assay(processing_provider, tmp_path):

@@ -351,8 +351,9 @@ def distinct_records(Z, x, y):
     return first, np.ravel(inverse)
 
 
-def shared_places_note(x, y):
+def shared_places_note(x, y, sample_ids=False):
     """A log line when distinct records share a place (the ``x``, ``y`` of distinct records), else None.
+    ``sample_ids``: the reports of one sample were combined by their sample id already (the line says so).
 
     Drill-hole composites share their collar; but a sample reported twice with other rounding (GeoChemAD's area4
     rock chips: 99 samples in two WAMEX reports, Ca 300 against 299.99998, Be 0.20 against 0.21) is no exact repeat
@@ -365,6 +366,10 @@ def shared_places_note(x, y):
     shared = counts[counts > 1]
     if not shared.size:
         return None
+    if sample_ids:
+        return (f"{int(shared.sum())} records share {shared.size} places with a record of other values under the "
+                "sample id field (other sample ids at one place, such as drill-hole composites at their collar, or "
+                "reports of one id that disagree, warned about above): each counts as a sample.")
     return (f"{int(shared.sum())} records share {shared.size} places with a record of other values (drill-hole "
             "composites at their collar, or one sample reported twice with other rounding): each counts as a sample. "
             "Where they are one sample reported twice, choose the field that holds the sample id as the sample id "
@@ -448,7 +453,8 @@ def fuse(scores, methods):
 # --------------------------------------------------------------------------------------
 def score_all(values, names, x, y, methods=METHODS, fused=None, targets=None, pathfinders=None, below="half",
               zeros=geochem.DEFAULT_ZEROS, missing=-9999.0, transform="log10", min_present=DEFAULT_MIN_PRESENT,
-              k=DEFAULT_K, support=DEFAULT_SUPPORT, seed=0, vae_options=None, once=True, feedback=None):
+              k=DEFAULT_K, support=DEFAULT_SUPPORT, seed=0, vae_options=None, once=True, feedback=None,
+              sample_ids=False):
     """Every score in ``methods`` (``fusion`` fuses ``fused``, computed as needed) for raw survey values.
 
     ``x``, ``y``: sample coordinates in a projected CRS (the spatial score and support).
@@ -456,7 +462,8 @@ def score_all(values, names, x, y, methods=METHODS, fused=None, targets=None, pa
     columns of the enrichment index (default all). ``fused`` defaults to :data:`TARGET_FUSED`
     with targets, else :data:`DEFAULT_FUSED`. ``support``: see :func:`spatial_support`.
     ``once``: a record repeated exactly (same place, same prepared values) is scored once and its
-    copies get its score (:func:`distinct_records`).
+    copies get its score (:func:`distinct_records`). ``sample_ids``: the reports of one sample were combined by
+    their sample id (:func:`shared_places_note`).
     Returns ``(scores, messages)``: ``scores`` maps a method to an array (n,), NaN for samples
     not scored.
     """
@@ -493,7 +500,7 @@ def score_all(values, names, x, y, methods=METHODS, fused=None, targets=None, pa
     else:
         first, copy_of = canonical_rows(Z[rows], xa[rows], ya[rows])
     unique = rows[first]   # the distinct records, in their canonical order (distinct_records)
-    note = shared_places_note(xa[unique], ya[unique]) if once else None
+    note = shared_places_note(xa[unique], ya[unique], sample_ids) if once else None
     if note:
         messages.append(note)
     Zs, Ps = Z[unique], present[unique]

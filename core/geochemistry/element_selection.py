@@ -141,7 +141,7 @@ def held_back_notes(rows, threshold=DEFAULT_ZAUC_THRESHOLD, two_sided=False):
 
 
 def select_elements_points(values, names, x, y, deposits_xy, positive_radius, negative_min_distance, feedback=None,
-                           **options):
+                           sample_ids=False, **options):
     """:func:`select_elements` on survey samples at ``x``, ``y`` (metres), labelled by their distance to the
     deposits (:func:`core.geochemistry.prospectivity_eval.label_by_distance`).
 
@@ -149,7 +149,9 @@ def select_elements_points(values, names, x, y, deposits_xy, positive_radius, ne
     1,392 rows of the GSWA area1 extract) counts once: counted twice it shrinks the AUC's standard error, so
     raises |ZAUC| (two elements passed 2.58 only through the copies there). Distances that leave too few
     positives or negatives are refused with values that would work
-    (:func:`core.geochemistry.distance_advice.check_distances`). ``options`` go to :func:`select_elements`.
+    (:func:`core.geochemistry.distance_advice.check_distances`). ``sample_ids``: reports of one sample were
+    combined by their sample id (:func:`core.geochemistry.anomaly_methods.shared_places_note`). ``options`` go to
+    :func:`select_elements`.
     Returns ``(rows, notes, labels)``, ``labels`` those of the distinct records.
     """
     from .anomaly_methods import distinct_records, shared_places_note
@@ -164,7 +166,7 @@ def select_elements_points(values, names, x, y, deposits_xy, positive_radius, ne
         feedback.info(f"{x.size - first.size} of {x.size} samples repeat another record (same place and values): "
                       f"each record counts once ({first.size} samples).")
         values, x, y = values[first], x[first], y[first]
-    note = shared_places_note(x, y)
+    note = shared_places_note(x, y, sample_ids)
     if note:
         feedback.info(note)
     dep = deposit_array(deposits_xy)

@@ -223,13 +223,15 @@ def run_points(x, y, columns, values, geometry_x=None, geometry_y=None, fields=N
                method="fusion", coverage=sh.DEFAULT_COVERAGE, units=None, below="half", zeros=geochem.DEFAULT_ZEROS,
                missing=-9999.0, transform="log10", support=am.DEFAULT_SUPPORT, k=am.DEFAULT_K, seed=0,
                include_vae=False, vae_options=None, deposits_xy=None, positive_radius=2000.0,
-               negative_min_distance=4000.0, report_path=None, subtitle=None, once=True, feedback=None, over=None):
+               negative_min_distance=4000.0, report_path=None, subtitle=None, once=True, feedback=None, over=None,
+               sample_ids=False):
     """Choose the elements, compute every score, evaluate each against deposits, write the report.
 
     ``x``, ``y``: coordinates in a projected CRS; ``geometry_x``/``geometry_y``: the layer's own
     coordinates (a column equal to them is no element). ``method``: the main score (``"fusion"``
     by default). ``include_vae``: also train the VAE (slow); it is always computed when
-    ``method`` is ``"vae"``. ``once``: see :func:`anomaly_methods.score_all`. ``over``: where values were over the
+    ``method`` is ``"vae"``. ``once``, ``sample_ids``: see :func:`anomaly_methods.score_all`. ``over``: where values
+    were over the
     laboratory's upper limit (:func:`core.geochemistry.survey_hygiene.apply_plan`). Returns a dict:
     ``names``, ``scores`` (method -> array), ``main``, ``evaluations`` (method -> result, or None), ``log``.
     """
@@ -249,7 +251,7 @@ def run_points(x, y, columns, values, geometry_x=None, geometry_y=None, fields=N
     scores, messages = am.score_all(table, names, x, y, methods=methods, fused=fused, targets=commodity or None,
                                     pathfinders=pathfinder_cols, below=below, zeros=zeros, missing=missing,
                                     transform=transform, support=support, k=k, seed=seed, vae_options=vae_options,
-                                    once=once,
+                                    once=once, sample_ids=sample_ids,
                                     feedback=feedback.scaled(0, 70))
     for line in messages:
         feedback.info(line)

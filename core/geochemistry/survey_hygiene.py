@@ -501,8 +501,11 @@ def plan_elements(columns, values=None, x=None, y=None, coverage=DEFAULT_COVERAG
             plan.coverage[element] = float(mask.mean())
             seen = np.concatenate(seen) if seen else np.zeros(0)
             # one value in every sample measured (all below one detection limit: no information), to 12 significant
-            # digits; a single measurement is not 'one value in every sample'
-            if seen.size > 1 and np.ptp(seen) <= 1e-12 * np.abs(seen).max():
+            # digits; a single measurement is not 'one value in every sample'. A value below detection whose limit
+            # is not known (-inf, 'BDL') is one value only beside others like it
+            finite = seen[np.isfinite(seen)]
+            if seen.size > 1 and (not finite.size or (finite.size == seen.size
+                                                      and np.ptp(finite) <= 1e-12 * np.abs(finite).max())):
                 constant.add(element)
     kept = []
     for element in order:
@@ -639,11 +642,13 @@ REPORTS_DISAGREE = 1.1
 REPORTS_DISAGREE_SHARE = 0.25
 
 
-def sample_groups(keys, x, y, distance=SAME_SAMPLE_DISTANCE):
+def sample_groups(keys, x, y, distance=SAME_SAMPLE_DISTANCE, owners=None):
     """Groups of rows that report one sample: the same sample id (``keys``: a text per row, None or '' for none)
-    at places within ``distance`` of each other. Returns ``(groups, apart)``: ``groups`` a list of ``(id, rows)``
-    (two rows or more each, in a canonical order: by id, then place); ``apart`` the number of ids given at places
-    further apart (counted as several samples: ids repeat between projects).
+    at places linked by steps within ``distance`` (single linkage: 0, 0.95 and 1.05 m are one place). Returns
+    ``(groups, apart)``: ``groups`` a list of ``(id, rows)`` (two rows or more each, in a canonical order: by id,
+    then place); ``apart`` the number of ids given at places further apart by more than one feature (counted as
+    several samples: ids repeat between projects). ``owners``: the feature of each row (a MultiPoint feature gives a
+    row per point, all with its id), default one feature per row.
 
     A row without an id or without a place is a sample of its own. The result does not depend on the rows' order."""
     x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
@@ -658,16 +663,17 @@ def sample_groups(keys, x, y, distance=SAME_SAMPLE_DISTANCE):
         if rows.size < 2:
             continue
         rows = rows[np.lexsort((rows, y[rows], x[rows]))]   # by place (then row), whatever order they came in
-        clusters = []
-        for i in rows:
-            for cluster in clusters:
-                if np.hypot(x[cluster[0]] - x[i], y[cluster[0]] - y[i]) <= distance:
-                    cluster.append(i)
-                    break
-            else:
-                clusters.append([i])
-        apart += len(clusters) > 1
-        groups.extend((key, np.asarray(c)) for c in clusters if len(c) > 1)
+        near = np.hypot(x[rows][:, None] - x[rows][None, :], y[rows][:, None] - y[rows][None, :]) <= distance
+        label = np.arange(rows.size)
+        changed = True
+        while changed:                                      # single linkage: each row takes its linked rows' label
+            linked = np.where(near, label[None, :], rows.size).min(axis=1)
+            changed = bool((linked < label).any())
+            label = np.minimum(label, linked)
+        clusters = [rows[label == c] for c in np.unique(label)]
+        if len(clusters) > 1 and (owners is None or len({owners[i] for i in rows}) > 1):
+            apart += 1
+        groups.extend((key, c) for c in clusters if c.size > 1)
     return groups, apart
 
 
@@ -682,15 +688,18 @@ def _reports_disagree(measured_values, compared):
     return int((hi > REPORTS_DISAGREE * lo).sum()) > REPORTS_DISAGREE_SHARE * int(compared.sum())
 
 
-def combine_reports(values, x, y, keys, over=None, missing=-9999.0, distance=SAME_SAMPLE_DISTANCE, elements=None):
+def combine_reports(values, x, y, keys, over=None, missing=-9999.0, distance=SAME_SAMPLE_DISTANCE, elements=None,
+                    owners=None):
     """Make the records that report one sample (:func:`sample_groups`) one record: every row of a sample gets the
     same values and place, so the scores and selections that count each distinct record once count the sample once
     and give each of its rows its result.
 
     Per element: the mean of the values measured in its reports; a measured value before a value below detection
-    (negative: minus the limit), of which the lowest limit; a value over the upper limit (``over``) only where no
-    report measured the element otherwise (the highest such limit, still flagged); 0 only where nothing else was
-    reported; missing (NaN or ``missing``) where no report has it. The place is the mean of the reports' places.
+    (negative: minus the limit; -inf where the limit is not known), of which the lowest limit; a value over the upper
+    limit (``over``, a lower bound) where no report measured the element otherwise or the measured values' mean lies
+    below it (another digestion; the highest such limit, still flagged); 0 only where nothing else was reported;
+    missing (NaN) where no report has it. The place is the mean of the reports' places. ``owners``: see
+    :func:`sample_groups`.
 
     Reports that disagree (more than :data:`REPORTS_DISAGREE_SHARE` of the elements measured in two of them or more
     differ by more than :data:`REPORTS_DISAGREE`) are not combined: their mean would be no sample's composition
@@ -706,12 +715,12 @@ def combine_reports(values, x, y, keys, over=None, missing=-9999.0, distance=SAM
     x, y = np.array(x, dtype=float, copy=True), np.array(y, dtype=float, copy=True)
     flags = None if over is None else np.array(over, dtype=bool, copy=True).reshape(values.shape)
     compare = np.ones(values.shape[1], bool) if elements is None else np.asarray(elements, dtype=bool)
-    groups, apart = sample_groups(keys, x, y, distance)
+    groups, apart = sample_groups(keys, x, y, distance, owners)
     records, samples, conflicts = 0, 0, []
     for key, rows in groups:
         block = values[rows]
         flag = np.zeros(block.shape, bool) if flags is None else flags[rows]
-        usable = np.isfinite(block)
+        usable = ~np.isnan(block) & (block != np.inf)       # -inf: below detection, limit not known
         if missing is not None and np.isfinite(missing):
             usable &= block != missing
         measured_ = usable & (block > 0) & ~flag
@@ -724,13 +733,14 @@ def combine_reports(values, x, y, keys, over=None, missing=-9999.0, distance=SAM
         zero = usable & (block == 0)
         mean = np.where(measured_, block, 0.0).sum(axis=0) / np.maximum(n_measured, 1)
         top = np.where(capped, block, -np.inf).max(axis=0)
+        bound = capped.any(axis=0) & ((n_measured == 0) | (mean < top))   # the lower bound says more
         lowest_limit = np.where(below, block, -np.inf).max(axis=0)
-        values[rows] = np.where(n_measured > 0, mean,
-                                np.where(capped.any(axis=0), top,
+        values[rows] = np.where(bound, top,
+                                np.where(n_measured > 0, mean,
                                          np.where(below.any(axis=0), lowest_limit,
-                                                  np.where(zero.any(axis=0), 0.0, block[0]))))
+                                                  np.where(zero.any(axis=0), 0.0, np.nan))))
         if flags is not None:
-            flags[rows] = (n_measured == 0) & capped.any(axis=0)
+            flags[rows] = bound
         x[rows], y[rows] = x[rows].mean(), y[rows].mean()
         records += rows.size
         samples += 1
@@ -746,7 +756,8 @@ def reports_note(summary, field, distance=SAME_SAMPLE_DISTANCE):
                     f"(one id at one place, within {distance:g} m). Each sample's reports are combined into one "
                     "record, which counts once, and every one of its rows gets its result: per element the mean of "
                     "the measured values, a measured value before one below detection (the lowest limit among "
-                    "those), a value over the upper limit only where no report measured it.")
+                    "those), a value over the upper limit (a lower bound) where no report measured it or the "
+                    "measured values lie below it.")
     elif not summary["conflicts"]:
         info.append(f"Sample id field '{field}': no two records give one id at one place (within {distance:g} m), "
                     "so every record counts as a sample of its own.")
