@@ -196,7 +196,7 @@ class ElementSelection(OreMapAlgorithm):
                                                    parse=assay_number, over=over, key_field=key_field, keys=keys,
                                                    fids=fids)
                 matrix = np.column_stack([values[f] for f in fields]) if xs else np.zeros((0, len(fields)))
-                warn_shifted_records(fields, matrix, xs, ys, fids, options["missing"], feedback)
+                warn_shifted_records(source, fields, matrix, xs, ys, fids, options["missing"], feedback)
                 matrix, xs, ys, _ = combine_sample_reports(key_field, keys, fields, matrix, xs, ys,
                                                            over_mask(over, len(fields)), options["missing"], feedback,
                                                            owners=fids)

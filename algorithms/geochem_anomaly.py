@@ -215,7 +215,7 @@ class GeochemAnomaly(OreMapAlgorithm):
         warn_unlocated(xs, ys, feedback, "they are not scored (the scores use each sample's place: repeated "
                                          "records, neighbours, spatial support); their rows keep empty scores")
         missing = self.parameterAsDouble(parameters, "MISSING_VALUE", context)
-        warn_shifted_records(columns, values, xs, ys, ids, missing, feedback)
+        warn_shifted_records(source, columns, values, xs, ys, ids, missing, feedback)
         values, xs, ys, over = combine_sample_reports(key_field, keys, columns, values, xs, ys,
                                                       over_mask(over, len(columns)), missing, feedback)
         deposits = self.deposit_points(parameters, "DEPOSITS", context, crs, feedback) if has_deposits else None

@@ -156,7 +156,7 @@ class IdwInterpolate(OreMapAlgorithm):
             crs = target
         xs, ys = np.asarray(xs, dtype=np.float64), np.asarray(ys, dtype=np.float64)
         missing = self.parameterAsDouble(parameters, "MISSING_VALUE", context)
-        warn_shifted_records(fields, values, xs, ys, fids, missing, feedback)
+        warn_shifted_records(source, fields, values, xs, ys, fids, missing, feedback)
         return crs, xs, ys, values, read_x, read_y, over_mask(over, len(fields))
 
     def _extent(self, parameters, context, layer_crs, crs, feedback):

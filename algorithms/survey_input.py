@@ -50,13 +50,21 @@ def sample_field(alg, parameters, context, source):
     return chosen[0]
 
 
-def warn_shifted_records(columns, values, xs, ys, labels, missing, feedback):
+def warn_shifted_records(source, columns, values, xs, ys, labels, missing, feedback):
     """Warn of records slipped by a column against another record at their place
-    (:func:`core.geochemistry.survey_hygiene.shifted_records`), named by ``labels`` (feature ids)."""
-    if feedback is None:
+    (:func:`core.geochemistry.survey_hygiene.shifted_records`), the columns taken in the layer ``source``'s order
+    (FIELDS may list them otherwise), named by ``labels`` (feature ids; a MultiPoint feature's points once)."""
+    if feedback is None or len(labels) < 2:
         return
-    note = sh.shifted_note(sh.shifted_records(columns, values, xs, ys, missing),
-                           [f"feature {int(label)}" for label in labels])
+    layer = source.fields()
+    order = sorted(range(len(columns)), key=lambda j: layer.lookupField(columns[j]))
+    values = np.asarray(values, dtype=float).reshape(len(labels), len(columns))[:, order]
+    found = sh.shifted_records([columns[j] for j in order], values, xs, ys, missing)
+    pairs = {}
+    for row, other, share in found:
+        pairs.setdefault((int(labels[row]), int(labels[other])), (row, other, share))
+    names = {row: f"feature {int(labels[row])}" for pair in pairs.values() for row in pair[:2]}
+    note = sh.shifted_note(list(pairs.values()), names)
     if note:
         feedback.warning(note)
 
@@ -347,7 +355,7 @@ def survey_table(alg, source, context, crs, fields, coverage, missing=-9999.0, z
     if feedback is not None:
         warn_unlocated(xs, ys, feedback)
     over = over_mask(over, len(columns))
-    warn_shifted_records(columns, values, xs, ys, ids, missing, feedback)
+    warn_shifted_records(source, columns, values, xs, ys, ids, missing, feedback)
     values, xs, ys, over = combine_sample_reports(key_field, keys, columns, values, xs, ys, over, missing,
                                                   feedback if feedback is not None else _Silent())
     names, table, plan = sh.survey_elements(columns, values, gx, gy, fields=list(fields) or None,

@@ -311,7 +311,7 @@ class VaeAnomaly(OreMapAlgorithm):
             ids, xs, ys, _, _, table = read_points(self, source, context, crs, fields, feedback, share=READ_SHARE,
                                                    say_over=False, over=over, key_field=key_field, keys=keys)
             missing = self.parameterAsDouble(parameters, "MISSING_VALUE", context)
-            warn_shifted_records(fields, table, xs, ys, ids, missing, feedback)
+            warn_shifted_records(source, fields, table, xs, ys, ids, missing, feedback)
             table, xs, ys, _ = combine_sample_reports(key_field, keys, fields, table, xs, ys,
                                                       over_mask(over, len(fields)), missing, feedback)
         if not len(ids):

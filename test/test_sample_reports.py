@@ -74,6 +74,24 @@ def test_places_of_one_id_are_linked_step_by_step_and_points_of_one_feature_are_
     assert summary["apart"] == 1
 
 
+def test_an_id_repeated_over_a_whole_survey_costs_memory_by_the_near_pairs():
+    """An id chosen that repeats over the whole survey (a report number: area1's WAMEX_A_NO covers 386 rows, area6's
+    1,366): the places of one id were compared all against all (6,000 rows: 0.9 GB; 30,000: 22 GB)."""
+    import tracemalloc
+
+    rng = np.random.default_rng(0)
+    n = 6000
+    x, y = rng.uniform(0, 50000, n), rng.uniform(0, 50000, n)
+    tracemalloc.start()
+    try:
+        _, _, _, _, summary = sh.combine_reports(rng.lognormal(0, 1, (n, 3)), x, y, ["104743"] * n)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert summary == {"records": 0, "samples": 0, "apart": 1, "conflicts": []}
+    assert peak < 20e6
+
+
 def test_chosen_fields_keep_the_over_limit_flags(processing_provider, tmp_path):
     """With the element fields chosen, element selection read the reports without their over-limit flags: '>1000'
     beside its re-assay 1500 was a measured 1000, so the reports 'disagreed' and the sample counted twice."""
@@ -260,8 +278,29 @@ def test_a_record_slipped_by_a_column_is_found():
     # the same rows in another order: the same pair, by their new positions
     order = [3, 2, 4, 1, 0]
     assert sh.shifted_records(columns, values[order], x[order], y[order]) == [(1, 4, 1.0)]
-    # fewer than six elements measured: no verdict
+    # fewer than six elements measured: no verdict; no records: none
     assert sh.shifted_records(columns[:5], values[:, :5], x, y) == []
+    assert sh.shifted_records(columns, np.zeros((0, len(columns))), [], []) == []
+    # a run of one detection limit in both records does not hide the slip (limits are no measurement to compare)
+    limits = np.vstack([first, slipped])
+    limits[:, [8, 9]] = -0.5                                    # equal in both: they hid the slip
+    assert sh.shifted_records(columns, limits, x[:2], y[:2]) == [(1, 0, 1.0)]
+
+
+def test_two_methods_side_by_side_are_no_slip():
+    """Columns of one element by two methods side by side (aqua regia, four-acid), one report in each: the second
+    report's values sit one column on, but in the same element's column."""
+    elements = ["Ag", "As", "Au", "Ba", "Bi", "Cu", "Pb", "Zn"]
+    columns = [f"{e}_ppm_{m}" for e in elements for m in ("AR", "4A")]
+    rng = np.random.default_rng(5)
+    measured = rng.lognormal(0, 2, len(elements))
+    values = np.full((2, len(columns)), np.nan)
+    values[0, 0::2] = measured
+    values[1, 1::2] = measured
+    assert sh.shifted_records(columns, values, np.zeros(2), np.zeros(2)) == []
+    # the same reports with their values slipped into the next element's column are one
+    values[1, 1::2] = np.append(measured[1:], 1.0)
+    assert sh.shifted_records(columns, values, np.zeros(2), np.zeros(2)) == [(1, 0, 1.0)]
     assert sh.shifted_note([], []) is None
     assert sh.shifted_note([(2, 0, 1.0)], ["row 1", "row 2", "row 3"]) == (
         "1 record looks slipped by a column against another record at its place (in each pair the first holds in each "
@@ -291,10 +330,41 @@ def test_area1_holds_six_records_slipped_by_a_column(processing_provider, layers
                 "holds in each element the value the second holds in the next element column): feature 519 / feature "
                 "518, feature 527 / feature 526, feature 534 / feature 533, feature 536 / feature 535, feature 538 / "
                 "feature 537, feature 542 / feature 541.")
+    # FIELDS listed in another order than the layer's (commodity first, as a user lists them) find them too
+    listed = ["Au_ppm", "Ag_ppm", "As_ppm", "Ba_ppm", "Be_ppm", "Bi_ppm", "Cd_ppm", "Ce_ppm", "Co_ppm", "Cu_ppm"]
     for name, params in [("geochem_anomaly", {"POINTS": points, "OUTPUT": str(tmp_path / "s.gpkg")}),
+                         ("geochem_anomaly", {"POINTS": points, "FIELDS": listed, "OUTPUT": str(tmp_path / "f.gpkg")}),
                          ("idw_interpolate", {"INPUT": points, "CELL_SIZE": 5000, "OUTPUT": str(tmp_path / "g.tif")}),
                          ("element_selection", {"POINTS": points, "DEPOSITS": deposits,
                                                 "OUTPUT_HTML": str(tmp_path / "e.html")})]:
         log = warning_recorder()
         processing.run(f"oremap:{name}", params, feedback=log)
         assert any(w.startswith(expected) for w in log.warnings), name
+
+
+def test_empty_layers_and_multipoint_features(processing_provider, tmp_path):
+    """A layer without features is refused as before the slip check (the VAE crashed in it); a MultiPoint feature's
+    points are one record in the warning, not one pair per point."""
+    import geopandas as gpd
+    import processing
+    from shapely.geometry import MultiPoint
+    from qgis.core import QgsProcessingException, QgsVectorLayer
+
+    columns = ["Ag_ppm", "As_ppm", "Au_ppm", "Ba_ppm", "Bi_ppm", "Cu_ppm", "Pb_ppm", "Zn_ppm"]
+    empty = QgsVectorLayer("Point?crs=EPSG:32750&" + "&".join(f"field={c}:double" for c in columns), "empty", "memory")
+    for fields in ([], columns[:3]):
+        with pytest.raises(QgsProcessingException, match="The layer has no features"):
+            processing.run("oremap:vae_anomaly", {"POINTS": empty, "FIELDS": fields, "EPOCHS": 1,
+                                                  "OUTPUT_MODEL": str(tmp_path / "m.onnx")})
+    rng = np.random.default_rng(2)
+    table = pd.DataFrame(rng.lognormal(0, 1.5, (12, len(columns))), columns=columns)
+    table.iloc[1] = np.append(table.iloc[0].to_numpy()[1:], 2.0)          # the second record slipped against the first
+    geometry = [MultiPoint([(500000 + 500 * (i // 2), 6e6), (500000 + 500 * (i // 2), 6e6 + 300)]) for i in range(12)]
+    path = str(tmp_path / "multi.gpkg")
+    gpd.GeoDataFrame(table, geometry=geometry, crs=32750).to_file(path, driver="GPKG")
+    log = warning_recorder()
+    processing.run("oremap:idw_interpolate", {"INPUT": path, "FIELDS": columns, "CELL_SIZE": 250,
+                                              "OUTPUT": str(tmp_path / "g.tif")}, feedback=log)
+    slipped = [w for w in log.warnings if "slipped by a column" in w]
+    assert len(slipped) == 1 and slipped[0].startswith("1 record looks slipped by a column against another record at "
+                                                       "its place") and "): feature 2 / feature 1. One" in slipped[0]

@@ -372,6 +372,10 @@ def test_an_element_with_one_value_in_every_sample_is_left_out_of_the_default_se
     assert sh.plan_elements(columns, values).elements == ["Au", "Cu", "Ir"]
     values[:, 2] = -np.inf
     assert sh.plan_elements(columns, values).elements == ["Au", "Cu"]
+    # ... and one limit in every other sample ('<0.5' stored -0.5) beside them is no measurement either
+    values[:, 2] = -0.5
+    values[[3, 9], 2] = -np.inf
+    assert sh.plan_elements(columns, values).elements == ["Au", "Cu"]
 
 
 def test_an_over_limit_value_is_replaced_by_the_elements_re_assay(processing_provider, tmp_path):

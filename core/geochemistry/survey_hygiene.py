@@ -504,7 +504,8 @@ def plan_elements(columns, values=None, x=None, y=None, coverage=DEFAULT_COVERAG
             # digits; a single measurement is not 'one value in every sample'. A value below detection whose limit
             # is not known (-inf, 'BDL') is one value only beside others like it
             finite = seen[np.isfinite(seen)]
-            if seen.size > 1 and (not finite.size or (finite.size == seen.size
+            below_only = finite.size and (finite < 0).all()   # limits, and 'BDL' beside them: nothing measured
+            if seen.size > 1 and (not finite.size or ((finite.size == seen.size or below_only)
                                                       and np.ptp(finite) <= 1e-12 * np.abs(finite).max())):
                 constant.add(element)
     kept = []
@@ -663,18 +664,30 @@ def sample_groups(keys, x, y, distance=SAME_SAMPLE_DISTANCE, owners=None):
         if rows.size < 2:
             continue
         rows = rows[np.lexsort((rows, y[rows], x[rows]))]   # by place (then row), whatever order they came in
-        near = np.hypot(x[rows][:, None] - x[rows][None, :], y[rows][:, None] - y[rows][None, :]) <= distance
-        label = np.arange(rows.size)
-        changed = True
-        while changed:                                      # single linkage: each row takes its linked rows' label
-            linked = np.where(near, label[None, :], rows.size).min(axis=1)
-            changed = bool((linked < label).any())
-            label = np.minimum(label, linked)
-        clusters = [rows[label == c] for c in np.unique(label)]
+        label = _linked(x[rows], y[rows], distance)
+        clusters = [rows[label == c] for c in np.unique(label)]   # labels follow the sorted rows: canonical
         if len(clusters) > 1 and (owners is None or len({owners[i] for i in rows}) > 1):
             apart += 1
         groups.extend((key, c) for c in clusters if c.size > 1)
     return groups, apart
+
+
+def _linked(x, y, distance):
+    """Single-linkage clusters of the places ``x``, ``y`` (steps within ``distance``): a label per place, numbered
+    in order of each cluster's first place. Memory grows with the pairs within ``distance``, not with the square of
+    the places (an id chosen that repeats over a whole survey, such as a report number)."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+    from scipy.spatial import cKDTree
+
+    n = len(x)
+    if n < 2:
+        return np.zeros(n, dtype=int)
+    pairs = cKDTree(np.column_stack([x, y])).query_pairs(distance, output_type="ndarray")
+    graph = coo_matrix((np.ones(len(pairs)), (pairs[:, 0], pairs[:, 1])), shape=(n, n))
+    _, label = connected_components(graph, directed=False)
+    first = {}
+    return np.array([first.setdefault(int(c), len(first)) for c in label])
 
 
 def _reports_disagree(measured_values, compared):
@@ -799,9 +812,11 @@ def _equal_values(a, b, rtol=1e-4):
 
 def shifted_records(columns, values, x, y, missing=-9999.0):
     """Pairs of records at one place whose element values are the other's slipped by one column: ``[(row, other,
-    share), ...]``, ``row`` holding in each element the value ``other`` holds in the next element column (columns in
-    the table's order; oxides, which a compilation derives from its elements after the slip, and values missing or 0
-    in both left out), ``share`` the part of the elements where that holds.
+    share), ...]``, ``row`` holding in each element the value ``other`` holds in the next element column, ``share``
+    the part of the element pairs where that holds. ``columns`` in the table's order (the caller's to keep); oxides,
+    which a compilation derives from its elements after the slip, are left out, and so are values that carry no
+    measurement to compare (missing, 0, below detection: a run of one limit would hide the slip) and neighbouring
+    columns of one element (two methods' columns side by side are no slip).
 
     GeoChemAD's area1 compilation (GSWA stream sediments) holds six samples reported twice, the second report
     (WAMEX 104743) slipped by a column: its Ag is the first report's As, its As the Au, its Au the Ba. Those six
@@ -809,21 +824,25 @@ def shifted_records(columns, values, x, y, missing=-9999.0):
     slipped, the table cannot say; the log names both. Places holding more than :data:`SHIFT_GROUP_MAX` records are
     not compared (drill-hole composites at one collar)."""
     names = [str(c) for c in columns]
-    keep = [j for j, c in enumerate(names) if (p := parse_column(c)).element is not None and p.oxide is None]
-    V = np.asarray(values, dtype=float).reshape(len(x), -1)[:, keep] if keep else np.zeros((len(x), 0))
-    if V.shape[1] < SHIFT_MIN_ELEMENTS:
+    n = len(x)
+    parsed = [parse_column(c) for c in names]
+    keep = [j for j, p in enumerate(parsed) if p.element is not None and p.oxide is None]
+    if n < 2 or len(keep) < SHIFT_MIN_ELEMENTS:
         return []
-    V = V.copy()
-    V[(V == 0) | (V == missing) if missing is not None else (V == 0)] = np.nan
+    V = np.asarray(values, dtype=float).reshape(n, len(names))[:, keep].copy()
+    V[~(V > 0) | (V == missing)] = np.nan                  # measured values only (NaN, 0, limits, codes out)
+    element = np.array([parsed[j].element for j in keep])
     place = np.column_stack([np.asarray(x, float), np.asarray(y, float)])
     ok = np.flatnonzero(np.isfinite(place).all(axis=1))
     if ok.size < 2:
         return []
     _, inverse, counts = np.unique(np.round(place[ok], 6), axis=0, return_inverse=True, return_counts=True)
     inverse = np.ravel(inverse)
+    order = np.argsort(inverse, kind="stable")
+    starts = np.concatenate([[0], np.cumsum(counts)])
     found = []
     for g in np.flatnonzero((counts > 1) & (counts <= SHIFT_GROUP_MAX)):
-        rows = ok[inverse == g]
+        rows = ok[order[starts[g]:starts[g + 1]]]
         for i in range(rows.size):
             for k in range(i + 1, rows.size):
                 a, b = V[rows[i]], V[rows[k]]
@@ -833,7 +852,11 @@ def shifted_records(columns, values, x, y, missing=-9999.0):
                 A, B = a[c], b[c]
                 if _equal_values(A, B).mean() > SHIFT_SAME_MAX:
                     continue
-                left, right = _equal_values(B[:-1], A[1:]).mean(), _equal_values(A[:-1], B[1:]).mean()
+                pairs = element[c[:-1]] != element[c[1:]]      # neighbours of different elements
+                if not pairs.any():
+                    continue
+                left = _equal_values(B[:-1], A[1:])[pairs].mean()
+                right = _equal_values(A[:-1], B[1:])[pairs].mean()
                 if left > SHIFT_SHARE:
                     found.append((int(rows[k]), int(rows[i]), float(left)))
                 elif right > SHIFT_SHARE:
