@@ -802,12 +802,24 @@ SHIFT_SHARE = 0.5
 #: ... and at most this share equal the other's own values (two reports of one sample agree unshifted).
 SHIFT_SAME_MAX = 0.2
 
-#: Fewest elements measured in either record for the test to say anything.
+#: Fewest elements measured in either record for the test to say anything ...
 SHIFT_MIN_ELEMENTS = 6
+
+#: ... and fewest pairs of neighbouring elements measured in both (a record of six elements slipped gives five).
+SHIFT_MIN_PAIRS = 5
 
 
 def _equal_values(a, b, rtol=1e-4):
     return np.isfinite(a) & np.isfinite(b) & (np.abs(a - b) <= rtol * np.maximum(np.abs(a), np.abs(b)))
+
+
+def _share(first, second, pairs):
+    """The share of the element ``pairs`` measured in both ``first`` and ``second`` where the two are equal; 0 where
+    fewer than :data:`SHIFT_MIN_PAIRS` pairs are measured in both."""
+    compared = pairs & np.isfinite(first) & np.isfinite(second)
+    if compared.sum() < SHIFT_MIN_PAIRS:
+        return 0.0
+    return float(_equal_values(first, second)[compared].mean())
 
 
 def shifted_records(columns, values, x, y, missing=-9999.0):
@@ -816,7 +828,8 @@ def shifted_records(columns, values, x, y, missing=-9999.0):
     the part of the element pairs where that holds. ``columns`` in the table's order (the caller's to keep); oxides,
     which a compilation derives from its elements after the slip, are left out, and so are values that carry no
     measurement to compare (missing, 0, below detection: a run of one limit would hide the slip) and neighbouring
-    columns of one element (two methods' columns side by side are no slip).
+    columns of one element (two methods' columns side by side are no slip); the shares count the element pairs
+    measured in both records (at least :data:`SHIFT_MIN_PAIRS`).
 
     GeoChemAD's area1 compilation (GSWA stream sediments) holds six samples reported twice, the second report
     (WAMEX 104743) slipped by a column: its Ag is the first report's As, its As the Au, its Au the Ba. Those six
@@ -850,17 +863,15 @@ def shifted_records(columns, values, x, y, missing=-9999.0):
                 if c.size < SHIFT_MIN_ELEMENTS:
                     continue
                 A, B = a[c], b[c]
-                if _equal_values(A, B).mean() > SHIFT_SAME_MAX:
+                both = np.isfinite(A) & np.isfinite(B)
+                if both.sum() and _equal_values(A, B)[both].mean() > SHIFT_SAME_MAX:
                     continue
                 pairs = element[c[:-1]] != element[c[1:]]      # neighbours of different elements
-                if not pairs.any():
-                    continue
-                left = _equal_values(B[:-1], A[1:])[pairs].mean()
-                right = _equal_values(A[:-1], B[1:])[pairs].mean()
-                if left > SHIFT_SHARE:
-                    found.append((int(rows[k]), int(rows[i]), float(left)))
-                elif right > SHIFT_SHARE:
-                    found.append((int(rows[i]), int(rows[k]), float(right)))
+                for share, slipped, other in ((_share(B[:-1], A[1:], pairs), rows[k], rows[i]),
+                                              (_share(A[:-1], B[1:], pairs), rows[i], rows[k])):
+                    if share > SHIFT_SHARE:
+                        found.append((int(slipped), int(other), float(share)))
+                        break
     return sorted(found)
 
 
