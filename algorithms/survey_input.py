@@ -8,6 +8,7 @@ import re
 import numpy as np
 from qgis.core import QgsFeatureRequest, QgsProcessingException
 
+from ..core.engine.feedback import ensure
 from ..core.geochemistry import survey_hygiene as sh
 from .base import assay_number, column_reader, key_text, over_limit, require_fields, text_numbers
 
@@ -26,9 +27,11 @@ FIELDS_HELP = ("Element fields. Empty: the survey's elements, recognised by the 
 SAMPLE_FIELD_HELP = ("Optional field holding the sample id (e.g. the company's sample number). Records with one id at "
                      "one place (within 1 m) are reports of one sample, as compilations that joined several reports "
                      "of a survey hold them (re-rounded or re-assayed): they are combined into one record (per "
-                     "element the mean of the measured values, a measured value before one below detection) that "
-                     "counts once, and each of their rows gets its result. The log says how many, and where the "
-                     "reports disagree. Empty: only records repeated exactly (same place, same values) count once.")
+                     "element the mean of the measured values; a measured value before one below detection; a value "
+                     "over the upper limit, a lower bound, where nothing else measured it or the measured values lie "
+                     "below it) that counts once, and each of their rows gets its result. Reports that disagree (over "
+                     "a quarter of the elements measured in two of them differ by over 10 %) are kept apart and named "
+                     "in a warning. Empty: only records repeated exactly (same place, same values) count once.")
 
 
 def sample_field_parameter(alg):
@@ -67,15 +70,6 @@ def warn_shifted_records(source, columns, values, xs, ys, labels, missing, feedb
     note = sh.shifted_note(list(pairs.values()), names)
     if note:
         feedback.warning(note)
-
-
-class _Silent:
-    """A feedback that says nothing (a caller without one)."""
-
-    def info(self, _text):
-        pass
-
-    warning = info
 
 
 def combine_sample_reports(key_field, keys, columns, values, xs, ys, over, missing, feedback, owners=None):
@@ -357,7 +351,7 @@ def survey_table(alg, source, context, crs, fields, coverage, missing=-9999.0, z
     over = over_mask(over, len(columns))
     warn_shifted_records(source, columns, values, xs, ys, ids, missing, feedback)
     values, xs, ys, over = combine_sample_reports(key_field, keys, columns, values, xs, ys, over, missing,
-                                                  feedback if feedback is not None else _Silent())
+                                                  ensure(feedback))
     names, table, plan = sh.survey_elements(columns, values, gx, gy, fields=list(fields) or None,
                                             coverage=coverage, missing=missing, zeros_missing=zeros == "missing",
                                             over=over)

@@ -231,8 +231,7 @@ def run_points(x, y, columns, values, geometry_x=None, geometry_y=None, fields=N
     coordinates (a column equal to them is no element). ``method``: the main score (``"fusion"``
     by default). ``include_vae``: also train the VAE (slow); it is always computed when
     ``method`` is ``"vae"``. ``once``, ``sample_ids``: see :func:`anomaly_methods.score_all`. ``over``: where values
-    were over the
-    laboratory's upper limit (:func:`core.geochemistry.survey_hygiene.apply_plan`). Returns a dict:
+    were over the laboratory's upper limit (:func:`core.geochemistry.survey_hygiene.apply_plan`). Returns a dict:
     ``names``, ``scores`` (method -> array), ``main``, ``evaluations`` (method -> result, or None), ``log``.
     """
     feedback = ensure(feedback)

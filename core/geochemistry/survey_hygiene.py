@@ -665,7 +665,8 @@ def sample_groups(keys, x, y, distance=SAME_SAMPLE_DISTANCE, owners=None):
             continue
         rows = rows[np.lexsort((rows, y[rows], x[rows]))]   # by place (then row), whatever order they came in
         label = _linked(x[rows], y[rows], distance)
-        clusters = [rows[label == c] for c in np.unique(label)]   # labels follow the sorted rows: canonical
+        order = np.argsort(label, kind="stable")           # labels follow the sorted rows: a canonical order
+        clusters = np.split(rows[order], np.flatnonzero(np.diff(label[order])) + 1)
         if len(clusters) > 1 and (owners is None or len({owners[i] for i in rows}) > 1):
             apart += 1
         groups.extend((key, c) for c in clusters if c.size > 1)
