@@ -161,6 +161,7 @@ class ElementSelection(OreMapAlgorithm):
             zeros=geochem.ZERO_CHOICES[self.parameterAsEnum(parameters, "ZEROS", context)][0])
         html_path = self.output_path(parameters, "OUTPUT_HTML", context, feedback)
         csv_path = self.output_path(parameters, "OUTPUT_CSV", context, feedback)
+        survey_notes = []   # what the reading of sample points said (already logged): first in the report
         if has_raster:
             path, layer = self.raster_path(parameters, "INPUT", context, require_crs=True)
             refuse_geographic_raster(self, "INPUT", layer)
@@ -190,18 +191,20 @@ class ElementSelection(OreMapAlgorithm):
                 require_fields(self, source, fields, numeric=True)
                 feedback.info(f"{len(fields)} element fields: " + ", ".join(fields[:20])
                               + (" ..." if len(fields) > 20 else ""))
-                check_survey_rows(source, feedback)
+                survey_notes = check_survey_rows(source, feedback)
                 keys, fids, over = [], [], []
                 xs, ys, values = self.layer_points(parameters, "POINTS", context, crs, fields, feedback,
                                                    parse=assay_number, over=over, key_field=key_field, keys=keys,
                                                    fids=fids)
                 matrix = np.column_stack([values[f] for f in fields]) if xs else np.zeros((0, len(fields)))
-                warn_shifted_records(source, fields, matrix, xs, ys, fids, options["missing"], feedback)
-                matrix, xs, ys, _ = combine_sample_reports(key_field, keys, fields, matrix, xs, ys,
-                                                           over_mask(over, len(fields)), options["missing"], feedback,
-                                                           owners=fids)
+                survey_notes += warn_shifted_records(source, fields, matrix, xs, ys, fids, options["missing"],
+                                                     feedback)
+                matrix, xs, ys, _, lines = combine_sample_reports(key_field, keys, fields, matrix, xs, ys,
+                                                                  over_mask(over, len(fields)), options["missing"],
+                                                                  feedback, owners=fids)
+                survey_notes += lines
             else:  # survey hygiene: elements by unit, never coordinates, oxides merged, enough coverage
-                _, xs, ys, fields, matrix, _ = survey_table(
+                _, xs, ys, fields, matrix, _, survey_notes = survey_table(
                     self, source, context, crs, [], self.parameterAsDouble(parameters, "COVERAGE", context) / 100.0,
                     missing=options["missing"], zeros=options["zeros"], feedback=feedback, share=(0.0, 50.0),
                     key_field=key_field)
@@ -224,7 +227,7 @@ class ElementSelection(OreMapAlgorithm):
         feedback.check()
         feedback.progress(90)
         element_selection.write_element_selection_outputs(
-            rows, title, html_path, csv_path, threshold=threshold, notes=notes,
+            rows, title, html_path, csv_path, threshold=threshold, notes=survey_notes + list(notes),
             subtitle=f"{subject}; positive radius {radius:g} m, negatives at least {min_distance:g} m from deposits "
                      f"({units}).")
         feedback.progress(100)

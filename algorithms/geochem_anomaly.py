@@ -205,7 +205,7 @@ class GeochemAnomaly(OreMapAlgorithm):
         has_deposits = parameters.get("DEPOSITS") not in (None, "")
         crs = distance_crs_for_points(self, source, context, feedback)
         key_field = sample_field(self, parameters, context, source)
-        check_survey_rows(source, feedback)
+        notes = check_survey_rows(source, feedback)
         columns = list(fields) or [c for c in numeric_fields(source, feedback) if c != key_field]
         over, keys = [], []
         ids, xs, ys, gx, gy, values = read_points(self, source, context, crs, columns, feedback, share=READ_SHARE,
@@ -215,15 +215,15 @@ class GeochemAnomaly(OreMapAlgorithm):
         warn_unlocated(xs, ys, feedback, "they are not scored (the scores use each sample's place: repeated "
                                          "records, neighbours, spatial support); their rows keep empty scores")
         missing = self.parameterAsDouble(parameters, "MISSING_VALUE", context)
-        warn_shifted_records(source, columns, values, xs, ys, ids, missing, feedback)
-        values, xs, ys, over = combine_sample_reports(key_field, keys, columns, values, xs, ys,
-                                                      over_mask(over, len(columns)), missing, feedback)
+        notes += warn_shifted_records(source, columns, values, xs, ys, ids, missing, feedback)
+        values, xs, ys, over, lines = combine_sample_reports(key_field, keys, columns, values, xs, ys,
+                                                             over_mask(over, len(columns)), missing, feedback)
         deposits = self.deposit_points(parameters, "DEPOSITS", context, crs, feedback) if has_deposits else None
         radius = self.parameterAsDouble(parameters, "POSITIVE_RADIUS", context)
         min_distance = self.parameterAsDouble(parameters, "NEGATIVE_MIN_DISTANCE", context)
         result = ga.run_points(
             xs, ys, columns, values, gx, gy, fields=list(fields) or None, target=target, method=method,
-            over=over, sample_ids=key_field is not None,
+            over=over, sample_ids=key_field is not None, survey_notes=notes + lines,
             coverage=self.parameterAsDouble(parameters, "COVERAGE", context) / 100.0,
             units=self._units(parameters, context),
             below=BELOW[self.parameterAsEnum(parameters, "BELOW_DETECTION", context)][0],

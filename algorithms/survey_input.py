@@ -56,9 +56,10 @@ def sample_field(alg, parameters, context, source):
 def warn_shifted_records(source, columns, values, xs, ys, labels, missing, feedback):
     """Warn of records slipped by a column against another record at their place
     (:func:`core.geochemistry.survey_hygiene.shifted_records`), the columns taken in the layer ``source``'s order
-    (FIELDS may list them otherwise), named by ``labels`` (feature ids; a MultiPoint feature's points once)."""
+    (FIELDS may list them otherwise), named by ``labels`` (feature ids; a MultiPoint feature's points once).
+    Returns the warning as a list (empty without one), for the report."""
     if feedback is None or len(labels) < 2:
-        return
+        return []
     layer = source.fields()
     order = sorted(range(len(columns)), key=lambda j: layer.lookupField(columns[j]))
     values = np.asarray(values, dtype=float).reshape(len(labels), len(columns))[:, order]
@@ -70,14 +71,16 @@ def warn_shifted_records(source, columns, values, xs, ys, labels, missing, feedb
     note = sh.shifted_note(list(pairs.values()), names)
     if note:
         feedback.warning(note)
+    return [note] if note else []
 
 
 def combine_sample_reports(key_field, keys, columns, values, xs, ys, over, missing, feedback, owners=None):
     """Combine the records that report one sample (:func:`core.geochemistry.survey_hygiene.combine_reports`) when
-    a sample-id field was chosen, and log it; returns ``(values, xs, ys, over)`` (as given without a field).
-    ``owners``: the feature id of each row where a feature gives several (MultiPoint)."""
+    a sample-id field was chosen, and log it; returns ``(values, xs, ys, over, lines)`` (as given, and no lines,
+    without a field), ``lines`` what was logged, for the report. ``owners``: the feature id of each row where a
+    feature gives several (MultiPoint)."""
     if key_field is None:
-        return values, xs, ys, over
+        return values, xs, ys, over, []
     elements = [sh.parse_column(c).element is not None for c in columns]
     values, xs, ys, over, summary = sh.combine_reports(values, xs, ys, keys, over, missing=missing,
                                                        elements=elements if any(elements) else None, owners=owners)
@@ -86,7 +89,7 @@ def combine_sample_reports(key_field, keys, columns, values, xs, ys, over, missi
         feedback.info(line)
     for line in warnings:
         feedback.warning(line)
-    return values, xs, ys, over
+    return values, xs, ys, over, info + warnings
 
 
 _QC_WORDS = re.compile(r"(?<![a-z])(qa ?/ ?qc|qaqc|qc|blank|blk|std|standard|crm|certified|duplicate|dup)(?![a-z])",
@@ -111,12 +114,14 @@ def check_survey_rows(source, feedback):
 
     Quality-control rows are a few per cent of an export: a field where a word of :data:`_QC_WORDS` marks most
     features (a province 'QC', a project 'Gold Standard') says nothing about them. Header rows come first and once: a
-    pattern that repeats in later rows (unit columns, Y/N flags) is the data's own."""
+    pattern that repeats in later rows (unit columns, Y/N flags) is the data's own. Returns the warnings (a list,
+    for the report)."""
+    said = []
     if feedback is None:
-        return
+        return said
     text = [f.name() for f in source.fields() if not f.isNumeric()]
     if not text:
-        return
+        return said
     index = [source.fields().lookupField(f) for f in text]
     request = QgsFeatureRequest().setFlags(QgsFeatureRequest.NoGeometry).setSubsetOfAttributes(index)
     hits, first, later, k = {}, 0, 0, -1
@@ -132,20 +137,23 @@ def check_survey_rows(source, feedback):
             if isinstance(v, str) and _QC_WORDS.search(v):
                 hits.setdefault(f, []).append((k, v.strip()))
     if first and not later:
-        feedback.warning(f"The layer's first feature{'s' if first > 1 else ''} hold{'' if first > 1 else 's'} "
-                         "element symbols or units, not values: a file with several header rows (method codes, "
-                         "element symbols, units, as laboratories export them) loads its first row as the field "
-                         "names and the others as samples. Make one header row of names such as Au_ppm and Fe_pct "
-                         "and load the file again.")
+        said.append(f"The layer's first feature{'s' if first > 1 else ''} hold{'' if first > 1 else 's'} "
+                    "element symbols or units, not values: a file with several header rows (method codes, "
+                    "element symbols, units, as laboratories export them) loads its first row as the field "
+                    "names and the others as samples. Make one header row of names such as Au_ppm and Fe_pct "
+                    "and load the file again.")
     n = k + 1
     marks = {f: rows for f, rows in hits.items() if len(rows) <= 0.5 * n}   # a minority of the features
     qc = len({row for rows in marks.values() for row, _ in rows})
     if qc:
         named = "; ".join(f"'{f}': " + ", ".join(f"'{v}'" for v in sorted({v for _, v in rows})[:4])
                           for f, rows in marks.items())
-        feedback.warning(f"{qc} features look like quality-control rows ({named}): they are scored and gridded as "
-                         "field samples (a certified standard is high-grade, a false anomaly). Filter them out "
-                         "before the run (the layer's Filter..., e.g. a field <> 'QA/QC').")
+        said.append(f"{qc} features look like quality-control rows ({named}): they are scored and gridded as "
+                    "field samples (a certified standard is high-grade, a false anomaly). Filter them out before the "
+                    "run (the layer's Filter..., e.g. a field <> 'QA/QC').")
+    for line in said:
+        feedback.warning(line)
+    return said
 
 
 NUMBER_SHARE = 0.8
@@ -332,8 +340,9 @@ def warn_unlocated(xs, ys, feedback, consequence="they are left out of everythin
 
 def survey_table(alg, source, context, crs, fields, coverage, missing=-9999.0, zeros="missing", feedback=None,
                  parameter="FIELDS", share=(0.0, 100.0), key_field=None):
-    """Read the points and choose the element table: ``(ids, xs, ys, names, table, plan)`` (feature ids:
-    :func:`read_points`; ``share``: the read's part of the run's progress).
+    """Read the points and choose the element table: ``(ids, xs, ys, names, table, plan, notes)`` (feature ids:
+    :func:`read_points`; ``share``: the read's part of the run's progress; ``notes``: what the reading said of the
+    rows, records and samples, already logged, for a report).
 
     ``fields`` (the user's) are used as given, oxides among them merged; empty: every numeric field goes
     through :func:`core.geochemistry.survey_hygiene.plan_elements` (names, units, geometry, coverage). The choice and
@@ -341,7 +350,7 @@ def survey_table(alg, source, context, crs, fields, coverage, missing=-9999.0, z
     (:func:`combine_sample_reports`; their places in ``xs``, ``ys`` made one).
     """
     require_fields(alg, source, fields, parameter, numeric=True)
-    check_survey_rows(source, feedback)
+    notes = check_survey_rows(source, feedback)
     columns = list(fields) or [c for c in numeric_fields(source, feedback) if c != key_field]   # an id is no element
     over, keys = [], []
     ids, xs, ys, gx, gy, values = read_points(alg, source, context, crs, columns, feedback, share, over=over,
@@ -349,13 +358,13 @@ def survey_table(alg, source, context, crs, fields, coverage, missing=-9999.0, z
     if feedback is not None:
         warn_unlocated(xs, ys, feedback)
     over = over_mask(over, len(columns))
-    warn_shifted_records(source, columns, values, xs, ys, ids, missing, feedback)
-    values, xs, ys, over = combine_sample_reports(key_field, keys, columns, values, xs, ys, over, missing,
-                                                  ensure(feedback))
+    notes += warn_shifted_records(source, columns, values, xs, ys, ids, missing, feedback)
+    values, xs, ys, over, lines = combine_sample_reports(key_field, keys, columns, values, xs, ys, over, missing,
+                                                         ensure(feedback))
     names, table, plan = sh.survey_elements(columns, values, gx, gy, fields=list(fields) or None,
                                             coverage=coverage, missing=missing, zeros_missing=zeros == "missing",
                                             over=over)
     if feedback is not None:
         for line in plan.log:
             feedback.info(line)
-    return ids, xs, ys, names, table, plan
+    return ids, xs, ys, names, table, plan, notes + lines

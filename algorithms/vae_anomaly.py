@@ -275,7 +275,7 @@ class VaeAnomaly(OreMapAlgorithm):
         source = self.parameterAsSource(parameters, "POINTS", context)
         if source is None:
             raise self.fail("POINTS", "The point layer could not be loaded.", "Choose a point layer.")
-        table = None
+        table, survey_notes = None, []
         key_field = sample_field(self, parameters, context, source)
         if model_path:
             fields = [f.name() for f in source.fields()]
@@ -283,7 +283,7 @@ class VaeAnomaly(OreMapAlgorithm):
         elif not self.field_names(parameters, "FIELDS", context):
             # survey hygiene: elements by unit, never coordinates, oxides merged, measured in enough samples
             crs = distance_crs_for_points(self, source, context, feedback)
-            ids, xs, ys, fields, table, plan = survey_table(
+            ids, xs, ys, fields, table, plan, survey_notes = survey_table(
                 self, source, context, crs, [], self.parameterAsDouble(parameters, "COVERAGE", context) / 100.0,
                 missing=options["missing"], zeros=options["zeros"], feedback=feedback, share=READ_SHARE,
                 key_field=key_field)
@@ -306,14 +306,15 @@ class VaeAnomaly(OreMapAlgorithm):
         if table is None:
             crs = distance_crs_for_points(self, source, context, feedback)
         if table is None:   # the fields as they are (no survey hygiene): read as survey_table reads them
-            check_survey_rows(source, feedback)
+            survey_notes = check_survey_rows(source, feedback)
             keys, over = [], []
             ids, xs, ys, _, _, table = read_points(self, source, context, crs, fields, feedback, share=READ_SHARE,
                                                    say_over=False, over=over, key_field=key_field, keys=keys)
             missing = self.parameterAsDouble(parameters, "MISSING_VALUE", context)
-            warn_shifted_records(source, fields, table, xs, ys, ids, missing, feedback)
-            table, xs, ys, _ = combine_sample_reports(key_field, keys, fields, table, xs, ys,
-                                                      over_mask(over, len(fields)), missing, feedback)
+            survey_notes += warn_shifted_records(source, fields, table, xs, ys, ids, missing, feedback)
+            table, xs, ys, _, lines = combine_sample_reports(key_field, keys, fields, table, xs, ys,
+                                                             over_mask(over, len(fields)), missing, feedback)
+            survey_notes += lines
         if not len(ids):
             raise self.fail("POINTS", "The layer has no features.", "Choose a layer of sample points.")
         deposits = self.deposit_points(parameters, "DEPOSITS", context, crs, feedback) if has_deposits else None
@@ -326,7 +327,8 @@ class VaeAnomaly(OreMapAlgorithm):
             subtitle=f"Sample points: {self.source_label(parameters, 'POINTS', context, source)}" + (
                 f"; deposits: positive radius {radius:g} m, negatives at least {min_distance:g} m ({units})"
                 if has_deposits else ""),
-            extra_settings=[["Sample layer", self.source_label(parameters, "POINTS", context, source)]],
+            extra_settings=[["Sample layer", self.source_label(parameters, "POINTS", context, source)]]
+            + [["Survey check", line] for line in survey_notes],
             feedback=feedback.scaled(READ_SHARE[1], WRITE_SHARE[0]))
         scores, classes = result["scores"], result["classes"]
         out = self._values(result["evaluation"], int(np.isfinite(scores).sum()))

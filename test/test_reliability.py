@@ -761,11 +761,13 @@ def test_quality_control_rows_and_extra_header_rows_of_a_lab_export_are_said(pro
     points = [Point(400000 + 100 * i, 6000000 + 50 * (i % 7)) for i in range(n)]
     gpd.GeoDataFrame(table, geometry=points, crs="EPSG:32750").to_file(tmp_path / "qc.gpkg", driver="GPKG")
     said = warning_recorder()
-    processing.run("oremap:geochem_anomaly", {"POINTS": str(tmp_path / "qc.gpkg"), "OUTPUT": "TEMPORARY_OUTPUT"},
-                   feedback=said)
+    result = processing.run("oremap:geochem_anomaly", {"POINTS": str(tmp_path / "qc.gpkg"),
+                                                       "OUTPUT": "TEMPORARY_OUTPUT"}, feedback=said)
     qc = [w for w in said.warnings if "look like quality-control rows" in w]
     assert len(qc) == 1 and qc[0].startswith("2 features look like quality-control rows ('Sample_Type': 'QA/QC'; "
                                              "'Remark': 'Blank Sample', 'STD01 Standard')")
+    # and in the report, which is what a user keeps (0.2.21)
+    assert "2 features look like quality-control rows" in open(result["OUTPUT_HTML"], encoding="utf-8").read()
     assert not any("header rows" in w for w in said.warnings)
     # with the fields chosen too, in every algorithm that reads sample points
     gpd.GeoDataFrame({"id": [1, 2]}, geometry=[Point(400000, 6000000), Point(400100, 6000050)],

@@ -198,6 +198,10 @@ def test_anomaly_scores_count_each_sample_once(processing_provider, layers, tmp_
     assert any(line.startswith("26 records share 13 places with a record of other values under the sample id "
                                "field (other sample ids at one place") for line in log.infos)
     assert res["N_SCORED"] == 1157
+    # what the reading said reaches the report, not only the log: the report is what a user keeps
+    html = open(res["OUTPUT_HTML"], encoding="utf-8").read().replace("&#x27;", "'")
+    assert "Sample id field 'COMPSAMPID': 1077 records report 519 samples" in html
+    assert "6 records look slipped by a column" in html and "the reports of 6 samples disagree" in html
     # the default fusion, no target, 2 km positives, 20 draws (0.599 without the field)
     assert res["AUC_MEAN"] == pytest.approx(0.6295, abs=5e-4)
     # every row of a combined sample has its sample's score; the shifted reports keep scores of their own (without
@@ -223,6 +227,9 @@ def test_element_selection_counts_each_sample_once(processing_provider, layers, 
     assert before["SELECTED"] == "Au_ppm;Hg_ppm"
     after = processing.run("oremap:element_selection", {**common, "SAMPLE_FIELD": "COMPSAMPID"})
     assert after["SELECTED"] == "Au_ppm"
+    html = open(after["OUTPUT_HTML"], encoding="utf-8").read().replace("&#x27;", "'")
+    assert "Sample id field 'COMPSAMPID': 1077 records report 519 samples" in html
+    assert "6 records look slipped by a column" in html
     chosen = processing.run("oremap:element_selection", {**common, "SAMPLE_FIELD": "COMPSAMPID",
                                                          "FIELDS": ["Au_ppm", "Hg_ppm", "As_ppm", "Ag_ppm"]})
     assert chosen["SELECTED"] == "Au_ppm"
@@ -249,6 +256,8 @@ def test_vae_rows_of_one_sample_get_one_score(processing_provider, tmp_path):
                                                 "OUTPUT": str(tmp_path / "s.gpkg"),
                                                 "OUTPUT_MODEL": str(tmp_path / "m.onnx")}, feedback=log)
     assert any(i.startswith("Sample id field 'sample_no': 20 records report 10 samples") for i in log.infos)
+    html = open(res["OUTPUT_HTML"], encoding="utf-8").read().replace("&#x27;", "'")
+    assert "Survey check" in html and "Sample id field 'sample_no': 20 records report 10 samples" in html
     scores = gpd.read_file(res["OUTPUT"])["anomaly_score"].to_numpy()
     np.testing.assert_array_equal(scores[:10], scores[80:])
     assert len(np.unique(scores[:80])) == 80

@@ -224,14 +224,15 @@ def run_points(x, y, columns, values, geometry_x=None, geometry_y=None, fields=N
                missing=-9999.0, transform="log10", support=am.DEFAULT_SUPPORT, k=am.DEFAULT_K, seed=0,
                include_vae=False, vae_options=None, deposits_xy=None, positive_radius=2000.0,
                negative_min_distance=4000.0, report_path=None, subtitle=None, once=True, feedback=None, over=None,
-               sample_ids=False):
+               sample_ids=False, survey_notes=()):
     """Choose the elements, compute every score, evaluate each against deposits, write the report.
 
     ``x``, ``y``: coordinates in a projected CRS; ``geometry_x``/``geometry_y``: the layer's own
     coordinates (a column equal to them is no element). ``method``: the main score (``"fusion"``
     by default). ``include_vae``: also train the VAE (slow); it is always computed when
     ``method`` is ``"vae"``. ``once``, ``sample_ids``: see :func:`anomaly_methods.score_all`. ``over``: where values
-    were over the laboratory's upper limit (:func:`core.geochemistry.survey_hygiene.apply_plan`). Returns a dict:
+    were over the laboratory's upper limit (:func:`core.geochemistry.survey_hygiene.apply_plan`). ``survey_notes``:
+    what the reading of the survey said (rows, records, samples), put first in the report's log. Returns a dict:
     ``names``, ``scores`` (method -> array), ``main``, ``evaluations`` (method -> result, or None), ``log``.
     """
     feedback = ensure(feedback)
@@ -275,7 +276,7 @@ def run_points(x, y, columns, values, geometry_x=None, geometry_y=None, fields=N
             settings.append(("Pathfinder reference", pathfinders.PRESETS[target]["reference"]))
             settings.append(("What the reference supports", pathfinders.PRESETS[target]["basis"]))
         html = report_html("Geochemical anomalies", names, settings, scores, method, x, y, evaluations,
-                           deposits_xy, log, subtitle)
+                           deposits_xy, list(survey_notes) + log, subtitle)
         report.write_report(report_path, html)
     feedback.progress(100)
     return {"names": names, "scores": scores, "main": method, "evaluations": evaluations, "log": log,
