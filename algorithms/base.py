@@ -567,16 +567,6 @@ def fields_hint(source, what="fields"):
     return f"Choose {what} of the layer: {listed}." if names else "The layer has no fields."
 
 
-def key_text(value):
-    """A sample id as text: None for NULL or an empty value; a whole number stored as a float without its '.0'."""
-    if value is None or value == NULL:
-        return None
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    text = str(value).strip()
-    return text or None
-
-
 def require_fields(alg, source, fields, parameter="FIELDS", what="element fields", numeric=False):
     """Refuse ``fields`` that the layer ``source`` lacks (the error lists its fields) or, with ``numeric``, text
     fields that hold no number (a text field of numbers, or of values such as ``'<0.5'``, is read as numbers:
@@ -1301,7 +1291,7 @@ class OreMapAlgorithm(QgsProcessingAlgorithm):
         return geometries, np.asarray(rows, dtype=float).reshape(len(rows), len(fields)), ids
 
     def layer_points(self, parameters, name, context, target_crs, fields=(), feedback=None, parse=as_number,
-                     over=None, key_field=None, keys=None, fids=None):
+                     over=None, fids=None):
         """Coordinates (in ``target_crs``) of every point of a point-layer parameter, and the values of ``fields``.
 
         MultiPoint features give one row per point. Features without a geometry are left out (and
@@ -1309,26 +1299,24 @@ class OreMapAlgorithm(QgsProcessingAlgorithm):
         (:func:`assay_number` for element fields).
 
         Returns ``(xs, ys, {field: list of float})``; ``over``, a list, gets a row of booleans for every point:
-        which of its values were over the laboratory's upper limit (``'>10'``); ``keys``, a list, the text of
-        every point's ``key_field`` (a sample id; None where NULL or empty); ``fids``, a list, every point's
+        which of its values were over the laboratory's upper limit (``'>10'``); ``fids``, a list, every point's
         feature id.
         """
         source = self.parameterAsSource(parameters, name, context)
         if source is None:
             raise self.fail(name, "No point layer was given.", "Choose a point layer.")
         xs, ys, values, skipped = self.source_points(source, context, target_crs, fields, name=name, parse=parse,
-                                                     over=over, key_field=key_field, keys=keys, fids=fids)
+                                                     over=over, fids=fids)
         if skipped and feedback is not None:
             feedback.warning(f"{skipped} features of {self.parameterDefinition(name).description()} have no "
                              "geometry and were left out.")
         return xs, ys, values
 
     def source_points(self, source, context, target_crs, fields=(), name=None, parse=as_number, over=None,
-                      key_field=None, keys=None, fids=None):
+                      fids=None):
         """``(xs, ys, {field: values}, features without a geometry)`` of a feature source's points (every vertex),
         in ``target_crs``; see :meth:`layer_points`."""
         indexes = [source.fields().lookupField(f) for f in fields]
-        key_index = source.fields().lookupField(key_field) if key_field is not None else -1
         xs, ys, values, skipped = [], [], {f: [] for f in fields}, 0
         parse = column_reader(parse, source, fields)
         for feature, geometry in self.source_features(source, context, target_crs, name=name):
@@ -1338,14 +1326,11 @@ class OreMapAlgorithm(QgsProcessingAlgorithm):
             attributes = feature.attributes()
             row = [parse(attributes[i]) if i >= 0 else float("nan") for i in indexes]
             flags = [i >= 0 and over_limit(attributes[i]) for i in indexes] if over is not None else None
-            key = key_text(attributes[key_index]) if key_index >= 0 else None
             for point in geometry.vertices():
                 xs.append(point.x())
                 ys.append(point.y())
                 if flags is not None:
                     over.append(flags)
-                if keys is not None:
-                    keys.append(key)
                 if fids is not None:
                     fids.append(feature.id())
                 for f, v in zip(fields, row):

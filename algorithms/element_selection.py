@@ -18,15 +18,15 @@ from ..core.geochemistry import element_selection
 from ..core.geochemistry import survey_hygiene as sh
 from ..core.geochemistry.distance_advice import TRADE_OFF
 from ..core.geochemistry import grid_meaning
-from .base import OreMapAlgorithm, assay_number, require_fields
+from .base import OreMapAlgorithm, require_fields
 from .evaluate_prospectivity import (
     DISTANCE_HELP,
     add_distance_parameters,
     distance_crs_for_points,
     refuse_geographic_raster,
 )
-from .survey_input import (COVERAGE_HELP, FIELDS_HELP, SAMPLE_FIELD_HELP, check_survey_rows, combine_sample_reports,
-                           over_mask, sample_field, sample_field_parameter, survey_table, warn_shifted_records)
+from .survey_input import (COVERAGE_HELP, FIELDS_HELP, SAMPLE_FIELD_HELP, read_survey, sample_field,
+                           sample_field_parameter, survey_table, warn_unlocated)
 
 BELOW = [("half", "Half the detection limit"), ("limit", "The detection limit"), ("nan", "Missing (left out)")]
 TRANSFORMS = [("none", "None"), ("log10", "log10 (same AUCs as none; zeros and negatives left out)"),
@@ -191,18 +191,10 @@ class ElementSelection(OreMapAlgorithm):
                 require_fields(self, source, fields, numeric=True)
                 feedback.info(f"{len(fields)} element fields: " + ", ".join(fields[:20])
                               + (" ..." if len(fields) > 20 else ""))
-                survey_notes = check_survey_rows(source, feedback)
-                keys, fids, over = [], [], []
-                xs, ys, values = self.layer_points(parameters, "POINTS", context, crs, fields, feedback,
-                                                   parse=assay_number, over=over, key_field=key_field, keys=keys,
-                                                   fids=fids)
-                matrix = np.column_stack([values[f] for f in fields]) if xs else np.zeros((0, len(fields)))
-                survey_notes += warn_shifted_records(source, fields, matrix, xs, ys, fids, options["missing"],
-                                                     feedback)
-                matrix, xs, ys, _, lines = combine_sample_reports(key_field, keys, fields, matrix, xs, ys,
-                                                                  over_mask(over, len(fields)), options["missing"],
-                                                                  feedback, owners=fids)
-                survey_notes += lines
+                _, xs, ys, _, _, matrix, _, survey_notes = read_survey(
+                    self, source, context, crs, fields, options["missing"], feedback, (0.0, 50.0),
+                    key_field=key_field)
+                warn_unlocated(xs, ys, feedback)
             else:  # survey hygiene: elements by unit, never coordinates, oxides merged, enough coverage
                 _, xs, ys, fields, matrix, _, survey_notes = survey_table(
                     self, source, context, crs, [], self.parameterAsDouble(parameters, "COVERAGE", context) / 100.0,

@@ -27,9 +27,8 @@ from ..core.geochemistry.distance_advice import TRADE_OFF
 from . import qt_compat as field_type
 from .base import OreMapAlgorithm, require_fields, split_names
 from .evaluate_prospectivity import DISTANCE_HELP, distance_crs_for_points
-from .survey_input import (COVERAGE_HELP, FIELDS_HELP, READ_SHARE, SAMPLE_FIELD_HELP, WRITE_SHARE, check_survey_rows,
-                           combine_sample_reports, features_by_id, numeric_fields, over_mask, read_points,
-                           sample_field, sample_field_parameter, warn_shifted_records, warn_unlocated)
+from .survey_input import (COVERAGE_HELP, FIELDS_HELP, READ_SHARE, SAMPLE_FIELD_HELP, WRITE_SHARE, features_by_id,
+                           numeric_fields, read_survey, sample_field, sample_field_parameter, warn_unlocated)
 
 BELOW = [("half", "Half the detection limit"), ("limit", "The detection limit"), ("nan", "Missing")]
 TARGET_LABELS = [("none", "None: every element measured widely enough")] + [
@@ -205,25 +204,20 @@ class GeochemAnomaly(OreMapAlgorithm):
         has_deposits = parameters.get("DEPOSITS") not in (None, "")
         crs = distance_crs_for_points(self, source, context, feedback)
         key_field = sample_field(self, parameters, context, source)
-        notes = check_survey_rows(source, feedback)
         columns = list(fields) or [c for c in numeric_fields(source, feedback) if c != key_field]
-        over, keys = [], []
-        ids, xs, ys, gx, gy, values = read_points(self, source, context, crs, columns, feedback, share=READ_SHARE,
-                                                  over=over, key_field=key_field, keys=keys)
+        missing = self.parameterAsDouble(parameters, "MISSING_VALUE", context)
+        ids, xs, ys, gx, gy, values, over, notes = read_survey(self, source, context, crs, columns, missing, feedback,
+                                                               READ_SHARE, key_field=key_field)
         if not len(ids):
             raise self.fail("POINTS", "The layer has no features.", "Choose a layer of sample points.")
         warn_unlocated(xs, ys, feedback, "they are not scored (the scores use each sample's place: repeated "
                                          "records, neighbours, spatial support); their rows keep empty scores")
-        missing = self.parameterAsDouble(parameters, "MISSING_VALUE", context)
-        notes += warn_shifted_records(source, columns, values, xs, ys, ids, missing, feedback)
-        values, xs, ys, over, lines = combine_sample_reports(key_field, keys, columns, values, xs, ys,
-                                                             over_mask(over, len(columns)), missing, feedback)
         deposits = self.deposit_points(parameters, "DEPOSITS", context, crs, feedback) if has_deposits else None
         radius = self.parameterAsDouble(parameters, "POSITIVE_RADIUS", context)
         min_distance = self.parameterAsDouble(parameters, "NEGATIVE_MIN_DISTANCE", context)
         result = ga.run_points(
             xs, ys, columns, values, gx, gy, fields=list(fields) or None, target=target, method=method,
-            over=over, sample_ids=key_field is not None, survey_notes=notes + lines,
+            over=over, sample_ids=key_field is not None, survey_notes=notes,
             coverage=self.parameterAsDouble(parameters, "COVERAGE", context) / 100.0,
             units=self._units(parameters, context),
             below=BELOW[self.parameterAsEnum(parameters, "BELOW_DETECTION", context)][0],

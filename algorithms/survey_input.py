@@ -6,11 +6,11 @@ Not an algorithm: helpers around :mod:`core.geochemistry.survey_hygiene` for QGI
 import re
 
 import numpy as np
-from qgis.core import QgsFeatureRequest, QgsProcessingException
+from qgis.core import NULL, QgsFeatureRequest, QgsProcessingException
 
 from ..core.engine.feedback import ensure
 from ..core.geochemistry import survey_hygiene as sh
-from .base import assay_number, column_reader, key_text, over_limit, require_fields, text_numbers
+from .base import assay_number, column_reader, over_limit, require_fields, text_numbers
 
 COVERAGE_HELP = ("Without chosen element fields: an element enters the default set when it is measured in at least "
                  "this percentage of the samples (not missing, not a 0 read as 'not analysed'; a value below "
@@ -72,24 +72,6 @@ def warn_shifted_records(source, columns, values, xs, ys, labels, missing, feedb
     if note:
         feedback.warning(note)
     return [note] if note else []
-
-
-def combine_sample_reports(key_field, keys, columns, values, xs, ys, over, missing, feedback, owners=None):
-    """Combine the records that report one sample (:func:`core.geochemistry.survey_hygiene.combine_reports`) when
-    a sample-id field was chosen, and log it; returns ``(values, xs, ys, over, lines)`` (as given, and no lines,
-    without a field), ``lines`` what was logged, for the report. ``owners``: the feature id of each row where a
-    feature gives several (MultiPoint)."""
-    if key_field is None:
-        return values, xs, ys, over, []
-    elements = [sh.parse_column(c).element is not None for c in columns]
-    values, xs, ys, over, summary = sh.combine_reports(values, xs, ys, keys, over, missing=missing,
-                                                       elements=elements if any(elements) else None, owners=owners)
-    info, warnings = sh.reports_note(summary, key_field)
-    for line in info:
-        feedback.info(line)
-    for line in warnings:
-        feedback.warning(line)
-    return values, xs, ys, over, info + warnings
 
 
 _QC_WORDS = re.compile(r"(?<![a-z])(qa ?/ ?qc|qaqc|qc|blank|blk|std|standard|crm|certified|duplicate|dup)(?![a-z])",
@@ -236,6 +218,16 @@ class _Rows:
                 np.concatenate([p[1] for p in parts]).reshape(self.count, self._width))
 
 
+def key_text(value):
+    """A sample id as text: None for NULL or an empty value; a whole number stored as a float without its '.0'."""
+    if value is None or value == NULL:
+        return None
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    text = str(value).strip()
+    return text or None
+
+
 def read_points(alg, source, context, crs, fields, feedback=None, share=(0.0, 100.0), say_over=True, over=None,
                 key_field=None, keys=None):
     """``(ids, xs, ys, gx, gy, values)``: the id of every feature (an int64 array, in the order the source gives
@@ -338,6 +330,35 @@ def warn_unlocated(xs, ys, feedback, consequence="they are left out of everythin
     return n
 
 
+def read_survey(alg, source, context, crs, columns, missing, feedback, share=(0.0, 100.0), say_over=True,
+                key_field=None):
+    """Read a survey's points as every geochemistry algorithm that writes a report does: the rows checked
+    (:func:`check_survey_rows`), the points read (:func:`read_points`), records slipped by a column warned about
+    (:func:`warn_shifted_records`) and, with a sample-id field ``key_field``, the records that report one sample
+    combined (:func:`core.geochemistry.survey_hygiene.combine_reports`; their places made one).
+
+    Returns ``(ids, xs, ys, gx, gy, values, over, notes)``: :func:`read_points`' arrays, the over-limit flags
+    (:func:`over_mask`) and what the reading said, already logged, for the report."""
+    notes = check_survey_rows(source, feedback)
+    over, keys = [], []
+    ids, xs, ys, gx, gy, values = read_points(alg, source, context, crs, columns, feedback, share, say_over=say_over,
+                                              over=over, key_field=key_field, keys=keys)
+    over = over_mask(over, len(columns))
+    notes += warn_shifted_records(source, columns, values, xs, ys, ids, missing, feedback)
+    if key_field is None:
+        return ids, xs, ys, gx, gy, values, over, notes
+    elements = [sh.parse_column(c).element is not None for c in columns]
+    values, xs, ys, over, summary = sh.combine_reports(values, xs, ys, keys, over, missing=missing,
+                                                       elements=elements if any(elements) else None)
+    info, warnings = sh.reports_note(summary, key_field)
+    feedback = ensure(feedback)
+    for line in info:
+        feedback.info(line)
+    for line in warnings:
+        feedback.warning(line)
+    return ids, xs, ys, gx, gy, values, over, notes + info + warnings
+
+
 def survey_table(alg, source, context, crs, fields, coverage, missing=-9999.0, zeros="missing", feedback=None,
                  parameter="FIELDS", share=(0.0, 100.0), key_field=None):
     """Read the points and choose the element table: ``(ids, xs, ys, names, table, plan, notes)`` (feature ids:
@@ -347,24 +368,18 @@ def survey_table(alg, source, context, crs, fields, coverage, missing=-9999.0, z
     ``fields`` (the user's) are used as given, oxides among them merged; empty: every numeric field goes
     through :func:`core.geochemistry.survey_hygiene.plan_elements` (names, units, geometry, coverage). The choice and
     what was left out go to the log. ``key_field``: the sample-id field whose reports of one sample are combined
-    (:func:`combine_sample_reports`; their places in ``xs``, ``ys`` made one).
+    (:func:`read_survey`).
     """
     require_fields(alg, source, fields, parameter, numeric=True)
-    notes = check_survey_rows(source, feedback)
     columns = list(fields) or [c for c in numeric_fields(source, feedback) if c != key_field]   # an id is no element
-    over, keys = [], []
-    ids, xs, ys, gx, gy, values = read_points(alg, source, context, crs, columns, feedback, share, over=over,
-                                              key_field=key_field, keys=keys)
+    ids, xs, ys, gx, gy, values, over, notes = read_survey(alg, source, context, crs, columns, missing, feedback,
+                                                           share, key_field=key_field)
     if feedback is not None:
         warn_unlocated(xs, ys, feedback)
-    over = over_mask(over, len(columns))
-    notes += warn_shifted_records(source, columns, values, xs, ys, ids, missing, feedback)
-    values, xs, ys, over, lines = combine_sample_reports(key_field, keys, columns, values, xs, ys, over, missing,
-                                                         ensure(feedback))
     names, table, plan = sh.survey_elements(columns, values, gx, gy, fields=list(fields) or None,
                                             coverage=coverage, missing=missing, zeros_missing=zeros == "missing",
                                             over=over)
     if feedback is not None:
         for line in plan.log:
             feedback.info(line)
-    return ids, xs, ys, names, table, plan, notes + lines
+    return ids, xs, ys, names, table, plan, notes

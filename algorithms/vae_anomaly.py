@@ -27,9 +27,8 @@ from . import qt_compat as field_type
 from .base import OreMapAlgorithm, require_fields
 from . import styles
 from ..core.geochemistry import survey_hygiene as sh
-from .survey_input import (COVERAGE_HELP, FIELDS_HELP, READ_SHARE, SAMPLE_FIELD_HELP, WRITE_SHARE, check_survey_rows,
-                           combine_sample_reports, features_by_id, over_mask, read_points, sample_field,
-                           sample_field_parameter, survey_table, warn_shifted_records)
+from .survey_input import (COVERAGE_HELP, FIELDS_HELP, READ_SHARE, SAMPLE_FIELD_HELP, WRITE_SHARE, features_by_id,
+                           read_survey, sample_field, sample_field_parameter, survey_table)
 from .evaluate_prospectivity import (
     DISTANCE_HELP,
     distance_crs_for_points,
@@ -303,18 +302,11 @@ class VaeAnomaly(OreMapAlgorithm):
                                 "Choose the element fields.")
             feedback.info(f"{len(fields)} element fields: " + ", ".join(fields[:20])
                           + (" ..." if len(fields) > 20 else ""))
-        if table is None:
-            crs = distance_crs_for_points(self, source, context, feedback)
         if table is None:   # the fields as they are (no survey hygiene): read as survey_table reads them
-            survey_notes = check_survey_rows(source, feedback)
-            keys, over = [], []
-            ids, xs, ys, _, _, table = read_points(self, source, context, crs, fields, feedback, share=READ_SHARE,
-                                                   say_over=False, over=over, key_field=key_field, keys=keys)
-            missing = self.parameterAsDouble(parameters, "MISSING_VALUE", context)
-            survey_notes += warn_shifted_records(source, fields, table, xs, ys, ids, missing, feedback)
-            table, xs, ys, _, lines = combine_sample_reports(key_field, keys, fields, table, xs, ys,
-                                                             over_mask(over, len(fields)), missing, feedback)
-            survey_notes += lines
+            crs = distance_crs_for_points(self, source, context, feedback)
+            ids, xs, ys, _, _, table, _, survey_notes = read_survey(
+                self, source, context, crs, fields, self.parameterAsDouble(parameters, "MISSING_VALUE", context),
+                feedback, READ_SHARE, say_over=False, key_field=key_field)
         if not len(ids):
             raise self.fail("POINTS", "The layer has no features.", "Choose a layer of sample points.")
         deposits = self.deposit_points(parameters, "DEPOSITS", context, crs, feedback) if has_deposits else None

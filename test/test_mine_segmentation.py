@@ -544,6 +544,9 @@ def test_background_tiles_drawn_again_each_epoch_are_filled_like_the_first():
         def block(self, ref):
             return ref
 
+        def inside(self, ref):
+            return 1.0
+
         def read(self, refs, feedback):
             k = np.array([r[1] for r in refs], np.float32)
             X = np.stack([np.full((2, 8, 8), 10.0 + r, np.float32) for r in k])
@@ -577,6 +580,9 @@ class _Blocks:
 
     def block(self, ref):
         return (0, ref[1])
+
+    def inside(self, ref):
+        return 1.0
 
     def read(self, refs, feedback):
         return np.ones((len(refs), 2, 8, 8), np.float32), np.ones((len(refs), 8, 8), bool)
@@ -709,5 +715,6 @@ def test_tiles_lost_to_clouds_blame_the_scene_not_the_tile():
     valid[:t, t // 2:t] = False                                 # its right half, away from its mine
     said = core_warnings()
     plan = sd.select_tiles(Source(), {(0, 0): mine, (2, 3): mine.copy()}, 0.25, 1.0, 0.5, 0, 2000, feedback=said)[0]
-    assert plan.info["n_dropped_few_valid"] == plan.info["n_dropped_edge"] == 0 and plan.info["n_train_mine_tiles"] + plan.info["n_val_mine_tiles"] == 2
+    assert plan.info["n_dropped_few_valid"] == plan.info["n_dropped_edge"] == 0
+    assert plan.info["n_train_mine_tiles"] + plan.info["n_val_mine_tiles"] == 2
     assert not any("tiles holding mines" in w for w in said.warnings)

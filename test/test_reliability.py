@@ -724,7 +724,6 @@ def test_every_vector_output_names_its_long_fields_for_the_shapefile_refusal(pro
     assert sinks == 4
 
 
-
 def test_an_empty_batch_cell_of_the_scored_points_skips_them(processing_provider, tmp_path):
     """QGIS's Batch Processing panel passes an empty cell of an optional vector output as an output definition of '':
     geochem_anomaly and vae_anomaly refused it ('could not create destination layer') after scoring."""

@@ -60,18 +60,17 @@ def test_bounds_and_unknown_limits_are_combined_whatever_the_order():
         assert flags[0].tolist() == [True, False, False, False, False]
 
 
-def test_places_of_one_id_are_linked_step_by_step_and_points_of_one_feature_are_no_reused_id():
+def test_places_of_one_id_are_linked_step_by_step_through_that_id_only():
     values = np.array([[10.0, 20.0], [10.2, 20.2], [10.4, 20.4], [50.0, 60.0]])
     x = np.array([0.0, 0.95, 1.05, 300.0])
     out, ox, _, _, summary = sh.combine_reports(values, x, np.zeros(4), ["A"] * 4)
     np.testing.assert_allclose(out[:3], [[10.2, 20.2]] * 3, rtol=1e-12)   # 0, 0.95 and 1.05 m: one place
     assert ox[0] == ox[2] == pytest.approx(2.0 / 3) and ox[3] == 300.0
     assert summary == {"records": 3, "samples": 1, "apart": 1, "conflicts": []}
-    # a MultiPoint feature's points carry its id: they are no id reused between projects
-    _, _, _, _, summary = sh.combine_reports(values[[0, 3]], x[[0, 3]], np.zeros(2), ["A", "A"], owners=[7, 7])
-    assert summary["apart"] == 0
-    _, _, _, _, summary = sh.combine_reports(values[[0, 3]], x[[0, 3]], np.zeros(2), ["A", "A"], owners=[7, 8])
-    assert summary["apart"] == 1
+    # a record of another id between two of A links nothing: A's places are 1.8 m apart
+    out, _, _, _, summary = sh.combine_reports(values[:3], np.array([0.0, 0.9, 1.8]), np.zeros(3), ["A", "B", "A"])
+    np.testing.assert_array_equal(out, values[:3])
+    assert summary == {"records": 0, "samples": 0, "apart": 1, "conflicts": []}
 
 
 def test_an_id_repeated_over_a_whole_survey_costs_memory_by_the_near_pairs():

@@ -33,7 +33,7 @@ import numpy as np
 
 from ..engine import compositional
 from ..engine.errors import OreMapError
-from .survey_hygiene import code_mask, code_note, missing_codes
+from .survey_hygiene import code_mask, code_note, linked_places, missing_codes
 
 UNIT_FACTORS = {"pct": 1e4, "ppm": 1.0, "ppb": 1e-3}
 """Multiply by the factor to get parts per million."""
@@ -497,22 +497,16 @@ def aggregate_duplicates(x, y, values, how="mean", tolerance=0.0):
     if n == 0:
         return x, y, V, 0
     if tolerance and tolerance > 0:
-        from scipy.sparse import coo_matrix
-        from scipy.sparse.csgraph import connected_components
-        from scipy.spatial import cKDTree
-
-        pairs = cKDTree(np.column_stack([x, y])).query_pairs(float(tolerance), output_type="ndarray")
-        graph = coo_matrix((np.ones(len(pairs)), (pairs[:, 0], pairs[:, 1])), shape=(n, n))
-        labels = connected_components(graph, directed=False)[1]
+        labels = linked_places(x, y, tolerance)   # numbered by first appearance
     else:
         labels = np.unique(np.column_stack([x, y]), axis=0, return_inverse=True)[1].ravel()
-    # renumber groups by first appearance
-    _, first, labels = np.unique(labels, return_index=True, return_inverse=True)
-    order = np.argsort(first, kind="stable")
-    rank = np.empty_like(order)
-    rank[order] = np.arange(order.size)
-    labels = rank[labels.ravel()]
-    g = order.size
+        # renumber groups by first appearance
+        _, first, labels = np.unique(labels, return_index=True, return_inverse=True)
+        order = np.argsort(first, kind="stable")
+        rank = np.empty_like(order)
+        rank[order] = np.arange(order.size)
+        labels = rank[labels.ravel()]
+    g = int(labels.max()) + 1
     if g == n:
         return x.copy(), y.copy(), V, 0
     counts = np.bincount(labels, minlength=g).astype(np.float64)

@@ -643,40 +643,11 @@ REPORTS_DISAGREE = 1.1
 REPORTS_DISAGREE_SHARE = 0.25
 
 
-def sample_groups(keys, x, y, distance=SAME_SAMPLE_DISTANCE, owners=None):
-    """Groups of rows that report one sample: the same sample id (``keys``: a text per row, None or '' for none)
-    at places linked by steps within ``distance`` (single linkage: 0, 0.95 and 1.05 m are one place). Returns
-    ``(groups, apart)``: ``groups`` a list of ``(id, rows)`` (two rows or more each, in a canonical order: by id,
-    then place); ``apart`` the number of ids given at places further apart by more than one feature (counted as
-    several samples: ids repeat between projects). ``owners``: the feature of each row (a MultiPoint feature gives a
-    row per point, all with its id), default one feature per row.
-
-    A row without an id or without a place is a sample of its own. The result does not depend on the rows' order."""
-    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
-    by_key = {}
-    for i, key in enumerate(keys):
-        if key is None or str(key).strip() == "" or not (np.isfinite(x[i]) and np.isfinite(y[i])):
-            continue
-        by_key.setdefault(str(key).strip(), []).append(i)
-    groups, apart = [], 0
-    for key in sorted(by_key):
-        rows = np.asarray(by_key[key])
-        if rows.size < 2:
-            continue
-        rows = rows[np.lexsort((rows, y[rows], x[rows]))]   # by place (then row), whatever order they came in
-        label = _linked(x[rows], y[rows], distance)
-        order = np.argsort(label, kind="stable")           # labels follow the sorted rows: a canonical order
-        clusters = np.split(rows[order], np.flatnonzero(np.diff(label[order])) + 1)
-        if len(clusters) > 1 and (owners is None or len({owners[i] for i in rows}) > 1):
-            apart += 1
-        groups.extend((key, c) for c in clusters if c.size > 1)
-    return groups, apart
-
-
-def _linked(x, y, distance):
-    """Single-linkage clusters of the places ``x``, ``y`` (steps within ``distance``): a label per place, numbered
-    in order of each cluster's first place. Memory grows with the pairs within ``distance``, not with the square of
-    the places (an id chosen that repeats over a whole survey, such as a report number)."""
+def linked_places(x, y, distance, groups=None):
+    """Single-linkage clusters of the places ``x``, ``y``: places within ``distance`` of each other (steps of it:
+    0, 0.95 and 1.05 m are one place at 1 m), only within one of ``groups`` when given (a code per place, e.g. a
+    sample id). A label per place, the clusters numbered in the order of their first place. Memory grows with the
+    pairs within ``distance``, not with the square of the places."""
     from scipy.sparse import coo_matrix
     from scipy.sparse.csgraph import connected_components
     from scipy.spatial import cKDTree
@@ -684,11 +655,46 @@ def _linked(x, y, distance):
     n = len(x)
     if n < 2:
         return np.zeros(n, dtype=int)
-    pairs = cKDTree(np.column_stack([x, y])).query_pairs(distance, output_type="ndarray")
+    pairs = cKDTree(np.column_stack([x, y])).query_pairs(float(distance), output_type="ndarray")
+    if groups is not None and len(pairs):
+        groups = np.asarray(groups)
+        pairs = pairs[groups[pairs[:, 0]] == groups[pairs[:, 1]]]
     graph = coo_matrix((np.ones(len(pairs)), (pairs[:, 0], pairs[:, 1])), shape=(n, n))
-    _, label = connected_components(graph, directed=False)
-    first = {}
-    return np.array([first.setdefault(int(c), len(first)) for c in label])
+    label = connected_components(graph, directed=False)[1]
+    _, first, label = np.unique(label, return_index=True, return_inverse=True)
+    rank = np.empty(first.size, dtype=int)
+    rank[np.argsort(first, kind="stable")] = np.arange(first.size)
+    return rank[np.ravel(label)]
+
+
+def _clusters(label, order):
+    """The rows of each cluster of ``label`` with two rows or more, the clusters and their rows in ``order`` (rows
+    in a canonical order)."""
+    members = {}
+    for i in order:
+        members.setdefault(int(label[i]), []).append(int(i))
+    return [np.asarray(rows) for rows in members.values() if len(rows) > 1]
+
+
+def sample_groups(keys, x, y, distance=SAME_SAMPLE_DISTANCE):
+    """Groups of rows that report one sample: the same sample id (``keys``: a text per row, None or '' for none)
+    at places linked by steps within ``distance`` (:func:`linked_places`). Returns ``(groups, apart)``: ``groups`` a
+    list of ``(id, rows)`` (two rows or more each, in a canonical order: by id, then place); ``apart`` the number of
+    ids given at places further apart (counted as several samples: ids repeat between projects).
+
+    A row without an id or without a place is a sample of its own. The result does not depend on the rows' order."""
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    text = [None if k is None or str(k).strip() == "" else str(k).strip() for k in keys]
+    rows = np.flatnonzero([t is not None for t in text] & np.isfinite(x) & np.isfinite(y))
+    if rows.size < 2:
+        return [], 0
+    names, codes = np.unique([text[i] for i in rows], return_inverse=True)
+    codes = np.ravel(codes)
+    label = linked_places(x[rows], y[rows], distance, codes)
+    order = np.lexsort((rows, y[rows], x[rows], codes))     # by id, then place, then row
+    groups = [(str(names[codes[c[0]]]), rows[c]) for c in _clusters(label, order)]
+    per_id = np.bincount(codes[np.unique(label, return_index=True)[1]], minlength=names.size)
+    return groups, int((per_id > 1).sum())
 
 
 def _reports_disagree(measured_values, compared):
@@ -702,8 +708,7 @@ def _reports_disagree(measured_values, compared):
     return int((hi > REPORTS_DISAGREE * lo).sum()) > REPORTS_DISAGREE_SHARE * int(compared.sum())
 
 
-def combine_reports(values, x, y, keys, over=None, missing=-9999.0, distance=SAME_SAMPLE_DISTANCE, elements=None,
-                    owners=None):
+def combine_reports(values, x, y, keys, over=None, missing=-9999.0, distance=SAME_SAMPLE_DISTANCE, elements=None):
     """Make the records that report one sample (:func:`sample_groups`) one record: every row of a sample gets the
     same values and place, so the scores and selections that count each distinct record once count the sample once
     and give each of its rows its result.
@@ -712,8 +717,7 @@ def combine_reports(values, x, y, keys, over=None, missing=-9999.0, distance=SAM
     (negative: minus the limit; -inf where the limit is not known), of which the lowest limit; a value over the upper
     limit (``over``, a lower bound) where no report measured the element otherwise or the measured values' mean lies
     below it (another digestion; the highest such limit, still flagged); 0 only where nothing else was reported;
-    missing (NaN) where no report has it. The place is the mean of the reports' places. ``owners``: see
-    :func:`sample_groups`.
+    missing (NaN) where no report has it. The place is the mean of the reports' places.
 
     Reports that disagree (more than :data:`REPORTS_DISAGREE_SHARE` of the elements measured in two of them or more
     differ by more than :data:`REPORTS_DISAGREE`) are not combined: their mean would be no sample's composition
@@ -729,14 +733,12 @@ def combine_reports(values, x, y, keys, over=None, missing=-9999.0, distance=SAM
     x, y = np.array(x, dtype=float, copy=True), np.array(y, dtype=float, copy=True)
     flags = None if over is None else np.array(over, dtype=bool, copy=True).reshape(values.shape)
     compare = np.ones(values.shape[1], bool) if elements is None else np.asarray(elements, dtype=bool)
-    groups, apart = sample_groups(keys, x, y, distance, owners)
+    groups, apart = sample_groups(keys, x, y, distance)
     records, samples, conflicts = 0, 0, []
     for key, rows in groups:
         block = values[rows]
         flag = np.zeros(block.shape, bool) if flags is None else flags[rows]
-        usable = ~np.isnan(block) & (block != np.inf)       # -inf: below detection, limit not known
-        if missing is not None and np.isfinite(missing):
-            usable &= block != missing
+        usable = measured(block, missing, zeros_missing=False)   # -inf: below detection, limit not known
         measured_ = usable & (block > 0) & ~flag
         n_measured = measured_.sum(axis=0)
         if _reports_disagree(np.where(measured_, block, np.nan), (n_measured > 1) & compare):
@@ -824,7 +826,8 @@ def _share(first, second, pairs):
 
 
 def shifted_records(columns, values, x, y, missing=-9999.0):
-    """Pairs of records at one place whose element values are the other's slipped by one column: ``[(row, other,
+    """Pairs of records at one place (within :data:`SAME_SAMPLE_DISTANCE` of each other, :func:`linked_places`;
+    ``x``, ``y`` in metres) whose element values are the other's slipped by one column: ``[(row, other,
     share), ...]``, ``row`` holding in each element the value ``other`` holds in the next element column, ``share``
     the part of the element pairs where that holds. ``columns`` in the table's order (the caller's to keep); oxides,
     which a compilation derives from its elements after the slip, are left out, and so are values that carry no
@@ -846,17 +849,14 @@ def shifted_records(columns, values, x, y, missing=-9999.0):
     V = np.asarray(values, dtype=float).reshape(n, len(names))[:, keep].copy()
     V[~(V > 0) | (V == missing)] = np.nan                  # measured values only (NaN, 0, limits, codes out)
     element = np.array([parsed[j].element for j in keep])
-    place = np.column_stack([np.asarray(x, float), np.asarray(y, float)])
-    ok = np.flatnonzero(np.isfinite(place).all(axis=1))
-    if ok.size < 2:
-        return []
-    _, inverse, counts = np.unique(np.round(place[ok], 6), axis=0, return_inverse=True, return_counts=True)
-    inverse = np.ravel(inverse)
-    order = np.argsort(inverse, kind="stable")
-    starts = np.concatenate([[0], np.cumsum(counts)])
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    ok = np.flatnonzero(np.isfinite(x) & np.isfinite(y))
+    label = linked_places(x[ok], y[ok], SAME_SAMPLE_DISTANCE)
     found = []
-    for g in np.flatnonzero((counts > 1) & (counts <= SHIFT_GROUP_MAX)):
-        rows = ok[order[starts[g]:starts[g + 1]]]
+    for cluster in _clusters(label, np.arange(ok.size)):
+        if cluster.size > SHIFT_GROUP_MAX:
+            continue
+        rows = ok[cluster]
         for i in range(rows.size):
             for k in range(i + 1, rows.size):
                 a, b = V[rows[i]], V[rows[k]]

@@ -23,7 +23,7 @@ from ..engine import affine_ops
 from ..engine.disjoint_sets import DisjointSets
 from ..engine.errors import OreMapError
 from ..engine.feedback import ensure
-from .segmentation_data import FeatureReader, load_polygons, mine_pixels_per_tile, select_tiles
+from .segmentation_data import FeatureReader, load_polygons, mine_pixels_per_tile, select_tiles, tile_inside
 from .ground_units import pixel_size_m
 from .sentinel2 import InputWarnings
 
@@ -726,9 +726,7 @@ class ChipTiles:
     def inside(self, ref):
         """The share of tile ``ref`` that lies inside its chip (the rest, over the chip's edge, is nodata)."""
         k, i, j = ref
-        h, w = self.sizes[k]
-        t = self.tile
-        return min(t, h - i * t) * min(t, w - j * t) / float(t * t)
+        return tile_inside(*self.sizes[k], i, j, self.tile)
 
     def block(self, ref):
         """The hold-out block of a tile: its chip's group (:func:`chip_groups`: chips sharing ground are one), or

@@ -440,8 +440,7 @@ class RasterTiles:
 
     def inside(self, ref):
         """The share of tile ``ref`` that lies inside the raster (the rest, over its edge, is nodata)."""
-        t = self.tile
-        return min(t, self.reader.height - ref[0] * t) * min(t, self.reader.width - ref[1] * t) / float(t * t)
+        return tile_inside(self.reader.height, self.reader.width, ref[0], ref[1], self.tile)
 
     def read(self, refs, feedback):
         return _read_tiles(self.reader, [r[0] for r in refs], [r[1] for r in refs], self.tile, feedback)
@@ -470,13 +469,19 @@ def plan_tiles(reader, geometries, tile, block_tiles, val_fraction, negatives_pe
                         grid=(math.ceil(height / t), math.ceil(width / t)))
 
 
+def tile_inside(height, width, i, j, tile):
+    """The share of tile ``(i, j)`` (``tile`` pixels a side) inside an image of ``height`` x ``width`` pixels."""
+    return min(tile, height - i * tile) * min(tile, width - j * tile) / float(tile * tile)
+
+
 def select_tiles(source, masks, val_fraction, negatives_per_positive, min_valid, seed, budget_mb, feedback=None,
                  grid=None, layout=None):
     # Over 100 lines: the tile plan's steps (blocks, held-out blocks, reads, the background stream) share their arrays.
     """Choose and read the training and held-out tiles of a tile source (one raster, or many chips).
 
     ``source`` gives the tile references in a fixed order (``refs()``), the spatial block of each
-    (``block(ref)``), and reads tiles (``read(refs, feedback) -> X, V``); ``masks`` maps the references of
+    (``block(ref)``), the share of each inside its raster or chip (``inside(ref)``: the rest is over an edge), and
+    reads tiles (``read(refs, feedback) -> X, V``); ``masks`` maps the references of
     the tiles holding mine pixels to their masks. Every mine tile with at least ``min_valid`` valid pixels
     is used; background tiles are drawn at random, ``negatives_per_positive`` per mine tile and split.
 
@@ -526,9 +531,10 @@ def select_tiles(source, masks, val_fraction, negatives_per_positive, min_valid,
     read_fb = feedback.scaled(10, 30)
     stream = None
 
-    best = [0.0]   # the largest valid share of a tile read
+    best = 0.0   # the largest valid share of a tile read
 
     def take(group, split, limit):
+        nonlocal best
         kept, used = 0, 0
         for start in range(0, len(group), 32):
             if limit is not None and kept >= limit:
@@ -537,7 +543,7 @@ def select_tiles(source, masks, val_fraction, negatives_per_positive, min_valid,
             X, V = read_filled(source, batch, read_fb)
             used = start + len(batch)
             share = V.mean(axis=(1, 2))
-            best[0] = max(best[0], float(share.max(initial=0.0)))
+            best = max(best, float(share.max(initial=0.0)))
             for k in np.flatnonzero(share >= min_valid):
                 if limit is not None and kept >= limit:
                     used = start + int(k)
@@ -585,12 +591,12 @@ def select_tiles(source, masks, val_fraction, negatives_per_positive, min_valid,
     fit = ("Choose a TILE that fits the raster or its chips (at most their size, best a divisor of it: a tile "
            "reaching over an edge is filled with nodata).")
     clear = "Use a clearer scene (clouds and nodata count as invalid), or mines where the raster has data."
-    inside = getattr(source, "inside", lambda ref: 1.0)   # the share of a tile inside its raster or chip
+    inside = source.inside   # the share of a tile inside its raster or chip
     if not all_tiles:
-        if best[0] > 0 and max(inside(ref) for ref in refs) < min_valid:   # the tile is too large for what it tiles
+        if best > 0 and max(inside(ref) for ref in refs) < min_valid:   # the tile is too large for what it tiles
             raise OreMapError(f"No tile of {t} x {t} pixels has {min_valid:.0%} valid pixels (the best "
-                              f"{best[0]:.0%}): the tiles are larger than the raster or its chips.", "tile", fit)
-        raise OreMapError(f"No tile has {min_valid:.0%} valid pixels (the best {best[0]:.0%}): the raster is mostly "
+                              f"{best:.0%}): the tiles are larger than the raster or its chips.", "tile", fit)
+        raise OreMapError(f"No tile has {min_valid:.0%} valid pixels (the best {best:.0%}): the raster is mostly "
                           "nodata or clouds.", "raster", clear)
     kept = set(all_tiles)
     lost = [ref for ref in positives["train"] + positives["val"] if ref not in kept]
