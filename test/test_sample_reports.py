@@ -286,6 +286,9 @@ def test_a_record_slipped_by_a_column_is_found():
     # the same rows in another order: the same pair, by their new positions
     order = [3, 2, 4, 1, 0]
     assert sh.shifted_records(columns, values[order], x[order], y[order]) == [(1, 4, 1.0)]
+    # one place is within a metre, as for the sample-id field (another rounding of the coordinates); 2 m are two
+    assert sh.shifted_records(columns, values[[0, 2]], np.array([100.0, 100.6]), np.zeros(2)) == [(1, 0, 1.0)]
+    assert sh.shifted_records(columns, values[[0, 2]], np.array([100.0, 102.0]), np.zeros(2)) == []
     # fewer than six elements measured: no verdict; no records: none
     assert sh.shifted_records(columns[:5], values[:, :5], x, y) == []
     assert sh.shifted_records(columns, np.zeros((0, len(columns))), [], []) == []
