@@ -14,6 +14,7 @@ ALGORITHMS = [
     ("accuracy_assessment", "AccuracyAssessment"),
     ("train_abundance_model", "TrainAbundanceModel"),
     ("predict_abundance", "PredictAbundance"),
+    ("join_lab_results", "JoinLabResults"),
     ("idw_interpolate", "IdwInterpolate"),
     ("evaluate_prospectivity", "EvaluateProspectivity"),
     ("element_selection", "ElementSelection"),

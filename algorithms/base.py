@@ -67,6 +67,9 @@ from ..core.engine.errors import Cancelled, OreMapError
 from ..core.engine.feedback import Feedback, ensure
 from ..core.engine import files
 from ..core.engine.files import OutputGuard, replace_blocked
+from ..core.geochemistry import assay_text
+from ..core.geochemistry.assay_text import (BELOW_DETECTION_WORDS, DECIMAL_COMMA as _DECIMAL_COMMA,  # noqa: F401
+                                            MISSING_WORDS, NO_VALUE_WORDS, decimal as _decimal, word as _word)
 from ..core.engine.raster import (check_output_path, clean_partials, damaged_file_reason, gdal_cache_limit,
                                   output_name_problem)
 from ..processing_provider import settings
@@ -261,69 +264,18 @@ def as_number(value):
         return float("nan")
 
 
-#: Words laboratories write for a result below an unreported detection limit (lower case, dots and spaces removed).
-BELOW_DETECTION_WORDS = {"bdl", "bd", "<dl", "<lod", "<ld", "bld", "lod", "belowdetection", "notdetected", "<lld",
-                         "lld", "<ldl", "<mdl", "<lor", "<loq", "<ll"}
-# ('nd' / 'n.d.' is left missing: in assay tables it is as often "not determined" as "not detected"; it is no text
-# either, so it does not make the field text: NO_VALUE_WORDS)
-#: Words compilations write for "no result" (not analysed, insufficient sample, not received...).
-MISSING_WORDS = {"na", "n/a", "-", "--", "---", "is", "ns", "nr", "nan", "null", "none", "x", "notanalysed",
-                 "notanalyzed", "nosample", "lns", "tbr"}
-#: Words that are no value when judging whether a text field holds numbers (:func:`text_numbers`): the words for
-#: "no result", and 'n.d.'.
-NO_VALUE_WORDS = MISSING_WORDS | {"nd"}
-
-
-def _word(text):
-    return text.strip().lower().replace(".", "").replace(" ", "")
-
-
-def _decimal(text, comma=None):
-    """``float`` of a number written with a decimal point or, when it has no point and one comma, a decimal
-    comma (``'0,05'``, as decimal-comma CSV files write values that load as text). ``comma``: ``"decimal"`` when the
-    layer is known to write decimal commas (:func:`decimal_commas`), so ``'1,945'`` is 1.945; else such a value, one
-    to three digits and three after the comma, is read with a thousands separator (1945), as a spreadsheet formats
-    numbers. A comma with a point (``'1,250.5'``) is a thousands separator; in a decimal-comma layer a point between
-    groups of three digits is (``'1.800'``, ``'1.800,5'``: German, French and Spanish spreadsheets write 1800 so)."""
-    text = text.strip()
-    if comma == "decimal" and "." in text and re.fullmatch(r"[-+]?\d{1,3}(\.\d{3})+(,\d*)?", text):
-        text = text.replace(".", "")
-    if "," in text and "." in text and re.fullmatch(r"[-+]?\d{1,3}(,\d{3})+\.\d*", text):
-        text = text.replace(",", "")
-    elif "," in text and "." not in text and text.count(",") == 1:
-        thousands = comma != "decimal" and re.fullmatch(r"[-+]?[1-9]\d{0,2},\d{3}", text)
-        text = text.replace(",", "" if thousands else ".")
-    return float(text)
-
-
-#: A value that can only be written with a decimal comma: a comma not followed by three digits, or after a lone 0,
-#: or after points between groups of three digits ('1.800,5').
-_DECIMAL_COMMA = re.compile(r"[<>]?\s*[-+]?(\d*,\d{1,2}|\d*,\d{4,}|0,\d+|\d{1,3}(\.\d{3})+,\d+)")
-#: A value that can only be written with thousands separators: several comma groups, or commas and a point.
-_THOUSANDS = re.compile(r"[<>]?\s*[-+]?\d{1,3}(,\d{3}){2,}(\.\d*)?|[<>]?\s*[-+]?\d{1,3}(,\d{3})+\.\d*")
-
-
 def decimal_commas(source, fields):
-    """Whether the text values of ``fields`` of a feature source are written with decimal commas: some value can only
-    be read so ('0,05', '<0,5', '12,5') and none only with thousands separators ('1,250,000', '1,250.5'). A
-    decimal-comma export then reads '1,945' as 1.945, not 1945."""
+    """Whether the text values of ``fields`` of a feature source are written with decimal commas
+    (:func:`core.geochemistry.assay_text.decimal_comma_texts`): some value can only be read so ('0,05', '<0,5',
+    '12,5') and none only with thousands separators ('1,250,000', '1,250.5'). A decimal-comma export then reads
+    '1,945' as 1.945, not 1945."""
     index = [i for i in (source.fields().lookupField(f) for f in fields) if i >= 0]
     index = [i for i in index if not source.fields().at(i).isNumeric()]
     if not index:
         return False
-    decimal = False
     request = QgsFeatureRequest().setFlags(QgsFeatureRequest.NoGeometry).setSubsetOfAttributes(index)
-    for feature in source.getFeatures(request):
-        attributes = feature.attributes()
-        for i in index:
-            value = attributes[i]
-            if not isinstance(value, str) or "," not in value:
-                continue
-            text = value.strip()
-            if _THOUSANDS.fullmatch(text):
-                return False
-            decimal = decimal or bool(_DECIMAL_COMMA.fullmatch(text))
-    return decimal
+    return assay_text.decimal_comma_texts(feature.attributes()[i] for feature in source.getFeatures(request)
+                                          for i in index)
 
 
 def column_reader(parse, source, fields):
@@ -403,22 +355,9 @@ def assay_number(value, comma=None):
     (``'0,05'``, ``'<0,5'``; ``'1,250'`` is a thousands separator unless ``comma`` is ``"decimal"``:
     :func:`column_reader`) a decimal point; ``'n.d.'`` stays NaN. :data:`MISSING_WORDS` and other text are NaN. Element fields only:
     elsewhere (abundances, scores) a '<' value stays NaN."""
-    # text of a decimal-comma layer is read by _decimal alone: as_number would read '1.800' as 1.8, not 1800
-    number = float("nan") if comma == "decimal" and isinstance(value, str) else as_number(value)
-    if number == number or value is None or value == NULL:
-        return number
     if isinstance(value, str):
-        text = value.strip()
-        if _word(text) in BELOW_DETECTION_WORDS:
-            return float("-inf")
-        try:
-            if text[:1] in ("<", ">"):
-                limit = abs(_decimal(text[1:], comma))
-                return -limit if text[0] == "<" else limit
-            return _decimal(text, comma)
-        except ValueError:
-            return float("nan")
-    return float("nan")
+        return assay_text.assay_value(value, comma)
+    return as_number(value)
 
 
 def text_numbers(source, fields):

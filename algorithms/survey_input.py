@@ -122,8 +122,9 @@ def check_survey_rows(source, feedback):
         said.append(f"The layer's first feature{'s' if first > 1 else ''} hold{'' if first > 1 else 's'} "
                     "element symbols or units, not values: a file with several header rows (method codes, "
                     "element symbols, units, as laboratories export them) loads its first row as the field "
-                    "names and the others as samples. Make one header row of names such as Au_ppm and Fe_pct "
-                    "and load the file again.")
+                    "names and the others as samples. Join the laboratory's file to the sample points with 'Join "
+                    "laboratory results to sample points' (oremap:join_lab_results), which reads such a header, or "
+                    "make one header row of names such as Au_ppm and Fe_pct and load the file again.")
     n = k + 1
     marks = {f: rows for f, rows in hits.items() if len(rows) <= 0.5 * n}   # a minority of the features
     qc = len({row for rows in marks.values() for row, _ in rows})

@@ -337,3 +337,28 @@ def test_names_with_commas_stay_whole():
     assert split_names("Jarosite GDS99 K,Sy 200C; Kaolinite", known=names) == ["Jarosite GDS99 K,Sy 200C",
                                                                                 "Kaolinite"]
     assert split_names("/data/scenes, 2017/*.tif", commas=False) == ["/data/scenes, 2017/*.tif"]
+
+
+def test_unmixing_blames_the_spectra_chosen_when_they_leave_one_endmember(run_alg, tmp_path):
+    # one name chosen out of the whole library: the fix is SPECTRA's, not the library's
+    with pytest.raises(QgsProcessingException) as caught:
+        run_alg("unmix_fcls", {"INPUT": AVIRIS_NG, "LIBRARY": USGS_LIBRARY, "SPECTRA": MINERALS[0], "MODE": 0,
+                               "OUTPUT": str(tmp_path / "one.tif")})
+    assert "(SPECTRA): 1 spectrum is named" in str(caught.value) and "(LIBRARY)" not in str(caught.value)
+    assert not os.path.exists(tmp_path / "one.tif")
+
+
+def test_pixels_without_a_non_negative_fit_are_written_as_the_declared_nodata(run_alg, tmp_path):
+    cube = np.fromfile(AVIRIS_NG, dtype="<f4").reshape(10, 10, 432).copy()
+    cube[0, :3] *= -1.0                      # three pixels no non-negative mixture fits
+    scene = str(tmp_path / "dark.img")
+    cube.astype("<f4").tofile(scene)
+    with open(os.path.splitext(AVIRIS_NG)[0] + ".hdr") as src, open(str(tmp_path / "dark.hdr"), "w") as dst:
+        dst.write(src.read())
+    result = run_alg("unmix_fcls", {"INPUT": scene, "LIBRARY": USGS_LIBRARY, "SPECTRA": "; ".join(MINERALS[:4]),
+                                    "MODE": 1, "OUTPUT": str(tmp_path / "closed.tif")})
+    with rasterio.open(result["OUTPUT"]) as ds:
+        values = ds.read()
+        assert ds.nodata == -9999.0 and not np.isnan(values).any()
+        assert (values[:4, 0, :3] == -9999.0).all() and (values[:, 1:] != -9999.0).all()   # the 4 abundances
+        assert (ds.read_masks(1)[0, :3] == 0).all() and (ds.read_masks(1)[1:] == 255).all()

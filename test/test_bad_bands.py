@@ -311,3 +311,15 @@ def test_noisy_band_found_whatever_the_band_order():
                                bad_bands.band_noise(values, wl)[order])
     found = bad_bands.detect_bad_bands(values[:, order], wl[order])
     assert order[found.bad].tolist() == [60] and found.reason[int(np.flatnonzero(order == 60)[0])] == "noisy"
+
+
+def test_a_wavelength_range_outside_the_raster_is_refused_not_ignored():
+    # micrometres written as nm ('2450-2510 um' is 2.45e6 nm) or another sensor's range named no band and did nothing
+    centers = np.linspace(400.0, 2500.0, 50)
+    for choice, said in (("drop 2450-2510 um", "'drop 2450000-2510000 nm' lies outside the raster's bands (400-2500"),
+                         ("keep 3000-3100 nm", "'keep 3000-3100 nm' lies outside")):
+        with pytest.raises(OreMapError) as err:
+            bad_bands.detect_bad_bands(np.ones((10, 50)), centers, choice=choice)
+        assert err.value.parameter == "bad_bands" and said in err.value.message
+    found = bad_bands.detect_bad_bands(np.ones((10, 50)), centers, choice="off; drop 2450-2510 nm")
+    assert found.bad.sum() == 2 and found.bad[-2:].all()   # 2457 and 2500 nm; a range at the edge still works

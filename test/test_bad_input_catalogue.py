@@ -184,6 +184,12 @@ def fx(tmp_path_factory):
     f.model_prospectivity = _model(d, "prospectivity.onnx", task="prospectivity")
     f.model_abundance = _model(d, "abundance.onnx", task="mineral_abundance")
     f.model_vae = _model(d, "vae.onnx", task="geochemical_anomaly")
+    # a laboratory's results for the samples (ids in their 'name' field), and a workbook given instead
+    f.lab_results = os.path.join(d, "results.csv")
+    open(f.lab_results, "w").write("Sample,Au,Cu\n,ppb,ppm\n" + "".join(f"s{i},{i + 1},{2 * i + 3}\n"
+                                                                           for i in range(40)))
+    f.workbook = os.path.join(d, "results.xlsx")
+    open(f.workbook, "wb").write(b"PK\x03\x04\x14\x00\x00\x00\x08\x00" + bytes(64))
     f.missing = os.path.join(d, "does not exist.tif")
     f.out = os.path.join(d, "out")
     os.makedirs(f.out, exist_ok=True)
@@ -224,6 +230,7 @@ ACCURACY = {"INPUT": lambda f: f.grid, "REFERENCE": lambda f: f.deposits, "CLASS
 ANOMALY = {"POINTS": lambda f: f.samples, "FIELDS": ["Au_ppb", "Cu_ppm"], "OUTPUT": O("anomaly.gpkg")}
 PCOMPARE = {"INPUT": lambda f: f.grid, "DEPOSITS": lambda f: f.deposits, "OUTPUT_FOLDER": O("compare")}
 IMPORT = {"INPUT": AVIRIS_NG, "OUTPUT": O("product.tif")}
+JOIN = {"RESULTS": lambda f: f.lab_results, "POINTS": lambda f: f.samples, "OUTPUT": O("joined.gpkg")}
 BATCH = {"ALGORITHM": 0, "MODEL_FILE": BUNDLED, "INPUTS": [AVIRIS_NG], "OUTPUT_FOLDER": O("batch")}
 SEGMENT = {"INPUT": lambda f: f.s2, "POLYGONS": lambda f: f.s2_mines_nocrs, "OUTPUT_MODEL": O("unet.onnx"),
            "OUTPUT_REPORT": O("unet.html")}
@@ -340,6 +347,11 @@ CASES = [
          "no coordinate reference system", DEPOSITS=lambda f: f.deposits_nocrs),
     case("import-missing-file", "import_spectrometer_product", IMPORT, "INPUT", "does not exist",
          INPUT=lambda f: f.missing),
+    case("join-results-missing", "join_lab_results", JOIN, "RESULTS", "does not exist",
+         RESULTS=lambda f: f.missing),
+    case("join-results-workbook", "join_lab_results", JOIN, "RESULTS", "not a text file", "Save the sheet as CSV",
+         RESULTS=lambda f: f.workbook),
+    case("join-ids-no-match", "join_lab_results", JOIN, "POINT_ID", "No sample id", "'Au_ppb'", POINT_ID="Au_ppb"),
     case("batch-model-missing", "batch_on_cluster", BATCH, "MODEL_FILE", "MODEL_FILE",
          MODEL_FILE=lambda f: f.missing),
     case("accuracy-reference-no-crs", "accuracy_assessment", ACCURACY, "REFERENCE", "no coordinate reference system",

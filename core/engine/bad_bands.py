@@ -138,8 +138,10 @@ def parse_bad_bands(text):
 NM_SLACK = 0.5
 
 
-def _in_ranges(ranges, centers, n_bands):
-    """Boolean mask of the bands inside any of ``ranges`` (see :class:`BadBandChoice`)."""
+def _in_ranges(ranges, centers, n_bands, word="drop"):
+    """Boolean mask of the bands inside any of ``ranges`` (see :class:`BadBandChoice`; ``word``: 'drop' or 'keep',
+    for the message). A wavelength range wholly outside the raster's bands is refused: it names none of them (a
+    range in micrometres written with 'um' where nm was meant, another sensor's range) and was silently a no-op."""
     mask = np.zeros(n_bands, dtype=bool)
     numbers = np.arange(1, n_bands + 1)
     for kind, lo, hi in ranges:
@@ -152,7 +154,16 @@ def _in_ranges(ranges, centers, n_bands):
             raise OreMapError("Bad bands were given in nm, but the raster's wavelengths are unknown.", "bad_bands",
                               "Give band numbers ('bands 1-5'), or the wavelengths of the raster.")
         else:  # half a nanometre of slack: the log shows centres to the nanometre (401.39 nm as "401 nm")
-            mask |= (centers >= lo - NM_SLACK) & (centers < hi + NM_SLACK)
+            inside = (centers >= lo - NM_SLACK) & (centers < hi + NM_SLACK)
+            finite = np.asarray(centers, dtype=np.float64)
+            finite = finite[np.isfinite(finite)]
+            if not inside.any() and finite.size and (hi + NM_SLACK < finite.min() or lo - NM_SLACK > finite.max()):
+                raise OreMapError(f"'{word} {lo:.10g}-{hi:.10g} nm' lies outside the raster's bands "
+                                  f"({finite.min():.10g}-{finite.max():.10g} nm), so it names none of them.",
+                                  "bad_bands",
+                                  "Give the range in nanometres within the raster's (micrometres are written "
+                                  "with 'um': 'drop 2.45-2.51 um'), or band numbers ('drop bands 1-5').")
+            mask |= inside
     return mask
 
 
@@ -440,8 +451,8 @@ def detect_bad_bands(values, centers=None, bbl=None, choice=None, noise_factor=N
             if valid_rows.sum() >= 5:
                 rows = pixels if valid_rows.all() else pixels[valid_rows]  # no copy when every row is whole
                 flag(_noisy(rows, centers, usable, noise_factor, window), "noisy")
-    user_drop = _in_ranges(choice.drop, centers, n_bands)
-    user_keep = _in_ranges(choice.keep, centers, n_bands)
+    user_drop = _in_ranges(choice.drop, centers, n_bands, "drop")
+    user_keep = _in_ranges(choice.keep, centers, n_bands, "keep")
     for i in np.flatnonzero(user_drop & ~user_keep):  # the user's word wins over the scene's own reason
         reason[i] = "user"
     kept = np.array([bool(r) for r in reason]) & user_keep

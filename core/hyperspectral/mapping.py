@@ -465,6 +465,7 @@ def unmix_map(raster_path, endmembers, out_path, mode="fcls", band_info=None, im
         block = np.column_stack(columns)
         sums[:] += block[good].sum(axis=0)
         n_good[0] += int(good.sum())
+        block[~np.isfinite(block)] = ABUNDANCE_NODATA   # no fit: the declared nodata, not NaN (GDAL's mask keeps NaN)
         return (block,)
 
     out = OutputSpec(out_path, names + residual_bands, "float32", ABUNDANCE_NODATA,

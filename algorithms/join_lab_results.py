@@ -1,0 +1,273 @@
+"""oremap:join_lab_results - a laboratory's results file joined to the sample points by sample id."""
+
+import math
+
+from qgis.core import (
+    NULL,
+    QgsFeature,
+    QgsFeatureRequest,
+    QgsFeatureSink,
+    QgsField,
+    QgsFields,
+    QgsProcessing,
+    QgsProcessingException,
+    QgsProcessingParameterFeatureSink,
+    QgsProcessingParameterFeatureSource,
+    QgsProcessingParameterField,
+    QgsProcessingParameterFile,
+    QgsProcessingParameterString,
+)
+
+from ..core.engine.errors import OreMapError
+from ..core.geochemistry import assay_text, lab_results
+from . import qt_compat as field_type
+from .base import OreMapAlgorithm
+from .survey_input import PROGRESS_EVERY
+
+#: Suffix of an assay field whose name the point layer already uses.
+CLASH_SUFFIX = "_lab"
+#: Ids named in a log line at most.
+SHOWN = 8
+
+
+def _shown(items):
+    items = list(items)
+    more = f" and {len(items) - SHOWN} more" if len(items) > SHOWN else ""
+    return ", ".join(f"'{i}'" for i in items[:SHOWN]) + more
+
+
+class JoinLabResults(OreMapAlgorithm):
+    NAME = "join_lab_results"
+    DISPLAY_NAME = "Join laboratory results to sample points"
+    GROUP = "geochemistry"
+    TAGS = ("laboratory,lab,certificate,assay,results,csv,ALS,join,sample id,detection limit,LOR,header,"
+            "geochemistry,import")
+    HELP = (
+        "Joins a laboratory's results file (a certificate exported as CSV, or any table of assays by sample id) to "
+        "the layer of sample points by sample id, and writes the points with one numeric field per assay, named as "
+        "the geochemistry algorithms read element fields (Au_ppm, Cu_pct). The results file is read as laboratories "
+        "write it, which a CSV layer cannot do: certificate lines above the table, a header of several rows "
+        "(method codes such as Au-AA23 and ME-ICP61, element symbols, units, the lower limits of detection, in any "
+        "order), semicolon- or tab-separated files with decimal commas.\n\n"
+        "Values below detection ('<0.005') are written as minus the limit, the survey tables' convention that "
+        "every OreMap geochemistry algorithm reads; a result below an unreported limit ('BDL') takes the limit of "
+        "the file's detection-limit row when it has one; values over the upper limit ('>10') are written as the "
+        "limit (a lower bound, listed in the log with the other column of the element, such as an ore-grade "
+        "re-assay, where there is one); words for no result (NSS, LNR, n.a., IS) are empty.\n\n"
+        "Rows of the file without a sample point of their id (certified standards, blanks, samples not in the "
+        "layer) are left out and listed in the log, which is how the laboratory's quality-control rows stay out "
+        "of the survey. A sample with several rows (a repeat, a field duplicate under the same id) is written "
+        "once per row: give its id field as the Sample id field (SAMPLE_FIELD) of the geochemistry algorithms to "
+        "count it once. Points without results are left out (the log counts them). Ids match exactly, else "
+        "ignoring case and spaces ('nc 003' is 'NC003').")
+    PARAM_HELP = {
+        "RESULTS": "The laboratory's results file: CSV, semicolon-separated or tab-separated text (a workbook saved "
+                   "as CSV). One row per sample; the sample id in a column of its own.",
+        "POINTS": "The sample points (their locations), with a field holding the sample ids the laboratory reports.",
+        "POINT_ID": "The field of the points that holds the sample ids. Empty: the field whose values match the "
+                    "most ids of the results file (the log names it).",
+        "RESULT_ID": "The column of the results file that holds the sample ids: one of its header cells (e.g. "
+                     "SAMPLE, Sample ID) or its number (1 = first column). Empty: the column that matches the most "
+                     "ids of the points (the log names it).",
+    }
+    OUTPUT_HELP = {
+        "OUTPUT": "The points with results: the point layer's fields, then one double field per assay column of the "
+                  "file (Au_ppm, Au_ppm_GRA21, Cu_pct...; '_lab' appended to a name the layer already uses). One "
+                  "feature per row of the file that matched a point.",
+        "JOINED": "Rows of the results file written (matched to a point).",
+        "UNMATCHED": "Rows of the results file without a point of their id (left out).",
+    }
+    REFERENCES = [
+        "Reimann, C., Filzmoser, P., Garrett, R. G. and Dutter, R. (2008). Statistical Data Analysis "
+        "Explained: Applied Environmental Statistics with R. Wiley (values below detection, quality control).",
+        "ALS Geochemistry. Schedule of Services and Fees (method codes such as Au-AA23 and ME-ICP61, limits of "
+        "reporting).",
+    ]
+    CORE_PARAMETERS = {**OreMapAlgorithm.CORE_PARAMETERS, "results": "RESULTS", "sample_field": "POINT_ID"}
+
+    def initAlgorithm(self, config=None):  # noqa: N802
+        self._add(QgsProcessingParameterFile(
+            "RESULTS", self.tr("Laboratory results file"),
+            fileFilter="Results tables (*.csv *.CSV *.txt *.TXT *.tsv *.TSV);;All files (*.*)"))
+        self._add(QgsProcessingParameterFeatureSource(
+            "POINTS", self.tr("Sample points"), [QgsProcessing.TypeVectorPoint]))
+        self._add(QgsProcessingParameterField(
+            "POINT_ID", self.tr("Sample id field of the points (empty = the best match)"),
+            parentLayerParameterName="POINTS", optional=True))
+        self._add(QgsProcessingParameterString(
+            "RESULT_ID", self.tr("Sample id column of the results file (empty = the best match)"), optional=True))
+        self._add(QgsProcessingParameterFeatureSink(
+            "OUTPUT", self.tr("Samples with results"), QgsProcessing.TypeVectorPoint))
+        self.add_value_output("JOINED", "Rows joined")
+        self.add_value_output("UNMATCHED", "Rows without a point")
+
+    # -- reading -----------------------------------------------------------------------------
+    def _result_column(self, table, given):
+        """The results file's id column named by RESULT_ID (a header cell, the whole label, or a number)."""
+        text = (given or "").strip()
+        if not text:
+            return None
+        names = list(table.attributes)
+        if text.isdigit():
+            index = int(text) - 1
+            for name, j in table.attributes.items():
+                if j == index:
+                    return name
+        for name in names:
+            cells = [c.strip().casefold() for c in name.split(" / ")]
+            if text.casefold() == name.casefold() or text.casefold() in cells:
+                return name
+        assays = [c.name for c in table.assays if c.header.casefold() == text.casefold()
+                  or text.casefold() in [p.strip().casefold() for p in c.header.split(" / ")]]
+        why = f"'{text}' is an assay column ({assays[0]})." if assays else f"The file has no column '{text}'."
+        raise self.fail("RESULT_ID", why, "Its columns other than assays: " + ", ".join(f"'{n}'" for n in names)
+                        + " (or a column number), or leave it empty for the best match.")
+
+    def _points(self, source, feedback):
+        """The point features (attributes and geometry), read once."""
+        features = []
+        total = source.featureCount()
+        for k, feature in enumerate(source.getFeatures(QgsFeatureRequest())):
+            if k % PROGRESS_EVERY == 0:
+                feedback.check()
+                if total > 0:
+                    feedback.progress(30.0 * k / total)
+            features.append(feature)
+        return features
+
+    def _match(self, parameters, context, table, source, features, feedback):
+        """``(point id field, results id column, point index of each row, ids used by several points)``."""
+        given_field = self.parameterAsString(parameters, "POINT_ID", context)
+        column = self._result_column(table, self.parameterAsString(parameters, "RESULT_ID", context))
+        names = [given_field] if given_field else [f.name() for f in source.fields()]
+        best = None
+        for name in names:
+            index = source.fields().lookupField(name)
+            if index < 0:
+                raise self.fail("POINT_ID", f"The layer has no field '{name}'.", "Choose a field of the points.")
+            ids = [f.attributes()[index] for f in features]
+            ids = [None if v is None or v == NULL else v for v in ids]
+            try:
+                found = lab_results.match_rows(table, ids, column)
+            except OreMapError:
+                continue
+            hits = sum(r >= 0 for r in found[1])
+            if best is None or hits > best[0]:
+                best = (hits, name, found)
+        if best is None:
+            where = f"field '{given_field}'" if given_field else "any field"
+            column_text = f"column '{column}'" if column else "any column"
+            raise self.fail("POINT_ID" if given_field else "POINTS",
+                            f"No sample id of the results file ({column_text}) matches the {where} of the points.",
+                            "Choose the points of these samples and the field holding the ids the laboratory "
+                            "reports; the file's columns other than assays are: "
+                            + ", ".join(f"'{n}'" for n in table.attributes) + ".")
+        _, name, (column, rows, twice) = best
+        if not given_field:
+            feedback.info(f"Sample ids: the points' field '{name}' (the field that matches the most rows).")
+        if not self.parameterAsString(parameters, "RESULT_ID", context).strip():
+            feedback.info(f"Sample ids of the results file: column '{column}'.")
+        if twice:
+            feedback.warning(f"{len(twice)} sample ids are used by several points ({_shown(twice)}): their results "
+                             "go to the first point of each. Check the layer for duplicated ids.")
+        return name, column, rows
+
+    # -- run ---------------------------------------------------------------------------------
+    def process(self, parameters, context, feedback):
+        path = self.parameterAsFile(parameters, "RESULTS", context)
+        source = self.parameterAsSource(parameters, "POINTS", context)
+        if source is None:
+            raise self.fail("POINTS", "No point layer was given.", "Choose the layer of sample points.")
+        table = lab_results.read_lab_results(path)
+        self._log_table(table, feedback)
+        features = self._points(source, feedback)
+        if not features:
+            raise self.fail("POINTS", "The layer has no features.", "Choose the layer of sample points.")
+        _, column, rows = self._match(parameters, context, table, source, features, feedback)
+        self._log_matches(table, column, rows, len(features), feedback)
+
+        out_fields = QgsFields(source.fields())
+        kept = [name for name in table.attributes if name != column]
+        added = []
+        numeric = [table.attribute_field(k)[1] for k in kept]
+        wanted = [(a.name, field_type.DOUBLE) for a in table.assays]
+        wanted += [(table.attribute_field(k)[0], field_type.DOUBLE if n else field_type.STRING)
+                   for k, n in zip(kept, numeric)]
+        for name, kind in wanted:
+            if out_fields.lookupField(name) >= 0 or name in added:
+                feedback.warning(f"The points already have a field '{name}': the results file's column is written as "
+                                 f"'{name}{CLASH_SUFFIX}'.")
+                name += CLASH_SUFFIX
+            added.append(name)
+            out_fields.append(QgsField(name, kind))
+        sink, dest = self.parameterAsSink(parameters, "OUTPUT", context, out_fields, source.wkbType(),
+                                          source.sourceCrs())
+        if sink is None:
+            raise QgsProcessingException(self.invalidSinkError(parameters, "OUTPUT"))
+        texts = [table.attribute_values(k) for k in kept]
+        others = [[(float(v.replace(",", ".") if table.decimal_comma else v) if v else NULL) if n else (v or NULL)
+                   for v in t] for t, n in zip(texts, numeric)]
+        columns = [table.values(assay) for assay in table.assays]
+        joined = 0
+        for i, point in enumerate(rows):
+            if i % PROGRESS_EVERY == 0:
+                feedback.check()
+                feedback.progress(30.0 + 70.0 * i / max(len(rows), 1))
+            if point < 0:
+                continue
+            feature = features[point]
+            out = QgsFeature(out_fields)
+            out.setGeometry(feature.geometry())
+            values = [c[i] for c in columns]
+            out.setAttributes(list(feature.attributes())
+                              + [float(v) if math.isfinite(v) else NULL for v in values] + [o[i] for o in others])
+            sink.addFeature(out, QgsFeatureSink.FastInsert)
+            joined += 1
+        feedback.progress(100.0)
+        return {"OUTPUT": dest, "JOINED": joined, "UNMATCHED": sum(1 for r in rows if r < 0)}
+
+    # -- log ---------------------------------------------------------------------------------
+    def _log_table(self, table, feedback):
+        delimiter = {",": "comma", ";": "semicolon", "\t": "tab", "|": "bar"}[table.delimiter]
+        header = (f"lines {table.header_lines[0]}-{table.header_lines[-1]}" if len(table.header_lines) > 1
+                  else f"line {table.header_lines[0]}" if table.header_lines else "none")
+        feedback.info(f"Results file: {delimiter}-separated{', decimal commas' if table.decimal_comma else ''}; "
+                      f"header {header}; data from line {table.first_data_line} ({len(table.rows)} rows).")
+        feedback.info("Assay columns: " + "; ".join(
+            f"{c.name} ({c.header}" + (f", limit {c.limit:g}" if c.limit == c.limit else "") + ")"
+            for c in table.assays))
+        for note in table.notes:
+            feedback.warning(note)
+        by_element = {}
+        for c in table.assays:
+            by_element.setdefault(c.element, []).append(c.name)
+        for c in table.assays:
+            over = table.over_limit(c)
+            if over:
+                others = [n for n in by_element[c.element] if n != c.name]
+                also = f"; the file also reports {c.element} as {', '.join(others)}" if others else ""
+                feedback.warning(f"{c.name}: {len(over)} value(s) over the upper limit (e.g. "
+                                 f"'{table.rows[over[0]][c.index]}'), written as the limit, a lower bound{also}.")
+            comma = "decimal" if table.decimal_comma else None
+            cells = (row[c.index].strip() for row in table.rows if c.index < len(row))
+            texts = sorted({t for t in cells if t and math.isnan(assay_text.assay_value(t, comma))})
+            if texts:
+                feedback.info(f"{c.name}: no value in rows reading {_shown(texts)} (written empty).")
+
+    def _log_matches(self, table, column, rows, n_points, feedback):
+        ids = table.attribute_values(column)
+        unmatched = [ids[i] or f"(no id, line {table.line_numbers[i]})" for i, r in enumerate(rows) if r < 0]
+        if unmatched:
+            feedback.warning(f"{len(unmatched)} rows of the results file have no point of their id and are left out "
+                             f"(standards, blanks, duplicates under their own ids, or samples missing from the "
+                             f"layer): {_shown(unmatched)}.")
+        used = [r for r in rows if r >= 0]
+        repeated = len(used) - len(set(used))
+        if repeated:
+            feedback.info(f"{repeated} rows repeat a sample already in the file (re-assays or duplicates under the "
+                          "same id): each is written; the geochemistry algorithms' Sample id field (SAMPLE_FIELD) "
+                          "counts each sample once.")
+        without = n_points - len(set(used))
+        if without:
+            feedback.info(f"{without} of {n_points} points have no results in the file and are left out.")
+        feedback.info(f"Joined {len(used)} rows to {len(set(used))} points.")

@@ -1,0 +1,412 @@
+"""Laboratory results as laboratories send them: assays by sample id, under a header of several rows.
+
+A certificate export or a database extract holds one row per sample (its id, perhaps a description or a weight)
+and one column per analyte, and its header often spans several rows: certificate lines (client, project, dates),
+then the analyte symbols, their units, the method codes and the lower limits of detection, in any order
+(``Au`` / ``ppm`` / ``Au-AA23`` / ``0.005``). Loaded as a layer, such a file keeps its first row as field names
+and reads the others as samples, and every element field becomes text. Here the header is read as a whole:
+
+- the **data** begin at the first row of which most cells read as assay values (:mod:`assay_text`) and that no word
+  marks as a limits row; certificate lines above the header (fewer cells) are skipped;
+- in each column the header cells are read for an **element** symbol or oxide (``Au``, ``Fe2O3``, ``Cu_ppm``), a
+  **unit** (``ppm``, ``%``, ``g/t``), a **method** code (``ME-ICP61``, ``Au-AA23``) and other words (``Check``,
+  ``Repeat``); a row whose first cell says so (``LOR``, ``DL``, ``Detection limit``) gives the **lower limits**;
+- a column with an element and with values that read as assays is an **assay column**, named as OreMap's survey
+  hygiene reads element fields (:func:`survey_hygiene.parse_column`): ``Au_ppm``, ``Fe_pct``, ``Au_ppb_Check``;
+  units that equal another are written as it (``g/t`` and ``mg/kg`` as ``ppm``, ``%`` as ``pct``); an element
+  without a unit is taken as ppm (the log says so); the same element and unit twice takes its method code or a
+  number (``Au_ppm_AA23``, ``Au_ppm_2``);
+- the other columns are **attributes** (sample ids, descriptions), one of which is matched to the sample points'
+  ids (:func:`match_rows`).
+
+Pure Python (no QGIS): ``oremap:join_lab_results`` writes the points.
+"""
+
+import collections
+import csv
+import io
+import re
+from dataclasses import dataclass, field
+
+from ..engine.errors import OreMapError
+from . import assay_text
+from . import survey_hygiene as sh
+
+#: Words of a header row's first cell that make it the row of lower limits of detection (lower case, no dots).
+LIMIT_WORDS = {"lor", "dl", "ldl", "lld", "lod", "mdl", "detectionlimit", "detectionlimits", "lowerlimit",
+               "limitofdetection", "limitofreporting", "reportinglimit", "lowerdetectionlimit", "detlim", "detlimit"}
+#: ... and of the row of upper limits (read, not used: an over-limit value says its limit itself).
+UPPER_WORDS = {"upperlimit", "upperlimits", "udl", "uld", "upperdetectionlimit", "overlimit", "maxlimit"}
+#: Units written as another unit in field names (the value does not change).
+UNIT_NAMES = {"%": "pct", "percent": "pct", "wt%": "pct", "pct": "pct", "ppm": "ppm", "g/t": "ppm", "gt": "ppm",
+              "mg/kg": "ppm", "ug/g": "ppm", "µg/g": "ppm", "μg/g": "ppm", "ppb": "ppb", "ug/kg": "ppb",
+              "µg/kg": "ppb", "μg/kg": "ppb", "ng/g": "ppb", "ppt": "ppt"}
+#: Share of a row's non-empty cells that must read as assay values for the row to be data.
+DATA_SHARE = 0.5
+#: Share of a column's non-empty data cells that must read as assay values (or words for no result) for it to be an
+#: assay column.
+ASSAY_SHARE = 0.8
+#: Rows read to find the delimiter and the header.
+SNIFF_ROWS = 200
+DELIMITERS = (",", ";", "\t", "|")
+
+_NUMBER = re.compile(r"\s*[<>]?\s*[-+]?(\d+([.,]\d*)?|[.,]\d+)([eE][-+]?\d+)?\s*")
+_METHOD = re.compile(r"^[A-Za-z0-9]{1,8}([-_/][A-Za-z0-9]{1,8}){1,3}$|^[A-Za-z]{1,5}\d{1,4}[A-Za-z]?$")
+
+
+@dataclass
+class AssayColumn:
+    """One column of assays: where it is, what its header said, and the field it becomes."""
+    index: int
+    header: str
+    element: str
+    unit: str
+    method: str = ""
+    words: str = ""
+    limit: float = float("nan")
+    unit_given: bool = True
+    kept: str = ""
+    name: str = ""
+
+
+@dataclass
+class LabTable:
+    """A results file read: assay columns, attribute columns, the data rows (text cells) and what the reading found."""
+    path: str
+    delimiter: str
+    decimal_comma: bool
+    header_lines: list
+    first_data_line: int
+    assays: list
+    attributes: dict
+    rows: list
+    line_numbers: list
+    notes: list = field(default_factory=list)
+
+    def attribute_values(self, name):
+        """The cells of attribute column ``name`` (stripped text), one per data row."""
+        j = self.attributes[name]
+        return [row[j].strip() if j < len(row) else "" for row in self.rows]
+
+    def attribute_field(self, name):
+        """``(field name, numeric)`` of attribute column ``name``: its header cells other than method codes joined
+        (``Recvd Wt. / kg`` as ``Recvd_Wt_kg``; one cell as it is), and whether every value is a plain number."""
+        cells = name.split(" / ")
+        if len(cells) == 1:
+            field_name = cells[0]
+        else:
+            kept = [c for c in cells if not _method_of(c)] or cells
+            field_name = re.sub(r"_+", "_", re.sub(r"[^\w%]+", "_", "_".join(kept))).strip("_") or name
+        numeric = True
+        for text in self.attribute_values(name):
+            if text:
+                try:
+                    float(text.replace(",", ".") if self.decimal_comma else text)
+                except ValueError:
+                    numeric = False
+                    break
+        return field_name, numeric
+
+    def values(self, column):
+        """The assay values of ``column`` (an :class:`AssayColumn`) as floats (:func:`assay_text.assay_value`:
+        minus the limit below detection, the limit over range, NaN for no result); a 'BDL' of a column with a
+        limits row becomes minus that limit."""
+        comma = "decimal" if self.decimal_comma else None
+        out = []
+        for row in self.rows:
+            text = row[column.index].strip() if column.index < len(row) else ""
+            value = assay_text.assay_value(text, comma) if text else float("nan")
+            if value == float("-inf") and column.limit == column.limit:
+                value = -abs(column.limit)
+            out.append(value)
+        return out
+
+    def over_limit(self, column):
+        """Row numbers (0-based) whose value of ``column`` is written as over the upper limit ('>10000')."""
+        return [i for i, row in enumerate(self.rows)
+                if column.index < len(row) and row[column.index].strip().startswith(">")]
+
+
+def _text(path):
+    """The file's text: UTF-8 (with or without a byte-order mark), else Windows-1252, as laboratory software on
+    Windows writes it."""
+    try:
+        with open(path, "rb") as handle:
+            raw = handle.read()
+    except OSError as exc:
+        raise OreMapError(f"Cannot read '{path}': {exc.strerror or exc}.", "results",
+                          "Choose a readable results file (CSV or text).") from None
+    if b"\x00" in raw[:4096]:
+        raise OreMapError(f"'{path}' is not a text file (a spreadsheet workbook?).", "results",
+                          "Save the sheet as CSV (comma- or semicolon-separated) and choose that file.")
+    for encoding in ("utf-8-sig", "cp1252"):
+        try:
+            return raw.decode(encoding)
+        except UnicodeDecodeError:
+            continue
+    return raw.decode("latin-1")
+
+
+def _rows(text, delimiter):
+    return [[cell.strip() for cell in row] for row in csv.reader(io.StringIO(text), delimiter=delimiter)]
+
+
+def _delimiter(text):
+    """The delimiter whose rows have one length most often (two cells or more), the longer rows on a tie."""
+    head = "\n".join(text.splitlines()[:SNIFF_ROWS])
+    best, score = ",", (-1.0, 0)
+    for delimiter in DELIMITERS:
+        lengths = [len(r) for r in _rows(head, delimiter) if sum(1 for c in r if c) > 1]
+        if not lengths:
+            continue
+        width, count = collections.Counter(lengths).most_common(1)[0]
+        candidate = (count / len(lengths), width) if width > 1 else (-1.0, 0)
+        if candidate > score:
+            best, score = delimiter, candidate
+    return best
+
+
+def _is_value(cell, comma):
+    if not cell:
+        return False
+    if assay_text.word(cell) in assay_text.BELOW_DETECTION_WORDS:
+        return True
+    if not _NUMBER.fullmatch(cell):
+        return False
+    value = assay_text.assay_value(cell, "decimal" if comma else None)
+    return value == value
+
+
+def _no_result(cell):
+    return assay_text.word(cell) in assay_text.NO_VALUE_WORDS
+
+
+def _first_word(row):
+    cell = next((c for c in row if c), "")
+    return re.sub(r"[\s._:()\-]+", "", cell.lower())
+
+
+def _unit_of(cell):
+    """The unit a header cell names, as field names write it, or None."""
+    folded = cell.strip().lower().replace(" ", "")
+    if folded in UNIT_NAMES:
+        return UNIT_NAMES[folded]
+    parsed = sh.parse_column(f"Cu {cell}")   # a unit in brackets, '(ppm)', 'ppm.'
+    return UNIT_NAMES.get(parsed.unit) if parsed.element == "Cu" and parsed.unit else None
+
+
+def _written(column):
+    """The symbol of a parsed column as a field name writes it: the element, or the oxide (``Fe2O3``, ``Fe2O3T``)."""
+    if column.oxide is None:
+        return column.element
+    return column.oxide + ("T" if column.total else "")
+
+
+def _element_of(cell):
+    """``(element or oxide as written, unit or None, other words)`` a header cell names, or None: a symbol or oxide
+    alone (``Au``, ``Fe2O3``), or a name with a unit or other words (``Au_ppm``, ``Cu (ppm)``, ``Au Check``)."""
+    tokens = [t for t in re.split(r"[\s_]+", cell.strip()) if t]
+    if not tokens:
+        return None
+    head = sh.parse_column(tokens[0])
+    if head.element is not None and len(tokens) == 1:
+        return _written(head), None, ""
+    whole = sh.parse_column(cell)
+    if whole.element is not None and whole.unit and not whole.assumed_unit and not whole.unit_from_table:
+        return _written(whole), UNIT_NAMES.get(whole.unit, whole.unit), ""
+    if head.element is not None and head.oxide is None and len(tokens[0]) <= 2 and tokens[0][:1].isupper():
+        unit = next((_unit_of(t) for t in tokens[1:] if _unit_of(t)), None)
+        rest = [re.sub(r"\W+", "", t) for t in tokens[1:] if not _unit_of(t) and not _METHOD.match(t)]
+        return _written(head), unit, "_".join(t for t in rest if t)
+    return None
+
+
+def _method_of(cell):
+    """The method code a header cell holds (``ME-ICP61``, ``Au-AA23``, ``FA50``), or None."""
+    cell = cell.strip()
+    return cell if _METHOD.match(cell) and ("-" in cell or any(ch.isdigit() for ch in cell)) else None
+
+
+def _column_meaning(cells):
+    """``(element, unit, method, other words)`` of a column from its header cells: a method code's element
+    (``Au-AA23``) only where no other cell names one."""
+    element = unit = None
+    method = words = ""
+    coded = None
+    for cell in cells:
+        if not cell:
+            continue
+        if _method_of(cell):
+            method = method or _method_of(cell)
+            found = _element_of(cell)
+            coded = coded or found
+            continue
+        found = _element_of(cell)
+        if found is not None and element is None:
+            element, cell_unit, words = found
+            unit = unit or cell_unit
+        elif unit is None and _unit_of(cell):
+            unit = _unit_of(cell)
+    if element is None and coded is not None:
+        element, unit = coded[0], unit or coded[1]
+    return element, unit, method, words
+
+
+def _limits_row(rows, i, comma):
+    """True when data-like row ``i`` is the unlabelled row of detection limits under a header (ALS's): its first
+    cell is empty where the rows below it name their samples."""
+    if i == 0 or rows[i][:1] != [""]:
+        return False
+    below = [r for r in rows[i + 1:i + 21] if any(r)]
+    return bool(below) and sum(1 for r in below if r[:1] and r[0]) >= 0.8 * len(below)
+
+
+def read_lab_results(path):
+    """Read a laboratory results file (CSV, semicolon- or tab-separated text) into a :class:`LabTable`.
+
+    Raises :class:`OreMapError` (parameter ``results``) when no row reads as data or no column as assays."""
+    text = _text(path)
+    delimiter = _delimiter(text)
+    rows = _rows(text, delimiter)
+    head = rows[:SNIFF_ROWS]
+    lengths = [len(r) for r in head if sum(1 for c in r if c) > 1]
+    if not lengths:
+        raise OreMapError(f"'{path}' holds no table (no row with two values or more).", "results",
+                          "Choose the laboratory's results file (CSV or text).")
+    width = collections.Counter(lengths).most_common(1)[0][0]
+    comma = delimiter != "," and assay_text.decimal_comma_texts(c for r in head for c in r)
+    # the first data row: most of its cells are values, and it is no limits row (labelled, or ALS's unlabelled one)
+    start, limits_row = None, None
+    for i, row in enumerate(rows):
+        cells = [c for c in row if c]
+        if len(cells) < 2:
+            continue
+        if _first_word(row) in LIMIT_WORDS:
+            limits_row = i
+            continue
+        if _first_word(row) in UPPER_WORDS:
+            continue
+        if sum(_is_value(c, comma) or _no_result(c) for c in cells) >= DATA_SHARE * len(cells) \
+                and sum(_is_value(c, comma) for c in cells) >= 2:
+            if limits_row is None and _limits_row(rows, i, comma):
+                limits_row = i
+                continue
+            start = i
+            break
+    if start is None:
+        raise OreMapError(f"No row of '{path}' reads as assay values.", "results",
+                          "Choose the laboratory's results file: one row per sample, one column per element.")
+    # the header: the rows above the data as wide as the table (certificate lines above are shorter)
+    header = [i for i in range(start) if sum(1 for c in rows[i] if c) >= min(3, width) and
+              len([c for c in rows[i] if c]) >= 0.3 * width]
+    names_rows = [i for i in header if i != limits_row and _first_word(rows[i]) not in UPPER_WORDS]
+    data = [(i, r) for i, r in enumerate(rows[start:], start) if any(c for c in r)]
+    # a repeated header further down (pages of a printed certificate) and trailing notes are no samples
+    data = [(i, r) for i, r in data if sum(_is_value(c, comma) or _no_result(c) for c in r if c) >= 1]
+    line_numbers, rows_data = [i + 1 for i, _ in data], [r for _, r in data]
+    assays, attributes, notes, empty = [], {}, [], []
+    for j in range(width):
+        cells = [rows[i][j] if j < len(rows[i]) else "" for i in names_rows]
+        element, unit, method, words = _column_meaning(cells)
+        label = " / ".join(c for c in cells if c) or f"column {j + 1}"
+        column = [r[j] if j < len(r) else "" for r in rows_data]
+        filled = [c for c in column if c]
+        readable = sum(_is_value(c, comma) or _no_result(c) for c in filled)
+        if element is not None and filled and readable >= ASSAY_SHARE * len(filled):
+            limit = float("nan")
+            if limits_row is not None and j < len(rows[limits_row]):
+                value = assay_text.assay_value(rows[limits_row][j], "decimal" if comma else None)
+                limit = abs(value) if value == value and abs(value) != float("inf") else float("nan")
+            assays.append(AssayColumn(j, label, element, unit or "ppm", method, words, limit, unit is not None,
+                                      kept=_kept_name(cells)))
+        elif filled:
+            name = label if label not in attributes else f"{label} ({j + 1})"
+            attributes[name] = j
+        elif element is not None:
+            empty.append(label)
+    if not assays:
+        raise OreMapError(f"No column of '{path}' reads as assays of an element.", "results",
+                          "The header must name the elements (Au, Cu_ppm...) above columns of values.")
+    _name_columns(assays)
+    if empty:
+        notes.append(f"Left out, no value in any row: {', '.join(empty)}.")
+    bare = [c.name for c in assays if not c.unit_given]
+    if bare:
+        notes.append(f"No unit in the header of {len(bare)} assay column(s), taken as ppm: {', '.join(bare)}.")
+    return LabTable(path, delimiter, comma, [i + 1 for i in header], start + 1, assays, attributes, rows_data,
+                    line_numbers, notes)
+
+
+def _kept_name(cells):
+    """The header as the field name when it is one cell of letters, digits and underscores that names an element or
+    oxide and its unit (``Au_ppm``, ``Fe2O3_pct``, ``Cu_ppm_511``: a compilation's own names), else ''."""
+    filled = [c for c in cells if c]
+    if len(filled) != 1 or not re.fullmatch(r"\w+", filled[0], flags=re.ASCII):
+        return ""
+    column = sh.parse_column(filled[0])
+    return filled[0] if column.element is not None and column.unit and not column.assumed_unit \
+        and not column.unit_from_table else ""
+
+
+def _name_columns(assays):
+    """Field names: a compilation's own (:func:`_kept_name`), else ``Element_unit[_words]``; the same name twice
+    takes the method code, else a number."""
+    for c in assays:
+        c.name = c.kept or "_".join(p for p in (c.element, c.unit, c.words) if p)
+    counts = collections.Counter(c.name for c in assays)
+    seen = collections.Counter()
+    for c in assays:
+        if counts[c.name] > 1:
+            code = re.sub(r"\W+", "", re.sub(rf"^{re.escape(c.element)}[-_]", "", c.method, flags=re.IGNORECASE))
+            seen[c.name] += 1
+            c.name = f"{c.name}_{code}" if code else (c.name if seen[c.name] == 1 else f"{c.name}_{seen[c.name]}")
+    counts = collections.Counter(c.name for c in assays)   # methods that repeat too: numbered
+    seen = collections.Counter()
+    for c in assays:
+        if counts[c.name] > 1:
+            seen[c.name] += 1
+            if seen[c.name] > 1:
+                c.name = f"{c.name}_{seen[c.name]}"
+
+
+def id_text(value):
+    """A sample id as written: stripped text; a whole number stored as a float (``1042.0``) as ``'1042'``."""
+    if value is None:
+        return ""
+    if isinstance(value, float) and value == value and value.is_integer():
+        return str(int(value))
+    return str(value).strip()
+
+
+def _folded(key):
+    return re.sub(r"\s+", "", key).casefold()
+
+
+def match_rows(table, ids, column=None):
+    """Match the table's rows to sample ids ``ids`` (one per point, :func:`id_text`).
+
+    ``column``: the attribute column holding the ids; None: the one whose values match the most ids (exactly,
+    else ignoring case and spaces: 'mu 0003' is 'MU0003'). Returns ``(column, point of each row or -1, ids used
+    twice by the points)``: a row goes to the first point of its id. Raises :class:`OreMapError` when no row matches."""
+    keys = [id_text(v) for v in ids]
+    exact, folded = {}, {}
+    for k, key in enumerate(keys):
+        if key:
+            exact.setdefault(key, k)
+            folded.setdefault(_folded(key), k)
+    twice = sorted(key for key, n in collections.Counter(k for k in keys if k).items() if n > 1)
+    candidates = [column] if column is not None else list(table.attributes)
+    best, best_hits, best_rows = None, 0, None
+    for name in candidates:
+        values = table.attribute_values(name)
+        rows = [exact.get(v, folded.get(_folded(v), -1)) if v else -1 for v in values]
+        hits = sum(r >= 0 for r in rows)
+        if hits > best_hits:
+            best, best_hits, best_rows = name, hits, rows
+    if best is None:
+        where = f"column '{column}'" if column is not None else "any column"
+        raise OreMapError(f"No sample id of the results file ({where}) matches an id of the sample points.",
+                          "sample_field",
+                          "Choose the field of the points that holds the ids the laboratory reports (and the "
+                          "results file's id column).")
+    return best, best_rows, twice

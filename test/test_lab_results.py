@@ -1,0 +1,208 @@
+"""A laboratory's results file joined to the sample points (oremap:join_lab_results, core.geochemistry.lab_results).
+
+The certificate below follows the layout of an ALS Geochemistry CSV export: certificate lines (padded with commas to
+the table's width), then a header of four rows, the method codes (under SAMPLE), the analytes (under DESCRIPTION),
+the units and, unlabelled, the limits of reporting; the rows hold the samples with the laboratory's standards and
+blanks among them, values below the limit ('<0.005'), over the upper limit ('>10.0', with the ore-grade re-assay in
+its own column) and not sufficient sample ('NSS').
+"""
+
+import os
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from conftest import SHARED_DATA, warning_recorder
+from oremap.core.engine.errors import OreMapError
+from oremap.core.geochemistry import lab_results as lr
+from oremap.core.geochemistry import survey_hygiene as sh
+
+CERTIFICATE = """\
+ALS Canada Ltd.,,,,,,,
+CERTIFICATE VA26001234,,,,,,,
+Client: EXAMPLE EXPLORATION,,,,,,,
+Project: NORTH CREEK,,,,,,,
+,,,,,,,
+SAMPLE,WEI-21,Au-AA23,Au-GRA21,ME-ICP61,ME-ICP61,ME-ICP61,ME-ICP61
+DESCRIPTION,Recvd Wt.,Au,Au,Ag,Cu,S,As
+,kg,ppm,ppm,ppm,%,%,ppm
+,0.02,0.005,0.05,0.5,0.0001,0.01,5
+NC001,2.10,<0.005,,<0.5,0.0123,1.20,6
+NC002,1.90,>10.0,15.20,3.1,0.85,NSS,<5
+nc 003,2.00,0.456,,0.7,0.456,2.10,11
+OREAS 504c,0.10,1.61,,1.1,1.10,1.00,<5
+BLANK,0.10,<0.005,,<0.5,0.0002,<0.01,<5
+NC004,1.00,0.100,,1.0,1.00,1.00,BDL
+"""
+SAMPLES = {"NC001": (500000.0, 7000000.0), "NC002": (500100.0, 7000000.0), "NC003": (500200.0, 7000000.0),
+           "NC004": (500300.0, 7000000.0), "NC005": (500400.0, 7000000.0)}
+AREA1 = os.path.join(SHARED_DATA, "geochem", "area1_sediment_au.csv")
+
+
+def write(tmp_path, name, text, encoding="utf-8"):
+    path = tmp_path / name
+    path.write_bytes(text.encode(encoding))
+    return str(path)
+
+
+def test_an_als_certificate_is_read_header_limits_and_values(tmp_path):
+    table = lr.read_lab_results(write(tmp_path, "VA26001234.csv", CERTIFICATE))
+    assert (table.delimiter, table.decimal_comma) == (",", False)
+    assert table.header_lines == [6, 7, 8, 9] and table.first_data_line == 10 and len(table.rows) == 6
+    assert [c.name for c in table.assays] == ["Au_ppm_AA23", "Au_ppm_GRA21", "Ag_ppm", "Cu_pct", "S_pct", "As_ppm"]
+    assert [c.method for c in table.assays] == ["Au-AA23", "Au-GRA21"] + ["ME-ICP61"] * 4
+    assert [c.limit for c in table.assays] == [0.005, 0.05, 0.5, 0.0001, 0.01, 5.0]
+    assert list(table.attributes) == ["SAMPLE / DESCRIPTION", "WEI-21 / Recvd Wt. / kg"]
+    assert table.attribute_field("WEI-21 / Recvd Wt. / kg") == ("Recvd_Wt_kg", True)
+    au, _, _, _, s, arsenic = table.assays
+    np.testing.assert_array_equal(table.values(au), [-0.005, 10.0, 0.456, 1.61, -0.005, 0.1])
+    assert table.over_limit(au) == [1]
+    np.testing.assert_array_equal(table.values(s), [1.2, np.nan, 2.1, 1.0, -0.01, 1.0])   # NSS: no result
+    # 'BDL' (no limit written) takes the limit of the limits row
+    np.testing.assert_array_equal(table.values(arsenic), [6.0, -5.0, 11.0, -5.0, -5.0, -5.0])
+    for column in table.assays:   # every name reads back as its element and unit in the geochemistry algorithms
+        parsed = sh.parse_column(column.name)
+        assert (parsed.element, parsed.unit, parsed.assumed_unit) == (column.element, column.unit, False)
+
+
+def test_rows_match_ids_ignoring_case_and_spaces_and_the_id_column_is_found():
+    table = lr.LabTable("t", ",", False, [1], 2, [], {"Lab No": 0, "Sample": 1},
+                        [["L1", "NC001"], ["L2", "nc 002"], ["L3", "STD"], ["L4", "NC001"]], [2, 3, 4, 5])
+    column, rows, twice = lr.match_rows(table, ["NC001", "NC002", "NC002", 7.0])
+    assert column == "Sample" and rows == [0, 1, -1, 0] and twice == ["NC002"]
+    assert lr.id_text(1042.0) == "1042" and lr.id_text(" A1 ") == "A1"
+    with pytest.raises(OreMapError) as caught:
+        lr.match_rows(table, ["X1", "X2"], "Lab No")
+    assert caught.value.parameter == "sample_field" and "column 'Lab No'" in caught.value.message
+
+
+def test_two_header_rows_semicolons_decimal_commas_and_windows_encoding(tmp_path):
+    # names and units in two rows; a second Au column (a check assay) and one without any value
+    text = ("Serial No,Field ID,Au,Au Check,Ag,Al,Au,Fe2O3\n"
+            ",,ppm,ppm,ppm,%,ppb,%\n"
+            "1,G/051,0.08,,0.28,0.12,60,7.5\n"
+            "2,G/052,<0.01,,0.49,0.10,<2,6.25\n")
+    table = lr.read_lab_results(write(tmp_path, "two_rows.csv", text))
+    assert [c.name for c in table.assays] == ["Au_ppm", "Ag_ppm", "Al_pct", "Au_ppb", "Fe2O3_pct"]
+    assert table.notes == ["Left out, no value in any row: Au Check / ppm."]
+    assert list(table.attributes) == ["Serial No", "Field ID"]
+    # the same element and unit twice, no method: numbered
+    dup = lr.read_lab_results(write(tmp_path, "dup.csv", "ID,Au,Au\n,ppm,ppm\nA,0.1,0.2\nB,0.3,0.4\n"))
+    assert [c.name for c in dup.assays] == ["Au_ppm", "Au_ppm_2"]
+    # a check assay beside its original, grams per tonne written as ppm
+    check = lr.read_lab_results(write(tmp_path, "check.csv", "ID,Au,Au Check,Ag\n,g/t,g/t,ppm\nA,0.1,0.12,1\n"
+                                                             "B,0.3,0.28,2\n"))
+    assert [c.name for c in check.assays] == ["Au_ppm", "Au_ppm_Check", "Ag_ppm"]
+    assert check.values(check.assays[1]) == [0.12, 0.28]
+    # a European export: semicolons, decimal commas, a labelled limits row, units in brackets, Windows-1252 (µ)
+    text = ("Probe;Au (ppb);Pt (µg/kg);Cu (mg/kg)\n"
+            "LOR;1;0,5;0,2\n"
+            "S-1;12,5;<0,5;1.800\n"
+            "S-2;BDL;3;45,25\n")
+    table = lr.read_lab_results(write(tmp_path, "eu.csv", text, "cp1252"))
+    assert (table.delimiter, table.decimal_comma, table.first_data_line) == (";", True, 3)
+    assert [(c.name, c.limit) for c in table.assays] == [("Au_ppb", 1.0), ("Pt_ppb", 0.5), ("Cu_ppm", 0.2)]
+    assert [table.values(c) for c in table.assays] == [[12.5, -1.0], [-0.5, 3.0], [1800.0, 45.25]]
+
+
+def test_files_that_are_no_results_are_refused_for_the_results_parameter(tmp_path):
+    for name, content, said in (("book.xlsx", b"PK\x03\x04\x00\x00", "not a text file"),
+                                ("words.csv", b"a,b,c\nx,y,z\n", "No row")):
+        path = tmp_path / name
+        path.write_bytes(content)
+        with pytest.raises(OreMapError) as caught:
+            lr.read_lab_results(str(path))
+        assert caught.value.parameter == "results" and said in caught.value.message
+
+
+def test_a_real_compilation_reads_as_one_header_row_with_its_own_names():
+    # GeoChemAD's area1 (GSWA WAMEX compilation): element and oxide columns keep their names (Fe2O3_pct is an oxide,
+    # not Fe), coordinates, ids, LOI and water are no assays, and the values are the file's (-9999 kept as written)
+    table = lr.read_lab_results(AREA1)
+    frame = pd.read_csv(AREA1)
+    assert table.header_lines == [1] and table.first_data_line == 2 and len(table.rows) == len(frame) == 1392
+    assert list(table.attributes) == ["X", "Y", "SAMPLEID", "SAMPLETYPE", "WAMEX_A_NO", "COMPSAMPID", "H2Oneg_pct",
+                                      "H2Opos_pct", "LABnegNR_N", "LOI_pct"]
+    names = [c.name for c in table.assays]
+    assert len(names) == 120 and names == [c.header for c in table.assays]
+    for name in ("Au_ppm", "Fe2O3_pct", "Ir_ppb"):
+        column = table.assays[names.index(name)]
+        np.testing.assert_allclose(table.values(column), frame[name].to_numpy(), rtol=1e-12)
+
+
+# -- the algorithm -----------------------------------------------------------------------------------------------
+
+
+def sample_points(fields=(("sample", "string"),), ids=SAMPLES):
+    from qgis.core import QgsFeature, QgsGeometry, QgsPointXY, QgsVectorLayer
+
+    spec = "&".join(f"field={name}:{kind}" for name, kind in fields)
+    layer = QgsVectorLayer(f"Point?crs=EPSG:32750&{spec}", "samples", "memory")
+    features = []
+    for key, (x, y) in ids.items():
+        feature = QgsFeature(layer.fields())
+        feature.setGeometry(QgsGeometry.fromPointXY(QgsPointXY(x, y)))
+        feature.setAttributes([key] + [1.5] * (len(fields) - 1))
+        features.append(feature)
+    layer.dataProvider().addFeatures(features)
+    return layer
+
+
+def run_join(tmp_path, params, feedback=None):
+    import processing
+    from qgis.core import QgsProcessingContext, QgsVectorLayer
+
+    params = {"RESULTS": write(tmp_path, "VA26001234.csv", CERTIFICATE), "POINTS": sample_points(),
+              "OUTPUT": str(tmp_path / "joined.gpkg"), **params}
+    result = processing.run("oremap:join_lab_results", params, context=QgsProcessingContext(), feedback=feedback)
+    layer = QgsVectorLayer(result["OUTPUT"], "joined", "ogr")
+    rows = {f["sample"]: f for f in layer.getFeatures()}
+    return result, layer, rows
+
+
+def test_the_certificate_joins_to_the_points_and_the_rest_is_logged(processing_provider, tmp_path):
+    feedback = warning_recorder()
+    result, layer, rows = run_join(tmp_path, {}, feedback)
+    assert (result["JOINED"], result["UNMATCHED"]) == (4, 2)
+    assert layer.fields().names()[1:] == ["sample", "Au_ppm_AA23", "Au_ppm_GRA21", "Ag_ppm", "Cu_pct", "S_pct",
+                                          "As_ppm", "Recvd_Wt_kg"]
+    assert sorted(rows) == ["NC001", "NC002", "NC003", "NC004"]   # NC005 has no results: left out
+    nc002 = rows["NC002"]
+    assert (nc002["Au_ppm_AA23"], nc002["Au_ppm_GRA21"], nc002["Ag_ppm"], nc002["As_ppm"]) == (10.0, 15.2, 3.1, -5.0)
+    assert nc002["S_pct"] is None or str(nc002["S_pct"]) == "NULL"
+    assert rows["NC003"]["Au_ppm_AA23"] == 0.456 and rows["NC001"]["Recvd_Wt_kg"] == 2.1   # 'nc 003' is NC003
+    point = rows["NC004"].geometry().asPoint()
+    assert (point.x(), point.y()) == SAMPLES["NC004"]
+    said = " ".join(feedback.warnings)
+    assert "2 rows of the results file have no point of their id" in said and "'OREAS 504c', 'BLANK'" in said
+    assert "Au_ppm_AA23: 1 value(s) over the upper limit (e.g. '>10.0')" in said and "as Au_ppm_GRA21" in said
+    infos = " ".join(feedback.infos)
+    assert "the points' field 'sample'" in infos and "column 'SAMPLE / DESCRIPTION'" in infos
+    assert "1 of 5 points have no results" in infos and "S_pct: no value in rows reading 'NSS'" in infos
+
+
+def test_the_id_column_is_named_by_a_header_cell_or_a_number_and_refused_by_name(processing_provider, tmp_path):
+    from qgis.core import QgsProcessingException
+
+    for given in ("SAMPLE", "description", "1"):
+        result, _, _ = run_join(tmp_path, {"RESULT_ID": given, "POINT_ID": "sample"})
+        assert result["JOINED"] == 4
+    os.remove(tmp_path / "joined.gpkg")
+    for given, said in (("Au", "is an assay column (Au_ppm_AA23)"), ("Hole", "The file has no column 'Hole'")):
+        with pytest.raises(QgsProcessingException) as caught:
+            run_join(tmp_path, {"RESULT_ID": given})
+        assert "(RESULT_ID)" in str(caught.value) and said in str(caught.value)
+    with pytest.raises(QgsProcessingException) as caught:   # points of other samples
+        run_join(tmp_path, {"POINTS": sample_points(ids={"X1": (0.0, 0.0)})})
+    assert "(POINTS)" in str(caught.value) and "matches" in str(caught.value)
+    assert not os.path.exists(tmp_path / "joined.gpkg")
+
+
+def test_a_field_the_points_already_have_is_written_beside_it(processing_provider, tmp_path):
+    feedback = warning_recorder()
+    points = sample_points(fields=(("sample", "string"), ("Ag_ppm", "double")))
+    _, layer, rows = run_join(tmp_path, {"POINTS": points}, feedback)
+    assert "Ag_ppm_lab" in layer.fields().names()
+    assert (rows["NC002"]["Ag_ppm"], rows["NC002"]["Ag_ppm_lab"]) == (1.5, 3.1)
+    assert any("already have a field 'Ag_ppm'" in w for w in feedback.warnings)
