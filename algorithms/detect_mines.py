@@ -38,7 +38,7 @@ class DetectMines(OreMapAlgorithm):
         "A U-Net scores overlapping square windows; each window's output is weighted by a ramp falling towards "
         "its border and the windows are averaged, so no seam shows. A patch classifier scores a patch of its "
         "training size around every grid cell (stride = patch size by default; at the raster's edges the patch is "
-        "moved inside the raster) and gives the cell its probability. The scene is streamed in bands of rows under the memory budget (Processing > Options > "
+        "moved inside the raster) and gives the cell its probability. The scene is streamed in bands of rows under the memory budget (Processing &gt; Options &gt; "
         "OreMap), so a whole 10,980 x 10,980 tile fits in a few hundred MB.\n\n"
         "Pixels at or above the threshold form the mask; its connected regions become polygons with their area "
         "(ha), mean probability, perimeter and compactness (Polsby-Popper 4 pi A / P^2: 1 for a circle, 0.785 for "
@@ -58,7 +58,7 @@ class DetectMines(OreMapAlgorithm):
     }
     OUTPUT_HELP = {
         "OUTPUT": "Float32 raster of the mine probability (0-1), nodata -9999 where the scene is nodata.",
-        "OUTPUT_MASK": "Mine mask: 1 = mine (probability >= threshold), 0 = not, 255 = nodata.",
+        "OUTPUT_MASK": "Mine mask: 1 = mine (probability &gt;= threshold), 0 = not, 255 = nodata.",
         "OUTPUT_POLYGONS": "Polygons of the detected footprints: id, area_ha, mean_prob, perimeter_m, compactness.",
         "N_MINES": "Number of footprint polygons kept.",
         "TOTAL_AREA_HA": "Their total area in ha.",

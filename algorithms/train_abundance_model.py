@@ -57,7 +57,7 @@ class TrainAbundanceModel(OreMapAlgorithm):
         "ROIS": "Polygons (or points) over samples with measured compositions, in any CRS. A pixel in more than "
                 "one ROI is left out (its composition is ambiguous); the log names the ROIs that overlap.",
         "FIELDS": "Fields holding the abundance of each mineral (one field per mineral; the field name becomes the "
-                  "mineral name): numbers, or a lab table's text ('nd', '-' and 'tr' read as 0, '<1' as half the "
+                  "mineral name): numbers, or a lab table's text ('nd', '-' and 'tr' read as 0, '&lt;1' as half the "
                   "limit, decimal commas). An ROI with an empty field is left out (named in the log). ROIs of one "
                   "composition (a sample split into parts, replicate points) are one sample for cross-validation.",
         "UNITS": "Unit of the abundance fields. Detect: fractions when no value exceeds 1, else percent "

@@ -50,7 +50,7 @@ class TrainMineClassifier(OreMapAlgorithm):
         "without mines takes them for mines.\n\n"
         "The default classifier is gradient boosting on patch statistics: per band and per spectral index (NDVI, "
         "NDWI, MNDWI, BSI, NBR, NBR2, NDMI, iron oxide, ferrous iron, clay: those the bands allow) the mean, "
-        "spread and percentiles, plus the fractions of pixels that are bare (BSI > 0.1, NDVI < 0.2), water, "
+        "spread and percentiles, plus the fractions of pixels that are bare (BSI &gt; 0.1, NDVI &lt; 0.2), water, "
         "iron-rich or clay-rich. The "
         "alternative is a small CNN trained from scratch on bands and indices (random flips and rotations).\n\n"
         "Accuracy is estimated by nested cross-validation: folds are stratified and, when the patches are "

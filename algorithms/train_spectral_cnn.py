@@ -136,7 +136,7 @@ class TrainSpectralCnn(OreMapAlgorithm):
                              "(README).",
         "OUTLIER_WEIGHT": "Weight of the outlier spectra's loss (their cross-entropy to a flat output) beside the "
                           "classes' loss.",
-        "SEED": "Random seed: the same seed, data and number of compute threads (Processing > Options > Providers > "
+        "SEED": "Random seed: the same seed, data and number of compute threads (Processing &gt; Options &gt; Providers &gt; "
                 "OreMap; recorded in the model) give the same model. Another thread count sums in another order: "
                 "the network then differs in the last digits, which can move a held-out figure.",
         "BAD_BANDS": "Bands of the raster (a) or the target sensor raster (b) left out besides its ENVI bbl. Empty: "

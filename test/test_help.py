@@ -128,3 +128,15 @@ def test_reports_and_tables_are_never_mandatory(processing_provider):
                 assert d.flags() & QgsProcessingParameterDefinition.FlagOptional, f"{alg.id()}: {d.name()}"
                 reports += 1
     assert reports >= 12  # 8 HTML reports, 4 CSV tables
+
+
+def test_help_texts_escape_less_and_greater_than(processing_provider):
+    """The help is HTML: a bare '<0.005' opened a tag that ran to the next '>', and the dialog and qgis_process
+    showed "(' 10')" for "('<0.005') ... ('>10')". Only the tags the help itself writes may stand in the texts."""
+    tag = re.compile(r"</?(b|i|em|strong|code|br|sub|sup|a|p|ul|li)\b[^<>]*>")
+    for alg in processing_provider.algorithms():
+        texts = [alg.HELP, *getattr(alg, "PARAM_HELP", {}).values(), *getattr(alg, "OUTPUT_HELP", {}).values(),
+                 *getattr(alg, "REFERENCES", [])]
+        for text in texts:
+            bare = re.findall(r"[<>]", tag.sub("", text))
+            assert not bare, f"{alg.id()}: write &lt; and &gt; in the help: {text[:80]}..."
