@@ -113,6 +113,11 @@ class JoinLabResults(OreMapAlgorithm):
             for name, j in table.attributes.items():
                 if j == index:
                     return name
+            assays = [c.name for c in table.assays if c.index == index]
+            why = (f"Column {text} is an assay column ({assays[0]})." if assays
+                   else f"The file has no column {text} with values.")
+            raise self.fail("RESULT_ID", why, "Its columns other than assays: "
+                            + ", ".join(f"'{n}'" for n in table.attributes) + " (or their numbers).")
         for name in names:
             cells = [c.strip().casefold() for c in name.split(" / ")]
             if text.casefold() == name.casefold() or text.casefold() in cells:
@@ -136,36 +141,34 @@ class JoinLabResults(OreMapAlgorithm):
         return features
 
     def _match(self, parameters, context, table, source, features, feedback):
-        """``(point id field, results id column, point index of each row, ids used by several points)``."""
+        """``(point id field, results id column, point index of each row)``
+        (:func:`core.geochemistry.lab_results.match_layer`)."""
         given_field = self.parameterAsString(parameters, "POINT_ID", context)
-        column = self._result_column(table, self.parameterAsString(parameters, "RESULT_ID", context))
+        given_column = self.parameterAsString(parameters, "RESULT_ID", context).strip()
+        column = self._result_column(table, given_column)
         names = [given_field] if given_field else [f.name() for f in source.fields()]
-        best = None
+        layer_ids = {}
         for name in names:
             index = source.fields().lookupField(name)
             if index < 0:
                 raise self.fail("POINT_ID", f"The layer has no field '{name}'.", "Choose a field of the points.")
-            ids = [f.attributes()[index] for f in features]
-            ids = [None if v is None or v == NULL else v for v in ids]
-            try:
-                found = lab_results.match_rows(table, ids, column)
-            except OreMapError:
-                continue
-            hits = sum(r >= 0 for r in found[1])
-            if best is None or hits > best[0]:
-                best = (hits, name, found)
-        if best is None:
-            where = f"field '{given_field}'" if given_field else "any field"
+            layer_ids[name] = [None if f.attributes()[index] == NULL else f.attributes()[index] for f in features]
+        try:
+            name, column, rows, twice = lab_results.match_layer(table, layer_ids, column)
+        except OreMapError as exc:
+            if exc.message.startswith("Two ways"):
+                raise self.fail("POINT_ID", exc.message, "Choose the points' id field (POINT_ID) and the file's id "
+                                                         "column (RESULT_ID).") from None
+            where = f"the field '{given_field}'" if given_field else "any field"
             column_text = f"column '{column}'" if column else "any column"
             raise self.fail("POINT_ID" if given_field else "POINTS",
-                            f"No sample id of the results file ({column_text}) matches the {where} of the points.",
+                            f"No sample id of the results file ({column_text}) matches {where} of the points.",
                             "Choose the points of these samples and the field holding the ids the laboratory "
                             "reports; the file's columns other than assays are: "
-                            + ", ".join(f"'{n}'" for n in table.attributes) + ".")
-        _, name, (column, rows, twice) = best
+                            + ", ".join(f"'{n}'" for n in table.attributes) + ".") from None
         if not given_field:
             feedback.info(f"Sample ids: the points' field '{name}' (the field that matches the most rows).")
-        if not self.parameterAsString(parameters, "RESULT_ID", context).strip():
+        if not given_column:
             feedback.info(f"Sample ids of the results file: column '{column}'.")
         if twice:
             feedback.warning(f"{len(twice)} sample ids are used by several points ({_shown(twice)}): their results "
@@ -248,9 +251,15 @@ class JoinLabResults(OreMapAlgorithm):
                 also = f"; the file also reports {c.element} as {', '.join(others)}" if others else ""
                 feedback.warning(f"{c.name}: {len(over)} value(s) over the upper limit (e.g. "
                                  f"'{table.rows[over[0]][c.index]}'), written as the limit, a lower bound{also}.")
+            unknown = sum(1 for v in table.values(c) if v == float("-inf"))
+            if unknown:
+                feedback.warning(f"{c.name}: {unknown} value(s) below an unwritten detection limit ('BDL') and no "
+                                 "limit in the file (no limits row, no '<' value in the column): written empty, as "
+                                 "if not analysed. Fill in the limit, as minus its value, where it matters.")
             comma = "decimal" if table.decimal_comma else None
             cells = (row[c.index].strip() for row in table.rows if c.index < len(row))
-            texts = sorted({t for t in cells if t and math.isnan(assay_text.assay_value(t, comma))})
+            texts = sorted({t for t in cells if t and not math.isfinite(assay_text.assay_value(t, comma))
+                            and assay_text.assay_value(t, comma) != float("-inf")})
             if texts:
                 feedback.info(f"{c.name}: no value in rows reading {_shown(texts)} (written empty).")
 

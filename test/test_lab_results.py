@@ -206,3 +206,68 @@ def test_a_field_the_points_already_have_is_written_beside_it(processing_provide
     assert "Ag_ppm_lab" in layer.fields().names()
     assert (rows["NC002"]["Ag_ppm"], rows["NC002"]["Ag_ppm_lab"]) == (1.5, 3.1)
     assert any("already have a field 'Ag_ppm'" in w for w in feedback.warnings)
+
+
+def test_headers_as_labs_write_them_and_columns_that_are_no_assays(tmp_path):
+    # units glued to the symbol; a serial number 'Sr No' and a batch 'Pb Batch' are no strontium or lead assays
+    text = ("Sr No,Sample,Au(ppb),Cu%,Fe2O3%,Ag[ppb],Pb Batch,Au Rpt,Zn-ppm\n"
+            "1,A1,12,0.5,7.25,40,B7,11,80\n2,A2,<1,1.25,6.5,<5,B7,2,95\n")
+    table = lr.read_lab_results(write(tmp_path, "glued.csv", text))
+    assert [c.name for c in table.assays] == ["Au_ppb", "Cu_pct", "Fe2O3_pct", "Ag_ppb", "Au_ppm_Rpt", "Zn_ppm"]
+    assert table.assays[-1].method == ""
+    assert list(table.attributes) == ["Sr No", "Sample", "Pb Batch"]
+    assert table.notes == ["No unit in the header of 1 assay column(s), taken as ppm: Au_ppm_Rpt."]
+    # a first sample without a hole id is a sample, not ALS's unlabelled limits row
+    text = "Hole ID,Sample,Au_ppm,Cu_ppm,As_ppm\n,RK001,2.5,1500,45\nDH01,S1,0.1,20,BDL\nDH01,S2,<0.01,15,<2\n"
+    table = lr.read_lab_results(write(tmp_path, "blank_first.csv", text))
+    assert table.first_data_line == 2 and all(c.limit != c.limit for c in table.assays)   # no limits row
+    assert table.attribute_values("Sample") == ["RK001", "S1", "S2"]
+    # 'BDL' takes the column's lowest written limit when there is no limits row
+    assert table.values(table.assays[2]) == [45.0, -2.0, -2.0]
+    # certificate lines with several cells (dates) above the header are not header rows; a date is no method
+    dated = CERTIFICATE.replace("Project: NORTH CREEK,,,,,,,", "DATE RECEIVED,2026-01-05,DATE FINALIZED,2026-01-20,,,,\n"
+                                "PROJECT,NORTH CREEK,,,,,,")
+    table = lr.read_lab_results(write(tmp_path, "dated.csv", dated))
+    assert [c.name for c in table.assays][:2] == ["Au_ppm_AA23", "Au_ppm_GRA21"]
+    assert list(table.attributes)[0] == "SAMPLE / DESCRIPTION"
+
+
+def test_decimal_points_and_commas_and_file_encodings(tmp_path):
+    # a decimal-comma file whose Au column is written with points: 0.005 is never five thousandths of a thousand
+    text = "Sample;Au_ppm;Cu_ppm\nA;0.005;12,5\nB;<0.005;1.800\nC;0.125;3,25\n"
+    table = lr.read_lab_results(write(tmp_path, "mixed.csv", text))
+    assert table.decimal_comma and [table.values(c) for c in table.assays] == [[0.005, -0.005, 0.125],
+                                                                               [12.5, 1800.0, 3.25]]
+    # quoted decimal commas in a comma-separated file
+    text = 'Sample,Au_ppm\nA,"0,05"\nB,"1,250"\nC,"0,125"\n'
+    table = lr.read_lab_results(write(tmp_path, "quoted.csv", text))
+    assert table.values(table.assays[0]) == [0.05, 1.25, 0.125]
+    # Excel's "Unicode Text": UTF-16 with a byte-order mark, tab-separated
+    table = lr.read_lab_results(write(tmp_path, "unicode.txt", "Sample\tAu_ppb\nA\t5\nB\t<1\n", "utf-16"))
+    assert table.delimiter == "\t" and table.values(table.assays[0]) == [5.0, -1.0]
+    # ids written as floats by a database export match integer ids
+    table = lr.read_lab_results(write(tmp_path, "float_ids.csv", "Sample,Au_ppm\n1042.0,0.5\n1043.0,0.7\n"))
+    assert lr.match_rows(table, [1043, 1042])[1] == [1, 0]
+
+
+def test_a_running_number_gives_way_to_the_sample_ids_and_a_tie_is_the_users_choice():
+    table = lr.LabTable("t", ",", False, [1], 2, [], {"Serial No": 0, "Sample": 1},
+                        [["1", "NC101"], ["2", "NC102"], ["3", "OREAS 504c"], ["4", "NC103"], ["5", "BLANK"],
+                         ["6", "NC104"]], [2, 3, 4, 5, 6, 7])
+    points = {"id": [1, 2, 3, 4, 5, 6], "SampleID": ["NC103", "NC101", "NC104", "NC102", "NC105", "NC106"]}
+    field, column, rows, _ = lr.match_layer(table, points)
+    assert (field, column, rows) == ("SampleID", "Sample", [1, 3, -1, 0, -1, 2])
+    # two real id columns matching all rows to other points: the user chooses
+    table.attributes = {"Lab No": 0, "Sample": 1}
+    table.rows = [["L1", "NC101"], ["L2", "NC102"]]
+    with pytest.raises(OreMapError) as caught:
+        lr.match_layer(table, {"lab": ["L2", "L1"], "SampleID": ["NC101", "NC102"]})
+    assert caught.value.parameter == "sample_field" and caught.value.message.startswith("Two ways")
+
+
+def test_below_detection_without_any_limit_is_written_empty_and_said(processing_provider, tmp_path):
+    feedback = warning_recorder()
+    results = write(tmp_path, "bdl.csv", "sample,Au_ppm,Cu_ppm\nNC001,BDL,1\nNC002,0.02,2\nNC003,BDL,3\n")
+    _, _, rows = run_join(tmp_path, {"RESULTS": results}, feedback)
+    assert [str(rows[k]["Au_ppm"]) for k in ("NC001", "NC002", "NC003")] == ["NULL", "0.02", "NULL"]
+    assert any(w.startswith("Au_ppm: 2 value(s) below an unwritten detection limit") for w in feedback.warnings)

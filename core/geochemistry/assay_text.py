@@ -39,9 +39,9 @@ def decimal(text, comma=None):
     one to three digits and three after the comma, is read with a thousands separator (1945), as a spreadsheet
     formats numbers. A comma with a point (``'1,250.5'``) is a thousands separator; in a decimal-comma layer a point
     between groups of three digits is (``'1.800'``, ``'1.800,5'``: German, French and Spanish spreadsheets write
-    1800 so)."""
+    1800 so), but never after a lone 0 (``'0.005'`` is 0.005 in any file)."""
     text = text.strip()
-    if comma == "decimal" and "." in text and re.fullmatch(r"[-+]?\d{1,3}(\.\d{3})+(,\d*)?", text):
+    if comma == "decimal" and "." in text and re.fullmatch(r"[-+]?[1-9]\d{0,2}(\.\d{3})+(,\d*)?", text):
         text = text.replace(".", "")
     if "," in text and "." in text and re.fullmatch(r"[-+]?\d{1,3}(,\d{3})+\.\d*", text):
         text = text.replace(",", "")

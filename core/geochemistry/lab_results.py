@@ -6,8 +6,9 @@ then the analyte symbols, their units, the method codes and the lower limits of 
 (``Au`` / ``ppm`` / ``Au-AA23`` / ``0.005``). Loaded as a layer, such a file keeps its first row as field names
 and reads the others as samples, and every element field becomes text. Here the header is read as a whole:
 
-- the **data** begin at the first row of which most cells read as assay values (:mod:`assay_text`) and that no word
-  marks as a limits row; certificate lines above the header (fewer cells) are skipped;
+- the **data** begin at the first row that fills half the table's width or more, most of whose cells read as assay
+  values (:mod:`assay_text`), and that is no limits row; the header is the block of rows right above it (a shorter
+  or blank row ends it), so certificate lines above are skipped;
 - in each column the header cells are read for an **element** symbol or oxide (``Au``, ``Fe2O3``, ``Cu_ppm``), a
   **unit** (``ppm``, ``%``, ``g/t``), a **method** code (``ME-ICP61``, ``Au-AA23``) and other words (``Check``,
   ``Repeat``); a row whose first cell says so (``LOR``, ``DL``, ``Detection limit``) gives the **lower limits**;
@@ -41,6 +42,11 @@ UPPER_WORDS = {"upperlimit", "upperlimits", "udl", "uld", "upperdetectionlimit",
 UNIT_NAMES = {"%": "pct", "percent": "pct", "wt%": "pct", "pct": "pct", "ppm": "ppm", "g/t": "ppm", "gt": "ppm",
               "mg/kg": "ppm", "ug/g": "ppm", "µg/g": "ppm", "μg/g": "ppm", "ppb": "ppb", "ug/kg": "ppb",
               "µg/kg": "ppb", "μg/kg": "ppb", "ng/g": "ppb", "ppt": "ppt"}
+#: Words that may follow an element symbol in an assay column's header (``Au Check``, ``Au Rpt``): a check or repeat
+#: assay. Other words make the column no assay (``Sr No``, ``Pb Batch``: bookkeeping).
+QUALIFIERS = {"check", "chk", "repeat", "rpt", "rep", "re", "dup", "duplicate", "orig", "original", "total", "tot",
+              "final", "avg", "average", "mean", "recovery", "screen", "coarse", "fine", "assay", "grade", "ore",
+              "reassay", "resplit"}
 #: Share of a row's non-empty cells that must read as assay values for the row to be data.
 DATA_SHARE = 0.5
 #: Share of a column's non-empty data cells that must read as assay values (or words for no result) for it to be an
@@ -109,16 +115,20 @@ class LabTable:
 
     def values(self, column):
         """The assay values of ``column`` (an :class:`AssayColumn`) as floats (:func:`assay_text.assay_value`:
-        minus the limit below detection, the limit over range, NaN for no result); a 'BDL' of a column with a
-        limits row becomes minus that limit."""
+        minus the limit below detection, the limit over range, NaN for no result). A 'BDL' (below an unwritten
+        limit) becomes minus the limits row's value, else minus the lowest limit written in the column ('<0.005'),
+        else stays ``-inf`` (:meth:`unknown_limits` counts those)."""
         comma = "decimal" if self.decimal_comma else None
         out = []
         for row in self.rows:
             text = row[column.index].strip() if column.index < len(row) else ""
-            value = assay_text.assay_value(text, comma) if text else float("nan")
-            if value == float("-inf") and column.limit == column.limit:
-                value = -abs(column.limit)
-            out.append(value)
+            out.append(assay_text.assay_value(text, comma) if text else float("nan"))
+        limit = column.limit
+        if limit != limit:
+            written = [-v for v in out if v < 0 and v != float("-inf")]
+            limit = min(written) if written else float("nan")
+        if limit == limit:
+            out = [-abs(limit) if v == float("-inf") else v for v in out]
         return out
 
     def over_limit(self, column):
@@ -128,14 +138,19 @@ class LabTable:
 
 
 def _text(path):
-    """The file's text: UTF-8 (with or without a byte-order mark), else Windows-1252, as laboratory software on
-    Windows writes it."""
+    """The file's text: UTF-16 with a byte-order mark (Excel's "Unicode Text"), UTF-8 (with or without one), else
+    Windows-1252, as laboratory software on Windows writes it."""
     try:
         with open(path, "rb") as handle:
             raw = handle.read()
     except OSError as exc:
         raise OreMapError(f"Cannot read '{path}': {exc.strerror or exc}.", "results",
                           "Choose a readable results file (CSV or text).") from None
+    if raw[:2] in (b"\xff\xfe", b"\xfe\xff"):   # Excel's "Unicode Text": UTF-16 with a byte-order mark
+        try:
+            return raw.decode("utf-16")
+        except UnicodeDecodeError:
+            pass
     if b"\x00" in raw[:4096]:
         raise OreMapError(f"'{path}' is not a text file (a spreadsheet workbook?).", "results",
                           "Save the sheet as CSV (comma- or semicolon-separated) and choose that file.")
@@ -202,29 +217,44 @@ def _written(column):
     return column.oxide + ("T" if column.total else "")
 
 
+def _explicit_unit(column):
+    """The unit a parsed column names itself (not assumed, not from a table), as field names write it, or None."""
+    if column.unit and not column.assumed_unit and not column.unit_from_table:
+        return UNIT_NAMES.get(column.unit, column.unit)
+    return None
+
+
 def _element_of(cell):
     """``(element or oxide as written, unit or None, other words)`` a header cell names, or None: a symbol or oxide
-    alone (``Au``, ``Fe2O3``), or a name with a unit or other words (``Au_ppm``, ``Cu (ppm)``, ``Au Check``)."""
+    alone (``Au``, ``Fe2O3``), with its unit (``Au_ppm``, ``Cu (ppm)``, ``Au(ppb)``, ``Cu%``), or with words that
+    qualify an assay (``Au Check``, ``Au Rpt``, ``Au FA``); other words make no element (``Sr No``, ``Pb Batch``:
+    bookkeeping columns)."""
     tokens = [t for t in re.split(r"[\s_]+", cell.strip()) if t]
     if not tokens:
         return None
     head = sh.parse_column(tokens[0])
     if head.element is not None and len(tokens) == 1:
-        return _written(head), None, ""
+        return _written(head), _explicit_unit(head), ""
     whole = sh.parse_column(cell)
-    if whole.element is not None and whole.unit and not whole.assumed_unit and not whole.unit_from_table:
-        return _written(whole), UNIT_NAMES.get(whole.unit, whole.unit), ""
+    if whole.element is not None and _explicit_unit(whole):
+        return _written(whole), _explicit_unit(whole), ""
     if head.element is not None and head.oxide is None and len(tokens[0]) <= 2 and tokens[0][:1].isupper():
+        rest = [t for t in tokens[1:] if not _unit_of(t) and not _method_of(t)]
+        words = [re.sub(r"\W+", "", t) for t in rest]
+        if any(w.lower() not in QUALIFIERS and w.lower() not in sh.METHOD_WORDS for w in words):
+            return None
         unit = next((_unit_of(t) for t in tokens[1:] if _unit_of(t)), None)
-        rest = [re.sub(r"\W+", "", t) for t in tokens[1:] if not _unit_of(t) and not _METHOD.match(t)]
-        return _written(head), unit, "_".join(t for t in rest if t)
+        return _written(head), unit, "_".join(w for w in words if w)
     return None
 
 
 def _method_of(cell):
     """The method code a header cell holds (``ME-ICP61``, ``Au-AA23``, ``FA50``), or None."""
     cell = cell.strip()
-    return cell if _METHOD.match(cell) and ("-" in cell or any(ch.isdigit() for ch in cell)) else None
+    if _explicit_unit(sh.parse_column(cell)):   # 'Au-ppb' is gold in ppb, no method
+        return None
+    return cell if _METHOD.match(cell) and any(ch.isalpha() for ch in cell) \
+        and ("-" in cell or any(ch.isdigit() for ch in cell)) else None
 
 
 def _column_meaning(cells):
@@ -253,9 +283,16 @@ def _column_meaning(cells):
 
 
 def _limits_row(rows, i, comma):
-    """True when data-like row ``i`` is the unlabelled row of detection limits under a header (ALS's): its first
-    cell is empty where the rows below it name their samples."""
-    if i == 0 or rows[i][:1] != [""]:
+    """True when data-like row ``i`` is ALS's unlabelled row of detection limits: its first cell is empty, as is that
+    of the row right above it (the units row, of units, not values), the rows below it name their samples, and its
+    values are all positive numbers (limits)."""
+    if i == 0 or rows[i][:1] != [""] or rows[i - 1][:1] != [""]:
+        return False
+    above = [c for c in rows[i - 1] if c]
+    if not above or sum(_unit_of(c) is not None for c in above) < 0.5 * len(above):
+        return False
+    values = [assay_text.assay_value(c, "decimal" if comma else None) for c in rows[i] if c]
+    if not all(v == v and 0 < v < float("inf") for v in values):
         return False
     below = [r for r in rows[i + 1:i + 21] if any(r)]
     return bool(below) and sum(1 for r in below if r[:1] and r[0]) >= 0.8 * len(below)
@@ -274,7 +311,8 @@ def read_lab_results(path):
         raise OreMapError(f"'{path}' holds no table (no row with two values or more).", "results",
                           "Choose the laboratory's results file (CSV or text).")
     width = collections.Counter(lengths).most_common(1)[0][0]
-    comma = delimiter != "," and assay_text.decimal_comma_texts(c for r in head for c in r)
+    # (a comma inside a cell of a comma-separated file is quoted: '"0,05"' is a decimal comma there too)
+    comma = assay_text.decimal_comma_texts(c for r in head for c in r)
     # the first data row: most of its cells are values, and it is no limits row (labelled, or ALS's unlabelled one)
     start, limits_row = None, None
     for i, row in enumerate(rows):
@@ -286,8 +324,8 @@ def read_lab_results(path):
             continue
         if _first_word(row) in UPPER_WORDS:
             continue
-        if sum(_is_value(c, comma) or _no_result(c) for c in cells) >= DATA_SHARE * len(cells) \
-                and sum(_is_value(c, comma) for c in cells) >= 2:
+        if len(cells) >= 0.5 * width and sum(_is_value(c, comma) or _no_result(c) for c in cells) >= \
+                DATA_SHARE * len(cells) and sum(_is_value(c, comma) for c in cells) >= min(2, width - 1):
             if limits_row is None and _limits_row(rows, i, comma):
                 limits_row = i
                 continue
@@ -297,8 +335,12 @@ def read_lab_results(path):
         raise OreMapError(f"No row of '{path}' reads as assay values.", "results",
                           "Choose the laboratory's results file: one row per sample, one column per element.")
     # the header: the rows above the data as wide as the table (certificate lines above are shorter)
-    header = [i for i in range(start) if sum(1 for c in rows[i] if c) >= min(3, width) and
-              len([c for c in rows[i] if c]) >= 0.3 * width]
+    header = []
+    for i in range(start - 1, -1, -1):   # the rows right above the data; a short or blank row ends the header
+        filled = sum(1 for c in rows[i] if c)
+        if filled < 2 or filled < 0.3 * width:
+            break
+        header.insert(0, i)
     names_rows = [i for i in header if i != limits_row and _first_word(rows[i]) not in UPPER_WORDS]
     data = [(i, r) for i, r in enumerate(rows[start:], start) if any(c for c in r)]
     # a repeated header further down (pages of a printed certificate) and trailing notes are no samples
@@ -370,12 +412,14 @@ def _name_columns(assays):
 
 
 def id_text(value):
-    """A sample id as written: stripped text; a whole number stored as a float (``1042.0``) as ``'1042'``."""
+    """A sample id as matched: stripped text; a whole number stored or written as a float (``1042.0``,
+    ``'1042.0'``) as ``'1042'``."""
     if value is None:
         return ""
     if isinstance(value, float) and value == value and value.is_integer():
         return str(int(value))
-    return str(value).strip()
+    text = str(value).strip()
+    return text.split(".")[0] if re.fullmatch(r"[-+]?\d+\.0+", text) else text
 
 
 def _folded(key):
@@ -398,7 +442,7 @@ def match_rows(table, ids, column=None):
     candidates = [column] if column is not None else list(table.attributes)
     best, best_hits, best_rows = None, 0, None
     for name in candidates:
-        values = table.attribute_values(name)
+        values = [id_text(v) for v in table.attribute_values(name)]
         rows = [exact.get(v, folded.get(_folded(v), -1)) if v else -1 for v in values]
         hits = sum(r >= 0 for r in rows)
         if hits > best_hits:
@@ -410,3 +454,54 @@ def match_rows(table, ids, column=None):
                           "Choose the field of the points that holds the ids the laboratory reports (and the "
                           "results file's id column).")
     return best, best_rows, twice
+
+
+#: A pair of points field and file column that matches rows through a running number (1, 2, 3...: a serial column of
+#: the file, a layer's feature id) gives way to a pair of real ids that matches at least this share of its rows.
+SERIAL_GIVES_WAY = 0.5
+#: Pairs matching at least this share of the best pair's rows, but to other points, make the choice ambiguous.
+AMBIGUOUS_SHARE = 0.8
+
+
+def _serial(table, column, rows):
+    """True when the rows of ``column`` that match are matched through a running number: whole numbers no larger
+    than the number of rows (plus one)."""
+    values = [id_text(v) for v, r in zip(table.attribute_values(column), rows) if r >= 0]
+    if not values or not all(re.fullmatch(r"\d+", v) for v in values):
+        return False
+    return max(int(v) for v in values) <= len(table.rows) + 1
+
+
+def match_layer(table, layer_ids, column=None):
+    """Choose the points' id field and the file's id column, and match the rows.
+
+    ``layer_ids``: ``{field: ids of the points}`` (one field when the user named it); ``column``: the file's id
+    column, or None. Every pair is matched (:func:`match_rows`); pairs matched through a running number give way to
+    a pair of real ids (:data:`SERIAL_GIVES_WAY`); of the rest, the pair matching the most rows wins, unless another
+    one matches nearly as many rows (:data:`AMBIGUOUS_SHARE`) to other points: then the choice is the user's.
+    Returns ``(field, column, point of each row or -1, ids used by several points)``."""
+    found = []
+    for field_name, ids in layer_ids.items():
+        for candidate in [column] if column is not None else list(table.attributes):
+            try:
+                name, rows, twice = match_rows(table, ids, candidate)
+            except OreMapError:
+                continue
+            found.append((sum(r >= 0 for r in rows), field_name, name, rows, twice))
+    if not found:
+        raise OreMapError("No sample id of the results file matches an id of the sample points.", "sample_field",
+                          "Choose the points of these samples and the field holding the ids the laboratory reports.")
+    real = [f for f in found if not _serial(table, f[2], f[3])]
+    most = max(f[0] for f in found)
+    if real and max(f[0] for f in real) >= SERIAL_GIVES_WAY * most:
+        found = real
+    found.sort(key=lambda f: -f[0])
+    best = found[0]
+    rivals = [f for f in found[1:] if f[0] >= AMBIGUOUS_SHARE * best[0] and f[3] != best[3]]
+    if rivals:
+        other = rivals[0]
+        raise OreMapError(
+            f"Two ways to match the rows give other samples: the points' '{best[1]}' with the file's '{best[2]}' "
+            f"({best[0]} rows) and the points' '{other[1]}' with the file's '{other[2]}' ({other[0]} rows).",
+            "sample_field", "Choose the points' id field and the file's id column.")
+    return best[1], best[2], best[3], best[4]
