@@ -84,6 +84,7 @@ class JoinLabResults(OreMapAlgorithm):
         "reporting).",
     ]
     CORE_PARAMETERS = {**OreMapAlgorithm.CORE_PARAMETERS, "results": "RESULTS", "sample_field": "POINT_ID"}
+    LONG_FIELDS = {"OUTPUT": ["assay fields such as Au_ppm_AA23 or Recvd_Wt_kg"]}
 
     def initAlgorithm(self, config=None):  # noqa: N802
         self._add(QgsProcessingParameterFile(

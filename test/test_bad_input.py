@@ -69,7 +69,7 @@ def test_all_nodata_raster(run_alg, tmp_path):
 
 def test_fewer_than_two_endmembers(run_alg, tmp_path):
     expect_failure(run_alg, "unmix_fcls", {"INPUT": AVIRIS_NG, "LIBRARY": USGS_LIBRARY, "SPECTRA": "Kaolinite CM9",
-                                           "OUTPUT": str(tmp_path / "a.tif")}, "LIBRARY", "at least 2")
+                                           "OUTPUT": str(tmp_path / "a.tif")}, "SPECTRA", "at least 2")
 
 
 def test_duplicate_endmember_names(run_alg, tmp_path):

@@ -263,7 +263,7 @@ CASES = [
          LIBRARY=lambda f: f.lib_text, SPECTRA=""),
     case("unmix-library-duplicate-names", "unmix_fcls", UNMIX, "LIBRARY", "kaolinite",
          LIBRARY=lambda f: f.lib_dupes, SPECTRA=""),
-    case("unmix-one-endmember", "unmix_fcls", UNMIX, "LIBRARY", "at least 2", SPECTRA="Kaolinite CM9"),
+    case("unmix-one-endmember", "unmix_fcls", UNMIX, "SPECTRA", "at least 2", SPECTRA="Kaolinite CM9"),
     case("sam-unknown-spectrum", "sam_classify", SAM, "SPECTRA", "Unobtainium", SPECTRA="Unobtainium"),
     case("s2-hyperspectral-cube", "s2_indices", S2, "INPUT", "hyperspectral", INPUT=AVIRIS_NG),
     case("s2-no-input", "s2_indices", S2, "INPUT", "No Sentinel-2 input", INPUT=None),
