@@ -217,6 +217,13 @@ def test_headers_as_labs_write_them_and_columns_that_are_no_assays(tmp_path):
     assert table.assays[-1].method == ""
     assert list(table.attributes) == ["Sr No", "Sample", "Pb Batch"]
     assert table.notes == ["No unit in the header of 1 assay column(s), taken as ppm: Au_ppm_Rpt."]
+    # a sparse compilation's first record (3 of 12 columns filled) is a sample, not a header row
+    elements = ["Au_ppb", "Ag_ppm", "As_ppm", "Bi_ppm", "Cu_ppm", "Mo_ppm", "Pb_ppm", "Sb_ppm", "W_ppm", "Zn_ppm"]
+    text = ("Sample,Type," + ",".join(elements) + "\nA1,soil,5,,,,,,,,,12\nA2,soil," + ",".join(["1"] * 10) + "\n"
+            "A3,soil," + ",".join(["2"] * 10) + "\n")
+    table = lr.read_lab_results(write(tmp_path, "sparse.csv", text))
+    assert table.first_data_line == 2 and table.attribute_values("Sample") == ["A1", "A2", "A3"]
+    assert table.values(table.assays[0]) == [5.0, 1.0, 2.0] and np.isnan(table.values(table.assays[1])[0])
     # a first sample without a hole id is a sample, not ALS's unlabelled limits row
     text = "Hole ID,Sample,Au_ppm,Cu_ppm,As_ppm\n,RK001,2.5,1500,45\nDH01,S1,0.1,20,BDL\nDH01,S2,<0.01,15,<2\n"
     table = lr.read_lab_results(write(tmp_path, "blank_first.csv", text))

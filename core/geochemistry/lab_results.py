@@ -315,6 +315,12 @@ def read_lab_results(path):
     comma = assay_text.decimal_comma_texts(c for r in head for c in r)
     # the first data row: most of its cells are values, and it is no limits row (labelled, or ALS's unlabelled one)
     start, limits_row = None, None
+
+    def data_like(row):
+        cells = [c for c in row if c]
+        return len(cells) >= 2 and sum(_is_value(c, comma) or _no_result(c) for c in cells) >= \
+            DATA_SHARE * len(cells) and sum(_is_value(c, comma) for c in cells) >= min(2, width - 1)
+
     for i, row in enumerate(rows):
         cells = [c for c in row if c]
         if len(cells) < 2:
@@ -322,15 +328,18 @@ def read_lab_results(path):
         if _first_word(row) in LIMIT_WORDS:
             limits_row = i
             continue
-        if _first_word(row) in UPPER_WORDS:
+        if _first_word(row) in UPPER_WORDS or not data_like(row):
             continue
-        if len(cells) >= 0.5 * width and sum(_is_value(c, comma) or _no_result(c) for c in cells) >= \
-                DATA_SHARE * len(cells) and sum(_is_value(c, comma) for c in cells) >= min(2, width - 1):
-            if limits_row is None and _limits_row(rows, i, comma):
-                limits_row = i
-                continue
-            start = i
-            break
+        # a sample that fills under half the width (a sparse compilation's first record) is data when the next row
+        # is too; a short certificate line ('# of SAMPLES,4') is not
+        following = next((r for r in rows[i + 1:] if any(r)), None)
+        if len(cells) < 0.5 * width and (following is None or not data_like(following)):
+            continue
+        if limits_row is None and _limits_row(rows, i, comma):
+            limits_row = i
+            continue
+        start = i
+        break
     if start is None:
         raise OreMapError(f"No row of '{path}' reads as assay values.", "results",
                           "Choose the laboratory's results file: one row per sample, one column per element.")
