@@ -168,7 +168,7 @@ class JoinLabResults(OreMapAlgorithm):
                             "reports; the file's columns other than assays are: "
                             + ", ".join(f"'{n}'" for n in table.attributes) + ".") from None
         if not given_field:
-            feedback.info(f"Sample ids: the points' field '{name}' (the field that matches the most rows).")
+            feedback.info(f"Sample ids: the points' field '{name}' (the field that matches the most samples).")
         if not given_column:
             feedback.info(f"Sample ids of the results file: column '{column}'.")
         if twice:
@@ -190,7 +190,12 @@ class JoinLabResults(OreMapAlgorithm):
         _, column, rows = self._match(parameters, context, table, source, features, feedback)
         self._log_matches(table, column, rows, len(features), feedback)
 
-        out_fields = QgsFields(source.fields())
+        # the points' fields, but a GeoPackage's feature id: copied, a sample's second row (a repeat) clashed with the
+        # first one's id in a GeoPackage output and was dropped; the output numbers its own features
+        copied = [i for i, f in enumerate(source.fields()) if f.name().lower() != "fid"]
+        out_fields = QgsFields()
+        for i in copied:
+            out_fields.append(source.fields().at(i))
         kept = [name for name in table.attributes if name != column]
         added = []
         numeric = [table.attribute_field(k)[1] for k in kept]
@@ -223,9 +228,12 @@ class JoinLabResults(OreMapAlgorithm):
             out = QgsFeature(out_fields)
             out.setGeometry(feature.geometry())
             values = [c[i] for c in columns]
-            out.setAttributes(list(feature.attributes())
+            attributes = feature.attributes()
+            out.setAttributes([attributes[k] for k in copied]
                               + [float(v) if math.isfinite(v) else NULL for v in values] + [o[i] for o in others])
-            sink.addFeature(out, QgsFeatureSink.FastInsert)
+            if not sink.addFeature(out, QgsFeatureSink.FastInsert):
+                raise QgsProcessingException(f"Could not write the row of line {table.line_numbers[i]} to the output: "
+                                             f"{sink.lastError() or 'the output refused it'}.")
             joined += 1
         feedback.progress(100.0)
         return {"OUTPUT": dest, "JOINED": joined, "UNMATCHED": sum(1 for r in rows if r < 0)}

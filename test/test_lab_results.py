@@ -264,6 +264,12 @@ def test_a_running_number_gives_way_to_the_sample_ids_and_a_tie_is_the_users_cho
     points = {"id": [1, 2, 3, 4, 5, 6], "SampleID": ["NC103", "NC101", "NC104", "NC102", "NC105", "NC106"]}
     field, column, rows, _ = lr.match_layer(table, points)
     assert (field, column, rows) == ("SampleID", "Sample", [1, 3, -1, 0, -1, 2])
+    # one hole's 40 intervals as points; the file holds three holes: the depth reaches the same 40 points with 120 rows
+    rows = [[f"{1.5 * k:.1f}", f"D{40 * h + k + 1:04d}"] for h in range(3) for k in range(40)]
+    depths = lr.LabTable("t", ",", False, [1], 2, [], {"Depth": 0, "Sample": 1}, rows, list(range(2, 122)))
+    field, column, matched, _ = lr.match_layer(depths, {"Depth": [1.5 * k for k in range(40)],
+                                                        "SampleID": [f"D{k + 1:04d}" for k in range(40)]})
+    assert (field, column, matched[:40], matched[40:]) == ("SampleID", "Sample", list(range(40)), [-1] * 80)
     # two real id columns matching all rows to other points: the user chooses
     table.attributes = {"Lab No": 0, "Sample": 1}
     table.rows = [["L1", "NC101"], ["L2", "NC102"]]
@@ -278,3 +284,50 @@ def test_below_detection_without_any_limit_is_written_empty_and_said(processing_
     _, _, rows = run_join(tmp_path, {"RESULTS": results}, feedback)
     assert [str(rows[k]["Au_ppm"]) for k in ("NC001", "NC002", "NC003")] == ["NULL", "0.02", "NULL"]
     assert any(w.startswith("Au_ppm: 2 value(s) below an unwritten detection limit") for w in feedback.warnings)
+
+
+def test_second_review_layouts_methods_rows_blank_lines_and_limits(tmp_path):
+    # a method row of words (FA, ICP, XRF) is no units row: the units come from the row that says them
+    text = "Sample,Au,Cu,Fe\nMethod,FA,ICP,XRF\nUnits,ppb,ppm,%\nA1,12,45,3.5\nA2,<1,30,4.25\n"
+    table = lr.read_lab_results(write(tmp_path, "methods.csv", text))
+    assert [c.name for c in table.assays] == ["Au_ppb", "Cu_ppm", "Fe_pct"]
+    # a blank line between the header and the data; a units row over only the assays of a wide table
+    wide = ("Hole,From,To,Sample,Batch,Weight,Type,Logger,Au,Cu,Ag\n,,,,,,,,ppb,ppm,ppm\n\n"
+            "DH1,0,2,S1,B7,2.1,RC,JB,5,40,0.2\nDH1,2,4,S2,B7,2.2,RC,JB,<1,35,0.1\n")
+    table = lr.read_lab_results(write(tmp_path, "wide.csv", wide))
+    assert [c.name for c in table.assays] == ["Au_ppb", "Cu_ppm", "Ag_ppm"] and table.first_data_line == 4
+    # Intertek's 'DETECTION' row gives the limits; a first sample with a numeric id and no hole id is a sample
+    text = "Sample,Au,As\nUnits,ppm,ppm\nDETECTION,0.01,2\n1001,2.37,BDL\n1002,0.05,12\n"
+    table = lr.read_lab_results(write(tmp_path, "intertek.csv", text))
+    assert [c.limit for c in table.assays] == [0.01, 2.0] and table.values(table.assays[1]) == [-2.0, 12.0]
+    text = "Hole,Sample,Au,Cu\n,,ppm,ppm\n,1001,2.37,1480\nDH1,1002,0.01,20\n"
+    table = lr.read_lab_results(write(tmp_path, "numeric_first.csv", text))
+    assert table.first_data_line == 3 and table.attribute_values("Sample") == ["1001", "1002"]
+    # a semicolon file with a decimal comma in every value splits evenly at the commas too
+    table = lr.read_lab_results(write(tmp_path, "every.csv", "Sample;Au_ppm;Cu_ppm\nA;0,5;1,2\nB;0,7;3,4\n"))
+    assert table.delimiter == ";" and table.values(table.assays[1]) == [1.2, 3.4]
+    # grams per tonne written gpt; a numbered symbol (Au1) is no element and is said
+    table = lr.read_lab_results(write(tmp_path, "gpt.csv", "Sample,Au_gpt,Au1,Au2\nA,1.5,1.4,1.6\nB,0.2,0.1,0.3\n"))
+    assert [c.name for c in table.assays] == ["Au_gpt"] and sh.parse_column("Au_gpt").unit == "gpt"
+    assert table.notes and table.notes[0].startswith("Not read as assays: Au1, Au2")
+
+
+def test_repeats_reach_a_geopackage_and_ids_beat_running_numbers_and_repeated_values(processing_provider, tmp_path):
+    import geopandas as gpd
+    from shapely.geometry import Point
+
+    # 30 samples in a GeoPackage (its fid 1..30); the file: 10 of them by a running number 'No' (1..10), a 'Depth'
+    # shared by many rows, and a re-assay of S05
+    points = gpd.GeoDataFrame({"sample": [f"S{i:02d}" for i in range(1, 31)], "Depth": [float(i % 3) for i in range(30)]},
+                              geometry=[Point(500000 + 10 * i, 7000000) for i in range(30)], crs="EPSG:32750")
+    path = str(tmp_path / "samples.gpkg")
+    points.to_file(path, driver="GPKG")
+    rows = [(k + 1, f"S{k * 3 + 2:02d}", float(k % 3), 0.1 * (k + 1)) for k in range(10)]
+    rows.append((11, "S05", 1.0, 9.9))
+    text = "No,Sample,Depth,Au_ppm\n" + "".join(f"{n},{s},{d},{a:g}\n" for n, s, d, a in rows)
+    feedback = warning_recorder()
+    result, layer, _ = run_join(tmp_path, {"RESULTS": write(tmp_path, "repeat.csv", text), "POINTS": path}, feedback)
+    assert result["JOINED"] == layer.featureCount() == 11 and "fid" in layer.fields().names()
+    got = sorted((f["sample"], f["Au_ppm"]) for f in layer.getFeatures())
+    assert got == sorted((s, round(a, 10)) for _, s, _, a in rows)
+    assert any("the points' field 'sample'" in i for i in feedback.infos)

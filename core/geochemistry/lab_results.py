@@ -26,6 +26,7 @@ Pure Python (no QGIS): ``oremap:join_lab_results`` writes the points.
 import collections
 import csv
 import io
+import math
 import re
 from dataclasses import dataclass, field
 
@@ -35,12 +36,13 @@ from . import survey_hygiene as sh
 
 #: Words of a header row's first cell that make it the row of lower limits of detection (lower case, no dots).
 LIMIT_WORDS = {"lor", "dl", "ldl", "lld", "lod", "mdl", "detectionlimit", "detectionlimits", "lowerlimit",
-               "limitofdetection", "limitofreporting", "reportinglimit", "lowerdetectionlimit", "detlim", "detlimit"}
+               "limitofdetection", "limitofreporting", "reportinglimit", "lowerdetectionlimit", "detlim", "detlimit",
+               "detection", "det", "nwg", "ld", "lq", "limit", "limits"}
 #: ... and of the row of upper limits (read, not used: an over-limit value says its limit itself).
 UPPER_WORDS = {"upperlimit", "upperlimits", "udl", "uld", "upperdetectionlimit", "overlimit", "maxlimit"}
 #: Units written as another unit in field names (the value does not change).
 UNIT_NAMES = {"%": "pct", "percent": "pct", "wt%": "pct", "pct": "pct", "ppm": "ppm", "g/t": "ppm", "gt": "ppm",
-              "mg/kg": "ppm", "ug/g": "ppm", "µg/g": "ppm", "μg/g": "ppm", "ppb": "ppb", "ug/kg": "ppb",
+              "gpt": "ppm", "mg/kg": "ppm", "ug/g": "ppm", "µg/g": "ppm", "μg/g": "ppm", "ppb": "ppb", "ug/kg": "ppb",
               "µg/kg": "ppb", "μg/kg": "ppb", "ng/g": "ppb", "ppt": "ppt"}
 #: Words that may follow an element symbol in an assay column's header (``Au Check``, ``Au Rpt``): a check or repeat
 #: assay. Other words make the column no assay (``Sr No``, ``Pb Batch``: bookkeeping).
@@ -167,15 +169,20 @@ def _rows(text, delimiter):
 
 
 def _delimiter(text):
-    """The delimiter whose rows have one length most often (two cells or more), the longer rows on a tie."""
+    """The delimiter whose rows have one length most often (two cells or more); on a tie the one whose cells hold
+    fewer of the other delimiters (a semicolon file whose every value has a decimal comma splits evenly at the
+    commas too, into cells holding semicolons), then the longer rows."""
     head = "\n".join(text.splitlines()[:SNIFF_ROWS])
-    best, score = ",", (-1.0, 0)
+    best, score = ",", (-1.0, 0, 0)
     for delimiter in DELIMITERS:
-        lengths = [len(r) for r in _rows(head, delimiter) if sum(1 for c in r if c) > 1]
+        rows = _rows(head, delimiter)
+        lengths = [len(r) for r in rows if sum(1 for c in r if c) > 1]
         if not lengths:
             continue
         width, count = collections.Counter(lengths).most_common(1)[0]
-        candidate = (count / len(lengths), width) if width > 1 else (-1.0, 0)
+        others = [d for d in DELIMITERS if d not in (delimiter, ",")]
+        foreign = sum(1 for r in rows for c in r if any(d in c for d in others))
+        candidate = (count / len(lengths), -foreign, width) if width > 1 else (-1.0, 0, 0)
         if candidate > score:
             best, score = delimiter, candidate
     return best
@@ -206,8 +213,8 @@ def _unit_of(cell):
     folded = cell.strip().lower().replace(" ", "")
     if folded in UNIT_NAMES:
         return UNIT_NAMES[folded]
-    parsed = sh.parse_column(f"Cu {cell}")   # a unit in brackets, '(ppm)', 'ppm.'
-    return UNIT_NAMES.get(parsed.unit) if parsed.element == "Cu" and parsed.unit else None
+    parsed = sh.parse_column(f"Cu {cell}")   # a unit in brackets, '(ppm)', 'ppm.'; a method word ('FA') is none
+    return _explicit_unit(parsed) if parsed.element == "Cu" else None
 
 
 def _written(column):
@@ -282,17 +289,24 @@ def _column_meaning(cells):
     return element, unit, method, words
 
 
+def _round(value):
+    """True for a value laboratories use as a limit: 1, 2, 2.5 or 5 times a power of ten (0.005, 0.02, 0.5, 10)."""
+    exponent = math.floor(math.log10(value))
+    mantissa = value / 10.0 ** exponent
+    return any(abs(mantissa - m) < 1e-6 for m in (1.0, 2.0, 2.5, 5.0, 10.0))
+
+
 def _limits_row(rows, i, comma):
     """True when data-like row ``i`` is ALS's unlabelled row of detection limits: its first cell is empty, as is that
     of the row right above it (the units row, of units, not values), the rows below it name their samples, and its
-    values are all positive numbers (limits)."""
+    values are all limits (:func:`_round`: a sample's values are not all 1, 2, 2.5 or 5 times a power of ten)."""
     if i == 0 or rows[i][:1] != [""] or rows[i - 1][:1] != [""]:
         return False
     above = [c for c in rows[i - 1] if c]
     if not above or sum(_unit_of(c) is not None for c in above) < 0.5 * len(above):
         return False
     values = [assay_text.assay_value(c, "decimal" if comma else None) for c in rows[i] if c]
-    if not all(v == v and 0 < v < float("inf") for v in values):
+    if not all(v == v and 0 < v < float("inf") and _round(v) for v in values):
         return False
     below = [r for r in rows[i + 1:i + 21] if any(r)]
     return bool(below) and sum(1 for r in below if r[:1] and r[0]) >= 0.8 * len(below)
@@ -330,10 +344,13 @@ def read_lab_results(path):
             continue
         if _first_word(row) in UPPER_WORDS or not data_like(row):
             continue
-        # a sample that fills under half the width (a sparse compilation's first record) is data when the next row
-        # is too; a short certificate line ('# of SAMPLES,4') is not
+        # a sample that fills under half the width (a sparse compilation's first record) is data right under a
+        # header as wide as the table or when the next row is data too; a short certificate line ('# of SAMPLES,4')
+        # is not
         following = next((r for r in rows[i + 1:] if any(r)), None)
-        if len(cells) < 0.5 * width and (following is None or not data_like(following)):
+        before = next((r for r in rows[i - 1::-1] if any(r)), None) if i else None
+        under_header = before is not None and sum(1 for c in before if c) >= 0.5 * width and not data_like(before)
+        if len(cells) < 0.5 * width and not under_header and (following is None or not data_like(following)):
             continue
         if limits_row is None and _limits_row(rows, i, comma):
             limits_row = i
@@ -346,8 +363,11 @@ def read_lab_results(path):
     # the header: the rows above the data as wide as the table (certificate lines above are shorter)
     header = []
     for i in range(start - 1, -1, -1):   # the rows right above the data; a short or blank row ends the header
-        filled = sum(1 for c in rows[i] if c)
-        if filled < 2 or filled < 0.3 * width:
+        cells = [c for c in rows[i] if c]
+        if not cells and not header:      # blank lines between the header and the data
+            continue
+        units = sum(_unit_of(c) is not None for c in cells)
+        if len(cells) < 2 or (len(cells) < 0.3 * width and units < 0.8 * len(cells)):   # a units row may be short
             break
         header.insert(0, i)
     names_rows = [i for i in header if i != limits_row and _first_word(rows[i]) not in UPPER_WORDS]
@@ -379,6 +399,12 @@ def read_lab_results(path):
         raise OreMapError(f"No column of '{path}' reads as assays of an element.", "results",
                           "The header must name the elements (Au, Cu_ppm...) above columns of values.")
     _name_columns(assays)
+    numbered = [name for name in attributes if re.fullmatch(r"([A-Z][a-z]?)\d+(_.*)?", name.split(" / ")[0])
+                and sh.parse_column(re.match(r"[A-Za-z]+", name).group()).element is not None]
+    if numbered:
+        notes.append(f"Not read as assays: {', '.join(numbered)} (an element symbol with a number, such as Au1 for a "
+                     "first assay, names no element here). Rename such a column Au_ppm_1 (element, unit, number) to "
+                     "use it as an assay.")
     if empty:
         notes.append(f"Left out, no value in any row: {', '.join(empty)}.")
     bare = [c.name for c in assays if not c.unit_given]
@@ -466,9 +492,10 @@ def match_rows(table, ids, column=None):
 
 
 #: A pair of points field and file column that matches rows through a running number (1, 2, 3...: a serial column of
-#: the file, a layer's feature id) gives way to a pair of real ids that matches at least this share of its rows.
-SERIAL_GIVES_WAY = 0.5
-#: Pairs matching at least this share of the best pair's rows, but to other points, make the choice ambiguous.
+#: the file, a layer's feature id) gives way to a pair of real ids that matches at least this share of its samples
+#: (and 3): a running number matches a layer of more samples than the file through any of them.
+SERIAL_GIVES_WAY = 0.2
+#: Pairs matching at least this share of the best pair's samples, but to other points, make the choice ambiguous.
 AMBIGUOUS_SHARE = 0.8
 
 
@@ -485,10 +512,13 @@ def match_layer(table, layer_ids, column=None):
     """Choose the points' id field and the file's id column, and match the rows.
 
     ``layer_ids``: ``{field: ids of the points}`` (one field when the user named it); ``column``: the file's id
-    column, or None. Every pair is matched (:func:`match_rows`); pairs matched through a running number give way to
-    a pair of real ids (:data:`SERIAL_GIVES_WAY`); of the rest, the pair matching the most rows wins, unless another
-    one matches nearly as many rows (:data:`AMBIGUOUS_SHARE`) to other points: then the choice is the user's.
-    Returns ``(field, column, point of each row or -1, ids used by several points)``."""
+    column, or None. Every pair is matched (:func:`match_rows`) and scored by the number of *points* its rows reach,
+    less the rows beyond one per point: a column of repeated values (a depth, a batch) matches many rows to few
+    points, or to as many points as the ids with more rows. Pairs matched
+    through a running number give way to a pair of real ids (:data:`SERIAL_GIVES_WAY`); of the rest, the pair
+    reaching the most points wins, unless another one reaches nearly as many (:data:`AMBIGUOUS_SHARE`) with other
+    rows: then the choice is the user's. Returns ``(field, column, point of each row or -1, ids used by several
+    points)``."""
     found = []
     for field_name, ids in layer_ids.items():
         for candidate in [column] if column is not None else list(table.attributes):
@@ -496,21 +526,25 @@ def match_layer(table, layer_ids, column=None):
                 name, rows, twice = match_rows(table, ids, candidate)
             except OreMapError:
                 continue
-            found.append((sum(r >= 0 for r in rows), field_name, name, rows, twice))
+            points = len({r for r in rows if r >= 0})
+            matched = sum(r >= 0 for r in rows)
+            # points reached, less the rows beyond one per point: repeats are few among sample ids (re-assays),
+            # many in a column of repeated values (a depth, a batch), which reaches as many points with more rows
+            found.append((points - (matched - points), matched, field_name, name, rows, twice))
     if not found:
         raise OreMapError("No sample id of the results file matches an id of the sample points.", "sample_field",
                           "Choose the points of these samples and the field holding the ids the laboratory reports.")
-    real = [f for f in found if not _serial(table, f[2], f[3])]
-    most = max(f[0] for f in found)
-    if real and max(f[0] for f in real) >= SERIAL_GIVES_WAY * most:
+    serial = [f for f in found if _serial(table, f[3], f[4])]
+    real = [f for f in found if not _serial(table, f[3], f[4])]
+    if serial and real and max(f[0] for f in real) >= max(3, SERIAL_GIVES_WAY * max(f[0] for f in serial)):
         found = real
-    found.sort(key=lambda f: -f[0])
+    found.sort(key=lambda f: (-f[0], -f[1]))
     best = found[0]
-    rivals = [f for f in found[1:] if f[0] >= AMBIGUOUS_SHARE * best[0] and f[3] != best[3]]
+    rivals = [f for f in found[1:] if f[0] >= AMBIGUOUS_SHARE * best[0] > 0 and f[4] != best[4]]
     if rivals:
         other = rivals[0]
         raise OreMapError(
-            f"Two ways to match the rows give other samples: the points' '{best[1]}' with the file's '{best[2]}' "
-            f"({best[0]} rows) and the points' '{other[1]}' with the file's '{other[2]}' ({other[0]} rows).",
+            f"Two ways to match the rows give other samples: the points' '{best[2]}' with the file's '{best[3]}' "
+            f"({best[1]} rows) and the points' '{other[2]}' with the file's '{other[3]}' ({other[1]} rows).",
             "sample_field", "Choose the points' id field and the file's id column.")
-    return best[1], best[2], best[3], best[4]
+    return best[2], best[3], best[4], best[5]

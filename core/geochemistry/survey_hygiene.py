@@ -45,10 +45,10 @@ columns are measured in at least 83 % of the samples and the next in at most 66 
 multivariate model needs complete rows, and 80 % keeps the imputed share small."""
 
 UNIT_FACTORS = {"pct": 1e4, "percent": 1e4, "wt%": 1e4, "%": 1e4, "ppm": 1.0, "ppb": 1e-3, "ppt": 1e-6, "gt": 1.0,
-                "g/t": 1.0, "mg/kg": 1.0, "ug/kg": 1e-3, "µg/kg": 1e-3, "μg/kg": 1e-3, "ug/g": 1.0, "µg/g": 1.0,
-                "μg/g": 1.0, "ng/g": 1e-3}
-"""Multiply by the factor to get ppm (``pct`` and ``%`` are weight percent; ``g/t``, ``mg/kg`` and ``µg/g``
-equal ppm; ``µg/kg`` and ``ng/g`` equal ppb)."""
+                "gpt": 1.0, "g/t": 1.0, "mg/kg": 1.0, "ug/kg": 1e-3, "µg/kg": 1e-3, "μg/kg": 1e-3, "ug/g": 1.0,
+                "µg/g": 1.0, "μg/g": 1.0, "ng/g": 1e-3}
+"""Multiply by the factor to get ppm (``pct`` and ``%`` are weight percent; ``g/t`` (``gt``, ``gpt``), ``mg/kg`` and
+``µg/g`` equal ppm; ``µg/kg`` and ``ng/g`` equal ppb)."""
 
 MISSING_CODE_COLUMNS = 3
 """A negative value is a missing-value code, not a detection limit, when in at least this many columns it lies
