@@ -71,7 +71,7 @@ from ..core.geochemistry import assay_text
 from ..core.geochemistry.assay_text import (BELOW_DETECTION_WORDS, DECIMAL_COMMA as _DECIMAL_COMMA,  # noqa: F401
                                             MISSING_WORDS, NO_VALUE_WORDS, decimal as _decimal, word as _word)
 from ..core.engine.raster import (check_output_path, clean_partials, damaged_file_reason, gdal_cache_limit,
-                                  output_name_problem)
+                                  memory_env_problem, output_name_problem)
 from ..processing_provider import settings
 from . import styles
 
@@ -1489,6 +1489,8 @@ class OreMapAlgorithm(QgsProcessingAlgorithm):
                         f"{run.threads or 'all cores'}, memory budget {self.memory_mb():.0f} MB.")
             if run.fallback_message():
                 bridge.warning(run.fallback_message())
+            if memory_env_problem():
+                bridge.warning(memory_env_problem())
             for note in self._first_layer_notes(parameters):
                 bridge.warning(note)
             self._assigned_crs = None

@@ -240,3 +240,101 @@ def test_dock_lists_models_and_opens_the_right_algorithm_dialog(library, model_f
             dialog.deleteLater()
         dock.deleteLater()
         del dock
+
+
+def test_adding_a_model_asks_before_replacing_the_users_card_and_follows_the_folder_setting(model_folder, tmp_path,
+                                                                                             monkeypatch):
+    """The user's own usgs_minerals_cnn.md and _report.html (no model of that name) were overwritten by the bundled
+    card and report without a question; after the folder was changed in Settings > Options the open panel copied
+    into the old folder, and the model then appeared nowhere."""
+    from oremap.ui.model_library import ModelLibraryDock
+
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "share"))
+    old, new = tmp_path / "old_models", tmp_path / "new_models"
+    old.mkdir()
+    model_folder(str(old))
+    dock = ModelLibraryDock()
+    try:
+        model_folder(str(new))                   # changed elsewhere (Settings > Options) while the panel is open
+        (new).mkdir()
+        (new / "usgs_minerals_cnn.md").write_text("MY FIELD NOTES")
+        asked = []
+        dock.confirm = lambda title, text: asked.append(text) and False
+        assert dock.add_models([BUNDLED]) == []
+        assert "usgs_minerals_cnn.md" in asked[0] and (new / "usgs_minerals_cnn.md").read_text() == "MY FIELD NOTES"
+        dock.confirm = lambda title, text: True
+        assert dock.add_models([BUNDLED]) == [str(new / "usgs_minerals_cnn.onnx")] and not os.listdir(old)
+        assert (tmp_path / "share" / "Trash" / "files" / "usgs_minerals_cnn.md").read_text() == "MY FIELD NOTES"
+        assert str(new) in dock.folder_label.text()
+    finally:
+        dock.deleteLater()
+        del dock
+
+
+def test_a_model_no_trash_can_take_is_deleted_only_when_the_user_was_told(library, model_folder, tmp_path,
+                                                                          monkeypatch):
+    """On another disk without a trash, Remove deleted the files for good after asking only "Remove ...?"; a move
+    that failed (a read-only folder) left a phantom entry in the trash."""
+    from oremap.ui import model_library as ui
+
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "share"))
+    folder, paths = library
+    model_folder(folder)
+    dock = ui.ModelLibraryDock()
+    try:
+        monkeypatch.setattr(ui, "trash_available", lambda path: False)
+        dock.select(paths["cnn"])
+        asked = []
+        dock.confirm = lambda title, text: asked.append(text) and False
+        assert dock.remove_model() == [] and os.path.exists(paths["cnn"])
+        assert "deleted for good" in asked[0]
+        dock.confirm = lambda title, text: True
+        assert dock.remove_model()[0] == paths["cnn"] and not os.path.exists(paths["cnn"])
+        assert not (tmp_path / "share" / "Trash").exists() or not os.listdir(tmp_path / "share" / "Trash" / "files")
+    finally:
+        dock.deleteLater()
+        del dock
+
+    def refuse(src, dst):
+        raise PermissionError(13, "Permission denied", src)
+
+    monkeypatch.setattr(ui.os, "replace", refuse)
+    with pytest.raises(PermissionError):
+        ui.move_to_trash(paths["abundance"])
+    assert os.path.exists(paths["abundance"]) and os.listdir(tmp_path / "share" / "Trash" / "info") == []
+
+
+def test_an_unreadable_memory_variable_falls_back_and_is_said(monkeypatch):
+    from oremap.core.engine import raster
+    from oremap.processing_provider import settings
+
+    monkeypatch.setenv("OREMAP_MEMORY_MB", "2GB")
+    assert raster.memory_budget_mb() == 512.0 and "OREMAP_MEMORY_MB='2GB' is not a number" in raster.memory_env_problem()
+    if not settings.is_stored(settings.MEMORY_SETTING):   # the variable is the setting: the pages and runs read it
+        assert settings.memory_mb() == 512.0
+    monkeypatch.setenv("OREMAP_MEMORY_MB", "2048")
+    assert raster.memory_budget_mb() == 2048.0 and raster.memory_env_problem() is None
+
+
+def test_the_library_viewer_plots_the_spectrum_chosen_when_two_share_a_name(tmp_path, qgis_iface):
+    from oremap.ui.library_viewer import LibraryViewerDialog
+
+    path = tmp_path / "dup.csv"
+    path.write_text("wavelength_nm,kaolinite,kaolinite\n400,0.1,0.9\n500,0.2,0.8\n600,0.3,0.7\n")
+    viewer = LibraryViewerDialog(None, str(path))
+    try:
+        plotted = []
+        viewer.plot.set_curves = lambda curves: plotted.append([list(c[1]) for c in curves])
+        viewer.names.item(0).setSelected(True)
+        viewer.plot_selection()
+        assert plotted[-1] == [[0.1, 0.2, 0.3]]
+        viewer.names.clearSelection()
+        viewer.names.item(1).setSelected(True)
+        viewer.plot_selection()
+        assert plotted[-1] == [[0.9, 0.8, 0.7]]
+        broken = tmp_path / "broken.csv"
+        broken.write_text("")
+        viewer.load(str(broken))                 # the previous library's names no longer listed
+        assert viewer.names.count() == 0 and viewer.library is None
+    finally:
+        viewer.deleteLater()

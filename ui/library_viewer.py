@@ -13,6 +13,7 @@ from qgis.PyQt.QtWidgets import (
     QLabel,
     QLineEdit,
     QListWidget,
+    QListWidgetItem,
     QPushButton,
     QVBoxLayout,
     QWidget,
@@ -122,12 +123,18 @@ class LibraryViewerDialog(QDialog):
             self.library = read_library(path)
         except OreMapError as exc:
             self.path_label.setText(str(exc))
+            self.library = None           # the previous library's names would be plotted and copied as this file's
+            self.names.clear()
+            self.plot.set_curves([])
             return
         lib = self.library
         self.path_label.setText(f"{os.path.basename(path)}: {len(lib.names)} spectra, "
                                 f"{lib.wavelengths.min():.0f}-{lib.wavelengths.max():.0f} nm")
         self.names.clear()
-        self.names.addItems(lib.names)
+        for i, name in enumerate(lib.names):   # each item keeps its row: two spectra may share a name
+            item = QListWidgetItem(name)
+            item.setData(Qt.ItemDataRole.UserRole, i)
+            self.names.addItem(item)
         self.apply_filter(self.filter_edit.text())
 
     def apply_filter(self, text):
@@ -144,9 +151,9 @@ class LibraryViewerDialog(QDialog):
         if self.library is None or not names:
             self.plot.set_curves([])
             return
-        index = {n: i for i, n in enumerate(self.library.names)}
-        self.plot.set_curves([(self.library.wavelengths, self.library.spectra[index[n]], rgb)
-                              for n, rgb in zip(names, class_colours(names))])
+        rows = [item.data(Qt.ItemDataRole.UserRole) for item in self.names.selectedItems()][:12]
+        self.plot.set_curves([(self.library.wavelengths, self.library.spectra[row], rgb)
+                              for row, rgb in zip(rows, class_colours(names))])
 
     def copy_names(self):
         QApplication.clipboard().setText("; ".join(self.selected_names()))

@@ -57,18 +57,55 @@ def reveal_in_file_manager(path):
         QDesktopServices.openUrl(QUrl.fromLocalFile(os.path.dirname(path)))
 
 
+def _home_trash():
+    return os.path.join(os.environ.get("XDG_DATA_HOME") or os.path.expanduser("~/.local/share"), "Trash")
+
+
+def _top_dir(path):
+    """The mount point of the file system that holds ``path`` (the top directory of the trash specification)."""
+    path = os.path.abspath(path)
+    device = os.stat(path).st_dev
+    while True:
+        parent = os.path.dirname(path)
+        if parent == path or os.stat(parent).st_dev != device:
+            return path
+        path = parent
+
+
+def _trash_for(path):
+    """``(trash folder, the Path= of its info file)`` for ``path`` (freedesktop.org Trash specification 1.0): the home
+    trash where it is on the file's device, else the device's own ``$topdir/.Trash-$uid`` (a USB disk, a network
+    share), made when missing; None where neither can be made (a read-only device)."""
+    path = os.path.abspath(path)
+    home = _home_trash()
+    try:
+        for sub in ("files", "info"):
+            os.makedirs(os.path.join(home, sub), mode=0o700, exist_ok=True)
+        if os.stat(path).st_dev == os.stat(home).st_dev:
+            return home, path
+    except OSError:
+        pass
+    top = _top_dir(os.path.dirname(path))
+    trash = os.path.join(top, f".Trash-{os.getuid()}")
+    try:
+        for sub in ("files", "info"):
+            os.makedirs(os.path.join(trash, sub), mode=0o700, exist_ok=True)
+    except OSError:
+        return None
+    return trash, os.path.relpath(path, top)
+
+
 def _freedesktop_trash(path):
-    """Move ``path`` into the XDG home trash (freedesktop.org Trash specification 1.0); False where that
-    trash is not on the file's device. Qt's own moveToTrash was seen to make a trash in the working folder
-    (``./files``, ``./info``) inside QGIS, so Linux uses this."""
+    """Move ``path`` into its trash (:func:`_trash_for`); False where it has none. Qt's own moveToTrash was seen to
+    make a trash in the working folder (``./files``, ``./info``) inside QGIS, so Linux uses this. A move that fails
+    (a read-only folder) takes back its info file and raises: a phantom entry stayed in the trash."""
     import datetime
     from urllib.parse import quote
 
-    trash = os.path.join(os.environ.get("XDG_DATA_HOME") or os.path.expanduser("~/.local/share"), "Trash")
-    os.makedirs(os.path.join(trash, "files"), mode=0o700, exist_ok=True)
-    os.makedirs(os.path.join(trash, "info"), mode=0o700, exist_ok=True)
-    if os.stat(path).st_dev != os.stat(trash).st_dev:
+    found = _trash_for(path)
+    if found is None:
         return False
+    trash, recorded = found
     base, ext = os.path.splitext(os.path.basename(path))
     name, n = base + ext, 1
     while True:  # the info file is created first and exclusively, as the specification asks
@@ -78,23 +115,42 @@ def _freedesktop_trash(path):
         except FileExistsError:
             n += 1
             name = f"{base}.{n}{ext}"
+    info = os.path.join(trash, "info", name + ".trashinfo")
     with os.fdopen(fd, "w") as f:
         f.write("[Trash Info]\nPath={}\nDeletionDate={}\n".format(
-            quote(os.path.abspath(path)), datetime.datetime.now().strftime("%Y-%m-%dT%H:%M:%S")))
-    os.replace(path, os.path.join(trash, "files", name))
+            quote(recorded), datetime.datetime.now().strftime("%Y-%m-%dT%H:%M:%S")))
+    try:
+        os.replace(path, os.path.join(trash, "files", name))
+    except OSError:
+        os.remove(info)
+        raise
     return True
 
 
-def move_to_trash(path):
-    """Move ``path`` to the trash where the system has one, else delete it."""
+def trash_available(path):
+    """Whether :func:`move_to_trash` can move ``path`` to a trash (Linux: its home or device trash; elsewhere Qt's,
+    which Windows and macOS have)."""
     if sys.platform.startswith("linux"):
         try:
-            if _freedesktop_trash(path):
-                return
+            return _trash_for(path) is not None
         except OSError:
-            pass
+            return False
+    return hasattr(QFile, "moveToTrash")
+
+
+def move_to_trash(path):
+    """Move ``path`` to the trash; raises OSError where there is none (:func:`trash_available`), so that nothing is
+    deleted for good without being asked (:func:`delete_file`)."""
+    if sys.platform.startswith("linux"):
+        if _freedesktop_trash(path):
+            return
     elif hasattr(QFile, "moveToTrash") and QFile.moveToTrash(path)[0]:
         return
+    raise OSError(f"no trash can take {path}")
+
+
+def delete_file(path):
+    """Delete ``path`` for good (after the user agreed: :meth:`ModelLibraryDock.confirm`)."""
     os.remove(path)
 
 
@@ -224,8 +280,10 @@ class ModelLibraryDock(QgsDockWidget):
             if not group.childCount():
                 empty = QTreeWidgetItem(group, ["(none)", ""])
                 empty.setFlags(Qt.ItemFlag.NoItemFlags)
-        exists = os.path.isdir(self.folder)
-        self.folder_label.setText(f"Your model folder: {self.folder}" + ("" if exists else " (not created yet)"))
+        state = ("" if os.path.isdir(self.folder) else
+                 " (a file, not a folder: choose another in Settings…)" if os.path.exists(self.folder) else
+                 " (not created yet)")
+        self.folder_label.setText(f"Your model folder: {self.folder}{state}")
         self.select(current.path if current else None)
 
     def items(self):
@@ -322,11 +380,16 @@ class ModelLibraryDock(QgsDockWidget):
         entry = self.selected_entry()
         if entry is None or entry.source != model_library.USER:
             return []
-        names = ", ".join(os.path.basename(p) for p in [entry.path] + entry.sidecars())
-        if not self.confirm("Remove model", f"Remove {names} from {os.path.dirname(entry.path)}?"):
+        files = [entry.path] + entry.sidecars()
+        names = ", ".join(os.path.basename(p) for p in files)
+        trash = all(trash_available(p) for p in files)
+        question = f"Remove {names} from {os.path.dirname(entry.path)}?"
+        if not trash:
+            question += " No trash can take them there (another disk without one): they will be deleted for good."
+        if not self.confirm("Remove model", question):
             return []
         try:
-            removed = model_library.remove_model(entry, remove=move_to_trash)
+            removed = model_library.remove_model(entry, remove=move_to_trash if trash else delete_file)
         except (OSError, OreMapError) as exc:
             QMessageBox.warning(self, "Remove model", f"Could not remove the model: {exc}")
             removed = []
@@ -343,6 +406,7 @@ class ModelLibraryDock(QgsDockWidget):
             paths, _ = QFileDialog.getOpenFileNames(self, "Add OreMap models", "", "ONNX models (*.onnx)")
         if not paths:
             return []
+        self.folder = settings.model_folder()   # changed in Settings > Options since the panel last listed it
         try:
             os.makedirs(self.folder, exist_ok=True)
         except OSError as exc:
@@ -355,16 +419,27 @@ class ModelLibraryDock(QgsDockWidget):
             if os.path.exists(target) and os.path.samefile(source.path, target):   # already the folder's own
                 copied.append(target)
                 continue
+            # every file the copy would write that is there already (a card or report of the user's own without its
+            # model counts: it was overwritten without a word)
+            parts = [os.path.join(self.folder, os.path.basename(p)) for p in [source.path] + source.sidecars()]
             if os.path.exists(target):
                 existing = model_library.ModelEntry(target, model_library.USER)
-                sides = existing.sidecars()
-                names = ", ".join(os.path.basename(p) for p in [existing.path] + sides)
-                if not self.confirm("Replace model", f"The model folder already holds {names}. Replace "
-                                                     f"{'them' if sides else 'it'} with "
-                                                     f"{source.path}?"):
+                there = [existing.path] + existing.sidecars()
+            else:
+                there = []
+            there += [p for p in parts if os.path.exists(p) and p not in there]
+            if there:
+                names = ", ".join(os.path.basename(p) for p in there)
+                trash = all(trash_available(p) for p in there)
+                question = (f"The model folder already holds {names}. Replace {'them' if len(there) > 1 else 'it'} "
+                            f"with the files of {source.path}?")
+                if not trash:
+                    question += " No trash can take the old files there: they will be deleted for good."
+                if not self.confirm("Replace model", question):
                     continue
                 try:
-                    model_library.remove_model(existing, remove=move_to_trash)
+                    for old_file in there:
+                        (move_to_trash if trash else delete_file)(old_file)
                 except OSError as exc:
                     QMessageBox.warning(self, "Add model", f"Could not replace {target}: {exc}")
                     continue

@@ -50,11 +50,29 @@ PARTIAL_SUFFIX = ".oremap-partial.tif"
 
 
 def memory_budget_mb(value=None):
-    """The memory budget in MB: ``value`` if given, else ``$OREMAP_MEMORY_MB``, else 512."""
+    """The memory budget in MB: ``value`` if given, else ``$OREMAP_MEMORY_MB``, else 512 (also when the variable
+    holds no positive number of MB, such as '2GB': :func:`memory_env_problem` says so)."""
     if value:
         return float(value)
-    env = os.environ.get(MEMORY_SETTING)
-    return float(env) if env else float(DEFAULT_MEMORY_MB)
+    if memory_env_problem() is None and os.environ.get(MEMORY_SETTING, "").strip():
+        return float(os.environ[MEMORY_SETTING])
+    return float(DEFAULT_MEMORY_MB)
+
+
+def memory_env_problem():
+    """What is wrong with ``$OREMAP_MEMORY_MB`` (not a positive number of MB), or None: it made every run and the
+    settings pages fail with a traceback."""
+    text = os.environ.get(MEMORY_SETTING, "").strip()
+    if not text:
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if value > 0:
+        return None
+    return (f"The environment variable {MEMORY_SETTING}='{text}' is not a number of MB (such as 2048): the memory "
+            f"budget is {DEFAULT_MEMORY_MB} MB. Set it to a number, or remove it and use the OreMap settings.")
 
 
 GDAL_CACHE_SHARE = 8
