@@ -192,10 +192,10 @@ _METRES = {"nm": 1e-9, "nanometer": 1e-9, "nanometre": 1e-9,
            "angstrom": 1e-10}
 
 #: Mass fraction per unit (kg of element per kg of sample), from each unit's definition; "ppt" is parts per
-#: trillion (the geochemical use, e.g. Au or PGE in ppt), "gt" is g/t written without the slash.
+#: trillion (the geochemical use, e.g. Au or PGE in ppt), "gt" and "gpt" are g/t written without the slash.
 _MASS_FRACTION = {"pct": 1e-2, "percent": 1e-2, "wt%": 1e-2, "%": 1e-2,
                   "ppm": 1e-6, "ppb": 1e-9, "ppt": 1e-12,
-                  "gt": 1e-3 / 1e3, "g/t": 1e-3 / 1e3, "mg/kg": 1e-6 / 1.0,
+                  "gt": 1e-3 / 1e3, "gpt": 1e-3 / 1e3, "g/t": 1e-3 / 1e3, "mg/kg": 1e-6 / 1.0,
                   "ug/kg": 1e-9 / 1.0, "µg/kg": 1e-9, "μg/kg": 1e-9,
                   "ug/g": 1e-9 / 1e-3, "µg/g": 1e-9 / 1e-3, "μg/g": 1e-9 / 1e-3,
                   "ng/g": 1e-12 / 1e-3}
