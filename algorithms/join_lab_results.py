@@ -199,7 +199,19 @@ class JoinLabResults(OreMapAlgorithm):
         kept = [name for name in table.attributes if name != column]
         added = []
         numeric = [table.attribute_field(k)[1] for k in kept]
-        wanted = [(a.name, field_type.DOUBLE) for a in table.assays]
+        best = {r.element: r for r in lab_results.reassays(table)}
+        columns, wanted = [], []
+        for assay in table.assays:   # an element's best values before its columns (the one the algorithms read)
+            reassay = best.pop(assay.element, None)
+            if reassay is not None:
+                columns.append(reassay.values)
+                wanted.append((reassay.name, field_type.DOUBLE))
+                feedback.info(f"{reassay.name}: {reassay.primary.name} with its values over the upper limit replaced "
+                              "by the re-assay (" + ", ".join(f"{n}: {k}" for n, k in reassay.replaced.items())
+                              + f"), written before the {reassay.element} columns, which the geochemistry algorithms "
+                                "read first.")
+            columns.append(table.values(assay))
+            wanted.append((assay.name, field_type.DOUBLE))
         wanted += [(table.attribute_field(k)[0], field_type.DOUBLE if n else field_type.STRING)
                    for k, n in zip(kept, numeric)]
         for name, kind in wanted:
@@ -216,7 +228,6 @@ class JoinLabResults(OreMapAlgorithm):
         texts = [table.attribute_values(k) for k in kept]
         others = [[(float(v.replace(",", ".") if table.decimal_comma else v) if v else NULL) if n else (v or NULL)
                    for v in t] for t, n in zip(texts, numeric)]
-        columns = [table.values(assay) for assay in table.assays]
         joined = 0
         for i, point in enumerate(rows):
             if i % PROGRESS_EVERY == 0:

@@ -165,8 +165,11 @@ def test_the_certificate_joins_to_the_points_and_the_rest_is_logged(processing_p
     feedback = warning_recorder()
     result, layer, rows = run_join(tmp_path, {}, feedback)
     assert (result["JOINED"], result["UNMATCHED"]) == (4, 2)
-    assert layer.fields().names()[1:] == ["sample", "Au_ppm_AA23", "Au_ppm_GRA21", "Ag_ppm", "Cu_pct", "S_pct",
-                                          "As_ppm", "Recvd_Wt_kg"]
+    # Au_ppm: the gold the geochemistry algorithms read first, Au-AA23's with its value over the limit ('>10.0') replaced
+    # by the ore-grade re-assay (Au-GRA21); read as a number, the limit had hidden the re-assay from them
+    assert layer.fields().names()[1:] == ["sample", "Au_ppm", "Au_ppm_AA23", "Au_ppm_GRA21", "Ag_ppm", "Cu_pct",
+                                          "S_pct", "As_ppm", "Recvd_Wt_kg"]
+    assert [rows[k]["Au_ppm"] for k in ("NC001", "NC002", "NC003", "NC004")] == [-0.005, 15.2, 0.456, 0.1]
     assert sorted(rows) == ["NC001", "NC002", "NC003", "NC004"]   # NC005 has no results: left out
     nc002 = rows["NC002"]
     assert (nc002["Au_ppm_AA23"], nc002["Au_ppm_GRA21"], nc002["Ag_ppm"], nc002["As_ppm"]) == (10.0, 15.2, 3.1, -5.0)
@@ -178,6 +181,7 @@ def test_the_certificate_joins_to_the_points_and_the_rest_is_logged(processing_p
     assert "2 rows of the results file have no point of their id" in said and "'OREAS 504c', 'BLANK'" in said
     assert "Au_ppm_AA23: 1 value(s) over the upper limit (e.g. '>10.0')" in said and "as Au_ppm_GRA21" in said
     infos = " ".join(feedback.infos)
+    assert "Au_ppm: Au_ppm_AA23 with its values over the upper limit replaced by the re-assay (Au_ppm_GRA21: 1)" in infos
     assert "the points' field 'sample'" in infos and "column 'SAMPLE / DESCRIPTION'" in infos
     assert "1 of 5 points have no results" in infos and "S_pct: no value in rows reading 'NSS'" in infos
 
@@ -331,3 +335,22 @@ def test_repeats_reach_a_geopackage_and_ids_beat_running_numbers_and_repeated_va
     got = sorted((f["sample"], f["Au_ppm"]) for f in layer.getFeatures())
     assert got == sorted((s, round(a, 10)) for _, s, _, a in rows)
     assert any("the points' field 'sample'" in i for i in feedback.infos)
+
+
+def test_the_geochemistry_algorithms_read_the_re_assay_of_a_joined_layer():
+    """What survey hygiene makes of the joined fields: Au from the best column (15.2 where Au-AA23 said '>10.0')."""
+    table = lr.LabTable("t", ",", False, [1], 2, [lr.AssayColumn(1, "Au-AA23 / Au / ppm", "Au", "ppm", "Au-AA23",
+                                                                 name="Au_ppm_AA23"),
+                                                  lr.AssayColumn(2, "Au-GRA21 / Au / ppm", "Au", "ppm", "Au-GRA21",
+                                                                 name="Au_ppm_GRA21"),
+                                                  lr.AssayColumn(3, "Ag / ppm", "Ag", "ppm", name="Ag_ppm")],
+                        {"Sample": 0}, [["A", ">10.0", "15.2", "1"], ["B", "0.5", "", "2"], ["C", ">10.0", "", "3"],
+                                        ["D", ">10.0", "8.1", "4"]], [2, 3, 4, 5])
+    (found,) = lr.reassays(table)
+    # C: no re-assay, the bound stays; D: a lower value is another method, no re-assay of this one
+    assert found.name == "Au_ppm" and found.values == [15.2, 0.5, 10.0, 10.0] and found.replaced == {"Au_ppm_GRA21": 1}
+    columns = ["Au_ppm", "Au_ppm_AA23", "Au_ppm_GRA21", "Ag_ppm"]
+    values = np.column_stack([found.values] + [table.values(c) for c in table.assays])
+    plan = sh.plan_elements(columns, values)
+    assert plan.columns["Au"][0] == "Au_ppm"
+    np.testing.assert_allclose(sh.apply_plan(plan, columns, values)[:, plan.elements.index("Au")], found.values)

@@ -548,3 +548,48 @@ def match_layer(table, layer_ids, column=None):
             f"({best[1]} rows) and the points' '{other[2]}' with the file's '{other[3]}' ({other[1]} rows).",
             "sample_field", "Choose the points' id field and the file's id column.")
     return best[2], best[3], best[4], best[5]
+
+
+@dataclass
+class Reassay:
+    """An element's best values: a column's values with those over the upper limit replaced by another column's
+    re-assay (:func:`reassays`)."""
+    name: str
+    element: str
+    primary: AssayColumn
+    values: list
+    replaced: dict
+
+
+def reassays(table):
+    """For each element whose first column with values over the upper limit ('>10.0', Au-AA23) has another column of
+    the element (an ore-grade re-assay, Au-GRA21) that measured those samples at or above the limit: the element's
+    best values, the first column's with those samples' re-assays in its unit. Named ``Element_unit`` (``Au_ppm``;
+    ``_best`` added where a column has that name); written before the element's columns, so that the geochemistry
+    algorithms, which read an element's first column, read it. Without it the written limit (10) was read as a
+    measured value and the re-assay (15.2) never used: the flag '>' does not survive a numeric field."""
+    by_element = {}
+    for column in table.assays:
+        by_element.setdefault(column.element, []).append(column)
+    names = {c.name for c in table.assays}
+    found = []
+    for element, columns in by_element.items():
+        primary = next((c for c in columns if table.over_limit(c)), None)
+        if primary is None or len(columns) < 2:
+            continue
+        best = table.values(primary)
+        others = [(c, table.values(c), set(table.over_limit(c)),
+                   sh.UNIT_FACTORS.get(c.unit, 1.0) / sh.UNIT_FACTORS.get(primary.unit, 1.0))
+                  for c in columns if c is not primary]
+        replaced = {}
+        for i in table.over_limit(primary):
+            for column, values, capped, factor in others:
+                value = values[i] * factor
+                if i not in capped and value == value and value > 0 and value >= best[i]:
+                    best[i] = value
+                    replaced[column.name] = replaced.get(column.name, 0) + 1
+                    break
+        if replaced:
+            name = f"{element}_{primary.unit}"
+            found.append(Reassay(name if name not in names else f"{name}_best", element, primary, best, replaced))
+    return found
