@@ -11,6 +11,7 @@ from qgis.core import (
     QgsFields,
     QgsProcessing,
     QgsProcessingException,
+    QgsProcessingParameterBoolean,
     QgsProcessingParameterFeatureSink,
     QgsProcessingParameterFeatureSource,
     QgsProcessingParameterField,
@@ -58,14 +59,17 @@ class JoinLabResults(OreMapAlgorithm):
         "layer) are left out and listed in the log, which is how the laboratory's quality-control rows stay out "
         "of the survey. A sample with several rows (a repeat, a field duplicate under the same id) is written "
         "once per row: give its id field as the Sample id field (SAMPLE_FIELD) of the geochemistry algorithms to "
-        "count it once. Points without results are left out (the log counts them). Ids match exactly, else "
-        "ignoring case and spaces ('nc 003' is 'NC003').")
+        "count it once. Points without results are left out (the log counts them), or kept with empty assays. Ids "
+        "match exactly, else ignoring case and spaces ('nc 003' is 'NC003').")
     PARAM_HELP = {
         "RESULTS": "The laboratory's results file: CSV, semicolon-separated or tab-separated text (a workbook saved "
                    "as CSV). One row per sample; the sample id in a column of its own.",
         "POINTS": "The sample points (their locations), with a field holding the sample ids the laboratory reports.",
         "POINT_ID": "The field of the points that holds the sample ids. Empty: the field whose values match the "
                     "most ids of the results file (the log names it).",
+        "KEEP_POINTS": "Also write the sample points the file has no results for, with empty assays (samples sent "
+                       "to the laboratory and not reported yet, or of another batch). Off: only the points with "
+                       "results (the log counts the others).",
         "RESULT_ID": "The column of the results file that holds the sample ids: one of its header cells (e.g. "
                      "SAMPLE, Sample ID) or its number (1 = first column). Empty: the column that matches the most "
                      "ids of the points (the log names it).",
@@ -97,6 +101,8 @@ class JoinLabResults(OreMapAlgorithm):
             parentLayerParameterName="POINTS", optional=True))
         self._add(QgsProcessingParameterString(
             "RESULT_ID", self.tr("Sample id column of the results file (empty = the best match)"), optional=True))
+        self._add(QgsProcessingParameterBoolean(
+            "KEEP_POINTS", self.tr("Keep sample points without results (assays empty)"), defaultValue=False))
         self._add(QgsProcessingParameterFeatureSink(
             "OUTPUT", self.tr("Samples with results"), QgsProcessing.TypeVectorPoint))
         self.add_value_output("JOINED", "Rows joined")
@@ -188,7 +194,8 @@ class JoinLabResults(OreMapAlgorithm):
         if not features:
             raise self.fail("POINTS", "The layer has no features.", "Choose the layer of sample points.")
         _, column, rows = self._match(parameters, context, table, source, features, feedback)
-        self._log_matches(table, column, rows, len(features), feedback)
+        keep = self.parameterAsBool(parameters, "KEEP_POINTS", context)
+        self._log_matches(table, column, rows, len(features), keep, feedback)
 
         # the points' fields, but a GeoPackage's feature id: copied, a sample's second row (a repeat) clashed with the
         # first one's id in a GeoPackage output and was dropped; the output numbers its own features
@@ -246,6 +253,19 @@ class JoinLabResults(OreMapAlgorithm):
                 raise QgsProcessingException(f"Could not write the row of line {table.line_numbers[i]} to the output: "
                                              f"{sink.lastError() or 'the output refused it'}.")
             joined += 1
+        if keep:
+            used = {p for p in rows if p >= 0}
+            empty = [NULL] * (len(columns) + len(others))
+            for k, feature in enumerate(features):
+                if k in used:
+                    continue
+                out = QgsFeature(out_fields)
+                out.setGeometry(feature.geometry())
+                attributes = feature.attributes()
+                out.setAttributes([attributes[j] for j in copied] + empty)
+                if not sink.addFeature(out, QgsFeatureSink.FastInsert):
+                    raise QgsProcessingException(f"Could not write a point without results to the output: "
+                                                 f"{sink.lastError() or 'the output refused it'}.")
         feedback.progress(100.0)
         return {"OUTPUT": dest, "JOINED": joined, "UNMATCHED": sum(1 for r in rows if r < 0)}
 
@@ -283,7 +303,7 @@ class JoinLabResults(OreMapAlgorithm):
             if texts:
                 feedback.info(f"{c.name}: no value in rows reading {_shown(texts)} (written empty).")
 
-    def _log_matches(self, table, column, rows, n_points, feedback):
+    def _log_matches(self, table, column, rows, n_points, keep, feedback):
         ids = table.attribute_values(column)
         unmatched = [ids[i] or f"(no id, line {table.line_numbers[i]})" for i, r in enumerate(rows) if r < 0]
         if unmatched:
@@ -298,5 +318,6 @@ class JoinLabResults(OreMapAlgorithm):
                           "counts each sample once.")
         without = n_points - len(set(used))
         if without:
-            feedback.info(f"{without} of {n_points} points have no results in the file and are left out.")
+            feedback.info(f"{without} of {n_points} points have no results in the file and are "
+                          f"{'written with empty assays' if keep else 'left out'}.")
         feedback.info(f"Joined {len(used)} rows to {len(set(used))} points.")

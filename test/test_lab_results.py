@@ -354,3 +354,9 @@ def test_the_geochemistry_algorithms_read_the_re_assay_of_a_joined_layer():
     plan = sh.plan_elements(columns, values)
     assert plan.columns["Au"][0] == "Au_ppm"
     np.testing.assert_allclose(sh.apply_plan(plan, columns, values)[:, plan.elements.index("Au")], found.values)
+
+
+def test_points_without_results_are_kept_when_asked(processing_provider, tmp_path):
+    result, layer, rows = run_join(tmp_path, {"KEEP_POINTS": True})
+    assert result["JOINED"] == 4 and layer.featureCount() == 5 and sorted(rows) == sorted(SAMPLES)
+    assert str(rows["NC005"]["Au_ppm_AA23"]) == "NULL" and rows["NC002"]["Au_ppm"] == 15.2
