@@ -193,16 +193,22 @@ class JoinLabResults(OreMapAlgorithm):
         features = self._points(source, feedback)
         if not features:
             raise self.fail("POINTS", "The layer has no features.", "Choose the layer of sample points.")
-        _, column, rows = self._match(parameters, context, table, source, features, feedback)
+        id_field, column, rows = self._match(parameters, context, table, source, features, feedback)
         keep = self.parameterAsBool(parameters, "KEEP_POINTS", context)
         self._log_matches(table, column, rows, len(features), keep, feedback)
 
         # the points' fields, but a GeoPackage's feature id: copied, a sample's second row (a repeat) clashed with the
         # first one's id in a GeoPackage output and was dropped; the output numbers its own features
-        copied = [i for i, f in enumerate(source.fields()) if f.name().lower() != "fid"]
-        out_fields = QgsFields()
-        for i in copied:
-            out_fields.append(source.fields().at(i))
+        # (a field named fid that is no number, or holds the sample ids chosen, is kept, as fid_points)
+        copied, out_fields = [], QgsFields()
+        for i, f in enumerate(source.fields()):
+            if f.name().lower() == "fid":
+                if f.isNumeric() and f.name() != id_field:
+                    continue
+                f = QgsField(f)
+                f.setName("fid_points")
+            copied.append(i)
+            out_fields.append(f)
         kept = [name for name in table.attributes if name != column]
         added = []
         numeric = [table.attribute_field(k)[1] for k in kept]

@@ -157,7 +157,7 @@ def run_join(tmp_path, params, feedback=None):
               "OUTPUT": str(tmp_path / "joined.gpkg"), **params}
     result = processing.run("oremap:join_lab_results", params, context=QgsProcessingContext(), feedback=feedback)
     layer = QgsVectorLayer(result["OUTPUT"], "joined", "ogr")
-    rows = {f["sample"]: f for f in layer.getFeatures()}
+    rows = {f["sample"]: f for f in layer.getFeatures()} if "sample" in layer.fields().names() else {}
     return result, layer, rows
 
 
@@ -360,3 +360,19 @@ def test_points_without_results_are_kept_when_asked(processing_provider, tmp_pat
     result, layer, rows = run_join(tmp_path, {"KEEP_POINTS": True})
     assert result["JOINED"] == 4 and layer.featureCount() == 5 and sorted(rows) == sorted(SAMPLES)
     assert str(rows["NC005"]["Au_ppm_AA23"]) == "NULL" and rows["NC002"]["Au_ppm"] == 15.2
+
+
+def test_a_narrow_file_of_primary_assays_and_a_few_re_assays_and_a_fid_of_sample_ids(processing_provider, tmp_path):
+    # id, primary assay and a re-assay column empty but for two rows: every sample is data (four had become header)
+    text = "SampleID,Au_ppm,Au_ppm_GRA21\n" + "".join(
+        f"NC{i:03d},{'>10.0' if i in (5, 8) else f'0.{i}'},{'14.3' if i == 5 else '22.5' if i == 8 else ''}\n"
+        for i in range(1, 11))
+    table = lr.read_lab_results(write(tmp_path, "narrow.csv", text))
+    assert table.first_data_line == 2 and len(table.rows) == 10
+    (best,) = lr.reassays(table)
+    assert best.name == "Au_ppm_best" and best.values[4] == 14.3 and best.values[7] == 22.5 and best.values[0] == 0.1
+    # a text field named FID holding the sample ids is the user's, not a key: kept (as fid_points)
+    points = sample_points(fields=(("FID", "string"),))
+    result, layer, _ = run_join(tmp_path, {"POINTS": points, "POINT_ID": "FID"})
+    assert result["JOINED"] == 4 and "fid_points" in layer.fields().names()
+    assert sorted(f["fid_points"] for f in layer.getFeatures()) == ["NC001", "NC002", "NC003", "NC004"]

@@ -332,8 +332,9 @@ def read_lab_results(path):
 
     def data_like(row):
         cells = [c for c in row if c]
+        # (a narrow file's sample may hold one value: id, primary assay, a re-assay column still empty)
         return len(cells) >= 2 and sum(_is_value(c, comma) or _no_result(c) for c in cells) >= \
-            DATA_SHARE * len(cells) and sum(_is_value(c, comma) for c in cells) >= min(2, width - 1)
+            DATA_SHARE * len(cells) and sum(_is_value(c, comma) for c in cells) >= min(2, len(cells) - 1)
 
     for i, row in enumerate(rows):
         cells = [c for c in row if c]
