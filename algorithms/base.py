@@ -68,8 +68,7 @@ from ..core.engine.feedback import Feedback, ensure
 from ..core.engine import files
 from ..core.engine.files import OutputGuard, replace_blocked
 from ..core.geochemistry import assay_text
-from ..core.geochemistry.assay_text import (BELOW_DETECTION_WORDS, DECIMAL_COMMA as _DECIMAL_COMMA,  # noqa: F401
-                                            MISSING_WORDS, NO_VALUE_WORDS, decimal as _decimal, word as _word)
+from ..core.geochemistry.assay_text import NO_VALUE_WORDS, decimal as _decimal, word as _word
 from ..core.engine.raster import (check_output_path, clean_partials, damaged_file_reason, gdal_cache_limit,
                                   memory_env_problem, output_name_problem)
 from ..processing_provider import settings
@@ -348,13 +347,12 @@ def over_limit(value):
 
 
 def assay_number(value, comma=None):
-    """An element's value as float (:func:`as_number`), where text such as ``'<0.5'`` (a survey compilation's value
-    below the detection limit, which makes a CSV column load as text) is minus the limit, the survey tables'
-    convention (:mod:`core.geochemistry.geochem`), ``'>10000'`` (over range) the limit, a result below an
-    unreported limit (``'BDL'``: :data:`BELOW_DETECTION_WORDS`) ``-inf``, and a decimal comma
-    (``'0,05'``, ``'<0,5'``; ``'1,250'`` is a thousands separator unless ``comma`` is ``"decimal"``:
-    :func:`column_reader`) a decimal point; ``'n.d.'`` stays NaN. :data:`MISSING_WORDS` and other text are NaN. Element fields only:
-    elsewhere (abundances, scores) a '<' value stays NaN."""
+    """An element's value as float (:func:`as_number`); text is read by
+    :func:`core.geochemistry.assay_text.assay_value`: ``'<0.5'`` (a survey compilation's value below the detection
+    limit, which makes a CSV column load as text) is minus the limit, ``'>10000'`` (over range) the limit, ``'BDL'``
+    ``-inf``, and a decimal comma (``'0,05'``; ``'1,250'`` is a thousands separator unless ``comma`` is
+    ``"decimal"``: :func:`column_reader`) a decimal point; words for no result and other text are NaN. Element fields
+    only: elsewhere (abundances, scores) a '<' value stays NaN."""
     if isinstance(value, str):
         return assay_text.assay_value(value, comma)
     return as_number(value)
@@ -362,7 +360,7 @@ def assay_number(value, comma=None):
 
 def text_numbers(source, fields):
     """``{field: (values, numbers, an example value)}`` for text ``fields`` of the feature source: how many
-    features hold a text value that is not empty nor a word for "no result" (:data:`MISSING_WORDS`), how many
+    features hold a text value that is not empty nor a word for "no result" (``assay_text.NO_VALUE_WORDS``), how many
     of those read as element values (:func:`assay_number`; 'BDL' included), and one that does not (None when all
     do). Values that are not text (a Bool field's) count as none."""
     if not fields:
@@ -1489,8 +1487,9 @@ class OreMapAlgorithm(QgsProcessingAlgorithm):
                         f"{run.threads or 'all cores'}, memory budget {self.memory_mb():.0f} MB.")
             if run.fallback_message():
                 bridge.warning(run.fallback_message())
-            if memory_env_problem():
-                bridge.warning(memory_env_problem())
+            memory_problem = memory_env_problem()
+            if memory_problem:
+                bridge.warning(memory_problem)
             for note in self._first_layer_notes(parameters):
                 bridge.warning(note)
             self._assigned_crs = None

@@ -20,7 +20,7 @@ from qgis.core import (
 )
 
 from ..core.engine.errors import OreMapError
-from ..core.geochemistry import assay_text, lab_results
+from ..core.geochemistry import lab_results
 from . import qt_compat as field_type
 from .base import OreMapAlgorithm
 from .survey_input import PROGRESS_EVERY
@@ -159,13 +159,14 @@ class JoinLabResults(OreMapAlgorithm):
             index = source.fields().lookupField(name)
             if index < 0:
                 raise self.fail("POINT_ID", f"The layer has no field '{name}'.", "Choose a field of the points.")
-            layer_ids[name] = [None if f.attributes()[index] == NULL else f.attributes()[index] for f in features]
+            values = (f.attributes()[index] for f in features)
+            layer_ids[name] = [None if v == NULL else v for v in values]
         try:
             name, column, rows, twice = lab_results.match_layer(table, layer_ids, column)
-        except OreMapError as exc:
-            if exc.message.startswith("Two ways"):
-                raise self.fail("POINT_ID", exc.message, "Choose the points' id field (POINT_ID) and the file's id "
-                                                         "column (RESULT_ID).") from None
+        except lab_results.AmbiguousIds as exc:
+            raise self.fail("POINT_ID", exc.message, "Choose the points' id field (POINT_ID) and the file's id "
+                                                     "column (RESULT_ID).") from None
+        except OreMapError:
             where = f"the field '{given_field}'" if given_field else "any field"
             column_text = f"column '{column}'" if column else "any column"
             raise self.fail("POINT_ID" if given_field else "POINTS",
@@ -209,9 +210,7 @@ class JoinLabResults(OreMapAlgorithm):
                 f.setName("fid_points")
             copied.append(i)
             out_fields.append(f)
-        kept = [name for name in table.attributes if name != column]
-        added = []
-        numeric = [table.attribute_field(k)[1] for k in kept]
+        kept = [table.attribute_column(name) for name in table.attributes if name != column]
         best = {r.element: r for r in lab_results.reassays(table)}
         columns, wanted = [], []
         for assay in table.assays:   # an element's best values before its columns (the one the algorithms read)
@@ -219,14 +218,13 @@ class JoinLabResults(OreMapAlgorithm):
             if reassay is not None:
                 columns.append(reassay.values)
                 wanted.append((reassay.name, field_type.DOUBLE))
-                feedback.info(f"{reassay.name}: {reassay.primary.name} with its values over the upper limit replaced "
-                              "by the re-assay (" + ", ".join(f"{n}: {k}" for n, k in reassay.replaced.items())
-                              + f"), written before the {reassay.element} columns, which the geochemistry algorithms "
-                                "read first.")
+                feedback.info(f"{reassay.name}: the {reassay.element} the geochemistry algorithms read (they read an "
+                              f"element's first column), written before its columns: " + " ".join(reassay.notes))
             columns.append(table.values(assay))
             wanted.append((assay.name, field_type.DOUBLE))
-        wanted += [(table.attribute_field(k)[0], field_type.DOUBLE if n else field_type.STRING)
-                   for k, n in zip(kept, numeric)]
+        numeric = [all(v is None or isinstance(v, float) for v in values) for _, values in kept]
+        wanted += [(name, field_type.DOUBLE if n else field_type.STRING) for (name, _), n in zip(kept, numeric)]
+        added = []
         for name, kind in wanted:
             if out_fields.lookupField(name) >= 0 or name in added:
                 feedback.warning(f"The points already have a field '{name}': the results file's column is written as "
@@ -238,40 +236,31 @@ class JoinLabResults(OreMapAlgorithm):
                                           source.sourceCrs())
         if sink is None:
             raise QgsProcessingException(self.invalidSinkError(parameters, "OUTPUT"))
-        texts = [table.attribute_values(k) for k in kept]
-        others = [[(float(v.replace(",", ".") if table.decimal_comma else v) if v else NULL) if n else (v or NULL)
-                   for v in t] for t, n in zip(texts, numeric)]
+        columns = [[float(v) if math.isfinite(v) else NULL for v in values] for values in columns]
+        columns += [[NULL if v is None else v for v in values] for _, values in kept]
+
+        def write(feature, extra, where):
+            out = QgsFeature(out_fields)
+            out.setGeometry(feature.geometry())
+            attributes = feature.attributes()
+            out.setAttributes([attributes[j] for j in copied] + extra)
+            if not sink.addFeature(out, QgsFeatureSink.FastInsert):
+                raise QgsProcessingException(f"Could not write {where} to the output: "
+                                             f"{sink.lastError() or 'the output refused it'}.")
+
         joined = 0
         for i, point in enumerate(rows):
             if i % PROGRESS_EVERY == 0:
                 feedback.check()
                 feedback.progress(30.0 + 70.0 * i / max(len(rows), 1))
-            if point < 0:
-                continue
-            feature = features[point]
-            out = QgsFeature(out_fields)
-            out.setGeometry(feature.geometry())
-            values = [c[i] for c in columns]
-            attributes = feature.attributes()
-            out.setAttributes([attributes[k] for k in copied]
-                              + [float(v) if math.isfinite(v) else NULL for v in values] + [o[i] for o in others])
-            if not sink.addFeature(out, QgsFeatureSink.FastInsert):
-                raise QgsProcessingException(f"Could not write the row of line {table.line_numbers[i]} to the output: "
-                                             f"{sink.lastError() or 'the output refused it'}.")
-            joined += 1
+            if point >= 0:
+                write(features[point], [c[i] for c in columns], f"the row of line {table.line_numbers[i]}")
+                joined += 1
         if keep:
-            used = {p for p in rows if p >= 0}
-            empty = [NULL] * (len(columns) + len(others))
+            used = set(rows)
             for k, feature in enumerate(features):
-                if k in used:
-                    continue
-                out = QgsFeature(out_fields)
-                out.setGeometry(feature.geometry())
-                attributes = feature.attributes()
-                out.setAttributes([attributes[j] for j in copied] + empty)
-                if not sink.addFeature(out, QgsFeatureSink.FastInsert):
-                    raise QgsProcessingException(f"Could not write a point without results to the output: "
-                                                 f"{sink.lastError() or 'the output refused it'}.")
+                if k not in used:
+                    write(feature, [NULL] * len(columns), "a point without results")
         feedback.progress(100.0)
         return {"OUTPUT": dest, "JOINED": joined, "UNMATCHED": sum(1 for r in rows if r < 0)}
 
@@ -302,10 +291,7 @@ class JoinLabResults(OreMapAlgorithm):
                 feedback.warning(f"{c.name}: {unknown} value(s) below an unwritten detection limit ('BDL') and no "
                                  "limit in the file (no limits row, no '<' value in the column): written empty, as "
                                  "if not analysed. Fill in the limit, as minus its value, where it matters.")
-            comma = "decimal" if table.decimal_comma else None
-            cells = (row[c.index].strip() for row in table.rows if c.index < len(row))
-            texts = sorted({t for t in cells if t and not math.isfinite(assay_text.assay_value(t, comma))
-                            and assay_text.assay_value(t, comma) != float("-inf")})
+            texts = table.unread(c)
             if texts:
                 feedback.info(f"{c.name}: no value in rows reading {_shown(texts)} (written empty).")
 

@@ -72,16 +72,15 @@ class UnmixFcls(OreMapAlgorithm):
         raster, layer = self.raster_path(parameters, "INPUT", context)
         endmembers, band_info, image_bands, (nodata, scale) = self.reference_spectra(
             parameters, context, feedback, raster, layer)
-        if image_bands is None and endmembers.n_spectra < 2 and not self.parameterAsString(parameters, "SPECTRA",
-                                                                                            context).strip():
+        if image_bands is None and endmembers.n_spectra < 2:
+            if self.parameterAsString(parameters, "SPECTRA", context).strip():   # the names chosen leave one spectrum
+                raise self.fail("SPECTRA", f"{endmembers.n_spectra} spectrum is named; unmixing needs at least 2 "
+                                           "endmembers.", "Name two spectra of the library or more (';' separated), "
+                                                          "or leave SPECTRA empty to use them all.")
             raise self.fail("LIBRARY", f"The library holds {endmembers.n_spectra} spectrum; unmixing needs at least "
                                        "2 endmembers.",
                             "A one-spectrum file cannot serve as an endmember library: combine the spectra into one "
                             "CSV or ENVI library, or use endmember POINTS.")
-        if image_bands is None and endmembers.n_spectra < 2:   # the names chosen leave one spectrum
-            raise self.fail("SPECTRA", f"{endmembers.n_spectra} spectrum is named; unmixing needs at least 2 "
-                                       "endmembers.", "Name two spectra of the library or more (';' separated), or "
-                                                      "leave SPECTRA empty to use them all.")
         out_path = self.output_path(parameters, "OUTPUT", context, feedback)
         stats = mapping.unmix_map(
             raster, endmembers, out_path, mode=MODES[self.parameterAsEnum(parameters, "MODE", context)][0],

@@ -476,8 +476,8 @@ def test_a_text_column_of_assays_is_read_and_a_text_column_of_words_refused(run_
     # 1.8 and '1.800,5' as missing (As 715 ppm max on the real survey gridded as 20.45)
     assert [assay_number(v, comma="decimal") for v in ("1.800", "1.800,5", "<1.000", "2,3", "0.5", "12.345.678")] \
         == [1800.0, 1800.5, -1000.0, 2.3, 0.5, 12345678.0]
-    from oremap.algorithms.base import _DECIMAL_COMMA
-    assert _DECIMAL_COMMA.fullmatch("1.800,5") and not _DECIMAL_COMMA.fullmatch("1,800")   # evidence of a layer's comma
+    from oremap.core.geochemistry.assay_text import DECIMAL_COMMA
+    assert DECIMAL_COMMA.fullmatch("1.800,5") and not DECIMAL_COMMA.fullmatch("1,800")   # evidence of a layer's comma
     assert np.isnan(as_number("<1"))   # outside element fields (abundances, scores) a '<' value stays missing
     layer = QgsVectorLayer("Point?crs=EPSG:32750", "survey", "memory")
     layer.dataProvider().addAttributes([QgsField("Au_ppb", field_type.STRING),

@@ -54,7 +54,8 @@ def test_an_als_certificate_is_read_header_limits_and_values(tmp_path):
     assert [c.method for c in table.assays] == ["Au-AA23", "Au-GRA21"] + ["ME-ICP61"] * 4
     assert [c.limit for c in table.assays] == [0.005, 0.05, 0.5, 0.0001, 0.01, 5.0]
     assert list(table.attributes) == ["SAMPLE / DESCRIPTION", "WEI-21 / Recvd Wt. / kg"]
-    assert table.attribute_field("WEI-21 / Recvd Wt. / kg") == ("Recvd_Wt_kg", True)
+    assert table.attribute_column("WEI-21 / Recvd Wt. / kg") == ("Recvd_Wt_kg", [2.1, 1.9, 2.0, 0.1, 0.1, 1.0])
+    assert table.attribute_column("SAMPLE / DESCRIPTION")[1][2:4] == ["nc 003", "OREAS 504c"]
     au, _, _, _, s, arsenic = table.assays
     np.testing.assert_array_equal(table.values(au), [-0.005, 10.0, 0.456, 1.61, -0.005, 0.1])
     assert table.over_limit(au) == [1]
@@ -69,12 +70,13 @@ def test_an_als_certificate_is_read_header_limits_and_values(tmp_path):
 def test_rows_match_ids_ignoring_case_and_spaces_and_the_id_column_is_found():
     table = lr.LabTable("t", ",", False, [1], 2, [], {"Lab No": 0, "Sample": 1},
                         [["L1", "NC001"], ["L2", "nc 002"], ["L3", "STD"], ["L4", "NC001"]], [2, 3, 4, 5])
-    column, rows, twice = lr.match_rows(table, ["NC001", "NC002", "NC002", 7.0])
-    assert column == "Sample" and rows == [0, 1, -1, 0] and twice == ["NC002"]
-    assert lr.id_text(1042.0) == "1042" and lr.id_text(" A1 ") == "A1"
+    ids = ["NC001", "NC002", "NC002", 7.0]
+    assert lr.match_rows(table, ids, "Sample") == ([0, 1, -1, 0], ["NC002"])
+    assert lr.match_layer(table, {"sample": ids}) == ("sample", "Sample", [0, 1, -1, 0], ["NC002"])
+    assert lr.id_text(1042.0) == "1042" and lr.id_text(" A1 ") == "A1" and lr.id_text("1042.00") == "1042"
     with pytest.raises(OreMapError) as caught:
-        lr.match_rows(table, ["X1", "X2"], "Lab No")
-    assert caught.value.parameter == "sample_field" and "column 'Lab No'" in caught.value.message
+        lr.match_layer(table, {"sample": ["X1", "X2"]}, "Lab No")
+    assert caught.value.parameter == "sample_field" and not isinstance(caught.value, lr.AmbiguousIds)
 
 
 def test_two_header_rows_semicolons_decimal_commas_and_windows_encoding(tmp_path):
@@ -181,7 +183,9 @@ def test_the_certificate_joins_to_the_points_and_the_rest_is_logged(processing_p
     assert "2 rows of the results file have no point of their id" in said and "'OREAS 504c', 'BLANK'" in said
     assert "Au_ppm_AA23: 1 value(s) over the upper limit (e.g. '>10.0')" in said and "as Au_ppm_GRA21" in said
     infos = " ".join(feedback.infos)
-    assert "Au_ppm: Au_ppm_AA23 with its values over the upper limit replaced by the re-assay (Au_ppm_GRA21: 1)" in infos
+    assert "Au_ppm: the Au the geochemistry algorithms read" in infos and \
+        "Au_ppm_AA23: 1 values over the laboratory's upper limit ('>x') replaced by the element's other assay " \
+        "(Au_ppm_GRA21 1)" in infos
     assert "the points' field 'sample'" in infos and "column 'SAMPLE / DESCRIPTION'" in infos
     assert "1 of 5 points have no results" in infos and "S_pct: no value in rows reading 'NSS'" in infos
 
@@ -258,7 +262,7 @@ def test_decimal_points_and_commas_and_file_encodings(tmp_path):
     assert table.delimiter == "\t" and table.values(table.assays[0]) == [5.0, -1.0]
     # ids written as floats by a database export match integer ids
     table = lr.read_lab_results(write(tmp_path, "float_ids.csv", "Sample,Au_ppm\n1042.0,0.5\n1043.0,0.7\n"))
-    assert lr.match_rows(table, [1043, 1042])[1] == [1, 0]
+    assert lr.match_rows(table, [1043, 1042], "Sample")[0] == [1, 0]
 
 
 def test_a_running_number_gives_way_to_the_sample_ids_and_a_tie_is_the_users_choice():
@@ -348,7 +352,9 @@ def test_the_geochemistry_algorithms_read_the_re_assay_of_a_joined_layer():
                                         ["D", ">10.0", "8.1", "4"]], [2, 3, 4, 5])
     (found,) = lr.reassays(table)
     # C: no re-assay, the bound stays; D: a lower value is another method, no re-assay of this one
-    assert found.name == "Au_ppm" and found.values == [15.2, 0.5, 10.0, 10.0] and found.replaced == {"Au_ppm_GRA21": 1}
+    assert found.name == "Au_ppm" and found.values == [15.2, 0.5, 10.0, 10.0]
+    assert [n[:14] for n in found.notes] == ["Au_ppm_AA23: 1"] * 2 and "replaced" in found.notes[0] \
+        and "kept at the limit" in found.notes[1]
     columns = ["Au_ppm", "Au_ppm_AA23", "Au_ppm_GRA21", "Ag_ppm"]
     values = np.column_stack([found.values] + [table.values(c) for c in table.assays])
     plan = sh.plan_elements(columns, values)

@@ -154,6 +154,14 @@ def delete_file(path):
     os.remove(path)
 
 
+def remover(files):
+    """``(remove, what the question adds)`` for ``files``: a move to the trash, or, where no trash can take one of
+    them (another disk without one), deletion for good, which the question then says."""
+    if all(trash_available(p) for p in files):
+        return move_to_trash, ""
+    return delete_file, " No trash can take them there (another disk without one): they will be deleted for good."
+
+
 class CardDialog(QDialog):
     """The full card of a model: the summary from its metadata and its Markdown card, if any."""
 
@@ -382,14 +390,11 @@ class ModelLibraryDock(QgsDockWidget):
             return []
         files = [entry.path] + entry.sidecars()
         names = ", ".join(os.path.basename(p) for p in files)
-        trash = all(trash_available(p) for p in files)
-        question = f"Remove {names} from {os.path.dirname(entry.path)}?"
-        if not trash:
-            question += " No trash can take them there (another disk without one): they will be deleted for good."
-        if not self.confirm("Remove model", question):
+        remove, said = remover(files)
+        if not self.confirm("Remove model", f"Remove {names} from {os.path.dirname(entry.path)}?{said}"):
             return []
         try:
-            removed = model_library.remove_model(entry, remove=move_to_trash if trash else delete_file)
+            removed = model_library.remove_model(entry, remove=remove)
         except (OSError, OreMapError) as exc:
             QMessageBox.warning(self, "Remove model", f"Could not remove the model: {exc}")
             removed = []
@@ -422,24 +427,22 @@ class ModelLibraryDock(QgsDockWidget):
             # every file the copy would write that is there already (a card or report of the user's own without its
             # model counts: it was overwritten without a word)
             parts = [os.path.join(self.folder, os.path.basename(p)) for p in [source.path] + source.sidecars()]
-            if os.path.exists(target):
-                existing = model_library.ModelEntry(target, model_library.USER)
-                there = [existing.path] + existing.sidecars()
-            else:
-                there = []
+            existing = model_library.ModelEntry(target, model_library.USER) if os.path.exists(target) else None
+            there = [existing.path] + existing.sidecars() if existing is not None else []
             there += [p for p in parts if os.path.exists(p) and p not in there]
             if there:
                 names = ", ".join(os.path.basename(p) for p in there)
-                trash = all(trash_available(p) for p in there)
-                question = (f"The model folder already holds {names}. Replace {'them' if len(there) > 1 else 'it'} "
-                            f"with the files of {source.path}?")
-                if not trash:
-                    question += " No trash can take the old files there: they will be deleted for good."
-                if not self.confirm("Replace model", question):
+                remove, said = remover(there)
+                if not self.confirm("Replace model", f"The model folder already holds {names}. Replace "
+                                                     f"{'them' if len(there) > 1 else 'it'} with the files of "
+                                                     f"{source.path}?{said}"):
                     continue
                 try:
+                    if existing is not None:   # the model with its card and report, and forgotten by the library
+                        model_library.remove_model(existing, remove=remove)
                     for old_file in there:
-                        (move_to_trash if trash else delete_file)(old_file)
+                        if os.path.exists(old_file):
+                            remove(old_file)
                 except OSError as exc:
                     QMessageBox.warning(self, "Add model", f"Could not replace {target}: {exc}")
                     continue

@@ -144,6 +144,8 @@ def _in_ranges(ranges, centers, n_bands, word="drop"):
     range in micrometres written with 'um' where nm was meant, another sensor's range) and was silently a no-op."""
     mask = np.zeros(n_bands, dtype=bool)
     numbers = np.arange(1, n_bands + 1)
+    finite = None if centers is None else np.asarray(centers, dtype=np.float64)
+    finite = None if finite is None else finite[np.isfinite(finite)]
     for kind, lo, hi in ranges:
         if kind == "band":
             if hi > n_bands:
@@ -155,8 +157,6 @@ def _in_ranges(ranges, centers, n_bands, word="drop"):
                               "Give band numbers ('bands 1-5'), or the wavelengths of the raster.")
         else:  # half a nanometre of slack: the log shows centres to the nanometre (401.39 nm as "401 nm")
             inside = (centers >= lo - NM_SLACK) & (centers < hi + NM_SLACK)
-            finite = np.asarray(centers, dtype=np.float64)
-            finite = finite[np.isfinite(finite)]
             if not inside.any() and finite.size and (hi + NM_SLACK < finite.min() or lo - NM_SLACK > finite.max()):
                 raise OreMapError(f"'{word} {lo:.10g}-{hi:.10g} nm' lies outside the raster's bands "
                                   f"({finite.min():.10g}-{finite.max():.10g} nm), so it names none of them.",

@@ -18,7 +18,7 @@ and reads the others as samples, and every element field becomes text. Here the 
   without a unit is taken as ppm (the log says so); the same element and unit twice takes its method code or a
   number (``Au_ppm_AA23``, ``Au_ppm_2``);
 - the other columns are **attributes** (sample ids, descriptions), one of which is matched to the sample points'
-  ids (:func:`match_rows`).
+  ids (:func:`match_layer`).
 
 Pure Python (no QGIS): ``oremap:join_lab_results`` writes the points.
 """
@@ -29,6 +29,8 @@ import io
 import math
 import re
 from dataclasses import dataclass, field
+
+import numpy as np
 
 from ..engine.errors import OreMapError
 from . import assay_text
@@ -90,36 +92,36 @@ class LabTable:
     rows: list
     line_numbers: list
     notes: list = field(default_factory=list)
+    _parsed: dict = field(default_factory=dict, repr=False, compare=False)
 
     def attribute_values(self, name):
         """The cells of attribute column ``name`` (stripped text), one per data row."""
         j = self.attributes[name]
         return [row[j].strip() if j < len(row) else "" for row in self.rows]
 
-    def attribute_field(self, name):
-        """``(field name, numeric)`` of attribute column ``name``: its header cells other than method codes joined
-        (``Recvd Wt. / kg`` as ``Recvd_Wt_kg``; one cell as it is), and whether every value is a plain number."""
+    def attribute_column(self, name):
+        """``(field name, values)`` of attribute column ``name``: its header cells other than method codes joined
+        (``Recvd Wt. / kg`` as ``Recvd_Wt_kg``; one cell as it is), and its values as floats where every filled
+        cell is a plain number (None for an empty cell), else as text (None for an empty cell)."""
         cells = name.split(" / ")
         if len(cells) == 1:
             field_name = cells[0]
         else:
             kept = [c for c in cells if not _method_of(c)] or cells
             field_name = re.sub(r"_+", "_", re.sub(r"[^\w%]+", "_", "_".join(kept))).strip("_") or name
-        numeric = True
-        for text in self.attribute_values(name):
-            if text:
-                try:
-                    float(text.replace(",", ".") if self.decimal_comma else text)
-                except ValueError:
-                    numeric = False
-                    break
-        return field_name, numeric
+        texts = self.attribute_values(name)
+        try:
+            return field_name, [float(t.replace(",", ".") if self.decimal_comma else t) if t else None for t in texts]
+        except ValueError:
+            return field_name, [t or None for t in texts]
 
     def values(self, column):
         """The assay values of ``column`` (an :class:`AssayColumn`) as floats (:func:`assay_text.assay_value`:
         minus the limit below detection, the limit over range, NaN for no result). A 'BDL' (below an unwritten
         limit) becomes minus the limits row's value, else minus the lowest limit written in the column ('<0.005'),
-        else stays ``-inf`` (:meth:`unknown_limits` counts those)."""
+        else stays ``-inf``. Read once per column."""
+        if column.index in self._parsed:
+            return list(self._parsed[column.index])
         comma = "decimal" if self.decimal_comma else None
         out = []
         for row in self.rows:
@@ -131,7 +133,15 @@ class LabTable:
             limit = min(written) if written else float("nan")
         if limit == limit:
             out = [-abs(limit) if v == float("-inf") else v for v in out]
-        return out
+        self._parsed[column.index] = out
+        return list(out)
+
+    def unread(self, column):
+        """The texts of ``column`` that give no value (``'NSS'``, ``'LNR'``, ``'n.a.'``): its filled cells whose value
+        is NaN or infinite, 'BDL' (below an unwritten limit) excepted."""
+        values = self.values(column)
+        cells = [row[column.index].strip() if column.index < len(row) else "" for row in self.rows]
+        return sorted({t for t, v in zip(cells, values) if t and not math.isfinite(v) and v != float("-inf")})
 
     def over_limit(self, column):
         """Row numbers (0-based) whose value of ``column`` is written as over the upper limit ('>10000')."""
@@ -462,12 +472,10 @@ def _folded(key):
     return re.sub(r"\s+", "", key).casefold()
 
 
-def match_rows(table, ids, column=None):
-    """Match the table's rows to sample ids ``ids`` (one per point, :func:`id_text`).
-
-    ``column``: the attribute column holding the ids; None: the one whose values match the most ids (exactly,
-    else ignoring case and spaces: 'mu 0003' is 'MU0003'). Returns ``(column, point of each row or -1, ids used
-    twice by the points)``: a row goes to the first point of its id. Raises :class:`OreMapError` when no row matches."""
+def match_rows(table, ids, column):
+    """Match the rows of the table to sample ids ``ids`` (one per point, :func:`id_text`) through the attribute
+    column ``column``: exactly, else ignoring case and spaces ('mu 0003' is 'MU0003'). Returns ``(point of each row
+    or -1, ids used by several points)``: a row goes to the first point of its id."""
     keys = [id_text(v) for v in ids]
     exact, folded = {}, {}
     for k, key in enumerate(keys):
@@ -475,21 +483,12 @@ def match_rows(table, ids, column=None):
             exact.setdefault(key, k)
             folded.setdefault(_folded(key), k)
     twice = sorted(key for key, n in collections.Counter(k for k in keys if k).items() if n > 1)
-    candidates = [column] if column is not None else list(table.attributes)
-    best, best_hits, best_rows = None, 0, None
-    for name in candidates:
-        values = [id_text(v) for v in table.attribute_values(name)]
-        rows = [exact.get(v, folded.get(_folded(v), -1)) if v else -1 for v in values]
-        hits = sum(r >= 0 for r in rows)
-        if hits > best_hits:
-            best, best_hits, best_rows = name, hits, rows
-    if best is None:
-        where = f"column '{column}'" if column is not None else "any column"
-        raise OreMapError(f"No sample id of the results file ({where}) matches an id of the sample points.",
-                          "sample_field",
-                          "Choose the field of the points that holds the ids the laboratory reports (and the "
-                          "results file's id column).")
-    return best, best_rows, twice
+    values = [id_text(v) for v in table.attribute_values(column)]
+    return [exact.get(v, folded.get(_folded(v), -1)) if v else -1 for v in values], twice
+
+
+class AmbiguousIds(OreMapError):
+    """Two pairs of points field and file column match the rows to other samples (:func:`match_layer`)."""
 
 
 #: A pair of points field and file column that matches rows through a running number (1, 2, 3...: a serial column of
@@ -513,8 +512,8 @@ def match_layer(table, layer_ids, column=None):
     """Choose the points' id field and the file's id column, and match the rows.
 
     ``layer_ids``: ``{field: ids of the points}`` (one field when the user named it); ``column``: the file's id
-    column, or None. Every pair is matched (:func:`match_rows`) and scored by the number of *points* its rows reach,
-    less the rows beyond one per point: a column of repeated values (a depth, a batch) matches many rows to few
+    column, or None. Every pair that matches a row (:func:`match_rows`) is scored by the number of *points* its rows
+    reach, less the rows beyond one per point: a column of repeated values (a depth, a batch) matches many rows to few
     points, or to as many points as the ids with more rows. Pairs matched
     through a running number give way to a pair of real ids (:data:`SERIAL_GIVES_WAY`); of the rest, the pair
     reaching the most points wins, unless another one reaches nearly as many (:data:`AMBIGUOUS_SHARE`) with other
@@ -522,13 +521,12 @@ def match_layer(table, layer_ids, column=None):
     points)``."""
     found = []
     for field_name, ids in layer_ids.items():
-        for candidate in [column] if column is not None else list(table.attributes):
-            try:
-                name, rows, twice = match_rows(table, ids, candidate)
-            except OreMapError:
+        for name in [column] if column is not None else list(table.attributes):
+            rows, twice = match_rows(table, ids, name)
+            matched = sum(r >= 0 for r in rows)
+            if not matched:
                 continue
             points = len({r for r in rows if r >= 0})
-            matched = sum(r >= 0 for r in rows)
             # points reached, less the rows beyond one per point: repeats are few among sample ids (re-assays),
             # many in a column of repeated values (a depth, a batch), which reaches as many points with more rows
             found.append((points - (matched - points), matched, field_name, name, rows, twice))
@@ -544,7 +542,7 @@ def match_layer(table, layer_ids, column=None):
     rivals = [f for f in found[1:] if f[0] >= AMBIGUOUS_SHARE * best[0] > 0 and f[4] != best[4]]
     if rivals:
         other = rivals[0]
-        raise OreMapError(
+        raise AmbiguousIds(
             f"Two ways to match the rows give other samples: the points' '{best[2]}' with the file's '{best[3]}' "
             f"({best[1]} rows) and the points' '{other[2]}' with the file's '{other[3]}' ({other[1]} rows).",
             "sample_field", "Choose the points' id field and the file's id column.")
@@ -553,44 +551,43 @@ def match_layer(table, layer_ids, column=None):
 
 @dataclass
 class Reassay:
-    """An element's best values: a column's values with those over the upper limit replaced by another column's
-    re-assay (:func:`reassays`)."""
+    """An element's best values (:func:`reassays`), the column they are written in, and what survey hygiene said of
+    the values over the upper limit (``notes``)."""
     name: str
     element: str
-    primary: AssayColumn
     values: list
-    replaced: dict
+    notes: list
 
 
 def reassays(table):
-    """For each element whose first column with values over the upper limit ('>10.0', Au-AA23) has another column of
-    the element (an ore-grade re-assay, Au-GRA21) that measured those samples at or above the limit: the element's
-    best values, the first column's with those samples' re-assays in its unit. Named ``Element_unit`` (``Au_ppm``;
-    ``_best`` added where a column has that name); written before the element's columns, so that the geochemistry
-    algorithms, which read an element's first column, read it. Without it the written limit (10) was read as a
-    measured value and the re-assay (15.2) never used: the flag '>' does not survive a numeric field."""
+    """For each element with several columns, one of them with values over the upper limit ('>10.0', Au-AA23): the
+    element's best values as survey hygiene makes them (:func:`survey_hygiene.apply_plan`: the first column, a value
+    over the limit replaced by another column's re-assay at or above it, such as Au-GRA21), where they differ from
+    the first column. Named ``Element_unit`` (``Au_ppm``; ``_best`` added where a column has that name) and written
+    before the element's columns, so that the geochemistry algorithms, which read an element's first column, read
+    them: the flag '>' does not survive a numeric field, and the written limit (10) was read as measured and the
+    re-assay (15.2) never used."""
     by_element = {}
     for column in table.assays:
         by_element.setdefault(column.element, []).append(column)
     names = {c.name for c in table.assays}
     found = []
     for element, columns in by_element.items():
-        primary = next((c for c in columns if table.over_limit(c)), None)
-        if primary is None or len(columns) < 2:
+        if len(columns) < 2 or not any(table.over_limit(c) for c in columns):
             continue
-        best = table.values(primary)
-        others = [(c, table.values(c), set(table.over_limit(c)),
-                   sh.UNIT_FACTORS.get(c.unit, 1.0) / sh.UNIT_FACTORS.get(primary.unit, 1.0))
-                  for c in columns if c is not primary]
-        replaced = {}
-        for i in table.over_limit(primary):
-            for column, values, capped, factor in others:
-                value = values[i] * factor
-                if i not in capped and value == value and value > 0 and value >= best[i]:
-                    best[i] = value
-                    replaced[column.name] = replaced.get(column.name, 0) + 1
-                    break
-        if replaced:
-            name = f"{element}_{primary.unit}"
-            found.append(Reassay(name if name not in names else f"{name}_best", element, primary, best, replaced))
+        fields = [c.name for c in columns]
+        values = np.column_stack([table.values(c) for c in columns])
+        over = np.zeros(values.shape, dtype=bool)
+        for j, column in enumerate(columns):
+            over[table.over_limit(column), j] = True
+        plan = sh.plan_elements(fields, values, explicit=True)
+        if len(plan.elements) != 1:
+            continue
+        best = sh.apply_plan(plan, fields, values, over=over)[:, 0]
+        first = columns[fields.index(plan.columns[plan.elements[0]][0])]   # the column (and unit) the plan keeps
+        if np.array_equal(best, values[:, columns.index(first)], equal_nan=True):
+            continue
+        name = f"{element}_{first.unit}"
+        notes = [line for line in plan.log if "upper limit" in line]
+        found.append(Reassay(name if name not in names else f"{name}_best", element, best.tolist(), notes))
     return found
