@@ -314,10 +314,15 @@ def test_second_review_layouts_methods_rows_blank_lines_and_limits(tmp_path):
     # a semicolon file with a decimal comma in every value splits evenly at the commas too
     table = lr.read_lab_results(write(tmp_path, "every.csv", "Sample;Au_ppm;Cu_ppm\nA;0,5;1,2\nB;0,7;3,4\n"))
     assert table.delimiter == ";" and table.values(table.assays[1]) == [1.2, 3.4]
-    # grams per tonne written gpt; a numbered symbol (Au1) is no element and is said
+    # grams per tonne written gpt; numbered symbols (Au1, Au2: first and second assay) keep their number
     table = lr.read_lab_results(write(tmp_path, "gpt.csv", "Sample,Au_gpt,Au1,Au2\nA,1.5,1.4,1.6\nB,0.2,0.1,0.3\n"))
-    assert [c.name for c in table.assays] == ["Au_gpt"] and sh.parse_column("Au_gpt").unit == "gpt"
-    assert table.notes and table.notes[0].startswith("Not read as assays: Au1, Au2")
+    assert [c.name for c in table.assays] == ["Au_gpt", "Au_ppm_1", "Au_ppm_2"] and sh.parse_column("Au_gpt").unit == "gpt"
+    assert table.values(table.assays[2]) == [1.6, 0.3]
+    assert table.notes == ["No unit in the header of 2 assay column(s), taken as ppm: Au_ppm_1, Au_ppm_2."]
+    # ... and under a units row they take its unit
+    table = lr.read_lab_results(write(tmp_path, "au12.csv", "Sample,Au1,Au2,Cu\n,ppb,ppb,ppm\nA,5,7,40\nB,<1,2,35\n"))
+    assert [c.name for c in table.assays] == ["Au_ppb_1", "Au_ppb_2", "Cu_ppm"] and not table.notes
+    assert table.values(table.assays[0]) == [5.0, -1.0]
 
 
 def test_repeats_reach_a_geopackage_and_ids_beat_running_numbers_and_repeated_values(processing_provider, tmp_path):

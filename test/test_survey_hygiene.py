@@ -78,6 +78,26 @@ def test_column_names_in_other_labs_styles():
     assert sh.parse_column("Au_Ag_ppm").element is None
 
 
+def test_numbered_symbols_are_first_and_second_assays_of_their_element():
+    """Company databases and compilations number an element's assays (Au1, Au2, AU1_PPB): the element, merged with
+    the first column first; molecules and single letters alone are not read that way."""
+    for name, element, unit, assumed in (("Au1", "Au", "ppm", True), ("Au2_ppm", "Au", "ppm", False),
+                                         ("AU1_PPB", "Au", "ppb", False), ("Cu1 (%)", "Cu", "%", False),
+                                         ("S1_pct", "S", "pct", False)):
+        c = sh.parse_column(name)
+        assert (c.element, c.unit, c.assumed_unit) == (element, unit, assumed), name
+    # carbon dioxide and carbonate stay carbon; a letter and a digit alone may be any code; isotopes and 10+ are no
+    # assay number
+    assert sh.parse_column("CO2").element == "C" and sh.parse_column("CO3_pct").element == "C"
+    for name in ("S1", "C2", "Au10_ppm", "Pb206_ppm", "Co2_ppm", "Au1ppb"):
+        assert sh.parse_column(name).element is None, name
+    # the first assay first, the second fills where the first is missing (converted to its unit); -9999 missing
+    values = np.array([[5.0, 7.0, 40.0], [-9999.0, 3.0, 35.0], [-1.0, -9999.0, 30.0]])
+    plan = sh.plan_elements(["AU1_PPB", "AU2_PPB", "CU_PPM"], values)
+    assert plan.elements == ["Au", "Cu"] and plan.columns["Au"] == ["AU1_PPB", "AU2_PPB"]
+    np.testing.assert_array_equal(sh.apply_plan(plan, ["AU1_PPB", "AU2_PPB", "CU_PPM"], values)[:, 0], [5.0, 3.0, -1.0])
+
+
 def test_names_cut_by_a_shapefile_after_a_method_code():
     """A laboratory's names (``Au_ME-MS61_ppm``) saved as a shapefile lose their unit (``Au_ME-MS61``, ten
     characters). They were no elements: TARGET=Au was refused blaming coverage, and without a target every numeric

@@ -250,11 +250,13 @@ def _element_of(cell):
     if not tokens:
         return None
     head = sh.parse_column(tokens[0])
+    # a numbered symbol (Au1, Au2: first and second assay) keeps its number as a word: Au_ppm_1, Au_ppm_2
+    number = tokens[0][-1] if head.element is not None and sh.numbered_symbol(tokens[0], bare=True) else ""
     if head.element is not None and len(tokens) == 1:
-        return _written(head), _explicit_unit(head), ""
+        return _written(head), _explicit_unit(head), number
     whole = sh.parse_column(cell)
     if whole.element is not None and _explicit_unit(whole):
-        return _written(whole), _explicit_unit(whole), ""
+        return _written(whole), _explicit_unit(whole), number
     if head.element is not None and head.oxide is None and len(tokens[0]) <= 2 and tokens[0][:1].isupper():
         rest = [t for t in tokens[1:] if not _unit_of(t) and not _method_of(t)]
         words = [re.sub(r"\W+", "", t) for t in rest]
@@ -268,8 +270,8 @@ def _element_of(cell):
 def _method_of(cell):
     """The method code a header cell holds (``ME-ICP61``, ``Au-AA23``, ``FA50``), or None."""
     cell = cell.strip()
-    if _explicit_unit(sh.parse_column(cell)):   # 'Au-ppb' is gold in ppb, no method
-        return None
+    if _explicit_unit(sh.parse_column(cell)) or sh.numbered_symbol(cell, bare=True):
+        return None   # 'Au-ppb' is gold in ppb, 'Au1' a first gold assay: no method
     return cell if _METHOD.match(cell) and any(ch.isalpha() for ch in cell) \
         and ("-" in cell or any(ch.isdigit() for ch in cell)) else None
 
@@ -410,12 +412,6 @@ def read_lab_results(path):
         raise OreMapError(f"No column of '{path}' reads as assays of an element.", "results",
                           "The header must name the elements (Au, Cu_ppm...) above columns of values.")
     _name_columns(assays)
-    numbered = [name for name in attributes if re.fullmatch(r"([A-Z][a-z]?)\d+(_.*)?", name.split(" / ")[0])
-                and sh.parse_column(re.match(r"[A-Za-z]+", name).group()).element is not None]
-    if numbered:
-        notes.append(f"Not read as assays: {', '.join(numbered)} (an element symbol with a number, such as Au1 for a "
-                     "first assay, names no element here). Rename such a column Au_ppm_1 (element, unit, number) to "
-                     "use it as an assay.")
     if empty:
         notes.append(f"Left out, no value in any row: {', '.join(empty)}.")
     bare = [c.name for c in assays if not c.unit_given]

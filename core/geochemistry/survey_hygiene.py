@@ -177,6 +177,21 @@ def _oxide(text):
     return None
 
 
+_NUMBERED = re.compile(r"^(?P<el>[A-Za-z]{1,2})(?P<k>[1-9])$")
+NUMBERED_NOT = {"CO2", "CO3", "CS2"}
+"""Names of a symbol and a digit that are molecules, not a numbered assay (carbon dioxide and carbonate, not cobalt)."""
+
+
+def numbered_symbol(head, bare=False):
+    """The element of a numbered assay's symbol (``Au1``, ``Au2``, ``AU1``: a first and a second gold assay, as company
+    databases and compilations name them), or None. Bare (no unit in the name), only two-letter symbols count: ``S1``
+    or ``C2`` alone may be any code."""
+    match = _NUMBERED.match(str(head))
+    if match is None or head.upper() in NUMBERED_NOT or (bare and len(match.group("el")) < 2):
+        return None
+    return _symbol(match.group("el"))
+
+
 def parse_column(name, units=None):
     """Read a column name: element, unit, oxide (see :class:`Column`); ``element`` None when it names none.
 
@@ -234,6 +249,10 @@ def parse_column(name, units=None):
         if oxide is not None:
             out.element, out.oxide, out.ratio, out.total = oxide
             return out
+    symbol = numbered_symbol(heads[0], bare=unit_at is None)
+    if symbol is not None:
+        out.element = symbol
+        return out
     head = heads[0]
     out.unit = None if unit_at is None else out.unit
     out.assumed_unit = out.unit_from_table = False
