@@ -49,7 +49,8 @@ class JoinLabResults(OreMapAlgorithm):
         "the geochemistry algorithms read element fields (Au_ppm, Cu_pct). The results file is read as laboratories "
         "write it, which a CSV layer cannot do: certificate lines above the table, a header of several rows "
         "(method codes such as Au-AA23 and ME-ICP61, element symbols, units, the lower limits of detection, in any "
-        "order), semicolon- or tab-separated files with decimal commas.\n\n"
+        "order), semicolon- or tab-separated files with decimal commas, and Excel (.xlsx) or OpenDocument (.ods) "
+        "workbooks as the laboratory sends them.\n\n"
         "Values below detection ('&lt;0.005') are written as minus the limit, the survey tables' convention that "
         "every OreMap geochemistry algorithm reads; a result below an unreported limit ('BDL') takes the limit of "
         "the file's detection-limit row when it has one; values over the upper limit ('&gt;10') are written as the "
@@ -62,8 +63,12 @@ class JoinLabResults(OreMapAlgorithm):
         "count it once. Points without results are left out (the log counts them), or kept with empty assays. Ids "
         "match exactly, else ignoring case and spaces ('nc 003' is 'NC003').")
     PARAM_HELP = {
-        "RESULTS": "The laboratory's results file: CSV, semicolon-separated or tab-separated text (a workbook saved "
-                   "as CSV). One row per sample; the sample id in a column of its own.",
+        "RESULTS": "The laboratory's results file: CSV, semicolon-separated or tab-separated text, or an Excel "
+                   "(.xlsx, .xlsm) or OpenDocument (.ods) workbook (an Excel 97-2003 .xls file: save it as .xlsx "
+                   "first). One row per sample; the sample id in a column of its own.",
+        "SHEET": "The workbook's sheet that holds the results: its name or its number (1 = first sheet). Empty: the "
+                 "sheet that reads as the largest table of assays (the log names it and the others). Not used for a "
+                 "text file.",
         "POINTS": "The sample points (their locations), with a field holding the sample ids the laboratory reports.",
         "POINT_ID": "The field of the points that holds the sample ids. Empty: the field whose values match the "
                     "most ids of the results file (the log names it).",
@@ -87,13 +92,17 @@ class JoinLabResults(OreMapAlgorithm):
         "ALS Geochemistry. Schedule of Services and Fees (method codes such as Au-AA23 and ME-ICP61, limits of "
         "reporting).",
     ]
-    CORE_PARAMETERS = {**OreMapAlgorithm.CORE_PARAMETERS, "results": "RESULTS", "sample_field": "POINT_ID"}
+    CORE_PARAMETERS = {**OreMapAlgorithm.CORE_PARAMETERS, "results": "RESULTS", "sheet": "SHEET",
+                       "sample_field": "POINT_ID"}
     LONG_FIELDS = {"OUTPUT": ["assay fields such as Au_ppm_AA23 or Recvd_Wt_kg"]}
 
     def initAlgorithm(self, config=None):  # noqa: N802
         self._add(QgsProcessingParameterFile(
             "RESULTS", self.tr("Laboratory results file"),
-            fileFilter="Results tables (*.csv *.CSV *.txt *.TXT *.tsv *.TSV);;All files (*.*)"))
+            fileFilter="Results tables (*.csv *.CSV *.txt *.TXT *.tsv *.TSV *.xlsx *.XLSX *.xlsm *.ods *.ODS);;"
+                       "All files (*.*)"))
+        self._add(QgsProcessingParameterString(
+            "SHEET", self.tr("Sheet of a workbook (empty = the largest table of assays)"), optional=True))
         self._add(QgsProcessingParameterFeatureSource(
             "POINTS", self.tr("Sample points"), [QgsProcessing.TypeVectorPoint]))
         self._add(QgsProcessingParameterField(
@@ -189,7 +198,7 @@ class JoinLabResults(OreMapAlgorithm):
         source = self.parameterAsSource(parameters, "POINTS", context)
         if source is None:
             raise self.fail("POINTS", "No point layer was given.", "Choose the layer of sample points.")
-        table = lab_results.read_lab_results(path)
+        table = lab_results.read_lab_results(path, self.parameterAsString(parameters, "SHEET", context))
         self._log_table(table, feedback)
         features = self._points(source, feedback)
         if not features:
@@ -254,7 +263,7 @@ class JoinLabResults(OreMapAlgorithm):
                 feedback.check()
                 feedback.progress(30.0 + 70.0 * i / max(len(rows), 1))
             if point >= 0:
-                write(features[point], [c[i] for c in columns], f"the row of line {table.line_numbers[i]}")
+                write(features[point], [c[i] for c in columns], f"the row of {table.place(i)}")
                 joined += 1
         if keep:
             used = set(rows)
@@ -266,11 +275,15 @@ class JoinLabResults(OreMapAlgorithm):
 
     # -- log ---------------------------------------------------------------------------------
     def _log_table(self, table, feedback):
-        delimiter = {",": "comma", ";": "semicolon", "\t": "tab", "|": "bar"}[table.delimiter]
-        header = (f"lines {table.header_lines[0]}-{table.header_lines[-1]}" if len(table.header_lines) > 1
-                  else f"line {table.header_lines[0]}" if table.header_lines else "none")
-        feedback.info(f"Results file: {delimiter}-separated{', decimal commas' if table.decimal_comma else ''}; "
-                      f"header {header}; data from line {table.first_data_line} ({len(table.rows)} rows).")
+        line = "row" if table.sheet else "line"
+        header = (f"{line}s {table.header_lines[0]}-{table.header_lines[-1]}" if len(table.header_lines) > 1
+                  else f"{line} {table.header_lines[0]}" if table.header_lines else "none")
+        if table.sheet:
+            kind = f"Results workbook: sheet '{table.sheet}'"
+        else:
+            delimiter = {",": "comma", ";": "semicolon", "\t": "tab", "|": "bar"}[table.delimiter]
+            kind = f"Results file: {delimiter}-separated{', decimal commas' if table.decimal_comma else ''}"
+        feedback.info(f"{kind}; header {header}; data from {line} {table.first_data_line} ({len(table.rows)} rows).")
         feedback.info("Assay columns: " + "; ".join(
             f"{c.name} ({c.header}" + (f", limit {c.limit:g}" if c.limit == c.limit else "") + ")"
             for c in table.assays))
@@ -297,7 +310,7 @@ class JoinLabResults(OreMapAlgorithm):
 
     def _log_matches(self, table, column, rows, n_points, keep, feedback):
         ids = table.attribute_values(column)
-        unmatched = [ids[i] or f"(no id, line {table.line_numbers[i]})" for i, r in enumerate(rows) if r < 0]
+        unmatched = [ids[i] or f"(no id, {table.place(i)})" for i, r in enumerate(rows) if r < 0]
         if unmatched:
             feedback.warning(f"{len(unmatched)} rows of the results file have no point of their id and are left out "
                              f"(standards, blanks, duplicates under their own ids, or samples missing from the "

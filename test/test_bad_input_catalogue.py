@@ -21,6 +21,7 @@ import rasterio
 from qgis.core import QgsProcessingException
 
 from conftest import AVIRIS_NG, DATA, ROOT, USGS_LIBRARY
+from spreadsheet_fixtures import write_xlsx
 
 from oremap.core.engine.bundled import MODELS_DIR
 from oremap.core.engine.model_format import model_bytes, read_model_info
@@ -184,12 +185,16 @@ def fx(tmp_path_factory):
     f.model_prospectivity = _model(d, "prospectivity.onnx", task="prospectivity")
     f.model_abundance = _model(d, "abundance.onnx", task="mineral_abundance")
     f.model_vae = _model(d, "vae.onnx", task="geochemical_anomaly")
-    # a laboratory's results for the samples (ids in their 'name' field), and a workbook given instead
+    # a laboratory's results for the samples (ids in their 'name' field), as CSV and as a workbook, and an Excel 97-2003
+    # workbook given instead
     f.lab_results = os.path.join(d, "results.csv")
     open(f.lab_results, "w").write("Sample,Au,Cu\n,ppb,ppm\n" + "".join(f"s{i},{i + 1},{2 * i + 3}\n"
                                                                            for i in range(40)))
-    f.workbook = os.path.join(d, "results.xlsx")
-    open(f.workbook, "wb").write(b"PK\x03\x04\x14\x00\x00\x00\x08\x00" + bytes(64))
+    f.workbook = os.path.join(d, "results.xls")   # Excel 97-2003: an OLE2 compound document
+    open(f.workbook, "wb").write(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(504))
+    f.lab_book = write_xlsx(os.path.join(d, "results.xlsx"),
+                            {"Sheet1": [["Sample", "Au", "Cu"], [None, "ppb", "ppm"]]
+                             + [[f"s{i}", i + 1, 2 * i + 3] for i in range(40)]})
     f.missing = os.path.join(d, "does not exist.tif")
     f.out = os.path.join(d, "out")
     os.makedirs(f.out, exist_ok=True)
@@ -349,8 +354,10 @@ CASES = [
          INPUT=lambda f: f.missing),
     case("join-results-missing", "join_lab_results", JOIN, "RESULTS", "does not exist",
          RESULTS=lambda f: f.missing),
-    case("join-results-workbook", "join_lab_results", JOIN, "RESULTS", "not a text file", "Save the sheet as CSV",
+    case("join-results-xls-workbook", "join_lab_results", JOIN, "RESULTS", "Excel 97-2003", "(.xlsx) or as CSV",
          RESULTS=lambda f: f.workbook),
+    case("join-sheet-missing", "join_lab_results", JOIN, "SHEET", "no sheet 'Assays'", "Its sheets: 'Sheet1'",
+         RESULTS=lambda f: f.lab_book, SHEET="Assays"),
     case("join-ids-no-match", "join_lab_results", JOIN, "POINT_ID", "No sample id", "'Au_ppb'", POINT_ID="Au_ppb"),
     case("batch-model-missing", "batch_on_cluster", BATCH, "MODEL_FILE", "MODEL_FILE",
          MODEL_FILE=lambda f: f.missing),

@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 
 from conftest import SHARED_DATA, warning_recorder
+from spreadsheet_fixtures import write_ods, write_xlsx
 from oremap.core.engine.errors import OreMapError
 from oremap.core.geochemistry import lab_results as lr
 from oremap.core.geochemistry import survey_hygiene as sh
@@ -109,7 +110,9 @@ def test_two_header_rows_semicolons_decimal_commas_and_windows_encoding(tmp_path
 
 
 def test_files_that_are_no_results_are_refused_for_the_results_parameter(tmp_path):
-    for name, content, said in (("book.xlsx", b"PK\x03\x04\x00\x00", "not a text file"),
+    for name, content, said in (("book.xlsx", b"PK\x03\x04\x00\x00", "damaged zip package"),
+                                ("old.xls", b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(504), "Excel 97-2003"),
+                                ("image.bin", b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "not a text file"),
                                 ("words.csv", b"a,b,c\nx,y,z\n", "No row")):
         path = tmp_path / name
         path.write_bytes(content)
@@ -316,7 +319,8 @@ def test_second_review_layouts_methods_rows_blank_lines_and_limits(tmp_path):
     assert table.delimiter == ";" and table.values(table.assays[1]) == [1.2, 3.4]
     # grams per tonne written gpt; numbered symbols (Au1, Au2: first and second assay) keep their number
     table = lr.read_lab_results(write(tmp_path, "gpt.csv", "Sample,Au_gpt,Au1,Au2\nA,1.5,1.4,1.6\nB,0.2,0.1,0.3\n"))
-    assert [c.name for c in table.assays] == ["Au_gpt", "Au_ppm_1", "Au_ppm_2"] and sh.parse_column("Au_gpt").unit == "gpt"
+    assert [c.name for c in table.assays] == ["Au_gpt", "Au_ppm_1", "Au_ppm_2"]
+    assert sh.parse_column("Au_gpt").unit == "gpt"
     assert table.values(table.assays[2]) == [1.6, 0.3]
     assert table.notes == ["No unit in the header of 2 assay column(s), taken as ppm: Au_ppm_1, Au_ppm_2."]
     # ... and under a units row they take its unit
@@ -387,3 +391,76 @@ def test_a_narrow_file_of_primary_assays_and_a_few_re_assays_and_a_fid_of_sample
     result, layer, _ = run_join(tmp_path, {"POINTS": points, "POINT_ID": "FID"})
     assert result["JOINED"] == 4 and "fid_points" in layer.fields().names()
     assert sorted(f["fid_points"] for f in layer.getFeatures()) == ["NC001", "NC002", "NC003", "NC004"]
+
+
+def certificate_cells():
+    """The certificate as a spreadsheet holds it: numbers as numbers, '<0.005', '>10.0', 'NSS' and ids as text, the
+    certificate lines in the first column only."""
+    rows = []
+    for line in CERTIFICATE.splitlines():
+        cells = []
+        for cell in line.split(","):
+            try:
+                cells.append(float(cell) if cell.strip() else None)
+            except ValueError:
+                cells.append(cell)
+        rows.append(cells)
+    return rows
+
+
+@pytest.mark.parametrize("writer", [write_xlsx, write_ods], ids=["xlsx", "ods"])
+def test_a_workbook_reads_as_its_csv_export_and_its_sheet_is_found(tmp_path, writer):
+    sheets = {"Info": [["Client", "EXAMPLE EXPLORATION"], ["Samples", 6.0]], "VA26001234": certificate_cells(),
+              "QC": [["Standard", "Au", "Cu"], ["OREAS 504c", 1.61, 1.1], ["OREAS 504c", 1.58, 1.09]]}
+    path = writer(str(tmp_path / f"VA26001234.{writer.__name__[-4:].strip('_')}"), sheets)
+    text = lr.read_lab_results(write(tmp_path, "VA26001234.csv", CERTIFICATE))
+    book = lr.read_lab_results(path)
+    assert (book.sheet, book.delimiter, book.header_lines, book.first_data_line) == ("VA26001234", "", [6, 7, 8, 9], 10)
+    assert book.line_numbers == text.line_numbers == [10, 11, 12, 13, 14, 15] and book.place(5) == "row 15"
+    assert [(c.name, c.method, c.limit) for c in book.assays] == [(c.name, c.method, c.limit) for c in text.assays]
+    for a, b in zip(book.assays, text.assays):
+        np.testing.assert_array_equal(book.values(a), text.values(b))
+    assert book.values(book.assays[0]) == [-0.005, 10.0, 0.456, 1.61, -0.005, 0.1]
+    assert [book.attribute_column(n) for n in book.attributes] == [text.attribute_column(n) for n in text.attributes]
+    assert book.notes[0] == ("Sheet 'VA26001234' read, the largest table of assays; not read: 'Info', 'QC' (choose "
+                             "another with the sheet parameter).") and book.notes[1:] == text.notes
+    # a sheet chosen by name (any case) or number
+    for chosen in ("qc", "3"):
+        qc = lr.read_lab_results(path, chosen)
+        assert qc.sheet == "QC" and [c.name for c in qc.assays] == ["Au_ppm", "Cu_ppm"]
+        assert qc.values(qc.assays[0]) == [1.61, 1.58] and qc.notes[0].startswith("No unit in the header")
+    with pytest.raises(OreMapError) as caught:
+        lr.read_lab_results(path, "Results")
+    assert caught.value.parameter == "sheet" and "'Info', 'VA26001234', 'QC'" in caught.value.fix
+
+
+def test_a_decimal_comma_workbook_keeps_its_number_cells_and_reads_its_text_cells(tmp_path):
+    # numbers come out of a workbook with a point whatever the language; values typed as text keep the comma
+    sheets = {"Tabelle1": [["Probe", "Au (ppb)", "Cu (mg/kg)", "Cu (%)"], ["S-1", 12.5, 1.48, 1.48],
+                           ["S-2", "<0,5", 1800.0, "1,2"], ["S-3", "n.a.", "1.480", 0.5]]}
+    for writer in (write_xlsx, write_ods):
+        table = lr.read_lab_results(writer(str(tmp_path / f"eu{writer.__name__}"), sheets))
+        assert [c.name for c in table.assays] == ["Au_ppb", "Cu_ppm", "Cu_pct"]
+        # a point is a decimal point in a workbook, text or number: its number cells write one ('1.234' is no
+        # thousands point there, as it may be in a decimal-comma CSV file)
+        assert [table.values(c) for c in table.assays][1:] == [[1.48, 1800.0, 1.48], [1.48, 1.2, 0.5]]
+        assert table.values(table.assays[0])[:2] == [12.5, -0.5] and table.unread(table.assays[0]) == ["n.a."]
+
+
+def test_a_workbook_joins_and_a_missing_sheet_is_refused_for_the_sheet_parameter(processing_provider, tmp_path):
+    from qgis.core import QgsProcessingException
+
+    path = write_xlsx(str(tmp_path / "VA26001234.xlsx"), {"Notes": [["Job", "VA26001234"]],
+                                                          "Results": certificate_cells()})
+    feedback = warning_recorder()
+    result, layer, rows = run_join(tmp_path, {"RESULTS": path}, feedback)
+    assert (result["JOINED"], result["UNMATCHED"]) == (4, 2)
+    # (the output opens at once: a sheet that is no table, tried first, had kept the GeoPackage locked)
+    assert [rows[k]["Au_ppm"] for k in ("NC001", "NC002", "NC003", "NC004")] == [-0.005, 15.2, 0.456, 0.1]
+    assert "Results workbook: sheet 'Results'; header rows 6-9; data from row 10 (6 rows)." in feedback.infos
+    assert any(w.startswith("Sheet 'Results' read") and "'Notes'" in w for w in feedback.warnings)
+    os.remove(tmp_path / "joined.gpkg")
+    with pytest.raises(QgsProcessingException) as caught:
+        run_join(tmp_path, {"RESULTS": path, "SHEET": "Sheet1"})
+    assert "(SHEET)" in str(caught.value) and "'Notes', 'Results'" in str(caught.value)
+    assert not os.path.exists(tmp_path / "joined.gpkg")

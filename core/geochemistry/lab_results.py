@@ -20,14 +20,19 @@ and reads the others as samples, and every element field becomes text. Here the 
 - the other columns are **attributes** (sample ids, descriptions), one of which is matched to the sample points'
   ids (:func:`match_layer`).
 
-Pure Python (no QGIS): ``oremap:join_lab_results`` writes the points.
+A workbook (``.xlsx``, ``.ods``) is read the same way, sheet by sheet (:func:`workbook_sheets`, GDAL's drivers).
+Pure Python and GDAL (no QGIS): ``oremap:join_lab_results`` writes the points.
 """
 
 import collections
 import csv
 import io
 import math
+import os
 import re
+import shutil
+import tempfile
+import zipfile
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -92,7 +97,13 @@ class LabTable:
     rows: list
     line_numbers: list
     notes: list = field(default_factory=list)
+    #: The workbook's sheet read ('' for a text file; ``delimiter`` is '' then, and line numbers are sheet rows).
+    sheet: str = ""
     _parsed: dict = field(default_factory=dict, repr=False, compare=False)
+
+    def place(self, i):
+        """Where data row ``i`` (0-based) stands in the file: 'line 12' of a text file, 'row 12' of a sheet."""
+        return f"{'row' if self.sheet else 'line'} {self.line_numbers[i]}"
 
     def attribute_values(self, name):
         """The cells of attribute column ``name`` (stripped text), one per data row."""
@@ -164,8 +175,8 @@ def _text(path):
         except UnicodeDecodeError:
             pass
     if b"\x00" in raw[:4096]:
-        raise OreMapError(f"'{path}' is not a text file (a spreadsheet workbook?).", "results",
-                          "Save the sheet as CSV (comma- or semicolon-separated) and choose that file.")
+        raise OreMapError(f"'{path}' is not a text file.", "results",
+                          "Choose the results as CSV or text, or as an Excel (.xlsx) or OpenDocument (.ods) workbook.")
     for encoding in ("utf-8-sig", "cp1252"):
         try:
             return raw.decode(encoding)
@@ -324,21 +335,161 @@ def _limits_row(rows, i, comma):
     return bool(below) and sum(1 for r in below if r[:1] and r[0]) >= 0.8 * len(below)
 
 
-def read_lab_results(path):
-    """Read a laboratory results file (CSV, semicolon- or tab-separated text) into a :class:`LabTable`.
+def read_lab_results(path, sheet=None):
+    """Read a laboratory results file into a :class:`LabTable`: CSV, semicolon-, tab- or bar-separated text, or a
+    workbook (Excel ``.xlsx``/``.xlsm``, OpenDocument ``.ods``; :func:`workbook_sheets`).
 
-    Raises :class:`OreMapError` (parameter ``results``) when no row reads as data or no column as assays."""
-    text = _text(path)
-    delimiter = _delimiter(text)
-    rows = _rows(text, delimiter)
+    ``sheet``: a workbook's sheet to read (its name, or its number from 1); None or '': the sheet that reads as the
+    largest results table (the others are named in ``notes``). Raises :class:`OreMapError` (parameter ``results``,
+    or ``sheet`` for a sheet the workbook lacks) when no row reads as data or no column as assays."""
+    driver = _workbook_driver(path)
+    if driver is None:
+        text = _text(path)
+        delimiter = _delimiter(text)
+        rows = _rows(text, delimiter)
+        # (a comma inside a cell of a comma-separated file is quoted: '"0,05"' is a decimal comma there too)
+        comma = assay_text.decimal_comma_texts(c for r in rows[:SNIFF_ROWS] for c in r)
+        return _table(path, rows, delimiter, comma)
+    sheets = workbook_sheets(path, driver)
+    names = [name for name, _ in sheets]
+    wanted = str(sheet if sheet is not None else "").strip()
+    if wanted:
+        chosen = [k for k, name in enumerate(names) if name == wanted] \
+            or [k for k, name in enumerate(names) if name.strip().casefold() == wanted.casefold()] \
+            or ([int(wanted) - 1] if wanted.isdigit() and 1 <= int(wanted) <= len(names) else [])
+        if not chosen:
+            raise OreMapError(f"The workbook '{path}' has no sheet '{wanted}'.", "sheet",
+                              "Its sheets: " + ", ".join(f"'{n}'" for n in names) + " (or their numbers from 1).")
+        name, rows = sheets[chosen[0]]
+        return _table(path, rows, "", False, sheet=name)
+    tables, first_error = [], None
+    for name, rows in sheets:
+        try:
+            tables.append(_table(path, rows, "", False, sheet=name))
+        except OreMapError as exc:
+            # (kept without its traceback: through it this frame held the caller's frames, and the algorithm's output
+            # with them, open until the garbage collector ran; a GeoPackage stayed locked)
+            first_error = first_error or exc.with_traceback(None)
+    if not tables:
+        if first_error is not None and len(sheets) == 1:
+            raise first_error
+        raise OreMapError(f"No sheet of the workbook '{path}' reads as results ({', '.join(repr(n) for n in names)}).",
+                          "results", "Choose the laboratory's results: one row per sample, one column per element.")
+    # the largest table of assays: the results, not a sheet of QC or of notes with a number or two
+    best = max(tables, key=lambda t: (sum(math.isfinite(v) for c in t.assays for v in t.values(c)),
+                                      -names.index(t.sheet)))
+    others = [n for n in names if n != best.sheet]
+    if others:
+        best.notes.insert(0, f"Sheet '{best.sheet}' read, the largest table of assays; not read: "
+                          + ", ".join(f"'{n}'" for n in others) + " (choose another with the sheet parameter).")
+    return best
+
+
+#: Workbook formats read through GDAL's vector drivers, by the file name's ending.
+WORKBOOK_DRIVERS = {".xlsx": "XLSX", ".xlsm": "XLSX", ".ods": "ODS"}
+
+
+def _workbook_driver(path):
+    """``'XLSX'`` or ``'ODS'`` for a workbook (by its contents: a zip package of a workbook), None for text. A
+    legacy Excel 97-2003 ``.xls`` file (OLE2 compound document) or another zip archive is refused."""
+    try:
+        with open(path, "rb") as handle:
+            magic = handle.read(8)
+    except OSError as exc:
+        raise OreMapError(f"Cannot read '{path}': {exc.strerror or exc}.", "results",
+                          "Choose a readable results file (CSV, text, .xlsx or .ods).") from None
+    if magic == b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1":
+        raise OreMapError(f"'{path}' is an Excel 97-2003 workbook (.xls), which OreMap does not read.", "results",
+                          "Save it as an Excel workbook (.xlsx) or as CSV and choose that file.")
+    if magic[:4] != b"PK\x03\x04":
+        return None
+    try:
+        with zipfile.ZipFile(path) as package:
+            members = set(package.namelist())
+            kind = package.read("mimetype").decode("ascii", "replace").strip() if "mimetype" in members else ""
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise OreMapError(f"'{path}' is a damaged zip package ({exc}).", "results",
+                          "Open it in the spreadsheet program and save it again, or save the sheet as CSV.") from None
+    if "xl/workbook.xml" in members:
+        return "XLSX"
+    if kind == "application/vnd.oasis.opendocument.spreadsheet":
+        return "ODS"
+    raise OreMapError(f"'{path}' is a zip archive, not a results table or workbook.", "results",
+                      "Unpack it and choose the results file (CSV, text, .xlsx or .ods).")
+
+
+def workbook_sheets(path, driver=None, shown=None):
+    """The sheets of a workbook as ``[(name, rows)]``, each row a list of stripped text cells ('' when empty), read by
+    GDAL's XLSX or ODS driver with no header row and every cell as text (numbers as GDAL writes them: ``0.005``,
+    ``1480``, ``1e-05``). Rows keep their places (a blank row stays, so line numbers are sheet rows). ``shown``: the
+    name errors give the file (a copy is read where the name's ending is not the format's)."""
+    from osgeo import gdal
+
+    driver = driver or _workbook_driver(path)
+    suffix = {"XLSX": (".xlsx", ".xlsm"), "ODS": (".ods",)}[driver]
+    if not str(path).lower().endswith(suffix):
+        # GDAL knows a workbook by its name's ending: read a copy named so (a results.dat that is a workbook)
+        with tempfile.TemporaryDirectory(prefix="oremap_workbook_") as folder:
+            copy = os.path.join(folder, "results" + suffix[0])
+            shutil.copyfile(path, copy)
+            return workbook_sheets(copy, driver, shown=path)
+    # GDAL before 3.8 takes these as configuration options only (read when a sheet is first read, so they stay set
+    # on this thread until the sheets are read), 3.8 on as open options too
+    options = {f"OGR_{driver}_HEADERS": "DISABLE", f"OGR_{driver}_FIELD_TYPES": "STRING"}
+    before = {key: gdal.GetThreadLocalConfigOption(key, None) for key in options}
+    gdal.PushErrorHandler("CPLQuietErrorHandler")
+    try:
+        for key, value in options.items():
+            gdal.SetThreadLocalConfigOption(key, value)
+        gdal.ErrorReset()
+        try:
+            dataset = gdal.OpenEx(str(path), gdal.OF_VECTOR | gdal.OF_READONLY, allowed_drivers=[driver])
+            problem = gdal.GetLastErrorMsg()
+        except RuntimeError as exc:   # where the caller turned GDAL's exceptions on
+            dataset, problem = None, str(exc)
+        if dataset is None:
+            raise OreMapError(f"Cannot read the workbook '{shown or path}'" + (f": {problem}." if problem else "."),
+                              "results",
+                              "Open it in the spreadsheet program and save it again, or save the sheet as CSV.")
+        sheets = []
+        for k in range(dataset.GetLayerCount()):
+            layer = dataset.GetLayer(k)
+            count = layer.GetLayerDefn().GetFieldCount()
+            rows = []
+            for feature in layer:
+                rows.append([feature.GetFieldAsString(j).strip() if feature.IsFieldSetAndNotNull(j) else ""
+                             for j in range(count)])
+            sheets.append((layer.GetName(), _decimal_commas(rows)))
+        dataset = None
+    finally:
+        for key, value in before.items():
+            gdal.SetThreadLocalConfigOption(key, value)
+        gdal.PopErrorHandler()
+    return sheets
+
+
+_COMMA_NUMBER = re.compile(r"[<>]?\s*[-+]?\d*,\d+")
+
+
+def _decimal_commas(rows):
+    """A workbook's cells with decimal commas written with a point. Its numbers come with a point whatever the
+    spreadsheet's language; a value typed as text in a decimal-comma language keeps its comma ('<0,005'), which
+    :func:`assay_text.decimal_comma_texts` recognises over the text cells (a number cell never holds a comma). A
+    point stays a decimal point: a number cell writes '1.234' for 1.234, so no point is read as a thousands point."""
+    if not assay_text.decimal_comma_texts(c for r in rows for c in r if "." not in c):
+        return rows
+    return [[c.replace(",", ".") if _COMMA_NUMBER.fullmatch(c) else c for c in r] for r in rows]
+
+
+def _table(path, rows, delimiter, comma, sheet=""):
+    """A :class:`LabTable` of the rows of a text file or a workbook's sheet."""
+    where = f"Sheet '{sheet}' of '{path}'" if sheet else f"'{path}'"
     head = rows[:SNIFF_ROWS]
     lengths = [len(r) for r in head if sum(1 for c in r if c) > 1]
     if not lengths:
-        raise OreMapError(f"'{path}' holds no table (no row with two values or more).", "results",
-                          "Choose the laboratory's results file (CSV or text).")
+        raise OreMapError(f"{where} holds no table (no row with two values or more).", "results",
+                          "Choose the laboratory's results file (CSV, text or a workbook).")
     width = collections.Counter(lengths).most_common(1)[0][0]
-    # (a comma inside a cell of a comma-separated file is quoted: '"0,05"' is a decimal comma there too)
-    comma = assay_text.decimal_comma_texts(c for r in head for c in r)
     # the first data row: most of its cells are values, and it is no limits row (labelled, or ALS's unlabelled one)
     start, limits_row = None, None
 
@@ -371,7 +522,7 @@ def read_lab_results(path):
         start = i
         break
     if start is None:
-        raise OreMapError(f"No row of '{path}' reads as assay values.", "results",
+        raise OreMapError(f"No row of {where} reads as assay values.", "results",
                           "Choose the laboratory's results file: one row per sample, one column per element.")
     # the header: the rows above the data as wide as the table (certificate lines above are shorter)
     header = []
@@ -409,7 +560,7 @@ def read_lab_results(path):
         elif element is not None:
             empty.append(label)
     if not assays:
-        raise OreMapError(f"No column of '{path}' reads as assays of an element.", "results",
+        raise OreMapError(f"No column of {where} reads as assays of an element.", "results",
                           "The header must name the elements (Au, Cu_ppm...) above columns of values.")
     _name_columns(assays)
     if empty:
@@ -418,7 +569,7 @@ def read_lab_results(path):
     if bare:
         notes.append(f"No unit in the header of {len(bare)} assay column(s), taken as ppm: {', '.join(bare)}.")
     return LabTable(path, delimiter, comma, [i + 1 for i in header], start + 1, assays, attributes, rows_data,
-                    line_numbers, notes)
+                    line_numbers, notes, sheet=sheet)
 
 
 def _kept_name(cells):

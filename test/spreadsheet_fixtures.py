@@ -1,0 +1,141 @@
+"""Spreadsheet workbooks written as the standards define them, without a spreadsheet library, for the readers' tests.
+
+- ``write_xlsx``: Office Open XML SpreadsheetML (ECMA-376 Part 1, the package Excel writes): ``[Content_Types].xml``,
+  the package and workbook relationships, ``xl/workbook.xml`` naming the sheets, one ``xl/worksheets/sheetN.xml``
+  each, and ``xl/sharedStrings.xml``: text cells are indexes into the shared strings (``t="s"``), as Excel stores
+  them, numbers are ``<v>`` values, empty cells are absent and each cell carries its A1 reference (``r``).
+- ``write_ods``: OpenDocument spreadsheet (OASIS ODF 1.2, LibreOffice's format): an uncompressed ``mimetype`` entry
+  first, ``META-INF/manifest.xml`` and ``content.xml`` with one ``table:table`` per sheet; numbers as
+  ``office:value-type="float"`` with ``office:value``, text as ``text:p``, runs of empty cells and rows repeated
+  (``number-columns-repeated``, ``number-rows-repeated``) as LibreOffice writes them.
+
+Sheets are given as ``{name: rows}``, a row a list of cells: ``str`` (text), ``int`` or ``float`` (a number), ``None``
+(empty).
+"""
+
+import zipfile
+from xml.sax.saxutils import escape, quoteattr
+
+
+def _column_letters(j):
+    letters = ""
+    j += 1
+    while j:
+        j, rest = divmod(j - 1, 26)
+        letters = chr(65 + rest) + letters
+    return letters
+
+
+def write_xlsx(path, sheets):
+    strings, index = [], {}
+    parts = []
+    for rows in sheets.values():
+        xml_rows = []
+        for i, row in enumerate(rows, 1):
+            cells = []
+            for j, cell in enumerate(row):
+                ref = f"{_column_letters(j)}{i}"
+                if cell is None or cell == "":
+                    continue
+                if isinstance(cell, str):
+                    if cell not in index:
+                        index[cell] = len(strings)
+                        strings.append(cell)
+                    cells.append(f'<c r="{ref}" t="s"><v>{index[cell]}</v></c>')
+                else:
+                    cells.append(f'<c r="{ref}"><v>{cell!r}</v></c>')
+            if cells:   # Excel writes no element for an empty row
+                xml_rows.append(f'<row r="{i}">{"".join(cells)}</row>')
+        parts.append('<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
+                     '<worksheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main">'
+                     f'<sheetData>{"".join(xml_rows)}</sheetData></worksheet>')
+    names = list(sheets)
+    main = "http://schemas.openxmlformats.org/spreadsheetml/2006/main"
+    office = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
+    package = "http://schemas.openxmlformats.org/package/2006/relationships"
+    content_types = (
+        '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
+        '<Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types">'
+        '<Default Extension="rels" ContentType="application/vnd.openxmlformats-package.relationships+xml"/>'
+        '<Default Extension="xml" ContentType="application/xml"/>'
+        '<Override PartName="/xl/workbook.xml" '
+        'ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet.main+xml"/>'
+        + "".join(f'<Override PartName="/xl/worksheets/sheet{k}.xml" '
+                  'ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.worksheet+xml"/>'
+                  for k in range(1, len(names) + 1))
+        + '<Override PartName="/xl/sharedStrings.xml" '
+        'ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.sharedStrings+xml"/></Types>')
+    root_rels = (f'<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n<Relationships xmlns="{package}">'
+                 f'<Relationship Id="rId1" Type="{office}/officeDocument" Target="xl/workbook.xml"/></Relationships>')
+    workbook = (f'<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n<workbook xmlns="{main}" '
+                f'xmlns:r="{office}"><sheets>'
+                + "".join(f'<sheet name={quoteattr(n)} sheetId="{k}" r:id="rId{k}"/>' for k, n in enumerate(names, 1))
+                + "</sheets></workbook>")
+    workbook_rels = (f'<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n<Relationships xmlns="{package}">'
+                     + "".join(f'<Relationship Id="rId{k}" Type="{office}/worksheet" Target="worksheets/sheet{k}.xml"/>'
+                               for k in range(1, len(names) + 1))
+                     + f'<Relationship Id="rId{len(names) + 1}" Type="{office}/sharedStrings" '
+                     'Target="sharedStrings.xml"/></Relationships>')
+    shared = (f'<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n<sst xmlns="{main}" count="{len(strings)}" '
+              f'uniqueCount="{len(strings)}">' + "".join(f"<si><t>{escape(s)}</t></si>" for s in strings) + "</sst>")
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr("[Content_Types].xml", content_types)
+        z.writestr("_rels/.rels", root_rels)
+        z.writestr("xl/workbook.xml", workbook)
+        z.writestr("xl/_rels/workbook.xml.rels", workbook_rels)
+        for k, part in enumerate(parts, 1):
+            z.writestr(f"xl/worksheets/sheet{k}.xml", part)
+        z.writestr("xl/sharedStrings.xml", shared)
+    return str(path)
+
+
+def write_ods(path, sheets):
+    tables = []
+    for name, rows in sheets.items():
+        width = max((len(r) for r in rows), default=1)
+        xml_rows, blank = [], 0
+        for row in rows:
+            if all(c is None or c == "" for c in row):
+                blank += 1
+                continue
+            if blank:
+                xml_rows.append(f'<table:table-row table:number-rows-repeated="{blank}">'
+                                f'<table:table-cell table:number-columns-repeated="{width}"/></table:table-row>')
+                blank = 0
+            cells, empty = [], 0
+            for cell in list(row) + [None] * (width - len(row)):
+                if cell is None or cell == "":
+                    empty += 1
+                    continue
+                if empty:
+                    cells.append(f'<table:table-cell table:number-columns-repeated="{empty}"/>')
+                    empty = 0
+                if isinstance(cell, str):
+                    cells.append(f'<table:table-cell office:value-type="string"><text:p>{escape(cell)}</text:p>'
+                                 "</table:table-cell>")
+                else:
+                    cells.append(f'<table:table-cell office:value-type="float" office:value="{cell!r}">'
+                                 f"<text:p>{cell}</text:p></table:table-cell>")
+            if empty:
+                cells.append(f'<table:table-cell table:number-columns-repeated="{empty}"/>')
+            xml_rows.append(f'<table:table-row>{"".join(cells)}</table:table-row>')
+        tables.append(f"<table:table table:name={quoteattr(name)}>"
+                      f'<table:table-column table:number-columns-repeated="{width}"/>{"".join(xml_rows)}</table:table>')
+    content = ('<?xml version="1.0" encoding="UTF-8"?>\n<office:document-content '
+               'xmlns:office="urn:oasis:names:tc:opendocument:xmlns:office:1.0" '
+               'xmlns:table="urn:oasis:names:tc:opendocument:xmlns:table:1.0" '
+               'xmlns:text="urn:oasis:names:tc:opendocument:xmlns:text:1.0" office:version="1.2">'
+               f'<office:body><office:spreadsheet>{"".join(tables)}</office:spreadsheet></office:body>'
+               "</office:document-content>")
+    manifest = ('<?xml version="1.0" encoding="UTF-8"?>\n<manifest:manifest '
+                'xmlns:manifest="urn:oasis:names:tc:opendocument:xmlns:manifest:1.0" manifest:version="1.2">'
+                '<manifest:file-entry manifest:full-path="/" manifest:version="1.2" '
+                'manifest:media-type="application/vnd.oasis.opendocument.spreadsheet"/>'
+                '<manifest:file-entry manifest:full-path="content.xml" manifest:media-type="text/xml"/>'
+                "</manifest:manifest>")
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr(zipfile.ZipInfo("mimetype"), "application/vnd.oasis.opendocument.spreadsheet",
+                   compress_type=zipfile.ZIP_STORED)
+        z.writestr("META-INF/manifest.xml", manifest)
+        z.writestr("content.xml", content)
+    return str(path)
