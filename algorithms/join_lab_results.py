@@ -279,7 +279,9 @@ class JoinLabResults(OreMapAlgorithm):
         header = (f"{line}s {table.header_lines[0]}-{table.header_lines[-1]}" if len(table.header_lines) > 1
                   else f"{line} {table.header_lines[0]}" if table.header_lines else "none")
         if table.sheet:
-            kind = f"Results workbook: sheet '{table.sheet}'"
+            kind = f"Results workbook: sheet '{table.sheet}'" + (
+                f" (the largest table of assays; not read: {', '.join(repr(n) for n in table.other_sheets)})"
+                if table.other_sheets else "")
         else:
             delimiter = {",": "comma", ";": "semicolon", "\t": "tab", "|": "bar"}[table.delimiter]
             kind = f"Results file: {delimiter}-separated{', decimal commas' if table.decimal_comma else ''}"

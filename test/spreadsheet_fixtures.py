@@ -1,9 +1,11 @@
 """Spreadsheet workbooks written as the standards define them, without a spreadsheet library, for the readers' tests.
 
 - ``write_xlsx``: Office Open XML SpreadsheetML (ECMA-376 Part 1, the package Excel writes): ``[Content_Types].xml``,
-  the package and workbook relationships, ``xl/workbook.xml`` naming the sheets, one ``xl/worksheets/sheetN.xml``
-  each, and ``xl/sharedStrings.xml``: text cells are indexes into the shared strings (``t="s"``), as Excel stores
-  them, numbers are ``<v>`` values, empty cells are absent and each cell carries its A1 reference (``r``).
+  the package and workbook relationships, ``xl/workbook.xml`` naming the sheets (``state="hidden"`` for hidden ones),
+  one ``xl/worksheets/sheetN.xml`` each (a chart sheet as ``xl/chartsheets/sheetN.xml``), ``xl/styles.xml`` and
+  ``xl/sharedStrings.xml``: text cells are indexes into the shared strings (``t="s"``), as Excel stores them, numbers
+  are ``<v>`` values, empty cells are absent (or, with ``pad_to``, empty styled cells out to that column, as a sheet
+  formatted beyond its data holds) and each cell carries its A1 reference (``r``).
 - ``write_ods``: OpenDocument spreadsheet (OASIS ODF 1.2, LibreOffice's format): an uncompressed ``mimetype`` entry
   first, ``META-INF/manifest.xml`` and ``content.xml`` with one ``table:table`` per sheet; numbers as
   ``office:value-type="float"`` with ``office:value``, text as ``text:p``, runs of empty cells and rows repeated
@@ -26,10 +28,15 @@ def _column_letters(j):
     return letters
 
 
-def write_xlsx(path, sheets):
+def write_xlsx(path, sheets, hidden=(), charts=(), pad_to=None):
     strings, index = [], {}
     parts = []
-    for rows in sheets.values():
+    for name, rows in sheets.items():
+        if name in charts:
+            parts.append('<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n<chartsheet '
+                         'xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"><sheetViews>'
+                         '<sheetView workbookViewId="0"/></sheetViews></chartsheet>')
+            continue
         xml_rows = []
         for i, row in enumerate(rows, 1):
             cells = []
@@ -44,6 +51,8 @@ def write_xlsx(path, sheets):
                     cells.append(f'<c r="{ref}" t="s"><v>{index[cell]}</v></c>')
                 else:
                     cells.append(f'<c r="{ref}"><v>{cell!r}</v></c>')
+            if pad_to:
+                cells.append(f'<c r="{pad_to}{i}" s="0"/>')
             if cells:   # Excel writes no element for an empty row
                 xml_rows.append(f'<row r="{i}">{"".join(cells)}</row>')
         parts.append('<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
@@ -60,22 +69,34 @@ def write_xlsx(path, sheets):
         '<Default Extension="xml" ContentType="application/xml"/>'
         '<Override PartName="/xl/workbook.xml" '
         'ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet.main+xml"/>'
-        + "".join(f'<Override PartName="/xl/worksheets/sheet{k}.xml" '
-                  'ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.worksheet+xml"/>'
-                  for k in range(1, len(names) + 1))
+        + "".join(f'<Override PartName="/xl/{_folder(n, charts)}/sheet{k}.xml" '
+                  f'ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.{_folder(n, charts)[:-1]}'
+                  '+xml"/>' for k, n in enumerate(names, 1))
+        + '<Override PartName="/xl/styles.xml" '
+        'ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.styles+xml"/>'
         + '<Override PartName="/xl/sharedStrings.xml" '
         'ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.sharedStrings+xml"/></Types>')
     root_rels = (f'<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n<Relationships xmlns="{package}">'
                  f'<Relationship Id="rId1" Type="{office}/officeDocument" Target="xl/workbook.xml"/></Relationships>')
     workbook = (f'<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n<workbook xmlns="{main}" '
                 f'xmlns:r="{office}"><sheets>'
-                + "".join(f'<sheet name={quoteattr(n)} sheetId="{k}" r:id="rId{k}"/>' for k, n in enumerate(names, 1))
+                + "".join(f'<sheet name={quoteattr(n)} sheetId="{k}"{_state(n, hidden)} r:id="rId{k}"/>'
+                          for k, n in enumerate(names, 1))
                 + "</sheets></workbook>")
     workbook_rels = (f'<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n<Relationships xmlns="{package}">'
-                     + "".join(f'<Relationship Id="rId{k}" Type="{office}/worksheet" Target="worksheets/sheet{k}.xml"/>'
-                               for k in range(1, len(names) + 1))
+                     + "".join(f'<Relationship Id="rId{k}" Type="{office}/{_folder(n, charts)[:-1]}" '
+                               f'Target="{_folder(n, charts)}/sheet{k}.xml"/>' for k, n in enumerate(names, 1))
                      + f'<Relationship Id="rId{len(names) + 1}" Type="{office}/sharedStrings" '
-                     'Target="sharedStrings.xml"/></Relationships>')
+                     'Target="sharedStrings.xml"/>'
+                     f'<Relationship Id="rId{len(names) + 2}" Type="{office}/styles" Target="styles.xml"/>'
+                     '</Relationships>')
+    styles = (f'<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n<styleSheet xmlns="{main}">'
+              '<fonts count="1"><font><sz val="11"/><name val="Calibri"/></font></fonts>'
+              '<fills count="1"><fill><patternFill patternType="none"/></fill></fills>'
+              '<borders count="1"><border/></borders>'
+              '<cellStyleXfs count="1"><xf numFmtId="0" fontId="0" fillId="0" borderId="0"/></cellStyleXfs>'
+              '<cellXfs count="1"><xf numFmtId="0" fontId="0" fillId="0" borderId="0" xfId="0"/></cellXfs>'
+              "</styleSheet>")
     shared = (f'<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n<sst xmlns="{main}" count="{len(strings)}" '
               f'uniqueCount="{len(strings)}">' + "".join(f"<si><t>{escape(s)}</t></si>" for s in strings) + "</sst>")
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as z:
@@ -83,10 +104,19 @@ def write_xlsx(path, sheets):
         z.writestr("_rels/.rels", root_rels)
         z.writestr("xl/workbook.xml", workbook)
         z.writestr("xl/_rels/workbook.xml.rels", workbook_rels)
-        for k, part in enumerate(parts, 1):
-            z.writestr(f"xl/worksheets/sheet{k}.xml", part)
+        for k, (name, part) in enumerate(zip(names, parts), 1):
+            z.writestr(f"xl/{_folder(name, charts)}/sheet{k}.xml", part)
+        z.writestr("xl/styles.xml", styles)
         z.writestr("xl/sharedStrings.xml", shared)
     return str(path)
+
+
+def _folder(name, charts):
+    return "chartsheets" if name in charts else "worksheets"
+
+
+def _state(name, hidden):
+    return ' state="hidden"' if name in hidden else ""
 
 
 def write_ods(path, sheets):

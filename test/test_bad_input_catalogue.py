@@ -354,7 +354,7 @@ CASES = [
          INPUT=lambda f: f.missing),
     case("join-results-missing", "join_lab_results", JOIN, "RESULTS", "does not exist",
          RESULTS=lambda f: f.missing),
-    case("join-results-xls-workbook", "join_lab_results", JOIN, "RESULTS", "Excel 97-2003", "(.xlsx) or as CSV",
+    case("join-results-xls-workbook", "join_lab_results", JOIN, "RESULTS", "Excel 97-2003", "(.xlsx) without a password",
          RESULTS=lambda f: f.workbook),
     case("join-sheet-missing", "join_lab_results", JOIN, "SHEET", "no sheet 'Assays'", "Its sheets: 'Sheet1'",
          RESULTS=lambda f: f.lab_book, SHEET="Assays"),

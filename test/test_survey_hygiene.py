@@ -79,23 +79,33 @@ def test_column_names_in_other_labs_styles():
 
 
 def test_numbered_symbols_are_first_and_second_assays_of_their_element():
-    """Company databases and compilations number an element's assays (Au1, Au2, AU1_PPB): the element, merged with
-    the first column first; molecules and single letters alone are not read that way."""
+    """Company databases and compilations number the precious metals' assays (Au1, Au2, AU1_PPB): the element, merged
+    with the first column first. Other symbols with a digit are oxidation or charge states, band names or molecules."""
     for name, element, unit, assumed in (("Au1", "Au", "ppm", True), ("Au2_ppm", "Au", "ppm", False),
-                                         ("AU1_PPB", "Au", "ppb", False), ("Cu1 (%)", "Cu", "%", False),
-                                         ("S1_pct", "S", "pct", False)):
+                                         ("AU1_PPB", "Au", "ppb", False), ("Pd1 (ppb)", "Pd", "ppb", False),
+                                         ("Au1_FA", "Au", "ppm", True), ("AG2_PPM", "Ag", "ppm", False)):
         c = sh.parse_column(name)
         assert (c.element, c.unit, c.assumed_unit) == (element, unit, assumed), name
-    # carbon dioxide and carbonate stay carbon; a letter and a digit alone may be any code; isotopes and 10+ are no
-    # assay number
-    assert sh.parse_column("CO2").element == "C" and sh.parse_column("CO3_pct").element == "C"
-    for name in ("S1", "C2", "Au10_ppm", "Pb206_ppm", "Co2_ppm", "Au1ppb"):
+    # ferrous iron, sulfide sulfur, hexavalent chromium, arsenite, Landsat bands, a chlorine code, isotopes: no assay
+    # number (before, Fe2_pct filled the samples Fe_pct misses, and TM1 was thulium)
+    for name in ("Fe2_pct", "Fe2 %", "S2-_pct", "Cr6_ppm", "As3_ppb", "As5_ppb", "TM1", "TM7", "CL1", "Cu1_pct",
+                 "Re1", "Pb2", "S1", "Au10_ppm", "Pb206_ppm", "Au1ppb"):
         assert sh.parse_column(name).element is None, name
+    assert sh.parse_column("CO2").element == "C" and sh.parse_column("CO3_pct").element == "C"
+    landsat = sh.plan_elements(["TM1", "TM2", "TM3", "TM4", "TM5", "TM7", "NDVI"], np.ones((3, 7)), coverage=0)
+    assert landsat.elements == ["TM1", "TM2", "TM3", "TM4", "TM5", "TM7", "NDVI"]   # no element: every field, as before
+    # the units table names the element, and numbered columns take its unit ({"Au": "ppb"}: Au1 and AU2 in ppb)
+    au1, au2 = sh.parse_column("Au1", {"Au": "ppb"}), sh.parse_column("AU2", {"au": "ppb"})
+    assert (au1.unit, au1.unit_from_table, au2.unit, au2.unit_from_table) == ("ppb", True, "ppb", True)
     # the first assay first, the second fills where the first is missing (converted to its unit); -9999 missing
     values = np.array([[5.0, 7.0, 40.0], [-9999.0, 3.0, 35.0], [-1.0, -9999.0, 30.0]])
     plan = sh.plan_elements(["AU1_PPB", "AU2_PPB", "CU_PPM"], values)
     assert plan.elements == ["Au", "Cu"] and plan.columns["Au"] == ["AU1_PPB", "AU2_PPB"]
     np.testing.assert_array_equal(sh.apply_plan(plan, ["AU1_PPB", "AU2_PPB", "CU_PPM"], values)[:, 0], [5.0, 3.0, -1.0])
+    # Fe2_pct (ferrous) beside Fe_pct stays apart: the samples Fe_pct misses stay missing
+    iron = np.array([[2.9, 0.3], [-9999.0, 0.4]])
+    plan = sh.plan_elements(["Fe_pct", "Fe2_pct"], iron, coverage=0)
+    assert plan.columns["Fe"] == ["Fe_pct"] and sh.apply_plan(plan, ["Fe_pct", "Fe2_pct"], iron)[1, 0] == -9999.0
 
 
 def test_names_cut_by_a_shapefile_after_a_method_code():

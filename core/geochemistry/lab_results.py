@@ -65,7 +65,7 @@ ASSAY_SHARE = 0.8
 SNIFF_ROWS = 200
 DELIMITERS = (",", ";", "\t", "|")
 
-_NUMBER = re.compile(r"\s*[<>]?\s*[-+]?(\d+([.,]\d*)?|[.,]\d+)([eE][-+]?\d+)?\s*")
+_NUMBER = re.compile(r"\s*[<>]?\s*[-+]?(\d{1,3}([.,]\d{3})+([.,]\d*)?|\d+([.,]\d*)?|[.,]\d+)([eE][-+]?\d+)?\s*")
 _METHOD = re.compile(r"^[A-Za-z0-9]{1,8}([-_/][A-Za-z0-9]{1,8}){1,3}$|^[A-Za-z]{1,5}\d{1,4}[A-Za-z]?$")
 
 
@@ -99,6 +99,8 @@ class LabTable:
     notes: list = field(default_factory=list)
     #: The workbook's sheet read ('' for a text file; ``delimiter`` is '' then, and line numbers are sheet rows).
     sheet: str = ""
+    #: The workbook's other sheets, not read (sheet found by itself), and those hidden in the workbook.
+    other_sheets: list = field(default_factory=list)
     _parsed: dict = field(default_factory=dict, repr=False, compare=False)
 
     def place(self, i):
@@ -133,11 +135,11 @@ class LabTable:
         else stays ``-inf``. Read once per column."""
         if column.index in self._parsed:
             return list(self._parsed[column.index])
-        comma = "decimal" if self.decimal_comma else None
+        comma = WORKBOOK_COMMAS if self.decimal_comma and self.sheet else self.decimal_comma
         out = []
         for row in self.rows:
             text = row[column.index].strip() if column.index < len(row) else ""
-            out.append(assay_text.assay_value(text, comma) if text else float("nan"))
+            out.append(assay_text.assay_value(text, _comma_for(text, comma)) if text else float("nan"))
         limit = column.limit
         if limit != limit:
             written = [-v for v in out if v < 0 and v != float("-inf")]
@@ -209,6 +211,20 @@ def _delimiter(text):
     return best
 
 
+WORKBOOK_COMMAS = "workbook"
+"""``comma`` of a workbook whose text cells write decimal commas: its number cells still write a point."""
+
+
+def _comma_for(cell, comma):
+    """:func:`assay_text.assay_value`'s mode for one cell: every cell of a decimal-comma text file is read with decimal
+    commas (a point between groups of three digits is a thousands point there); of a workbook, only the cells that hold
+    a comma (text typed in a decimal-comma language, '<0,005', '1.234,5'), since its number cells write a point
+    whatever the language ('1.234' is 1.234)."""
+    if comma == WORKBOOK_COMMAS:
+        return "decimal" if "," in cell else None
+    return "decimal" if comma else None
+
+
 def _is_value(cell, comma):
     if not cell:
         return False
@@ -216,7 +232,7 @@ def _is_value(cell, comma):
         return True
     if not _NUMBER.fullmatch(cell):
         return False
-    value = assay_text.assay_value(cell, "decimal" if comma else None)
+    value = assay_text.assay_value(cell, _comma_for(cell, comma))
     return value == value
 
 
@@ -262,7 +278,7 @@ def _element_of(cell):
         return None
     head = sh.parse_column(tokens[0])
     # a numbered symbol (Au1, Au2: first and second assay) keeps its number as a word: Au_ppm_1, Au_ppm_2
-    number = tokens[0][-1] if head.element is not None and sh.numbered_symbol(tokens[0], bare=True) else ""
+    number = tokens[0][-1] if head.element is not None and sh.numbered_symbol(tokens[0]) else ""
     if head.element is not None and len(tokens) == 1:
         return _written(head), _explicit_unit(head), number
     whole = sh.parse_column(cell)
@@ -281,7 +297,7 @@ def _element_of(cell):
 def _method_of(cell):
     """The method code a header cell holds (``ME-ICP61``, ``Au-AA23``, ``FA50``), or None."""
     cell = cell.strip()
-    if _explicit_unit(sh.parse_column(cell)) or sh.numbered_symbol(cell, bare=True):
+    if _explicit_unit(sh.parse_column(cell)) or sh.numbered_symbol(cell):
         return None   # 'Au-ppb' is gold in ppb, 'Au1' a first gold assay: no method
     return cell if _METHOD.match(cell) and any(ch.isalpha() for ch in cell) \
         and ("-" in cell or any(ch.isdigit() for ch in cell)) else None
@@ -328,7 +344,7 @@ def _limits_row(rows, i, comma):
     above = [c for c in rows[i - 1] if c]
     if not above or sum(_unit_of(c) is not None for c in above) < 0.5 * len(above):
         return False
-    values = [assay_text.assay_value(c, "decimal" if comma else None) for c in rows[i] if c]
+    values = [assay_text.assay_value(c, _comma_for(c, comma)) for c in rows[i] if c]
     if not all(v == v and 0 < v < float("inf") and _round(v) for v in values):
         return False
     below = [r for r in rows[i + 1:i + 21] if any(r)]
@@ -339,68 +355,96 @@ def read_lab_results(path, sheet=None):
     """Read a laboratory results file into a :class:`LabTable`: CSV, semicolon-, tab- or bar-separated text, or a
     workbook (Excel ``.xlsx``/``.xlsm``, OpenDocument ``.ods``; :func:`workbook_sheets`).
 
-    ``sheet``: a workbook's sheet to read (its name, or its number from 1); None or '': the sheet that reads as the
-    largest results table (the others are named in ``notes``). Raises :class:`OreMapError` (parameter ``results``,
-    or ``sheet`` for a sheet the workbook lacks) when no row reads as data or no column as assays."""
+    ``sheet``: a workbook's sheet to read (its name, or its tab's number from 1); None or '': the sheet that reads as
+    the largest table of assays, visible sheets before hidden ones (the others in ``other_sheets``). Raises
+    :class:`OreMapError` (parameter ``results``, or ``sheet`` for a sheet the workbook lacks or that holds no results)
+    when no row reads as data or no column as assays."""
     driver = _workbook_driver(path)
+    wanted = str(sheet if sheet is not None else "").strip()
     if driver is None:
         text = _text(path)
         delimiter = _delimiter(text)
         rows = _rows(text, delimiter)
         # (a comma inside a cell of a comma-separated file is quoted: '"0,05"' is a decimal comma there too)
         comma = assay_text.decimal_comma_texts(c for r in rows[:SNIFF_ROWS] for c in r)
-        return _table(path, rows, delimiter, comma)
+        table = _table(path, rows, delimiter, comma)
+        if wanted:
+            table.notes.insert(0, f"Sheet '{wanted}' not used: '{path}' is a text file, not a workbook.")
+        return table
     sheets = workbook_sheets(path, driver)
+    tabs = _tabs(path, driver)   # the workbook's own tabs (chart sheets included) and which are hidden
     names = [name for name, _ in sheets]
-    wanted = str(sheet if sheet is not None else "").strip()
+    order = [t for t, _ in tabs] if tabs and set(names) <= {t for t, _ in tabs} else names
+    hidden = {t for t, h in tabs if h}
+    listed = ", ".join(f"'{n}'" for n in order)
     if wanted:
-        chosen = [k for k, name in enumerate(names) if name == wanted] \
-            or [k for k, name in enumerate(names) if name.strip().casefold() == wanted.casefold()] \
-            or ([int(wanted) - 1] if wanted.isdigit() and 1 <= int(wanted) <= len(names) else [])
+        chosen = [n for n in names if n == wanted] \
+            or [n for n in names if n.strip().casefold() == wanted.casefold()]
+        if not chosen and wanted.isdigit() and 1 <= int(wanted) <= len(order):
+            chosen = [order[int(wanted) - 1]]
+            if chosen[0] not in names:
+                raise OreMapError(f"Sheet {wanted} of the workbook '{path}' ('{chosen[0]}') is a chart, not a table.",
+                                  "sheet", f"Its sheets: {listed} (or their numbers from 1).")
         if not chosen:
             raise OreMapError(f"The workbook '{path}' has no sheet '{wanted}'.", "sheet",
-                              "Its sheets: " + ", ".join(f"'{n}'" for n in names) + " (or their numbers from 1).")
-        name, rows = sheets[chosen[0]]
-        return _table(path, rows, "", False, sheet=name)
-    tables, first_error = [], None
+                              f"Its sheets: {listed} (or their numbers from 1).")
+        rows = dict(sheets)[chosen[0]]
+        try:
+            return _table(path, rows, "", _workbook_comma(rows), sheet=chosen[0])
+        except OreMapError as exc:
+            raise OreMapError(exc.message, "sheet", f"Choose the sheet of results among {listed}.") from None
+    tables, reasons = [], []
     for name, rows in sheets:
         try:
-            tables.append(_table(path, rows, "", False, sheet=name))
+            tables.append(_table(path, rows, "", _workbook_comma(rows), sheet=name))
         except OreMapError as exc:
-            # (kept without its traceback: through it this frame held the caller's frames, and the algorithm's output
-            # with them, open until the garbage collector ran; a GeoPackage stayed locked)
-            first_error = first_error or exc.with_traceback(None)
+            # (only the message is kept: through the exception's traceback this frame held the caller's frames, and
+            # the algorithm's output with them, open until the garbage collector ran; a GeoPackage stayed locked)
+            reasons.append((name, exc.message))
     if not tables:
-        if first_error is not None and len(sheets) == 1:
-            raise first_error
-        raise OreMapError(f"No sheet of the workbook '{path}' reads as results ({', '.join(repr(n) for n in names)}).",
-                          "results", "Choose the laboratory's results: one row per sample, one column per element.")
-    # the largest table of assays: the results, not a sheet of QC or of notes with a number or two
-    best = max(tables, key=lambda t: (sum(math.isfinite(v) for c in t.assays for v in t.values(c)),
-                                      -names.index(t.sheet)))
-    others = [n for n in names if n != best.sheet]
-    if others:
-        best.notes.insert(0, f"Sheet '{best.sheet}' read, the largest table of assays; not read: "
-                          + ", ".join(f"'{n}'" for n in others) + " (choose another with the sheet parameter).")
+        if len(sheets) == 1:
+            raise OreMapError(reasons[0][1], "results",
+                              "Choose the laboratory's results: one row per sample, one column per element.")
+        said = "; ".join(f"'{n}': " + m.replace(f"Sheet '{n}' of '{path}'", "the sheet").rstrip(".")
+                         for n, m in reasons)
+        raise OreMapError(f"No sheet of the workbook '{path}' reads as results ({said}).", "results",
+                          "Choose the laboratory's results: one row per sample, one column per element.")
+    # the largest table of assays: the results, not a sheet of QC or of notes with a number or two; a hidden sheet
+    # (raw data a laboratory hides) only where no visible one reads
+    best = max(tables, key=lambda t: (t.sheet not in hidden, sum(math.isfinite(v) for c in t.assays
+                                                                  for v in t.values(c)), -order.index(t.sheet)))
+    best.other_sheets = [n + (" (hidden)" if n in hidden else "") for n in order if n != best.sheet]
     return best
 
 
-#: Workbook formats read through GDAL's vector drivers, by the file name's ending.
-WORKBOOK_DRIVERS = {".xlsx": "XLSX", ".xlsm": "XLSX", ".ods": "ODS"}
+def _workbook_comma(rows):
+    """``comma`` for a workbook's rows: :data:`WORKBOOK_COMMAS` where its text cells write decimal commas
+    (:func:`assay_text.decimal_comma_texts` over the cells without a point; number cells hold none), else False."""
+    return WORKBOOK_COMMAS if assay_text.decimal_comma_texts(c for r in rows for c in r if "." not in c) else False
+
+
+#: The start of a legacy Excel file (OLE2 compound document: Excel 97-2003 ``.xls``, or an encrypted workbook).
+OLE2_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 
 
 def _workbook_driver(path):
     """``'XLSX'`` or ``'ODS'`` for a workbook (by its contents: a zip package of a workbook), None for text. A
-    legacy Excel 97-2003 ``.xls`` file (OLE2 compound document) or another zip archive is refused."""
+    legacy Excel 97-2003 ``.xls`` or password-protected workbook (OLE2 compound documents), an Excel binary ``.xlsb``
+    workbook, an HTML page saved as ``.xls`` or another zip archive is refused, with what to do."""
     try:
         with open(path, "rb") as handle:
-            magic = handle.read(8)
+            magic = handle.read(512)
     except OSError as exc:
         raise OreMapError(f"Cannot read '{path}': {exc.strerror or exc}.", "results",
                           "Choose a readable results file (CSV, text, .xlsx or .ods).") from None
-    if magic == b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1":
-        raise OreMapError(f"'{path}' is an Excel 97-2003 workbook (.xls), which OreMap does not read.", "results",
-                          "Save it as an Excel workbook (.xlsx) or as CSV and choose that file.")
+    if magic[:8] == OLE2_MAGIC:
+        raise OreMapError(f"'{path}' is an Excel 97-2003 workbook (.xls) or a password-protected one, which OreMap "
+                          "does not read.", "results",
+                          "Open it in the spreadsheet program and save it as an Excel workbook (.xlsx) without a "
+                          "password, or as CSV, and choose that file.")
+    if re.match(rb"\s*(<!doctype html|<html|<table|<\?xml[^>]*>\s*<html)", magic[:200].lower()):
+        raise OreMapError(f"'{path}' is a web page (HTML), as portals export tables under a spreadsheet's name.",
+                          "results", "Open it in the spreadsheet program and save it as .xlsx or CSV.")
     if magic[:4] != b"PK\x03\x04":
         return None
     try:
@@ -414,15 +458,37 @@ def _workbook_driver(path):
         return "XLSX"
     if kind == "application/vnd.oasis.opendocument.spreadsheet":
         return "ODS"
+    if "xl/workbook.bin" in members:
+        raise OreMapError(f"'{path}' is an Excel binary workbook (.xlsb), which OreMap does not read.", "results",
+                          "Save it as an Excel workbook (.xlsx) or as CSV and choose that file.")
     raise OreMapError(f"'{path}' is a zip archive, not a results table or workbook.", "results",
                       "Unpack it and choose the results file (CSV, text, .xlsx or .ods).")
+
+
+def _tabs(path, driver):
+    """``[(name, hidden)]``: an Excel workbook's tabs in order, chart sheets included (GDAL lists tables only), from
+    ``xl/workbook.xml`` (``state="hidden"`` or ``"veryHidden"``); [] for OpenDocument (its tables are GDAL's) or
+    where the part cannot be read."""
+    if driver != "XLSX":
+        return []
+    import xml.etree.ElementTree as ElementTree
+
+    try:
+        with zipfile.ZipFile(path) as package:
+            root = ElementTree.fromstring(package.read("xl/workbook.xml"))
+    except (zipfile.BadZipFile, KeyError, OSError, ElementTree.ParseError):
+        return []
+    return [(e.get("name", ""), e.get("state", "visible") != "visible")
+            for e in root.iter() if e.tag.rsplit("}", 1)[-1] == "sheet"]
 
 
 def workbook_sheets(path, driver=None, shown=None):
     """The sheets of a workbook as ``[(name, rows)]``, each row a list of stripped text cells ('' when empty), read by
     GDAL's XLSX or ODS driver with no header row and every cell as text (numbers as GDAL writes them: ``0.005``,
-    ``1480``, ``1e-05``). Rows keep their places (a blank row stays, so line numbers are sheet rows). ``shown``: the
-    name errors give the file (a copy is read where the name's ending is not the format's)."""
+    ``1480``, ``1e-05``; a cell formatted as a percentage as its fraction, 0.03 for 3 %). Rows keep their places (a
+    blank row stays, so line numbers are sheet rows); columns empty in every row are cut from the right (cells only
+    formatted out to column Z or beyond widen GDAL's rows). ``shown``: the name errors give the file (a copy is read
+    where the name's ending is not the format's)."""
     from osgeo import gdal
 
     driver = driver or _workbook_driver(path)
@@ -438,6 +504,7 @@ def workbook_sheets(path, driver=None, shown=None):
     options = {f"OGR_{driver}_HEADERS": "DISABLE", f"OGR_{driver}_FIELD_TYPES": "STRING"}
     before = {key: gdal.GetThreadLocalConfigOption(key, None) for key in options}
     gdal.PushErrorHandler("CPLQuietErrorHandler")
+    dataset = None
     try:
         for key, value in options.items():
             gdal.SetThreadLocalConfigOption(key, value)
@@ -448,6 +515,7 @@ def workbook_sheets(path, driver=None, shown=None):
         except RuntimeError as exc:   # where the caller turned GDAL's exceptions on
             dataset, problem = None, str(exc)
         if dataset is None:
+            problem = problem.strip().rstrip(".")
             raise OreMapError(f"Cannot read the workbook '{shown or path}'" + (f": {problem}." if problem else "."),
                               "results",
                               "Open it in the spreadsheet program and save it again, or save the sheet as CSV.")
@@ -455,30 +523,17 @@ def workbook_sheets(path, driver=None, shown=None):
         for k in range(dataset.GetLayerCount()):
             layer = dataset.GetLayer(k)
             count = layer.GetLayerDefn().GetFieldCount()
-            rows = []
-            for feature in layer:
-                rows.append([feature.GetFieldAsString(j).strip() if feature.IsFieldSetAndNotNull(j) else ""
-                             for j in range(count)])
-            sheets.append((layer.GetName(), _decimal_commas(rows)))
-        dataset = None
+            rows = [[feature.GetFieldAsString(j).strip() if feature.IsFieldSetAndNotNull(j) else ""
+                     for j in range(count)] for feature in layer]
+            width = max((j + 1 for r in rows for j, c in enumerate(r) if c), default=0)
+            sheets.append((layer.GetName(), [r[:width] for r in rows]))
+            layer = None
     finally:
+        dataset = None
         for key, value in before.items():
             gdal.SetThreadLocalConfigOption(key, value)
         gdal.PopErrorHandler()
     return sheets
-
-
-_COMMA_NUMBER = re.compile(r"[<>]?\s*[-+]?\d*,\d+")
-
-
-def _decimal_commas(rows):
-    """A workbook's cells with decimal commas written with a point. Its numbers come with a point whatever the
-    spreadsheet's language; a value typed as text in a decimal-comma language keeps its comma ('<0,005'), which
-    :func:`assay_text.decimal_comma_texts` recognises over the text cells (a number cell never holds a comma). A
-    point stays a decimal point: a number cell writes '1.234' for 1.234, so no point is read as a thousands point."""
-    if not assay_text.decimal_comma_texts(c for r in rows for c in r if "." not in c):
-        return rows
-    return [[c.replace(",", ".") if _COMMA_NUMBER.fullmatch(c) else c for c in r] for r in rows]
 
 
 def _table(path, rows, delimiter, comma, sheet=""):
@@ -550,7 +605,7 @@ def _table(path, rows, delimiter, comma, sheet=""):
         if element is not None and filled and readable >= ASSAY_SHARE * len(filled):
             limit = float("nan")
             if limits_row is not None and j < len(rows[limits_row]):
-                value = assay_text.assay_value(rows[limits_row][j], "decimal" if comma else None)
+                value = assay_text.assay_value(rows[limits_row][j], _comma_for(rows[limits_row][j], comma))
                 limit = abs(value) if value == value and abs(value) != float("inf") else float("nan")
             assays.append(AssayColumn(j, label, element, unit or "ppm", method, words, limit, unit is not None,
                                       kept=_kept_name(cells)))
@@ -568,7 +623,7 @@ def _table(path, rows, delimiter, comma, sheet=""):
     bare = [c.name for c in assays if not c.unit_given]
     if bare:
         notes.append(f"No unit in the header of {len(bare)} assay column(s), taken as ppm: {', '.join(bare)}.")
-    return LabTable(path, delimiter, comma, [i + 1 for i in header], start + 1, assays, attributes, rows_data,
+    return LabTable(path, delimiter, bool(comma), [i + 1 for i in header], start + 1, assays, attributes, rows_data,
                     line_numbers, notes, sheet=sheet)
 
 

@@ -177,19 +177,20 @@ def _oxide(text):
     return None
 
 
-_NUMBERED = re.compile(r"^(?P<el>[A-Za-z]{1,2})(?P<k>[1-9])$")
-NUMBERED_NOT = {"CO2", "CO3", "CS2"}
-"""Names of a symbol and a digit that are molecules, not a numbered assay (carbon dioxide and carbonate, not cobalt)."""
+_NUMBERED = re.compile(r"^(?P<el>[A-Za-z]{2})(?P<k>[1-9])$")
+NUMBERED_ELEMENTS = {"Au", "Ag", "Pt", "Pd"}
+"""Elements whose numbered names (``Au1``, ``AU2_PPB``) are a first, second... assay: the precious metals, assayed
+again as a matter of routine for their nugget effect. Other symbols with a digit are left alone: an oxidation or
+charge state (``Fe2`` ferrous iron, ``S2-`` sulfide, ``Cr6``, ``As3``), a band or code that spells a symbol (Landsat's
+``TM1``-``TM7``, ``CL1``), a molecule (``CO2``)."""
 
 
-def numbered_symbol(head, bare=False):
-    """The element of a numbered assay's symbol (``Au1``, ``Au2``, ``AU1``: a first and a second gold assay, as company
-    databases and compilations name them), or None. Bare (no unit in the name), only two-letter symbols count: ``S1``
-    or ``C2`` alone may be any code."""
-    match = _NUMBERED.match(str(head))
-    if match is None or head.upper() in NUMBERED_NOT or (bare and len(match.group("el")) < 2):
-        return None
-    return _symbol(match.group("el"))
+def numbered_symbol(head):
+    """The element of a numbered assay's name (``Au1``, ``Au2``, ``AU1``: a first and a second gold assay, as company
+    databases and compilations name them; only :data:`NUMBERED_ELEMENTS`), or None."""
+    match = _NUMBERED.match(str(head).strip())
+    symbol = _symbol(match.group("el")) if match else None
+    return symbol if symbol in NUMBERED_ELEMENTS else None
 
 
 def parse_column(name, units=None):
@@ -212,7 +213,8 @@ def parse_column(name, units=None):
     out = Column(text)
     unit_at = next((i for i, t in enumerate(tokens) if t.lower() in UNIT_FACTORS), None)
     # an element symbol and a method code with letters in it (Y_ME-MS61: yttrium, not a y coordinate; Y_2 stays one)
-    coded = (unit_at is None and len(tokens) > 1 and (_symbol(tokens[0]) or _oxide(tokens[0])) is not None
+    coded = (unit_at is None and len(tokens) > 1
+             and (_symbol(tokens[0]) or _oxide(tokens[0]) or numbered_symbol(tokens[0])) is not None
              and _method_code(tokens[1:]))
     if not tokens or (unit_at is None and not coded and (is_coordinate_name(folded) or is_identifier_name(folded))):
         out.reason = "coordinate or identifier"
@@ -231,7 +233,8 @@ def parse_column(name, units=None):
         head = tokens[0]
         table = {unicodedata.normalize("NFKC", str(k)).strip().lower(): str(v).strip().lower()
                  for k, v in (units or {}).items()}
-        given = table.get(folded.lower(), table.get(head.lower()))
+        numbered = numbered_symbol(head)   # a units table names the element: {"Au": "ppb"} is Au1's unit too
+        given = table.get(folded.lower(), table.get(head.lower(), table.get(numbered.lower()) if numbered else None))
         out.unit, out.unit_from_table = given or "ppm", given is not None
         if out.unit not in UNIT_FACTORS:
             raise OreMapError(f"Unknown unit '{out.unit}' for column '{text}' in the units table.", "units",
@@ -249,7 +252,7 @@ def parse_column(name, units=None):
         if oxide is not None:
             out.element, out.oxide, out.ratio, out.total = oxide
             return out
-    symbol = numbered_symbol(heads[0], bare=unit_at is None)
+    symbol = numbered_symbol(heads[0])
     if symbol is not None:
         out.element = symbol
         return out
