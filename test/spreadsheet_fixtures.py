@@ -4,8 +4,9 @@
   the package and workbook relationships, ``xl/workbook.xml`` naming the sheets (``state="hidden"`` for hidden ones),
   one ``xl/worksheets/sheetN.xml`` each (a chart sheet as ``xl/chartsheets/sheetN.xml``), ``xl/styles.xml`` and
   ``xl/sharedStrings.xml``: text cells are indexes into the shared strings (``t="s"``), as Excel stores them, numbers
-  are ``<v>`` values, empty cells are absent (or, with ``pad_to``, empty styled cells out to that column, as a sheet
-  formatted beyond its data holds) and each cell carries its A1 reference (``r``).
+  are ``<v>`` values (the shortest text of the double, a whole number without a point), empty cells are absent (or,
+  with ``pad_to``, empty styled cells out to that column, as a sheet formatted beyond its data holds) and each cell
+  carries its A1 reference (``r``).
 - ``write_ods``: OpenDocument spreadsheet (OASIS ODF 1.2, LibreOffice's format): an uncompressed ``mimetype`` entry
   first, ``META-INF/manifest.xml`` and ``content.xml`` with one ``table:table`` per sheet; numbers as
   ``office:value-type="float"`` with ``office:value``, text as ``text:p``, runs of empty cells and rows repeated
@@ -50,7 +51,7 @@ def write_xlsx(path, sheets, hidden=(), charts=(), pad_to=None):
                         strings.append(cell)
                     cells.append(f'<c r="{ref}" t="s"><v>{index[cell]}</v></c>')
                 else:
-                    cells.append(f'<c r="{ref}"><v>{cell!r}</v></c>')
+                    cells.append(f'<c r="{ref}"><v>{_number(cell)}</v></c>')
             if pad_to:
                 cells.append(f'<c r="{pad_to}{i}" s="0"/>')
             if cells:   # Excel writes no element for an empty row
@@ -111,6 +112,13 @@ def write_xlsx(path, sheets, hidden=(), charts=(), pad_to=None):
     return str(path)
 
 
+def _number(value):
+    """A number as both formats store it: the shortest text that reads back as the same double, a whole number
+    without a point (73, not 73.0)."""
+    value = float(value)
+    return str(int(value)) if value.is_integer() and abs(value) < 1e15 else repr(value)
+
+
 def _folder(name, charts):
     return "chartsheets" if name in charts else "worksheets"
 
@@ -144,8 +152,8 @@ def write_ods(path, sheets):
                     cells.append(f'<table:table-cell office:value-type="string"><text:p>{escape(cell)}</text:p>'
                                  "</table:table-cell>")
                 else:
-                    cells.append(f'<table:table-cell office:value-type="float" office:value="{cell!r}">'
-                                 f"<text:p>{cell}</text:p></table:table-cell>")
+                    cells.append(f'<table:table-cell office:value-type="float" office:value="{_number(cell)}">'
+                                 f"<text:p>{_number(cell)}</text:p></table:table-cell>")
             if empty:
                 cells.append(f'<table:table-cell table:number-columns-repeated="{empty}"/>')
             xml_rows.append(f'<table:table-row>{"".join(cells)}</table:table-row>')

@@ -147,6 +147,30 @@ def test_a_real_compilation_reads_as_one_header_row_with_its_own_names():
         np.testing.assert_allclose(table.values(column), frame[name].to_numpy(), rtol=1e-12)
 
 
+def test_the_real_compilation_saved_as_a_workbook_reads_as_its_csv(tmp_path):
+    # area1 as a spreadsheet program saves it (numbers as number cells, ids and codes as text): every assay column,
+    # name and value and every attribute as read from the CSV file (1392 rows, 130 columns)
+    import csv
+
+    with open(AREA1, newline="") as handle:
+        rows = [[_cell(c) for c in row] for row in csv.reader(handle)]
+    book = lr.read_lab_results(write_xlsx(str(tmp_path / "area1.xlsx"), {"area1_sediment_au": rows}))
+    text = lr.read_lab_results(AREA1)
+    assert (book.sheet, len(book.rows), book.first_data_line) == ("area1_sediment_au", 1392, 2)
+    assert [c.name for c in book.assays] == [c.name for c in text.assays] and len(book.assays) == 120
+    for a, b in zip(book.assays, text.assays):
+        np.testing.assert_array_equal(book.values(a), text.values(b))
+    assert [book.attribute_column(n) for n in book.attributes] == [text.attribute_column(n) for n in text.attributes]
+
+
+def _cell(text):
+    """A CSV cell as a spreadsheet holds it: a number cell where it reads as one, else text (None when empty)."""
+    try:
+        return float(text)
+    except ValueError:
+        return text or None
+
+
 # -- the algorithm -----------------------------------------------------------------------------------------------
 
 
