@@ -4,19 +4,24 @@ import math
 
 from qgis.core import (
     NULL,
+    QgsCoordinateReferenceSystem,
     QgsFeature,
     QgsFeatureRequest,
     QgsFeatureSink,
     QgsField,
     QgsFields,
+    QgsGeometry,
+    QgsPointXY,
     QgsProcessing,
     QgsProcessingException,
     QgsProcessingParameterBoolean,
+    QgsProcessingParameterCrs,
     QgsProcessingParameterFeatureSink,
     QgsProcessingParameterFeatureSource,
     QgsProcessingParameterField,
     QgsProcessingParameterFile,
     QgsProcessingParameterString,
+    QgsWkbTypes,
 )
 
 from ..core.engine.errors import OreMapError
@@ -41,8 +46,8 @@ class JoinLabResults(OreMapAlgorithm):
     NAME = "join_lab_results"
     DISPLAY_NAME = "Join laboratory results to sample points"
     GROUP = "geochemistry"
-    TAGS = ("laboratory,lab,certificate,assay,results,csv,ALS,join,sample id,detection limit,LOR,header,"
-            "geochemistry,import")
+    TAGS = ("laboratory,lab,certificate,assay,results,csv,xlsx,ods,workbook,ALS,join,sample id,detection limit,LOR,"
+            "header,coordinates,easting,northing,geochemistry,import")
     HELP = (
         "Joins a laboratory's results file (a certificate exported as CSV, or any table of assays by sample id) to "
         "the layer of sample points by sample id, and writes the points with one numeric field per assay, named as "
@@ -61,7 +66,11 @@ class JoinLabResults(OreMapAlgorithm):
         "of the survey. A sample with several rows (a repeat, a field duplicate under the same id) is written "
         "once per row: give its id field as the Sample id field (SAMPLE_FIELD) of the geochemistry algorithms to "
         "count it once. Points without results are left out (the log counts them), or kept with empty assays. Ids "
-        "match exactly, else ignoring case and spaces ('nc 003' is 'NC003').")
+        "match exactly, else ignoring case and spaces ('nc 003' is 'NC003').\n\n"
+        "A file that carries its samples' coordinates (a soil survey exported with Easting and Northing, or "
+        "Longitude and Latitude) needs no point layer: leave Sample points empty, give the CRS of eastings and "
+        "northings, and each row is written at its coordinates; rows without them (standards, blanks) are left "
+        "out and listed.")
     PARAM_HELP = {
         "RESULTS": "The laboratory's results file: CSV, semicolon-separated or tab-separated text, or an Excel "
                    "(.xlsx, .xlsm) or OpenDocument (.ods) workbook (an Excel 97-2003 .xls file: save it as .xlsx "
@@ -69,7 +78,14 @@ class JoinLabResults(OreMapAlgorithm):
         "SHEET": "The workbook's sheet that holds the results: its name or its number (1 = first sheet). Empty: the "
                  "sheet that reads as the largest table of assays (the log names it and the others). Not used for a "
                  "text file.",
-        "POINTS": "The sample points (their locations), with a field holding the sample ids the laboratory reports.",
+        "POINTS": "The sample points (their locations), with a field holding the sample ids the laboratory reports. "
+                  "Empty: the results file carries its samples' coordinates itself (columns such as Easting and "
+                  "Northing, X and Y, or Longitude and Latitude), and each row with both is written at them; rows "
+                  "without coordinates (standards, blanks) are left out and listed.",
+        "CRS": "Only without sample points: the coordinate reference system of the file's coordinates (e.g. the UTM "
+               "or MGA zone of eastings and northings; a geographic CRS takes the longitude and latitude columns "
+               "where the file has both kinds). Empty: the longitude and latitude columns, in EPSG:4326 (WGS 84); "
+               "eastings and northings then are refused until their CRS is given.",
         "POINT_ID": "The field of the points that holds the sample ids. Empty: the field whose values match the "
                     "most ids of the results file (the log names it).",
         "KEEP_POINTS": "Also write the sample points the file has no results for, with empty assays (samples sent "
@@ -104,12 +120,16 @@ class JoinLabResults(OreMapAlgorithm):
         self._add(QgsProcessingParameterString(
             "SHEET", self.tr("Sheet of a workbook (empty = the largest table of assays)"), optional=True))
         self._add(QgsProcessingParameterFeatureSource(
-            "POINTS", self.tr("Sample points"), [QgsProcessing.TypeVectorPoint]))
+            "POINTS", self.tr("Sample points (empty = the file's own coordinates)"), [QgsProcessing.TypeVectorPoint],
+            optional=True))
         self._add(QgsProcessingParameterField(
             "POINT_ID", self.tr("Sample id field of the points (empty = the best match)"),
             parentLayerParameterName="POINTS", optional=True))
         self._add(QgsProcessingParameterString(
             "RESULT_ID", self.tr("Sample id column of the results file (empty = the best match)"), optional=True))
+        self._add(QgsProcessingParameterCrs(
+            "CRS", self.tr("CRS of the file's coordinates (without sample points; empty = longitude and latitude, "
+                           "EPSG:4326)"), optional=True))
         self._add(QgsProcessingParameterBoolean(
             "KEEP_POINTS", self.tr("Keep sample points without results (assays empty)"), defaultValue=False))
         self._add(QgsProcessingParameterFeatureSink(
@@ -192,26 +212,74 @@ class JoinLabResults(OreMapAlgorithm):
                              "go to the first point of each. Check the layer for duplicated ids.")
         return name, column, rows
 
+    def _file_points(self, parameters, context, table, feedback):
+        """``(fields, crs, features, rows)`` of a results file that carries its samples' coordinates, without a point
+        layer: a feature per row with both coordinates (:func:`core.geochemistry.lab_results.coordinate_columns`), in
+        CRS (longitude and latitude: EPSG:4326 where CRS is empty); rows without them are left out and listed."""
+        crs = self.parameterAsCrs(parameters, "CRS", context)
+        given = crs.isValid()
+        found = lab_results.coordinate_columns(table, crs.isGeographic() if given else None)
+        if found is None and given:
+            kind, system = (("longitude and latitude", "geographic") if crs.isGeographic()
+                            else ("easting and northing", "projected"))
+            raise self.fail("CRS", f"{crs.authid() or crs.description()} is a {system} reference system, and the "
+                            f"results file has no {kind} columns.",
+                            "Give the reference system of the file's coordinates.")
+        if found is None:
+            raise self.fail("POINTS", "No sample points were given, and the results file has no coordinate columns "
+                            "(Easting and Northing, X and Y, Longitude and Latitude) holding numbers.",
+                            "Choose the layer of sample points, or add the samples' coordinates to the file.")
+        if not given and not found.geographic:
+            raise self.fail("CRS", f"The results file's coordinates ('{found.x_column}', '{found.y_column}') are "
+                            "eastings and northings, in a reference system the file does not name.",
+                            "Give their CRS (the UTM or MGA zone and datum of the survey).")
+        if not given:
+            crs = QgsCoordinateReferenceSystem("EPSG:4326")
+        located = found.located()
+        rows, features = [-1] * len(table.rows), []
+        for k, i in enumerate(located):
+            if k % PROGRESS_EVERY == 0:
+                feedback.check()
+            feature = QgsFeature()
+            feature.setGeometry(QgsGeometry.fromPointXY(QgsPointXY(found.x[i], found.y[i])))
+            rows[i] = len(features)
+            features.append(feature)
+        feedback.info(f"Sample points: the file's own coordinates ('{found.x_column}', '{found.y_column}'), in "
+                      f"{crs.authid() or crs.description()}" + ("" if given else " (longitude and latitude, as no CRS "
+                                                                 "was given)") + f"; {len(located)} rows located.")
+        ids = table.attribute_values(next(iter(table.attributes)))
+        without = [ids[i] or f"({table.place(i)})" for i, r in enumerate(rows) if r < 0]
+        if without:
+            feedback.warning(f"{len(without)} rows of the results file have no coordinates and are left out "
+                             f"(standards, blanks, samples not located yet): {_shown(without)}.")
+        if not located:
+            raise self.fail("RESULTS", f"No row of the results file has both coordinates ('{found.x_column}', "
+                            f"'{found.y_column}').", "Fill in the samples' coordinates, or choose the sample points.")
+        return QgsFields(), crs, features, rows
+
     # -- run ---------------------------------------------------------------------------------
     def process(self, parameters, context, feedback):
         path = self.parameterAsFile(parameters, "RESULTS", context)
         source = self.parameterAsSource(parameters, "POINTS", context)
-        if source is None:
-            raise self.fail("POINTS", "No point layer was given.", "Choose the layer of sample points.")
         table = lab_results.read_lab_results(path, self.parameterAsString(parameters, "SHEET", context))
         self._log_table(table, feedback)
-        features = self._points(source, feedback)
-        if not features:
-            raise self.fail("POINTS", "The layer has no features.", "Choose the layer of sample points.")
-        id_field, column, rows = self._match(parameters, context, table, source, features, feedback)
-        keep = self.parameterAsBool(parameters, "KEEP_POINTS", context)
-        self._log_matches(table, column, rows, len(features), keep, feedback)
+        if source is None:   # the samples at the file's own coordinates
+            fields, crs, features, rows = self._file_points(parameters, context, table, feedback)
+            wkb, id_field, column, keep = QgsWkbTypes.Point, None, None, False
+        else:
+            features = self._points(source, feedback)
+            if not features:
+                raise self.fail("POINTS", "The layer has no features.", "Choose the layer of sample points.")
+            id_field, column, rows = self._match(parameters, context, table, source, features, feedback)
+            keep = self.parameterAsBool(parameters, "KEEP_POINTS", context)
+            self._log_matches(table, column, rows, len(features), keep, feedback)
+            fields, crs, wkb = source.fields(), source.sourceCrs(), source.wkbType()
 
         # the points' fields, but a GeoPackage's feature id: copied, a sample's second row (a repeat) clashed with the
         # first one's id in a GeoPackage output and was dropped; the output numbers its own features
         # (a field named fid that is no number, or holds the sample ids chosen, is kept, as fid_points)
         copied, out_fields = [], QgsFields()
-        for i, f in enumerate(source.fields()):
+        for i, f in enumerate(fields):
             if f.name().lower() == "fid":
                 if f.isNumeric() and f.name() != id_field:
                     continue
@@ -232,7 +300,10 @@ class JoinLabResults(OreMapAlgorithm):
             columns.append(table.values(assay))
             wanted.append((assay.name, field_type.DOUBLE))
         numeric = [all(v is None or isinstance(v, float) for v in values) for _, values in kept]
-        wanted += [(name, field_type.DOUBLE if n else field_type.STRING) for (name, _), n in zip(kept, numeric)]
+        others = [(name, field_type.DOUBLE if n else field_type.STRING) for (name, _), n in zip(kept, numeric)]
+        # the file's other columns after the assays, or first where they are all the sample has (id, coordinates)
+        first = source is None
+        wanted = others + wanted if first else wanted + others
         added = []
         for name, kind in wanted:
             if out_fields.lookupField(name) >= 0 or name in added:
@@ -241,12 +312,12 @@ class JoinLabResults(OreMapAlgorithm):
                 name += CLASH_SUFFIX
             added.append(name)
             out_fields.append(QgsField(name, kind))
-        sink, dest = self.parameterAsSink(parameters, "OUTPUT", context, out_fields, source.wkbType(),
-                                          source.sourceCrs())
+        sink, dest = self.parameterAsSink(parameters, "OUTPUT", context, out_fields, wkb, crs)
         if sink is None:
             raise QgsProcessingException(self.invalidSinkError(parameters, "OUTPUT"))
         columns = [[float(v) if math.isfinite(v) else NULL for v in values] for values in columns]
-        columns += [[NULL if v is None else v for v in values] for _, values in kept]
+        texts = [[NULL if v is None else v for v in values] for _, values in kept]
+        columns = texts + columns if first else columns + texts
 
         def write(feature, extra, where):
             out = QgsFeature(out_fields)

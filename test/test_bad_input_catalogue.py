@@ -359,6 +359,8 @@ CASES = [
     case("join-sheet-missing", "join_lab_results", JOIN, "SHEET", "no sheet 'Assays'", "Its sheets: 'Sheet1'",
          RESULTS=lambda f: f.lab_book, SHEET="Assays"),
     case("join-ids-no-match", "join_lab_results", JOIN, "POINT_ID", "No sample id", "'Au_ppb'", POINT_ID="Au_ppb"),
+    case("join-no-points-no-coordinates", "join_lab_results", JOIN, "POINTS", "No sample points were given",
+         "coordinates", POINTS=None),
     case("batch-model-missing", "batch_on_cluster", BATCH, "MODEL_FILE", "MODEL_FILE",
          MODEL_FILE=lambda f: f.missing),
     case("accuracy-reference-no-crs", "accuracy_assessment", ACCURACY, "REFERENCE", "no coordinate reference system",

@@ -529,3 +529,67 @@ def test_a_workbook_joins_and_a_missing_sheet_is_refused_for_the_sheet_parameter
         run_join(tmp_path, {"RESULTS": path, "SHEET": "Sheet1"})
     assert "(SHEET)" in str(caught.value) and "'Notes', 'Results'" in str(caught.value)
     assert not os.path.exists(tmp_path / "joined.gpkg")
+
+
+SOIL = ("SampleID,Easting,Northing,Latitude,Longitude,Au,Cu\n,,,,,ppb,ppm\n"
+        "S1,500000,7000000,-27.1234,117.0012,5,40\nS2,500100,7000000,-27.1234,117.0022,<1,35\n"
+        "OREAS 45e,,,,,50,700\n")
+
+
+def test_a_file_with_its_own_coordinates_finds_them(tmp_path):
+    # both kinds: longitude and latitude unless a projected pair is asked for; standards have none
+    assert [lr._axis(label) for label in ("Easting", "MGA_N", "Longitude (GDA94)", "DD_LAT", "Northing_k", "X_MGA",
+                                          "RL", "Elevation", "Zone", "SampleID")] == \
+        ["x", "y", "x", "y", "y", "x", None, None, None, None]
+    table = lr.read_lab_results(write(tmp_path, "soil.csv", SOIL))
+    lonlat, projected = lr.coordinate_columns(table), lr.coordinate_columns(table, geographic=False)
+    assert (lonlat.x_column, lonlat.y_column, lonlat.geographic, lonlat.located()) == ("Longitude", "Latitude", True,
+                                                                                      [0, 1])
+    assert (projected.x_column, projected.y_column, projected.geographic) == ("Easting", "Northing", False)
+    np.testing.assert_array_equal(projected.x, [500000.0, 500100.0, np.nan])   # the standard: no coordinates
+    np.testing.assert_array_equal(lonlat.x, [117.0012, 117.0022, np.nan])
+    # the real compilation: X and Y are longitudes and latitudes, every row located
+    area1 = lr.coordinate_columns(lr.read_lab_results(AREA1))
+    frame = pd.read_csv(AREA1)
+    assert (area1.x_column, area1.y_column, area1.geographic, len(area1.located())) == ("X", "Y", True, 1392)
+    np.testing.assert_array_equal(area1.x, frame["X"].to_numpy())
+
+
+def test_without_points_each_row_is_written_at_its_coordinates(processing_provider, tmp_path):
+    import processing
+    from qgis.core import QgsProcessingContext, QgsProcessingException, QgsVectorLayer
+
+    path = write(tmp_path, "soil.csv", SOIL)
+
+    def run(name, **extra):
+        feedback = warning_recorder()
+        result = processing.run("oremap:join_lab_results", {"RESULTS": path, "OUTPUT": str(tmp_path / name), **extra},
+                                context=QgsProcessingContext(), feedback=feedback)
+        layer = QgsVectorLayer(result["OUTPUT"], "soil", "ogr")
+        return result, layer, feedback
+
+    result, layer, feedback = run("projected.gpkg", CRS="EPSG:28350")   # GDA94 / MGA zone 50
+    assert (result["JOINED"], result["UNMATCHED"], layer.crs().authid()) == (2, 1, "EPSG:28350")
+    assert layer.fields().names()[1:] == ["SampleID", "Easting", "Northing", "Latitude", "Longitude", "Au_ppb", "Cu_ppm"]
+    got = {f["SampleID"]: (f.geometry().asPoint().x(), f.geometry().asPoint().y(), f["Au_ppb"]) for f in
+           layer.getFeatures()}
+    assert got == {"S1": (500000.0, 7000000.0, 5.0), "S2": (500100.0, 7000000.0, -1.0)}
+    assert any("1 rows of the results file have no coordinates" in w and "'OREAS 45e'" in w for w in feedback.warnings)
+    result, layer, feedback = run("lonlat.gpkg")   # no CRS: the longitude and latitude columns, in WGS 84
+    assert layer.crs().authid() == "EPSG:4326"
+    assert sorted((f.geometry().asPoint().x(), f.geometry().asPoint().y()) for f in layer.getFeatures()) == \
+        [(117.0012, -27.1234), (117.0022, -27.1234)]
+    assert any("('Longitude', 'Latitude'), in EPSG:4326 (longitude and latitude, as no CRS was given)" in i
+               for i in feedback.infos)
+    del layer
+    # eastings alone need their CRS; a geographic CRS for a file of eastings; a file without coordinates needs points
+    projected_only = write(tmp_path, "mga.csv", "Sample,E_MGA94,N_MGA94,Au_ppb\nA,500000,7000000,5\nB,500010,7000000,7\n")
+    for extra, said in (({"RESULTS": projected_only}, "(CRS): The results file's coordinates ('E_MGA94', 'N_MGA94') "
+                                                      "are eastings and northings"),
+                        ({"RESULTS": projected_only, "CRS": "EPSG:4326"}, "(CRS): EPSG:4326 is a geographic"),
+                        ({"RESULTS": write(tmp_path, "bare.csv", "Sample,Au_ppb\nA,5\nB,7\n")},
+                         "(POINTS): No sample points were given")):
+        with pytest.raises(QgsProcessingException) as caught:
+            run("refused.gpkg", **extra)
+        assert said in str(caught.value)
+        assert not os.path.exists(tmp_path / "refused.gpkg")

@@ -751,6 +751,85 @@ def match_layer(table, layer_ids, column=None):
     return best[2], best[3], best[4], best[5]
 
 
+#: Words of a header cell that make its column the samples' easting or longitude (lower case, split at non-letters).
+X_WORDS = {"x", "e", "east", "easting", "eastings", "lon", "long", "lng", "longitude", "xcoord", "coordx", "utme",
+           "mgae", "amge", "pointx", "xutm", "xmga"}
+#: ... their northing or latitude.
+Y_WORDS = {"y", "n", "north", "northing", "northings", "lat", "latitude", "ycoord", "coordy", "utmn", "mgan", "amgn",
+           "pointy", "yutm", "ymga"}
+#: Share of the rows with an id whose coordinates must read as numbers for a column pair to be the coordinates.
+COORDINATE_SHARE = 0.5
+
+
+@dataclass
+class Coordinates:
+    """Where the samples of a results file lie, from its own coordinate columns (:func:`coordinate_columns`)."""
+    x_column: str
+    y_column: str
+    x: list
+    y: list
+    geographic: bool   # every value a longitude and latitude (|x| <= 180, |y| <= 90)
+
+    def located(self):
+        """Row numbers (0-based) with both coordinates."""
+        return [i for i, (a, b) in enumerate(zip(self.x, self.y)) if math.isfinite(a) and math.isfinite(b)]
+
+
+def _axis(label):
+    """'x', 'y' or None: the coordinate a column's header names (``Easting``, ``MGA_N``, ``Longitude (GDA94)``,
+    ``Northing_k`` as a shapefile cuts it); elevations, zones and datums are none."""
+    for cell in label.split(" / "):
+        words = [w for w in re.split(r"[^a-z0-9]+", cell.lower()) if w]
+        if not words or not sh.is_coordinate_name(cell) or any(w in ("z", "rl", "elev", "elevation", "zone",
+                                                                    "datum", "altitude") for w in words):
+            continue
+        squeezed = "".join(words)
+        if any(w in X_WORDS for w in words) or squeezed in X_WORDS or words[0].startswith(("east", "longit")):
+            return "x"
+        if any(w in Y_WORDS for w in words) or squeezed in Y_WORDS or words[0].startswith(("north", "latit")):
+            return "y"
+    return None
+
+
+def _numbers(texts, comma):
+    out = []
+    for t in texts:
+        try:
+            out.append(assay_text.decimal(t, "decimal" if comma else None) if t else float("nan"))
+        except ValueError:
+            out.append(float("nan"))
+    return out
+
+
+def coordinate_columns(table, geographic=None):
+    """The samples' coordinates from the table's own columns (a soil survey exported with its eastings and northings),
+    as :class:`Coordinates`, or None where the file has no pair of coordinate columns holding numbers.
+
+    ``geographic``: True to take a longitude and latitude pair, False a projected one (eastings, northings), None the
+    longitude and latitude where the file has them (their coordinate reference system is then known), else the
+    projected pair. Rows without both coordinates (a laboratory's standards and blanks) are NaN."""
+    axes = {"x": [], "y": []}
+    for name in table.attributes:
+        axis = _axis(name)
+        if axis is not None:
+            values = _numbers(table.attribute_values(name), table.decimal_comma)
+            if sum(math.isfinite(v) for v in values) >= COORDINATE_SHARE * max(len(values), 1):
+                axes[axis].append((name, values))
+    pairs = []
+    for xname, xs in axes["x"]:
+        for yname, ys in axes["y"]:
+            both = [(a, b) for a, b in zip(xs, ys) if math.isfinite(a) and math.isfinite(b)]
+            if both:
+                lonlat = all(abs(a) <= 180 and abs(b) <= 90 for a, b in both)
+                pairs.append(Coordinates(xname, yname, xs, ys, lonlat))
+    if geographic is not None:
+        pairs = [p for p in pairs if p.geographic == geographic]
+    if not pairs:
+        return None
+    # longitude and latitude first when nothing was asked (their reference system is known); then the file's order
+    return sorted(pairs, key=lambda p: not p.geographic if geographic is None else 0)[0]
+
+
 @dataclass
 class Reassay:
     """An element's best values (:func:`reassays`), the column they are written in, and what survey hygiene said of
