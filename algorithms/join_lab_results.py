@@ -84,8 +84,9 @@ class JoinLabResults(OreMapAlgorithm):
                   "without coordinates (standards, blanks) are left out and listed.",
         "CRS": "Only without sample points: the coordinate reference system of the file's coordinates (e.g. the UTM "
                "or MGA zone of eastings and northings; a geographic CRS takes the longitude and latitude columns "
-               "where the file has both kinds). Empty: the longitude and latitude columns, in EPSG:4326 (WGS 84); "
-               "eastings and northings then are refused until their CRS is given.",
+               "where the file has both kinds, a projected one the easting and northing columns). Empty: the "
+               "longitude and latitude columns, in EPSG:4326 (WGS 84); eastings and northings, and columns named "
+               "only X and Y, are refused until their CRS is given.",
         "POINT_ID": "The field of the points that holds the sample ids. Empty: the field whose values match the "
                     "most ids of the results file (the log names it).",
         "KEEP_POINTS": "Also write the sample points the file has no results for, with empty assays (samples sent "
@@ -214,28 +215,53 @@ class JoinLabResults(OreMapAlgorithm):
 
     def _file_points(self, parameters, context, table, feedback):
         """``(fields, crs, features, rows)`` of a results file that carries its samples' coordinates, without a point
-        layer: a feature per row with both coordinates (:func:`core.geochemistry.lab_results.coordinate_columns`), in
-        CRS (longitude and latitude: EPSG:4326 where CRS is empty); rows without them are left out and listed."""
+        layer: a feature per row located by the file's coordinate pair
+        (:func:`core.geochemistry.lab_results.coordinate_columns`) in CRS (without one, only a longitude and latitude
+        pair, in EPSG:4326); rows without coordinates, at a placeholder or out of range are left out and listed."""
         crs = self.parameterAsCrs(parameters, "CRS", context)
         given = crs.isValid()
-        found = lab_results.coordinate_columns(table, crs.isGeographic() if given else None)
-        if found is None and given:
-            kind, system = (("longitude and latitude", "geographic") if crs.isGeographic()
-                            else ("easting and northing", "projected"))
-            raise self.fail("CRS", f"{crs.authid() or crs.description()} is a {system} reference system, and the "
-                            f"results file has no {kind} columns.",
-                            "Give the reference system of the file's coordinates.")
+        if given:
+            kinds = ("geographic", "unknown") if crs.isGeographic() else ("projected", "unknown")
+        else:
+            kinds = ("geographic",)
+        found = lab_results.coordinate_columns(table, kinds)
+        named = lab_results.coordinate_kinds(table)
         if found is None:
+            if not given and named:
+                raise self.fail("CRS", "The results file's coordinates are eastings and northings, or X and Y, in a "
+                                "reference system the file does not name.",
+                                "Give their CRS (the UTM or MGA zone and datum of the survey; EPSG:4326 or the "
+                                "survey's datum for longitudes and latitudes written as X and Y).")
+            if set(named) & set(kinds):
+                raise self.fail("RESULTS", "The results file's coordinate columns hold no numbers (coordinates written "
+                                "with units, '500000mE', or in degrees and minutes?).",
+                                "Write the coordinates as plain numbers (decimal degrees, metres).")
+            if given and named:
+                system = "geographic" if crs.isGeographic() else "projected"
+                kind = "longitude and latitude (or X and Y)" if crs.isGeographic() else \
+                    "easting and northing (or X and Y)"
+                raise self.fail("CRS", f"{crs.authid() or crs.description()} is a {system} reference system, and the "
+                                f"results file has no {kind} columns holding numbers.",
+                                "Give the reference system of the file's coordinates.")
             raise self.fail("POINTS", "No sample points were given, and the results file has no coordinate columns "
-                            "(Easting and Northing, X and Y, Longitude and Latitude) holding numbers.",
+                            "(Easting and Northing, MGA_E and MGA_N, X and Y, Longitude and Latitude) holding numbers.",
                             "Choose the layer of sample points, or add the samples' coordinates to the file.")
-        if not given and not found.geographic:
-            raise self.fail("CRS", f"The results file's coordinates ('{found.x_column}', '{found.y_column}') are "
-                            "eastings and northings, in a reference system the file does not name.",
-                            "Give their CRS (the UTM or MGA zone and datum of the survey).")
+        located = found.located()
+        pair = f"'{found.x_column}', '{found.y_column}'"
+        if found.out_of_range and len(found.out_of_range) >= len(located):
+            i = found.out_of_range[0]
+            raise self.fail("RESULTS", f"Most rows' coordinates ({pair}) lie beyond 180 degrees of longitude or 90 of "
+                            f"latitude (e.g. {found.x[i]:g}, {found.y[i]:g}): the columns are swapped, or hold "
+                            "eastings and northings, or longitudes from 0 to 360.",
+                            "Correct the file's coordinate columns, or give the CRS of eastings and northings.")
         if not given:
             crs = QgsCoordinateReferenceSystem("EPSG:4326")
-        located = found.located()
+        if not crs.isGeographic():
+            zone_column, zones = lab_results.zones(table, located)
+            if len(zones) > 1:
+                raise self.fail("CRS", f"The file's '{zone_column}' column holds {len(zones)} zones "
+                                f"({', '.join(zones[:6])}): one projected CRS cannot place them all.",
+                                "Split the file by zone and run each part with its zone's CRS.")
         rows, features = [-1] * len(table.rows), []
         for k, i in enumerate(located):
             if k % PROGRESS_EVERY == 0:
@@ -244,18 +270,35 @@ class JoinLabResults(OreMapAlgorithm):
             feature.setGeometry(QgsGeometry.fromPointXY(QgsPointXY(found.x[i], found.y[i])))
             rows[i] = len(features)
             features.append(feature)
-        feedback.info(f"Sample points: the file's own coordinates ('{found.x_column}', '{found.y_column}'), in "
-                      f"{crs.authid() or crs.description()}" + ("" if given else " (longitude and latitude, as no CRS "
-                                                                 "was given)") + f"; {len(located)} rows located.")
-        ids = table.attribute_values(next(iter(table.attributes)))
-        without = [ids[i] or f"({table.place(i)})" for i, r in enumerate(rows) if r < 0]
-        if without:
-            feedback.warning(f"{len(without)} rows of the results file have no coordinates and are left out "
-                             f"(standards, blanks, samples not located yet): {_shown(without)}.")
+        feedback.info(f"Sample points: the file's own coordinates ({pair}), in {crs.authid() or crs.description()}"
+                      + ("" if given else " (longitude and latitude, as no CRS was given)")
+                      + f"; {len(located)} rows located." + (f" Not used: {', '.join(found.others)}."
+                                                              if found.others else ""))
+        ids = self._row_ids(parameters, context, table)
+        for rows_out, why in ((found.placeholders, "coordinates that stand for none (0, 0 or a missing code such as "
+                                                   "-9999)"),
+                              (found.out_of_range, "a longitude or latitude out of range"),
+                              ([i for i, r in enumerate(rows) if r < 0 and i not in found.placeholders
+                                and i not in found.out_of_range], "no coordinates (standards, blanks, samples not "
+                                                                  "located yet)")):
+            if rows_out:
+                feedback.warning(f"{len(rows_out)} rows of the results file have {why} and are left out: "
+                                 + _shown(ids[i] or f"({table.place(i)})" for i in rows_out) + ".")
+        ignored = [name for name in ("POINT_ID", "KEEP_POINTS")
+                   if parameters.get(name) not in (None, "", False, NULL)]
+        if ignored:
+            feedback.warning(f"{' and '.join(ignored)} apply to sample points, and none were given: not used.")
         if not located:
-            raise self.fail("RESULTS", f"No row of the results file has both coordinates ('{found.x_column}', "
-                            f"'{found.y_column}').", "Fill in the samples' coordinates, or choose the sample points.")
+            raise self.fail("RESULTS", f"No row of the results file has both coordinates ({pair}).",
+                            "Fill in the samples' coordinates, or choose the sample points.")
         return QgsFields(), crs, features, rows
+
+    def _row_ids(self, parameters, context, table):
+        """The sample id of each row for the log: RESULT_ID's column, else the first column that is no coordinate."""
+        column = self._result_column(table, self.parameterAsString(parameters, "RESULT_ID", context))
+        if column is None:
+            column = lab_results.id_column(table)
+        return table.attribute_values(column) if column else [""] * len(table.rows)
 
     # -- run ---------------------------------------------------------------------------------
     def process(self, parameters, context, feedback):
@@ -274,6 +317,9 @@ class JoinLabResults(OreMapAlgorithm):
             keep = self.parameterAsBool(parameters, "KEEP_POINTS", context)
             self._log_matches(table, column, rows, len(features), keep, feedback)
             fields, crs, wkb = source.fields(), source.sourceCrs(), source.wkbType()
+            if self.parameterAsCrs(parameters, "CRS", context).isValid():
+                feedback.warning("CRS applies to the file's own coordinates, without sample points: not used (the "
+                                 "output takes the points' CRS).")
 
         # the points' fields, but a GeoPackage's feature id: copied, a sample's second row (a repeat) clashed with the
         # first one's id in a GeoPackage output and was dropped; the output numbers its own features
@@ -287,7 +333,9 @@ class JoinLabResults(OreMapAlgorithm):
                 f.setName("fid_points")
             copied.append(i)
             out_fields.append(f)
+        # (a column named FID, as ArcGIS exports write, would clash with the GeoPackage's own feature id)
         kept = [table.attribute_column(name) for name in table.attributes if name != column]
+        kept = [("fid_results" if name.lower() == "fid" else name, values) for name, values in kept]
         best = {r.element: r for r in lab_results.reassays(table)}
         columns, wanted = [], []
         for assay in table.assays:   # an element's best values before its columns (the one the algorithms read)

@@ -531,28 +531,41 @@ def test_a_workbook_joins_and_a_missing_sheet_is_refused_for_the_sheet_parameter
     assert not os.path.exists(tmp_path / "joined.gpkg")
 
 
-SOIL = ("SampleID,Easting,Northing,Latitude,Longitude,Au,Cu\n,,,,,ppb,ppm\n"
-        "S1,500000,7000000,-27.1234,117.0012,5,40\nS2,500100,7000000,-27.1234,117.0022,<1,35\n"
-        "OREAS 45e,,,,,50,700\n")
+SOIL = ("SampleID,Latitude,Longitude,Easting,Northing,Au,Cu\n,,,,,ppb,ppm\n"
+        "S1,-27.1234,117.0012,500000,7000000,5,40\nS2,-27.1234,117.0022,500100,7000000,<1,35\n"
+        "S3,0,0,-9999,-9999,7,30\nOREAS 45e,,,,,50,700\n")
 
 
 def test_a_file_with_its_own_coordinates_finds_them(tmp_path):
-    # both kinds: longitude and latitude unless a projected pair is asked for; standards have none
-    assert [lr._axis(label) for label in ("Easting", "MGA_N", "Longitude (GDA94)", "DD_LAT", "Northing_k", "X_MGA",
-                                          "RL", "Elevation", "Zone", "SampleID")] == \
-        ["x", "y", "x", "y", "y", "x", None, None, None, None]
+    # headers as survey exports write them; other grids, elevations, zones and counts are no coordinates
+    labels = ("Easting", "MGA94_N", "GDA94_MGA50_E", "Longitude (GDA94)", "DLAT", "Northing_k", "Easting (m)", "mE",
+              "X", "POINT_Y", "X_MGA", "X_LOCAL", "ORIG_EAST", "Grid_N", "NAT_GRID_E", "RL", "Zone", "N_Samples",
+              "SampleID")
+    assert [lr._axis(label) for label in labels] == [
+        ("x", "projected", ""), ("y", "projected", "mga94"), ("x", "projected", "gda94 mga50"),
+        ("x", "geographic", "gda94"), ("y", "geographic", ""), ("y", "projected", ""), ("x", "projected", ""),
+        ("x", "projected", ""), ("x", "unknown", ""), ("y", "unknown", ""), ("x", "projected", "mga"), None, None,
+        None, ("x", "projected", "nat grid"), None, None, None, None]
     table = lr.read_lab_results(write(tmp_path, "soil.csv", SOIL))
-    lonlat, projected = lr.coordinate_columns(table), lr.coordinate_columns(table, geographic=False)
-    assert (lonlat.x_column, lonlat.y_column, lonlat.geographic, lonlat.located()) == ("Longitude", "Latitude", True,
-                                                                                      [0, 1])
-    assert (projected.x_column, projected.y_column, projected.geographic) == ("Easting", "Northing", False)
-    np.testing.assert_array_equal(projected.x, [500000.0, 500100.0, np.nan])   # the standard: no coordinates
-    np.testing.assert_array_equal(lonlat.x, [117.0012, 117.0022, np.nan])
-    # the real compilation: X and Y are longitudes and latitudes, every row located
-    area1 = lr.coordinate_columns(lr.read_lab_results(AREA1))
-    frame = pd.read_csv(AREA1)
-    assert (area1.x_column, area1.y_column, area1.geographic, len(area1.located())) == ("X", "Y", True, 1392)
-    np.testing.assert_array_equal(area1.x, frame["X"].to_numpy())
+    # longitude and latitude by default; the projected pair when asked, never a longitude with a northing (the
+    # file lists Latitude and Longitude first); 0/0 and -9999 are placeholders, the standard has none
+    lonlat, projected = lr.coordinate_columns(table), lr.coordinate_columns(table, ("projected",))
+    assert (lonlat.x_column, lonlat.y_column, lonlat.kind, lonlat.placeholders, lonlat.located()) == \
+        ("Longitude", "Latitude", "geographic", [2], [0, 1])
+    assert (projected.x_column, projected.y_column, projected.placeholders, projected.located()) == \
+        ("Easting", "Northing", [2], [0, 1])
+    np.testing.assert_array_equal(projected.y, [7000000.0, 7000000.0, -9999.0, np.nan])
+    # thousands separators; a pair of the map beside a local grid; plain X and Y are of no known kind
+    text = ("Sample,X_LOCAL,Y_LOCAL,MGA94_E,MGA94_N,Au_ppb\nA,1000,2000,\"500,000\",\"7,000,000\",5\n"
+            "B,1100,2000,500100,7000100,3\n")
+    mga = lr.coordinate_columns(lr.read_lab_results(write(tmp_path, "mga.csv", text)), ("projected", "unknown"))
+    assert (mga.x_column, mga.x, mga.y) == ("MGA94_E", [500000.0, 500100.0], [7000000.0, 7000100.0])
+    # the real compilation: X and Y (longitudes and latitudes, the header does not say so), every row located
+    area1 = lr.read_lab_results(AREA1)
+    assert lr.coordinate_columns(area1) is None and lr.coordinate_kinds(area1) == {"unknown"}
+    found = lr.coordinate_columns(area1, ("geographic", "unknown"))
+    assert (found.x_column, found.y_column, found.kind, len(found.located())) == ("X", "Y", "unknown", 1392)
+    np.testing.assert_array_equal(found.x, pd.read_csv(AREA1)["X"].to_numpy())
 
 
 def test_without_points_each_row_is_written_at_its_coordinates(processing_provider, tmp_path):
@@ -569,12 +582,15 @@ def test_without_points_each_row_is_written_at_its_coordinates(processing_provid
         return result, layer, feedback
 
     result, layer, feedback = run("projected.gpkg", CRS="EPSG:28350")   # GDA94 / MGA zone 50
-    assert (result["JOINED"], result["UNMATCHED"], layer.crs().authid()) == (2, 1, "EPSG:28350")
-    assert layer.fields().names()[1:] == ["SampleID", "Easting", "Northing", "Latitude", "Longitude", "Au_ppb", "Cu_ppm"]
+    assert (result["JOINED"], result["UNMATCHED"], layer.crs().authid()) == (2, 2, "EPSG:28350")
+    assert layer.fields().names()[1:] == ["SampleID", "Latitude", "Longitude", "Easting", "Northing", "Au_ppb",
+                                          "Cu_ppm"]
     got = {f["SampleID"]: (f.geometry().asPoint().x(), f.geometry().asPoint().y(), f["Au_ppb"]) for f in
            layer.getFeatures()}
     assert got == {"S1": (500000.0, 7000000.0, 5.0), "S2": (500100.0, 7000000.0, -1.0)}
     assert any("1 rows of the results file have no coordinates" in w and "'OREAS 45e'" in w for w in feedback.warnings)
+    assert any("1 rows of the results file have coordinates that stand for none" in w and "'S3'" in w
+               for w in feedback.warnings)
     result, layer, feedback = run("lonlat.gpkg")   # no CRS: the longitude and latitude columns, in WGS 84
     assert layer.crs().authid() == "EPSG:4326"
     assert sorted((f.geometry().asPoint().x(), f.geometry().asPoint().y()) for f in layer.getFeatures()) == \
@@ -582,14 +598,30 @@ def test_without_points_each_row_is_written_at_its_coordinates(processing_provid
     assert any("('Longitude', 'Latitude'), in EPSG:4326 (longitude and latitude, as no CRS was given)" in i
                for i in feedback.infos)
     del layer
-    # eastings alone need their CRS; a geographic CRS for a file of eastings; a file without coordinates needs points
-    projected_only = write(tmp_path, "mga.csv", "Sample,E_MGA94,N_MGA94,Au_ppb\nA,500000,7000000,5\nB,500010,7000000,7\n")
-    for extra, said in (({"RESULTS": projected_only}, "(CRS): The results file's coordinates ('E_MGA94', 'N_MGA94') "
-                                                      "are eastings and northings"),
+    # eastings, or plain X and Y (a small local grid would pass for degrees), need their CRS; a geographic CRS for a
+    # file of eastings; swapped names; several zones; a file without coordinates needs points
+    projected_only = write(tmp_path, "mga.csv",
+                           "Sample,E_MGA94,N_MGA94,Au_ppb\nA,500000,7000000,5\nB,500010,7000000,7\n")
+    swapped = write(tmp_path, "swapped.csv", "Sample,Longitude,Latitude,Au_ppb\nA,-27.1,117.0,5\nB,-27.2,117.1,7\n")
+    zoned = write(tmp_path, "zones.csv",
+                  "Sample,Easting,Northing,Zone,Au_ppb\nA,500000,7000000,50,5\nB,400000,7000000,51,7\n")
+    for extra, said in (({"RESULTS": projected_only}, "(CRS): The results file's coordinates are eastings and "
+                                                      "northings, or X and Y"),
+                        ({"RESULTS": write(tmp_path, "xy.csv", "Sample,X,Y,Au_ppb\nA,110,45,5\nB,120,55,7\n")},
+                         "(CRS): The results file's coordinates are eastings"),
                         ({"RESULTS": projected_only, "CRS": "EPSG:4326"}, "(CRS): EPSG:4326 is a geographic"),
+                        ({"RESULTS": swapped},
+                         "(RESULTS): Most rows' coordinates ('Longitude', 'Latitude') lie beyond"),
+                        ({"RESULTS": zoned, "CRS": "EPSG:28350"},
+                         "(CRS): The file's 'Zone' column holds 2 zones (50, 51)"),
                         ({"RESULTS": write(tmp_path, "bare.csv", "Sample,Au_ppb\nA,5\nB,7\n")},
                          "(POINTS): No sample points were given")):
         with pytest.raises(QgsProcessingException) as caught:
             run("refused.gpkg", **extra)
         assert said in str(caught.value)
         assert not os.path.exists(tmp_path / "refused.gpkg")
+    # an ArcGIS export's FID column is kept beside the GeoPackage's own feature id
+    fid = write(tmp_path, "fid.csv", "FID,Sample,MGA_E,MGA_N,Au_ppb\n0,A,500000,7000000,5\n1,B,500010,7000000,7\n")
+    result, layer, _ = run("fid.gpkg", RESULTS=fid, CRS="EPSG:28350")
+    assert result["JOINED"] == 2 and [f["fid_results"] for f in layer.getFeatures()] == [0.0, 1.0]
+    del layer

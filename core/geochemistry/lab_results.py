@@ -124,7 +124,9 @@ class LabTable:
             field_name = re.sub(r"_+", "_", re.sub(r"[^\w%]+", "_", "_".join(kept))).strip("_") or name
         texts = self.attribute_values(name)
         try:
-            return field_name, [float(t.replace(",", ".") if self.decimal_comma else t) if t else None for t in texts]
+            return field_name, [float(t.replace(",", ".") if self.decimal_comma
+                                      else _THOUSANDS.sub("", t) if _THOUSANDS_NUMBER.fullmatch(t) else t)
+                                if t else None for t in texts]
         except ValueError:
             return field_name, [t or None for t in texts]
 
@@ -160,6 +162,10 @@ class LabTable:
         """Row numbers (0-based) whose value of ``column`` is written as over the upper limit ('>10000')."""
         return [i for i, row in enumerate(self.rows)
                 if column.index < len(row) and row[column.index].strip().startswith(">")]
+
+
+_THOUSANDS_NUMBER = re.compile(r"[-+]?\d{1,3}(,\d{3})+(\.\d*)?")   # '7,000,000', '500,100.5'
+_THOUSANDS = re.compile(",")
 
 
 def _text(path):
@@ -751,83 +757,173 @@ def match_layer(table, layer_ids, column=None):
     return best[2], best[3], best[4], best[5]
 
 
-#: Words of a header cell that make its column the samples' easting or longitude (lower case, split at non-letters).
-X_WORDS = {"x", "e", "east", "easting", "eastings", "lon", "long", "lng", "longitude", "xcoord", "coordx", "utme",
-           "mgae", "amge", "pointx", "xutm", "xmga"}
-#: ... their northing or latitude.
-Y_WORDS = {"y", "n", "north", "northing", "northings", "lat", "latitude", "ycoord", "coordy", "utmn", "mgan", "amgn",
-           "pointy", "yutm", "ymga"}
-#: Share of the rows with an id whose coordinates must read as numbers for a column pair to be the coordinates.
+#: Words naming a coordinate axis in a header (lower case, split at non-letters and digits kept: ``MGA94_E`` is
+#: ``mga94``, ``e``): longitude and latitude, eastings and northings, and x and y, whose kind the header does not say.
+LON_WORDS = {"lon", "long", "lng", "longitude", "dlong", "dlon", "declon", "declong", "londd", "longdd", "lonwgs84"}
+LAT_WORDS = {"lat", "latitude", "dlat", "declat", "latdd", "latwgs84"}
+EAST_WORDS = {"e", "me", "east", "easting", "eastings", "utme", "mgae", "amge", "xutm", "xmga", "mgaeast", "amgeast",
+              "utmeast"}
+NORTH_WORDS = {"n", "mn", "north", "northing", "northings", "utmn", "mgan", "amgn", "yutm", "ymga", "mganorth",
+               "amgnorth", "utmnorth"}
+XY_WORDS = {"x": "x", "xcoord": "x", "coordx": "x", "pointx": "x",
+            "y": "y", "ycoord": "y", "coordy": "y", "pointy": "y"}
+#: Words that may stand beside the axis word: datums, projections, zones, units, shapefile cuts (``Northing_k``).
+CONTEXT_WORDS = re.compile(r"^((mga|gda|amg|agd|utm|wgs|nad|etrs|osgb|gcs|sirgas|sad|itrf|grs)\d*[a-z]?\d*|\d+[a-z]?|"
+                           r"m|metres|meters|dd|deg|degrees|dec|decimal|coord|coords|coordinate|coordinates|"
+                           r"collar|sample|sampled|site|pt|point|k|kk|geo|ll|proj|projected|nat|national|grid|"
+                           r"field|gps|final)$")
+#: Context words that do not tell a pair apart (units, shapefile cuts, generic words): ``Easting`` pairs ``Northing_k``.
+PAIR_IGNORED = {"m", "metres", "meters", "k", "kk", "dd", "deg", "degrees", "dec", "decimal", "coord", "coords",
+                "coordinate", "coordinates", "point", "pt", "final", "field", "gps", "geo", "ll", "proj", "projected"}
+#: Words that make a coordinate column another grid's (a mine or local grid, the original survey's): never the map's.
+OTHER_GRID_WORDS = {"local", "loc", "orig", "original", "mine", "minegrid", "lg", "lgrid", "old", "prev", "previous"}
+#: Coordinates written for "none" (a sample not located yet): never a place.
+PLACEHOLDERS = {-99.0, -999.0, -9999.0, -99999.0, -999999.0}
+#: Share of the rows that a coordinate pair must locate to be the file's coordinates.
 COORDINATE_SHARE = 0.5
 
 
 @dataclass
 class Coordinates:
-    """Where the samples of a results file lie, from its own coordinate columns (:func:`coordinate_columns`)."""
+    """Where the samples of a results file lie, from its own coordinate columns (:func:`coordinate_columns`).
+    ``kind``: ``"geographic"`` (longitude, latitude), ``"projected"`` (easting, northing) or ``"unknown"`` (x and y:
+    the header does not say which; a CRS must)."""
     x_column: str
     y_column: str
     x: list
     y: list
-    geographic: bool   # every value a longitude and latitude (|x| <= 180, |y| <= 90)
+    kind: str
+    placeholders: list = field(default_factory=list)   # rows at 0/0 or at a missing code: not located
+    out_of_range: list = field(default_factory=list)   # rows of a geographic pair beyond +/-180 and +/-90
+    others: list = field(default_factory=list)          # other pairs of the file, not used ('Easting / Northing')
+
+    @property
+    def geographic(self):
+        return self.kind == "geographic"
 
     def located(self):
-        """Row numbers (0-based) with both coordinates."""
-        return [i for i, (a, b) in enumerate(zip(self.x, self.y)) if math.isfinite(a) and math.isfinite(b)]
+        """Row numbers (0-based) with both coordinates, no placeholder and (longitude and latitude) in range."""
+        bad = set(self.placeholders) | set(self.out_of_range)
+        return [i for i, (a, b) in enumerate(zip(self.x, self.y))
+                if math.isfinite(a) and math.isfinite(b) and i not in bad]
 
 
 def _axis(label):
-    """'x', 'y' or None: the coordinate a column's header names (``Easting``, ``MGA_N``, ``Longitude (GDA94)``,
-    ``Northing_k`` as a shapefile cuts it); elevations, zones and datums are none."""
+    """``(axis, kind, context)`` of a column's header, or None: axis ``'x'`` or ``'y'``, kind ``'geographic'``,
+    ``'projected'`` or ``'unknown'`` (plain X and Y), context the header's other words (``MGA94_E`` and ``MGA94_N``
+    share ``mga94``: a pair). A header holding a word that is neither an axis nor a datum, projection, zone or unit
+    names no coordinate (``N_Samples``, ``E_value``), nor one of another grid (``X_LOCAL``, ``ORIG_EAST``), an
+    elevation or a zone."""
     for cell in label.split(" / "):
         words = [w for w in re.split(r"[^a-z0-9]+", cell.lower()) if w]
-        if not words or not sh.is_coordinate_name(cell) or any(w in ("z", "rl", "elev", "elevation", "zone",
-                                                                    "datum", "altitude") for w in words):
+        if not words or any(w in OTHER_GRID_WORDS for w in words):
             continue
-        squeezed = "".join(words)
-        if any(w in X_WORDS for w in words) or squeezed in X_WORDS or words[0].startswith(("east", "longit")):
-            return "x"
-        if any(w in Y_WORDS for w in words) or squeezed in Y_WORDS or words[0].startswith(("north", "latit")):
-            return "y"
+        found = []
+        for k, w in enumerate(words):
+            if w in LON_WORDS or w.startswith("longit"):
+                found.append((k, "x", "geographic"))
+            elif w in LAT_WORDS or w.startswith("latit"):
+                found.append((k, "y", "geographic"))
+            elif w in EAST_WORDS:
+                found.append((k, "x", "projected"))
+            elif w in NORTH_WORDS:
+                found.append((k, "y", "projected"))
+            elif w in XY_WORDS:
+                found.append((k, XY_WORDS[w], "unknown"))
+        if len(found) != 1:
+            continue
+        k, axis, kind = found[0]
+        rest = words[:k] + words[k + 1:]
+        if not all(CONTEXT_WORDS.match(w) for w in rest):
+            continue
+        if "grid" in rest and not ({"nat", "national"} & set(rest)):
+            continue   # a Grid_E alone is a mine grid as often as the map's
+        if kind == "unknown" and any(re.match(r"(mga|amg|utm)", w) for w in rest):
+            kind = "projected"   # X_MGA, Y_UTM
+        return axis, kind, " ".join(w for w in rest if w not in PAIR_IGNORED)
     return None
 
 
-def _numbers(texts, comma):
+def _numbers(table, name):
+    """The values of attribute column ``name`` as floats (NaN where a cell is empty or no number), read as the file
+    writes numbers: a workbook's number cells with a point, decimal commas where the file has them, thousands
+    separators ('7,000,000')."""
+    comma = (WORKBOOK_COMMAS if table.sheet else True) if table.decimal_comma else False
     out = []
-    for t in texts:
+    for t in table.attribute_values(name):
+        if not comma and _THOUSANDS_NUMBER.fullmatch(t):
+            t = t.replace(",", "")
         try:
-            out.append(assay_text.decimal(t, "decimal" if comma else None) if t else float("nan"))
+            out.append(assay_text.decimal(t, _comma_for(t, comma)) if t else float("nan"))
         except ValueError:
             out.append(float("nan"))
     return out
 
 
-def coordinate_columns(table, geographic=None):
+def coordinate_columns(table, kinds=("geographic",)):
     """The samples' coordinates from the table's own columns (a soil survey exported with its eastings and northings),
-    as :class:`Coordinates`, or None where the file has no pair of coordinate columns holding numbers.
+    as :class:`Coordinates`, or None where no pair of coordinate columns of one of ``kinds`` locates a row.
 
-    ``geographic``: True to take a longitude and latitude pair, False a projected one (eastings, northings), None the
-    longitude and latitude where the file has them (their coordinate reference system is then known), else the
-    projected pair. Rows without both coordinates (a laboratory's standards and blanks) are NaN."""
-    axes = {"x": [], "y": []}
+    Columns pair by axis and context (``MGA94_E`` with ``MGA94_N``, ``Longitude`` with ``Latitude``; never a longitude
+    with a northing). Of several pairs, the one that locates the most rows is taken (the others listed). Rows at 0/0 or
+    at a missing code (-9999) are placeholders, and a geographic pair's rows beyond +/-180 and +/-90 out of range: not
+    located."""
+    axes = {}
     for name in table.attributes:
-        axis = _axis(name)
-        if axis is not None:
-            values = _numbers(table.attribute_values(name), table.decimal_comma)
-            if sum(math.isfinite(v) for v in values) >= COORDINATE_SHARE * max(len(values), 1):
-                axes[axis].append((name, values))
+        meaning = _axis(name)
+        if meaning is not None:
+            axes.setdefault(meaning[0], []).append((name, meaning[1], meaning[2]))
     pairs = []
-    for xname, xs in axes["x"]:
-        for yname, ys in axes["y"]:
-            both = [(a, b) for a, b in zip(xs, ys) if math.isfinite(a) and math.isfinite(b)]
-            if both:
-                lonlat = all(abs(a) <= 180 and abs(b) <= 90 for a, b in both)
-                pairs.append(Coordinates(xname, yname, xs, ys, lonlat))
-    if geographic is not None:
-        pairs = [p for p in pairs if p.geographic == geographic]
+    for xname, xkind, xcontext in axes.get("x", []):
+        for yname, ykind, ycontext in axes.get("y", []):
+            if xkind != ykind or xcontext != ycontext or xkind not in kinds:
+                continue
+            xs, ys = _numbers(table, xname), _numbers(table, yname)
+            found = Coordinates(xname, yname, xs, ys, xkind)
+            for i, (a, b) in enumerate(zip(xs, ys)):
+                if not (math.isfinite(a) and math.isfinite(b)):
+                    continue
+                if (a == 0 and b == 0) or a in PLACEHOLDERS or b in PLACEHOLDERS:
+                    found.placeholders.append(i)
+                elif xkind == "geographic" and (abs(a) > 180 or abs(b) > 90):
+                    found.out_of_range.append(i)
+            pairs.append(found)
+    pairs = [p for p in pairs if p.located() or p.out_of_range]
     if not pairs:
         return None
-    # longitude and latitude first when nothing was asked (their reference system is known); then the file's order
-    return sorted(pairs, key=lambda p: not p.geographic if geographic is None else 0)[0]
+    pairs.sort(key=lambda p: -len(p.located()))
+    best = pairs[0]
+    best.others = [f"{p.x_column} / {p.y_column}" for p in pairs[1:]]
+    return best
+
+
+def coordinate_kinds(table):
+    """The kinds of coordinate pairs a table's headers name (``{'projected', 'unknown'}``), values not read."""
+    axes = {}
+    for name in table.attributes:
+        meaning = _axis(name)
+        if meaning is not None:
+            axes.setdefault(meaning[0], set()).add((meaning[1], meaning[2]))
+    return {kind for kind, context in axes.get("x", set()) if (kind, context) in axes.get("y", set())}
+
+
+def id_column(table):
+    """The attribute column that most likely holds the sample ids, for messages: the first one whose header reads as
+    an identifier (``SampleID``, ``Sample No``) and names no coordinate, else the first that names no coordinate."""
+    names = [n for n in table.attributes if _axis(n) is None]
+    return next((n for n in names if any(sh.is_identifier_name(c) for c in n.split(" / "))),
+                names[0] if names else next(iter(table.attributes), None))
+
+
+def zones(table, rows):
+    """The distinct values of a zone column (``Zone``, ``UTM_Zone``, ``MGA_Zone``) in ``rows``: several zones cannot
+    share one projected CRS."""
+    for name in table.attributes:
+        words = [w for w in re.split(r"[^a-z0-9]+", name.lower()) if w]
+        if "zone" in words:
+            values = table.attribute_values(name)
+            return name, sorted({values[i] for i in rows if values[i]})
+    return None, []
 
 
 @dataclass
