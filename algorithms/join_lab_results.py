@@ -1,6 +1,7 @@
 """oremap:join_lab_results - a laboratory's results file joined to the sample points by sample id."""
 
 import math
+import re
 
 from qgis.core import (
     NULL,
@@ -262,6 +263,12 @@ class JoinLabResults(OreMapAlgorithm):
                 raise self.fail("CRS", f"The file's '{zone_column}' column holds {len(zones)} zones "
                                 f"({', '.join(zones[:6])}): one projected CRS cannot place them all.",
                                 "Split the file by zone and run each part with its zone's CRS.")
+            crs_zone = re.search(r"zone\s+(\d+)", crs.description(), flags=re.IGNORECASE)
+            file_zone = re.fullmatch(r"\D*(\d{1,2})\s*[A-Za-z]?", zones[0]) if zones else None
+            if crs_zone and file_zone and int(crs_zone.group(1)) != int(file_zone.group(1)):
+                raise self.fail("CRS", f"{crs.authid()} ({crs.description()}) is zone {crs_zone.group(1)}, and the "
+                                f"file's '{zone_column}' column says zone {zones[0]}.",
+                                f"Give the CRS of zone {file_zone.group(1)}, or correct the file's zone.")
         rows, features = [-1] * len(table.rows), []
         for k, i in enumerate(located):
             if k % PROGRESS_EVERY == 0:

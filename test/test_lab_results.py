@@ -614,6 +614,10 @@ def test_without_points_each_row_is_written_at_its_coordinates(processing_provid
                          "(RESULTS): Most rows' coordinates ('Longitude', 'Latitude') lie beyond"),
                         ({"RESULTS": zoned, "CRS": "EPSG:28350"},
                          "(CRS): The file's 'Zone' column holds 2 zones (50, 51)"),
+                        ({"RESULTS": write(tmp_path, "zone51.csv", "Sample,MGA_E,MGA_N,MGA_Zone,Au_ppb\n"
+                                           "A,500000,7000000,51,5\nB,500010,7000000,51,7\n"), "CRS": "EPSG:28350"},
+                         "(CRS): EPSG:28350 (GDA94 / MGA zone 50) is zone 50, and the file's 'MGA_Zone' column says "
+                         "zone 51"),
                         ({"RESULTS": write(tmp_path, "bare.csv", "Sample,Au_ppb\nA,5\nB,7\n")},
                          "(POINTS): No sample points were given")):
         with pytest.raises(QgsProcessingException) as caught:
