@@ -45,6 +45,8 @@ def decimal(text, comma=None):
         text = text.replace(".", "")
     if "," in text and "." in text and re.fullmatch(r"[-+]?\d{1,3}(,\d{3})+\.\d*", text):
         text = text.replace(",", "")
+    elif comma != "decimal" and re.fullmatch(r"[-+]?[1-9]\d{0,2}(,\d{3}){2,}", text):   # '7,000,000'
+        text = text.replace(",", "")
     elif "," in text and "." not in text and text.count(",") == 1:
         thousands = comma != "decimal" and re.fullmatch(r"[-+]?[1-9]\d{0,2},\d{3}", text)
         text = text.replace(",", "" if thousands else ".")

@@ -112,6 +112,17 @@ class LabTable:
         j = self.attributes[name]
         return [row[j].strip() if j < len(row) else "" for row in self.rows]
 
+    @property
+    def comma_mode(self):
+        """The ``comma`` its cells are read with (:func:`_comma_for`): False, True (a decimal-comma text file) or
+        :data:`WORKBOOK_COMMAS`."""
+        return (WORKBOOK_COMMAS if self.sheet else True) if self.decimal_comma else False
+
+    def number(self, text):
+        """A plain number written in a cell of this file (decimal commas and thousands separators as the file writes
+        them); ValueError for anything else."""
+        return assay_text.decimal(text, _comma_for(text, self.comma_mode))
+
     def attribute_column(self, name):
         """``(field name, values)`` of attribute column ``name``: its header cells other than method codes joined
         (``Recvd Wt. / kg`` as ``Recvd_Wt_kg``; one cell as it is), and its values as floats where every filled
@@ -124,9 +135,7 @@ class LabTable:
             field_name = re.sub(r"_+", "_", re.sub(r"[^\w%]+", "_", "_".join(kept))).strip("_") or name
         texts = self.attribute_values(name)
         try:
-            return field_name, [float(t.replace(",", ".") if self.decimal_comma
-                                      else _THOUSANDS.sub("", t) if _THOUSANDS_NUMBER.fullmatch(t) else t)
-                                if t else None for t in texts]
+            return field_name, [self.number(t) if t else None for t in texts]
         except ValueError:
             return field_name, [t or None for t in texts]
 
@@ -137,7 +146,7 @@ class LabTable:
         else stays ``-inf``. Read once per column."""
         if column.index in self._parsed:
             return list(self._parsed[column.index])
-        comma = WORKBOOK_COMMAS if self.decimal_comma and self.sheet else self.decimal_comma
+        comma = self.comma_mode
         out = []
         for row in self.rows:
             text = row[column.index].strip() if column.index < len(row) else ""
@@ -162,10 +171,6 @@ class LabTable:
         """Row numbers (0-based) whose value of ``column`` is written as over the upper limit ('>10000')."""
         return [i for i, row in enumerate(self.rows)
                 if column.index < len(row) and row[column.index].strip().startswith(">")]
-
-
-_THOUSANDS_NUMBER = re.compile(r"[-+]?\d{1,3}(,\d{3})+(\.\d*)?")   # '7,000,000', '500,100.5'
-_THOUSANDS = re.compile(",")
 
 
 def _text(path):
@@ -848,13 +853,10 @@ def _numbers(table, name):
     """The values of attribute column ``name`` as floats (NaN where a cell is empty or no number), read as the file
     writes numbers: a workbook's number cells with a point, decimal commas where the file has them, thousands
     separators ('7,000,000')."""
-    comma = (WORKBOOK_COMMAS if table.sheet else True) if table.decimal_comma else False
     out = []
     for t in table.attribute_values(name):
-        if not comma and _THOUSANDS_NUMBER.fullmatch(t):
-            t = t.replace(",", "")
         try:
-            out.append(assay_text.decimal(t, _comma_for(t, comma)) if t else float("nan"))
+            out.append(table.number(t) if t else float("nan"))
         except ValueError:
             out.append(float("nan"))
     return out
@@ -868,14 +870,10 @@ def coordinate_columns(table, kinds=("geographic",)):
     with a northing). Of several pairs, the one that locates the most rows is taken (the others listed). Rows at 0/0 or
     at a missing code (-9999) are placeholders, and a geographic pair's rows beyond +/-180 and +/-90 out of range: not
     located."""
-    axes = {}
-    for name in table.attributes:
-        meaning = _axis(name)
-        if meaning is not None:
-            axes.setdefault(meaning[0], []).append((name, meaning[1], meaning[2]))
+    axes = _axes(table)
     pairs = []
-    for xname, xkind, xcontext in axes.get("x", []):
-        for yname, ykind, ycontext in axes.get("y", []):
+    for xname, xkind, xcontext in axes["x"]:
+        for yname, ykind, ycontext in axes["y"]:
             if xkind != ykind or xcontext != ycontext or xkind not in kinds:
                 continue
             xs, ys = _numbers(table, xname), _numbers(table, yname)
@@ -897,14 +895,21 @@ def coordinate_columns(table, kinds=("geographic",)):
     return best
 
 
-def coordinate_kinds(table):
-    """The kinds of coordinate pairs a table's headers name (``{'projected', 'unknown'}``), values not read."""
-    axes = {}
+def _axes(table):
+    """``{'x': [(column, kind, context)], 'y': [...]}``: the table's coordinate columns (:func:`_axis`)."""
+    axes = {"x": [], "y": []}
     for name in table.attributes:
         meaning = _axis(name)
         if meaning is not None:
-            axes.setdefault(meaning[0], set()).add((meaning[1], meaning[2]))
-    return {kind for kind, context in axes.get("x", set()) if (kind, context) in axes.get("y", set())}
+            axes[meaning[0]].append((name, meaning[1], meaning[2]))
+    return axes
+
+
+def coordinate_kinds(table):
+    """The kinds of coordinate pairs a table's headers name (``{'projected', 'unknown'}``), values not read."""
+    axes = _axes(table)
+    ys = {(kind, context) for _, kind, context in axes["y"]}
+    return {kind for _, kind, context in axes["x"] if (kind, context) in ys}
 
 
 def id_column(table):
