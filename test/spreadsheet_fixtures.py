@@ -13,11 +13,51 @@
   (``number-columns-repeated``, ``number-rows-repeated``) as LibreOffice writes them.
 
 Sheets are given as ``{name: rows}``, a row a list of cells: ``str`` (text), ``int`` or ``float`` (a number), ``None``
-(empty).
+(empty), :class:`Percent` (a number formatted as a percentage: the fraction stored), :class:`Formula` (a formula, with
+or without its saved value). ``merged`` gives each sheet's merged ranges in A1 notation (``{"Results": ["C1:E1"]}``):
+SpreadsheetML's ``mergeCells``; OpenDocument's ``number-columns-spanned``/``number-rows-spanned`` on the first cell
+and ``covered-table-cell`` for the others.
 """
 
+import re
 import zipfile
 from xml.sax.saxutils import escape, quoteattr
+
+
+class Percent(float):
+    """A number cell formatted as a percentage: stored as the fraction (0.015), shown as 1.50 %. ``custom``: a
+    workbook-defined format code ``0.0%`` (SpreadsheetML numFmt 164) instead of the built-in ``0.00%`` (numFmtId 10)."""
+
+    def __new__(cls, value, custom=False):
+        self = super().__new__(cls, value)
+        self.custom = custom
+        return self
+
+
+class Formula:
+    """A formula cell (``=B2*10000``), saved with its value or, ``value=None``, without it (as a program that does not
+    calculate writes it)."""
+
+    def __init__(self, formula, value=None):
+        self.formula, self.value = formula, value
+
+
+def _place(ref):
+    letters, digits = re.fullmatch(r"([A-Z]+)(\d+)", ref).groups()
+    column = 0
+    for letter in letters:
+        column = column * 26 + ord(letter) - 64
+    return int(digits) - 1, column - 1
+
+
+def _spans(ranges):
+    """``{(row, column) of the first cell: (rows, columns)}`` and the set of covered places, of A1 ranges."""
+    first, covered = {}, set()
+    for text in ranges:
+        (r0, c0), (r1, c1) = (_place(p) for p in text.split(":"))
+        first[(r0, c0)] = (r1 - r0 + 1, c1 - c0 + 1)
+        covered.update((r, c) for r in range(r0, r1 + 1) for c in range(c0, c1 + 1) if (r, c) != (r0, c0))
+    return first, covered
 
 
 def _column_letters(j):
@@ -29,7 +69,7 @@ def _column_letters(j):
     return letters
 
 
-def write_xlsx(path, sheets, hidden=(), charts=(), pad_to=None):
+def write_xlsx(path, sheets, hidden=(), charts=(), pad_to=None, merged=None):
     strings, index = [], {}
     parts = []
     for name, rows in sheets.items():
@@ -50,15 +90,23 @@ def write_xlsx(path, sheets, hidden=(), charts=(), pad_to=None):
                         index[cell] = len(strings)
                         strings.append(cell)
                     cells.append(f'<c r="{ref}" t="s"><v>{index[cell]}</v></c>')
+                elif isinstance(cell, Formula):
+                    saved = "" if cell.value is None else f"<v>{_number(cell.value)}</v>"
+                    cells.append(f'<c r="{ref}"><f>{escape(cell.formula.lstrip("="))}</f>{saved}</c>')
+                elif isinstance(cell, Percent):
+                    cells.append(f'<c r="{ref}" s="{2 if cell.custom else 1}"><v>{_number(cell)}</v></c>')
                 else:
                     cells.append(f'<c r="{ref}"><v>{_number(cell)}</v></c>')
             if pad_to:
                 cells.append(f'<c r="{pad_to}{i}" s="0"/>')
             if cells:   # Excel writes no element for an empty row
                 xml_rows.append(f'<row r="{i}">{"".join(cells)}</row>')
+        ranges = (merged or {}).get(name, [])
+        merges = (f'<mergeCells count="{len(ranges)}">' + "".join(f'<mergeCell ref="{r}"/>' for r in ranges)
+                  + "</mergeCells>") if ranges else ""
         parts.append('<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
                      '<worksheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main">'
-                     f'<sheetData>{"".join(xml_rows)}</sheetData></worksheet>')
+                     f'<sheetData>{"".join(xml_rows)}</sheetData>{merges}</worksheet>')
     names = list(sheets)
     main = "http://schemas.openxmlformats.org/spreadsheetml/2006/main"
     office = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
@@ -92,11 +140,14 @@ def write_xlsx(path, sheets, hidden=(), charts=(), pad_to=None):
                      f'<Relationship Id="rId{len(names) + 2}" Type="{office}/styles" Target="styles.xml"/>'
                      '</Relationships>')
     styles = (f'<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n<styleSheet xmlns="{main}">'
+              '<numFmts count="1"><numFmt numFmtId="164" formatCode="0.0%"/></numFmts>'
               '<fonts count="1"><font><sz val="11"/><name val="Calibri"/></font></fonts>'
               '<fills count="1"><fill><patternFill patternType="none"/></fill></fills>'
               '<borders count="1"><border/></borders>'
               '<cellStyleXfs count="1"><xf numFmtId="0" fontId="0" fillId="0" borderId="0"/></cellStyleXfs>'
-              '<cellXfs count="1"><xf numFmtId="0" fontId="0" fillId="0" borderId="0" xfId="0"/></cellXfs>'
+              '<cellXfs count="3"><xf numFmtId="0" fontId="0" fillId="0" borderId="0" xfId="0"/>'
+              '<xf numFmtId="10" fontId="0" fillId="0" borderId="0" xfId="0" applyNumberFormat="1"/>'
+              '<xf numFmtId="164" fontId="0" fillId="0" borderId="0" xfId="0" applyNumberFormat="1"/></cellXfs>'
               "</styleSheet>")
     shared = (f'<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n<sst xmlns="{main}" count="{len(strings)}" '
               f'uniqueCount="{len(strings)}">' + "".join(f"<si><t>{escape(s)}</t></si>" for s in strings) + "</sst>")
@@ -127,13 +178,14 @@ def _state(name, hidden):
     return ' state="hidden"' if name in hidden else ""
 
 
-def write_ods(path, sheets):
+def write_ods(path, sheets, merged=None):
     tables = []
     for name, rows in sheets.items():
         width = max((len(r) for r in rows), default=1)
+        first, covered = _spans((merged or {}).get(name, []))
         xml_rows, blank = [], 0
-        for row in rows:
-            if all(c is None or c == "" for c in row):
+        for i, row in enumerate(rows):
+            if all(c is None or c == "" for c in row) and not any((i, j) in covered for j in range(width)):
                 blank += 1
                 continue
             if blank:
@@ -141,18 +193,34 @@ def write_ods(path, sheets):
                                 f'<table:table-cell table:number-columns-repeated="{width}"/></table:table-row>')
                 blank = 0
             cells, empty = [], 0
-            for cell in list(row) + [None] * (width - len(row)):
-                if cell is None or cell == "":
+            for j, cell in enumerate(list(row) + [None] * (width - len(row))):
+                if (i, j) not in covered and (cell is None or cell == ""):
                     empty += 1
                     continue
                 if empty:
                     cells.append(f'<table:table-cell table:number-columns-repeated="{empty}"/>')
                     empty = 0
+                if (i, j) in covered:
+                    cells.append("<table:covered-table-cell/>")
+                    continue
+                span = first.get((i, j))
+                spanned = (f' table:number-rows-spanned="{span[0]}" table:number-columns-spanned="{span[1]}"'
+                           if span else "")
                 if isinstance(cell, str):
-                    cells.append(f'<table:table-cell office:value-type="string"><text:p>{escape(cell)}</text:p>'
+                    cells.append(f'<table:table-cell{spanned} office:value-type="string"><text:p>{escape(cell)}'
+                                 "</text:p></table:table-cell>")
+                elif isinstance(cell, Formula):
+                    formula = quoteattr("of:" + cell.formula)
+                    cells.append(f"<table:table-cell{spanned} table:formula={formula}/>" if cell.value is None else
+                                 f'<table:table-cell{spanned} table:formula={formula} office:value-type="float" '
+                                 f'office:value="{_number(cell.value)}"><text:p>{_number(cell.value)}</text:p>'
+                                 "</table:table-cell>")
+                elif isinstance(cell, Percent):
+                    cells.append(f'<table:table-cell{spanned} office:value-type="percentage" '
+                                 f'office:value="{_number(cell)}"><text:p>{float(cell) * 100:.2f}%</text:p>'
                                  "</table:table-cell>")
                 else:
-                    cells.append(f'<table:table-cell office:value-type="float" office:value="{_number(cell)}">'
+                    cells.append(f'<table:table-cell{spanned} office:value-type="float" office:value="{_number(cell)}">'
                                  f"<text:p>{_number(cell)}</text:p></table:table-cell>")
             if empty:
                 cells.append(f'<table:table-cell table:number-columns-repeated="{empty}"/>')

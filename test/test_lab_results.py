@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 
 from conftest import SHARED_DATA, warning_recorder
-from spreadsheet_fixtures import write_ods, write_xlsx
+from spreadsheet_fixtures import Formula, Percent, write_ods, write_xlsx
 from oremap.core.engine.errors import OreMapError
 from oremap.core.geochemistry import lab_results as lr
 from oremap.core.geochemistry import survey_hygiene as sh
@@ -507,6 +507,55 @@ def test_a_decimal_comma_workbook_keeps_its_number_cells_and_reads_its_text_cell
         assert [table.values(c) for c in table.assays][1:] == [[1.48, 1800.0, 1.48], [1.48, 1.2, 1234.5]]
         assert table.values(table.assays[0])[:2] == [12.5, -0.5] and table.unread(table.assays[0]) == ["n.a."]
         assert table.attribute_values("Probe") == ["10,5", "S-2", "S-3"]   # an id is no value: written as given
+
+
+@pytest.mark.parametrize("writer", [write_xlsx, write_ods], ids=["xlsx", "ods"])
+def test_percentage_cells_merged_method_codes_and_formulas_without_values(tmp_path, writer):
+    # a compilation kept in a spreadsheet: the method code typed once and merged over its three columns, copper
+    # formatted as percentages (stored 0.0123, shown 1.23 %) under '%', lead so under no unit, a zinc column of formulas
+    # saved by a program that does not calculate, and a comment merged over the assay columns of a data row
+    rows = [["SAMPLE", "ME-ICP61", None, None, "ME-ICP61", "Au-AA23"],
+            [None, "Cu", "Pb", "Zn", "Fe", "Au"],
+            [None, "%", None, "ppm", "%", "ppm"],
+            ["NC001", Percent(0.0123), Percent(0.0123, custom=True), Formula("=40*2"), 4.5, 0.005],
+            ["NC002", Percent(0.85), Percent(0.85), Formula("=B5*100", 85), 3.2, 1.2],
+            ["NC003", "not received", None, None, None, 0.1],
+            ["NC004", Percent(0.001), Percent(0.001), 12, 0.5, 0.02],
+            ["NC005", Percent(0.02), Percent(0.02), 30, 1.5, 0.01]]
+    merged = {"Results": ["B1:D1", "B6:E6"]}
+    path = writer(str(tmp_path / f"book.{'xlsx' if writer is write_xlsx else 'ods'}"), {"Results": rows},
+                  merged=merged)
+    table = lr.read_lab_results(path)
+    assert [(c.name, c.unit, c.method) for c in table.assays] == [
+        ("Cu_pct", "pct", "ME-ICP61"), ("Pb_pct", "pct", "ME-ICP61"), ("Zn_ppm", "ppm", "ME-ICP61"),
+        ("Fe_pct", "pct", "ME-ICP61"), ("Au_ppm", "ppm", "Au-AA23")]
+    cu, pb, zn = (table.values(c) for c in table.assays[:3])
+    np.testing.assert_allclose(cu, [1.23, 85.0, np.nan, 0.1, 2.0])       # the per cent shown, not 0.0123
+    np.testing.assert_allclose(pb, [1.23, 85.0, np.nan, 0.1, 2.0])   # no unit in the header: per cent
+    # the comment merged over a data row stays in its cell: the other cells are not filled with it
+    assert table.unread(table.assays[0]) == ["not received"] and table.rows[2][2:5] == ["", "", ""]
+    percent = next(n for n in table.notes if n.startswith("Cells formatted as percentages"))
+    assert percent.endswith(": Cu_pct, Pb_pct (per cent: the header gives no unit).")
+    assert not any("taken as ppm" in n for n in table.notes)
+    if writer is write_xlsx:
+        # the formula saved without its value reads as empty and is said; the one saved with its value reads
+        np.testing.assert_allclose(zn, [np.nan, 85.0, np.nan, 12.0, 30.0])
+        assert ("1 cell(s) hold formulas that the workbook was saved without the values of, and read as empty: "
+                "Zn_ppm (1).") in " ".join(table.notes)
+    else:   # GDAL's ODS driver calculates formulas itself: nothing to say
+        np.testing.assert_allclose(zn, [80.0, 85.0, np.nan, 12.0, 30.0])
+        assert not any("formulas" in n for n in table.notes)
+    # without the formats (as before): the method code reached the first column only, copper read 100 times low
+    plain = lr._table(path, dict(lr.workbook_sheets(path))["Results"], "", False, sheet="Results")
+    assert [c.method for c in plain.assays][:3] == ["ME-ICP61", "", ""] and plain.values(plain.assays[0])[0] == 0.0123
+
+
+def test_percent_number_format_codes():
+    from core.geochemistry.workbooks import percent_format
+
+    assert [percent_format(c) for c in ("0%", "0.0%", "0.00%;[Red]-0.00%", "#,##0.0 %", "General", "0.00",
+                                        '0.0"%"', "0.0\\%", '"% "0.0', None)] == \
+        [True, True, True, True, False, False, False, False, False, False]
 
 
 def test_a_workbook_joins_and_a_missing_sheet_is_refused_for_the_sheet_parameter(processing_provider, tmp_path):

@@ -20,7 +20,9 @@ and reads the others as samples, and every element field becomes text. Here the 
 - the other columns are **attributes** (sample ids, descriptions), one of which is matched to the sample points'
   ids (:func:`match_layer`).
 
-A workbook (``.xlsx``, ``.ods``) is read the same way, sheet by sheet (:func:`workbook_sheets`, GDAL's drivers).
+A workbook (``.xlsx``, ``.ods``) is read the same way, sheet by sheet (:mod:`workbooks`: GDAL's drivers for the
+values; cells formatted as percentages read as the per cent they show, a merged header cell names every column it
+covers, formulas saved without values are said).
 Pure Python and GDAL (no QGIS): ``oremap:join_lab_results`` writes the points.
 """
 
@@ -28,11 +30,7 @@ import collections
 import csv
 import io
 import math
-import os
 import re
-import shutil
-import tempfile
-import zipfile
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -40,6 +38,7 @@ import numpy as np
 from ..engine.errors import OreMapError
 from . import assay_text
 from . import survey_hygiene as sh
+from .workbooks import sheet_formats, tabs, workbook_driver, workbook_sheets
 
 #: Words of a header row's first cell that make it the row of lower limits of detection (lower case, no dots).
 LIMIT_WORDS = {"lor", "dl", "ldl", "lld", "lod", "mdl", "detectionlimit", "detectionlimits", "lowerlimit",
@@ -370,7 +369,7 @@ def read_lab_results(path, sheet=None):
     the largest table of assays, visible sheets before hidden ones (the others in ``other_sheets``). Raises
     :class:`OreMapError` (parameter ``results``, or ``sheet`` for a sheet the workbook lacks or that holds no results)
     when no row reads as data or no column as assays."""
-    driver = _workbook_driver(path)
+    driver = workbook_driver(path)
     wanted = str(sheet if sheet is not None else "").strip()
     if driver is None:
         text = _text(path)
@@ -383,10 +382,11 @@ def read_lab_results(path, sheet=None):
             table.notes.insert(0, f"Sheet '{wanted}' not used: '{path}' is a text file, not a workbook.")
         return table
     sheets = workbook_sheets(path, driver)
-    tabs = _tabs(path, driver)   # the workbook's own tabs (chart sheets included) and which are hidden
+    formats = sheet_formats(path, driver)
+    listed_tabs = tabs(path, driver)   # the workbook's own tabs (chart sheets included) and which are hidden
     names = [name for name, _ in sheets]
-    order = [t for t, _ in tabs] if tabs and set(names) <= {t for t, _ in tabs} else names
-    hidden = {t for t, h in tabs if h}
+    order = [t for t, _ in listed_tabs] if listed_tabs and set(names) <= {t for t, _ in listed_tabs} else names
+    hidden = {t for t, h in listed_tabs if h}
     listed = ", ".join(f"'{n}'" for n in order)
     if wanted:
         chosen = [n for n in names if n == wanted] \
@@ -401,13 +401,13 @@ def read_lab_results(path, sheet=None):
                               f"Its sheets: {listed} (or their numbers from 1).")
         rows = dict(sheets)[chosen[0]]
         try:
-            return _table(path, rows, "", _workbook_comma(rows), sheet=chosen[0])
+            return _table(path, rows, "", _workbook_comma(rows), sheet=chosen[0], formats=formats.get(chosen[0]))
         except OreMapError as exc:
             raise OreMapError(exc.message, "sheet", f"Choose the sheet of results among {listed}.") from None
     tables, reasons = [], []
     for name, rows in sheets:
         try:
-            tables.append(_table(path, rows, "", _workbook_comma(rows), sheet=name))
+            tables.append(_table(path, rows, "", _workbook_comma(rows), sheet=name, formats=formats.get(name)))
         except OreMapError as exc:
             # (only the message is kept: through the exception's traceback this frame held the caller's frames, and
             # the algorithm's output with them, open until the garbage collector ran; a GeoPackage stayed locked)
@@ -434,122 +434,38 @@ def _workbook_comma(rows):
     return WORKBOOK_COMMAS if assay_text.decimal_comma_texts(c for r in rows for c in r if "." not in c) else False
 
 
-#: The start of a legacy Excel file (OLE2 compound document: Excel 97-2003 ``.xls``, or an encrypted workbook).
-OLE2_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
+def _shown_percent(rows, places):
+    """``rows`` with the number cells at ``places`` (formatted as percentages) written as the per cent the sheet shows
+    (0.015 as '1.5'), and ``{column: [rows]}`` of the cells rewritten."""
+    rows, changed = [list(r) for r in rows], collections.defaultdict(list)
+    for i, j in places:
+        if i < len(rows) and j < len(rows[i]) and rows[i][j]:
+            try:
+                value = float(rows[i][j])
+            except ValueError:
+                continue
+            rows[i][j] = f"{value * 100:.15g}"
+            changed[j].append(i)
+    return rows, changed
 
 
-def _workbook_driver(path):
-    """``'XLSX'`` or ``'ODS'`` for a workbook (by its contents: a zip package of a workbook), None for text. A
-    legacy Excel 97-2003 ``.xls`` or password-protected workbook (OLE2 compound documents), an Excel binary ``.xlsb``
-    workbook, an HTML page saved as ``.xls`` or another zip archive is refused, with what to do."""
-    try:
-        with open(path, "rb") as handle:
-            magic = handle.read(512)
-    except OSError as exc:
-        raise OreMapError(f"Cannot read '{path}': {exc.strerror or exc}.", "results",
-                          "Choose a readable results file (CSV, text, .xlsx or .ods).") from None
-    if magic[:8] == OLE2_MAGIC:
-        raise OreMapError(f"'{path}' is an Excel 97-2003 workbook (.xls) or a password-protected one, which OreMap "
-                          "does not read.", "results",
-                          "Open it in the spreadsheet program and save it as an Excel workbook (.xlsx) without a "
-                          "password, or as CSV, and choose that file.")
-    if re.match(rb"\s*(<!doctype html|<html|<table|<\?xml[^>]*>\s*<html)", magic[:200].lower()):
-        raise OreMapError(f"'{path}' is a web page (HTML), as portals export tables under a spreadsheet's name.",
-                          "results", "Open it in the spreadsheet program and save it as .xlsx or CSV.")
-    if magic[:4] != b"PK\x03\x04":
-        return None
-    try:
-        with zipfile.ZipFile(path) as package:
-            members = set(package.namelist())
-            kind = package.read("mimetype").decode("ascii", "replace").strip() if "mimetype" in members else ""
-    except (zipfile.BadZipFile, OSError) as exc:
-        raise OreMapError(f"'{path}' is a damaged zip package ({exc}).", "results",
-                          "Open it in the spreadsheet program and save it again, or save the sheet as CSV.") from None
-    if "xl/workbook.xml" in members:
-        return "XLSX"
-    if kind == "application/vnd.oasis.opendocument.spreadsheet":
-        return "ODS"
-    if "xl/workbook.bin" in members:
-        raise OreMapError(f"'{path}' is an Excel binary workbook (.xlsb), which OreMap does not read.", "results",
-                          "Save it as an Excel workbook (.xlsx) or as CSV and choose that file.")
-    raise OreMapError(f"'{path}' is a zip archive, not a results table or workbook.", "results",
-                      "Unpack it and choose the results file (CSV, text, .xlsx or .ods).")
+def _merged_header(rows, merged, start):
+    """Fill each merged cell's value (a method code written once over its columns) across the columns it spans, in
+    its first row, for rows above the data (``start``): every column it covers gets the code. Below, a merged cell is
+    left as the sheet stores it."""
+    for r0, c0, _, c1 in merged:
+        if r0 < start and c0 < len(rows[r0]) and rows[r0][c0]:
+            for j in range(c0 + 1, min(c1, len(rows[r0]) - 1) + 1):
+                rows[r0][j] = rows[r0][j] or rows[r0][c0]
 
 
-def _tabs(path, driver):
-    """``[(name, hidden)]``: an Excel workbook's tabs in order, chart sheets included (GDAL lists tables only), from
-    ``xl/workbook.xml`` (``state="hidden"`` or ``"veryHidden"``); [] for OpenDocument (its tables are GDAL's) or
-    where the part cannot be read."""
-    if driver != "XLSX":
-        return []
-    import xml.etree.ElementTree as ElementTree
-
-    try:
-        with zipfile.ZipFile(path) as package:
-            root = ElementTree.fromstring(package.read("xl/workbook.xml"))
-    except (zipfile.BadZipFile, KeyError, OSError, ElementTree.ParseError):
-        return []
-    return [(e.get("name", ""), e.get("state", "visible") != "visible")
-            for e in root.iter() if e.tag.rsplit("}", 1)[-1] == "sheet"]
-
-
-def workbook_sheets(path, driver=None, shown=None):
-    """The sheets of a workbook as ``[(name, rows)]``, each row a list of stripped text cells ('' when empty), read by
-    GDAL's XLSX or ODS driver with no header row and every cell as text (numbers as GDAL writes them: ``0.005``,
-    ``1480``, ``1e-05``; a cell formatted as a percentage as its fraction, 0.03 for 3 %). Rows keep their places (a
-    blank row stays, so line numbers are sheet rows); columns empty in every row are cut from the right (cells only
-    formatted out to column Z or beyond widen GDAL's rows). ``shown``: the name errors give the file (a copy is read
-    where the name's ending is not the format's)."""
-    from osgeo import gdal
-
-    driver = driver or _workbook_driver(path)
-    suffix = {"XLSX": (".xlsx", ".xlsm"), "ODS": (".ods",)}[driver]
-    if not str(path).lower().endswith(suffix):
-        # GDAL knows a workbook by its name's ending: read a copy named so (a results.dat that is a workbook)
-        with tempfile.TemporaryDirectory(prefix="oremap_workbook_") as folder:
-            copy = os.path.join(folder, "results" + suffix[0])
-            shutil.copyfile(path, copy)
-            return workbook_sheets(copy, driver, shown=path)
-    # GDAL before 3.8 takes these as configuration options only (read when a sheet is first read, so they stay set
-    # on this thread until the sheets are read), 3.8 on as open options too
-    options = {f"OGR_{driver}_HEADERS": "DISABLE", f"OGR_{driver}_FIELD_TYPES": "STRING"}
-    before = {key: gdal.GetThreadLocalConfigOption(key, None) for key in options}
-    gdal.PushErrorHandler("CPLQuietErrorHandler")
-    dataset = None
-    try:
-        for key, value in options.items():
-            gdal.SetThreadLocalConfigOption(key, value)
-        gdal.ErrorReset()
-        try:
-            dataset = gdal.OpenEx(str(path), gdal.OF_VECTOR | gdal.OF_READONLY, allowed_drivers=[driver])
-            problem = gdal.GetLastErrorMsg()
-        except RuntimeError as exc:   # where the caller turned GDAL's exceptions on
-            dataset, problem = None, str(exc)
-        if dataset is None:
-            problem = problem.strip().rstrip(".")
-            raise OreMapError(f"Cannot read the workbook '{shown or path}'" + (f": {problem}." if problem else "."),
-                              "results",
-                              "Open it in the spreadsheet program and save it again, or save the sheet as CSV.")
-        sheets = []
-        for k in range(dataset.GetLayerCount()):
-            layer = dataset.GetLayer(k)
-            count = layer.GetLayerDefn().GetFieldCount()
-            rows = [[feature.GetFieldAsString(j).strip() if feature.IsFieldSetAndNotNull(j) else ""
-                     for j in range(count)] for feature in layer]
-            width = max((j + 1 for r in rows for j, c in enumerate(r) if c), default=0)
-            sheets.append((layer.GetName(), [r[:width] for r in rows]))
-            layer = None
-    finally:
-        dataset = None
-        for key, value in before.items():
-            gdal.SetThreadLocalConfigOption(key, value)
-        gdal.PopErrorHandler()
-    return sheets
-
-
-def _table(path, rows, delimiter, comma, sheet=""):
-    """A :class:`LabTable` of the rows of a text file or a workbook's sheet."""
+def _table(path, rows, delimiter, comma, sheet="", formats=None):
+    """A :class:`LabTable` of the rows of a text file or a workbook's sheet (``formats``: its
+    :class:`workbooks.SheetFormats`)."""
     where = f"Sheet '{sheet}' of '{path}'" if sheet else f"'{path}'"
+    percent_cells = {}
+    if formats is not None and formats.percent:
+        rows, percent_cells = _shown_percent(rows, formats.percent)
     head = rows[:SNIFF_ROWS]
     lengths = [len(r) for r in head if sum(1 for c in r if c) > 1]
     if not lengths:
@@ -590,6 +506,9 @@ def _table(path, rows, delimiter, comma, sheet=""):
     if start is None:
         raise OreMapError(f"No row of {where} reads as assay values.", "results",
                           "Choose the laboratory's results file: one row per sample, one column per element.")
+    if formats is not None and formats.merged:
+        rows = [list(r) for r in rows] if not percent_cells else rows
+        _merged_header(rows, formats.merged, start)
     # the header: the rows above the data as wide as the table (certificate lines above are shorter)
     header = []
     for i in range(start - 1, -1, -1):   # the rows right above the data; a short or blank row ends the header
@@ -605,7 +524,7 @@ def _table(path, rows, delimiter, comma, sheet=""):
     # a repeated header further down (pages of a printed certificate) and trailing notes are no samples
     data = [(i, r) for i, r in data if sum(_is_value(c, comma) or _no_result(c) for c in r if c) >= 1]
     line_numbers, rows_data = [i + 1 for i, _ in data], [r for _, r in data]
-    assays, attributes, notes, empty = [], {}, [], []
+    assays, attributes, notes, empty, percent_unit = [], {}, [], [], set()
     for j in range(width):
         cells = [rows[i][j] if j < len(rows[i]) else "" for i in names_rows]
         element, unit, method, words = _column_meaning(cells)
@@ -613,6 +532,10 @@ def _table(path, rows, delimiter, comma, sheet=""):
         column = [r[j] if j < len(r) else "" for r in rows_data]
         filled = [c for c in column if c]
         readable = sum(_is_value(c, comma) or _no_result(c) for c in filled)
+        shown = sum(1 for i in percent_cells.get(j, ()) if i >= start)
+        if element is not None and unit is None and shown and shown >= 0.5 * len(filled):
+            unit = "pct"   # the sheet shows its values as per cent: that is their unit
+            percent_unit.add(j)
         if element is not None and filled and readable >= ASSAY_SHARE * len(filled):
             limit = float("nan")
             if limits_row is not None and j < len(rows[limits_row]):
@@ -634,8 +557,35 @@ def _table(path, rows, delimiter, comma, sheet=""):
     bare = [c.name for c in assays if not c.unit_given]
     if bare:
         notes.append(f"No unit in the header of {len(bare)} assay column(s), taken as ppm: {', '.join(bare)}.")
+    notes.extend(_format_notes(rows, start, assays, attributes, percent_cells, percent_unit, formats))
     return LabTable(path, delimiter, bool(comma), [i + 1 for i in header], start + 1, assays, attributes, rows_data,
                     line_numbers, notes, sheet=sheet)
+
+
+def _format_notes(rows, start, assays, attributes, percent_cells, percent_unit, formats):
+    """What the log says of a sheet's cell formats: the columns whose cells read as the per cent they show (and the
+    unit that gave), and formulas saved without their values (read as empty)."""
+    names = {c.index: c.name for c in assays}
+    names.update({j: name for name, j in attributes.items()})
+    notes = []
+    shown = sorted(j for j, rows_changed in percent_cells.items() if any(i >= start for i in rows_changed))
+    units = {c.index: c.unit for c in assays}
+    if shown:
+        said = ", ".join(names.get(j, f"column {j + 1}") + (" (per cent: the header gives no unit)"
+                                                             if j in percent_unit else
+                                                             f" (the header says {units[j]}: the number shown is "
+                                                             f"read in {units[j]})" if units.get(j, "pct") != "pct"
+                                                             else "") for j in shown)
+        notes.append(f"Cells formatted as percentages read as the per cent they show (a cell showing 1.5 % stores "
+                     f"0.015): {said}.")
+    blank = collections.Counter(j for i, j in (formats.uncached if formats is not None else ())
+                                if i >= start and i < len(rows) and (j >= len(rows[i]) or not rows[i][j]))
+    if blank:
+        said = ", ".join(f"{names.get(j, f'column {j + 1}')} ({n})" for j, n in sorted(blank.items()))
+        notes.append(f"{sum(blank.values())} cell(s) hold formulas that the workbook was saved without the values of, "
+                     f"and read as empty: {said}. Open the workbook in a spreadsheet program (which calculates "
+                     "them), save it and choose it again.")
+    return notes
 
 
 def _kept_name(cells):
