@@ -235,9 +235,9 @@ class JoinLabResults(OreMapAlgorithm):
                                 "Give their CRS (the UTM or MGA zone and datum of the survey; EPSG:4326 or the "
                                 "survey's datum for longitudes and latitudes written as X and Y).")
             if set(named) & set(kinds):
-                raise self.fail("RESULTS", "The results file's coordinate columns hold no numbers (coordinates written "
-                                "with units, '500000mE', or in degrees and minutes?).",
-                                "Write the coordinates as plain numbers (decimal degrees, metres).")
+                raise self.fail("RESULTS", "The results file's coordinate columns hold no coordinates that read: no "
+                                "numbers, nor degrees, minutes and seconds (32°15'30\"S) or metres with their unit "
+                                "(500000mE).", "Write the coordinates as plain numbers (decimal degrees, metres).")
             if given and named:
                 system = "geographic" if crs.isGeographic() else "projected"
                 kind = "longitude and latitude (or X and Y)" if crs.isGeographic() else \
@@ -283,6 +283,13 @@ class JoinLabResults(OreMapAlgorithm):
                       + f"; {len(located)} rows located." + (f" Not used: {', '.join(found.others)}."
                                                               if found.others else ""))
         ids = self._row_ids(parameters, context, table)
+        if found.written:
+            i = found.written[0]
+            x_text, y_text = (table.attribute_values(c)[i] for c in (found.x_column, found.y_column))
+            feedback.info(f"{len(found.written)} rows' coordinates are written "
+                          + ("in degrees, minutes and seconds" if found.geographic else "with their unit")
+                          + f", and read so (e.g. {ids[i] or table.place(i)}: '{x_text}', '{y_text}' as "
+                          f"{found.x[i]:.6f}, {found.y[i]:.6f}).")
         for rows_out, why in ((found.placeholders, "coordinates that stand for none (0, 0 or a missing code such as "
                                                    "-9999)"),
                               (found.out_of_range, "a longitude or latitude out of range"),

@@ -7,6 +7,7 @@ blanks among them, values below the limit ('<0.005'), over the upper limit ('>10
 its own column) and not sufficient sample ('NSS').
 """
 
+import math
 import os
 
 import numpy as np
@@ -617,6 +618,32 @@ def test_a_file_with_its_own_coordinates_finds_them(tmp_path):
     np.testing.assert_array_equal(found.x, pd.read_csv(AREA1)["X"].to_numpy())
 
 
+def test_coordinates_in_degrees_minutes_and_seconds_and_metres_with_units(tmp_path):
+    # the ways older compilations write them; the hemisphere gives the sign, a letter of the other axis is no
+    # coordinate there, minutes and seconds under 60, decimals only in the last part
+    cases = [("117°30'15.5\"E", "x", 117 + 30 / 60 + 15.5 / 3600), ("117° 30′ 15″ W", "x", -(117 + 30 / 60 + 15 / 3600)),
+             ("S 32 15 30", "y", -(32 + 15 / 60 + 30 / 3600)), ("-32:15:30", "y", -(32 + 15 / 60 + 30 / 3600)),
+             ("32d15.5m S", "y", -(32 + 15.5 / 60)), ("32° 15,5' S", "y", -(32 + 15.5 / 60)), ("32.25S", "y", -32.25),
+             ("32 15 30", "y", 32 + 15 / 60 + 30 / 3600), ("N32°", "y", 32.0)]
+    for text, axis, expected in cases:
+        assert lr.sexagesimal(text, axis) == pytest.approx(expected, abs=1e-12), text
+    for text, axis in (("32°15'S", "x"), ("117°E", "y"), ("32 75 00", "y"), ("32.5 15", "y"), ("117.5", "x"),
+                       ("12-34", "y"), ("n.a.", "y")):
+        assert math.isnan(lr.sexagesimal(text, axis)), text
+    text = ("SampleID,Lat,Long,Au_ppb\nS1,\"27°07'24.2\"\"S\",\"117°00'04.3\"\"E\",5\n"
+            "S2,-27.1234,117.0022,3\nS3,27 07 24 N,117 00 04 E,4\nS4,,,7\n")
+    table = lr.read_lab_results(write(tmp_path, "dms.csv", text))
+    found = lr.coordinate_columns(table)
+    np.testing.assert_allclose(found.x[:3], [117 + 4.3 / 3600, 117.0022, 117 + 4 / 3600])
+    np.testing.assert_allclose(found.y[:3], [-(27 + 7 / 60 + 24.2 / 3600), -27.1234, 27 + 7 / 60 + 24 / 3600])
+    assert found.written == [0, 2] and found.located() == [0, 1, 2]
+    # eastings and northings with their unit; a northing's letter on an easting is no easting
+    text = "Sample,Easting,Northing,Au_ppb\nA,500000mE,7000000mN,5\nB,500100 m,7000100 m,3\nC,500200mN,7000200mN,4\n"
+    found = lr.coordinate_columns(lr.read_lab_results(write(tmp_path, "units.csv", text)), ("projected",))
+    np.testing.assert_array_equal(found.x, [500000.0, 500100.0, np.nan])
+    assert found.y == [7000000.0, 7000100.0, 7000200.0] and found.written == [0, 1, 2] and found.located() == [0, 1]
+
+
 def test_without_points_each_row_is_written_at_its_coordinates(processing_provider, tmp_path):
     import processing
     from qgis.core import QgsProcessingContext, QgsProcessingException, QgsVectorLayer
@@ -646,6 +673,14 @@ def test_without_points_each_row_is_written_at_its_coordinates(processing_provid
         [(117.0012, -27.1234), (117.0022, -27.1234)]
     assert any("('Longitude', 'Latitude'), in EPSG:4326 (longitude and latitude, as no CRS was given)" in i
                for i in feedback.infos)
+    del layer
+    # degrees, minutes and seconds are read, and the log says so with an example
+    dms = write(tmp_path, "dms.csv", "SampleID,Latitude,Longitude,Au_ppb\nS1,27 07 24.2 S,117 00 04.3 E,5\n"
+                                     "S2,-27.1234,117.0022,3\n")
+    result, layer, feedback = run("dms.gpkg", RESULTS=dms)
+    assert result["JOINED"] == 2 and ("1 rows' coordinates are written in degrees, minutes and seconds, and read so "
+                                      "(e.g. S1: '117 00 04.3 E', '27 07 24.2 S' as 117.001194, -27.123389).") \
+        in feedback.infos
     del layer
     # eastings, or plain X and Y (a small local grid would pass for degrees), need their CRS; a geographic CRS for a
     # file of eastings; swapped names; several zones; a file without coordinates needs points

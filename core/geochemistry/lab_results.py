@@ -246,6 +246,16 @@ def _is_value(cell, comma):
     return value == value
 
 
+def _coordinate_like(cell):
+    """True for a cell that reads as a coordinate in degrees, minutes and seconds (with a hemisphere or marks:
+    ``32°15'30"S``, ``117 30 15 E``) or in metres with its unit (``500000mE``): a value of a sample's row."""
+    # (a sample id such as 'S1' or 'N2' would read as one degree: a coordinate here has two parts or a degree sign,
+    # and metres four digits at least)
+    if len(re.findall(r"\d+", cell)) >= 2 or re.search(r"[°º˚]", cell):
+        return any(sexagesimal(cell, axis) == sexagesimal(cell, axis) for axis in ("x", "y"))
+    return re.fullmatch(r"\s*\d{4,}([.,]\d*)?\s*(m\s*[EN]?|[EN])\s*", cell, re.IGNORECASE) is not None
+
+
 def _no_result(cell):
     return assay_text.word(cell) in assay_text.NO_VALUE_WORDS
 
@@ -477,9 +487,11 @@ def _table(path, rows, delimiter, comma, sheet="", formats=None):
 
     def data_like(row):
         cells = [c for c in row if c]
-        # (a narrow file's sample may hold one value: id, primary assay, a re-assay column still empty)
-        return len(cells) >= 2 and sum(_is_value(c, comma) or _no_result(c) for c in cells) >= \
-            DATA_SHARE * len(cells) and sum(_is_value(c, comma) for c in cells) >= min(2, len(cells) - 1)
+        # (a narrow file's sample may hold one value: id, primary assay, a re-assay column still empty; a coordinate
+        # in degrees and minutes or with its unit is a value too)
+        values = sum(_is_value(c, comma) or _coordinate_like(c) for c in cells)
+        return len(cells) >= 2 and values + sum(_no_result(c) for c in cells) >= DATA_SHARE * len(cells) \
+            and values >= min(2, len(cells) - 1)
 
     for i, row in enumerate(rows):
         cells = [c for c in row if c]
@@ -751,6 +763,8 @@ class Coordinates:
     placeholders: list = field(default_factory=list)   # rows at 0/0 or at a missing code: not located
     out_of_range: list = field(default_factory=list)   # rows of a geographic pair beyond +/-180 and +/-90
     others: list = field(default_factory=list)          # other pairs of the file, not used ('Easting / Northing')
+    written: list = field(default_factory=list)         # rows whose coordinates were written in degrees, minutes
+    #                                                     and seconds, or with units ('500000mE'), and read as such
 
     @property
     def geographic(self):
@@ -799,17 +813,75 @@ def _axis(label):
     return None
 
 
-def _numbers(table, name):
+_HEMISPHERES = {"x": {"E": 1.0, "W": -1.0}, "y": {"N": 1.0, "S": -1.0}}
+_SEXAGESIMAL_MARKS = re.compile(r"\s*(?:[°º˚]|(?<=\d)(?:deg|d|min|m)|:|''|[\"″”]|['′’])\s*|\s+", re.IGNORECASE)
+
+
+def sexagesimal(text, axis):
+    """Degrees written as degrees, minutes and seconds (``117°30'15.5"E``, ``S 32 15 30``, ``-32:15:30``,
+    ``32d15.5m S``, ``32.25S``): decimal degrees, negative to the south and west; NaN for anything else. ``axis``:
+    ``'x'`` (a longitude: E or W) or ``'y'`` (a latitude: N or S); a hemisphere of the other axis is no coordinate
+    here. Minutes and seconds must be under 60, and only the last part may have decimals."""
+    t = text.strip()
+    hemisphere = None
+    first = re.match(r"([NSEWnsew])\s*(?=[\d+-])", t)
+    last = re.search(r"(?<=[\d°º˚'′’\"″”\s])([NSEWnsew])$", t)
+    if first:
+        hemisphere, t = first.group(1).upper(), t[first.end():]
+    elif last:
+        hemisphere, t = last.group(1).upper(), t[:last.start()]
+    if hemisphere is not None and hemisphere not in _HEMISPHERES[axis]:
+        return float("nan")
+    t = t.strip()
+    sign = -1.0 if t.startswith("-") else 1.0
+    t = t.lstrip("+-").strip()
+    if not t[:1].isdigit():
+        return float("nan")
+    marked = bool(re.search(r"[^\d.,]", t))
+    parts = [p for p in _SEXAGESIMAL_MARKS.split(t) if p]
+    if not 1 <= len(parts) <= 3 or not (marked or hemisphere) \
+            or not all(re.fullmatch(r"\d+([.,]\d+)?", p) for p in parts) \
+            or any(not p.isdigit() for p in parts[:-1]):
+        return float("nan")
+    numbers = [float(p.replace(",", ".")) for p in parts] + [0.0, 0.0]
+    if numbers[1] >= 60 or numbers[2] >= 60:
+        return float("nan")
+    value = numbers[0] + numbers[1] / 60 + numbers[2] / 3600
+    return -value if sign < 0 or (hemisphere and _HEMISPHERES[axis][hemisphere] < 0) else value
+
+
+def _metres(table, text, axis):
+    """A projected coordinate written with its unit or axis letter (``500000mE``, ``6500000 mN``, ``431250 m``):
+    the number; NaN for anything else (a northing's letter on an easting included)."""
+    match = re.fullmatch(r"\s*([-+]?\d[\d.,]*)\s*(m|metres|meters)?\s*([EN])?\s*", text, re.IGNORECASE)
+    if not match or not (match.group(2) or match.group(3)) \
+            or (match.group(3) and match.group(3).upper() != {"x": "E", "y": "N"}[axis]):
+        return float("nan")
+    try:
+        return table.number(match.group(1))
+    except ValueError:
+        return float("nan")
+
+
+def _numbers(table, name, axis=None, kind=None):
     """The values of attribute column ``name`` as floats (NaN where a cell is empty or no number), read as the file
     writes numbers: a workbook's number cells with a point, decimal commas where the file has them, thousands
-    separators ('7,000,000')."""
-    out = []
-    for t in table.attribute_values(name):
+    separators ('7,000,000'). For a coordinate column (``axis`` 'x' or 'y' and its ``kind``), also degrees, minutes
+    and seconds (:func:`sexagesimal`, geographic) or metres with their unit (``500000mE``; projected or unknown):
+    ``(values, written)``, ``written`` the rows read so."""
+    out, written = [], []
+    for i, t in enumerate(table.attribute_values(name)):
         try:
             out.append(table.number(t) if t else float("nan"))
         except ValueError:
-            out.append(float("nan"))
-    return out
+            if axis is None:
+                out.append(float("nan"))
+                continue
+            value = sexagesimal(t, axis) if kind == "geographic" else _metres(table, t, axis)
+            out.append(value)
+            if value == value:
+                written.append(i)
+    return out if axis is None else (out, written)
 
 
 def coordinate_columns(table, kinds=("geographic",)):
@@ -826,8 +898,8 @@ def coordinate_columns(table, kinds=("geographic",)):
         for yname, ykind, ycontext in axes["y"]:
             if xkind != ykind or xcontext != ycontext or xkind not in kinds:
                 continue
-            xs, ys = _numbers(table, xname), _numbers(table, yname)
-            found = Coordinates(xname, yname, xs, ys, xkind)
+            (xs, xwritten), (ys, ywritten) = _numbers(table, xname, "x", xkind), _numbers(table, yname, "y", ykind)
+            found = Coordinates(xname, yname, xs, ys, xkind, written=sorted(set(xwritten) | set(ywritten)))
             for i, (a, b) in enumerate(zip(xs, ys)):
                 if not (math.isfinite(a) and math.isfinite(b)):
                     continue
