@@ -713,3 +713,16 @@ def test_without_points_each_row_is_written_at_its_coordinates(processing_provid
     result, layer, _ = run("fid.gpkg", RESULTS=fid, CRS="EPSG:28350")
     assert result["JOINED"] == 2 and [f["fid_results"] for f in layer.getFeatures()] == [0.0, 1.0]
     del layer
+
+
+def test_thousands_separators_of_several_groups():
+    # '7,000,000' (an easting or a big count formatted by a spreadsheet) reads as one number, in layers and files; in
+    # a decimal-comma file it is no number; groups of other sizes are not thousands
+    from core.geochemistry import assay_text
+
+    assert [assay_text.decimal(t) for t in ("7,000,000", "-1,250,000", "1,250,000.5", "1,250", "0,05")] == \
+        [7000000.0, -1250000.0, 1250000.5, 1250.0, 0.05]
+    for text, comma in (("7,000,000", "decimal"), ("12,34,567", None), ("7,00,000", None)):
+        with pytest.raises(ValueError):
+            assay_text.decimal(text, comma)
+    assert assay_text.assay_value(">1,000,000") == 1000000.0 and assay_text.assay_value("<1,000") == -1000.0
