@@ -65,7 +65,8 @@ class JoinLabResults(OreMapAlgorithm):
         "re-assay, where there is one); words for no result (NSS, LNR, n.a., IS) are empty.\n\n"
         "Rows of the file without a sample point of their id (certified standards, blanks, samples not in the "
         "layer) are left out and listed in the log, which is how the laboratory's quality-control rows stay out "
-        "of the survey. A sample with several rows (a repeat, a field duplicate under the same id) is written "
+        "of the survey; a blank that assays above 5 times the limit of detection (contamination) is warned of. A "
+        "sample with several rows (a repeat, a field duplicate under the same id) is written "
         "once per row: give its id field as the Sample id field (SAMPLE_FIELD) of the geochemistry algorithms to "
         "count it once. Points without results are left out (the log counts them), or kept with empty assays. Ids "
         "match exactly, else ignoring case and spaces ('nc 003' is 'NC003').\n\n"
@@ -283,6 +284,7 @@ class JoinLabResults(OreMapAlgorithm):
                       + f"; {len(located)} rows located." + (f" Not used: {', '.join(found.others)}."
                                                               if found.others else ""))
         ids = self._row_ids(parameters, context, table)
+        self._check_blanks(table, ids, feedback)
         if found.written:
             i = found.written[0]
             x_text, y_text = (table.attribute_values(c)[i] for c in (found.x_column, found.y_column))
@@ -331,6 +333,7 @@ class JoinLabResults(OreMapAlgorithm):
             id_field, column, rows = self._match(parameters, context, table, source, features, feedback)
             keep = self.parameterAsBool(parameters, "KEEP_POINTS", context)
             self._log_matches(table, column, rows, len(features), keep, feedback)
+            self._check_blanks(table, table.attribute_values(column), feedback)
             fields, crs, wkb = source.fields(), source.sourceCrs(), source.wkbType()
             if self.parameterAsCrs(parameters, "CRS", context).isValid():
                 feedback.warning("CRS applies to the file's own coordinates, without sample points: not used (the "
@@ -443,6 +446,22 @@ class JoinLabResults(OreMapAlgorithm):
             texts = table.unread(c)
             if texts:
                 feedback.info(f"{c.name}: no value in rows reading {_shown(texts)} (written empty).")
+
+    @staticmethod
+    def _check_blanks(table, ids, feedback):
+        """Warn of the file's blanks that assay above a few times the limit of detection
+        (:func:`core.geochemistry.lab_results.contaminated_blanks`)."""
+        found = lab_results.contaminated_blanks(table, ids)
+        if not found:
+            return
+        said = "; ".join(
+            f"{ids[i] or 'a blank'} ({table.place(i)}): "
+            + ", ".join(f"{name} {value:g}, {value / limit:.0f} times its limit {limit:g}" for name, value, limit in
+                        hits[:4]) + (f" and {len(hits) - 4} more" if len(hits) > 4 else "") for i, hits in found[:6])
+        more = f"; and {len(found) - 6} more" if len(found) > 6 else ""
+        feedback.warning(f"{len(found)} blank(s) assay above {lab_results.BLANK_FACTOR:g} times the limit of "
+                         f"detection: contamination or carry-over in the laboratory, which also reaches the samples "
+                         f"prepared or analysed after them. {said}{more}. Ask the laboratory to check the batch.")
 
     def _log_matches(self, table, column, rows, n_points, keep, feedback):
         ids = table.attribute_values(column)

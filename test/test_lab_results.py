@@ -726,3 +726,29 @@ def test_thousands_separators_of_several_groups():
         with pytest.raises(ValueError):
             assay_text.decimal(text, comma)
     assert assay_text.assay_value(">1,000,000") == 1000000.0 and assay_text.assay_value("<1,000") == -1000.0
+
+
+def test_a_contaminated_blank_is_found_and_warned_of(processing_provider, tmp_path):
+    # the certificate's blank assays below every limit: nothing to say
+    clean = lr.read_lab_results(write(tmp_path, "clean.csv", CERTIFICATE))
+    assert lr.contaminated_blanks(clean, clean.attribute_values("SAMPLE / DESCRIPTION")) == []
+    # a blank carrying gold (0.08 ppm, 16 times the limit 0.005) and copper at 2 times the limit (no fault); a pulp
+    # blank named only in a QC-type column, with arsenic over 5 times the lowest '<' limit of its column
+    text = ("SAMPLE,QC,WEI-21,Au-AA23,ME-ICP61,ME-ICP61,ME-ICP61\nDESCRIPTION,TYPE,Recvd Wt.,Au,Cu,S,As\n"
+            ",,kg,ppm,%,%,ppm\n,,0.02,0.005,0.0001,0.01,\n"
+            "NC001,,2.10,<0.005,0.0123,1.20,6\nNC002,,1.90,0.85,0.85,0.5,<5\nBLANK,,0.10,0.08,0.0002,<0.01,<5\n"
+            "NC003,,2.00,0.456,0.456,2.10,11\nNC004,,1.00,0.100,1.00,1.00,<5\n"
+            "NC099,Pulp Blank,0.10,<0.005,0.0001,<0.01,40\n")
+    table = lr.read_lab_results(write(tmp_path, "dirty.csv", text))
+    ids = table.attribute_values(lr.id_column(table))
+    found = lr.contaminated_blanks(table, ids)
+    assert [(ids[i], hits) for i, hits in found] == [("BLANK", [("Au_ppm", 0.08, 0.005)]),
+                                                     ("NC099", [("As_ppm", 40.0, 5.0)])]
+    feedback = warning_recorder()
+    result, layer, _ = run_join(tmp_path, {"RESULTS": write(tmp_path, "dirty_join.csv", text)}, feedback)
+    assert result["JOINED"] == 4
+    assert ("2 blank(s) assay above 5 times the limit of detection: contamination or carry-over in the laboratory, "
+            "which also reaches the samples prepared or analysed after them. BLANK (line 7): Au_ppm 0.08, 16 "
+            "times its limit 0.005; NC099 (line 10): As_ppm 40, 8 times its limit 5. Ask the laboratory to check the "
+            "batch.") in feedback.warnings
+    del layer
