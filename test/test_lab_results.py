@@ -551,6 +551,36 @@ def test_percentage_cells_merged_method_codes_and_formulas_without_values(tmp_pa
     assert [c.method for c in plain.assays][:3] == ["ME-ICP61", "", ""] and plain.values(plain.assays[0])[0] == 0.0123
 
 
+def test_titles_merged_over_the_table_summary_formulas_and_clock_times_stay_out_of_the_header_and_data(tmp_path):
+    # a title merged over the table above its header stays a certificate line (filled across, it had joined the
+    # header and its 'ppm unless stated' made Fe and S ppm); a mean row of formulas without values below the samples
+    # is no sample's cell; Excel's empty-text formula result (an empty <v>) is calculated
+    rows = [["Certificate VA26001234: multi-element results, ppm unless stated", None, None, None],
+            ["SAMPLE", "Au", "Cu", "Fe"], [None, "ppm", "ppm", "%"], ["A1", 0.01, 12, 3.4], ["A2", 0.02, 15, 3.1],
+            ["Mean", Formula("=AVERAGE(B4:B5)"), Formula("=AVERAGE(C4:C5)"), Formula("=AVERAGE(D4:D5)")]]
+    for writer in (write_xlsx, write_ods):
+        path = writer(str(tmp_path / f"title{writer.__name__}"), {"R": rows}, merged={"R": ["A1:D1"]})
+        table = lr.read_lab_results(path)
+        assert table.header_lines == [2, 3] and list(table.attributes) == ["SAMPLE"]
+        assert [(c.name, table.values(c)) for c in table.assays] == [
+            ("Au_ppm", [0.01, 0.02]), ("Cu_ppm", [12.0, 15.0]), ("Fe_pct", [3.4, 3.1])]
+        assert not any("formulas" in n for n in table.notes)
+    # clock times in certificate lines are no coordinates: the lines are no data
+    text = ("Analysis started,08:15\nAnalysis finished,16:40\n\nSampleID,Au_ppb,Cu_ppm,Pb_ppm\n"
+            "S-1,5,40,12\nS-2,3,35,10\n")
+    table = lr.read_lab_results(write(tmp_path, "times.csv", text))
+    assert table.first_data_line == 5 and [c.name for c in table.assays] == ["Au_ppb", "Cu_ppm", "Pb_ppm"]
+    assert not any(lr._coordinate_like(t) for t in ("08:15", "1 2", "2023 05", "S1", "0-2"))
+    # a seconds mark 's' after a minutes letter is no southern hemisphere; a row placed without both coordinates is
+    # not counted as read from degrees
+    assert lr.sexagesimal("45d30m15s", "y") == pytest.approx(45 + 30 / 60 + 15 / 3600)
+    assert lr.sexagesimal("45d30m15s S", "y") == pytest.approx(-(45 + 30 / 60 + 15 / 3600))
+    assert lr.sexagesimal("45°30'15S", "y") == pytest.approx(-(45 + 30 / 60 + 15 / 3600))
+    text = "SampleID,Lat,Long,Au_ppb\nS1,27 07 24 S,,5\nS2,27 07 30 S,117 00 04 E,3\nS3,-27.2,117.1,4\n"
+    found = lr.coordinate_columns(lr.read_lab_results(write(tmp_path, "half.csv", text)))
+    assert found.located() == [1, 2] and found.written == [1]
+
+
 def test_percent_number_format_codes():
     from core.geochemistry.workbooks import percent_format
 
@@ -641,7 +671,7 @@ def test_coordinates_in_degrees_minutes_and_seconds_and_metres_with_units(tmp_pa
     text = "Sample,Easting,Northing,Au_ppb\nA,500000mE,7000000mN,5\nB,500100 m,7000100 m,3\nC,500200mN,7000200mN,4\n"
     found = lr.coordinate_columns(lr.read_lab_results(write(tmp_path, "units.csv", text)), ("projected",))
     np.testing.assert_array_equal(found.x, [500000.0, 500100.0, np.nan])
-    assert found.y == [7000000.0, 7000100.0, 7000200.0] and found.written == [0, 1, 2] and found.located() == [0, 1]
+    assert found.y == [7000000.0, 7000100.0, 7000200.0] and found.written == [0, 1] and found.located() == [0, 1]
 
 
 def test_without_points_each_row_is_written_at_its_coordinates(processing_provider, tmp_path):

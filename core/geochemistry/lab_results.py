@@ -250,8 +250,9 @@ def _coordinate_like(cell):
     """True for a cell that reads as a coordinate in degrees, minutes and seconds (with a hemisphere or marks:
     ``32°15'30"S``, ``117 30 15 E``) or in metres with its unit (``500000mE``): a value of a sample's row."""
     # (a sample id such as 'S1' or 'N2' would read as one degree: a coordinate here has two parts or a degree sign,
-    # and metres four digits at least)
-    if len(re.findall(r"\d+", cell)) >= 2 or re.search(r"[°º˚]", cell):
+    # and metres four digits at least; a clock time '08:15' or '1 2' has no degree, minute or second mark nor a
+    # hemisphere: no coordinate)
+    if (len(re.findall(r"\d+", cell)) >= 2 or re.search(r"[°º˚]", cell)) and _DEGREE_MARKS.search(cell):
         return any(sexagesimal(cell, axis) == sexagesimal(cell, axis) for axis in ("x", "y"))
     return re.fullmatch(r"\s*\d{4,}([.,]\d*)?\s*(m\s*[EN]?|[EN])\s*", cell, re.IGNORECASE) is not None
 
@@ -461,10 +462,12 @@ def _shown_percent(rows, places):
 
 def _merged_header(rows, merged, start):
     """Fill each merged cell's value (a method code written once over its columns) across the columns it spans, in
-    its first row, for rows above the data (``start``): every column it covers gets the code. Below, a merged cell is
-    left as the sheet stores it."""
+    its first row, for rows above the data (``start``): every column it covers gets the code. A title merged over the
+    table (a cell from the first column, or the only cell of its row) stays a short row, which ends the header, and
+    a merged cell below the header is left as the sheet stores it."""
+    filled = {i: sum(1 for c in rows[i] if c) for i in range(min(start, len(rows)))}
     for r0, c0, _, c1 in merged:
-        if r0 < start and c0 < len(rows[r0]) and rows[r0][c0]:
+        if r0 < start and 0 < c0 < len(rows[r0]) and rows[r0][c0] and filled[r0] >= 2:
             for j in range(c0 + 1, min(c1, len(rows[r0]) - 1) + 1):
                 rows[r0][j] = rows[r0][j] or rows[r0][c0]
 
@@ -569,18 +572,19 @@ def _table(path, rows, delimiter, comma, sheet="", formats=None):
     bare = [c.name for c in assays if not c.unit_given]
     if bare:
         notes.append(f"No unit in the header of {len(bare)} assay column(s), taken as ppm: {', '.join(bare)}.")
-    notes.extend(_format_notes(rows, start, assays, attributes, percent_cells, percent_unit, formats))
+    notes.extend(_format_notes(rows, {n - 1 for n in line_numbers}, assays, attributes, percent_cells, percent_unit,
+                               formats))
     return LabTable(path, delimiter, bool(comma), [i + 1 for i in header], start + 1, assays, attributes, rows_data,
                     line_numbers, notes, sheet=sheet)
 
 
-def _format_notes(rows, start, assays, attributes, percent_cells, percent_unit, formats):
+def _format_notes(rows, data_rows, assays, attributes, percent_cells, percent_unit, formats):
     """What the log says of a sheet's cell formats: the columns whose cells read as the per cent they show (and the
     unit that gave), and formulas saved without their values (read as empty)."""
     names = {c.index: c.name for c in assays}
     names.update({j: name for name, j in attributes.items()})
     notes = []
-    shown = sorted(j for j, rows_changed in percent_cells.items() if any(i >= start for i in rows_changed))
+    shown = sorted(j for j, rows_changed in percent_cells.items() if any(i in data_rows for i in rows_changed))
     units = {c.index: c.unit for c in assays}
     if shown:
         said = ", ".join(names.get(j, f"column {j + 1}") + (" (per cent: the header gives no unit)"
@@ -591,7 +595,7 @@ def _format_notes(rows, start, assays, attributes, percent_cells, percent_unit, 
         notes.append(f"Cells formatted as percentages read as the per cent they show (a cell showing 1.5 % stores "
                      f"0.015): {said}.")
     blank = collections.Counter(j for i, j in (formats.uncached if formats is not None else ())
-                                if i >= start and i < len(rows) and (j >= len(rows[i]) or not rows[i][j]))
+                                if i in data_rows and (j >= len(rows[i]) or not rows[i][j]))
     if blank:
         said = ", ".join(f"{names.get(j, f'column {j + 1}')} ({n})" for j, n in sorted(blank.items()))
         notes.append(f"{sum(blank.values())} cell(s) hold formulas that the workbook was saved without the values of, "
@@ -814,7 +818,10 @@ def _axis(label):
 
 
 _HEMISPHERES = {"x": {"E": 1.0, "W": -1.0}, "y": {"N": 1.0, "S": -1.0}}
-_SEXAGESIMAL_MARKS = re.compile(r"\s*(?:[°º˚]|(?<=\d)(?:deg|d|min|m)|:|''|[\"″”]|['′’])\s*|\s+", re.IGNORECASE)
+_SEXAGESIMAL_MARKS = re.compile(r"\s*(?:[°º˚]|(?<=\d)(?:deg|d|min|m|sec|s)|:|''|[\"″”]|['′’])\s*|\s+",
+                                re.IGNORECASE)
+_DEGREE_MARKS = re.compile(r"[°º˚'′’\"″”]|\d\s*(deg|d|min|m|sec|s)(?![a-z])|^\s*[NSEW]\s*[\d+-]|\d[\s°º˚'′’\"″”]*[NSEW]\s*$",
+                           re.IGNORECASE)
 
 
 def sexagesimal(text, axis):
@@ -828,7 +835,9 @@ def sexagesimal(text, axis):
     last = re.search(r"(?<=[\d°º˚'′’\"″”\s])([NSEWnsew])$", t)
     if first:
         hemisphere, t = first.group(1).upper(), t[first.end():]
-    elif last:
+    elif last and not (last.group(1) in "sS" and re.search(r"\d$", t[:last.start()])
+                       and re.search(r"\d\s*(m|min)(?![a-z])", t, re.IGNORECASE)):
+        # (a final s right after the seconds of a value with a minutes letter, '45d30m15s', is the seconds' mark)
         hemisphere, t = last.group(1).upper(), t[:last.start()]
     if hemisphere is not None and hemisphere not in _HEMISPHERES[axis]:
         return float("nan")
@@ -913,6 +922,8 @@ def coordinate_columns(table, kinds=("geographic",)):
         return None
     pairs.sort(key=lambda p: -len(p.located()))
     best = pairs[0]
+    located = set(best.located())
+    best.written = [i for i in best.written if i in located]   # (the rows placed so, for the log's count and example)
     best.others = [f"{p.x_column} / {p.y_column}" for p in pairs[1:]]
     return best
 

@@ -223,7 +223,8 @@ def _xlsx_formats(package):
                     value = children.get("v")
                     if kind == "n" and value is not None and int(_attribute(element, "s") or 0) in percent_styles:
                         found.percent.add((row, column))
-                    if "f" in children and (value is None or not (value.text or "").strip()):
+                    # (a formula whose result is empty text is saved with an empty <v>: calculated)
+                    if "f" in children and value is None:
                         found.uncached.add((row, column))
                     element.clear()
                 elif tag == "row":
