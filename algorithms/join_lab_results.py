@@ -26,7 +26,7 @@ from qgis.core import (
 )
 
 from ..core.engine.errors import OreMapError
-from ..core.geochemistry import lab_results
+from ..core.geochemistry import lab_qc, lab_results
 from . import qt_compat as field_type
 from .base import OreMapAlgorithm
 from .survey_input import PROGRESS_EVERY
@@ -95,6 +95,15 @@ class JoinLabResults(OreMapAlgorithm):
         "KEEP_POINTS": "Also write the sample points the file has no results for, with empty assays (samples sent "
                        "to the laboratory and not reported yet, or of another batch). Off: only the points with "
                        "results (the log counts the others).",
+        "STANDARDS": "A table of the certified values of the reference materials inserted in the batch, to check "
+                     "the laboratory's results for them: one row per standard and analyte, with columns Standard "
+                     "(OREAS 504c; without it, every row is of the standard the file is named after), Element (Au, "
+                     "Cu), Unit (ppm, ppb, %), Certified value and SD (one standard deviation), as the "
+                     "certificates give them (CSV or a workbook). Rows of the results naming a standard (by id or "
+                     "another cell, without regard to case, spaces and hyphens) are compared with every assay "
+                     "column of each certified element: beyond 3 SD a standard fails (the batch's results for that "
+                     "element are in doubt), beyond 2 SD the log warns. Empty: no check; the log names the rows "
+                     "that look like standards.",
         "RESULT_ID": "The column of the results file that holds the sample ids: one of its header cells (e.g. "
                      "SAMPLE, Sample ID) or its number (1 = first column). Empty: the column that matches the most "
                      "ids of the points (the log names it).",
@@ -105,6 +114,8 @@ class JoinLabResults(OreMapAlgorithm):
                   "feature per row of the file that matched a point.",
         "JOINED": "Rows of the results file written (matched to a point).",
         "UNMATCHED": "Rows of the results file without a point of their id (left out).",
+        "STANDARDS_FAILED": "Results of certified reference materials more than 3 standard deviations from their "
+                            "certified values (0 without STANDARDS).",
     }
     REFERENCES = [
         "Reimann, C., Filzmoser, P., Garrett, R. G. and Dutter, R. (2008). Statistical Data Analysis "
@@ -113,7 +124,7 @@ class JoinLabResults(OreMapAlgorithm):
         "reporting).",
     ]
     CORE_PARAMETERS = {**OreMapAlgorithm.CORE_PARAMETERS, "results": "RESULTS", "sheet": "SHEET",
-                       "sample_field": "POINT_ID"}
+                       "sample_field": "POINT_ID", "standards": "STANDARDS"}
     LONG_FIELDS = {"OUTPUT": ["assay fields such as Au_ppm_AA23 or Recvd_Wt_kg"]}
 
     def initAlgorithm(self, config=None):  # noqa: N802
@@ -136,10 +147,15 @@ class JoinLabResults(OreMapAlgorithm):
                            "EPSG:4326)"), optional=True))
         self._add(QgsProcessingParameterBoolean(
             "KEEP_POINTS", self.tr("Keep sample points without results (assays empty)"), defaultValue=False))
+        self._add(QgsProcessingParameterFile(
+            "STANDARDS", self.tr("Certified values of the reference materials (optional, to check the standards)"),
+            optional=True,
+            fileFilter="Tables (*.csv *.CSV *.txt *.TXT *.tsv *.TSV *.xlsx *.XLSX *.xlsm *.ods *.ODS);;All files (*.*)"))
         self._add(QgsProcessingParameterFeatureSink(
             "OUTPUT", self.tr("Samples with results"), QgsProcessing.TypeVectorPoint))
         self.add_value_output("JOINED", "Rows joined")
         self.add_value_output("UNMATCHED", "Rows without a point")
+        self.add_value_output("STANDARDS_FAILED", "Standards outside 3 SD")
 
     # -- reading -----------------------------------------------------------------------------
     def _result_column(self, table, given):
@@ -284,7 +300,6 @@ class JoinLabResults(OreMapAlgorithm):
                       + f"; {len(located)} rows located." + (f" Not used: {', '.join(found.others)}."
                                                               if found.others else ""))
         ids = self._row_ids(parameters, context, table)
-        self._check_blanks(table, ids, feedback)
         if found.written:
             i = found.written[0]
             x_text, y_text = (table.attribute_values(c)[i] for c in (found.x_column, found.y_column))
@@ -322,6 +337,8 @@ class JoinLabResults(OreMapAlgorithm):
         path = self.parameterAsFile(parameters, "RESULTS", context)
         source = self.parameterAsSource(parameters, "POINTS", context)
         table = lab_results.read_lab_results(path, self.parameterAsString(parameters, "SHEET", context))
+        standards = self.parameterAsFile(parameters, "STANDARDS", context)
+        certified = lab_qc.read_certified_values(standards) if standards else None
         self._log_table(table, feedback)
         if source is None:   # the samples at the file's own coordinates
             fields, crs, features, rows = self._file_points(parameters, context, table, feedback)
@@ -333,7 +350,6 @@ class JoinLabResults(OreMapAlgorithm):
             id_field, column, rows = self._match(parameters, context, table, source, features, feedback)
             keep = self.parameterAsBool(parameters, "KEEP_POINTS", context)
             self._log_matches(table, column, rows, len(features), keep, feedback)
-            self._check_blanks(table, table.attribute_values(column), feedback)
             fields, crs, wkb = source.fields(), source.sourceCrs(), source.wkbType()
             if self.parameterAsCrs(parameters, "CRS", context).isValid():
                 feedback.warning("CRS applies to the file's own coordinates, without sample points: not used (the "
@@ -408,7 +424,10 @@ class JoinLabResults(OreMapAlgorithm):
                 if k not in used:
                     write(feature, [NULL] * len(columns), "a point without results")
         feedback.progress(100.0)
-        return {"OUTPUT": dest, "JOINED": joined, "UNMATCHED": sum(1 for r in rows if r < 0)}
+        ids = self._row_ids(parameters, context, table) if source is None else table.attribute_values(column)
+        failed = self._check_qc(table, ids, certified, feedback)
+        return {"OUTPUT": dest, "JOINED": joined, "UNMATCHED": sum(1 for r in rows if r < 0),
+                "STANDARDS_FAILED": failed}
 
     # -- log ---------------------------------------------------------------------------------
     def _log_table(self, table, feedback):
@@ -447,11 +466,61 @@ class JoinLabResults(OreMapAlgorithm):
             if texts:
                 feedback.info(f"{c.name}: no value in rows reading {_shown(texts)} (written empty).")
 
+    def _check_qc(self, table, ids, certified, feedback):
+        """The laboratory's quality control in the log: blanks above a few times the limit of detection, and the
+        standards against their certified values (``certified``, or None: the rows that look like standards are
+        named). Returns the number of standard results beyond :data:`lab_qc.FAIL_SD`."""
+        self._check_blanks(table, ids, feedback)
+        if certified is None:
+            likely = lab_qc.likely_standards(table, ids)
+            if likely:
+                feedback.info(f"{sum(likely.values())} rows look like certified reference materials ("
+                              + _shown(f"{n} x{k}" if k > 1 else n for n, k in likely.items())
+                              + "): give their certified values (STANDARDS) to check them.")
+            return 0
+        check = lab_qc.check_standards(table, ids, certified)
+        if not check.results:
+            named = sorted({c.standard for c in certified})
+            feedback.warning("No row of the results file is a standard of the certified values ("
+                             + _shown(named) + "), or none has a result for their elements: nothing checked. The "
+                             "rows are matched by id or another cell, without regard to case, spaces and hyphens.")
+            return 0
+        if check.not_in_results:
+            feedback.info("Standards of the certified values without a row in the results: "
+                          + _shown(check.not_in_results) + ".")
+        for standard, elements in check.elements_missing.items():
+            feedback.info(f"{standard}: certified {', '.join(elements)} not assayed in the results file.")
+        groups = {}
+        for r in check.results:
+            groups.setdefault((r.standard, r.column), []).append(r)
+        for (standard, column), found in groups.items():
+            value = found[0].certified
+            measured = [r.measured for r in found if not r.below]
+            mean = sum(measured) / len(measured) if measured else float("nan")
+            failed = sum(1 for r in found if abs(r.z) > lab_qc.FAIL_SD)
+            warned = sum(1 for r in found if lab_qc.WARN_SD < abs(r.z) <= lab_qc.FAIL_SD)
+            verdict = (f"{failed} beyond {lab_qc.FAIL_SD:g} SD" if failed else
+                       f"{warned} beyond {lab_qc.WARN_SD:g} SD" if warned else f"all within {lab_qc.WARN_SD:g} SD")
+            feedback.info(f"{standard}, {column} ({len(found)} row{'s' if len(found) > 1 else ''}): "
+                          + (f"mean {mean:.4g} against {value.value:g} +/- {value.sd:g} {value.unit} "
+                             f"(bias {100 * (mean / value.value - 1):+.1f} %)" if measured else "below detection")
+                          + f"; {verdict}.")
+        for r in check.failed() + check.warned():
+            value, fails = r.certified, abs(r.z) > lab_qc.FAIL_SD
+            shown = f"below {r.measured:g}" if r.below else f"{r.measured:.4g}"
+            feedback.warning(
+                f"{r.standard} at {table.place(r.row)}: {r.column} {shown} {value.unit} against the certified "
+                f"{value.value:g} +/- {value.sd:g} ({r.z:+.1f} SD): "
+                + ("a failed standard, the batch's results for this element are in doubt; ask the laboratory to "
+                   "re-assay the batch." if fails else f"beyond {lab_qc.WARN_SD:g} SD (1 result in 20 of a laboratory in "
+                                                        "control gets there; two in a row point at a fault)."))
+        return len(check.failed())
+
     @staticmethod
     def _check_blanks(table, ids, feedback):
         """Warn of the file's blanks that assay above a few times the limit of detection
-        (:func:`core.geochemistry.lab_results.contaminated_blanks`)."""
-        found = lab_results.contaminated_blanks(table, ids)
+        (:func:`core.geochemistry.lab_qc.contaminated_blanks`)."""
+        found = lab_qc.contaminated_blanks(table, ids)
         if not found:
             return
         said = "; ".join(
@@ -459,7 +528,7 @@ class JoinLabResults(OreMapAlgorithm):
             + ", ".join(f"{name} {value:g}, {value / limit:.0f} times its limit {limit:g}" for name, value, limit in
                         hits[:4]) + (f" and {len(hits) - 4} more" if len(hits) > 4 else "") for i, hits in found[:6])
         more = f"; and {len(found) - 6} more" if len(found) > 6 else ""
-        feedback.warning(f"{len(found)} blank(s) assay above {lab_results.BLANK_FACTOR:g} times the limit of "
+        feedback.warning(f"{len(found)} blank(s) assay above {lab_qc.BLANK_FACTOR:g} times the limit of "
                          f"detection: contamination or carry-over in the laboratory, which also reaches the samples "
                          f"prepared or analysed after them. {said}{more}. Ask the laboratory to check the batch.")
 

@@ -195,6 +195,8 @@ def fx(tmp_path_factory):
     f.lab_book = write_xlsx(os.path.join(d, "results.xlsx"),
                             {"Sheet1": [["Sample", "Au", "Cu"], [None, "ppb", "ppm"]]
                              + [[f"s{i}", i + 1, 2 * i + 3] for i in range(40)]})
+    f.certified_no_sd = os.path.join(d, "certified.csv")   # certified values without their standard deviations
+    open(f.certified_no_sd, "w").write("Standard,Element,Unit,Certified value\nOREAS 504c,Au,ppm,1.48\n")
     f.missing = os.path.join(d, "does not exist.tif")
     f.out = os.path.join(d, "out")
     os.makedirs(f.out, exist_ok=True)
@@ -359,6 +361,8 @@ CASES = [
     case("join-sheet-missing", "join_lab_results", JOIN, "SHEET", "no sheet 'Assays'", "Its sheets: 'Sheet1'",
          RESULTS=lambda f: f.lab_book, SHEET="Assays"),
     case("join-ids-no-match", "join_lab_results", JOIN, "POINT_ID", "No sample id", "'Au_ppb'", POINT_ID="Au_ppb"),
+    case("join-standards-without-sd", "join_lab_results", JOIN, "STANDARDS", "no column of standard deviations",
+         "SD (one standard deviation)", STANDARDS=lambda f: f.certified_no_sd),
     case("join-no-points-no-coordinates", "join_lab_results", JOIN, "POINTS", "No sample points were given",
          "coordinates", POINTS=None),
     case("batch-model-missing", "batch_on_cluster", BATCH, "MODEL_FILE", "MODEL_FILE",

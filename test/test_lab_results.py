@@ -17,6 +17,7 @@ import pytest
 from conftest import SHARED_DATA, warning_recorder
 from spreadsheet_fixtures import Formula, Percent, write_ods, write_xlsx
 from oremap.core.engine.errors import OreMapError
+from oremap.core.geochemistry import lab_qc
 from oremap.core.geochemistry import lab_results as lr
 from oremap.core.geochemistry import survey_hygiene as sh
 
@@ -761,7 +762,7 @@ def test_thousands_separators_of_several_groups():
 def test_a_contaminated_blank_is_found_and_warned_of(processing_provider, tmp_path):
     # the certificate's blank assays below every limit: nothing to say
     clean = lr.read_lab_results(write(tmp_path, "clean.csv", CERTIFICATE))
-    assert lr.contaminated_blanks(clean, clean.attribute_values("SAMPLE / DESCRIPTION")) == []
+    assert lab_qc.contaminated_blanks(clean, clean.attribute_values("SAMPLE / DESCRIPTION")) == []
     # a blank carrying gold (0.08 ppm, 16 times the limit 0.005) and copper at 2 times the limit (no fault); a pulp
     # blank named only in a QC-type column, with arsenic over 5 times the lowest '<' limit of its column
     text = ("SAMPLE,QC,WEI-21,Au-AA23,ME-ICP61,ME-ICP61,ME-ICP61\nDESCRIPTION,TYPE,Recvd Wt.,Au,Cu,S,As\n"
@@ -771,7 +772,7 @@ def test_a_contaminated_blank_is_found_and_warned_of(processing_provider, tmp_pa
             "NC099,Pulp Blank,0.10,<0.005,0.0001,<0.01,40\n")
     table = lr.read_lab_results(write(tmp_path, "dirty.csv", text))
     ids = table.attribute_values(lr.id_column(table))
-    found = lr.contaminated_blanks(table, ids)
+    found = lab_qc.contaminated_blanks(table, ids)
     assert [(ids[i], hits) for i, hits in found] == [("BLANK", [("Au_ppm", 0.08, 0.005)]),
                                                      ("NC099", [("As_ppm", 40.0, 5.0)])]
     feedback = warning_recorder()
@@ -781,4 +782,63 @@ def test_a_contaminated_blank_is_found_and_warned_of(processing_provider, tmp_pa
             "which also reaches the samples prepared or analysed after them. BLANK (line 7): Au_ppm 0.08, 16 "
             "times its limit 0.005; NC099 (line 10): As_ppm 40, 8 times its limit 5. Ask the laboratory to check the "
             "batch.") in feedback.warnings
+    del layer
+
+
+# certified values for the tests (invented, not any certificate's); Au in ppb to check the units
+CERTIFIED = ("Standard,Element,Unit,Certified Value,1SD\nOREAS 504c,Au,ppb,1480,45\n,Cu,%,1.10,0.025\n"
+             ",Ag,ppm,1.2,0.15\n,S,%,1.15,0.03\n,As,ppm,20,2\n,Mo,ppm,500,20\n,Pt,ppb,<5,\n"
+             "GBM999-1,Au,ppm,0.5,0.02\n")
+
+
+def test_standards_are_checked_against_their_certified_values(processing_provider, tmp_path):
+    certified = lab_qc.read_certified_values(write(tmp_path, "certified.csv", CERTIFIED))
+    assert [(c.standard, c.element, c.unit, c.value, c.sd) for c in certified] == [
+        ("OREAS 504c", "Au", "ppb", 1480.0, 45.0), ("OREAS 504c", "Cu", "pct", 1.1, 0.025),
+        ("OREAS 504c", "Ag", "ppm", 1.2, 0.15), ("OREAS 504c", "S", "pct", 1.15, 0.03),
+        ("OREAS 504c", "As", "ppm", 20.0, 2.0), ("OREAS 504c", "Mo", "ppm", 500.0, 20.0),
+        ("GBM999-1", "Au", "ppm", 0.5, 0.02)]   # the indicative '<5' is no certified value
+    table = lr.read_lab_results(write(tmp_path, "VA26001234.csv", CERTIFICATE))
+    ids = table.attribute_values("SAMPLE / DESCRIPTION")
+    check = lab_qc.check_standards(table, ids, certified)
+    # the standard's row (line 13): Au-AA23 1.61 ppm is 1610 ppb, +2.9 SD; Cu on the value; S 1.00 % is -5.0 SD; As
+    # below 5 ppm where 20 +/- 2 is certified fails too (it should have been measured); Mo is not assayed
+    got = [(r.row, r.column, round(r.measured, 6), round(r.z, 3), r.below) for r in check.results]
+    assert got == [(3, "Au_ppm_AA23", 1610.0, 2.889, False), (3, "Cu_pct", 1.1, 0.0, False),
+                   (3, "Ag_ppm", 1.1, -0.667, False), (3, "S_pct", 1.0, -5.0, False), (3, "As_ppm", 5.0, -7.5, True)]
+    assert [r.column for r in check.failed()] == ["S_pct", "As_ppm"] and [r.column for r in check.warned()] == \
+        ["Au_ppm_AA23"]
+    assert check.not_in_results == ["GBM999-1"] and check.elements_missing == {"OREAS 504c": ["Mo"]}
+    # a standard named with other spacing, case and hyphens is the same standard
+    assert lab_qc.standard_rows(table, ["oreas-504C" if i == 3 else t for i, t in enumerate(ids)],
+                                ["OREAS 504c"]) == {3: "OREAS 504c"}
+    # a certificate's own table, named after its standard, without a Standard column; a workbook
+    own = lab_qc.read_certified_values(write(tmp_path, "OREAS 504c.csv", "Analyte,Unit,Value,SD\nAu,ppm,1.48,0.045\n"))
+    assert [(c.standard, c.element, c.value) for c in own] == [("OREAS 504c", "Au", 1.48)]
+    book = write_xlsx(str(tmp_path / "crm.xlsx"), {"Notes": [["Certified values"]], "Values": [
+        ["CRM", "Element", "Units", "Certified value", "Std Dev"], ["OREAS 504c", "Cu", "%", 1.1, 0.025]]})
+    assert [(c.standard, c.unit, c.place) for c in lab_qc.read_certified_values(book)] == \
+        [("OREAS 504c", "pct", "row 2 of sheet 'Values'")]
+    with pytest.raises(OreMapError) as caught:
+        lab_qc.read_certified_values(write(tmp_path, "nosd.csv", "Standard,Element,Value\nOREAS 504c,Au,1.48\n"))
+    assert caught.value.parameter == "standards" and "no column of standard deviations" in caught.value.message
+    # through the algorithm: the failures counted and said, the warning said; without values, the rows named
+    feedback = warning_recorder()
+    result, layer, _ = run_join(tmp_path, {"STANDARDS": write(tmp_path, "certified.csv", CERTIFIED)}, feedback)
+    assert result["STANDARDS_FAILED"] == 2 and result["JOINED"] == 4
+    assert ("OREAS 504c at line 13: S_pct 1 pct against the certified 1.15 +/- 0.03 (-5.0 SD): a failed standard, "
+            "the batch's results for this element are in doubt; ask the laboratory to re-assay the batch.") \
+        in feedback.warnings
+    assert any(w.startswith("OREAS 504c at line 13: As_ppm below 5 ppm against the certified 20 +/- 2 (-7.5 SD)")
+               for w in feedback.warnings)
+    assert any(w.startswith("OREAS 504c at line 13: Au_ppm_AA23 1610 ppb against the certified 1480 +/- 45 (+2.9 SD): "
+                            "beyond 2 SD") for w in feedback.warnings)
+    assert "OREAS 504c, Cu_pct (1 row): mean 1.1 against 1.1 +/- 0.025 pct (bias +0.0 %); all within 2 SD." \
+        in feedback.infos
+    del layer
+    os.remove(tmp_path / "joined.gpkg")
+    feedback = warning_recorder()
+    result, layer, _ = run_join(tmp_path, {}, feedback)
+    assert result["STANDARDS_FAILED"] == 0 and ("1 rows look like certified reference materials ('OREAS 504c'): give "
+                                                "their certified values (STANDARDS) to check them.") in feedback.infos
     del layer

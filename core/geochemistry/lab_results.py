@@ -1007,37 +1007,3 @@ def reassays(table):
         found.append(Reassay(name if name not in names else f"{name}_best", element, best.tolist(), notes))
     return found
 
-
-BLANK_WORDS = re.compile(r"(?<![a-z])(blank|blnk|blk)(?![a-z])", re.IGNORECASE)
-"""A sample id or a QC-type cell that marks a blank (``BLANK``, ``Blank-3``, ``BLK 2``, ``Pulp blank``)."""
-
-BLANK_FACTOR = 5.0
-"""A blank above this many times its element's lower limit of detection is contaminated: a common acceptance limit
-of exploration QA/QC (some programmes use 3 or 10)."""
-
-
-def _column_limit(table, column):
-    """A column's lower limit of detection: its limits row's, else the lowest '<' limit written in it; NaN."""
-    if column.limit == column.limit:
-        return column.limit
-    written = [-v for v in table.values(column) if v < 0 and math.isfinite(v)]
-    return min(written) if written else float("nan")
-
-
-def contaminated_blanks(table, ids):
-    """``[(row, [(assay name, value, limit)])]``: the blanks of the file (rows whose id, ``ids[row]``, or another text
-    cell names a blank: :data:`BLANK_WORDS`) that assay above :data:`BLANK_FACTOR` times the limit of detection of an
-    element: contamination or carry-over in the preparation or the analysis, which reaches the samples after them."""
-    texts = [table.attribute_values(name) for name in table.attributes]
-    blanks = [i for i in range(len(table.rows)) if (ids[i] and BLANK_WORDS.search(ids[i]))
-              or any(len(t[i]) <= 20 and BLANK_WORDS.search(t[i]) for t in texts)]
-    if not blanks:
-        return []
-    columns = [(c.name, table.values(c), _column_limit(table, c)) for c in table.assays]
-    found = []
-    for i in blanks:
-        hits = [(name, values[i], limit) for name, values, limit in columns
-                if limit == limit and limit > 0 and math.isfinite(values[i]) and values[i] > BLANK_FACTOR * limit]
-        if hits:
-            found.append((i, hits))
-    return found
