@@ -3,6 +3,8 @@
 import math
 import re
 
+import numpy as np
+
 from qgis.core import (
     NULL,
     QgsCoordinateReferenceSystem,
@@ -37,6 +39,12 @@ CLASH_SUFFIX = "_lab"
 SHOWN = 8
 
 
+def _figure(value):
+    """A measured or certified value for the log: four significant figures, never in exponent form (11100, 1.48,
+    0.0045)."""
+    return np.format_float_positional(value, precision=4, unique=False, fractional=False, trim="-")
+
+
 def _shown(items):
     items = list(items)
     more = f" and {len(items) - SHOWN} more" if len(items) > SHOWN else ""
@@ -65,7 +73,8 @@ class JoinLabResults(OreMapAlgorithm):
         "re-assay, where there is one); words for no result (NSS, LNR, n.a., IS) are empty.\n\n"
         "Rows of the file without a sample point of their id (certified standards, blanks, samples not in the "
         "layer) are left out and listed in the log, which is how the laboratory's quality-control rows stay out "
-        "of the survey; a blank that assays above 5 times the limit of detection (contamination) is warned of. A "
+        "of the survey; a blank that assays above 5 times the limit of detection (contamination) is warned of, and "
+        "the precision of duplicate pairs (NC001 and NC001D) is logged. A "
         "sample with several rows (a repeat, a field duplicate under the same id) is written "
         "once per row: give its id field as the Sample id field (SAMPLE_FIELD) of the geochemistry algorithms to "
         "count it once. Points without results are left out (the log counts them), or kept with empty assays. Ids "
@@ -102,8 +111,10 @@ class JoinLabResults(OreMapAlgorithm):
                      "certificates give them (CSV or a workbook). Rows of the results naming a standard (by id or "
                      "another cell, without regard to case, spaces and hyphens) are compared with every assay "
                      "column of each certified element: beyond 3 SD a standard fails (the batch's results for that "
-                     "element are in doubt), beyond 2 SD the log warns. Empty: no check; the log names the rows "
-                     "that look like standards.",
+                     "element are in doubt), beyond 2 SD the log warns. An element certified by several methods (a "
+                     "Method column, or section rows such as 'Pb Fire Assay') is compared per method family (fire "
+                     "assay, aqua regia, four acid, fusion) as the column's header names it. Empty: no check; the "
+                     "log names the rows that look like standards.",
         "RESULT_ID": "The column of the results file that holds the sample ids: one of its header cells (e.g. "
                      "SAMPLE, Sample ID) or its number (1 = first column). Empty: the column that matches the most "
                      "ids of the points (the log names it).",
@@ -122,6 +133,8 @@ class JoinLabResults(OreMapAlgorithm):
         "Explained: Applied Environmental Statistics with R. Wiley (values below detection, quality control).",
         "ALS Geochemistry. Schedule of Services and Fees (method codes such as Au-AA23 and ME-ICP61, limits of "
         "reporting).",
+        "Thompson, M. and Howarth, R. J. (1978). A new approach to the estimation of analytical precision. Journal "
+        "of Geochemical Exploration 9, 23-30 (precision from duplicate pairs).",
     ]
     CORE_PARAMETERS = {**OreMapAlgorithm.CORE_PARAMETERS, "results": "RESULTS", "sheet": "SHEET",
                        "sample_field": "POINT_ID", "standards": "STANDARDS"}
@@ -467,23 +480,33 @@ class JoinLabResults(OreMapAlgorithm):
                 feedback.info(f"{c.name}: no value in rows reading {_shown(texts)} (written empty).")
 
     def _check_qc(self, table, ids, certified, feedback):
-        """The laboratory's quality control in the log: blanks above a few times the limit of detection, and the
-        standards against their certified values (``certified``, or None: the rows that look like standards are
-        named). Returns the number of standard results beyond :data:`lab_qc.FAIL_SD`."""
+        """The laboratory's quality control in the log: blanks above a few times the limit of detection, the
+        precision of duplicate pairs, and the standards against their certified values (``certified``, or None: the
+        rows that look like standards are named). Returns the number of standard results beyond
+        :data:`lab_qc.FAIL_SD`."""
         self._check_blanks(table, ids, feedback)
+        self._log_duplicates(table, ids, feedback)
+        likely = lab_qc.likely_standards(table, ids)
+        listed = _shown(f"{n} x{k}" if k > 1 else n for n, k in likely.items())
         if certified is None:
-            likely = lab_qc.likely_standards(table, ids)
             if likely:
-                feedback.info(f"{sum(likely.values())} rows look like certified reference materials ("
-                              + _shown(f"{n} x{k}" if k > 1 else n for n, k in likely.items())
-                              + "): give their certified values (STANDARDS) to check them.")
+                feedback.info(f"{sum(likely.values())} rows look like certified reference materials ({listed}): "
+                              "give their certified values (STANDARDS) to check them.")
             return 0
+        for place, why in certified.skipped:
+            feedback.warning(f"Certified values, {place}: {why} is a unit OreMap does not convert (ppm, ppb, %, g/t): "
+                             "not checked.")
         check = lab_qc.check_standards(table, ids, certified)
+        for standard, column, methods in check.undecided:
+            feedback.info(f"{standard}: {column} not compared, the certified values give its element by several "
+                          f"methods ({_shown(methods)}) and the column's header names none of them.")
         if not check.results:
             named = sorted({c.standard for c in certified})
             feedback.warning("No row of the results file is a standard of the certified values ("
-                             + _shown(named) + "), or none has a result for their elements: nothing checked. The "
-                             "rows are matched by id or another cell, without regard to case, spaces and hyphens.")
+                             + _shown(named) + "), or none has a result for their elements: nothing checked."
+                             + (f" Rows that look like standards: {listed}." if likely else "")
+                             + " The rows are matched by id or another cell, without regard to case, spaces, "
+                             "hyphens, the words STD or CRM and a numbering.")
             return 0
         if check.not_in_results:
             feedback.info("Standards of the certified values without a row in the results: "
@@ -495,32 +518,38 @@ class JoinLabResults(OreMapAlgorithm):
             groups.setdefault((r.standard, r.column), []).append(r)
         for (standard, column), found in groups.items():
             value = found[0].certified
-            measured = [r.measured for r in found if not r.below]
-            mean = sum(measured) / len(measured) if measured else float("nan")
+            measured = [r.measured for r in found if not (r.below or r.above)]
             failed = sum(1 for r in found if abs(r.z) > lab_qc.FAIL_SD)
             warned = sum(1 for r in found if lab_qc.WARN_SD < abs(r.z) <= lab_qc.FAIL_SD)
             verdict = (f"{failed} beyond {lab_qc.FAIL_SD:g} SD" if failed else
                        f"{warned} beyond {lab_qc.WARN_SD:g} SD" if warned else f"all within {lab_qc.WARN_SD:g} SD")
-            feedback.info(f"{standard}, {column} ({len(found)} row{'s' if len(found) > 1 else ''}): "
-                          + (f"mean {mean:.4g} against {value.value:g} +/- {value.sd:g} {value.unit} "
-                             f"(bias {100 * (mean / value.value - 1):+.1f} %)" if measured else "below detection")
-                          + f"; {verdict}.")
-        for r in check.failed() + check.warned():
+            if measured:
+                mean = sum(measured) / len(measured)
+                said = (f"mean {_figure(mean)} against {_figure(value.value)} +/- {_figure(value.sd)} {value.unit} "
+                        f"(bias {100 * (mean / value.value - 1):+.1f} %)")
+            else:
+                said = "beyond the limits of detection"
+            feedback.info(f"{standard}, {column} ({len(found)} row{'s' if len(found) > 1 else ''}): {said}; "
+                          f"{verdict}.")
+        for r in sorted(check.failed() + check.warned(), key=lambda r: (r.row, r.column)):
             value, fails = r.certified, abs(r.z) > lab_qc.FAIL_SD
-            shown = f"below {r.measured:g}" if r.below else f"{r.measured:.4g}"
+            shown = ("below " if r.below else "above " if r.above else "") + _figure(r.measured)
             feedback.warning(
                 f"{r.standard} at {table.place(r.row)}: {r.column} {shown} {value.unit} against the certified "
-                f"{value.value:g} +/- {value.sd:g} ({r.z:+.1f} SD): "
+                f"{_figure(value.value)} +/- {_figure(value.sd)} ({r.z:+.2f} SD): "
                 + ("a failed standard, the batch's results for this element are in doubt; ask the laboratory to "
-                   "re-assay the batch." if fails else f"beyond {lab_qc.WARN_SD:g} SD (1 result in 20 of a laboratory in "
-                                                        "control gets there; two in a row point at a fault)."))
+                   "re-assay the batch." if fails else f"beyond {lab_qc.WARN_SD:g} SD (1 result in 20 of a laboratory "
+                                                        "in control gets there; two in a row point at a fault)."))
         return len(check.failed())
 
     @staticmethod
     def _check_blanks(table, ids, feedback):
         """Warn of the file's blanks that assay above a few times the limit of detection
         (:func:`core.geochemistry.lab_qc.contaminated_blanks`)."""
-        found = lab_qc.contaminated_blanks(table, ids)
+        found, unchecked = lab_qc.contaminated_blanks(table, ids)
+        if unchecked:
+            feedback.info(f"Blanks not checked in {', '.join(unchecked)}: no limit of detection known (no limits row, "
+                          "no '<' value).")
         if not found:
             return
         said = "; ".join(
@@ -531,6 +560,24 @@ class JoinLabResults(OreMapAlgorithm):
         feedback.warning(f"{len(found)} blank(s) assay above {lab_qc.BLANK_FACTOR:g} times the limit of "
                          f"detection: contamination or carry-over in the laboratory, which also reaches the samples "
                          f"prepared or analysed after them. {said}{more}. Ask the laboratory to check the batch.")
+
+    @staticmethod
+    def _log_duplicates(table, ids, feedback):
+        """The precision of the file's duplicate pairs (:func:`core.geochemistry.lab_qc.duplicate_pairs`), as
+        the median half absolute relative difference per assay column."""
+        pairs = lab_qc.duplicate_pairs(table, ids)
+        if not pairs:
+            return
+        hows = {}
+        for _, _, how in pairs:
+            hows[how] = hows.get(how, 0) + 1
+        precision = lab_qc.duplicate_precision(table, pairs)
+        said = "; ".join(f"{p.column} {p.median:.1f} % ({p.pairs} pair{'s' if p.pairs > 1 else ''}, {p.within_10} "
+                         f"within 10 %, {p.within_20} within 20 %)" for p in precision)
+        feedback.info(f"{len(pairs)} duplicate pair(s) (" + ", ".join(f"{n} by {how}" for how, n in hows.items())
+                      + "): precision as the median of half the pair's difference over its mean, for pairs at "
+                      f"{lab_qc.PRECISION_FACTOR:g} times the limit of detection or more: "
+                      + (said or "no pair so high") + ".")
 
     def _log_matches(self, table, column, rows, n_points, keep, feedback):
         ids = table.attribute_values(column)

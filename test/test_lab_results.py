@@ -762,7 +762,7 @@ def test_thousands_separators_of_several_groups():
 def test_a_contaminated_blank_is_found_and_warned_of(processing_provider, tmp_path):
     # the certificate's blank assays below every limit: nothing to say
     clean = lr.read_lab_results(write(tmp_path, "clean.csv", CERTIFICATE))
-    assert lab_qc.contaminated_blanks(clean, clean.attribute_values("SAMPLE / DESCRIPTION")) == []
+    assert lab_qc.contaminated_blanks(clean, clean.attribute_values("SAMPLE / DESCRIPTION")) == ([], [])
     # a blank carrying gold (0.08 ppm, 16 times the limit 0.005) and copper at 2 times the limit (no fault); a pulp
     # blank named only in a QC-type column, with arsenic over 5 times the lowest '<' limit of its column
     text = ("SAMPLE,QC,WEI-21,Au-AA23,ME-ICP61,ME-ICP61,ME-ICP61\nDESCRIPTION,TYPE,Recvd Wt.,Au,Cu,S,As\n"
@@ -772,8 +772,8 @@ def test_a_contaminated_blank_is_found_and_warned_of(processing_provider, tmp_pa
             "NC099,Pulp Blank,0.10,<0.005,0.0001,<0.01,40\n")
     table = lr.read_lab_results(write(tmp_path, "dirty.csv", text))
     ids = table.attribute_values(lr.id_column(table))
-    found = lab_qc.contaminated_blanks(table, ids)
-    assert [(ids[i], hits) for i, hits in found] == [("BLANK", [("Au_ppm", 0.08, 0.005)]),
+    found, unchecked = lab_qc.contaminated_blanks(table, ids)
+    assert unchecked == [] and [(ids[i], hits) for i, hits in found] == [("BLANK", [("Au_ppm", 0.08, 0.005)]),
                                                      ("NC099", [("As_ppm", 40.0, 5.0)])]
     feedback = warning_recorder()
     result, layer, _ = run_join(tmp_path, {"RESULTS": write(tmp_path, "dirty_join.csv", text)}, feedback)
@@ -804,8 +804,8 @@ def test_standards_are_checked_against_their_certified_values(processing_provide
     # the standard's row (line 13): Au-AA23 1.61 ppm is 1610 ppb, +2.9 SD; Cu on the value; S 1.00 % is -5.0 SD; As
     # below 5 ppm where 20 +/- 2 is certified fails too (it should have been measured); Mo is not assayed
     got = [(r.row, r.column, round(r.measured, 6), round(r.z, 3), r.below) for r in check.results]
-    assert got == [(3, "Au_ppm_AA23", 1610.0, 2.889, False), (3, "Cu_pct", 1.1, 0.0, False),
-                   (3, "Ag_ppm", 1.1, -0.667, False), (3, "S_pct", 1.0, -5.0, False), (3, "As_ppm", 5.0, -7.5, True)]
+    assert got == [(3, "Au_ppm_AA23", 1610.0, 2.889, False), (3, "Ag_ppm", 1.1, -0.667, False),
+                   (3, "Cu_pct", 1.1, 0.0, False), (3, "S_pct", 1.0, -5.0, False), (3, "As_ppm", 5.0, -7.5, True)]
     assert [r.column for r in check.failed()] == ["S_pct", "As_ppm"] and [r.column for r in check.warned()] == \
         ["Au_ppm_AA23"]
     assert check.not_in_results == ["GBM999-1"] and check.elements_missing == {"OREAS 504c": ["Mo"]}
@@ -826,12 +826,12 @@ def test_standards_are_checked_against_their_certified_values(processing_provide
     feedback = warning_recorder()
     result, layer, _ = run_join(tmp_path, {"STANDARDS": write(tmp_path, "certified.csv", CERTIFIED)}, feedback)
     assert result["STANDARDS_FAILED"] == 2 and result["JOINED"] == 4
-    assert ("OREAS 504c at line 13: S_pct 1 pct against the certified 1.15 +/- 0.03 (-5.0 SD): a failed standard, "
+    assert ("OREAS 504c at line 13: S_pct 1 pct against the certified 1.15 +/- 0.03 (-5.00 SD): a failed standard, "
             "the batch's results for this element are in doubt; ask the laboratory to re-assay the batch.") \
         in feedback.warnings
-    assert any(w.startswith("OREAS 504c at line 13: As_ppm below 5 ppm against the certified 20 +/- 2 (-7.5 SD)")
+    assert any(w.startswith("OREAS 504c at line 13: As_ppm below 5 ppm against the certified 20 +/- 2 (-7.50 SD)")
                for w in feedback.warnings)
-    assert any(w.startswith("OREAS 504c at line 13: Au_ppm_AA23 1610 ppb against the certified 1480 +/- 45 (+2.9 SD): "
+    assert any(w.startswith("OREAS 504c at line 13: Au_ppm_AA23 1610 ppb against the certified 1480 +/- 45 (+2.89 SD): "
                             "beyond 2 SD") for w in feedback.warnings)
     assert "OREAS 504c, Cu_pct (1 row): mean 1.1 against 1.1 +/- 0.025 pct (bias +0.0 %); all within 2 SD." \
         in feedback.infos
@@ -842,3 +842,77 @@ def test_standards_are_checked_against_their_certified_values(processing_provide
     assert result["STANDARDS_FAILED"] == 0 and ("1 rows look like certified reference materials ('OREAS 504c'): give "
                                                 "their certified values (STANDARDS) to check them.") in feedback.infos
     del layer
+
+
+def test_duplicate_pairs_and_their_precision(processing_provider, tmp_path):
+    # field duplicates under their own ids (a suffix, or an 'Original' column) and a laboratory repeat under the
+    # sample's id; precision only where both values are 10 times the limit or more (Au limit 0.005: 0.05)
+    text = ("Sample,Original,Au_ppm,Cu_ppm\nLOR,,0.005,1\nNC001,,1.00,100\nNC002,,0.50,40\nNC003,,0.02,60\n"
+            "NC001D,,1.20,110\nX77,NC002,0.40,40\nNC003,,0.03,50\nNC004,,2.0,5\n")
+    table = lr.read_lab_results(write(tmp_path, "dups.csv", text))
+    ids = table.attribute_values("Sample")
+    pairs = lab_qc.duplicate_pairs(table, ids)
+    assert pairs == [(0, 3, "id with a duplicate suffix"), (1, 4, "'Original' column"), (2, 5, "id repeated")]
+    precision = {p.column: p for p in lab_qc.duplicate_precision(table, pairs)}
+    # Au: |1.0 - 1.2| / 2.2 = 9.09 %, |0.5 - 0.4| / 0.9 = 11.1 %; NC003's 0.02 and 0.03 are under 0.05: left out
+    assert precision["Au_ppm"].pairs == 2 and precision["Au_ppm"].median == pytest.approx(100 * (0.2 / 2.2 + 0.1 / 0.9) / 2)
+    assert (precision["Au_ppm"].within_10, precision["Au_ppm"].within_20) == (1, 2)
+    # Cu (limit 1, floor 10): 10/210, 0, 10/110
+    assert precision["Cu_ppm"].pairs == 3 and precision["Cu_ppm"].median == pytest.approx(100 * 10 / 210)
+    # ids that only look like a duplicate of a sample the file lacks, and a lone sample, pair with nothing
+    assert lab_qc.duplicate_pairs(table, ["AD", "S100R", "NC009D", "B", "C", "D"]) == []
+    feedback = warning_recorder()
+    result, layer, _ = run_join(tmp_path, {"RESULTS": write(tmp_path, "dups.csv", text)}, feedback)
+    assert ("3 duplicate pair(s) (1 by id with a duplicate suffix, 1 by 'Original' column, 1 by id repeated): "
+            "precision as the median of half the pair's difference over its mean, for pairs at 10 times the limit "
+            "of detection or more: Au_ppm 10.1 % (2 pairs, 1 within 10 %, 2 within 20 %); Cu_ppm 4.8 % (3 pairs, 3 "
+            "within 10 %, 3 within 20 %).") in feedback.infos
+    del layer
+
+
+def test_certified_values_as_vendors_write_them_and_standards_as_laboratories_name_them(tmp_path):
+    # (from a review) an OREAS-style table: a title, 1SD on a second header row, method section rows, 'Au, Gold';
+    # an indicative section is no certified value
+    rows = [["Table 1. Certified values of OREAS 504c"],
+            ["Constituent", "Unit", "Certified Value", "Absolute Standard Deviations", None, "95% Confidence Limits"],
+            [None, None, None, "1SD", "2SD Low", "Low"], ["Pb Fire Assay"], ["Au, Gold", "ppm", 1.48, 0.045, 1.39, 1.46],
+            ["Aqua Regia Digestion"], ["Au, Gold", "ppm", 1.20, 0.05, 1.1, 1.18], ["Cu, Copper", "wt.%", 1.11, 0.025, 1.06, 1.1],
+            ["Indicative Values"], ["Zn, Zinc", "ppm", 50, 10, 30, 45]]
+    values = lab_qc.read_certified_values(write_xlsx(str(tmp_path / "OREAS 504c.xlsx"), {"Table 1": rows}))
+    assert [(v.standard, v.element, v.unit, v.value, v.method) for v in values] == [
+        ("OREAS 504c", "Au", "ppm", 1.48, "Pb Fire Assay"), ("OREAS 504c", "Au", "ppm", 1.2, "Aqua Regia Digestion"),
+        ("OREAS 504c", "Cu", "pct", 1.11, "Aqua Regia Digestion")]
+    # each gold column against its method's value; a column of no known method is not compared
+    results = ("SAMPLE,Au-AA23,ME-MS41,Au_ppm,Cu_pct\n,Au,Au,,\n,ppm,ppm,,\nA1,0.1,0.1,0.1,0.5\n"
+               "Std OREAS 504c,1.50,1.21,1.30,1.11\nOREAS-504C_2,1.46,1.19,1.20,1.12\n")
+    table = lr.read_lab_results(write(tmp_path, "methods.csv", results))
+    check = lab_qc.check_standards(table, table.attribute_values("SAMPLE"), values)
+    assert sorted({(r.column, r.certified.value) for r in check.results}) == [
+        ("Au_ppm_AA23", 1.48), ("Au_ppm_MEMS41", 1.2), ("Cu_pct", 1.11)]
+    assert [r.row for r in check.results if r.column == "Cu_pct"] == [1, 2]   # 'Std ...' and '..._2' are the standard
+    assert check.undecided == [("OREAS 504c", "Au_ppm_3", ["Pb Fire Assay", "Aqua Regia Digestion"])]
+    # decimal commas; a unit OreMap does not convert is skipped and said; a Parameter/Value block above the table
+    semi = lab_qc.read_certified_values(write(tmp_path, "semi.csv", "Standard;Element;Unit;Value;SD\n"
+                                              "OREAS 504c;Au;ppm;1,48;0,045\nOREAS 504c;Ag;oz/t;0,05;0,01\n"))
+    assert [(v.value, v.sd) for v in semi] == [(1.48, 0.045)] and semi.skipped == [("line 3", "Ag in 'oz/t'")]
+    block = lab_qc.read_certified_values(write(tmp_path, "block.csv", "Parameter,Value\nMatrix,Soil\n\n"
+                                               "Standard,Element,Unit,Value,SD\nGBM-X,Fe,%,10,0.2\n"))
+    assert [(v.standard, v.element) for v in block] == [("GBM-X", "Fe")]
+    # certified Fe against Fe2O3 through the oxide's ratio (14.3 % Fe2O3 is 10.0 % Fe); a standard over the upper
+    # limit ('>10') far above its value fails; a block id BLK7-002 is no blank
+    table = lr.read_lab_results(write(tmp_path, "ox.csv", "SAMPLE,Fe2O3_pct,Au_ppm\nA1,5,0.1\nGBM-X,14.3,>10\n"
+                                                          "BLK7-002,6,2.5\nBLK-2,0.1,<0.005\n"))
+    ids = table.attribute_values("SAMPLE")
+    check = lab_qc.check_standards(table, ids, block + [lab_qc.CertifiedValue("GBM-X", "Au", "ppm", 1.48, 0.045)])
+    assert [(r.column, round(r.measured, 3), r.above) for r in check.results] == [("Fe2O3_pct", 10.002, False),
+                                                                                  ("Au_ppm", 10.0, True)]
+    assert [r.column for r in check.failed()] == ["Au_ppm"]
+    assert lab_qc.contaminated_blanks(table, ids) == ([], ["Fe2O3_pct"])   # BLK-2 is, without an Fe2O3 limit
+    assert [lab_qc.is_blank_id(t) for t in ("BLANK", "Pulp blank", "BLK", "BLK-2", "blk 3", "BLK7-002", "Blk 4a")] \
+        == [True, True, True, True, True, False, False]
+    # a workbook format OreMap does not read is refused naming STANDARDS
+    old = tmp_path / "crm.xls"
+    old.write_bytes(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(600))
+    with pytest.raises(OreMapError) as caught:
+        lab_qc.read_certified_values(str(old))
+    assert caught.value.parameter == "standards" and "Excel 97-2003" in caught.value.message
