@@ -163,7 +163,8 @@ class JoinLabResults(OreMapAlgorithm):
         self._add(QgsProcessingParameterFile(
             "STANDARDS", self.tr("Certified values of the reference materials (optional, to check the standards)"),
             optional=True,
-            fileFilter="Tables (*.csv *.CSV *.txt *.TXT *.tsv *.TSV *.xlsx *.XLSX *.xlsm *.ods *.ODS);;All files (*.*)"))
+            fileFilter="Tables (*.csv *.CSV *.txt *.TXT *.tsv *.TSV *.xlsx *.XLSX *.xlsm *.ods *.ODS);;"
+                       "All files (*.*)"))
         self._add(QgsProcessingParameterFeatureSink(
             "OUTPUT", self.tr("Samples with results"), QgsProcessing.TypeVectorPoint))
         self.add_value_output("JOINED", "Rows joined")
@@ -485,7 +486,8 @@ class JoinLabResults(OreMapAlgorithm):
         rows that look like standards are named). Returns the number of standard results beyond
         :data:`lab_qc.FAIL_SD`."""
         self._check_blanks(table, ids, feedback)
-        self._log_duplicates(table, ids, feedback)
+        standards = lab_qc.standard_rows(table, ids, {c.standard for c in certified}) if certified else {}
+        self._log_duplicates(table, ids, standards, feedback)
         likely = lab_qc.likely_standards(table, ids)
         listed = _shown(f"{n} x{k}" if k > 1 else n for n, k in likely.items())
         if certified is None:
@@ -562,22 +564,23 @@ class JoinLabResults(OreMapAlgorithm):
                          f"prepared or analysed after them. {said}{more}. Ask the laboratory to check the batch.")
 
     @staticmethod
-    def _log_duplicates(table, ids, feedback):
-        """The precision of the file's duplicate pairs (:func:`core.geochemistry.lab_qc.duplicate_pairs`), as
-        the median half absolute relative difference per assay column."""
-        pairs = lab_qc.duplicate_pairs(table, ids)
+    def _log_duplicates(table, ids, standards, feedback):
+        """The precision of the file's duplicate pairs (:func:`core.geochemistry.lab_qc.duplicate_pairs`; the rows of
+        ``standards`` are none), as the median half absolute relative difference per assay column."""
+        pairs = lab_qc.duplicate_pairs(table, ids, standards)
         if not pairs:
             return
         hows = {}
         for _, _, how in pairs:
             hows[how] = hows.get(how, 0) + 1
-        precision = lab_qc.duplicate_precision(table, pairs)
+        precision, unknown = lab_qc.duplicate_precision(table, pairs)
         said = "; ".join(f"{p.column} {p.median:.1f} % ({p.pairs} pair{'s' if p.pairs > 1 else ''}, {p.within_10} "
                          f"within 10 %, {p.within_20} within 20 %)" for p in precision)
         feedback.info(f"{len(pairs)} duplicate pair(s) (" + ", ".join(f"{n} by {how}" for how, n in hows.items())
                       + "): precision as the median of half the pair's difference over its mean, for pairs at "
                       f"{lab_qc.PRECISION_FACTOR:g} times the limit of detection or more: "
-                      + (said or "no pair so high") + ".")
+                      + (said or "no pair so high") + "."
+                      + (f" Not measured, no limit of detection known: {', '.join(unknown)}." if unknown else ""))
 
     def _log_matches(self, table, column, rows, n_points, keep, feedback):
         ids = table.attribute_values(column)

@@ -853,14 +853,27 @@ def test_duplicate_pairs_and_their_precision(processing_provider, tmp_path):
     ids = table.attribute_values("Sample")
     pairs = lab_qc.duplicate_pairs(table, ids)
     assert pairs == [(0, 3, "id with a duplicate suffix"), (1, 4, "'Original' column"), (2, 5, "id repeated")]
-    precision = {p.column: p for p in lab_qc.duplicate_precision(table, pairs)}
+    found, unknown = lab_qc.duplicate_precision(table, pairs)
+    precision = {p.column: p for p in found}
+    assert unknown == []
     # Au: |1.0 - 1.2| / 2.2 = 9.09 %, |0.5 - 0.4| / 0.9 = 11.1 %; NC003's 0.02 and 0.03 are under 0.05: left out
     assert precision["Au_ppm"].pairs == 2 and precision["Au_ppm"].median == pytest.approx(100 * (0.2 / 2.2 + 0.1 / 0.9) / 2)
     assert (precision["Au_ppm"].within_10, precision["Au_ppm"].within_20) == (1, 2)
     # Cu (limit 1, floor 10): 10/210, 0, 10/110
     assert precision["Cu_ppm"].pairs == 3 and precision["Cu_ppm"].median == pytest.approx(100 * 10 / 210)
-    # ids that only look like a duplicate of a sample the file lacks, and a lone sample, pair with nothing
+    # ids that only look like a duplicate of a sample the file lacks, and a lone sample, pair with nothing; ids equal
+    # but for punctuation are other samples (hole 1 sample 15, hole 11 sample 5); copies of a standard and of a
+    # blank are no duplicates
     assert lab_qc.duplicate_pairs(table, ["AD", "S100R", "NC009D", "B", "C", "D"]) == []
+    assert lab_qc.duplicate_pairs(table, ["RC1-15", "RC11-5", "OREAS 504c", "OREAS 504c", "BLANK", "BLANK"]) == []
+    # a value over the upper limit is a bound: its pair is left out; a pair at exactly 10 times the limit counts; a
+    # column without a known limit is not measured
+    bounds = lr.read_lab_results(write(tmp_path, "dups2.csv", "Sample,Au_ppm,Cu_ppm\nA1,>10,3\nA1D,>10,4\n"
+                                                              "A2,0.05,5\nA2D,0.06,6\n"))
+    bounds.assays[0].limit = 0.005
+    found, unknown = lab_qc.duplicate_precision(bounds, lab_qc.duplicate_pairs(bounds, bounds.attribute_values("Sample")))
+    assert [(p.column, p.pairs, round(p.median, 4)) for p in found] == [("Au_ppm", 1, round(100 / 11, 4))]
+    assert unknown == ["Cu_ppm"]
     feedback = warning_recorder()
     result, layer, _ = run_join(tmp_path, {"RESULTS": write(tmp_path, "dups.csv", text)}, feedback)
     assert ("3 duplicate pair(s) (1 by id with a duplicate suffix, 1 by 'Original' column, 1 by id repeated): "

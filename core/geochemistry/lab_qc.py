@@ -320,8 +320,8 @@ def check_standards(table, ids, certified):
                 family = _family(" ".join((column.method, column.words, column.header)), 1)
                 values = [v for v in values if family & _family(v.method, 0)] if family else []
                 if len(values) != 1:
-                    check.undecided.append((standard, column.name, [v.method or v.place for v in
-                                                                    by_standard[standard] if _base(v.element)[0] == base]))
+                    methods = [v.method or v.place for v in by_standard[standard] if _base(v.element)[0] == base]
+                    check.undecided.append((standard, column.name, methods))
                     continue
             if values:
                 chosen[(standard, column.name)] = values[0]
@@ -404,8 +404,8 @@ def contaminated_blanks(table, ids):
     return found, unchecked
 
 
-DUPLICATE_SUFFIX = re.compile(r"^(?P<base>.*?[0-9A-Za-z])[\s_\-/.]*(dup|dupl|duplicate|fd|fdup|d|rep|repeat|rpt|r|re|chk"
-                              r"|check)\s*\d?$", re.IGNORECASE)
+DUPLICATE_SUFFIX = re.compile(r"^(?P<base>.*?[0-9A-Za-z])[\s_\-/.]*(dup|dupl|duplicate|fd|fdup|d|rep|repeat|rpt|r"
+                              r"|re|chk|check)\s*\d?$", re.IGNORECASE)
 """A duplicate's id written as its original's with a suffix (``NC001D``, ``NC001 DUP``, ``NC001-FD``, ``NC001_R``)."""
 
 ORIGINAL_COLUMN = {"original", "originalsample", "originalid", "originalsampleid", "orig", "origsample", "origid",
@@ -418,11 +418,18 @@ PRECISION_FACTOR = 10.0
 limit, the relative difference measures the limit, not the sampling (Thompson and Howarth, 1978)."""
 
 
-def duplicate_pairs(table, ids):
+def duplicate_pairs(table, ids, exclude=()):
     """``[(original row, duplicate row, how)]``: duplicates of the results and their originals, by a column giving the
     original's id (:data:`ORIGINAL_COLUMN`), by an id written as another row's with a duplicate suffix
-    (:data:`DUPLICATE_SUFFIX`), or by an id that comes again (a laboratory's repeat under the sample's id)."""
-    keys = [_key(t) if t else "" for t in ids]
+    (:data:`DUPLICATE_SUFFIX`), or by an id that comes again (a laboratory's repeat under the sample's id). Ids are
+    compared without case and spaces only, as the join compares them (``RC1-15`` is not ``RC11-5``). Blanks,
+    standards (ids that look like one: :data:`STANDARD_NAMES`) and the rows of ``exclude`` (the standards found
+    otherwise) are no duplicates nor originals: a batch holds many copies of one standard."""
+    qc_texts = [table.attribute_values(name) for name in table.attributes if QC_COLUMN_WORDS.search(name)]
+    excluded = set(exclude) | {i for i, text in enumerate(ids) if text and (is_blank_id(text)
+                                                                             or STANDARD_NAMES.search(text))}
+    excluded |= {i for t in qc_texts for i, text in enumerate(t) if text and is_blank_id(text)}
+    keys = [lr._folded(t) if t and i not in excluded else "" for i, t in enumerate(ids)]
     first = {}
     for i, k in enumerate(keys):
         if k:
@@ -432,19 +439,19 @@ def duplicate_pairs(table, ids):
                   or _key(name) in ORIGINAL_COLUMN), None)
     if named is not None:
         for i, text in enumerate(table.attribute_values(named)):
-            original = first.get(_key(text)) if text else None
+            original = first.get(lr._folded(text)) if text and i not in excluded else None
             if original is not None and original != i:
                 pairs.append((original, i, f"'{named}' column"))
                 paired.add(i)
     for i, text in enumerate(ids):
-        if i in paired or not text:
+        if i in paired or not keys[i]:
             continue
         match = DUPLICATE_SUFFIX.match(text.strip())
-        original = first.get(_key(match.group("base"))) if match else None
+        original = first.get(lr._folded(match.group("base"))) if match else None
         if original is not None and original != i:
             pairs.append((original, i, "id with a duplicate suffix"))
             paired.add(i)
-        elif keys[i] and first[keys[i]] != i:
+        elif first[keys[i]] != i:
             pairs.append((first[keys[i]], i, "id repeated"))
             paired.add(i)
     return sorted(pairs, key=lambda p: p[1])
@@ -463,19 +470,28 @@ class Precision:
 
 
 def duplicate_precision(table, pairs):
-    """:class:`Precision` of each assay column over ``pairs`` (:func:`duplicate_pairs`), for the columns where at
-    least one pair is high enough to compare."""
-    out = []
+    """``(precision, unknown)``: :class:`Precision` of each assay column over ``pairs`` (:func:`duplicate_pairs`),
+    for the columns where at least one pair is high enough to compare, and the columns left out for want of a known
+    limit of detection (no limits row, no '<' value: pairs near the limit would decide the median). A value over the
+    upper limit ('>10') is a bound, not a measurement: its pair is left out."""
+    out, unknown = [], []
     for c in table.assays:
         values, limit = table.values(c), _column_limit(table, c)
-        floor = PRECISION_FACTOR * limit if limit == limit and limit > 0 else 0.0
+        if not (limit == limit and limit > 0):
+            if any(math.isfinite(values[i]) and math.isfinite(values[j]) for i, j, _ in pairs):
+                unknown.append(c.name)
+            continue
+        floor, over = PRECISION_FACTOR * limit, set(table.over_limit(c))
         hard = []
-        for a, b in ((values[i], values[j]) for i, j, _ in pairs):
-            if math.isfinite(a) and math.isfinite(b) and a > floor and b > floor and a + b > 0:
+        for i, j, _ in pairs:
+            a, b = values[i], values[j]
+            if i in over or j in over or not (math.isfinite(a) and math.isfinite(b)):
+                continue
+            if a >= floor and b >= floor:
                 hard.append(100.0 * abs(a - b) / (a + b))
         if hard:
             hard.sort()
             n = len(hard)
             median = hard[n // 2] if n % 2 else 0.5 * (hard[n // 2 - 1] + hard[n // 2])
             out.append(Precision(c.name, n, median, sum(h <= 10.0 for h in hard), sum(h <= 20.0 for h in hard)))
-    return out
+    return out, unknown

@@ -820,8 +820,8 @@ def _axis(label):
 _HEMISPHERES = {"x": {"E": 1.0, "W": -1.0}, "y": {"N": 1.0, "S": -1.0}}
 _SEXAGESIMAL_MARKS = re.compile(r"\s*(?:[°º˚]|(?<=\d)(?:deg|d|min|m|sec|s)|:|''|[\"″”]|['′’])\s*|\s+",
                                 re.IGNORECASE)
-_DEGREE_MARKS = re.compile(r"[°º˚'′’\"″”]|\d\s*(deg|d|min|m|sec|s)(?![a-z])|^\s*[NSEW]\s*[\d+-]|\d[\s°º˚'′’\"″”]*[NSEW]\s*$",
-                           re.IGNORECASE)
+_DEGREE_MARKS = re.compile(r"[°º˚'′’\"″”]|\d\s*(deg|d|min|m|sec|s)(?![a-z])|^\s*[NSEW]\s*[\d+-]"
+                           r"|\d[\s°º˚'′’\"″”]*[NSEW]\s*$", re.IGNORECASE)
 
 
 def sexagesimal(text, axis):

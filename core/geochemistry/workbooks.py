@@ -80,8 +80,8 @@ def workbook_sheets(path, driver=None, shown=None):
     GDAL's XLSX or ODS driver with no header row and every cell as text (numbers as GDAL writes them: ``0.005``,
     ``1480``, ``1e-05``; a cell formatted as a percentage as its fraction, 0.03 for 3 %: :func:`sheet_formats` says
     which). Rows keep their places (a blank row stays, so line numbers are sheet rows); columns empty in every row
-    are cut from the right (cells only formatted out to column Z or beyond widen GDAL's rows). ``shown``: the name errors give the file (a copy is read
-    where the name's ending is not the format's)."""
+    are cut from the right (cells only formatted out to column Z or beyond widen GDAL's rows). ``shown``: the name
+    errors give the file (a copy is read where the name's ending is not the format's)."""
     from osgeo import gdal
 
     driver = driver or workbook_driver(path)
