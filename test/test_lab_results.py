@@ -847,12 +847,12 @@ def test_standards_are_checked_against_their_certified_values(processing_provide
 def test_duplicate_pairs_and_their_precision(processing_provider, tmp_path):
     # field duplicates under their own ids (a suffix, or an 'Original' column) and a laboratory repeat under the
     # sample's id; precision only where both values are 10 times the limit or more (Au limit 0.005: 0.05)
-    text = ("Sample,Original,Au_ppm,Cu_ppm\nLOR,,0.005,1\nNC001,,1.00,100\nNC002,,0.50,40\nNC003,,0.02,60\n"
-            "NC001D,,1.20,110\nX77,NC002,0.40,40\nNC003,,0.03,50\nNC004,,2.0,5\n")
+    text = ("Sample,Original,Au_ppm,Cu_ppm\nLOR,,0.005,1\nNC001,,1.00,100\nNC001D,,1.20,110\nNC002,,0.50,40\n"
+            "NC003,,0.02,60\nX77,NC002,0.40,40\nNC003,,0.03,50\nNC004,,2.0,5\n")
     table = lr.read_lab_results(write(tmp_path, "dups.csv", text))
     ids = table.attribute_values("Sample")
     pairs = lab_qc.duplicate_pairs(table, ids)
-    assert pairs == [(0, 3, "id with a duplicate suffix"), (1, 4, "'Original' column"), (2, 5, "id repeated")]
+    assert pairs == [(0, 1, "id with a duplicate suffix"), (2, 4, "'Original' column"), (3, 5, "id repeated")]
     found, unknown = lab_qc.duplicate_precision(table, pairs)
     precision = {p.column: p for p in found}
     assert unknown == []
@@ -866,6 +866,9 @@ def test_duplicate_pairs_and_their_precision(processing_provider, tmp_path):
     # blank are no duplicates
     assert lab_qc.duplicate_pairs(table, ["AD", "S100R", "NC009D", "B", "C", "D"]) == []
     assert lab_qc.duplicate_pairs(table, ["RC1-15", "RC11-5", "OREAS 504c", "OREAS 504c", "BLANK", "BLANK"]) == []
+    # a bare D or R pairs only next to its original (further away, RC123D is a hole of its own); DUP anywhere
+    assert lab_qc.duplicate_pairs(table, ["RC123", "A", "B", "C", "RC123D", "RC123 DUP"]) == \
+        [(0, 5, "id with a duplicate suffix")]
     # a value over the upper limit is a bound: its pair is left out; a pair at exactly 10 times the limit counts; a
     # column without a known limit is not measured
     bounds = lr.read_lab_results(write(tmp_path, "dups2.csv", "Sample,Au_ppm,Cu_ppm\nA1,>10,3\nA1D,>10,4\n"

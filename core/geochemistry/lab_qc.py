@@ -408,6 +408,10 @@ DUPLICATE_SUFFIX = re.compile(r"^(?P<base>.*?[0-9A-Za-z])[\s_\-/.]*(dup|dupl|dup
                               r"|re|chk|check)\s*\d?$", re.IGNORECASE)
 """A duplicate's id written as its original's with a suffix (``NC001D``, ``NC001 DUP``, ``NC001-FD``, ``NC001_R``)."""
 
+ADJACENT_ROWS = 2
+"""A duplicate whose id is its original's with a bare ``D`` or ``R`` pairs only within this many rows of it (a
+laboratory reports a duplicate right after its original; further away, ``RC123D`` is more likely a hole of its own)."""
+
 ORIGINAL_COLUMN = {"original", "originalsample", "originalid", "originalsampleid", "orig", "origsample", "origid",
                    "parent", "parentid", "parentsample", "parentsampleid", "dupof", "duplicateof", "primary",
                    "primaryid", "primarysample", "primarysampleid", "originalno"}
@@ -421,7 +425,7 @@ limit, the relative difference measures the limit, not the sampling (Thompson an
 def duplicate_pairs(table, ids, exclude=()):
     """``[(original row, duplicate row, how)]``: duplicates of the results and their originals, by a column giving the
     original's id (:data:`ORIGINAL_COLUMN`), by an id written as another row's with a duplicate suffix
-    (:data:`DUPLICATE_SUFFIX`), or by an id that comes again (a laboratory's repeat under the sample's id). Ids are
+    (:data:`DUPLICATE_SUFFIX`; a bare D or R only next to it, :data:`ADJACENT_ROWS`), or by an id that comes again (a laboratory's repeat under the sample's id). Ids are
     compared without case and spaces only, as the join compares them (``RC1-15`` is not ``RC11-5``). Blanks,
     standards (ids that look like one: :data:`STANDARD_NAMES`) and the rows of ``exclude`` (the standards found
     otherwise) are no duplicates nor originals: a batch holds many copies of one standard."""
@@ -448,6 +452,8 @@ def duplicate_pairs(table, ids, exclude=()):
             continue
         match = DUPLICATE_SUFFIX.match(text.strip())
         original = first.get(lr._folded(match.group("base"))) if match else None
+        if original is not None and len(match.group(2)) == 1 and abs(i - original) > ADJACENT_ROWS:
+            original = None   # a bare D or R far from its 'original': RC123D a diamond tail of hole RC123, not a pair
         if original is not None and original != i:
             pairs.append((original, i, "id with a duplicate suffix"))
             paired.add(i)
