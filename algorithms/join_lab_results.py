@@ -483,12 +483,17 @@ class JoinLabResults(OreMapAlgorithm):
     def _check_qc(self, table, ids, certified, feedback):
         """The laboratory's quality control in the log: blanks above a few times the limit of detection, the
         precision of duplicate pairs, and the standards against their certified values (``certified``, or None: the
-        rows that look like standards are named). Returns the number of standard results beyond
-        :data:`lab_qc.FAIL_SD`."""
-        self._check_blanks(table, ids, feedback)
+        rows that look like standards are named), in the results and in a workbook's other sheets that read as
+        tables (a laboratory's QC sheet). Returns the number of standard results beyond :data:`lab_qc.FAIL_SD`."""
+        others = [(t, self._sheet_ids(t)) for t in table.other_tables]
+        for t, t_ids in [(table, ids)] + others:
+            self._check_blanks(t, t_ids, feedback, None if t is table else t.sheet)
         standards = lab_qc.standard_rows(table, ids, {c.standard for c in certified}) if certified else {}
         self._log_duplicates(table, ids, standards, feedback)
-        likely = lab_qc.likely_standards(table, ids)
+        likely = {}
+        for t, t_ids in [(table, ids)] + others:
+            for name, k in lab_qc.likely_standards(t, t_ids).items():
+                likely[name] = likely.get(name, 0) + k
         listed = _shown(f"{n} x{k}" if k > 1 else n for n, k in likely.items())
         if certified is None:
             if likely:
@@ -498,11 +503,8 @@ class JoinLabResults(OreMapAlgorithm):
         for place, why in certified.skipped:
             feedback.warning(f"Certified values, {place}: {why} is a unit OreMap does not convert (ppm, ppb, %, g/t): "
                              "not checked.")
-        check = lab_qc.check_standards(table, ids, certified)
-        for standard, column, methods in check.undecided:
-            feedback.info(f"{standard}: {column} not compared, the certified values give its element by several "
-                          f"methods ({_shown(methods)}) and the column's header names none of them.")
-        if not check.results:
+        checks = [(t, lab_qc.check_standards(t, t_ids, certified)) for t, t_ids in [(table, ids)] + others]
+        if not any(check.results for _, check in checks):
             named = sorted({c.standard for c in certified})
             feedback.warning("No row of the results file is a standard of the certified values ("
                              + _shown(named) + "), or none has a result for their elements: nothing checked."
@@ -510,11 +512,29 @@ class JoinLabResults(OreMapAlgorithm):
                              + " The rows are matched by id or another cell, without regard to case, spaces, "
                              "hyphens, the words STD or CRM and a numbering.")
             return 0
-        if check.not_in_results:
-            feedback.info("Standards of the certified values without a row in the results: "
-                          + _shown(check.not_in_results) + ".")
+        unseen = [s for s in checks[0][1].not_in_results if all(s in c.not_in_results for _, c in checks)]
+        if unseen:
+            feedback.info("Standards of the certified values without a row in the results: " + _shown(unseen) + ".")
+        for t, check in checks:
+            self._log_standards(t, check, feedback, "" if t is table else f" of sheet '{t.sheet}'")
+        return sum(len(check.failed()) for _, check in checks)
+
+    @staticmethod
+    def _sheet_ids(table):
+        """The sample ids of a workbook's other sheet, for its QC rows: its id column's cells (none: empty)."""
+        column = lab_results.id_column(table)
+        return table.attribute_values(column) if column else [""] * len(table.rows)
+
+    @staticmethod
+    def _log_standards(table, check, feedback, sheet):
+        """The log of one table's standards checked (:func:`core.geochemistry.lab_qc.check_standards`): methods not
+        decided, elements not assayed, each standard's mean and bias per column, and each result beyond 2 SD.
+        ``sheet``: what places the rows ('' for the results, " of sheet 'QC'" for another sheet)."""
+        for standard, column, methods in check.undecided:
+            feedback.info(f"{standard}: {column}{sheet} not compared, the certified values give its element by "
+                          f"several methods ({_shown(methods)}) and the column's header names none of them.")
         for standard, elements in check.elements_missing.items():
-            feedback.info(f"{standard}: certified {', '.join(elements)} not assayed in the results file.")
+            feedback.info(f"{standard}: certified {', '.join(elements)} not assayed in the results file{sheet}.")
         groups = {}
         for r in check.results:
             groups.setdefault((r.standard, r.column), []).append(r)
@@ -531,31 +551,31 @@ class JoinLabResults(OreMapAlgorithm):
                         f"(bias {100 * (mean / value.value - 1):+.1f} %)")
             else:
                 said = "beyond the limits of detection"
-            feedback.info(f"{standard}, {column} ({len(found)} row{'s' if len(found) > 1 else ''}): {said}; "
+            feedback.info(f"{standard}, {column}{sheet} ({len(found)} row{'s' if len(found) > 1 else ''}): {said}; "
                           f"{verdict}.")
         for r in sorted(check.failed() + check.warned(), key=lambda r: (r.row, r.column)):
             value, fails = r.certified, abs(r.z) > lab_qc.FAIL_SD
             shown = ("below " if r.below else "above " if r.above else "") + _figure(r.measured)
             feedback.warning(
-                f"{r.standard} at {table.place(r.row)}: {r.column} {shown} {value.unit} against the certified "
+                f"{r.standard} at {table.place(r.row)}{sheet}: {r.column} {shown} {value.unit} against the certified "
                 f"{_figure(value.value)} +/- {_figure(value.sd)} ({r.z:+.2f} SD): "
                 + ("a failed standard, the batch's results for this element are in doubt; ask the laboratory to "
                    "re-assay the batch." if fails else f"beyond {lab_qc.WARN_SD:g} SD (1 result in 20 of a laboratory "
                                                         "in control gets there; two in a row point at a fault)."))
-        return len(check.failed())
 
     @staticmethod
-    def _check_blanks(table, ids, feedback):
+    def _check_blanks(table, ids, feedback, sheet=None):
         """Warn of the file's blanks that assay above a few times the limit of detection
-        (:func:`core.geochemistry.lab_qc.contaminated_blanks`)."""
+        (:func:`core.geochemistry.lab_qc.contaminated_blanks`); ``sheet``: the workbook's other sheet they are in."""
         found, unchecked = lab_qc.contaminated_blanks(table, ids)
+        where = f" of sheet '{sheet}'" if sheet else ""
         if unchecked:
-            feedback.info(f"Blanks not checked in {', '.join(unchecked)}: no limit of detection known (no limits row, "
-                          "no '<' value).")
+            feedback.info(f"Blanks{where} not checked in {', '.join(unchecked)}: no limit of detection known (no "
+                          "limits row, no '<' value).")
         if not found:
             return
         said = "; ".join(
-            f"{ids[i] or 'a blank'} ({table.place(i)}): "
+            f"{ids[i] or 'a blank'} ({table.place(i)}{where}): "
             + ", ".join(f"{name} {value:g}, {value / limit:.0f} times its limit {limit:g}" for name, value, limit in
                         hits[:4]) + (f" and {len(hits) - 4} more" if len(hits) > 4 else "") for i, hits in found[:6])
         more = f"; and {len(found) - 6} more" if len(found) > 6 else ""

@@ -932,3 +932,25 @@ def test_certified_values_as_vendors_write_them_and_standards_as_laboratories_na
     with pytest.raises(OreMapError) as caught:
         lab_qc.read_certified_values(str(old))
     assert caught.value.parameter == "standards" and "Excel 97-2003" in caught.value.message
+
+
+def test_the_standards_and_blanks_of_a_workbooks_qc_sheet_are_checked_too(processing_provider, tmp_path):
+    # a laboratory's workbook: the results, and a QC sheet with two standards and two blanks
+    qc = [["Sample", "Au", "Cu"], [None, "ppm", "%"], ["OREAS 504c", 1.61, 1.10], ["OREAS 504c", 1.49, 1.52],
+          ["BLANK", 0.09, 0.0002], ["BLANK", "<0.005", "<0.0001"]]
+    path = write_xlsx(str(tmp_path / "VA26001234.xlsx"), {"Results": certificate_cells(), "QC": qc})
+    table = lr.read_lab_results(path)
+    assert table.sheet == "Results" and [t.sheet for t in table.other_tables] == ["QC"]
+    assert lr.read_lab_results(path, "Results").other_tables[0].sheet == "QC"   # chosen by name too
+    feedback = warning_recorder()
+    result, layer, _ = run_join(tmp_path, {"RESULTS": path, "STANDARDS": write(tmp_path, "certified.csv", CERTIFIED)},
+                                feedback)
+    # the results' S and As (2) and the QC sheet's second copper (1.52 % against 1.10 +/- 0.025: +16.8 SD)
+    assert result["STANDARDS_FAILED"] == 3
+    assert any(w.startswith("OREAS 504c at row 4 of sheet 'QC': Cu_pct 1.52 pct against the certified 1.1 +/- 0.025 "
+                            "(+16.80 SD): a failed standard") for w in feedback.warnings)
+    assert "OREAS 504c, Au_ppm of sheet 'QC' (2 rows): mean 1550 against 1480 +/- 45 ppb (bias +4.7 %); 1 beyond 2 SD." \
+        in feedback.infos
+    assert any(w.startswith("1 blank(s) assay above 5 times the limit of detection") and
+               "BLANK (row 5 of sheet 'QC'): Au_ppm 0.09, 18 times its limit 0.005" in w for w in feedback.warnings)
+    del layer

@@ -100,6 +100,9 @@ class LabTable:
     sheet: str = ""
     #: The workbook's other sheets, not read (sheet found by itself), and those hidden in the workbook.
     other_sheets: list = field(default_factory=list)
+    #: The other sheets that read as tables of assays (a laboratory's QC sheet), as LabTables: their standards and
+    #: blanks are checked too.
+    other_tables: list = field(default_factory=list, repr=False)
     _parsed: dict = field(default_factory=dict, repr=False, compare=False)
 
     def place(self, i):
@@ -412,9 +415,17 @@ def read_lab_results(path, sheet=None):
                               f"Its sheets: {listed} (or their numbers from 1).")
         rows = dict(sheets)[chosen[0]]
         try:
-            return _table(path, rows, "", _workbook_comma(rows), sheet=chosen[0], formats=formats.get(chosen[0]))
+            table = _table(path, rows, "", _workbook_comma(rows), sheet=chosen[0], formats=formats.get(chosen[0]))
         except OreMapError as exc:
             raise OreMapError(exc.message, "sheet", f"Choose the sheet of results among {listed}.") from None
+        for name, other in sheets:   # the others that read as tables (a QC sheet), for their standards and blanks
+            if name != chosen[0]:
+                try:
+                    table.other_tables.append(_table(path, other, "", _workbook_comma(other), sheet=name,
+                                                     formats=formats.get(name)))
+                except OreMapError:
+                    pass
+        return table
     tables, reasons = [], []
     for name, rows in sheets:
         try:
@@ -436,6 +447,7 @@ def read_lab_results(path, sheet=None):
     best = max(tables, key=lambda t: (t.sheet not in hidden, sum(math.isfinite(v) for c in t.assays
                                                                   for v in t.values(c)), -order.index(t.sheet)))
     best.other_sheets = [n + (" (hidden)" if n in hidden else "") for n in order if n != best.sheet]
+    best.other_tables = [t for t in tables if t is not best]
     return best
 
 
