@@ -449,9 +449,11 @@ class JoinLabResults(OreMapAlgorithm):
         header = (f"{line}s {table.header_lines[0]}-{table.header_lines[-1]}" if len(table.header_lines) > 1
                   else f"{line} {table.header_lines[0]}" if table.header_lines else "none")
         if table.sheet:
+            checked = {t.sheet for t in table.other_tables}
+            others = [repr(n) + (" (its blanks and standards checked)" if re.sub(r" \(hidden\)$", "", n) in checked
+                                 else "") for n in table.other_sheets]
             kind = f"Results workbook: sheet '{table.sheet}'" + (
-                f" (the largest table of assays; not read: {', '.join(repr(n) for n in table.other_sheets)})"
-                if table.other_sheets else "")
+                f" (the largest table of assays; not joined: {', '.join(others)})" if others else "")
         else:
             delimiter = {",": "comma", ";": "semicolon", "\t": "tab", "|": "bar"}[table.delimiter]
             kind = f"Results file: {delimiter}-separated{', decimal commas' if table.decimal_comma else ''}"
@@ -541,8 +543,8 @@ class JoinLabResults(OreMapAlgorithm):
         for (standard, column), found in groups.items():
             value = found[0].certified
             measured = [r.measured for r in found if not (r.below or r.above)]
-            failed = sum(1 for r in found if abs(r.z) > lab_qc.FAIL_SD)
-            warned = sum(1 for r in found if lab_qc.WARN_SD < abs(r.z) <= lab_qc.FAIL_SD)
+            failed = sum(1 for r in found if lab_qc.beyond(r.z, lab_qc.FAIL_SD))
+            warned = sum(1 for r in found if lab_qc.beyond(r.z, lab_qc.WARN_SD)) - failed
             verdict = (f"{failed} beyond {lab_qc.FAIL_SD:g} SD" if failed else
                        f"{warned} beyond {lab_qc.WARN_SD:g} SD" if warned else f"all within {lab_qc.WARN_SD:g} SD")
             if measured:
@@ -554,7 +556,7 @@ class JoinLabResults(OreMapAlgorithm):
             feedback.info(f"{standard}, {column}{sheet} ({len(found)} row{'s' if len(found) > 1 else ''}): {said}; "
                           f"{verdict}.")
         for r in sorted(check.failed() + check.warned(), key=lambda r: (r.row, r.column)):
-            value, fails = r.certified, abs(r.z) > lab_qc.FAIL_SD
+            value, fails = r.certified, lab_qc.beyond(r.z, lab_qc.FAIL_SD)
             shown = ("below " if r.below else "above " if r.above else "") + _figure(r.measured)
             feedback.warning(
                 f"{r.standard} at {table.place(r.row)}{sheet}: {r.column} {shown} {value.unit} against the certified "

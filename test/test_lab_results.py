@@ -600,7 +600,7 @@ def test_a_workbook_joins_and_a_missing_sheet_is_refused_for_the_sheet_parameter
     assert (result["JOINED"], result["UNMATCHED"]) == (4, 2)
     # (the output opens at once: a sheet that is no table, tried first, had kept the GeoPackage locked)
     assert [rows[k]["Au_ppm"] for k in ("NC001", "NC002", "NC003", "NC004")] == [-0.005, 15.2, 0.456, 0.1]
-    assert ("Results workbook: sheet 'Results' (the largest table of assays; not read: 'Notes'); header rows 6-9; "
+    assert ("Results workbook: sheet 'Results' (the largest table of assays; not joined: 'Notes'); header rows 6-9; "
             "data from row 10 (6 rows).") in feedback.infos
     # (the layer and its features go before the next run: a traceback kept by pytest.raises holds this frame, and a
     # layer freed after QGIS has exited crashes the interpreter at its end)
@@ -886,6 +886,22 @@ def test_duplicate_pairs_and_their_precision(processing_provider, tmp_path):
     del layer
 
 
+def test_a_result_exactly_at_3_or_2_sd_is_not_beyond_them(tmp_path):
+    # (from a replay) 4.14 against 4.02 +/- 0.04 computes as 3.0000000000000027 SD: it neither fails nor did 23
+    # against 20 +/- 1 (3.0 exactly); 4.10 (2.0000000000000018 SD) is within 2 SD like 22 against 20 +/- 1
+    table = lr.read_lab_results(write(tmp_path, "edge.csv", "Sample,Pb_ppm,Fe_pct\nA1,5,1\nOREAS 501d,23,4.14\n"
+                                                            "OREAS 501d,22,4.10\n"))
+    certified = [lab_qc.CertifiedValue("OREAS 501d", "Pb", "ppm", 20.0, 1.0),
+                 lab_qc.CertifiedValue("OREAS 501d", "Fe", "pct", 4.02, 0.04)]
+    check = lab_qc.check_standards(table, table.attribute_values("Sample"), certified)
+    assert [round(r.z, 6) for r in check.results] == [3.0, 3.0, 2.0, 2.0]
+    assert check.failed() == [] and [(r.row, r.column) for r in check.warned()] == [(1, "Pb_ppm"), (1, "Fe_pct")]
+    with pytest.raises(OreMapError) as caught:
+        lab_qc.read_certified_values(str(tmp_path / "nothere.csv"))
+    assert caught.value.parameter == "standards" and "table of certified values" in caught.value.fix \
+        and "results" not in caught.value.fix
+
+
 def test_certified_values_as_vendors_write_them_and_standards_as_laboratories_name_them(tmp_path):
     # (from a review) an OREAS-style table: a title, 1SD on a second header row, method section rows, 'Au, Gold';
     # an indicative section is no certified value
@@ -947,6 +963,8 @@ def test_the_standards_and_blanks_of_a_workbooks_qc_sheet_are_checked_too(proces
                                 feedback)
     # the results' S and As (2) and the QC sheet's second copper (1.52 % against 1.10 +/- 0.025: +16.8 SD)
     assert result["STANDARDS_FAILED"] == 3
+    assert any(i.startswith("Results workbook: sheet 'Results' (the largest table of assays; not joined: 'QC' (its "
+                            "blanks and standards checked));") for i in feedback.infos)
     assert any(w.startswith("OREAS 504c at row 4 of sheet 'QC': Cu_pct 1.52 pct against the certified 1.1 +/- 0.025 "
                             "(+16.80 SD): a failed standard") for w in feedback.warnings)
     assert "OREAS 504c, Au_ppm of sheet 'QC' (2 rows): mean 1550 against 1480 +/- 45 ppb (bias +4.7 %); 1 beyond 2 SD." \

@@ -134,7 +134,8 @@ def read_certified_values(path):
             sheets = workbook_sheets(path, driver)
     except OreMapError as exc:
         raise OreMapError(exc.message.replace("results table", "table"), "standards",
-                          (exc.fix or fix).replace("the results file", "the table")) from None
+                          re.sub(r"(a readable|the) results (file|table)", r"\1 table of certified values",
+                                 exc.fix or fix)) from None
     reasons = []
     for sheet, rows in sheets:
         found = _certified_rows(path, sheet, rows)
@@ -242,10 +243,16 @@ class StandardsCheck:
     undecided: list = field(default_factory=list)          # (standard, column, methods): several values, none chosen
 
     def failed(self):
-        return [r for r in self.results if abs(r.z) > FAIL_SD]
+        return [r for r in self.results if beyond(r.z, FAIL_SD)]
 
     def warned(self):
-        return [r for r in self.results if WARN_SD < abs(r.z) <= FAIL_SD]
+        return [r for r in self.results if beyond(r.z, WARN_SD) and not beyond(r.z, FAIL_SD)]
+
+
+def beyond(z, deviations):
+    """True where ``z`` lies beyond ``deviations`` standard deviations: a result exactly at 3 SD (4.14 against
+    4.02 +/- 0.04, whose z computes as 3.0000000000000027) is not beyond it."""
+    return abs(z) > deviations + 1e-9
 
 
 _STANDARD_WORDS = re.compile(r"(?<![a-z])(std|crm|srm|standard|ref)(?![a-z])", re.IGNORECASE)
@@ -333,16 +340,15 @@ def check_standards(table, ids, certified):
                 continue
             # the column's unit and element or oxide, as the certified unit and element or oxide
             scale = sh.UNIT_FACTORS[column.unit] / sh.UNIT_FACTORS[value.unit] * ratio / _base(value.element)[1]
-            low, high = value.value - FAIL_SD * value.sd, value.value + FAIL_SD * value.sd
             if result < 0:   # below detection: the limit
                 limit = -result * scale
-                if limit < low:
+                if beyond((limit - value.value) / value.sd, FAIL_SD) and limit < value.value:
                     check.results.append(StandardResult(i, standard, column.name, limit, value,
                                                         (limit - value.value) / value.sd, below=True))
                 continue
             measured = result * scale
             if i in over:    # over the upper limit: a lower bound
-                if measured > high:
+                if beyond((measured - value.value) / value.sd, FAIL_SD) and measured > value.value:
                     check.results.append(StandardResult(i, standard, column.name, measured, value,
                                                         (measured - value.value) / value.sd, above=True))
                 continue
