@@ -246,11 +246,12 @@ class JoinLabResults(OreMapAlgorithm):
                              "go to the first point of each. Check the layer for duplicated ids.")
         return name, column, rows
 
-    def _file_points(self, parameters, context, table, feedback):
+    def _file_points(self, parameters, context, table, ids, feedback):
         """``(fields, crs, features, rows)`` of a results file that carries its samples' coordinates, without a point
         layer: a feature per row located by the file's coordinate pair
         (:func:`core.geochemistry.lab_results.coordinate_columns`) in CRS (without one, only a longitude and latitude
-        pair, in EPSG:4326); rows without coordinates, at a placeholder or out of range are left out and listed."""
+        pair, in EPSG:4326); rows without coordinates, at a placeholder or out of range are left out and listed
+        (``ids``: each row's sample id, for the log)."""
         crs = self.parameterAsCrs(parameters, "CRS", context)
         given = crs.isValid()
         if given:
@@ -313,7 +314,6 @@ class JoinLabResults(OreMapAlgorithm):
                       + ("" if given else " (longitude and latitude, as no CRS was given)")
                       + f"; {len(located)} rows located." + (f" Not used: {', '.join(found.others)}."
                                                               if found.others else ""))
-        ids = self._row_ids(parameters, context, table)
         if found.written:
             i = found.written[0]
             x_text, y_text = (table.attribute_values(c)[i] for c in (found.x_column, found.y_column))
@@ -339,12 +339,6 @@ class JoinLabResults(OreMapAlgorithm):
                             "Fill in the samples' coordinates, or choose the sample points.")
         return QgsFields(), crs, features, rows
 
-    def _row_ids(self, parameters, context, table):
-        """The sample id of each row for the log: RESULT_ID's column, else the first column that is no coordinate."""
-        column = self._result_column(table, self.parameterAsString(parameters, "RESULT_ID", context))
-        if column is None:
-            column = lab_results.id_column(table)
-        return table.attribute_values(column) if column else [""] * len(table.rows)
 
     # -- run ---------------------------------------------------------------------------------
     def process(self, parameters, context, feedback):
@@ -354,8 +348,9 @@ class JoinLabResults(OreMapAlgorithm):
         standards = self.parameterAsFile(parameters, "STANDARDS", context)
         certified = lab_qc.read_certified_values(standards) if standards else None
         self._log_table(table, feedback)
-        if source is None:   # the samples at the file's own coordinates
-            fields, crs, features, rows = self._file_points(parameters, context, table, feedback)
+        if source is None:   # the samples at the file's own coordinates; ids for the log: RESULT_ID's, else found
+            ids = table.row_ids(self._result_column(table, self.parameterAsString(parameters, "RESULT_ID", context)))
+            fields, crs, features, rows = self._file_points(parameters, context, table, ids, feedback)
             wkb, id_field, column, keep = QgsWkbTypes.Point, None, None, False
         else:
             features = self._points(source, feedback)
@@ -364,6 +359,7 @@ class JoinLabResults(OreMapAlgorithm):
             id_field, column, rows = self._match(parameters, context, table, source, features, feedback)
             keep = self.parameterAsBool(parameters, "KEEP_POINTS", context)
             self._log_matches(table, column, rows, len(features), keep, feedback)
+            ids = table.attribute_values(column)
             fields, crs, wkb = source.fields(), source.sourceCrs(), source.wkbType()
             if self.parameterAsCrs(parameters, "CRS", context).isValid():
                 feedback.warning("CRS applies to the file's own coordinates, without sample points: not used (the "
@@ -438,7 +434,6 @@ class JoinLabResults(OreMapAlgorithm):
                 if k not in used:
                     write(feature, [NULL] * len(columns), "a point without results")
         feedback.progress(100.0)
-        ids = self._row_ids(parameters, context, table) if source is None else table.attribute_values(column)
         failed = self._check_qc(table, ids, certified, feedback)
         return {"OUTPUT": dest, "JOINED": joined, "UNMATCHED": sum(1 for r in rows if r < 0),
                 "STANDARDS_FAILED": failed}
@@ -487,7 +482,7 @@ class JoinLabResults(OreMapAlgorithm):
         precision of duplicate pairs, and the standards against their certified values (``certified``, or None: the
         rows that look like standards are named), in the results and in a workbook's other sheets that read as
         tables (a laboratory's QC sheet). Returns the number of standard results beyond :data:`lab_qc.FAIL_SD`."""
-        others = [(t, self._sheet_ids(t)) for t in table.other_tables]
+        others = [(t, t.row_ids()) for t in table.other_tables]
         for t, t_ids in [(table, ids)] + others:
             self._check_blanks(t, t_ids, feedback, None if t is table else t.sheet)
         standards = lab_qc.standard_rows(table, ids, {c.standard for c in certified}) if certified else {}
@@ -520,12 +515,6 @@ class JoinLabResults(OreMapAlgorithm):
         for t, check in checks:
             self._log_standards(t, check, feedback, "" if t is table else f" of sheet '{t.sheet}'")
         return sum(len(check.failed()) for _, check in checks)
-
-    @staticmethod
-    def _sheet_ids(table):
-        """The sample ids of a workbook's other sheet, for its QC rows: its id column's cells (none: empty)."""
-        column = lab_results.id_column(table)
-        return table.attribute_values(column) if column else [""] * len(table.rows)
 
     @staticmethod
     def _log_standards(table, check, feedback, sheet):

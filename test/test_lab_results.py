@@ -864,10 +864,10 @@ def test_duplicate_pairs_and_their_precision(processing_provider, tmp_path):
     # ids that only look like a duplicate of a sample the file lacks, and a lone sample, pair with nothing; ids equal
     # but for punctuation are other samples (hole 1 sample 15, hole 11 sample 5); copies of a standard and of a
     # blank are no duplicates
-    assert lab_qc.duplicate_pairs(table, ["AD", "S100R", "NC009D", "B", "C", "D"]) == []
-    assert lab_qc.duplicate_pairs(table, ["RC1-15", "RC11-5", "OREAS 504c", "OREAS 504c", "BLANK", "BLANK"]) == []
+    assert lab_qc.duplicate_pairs(table, ["AD", "S100R", "NC009D", "B", "C", "D", "E"]) == []
+    assert lab_qc.duplicate_pairs(table, ["RC1-15", "RC11-5", "OREAS 504c", "OREAS 504c", "BLANK", "BLANK", "E"]) == []
     # a bare D or R pairs only next to its original (further away, RC123D is a hole of its own); DUP anywhere
-    assert lab_qc.duplicate_pairs(table, ["RC123", "A", "B", "C", "RC123D", "RC123 DUP"]) == \
+    assert lab_qc.duplicate_pairs(table, ["RC123", "A", "B", "C", "RC123D", "RC123 DUP", "E"]) == \
         [(0, 5, "id with a duplicate suffix")]
     # a value over the upper limit is a bound: its pair is left out; a pair at exactly 10 times the limit counts; a
     # column without a known limit is not measured

@@ -173,7 +173,7 @@ def _certified_rows(path, sheet, rows):
         if found:
             return found
         reason = f"no row of {where} under its header holds an analyte with a positive certified value and SD"
-        if found is not None and found.skipped:
+        if found.skipped:
             reason += " in a unit OreMap converts (ppm, ppb, %, g/t; not " + ", ".join(
                 why for _, why in found.skipped[:4]) + ")"
     return reason
@@ -338,22 +338,15 @@ def check_standards(table, ids, certified):
             result = results[i]
             if value is None or not math.isfinite(result):
                 continue
-            # the column's unit and element or oxide, as the certified unit and element or oxide
+            # the column's unit and element or oxide, as the certified unit and element or oxide; below detection
+            # the limit (an upper bound), over the upper limit the limit (a lower bound)
             scale = sh.UNIT_FACTORS[column.unit] / sh.UNIT_FACTORS[value.unit] * ratio / _base(value.element)[1]
-            if result < 0:   # below detection: the limit
-                limit = -result * scale
-                if beyond((limit - value.value) / value.sd, FAIL_SD) and limit < value.value:
-                    check.results.append(StandardResult(i, standard, column.name, limit, value,
-                                                        (limit - value.value) / value.sd, below=True))
-                continue
-            measured = result * scale
-            if i in over:    # over the upper limit: a lower bound
-                if beyond((measured - value.value) / value.sd, FAIL_SD) and measured > value.value:
-                    check.results.append(StandardResult(i, standard, column.name, measured, value,
-                                                        (measured - value.value) / value.sd, above=True))
-                continue
-            check.results.append(StandardResult(i, standard, column.name, measured, value,
-                                                (measured - value.value) / value.sd))
+            measured = abs(result) * scale
+            z = (measured - value.value) / value.sd
+            below, above = result < 0, i in over
+            if (below and not (z < 0 and beyond(z, FAIL_SD))) or (above and not (z > 0 and beyond(z, FAIL_SD))):
+                continue   # a bound that does not prove a failure says nothing
+            check.results.append(StandardResult(i, standard, column.name, measured, value, z, below, above))
     return check
 
 
@@ -365,14 +358,6 @@ def likely_standards(table, ids):
         if text and STANDARD_NAMES.search(text) and not is_blank_id(text):
             counts[text] = counts.get(text, 0) + 1
     return counts
-
-
-def _column_limit(table, column):
-    """A column's lower limit of detection: its limits row's, else the lowest '<' limit written in it; NaN."""
-    if column.limit == column.limit:
-        return column.limit
-    written = [-v for v in table.values(column) if v < 0 and math.isfinite(v)]
-    return min(written) if written else float("nan")
 
 
 QC_COLUMN_WORDS = re.compile(r"qc|qaqc|type|category|class|control|standard", re.IGNORECASE)
@@ -387,18 +372,24 @@ def is_blank_id(text):
                 or re.fullmatch(r"\s*(blk|blnk)\s*([-_#]?\s*\d+)?\s*", text, re.IGNORECASE))
 
 
+def blank_rows(table, ids):
+    """The rows (in order) whose id, ``ids[row]``, or a QC-type cell (:data:`QC_COLUMN_WORDS`) names a blank
+    (:func:`is_blank_id`)."""
+    texts = [table.attribute_values(name) for name in table.attributes if QC_COLUMN_WORDS.search(name)]
+    return [i for i in range(len(table.rows)) if (ids[i] and is_blank_id(ids[i]))
+            or any(t[i] and is_blank_id(t[i]) for t in texts)]
+
+
 def contaminated_blanks(table, ids):
     """``(found, unchecked)``: ``found`` the blanks of the file (rows whose id, ``ids[row]``, or a QC-type cell names
     a blank: :func:`is_blank_id`, :data:`QC_COLUMN_WORDS`) that assay above :data:`BLANK_FACTOR` times an element's
     limit of detection, as ``[(row, [(assay name, value, limit)])]`` (contamination or carry-over in the preparation
     or the analysis, which reaches the samples after them); ``unchecked`` the assay columns without a known limit
     (no limits row, no '<' value), where the blanks could not be checked."""
-    texts = [table.attribute_values(name) for name in table.attributes if QC_COLUMN_WORDS.search(name)]
-    blanks = [i for i in range(len(table.rows)) if (ids[i] and is_blank_id(ids[i]))
-              or any(t[i] and is_blank_id(t[i]) for t in texts)]
+    blanks = blank_rows(table, ids)
     if not blanks:
         return [], []
-    columns = [(c.name, table.values(c), _column_limit(table, c)) for c in table.assays]
+    columns = [(c.name, table.values(c), table.detection_limit(c)) for c in table.assays]
     found = []
     for i in blanks:
         hits = [(name, values[i], limit) for name, values, limit in columns
@@ -431,14 +422,13 @@ limit, the relative difference measures the limit, not the sampling (Thompson an
 def duplicate_pairs(table, ids, exclude=()):
     """``[(original row, duplicate row, how)]``: duplicates of the results and their originals, by a column giving the
     original's id (:data:`ORIGINAL_COLUMN`), by an id written as another row's with a duplicate suffix
-    (:data:`DUPLICATE_SUFFIX`; a bare D or R only next to it, :data:`ADJACENT_ROWS`), or by an id that comes again (a laboratory's repeat under the sample's id). Ids are
-    compared without case and spaces only, as the join compares them (``RC1-15`` is not ``RC11-5``). Blanks,
-    standards (ids that look like one: :data:`STANDARD_NAMES`) and the rows of ``exclude`` (the standards found
-    otherwise) are no duplicates nor originals: a batch holds many copies of one standard."""
-    qc_texts = [table.attribute_values(name) for name in table.attributes if QC_COLUMN_WORDS.search(name)]
-    excluded = set(exclude) | {i for i, text in enumerate(ids) if text and (is_blank_id(text)
-                                                                             or STANDARD_NAMES.search(text))}
-    excluded |= {i for t in qc_texts for i, text in enumerate(t) if text and is_blank_id(text)}
+    (:data:`DUPLICATE_SUFFIX`; a bare D or R only next to it, :data:`ADJACENT_ROWS`), or by an id that comes again
+    (a laboratory's repeat under the sample's id). Ids are compared without case and spaces only, as the join
+    compares them (``RC1-15`` is not ``RC11-5``). Blanks, standards (ids that look like one: :data:`STANDARD_NAMES`)
+    and the rows of ``exclude`` (the standards found otherwise) are no duplicates nor originals: a batch holds many
+    copies of one standard."""
+    excluded = set(exclude) | set(blank_rows(table, ids)) | {i for i, text in enumerate(ids)
+                                                             if text and STANDARD_NAMES.search(text)}
     keys = [lr._folded(t) if t and i not in excluded else "" for i, t in enumerate(ids)]
     first = {}
     for i, k in enumerate(keys):
@@ -488,7 +478,7 @@ def duplicate_precision(table, pairs):
     upper limit ('>10') is a bound, not a measurement: its pair is left out."""
     out, unknown = [], []
     for c in table.assays:
-        values, limit = table.values(c), _column_limit(table, c)
+        values, limit = table.values(c), table.detection_limit(c)
         if not (limit == limit and limit > 0):
             if any(math.isfinite(values[i]) and math.isfinite(values[j]) for i, j, _ in pairs):
                 unknown.append(c.name)

@@ -104,6 +104,7 @@ class LabTable:
     #: blanks are checked too.
     other_tables: list = field(default_factory=list, repr=False)
     _parsed: dict = field(default_factory=dict, repr=False, compare=False)
+    _limits: dict = field(default_factory=dict, repr=False, compare=False)
 
     def place(self, i):
         """Where data row ``i`` (0-based) stands in the file: 'line 12' of a text file, 'row 12' of a sheet."""
@@ -159,8 +160,20 @@ class LabTable:
             limit = min(written) if written else float("nan")
         if limit == limit:
             out = [-abs(limit) if v == float("-inf") else v for v in out]
-        self._parsed[column.index] = out
+        self._parsed[column.index], self._limits[column.index] = out, limit
         return list(out)
+
+    def detection_limit(self, column):
+        """``column``'s lower limit of detection: its limits row's, else the lowest '<' limit written in it (the one
+        a 'BDL' takes, :meth:`values`); NaN where neither is known."""
+        self.values(column)
+        return self._limits[column.index]
+
+    def row_ids(self, column=None):
+        """The sample id of each row, for messages: the cells of attribute column ``column``, else of the column that
+        most likely holds the ids (:func:`id_column`); '' for each row without one."""
+        column = column or id_column(self)
+        return self.attribute_values(column) if column else [""] * len(self.rows)
 
     def unread(self, column):
         """The texts of ``column`` that give no value (``'NSS'``, ``'LNR'``, ``'n.a.'``): its filled cells whose value
@@ -402,52 +415,47 @@ def read_lab_results(path, sheet=None):
     order = [t for t, _ in listed_tabs] if listed_tabs and set(names) <= {t for t, _ in listed_tabs} else names
     hidden = {t for t, h in listed_tabs if h}
     listed = ", ".join(f"'{n}'" for n in order)
+    chosen = None
     if wanted:
-        chosen = [n for n in names if n == wanted] \
-            or [n for n in names if n.strip().casefold() == wanted.casefold()]
-        if not chosen and wanted.isdigit() and 1 <= int(wanted) <= len(order):
-            chosen = [order[int(wanted) - 1]]
-            if chosen[0] not in names:
-                raise OreMapError(f"Sheet {wanted} of the workbook '{path}' ('{chosen[0]}') is a chart, not a table.",
+        chosen = next((n for n in names if n == wanted), None) \
+            or next((n for n in names if n.strip().casefold() == wanted.casefold()), None)
+        if chosen is None and wanted.isdigit() and 1 <= int(wanted) <= len(order):
+            chosen = order[int(wanted) - 1]
+            if chosen not in names:
+                raise OreMapError(f"Sheet {wanted} of the workbook '{path}' ('{chosen}') is a chart, not a table.",
                                   "sheet", f"Its sheets: {listed} (or their numbers from 1).")
-        if not chosen:
+        if chosen is None:
             raise OreMapError(f"The workbook '{path}' has no sheet '{wanted}'.", "sheet",
                               f"Its sheets: {listed} (or their numbers from 1).")
-        rows = dict(sheets)[chosen[0]]
-        try:
-            table = _table(path, rows, "", _workbook_comma(rows), sheet=chosen[0], formats=formats.get(chosen[0]))
-        except OreMapError as exc:
-            raise OreMapError(exc.message, "sheet", f"Choose the sheet of results among {listed}.") from None
-        for name, other in sheets:   # the others that read as tables (a QC sheet), for their standards and blanks
-            if name != chosen[0]:
-                try:
-                    table.other_tables.append(_table(path, other, "", _workbook_comma(other), sheet=name,
-                                                     formats=formats.get(name)))
-                except OreMapError:
-                    pass
-        return table
-    tables, reasons = [], []
+    # every sheet that reads as a table: the results, and the others (a QC sheet) for their standards and blanks
+    tables, reasons = {}, {}
     for name, rows in sheets:
         try:
-            tables.append(_table(path, rows, "", _workbook_comma(rows), sheet=name, formats=formats.get(name)))
+            tables[name] = _table(path, rows, "", _workbook_comma(rows), sheet=name, formats=formats.get(name))
         except OreMapError as exc:
             # (only the message is kept: through the exception's traceback this frame held the caller's frames, and
             # the algorithm's output with them, open until the garbage collector ran; a GeoPackage stayed locked)
-            reasons.append((name, exc.message))
-    if not tables:
+            reasons[name] = exc.message
+    if chosen is not None:
+        if chosen not in tables:
+            raise OreMapError(reasons[chosen], "sheet", f"Choose the sheet of results among {listed}.")
+        best = tables[chosen]
+    elif not tables:
         if len(sheets) == 1:
-            raise OreMapError(reasons[0][1], "results",
+            raise OreMapError(reasons[names[0]], "results",
                               "Choose the laboratory's results: one row per sample, one column per element.")
         said = "; ".join(f"'{n}': " + m.replace(f"Sheet '{n}' of '{path}'", "the sheet").rstrip(".")
-                         for n, m in reasons)
+                         for n, m in reasons.items())
         raise OreMapError(f"No sheet of the workbook '{path}' reads as results ({said}).", "results",
                           "Choose the laboratory's results: one row per sample, one column per element.")
-    # the largest table of assays: the results, not a sheet of QC or of notes with a number or two; a hidden sheet
-    # (raw data a laboratory hides) only where no visible one reads
-    best = max(tables, key=lambda t: (t.sheet not in hidden, sum(math.isfinite(v) for c in t.assays
-                                                                  for v in t.values(c)), -order.index(t.sheet)))
-    best.other_sheets = [n + (" (hidden)" if n in hidden else "") for n in order if n != best.sheet]
-    best.other_tables = [t for t in tables if t is not best]
+    else:
+        # the largest table of assays: the results, not a sheet of QC or of notes with a number or two; a hidden
+        # sheet (raw data a laboratory hides) only where no visible one reads
+        best = max(tables.values(), key=lambda t: (t.sheet not in hidden, sum(math.isfinite(v) for c in t.assays
+                                                                               for v in t.values(c)),
+                                                   -order.index(t.sheet)))
+        best.other_sheets = [n + (" (hidden)" if n in hidden else "") for n in order if n != best.sheet]
+    best.other_tables = [t for t in tables.values() if t is not best]
     return best
 
 
@@ -458,9 +466,9 @@ def _workbook_comma(rows):
 
 
 def _shown_percent(rows, places):
-    """``rows`` with the number cells at ``places`` (formatted as percentages) written as the per cent the sheet shows
-    (0.015 as '1.5'), and ``{column: [rows]}`` of the cells rewritten."""
-    rows, changed = [list(r) for r in rows], collections.defaultdict(list)
+    """The number cells of ``rows`` at ``places`` (formatted as percentages) written, in place, as the per cent the
+    sheet shows (0.015 as '1.5'); ``{column: [rows]}`` of the cells rewritten."""
+    changed = collections.defaultdict(list)
     for i, j in places:
         if i < len(rows) and j < len(rows[i]) and rows[i][j]:
             try:
@@ -469,7 +477,7 @@ def _shown_percent(rows, places):
                 continue
             rows[i][j] = f"{value * 100:.15g}"
             changed[j].append(i)
-    return rows, changed
+    return changed
 
 
 def _merged_header(rows, merged, start):
@@ -477,7 +485,7 @@ def _merged_header(rows, merged, start):
     its first row, for rows above the data (``start``): every column it covers gets the code. A title merged over the
     table (a cell from the first column, or the only cell of its row) stays a short row, which ends the header, and
     a merged cell below the header is left as the sheet stores it."""
-    filled = {i: sum(1 for c in rows[i] if c) for i in range(min(start, len(rows)))}
+    filled = {r0: sum(1 for c in rows[r0] if c) for r0, _, _, _ in merged if r0 < start}   # (before any fill)
     for r0, c0, _, c1 in merged:
         if r0 < start and 0 < c0 < len(rows[r0]) and rows[r0][c0] and filled[r0] >= 2:
             for j in range(c0 + 1, min(c1, len(rows[r0]) - 1) + 1):
@@ -489,8 +497,9 @@ def _table(path, rows, delimiter, comma, sheet="", formats=None):
     :class:`workbooks.SheetFormats`)."""
     where = f"Sheet '{sheet}' of '{path}'" if sheet else f"'{path}'"
     percent_cells = {}
-    if formats is not None and formats.percent:
-        rows, percent_cells = _shown_percent(rows, formats.percent)
+    if formats is not None:   # (the sheet's cells as it shows them, in a copy: the caller's rows stay as read)
+        rows = [list(r) for r in rows]
+        percent_cells = _shown_percent(rows, formats.percent)
     head = rows[:SNIFF_ROWS]
     lengths = [len(r) for r in head if sum(1 for c in r if c) > 1]
     if not lengths:
@@ -533,8 +542,7 @@ def _table(path, rows, delimiter, comma, sheet="", formats=None):
     if start is None:
         raise OreMapError(f"No row of {where} reads as assay values.", "results",
                           "Choose the laboratory's results file: one row per sample, one column per element.")
-    if formats is not None and formats.merged:
-        rows = [list(r) for r in rows] if not percent_cells else rows
+    if formats is not None:
         _merged_header(rows, formats.merged, start)
     # the header: the rows above the data as wide as the table (certificate lines above are shorter)
     header = []
@@ -551,6 +559,7 @@ def _table(path, rows, delimiter, comma, sheet="", formats=None):
     # a repeated header further down (pages of a printed certificate) and trailing notes are no samples
     data = [(i, r) for i, r in data if sum(_is_value(c, comma) or _no_result(c) for c in r if c) >= 1]
     line_numbers, rows_data = [i + 1 for i, _ in data], [r for _, r in data]
+    data_rows = {i for i, _ in data}
     assays, attributes, notes, empty, percent_unit = [], {}, [], [], set()
     for j in range(width):
         cells = [rows[i][j] if j < len(rows[i]) else "" for i in names_rows]
@@ -559,7 +568,7 @@ def _table(path, rows, delimiter, comma, sheet="", formats=None):
         column = [r[j] if j < len(r) else "" for r in rows_data]
         filled = [c for c in column if c]
         readable = sum(_is_value(c, comma) or _no_result(c) for c in filled)
-        shown = sum(1 for i in percent_cells.get(j, ()) if i >= start)
+        shown = sum(1 for i in percent_cells.get(j, ()) if i in data_rows)
         if element is not None and unit is None and shown and shown >= 0.5 * len(filled):
             unit = "pct"   # the sheet shows its values as per cent: that is their unit
             percent_unit.add(j)
@@ -584,8 +593,7 @@ def _table(path, rows, delimiter, comma, sheet="", formats=None):
     bare = [c.name for c in assays if not c.unit_given]
     if bare:
         notes.append(f"No unit in the header of {len(bare)} assay column(s), taken as ppm: {', '.join(bare)}.")
-    notes.extend(_format_notes(rows, {n - 1 for n in line_numbers}, assays, attributes, percent_cells, percent_unit,
-                               formats))
+    notes.extend(_format_notes(rows, data_rows, assays, attributes, percent_cells, percent_unit, formats))
     return LabTable(path, delimiter, bool(comma), [i + 1 for i in header], start + 1, assays, attributes, rows_data,
                     line_numbers, notes, sheet=sheet)
 
@@ -762,8 +770,6 @@ PAIR_IGNORED = {"m", "metres", "meters", "k", "kk", "dd", "deg", "degrees", "dec
 OTHER_GRID_WORDS = {"local", "loc", "orig", "original", "mine", "minegrid", "lg", "lgrid", "old", "prev", "previous"}
 #: Coordinates written for "none" (a sample not located yet): never a place.
 PLACEHOLDERS = {-99.0, -999.0, -9999.0, -99999.0, -999999.0}
-#: Share of the rows that a coordinate pair must locate to be the file's coordinates.
-COORDINATE_SHARE = 0.5
 
 
 @dataclass

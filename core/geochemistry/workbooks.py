@@ -72,7 +72,7 @@ def tabs(path, driver):
     except (zipfile.BadZipFile, KeyError, OSError, ElementTree.ParseError):
         return []
     return [(e.get("name", ""), e.get("state", "visible") != "visible")
-            for e in root.iter() if e.tag.rsplit("}", 1)[-1] == "sheet"]
+            for e in root.iter() if _local(e.tag) == "sheet"]
 
 
 def workbook_sheets(path, driver=None, shown=None):
